@@ -1,0 +1,98 @@
+"""The ASGI application: `create_app(settings)` and the lifespan that opens and closes its services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from pymongo.monitoring import CommandListener
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from graphlake import __version__
+from graphlake.context import AppState
+from graphlake.graphiql import graphiql_asset_route
+from graphlake.health import probe
+from graphlake.http_limits import BodySizeLimit, RequestId
+from graphlake.runtime import open_state
+from graphlake.settings import Settings
+from graphlake.view import GraphQLView
+from resolvers.auth.service import ensure_bootstrap_admin
+from resolvers.schema import build_schema
+
+log = logging.getLogger("graphlake")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    announce: bool = False,
+    command_listeners: Sequence[CommandListener] = (),
+) -> Starlette:
+    """The Graphlake app. `announce` prints the URLs and a first admin token (for `graphlake serve`).
+
+    `command_listeners` are handed to PyMongo; tests use one to count database round trips.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_state(settings, command_listeners) as state:
+            app.state.graphlake = state
+            secret = await ensure_bootstrap_admin() if settings.bootstrap_admin_token else None
+            if announce:
+                _announce(settings, secret)
+            yield
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "version": __version__})
+
+    async def readyz(request: Request) -> JSONResponse:
+        state: AppState = request.app.state.graphlake
+        report = await probe(state.db, state.stores)
+        failing = [report.database_error] if report.database_error else []
+        failing += [error for error in report.mount_errors.values() if error]
+        body = {"ok": report.ok, "database": report.database, "storage": report.storage, "failing": failing}
+        return JSONResponse(body, status_code=200 if report.ok else 503)
+
+    view = GraphQLView(build_schema(settings), settings)
+    middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
+        ))
+    routes = [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        graphiql_asset_route(settings),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def _announce(settings: Settings, admin_secret: str | None) -> None:
+    """What a person starting the server needs: where to go, and how to authenticate."""
+    url = f"{settings.base_url}/graphql"
+    lines = [
+        "",
+        f"  Graphlake {__version__} is up.",
+        f"  GraphQL endpoint : {url}",
+        f"  GraphiQL         : {url} (open it in a browser)" if settings.graphiql else "  GraphiQL         : off",
+        f"  Database         : {'embedded FerretDB under ' + str(settings.data_dir.resolve()) if settings.embedded_database else settings.database}",
+    ]
+    if admin_secret:
+        lines += [
+            "",
+            f"  Admin API token (shown once, stored only as a hash): {admin_secret}",
+            '  Send it as the header  Authorization: Bearer <token>  (GraphiQL: the Headers tab).',
+        ]
+    else:
+        lines += ["", "  Authenticate with `Authorization: Bearer <token>`; new tokens: `graphlake token create NAME`."]
+    print("\n".join(lines) + "\n", flush=True)

@@ -1,0 +1,181 @@
+"""The `graphlake` command (also `python -m graphlake`)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+from rich.console import Console
+from rich.table import Table
+
+from documents.api_token import ApiToken, Role
+from documents.clock import utcnow
+from graphlake import PROJECT_ROOT
+from graphlake.health import probe
+from graphlake.local_services import ServiceError
+from graphlake.logs import configure_logging
+from graphlake.runtime import open_state
+from graphlake.settings import Settings
+from resolvers.auth import service as tokens
+from resolvers.errors import GraphlakeError
+
+app = typer.Typer(
+    help="Graphlake: a GraphQL data lake server.", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{error}")
+        raise typer.Exit(2) from None
+
+
+def _run(coroutine: object) -> object:
+    """Runs a command's coroutine, turning expected failures into one clear line and exit code 1."""
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except (ServiceError, GraphlakeError) as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    except PyMongoError as error:
+        errors.print(f"[red]error:[/red] the database cannot be reached or refused the request: {error}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (GRAPHLAKE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (GRAPHLAKE_PORT).")] = None,
+) -> None:
+    """Start the server (the embedded FerretDB too, unless GRAPHLAKE_MONGODB_URL is set)."""
+    import uvicorn
+
+    from graphlake.app import create_app
+
+    settings = _settings()
+    settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        uvicorn.run(
+            create_app(settings, announce=True), host=settings.host, port=settings.port,
+            log_config=None, proxy_headers=True, ws_max_size=settings.max_body_bytes,
+        )
+    except ServiceError as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write; - for stdout.")] = PROJECT_ROOT
+    / "graphql" / "schema.graphql",
+) -> None:
+    """Write the GraphQL schema (SDL) exported from the code."""
+    from resolvers.schema import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    if str(output) == "-":
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)
+        errors.print(f"wrote {output}")
+
+
+@app.command()
+def check() -> None:
+    """Check that the database and every storage mount are reachable; name what is not."""
+    settings = _settings()
+
+    async def run() -> bool:
+        async with open_state(settings) as state:
+            report = await probe(state.db, state.stores)
+        console.print(f"database ({'embedded FerretDB' if settings.embedded_database else settings.database}): "
+                      + ("[green]ok[/green]" if report.database else f"[red]{report.database_error}[/red]"))
+        for name, error in report.mount_errors.items():
+            console.print(f"mount {name}: " + ("[green]ok[/green]" if error is None else f"[red]{error}[/red]"))
+        return report.ok
+
+    if not _run(run()):
+        raise typer.Exit(1)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Unique name, e.g. the person or job that uses it.")],
+    role: Annotated[Role, typer.Option(case_sensitive=False, help="What the token may do.")] = Role.VIEWER,
+    user: Annotated[str | None, typer.Option(help="The user id this token acts for.")] = None,
+    expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days.")] = None,
+) -> None:
+    """Create a token and print its secret (shown only this once)."""
+    settings = _settings()
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def run() -> str:
+        async with open_state(settings):
+            _, secret = await tokens.create_token(name, role, user_id=user, expires_at=expires_at, created_by="cli")
+        return secret
+
+    secret = _run(run())
+    errors.print(f"created {role.value} token {name!r}; its secret (shown once):")
+    console.print(secret, highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
+) -> None:
+    """List tokens (never their secrets)."""
+    settings = _settings()
+
+    async def run() -> list[ApiToken]:
+        async with open_state(settings):
+            query = {} if all_ else {"revoked_at": None}
+            return await ApiToken.find(query).sort([("created_at", 1)]).to_list()
+
+    columns = ("id", "name", "role", "user", "hint", "created", "expires", "state")
+    now = utcnow()
+    rows = [
+        (str(t.id), t.name, t.role.value, t.user_id or "", t.hint + "...", f"{t.created_at:%Y-%m-%d %H:%M}",
+         f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "",
+         "revoked" if t.revoked_at else ("expired" if not t.is_usable(now) else "active"))
+        for t in _run(run())  # type: ignore[union-attr]
+    ]
+    _print_rows(columns, rows)
+
+
+def _print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; tab-separated lines when piped, so scripts can cut and grep."""
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        for row in [columns, *rows]:
+            sys.stdout.write("\t".join(row) + "\n")
+
+
+@token_app.command("revoke")
+def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id or name.")]) -> None:
+    """Revoke a token at once."""
+    settings = _settings()
+
+    async def run() -> ApiToken:
+        async with open_state(settings):
+            return await tokens.revoke_token(await tokens.find_token(id_or_name))
+
+    token = _run(run())
+    errors.print(f"revoked token {token.name!r}")  # type: ignore[union-attr]

@@ -1,0 +1,61 @@
+"""What every resolver gets: who is calling, the settings, the database and the stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import strawberry
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from graphlake.settings import Settings
+from storage import ObjectStore
+
+if TYPE_CHECKING:
+    from resolvers.auth.service import Principal
+
+
+@dataclass
+class AppState:
+    """Built once by the lifespan; shared by every request."""
+
+    settings: Settings
+    client: AsyncMongoClient
+    db: AsyncDatabase
+    stores: dict[str, ObjectStore]
+    started_at: datetime
+
+
+@dataclass
+class Context:
+    """One per HTTP request, or one per WebSocket connection (its principal is set at connection_init)."""
+
+    state: AppState
+    request: Request | WebSocket
+    response: Response | None
+    request_id: str
+    principal: Principal | None = None
+    # A token was presented but is not valid: reads of public fields still work, the rest say why.
+    auth_error: str | None = None
+    # Filled by Strawberry from the `connection_init` payload of a WebSocket.
+    connection_params: dict[str, Any] | None = field(default=None)
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def db(self) -> AsyncDatabase:
+        return self.state.db
+
+    @property
+    def stores(self) -> dict[str, ObjectStore]:
+        return self.state.stores
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

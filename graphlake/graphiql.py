@@ -1,0 +1,129 @@
+"""GraphiQL served from local npm assets (installed by `make`), so it works with no internet access."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from graphlake.settings import Settings
+
+ASSET_PREFIX = "/graphiql-assets"
+
+# The only files served from node_modules, by the name the page asks for.
+ASSETS = {
+    "react.production.min.js": "react/umd/react.production.min.js",
+    "react-dom.production.min.js": "react-dom/umd/react-dom.production.min.js",
+    "graphql-ws.min.js": "graphql-ws/umd/graphql-ws.min.js",
+    "graphiql.min.js": "graphiql/graphiql.min.js",
+    "graphiql.min.css": "graphiql/graphiql.min.css",
+}
+
+DEFAULT_QUERY = """# Welcome to Graphlake. Paste your API token into the Headers tab below, then run this.
+query Status {
+  health { ok database storage version }
+  me { tokenName role }
+}
+"""
+
+DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <paste the token graphlake printed>"\n}'
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8" />
+  <meta name="viewport" content="width=device-width, initial-scale=1" />
+  <title>Graphlake GraphiQL</title>
+  <style>body {{ margin: 0; height: 100vh; }} #graphiql {{ height: 100vh; }}</style>
+  <link rel="stylesheet" href="{prefix}/graphiql.min.css" />
+  <script src="{prefix}/react.production.min.js"></script>
+  <script src="{prefix}/react-dom.production.min.js"></script>
+  <script src="{prefix}/graphql-ws.min.js"></script>
+  <script src="{prefix}/graphiql.min.js"></script>
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL...</div>
+  <script>
+    const endpoint = {endpoint};
+    const httpUrl = new URL(endpoint, location.href).href;
+    const wsUrl = httpUrl.replace(/^http/, "ws");
+
+    // One WebSocket per set of headers: the token typed in the Headers tab goes into
+    // connection_init, so changing it reconnects with the new identity.
+    let socket = null, socketKey = null;
+    function wsClient(headers) {{
+      const key = JSON.stringify(headers);
+      if (socket && socketKey === key) return socket;
+      if (socket) socket.dispose();
+      socketKey = key;
+      socket = graphqlWs.createClient({{ url: wsUrl, connectionParams: headers, lazy: true }});
+      return socket;
+    }}
+
+    function operationType(params, opts) {{
+      const doc = opts && opts.documentAST;
+      if (!doc) return /^\\s*subscription\\b/.test(params.query) ? "subscription" : "query";
+      const ops = doc.definitions.filter((d) => d.kind === "OperationDefinition");
+      const op = ops.find((d) => !params.operationName || (d.name && d.name.value === params.operationName));
+      return op ? op.operation : "query";
+    }}
+
+    function fetcher(params, opts) {{
+      const headers = Object.assign({{}}, opts && opts.headers);
+      if (operationType(params, opts) === "subscription") return wsClient(headers).iterate(params);
+      return fetch(httpUrl, {{
+        method: "POST",
+        headers: Object.assign({{ "Content-Type": "application/json", Accept: "application/json" }}, headers),
+        body: JSON.stringify(params),
+      }}).then((response) => response.json());
+    }}
+
+    ReactDOM.createRoot(document.getElementById("graphiql")).render(
+      React.createElement(GraphiQL, {{
+        fetcher,
+        defaultQuery: {default_query},
+        defaultHeaders: {default_headers},
+        defaultEditorToolsVisibility: "headers",
+        shouldPersistHeaders: true,
+        isHeadersEditorEnabled: true,
+      }})
+    );
+  </script>
+</body>
+</html>
+"""
+
+
+def _js(value: str) -> str:
+    # JSON string literal, with "</" broken so it can never close the <script> element.
+    return json.dumps(value).replace("</", "<\\/")
+
+
+def graphiql_html(endpoint_path: str) -> str:
+    return _PAGE.format(
+        prefix=html.escape(ASSET_PREFIX),
+        endpoint=_js(endpoint_path),
+        default_query=_js(DEFAULT_QUERY),
+        default_headers=_js(DEFAULT_HEADERS),
+    )
+
+
+def graphiql_asset_route(settings: Settings) -> Route:
+    root = settings.graphiql_assets_dir
+
+    async def asset(request: Request) -> Response:
+        relative = ASSETS.get(request.path_params["name"])
+        if relative is None:
+            return PlainTextResponse("not found", status_code=404)
+        path = root / relative
+        if not path.is_file():
+            return PlainTextResponse(
+                f"GraphiQL assets are not installed in {root}: run `make assets` (npm ci in assets/).",
+                status_code=404,
+            )
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+    return Route(f"{ASSET_PREFIX}/{{name}}", asset)

@@ -1,0 +1,37 @@
+"""Opening and closing everything Graphlake runs on: shared by the app's lifespan and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from pymongo.monitoring import CommandListener
+
+from documents.clock import utcnow
+from graphlake.context import AppState
+from graphlake.database import connect
+from graphlake.local_services import embedded_database
+from graphlake.mounts import build_stores
+from graphlake.settings import Settings
+
+
+@asynccontextmanager
+async def open_state(settings: Settings, listeners: Sequence[CommandListener] = ()) -> AsyncIterator[AppState]:
+    """The database (starting the embedded FerretDB when no URL is set) and every mount, opened.
+
+    Closed in reverse order on exit, also when opening fails half-way.
+    """
+    async with AsyncExitStack() as stack:
+        url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
+        if url is None:
+            embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, settings.ferretdb_port)
+            stack.callback(embedded.stop)
+            url = embedded.url
+        client = await connect(url, settings.database, listeners)
+        stack.push_async_callback(client.close)
+        stores = build_stores(settings)
+        for store in stores.values():
+            await store.open()
+            stack.push_async_callback(store.close)
+        yield AppState(settings=settings, client=client, db=client[settings.database], stores=stores,
+                       started_at=utcnow())

@@ -1,0 +1,139 @@
+"""Every setting Graphlake reads, in one pydantic-settings class (env prefix ``GRAPHLAKE_``).
+
+The README's configuration table documents each field below; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from graphlake import PROJECT_ROOT
+
+
+class LocalMountSettings(BaseModel):
+    """A mount on the local filesystem, served by Graphlake's own signed routes."""
+
+    backend: Literal["local"] = "local"
+    path: Path | None = Field(
+        default=None, description="Root directory; default: <data_dir>/objects/<mount name>."
+    )
+
+
+class S3MountSettings(BaseModel):
+    """A mount in an S3-compatible store (AWS S3, MinIO, GCS with HMAC keys)."""
+
+    backend: Literal["s3"] = "s3"
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "path"
+    fallback: str | None = Field(
+        default=None, description="Mount to use for new uploads while this one is unreachable."
+    )
+
+
+MountSettings = Annotated[LocalMountSettings | S3MountSettings, Field(discriminator="backend")]
+
+
+class Settings(BaseSettings):
+    """Graphlake's configuration. Read from ``GRAPHLAKE_*`` environment variables and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRAPHLAKE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    # --- where things live
+    data_dir: Path = Field(default=Path(".graphlake"), description="Embedded database, local mount and secrets.")
+    mongodb_url: SecretStr | None = Field(
+        default=None, description="MongoDB URL. Unset: start the embedded FerretDB on SQLite under data_dir."
+    )
+    database: str = "graphlake"
+    ferretdb_bin: Path | None = Field(default=None, description="FerretDB binary for the embedded database.")
+    ferretdb_port: int = Field(default=27117, description="Port of the embedded FerretDB (loopback only).")
+
+    # --- object storage
+    mounts: dict[str, MountSettings] = Field(default_factory=dict)
+    default_mount: str = "local"
+
+    # --- HTTP
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(default=None, description="Base URL clients use; default http://host:port.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    signing_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for signed local URLs; default: generated once into data_dir."
+    )
+
+    # --- auth
+    anonymous_read: bool = Field(default=False, description="Let requests without a token read (VIEWER).")
+    bootstrap_admin_token: bool = Field(default=True, description="Create and print an ADMIN token on first start.")
+
+    # --- request limits
+    max_query_depth: int = 15
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_body_bytes: int = 1_048_576
+    default_page_size: int = 50
+    max_page_size: int = 500
+    max_subscriptions_per_connection: int = 20
+    introspection: bool = True
+
+    # --- logs
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_json: bool = False
+
+    # --- GraphiQL
+    graphiql: bool = True
+    graphiql_assets_dir: Path = Field(default=PROJECT_ROOT / "assets" / "node_modules")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # A comma-separated list reads better in an env var than a JSON array.
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_page_size",
+                     "default_page_size", "max_subscriptions_per_connection")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_mounts(self) -> Settings:
+        # The local mount always exists, so a fresh install stores files with no configuration.
+        mounts = dict(self.mounts)
+        mounts.setdefault("local", LocalMountSettings())
+        for name, mount in mounts.items():
+            if isinstance(mount, LocalMountSettings) and mount.path is None:
+                mounts[name] = mount.model_copy(update={"path": self.data_dir / "objects" / name})
+            if isinstance(mount, S3MountSettings) and mount.fallback and mount.fallback not in mounts:
+                raise ValueError(f"mounts.{name}.fallback: no mount named {mount.fallback!r}")
+        if self.default_mount not in mounts:
+            raise ValueError(f"default_mount: no mount named {self.default_mount!r} (have {sorted(mounts)})")
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size: must not exceed max_page_size")
+        self.mounts = mounts
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.mongodb_url is None
