@@ -1,0 +1,30 @@
+"""Creating and revoking API tokens (ADMIN)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from graphlake.context import Info
+from resolvers.auth import service
+from resolvers.auth.types import ApiToken, CreateApiTokenInput, CreatedApiToken
+from resolvers.payloads import DeletePayload
+from resolvers.permissions import IsAdmin
+from resolvers.relay import decode_id
+
+
+@strawberry.type
+class AuthMutations:
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Create a token; its secret is returned once. ADMIN.")
+    async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreatedApiToken:
+        principal = info.context.principal
+        token, secret = await service.create_token(
+            input.name, input.role, user_id=input.user_id, expires_at=input.expires_at,
+            created_by=principal.actor if principal else None,
+        )
+        return CreatedApiToken(token=ApiToken.from_document(token), secret=secret)
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Revoke a token at once. ADMIN.")
+    async def revoke_api_token(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        token = await service.find_token(decode_id(id, "ApiToken"))
+        await service.revoke_token(token)
+        return DeletePayload(id=id, deleted=True)

@@ -1,0 +1,112 @@
+"""API tokens: authenticate a secret, create, list and revoke. Called by GraphQL and the CLI."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.errors import DuplicateKeyError
+
+from documents.api_token import ApiToken, Role, hash_secret, new_secret
+from documents.clock import to_millis, utcnow
+from resolvers.errors import BadUserInput, Conflict, NotFound, Unauthenticated
+
+BOOTSTRAP_TOKEN_NAME = "admin"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token they presented and what it may do."""
+
+    token_id: str
+    token_name: str
+    role: Role
+    user_id: str | None
+
+    @property
+    def actor(self) -> str:
+        """How audit fields (createdBy, addedBy, ...) name this caller."""
+        return self.user_id or f"token:{self.token_name}"
+
+
+def bearer_secret(header: str | None) -> str | None:
+    """The secret in an `Authorization: Bearer ...` value (the scheme is case-insensitive)."""
+    if not header:
+        return None
+    scheme, _, secret = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("the Authorization header must be `Bearer <token>`")
+    return secret.strip()
+
+
+async def authenticate(secret: str) -> Principal:
+    token = await ApiToken.find_one({"secret_hash": hash_secret(secret)})
+    if token is None or not token.is_usable(utcnow()):
+        # One message for unknown, revoked and expired: nothing to learn by probing.
+        raise Unauthenticated("the API token is not valid (unknown, revoked or expired)")
+    return Principal(token_id=str(token.id), token_name=token.name, role=token.role, user_id=token.user_id)
+
+
+async def create_token(
+    name: str,
+    role: Role,
+    *,
+    user_id: str | None = None,
+    expires_at: datetime | None = None,
+    created_by: str | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token and its secret. The secret is returned here once and never stored."""
+    if not _NAME.match(name):
+        raise BadUserInput("must be 1-64 letters, digits or ._@- and start with a letter or digit", field="name")
+    if expires_at is not None:
+        expires_at = to_millis(expires_at)
+        if expires_at <= utcnow():
+            raise BadUserInput("must be in the future", field="expiresAt")
+    secret = new_secret()
+    token = ApiToken(
+        name=name, secret_hash=hash_secret(secret), hint=secret[:8], role=role, user_id=user_id,
+        expires_at=expires_at, created_by=created_by,
+    )
+    try:
+        await token.insert()
+    except DuplicateKeyError:
+        raise Conflict(f"a token named {name!r} exists already", field="name") from None
+    return token, secret
+
+
+async def find_token(id_or_name: str) -> ApiToken:
+    token = None
+    try:
+        token = await ApiToken.get(ObjectId(id_or_name))
+    except InvalidId:
+        pass
+    token = token or await ApiToken.find_one({"name": id_or_name})
+    if token is None:
+        raise NotFound(f"no token with id or name {id_or_name!r}", field="id")
+    return token
+
+
+async def revoke_token(token: ApiToken) -> ApiToken:
+    """Revoking is idempotent; the record stays so audit entries can still name it."""
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        await token.save()
+    return token
+
+
+async def ensure_bootstrap_admin() -> str | None:
+    """On a database with no tokens at all, create the ADMIN token and return its secret.
+
+    Only on an empty collection: an operator who revoked every admin token did so on purpose.
+    """
+    if await ApiToken.find_one({}) is not None:
+        return None
+    try:
+        _, secret = await create_token(BOOTSTRAP_TOKEN_NAME, Role.ADMIN, created_by="bootstrap")
+    except Conflict:  # another process bootstrapped the same database first
+        return None
+    return secret

@@ -1,0 +1,63 @@
+"""GraphQL types of authentication: roles, the caller, API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from documents.api_token import ApiToken as ApiTokenDocument
+from documents.api_token import Role as RoleValue
+from documents.clock import utcnow
+from resolvers.auth.service import Principal as PrincipalValue
+from resolvers.relay import Node, encode_id
+
+Role = strawberry.enum(RoleValue, description="What a token may do: VIEWER reads, CONTRIBUTOR writes, ADMIN manages tokens.")
+
+
+@strawberry.type(description="The caller, as identified by their API token.")
+class Principal:
+    token_name: str
+    role: Role
+    user_id: str | None
+
+    @classmethod
+    def from_value(cls, principal: PrincipalValue) -> Principal:
+        return cls(token_name=principal.token_name, role=principal.role, user_id=principal.user_id)
+
+
+@strawberry.type(description="An API token. Its secret is shown once, when it is created, and never stored.")
+class ApiToken(Node):
+    name: str
+    role: Role
+    user_id: str | None = strawberry.field(description="The person or service this token acts for.")
+    hint: str = strawberry.field(description="First characters of the secret, to tell tokens apart.")
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @strawberry.field(description="Neither revoked nor expired.")
+    def active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
+
+    @classmethod
+    def from_document(cls, doc: ApiTokenDocument) -> ApiToken:
+        return cls(
+            id=encode_id("ApiToken", doc.id), name=doc.name, role=doc.role, user_id=doc.user_id, hint=doc.hint,
+            created_at=doc.created_at, created_by=doc.created_by, expires_at=doc.expires_at, revoked_at=doc.revoked_at,
+        )
+
+
+@strawberry.type(description="A new token and its secret. Store the secret now: it is never shown again.")
+class CreatedApiToken:
+    token: ApiToken
+    secret: str = strawberry.field(description="Send as `Authorization: Bearer <secret>`.")
+
+
+@strawberry.input(description="A token to create.")
+class CreateApiTokenInput:
+    name: str = strawberry.field(description="Unique; 1-64 letters, digits or ._@-.")
+    role: Role
+    user_id: str | None = strawberry.field(default=None, description="The person or service it acts for.")
+    expires_at: datetime | None = strawberry.field(default=None, description="Unset: never expires.")

@@ -1,0 +1,155 @@
+"""Keyset pagination over a MongoDB collection: the one helper every list in the API uses.
+
+A cursor holds the sort-key values of the last item it points after, always ending in `_id`,
+so items with equal sort keys are neither skipped nor repeated, and inserts elsewhere in the
+list never shift a page (unlike offsets).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
+
+from resolvers.errors import BadUserInput
+from resolvers.relay import Connection, Edge, PageInfo
+
+T = TypeVar("T")
+SortSpec = Sequence[tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class Page:
+    """The validated `first` / `after` of a request."""
+
+    first: int
+    after: str | None
+
+    @classmethod
+    def of(cls, first: int | None, after: str | None, *, default_size: int, max_size: int) -> Page:
+        if first is None:
+            first = default_size
+        if not 1 <= first <= max_size:
+            raise BadUserInput(f"must be between 1 and {max_size}, got {first}", field="first")
+        return cls(first=first, after=after)
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$d": int(value.timestamp() * 1000)}
+    if isinstance(value, ObjectId):
+        return {"$o": str(value)}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$d" in value:
+            return datetime.fromtimestamp(value["$d"] / 1000, UTC)
+        if "$o" in value:
+            return ObjectId(value["$o"])
+    return value
+
+
+def _field_value(doc: Mapping[str, Any], path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def encode_cursor(doc: Mapping[str, Any], sort: SortSpec) -> str:
+    values = [_encode_value(_field_value(doc, field)) for field, _ in sort]
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: SortSpec) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, orjson.JSONDecodeError, ValueError):
+        raise BadUserInput("is not a cursor from this list", field="after") from None
+    if not isinstance(values, list) or len(values) != len(sort):
+        raise BadUserInput("is not a cursor from this list (was the order changed?)", field="after")
+    try:
+        return [_decode_value(value) for value in values]
+    except (KeyError, TypeError, ValueError):
+        raise BadUserInput("is not a cursor from this list", field="after") from None
+
+
+def _after_condition(field: str, direction: int, value: Any) -> dict[str, Any] | None:
+    """Items strictly after `value` on one key. MongoDB sorts null/missing before every value."""
+    if direction == ASCENDING:
+        return {field: {"$ne": None}} if value is None else {field: {"$gt": value}}
+    if value is None:
+        return None  # nothing sorts below null
+    if field == "_id":  # never null: keep the condition simple enough for the index
+        return {field: {"$lt": value}}
+    return {"$or": [{field: {"$lt": value}}, {field: None}]}
+
+
+def keyset_filter(sort: SortSpec, values: Sequence[Any]) -> dict[str, Any]:
+    """The filter for every item after the one with sort-key `values`."""
+    branches = []
+    for i, (field, direction) in enumerate(sort):
+        condition = _after_condition(field, direction, values[i])
+        if condition is None:
+            continue
+        equal = {f: v for (f, _), v in zip(sort[:i], values[:i], strict=True)}
+        branches.append({"$and": [equal, condition]} if equal else condition)
+    return {"$or": branches} if branches else {"_id": {"$exists": False}}
+
+
+def with_tiebreaker(sort: SortSpec) -> list[tuple[str, int]]:
+    """The sort, ending in `_id` in the direction of its last key."""
+    sort = list(sort)
+    if not sort or sort[-1][0] != "_id":
+        sort.append(("_id", sort[-1][1] if sort else DESCENDING))
+    return sort
+
+
+async def paginate(
+    collection: Any,
+    *,
+    query: dict[str, Any],
+    sort: SortSpec,
+    page: Page,
+    to_node: Callable[[dict[str, Any]], T],
+    projection: Mapping[str, Any] | None = None,
+) -> Connection[T]:
+    """One page of `collection` matching `query` in `sort` order (an `_id` tiebreaker is added).
+
+    One `find` per page; the total is counted only if a client asks for `totalCount`.
+    """
+    sort = with_tiebreaker(sort)
+    page_query = query
+    if page.after:
+        after = keyset_filter(sort, decode_cursor(page.after, sort))
+        page_query = {"$and": [query, after]} if query else after
+    docs = await collection.find(page_query, projection, sort=sort, limit=page.first + 1).to_list()
+    has_next = len(docs) > page.first
+    docs = docs[: page.first]
+    edges = [Edge(cursor=encode_cursor(doc, sort), node=to_node(doc)) for doc in docs]
+
+    async def count() -> int:
+        return await collection.count_documents(query)
+
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_next,
+            has_previous_page=page.after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count=count,
+    )
+
+
+__all__ = ["ASCENDING", "DESCENDING", "Page", "paginate", "keyset_filter", "encode_cursor", "decode_cursor"]

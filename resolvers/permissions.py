@@ -1,0 +1,43 @@
+"""Role checks for every root field: VIEWER reads, CONTRIBUTOR writes, ADMIN manages tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+
+from documents.api_token import Role
+from resolvers.errors import Forbidden, Unauthenticated
+
+
+def require_role(context: Any, role: Role) -> None:
+    """Raise UNAUTHENTICATED or FORBIDDEN unless the caller holds `role` (or a higher one)."""
+    if context.auth_error:
+        raise Unauthenticated(context.auth_error)
+    principal = context.principal
+    if principal is None:
+        if role is Role.VIEWER and context.settings.anonymous_read:
+            return
+        raise Unauthenticated("this needs an API token: send the header `Authorization: Bearer <token>`")
+    if not principal.role.includes(role):
+        raise Forbidden(f"this needs role {role.value}; your token has {principal.role.value}")
+
+
+class _RoleRequired(BasePermission):
+    role: Role
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        require_role(info.context, self.role)
+        return True
+
+
+class CanRead(_RoleRequired):
+    role = Role.VIEWER
+
+
+class CanWrite(_RoleRequired):
+    role = Role.CONTRIBUTOR
+
+
+class IsAdmin(_RoleRequired):
+    role = Role.ADMIN

@@ -1,0 +1,70 @@
+"""The schema: root types composed from the per-domain query, mutation and subscription classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+from strawberry.tools import merge_types
+
+from graphlake.settings import Settings
+from resolvers.auth.mutations import AuthMutations
+from resolvers.auth.queries import AuthQueries
+from resolvers.auth.types import ApiToken
+from resolvers.errors import ErrorPolicy
+from resolvers.node import NodeQueries
+from resolvers.system.queries import SystemQueries, SystemSubscriptions
+
+Query = merge_types("Query", (NodeQueries, SystemQueries, AuthQueries))
+Mutation = merge_types("Mutation", (AuthMutations,))
+Subscription = merge_types("Subscription", (SystemSubscriptions,))
+
+# Node types no root field returns directly still belong in the schema, for node(id:).
+NODE_TYPES: list[type] = [ApiToken]
+
+
+def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+    """The error policy and the per-request limits, each from its setting.
+
+    Factories, not instances: Strawberry builds a fresh extension per operation, so concurrent
+    requests never share an extension's execution context.
+    """
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        partial(ErrorPolicy, hide_suggestions=not settings.introspection),
+        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return extensions
+
+
+class GraphlakeSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # Strawberry logs every error with a traceback; most are the client's (bad input, no token).
+        # ErrorPolicy logs the unexpected ones, with the request id.
+        return None
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema; without settings (for export) it carries no limits, which do not change its SDL."""
+    return GraphlakeSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=NODE_TYPES,
+        extensions=limit_extensions(settings) if settings else [],
+        config=StrawberryConfig(auto_camel_case=True),
+    )

@@ -1,0 +1,1 @@
+"""Health, mounts and connectivity: what a client asks before it asks for data."""

@@ -1,0 +1,48 @@
+"""Health, mounts and the heartbeat subscription."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from documents.clock import utcnow
+from graphlake import __version__
+from graphlake.context import Info
+from graphlake.health import probe
+from migrations import SCHEMA_VERSION
+from resolvers.errors import BadUserInput
+from resolvers.permissions import CanRead
+from resolvers.system.types import Health, Heartbeat, Mount
+
+
+@strawberry.type
+class SystemQueries:
+    @strawberry.field(description="Database and storage reachability, and the version. Needs no role.")
+    async def health(self, info: Info) -> Health:
+        report = await probe(info.context.db, info.context.stores)
+        return Health(ok=report.ok, database=report.database, storage=report.storage,
+                      version=__version__, schema_version=SCHEMA_VERSION)
+
+    @strawberry.field(permission_classes=[CanRead], description="The storage mounts, default first.")
+    def mounts(self, info: Info) -> list[Mount]:
+        default = info.context.settings.default_mount
+        stores = sorted(info.context.stores.values(), key=lambda s: (s.name != default, s.name))
+        return [Mount(name=s.name, backend=s.backend, is_default=s.name == default) for s in stores]
+
+
+@strawberry.type
+class SystemSubscriptions:
+    @strawberry.subscription(
+        permission_classes=[CanRead],
+        description="Ticks every `intervalSeconds` (0.1 to 3600): checks that a live connection and its token work.",
+    )
+    async def heartbeat(self, info: Info, interval_seconds: float = 10.0) -> AsyncGenerator[Heartbeat, None]:
+        if not 0.1 <= interval_seconds <= 3600:
+            raise BadUserInput("must be between 0.1 and 3600", field="intervalSeconds")
+        sequence = 0
+        while True:
+            sequence += 1
+            yield Heartbeat(sequence=sequence, at=utcnow())
+            await asyncio.sleep(interval_seconds)

@@ -1,0 +1,29 @@
+"""GraphQL types of the server itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+
+@strawberry.type(description="Is the server able to serve? Needs no role.")
+class Health:
+    ok: bool = strawberry.field(description="Database and every mount answer.")
+    database: bool
+    storage: bool = strawberry.field(description="Every storage mount is readable and writable.")
+    version: str = strawberry.field(description="Graphlake's version.")
+    schema_version: int = strawberry.field(description="Version of the stored document shapes.")
+
+
+@strawberry.type(description="A named place where payload bytes are stored.")
+class Mount:
+    name: str
+    backend: str = strawberry.field(description="`local` or `s3`.")
+    is_default: bool
+
+
+@strawberry.type(description="A tick of the `heartbeat` subscription.")
+class Heartbeat:
+    sequence: int = strawberry.field(description="1 for the first tick of this subscription.")
+    at: datetime
