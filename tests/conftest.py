@@ -1,0 +1,172 @@
+"""Session-wide real services (FerretDB or MongoDB, MinIO), one app, and a clean database per test.
+
+Give running services instead with GRAPHLAKE_TEST_MONGODB_URL and GRAPHLAKE_TEST_S3_ENDPOINT
+(+ _ACCESS_KEY, _SECRET_KEY, _BUCKET).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import boto3
+import httpx
+import pytest
+import uvicorn
+from botocore.config import Config
+from starlette.applications import Starlette
+
+from documents import DOCUMENT_MODELS
+from documents.api_token import Role
+from graphlake.app import create_app
+from graphlake.context import AppState
+from graphlake.local_services import find_binary, free_port, start_ferretdb, start_minio
+from graphlake.settings import S3MountSettings, Settings
+from resolvers.auth.service import create_token
+from tests.operations import Api
+
+
+@dataclass(frozen=True)
+class S3Service:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+    def client(self):  # noqa: ANN201 - a boto3 client, for test setup only
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("GRAPHLAKE_TEST_MONGODB_URL"):
+        yield url
+        return
+    service = start_ferretdb(find_binary("ferretdb"), tmp_path_factory.mktemp("ferretdb"))
+    yield f"mongodb://127.0.0.1:{service.port}/"
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
+    if endpoint := os.environ.get("GRAPHLAKE_TEST_S3_ENDPOINT"):
+        service = None
+        s3 = S3Service(endpoint, os.environ["GRAPHLAKE_TEST_S3_ACCESS_KEY"],
+                       os.environ["GRAPHLAKE_TEST_S3_SECRET_KEY"], os.environ.get("GRAPHLAKE_TEST_S3_BUCKET", "graphlake-test"))
+    else:
+        service = start_minio(find_binary("minio"), tmp_path_factory.mktemp("minio"), "graphlake", "graphlake-secret")
+        s3 = S3Service(f"http://127.0.0.1:{service.port}", "graphlake", "graphlake-secret", "graphlake-test")
+    client = s3.client()
+    if s3.bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=s3.bucket)
+    yield s3
+    if service:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(mongodb_url: str, s3: S3Service, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        _env_file=None,
+        mongodb_url=mongodb_url,
+        database=f"graphlake_test_{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path_factory.mktemp("data"),
+        mounts={"lab": S3MountSettings(
+            bucket=s3.bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
+            secret_access_key=s3.secret_key,
+        )},
+        bootstrap_admin_token=False,
+        log_level="INFO",
+    )
+
+
+@dataclass(frozen=True)
+class Served:
+    app: Starlette
+    base_url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http", "ws", 1) + "/graphql"
+
+
+@pytest.fixture(scope="session")
+async def served(settings: Settings) -> AsyncIterator[Served]:
+    """The app, served by uvicorn on a free port: WebSocket tests need a real socket, and HTTP tests
+    reach the same app object (and so the same lifespan state) through the ASGI transport."""
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # startup failed: raise its error here
+        await asyncio.sleep(0.05)
+    yield Served(app=app, base_url=f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+def app(served: Served) -> Starlette:
+    return served.app
+
+
+@pytest.fixture
+def state(app: Starlette) -> AppState:
+    return app.state.graphlake
+
+
+@pytest.fixture(autouse=True)
+async def clean_database(served: Served) -> None:
+    """Every test starts on empty collections (their indexes kept)."""
+    for model in DOCUMENT_MODELS:
+        await model.get_pymongo_collection().delete_many({})
+
+
+@pytest.fixture
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://graphlake.test") as client:
+        yield client
+
+
+@pytest.fixture
+def api(http: httpx.AsyncClient) -> Api:
+    return Api(http)
+
+
+MakeToken = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def make_token() -> MakeToken:
+    """Creates a token with a role and returns its secret."""
+
+    async def make(role: Role = Role.VIEWER, name: str | None = None, **options: object) -> str:
+        _, secret = await create_token(name or f"{role.value.lower()}-{uuid.uuid4().hex[:6]}", role, **options)
+        return secret
+
+    return make
+
+
+@pytest.fixture
+async def viewer(make_token: MakeToken) -> str:
+    return await make_token(Role.VIEWER)
+
+
+@pytest.fixture
+async def contributor(make_token: MakeToken) -> str:
+    return await make_token(Role.CONTRIBUTOR)
+
+
+@pytest.fixture
+async def admin(make_token: MakeToken) -> str:
+    return await make_token(Role.ADMIN)

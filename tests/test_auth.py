@@ -1,0 +1,96 @@
+"""Authentication by API token: roles, hashing, expiry, revocation, the anonymous-read switch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from documents.api_token import ApiToken, Role
+from documents.clock import utcnow
+from graphlake.context import AppState
+from tests.conftest import MakeToken
+from tests.operations import Api
+
+
+async def test_no_token_is_unauthenticated_with_a_clear_message(api: Api) -> None:
+    error = await api.error("Mounts")
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "Authorization: Bearer" in error["message"]
+
+
+@pytest.mark.parametrize("header", ["Bearer glk_notarealtoken", "Basic dXNlcjpwYXNz", "Bearer "])
+async def test_bad_tokens_are_unauthenticated(http: httpx.AsyncClient, header: str) -> None:
+    response = await http.post("/graphql", json={"query": "{ mounts { name } }"}, headers={"Authorization": header})
+    errors = response.json()["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["UNAUTHENTICATED"]
+
+
+async def test_created_token_works_and_only_its_hash_is_stored(api: Api, admin: str, state: AppState) -> None:
+    created = (await api.data("CreateApiToken", {"input": {"name": "alice", "role": "CONTRIBUTOR", "userId": "alice@lab"}},
+                              token=admin))["createApiToken"]
+    secret = created["secret"]
+    assert secret.startswith("glk_") and len(secret) > 40
+    assert created["token"]["role"] == "CONTRIBUTOR" and created["token"]["active"] is True
+    assert created["token"]["createdBy"] is not None
+
+    me = (await api.data("Me", token=secret))["me"]
+    assert me == {"tokenName": "alice", "role": "CONTRIBUTOR", "userId": "alice@lab"}
+
+    raw = await state.db["api_tokens"].find_one({"name": "alice"})
+    assert secret not in str(raw)
+    assert raw["secret_hash"] != secret and len(raw["secret_hash"]) == 64
+
+
+async def test_token_names_are_unique_and_validated(api: Api, admin: str) -> None:
+    await api.data("CreateApiToken", {"input": {"name": "ci-job", "role": "VIEWER"}}, token=admin)
+    error = await api.error("CreateApiToken", {"input": {"name": "ci-job", "role": "VIEWER"}}, token=admin)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "name"}
+    error = await api.error("CreateApiToken", {"input": {"name": "no spaces please", "role": "VIEWER"}}, token=admin)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == "name"
+    error = await api.error("CreateApiToken", {"input": {"name": "late", "role": "VIEWER",
+                                                         "expiresAt": "2001-01-01T00:00:00Z"}}, token=admin)
+    assert error["extensions"]["field"] == "expiresAt"
+    assert await ApiToken.find({"name": {"$in": ["no spaces please", "late"]}}).count() == 0
+
+
+async def test_revoked_token_stops_working_at_once(api: Api, admin: str, make_token: MakeToken) -> None:
+    secret = await make_token(Role.VIEWER, name="temp")
+    assert (await api.data("Mounts", token=secret))["mounts"]
+    tokens = (await api.data("ApiTokens", token=admin))["apiTokens"]["edges"]
+    temp_id = next(e["node"]["id"] for e in tokens if e["node"]["name"] == "temp")
+    assert (await api.data("RevokeApiToken", {"id": temp_id}, token=admin))["revokeApiToken"]["deleted"] is True
+    error = await api.error("Mounts", token=secret)
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    listed = (await api.data("ApiTokens", {"includeRevoked": True}, token=admin))["apiTokens"]["edges"]
+    assert any(e["node"]["name"] == "temp" and e["node"]["active"] is False for e in listed)
+    assert all(e["node"]["name"] != "temp" for e in (await api.data("ApiTokens", token=admin))["apiTokens"]["edges"])
+
+
+async def test_expired_token_is_refused(api: Api, make_token: MakeToken) -> None:
+    secret = await make_token(Role.VIEWER, name="soon", expires_at=utcnow() + timedelta(seconds=30))
+    assert (await api.data("Mounts", token=secret))["mounts"]
+    await ApiToken.find_one({"name": "soon"}).update({"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    assert (await api.error("Mounts", token=secret))["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_anonymous_read_switch_allows_reads_only(api: Api, state: AppState) -> None:
+    assert state.settings.anonymous_read is False
+    state.settings.anonymous_read = True
+    try:
+        assert (await api.data("Mounts"))["mounts"]
+        error = await api.error("CreateApiToken", {"input": {"name": "x", "role": "ADMIN"}})
+        assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    finally:
+        state.settings.anonymous_read = False
+    assert (await api.error("Mounts"))["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_bootstrap_admin_token_is_made_once(state: AppState) -> None:
+    from resolvers.auth.service import authenticate, ensure_bootstrap_admin
+
+    secret = await ensure_bootstrap_admin()
+    assert secret is not None
+    assert (await authenticate(secret)).role is Role.ADMIN
+    assert await ensure_bootstrap_admin() is None  # a second start prints nothing new

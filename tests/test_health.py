@@ -1,0 +1,59 @@
+"""Health: the `health` query, /healthz, /readyz, and what they say when a mount is down."""
+
+from __future__ import annotations
+
+import httpx
+
+from graphlake import __version__
+from graphlake.context import AppState
+from storage import S3Store
+from tests.conftest import S3Service
+from tests.operations import Api
+
+
+async def test_status_query_answers_with_a_token(api: Api, admin: str) -> None:
+    data = await api.data("Status", token=admin)
+    assert data["health"] == {"ok": True, "database": True, "storage": True, "version": __version__, "schemaVersion": 1}
+    assert data["me"]["role"] == "ADMIN"
+
+
+async def test_health_needs_no_token_but_me_is_null(api: Api) -> None:
+    data = await api.data("Status")
+    assert data["health"]["ok"] is True
+    assert data["me"] is None
+
+
+async def test_liveness_and_readiness(http: httpx.AsyncClient) -> None:
+    live = await http.get("/healthz")
+    assert live.status_code == 200 and live.json()["ok"] is True
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ok": True, "database": True, "storage": True, "failing": []}
+
+
+async def test_readiness_names_an_unreachable_mount(
+    http: httpx.AsyncClient, api: Api, admin: str, state: AppState, s3: S3Service
+) -> None:
+    broken = S3Store("broken", bucket="no-such-bucket", endpoint_url=s3.endpoint,
+                     access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    await broken.open()
+    state.stores["broken"] = broken
+    try:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["ok"] is False and body["database"] is True and body["storage"] is False
+        assert any("broken" in line and "no-such-bucket" in line for line in body["failing"])
+        health = (await api.data("Status", token=admin))["health"]
+        assert health["ok"] is False and health["storage"] is False and health["database"] is True
+    finally:
+        del state.stores["broken"]
+        await broken.close()
+    assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_request_id_is_echoed_or_made(http: httpx.AsyncClient) -> None:
+    given = await http.get("/healthz", headers={"X-Request-ID": "job-42.step-1"})
+    assert given.headers["x-request-id"] == "job-42.step-1"
+    hostile = await http.get("/healthz", headers={"X-Request-ID": "bad id\\nwith newline"})
+    assert hostile.headers["x-request-id"] != "bad id\\nwith newline" and len(hostile.headers["x-request-id"]) == 32

@@ -1,0 +1,83 @@
+"""Request limits: each one exceeded gets a clear error, and the server keeps serving."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from graphlake.settings import Settings
+from resolvers.schema import build_schema
+from tests.operations import Api
+
+
+async def still_serving(api: Api, token: str) -> None:
+    assert (await api.data("Status", token=token))["health"]["ok"] is True
+
+
+async def test_query_depth(api: Api, viewer: str, settings: Settings) -> None:
+    # apiTokens > edges > node > name is 3 deep (the root field is depth 0): a schema limited to 2
+    # must refuse it. (Strawberry's depth limit skips introspection fields; the token limit bounds those.)
+    shallow = build_schema(settings.model_copy(update={"max_query_depth": 2}))
+    result = await shallow.execute("query Deep { apiTokens { edges { node { name } } } }")
+    assert len(result.errors) == 1
+    assert result.errors[0].message == "'Deep' exceeds maximum operation depth of 2"
+    assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
+    ok = await shallow.execute("{ __typename }")
+    assert not ok.errors and ok.data == {"__typename": "Query"}  # shallow queries still pass
+    await still_serving(api, viewer)
+
+
+async def test_aliases(api: Api, viewer: str, settings: Settings) -> None:
+    many = "{ " + " ".join(f"a{i}: health {{ ok }}" for i in range(settings.max_aliases + 1)) + " }"
+    error = await api.error(None, query=many, token=viewer)  # type: ignore[arg-type]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "aliases" in error["message"]
+    await still_serving(api, viewer)
+
+
+async def test_tokens(api: Api, viewer: str, settings: Settings) -> None:
+    long = "{ " + "health { ok } " * (settings.max_tokens // 4 + 1) + "}"
+    error = await api.error(None, query=long, token=viewer)  # type: ignore[arg-type]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "token" in error["message"].lower()
+    await still_serving(api, viewer)
+
+
+async def test_body_size(http: httpx.AsyncClient, api: Api, viewer: str, settings: Settings) -> None:
+    padding = "#" + "x" * settings.max_body_bytes + "\n{ health { ok } }"
+    response = await http.post("/graphql", json={"query": padding}, headers={"Authorization": f"Bearer {viewer}"})
+    assert response.status_code == 413
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert str(settings.max_body_bytes) in error["message"]
+
+    async def chunks():  # no Content-Length: the body is counted as it arrives
+        for _ in range(settings.max_body_bytes // 65536 + 2):
+            yield b" " * 65536
+
+    response = await http.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    await still_serving(api, viewer)
+
+
+@pytest.mark.parametrize("first", [0, -1, 501])
+async def test_page_size(api: Api, admin: str, first: int) -> None:
+    error = await api.error("ApiTokens", {"first": first}, token=admin)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "first"}
+    assert "between 1 and 500" in error["message"]
+    await still_serving(api, admin)
+
+
+async def test_field_suggestions_hidden_only_without_introspection(settings: Settings) -> None:
+    typo = "{ helth { ok } }"
+    open_schema = build_schema(settings)
+    message = (await open_schema.execute(typo)).errors[0].message
+    assert "Did you mean" in message
+
+    closed = build_schema(settings.model_copy(update={"introspection": False}))
+    result = await closed.execute(typo)
+    assert "Did you mean" not in result.errors[0].message
+    assert "helth" in result.errors[0].message
+    assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
+    introspection = await closed.execute("{ __schema { types { name } } }")
+    assert introspection.errors and "introspection" in introspection.errors[0].message.lower()

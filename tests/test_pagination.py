@@ -1,0 +1,63 @@
+"""Keyset connections: complete, duplicate-free pages even when sort keys tie, and stable under inserts."""
+
+from __future__ import annotations
+
+from documents.api_token import ApiToken, Role
+from documents.clock import utcnow
+from resolvers.pagination import decode_cursor, encode_cursor, keyset_filter, with_tiebreaker
+from tests.conftest import MakeToken
+from tests.operations import Api
+
+
+async def walk(api: Api, token: str, first: int) -> list[str]:
+    names, after = [], None
+    while True:
+        page = (await api.data("ApiTokens", {"first": first, "after": after}, token=token))["apiTokens"]
+        names += [edge["node"]["name"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return names
+        after = page["pageInfo"]["endCursor"]
+
+
+async def test_pages_cover_everything_once_when_timestamps_tie(api: Api, admin: str, make_token: MakeToken) -> None:
+    for i in range(11):
+        await make_token(Role.VIEWER, name=f"t{i:02d}")
+    same = utcnow()
+    await ApiToken.get_pymongo_collection().update_many({}, {"$set": {"created_at": same}})
+    names = await walk(api, admin, first=3)
+    assert len(names) == 12 and len(set(names)) == 12
+    page = (await api.data("ApiTokens", {"first": 3}, token=admin))["apiTokens"]
+    assert page["totalCount"] == 12 and page["pageInfo"]["hasPreviousPage"] is False
+
+
+async def test_cursor_is_stable_when_newer_items_arrive(api: Api, admin: str, make_token: MakeToken) -> None:
+    for i in range(4):
+        await make_token(Role.VIEWER, name=f"old{i}")
+    first_page = (await api.data("ApiTokens", {"first": 2}, token=admin))["apiTokens"]
+    seen = [e["node"]["name"] for e in first_page["edges"]]
+    await make_token(Role.VIEWER, name="newest")  # lands before the first page: must not shift the next one
+    rest = (await api.data("ApiTokens", {"first": 10, "after": first_page["pageInfo"]["endCursor"]}, token=admin))
+    rest_names = [e["node"]["name"] for e in rest["apiTokens"]["edges"]]
+    assert "newest" not in rest_names
+    assert set(seen) | set(rest_names) == {"old0", "old1", "old2", "old3"} | {n for n in seen + rest_names if n.startswith("admin")}
+    assert not set(seen) & set(rest_names)
+
+
+async def test_foreign_cursor_is_refused(api: Api, admin: str) -> None:
+    for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)])]:
+        error = await api.error("ApiTokens", {"after": bad}, token=admin)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+
+
+def test_keyset_filter_handles_nulls_in_both_directions() -> None:
+    sort = with_tiebreaker([("d", 1)])
+    assert sort == [("d", 1), ("_id", 1)]
+    # Ascending from a null: every non-null comes after, and equal nulls after by _id.
+    assert keyset_filter(sort, [None, 5]) == {"$or": [{"d": {"$ne": None}}, {"$and": [{"d": None}, {"_id": {"$gt": 5}}]}]}
+    desc = with_tiebreaker([("d", -1)])
+    # Descending from a value: smaller values and nulls come after.
+    assert keyset_filter(desc, [3, 5])["$or"][0] == {"$or": [{"d": {"$lt": 3}}, {"d": None}]}
+    # Descending from a null: only equal nulls with a smaller _id remain.
+    assert keyset_filter(desc, [None, 5]) == {"$or": [{"$and": [{"d": None}, {"_id": {"$lt": 5}}]}]}
+    now = utcnow()
+    assert decode_cursor(encode_cursor({"d": now, "_id": 7}, sort), sort) == [now, 7]

@@ -1,0 +1,58 @@
+"""The permission matrix: every root field, called by every role, is allowed or refused as it should be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from graphql import GraphQLObjectType
+
+from documents.api_token import Role
+from resolvers.relay import encode_id
+from resolvers.schema import build_schema
+from tests.conftest import MakeToken
+from tests.operations import Api
+
+ANY = None  # the field needs no role at all
+SOME_TOKEN_ID = encode_id("ApiToken", "64b000000000000000000000")
+
+# root field -> (operation in graphql/operations, variables, least role). Subscriptions are
+# checked over WebSocket in test_subscriptions.py; listed here so the matrix stays complete.
+MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
+    "Query.health": ("Status", {}, ANY),
+    "Query.me": ("Me", {}, ANY),
+    "Query.mounts": ("Mounts", {}, Role.VIEWER),
+    # node/nodes need VIEWER, and then the role of the type asked for: tokens are ADMIN's.
+    "Query.node": ("Node", {"id": SOME_TOKEN_ID}, Role.ADMIN),
+    "Query.nodes": ("Nodes", {"ids": [SOME_TOKEN_ID]}, Role.ADMIN),
+    "Query.apiTokens": ("ApiTokens", {}, Role.ADMIN),
+    "Mutation.createApiToken": ("CreateApiToken", {"input": {"name": "made-by-matrix", "role": "VIEWER"}}, Role.ADMIN),
+    "Mutation.revokeApiToken": ("RevokeApiToken", {"id": SOME_TOKEN_ID}, Role.ADMIN),
+    "Subscription.heartbeat": ("Heartbeat", {}, Role.VIEWER),
+}
+
+ROLES = [None, Role.VIEWER, Role.CONTRIBUTOR, Role.ADMIN]
+
+
+def test_matrix_covers_every_root_field() -> None:
+    schema = build_schema()._schema
+    root_fields = {
+        f"{root.name}.{name}"
+        for root in (schema.query_type, schema.mutation_type, schema.subscription_type)
+        if isinstance(root, GraphQLObjectType)
+        for name in root.fields
+    }
+    assert root_fields == set(MATRIX), "add new root fields to MATRIX (and remove gone ones)"
+
+
+@pytest.mark.parametrize("field", [f for f in MATRIX if not f.startswith("Subscription.")])
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value if r else "anonymous")
+async def test_role_matrix(api: Api, make_token: MakeToken, field: str, role: Role | None) -> None:
+    operation, variables, least = MATRIX[field]
+    token = await make_token(role) if role else None
+    body = await api.run(operation, variables, token=token)
+    codes = {e["extensions"]["code"] for e in body.get("errors", [])}
+    if least is None or (role is not None and role.includes(least)):
+        assert not codes & {"UNAUTHENTICATED", "FORBIDDEN"}, body
+    else:
+        assert codes == {"UNAUTHENTICATED" if role is None else "FORBIDDEN"}, body

@@ -1,0 +1,46 @@
+"""Configuration from GRAPHLAKE_* variables."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from graphlake.settings import LocalMountSettings, S3MountSettings, Settings
+
+
+def test_defaults_give_an_embedded_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("GRAPHLAKE_")]:
+        monkeypatch.delenv(key)
+    settings = Settings(_env_file=None)
+    assert settings.embedded_database and settings.default_mount == "local"
+    local = settings.mounts["local"]
+    assert isinstance(local, LocalMountSettings) and local.path == settings.data_dir / "objects" / "local"
+    assert settings.base_url == "http://127.0.0.1:8000"
+
+
+def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAPHLAKE_MOUNTS", '{"lab": {"backend": "s3", "bucket": "raw", "endpoint_url": "http://minio:9000"}}')
+    monkeypatch.setenv("GRAPHLAKE_MOUNTS__LAB__REGION", "eu-central-1")
+    monkeypatch.setenv("GRAPHLAKE_DEFAULT_MOUNT", "lab")
+    monkeypatch.setenv("GRAPHLAKE_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("GRAPHLAKE_MONGODB_URL", "mongodb://db:27017/?replicaSet=rs0")
+    settings = Settings(_env_file=None)
+    lab = settings.mounts["lab"]
+    assert isinstance(lab, S3MountSettings) and lab.bucket == "raw" and lab.region == "eu-central-1"
+    assert "local" in settings.mounts and settings.default_mount == "lab"
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert not settings.embedded_database
+
+
+@pytest.mark.parametrize(("env", "field"), [
+    ({"GRAPHLAKE_DEFAULT_MOUNT": "nowhere"}, "default_mount"),
+    ({"GRAPHLAKE_MAX_PAGE_SIZE": "0"}, "max_page_size"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "fallback": "ghost"}}'}, "fallback"),
+    ({"GRAPHLAKE_LOG_LEVEL": "LOUD"}, "log_level"),
+])
+def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)
+    assert field in str(error.value)

@@ -1,0 +1,74 @@
+"""Subscriptions over graphql-transport-ws and graphql-ws: auth in connection_init, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import websockets
+
+from graphlake.settings import Settings
+from tests.conftest import Served
+from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
+
+NEXT = {TRANSPORT_WS: "next", LEGACY_WS: "data"}
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_heartbeat_with_token_in_connection_init(served: Served, viewer: str, protocol: str) -> None:
+    async with Subscriber(served.ws_url, protocol) as ws:
+        assert (await ws.connect({"Authorization": f"Bearer {viewer}"}))["type"] == "connection_ack"
+        op = await ws.subscribe("Heartbeat", {"intervalSeconds": 0.1})
+        ticks = [await asyncio.wait_for(ws.receive(), 5) for _ in range(2)]
+        assert [t["type"] for t in ticks] == [NEXT[protocol]] * 2
+        assert [t["payload"]["data"]["heartbeat"]["sequence"] for t in ticks] == [1, 2]
+        assert all(t["id"] == op for t in ticks)
+        await ws.complete(op)
+
+
+async def test_bare_token_under_auth_token_key_works(served: Served, viewer: str) -> None:
+    async with Subscriber(served.ws_url) as ws:
+        assert (await ws.connect({"authToken": viewer}))["type"] == "connection_ack"
+
+
+async def test_wrong_token_closes_the_connection(served: Served) -> None:
+    async with Subscriber(served.ws_url) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.connect({"Authorization": "Bearer glk_wrong"})
+        assert closed.value.rcvd.code == 4403
+
+
+async def test_no_token_gets_unauthenticated_error(served: Served) -> None:
+    async with Subscriber(served.ws_url) as ws:
+        assert (await ws.connect())["type"] == "connection_ack"
+        op = await ws.subscribe("Heartbeat")
+        message = await asyncio.wait_for(ws.receive(), 5)
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        assert message["id"] == op
+        assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_bad_argument_names_the_field(served: Served, viewer: str) -> None:
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.subscribe("Heartbeat", {"intervalSeconds": 0})
+        message = await asyncio.wait_for(ws.receive(), 5)
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "intervalSeconds"}
+
+
+async def test_subscriptions_per_connection_limit(served: Served, viewer: str, settings: Settings) -> None:
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        for _ in range(settings.max_subscriptions_per_connection):
+            await ws.subscribe("Heartbeat", {"intervalSeconds": 3600})
+            assert (await asyncio.wait_for(ws.receive(), 5))["type"] == "next"
+        over = await ws.subscribe("Heartbeat", {"intervalSeconds": 3600})
+        refused = await asyncio.wait_for(ws.receive(), 5)
+        assert refused["type"] == "error" and refused["id"] == over
+        assert "limit" in refused["payload"][0]["message"].lower()
+        await ws.complete("1")  # freeing one slot lets a new subscription in
+        await asyncio.sleep(0.1)
+        again = await ws.subscribe("Heartbeat", {"intervalSeconds": 3600})
+        message = await asyncio.wait_for(ws.receive(), 5)
+        assert message["type"] == "next" and message["id"] == again
