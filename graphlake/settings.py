@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, description="Base URL clients use; default http://host:port.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     signing_secret: SecretStr | None = Field(
-        default=None, description="HMAC key for signed local URLs; default: generated once into data_dir."
+        default=None, description="HMAC key for the signed URLs of local mounts."
     )
 
     # --- auth

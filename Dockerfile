@@ -1,0 +1,26 @@
+# Graphlake for production: points at MongoDB and S3 by settings; no embedded FerretDB inside.
+FROM node:20-slim AS assets
+WORKDIR /app/assets
+COPY assets/package.json assets/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
+FROM python:3.12-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    GRAPHLAKE_HOST=0.0.0.0 GRAPHLAKE_PORT=8000 GRAPHLAKE_DATA_DIR=/data \
+    GRAPHLAKE_GRAPHIQL_ASSETS_DIR=/app/assets/node_modules GRAPHLAKE_LOG_JSON=true
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY graphlake graphlake
+COPY resolvers resolvers
+COPY documents documents
+COPY storage storage
+COPY migrations migrations
+COPY graphql graphql
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 --home /data graphlake \
+    && mkdir -p /data && chown graphlake /data
+COPY --from=assets /app/assets/node_modules /app/assets/node_modules
+USER graphlake
+VOLUME /data
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
+CMD ["graphlake", "serve"]
