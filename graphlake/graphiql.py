@@ -22,7 +22,7 @@ ASSETS = {
     "graphiql.min.css": "graphiql/graphiql.min.css",
 }
 
-DEFAULT_QUERY = """# Welcome to Graphlake. Paste your API token into the Headers tab below, then run this.
+DEFAULT_QUERY = """# Put your API token in Headers (below), then run: Ctrl-Enter.
 query Status {
   health { ok database storage version }
   me { tokenName role }
@@ -63,22 +63,32 @@ _PAGE = """<!doctype html>
       return socket;
     }}
 
-    function operationType(params, opts) {{
-      const doc = opts && opts.documentAST;
-      if (!doc) return /^\\s*subscription\\b/.test(params.query) ? "subscription" : "query";
-      const ops = doc.definitions.filter((d) => d.kind === "OperationDefinition");
-      const op = ops.find((d) => !params.operationName || (d.name && d.name.value === params.operationName));
-      return op ? op.operation : "query";
+    // Which kind of operation will run: read from the text itself (GraphiQL's parsed document
+    // can lag behind the editor). Comments are dropped; `{ ... }` alone is a query.
+    function operationType(params) {{
+      const text = params.query.replace(/#[^\n\r]*/g, "");
+      const name = params.operationName;
+      const pattern = name
+        ? new RegExp("\\b(query|mutation|subscription)\\s+" + name + "\\b")
+        : /^\s*(query|mutation|subscription)\b/;
+      const match = text.match(pattern);
+      return match ? match[1] : "query";
+    }}
+
+    async function post(params, headers) {{
+      const response = await fetch(httpUrl, {{
+        method: "POST",
+        headers: Object.assign({{ "Content-Type": "application/json", Accept: "application/json" }}, headers),
+        body: JSON.stringify(params),
+      }});
+      const text = await response.text();
+      try {{ return JSON.parse(text); }} catch (e) {{ return {{ errors: [{{ message: response.status + ": " + text }}] }}; }}
     }}
 
     function fetcher(params, opts) {{
       const headers = Object.assign({{}}, opts && opts.headers);
-      if (operationType(params, opts) === "subscription") return wsClient(headers).iterate(params);
-      return fetch(httpUrl, {{
-        method: "POST",
-        headers: Object.assign({{ "Content-Type": "application/json", Accept: "application/json" }}, headers),
-        body: JSON.stringify(params),
-      }}).then((response) => response.json());
+      if (operationType(params) === "subscription") return wsClient(headers).iterate(params);
+      return post(params, headers);
     }}
 
     ReactDOM.createRoot(document.getElementById("graphiql")).render(
