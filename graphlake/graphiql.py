@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from string import Template
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
@@ -31,41 +32,42 @@ query Status {
 
 DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <paste the token graphlake printed>"\n}'
 
-_PAGE = """<!doctype html>
+# string.Template, not str.format: the page is mostly JavaScript, full of braces.
+_PAGE = Template(r"""<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8" />
   <meta name="viewport" content="width=device-width, initial-scale=1" />
   <title>Graphlake GraphiQL</title>
-  <style>body {{ margin: 0; height: 100vh; }} #graphiql {{ height: 100vh; }}</style>
-  <link rel="stylesheet" href="{prefix}/graphiql.min.css" />
-  <script src="{prefix}/react.production.min.js"></script>
-  <script src="{prefix}/react-dom.production.min.js"></script>
-  <script src="{prefix}/graphql-ws.min.js"></script>
-  <script src="{prefix}/graphiql.min.js"></script>
+  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
+  <link rel="stylesheet" href="$prefix/graphiql.min.css" />
+  <script src="$prefix/react.production.min.js"></script>
+  <script src="$prefix/react-dom.production.min.js"></script>
+  <script src="$prefix/graphql-ws.min.js"></script>
+  <script src="$prefix/graphiql.min.js"></script>
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL...</div>
   <script>
-    const endpoint = {endpoint};
+    const endpoint = $endpoint;
     const httpUrl = new URL(endpoint, location.href).href;
     const wsUrl = httpUrl.replace(/^http/, "ws");
 
     // One WebSocket per set of headers: the token typed in the Headers tab goes into
     // connection_init, so changing it reconnects with the new identity.
     let socket = null, socketKey = null;
-    function wsClient(headers) {{
+    function wsClient(headers) {
       const key = JSON.stringify(headers);
       if (socket && socketKey === key) return socket;
       if (socket) socket.dispose();
       socketKey = key;
-      socket = graphqlWs.createClient({{ url: wsUrl, connectionParams: headers, lazy: true }});
+      socket = graphqlWs.createClient({ url: wsUrl, connectionParams: headers, lazy: true });
       return socket;
-    }}
+    }
 
     // Which kind of operation will run: read from the text itself (GraphiQL's parsed document
     // can lag behind the editor). Comments are dropped; `{ ... }` alone is a query.
-    function operationType(params) {{
+    function operationType(params) {
       const text = params.query.replace(/#[^\n\r]*/g, "");
       const name = params.operationName;
       const pattern = name
@@ -73,38 +75,38 @@ _PAGE = """<!doctype html>
         : /^\s*(query|mutation|subscription)\b/;
       const match = text.match(pattern);
       return match ? match[1] : "query";
-    }}
+    }
 
-    async function post(params, headers) {{
-      const response = await fetch(httpUrl, {{
+    async function post(params, headers) {
+      const response = await fetch(httpUrl, {
         method: "POST",
-        headers: Object.assign({{ "Content-Type": "application/json", Accept: "application/json" }}, headers),
+        headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, headers),
         body: JSON.stringify(params),
-      }});
+      });
       const text = await response.text();
-      try {{ return JSON.parse(text); }} catch (e) {{ return {{ errors: [{{ message: response.status + ": " + text }}] }}; }}
-    }}
+      try { return JSON.parse(text); } catch (e) { return { errors: [{ message: response.status + ": " + text }] }; }
+    }
 
-    function fetcher(params, opts) {{
-      const headers = Object.assign({{}}, opts && opts.headers);
+    function fetcher(params, opts) {
+      const headers = Object.assign({}, opts && opts.headers);
       if (operationType(params) === "subscription") return wsClient(headers).iterate(params);
       return post(params, headers);
-    }}
+    }
 
     ReactDOM.createRoot(document.getElementById("graphiql")).render(
-      React.createElement(GraphiQL, {{
+      React.createElement(GraphiQL, {
         fetcher,
-        defaultQuery: {default_query},
-        defaultHeaders: {default_headers},
+        defaultQuery: $default_query,
+        defaultHeaders: $default_headers,
         defaultEditorToolsVisibility: "headers",
         shouldPersistHeaders: true,
         isHeadersEditorEnabled: true,
-      }})
+      })
     );
   </script>
 </body>
 </html>
-"""
+""")
 
 
 def _js(value: str) -> str:
@@ -113,7 +115,7 @@ def _js(value: str) -> str:
 
 
 def graphiql_html(endpoint_path: str) -> str:
-    return _PAGE.format(
+    return _PAGE.substitute(
         prefix=html.escape(ASSET_PREFIX),
         endpoint=_js(endpoint_path),
         default_query=_js(DEFAULT_QUERY),
