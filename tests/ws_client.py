@@ -34,7 +34,9 @@ class Subscriber:
     async def receive(self) -> dict[str, Any]:
         """The next message, skipping keep-alives."""
         while True:
-            message = json.loads(await self.socket.recv())
+            frame = await self.socket.recv()
+            assert isinstance(frame, str), "the GraphQL WebSocket protocols send text frames only"
+            message = json.loads(frame)
             if message.get("type") not in ("ka", "ping", "pong"):
                 return message
 
