@@ -4,8 +4,20 @@ Each document declares its indexes as pymongo IndexModels in `Settings.indexes`,
 explicit name: `graphlake.database.ensure_indexes` creates the missing ones by that name.
 """
 
+from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet
 from documents.api_token import ApiToken
+from documents.asset import Alias, Asset
+from documents.collection import Collection, CollectionItem
+from documents.dataset import Dataset, DatasetVersion, Datum, VersionMember
+from documents.retention import AssetRetention
 
-DOCUMENT_MODELS: list[type] = [ApiToken]
+DOCUMENT_MODELS: list[type] = [
+    ApiToken, Asset, Alias, Collection, CollectionItem, AssetRetention,
+    Datum, Dataset, DatasetVersion, VersionMember,
+    AnnotationSchema, AnnotationSet, AnnotationRecord,
+]
 
-__all__ = ["DOCUMENT_MODELS", "ApiToken"]
+__all__ = [
+    "DOCUMENT_MODELS", "Alias", "AnnotationRecord", "AnnotationSchema", "AnnotationSet", "ApiToken", "Asset",
+    "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "VersionMember",
+]

@@ -14,6 +14,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from graphlake.settings import Settings
+from resolvers.loaders import Loaders
+from resolvers.pagination import Page
 from storage import ObjectStore
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ class Context:
     auth_error: str | None = None
     # Filled by Strawberry from the `connection_init` payload of a WebSocket.
     connection_params: dict[str, Any] | None = field(default=None)
+    # Fresh per request: a DataLoader cache must not outlive the request it was filled for.
+    loaders: Loaders = field(default_factory=Loaders)
 
     @property
     def settings(self) -> Settings:
@@ -56,6 +60,15 @@ class Context:
     @property
     def stores(self) -> dict[str, ObjectStore]:
         return self.state.stores
+
+    @property
+    def actor(self) -> str | None:
+        """How audit fields (createdBy, addedBy, ...) name the caller."""
+        return self.principal.actor if self.principal else None
+
+    def page(self, first: int | None, after: str | None) -> Page:
+        """`first`/`after` validated against this server's page-size limits."""
+        return Page.of(first, after, default_size=self.settings.default_page_size, max_size=self.settings.max_page_size)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.monitoring import CommandListener
 
 from documents import DOCUMENT_MODELS
@@ -43,3 +44,12 @@ async def ensure_indexes(model: type[Document]) -> None:
 
 async def ping(db: AsyncDatabase) -> None:
     await db.command("ping")
+
+
+def is_duplicate_key(error: PyMongoError) -> bool:
+    """A unique index refused the write. MongoDB says so with code 11000; FerretDB v1 does too on
+    insert, but reports a violation by an update as InternalError (code 1) naming the SQLite
+    constraint, so both are recognised here and nowhere else."""
+    if isinstance(error, DuplicateKeyError):
+        return True
+    return isinstance(error, OperationFailure) and "UNIQUE constraint failed" in str(error)

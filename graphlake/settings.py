@@ -83,11 +83,16 @@ class Settings(BaseSettings):
     max_query_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 5000
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = Field(default=16 * 1_048_576, description="Must exceed max_text_bytes: texts come in the body.")
     default_page_size: int = 50
     max_page_size: int = 500
     max_subscriptions_per_connection: int = 20
     introspection: bool = True
+    max_batch_items: int = Field(default=10_000, description="Items in one batch mutation (datums, annotations).")
+
+    # --- stored payload sizes
+    max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
+    max_text_bytes: int = Field(default=10 * 1_048_576, description="UTF-8 bytes of one storeText.")
 
     # --- logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -106,7 +111,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_page_size",
-                     "default_page_size", "max_subscriptions_per_connection")
+                     "default_page_size", "max_subscriptions_per_connection", "max_batch_items",
+                     "max_value_bytes", "max_text_bytes")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import orjson
+
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -66,10 +68,13 @@ class GraphQLView(GraphQL[Context, None]):
         return HTMLResponse(graphiql_html(request.url.path))
 
     def encode_json(self, data: object) -> str:
-        # orjson: the same JSON, several times faster on large result pages. A str, not bytes:
-        # Strawberry sends bytes as binary WebSocket frames, which the protocols (and browsers'
-        # graphql-ws clients) do not accept.
-        return orjson.dumps(data).decode()
+        # orjson (several times faster on large pages), falling back to the stdlib for integers
+        # beyond 64 bits, which stored JSON values may hold. A str, not bytes: Strawberry sends
+        # bytes as binary WebSocket frames, which browsers' graphql-ws clients reject.
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 async def _authenticate(context: Context, header: Any) -> None:

@@ -8,8 +8,9 @@ list never shift a page (unlike offsets).
 from __future__ import annotations
 
 import base64
+import bisect
 import binascii
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,9 +20,11 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 
 from resolvers.errors import BadUserInput
+from resolvers.loaders import Loaders
 from resolvers.relay import Connection, Edge, PageInfo
 
 T = TypeVar("T")
+D = TypeVar("D")
 SortSpec = Sequence[tuple[str, int]]
 
 
@@ -152,4 +155,70 @@ async def paginate(
     )
 
 
-__all__ = ["ASCENDING", "DESCENDING", "Page", "paginate", "keyset_filter", "encode_cursor", "decode_cursor"]
+
+
+async def child_connection(
+    loaders: Loaders,
+    model: type[D],
+    *,
+    field: str,
+    parent_id: ObjectId,
+    query: dict[str, Any],
+    page: Page,
+    to_node: Callable[[D], T],
+) -> Connection[T]:
+    """A parent's children (`model` documents whose `field` is `parent_id`) in `_id` order.
+
+    A first page comes from a DataLoader, so a list of parents costs one query for all their
+    children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
+    """
+    sort = [("_id", ASCENDING)]
+    if page.after:
+        return await paginate(
+            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=sort, page=page,
+            to_node=lambda raw: to_node(model.model_validate(raw)),
+        )
+    child_page = await loaders.children(model, field, query, page.first).load(parent_id)
+    edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
+
+    async def count() -> int:
+        return await loaders.counts(model, field, query).load(parent_id)
+
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=child_page.has_next, has_previous_page=False,
+                           start_cursor=edges[0].cursor if edges else None,
+                           end_cursor=edges[-1].cursor if edges else None),
+        count=count,
+    )
+
+
+async def map_nodes(connection: Connection[T], convert: Callable[[list[T]], Awaitable[list[Any]]]) -> Connection[Any]:
+    """The same page (cursors, pageInfo, count) with each node replaced, converted in one batch."""
+    nodes = await convert([edge.node for edge in connection.edges])
+    edges = [Edge(cursor=edge.cursor, node=node) for edge, node in zip(connection.edges, nodes, strict=True)]
+    return Connection(edges=edges, page_info=connection.page_info, count=connection.count)
+
+
+async def id_list_connection(
+    ids: Sequence[ObjectId], page: Page, load: Callable[[list[ObjectId]], Awaitable[list[T]]]
+) -> Connection[T]:
+    """A page of a computed, ascending list of ids (a diff, a split), nodes loaded in one batch."""
+    sort = [("_id", ASCENDING)]
+    start = 0
+    if page.after:
+        start = bisect.bisect_right(ids, decode_cursor(page.after, sort)[0])
+    chosen = list(ids[start:start + page.first])
+    nodes = await load(chosen)
+    edges = [Edge(cursor=encode_cursor({"_id": i}, sort), node=n) for i, n in zip(chosen, nodes, strict=True)]
+
+    async def count() -> int:
+        return len(ids)
+
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=start + page.first < len(ids), has_previous_page=start > 0,
+                           start_cursor=edges[0].cursor if edges else None,
+                           end_cursor=edges[-1].cursor if edges else None),
+        count=count,
+    )

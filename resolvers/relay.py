@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import strawberry
+from bson import ObjectId
 
 from resolvers.errors import BadUserInput
 
@@ -67,3 +68,16 @@ class Connection(Generic[T]):
     @strawberry.field(description="How many items the whole list holds (costs a count; ask only when needed).")
     async def total_count(self) -> int:
         return await self.count()
+
+
+def decode_object_id(global_id: str, type_name: str, *, field: str = "id") -> ObjectId:
+    """The ObjectId inside a global ID of `type_name`; BAD_USER_INPUT naming `field` otherwise."""
+    raw = decode_id(global_id, type_name, field=field)
+    if not ObjectId.is_valid(raw):
+        raise BadUserInput(f"{global_id!r} is not a Graphlake ID", field=field)
+    return ObjectId(raw)
+
+
+def decode_object_ids(global_ids: list[str], type_name: str, *, field: str) -> list[ObjectId]:
+    """Many IDs of one type, each error naming its position: `field[i]`."""
+    return [decode_object_id(g, type_name, field=f"{field}[{i}]") for i, g in enumerate(global_ids)]

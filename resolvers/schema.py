@@ -19,15 +19,30 @@ from strawberry.types import ExecutionContext
 from strawberry.tools import merge_types
 
 from graphlake.settings import Settings
+from resolvers.annotations.mutations import AnnotationMutations
+from resolvers.annotations.queries import AnnotationQueries
+from resolvers.assets.mutations import AssetMutations
+from resolvers.assets.queries import AssetQueries
 from resolvers.auth.mutations import AuthMutations
 from resolvers.auth.queries import AuthQueries
 from resolvers.auth.types import ApiToken
+from resolvers.collections.mutations import CollectionMutations
+from resolvers.collections.queries import CollectionQueries
+from resolvers.datasets.mutations import DatasetMutations
+from resolvers.datasets.queries import DatasetQueries
+from resolvers.datums.mutations import DatumMutations
+from resolvers.datums.queries import DatumQueries
 from resolvers.errors import ErrorPolicy
 from resolvers.node import NodeQueries
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
 
-Query = merge_types("Query", (NodeQueries, SystemQueries, AuthQueries))
-Mutation = merge_types("Mutation", (AuthMutations,))
+Query = merge_types("Query", (
+    NodeQueries, AssetQueries, CollectionQueries, DatumQueries, DatasetQueries, AnnotationQueries,
+    SystemQueries, AuthQueries,
+))
+Mutation = merge_types("Mutation", (
+    AssetMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations, AuthMutations,
+))
 Subscription = merge_types("Subscription", (SystemSubscriptions,))
 
 # Node types no root field returns directly still belong in the schema, for node(id:).

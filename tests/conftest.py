@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from botocore.config import Config
+from pymongo.monitoring import CommandListener, CommandStartedEvent
 from starlette.applications import Starlette
 
 from documents import DOCUMENT_MODELS
@@ -87,10 +88,31 @@ def settings(mongodb_url: str, s3: S3Service, tmp_path_factory: pytest.TempPathF
     )
 
 
+class CommandCounter(CommandListener):
+    """Counts the database commands the app sends (driver housekeeping excluded)."""
+
+    HOUSEKEEPING = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo", "saslStart",
+                              "saslContinue", "getMore"})
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name not in self.HOUSEKEEPING:
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: object) -> None:
+        pass
+
+    def failed(self, event: object) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Served:
     app: Starlette
     base_url: str
+    commands: CommandCounter
 
     @property
     def ws_url(self) -> str:
@@ -101,7 +123,8 @@ class Served:
 async def served(settings: Settings) -> AsyncIterator[Served]:
     """The app, served by uvicorn on a free port: WebSocket tests need a real socket, and HTTP tests
     reach the same app object (and so the same lifespan state) through the ASGI transport."""
-    app = create_app(settings)
+    counter = CommandCounter()
+    app = create_app(settings, command_listeners=[counter])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -109,7 +132,7 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
         if task.done():
             task.result()  # startup failed: raise its error here
         await asyncio.sleep(0.05)
-    yield Served(app=app, base_url=f"http://127.0.0.1:{port}")
+    yield Served(app=app, base_url=f"http://127.0.0.1:{port}", commands=counter)
     server.should_exit = True
     await task
 

@@ -9,9 +9,11 @@ from functools import cache
 from typing import Any
 
 import httpx
+from bson import ObjectId
 from graphql import OperationDefinitionNode, parse
 
 from graphlake import PROJECT_ROOT
+from resolvers.relay import split_id
 
 OPERATIONS_DIR = PROJECT_ROOT / "graphql" / "operations"
 
@@ -28,6 +30,11 @@ def operations() -> dict[str, str]:
                 assert name not in found, f"operation {name} is defined twice"
                 found[name] = text
     return found
+
+
+def object_id(global_id: str) -> ObjectId:
+    """The database id inside a global ID, for checking stored state directly."""
+    return ObjectId(split_id(global_id)[1])
 
 
 def document(name: str) -> str:

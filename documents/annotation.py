@@ -1,0 +1,169 @@
+"""Annotation schemas, sets (one source, one purpose) and records (one label or shape each)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Literal
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+from documents.json_value import StoredJson
+
+
+class AnnotationKind(str, Enum):
+    CLASSIFICATION = "CLASSIFICATION"
+    REGRESSION = "REGRESSION"
+    BBOX = "BBOX"
+    ROTATED_BBOX = "ROTATED_BBOX"
+    POLYGON = "POLYGON"
+    POLYLINE = "POLYLINE"
+    KEYPOINTS = "KEYPOINTS"
+    MASK = "MASK"
+
+
+class AnnotationPurpose(str, Enum):
+    GROUND_TRUTH = "GROUND_TRUTH"
+    PREDICTION = "PREDICTION"
+    REVIEW = "REVIEW"
+
+
+class SourceKind(str, Enum):
+    HUMAN = "HUMAN"
+    MODEL = "MODEL"
+    DERIVED = "DERIVED"
+
+
+class LabelClass(BaseModel):
+    name: str
+    display_name: str | None = None
+    color: str | None = None
+
+
+class AnnotationSource(BaseModel):
+    kind: SourceKind
+    name: str
+    version: str | None = None
+
+
+class AnnotationSchema(Document):
+    name: str
+    version: int
+    kinds: list[AnnotationKind]
+    labels: list[LabelClass]
+    allow_scores: bool = True
+    required_attributes: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "annotation_schemas"
+        indexes = [
+            IndexModel([("name", ASCENDING), ("version", DESCENDING)], name="name_version_unique", unique=True),
+            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
+        ]
+
+
+class AnnotationSet(Document):
+    name: str
+    purpose: AnnotationPurpose
+    schema_id: PydanticObjectId
+    source: AnnotationSource | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "annotation_sets"
+        indexes = [IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at")]
+
+
+# --- geometry: one shape per record, tagged by its kind
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class Keypoint(BaseModel):
+    name: str | None = None
+    x: float
+    y: float
+    visible: bool | None = None
+
+
+class BBoxShape(BaseModel):
+    type: Literal["BBOX"] = "BBOX"
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class RotatedBBoxShape(BaseModel):
+    type: Literal["ROTATED_BBOX"] = "ROTATED_BBOX"
+    cx: float
+    cy: float
+    width: float
+    height: float
+    angle: float
+
+
+class PolygonShape(BaseModel):
+    type: Literal["POLYGON"] = "POLYGON"
+    points: list[Point]
+
+
+class PolylineShape(BaseModel):
+    type: Literal["POLYLINE"] = "POLYLINE"
+    points: list[Point]
+
+
+class KeypointsShape(BaseModel):
+    type: Literal["KEYPOINTS"] = "KEYPOINTS"
+    points: list[Keypoint]
+
+
+class MaskShape(BaseModel):
+    type: Literal["MASK"] = "MASK"
+    asset_id: PydanticObjectId
+
+
+Shape = Annotated[
+    BBoxShape | RotatedBBoxShape | PolygonShape | PolylineShape | KeypointsShape | MaskShape,
+    Field(discriminator="type"),
+]
+
+
+class AnnotationRecord(Document):
+    set_id: PydanticObjectId
+    datum_id: PydanticObjectId | None = None
+    asset_id: PydanticObjectId
+    kind: AnnotationKind
+    label: str | None = None
+    score: float | None = None
+    value: float | None = None
+    geometry: Shape | None = None
+    attributes: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
+    # Copies of the set's purpose and source (both immutable), so filters on them need no join.
+    purpose: AnnotationPurpose
+    source: AnnotationSource
+    verified: bool = False
+    verified_by: str | None = None
+    verified_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "annotation_records"
+        indexes = [
+            IndexModel([("set_id", ASCENDING), ("_id", ASCENDING)], name="set"),
+            IndexModel([("datum_id", ASCENDING), ("_id", ASCENDING)], name="datum"),
+            IndexModel([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
+            IndexModel([("kind", ASCENDING), ("label", ASCENDING)], name="kind_label"),
+            IndexModel("label", name="label"),
+            IndexModel([("purpose", ASCENDING), ("source.kind", ASCENDING)], name="purpose_source"),
+            IndexModel("verified", name="verified"),
+            IndexModel("score", name="score"),
+        ]

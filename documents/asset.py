@@ -1,0 +1,83 @@
+"""Assets: one stored thing (a JSON value, a text, a file, or an external object)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+from documents.common import AssetKind, AssetStatus, Ownership
+from documents.json_value import StoredJson, json_indexes
+
+
+class StorageRef(BaseModel):
+    """Where a FILE or EXTERNAL asset's bytes live."""
+
+    mount: str
+    key: str
+    uri: str
+    external: bool = False
+
+
+class Asset(Document):
+    kind: AssetKind
+    status: AssetStatus
+    name: str
+    description: str | None = None
+    media_type: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    value: StoredJson | None = None
+    text: str | None = None
+    storage: StorageRef | None = None
+    metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
+    labels: list[str] = Field(default_factory=list)
+    owner: Ownership = Field(default_factory=Ownership)
+    data_timestamp: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+    derived_from: list[PydanticObjectId] = Field(default_factory=list)
+    # Collections holding it (kept beside the items so `collectionId` filters are one indexed match).
+    collection_ids: list[PydanticObjectId] = Field(default_factory=list)
+    # Set when the last pin went away: a garbage collector may remove it after a grace period.
+    unpinned_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    class Settings:
+        name = "assets"
+        indexes = [
+            IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="status_created"),
+            IndexModel([("status", ASCENDING), ("name", ASCENDING), ("_id", ASCENDING)], name="status_name"),
+            IndexModel([("status", ASCENDING), ("size_bytes", ASCENDING), ("_id", ASCENDING)], name="status_size"),
+            IndexModel([("status", ASCENDING), ("data_timestamp", ASCENDING), ("_id", ASCENDING)], name="status_data_ts"),
+            IndexModel("kind", name="kind"),
+            IndexModel("labels", name="labels"),
+            IndexModel("sha256", name="sha256"),
+            IndexModel("media_type", name="media_type"),
+            IndexModel("collection_ids", name="collection_ids"),
+            IndexModel("derived_from", name="derived_from"),
+            IndexModel("owner.user_id", name="owner_user"),
+            IndexModel("owner.experiment_id", name="owner_experiment"),
+            IndexModel("owner.workflow_id", name="owner_workflow"),
+            IndexModel("owner.project_id", name="owner_project"),
+            IndexModel("unpinned_at", name="unpinned_at"),
+            *json_indexes("metadata"),
+            *json_indexes("value"),
+        ]
+
+
+class Alias(Document):
+    """A lake-wide unique name for an asset. Its own collection, keyed by the alias itself:
+    a unique index on an array field would make every asset with no alias collide."""
+
+    id: str = Field(alias="_id")  # type: ignore[assignment]
+    asset_id: PydanticObjectId
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "aliases"
+        indexes = [IndexModel("asset_id", name="asset_id")]

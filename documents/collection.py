@@ -1,0 +1,46 @@
+"""Collections of assets, and their items (an asset's place in one collection)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+from documents.common import Split
+from documents.json_value import StoredJson
+
+
+class Collection(Document):
+    name: str
+    description: str | None = None
+    metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "collections"
+        indexes = [
+            IndexModel("name", name="name_unique", unique=True),
+            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
+        ]
+
+
+class CollectionItem(Document):
+    collection_id: PydanticObjectId
+    asset_id: PydanticObjectId
+    path: str | None = None
+    split: Split | None = None
+    added_at: datetime = Field(default_factory=utcnow)
+    added_by: str | None = None
+
+    class Settings:
+        name = "collection_items"
+        indexes = [
+            IndexModel([("collection_id", ASCENDING), ("asset_id", ASCENDING)], name="collection_asset_unique", unique=True),
+            IndexModel([("collection_id", ASCENDING), ("path", ASCENDING), ("_id", ASCENDING)], name="collection_path"),
+            IndexModel([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
+        ]

@@ -1,0 +1,94 @@
+"""Datums (a training example: assets by role), datasets and their immutable versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+from documents.common import Split
+from documents.json_value import StoredJson, json_indexes
+
+
+class RoleRef(BaseModel):
+    role: str
+    asset_id: PydanticObjectId
+
+
+class Datum(Document):
+    split: Split = Split.UNASSIGNED
+    roles: list[RoleRef]
+    metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "datums"
+        indexes = [
+            IndexModel([("split", ASCENDING), ("_id", DESCENDING)], name="split"),
+            IndexModel("roles.role", name="role"),
+            IndexModel("roles.asset_id", name="role_asset"),
+            *json_indexes("metadata"),
+        ]
+
+
+class Dataset(Document):
+    name: str
+    description: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "datasets"
+        indexes = [
+            IndexModel("name", name="name_unique", unique=True),
+            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
+        ]
+
+
+class VersionStatus(str, Enum):
+    # A version is written in steps (no transactions on FerretDB): BUILDING until every member and
+    # pin is stored, then READY. Readers see READY versions only.
+    BUILDING = "BUILDING"
+    READY = "READY"
+
+
+class DatasetVersion(Document):
+    dataset_id: PydanticObjectId
+    version: str
+    description: str | None = None
+    parent_id: PydanticObjectId | None = None
+    status: VersionStatus = VersionStatus.BUILDING
+    annotation_set_ids: list[PydanticObjectId] = Field(default_factory=list)
+    datum_count: int = 0
+    split_counts: dict[str, int] = Field(default_factory=dict)
+    manifest_sha256: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "dataset_versions"
+        indexes = [
+            IndexModel([("dataset_id", ASCENDING), ("version", ASCENDING)], name="dataset_version_unique", unique=True),
+            IndexModel([("dataset_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+                       name="dataset_created"),
+        ]
+
+
+class VersionMember(Document):
+    """One datum of one version, with the split it had when the version was built (frozen)."""
+
+    version_id: PydanticObjectId
+    datum_id: PydanticObjectId
+    split: Split
+
+    class Settings:
+        name = "version_members"
+        indexes = [
+            IndexModel([("version_id", ASCENDING), ("datum_id", ASCENDING)], name="version_datum_unique", unique=True),
+            IndexModel([("version_id", ASCENDING), ("split", ASCENDING), ("datum_id", ASCENDING)], name="version_split"),
+        ]

@@ -1,0 +1,29 @@
+"""Retention pins: each keeps one asset alive on behalf of one owner."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+from pymongo import ASCENDING, IndexModel
+
+from documents.clock import utcnow
+from documents.common import RetentionOwnerType
+
+
+class AssetRetention(Document):
+    asset_id: PydanticObjectId
+    owner_type: RetentionOwnerType
+    # A collection or dataset version id; for MANUAL_PIN the pin's own id (one pin per call).
+    owner_id: PydanticObjectId
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+
+    class Settings:
+        name = "retentions"
+        indexes = [
+            IndexModel([("asset_id", ASCENDING), ("owner_type", ASCENDING), ("owner_id", ASCENDING)],
+                       name="asset_owner_unique", unique=True),
+            IndexModel([("owner_type", ASCENDING), ("owner_id", ASCENDING)], name="owner"),
+        ]

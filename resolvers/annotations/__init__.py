@@ -1,0 +1,1 @@
+"""Annotations: schemas (labels, kinds, rules), sets (purpose and source) and validated records."""

@@ -1,0 +1,42 @@
+"""Reading annotation schemas, sets and records."""
+
+from __future__ import annotations
+
+import strawberry
+
+from documents import annotation as docs
+from graphlake.context import Info
+from resolvers.annotations.inputs import AnnotationFilter, annotation_query
+from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
+from resolvers.pagination import DESCENDING, paginate
+from resolvers.permissions import CanRead
+from resolvers.relay import Connection
+
+
+@strawberry.type
+class AnnotationQueries:
+    @strawberry.field(permission_classes=[CanRead], description="Annotation schemas, newest first.")
+    async def annotation_schemas(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[AnnotationSchema]:
+        return await paginate(
+            docs.AnnotationSchema.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
+            page=info.context.page(first, after),
+            to_node=lambda raw: AnnotationSchema.from_document(docs.AnnotationSchema.model_validate(raw)),
+        )
+
+    @strawberry.field(permission_classes=[CanRead], description="Annotation sets, newest first.")
+    async def annotation_sets(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[AnnotationSet]:
+        return await paginate(
+            docs.AnnotationSet.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
+            page=info.context.page(first, after),
+            to_node=lambda raw: AnnotationSet.from_document(docs.AnnotationSet.model_validate(raw)),
+        )
+
+    @strawberry.field(permission_classes=[CanRead], description="Annotation records across all sets, newest first.")
+    async def annotations(
+        self, info: Info, filter: AnnotationFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[AnnotationRecord]:
+        return await paginate(
+            docs.AnnotationRecord.get_pymongo_collection(), query=annotation_query(filter), sort=[("_id", DESCENDING)],
+            page=info.context.page(first, after),
+            to_node=lambda raw: AnnotationRecord.from_document(docs.AnnotationRecord.model_validate(raw)),
+        )

@@ -1,0 +1,207 @@
+"""Annotation business steps: schemas, sets, validated all-or-nothing record batches, verification."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from documents import annotation as docs
+from documents.asset import Asset
+from documents.clock import utcnow
+from documents.common import AssetStatus
+from documents.dataset import Datum
+from documents.json_value import StoredJson
+from resolvers.assets.service import check_name
+from resolvers.errors import BadUserInput, Conflict, NotFound
+
+Kind = docs.AnnotationKind
+# The shape each geometric kind carries; CLASSIFICATION and REGRESSION carry none.
+SHAPE_OF_KIND: dict[Kind, type] = {
+    Kind.BBOX: docs.BBoxShape, Kind.ROTATED_BBOX: docs.RotatedBBoxShape, Kind.POLYGON: docs.PolygonShape,
+    Kind.POLYLINE: docs.PolylineShape, Kind.KEYPOINTS: docs.KeypointsShape, Kind.MASK: docs.MaskShape,
+}
+MIN_POINTS = {docs.PolygonShape: 3, docs.PolylineShape: 2, docs.KeypointsShape: 1}
+
+
+@dataclass
+class NewRecord:
+    """One record as the client sent it, ids decoded and attributes encoded, not yet checked."""
+
+    asset_id: ObjectId
+    kind: Kind
+    datum_id: ObjectId | None = None
+    label: str | None = None
+    score: float | None = None
+    value: float | None = None
+    geometry: Any = None  # a docs shape model
+    attributes: StoredJson | None = None
+    attribute_keys: Sequence[str] = ()
+    source: docs.AnnotationSource | None = None
+
+
+async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.LabelClass], version: int | None,
+                        allow_scores: bool, required_attributes: Sequence[str], actor: str | None) -> docs.AnnotationSchema:
+    name = check_name(name)
+    if not kinds:
+        raise BadUserInput("give at least one kind", field="kinds")
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        if not label.name.strip():
+            raise BadUserInput("a label needs a name", field=f"labels[{i}].name")
+        if label.name in seen:
+            raise BadUserInput(f"label {label.name!r} appears twice", field=f"labels[{i}].name")
+        seen.add(label.name)
+    if any(not a.strip() for a in required_attributes):
+        raise BadUserInput("attribute names must not be empty", field="requiredAttributes")
+    if version is None:
+        newest = await docs.AnnotationSchema.find({"name": name}).sort([("version", -1)]).first_or_none()
+        version = newest.version + 1 if newest else 1
+    elif version < 1:
+        raise BadUserInput("must be 1 or more", field="version")
+    schema = docs.AnnotationSchema(
+        name=name, version=version, kinds=list(dict.fromkeys(kinds)), labels=list(labels), allow_scores=allow_scores,
+        required_attributes=list(dict.fromkeys(required_attributes)), created_by=actor,
+    )
+    try:
+        await schema.insert()
+    except DuplicateKeyError:
+        raise Conflict(f"schema {name!r} version {version} exists already", field="version") from None
+    return schema
+
+
+async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: ObjectId,
+                     source: docs.AnnotationSource | None, actor: str | None) -> docs.AnnotationSet:
+    name = check_name(name)
+    if await docs.AnnotationSchema.get(schema_id) is None:
+        raise NotFound(f"no annotation schema {schema_id}", field="schemaId")
+    if source is not None and not source.name.strip():
+        raise BadUserInput("a source needs a name", field="source.name")
+    annotation_set = docs.AnnotationSet(name=name, purpose=purpose, schema_id=schema_id, source=source, created_by=actor)
+    await annotation_set.insert()
+    return annotation_set
+
+
+def _finite(number: float | None) -> bool:
+    return number is None or math.isfinite(number)
+
+
+def _check_geometry(record: NewRecord, field: str, masks: dict[ObjectId, Asset]) -> None:
+    expected = SHAPE_OF_KIND.get(record.kind)
+    shape = record.geometry
+    if expected is None:
+        if shape is not None:
+            raise BadUserInput(f"a {record.kind.value} record carries no geometry", field=f"{field}.geometry")
+        return
+    if shape is None:
+        raise BadUserInput(f"a {record.kind.value} record needs a geometry", field=f"{field}.geometry")
+    if not isinstance(shape, expected):
+        raise BadUserInput(f"a {record.kind.value} record needs a {record.kind.value.lower()} geometry, "
+                           f"got {shape.type.lower()}", field=f"{field}.geometry")
+    numbers = [v for k, v in shape.model_dump().items() if isinstance(v, float)]
+    points = getattr(shape, "points", [])
+    numbers += [c for p in points for c in (p.x, p.y)]
+    if not all(math.isfinite(n) for n in numbers):
+        raise BadUserInput("coordinates must be finite numbers", field=f"{field}.geometry")
+    if isinstance(shape, docs.BBoxShape | docs.RotatedBBoxShape) and not (shape.width > 0 and shape.height > 0):
+        raise BadUserInput("width and height must be positive", field=f"{field}.geometry")
+    if expected in MIN_POINTS and len(points) < MIN_POINTS[expected]:
+        raise BadUserInput(f"needs at least {MIN_POINTS[expected]} points, got {len(points)}", field=f"{field}.geometry.points")
+    if isinstance(shape, docs.MaskShape):
+        mask = masks.get(shape.asset_id)
+        if mask is None:
+            raise BadUserInput(f"no asset {shape.asset_id}", field=f"{field}.geometry.mask.assetId")
+        if not (mask.media_type or "").startswith("image/"):
+            raise BadUserInput(f"the mask asset must be an image, it is {mask.media_type or 'untyped'}",
+                               field=f"{field}.geometry.mask.assetId")
+
+
+def _check_record(i: int, record: NewRecord, schema: docs.AnnotationSchema, set_source: docs.AnnotationSource | None,
+                  datums: dict[ObjectId, Datum], masks: dict[ObjectId, Asset]) -> None:
+    field = f"records[{i}]"
+    if record.kind not in schema.kinds:
+        raise BadUserInput(f"{record.kind.value} is not allowed by schema {schema.name} v{schema.version} "
+                           f"(allowed: {', '.join(k.value for k in schema.kinds)})", field=f"{field}.kind")
+    labels = {label.name for label in schema.labels}
+    if record.kind is Kind.REGRESSION:
+        if record.value is None or not math.isfinite(record.value):
+            raise BadUserInput("a REGRESSION record needs a finite value", field=f"{field}.value")
+    elif record.label is None:
+        raise BadUserInput(f"a {record.kind.value} record needs a label", field=f"{field}.label")
+    if record.label is not None and labels and record.label not in labels:
+        raise BadUserInput(f"{record.label!r} is not a label of schema {schema.name} v{schema.version}",
+                           field=f"{field}.label")
+    if record.score is not None:
+        if not schema.allow_scores:
+            raise BadUserInput(f"schema {schema.name} v{schema.version} allows no scores", field=f"{field}.score")
+        if not (_finite(record.score) and 0 <= record.score <= 1):
+            raise BadUserInput("must be between 0 and 1", field=f"{field}.score")
+    missing = [a for a in schema.required_attributes if a not in record.attribute_keys]
+    if missing:
+        raise BadUserInput(f"missing required attribute(s): {', '.join(missing)}", field=f"{field}.attributes")
+    if record.source is None and set_source is None:
+        raise BadUserInput("the set has no source, so each record needs one", field=f"{field}.source")
+    if record.datum_id is not None:
+        datum = datums.get(record.datum_id)
+        if datum is None:
+            raise BadUserInput(f"no datum {record.datum_id}", field=f"{field}.datumId")
+        if record.asset_id not in {role.asset_id for role in datum.roles}:
+            raise BadUserInput("the asset is not one of the datum's roles", field=f"{field}.assetId")
+    _check_geometry(record, field, masks)
+
+
+async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str | None, max_items: int) -> list[docs.AnnotationRecord]:
+    """Check every record against the set's schema, then write them all, or none."""
+    annotation_set = await docs.AnnotationSet.get(set_id)
+    if annotation_set is None:
+        raise NotFound(f"no annotation set {set_id}", field="setId")
+    if not records:
+        raise BadUserInput("give at least one record", field="records")
+    if len(records) > max_items:
+        raise BadUserInput(f"at most {max_items} records at once", field="records")
+    schema = await docs.AnnotationSchema.get(annotation_set.schema_id)
+    assert schema is not None  # sets are created against an existing schema and schemas are never deleted
+
+    asset_ids = {r.asset_id for r in records}
+    mask_ids = {r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)}
+    found = {a.id: a for a in await Asset.find({"_id": {"$in": list(asset_ids | mask_ids)},
+                                                "status": {"$ne": AssetStatus.DELETED.value}}).to_list()}
+    datum_ids = {r.datum_id for r in records if r.datum_id is not None}
+    datums = {d.id: d for d in await Datum.find({"_id": {"$in": list(datum_ids)}}).to_list()} if datum_ids else {}
+    for i, record in enumerate(records):
+        if record.asset_id not in found:
+            raise BadUserInput(f"no asset {record.asset_id}", field=f"records[{i}].assetId")
+        _check_record(i, record, schema, annotation_set.source, datums, found)
+
+    now = utcnow()
+    new = [
+        docs.AnnotationRecord(
+            id=ObjectId(), set_id=set_id, datum_id=r.datum_id, asset_id=r.asset_id, kind=r.kind, label=r.label,
+            score=r.score, value=r.value, geometry=r.geometry, attributes=r.attributes or StoredJson.encode({}),
+            purpose=annotation_set.purpose, source=r.source or annotation_set.source, created_at=now, created_by=actor,
+        )
+        for r in records
+    ]
+    try:
+        await docs.AnnotationRecord.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in new])
+    except Exception:
+        # All or nothing even if the database fails mid-batch: remove whatever part was written.
+        await docs.AnnotationRecord.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in new]}})
+        raise
+    return new
+
+
+async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | None) -> list[docs.AnnotationRecord]:
+    ids = list(dict.fromkeys(record_ids))
+    found = {r.id for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no annotation record(s): {', '.join(missing)}", field="ids", missing=missing)
+    change = {"verified": verified, "verified_by": actor if verified else None, "verified_at": utcnow() if verified else None}
+    await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}}, {"$set": change})
+    by_id = {r.id: r for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
+    return [by_id[i] for i in ids]

@@ -1,0 +1,87 @@
+"""Writing assets: store, update, alias, pin and delete (CONTRIBUTOR)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from documents.common import AssetKind
+from graphlake.context import Info
+from resolvers.assets import service
+from resolvers.assets.inputs import StoreTextInput, StoreValueInput, UpdateAssetInput
+from resolvers.assets.types import Asset, AssetRetention
+from resolvers.common import encode_json
+from resolvers.errors import BadUserInput
+from resolvers.payloads import DeletePayload
+from resolvers.permissions import CanWrite
+from resolvers.relay import decode_object_id, decode_object_ids
+
+
+@strawberry.type
+class AssetMutations:
+    @strawberry.mutation(permission_classes=[CanWrite], description="Store a JSON value as an ACTIVE VALUE asset.")
+    async def store_value(self, info: Info, input: StoreValueInput) -> Asset:
+        settings = info.context.settings
+        if input.value is strawberry.UNSET:
+            raise BadUserInput("is required (send null to store null)", field="value")
+        doc = await service.create_asset(
+            kind=AssetKind.VALUE, name=input.name, actor=info.context.actor, media_type="application/json",
+            value=encode_json(input.value, field="value", max_bytes=settings.max_value_bytes),
+            description=input.description, labels=input.labels,
+            metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
+            owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
+            aliases=input.aliases, derived_from=decode_object_ids(input.derived_from or [], "Asset", field="derivedFrom"),
+        )
+        return Asset.from_document(doc)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Store a text as an ACTIVE TEXT asset.")
+    async def store_text(self, info: Info, input: StoreTextInput) -> Asset:
+        limit = info.context.settings.max_text_bytes
+        if len(input.text.encode()) > limit:
+            raise BadUserInput(f"is {len(input.text.encode())} bytes; the limit is {limit}", field="text")
+        doc = await service.create_asset(
+            kind=AssetKind.TEXT, name=input.name, actor=info.context.actor, text=input.text,
+            media_type=input.media_type, description=input.description, labels=input.labels,
+            metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
+            owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
+            aliases=input.aliases, derived_from=decode_object_ids(input.derived_from or [], "Asset", field="derivedFrom"),
+        )
+        return Asset.from_document(doc)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Change an asset's name, description, labels, metadata, dataTimestamp or lineage.")
+    async def update_asset(self, info: Info, input: UpdateAssetInput) -> Asset:
+        changes = {
+            name: getattr(input, name)
+            for name in ("name", "description", "labels", "metadata", "data_timestamp", "derived_from")
+            if getattr(input, name) is not strawberry.UNSET
+        }
+        if "metadata" in changes:
+            changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
+        if "derived_from" in changes:
+            changes["derived_from"] = decode_object_ids(changes["derived_from"] or [], "Asset", field="derivedFrom")
+        return Asset.from_document(await service.update_asset(decode_object_id(input.id, "Asset"), changes))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Mark an asset DELETED. Refused (CONFLICT) while pinned, unless `force`.")
+    async def delete_asset(self, info: Info, id: strawberry.ID, force: bool = False) -> DeletePayload:
+        await service.delete_asset(decode_object_id(id, "Asset"), force)
+        return DeletePayload(id=id, deleted=True)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Give an asset lake-wide unique names (CONFLICT if one is taken).")
+    async def add_aliases(self, info: Info, asset_id: strawberry.ID, aliases: list[str]) -> Asset:
+        return Asset.from_document(await service.add_aliases(decode_object_id(asset_id, "Asset", field="assetId"), aliases))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Free some of an asset's aliases.")
+    async def remove_aliases(self, info: Info, asset_id: strawberry.ID, aliases: list[str]) -> Asset:
+        return Asset.from_document(await service.remove_aliases(decode_object_id(asset_id, "Asset", field="assetId"), aliases))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Pin an asset by hand, so no collection or version deletion lets it go.")
+    async def pin_asset(self, info: Info, asset_id: strawberry.ID) -> AssetRetention:
+        pin = await service.pin_asset(decode_object_id(asset_id, "Asset", field="assetId"), info.context.actor)
+        return AssetRetention.from_document(pin)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Remove a manual pin.")
+    async def unpin_asset(self, info: Info, retention_id: strawberry.ID) -> DeletePayload:
+        await service.unpin_asset(decode_object_id(retention_id, "AssetRetention", field="retentionId"))
+        return DeletePayload(id=retention_id, deleted=True)
+
+
+

@@ -1,0 +1,81 @@
+"""Reading assets: by id, by alias, and the filtered, ordered `assets` list."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import strawberry
+
+from documents.asset import Asset as AssetDocument
+from documents.clock import to_millis
+from documents.common import AssetStatus as AssetStatusValue
+from graphlake.context import Info
+from resolvers.assets import service
+from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
+from resolvers.assets.types import Asset
+from resolvers.common import OrderDirection, json_filters
+from resolvers.pagination import paginate
+from resolvers.permissions import CanRead
+from resolvers.relay import Connection, decode_object_id
+
+
+def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
+    """The MongoDB filter for an AssetFilter; each part is served by one of the asset indexes."""
+    f = filter or AssetFilter()
+    clauses: list[dict[str, Any]] = []
+    statuses = [s.value for s in f.statuses] if f.statuses else [s.value for s in AssetStatusValue if s is not AssetStatusValue.DELETED]
+    clauses.append({"status": {"$in": statuses}})
+    if f.kinds:
+        clauses.append({"kind": {"$in": [k.value for k in f.kinds]}})
+    if f.labels_all:
+        clauses.append({"labels": {"$all": f.labels_all}})
+    if f.labels_any:
+        clauses.append({"labels": {"$in": f.labels_any}})
+    if f.media_type_prefix:
+        clauses.append({"media_type": {"$regex": "^" + re.escape(f.media_type_prefix)}})
+    if f.name_contains:
+        clauses.append({"name": {"$regex": re.escape(f.name_contains), "$options": "i"}})
+    if f.sha256:
+        clauses.append({"sha256": f.sha256.lower()})
+    for field, lower, upper in (("created_at", f.created_after, f.created_before),
+                                ("data_timestamp", f.data_timestamp_after, f.data_timestamp_before)):
+        bounds = {}
+        if lower:
+            bounds["$gte"] = to_millis(lower)
+        if upper:
+            bounds["$lt"] = to_millis(upper)
+        if bounds:
+            clauses.append({field: bounds})
+    if f.owner:
+        clauses.extend({k: v} for k, v in f.owner.to_filter("owner").items())
+    if f.collection_id:
+        clauses.append({"collection_ids": decode_object_id(f.collection_id, "Collection", field="filter.collectionId")})
+    clauses += json_filters("metadata", f.metadata, input_field="filter.metadata")
+    clauses += json_filters("value", f.value, input_field="filter.value")
+    return {"$and": clauses}
+
+
+@strawberry.type
+class AssetQueries:
+    @strawberry.field(permission_classes=[CanRead], description="An asset by ID (also a DELETED one); null if none.")
+    async def asset(self, info: Info, id: strawberry.ID) -> Asset | None:
+        doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(id, "Asset"))
+        return Asset.from_document(doc) if doc else None
+
+    @strawberry.field(permission_classes=[CanRead], description="The asset with this lake-wide alias; null if none.")
+    async def asset_by_alias(self, info: Info, alias: str) -> Asset | None:
+        doc = await service.asset_by_alias(alias)
+        return Asset.from_document(doc) if doc else None
+
+    @strawberry.field(permission_classes=[CanRead], description="Assets matching `filter`, newest first unless `orderBy` says otherwise.")
+    async def assets(
+        self, info: Info, filter: AssetFilter | None = None, order_by: AssetOrder | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[Asset]:
+        order = order_by or AssetOrder(field=AssetOrderField.CREATED_AT, direction=OrderDirection.DESC)
+        return await paginate(
+            AssetDocument.get_pymongo_collection(), query=asset_query(filter),
+            sort=[(order.field.value, order.direction.value)], page=info.context.page(first, after),
+            to_node=lambda raw: Asset.from_document(AssetDocument.model_validate(raw)),
+        )

@@ -1,0 +1,231 @@
+"""Asset business steps: store values and texts, update, alias, pin and delete.
+
+Each validates everything first and writes only then; multi-write steps are ordered so a crash
+leaves nothing a reader would mistake for finished work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from documents.asset import Alias, Asset
+from documents.clock import to_millis, utcnow
+from documents.collection import CollectionItem
+from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
+from documents.json_value import StoredJson
+from documents.retention import AssetRetention
+from resolvers.assets import retention
+from resolvers.errors import BadUserInput, Conflict, NotFound
+
+MAX_LABELS = 100
+MAX_LABEL_LENGTH = 200
+_ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
+
+
+def check_name(name: str, field: str = "name") -> str:
+    name = name.strip()
+    if not name or len(name) > 500:
+        raise BadUserInput("must be 1 to 500 characters", field=field)
+    return name
+
+
+def check_labels(labels: Sequence[str] | None, field: str = "labels") -> list[str]:
+    labels = list(dict.fromkeys(labels or []))
+    if len(labels) > MAX_LABELS:
+        raise BadUserInput(f"at most {MAX_LABELS} labels", field=field)
+    for i, label in enumerate(labels):
+        if not label or len(label) > MAX_LABEL_LENGTH:
+            raise BadUserInput(f"labels must be 1 to {MAX_LABEL_LENGTH} characters", field=f"{field}[{i}]")
+    return labels
+
+
+def check_aliases(aliases: Sequence[str] | None, field: str = "aliases") -> list[str]:
+    aliases = list(dict.fromkeys(aliases or []))
+    for i, alias in enumerate(aliases):
+        if not _ALIAS.match(alias):
+            raise BadUserInput("an alias is 1 to 200 characters, no spaces, not starting with '/'", field=f"{field}[{i}]")
+    return aliases
+
+
+def check_metadata(metadata: StoredJson, field: str = "metadata") -> StoredJson:
+    if not metadata.json.startswith("{"):
+        raise BadUserInput("must be a JSON object", field=field)
+    return metadata
+
+
+async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
+    asset = await Asset.get(asset_id)
+    if asset is None:
+        raise NotFound(f"no asset {asset_id}", field=field)
+    return asset
+
+
+async def existing_assets(asset_ids: Sequence[ObjectId], field: str, *, allow_deleted: bool = False) -> dict[ObjectId, Asset]:
+    """The assets by id; BAD_USER_INPUT naming every id that does not exist (or is deleted)."""
+    docs = await Asset.find({"_id": {"$in": list(asset_ids)}}).to_list()
+    found = {d.id: d for d in docs if allow_deleted or d.status is not AssetStatus.DELETED}
+    missing = [str(a) for a in dict.fromkeys(asset_ids) if a not in found]
+    if missing:
+        raise BadUserInput(f"no such asset(s): {', '.join(missing)}", field=field, missing=missing)
+    return found
+
+
+async def _check_aliases_free(aliases: list[str], asset_id: ObjectId | None, field: str) -> None:
+    taken = await Alias.find({"_id": {"$in": aliases}}).to_list()
+    others = [a.id for a in taken if a.asset_id != asset_id]
+    if others:
+        raise Conflict(f"alias(es) already name another asset: {', '.join(others)}", field=field)
+
+
+async def _insert_aliases(aliases: list[str], asset_id: ObjectId, field: str) -> None:
+    if not aliases:
+        return
+    docs = [{"_id": a, "asset_id": asset_id, "created_at": utcnow()} for a in aliases]
+    try:
+        await Alias.get_pymongo_collection().insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        # Lost a race for a name (or it is ours already): undo only what this call inserted.
+        failed = {docs[e["index"]]["_id"] for e in error.details.get("writeErrors", [])}
+        mine = set((await Alias.get_pymongo_collection().distinct("_id", {"_id": {"$in": list(failed)}, "asset_id": asset_id})))
+        clashing = failed - mine
+        if clashing:
+            inserted = [a for a in aliases if a not in failed]
+            await Alias.get_pymongo_collection().delete_many({"_id": {"$in": inserted}, "asset_id": asset_id})
+            raise Conflict(f"alias(es) already name another asset: {', '.join(sorted(clashing))}", field=field) from None
+
+
+async def create_asset(
+    *, kind: AssetKind, name: str, actor: str | None, value: StoredJson | None = None, text: str | None = None,
+    media_type: str | None = None, description: str | None = None, labels: Sequence[str] | None = None,
+    metadata: StoredJson | None = None, owner: Ownership | None = None, data_timestamp: datetime | None = None,
+    aliases: Sequence[str] | None = None, derived_from: Sequence[ObjectId] = (),
+) -> Asset:
+    """A new ACTIVE VALUE or TEXT asset (FILE assets come from uploads)."""
+    name = check_name(name)
+    labels = check_labels(labels)
+    alias_list = check_aliases(aliases)
+    metadata = check_metadata(metadata or StoredJson.encode({}))
+    if derived_from:
+        await existing_assets(derived_from, "derivedFrom", allow_deleted=True)
+    await _check_aliases_free(alias_list, None, "aliases")
+    payload = value.json.encode() if value is not None else (text or "").encode()
+    asset = Asset(
+        kind=kind, status=AssetStatus.ACTIVE, name=name, description=description, media_type=media_type,
+        size_bytes=len(payload), sha256=hashlib.sha256(payload).hexdigest(), value=value, text=text,
+        metadata=metadata, labels=labels, owner=owner or Ownership(),
+        data_timestamp=to_millis(data_timestamp) if data_timestamp else None,
+        created_by=actor, derived_from=list(dict.fromkeys(derived_from)),
+    )
+    await asset.insert()
+    try:
+        await _insert_aliases(alias_list, asset.id, "aliases")
+    except Conflict:
+        await asset.delete()  # nothing half-written: the asset goes with its names
+        raise
+    return asset
+
+
+async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
+    """Apply validated `changes` (only keys present are changed)."""
+    asset = await get_asset(asset_id)
+    if asset.status is AssetStatus.DELETED:
+        raise Conflict("the asset is deleted", field="id")
+    if "name" in changes:
+        changes["name"] = check_name(changes["name"] or "")
+    if "labels" in changes:
+        changes["labels"] = check_labels(changes["labels"])
+    if "metadata" in changes:
+        changes["metadata"] = check_metadata(changes["metadata"] or StoredJson.encode({}))
+    if "data_timestamp" in changes and changes["data_timestamp"] is not None:
+        changes["data_timestamp"] = to_millis(changes["data_timestamp"])
+    if "derived_from" in changes:
+        derived = list(dict.fromkeys(changes["derived_from"] or []))
+        if asset_id in derived:
+            raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
+        await existing_assets(derived, "derivedFrom", allow_deleted=True)
+        changes["derived_from"] = derived
+    if not changes:
+        return asset
+    changes["updated_at"] = utcnow()
+    stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": stored})
+    return await get_asset(asset_id)
+
+
+async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
+    asset = await get_asset(asset_id, field="assetId")
+    if asset.status is AssetStatus.DELETED:
+        raise Conflict("the asset is deleted", field="assetId")
+    alias_list = check_aliases(aliases)
+    await _check_aliases_free(alias_list, asset_id, "aliases")
+    await _insert_aliases(alias_list, asset_id, "aliases")
+    return asset
+
+
+async def remove_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
+    asset = await get_asset(asset_id, field="assetId")
+    await Alias.get_pymongo_collection().delete_many({"_id": {"$in": list(aliases)}, "asset_id": asset_id})
+    return asset
+
+
+async def asset_by_alias(alias: str) -> Asset | None:
+    found = await Alias.get(alias)
+    return await Asset.get(found.asset_id) if found else None
+
+
+async def delete_asset(asset_id: ObjectId, force: bool) -> Asset:
+    """Mark an asset DELETED. While pins hold it, only `force` does, and it drops the asset from its
+    collections and releases its manual pins; dataset versions keep their (immutable) reference."""
+    asset = await get_asset(asset_id)
+    if asset.status is AssetStatus.DELETED:
+        return asset
+    pins = await AssetRetention.find({"asset_id": asset_id}).to_list()
+    if pins and not force:
+        owners = sorted({p.owner_type.value for p in pins})
+        raise Conflict(f"{len(pins)} pin(s) keep this asset ({', '.join(owners)}); pass force: true to delete anyway",
+                       field="id", pins=len(pins))
+    # Order: leave collections and pins first, then flip the status, then free the names.
+    collection_ids = list(asset.collection_ids)
+    if collection_ids:
+        await CollectionItem.get_pymongo_collection().delete_many({"asset_id": asset_id})
+        for collection_id in collection_ids:
+            await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
+    await AssetRetention.get_pymongo_collection().delete_many(
+        {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
+    )
+    now = utcnow()
+    await Asset.get_pymongo_collection().update_one(
+        {"_id": asset_id},
+        {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}},
+    )
+    await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
+    return await get_asset(asset_id)
+
+
+async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
+    asset = await get_asset(asset_id, field="assetId")
+    if asset.status is AssetStatus.DELETED:
+        raise Conflict("the asset is deleted", field="assetId")
+    pin_id = ObjectId()  # a manual pin owns itself: unpinning it removes exactly this pin
+    pin = AssetRetention(id=pin_id, asset_id=asset_id, owner_type=RetentionOwnerType.MANUAL_PIN, owner_id=pin_id,
+                         created_by=actor)
+    await pin.insert()
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": {"unpinned_at": None}})
+    return pin
+
+
+async def unpin_asset(retention_id: ObjectId) -> None:
+    pin = await AssetRetention.get(retention_id)
+    if pin is None:
+        raise NotFound(f"no retention {retention_id}", field="retentionId")
+    if pin.owner_type is not RetentionOwnerType.MANUAL_PIN:
+        raise Conflict(f"this pin belongs to a {pin.owner_type.value.lower().replace('_', ' ')}; "
+                       "remove the asset from it instead", field="retentionId")
+    await retention.release(RetentionOwnerType.MANUAL_PIN, pin.owner_id)

@@ -1,0 +1,33 @@
+"""Reading collections."""
+
+from __future__ import annotations
+
+import re
+
+import strawberry
+
+from documents.collection import Collection as CollectionDocument
+from graphlake.context import Info
+from resolvers.collections.types import Collection
+from resolvers.pagination import DESCENDING, paginate
+from resolvers.permissions import CanRead
+from resolvers.relay import Connection, decode_object_id
+
+
+@strawberry.type
+class CollectionQueries:
+    @strawberry.field(permission_classes=[CanRead], description="A collection by ID; null if none.")
+    async def collection(self, info: Info, id: strawberry.ID) -> Collection | None:
+        doc = await info.context.loaders.by_id(CollectionDocument).load(decode_object_id(id, "Collection"))
+        return Collection.from_document(doc) if doc else None
+
+    @strawberry.field(permission_classes=[CanRead], description="Collections, newest first; `nameContains` is case-insensitive.")
+    async def collections(
+        self, info: Info, name_contains: str | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[Collection]:
+        query = {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
+        return await paginate(
+            CollectionDocument.get_pymongo_collection(), query=query, sort=[("created_at", DESCENDING)],
+            page=info.context.page(first, after),
+            to_node=lambda raw: Collection.from_document(CollectionDocument.model_validate(raw)),
+        )

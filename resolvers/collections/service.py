@@ -1,0 +1,124 @@
+"""Collection business steps. Writes are ordered so a crash only ever leaves extra pins:
+adding pins before it writes items; removing drops items before it releases pins."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo import UpdateOne
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from documents.asset import Asset
+from documents.clock import utcnow
+from documents.collection import Collection, CollectionItem
+from documents.common import RetentionOwnerType, Split
+from documents.json_value import StoredJson
+from graphlake.database import is_duplicate_key
+from resolvers.assets import retention
+from resolvers.assets.service import check_metadata, check_name, existing_assets
+from resolvers.errors import BadUserInput, Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class NewItem:
+    asset_id: ObjectId
+    path: str | None
+    split: Split | None
+
+
+def check_path(path: str | None, field: str) -> str | None:
+    """A relative, normalised item path; nothing a client sends can climb out of its collection."""
+    if path is None:
+        return None
+    parts = path.split("/")
+    if path.startswith("/") or "\x00" in path or any(p in ("", ".", "..") for p in parts) or len(path) > 1024:
+        raise BadUserInput("must be a relative path of non-empty segments, without '.', '..' or NUL", field=field)
+    return path
+
+
+async def get_collection(collection_id: ObjectId, field: str = "id") -> Collection:
+    collection = await Collection.get(collection_id)
+    if collection is None:
+        raise NotFound(f"no collection {collection_id}", field=field)
+    return collection
+
+
+async def create_collection(name: str, description: str | None, metadata: StoredJson, actor: str | None) -> Collection:
+    collection = Collection(name=check_name(name), description=description, metadata=check_metadata(metadata),
+                            created_by=actor)
+    try:
+        await collection.insert()
+    except DuplicateKeyError:
+        raise Conflict(f"a collection named {name!r} exists already", field="name") from None
+    return collection
+
+
+async def update_collection(collection_id: ObjectId, changes: dict[str, Any]) -> Collection:
+    await get_collection(collection_id)
+    if "name" in changes:
+        changes["name"] = check_name(changes["name"] or "")
+    if "metadata" in changes:
+        changes["metadata"] = check_metadata(changes["metadata"]).model_dump()
+    if changes:
+        changes["updated_at"] = utcnow()
+        try:
+            await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": changes})
+        except PyMongoError as error:
+            if not is_duplicate_key(error):
+                raise
+            raise Conflict(f"a collection named {changes['name']!r} exists already", field="name") from None
+    return await get_collection(collection_id)
+
+
+async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, max_items: int) -> Collection:
+    await get_collection(collection_id, field="collectionId")
+    if not items:
+        raise BadUserInput("give at least one item", field="items")
+    if len(items) > max_items:
+        raise BadUserInput(f"at most {max_items} items at once", field="items")
+    seen: set[ObjectId] = set()
+    for i, item in enumerate(items):
+        if item.asset_id in seen:
+            raise BadUserInput("the same asset appears twice", field=f"items[{i}].assetId")
+        seen.add(item.asset_id)
+    asset_ids = [item.asset_id for item in items]
+    await existing_assets(asset_ids, "items")
+    await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor)
+    now = utcnow()
+    await CollectionItem.get_pymongo_collection().bulk_write([
+        UpdateOne(
+            {"collection_id": collection_id, "asset_id": item.asset_id},
+            {"$set": {"path": item.path, "split": item.split.value if item.split else None},
+             "$setOnInsert": {"added_at": now, "added_by": actor}},
+            upsert=True,
+        )
+        for item in items
+    ], ordered=False)
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
+                                                     {"$addToSet": {"collection_ids": collection_id}})
+    await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
+    return await get_collection(collection_id, field="collectionId")
+
+
+async def remove_items(collection_id: ObjectId, asset_ids: Sequence[ObjectId]) -> Collection:
+    await get_collection(collection_id, field="collectionId")
+    asset_ids = list(dict.fromkeys(asset_ids))
+    await CollectionItem.get_pymongo_collection().delete_many({"collection_id": collection_id, "asset_id": {"$in": asset_ids}})
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}}, {"$pull": {"collection_ids": collection_id}})
+    await retention.release(RetentionOwnerType.COLLECTION, collection_id, asset_ids)
+    await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": utcnow()}})
+    return await get_collection(collection_id, field="collectionId")
+
+
+async def delete_collection(collection_id: ObjectId) -> None:
+    """Removes the collection, its items and its pins. Its assets stay; those no one else pins are
+    flagged for garbage collection. The collection record goes last, so a retry finishes a crash."""
+    await get_collection(collection_id)
+    await CollectionItem.get_pymongo_collection().delete_many({"collection_id": collection_id})
+    await Asset.get_pymongo_collection().update_many({"collection_ids": collection_id},
+                                                     {"$pull": {"collection_ids": collection_id}})
+    await retention.release(RetentionOwnerType.COLLECTION, collection_id)
+    await Collection.get_pymongo_collection().delete_one({"_id": collection_id})

@@ -1,0 +1,78 @@
+"""GraphQL types of collections and their items."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import strawberry
+
+from documents.asset import Asset as AssetDocument
+from documents.collection import Collection as CollectionDocument
+from documents.collection import CollectionItem as ItemDocument
+from graphlake.context import Info
+from resolvers.assets.types import Asset
+from resolvers.common import Split
+from resolvers.pagination import child_connection
+from resolvers.relay import Connection, Node, encode_id
+from resolvers.scalars import JSON
+
+
+@strawberry.type(description="An asset's place in a collection.")
+class CollectionItem:
+    id: strawberry.ID
+    path: str | None = strawberry.field(description="Place in a hierarchical upload, e.g. `images/cam1/0001.png`.")
+    split: Split | None
+    added_at: datetime
+    added_by: str | None
+    doc: strawberry.Private[ItemDocument]
+
+    @strawberry.field
+    async def collection(self, info: Info) -> Collection:
+        return Collection.from_document(await info.context.loaders.by_id(CollectionDocument).load(self.doc.collection_id))
+
+    @strawberry.field
+    async def asset(self, info: Info) -> Asset:
+        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id))
+
+    @classmethod
+    def from_document(cls, doc: ItemDocument) -> CollectionItem:
+        return cls(id=encode_id("CollectionItem", doc.id), path=doc.path, split=doc.split, added_at=doc.added_at,
+                   added_by=doc.added_by, doc=doc)
+
+
+@strawberry.type(description="A named group of assets. It pins every asset it holds.")
+class Collection(Node):
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    doc: strawberry.Private[CollectionDocument]
+
+    @strawberry.field(description="Any JSON object describing the collection.")
+    def metadata(self) -> JSON:
+        return self.doc.metadata.decode()
+
+    @strawberry.field(description="How many assets it holds.")
+    async def item_count(self, info: Info) -> int:
+        return await info.context.loaders.counts(ItemDocument, "collection_id", {}).load(self.doc.id)
+
+    @strawberry.field(description="Its items in the order they were added; `pathPrefix` and `split` narrow them.")
+    async def items(
+        self, info: Info, first: int | None = None, after: str | None = None,
+        path_prefix: str | None = None, split: Split | None = None,
+    ) -> Connection[CollectionItem]:
+        query: dict = {}
+        if path_prefix:
+            query["path"] = {"$regex": "^" + re.escape(path_prefix)}
+        if split:
+            query["split"] = split.value
+        return await child_connection(
+            info.context.loaders, ItemDocument, field="collection_id", parent_id=self.doc.id, query=query,
+            page=info.context.page(first, after), to_node=CollectionItem.from_document,
+        )
+
+    @classmethod
+    def from_document(cls, doc: CollectionDocument) -> Collection:
+        return cls(id=encode_id("Collection", doc.id), name=doc.name, description=doc.description,
+                   created_at=doc.created_at, updated_at=doc.updated_at, doc=doc)

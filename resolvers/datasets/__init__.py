@@ -1,0 +1,1 @@
+"""Datasets and their immutable versions: the builder, diffs and deterministic training splits."""

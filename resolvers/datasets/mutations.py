@@ -1,0 +1,34 @@
+"""Writing datasets and building versions (CONTRIBUTOR)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from graphlake.context import Info
+from resolvers.datasets import service
+from resolvers.datasets.inputs import CreateDatasetInput, CreateDatasetVersionInput
+from resolvers.datasets.types import Dataset, DatasetVersion
+from resolvers.permissions import CanWrite
+from resolvers.relay import decode_object_id, decode_object_ids
+
+
+@strawberry.type
+class DatasetMutations:
+    @strawberry.mutation(permission_classes=[CanWrite], description="Create a dataset (its name is unique).")
+    async def create_dataset(self, info: Info, input: CreateDatasetInput) -> Dataset:
+        return Dataset.from_document(await service.create_dataset(input.name, input.description, info.context.actor))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Build a new immutable version: from a parent plus and minus datums and annotation sets, and/or from a collection.")
+    async def create_dataset_version(self, info: Info, input: CreateDatasetVersionInput) -> DatasetVersion:
+        plan = service.VersionPlan(
+            dataset_id=decode_object_id(input.dataset_id, "Dataset", field="datasetId"),
+            version=input.version, description=input.description,
+            parent_id=decode_object_id(input.parent_id, "DatasetVersion", field="parentId") if input.parent_id else None,
+            add_datums=decode_object_ids(input.add_datums or [], "Datum", field="addDatums"),
+            remove_datums=decode_object_ids(input.remove_datums or [], "Datum", field="removeDatums"),
+            add_sets=decode_object_ids(input.add_annotation_sets or [], "AnnotationSet", field="addAnnotationSets"),
+            remove_sets=decode_object_ids(input.remove_annotation_sets or [], "AnnotationSet", field="removeAnnotationSets"),
+            from_collection=decode_object_id(input.from_collection, "Collection", field="fromCollection")
+            if input.from_collection else None,
+        )
+        return DatasetVersion.from_document(await service.create_version(plan, info.context.actor))

@@ -1,0 +1,56 @@
+"""Reading datasets, versions and training splits."""
+
+from __future__ import annotations
+
+import strawberry
+
+from documents.dataset import Dataset as DatasetDocument
+from documents.dataset import DatasetVersion as VersionDocument
+from documents.dataset import VersionStatus
+from graphlake.context import Info
+from resolvers.datasets import service
+from resolvers.datasets.inputs import SplitRatios
+from resolvers.datasets.types import Dataset, DatasetVersion, TrainingSplit
+from resolvers.errors import BadUserInput
+from resolvers.pagination import DESCENDING, paginate
+from resolvers.permissions import CanRead
+from resolvers.relay import Connection, decode_object_id
+
+
+@strawberry.type
+class DatasetQueries:
+    @strawberry.field(permission_classes=[CanRead], description="A dataset by `id` or by `name`.")
+    async def dataset(self, info: Info, id: strawberry.ID | None = None, name: str | None = None) -> Dataset | None:
+        if (id is None) == (name is None):
+            raise BadUserInput("give exactly one of id and name", field="id")
+        doc = (await DatasetDocument.get(decode_object_id(id, "Dataset")) if id
+               else await DatasetDocument.find_one({"name": name}))
+        return Dataset.from_document(doc) if doc else None
+
+    @strawberry.field(permission_classes=[CanRead], description="Datasets, newest first.")
+    async def datasets(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Dataset]:
+        return await paginate(
+            DatasetDocument.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
+            page=info.context.page(first, after),
+            to_node=lambda raw: Dataset.from_document(DatasetDocument.model_validate(raw)),
+        )
+
+    @strawberry.field(permission_classes=[CanRead], description="A version by `id`, or by `dataset` name and `version`.")
+    async def dataset_version(self, info: Info, id: strawberry.ID | None = None, dataset: str | None = None,
+                              version: str | None = None) -> DatasetVersion | None:
+        if id is not None:
+            doc = await VersionDocument.get(decode_object_id(id, "DatasetVersion"))
+        elif dataset is not None and version is not None:
+            owner = await DatasetDocument.find_one({"name": dataset})
+            doc = await VersionDocument.find_one({"dataset_id": owner.id, "version": version}) if owner else None
+        else:
+            raise BadUserInput("give id, or dataset and version", field="id")
+        return DatasetVersion.from_document(doc) if doc and doc.status is VersionStatus.READY else None
+
+    @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums for `seed` and `ratios`; `verifiedOnly` keeps datums whose annotations (in the version's sets) are all verified.")
+    async def training_split(self, info: Info, dataset_version: strawberry.ID, ratios: SplitRatios, seed: int = 0,
+                             verified_only: bool = False) -> TrainingSplit:
+        normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
+        parts = await service.training_split(decode_object_id(dataset_version, "DatasetVersion", field="datasetVersion"),
+                                             normalised, seed, verified_only)
+        return TrainingSplit(parts=parts)

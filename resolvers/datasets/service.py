@@ -1,0 +1,225 @@
+"""Datasets and the version builder, version diffs and deterministic training splits.
+
+A version is immutable: once READY, nothing changes its members, their frozen splits or its sets.
+Without transactions it is written in steps (BUILDING doc, members, pins, then READY), so a crash
+leaves a BUILDING version that readers never see and that a later build of the same name replaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from documents.annotation import AnnotationRecord, AnnotationSet
+from documents.clock import utcnow
+from documents.collection import CollectionItem
+from documents.common import RetentionOwnerType, Split
+from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionStatus
+from documents.json_value import StoredJson
+from resolvers.assets import retention
+from resolvers.assets.service import check_name
+from resolvers.collections.service import get_collection
+from resolvers.errors import BadUserInput, Conflict, NotFound
+
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+WRITE_BATCH = 5000
+# A BUILDING version older than this was abandoned by a crashed build and may be replaced.
+ABANDONED_AFTER = timedelta(minutes=10)
+
+
+@dataclass
+class VersionPlan:
+    """What a new version should hold, as asked by the client."""
+
+    dataset_id: ObjectId
+    version: str
+    description: str | None = None
+    parent_id: ObjectId | None = None
+    add_datums: list[ObjectId] = field(default_factory=list)
+    remove_datums: list[ObjectId] = field(default_factory=list)
+    add_sets: list[ObjectId] = field(default_factory=list)
+    remove_sets: list[ObjectId] = field(default_factory=list)
+    from_collection: ObjectId | None = None
+
+
+async def create_dataset(name: str, description: str | None, actor: str | None) -> Dataset:
+    dataset = Dataset(name=check_name(name), description=description, created_by=actor)
+    try:
+        await dataset.insert()
+    except DuplicateKeyError:
+        raise Conflict(f"a dataset named {name!r} exists already", field="name") from None
+    return dataset
+
+
+async def get_ready_version(version_id: ObjectId, field: str) -> DatasetVersion:
+    version = await DatasetVersion.get(version_id)
+    if version is None or version.status is not VersionStatus.READY:
+        raise NotFound(f"no dataset version {version_id}", field=field)
+    return version
+
+
+async def members(version_id: ObjectId) -> dict[ObjectId, Split]:
+    """Every datum of a version with its frozen split."""
+    raw = await VersionMember.get_pymongo_collection().find(
+        {"version_id": version_id}, {"datum_id": 1, "split": 1, "_id": 0}).to_list()
+    return {m["datum_id"]: Split(m["split"]) for m in raw}
+
+
+async def _datums_from_collection(collection_id: ObjectId, actor: str | None) -> dict[ObjectId, Split]:
+    """One new datum per item of the collection, role `asset`, keeping the item's split and path."""
+    await get_collection(collection_id, field="fromCollection")
+    items = await CollectionItem.find({"collection_id": collection_id}).sort([("_id", 1)]).to_list()
+    now = utcnow()
+    datums = [
+        Datum(id=ObjectId(), split=item.split or Split.UNASSIGNED, roles=[RoleRef(role="asset", asset_id=item.asset_id)],
+              metadata=StoredJson.encode({"path": item.path} if item.path else {}), created_at=now, created_by=actor)
+        for item in items
+    ]
+    for start in range(0, len(datums), WRITE_BATCH):
+        await Datum.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in datums[start:start + WRITE_BATCH]])
+    return {d.id: d.split for d in datums}
+
+
+async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[ObjectId]) -> DatasetVersion:
+    """Insert the BUILDING record; the unique (dataset, version) index settles races."""
+    existing = await DatasetVersion.find_one({"dataset_id": plan.dataset_id, "version": plan.version})
+    if existing is not None:
+        if existing.status is VersionStatus.READY or utcnow() - existing.created_at < ABANDONED_AFTER:
+            raise Conflict(f"version {plan.version!r} exists already in this dataset", field="version")
+        await _discard(existing.id)
+    version = DatasetVersion(dataset_id=plan.dataset_id, version=plan.version, description=plan.description,
+                             parent_id=plan.parent_id, annotation_set_ids=set_ids, created_by=actor)
+    try:
+        await version.insert()
+    except DuplicateKeyError:
+        raise Conflict(f"version {plan.version!r} exists already in this dataset", field="version") from None
+    return version
+
+
+async def _discard(version_id: ObjectId) -> None:
+    """Remove what an abandoned build wrote (never called on a READY version)."""
+    await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
+    await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
+    await DatasetVersion.get_pymongo_collection().delete_one({"_id": version_id, "status": VersionStatus.BUILDING.value})
+
+
+def manifest_sha256(datums: Sequence[Datum], splits: dict[ObjectId, Split], set_ids: Sequence[ObjectId]) -> str:
+    """Content identity: the same datums, splits, role assets and sets give the same hash."""
+    digest = hashlib.sha256()
+    for datum in sorted(datums, key=lambda d: str(d.id)):
+        roles = ",".join(f"{r.role}={r.asset_id}" for r in sorted(datum.roles, key=lambda r: r.role))
+        digest.update(f"datum {datum.id} {splits[datum.id].value} {roles}\n".encode())
+    for set_id in sorted(map(str, set_ids)):
+        digest.update(f"set {set_id}\n".encode())
+    return digest.hexdigest()
+
+
+async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion:
+    if not _VERSION.match(plan.version):
+        raise BadUserInput("must be 1-100 letters, digits or ._+- and start with a letter or digit", field="version")
+    if await Dataset.get(plan.dataset_id) is None:
+        raise NotFound(f"no dataset {plan.dataset_id}", field="datasetId")
+
+    # --- everything the client named must exist and fit, before anything is written
+    chosen: dict[ObjectId, Split] = {}
+    set_ids: list[ObjectId] = []
+    if plan.parent_id:
+        parent = await get_ready_version(plan.parent_id, "parentId")
+        if parent.dataset_id != plan.dataset_id:
+            raise BadUserInput("the parent belongs to another dataset", field="parentId")
+        chosen = await members(parent.id)
+        set_ids = list(parent.annotation_set_ids)
+    not_in_parent = [str(d) for d in plan.remove_datums if d not in chosen]
+    if not_in_parent:
+        raise BadUserInput(f"not in the parent version: {', '.join(not_in_parent)}", field="removeDatums")
+    added = await Datum.find({"_id": {"$in": plan.add_datums}}).to_list()
+    missing = [str(d) for d in dict.fromkeys(plan.add_datums) if d not in {a.id for a in added}]
+    if missing:
+        raise BadUserInput(f"no such datum(s): {', '.join(missing)}", field="addDatums", missing=missing)
+    sets_found = {s.id for s in await AnnotationSet.find({"_id": {"$in": plan.add_sets}}).to_list()}
+    missing = [str(s) for s in plan.add_sets if s not in sets_found]
+    if missing:
+        raise BadUserInput(f"no such annotation set(s): {', '.join(missing)}", field="addAnnotationSets")
+    not_in_parent = [str(s) for s in plan.remove_sets if s not in set_ids]
+    if not_in_parent:
+        raise BadUserInput(f"not in the parent version: {', '.join(not_in_parent)}", field="removeAnnotationSets")
+    if plan.from_collection:
+        await get_collection(plan.from_collection, field="fromCollection")
+
+    for datum_id in plan.remove_datums:
+        chosen.pop(datum_id)
+    for datum in added:
+        chosen.setdefault(datum.id, datum.split)
+    set_ids = [s for s in dict.fromkeys(set_ids + plan.add_sets) if s not in set(plan.remove_sets)]
+
+    # --- write: claim the name, then members and pins, then flip to READY
+    version = await _claim_name(plan, actor, set_ids)
+    if plan.from_collection:
+        chosen.update(await _datums_from_collection(plan.from_collection, actor))
+    ids = list(chosen)
+    for start in range(0, len(ids), WRITE_BATCH):
+        batch = ids[start:start + WRITE_BATCH]
+        await VersionMember.get_pymongo_collection().insert_many(
+            [{"version_id": version.id, "datum_id": d, "split": chosen[d].value} for d in batch])
+    datums = []
+    for start in range(0, len(ids), WRITE_BATCH):
+        datums += await Datum.find({"_id": {"$in": ids[start:start + WRITE_BATCH]}}).to_list()
+    await retention.pin([r.asset_id for d in datums for r in d.roles], RetentionOwnerType.DATASET_VERSION, version.id, actor)
+    counts = {s.value: 0 for s in Split}
+    for split in chosen.values():
+        counts[split.value] += 1
+    await DatasetVersion.get_pymongo_collection().update_one({"_id": version.id}, {"$set": {
+        "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts,
+        "manifest_sha256": manifest_sha256(datums, chosen, set_ids),
+    }})
+    return await get_ready_version(version.id, "id")
+
+
+def assign_split(seed: int, datum_id: ObjectId, ratios: tuple[float, float, float]) -> Split:
+    """Deterministic: the same seed, datum and ratios always give the same split, on any machine."""
+    digest = hashlib.sha256(f"{seed}:{datum_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    train, validation, _ = ratios
+    if u < train:
+        return Split.TRAIN
+    return Split.VALIDATION if u < train + validation else Split.TEST
+
+
+def normalise_ratios(train: float, validation: float, test: float) -> tuple[float, float, float]:
+    ratios = (train, validation, test)
+    if any(r < 0 for r in ratios) or sum(ratios) <= 0:
+        raise BadUserInput("must be non-negative and not all zero", field="ratios")
+    total = sum(ratios)
+    return train / total, validation / total, test / total
+
+
+async def verified_datums(version: DatasetVersion, datum_ids: Sequence[ObjectId]) -> set[ObjectId]:
+    """Datums with at least one annotation in the version's sets, every one of them verified."""
+    base = {"datum_id": {"$in": list(datum_ids)}, "set_id": {"$in": version.annotation_set_ids}}
+
+    async def count_by_datum(query: dict) -> dict[ObjectId, int]:
+        pipeline = [{"$match": query}, {"$group": {"_id": "$datum_id", "n": {"$sum": 1}}}]
+        return {row["_id"]: row["n"] async for row in await AnnotationRecord.get_pymongo_collection().aggregate(pipeline)}
+
+    total = await count_by_datum(base)
+    verified = await count_by_datum({**base, "verified": True})
+    return {d for d, n in total.items() if verified.get(d) == n}
+
+
+async def training_split(version_id: ObjectId, ratios: tuple[float, float, float], seed: int,
+                         verified_only: bool) -> dict[Split, list[ObjectId]]:
+    version = await get_ready_version(version_id, "datasetVersion")
+    datum_ids = sorted(await members(version.id), key=str)
+    if verified_only:
+        keep = await verified_datums(version, datum_ids)
+        datum_ids = [d for d in datum_ids if d in keep]
+    parts: dict[Split, list[ObjectId]] = {Split.TRAIN: [], Split.VALIDATION: [], Split.TEST: []}
+    for datum_id in datum_ids:
+        parts[assign_split(seed, datum_id, ratios)].append(datum_id)
+    return parts

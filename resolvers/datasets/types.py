@@ -1,0 +1,160 @@
+"""GraphQL types of datasets, versions, diffs and training splits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from bson import ObjectId
+
+from documents.annotation import AnnotationSet as SetDocument
+from documents.common import Split as SplitValue
+from documents.dataset import Dataset as DatasetDocument
+from documents.dataset import DatasetVersion as VersionDocument
+from documents.dataset import Datum as DatumDocument
+from documents.dataset import VersionMember, VersionStatus
+from graphlake.context import Info
+from resolvers.annotations.types import AnnotationSet
+from resolvers.common import Split
+from resolvers.datasets import service
+from resolvers.datums.types import Datum
+from resolvers.pagination import child_connection, id_list_connection, map_nodes
+from resolvers.relay import Connection, Node, decode_object_id, encode_id
+
+READY = {"status": VersionStatus.READY.value}
+
+
+async def load_datums(info: Info, ids: list[ObjectId]) -> list[Datum]:
+    docs = await info.context.loaders.by_id(DatumDocument).load_many(ids)
+    return [Datum.from_document(d) for d in docs]
+
+
+@strawberry.type
+class SplitCount:
+    split: Split
+    count: int
+
+
+@strawberry.type(description="How two versions differ in datums.")
+class DatasetDiff:
+    added_ids: strawberry.Private[list[ObjectId]]
+    removed_ids: strawberry.Private[list[ObjectId]]
+
+    @strawberry.field
+    def added_count(self) -> int:
+        return len(self.added_ids)
+
+    @strawberry.field
+    def removed_count(self) -> int:
+        return len(self.removed_ids)
+
+    @strawberry.field(description="Datums in this version and not in the other.")
+    async def added(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+        return await id_list_connection(self.added_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
+
+    @strawberry.field(description="Datums in the other version and not in this one.")
+    async def removed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+        return await id_list_connection(self.removed_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
+
+
+@strawberry.type(description="A deterministic partition of a version's datums for a seed and ratios.")
+class TrainingSplit:
+    parts: strawberry.Private[dict[SplitValue, list[ObjectId]]]
+
+    async def _part(self, info: Info, split: SplitValue, first: int | None, after: str | None) -> Connection[Datum]:
+        return await id_list_connection(self.parts[split], info.context.page(first, after), lambda ids: load_datums(info, ids))
+
+    @strawberry.field
+    async def train(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+        return await self._part(info, SplitValue.TRAIN, first, after)
+
+    @strawberry.field
+    async def validation(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+        return await self._part(info, SplitValue.VALIDATION, first, after)
+
+    @strawberry.field
+    async def test(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+        return await self._part(info, SplitValue.TEST, first, after)
+
+
+@strawberry.type(description="An immutable version of a dataset: its datums (with the split each had), and annotation sets.")
+class DatasetVersion(Node):
+    version: str
+    description: str | None
+    created_at: datetime
+    created_by: str | None
+    datum_count: int
+    manifest_sha256: str = strawberry.field(description="SHA-256 of the sorted manifest: equal content, equal hash.")
+    doc: strawberry.Private[VersionDocument]
+
+    @strawberry.field
+    async def dataset(self, info: Info) -> Dataset:
+        return Dataset.from_document(await info.context.loaders.by_id(DatasetDocument).load(self.doc.dataset_id))
+
+    @strawberry.field
+    async def parent(self, info: Info) -> DatasetVersion | None:
+        if self.doc.parent_id is None:
+            return None
+        return DatasetVersion.from_document(await info.context.loaders.by_id(VersionDocument).load(self.doc.parent_id))
+
+    @strawberry.field
+    def split_counts(self) -> list[SplitCount]:
+        return [SplitCount(split=SplitValue(s), count=n) for s, n in self.doc.split_counts.items()]
+
+    @strawberry.field(description="Its datums; `split` is the split each had when the version was built.")
+    async def datums(self, info: Info, first: int | None = None, after: str | None = None,
+                     split: Split | None = None) -> Connection[Datum]:
+        members = await child_connection(
+            info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
+            query={"split": split.value} if split else {}, page=info.context.page(first, after), to_node=lambda m: m,
+        )
+        return await map_nodes(members, lambda ms: load_datums(info, [m.datum_id for m in ms]))
+
+    @strawberry.field
+    async def annotation_sets(self, info: Info) -> list[AnnotationSet]:
+        docs = await info.context.loaders.by_id(SetDocument).load_many(self.doc.annotation_set_ids)
+        return [AnnotationSet.from_document(d) for d in docs if d is not None]
+
+    @strawberry.field(description="Datums added and removed relative to another version (`against`).")
+    async def diff(self, info: Info, against: strawberry.ID) -> DatasetDiff:
+        other = await service.get_ready_version(decode_object_id(against, "DatasetVersion", field="against"), "against")
+        mine, theirs = set(await service.members(self.doc.id)), set(await service.members(other.id))
+        return DatasetDiff(added_ids=sorted(mine - theirs), removed_ids=sorted(theirs - mine))
+
+    @classmethod
+    def from_document(cls, doc: VersionDocument) -> DatasetVersion:
+        return cls(id=encode_id("DatasetVersion", doc.id), version=doc.version, description=doc.description,
+                   created_at=doc.created_at, created_by=doc.created_by, datum_count=doc.datum_count,
+                   manifest_sha256=doc.manifest_sha256, doc=doc)
+
+
+@strawberry.type(description="A named line of immutable versions.")
+class Dataset(Node):
+    name: str
+    description: str | None
+    created_at: datetime
+    doc: strawberry.Private[DatasetDocument]
+
+    @strawberry.field(description="Its versions, oldest first.")
+    async def versions(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[DatasetVersion]:
+        return await child_connection(
+            info.context.loaders, VersionDocument, field="dataset_id", parent_id=self.doc.id, query=READY,
+            page=info.context.page(first, after), to_node=DatasetVersion.from_document,
+        )
+
+    @strawberry.field(description="The newest version.")
+    async def latest(self, info: Info) -> DatasetVersion | None:
+        newest = await info.context.loaders.newest(VersionDocument, "dataset_id", READY).load(self.doc.id)
+        return DatasetVersion.from_document(newest) if newest else None
+
+    @strawberry.field(description="The version with this name.")
+    async def version(self, info: Info, version: str) -> DatasetVersion | None:
+        found = await VersionDocument.find_one({"dataset_id": self.doc.id, "version": version, **READY})
+        return DatasetVersion.from_document(found) if found else None
+
+    @classmethod
+    def from_document(cls, doc: DatasetDocument) -> Dataset:
+        return cls(id=encode_id("Dataset", doc.id), name=doc.name, description=doc.description,
+                   created_at=doc.created_at, doc=doc)
+
+

@@ -1,0 +1,42 @@
+"""Writing datums (CONTRIBUTOR)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from documents.dataset import Datum as DatumDocument
+from graphlake.context import Info
+from resolvers.common import encode_json
+from resolvers.datums import service
+from resolvers.datums.inputs import CreateDatumInput, UpdateDatumInput
+from resolvers.datums.types import Datum
+from resolvers.permissions import CanWrite
+from resolvers.relay import decode_object_id
+
+
+@strawberry.type
+class DatumMutations:
+    @strawberry.mutation(permission_classes=[CanWrite], description="Create datums in one batch: all are checked, then all are stored, or none.")
+    async def create_datums(self, info: Info, inputs: list[CreateDatumInput]) -> list[Datum]:
+        actor = info.context.actor
+        docs = [
+            DatumDocument(
+                split=item.split,
+                roles=service.role_refs([
+                    (r.role, decode_object_id(r.asset_id, "Asset", field=f"inputs[{i}].roles[{j}].assetId"))
+                    for j, r in enumerate(item.roles)
+                ]),
+                metadata=encode_json(item.metadata if item.metadata is not None else {}, field=f"inputs[{i}].metadata"),
+                created_by=actor,
+            )
+            for i, item in enumerate(inputs)
+        ]
+        stored = await service.create_datums(docs, info.context.settings.max_batch_items)
+        return [Datum.from_document(d) for d in stored]
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Change a datum's split or metadata.")
+    async def update_datum(self, info: Info, input: UpdateDatumInput) -> Datum:
+        changes = {k: getattr(input, k) for k in ("split", "metadata") if getattr(input, k) is not strawberry.UNSET}
+        if "metadata" in changes:
+            changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
+        return Datum.from_document(await service.update_datum(decode_object_id(input.id, "Datum"), changes))

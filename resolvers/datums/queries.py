@@ -1,0 +1,38 @@
+"""Reading datums."""
+
+from __future__ import annotations
+
+import strawberry
+
+from documents.dataset import Datum as DatumDocument
+from graphlake.context import Info
+from resolvers.common import JsonPredicate, Split, json_filters
+from resolvers.datums.types import Datum
+from resolvers.pagination import DESCENDING, paginate
+from resolvers.permissions import CanRead
+from resolvers.relay import Connection, decode_object_id
+
+
+@strawberry.type
+class DatumQueries:
+    @strawberry.field(permission_classes=[CanRead], description="A datum by ID; null if none.")
+    async def datum(self, info: Info, id: strawberry.ID) -> Datum | None:
+        doc = await info.context.loaders.by_id(DatumDocument).load(decode_object_id(id, "Datum"))
+        return Datum.from_document(doc) if doc else None
+
+    @strawberry.field(permission_classes=[CanRead], description="Datums, newest first, by split, by a role they have, by metadata.")
+    async def datums(
+        self, info: Info, split: Split | None = None, role: str | None = None,
+        metadata: list[JsonPredicate] | None = None, first: int | None = None, after: str | None = None,
+    ) -> Connection[Datum]:
+        clauses: list[dict] = []
+        if split:
+            clauses.append({"split": split.value})
+        if role:
+            clauses.append({"roles.role": role})
+        clauses += json_filters("metadata", metadata, input_field="metadata")
+        return await paginate(
+            DatumDocument.get_pymongo_collection(), query={"$and": clauses} if clauses else {},
+            sort=[("_id", DESCENDING)], page=info.context.page(first, after),
+            to_node=lambda raw: Datum.from_document(DatumDocument.model_validate(raw)),
+        )

@@ -1,0 +1,57 @@
+"""Datum business steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bson import ObjectId
+
+from documents.clock import utcnow
+from documents.dataset import Datum, RoleRef
+from resolvers.assets.service import check_metadata, existing_assets
+from resolvers.errors import BadUserInput, NotFound
+
+
+async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
+    """Check every datum (roles named once each, every asset existing), then insert them all at once."""
+    if not datums:
+        raise BadUserInput("give at least one datum", field="inputs")
+    if len(datums) > max_items:
+        raise BadUserInput(f"at most {max_items} datums at once", field="inputs")
+    for i, datum in enumerate(datums):
+        if not datum.roles:
+            raise BadUserInput("a datum needs at least one role", field=f"inputs[{i}].roles")
+        seen: set[str] = set()
+        for j, role in enumerate(datum.roles):
+            if not role.role.strip():
+                raise BadUserInput("a role needs a name", field=f"inputs[{i}].roles[{j}].role")
+            if role.role in seen:
+                raise BadUserInput(f"role {role.role!r} appears twice", field=f"inputs[{i}].roles[{j}].role")
+            seen.add(role.role)
+        check_metadata(datum.metadata, field=f"inputs[{i}].metadata")
+    await existing_assets([r.asset_id for d in datums for r in d.roles], "inputs")
+    now = utcnow()
+    for datum in datums:
+        datum.id = ObjectId()
+        datum.created_at = now
+    await Datum.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in datums])
+    return list(datums)
+
+
+def role_refs(roles: Sequence[tuple[str, ObjectId]]) -> list[RoleRef]:
+    return [RoleRef(role=role, asset_id=asset_id) for role, asset_id in roles]
+
+
+async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
+    if await Datum.get(datum_id) is None:
+        raise NotFound(f"no datum {datum_id}", field="id")
+    if "metadata" in changes:
+        changes["metadata"] = check_metadata(changes["metadata"]).model_dump()
+    if "split" in changes:
+        if changes["split"] is None:
+            raise BadUserInput("a datum always has a split (UNASSIGNED at least)", field="split")
+        changes["split"] = changes["split"].value
+    if changes:
+        await Datum.get_pymongo_collection().update_one({"_id": datum_id}, {"$set": changes})
+    return await Datum.get(datum_id)  # type: ignore[return-value]

@@ -1,0 +1,71 @@
+"""GraphQL types of datums."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from documents.annotation import AnnotationRecord as RecordDocument
+from documents.asset import Asset as AssetDocument
+from documents.dataset import Datum as DatumDocument
+from graphlake.context import Info
+from resolvers.assets.types import Asset
+from resolvers.common import Split
+from resolvers.pagination import child_connection
+from resolvers.relay import Connection, Node, encode_id
+from resolvers.scalars import JSON
+
+if TYPE_CHECKING:
+    from resolvers.annotations.inputs import AnnotationFilter
+    from resolvers.annotations.types import AnnotationRecord
+
+
+@strawberry.type(description="The asset playing one role in a datum.")
+class DatumRole:
+    role: str
+    asset_id: strawberry.Private[object]
+
+    @strawberry.field
+    async def asset(self, info: Info) -> Asset:
+        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
+
+
+@strawberry.type(description="One example: assets by role, a split, metadata, and the annotations on it.")
+class Datum(Node):
+    split: Split
+    created_at: datetime
+    doc: strawberry.Private[DatumDocument]
+
+    @strawberry.field
+    def roles(self) -> list[DatumRole]:
+        return [DatumRole(role=r.role, asset_id=r.asset_id) for r in self.doc.roles]
+
+    @strawberry.field(description="The asset in `role`, or null.")
+    async def asset(self, info: Info, role: str) -> Asset | None:
+        ref = next((r for r in self.doc.roles if r.role == role), None)
+        if ref is None:
+            return None
+        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(ref.asset_id))
+
+    @strawberry.field
+    def metadata(self) -> JSON:
+        return self.doc.metadata.decode()
+
+    @strawberry.field
+    async def annotations(
+        self, info: Info, first: int | None = None, after: str | None = None,
+        filter: Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None = None,
+    ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
+        from resolvers.annotations.inputs import annotation_query
+        from resolvers.annotations.types import AnnotationRecord
+
+        return await child_connection(
+            info.context.loaders, RecordDocument, field="datum_id", parent_id=self.doc.id,
+            query=annotation_query(filter), page=info.context.page(first, after), to_node=AnnotationRecord.from_document,
+        )
+
+    @classmethod
+    def from_document(cls, doc: DatumDocument) -> Datum:
+        return cls(id=encode_id("Datum", doc.id), split=doc.split, created_at=doc.created_at, doc=doc)

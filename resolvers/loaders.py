@@ -1,0 +1,111 @@
+"""Per-request DataLoaders: every relation costs one `$in` query per level, whatever the page size.
+
+A fresh `Loaders` comes with each request (see Context), so cached documents never outlive it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+from beanie import Document
+from bson import ObjectId
+from strawberry.dataloader import DataLoader
+
+from documents.asset import Alias
+
+D = TypeVar("D", bound=Document)
+
+
+@dataclass(frozen=True)
+class ChildPage(Generic[D]):
+    """The first children of one parent, and whether more exist."""
+
+    docs: list[D]
+    has_next: bool
+
+
+def _cache_key(*parts: Any) -> bytes:
+    return orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+class Loaders:
+    def __init__(self) -> None:
+        self._loaders: dict[bytes, DataLoader] = {}
+
+    def _get(self, key: bytes, load_fn: Any) -> DataLoader:
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = self._loaders[key] = DataLoader(load_fn=load_fn)
+        return loader
+
+    def by_id(self, model: type[D]) -> DataLoader[ObjectId, D | None]:
+        """Documents of `model` by `_id` (None where missing)."""
+
+        async def load(ids: Sequence[ObjectId]) -> list[D | None]:
+            raw = await model.get_pymongo_collection().find({"_id": {"$in": list(ids)}}).to_list()
+            found = {doc["_id"]: model.model_validate(doc) for doc in raw}
+            return [found.get(i) for i in ids]
+
+        return self._get(_cache_key("by_id", model.__name__), load)
+
+    def children(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
+        """The first `first` documents of `model` whose `field` is each parent id, in `_id` order.
+
+        One query for all parents of a page: it reads every matching child of those parents and
+        slices per parent here, since FerretDB has no per-group limit ($lookup, $facet).
+        """
+
+        async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
+            raw = await model.get_pymongo_collection().find(
+                {field: {"$in": list(parent_ids)}, **query}, sort=[(field, 1), ("_id", 1)]
+            ).to_list()
+            grouped: dict[Any, list[dict]] = defaultdict(list)
+            for doc in raw:
+                grouped[doc[field]].append(doc)
+            return [
+                ChildPage(docs=[model.model_validate(d) for d in grouped[p][:first]], has_next=len(grouped[p]) > first)
+                for p in parent_ids
+            ]
+
+        return self._get(_cache_key("children", model.__name__, field, query, first), load)
+
+    def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
+        """The newest (highest `_id`) document of `model` for each parent id, in one query."""
+
+        async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
+            raw = await model.get_pymongo_collection().find(
+                {field: {"$in": list(parent_ids)}, **query}, sort=[("_id", -1)]
+            ).to_list()
+            newest: dict[Any, D] = {}
+            for doc in raw:
+                newest.setdefault(doc[field], model.model_validate(doc))
+            return [newest.get(p) for p in parent_ids]
+
+        return self._get(_cache_key("newest", model.__name__, field, query), load)
+
+    def counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
+        """How many documents of `model` have `field` equal to each parent id: one aggregation."""
+
+        async def load(parent_ids: Sequence[ObjectId]) -> list[int]:
+            pipeline = [
+                {"$match": {field: {"$in": list(parent_ids)}, **query}},
+                {"$group": {"_id": f"${field}", "n": {"$sum": 1}}},
+            ]
+            counted = {row["_id"]: row["n"] async for row in await model.get_pymongo_collection().aggregate(pipeline)}
+            return [counted.get(p, 0) for p in parent_ids]
+
+        return self._get(_cache_key("counts", model.__name__, field, query), load)
+
+    def aliases(self) -> DataLoader[ObjectId, list[str]]:
+        async def load(asset_ids: Sequence[ObjectId]) -> list[list[str]]:
+            grouped: dict[ObjectId, list[str]] = defaultdict(list)
+            raw = await Alias.get_pymongo_collection().find({"asset_id": {"$in": list(asset_ids)}}, sort=[("_id", 1)]).to_list()
+            for doc in raw:
+                grouped[doc["asset_id"]].append(doc["_id"])
+            return [grouped[a] for a in asset_ids]
+
+        return self._get(_cache_key("aliases"), load)

@@ -1,0 +1,137 @@
+"""Annotations: schemas, sets, every kind and geometry, all-or-nothing validation, filters, verification."""
+
+from __future__ import annotations
+
+import pytest
+
+from documents.annotation import AnnotationRecord
+from tests import factories
+from tests.operations import Api
+
+
+@pytest.fixture
+async def setup(api: Api, contributor: str) -> dict:
+    image = await factories.image_asset(api, contributor, "photo.png")
+    mask = await factories.image_asset(api, contributor, "mask.png")
+    text = (await api.data("StoreText", {"input": {"name": "n.txt", "text": "x"}}, token=contributor))["storeText"]
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": image["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    schema = await factories.schema(api, contributor, requiredAttributes=["occluded"])
+    truth = await factories.annotation_set(api, contributor, schema["id"])
+    model = await factories.annotation_set(api, contributor, schema["id"], purpose="PREDICTION",
+                                           source={"kind": "MODEL", "name": "detr", "version": "1.2"}, name="preds")
+    return {"image": image, "mask": mask, "text": text, "datum": datum, "schema": schema, "truth": truth, "model": model}
+
+
+def record(s: dict, kind: str, **fields: object) -> dict:
+    return {"assetId": s["image"]["id"], "datumId": s["datum"]["id"], "kind": kind, "attributes": {"occluded": False},
+            **fields}
+
+
+async def test_every_kind_round_trips(api: Api, contributor: str, setup: dict) -> None:
+    s = setup
+    records = [
+        record(s, "CLASSIFICATION", label="dent"),
+        record(s, "REGRESSION", value=3.5),
+        record(s, "BBOX", label="scratch", geometry={"bbox": {"x": 1, "y": 2, "width": 3, "height": 4}}),
+        record(s, "ROTATED_BBOX", label="dent", geometry={"rotatedBbox": {"cx": 5, "cy": 5, "width": 2, "height": 1, "angle": 30}}),
+        record(s, "POLYGON", label="dent", geometry={"polygon": {"points": [{"x": 0, "y": 0}, {"x": 1, "y": 0}, {"x": 0, "y": 1}]}}),
+        record(s, "POLYLINE", label="scratch", geometry={"polyline": {"points": [{"x": 0, "y": 0}, {"x": 2, "y": 2}]}}),
+        record(s, "KEYPOINTS", label="dent", geometry={"keypoints": {"points": [{"name": "tip", "x": 1, "y": 1, "visible": True}]}}),
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": s["mask"]["id"]}}),
+    ]
+    added = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": records}, token=contributor))["addAnnotations"]
+    assert added["count"] == 8
+    by_kind = {r["kind"]: r for r in added["records"]}
+    assert by_kind["REGRESSION"]["value"] == 3.5 and by_kind["REGRESSION"]["geometry"] is None
+    assert by_kind["BBOX"]["geometry"] == {"__typename": "BBox", "x": 1, "y": 2, "width": 3, "height": 4}
+    assert by_kind["ROTATED_BBOX"]["geometry"]["angle"] == 30
+    assert len(by_kind["POLYGON"]["geometry"]["points"]) == 3
+    assert by_kind["KEYPOINTS"]["geometry"]["points"][0]["name"] == "tip"
+    assert by_kind["MASK"]["geometry"] == {"__typename": "Mask", "asset": {"id": s["mask"]["id"], "mediaType": "image/png"}}
+    assert all(r["source"] == {"kind": "HUMAN", "name": "alice", "version": None} for r in added["records"])
+    assert all(r["datum"]["id"] == s["datum"]["id"] and r["set"]["purpose"] == "GROUND_TRUTH" for r in added["records"])
+
+
+async def test_invalid_records_name_index_and_field_and_write_nothing(api: Api, contributor: str, setup: dict) -> None:
+    s = setup
+    good = record(s, "CLASSIFICATION", label="dent")
+    cases = [
+        (record(s, "CLASSIFICATION", label="crack"), "records[1].label"),
+        (record(s, "CLASSIFICATION"), "records[1].label"),
+        (record(s, "REGRESSION"), "records[1].value"),
+        (record(s, "BBOX", label="dent"), "records[1].geometry"),
+        (record(s, "BBOX", label="dent", geometry={"bbox": {"x": 0, "y": 0, "width": 0, "height": 1}}), "records[1].geometry"),
+        (record(s, "BBOX", label="dent", geometry={"polygon": {"points": []}}), "records[1].geometry"),
+        (record(s, "POLYGON", label="dent", geometry={"polygon": {"points": [{"x": 0, "y": 0}, {"x": 1, "y": 1}]}}),
+         "records[1].geometry.points"),
+        (record(s, "MASK", label="dent", geometry={"mask": {"assetId": s["text"]["id"]}}), "records[1].geometry.mask.assetId"),
+        (record(s, "CLASSIFICATION", label="dent", geometry={"bbox": {"x": 0, "y": 0, "width": 1, "height": 1}}),
+         "records[1].geometry"),
+        ({**record(s, "CLASSIFICATION", label="dent"), "attributes": {}}, "records[1].attributes"),
+        (record(s, "CLASSIFICATION", label="dent", score=1.5), "records[1].score"),
+        ({**record(s, "CLASSIFICATION", label="dent"), "assetId": s["mask"]["id"]}, "records[1].assetId"),
+        (record(s, "CLASSIFICATION", label="dent", datumId="RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"), "records[1].datumId"),
+    ]
+    for bad, field in cases:
+        error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [good, bad]}, token=contributor)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (bad, error)
+    assert await AnnotationRecord.count() == 0
+
+
+async def test_schema_rules(api: Api, contributor: str) -> None:
+    first = await factories.schema(api, contributor, "parts", kinds=["CLASSIFICATION"], allowScores=False)
+    second = await factories.schema(api, contributor, "parts", kinds=["CLASSIFICATION"])
+    assert (first["version"], second["version"]) == (1, 2)
+    error = await api.error("CreateAnnotationSchema", {"input": {"name": "parts", "version": 1, "kinds": ["BBOX"],
+                                                                 "labels": []}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "version"}
+    error = await api.error("CreateAnnotationSchema", {"input": {"name": "p", "kinds": [], "labels": []}}, token=contributor)
+    assert error["extensions"]["field"] == "kinds"
+    error = await api.error("CreateAnnotationSchema", {"input": {"name": "p", "kinds": ["BBOX"],
+                                                                 "labels": [{"name": "a"}, {"name": "a"}]}}, token=contributor)
+    assert error["extensions"]["field"] == "labels[1].name"
+    image = await factories.image_asset(api, contributor)
+    no_scores = await factories.annotation_set(api, contributor, first["id"])
+    error = await api.error("AddAnnotations", {"setId": no_scores["id"], "records": [
+        {"assetId": image["id"], "kind": "CLASSIFICATION", "label": "scratch", "score": 0.5}]}, token=contributor)
+    assert error["extensions"]["field"] == "records[0].score"
+    error = await api.error("AddAnnotations", {"setId": no_scores["id"], "records": [
+        {"assetId": image["id"], "kind": "BBOX", "label": "scratch", "geometry": {"bbox": {"x": 0, "y": 0, "width": 1, "height": 1}}}]},
+        token=contributor)
+    assert error["extensions"]["field"] == "records[0].kind" and "allowed: CLASSIFICATION" in error["message"]
+
+
+async def test_filters_and_verification(api: Api, contributor: str, setup: dict) -> None:
+    s = setup
+    truth = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "CLASSIFICATION", label="dent"), record(s, "BBOX", label="scratch",
+                                                          geometry={"bbox": {"x": 0, "y": 0, "width": 1, "height": 1}})]},
+        token=contributor))["addAnnotations"]["records"]
+    await api.data("AddAnnotations", {"setId": s["model"]["id"], "records": [
+        record(s, "CLASSIFICATION", label="dent", score=0.9), record(s, "CLASSIFICATION", label="scratch", score=0.3)]},
+        token=contributor)
+
+    async def labels(filter: dict) -> list[tuple[str, str]]:
+        edges = (await api.data("Annotations", {"filter": filter, "first": 50}, token=contributor))["annotations"]["edges"]
+        return sorted((e["node"]["kind"], e["node"]["label"]) for e in edges)
+
+    assert await labels({"purposes": ["PREDICTION"]}) == [("CLASSIFICATION", "dent"), ("CLASSIFICATION", "scratch")]
+    assert await labels({"sourceKinds": ["MODEL"], "minScore": 0.5}) == [("CLASSIFICATION", "dent")]
+    assert await labels({"kinds": ["BBOX"]}) == [("BBOX", "scratch")]
+    assert await labels({"labels": ["dent"], "setIds": [s["truth"]["id"]]}) == [("CLASSIFICATION", "dent")]
+
+    verified = (await api.data("VerifyAnnotations", {"ids": [truth[0]["id"]], "verified": True}, token=contributor))
+    record_out = verified["verifyAnnotations"][0]
+    assert record_out["verified"] is True and record_out["verifiedBy"].startswith("token:") and record_out["verifiedAt"]
+    assert await labels({"verified": True}) == [("CLASSIFICATION", "dent")]
+    undone = (await api.data("VerifyAnnotations", {"ids": [truth[0]["id"]], "verified": False}, token=contributor))
+    assert undone["verifyAnnotations"][0]["verifiedBy"] is None
+    error = await api.error("VerifyAnnotations", {"ids": ["QW5ub3RhdGlvblJlY29yZDo2NGIwMDAwMDAwMDAwMDAwMDAwMDAwMDA"],
+                                                  "verified": True}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND"
+
+    datum = (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"]
+    assert datum["annotations"]["totalCount"] == 4 and datum["asset"]["id"] == s["image"]["id"]
+    sets = (await api.data("AnnotationSets", {"first": 10}, token=contributor))["annotationSets"]["edges"]
+    assert sorted(e["node"]["recordCount"] for e in sets) == [2, 2]

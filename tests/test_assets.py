@@ -1,0 +1,222 @@
+"""Assets: values and texts that round-trip exactly, filters, ordering, aliases, lineage, pins, deletion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from documents.asset import Alias, Asset
+from graphlake.settings import Settings
+from tests import factories
+from tests.operations import Api, object_id
+
+HOSTILE = {
+    "nested": [[1, [2, [3, []]]], [], [[]]],
+    "a.b": {"$where": "x", "$": None, "": "empty key", "..": [".", "$"]},
+    "unicode": "снег ☃ \u0000 nul",
+    "numbers": [0, -0.0, 1.5e308, -1e-308, 2**63 - 1, -(2**63), 123456789012345678901234567890],
+    "deep": {"l1": {"l2": {"l3": {"l4": {"l5": [{"x": [1, {"y": [None]}]}]}}}}},
+    "bools": [True, False, None],
+}
+
+
+@pytest.mark.parametrize("value", [HOSTILE, [[1, 2], [3, [4]]], "just a string", 42, None, 3.25, [], {}, True])
+async def test_values_round_trip_exactly(api: Api, contributor: str, value: object) -> None:
+    stored = await factories.value_asset(api, contributor, value=value, metadata={"$weird.key": [[1]], "ok": 1})
+    fetched = (await api.data("Asset", {"id": stored["id"]}, token=contributor))["asset"]
+    for asset in (stored, fetched):
+        assert json.dumps(asset["value"], sort_keys=True) == json.dumps(value, sort_keys=True)
+        assert asset["metadata"] == {"$weird.key": [[1]], "ok": 1}
+        assert asset["kind"] == "VALUE" and asset["status"] == "ACTIVE" and asset["mediaType"] == "application/json"
+    assert stored["sizeBytes"] > 0 and len(stored["sha256"]) == 64
+
+
+async def test_text_assets(api: Api, contributor: str) -> None:
+    text = "line one\nline two ✓"
+    asset = (await api.data("StoreText", {"input": {"name": "notes.md", "text": text, "mediaType": "text/markdown",
+                                                    "labels": ["notes"], "owner": {"userId": "ann"}}},
+                            token=contributor))["storeText"]
+    assert asset["text"] == text and asset["kind"] == "TEXT" and asset["mediaType"] == "text/markdown"
+    assert asset["sizeBytes"] == len(text.encode()) and asset["owner"]["userId"] == "ann"
+    assert asset["createdBy"].startswith("token:")
+
+
+async def test_size_limits_refuse_and_store_nothing(api: Api, contributor: str, settings: Settings) -> None:
+    big_value = "x" * settings.max_value_bytes
+    error = await api.error("StoreValue", {"input": {"name": "big", "value": big_value}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "value"}
+    assert "limit" in error["message"]
+    limit = settings.max_text_bytes
+    settings.max_text_bytes = 10
+    try:
+        error = await api.error("StoreText", {"input": {"name": "long", "text": "x" * 11}}, token=contributor)
+    finally:
+        settings.max_text_bytes = limit
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "text"}
+    assert await Asset.count() == 0
+
+
+async def test_bad_input_names_the_field(api: Api, contributor: str) -> None:
+    cases = [
+        ({"name": "", "value": 1}, "name"),
+        ({"name": "x", "value": 1, "metadata": [1, 2]}, "metadata"),
+        ({"name": "x", "value": 1, "labels": [""]}, "labels[0]"),
+        ({"name": "x", "value": 1, "aliases": ["has space"]}, "aliases[0]"),
+        ({"name": "x", "value": 1, "derivedFrom": ["bm90LWFuLWlk"]}, "derivedFrom[0]"),
+    ]
+    for fields, field in cases:
+        error = await api.error("StoreValue", {"input": fields}, token=contributor)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (fields, error)
+    assert await Asset.count() == 0
+
+
+async def seed_for_filters(api: Api, token: str) -> dict[str, str]:
+    specs = {
+        "hot": dict(value={"temperature": 31.5, "unit": "C", "tags": ["a", "b"]}, labels=["sensor", "lab1"],
+                    metadata={"run": {"id": 7}, "ok": True}, owner={"userId": "ann", "experimentId": "e1"},
+                    dataTimestamp="2026-01-02T00:00:00Z"),
+        "cold": dict(value={"temperature": 4, "unit": "C", "tags": ["b"]}, labels=["sensor"],
+                     metadata={"run": {"id": 8}, "ok": False}, owner={"userId": "bob"},
+                     dataTimestamp="2026-01-01T00:00:00Z"),
+        "note": dict(value="free text", labels=["lab1"], metadata={"comment": "nothing to see"}),
+    }
+    ids = {}
+    for name, fields in specs.items():
+        ids[name] = (await factories.value_asset(api, token, name=name, **fields))["id"]
+    ids["text"] = (await api.data("StoreText", {"input": {"name": "readme", "text": "hi", "mediaType": "text/plain"}},
+                                  token=token))["storeText"]["id"]
+    return ids
+
+
+async def names(api: Api, token: str, filter: dict, order: dict | None = None) -> list[str]:
+    data = await api.data("Assets", {"filter": filter, "orderBy": order, "first": 50}, token=token)
+    return [edge["node"]["name"] for edge in data["assets"]["edges"]]
+
+
+async def test_every_filter_field(api: Api, contributor: str) -> None:
+    ids = await seed_for_filters(api, contributor)
+    hot = (await api.data("Asset", {"id": ids["hot"]}, token=contributor))["asset"]
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": ids["cold"]}]}},
+                   token=contributor)
+    expectations = [
+        ({"kinds": ["TEXT"]}, {"readme"}),
+        ({"labelsAll": ["sensor", "lab1"]}, {"hot"}),
+        ({"labelsAny": ["lab1"]}, {"hot", "note"}),
+        ({"mediaTypePrefix": "text/"}, {"readme"}),
+        ({"nameContains": "OL"}, {"cold"}),
+        ({"sha256": hot["sha256"]}, {"hot"}),
+        ({"owner": {"userId": "ann", "experimentId": "e1"}}, {"hot"}),
+        ({"dataTimestampAfter": "2026-01-01T12:00:00Z"}, {"hot"}),
+        ({"dataTimestampBefore": "2026-01-01T12:00:00Z"}, {"cold"}),
+        ({"createdAfter": "2000-01-01T00:00:00Z", "kinds": ["VALUE"]}, {"hot", "cold", "note"}),
+        ({"createdBefore": "2000-01-01T00:00:00Z"}, set()),
+        ({"collectionId": coll["id"]}, {"cold"}),
+        ({"value": [{"path": "temperature", "op": "GT", "value": 20}]}, {"hot"}),
+        ({"value": [{"path": "temperature", "op": "LTE", "value": 4}]}, {"cold"}),
+        ({"value": [{"path": "unit", "op": "EQ", "value": "C"}, {"path": "tags", "op": "CONTAINS", "value": "a"}]}, {"hot"}),
+        ({"value": [{"path": "tags", "op": "IN", "value": ["b", "z"]}]}, {"hot", "cold"}),
+        ({"metadata": [{"path": "run.id", "op": "EQ", "value": 8}]}, {"cold"}),
+        ({"metadata": [{"path": "ok", "op": "EQ", "value": True}]}, {"hot"}),
+        ({"metadata": [{"path": "comment", "op": "EXISTS", "value": True}]}, {"note"}),
+        ({"metadata": [{"path": "comment", "op": "REGEX", "value": "^nothing"}]}, {"note"}),
+        ({"metadata": [{"path": "run.id", "op": "NE", "value": 7}], "kinds": ["VALUE"]}, {"cold", "note"}),
+    ]
+    for filter, expected in expectations:
+        assert set(await names(api, contributor, filter)) == expected, filter
+
+
+async def test_bad_predicates_name_the_predicate(api: Api, viewer: str) -> None:
+    error = await api.error("Assets", {"filter": {"metadata": [{"path": "a", "op": "EQ", "value": 1},
+                                                               {"path": "b", "op": "GT", "value": {"x": 1}}]}}, token=viewer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "filter.metadata[1]"}
+    error = await api.error("Assets", {"filter": {"value": [{"path": "", "op": "EXISTS"}]}}, token=viewer)
+    assert error["extensions"]["field"] == "filter.value[0]"
+
+
+async def test_ordering_and_keyset_pages(api: Api, contributor: str) -> None:
+    for name, size, ts in [("b", 3, None), ("a", 1, "2026-03-01T00:00:00Z"), ("c", 2, "2026-02-01T00:00:00Z"), ("d", 2, None)]:
+        await factories.value_asset(api, contributor, name=name, value="x" * size, dataTimestamp=ts)
+    assert await names(api, contributor, {}, {"field": "NAME", "direction": "ASC"}) == ["a", "b", "c", "d"]
+    assert await names(api, contributor, {}, {"field": "NAME", "direction": "DESC"}) == ["d", "c", "b", "a"]
+    by_size = await names(api, contributor, {}, {"field": "SIZE", "direction": "ASC"})
+    assert by_size[0] == "a" and by_size[-1] == "b" and set(by_size[1:3]) == {"c", "d"}
+    assert await names(api, contributor, {}) == ["d", "c", "a", "b"]  # newest first by default
+    for direction in ("ASC", "DESC"):  # null timestamps page through in both directions without loss
+        seen, after = [], None
+        while True:
+            page = (await api.data("Assets", {"orderBy": {"field": "DATA_TIMESTAMP", "direction": direction},
+                                              "first": 1, "after": after}, token=contributor))["assets"]
+            seen += [e["node"]["name"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        assert sorted(seen) == ["a", "b", "c", "d"] and len(seen) == 4
+        assert seen.index("c") < seen.index("a") if direction == "ASC" else seen.index("a") < seen.index("c")
+
+
+async def test_aliases_are_unique_across_the_lake(api: Api, contributor: str) -> None:
+    first = await factories.value_asset(api, contributor, name="one", aliases=["run-7/best"])
+    second = await factories.value_asset(api, contributor, name="two")
+    assert first["aliases"] == ["run-7/best"]
+    error = await api.error("AddAliases", {"assetId": second["id"], "aliases": ["fresh", "run-7/best"]}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "aliases"} and "run-7/best" in error["message"]
+    assert await Alias.find({"_id": "fresh"}).count() == 0  # nothing half-written
+    error = await api.error("StoreValue", {"input": {"name": "three", "value": 3, "aliases": ["run-7/best"]}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert await Asset.count() == 2
+    found = (await api.data("AssetByAlias", {"alias": "run-7/best"}, token=contributor))["assetByAlias"]
+    assert found["id"] == first["id"]
+    await api.data("AddAliases", {"assetId": first["id"], "aliases": ["run-7/best", "extra"]}, token=contributor)  # idempotent
+    await api.data("RemoveAliases", {"assetId": first["id"], "aliases": ["run-7/best"]}, token=contributor)
+    assert (await api.data("AssetByAlias", {"alias": "run-7/best"}, token=contributor))["assetByAlias"] is None
+    moved = (await api.data("AddAliases", {"assetId": second["id"], "aliases": ["run-7/best"]}, token=contributor))
+    assert moved["addAliases"]["aliases"] == ["run-7/best"]
+
+
+async def test_update_and_lineage(api: Api, contributor: str) -> None:
+    raw = await factories.value_asset(api, contributor, name="raw", labels=["a"])
+    clean = await factories.value_asset(api, contributor, name="clean", derivedFrom=[raw["id"]])
+    assert [d["id"] for d in clean["derivedFrom"]] == [raw["id"]]
+    updated = (await api.data("UpdateAsset", {"input": {"id": raw["id"], "name": "raw-v2", "labels": ["b"],
+                                                        "metadata": {"k": 1}, "description": None}},
+                              token=contributor))["updateAsset"]
+    assert updated["name"] == "raw-v2" and updated["labels"] == ["b"] and updated["metadata"] == {"k": 1}
+    assert updated["updatedAt"] > raw["updatedAt"] or updated["updatedAt"] >= raw["updatedAt"]
+    assert updated["value"] == raw["value"]  # untouched fields stay
+    error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": [raw["id"]]}}, token=contributor)
+    assert error["extensions"]["field"] == "derivedFrom"
+    error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "name": "  "}}, token=contributor)
+    assert error["extensions"]["field"] == "name"
+    assert (await api.data("Asset", {"id": raw["id"]}, token=contributor))["asset"]["name"] == "raw-v2"
+
+
+async def test_delete_respects_pins_unless_forced(api: Api, contributor: str) -> None:
+    asset = await factories.value_asset(api, contributor, name="keep", aliases=["kept"])
+    pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    assert pin["ownerType"] == "MANUAL_PIN" and pin["asset"]["id"] == asset["id"]
+    error = await api.error("DeleteAsset", {"id": asset["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and "force" in error["message"]
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "ACTIVE"
+
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    assert (await Asset.get(object_id(asset["id"]))).unpinned_at is not None  # flagged for garbage collection
+    await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor)
+    assert (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=contributor))["deleteAsset"]["deleted"]
+    gone = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert gone["status"] == "DELETED" and gone["aliases"] == []
+    assert await names(api, contributor, {}) == []
+    assert await names(api, contributor, {"statuses": ["DELETED"]}) == ["keep"]
+
+
+async def test_pinned_by_collection_cannot_be_deleted(api: Api, contributor: str) -> None:
+    asset = await factories.value_asset(api, contributor)
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    error = await api.error("DeleteAsset", {"id": asset["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and "COLLECTION" in error["message"]
+    error = await api.error("UnpinAsset", {"retentionId": (await api.data("Asset", {"id": asset["id"]}, token=contributor))
+                                           ["asset"]["retentions"][0]["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT"

@@ -1,0 +1,103 @@
+"""Collections: items with paths and splits, retention pins, deletion that never loses a pinned asset."""
+
+from __future__ import annotations
+
+from documents.asset import Asset
+from documents.collection import CollectionItem
+from documents.retention import AssetRetention
+from tests import factories
+from tests.operations import Api, object_id
+
+
+async def add(api: Api, token: str, collection_id: str, items: list[dict]) -> dict:
+    return (await api.data("AddToCollection", {"input": {"collectionId": collection_id, "items": items}}, token=token))
+
+
+async def test_items_with_paths_and_splits(api: Api, contributor: str) -> None:
+    coll = await factories.collection(api, contributor, "scans")
+    assets = [await factories.value_asset(api, contributor, name=f"a{i}") for i in range(4)]
+    await add(api, contributor, coll["id"], [
+        {"assetId": assets[0]["id"], "path": "cam1/0001.png", "split": "TRAIN"},
+        {"assetId": assets[1]["id"], "path": "cam1/0002.png", "split": "TEST"},
+        {"assetId": assets[2]["id"], "path": "cam2/0001.png"},
+    ])
+    data = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]
+    assert data["itemCount"] == 3 and data["items"]["totalCount"] == 3
+    assert data["items"]["edges"][0]["node"]["collection"]["id"] == coll["id"]
+    cam1 = (await api.data("Collection", {"id": coll["id"], "pathPrefix": "cam1/"}, token=contributor))["collection"]
+    assert [e["node"]["path"] for e in cam1["items"]["edges"]] == ["cam1/0001.png", "cam1/0002.png"]
+    test = (await api.data("Collection", {"id": coll["id"], "split": "TEST"}, token=contributor))["collection"]
+    assert [e["node"]["asset"]["id"] for e in test["items"]["edges"]] == [assets[1]["id"]]
+    # adding again updates path and split instead of duplicating
+    await add(api, contributor, coll["id"], [{"assetId": assets[0]["id"], "path": "cam1/renamed.png", "split": "VALIDATION"}])
+    again = (await api.data("Collection", {"id": coll["id"], "pathPrefix": "cam1/renamed"}, token=contributor))["collection"]
+    assert again["itemCount"] == 3 and again["items"]["edges"][0]["node"]["split"] == "VALIDATION"
+    asset = (await api.data("Asset", {"id": assets[0]["id"]}, token=contributor))["asset"]
+    assert [e["node"]["name"] for e in asset["collections"]["edges"]] == ["scans"]
+    assert [r["ownerType"] for r in asset["retentions"]] == ["COLLECTION"] and asset["retentions"][0]["ownerId"] == coll["id"]
+    # item pages walk with cursors
+    page = (await api.data("Collection", {"id": coll["id"], "first": 2}, token=contributor))["collection"]["items"]
+    rest = (await api.data("Collection", {"id": coll["id"], "first": 2, "after": page["pageInfo"]["endCursor"]},
+                           token=contributor))["collection"]["items"]
+    assert page["pageInfo"]["hasNextPage"] and not rest["pageInfo"]["hasNextPage"] and len(rest["edges"]) == 1
+
+
+async def test_bad_items_write_nothing(api: Api, contributor: str) -> None:
+    coll = await factories.collection(api, contributor)
+    asset = await factories.value_asset(api, contributor)
+    cases = [
+        ([{"assetId": asset["id"], "path": "../etc/passwd"}], "items[0].path"),
+        ([{"assetId": asset["id"], "path": "/abs"}], "items[0].path"),
+        ([{"assetId": asset["id"], "path": "a//b"}], "items[0].path"),
+        ([{"assetId": asset["id"]}, {"assetId": asset["id"]}], "items[1].assetId"),
+        ([{"assetId": asset["id"]}, {"assetId": "QXNzZXQ6NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"}], "items"),
+        ([], "items"),
+    ]
+    for items, field in cases:
+        error = await api.error("AddToCollection", {"input": {"collectionId": coll["id"], "items": items}}, token=contributor)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (items, error)
+    assert await CollectionItem.count() == 0 and await AssetRetention.count() == 0
+
+
+async def test_names_are_unique_and_updatable(api: Api, contributor: str) -> None:
+    first = await factories.collection(api, contributor, "a")
+    await factories.collection(api, contributor, "b")
+    error = await api.error("CreateCollection", {"input": {"name": "a"}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "name"}
+    error = await api.error("UpdateCollection", {"input": {"id": first["id"], "name": "b"}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT"
+    renamed = (await api.data("UpdateCollection", {"input": {"id": first["id"], "name": "c", "metadata": {"x": [1]}}},
+                              token=contributor))["updateCollection"]
+    assert renamed["name"] == "c" and renamed["metadata"] == {"x": [1]}
+    listed = (await api.data("Collections", {"nameContains": "C"}, token=contributor))["collections"]
+    assert [e["node"]["name"] for e in listed["edges"]] == ["c"]
+
+
+async def test_remove_releases_only_this_collections_pin(api: Api, contributor: str) -> None:
+    asset = await factories.value_asset(api, contributor)
+    one, two = await factories.collection(api, contributor, "one"), await factories.collection(api, contributor, "two")
+    for coll in (one, two):
+        await add(api, contributor, coll["id"], [{"assetId": asset["id"]}])
+    await api.data("RemoveFromCollection", {"collectionId": one["id"], "assetIds": [asset["id"]]}, token=contributor)
+    stored = await Asset.get(object_id(asset["id"]))
+    assert stored.collection_ids == [object_id(two["id"])] and stored.unpinned_at is None
+    await api.data("RemoveFromCollection", {"collectionId": two["id"], "assetIds": [asset["id"]]}, token=contributor)
+    assert (await Asset.get(object_id(asset["id"]))).unpinned_at is not None
+
+
+async def test_delete_collection_keeps_assets_others_pin(api: Api, contributor: str) -> None:
+    shared = await factories.value_asset(api, contributor, name="shared")
+    only_here = await factories.value_asset(api, contributor, name="only-here")
+    doomed, other = await factories.collection(api, contributor, "doomed"), await factories.collection(api, contributor, "other")
+    await add(api, contributor, doomed["id"], [{"assetId": shared["id"]}, {"assetId": only_here["id"]}])
+    await add(api, contributor, other["id"], [{"assetId": shared["id"]}])
+    assert (await api.data("DeleteCollection", {"id": doomed["id"]}, token=contributor))["deleteCollection"]["deleted"]
+    assert (await api.data("Collection", {"id": doomed["id"]}, token=contributor))["collection"] is None
+    shared_doc, only_doc = await Asset.get(object_id(shared["id"])), await Asset.get(object_id(only_here["id"]))
+    assert shared_doc.status.value == "ACTIVE" and shared_doc.unpinned_at is None
+    assert only_doc.status.value == "ACTIVE" and only_doc.unpinned_at is not None  # marked for GC, not dropped
+    assert await AssetRetention.find({"owner_id": object_id(doomed["id"])}).count() == 0
+    assert await CollectionItem.find({"collection_id": object_id(doomed["id"])}).count() == 0
+    # a forced asset delete takes it out of its collections
+    await api.data("DeleteAsset", {"id": shared["id"], "force": True}, token=contributor)
+    assert (await api.data("Collection", {"id": other["id"]}, token=contributor))["collection"]["itemCount"] == 0

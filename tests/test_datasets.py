@@ -1,0 +1,136 @@
+"""Datums, datasets and immutable versions: the builder, manifests, diffs and training splits."""
+
+from __future__ import annotations
+
+from documents.dataset import Datum, DatasetVersion
+from documents.retention import AssetRetention
+from tests import factories
+from tests.operations import Api, object_id
+
+
+async def test_create_datums_checks_everything_first(api: Api, contributor: str) -> None:
+    image = await factories.image_asset(api, contributor)
+    made = await factories.datums(api, contributor, 2)
+    assert [r["role"] for r in made[0]["roles"]] == ["image", "mask"] and made[0]["metadata"] == {"index": 0}
+    unknown = "QXNzZXQ6NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAx"  # a well-formed ID of no asset
+    before = await Datum.count()
+    cases = [
+        ([{"roles": [{"role": "image", "assetId": image["id"]}]},
+          {"roles": [{"role": "image", "assetId": unknown}]}], "inputs", "64b000000000000000000001"),
+        ([{"roles": []}], "inputs[0].roles", None),
+        ([{"roles": [{"role": "a", "assetId": image["id"]}, {"role": "a", "assetId": image["id"]}]}], "inputs[0].roles[1].role", None),
+        ([{"roles": [{"role": "a", "assetId": "garbage"}]}], "inputs[0].roles[0].assetId", None),
+    ]
+    for inputs, field, named in cases:
+        error = await api.error("CreateDatums", {"inputs": inputs}, token=contributor)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, error
+        if named:
+            assert named in error["message"]
+    assert await Datum.count() == before
+
+
+async def test_versions_build_from_parents_and_stay_immutable(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 4, roles=("image",), split="TRAIN")
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d[:3]])
+    assert v1["datumCount"] == 3 and {s["split"]: s["count"] for s in v1["splitCounts"]}["TRAIN"] == 3
+    v2 = await factories.version(api, contributor, ds["id"], "v2", parentId=v1["id"],
+                                 addDatums=[d[3]["id"]], removeDatums=[d[0]["id"]])
+    assert v2["datumCount"] == 3 and v2["parent"]["id"] == v1["id"] and v2["manifestSha256"] != v1["manifestSha256"]
+
+    # the same content gives the same manifest hash
+    twin = await factories.version(api, contributor, ds["id"], "v1-again", addDatums=[x["id"] for x in d[:3]])
+    assert twin["manifestSha256"] == v1["manifestSha256"]
+
+    # changing a datum's split later does not change what the version says
+    await api.data("UpdateDatum", {"input": {"id": d[1]["id"], "split": "TEST"}}, token=contributor)
+    again = (await api.data("DatasetVersion", {"id": v1["id"], "split": "TRAIN"}, token=contributor))["datasetVersion"]
+    assert again["datums"]["totalCount"] == 3 and again["manifestSha256"] == v1["manifestSha256"]
+
+    diff = (await api.data("VersionDiff", {"id": v2["id"], "against": v1["id"]}, token=contributor))["datasetVersion"]["diff"]
+    assert diff["addedCount"] == 1 and diff["removedCount"] == 1
+    assert [e["node"]["id"] for e in diff["added"]["edges"]] == [d[3]["id"]]
+    assert [e["node"]["id"] for e in diff["removed"]["edges"]] == [d[0]["id"]]
+
+    data = (await api.data("Dataset", {"name": "widgets", "version": "v1"}, token=contributor))["dataset"]
+    assert data["latest"]["version"] == "v1-again" and data["version"]["id"] == v1["id"]
+    assert [e["node"]["version"] for e in data["versions"]["edges"]] == ["v1", "v2", "v1-again"]
+    by_name = (await api.data("DatasetVersion", {"dataset": "widgets", "version": "v2"}, token=contributor))["datasetVersion"]
+    assert by_name["id"] == v2["id"]
+
+
+async def test_version_errors_write_nothing(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    other = await factories.dataset(api, contributor, "other")
+    d = await factories.datums(api, contributor, 2, roles=("image",))
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d[0]["id"]])
+    foreign = await factories.version(api, contributor, other["id"], "x")
+    before = await DatasetVersion.count()
+    cases = [
+        ({"version": "v1"}, "CONFLICT", "version"),
+        ({"version": "bad name"}, "BAD_USER_INPUT", "version"),
+        ({"version": "v2", "parentId": foreign["id"]}, "BAD_USER_INPUT", "parentId"),
+        ({"version": "v2", "parentId": v1["id"], "removeDatums": [d[1]["id"]]}, "BAD_USER_INPUT", "removeDatums"),
+        ({"version": "v2", "addDatums": ["RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"]}, "BAD_USER_INPUT", "addDatums"),
+        ({"version": "v2", "addAnnotationSets": ["QW5ub3RhdGlvblNldDo2NGIwMDAwMDAwMDAwMDAwMDAwMDAwMDA"]}, "BAD_USER_INPUT",
+         "addAnnotationSets"),
+    ]
+    for fields, code, field in cases:
+        error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], **fields}}, token=contributor)
+        assert error["extensions"]["code"] == code and error["extensions"]["field"] == field, (fields, error)
+    assert await DatasetVersion.count() == before
+
+
+async def test_versions_pin_their_assets(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 2)
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d])
+    pins = await AssetRetention.find({"owner_id": object_id(v1["id"])}).count()
+    assert pins == 4  # 2 datums x 2 roles
+    image_id = d[0]["roles"][0]["asset"]["id"]
+    error = await api.error("DeleteAsset", {"id": image_id}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and "DATASET_VERSION" in error["message"]
+
+
+async def test_version_from_a_collection(api: Api, contributor: str) -> None:
+    coll = await factories.collection(api, contributor)
+    assets = [await factories.image_asset(api, contributor, f"{i}.png") for i in range(3)]
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+        {"assetId": a["id"], "path": f"imgs/{i}.png", "split": "TRAIN" if i else "TEST"} for i, a in enumerate(assets)]}},
+        token=contributor)
+    ds = await factories.dataset(api, contributor)
+    v = await factories.version(api, contributor, ds["id"], "from-scan", fromCollection=coll["id"])
+    assert v["datumCount"] == 3
+    assert {s["split"]: s["count"] for s in v["splitCounts"]} == {"TRAIN": 2, "TEST": 1, "VALIDATION": 0, "UNASSIGNED": 0}
+    datums = (await api.data("DatasetVersion", {"id": v["id"]}, token=contributor))["datasetVersion"]["datums"]["edges"]
+    first = (await api.data("Datum", {"id": datums[0]["node"]["id"], "role": "asset"}, token=contributor))["datum"]
+    assert first["asset"]["id"] in {a["id"] for a in assets} and first["metadata"]["path"].startswith("imgs/")
+
+
+async def test_training_split_is_deterministic_and_can_require_verification(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 30, roles=("image",))
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    added = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": x["roles"][0]["asset"]["id"], "datumId": x["id"], "kind": "CLASSIFICATION", "label": "dent"}
+        for x in d[:10]]}, token=contributor))["addAnnotations"]["records"]
+    await api.data("VerifyAnnotations", {"ids": [r["id"] for r in added[:4]], "verified": True}, token=contributor)
+    v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d],
+                                addAnnotationSets=[labels["id"]])
+    ratios = {"train": 0.6, "validation": 0.2, "test": 0.2}
+
+    async def split(seed: int, verified_only: bool = False) -> dict[str, list[str]]:
+        data = (await api.data("TrainingSplit", {"version": v["id"], "ratios": ratios, "seed": seed,
+                                                 "verifiedOnly": verified_only, "first": 100}, token=contributor))
+        return {part: [e["node"]["id"] for e in data["trainingSplit"][part]["edges"]] for part in ("train", "validation", "test")}
+
+    a, b, c = await split(1), await split(1), await split(2)
+    assert a == b and a != c
+    assert sorted(sum(a.values(), [])) == sorted(x["id"] for x in d)
+    assert 10 <= len(a["train"]) <= 26  # roughly 60% of 30
+    verified = await split(1, verified_only=True)
+    assert sorted(sum(verified.values(), [])) == sorted(x["id"] for x in d[:4])
+    error = await api.error("TrainingSplit", {"version": v["id"], "ratios": {"train": -1, "validation": 0, "test": 0}},
+                            token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "ratios"}
