@@ -8,13 +8,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export GRAPHLAKE_BIN_CACHE ?= $(HOME)/.cache/graphlake/bin
 
-.PHONY: run test setup python assets ferretdb minio schema check-python clean
+.PHONY: run test bench setup python assets ferretdb minio schema check-python clean
 
 run: setup ferretdb
 	$(BIN)/graphlake serve
 
 test: setup ferretdb minio
 	$(BIN)/pytest
+
+# Speed, as ratios against raw-driver baselines measured in the same run (see README, Performance).
+bench: setup ferretdb
+	$(BIN)/python bench/nested_read.py
 
 setup: python assets
 

@@ -1,4 +1,8 @@
-"""Custom scalars of the contract. `DateTime` is Strawberry's own (ISO-8601; we store UTC)."""
+"""Custom scalars of the contract. `DateTime` is Strawberry's own (ISO-8601; we store UTC).
+
+BigInt is a NewType of int, bound to its GraphQL definition in SCALAR_MAP (Strawberry's
+`scalar_map`), so annotations stay plain ints to type checkers.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ from typing import NewType
 import strawberry
 from strawberry.scalars import JSON
 
-__all__ = ["JSON", "BigInt"]
+__all__ = ["JSON", "SCALAR_MAP", "BigInt"]
 
 _INT64 = 2**63
+
+BigInt = NewType("BigInt", int)
 
 
 def _parse_bigint(value: object) -> int:
@@ -22,10 +28,11 @@ def _parse_bigint(value: object) -> int:
     return number
 
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
-    name="BigInt",
-    description="A 64-bit integer (byte sizes), serialized as a JSON number.",
-    serialize=int,
-    parse_value=_parse_bigint,
-)
+SCALAR_MAP = {
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        description="A 64-bit integer (byte sizes), serialized as a JSON number.",
+        serialize=int,
+        parse_value=_parse_bigint,
+    ),
+}

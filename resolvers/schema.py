@@ -34,6 +34,7 @@ from resolvers.datums.mutations import DatumMutations
 from resolvers.datums.queries import DatumQueries
 from resolvers.errors import ErrorPolicy
 from resolvers.node import NodeQueries
+from resolvers.scalars import SCALAR_MAP
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
 
 Query = merge_types("Query", (
@@ -81,5 +82,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         subscription=Subscription,
         types=NODE_TYPES,
         extensions=limit_extensions(settings) if settings else [],
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )

@@ -1,0 +1,141 @@
+"""Nested read: GraphQL over HTTP against raw PyMongo + orjson, measured in the same run.
+
+    .venv/bin/python bench/nested_read.py [--datums 1000] [--runs 7]
+
+Seeds a dataset version of N datums x (2 role assets + 3 annotations), then times
+  graphql:  the VersionGraph operation (version -> datums -> roles -> asset, annotations -> set)
+            POSTed to a real uvicorn server;
+  baseline: the same documents fetched with raw PyMongo `$in` queries, one per level, nested by
+            hand and encoded with orjson (what a hand-written endpoint would do).
+Prints the median of each and their ratio. Uses FerretDB from the build cache, or
+GRAPHLAKE_BENCH_MONGODB_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+import uvicorn  # noqa: E402
+from pymongo import AsyncMongoClient  # noqa: E402
+
+from documents.api_token import Role  # noqa: E402
+from documents.json_value import loads_json  # noqa: E402
+from graphlake.app import create_app  # noqa: E402
+from graphlake.local_services import find_binary, free_port, start_ferretdb  # noqa: E402
+from graphlake.settings import Settings  # noqa: E402
+from resolvers.auth.service import create_token  # noqa: E402
+from resolvers.relay import encode_id  # noqa: E402
+from tests.operations import document  # noqa: E402
+from tests.seed import seed_version  # noqa: E402
+
+
+async def baseline(db, version_id) -> bytes:  # noqa: ANN001 - a raw PyMongo database
+    """The same graph by hand: one `$in` query per level, then orjson."""
+    version = await db.dataset_versions.find_one({"_id": version_id})
+    members = await db.version_members.find({"version_id": version_id}, sort=[("_id", 1)]).to_list()
+    datum_ids = [m["datum_id"] for m in members]
+    datums = {d["_id"]: d for d in await db.datums.find({"_id": {"$in": datum_ids}}).to_list()}
+    asset_ids = [r["asset_id"] for d in datums.values() for r in d["roles"]]
+    assets = {a["_id"]: a for a in await db.assets.find({"_id": {"$in": asset_ids}}).to_list()}
+    records: dict = {}
+    for r in await db.annotation_records.find({"datum_id": {"$in": datum_ids}}, sort=[("datum_id", 1), ("_id", 1)]).to_list():
+        records.setdefault(r["datum_id"], []).append(r)
+    set_ids = list({r["set_id"] for rs in records.values() for r in rs})
+    sets = {s["_id"]: s for s in await db.annotation_sets.find({"_id": {"$in": set_ids}}).to_list()}
+    out = {"id": str(version["_id"]), "version": version["version"], "datums": [
+        {"id": str(d_id), "split": datums[d_id]["split"],
+         "roles": [{"role": r["role"], "asset": {"id": str(a["_id"]), "name": a["name"], "kind": a["kind"],
+                                                 "sizeBytes": a["size_bytes"], "metadata": loads_json(a["metadata"]["json"])}}
+                   for r in datums[d_id]["roles"] for a in [assets[r["asset_id"]]]],
+         "annotations": [{"id": str(r["_id"]), "kind": r["kind"], "label": r["label"], "score": r["score"],
+                          "verified": r["verified"], "set": {"id": str(r["set_id"]), "name": sets[r["set_id"]]["name"],
+                                                             "purpose": sets[r["set_id"]]["purpose"]}}
+                         for r in records.get(d_id, [])[:20]]}
+        for d_id in datum_ids]}
+    return orjson.dumps(out)
+
+
+async def timed(fn, runs: int) -> list[float]:  # noqa: ANN001
+    for _ in range(2):  # warm caches and connections
+        await fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datums", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ferret = None
+        url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
+        if not url:
+            ferret = start_ferretdb(find_binary("ferretdb"), Path(tmp) / "ferretdb")
+            url = f"mongodb://127.0.0.1:{ferret.port}/"
+        settings = Settings(_env_file=None, mongodb_url=url, database="graphlake_bench", data_dir=Path(tmp) / "data",
+                            bootstrap_admin_token=False, max_page_size=max(1000, args.datums), log_level="WARNING")
+        app = create_app(settings)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.05)
+        raw = AsyncMongoClient(url, tz_aware=True)
+        try:
+            await raw.drop_database(settings.database)
+            await app.state.graphlake.client.drop_database(settings.database)
+            # drop_database removed the indexes the app made at start; make them again
+            from graphlake.database import ensure_indexes
+            from documents import DOCUMENT_MODELS
+            for model in DOCUMENT_MODELS:
+                await ensure_indexes(model)
+            print(f"seeding {args.datums} datums x (2 roles + 3 annotations) ...", flush=True)
+            version_id = await seed_version(args.datums)
+            _, secret = await create_token("bench", Role.VIEWER)
+            body = {"query": document("VersionGraph"), "operationName": "VersionGraph",
+                    "variables": {"id": encode_id("DatasetVersion", version_id), "first": args.datums}}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                         headers={"Authorization": f"Bearer {secret}"}) as http:
+                async def graphql() -> bytes:
+                    response = await http.post("/graphql", json=body)
+                    response.raise_for_status()
+                    assert "errors" not in response.json(), response.text[:500]
+                    return response.content
+
+                size = len(await graphql())
+                g = await timed(graphql, args.runs)
+            db = raw[settings.database]
+            b = await timed(lambda: baseline(db, version_id), args.runs)
+        finally:
+            await raw.close()
+            server.should_exit = True
+            await task
+            if ferret:
+                ferret.stop()
+
+    g_med, b_med = statistics.median(g), statistics.median(b)
+    print(f"response: {size / 1e6:.1f} MB for {args.datums} datums")
+    print(f"graphql  median {g_med * 1000:8.1f} ms  (runs: {', '.join(f'{t * 1000:.0f}' for t in g)})")
+    print(f"baseline median {b_med * 1000:8.1f} ms  (runs: {', '.join(f'{t * 1000:.0f}' for t in b)})")
+    print(f"ratio graphql/baseline: {g_med / b_med:.2f}x  (target <= 3x, stretch 2x)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
