@@ -10,14 +10,15 @@ from documents.asset import Alias, Asset
 from documents.collection import Collection, CollectionItem
 from documents.dataset import Dataset, DatasetVersion, Datum, VersionMember
 from documents.retention import AssetRetention
+from documents.upload import UploadSession
 
 DOCUMENT_MODELS: list[type] = [
     ApiToken, Asset, Alias, Collection, CollectionItem, AssetRetention,
     Datum, Dataset, DatasetVersion, VersionMember,
-    AnnotationSchema, AnnotationSet, AnnotationRecord,
+    AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession,
 ]
 
 __all__ = [
     "DOCUMENT_MODELS", "Alias", "AnnotationRecord", "AnnotationSchema", "AnnotationSet", "ApiToken", "Asset",
-    "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "VersionMember",
+    "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "UploadSession", "VersionMember",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from graphlake import __version__
 from graphlake.context import AppState
+from graphlake.blob_routes import blob_routes
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.health import probe
 from graphlake.http_limits import BodySizeLimit, RequestId
@@ -24,6 +26,7 @@ from graphlake.settings import Settings
 from graphlake.view import GraphQLView
 from resolvers.auth.service import ensure_bootstrap_admin
 from resolvers.schema import build_schema
+from resolvers.uploads.service import reconcile
 
 log = logging.getLogger("graphlake")
 
@@ -45,9 +48,13 @@ def create_app(
         async with open_state(settings, command_listeners) as state:
             app.state.graphlake = state
             secret = await ensure_bootstrap_admin() if settings.bootstrap_admin_token else None
+            reconciler = asyncio.create_task(_reconcile_uploads(state))
             if announce:
                 _announce(settings, secret)
-            yield
+            try:
+                yield
+            finally:
+                reconciler.cancel()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
@@ -73,8 +80,21 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         graphiql_asset_route(settings),
+        *blob_routes(),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def _reconcile_uploads(state: AppState) -> None:
+    """At start and then every interval: expire upload sessions past their time (see uploads.service)."""
+    while True:
+        try:
+            expired = await reconcile(state.stores, state.asset_status)
+            if expired:
+                log.info("expired %d upload session(s)", expired)
+        except Exception:
+            log.exception("upload reconciliation failed; retrying next interval")
+        await asyncio.sleep(state.settings.reconcile_interval_seconds)
 
 
 def _announce(settings: Settings, admin_secret: str | None) -> None:

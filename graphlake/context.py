@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from graphlake.broadcast import Broadcast
 from graphlake.settings import Settings
 from resolvers.loaders import Loaders
 from resolvers.pagination import Page
@@ -31,6 +32,8 @@ class AppState:
     db: AsyncDatabase
     stores: dict[str, ObjectStore]
     started_at: datetime
+    # Asset documents whose status changed (ACTIVE or FAILED), for `assetStatusChanged`.
+    asset_status: Broadcast = field(default_factory=Broadcast)
 
 
 @dataclass

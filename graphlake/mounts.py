@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
+
 from graphlake.settings import LocalMountSettings, S3MountSettings, Settings
 from storage import LocalStore, ObjectStore, S3Store
+from storage.signing import UrlSigner
+
+
+def signing_secret(settings: Settings) -> bytes:
+    """The configured secret, or one made once and kept in the data dir (readable by us only).
+
+    Several processes serving one local mount must share it: set GRAPHLAKE_SIGNING_SECRET then.
+    """
+    if settings.signing_secret:
+        return settings.signing_secret.get_secret_value().encode()
+    path = Path(settings.data_dir) / "signing.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
 
 
 def build_stores(settings: Settings) -> dict[str, ObjectStore]:
+    signer = UrlSigner(signing_secret(settings), settings.base_url)
     stores: dict[str, ObjectStore] = {}
     for name, mount in settings.mounts.items():
         if isinstance(mount, LocalMountSettings):
             assert mount.path is not None  # filled in by Settings
-            stores[name] = LocalStore(name, mount.path)
+            stores[name] = LocalStore(name, mount.path, signer)
         elif isinstance(mount, S3MountSettings):
             stores[name] = S3Store(
                 name,
@@ -22,5 +44,6 @@ def build_stores(settings: Settings) -> dict[str, ObjectStore]:
                 access_key_id=mount.access_key_id.get_secret_value() if mount.access_key_id else None,
                 secret_access_key=mount.secret_access_key.get_secret_value() if mount.secret_access_key else None,
                 addressing_style=mount.addressing_style,
+                fallback=mount.fallback,
             )
     return stores

@@ -66,13 +66,20 @@ class Settings(BaseSettings):
     mounts: dict[str, MountSettings] = Field(default_factory=dict)
     default_mount: str = "local"
 
+    # --- uploads and downloads
+    upload_expiry_seconds: int = Field(default=86_400, description="How long an upload session stays open.")
+    multipart_threshold_bytes: int = Field(default=64 * 1_048_576, description="Uploads this big or bigger use multipart.")
+    max_upload_bytes: int = Field(default=5 * 1024**4, description="Largest upload (S3's limit is 5 TiB).")
+    max_download_url_seconds: int = Field(default=7 * 86_400, description="Longest lifetime of a signed download URL.")
+    reconcile_interval_seconds: int = Field(default=300, description="How often expired uploads are cleaned up.")
+
     # --- HTTP
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = Field(default=None, description="Base URL clients use; default http://host:port.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     signing_secret: SecretStr | None = Field(
-        default=None, description="HMAC key for the signed URLs of local mounts."
+        default=None, description="HMAC key for the signed URLs of local mounts; default: made once in data_dir."
     )
 
     # --- auth
@@ -112,7 +119,8 @@ class Settings(BaseSettings):
 
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_page_size",
                      "default_page_size", "max_subscriptions_per_connection", "max_batch_items",
-                     "max_value_bytes", "max_text_bytes")
+                     "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
+                     "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -36,15 +36,17 @@ from resolvers.errors import ErrorPolicy
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
+from resolvers.uploads.mutations import UploadMutations
+from resolvers.uploads.queries import UploadQueries, UploadSubscriptions
 
 Query = merge_types("Query", (
-    NodeQueries, AssetQueries, CollectionQueries, DatumQueries, DatasetQueries, AnnotationQueries,
+    NodeQueries, AssetQueries, UploadQueries, CollectionQueries, DatumQueries, DatasetQueries, AnnotationQueries,
     SystemQueries, AuthQueries,
 ))
 Mutation = merge_types("Mutation", (
-    AssetMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations, AuthMutations,
+    AssetMutations, UploadMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations, AuthMutations,
 ))
-Subscription = merge_types("Subscription", (SystemSubscriptions,))
+Subscription = merge_types("Subscription", (UploadSubscriptions, SystemSubscriptions))
 
 # Node types no root field returns directly still belong in the schema, for node(id:).
 NODE_TYPES: list[type] = [ApiToken]

@@ -1,22 +1,59 @@
-"""The local-filesystem mount: objects are files under one root directory."""
+"""The local-filesystem mount: objects are files under one root, served by Graphlake's signed routes.
+
+Multipart uploads keep their parts under `.multipart/<upload id>/` until completion joins them.
+Every key is checked to stay inside the root, although only the server ever makes keys.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import re
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
-from storage.protocol import StoreUnavailable
+from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
+from storage.signing import UrlSigner
+
+CHUNK = 1024 * 1024
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class UnsafeKey(ValueError):
+    """A key that would reach outside the mount's root."""
 
 
 class LocalStore:
     backend = "local"
 
-    def __init__(self, name: str, root: Path) -> None:
+    def __init__(self, name: str, root: Path, signer: UrlSigner, fallback: str | None = None) -> None:
         self.name = name
         self.root = root.resolve()
+        self.signer = signer
+        self.fallback = fallback
 
+    # --- paths
+    def path(self, key: str) -> Path:
+        """The file of `key`; UnsafeKey unless it lies strictly inside the root."""
+        if not key or "\x00" in key or key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")):
+            raise UnsafeKey(f"unsafe object key {key!r}")
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or path == self.root or key.startswith(".multipart"):
+            raise UnsafeKey(f"unsafe object key {key!r}")
+        return path
+
+    def part_path(self, upload_id: str, number: int) -> Path:
+        if not _UPLOAD_ID.match(upload_id) or not 1 <= number <= 10_000:
+            raise UnsafeKey("unknown multipart upload or part")
+        return self.root / ".multipart" / upload_id / f"{number:05d}"
+
+    def uri(self, key: str) -> str:
+        return self.path(key).as_uri()
+
+    # --- lifecycle
     async def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -34,3 +71,72 @@ class LocalStore:
             os.unlink(probe)
         except OSError as error:
             raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: {error.strerror}") from error
+
+    # --- signed URLs (served by graphlake.blob_routes)
+    async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
+                       expires_in: int) -> SignedRequest:
+        self.path(key)
+        url = self.signer.sign("PUT", self.name, key, expires_in, size=str(size))
+        return SignedRequest(url=url, headers={"Content-Type": content_type})
+
+    async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
+                       bucket: str | None = None) -> str:
+        self.path(key)
+        return self.signer.sign("GET", self.name, key, expires_in, name=filename, type=content_type or "")
+
+    # --- multipart
+    async def start_multipart(self, key: str, *, content_type: str) -> str:
+        self.path(key)
+        upload_id = uuid.uuid4().hex
+        (self.root / ".multipart" / upload_id).mkdir(parents=True)
+        return upload_id
+
+    async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, expires_in: int) -> SignedRequest:
+        self.part_path(upload_id, number)
+        url = self.signer.sign("PUT", self.name, key, expires_in, upload=upload_id, part=str(number), size=str(size))
+        return SignedRequest(url=url)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        folder = self.part_path(upload_id, 1).parent
+        if not folder.is_dir():
+            return []
+        return [StoredPart(number=int(p.name), etag=p.name, size=p.stat().st_size)
+                for p in sorted(folder.iterdir()) if p.name.isdigit()]
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        await asyncio.to_thread(self._join, key, upload_id, parts)
+
+    def _join(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+        with os.fdopen(fd, "wb") as out:
+            for part in sorted(parts, key=lambda p: p.number):
+                with self.part_path(upload_id, part.number).open("rb") as source:
+                    shutil.copyfileobj(source, out, CHUNK)
+        os.replace(temp, target)  # atomic: readers see the whole object or none
+        shutil.rmtree(self.part_path(upload_id, 1).parent, ignore_errors=True)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self.part_path(upload_id, 1).parent, True)
+
+    # --- objects
+    async def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            return ObjectInfo(size=self.path(key).stat().st_size)
+        except FileNotFoundError:
+            return None
+
+    async def sha256(self, key: str) -> str:
+        return await asyncio.to_thread(_file_sha256, self.path(key))
+
+    async def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,7 +1,12 @@
-"""The ObjectStore protocol: what Graphlake needs from a place that holds payload bytes."""
+"""The ObjectStore protocol: what Graphlake needs from a place that holds payload bytes.
+
+Payloads never pass through the API process: a store hands out signed URLs that clients PUT to
+and GET from directly, and answers what it holds (size, checksum) when an upload completes.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -9,16 +14,54 @@ class StoreUnavailable(Exception):
     """The store cannot be reached or used right now; the message says why."""
 
 
+@dataclass(frozen=True)
+class SignedRequest:
+    """A request a client makes on its own: method, URL and the headers it must send."""
+
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    # Hex SHA-256 when the store itself verified or recorded one, else None.
+    sha256: str | None = None
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     name: str
     backend: str  # "local" or "s3"
+    fallback: str | None  # mount that takes new uploads while this one is unreachable
 
-    async def open(self) -> None:
-        """Acquire clients, create directories."""
-
-    async def close(self) -> None:
-        """Release what `open` acquired."""
-
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
     async def check(self) -> None:
         """Raise StoreUnavailable unless the store can be read and written now."""
+
+    def uri(self, key: str) -> str: ...
+
+    async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
+                       expires_in: int) -> SignedRequest: ...
+    async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
+                       bucket: str | None = None) -> str: ...
+
+    async def start_multipart(self, key: str, *, content_type: str) -> str: ...
+    async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, expires_in: int) -> SignedRequest: ...
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]: ...
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None: ...
+    async def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    async def stat(self, key: str) -> ObjectInfo | None: ...
+    async def sha256(self, key: str) -> str:
+        """Hex SHA-256 of the stored object, computed by reading it (streamed, never held whole)."""
+    async def delete(self, key: str) -> None: ...

@@ -22,12 +22,10 @@ from resolvers.schema import build_schema
 
 CONTRACT = PROJECT_ROOT / "tests" / "contract" / "graphlake.graphql"
 
-# Built by the payloads issue (signed-URL uploads) and the events issue (event log, subscriptions).
+# Built by the events issue (event log, subscriptions).
 PENDING = {
-    "Asset.downloadUrl", "Query.event", "Query.events", "Query.uploadSession",
-    "Mutation.createUpload", "Mutation.completeUpload", "Mutation.abortUpload", "Mutation.registerExternal",
-    "Mutation.logEvent", "Mutation.logEvents", "Subscription.events", "Subscription.assetStatusChanged",
-    "Event", "EventFilter", "EventInput", "LogLevel", "UploadStatus", "UploadPart", "UploadSession",
+    "Query.event", "Query.events", "Mutation.logEvent", "Mutation.logEvents", "Subscription.events",
+    "Event", "EventFilter", "EventInput", "LogLevel",
 }
 
 

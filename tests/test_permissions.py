@@ -71,6 +71,13 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.createAnnotationSet": ("CreateAnnotationSet", {"input": {"name": "s", "purpose": "REVIEW", "schemaId": SCHEMA}}, W),
     "Mutation.addAnnotations": ("AddAnnotations", {"setId": SET, "records": [{"assetId": ASSET, "kind": "BBOX"}]}, W),
     "Mutation.verifyAnnotations": ("VerifyAnnotations", {"ids": [RECORD], "verified": True}, W),
+    # payloads
+    "Query.uploadSession": ("UploadSession", {"id": encode_id("UploadSession", NONE)}, Role.VIEWER),
+    "Mutation.createUpload": ("CreateUpload", {"input": {"name": "f", "sizeBytes": 1}}, W),
+    "Mutation.completeUpload": ("CompleteUpload", {"input": {"id": encode_id("UploadSession", NONE)}}, W),
+    "Mutation.abortUpload": ("AbortUpload", {"id": encode_id("UploadSession", NONE)}, W),
+    "Mutation.registerExternal": ("RegisterExternal", {"input": {"url": "https://example.org/a.csv"}}, W),
+    "Subscription.assetStatusChanged": ("AssetStatusChanged", {}, Role.VIEWER),
 }
 
 ROLES = [None, Role.VIEWER, Role.CONTRIBUTOR, Role.ADMIN]

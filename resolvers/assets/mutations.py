@@ -62,7 +62,7 @@ class AssetMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark an asset DELETED. Refused (CONFLICT) while pinned, unless `force`.")
     async def delete_asset(self, info: Info, id: strawberry.ID, force: bool = False) -> DeletePayload:
-        await service.delete_asset(decode_object_id(id, "Asset"), force)
+        await service.delete_asset(decode_object_id(id, "Asset"), force, info.context.stores)
         return DeletePayload(id=id, deleted=True)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give an asset lake-wide unique names (CONFLICT if one is taken).")

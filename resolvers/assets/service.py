@@ -23,6 +23,7 @@ from documents.json_value import StoredJson
 from documents.retention import AssetRetention
 from resolvers.assets import retention
 from resolvers.errors import BadUserInput, Conflict, NotFound
+from storage import ObjectStore
 
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 200
@@ -180,9 +181,10 @@ async def asset_by_alias(alias: str) -> Asset | None:
     return await Asset.get(found.asset_id) if found else None
 
 
-async def delete_asset(asset_id: ObjectId, force: bool) -> Asset:
-    """Mark an asset DELETED. While pins hold it, only `force` does, and it drops the asset from its
-    collections and releases its manual pins; dataset versions keep their (immutable) reference."""
+async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> Asset:
+    """Mark an asset DELETED and remove its uploaded bytes (never an EXTERNAL object's). While pins
+    hold it, only `force` does, and it drops the asset from its collections and releases its manual
+    pins; dataset versions keep their (immutable) reference."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         return asset
@@ -206,6 +208,8 @@ async def delete_asset(asset_id: ObjectId, force: bool) -> Asset:
         {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}},
     )
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
+    if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
+        await stores[asset.storage.mount].delete(asset.storage.key)
     return await get_asset(asset_id)
 
 

@@ -84,6 +84,13 @@ class Asset(Node):
     created_by: str | None
     doc: strawberry.Private[AssetDocument]
 
+    @strawberry.field(description="A signed, short-lived URL to GET the bytes (FILE and EXTERNAL assets), keeping the file name.")
+    async def download_url(self, info: Info, expires_in_seconds: int = 900) -> str | None:
+        from resolvers.uploads.service import download_url
+
+        settings = info.context.settings
+        return await download_url(self.doc, info.context.stores, expires_in_seconds, settings.max_download_url_seconds)
+
     @strawberry.field(description="The JSON value (VALUE assets), exactly as stored.")
     def value(self) -> JSON | None:
         return self.doc.value.decode() if self.doc.value is not None else None

@@ -1,0 +1,51 @@
+"""Upload sessions: a PENDING FILE asset's way in, through signed URLs, until completed or given up."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+from pymongo import ASCENDING, IndexModel
+
+from documents.clock import utcnow
+
+
+class UploadStatus(str, Enum):
+    OPEN = "OPEN"
+    COMPLETED = "COMPLETED"
+    ABORTED = "ABORTED"
+    EXPIRED = "EXPIRED"
+
+
+class UploadSession(Document):
+    asset_id: PydanticObjectId
+    mount: str
+    key: str
+    status: UploadStatus = UploadStatus.OPEN
+    size_bytes: int
+    sha256: str | None = None
+    media_type: str
+    # Multipart uploads only: the store's upload id and the part size the server chose.
+    multipart_id: str | None = None
+    part_size: int | None = None
+    collection_id: PydanticObjectId | None = None
+    path: str | None = None
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+    finished_at: datetime | None = None
+
+    class Settings:
+        name = "upload_sessions"
+        indexes = [
+            IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expiry"),
+            IndexModel("asset_id", name="asset"),
+        ]
+
+    @property
+    def part_count(self) -> int:
+        if not self.part_size:
+            return 0
+        return max(1, -(-self.size_bytes // self.part_size))

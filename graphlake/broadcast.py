@@ -1,0 +1,49 @@
+"""In-process fan-out of notifications to live subscribers, each with a bounded queue.
+
+A slow subscriber never blocks the publisher: when its queue is full it is dropped, and its
+stream ends with SubscriberOverflow once it has read what it was sent. (Fan-out across several
+server processes arrives with the event log's capped-collection tail, publishing into this.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber fell more than its queue size behind and was dropped."""
+
+
+class _Subscriber:
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue(size)
+        self.overflowed = False
+
+
+class Broadcast:
+    def __init__(self, queue_size: int = 1000) -> None:
+        self.queue_size = queue_size
+        self._subscribers: set[_Subscriber] = set()
+
+    def publish(self, message: Any) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                subscriber.overflowed = True
+                self._subscribers.discard(subscriber)
+
+    async def subscribe(self, accept: Callable[[Any], bool] = lambda _: True) -> AsyncIterator[Any]:
+        subscriber = _Subscriber(self.queue_size)
+        self._subscribers.add(subscriber)
+        try:
+            while True:
+                if subscriber.overflowed and subscriber.queue.empty():
+                    raise SubscriberOverflow(f"fell more than {self.queue_size} messages behind and was dropped")
+                message = await subscriber.queue.get()
+                if accept(message):
+                    yield message
+        finally:
+            self._subscribers.discard(subscriber)

@@ -1,0 +1,1 @@
+"""Payloads: upload sessions through signed URLs, completion with verification, external data."""

@@ -1,0 +1,55 @@
+"""Uploading files and registering external data (CONTRIBUTOR)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from graphlake.context import Info
+from resolvers.assets.types import Asset
+from resolvers.common import encode_json
+from resolvers.permissions import CanWrite
+from resolvers.relay import decode_object_id
+from resolvers.uploads import service
+from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, RegisterExternalInput
+from resolvers.uploads.types import RegisterExternalPayload, UploadSession
+
+
+@strawberry.type
+class UploadMutations:
+    @strawberry.mutation(permission_classes=[CanWrite], description="Start an upload: a PENDING FILE asset and signed URL(s) to PUT its bytes to.")
+    async def create_upload(self, info: Info, input: CreateUploadInput) -> UploadSession:
+        request = service.UploadRequest(
+            name=input.name, size_bytes=input.size_bytes, media_type=input.media_type,
+            sha256=input.sha256.lower() if input.sha256 else None, mount=input.mount, description=input.description,
+            labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
+            owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
+            collection_id=decode_object_id(input.collection_id, "Collection", field="collectionId") if input.collection_id else None,
+            path=input.path,
+        )
+        session = await service.create_upload(request, info.context.stores, info.context.settings, info.context.actor)
+        return UploadSession.from_signed(await service.sign_session(session, info.context.stores))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared) must match; the asset turns ACTIVE, or FAILED with the difference named.")
+    async def complete_upload(self, info: Info, input: CompleteUploadInput) -> Asset:
+        doc = await service.complete_upload(decode_object_id(input.id, "UploadSession"), info.context.stores,
+                                            info.context.state.asset_status, info.context.actor,
+                                            info.context.settings.max_batch_items)
+        return Asset.from_document(doc)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Give up an upload: its parts and object are removed and its asset turns FAILED.")
+    async def abort_upload(self, info: Info, id: strawberry.ID) -> UploadSession:
+        session = await service.abort_upload(decode_object_id(id, "UploadSession"), info.context.stores,
+                                             info.context.state.asset_status)
+        return UploadSession.from_signed(await service.sign_session(session, info.context.stores))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets, without copying them.")
+    async def register_external(self, info: Info, input: RegisterExternalInput) -> RegisterExternalPayload:
+        assets = await service.register_external(
+            stores=info.context.stores, mount=input.mount, bucket=input.bucket, prefix=input.prefix, url=input.url,
+            name=input.name, labels=input.labels or [],
+            metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
+            collection_id=decode_object_id(input.collection_id, "Collection", field="collectionId") if input.collection_id else None,
+            actor=info.context.actor, max_items=info.context.settings.max_batch_items,
+        )
+        page = assets[: info.context.settings.max_page_size]
+        return RegisterExternalPayload(count=len(assets), assets=[Asset.from_document(a) for a in page])

@@ -1,0 +1,38 @@
+"""Upload sessions (re-signed on each read, so an interrupted upload resumes) and live asset status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from documents.asset import Asset as AssetDocument
+from graphlake.context import Info
+from resolvers.assets.types import Asset
+from resolvers.permissions import CanRead
+from resolvers.relay import decode_object_id, decode_object_ids
+from resolvers.uploads import service
+from resolvers.uploads.types import UploadSession
+
+
+@strawberry.type
+class UploadQueries:
+    @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none.")
+    async def upload_session(self, info: Info, id: strawberry.ID) -> UploadSession | None:
+        found = await service.UploadSession.get(decode_object_id(id, "UploadSession"))
+        if found is None:
+            return None
+        return UploadSession.from_signed(await service.sign_session(found, info.context.stores))
+
+
+@strawberry.type
+class UploadSubscriptions:
+    @strawberry.subscription(permission_classes=[CanRead], description="Assets (all, or those in `ids`) as they turn ACTIVE or FAILED.")
+    async def asset_status_changed(self, info: Info, ids: list[strawberry.ID] | None = None) -> AsyncGenerator[Asset, None]:
+        wanted = set(decode_object_ids(ids, "Asset", field="ids")) if ids else None
+
+        def accept(doc: AssetDocument) -> bool:
+            return wanted is None or doc.id in wanted
+
+        async for doc in info.context.state.asset_status.subscribe(accept):
+            yield Asset.from_document(doc)

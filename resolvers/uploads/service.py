@@ -1,0 +1,318 @@
+"""Payload business steps: upload sessions (single PUT or multipart), completion with verification,
+abort and expiry, signed downloads, and registering external objects in place.
+
+Bytes never pass through here: the store signs URLs and reports what it holds. Writes are ordered
+for crashes: a session is recorded before its PENDING asset, and the reconciler fails any asset
+whose session expired, so no PENDING asset outlives its session.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import posixpath
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlparse
+
+from bson import ObjectId
+
+from documents.asset import Asset, StorageRef
+from documents.clock import to_millis, utcnow
+from documents.common import AssetKind, AssetStatus, Ownership
+from documents.json_value import StoredJson
+from documents.upload import UploadSession, UploadStatus
+from graphlake.broadcast import Broadcast
+from graphlake.settings import Settings
+from resolvers.assets.service import check_labels, check_metadata, check_name
+from resolvers.collections import service as collections
+from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
+from storage import ObjectStore, S3Store, StoreUnavailable
+from storage.protocol import SignedRequest, StoredPart
+
+log = logging.getLogger("graphlake.uploads")
+
+MIB = 1024 * 1024
+MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
+MAX_PARTS = 10_000
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+
+
+class MountUnavailable(GraphlakeError):
+    """The chosen mount cannot take uploads now, and no fallback can."""
+
+    code = "INTERNAL"
+
+
+@dataclass
+class UploadRequest:
+    name: str
+    size_bytes: int
+    media_type: str = "application/octet-stream"
+    sha256: str | None = None
+    mount: str | None = None
+    description: str | None = None
+    labels: list[str] = field(default_factory=list)
+    metadata: StoredJson | None = None
+    owner: Ownership | None = None
+    data_timestamp: datetime | None = None
+    collection_id: ObjectId | None = None
+    path: str | None = None
+
+
+@dataclass
+class SignedSession:
+    """A session with fresh signatures: one URL, or one per part with whether it is stored."""
+
+    session: UploadSession
+    single: SignedRequest | None
+    parts: list[tuple[int, SignedRequest, bool]]
+
+
+def part_size_for(size: int, threshold: int) -> int | None:
+    """None below the multipart threshold; else whole MiB, >= 8 MiB, at most 10,000 parts."""
+    if size < threshold:
+        return None
+    needed = -(-size // MAX_PARTS)
+    return max(MIN_PART, -(-needed // MIB) * MIB)
+
+
+async def choose_store(stores: dict[str, ObjectStore], requested: str | None, default: str) -> ObjectStore:
+    """The requested (or default) mount, or its fallback while it is unreachable (MADSci's behaviour)."""
+    name = requested or default
+    store = stores.get(name)
+    if store is None:
+        raise BadUserInput(f"no mount named {name!r} (have: {', '.join(sorted(stores))})", field="mount")
+    try:
+        await store.check()
+        return store
+    except StoreUnavailable as error:
+        if store.fallback and store.fallback in stores:
+            log.warning("mount %s unreachable (%s); uploading to fallback %s", name, error, store.fallback)
+            fallback = stores[store.fallback]
+            await fallback.check()
+            return fallback
+        raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field="mount") from None
+
+
+def _check_request(request: UploadRequest, settings: Settings) -> None:
+    check_name(request.name)
+    if not 0 <= request.size_bytes <= settings.max_upload_bytes:
+        raise BadUserInput(f"must be between 0 and {settings.max_upload_bytes}", field="sizeBytes")
+    if request.sha256 is not None and not _SHA256.match(request.sha256):
+        raise BadUserInput("must be 64 lowercase hex digits", field="sha256")
+    if not _MEDIA_TYPE.match(request.media_type):
+        raise BadUserInput("must look like type/subtype", field="mediaType")
+    request.labels = check_labels(request.labels)
+    check_metadata(request.metadata or StoredJson.encode({}))
+    request.path = collections.check_path(request.path, "path")
+
+
+async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], settings: Settings,
+                        actor: str | None) -> UploadSession:
+    _check_request(request, settings)
+    if request.collection_id:
+        await collections.get_collection(request.collection_id, field="collectionId")
+    store = await choose_store(stores, request.mount, settings.default_mount)
+    asset_id = ObjectId()
+    key = f"assets/{asset_id}"  # made here, never taken from a client
+    part_size = part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
+    multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
+    session = UploadSession(
+        asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes, sha256=request.sha256,
+        media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
+        collection_id=request.collection_id, path=request.path,
+        expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
+    )
+    await session.insert()
+    await Asset(
+        id=asset_id, kind=AssetKind.FILE, status=AssetStatus.PENDING, name=request.name.strip(),
+        description=request.description, media_type=request.media_type, size_bytes=request.size_bytes,
+        storage=StorageRef(mount=store.name, key=key, uri=store.uri(key)), metadata=request.metadata or StoredJson.encode({}),
+        labels=request.labels, owner=request.owner or Ownership(),
+        data_timestamp=to_millis(request.data_timestamp) if request.data_timestamp else None, created_by=actor,
+    ).insert()
+    return session
+
+
+async def get_session(session_id: ObjectId, field: str = "id") -> UploadSession:
+    session = await UploadSession.get(session_id)
+    if session is None:
+        raise NotFound(f"no upload session {session_id}", field=field)
+    return session
+
+
+async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -> SignedSession:
+    """Fresh URLs for what is still to upload; URLs of an open session live until it expires."""
+    if session.status is not UploadStatus.OPEN:
+        return SignedSession(session=session, single=None, parts=[])
+    store = stores[session.mount]
+    expires_in = max(60, int((session.expires_at - utcnow()).total_seconds()))
+    if session.multipart_id is None:
+        single = await store.sign_put(session.key, size=session.size_bytes, content_type=session.media_type,
+                                      sha256=session.sha256, expires_in=expires_in)
+        return SignedSession(session=session, single=single, parts=[])
+    stored = {p.number for p in await store.list_parts(session.key, session.multipart_id)}
+    parts = []
+    for number in range(1, session.part_count + 1):
+        size = min(session.part_size, session.size_bytes - (number - 1) * session.part_size)
+        signed = await store.sign_part(session.key, session.multipart_id, number, size=size, expires_in=expires_in)
+        parts.append((number, signed, number in stored))
+    return SignedSession(session=session, single=None, parts=parts)
+
+
+async def _finish(session: UploadSession, status: UploadStatus, asset_status: AssetStatus, broadcast: Broadcast,
+                  **asset_fields: object) -> Asset:
+    """Close the session, then flip the asset (in that order: a crash leaves a closed session whose
+    asset the reconciler settles), then tell the subscribers."""
+    now = utcnow()
+    await UploadSession.get_pymongo_collection().update_one(
+        {"_id": session.id}, {"$set": {"status": status.value, "finished_at": now}})
+    await Asset.get_pymongo_collection().update_one(
+        {"_id": session.asset_id}, {"$set": {"status": asset_status.value, "updated_at": now, **asset_fields}})
+    asset = await Asset.get(session.asset_id)
+    broadcast.publish(asset)
+    return asset
+
+
+async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], broadcast: Broadcast,
+                          actor: str | None, max_items: int) -> Asset:
+    session = await get_session(session_id)
+    if session.status is not UploadStatus.OPEN:
+        raise Conflict(f"the upload is {session.status.value.lower()}", field="id")
+    if session.expires_at <= utcnow():
+        raise Conflict("the upload session has expired; start a new one", field="id")
+    store = stores[session.mount]
+    if session.multipart_id:
+        parts = await store.list_parts(session.key, session.multipart_id)
+        missing = sorted(set(range(1, session.part_count + 1)) - {p.number for p in parts})
+        if missing:
+            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+            raise BadUserInput(f"parts not uploaded yet: {shown}; fetch uploadSession for their URLs", field="id",
+                               missingParts=missing[:1000])
+        await store.complete_multipart(session.key, session.multipart_id, [p for p in parts if p.number <= session.part_count])
+    info = await store.stat(session.key)
+    if info is None:
+        raise BadUserInput("nothing has been uploaded to this session's URL yet", field="id")
+
+    problems = []
+    if info.size != session.size_bytes:
+        problems.append(f"size: declared {session.size_bytes} bytes, stored {info.size}")
+    sha256 = info.sha256
+    if session.sha256 and not problems:
+        sha256 = sha256 or await store.sha256(session.key)
+        if sha256 != session.sha256:
+            problems.append(f"sha256: declared {session.sha256}, stored {sha256}")
+    if problems:
+        await store.delete(session.key)
+        await _finish(session, UploadStatus.ABORTED, AssetStatus.FAILED, broadcast)
+        raise BadUserInput("; ".join(problems) + ". The asset is FAILED and the object removed.",
+                           field="sha256" if problems[0].startswith("sha256") else "sizeBytes")
+
+    asset = await _finish(session, UploadStatus.COMPLETED, AssetStatus.ACTIVE, broadcast, sha256=sha256)
+    if session.collection_id:
+        await collections.add_items(session.collection_id, [collections.NewItem(asset.id, session.path, None)], actor, max_items)
+    return asset
+
+
+async def abort_upload(session_id: ObjectId, stores: dict[str, ObjectStore], broadcast: Broadcast) -> UploadSession:
+    session = await get_session(session_id)
+    if session.status is UploadStatus.OPEN:
+        await _discard_payload(session, stores)
+        await _finish(session, UploadStatus.ABORTED, AssetStatus.FAILED, broadcast)
+    return await get_session(session_id)
+
+
+async def _discard_payload(session: UploadSession, stores: dict[str, ObjectStore]) -> None:
+    store = stores.get(session.mount)
+    if store is None:
+        return
+    if session.multipart_id:
+        await store.abort_multipart(session.key, session.multipart_id)
+    await store.delete(session.key)
+
+
+async def reconcile(stores: dict[str, ObjectStore], broadcast: Broadcast) -> int:
+    """Expire every open session past its time: abort its multipart upload, delete what it left,
+    fail its asset. Safe to run from several processes at once; returns how many it expired."""
+    expired = 0
+    for session in await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list():
+        claimed = await UploadSession.get_pymongo_collection().update_one(
+            {"_id": session.id, "status": UploadStatus.OPEN.value}, {"$set": {"status": UploadStatus.EXPIRED.value}})
+        if claimed.modified_count == 0:
+            continue  # another process took it
+        try:
+            await _discard_payload(session, stores)
+        except Exception:  # the store may be down: the asset still must not stay PENDING
+            log.exception("could not remove the payload of expired upload %s", session.id)
+        await _finish(session, UploadStatus.EXPIRED, AssetStatus.FAILED, broadcast)
+        expired += 1
+    return expired
+
+
+async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in: int, max_seconds: int) -> str | None:
+    """A signed GET for a FILE or EXTERNAL asset's bytes, keeping its name; null for other kinds."""
+    if asset.storage is None or asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
+        return None
+    if not 1 <= expires_in <= max_seconds:
+        raise BadUserInput(f"must be between 1 and {max_seconds}", field="expiresInSeconds")
+    if asset.storage.uri.startswith(("https://", "http://")):
+        return asset.storage.uri
+    store = stores.get(asset.storage.mount)
+    if store is None:
+        return None
+    bucket = None
+    if asset.storage.external:
+        bucket = urlparse(asset.storage.uri).netloc
+    return await store.sign_get(asset.storage.key, filename=asset.name, content_type=asset.media_type,
+                                expires_in=expires_in, bucket=bucket)
+
+
+async def register_external(*, stores: dict[str, ObjectStore], mount: str | None, bucket: str | None, prefix: str | None,
+                            url: str | None, name: str | None, labels: list[str], metadata: StoredJson,
+                            collection_id: ObjectId | None, actor: str | None, max_items: int) -> list[Asset]:
+    """EXTERNAL assets for objects that already exist (an S3 prefix, or an https URL), never copied.
+    Deleting such an asset never deletes the object."""
+    labels = check_labels(labels)
+    check_metadata(metadata)
+    if (url is None) == (bucket is None):
+        raise BadUserInput("give either an s3 bucket (with mount and prefix) or a url", field="input")
+    if collection_id:
+        await collections.get_collection(collection_id, field="collectionId")
+    now = utcnow()
+    assets: list[Asset] = []
+    if url is not None:
+        parsed = urlparse(url)
+        if parsed.scheme != "https" or not parsed.netloc:
+            raise BadUserInput("must be an https URL", field="url")
+        filename = posixpath.basename(parsed.path) or parsed.netloc
+        assets.append(Asset(id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=name or filename,
+                            media_type=mimetypes.guess_type(filename)[0], metadata=metadata, labels=labels,
+                            storage=StorageRef(mount="", key="", uri=url, external=True), created_at=now, updated_at=now,
+                            created_by=actor))
+    else:
+        store = stores.get(mount or "")
+        if not isinstance(store, S3Store):
+            raise BadUserInput("must name an s3 mount whose credentials can read the bucket", field="mount")
+        try:
+            objects = await store.list_objects(bucket, prefix or "")
+        except Exception as error:  # unknown bucket, no permission, unreachable: the client should know which
+            raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {error}", field="bucket") from None
+        if len(objects) > max_items:
+            raise BadUserInput(f"{len(objects)} objects under that prefix; at most {max_items} at once", field="prefix")
+        for obj in objects:
+            filename = posixpath.basename(obj["Key"])
+            assets.append(Asset(
+                id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=filename,
+                media_type=mimetypes.guess_type(filename)[0], size_bytes=obj["Size"], metadata=metadata, labels=labels,
+                storage=StorageRef(mount=store.name, key=obj["Key"], uri=f"s3://{bucket}/{obj['Key']}", external=True),
+                created_at=now, updated_at=now, created_by=actor,
+            ))
+    if assets:
+        await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
+    if collection_id and assets:
+        items = [collections.NewItem(a.id, a.storage.key or None if a.storage else None, None) for a in assets]
+        await collections.add_items(collection_id, items, actor, max_items)
+    return assets

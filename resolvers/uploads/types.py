@@ -1,0 +1,61 @@
+"""GraphQL types of upload sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from documents.asset import Asset as AssetDocument
+from documents.upload import UploadStatus as UploadStatusValue
+from graphlake.context import Info
+from resolvers.assets.types import Asset
+from resolvers.relay import encode_id
+from resolvers.scalars import JSON, BigInt
+from resolvers.uploads.service import SignedSession
+
+UploadStatus = strawberry.enum(UploadStatusValue, description="OPEN until completed, aborted, or expired.")
+
+
+@strawberry.type(description="One part of a multipart upload: PUT its bytes to `url` (re-signed each time you ask).")
+class UploadPart:
+    part_number: int
+    url: str
+    uploaded: bool
+
+
+@strawberry.type(description="How to upload a FILE asset's bytes: PUT them to `url` with `headers`, or each part to "
+                             "its URL, then call completeUpload. Nothing goes through the GraphQL request.")
+class UploadSession:
+    id: strawberry.ID
+    status: UploadStatus
+    method: str = strawberry.field(description="PUT.")
+    url: str | None = strawberry.field(description="Single-part uploads: where to PUT the whole file.")
+    headers: JSON = strawberry.field(description="Headers the client must send with each PUT.")
+    part_size_bytes: BigInt | None = strawberry.field(description="Multipart uploads: every part but the last has this size.")
+    parts: list[UploadPart] | None
+    expires_at: datetime
+    asset_id: strawberry.Private[object]
+
+    @strawberry.field(description="The PENDING FILE asset this session fills.")
+    async def asset(self, info: Info) -> Asset:
+        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
+
+    @classmethod
+    def from_signed(cls, signed: SignedSession) -> UploadSession:
+        session = signed.session
+        return cls(
+            id=encode_id("UploadSession", session.id), status=session.status, method="PUT",
+            url=signed.single.url if signed.single else None,
+            headers=signed.single.headers if signed.single else {},
+            part_size_bytes=session.part_size,
+            parts=[UploadPart(part_number=n, url=s.url, uploaded=done) for n, s, done in signed.parts]
+            if session.multipart_id else None,
+            expires_at=session.expires_at, asset_id=session.asset_id,
+        )
+
+
+@strawberry.type(description="The EXTERNAL assets registered (the first page of them) and how many.")
+class RegisterExternalPayload:
+    count: int
+    assets: list[Asset]
