@@ -171,9 +171,12 @@ class S3Store:
     async def sha256(self, key: str) -> str:
         answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
         digest = hashlib.sha256()
-        async with answer["Body"] as body:
-            while chunk := await body.read(CHUNK):
+        body = answer["Body"]
+        try:
+            async for chunk in body.iter_chunks(CHUNK):
                 digest.update(chunk)
+        finally:
+            body.close()
         return digest.hexdigest()
 
     async def delete(self, key: str) -> None:

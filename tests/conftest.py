@@ -85,6 +85,7 @@ def settings(mongodb_url: str, s3: S3Service, tmp_path_factory: pytest.TempPathF
         )},
         bootstrap_admin_token=False,
         log_level="INFO",
+        port=free_port(),  # chosen now: signed local URLs must name the port the server listens on
     )
 
 
@@ -125,7 +126,7 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
     reach the same app object (and so the same lifespan state) through the ASGI transport."""
     counter = CommandCounter()
     app = create_app(settings, command_listeners=[counter])
-    port = free_port()
+    port = settings.port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -1,0 +1,282 @@
+"""Uploads through signed URLs, on the local mount and on MinIO: single and multipart, resume,
+verification, expiry and reconciliation, tampered URLs, fallback mounts, external data."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from documents.clock import utcnow
+from documents.upload import UploadSession
+from graphlake.context import AppState
+from graphlake.settings import Settings
+from resolvers.uploads.service import reconcile
+from storage import S3Store
+from tests import factories
+from tests.conftest import S3Service, Served
+from tests.operations import Api, object_id
+from tests.ws_client import Subscriber
+
+MOUNTS = ["local", "lab"]  # lab: the MinIO bucket
+MIB = 1024 * 1024
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return (hashlib.sha256(str(seed).encode()).digest() * (size // 32 + 1))[:size]
+
+
+async def start(api: Api, token: str, data: bytes, mount: str, **fields: object) -> dict:
+    variables = {"input": {"name": "scan.bin", "sizeBytes": len(data), "mediaType": "application/x-scan", "mount": mount,
+                           "sha256": hashlib.sha256(data).hexdigest(), **fields}}
+    return (await api.data("CreateUpload", variables, token=token))["createUpload"]
+
+
+async def put(url: str, data: bytes, headers: dict | None = None) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=60) as http:
+        return await http.put(url, content=data, headers=headers or {})
+
+
+async def complete(api: Api, token: str, session_id: str) -> dict:
+    return (await api.data("CompleteUpload", {"input": {"id": session_id}}, token=token))["completeUpload"]
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_single_upload_and_download(api: Api, contributor: str, mount: str) -> None:
+    data = payload(100_000)
+    session = await start(api, contributor, data, mount)
+    assert session["status"] == "OPEN" and session["parts"] is None and session["asset"]["status"] == "PENDING"
+    assert session["asset"]["storage"]["mount"] == mount
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    asset = await complete(api, contributor, session["id"])
+    assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
+    assert asset["sha256"] == hashlib.sha256(data).hexdigest() and asset["mediaType"] == "application/x-scan"
+
+    async with httpx.AsyncClient() as http:
+        whole = await http.get(asset["downloadUrl"])
+        assert whole.status_code == 200 and whole.content == data
+        assert "scan.bin" in whole.headers["content-disposition"]
+        part = await http.get(asset["downloadUrl"], headers={"Range": "bytes=10-19"})
+        assert part.status_code == 206 and part.content == data[10:20]
+    again = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert again["extensions"]["code"] == "CONFLICT"
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_multipart_upload_resumes_after_an_interrupted_part(api: Api, contributor: str, settings: Settings,
+                                                                  mount: str) -> None:
+    settings.multipart_threshold_bytes = MIB
+    try:
+        data = payload(17 * MIB, seed=1)
+        session = await start(api, contributor, data, mount)
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    size = session["partSizeBytes"]
+    assert size == 8 * MIB and [p["partNumber"] for p in session["parts"]] == [1, 2, 3]
+    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    for number in (1, 3):  # part 2 "fails"
+        response = await put(session["parts"][number - 1]["url"], chunks[number - 1])
+        assert response.status_code == 200, response.text
+
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["missingParts"] == [2]
+    resumed = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
+    assert [p["uploaded"] for p in resumed["parts"]] == [True, False, True]
+    assert (await put(resumed["parts"][1]["url"], chunks[1])).status_code == 200
+
+    asset = await complete(api, contributor, session["id"])
+    assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
+    async with httpx.AsyncClient(timeout=60) as http:
+        assert (await http.get(asset["downloadUrl"])).content == data
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_size_mismatch_fails_the_asset_and_removes_the_object(api: Api, contributor: str, state: AppState,
+                                                                    mount: str) -> None:
+    data = payload(5000)
+    session = await start(api, contributor, data, mount, sha256=None)
+    assert (await put(session["url"], data[:4000], session["headers"])).status_code == 200
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "declared 5000 bytes, stored 4000" in error["message"]
+    asset = (await api.data("Asset", {"id": session["asset"]["id"]}, token=contributor))["asset"]
+    assert asset["status"] == "FAILED"
+    assert await state.stores[mount].stat(session["asset"]["storage"]["key"]) is None
+
+
+async def test_checksum_mismatch_local(api: Api, contributor: str) -> None:
+    data = payload(4096)
+    session = await start(api, contributor, data, "local")
+    tampered = bytes([data[0] ^ 1]) + data[1:]
+    assert (await put(session["url"], tampered, session["headers"])).status_code == 200
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "sha256"}
+    assert hashlib.sha256(tampered).hexdigest() in error["message"]
+
+
+async def test_checksum_mismatch_s3(api: Api, contributor: str, settings: Settings) -> None:
+    data = payload(4096)
+    session = await start(api, contributor, data, "lab")
+    tampered = bytes([data[0] ^ 1]) + data[1:]
+    refused = await put(session["url"], tampered, session["headers"])  # the store checks the signed checksum
+    assert refused.status_code == 400
+    # multipart objects have no whole-object checksum: the server reads them back to compare
+    settings.multipart_threshold_bytes = MIB
+    try:
+        big = payload(9 * MIB, seed=2)
+        session = await start(api, contributor, big, "lab", sha256=hashlib.sha256(b"other").hexdigest())
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    size = session["partSizeBytes"]
+    for part in session["parts"]:
+        start_at = (part["partNumber"] - 1) * size
+        assert (await put(part["url"], big[start_at:start_at + size])).status_code == 200
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["field"] == "sha256" and hashlib.sha256(big).hexdigest() in error["message"]
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_expiry_and_reconciliation(api: Api, contributor: str, state: AppState, settings: Settings,
+                                         mount: str) -> None:
+    settings.multipart_threshold_bytes = MIB
+    try:
+        data = payload(9 * MIB, seed=3)
+        multipart = await start(api, contributor, data, mount)
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    assert (await put(multipart["parts"][0]["url"], data[: 8 * MIB])).status_code == 200
+    single = await start(api, contributor, b"abc", mount)
+    assert (await put(single["url"], b"abc", single["headers"])).status_code == 200
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+
+    error = await api.error("CompleteUpload", {"input": {"id": single["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and "expired" in error["message"]
+    assert await reconcile(state.stores, state.asset_status) == 2
+    assert await reconcile(state.stores, state.asset_status) == 0  # idempotent
+    for session in (multipart, single):
+        fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
+        assert fetched["status"] == "EXPIRED" and fetched["asset"]["status"] == "FAILED"
+    store = state.stores[mount]
+    stored = await UploadSession.get(object_id(multipart["id"]))
+    assert await store.list_parts(stored.key, stored.multipart_id) == []
+    assert await store.stat(single["asset"]["storage"]["key"]) is None
+
+
+async def test_abort_removes_parts(api: Api, contributor: str, state: AppState) -> None:
+    data = payload(1000)
+    session = await start(api, contributor, data, "lab")
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    aborted = (await api.data("AbortUpload", {"id": session["id"]}, token=contributor))["abortUpload"]
+    assert aborted["status"] == "ABORTED" and aborted["asset"]["status"] == "FAILED"
+    assert await state.stores["lab"].stat(session["asset"]["storage"]["key"]) is None
+
+
+async def test_tampered_expired_and_hostile_local_urls(api: Api, contributor: str, state: AppState) -> None:
+    data = payload(64)
+    session = await start(api, contributor, data, "local")
+    url = session["url"]
+    for bad in [url.replace("sig=", "sig=x"), url.replace("size=64", "size=9999"),
+                url.replace("/assets/", "/assets/other-"), url.replace("exp=", "exp=1")]:
+        assert (await put(bad, data, session["headers"])).status_code == 403, bad
+    store = state.stores["local"]
+    expired = store.signer.sign("PUT", "local", session["asset"]["storage"]["key"], -5, size="64")
+    assert (await put(expired, data)).status_code == 403
+    for hostile in ["../outside", "a/../../outside", "/etc/passwd", "a\x00b", ".multipart/x"]:
+        signed = store.signer.sign("PUT", "local", hostile, 60, size="64")
+        response = await put(signed, data)  # refused by the route (400), or never routed to it
+        assert not response.is_success, (hostile, response.status_code)
+    assert not (store.root.parent / "outside").exists()
+    assert (await put(url, data, session["headers"])).status_code == 200  # the genuine URL still works
+
+
+async def test_fallback_mount_takes_uploads_while_s3_is_down(api: Api, contributor: str, state: AppState) -> None:
+    flaky = S3Store("flaky", bucket="b", endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key="y",
+                    fallback="local", connect_timeout=0.5)
+    dead = S3Store("dead", bucket="b", endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key="y",
+                   connect_timeout=0.5)
+    for store in (flaky, dead):
+        await store.open()
+        state.stores[store.name] = store
+    try:
+        session = await start(api, contributor, b"data", "flaky")
+        assert session["asset"]["storage"]["mount"] == "local"  # where it really lives
+        error = await api.error("CreateUpload", {"input": {"name": "x", "sizeBytes": 1, "mount": "dead"}}, token=contributor)
+        assert error["extensions"]["field"] == "mount" and "dead" in error["message"]
+    finally:
+        for store in (flaky, dead):
+            del state.stores[store.name]
+            await store.close()
+
+
+async def test_external_registration_never_copies_or_deletes(api: Api, contributor: str, s3: S3Service) -> None:
+    client = s3.client()
+    for name, body in [("ext/run1/a.csv", b"a,b\n1,2\n"), ("ext/run1/b.png", b"PNG")]:
+        client.put_object(Bucket=s3.bucket, Key=name, Body=body)
+    coll = await factories.collection(api, contributor, "external")
+    registered = (await api.data("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/run1/",
+                                                                "collectionId": coll["id"], "labels": ["ext"]}},
+                                 token=contributor))["registerExternal"]
+    assert registered["count"] == 2
+    by_name = {a["name"]: a for a in registered["assets"]}
+    assert by_name["a.csv"]["kind"] == "EXTERNAL" and by_name["a.csv"]["sizeBytes"] == 8
+    assert by_name["a.csv"]["mediaType"] == "text/csv" and by_name["a.csv"]["storage"]["external"] is True
+    assert by_name["a.csv"]["storage"]["uri"] == f"s3://{s3.bucket}/ext/run1/a.csv"
+    link = (await api.data("DownloadUrl", {"id": by_name["a.csv"]["id"]}, token=contributor))["asset"]["downloadUrl"]
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(link)).content == b"a,b\n1,2\n"
+    await api.data("DeleteAsset", {"id": by_name["a.csv"]["id"], "force": True}, token=contributor)
+    assert client.get_object(Bucket=s3.bucket, Key="ext/run1/a.csv")["Body"].read() == b"a,b\n1,2\n"
+
+    url = (await api.data("RegisterExternal", {"input": {"url": "https://data.example.org/files/survey.json"}},
+                          token=contributor))["registerExternal"]["assets"][0]
+    assert url["name"] == "survey.json" and url["storage"]["uri"] == "https://data.example.org/files/survey.json"
+    error = await api.error("RegisterExternal", {"input": {"url": "ftp://x/y"}}, token=contributor)
+    assert error["extensions"]["field"] == "url"
+
+
+async def test_upload_into_a_collection_and_status_subscription(api: Api, served: Served, contributor: str) -> None:
+    coll = await factories.collection(api, contributor, "incoming")
+    data = payload(2048)
+    session = await start(api, contributor, data, "local", collectionId=coll["id"], path="day1/scan.bin")
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {contributor}"})
+        await ws.subscribe("AssetStatusChanged", {"ids": [session["asset"]["id"]]})
+        await asyncio.sleep(0.1)
+        await put(session["url"], data, session["headers"])
+        asset = await complete(api, contributor, session["id"])
+        message = await asyncio.wait_for(ws.receive(), 5)
+    assert message["payload"]["data"]["assetStatusChanged"] == {
+        "id": session["asset"]["id"], "status": "ACTIVE", "sizeBytes": 2048, "sha256": hashlib.sha256(data).hexdigest()}
+    assert [e["node"]["id"] for e in asset["collections"]["edges"]] == [coll["id"]]
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert items[0]["node"]["path"] == "day1/scan.bin"
+
+
+async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, settings: Settings) -> None:
+    cases = [
+        ({"name": "x", "sizeBytes": -1}, "sizeBytes"),
+        ({"name": "x", "sizeBytes": settings.max_upload_bytes + 1}, "sizeBytes"),
+        ({"name": "x", "sizeBytes": 1, "sha256": "abc"}, "sha256"),
+        ({"name": "x", "sizeBytes": 1, "mediaType": "not a type"}, "mediaType"),
+        ({"name": "x", "sizeBytes": 1, "mount": "nowhere"}, "mount"),
+        ({"name": "x", "sizeBytes": 1, "path": "../up"}, "path"),
+    ]
+    for fields, field in cases:
+        error = await api.error("CreateUpload", {"input": fields}, token=contributor)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (fields, error)
+    assert await UploadSession.count() == 0
+
+
+def test_part_sizes_respect_s3_limits() -> None:
+    from resolvers.uploads.service import part_size_for
+
+    assert part_size_for(10 * MIB, 64 * MIB) is None
+    assert part_size_for(64 * MIB, 64 * MIB) == 8 * MIB
+    huge = 5 * 1024**4
+    size = part_size_for(huge, 64 * MIB)
+    assert size % MIB == 0 and size >= 5 * MIB and -(-huge // size) <= 10_000
+
