@@ -1,0 +1,479 @@
+"""Uploads: Graphlake's signed-URL flow against a raw baseline on the same store, in the same run.
+
+    .venv/bin/python bench/upload.py [--sizes 1,64,512] [--runs 3] [--sha256] [--quick]
+
+For each file size (MiB; one temp file of random bytes per size) and each mount it times
+  graphlake: createUpload over GraphQL -> PUT the bytes to the signed URL(s) it returns (one PUT,
+             or the parts, 4 at a time, each read from the file as it is sent) -> completeUpload;
+  baseline:  what a program that skips Graphlake would do with the same bytes:
+             S3 (MinIO)  raw aioboto3 with storage/s3.py's botocore Config: put_object below the
+                         server's multipart threshold, else a multipart upload with the same part
+                         size and concurrency;
+             local       shutil.copyfile of the file, on the same disk.
+and prints the median throughput of each, their ratio, and the median time of each phase of the
+Graphlake flow. Graphlake never carries the bytes of an S3 upload itself, so the S3 ratio shows
+what the GraphQL round trips and the server's bookkeeping cost; for the local mount the bytes
+do pass through the server (its signed /blobs route), so that ratio includes an HTTP hop.
+
+The signed PUTs go through aiohttp, the HTTP client aioboto3 itself uses, so both sides of the S3
+comparison share a transport. A middleware counts the request bytes the server receives on
+/graphql per upload (and, separately, on /blobs, which for the local mount is the file itself).
+
+Without --sha256 no checksum is declared, so completeUpload does not read the object back; with
+it the digest (computed once per size, untimed) is declared. Uses FerretDB and MinIO from the
+build cache (or GRAPHLAKE_BENCH_MONGODB_URL); everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aioboto3  # noqa: E402
+import aiohttp  # noqa: E402
+import boto3  # noqa: E402
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from pymongo.monitoring import CommandListener  # noqa: E402
+
+from documents.api_token import Role  # noqa: E402
+from graphlake.app import create_app  # noqa: E402
+from graphlake.local_services import find_binary, free_port, start_ferretdb, start_minio  # noqa: E402
+from graphlake.settings import S3MountSettings, Settings  # noqa: E402
+from resolvers.auth.service import create_token  # noqa: E402
+from resolvers.uploads.service import part_size_for  # noqa: E402
+from tests.operations import document  # noqa: E402
+
+MIB = 1024 * 1024
+THRESHOLD = 64 * MIB  # the server's multipart threshold (its default): 64 MiB and up go in 8 MiB parts
+CONCURRENCY = 4  # parts in flight at once, on both sides
+MEDIA_TYPE = "application/octet-stream"
+S3_MOUNT = "lab"
+ACCESS_KEY, SECRET_KEY, BUCKET = "bench", "bench-secret-123", "bench"
+# storage/s3.py's Config, so the baseline signs and checksums exactly as the server's client does
+S3_CONFIG = Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                   request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                   retries={"max_attempts": 3, "mode": "standard"})
+
+
+# --- counting what the server receives
+
+class BodyCounter:
+    """ASGI middleware: sums the body bytes of `http.request` messages, per route (graphql, blobs)."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+        self.received: Counter[str] = Counter()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        route = _route(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None:
+            return await self.app(scope, receive, send)
+
+        async def counting_receive() -> dict:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.received[route] += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _route(path: str) -> str | None:
+    if path == "/graphql":
+        return "graphql"
+    return "blobs" if path.startswith("/blobs/") else None
+
+
+class DatabaseTime(CommandListener):
+    """Counts the server's database commands and sums their durations (where the flow's time goes)."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.seconds = 0.0
+
+    def started(self, event: object) -> None:
+        pass
+
+    def succeeded(self, event) -> None:  # noqa: ANN001
+        self.commands += 1
+        self.seconds += event.duration_micros / 1e6
+
+    failed = succeeded
+
+
+# --- the bytes
+
+def write_random_file(path: Path, size: int) -> None:
+    with path.open("wb") as out:
+        for offset in range(0, size, 8 * MIB):
+            out.write(os.urandom(min(8 * MIB, size - offset)))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(8 * MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_range(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as source:
+        source.seek(offset)
+        return source.read(length)
+
+
+async def bounded(jobs: list[Callable[[], Awaitable[None]]], limit: int = CONCURRENCY) -> None:
+    """Runs the jobs with at most `limit` in flight."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(job: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await job()
+
+    await asyncio.gather(*(run(job) for job in jobs))
+
+
+# --- the Graphlake flow
+
+@dataclass
+class Timing:
+    """Wall times of one upload, and of the Graphlake flow's phases (empty for a baseline)."""
+
+    total: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class GraphlakeUploader:
+    """A client of the upload API: createUpload, PUT the bytes where it says, completeUpload."""
+
+    def __init__(self, graphql: httpx.AsyncClient, puts: aiohttp.ClientSession) -> None:
+        self.graphql = graphql
+        self.puts = puts
+
+    async def operation(self, name: str, variables: dict) -> dict:
+        body = {"query": document(name), "operationName": name, "variables": variables}
+        response = await self.graphql.post("/graphql", json=body)
+        response.raise_for_status()
+        answer = response.json()
+        if answer.get("errors"):
+            raise RuntimeError(f"{name}: {answer['errors']}")
+        return answer["data"]
+
+    async def put(self, url: str, data: bytes, headers: dict | None = None) -> None:
+        async with self.puts.put(url, data=data, headers=headers or {}) as response:
+            if response.status != 200:
+                raise RuntimeError(f"PUT {url.split('?')[0]}: {response.status} {await response.text()}")
+
+    async def upload(self, path: Path, size: int, mount: str, sha256: str | None) -> tuple[Timing, str]:
+        """Times one upload; returns the timing and the stored object's key."""
+        start = time.perf_counter()
+        fields = {"name": path.name, "sizeBytes": size, "mediaType": MEDIA_TYPE, "mount": mount}
+        session = (await self.operation("CreateUpload", {"input": {**fields, "sha256": sha256}}))["createUpload"]
+        created = time.perf_counter()
+        if session["parts"]:
+            part_size = session["partSizeBytes"]
+            await bounded([self._part_job(path, size, part_size, part) for part in session["parts"]])
+        else:
+            await self.put(session["url"], await asyncio.to_thread(read_range, path, 0, size), session["headers"])
+        sent = time.perf_counter()
+        asset = (await self.operation("CompleteUpload", {"input": {"id": session["id"]}}))["completeUpload"]
+        done = time.perf_counter()
+        if asset["status"] != "ACTIVE" or asset["sizeBytes"] != size:
+            raise RuntimeError(f"upload did not complete: {asset}")
+        phases = {"create": created - start, "put": sent - created, "complete": done - sent}
+        return Timing(done - start, phases), asset["storage"]["key"]
+
+    def _part_job(self, path: Path, size: int, part_size: int, part: dict) -> Callable[[], Awaitable[None]]:
+        offset = (part["partNumber"] - 1) * part_size
+
+        async def job() -> None:
+            data = await asyncio.to_thread(read_range, path, offset, min(part_size, size - offset))
+            await self.put(part["url"], data)
+
+        return job
+
+
+# --- the baselines
+
+async def s3_baseline(s3, path: Path, size: int, key: str) -> None:  # noqa: ANN001 - an aioboto3 S3 client
+    """Raw aioboto3: put_object below the threshold, else multipart with the server's part size."""
+    part_size = part_size_for(size, THRESHOLD)
+    if part_size is None:
+        body = await asyncio.to_thread(read_range, path, 0, size)
+        await s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType=MEDIA_TYPE)
+        return
+    upload_id = (await s3.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType=MEDIA_TYPE))["UploadId"]
+    etags: dict[int, str] = {}
+
+    def part_job(number: int) -> Callable[[], Awaitable[None]]:
+        offset = (number - 1) * part_size
+
+        async def job() -> None:
+            data = await asyncio.to_thread(read_range, path, offset, min(part_size, size - offset))
+            answer = await s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+            etags[number] = answer["ETag"]
+
+        return job
+
+    await bounded([part_job(n) for n in range(1, -(-size // part_size) + 1)])
+    await s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]})
+
+
+def copy_baseline(path: Path, target: Path) -> None:
+    shutil.copyfile(path, target)
+
+
+# --- running and reporting
+
+@dataclass
+class Row:
+    size: int
+    mount: str
+    graphlake: list[Timing] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    graphql_bytes: list[int] = field(default_factory=list)
+    blob_bytes: list[int] = field(default_factory=list)
+    db_commands: list[int] = field(default_factory=list)
+    db_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return "s3" if self.mount == S3_MOUNT else self.mount
+
+    def mbps(self, seconds: float) -> float:
+        return self.size / 1e6 / seconds
+
+    @property
+    def graphlake_mbps(self) -> float:
+        return self.mbps(statistics.median(t.total for t in self.graphlake))
+
+    @property
+    def baseline_mbps(self) -> float:
+        return self.mbps(statistics.median(self.baseline))
+
+    @property
+    def ratio(self) -> float:
+        return self.graphlake_mbps / self.baseline_mbps
+
+    @property
+    def target(self) -> float:
+        if self.mount == "local":
+            return 0.7
+        return 0.9 if self.size >= THRESHOLD else 0.7
+
+
+class Bench:
+    """Holds the running services and clients; `measure` runs graphlake and baseline alternately."""
+
+    def __init__(self, *, app, counter: BodyCounter, database: DatabaseTime, uploader: GraphlakeUploader,  # noqa: ANN001
+                 s3, data_dir: Path) -> None:  # noqa: ANN001
+        self.app, self.counter, self.database, self.uploader = app, counter, database, uploader
+        self.s3, self.data_dir = s3, data_dir
+
+    async def graphlake_once(self, row: Row, path: Path, digest: str | None) -> None:
+        before = self.counter.received.copy()
+        commands, seconds = self.database.commands, self.database.seconds
+        timing, key = await self.uploader.upload(path, row.size, row.mount, digest)
+        row.graphlake.append(timing)
+        row.db_commands.append(self.database.commands - commands)
+        row.db_seconds.append(self.database.seconds - seconds)
+        row.graphql_bytes.append(self.counter.received["graphql"] - before["graphql"])
+        row.blob_bytes.append(self.counter.received["blobs"] - before["blobs"])
+        await self.remove_graphlake_object(row.mount, key)
+
+    async def baseline_once(self, row: Row, path: Path) -> None:
+        if row.mount == "local":
+            target = self.data_dir / f"baseline-{uuid.uuid4().hex}"
+            start = time.perf_counter()
+            copy_baseline(path, target)
+            row.baseline.append(time.perf_counter() - start)
+            target.unlink()
+        else:
+            key = f"baseline/{uuid.uuid4().hex}"
+            start = time.perf_counter()
+            await s3_baseline(self.s3, path, row.size, key)
+            row.baseline.append(time.perf_counter() - start)
+            await self.s3.delete_object(Bucket=BUCKET, Key=key)
+        os.sync()  # start the next run without the last one's dirty pages
+
+    async def remove_graphlake_object(self, mount: str, key: str) -> None:
+        store = self.app.state.graphlake.stores[mount]
+        await store.delete(key)
+        os.sync()
+
+    async def measure(self, size: int, mount: str, path: Path, digest: str | None, runs: int) -> Row:
+        row = Row(size, mount)
+        for i in range(runs):  # alternate which goes first, so neither always meets a warmer disk
+            first_graphlake = i % 2 == 0
+            if first_graphlake:
+                await self.graphlake_once(row, path, digest)
+            await self.baseline_once(row, path)
+            if not first_graphlake:
+                await self.graphlake_once(row, path, digest)
+        return row
+
+
+def print_report(rows: list[Row], sha256: bool) -> None:
+    print()
+    print(f"{'size':>8}  {'mount':<6} {'graphlake MB/s':>14} {'baseline MB/s':>14} {'ratio':>6}  target")
+    for r in rows:
+        verdict = "met" if r.ratio >= r.target else "MISSED"
+        print(f"{r.size // MIB:>4} MiB  {r.label:<6} {r.graphlake_mbps:>14.1f} {r.baseline_mbps:>14.1f} "
+              f"{r.ratio:>5.2f}x  >= {r.target}x {verdict}")
+    print()
+    print("graphlake phases, median ms (create = createUpload, put = the signed PUTs, complete = completeUpload;")
+    print("database = the server's database commands, summed over the upload):")
+    for r in rows:
+        med = {p: statistics.median(t.phases[p] for t in r.graphlake) * 1000 for p in ("create", "put", "complete")}
+        runs = ", ".join(f"{t.total * 1000:.0f}" for t in r.graphlake)
+        base = ", ".join(f"{t * 1000:.0f}" for t in r.baseline)
+        db = statistics.median(r.db_seconds) * 1000
+        print(f"  {r.size // MIB:>4} MiB {r.label:<6} create {med['create']:7.1f}  put {med['put']:8.1f}  "
+              f"complete {med['complete']:7.1f}  | database {db:5.1f} in {max(r.db_commands)} commands"
+              f"   (graphlake runs: {runs}; baseline runs: {base})")
+    print()
+    for mount in ("s3", "local"):
+        graphql = [b for r in rows if r.label == mount for b in r.graphql_bytes]
+        if graphql:
+            print(f"{mount}: server received {max(graphql)} bytes per upload (GraphQL; largest of {len(graphql)} uploads)"
+                  + ("  target < 4096: " + ("met" if max(graphql) < 4096 else "MISSED") if mount == "s3" else ""))
+    for r in rows:
+        if r.mount == "local":
+            print(f"local: server received {max(r.blob_bytes)} bytes per upload on /blobs for {r.size // MIB} MiB "
+                  "(the file itself: the local mount's bytes go through the server by design)")
+    blobs_s3 = [b for r in rows if r.label == "s3" for b in r.blob_bytes]
+    if blobs_s3:
+        print(f"s3: server received {max(blobs_s3)} bytes per upload on /blobs")
+    print(f"(sha256 declared: {'yes' if sha256 else 'no'}; MB = 10^6 bytes; medians of {len(rows[0].baseline)} runs)")
+
+
+# --- services
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings):  # noqa: ANN201
+    """The app behind the byte counter, served by uvicorn in this process; yields (app, counter, database)."""
+    database = DatabaseTime()
+    app = create_app(settings, command_listeners=[database])
+    counter = BodyCounter(app)
+    server = uvicorn.Server(uvicorn.Config(counter, host="127.0.0.1", port=settings.port, log_level="warning",
+                                           log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error here
+            await asyncio.sleep(0.05)
+        yield app, counter, database
+    finally:
+        server.should_exit = True
+        await task
+
+
+def start_services(tmp: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
+    """MinIO with a bucket, and FerretDB unless GRAPHLAKE_BENCH_MONGODB_URL; returns (mongodb url, s3 url)."""
+    minio = start_minio(find_binary("minio"), tmp / "minio", ACCESS_KEY, SECRET_KEY)
+    stack.callback(minio.stop)
+    endpoint = f"http://127.0.0.1:{minio.port}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                 region_name="us-east-1", config=S3_CONFIG).create_bucket(Bucket=BUCKET)
+    url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
+    if not url:
+        ferret = start_ferretdb(find_binary("ferretdb"), tmp / "ferretdb")
+        stack.callback(ferret.stop)
+        url = f"mongodb://127.0.0.1:{ferret.port}/"
+    return url, endpoint
+
+
+def make_settings(tmp: Path, mongodb_url: str, endpoint: str) -> Settings:
+    return Settings(
+        _env_file=None, mongodb_url=mongodb_url, database=f"graphlake_bench_upload_{uuid.uuid4().hex[:8]}",
+        data_dir=tmp / "data", bootstrap_admin_token=False, log_level="WARNING",
+        port=free_port(),  # chosen now: the local mount's signed URLs name the port the server listens on
+        multipart_threshold_bytes=THRESHOLD,
+        mounts={S3_MOUNT: S3MountSettings(bucket=BUCKET, endpoint_url=endpoint, access_key_id=ACCESS_KEY,
+                                          secret_access_key=SECRET_KEY)},
+    )
+
+
+async def run(args: argparse.Namespace, tmp: Path, mongodb_url: str, endpoint: str) -> list[Row]:
+    settings = make_settings(tmp, mongodb_url, endpoint)
+    session = aioboto3.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
+    async with (
+        serving(settings) as (app, counter, database),
+        session.client("s3", endpoint_url=endpoint, config=S3_CONFIG) as s3,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as puts,
+    ):
+        try:
+            _, secret = await create_token("bench", Role.CONTRIBUTOR)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=600,
+                                         headers={"Authorization": f"Bearer {secret}"}) as graphql:
+                bench = Bench(app=app, counter=counter, database=database, uploader=GraphlakeUploader(graphql, puts),
+                              s3=s3, data_dir=settings.data_dir)
+                return await measure_all(bench, args, tmp)
+        finally:
+            await app.state.graphlake.client.drop_database(settings.database)
+
+
+async def measure_all(bench: Bench, args: argparse.Namespace, tmp: Path) -> list[Row]:
+    rows = []
+    for size_mib in args.sizes:
+        size = size_mib * MIB
+        path = tmp / f"payload-{size_mib}MiB.bin"
+        write_random_file(path, size)
+        digest = file_sha256(path) if args.sha256 else None
+        if size_mib == args.sizes[0]:  # warm connections, caches and code paths once, untimed
+            for mount in (S3_MOUNT, "local"):
+                await bench.measure(size, mount, path, digest, runs=1)
+        for mount in (S3_MOUNT, "local"):
+            row = await bench.measure(size, mount, path, digest, args.runs)
+            print(f"  {size_mib} MiB on {row.label}: graphlake {row.graphlake_mbps:.1f} MB/s, "
+                  f"baseline {row.baseline_mbps:.1f} MB/s", flush=True)
+            rows.append(row)
+        path.unlink()
+    return rows
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,64,512", help="file sizes in MiB, comma-separated (default 1,64,512)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per size and mount (default 3)")
+    parser.add_argument("--sha256", action="store_true", help="declare each file's SHA-256 in createUpload")
+    parser.add_argument("--quick", action="store_true", help="smoke check: 1 and 64 MiB, one run each")
+    args = parser.parse_args()
+    args.sizes = [1, 64] if args.quick else sorted(int(s) for s in args.sizes.split(","))
+    args.runs = 1 if args.quick else args.runs
+    if not args.sizes or min(args.sizes) < 1 or args.runs < 1:
+        parser.error("--sizes must be positive MiB counts and --runs at least 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="graphlake-bench-upload-") as tmp_name, contextlib.ExitStack() as stack:
+        tmp = Path(tmp_name)
+        mongodb_url, endpoint = start_services(tmp, stack)
+        rows = asyncio.run(run(args, tmp, mongodb_url, endpoint))
+    print_report(rows, args.sha256)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""A Python client for Graphlake: GraphQL calls, file and directory uploads, downloads.
+
+    async with Client("http://127.0.0.1:8000", token) as lake:
+        asset = await lake.upload_file(Path("scan.tif"), collection="scans")
+        await lake.download(asset["id"], Path("copy.tif"))
+
+Uploads never send bytes through GraphQL: the client asks for an upload session, PUTs the file
+(or its parts, in parallel) to the signed URLs, and completes. Each PUT is retried with
+exponential backoff, and an interrupted upload resumes from the parts already stored (the
+session is remembered in a small state file next to the user's cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import mimetypes
+import os
+import random
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pathspec
+
+CHUNK = 1024 * 1024
+Progress = Callable[[int], None]  # called with the bytes just sent
+
+
+class GraphlakeClientError(Exception):
+    """An error the server answered with; `code` and `field` come from its extensions."""
+
+    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+_CREATE_UPLOAD = """mutation ($input: CreateUploadInput!) {
+  createUpload(input: $input) { id status url headers partSizeBytes parts { partNumber url uploaded } asset { id } }
+}"""
+_SESSION = """query ($id: ID!) {
+  uploadSession(id: $id) { id status url headers partSizeBytes parts { partNumber url uploaded } asset { id } }
+}"""
+_COMPLETE = """mutation ($id: ID!) {
+  completeUpload(input: {id: $id}) { id name status sizeBytes sha256 mediaType }
+}"""
+_FIND_COLLECTION = """query ($name: String!) { collections(nameContains: $name, first: 100) { edges { node { id name } } } }"""
+_CREATE_COLLECTION = """mutation ($name: String!) { createCollection(input: {name: $name}) { id name } }"""
+_DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name downloadUrl } }"""
+_DOWNLOAD_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id name downloadUrl } }"""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class ResumeState:
+    """Open upload sessions by file (path, size, mtime), so a rerun resumes instead of restarting."""
+
+    path: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                       / "graphlake" / "uploads.json")
+
+    def _load(self) -> dict[str, str]:
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @staticmethod
+    def key(server: str, file: Path) -> str:
+        stat = file.stat()
+        return f"{server}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+    def get(self, key: str) -> str | None:
+        return self._load().get(key)
+
+    def put(self, key: str, session_id: str | None) -> None:
+        state = self._load()
+        if session_id is None:
+            state.pop(key, None)
+        else:
+            state[key] = session_id
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(state))
+
+
+class Client:
+    backoff_seconds = 0.5  # first retry delay; doubles each attempt (with jitter), at most 30 s
+
+    def __init__(self, url: str, token: str | None, *, concurrency: int = 4, retries: int = 5,
+                 resume: ResumeState | None = None, timeout: float = 300,
+                 storage_transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.concurrency = concurrency
+        self.retries = retries
+        self.resume = resume or ResumeState()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.AsyncClient(headers=headers, timeout=timeout)
+        # Signed URLs carry their own authorization: never send our token to a store.
+        self.storage_http = httpx.AsyncClient(timeout=timeout, transport=storage_transport)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+        await self.storage_http.aclose()
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}})
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if body.get("errors"):
+            error = body["errors"][0]
+            extensions = error.get("extensions", {})
+            raise GraphlakeClientError(error["message"], extensions.get("code"), extensions.get("field"))
+        response.raise_for_status()
+        return body["data"]
+
+    # --- uploads
+    async def _put(self, url: str, path: Path, offset: int, size: int, headers: dict[str, str],
+                   progress: Progress | None) -> None:
+        """PUT one byte range of `path`, retried with exponential backoff and jitter."""
+        for attempt in range(self.retries + 1):
+            try:
+                with path.open("rb") as source:
+                    source.seek(offset)
+                    body = source.read(size)
+                response = await self.storage_http.put(url, content=body, headers=headers)
+                if response.status_code < 500:
+                    response.raise_for_status()
+                    if progress:
+                        progress(size)
+                    return
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+            if attempt < self.retries:
+                await asyncio.sleep(min(30.0, self.backoff_seconds * 2**attempt) * (0.5 + random.random()))
+        raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({response.status_code})")
+
+    async def _send(self, session: dict[str, Any], path: Path, progress: Progress | None) -> None:
+        if session["url"]:
+            await self._put(session["url"], path, 0, path.stat().st_size, session["headers"] or {}, progress)
+            return
+        part_size = int(session["partSizeBytes"])
+        total = path.stat().st_size
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send_part(part: dict[str, Any]) -> None:
+            offset = (part["partNumber"] - 1) * part_size
+            size = min(part_size, total - offset)
+            if part["uploaded"]:
+                if progress:
+                    progress(size)
+                return
+            async with gate:
+                await self._put(part["url"], path, offset, size, {}, progress)
+
+        # Let every part finish before reporting a failure: the parts that made it stay stored,
+        # so a rerun resumes with only the missing ones.
+        results = await asyncio.gather(*(send_part(part) for part in session["parts"]), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+    async def upload_file(self, path: Path, *, name: str | None = None, media_type: str | None = None,
+                          collection_id: str | None = None, collection_path: str | None = None,
+                          description: str | None = None, metadata: dict[str, Any] | None = None,
+                          labels: list[str] | None = None, mount: str | None = None,
+                          progress: Progress | None = None) -> dict[str, Any]:
+        """Upload one file, resuming an earlier interrupted upload of the same file if there is one."""
+        resume_key = ResumeState.key(self.url, path)
+        session = None
+        if (session_id := self.resume.get(resume_key)) is not None:
+            try:
+                found = (await self.execute(_SESSION, {"id": session_id}))["uploadSession"]
+                session = found if found and found["status"] == "OPEN" else None
+            except GraphlakeClientError:
+                session = None
+        if session is None:
+            fields: dict[str, Any] = {
+                "name": name or path.name, "sizeBytes": path.stat().st_size, "sha256": await asyncio.to_thread(file_sha256, path),
+                "mediaType": media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                "collectionId": collection_id, "path": collection_path, "description": description,
+                "metadata": metadata, "labels": labels, "mount": mount,
+            }
+            session = (await self.execute(_CREATE_UPLOAD, {"input": {k: v for k, v in fields.items() if v is not None}}))["createUpload"]
+            self.resume.put(resume_key, session["id"])
+        await self._send(session, path, progress)
+        asset = (await self.execute(_COMPLETE, {"id": session["id"]}))["completeUpload"]
+        self.resume.put(resume_key, None)
+        return asset
+
+    async def collection_id(self, name: str) -> str:
+        """The id of the collection named `name`, created if it does not exist."""
+        edges = (await self.execute(_FIND_COLLECTION, {"name": name}))["collections"]["edges"]
+        for edge in edges:
+            if edge["node"]["name"] == name:
+                return edge["node"]["id"]
+        return (await self.execute(_CREATE_COLLECTION, {"name": name}))["createCollection"]["id"]
+
+    async def upload_paths(self, paths: Iterable[Path], *, collection: str | None = None, as_archive: bool = False,
+                           ignore: Iterable[str] = (), manifest: dict[str, dict[str, Any]] | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+        """Upload files and directories. A directory goes file by file keeping relative paths
+        (hierarchical mode), or as one zip with `as_archive`. `ignore` patterns and the directory's
+        .gitignore are honoured; `manifest` gives per-file description, metadata and labels."""
+        collection_id = await self.collection_id(collection) if collection else None
+        manifest = manifest or {}
+        jobs: list[tuple[Path, str]] = []  # file, its path relative to the upload root
+        archives: list[Path] = []
+        for root in paths:
+            if root.is_dir():
+                files = list(walk(root, ignore))
+                if as_archive:
+                    archive = await asyncio.to_thread(make_archive, root, files)
+                    archives.append(archive)
+                    jobs.append((archive, f"{root.resolve().name}.zip"))
+                else:
+                    jobs += [(root / rel, rel) for rel in files]
+            elif root.is_file():
+                jobs.append((root, root.name))
+            else:
+                raise GraphlakeClientError(f"{root}: no such file or directory")
+        total = sum(path.stat().st_size for path, _ in jobs)
+        sent = 0
+
+        def advance(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if progress:
+                progress(sent, total)
+
+        try:
+            assets = []
+            for path, relative in jobs:
+                details = manifest.get(relative, {})
+                assets.append(await self.upload_file(
+                    path, name=Path(relative).name, collection_id=collection_id, collection_path=relative if collection_id else None,
+                    description=details.get("description"), metadata=details.get("metadata"), labels=details.get("labels"),
+                    media_type="application/zip" if path in archives else None, progress=advance,
+                ))
+            return assets
+        finally:
+            for archive in archives:
+                archive.unlink(missing_ok=True)
+
+    # --- downloads
+    async def download(self, asset: str, dest: Path | None = None) -> Path:
+        """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""
+        try:
+            found = (await self.execute(_DOWNLOAD, {"id": asset}))["asset"]
+        except GraphlakeClientError as error:
+            if error.code != "BAD_USER_INPUT":
+                raise
+            found = None  # not an ID: try it as an alias
+        found = found or (await self.execute(_DOWNLOAD_BY_ALIAS, {"alias": asset}))["assetByAlias"]
+        if found is None:
+            raise GraphlakeClientError(f"no asset with ID or alias {asset!r}", "NOT_FOUND")
+        if not found["downloadUrl"]:
+            raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
+        target = dest or Path(found["name"])
+        if target.is_dir():
+            target = target / found["name"]
+        fd, temp = tempfile.mkstemp(prefix=".download-", dir=target.parent if str(target.parent) else ".")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
+                    response.raise_for_status()
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        out.write(chunk)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return target
+
+
+def walk(root: Path, ignore: Iterable[str] = ()) -> list[str]:
+    """Files under `root` as relative POSIX paths, minus `ignore` patterns and root's .gitignore."""
+    patterns = list(ignore)
+    gitignore = root / ".gitignore"
+    if gitignore.is_file():
+        patterns += gitignore.read_text().splitlines()
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    files = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and not spec.match_file(relative) and ".git" not in Path(relative).parts:
+            files.append(relative)
+    return files
+
+
+def make_archive(root: Path, files: list[str]) -> Path:
+    fd, temp = tempfile.mkstemp(prefix=f"{root.resolve().name}-", suffix=".zip")
+    os.close(fd)
+    with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for relative in files:
+            archive.write(root / relative, relative)
+    return Path(temp)

@@ -1,0 +1,154 @@
+"""The Python client and the upload/download commands, against the running test server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphlake.client import Client, GraphlakeClientError, ResumeState
+from graphlake.settings import Settings
+from tests.conftest import Served
+from tests.operations import Api
+
+MIB = 1024 * 1024
+
+
+class FlakyStore(httpx.AsyncHTTPTransport):
+    """Counts PUTs to the store, and fails those whose URL matches, a set number of times."""
+
+    def __init__(self, fail_when: str = "", failures: int = 0, status: int | None = None) -> None:
+        super().__init__()
+        self.fail_when, self.failures, self.status = fail_when, failures, status
+        self.puts: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            self.puts.append(str(request.url))
+            if self.fail_when in str(request.url) and self.failures > 0:
+                self.failures -= 1
+                if self.status:
+                    return httpx.Response(self.status, request=request)
+                raise httpx.ConnectError("simulated network failure", request=request)
+        return await super().handle_async_request(request)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "run-42"
+    for relative, body in {
+        "images/cam1/0001.png": b"png-1", "images/cam2/0001.png": b"png-2", "notes.txt": b"hello",
+        "cache/tmp.bin": b"junk", "debug.log": b"log", ".gitignore": b"*.log\n",
+    }.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(body)
+    return root
+
+
+def client(served: Served, token: str, tmp_path: Path, **options: object) -> Client:
+    return Client(served.base_url, token, resume=ResumeState(tmp_path / "resume.json"), **options)
+
+
+async def test_directory_upload_keeps_paths_and_honours_ignores(served: Served, api: Api, contributor: str,
+                                                                 tree: Path, tmp_path: Path) -> None:
+    manifest = {"notes.txt": {"description": "operator notes", "metadata": {"shift": "night"}, "labels": ["notes"]}}
+    async with client(served, contributor, tmp_path) as lake:
+        assets = await lake.upload_paths([tree], collection="run-42", ignore=["cache/"], manifest=manifest)
+    assert sorted(a["name"] for a in assets) == [".gitignore", "0001.png", "0001.png", "notes.txt"]
+    assert all(a["status"] == "ACTIVE" for a in assets)
+    collections = (await api.data("Collections", {"nameContains": "run-42"}, token=contributor))["collections"]["edges"]
+    coll_id = collections[0]["node"]["id"]
+    items = (await api.data("Collection", {"id": coll_id}, token=contributor))["collection"]["items"]["edges"]
+    assert sorted(e["node"]["path"] for e in items) == [".gitignore", "images/cam1/0001.png", "images/cam2/0001.png", "notes.txt"]
+    notes = next(a for a in assets if a["name"] == "notes.txt")
+    stored = (await api.data("Asset", {"id": notes["id"]}, token=contributor))["asset"]
+    assert stored["description"] == "operator notes" and stored["metadata"] == {"shift": "night"} and stored["labels"] == ["notes"]
+    assert stored["mediaType"] == "text/plain" and stored["sha256"] == hashlib.sha256(b"hello").hexdigest()
+
+
+async def test_directory_as_one_archive(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:
+    async with client(served, contributor, tmp_path) as lake:
+        [archive] = await lake.upload_paths([tree], as_archive=True, ignore=["cache/"])
+        assert archive["name"] == "run-42.zip" and archive["mediaType"] == "application/zip"
+        saved = await lake.download(archive["id"], tmp_path)
+    with zipfile.ZipFile(saved) as z:
+        assert sorted(z.namelist()) == [".gitignore", "images/cam1/0001.png", "images/cam2/0001.png", "notes.txt"]
+
+
+async def test_interrupted_multipart_upload_resumes(served: Served, contributor: str, settings: Settings,
+                                                    tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(17 * MIB))
+    settings.multipart_threshold_bytes = MIB
+    try:
+        failing = FlakyStore(fail_when="part=2", failures=99)
+        with pytest.raises(httpx.ConnectError):
+            async with client(served, contributor, tmp_path, retries=0, storage_transport=failing) as lake:
+                await lake.upload_file(big)
+        assert len(failing.puts) == 3  # parts 1 and 3 went through, 2 failed
+
+        counting = FlakyStore()
+        async with client(served, contributor, tmp_path, storage_transport=counting) as lake:
+            asset = await lake.upload_file(big)
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    assert len(counting.puts) == 1 and "part=2" in counting.puts[0]  # only the missing part
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert json.loads((tmp_path / "resume.json").read_text()) == {}  # forgotten once complete
+
+
+async def test_failed_puts_are_retried_with_backoff(served: Served, contributor: str, tmp_path: Path) -> None:
+    data = tmp_path / "small.csv"
+    data.write_text("a,b\n")
+    flaky = FlakyStore(fail_when="/blobs/", failures=2, status=503)
+    lake = client(served, contributor, tmp_path, storage_transport=flaky)
+    lake.backoff_seconds = 0.01
+    async with lake:
+        asset = await lake.upload_file(data)
+    assert asset["status"] == "ACTIVE" and len(flaky.puts) == 3
+
+
+async def test_download_by_id_or_alias(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    source = tmp_path / "report.pdf"
+    source.write_bytes(b"%PDF-1.7 ...")
+    async with client(served, contributor, tmp_path) as lake:
+        asset = await lake.upload_file(source)
+        await api.data("AddAliases", {"assetId": asset["id"], "aliases": ["reports/latest"]}, token=contributor)
+        by_alias = await lake.download("reports/latest", tmp_path / "copy.pdf")
+        out = tmp_path / "out"
+        out.mkdir()
+        by_id = await lake.download(asset["id"], out)
+        with pytest.raises(GraphlakeClientError) as missing:
+            await lake.download("no/such/alias", tmp_path)
+    assert by_alias.read_bytes() == by_id.read_bytes() == b"%PDF-1.7 ..." and by_id.name == "report.pdf"
+    assert missing.value.code == "NOT_FOUND"
+
+
+async def graphlake(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run the command without blocking the event loop the test server runs on."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", *args, env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_cli_upload_and_download(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_URL": served.base_url, "GRAPHLAKE_TOKEN": contributor, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code, out, err = await graphlake(env, "upload", str(tree / "notes.txt"), "--collection", "cli")
+    assert code == 0, err
+    header, row = out.strip().splitlines()
+    asset_id = row.split("\t")[0]
+    assert header.startswith("id\tname") and "notes.txt\tACTIVE\t5" in row
+    code, _, err = await graphlake(env, "download", asset_id, str(tmp_path / "n.txt"))
+    assert code == 0, err
+    assert (tmp_path / "n.txt").read_bytes() == b"hello"
+    code, _, err = await graphlake({**env, "GRAPHLAKE_TOKEN": "glk_wrong"}, "upload", str(tree / "notes.txt"))
+    assert code == 1 and "UNAUTHENTICATED" in err
