@@ -1,6 +1,6 @@
 """Uploads: Graphlake's signed-URL flow against a raw baseline on the same store, in the same run.
 
-    .venv/bin/python bench/upload.py [--sizes 1,64,512] [--runs 3] [--sha256] [--quick]
+    .venv/bin/python bench/upload.py [--sizes 1,64,512] [--runs 3] [--sha256] [--unsigned-baseline] [--quick]
 
 For each file size (MiB; one temp file of random bytes per size) and each mount it times
   graphlake: createUpload over GraphQL -> PUT the bytes to the signed URL(s) it returns (one PUT,
@@ -16,8 +16,10 @@ what the GraphQL round trips and the server's bookkeeping cost; for the local mo
 do pass through the server (its signed /blobs route), so that ratio includes an HTTP hop.
 
 The signed PUTs go through aiohttp, the HTTP client aioboto3 itself uses, so both sides of the S3
-comparison share a transport. A middleware counts the request bytes the server receives on
-/graphql per upload (and, separately, on /blobs, which for the local mount is the file itself).
+comparison share a transport. As in nested_read.py the server runs in this process, on the same
+event loop as the client. A middleware counts the request bytes the server receives on /graphql
+per upload (and, separately, on /blobs, which for the local mount is the file itself), and a
+PyMongo listener sums the database time of those GraphQL requests.
 
 Without --sha256 no checksum is declared, so completeUpload does not read the object back; with
 it the digest (computed once per size, untimed) is declared. Uses FerretDB and MinIO from the
@@ -32,6 +34,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -39,6 +42,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +54,8 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from graphql import parse, print_ast, separate_operations  # noqa: E402
+from pymongo.errors import PyMongoError  # noqa: E402
 from pymongo.monitoring import CommandListener  # noqa: E402
 
 from documents.api_token import Role  # noqa: E402
@@ -66,16 +72,27 @@ CONCURRENCY = 4  # parts in flight at once, on both sides
 MEDIA_TYPE = "application/octet-stream"
 S3_MOUNT = "lab"
 ACCESS_KEY, SECRET_KEY, BUCKET = "bench", "bench-secret-123", "bench"
-# storage/s3.py's Config, so the baseline signs and checksums exactly as the server's client does
-S3_CONFIG = Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                   request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                   retries={"max_attempts": 3, "mode": "standard"})
 
 
-# --- counting what the server receives
+def s3_config(sign_payload: bool | None = None) -> Config:
+    """storage/s3.py's Config, so the baseline signs and checksums as the server's own client does.
+
+    botocore then SHA-256-signs every byte it sends (no checksum header is added), while the
+    presigned URLs say UNSIGNED-PAYLOAD; `sign_payload=False` turns that off for comparison.
+    """
+    s3 = {"addressing_style": "path"} | ({} if sign_payload is None else {"payload_signing_enabled": sign_payload})
+    return Config(s3=s3, signature_version="s3v4", request_checksum_calculation="when_required",
+                  response_checksum_validation="when_required", retries={"max_attempts": 3, "mode": "standard"})
+
+
+# --- counting what the server receives, and its database time
+
+_in_graphql_request: ContextVar[bool] = ContextVar("in_graphql_request", default=False)
+
 
 class BodyCounter:
-    """ASGI middleware: sums the body bytes of `http.request` messages, per route (graphql, blobs)."""
+    """ASGI middleware: sums the body bytes of `http.request` messages, per route (graphql, blobs),
+    and marks GraphQL requests so that only their database commands are timed."""
 
     def __init__(self, app: Callable) -> None:
         self.app = app
@@ -92,7 +109,11 @@ class BodyCounter:
                 self.received[route] += len(message.get("body", b""))
             return message
 
-        await self.app(scope, counting_receive, send)
+        token = _in_graphql_request.set(route == "graphql")
+        try:
+            await self.app(scope, counting_receive, send)
+        finally:
+            _in_graphql_request.reset(token)
 
 
 def _route(path: str) -> str | None:
@@ -102,7 +123,8 @@ def _route(path: str) -> str | None:
 
 
 class DatabaseTime(CommandListener):
-    """Counts the server's database commands and sums their durations (where the flow's time goes)."""
+    """Counts the database commands of GraphQL requests and sums their durations (where the flow's
+    time goes); the server's background tasks are left out."""
 
     def __init__(self) -> None:
         self.commands = 0
@@ -112,8 +134,9 @@ class DatabaseTime(CommandListener):
         pass
 
     def succeeded(self, event) -> None:  # noqa: ANN001
-        self.commands += 1
-        self.seconds += event.duration_micros / 1e6
+        if _in_graphql_request.get():  # PyMongo reports from the task that sent the command
+            self.commands += 1
+            self.seconds += event.duration_micros / 1e6
 
     failed = succeeded
 
@@ -153,6 +176,12 @@ async def bounded(jobs: list[Callable[[], Awaitable[None]]], limit: int = CONCUR
 
 # --- the Graphlake flow
 
+def operation_document(name: str) -> str:
+    """The named operation from graphql/operations/ with just the fragments it uses, as a GraphQL
+    client sends it (the whole file would make the server parse and validate six other operations)."""
+    return print_ast(separate_operations(parse(document(name)))[name])
+
+
 @dataclass
 class Timing:
     """Wall times of one upload, and of the Graphlake flow's phases (empty for a baseline)."""
@@ -169,7 +198,7 @@ class GraphlakeUploader:
         self.puts = puts
 
     async def operation(self, name: str, variables: dict) -> dict:
-        body = {"query": document(name), "operationName": name, "variables": variables}
+        body = {"query": operation_document(name), "operationName": name, "variables": variables}
         response = await self.graphql.post("/graphql", json=body)
         response.raise_for_status()
         answer = response.json()
@@ -332,7 +361,7 @@ class Bench:
         return row
 
 
-def print_report(rows: list[Row], sha256: bool) -> None:
+def print_report(rows: list[Row], args: argparse.Namespace) -> None:
     print()
     print(f"{'size':>8}  {'mount':<6} {'graphlake MB/s':>14} {'baseline MB/s':>14} {'ratio':>6}  target")
     for r in rows:
@@ -363,7 +392,9 @@ def print_report(rows: list[Row], sha256: bool) -> None:
     blobs_s3 = [b for r in rows if r.label == "s3" for b in r.blob_bytes]
     if blobs_s3:
         print(f"s3: server received {max(blobs_s3)} bytes per upload on /blobs")
-    print(f"(sha256 declared: {'yes' if sha256 else 'no'}; MB = 10^6 bytes; medians of {len(rows[0].baseline)} runs)")
+    print(f"(sha256 declared: {'yes' if args.sha256 else 'no'}; S3 baseline payload signing: "
+          f"{'off' if args.unsigned_baseline else 'botocore default (SHA-256 of every byte)'}; "
+          f"MB = 10^6 bytes; medians of {args.runs} runs)")
 
 
 # --- services
@@ -394,7 +425,7 @@ def start_services(tmp: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
     stack.callback(minio.stop)
     endpoint = f"http://127.0.0.1:{minio.port}"
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                 region_name="us-east-1", config=S3_CONFIG).create_bucket(Bucket=BUCKET)
+                 region_name="us-east-1", config=s3_config()).create_bucket(Bucket=BUCKET)
     url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
     if not url:
         ferret = start_ferretdb(find_binary("ferretdb"), tmp / "ferretdb")
@@ -419,7 +450,7 @@ async def run(args: argparse.Namespace, tmp: Path, mongodb_url: str, endpoint: s
     session = aioboto3.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
     async with (
         serving(settings) as (app, counter, database),
-        session.client("s3", endpoint_url=endpoint, config=S3_CONFIG) as s3,
+        session.client("s3", endpoint_url=endpoint, config=s3_config(False if args.unsigned_baseline else None)) as s3,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as puts,
     ):
         try:
@@ -430,7 +461,10 @@ async def run(args: argparse.Namespace, tmp: Path, mongodb_url: str, endpoint: s
                               s3=s3, data_dir=settings.data_dir)
                 return await measure_all(bench, args, tmp)
         finally:
-            await app.state.graphlake.client.drop_database(settings.database)
+            # for GRAPHLAKE_BENCH_MONGODB_URL (a temp FerretDB goes with its directory); after Ctrl-C
+            # uvicorn has already shut the app and its client down
+            with contextlib.suppress(PyMongoError):
+                await app.state.graphlake.client.drop_database(settings.database)
 
 
 async def measure_all(bench: Bench, args: argparse.Namespace, tmp: Path) -> list[Row]:
@@ -458,6 +492,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size and mount (default 3)")
     parser.add_argument("--sha256", action="store_true", help="declare each file's SHA-256 in createUpload")
     parser.add_argument("--quick", action="store_true", help="smoke check: 1 and 64 MiB, one run each")
+    parser.add_argument("--unsigned-baseline", action="store_true",
+                        help="let the aioboto3 baseline skip SHA-256 payload signing, as presigned URLs do")
     args = parser.parse_args()
     args.sizes = [1, 64] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     args.runs = 1 if args.quick else args.runs
@@ -468,11 +504,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    # `timeout` and friends send SIGTERM: unwind like Ctrl-C, so MinIO, FerretDB and the files go too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="graphlake-bench-upload-") as tmp_name, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
         mongodb_url, endpoint = start_services(tmp, stack)
         rows = asyncio.run(run(args, tmp, mongodb_url, endpoint))
-    print_report(rows, args.sha256)
+    print_report(rows, args)
 
 
 if __name__ == "__main__":

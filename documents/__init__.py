@@ -9,16 +9,17 @@ from documents.api_token import ApiToken
 from documents.asset import Alias, Asset
 from documents.collection import Collection, CollectionItem
 from documents.dataset import Dataset, DatasetVersion, Datum, VersionMember
+from documents.event import Event
 from documents.retention import AssetRetention
 from documents.upload import UploadSession
 
 DOCUMENT_MODELS: list[type] = [
     ApiToken, Asset, Alias, Collection, CollectionItem, AssetRetention,
     Datum, Dataset, DatasetVersion, VersionMember,
-    AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession,
+    AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, Event,
 ]
 
 __all__ = [
     "DOCUMENT_MODELS", "Alias", "AnnotationRecord", "AnnotationSchema", "AnnotationSet", "ApiToken", "Asset",
-    "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "UploadSession", "VersionMember",
+    "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "Event", "UploadSession", "VersionMember",
 ]

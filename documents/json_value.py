@@ -385,3 +385,35 @@ def json_indexes(field: str) -> list[IndexModel]:
         IndexModel([(f"{field}.attrs", ASCENDING)], name=f"{field}_json_attrs"),
         IndexModel([(f"{field}.paths", ASCENDING)], name=f"{field}_json_paths"),
     ]
+
+
+# --- the same predicates, evaluated in Python (live subscriptions filter events in memory) -----------
+
+def _comparable(left: Scalar, right: Scalar) -> bool:
+    # MongoDB compares within one type bracket only: numbers with numbers, strings with strings.
+    def bracket(v: Scalar) -> str:
+        return "number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__
+    return bracket(left) == bracket(right)
+
+
+def matches(stored: StoredJson, path: str, op: JsonOp | str, value: Any) -> bool:
+    """Whether `stored` satisfies one predicate, with the semantics `predicate_filter` gives a query."""
+    op = JsonOp(op) if not isinstance(op, JsonOp) else op
+    predicate_filter("x", path, op, value)  # the same validation (raises InvalidPredicate)
+    leaves = stored.leaves.get(_leaf_field(path), [])
+    if op is JsonOp.EXISTS:
+        return (path in stored.paths) == (value is None or bool(value))
+    if op in (JsonOp.EQ, JsonOp.NE):
+        found = any(_comparable(v, value) and v == value for v in leaves) or (value is None and None in leaves)
+        return found if op is JsonOp.EQ else not found
+    if op in (JsonOp.IN, JsonOp.NIN):
+        found = any(_comparable(v, w) and v == w for v in leaves for w in value)
+        return found if op is JsonOp.IN else not found
+    if op in (JsonOp.GT, JsonOp.GTE, JsonOp.LT, JsonOp.LTE):
+        compare = {JsonOp.GT: lambda a, b: a > b, JsonOp.GTE: lambda a, b: a >= b,
+                   JsonOp.LT: lambda a, b: a < b, JsonOp.LTE: lambda a, b: a <= b}[op]
+        return any(_comparable(v, value) and compare(v, value) for v in leaves)
+    if op is JsonOp.CONTAINS:
+        return any((_comparable(v, value) and v == value) or (isinstance(v, str) and isinstance(value, str) and value in v)
+                   for v in leaves)
+    return any(isinstance(v, str) and re.search(value, v) is not None for v in leaves)  # REGEX

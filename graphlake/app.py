@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
@@ -26,6 +27,8 @@ from graphlake.settings import Settings
 from graphlake.view import GraphQLView
 from resolvers.auth.service import ensure_bootstrap_admin
 from resolvers.schema import build_schema
+from resolvers.events.feed import FeedTail, ensure_feed
+from resolvers.events.service import archive as archive_events
 from resolvers.uploads.service import reconcile
 
 log = logging.getLogger("graphlake")
@@ -48,13 +51,17 @@ def create_app(
         async with open_state(settings, command_listeners) as state:
             app.state.graphlake = state
             secret = await ensure_bootstrap_admin() if settings.bootstrap_admin_token else None
-            reconciler = asyncio.create_task(_reconcile_uploads(state))
+            await ensure_feed(state.db, settings.event_feed_bytes)
+            workers = [asyncio.create_task(FeedTail(state.db, state.events).run()),
+                       asyncio.create_task(_maintain(state))]
             if announce:
                 _announce(settings, secret)
             try:
                 yield
             finally:
-                reconciler.cancel()
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, *state.background, return_exceptions=True)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
@@ -85,16 +92,21 @@ def create_app(
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
-async def _reconcile_uploads(state: AppState) -> None:
-    """At start and then every interval: expire upload sessions past their time (see uploads.service)."""
+async def _maintain(state: AppState) -> None:
+    """At start and then every interval: expire upload sessions past their time, archive old events."""
+    settings = state.settings
     while True:
         try:
             expired = await reconcile(state.stores, state.asset_status)
             if expired:
                 log.info("expired %d upload session(s)", expired)
+            if settings.event_archive_after_days is not None:
+                archived = await archive_events(timedelta(days=settings.event_archive_after_days))
+                if archived:
+                    log.info("archived %d event(s)", archived)
         except Exception:
-            log.exception("upload reconciliation failed; retrying next interval")
-        await asyncio.sleep(state.settings.reconcile_interval_seconds)
+            log.exception("maintenance failed; retrying next interval")
+        await asyncio.sleep(settings.reconcile_interval_seconds)
 
 
 def _announce(settings: Settings, admin_secret: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -34,6 +35,10 @@ class AppState:
     started_at: datetime
     # Asset documents whose status changed (ACTIVE or FAILED), for `assetStatusChanged`.
     asset_status: Broadcast = field(default_factory=Broadcast)
+    # Events logged by any process, fed by this process's tail of the event feed.
+    events: Broadcast = field(default_factory=Broadcast)
+    # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
+    background: set[asyncio.Task] = field(default_factory=set)
 
 
 @dataclass

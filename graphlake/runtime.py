@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pymongo.monitoring import CommandListener
 
 from documents.clock import utcnow
+from graphlake.broadcast import Broadcast
 from graphlake.context import AppState
 from graphlake.database import connect
 from graphlake.local_services import embedded_database
@@ -34,4 +35,4 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
             await store.open()
             stack.push_async_callback(store.close)
         yield AppState(settings=settings, client=client, db=client[settings.database], stores=stores,
-                       started_at=utcnow())
+                       started_at=utcnow(), events=Broadcast(settings.subscriber_queue_size))

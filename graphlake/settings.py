@@ -73,6 +73,23 @@ class Settings(BaseSettings):
     max_download_url_seconds: int = Field(default=7 * 86_400, description="Longest lifetime of a signed download URL.")
     reconcile_interval_seconds: int = Field(default=300, description="How often expired uploads are cleaned up.")
 
+    # --- events
+    max_events_per_batch: int = Field(default=10_000, description="Events in one logEvents call.")
+    event_feed_bytes: int = Field(default=256 * 1_048_576, description="Size of the capped collection live events travel through.")
+    subscriber_queue_size: int = Field(default=1000, description="Events a slow subscriber may lag before it is dropped.")
+    event_archive_after_days: float | None = Field(default=None, description="Archive older events automatically.")
+    alert_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="ERROR", description="Events at or above it (or with alert: true) fire the notifiers.")
+    alert_smtp_host: str | None = None
+    alert_smtp_port: int = 587
+    alert_smtp_username: str | None = None
+    alert_smtp_password: SecretStr | None = None
+    alert_smtp_starttls: bool = True
+    alert_email_from: str = "graphlake@localhost"
+    alert_email_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    alert_webhooks: Annotated[list[str], NoDecode] = Field(default_factory=list, description="URLs to POST alerts to.")
+    alert_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the signature header.")
+
     # --- HTTP
     host: str = "127.0.0.1"
     port: int = 8000
@@ -109,7 +126,7 @@ class Settings(BaseSettings):
     graphiql: bool = True
     graphiql_assets_dir: Path = Field(default=PROJECT_ROOT / "assets" / "node_modules")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "alert_email_to", "alert_webhooks", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # A comma-separated list reads better in an env var than a JSON array.
@@ -120,7 +137,8 @@ class Settings(BaseSettings):
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_page_size",
                      "default_page_size", "max_subscriptions_per_connection", "max_batch_items",
                      "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
-                     "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds")
+                     "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
+                     "event_feed_bytes", "subscriber_queue_size")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

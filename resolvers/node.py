@@ -12,7 +12,7 @@ import strawberry
 from beanie import Document
 from bson import ObjectId
 
-from documents import annotation, asset, collection, dataset, retention
+from documents import annotation, asset, collection, dataset, event, retention
 from documents.api_token import ApiToken as ApiTokenDocument
 from documents.api_token import Role
 from graphlake.context import Info
@@ -23,6 +23,7 @@ from resolvers.collections.types import Collection
 from resolvers.datasets.types import Dataset, DatasetVersion
 from resolvers.datums.types import Datum
 from resolvers.errors import BadUserInput
+from resolvers.events.types import Event
 from resolvers.permissions import CanRead, require_role
 from resolvers.relay import Node, split_id
 
@@ -59,6 +60,7 @@ NODE_KINDS: dict[str, NodeKind] = {
     "AnnotationSchema": NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSchema, AnnotationSchema.from_document)),
     "AnnotationSet": NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSet, AnnotationSet.from_document)),
     "AnnotationRecord": NodeKind(Role.VIEWER, _fetch(annotation.AnnotationRecord, AnnotationRecord.from_document)),
+    "Event": NodeKind(Role.VIEWER, _fetch(event.Event, Event.from_document)),
 }
 
 

@@ -33,6 +33,9 @@ from resolvers.datasets.queries import DatasetQueries
 from resolvers.datums.mutations import DatumMutations
 from resolvers.datums.queries import DatumQueries
 from resolvers.errors import ErrorPolicy
+from resolvers.events.audit import AuditTrail
+from resolvers.events.mutations import EventMutations
+from resolvers.events.queries import EventQueries, EventSubscriptions
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
@@ -41,12 +44,17 @@ from resolvers.uploads.queries import UploadQueries, UploadSubscriptions
 
 Query = merge_types("Query", (
     NodeQueries, AssetQueries, UploadQueries, CollectionQueries, DatumQueries, DatasetQueries, AnnotationQueries,
-    SystemQueries, AuthQueries,
+    EventQueries, SystemQueries, AuthQueries,
 ))
 Mutation = merge_types("Mutation", (
-    AssetMutations, UploadMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations, AuthMutations,
+    AssetMutations, UploadMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations,
+    EventMutations, AuthMutations,
 ))
-Subscription = merge_types("Subscription", (UploadSubscriptions, SystemSubscriptions))
+Subscription = merge_types("Subscription", (EventSubscriptions, UploadSubscriptions, SystemSubscriptions))
+
+# Every successful mutation leaves an AUDIT event (who, which mutation, which ids).
+for _field in Mutation.__strawberry_definition__.fields:
+    _field.extensions.append(AuditTrail())
 
 # Node types no root field returns directly still belong in the schema, for node(id:).
 NODE_TYPES: list[type] = [ApiToken]

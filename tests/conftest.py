@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from documents import DOCUMENT_MODELS
 from documents.api_token import Role
+from documents.event import FEED_COLLECTION
 from graphlake.app import create_app
 from graphlake.context import AppState
 from graphlake.local_services import find_binary, free_port, start_ferretdb, start_minio
@@ -99,7 +100,9 @@ class CommandCounter(CommandListener):
         self.commands: list[str] = []
 
     def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name not in self.HOUSEKEEPING:
+        # The event feed's tail runs in the background of every server; its commands are not a request's.
+        on_feed = FEED_COLLECTION in (event.command.get(event.command_name), event.command.get("collection"))
+        if event.command_name not in self.HOUSEKEEPING and not on_feed:
             self.commands.append(event.command_name)
 
     def succeeded(self, event: object) -> None:

@@ -78,6 +78,13 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.abortUpload": ("AbortUpload", {"id": encode_id("UploadSession", NONE)}, W),
     "Mutation.registerExternal": ("RegisterExternal", {"input": {"url": "https://example.org/a.csv"}}, W),
     "Subscription.assetStatusChanged": ("AssetStatusChanged", {}, Role.VIEWER),
+    # events
+    "Query.event": ("Event", {"id": encode_id("Event", NONE)}, Role.VIEWER),
+    "Query.events": ("Events", {}, Role.VIEWER),
+    "Query.utilization": ("Utilization", {"from": "2026-01-01T00:00:00Z", "groupBy": "NODE"}, Role.VIEWER),
+    "Mutation.logEvent": ("LogEvent", {"input": {"eventType": "LOG_INFO"}}, W),
+    "Mutation.logEvents": ("LogEvents", {"inputs": [{"eventType": "LOG_INFO"}]}, W),
+    "Subscription.events": ("EventStream", {}, Role.VIEWER),
 }
 
 ROLES = [None, Role.VIEWER, Role.CONTRIBUTOR, Role.ADMIN]

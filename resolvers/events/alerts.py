@@ -1,0 +1,109 @@
+"""Alert notifiers: email over SMTP and signed webhooks, run after the write, never blocking it.
+
+Each delivery is retried with exponential backoff; one that still fails is logged, and recorded as
+an ALERT_DELIVERY_FAILED event, which never alerts itself (no loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+
+import aiosmtplib
+import httpx
+import orjson
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from documents.clock import utcnow
+from documents.event import LEVELS, Event
+from documents.json_value import StoredJson
+from graphlake.settings import Settings
+from resolvers.events import feed
+
+log = logging.getLogger("graphlake.alerts")
+
+ATTEMPTS = 4
+FIRST_DELAY = 0.5
+SIGNATURE_HEADER = "X-Graphlake-Signature"
+DELIVERY_FAILED = "ALERT_DELIVERY_FAILED"
+_NAMES = {number: name for name, number in LEVELS.items()}
+
+
+def alert_body(events: list[Event]) -> dict:
+    return {"alerts": [{
+        "id": str(e.id), "eventType": e.event_type, "level": _NAMES.get(e.level, str(e.level)), "message": e.message,
+        "timestamp": e.timestamp.isoformat(), "source": e.source.model_dump(exclude_none=True), "data": e.data.decode(),
+        "traceId": e.trace_id,
+    } for e in events]}
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of the body>`: what receivers recompute to trust a webhook."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+async def _with_retries(what: str, send: Callable[[], Awaitable[None]]) -> str | None:
+    """None once sent, else the last error."""
+    error: Exception | None = None
+    for attempt in range(ATTEMPTS):
+        try:
+            await send()
+            return None
+        except Exception as caught:  # any failure to deliver is retried, then reported
+            error = caught
+            if attempt < ATTEMPTS - 1:
+                await asyncio.sleep(FIRST_DELAY * 2**attempt)
+    log.warning("alert delivery to %s failed after %d attempts: %s", what, ATTEMPTS, error)
+    return f"{type(error).__name__}: {error}"
+
+
+async def _email(events: list[Event], settings: Settings) -> None:
+    message = EmailMessage()
+    top = max(events, key=lambda e: e.level)
+    message["Subject"] = f"[graphlake] {len(events)} alert(s): {top.event_type} {top.message or ''}".strip()[:200]
+    message["From"] = settings.alert_email_from
+    message["To"] = ", ".join(settings.alert_email_to)
+    message.set_content(orjson.dumps(alert_body(events), option=orjson.OPT_INDENT_2).decode())
+    await aiosmtplib.send(
+        message, hostname=settings.alert_smtp_host, port=settings.alert_smtp_port,
+        username=settings.alert_smtp_username,
+        password=settings.alert_smtp_password.get_secret_value() if settings.alert_smtp_password else None,
+        start_tls=settings.alert_smtp_starttls, timeout=10,
+    )
+
+
+async def _webhook(url: str, body: bytes, settings: Settings) -> None:
+    headers = {"Content-Type": "application/json"}
+    if settings.alert_webhook_secret:
+        headers[SIGNATURE_HEADER] = signature(settings.alert_webhook_secret.get_secret_value().encode(), body)
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(url, content=body, headers=headers)
+        response.raise_for_status()
+
+
+async def notify(events: list[Event], db: AsyncDatabase, settings: Settings) -> None:
+    events = [e for e in events if e.event_type != DELIVERY_FAILED]
+    if not events:
+        return
+    deliveries: dict[str, Callable[[], Awaitable[None]]] = {}
+    if settings.alert_smtp_host and settings.alert_email_to:
+        deliveries[f"smtp://{settings.alert_smtp_host}"] = lambda: _email(events, settings)
+    body = orjson.dumps(alert_body(events))
+    for url in settings.alert_webhooks:
+        deliveries[url] = lambda url=url: _webhook(url, body, settings)
+    results = await asyncio.gather(*(_with_retries(what, send) for what, send in deliveries.items()))
+    failures = [
+        Event(id=ObjectId(), event_type=DELIVERY_FAILED, level=LEVELS["WARNING"],
+              message=f"alert delivery to {what} failed", timestamp=utcnow(),
+              data=StoredJson.encode({"target": what, "error": error, "events": [str(e.id) for e in events]}))
+        for what, error in zip(deliveries, results, strict=True) if error
+    ]
+    if failures:
+        raw = [e.model_dump(by_alias=True) for e in failures]
+        await Event.get_pymongo_collection().insert_many(raw)
+        await feed.publish(db, raw)

@@ -1,0 +1,38 @@
+"""Logging events (CONTRIBUTOR)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from documents.event import LEVELS
+from graphlake.context import Info
+from resolvers.common import encode_json
+from resolvers.events import service
+from resolvers.events.types import Event, EventInput, LogEventsPayload
+from resolvers.permissions import CanWrite
+from resolvers.relay import encode_id
+
+
+def _new_event(i: int, event: EventInput) -> service.NewEvent:
+    return service.NewEvent(
+        event_type=event.event_type, level=event.level.value if event.level else LEVELS["INFO"], message=event.message,
+        data=encode_json(event.data if event.data is not None else {}, field=f"inputs[{i}].data"),
+        source=event.source.to_value() if event.source else service.Ownership(), timestamp=event.timestamp,
+        alert=bool(event.alert), trace_id=event.trace_id, span_id=event.span_id,
+    )
+
+
+@strawberry.type
+class EventMutations:
+    @strawberry.mutation(permission_classes=[CanWrite], description="Log one event.")
+    async def log_event(self, info: Info, input: EventInput) -> Event:
+        state = info.context.state
+        [stored] = await service.log_events(state.db, [_new_event(0, input)], state.settings, state.background)
+        return Event.from_document(stored)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Log a batch of events: all are checked, then stored with one bulk write.")
+    async def log_events(self, info: Info, inputs: list[EventInput]) -> LogEventsPayload:
+        state = info.context.state
+        stored = await service.log_events(state.db, [_new_event(i, e) for i, e in enumerate(inputs)], state.settings,
+                                          state.background)
+        return LogEventsPayload(count=len(stored), ids=[encode_id("Event", e.id) for e in stored])

@@ -1,0 +1,169 @@
+"""Event business steps: validate and log batches, query, archive, and compute utilization.
+
+A batch is checked whole, then written with one bulk insert into `events` and one into the live
+feed; alerts are scheduled after the write and never hold it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from documents.clock import to_millis, utcnow
+from documents.common import Ownership
+from documents.event import LEVELS, Event
+from documents.json_value import StoredJson
+from graphlake.settings import Settings
+from resolvers.errors import BadUserInput
+from resolvers.events import alerts, feed
+
+log = logging.getLogger("graphlake.events")
+
+MAX_TYPE_LENGTH = 100
+MAX_MESSAGE_LENGTH = 10_000
+
+
+@dataclass
+class NewEvent:
+    event_type: str
+    level: int = LEVELS["INFO"]
+    message: str | None = None
+    data: StoredJson | None = None
+    source: Ownership = field(default_factory=Ownership)
+    timestamp: datetime | None = None
+    alert: bool = False
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+def _check(i: int, event: NewEvent) -> None:
+    where = f"inputs[{i}]"
+    if not event.event_type.strip() or len(event.event_type) > MAX_TYPE_LENGTH:
+        raise BadUserInput(f"must be 1 to {MAX_TYPE_LENGTH} characters", field=f"{where}.eventType")
+    if event.message is not None and len(event.message) > MAX_MESSAGE_LENGTH:
+        raise BadUserInput(f"at most {MAX_MESSAGE_LENGTH} characters", field=f"{where}.message")
+
+
+async def log_events(db: AsyncDatabase, events: Sequence[NewEvent], settings: Settings,
+                     tasks: set[asyncio.Task] | None = None) -> list[Event]:
+    """Store a batch (all checked first), publish it live, and fire alerts in the background."""
+    if not events:
+        raise BadUserInput("give at least one event", field="inputs")
+    if len(events) > settings.max_events_per_batch:
+        raise BadUserInput(f"at most {settings.max_events_per_batch} events at once", field="inputs")
+    for i, event in enumerate(events):
+        _check(i, event)
+    now = utcnow()
+    stored = [
+        Event(id=ObjectId(), event_type=e.event_type.strip(), level=e.level, message=e.message,
+              data=e.data or StoredJson.encode({}), source=e.source,
+              timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
+        for e in events
+    ]
+    raw = [e.model_dump(by_alias=True) for e in stored]
+    await Event.get_pymongo_collection().insert_many(raw, ordered=True)
+    await feed.publish(db, raw)
+    alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]
+    if alerting:
+        task = asyncio.create_task(alerts.notify(alerting, db, settings))
+        if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    return stored
+
+
+async def archive(older_than: timedelta) -> int:
+    """Move events older than that out of default queries (they stay retrievable)."""
+    result = await Event.get_pymongo_collection().update_many(
+        {"archived": False, "timestamp": {"$lt": utcnow() - older_than}}, {"$set": {"archived": True}})
+    return result.modified_count
+
+
+# --- utilization: sessions from start/stop pairs --------------------------------------------------
+
+# Per grouping: the source field that names the group, the events that open and close a session.
+SESSION_KINDS = {
+    "NODE": ("node_id", {"NODE_START"}, {"NODE_STOP"}),
+    "WORKFLOW": ("workflow_id", {"WORKFLOW_START"}, {"WORKFLOW_COMPLETE", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED"}),
+    # People: the workflows each user ran.
+    "USER": ("user_id", {"WORKFLOW_START"}, {"WORKFLOW_COMPLETE", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED"}),
+}
+LOOKBACK = timedelta(days=30)  # how far before `start` a still-open session may have begun
+
+
+@dataclass(frozen=True)
+class UtilizationRow:
+    group: str
+    busy_seconds: float
+    sessions: int
+    utilization: float
+
+
+async def utilization(start: datetime, end: datetime, group_by: str) -> list[UtilizationRow]:
+    """Busy time per group within [start, end): each start event opens a session of its group (by
+    source field, and by workflow for USER) and the next stop event closes it; a session still open
+    at `end` counts up to `end`. Sessions are clipped to the window."""
+    start, end = to_millis(start), to_millis(end)
+    if end <= start:
+        raise BadUserInput("must be after `from`", field="to")
+    group_field, opens, closes = SESSION_KINDS[group_by]
+    query = {"event_type": {"$in": sorted(opens | closes)}, f"source.{group_field}": {"$ne": None},
+             "timestamp": {"$gte": start - LOOKBACK, "$lt": end}}
+    raw = await Event.get_pymongo_collection().find(
+        query, {"event_type": 1, "timestamp": 1, "source": 1}, sort=[("timestamp", 1), ("_id", 1)]).to_list()
+    open_since: dict[tuple[str, str | None], datetime] = {}
+    busy: dict[str, float] = defaultdict(float)
+    sessions: dict[str, int] = defaultdict(int)
+
+    def close(group: str, began: datetime, ended: datetime) -> None:
+        lo, hi = max(began, start), min(ended, end)
+        if hi > lo:
+            busy[group] += (hi - lo).total_seconds()
+            sessions[group] += 1
+
+    for doc in raw:
+        group = doc["source"][group_field]
+        # A user may run several workflows at once: each is its own session.
+        key = (group, doc["source"].get("workflow_id") if group_by == "USER" else None)
+        if doc["event_type"] in opens:
+            open_since.setdefault(key, doc["timestamp"])
+        elif key in open_since:
+            close(group, open_since.pop(key), doc["timestamp"])
+    for (group, _), began in open_since.items():
+        close(group, began, end)
+    window = (end - start).total_seconds()
+    return [UtilizationRow(group=g, busy_seconds=busy[g], sessions=sessions[g], utilization=busy[g] / window)
+            for g in sorted(busy)]
+
+
+def event_query(*, min_level: int | None = None, event_types: Sequence[str] | None = None,
+                source: dict[str, Any] | None = None, after: datetime | None = None, before: datetime | None = None,
+                alert_only: bool = False, data: Sequence[dict[str, Any]] = (), include_archived: bool = False) -> dict[str, Any]:
+    """The MongoDB filter for an EventFilter (data predicates come compiled)."""
+    clauses: list[dict[str, Any]] = []
+    if not include_archived:
+        clauses.append({"archived": False})
+    if min_level is not None:
+        clauses.append({"level": {"$gte": min_level}})
+    if event_types:
+        clauses.append({"event_type": {"$in": list(event_types)}})
+    clauses += [{k: v} for k, v in (source or {}).items()]
+    bounds = {}
+    if after:
+        bounds["$gte"] = to_millis(after)
+    if before:
+        bounds["$lt"] = to_millis(before)
+    if bounds:
+        clauses.append({"timestamp": bounds})
+    if alert_only:
+        clauses.append({"alert": True})
+    clauses += list(data)
+    return {"$and": clauses} if clauses else {}

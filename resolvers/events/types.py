@@ -1,0 +1,117 @@
+"""GraphQL types and inputs of events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from documents.clock import to_millis
+from documents.event import Event as EventDocument
+from documents.json_value import matches
+from resolvers.common import JsonPredicate, Ownership, OwnershipInput
+from resolvers.relay import Node, encode_id
+from resolvers.scalars import JSON
+
+
+@strawberry.enum(description="Severity, numbered as Python logging (10..50).")
+class LogLevel(Enum):
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+
+
+def level_of(number: int) -> LogLevel:
+    """The named level at or below a number (custom numbers round down)."""
+    return max((level for level in LogLevel if level.value <= number), key=lambda level: level.value, default=LogLevel.DEBUG)
+
+
+@strawberry.type(description="One structured event: what happened, how severe, where it came from.")
+class Event(Node):
+    event_type: str = strawberry.field(description="e.g. LOG_INFO, NODE_START, WORKFLOW_COMPLETE, AUDIT.")
+    level: LogLevel
+    level_number: int
+    message: str | None
+    source: Ownership
+    timestamp: datetime
+    alert: bool
+    trace_id: str | None
+    span_id: str | None
+    archived: bool
+    doc: strawberry.Private[EventDocument]
+
+    @strawberry.field
+    def data(self) -> JSON:
+        return self.doc.data.decode()
+
+    @classmethod
+    def from_document(cls, doc: EventDocument) -> Event:
+        return cls(id=encode_id("Event", doc.id), event_type=doc.event_type, level=level_of(doc.level),
+                   level_number=doc.level, message=doc.message, source=Ownership.from_value(doc.source),
+                   timestamp=doc.timestamp, alert=doc.alert, trace_id=doc.trace_id, span_id=doc.span_id,
+                   archived=doc.archived, doc=doc)
+
+
+@strawberry.input(description="Which events; every given field must match.")
+class EventFilter:
+    min_level: LogLevel | None = None
+    event_types: list[str] | None = None
+    source: OwnershipInput | None = None
+    after: datetime | None = strawberry.field(default=None, description="At or after (inclusive).")
+    before: datetime | None = strawberry.field(default=None, description="Strictly before.")
+    alert_only: bool | None = None
+    data: list[JsonPredicate] | None = None
+    include_archived: bool = strawberry.field(default=False, description="Also archived events (queries only).")
+
+    def accepts(self, event: EventDocument) -> bool:
+        """The same filter, applied in memory to a live event (see events_query for the stored ones)."""
+        if self.min_level is not None and event.level < self.min_level.value:
+            return False
+        if self.event_types and event.event_type not in self.event_types:
+            return False
+        if self.source and any(getattr(event.source, k) != v for k, v in vars(self.source).items() if v is not None):
+            return False
+        if self.after and event.timestamp < to_millis(self.after):
+            return False
+        if self.before and event.timestamp >= to_millis(self.before):
+            return False
+        if self.alert_only and not event.alert:
+            return False
+        return all(matches(event.data, p.path, p.op.value, p.value) for p in self.data or [])
+
+
+@strawberry.input(description="An event to log. `level` defaults to INFO, `timestamp` to now.")
+class EventInput:
+    event_type: str
+    level: LogLevel | None = None
+    message: str | None = None
+    data: JSON | None = None
+    source: OwnershipInput | None = None
+    timestamp: datetime | None = None
+    alert: bool | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+@strawberry.type(description="How many events a logEvents call stored, and their IDs in order.")
+class LogEventsPayload:
+    count: int
+    ids: list[strawberry.ID]
+
+
+@strawberry.enum(description="What utilization groups sessions by.")
+class UtilizationGroup(Enum):
+    NODE = "NODE"
+    WORKFLOW = "WORKFLOW"
+    USER = "USER"
+
+
+@strawberry.type(description="Busy time of one node, workflow or user within the asked window.")
+class UtilizationRow:
+    group: str
+    busy_seconds: float
+    sessions: int
+    utilization: float = strawberry.field(description="Busy time over the window's length, 0 to 1.")
