@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -249,3 +249,53 @@ def download(
             return await lake.download(asset, dest)
 
     errors.print(f"saved {_client_run(run())}")
+
+
+events_app = typer.Typer(help="Archive events and report utilization.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("archive")
+def events_archive(
+    older_than: Annotated[float, typer.Option("--older-than", help="Archive events older than this many days.")],
+) -> None:
+    """Move old events out of default queries (they stay retrievable with includeArchived)."""
+    from resolvers.events.service import archive
+
+    settings = _settings()
+
+    async def run() -> int:
+        async with open_state(settings):
+            return await archive(timedelta(days=older_than))
+
+    errors.print(f"archived {_run(run())} event(s)")
+
+
+@events_app.command("utilization")
+def events_utilization(
+    start: Annotated[datetime, typer.Option("--from", help="Window start (ISO-8601, UTC if no offset).")],
+    end: Annotated[datetime | None, typer.Option("--to", help="Window end; default now.")] = None,
+    group_by: Annotated[str, typer.Option("--group-by", help="NODE, WORKFLOW or USER.")] = "NODE",
+    csv_out: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+) -> None:
+    """Busy time, sessions and utilization per node, workflow or user, from start/stop events."""
+    import csv
+
+    from resolvers.events.service import SESSION_KINDS, utilization
+
+    if group_by.upper() not in SESSION_KINDS:
+        errors.print(f"[red]error:[/red] --group-by must be one of {', '.join(SESSION_KINDS)}")
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def run() -> list:
+        async with open_state(settings):
+            return await utilization(start, end or utcnow(), group_by.upper())
+
+    rows = [(r.group, f"{r.busy_seconds:.3f}", str(r.sessions), f"{r.utilization:.6f}") for r in _run(run())]  # type: ignore[union-attr]
+    columns = ("group", "busy_seconds", "sessions", "utilization")
+    if csv_out:
+        writer = csv.writer(sys.stdout)
+        writer.writerows([columns, *rows])
+    else:
+        _print_rows(columns, rows)

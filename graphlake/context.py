@@ -22,6 +22,7 @@ from storage import ObjectStore
 
 if TYPE_CHECKING:
     from resolvers.auth.service import Principal
+    from resolvers.events.feed import FeedWriter
 
 
 @dataclass
@@ -39,6 +40,8 @@ class AppState:
     events: Broadcast = field(default_factory=Broadcast)
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)
+    # This process's numbered writes to the live event feed (see resolvers/events/feed.py).
+    feed: FeedWriter | None = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from graphlake.database import connect
 from graphlake.local_services import embedded_database
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
+from resolvers.events.feed import FeedWriter
 
 
 @asynccontextmanager
@@ -34,5 +35,6 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         for store in stores.values():
             await store.open()
             stack.push_async_callback(store.close)
-        yield AppState(settings=settings, client=client, db=client[settings.database], stores=stores,
-                       started_at=utcnow(), events=Broadcast(settings.subscriber_queue_size))
+        db = client[settings.database]
+        yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
+                       events=Broadcast(settings.subscriber_queue_size), feed=FeedWriter(db))

@@ -17,13 +17,12 @@ import aiosmtplib
 import httpx
 import orjson
 from bson import ObjectId
-from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
 from documents.event import LEVELS, Event
 from documents.json_value import StoredJson
 from graphlake.settings import Settings
-from resolvers.events import feed
+from resolvers.events.feed import FeedWriter
 
 log = logging.getLogger("graphlake.alerts")
 
@@ -86,7 +85,7 @@ async def _webhook(url: str, body: bytes, settings: Settings) -> None:
         response.raise_for_status()
 
 
-async def notify(events: list[Event], db: AsyncDatabase, settings: Settings) -> None:
+async def notify(events: list[Event], writer: FeedWriter, settings: Settings) -> None:
     events = [e for e in events if e.event_type != DELIVERY_FAILED]
     if not events:
         return
@@ -106,4 +105,4 @@ async def notify(events: list[Event], db: AsyncDatabase, settings: Settings) -> 
     if failures:
         raw = [e.model_dump(by_alias=True) for e in failures]
         await Event.get_pymongo_collection().insert_many(raw)
-        await feed.publish(db, raw)
+        await writer.publish(raw)

@@ -48,8 +48,8 @@ def _ids_in(value: Any, depth: int = 0) -> Iterable[str]:
     elif isinstance(value, dict):
         for item in value.values():
             yield from _ids_in(item, depth + 1)
-    elif (definition := getattr(value, "__strawberry_definition__", None)) is not None:
-        for field in definition.fields:
+    elif (fields := getattr(getattr(value, "__strawberry_definition__", None), "fields", None)) is not None:
+        for field in fields:  # object and input types (enums have a definition but no fields)
             if field.python_name != "secret":  # a created token's secret never reaches the log
                 yield from _ids_in(getattr(value, field.python_name, None), depth + 1)
 
@@ -71,5 +71,5 @@ class AuditTrail(FieldExtension):
                 "ids": ids[:MAX_IDS], "idCount": len(ids), "requestId": context.request_id,
             }),
         )
-        await service.log_events(context.db, [event], context.settings)
+        await service.log_events(context.state.feed, [event], context.settings)
         return result

@@ -3,23 +3,27 @@ in memory to that process's subscribers.
 
 Writers insert each event into `events` and a copy into the capped `event_feed`. Every process
 keeps one tailable, awaitData cursor on the feed and publishes what arrives to its Broadcast;
-subscriptions filter from there. Capped collections and tailable cursors work the same on FerretDB
-and MongoDB, need no replica set (unlike change streams), and survive restarts of any one process.
+subscriptions filter from there. Capped collections and tailable cursors work on FerretDB and
+MongoDB alike and need no replica set (unlike change streams).
 
-FerretDB v1.24 closes a tailable cursor whose first batch is not full, so the tail opens with
-`batchSize: 1` and a filter that matches at least the newest feed document, then reads with
-getMore in large batches. Each reopen starts a little before the last document seen, and a window
-of recent ids drops the repeats, so nothing is lost or delivered twice when a cursor dies.
+The cursor is only the fast path, not the record of position: FerretDB v1.24 can skip documents
+inserted while a getMore waits. So every process stamps its feed documents with its writer id and
+a gapless sequence number (`w`, `s`), and the tail tracks the last number seen per writer. A gap
+is filled by querying exactly the missing numbers before delivering on, and every idle timeout
+asks each writer for anything beyond its last number. Each event is so delivered once, in its
+writer's order. (FerretDB also closes a tailable cursor whose first batch is not full, hence the
+opening `batchSize: 1`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from datetime import timedelta
 from typing import Any
 
+from bson import ObjectId
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, PyMongoError
 
@@ -29,29 +33,42 @@ from graphlake.broadcast import Broadcast
 
 log = logging.getLogger("graphlake.events.feed")
 
-REOPEN_OVERLAP = timedelta(seconds=5)
-SEEN_WINDOW = 100_000
+# A writer first seen after the tail started may have written a little earlier: look back this far.
+NEW_WRITER_LOOKBACK = timedelta(seconds=10)
 GET_MORE_BATCH = 1000
 AWAIT_MS = 1000
 
 
 async def ensure_feed(db: AsyncDatabase, size_bytes: int) -> None:
-    """Create the capped feed once, with a first document so a tail always has one to start at."""
+    """Create the capped feed once (with a first document, so a tail always has one to start at)."""
     try:
         await db.create_collection(FEED_COLLECTION, capped=True, size=size_bytes)
+        await db[FEED_COLLECTION].insert_one({"at": utcnow(), "sentinel": True})
     except CollectionInvalid:
-        return  # exists already (another process, or an earlier start)
+        pass  # exists already (another process, or an earlier start)
     except PyMongoError as error:
         if "already exists" not in str(error):
             raise
-        return
-    await db[FEED_COLLECTION].insert_one({"at": utcnow(), "sentinel": True})
+    await db[FEED_COLLECTION].create_indexes([IndexModel([("w", ASCENDING), ("s", ASCENDING)], name="writer_seq")])
 
 
-async def publish(db: AsyncDatabase, raw_events: list[dict[str, Any]]) -> None:
-    """Send stored events (raw documents) to every process's tail, in this order."""
-    at = utcnow()
-    await db[FEED_COLLECTION].insert_many([{"at": at, "event": event} for event in raw_events], ordered=True)
+class FeedWriter:
+    """This process's writes to the feed: numbered gaplessly, in insertion order."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+        self.writer = str(ObjectId())
+        self._seq = 0
+        self._lock = asyncio.Lock()  # numbers must be inserted in the order they were given
+
+    async def publish(self, raw_events: list[dict[str, Any]]) -> None:
+        """Send stored events (raw documents) to every process's tail, in this order."""
+        async with self._lock:
+            at = utcnow()
+            first = self._seq + 1
+            docs = [{"at": at, "w": self.writer, "s": first + i, "event": event} for i, event in enumerate(raw_events)]
+            await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
+            self._seq += len(docs)
 
 
 class FeedTail:
@@ -60,48 +77,72 @@ class FeedTail:
     def __init__(self, db: AsyncDatabase, broadcast: Broadcast) -> None:
         self.db = db
         self.broadcast = broadcast
-        self._seen: deque = deque(maxlen=SEEN_WINDOW)
-        self._seen_set: set = set()
-        self._last_at = None
+        self.last: dict[str, int] = {}  # writer -> last sequence number delivered
+        self.started = utcnow()
 
-    def _deliver(self, doc: dict[str, Any], history_until: Any = None) -> None:
-        """Publish a feed document once; documents up to `history_until` are only marked as seen."""
-        self._last_at = doc["at"]
-        if doc["_id"] in self._seen_set:
+    async def _command(self, command: dict[str, Any]) -> dict[str, Any]:
+        return await self.db.command(command, codec_options=self.db.codec_options)  # tz-aware dates
+
+    async def _find(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.db[FEED_COLLECTION].find(query, sort=[("s", ASCENDING)]).to_list()
+
+    def _publish(self, doc: dict[str, Any]) -> None:
+        self.last[doc["w"]] = doc["s"]
+        self.broadcast.publish(Event.model_validate(doc["event"]))
+
+    async def _take(self, doc: dict[str, Any]) -> None:
+        """Deliver a document from the cursor, first filling any gap before it in its writer's numbers."""
+        writer, seq = doc.get("w"), doc.get("s")
+        if writer is None:
+            return  # the sentinel
+        last = self.last.get(writer)
+        if last is None:
+            if doc["at"] < self.started:
+                self.last[writer] = seq  # history from before this process started: not news
+                return
+            # A writer new to us: what it wrote since shortly before we started is news too.
+            missed = await self._find({"w": writer, "s": {"$lt": seq},
+                                       "at": {"$gte": self.started - NEW_WRITER_LOOKBACK}})
+            for earlier in missed:
+                self._publish(earlier)
+        elif seq <= last:
+            return  # delivered already
+        elif seq > last + 1:
+            for earlier in await self._find({"w": writer, "s": {"$gt": last, "$lt": seq}}):
+                self._publish(earlier)
+        self._publish(doc)
+
+    async def _catch_up(self) -> None:
+        """Anything past each known writer's last number (what the cursor may have skipped)."""
+        if not self.last:
             return
-        if len(self._seen) == self._seen.maxlen:
-            self._seen_set.discard(self._seen[0])
-        self._seen.append(doc["_id"])
-        self._seen_set.add(doc["_id"])
-        if "event" in doc and (history_until is None or doc["at"] > history_until):
-            self.broadcast.publish(Event.model_validate(doc["event"]))
-
-    async def _start_at(self) -> Any:
-        if self._last_at is not None:
-            return self._last_at - REOPEN_OVERLAP
-        newest = await self.db[FEED_COLLECTION].find_one({}, sort=[("$natural", -1)])
-        return newest["at"] if newest else utcnow()
+        for doc in await self._find({"$or": [{"w": w, "s": {"$gt": s}} for w, s in self.last.items()]}):
+            if doc["s"] == self.last[doc["w"]] + 1:
+                self._publish(doc)
 
     async def run(self) -> None:
-        """Tail until cancelled, reopening (with a short pause) whenever the cursor dies."""
-        # At process start, what the feed already holds is history, not news.
-        history_until = None if self._last_at is not None else await self._start_at()
+        """Tail until cancelled, reopening (after a short pause) whenever the cursor dies."""
         while True:
             try:
-                since = await self._start_at()
-                answer = await self.db.command({"find": FEED_COLLECTION, "filter": {"at": {"$gte": since}},
-                                                "tailable": True, "awaitData": True, "batchSize": 1},
-                                               codec_options=self.db.codec_options)
+                newest = await self.db[FEED_COLLECTION].find_one({}, sort=[("$natural", -1)])
+                since = newest["at"] if newest else utcnow()
+                answer = await self._command({"find": FEED_COLLECTION, "filter": {"at": {"$gte": since}},
+                                              "tailable": True, "awaitData": True, "batchSize": 1})
                 cursor_id = answer["cursor"]["id"]
                 for doc in answer["cursor"]["firstBatch"]:
-                    self._deliver(doc, history_until)
+                    await self._take(doc)
+                await self._catch_up()
                 while cursor_id:
-                    answer = await self.db.command({"getMore": cursor_id, "collection": FEED_COLLECTION,
-                                                    "batchSize": GET_MORE_BATCH, "maxTimeMS": AWAIT_MS},
-                                                   codec_options=self.db.codec_options)  # tz-aware dates
-                    for doc in answer["cursor"]["nextBatch"]:
-                        self._deliver(doc, history_until)
+                    answer = await self._command({"getMore": cursor_id, "collection": FEED_COLLECTION,
+                                                  "batchSize": GET_MORE_BATCH, "maxTimeMS": AWAIT_MS})
+                    batch = answer["cursor"]["nextBatch"]
+                    for doc in batch:
+                        await self._take(doc)
+                    if not batch:
+                        await self._catch_up()
+                    await asyncio.sleep(0)  # let subscribers drain their queues between batches
                     cursor_id = answer["cursor"]["id"]
+                log.debug("event feed cursor closed by the server; reopening")
             except asyncio.CancelledError:
                 raise
             except Exception:

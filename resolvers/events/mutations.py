@@ -27,12 +27,12 @@ class EventMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Log one event.")
     async def log_event(self, info: Info, input: EventInput) -> Event:
         state = info.context.state
-        [stored] = await service.log_events(state.db, [_new_event(0, input)], state.settings, state.background)
+        [stored] = await service.log_events(state.feed, [_new_event(0, input)], state.settings, state.background)
         return Event.from_document(stored)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Log a batch of events: all are checked, then stored with one bulk write.")
     async def log_events(self, info: Info, inputs: list[EventInput]) -> LogEventsPayload:
         state = info.context.state
-        stored = await service.log_events(state.db, [_new_event(i, e) for i, e in enumerate(inputs)], state.settings,
+        stored = await service.log_events(state.feed, [_new_event(i, e) for i, e in enumerate(inputs)], state.settings,
                                           state.background)
         return LogEventsPayload(count=len(stored), ids=[encode_id("Event", e.id) for e in stored])

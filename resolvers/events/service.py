@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import to_millis, utcnow
 from documents.common import Ownership
@@ -23,7 +22,8 @@ from documents.event import LEVELS, Event
 from documents.json_value import StoredJson
 from graphlake.settings import Settings
 from resolvers.errors import BadUserInput
-from resolvers.events import alerts, feed
+from resolvers.events import alerts
+from resolvers.events.feed import FeedWriter
 
 log = logging.getLogger("graphlake.events")
 
@@ -52,7 +52,7 @@ def _check(i: int, event: NewEvent) -> None:
         raise BadUserInput(f"at most {MAX_MESSAGE_LENGTH} characters", field=f"{where}.message")
 
 
-async def log_events(db: AsyncDatabase, events: Sequence[NewEvent], settings: Settings,
+async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: Settings,
                      tasks: set[asyncio.Task] | None = None) -> list[Event]:
     """Store a batch (all checked first), publish it live, and fire alerts in the background."""
     if not events:
@@ -70,10 +70,10 @@ async def log_events(db: AsyncDatabase, events: Sequence[NewEvent], settings: Se
     ]
     raw = [e.model_dump(by_alias=True) for e in stored]
     await Event.get_pymongo_collection().insert_many(raw, ordered=True)
-    await feed.publish(db, raw)
+    await writer.publish(raw)
     alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]
     if alerting:
-        task = asyncio.create_task(alerts.notify(alerting, db, settings))
+        task = asyncio.create_task(alerts.notify(alerting, writer, settings))
         if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
             tasks.add(task)
             task.add_done_callback(tasks.discard)

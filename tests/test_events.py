@@ -1,0 +1,307 @@
+"""Events: logging and querying, the live stream (Python and npm clients), overflow, alerts,
+the audit trail, utilization and archival."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from pydantic import SecretStr
+from aiosmtpd.controller import Controller
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from documents.event import Event
+from graphlake import PROJECT_ROOT
+from graphlake.context import AppState
+from graphlake.local_services import free_port
+from graphlake.settings import Settings
+from tests.conftest import Served
+from tests.operations import Api
+from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
+
+
+def ev(event_type: str = "LOG_INFO", **fields: object) -> dict:
+    return {"eventType": event_type, **fields}
+
+
+async def log(api: Api, token: str, *events: dict) -> list[str]:
+    return (await api.data("LogEvents", {"inputs": list(events)}, token=token))["logEvents"]["ids"]
+
+
+async def types(api: Api, token: str, filter: dict | None = None) -> list[str]:
+    data = await api.data("Events", {"filter": {"eventTypes": None, **(filter or {})}, "first": 100}, token=token)
+    return [e["node"]["eventType"] for e in data["events"]["edges"] if e["node"]["eventType"] != "AUDIT"]
+
+
+async def test_log_and_query_with_every_filter(api: Api, contributor: str) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    await log(api, contributor,
+              ev("NODE_START", level="INFO", source={"nodeId": "robot-1", "workflowId": "wf-9"}, timestamp=t0.isoformat(),
+                 data={"temperature": 21.5, "tags": ["a"]}),
+              ev("NODE_ERROR", level="ERROR", message="gripper jam", source={"nodeId": "robot-1"},
+                 timestamp=(t0 + timedelta(minutes=1)).isoformat(), data={"code": 17}, traceId="t-1", spanId="s-1"),
+              ev("LOG_DEBUG", level="DEBUG", source={"nodeId": "robot-2"}, timestamp=(t0 + timedelta(minutes=2)).isoformat()),
+              ev("CUSTOM", level="WARNING", alert=True, timestamp=(t0 + timedelta(minutes=3)).isoformat(), data={"temperature": 80}))
+    assert await types(api, contributor) == ["CUSTOM", "LOG_DEBUG", "NODE_ERROR", "NODE_START"]  # newest first
+    assert await types(api, contributor, {"minLevel": "WARNING"}) == ["CUSTOM", "NODE_ERROR"]
+    assert await types(api, contributor, {"eventTypes": ["NODE_START", "LOG_DEBUG"]}) == ["LOG_DEBUG", "NODE_START"]
+    assert await types(api, contributor, {"source": {"nodeId": "robot-1"}}) == ["NODE_ERROR", "NODE_START"]
+    assert await types(api, contributor, {"after": (t0 + timedelta(minutes=1)).isoformat(),
+                                          "before": (t0 + timedelta(minutes=3)).isoformat()}) == ["LOG_DEBUG", "NODE_ERROR"]
+    assert await types(api, contributor, {"alertOnly": True}) == ["CUSTOM"]
+    assert await types(api, contributor, {"data": [{"path": "temperature", "op": "GT", "value": 50}]}) == ["CUSTOM"]
+    assert await types(api, contributor, {"data": [{"path": "tags", "op": "CONTAINS", "value": "a"}]}) == ["NODE_START"]
+    error_event = (await api.data("Events", {"filter": {"eventTypes": ["NODE_ERROR"]}}, token=contributor))["events"]["edges"][0]["node"]
+    assert error_event["level"] == "ERROR" and error_event["levelNumber"] == 40 and error_event["traceId"] == "t-1"
+    assert error_event["data"] == {"code": 17} and error_event["source"]["nodeId"] == "robot-1"
+    fetched = (await api.data("Event", {"id": error_event["id"]}, token=contributor))["event"]
+    assert fetched["message"] == "gripper jam"
+
+
+async def test_a_batch_is_checked_whole(api: Api, contributor: str, settings: Settings) -> None:
+    before = await Event.find({"event_type": {"$ne": "AUDIT"}}).count()
+    error = await api.error("LogEvents", {"inputs": [ev(), ev(""), ev()]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].eventType"}
+    limit = settings.max_events_per_batch
+    settings.max_events_per_batch = 3
+    try:
+        error = await api.error("LogEvents", {"inputs": [ev()] * 4}, token=contributor)
+    finally:
+        settings.max_events_per_batch = limit
+    assert error["extensions"]["field"] == "inputs" and "at most 3" in error["message"]
+    assert await Event.find({"event_type": {"$ne": "AUDIT"}}).count() == before
+
+
+async def test_cursors_stay_stable_while_events_arrive(api: Api, contributor: str) -> None:
+    await log(api, contributor, *[ev("TICK", message=str(i)) for i in range(6)])
+    first = (await api.data("Events", {"filter": {"eventTypes": ["TICK"]}, "first": 3}, token=contributor))["events"]
+    await log(api, contributor, *[ev("TICK", message=f"new{i}") for i in range(3)])
+    rest = (await api.data("Events", {"filter": {"eventTypes": ["TICK"]}, "first": 10,
+                                      "after": first["pageInfo"]["endCursor"]}, token=contributor))["events"]
+    seen = [e["node"]["message"] for e in first["edges"] + rest["edges"]]
+    assert sorted(seen) == [str(i) for i in range(6)]  # new events came before page one: nothing shifts
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_python_subscriber_gets_each_matching_event_once_in_order(
+    api: Api, served: Served, viewer: str, contributor: str, protocol: str
+) -> None:
+    async with Subscriber(served.ws_url, protocol) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.subscribe("EventStream", {"filter": {"source": {"nodeId": "robot-7"}, "minLevel": "INFO"}})
+        await asyncio.sleep(0.3)
+        await log(api, contributor, *[ev("STEP", message=str(i), source={"nodeId": "robot-7"}) for i in range(20)],
+                  ev("STEP", message="other node", source={"nodeId": "robot-8"}), ev("STEP", level="DEBUG", source={"nodeId": "robot-7"}))
+        got = [await asyncio.wait_for(ws.receive(), 10) for _ in range(20)]
+        assert [m["payload"]["data"]["events"]["message"] for m in got] == [str(i) for i in range(20)]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.receive(), 1.5)  # nothing unmatched, nothing twice
+
+
+async def test_npm_graphql_ws_client_receives_live_events(api: Api, served: Served, viewer: str, contributor: str) -> None:
+    node = shutil.which("node")
+    modules = PROJECT_ROOT / "assets" / "node_modules"
+    assert node and (modules / "ws").is_dir(), "make installs Node.js packages into assets/node_modules"
+    process = await asyncio.create_subprocess_exec(
+        node, str(PROJECT_ROOT / "tests" / "js" / "subscribe_events.cjs"), served.ws_url, viewer, "5", "JS_CHECK",
+        env={**os.environ, "ASSETS_NODE_MODULES": str(modules)}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert (await asyncio.wait_for(process.stdout.readline(), 20)).strip() == b"READY"
+        await log(api, contributor, *[ev("JS_CHECK", message=f"m{i}", source={"nodeId": "n"}) for i in range(5)])
+        lines = [json.loads(await asyncio.wait_for(process.stdout.readline(), 10)) for _ in range(5)]
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert [line["message"] for line in lines] == [f"m{i}" for i in range(5)]
+
+
+async def test_slow_subscriber_is_dropped_and_others_continue(api: Api, served: Served, state: AppState,
+                                                             viewer: str, contributor: str) -> None:
+    async with Subscriber(served.ws_url) as healthy, Subscriber(served.ws_url) as slow:
+        await healthy.connect({"Authorization": f"Bearer {viewer}"})
+        await healthy.subscribe("EventStream", {"filter": {"eventTypes": ["BURST"]}})
+        await asyncio.sleep(0.3)  # let it register with the normal queue size
+        size = state.events.queue_size
+        state.events.queue_size = 5  # the next subscriber gets a tiny queue
+        try:
+            await slow.connect({"Authorization": f"Bearer {viewer}"})
+            await slow.subscribe("EventStream", {"filter": {"eventTypes": ["BURST"]}})
+            await asyncio.sleep(0.3)
+        finally:
+            state.events.queue_size = size
+        await log(api, contributor, *[ev("BURST", message=str(i)) for i in range(200)])
+        got = [await asyncio.wait_for(healthy.receive(), 10) for _ in range(200)]
+        assert [m["payload"]["data"]["events"]["message"] for m in got] == [str(i) for i in range(200)]
+        messages = []
+        while True:
+            message = await asyncio.wait_for(slow.receive(), 10)
+            messages.append(message)
+            if message["type"] != "next" or message["payload"].get("errors"):
+                break
+        final = messages[-1]
+        errors = final["payload"]["errors"] if final["type"] == "next" else final["payload"]
+        assert "dropped" in errors[0]["message"] and "behind" in errors[0]["message"]
+        assert len(messages) - 1 < 200
+
+
+@pytest.fixture
+async def alert_sinks(settings: Settings) -> dict:
+    """A local SMTP server and a webhook receiver, and settings pointing alerts at them."""
+    mails: list = []
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            mails.append(envelope)
+            return "250 OK"
+
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    hooks: list[tuple[bytes, dict]] = []
+    release = asyncio.Event()
+
+    async def receive(request: Request) -> Response:
+        hooks.append((await request.body(), dict(request.headers)))
+        if request.query_params.get("wait"):
+            await release.wait()
+        return Response("ok")
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", receive, methods=["POST"])]),
+                                           host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    saved = settings.model_dump()
+    settings.alert_smtp_host, settings.alert_smtp_port, settings.alert_smtp_starttls = "127.0.0.1", smtp.port, False
+    settings.alert_email_to = ["oncall@lab.example"]
+    settings.alert_webhooks = [f"http://127.0.0.1:{port}/hook"]
+    settings.alert_webhook_secret = SecretStr("hook-secret")
+    try:
+        yield {"mails": mails, "hooks": hooks, "port": port, "release": release}
+    finally:
+        release.set()
+        for key in ("alert_smtp_host", "alert_smtp_port", "alert_smtp_starttls", "alert_email_to", "alert_webhooks",
+                    "alert_webhook_secret"):
+            setattr(settings, key, saved[key])
+        server.should_exit = True
+        await task
+        smtp.stop()
+
+
+async def wait_for(condition, timeout: float = 10) -> None:  # noqa: ANN001
+    for _ in range(int(timeout / 0.05)):
+        if await condition() if asyncio.iscoroutinefunction(condition) else condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_alerts_email_and_signed_webhooks(api: Api, contributor: str, alert_sinks: dict) -> None:
+    await log(api, contributor, ev("LOG_INFO", message="routine"), ev("FURNACE", level="CRITICAL", message="overheat"),
+              ev("NOTE", level="INFO", alert=True, message="look at this"))
+    await wait_for(lambda: alert_sinks["mails"] and alert_sinks["hooks"])
+    mail = email.message_from_bytes(alert_sinks["mails"][0].content)
+    assert alert_sinks["mails"][0].rcpt_tos == ["oncall@lab.example"] and "FURNACE" in mail["Subject"]
+    body, headers = alert_sinks["hooks"][0]
+    expected = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
+    assert headers["x-graphlake-signature"] == expected
+    assert sorted(a["eventType"] for a in json.loads(body)["alerts"]) == ["FURNACE", "NOTE"]
+
+
+async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, contributor: str, alert_sinks: dict,
+                                                                   settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resolvers.events import alerts
+
+    monkeypatch.setattr(alerts, "FIRST_DELAY", 0.01)
+    settings.alert_webhooks = [f"http://127.0.0.1:{alert_sinks['port']}/hook?wait=1", f"http://127.0.0.1:{free_port()}/closed"]
+    settings.alert_smtp_host = None
+    # The first webhook hangs until released below: logging returns all the same.
+    ids = await log(api, contributor, ev("FAULT", level="ERROR"))
+    assert len(ids) == 1
+    await wait_for(lambda: len(alert_sinks["hooks"]) == 1)  # the delivery is still in flight
+    alert_sinks["release"].set()
+
+    async def failure_logged() -> bool:
+        return await Event.find({"event_type": "ALERT_DELIVERY_FAILED"}).count() == 1
+
+    await wait_for(failure_logged)
+    failed = await Event.find_one({"event_type": "ALERT_DELIVERY_FAILED"})
+    assert "/closed" in failed.data.decode()["target"] and failed.level == 30
+
+
+async def test_every_mutation_is_audited_without_secrets(api: Api, admin: str, contributor: str) -> None:
+    stored = (await api.data("StoreValue", {"input": {"name": "secret-recipe", "value": {"pepper": 3}}}, token=contributor))
+    created = (await api.data("CreateApiToken", {"input": {"name": "robot", "role": "VIEWER"}}, token=admin))["createApiToken"]
+    await api.error("StoreValue", {"input": {"name": "", "value": 1}}, token=contributor)  # failed: not audited
+    audits = (await api.data("Events", {"filter": {"eventTypes": ["AUDIT"]}, "first": 50}, token=admin))["events"]["edges"]
+    by_mutation = {a["node"]["data"]["mutation"]: a["node"] for a in audits}
+    assert set(by_mutation) == {"storeValue", "createApiToken"}
+    assert stored["storeValue"]["id"] in by_mutation["storeValue"]["data"]["ids"]
+    assert by_mutation["storeValue"]["data"]["token"].startswith("contributor-")
+    assert created["token"]["id"] in by_mutation["createApiToken"]["data"]["ids"]
+    everything = json.dumps([a["node"] for a in audits])
+    assert created["secret"] not in everything and "pepper" not in everything
+
+
+async def test_utilization_from_start_stop_pairs(api: Api, contributor: str, viewer: str, settings: Settings,
+                                                 tmp_path: Path) -> None:
+    t0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
+
+    def at(minutes: int) -> str:
+        return (t0 + timedelta(minutes=minutes)).isoformat()
+
+    await log(api, contributor,
+              ev("NODE_START", source={"nodeId": "a"}, timestamp=at(-30)),   # started before the window
+              ev("NODE_STOP", source={"nodeId": "a"}, timestamp=at(30)),
+              ev("NODE_START", source={"nodeId": "a"}, timestamp=at(40)),
+              ev("NODE_STOP", source={"nodeId": "a"}, timestamp=at(50)),
+              ev("NODE_START", source={"nodeId": "b"}, timestamp=at(90)),    # still running at the end
+              ev("WORKFLOW_START", source={"workflowId": "w1", "userId": "ann"}, timestamp=at(0)),
+              ev("WORKFLOW_COMPLETE", source={"workflowId": "w1", "userId": "ann"}, timestamp=at(60)))
+    window = {"from": at(0), "to": at(120)}
+    nodes = {r["group"]: r for r in (await api.data("Utilization", {**window, "groupBy": "NODE"}, token=viewer))["utilization"]}
+    assert nodes["a"]["busySeconds"] == 40 * 60 and nodes["a"]["sessions"] == 2
+    assert nodes["b"]["busySeconds"] == 30 * 60 and abs(nodes["b"]["utilization"] - 0.25) < 1e-9
+    users = (await api.data("Utilization", {**window, "groupBy": "USER"}, token=viewer))["utilization"]
+    assert users == [{"group": "ann", "busySeconds": 3600.0, "sessions": 1, "utilization": 0.5}]
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
+           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphlake", "events", "utilization", "--from", at(0), "--to", at(120), "--group-by", "node",
+        "--csv", env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    assert out.decode().splitlines() == ["group,busy_seconds,sessions,utilization", "a,2400.000,2,0.333333",
+                                         "b,1800.000,1,0.250000"]
+
+
+async def test_archived_events_leave_default_queries(api: Api, contributor: str, settings: Settings, tmp_path: Path) -> None:
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    await log(api, contributor, ev("OLD_ONE", timestamp=old), ev("FRESH_ONE"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
+           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphlake", "events", "archive", "--older-than", "30", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0 and b"archived 1 event" in err
+    assert await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"]}) == ["FRESH_ONE"]
+    archived = await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"], "includeArchived": True})
+    assert archived == ["FRESH_ONE", "OLD_ONE"]

@@ -1,0 +1,91 @@
+"""Two server processes sharing one database: every subscriber, on either process, receives each
+event of a burst exactly once, in order per source, whichever process it was logged on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+from graphlake.local_services import free_port
+from graphlake.settings import Settings
+from tests.conftest import Served
+from tests.operations import Api, document
+from tests.ws_client import Subscriber
+
+BURST = 5000
+BATCH = 250
+
+
+async def start_second_server(settings: Settings, tmp_path: Path) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
+           "GRAPHLAKE_PORT": str(port), "GRAPHLAKE_DATA_DIR": str(tmp_path), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false",
+           "GRAPHLAKE_LOG_LEVEL": "WARNING"}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=tmp_path,
+                                                   stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):
+            try:
+                if (await http.get(f"{url}/readyz")).status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("the second server did not start")
+
+
+async def collect(ws: Subscriber, count: int) -> list[dict]:
+    events = []
+    while len(events) < count:
+        message = await asyncio.wait_for(ws.receive(), 60)
+        assert message["type"] in ("next", "data") and not message["payload"].get("errors"), message
+        events.append(message["payload"]["data"]["events"])
+    return events
+
+
+async def test_burst_across_two_processes(api: Api, served: Served, settings: Settings, viewer: str,
+                                          contributor: str, tmp_path: Path) -> None:
+    process, other_url = await start_second_server(settings, tmp_path)
+    try:
+        other_ws = other_url.replace("http", "ws", 1) + "/graphql"
+        async with Subscriber(served.ws_url) as on_a, Subscriber(other_ws) as on_b:
+            for ws in (on_a, on_b):
+                await ws.connect({"Authorization": f"Bearer {viewer}"})
+                await ws.subscribe("EventStream", {"filter": {"eventTypes": ["BURST"]}})
+            await asyncio.sleep(0.5)
+
+            async def log_via(base_url: str, source: str, count: int) -> None:
+                async with httpx.AsyncClient(base_url=base_url, timeout=60,
+                                             headers={"Authorization": f"Bearer {contributor}"}) as http:
+                    for start in range(0, count, BATCH):
+                        inputs = [{"eventType": "BURST", "message": f"{source}-{i}", "source": {"nodeId": source}}
+                                  for i in range(start, start + BATCH)]
+                        response = await http.post("/graphql", json={"query": document("LogEvents"),
+                                                                     "operationName": "LogEvents",
+                                                                     "variables": {"inputs": inputs}})
+                        assert not response.json().get("errors"), response.text[:300]
+
+            # Half logged through each process, at the same time.
+            await asyncio.gather(log_via(served.base_url, "node-a", BURST // 2), log_via(other_url, "node-b", BURST // 2))
+            got_a, got_b = await asyncio.gather(collect(on_a, BURST), collect(on_b, BURST))
+            for got in (got_a, got_b):
+                assert len({e["id"] for e in got}) == BURST  # none twice
+                for source in ("node-a", "node-b"):  # none lost, in order per source
+                    messages = [e["message"] for e in got if e["source"]["nodeId"] == source]
+                    assert messages == [f"{source}-{i}" for i in range(BURST // 2)]
+            for ws in (on_a, on_b):  # and nothing more arrives
+                try:
+                    extra = await asyncio.wait_for(ws.receive(), 1.5)
+                except TimeoutError:
+                    extra = None
+                assert extra is None, extra
+    finally:
+        process.terminate()
+        await process.wait()
