@@ -256,6 +256,18 @@ class Client:
             for archive in archives:
                 archive.unlink(missing_ok=True)
 
+    # --- events
+    async def log_event(self, event_type: str, message: str | None = None, *, level: str = "INFO",
+                        data: Any = None, **fields: Any) -> str:
+        """Log one event; `fields` are EventInput fields (source, alert, traceId, ...). Returns its ID."""
+        return (await self.log_events([{"eventType": event_type, "message": message, "level": level, "data": data, **fields}]))[0]
+
+    async def log_events(self, events: list[dict[str, Any]]) -> list[str]:
+        """Log a batch of EventInput dicts with one request and one bulk write. Returns their IDs."""
+        query = "mutation ($inputs: [EventInput!]!) { logEvents(inputs: $inputs) { ids } }"
+        inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
+        return (await self.execute(query, {"inputs": inputs}))["logEvents"]["ids"]
+
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
 
     # --- events
     max_events_per_batch: int = Field(default=10_000, description="Events in one logEvents call.")
-    event_feed_bytes: int = Field(default=256 * 1_048_576, description="Size of the capped collection live events travel through.")
+    event_feed_bytes: int = Field(default=16 * 1_048_576, description="Size of the capped collection live events travel through.")
     subscriber_queue_size: int = Field(default=10_000, description="Events a slow subscriber may lag before it is dropped.")
     event_archive_after_days: float | None = Field(default=None, description="Archive older events automatically.")
     alert_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

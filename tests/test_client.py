@@ -152,3 +152,13 @@ async def test_cli_upload_and_download(served: Served, contributor: str, tree: P
     assert (tmp_path / "n.txt").read_bytes() == b"hello"
     code, _, err = await graphlake({**env, "GRAPHLAKE_TOKEN": "glk_wrong"}, "upload", str(tree / "notes.txt"))
     assert code == 1 and "UNAUTHENTICATED" in err
+
+
+async def test_logging_events_from_python(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    async with client(served, contributor, tmp_path) as lake:
+        event_id = await lake.log_event("SAMPLE_MEASURED", "plate 7 read", data={"od600": 0.42},
+                                        source={"nodeId": "reader-1"})
+        ids = await lake.log_events([{"eventType": "STEP", "message": str(i)} for i in range(3)])
+    assert len(ids) == 3
+    event = (await api.data("Event", {"id": event_id}, token=contributor))["event"]
+    assert event["data"] == {"od600": 0.42} and event["source"]["nodeId"] == "reader-1" and event["level"] == "INFO"

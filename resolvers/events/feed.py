@@ -52,8 +52,11 @@ async def ensure_feed(db: AsyncDatabase, size_bytes: int) -> None:
     await db[FEED_COLLECTION].create_indexes([IndexModel([("w", ASCENDING), ("s", ASCENDING)], name="writer_seq")])
 
 
+CHUNK_EVENTS = 1000  # events per feed document: one document per publish keeps the feed short to scan
+
+
 class FeedWriter:
-    """This process's writes to the feed: numbered gaplessly, in insertion order."""
+    """This process's writes to the feed: one document per publish (chunked), numbered gaplessly."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
@@ -63,10 +66,11 @@ class FeedWriter:
 
     async def publish(self, raw_events: list[dict[str, Any]]) -> None:
         """Send stored events (raw documents) to every process's tail, in this order."""
+        chunks = [raw_events[i:i + CHUNK_EVENTS] for i in range(0, len(raw_events), CHUNK_EVENTS)]
         async with self._lock:
             at = utcnow()
             first = self._seq + 1
-            docs = [{"at": at, "w": self.writer, "s": first + i, "event": event} for i, event in enumerate(raw_events)]
+            docs = [{"at": at, "w": self.writer, "s": first + i, "events": chunk} for i, chunk in enumerate(chunks)]
             await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
             self._seq += len(docs)
 
@@ -88,7 +92,8 @@ class FeedTail:
 
     def _publish(self, doc: dict[str, Any]) -> None:
         self.last[doc["w"]] = doc["s"]
-        self.broadcast.publish(Event.model_validate(doc["event"]))
+        for event in doc["events"]:
+            self.broadcast.publish(Event.model_validate(event))
 
     async def _take(self, doc: dict[str, Any]) -> None:
         """Deliver a document from the cursor, first filling any gap before it in its writer's numbers."""
@@ -108,7 +113,12 @@ class FeedTail:
         elif seq <= last:
             return  # delivered already
         elif seq > last + 1:
-            for earlier in await self._find({"w": writer, "s": {"$gt": last, "$lt": seq}}):
+            missing = await self._find({"w": writer, "s": {"$gt": last, "$lt": seq}})
+            if len(missing) < seq - last - 1:
+                log.warning("event feed: %d document(s) of writer %s were overwritten before this process read them; "
+                            "their events are in the log but were not streamed (raise GRAPHLAKE_EVENT_FEED_BYTES)",
+                            seq - last - 1 - len(missing), writer)
+            for earlier in missing:
                 self._publish(earlier)
         self._publish(doc)
 

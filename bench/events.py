@@ -1,0 +1,178 @@
+"""Events: ingest throughput against raw PyMongo, and live delivery latency to many subscribers.
+
+    .venv/bin/python bench/events.py [--events 100000] [--batch 1000] [--subscribers 200] [--live 1000]
+
+1. Ingest: `--events` events through `logEvents` in batches of `--batch` (HTTP to a real server),
+   and, in the same run, the same documents with raw PyMongo `insert_many` in the same batches.
+   Prints events/s of each and their ratio (target >= 0.5x).
+2. Live: `--subscribers` WebSocket subscribers, then `--live` events logged one `logEvent` at a
+   time; latency = logEvent acknowledged -> message received, p50/p99 over every delivery. Once
+   with everything on one process, once with the subscribers on a second process (targets: p99
+   under 100 ms on one process, under 300 ms across two).
+Servers run as `graphlake serve` subprocesses on FerretDB from the build cache (or
+GRAPHLAKE_BENCH_MONGODB_URL), so the clients here do not share their event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+from bson import ObjectId  # noqa: E402
+
+from documents.api_token import Role  # noqa: E402
+from documents.event import Event  # noqa: E402
+from documents.json_value import StoredJson  # noqa: E402
+from graphlake.database import connect  # noqa: E402
+from graphlake.local_services import find_binary, free_port, start_ferretdb  # noqa: E402
+from resolvers.auth.service import create_token  # noqa: E402
+from tests.operations import document  # noqa: E402
+from tests.ws_client import Subscriber  # noqa: E402
+
+
+async def start_server(url: str, database: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": url, "GRAPHLAKE_DATABASE": database, "GRAPHLAKE_PORT": str(port),
+           "GRAPHLAKE_DATA_DIR": str(data_dir), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false", "GRAPHLAKE_LOG_LEVEL": "WARNING",
+           "GRAPHLAKE_MAX_SUBSCRIPTIONS_PER_CONNECTION": "20"}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=data_dir,
+                                                   stdout=asyncio.subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            try:
+                if (await http.get(f"{base}/readyz")).status_code == 200:
+                    return process, base
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def event_inputs(n: int, start: int = 0) -> list[dict]:
+    return [{"eventType": "BENCH", "level": "INFO", "message": f"event {i}", "data": {"i": i, "temperature": 20 + i % 10},
+             "source": {"nodeId": f"node-{i % 8}", "workflowId": "bench"}} for i in range(start, start + n)]
+
+
+async def ingest(base: str, token: str, db, total: int, batch: int) -> tuple[float, float]:  # noqa: ANN001
+    query = document("LogEvents")
+    async with httpx.AsyncClient(base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}) as http:
+        start = time.perf_counter()
+        for offset in range(0, total, batch):
+            response = await http.post("/graphql", json={"query": query, "operationName": "LogEvents",
+                                                         "variables": {"inputs": event_inputs(batch, offset)}})
+            assert not response.json().get("errors"), response.text[:300]
+        graphql = total / (time.perf_counter() - start)
+    raw = db["events_raw_baseline"]
+    start = time.perf_counter()
+    for offset in range(0, total, batch):
+        docs = [Event(id=ObjectId(), event_type=e["eventType"], level=20, message=e["message"],
+                      data=StoredJson.encode(e["data"]), source=e["source"]).model_dump(by_alias=True)
+                for e in event_inputs(batch, offset)]
+        await raw.insert_many(docs)
+    baseline = total / (time.perf_counter() - start)
+    await raw.drop()
+    return graphql, baseline
+
+
+async def live(log_base: str, sub_base: str, token: str, subscribers: int, count: int) -> list[float]:
+    ws_url = sub_base.replace("http", "ws", 1) + "/graphql"
+    received: dict[str, list[float]] = {}
+    clients = []
+    per_connection = 10  # several subscriptions share a connection, as browser tabs would not, but 200 sockets
+    for c in range(0, subscribers, per_connection):
+        ws = Subscriber(ws_url)
+        await ws.connect({"Authorization": f"Bearer {token}"})
+        for _ in range(min(per_connection, subscribers - c)):
+            await ws.subscribe("EventStream", {"filter": {"eventTypes": ["LIVE"]}})
+        clients.append(ws)
+    await asyncio.sleep(1.0)
+
+    async def read(ws: Subscriber) -> None:
+        while True:
+            message = await ws.receive()
+            event = message["payload"]["data"]["events"]
+            received.setdefault(event["id"], []).append(time.perf_counter())
+
+    readers = [asyncio.create_task(read(ws)) for ws in clients]
+    acked: dict[str, float] = {}
+    query = document("LogEvent")
+    async with httpx.AsyncClient(base_url=log_base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+        for i in range(count):
+            response = await http.post("/graphql", json={"query": query, "operationName": "LogEvent",
+                                                         "variables": {"input": {"eventType": "LIVE", "message": str(i)}}})
+            acked[response.json()["data"]["logEvent"]["id"]] = time.perf_counter()
+            await asyncio.sleep(0.005)
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and sum(len(v) for k, v in received.items() if k in acked) < count * subscribers:
+        await asyncio.sleep(0.1)
+    for task in readers:
+        task.cancel()
+    for ws in clients:
+        await ws.close()
+    # Count only this phase's events: a lagging feed may still be streaming earlier ones.
+    delivered = sum(len(times) for event_id, times in received.items() if event_id in acked)
+    if delivered != count * subscribers:
+        print(f"  !! delivered {delivered} of {count * subscribers}")
+    # A message can arrive before its acknowledgement is read here: count that as no delay.
+    return [max(0.0, t - acked[event_id]) for event_id, times in received.items() if event_id in acked for t in times]
+
+
+def pct(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100)[int(p) - 1] if len(values) > 1 else values[0]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--live", type=int, default=1000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ferret = None
+        url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
+        if not url:
+            ferret = start_ferretdb(find_binary("ferretdb"), Path(tmp) / "ferretdb")
+            url = f"mongodb://127.0.0.1:{ferret.port}/"
+        database = "graphlake_bench_events"
+        client = await connect(url, database)
+        await client.drop_database(database)
+        client = await connect(url, database)
+        _, token = await create_token("bench", Role.CONTRIBUTOR)
+        servers = []
+        try:
+            (a, base_a), (b, base_b) = await asyncio.gather(start_server(url, database, Path(tmp)),
+                                                            start_server(url, database, Path(tmp)))
+            servers = [a, b]
+            print(f"ingesting {args.events} events in batches of {args.batch} ...", flush=True)
+            graphql, baseline = await ingest(base_a, token, client[database], args.events, args.batch)
+            print(f"ingest   graphql {graphql:9.0f} events/s   raw insert_many {baseline:9.0f} events/s   "
+                  f"ratio {graphql / baseline:.2f}x  (target >= 0.5x)")
+            for label, sub_base in (("one process", base_a), ("two processes", base_b)):
+                latencies = await live(base_a, sub_base, token, args.subscribers, args.live)
+                print(f"live ({label}, {args.subscribers} subscribers, {args.live} events): "
+                      f"p50 {pct(latencies, 50) * 1000:.1f} ms  p99 {pct(latencies, 99) * 1000:.1f} ms  "
+                      f"(target p99 < {100 if label == 'one process' else 300} ms)", flush=True)
+        finally:
+            for process in servers:
+                process.terminate()
+                await process.wait()
+            await client.close()
+            if ferret:
+                ferret.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
