@@ -17,8 +17,10 @@ test: setup ferretdb minio
 	$(BIN)/pytest
 
 # Speed, as ratios against raw-driver baselines measured in the same run (see README, Performance).
-bench: setup ferretdb
+bench: setup ferretdb minio
 	$(BIN)/python bench/nested_read.py
+	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/events.py
 
 setup: python assets
 

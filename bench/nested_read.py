@@ -91,21 +91,17 @@ async def main() -> None:
             url = f"mongodb://127.0.0.1:{ferret.port}/"
         settings = Settings(_env_file=None, mongodb_url=url, database="graphlake_bench", data_dir=Path(tmp) / "data",
                             bootstrap_admin_token=False, max_page_size=max(1000, args.datums), log_level="WARNING")
+        raw = AsyncMongoClient(url, tz_aware=True)
+        # Start from an empty database (for GRAPHLAKE_BENCH_MONGODB_URL); before the app starts, so its
+        # indexes and capped event feed are made afresh.
+        await raw.drop_database(settings.database)
         app = create_app(settings)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
         task = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.05)
-        raw = AsyncMongoClient(url, tz_aware=True)
         try:
-            await raw.drop_database(settings.database)
-            await app.state.graphlake.client.drop_database(settings.database)
-            # drop_database removed the indexes the app made at start; make them again
-            from graphlake.database import ensure_indexes
-            from documents import DOCUMENT_MODELS
-            for model in DOCUMENT_MODELS:
-                await ensure_indexes(model)
             print(f"seeding {args.datums} datums x (2 roles + 3 annotations) ...", flush=True)
             version_id = await seed_version(args.datums)
             _, secret = await create_token("bench", Role.VIEWER)

@@ -13,7 +13,6 @@ session is remembered in a small state file next to the user's cache).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import mimetypes
 import os
@@ -27,6 +26,8 @@ from typing import Any
 
 import httpx
 import pathspec
+
+from storage.local import file_sha256
 
 CHUNK = 1024 * 1024
 Progress = Callable[[int], None]  # called with the bytes just sent
@@ -54,14 +55,6 @@ _FIND_COLLECTION = """query ($name: String!) { collections(nameContains: $name, 
 _CREATE_COLLECTION = """mutation ($name: String!) { createCollection(input: {name: $name}) { id name } }"""
 _DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name downloadUrl } }"""
 _DOWNLOAD_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id name downloadUrl } }"""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

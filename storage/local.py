@@ -128,13 +128,14 @@ class LocalStore:
             return None
 
     async def sha256(self, key: str) -> str:
-        return await asyncio.to_thread(_file_sha256, self.path(key))
+        return await asyncio.to_thread(file_sha256, self.path(key))
 
     async def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as source:
         while chunk := source.read(CHUNK):

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from documents import DOCUMENT_MODELS
 from documents.api_token import Role
 from documents.event import FEED_COLLECTION
+from resolvers.events.feed import WRITERS_COLLECTION
 from graphlake.app import create_app
 from graphlake.context import AppState
 from graphlake.local_services import find_binary, free_port, start_ferretdb, start_minio
@@ -101,7 +102,8 @@ class CommandCounter(CommandListener):
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
-        on_feed = FEED_COLLECTION in (event.command.get(event.command_name), event.command.get("collection"))
+        target = (event.command.get(event.command_name), event.command.get("collection"))
+        on_feed = FEED_COLLECTION in target or WRITERS_COLLECTION in target
         if event.command_name not in self.HOUSEKEEPING and not on_feed:
             self.commands.append(event.command_name)
 
