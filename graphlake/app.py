@@ -52,7 +52,7 @@ def create_app(
             app.state.graphlake = state
             secret = await ensure_bootstrap_admin() if settings.bootstrap_admin_token else None
             await ensure_feed(state.db, settings.event_feed_bytes)
-            workers = [asyncio.create_task(FeedTail(state.db, state.events).run()),
+            workers = [asyncio.create_task(FeedTail(state.db, state.events, state.feed).run()),
                        asyncio.create_task(_maintain(state))]
             if announce:
                 _announce(settings, secret)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -33,8 +34,10 @@ log = logging.getLogger("graphlake.events.feed")
 
 WRITERS_COLLECTION = "feed_writers"
 CHUNK_EVENTS = 1000  # events per feed document
-POLL_SECONDS = 0.02  # between rounds when there was nothing new
+POLL_SECONDS = 0.05  # between rounds when there was nothing new
 WRITERS_REFRESH_SECONDS = 1.0
+# A writer whose process has not said it is alive for this long is polled only while it has unread numbers.
+ALIVE_FOR = timedelta(seconds=10)
 
 
 async def ensure_feed(db: AsyncDatabase, size_bytes: int) -> None:
@@ -66,23 +69,38 @@ class FeedWriter:
             await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
             self._seq += len(docs)
             await self.db[WRITERS_COLLECTION].update_one(
-                {"_id": self.writer}, {"$set": {"seq": self._seq}, "$setOnInsert": {"started_at": utcnow()}}, upsert=True)
+                {"_id": self.writer}, {"$set": {"seq": self._seq, "alive_at": utcnow()},
+                                       "$setOnInsert": {"started_at": utcnow()}}, upsert=True)
+
+    async def heartbeat(self) -> None:
+        """Say this process is alive, so readers keep polling its numbers every round."""
+        await self.db[WRITERS_COLLECTION].update_one(
+            {"_id": self.writer}, {"$set": {"alive_at": utcnow()}, "$setOnInsert": {"seq": 0, "started_at": utcnow()}},
+            upsert=True)
 
 
 class FeedTail:
     """This process's one reader of the feed."""
 
-    def __init__(self, db: AsyncDatabase, broadcast: Broadcast) -> None:
+    def __init__(self, db: AsyncDatabase, broadcast: Broadcast, own: FeedWriter | None = None) -> None:
         self.db = db
         self.broadcast = broadcast
+        self.own = own  # this process's writer, whose heartbeat this reader sends
         self.next: dict[str, int] = {}  # writer -> the sequence number to read next
         self.advertised: dict[str, int] = {}  # writer -> its latest number, as it last said
+        self.alive: set[str] = set()  # writers whose process said it is alive lately
         self.started = utcnow()
 
     async def _refresh_writers(self) -> None:
+        if self.own is not None:
+            await self.own.heartbeat()
+        alive_since = utcnow() - ALIVE_FOR
+        self.alive = set()
         async for writer in self.db[WRITERS_COLLECTION].find({}):
             name, seq = writer["_id"], writer["seq"]
             self.advertised[name] = seq
+            if writer.get("alive_at") and writer["alive_at"] >= alive_since:
+                self.alive.add(name)
             if name not in self.next:
                 # A writer that first published before we started: its past is history, not news.
                 self.next[name] = 1 if writer["started_at"] >= self.started else seq + 1
@@ -126,7 +144,9 @@ class FeedTail:
                     await self._refresh_writers()
                     refreshed = loop.time()
                 found = False
-                for writer in list(self.next):
+                # Live processes every round; a stopped one only while it still has unread numbers.
+                polled = [w for w in self.next if w in self.alive or self.advertised.get(w, 0) >= self.next[w]]
+                for writer in polled:
                     found = await self._read_writer(writer) or found
                     await asyncio.sleep(0)  # let subscribers drain between writers
                 if not found:
