@@ -6,7 +6,7 @@ A fresh `Loaders` comes with each request (see Context), so cached documents nev
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -14,6 +14,7 @@ import orjson
 from beanie import Document
 from bson import ObjectId
 from strawberry.dataloader import DataLoader
+from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
 
@@ -30,6 +31,18 @@ class ChildPage(Generic[D]):
 
 def _cache_key(*parts: Any) -> bytes:
     return orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+class FreshLoaders(SchemaExtension):
+    """New loaders for every operation. An HTTP request has its own context anyway, but a
+    WebSocket's context lives as long as the connection: without this, a second query on the same
+    socket would read documents cached by the first."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if context is not None and hasattr(context, "loaders"):
+            context.loaders = Loaders()
+        yield
 
 
 class Loaders:

@@ -36,6 +36,7 @@ from resolvers.errors import ErrorPolicy
 from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
 from resolvers.events.queries import EventQueries, EventSubscriptions
+from resolvers.loaders import FreshLoaders
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
@@ -68,6 +69,7 @@ def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] |
     """
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         partial(ErrorPolicy, hide_suggestions=not settings.introspection),
+        FreshLoaders,
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),

@@ -72,3 +72,21 @@ async def test_subscriptions_per_connection_limit(served: Served, viewer: str, s
         again = await ws.subscribe("Heartbeat", {"intervalSeconds": 3600})
         message = await asyncio.wait_for(ws.receive(), 5)
         assert message["type"] == "next" and message["id"] == again
+
+
+async def test_each_operation_on_a_socket_reads_fresh_data(served: Served, api, contributor: str) -> None:  # noqa: ANN001
+    """A WebSocket's context lives for the connection; its DataLoader caches must not."""
+    from tests.factories import value_asset
+
+    asset = await value_asset(api, contributor, name="before")
+    query = "query ($id: ID!) { asset(id: $id) { name } }"
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {contributor}"})
+        await ws.send({"id": "q1", "type": "subscribe", "payload": {"query": query, "variables": {"id": asset["id"]}}})
+        first = await asyncio.wait_for(ws.receive(), 5)
+        await api.data("UpdateAsset", {"input": {"id": asset["id"], "name": "after"}}, token=contributor)
+        await ws.send({"id": "q2", "type": "subscribe", "payload": {"query": query, "variables": {"id": asset["id"]}}})
+        replies = [await asyncio.wait_for(ws.receive(), 5) for _ in range(2)]
+    assert first["payload"]["data"]["asset"]["name"] == "before"
+    second = next(r for r in replies if r["id"] == "q2" and r["type"] == "next")
+    assert second["payload"]["data"]["asset"]["name"] == "after"

@@ -280,3 +280,4 @@ def test_part_sizes_respect_s3_limits() -> None:
     size = part_size_for(huge, 64 * MIB)
     assert size % MIB == 0 and size >= 5 * MIB and -(-huge // size) <= 10_000
 
+

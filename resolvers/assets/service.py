@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from documents.asset import Alias, Asset
 from documents.clock import to_millis, utcnow

@@ -16,6 +16,7 @@ from resolvers.common import json_filters
 from resolvers.errors import GraphlakeError
 from resolvers.events import service
 from resolvers.events.types import Event, EventFilter, UtilizationGroup, UtilizationRow
+from resolvers.loaders import Loaders
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import Connection, decode_object_id
@@ -70,6 +71,7 @@ class EventSubscriptions:
         accept = filter.accepts if filter else (lambda _: True)
         try:
             async for doc in info.context.state.events.subscribe(accept):
+                info.context.loaders = Loaders()  # per event: the connection's context outlives caches
                 yield Event.from_document(doc)
         except SubscriberOverflow as overflow:
             raise SubscriptionDropped(f"subscription dropped: it {overflow}") from None

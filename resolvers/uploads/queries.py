@@ -9,6 +9,7 @@ import strawberry
 from documents.asset import Asset as AssetDocument
 from graphlake.context import Info
 from resolvers.assets.types import Asset
+from resolvers.loaders import Loaders
 from resolvers.permissions import CanRead
 from resolvers.relay import decode_object_id, decode_object_ids
 from resolvers.uploads import service
@@ -35,4 +36,7 @@ class UploadSubscriptions:
             return wanted is None or doc.id in wanted
 
         async for doc in info.context.state.asset_status.subscribe(accept):
+            # A WebSocket's context lives as long as the connection: fresh loaders for each event,
+            # so nested fields never come from an earlier event's cache.
+            info.context.loaders = Loaders()
             yield Asset.from_document(doc)

@@ -29,7 +29,7 @@ from resolvers.assets.service import check_labels, check_metadata, check_name
 from resolvers.collections import service as collections
 from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from storage import ObjectStore, S3Store, StoreUnavailable
-from storage.protocol import SignedRequest, StoredPart
+from storage.protocol import SignedRequest
 
 log = logging.getLogger("graphlake.uploads")
 
