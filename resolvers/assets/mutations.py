@@ -16,6 +16,16 @@ from resolvers.permissions import CanWrite
 from resolvers.relay import decode_object_id, decode_object_ids
 
 
+def _shared_fields(input: StoreValueInput | StoreTextInput) -> dict:
+    """What storeValue and storeText take alike, decoded and checked."""
+    return {
+        "name": input.name, "description": input.description, "labels": input.labels, "aliases": input.aliases,
+        "metadata": encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
+        "owner": input.owner.to_value() if input.owner else None, "data_timestamp": input.data_timestamp,
+        "derived_from": decode_object_ids(input.derived_from or [], "Asset", field="derivedFrom"),
+    }
+
+
 @strawberry.type
 class AssetMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Store a JSON value as an ACTIVE VALUE asset.")
@@ -24,12 +34,8 @@ class AssetMutations:
         if input.value is strawberry.UNSET:
             raise BadUserInput("is required (send null to store null)", field="value")
         doc = await service.create_asset(
-            kind=AssetKind.VALUE, name=input.name, actor=info.context.actor, media_type="application/json",
-            value=encode_json(input.value, field="value", max_bytes=settings.max_value_bytes),
-            description=input.description, labels=input.labels,
-            metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
-            owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
-            aliases=input.aliases, derived_from=decode_object_ids(input.derived_from or [], "Asset", field="derivedFrom"),
+            kind=AssetKind.VALUE, actor=info.context.actor, media_type="application/json",
+            value=encode_json(input.value, field="value", max_bytes=settings.max_value_bytes), **_shared_fields(input),
         )
         return Asset.from_document(doc)
 
@@ -39,11 +45,8 @@ class AssetMutations:
         if len(input.text.encode()) > limit:
             raise BadUserInput(f"is {len(input.text.encode())} bytes; the limit is {limit}", field="text")
         doc = await service.create_asset(
-            kind=AssetKind.TEXT, name=input.name, actor=info.context.actor, text=input.text,
-            media_type=input.media_type, description=input.description, labels=input.labels,
-            metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
-            owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
-            aliases=input.aliases, derived_from=decode_object_ids(input.derived_from or [], "Asset", field="derivedFrom"),
+            kind=AssetKind.TEXT, actor=info.context.actor, text=input.text, media_type=input.media_type,
+            **_shared_fields(input),
         )
         return Asset.from_document(doc)
 

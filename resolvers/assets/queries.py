@@ -8,13 +8,12 @@ from typing import Any
 import strawberry
 
 from documents.asset import Asset as AssetDocument
-from documents.clock import to_millis
 from documents.common import AssetStatus as AssetStatusValue
 from graphlake.context import Info
 from resolvers.assets import service
 from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
 from resolvers.assets.types import Asset
-from resolvers.common import OrderDirection, json_filters
+from resolvers.common import OrderDirection, json_filters, time_bounds
 from resolvers.pagination import paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import Connection, decode_object_id
@@ -38,15 +37,8 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
         clauses.append({"name": {"$regex": re.escape(f.name_contains), "$options": "i"}})
     if f.sha256:
         clauses.append({"sha256": f.sha256.lower()})
-    for field, lower, upper in (("created_at", f.created_after, f.created_before),
-                                ("data_timestamp", f.data_timestamp_after, f.data_timestamp_before)):
-        bounds = {}
-        if lower:
-            bounds["$gte"] = to_millis(lower)
-        if upper:
-            bounds["$lt"] = to_millis(upper)
-        if bounds:
-            clauses.append({field: bounds})
+    clauses += time_bounds("created_at", f.created_after, f.created_before)
+    clauses += time_bounds("data_timestamp", f.data_timestamp_after, f.data_timestamp_before)
     if f.owner:
         clauses.extend({k: v} for k, v in f.owner.to_filter("owner").items())
     if f.collection_id:

@@ -22,6 +22,7 @@ from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerTy
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
 from resolvers.assets import retention
+from resolvers.common import get_or_not_found
 from resolvers.errors import BadUserInput, Conflict, NotFound
 from storage import ObjectStore
 
@@ -62,10 +63,7 @@ def check_metadata(metadata: StoredJson, field: str = "metadata") -> StoredJson:
 
 
 async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
-    asset = await Asset.get(asset_id)
-    if asset is None:
-        raise NotFound(f"no asset {asset_id}", field=field)
-    return asset
+    return await get_or_not_found(Asset, asset_id, field=field, what="asset")
 
 
 async def existing_assets(asset_ids: Sequence[ObjectId], field: str, *, allow_deleted: bool = False) -> dict[ObjectId, Asset]:

@@ -19,7 +19,8 @@ from documents.json_value import StoredJson
 from graphlake.database import is_duplicate_key
 from resolvers.assets import retention
 from resolvers.assets.service import check_metadata, check_name, existing_assets
-from resolvers.errors import BadUserInput, Conflict, NotFound
+from resolvers.common import get_or_not_found
+from resolvers.errors import BadUserInput, Conflict
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,7 @@ def check_path(path: str | None, field: str) -> str | None:
 
 
 async def get_collection(collection_id: ObjectId, field: str = "id") -> Collection:
-    collection = await Collection.get(collection_id)
-    if collection is None:
-        raise NotFound(f"no collection {collection_id}", field=field)
-    return collection
+    return await get_or_not_found(Collection, collection_id, field=field, what="collection")
 
 
 async def create_collection(name: str, description: str | None, metadata: StoredJson, actor: str | None) -> Collection:

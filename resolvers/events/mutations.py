@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from documents.common import Ownership
 from documents.event import LEVELS
 from graphlake.context import Info
 from resolvers.common import encode_json
@@ -17,7 +18,7 @@ def _new_event(i: int, event: EventInput) -> service.NewEvent:
     return service.NewEvent(
         event_type=event.event_type, level=event.level.value if event.level else LEVELS["INFO"], message=event.message,
         data=encode_json(event.data if event.data is not None else {}, field=f"inputs[{i}].data"),
-        source=event.source.to_value() if event.source else service.Ownership(), timestamp=event.timestamp,
+        source=event.source.to_value() if event.source else Ownership(), timestamp=event.timestamp,
         alert=bool(event.alert), trace_id=event.trace_id, span_id=event.span_id,
     )
 

@@ -21,6 +21,7 @@ from documents.common import Ownership
 from documents.event import LEVELS, Event
 from documents.json_value import StoredJson
 from graphlake.settings import Settings
+from resolvers.common import time_bounds
 from resolvers.errors import BadUserInput
 from resolvers.events import alerts
 from resolvers.events.feed import FeedWriter
@@ -156,13 +157,7 @@ def event_query(*, min_level: int | None = None, event_types: Sequence[str] | No
     if event_types:
         clauses.append({"event_type": {"$in": list(event_types)}})
     clauses += [{k: v} for k, v in (source or {}).items()]
-    bounds = {}
-    if after:
-        bounds["$gte"] = to_millis(after)
-    if before:
-        bounds["$lt"] = to_millis(before)
-    if bounds:
-        clauses.append({"timestamp": bounds})
+    clauses += time_bounds("timestamp", after, before)
     if alert_only:
         clauses.append({"alert": True})
     clauses += list(data)

@@ -27,7 +27,8 @@ from graphlake.broadcast import Broadcast
 from graphlake.settings import Settings
 from resolvers.assets.service import check_labels, check_metadata, check_name
 from resolvers.collections import service as collections
-from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
+from resolvers.common import get_or_not_found
+from resolvers.errors import BadUserInput, Conflict, GraphlakeError
 from storage import ObjectStore, S3Store, StoreUnavailable
 from storage.protocol import SignedRequest
 
@@ -138,10 +139,7 @@ async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], 
 
 
 async def get_session(session_id: ObjectId, field: str = "id") -> UploadSession:
-    session = await UploadSession.get(session_id)
-    if session is None:
-        raise NotFound(f"no upload session {session_id}", field=field)
-    return session
+    return await get_or_not_found(UploadSession, session_id, field=field, what="upload session")
 
 
 async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -> SignedSession:
@@ -313,6 +311,6 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
     if assets:
         await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
     if collection_id and assets:
-        items = [collections.NewItem(a.id, a.storage.key or None if a.storage else None, None) for a in assets]
+        items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets]  # path: the object key
         await collections.add_items(collection_id, items, actor, max_items)
     return assets
