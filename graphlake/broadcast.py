@@ -1,8 +1,8 @@
 """In-process fan-out of notifications to live subscribers, each with a bounded queue.
 
 A slow subscriber never blocks the publisher: when its queue is full it is dropped, and its
-stream ends with SubscriberOverflow once it has read what it was sent. (Fan-out across several
-server processes arrives with the event log's capped-collection tail, publishing into this.)
+stream ends with SubscriberOverflow once it has read what it was sent. Across server processes,
+the event feed (resolvers/events/feed.py) publishes into each process's Broadcast.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ class Broadcast:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self._subscribers: set[_Subscriber] = set()
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
 
     def publish(self, message: Any) -> None:
         for subscriber in list(self._subscribers):

@@ -36,5 +36,6 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
             await store.open()
             stack.push_async_callback(store.close)
         db = client[settings.database]
+        events = Broadcast(settings.subscriber_queue_size)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
-                       events=Broadcast(settings.subscriber_queue_size), feed=FeedWriter(db))
+                       events=events, feed=FeedWriter(db, events))

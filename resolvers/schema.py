@@ -36,6 +36,7 @@ from resolvers.errors import ErrorPolicy
 from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
 from resolvers.events.queries import EventQueries, EventSubscriptions
+from resolvers.fanout import FanoutExecutor
 from resolvers.loaders import FreshLoaders
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
@@ -95,4 +96,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         types=NODE_TYPES,
         extensions=limit_extensions(settings) if settings else [],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+        execution_context_class=FanoutExecutor,  # live events: one execution per distinct subscription
     )

@@ -23,11 +23,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
 from documents.event import Event
 from graphlake import PROJECT_ROOT
 from graphlake.context import AppState
 from graphlake.local_services import free_port
 from graphlake.settings import Settings
+from resolvers.events.types import Event as EventType
 from tests.conftest import Served
 from tests.operations import Api
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
@@ -156,6 +159,42 @@ async def test_slow_subscriber_is_dropped_and_others_continue(api: Api, served: 
         errors = final["payload"]["errors"] if final["type"] == "next" else final["payload"]
         assert "dropped" in errors[0]["message"] and "behind" in errors[0]["message"]
         assert len(messages) - 1 < 200
+
+
+async def test_live_event_is_executed_once_per_distinct_subscription(
+    api: Api, served: Served, viewer: str, admin: str, contributor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executions: list[str] = []
+    execute = StrawberryGraphQLCoreExecutionContext.execute_operation
+
+    def counting(self, serially=None):  # noqa: ANN001, ANN202
+        if isinstance(self.root_value, EventType):
+            executions.append(self.root_value.message)
+        return execute(self, serially)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counting)
+    narrow = "subscription EventStream($filter: EventFilter) { events(filter: $filter) { eventType message } }"
+    same = {"filter": {"eventTypes": ["FANOUT"]}}
+    async with Subscriber(served.ws_url) as a, Subscriber(served.ws_url) as b, Subscriber(served.ws_url) as c:
+        await a.connect({"Authorization": f"Bearer {viewer}"})
+        await b.connect({"Authorization": f"Bearer {viewer}"})
+        await c.connect({"Authorization": f"Bearer {admin}"})
+        await a.subscribe("EventStream", same)
+        await a.subscribe("EventStream", same)
+        await b.subscribe("EventStream", same)  # same as both of a's: shares their result
+        await b.subscribe("EventStream", same, query=narrow)  # another selection
+        await b.subscribe("EventStream", {"filter": {"eventTypes": ["FANOUT", "OTHER"]}})  # other variables
+        await c.subscribe("EventStream", same)  # another role
+        await asyncio.sleep(0.3)
+        await log(api, contributor, *[ev("FANOUT", message=f"m{i}", source={"nodeId": "n"}) for i in range(3)])
+        got = {name: [await asyncio.wait_for(ws.receive(), 10) for _ in range(n * 3)] for name, ws, n in
+               (("a", a, 2), ("b", b, 3), ("c", c, 1))}
+    wide = [m["payload"]["data"]["events"] for m in got["a"] + got["c"]]
+    assert all(e["source"] == {"nodeId": "n", "workflowId": None} and e["message"] in ("m0", "m1", "m2") for e in wide)
+    narrow_payloads = [m["payload"]["data"]["events"] for m in got["b"] if m["id"] == "2"]
+    assert narrow_payloads == [{"eventType": "FANOUT", "message": f"m{i}"} for i in range(3)]
+    # Six subscriptions, four distinct (query, variables, role): four executions per event, not six.
+    assert sorted(executions) == sorted([f"m{i}" for i in range(3)] * 4)
 
 
 @pytest.fixture

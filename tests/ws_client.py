@@ -40,11 +40,12 @@ class Subscriber:
             if message.get("type") not in ("ka", "ping", "pong"):
                 return message
 
-    async def subscribe(self, operation: str, variables: dict[str, Any] | None = None) -> str:
+    async def subscribe(self, operation: str, variables: dict[str, Any] | None = None, *, query: str | None = None) -> str:
+        """Start `operation` from graphql/operations (or from `query`, a document naming it)."""
         self._ids += 1
         op_id = str(self._ids)
         kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
-        payload = {"query": document(operation), "operationName": operation, "variables": variables or {}}
+        payload = {"query": query or document(operation), "operationName": operation, "variables": variables or {}}
         await self.send({"id": op_id, "type": kind, "payload": payload})
         return op_id
 

@@ -103,6 +103,4 @@ async def notify(events: list[Event], writer: FeedWriter, settings: Settings) ->
         for what, error in zip(deliveries, results, strict=True) if error
     ]
     if failures:
-        raw = [e.model_dump(by_alias=True) for e in failures]
-        await Event.get_pymongo_collection().insert_many(raw)
-        await writer.publish(raw)
+        await writer.write(failures)

@@ -2,9 +2,11 @@
 
 Writers store each event in `events`, and each publish (a batch) once more as one document of the
 capped `event_feed`, keyed `<writer>:<sequence>`: every process numbers its publishes gaplessly,
-in insertion order, and records its latest number in `feed_writers`. Every process runs one reader
-that asks for each writer's next number by `_id` and fans what it finds out in memory to its
-subscribers. So each event reaches each process once, in its writer's order; the feed stays
+in insertion order, and records its latest number in `feed_writers` (with its heartbeat). Every
+process runs one reader that asks for each other writer's next number by `_id` and fans what it
+finds out in memory to its subscribers; a process's own publishes reach its own subscribers
+directly, as soon as they are stored. So each event reaches each process once, in its writer's
+order; the feed stays
 bounded (capped), and a process that fell further behind than the feed holds learns so from the
 writer's number and logs which events it could not stream (they are still in the log).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from collections.abc import Iterable
 from typing import Any
 
 from bson import ObjectId
@@ -27,8 +30,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, PyMongoError
 
 from documents.clock import utcnow
-from documents.event import FEED_COLLECTION, Event
+from documents.event import FEED_COLLECTION
+from documents.event import Event as EventDocument
 from graphlake.broadcast import Broadcast
+from resolvers.events.types import Event
 
 log = logging.getLogger("graphlake.events.feed")
 
@@ -51,31 +56,46 @@ async def ensure_feed(db: AsyncDatabase, size_bytes: int) -> None:
             raise
 
 
+def deliver(broadcast: Broadcast, events: Iterable[EventDocument]) -> None:
+    """Hand stored events to this process's subscribers: one Event object each, shared by all."""
+    if broadcast.has_subscribers:
+        for event in events:
+            broadcast.publish(Event.from_document(event))
+
+
 class FeedWriter:
     """This process's publishes: one numbered feed document each (chunked), in insertion order."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, broadcast: Broadcast | None = None) -> None:
         self.db = db
+        self.broadcast = broadcast  # this process's subscribers, served without the round trip
         self.writer = str(ObjectId())
         self._seq = 0
-        self._lock = asyncio.Lock()  # numbers are inserted in the order they were given
+        self._lock = asyncio.Lock()  # numbers are inserted (and delivered here) in the order they were given
 
-    async def publish(self, raw_events: list[dict[str, Any]]) -> None:
-        """Send stored events (raw documents) to every process's reader, in this order."""
+    async def write(self, events: list[EventDocument]) -> None:
+        """Store events in the log, then publish them live."""
+        raw = [e.model_dump(by_alias=True) for e in events]
+        await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
+        await self.publish(raw, events)
+
+    async def publish(self, raw_events: list[dict[str, Any]], events: list[EventDocument]) -> None:
+        """Send stored events (raw documents, and as models) to every process, in this order."""
         chunks = [raw_events[i:i + CHUNK_EVENTS] for i in range(0, len(raw_events), CHUNK_EVENTS)]
         async with self._lock:
             first = self._seq + 1
             docs = [{"_id": f"{self.writer}:{first + i}", "events": chunk} for i, chunk in enumerate(chunks)]
             await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
             self._seq += len(docs)
-            await self.db[WRITERS_COLLECTION].update_one(
-                {"_id": self.writer}, {"$set": {"seq": self._seq, "alive_at": utcnow()},
-                                       "$setOnInsert": {"started_at": utcnow()}}, upsert=True)
+            if self.broadcast is not None:
+                deliver(self.broadcast, events)
+        # Other readers learn the latest number from the next heartbeat: they read by `_id` and
+        # need it only to notice numbers the capped feed dropped, or a stopped writer's last ones.
 
     async def heartbeat(self) -> None:
-        """Say this process is alive, so readers keep polling its numbers every round."""
+        """Say this process is alive (and its latest number), so readers keep polling it."""
         await self.db[WRITERS_COLLECTION].update_one(
-            {"_id": self.writer}, {"$set": {"alive_at": utcnow()}, "$setOnInsert": {"seq": 0, "started_at": utcnow()}},
+            {"_id": self.writer}, {"$set": {"alive_at": utcnow(), "seq": self._seq}, "$setOnInsert": {"started_at": utcnow()}},
             upsert=True)
 
 
@@ -98,6 +118,8 @@ class FeedTail:
         self.alive = set()
         async for writer in self.db[WRITERS_COLLECTION].find({}):
             name, seq = writer["_id"], writer["seq"]
+            if self.own is not None and name == self.own.writer:
+                continue  # delivered here as it is written
             self.advertised[name] = seq
             if writer.get("alive_at") and writer["alive_at"] >= alive_since:
                 self.alive.add(name)
@@ -115,8 +137,7 @@ class FeedTail:
                 if self.advertised.get(writer, 0) >= seq and await self._overwritten(writer, seq):
                     continue
                 return found
-            for event in doc["events"]:
-                self.broadcast.publish(Event.model_validate(event))
+            deliver(self.broadcast, (EventDocument.model_validate(raw) for raw in doc["events"]))
             self.next[writer] = seq + 1
             found = True
 

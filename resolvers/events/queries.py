@@ -68,10 +68,12 @@ class EventSubscriptions:
     @strawberry.subscription(permission_classes=[CanRead], description="Events as they are logged, by any server process, "
                                                                         "in order per source. A subscriber that falls too far behind is dropped with an error.")
     async def events(self, info: Info, filter: EventFilter | None = None) -> AsyncGenerator[Event, None]:
-        accept = filter.accepts if filter else (lambda _: True)
+        accept = (lambda event: filter.accepts(event.doc)) if filter else (lambda _: True)
         try:
-            async for doc in info.context.state.events.subscribe(accept):
+            # Every subscriber receives the same Event object, so it is executed once per distinct
+            # subscription (resolvers/fanout.py).
+            async for event in info.context.state.events.subscribe(accept):
                 info.context.loaders = Loaders()  # per event: the connection's context outlives caches
-                yield Event.from_document(doc)
+                yield event
         except SubscriberOverflow as overflow:
             raise SubscriptionDropped(f"subscription dropped: it {overflow}") from None

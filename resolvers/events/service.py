@@ -69,9 +69,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: S
               timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
         for e in events
     ]
-    raw = [e.model_dump(by_alias=True) for e in stored]
-    await Event.get_pymongo_collection().insert_many(raw, ordered=True)
-    await writer.publish(raw)
+    await writer.write(stored)
     alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]
     if alerting:
         task = asyncio.create_task(alerts.notify(alerting, writer, settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import field
 from datetime import datetime
 from enum import Enum
 
@@ -11,6 +12,7 @@ from documents.clock import to_millis
 from documents.event import Event as EventDocument
 from documents.json_value import matches
 from resolvers.common import JsonPredicate, Ownership, OwnershipInput
+from resolvers.fanout import SharedResults
 from resolvers.relay import Node, encode_id
 from resolvers.scalars import JSON
 
@@ -42,6 +44,8 @@ class Event(Node):
     span_id: str | None
     archived: bool
     doc: strawberry.Private[EventDocument]
+    # Streamed live, one Event object reaches every subscriber; its fields read nothing per caller.
+    shared_results: strawberry.Private[SharedResults] = field(default_factory=SharedResults)
 
     @strawberry.field
     def data(self) -> JSON:

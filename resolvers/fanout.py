@@ -1,0 +1,55 @@
+"""Live fan-out: execute a streamed event once per distinct subscription, not once per subscriber.
+
+Without this, Strawberry runs a subscription's selection set for every subscriber and every event:
+200 browser tabs watching the same filter cost 200 identical executions per event. A payload that
+opts in (it carries a `shared_results` dict, as `Event` does) instead keeps the results computed
+for it, keyed by everything that can change one: the operation text, its variables, and the
+subscriber's role. Subscribers that share a key share the result; each still gets its own message.
+
+Only payloads whose fields read nothing per subscriber may opt in: a field that looked at the
+caller's identity beyond its role would leak across subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from graphql import ExecutionResult, print_ast
+from graphql.execution.executor import Executor
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+
+class SharedResults:
+    """Results of one payload per subscription key; lives as long as the payload."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple, Any] = {}
+
+
+class FanoutExecutor(StrawberryGraphQLCoreExecutionContext):
+    _share_key: tuple | None = None
+
+    def build_per_event_executor(self, payload: Any) -> Executor:
+        if self._share_key is None:  # once per subscription: copies of this executor inherit it
+            self._share_key = self._key()
+        return super().build_per_event_executor(payload)
+
+    def _key(self) -> tuple:
+        principal = getattr(self.context_value, "principal", None)
+        fragments = "".join(print_ast(fragment) for _, fragment in sorted(self.fragment_definitions.items()))
+        return (print_ast(self.operation), fragments,
+                json.dumps(self.variable_values.coerced, sort_keys=True, default=repr),
+                getattr(principal, "role", None))
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        shared: SharedResults | None = getattr(self.root_value, "shared_results", None)
+        if shared is None or self._share_key is None:
+            return super().execute_operation(serially)
+        if (result := shared.by_key.get(self._share_key)) is None:
+            result = super().execute_operation(serially)
+            if not isinstance(result, ExecutionResult):  # awaitable: every sharer awaits the one task
+                result = asyncio.ensure_future(result)
+            shared.by_key[self._share_key] = result
+        return result
