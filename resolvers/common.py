@@ -14,6 +14,7 @@ from documents.common import Split as SplitValue
 from documents.json_value import InvalidJson, InvalidPredicate, JsonOp as JsonOpValue, StoredJson, predicate_filter
 from documents.clock import to_millis
 from resolvers.errors import BadUserInput, NotFound
+from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 
 Split = strawberry.enum(SplitValue, description="Which part of training a datum belongs to.")
@@ -42,6 +43,7 @@ class Ownership:
         return cls(**value.model_dump())
 
 
+@batch_input
 @strawberry.input(description="Who or what produced a thing; as a filter, every given field must match.")
 class OwnershipInput:
     user_id: str | None = None

@@ -13,6 +13,7 @@ from documents.event import Event as EventDocument
 from documents.json_value import matches
 from resolvers.common import JsonPredicate, Ownership, OwnershipInput
 from resolvers.fanout import SharedResults
+from resolvers.inputs import batch_input
 from resolvers.relay import Node, encode_id
 from resolvers.scalars import JSON
 
@@ -87,6 +88,7 @@ class EventFilter:
         return all(matches(event.data, p.path, p.op.value, p.value) for p in self.data or [])
 
 
+@batch_input  # thousands per logEvents call
 @strawberry.input(description="An event to log. `level` defaults to INFO, `timestamp` to now.")
 class EventInput:
     event_type: str

@@ -1,0 +1,69 @@
+"""Fast conversion of input objects that arrive by the thousand (a `logEvents` batch).
+
+Strawberry converts an input value field by field, resolving each field's type and GraphQL name
+again for every item: 40% of a 1,000-event `logEvents` request went there. `batch_input` plans a
+type's conversion once (which fields pass through as graphql-core coerced them, which nest another
+planned input, which need Strawberry's general conversion) and installs it as the type's
+`from_input` hook, so the result is the same instance Strawberry would build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING
+from typing import Any, TypeVar
+
+from strawberry.relay.types import GlobalID
+from strawberry.types.arguments import InputContext, _is_leaf_type
+from strawberry.types.base import StrawberryOptional, has_object_definition
+from strawberry.types.enum import StrawberryEnumDefinition
+
+T = TypeVar("T", bound=type)
+
+# (GraphQL name, Python name, converter of a present non-null value)
+_Plan = list[tuple[str, str, Callable[[Any, InputContext], Any]]]
+
+
+def batch_input(cls: T) -> T:
+    """Give a Strawberry input type a planned `from_input` (decorate after @strawberry.input)."""
+    definition = cls.__strawberry_definition__
+    plan: _Plan | None = None
+    implicit_nulls = {f.python_name: None for f in definition.fields
+                      if f.default_value is MISSING and f.default_factory is MISSING}
+
+    def from_input(type_: type, value: Mapping[str, Any], context: InputContext) -> Any:
+        nonlocal plan
+        if plan is None:
+            plan = _plan(definition, context)
+        kwargs = dict(implicit_nulls)
+        for graphql_name, python_name, convert in plan:
+            if graphql_name in value:
+                item = value[graphql_name]
+                kwargs[python_name] = None if item is None else convert(item, context)
+        return type_(**kwargs)
+
+    definition.from_input = from_input
+    return cls
+
+
+def _plan(definition: Any, context: InputContext) -> _Plan:
+    plan: _Plan = []
+    for field in definition.fields:
+        graphql_name = context.config.name_converter.from_field(field)
+        plan.append((graphql_name, field.python_name, _converter(field.resolve_type(type_definition=definition),
+                                                                   graphql_name, context)))
+    return plan
+
+
+def _identity(value: Any, _: InputContext) -> Any:
+    return value
+
+
+def _converter(type_: Any, graphql_name: str, context: InputContext) -> Callable[[Any, InputContext], Any]:
+    inner = type_.of_type if isinstance(type_, StrawberryOptional) else type_
+    if isinstance(inner, StrawberryEnumDefinition) or _is_leaf_type(inner, context.scalar_registry, skip_classes=(GlobalID,)):
+        return _identity  # graphql-core has already coerced scalars and enums
+    if has_object_definition(inner) and inner.__strawberry_definition__.from_input is not None:
+        nested = inner.__strawberry_definition__.from_input
+        return lambda value, ctx: nested(inner, value, ctx)
+    return lambda value, ctx: ctx.convert(value, type_, graphql_name)
