@@ -26,6 +26,9 @@ class Broadcast:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self._subscribers: set[_Subscriber] = set()
+        # Set when the first subscriber arrives or the last one leaves (the event feed tells other
+        # processes whether to send it anything); whoever acts on it clears it.
+        self.listening_changed = asyncio.Event()
 
     @property
     def has_subscribers(self) -> bool:
@@ -37,10 +40,18 @@ class Broadcast:
                 subscriber.queue.put_nowait(message)
             except asyncio.QueueFull:
                 subscriber.overflowed = True
-                self._subscribers.discard(subscriber)
+                self._remove(subscriber)
+
+    def _remove(self, subscriber: _Subscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.discard(subscriber)
+            if not self._subscribers:
+                self.listening_changed.set()
 
     async def subscribe(self, accept: Callable[[Any], bool] = lambda _: True) -> AsyncIterator[Any]:
         subscriber = _Subscriber(self.queue_size)
+        if not self._subscribers:
+            self.listening_changed.set()
         self._subscribers.add(subscriber)
         try:
             while True:
@@ -50,4 +61,4 @@ class Broadcast:
                 if accept(message):
                     yield message
         finally:
-            self._subscribers.discard(subscriber)
+            self._remove(subscriber)

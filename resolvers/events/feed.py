@@ -1,14 +1,19 @@
 """Live events across every server process: a capped collection read by keyed polling.
 
-Writers store each event in `events`, and each publish (a batch) once more as one document of the
-capped `event_feed`, keyed `<writer>:<sequence>`: every process numbers its publishes gaplessly,
-in insertion order, and records its latest number in `feed_writers` (with its heartbeat). Every
-process runs one reader that asks for each other writer's next number by `_id` and fans what it
-finds out in memory to its subscribers; a process's own publishes reach its own subscribers
-directly, as soon as they are stored. So each event reaches each process once, in its writer's
-order; the feed stays
-bounded (capped), and a process that fell further behind than the feed holds learns so from the
-writer's number and logs which events it could not stream (they are still in the log).
+Writers store each event in `events`. A process's own publishes reach its own subscribers
+directly, as soon as they are stored. For the other processes, each publish (a batch) is written
+once more as one document of the capped `event_feed`, keyed `<writer>:<sequence>`: every process
+numbers its publishes gaplessly, in insertion order, and records its latest number and whether it
+has subscribers in `feed_writers` (its heartbeat). Every process runs one reader that asks for each
+other writer's next number by `_id` and fans what it finds out in memory to its subscribers. So
+each event reaches each process once, in its writer's order; the feed stays bounded (capped), and
+a process that fell further behind than the feed holds learns so from the writer's number and logs
+which events it could not stream (they are still in the log).
+
+The feed copy is written only while another live process has subscribers: a single server (the
+embedded default), or a cluster nobody is watching, stores each event once. A process announces
+its first subscriber at once (a heartbeat as it arrives), so a new subscription elsewhere starts
+receiving within the few milliseconds that write takes.
 
 Why not a tailable cursor, the usual carrier: FerretDB v1.24 rescans the whole capped collection
 on every getMore (cost grows with the feed, seconds once it is full), can skip documents inserted
@@ -20,6 +25,7 @@ holds, and works unchanged on MongoDB (where a change stream would need a replic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from collections.abc import Iterable
@@ -83,20 +89,28 @@ class FeedWriter:
         """Send stored events (raw documents, and as models) to every process, in this order."""
         chunks = [raw_events[i:i + CHUNK_EVENTS] for i in range(0, len(raw_events), CHUNK_EVENTS)]
         async with self._lock:
-            first = self._seq + 1
-            docs = [{"_id": f"{self.writer}:{first + i}", "events": chunk} for i, chunk in enumerate(chunks)]
-            await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
-            self._seq += len(docs)
+            if await self._others_listening():
+                first = self._seq + 1
+                docs = [{"_id": f"{self.writer}:{first + i}", "events": chunk} for i, chunk in enumerate(chunks)]
+                await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
+                self._seq += len(docs)
             if self.broadcast is not None:
                 deliver(self.broadcast, events)
         # Other readers learn the latest number from the next heartbeat: they read by `_id` and
         # need it only to notice numbers the capped feed dropped, or a stopped writer's last ones.
 
+    async def _others_listening(self) -> bool:
+        """Whether another live process has subscribers (a small collection: one row per process)."""
+        return await self.db[WRITERS_COLLECTION].find_one(
+            {"listening": True, "alive_at": {"$gte": utcnow() - ALIVE_FOR}, "_id": {"$ne": self.writer}}, {"_id": 1}
+        ) is not None
+
     async def heartbeat(self) -> None:
-        """Say this process is alive (and its latest number), so readers keep polling it."""
+        """Say this process is alive, its latest number, and whether it has subscribers."""
+        listening = self.broadcast is not None and self.broadcast.has_subscribers
         await self.db[WRITERS_COLLECTION].update_one(
-            {"_id": self.writer}, {"$set": {"alive_at": utcnow(), "seq": self._seq}, "$setOnInsert": {"started_at": utcnow()}},
-            upsert=True)
+            {"_id": self.writer}, {"$set": {"alive_at": utcnow(), "seq": self._seq, "listening": listening},
+                                   "$setOnInsert": {"started_at": utcnow()}}, upsert=True)
 
 
 class FeedTail:
@@ -161,8 +175,9 @@ class FeedTail:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                if loop.time() - refreshed >= WRITERS_REFRESH_SECONDS:
-                    await self._refresh_writers()
+                if loop.time() - refreshed >= WRITERS_REFRESH_SECONDS or self.broadcast.listening_changed.is_set():
+                    self.broadcast.listening_changed.clear()
+                    await self._refresh_writers()  # with this process's heartbeat
                     refreshed = loop.time()
                 found = False
                 # Live processes every round; a stopped one only while it still has unread numbers.
@@ -170,8 +185,9 @@ class FeedTail:
                 for writer in polled:
                     found = await self._read_writer(writer) or found
                     await asyncio.sleep(0)  # let subscribers drain between writers
-                if not found:
-                    await asyncio.sleep(POLL_SECONDS)
+                if not found:  # wait a round, or until this process gains its first or loses its last subscriber
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.broadcast.listening_changed.wait(), POLL_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:
