@@ -286,9 +286,17 @@ async def test_every_mutation_is_audited_without_secrets(api: Api, admin: str, c
     stored = (await api.data("StoreValue", {"input": {"name": "secret-recipe", "value": {"pepper": 3}}}, token=contributor))
     created = (await api.data("CreateApiToken", {"input": {"name": "robot", "role": "VIEWER"}}, token=admin))["createApiToken"]
     await api.error("StoreValue", {"input": {"name": "", "value": 1}}, token=contributor)  # failed: not audited
+    asset_id = stored["storeValue"]["id"]
+    coll = (await api.data("CreateCollection", {"input": {"name": "audited"}}, token=contributor))["createCollection"]
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset_id}]}},
+                   token=contributor)
+    await api.data("RemoveFromCollection", {"collectionId": coll["id"], "assetIds": [asset_id]}, token=contributor)
     audits = (await api.data("Events", {"filter": {"eventTypes": ["AUDIT"]}, "first": 50}, token=admin))["events"]["edges"]
     by_mutation = {a["node"]["data"]["mutation"]: a["node"] for a in audits}
-    assert set(by_mutation) == {"storeValue", "createApiToken"}
+    assert set(by_mutation) == {"storeValue", "createApiToken", "createCollection", "addToCollection", "removeFromCollection"}
+    # IDs given as arguments, at the top level and inside input objects, are named too.
+    for mutation in ("addToCollection", "removeFromCollection"):
+        assert {asset_id, coll["id"]} <= set(by_mutation[mutation]["data"]["ids"])
     assert stored["storeValue"]["id"] in by_mutation["storeValue"]["data"]["ids"]
     assert by_mutation["storeValue"]["data"]["token"].startswith("contributor-")
     assert created["token"]["id"] in by_mutation["createApiToken"]["data"]["ids"]

@@ -7,10 +7,16 @@ returned, never a token secret, a value, a text or any other payload.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from functools import cache
 from typing import Any
 
 import strawberry
 from strawberry.extensions import FieldExtension
+from strawberry.relay.types import GlobalID
+from strawberry.types.base import StrawberryList, StrawberryOptional
+from strawberry.types.field import StrawberryField
+from strawberry.types.lazy_type import LazyType
+from strawberry.types.union import StrawberryUnion
 
 from documents.common import Ownership
 from documents.json_value import StoredJson
@@ -34,9 +40,30 @@ def _is_id(value: str) -> bool:
         return False
 
 
+def _may_hold_ids(type_: Any, seen: frozenset = frozenset()) -> bool:
+    """Whether a declared GraphQL type can contain an ID (directly, in a list, or in its fields)."""
+    while isinstance(type_, StrawberryOptional | StrawberryList | LazyType):
+        type_ = type_.resolve_type() if isinstance(type_, LazyType) else type_.of_type
+    if type_ is strawberry.ID or type_ is GlobalID:
+        return True
+    if isinstance(type_, StrawberryUnion):
+        return any(_may_hold_ids(t, seen) for t in type_.types)
+    fields = getattr(getattr(type_, "__strawberry_definition__", None), "fields", None)
+    if not fields or type_ in seen:
+        return False
+    return any(_may_hold_ids(f.type, seen | {type_}) for f in fields)
+
+
+@cache
+def _id_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an object or input class worth walking for IDs (a created token's secret never is)."""
+    return tuple(f.python_name for f in cls.__strawberry_definition__.fields
+                 if f.python_name != "secret" and _may_hold_ids(f.type))
+
+
 def _ids_in(value: Any, depth: int = 0) -> Iterable[str]:
-    """Global IDs inside arguments or a result: ID strings, walking lists, dicts, inputs and the
-    declared GraphQL fields of returned objects (never private fields such as stored documents)."""
+    """Global IDs inside arguments or a result, following only what is declared to hold IDs: not
+    free text, not JSON payloads, not private fields such as stored documents."""
     if depth > 4 or value is None:
         return
     if isinstance(value, str):
@@ -45,24 +72,23 @@ def _ids_in(value: Any, depth: int = 0) -> Iterable[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _ids_in(item, depth + 1)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _ids_in(item, depth + 1)
-    elif (fields := getattr(getattr(value, "__strawberry_definition__", None), "fields", None)) is not None:
-        for field in fields:  # object and input types (enums have a definition but no fields)
-            if field.python_name != "secret":  # a created token's secret never reaches the log
-                yield from _ids_in(getattr(value, field.python_name, None), depth + 1)
+    elif getattr(getattr(value, "__strawberry_definition__", None), "fields", None) is not None:
+        for name in _id_fields(type(value)):  # object and input types (enums have a definition but no fields)
+            yield from _ids_in(getattr(value, name, None), depth + 1)
 
 
 class AuditTrail(FieldExtension):
     """On root mutation fields: after success, log one AUDIT event."""
+
+    def apply(self, field: StrawberryField) -> None:
+        self.id_arguments = [a.python_name for a in field.arguments if _may_hold_ids(a.type)]
 
     async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: strawberry.Info,
                             **kwargs: Any) -> Any:
         result = await next_(source, info, **kwargs)
         context = info.context
         principal = context.principal
-        ids = list(dict.fromkeys([*_ids_in(kwargs), *_ids_in(result)]))
+        ids = list(dict.fromkeys([*_ids_in([kwargs.get(name) for name in self.id_arguments]), *_ids_in(result)]))
         event = service.NewEvent(
             event_type=AUDIT, message=f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
             source=Ownership(user_id=principal.user_id if principal else None),
