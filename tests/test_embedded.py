@@ -1,4 +1,5 @@
-"""The embedded database of `make run`: FerretDB on SQLite under the data dir, shared, persistent."""
+"""The embedded database of `make run`: FerretDB on SQLite under the data dir, shared, persistent,
+and the indexes Graphlake keeps on it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
+from documents.api_token import ApiToken
+from documents.event import Event
+from graphlake.context import AppState
+from graphlake.database import ensure_indexes, uses_secondary_indexes
 from graphlake.local_services import embedded_database, free_port
 
 
@@ -28,3 +33,23 @@ def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path
             assert client.lake.notes.find_one({"_id": "n1"}) == {"_id": "n1", "text": "kept"}
     finally:
         second.stop()
+
+
+async def test_id_lookups_use_the_index_and_unused_indexes_are_not_kept(state: AppState) -> None:
+    """Our FerretDB build answers `_id` lookups from its index (scripts/build-services.sh), and
+    indexes the server cannot use for queries are not kept, where it cannot (the SQLite backend)."""
+    db = state.db
+    on_ferretdb = "ferretdbVersion" in await db.client.admin.command("buildInfo")
+    await db.notes.insert_many([{"_id": f"n{i}", "field": i} for i in range(50)])
+    if on_ferretdb:
+        plan = (await db.command("explain", {"find": "notes", "filter": {"_id": "n7"}}))["queryPlanner"]["Plan"]
+        assert any("USING INDEX" in step for step in plan), plan
+    secondary = await uses_secondary_indexes(db)
+    assert secondary is not on_ferretdb  # the suite runs FerretDB on SQLite, or a real MongoDB
+    events = Event.get_pymongo_collection()
+    await events.create_index("level", name="level_time")  # as an earlier start would have left it
+    await ensure_indexes(Event, secondary=secondary)
+    for model in (Event, ApiToken):
+        names = set(await model.get_pymongo_collection().index_information())
+        for index in model.get_settings().indexes:
+            assert (index.name in names) == (secondary or index.index.document.get("unique", False)), index.name
