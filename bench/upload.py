@@ -54,7 +54,6 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from botocore.config import Config  # noqa: E402
-from graphql import parse, print_ast, separate_operations  # noqa: E402
 from pymongo.errors import PyMongoError  # noqa: E402
 from pymongo.monitoring import CommandListener  # noqa: E402
 
@@ -176,12 +175,6 @@ async def bounded(jobs: list[Callable[[], Awaitable[None]]], limit: int = CONCUR
 
 # --- the Graphlake flow
 
-def operation_document(name: str) -> str:
-    """The named operation from graphql/operations/ with just the fragments it uses, as a GraphQL
-    client sends it (the whole file would make the server parse and validate six other operations)."""
-    return print_ast(separate_operations(parse(document(name)))[name])
-
-
 @dataclass
 class Timing:
     """Wall times of one upload, and of the Graphlake flow's phases (empty for a baseline)."""
@@ -198,7 +191,7 @@ class GraphlakeUploader:
         self.puts = puts
 
     async def operation(self, name: str, variables: dict) -> dict:
-        body = {"query": operation_document(name), "operationName": name, "variables": variables}
+        body = {"query": document(name), "operationName": name, "variables": variables}
         response = await self.graphql.post("/graphql", json=body)
         response.raise_for_status()
         answer = response.json()

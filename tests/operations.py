@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from bson import ObjectId
-from graphql import OperationDefinitionNode, parse
+from graphql import OperationDefinitionNode, parse, print_ast, separate_operations
 
 from graphlake import PROJECT_ROOT
 from resolvers.relay import split_id
@@ -37,8 +37,11 @@ def object_id(global_id: str) -> ObjectId:
     return ObjectId(split_id(global_id)[1])
 
 
+@cache
 def document(name: str) -> str:
-    return operations()[name]
+    """The named operation with just the fragments it uses, as a GraphQL client sends it (the
+    whole file would make the server parse and validate every other operation in it too)."""
+    return print_ast(separate_operations(parse(operations()[name]))[name])
 
 
 class Api:
