@@ -18,8 +18,9 @@ receiving within the few milliseconds that write takes.
 Why not a tailable cursor, the usual carrier: FerretDB v1.24 rescans the whole capped collection
 on every getMore (cost grows with the feed, seconds once it is full), can skip documents inserted
 while a getMore waits, and closes a tailable cursor whose first batch is not full. An `_id` lookup
-is the one query FerretDB answers from an index, so keyed polling costs the same whatever the feed
-holds, and works unchanged on MongoDB (where a change stream would need a replica set).
+is the one query FerretDB answers from an index (in our build: scripts/build-services.sh), so keyed
+polling costs the same whatever the feed holds, and works unchanged on MongoDB (where a change
+stream would need a replica set).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
