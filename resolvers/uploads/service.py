@@ -8,17 +8,21 @@ whose session expired, so no PENDING asset outlives its session.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 import posixpath
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from bson import ObjectId
 
 from documents.asset import Asset, StorageRef
+from documents.collection import Collection
 from documents.clock import to_millis, utcnow
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
@@ -28,17 +32,21 @@ from graphlake.settings import Settings
 from resolvers.assets.service import check_labels, check_metadata, check_name
 from resolvers.collections import service as collections
 from resolvers.common import get_or_not_found
-from resolvers.errors import BadUserInput, Conflict, GraphlakeError
+from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from storage import ObjectStore, S3Store, StoreUnavailable
 from storage.protocol import SignedRequest
 
 log = logging.getLogger("graphlake.uploads")
 
 MIB = 1024 * 1024
+STORE_CONCURRENCY = 16  # store calls (start multipart, stat, ...) in flight for one batch
 MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
 MAX_PARTS = 10_000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+
+
+T = TypeVar("T")
 
 
 class MountUnavailable(GraphlakeError):
@@ -72,6 +80,17 @@ class SignedSession:
     parts: list[tuple[int, SignedRequest, bool]]
 
 
+async def bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int = STORE_CONCURRENCY) -> list[T]:
+    """Run the jobs, at most `limit` at once; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(job: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await job()
+
+    return list(await asyncio.gather(*(run(job) for job in jobs)))
+
+
 def part_size_for(size: int, threshold: int) -> int | None:
     """None below the multipart threshold; else whole MiB, >= 8 MiB, at most 10,000 parts."""
     if size < threshold:
@@ -80,12 +99,13 @@ def part_size_for(size: int, threshold: int) -> int | None:
     return max(MIN_PART, -(-needed // MIB) * MIB)
 
 
-async def choose_store(stores: dict[str, ObjectStore], requested: str | None, default: str) -> ObjectStore:
+async def choose_store(stores: dict[str, ObjectStore], requested: str | None, default: str,
+                       field: str = "mount") -> ObjectStore:
     """The requested (or default) mount, or its fallback while it is unreachable (MADSci's behaviour)."""
     name = requested or default
     store = stores.get(name)
     if store is None:
-        raise BadUserInput(f"no mount named {name!r} (have: {', '.join(sorted(stores))})", field="mount")
+        raise BadUserInput(f"no mount named {name!r} (have: {', '.join(sorted(stores))})", field=field)
     try:
         await store.check()
         return store
@@ -95,46 +115,77 @@ async def choose_store(stores: dict[str, ObjectStore], requested: str | None, de
             fallback = stores[store.fallback]
             await fallback.check()
             return fallback
-        raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field="mount") from None
+        raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field=field) from None
 
 
-def _check_request(request: UploadRequest, settings: Settings) -> None:
-    check_name(request.name)
+def _check_request(request: UploadRequest, settings: Settings, where: str = "") -> None:
+    """BAD_USER_INPUT naming the field (prefixed by `where`, e.g. "inputs[3].", in a batch)."""
+    request.name = check_name(request.name, field=f"{where}name")
     if not 0 <= request.size_bytes <= settings.max_upload_bytes:
-        raise BadUserInput(f"must be between 0 and {settings.max_upload_bytes}", field="sizeBytes")
+        raise BadUserInput(f"must be between 0 and {settings.max_upload_bytes}", field=f"{where}sizeBytes")
     if request.sha256 is not None and not _SHA256.match(request.sha256):
-        raise BadUserInput("must be 64 lowercase hex digits", field="sha256")
+        raise BadUserInput("must be 64 lowercase hex digits", field=f"{where}sha256")
     if not _MEDIA_TYPE.match(request.media_type):
-        raise BadUserInput("must look like type/subtype", field="mediaType")
-    request.labels = check_labels(request.labels)
-    check_metadata(request.metadata or StoredJson.encode({}))
-    request.path = collections.check_path(request.path, "path")
+        raise BadUserInput("must look like type/subtype", field=f"{where}mediaType")
+    request.labels = check_labels(request.labels, field=f"{where}labels")
+    check_metadata(request.metadata or StoredJson.encode({}), field=f"{where}metadata")
+    request.path = collections.check_path(request.path, f"{where}path")
+
+
+async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, ObjectStore], settings: Settings,
+                         actor: str | None, *, batch: bool = True) -> list[UploadSession]:
+    """Sessions and PENDING assets for several files: every request is checked before anything is
+    written, then all sessions and all assets are stored with one bulk insert each."""
+    if batch and not requests:
+        raise BadUserInput("give at least one upload", field="inputs")
+    if len(requests) > settings.max_batch_items:
+        raise BadUserInput(f"at most {settings.max_batch_items} uploads at once", field="inputs")
+    where = (lambda i: f"inputs[{i}].") if batch else (lambda i: "")
+    for i, request in enumerate(requests):
+        _check_request(request, settings, where(i))
+    wanted = {r.collection_id for r in requests if r.collection_id}
+    found = {c["_id"] for c in await Collection.get_pymongo_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1}).to_list()}
+    for i, request in enumerate(requests):
+        if request.collection_id and request.collection_id not in found:
+            raise NotFound(f"no collection {request.collection_id}", field=f"{where(i)}collectionId")
+    chosen: dict[str | None, ObjectStore] = {}
+    for i, request in enumerate(requests):  # one reachability check per mount, not per file
+        if request.mount not in chosen:
+            chosen[request.mount] = await choose_store(stores, request.mount, settings.default_mount, field=f"{where(i)}mount")
+
+    async def session_for(request: UploadRequest) -> UploadSession:
+        store = chosen[request.mount]
+        asset_id = ObjectId()
+        key = f"assets/{asset_id}"  # made here, never taken from a client
+        part_size = part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
+        multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
+        return UploadSession(
+            id=ObjectId(), asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
+            sha256=request.sha256, media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
+            collection_id=request.collection_id, path=request.path,
+            expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
+        )
+
+    sessions = await bounded_gather([lambda r=r: session_for(r) for r in requests])
+    assets = [
+        Asset(
+            id=session.asset_id, kind=AssetKind.FILE, status=AssetStatus.PENDING, name=request.name,
+            description=request.description, media_type=request.media_type, size_bytes=request.size_bytes,
+            storage=StorageRef(mount=session.mount, key=session.key, uri=chosen[request.mount].uri(session.key)),
+            metadata=request.metadata or StoredJson.encode({}), labels=request.labels, owner=request.owner or Ownership(),
+            data_timestamp=to_millis(request.data_timestamp) if request.data_timestamp else None, created_by=actor,
+        )
+        for request, session in zip(requests, sessions, strict=True)
+    ]
+    # Sessions before assets: no PENDING asset exists without the session the reconciler expires.
+    await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions])
+    await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
+    return sessions
 
 
 async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], settings: Settings,
                         actor: str | None) -> UploadSession:
-    _check_request(request, settings)
-    if request.collection_id:
-        await collections.get_collection(request.collection_id, field="collectionId")
-    store = await choose_store(stores, request.mount, settings.default_mount)
-    asset_id = ObjectId()
-    key = f"assets/{asset_id}"  # made here, never taken from a client
-    part_size = part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
-    multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
-    session = UploadSession(
-        asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes, sha256=request.sha256,
-        media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
-        collection_id=request.collection_id, path=request.path,
-        expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
-    )
-    await session.insert()
-    await Asset(
-        id=asset_id, kind=AssetKind.FILE, status=AssetStatus.PENDING, name=request.name.strip(),
-        description=request.description, media_type=request.media_type, size_bytes=request.size_bytes,
-        storage=StorageRef(mount=store.name, key=key, uri=store.uri(key)), metadata=request.metadata or StoredJson.encode({}),
-        labels=request.labels, owner=request.owner or Ownership(),
-        data_timestamp=to_millis(request.data_timestamp) if request.data_timestamp else None, created_by=actor,
-    ).insert()
+    [session] = await create_uploads([request], stores, settings, actor, batch=False)
     return session
 
 
