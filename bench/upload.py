@@ -223,6 +223,24 @@ class GraphlakeUploader:
         phases = {"create": created - start, "put": sent - created, "complete": done - sent}
         return Timing(done - start, phases), asset["storage"]["key"]
 
+    async def upload_many(self, path: Path, size: int, files: int, mount: str, sha256: str | None) -> tuple[Timing, list[str]]:
+        """Times `files` uploads of the file's bytes as a client uploading a directory does:
+        one createUploads, the PUTs CONCURRENCY at a time, one completeUploads."""
+        start = time.perf_counter()
+        inputs = [{"name": f"{i}-{path.name}", "sizeBytes": size, "mediaType": MEDIA_TYPE, "mount": mount, "sha256": sha256}
+                  for i in range(files)]
+        sessions = (await self.operation("CreateUploads", {"inputs": inputs}))["createUploads"]
+        created = time.perf_counter()
+        data = await asyncio.to_thread(read_range, path, 0, size)
+        await bounded([lambda s=s: self.put(s["url"], data, s["headers"]) for s in sessions])
+        sent = time.perf_counter()
+        done = (await self.operation("CompleteUploads", {"ids": [s["id"] for s in sessions]}))["completeUploads"]
+        finished = time.perf_counter()
+        if done["failures"] or len(done["assets"]) != files:
+            raise RuntimeError(f"uploads did not complete: {done['failures']}")
+        phases = {"create": created - start, "put": sent - created, "complete": finished - sent}
+        return Timing(finished - start, phases), [f"assets/{a['id']}" for a in done["assets"]]
+
     def _part_job(self, path: Path, size: int, part_size: int, part: dict) -> Callable[[], Awaitable[None]]:
         offset = (part["partNumber"] - 1) * part_size
 
@@ -270,6 +288,7 @@ def copy_baseline(path: Path, target: Path) -> None:
 class Row:
     size: int
     mount: str
+    files: int = 1  # more: a directory of that many files of `size`, through the batch mutations
     graphlake: list[Timing] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
     graphql_bytes: list[int] = field(default_factory=list)
@@ -281,8 +300,12 @@ class Row:
     def label(self) -> str:
         return "s3" if self.mount == S3_MOUNT else self.mount
 
+    @property
+    def what(self) -> str:
+        return f"{self.size // MIB} MiB" if self.files == 1 else f"{self.files}x{self.size // MIB} MiB"
+
     def mbps(self, seconds: float) -> float:
-        return self.size / 1e6 / seconds
+        return self.size * self.files / 1e6 / seconds
 
     @property
     def graphlake_mbps(self) -> float:
@@ -314,27 +337,35 @@ class Bench:
     async def graphlake_once(self, row: Row, path: Path, digest: str | None) -> None:
         before = self.counter.received.copy()
         commands, seconds = self.database.commands, self.database.seconds
-        timing, key = await self.uploader.upload(path, row.size, row.mount, digest)
+        if row.files == 1:
+            timing, key = await self.uploader.upload(path, row.size, row.mount, digest)
+            keys = [key]
+        else:
+            timing, keys = await self.uploader.upload_many(path, row.size, row.files, row.mount, digest)
         row.graphlake.append(timing)
         row.db_commands.append(self.database.commands - commands)
         row.db_seconds.append(self.database.seconds - seconds)
-        row.graphql_bytes.append(self.counter.received["graphql"] - before["graphql"])
-        row.blob_bytes.append(self.counter.received["blobs"] - before["blobs"])
-        await self.remove_graphlake_object(row.mount, key)
+        row.graphql_bytes.append((self.counter.received["graphql"] - before["graphql"]) // row.files)
+        row.blob_bytes.append((self.counter.received["blobs"] - before["blobs"]) // row.files)
+        for key in keys:
+            await self.remove_graphlake_object(row.mount, key)
 
     async def baseline_once(self, row: Row, path: Path) -> None:
         if row.mount == "local":
-            target = self.data_dir / f"baseline-{uuid.uuid4().hex}"
+            targets = [self.data_dir / f"baseline-{uuid.uuid4().hex}" for _ in range(row.files)]
             start = time.perf_counter()
-            copy_baseline(path, target)
+            for target in targets:
+                copy_baseline(path, target)
             row.baseline.append(time.perf_counter() - start)
-            target.unlink()
+            for target in targets:
+                target.unlink()
         else:
-            key = f"baseline/{uuid.uuid4().hex}"
-            start = time.perf_counter()
-            await s3_baseline(self.s3, path, row.size, key)
+            keys = [f"baseline/{uuid.uuid4().hex}" for _ in range(row.files)]
+            start = time.perf_counter()  # several files: CONCURRENCY at a time, as the Graphlake side
+            await bounded([lambda k=k: s3_baseline(self.s3, path, row.size, k) for k in keys])
             row.baseline.append(time.perf_counter() - start)
-            await self.s3.delete_object(Bucket=BUCKET, Key=key)
+            for key in keys:
+                await self.s3.delete_object(Bucket=BUCKET, Key=key)
         os.sync()  # start the next run without the last one's dirty pages
 
     async def remove_graphlake_object(self, mount: str, key: str) -> None:
@@ -342,8 +373,8 @@ class Bench:
         await store.delete(key)
         os.sync()
 
-    async def measure(self, size: int, mount: str, path: Path, digest: str | None, runs: int) -> Row:
-        row = Row(size, mount)
+    async def measure(self, size: int, mount: str, path: Path, digest: str | None, runs: int, files: int = 1) -> Row:
+        row = Row(size, mount, files)
         for i in range(runs):  # alternate which goes first, so neither always meets a warmer disk
             first_graphlake = i % 2 == 0
             if first_graphlake:
@@ -356,10 +387,10 @@ class Bench:
 
 def print_report(rows: list[Row], args: argparse.Namespace) -> None:
     print()
-    print(f"{'size':>8}  {'mount':<6} {'graphlake MB/s':>14} {'baseline MB/s':>14} {'ratio':>6}  target")
+    print(f"{'size':>12}  {'mount':<6} {'graphlake MB/s':>14} {'baseline MB/s':>14} {'ratio':>6}  target")
     for r in rows:
         verdict = "met" if r.ratio >= r.target else "MISSED"
-        print(f"{r.size // MIB:>4} MiB  {r.label:<6} {r.graphlake_mbps:>14.1f} {r.baseline_mbps:>14.1f} "
+        print(f"{r.what:>12}  {r.label:<6} {r.graphlake_mbps:>14.1f} {r.baseline_mbps:>14.1f} "
               f"{r.ratio:>5.2f}x  >= {r.target}x {verdict}")
     print()
     print("graphlake phases, median ms (create = createUpload, put = the signed PUTs, complete = completeUpload;")
@@ -369,7 +400,7 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
         runs = ", ".join(f"{t.total * 1000:.0f}" for t in r.graphlake)
         base = ", ".join(f"{t * 1000:.0f}" for t in r.baseline)
         db = statistics.median(r.db_seconds) * 1000
-        print(f"  {r.size // MIB:>4} MiB {r.label:<6} create {med['create']:7.1f}  put {med['put']:8.1f}  "
+        print(f"  {r.what:>10} {r.label:<6} create {med['create']:7.1f}  put {med['put']:8.1f}  "
               f"complete {med['complete']:7.1f}  | database {db:5.1f} in {max(r.db_commands)} commands"
               f"   (graphlake runs: {runs}; baseline runs: {base})")
     print()
@@ -380,7 +411,7 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
                   + ("  target < 4096: " + ("met" if max(graphql) < 4096 else "MISSED") if mount == "s3" else ""))
     for r in rows:
         if r.mount == "local":
-            print(f"local: server received {max(r.blob_bytes)} bytes per upload on /blobs for {r.size // MIB} MiB "
+            print(f"local: server received {max(r.blob_bytes)} bytes per upload on /blobs for {r.what} "
                   "(the file itself: the local mount's bytes go through the server by design)")
     blobs_s3 = [b for r in rows if r.label == "s3" for b in r.blob_bytes]
     if blobs_s3:
@@ -470,11 +501,13 @@ async def measure_all(bench: Bench, args: argparse.Namespace, tmp: Path) -> list
         if size_mib == args.sizes[0]:  # warm connections, caches and code paths once, untimed
             for mount in (S3_MOUNT, "local"):
                 await bench.measure(size, mount, path, digest, runs=1)
-        for mount in (S3_MOUNT, "local"):
-            row = await bench.measure(size, mount, path, digest, args.runs)
-            print(f"  {size_mib} MiB on {row.label}: graphlake {row.graphlake_mbps:.1f} MB/s, "
-                  f"baseline {row.baseline_mbps:.1f} MB/s", flush=True)
-            rows.append(row)
+        batch = [args.batch] if args.batch > 1 and size_mib == args.sizes[0] else []
+        for files in [1, *batch]:
+            for mount in (S3_MOUNT, "local"):
+                row = await bench.measure(size, mount, path, digest, args.runs, files)
+                print(f"  {row.what} on {row.label}: graphlake {row.graphlake_mbps:.1f} MB/s, "
+                      f"baseline {row.baseline_mbps:.1f} MB/s", flush=True)
+                rows.append(row)
         path.unlink()
     return rows
 
@@ -484,6 +517,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sizes", default="1,64,512", help="file sizes in MiB, comma-separated (default 1,64,512)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size and mount (default 3)")
     parser.add_argument("--sha256", action="store_true", help="declare each file's SHA-256 in createUpload")
+    parser.add_argument("--batch", type=int, default=64,
+                        help="also upload this many files of the smallest size as one directory, through "
+                             "createUploads/completeUploads (default 64; 1 to skip)")
     parser.add_argument("--quick", action="store_true", help="smoke check: 1 and 64 MiB, one run each")
     parser.add_argument("--unsigned-baseline", action="store_true",
                         help="let the aioboto3 baseline skip SHA-256 payload signing, as presigned URLs do")

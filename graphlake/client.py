@@ -51,6 +51,13 @@ _SESSION = """query ($id: ID!) {
 _COMPLETE = """mutation ($id: ID!) {
   completeUpload(input: {id: $id}) { id name status sizeBytes sha256 mediaType }
 }"""
+_CREATE_UPLOADS = """mutation ($inputs: [CreateUploadInput!]!) {
+  createUploads(inputs: $inputs) { id status url headers partSizeBytes parts { partNumber url uploaded } asset { id } }
+}"""
+_COMPLETE_UPLOADS = """mutation ($ids: [ID!]!) {
+  completeUploads(ids: $ids) { assets { id name status sizeBytes sha256 mediaType } failures { uploadId code message } }
+}"""
+BATCH_FILES = 100  # files per createUploads / completeUploads: a directory of small files is not 3 round trips each
 _FIND_COLLECTION = """query ($name: String!) { collections(nameContains: $name, first: 100) { edges { node { id name } } } }"""
 _CREATE_COLLECTION = """mutation ($name: String!) { createCollection(input: {name: $name}) { id name } }"""
 _DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name downloadUrl } }"""
@@ -167,6 +174,25 @@ class Client:
         if failures:
             raise failures[0]
 
+    async def _resumed(self, path: Path) -> dict[str, Any] | None:
+        """The open session an earlier, interrupted run left for this file, if any."""
+        session_id = self.resume.get(ResumeState.key(self.url, path))
+        if session_id is None:
+            return None
+        try:
+            found = (await self.execute(_SESSION, {"id": session_id}))["uploadSession"]
+        except GraphlakeClientError:
+            return None
+        return found if found and found["status"] == "OPEN" else None
+
+    @staticmethod
+    async def _upload_input(file: Path, **fields: Any) -> dict[str, Any]:
+        """createUpload's input for a file: its size, SHA-256 and media type, and the given fields."""
+        fields = {"name": fields.pop("name", None) or file.name, "sizeBytes": file.stat().st_size,
+                  "sha256": await asyncio.to_thread(file_sha256, file), **fields}
+        fields["mediaType"] = fields.get("mediaType") or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        return {k: v for k, v in fields.items() if v is not None}
+
     async def upload_file(self, path: Path, *, name: str | None = None, media_type: str | None = None,
                           collection_id: str | None = None, collection_path: str | None = None,
                           description: str | None = None, metadata: dict[str, Any] | None = None,
@@ -174,26 +200,63 @@ class Client:
                           progress: Progress | None = None) -> dict[str, Any]:
         """Upload one file, resuming an earlier interrupted upload of the same file if there is one."""
         resume_key = ResumeState.key(self.url, path)
-        session = None
-        if (session_id := self.resume.get(resume_key)) is not None:
-            try:
-                found = (await self.execute(_SESSION, {"id": session_id}))["uploadSession"]
-                session = found if found and found["status"] == "OPEN" else None
-            except GraphlakeClientError:
-                session = None
+        session = await self._resumed(path)
         if session is None:
-            fields: dict[str, Any] = {
-                "name": name or path.name, "sizeBytes": path.stat().st_size, "sha256": await asyncio.to_thread(file_sha256, path),
-                "mediaType": media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                "collectionId": collection_id, "path": collection_path, "description": description,
-                "metadata": metadata, "labels": labels, "mount": mount,
-            }
-            session = (await self.execute(_CREATE_UPLOAD, {"input": {k: v for k, v in fields.items() if v is not None}}))["createUpload"]
+            upload = await self._upload_input(path, name=name, mediaType=media_type, collectionId=collection_id,
+                                              path=collection_path, description=description, metadata=metadata,
+                                              labels=labels, mount=mount)
+            session = (await self.execute(_CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
         await self._send(session, path, progress)
         asset = (await self.execute(_COMPLETE, {"id": session["id"]}))["completeUpload"]
         self.resume.put(resume_key, None)
         return asset
+
+    async def upload_batch(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Upload several files with one createUploads and one completeUploads per BATCH_FILES,
+        their bytes `concurrency` files at a time. `files` pairs each path with createUpload
+        fields (name, collectionId, path, ...). Files an interrupted run left open resume. Raises,
+        after completing every file that made it, if any did not."""
+        assets: list[dict[str, Any]] = []
+        for start in range(0, len(files), BATCH_FILES):
+            assets += await self._upload_chunk(files[start:start + BATCH_FILES], progress)
+        return assets
+
+    async def _upload_chunk(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None) -> list[dict[str, Any]]:
+        sessions: list[dict[str, Any] | None] = list(await asyncio.gather(*(self._resumed(path) for path, _ in files)))
+        fresh = [i for i, session in enumerate(sessions) if session is None]
+        if fresh:
+            gate = asyncio.Semaphore(self.concurrency)
+
+            async def upload_input(i: int) -> dict[str, Any]:
+                async with gate:  # hashing reads the files: a few at a time
+                    return await self._upload_input(files[i][0], **files[i][1])
+
+            inputs = await asyncio.gather(*(upload_input(i) for i in fresh))
+            created = (await self.execute(_CREATE_UPLOADS, {"inputs": inputs}))["createUploads"]
+            for i, session in zip(fresh, created, strict=True):
+                sessions[i] = session
+                self.resume.put(ResumeState.key(self.url, files[i][0]), session["id"])
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send(path: Path, session: dict[str, Any]) -> None:
+            async with gate:
+                await self._send(session, path, progress)
+
+        sent = await asyncio.gather(*(send(path, session) for (path, _), session in zip(files, sessions, strict=True)),
+                                    return_exceptions=True)
+        ready = [(path, session) for (path, _), session, error in zip(files, sessions, sent, strict=True) if error is None]
+        done = (await self.execute(_COMPLETE_UPLOADS, {"ids": [s["id"] for _, s in ready]}))["completeUploads"] \
+            if ready else {"assets": [], "failures": []}
+        failed = {f["uploadId"]: f for f in done["failures"]}
+        for path, session in ready:
+            if session["id"] not in failed:
+                self.resume.put(ResumeState.key(self.url, path), None)
+        problems = [f"{path.name}: {error}" for (path, _), error in zip(files, sent, strict=True) if error is not None]
+        problems += [f"{path.name}: {failed[s['id']]['message']}" for path, s in ready if s["id"] in failed]
+        if problems:
+            raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
+        return done["assets"]
 
     async def collection_id(self, name: str) -> str:
         """The id of the collection named `name`, created if it does not exist."""
@@ -236,15 +299,15 @@ class Client:
                 progress(sent, total)
 
         try:
-            assets = []
+            files = []
             for path, relative in jobs:
                 details = manifest.get(relative, {})
-                assets.append(await self.upload_file(
-                    path, name=Path(relative).name, collection_id=collection_id, collection_path=relative if collection_id else None,
-                    description=details.get("description"), metadata=details.get("metadata"), labels=details.get("labels"),
-                    media_type="application/zip" if path in archives else None, progress=advance,
-                ))
-            return assets
+                files.append((path, {
+                    "name": Path(relative).name, "collectionId": collection_id, "path": relative if collection_id else None,
+                    "description": details.get("description"), "metadata": details.get("metadata"),
+                    "labels": details.get("labels"), "mediaType": "application/zip" if path in archives else None,
+                }))
+            return await self.upload_batch(files, progress=advance)
         finally:
             for archive in archives:
                 archive.unlink(missing_ok=True)

@@ -22,17 +22,19 @@ MIB = 1024 * 1024
 
 
 class FlakyStore(httpx.AsyncHTTPTransport):
-    """Counts PUTs to the store, and fails those whose URL matches, a set number of times."""
+    """Counts PUTs to the store, and fails those whose URL (or body) matches, a set number of times."""
 
-    def __init__(self, fail_when: str = "", failures: int = 0, status: int | None = None) -> None:
+    def __init__(self, fail_when: str = "", failures: int = 0, status: int | None = None,
+                 fail_body: bytes | None = None) -> None:
         super().__init__()
-        self.fail_when, self.failures, self.status = fail_when, failures, status
+        self.fail_when, self.failures, self.status, self.fail_body = fail_when, failures, status, fail_body
         self.puts: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "PUT":
             self.puts.append(str(request.url))
-            if self.fail_when in str(request.url) and self.failures > 0:
+            matches = self.fail_when in str(request.url) and self.fail_body in (None, request.content)
+            if matches and self.failures > 0:
                 self.failures -= 1
                 if self.status:
                     return httpx.Response(self.status, request=request)
@@ -113,6 +115,34 @@ async def test_failed_puts_are_retried_with_backoff(served: Served, contributor:
     async with lake:
         asset = await lake.upload_file(data)
     assert asset["status"] == "ACTIVE" and len(flaky.puts) == 3
+
+
+async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
+    served: Served, contributor: str, tree: Path, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+
+    class Recording(Client):
+        async def execute(self, query: str, variables: dict | None = None) -> dict:
+            calls.append(query.split("(")[1].split(":")[0].strip() if "(" in query else query)
+            return await super().execute(query, variables)
+
+    files = sorted(p for p in tree.rglob("*") if p.is_file())
+    failing = FlakyStore(fail_body=b"hello", failures=99)  # every PUT of notes.txt
+    first = Recording(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json"), retries=0,
+                      storage_transport=failing)
+    with pytest.raises(GraphlakeClientError, match=r"1 of 6 files did not upload: notes.txt"):
+        async with first:
+            await first.upload_paths(files)
+    # One createUploads and one completeUploads for the whole directory, not three calls per file.
+    assert calls.count("$inputs") == 1 and calls.count("$ids") == 1 and len(calls) == 2, calls
+    assert len(json.loads((tmp_path / "resume.json").read_text())) == 1  # only notes.txt stays open
+
+    counting = FlakyStore()
+    async with client(served, contributor, tmp_path, storage_transport=counting) as lake:
+        [asset] = await lake.upload_paths([tree / "notes.txt"])
+    assert len(counting.puts) == 1 and asset["status"] == "ACTIVE"  # resumed: its session was still open
+    assert json.loads((tmp_path / "resume.json").read_text()) == {}
 
 
 async def test_download_by_id_or_alias(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:

@@ -75,6 +75,8 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Query.uploadSession": ("UploadSession", {"id": encode_id("UploadSession", NONE)}, Role.VIEWER),
     "Mutation.createUpload": ("CreateUpload", {"input": {"name": "f", "sizeBytes": 1}}, W),
     "Mutation.completeUpload": ("CompleteUpload", {"input": {"id": encode_id("UploadSession", NONE)}}, W),
+    "Mutation.createUploads": ("CreateUploads", {"inputs": [{"name": "f", "sizeBytes": 1}]}, W),
+    "Mutation.completeUploads": ("CompleteUploads", {"ids": [encode_id("UploadSession", NONE)]}, W),
     "Mutation.abortUpload": ("AbortUpload", {"id": encode_id("UploadSession", NONE)}, W),
     "Mutation.registerExternal": ("RegisterExternal", {"input": {"url": "https://example.org/a.csv"}}, W),
     "Subscription.assetStatusChanged": ("AssetStatusChanged", {}, Role.VIEWER),

@@ -281,3 +281,72 @@ def test_part_sizes_respect_s3_limits() -> None:
     assert size % MIB == 0 and size >= 5 * MIB and -(-huge // size) <= 10_000
 
 
+
+
+async def _batch(api: Api, served: Served, token: str, files: list[bytes], mount: str, coll_id: str | None) -> tuple:
+    """createUploads -> PUT each -> completeUploads; the database commands of the two mutations."""
+    inputs = [{"name": f"img{i}.png", "sizeBytes": len(data), "mount": mount, "sha256": hashlib.sha256(data).hexdigest(),
+               **({"collectionId": coll_id, "path": f"train/img{i}.png"} if coll_id else {})} for i, data in enumerate(files)]
+    served.commands.commands.clear()
+    sessions = (await api.data("CreateUploads", {"inputs": inputs}, token=token))["createUploads"]
+    created = list(served.commands.commands)
+    await asyncio.gather(*(put(s["url"], data, s["headers"]) for s, data in zip(sessions, files, strict=True)))
+    served.commands.commands.clear()
+    done = (await api.data("CompleteUploads", {"ids": [s["id"] for s in sessions]}, token=token))["completeUploads"]
+    return sessions, done, created, list(served.commands.commands)
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_batch_upload_of_small_files_costs_the_same_commands_for_3_or_30(
+    api: Api, served: Served, contributor: str, mount: str
+) -> None:
+    coll = (await api.data("CreateCollection", {"input": {"name": f"batch-{mount}"}}, token=contributor))["createCollection"]
+    few = [payload(1000 + i, seed=i) for i in range(3)]
+    many = [payload(2000 + i, seed=100 + i) for i in range(30)]
+    _, done_few, created_few, completed_few = await _batch(api, served, contributor, few, mount, coll["id"])
+    sessions, done, created_many, completed_many = await _batch(api, served, contributor, many, mount, coll["id"])
+    assert done["failures"] == [] and len(done["assets"]) == 30
+    assert [a["sizeBytes"] for a in done["assets"]] == [len(d) for d in many]  # in the order given
+    assert all(a["status"] == "ACTIVE" and a["collections"]["edges"][0]["node"]["id"] == coll["id"] for a in done["assets"])
+    assert [a["sha256"] for a in done["assets"]] == [hashlib.sha256(d).hexdigest() for d in many]
+    # Batched writes: 30 files cost what 3 do.
+    assert len(created_many) == len(created_few) and len(completed_many) == len(completed_few), (created_many, completed_many)
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert {e["node"]["path"] for e in items} >= {f"train/img{i}.png" for i in range(30)}
+
+
+async def test_batch_completion_reports_each_failure_and_keeps_the_rest(api: Api, served: Served, contributor: str,
+                                                                        state: AppState) -> None:
+    files = [payload(5000, seed=i) for i in range(4)]
+    # The local mount: it takes any bytes and leaves the check to completion (MinIO refuses a PUT
+    # whose bytes differ from the signed checksum; test_checksum_mismatch_s3 covers that).
+    inputs = [{"name": f"f{i}", "sizeBytes": len(d), "mount": "local", "sha256": hashlib.sha256(d).hexdigest()}
+              for i, d in enumerate(files)]
+    sessions = (await api.data("CreateUploads", {"inputs": inputs}, token=contributor))["createUploads"]
+    await put(sessions[0]["url"], files[0], sessions[0]["headers"])
+    await put(sessions[1]["url"], files[1][:-1] + b"?", sessions[1]["headers"])  # same size, other bytes
+    # sessions[2]: nothing uploaded
+    await put(sessions[3]["url"], files[3], sessions[3]["headers"])
+    await api.data("AbortUpload", {"id": sessions[3]["id"]}, token=contributor)
+    ids = [s["id"] for s in sessions]
+    done = (await api.data("CompleteUploads", {"ids": ids}, token=contributor))["completeUploads"]
+    assert [a["name"] for a in done["assets"]] == ["f0"]
+    failures = {f["uploadId"]: f for f in done["failures"]}
+    assert set(failures) == set(ids[1:])
+    assert failures[ids[1]]["code"] == "BAD_USER_INPUT" and failures[ids[1]]["field"] == "sha256"
+    assert failures[ids[2]]["code"] == "BAD_USER_INPUT" and "nothing has been uploaded" in failures[ids[2]]["message"]
+    assert failures[ids[3]]["code"] == "CONFLICT"
+    statuses = [(await api.data("UploadSession", {"id": i}, token=contributor))["uploadSession"]["asset"]["status"] for i in ids]
+    assert statuses == ["ACTIVE", "FAILED", "PENDING", "FAILED"]  # the empty one can still be uploaded
+    assert await state.stores["local"].stat(f"assets/{object_id(sessions[1]['asset']['id'])}") is None
+
+
+async def test_a_bad_input_in_a_batch_names_it_and_stores_nothing(api: Api, contributor: str) -> None:
+    good = {"name": "ok", "sizeBytes": 1}
+    error = await api.error("CreateUploads", {"inputs": [good, good, {"name": "x", "sizeBytes": 1, "sha256": "abc"}]},
+                            token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[2].sha256"}
+    error = await api.error("CreateUploads", {"inputs": [good, {**good, "collectionId": "Q29sbGVjdGlvbjo2NTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA="}]},
+                            token=contributor)
+    assert error["extensions"]["field"] == "inputs[1].collectionId"
+    assert await UploadSession.count() == 0

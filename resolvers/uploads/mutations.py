@@ -7,27 +7,42 @@ import strawberry
 from graphlake.context import Info
 from resolvers.assets.types import Asset
 from resolvers.common import encode_json
+from resolvers.errors import GraphlakeError
 from resolvers.permissions import CanWrite
 from resolvers.relay import decode_object_id
 from resolvers.uploads import service
 from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, RegisterExternalInput
-from resolvers.uploads.types import RegisterExternalPayload, UploadSession
+from resolvers.uploads.types import CompleteUploadsPayload, RegisterExternalPayload, UploadFailure, UploadSession
+
+
+def _request(input: CreateUploadInput, where: str) -> service.UploadRequest:
+    """The service's request from one input; `where` prefixes field names in errors (batches)."""
+    return service.UploadRequest(
+        name=input.name, size_bytes=input.size_bytes, media_type=input.media_type,
+        sha256=input.sha256.lower() if input.sha256 else None, mount=input.mount, description=input.description,
+        labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field=f"{where}metadata"),
+        owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
+        collection_id=decode_object_id(input.collection_id, "Collection", field=f"{where}collectionId") if input.collection_id else None,
+        path=input.path,
+    )
 
 
 @strawberry.type
 class UploadMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Start an upload: a PENDING FILE asset and signed URL(s) to PUT its bytes to.")
     async def create_upload(self, info: Info, input: CreateUploadInput) -> UploadSession:
-        request = service.UploadRequest(
-            name=input.name, size_bytes=input.size_bytes, media_type=input.media_type,
-            sha256=input.sha256.lower() if input.sha256 else None, mount=input.mount, description=input.description,
-            labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
-            owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
-            collection_id=decode_object_id(input.collection_id, "Collection", field="collectionId") if input.collection_id else None,
-            path=input.path,
-        )
-        session = await service.create_upload(request, info.context.stores, info.context.settings, info.context.actor)
+        session = await service.create_upload(_request(input, ""), info.context.stores, info.context.settings,
+                                              info.context.actor)
         return UploadSession.from_signed(await service.sign_session(session, info.context.stores))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Start several uploads at once (a directory of small files): "
+                                                                     "all are checked first, then stored together; sessions in the order given.")
+    async def create_uploads(self, info: Info, inputs: list[CreateUploadInput]) -> list[UploadSession]:
+        stores = info.context.stores
+        sessions = await service.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
+                                                stores, info.context.settings, info.context.actor)
+        signed = await service.bounded_gather([lambda s=s: service.sign_session(s, stores) for s in sessions])
+        return [UploadSession.from_signed(s) for s in signed]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared) must match; the asset turns ACTIVE, or FAILED with the difference named.")
     async def complete_upload(self, info: Info, input: CompleteUploadInput) -> Asset:
@@ -35,6 +50,18 @@ class UploadMutations:
                                             info.context.state.asset_status, info.context.actor,
                                             info.context.settings.max_batch_items)
         return Asset.from_document(doc)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Finish several uploads, each on its own as completeUpload does: "
+                                                                     "the assets that turned ACTIVE, and why the others did not.")
+    async def complete_uploads(self, info: Info, ids: list[strawberry.ID]) -> CompleteUploadsPayload:
+        session_ids = [decode_object_id(id, "UploadSession", field=f"ids[{i}]") for i, id in enumerate(ids)]
+        outcomes = await service.complete_uploads(session_ids, info.context.stores, info.context.state.asset_status,
+                                                  info.context.actor, info.context.settings.max_batch_items)
+        return CompleteUploadsPayload(
+            assets=[Asset.from_document(o) for o in outcomes if not isinstance(o, GraphlakeError)],
+            failures=[UploadFailure(upload_id=id, code=o.extensions["code"], message=str(o), field=o.extensions.get("field"))
+                      for id, o in zip(ids, outcomes, strict=True) if isinstance(o, GraphlakeError)],
+        )
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give up an upload: its parts and object are removed and its asset turns FAILED.")
     async def abort_upload(self, info: Info, id: strawberry.ID) -> UploadSession:

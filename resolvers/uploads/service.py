@@ -20,6 +20,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from bson import ObjectId
+from pymongo import UpdateOne
 
 from documents.asset import Asset, StorageRef
 from documents.collection import Collection
@@ -212,40 +213,56 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
     return SignedSession(session=session, single=None, parts=parts)
 
 
+async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
+                       asset_status: AssetStatus, broadcast: Broadcast) -> list[Asset]:
+    """Close the sessions, then flip their assets (in that order: a crash leaves a closed session
+    whose asset the reconciler settles), then tell the subscribers. One bulk write each."""
+    if not outcomes:
+        return []
+    now = utcnow()
+    await UploadSession.get_pymongo_collection().bulk_write(
+        [UpdateOne({"_id": s.id}, {"$set": {"status": status.value, "finished_at": now}}) for s, _ in outcomes])
+    await Asset.get_pymongo_collection().bulk_write(
+        [UpdateOne({"_id": s.asset_id}, {"$set": {"status": asset_status.value, "updated_at": now, **fields}})
+         for s, fields in outcomes])
+    by_id = {a.id: a for a in await Asset.find({"_id": {"$in": [s.asset_id for s, _ in outcomes]}}).to_list()}
+    assets = [by_id[s.asset_id] for s, _ in outcomes]
+    for asset in assets:
+        broadcast.publish(asset)
+    return assets
+
+
 async def _finish(session: UploadSession, status: UploadStatus, asset_status: AssetStatus, broadcast: Broadcast,
                   **asset_fields: object) -> Asset:
-    """Close the session, then flip the asset (in that order: a crash leaves a closed session whose
-    asset the reconciler settles), then tell the subscribers."""
-    now = utcnow()
-    await UploadSession.get_pymongo_collection().update_one(
-        {"_id": session.id}, {"$set": {"status": status.value, "finished_at": now}})
-    await Asset.get_pymongo_collection().update_one(
-        {"_id": session.asset_id}, {"$set": {"status": asset_status.value, "updated_at": now, **asset_fields}})
-    asset = await Asset.get(session.asset_id)
-    broadcast.publish(asset)
+    [asset] = await _finish_many([(session, asset_fields)], status, asset_status, broadcast)
     return asset
 
 
-async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], broadcast: Broadcast,
-                          actor: str | None, max_items: int) -> Asset:
-    session = await get_session(session_id)
+@dataclass
+class _Verified:
+    """What the store holds for a session: its SHA-256 when it matches, else what differs."""
+
+    sha256: str | None
+    problems: list[str]
+
+
+async def _verify(session: UploadSession, store: ObjectStore, field: str) -> _Verified:
+    """Check an open session's object against what was declared; raise what the client must fix."""
     if session.status is not UploadStatus.OPEN:
-        raise Conflict(f"the upload is {session.status.value.lower()}", field="id")
+        raise Conflict(f"the upload is {session.status.value.lower()}", field=field)
     if session.expires_at <= utcnow():
-        raise Conflict("the upload session has expired; start a new one", field="id")
-    store = stores[session.mount]
+        raise Conflict("the upload session has expired; start a new one", field=field)
     if session.multipart_id:
         parts = await store.list_parts(session.key, session.multipart_id)
         missing = sorted(set(range(1, session.part_count + 1)) - {p.number for p in parts})
         if missing:
             shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
-            raise BadUserInput(f"parts not uploaded yet: {shown}; fetch uploadSession for their URLs", field="id",
+            raise BadUserInput(f"parts not uploaded yet: {shown}; fetch uploadSession for their URLs", field=field,
                                missingParts=missing[:1000])
         await store.complete_multipart(session.key, session.multipart_id, [p for p in parts if p.number <= session.part_count])
     info = await store.stat(session.key)
     if info is None:
-        raise BadUserInput("nothing has been uploaded to this session's URL yet", field="id")
-
+        raise BadUserInput("nothing has been uploaded to this session's URL yet", field=field)
     problems = []
     if info.size != session.size_bytes:
         problems.append(f"size: declared {session.size_bytes} bytes, stored {info.size}")
@@ -256,14 +273,56 @@ async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], 
             problems.append(f"sha256: declared {session.sha256}, stored {sha256}")
     if problems:
         await store.delete(session.key)
-        await _finish(session, UploadStatus.ABORTED, AssetStatus.FAILED, broadcast)
-        raise BadUserInput("; ".join(problems) + ". The asset is FAILED and the object removed.",
-                           field="sha256" if problems[0].startswith("sha256") else "sizeBytes")
+    return _Verified(sha256=sha256, problems=problems)
 
-    asset = await _finish(session, UploadStatus.COMPLETED, AssetStatus.ACTIVE, broadcast, sha256=sha256)
-    if session.collection_id:
-        await collections.add_items(session.collection_id, [collections.NewItem(asset.id, session.path, None)], actor, max_items)
-    return asset
+
+def _mismatch(problems: list[str]) -> BadUserInput:
+    return BadUserInput("; ".join(problems) + ". The asset is FAILED and the object removed.",
+                        field="sha256" if problems[0].startswith("sha256") else "sizeBytes")
+
+
+async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], broadcast: Broadcast,
+                           actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
+    """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset or
+    the error that stopped it (a mismatch also fails its asset and removes the object)."""
+    if len(session_ids) > max_items:
+        raise BadUserInput(f"at most {max_items} uploads at once", field="ids")
+    if len(set(session_ids)) != len(session_ids):
+        raise BadUserInput("the same upload appears twice", field="ids")
+    found = {s.id: s for s in await UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list()}
+
+    async def verify(session_id: ObjectId) -> _Verified | GraphlakeError:
+        session = found.get(session_id)
+        if session is None:
+            return NotFound(f"no upload session {session_id}", field="id")
+        try:
+            return await _verify(session, stores[session.mount], "id")
+        except GraphlakeError as error:
+            return error
+
+    verified = await bounded_gather([lambda i=i: verify(i) for i in session_ids])
+    good = [(found[i], {"sha256": v.sha256}) for i, v in zip(session_ids, verified, strict=True)
+            if isinstance(v, _Verified) and not v.problems]
+    bad = [(found[i], {}) for i, v in zip(session_ids, verified, strict=True) if isinstance(v, _Verified) and v.problems]
+    completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, broadcast)}
+    await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, broadcast)
+    filed: dict[ObjectId, list[collections.NewItem]] = {}
+    for session, _ in good:
+        if session.collection_id:
+            filed.setdefault(session.collection_id, []).append(collections.NewItem(session.asset_id, session.path, None))
+    for collection_id, items in filed.items():
+        await collections.add_items(collection_id, items, actor, max_items)
+    return [completed[found[i].asset_id] if isinstance(v, _Verified) and not v.problems
+            else _mismatch(v.problems) if isinstance(v, _Verified) else v
+            for i, v in zip(session_ids, verified, strict=True)]
+
+
+async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], broadcast: Broadcast,
+                          actor: str | None, max_items: int) -> Asset:
+    [outcome] = await complete_uploads([session_id], stores, broadcast, actor, max_items)
+    if isinstance(outcome, GraphlakeError):
+        raise outcome
+    return outcome
 
 
 async def abort_upload(session_id: ObjectId, stores: dict[str, ObjectStore], broadcast: Broadcast) -> UploadSession:

@@ -55,6 +55,20 @@ class UploadSession:
         )
 
 
+@strawberry.type(description="An upload completeUploads could not finish, and why (as completeUpload's error would say).")
+class UploadFailure:
+    upload_id: strawberry.ID
+    code: str = strawberry.field(description="BAD_USER_INPUT (size or checksum differ, parts missing), CONFLICT (not open), NOT_FOUND.")
+    message: str
+    field: str | None = strawberry.field(description="The input at fault, e.g. sha256 or sizeBytes.")
+
+
+@strawberry.type(description="What completeUploads finished.")
+class CompleteUploadsPayload:
+    assets: list[Asset] = strawberry.field(description="The assets now ACTIVE, in the order their uploads were given.")
+    failures: list[UploadFailure]
+
+
 @strawberry.type(description="The EXTERNAL assets registered (the first page of them) and how many.")
 class RegisterExternalPayload:
     count: int
