@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     max_page_size: int = 500
     max_subscriptions_per_connection: int = 20
     introspection: bool = True
-    max_batch_items: int = Field(default=10_000, description="Items in one batch mutation (datums, annotations).")
+    max_batch_items: int = Field(default=10_000, description="Items in one batch mutation (datums, annotations, uploads).")
 
     # --- stored payload sizes
     max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
