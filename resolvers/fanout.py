@@ -2,7 +2,7 @@
 
 Without this, Strawberry runs a subscription's selection set for every subscriber and every event:
 200 browser tabs watching the same filter cost 200 identical executions per event. A payload that
-opts in (it carries a `shared_results` dict, as `Event` does) instead keeps the results computed
+opts in (it carries `shared_results`, as `Event` does) instead keeps the results computed
 for it, keyed by everything that can change one: the operation text, its variables, and the
 subscriber's role. Subscribers that share a key share the result; each still gets its own message.
 

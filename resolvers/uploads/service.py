@@ -20,7 +20,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from bson import ObjectId
-from pymongo import UpdateOne
+from pymongo import UpdateMany
 
 from documents.asset import Asset, StorageRef
 from documents.collection import Collection
@@ -220,11 +220,15 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
     if not outcomes:
         return []
     now = utcnow()
-    await UploadSession.get_pymongo_collection().bulk_write(
-        [UpdateOne({"_id": s.id}, {"$set": {"status": status.value, "finished_at": now}}) for s, _ in outcomes])
+    await UploadSession.get_pymongo_collection().update_many(
+        {"_id": {"$in": [s.id for s, _ in outcomes]}}, {"$set": {"status": status.value, "finished_at": now}})
+    # One update per distinct change (the checksums usually differ), each one statement for all its assets.
+    changes: dict[tuple, list[ObjectId]] = {}
+    for session, fields in outcomes:
+        changes.setdefault(tuple(sorted(fields.items())), []).append(session.asset_id)
     await Asset.get_pymongo_collection().bulk_write(
-        [UpdateOne({"_id": s.asset_id}, {"$set": {"status": asset_status.value, "updated_at": now, **fields}})
-         for s, fields in outcomes])
+        [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
+         for change, ids in changes.items()])
     by_id = {a.id: a for a in await Asset.find({"_id": {"$in": [s.asset_id for s, _ in outcomes]}}).to_list()}
     assets = [by_id[s.asset_id] for s, _ in outcomes]
     for asset in assets:
