@@ -13,6 +13,12 @@ from documents.common import Ownership
 from documents.json_value import StoredJson, json_indexes
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+# Event types only Graphlake itself writes: clients cannot log them, so the audit trail and the
+# status notifications built on them cannot be forged.
+AUDIT = "AUDIT"  # every successful mutation: who, which mutation, which ids
+ASSET_STATUS = "ASSET_STATUS"  # an asset turned ACTIVE or FAILED (feeds `assetStatusChanged`)
+ALERT_DELIVERY_FAILED = "ALERT_DELIVERY_FAILED"  # an alert could not be delivered
+RESERVED_TYPES = frozenset({AUDIT, ASSET_STATUS, ALERT_DELIVERY_FAILED})
 # The capped collection live events travel through to every server process (see resolvers/events/feed.py).
 FEED_COLLECTION = "event_feed"
 

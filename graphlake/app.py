@@ -97,7 +97,7 @@ async def _maintain(state: AppState) -> None:
     settings = state.settings
     while True:
         try:
-            expired = await reconcile(state.stores, state.asset_status)
+            expired = await reconcile(state.stores, state.feed)
             if expired:
                 log.info("expired %d upload session(s)", expired)
             if settings.event_archive_after_days is not None:

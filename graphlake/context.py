@@ -34,9 +34,8 @@ class AppState:
     db: AsyncDatabase
     stores: dict[str, ObjectStore]
     started_at: datetime
-    # Asset documents whose status changed (ACTIVE or FAILED), for `assetStatusChanged`.
-    asset_status: Broadcast = field(default_factory=Broadcast)
-    # Events logged by any process, fed by this process's tail of the event feed.
+    # Events logged by any process (ASSET_STATUS ones feed `assetStatusChanged` too), fed by this
+    # process's tail of the event feed.
     events: Broadcast = field(default_factory=Broadcast)
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)

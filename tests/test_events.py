@@ -85,6 +85,10 @@ async def test_a_batch_is_checked_whole(api: Api, contributor: str, settings: Se
     finally:
         settings.max_events_per_batch = limit
     assert error["extensions"]["field"] == "inputs" and "at most 3" in error["message"]
+    # Graphlake's own event types cannot be forged: the audit trail and status notifications rely on them.
+    for reserved in ("AUDIT", "ASSET_STATUS", "ALERT_DELIVERY_FAILED"):
+        error = await api.error("LogEvents", {"inputs": [ev(), ev(reserved)]}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].eventType"}
     assert await Event.find({"event_type": {"$ne": "AUDIT"}}).count() == before
 
 

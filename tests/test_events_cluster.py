@@ -1,5 +1,6 @@
 """Two server processes sharing one database: every subscriber, on either process, receives each
-event of a burst exactly once, in order per source, whichever process it was logged on."""
+event of a burst exactly once, in order per source, whichever process it was logged on; and an
+asset completed on one process is announced to `assetStatusChanged` subscribers on the other."""
 
 from __future__ import annotations
 
@@ -86,6 +87,30 @@ async def test_burst_across_two_processes(api: Api, served: Served, settings: Se
                 except TimeoutError:
                     extra = None
                 assert extra is None, extra
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_asset_status_reaches_subscribers_on_another_process(api: Api, served: Served, settings: Settings,
+                                                                   contributor: str, tmp_path: Path) -> None:
+    process, other_url = await start_second_server(settings, tmp_path)
+    try:
+        data = b"x" * 4096
+        session = (await api.data("CreateUpload", {"input": {"name": "far.bin", "sizeBytes": len(data), "mount": "local"}},
+                                  token=contributor))["createUpload"]
+        async with Subscriber(other_url.replace("http", "ws", 1) + "/graphql") as on_b:
+            await on_b.connect({"Authorization": f"Bearer {contributor}"})
+            await on_b.subscribe("AssetStatusChanged", {"ids": [session["asset"]["id"]]})
+            await asyncio.sleep(0.5)
+            async with httpx.AsyncClient() as http:
+                assert (await http.put(session["url"], content=data, headers=session["headers"])).status_code == 200
+            await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)  # on process A
+            message = await asyncio.wait_for(on_b.receive(), 10)
+        assert message["payload"]["data"]["assetStatusChanged"]["id"] == session["asset"]["id"]
+        assert message["payload"]["data"]["assetStatusChanged"]["status"] == "ACTIVE"
+        logged = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]
+        assert [e["node"]["data"]["assetId"] for e in logged["edges"]] == [session["asset"]["id"]]
     finally:
         process.terminate()
         await process.wait()

@@ -155,8 +155,8 @@ async def test_expiry_and_reconciliation(api: Api, contributor: str, state: AppS
 
     error = await api.error("CompleteUpload", {"input": {"id": single["id"]}}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT" and "expired" in error["message"]
-    assert await reconcile(state.stores, state.asset_status) == 2
-    assert await reconcile(state.stores, state.asset_status) == 0  # idempotent
+    assert await reconcile(state.stores, state.feed) == 2
+    assert await reconcile(state.stores, state.feed) == 0  # idempotent
     for session in (multipart, single):
         fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
         assert fetched["status"] == "EXPIRED" and fetched["asset"]["status"] == "FAILED"

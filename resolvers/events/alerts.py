@@ -19,7 +19,7 @@ import orjson
 from bson import ObjectId
 
 from documents.clock import utcnow
-from documents.event import LEVELS, Event
+from documents.event import ALERT_DELIVERY_FAILED, LEVELS, Event
 from documents.json_value import StoredJson
 from graphlake.settings import Settings
 from resolvers.events.feed import FeedWriter
@@ -29,7 +29,6 @@ log = logging.getLogger("graphlake.alerts")
 ATTEMPTS = 4
 FIRST_DELAY = 0.5
 SIGNATURE_HEADER = "X-Graphlake-Signature"
-DELIVERY_FAILED = "ALERT_DELIVERY_FAILED"
 _NAMES = {number: name for name, number in LEVELS.items()}
 
 
@@ -86,7 +85,7 @@ async def _webhook(url: str, body: bytes, settings: Settings) -> None:
 
 
 async def notify(events: list[Event], writer: FeedWriter, settings: Settings) -> None:
-    events = [e for e in events if e.event_type != DELIVERY_FAILED]
+    events = [e for e in events if e.event_type != ALERT_DELIVERY_FAILED]
     if not events:
         return
     deliveries: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -97,7 +96,7 @@ async def notify(events: list[Event], writer: FeedWriter, settings: Settings) ->
         deliveries[url] = lambda url=url: _webhook(url, body, settings)
     results = await asyncio.gather(*(_with_retries(what, send) for what, send in deliveries.items()))
     failures = [
-        Event(id=ObjectId(), event_type=DELIVERY_FAILED, level=LEVELS["WARNING"],
+        Event(id=ObjectId(), event_type=ALERT_DELIVERY_FAILED, level=LEVELS["WARNING"],
               message=f"alert delivery to {what} failed", timestamp=utcnow(),
               data=StoredJson.encode({"target": what, "error": error, "events": [str(e.id) for e in events]}))
         for what, error in zip(deliveries, results, strict=True) if error

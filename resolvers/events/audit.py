@@ -19,12 +19,12 @@ from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
 
 from documents.common import Ownership
+from documents.event import AUDIT
 from documents.json_value import StoredJson
 from resolvers.events import service
 from resolvers.errors import BadUserInput
 from resolvers.relay import split_id
 
-AUDIT = "AUDIT"
 MAX_IDS = 100  # a batch of 10,000 events is audited by its count and first ids
 
 

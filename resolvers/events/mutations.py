@@ -5,9 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from documents.common import Ownership
-from documents.event import LEVELS
+from documents.event import LEVELS, RESERVED_TYPES
 from graphlake.context import Info
 from resolvers.common import encode_json
+from resolvers.errors import BadUserInput
 from resolvers.events import service
 from resolvers.events.types import Event, EventInput, LogEventsPayload
 from resolvers.permissions import CanWrite
@@ -15,6 +16,8 @@ from resolvers.relay import encode_id
 
 
 def _new_event(i: int, event: EventInput) -> service.NewEvent:
+    if event.event_type.strip() in RESERVED_TYPES:
+        raise BadUserInput(f"{event.event_type.strip()} events are written by Graphlake itself", field=f"inputs[{i}].eventType")
     return service.NewEvent(
         event_type=event.event_type, level=event.level.value if event.level else LEVELS["INFO"], message=event.message,
         data=encode_json(event.data if event.data is not None else {}, field=f"inputs[{i}].data"),

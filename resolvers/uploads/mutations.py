@@ -47,7 +47,7 @@ class UploadMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared) must match; the asset turns ACTIVE, or FAILED with the difference named.")
     async def complete_upload(self, info: Info, input: CompleteUploadInput) -> Asset:
         doc = await service.complete_upload(decode_object_id(input.id, "UploadSession"), info.context.stores,
-                                            info.context.state.asset_status, info.context.actor,
+                                            info.context.state.feed, info.context.actor,
                                             info.context.settings.max_batch_items)
         return Asset.from_document(doc)
 
@@ -55,7 +55,7 @@ class UploadMutations:
                                                                      "the assets that turned ACTIVE, and why the others did not.")
     async def complete_uploads(self, info: Info, ids: list[strawberry.ID]) -> CompleteUploadsPayload:
         session_ids = [decode_object_id(id, "UploadSession", field=f"ids[{i}]") for i, id in enumerate(ids)]
-        outcomes = await service.complete_uploads(session_ids, info.context.stores, info.context.state.asset_status,
+        outcomes = await service.complete_uploads(session_ids, info.context.stores, info.context.state.feed,
                                                   info.context.actor, info.context.settings.max_batch_items)
         return CompleteUploadsPayload(
             assets=[Asset.from_document(o) for o in outcomes if not isinstance(o, GraphlakeError)],
@@ -66,7 +66,7 @@ class UploadMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Give up an upload: its parts and object are removed and its asset turns FAILED.")
     async def abort_upload(self, info: Info, id: strawberry.ID) -> UploadSession:
         session = await service.abort_upload(decode_object_id(id, "UploadSession"), info.context.stores,
-                                             info.context.state.asset_status)
+                                             info.context.state.feed)
         return UploadSession.from_signed(await service.sign_session(session, info.context.stores))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets, without copying them.")

@@ -7,11 +7,13 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from documents.asset import Asset as AssetDocument
+from documents.event import ASSET_STATUS
 from graphlake.context import Info
 from resolvers.assets.types import Asset
 from resolvers.loaders import Loaders
 from resolvers.permissions import CanRead
-from resolvers.relay import decode_object_id, decode_object_ids
+from resolvers.events.types import Event
+from resolvers.relay import decode_object_id, decode_object_ids, encode_id
 from resolvers.uploads import service
 from resolvers.uploads.types import UploadSession
 
@@ -28,15 +30,18 @@ class UploadQueries:
 
 @strawberry.type
 class UploadSubscriptions:
-    @strawberry.subscription(permission_classes=[CanRead], description="Assets (all, or those in `ids`) as they turn ACTIVE or FAILED.")
+    @strawberry.subscription(permission_classes=[CanRead], description="Assets (all, or those in `ids`) as they turn ACTIVE or FAILED, "
+                                                                        "on any server process (each change is an ASSET_STATUS event).")
     async def asset_status_changed(self, info: Info, ids: list[strawberry.ID] | None = None) -> AsyncGenerator[Asset, None]:
-        wanted = set(decode_object_ids(ids, "Asset", field="ids")) if ids else None
+        wanted = {encode_id("Asset", i) for i in decode_object_ids(ids, "Asset", field="ids")} if ids else None
 
-        def accept(doc: AssetDocument) -> bool:
-            return wanted is None or doc.id in wanted
+        def accept(event: Event) -> bool:
+            return event.event_type == ASSET_STATUS and (wanted is None or event.doc.data.decode()["assetId"] in wanted)
 
-        async for doc in info.context.state.asset_status.subscribe(accept):
+        async for event in info.context.state.events.subscribe(accept):
             # A WebSocket's context lives as long as the connection: fresh loaders for each event,
             # so nested fields never come from an earlier event's cache.
             info.context.loaders = Loaders()
-            yield Asset.from_document(doc)
+            doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(event.doc.data.decode()["assetId"], "Asset"))
+            if doc is not None:  # deleted since
+                yield Asset.from_document(doc)

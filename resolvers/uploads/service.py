@@ -28,12 +28,14 @@ from documents.clock import to_millis, utcnow
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
 from documents.upload import UploadSession, UploadStatus
-from graphlake.broadcast import Broadcast
+from documents.event import ASSET_STATUS, LEVELS, Event
 from graphlake.settings import Settings
 from resolvers.assets.service import check_labels, check_metadata, check_name
 from resolvers.collections import service as collections
 from resolvers.common import get_or_not_found
 from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
+from resolvers.events.feed import FeedWriter
+from resolvers.relay import encode_id
 from storage import ObjectStore, S3Store, StoreUnavailable
 from storage.protocol import SignedRequest
 
@@ -214,9 +216,10 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
 
 
 async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
-                       asset_status: AssetStatus, broadcast: Broadcast) -> list[Asset]:
+                       asset_status: AssetStatus, feed: FeedWriter) -> list[Asset]:
     """Close the sessions, then flip their assets (in that order: a crash leaves a closed session
-    whose asset the reconciler settles), then tell the subscribers. One bulk write each."""
+    whose asset the reconciler settles), then log one ASSET_STATUS event per asset: the event log
+    carries it to `assetStatusChanged` subscribers on every server process."""
     if not outcomes:
         return []
     now = utcnow()
@@ -231,14 +234,23 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
          for change, ids in changes.items()])
     by_id = {a.id: a for a in await Asset.find({"_id": {"$in": [s.asset_id for s, _ in outcomes]}}).to_list()}
     assets = [by_id[s.asset_id] for s, _ in outcomes]
-    for asset in assets:
-        broadcast.publish(asset)
+    await feed.write([status_event(asset, now) for asset in assets])
     return assets
 
 
-async def _finish(session: UploadSession, status: UploadStatus, asset_status: AssetStatus, broadcast: Broadcast,
+def status_event(asset: Asset, at: datetime) -> Event:
+    """The ASSET_STATUS event of an asset that just turned ACTIVE or FAILED."""
+    return Event(
+        id=ObjectId(), event_type=ASSET_STATUS, level=LEVELS["INFO" if asset.status is AssetStatus.ACTIVE else "WARNING"],
+        message=f"{asset.name} is {asset.status.value}", source=asset.owner, timestamp=at,
+        data=StoredJson.encode({"assetId": encode_id("Asset", asset.id), "status": asset.status.value,
+                                "sizeBytes": asset.size_bytes, "mount": asset.storage.mount if asset.storage else None}),
+    )
+
+
+async def _finish(session: UploadSession, status: UploadStatus, asset_status: AssetStatus, feed: FeedWriter,
                   **asset_fields: object) -> Asset:
-    [asset] = await _finish_many([(session, asset_fields)], status, asset_status, broadcast)
+    [asset] = await _finish_many([(session, asset_fields)], status, asset_status, feed)
     return asset
 
 
@@ -285,7 +297,7 @@ def _mismatch(problems: list[str]) -> BadUserInput:
                         field="sha256" if problems[0].startswith("sha256") else "sizeBytes")
 
 
-async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], broadcast: Broadcast,
+async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
                            actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
     """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset or
     the error that stopped it (a mismatch also fails its asset and removes the object)."""
@@ -308,8 +320,8 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
     good = [(found[i], {"sha256": v.sha256}) for i, v in zip(session_ids, verified, strict=True)
             if isinstance(v, _Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in zip(session_ids, verified, strict=True) if isinstance(v, _Verified) and v.problems]
-    completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, broadcast)}
-    await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, broadcast)
+    completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed)}
+    await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed)
     filed: dict[ObjectId, list[collections.NewItem]] = {}
     for session, _ in good:
         if session.collection_id:
@@ -321,19 +333,19 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
             for i, v in zip(session_ids, verified, strict=True)]
 
 
-async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], broadcast: Broadcast,
+async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter,
                           actor: str | None, max_items: int) -> Asset:
-    [outcome] = await complete_uploads([session_id], stores, broadcast, actor, max_items)
+    [outcome] = await complete_uploads([session_id], stores, feed, actor, max_items)
     if isinstance(outcome, GraphlakeError):
         raise outcome
     return outcome
 
 
-async def abort_upload(session_id: ObjectId, stores: dict[str, ObjectStore], broadcast: Broadcast) -> UploadSession:
+async def abort_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter) -> UploadSession:
     session = await get_session(session_id)
     if session.status is UploadStatus.OPEN:
         await _discard_payload(session, stores)
-        await _finish(session, UploadStatus.ABORTED, AssetStatus.FAILED, broadcast)
+        await _finish(session, UploadStatus.ABORTED, AssetStatus.FAILED, feed)
     return await get_session(session_id)
 
 
@@ -346,7 +358,7 @@ async def _discard_payload(session: UploadSession, stores: dict[str, ObjectStore
     await store.delete(session.key)
 
 
-async def reconcile(stores: dict[str, ObjectStore], broadcast: Broadcast) -> int:
+async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     """Expire every open session past its time: abort its multipart upload, delete what it left,
     fail its asset. Safe to run from several processes at once; returns how many it expired."""
     expired = 0
@@ -359,7 +371,7 @@ async def reconcile(stores: dict[str, ObjectStore], broadcast: Broadcast) -> int
             await _discard_payload(session, stores)
         except Exception:  # the store may be down: the asset still must not stay PENDING
             log.exception("could not remove the payload of expired upload %s", session.id)
-        await _finish(session, UploadStatus.EXPIRED, AssetStatus.FAILED, broadcast)
+        await _finish(session, UploadStatus.EXPIRED, AssetStatus.FAILED, feed)
         expired += 1
     return expired
 
