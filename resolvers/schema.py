@@ -32,6 +32,7 @@ from resolvers.datasets.mutations import DatasetMutations
 from resolvers.datasets.queries import DatasetQueries
 from resolvers.datums.mutations import DatumMutations
 from resolvers.datums.queries import DatumQueries
+from resolvers.document_cache import DocumentCache, DocumentMemo
 from resolvers.errors import ErrorPolicy
 from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
@@ -74,6 +75,7 @@ def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] |
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        partial(DocumentCache, DocumentMemo()),  # one memo per schema: its rules come from these settings
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

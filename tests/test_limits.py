@@ -27,6 +27,29 @@ async def test_query_depth(api: Api, viewer: str, settings: Settings) -> None:
     await still_serving(api, viewer)
 
 
+async def test_documents_are_validated_once_and_limits_still_hold(settings: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """resolvers/document_cache.py: a repeated document skips parsing and validation, and a
+    refused one is refused again, with the same error."""
+    import strawberry.schema.schema as strawberry_schema
+
+    validations: list[str] = []
+    validate = strawberry_schema.validate
+
+    def counting(schema, document, rules):  # noqa: ANN001, ANN202
+        validations.append(document.definitions[0].name.value if document.definitions[0].name else "")
+        return validate(schema, document, rules)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting)
+    shallow = build_schema(settings.model_copy(update={"max_query_depth": 2}))
+    for _ in range(3):
+        deep = await shallow.execute("query Deep { apiTokens { edges { node { name } } } }")
+        assert [e.message for e in deep.errors] == ["'Deep' exceeds maximum operation depth of 2"]
+        ok = await shallow.execute("query Fine { __typename }")
+        assert not ok.errors and ok.data == {"__typename": "Query"}
+    assert sorted(validations) == ["Deep", "Fine"]  # once each, not three times
+
+
 async def test_aliases(api: Api, viewer: str, settings: Settings) -> None:
     many = "{ " + " ".join(f"a{i}: health {{ ok }}" for i in range(settings.max_aliases + 1)) + " }"
     error = await api.error(None, query=many, token=viewer)  # type: ignore[arg-type]
