@@ -200,10 +200,11 @@ async def map_nodes(connection: Connection[T], convert: Callable[[list[T]], Awai
     return Connection(edges=edges, page_info=connection.page_info, count=connection.count)
 
 
-async def id_list_connection(
-    ids: Sequence[ObjectId], page: Page, load: Callable[[list[ObjectId]], Awaitable[list[T]]]
+async def sorted_list_connection(
+    ids: Sequence[Any], page: Page, load: Callable[[list[Any]], Awaitable[list[T]]]
 ) -> Connection[T]:
-    """A page of a computed, ascending list of ids (a diff, a split), nodes loaded in one batch."""
+    """A page of a computed list of keys in ascending order (the datum ids of a diff or a split,
+    utilization groups), its nodes loaded in one batch."""
     sort = [("_id", ASCENDING)]
     start = 0
     if page.after:

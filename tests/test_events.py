@@ -324,11 +324,18 @@ async def test_utilization_from_start_stop_pairs(api: Api, contributor: str, vie
               ev("WORKFLOW_START", source={"workflowId": "w1", "userId": "ann"}, timestamp=at(0)),
               ev("WORKFLOW_COMPLETE", source={"workflowId": "w1", "userId": "ann"}, timestamp=at(60)))
     window = {"from": at(0), "to": at(120)}
-    nodes = {r["group"]: r for r in (await api.data("Utilization", {**window, "groupBy": "NODE"}, token=viewer))["utilization"]}
+    nodes = {e["node"]["group"]: e["node"]
+             for e in (await api.data("Utilization", {**window, "groupBy": "NODE"}, token=viewer))["utilization"]["edges"]}
     assert nodes["a"]["busySeconds"] == 40 * 60 and nodes["a"]["sessions"] == 2
     assert nodes["b"]["busySeconds"] == 30 * 60 and abs(nodes["b"]["utilization"] - 0.25) < 1e-9
     users = (await api.data("Utilization", {**window, "groupBy": "USER"}, token=viewer))["utilization"]
-    assert users == [{"group": "ann", "busySeconds": 3600.0, "sessions": 1, "utilization": 0.5}]
+    assert [e["node"] for e in users["edges"]] == [{"group": "ann", "busySeconds": 3600.0, "sessions": 1, "utilization": 0.5}]
+    first = (await api.data("Utilization", {**window, "groupBy": "NODE", "first": 1}, token=viewer))["utilization"]
+    assert [e["node"]["group"] for e in first["edges"]] == ["a"] and first["totalCount"] == len(nodes)
+    assert first["pageInfo"]["hasNextPage"] is True
+    rest = (await api.data("Utilization", {**window, "groupBy": "NODE", "after": first["pageInfo"]["endCursor"]},
+                           token=viewer))["utilization"]
+    assert [e["node"]["group"] for e in rest["edges"]] == sorted(nodes)[1:] and not rest["pageInfo"]["hasNextPage"]
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
            "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,

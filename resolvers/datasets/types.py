@@ -18,7 +18,7 @@ from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
 from resolvers.datasets import service
 from resolvers.datums.types import Datum
-from resolvers.pagination import child_connection, id_list_connection, map_nodes
+from resolvers.pagination import child_connection, map_nodes, sorted_list_connection
 from resolvers.relay import Connection, Node, decode_object_id, encode_id
 
 READY = {"status": VersionStatus.READY.value}
@@ -50,11 +50,11 @@ class DatasetDiff:
 
     @strawberry.field(description="Datums in this version and not in the other.")
     async def added(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
-        return await id_list_connection(self.added_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
+        return await sorted_list_connection(self.added_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
 
     @strawberry.field(description="Datums in the other version and not in this one.")
     async def removed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
-        return await id_list_connection(self.removed_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
+        return await sorted_list_connection(self.removed_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
 
 
 @strawberry.type(description="A deterministic partition of a version's datums for a seed and ratios.")
@@ -62,7 +62,7 @@ class TrainingSplit:
     parts: strawberry.Private[dict[SplitValue, list[ObjectId]]]
 
     async def _part(self, info: Info, split: SplitValue, first: int | None, after: str | None) -> Connection[Datum]:
-        return await id_list_connection(self.parts[split], info.context.page(first, after), lambda ids: load_datums(info, ids))
+        return await sorted_list_connection(self.parts[split], info.context.page(first, after), lambda ids: load_datums(info, ids))
 
     @strawberry.field
     async def train(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:

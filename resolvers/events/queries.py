@@ -17,7 +17,7 @@ from resolvers.errors import GraphlakeError
 from resolvers.events import service
 from resolvers.events.types import Event, EventFilter, UtilizationGroup, UtilizationRow
 from resolvers.loaders import Loaders
-from resolvers.pagination import DESCENDING, paginate
+from resolvers.pagination import DESCENDING, paginate, sorted_list_connection
 from resolvers.permissions import CanRead
 from resolvers.relay import Connection, decode_object_id
 
@@ -55,12 +55,19 @@ class EventQueries:
         )
 
     @strawberry.field(permission_classes=[CanRead], description="Busy time per node, workflow or user in [from, to), "
-                                                                 "from start/stop event pairs (NODE_START/NODE_STOP, WORKFLOW_START/WORKFLOW_COMPLETE).")
+                                                                 "from start/stop event pairs (NODE_START/NODE_STOP, WORKFLOW_START/WORKFLOW_COMPLETE); "
+                                                                 "groups in name order.")
     async def utilization(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
-                          to: datetime | None = None, group_by: UtilizationGroup = UtilizationGroup.NODE) -> list[UtilizationRow]:
-        rows = await service.utilization(from_, to or utcnow(), group_by.value)
-        return [UtilizationRow(group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization)
-                for r in rows]
+                          to: datetime | None = None, group_by: UtilizationGroup = UtilizationGroup.NODE,
+                          first: int | None = None, after: str | None = None) -> Connection[UtilizationRow]:
+        page = info.context.page(first, after)
+        rows = {r.group: UtilizationRow(group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization)
+                for r in await service.utilization(from_, to or utcnow(), group_by.value)}
+
+        async def load(groups: list[str]) -> list[UtilizationRow]:
+            return [rows[g] for g in groups]
+
+        return await sorted_list_connection(sorted(rows), page, load)
 
 
 @strawberry.type
