@@ -1,7 +1,7 @@
 """The local mounts' own HTTP routes: signed PUT (uploads, parts) and signed GET (downloads, Range).
 
     PUT /blobs/{mount}/{key}?size=..&exp=..&sig=..          one object, streamed to a temp file, renamed
-    PUT /blobs/{mount}/{key}?upload=..&part=N&size=..&...   one part of a multipart upload
+    PUT /blobs/{mount}/{key}?upload=..&part=N&size=..&offset=..&...   one part, written in place
     GET /blobs/{mount}/{key}?name=..&type=..&exp=..&sig=..  the object, Range supported
 
 Bodies stream to disk in chunks; nothing is held in memory whole. A bad, changed or expired
@@ -22,6 +22,8 @@ from starlette.routing import Route
 from storage.local import LocalStore, UnsafeKey
 from storage.signing import InvalidSignature
 
+WRITE_BLOCK = 4 * 1024 * 1024
+
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
@@ -32,6 +34,37 @@ def _store(request: Request) -> LocalStore | None:
     return store if isinstance(store, LocalStore) else None
 
 
+class _TooLarge(Exception):
+    pass
+
+
+async def _write_body(request: Request, fd: int, offset: int, limit: int) -> int:
+    """Stream the body into `fd` from `offset`, in blocks of WRITE_BLOCK (one thread hop each,
+    not one per network chunk); returns the bytes written. _TooLarge past `limit`."""
+    block = bytearray()
+    position = offset
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _TooLarge
+        block += chunk
+        if len(block) >= WRITE_BLOCK:
+            await anyio.to_thread.run_sync(_pwrite_all, fd, bytes(block), position)
+            position += len(block)
+            block.clear()
+    if block:
+        await anyio.to_thread.run_sync(_pwrite_all, fd, bytes(block), position)
+    return received
+
+
+def _pwrite_all(fd: int, data: bytes, position: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, position)
+        view, position = view[written:], position + written
+
+
 async def put_blob(request: Request) -> Response:
     store = _store(request)
     if store is None:
@@ -39,32 +72,52 @@ async def put_blob(request: Request) -> Response:
     key = request.path_params["key"]
     try:
         params = store.signer.verify("PUT", store.name, key, request.query_params)
-        target = store.part_path(params["upload"], int(params["part"])) if "upload" in params else store.path(key)
+        if "upload" in params:
+            return await _put_part(request, store, params)
+        target = store.path(key)
     except InvalidSignature as error:
         return _error(403, str(error))
     except (UnsafeKey, ValueError) as error:
         return _error(400, str(error))
-    if "upload" in params and not target.parent.is_dir():
-        return _error(404, "the multipart upload is no longer open")
     limit = int(params.get("size", "0"))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
-    received = 0
     try:
-        async with await anyio.open_file(fd, "wb", closefd=True) as out:
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > limit:
-                    raise OverflowError
-                await out.write(chunk)
+        try:
+            await _write_body(request, fd, 0, limit)
+        finally:
+            os.close(fd)
         os.replace(temp, target)  # atomic: a reader sees the old object or the new one, never half
-    except OverflowError:
+    except _TooLarge:
         Path(temp).unlink(missing_ok=True)
         return _error(413, f"the body is larger than the {limit} bytes this URL was signed for")
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     return Response(status_code=200, headers={"ETag": f'"{target.name}"'})
+
+
+async def _put_part(request: Request, store: LocalStore, params: dict[str, str]) -> Response:
+    """A part goes straight to its offset in the upload's data file; its marker is written only
+    once all of it is there, so a broken-off part counts as missing and is sent again."""
+    number, size, offset = int(params["part"]), int(params["size"]), int(params["offset"])
+    marker = store.part_path(params["upload"], number)
+    try:
+        fd = os.open(store.data_path(params["upload"]), os.O_WRONLY)
+    except FileNotFoundError:
+        return _error(404, "the multipart upload is no longer open")
+    try:
+        received = await _write_body(request, fd, offset, size)
+    except _TooLarge:
+        return _error(413, f"the body is larger than the {size} bytes this URL was signed for")
+    finally:
+        os.close(fd)
+    if received != size:
+        return _error(400, f"part {number} must be {size} bytes, got {received}")
+    temp = marker.with_name(f".{marker.name}.tmp")
+    temp.write_text(str(size))
+    os.replace(temp, marker)
+    return Response(status_code=200, headers={"ETag": f'"{marker.name}"'})
 
 
 async def get_blob(request: Request) -> Response:

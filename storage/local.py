@@ -1,6 +1,7 @@
 """The local-filesystem mount: objects are files under one root, served by Graphlake's signed routes.
 
-Multipart uploads keep their parts under `.multipart/<upload id>/` until completion joins them.
+A multipart upload writes each part straight into place in one file under `.multipart/<upload id>/`
+(beside one small marker per part that arrived whole), so completion is a rename, not a copy.
 Every key is checked to stay inside the root, although only the server ever makes keys.
 """
 
@@ -45,10 +46,20 @@ class LocalStore:
             raise UnsafeKey(f"unsafe object key {key!r}")
         return path
 
+    def upload_dir(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise UnsafeKey("unknown multipart upload")
+        return self.root / ".multipart" / upload_id
+
+    def data_path(self, upload_id: str) -> Path:
+        """The file a multipart upload's parts are written into, each at its offset."""
+        return self.upload_dir(upload_id) / "data"
+
     def part_path(self, upload_id: str, number: int) -> Path:
-        if not _UPLOAD_ID.match(upload_id) or not 1 <= number <= 10_000:
-            raise UnsafeKey("unknown multipart upload or part")
-        return self.root / ".multipart" / upload_id / f"{number:05d}"
+        """The marker saying part `number` arrived whole (it holds the part's size)."""
+        if not 1 <= number <= 10_000:
+            raise UnsafeKey("unknown part")
+        return self.upload_dir(upload_id) / f"{number:05d}"
 
     def uri(self, key: str) -> str:
         return self.path(key).as_uri()
@@ -88,37 +99,32 @@ class LocalStore:
     async def start_multipart(self, key: str, *, content_type: str) -> str:
         self.path(key)
         upload_id = uuid.uuid4().hex
-        (self.root / ".multipart" / upload_id).mkdir(parents=True)
+        self.upload_dir(upload_id).mkdir(parents=True)
+        self.data_path(upload_id).touch()
         return upload_id
 
-    async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, expires_in: int) -> SignedRequest:
+    async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
+                        expires_in: int) -> SignedRequest:
         self.part_path(upload_id, number)
-        url = self.signer.sign("PUT", self.name, key, expires_in, upload=upload_id, part=str(number), size=str(size))
+        url = self.signer.sign("PUT", self.name, key, expires_in, upload=upload_id, part=str(number), size=str(size),
+                               offset=str(offset))
         return SignedRequest(url=url)
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
-        folder = self.part_path(upload_id, 1).parent
+        folder = self.upload_dir(upload_id)
         if not folder.is_dir():
             return []
-        return [StoredPart(number=int(p.name), etag=p.name, size=p.stat().st_size)
+        return [StoredPart(number=int(p.name), etag=p.name, size=int(p.read_text() or 0))
                 for p in sorted(folder.iterdir()) if p.name.isdigit()]
 
     async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
-        await asyncio.to_thread(self._join, key, upload_id, parts)
-
-    def _join(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
-        with os.fdopen(fd, "wb") as out:
-            for part in sorted(parts, key=lambda p: p.number):
-                with self.part_path(upload_id, part.number).open("rb") as source:
-                    shutil.copyfileobj(source, out, CHUNK)
-        os.replace(temp, target)  # atomic: readers see the whole object or none
-        shutil.rmtree(self.part_path(upload_id, 1).parent, ignore_errors=True)
+        os.replace(self.data_path(upload_id), target)  # atomic, and no copy: the parts are in place
+        await asyncio.to_thread(shutil.rmtree, self.upload_dir(upload_id), True)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        await asyncio.to_thread(shutil.rmtree, self.part_path(upload_id, 1).parent, True)
+        await asyncio.to_thread(shutil.rmtree, self.upload_dir(upload_id), True)
 
     # --- objects
     async def stat(self, key: str) -> ObjectInfo | None:

@@ -119,7 +119,8 @@ class S3Store:
                                                            ContentType=content_type)
         return answer["UploadId"]
 
-    async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, expires_in: int) -> SignedRequest:
+    async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
+                        expires_in: int) -> SignedRequest:
         url = await self.client.generate_presigned_url(
             "upload_part", ExpiresIn=expires_in,
             Params={"Bucket": self.bucket, "Key": self.object_key(key), "UploadId": upload_id, "PartNumber": number},

@@ -210,7 +210,8 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
     parts = []
     for number in range(1, session.part_count + 1):
         size = min(session.part_size, session.size_bytes - (number - 1) * session.part_size)
-        signed = await store.sign_part(session.key, session.multipart_id, number, size=size, expires_in=expires_in)
+        signed = await store.sign_part(session.key, session.multipart_id, number, size=size,
+                                       offset=(number - 1) * session.part_size, expires_in=expires_in)
         parts.append((number, signed, number in stored))
     return SignedSession(session=session, single=None, parts=parts)
 
