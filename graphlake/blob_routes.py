@@ -10,9 +10,11 @@ signature gets 403; a key outside the mount, 400.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import anyio
 from starlette.requests import Request
@@ -38,9 +40,10 @@ class _TooLarge(Exception):
     pass
 
 
-async def _write_body(request: Request, fd: int, offset: int, limit: int) -> int:
+async def _write_body(request: Request, fd: int, offset: int, limit: int, digest: Any = None) -> int:
     """Stream the body into `fd` from `offset`, in blocks of WRITE_BLOCK (one thread hop each,
-    not one per network chunk); returns the bytes written. _TooLarge past `limit`."""
+    not one per network chunk), feeding `digest` on the way; returns the bytes written.
+    _TooLarge past `limit`."""
     block = bytearray()
     position = offset
     received = 0
@@ -50,15 +53,17 @@ async def _write_body(request: Request, fd: int, offset: int, limit: int) -> int
             raise _TooLarge
         block += chunk
         if len(block) >= WRITE_BLOCK:
-            await anyio.to_thread.run_sync(_pwrite_all, fd, bytes(block), position)
+            await anyio.to_thread.run_sync(_write_block, fd, bytes(block), position, digest)
             position += len(block)
             block.clear()
     if block:
-        await anyio.to_thread.run_sync(_pwrite_all, fd, bytes(block), position)
+        await anyio.to_thread.run_sync(_write_block, fd, bytes(block), position, digest)
     return received
 
 
-def _pwrite_all(fd: int, data: bytes, position: int) -> None:
+def _write_block(fd: int, data: bytes, position: int, digest: Any) -> None:
+    if digest is not None:
+        digest.update(data)
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, position)
@@ -82,11 +87,13 @@ async def put_blob(request: Request) -> Response:
     limit = int(params.get("size", "0"))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+    digest = hashlib.sha256()  # on the way in, so completion need not read the object back
     try:
         try:
-            await _write_body(request, fd, 0, limit)
+            await _write_body(request, fd, 0, limit, digest)
         finally:
             os.close(fd)
+        store.record_sha256(Path(temp), digest.hexdigest())
         os.replace(temp, target)  # atomic: a reader sees the old object or the new one, never half
     except _TooLarge:
         Path(temp).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavail
 from storage.signing import UrlSigner
 
 CHUNK = 1024 * 1024
+SHA256_ATTR = "user.graphlake.sha256"
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -128,10 +129,26 @@ class LocalStore:
 
     # --- objects
     async def stat(self, key: str) -> ObjectInfo | None:
+        path = self.path(key)
         try:
-            return ObjectInfo(size=self.path(key).stat().st_size)
+            size = path.stat().st_size
         except FileNotFoundError:
             return None
+        try:
+            recorded = os.getxattr(path, SHA256_ATTR).decode()
+        except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
+            recorded = None
+        return ObjectInfo(size=size, sha256=recorded)
+
+    @staticmethod
+    def record_sha256(path: Path, sha256: str) -> None:
+        """Keep the digest computed while the object was written with the file (an extended
+        attribute, so it goes wherever the file goes); where the filesystem has none, completion
+        reads the object back instead."""
+        try:
+            os.setxattr(path, SHA256_ATTR, sha256.encode())
+        except OSError:
+            pass
 
     async def sha256(self, key: str) -> str:
         return await asyncio.to_thread(file_sha256, self.path(key))

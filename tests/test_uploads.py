@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 
 from datetime import timedelta
 
@@ -109,6 +110,34 @@ async def test_size_mismatch_fails_the_asset_and_removes_the_object(api: Api, co
     asset = (await api.data("Asset", {"id": session["asset"]["id"]}, token=contributor))["asset"]
     assert asset["status"] == "FAILED"
     assert await state.stores[mount].stat(session["asset"]["storage"]["key"]) is None
+
+
+async def test_local_upload_is_hashed_on_the_way_in(api: Api, contributor: str, state: AppState,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local route hashes a single PUT as it writes it, so completion never reads it back."""
+    store = state.stores["local"]
+    probe = store.root / ".xattr-probe"
+    probe.touch()
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+    except OSError:
+        pytest.skip("this filesystem keeps no user extended attributes (completion reads objects back there)")
+    finally:
+        probe.unlink()
+
+    async def no_read_back(key: str) -> str:
+        raise AssertionError("completion read the object back")
+
+    monkeypatch.setattr(store, "sha256", no_read_back)
+    data = payload(300_000, seed=9)
+    session = await start(api, contributor, data, "local")
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    asset = await complete(api, contributor, session["id"])
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(data).hexdigest()
+    tampered = await start(api, contributor, data, "local")
+    assert (await put(tampered["url"], data[:-1] + b"!", tampered["headers"])).status_code == 200
+    error = await api.error("CompleteUpload", {"input": {"id": tampered["id"]}}, token=contributor)
+    assert error["extensions"]["field"] == "sha256"  # the recorded digest is of the bytes received
 
 
 async def test_checksum_mismatch_local(api: Api, contributor: str) -> None:
