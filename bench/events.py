@@ -35,30 +35,15 @@ from documents.api_token import Role  # noqa: E402
 from documents.event import Event  # noqa: E402
 from documents.json_value import StoredJson  # noqa: E402
 from graphlake.database import connect  # noqa: E402
-from graphlake.local_services import find_binary, free_port, start_ferretdb  # noqa: E402
+from graphlake.local_services import find_binary, start_ferretdb  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
 from tests.operations import document  # noqa: E402
+from tests.processes import start_server_process  # noqa: E402
 from tests.ws_client import Subscriber  # noqa: E402
 
 
 async def start_server(url: str, database: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
-           "GRAPHLAKE_MONGODB_URL": url, "GRAPHLAKE_DATABASE": database, "GRAPHLAKE_PORT": str(port),
-           "GRAPHLAKE_DATA_DIR": str(data_dir), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false", "GRAPHLAKE_LOG_LEVEL": "WARNING",
-           "GRAPHLAKE_MAX_SUBSCRIPTIONS_PER_CONNECTION": "20"}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=data_dir,
-                                                   stdout=asyncio.subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
-            try:
-                if (await http.get(f"{base}/readyz")).status_code == 200:
-                    return process, base
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not start")
+    return await start_server_process(url, database, data_dir, MAX_SUBSCRIPTIONS_PER_CONNECTION="20")
 
 
 def event_inputs(n: int, start: int = 0) -> list[dict]:

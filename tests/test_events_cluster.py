@@ -5,16 +5,14 @@ asset completed on one process is announced to `assetStatusChanged` subscribers 
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 
 import httpx
 
-from graphlake.local_services import free_port
 from graphlake.settings import Settings
 from tests.conftest import Served
 from tests.operations import Api, document
+from tests.processes import start_server_process
 from tests.ws_client import Subscriber
 
 BURST = 5000
@@ -22,24 +20,7 @@ BATCH = 250
 
 
 async def start_second_server(settings: Settings, tmp_path: Path) -> tuple[asyncio.subprocess.Process, str]:
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
-           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
-           "GRAPHLAKE_PORT": str(port), "GRAPHLAKE_DATA_DIR": str(tmp_path), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false",
-           "GRAPHLAKE_LOG_LEVEL": "WARNING"}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=tmp_path,
-                                                   stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as http:
-        for _ in range(200):
-            try:
-                if (await http.get(f"{url}/readyz")).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise AssertionError("the second server did not start")
+    return await start_server_process(settings.mongodb_url.get_secret_value(), settings.database, tmp_path)
 
 
 async def collect(ws: Subscriber, count: int) -> list[dict]:
