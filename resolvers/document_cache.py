@@ -16,15 +16,18 @@ from collections.abc import Iterator
 from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import SchemaExtension
 
-MAX_ENTRIES = 512
-MAX_TEXT = 64 * 1024  # longer documents are one-offs: not worth keeping
+# Bounded by the text kept, not only by count: anyone may send documents (they are validated
+# before a token is checked), and a parsed document takes several times its text in memory.
+MAX_TEXT = 16 * 1024  # longer documents are one-offs: not worth keeping
+MAX_TOTAL_TEXT = 4 * 1024 * 1024
 
 
 class DocumentMemo:
     """Parsed documents and their validation errors by text; least recently used go first."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_total_text: int = MAX_TOTAL_TEXT) -> None:
+        self.max_total_text = max_total_text
+        self.total_text = 0
         self.entries: OrderedDict[str, tuple[DocumentNode, tuple[GraphQLError, ...]]] = OrderedDict()
 
     def get(self, text: str) -> tuple[DocumentNode, tuple[GraphQLError, ...]] | None:
@@ -34,11 +37,13 @@ class DocumentMemo:
         return entry
 
     def put(self, text: str, document: DocumentNode, errors: tuple[GraphQLError, ...]) -> None:
-        if len(text) <= MAX_TEXT:
-            self.entries[text] = (document, errors)
-            self.entries.move_to_end(text)
-            while len(self.entries) > self.max_entries:
-                self.entries.popitem(last=False)
+        if len(text) > MAX_TEXT or text in self.entries:
+            return
+        self.entries[text] = (document, errors)
+        self.total_text += len(text)
+        while self.total_text > self.max_total_text:
+            evicted, _ = self.entries.popitem(last=False)
+            self.total_text -= len(evicted)
 
 
 class DocumentCache(SchemaExtension):

@@ -104,3 +104,21 @@ async def test_field_suggestions_hidden_only_without_introspection(settings: Set
     assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
     introspection = await closed.execute("{ __schema { types { name } } }")
     assert introspection.errors and "introspection" in introspection.errors[0].message.lower()
+
+
+def test_document_memo_is_bounded_by_text() -> None:
+    from graphql import parse
+
+    from resolvers.document_cache import MAX_TEXT, DocumentMemo
+
+    memo = DocumentMemo(max_total_text=1000)
+    texts = [f"{{ a{i}: __typename }}".ljust(300) for i in range(5)]
+    for text in texts:
+        memo.put(text, parse(text), ())
+    assert list(memo.entries) == texts[-3:] and memo.total_text == 900  # the oldest went first
+    memo.get(texts[2])  # used: now the most recent
+    memo.put(texts[0], parse(texts[0]), ())
+    assert list(memo.entries) == [texts[4], texts[2], texts[0]]  # texts[3] was the least recently used
+    huge = "{ __typename }" + " " * MAX_TEXT
+    memo.put(huge, parse(huge), ())
+    assert huge not in memo.entries
