@@ -381,4 +381,7 @@ async def test_a_bad_input_in_a_batch_names_it_and_stores_nothing(api: Api, cont
     error = await api.error("CreateUploads", {"inputs": [good, {**good, "collectionId": "Q29sbGVjdGlvbjo2NTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA="}]},
                             token=contributor)
     assert error["extensions"]["field"] == "inputs[1].collectionId"
+    for empty in (("CreateUploads", {"inputs": []}, "inputs"), ("CompleteUploads", {"ids": []}, "ids")):
+        error = await api.error(empty[0], empty[1], token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": empty[2]}
     assert await UploadSession.count() == 0

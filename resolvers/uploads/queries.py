@@ -10,9 +10,9 @@ from documents.asset import Asset as AssetDocument
 from documents.event import ASSET_STATUS
 from graphlake.context import Info
 from resolvers.assets.types import Asset
+from resolvers.events.types import Event
 from resolvers.loaders import Loaders
 from resolvers.permissions import CanRead
-from resolvers.events.types import Event
 from resolvers.relay import decode_object_id, decode_object_ids, encode_id
 from resolvers.uploads import service
 from resolvers.uploads.types import UploadSession

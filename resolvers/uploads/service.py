@@ -302,6 +302,8 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
                            actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
     """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset or
     the error that stopped it (a mismatch also fails its asset and removes the object)."""
+    if not session_ids:
+        raise BadUserInput("give at least one upload", field="ids")
     if len(session_ids) > max_items:
         raise BadUserInput(f"at most {max_items} uploads at once", field="ids")
     if len(set(session_ids)) != len(session_ids):
