@@ -17,6 +17,7 @@ import json
 import mimetypes
 import os
 import random
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -233,7 +234,14 @@ class Client:
                     return await self._upload_input(files[i][0], **files[i][1])
 
             inputs = await asyncio.gather(*(upload_input(i) for i in fresh))
-            created = (await self.execute(_CREATE_UPLOADS, {"inputs": inputs}))["createUploads"]
+            try:
+                created = (await self.execute(_CREATE_UPLOADS, {"inputs": inputs}))["createUploads"]
+            except GraphlakeClientError as error:  # "inputs[7].name: ..." -> which file that is
+                found = re.match(r"inputs\[(\d+)\]", error.field or "")
+                if found and int(found.group(1)) < len(fresh):
+                    raise GraphlakeClientError(f"{files[fresh[int(found.group(1))]][0]}: {error}", error.code,
+                                               error.field) from None
+                raise
             for i, session in zip(fresh, created, strict=True):
                 sessions[i] = session
                 self.resume.put(ResumeState.key(self.url, files[i][0]), session["id"])

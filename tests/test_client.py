@@ -145,6 +145,13 @@ async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
     assert json.loads((tmp_path / "resume.json").read_text()) == {}
 
 
+async def test_a_refused_file_in_a_directory_is_named(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:
+    async with client(served, contributor, tmp_path) as lake:
+        with pytest.raises(GraphlakeClientError, match=r"notes\.txt: inputs\[\d+\]\.labels\[0\]") as refused:
+            await lake.upload_paths([tree], ignore=["cache/"], manifest={"notes.txt": {"labels": [""]}})
+    assert refused.value.code == "BAD_USER_INPUT"
+
+
 async def test_download_by_id_or_alias(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
     source = tmp_path / "report.pdf"
     source.write_bytes(b"%PDF-1.7 ...")
