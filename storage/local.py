@@ -8,6 +8,7 @@ Every key is checked to stay inside the root, although only the server ever make
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -21,6 +22,7 @@ from storage.signing import UrlSigner
 
 CHUNK = 1024 * 1024
 SHA256_ATTR = "user.graphlake.sha256"
+_XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads objects back
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -135,7 +137,7 @@ class LocalStore:
         except FileNotFoundError:
             return None
         try:
-            recorded = os.getxattr(path, SHA256_ATTR).decode()
+            recorded = os.getxattr(path, SHA256_ATTR).decode() if _XATTRS else None
         except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
             recorded = None
         return ObjectInfo(size=size, sha256=recorded)
@@ -145,10 +147,9 @@ class LocalStore:
         """Keep the digest computed while the object was written with the file (an extended
         attribute, so it goes wherever the file goes); where the filesystem has none, completion
         reads the object back instead."""
-        try:
-            os.setxattr(path, SHA256_ATTR, sha256.encode())
-        except OSError:
-            pass
+        if _XATTRS:
+            with contextlib.suppress(OSError):
+                os.setxattr(path, SHA256_ATTR, sha256.encode())
 
     async def sha256(self, key: str) -> str:
         return await asyncio.to_thread(file_sha256, self.path(key))
