@@ -25,6 +25,7 @@ from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from graphlake.view import GraphQLView
+from resolvers.assets.service import collect_unpinned
 from resolvers.auth.service import ensure_bootstrap_admin
 from resolvers.schema import build_schema
 from resolvers.events.feed import FeedTail, ensure_feed
@@ -93,7 +94,8 @@ def create_app(
 
 
 async def _maintain(state: AppState) -> None:
-    """At start and then every interval: expire upload sessions past their time, archive old events."""
+    """At start and then every interval: expire upload sessions past their time, archive old events,
+    and (when configured) delete assets nothing has pinned for long enough."""
     settings = state.settings
     while True:
         try:
@@ -104,6 +106,10 @@ async def _maintain(state: AppState) -> None:
                 archived = await archive_events(timedelta(days=settings.event_archive_after_days))
                 if archived:
                     log.info("archived %d event(s)", archived)
+            if settings.asset_gc_after_days is not None:
+                collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
+                if collected:
+                    log.info("garbage-collected %d unpinned asset(s)", len(collected))
         except Exception:
             log.exception("maintenance failed; retrying next interval")
         await asyncio.sleep(settings.reconcile_interval_seconds)

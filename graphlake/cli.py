@@ -251,6 +251,30 @@ def download(
     errors.print(f"saved {_client_run(run())}")
 
 
+assets_app = typer.Typer(help="Maintain assets.", no_args_is_help=True)
+app.add_typer(assets_app, name="assets")
+
+
+@assets_app.command("gc")
+def assets_gc(
+    older_than: Annotated[float, typer.Option("--older-than", help="Delete assets nothing has pinned for this many days.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+) -> None:
+    """Delete assets no collection, dataset version or pin has held for a while (deleteAsset without force)."""
+    from resolvers.assets.service import collect_unpinned
+
+    settings = _settings()
+
+    async def run() -> list:
+        async with open_state(settings) as state:
+            return await collect_unpinned(timedelta(days=older_than), state.stores, dry_run=dry_run)
+
+    assets = _run(run())
+    for asset in assets:  # type: ignore[union-attr]
+        errors.print(f"  {asset.id}  {asset.kind.value:<8} {asset.name}")
+    errors.print(f"{'would delete' if dry_run else 'deleted'} {len(assets)} unpinned asset(s)")  # type: ignore[arg-type]
+
+
 events_app = typer.Typer(help="Archive events and report utilization.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 

@@ -1,13 +1,23 @@
-"""Assets: values and texts that round-trip exactly, filters, ordering, aliases, lineage, pins, deletion."""
+"""Assets: values and texts that round-trip exactly, filters, ordering, aliases, lineage, pins, deletion,
+and the garbage collector of unpinned assets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from documents.asset import Alias, Asset
+from documents.clock import utcnow
+from graphlake.context import AppState
 from graphlake.settings import Settings
+from resolvers.assets.service import collect_unpinned
 from tests import factories
 from tests.operations import Api, object_id
 
@@ -220,3 +230,43 @@ async def test_pinned_by_collection_cannot_be_deleted(api: Api, contributor: str
     error = await api.error("UnpinAsset", {"retentionId": (await api.data("Asset", {"id": asset["id"]}, token=contributor))
                                            ["asset"]["retentions"][0]["id"]}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT"
+
+
+async def test_garbage_collector_deletes_long_unpinned_assets(api: Api, contributor: str, state: AppState,
+                                                             settings: Settings, tmp_path: Path) -> None:
+    coll = await factories.collection(api, contributor, "scratch")
+    old_value = await factories.value_asset(api, contributor, name="old-value")
+    recent = await factories.value_asset(api, contributor, name="recent")
+    never_pinned = await factories.value_asset(api, contributor, name="loose")
+    data = b"bytes to reclaim"
+    session = (await api.data("CreateUpload", {"input": {"name": "old.bin", "sizeBytes": len(data), "mount": "local"}},
+                              token=contributor))["createUpload"]
+    async with httpx.AsyncClient() as http:
+        await http.put(session["url"], content=data, headers=session["headers"])
+    old_file = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
+    items = [{"assetId": a["id"]} for a in (old_value, recent, old_file)]
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": items}}, token=contributor)
+    await api.data("DeleteCollection", {"id": coll["id"]}, token=contributor)  # all three unpinned now
+    long_ago = utcnow() - timedelta(days=10)
+    await Asset.get_pymongo_collection().update_many(
+        {"_id": {"$in": [object_id(old_value["id"]), object_id(old_file["id"])]}}, {"$set": {"unpinned_at": long_ago}})
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
+           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphlake", "assets", "gc", "--older-than", "7", "--dry-run", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    report = (out + err).decode()
+    assert "would delete 2 unpinned asset(s)" in report and "old-value" in report and "old.bin" in report
+    assert "recent" not in report and "loose" not in report
+
+    collected = await collect_unpinned(timedelta(days=7), state.stores)
+    assert sorted(a.name for a in collected) == ["old-value", "old.bin"]
+    statuses = {a["name"]: a["status"] for a in [
+        (await api.data("Asset", {"id": x["id"]}, token=contributor))["asset"] for x in (old_value, recent, never_pinned, old_file)]}
+    assert statuses == {"old-value": "DELETED", "old.bin": "DELETED", "recent": "ACTIVE", "loose": "ACTIVE"}
+    assert await state.stores["local"].stat(old_file["storage"]["key"]) is None  # the bytes are reclaimed
+    assert await collect_unpinned(timedelta(days=7), state.stores) == []  # nothing left to do

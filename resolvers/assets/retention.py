@@ -1,7 +1,7 @@
 """Retention pins: collections, dataset versions and people keep assets alive with them.
 
-An asset left with no pin is not deleted here: it gets `unpinned_at`, and a garbage collector may
-remove it after a grace period. Writes are ordered so a crash leaves pins a retry completes.
+An asset left with no pin is not deleted here: it gets `unpinned_at`, and the garbage collector
+(`service.collect_unpinned`) removes it after a grace period. Writes are ordered so a crash leaves pins a retry completes.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -209,6 +209,24 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
     return await get_asset(asset_id)
+
+
+async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore], *, dry_run: bool = False) -> list[Asset]:
+    """The garbage collector: delete, as deleteAsset does without `force`, every asset nothing has
+    pinned for `older_than` (uploaded bytes go, EXTERNAL objects never do). One pinned again in
+    the meantime is kept. Returns what it deleted (with `dry_run`, what it would delete)."""
+    query = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
+             "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
+    candidates = [doc["_id"] for doc in await Asset.get_pymongo_collection().find(query, {"_id": 1}).to_list()]
+    if dry_run:
+        return await Asset.find({"_id": {"$in": candidates}}).to_list()
+    collected = []
+    for asset_id in candidates:
+        try:
+            collected.append(await delete_asset(asset_id, False, stores))
+        except Conflict:  # pinned again since it was listed
+            continue
+    return collected
 
 
 async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
