@@ -36,6 +36,10 @@ class UploadSession(Document):
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
     finished_at: datetime | None = None
+    # The completeUpload(s) request verifying it now (two at once must not both finish it), and
+    # since when: a claim older than CLAIM_SECONDS is from a request that died and may be taken over.
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
     class Settings:
         name = "upload_sessions"

@@ -385,3 +385,29 @@ async def test_a_bad_input_in_a_batch_names_it_and_stores_nothing(api: Api, cont
         error = await api.error(empty[0], empty[1], token=contributor)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": empty[2]}
     assert await UploadSession.count() == 0
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_two_completions_at_once_finish_the_upload_once(api: Api, contributor: str, mount: str) -> None:
+    coll = await factories.collection(api, contributor, f"race-{mount}")
+    data = payload(3000, seed=5)
+    session = await start(api, contributor, data, mount, collectionId=coll["id"], path="x.bin")
+    await put(session["url"], data, session["headers"])
+    results = await asyncio.gather(*(api.run("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+                                     for _ in range(2)))
+    finished = [r for r in results if not r.get("errors")]
+    refused = [r["errors"][0]["extensions"]["code"] for r in results if r.get("errors")]
+    assert len(finished) == 1 and refused == ["CONFLICT"], results
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert len(items) == 1  # filed once
+    logged = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]["edges"]
+    assert len(logged) == 1  # announced once
+
+
+async def test_a_completion_that_can_be_retried_releases_its_claim(api: Api, contributor: str) -> None:
+    data = payload(2000, seed=6)
+    session = await start(api, contributor, data, "local")
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert "nothing has been uploaded" in error["message"]  # too early: fixable by the client
+    await put(session["url"], data, session["headers"])
+    assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"  # not blocked by a stale claim

@@ -42,7 +42,8 @@ from storage.protocol import SignedRequest
 log = logging.getLogger("graphlake.uploads")
 
 MIB = 1024 * 1024
-STORE_CONCURRENCY = 16  # store calls (start multipart, stat, ...) in flight for one batch
+STORE_CONCURRENCY = 16
+CLAIM_SECONDS = 300  # a completion that holds a session longer than this has died; another may take it  # store calls (start multipart, stat, ...) in flight for one batch
 MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
 MAX_PARTS = 10_000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -298,6 +299,24 @@ def _mismatch(problems: list[str]) -> BadUserInput:
                         field="sha256" if problems[0].startswith("sha256") else "sizeBytes")
 
 
+async def _claim(session_ids: Sequence[ObjectId]) -> tuple[str, dict[ObjectId, UploadSession]]:
+    """Claim the open sessions, in one write, and read them all back: of two requests completing the
+    same upload at once, one verifies and finishes it and the other is told so (CONFLICT)."""
+    claim, now = str(ObjectId()), utcnow()
+    await UploadSession.get_pymongo_collection().update_many(
+        {"_id": {"$in": list(session_ids)}, "status": UploadStatus.OPEN.value,
+         "$or": [{"claimed_by": None}, {"claimed_at": {"$lt": now - timedelta(seconds=CLAIM_SECONDS)}}]},
+        {"$set": {"claimed_by": claim, "claimed_at": now}})
+    return claim, {s.id: s for s in await UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list()}
+
+
+async def _release(session_ids: Sequence[ObjectId], claim: str) -> None:
+    """Let the next call claim these sessions again (they are still open)."""
+    if session_ids:
+        await UploadSession.get_pymongo_collection().update_many(
+            {"_id": {"$in": list(session_ids)}, "claimed_by": claim}, {"$set": {"claimed_by": None, "claimed_at": None}})
+
+
 async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
                            actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
     """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset or
@@ -308,21 +327,28 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         raise BadUserInput(f"at most {max_items} uploads at once", field="ids")
     if len(set(session_ids)) != len(session_ids):
         raise BadUserInput("the same upload appears twice", field="ids")
-    found = {s.id: s for s in await UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list()}
+    claim, found = await _claim(session_ids)
 
     async def verify(session_id: ObjectId) -> _Verified | GraphlakeError:
         session = found.get(session_id)
         if session is None:
             return NotFound(f"no upload session {session_id}", field="id")
+        if session.status is UploadStatus.OPEN and session.claimed_by != claim:
+            return Conflict("another request is completing this upload right now", field="id")
         try:
             return await _verify(session, stores[session.mount], "id")
         except GraphlakeError as error:
             return error
 
-    verified = await bounded_gather([lambda i=i: verify(i) for i in session_ids])
-    good = [(found[i], {"sha256": v.sha256}) for i, v in zip(session_ids, verified, strict=True)
-            if isinstance(v, _Verified) and not v.problems]
-    bad = [(found[i], {}) for i, v in zip(session_ids, verified, strict=True) if isinstance(v, _Verified) and v.problems]
+    try:
+        verified = dict(zip(session_ids, await bounded_gather([lambda i=i: verify(i) for i in session_ids]), strict=True))
+    except BaseException:  # the store failed: nothing was finished, the sessions stay open
+        await _release(session_ids, claim)
+        raise
+    # What the client can still fix (parts missing, nothing uploaded yet) it retries with another call.
+    await _release([i for i, v in verified.items() if isinstance(v, BadUserInput)], claim)
+    good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, _Verified) and not v.problems]
+    bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, _Verified) and v.problems]
     completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed)}
     await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed)
     filed: dict[ObjectId, list[collections.NewItem]] = {}
@@ -333,7 +359,7 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         await collections.add_items(collection_id, items, actor, max_items)
     return [completed[found[i].asset_id] if isinstance(v, _Verified) and not v.problems
             else _mismatch(v.problems) if isinstance(v, _Verified) else v
-            for i, v in zip(session_ids, verified, strict=True)]
+            for i, v in verified.items()]
 
 
 async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter,
