@@ -34,13 +34,13 @@ class AppState:
     db: AsyncDatabase
     stores: dict[str, ObjectStore]
     started_at: datetime
-    # Events logged by any process (ASSET_STATUS ones feed `assetStatusChanged` too), fed by this
-    # process's tail of the event feed.
-    events: Broadcast = field(default_factory=Broadcast)
+    # Events logged by any process (ASSET_STATUS ones feed `assetStatusChanged` too): this process's
+    # own as it stores them, the others' through its tail of the event feed.
+    events: Broadcast
+    # How this process stores events and publishes them live (see resolvers/events/feed.py).
+    feed: FeedWriter
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)
-    # This process's numbered writes to the live event feed (see resolvers/events/feed.py).
-    feed: FeedWriter | None = None
 
 
 @dataclass
