@@ -12,15 +12,16 @@ from documents.collection import Collection, CollectionItem
 from documents.dataset import Dataset, DatasetVersion, Datum, VersionMember
 from documents.event import Event
 from documents.retention import AssetRetention
-from documents.upload import UploadSession
+from documents.upload import UploadClaim, UploadSession
 
 DOCUMENT_MODELS: list[type] = [
     ApiToken, Asset, Alias, Collection, CollectionItem, AssetRetention,
     Datum, Dataset, DatasetVersion, VersionMember,
-    AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, Event,
+    AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, UploadClaim, Event,
 ]
 
 __all__ = [
     "DOCUMENT_MODELS", "Alias", "AnnotationRecord", "AnnotationSchema", "AnnotationSet", "ApiToken", "Asset",
-    "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "Event", "UploadSession", "VersionMember",
+    "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "Event", "UploadClaim", "UploadSession",
+    "VersionMember",
 ]

@@ -36,10 +36,6 @@ class UploadSession(Document):
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
     finished_at: datetime | None = None
-    # The completeUpload(s) request verifying it now (two at once must not both finish it), and
-    # since when: a claim older than CLAIM_SECONDS is from a request that died and may be taken over.
-    claimed_by: str | None = None
-    claimed_at: datetime | None = None
 
     class Settings:
         name = "upload_sessions"
@@ -53,3 +49,15 @@ class UploadSession(Document):
         if not self.part_size:
             return 0
         return max(1, -(-self.size_bytes // self.part_size))
+
+
+class UploadClaim(Document):
+    """A completion in progress: one per session, keyed by the session's id, so of two requests
+    completing the same upload only one can insert it. A unique key is the one guard that holds on
+    FerretDB too, whose update of several documents is not atomic per document."""
+
+    id: PydanticObjectId = Field(alias="_id")  # the session's
+    claimed_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "upload_claims"

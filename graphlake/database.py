@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.monitoring import CommandListener
 
 from documents import DOCUMENT_MODELS
@@ -76,3 +76,12 @@ def is_duplicate_key(error: PyMongoError) -> bool:
     if isinstance(error, DuplicateKeyError):
         return True
     return isinstance(error, OperationFailure) and "UNIQUE constraint failed" in str(error)
+
+
+def duplicates_only(error: BulkWriteError) -> list[int]:
+    """The positions an unordered bulk insert skipped because a unique index holds them already;
+    re-raises the error if anything else went wrong."""
+    errors = error.details.get("writeErrors", [])
+    if any(e.get("code") != 11000 for e in errors):
+        raise error
+    return [e["index"] for e in errors]

@@ -15,8 +15,7 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import RetentionOwnerType
 from documents.retention import AssetRetention
-
-_DUPLICATE_KEY = 11000
+from graphlake.database import duplicates_only
 
 
 async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, owner_id: ObjectId,
@@ -32,8 +31,7 @@ async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, own
     try:
         await AssetRetention.get_pymongo_collection().insert_many(docs, ordered=False)
     except BulkWriteError as error:  # re-pinning is idempotent: ignore duplicates only
-        if any(e["code"] != _DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-            raise
+        duplicates_only(error)
     await Asset.get_pymongo_collection().update_many(
         {"_id": {"$in": list(asset_ids)}, "unpinned_at": {"$ne": None}}, {"$set": {"unpinned_at": None}}
     )

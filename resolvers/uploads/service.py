@@ -13,6 +13,8 @@ import logging
 import mimetypes
 import posixpath
 import re
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,14 +23,16 @@ from urllib.parse import urlparse
 
 from bson import ObjectId
 from pymongo import UpdateMany
+from pymongo.errors import BulkWriteError
 
 from documents.asset import Asset, StorageRef
 from documents.collection import Collection
 from documents.clock import to_millis, utcnow
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
-from documents.upload import UploadSession, UploadStatus
+from documents.upload import UploadClaim, UploadSession, UploadStatus
 from documents.event import ASSET_STATUS, LEVELS, Event
+from graphlake.database import duplicates_only
 from graphlake.settings import Settings
 from resolvers.assets.service import check_labels, check_metadata, check_name
 from resolvers.collections import service as collections
@@ -103,6 +107,28 @@ def part_size_for(size: int, threshold: int) -> int | None:
     return max(MIN_PART, -(-needed // MIB) * MIB)
 
 
+# Whether each store answered lately, and when to ask again: a reachability check is a round trip
+# to S3 (about 2 ms, or a whole connect timeout while it is down) that every small upload paid.
+# Readiness probes (/readyz) still ask every time.
+CHECK_SECONDS = 5.0
+_checked: weakref.WeakKeyDictionary[ObjectStore, tuple[float, StoreUnavailable | None]] = weakref.WeakKeyDictionary()
+
+
+async def _check(store: ObjectStore) -> None:
+    """store.check(), its answer (up or down) remembered for CHECK_SECONDS."""
+    now = time.monotonic()
+    until, error = _checked.get(store, (0.0, None))
+    if until <= now:
+        try:
+            await store.check()
+            error = None
+        except StoreUnavailable as failure:
+            error = failure
+        _checked[store] = (now + CHECK_SECONDS, error)
+    if error is not None:
+        raise error
+
+
 async def choose_store(stores: dict[str, ObjectStore], requested: str | None, default: str,
                        field: str = "mount") -> ObjectStore:
     """The requested (or default) mount, or its fallback while it is unreachable (MADSci's behaviour)."""
@@ -111,13 +137,13 @@ async def choose_store(stores: dict[str, ObjectStore], requested: str | None, de
     if store is None:
         raise BadUserInput(f"no mount named {name!r} (have: {', '.join(sorted(stores))})", field=field)
     try:
-        await store.check()
+        await _check(store)
         return store
     except StoreUnavailable as error:
         if store.fallback and store.fallback in stores:
             log.warning("mount %s unreachable (%s); uploading to fallback %s", name, error, store.fallback)
             fallback = stores[store.fallback]
-            await fallback.check()
+            await _check(fallback)
             return fallback
         raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field=field) from None
 
@@ -299,22 +325,24 @@ def _mismatch(problems: list[str]) -> BadUserInput:
                         field="sha256" if problems[0].startswith("sha256") else "sizeBytes")
 
 
-async def _claim(session_ids: Sequence[ObjectId]) -> tuple[str, dict[ObjectId, UploadSession]]:
-    """Claim the open sessions, in one write, and read them all back: of two requests completing the
-    same upload at once, one verifies and finishes it and the other is told so (CONFLICT)."""
-    claim, now = str(ObjectId()), utcnow()
-    await UploadSession.get_pymongo_collection().update_many(
-        {"_id": {"$in": list(session_ids)}, "status": UploadStatus.OPEN.value,
-         "$or": [{"claimed_by": None}, {"claimed_at": {"$lt": now - timedelta(seconds=CLAIM_SECONDS)}}]},
-        {"$set": {"claimed_by": claim, "claimed_at": now}})
-    return claim, {s.id: s for s in await UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list()}
+async def _claim(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
+    """Claim sessions for completion: of two requests completing the same upload at once, one
+    verifies and finishes it and the other is told so (CONFLICT). Returns the ones this call got.
+    A claim older than CLAIM_SECONDS is from a request that died: it is taken over."""
+    claims = UploadClaim.get_pymongo_collection()
+    await claims.delete_many({"_id": {"$in": list(session_ids)},
+                              "claimed_at": {"$lt": utcnow() - timedelta(seconds=CLAIM_SECONDS)}})
+    try:
+        await claims.insert_many([{"_id": i, "claimed_at": utcnow()} for i in session_ids], ordered=False)
+    except BulkWriteError as error:  # someone else holds those (a duplicate key each)
+        return set(session_ids) - {session_ids[i] for i in duplicates_only(error)}
+    return set(session_ids)
 
 
-async def _release(session_ids: Sequence[ObjectId], claim: str) -> None:
-    """Let the next call claim these sessions again (they are still open)."""
+async def _release(session_ids: Sequence[ObjectId]) -> None:
+    """Drop this call's claims on these sessions."""
     if session_ids:
-        await UploadSession.get_pymongo_collection().update_many(
-            {"_id": {"$in": list(session_ids)}, "claimed_by": claim}, {"$set": {"claimed_by": None, "claimed_at": None}})
+        await UploadClaim.get_pymongo_collection().delete_many({"_id": {"$in": list(session_ids)}})
 
 
 async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
@@ -327,26 +355,29 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         raise BadUserInput(f"at most {max_items} uploads at once", field="ids")
     if len(set(session_ids)) != len(session_ids):
         raise BadUserInput("the same upload appears twice", field="ids")
-    claim, found = await _claim(session_ids)
+    claimed = await _claim(session_ids)
+    try:
+        return await _complete_claimed(session_ids, claimed, stores, feed, actor, max_items)
+    finally:  # finished, failed, or to be retried by the client: the claims have served
+        await _release(list(claimed))
+
+
+async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], stores: dict[str, ObjectStore],
+                            feed: FeedWriter, actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
+    found = {s.id: s for s in await UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list()}
 
     async def verify(session_id: ObjectId) -> _Verified | GraphlakeError:
         session = found.get(session_id)
         if session is None:
             return NotFound(f"no upload session {session_id}", field="id")
-        if session.status is UploadStatus.OPEN and session.claimed_by != claim:
+        if session_id not in claimed:
             return Conflict("another request is completing this upload right now", field="id")
         try:
             return await _verify(session, stores[session.mount], "id")
         except GraphlakeError as error:
             return error
 
-    try:
-        verified = dict(zip(session_ids, await bounded_gather([lambda i=i: verify(i) for i in session_ids]), strict=True))
-    except BaseException:  # the store failed: nothing was finished, the sessions stay open
-        await _release(session_ids, claim)
-        raise
-    # What the client can still fix (parts missing, nothing uploaded yet) it retries with another call.
-    await _release([i for i, v in verified.items() if isinstance(v, BadUserInput)], claim)
+    verified = dict(zip(session_ids, await bounded_gather([lambda i=i: verify(i) for i in session_ids]), strict=True))
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, _Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, _Verified) and v.problems]
     completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed)}
