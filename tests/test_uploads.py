@@ -411,3 +411,15 @@ async def test_a_completion_that_can_be_retried_releases_its_claim(api: Api, con
     assert "nothing has been uploaded" in error["message"]  # too early: fixable by the client
     await put(session["url"], data, session["headers"])
     assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"  # not blocked by a stale claim
+
+
+async def test_a_claim_left_by_a_dead_request_is_taken_over(api: Api, contributor: str) -> None:
+    from documents.upload import UploadClaim
+
+    data = payload(1500, seed=7)
+    session = await start(api, contributor, data, "local")
+    await put(session["url"], data, session["headers"])
+    stale = utcnow() - timedelta(minutes=10)
+    await UploadClaim.get_pymongo_collection().insert_one({"_id": object_id(session["id"]), "claimed_at": stale})
+    assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+    assert await UploadClaim.get_pymongo_collection().count_documents({}) == 0  # and none is left behind

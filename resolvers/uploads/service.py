@@ -330,13 +330,19 @@ async def _claim(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
     verifies and finishes it and the other is told so (CONFLICT). Returns the ones this call got.
     A claim older than CLAIM_SECONDS is from a request that died: it is taken over."""
     claims = UploadClaim.get_pymongo_collection()
-    await claims.delete_many({"_id": {"$in": list(session_ids)},
-                              "claimed_at": {"$lt": utcnow() - timedelta(seconds=CLAIM_SECONDS)}})
-    try:
-        await claims.insert_many([{"_id": i, "claimed_at": utcnow()} for i in session_ids], ordered=False)
-    except BulkWriteError as error:  # someone else holds those (a duplicate key each)
-        return set(session_ids) - {session_ids[i] for i in duplicates_only(error)}
-    return set(session_ids)
+
+    async def insert(ids: list[ObjectId]) -> list[ObjectId]:  # -> the ones someone else holds
+        try:
+            await claims.insert_many([{"_id": i, "claimed_at": utcnow()} for i in ids], ordered=False)
+        except BulkWriteError as error:  # a duplicate key each
+            return [ids[i] for i in duplicates_only(error)]
+        return []
+
+    held = await insert(list(session_ids))
+    if held:  # take over the claims of requests that died, then try those once more
+        await claims.delete_many({"_id": {"$in": held}, "claimed_at": {"$lt": utcnow() - timedelta(seconds=CLAIM_SECONDS)}})
+        held = await insert(held)
+    return set(session_ids) - set(held)
 
 
 async def _release(session_ids: Sequence[ObjectId]) -> None:
