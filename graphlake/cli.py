@@ -25,7 +25,9 @@ from graphlake.logs import configure_logging
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from resolvers.auth import service as tokens
+from resolvers.events import audit
 from resolvers.errors import GraphlakeError
+from resolvers.relay import encode_id
 
 app = typer.Typer(
     help="Graphlake: a GraphQL data lake server.", no_args_is_help=True, add_completion=False,
@@ -126,8 +128,10 @@ def token_create(
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def run() -> str:
-        async with open_state(settings):
-            _, secret = await tokens.create_token(name, role, user_id=user, expires_at=expires_at, created_by="cli")
+        async with open_state(settings) as state:
+            token, secret = await tokens.create_token(name, role, user_id=user, expires_at=expires_at, created_by="cli")
+            await audit.record_command(state.feed, settings, "token create", [encode_id("ApiToken", token.id)],
+                                       name=name, role=role.value)
         return secret
 
     secret = _run(run())
@@ -176,8 +180,11 @@ def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id 
     settings = _settings()
 
     async def run() -> ApiToken:
-        async with open_state(settings):
-            return await tokens.revoke_token(await tokens.find_token(id_or_name))
+        async with open_state(settings) as state:
+            token = await tokens.revoke_token(await tokens.find_token(id_or_name))
+            await audit.record_command(state.feed, settings, "token revoke", [encode_id("ApiToken", token.id)],
+                                       name=token.name)
+            return token
 
     token = _run(run())
     errors.print(f"revoked token {token.name!r}")  # type: ignore[union-attr]
@@ -267,7 +274,11 @@ def assets_gc(
 
     async def run() -> list:
         async with open_state(settings) as state:
-            return await collect_unpinned(timedelta(days=older_than), state.stores, dry_run=dry_run)
+            collected = await collect_unpinned(timedelta(days=older_than), state.stores, dry_run=dry_run)
+            if collected and not dry_run:
+                await audit.record_command(state.feed, settings, "assets gc", [encode_id("Asset", a.id) for a in collected],
+                                           olderThanDays=str(older_than))
+            return collected
 
     assets = _run(run())
     for asset in assets:  # type: ignore[union-attr]
@@ -289,8 +300,11 @@ def events_archive(
     settings = _settings()
 
     async def run() -> int:
-        async with open_state(settings):
-            return await archive(timedelta(days=older_than))
+        async with open_state(settings) as state:
+            archived = await archive(timedelta(days=older_than))
+            await audit.record_command(state.feed, settings, "events archive", olderThanDays=str(older_than),
+                                       archived=str(archived))
+            return archived
 
     errors.print(f"archived {_run(run())} event(s)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 from graphlake import PROJECT_ROOT
 from tests.conftest import S3Service
@@ -50,6 +52,13 @@ def test_token_lifecycle(cli_env: dict[str, str]) -> None:
     assert "revoked" in graphlake(cli_env, "token", "list", "--all").stdout
     missing = graphlake(cli_env, "token", "revoke", "nobody")
     assert missing.returncode == 1 and "nobody" in missing.stderr
+
+    # Token management outside GraphQL is audited like a mutation, and never with the secret.
+    with MongoClient(cli_env["GRAPHLAKE_MONGODB_URL"], serverSelectionTimeoutMS=5000) as client:
+        audits = list(client[cli_env["GRAPHLAKE_DATABASE"]].events.find({"event_type": "AUDIT"}).sort("timestamp", 1))
+    assert [json.loads(a["data"]["json"])["command"] for a in audits] == ["token create", "token revoke"]
+    assert all(json.loads(a["data"]["json"])["ids"] and "(cli)" in a["message"] for a in audits)
+    assert secret not in json.dumps([a["data"]["json"] for a in audits])
 
 
 def test_check_names_what_is_unreachable(cli_env: dict[str, str], s3: S3Service) -> None:

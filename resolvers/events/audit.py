@@ -6,6 +6,7 @@ returned, never a token secret, a value, a text or any other payload.
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
 from typing import Any
@@ -20,8 +21,10 @@ from strawberry.types.union import StrawberryUnion
 
 from documents.common import Ownership
 from documents.event import AUDIT
+from graphlake.settings import Settings
 from documents.json_value import StoredJson
 from resolvers.events import service
+from resolvers.events.feed import FeedWriter
 from resolvers.errors import BadUserInput
 from resolvers.relay import split_id
 
@@ -89,13 +92,30 @@ class AuditTrail(FieldExtension):
         context = info.context
         principal = context.principal
         ids = list(dict.fromkeys([*_ids_in([kwargs.get(name) for name in self.id_arguments]), *_ids_in(result)]))
-        event = service.NewEvent(
-            event_type=AUDIT, message=f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
-            source=Ownership(user_id=principal.user_id if principal else None),
-            data=StoredJson.encode({
-                "mutation": info.field_name, "token": principal.token_name if principal else None,
-                "ids": ids[:MAX_IDS], "idCount": len(ids), "requestId": context.request_id,
-            }),
-        )
-        await service.log_events(context.state.feed, [event], context.settings)
+        await record(context.state.feed, context.settings, f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
+                     user_id=principal.user_id if principal else None, ids=ids,
+                     mutation=info.field_name, token=principal.token_name if principal else None,
+                     requestId=context.request_id)
         return result
+
+
+async def record(feed: FeedWriter, settings: Settings, message: str, *, user_id: str | None, ids: list[str],
+                 **what: str | None) -> None:
+    """Log one AUDIT event: `message` says who did what, `what` names it (the mutation and token,
+    or the CLI command and the operating-system user), `ids` what it touched."""
+    await service.log_events(feed, [service.NewEvent(
+        event_type=AUDIT, message=message, source=Ownership(user_id=user_id),
+        data=StoredJson.encode({**what, "ids": ids[:MAX_IDS], "idCount": len(ids)}),
+    )], settings)
+
+
+async def record_command(feed: FeedWriter, settings: Settings, command: str, ids: list[str] | None = None,
+                         **details: str | None) -> None:
+    """The AUDIT event of a CLI command that changed something: the server's own maintenance
+    commands and token management run outside GraphQL, but are audited the same way."""
+    try:
+        os_user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in this container
+        os_user = "unknown"
+    await record(feed, settings, f"{command} by {os_user} (cli)", user_id=None, ids=ids or [], command=command,
+                 osUser=os_user, **details)
