@@ -9,6 +9,7 @@ import pytest
 
 from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
+from documents.event import Event
 from graphlake.context import AppState
 from tests.conftest import MakeToken
 from tests.operations import Api
@@ -90,7 +91,9 @@ async def test_anonymous_read_switch_allows_reads_only(api: Api, state: AppState
 async def test_bootstrap_admin_token_is_made_once(state: AppState) -> None:
     from resolvers.auth.service import authenticate, ensure_bootstrap_admin
 
-    secret = await ensure_bootstrap_admin()
+    secret = await ensure_bootstrap_admin(state.feed, state.settings)
     assert secret is not None
     assert (await authenticate(secret)).role is Role.ADMIN
-    assert await ensure_bootstrap_admin() is None  # a second start prints nothing new
+    assert await ensure_bootstrap_admin(state.feed, state.settings) is None  # a second start prints nothing new
+    [audited] = await Event.find({"event_type": "AUDIT"}).to_list()
+    assert audited.data.decode()["command"] == "bootstrap" and secret not in audited.data.json
