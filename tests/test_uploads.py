@@ -423,3 +423,31 @@ async def test_a_claim_left_by_a_dead_request_is_taken_over(api: Api, contributo
     await UploadClaim.get_pymongo_collection().insert_one({"_id": object_id(session["id"]), "claimed_at": stale})
     assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
     assert await UploadClaim.get_pymongo_collection().count_documents({}) == 0  # and none is left behind
+
+
+async def test_a_long_completion_keeps_its_claim_fresh(api: Api, contributor: str, state: AppState,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from documents.upload import UploadClaim
+    from resolvers.uploads import service
+
+    monkeypatch.setattr(service, "CLAIM_RENEW_SECONDS", 0.05)
+    store = state.stores["local"]
+    stat = store.stat
+
+    async def slow_stat(key: str):  # noqa: ANN202 - reading a huge object back takes a while
+        await asyncio.sleep(0.4)
+        return await stat(key)
+
+    monkeypatch.setattr(store, "stat", slow_stat)
+    data = payload(1000, seed=8)
+    session = await start(api, contributor, data, "local")
+    await put(session["url"], data, session["headers"])
+    completing = asyncio.create_task(complete(api, contributor, session["id"]))
+    seen = []
+    for _ in range(3):
+        await asyncio.sleep(0.12)
+        claim = await UploadClaim.get_pymongo_collection().find_one({"_id": object_id(session["id"])})
+        seen.append(claim["claimed_at"])
+    assert seen[0] < seen[1] < seen[2]  # renewed while it works
+    assert (await completing)["status"] == "ACTIVE"
+    assert await UploadClaim.get_pymongo_collection().count_documents({}) == 0

@@ -46,8 +46,11 @@ from storage.protocol import SignedRequest
 log = logging.getLogger("graphlake.uploads")
 
 MIB = 1024 * 1024
-STORE_CONCURRENCY = 16
-CLAIM_SECONDS = 300  # a completion that holds a session longer than this has died; another may take it  # store calls (start multipart, stat, ...) in flight for one batch
+STORE_CONCURRENCY = 16  # store calls (start multipart, stat, ...) in flight for one batch
+# A completion renews its claims every CLAIM_RENEW_SECONDS while it works (reading a huge object
+# back can take minutes); a claim not renewed for CLAIM_SECONDS is from a request that died.
+CLAIM_SECONDS = 90
+CLAIM_RENEW_SECONDS = 30
 MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
 MAX_PARTS = 10_000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -328,7 +331,7 @@ def _mismatch(problems: list[str]) -> BadUserInput:
 async def _claim(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
     """Claim sessions for completion: of two requests completing the same upload at once, one
     verifies and finishes it and the other is told so (CONFLICT). Returns the ones this call got.
-    A claim older than CLAIM_SECONDS is from a request that died: it is taken over."""
+    A claim not renewed for CLAIM_SECONDS is from a request that died: it is taken over."""
     claims = UploadClaim.get_pymongo_collection()
 
     async def insert(ids: list[ObjectId]) -> list[ObjectId]:  # -> the ones someone else holds
@@ -362,10 +365,20 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
     if len(set(session_ids)) != len(session_ids):
         raise BadUserInput("the same upload appears twice", field="ids")
     claimed = await _claim(session_ids)
+    renewing = asyncio.create_task(_renew(list(claimed)))
     try:
         return await _complete_claimed(session_ids, claimed, stores, feed, actor, max_items)
     finally:  # finished, failed, or to be retried by the client: the claims have served
+        renewing.cancel()
         await _release(list(claimed))
+
+
+async def _renew(session_ids: list[ObjectId]) -> None:
+    """Keep this call's claims fresh until it is cancelled."""
+    while session_ids:
+        await asyncio.sleep(CLAIM_RENEW_SECONDS)
+        await UploadClaim.get_pymongo_collection().update_many({"_id": {"$in": session_ids}},
+                                                               {"$set": {"claimed_at": utcnow()}})
 
 
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], stores: dict[str, ObjectStore],
