@@ -115,7 +115,9 @@ class LocalStore:
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
         folder = self.upload_dir(upload_id)
-        if not folder.is_dir():
+        if not self.data_path(upload_id).is_file():
+            # Gone, or begun by a version that kept each part in its own file: not resumable here
+            # (its parts' URLs are refused too); the reconciler removes it when its session expires.
             return []
         return [StoredPart(number=int(p.name), etag=p.name, size=int(p.read_text() or 0))
                 for p in sorted(folder.iterdir()) if p.name.isdigit()]
