@@ -53,15 +53,15 @@ async def _write_body(request: Request, fd: int, offset: int, limit: int, digest
             raise _TooLarge
         block += chunk
         if len(block) >= WRITE_BLOCK:
-            await anyio.to_thread.run_sync(_write_block, fd, bytes(block), position, digest)
+            await anyio.to_thread.run_sync(_write_block, fd, block, position, digest)
             position += len(block)
-            block.clear()
+            block = bytearray()  # a new one: the thread was handed the last (no copy)
     if block:
-        await anyio.to_thread.run_sync(_write_block, fd, bytes(block), position, digest)
+        await anyio.to_thread.run_sync(_write_block, fd, block, position, digest)
     return received
 
 
-def _write_block(fd: int, data: bytes, position: int, digest: Any) -> None:
+def _write_block(fd: int, data: bytes | bytearray, position: int, digest: Any) -> None:
     if digest is not None:
         digest.update(data)
     view = memoryview(data)
