@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -35,10 +34,9 @@ from documents.api_token import Role  # noqa: E402
 from documents.event import Event  # noqa: E402
 from documents.json_value import StoredJson  # noqa: E402
 from graphlake.database import connect  # noqa: E402
-from graphlake.local_services import find_binary, start_ferretdb  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
 from tests.operations import document  # noqa: E402
-from tests.processes import start_server_process  # noqa: E402
+from tests.processes import bench_database, start_server_process  # noqa: E402
 from tests.ws_client import Subscriber  # noqa: E402
 
 
@@ -137,12 +135,7 @@ async def main() -> None:
     parser.add_argument("--live", type=int, default=1000)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ferret = None
-        url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
-        if not url:
-            ferret = start_ferretdb(find_binary("ferretdb"), Path(tmp) / "ferretdb")
-            url = f"mongodb://127.0.0.1:{ferret.port}/"
+    with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
         database = "graphlake_bench_events"
         client = await connect(url, database)
         await client.drop_database(database)
@@ -168,8 +161,6 @@ async def main() -> None:
                 process.terminate()
                 await process.wait()
             await client.close()
-            if ferret:
-                ferret.stop()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -32,11 +31,12 @@ from pymongo import AsyncMongoClient  # noqa: E402
 from documents.api_token import Role  # noqa: E402
 from documents.json_value import loads_json  # noqa: E402
 from graphlake.app import create_app  # noqa: E402
-from graphlake.local_services import find_binary, free_port, start_ferretdb  # noqa: E402
+from graphlake.local_services import free_port  # noqa: E402
 from graphlake.settings import Settings  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
 from resolvers.relay import encode_id  # noqa: E402
 from tests.operations import document  # noqa: E402
+from tests.processes import bench_database  # noqa: E402
 from tests.seed import seed_version  # noqa: E402
 
 
@@ -83,12 +83,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ferret = None
-        url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
-        if not url:
-            ferret = start_ferretdb(find_binary("ferretdb"), Path(tmp) / "ferretdb")
-            url = f"mongodb://127.0.0.1:{ferret.port}/"
+    with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
         settings = Settings(_env_file=None, mongodb_url=url, database="graphlake_bench", data_dir=Path(tmp) / "data",
                             bootstrap_admin_token=False, max_page_size=max(1000, args.datums), log_level="WARNING")
         raw = AsyncMongoClient(url, tz_aware=True)
@@ -123,8 +118,6 @@ async def main() -> None:
             await raw.close()
             server.should_exit = True
             await task
-            if ferret:
-                ferret.stop()
 
     g_med, b_med = statistics.median(g), statistics.median(b)
     print(f"response: {size / 1e6:.1f} MB for {args.datums} datums")

@@ -59,11 +59,12 @@ from pymongo.monitoring import CommandListener  # noqa: E402
 
 from documents.api_token import Role  # noqa: E402
 from graphlake.app import create_app  # noqa: E402
-from graphlake.local_services import find_binary, free_port, start_ferretdb, start_minio  # noqa: E402
+from graphlake.local_services import find_binary, free_port, start_minio  # noqa: E402
 from graphlake.settings import S3MountSettings, Settings  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
-from resolvers.uploads.service import part_size_for  # noqa: E402
+from resolvers.uploads.service import bounded_gather, part_size_for  # noqa: E402
 from tests.operations import document  # noqa: E402
+from tests.processes import bench_database  # noqa: E402
 
 MIB = 1024 * 1024
 THRESHOLD = 64 * MIB  # the server's multipart threshold (its default): 64 MiB and up go in 8 MiB parts
@@ -162,15 +163,9 @@ def read_range(path: Path, offset: int, length: int) -> bytes:
         return source.read(length)
 
 
-async def bounded(jobs: list[Callable[[], Awaitable[None]]], limit: int = CONCURRENCY) -> None:
-    """Runs the jobs with at most `limit` in flight."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Callable[[], Awaitable[None]]) -> None:
-        async with gate:
-            await job()
-
-    await asyncio.gather(*(run(job) for job in jobs))
+async def bounded(jobs: list[Callable[[], Awaitable[object]]]) -> None:
+    """Runs the jobs with at most CONCURRENCY in flight, as both sides of the comparison do."""
+    await bounded_gather(jobs, CONCURRENCY)
 
 
 # --- the Graphlake flow
@@ -450,12 +445,7 @@ def start_services(tmp: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
     endpoint = f"http://127.0.0.1:{minio.port}"
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                  region_name="us-east-1", config=s3_config()).create_bucket(Bucket=BUCKET)
-    url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
-    if not url:
-        ferret = start_ferretdb(find_binary("ferretdb"), tmp / "ferretdb")
-        stack.callback(ferret.stop)
-        url = f"mongodb://127.0.0.1:{ferret.port}/"
-    return url, endpoint
+    return stack.enter_context(bench_database(tmp)), endpoint
 
 
 def make_settings(tmp: Path, mongodb_url: str, endpoint: str) -> Settings:

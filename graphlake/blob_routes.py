@@ -31,9 +31,16 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _store(request: Request) -> LocalStore | None:
+def _signed(request: Request, method: str) -> tuple[LocalStore, str, dict[str, str]] | Response:
+    """The local mount, key and signed parameters of a request, or the response refusing it."""
     store = request.app.state.graphlake.stores.get(request.path_params["mount"])
-    return store if isinstance(store, LocalStore) else None
+    if not isinstance(store, LocalStore):
+        return _error(404, "no such local mount")
+    key = request.path_params["key"]
+    try:
+        return store, key, store.signer.verify(method, store.name, key, request.query_params)
+    except InvalidSignature as error:
+        return _error(403, str(error))
 
 
 class _TooLarge(Exception):
@@ -71,17 +78,14 @@ def _write_block(fd: int, data: bytes | bytearray, position: int, digest: Any) -
 
 
 async def put_blob(request: Request) -> Response:
-    store = _store(request)
-    if store is None:
-        return _error(404, "no such local mount")
-    key = request.path_params["key"]
+    signed = _signed(request, "PUT")
+    if isinstance(signed, Response):
+        return signed
+    store, key, params = signed
     try:
-        params = store.signer.verify("PUT", store.name, key, request.query_params)
         if "upload" in params:
             return await _put_part(request, store, params)
         target = store.path(key)
-    except InvalidSignature as error:
-        return _error(403, str(error))
     except (UnsafeKey, ValueError) as error:
         return _error(400, str(error))
     limit = int(params.get("size", "0"))
@@ -128,15 +132,12 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
 
 
 async def get_blob(request: Request) -> Response:
-    store = _store(request)
-    if store is None:
-        return _error(404, "no such local mount")
-    key = request.path_params["key"]
+    signed = _signed(request, "GET")
+    if isinstance(signed, Response):
+        return signed
+    store, key, params = signed
     try:
-        params = store.signer.verify("GET", store.name, key, request.query_params)
         path = store.path(key)
-    except InvalidSignature as error:
-        return _error(403, str(error))
     except UnsafeKey as error:
         return _error(400, str(error))
     if not path.is_file():

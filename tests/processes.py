@@ -1,16 +1,19 @@
-"""`graphlake serve` as a separate process on a shared database: the second server of the cluster
-tests, and the servers of bench/events.py (whose clients must not share their event loop)."""
+"""Services started for tests and benches: `graphlake serve` as a separate process on a shared
+database (the second server of the cluster tests, the servers of bench/events.py, whose clients
+must not share their event loop), and the database a bench runs on."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from graphlake.local_services import free_port
+from graphlake.local_services import find_binary, free_port, start_ferretdb
 
 
 async def start_server_process(mongodb_url: str, database: str, data_dir: Path,
@@ -37,3 +40,18 @@ async def start_server_process(mongodb_url: str, database: str, data_dir: Path,
             await asyncio.sleep(0.1)
     process.kill()
     raise RuntimeError(f"graphlake serve did not start on port {port}")
+
+
+@contextlib.contextmanager
+def bench_database(tmp: Path) -> Iterator[str]:
+    """The MongoDB URL a bench runs on: GRAPHLAKE_BENCH_MONGODB_URL, else a FerretDB from the build
+    cache with its files under `tmp`, stopped when the bench is done."""
+    url = os.environ.get("GRAPHLAKE_BENCH_MONGODB_URL")
+    if url:
+        yield url
+        return
+    ferret = start_ferretdb(find_binary("ferretdb"), tmp / "ferretdb")
+    try:
+        yield f"mongodb://127.0.0.1:{ferret.port}/"
+    finally:
+        ferret.stop()

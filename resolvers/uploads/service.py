@@ -177,7 +177,8 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     for i, request in enumerate(requests):
         _check_request(request, settings, where(i))
     wanted = {r.collection_id for r in requests if r.collection_id}
-    found = {c["_id"] for c in await Collection.get_pymongo_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1}).to_list()}
+    found = {c["_id"] for c in await Collection.get_pymongo_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1})
+             .to_list()} if wanted else set()
     for i, request in enumerate(requests):
         if request.collection_id and request.collection_id not in found:
             raise NotFound(f"no collection {request.collection_id}", field=f"{where(i)}collectionId")
