@@ -21,6 +21,7 @@ from resolvers.pagination import Page
 from storage import ObjectStore
 
 if TYPE_CHECKING:
+    from resolvers.auth.cache import TokenCache
     from resolvers.auth.service import Principal
     from resolvers.events.feed import FeedWriter
 
@@ -39,6 +40,8 @@ class AppState:
     events: Broadcast
     # How this process stores events and publishes them live (see resolvers/events/feed.py).
     feed: FeedWriter
+    # Tokens accepted lately (resolvers/auth/cache.py).
+    tokens: TokenCache
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)
 

@@ -14,6 +14,7 @@ from graphlake.database import connect
 from graphlake.local_services import embedded_database
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
+from resolvers.auth.cache import TokenCache
 from resolvers.events.feed import FeedWriter
 
 
@@ -38,4 +39,4 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         db = client[settings.database]
         events = Broadcast(settings.subscriber_queue_size)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
-                       events=events, feed=FeedWriter(db, events))
+                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds))

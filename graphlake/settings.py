@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # --- auth
     anonymous_read: bool = Field(default=False, description="Let requests without a token read (VIEWER).")
     bootstrap_admin_token: bool = Field(default=True, description="Create and print an ADMIN token on first start.")
+    token_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long an accepted token is remembered; a revocation elsewhere waits this long.")
 
     # --- request limits
     max_query_depth: int = 15

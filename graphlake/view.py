@@ -21,7 +21,7 @@ from graphlake.context import Context
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.settings import Settings
-from resolvers.auth.service import authenticate, bearer_secret
+from resolvers.auth.service import bearer_secret
 from resolvers.errors import Unauthenticated
 
 # Names a client may use for the token in its `connection_init` payload.
@@ -82,6 +82,6 @@ async def _authenticate(context: Context, header: Any) -> None:
     try:
         secret = bearer_secret(header)
         if secret:
-            context.principal = await authenticate(secret)
+            context.principal = await context.state.tokens.authenticate(secret)
     except Unauthenticated as error:
         context.auth_error = str(error)

@@ -98,7 +98,12 @@ class CommandCounter(CommandListener):
                               "saslContinue", "getMore"})
 
     def __init__(self) -> None:
-        self.commands: list[str] = []
+        self.commands: list[str] = []  # command names, in order
+        self.collections: list[str] = []  # the collection each names, alongside
+
+    def clear(self) -> None:
+        self.commands.clear()
+        self.collections.clear()
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
@@ -106,6 +111,7 @@ class CommandCounter(CommandListener):
         on_feed = FEED_COLLECTION in target or WRITERS_COLLECTION in target
         if event.command_name not in self.HOUSEKEEPING and not on_feed:
             self.commands.append(event.command_name)
+            self.collections.append(str(target[0]))
 
     def succeeded(self, event: object) -> None:
         pass
@@ -155,9 +161,10 @@ def state(app: Starlette) -> AppState:
 
 @pytest.fixture(autouse=True)
 async def clean_database(served: Served) -> None:
-    """Every test starts on empty collections (their indexes kept)."""
+    """Every test starts on empty collections (their indexes kept), and no token remembered."""
     for model in DOCUMENT_MODELS:
         await model.get_pymongo_collection().delete_many({})
+    served.app.state.graphlake.tokens.clear()
 
 
 @pytest.fixture

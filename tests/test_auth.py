@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -11,7 +12,7 @@ from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from documents.event import Event
 from graphlake.context import AppState
-from tests.conftest import MakeToken
+from tests.conftest import MakeToken, Served
 from tests.operations import Api
 
 
@@ -69,10 +70,38 @@ async def test_revoked_token_stops_working_at_once(api: Api, admin: str, make_to
     assert all(e["node"]["name"] != "temp" for e in (await api.data("ApiTokens", token=admin))["apiTokens"]["edges"])
 
 
-async def test_expired_token_is_refused(api: Api, make_token: MakeToken) -> None:
-    secret = await make_token(Role.VIEWER, name="soon", expires_at=utcnow() + timedelta(seconds=30))
+async def test_expired_token_is_refused_even_while_remembered(api: Api, make_token: MakeToken) -> None:
+    secret = await make_token(Role.VIEWER, name="soon", expires_at=utcnow() + timedelta(seconds=1))
+    assert (await api.data("Mounts", token=secret))["mounts"]  # accepted, and so remembered for 5 s
+    await asyncio.sleep(1.1)
+    assert (await api.error("Mounts", token=secret))["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_remembered_token_costs_no_lookup(api: Api, served: Served, viewer: str) -> None:
+    await api.data("Mounts", token=viewer)
+    served.commands.clear()
+    await api.data("Mounts", token=viewer)
+    await api.data("Me", token=viewer)
+    assert "api_tokens" not in served.commands.collections
+
+
+async def test_a_revocation_elsewhere_takes_effect_when_the_memory_lapses(
+        api: Api, state: AppState, make_token: MakeToken, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As `graphlake token revoke` does from its own process: this server learns it from the database.
+    monkeypatch.setattr(state.tokens, "seconds", 0.3)
+    secret = await make_token(Role.VIEWER, name="elsewhere")
     assert (await api.data("Mounts", token=secret))["mounts"]
-    await ApiToken.find_one({"name": "soon"}).update({"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    await ApiToken.find_one({"name": "elsewhere"}).update({"$set": {"revoked_at": utcnow()}})
+    await asyncio.sleep(0.35)
+    assert (await api.error("Mounts", token=secret))["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_without_the_memory_a_revocation_elsewhere_is_seen_at_once(
+        api: Api, state: AppState, make_token: MakeToken, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state.tokens, "seconds", 0)  # GRAPHLAKE_TOKEN_CACHE_SECONDS=0
+    secret = await make_token(Role.VIEWER, name="uncached")
+    assert (await api.data("Mounts", token=secret))["mounts"]
+    await ApiToken.find_one({"name": "uncached"}).update({"$set": {"revoked_at": utcnow()}})
     assert (await api.error("Mounts", token=secret))["extensions"]["code"] == "UNAUTHENTICATED"
 
 
@@ -93,7 +122,7 @@ async def test_bootstrap_admin_token_is_made_once(state: AppState) -> None:
 
     secret = await ensure_bootstrap_admin(state.feed, state.settings)
     assert secret is not None
-    assert (await authenticate(secret)).role is Role.ADMIN
+    assert (await authenticate(secret))[0].role is Role.ADMIN
     assert await ensure_bootstrap_admin(state.feed, state.settings) is None  # a second start prints nothing new
     [audited] = await Event.find({"event_type": "AUDIT"}).to_list()
     assert audited.data.decode()["command"] == "bootstrap" and secret not in audited.data.json

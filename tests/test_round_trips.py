@@ -9,12 +9,13 @@ from resolvers.relay import encode_id
 
 
 async def commands_for(api: Api, served: Served, token: str, version_id: object, first: int) -> tuple[list[str], dict]:
-    served.commands.commands.clear()
+    served.commands.clear()
     data = await api.data("VersionGraph", {"id": encode_id("DatasetVersion", version_id), "first": first}, token=token)
     return list(served.commands.commands), data
 
 
 async def test_nested_query_costs_constant_round_trips(api: Api, served: Served, viewer: str) -> None:
+    await api.data("Me", token=viewer)  # the token's lookup, remembered from here on, is not the query's
     small = await seed_version(10, name="small")
     large = await seed_version(200, name="large")
     small_commands, small_data = await commands_for(api, served, viewer, small, 200)
@@ -27,4 +28,4 @@ async def test_nested_query_costs_constant_round_trips(api: Api, served: Served,
     assert large_edges[0]["node"]["annotations"]["edges"][0]["node"]["set"]["purpose"] == "GROUND_TRUTH"
     assert len(large_commands) == len(small_commands), (small_commands, large_commands)
     # version, members, datums, assets, annotations, sets: one command per level
-    assert len(large_commands) <= 8, large_commands
+    assert len(large_commands) <= 7, large_commands

@@ -27,4 +27,5 @@ class AuthMutations:
     async def revoke_api_token(self, info: Info, id: strawberry.ID) -> DeletePayload:
         token = await service.find_token(decode_id(id, "ApiToken"))
         await service.revoke_token(token)
+        info.context.state.tokens.forget(str(token.id))
         return DeletePayload(id=id, deleted=True)

@@ -47,12 +47,14 @@ def bearer_secret(header: str | None) -> str | None:
     return secret.strip()
 
 
-async def authenticate(secret: str) -> Principal:
+async def authenticate(secret: str) -> tuple[Principal, datetime | None]:
+    """The caller a secret names, and when its token expires. Requests go through TokenCache."""
     token = await ApiToken.find_one({"secret_hash": hash_secret(secret)})
     if token is None or not token.is_usable(utcnow()):
         # One message for unknown, revoked and expired: nothing to learn by probing.
         raise Unauthenticated("the API token is not valid (unknown, revoked or expired)")
-    return Principal(token_id=str(token.id), token_name=token.name, role=token.role, user_id=token.user_id)
+    principal = Principal(token_id=str(token.id), token_name=token.name, role=token.role, user_id=token.user_id)
+    return principal, token.expires_at
 
 
 async def create_token(
