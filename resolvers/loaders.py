@@ -65,6 +65,11 @@ class Loaders:
 
         return self._get(_cache_key("by_id", model.__name__), load)
 
+    def known(self, docs: Sequence[Document]) -> None:
+        """Documents this request just wrote: fields that load them by id need not read them back."""
+        for doc in docs:
+            self.by_id(type(doc)).prime(doc.id, doc)
+
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
         """The first `first` documents of `model` whose `field` is each parent id, in `_id` order.
 

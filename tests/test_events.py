@@ -286,6 +286,28 @@ async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, con
     assert "/closed" in failed.data.decode()["target"] and failed.level == 30
 
 
+async def test_a_mutations_events_and_its_audit_are_one_insert(api: Api, served: Served, contributor: str,
+                                                                 viewer: str) -> None:
+    await api.data("Me", token=contributor)  # the token lookup, remembered from here on
+    served.commands.clear()
+    await log(api, contributor, ev("A"), ev("B"))
+    assert [c for c, coll in zip(served.commands.commands, served.commands.collections, strict=True)
+            if coll == "events"] == ["insert"]
+    stored = (await api.data("Events", {"first": 10}, token=viewer))["events"]["edges"]
+    assert sorted(e["node"]["eventType"] for e in stored) == ["A", "AUDIT", "B"]
+
+
+async def test_events_held_for_one_write_are_stored_even_when_the_block_fails(state: AppState) -> None:
+    from resolvers.events import service
+
+    with pytest.raises(RuntimeError):
+        async with state.feed.together():
+            await service.log_events(state.feed, [service.NewEvent(event_type="BEFORE_THE_FAILURE")], state.settings)
+            assert await Event.find({"event_type": "BEFORE_THE_FAILURE"}).count() == 0  # held back
+            raise RuntimeError("the mutation failed after its events")
+    assert await Event.find({"event_type": "BEFORE_THE_FAILURE"}).count() == 1
+
+
 async def test_every_mutation_is_audited_without_secrets(api: Api, admin: str, contributor: str) -> None:
     stored = (await api.data("StoreValue", {"input": {"name": "secret-recipe", "value": {"pepper": 3}}}, token=contributor))
     created = (await api.data("CreateApiToken", {"input": {"name": "robot", "role": "VIEWER"}}, token=admin))["createApiToken"]

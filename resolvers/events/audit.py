@@ -88,14 +88,15 @@ class AuditTrail(FieldExtension):
 
     async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: strawberry.Info,
                             **kwargs: Any) -> Any:
-        result = await next_(source, info, **kwargs)
         context = info.context
-        principal = context.principal
-        ids = list(dict.fromkeys([*_ids_in([kwargs.get(name) for name in self.id_arguments]), *_ids_in(result)]))
-        await record(context.state.feed, context.settings, f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
-                     user_id=principal.user_id if principal else None, ids=ids,
-                     mutation=info.field_name, token=principal.token_name if principal else None,
-                     requestId=context.request_id)
+        async with context.state.feed.together():  # the mutation's own events and this one: one write
+            result = await next_(source, info, **kwargs)
+            principal = context.principal
+            ids = list(dict.fromkeys([*_ids_in([kwargs.get(name) for name in self.id_arguments]), *_ids_in(result)]))
+            await record(context.state.feed, context.settings, f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
+                         user_id=principal.user_id if principal else None, ids=ids,
+                         mutation=info.field_name, token=principal.token_name if principal else None,
+                         requestId=context.request_id)
         return result
 
 

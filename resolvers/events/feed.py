@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -63,6 +64,19 @@ async def ensure_feed(db: AsyncDatabase, size_bytes: int) -> None:
             raise
 
 
+class _Batch:
+    """Events held back by FeedWriter.together() until its block ends."""
+
+    def __init__(self) -> None:
+        self.events: list[EventDocument] = []
+        self.open = True
+
+
+# Set inside a FeedWriter.together() block; tasks started there see it too (their appends join the
+# batch while it is open, and write at once after: an alert's delivery failure can come later).
+_batch: ContextVar[_Batch | None] = ContextVar("graphlake_event_batch", default=None)
+
+
 def deliver(broadcast: Broadcast, events: Iterable[EventDocument]) -> None:
     """Hand stored events to this process's subscribers: one Event object each, shared by all."""
     if broadcast.has_subscribers:
@@ -81,10 +95,29 @@ class FeedWriter:
         self._lock = asyncio.Lock()  # numbers are inserted (and delivered here) in the order they were given
 
     async def write(self, events: list[EventDocument]) -> None:
-        """Store events in the log, then publish them live."""
+        """Store events in the log, then publish them live (inside together(): when it ends)."""
+        batch = _batch.get()
+        if batch is not None and batch.open:
+            batch.events.extend(events)
+            return
         raw = [e.model_dump(by_alias=True) for e in events]
         await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
         await self.publish(raw, events)
+
+    @contextlib.asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """Everything written within the block is stored and published as one write as it ends,
+        even when the block fails: a mutation's own events (ASSET_STATUS, the events of logEvents)
+        and its AUDIT event cost one insert and one publish, not one each."""
+        batch = _Batch()
+        token = _batch.set(batch)
+        try:
+            yield
+        finally:
+            _batch.reset(token)
+            batch.open = False
+            if batch.events:
+                await self.write(batch.events)
 
     async def publish(self, raw_events: list[dict[str, Any]], events: list[EventDocument]) -> None:
         """Send stored events (raw documents, and as models) to every process, in this order."""

@@ -31,17 +31,19 @@ def _request(input: CreateUploadInput, where: str) -> service.UploadRequest:
 class UploadMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Start an upload: a PENDING FILE asset and signed URL(s) to PUT its bytes to.")
     async def create_upload(self, info: Info, input: CreateUploadInput) -> UploadSession:
-        session = await service.create_upload(_request(input, ""), info.context.stores, info.context.settings,
+        started = await service.create_upload(_request(input, ""), info.context.stores, info.context.settings,
                                               info.context.actor)
-        return UploadSession.from_signed(await service.sign_session(session, info.context.stores))
+        info.context.loaders.known([started.asset])
+        return UploadSession.from_signed(await service.sign_session(started.session, info.context.stores))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Start several uploads at once (a directory of small files): "
                                                                      "all are checked first, then stored together; sessions in the order given.")
     async def create_uploads(self, info: Info, inputs: list[CreateUploadInput]) -> list[UploadSession]:
         stores = info.context.stores
-        sessions = await service.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
-                                                stores, info.context.settings, info.context.actor)
-        signed = await service.bounded_gather([lambda s=s: service.sign_session(s, stores) for s in sessions])
+        started = await service.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
+                                               stores, info.context.settings, info.context.actor)
+        info.context.loaders.known([s.asset for s in started])
+        signed = await service.bounded_gather([lambda s=s: service.sign_session(s.session, stores) for s in started])
         return [UploadSession.from_signed(s) for s in signed]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared) must match; the asset turns ACTIVE, or FAILED with the difference named.")

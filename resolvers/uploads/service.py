@@ -165,8 +165,16 @@ def _check_request(request: UploadRequest, settings: Settings, where: str = "") 
     request.path = collections.check_path(request.path, f"{where}path")
 
 
+@dataclass(frozen=True)
+class Started:
+    """An upload just begun: its session and its PENDING asset."""
+
+    session: UploadSession
+    asset: Asset
+
+
 async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, ObjectStore], settings: Settings,
-                         actor: str | None, *, batch: bool = True) -> list[UploadSession]:
+                         actor: str | None, *, batch: bool = True) -> list[Started]:
     """Sessions and PENDING assets for several files: every request is checked before anything is
     written, then all sessions and all assets are stored with one bulk insert each."""
     if batch and not requests:
@@ -214,13 +222,13 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     # Sessions before assets: no PENDING asset exists without the session the reconciler expires.
     await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions])
     await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
-    return sessions
+    return [Started(session, asset) for session, asset in zip(sessions, assets, strict=True)]
 
 
 async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], settings: Settings,
-                        actor: str | None) -> UploadSession:
-    [session] = await create_uploads([request], stores, settings, actor, batch=False)
-    return session
+                        actor: str | None) -> Started:
+    [started] = await create_uploads([request], stores, settings, actor, batch=False)
+    return started
 
 
 async def get_session(session_id: ObjectId, field: str = "id") -> UploadSession:
@@ -248,12 +256,17 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
 
 
 async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
-                       asset_status: AssetStatus, feed: FeedWriter) -> list[Asset]:
+                       asset_status: AssetStatus, feed: FeedWriter, assets: dict[ObjectId, Asset] | None = None) -> list[Asset]:
     """Close the sessions, then flip their assets (in that order: a crash leaves a closed session
     whose asset the reconciler settles), then log one ASSET_STATUS event per asset: the event log
-    carries it to `assetStatusChanged` subscribers on every server process."""
+    carries it to `assetStatusChanged` subscribers on every server process.
+
+    The assets are read before the writes (or given, read by the caller while it verified) and
+    changed here as in the database, rather than read back after them: one round trip fewer."""
     if not outcomes:
         return []
+    if assets is None:
+        assets = await _assets_of([s for s, _ in outcomes])
     now = utcnow()
     await UploadSession.get_pymongo_collection().update_many(
         {"_id": {"$in": [s.id for s, _ in outcomes]}}, {"$set": {"status": status.value, "finished_at": now}})
@@ -264,10 +277,17 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
     await Asset.get_pymongo_collection().bulk_write(
         [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
          for change, ids in changes.items()])
-    by_id = {a.id: a for a in await Asset.find({"_id": {"$in": [s.asset_id for s, _ in outcomes]}}).to_list()}
-    assets = [by_id[s.asset_id] for s, _ in outcomes]
-    await feed.write([status_event(asset, now) for asset in assets])
-    return assets
+    finished = []
+    for session, fields in outcomes:
+        asset = assets[session.asset_id].model_copy(update={"status": asset_status, "updated_at": now, **fields})
+        finished.append(asset)
+    await feed.write([status_event(asset, now) for asset in finished])
+    return finished
+
+
+async def _assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
+    """The assets these sessions fill, by id."""
+    return {a.id: a for a in await Asset.find({"_id": {"$in": [s.asset_id for s in sessions]}}).to_list()}
 
 
 def status_event(asset: Asset, at: datetime) -> Event:
@@ -367,11 +387,16 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         raise BadUserInput("the same upload appears twice", field="ids")
     claimed = await _claim(session_ids)
     renewing = asyncio.create_task(_renew(list(claimed)))
+    outcomes: list[Asset | GraphlakeError] = []
     try:
-        return await _complete_claimed(session_ids, claimed, stores, feed, actor, max_items)
-    finally:  # finished, failed, or to be retried by the client: the claims have served
+        outcomes = await _complete_claimed(session_ids, claimed, stores, feed, actor, max_items)
+        return outcomes
+    finally:
         renewing.cancel()
-        await _release(list(claimed))
+        # A completed session is closed for good, so its claim can wait for the reconciler to
+        # drop it; the others (not uploaded yet, a store error) must be free for a retry now.
+        done = {id for id, o in zip(session_ids, outcomes, strict=False) if not isinstance(o, GraphlakeError)}
+        await _release([id for id in claimed if id not in done])
 
 
 async def _renew(session_ids: list[ObjectId]) -> None:
@@ -382,6 +407,13 @@ async def _renew(session_ids: list[ObjectId]) -> None:
                                                                {"$set": {"claimed_at": utcnow()}})
 
 
+async def drop_stale_claims() -> int:
+    """Remove claims nobody renewed for CLAIM_SECONDS: those of completed uploads, and of requests
+    that died. Run by the reconciler; returns how many went."""
+    stale = utcnow() - timedelta(seconds=CLAIM_SECONDS)
+    return (await UploadClaim.get_pymongo_collection().delete_many({"claimed_at": {"$lt": stale}})).deleted_count
+
+
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], stores: dict[str, ObjectStore],
                             feed: FeedWriter, actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
     found = {s.id: s for s in await UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list()}
@@ -390,6 +422,8 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
         session = found.get(session_id)
         if session is None:
             return NotFound(f"no upload session {session_id}", field="id")
+        if session.status is not UploadStatus.OPEN:  # said first: a finished session keeps its claim a while
+            return Conflict(f"the upload is {session.status.value.lower()}", field="id")
         if session_id not in claimed:
             return Conflict("another request is completing this upload right now", field="id")
         try:
@@ -397,11 +431,14 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
         except GraphlakeError as error:
             return error
 
-    verified = dict(zip(session_ids, await bounded_gather([lambda i=i: verify(i) for i in session_ids]), strict=True))
+    # The assets are read while the store answers; _finish_many changes them as it writes.
+    checks, assets = await asyncio.gather(bounded_gather([lambda i=i: verify(i) for i in session_ids]),
+                                          _assets_of(list(found.values())))
+    verified = dict(zip(session_ids, checks, strict=True))
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, _Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, _Verified) and v.problems]
-    completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed)}
-    await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed)
+    completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
+    await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
     filed: dict[ObjectId, list[collections.NewItem]] = {}
     for session, _ in good:
         if session.collection_id:
@@ -440,7 +477,9 @@ async def _discard_payload(session: UploadSession, stores: dict[str, ObjectStore
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     """Expire every open session past its time: abort its multipart upload, delete what it left,
-    fail its asset. Safe to run from several processes at once; returns how many it expired."""
+    fail its asset; and drop stale completion claims. Safe to run from several processes at once;
+    returns how many sessions it expired."""
+    await drop_stale_claims()
     expired = 0
     for session in await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list():
         claimed = await UploadSession.get_pymongo_collection().update_one(
