@@ -171,6 +171,31 @@ async def test_checksum_mismatch_s3(api: Api, contributor: str, settings: Settin
     assert error["extensions"]["field"] == "sha256" and hashlib.sha256(big).hexdigest() in error["message"]
 
 
+async def test_reconciler_settles_assets_a_crash_left_pending_after_their_session_closed(
+        api: Api, contributor: str, state: AppState) -> None:
+    """A crash between closing a session and flipping its asset must not leave the asset PENDING."""
+    from documents.asset import Asset
+
+    coll = await factories.collection(api, contributor, "crash")
+    good, lost = payload(700, seed=21), payload(800, seed=22)
+    completed = await start(api, contributor, good, "local", collectionId=coll["id"], path="kept.bin")
+    await put(completed["url"], good, completed["headers"])
+    aborted = await start(api, contributor, lost, "local")
+    fresh = await start(api, contributor, lost, "local")  # closed just now: maybe still being finished
+    long_ago = utcnow() - timedelta(minutes=10)
+    sessions = UploadSession.get_pymongo_collection()
+    for session, status, when in ((completed, "COMPLETED", long_ago), (aborted, "ABORTED", long_ago), (fresh, "ABORTED", utcnow())):
+        await sessions.update_one({"_id": object_id(session["id"])}, {"$set": {"status": status, "finished_at": when}})
+    await Asset.get_pymongo_collection().update_many({}, {"$set": {"created_at": long_ago}})
+
+    await reconcile(state.stores, state.feed)
+    statuses = {s["id"]: (await api.data("UploadSession", {"id": s["id"]}, token=contributor))["uploadSession"]["asset"]["status"]
+                for s in (completed, aborted, fresh)}
+    assert statuses == {completed["id"]: "ACTIVE", aborted["id"]: "FAILED", fresh["id"]: "PENDING"}
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert [e["node"]["path"] for e in items] == ["kept.bin"]  # filed, as completion would have
+
+
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_expiry_and_reconciliation(api: Api, contributor: str, state: AppState, settings: Settings,
                                          mount: str) -> None:

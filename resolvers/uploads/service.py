@@ -2,8 +2,9 @@
 abort and expiry, signed downloads, and registering external objects in place.
 
 Bytes never pass through here: the store signs URLs and reports what it holds. Writes are ordered
-for crashes: a session is recorded before its PENDING asset, and the reconciler fails any asset
-whose session expired, so no PENDING asset outlives its session.
+for crashes: a session is recorded before its PENDING asset and closed before the asset turns
+ACTIVE or FAILED; the reconciler fails the asset of an expired session and settles one a crash
+left PENDING behind a closed session, so no PENDING asset outlives its session.
 """
 
 from __future__ import annotations
@@ -385,11 +386,14 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         raise BadUserInput(f"at most {max_items} uploads at once", field="ids")
     if len(set(session_ids)) != len(session_ids):
         raise BadUserInput("the same upload appears twice", field="ids")
-    claimed = await _claim(session_ids)
+    # The sessions are read while they are claimed (a claim needs only their ids).
+    claimed, sessions = await asyncio.gather(
+        _claim(session_ids), UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list())
     renewing = asyncio.create_task(_renew(list(claimed)))
     outcomes: list[Asset | GraphlakeError] = []
     try:
-        outcomes = await _complete_claimed(session_ids, claimed, stores, feed, actor, max_items)
+        outcomes = await _complete_claimed(session_ids, claimed, {s.id: s for s in sessions}, stores, feed, actor,
+                                           max_items)
         return outcomes
     finally:
         renewing.cancel()
@@ -414,9 +418,9 @@ async def drop_stale_claims() -> int:
     return (await UploadClaim.get_pymongo_collection().delete_many({"claimed_at": {"$lt": stale}})).deleted_count
 
 
-async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], stores: dict[str, ObjectStore],
-                            feed: FeedWriter, actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
-    found = {s.id: s for s in await UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list()}
+async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
+                            stores: dict[str, ObjectStore], feed: FeedWriter, actor: str | None,
+                            max_items: int) -> list[Asset | GraphlakeError]:
 
     async def verify(session_id: ObjectId) -> _Verified | GraphlakeError:
         session = found.get(session_id)
@@ -480,6 +484,7 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     fail its asset; and drop stale completion claims. Safe to run from several processes at once;
     returns how many sessions it expired."""
     await drop_stale_claims()
+    await settle_stranded(feed)
     expired = 0
     for session in await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list():
         claimed = await UploadSession.get_pymongo_collection().update_one(
@@ -493,6 +498,39 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
         await _finish(session, UploadStatus.EXPIRED, AssetStatus.FAILED, feed)
         expired += 1
     return expired
+
+
+async def settle_stranded(feed: FeedWriter) -> int:
+    """Settle the assets a crash left PENDING after their session closed (between _finish_many's
+    two updates): a completed session's asset turns ACTIVE (its object was verified before the
+    session closed) and is filed into its collection; an aborted or expired one's turns FAILED.
+    Only what is older than a completion can take, so nothing in flight. Returns how many."""
+    cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
+    stranded = await Asset.get_pymongo_collection().find(
+        {"status": AssetStatus.PENDING.value, "kind": AssetKind.FILE.value, "created_at": {"$lt": cutoff}}, {"_id": 1}
+    ).to_list()
+    if not stranded:
+        return 0
+    sessions = await UploadSession.find({"asset_id": {"$in": [a["_id"] for a in stranded]},
+                                         "status": {"$ne": UploadStatus.OPEN.value}, "finished_at": {"$lt": cutoff}}).to_list()
+    by_status: dict[UploadStatus, list[UploadSession]] = {}
+    for session in sessions:
+        by_status.setdefault(session.status, []).append(session)
+    for status, closed in by_status.items():
+        if status is UploadStatus.COMPLETED:
+            await _finish_many([(s, {"sha256": s.sha256}) for s in closed], status, AssetStatus.ACTIVE, feed)
+            for session in (s for s in closed if s.collection_id):
+                try:
+                    await collections.add_items(session.collection_id, [collections.NewItem(session.asset_id, session.path, None)],
+                                                session.created_by, 1)
+                except GraphlakeError as error:  # the collection was deleted meanwhile, say
+                    log.warning("upload %s: could not file its asset into collection %s: %s",
+                                session.id, session.collection_id, error)
+        else:
+            await _finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
+    if sessions:
+        log.warning("settled %d upload(s) a crash had left half-finished", len(sessions))
+    return len(sessions)
 
 
 async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in: int, max_seconds: int) -> str | None:
