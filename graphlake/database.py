@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure, PyMongoError
 from pymongo.monitoring import CommandListener
 
 from documents import DOCUMENT_MODELS
+from documents.api_token import ApiToken
 
 
 async def connect(url: str, database: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient:
@@ -39,9 +40,15 @@ async def uses_secondary_indexes(db: AsyncDatabase) -> bool:
     """
     if "ferretdbVersion" not in await db.client.admin.command("buildInfo"):
         return True
-    probe = "graphlake_probe"
-    if probe not in await db.list_collection_names(filter={"name": probe}):
-        await db.create_collection(probe)
+    probe = ApiToken.get_pymongo_collection().name  # one of ours: made now if new, it is needed anyway
+    names = await db.list_collection_names()
+    if probe not in names:
+        try:
+            await db.create_collection(probe)
+        except (CollectionInvalid, OperationFailure):  # another process made it first
+            pass
+    if "graphlake_probe" in names:  # the empty collection earlier versions probed with
+        await db.drop_collection("graphlake_probe")
     plan = await db.command("explain", {"find": probe, "filter": {"field": 1}})
     return bool(plan.get("filterPushdown"))
 
