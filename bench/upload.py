@@ -16,10 +16,11 @@ what the GraphQL round trips and the server's bookkeeping cost; for the local mo
 do pass through the server (its signed /blobs route), so that ratio includes an HTTP hop.
 
 The signed PUTs go through aiohttp, the HTTP client aioboto3 itself uses, so both sides of the S3
-comparison share a transport. As in nested_read.py the server runs in this process, on the same
-event loop as the client. A middleware counts the request bytes the server receives on /graphql
-per upload (and, separately, on /blobs, which for the local mount is the file itself), and a
-PyMongo listener sums the database time of those GraphQL requests.
+comparison share a transport. The server runs in a process of its own, as it does for real users,
+so the client's work does not share its event loop. In it, a middleware counts the request bytes
+the server receives on /graphql per upload (and, separately, on /blobs, which for the local mount
+is the file itself), and a PyMongo listener sums the database time of those GraphQL requests; the
+bench reads both from the middleware's /bench/counters between uploads, untimed.
 
 Without --sha256 no checksum is declared, so completeUpload does not read the object back; with
 it the digest (computed once per size, untimed) is declared. Uses FerretDB and MinIO from the
@@ -32,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import multiprocessing
 import os
 import shutil
 import signal
@@ -41,9 +43,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,17 +55,20 @@ import aioboto3  # noqa: E402
 import aiohttp  # noqa: E402
 import boto3  # noqa: E402
 import httpx  # noqa: E402
+import pymongo  # noqa: E402
 import uvicorn  # noqa: E402
 from botocore.config import Config  # noqa: E402
-from pymongo.errors import PyMongoError  # noqa: E402
 from pymongo.monitoring import CommandListener  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
 
 from documents.api_token import Role  # noqa: E402
 from graphlake.app import create_app  # noqa: E402
 from graphlake.local_services import find_binary, free_port, start_minio  # noqa: E402
+from graphlake.mounts import build_stores  # noqa: E402
 from graphlake.settings import S3MountSettings, Settings  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
 from resolvers.uploads.service import bounded_gather, part_size_for  # noqa: E402
+from storage import ObjectStore  # noqa: E402
 from tests.operations import document  # noqa: E402
 from tests.processes import bench_database  # noqa: E402
 
@@ -90,15 +96,22 @@ def s3_config(sign_payload: bool | None = None) -> Config:
 _in_graphql_request: ContextVar[bool] = ContextVar("in_graphql_request", default=False)
 
 
+COUNTERS_PATH = "/bench/counters"
+
+
 class BodyCounter:
     """ASGI middleware: sums the body bytes of `http.request` messages, per route (graphql, blobs),
-    and marks GraphQL requests so that only their database commands are timed."""
+    marks GraphQL requests so that only their database commands are timed, and answers
+    COUNTERS_PATH with the sums so far (JSON)."""
 
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: Callable, database: DatabaseTime) -> None:
         self.app = app
+        self.database = database
         self.received: Counter[str] = Counter()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope.get("path") == COUNTERS_PATH:
+            return await JSONResponse(self.counters())(scope, receive, send)
         route = _route(scope.get("path", "")) if scope["type"] == "http" else None
         if route is None:
             return await self.app(scope, receive, send)
@@ -114,6 +127,10 @@ class BodyCounter:
             await self.app(scope, counting_receive, send)
         finally:
             _in_graphql_request.reset(token)
+
+    def counters(self) -> dict[str, float]:
+        return {"graphql": self.received["graphql"], "blobs": self.received["blobs"],
+                "db_commands": self.database.commands, "db_seconds": self.database.seconds}
 
 
 def _route(path: str) -> str | None:
@@ -324,24 +341,28 @@ class Row:
 class Bench:
     """Holds the running services and clients; `measure` runs graphlake and baseline alternately."""
 
-    def __init__(self, *, app, counter: BodyCounter, database: DatabaseTime, uploader: GraphlakeUploader,  # noqa: ANN001
-                 s3, data_dir: Path) -> None:  # noqa: ANN001
-        self.app, self.counter, self.database, self.uploader = app, counter, database, uploader
+    def __init__(self, *, uploader: GraphlakeUploader, stores: dict[str, ObjectStore], s3, data_dir: Path) -> None:  # noqa: ANN001
+        self.uploader, self.stores = uploader, stores
         self.s3, self.data_dir = s3, data_dir
 
+    async def counters(self) -> dict[str, float]:
+        response = await self.uploader.graphql.get(COUNTERS_PATH)
+        response.raise_for_status()
+        return response.json()
+
     async def graphlake_once(self, row: Row, path: Path, digest: str | None) -> None:
-        before = self.counter.received.copy()
-        commands, seconds = self.database.commands, self.database.seconds
+        before = await self.counters()
         if row.files == 1:
             timing, key = await self.uploader.upload(path, row.size, row.mount, digest)
             keys = [key]
         else:
             timing, keys = await self.uploader.upload_many(path, row.size, row.files, row.mount, digest)
+        after = await self.counters()
         row.graphlake.append(timing)
-        row.db_commands.append(self.database.commands - commands)
-        row.db_seconds.append(self.database.seconds - seconds)
-        row.graphql_bytes.append((self.counter.received["graphql"] - before["graphql"]) // row.files)
-        row.blob_bytes.append((self.counter.received["blobs"] - before["blobs"]) // row.files)
+        row.db_commands.append(int(after["db_commands"] - before["db_commands"]))
+        row.db_seconds.append(after["db_seconds"] - before["db_seconds"])
+        row.graphql_bytes.append(int(after["graphql"] - before["graphql"]) // row.files)
+        row.blob_bytes.append(int(after["blobs"] - before["blobs"]) // row.files)
         for key in keys:
             await self.remove_graphlake_object(row.mount, key)
 
@@ -364,8 +385,7 @@ class Bench:
         os.sync()  # start the next run without the last one's dirty pages
 
     async def remove_graphlake_object(self, mount: str, key: str) -> None:
-        store = self.app.state.graphlake.stores[mount]
-        await store.delete(key)
+        await self.stores[mount].delete(key)  # this process's own handle on the server's mounts
         os.sync()
 
     async def measure(self, size: int, mount: str, path: Path, digest: str | None, runs: int, files: int = 1) -> Row:
@@ -418,24 +438,45 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
 
 # --- services
 
-@contextlib.asynccontextmanager
-async def serving(settings: Settings):  # noqa: ANN201
-    """The app behind the byte counter, served by uvicorn in this process; yields (app, counter, database)."""
+def serve(settings: Settings, ready: Connection) -> None:
+    """The server process: the app behind the counters; sends a CONTRIBUTOR token's secret once it
+    listens, then serves until terminated."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    asyncio.run(_serve(settings, ready))
+
+
+async def _serve(settings: Settings, ready: Connection) -> None:
     database = DatabaseTime()
     app = create_app(settings, command_listeners=[database])
-    counter = BodyCounter(app)
-    server = uvicorn.Server(uvicorn.Config(counter, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           log_config=None, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(BodyCounter(app, database), host="127.0.0.1", port=settings.port,
+                                           log_level="warning", log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # startup failed: raise its error here
+        await asyncio.sleep(0.05)
+    _, secret = await create_token("bench", Role.CONTRIBUTOR)
+    ready.send(secret)
+    await task
+
+
+@contextlib.contextmanager
+def server_process(settings: Settings) -> Iterator[str]:
+    """`serve` in a child process; yields the token's secret, and stops the server and drops its
+    database at the end."""
+    spawn = multiprocessing.get_context("spawn")
+    ours, theirs = spawn.Pipe()
+    process = spawn.Process(target=serve, args=(settings, theirs), name="graphlake-bench-server")
+    process.start()
     try:
-        while not server.started:
-            if task.done():
-                task.result()  # startup failed: raise its error here
-            await asyncio.sleep(0.05)
-        yield app, counter, database
+        if not ours.poll(120):
+            raise RuntimeError("the Graphlake server did not start within 120 s")
+        yield ours.recv()
     finally:
-        server.should_exit = True
-        await task
+        process.terminate()
+        process.join(30)
+        with pymongo.MongoClient(settings.mongodb_url.get_secret_value()) as client:
+            client.drop_database(settings.database)
 
 
 def start_services(tmp: Path, stack: contextlib.ExitStack) -> tuple[str, str]:
@@ -459,26 +500,21 @@ def make_settings(tmp: Path, mongodb_url: str, endpoint: str) -> Settings:
     )
 
 
-async def run(args: argparse.Namespace, tmp: Path, mongodb_url: str, endpoint: str) -> list[Row]:
-    settings = make_settings(tmp, mongodb_url, endpoint)
+async def run(args: argparse.Namespace, tmp: Path, settings: Settings, secret: str) -> list[Row]:
     session = aioboto3.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
-    async with (
-        serving(settings) as (app, counter, database),
-        session.client("s3", endpoint_url=endpoint, config=s3_config(False if args.unsigned_baseline else None)) as s3,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as puts,
-    ):
-        try:
-            _, secret = await create_token("bench", Role.CONTRIBUTOR)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=600,
-                                         headers={"Authorization": f"Bearer {secret}"}) as graphql:
-                bench = Bench(app=app, counter=counter, database=database, uploader=GraphlakeUploader(graphql, puts),
-                              s3=s3, data_dir=settings.data_dir)
-                return await measure_all(bench, args, tmp)
-        finally:
-            # for GRAPHLAKE_BENCH_MONGODB_URL (a temp FerretDB goes with its directory); after Ctrl-C
-            # uvicorn has already shut the app and its client down
-            with contextlib.suppress(PyMongoError):
-                await app.state.graphlake.client.drop_database(settings.database)
+    stores = build_stores(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        for store in stores.values():
+            await store.open()
+            stack.push_async_callback(store.close)
+        s3 = await stack.enter_async_context(
+            session.client("s3", endpoint_url=settings.mounts[S3_MOUNT].endpoint_url,
+                           config=s3_config(False if args.unsigned_baseline else None)))
+        puts = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)))
+        graphql = await stack.enter_async_context(httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.port}", timeout=600, headers={"Authorization": f"Bearer {secret}"}))
+        bench = Bench(uploader=GraphlakeUploader(graphql, puts), stores=stores, s3=s3, data_dir=settings.data_dir)
+        return await measure_all(bench, args, tmp)
 
 
 async def measure_all(bench: Bench, args: argparse.Namespace, tmp: Path) -> list[Row]:
@@ -527,8 +563,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="graphlake-bench-upload-") as tmp_name, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
-        mongodb_url, endpoint = start_services(tmp, stack)
-        rows = asyncio.run(run(args, tmp, mongodb_url, endpoint))
+        settings = make_settings(tmp, *start_services(tmp, stack))
+        secret = stack.enter_context(server_process(settings))
+        rows = asyncio.run(run(args, tmp, settings, secret))
     print_report(rows, args)
 
 
