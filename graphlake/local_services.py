@@ -106,8 +106,15 @@ class Service:
         self.process = None
 
 
-def start_ferretdb(binary: Path, data_dir: Path, port: int | None = None) -> Service:
-    """FerretDB with its SQLite backend, all its files under `data_dir`."""
+def start_ferretdb(binary: Path, data_dir: Path, port: int | None = None, *, sync_every_commit: bool = False) -> Service:
+    """FerretDB with its SQLite backend, all its files under `data_dir`.
+
+    SQLite's WAL is fsynced at checkpoints, not on every commit (`synchronous=NORMAL`), unless
+    `sync_every_commit`. That is MongoDB's own default (a write is acknowledged before its journal
+    is flushed): an acknowledged write survives Graphlake or FerretDB crashing, and a power cut can
+    lose the last moments of writes, never the database's consistency. It makes every write about
+    three times faster (0.25 ms instead of 0.7 ms an insert here).
+    """
     port = port or free_port()
     db_dir = data_dir / "sqlite"
     state_dir = data_dir / "state"
@@ -116,7 +123,8 @@ def start_ferretdb(binary: Path, data_dir: Path, port: int | None = None) -> Ser
     service = Service(
         name="FerretDB",
         args=[
-            str(binary), "--handler=sqlite", f"--sqlite-url=file:{db_dir}/",
+            str(binary), "--handler=sqlite",
+            f"--sqlite-url=file:{db_dir}/?_pragma=synchronous({'full' if sync_every_commit else 'normal'})",
             f"--listen-addr=127.0.0.1:{port}", f"--state-dir={state_dir}",
             "--debug-addr=-", "--telemetry=disable", "--log-level=warn",
         ],
@@ -145,7 +153,7 @@ class EmbeddedDatabase:
                 (self.service.log_path.parent / "ferretdb.pid").unlink()
 
 
-def embedded_database(binary: Path | None, data_dir: Path, port: int) -> EmbeddedDatabase:
+def embedded_database(binary: Path | None, data_dir: Path, port: int, *, sync_every_commit: bool = False) -> EmbeddedDatabase:
     ferret_dir = data_dir.resolve() / "ferretdb"
     pid_file = ferret_dir / "ferretdb.pid"
     url = f"mongodb://127.0.0.1:{port}/"
@@ -157,7 +165,7 @@ def embedded_database(binary: Path | None, data_dir: Path, port: int) -> Embedde
         raise ServiceError(
             f"port {port} is taken by another program; set GRAPHLAKE_FERRETDB_PORT to a free port"
         )
-    service = start_ferretdb(find_binary("ferretdb", binary), ferret_dir, port)
+    service = start_ferretdb(find_binary("ferretdb", binary), ferret_dir, port, sync_every_commit=sync_every_commit)
     assert service.process is not None
     pid_file.write_text(f"{service.process.pid}:{port}")
     return EmbeddedDatabase(url=url, service=service)

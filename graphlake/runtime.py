@@ -27,7 +27,8 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
     async with AsyncExitStack() as stack:
         url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
         if url is None:
-            embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, settings.ferretdb_port)
+            embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, settings.ferretdb_port,
+                                          sync_every_commit=settings.ferretdb_sync_every_commit)
             stack.callback(embedded.stop)
             url = embedded.url
         client = await connect(url, settings.database, listeners)

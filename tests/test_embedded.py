@@ -27,7 +27,10 @@ def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path
         first.stop()
     assert (tmp_path / "ferretdb" / "sqlite").is_dir()
 
-    second = embedded_database(None, tmp_path, port)
+    # Restarted fsyncing every commit (GRAPHLAKE_FERRETDB_SYNC_EVERY_COMMIT): the same files, the same data.
+    second = embedded_database(None, tmp_path, port, sync_every_commit=True)
+    assert second.service is not None and any("synchronous(full)" in arg for arg in second.service.args)
+    assert any("synchronous(normal)" in arg for arg in first.service.args)
     try:
         with MongoClient(second.url, serverSelectionTimeoutMS=5000) as client:
             assert client.lake.notes.find_one({"_id": "n1"}) == {"_id": "n1", "text": "kept"}
