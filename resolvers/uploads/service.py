@@ -481,14 +481,15 @@ async def _discard_payload(session: UploadSession, stores: dict[str, ObjectStore
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     """Expire every open session past its time: abort its multipart upload, delete what it left,
-    fail its asset; and drop stale completion claims. Safe to run from several processes at once;
-    returns how many sessions it expired."""
+    fail its asset. First it drops stale completion claims and settles what a crash left half
+    finished. Safe to run from several processes at once; returns how many sessions it expired."""
     await drop_stale_claims()
     await settle_stranded(feed)
     expired = 0
     for session in await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list():
         claimed = await UploadSession.get_pymongo_collection().update_one(
-            {"_id": session.id, "status": UploadStatus.OPEN.value}, {"$set": {"status": UploadStatus.EXPIRED.value}})
+            {"_id": session.id, "status": UploadStatus.OPEN.value},
+            {"$set": {"status": UploadStatus.EXPIRED.value, "finished_at": utcnow()}})  # settle_stranded needs the time
         if claimed.modified_count == 0:
             continue  # another process took it
         try:
