@@ -308,6 +308,23 @@ async def test_events_held_for_one_write_are_stored_even_when_the_block_fails(st
     assert await Event.find({"event_type": "BEFORE_THE_FAILURE"}).count() == 1
 
 
+async def test_alerts_fire_only_once_their_events_are_stored(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resolvers.events import alerts, service
+
+    fired: list[list[str]] = []
+
+    async def notify(events, writer, settings) -> None:  # noqa: ANN001 - records what would be sent
+        fired.append([e.event_type for e in events])
+
+    monkeypatch.setattr(alerts, "notify", notify)
+    async with state.feed.together():
+        await service.log_events(state.feed, [service.NewEvent(event_type="MELTDOWN", level=50)], state.settings)
+        await asyncio.sleep(0.05)
+        assert fired == []  # not stored yet, so not announced
+    await asyncio.sleep(0.05)
+    assert fired == [["MELTDOWN"]]
+
+
 async def test_every_mutation_is_audited_without_secrets(api: Api, admin: str, contributor: str) -> None:
     stored = (await api.data("StoreValue", {"input": {"name": "secret-recipe", "value": {"pepper": 3}}}, token=contributor))
     created = (await api.data("CreateApiToken", {"input": {"name": "robot", "role": "VIEWER"}}, token=admin))["createApiToken"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -69,6 +69,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.events: list[EventDocument] = []
+        self.stored: list[Callable[[], None]] = []  # to run once the events are stored
         self.open = True
 
 
@@ -120,6 +121,16 @@ class FeedWriter:
             batch.open = False
             if batch.events:
                 await self.write(batch.events)
+            for callback in batch.stored:  # not reached if the write failed
+                callback()
+
+    def when_stored(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the events written so far are stored: now, or as together() ends."""
+        batch = _batch.get()
+        if batch is not None and batch.open:
+            batch.stored.append(callback)
+        else:
+            callback()
 
     async def _publish(self, raw_events: list[dict[str, Any]], events: list[EventDocument], others_listening: bool) -> None:
         """Send stored events (raw documents, and as models) to every process, in this order."""

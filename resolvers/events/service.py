@@ -73,10 +73,14 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: S
     await writer.write(stored)
     alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]
     if alerting:
-        task = asyncio.create_task(alerts.notify(alerting, writer, settings))
-        if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+
+        def fire() -> None:
+            task = asyncio.create_task(alerts.notify(alerting, writer, settings))
+            if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        writer.when_stored(fire)  # inside a mutation, its events are stored as it ends: alert only then
     return stored
 
 
