@@ -278,10 +278,8 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
     await Asset.get_pymongo_collection().bulk_write(
         [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
          for change, ids in changes.items()])
-    finished = []
-    for session, fields in outcomes:
-        asset = assets[session.asset_id].model_copy(update={"status": asset_status, "updated_at": now, **fields})
-        finished.append(asset)
+    finished = [assets[session.asset_id].model_copy(update={"status": asset_status, "updated_at": now, **fields})
+                for session, fields in outcomes]
     await feed.write([status_event(asset, now) for asset in finished])
     return finished
 
@@ -411,6 +409,15 @@ async def _renew(session_ids: list[ObjectId]) -> None:
                                                                {"$set": {"claimed_at": utcnow()}})
 
 
+def _filing(sessions: Sequence[UploadSession]) -> dict[ObjectId, list[collections.NewItem]]:
+    """The items completed sessions add to the collections they named, by collection."""
+    filed: dict[ObjectId, list[collections.NewItem]] = {}
+    for session in sessions:
+        if session.collection_id:
+            filed.setdefault(session.collection_id, []).append(collections.NewItem(session.asset_id, session.path, None))
+    return filed
+
+
 async def drop_stale_claims() -> int:
     """Remove claims nobody renewed for CLAIM_SECONDS: those of completed uploads, and of requests
     that died. Run by the reconciler; returns how many went."""
@@ -443,11 +450,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, _Verified) and v.problems]
     completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
     await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
-    filed: dict[ObjectId, list[collections.NewItem]] = {}
-    for session, _ in good:
-        if session.collection_id:
-            filed.setdefault(session.collection_id, []).append(collections.NewItem(session.asset_id, session.path, None))
-    for collection_id, items in filed.items():
+    for collection_id, items in _filing([session for session, _ in good]).items():
         await collections.add_items(collection_id, items, actor, max_items)
     return [completed[found[i].asset_id] if isinstance(v, _Verified) and not v.problems
             else _mismatch(v.problems) if isinstance(v, _Verified) else v
@@ -520,13 +523,12 @@ async def settle_stranded(feed: FeedWriter) -> int:
     for status, closed in by_status.items():
         if status is UploadStatus.COMPLETED:
             await _finish_many([(s, {"sha256": s.sha256}) for s in closed], status, AssetStatus.ACTIVE, feed)
-            for session in (s for s in closed if s.collection_id):
+            for collection_id, items in _filing(closed).items():
                 try:
-                    await collections.add_items(session.collection_id, [collections.NewItem(session.asset_id, session.path, None)],
-                                                session.created_by, 1)
+                    await collections.add_items(collection_id, items, "reconciler", len(items))
                 except GraphlakeError as error:  # the collection was deleted meanwhile, say
-                    log.warning("upload %s: could not file its asset into collection %s: %s",
-                                session.id, session.collection_id, error)
+                    log.warning("could not file %d completed upload(s) into collection %s: %s",
+                                len(items), collection_id, error)
         else:
             await _finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
     if sessions:
