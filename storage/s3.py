@@ -3,23 +3,33 @@
 Clients upload with presigned URLs. A declared SHA-256 is signed into a single PUT as
 `x-amz-checksum-sha256`, so the store itself refuses other bytes; multipart objects carry no
 whole-object SHA-256, so `sha256()` reads them back as a stream.
+
+The per-upload requests (signing URLs, and the HEAD that verifies a completed upload) are
+signed by `storage.sigv4` rather than botocore, whose per-request CPU was the largest cost of an
+upload's bookkeeping; the rare ones (multipart bookkeeping, listing, deleting) go through aioboto3.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import random
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote
 
 import aioboto3
+import aiohttp
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
+from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
 
 CHUNK = 1024 * 1024
+ATTEMPTS = 3  # for the requests made without botocore, as its "standard" retry mode
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
 def _b64_sha256(hex_digest: str) -> str:
@@ -63,8 +73,12 @@ class S3Store:
             connect_timeout=connect_timeout,
             retries={"max_attempts": 3, "mode": "standard"},
         )
+        self._connect_timeout = connect_timeout
         self._stack = AsyncExitStack()
         self.client: Any = None
+        self._http: aiohttp.ClientSession | None = None  # for the requests signed by storage.sigv4
+        self._credentials: Any = None  # botocore's (refreshed by it when temporary)
+        self._endpoints: dict[str, Endpoint] = {}  # by bucket
 
     def object_key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -76,10 +90,30 @@ class S3Store:
         self.client = await self._stack.enter_async_context(
             self._session.client("s3", endpoint_url=self.endpoint_url, config=self._config)
         )
+        self._credentials = await self._session.get_credentials()
+        self._http = await self._stack.enter_async_context(aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=60, connect=self._connect_timeout), auto_decompress=False))
 
     async def close(self) -> None:
         await self._stack.aclose()
-        self.client = None
+        self.client = self._http = None
+        self._endpoints.clear()
+
+    async def _signer(self, bucket: str | None = None) -> tuple[Endpoint, Credentials]:
+        """Where `bucket` (ours by default) lives, and the credentials to sign for it now."""
+        bucket = bucket or self.bucket
+        if bucket not in self._endpoints:  # botocore resolves it, once per bucket
+            url = await self.client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": PROBE_KEY})
+            self._endpoints[bucket] = Endpoint.from_url(url)
+        if self._credentials is None:
+            raise StoreUnavailable(f"s3 mount {self.name!r}: no credentials (set its access key or the AWS environment)")
+        frozen = await self._credentials.get_frozen_credentials()
+        return self._endpoints[bucket], Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    async def _presign(self, key: str, *, method: str, expires_in: int, bucket: str | None = None,
+                       params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> str:
+        endpoint, credentials = await self._signer(bucket)
+        return presign(endpoint, key, credentials, method=method, expires_in=expires_in, params=params, headers=headers)
 
     async def check(self) -> None:
         try:
@@ -93,25 +127,20 @@ class S3Store:
     # --- signed URLs
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
                        expires_in: int) -> SignedRequest:
-        params = {"Bucket": self.bucket, "Key": self.object_key(key), "ContentType": content_type}
         headers = {"Content-Type": content_type}
         if sha256:
-            params["ChecksumSHA256"] = _b64_sha256(sha256)
-            headers["x-amz-checksum-sha256"] = params["ChecksumSHA256"]
-        url = await self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+            headers["x-amz-checksum-sha256"] = _b64_sha256(sha256)
+        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in, headers=headers)
         return SignedRequest(url=url, headers=headers)
 
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
                        bucket: str | None = None) -> str:
         # `key` is the full object key for external objects (another bucket), else ours.
-        params = {
-            "Bucket": bucket or self.bucket,
-            "Key": key if bucket else self.object_key(key),
-            "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-        }
+        params = {"response-content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}"}
         if content_type:
-            params["ResponseContentType"] = content_type
-        return await self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+            params["response-content-type"] = content_type
+        return await self._presign(key if bucket else self.object_key(key), method="GET", expires_in=expires_in,
+                                   bucket=bucket, params=params)
 
     # --- multipart
     async def start_multipart(self, key: str, *, content_type: str) -> str:
@@ -121,10 +150,8 @@ class S3Store:
 
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
                         expires_in: int) -> SignedRequest:
-        url = await self.client.generate_presigned_url(
-            "upload_part", ExpiresIn=expires_in,
-            Params={"Bucket": self.bucket, "Key": self.object_key(key), "UploadId": upload_id, "PartNumber": number},
-        )
+        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in,
+                                  params={"uploadId": upload_id, "partNumber": str(number)})
         return SignedRequest(url=url)
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
@@ -158,16 +185,26 @@ class S3Store:
 
     # --- objects
     async def stat(self, key: str) -> ObjectInfo | None:
-        try:
-            head = await self.client.head_object(Bucket=self.bucket, Key=self.object_key(key), ChecksumMode="ENABLED")
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        checksum = head.get("ChecksumSHA256")
-        # A multipart object's checksum is a checksum of part checksums ("...-N"), not the object's.
-        sha256 = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
-        return ObjectInfo(size=head["ContentLength"], sha256=sha256)
+        headers = {"x-amz-checksum-mode": "ENABLED"}  # answer the stored SHA-256 where there is one
+        url = await self._presign(self.object_key(key), method="HEAD", expires_in=60, headers=headers)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with self._http.head(url, headers=headers) as answer:
+                    if answer.status == 404:
+                        return None
+                    if answer.status == 200:
+                        checksum = answer.headers.get("x-amz-checksum-sha256")
+                        # A multipart object's checksum is a checksum of part checksums ("...-N"), not the object's.
+                        sha256 = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
+                        return ObjectInfo(size=int(answer.headers["Content-Length"]), sha256=sha256)
+                    problem = f"answered {answer.status}"
+                    if answer.status not in RETRY_STATUSES:
+                        break
+            except (aiohttp.ClientError, TimeoutError) as error:
+                problem = f"cannot be reached: {error!r}"
+            if attempt < ATTEMPTS:
+                await asyncio.sleep(random.uniform(0, 0.1 * 2**attempt))  # jittered backoff, as botocore's
+        raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {problem}")
 
     async def sha256(self, key: str) -> str:
         answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
