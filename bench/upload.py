@@ -442,7 +442,9 @@ def serve(settings: Settings, ready: Connection) -> None:
     """The server process: the app behind the counters; sends a CONTRIBUTOR token's secret once it
     listens, then serves until terminated."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    asyncio.run(_serve(settings, ready))
+    # The event loop `graphlake serve` (uvicorn.run) gets: uvloop where it is installed.
+    with asyncio.Runner(loop_factory=uvicorn.Config(app=None).get_loop_factory()) as runner:
+        runner.run(_serve(settings, ready))
 
 
 async def _serve(settings: Settings, ready: Connection) -> None:
