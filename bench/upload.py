@@ -15,8 +15,8 @@ Graphlake flow. Graphlake never carries the bytes of an S3 upload itself, so the
 what the GraphQL round trips and the server's bookkeeping cost; for the local mount the bytes
 do pass through the server (its signed /blobs route), so that ratio includes an HTTP hop.
 
-The signed PUTs go through aiohttp, the HTTP client aioboto3 itself uses, so both sides of the S3
-comparison share a transport. The server runs in a process of its own, as it does for real users,
+The GraphQL requests and the signed PUTs go through aiohttp, the HTTP client aioboto3 itself uses,
+so both sides of the S3 comparison share a transport. The server runs in a process of its own, as it does for real users,
 so the client's work does not share its event loop. In it, a middleware counts the request bytes
 the server receives on /graphql per upload (and, separately, on /blobs, which for the local mount
 is the file itself), and a PyMongo listener sums the database time of those GraphQL requests; the
@@ -54,7 +54,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aioboto3  # noqa: E402
 import aiohttp  # noqa: E402
 import boto3  # noqa: E402
-import httpx  # noqa: E402
 import pymongo  # noqa: E402
 import uvicorn  # noqa: E402
 from botocore.config import Config  # noqa: E402
@@ -198,15 +197,15 @@ class Timing:
 class GraphlakeUploader:
     """A client of the upload API: createUpload, PUT the bytes where it says, completeUpload."""
 
-    def __init__(self, graphql: httpx.AsyncClient, puts: aiohttp.ClientSession) -> None:
-        self.graphql = graphql
-        self.puts = puts
+    def __init__(self, graphql: aiohttp.ClientSession, puts: aiohttp.ClientSession) -> None:
+        self.graphql = graphql  # with the server's base URL and the token
+        self.puts = puts  # without either: the signed URLs carry their own authorization
 
     async def operation(self, name: str, variables: dict) -> dict:
         body = {"query": document(name), "operationName": name, "variables": variables}
-        response = await self.graphql.post("/graphql", json=body)
-        response.raise_for_status()
-        answer = response.json()
+        async with self.graphql.post("/graphql", json=body) as response:
+            response.raise_for_status()
+            answer = await response.json()
         if answer.get("errors"):
             raise RuntimeError(f"{name}: {answer['errors']}")
         return answer["data"]
@@ -346,9 +345,9 @@ class Bench:
         self.s3, self.data_dir = s3, data_dir
 
     async def counters(self) -> dict[str, float]:
-        response = await self.uploader.graphql.get(COUNTERS_PATH)
-        response.raise_for_status()
-        return response.json()
+        async with self.uploader.graphql.get(COUNTERS_PATH) as response:
+            response.raise_for_status()
+            return await response.json()
 
     async def graphlake_once(self, row: Row, path: Path, digest: str | None) -> None:
         before = await self.counters()
@@ -513,8 +512,9 @@ async def run(args: argparse.Namespace, tmp: Path, settings: Settings, secret: s
             session.client("s3", endpoint_url=settings.mounts[S3_MOUNT].endpoint_url,
                            config=s3_config(False if args.unsigned_baseline else None)))
         puts = await stack.enter_async_context(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)))
-        graphql = await stack.enter_async_context(httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{settings.port}", timeout=600, headers={"Authorization": f"Bearer {secret}"}))
+        graphql = await stack.enter_async_context(aiohttp.ClientSession(
+            base_url=f"http://127.0.0.1:{settings.port}", timeout=aiohttp.ClientTimeout(total=600),
+            headers={"Authorization": f"Bearer {secret}"}))
         bench = Bench(uploader=GraphlakeUploader(graphql, puts), stores=stores, s3=s3, data_dir=settings.data_dir)
         return await measure_all(bench, args, tmp)
 
