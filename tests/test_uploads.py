@@ -196,6 +196,51 @@ async def test_reconciler_settles_assets_a_crash_left_pending_after_their_sessio
     assert [e["node"]["path"] for e in items] == ["kept.bin"]  # filed, as completion would have
 
 
+async def test_reconciler_ends_open_sessions_by_what_a_crash_left_their_assets(
+        api: Api, contributor: str, state: AppState) -> None:
+    """Completion closes the session and flips the asset at once; a crash after the flip alone
+    leaves an open session whose asset is settled. At expiry that session ends as its asset did:
+    an ACTIVE asset keeps its object and is filed; it is never expired and deleted."""
+    from documents.asset import Asset
+
+    coll = await factories.collection(api, contributor, "crash")
+    kept, failed = payload(700, seed=23), payload(800, seed=24)
+    active = await start(api, contributor, kept, "local", collectionId=coll["id"], path="kept.bin")
+    await put(active["url"], kept, active["headers"])
+    broken = await start(api, contributor, failed, "local")
+    assets = Asset.get_pymongo_collection()
+    for session, status in ((active, "ACTIVE"), (broken, "FAILED")):
+        await assets.update_one({"_id": object_id(session["asset"]["id"])}, {"$set": {"status": status}})
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+
+    assert await reconcile(state.stores, state.feed) == 0  # neither was expired
+    ended = {s["id"]: (await api.data("UploadSession", {"id": s["id"]}, token=contributor))["uploadSession"]
+             for s in (active, broken)}
+    assert [(e["status"], e["asset"]["status"]) for e in ended.values()] == [("COMPLETED", "ACTIVE"), ("ABORTED", "FAILED")]
+    assert (await state.stores["local"].stat(active["asset"]["storage"]["key"])).size == len(kept)
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert [e["node"]["path"] for e in items] == ["kept.bin"]
+
+
+async def test_reconciler_leaves_a_session_alone_while_a_completion_holds_it(
+        api: Api, contributor: str, state: AppState) -> None:
+    """A completion that verified just before expiry still holds its claim: expiring the session
+    under it would delete an object it is about to declare ACTIVE."""
+    from documents.upload import UploadClaim
+
+    data = payload(900, seed=25)
+    session = await start(api, contributor, data, "local")
+    await put(session["url"], data, session["headers"])
+    await UploadClaim.get_pymongo_collection().insert_one({"_id": object_id(session["id"]), "claimed_at": utcnow()})
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+
+    assert await reconcile(state.stores, state.feed) == 0
+    assert (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]["status"] == "OPEN"
+    await UploadClaim.get_pymongo_collection().delete_many({})  # the completion ended (or its claim went stale)
+    assert await reconcile(state.stores, state.feed) == 1
+    assert await state.stores["local"].stat(session["asset"]["storage"]["key"]) is None
+
+
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_expiry_and_reconciliation(api: Api, contributor: str, state: AppState, settings: Settings,
                                          mount: str) -> None:

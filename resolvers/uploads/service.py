@@ -258,9 +258,10 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
 
 async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
                        asset_status: AssetStatus, feed: FeedWriter, assets: dict[ObjectId, Asset] | None = None) -> list[Asset]:
-    """Close the sessions, then flip their assets (in that order: a crash leaves a closed session
-    whose asset the reconciler settles), then log one ASSET_STATUS event per asset: the event log
-    carries it to `assetStatusChanged` subscribers on every server process.
+    """Close the sessions and flip their assets (both at once: a crash between the two leaves a
+    closed session with a PENDING asset, or an open session with a settled asset, and the
+    reconciler settles either), then log one ASSET_STATUS event per asset: the event log carries
+    it to `assetStatusChanged` subscribers on every server process.
 
     The assets are read before the writes (or given, read by the caller while it verified) and
     changed here as in the database, rather than read back after them: one round trip fewer."""
@@ -269,15 +270,16 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
     if assets is None:
         assets = await _assets_of([s for s, _ in outcomes])
     now = utcnow()
-    await UploadSession.get_pymongo_collection().update_many(
-        {"_id": {"$in": [s.id for s, _ in outcomes]}}, {"$set": {"status": status.value, "finished_at": now}})
     # One update per distinct change (the checksums usually differ), each one statement for all its assets.
     changes: dict[tuple, list[ObjectId]] = {}
     for session, fields in outcomes:
         changes.setdefault(tuple(sorted(fields.items())), []).append(session.asset_id)
-    await Asset.get_pymongo_collection().bulk_write(
-        [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
-         for change, ids in changes.items()])
+    await asyncio.gather(
+        UploadSession.get_pymongo_collection().update_many(
+            {"_id": {"$in": [s.id for s, _ in outcomes]}}, {"$set": {"status": status.value, "finished_at": now}}),
+        Asset.get_pymongo_collection().bulk_write(
+            [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
+             for change, ids in changes.items()]))
     finished = [assets[session.asset_id].model_copy(update={"status": asset_status, "updated_at": now, **fields})
                 for session, fields in outcomes]
     await feed.write([status_event(asset, now) for asset in finished])
@@ -488,19 +490,36 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     finished. Safe to run from several processes at once; returns how many sessions it expired."""
     await drop_stale_claims()
     await settle_stranded(feed)
-    expired = 0
-    for session in await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list():
+    due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list()
+    if not due:
+        return 0
+    # A session still claimed is being completed right now (it was verified before it expired):
+    # left to a later round, when its completion has closed it or its claim has gone stale.
+    held = {c["_id"] for c in await UploadClaim.get_pymongo_collection().find(
+        {"_id": {"$in": [s.id for s in due]}}, {"_id": 1}).to_list()}
+    due = [s for s in due if s.id not in held]
+    assets = await _assets_of(due)
+    expired, completed = 0, []
+    for session in due:
+        # A settled asset means a completion crashed between its two updates: it decides the session's end.
+        asset_status = assets[session.asset_id].status if session.asset_id in assets else AssetStatus.PENDING
+        status = {AssetStatus.ACTIVE: UploadStatus.COMPLETED, AssetStatus.FAILED: UploadStatus.ABORTED}.get(
+            asset_status, UploadStatus.EXPIRED)
         claimed = await UploadSession.get_pymongo_collection().update_one(
             {"_id": session.id, "status": UploadStatus.OPEN.value},
-            {"$set": {"status": UploadStatus.EXPIRED.value, "finished_at": utcnow()}})  # settle_stranded needs the time
+            {"$set": {"status": status.value, "finished_at": utcnow()}})  # settle_stranded needs the time
         if claimed.modified_count == 0:
             continue  # another process took it
-        try:
-            await _discard_payload(session, stores)
-        except Exception:  # the store may be down: the asset still must not stay PENDING
-            log.exception("could not remove the payload of expired upload %s", session.id)
-        await _finish(session, UploadStatus.EXPIRED, AssetStatus.FAILED, feed)
-        expired += 1
+        if status is UploadStatus.COMPLETED:
+            completed.append(session)
+        elif status is UploadStatus.EXPIRED:
+            try:
+                await _discard_payload(session, stores)
+            except Exception:  # the store may be down: the asset still must not stay PENDING
+                log.exception("could not remove the payload of expired upload %s", session.id)
+            await _finish(session, UploadStatus.EXPIRED, AssetStatus.FAILED, feed)
+            expired += 1
+    await _file_settled(completed)
     return expired
 
 
@@ -523,17 +542,21 @@ async def settle_stranded(feed: FeedWriter) -> int:
     for status, closed in by_status.items():
         if status is UploadStatus.COMPLETED:
             await _finish_many([(s, {"sha256": s.sha256}) for s in closed], status, AssetStatus.ACTIVE, feed)
-            for collection_id, items in _filing(closed).items():
-                try:
-                    await collections.add_items(collection_id, items, "reconciler", len(items))
-                except GraphlakeError as error:  # the collection was deleted meanwhile, say
-                    log.warning("could not file %d completed upload(s) into collection %s: %s",
-                                len(items), collection_id, error)
+            await _file_settled(closed)
         else:
             await _finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
     if sessions:
         log.warning("settled %d upload(s) a crash had left half-finished", len(sessions))
     return len(sessions)
+
+
+async def _file_settled(completed: Sequence[UploadSession]) -> None:
+    """File uploads whose completion a crash cut short into the collections they named, as the reconciler."""
+    for collection_id, items in _filing(completed).items():
+        try:
+            await collections.add_items(collection_id, items, "reconciler", len(items))
+        except GraphlakeError as error:  # the collection was deleted meanwhile, say
+            log.warning("could not file %d completed upload(s) into collection %s: %s", len(items), collection_id, error)
 
 
 async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in: int, max_seconds: int) -> str | None:
