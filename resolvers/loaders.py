@@ -73,13 +73,15 @@ class Loaders:
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
         """The first `first` documents of `model` whose `field` is each parent id, in `_id` order.
 
-        One query for all parents of a page: it reads every matching child of those parents and
-        slices per parent here, since FerretDB has no per-group limit ($lookup, $facet).
+        One query for all parents of a page: for several parents it reads every matching child of
+        them and slices per parent here, since FerretDB has no per-group limit ($lookup, $facet);
+        for one parent (a single collection's items, say: the usual case) it reads only the page.
         """
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
             raw = await model.get_pymongo_collection().find(
-                {field: {"$in": list(parent_ids)}, **query}, sort=[(field, 1), ("_id", 1)]
+                {field: {"$in": list(parent_ids)}, **query}, sort=[(field, 1), ("_id", 1)],
+                limit=first + 1 if len(parent_ids) == 1 else 0,  # one more: is there a next page?
             ).to_list()
             grouped: dict[Any, list[dict]] = defaultdict(list)
             for doc in raw:
@@ -96,7 +98,7 @@ class Loaders:
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
             raw = await model.get_pymongo_collection().find(
-                {field: {"$in": list(parent_ids)}, **query}, sort=[("_id", -1)]
+                {field: {"$in": list(parent_ids)}, **query}, sort=[("_id", -1)], limit=1 if len(parent_ids) == 1 else 0
             ).to_list()
             newest: dict[Any, D] = {}
             for doc in raw:

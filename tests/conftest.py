@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from botocore.config import Config
-from pymongo.monitoring import CommandListener, CommandStartedEvent
+from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
 from starlette.applications import Starlette
 
 from documents import DOCUMENT_MODELS
@@ -100,10 +101,12 @@ class CommandCounter(CommandListener):
     def __init__(self) -> None:
         self.commands: list[str] = []  # command names, in order
         self.collections: list[str] = []  # the collection each names, alongside
+        self.returned: Counter[str] = Counter()  # documents finds answered with, by collection
 
     def clear(self) -> None:
         self.commands.clear()
         self.collections.clear()
+        self.returned.clear()
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
@@ -113,8 +116,12 @@ class CommandCounter(CommandListener):
             self.commands.append(event.command_name)
             self.collections.append(str(target[0]))
 
-    def succeeded(self, event: object) -> None:
-        pass
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        cursor = event.reply.get("cursor") if event.command_name in ("find", "getMore") else None
+        if cursor is not None:
+            collection = cursor.get("ns", "").partition(".")[2]
+            if collection not in (FEED_COLLECTION, WRITERS_COLLECTION):
+                self.returned[collection] += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
 
     def failed(self, event: object) -> None:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests import factories
 from tests.conftest import Served
 from tests.operations import Api
 from tests.seed import seed_version
@@ -29,3 +30,18 @@ async def test_nested_query_costs_constant_round_trips(api: Api, served: Served,
     assert len(large_commands) == len(small_commands), (small_commands, large_commands)
     # version, members, datums, assets, annotations, sets: one command per level
     assert len(large_commands) <= 7, large_commands
+
+
+async def test_a_page_of_one_parents_children_reads_only_that_page(api: Api, served: Served, contributor: str) -> None:
+    """A big collection's first page must not read the whole collection (the batch of one parent)."""
+    coll = await factories.collection(api, contributor, "big")
+    assets = [await factories.value_asset(api, contributor, f"v{i}", value=i) for i in range(30)]
+    items = [{"assetId": a["id"], "path": f"{i:02}"} for i, a in enumerate(assets)]
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": items}}, token=contributor)
+    served.commands.clear()
+    first = (await api.data("Collection", {"id": coll["id"], "first": 5}, token=contributor))["collection"]["items"]
+    assert [e["node"]["path"] for e in first["edges"]] == ["00", "01", "02", "03", "04"]
+    assert first["pageInfo"]["hasNextPage"] and first["totalCount"] == 30
+    assert served.commands.returned["collection_items"] == 6, served.commands.returned  # the page and one to see past it
+    last = (await api.data("Collection", {"id": coll["id"], "first": 30}, token=contributor))["collection"]["items"]
+    assert len(last["edges"]) == 30 and not last["pageInfo"]["hasNextPage"]
