@@ -30,6 +30,8 @@ class UploadSession(Document):
     # Multipart uploads only: the store's upload id and the part size the server chose.
     multipart_id: str | None = None
     part_size: int | None = None
+    # The client writes the file into the local mount itself (storage/local.py, "Direct writes").
+    direct: bool = False
     collection_id: PydanticObjectId | None = None
     path: str | None = None
     expires_at: datetime

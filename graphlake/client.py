@@ -7,7 +7,9 @@
 Uploads never send bytes through GraphQL: the client asks for an upload session, PUTs the file
 (or its parts, in parallel) to the signed URLs, and completes. Each PUT is retried with
 exponential backoff, and an interrupted upload resumes from the parts already stored (the
-session is remembered in a small state file next to the user's cache).
+session is remembered in a small state file next to the user's cache). When the client shares
+a local mount's filesystem with the server (the same machine, a cluster's shared disk), it
+writes the file into the mount itself instead: a kernel copy, no HTTP (storage/local.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import mimetypes
 import os
 import random
 import re
+import shutil
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,18 +47,14 @@ class GraphlakeClientError(Exception):
         self.field = field
 
 
-_CREATE_UPLOAD = """mutation ($input: CreateUploadInput!) {
-  createUpload(input: $input) { id status url headers partSizeBytes parts { partNumber url uploaded } asset { id } }
-}"""
-_SESSION = """query ($id: ID!) {
-  uploadSession(id: $id) { id status url headers partSizeBytes parts { partNumber url uploaded } asset { id } }
-}"""
+_SESSION_FIELDS = "id status url headers partSizeBytes parts { partNumber url uploaded } directPath asset { id }"
+_CREATE_UPLOAD = f"""mutation ($input: CreateUploadInput!) {{ createUpload(input: $input) {{ {_SESSION_FIELDS} }} }}"""
+_SESSION = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ {_SESSION_FIELDS} }} }}"""
 _COMPLETE = """mutation ($id: ID!) {
   completeUpload(input: {id: $id}) { id name status sizeBytes sha256 mediaType }
 }"""
-_CREATE_UPLOADS = """mutation ($inputs: [CreateUploadInput!]!) {
-  createUploads(inputs: $inputs) { id status url headers partSizeBytes parts { partNumber url uploaded } asset { id } }
-}"""
+_CREATE_UPLOADS = f"""mutation ($inputs: [CreateUploadInput!]!) {{ createUploads(inputs: $inputs) {{ {_SESSION_FIELDS} }} }}"""
+_MOUNTS = """{ mounts { name isDefault localRoot localId } }"""
 _COMPLETE_UPLOADS = """mutation ($ids: [ID!]!) {
   completeUploads(ids: $ids) { assets { id name status sizeBytes sha256 mediaType } failures { uploadId code message } }
 }"""
@@ -101,11 +101,13 @@ class Client:
 
     def __init__(self, url: str, token: str | None, *, concurrency: int = 4, retries: int = 5,
                  resume: ResumeState | None = None, timeout: float = 300,
-                 storage_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 storage_transport: httpx.AsyncBaseTransport | None = None, direct_writes: bool = True) -> None:
         self.url = url.rstrip("/")
         self.concurrency = concurrency
         self.retries = retries
         self.resume = resume or ResumeState()
+        self.direct_writes = direct_writes  # where a mount's filesystem is shared; False: always HTTP
+        self._direct: dict[str | None, bool] | None = None  # mount name (None: the default) -> shared here
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(headers=headers, timeout=timeout)
         # Signed URLs carry their own authorization: never send our token to a store.
@@ -129,6 +131,24 @@ class Client:
         return body["data"]
 
     # --- uploads
+    async def _writes_directly(self, mount: str | None) -> bool:
+        """Whether this machine sees the local mount's directory itself: its marker file holds the
+        id the server reports. Asked of the server once per client."""
+        if not self.direct_writes:
+            return False
+        if self._direct is None:
+            self._direct = {}
+            for found in (await self.execute(_MOUNTS))["mounts"]:
+                try:
+                    shared = bool(found["localRoot"]) and \
+                        (Path(found["localRoot"]) / ".graphlake-mount").read_text().strip() == found["localId"]
+                except OSError:
+                    shared = False
+                self._direct[found["name"]] = shared
+                if found["isDefault"]:
+                    self._direct[None] = shared
+        return self._direct.get(mount, False)
+
     async def _put(self, url: str, path: Path, offset: int, size: int, headers: dict[str, str],
                    progress: Progress | None) -> None:
         """PUT one byte range of `path`, retried with exponential backoff and jitter."""
@@ -151,6 +171,11 @@ class Client:
         raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({response.status_code})")
 
     async def _send(self, session: dict[str, Any], path: Path, progress: Progress | None) -> None:
+        if session.get("directPath"):
+            await asyncio.to_thread(write_in_place, path, Path(session["directPath"]))
+            if progress:
+                progress(path.stat().st_size)
+            return
         if session["url"]:
             await self._put(session["url"], path, 0, path.stat().st_size, session["headers"] or {}, progress)
             return
@@ -205,7 +230,8 @@ class Client:
         if session is None:
             upload = await self._upload_input(path, name=name, mediaType=media_type, collectionId=collection_id,
                                               path=collection_path, description=description, metadata=metadata,
-                                              labels=labels, mount=mount)
+                                              labels=labels, mount=mount,
+                                              direct=await self._writes_directly(mount) or None)
             session = (await self.execute(_CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
         await self._send(session, path, progress)
@@ -230,8 +256,9 @@ class Client:
             gate = asyncio.Semaphore(self.concurrency)
 
             async def upload_input(i: int) -> dict[str, Any]:
+                direct = await self._writes_directly(files[i][1].get("mount")) or None
                 async with gate:  # hashing reads the files: a few at a time
-                    return await self._upload_input(files[i][0], **files[i][1])
+                    return await self._upload_input(files[i][0], **files[i][1], direct=direct)
 
             inputs = await asyncio.gather(*(upload_input(i) for i in fresh))
             try:
@@ -361,6 +388,18 @@ class Client:
             Path(temp).unlink(missing_ok=True)
             raise
         return target
+
+
+def write_in_place(source: Path, target: Path) -> None:
+    """A direct write: copy `source` (the kernel copies it) under a temporary name beside
+    `target`, then rename it into place, so the server never sees half a file there."""
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        shutil.copyfile(source, temp)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def walk(root: Path, ignore: Iterable[str] = ()) -> list[str]:

@@ -33,7 +33,7 @@ def build_stores(settings: Settings) -> dict[str, ObjectStore]:
     for name, mount in settings.mounts.items():
         if isinstance(mount, LocalMountSettings):
             assert mount.path is not None  # filled in by Settings
-            stores[name] = LocalStore(name, mount.path, signer)
+            stores[name] = LocalStore(name, mount.path, signer, direct_writes=mount.direct_writes)
         elif isinstance(mount, S3MountSettings):
             stores[name] = S3Store(
                 name,

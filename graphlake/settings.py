@@ -21,6 +21,9 @@ class LocalMountSettings(BaseModel):
     path: Path | None = Field(
         default=None, description="Root directory; default: <data_dir>/objects/<mount name>."
     )
+    direct_writes: bool = Field(
+        default=True, description="Let clients that share this directory's filesystem write files into it "
+                                  "themselves (createUpload with direct: true), at disk speed; completion still verifies them.")
 
 
 class S3MountSettings(BaseModel):

@@ -3,6 +3,13 @@
 A multipart upload writes each part straight into place in one file under `.multipart/<upload id>/`
 (beside one small marker per part that arrived whole), so completion is a rename, not a copy.
 Every key is checked to stay inside the root, although only the server ever makes keys.
+
+Direct writes: a client that shares the root's filesystem (the same machine, or a cluster's
+shared filesystem) may write an upload's file into place itself, a kernel copy instead of an
+HTTP round trip through this process. It knows it sees the same directory when the root's
+MARKER file holds the id the server reports (`mount_id`). Such a file is trusted for nothing:
+completion requires a regular file (no symlink), checks its size and reads it back for a declared
+SHA-256, and never believes a digest recorded on it, since its writer could have set that too.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 import uuid
 from pathlib import Path
@@ -24,6 +32,7 @@ CHUNK = 1024 * 1024
 SHA256_ATTR = "user.graphlake.sha256"
 _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads objects back
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+MARKER = ".graphlake-mount"  # holds the mount's id, for clients to recognise a directory they share
 
 
 class UnsafeKey(ValueError):
@@ -33,19 +42,32 @@ class UnsafeKey(ValueError):
 class LocalStore:
     backend = "local"
 
-    def __init__(self, name: str, root: Path, signer: UrlSigner, fallback: str | None = None) -> None:
+    def __init__(self, name: str, root: Path, signer: UrlSigner, fallback: str | None = None, *,
+                 direct_writes: bool = False) -> None:
         self.name = name
         self.root = root.resolve()
         self.signer = signer
         self.fallback = fallback
+        self.direct_writes = direct_writes
+        self.mount_id: str | None = None  # read from MARKER as the store opens, when direct writes are on
 
     # --- paths
     def path(self, key: str) -> Path:
-        """The file of `key`; UnsafeKey unless it lies strictly inside the root."""
-        if not key or "\x00" in key or key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")):
+        """The file of `key`; UnsafeKey unless it (and anything a link there points to) lies strictly inside the root."""
+        path = self._entry(key)
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root) or resolved == self.root:
             raise UnsafeKey(f"unsafe object key {key!r}")
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root) or path == self.root or key.startswith(".multipart"):
+        return path
+
+    def _entry(self, key: str) -> Path:
+        """The directory entry of `key` inside the root, whatever it is: `stat` and `delete` act on
+        the entry itself, so a symlink a direct writer left is refused and removed, never followed."""
+        if not key or "\x00" in key or key.startswith(("/", ".multipart", MARKER)) \
+                or any(p in ("", ".", "..") for p in key.split("/")):
+            raise UnsafeKey(f"unsafe object key {key!r}")
+        path = self.root / key
+        if not path.parent.resolve().is_relative_to(self.root):
             raise UnsafeKey(f"unsafe object key {key!r}")
         return path
 
@@ -70,6 +92,19 @@ class LocalStore:
     # --- lifecycle
     async def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.direct_writes:
+            marker = self.root / MARKER
+            with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
+                with marker.open("x") as out:
+                    out.write(uuid.uuid4().hex)
+            self.mount_id = marker.read_text().strip()
+
+    def direct_path(self, key: str) -> Path:
+        """Where a direct writer puts `key`'s file (its directory made here, so the writer need
+        not create anything but the file)."""
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     async def close(self) -> None:
         return None
@@ -133,11 +168,15 @@ class LocalStore:
 
     # --- objects
     async def stat(self, key: str) -> ObjectInfo | None:
-        path = self.path(key)
+        """What `key` holds; None for nothing, or for anything but a regular file (a direct writer's symlink)."""
+        path = self._entry(key)
         try:
-            size = path.stat().st_size
+            found = path.lstat()
         except FileNotFoundError:
             return None
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        size = found.st_size
         try:
             recorded = os.getxattr(path, SHA256_ATTR).decode() if _XATTRS else None
         except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
@@ -157,7 +196,11 @@ class LocalStore:
         return await asyncio.to_thread(file_sha256, self.path(key))
 
     async def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        path = self._entry(key)
+        if path.is_dir() and not path.is_symlink():  # a direct writer's mistake; never a stored object
+            await asyncio.to_thread(shutil.rmtree, path, True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def file_sha256(path: Path) -> str:

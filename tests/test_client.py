@@ -55,6 +55,8 @@ def tree(tmp_path: Path) -> Path:
 
 
 def client(served: Served, token: str, tmp_path: Path, **options: object) -> Client:
+    if "storage_transport" in options:  # a test of the HTTP path: no direct writes, though the mount is shared here
+        options.setdefault("direct_writes", False)
     return Client(served.base_url, token, resume=ResumeState(tmp_path / "resume.json"), **options)
 
 
@@ -130,7 +132,7 @@ async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
     files = sorted(p for p in tree.rglob("*") if p.is_file())
     failing = FlakyStore(fail_body=b"hello", failures=99)  # every PUT of notes.txt
     first = Recording(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json"), retries=0,
-                      storage_transport=failing)
+                      storage_transport=failing, direct_writes=False)
     with pytest.raises(GraphlakeClientError, match=r"1 of 6 files did not upload: notes.txt"):
         async with first:
             await first.upload_paths(files)

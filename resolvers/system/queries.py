@@ -15,6 +15,7 @@ from migrations import SCHEMA_VERSION
 from resolvers.errors import BadUserInput
 from resolvers.permissions import CanRead
 from resolvers.system.types import Health, Heartbeat, Mount
+from storage import LocalStore
 
 
 @strawberry.type
@@ -29,7 +30,10 @@ class SystemQueries:
     def mounts(self, info: Info) -> list[Mount]:
         default = info.context.settings.default_mount
         stores = sorted(info.context.stores.values(), key=lambda s: (s.name != default, s.name))
-        return [Mount(name=s.name, backend=s.backend, is_default=s.name == default) for s in stores]
+        return [Mount(name=s.name, backend=s.backend, is_default=s.name == default,
+                      **({"local_root": str(s.root), "local_id": s.mount_id}
+                         if isinstance(s, LocalStore) and s.direct_writes else {}))
+                for s in stores]
 
 
 @strawberry.type

@@ -21,6 +21,10 @@ class Mount:
     name: str
     backend: str = strawberry.field(description="`local` or `s3`.")
     is_default: bool
+    local_root: str | None = strawberry.field(default=None, description=(
+        "Local mounts that take direct writes: their directory on the server. A client sharing that filesystem "
+        "sees `localId` in its `.graphlake-mount` file, and may then upload with createUpload(direct: true)."))
+    local_id: str | None = strawberry.field(default=None, description="What that directory's `.graphlake-mount` file holds.")
 
 
 @strawberry.type(description="A tick of the `heartbeat` subscription.")

@@ -24,6 +24,9 @@ class CreateUploadInput:
     data_timestamp: datetime | None = None
     collection_id: strawberry.ID | None = strawberry.field(default=None, description="Put the asset into this collection when complete.")
     path: str | None = strawberry.field(default=None, description="Its path in that collection.")
+    direct: bool = strawberry.field(default=False, description=(
+        "Write the file into the local mount yourself instead of PUTting it: for clients that share the mount's "
+        "filesystem (see Mount.localRoot). The session then has `directPath` and no URL or parts."))
 
 
 @strawberry.input

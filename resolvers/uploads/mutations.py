@@ -23,7 +23,7 @@ def _request(input: CreateUploadInput, where: str) -> service.UploadRequest:
         labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field=f"{where}metadata"),
         owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
         collection_id=decode_object_id(input.collection_id, "Collection", field=f"{where}collectionId") if input.collection_id else None,
-        path=input.path,
+        path=input.path, direct=input.direct,
     )
 
 

@@ -41,7 +41,7 @@ from resolvers.common import get_or_not_found
 from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from resolvers.events.feed import FeedWriter
 from resolvers.relay import encode_id
-from storage import ObjectStore, S3Store, StoreUnavailable
+from storage import LocalStore, ObjectStore, S3Store, StoreUnavailable
 from storage.protocol import SignedRequest
 
 log = logging.getLogger("graphlake.uploads")
@@ -81,15 +81,18 @@ class UploadRequest:
     data_timestamp: datetime | None = None
     collection_id: ObjectId | None = None
     path: str | None = None
+    direct: bool = False  # the client writes the file into the local mount itself
 
 
 @dataclass
 class SignedSession:
-    """A session with fresh signatures: one URL, or one per part with whether it is stored."""
+    """A session with fresh signatures: one URL, or one per part with whether it is stored; or,
+    for a direct write, the path to write to."""
 
     session: UploadSession
     single: SignedRequest | None
     parts: list[tuple[int, SignedRequest, bool]]
+    direct_path: str | None = None
 
 
 async def bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int = STORE_CONCURRENCY) -> list[T]:
@@ -195,17 +198,22 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     for i, request in enumerate(requests):  # one reachability check per mount, not per file
         if request.mount not in chosen:
             chosen[request.mount] = await choose_store(stores, request.mount, settings.default_mount, field=f"{where(i)}mount")
+        store = chosen[request.mount]
+        if request.direct and not (isinstance(store, LocalStore) and store.direct_writes):
+            raise BadUserInput(f"mount {store.name!r} does not take direct writes (only local mounts with direct_writes on)",
+                               field=f"{where(i)}direct")
 
     async def session_for(request: UploadRequest) -> UploadSession:
         store = chosen[request.mount]
         asset_id = ObjectId()
         key = f"assets/{asset_id}"  # made here, never taken from a client
-        part_size = part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
+        # A direct write is one file written in place, whatever its size: no parts.
+        part_size = None if request.direct else part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
         multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
         return UploadSession(
             id=ObjectId(), asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
             sha256=request.sha256, media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
-            collection_id=request.collection_id, path=request.path,
+            collection_id=request.collection_id, path=request.path, direct=request.direct,
             expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
         )
 
@@ -241,6 +249,8 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
     if session.status is not UploadStatus.OPEN:
         return SignedSession(session=session, single=None, parts=[])
     store = stores[session.mount]
+    if session.direct and isinstance(store, LocalStore):
+        return SignedSession(session=session, single=None, parts=[], direct_path=str(store.direct_path(session.key)))
     expires_in = max(60, int((session.expires_at - utcnow()).total_seconds()))
     if session.multipart_id is None:
         single = await store.sign_put(session.key, size=session.size_bytes, content_type=session.media_type,
@@ -331,11 +341,12 @@ async def _verify(session: UploadSession, store: ObjectStore, field: str) -> _Ve
         await store.complete_multipart(session.key, session.multipart_id, [p for p in parts if p.number <= session.part_count])
     info = await store.stat(session.key)
     if info is None:
-        raise BadUserInput("nothing has been uploaded to this session's URL yet", field=field)
+        raise BadUserInput("no regular file has been written to this session's directPath yet" if session.direct
+                           else "nothing has been uploaded to this session's URL yet", field=field)
     problems = []
     if info.size != session.size_bytes:
         problems.append(f"size: declared {session.size_bytes} bytes, stored {info.size}")
-    sha256 = info.sha256
+    sha256 = None if session.direct else info.sha256  # a direct writer could have recorded any digest
     if session.sha256 and not problems:
         sha256 = sha256 or await store.sha256(session.key)
         if sha256 != session.sha256:

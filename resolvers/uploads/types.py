@@ -25,7 +25,8 @@ class UploadPart:
 
 
 @strawberry.type(description="How to upload a FILE asset's bytes: PUT them to `url` with `headers`, or each part to "
-                             "its URL, then call completeUpload. Nothing goes through the GraphQL request.")
+                             "its URL (or write them to `directPath`), then call completeUpload. Nothing goes through "
+                             "the GraphQL request.")
 class UploadSession:
     id: strawberry.ID
     status: UploadStatus
@@ -34,6 +35,9 @@ class UploadSession:
     headers: JSON = strawberry.field(description="Headers the client must send with each PUT.")
     part_size_bytes: BigInt | None = strawberry.field(description="Multipart uploads: every part but the last has this size.")
     parts: list[UploadPart] | None
+    direct_path: str | None = strawberry.field(description=(
+        "Direct writes (createUpload with direct: true): the file to create on the mount's filesystem. Write it under "
+        "another name in the same directory, rename it to this path, then call completeUpload."))
     expires_at: datetime
     asset_id: strawberry.Private[object]
 
@@ -51,7 +55,7 @@ class UploadSession:
             part_size_bytes=session.part_size,
             parts=[UploadPart(part_number=n, url=s.url, uploaded=done) for n, s, done in signed.parts]
             if session.multipart_id else None,
-            expires_at=session.expires_at, asset_id=session.asset_id,
+            direct_path=signed.direct_path, expires_at=session.expires_at, asset_id=session.asset_id,
         )
 
 

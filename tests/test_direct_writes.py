@@ -1,0 +1,123 @@
+"""Direct writes: a client sharing the local mount's filesystem writes the file in place itself;
+completion trusts nothing about it but what it checks (a regular file, its size, its SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from documents.upload import UploadSession
+from graphlake.client import Client, ResumeState, write_in_place
+from graphlake.context import AppState
+from graphlake.settings import Settings
+from resolvers.errors import BadUserInput
+from resolvers.uploads import service
+from storage import LocalStore
+from storage.local import MARKER, SHA256_ATTR
+from storage.signing import UrlSigner
+from tests.conftest import Served
+from tests.operations import Api, object_id
+
+MIB = 1024 * 1024
+
+
+async def start_direct(api: Api, token: str, data: bytes, **fields: object) -> dict:
+    variables = {"input": {"name": "frame.raw", "sizeBytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                           "mount": "local", "direct": True, **fields}}
+    return (await api.data("CreateUpload", variables, token=token))["createUpload"]
+
+
+async def test_a_direct_write_is_verified_and_served_like_an_upload(api: Api, contributor: str, settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    [local] = [m for m in (await api.data("Mounts", token=contributor))["mounts"] if m["name"] == "local"]
+    assert (Path(local["localRoot"]) / MARKER).read_text() == local["localId"]  # how a client knows it shares the disk
+    data = os.urandom(3 * MIB)
+    settings.multipart_threshold_bytes = MIB  # above it, yet one file: a direct write has no parts
+    try:
+        session = await start_direct(api, contributor, data)
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    assert session["url"] is None and session["parts"] is None
+    target = Path(session["directPath"])
+    assert target.is_relative_to(local["localRoot"]) and target.parent.is_dir()
+    source = tmp_path / "frame.raw"
+    source.write_bytes(data)
+    write_in_place(source, target)
+
+    asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
+    assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data) and asset["sha256"] == hashlib.sha256(data).hexdigest()
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(asset["downloadUrl"])).content == data
+    fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
+    assert fetched["status"] == "COMPLETED" and fetched["directPath"] is None  # nothing more to write
+
+
+async def test_a_direct_write_must_be_a_regular_file_of_the_declared_bytes(api: Api, contributor: str,
+                                                                          tmp_path: Path) -> None:
+    data = b"calibration frame" * 1000
+    other = tmp_path / "secret.txt"
+    other.write_bytes(b"not yours")
+
+    linked = await start_direct(api, contributor, data)
+    os.symlink(other, linked["directPath"])  # a link is never followed: not even to read its size
+    error = await api.error("CompleteUpload", {"input": {"id": linked["id"]}}, token=contributor)
+    assert error["extensions"]["field"] == "id" and "no regular file" in error["message"]
+    assert other.read_bytes() == b"not yours"
+
+    forged = await start_direct(api, contributor, data)
+    target = Path(forged["directPath"])
+    target.write_bytes(data[::-1])  # the same size, other bytes...
+    try:  # ...carrying the digest the server would record for the right ones
+        os.setxattr(target, SHA256_ATTR, hashlib.sha256(data).hexdigest().encode())
+    except OSError:
+        pass  # no user xattrs on this filesystem: the check below still must hold
+    error = await api.error("CompleteUpload", {"input": {"id": forged["id"]}}, token=contributor)
+    assert error["extensions"]["field"] == "sha256" and "FAILED" in error["message"]
+    assert not target.exists()  # removed, as any mismatched upload
+
+
+async def test_direct_writes_only_where_a_mount_takes_them(api: Api, contributor: str, settings: Settings,
+                                                           state: AppState, tmp_path: Path) -> None:
+    error = await api.error("CreateUpload", {"input": {"name": "a", "sizeBytes": 1, "mount": "lab", "direct": True}},
+                            token=contributor)
+    assert error["extensions"] == {**error["extensions"], "code": "BAD_USER_INPUT", "field": "direct"}
+    inputs = [{"name": "a", "sizeBytes": 1, "mount": "local", "direct": True},
+              {"name": "b", "sizeBytes": 1, "mount": "lab", "direct": True}]
+    error = await api.error("CreateUploads", {"inputs": inputs}, token=contributor)
+    assert error["extensions"]["field"] == "inputs[1].direct"
+    assert await UploadSession.find_all().count() == 0  # nothing of the batch was stored
+
+    closed = LocalStore("closed", tmp_path / "closed", UrlSigner(b"k", "http://x"), direct_writes=False)
+    await closed.open()
+    assert not (tmp_path / "closed" / MARKER).exists()  # nothing for a client to recognise
+    with pytest.raises(BadUserInput) as refused:
+        await service.create_uploads([service.UploadRequest(name="a", size_bytes=1, mount="closed", direct=True)],
+                                     {"closed": closed}, settings, None, batch=False)
+    assert refused.value.extensions["field"] == "direct"
+
+
+async def test_the_client_writes_directly_where_it_shares_the_mount(served: Served, contributor: str,
+                                                                    state: AppState, tmp_path: Path) -> None:
+    source = tmp_path / "weights.bin"
+    source.write_bytes(os.urandom(MIB + 17))
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        asset = await lake.upload_file(source)
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    session = await UploadSession.find_one({"asset_id": object_id(asset["id"])})
+    assert session.direct
+
+    # A machine that does not see the same directory (its marker holds another id) goes over HTTP.
+    marker = state.stores["local"].root / MARKER
+    original = marker.read_text()
+    marker.write_text("another machine's mount")
+    try:
+        async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+            asset = await lake.upload_file(source)
+    finally:
+        marker.write_text(original)
+    session = await UploadSession.find_one({"asset_id": object_id(asset["id"])})
+    assert asset["status"] == "ACTIVE" and not session.direct
