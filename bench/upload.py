@@ -5,6 +5,8 @@
 For each file size (MiB; one temp file of random bytes per size) and each mount it times
   graphlake: createUpload over GraphQL -> PUT the bytes to the signed URL(s) it returns (one PUT,
              or the parts, 4 at a time, each read from the file as it is sent) -> completeUpload;
+             on the local mount also as a client sharing its filesystem does (local/direct):
+             createUpload(direct: true) -> copy the file into place (copyfile, rename) -> completeUpload;
   baseline:  what a program that skips Graphlake would do with the same bytes:
              S3 (MinIO)  raw aioboto3 with storage/s3.py's botocore Config: put_object below the
                          server's multipart threshold, else a multipart upload with the same part
@@ -12,8 +14,9 @@ For each file size (MiB; one temp file of random bytes per size) and each mount 
              local       shutil.copyfile of the file, on the same disk.
 and prints the median throughput of each, their ratio, and the median time of each phase of the
 Graphlake flow. Graphlake never carries the bytes of an S3 upload itself, so the S3 ratio shows
-what the GraphQL round trips and the server's bookkeeping cost; for the local mount the bytes
-do pass through the server (its signed /blobs route), so that ratio includes an HTTP hop.
+what the GraphQL round trips and the server's bookkeeping cost; for the local mount over HTTP
+(local/http) the bytes do pass through the server (its signed /blobs route), so that ratio
+includes an HTTP hop; a direct write (local/direct) is the baseline's own copy plus the bookkeeping.
 
 The GraphQL requests and the signed PUTs go through aiohttp, the HTTP client aioboto3 itself uses,
 so both sides of the S3 comparison share a transport. The server runs in a process of its own, as it does for real users,
@@ -62,6 +65,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from documents.api_token import Role  # noqa: E402
 from graphlake.app import create_app  # noqa: E402
+from graphlake.client import write_in_place  # noqa: E402
 from graphlake.local_services import find_binary, free_port, start_minio  # noqa: E402
 from graphlake.mounts import build_stores  # noqa: E402
 from graphlake.settings import S3MountSettings, Settings  # noqa: E402
@@ -215,13 +219,15 @@ class GraphlakeUploader:
             if response.status != 200:
                 raise RuntimeError(f"PUT {url.split('?')[0]}: {response.status} {await response.text()}")
 
-    async def upload(self, path: Path, size: int, mount: str, sha256: str | None) -> tuple[Timing, str]:
+    async def upload(self, path: Path, size: int, mount: str, sha256: str | None, direct: bool) -> tuple[Timing, str]:
         """Times one upload; returns the timing and the stored object's key."""
         start = time.perf_counter()
-        fields = {"name": path.name, "sizeBytes": size, "mediaType": MEDIA_TYPE, "mount": mount}
+        fields = {"name": path.name, "sizeBytes": size, "mediaType": MEDIA_TYPE, "mount": mount, "direct": direct}
         session = (await self.operation("CreateUpload", {"input": {**fields, "sha256": sha256}}))["createUpload"]
         created = time.perf_counter()
-        if session["parts"]:
+        if session["directPath"]:
+            await asyncio.to_thread(write_in_place, path, Path(session["directPath"]))
+        elif session["parts"]:
             part_size = session["partSizeBytes"]
             await bounded([self._part_job(path, size, part_size, part) for part in session["parts"]])
         else:
@@ -234,16 +240,20 @@ class GraphlakeUploader:
         phases = {"create": created - start, "put": sent - created, "complete": done - sent}
         return Timing(done - start, phases), asset["storage"]["key"]
 
-    async def upload_many(self, path: Path, size: int, files: int, mount: str, sha256: str | None) -> tuple[Timing, list[str]]:
+    async def upload_many(self, path: Path, size: int, files: int, mount: str, sha256: str | None,
+                          direct: bool) -> tuple[Timing, list[str]]:
         """Times `files` uploads of the file's bytes as a client uploading a directory does:
-        one createUploads, the PUTs CONCURRENCY at a time, one completeUploads."""
+        one createUploads, the PUTs (or direct writes) CONCURRENCY at a time, one completeUploads."""
         start = time.perf_counter()
-        inputs = [{"name": f"{i}-{path.name}", "sizeBytes": size, "mediaType": MEDIA_TYPE, "mount": mount, "sha256": sha256}
-                  for i in range(files)]
+        inputs = [{"name": f"{i}-{path.name}", "sizeBytes": size, "mediaType": MEDIA_TYPE, "mount": mount, "sha256": sha256,
+                   "direct": direct} for i in range(files)]
         sessions = (await self.operation("CreateUploads", {"inputs": inputs}))["createUploads"]
         created = time.perf_counter()
-        data = await asyncio.to_thread(read_range, path, 0, size)
-        await bounded([lambda s=s: self.put(s["url"], data, s["headers"]) for s in sessions])
+        if direct:
+            await bounded([lambda s=s: asyncio.to_thread(write_in_place, path, Path(s["directPath"])) for s in sessions])
+        else:
+            data = await asyncio.to_thread(read_range, path, 0, size)
+            await bounded([lambda s=s: self.put(s["url"], data, s["headers"]) for s in sessions])
         sent = time.perf_counter()
         done = (await self.operation("CompleteUploads", {"ids": [s["id"] for s in sessions]}))["completeUploads"]
         finished = time.perf_counter()
@@ -300,6 +310,7 @@ class Row:
     size: int
     mount: str
     files: int = 1  # more: a directory of that many files of `size`, through the batch mutations
+    direct: bool = False  # local mount: the client writes the files in place itself
     graphlake: list[Timing] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
     graphql_bytes: list[int] = field(default_factory=list)
@@ -309,7 +320,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        return "s3" if self.mount == S3_MOUNT else self.mount
+        return "s3" if self.mount == S3_MOUNT else f"{self.mount}/{'direct' if self.direct else 'http'}"
 
     @property
     def what(self) -> str:
@@ -352,10 +363,10 @@ class Bench:
     async def graphlake_once(self, row: Row, path: Path, digest: str | None) -> None:
         before = await self.counters()
         if row.files == 1:
-            timing, key = await self.uploader.upload(path, row.size, row.mount, digest)
+            timing, key = await self.uploader.upload(path, row.size, row.mount, digest, row.direct)
             keys = [key]
         else:
-            timing, keys = await self.uploader.upload_many(path, row.size, row.files, row.mount, digest)
+            timing, keys = await self.uploader.upload_many(path, row.size, row.files, row.mount, digest, row.direct)
         after = await self.counters()
         row.graphlake.append(timing)
         row.db_commands.append(int(after["db_commands"] - before["db_commands"]))
@@ -387,8 +398,9 @@ class Bench:
         await self.stores[mount].delete(key)  # this process's own handle on the server's mounts
         os.sync()
 
-    async def measure(self, size: int, mount: str, path: Path, digest: str | None, runs: int, files: int = 1) -> Row:
-        row = Row(size, mount, files)
+    async def measure(self, size: int, mount: str, path: Path, digest: str | None, runs: int, files: int = 1,
+                      direct: bool = False) -> Row:
+        row = Row(size, mount, files, direct=direct)
         for i in range(runs):  # alternate which goes first, so neither always meets a warmer disk
             first_graphlake = i % 2 == 0
             if first_graphlake:
@@ -401,10 +413,10 @@ class Bench:
 
 def print_report(rows: list[Row], args: argparse.Namespace) -> None:
     print()
-    print(f"{'size':>12}  {'mount':<6} {'graphlake MB/s':>14} {'baseline MB/s':>14} {'ratio':>6}  target")
+    print(f"{'size':>12}  {'mount':<12} {'graphlake MB/s':>14} {'baseline MB/s':>14} {'ratio':>6}  target")
     for r in rows:
         verdict = "met" if r.ratio >= r.target else "MISSED"
-        print(f"{r.what:>12}  {r.label:<6} {r.graphlake_mbps:>14.1f} {r.baseline_mbps:>14.1f} "
+        print(f"{r.what:>12}  {r.label:<12} {r.graphlake_mbps:>14.1f} {r.baseline_mbps:>14.1f} "
               f"{r.ratio:>5.2f}x  >= {r.target}x {verdict}")
     print()
     print("graphlake phases, median ms (create = createUpload, put = the signed PUTs, complete = completeUpload;")
@@ -414,17 +426,17 @@ def print_report(rows: list[Row], args: argparse.Namespace) -> None:
         runs = ", ".join(f"{t.total * 1000:.0f}" for t in r.graphlake)
         base = ", ".join(f"{t * 1000:.0f}" for t in r.baseline)
         db = statistics.median(r.db_seconds) * 1000
-        print(f"  {r.what:>10} {r.label:<6} create {med['create']:7.1f}  put {med['put']:8.1f}  "
+        print(f"  {r.what:>10} {r.label:<12} create {med['create']:7.1f}  put {med['put']:8.1f}  "
               f"complete {med['complete']:7.1f}  | database {db:5.1f} in {max(r.db_commands)} commands"
               f"   (graphlake runs: {runs}; baseline runs: {base})")
     print()
     for mount in ("s3", "local"):
-        graphql = [b for r in rows if r.label == mount for b in r.graphql_bytes]
+        graphql = [b for r in rows if r.label.split("/")[0] == mount for b in r.graphql_bytes]
         if graphql:
             print(f"{mount}: server received {max(graphql)} bytes per upload (GraphQL; largest of {len(graphql)} uploads)"
                   + ("  target < 4096: " + ("met" if max(graphql) < 4096 else "MISSED") if mount == "s3" else ""))
     for r in rows:
-        if r.mount == "local":
+        if r.mount == "local" and not r.direct:
             print(f"local: server received {max(r.blob_bytes)} bytes per upload on /blobs for {r.what} "
                   "(the file itself: the local mount's bytes go through the server by design)")
     blobs_s3 = [b for r in rows if r.label == "s3" for b in r.blob_bytes]
@@ -526,13 +538,14 @@ async def measure_all(bench: Bench, args: argparse.Namespace, tmp: Path) -> list
         path = tmp / f"payload-{size_mib}MiB.bin"
         write_random_file(path, size)
         digest = file_sha256(path) if args.sha256 else None
+        ways = [(S3_MOUNT, False), ("local", False), ("local", True)]  # (mount, direct write)
         if size_mib == args.sizes[0]:  # warm connections, caches and code paths once, untimed
-            for mount in (S3_MOUNT, "local"):
-                await bench.measure(size, mount, path, digest, runs=1)
+            for mount, direct in ways:
+                await bench.measure(size, mount, path, digest, runs=1, direct=direct)
         batch = [args.batch] if args.batch > 1 and size_mib == args.sizes[0] else []
         for files in [1, *batch]:
-            for mount in (S3_MOUNT, "local"):
-                row = await bench.measure(size, mount, path, digest, args.runs, files)
+            for mount, direct in ways:
+                row = await bench.measure(size, mount, path, digest, args.runs, files, direct=direct)
                 print(f"  {row.what} on {row.label}: graphlake {row.graphlake_mbps:.1f} MB/s, "
                       f"baseline {row.baseline_mbps:.1f} MB/s", flush=True)
                 rows.append(row)

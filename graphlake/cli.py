@@ -219,6 +219,8 @@ def upload(
     ignore: Annotated[list[str] | None, typer.Option(help="gitignore-style pattern to skip (repeatable).")] = None,
     manifest: Annotated[Path | None, typer.Option(help='JSON {"rel/path": {"description", "metadata", "labels"}}.')] = None,
     concurrency: Annotated[int, typer.Option(help="Parts uploaded at once.")] = 4,
+    direct: Annotated[bool, typer.Option(help="Write files into a local mount this machine shares with the server "
+                                              "itself (a disk copy); --no-direct: always over HTTP.")] = True,
 ) -> None:
     """Upload files and directories (directories keep relative paths in the collection, or go as one zip).
     Rerun after an interruption: uploads resume from the parts already stored."""
@@ -232,7 +234,7 @@ def upload(
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                       console=errors, transient=True) as bar:
             task = bar.add_task("uploading", total=None)
-            async with Client(url, token, concurrency=concurrency) as lake:
+            async with Client(url, token, concurrency=concurrency, direct_writes=direct) as lake:
                 return await lake.upload_paths(paths, collection=collection, as_archive=as_archive, ignore=ignore or [],
                                                manifest=entries, progress=lambda sent, total: bar.update(task, completed=sent, total=total))
 
