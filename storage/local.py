@@ -101,8 +101,9 @@ class LocalStore:
 
     def direct_path(self, key: str) -> Path:
         """Where a direct writer puts `key`'s file (its directory made here, so the writer need
-        not create anything but the file)."""
-        path = self.path(key)
+        not create anything but the file). The entry itself: whatever a writer left there so far
+        is for completion to judge, not a reason to refuse the session."""
+        path = self._entry(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
