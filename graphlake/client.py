@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import pathspec
 
-from storage.local import file_sha256
+from storage.local import MARKER, file_sha256
 
 CHUNK = 1024 * 1024
 Progress = Callable[[int], None]  # called with the bytes just sent
@@ -107,7 +107,7 @@ class Client:
         self.retries = retries
         self.resume = resume or ResumeState()
         self.direct_writes = direct_writes  # where a mount's filesystem is shared; False: always HTTP
-        self._direct: dict[str | None, bool] | None = None  # mount name (None: the default) -> shared here
+        self._direct: asyncio.Future[dict[str | None, bool]] | None = None  # mount name (None: default) -> shared here
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(headers=headers, timeout=timeout)
         # Signed URLs carry their own authorization: never send our token to a store.
@@ -133,21 +133,24 @@ class Client:
     # --- uploads
     async def _writes_directly(self, mount: str | None) -> bool:
         """Whether this machine sees the local mount's directory itself: its marker file holds the
-        id the server reports. Asked of the server once per client."""
+        id the server reports. Asked of the server once per client, however many files ask at once."""
         if not self.direct_writes:
             return False
         if self._direct is None:
-            self._direct = {}
-            for found in (await self.execute(_MOUNTS))["mounts"]:
-                try:
-                    shared = bool(found["localRoot"]) and \
-                        (Path(found["localRoot"]) / ".graphlake-mount").read_text().strip() == found["localId"]
-                except OSError:
-                    shared = False
-                self._direct[found["name"]] = shared
-                if found["isDefault"]:
-                    self._direct[None] = shared
-        return self._direct.get(mount, False)
+            self._direct = asyncio.ensure_future(self._shared_mounts())
+        return (await self._direct).get(mount, False)
+
+    async def _shared_mounts(self) -> dict[str | None, bool]:
+        shared: dict[str | None, bool] = {}
+        for found in (await self.execute(_MOUNTS))["mounts"]:
+            try:
+                here = bool(found["localRoot"]) and (Path(found["localRoot"]) / MARKER).read_text().strip() == found["localId"]
+            except OSError:
+                here = False
+            shared[found["name"]] = here
+            if found["isDefault"]:
+                shared[None] = here
+        return shared
 
     async def _put(self, url: str, path: Path, offset: int, size: int, headers: dict[str, str],
                    progress: Progress | None) -> None:

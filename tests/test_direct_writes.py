@@ -109,6 +109,14 @@ async def test_the_client_writes_directly_where_it_shares_the_mount(served: Serv
     assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     session = await UploadSession.find_one({"asset_id": object_id(asset["id"])})
     assert session.direct
+    folder = tmp_path / "run"  # a directory: every file of the batch, not only the first to ask
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.bin").write_bytes(os.urandom(1000 + i))
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        batch = await lake.upload_paths([folder])
+    sessions = await UploadSession.find({"asset_id": {"$in": [object_id(a["id"]) for a in batch]}}).to_list()
+    assert len(sessions) == 3 and all(s.direct for s in sessions)
 
     # A machine that does not see the same directory (its marker holds another id) goes over HTTP.
     marker = state.stores["local"].root / MARKER

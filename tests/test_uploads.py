@@ -241,6 +241,19 @@ async def test_reconciler_leaves_a_session_alone_while_a_completion_holds_it(
     assert await state.stores["local"].stat(session["asset"]["storage"]["key"]) is None
 
 
+async def test_reconciler_expires_a_session_whose_asset_a_crash_never_stored(
+        api: Api, contributor: str, state: AppState) -> None:
+    """createUpload stores the session, then the asset: a crash between the two leaves a session
+    with no asset, which must expire like any other instead of stopping every reconciliation."""
+    from documents.asset import Asset
+
+    session = await start(api, contributor, b"abc", "local")
+    await Asset.get_pymongo_collection().delete_many({})
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    assert await reconcile(state.stores, state.feed) == 1
+    assert (await UploadSession.get(object_id(session["id"]))).status.value == "EXPIRED"
+
+
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_expiry_and_reconciliation(api: Api, contributor: str, state: AppState, settings: Settings,
                                          mount: str) -> None:

@@ -97,6 +97,8 @@ class FeedWriter:
 
     async def write(self, events: list[EventDocument]) -> None:
         """Store events in the log, then publish them live (inside together(): when it ends)."""
+        if not events:
+            return
         batch = _batch.get()
         if batch is not None and batch.open:
             batch.events.extend(events)

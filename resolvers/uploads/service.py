@@ -2,9 +2,10 @@
 abort and expiry, signed downloads, and registering external objects in place.
 
 Bytes never pass through here: the store signs URLs and reports what it holds. Writes are ordered
-for crashes: a session is recorded before its PENDING asset and closed before the asset turns
-ACTIVE or FAILED; the reconciler fails the asset of an expired session and settles one a crash
-left PENDING behind a closed session, so no PENDING asset outlives its session.
+for crashes: a session is recorded before its PENDING asset, and closed as the asset turns ACTIVE
+or FAILED; the reconciler fails the asset of an expired session and settles what a crash left
+between the two (a PENDING asset behind a closed session, an open session behind a settled
+asset), so no PENDING asset outlives its session.
 """
 
 from __future__ import annotations
@@ -290,8 +291,9 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
         Asset.get_pymongo_collection().bulk_write(
             [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
              for change, ids in changes.items()]))
+    # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
     finished = [assets[session.asset_id].model_copy(update={"status": asset_status, "updated_at": now, **fields})
-                for session, fields in outcomes]
+                for session, fields in outcomes if session.asset_id in assets]
     await feed.write([status_event(asset, now) for asset in finished])
     return finished
 
@@ -509,8 +511,9 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     held = {c["_id"] for c in await UploadClaim.get_pymongo_collection().find(
         {"_id": {"$in": [s.id for s in due]}}, {"_id": 1}).to_list()}
     due = [s for s in due if s.id not in held]
-    assets = await _assets_of(due)
-    expired, completed = 0, []
+    assets = await _assets_of(due) if due else {}
+    expired: list[UploadSession] = []
+    completed: list[UploadSession] = []
     for session in due:
         # A settled asset means a completion crashed between its two updates: it decides the session's end.
         asset_status = assets[session.asset_id].status if session.asset_id in assets else AssetStatus.PENDING
@@ -528,10 +531,10 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
                 await _discard_payload(session, stores)
             except Exception:  # the store may be down: the asset still must not stay PENDING
                 log.exception("could not remove the payload of expired upload %s", session.id)
-            await _finish(session, UploadStatus.EXPIRED, AssetStatus.FAILED, feed)
-            expired += 1
+            expired.append(session)
+    await _finish_many([(s, {}) for s in expired], UploadStatus.EXPIRED, AssetStatus.FAILED, feed, assets)
     await _file_settled(completed)
-    return expired
+    return len(expired)
 
 
 async def settle_stranded(feed: FeedWriter) -> int:
