@@ -42,5 +42,7 @@ class CollectionItem(Document):
         indexes = [
             IndexModel([("collection_id", ASCENDING), ("asset_id", ASCENDING)], name="collection_asset_unique", unique=True),
             IndexModel([("collection_id", ASCENDING), ("path", ASCENDING), ("_id", ASCENDING)], name="collection_path"),
+            # A page of a collection's items in the order they were added (the loaders, keyset pages).
+            IndexModel([("collection_id", ASCENDING), ("_id", ASCENDING)], name="collection_added"),
             IndexModel([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
         ]

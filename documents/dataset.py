@@ -76,6 +76,8 @@ class DatasetVersion(Document):
             IndexModel([("dataset_id", ASCENDING), ("version", ASCENDING)], name="dataset_version_unique", unique=True),
             IndexModel([("dataset_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                        name="dataset_created"),
+            # A dataset's versions page, and its newest READY version, in `_id` order.
+            IndexModel([("dataset_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="dataset_status"),
         ]
 
 
@@ -91,4 +93,5 @@ class VersionMember(Document):
         indexes = [
             IndexModel([("version_id", ASCENDING), ("datum_id", ASCENDING)], name="version_datum_unique", unique=True),
             IndexModel([("version_id", ASCENDING), ("split", ASCENDING), ("datum_id", ASCENDING)], name="version_split"),
+            IndexModel([("version_id", ASCENDING), ("_id", ASCENDING)], name="version_members"),  # a version's page
         ]

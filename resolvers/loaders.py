@@ -1,10 +1,12 @@
-"""Per-request DataLoaders: every relation costs one `$in` query per level, whatever the page size.
+"""Per-request DataLoaders: every relation costs one `$in` query per level, whatever the page size
+(child pages of parents with very many children add one limited query for each such parent).
 
 A fresh `Loaders` comes with each request (see Context), so cached documents never outlive it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from beanie import Document
 from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
@@ -45,6 +48,43 @@ class FreshLoaders(SchemaExtension):
         yield
 
 
+# What one batch of child pages may read beyond the pages themselves: enough that parents with a
+# few children each (the usual page) cost one query, little enough that a page of huge parents
+# cannot pull their every child into this process.
+CHILD_BUDGET = 1000
+
+
+async def _first_children(model: type[Document], field: str, query: dict[str, Any], parent_ids: Sequence[ObjectId],
+                          n: int, order: int) -> dict[ObjectId, list[dict]]:
+    """Up to `n` raw children of each parent (documents whose `field` is its id), in `_id` `order`.
+
+    FerretDB has no per-group limit ($lookup with a pipeline, $firstN), so this takes two steps. One
+    `$in` query, sorted by parent, reads at most max(CHILD_BUDGET, n per parent) documents. Every
+    parent it got past is then complete; each parent it did not reach (the one it stopped in, and
+    those after it) has many children, and gets its own query limited to `n`, all at once. So a
+    batch reads at most its pages and the budget, and parents with few children cost one query.
+    Parent ids are ObjectIds: Python orders them as the database does.
+    """
+    collection = model.get_pymongo_collection()
+    ids = list(parent_ids)
+    budget = n if len(ids) == 1 else max(CHILD_BUDGET, n * len(ids))
+    raw = await collection.find({field: {"$in": ids}, **query}, sort=[(field, ASCENDING), ("_id", order)],
+                                limit=budget).to_list()
+    grouped: dict[ObjectId, list[dict]] = defaultdict(list)
+    for doc in raw:
+        grouped[doc[field]].append(doc)
+    if len(ids) > 1 and len(raw) == budget:  # cut short: parents from the last one read on may be incomplete
+        last = raw[-1][field]
+        unreached = [p for p in ids if p > last or (p == last and len(grouped[p]) < n)]
+
+        async def own_page(parent: ObjectId) -> list[dict]:
+            return await collection.find({field: parent, **query}, sort=[("_id", order)], limit=n).to_list()
+
+        for parent, docs in zip(unreached, await asyncio.gather(*(own_page(p) for p in unreached)), strict=True):
+            grouped[parent] = docs
+    return grouped
+
+
 class Loaders:
     def __init__(self) -> None:
         self._loaders: dict[bytes, DataLoader] = {}
@@ -71,21 +111,10 @@ class Loaders:
             self.by_id(type(doc)).prime(doc.id, doc)
 
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
-        """The first `first` documents of `model` whose `field` is each parent id, in `_id` order.
-
-        One query for all parents of a page: for several parents it reads every matching child of
-        them and slices per parent here, since FerretDB has no per-group limit ($lookup, $facet);
-        for one parent (a single collection's items, say: the usual case) it reads only the page.
-        """
+        """The first `first` documents of `model` whose `field` is each parent id, in `_id` order."""
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
-            raw = await model.get_pymongo_collection().find(
-                {field: {"$in": list(parent_ids)}, **query}, sort=[(field, 1), ("_id", 1)],
-                limit=first + 1 if len(parent_ids) == 1 else 0,  # one more: is there a next page?
-            ).to_list()
-            grouped: dict[Any, list[dict]] = defaultdict(list)
-            for doc in raw:
-                grouped[doc[field]].append(doc)
+            grouped = await _first_children(model, field, query, parent_ids, first + 1, ASCENDING)  # one more: a next page?
             return [
                 ChildPage(docs=[model.model_validate(d) for d in grouped[p][:first]], has_next=len(grouped[p]) > first)
                 for p in parent_ids
@@ -94,16 +123,11 @@ class Loaders:
         return self._get(_cache_key("children", model.__name__, field, query, first), load)
 
     def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
-        """The newest (highest `_id`) document of `model` for each parent id, in one query."""
+        """The newest (highest `_id`) document of `model` for each parent id."""
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
-            raw = await model.get_pymongo_collection().find(
-                {field: {"$in": list(parent_ids)}, **query}, sort=[("_id", -1)], limit=1 if len(parent_ids) == 1 else 0
-            ).to_list()
-            newest: dict[Any, D] = {}
-            for doc in raw:
-                newest.setdefault(doc[field], model.model_validate(doc))
-            return [newest.get(p) for p in parent_ids]
+            grouped = await _first_children(model, field, query, parent_ids, 1, DESCENDING)
+            return [model.model_validate(grouped[p][0]) if grouped[p] else None for p in parent_ids]
 
         return self._get(_cache_key("newest", model.__name__, field, query), load)
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from bson import ObjectId
+
+from documents.collection import CollectionItem
+from resolvers import loaders as loaders_module
+from resolvers.loaders import Loaders
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api
@@ -45,3 +51,53 @@ async def test_a_page_of_one_parents_children_reads_only_that_page(api: Api, ser
     assert served.commands.returned["collection_items"] == 6, served.commands.returned  # the page and one to see past it
     last = (await api.data("Collection", {"id": coll["id"], "first": 30}, token=contributor))["collection"]["items"]
     assert len(last["edges"]) == 30 and not last["pageInfo"]["hasNextPage"]
+
+
+async def test_pages_under_several_parents_read_a_bounded_number_of_children(
+        api: Api, served: Served, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page of big collections, each with a page of its items, must not read every item of them:
+    past the batch's budget, a parent gets its own query limited to its page."""
+    monkeypatch.setattr(loaders_module, "CHILD_BUDGET", 4)
+    assets = [await factories.value_asset(api, contributor, f"v{i}", value=i) for i in range(12)]
+    sizes = {"a": 12, "b": 2, "c": 12}  # created in this order: the batch reads a first
+    for name, size in sizes.items():
+        coll = await factories.collection(api, contributor, name)
+        items = [{"assetId": a["id"], "path": f"{name}{i:02}"} for i, a in enumerate(assets[:size])]
+        await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": items}}, token=contributor)
+    served.commands.clear()
+    data = await api.data("CollectionsWithItems", {"first": 3, "itemsFirst": 2}, token=contributor)
+    pages = {e["node"]["name"]: e["node"]["items"] for e in data["collections"]["edges"]}
+    assert {name: [e["node"]["path"] for e in page["edges"]] for name, page in pages.items()} == {
+        "a": ["a00", "a01"], "b": ["b00", "b01"], "c": ["c00", "c01"]}
+    assert {name: page["pageInfo"]["hasNextPage"] for name, page in pages.items()} == {"a": True, "b": False, "c": True}
+    # One batch of 9 (a's first 9: budget = 3 parents x 3), then b and c on their own: 2 + 3.
+    assert served.commands.returned["collection_items"] == 14, served.commands.returned
+    item_finds = [c for c, coll in zip(served.commands.commands, served.commands.collections, strict=True)
+                  if coll == "collection_items" and c == "find"]
+    assert len(item_finds) == 3, served.commands.commands
+    after = pages["a"]["pageInfo"]["endCursor"]
+    rest = await api.data("Collection", {"id": data["collections"]["edges"][2]["node"]["id"], "first": 20, "after": after},
+                          token=contributor)
+    assert [e["node"]["path"] for e in rest["collection"]["items"]["edges"]] == [f"a{i:02}" for i in range(2, 12)]
+
+
+@pytest.mark.parametrize(("sizes", "finds"), [
+    ([2, 0, 12], 1),  # budget 9 ends inside the last parent with a full page: all known from one query
+    ([5, 12], 2),     # budget 6 ends one item into the second parent: it gets its own query
+    ([0, 0, 0], 1),
+    ([3, 3, 3], 1),   # exactly the budget, every page complete
+])
+async def test_child_pages_are_complete_wherever_the_budget_ends(
+        served: Served, monkeypatch: pytest.MonkeyPatch, sizes: list[int], finds: int) -> None:
+    monkeypatch.setattr(loaders_module, "CHILD_BUDGET", 4)
+    parents = [ObjectId() for _ in sizes]  # ascending, as the batch reads them
+    docs = [CollectionItem(id=ObjectId(), collection_id=p, asset_id=ObjectId(), path=f"{i}-{j}")
+            for i, (p, size) in enumerate(zip(parents, sizes, strict=True)) for j in range(size)]
+    if docs:
+        await CollectionItem.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in docs])
+    served.commands.clear()
+    pages = await Loaders().children(CollectionItem, "collection_id", {}, 2).load_many(list(reversed(parents)))
+    got = [[d.path for d in page.docs] for page in reversed(pages)]
+    assert got == [[f"{i}-{j}" for j in range(min(size, 2))] for i, size in enumerate(sizes)]
+    assert [page.has_next for page in reversed(pages)] == [size > 2 for size in sizes]
+    assert served.commands.commands.count("find") == finds, served.commands.commands
