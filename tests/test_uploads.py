@@ -243,8 +243,8 @@ async def test_reconciler_leaves_a_session_alone_while_a_completion_holds_it(
 
 async def test_reconciler_expires_a_session_whose_asset_a_crash_never_stored(
         api: Api, contributor: str, state: AppState) -> None:
-    """createUpload stores the session, then the asset: a crash between the two leaves a session
-    with no asset, which must expire like any other instead of stopping every reconciliation."""
+    """createUpload stores the session and the asset at once: a crash between the two can leave a
+    session with no asset, which must expire like any other instead of stopping every reconciliation."""
     from documents.asset import Asset
 
     session = await start(api, contributor, b"abc", "local")
@@ -252,6 +252,49 @@ async def test_reconciler_expires_a_session_whose_asset_a_crash_never_stored(
     await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
     assert await reconcile(state.stores, state.feed) == 1
     assert (await UploadSession.get(object_id(session["id"]))).status.value == "EXPIRED"
+
+
+async def test_reconciler_fails_an_asset_whose_session_a_crash_never_stored(
+        api: Api, contributor: str, state: AppState) -> None:
+    """The other half of that crash: a PENDING asset with no session. Nothing could ever complete
+    it, so once it is older than a completion can take it turns FAILED; a young one is left alone."""
+    from documents.asset import Asset
+
+    old, young = await start(api, contributor, b"abc", "local"), await start(api, contributor, b"defg", "local")
+    await UploadSession.get_pymongo_collection().delete_many({})
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(old["asset"]["id"])},
+                                                    {"$set": {"created_at": utcnow() - timedelta(minutes=10)}})
+    await reconcile(state.stores, state.feed)
+    statuses = {a["_id"]: a["status"] for a in await Asset.get_pymongo_collection().find().to_list()}
+    assert statuses == {object_id(old["asset"]["id"]): "FAILED", object_id(young["asset"]["id"]): "PENDING"}
+    events = await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor)
+    assert [e["node"]["data"]["status"] for e in events["events"]["edges"]] == ["FAILED"]
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_completion_asks_the_store_while_it_reads_the_session(
+        api: Api, served: Served, contributor: str, state: AppState, mount: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For an upload this process started, the store is asked what it holds before the session is
+    read, not after (a HEAD on S3 is a round trip of its own); elsewhere, after. Both complete."""
+    from resolvers.uploads import service
+
+    store = state.stores[mount]
+    sessions_read_at_stat: list[int] = []
+
+    async def stat(key: str) -> object:
+        sessions_read_at_stat.append(served.commands.returned["upload_sessions"])
+        return await type(store).stat(store, key)
+
+    monkeypatch.setattr(store, "stat", stat)
+    for elsewhere in (False, True):
+        data = payload(2000, seed=31)
+        session = await start(api, contributor, data, mount)
+        await put(session["url"], data, session["headers"])
+        if elsewhere:  # as if another server process had started it
+            monkeypatch.setattr(service, "_stored_here", service.StoredHere())
+        served.commands.clear()
+        assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+    assert sessions_read_at_stat == [0, 1]
 
 
 @pytest.mark.parametrize("mount", MOUNTS)

@@ -1,11 +1,11 @@
 """Payload business steps: upload sessions (single PUT or multipart), completion with verification,
 abort and expiry, signed downloads, and registering external objects in place.
 
-Bytes never pass through here: the store signs URLs and reports what it holds. Writes are ordered
-for crashes: a session is recorded before its PENDING asset, and closed as the asset turns ACTIVE
-or FAILED; the reconciler fails the asset of an expired session and settles what a crash left
-between the two (a PENDING asset behind a closed session, an open session behind a settled
-asset), so no PENDING asset outlives its session.
+Bytes never pass through here: the store signs URLs and reports what it holds. A session and its
+PENDING asset share their id and are written at once; the session is closed as the asset turns
+ACTIVE or FAILED. The reconciler fails the asset of an expired session and settles what a crash
+left between the two (a PENDING asset behind a closed session or behind none, an open session
+behind a settled asset), so no PENDING asset outlives its session.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import posixpath
 import re
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +44,7 @@ from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from resolvers.events.feed import FeedWriter
 from resolvers.relay import encode_id
 from storage import LocalStore, ObjectStore, S3Store, StoreUnavailable
-from storage.protocol import SignedRequest
+from storage.protocol import ObjectInfo, SignedRequest
 
 log = logging.getLogger("graphlake.uploads")
 
@@ -170,6 +171,54 @@ def _check_request(request: UploadRequest, settings: Settings, where: str = "") 
     request.path = collections.check_path(request.path, f"{where}path")
 
 
+class StoredHere:
+    """Where the single-object uploads this process started put their objects: a completion asks
+    the store about the object (a HEAD, on S3: a round trip of its own) while it claims and reads
+    the session, instead of after. Only a hint, used when the session it reads agrees; a miss (a
+    session another process started) asks after the read, as before."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._where: OrderedDict[ObjectId, tuple[str, str]] = OrderedDict()
+        self._limit = limit
+
+    def remember(self, session: UploadSession) -> None:
+        if session.multipart_id is None and not session.direct:  # a direct write's stat is local anyway
+            self._where[session.id] = (session.mount, session.key)
+            while len(self._where) > self._limit:
+                self._where.popitem(last=False)
+
+    def ask_early(self, session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore]) -> dict[ObjectId, Early]:
+        """A stat started now for each session remembered here (a hint is used once)."""
+        early = {}
+        for session_id in session_ids:
+            mount, key = self._where.pop(session_id, (None, None))
+            if mount in stores:
+                early[session_id] = Early(mount, key, asyncio.ensure_future(stores[mount].stat(key)))
+        return early
+
+
+@dataclass(frozen=True)
+class Early:
+    """A stat begun before its session was read."""
+
+    mount: str
+    key: str
+    stat: asyncio.Future[ObjectInfo | None]
+
+    def serves(self, session: UploadSession) -> bool:
+        return session.multipart_id is None and (session.mount, session.key) == (self.mount, self.key)
+
+    def drop(self) -> None:
+        if self.stat.done():
+            if not self.stat.cancelled():
+                self.stat.exception()  # retrieved, so an unused failure is not logged as unhandled
+        else:
+            self.stat.cancel()
+
+
+_stored_here = StoredHere()
+
+
 @dataclass(frozen=True)
 class Started:
     """An upload just begun: its session and its PENDING asset."""
@@ -206,13 +255,13 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
 
     async def session_for(request: UploadRequest) -> UploadSession:
         store = chosen[request.mount]
-        asset_id = ObjectId()
+        asset_id = ObjectId()  # the session's id too: a completion reads both at once, knowing only it
         key = f"assets/{asset_id}"  # made here, never taken from a client
         # A direct write is one file written in place, whatever its size: no parts.
         part_size = None if request.direct else part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
         multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
         return UploadSession(
-            id=ObjectId(), asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
+            id=asset_id, asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
             sha256=request.sha256, media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
             collection_id=request.collection_id, path=request.path, direct=request.direct,
             expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
@@ -229,9 +278,13 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
         )
         for request, session in zip(requests, sessions, strict=True)
     ]
-    # Sessions before assets: no PENDING asset exists without the session the reconciler expires.
-    await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions])
-    await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
+    # Both at once: a crash between the two leaves a session with no asset, which expires, or a
+    # PENDING asset with no session, which settle_stranded fails.
+    await asyncio.gather(
+        UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions]),
+        Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets]))
+    for session in sessions:
+        _stored_here.remember(session)
     return [Started(session, asset) for session, asset in zip(sessions, assets, strict=True)]
 
 
@@ -300,7 +353,13 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
 
 async def _assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
     """The assets these sessions fill, by id."""
-    return {a.id: a for a in await Asset.find({"_id": {"$in": [s.asset_id for s in sessions]}}).to_list()}
+    return await _assets_by_id([s.asset_id for s in sessions])
+
+
+async def _assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
+    if not asset_ids:
+        return {}
+    return {a.id: a for a in await Asset.find({"_id": {"$in": list(asset_ids)}}).to_list()}
 
 
 def status_event(asset: Asset, at: datetime) -> Event:
@@ -327,8 +386,10 @@ class _Verified:
     problems: list[str]
 
 
-async def _verify(session: UploadSession, store: ObjectStore, field: str) -> _Verified:
-    """Check an open session's object against what was declared; raise what the client must fix."""
+async def _verify(session: UploadSession, store: ObjectStore, field: str,
+                  stat: Awaitable[ObjectInfo | None] | None = None) -> _Verified:
+    """Check an open session's object against what was declared; raise what the client must fix.
+    `stat`: the store's answer for a single object, asked for before the session was read."""
     if session.status is not UploadStatus.OPEN:
         raise Conflict(f"the upload is {session.status.value.lower()}", field=field)
     if session.expires_at <= utcnow():
@@ -341,7 +402,7 @@ async def _verify(session: UploadSession, store: ObjectStore, field: str) -> _Ve
             raise BadUserInput(f"parts not uploaded yet: {shown}; fetch uploadSession for their URLs", field=field,
                                missingParts=missing[:1000])
         await store.complete_multipart(session.key, session.multipart_id, [p for p in parts if p.number <= session.part_count])
-    info = await store.stat(session.key)
+    info = await (stat if stat is not None else store.stat(session.key))
     if info is None:
         raise BadUserInput("no regular file has been written to this session's directPath yet" if session.direct
                            else "nothing has been uploaded to this session's URL yet", field=field)
@@ -399,17 +460,22 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         raise BadUserInput(f"at most {max_items} uploads at once", field="ids")
     if len(set(session_ids)) != len(session_ids):
         raise BadUserInput("the same upload appears twice", field="ids")
-    # The sessions are read while they are claimed (a claim needs only their ids).
-    claimed, sessions = await asyncio.gather(
-        _claim(session_ids), UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list())
+    # Everything that needs only the ids at once: the claims, the sessions, their assets (which
+    # share their ids) and, for uploads started here, what the store holds.
+    early = _stored_here.ask_early(session_ids, stores)
+    claimed, sessions, assets = await asyncio.gather(
+        _claim(session_ids), UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list(),
+        _assets_by_id(session_ids))
     renewing = asyncio.create_task(_renew(list(claimed)))
     outcomes: list[Asset | GraphlakeError] = []
     try:
-        outcomes = await _complete_claimed(session_ids, claimed, {s.id: s for s in sessions}, stores, feed, actor,
-                                           max_items)
+        outcomes = await _complete_claimed(session_ids, claimed, {s.id: s for s in sessions}, assets, early, stores,
+                                           feed, actor, max_items)
         return outcomes
     finally:
         renewing.cancel()
+        for started in early.values():
+            started.drop()
         # A completed session is closed for good, so its claim can wait for the reconciler to
         # drop it; the others (not uploaded yet, a store error) must be free for a retry now.
         done = {id for id, o in zip(session_ids, outcomes, strict=False) if not isinstance(o, GraphlakeError)}
@@ -441,8 +507,8 @@ async def drop_stale_claims() -> int:
 
 
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
-                            stores: dict[str, ObjectStore], feed: FeedWriter, actor: str | None,
-                            max_items: int) -> list[Asset | GraphlakeError]:
+                            assets: dict[ObjectId, Asset], early: dict[ObjectId, Early], stores: dict[str, ObjectStore],
+                            feed: FeedWriter, actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
 
     async def verify(session_id: ObjectId) -> _Verified | GraphlakeError:
         session = found.get(session_id)
@@ -452,14 +518,18 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
             return Conflict(f"the upload is {session.status.value.lower()}", field="id")
         if session_id not in claimed:
             return Conflict("another request is completing this upload right now", field="id")
+        started = early.get(session_id)
         try:
-            return await _verify(session, stores[session.mount], "id")
+            return await _verify(session, stores[session.mount], "id",
+                                 started.stat if started and started.serves(session) else None)
         except GraphlakeError as error:
             return error
 
-    # The assets are read while the store answers; _finish_many changes them as it writes.
-    checks, assets = await asyncio.gather(bounded_gather([lambda i=i: verify(i) for i in session_ids]),
-                                          _assets_of(list(found.values())))
+    # Sessions from before a session shared its asset's id: their assets are read while the store answers.
+    older = [s for s in found.values() if s.asset_id not in assets]
+    checks, more = await asyncio.gather(bounded_gather([lambda i=i: verify(i) for i in session_ids]),
+                                        _assets_of(older))
+    assets = {**assets, **more}  # _finish_many changes them as it writes
     verified = dict(zip(session_ids, checks, strict=True))
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, _Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, _Verified) and v.problems]
@@ -538,30 +608,48 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
 
 
 async def settle_stranded(feed: FeedWriter) -> int:
-    """Settle the assets a crash left PENDING after their session closed (between _finish_many's
-    two updates): a completed session's asset turns ACTIVE (its object was verified before the
+    """Settle the assets a crash left PENDING: after their session closed (between _finish_many's
+    two updates), a completed session's asset turns ACTIVE (its object was verified before the
     session closed) and is filed into its collection; an aborted or expired one's turns FAILED.
+    An asset whose session was never written (a crash within createUpload) turns FAILED.
     Only what is older than a completion can take, so nothing in flight. Returns how many."""
     cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
-    stranded = await Asset.get_pymongo_collection().find(
+    stranded = [a["_id"] for a in await Asset.get_pymongo_collection().find(
         {"status": AssetStatus.PENDING.value, "kind": AssetKind.FILE.value, "created_at": {"$lt": cutoff}}, {"_id": 1}
-    ).to_list()
+    ).to_list()]
     if not stranded:
         return 0
-    sessions = await UploadSession.find({"asset_id": {"$in": [a["_id"] for a in stranded]},
-                                         "status": {"$ne": UploadStatus.OPEN.value}, "finished_at": {"$lt": cutoff}}).to_list()
+    sessions = await UploadSession.find({"asset_id": {"$in": stranded}}).to_list()
     by_status: dict[UploadStatus, list[UploadSession]] = {}
     for session in sessions:
-        by_status.setdefault(session.status, []).append(session)
+        if session.status is not UploadStatus.OPEN and session.finished_at and session.finished_at < cutoff:
+            by_status.setdefault(session.status, []).append(session)
     for status, closed in by_status.items():
         if status is UploadStatus.COMPLETED:
             await _finish_many([(s, {"sha256": s.sha256}) for s in closed], status, AssetStatus.ACTIVE, feed)
             await _file_settled(closed)
         else:
             await _finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
-    if sessions:
-        log.warning("settled %d upload(s) a crash had left half-finished", len(sessions))
-    return len(sessions)
+    with_session = {s.asset_id for s in sessions}
+    orphans = await _fail_sessionless([a for a in stranded if a not in with_session], feed)
+    settled = sum(map(len, by_status.values())) + orphans
+    if settled:
+        log.warning("settled %d upload(s) a crash had left half-finished", settled)
+    return settled
+
+
+async def _fail_sessionless(asset_ids: list[ObjectId], feed: FeedWriter) -> int:
+    """FAILED for PENDING assets no session will ever complete; returns how many."""
+    assets = await _assets_by_id(asset_ids)
+    if not assets:
+        return 0
+    now = utcnow()
+    await Asset.get_pymongo_collection().update_many(
+        {"_id": {"$in": list(assets)}, "status": AssetStatus.PENDING.value},
+        {"$set": {"status": AssetStatus.FAILED.value, "updated_at": now}})
+    await feed.write([status_event(a.model_copy(update={"status": AssetStatus.FAILED, "updated_at": now}), now)
+                      for a in assets.values()])
+    return len(assets)
 
 
 async def _file_settled(completed: Sequence[UploadSession]) -> None:
