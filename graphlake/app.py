@@ -30,7 +30,7 @@ from resolvers.auth.service import ensure_bootstrap_admin
 from resolvers.schema import build_schema
 from resolvers.events.feed import FeedTail, ensure_feed
 from resolvers.events.service import archive as archive_events
-from resolvers.uploads.service import reconcile
+from resolvers.uploads.reconciler import reconcile
 
 log = logging.getLogger("graphlake")
 

@@ -16,7 +16,7 @@ from documents.clock import utcnow
 from documents.upload import UploadSession
 from graphlake.context import AppState
 from graphlake.settings import Settings
-from resolvers.uploads.service import reconcile
+from resolvers.uploads.reconciler import reconcile
 from storage import S3Store
 from tests import factories
 from tests.conftest import S3Service, Served
@@ -610,8 +610,8 @@ async def test_a_completed_uploads_claim_is_left_to_the_reconciler(api: Api, con
     assert await claims.count_documents({}) == 1  # not deleted by the request: one round trip fewer
     again = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
     assert again["extensions"]["code"] == "CONFLICT" and "completed" in again["message"]  # said plainly, not "in progress"
-    await service.reconcile(state.stores, state.feed)
+    await reconcile(state.stores, state.feed)
     assert await claims.count_documents({}) == 1  # still fresh
     await claims.update_many({}, {"$set": {"claimed_at": utcnow() - timedelta(seconds=service.CLAIM_SECONDS + 1)}})
-    await service.reconcile(state.stores, state.feed)
+    await reconcile(state.stores, state.feed)
     assert await claims.count_documents({}) == 0

@@ -10,7 +10,7 @@ from resolvers.common import encode_json
 from resolvers.errors import GraphlakeError
 from resolvers.permissions import CanWrite
 from resolvers.relay import decode_object_id
-from resolvers.uploads import service
+from resolvers.uploads import external, service
 from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, RegisterExternalInput
 from resolvers.uploads.types import CompleteUploadsPayload, RegisterExternalPayload, UploadFailure, UploadSession
 
@@ -73,7 +73,7 @@ class UploadMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets, without copying them.")
     async def register_external(self, info: Info, input: RegisterExternalInput) -> RegisterExternalPayload:
-        assets = await service.register_external(
+        assets = await external.register_external(
             stores=info.context.stores, mount=input.mount, bucket=input.bucket, prefix=input.prefix, url=input.url,
             name=input.name, labels=input.labels or [],
             metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),

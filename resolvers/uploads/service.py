@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
-import posixpath
 import re
 import time
 import weakref
@@ -29,12 +27,12 @@ from pymongo import UpdateMany
 from pymongo.errors import BulkWriteError
 
 from documents.asset import Asset, StorageRef
-from documents.collection import Collection
 from documents.clock import to_millis, utcnow
+from documents.collection import Collection
 from documents.common import AssetKind, AssetStatus, Ownership
+from documents.event import ASSET_STATUS, LEVELS, Event
 from documents.json_value import StoredJson
 from documents.upload import UploadClaim, UploadSession, UploadStatus
-from documents.event import ASSET_STATUS, LEVELS, Event
 from graphlake.database import duplicates_only
 from graphlake.settings import Settings
 from resolvers.assets.service import check_labels, check_metadata, check_name
@@ -43,7 +41,7 @@ from resolvers.common import get_or_not_found
 from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from resolvers.events.feed import FeedWriter
 from resolvers.relay import encode_id
-from storage import LocalStore, ObjectStore, S3Store, StoreUnavailable
+from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.protocol import ObjectInfo, SignedRequest
 
 log = logging.getLogger("graphlake.uploads")
@@ -320,8 +318,8 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
     return SignedSession(session=session, single=None, parts=parts)
 
 
-async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
-                       asset_status: AssetStatus, feed: FeedWriter, assets: dict[ObjectId, Asset] | None = None) -> list[Asset]:
+async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
+                      asset_status: AssetStatus, feed: FeedWriter, assets: dict[ObjectId, Asset] | None = None) -> list[Asset]:
     """Close the sessions and flip their assets (both at once: a crash between the two leaves a
     closed session with a PENDING asset, or an open session with a settled asset, and the
     reconciler settles either), then log one ASSET_STATUS event per asset: the event log carries
@@ -332,7 +330,7 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
     if not outcomes:
         return []
     if assets is None:
-        assets = await _assets_of([s for s, _ in outcomes])
+        assets = await assets_of([s for s, _ in outcomes])
     now = utcnow()
     # One update per distinct change (the checksums usually differ), each one statement for all its assets.
     changes: dict[tuple, list[ObjectId]] = {}
@@ -351,12 +349,12 @@ async def _finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]
     return finished
 
 
-async def _assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
+async def assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
     """The assets these sessions fill, by id."""
-    return await _assets_by_id([s.asset_id for s in sessions])
+    return await assets_by_id([s.asset_id for s in sessions])
 
 
-async def _assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
+async def assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
     if not asset_ids:
         return {}
     return {a.id: a for a in await Asset.find({"_id": {"$in": list(asset_ids)}}).to_list()}
@@ -374,7 +372,7 @@ def status_event(asset: Asset, at: datetime) -> Event:
 
 async def _finish(session: UploadSession, status: UploadStatus, asset_status: AssetStatus, feed: FeedWriter,
                   **asset_fields: object) -> Asset:
-    [asset] = await _finish_many([(session, asset_fields)], status, asset_status, feed)
+    [asset] = await finish_many([(session, asset_fields)], status, asset_status, feed)
     return asset
 
 
@@ -465,7 +463,7 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
     early = _stored_here.ask_early(session_ids, stores)
     claimed, sessions, assets = await asyncio.gather(
         _claim(session_ids), UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list(),
-        _assets_by_id(session_ids))
+        assets_by_id(session_ids))
     renewing = asyncio.create_task(_renew(list(claimed)))
     outcomes: list[Asset | GraphlakeError] = []
     try:
@@ -490,20 +488,13 @@ async def _renew(session_ids: list[ObjectId]) -> None:
                                                                {"$set": {"claimed_at": utcnow()}})
 
 
-def _filing(sessions: Sequence[UploadSession]) -> dict[ObjectId, list[collections.NewItem]]:
+def filing(sessions: Sequence[UploadSession]) -> dict[ObjectId, list[collections.NewItem]]:
     """The items completed sessions add to the collections they named, by collection."""
     filed: dict[ObjectId, list[collections.NewItem]] = {}
     for session in sessions:
         if session.collection_id:
             filed.setdefault(session.collection_id, []).append(collections.NewItem(session.asset_id, session.path, None))
     return filed
-
-
-async def drop_stale_claims() -> int:
-    """Remove claims nobody renewed for CLAIM_SECONDS: those of completed uploads, and of requests
-    that died. Run by the reconciler; returns how many went."""
-    stale = utcnow() - timedelta(seconds=CLAIM_SECONDS)
-    return (await UploadClaim.get_pymongo_collection().delete_many({"claimed_at": {"$lt": stale}})).deleted_count
 
 
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
@@ -528,14 +519,14 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     # Sessions from before a session shared its asset's id: their assets are read while the store answers.
     older = [s for s in found.values() if s.asset_id not in assets]
     checks, more = await asyncio.gather(bounded_gather([lambda i=i: verify(i) for i in session_ids]),
-                                        _assets_of(older))
-    assets = {**assets, **more}  # _finish_many changes them as it writes
+                                        assets_of(older))
+    assets = {**assets, **more}  # finish_many changes them as it writes
     verified = dict(zip(session_ids, checks, strict=True))
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, _Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, _Verified) and v.problems]
-    completed = {a.id: a for a in await _finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
-    await _finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
-    for collection_id, items in _filing([session for session, _ in good]).items():
+    completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
+    await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
+    for collection_id, items in filing([session for session, _ in good]).items():
         await collections.add_items(collection_id, items, actor, max_items)
     return [completed[found[i].asset_id] if isinstance(v, _Verified) and not v.problems
             else _mismatch(v.problems) if isinstance(v, _Verified) else v
@@ -553,112 +544,18 @@ async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], 
 async def abort_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter) -> UploadSession:
     session = await get_session(session_id)
     if session.status is UploadStatus.OPEN:
-        await _discard_payload(session, stores)
+        await discard_payload(session, stores)
         await _finish(session, UploadStatus.ABORTED, AssetStatus.FAILED, feed)
     return await get_session(session_id)
 
 
-async def _discard_payload(session: UploadSession, stores: dict[str, ObjectStore]) -> None:
+async def discard_payload(session: UploadSession, stores: dict[str, ObjectStore]) -> None:
     store = stores.get(session.mount)
     if store is None:
         return
     if session.multipart_id:
         await store.abort_multipart(session.key, session.multipart_id)
     await store.delete(session.key)
-
-
-async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
-    """Expire every open session past its time: abort its multipart upload, delete what it left,
-    fail its asset. First it drops stale completion claims and settles what a crash left half
-    finished. Safe to run from several processes at once; returns how many sessions it expired."""
-    await drop_stale_claims()
-    await settle_stranded(feed)
-    due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list()
-    if not due:
-        return 0
-    # A session still claimed is being completed right now (it was verified before it expired):
-    # left to a later round, when its completion has closed it or its claim has gone stale.
-    held = {c["_id"] for c in await UploadClaim.get_pymongo_collection().find(
-        {"_id": {"$in": [s.id for s in due]}}, {"_id": 1}).to_list()}
-    due = [s for s in due if s.id not in held]
-    assets = await _assets_of(due) if due else {}
-    expired: list[UploadSession] = []
-    completed: list[UploadSession] = []
-    for session in due:
-        # A settled asset means a completion crashed between its two updates: it decides the session's end.
-        asset_status = assets[session.asset_id].status if session.asset_id in assets else AssetStatus.PENDING
-        status = {AssetStatus.ACTIVE: UploadStatus.COMPLETED, AssetStatus.FAILED: UploadStatus.ABORTED}.get(
-            asset_status, UploadStatus.EXPIRED)
-        claimed = await UploadSession.get_pymongo_collection().update_one(
-            {"_id": session.id, "status": UploadStatus.OPEN.value},
-            {"$set": {"status": status.value, "finished_at": utcnow()}})  # settle_stranded needs the time
-        if claimed.modified_count == 0:
-            continue  # another process took it
-        if status is UploadStatus.COMPLETED:
-            completed.append(session)
-        elif status is UploadStatus.EXPIRED:
-            try:
-                await _discard_payload(session, stores)
-            except Exception:  # the store may be down: the asset still must not stay PENDING
-                log.exception("could not remove the payload of expired upload %s", session.id)
-            expired.append(session)
-    await _finish_many([(s, {}) for s in expired], UploadStatus.EXPIRED, AssetStatus.FAILED, feed, assets)
-    await _file_settled(completed)
-    return len(expired)
-
-
-async def settle_stranded(feed: FeedWriter) -> int:
-    """Settle the assets a crash left PENDING: after their session closed (between _finish_many's
-    two updates), a completed session's asset turns ACTIVE (its object was verified before the
-    session closed) and is filed into its collection; an aborted or expired one's turns FAILED.
-    An asset whose session was never written (a crash within createUpload) turns FAILED.
-    Only what is older than a completion can take, so nothing in flight. Returns how many."""
-    cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
-    stranded = [a["_id"] for a in await Asset.get_pymongo_collection().find(
-        {"status": AssetStatus.PENDING.value, "kind": AssetKind.FILE.value, "created_at": {"$lt": cutoff}}, {"_id": 1}
-    ).to_list()]
-    if not stranded:
-        return 0
-    sessions = await UploadSession.find({"asset_id": {"$in": stranded}}).to_list()
-    by_status: dict[UploadStatus, list[UploadSession]] = {}
-    for session in sessions:
-        if session.status is not UploadStatus.OPEN and session.finished_at and session.finished_at < cutoff:
-            by_status.setdefault(session.status, []).append(session)
-    for status, closed in by_status.items():
-        if status is UploadStatus.COMPLETED:
-            await _finish_many([(s, {"sha256": s.sha256}) for s in closed], status, AssetStatus.ACTIVE, feed)
-            await _file_settled(closed)
-        else:
-            await _finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
-    with_session = {s.asset_id for s in sessions}
-    orphans = await _fail_sessionless([a for a in stranded if a not in with_session], feed)
-    settled = sum(map(len, by_status.values())) + orphans
-    if settled:
-        log.warning("settled %d upload(s) a crash had left half-finished", settled)
-    return settled
-
-
-async def _fail_sessionless(asset_ids: list[ObjectId], feed: FeedWriter) -> int:
-    """FAILED for PENDING assets no session will ever complete; returns how many."""
-    assets = await _assets_by_id(asset_ids)
-    if not assets:
-        return 0
-    now = utcnow()
-    await Asset.get_pymongo_collection().update_many(
-        {"_id": {"$in": list(assets)}, "status": AssetStatus.PENDING.value},
-        {"$set": {"status": AssetStatus.FAILED.value, "updated_at": now}})
-    await feed.write([status_event(a.model_copy(update={"status": AssetStatus.FAILED, "updated_at": now}), now)
-                      for a in assets.values()])
-    return len(assets)
-
-
-async def _file_settled(completed: Sequence[UploadSession]) -> None:
-    """File uploads whose completion a crash cut short into the collections they named, as the reconciler."""
-    for collection_id, items in _filing(completed).items():
-        try:
-            await collections.add_items(collection_id, items, "reconciler", len(items))
-        except GraphlakeError as error:  # the collection was deleted meanwhile, say
-            log.warning("could not file %d completed upload(s) into collection %s: %s", len(items), collection_id, error)
 
 
 async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in: int, max_seconds: int) -> str | None:
@@ -677,51 +574,3 @@ async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in:
         bucket = urlparse(asset.storage.uri).netloc
     return await store.sign_get(asset.storage.key, filename=asset.name, content_type=asset.media_type,
                                 expires_in=expires_in, bucket=bucket)
-
-
-async def register_external(*, stores: dict[str, ObjectStore], mount: str | None, bucket: str | None, prefix: str | None,
-                            url: str | None, name: str | None, labels: list[str], metadata: StoredJson,
-                            collection_id: ObjectId | None, actor: str | None, max_items: int) -> list[Asset]:
-    """EXTERNAL assets for objects that already exist (an S3 prefix, or an https URL), never copied.
-    Deleting such an asset never deletes the object."""
-    labels = check_labels(labels)
-    check_metadata(metadata)
-    if (url is None) == (bucket is None):
-        raise BadUserInput("give either an s3 bucket (with mount and prefix) or a url", field="input")
-    if collection_id:
-        await collections.get_collection(collection_id, field="collectionId")
-    now = utcnow()
-    assets: list[Asset] = []
-    if url is not None:
-        parsed = urlparse(url)
-        if parsed.scheme != "https" or not parsed.netloc:
-            raise BadUserInput("must be an https URL", field="url")
-        filename = posixpath.basename(parsed.path) or parsed.netloc
-        assets.append(Asset(id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=name or filename,
-                            media_type=mimetypes.guess_type(filename)[0], metadata=metadata, labels=labels,
-                            storage=StorageRef(mount="", key="", uri=url, external=True), created_at=now, updated_at=now,
-                            created_by=actor))
-    else:
-        store = stores.get(mount or "")
-        if not isinstance(store, S3Store):
-            raise BadUserInput("must name an s3 mount whose credentials can read the bucket", field="mount")
-        try:
-            objects = await store.list_objects(bucket, prefix or "")
-        except Exception as error:  # unknown bucket, no permission, unreachable: the client should know which
-            raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {error}", field="bucket") from None
-        if len(objects) > max_items:
-            raise BadUserInput(f"{len(objects)} objects under that prefix; at most {max_items} at once", field="prefix")
-        for obj in objects:
-            filename = posixpath.basename(obj["Key"])
-            assets.append(Asset(
-                id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=filename,
-                media_type=mimetypes.guess_type(filename)[0], size_bytes=obj["Size"], metadata=metadata, labels=labels,
-                storage=StorageRef(mount=store.name, key=obj["Key"], uri=f"s3://{bucket}/{obj['Key']}", external=True),
-                created_at=now, updated_at=now, created_by=actor,
-            ))
-    if assets:
-        await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
-    if collection_id and assets:
-        items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets]  # path: the object key
-        await collections.add_items(collection_id, items, actor, max_items)
-    return assets

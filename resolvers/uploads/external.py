@@ -1,0 +1,67 @@
+"""Registering objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets,
+in place: never copied, never deleted with their asset."""
+
+from __future__ import annotations
+
+import mimetypes
+import posixpath
+from urllib.parse import urlparse
+
+from bson import ObjectId
+
+from documents.asset import Asset, StorageRef
+from documents.clock import utcnow
+from documents.common import AssetKind, AssetStatus
+from documents.json_value import StoredJson
+from resolvers.assets.service import check_labels, check_metadata
+from resolvers.collections import service as collections
+from resolvers.errors import BadUserInput
+from storage import ObjectStore, S3Store
+
+
+async def register_external(*, stores: dict[str, ObjectStore], mount: str | None, bucket: str | None, prefix: str | None,
+                            url: str | None, name: str | None, labels: list[str], metadata: StoredJson,
+                            collection_id: ObjectId | None, actor: str | None, max_items: int) -> list[Asset]:
+    """EXTERNAL assets for objects that already exist (an S3 prefix, or an https URL), never copied.
+    Deleting such an asset never deletes the object."""
+    labels = check_labels(labels)
+    check_metadata(metadata)
+    if (url is None) == (bucket is None):
+        raise BadUserInput("give either an s3 bucket (with mount and prefix) or a url", field="input")
+    if collection_id:
+        await collections.get_collection(collection_id, field="collectionId")
+    now = utcnow()
+    assets: list[Asset] = []
+    if url is not None:
+        parsed = urlparse(url)
+        if parsed.scheme != "https" or not parsed.netloc:
+            raise BadUserInput("must be an https URL", field="url")
+        filename = posixpath.basename(parsed.path) or parsed.netloc
+        assets.append(Asset(id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=name or filename,
+                            media_type=mimetypes.guess_type(filename)[0], metadata=metadata, labels=labels,
+                            storage=StorageRef(mount="", key="", uri=url, external=True), created_at=now, updated_at=now,
+                            created_by=actor))
+    else:
+        store = stores.get(mount or "")
+        if not isinstance(store, S3Store):
+            raise BadUserInput("must name an s3 mount whose credentials can read the bucket", field="mount")
+        try:
+            objects = await store.list_objects(bucket, prefix or "")
+        except Exception as error:  # unknown bucket, no permission, unreachable: the client should know which
+            raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {error}", field="bucket") from None
+        if len(objects) > max_items:
+            raise BadUserInput(f"{len(objects)} objects under that prefix; at most {max_items} at once", field="prefix")
+        for obj in objects:
+            filename = posixpath.basename(obj["Key"])
+            assets.append(Asset(
+                id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=filename,
+                media_type=mimetypes.guess_type(filename)[0], size_bytes=obj["Size"], metadata=metadata, labels=labels,
+                storage=StorageRef(mount=store.name, key=obj["Key"], uri=f"s3://{bucket}/{obj['Key']}", external=True),
+                created_at=now, updated_at=now, created_by=actor,
+            ))
+    if assets:
+        await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
+    if collection_id and assets:
+        items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets]  # path: the object key
+        await collections.add_items(collection_id, items, actor, max_items)
+    return assets

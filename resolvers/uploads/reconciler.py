@@ -1,0 +1,126 @@
+"""The upload reconciler, run at start and periodically (graphlake/app.py): it expires sessions
+past their time and settles what a crash left half-finished, so no PENDING asset outlives its
+session. Safe to run from several server processes at once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from bson import ObjectId
+
+from documents.asset import Asset
+from documents.clock import utcnow
+from documents.common import AssetKind, AssetStatus
+from documents.upload import UploadClaim, UploadSession, UploadStatus
+from resolvers.collections import service as collections
+from resolvers.errors import GraphlakeError
+from resolvers.events.feed import FeedWriter
+from resolvers.uploads.service import (
+    CLAIM_SECONDS, assets_by_id, assets_of, discard_payload, filing, finish_many, status_event,
+)
+from storage import ObjectStore
+
+log = logging.getLogger("graphlake.uploads")
+
+
+async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
+    """Expire every open session past its time: abort its multipart upload, delete what it left,
+    fail its asset. First it drops stale completion claims and settles what a crash left half
+    finished. Safe to run from several processes at once; returns how many sessions it expired."""
+    await drop_stale_claims()
+    await settle_stranded(feed)
+    due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list()
+    if not due:
+        return 0
+    # A session still claimed is being completed right now (it was verified before it expired):
+    # left to a later round, when its completion has closed it or its claim has gone stale.
+    held = {c["_id"] for c in await UploadClaim.get_pymongo_collection().find(
+        {"_id": {"$in": [s.id for s in due]}}, {"_id": 1}).to_list()}
+    due = [s for s in due if s.id not in held]
+    assets = await assets_of(due) if due else {}
+    expired: list[UploadSession] = []
+    completed: list[UploadSession] = []
+    for session in due:
+        # A settled asset means a completion crashed between its two updates: it decides the session's end.
+        asset_status = assets[session.asset_id].status if session.asset_id in assets else AssetStatus.PENDING
+        status = {AssetStatus.ACTIVE: UploadStatus.COMPLETED, AssetStatus.FAILED: UploadStatus.ABORTED}.get(
+            asset_status, UploadStatus.EXPIRED)
+        claimed = await UploadSession.get_pymongo_collection().update_one(
+            {"_id": session.id, "status": UploadStatus.OPEN.value},
+            {"$set": {"status": status.value, "finished_at": utcnow()}})  # settle_stranded needs the time
+        if claimed.modified_count == 0:
+            continue  # another process took it
+        if status is UploadStatus.COMPLETED:
+            completed.append(session)
+        elif status is UploadStatus.EXPIRED:
+            try:
+                await discard_payload(session, stores)
+            except Exception:  # the store may be down: the asset still must not stay PENDING
+                log.exception("could not remove the payload of expired upload %s", session.id)
+            expired.append(session)
+    await finish_many([(s, {}) for s in expired], UploadStatus.EXPIRED, AssetStatus.FAILED, feed, assets)
+    await _file_settled(completed)
+    return len(expired)
+
+
+async def settle_stranded(feed: FeedWriter) -> int:
+    """Settle the assets a crash left PENDING: after their session closed (between finish_many's
+    two updates), a completed session's asset turns ACTIVE (its object was verified before the
+    session closed) and is filed into its collection; an aborted or expired one's turns FAILED.
+    An asset whose session was never written (a crash within createUpload) turns FAILED.
+    Only what is older than a completion can take, so nothing in flight. Returns how many."""
+    cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
+    stranded = [a["_id"] for a in await Asset.get_pymongo_collection().find(
+        {"status": AssetStatus.PENDING.value, "kind": AssetKind.FILE.value, "created_at": {"$lt": cutoff}}, {"_id": 1}
+    ).to_list()]
+    if not stranded:
+        return 0
+    sessions = await UploadSession.find({"asset_id": {"$in": stranded}}).to_list()
+    by_status: dict[UploadStatus, list[UploadSession]] = {}
+    for session in sessions:
+        if session.status is not UploadStatus.OPEN and session.finished_at and session.finished_at < cutoff:
+            by_status.setdefault(session.status, []).append(session)
+    for status, closed in by_status.items():
+        if status is UploadStatus.COMPLETED:
+            await finish_many([(s, {"sha256": s.sha256}) for s in closed], status, AssetStatus.ACTIVE, feed)
+            await _file_settled(closed)
+        else:
+            await finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
+    with_session = {s.asset_id for s in sessions}
+    orphans = await _fail_sessionless([a for a in stranded if a not in with_session], feed)
+    settled = sum(map(len, by_status.values())) + orphans
+    if settled:
+        log.warning("settled %d upload(s) a crash had left half-finished", settled)
+    return settled
+
+
+async def _fail_sessionless(asset_ids: list[ObjectId], feed: FeedWriter) -> int:
+    """FAILED for PENDING assets no session will ever complete; returns how many."""
+    assets = await assets_by_id(asset_ids)
+    if not assets:
+        return 0
+    now = utcnow()
+    await Asset.get_pymongo_collection().update_many(
+        {"_id": {"$in": list(assets)}, "status": AssetStatus.PENDING.value},
+        {"$set": {"status": AssetStatus.FAILED.value, "updated_at": now}})
+    await feed.write([status_event(a.model_copy(update={"status": AssetStatus.FAILED, "updated_at": now}), now)
+                      for a in assets.values()])
+    return len(assets)
+
+
+async def _file_settled(completed: Sequence[UploadSession]) -> None:
+    """File uploads whose completion a crash cut short into the collections they named, as the reconciler."""
+    for collection_id, items in filing(completed).items():
+        try:
+            await collections.add_items(collection_id, items, "reconciler", len(items))
+        except GraphlakeError as error:  # the collection was deleted meanwhile, say
+            log.warning("could not file %d completed upload(s) into collection %s: %s", len(items), collection_id, error)
+
+
+async def drop_stale_claims() -> int:
+    """Remove claims nobody renewed for CLAIM_SECONDS: those of completed uploads, and of requests
+    that died. Run by the reconciler; returns how many went."""
+    stale = utcnow() - timedelta(seconds=CLAIM_SECONDS)
+    return (await UploadClaim.get_pymongo_collection().delete_many({"claimed_at": {"$lt": stale}})).deleted_count
