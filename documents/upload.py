@@ -34,6 +34,9 @@ class UploadSession(Document):
     direct: bool = False
     collection_id: PydanticObjectId | None = None
     path: str | None = None
+    # Completed, and not yet filed into `collection_id`: set as the session completes, cleared once
+    # filed, so a crash in between leaves the reconciler something to finish.
+    to_file: bool = False
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None

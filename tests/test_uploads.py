@@ -222,6 +222,43 @@ async def test_reconciler_ends_open_sessions_by_what_a_crash_left_their_assets(
     assert [e["node"]["path"] for e in items] == ["kept.bin"]
 
 
+async def test_reconciler_files_an_upload_a_crash_left_unfiled(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after an upload turned ACTIVE but before it was filed into its collection: its
+    session stays marked, and the reconciler files it once no completion can still be at it."""
+    from resolvers.collections import service as collections
+
+    coll = await factories.collection(api, contributor, "crash")
+    data, other = payload(600, seed=26), payload(700, seed=27)
+    crashed = await start(api, contributor, data, "local", collectionId=coll["id"], path="late.bin")
+    await put(crashed["url"], data, crashed["headers"])
+    finished = await start(api, contributor, other, "local", collectionId=coll["id"], path="on-time.bin")
+    await put(finished["url"], other, finished["headers"])
+    assert (await complete(api, contributor, finished["id"]))["status"] == "ACTIVE"
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(collections, "add_items", crash)
+        error = await api.error("CompleteUpload", {"input": {"id": crashed["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "INTERNAL"
+    marks = {s["_id"]: s["to_file"] for s in await UploadSession.get_pymongo_collection().find().to_list()}
+    assert marks == {object_id(crashed["id"]): True, object_id(finished["id"]): False}
+
+    def paths() -> list[str]:
+        return [e["node"]["path"] for e in items["collection"]["items"]["edges"]]
+
+    await reconcile(state.stores, state.feed)
+    items = await api.data("Collection", {"id": coll["id"]}, token=contributor)
+    assert paths() == ["on-time.bin"]  # too young: a completion could still be filing it
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"finished_at": utcnow() - timedelta(minutes=10)}})
+    await reconcile(state.stores, state.feed)
+    items = await api.data("Collection", {"id": coll["id"]}, token=contributor)
+    assert sorted(paths()) == ["late.bin", "on-time.bin"]
+    assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
+
+
 async def test_reconciler_leaves_a_session_alone_while_a_completion_holds_it(
         api: Api, contributor: str, state: AppState) -> None:
     """A completion that verified just before expiry still holds its claim: expiring the session

@@ -14,11 +14,9 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
 from documents.upload import UploadClaim, UploadSession, UploadStatus
-from resolvers.collections import service as collections
-from resolvers.errors import GraphlakeError
 from resolvers.events.feed import FeedWriter
 from resolvers.uploads.service import (
-    CLAIM_SECONDS, assets_by_id, assets_of, discard_payload, filing, finish_many, status_event,
+    CLAIM_SECONDS, assets_by_id, assets_of, discard_payload, file_completed, finish_many, status_event,
 )
 from storage import ObjectStore
 
@@ -28,9 +26,10 @@ log = logging.getLogger("graphlake.uploads")
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     """Expire every open session past its time: abort its multipart upload, delete what it left,
     fail its asset. First it drops stale completion claims and settles what a crash left half
-    finished. Safe to run from several processes at once; returns how many sessions it expired."""
+    finished (assets still PENDING, completed uploads not yet filed). Safe to run from several processes at once; returns how many sessions it expired."""
     await drop_stale_claims()
     await settle_stranded(feed)
+    await file_unfiled()
     due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list()
     if not due:
         return 0
@@ -49,7 +48,8 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
             asset_status, UploadStatus.EXPIRED)
         claimed = await UploadSession.get_pymongo_collection().update_one(
             {"_id": session.id, "status": UploadStatus.OPEN.value},
-            {"$set": {"status": status.value, "finished_at": utcnow()}})  # settle_stranded needs the time
+            {"$set": {"status": status.value, "finished_at": utcnow(),  # settle_stranded needs the time
+                      "to_file": status is UploadStatus.COMPLETED and session.collection_id is not None}})
         if claimed.modified_count == 0:
             continue  # another process took it
         if status is UploadStatus.COMPLETED:
@@ -112,11 +112,18 @@ async def _fail_sessionless(asset_ids: list[ObjectId], feed: FeedWriter) -> int:
 
 async def _file_settled(completed: Sequence[UploadSession]) -> None:
     """File uploads whose completion a crash cut short into the collections they named, as the reconciler."""
-    for collection_id, items in filing(completed).items():
-        try:
-            await collections.add_items(collection_id, items, "reconciler", len(items))
-        except GraphlakeError as error:  # the collection was deleted meanwhile, say
-            log.warning("could not file %d completed upload(s) into collection %s: %s", len(items), collection_id, error)
+    for error in await file_completed(completed, "reconciler"):  # a collection deleted meanwhile, say
+        log.warning("could not file completed uploads: %s", error)
+
+
+async def file_unfiled() -> int:
+    """File completed uploads a crash left unfiled (their session still marked `to_file`), once
+    they are older than a completion can take; returns how many."""
+    cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
+    unfiled = await UploadSession.find({"status": UploadStatus.COMPLETED.value, "to_file": True,
+                                        "finished_at": {"$lt": cutoff}}).to_list()
+    await _file_settled(unfiled)
+    return len(unfiled)
 
 
 async def drop_stale_claims() -> int:

@@ -336,9 +336,14 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     changes: dict[tuple, list[ObjectId]] = {}
     for session, fields in outcomes:
         changes.setdefault(tuple(sorted(fields.items())), []).append(session.asset_id)
+    closing = {"status": status.value, "finished_at": now}
+    filed = status is UploadStatus.COMPLETED
+    to_file = [s.id for s, _ in outcomes if filed and s.collection_id]  # see file_completed
+    rest = [s.id for s, _ in outcomes if not (filed and s.collection_id)]
     await asyncio.gather(
-        UploadSession.get_pymongo_collection().update_many(
-            {"_id": {"$in": [s.id for s, _ in outcomes]}}, {"$set": {"status": status.value, "finished_at": now}}),
+        UploadSession.get_pymongo_collection().bulk_write(
+            [UpdateMany({"_id": {"$in": ids}}, {"$set": {**closing, "to_file": mark}})
+             for ids, mark in ((to_file, True), (rest, False)) if ids]),
         Asset.get_pymongo_collection().bulk_write(
             [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
              for change, ids in changes.items()]))
@@ -488,13 +493,27 @@ async def _renew(session_ids: list[ObjectId]) -> None:
                                                                {"$set": {"claimed_at": utcnow()}})
 
 
-def filing(sessions: Sequence[UploadSession]) -> dict[ObjectId, list[collections.NewItem]]:
-    """The items completed sessions add to the collections they named, by collection."""
-    filed: dict[ObjectId, list[collections.NewItem]] = {}
+async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
+                         max_items: int | None = None) -> list[GraphlakeError]:
+    """File completed uploads into the collections they named, one add per collection, then clear
+    their `to_file` mark. A crash before that leaves the mark, and the reconciler files them again
+    (adding an item twice changes nothing). A collection deleted meanwhile cannot take its uploads:
+    its error is returned and their mark cleared all the same."""
+    groups: dict[ObjectId, list[UploadSession]] = {}
     for session in sessions:
         if session.collection_id:
-            filed.setdefault(session.collection_id, []).append(collections.NewItem(session.asset_id, session.path, None))
-    return filed
+            groups.setdefault(session.collection_id, []).append(session)
+    errors: list[GraphlakeError] = []
+    for collection_id, group in groups.items():
+        items = [collections.NewItem(s.asset_id, s.path, None) for s in group]
+        try:
+            await collections.add_items(collection_id, items, actor, max_items or len(items))
+        except GraphlakeError as error:
+            errors.append(error)
+    if groups:
+        await UploadSession.get_pymongo_collection().update_many(
+            {"_id": {"$in": [s.id for group in groups.values() for s in group]}}, {"$set": {"to_file": False}})
+    return errors
 
 
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
@@ -526,8 +545,9 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, _Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
     await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
-    for collection_id, items in filing([session for session, _ in good]).items():
-        await collections.add_items(collection_id, items, actor, max_items)
+    unfiled = await file_completed([session for session, _ in good], actor, max_items)
+    if unfiled:
+        raise unfiled[0]
     return [completed[found[i].asset_id] if isinstance(v, _Verified) and not v.problems
             else _mismatch(v.problems) if isinstance(v, _Verified) else v
             for i, v in verified.items()]
