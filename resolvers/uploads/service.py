@@ -1,5 +1,6 @@
 """Payload business steps: upload sessions (single PUT or multipart), completion with verification,
-abort and expiry, signed downloads, and registering external objects in place.
+abort, and signed downloads. Expiry and crash repair are in `reconciler.py`; registering external
+objects in place is in `external.py`.
 
 Bytes never pass through here: the store signs URLs and reports what it holds. A session and its
 PENDING asset share their id and are written at once; the session is closed as the asset turns
