@@ -220,10 +220,14 @@ class S3Store:
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
-    async def list_objects(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
-        """Every object under `prefix` in `bucket` (for registering external data in place)."""
+    async def list_objects(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
+        """The objects under `prefix` in `bucket` (for registering external data in place), at most
+        `limit` + 1: the caller refuses more than `limit`, and a prefix of millions of objects
+        should not be listed to the end to say so."""
         objects: list[dict[str, Any]] = []
         paginator = self.client.get_paginator("list_objects_v2")
         async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             objects += [o for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+            if len(objects) > limit:
+                return objects[:limit + 1]
         return objects

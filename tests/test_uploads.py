@@ -407,7 +407,8 @@ async def test_fallback_mount_takes_uploads_while_s3_is_down(api: Api, contribut
             await store.close()
 
 
-async def test_external_registration_never_copies_or_deletes(api: Api, contributor: str, s3: S3Service) -> None:
+async def test_external_registration_never_copies_or_deletes(api: Api, contributor: str, s3: S3Service, settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     client = s3.client()
     for name, body in [("ext/run1/a.csv", b"a,b\n1,2\n"), ("ext/run1/b.png", b"PNG")]:
         client.put_object(Bucket=s3.bucket, Key=name, Body=body)
@@ -425,6 +426,12 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
         assert (await http.get(link)).content == b"a,b\n1,2\n"
     await api.data("DeleteAsset", {"id": by_name["a.csv"]["id"], "force": True}, token=contributor)
     assert client.get_object(Bucket=s3.bucket, Key="ext/run1/a.csv")["Body"].read() == b"a,b\n1,2\n"
+
+    too_many = {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/"}}
+    monkeypatch.setattr(settings, "max_batch_items", 1)
+    error = await api.error("RegisterExternal", too_many, token=contributor)
+    assert error["extensions"]["field"] == "prefix" and "more than 1 objects" in error["message"]
+    monkeypatch.undo()
 
     url = (await api.data("RegisterExternal", {"input": {"url": "https://data.example.org/files/survey.json"}},
                           token=contributor))["registerExternal"]["assets"][0]

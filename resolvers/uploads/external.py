@@ -46,11 +46,12 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
         if not isinstance(store, S3Store):
             raise BadUserInput("must name an s3 mount whose credentials can read the bucket", field="mount")
         try:
-            objects = await store.list_objects(bucket, prefix or "")
+            objects = await store.list_objects(bucket, prefix or "", limit=max_items)
         except Exception as error:  # unknown bucket, no permission, unreachable: the client should know which
             raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {error}", field="bucket") from None
         if len(objects) > max_items:
-            raise BadUserInput(f"{len(objects)} objects under that prefix; at most {max_items} at once", field="prefix")
+            raise BadUserInput(f"more than {max_items} objects under that prefix, the most one call registers; "
+                               "register narrower prefixes one by one", field="prefix")
         for obj in objects:
             filename = posixpath.basename(obj["Key"])
             assets.append(Asset(
