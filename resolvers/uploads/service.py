@@ -50,9 +50,11 @@ log = logging.getLogger("graphlake.uploads")
 MIB = 1024 * 1024
 STORE_CONCURRENCY = 16  # store calls (start multipart, stat, ...) in flight for one batch
 # A completion renews its claims every CLAIM_RENEW_SECONDS while it works (reading a huge object
-# back can take minutes); a claim not renewed for CLAIM_SECONDS is from a request that died.
-CLAIM_SECONDS = 90
-CLAIM_RENEW_SECONDS = 30
+# back can take minutes); a claim not renewed for CLAIM_SECONDS is from a request that died, and a
+# retry of its upload may take it over. Short, so a crashed server holds up a retry briefly; three
+# renewals long, so a busy one is not overtaken.
+CLAIM_SECONDS = 30
+CLAIM_RENEW_SECONDS = 10
 MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
 MAX_PARTS = 10_000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
