@@ -26,7 +26,8 @@ log = logging.getLogger("graphlake.uploads")
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     """Expire every open session past its time: abort its multipart upload, delete what it left,
     fail its asset. First it drops stale completion claims and settles what a crash left half
-    finished (assets still PENDING, completed uploads not yet filed). Safe to run from several processes at once; returns how many sessions it expired."""
+    finished (assets still PENDING, completed uploads not yet filed). Safe to run from several
+    processes at once; returns how many sessions it expired."""
     await drop_stale_claims()
     await settle_stranded(feed)
     await file_unfiled()
