@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     multipart_threshold_bytes: int = Field(default=64 * 1_048_576, description="Uploads this big or bigger use multipart.")
     max_upload_bytes: int = Field(default=5 * 1024**4, description="Largest upload (S3's limit is 5 TiB).")
     max_download_url_seconds: int = Field(default=7 * 86_400, description="Longest lifetime of a signed download URL.")
-    reconcile_interval_seconds: int = Field(default=300, description="How often expired uploads are cleaned up.")
+    reconcile_interval_seconds: int = Field(
+        default=300, description="How often expired uploads are cleaned up, crash leftovers settled and "
+                                 "undeclared SHA-256s of direct writes read.")
 
     # --- events
     max_events_per_batch: int = Field(default=10_000, description="Events in one logEvents call.")

@@ -129,3 +129,29 @@ async def test_the_client_writes_directly_where_it_shares_the_mount(served: Serv
         marker.write_text(original)
     session = await UploadSession.find_one({"asset_id": object_id(asset["id"])})
     assert asset["status"] == "ACTIVE" and not session.direct
+
+
+async def test_a_direct_write_without_a_declared_digest_gets_one_from_the_reconciler(
+        api: Api, contributor: str, state: AppState, tmp_path: Path) -> None:
+    """Completion does not read a direct write back unless a SHA-256 was declared; the reconciler
+    reads the undeclared ones later, so every file on a local mount ends up with its digest."""
+    from resolvers.uploads.reconciler import fill_digests
+
+    data = os.urandom(MIB + 3)
+    session = await start_direct(api, contributor, data, sha256=None)
+    source = tmp_path / "frame.raw"
+    source.write_bytes(data)
+    write_in_place(source, Path(session["directPath"]))
+    asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
+    assert asset["status"] == "ACTIVE" and asset["sha256"] is None  # not read back while the client waited
+
+    changed = await start_direct(api, contributor, data, sha256=None)
+    write_in_place(source, Path(changed["directPath"]))
+    await api.data("CompleteUpload", {"input": {"id": changed["id"]}}, token=contributor)
+    os.truncate(changed["directPath"], 10)  # changed behind the server's back: no digest is better than a wrong one
+
+    assert await fill_digests(state.stores) == 1
+    assert await fill_digests(state.stores) == 0  # nothing left that can be filled
+    fetched = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert fetched["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (await api.data("Asset", {"id": changed["asset"]["id"]}, token=contributor))["asset"]["sha256"] is None

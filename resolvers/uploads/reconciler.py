@@ -18,19 +18,25 @@ from resolvers.events.feed import FeedWriter
 from resolvers.uploads.service import (
     CLAIM_SECONDS, assets_by_id, assets_of, discard_payload, file_completed, finish_many, status_event,
 )
-from storage import ObjectStore
+from storage import LocalStore, ObjectStore
 
 log = logging.getLogger("graphlake.uploads")
+
+# What one round reads back to fill in missing digests: a backlog of huge files waits for later rounds.
+DIGEST_FILES_PER_ROUND = 64
+DIGEST_BYTES_PER_ROUND = 8 * 1024**3
 
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     """Expire every open session past its time: abort its multipart upload, delete what it left,
-    fail its asset. First it drops stale completion claims and settles what a crash left half
-    finished (assets still PENDING, completed uploads not yet filed). Safe to run from several
-    processes at once; returns how many sessions it expired."""
+    fail its asset. First it drops stale completion claims, settles what a crash left half
+    finished (assets still PENDING, completed uploads not yet filed) and reads the SHA-256 of
+    direct writes that declared none. Safe to run from several processes at once; returns how
+    many sessions it expired."""
     await drop_stale_claims()
     await settle_stranded(feed)
     await file_unfiled()
+    await fill_digests(stores)
     due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list()
     if not due:
         return 0
@@ -132,3 +138,36 @@ async def drop_stale_claims() -> int:
     that died. Run by the reconciler; returns how many went."""
     stale = utcnow() - timedelta(seconds=CLAIM_SECONDS)
     return (await UploadClaim.get_pymongo_collection().delete_many({"claimed_at": {"$lt": stale}})).deleted_count
+
+
+async def fill_digests(stores: dict[str, ObjectStore]) -> int:
+    """The SHA-256 of ACTIVE files on local mounts stored without one (a direct write that declared
+    none: completion does not read the file, so a big upload need not wait for its hash). Read back
+    here, on the disk the server shares, a bounded amount per round; an S3 object is never read
+    through the server for this. Returns how many assets it filled."""
+    local = [name for name, store in stores.items() if isinstance(store, LocalStore)]
+    if not local:
+        return 0
+    missing = await Asset.get_pymongo_collection().find(
+        {"status": AssetStatus.ACTIVE.value, "kind": AssetKind.FILE.value, "sha256": None, "storage.mount": {"$in": local}},
+        {"storage": 1, "size_bytes": 1}, sort=[("_id", 1)], limit=DIGEST_FILES_PER_ROUND).to_list()
+    filled, budget = 0, DIGEST_BYTES_PER_ROUND
+    for doc in missing:
+        if budget <= 0:
+            break
+        store, key = stores[doc["storage"]["mount"]], doc["storage"]["key"]
+        try:
+            info = await store.stat(key)
+            if info is None or info.size != doc.get("size_bytes"):  # gone, or changed behind the server's back
+                log.warning("cannot read the SHA-256 of asset %s: its file is %s", doc["_id"],
+                            "missing" if info is None else f"{info.size} bytes, not {doc.get('size_bytes')}")
+                continue
+            budget -= info.size
+            digest = await store.sha256(key)
+        except OSError as error:
+            log.warning("cannot read the SHA-256 of asset %s: %s", doc["_id"], error)
+            continue
+        updated = await Asset.get_pymongo_collection().update_one({"_id": doc["_id"], "sha256": None},
+                                                                  {"$set": {"sha256": digest}})
+        filled += updated.modified_count
+    return filled
