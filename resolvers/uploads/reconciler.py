@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from bson import ObjectId
+from pymongo import UpdateOne
 
 from documents.asset import Asset
 from documents.clock import utcnow
@@ -151,7 +152,8 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
     missing = await Asset.get_pymongo_collection().find(
         {"status": AssetStatus.ACTIVE.value, "kind": AssetKind.FILE.value, "sha256": None, "storage.mount": {"$in": local}},
         {"storage": 1, "size_bytes": 1}, sort=[("_id", 1)], limit=DIGEST_FILES_PER_ROUND).to_list()
-    filled, budget = 0, DIGEST_BYTES_PER_ROUND
+    digests: dict[ObjectId, str] = {}
+    budget = DIGEST_BYTES_PER_ROUND
     for doc in missing:
         if budget <= 0:
             break
@@ -163,11 +165,12 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
                             "missing" if info is None else f"{info.size} bytes, not {doc.get('size_bytes')}")
                 continue
             budget -= info.size
-            digest = await store.sha256(key)
+            digests[doc["_id"]] = await store.sha256(key)
         except OSError as error:
             log.warning("cannot read the SHA-256 of asset %s: %s", doc["_id"], error)
-            continue
-        updated = await Asset.get_pymongo_collection().update_one({"_id": doc["_id"], "sha256": None},
-                                                                  {"$set": {"sha256": digest}})
-        filled += updated.modified_count
-    return filled
+    if not digests:
+        return 0
+    written = await Asset.get_pymongo_collection().bulk_write(  # one write for the round
+        [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest}}) for asset_id, digest in digests.items()],
+        ordered=False)
+    return written.modified_count
