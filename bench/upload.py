@@ -70,8 +70,9 @@ from graphlake.local_services import find_binary, free_port, start_minio  # noqa
 from graphlake.mounts import build_stores  # noqa: E402
 from graphlake.settings import S3MountSettings, Settings  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
-from resolvers.uploads.service import bounded_gather, part_size_for  # noqa: E402
+from resolvers.uploads.service import part_size_for  # noqa: E402
 from storage import ObjectStore  # noqa: E402
+from storage.concurrency import bounded_gather  # noqa: E402
 from tests.operations import document  # noqa: E402
 from tests.processes import bench_database  # noqa: E402
 

@@ -15,10 +15,12 @@ import pytest
 
 from documents.asset import Alias, Asset
 from documents.clock import utcnow
+from documents.common import AssetStatus
 from graphlake.context import AppState
 from graphlake.settings import Settings
 from resolvers.assets.service import collect_unpinned
 from tests import factories
+from tests.conftest import Served
 from tests.operations import Api, object_id
 
 HOSTILE = {
@@ -270,3 +272,25 @@ async def test_garbage_collector_deletes_long_unpinned_assets(api: Api, contribu
     assert statuses == {"old-value": "DELETED", "old.bin": "DELETED", "recent": "ACTIVE", "loose": "ACTIVE"}
     assert await state.stores["local"].stat(old_file["storage"]["key"]) is None  # the bytes are reclaimed
     assert await collect_unpinned(timedelta(days=7), state.stores) == []  # nothing left to do
+
+
+async def test_the_garbage_collector_costs_the_same_commands_for_3_or_30_assets(
+        api: Api, contributor: str, state: AppState, served: Served) -> None:
+    """It deletes in batches, not one asset (and its aliases) after another."""
+    async def collect(count: int) -> list[str]:
+        assets = [await factories.value_asset(api, contributor, name=f"v{i}", aliases=[f"gc-{count}-{i}"])
+                  for i in range(count)]
+        ids = [object_id(a["id"]) for a in assets]
+        await Asset.get_pymongo_collection().update_many(
+            {"_id": {"$in": ids}}, {"$set": {"unpinned_at": utcnow() - timedelta(days=10)}})
+        served.commands.clear()
+        collected = await collect_unpinned(timedelta(days=7), state.stores)
+        commands = list(served.commands.commands)
+        assert sorted(a.id for a in collected) == sorted(ids)
+        assert {a.status for a in await Asset.find({"_id": {"$in": ids}}).to_list()} == {AssetStatus.DELETED}
+        assert await Alias.find({"asset_id": {"$in": ids}}).count() == 0  # the names are free again
+        return commands
+
+    few, many = await collect(3), await collect(30)
+    assert few == many, (few, many)
+    assert len(many) <= 6, many

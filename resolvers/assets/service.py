@@ -25,10 +25,12 @@ from resolvers.assets import retention
 from resolvers.common import get_or_not_found
 from resolvers.errors import BadUserInput, Conflict, NotFound
 from storage import ObjectStore
+from storage.concurrency import bounded_gather
 
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 200
 _ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
+GC_BATCH = 500  # assets the garbage collector deletes per round trip
 
 
 def check_name(name: str, field: str = "name") -> str:
@@ -215,18 +217,39 @@ async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore]
     """The garbage collector: delete, as deleteAsset does without `force`, every asset nothing has
     pinned for `older_than` (uploaded bytes go, EXTERNAL objects never do). One pinned again in
     the meantime is kept. Returns what it deleted (with `dry_run`, what it would delete)."""
-    query = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
-             "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
-    candidates = [doc["_id"] for doc in await Asset.get_pymongo_collection().find(query, {"_id": 1}).to_list()]
+    due = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
+           "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
+    candidates = await Asset.find(due).to_list()
     if dry_run:
-        return await Asset.find({"_id": {"$in": candidates}}).to_list()
+        return candidates
     collected = []
-    for asset_id in candidates:
-        try:
-            collected.append(await delete_asset(asset_id, False, stores))
-        except Conflict:  # pinned again since it was listed
-            continue
+    for start in range(0, len(candidates), GC_BATCH):
+        collected += await _collect(candidates[start:start + GC_BATCH], due, stores)
     return collected
+
+
+async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, ObjectStore]) -> list[Asset]:
+    """Delete a batch of unpinned assets in a few round trips, whatever its size. An unpinned
+    asset is in no collection and has no pins, so only its status, its aliases and its bytes go."""
+    ids = [a.id for a in batch]
+    pinned = set(await AssetRetention.get_pymongo_collection().distinct("asset_id", {"asset_id": {"$in": ids}}))
+    ids = [i for i in ids if i not in pinned]  # pinned again since it was listed
+    if not ids:
+        return []
+    now = utcnow()
+    # `due` again: an asset a pin reached meanwhile (its unpinned_at cleared) or deleted by hand is left alone.
+    await Asset.get_pymongo_collection().update_many(
+        {"_id": {"$in": ids}, **due},
+        {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}})
+    flipped = set(await Asset.get_pymongo_collection().distinct(
+        "_id", {"_id": {"$in": ids}, "status": AssetStatus.DELETED.value, "deleted_at": now}))
+    gone = [a.model_copy(update={"status": AssetStatus.DELETED, "deleted_at": now, "updated_at": now,
+                                 "collection_ids": []}) for a in batch if a.id in flipped]
+    await Alias.get_pymongo_collection().delete_many({"asset_id": {"$in": list(flipped)}})
+    files = [a.storage for a in gone if a.kind is AssetKind.FILE and a.storage and not a.storage.external
+             and a.storage.mount in stores]
+    await bounded_gather([lambda ref=ref: stores[ref.mount].delete(ref.key) for ref in files])
+    return gone
 
 
 async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:

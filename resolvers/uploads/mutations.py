@@ -13,6 +13,7 @@ from resolvers.relay import decode_object_id
 from resolvers.uploads import external, service
 from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, RegisterExternalInput
 from resolvers.uploads.types import CompleteUploadsPayload, RegisterExternalPayload, UploadFailure, UploadSession
+from storage.concurrency import bounded_gather
 
 
 def _request(input: CreateUploadInput, where: str) -> service.UploadRequest:
@@ -43,7 +44,7 @@ class UploadMutations:
         started = await service.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
                                                stores, info.context.settings, info.context.actor)
         info.context.loaders.known([s.asset for s in started])
-        signed = await service.bounded_gather([lambda s=s: service.sign_session(s.session, stores) for s in started])
+        signed = await bounded_gather([lambda s=s: service.sign_session(s.session, stores) for s in started])
         return [UploadSession.from_signed(s) for s in signed]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared) must match; the asset turns ACTIVE, or FAILED with the difference named.")

@@ -17,10 +17,9 @@ import re
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
 from urllib.parse import urlparse
 
 from bson import ObjectId
@@ -43,12 +42,12 @@ from resolvers.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from resolvers.events.feed import FeedWriter
 from resolvers.relay import encode_id
 from storage import LocalStore, ObjectStore, StoreUnavailable
+from storage.concurrency import bounded_gather
 from storage.protocol import ObjectInfo, SignedRequest
 
 log = logging.getLogger("graphlake.uploads")
 
 MIB = 1024 * 1024
-STORE_CONCURRENCY = 16  # store calls (start multipart, stat, ...) in flight for one batch
 # A completion renews its claims every CLAIM_RENEW_SECONDS while it works (reading a huge object
 # back can take minutes); a claim not renewed for CLAIM_SECONDS is from a request that died, and a
 # retry of its upload may take it over. Short, so a crashed server holds up a retry briefly; three
@@ -61,7 +60,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 
 
-T = TypeVar("T")
 
 
 class MountUnavailable(GraphlakeError):
@@ -96,17 +94,6 @@ class SignedSession:
     single: SignedRequest | None
     parts: list[tuple[int, SignedRequest, bool]]
     direct_path: str | None = None
-
-
-async def bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int = STORE_CONCURRENCY) -> list[T]:
-    """Run the jobs, at most `limit` at once; results in order."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await job()
-
-    return list(await asyncio.gather(*(run(job) for job in jobs)))
 
 
 def part_size_for(size: int, threshold: int) -> int | None:
