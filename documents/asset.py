@@ -46,6 +46,10 @@ class Asset(Document):
     # Set when the last pin went away: a garbage collector may remove it after a grace period.
     unpinned_at: datetime | None = None
     deleted_at: datetime | None = None
+    # A file stored without a SHA-256 whose digest the reconciler could not read (its file missing,
+    # changed or unreadable): why, and when it last tried; it tries again a day later.
+    digest_error: str | None = None
+    digest_failed_at: datetime | None = None
 
     class Settings:
         name = "assets"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -30,9 +32,11 @@ from resolvers.auth.service import ensure_bootstrap_admin
 from resolvers.schema import build_schema
 from resolvers.events.feed import FeedTail, ensure_feed
 from resolvers.events.service import archive as archive_events
-from resolvers.uploads.reconciler import reconcile
+from resolvers.uploads.reconciler import reconcile, sweep_temp_files
 
 log = logging.getLogger("graphlake")
+# Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
+TEMP_SWEEP_SECONDS = 3600
 
 
 def create_app(
@@ -97,11 +101,17 @@ async def _maintain(state: AppState) -> None:
     """At start and then every interval: expire upload sessions past their time, archive old events,
     and (when configured) delete assets nothing has pinned for long enough."""
     settings = state.settings
+    swept_at = -math.inf
     while True:
         try:
             expired = await reconcile(state.stores, state.feed)
             if expired:
                 log.info("expired %d upload session(s)", expired)
+            if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
+                swept_at = time.monotonic()
+                swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
+                if swept:
+                    log.info("removed %d temp file(s) of uploads that died", swept)
             if settings.event_archive_after_days is not None:
                 archived = await archive_events(timedelta(days=settings.event_archive_after_days))
                 if archived:

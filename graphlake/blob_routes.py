@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from storage.local import LocalStore, UnsafeKey
+from storage.local import PUT_TEMP_PREFIX, LocalStore, UnsafeKey
 from storage.signing import InvalidSignature
 
 WRITE_BLOCK = 4 * 1024 * 1024
@@ -101,7 +101,7 @@ async def put_blob(request: Request) -> Response:
         return _error(400, str(error))
     limit = int(params.get("size", "0"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+    fd, temp = tempfile.mkstemp(prefix=PUT_TEMP_PREFIX, dir=target.parent)
     digest = hashlib.sha256()  # on the way in, so completion need not read the object back
     try:
         try:

@@ -22,7 +22,6 @@ import random
 import re
 import shutil
 import tempfile
-import uuid
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from typing import Any
 import httpx
 import pathspec
 
-from storage.local import MARKER, file_sha256
+from storage.local import MARKER, direct_temp_path, file_sha256
 
 CHUNK = 1024 * 1024
 Progress = Callable[[int], None]  # called with the bytes just sent
@@ -396,7 +395,7 @@ class Client:
 def write_in_place(source: Path, target: Path) -> None:
     """A direct write: copy `source` (the kernel copies it) under a temporary name beside
     `target`, then rename it into place, so the server never sees half a file there."""
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    temp = direct_temp_path(target)  # the name the server's sweep knows, should this copy die
     try:
         shutil.copyfile(source, temp)
         os.replace(temp, target)

@@ -22,6 +22,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,19 @@ SHA256_ATTR = "user.graphlake.sha256"
 _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads objects back
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 MARKER = ".graphlake-mount"  # holds the mount's id, for clients to recognise a directory they share
+PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place
+DIRECT_TEMP_SUFFIX = ".part"  # a direct writer's: `.<name>.<anything>.part` beside directPath
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is an upload's before its rename into place (a signed PUT's, or a direct
+    writer's that follows the convention directPath's description gives)."""
+    return name.startswith(PUT_TEMP_PREFIX) or (name.startswith(".") and name.endswith(DIRECT_TEMP_SUFFIX))
+
+
+def direct_temp_path(target: Path) -> Path:
+    """Where a direct writer writes `target`'s file before renaming it into place."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex}{DIRECT_TEMP_SUFFIX}")
 
 
 class UnsafeKey(ValueError):
@@ -183,6 +197,22 @@ class LocalStore:
         except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
             recorded = None
         return ObjectInfo(size=size, sha256=recorded)
+
+    def remove_stale_temp_files(self, older_than: float) -> int:
+        """Delete upload temp files (`is_temp_name`) nobody has written to for `older_than` seconds:
+        what a PUT or a direct writer that died left behind. With `older_than` at least the upload
+        expiry, no open session can still own one. Blocking (a thread's work); returns how many went."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # .multipart goes with its sessions
+            for name in filter(is_temp_name, files):
+                path = Path(folder, name)
+                with contextlib.suppress(FileNotFoundError):  # renamed into place or removed meanwhile
+                    if path.lstat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
 
     @staticmethod
     def record_sha256(path: Path, sha256: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -155,3 +156,41 @@ async def test_a_direct_write_without_a_declared_digest_gets_one_from_the_reconc
     fetched = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
     assert fetched["sha256"] == hashlib.sha256(data).hexdigest()
     assert (await api.data("Asset", {"id": changed["asset"]["id"]}, token=contributor))["asset"]["sha256"] is None
+
+
+async def test_files_whose_digest_cannot_be_read_do_not_hold_up_new_ones(
+        api: Api, contributor: str, state: AppState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that went missing is tried once, marked with why, and left for a day, so the next
+    round reads the digests of newer files instead of retrying it every time."""
+    from documents.asset import Asset
+    from documents.clock import utcnow
+    from resolvers.uploads import reconciler
+
+    monkeypatch.setattr(reconciler, "DIGEST_FILES_PER_ROUND", 1)
+    data = os.urandom(1000)
+    source = tmp_path / "frame.raw"
+    source.write_bytes(data)
+    ids = []
+    for _ in range(2):
+        session = await start_direct(api, contributor, data, sha256=None)
+        write_in_place(source, Path(session["directPath"]))
+        await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+        ids.append(object_id(session["asset"]["id"]))
+    broken, fine = ids
+    broken_file = state.stores["local"].path((await Asset.get(broken)).storage.key)
+    broken_file.unlink()
+
+    assert await reconciler.fill_digests(state.stores) == 0  # the oldest first: it is missing
+    marked = await Asset.get(broken)
+    assert marked.sha256 is None and marked.digest_error == "its file is missing" and marked.digest_failed_at
+    assert await reconciler.fill_digests(state.stores) == 1  # not tried again: the newer file's turn
+    assert (await Asset.get(fine)).sha256 == hashlib.sha256(data).hexdigest()
+    assert await reconciler.fill_digests(state.stores) == 0
+
+    # A day later it is tried again (the file is back, say, restored from a backup).
+    write_in_place(source, broken_file)
+    await Asset.get_pymongo_collection().update_one(
+        {"_id": broken}, {"$set": {"digest_failed_at": utcnow() - reconciler.DIGEST_RETRY - timedelta(minutes=1)}})
+    assert await reconciler.fill_digests(state.stores) == 1
+    restored = await Asset.get(broken)
+    assert restored.sha256 == hashlib.sha256(data).hexdigest() and restored.digest_error is None

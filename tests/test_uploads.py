@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 
 from datetime import timedelta
 
@@ -16,8 +17,9 @@ from documents.clock import utcnow
 from documents.upload import UploadSession
 from graphlake.context import AppState
 from graphlake.settings import Settings
-from resolvers.uploads.reconciler import reconcile
+from resolvers.uploads.reconciler import reconcile, sweep_temp_files
 from storage import S3Store
+from storage.local import PUT_TEMP_PREFIX, direct_temp_path
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
@@ -359,6 +361,31 @@ async def test_expiry_and_reconciliation(api: Api, contributor: str, state: AppS
     stored = await UploadSession.get(object_id(multipart["id"]))
     assert await store.list_parts(stored.key, stored.multipart_id) == []
     assert await store.stat(single["asset"]["storage"]["key"]) is None
+
+
+async def test_the_sweep_removes_temp_files_of_uploads_that_died(api: Api, contributor: str, state: AppState) -> None:
+    """A server that dies mid-PUT, or a direct writer that dies mid-copy, leaves its temp file
+    beside the objects. Once nobody has written to one for the upload expiry, no session can own
+    it, and the sweep removes it; anything else there stays."""
+    data = payload(1000)
+    session = await start(api, contributor, data, "local")
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    key = (await complete(api, contributor, session["id"]))["storage"]["key"]
+    store = state.stores["local"]
+    folder = store.path(key).parent
+    dead = [folder / f"{PUT_TEMP_PREFIX}k2j4x9", direct_temp_path(folder / "6b04f9")]
+    live = [folder / f"{PUT_TEMP_PREFIX}p0q8r1", direct_temp_path(folder / "6b04fa")]
+    other = folder / ".notes"  # not an upload's temp name, however old
+    for path in [*dead, *live, other]:
+        path.write_bytes(b"half a file")
+    two_hours_ago = time.time() - 7200
+    for path in [*dead, other]:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    assert await sweep_temp_files(state.stores, timedelta(hours=1)) == 2
+    assert not any(p.exists() for p in dead)
+    assert all(p.exists() for p in [*live, other]) and (await store.stat(key)).size == len(data)
+    assert await sweep_temp_files(state.stores, timedelta(hours=1)) == 0
 
 
 async def test_abort_removes_parts(api: Api, contributor: str, state: AppState) -> None:

@@ -4,6 +4,7 @@ session. Safe to run from several server processes at once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -26,6 +27,9 @@ log = logging.getLogger("graphlake.uploads")
 # What one round reads back to fill in missing digests: a backlog of huge files waits for later rounds.
 DIGEST_FILES_PER_ROUND = 64
 DIGEST_BYTES_PER_ROUND = 8 * 1024**3
+# A file whose digest could not be read (missing, changed, unreadable) is tried again after this,
+# not every round, so that a few broken files never hold up the digests of new ones.
+DIGEST_RETRY = timedelta(days=1)
 
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
@@ -149,10 +153,13 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
     local = [name for name, store in stores.items() if isinstance(store, LocalStore)]
     if not local:
         return 0
+    now = utcnow()
     missing = await Asset.get_pymongo_collection().find(
-        {"status": AssetStatus.ACTIVE.value, "kind": AssetKind.FILE.value, "sha256": None, "storage.mount": {"$in": local}},
+        {"status": AssetStatus.ACTIVE.value, "kind": AssetKind.FILE.value, "sha256": None, "storage.mount": {"$in": local},
+         "$or": [{"digest_failed_at": None}, {"digest_failed_at": {"$lt": now - DIGEST_RETRY}}]},
         {"storage": 1, "size_bytes": 1}, sort=[("_id", 1)], limit=DIGEST_FILES_PER_ROUND).to_list()
     digests: dict[ObjectId, str] = {}
+    failures: dict[ObjectId, str] = {}
     budget = DIGEST_BYTES_PER_ROUND
     for doc in missing:
         if budget <= 0:
@@ -161,16 +168,34 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
         try:
             info = await store.stat(key)
             if info is None or info.size != doc.get("size_bytes"):  # gone, or changed behind the server's back
-                log.warning("cannot read the SHA-256 of asset %s: its file is %s", doc["_id"],
-                            "missing" if info is None else f"{info.size} bytes, not {doc.get('size_bytes')}")
+                failures[doc["_id"]] = ("its file is missing" if info is None
+                                        else f"its file is {info.size} bytes, not {doc.get('size_bytes')}")
                 continue
             budget -= info.size
             digests[doc["_id"]] = await store.sha256(key)
         except OSError as error:
-            log.warning("cannot read the SHA-256 of asset %s: %s", doc["_id"], error)
-    if not digests:
-        return 0
-    written = await Asset.get_pymongo_collection().bulk_write(  # one write for the round
-        [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest}}) for asset_id, digest in digests.items()],
-        ordered=False)
-    return written.modified_count
+            failures[doc["_id"]] = str(error)
+    for asset_id, reason in failures.items():
+        log.warning("cannot read the SHA-256 of asset %s (trying again in %s): %s", asset_id, DIGEST_RETRY, reason)
+    writes = [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest, "digest_error": None}})
+              for asset_id, digest in digests.items()]
+    writes += [UpdateOne({"_id": asset_id}, {"$set": {"digest_failed_at": now, "digest_error": reason}})
+               for asset_id, reason in failures.items()]
+    if writes:
+        await Asset.get_pymongo_collection().bulk_write(writes, ordered=False)  # one write for the round
+    return len(digests)
+
+
+async def sweep_temp_files(stores: dict[str, ObjectStore], older_than: timedelta) -> int:
+    """Remove the temp files of uploads that died on local mounts (a signed PUT's, a direct
+    writer's), once nobody has written to them for `older_than`, the upload expiry: by then no
+    session can still own one. Lists each mount's directories, so it runs far less often than
+    `reconcile` (graphlake/app.py). Returns how many files went."""
+    removed = 0
+    for store in stores.values():
+        if isinstance(store, LocalStore):
+            try:
+                removed += await asyncio.to_thread(store.remove_stale_temp_files, older_than.total_seconds())
+            except OSError as error:
+                log.warning("could not sweep the temp files of mount %r: %s", store.name, error)
+    return removed

@@ -37,7 +37,8 @@ class UploadSession:
     parts: list[UploadPart] | None
     direct_path: str | None = strawberry.field(description=(
         "Direct writes (createUpload with direct: true): the file to create on the mount's filesystem. Write it under "
-        "another name in the same directory, rename it to this path, then call completeUpload."))
+        "another name in the same directory, rename it to this path, then call completeUpload. Name it "
+        "`.<file name>.<anything>.part` so that the server removes it should the write die halfway."))
     expires_at: datetime
     asset_id: strawberry.Private[object]
 
