@@ -49,15 +49,19 @@ class GraphlakeClientError(Exception):
 _SESSION_FIELDS = "id status url headers partSizeBytes parts { partNumber url uploaded } directPath asset { id }"
 _CREATE_UPLOAD = f"""mutation ($input: CreateUploadInput!) {{ createUpload(input: $input) {{ {_SESSION_FIELDS} }} }}"""
 _SESSION = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ {_SESSION_FIELDS} }} }}"""
-_COMPLETE = """mutation ($id: ID!) {
-  completeUpload(input: {id: $id}) { id name status sizeBytes sha256 mediaType }
+_COMPLETE = """mutation ($id: ID!, $sha256: String) {
+  completeUpload(input: {id: $id, sha256: $sha256}) { id name status sizeBytes sha256 mediaType }
 }"""
 _CREATE_UPLOADS = f"""mutation ($inputs: [CreateUploadInput!]!) {{ createUploads(inputs: $inputs) {{ {_SESSION_FIELDS} }} }}"""
 _MOUNTS = """{ mounts { name isDefault localRoot localId } }"""
-_COMPLETE_UPLOADS = """mutation ($ids: [ID!]!) {
-  completeUploads(ids: $ids) { assets { id name status sizeBytes sha256 mediaType } failures { uploadId code message } }
+_COMPLETE_UPLOADS = """mutation ($ids: [ID!]!, $sha256s: [String]) {
+  completeUploads(ids: $ids, sha256s: $sha256s) { assets { id name status sizeBytes sha256 mediaType } failures { uploadId code message } }
 }"""
 BATCH_FILES = 100  # files per createUploads / completeUploads: a directory of small files is not 3 round trips each
+# From this size on a file is hashed while it uploads, its digest given at completion: hashing it
+# first would hold up its first byte by seconds. Smaller ones declare it up front, which lets S3
+# check a single PUT itself instead of the server reading the object back.
+LATE_HASH_BYTES = 64 * 1024 * 1024
 _FIND_COLLECTION = """query ($name: String!) { collections(nameContains: $name, first: 100) { edges { node { id name } } } }"""
 _CREATE_COLLECTION = """mutation ($name: String!) { createCollection(input: {name: $name}) { id name } }"""
 _DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name downloadUrl } }"""
@@ -172,6 +176,15 @@ class Client:
                 await asyncio.sleep(min(30.0, self.backoff_seconds * 2**attempt) * (0.5 + random.random()))
         raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({response.status_code})")
 
+    async def _deliver(self, session: dict[str, Any], path: Path, progress: Progress | None) -> str | None:
+        """Send the file where the session says. A file of LATE_HASH_BYTES or more is hashed
+        meanwhile: its digest is returned, for the completion (None: declared at creation)."""
+        if path.stat().st_size < LATE_HASH_BYTES:
+            await self._send(session, path, progress)
+            return None
+        digest, _ = await asyncio.gather(asyncio.to_thread(file_sha256, path), self._send(session, path, progress))
+        return digest
+
     async def _send(self, session: dict[str, Any], path: Path, progress: Progress | None) -> None:
         if session.get("directPath"):
             await asyncio.to_thread(write_in_place, path, Path(session["directPath"]))
@@ -215,9 +228,11 @@ class Client:
 
     @staticmethod
     async def _upload_input(file: Path, **fields: Any) -> dict[str, Any]:
-        """createUpload's input for a file: its size, SHA-256 and media type, and the given fields."""
-        fields = {"name": fields.pop("name", None) or file.name, "sizeBytes": file.stat().st_size,
-                  "sha256": await asyncio.to_thread(file_sha256, file), **fields}
+        """createUpload's input for a file: its size, media type, SHA-256 (unless it is big enough
+        to be hashed while it uploads, see `_deliver`), and the given fields."""
+        size = file.stat().st_size
+        sha256 = await asyncio.to_thread(file_sha256, file) if size < LATE_HASH_BYTES else None
+        fields = {"name": fields.pop("name", None) or file.name, "sizeBytes": size, "sha256": sha256, **fields}
         fields["mediaType"] = fields.get("mediaType") or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         return {k: v for k, v in fields.items() if v is not None}
 
@@ -236,8 +251,8 @@ class Client:
                                               direct=await self._writes_directly(mount) or None)
             session = (await self.execute(_CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
-        await self._send(session, path, progress)
-        asset = (await self.execute(_COMPLETE, {"id": session["id"]}))["completeUpload"]
+        sha256 = await self._deliver(session, path, progress)
+        asset = (await self.execute(_COMPLETE, {"id": session["id"], "sha256": sha256}))["completeUpload"]
         self.resume.put(resume_key, None)
         return asset
 
@@ -276,21 +291,24 @@ class Client:
                 self.resume.put(ResumeState.key(self.url, files[i][0]), session["id"])
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def send(path: Path, session: dict[str, Any]) -> None:
+        async def send(path: Path, session: dict[str, Any]) -> str | None:
             async with gate:
-                await self._send(session, path, progress)
+                return await self._deliver(session, path, progress)
 
         sent = await asyncio.gather(*(send(path, session) for (path, _), session in zip(files, sessions, strict=True)),
                                     return_exceptions=True)
-        ready = [(path, session) for (path, _), session, error in zip(files, sessions, sent, strict=True) if error is None]
-        done = (await self.execute(_COMPLETE_UPLOADS, {"ids": [s["id"] for _, s in ready]}))["completeUploads"] \
+        ready = [(path, session, digest) for (path, _), session, digest in zip(files, sessions, sent, strict=True)
+                 if not isinstance(digest, BaseException)]
+        done = (await self.execute(_COMPLETE_UPLOADS, {"ids": [s["id"] for _, s, _ in ready],
+                                                       "sha256s": [digest for _, _, digest in ready]}))["completeUploads"] \
             if ready else {"assets": [], "failures": []}
         failed = {f["uploadId"]: f for f in done["failures"]}
-        for path, session in ready:
+        for path, session, _ in ready:
             if session["id"] not in failed:
                 self.resume.put(ResumeState.key(self.url, path), None)
-        problems = [f"{path.name}: {error}" for (path, _), error in zip(files, sent, strict=True) if error is not None]
-        problems += [f"{path.name}: {failed[s['id']]['message']}" for path, s in ready if s["id"] in failed]
+        problems = [f"{path.name}: {error}" for (path, _), error in zip(files, sent, strict=True)
+                    if isinstance(error, BaseException)]
+        problems += [f"{path.name}: {failed[s['id']]['message']}" for path, s, _ in ready if s["id"] in failed]
         if problems:
             raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
         return done["assets"]

@@ -77,6 +77,39 @@ async def test_directory_upload_keeps_paths_and_honours_ignores(served: Served, 
     assert stored["mediaType"] == "text/plain" and stored["sha256"] == hashlib.sha256(b"hello").hexdigest()
 
 
+async def test_big_files_are_hashed_while_they_upload(served: Served, contributor: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files of LATE_HASH_BYTES or more are created without a digest, hashed while their bytes go
+    out, and the digest given at completion, on both paths a file takes (alone, and in a batch);
+    smaller ones still declare it up front."""
+    from documents.upload import UploadSession
+    from graphlake import client as client_module
+
+    monkeypatch.setattr(client_module, "LATE_HASH_BYTES", 1000)
+    big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+    big.write_bytes(os.urandom(5000))
+    small.write_bytes(os.urandom(999))
+    digests = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (big, small)}
+    sent: list[dict] = []  # the variables of every GraphQL call
+    async with client(served, contributor, tmp_path, storage_transport=FlakyStore()) as lake:  # over HTTP
+        execute = lake.execute
+
+        async def recording(query: str, variables: dict | None = None) -> dict:
+            sent.append(variables or {})
+            return await execute(query, variables)
+
+        monkeypatch.setattr(lake, "execute", recording)
+        alone = await lake.upload_file(big)
+        batch = await lake.upload_paths([big, small])
+    for asset, path in ((alone, big), (batch[0], big), (batch[1], small)):
+        assert asset["status"] == "ACTIVE" and asset["sha256"] == digests[path]
+    created = [v["input"] for v in sent if "input" in v] + [i for v in sent for i in v.get("inputs", [])]
+    assert [c.get("sha256") for c in created] == [None, None, digests[small]]  # big: none declared up front
+    completed = [v for v in sent if "sha256" in v or "sha256s" in v]
+    assert completed[0]["sha256"] == digests[big] and completed[1]["sha256s"] == [digests[big], None]
+    assert {s.sha256 for s in await UploadSession.find_all().to_list()} == set(digests.values())
+
+
 async def test_directory_as_one_archive(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:
     async with client(served, contributor, tmp_path) as lake:
         [archive] = await lake.upload_paths([tree], as_archive=True, ignore=["cache/"])

@@ -485,6 +485,57 @@ async def test_upload_into_a_collection_and_status_subscription(api: Api, served
     assert items[0]["node"]["path"] == "day1/scan.bin"
 
 
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_digest_can_be_given_at_completion_instead(api: Api, contributor: str, settings: Settings,
+                                                          state: AppState, mount: str) -> None:
+    """A client may hash a big file while its parts upload and give the SHA-256 to completeUpload:
+    it is checked as a declared one is (a multipart object is read back), and stored on the
+    session first, so a retry must give the same one."""
+    settings.multipart_threshold_bytes = MIB
+    try:
+        data = payload(9 * MIB, seed=5)
+        session = await start(api, contributor, data, mount, sha256=None)
+        wrong = await start(api, contributor, data, mount, sha256=None)
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    size = session["partSizeBytes"]
+    for upload in (session, wrong):
+        for part in upload["parts"]:
+            offset = (part["partNumber"] - 1) * size
+            assert (await put(part["url"], data[offset:offset + size])).status_code == 200
+    digest = hashlib.sha256(data).hexdigest()
+
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"], "sha256": "ABC"}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "sha256"}
+    asset = (await api.data("CompleteUpload", {"input": {"id": session["id"], "sha256": digest}},
+                            token=contributor))["completeUpload"]
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == digest
+    assert (await UploadSession.get(object_id(session["id"]))).sha256 == digest  # what a crash recovery would use
+
+    other = hashlib.sha256(b"not these bytes").hexdigest()
+    error = await api.error("CompleteUpload", {"input": {"id": wrong["id"], "sha256": other}}, token=contributor)
+    assert error["extensions"]["field"] == "sha256" and digest in error["message"]
+    failed = (await api.data("UploadSession", {"id": wrong["id"]}, token=contributor))["uploadSession"]
+    assert failed["asset"]["status"] == "FAILED"
+    assert await state.stores[mount].stat(wrong["asset"]["storage"]["key"]) is None  # the object went
+
+
+async def test_a_digest_given_at_completion_must_match_the_declared_one(api: Api, contributor: str) -> None:
+    data = payload(1000)
+    session = await start(api, contributor, data, "local")
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    other = hashlib.sha256(b"other").hexdigest()
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"], "sha256": other}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "sha256"} and "createUpload declared" in error["message"]
+    asset = await complete(api, contributor, session["id"])  # nothing was changed: it completes as declared
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(data).hexdigest()
+
+    ids = [session["id"], (await start(api, contributor, data, "local"))["id"]]
+    for sha256s, field in (([None], "sha256s"), ([None, "xyz"], "sha256s[1]")):
+        error = await api.error("CompleteUploads", {"ids": ids, "sha256s": sha256s}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (sha256s, error)
+
+
 async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, settings: Settings) -> None:
     cases = [
         ({"name": "x", "sizeBytes": -1}, "sizeBytes"),

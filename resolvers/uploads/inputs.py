@@ -32,6 +32,9 @@ class CreateUploadInput:
 @strawberry.input
 class CompleteUploadInput:
     id: strawberry.ID = strawberry.field(description="The upload session.")
+    sha256: str | None = strawberry.field(default=None, description=(
+        "Hex SHA-256 of the file, when createUpload did not declare it: a client may hash a big file while its "
+        "parts upload instead of before. Checked as a declared one is; if createUpload declared one too, they must be equal."))
 
 
 @strawberry.input(description="Objects that already exist, registered in place: an S3 `bucket` + `prefix` read "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from graphlake.context import Info
@@ -47,19 +49,27 @@ class UploadMutations:
         signed = await bounded_gather([lambda s=s: service.sign_session(s.session, stores) for s in started])
         return [UploadSession.from_signed(s) for s in signed]
 
-    @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared) must match; the asset turns ACTIVE, or FAILED with the difference named.")
+    @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared, here or in createUpload) must match; the asset turns ACTIVE, or FAILED with the difference named.")
     async def complete_upload(self, info: Info, input: CompleteUploadInput) -> Asset:
-        doc = await service.complete_upload(decode_object_id(input.id, "UploadSession"), info.context.stores,
-                                            info.context.state.feed, info.context.actor,
-                                            info.context.settings.max_batch_items)
+        session_id = decode_object_id(input.id, "UploadSession")
+        doc = await service.complete_upload(session_id, info.context.stores, info.context.state.feed, info.context.actor,
+                                            info.context.settings.max_batch_items,
+                                            {session_id: service.check_sha256(input.sha256, "sha256")} if input.sha256 else None)
         return Asset.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish several uploads, each on its own as completeUpload does: "
                                                                      "the assets that turned ACTIVE, and why the others did not.")
-    async def complete_uploads(self, info: Info, ids: list[strawberry.ID]) -> CompleteUploadsPayload:
+    async def complete_uploads(
+        self, info: Info, ids: list[strawberry.ID],
+        sha256s: Annotated[list[str | None] | None, strawberry.argument(description=(
+            "Hex SHA-256 digests in the order of `ids`, for uploads created without one (null where createUploads "
+            "declared it), as completeUpload's `sha256`."))] = None,
+    ) -> CompleteUploadsPayload:
         session_ids = [decode_object_id(id, "UploadSession", field=f"ids[{i}]") for i, id in enumerate(ids)]
+        late = service.late_digests(session_ids, sha256s)
         outcomes = await service.complete_uploads(session_ids, info.context.stores, info.context.state.feed,
-                                                  info.context.actor, info.context.settings.max_batch_items)
+                                                  info.context.actor, info.context.settings.max_batch_items,
+                                                  late_sha256=late)
         return CompleteUploadsPayload(
             assets=[Asset.from_document(o) for o in outcomes if not isinstance(o, GraphlakeError)],
             failures=[UploadFailure(upload_id=id, code=o.extensions["code"], message=str(o), field=o.extensions.get("field"))

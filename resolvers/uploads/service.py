@@ -17,7 +17,7 @@ import re
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -150,8 +150,8 @@ def _check_request(request: UploadRequest, settings: Settings, where: str = "") 
     request.name = check_name(request.name, field=f"{where}name")
     if not 0 <= request.size_bytes <= settings.max_upload_bytes:
         raise BadUserInput(f"must be between 0 and {settings.max_upload_bytes}", field=f"{where}sizeBytes")
-    if request.sha256 is not None and not _SHA256.match(request.sha256):
-        raise BadUserInput("must be 64 lowercase hex digits", field=f"{where}sha256")
+    if request.sha256 is not None:
+        check_sha256(request.sha256, f"{where}sha256")
     if not _MEDIA_TYPE.match(request.media_type):
         raise BadUserInput("must look like type/subtype", field=f"{where}mediaType")
     request.labels = check_labels(request.labels, field=f"{where}labels")
@@ -371,6 +371,35 @@ async def _finish(session: UploadSession, status: UploadStatus, asset_status: As
     return asset
 
 
+def check_sha256(sha256: str, field: str) -> str:
+    if not _SHA256.match(sha256):
+        raise BadUserInput("must be 64 lowercase hex digits", field=field)
+    return sha256
+
+
+def late_digests(session_ids: Sequence[ObjectId], sha256s: Sequence[str | None] | None) -> dict[ObjectId, str]:
+    """completeUploads' `sha256s`: digests for sessions created without one, null where declared."""
+    if sha256s is None:
+        return {}
+    if len(sha256s) != len(session_ids):
+        raise BadUserInput(f"give one digest (or null) per id: {len(sha256s)} for {len(session_ids)} ids", field="sha256s")
+    return {session_id: check_sha256(sha256, f"sha256s[{i}]")
+            for i, (session_id, sha256) in enumerate(zip(session_ids, sha256s, strict=True)) if sha256 is not None}
+
+
+async def _declare_late(session: UploadSession, sha256: str) -> None:
+    """Take a digest given at completion as if createUpload had declared it. It is stored on the
+    session before it is checked, so a retry must give the same one, and the reconciler settling a
+    completion a crash cut short gives the asset this digest."""
+    if session.sha256 == sha256:
+        return
+    if session.sha256 is not None:
+        raise BadUserInput(f"differs from the SHA-256 createUpload declared ({session.sha256})", field="sha256")
+    # Only the request holding the session's claim gets here: no other digest can come in between.
+    await UploadSession.get_pymongo_collection().update_one({"_id": session.id}, {"$set": {"sha256": sha256}})
+    session.sha256 = sha256
+
+
 @dataclass
 class _Verified:
     """What the store holds for a session: its SHA-256 when it matches, else what differs."""
@@ -444,9 +473,11 @@ async def _release(session_ids: Sequence[ObjectId]) -> None:
 
 
 async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
-                           actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
+                           actor: str | None, max_items: int,
+                           late_sha256: Mapping[ObjectId, str] | None = None) -> list[Asset | GraphlakeError]:
     """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset or
-    the error that stopped it (a mismatch also fails its asset and removes the object)."""
+    the error that stopped it (a mismatch also fails its asset and removes the object).
+    `late_sha256`: digests given now for sessions created without one."""
     if not session_ids:
         raise BadUserInput("give at least one upload", field="ids")
     if len(session_ids) > max_items:
@@ -463,7 +494,7 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
     outcomes: list[Asset | GraphlakeError] = []
     try:
         outcomes = await _complete_claimed(session_ids, claimed, {s.id: s for s in sessions}, assets, early, stores,
-                                           feed, actor, max_items)
+                                           feed, actor, max_items, late_sha256 or {})
         return outcomes
     finally:
         renewing.cancel()
@@ -508,7 +539,8 @@ async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
 
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
                             assets: dict[ObjectId, Asset], early: dict[ObjectId, Early], stores: dict[str, ObjectStore],
-                            feed: FeedWriter, actor: str | None, max_items: int) -> list[Asset | GraphlakeError]:
+                            feed: FeedWriter, actor: str | None, max_items: int,
+                            late_sha256: Mapping[ObjectId, str]) -> list[Asset | GraphlakeError]:
 
     async def verify(session_id: ObjectId) -> _Verified | GraphlakeError:
         session = found.get(session_id)
@@ -520,6 +552,8 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
             return Conflict("another request is completing this upload right now", field="id")
         started = early.get(session_id)
         try:
+            if session_id in late_sha256:
+                await _declare_late(session, late_sha256[session_id])
             return await _verify(session, stores[session.mount], "id",
                                  started.stat if started and started.serves(session) else None)
         except GraphlakeError as error:
@@ -544,8 +578,8 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
 
 
 async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter,
-                          actor: str | None, max_items: int) -> Asset:
-    [outcome] = await complete_uploads([session_id], stores, feed, actor, max_items)
+                          actor: str | None, max_items: int, late_sha256: Mapping[ObjectId, str] | None = None) -> Asset:
+    [outcome] = await complete_uploads([session_id], stores, feed, actor, max_items, late_sha256)
     if isinstance(outcome, GraphlakeError):
         raise outcome
     return outcome
