@@ -98,8 +98,9 @@ def create_app(
 
 
 async def _maintain(state: AppState) -> None:
-    """At start and then every interval: expire upload sessions past their time, archive old events,
-    and (when configured) delete assets nothing has pinned for long enough."""
+    """At start and then every interval: expire upload sessions past their time (and, hourly, sweep
+    the temp files of uploads that died), archive old events, and (when configured) delete assets
+    nothing has pinned for long enough."""
     settings = state.settings
     swept_at = -math.inf
     while True:
