@@ -177,7 +177,7 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
             failures[doc["_id"]] = str(error)
     for asset_id, reason in failures.items():
         log.warning("cannot read the SHA-256 of asset %s (trying again in %s): %s", asset_id, DIGEST_RETRY, reason)
-    writes = [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest, "digest_error": None}})
+    writes = [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest, "digest_error": None, "digest_failed_at": None}})
               for asset_id, digest in digests.items()]
     writes += [UpdateOne({"_id": asset_id}, {"$set": {"digest_failed_at": now, "digest_error": reason}})
                for asset_id, reason in failures.items()]

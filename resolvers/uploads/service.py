@@ -409,13 +409,16 @@ class _Verified:
 
 
 async def _verify(session: UploadSession, store: ObjectStore, field: str,
-                  stat: Awaitable[ObjectInfo | None] | None = None) -> _Verified:
+                  stat: Awaitable[ObjectInfo | None] | None = None, late_sha256: str | None = None) -> _Verified:
     """Check an open session's object against what was declared; raise what the client must fix.
-    `stat`: the store's answer for a single object, asked for before the session was read."""
+    `stat`: the store's answer for a single object, asked for before the session was read;
+    `late_sha256`: a digest the completion gives (see _declare_late)."""
     if session.status is not UploadStatus.OPEN:
         raise Conflict(f"the upload is {session.status.value.lower()}", field=field)
     if session.expires_at <= utcnow():
         raise Conflict("the upload session has expired; start a new one", field=field)
+    if late_sha256 is not None:
+        await _declare_late(session, late_sha256)
     if session.multipart_id:
         parts = await store.list_parts(session.key, session.multipart_id)
         missing = sorted(set(range(1, session.part_count + 1)) - {p.number for p in parts})
@@ -552,10 +555,9 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
             return Conflict("another request is completing this upload right now", field="id")
         started = early.get(session_id)
         try:
-            if session_id in late_sha256:
-                await _declare_late(session, late_sha256[session_id])
             return await _verify(session, stores[session.mount], "id",
-                                 started.stat if started and started.serves(session) else None)
+                                 started.stat if started and started.serves(session) else None,
+                                 late_sha256.get(session_id))
         except GraphlakeError as error:
             return error
 
