@@ -175,14 +175,17 @@ async def test_files_whose_digest_cannot_be_read_do_not_hold_up_new_ones(
         session = await start_direct(api, contributor, data, sha256=None)
         write_in_place(source, Path(session["directPath"]))
         await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
-        ids.append(object_id(session["asset"]["id"]))
-    broken, fine = ids
+        ids.append(session["asset"]["id"])
+    broken_id = ids[0]
+    broken, fine = map(object_id, ids)
     broken_file = state.stores["local"].path((await Asset.get(broken)).storage.key)
     broken_file.unlink()
 
     assert await reconciler.fill_digests(state.stores) == 0  # the oldest first: it is missing
     marked = await Asset.get(broken)
     assert marked.sha256 is None and marked.digest_error == "its file is missing" and marked.digest_failed_at
+    shown = (await api.data("Asset", {"id": broken_id}, token=contributor))["asset"]
+    assert (shown["sha256"], shown["digestError"]) == (None, "its file is missing")  # users see why, too
     assert await reconciler.fill_digests(state.stores) == 1  # not tried again: the newer file's turn
     assert (await Asset.get(fine)).sha256 == hashlib.sha256(data).hexdigest()
     assert await reconciler.fill_digests(state.stores) == 0
@@ -194,3 +197,5 @@ async def test_files_whose_digest_cannot_be_read_do_not_hold_up_new_ones(
     assert await reconciler.fill_digests(state.stores) == 1
     restored = await Asset.get(broken)
     assert restored.sha256 == hashlib.sha256(data).hexdigest() and restored.digest_error is None
+    shown = (await api.data("Asset", {"id": broken_id}, token=contributor))["asset"]
+    assert (shown["sha256"], shown["digestError"]) == (restored.sha256, None)

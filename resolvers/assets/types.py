@@ -75,6 +75,10 @@ class Asset(Node):
     media_type: str | None
     size_bytes: BigInt | None
     sha256: str | None = strawberry.field(description="Hex SHA-256 of the payload.")
+    digest_error: str | None = strawberry.field(description=(
+        "Why the server could not read this file's SHA-256 after a direct write that declared none (its file "
+        "missing, of another size, unreadable); tried again a day later. Null once `sha256` is known, or before "
+        "the first try."))
     storage: StorageRef | None = strawberry.field(description="FILE and EXTERNAL assets only.")
     labels: list[str]
     owner: Ownership
@@ -152,6 +156,7 @@ class Asset(Node):
         return cls(
             id=encode_id("Asset", doc.id), kind=doc.kind, status=doc.status, name=doc.name,
             description=doc.description, media_type=doc.media_type, size_bytes=doc.size_bytes, sha256=doc.sha256,
+            digest_error=doc.digest_error,
             storage=StorageRef(**doc.storage.model_dump()) if doc.storage else None, labels=doc.labels,
             owner=Ownership.from_value(doc.owner), data_timestamp=doc.data_timestamp, created_at=doc.created_at,
             updated_at=doc.updated_at, created_by=doc.created_by, doc=doc,
