@@ -7,7 +7,9 @@
 Uploads never send bytes through GraphQL: the client asks for an upload session, PUTs the file
 (or its parts, in parallel) to the signed URLs, and completes. Each PUT is retried with
 exponential backoff, and an interrupted upload resumes from the parts already stored (the
-session is remembered in a small state file next to the user's cache). When the client shares
+session is remembered in a small state file next to the user's cache). A completion whose
+answer is lost (a timeout, a proxy giving up while the server reads a big object back) is asked
+again, so an upload the server finished is never reported failed or sent twice. When the client shares
 a local mount's filesystem with the server (the same machine, a cluster's shared disk), it
 writes the file into the mount itself instead: a kernel copy, no HTTP (storage/local.py).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 import mimetypes
 import os
 import random
@@ -49,14 +52,19 @@ class GraphlakeClientError(Exception):
 _SESSION_FIELDS = "id status url headers partSizeBytes parts { partNumber url uploaded } directPath asset { id }"
 _CREATE_UPLOAD = f"""mutation ($input: CreateUploadInput!) {{ createUpload(input: $input) {{ {_SESSION_FIELDS} }} }}"""
 _SESSION = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ {_SESSION_FIELDS} }} }}"""
-_COMPLETE = """mutation ($id: ID!, $sha256: String) {
-  completeUpload(input: {id: $id, sha256: $sha256}) { id name status sizeBytes sha256 mediaType }
-}"""
+_ASSET_FIELDS = "id name status sizeBytes sha256 mediaType"
+_COMPLETE = f"""mutation ($id: ID!, $sha256: String) {{
+  completeUpload(input: {{id: $id, sha256: $sha256}}) {{ {_ASSET_FIELDS} }}
+}}"""
+_SETTLED = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ status expiresAt asset {{ {_ASSET_FIELDS} }} }} }}"""
 _CREATE_UPLOADS = f"""mutation ($inputs: [CreateUploadInput!]!) {{ createUploads(inputs: $inputs) {{ {_SESSION_FIELDS} }} }}"""
 _MOUNTS = """{ mounts { name isDefault localRoot localId } }"""
-_COMPLETE_UPLOADS = """mutation ($ids: [ID!]!, $sha256s: [String]) {
-  completeUploads(ids: $ids, sha256s: $sha256s) { assets { id name status sizeBytes sha256 mediaType } failures { uploadId code message } }
-}"""
+_COMPLETE_UPLOADS = f"""mutation ($ids: [ID!]!, $sha256s: [String]) {{
+  completeUploads(ids: $ids, sha256s: $sha256s) {{ assets {{ {_ASSET_FIELDS} }} failures {{ uploadId code message }} }}
+}}"""
+# What a gateway answers when it gave up waiting for the server, or could not reach it: the
+# request may have run all the same.
+_GATEWAY_ERRORS = {502, 503, 504}
 BATCH_FILES = 100  # files per createUploads / completeUploads: a directory of small files is not 3 round trips each
 # From this size on a file is hashed while it uploads, its digest given at completion: hashing it
 # first would hold up its first byte by seconds. Smaller ones declare it up front, which lets S3
@@ -104,7 +112,8 @@ class Client:
 
     def __init__(self, url: str, token: str | None, *, concurrency: int = 4, retries: int = 5,
                  resume: ResumeState | None = None, timeout: float = 300,
-                 storage_transport: httpx.AsyncBaseTransport | None = None, direct_writes: bool = True) -> None:
+                 storage_transport: httpx.AsyncBaseTransport | None = None, direct_writes: bool = True,
+                 graphql_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
         self.concurrency = concurrency
         self.retries = retries
@@ -112,7 +121,7 @@ class Client:
         self.direct_writes = direct_writes  # where a mount's filesystem is shared; False: always HTTP
         self._direct: asyncio.Future[dict[str | None, bool]] | None = None  # mount name (None: default) -> shared here
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(headers=headers, timeout=timeout)
+        self.http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=graphql_transport)
         # Signed URLs carry their own authorization: never send our token to a store.
         self.storage_http = httpx.AsyncClient(timeout=timeout, transport=storage_transport)
 
@@ -132,6 +141,27 @@ class Client:
             raise GraphlakeClientError(error["message"], extensions.get("code"), extensions.get("field"))
         response.raise_for_status()
         return body["data"]
+
+    async def _repeatable(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """`execute` for a request that is safe to send twice, sent again (up to `retries` times,
+        with backoff) when its answer is lost on the way: a timeout, a broken connection, a
+        gateway's 502/503/504. The server may have run it all the same."""
+        attempt = 0
+        while True:
+            try:
+                return await self.execute(query, variables)
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code not in _GATEWAY_ERRORS or attempt == self.retries:
+                    raise
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+            await asyncio.sleep(self._pause(attempt))
+            attempt += 1
+
+    def _pause(self, attempt: int) -> float:
+        """The wait before retry number `attempt` + 1: exponential from backoff_seconds, jittered, at most 30 s."""
+        return min(30.0, self.backoff_seconds * 2**attempt) * (0.5 + random.random())
 
     # --- uploads
     async def _writes_directly(self, mount: str | None) -> bool:
@@ -173,12 +203,17 @@ class Client:
                 if attempt == self.retries:
                     raise
             if attempt < self.retries:
-                await asyncio.sleep(min(30.0, self.backoff_seconds * 2**attempt) * (0.5 + random.random()))
+                await asyncio.sleep(self._pause(attempt))
         raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({response.status_code})")
 
     async def _deliver(self, session: dict[str, Any], path: Path, progress: Progress | None) -> str | None:
-        """Send the file where the session says. A file of LATE_HASH_BYTES or more is hashed
-        meanwhile: its digest is returned, for the completion (None: declared at creation)."""
+        """Send the file where the session says (nowhere: an earlier run completed it). A file of
+        LATE_HASH_BYTES or more is hashed meanwhile: its digest is returned, for the completion
+        (None: declared at creation)."""
+        if session["status"] == "COMPLETED":
+            if progress:
+                progress(path.stat().st_size)
+            return None
         if path.stat().st_size < LATE_HASH_BYTES:
             await self._send(session, path, progress)
             return None
@@ -216,7 +251,8 @@ class Client:
             raise failures[0]
 
     async def _resumed(self, path: Path) -> dict[str, Any] | None:
-        """The open session an earlier, interrupted run left for this file, if any."""
+        """The session an earlier, interrupted run left for this file, if any: still open, or
+        completed by a run that never heard the answer (its asset is then the upload)."""
         session_id = self.resume.get(ResumeState.key(self.url, path))
         if session_id is None:
             return None
@@ -224,7 +260,42 @@ class Client:
             found = (await self.execute(_SESSION, {"id": session_id}))["uploadSession"]
         except GraphlakeClientError:
             return None
-        return found if found and found["status"] == "OPEN" else None
+        return found if found and found["status"] in ("OPEN", "COMPLETED") else None
+
+    async def _complete(self, session_id: str, sha256: str | None) -> dict[str, Any]:
+        """Complete an upload and return its asset, whatever it takes to learn the outcome.
+        Completing is safe to repeat: a lost answer is asked again (`_repeatable`); CONFLICT means
+        an earlier attempt finished it (its asset is the answer) or a request is still at it
+        (reading a big object back can outlast any timeout), which is waited for. A request that
+        died leaves a claim that lapses within half a minute (CLAIM_SECONDS in
+        resolvers/uploads/service.py); the next attempt after that completes the upload itself."""
+        attempt = 0
+        while True:
+            try:
+                return (await self._repeatable(_COMPLETE, {"id": session_id, "sha256": sha256}))["completeUpload"]
+            except GraphlakeClientError as error:
+                if error.code != "CONFLICT":
+                    raise
+            asset = await self._settled(session_id)
+            if asset is not None:
+                return asset
+            await asyncio.sleep(self._pause(attempt))
+            attempt += 1
+
+    async def _settled(self, session_id: str) -> dict[str, Any] | None:
+        """The asset of a completed upload; None while it is open (being completed); an error
+        once it cannot complete any more (aborted, expired)."""
+        session = (await self._repeatable(_SETTLED, {"id": session_id}))["uploadSession"]
+        if session is None:
+            raise GraphlakeClientError(f"no upload session {session_id}", "NOT_FOUND")
+        status = session["status"]
+        if status == "OPEN" and datetime.fromisoformat(session["expiresAt"]) <= datetime.now(UTC):
+            status = "EXPIRED"  # the reconciler has yet to say so
+        if status == "COMPLETED":
+            return session["asset"]
+        if status == "OPEN":
+            return None
+        raise GraphlakeClientError(f"the upload is {status.lower()}", "CONFLICT")
 
     @staticmethod
     async def _upload_input(file: Path, **fields: Any) -> dict[str, Any]:
@@ -252,7 +323,7 @@ class Client:
             session = (await self.execute(_CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
         sha256 = await self._deliver(session, path, progress)
-        asset = (await self.execute(_COMPLETE, {"id": session["id"], "sha256": sha256}))["completeUpload"]
+        asset = await self._complete(session["id"], sha256)
         self.resume.put(resume_key, None)
         return asset
 
@@ -299,10 +370,23 @@ class Client:
                                     return_exceptions=True)
         ready = [(path, session, digest) for (path, _), session, digest in zip(files, sessions, sent, strict=True)
                  if not isinstance(digest, BaseException)]
-        done = (await self.execute(_COMPLETE_UPLOADS, {"ids": [s["id"] for _, s, _ in ready],
-                                                       "sha256s": [digest for _, _, digest in ready]}))["completeUploads"] \
+        done = (await self._repeatable(_COMPLETE_UPLOADS, {"ids": [s["id"] for _, s, _ in ready],
+                                                           "sha256s": [digest for _, _, digest in ready]}))["completeUploads"] \
             if ready else {"assets": [], "failures": []}
+        assets = {a["id"]: a for a in done["assets"]}
         failed = {f["uploadId"]: f for f in done["failures"]}
+        # CONFLICT: finished by an earlier attempt, or still being finished; _complete finds out which.
+        conflicts = [(session["id"], digest) for _, session, digest in ready
+                     if failed.get(session["id"], {}).get("code") == "CONFLICT"]
+        settled = await asyncio.gather(*(self._complete(*c) for c in conflicts), return_exceptions=True)
+        for (session_id, _), outcome in zip(conflicts, settled, strict=True):
+            if isinstance(outcome, GraphlakeClientError):
+                failed[session_id] = {"message": str(outcome)}
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                assets[outcome["id"]] = outcome
+                del failed[session_id]
         for path, session, _ in ready:
             if session["id"] not in failed:
                 self.resume.put(ResumeState.key(self.url, path), None)
@@ -311,7 +395,7 @@ class Client:
         problems += [f"{path.name}: {failed[s['id']]['message']}" for path, s, _ in ready if s["id"] in failed]
         if problems:
             raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
-        return done["assets"]
+        return [assets[session["asset"]["id"]] for _, session, _ in ready]
 
     async def collection_id(self, name: str) -> str:
         """The id of the collection named `name`, created if it does not exist."""

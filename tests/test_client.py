@@ -42,6 +42,26 @@ class FlakyStore(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
+class LostAnswers(httpx.AsyncHTTPTransport):
+    """Lets GraphQL requests containing `operation` reach the server and run, then loses their
+    answers (a timeout, as when a proxy gives up on a long completion), a set number of times."""
+
+    def __init__(self, operation: str, losses: int) -> None:
+        super().__init__()
+        self.operation, self.losses, self.sent = operation.encode(), losses, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if self.operation in request.content:
+            self.sent += 1
+            if self.losses > 0:
+                self.losses -= 1
+                await response.aread()  # the server has answered: the request ran
+                await response.aclose()
+                raise httpx.ReadTimeout("simulated: the answer never arrived", request=request)
+        return response
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "run-42"
@@ -139,6 +159,89 @@ async def test_interrupted_multipart_upload_resumes(served: Served, contributor:
     assert len(counting.puts) == 1 and "part=2" in counting.puts[0]  # only the missing part
     assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
     assert json.loads((tmp_path / "resume.json").read_text()) == {}  # forgotten once complete
+
+
+async def stored_named(api: Api, token: str, name: str) -> list[dict]:
+    edges = (await api.data("Assets", {"filter": {"nameContains": name}, "first": 10}, token=token))["assets"]["edges"]
+    return [e["node"] for e in edges]
+
+
+async def test_a_completion_whose_answer_was_lost_is_not_reported_failed(
+        served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    """The server completed the upload but the answer never came: asking again gets CONFLICT
+    (completed), and the client returns the asset instead of failing; alone and in a batch."""
+    data = tmp_path / "lost-answer.csv"
+    data.write_text("a,b\n1,2\n")
+    other = tmp_path / "lost-answer-2.csv"
+    other.write_text("c\n3\n")
+    lost = LostAnswers("completeUpload(input", losses=1)
+    async with client(served, contributor, tmp_path, graphql_transport=lost) as lake:
+        lake.backoff_seconds = 0.01
+        asset = await lake.upload_file(data)
+    assert lost.sent == 2 and asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+
+    lost = LostAnswers("completeUploads(", losses=1)
+    async with client(served, contributor, tmp_path, graphql_transport=lost) as lake:
+        lake.backoff_seconds = 0.01
+        batch = await lake.upload_paths([data, other])
+    assert lost.sent == 2 and [a["name"] for a in batch] == ["lost-answer.csv", "lost-answer-2.csv"]
+    assert all(a["status"] == "ACTIVE" for a in batch)
+    stored = await stored_named(api, contributor, "lost-answer")
+    assert sorted(a["id"] for a in stored) == sorted([asset["id"], *(a["id"] for a in batch)])  # nothing twice
+    assert json.loads((tmp_path / "resume.json").read_text()) == {}
+
+
+async def test_a_rerun_after_a_lost_completion_answer_sends_nothing_again(
+        served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    """A run that died without the completion's answer leaves its session in the resume state;
+    the rerun finds it completed and returns its asset: no second PUT, no second asset."""
+    data = tmp_path / "checkpoint.bin"
+    data.write_bytes(os.urandom(3000))
+    lost = LostAnswers("completeUpload(input", losses=99)
+    with pytest.raises(httpx.ReadTimeout):
+        async with client(served, contributor, tmp_path, graphql_transport=lost, retries=0) as lake:
+            await lake.upload_file(data)
+    assert len(json.loads((tmp_path / "resume.json").read_text())) == 1
+
+    store = FlakyStore()
+    async with client(served, contributor, tmp_path, storage_transport=store) as lake:
+        asset = await lake.upload_file(data)
+    [stored] = await stored_named(api, contributor, "checkpoint.bin")
+    assert store.puts == [] and asset["id"] == stored["id"] and asset["status"] == "ACTIVE"
+    assert json.loads((tmp_path / "resume.json").read_text()) == {}
+
+
+async def test_the_client_waits_while_another_request_completes_the_upload(
+        served: Served, contributor: str, tmp_path: Path) -> None:
+    """CONFLICT while the session is still open: a completion is under way elsewhere (reading a
+    big object back, say). The client waits and asks again, and finishes once it may."""
+    from documents.clock import utcnow
+    from documents.upload import UploadClaim
+    from tests.operations import object_id
+
+    data = tmp_path / "held.csv"
+    data.write_text("x\n")
+    attempts = LostAnswers("completeUpload(input", losses=0)  # only counts
+    lake = client(served, contributor, tmp_path, graphql_transport=attempts)
+    lake.backoff_seconds = 0.02
+    claims = UploadClaim.get_pymongo_collection()
+    execute = lake.execute
+
+    async def holding(query: str, variables: dict | None = None) -> dict:
+        if "completeUpload(input" in query and attempts.sent == 0:  # another request claims it first
+            await claims.insert_one({"_id": object_id(variables["id"]), "claimed_at": utcnow()})
+        return await execute(query, variables)
+
+    lake.execute = holding  # type: ignore[method-assign]
+
+    async def release_later() -> None:
+        while attempts.sent < 3:  # it asked, and asked again while the other request held on
+            await asyncio.sleep(0.01)
+        await claims.delete_many({})  # the other request ended without completing it
+
+    async with lake:
+        asset, _ = await asyncio.gather(lake.upload_file(data), release_later())
+    assert asset["status"] == "ACTIVE" and attempts.sent >= 4  # held twice or more, then its own
 
 
 async def test_failed_puts_are_retried_with_backoff(served: Served, contributor: str, tmp_path: Path) -> None:
