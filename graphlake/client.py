@@ -9,16 +9,15 @@ Uploads never send bytes through GraphQL: the client asks for an upload session,
 exponential backoff, and an interrupted upload resumes from the parts already stored (the
 session is remembered in a small state file next to the user's cache). A completion whose
 answer is lost (a timeout, a proxy giving up while the server reads a big object back) is asked
-again, so an upload the server finished is never reported failed or sent twice. When the client shares
-a local mount's filesystem with the server (the same machine, a cluster's shared disk), it
-writes the file into the mount itself instead: a kernel copy, no HTTP (storage/local.py).
+again, so an upload the server finished is never reported failed or sent twice. When the client
+shares a local mount's filesystem with the server (the same machine, a cluster's shared disk),
+it writes the file into the mount itself instead: a kernel copy, no HTTP (storage/local.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 import mimetypes
 import os
 import random
@@ -28,6 +27,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
