@@ -262,25 +262,28 @@ class Client:
             return None
         return found if found and found["status"] in ("OPEN", "COMPLETED") else None
 
-    async def _complete(self, session_id: str, sha256: str | None) -> dict[str, Any]:
+    async def _complete(self, session_id: str, sha256: str | None, *, look_first: bool = False) -> dict[str, Any]:
         """Complete an upload and return its asset, whatever it takes to learn the outcome.
         Completing is safe to repeat: a lost answer is asked again (`_repeatable`); CONFLICT means
         an earlier attempt finished it (its asset is the answer) or a request is still at it
         (reading a big object back can outlast any timeout), which is waited for. A request that
         died leaves a claim that lapses within half a minute (CLAIM_SECONDS in
-        resolvers/uploads/service.py); the next attempt after that completes the upload itself."""
+        resolvers/uploads/service.py); the next attempt after that completes the upload itself.
+        `look_first`: CONFLICT is already known (a batch's failure, a session found completed),
+        so the session is looked at before completing is asked again."""
         attempt = 0
         while True:
-            try:
-                return (await self._repeatable(_COMPLETE, {"id": session_id, "sha256": sha256}))["completeUpload"]
-            except GraphlakeClientError as error:
-                if error.code != "CONFLICT":
-                    raise
+            if not look_first:
+                try:
+                    return (await self._repeatable(_COMPLETE, {"id": session_id, "sha256": sha256}))["completeUpload"]
+                except GraphlakeClientError as error:
+                    if error.code != "CONFLICT":
+                        raise
             asset = await self._settled(session_id)
             if asset is not None:
                 return asset
             await asyncio.sleep(self._pause(attempt))
-            attempt += 1
+            attempt, look_first = attempt + 1, False
 
     async def _settled(self, session_id: str) -> dict[str, Any] | None:
         """The asset of a completed upload; None while it is open (being completed); an error
@@ -323,7 +326,7 @@ class Client:
             session = (await self.execute(_CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
         sha256 = await self._deliver(session, path, progress)
-        asset = await self._complete(session["id"], sha256)
+        asset = await self._complete(session["id"], sha256, look_first=session["status"] == "COMPLETED")
         self.resume.put(resume_key, None)
         return asset
 
@@ -378,7 +381,7 @@ class Client:
         # CONFLICT: finished by an earlier attempt, or still being finished; _complete finds out which.
         conflicts = [(session["id"], digest) for _, session, digest in ready
                      if failed.get(session["id"], {}).get("code") == "CONFLICT"]
-        settled = await asyncio.gather(*(self._complete(*c) for c in conflicts), return_exceptions=True)
+        settled = await asyncio.gather(*(self._complete(*c, look_first=True) for c in conflicts), return_exceptions=True)
         for (session_id, _), outcome in zip(conflicts, settled, strict=True):
             if isinstance(outcome, GraphlakeClientError):
                 failed[session_id] = {"message": str(outcome)}

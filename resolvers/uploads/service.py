@@ -60,8 +60,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 
 
-
-
 class MountUnavailable(GraphlakeError):
     """The chosen mount cannot take uploads now, and no fallback can."""
 
