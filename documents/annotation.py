@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
+from documents.indexes import Index, On
 from documents.json_value import StoredJson
 
 
@@ -63,7 +64,7 @@ class AnnotationSchema(Document):
         name = "annotation_schemas"
         indexes = [
             IndexModel([("name", ASCENDING), ("version", DESCENDING)], name="name_version_unique", unique=True),
-            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
+            Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
         ]
 
 
@@ -77,7 +78,7 @@ class AnnotationSet(Document):
 
     class Settings:
         name = "annotation_sets"
-        indexes = [IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at")]
+        indexes = [Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at")]
 
 
 # --- geometry: one shape per record, tagged by its kind
@@ -158,9 +159,11 @@ class AnnotationRecord(Document):
     class Settings:
         name = "annotation_records"
         indexes = [
-            IndexModel([("set_id", ASCENDING), ("_id", ASCENDING)], name="set"),
-            IndexModel([("datum_id", ASCENDING), ("_id", ASCENDING)], name="datum"),
-            IndexModel([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
+            Index([("set_id", ASCENDING), ("_id", ASCENDING)], name="set"),
+            Index([("datum_id", ASCENDING), ("_id", ASCENDING)], name="datum"),
+            Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
+            # The `annotations` list in `_id` order on the embedded default (see Datum's id_order).
+            Index([("_id", ASCENDING), ("set_id", ASCENDING)], name="id_order", on=On.EMBEDDED),
             IndexModel([("kind", ASCENDING), ("label", ASCENDING)], name="kind_label"),
             IndexModel("label", name="label"),
             IndexModel([("purpose", ASCENDING), ("source.kind", ASCENDING)], name="purpose_source"),

@@ -12,6 +12,7 @@ from pydantic import Field
 from pymongo import DESCENDING, IndexModel
 
 from documents.clock import utcnow
+from documents.indexes import Index
 
 TOKEN_PREFIX = "glk_"
 
@@ -61,7 +62,7 @@ class ApiToken(Document):
         indexes = [
             IndexModel("name", name="name_unique", unique=True),
             IndexModel("secret_hash", name="secret_hash_unique", unique=True),
-            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id"),
+            Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id"),
         ]
 
     def is_usable(self, now: datetime) -> bool:

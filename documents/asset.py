@@ -10,6 +10,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus, Ownership
+from documents.indexes import Index, On
 from documents.json_value import StoredJson, json_indexes
 
 
@@ -54,13 +55,22 @@ class Asset(Document):
     class Settings:
         name = "assets"
         indexes = [
+            # MongoDB answers a status $in with a sorted list from these (it merges one run per status).
             IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="status_created"),
             IndexModel([("status", ASCENDING), ("name", ASCENDING), ("_id", ASCENDING)], name="status_name"),
             IndexModel([("status", ASCENDING), ("size_bytes", ASCENDING), ("_id", ASCENDING)], name="status_size"),
             IndexModel([("status", ASCENDING), ("data_timestamp", ASCENDING), ("_id", ASCENDING)], name="status_data_ts"),
+            # The embedded default reads the list in its order and applies the status there (nearly every
+            # asset passes "not DELETED"), and likewise any other filter without an index of its own.
+            Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created", on=On.EMBEDDED),
+            Index([("name", ASCENDING), ("_id", ASCENDING)], name="name", on=On.EMBEDDED),
+            Index([("size_bytes", ASCENDING), ("_id", ASCENDING)], name="size", on=On.EMBEDDED),
+            Index([("data_timestamp", ASCENDING), ("_id", ASCENDING)], name="data_ts", on=On.EMBEDDED),
+            Index([("owner.user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+                  name="owner_user_created", on=On.EMBEDDED),
             IndexModel("kind", name="kind"),
             IndexModel("labels", name="labels"),
-            IndexModel("sha256", name="sha256"),
+            Index("sha256", name="sha256"),
             IndexModel("media_type", name="media_type"),
             IndexModel("collection_ids", name="collection_ids"),
             IndexModel("derived_from", name="derived_from"),
@@ -68,7 +78,7 @@ class Asset(Document):
             IndexModel("owner.experiment_id", name="owner_experiment"),
             IndexModel("owner.workflow_id", name="owner_workflow"),
             IndexModel("owner.project_id", name="owner_project"),
-            IndexModel("unpinned_at", name="unpinned_at"),
+            Index("unpinned_at", name="unpinned_at"),
             *json_indexes("metadata"),
             *json_indexes("value"),
         ]
@@ -84,4 +94,4 @@ class Alias(Document):
 
     class Settings:
         name = "aliases"
-        indexes = [IndexModel("asset_id", name="asset_id")]
+        indexes = [Index("asset_id", name="asset_id")]

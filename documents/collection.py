@@ -9,6 +9,7 @@ from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
+from documents.indexes import Index
 from documents.common import Split
 from documents.json_value import StoredJson
 
@@ -25,7 +26,7 @@ class Collection(Document):
         name = "collections"
         indexes = [
             IndexModel("name", name="name_unique", unique=True),
-            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
+            Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
         ]
 
 
@@ -41,8 +42,8 @@ class CollectionItem(Document):
         name = "collection_items"
         indexes = [
             IndexModel([("collection_id", ASCENDING), ("asset_id", ASCENDING)], name="collection_asset_unique", unique=True),
-            IndexModel([("collection_id", ASCENDING), ("path", ASCENDING), ("_id", ASCENDING)], name="collection_path"),
+            Index([("collection_id", ASCENDING), ("path", ASCENDING), ("_id", ASCENDING)], name="collection_path"),
             # A page of a collection's items in the order they were added (the loaders, keyset pages).
-            IndexModel([("collection_id", ASCENDING), ("_id", ASCENDING)], name="collection_added"),
-            IndexModel([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
+            Index([("collection_id", ASCENDING), ("_id", ASCENDING)], name="collection_added"),
+            Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
         ]

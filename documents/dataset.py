@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
+from documents.indexes import Index, On
 from documents.common import Split
 from documents.json_value import StoredJson, json_indexes
 
@@ -30,6 +31,9 @@ class Datum(Document):
         name = "datums"
         indexes = [
             IndexModel([("split", ASCENDING), ("_id", DESCENDING)], name="split"),
+            # The `datums` list in `_id` order on the embedded default. FerretDB takes an index on `_id` alone
+            # for its own `_id_`, whose key is not a value: a second field makes it a separate one.
+            Index([("_id", ASCENDING), ("split", ASCENDING)], name="id_order", on=On.EMBEDDED),
             IndexModel("roles.role", name="role"),
             IndexModel("roles.asset_id", name="role_asset"),
             *json_indexes("metadata"),
@@ -46,7 +50,7 @@ class Dataset(Document):
         name = "datasets"
         indexes = [
             IndexModel("name", name="name_unique", unique=True),
-            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
+            Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
         ]
 
 
@@ -74,10 +78,10 @@ class DatasetVersion(Document):
         name = "dataset_versions"
         indexes = [
             IndexModel([("dataset_id", ASCENDING), ("version", ASCENDING)], name="dataset_version_unique", unique=True),
-            IndexModel([("dataset_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
-                       name="dataset_created"),
+            Index([("dataset_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+                  name="dataset_created"),
             # A dataset's versions page, and its newest READY version, in `_id` order.
-            IndexModel([("dataset_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="dataset_status"),
+            Index([("dataset_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="dataset_status"),
         ]
 
 
@@ -92,6 +96,6 @@ class VersionMember(Document):
         name = "version_members"
         indexes = [
             IndexModel([("version_id", ASCENDING), ("datum_id", ASCENDING)], name="version_datum_unique", unique=True),
-            IndexModel([("version_id", ASCENDING), ("split", ASCENDING), ("datum_id", ASCENDING)], name="version_split"),
-            IndexModel([("version_id", ASCENDING), ("_id", ASCENDING)], name="version_members"),  # a version's page
+            Index([("version_id", ASCENDING), ("split", ASCENDING), ("datum_id", ASCENDING)], name="version_split"),
+            Index([("version_id", ASCENDING), ("_id", ASCENDING)], name="version_members"),  # a version's page
         ]

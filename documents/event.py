@@ -9,6 +9,7 @@ from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
+from documents.indexes import Index
 from documents.common import Ownership
 from documents.json_value import StoredJson, json_indexes
 
@@ -39,8 +40,8 @@ class Event(Document):
     class Settings:
         name = "events"
         indexes = [
-            IndexModel([("archived", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)], name="timeline"),
-            IndexModel([("event_type", ASCENDING), ("timestamp", DESCENDING)], name="type_time"),
+            Index([("archived", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)], name="timeline"),
+            Index([("event_type", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)], name="type_timeline"),
             IndexModel([("level", ASCENDING), ("timestamp", DESCENDING)], name="level_time"),
             IndexModel([("alert", ASCENDING), ("timestamp", DESCENDING)], name="alert_time"),
             IndexModel([("source.node_id", ASCENDING), ("timestamp", DESCENDING)], name="node_time"),

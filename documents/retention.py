@@ -9,6 +9,7 @@ from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 
 from documents.clock import utcnow
+from documents.indexes import Index
 from documents.common import RetentionOwnerType
 
 
@@ -25,5 +26,5 @@ class AssetRetention(Document):
         indexes = [
             IndexModel([("asset_id", ASCENDING), ("owner_type", ASCENDING), ("owner_id", ASCENDING)],
                        name="asset_owner_unique", unique=True),
-            IndexModel([("owner_type", ASCENDING), ("owner_id", ASCENDING)], name="owner"),
+            Index([("owner_type", ASCENDING), ("owner_id", ASCENDING)], name="owner"),
         ]

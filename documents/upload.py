@@ -7,9 +7,10 @@ from enum import Enum
 
 from beanie import Document, PydanticObjectId
 from pydantic import Field
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING
 
 from documents.clock import utcnow
+from documents.indexes import Index
 
 
 class UploadStatus(str, Enum):
@@ -45,8 +46,8 @@ class UploadSession(Document):
     class Settings:
         name = "upload_sessions"
         indexes = [
-            IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expiry"),
-            IndexModel("asset_id", name="asset"),
+            Index([("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expiry"),
+            Index("asset_id", name="asset"),
         ]
 
     @property

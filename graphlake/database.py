@@ -12,6 +12,7 @@ from pymongo.monitoring import CommandListener
 
 from documents import DOCUMENT_MODELS
 from documents.api_token import ApiToken
+from documents.indexes import On, servers_of
 
 
 async def connect(url: str, database: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient:
@@ -24,22 +25,24 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
         event_listeners=list(listeners),
     )
     await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
-    secondary = await uses_secondary_indexes(client[database])
+    servers = await index_servers(client[database])
     for model in DOCUMENT_MODELS:
-        await ensure_indexes(model, secondary=secondary)
+        await ensure_indexes(model, servers=servers)
     return client
 
 
-async def uses_secondary_indexes(db: AsyncDatabase) -> bool:
-    """Whether the server answers filters on fields other than `_id` from indexes.
+# The first build of our FerretDB (scripts/build-services.sh) whose indexes serve filters and sorts.
+PUSHDOWN_BUILD = 3
 
-    MongoDB does. FerretDB's SQLite backend (the embedded default) does not: it pushes down only
-    `_id` lookups and scans for everything else, so there a secondary index serves no query and
-    only slows every write (inserting an event updated 12 indexes: twice the time of the insert
-    itself). FerretDB says in `explain` whether it pushed a filter down; ask it about a field.
+
+async def index_servers(db: AsyncDatabase) -> On | None:
+    """Which declared indexes serve this server (documents/indexes.py): MongoDB's, the embedded
+    default's, or None for a FerretDB that is not our build (it answers only `_id` lookups from an
+    index, so there a secondary index only slows every write: just the unique ones are made).
+    Our build names itself in `explain`; ask it about one of our own collections.
     """
     if "ferretdbVersion" not in await db.client.admin.command("buildInfo"):
-        return True
+        return On.MONGODB
     probe = ApiToken.get_pymongo_collection().name  # one of ours: made now if new, it is needed anyway
     names = await db.list_collection_names()
     if probe not in names:
@@ -49,27 +52,31 @@ async def uses_secondary_indexes(db: AsyncDatabase) -> bool:
             pass
     if "graphlake_probe" in names:  # the empty collection earlier versions probed with
         await db.drop_collection("graphlake_probe")
-    plan = await db.command("explain", {"find": probe, "filter": {"field": 1}})
-    return bool(plan.get("filterPushdown"))
+    plan = await db.command("explain", {"find": probe, "filter": {}})
+    return On.EMBEDDED if plan.get("graphlakeBuild", 0) >= PUSHDOWN_BUILD else None
 
 
-async def ensure_indexes(model: type[Document], *, secondary: bool = True) -> None:
-    """Create the indexes a document declares in `Settings.indexes` that do not exist yet.
+async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGODB) -> None:
+    """Create the indexes a document declares for `servers` that do not exist yet, and drop a declared
+    one that is not for them (left by an earlier start on another kind of server or build).
 
     Beanie re-sends every index, old and new, in one createIndexes command; FerretDB v1.24
     panics on such a command when two or more of them exist already (every restart). Creating
     only the missing ones, one per command, is idempotent and equally right on MongoDB.
-    Without `secondary`, only unique indexes are kept (they enforce rules); a declared
-    non-unique one left by an earlier start is dropped.
+    With `servers` None, only unique indexes are kept (they enforce rules).
     """
     collection = model.get_pymongo_collection()
     existing = set(await collection.index_information())
-    for index in model.get_settings().indexes or []:
-        wanted = secondary or index.index.document.get("unique", False)
-        if wanted and index.name not in existing:
-            await collection.create_indexes([index.index])
-        elif not wanted and index.name in existing:
-            await collection.drop_index(index.name)
+    for field in model.get_settings().indexes or []:
+        index = field.index
+        if servers is None:
+            wanted = index.document.get("unique", False)
+        else:
+            wanted = bool(servers_of(index) & servers)
+        if wanted and field.name not in existing:
+            await collection.create_indexes([index])
+        elif not wanted and field.name in existing:
+            await collection.drop_index(field.name)
 
 
 async def ping(db: AsyncDatabase) -> None:

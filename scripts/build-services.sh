@@ -9,8 +9,10 @@
 set -euo pipefail
 
 FERRETDB_VERSION="v1.24.2"
-# Our build of it carries two fixes (see patch_ferretdb); the suffix keeps an unpatched cache apart.
-FERRETDB_BUILD="$FERRETDB_VERSION-graphlake.2"
+# Our build of it pushes filters and sorts down to SQLite (scripts/ferretdb/patch.py says what it
+# changes). The number names the build in the cache and in `explain`; raise it with every change there.
+FERRETDB_BUILD_NUMBER=3
+FERRETDB_BUILD="$FERRETDB_VERSION-graphlake.$FERRETDB_BUILD_NUMBER"
 # MinIO tags releases as RELEASE.<date>, which is not a Go module version, so the Go module
 # proxy cannot serve `minio@RELEASE.2025-10-15T17-29-55Z` (nor its commit 9e49d5e). The proxy
 # serves the final commit of the (now archived) repository as this pseudo-version: pin it.
@@ -27,88 +29,6 @@ need_go() {
   fi
 }
 
-# Two fixes to FerretDB's SQLite backend, the embedded default:
-# 1. It creates the `_id` index on `_ferretdb_sjson->"_id"` but queried `_ferretdb_sjson->'$._id'`.
-#    Both extract the same value, yet SQLite uses an expression index only for the same expression,
-#    so every lookup by `_id` scanned the whole table (14 ms at 600 small documents, growing with
-#    the collection). Querying with the index's own expression makes it a B-tree lookup.
-# 2. It pushed down only `{_id: value}`; `{_id: {$in: [...]}}`, how Graphlake's DataLoaders fetch
-#    documents by ID, scanned. It now becomes `WHERE _id IN (...)` on the same index. FerretDB still
-#    applies the whole filter to what comes back, so a wider SQL match can never change a result.
-# Upstream's v1 line is final (v2 dropped SQLite), so the fixes live here.
-patch_ferretdb() {
-  python3 - "$1/internal/backends/sqlite" <<'PY'
-import sys
-root = sys.argv[1]
-
-
-def replace(name, old, new, count=1):
-    path = f"{root}/{name}"
-    text = open(path).read()
-    if text.count(old) != count:
-        sys.exit(f"patch_ferretdb: {path} changed; expected {count} of: {old[:60]!r}")
-    open(path, "w").write(text.replace(old, new))
-
-
-replace("metadata/metadata.go", 'IDColumn = DefaultColumn + "->\'$._id\'"', 'IDColumn = DefaultColumn + `->"_id"`')
-query = """	if params.Filter.Len() == 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v.(type) {
-		case string, types.ObjectID:
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		}
-	}
-"""
-explain = query.replace("		case string, types.ObjectID:\n", "		case string, types.ObjectID:\n			filterPushdown = true\n")
-replace("collection.go", query, "	whereClause, args, _ = graphlakeIDWhere(params.Filter)\n")
-replace("collection.go", explain, "	whereClause, args, filterPushdown = graphlakeIDWhere(params.Filter)\n")
-with open(f"{root}/collection.go", "a") as out:
-    out.write("""
-// graphlakeIDWhere pushes down {_id: <string|ObjectID>} and {_id: {$in: [<string|ObjectID>, ...]}}.
-func graphlakeIDWhere(filter *types.Document) (string, []any, bool) {
-	if filter.Len() != 1 {
-		return "", nil, false
-	}
-
-	v, _ := filter.Get("_id")
-
-	switch v := v.(type) {
-	case string, types.ObjectID:
-		return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}, true
-	case *types.Document:
-		if v.Len() != 1 {
-			return "", nil, false
-		}
-
-		in, _ := v.Get("$in")
-
-		values, ok := in.(*types.Array)
-		if !ok || values.Len() == 0 || values.Len() > 10000 {
-			return "", nil, false
-		}
-
-		args := make([]any, 0, values.Len())
-
-		for i := 0; i < values.Len(); i++ {
-			value := must.NotFail(values.Get(i))
-			switch value.(type) {
-			case string, types.ObjectID:
-				args = append(args, string(must.NotFail(sjson.MarshalSingleValue(value))))
-			default:
-				return "", nil, false
-			}
-		}
-
-		return fmt.Sprintf(` WHERE %s IN (?%s)`, metadata.IDColumn, strings.Repeat(", ?", len(args)-1)), args, true
-	}
-
-	return "", nil, false
-}
-""")
-PY
-}
-
 build_ferretdb() {
   local out="$CACHE/ferretdb-$FERRETDB_BUILD"
   [ -x "$out" ] && { echo "$out"; return; }
@@ -123,7 +43,7 @@ build_ferretdb() {
   # The module zip lacks build/version/version.txt; without it the binary panics at start.
   mkdir -p "$work/build/version"
   echo "$FERRETDB_VERSION" > "$work/build/version/version.txt"
-  patch_ferretdb "$work"
+  python3 "$(dirname "$0")/ferretdb/patch.py" "$work" "$FERRETDB_BUILD_NUMBER"
   (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" ./cmd/ferretdb)
   mv "$out.tmp" "$out"
   echo "$out"

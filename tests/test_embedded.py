@@ -10,7 +10,8 @@ from pymongo import MongoClient
 from documents.api_token import ApiToken
 from documents.event import Event
 from graphlake.context import AppState
-from graphlake.database import ensure_indexes, uses_secondary_indexes
+from documents.indexes import On, servers_of
+from graphlake.database import ensure_indexes, index_servers
 from graphlake.local_services import embedded_database, free_port
 
 
@@ -38,9 +39,10 @@ def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path
         second.stop()
 
 
-async def test_id_lookups_use_the_index_and_unused_indexes_are_not_kept(state: AppState) -> None:
-    """Our FerretDB build answers `_id` lookups from its index (scripts/build-services.sh), and
-    indexes the server cannot use for queries are not kept, where it cannot (the SQLite backend)."""
+async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: AppState) -> None:
+    """Our FerretDB build answers `_id` lookups from its index (scripts/ferretdb), and each server
+    keeps the indexes declared for it (documents/indexes.py): all on MongoDB, the value indexes
+    that serve hot reads (and the unique ones) on the embedded default."""
     db = state.db
     on_ferretdb = "ferretdbVersion" in await db.client.admin.command("buildInfo")
     await db.notes.insert_many([{"_id": f"n{i}", "field": i} for i in range(50)])
@@ -53,13 +55,20 @@ async def test_id_lookups_use_the_index_and_unused_indexes_are_not_kept(state: A
     assert found == [{"_id": "n9", "field": 9}]
     if on_ferretdb:
         await db.create_collection("graphlake_probe")  # as earlier versions left it there
-    secondary = await uses_secondary_indexes(db)
-    assert secondary is not on_ferretdb  # the suite runs FerretDB on SQLite, or a real MongoDB
+    servers = await index_servers(db)
+    assert servers == (On.EMBEDDED if on_ferretdb else On.MONGODB)  # the suite runs our FerretDB build, or MongoDB
     assert "graphlake_probe" not in await db.list_collection_names()  # asked of our own collection; the old probe is gone
     events = Event.get_pymongo_collection()
     await events.create_index("level", name="level_time")  # as an earlier start would have left it
-    await ensure_indexes(Event, secondary=secondary)
+    await ensure_indexes(Event, servers=servers)
     for model in (Event, ApiToken):
         names = set(await model.get_pymongo_collection().index_information())
         for index in model.get_settings().indexes:
-            assert (index.name in names) == (secondary or index.index.document.get("unique", False)), index.name
+            assert (index.name in names) == bool(servers_of(index.index) & servers), index.name
+    # a FerretDB that is not our build gets the unique indexes only
+    await ensure_indexes(Event, servers=None)
+    await ensure_indexes(ApiToken, servers=None)
+    for model in (Event, ApiToken):
+        names = set(await model.get_pymongo_collection().index_information())
+        for index in model.get_settings().indexes:
+            assert (index.name in names) == index.index.document.get("unique", False), index.name

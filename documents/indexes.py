@@ -1,0 +1,44 @@
+"""Indexes, and which database servers get each.
+
+MongoDB uses every index for what it is: declared ones are all created there unless marked embedded-only.
+
+The embedded default is Graphlake's build of FerretDB on SQLite (scripts/ferretdb). There an index holds
+the SQL values of its fields, which must each hold one scalar (the server refuses an array there), and
+it serves a query when the query pins a prefix of its fields to one value and sorts by the rest. A list
+is then read in index order and stops after its page. Every index also costs every write, so that server
+gets only what its hot reads need: the unique indexes (they enforce rules) and the ones marked below
+with `On.EMBEDDED`. Multikey indexes (over arrays: labels, JSON attributes) are MongoDB's alone;
+on the embedded default those filters are applied while the list is read in its sort order.
+"""
+
+from __future__ import annotations
+
+from enum import Flag
+from typing import Any
+
+from pymongo import IndexModel
+
+
+class On(Flag):
+    """The servers an index is created on."""
+
+    MONGODB = 1
+    EMBEDDED = 2
+    BOTH = MONGODB | EMBEDDED
+
+
+class Index(IndexModel):
+    """An IndexModel that says which servers get it (see the module docstring). A plain IndexModel
+    goes to MongoDB, and to the embedded default only if it is unique."""
+
+    def __init__(self, keys: Any, *, name: str, on: On = On.BOTH, **kwargs: Any) -> None:
+        super().__init__(keys, name=name, **kwargs)
+        self.on = on
+
+
+def servers_of(index: IndexModel) -> On:
+    """Where `index` belongs."""
+    on = getattr(index, "on", None)
+    if on is not None:
+        return on
+    return On.BOTH if index.document.get("unique", False) else On.MONGODB

@@ -1,0 +1,597 @@
+// Graphlake's build of FerretDB v1.24 (SQLite backend): filters and sorts pushed down to SQLite.
+// Copied into internal/backends/sqlite by scripts/build-services.sh.
+//
+// Upstream reads every row of a collection for any filter but `{_id: v}` and sorts in Go, so a
+// first page of a big collection cost a full scan. Here a query becomes:
+//
+//   - a WHERE that every document matching the filter passes. It may let more through (FerretDB
+//     still applies the whole filter to what comes back), never fewer, so it only has to be right
+//     in one direction, and a condition it cannot express is simply left out;
+//   - an ORDER BY equal to MongoDB's order, with INDEXED BY an index that yields rows in that
+//     order, when every sort key is a "value field" (below). The handler then skips its own
+//     in-memory sort, and since rows are read lazily, a find with a limit stops reading SQLite after
+//     its page: a page costs about (page size / share of rows matching), not the collection.
+//
+// Value fields. An index created here over plain dotted fields (not `_id_`) indexes their SQL
+// values (metadata.GraphlakeValueExpr) and is marked GraphlakeValue. Its fields are taken to hold
+// one scalar each (no array on the path), which InsertAll and UpdateAll enforce
+// (graphlakeCheckScalars), so a condition on them is a plain comparison that the index serves.
+// Sorting by them assumes one BSON type per field besides null (as Graphlake's schema has it):
+// within a type SQLite orders values as MongoDB does; across types it would not.
+// Any other field is matched through json_each, which sees arrays and scalars alike.
+
+package sqlite
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+	"github.com/FerretDB/FerretDB/internal/handler/sjson"
+	"github.com/FerretDB/FerretDB/internal/types"
+	"github.com/FerretDB/FerretDB/internal/util/must"
+)
+
+// graphlakeMaxArgs bounds the bound values of one query (SQLite allows 32766); a bigger filter
+// is not pushed down at all.
+const graphlakeMaxArgs = 20000
+
+// graphlakePlan is how one query reaches SQLite.
+type graphlakePlan struct {
+	where     string // " WHERE ..." or ""
+	args      []any
+	indexedBy string // " INDEXED BY ..." or ""
+	orderBy   string // " ORDER BY ..." or ""
+	sorted    bool   // rows come in the order asked for
+}
+
+// graphlakePlanQuery plans a query with `filter` and, if not empty, MongoDB sort document `sort`.
+func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document) graphlakePlan {
+	var p graphlakePlan
+
+	if where, args, ok := graphlakeIDWhere(filter); ok {
+		p.where, p.args = where, args
+	} else if filter.Len() > 0 {
+		t := graphlakeTranslator{scalar: graphlakeScalarFields(meta), pinned: map[string]bool{}}
+		if conds := t.and(filter, true); len(conds) > 0 && len(t.args) <= graphlakeMaxArgs {
+			p.where, p.args = " WHERE "+strings.Join(conds, " AND "), t.args
+		}
+
+		if sort.Len() > 0 {
+			p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, t.scalar, t.pinned, sort)
+		}
+
+		return p
+	}
+
+	if sort.Len() > 0 {
+		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, graphlakeScalarFields(meta), nil, sort)
+	}
+
+	return p
+}
+
+// graphlakeScalarFields returns the fields of the collection's value indexes.
+func graphlakeScalarFields(meta *metadata.Collection) map[string]bool {
+	fields := map[string]bool{}
+
+	for _, index := range meta.Settings.Indexes {
+		if !index.GraphlakeValue {
+			continue
+		}
+
+		for _, key := range index.Key {
+			fields[key.Field] = true
+		}
+	}
+
+	return fields
+}
+
+// graphlakeCheckScalars refuses a document holding an array at (or above) a value field: queries
+// compare those fields as single values, so an array there would hide the document from them.
+func graphlakeCheckScalars(meta *metadata.Collection, doc *types.Document) error {
+	for field := range graphlakeScalarFields(meta) {
+		var v any = doc
+
+		for _, key := range strings.Split(field, ".") {
+			d, ok := v.(*types.Document)
+			if !ok {
+				break
+			}
+
+			if v, _ = d.Get(key); v == nil {
+				break
+			}
+
+			if _, ok = v.(*types.Array); ok {
+				return fmt.Errorf("field %q is covered by an index and must not hold an array in this build", field)
+			}
+		}
+	}
+
+	return nil
+}
+
+// graphlakeOrder returns the ORDER BY for `sort`, the INDEXED BY of an index giving rows in that
+// order (after a prefix of fields the filter pins to one value), and whether the sort is pushed down.
+func graphlakeOrder(meta *metadata.Collection, scalar, pinned map[string]bool, sort *types.Document) (string, string, bool) {
+	keys := sort.Keys()
+	desc := make([]bool, len(keys))
+	terms := make([]string, len(keys))
+
+	for i, key := range keys {
+		dir, ok := must.NotFail(sort.Get(key)).(int64)
+		if !ok || !scalar[key] {
+			return "", "", false
+		}
+
+		desc[i] = dir < 0
+		terms[i], _ = metadata.GraphlakeValueExpr(key)
+
+		if desc[i] {
+			terms[i] += " DESC"
+		}
+	}
+
+	var chosen string
+	best := -1
+
+	for _, index := range meta.Settings.Indexes {
+		if !index.GraphlakeValue {
+			continue
+		}
+
+		for prefix := 0; prefix+len(keys) <= len(index.Key); prefix++ {
+			if prefix > 0 && !pinned[index.Key[prefix-1].Field] {
+				break
+			}
+
+			if prefix > best && graphlakeKeysMatch(index.Key[prefix:prefix+len(keys)], keys, desc) {
+				best, chosen = prefix, index.Name
+			}
+		}
+	}
+
+	var indexedBy string
+	if chosen != "" {
+		indexedBy = fmt.Sprintf(" INDEXED BY %q", meta.TableName+"_"+chosen)
+	}
+
+	return " ORDER BY " + strings.Join(terms, ", "), indexedBy, true
+}
+
+// graphlakeKeysMatch reports whether index keys are the sort keys, all in the sort's directions or
+// all in the opposite ones (SQLite reads an index both ways).
+func graphlakeKeysMatch(index []metadata.IndexKeyPair, keys []string, desc []bool) bool {
+	same, opposite := true, true
+
+	for i, key := range index {
+		if key.Field != keys[i] {
+			return false
+		}
+
+		same = same && key.Descending == desc[i]
+		opposite = opposite && key.Descending != desc[i]
+	}
+
+	return same || opposite
+}
+
+// graphlakeTranslator turns a MongoDB filter into SQL conditions that every matching document meets.
+type graphlakeTranslator struct {
+	scalar map[string]bool
+	pinned map[string]bool // value fields the top level holds equal to one value
+	args   []any
+}
+
+// and translates a filter document (its keys are ANDed); conditions it cannot express are left out.
+func (t *graphlakeTranslator) and(doc *types.Document, top bool) []string {
+	var conds []string
+
+	keys, values := doc.Keys(), doc.Values()
+
+	for i, key := range keys {
+		switch {
+		case key == "$and":
+			arr, ok := values[i].(*types.Array)
+			if !ok {
+				continue
+			}
+
+			for j := 0; j < arr.Len(); j++ {
+				if sub, ok := must.NotFail(arr.Get(j)).(*types.Document); ok {
+					conds = append(conds, t.and(sub, top)...)
+				}
+			}
+		case key == "$or":
+			if c := t.or(values[i]); c != "" {
+				conds = append(conds, c)
+			}
+		case strings.HasPrefix(key, "$"):
+			// $nor, $expr, $comment, ...: left to the handler
+		default:
+			conds = append(conds, t.field(key, values[i], top)...)
+		}
+	}
+
+	return conds
+}
+
+// or translates $or branches; if any branch narrows nothing, neither does the $or.
+func (t *graphlakeTranslator) or(v any) string {
+	arr, ok := v.(*types.Array)
+	if !ok || arr.Len() == 0 {
+		return ""
+	}
+
+	saved := len(t.args)
+	branches := make([]string, 0, arr.Len())
+
+	for i := 0; i < arr.Len(); i++ {
+		var conds []string
+		if doc, ok := must.NotFail(arr.Get(i)).(*types.Document); ok {
+			conds = t.and(doc, false)
+		}
+
+		if len(conds) == 0 {
+			t.args = t.args[:saved]
+			return ""
+		}
+
+		branches = append(branches, "("+strings.Join(conds, " AND ")+")")
+	}
+
+	return "(" + strings.Join(branches, " OR ") + ")"
+}
+
+// field translates the condition on one field: a value, or a document of operators.
+func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
+	path, ok := metadata.GraphlakeJSONPath(field)
+	if !ok {
+		return nil
+	}
+
+	ops, isDoc := v.(*types.Document)
+	if !isDoc {
+		c := t.compare(field, path, "=", v)
+		t.pin(field, c, v, top)
+
+		return graphlakeNonEmpty(c)
+	}
+
+	if ops.Len() == 0 || !strings.HasPrefix(ops.Keys()[0], "$") {
+		return nil // equality with a whole document: left to the handler
+	}
+
+	var conds []string
+
+	keys, values := ops.Keys(), ops.Values()
+
+	for i, op := range keys {
+		var c string
+
+		switch op {
+		case "$eq":
+			c = t.compare(field, path, "=", values[i])
+			t.pin(field, c, values[i], top)
+		case "$gt", "$gte", "$lt", "$lte":
+			c = t.compare(field, path, graphlakeComparisons[op], values[i])
+		case "$in":
+			c = t.in(field, path, values[i])
+		case "$all":
+			if arr, ok := values[i].(*types.Array); ok {
+				for j := 0; j < arr.Len(); j++ {
+					conds = append(conds, graphlakeNonEmpty(t.compare(field, path, "=", must.NotFail(arr.Get(j))))...)
+				}
+			}
+		case "$elemMatch":
+			c = t.elemMatch(path, values[i])
+		}
+
+		if c != "" {
+			conds = append(conds, c)
+		}
+	}
+
+	return conds
+}
+
+// pin records a top-level `field = v` on a value field, which an index can serve as an equality
+// prefix before the sort keys (a double's widened range cannot).
+func (t *graphlakeTranslator) pin(field, cond string, v any, top bool) {
+	if value, ok := graphlakeSQLValue(v); ok && cond != "" && top && t.scalar[field] && !value.inexact && !value.null {
+		t.pinned[field] = true
+	}
+}
+
+var graphlakeComparisons = map[string]string{"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+// compare translates `field <op> v` for a scalar v ("=" also matches an array holding v).
+func (t *graphlakeTranslator) compare(field, path, op string, v any) string {
+	value, ok := graphlakeSQLValue(v)
+	if !ok {
+		return ""
+	}
+
+	if t.scalar[field] {
+		expr := metadata.DefaultColumn + "->>'" + path + "'"
+		if value.null {
+			if op != "=" {
+				return ""
+			}
+
+			return expr + " IS NULL"
+		}
+
+		return t.bounded(expr, op, value)
+	}
+
+	if value.null {
+		return "" // null also matches a missing field, which json_each cannot see
+	}
+
+	return graphlakeGuarded(path, fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '%s') WHERE %s)",
+		metadata.DefaultColumn, path, t.bounded("value", op, value)))
+}
+
+// bounded compares `expr` with a value. SQLite's reading of a stored double's decimal text may
+// differ from Go's in the last bits, so a double is compared with a range a few units in the
+// last place wider: it lets more through, never fewer.
+func (t *graphlakeTranslator) bounded(expr, op string, value graphlakeValue) string {
+	if !value.inexact {
+		t.args = append(t.args, value.arg)
+		return expr + " " + op + " ?"
+	}
+
+	f := value.arg.(float64)
+	lo, hi := graphlakeWiden(f, -1), graphlakeWiden(f, +1)
+
+	switch op {
+	case ">", ">=":
+		t.args = append(t.args, lo)
+		return expr + " >= ?"
+	case "<", "<=":
+		t.args = append(t.args, hi)
+		return expr + " <= ?"
+	default:
+		t.args = append(t.args, lo, hi)
+		return expr + " BETWEEN ? AND ?"
+	}
+}
+
+// in translates `field $in [v, ...]`.
+func (t *graphlakeTranslator) in(field, path string, v any) string {
+	arr, ok := v.(*types.Array)
+	if !ok || arr.Len() == 0 || arr.Len() > graphlakeMaxArgs {
+		return ""
+	}
+
+	var args []any
+	var null bool
+
+	for i := 0; i < arr.Len(); i++ {
+		value, ok := graphlakeSQLValue(must.NotFail(arr.Get(i)))
+		if !ok || value.inexact {
+			return ""
+		}
+
+		if value.null {
+			null = true
+			continue
+		}
+
+		args = append(args, value.arg)
+	}
+
+	list := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+
+	if t.scalar[field] {
+		expr := metadata.DefaultColumn + "->>'" + path + "'"
+		var parts []string
+
+		if len(args) > 0 {
+			parts = append(parts, expr+" IN ("+list+")")
+		}
+
+		if null {
+			parts = append(parts, expr+" IS NULL")
+		}
+
+		t.args = append(t.args, args...)
+
+		return "(" + strings.Join(parts, " OR ") + ")"
+	}
+
+	if null {
+		return ""
+	}
+
+	t.args = append(t.args, args...)
+
+	return graphlakeGuarded(path, fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '%s') WHERE value IN (%s))",
+		metadata.DefaultColumn, path, list))
+}
+
+// elemMatch translates `$elemMatch` of value operators: some element meets all of them.
+func (t *graphlakeTranslator) elemMatch(path string, v any) string {
+	ops, ok := v.(*types.Document)
+	if !ok {
+		return ""
+	}
+
+	saved := len(t.args)
+	var conds []string
+
+	keys, values := ops.Keys(), ops.Values()
+
+	for i, op := range keys {
+		if !strings.HasPrefix(op, "$") {
+			t.args = t.args[:saved]
+			return "" // conditions on fields of element documents: left to the handler
+		}
+
+		switch op {
+		case "$eq", "$gt", "$gte", "$lt", "$lte":
+			sqlOp := graphlakeComparisons[op]
+			if op == "$eq" {
+				sqlOp = "="
+			}
+
+			if value, ok := graphlakeSQLValue(values[i]); ok && !value.null {
+				conds = append(conds, t.bounded("value", sqlOp, value))
+			}
+		case "$in":
+			arr, ok := values[i].(*types.Array)
+			if !ok || arr.Len() == 0 || arr.Len() > graphlakeMaxArgs {
+				continue
+			}
+
+			args := make([]any, 0, arr.Len())
+
+			for j := 0; j < arr.Len(); j++ {
+				value, ok := graphlakeSQLValue(must.NotFail(arr.Get(j)))
+				if !ok || value.null || value.inexact {
+					args = nil
+					break
+				}
+
+				args = append(args, value.arg)
+			}
+
+			if len(args) > 0 {
+				t.args = append(t.args, args...)
+				conds = append(conds, "value IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")+")")
+			}
+		}
+	}
+
+	if len(conds) == 0 {
+		return ""
+	}
+
+	return graphlakeGuarded(path, fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '%s') WHERE %s)",
+		metadata.DefaultColumn, path, strings.Join(conds, " AND ")))
+}
+
+// graphlakeGuarded lets a condition on a nested path through whenever a field above it is an
+// array: MongoDB looks into arrays of documents along a path, json_each does not.
+func graphlakeGuarded(path, cond string) string {
+	keys := strings.Split(strings.TrimPrefix(path, "$."), ".")
+	if len(keys) == 1 {
+		return cond
+	}
+
+	parts := []string{cond}
+	prefix := "$"
+
+	for _, key := range keys[:len(keys)-1] {
+		prefix += "." + key
+		parts = append(parts, fmt.Sprintf("json_type(%s, '%s') = 'array'", metadata.DefaultColumn, prefix))
+	}
+
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// graphlakeValue is a BSON scalar as SQLite sees it in a document (see GraphlakeValueExpr).
+type graphlakeValue struct {
+	arg     any
+	null    bool
+	inexact bool // a double: compare with a slightly wider range
+}
+
+func graphlakeSQLValue(v any) (graphlakeValue, bool) {
+	switch v := v.(type) {
+	case string:
+		return graphlakeValue{arg: v}, true
+	case types.ObjectID:
+		return graphlakeValue{arg: hex.EncodeToString(v[:])}, true
+	case int32:
+		// a number field may hold doubles too, which compare with an int only through the widened range
+		return graphlakeValue{arg: float64(v), inexact: true}, true
+	case int64:
+		return graphlakeValue{arg: float64(v), inexact: true}, true
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return graphlakeValue{}, false
+		}
+
+		return graphlakeValue{arg: v, inexact: true}, true
+	case bool:
+		if v {
+			return graphlakeValue{arg: int64(1)}, true
+		}
+
+		return graphlakeValue{arg: int64(0)}, true
+	case time.Time:
+		return graphlakeValue{arg: v.UnixMilli()}, true
+	case types.NullType:
+		return graphlakeValue{null: true}, true
+	default:
+		return graphlakeValue{}, false
+	}
+}
+
+// graphlakeWiden moves f four units in the last place towards dir (past any rounding of an int64
+// to a double, and any misreading of a stored one).
+func graphlakeWiden(f float64, dir int) float64 {
+	to := math.Inf(dir)
+	for range 4 {
+		f = math.Nextafter(f, to)
+	}
+
+	return f
+}
+
+func graphlakeNonEmpty(c string) []string {
+	if c == "" {
+		return nil
+	}
+
+	return []string{c}
+}
+
+// graphlakeIDWhere pushes down {_id: <string|ObjectID>} and {_id: {$in: [<string|ObjectID>, ...]}} to
+// the `_id_` index, which keeps upstream's expression (metadata.IDColumn, its JSON text).
+func graphlakeIDWhere(filter *types.Document) (string, []any, bool) {
+	if filter.Len() != 1 {
+		return "", nil, false
+	}
+
+	v, _ := filter.Get("_id")
+
+	switch v := v.(type) {
+	case string, types.ObjectID:
+		return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}, true
+	case *types.Document:
+		if v.Len() != 1 {
+			return "", nil, false
+		}
+
+		in, _ := v.Get("$in")
+
+		values, ok := in.(*types.Array)
+		if !ok || values.Len() == 0 || values.Len() > graphlakeMaxArgs {
+			return "", nil, false
+		}
+
+		args := make([]any, 0, values.Len())
+
+		for i := 0; i < values.Len(); i++ {
+			value := must.NotFail(values.Get(i))
+			switch value.(type) {
+			case string, types.ObjectID:
+				args = append(args, string(must.NotFail(sjson.MarshalSingleValue(value))))
+			default:
+				return "", nil, false
+			}
+		}
+
+		return fmt.Sprintf(` WHERE %s IN (?%s)`, metadata.IDColumn, strings.Repeat(", ?", len(args)-1)), args, true
+	}
+
+	return "", nil, false
+}

@@ -1,0 +1,177 @@
+"""Turns FerretDB v1.24.2's module source into Graphlake's build of it (run by build-services.sh).
+
+    python3 patch.py MODULE_DIR BUILD_NUMBER
+
+Upstream's v1 line is final (v2 dropped SQLite), so the changes live here. Each edit names the exact
+upstream text it replaces and stops the build if that text is not there once.
+
+1. `_id` lookups use the `_id_` index. It is created on `_ferretdb_sjson->"_id"`, but queries said
+   `_ferretdb_sjson->'$._id'`: the same value, yet SQLite uses an expression index only for the same
+   expression, so every lookup by `_id` scanned the table. `{_id: {$in: [...]}}` (how DataLoaders
+   fetch) becomes `WHERE _id IN (...)` on that index too.
+2. Filters and sorts reach SQLite (graphlake_pushdown.go explains how): other indexes hold the
+   fields' SQL values (graphlake_expr.go), a query's WHERE is narrowed through them, and a sort on
+   indexed fields is an ORDER BY that the handler no longer repeats in memory, so a page reads
+   about a page of rows.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+root = Path(sys.argv[1])
+here = Path(__file__).parent
+
+
+def replace(name: str, old: str, new: str) -> None:
+    path = root / name
+    text = path.read_text()
+    if text.count(old) != 1:
+        sys.exit(f"patch.py: {path} changed; expected once: {old[:70]!r}")
+    path.write_text(text.replace(old, new))
+
+
+shutil.copy(here / "graphlake_expr.go", root / "internal/backends/sqlite/metadata/graphlake_expr.go")
+shutil.copy(here / "graphlake_pushdown.go", root / "internal/backends/sqlite/graphlake_pushdown.go")
+
+# 1. the _id expression of the _id_ index
+replace("internal/backends/sqlite/metadata/metadata.go",
+        "IDColumn = DefaultColumn + \"->'$._id'\"", 'IDColumn = DefaultColumn + `->"_id"`')
+
+# 2a. an index remembers whether it holds SQL values (its fields are then value fields)
+replace("internal/backends/sqlite/metadata/settings.go",
+        '\tUnique bool           `json:"unique"`\n}',
+        '\tUnique bool           `json:"unique"`\n\n'
+        '\t// GraphlakeValue: created by Graphlake\'s build on GraphlakeValueExpr of each field.\n'
+        '\tGraphlakeValue bool `json:"graphlakeValue,omitempty"`\n}')
+replace("internal/backends/sqlite/metadata/settings.go",
+        "\t\t\tUnique: index.Unique,\n", "\t\t\tUnique: index.Unique,\n\n\t\t\tGraphlakeValue: index.GraphlakeValue,\n")
+replace("internal/backends/sqlite/metadata/registry.go",
+        "\t\tcolumns := make([]string, len(index.Key))\n",
+        "\t\t// `_id_` keeps upstream's expression: every `_id` lookup (IDColumn) is written for it.\n"
+        "\t\tindex.GraphlakeValue = index.Name != backends.DefaultIndexName\n"
+        "\t\tfor _, key := range index.Key {\n"
+        "\t\t\tif _, ok := GraphlakeValueExpr(key.Field); !ok {\n"
+        "\t\t\t\tindex.GraphlakeValue = false\n"
+        "\t\t\t}\n"
+        "\t\t}\n\n"
+        "\t\tcolumns := make([]string, len(index.Key))\n")
+replace("internal/backends/sqlite/metadata/registry.go",
+        '\t\t\tcolumns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))\n',
+        '\t\t\tcolumns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))\n'
+        "\t\t\tif index.GraphlakeValue {\n"
+        "\t\t\t\tcolumns[i], _ = GraphlakeValueExpr(key.Field)\n"
+        "\t\t\t}\n")
+
+# 2b. the backend interface carries the sort, and says whether rows come sorted
+replace("internal/backends/collection.go",
+        "\tLimit  int64\n\n\tOnlyRecordIDs bool",
+        "\tLimit  int64\n\n\t// GraphlakeSort: a find's sort, which the backend may apply (then it sets GraphlakeSorted).\n"
+        "\tGraphlakeSort *types.Document\n\n\tOnlyRecordIDs bool")
+replace("internal/backends/collection.go",
+        "type QueryResult struct {\n\tIter types.DocumentsIterator\n}",
+        "type QueryResult struct {\n\tIter types.DocumentsIterator\n\n\tGraphlakeSorted bool\n}")
+replace("internal/backends/collection.go",
+        "type ExplainParams struct {\n\tFilter *types.Document\n\tSort   *types.Document\n\tLimit  int64\n}",
+        "type ExplainParams struct {\n\tFilter *types.Document\n\tSort   *types.Document\n\tLimit  int64\n\n"
+        "\tGraphlakeSort *types.Document\n}")
+
+upstream_id_where = """	var whereClause string
+	var args []any
+
+	// that logic should exist in one place
+	// TODO https://github.com/FerretDB/FerretDB/issues/3235
+	if params.Filter.Len() == 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v.(type) {
+		case string, types.ObjectID:
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}
+
+	q += whereClause
+	q += prepareOrderByClause(params.Sort)
+"""
+replace("internal/backends/sqlite/collection.go", upstream_id_where, """	plan := graphlakePlanQuery(meta, params.Filter, params.GraphlakeSort)
+	args := plan.args
+
+	q += plan.indexedBy + plan.where
+	if params.Sort.Len() > 0 { // $natural
+		plan.sorted = false
+		q += prepareOrderByClause(params.Sort)
+	} else {
+		q += plan.orderBy
+	}
+""")
+replace("internal/backends/sqlite/collection.go",
+        "\treturn &backends.QueryResult{\n\t\tIter: newQueryIterator(ctx, rows, params.OnlyRecordIDs),\n\t}, nil",
+        "\treturn &backends.QueryResult{\n\t\tIter:            newQueryIterator(ctx, rows, params.OnlyRecordIDs),\n"
+        "\t\tGraphlakeSorted: plan.sorted,\n\t}, nil")
+replace("internal/backends/sqlite/collection.go", """	var filterPushdown bool
+	var whereClause string
+	var args []any
+
+	// that logic should exist in one place
+	// TODO https://github.com/FerretDB/FerretDB/issues/3235
+	if params.Filter.Len() == 1 {
+		v, _ := params.Filter.Get("_id")
+		switch v.(type) {
+		case string, types.ObjectID:
+			filterPushdown = true
+			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
+			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}
+
+	orderByClause := prepareOrderByClause(params.Sort)
+	sortPushdown := orderByClause != ""
+
+	q := `EXPLAIN QUERY PLAN ` + selectClause + whereClause + orderByClause
+""", """	plan := graphlakePlanQuery(meta, params.Filter, params.GraphlakeSort)
+	args := plan.args
+	filterPushdown := plan.where != ""
+
+	orderByClause := plan.orderBy
+	if params.Sort.Len() > 0 { // $natural
+		orderByClause = prepareOrderByClause(params.Sort)
+	}
+
+	sortPushdown := orderByClause != ""
+
+	q := `EXPLAIN QUERY PLAN ` + selectClause + plan.indexedBy + plan.where + orderByClause
+""")
+
+# 2c. writes keep value fields scalar
+replace("internal/backends/sqlite/collection.go",
+        "\tdb := c.r.DatabaseGetExisting(ctx, c.dbName)\n\tmeta := c.r.CollectionGet(ctx, c.dbName, c.name)\n",
+        "\tdb := c.r.DatabaseGetExisting(ctx, c.dbName)\n\tmeta := c.r.CollectionGet(ctx, c.dbName, c.name)\n"
+        "\n\tfor _, doc := range params.Docs {\n\t\tif err := graphlakeCheckScalars(meta, doc); err != nil {\n"
+        "\t\t\treturn nil, lazyerrors.Error(err)\n\t\t}\n\t}\n")
+replace("internal/backends/sqlite/collection.go",
+        "\tq := fmt.Sprintf(`UPDATE %q SET %s = ? WHERE %s = ?`, meta.TableName, metadata.DefaultColumn, metadata.IDColumn)\n",
+        "\tfor _, doc := range params.Docs {\n\t\tif err := graphlakeCheckScalars(meta, doc); err != nil {\n"
+        "\t\t\treturn nil, lazyerrors.Error(err)\n\t\t}\n\t}\n\n"
+        "\tq := fmt.Sprintf(`UPDATE %q SET %s = ? WHERE %s = ?`, meta.TableName, metadata.DefaultColumn, metadata.IDColumn)\n")
+
+# 2d. find and explain hand their sort to the backend; find skips its in-memory sort when the rows come sorted
+hand_sort = ("\tif !h.DisablePushdown && qp.Sort == nil && params.Sort.Len() > 0 {\n"
+             "\t\tqp.GraphlakeSort = params.Sort\n\t}\n\n")
+for name in ("internal/handler/msg_find.go", "internal/handler/msg_explain.go"):
+    replace(name, "\t// Limit pushdown is not applied if:\n", hand_sort + "\t// Limit pushdown is not applied if:\n")
+# 2e. explain says which build answers, so Graphlake knows which indexes serve it (graphlake/database.py)
+replace("internal/handler/msg_explain.go",
+        '\t\t\t"limitPushdown", res.LimitPushdown,\n',
+        '\t\t\t"limitPushdown", res.LimitPushdown,\n\t\t\t"graphlakeBuild", int32(GraphlakeBuild),\n')
+(root / "internal/handler/graphlake_build.go").write_text(
+    "package handler\n\n// GraphlakeBuild is the number of Graphlake's build of FerretDB (scripts/build-services.sh).\n"
+    f"const GraphlakeBuild = {sys.argv[2]}\n")
+
+# 2f. dotted filter keys reach the backend, which handles them (upstream drops them before the backend)
+replace("cmd/ferretdb/main.go", "\t\t\tEnableNestedPushdown:    cli.Test.EnableNestedPushdown,\n",
+        "\t\t\tEnableNestedPushdown:    true,\n")
+
+replace("internal/handler/msg_find.go",
+        "\titer, err := h.makeFindIter(queryRes.Iter, closer, params)\n",
+        "\titerParams := params\n\tif queryRes.GraphlakeSorted {\n\t\tsorted := *params\n\t\tsorted.Sort = nil\n"
+        "\t\titerParams = &sorted\n\t}\n\n\titer, err := h.makeFindIter(queryRes.Iter, closer, iterParams)\n")
