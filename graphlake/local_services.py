@@ -14,10 +14,11 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FERRETDB_VERSION = "v1.24.2-graphlake.3"  # our build: scripts/build-services.sh (FERRETDB_BUILD)
+FERRETDB_VERSION = "v1.24.2-graphlake.6"  # our build: scripts/build-services.sh (FERRETDB_BUILD)
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # see scripts/build-services.sh
 
 
@@ -106,7 +107,8 @@ class Service:
         self.process = None
 
 
-def start_ferretdb(binary: Path, data_dir: Path, port: int | None = None, *, sync_every_commit: bool = False) -> Service:
+def start_ferretdb(binary: Path, data_dir: Path, port: int | None = None, *, sync_every_commit: bool = False,
+                   extra_args: Sequence[str] = ()) -> Service:
     """FerretDB with its SQLite backend, all its files under `data_dir`.
 
     SQLite's WAL is fsynced at checkpoints, not on every commit (`synchronous=NORMAL`), unless
@@ -126,7 +128,7 @@ def start_ferretdb(binary: Path, data_dir: Path, port: int | None = None, *, syn
             str(binary), "--handler=sqlite",
             f"--sqlite-url=file:{db_dir}/?_pragma=synchronous({'full' if sync_every_commit else 'normal'})",
             f"--listen-addr=127.0.0.1:{port}", f"--state-dir={state_dir}",
-            "--debug-addr=-", "--telemetry=disable", "--log-level=warn",
+            "--debug-addr=-", "--telemetry=disable", "--log-level=warn", *extra_args,
         ],
         port=port,
         log_path=data_dir / "ferretdb.log",

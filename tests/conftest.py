@@ -102,11 +102,13 @@ class CommandCounter(CommandListener):
         self.commands: list[str] = []  # command names, in order
         self.collections: list[str] = []  # the collection each names, alongside
         self.returned: Counter[str] = Counter()  # documents finds answered with, by collection
+        self.finds: list[dict] = []  # the find commands themselves, for their query plans
 
     def clear(self) -> None:
         self.commands.clear()
         self.collections.clear()
         self.returned.clear()
+        self.finds.clear()
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
@@ -115,6 +117,8 @@ class CommandCounter(CommandListener):
         if event.command_name not in self.HOUSEKEEPING and not on_feed:
             self.commands.append(event.command_name)
             self.collections.append(str(target[0]))
+            if event.command_name == "find":
+                self.finds.append(dict(event.command))
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         cursor = event.reply.get("cursor") if event.command_name in ("find", "getMore") else None

@@ -24,6 +24,7 @@ package sqlite
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -121,7 +122,7 @@ func graphlakeCheckScalars(meta *metadata.Collection, doc *types.Document) error
 func graphlakeOrder(meta *metadata.Collection, scalar, pinned map[string]bool, sort *types.Document) (string, string, bool) {
 	keys := sort.Keys()
 	desc := make([]bool, len(keys))
-	terms := make([]string, len(keys))
+	var terms []string
 
 	for i, key := range keys {
 		dir, ok := must.NotFail(sort.Get(key)).(int64)
@@ -130,11 +131,19 @@ func graphlakeOrder(meta *metadata.Collection, scalar, pinned map[string]bool, s
 		}
 
 		desc[i] = dir < 0
-		terms[i], _ = metadata.GraphlakeValueExpr(key)
 
-		if desc[i] {
-			terms[i] += " DESC"
+		// A pinned key is the same in every row kept: ordering by it changes nothing, and SQLite
+		// does not see that for an expression, so it would sort every match in a temporary B-tree.
+		if pinned[key] {
+			continue
 		}
+
+		term, _ := metadata.GraphlakeValueExpr(key)
+		if desc[i] {
+			term += " DESC"
+		}
+
+		terms = append(terms, term)
 	}
 
 	var chosen string
@@ -159,6 +168,10 @@ func graphlakeOrder(meta *metadata.Collection, scalar, pinned map[string]bool, s
 	var indexedBy string
 	if chosen != "" {
 		indexedBy = fmt.Sprintf(" INDEXED BY %q", meta.TableName+"_"+chosen)
+	}
+
+	if len(terms) == 0 {
+		return "", indexedBy, true
 	}
 
 	return " ORDER BY " + strings.Join(terms, ", "), indexedBy, true
@@ -208,6 +221,14 @@ func (t *graphlakeTranslator) and(doc *types.Document, top bool) []string {
 				}
 			}
 		case key == "$or":
+			// one branch is just its conditions (a keyset filter's first page after a null says that)
+			if arr, ok := values[i].(*types.Array); ok && arr.Len() == 1 {
+				if sub, ok := must.NotFail(arr.Get(0)).(*types.Document); ok {
+					conds = append(conds, t.and(sub, top)...)
+					continue
+				}
+			}
+
 			if c := t.or(values[i]); c != "" {
 				conds = append(conds, c)
 			}
@@ -282,6 +303,9 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 			c = t.compare(field, path, graphlakeComparisons[op], values[i])
 		case "$in":
 			c = t.in(field, path, values[i])
+			if arr, ok := values[i].(*types.Array); ok && arr.Len() == 1 {
+				t.pin(field, c, must.NotFail(arr.Get(0)), top)
+			}
 		case "$all":
 			if arr, ok := values[i].(*types.Array); ok {
 				for j := 0; j < arr.Len(); j++ {
@@ -300,10 +324,11 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 	return conds
 }
 
-// pin records a top-level `field = v` on a value field, which an index can serve as an equality
-// prefix before the sort keys (a double's widened range cannot).
+// pin records a top-level `field = v` on a value field: every row the handler keeps has that one SQL
+// value there (NULL for null), so an index can serve it as an equality prefix before the sort keys,
+// and the field need not be sorted by. A number's widened range pins nothing.
 func (t *graphlakeTranslator) pin(field, cond string, v any, top bool) {
-	if value, ok := graphlakeSQLValue(v); ok && cond != "" && top && t.scalar[field] && !value.inexact && !value.null {
+	if value, ok := graphlakeSQLValue(v); ok && cond != "" && top && t.scalar[field] && !value.inexact {
 		t.pinned[field] = true
 	}
 }
@@ -334,8 +359,39 @@ func (t *graphlakeTranslator) compare(field, path, op string, v any) string {
 		return "" // null also matches a missing field, which json_each cannot see
 	}
 
-	return graphlakeGuarded(path, fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '%s') WHERE %s)",
-		metadata.DefaultColumn, path, t.bounded("value", op, value)))
+	var texts []any
+	if op == "=" {
+		texts = []any{value.text}
+	}
+
+	return t.each(path, texts, func() string { return t.bounded("value", op, value) })
+}
+
+// each returns "some element of (or the value at) path meets cond", for a field that may hold an
+// array. json_each parses the whole document, so when the condition is an equality the document's
+// text must first contain one of `texts` (the JSON the document would hold: a cheap substring test
+// that passes every match); CASE makes SQLite test that first. The guard is built last so that
+// bound values keep the order of their placeholders.
+func (t *graphlakeTranslator) each(path string, texts []any, cond func() string) string {
+	var pre []string
+	for _, text := range texts {
+		if text == "" { // no text to rely on for one value: no test at all
+			t.args = t.args[:len(t.args)-len(pre)]
+			pre = nil
+
+			break
+		}
+
+		pre = append(pre, "instr("+metadata.DefaultColumn+", ?) > 0")
+		t.args = append(t.args, text)
+	}
+
+	exists := fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '%s') WHERE %s)", metadata.DefaultColumn, path, cond())
+	if len(pre) > 0 {
+		exists = "CASE WHEN " + strings.Join(pre, " OR ") + " THEN " + exists + " ELSE 0 END"
+	}
+
+	return graphlakeGuarded(path, exists)
 }
 
 // bounded compares `expr` with a value. SQLite's reading of a stored double's decimal text may
@@ -365,43 +421,22 @@ func (t *graphlakeTranslator) bounded(expr, op string, value graphlakeValue) str
 
 // in translates `field $in [v, ...]`.
 func (t *graphlakeTranslator) in(field, path string, v any) string {
-	arr, ok := v.(*types.Array)
-	if !ok || arr.Len() == 0 || arr.Len() > graphlakeMaxArgs {
+	values, null, ok := graphlakeSQLValues(v)
+	if !ok {
 		return ""
 	}
 
-	var args []any
-	var null bool
-
-	for i := 0; i < arr.Len(); i++ {
-		value, ok := graphlakeSQLValue(must.NotFail(arr.Get(i)))
-		if !ok || value.inexact {
-			return ""
-		}
-
-		if value.null {
-			null = true
-			continue
-		}
-
-		args = append(args, value.arg)
+	if len(values) == 1 && !null {
+		return t.compare(field, path, "=", must.NotFail(v.(*types.Array).Get(0)))
 	}
-
-	list := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
 
 	if t.scalar[field] {
 		expr := metadata.DefaultColumn + "->>'" + path + "'"
-		var parts []string
-
-		if len(args) > 0 {
-			parts = append(parts, expr+" IN ("+list+")")
-		}
+		parts := graphlakeNonEmpty(t.oneOf(expr, values))
 
 		if null {
 			parts = append(parts, expr+" IS NULL")
 		}
-
-		t.args = append(t.args, args...)
 
 		return "(" + strings.Join(parts, " OR ") + ")"
 	}
@@ -410,10 +445,65 @@ func (t *graphlakeTranslator) in(field, path string, v any) string {
 		return ""
 	}
 
-	t.args = append(t.args, args...)
+	texts := make([]any, len(values))
+	for i, value := range values {
+		texts[i] = value.text
+	}
 
-	return graphlakeGuarded(path, fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '%s') WHERE value IN (%s))",
-		metadata.DefaultColumn, path, list))
+	return t.each(path, texts, func() string { return t.oneOf("value", values) })
+}
+
+// oneOf returns "expr equals one of values": IN for exact ones, a range for each double.
+func (t *graphlakeTranslator) oneOf(expr string, values []graphlakeValue) string {
+	var parts []string
+	var exact []any
+
+	for _, value := range values {
+		if value.inexact {
+			parts = append(parts, t.bounded(expr, "=", value))
+		} else {
+			exact = append(exact, value.arg)
+		}
+	}
+
+	if len(exact) > 0 {
+		parts = append(parts, expr+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(exact)), ", ")+")")
+		t.args = append(t.args, exact...)
+	}
+
+	if len(parts) == 0 {
+		return ""
+	}
+
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// graphlakeSQLValues returns the values of a $in list (without null), whether it holds null, and
+// whether it can be pushed down at all.
+func graphlakeSQLValues(v any) ([]graphlakeValue, bool, bool) {
+	arr, ok := v.(*types.Array)
+	if !ok || arr.Len() == 0 || arr.Len() > graphlakeMaxArgs {
+		return nil, false, false
+	}
+
+	values := make([]graphlakeValue, 0, arr.Len())
+	var null bool
+
+	for i := 0; i < arr.Len(); i++ {
+		value, ok := graphlakeSQLValue(must.NotFail(arr.Get(i)))
+		if !ok {
+			return nil, false, false
+		}
+
+		if value.null {
+			null = true
+			continue
+		}
+
+		values = append(values, value)
+	}
+
+	return values, null, true
 }
 
 // elemMatch translates `$elemMatch` of value operators: some element meets all of them.
@@ -423,58 +513,66 @@ func (t *graphlakeTranslator) elemMatch(path string, v any) string {
 		return ""
 	}
 
-	saved := len(t.args)
-	var conds []string
+	type term struct {
+		op     string
+		values []graphlakeValue
+	}
+
+	var terms []term
+	var texts []any
 
 	keys, values := ops.Keys(), ops.Values()
 
 	for i, op := range keys {
-		if !strings.HasPrefix(op, "$") {
-			t.args = t.args[:saved]
-			return "" // conditions on fields of element documents: left to the handler
-		}
-
 		switch op {
 		case "$eq", "$gt", "$gte", "$lt", "$lte":
-			sqlOp := graphlakeComparisons[op]
-			if op == "$eq" {
-				sqlOp = "="
-			}
-
-			if value, ok := graphlakeSQLValue(values[i]); ok && !value.null {
-				conds = append(conds, t.bounded("value", sqlOp, value))
-			}
-		case "$in":
-			arr, ok := values[i].(*types.Array)
-			if !ok || arr.Len() == 0 || arr.Len() > graphlakeMaxArgs {
+			value, ok := graphlakeSQLValue(values[i])
+			if !ok || value.null {
 				continue
 			}
 
-			args := make([]any, 0, arr.Len())
-
-			for j := 0; j < arr.Len(); j++ {
-				value, ok := graphlakeSQLValue(must.NotFail(arr.Get(j)))
-				if !ok || value.null || value.inexact {
-					args = nil
-					break
-				}
-
-				args = append(args, value.arg)
+			terms = append(terms, term{op, []graphlakeValue{value}})
+			if op == "$eq" && texts == nil {
+				texts = []any{value.text}
+			}
+		case "$in":
+			list, null, ok := graphlakeSQLValues(values[i])
+			if !ok || null || len(list) == 0 {
+				continue
 			}
 
-			if len(args) > 0 {
-				t.args = append(t.args, args...)
-				conds = append(conds, "value IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")+")")
+			terms = append(terms, term{op, list})
+			if texts == nil {
+				for _, value := range list {
+					texts = append(texts, value.text)
+				}
+			}
+		default:
+			if !strings.HasPrefix(op, "$") {
+				return "" // conditions on fields of element documents: left to the handler
 			}
 		}
 	}
 
-	if len(conds) == 0 {
+	if len(terms) == 0 {
 		return ""
 	}
 
-	return graphlakeGuarded(path, fmt.Sprintf("EXISTS (SELECT 1 FROM json_each(%s, '%s') WHERE %s)",
-		metadata.DefaultColumn, path, strings.Join(conds, " AND ")))
+	return t.each(path, texts, func() string {
+		conds := make([]string, len(terms))
+		for i, term := range terms {
+			switch term.op {
+			case "$in":
+				conds[i] = t.oneOf("value", term.values)
+			case "$eq":
+				conds[i] = t.bounded("value", "=", term.values[0])
+			default:
+				conds[i] = t.bounded("value", graphlakeComparisons[term.op], term.values[0])
+			}
+		}
+
+		return strings.Join(conds, " AND ")
+	})
 }
 
 // graphlakeGuarded lets a condition on a nested path through whenever a field above it is an
@@ -500,39 +598,76 @@ func graphlakeGuarded(path, cond string) string {
 type graphlakeValue struct {
 	arg     any
 	null    bool
-	inexact bool // a double: compare with a slightly wider range
+	inexact bool   // a number: compare with a slightly wider range
+	text    string // a text every document holding the value contains (see each)
 }
 
 func graphlakeSQLValue(v any) (graphlakeValue, bool) {
+	var value graphlakeValue
+
 	switch v := v.(type) {
 	case string:
-		return graphlakeValue{arg: v}, true
+		value = graphlakeValue{arg: v}
 	case types.ObjectID:
-		return graphlakeValue{arg: hex.EncodeToString(v[:])}, true
+		value = graphlakeValue{arg: hex.EncodeToString(v[:])}
 	case int32:
 		// a number field may hold doubles too, which compare with an int only through the widened range
-		return graphlakeValue{arg: float64(v), inexact: true}, true
+		value = graphlakeValue{arg: float64(v), inexact: true}
 	case int64:
-		return graphlakeValue{arg: float64(v), inexact: true}, true
+		value = graphlakeValue{arg: float64(v), inexact: true}
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return graphlakeValue{}, false
+			return value, false
 		}
 
-		return graphlakeValue{arg: v, inexact: true}, true
+		value = graphlakeValue{arg: v, inexact: true}
 	case bool:
+		value = graphlakeValue{arg: int64(0)}
 		if v {
-			return graphlakeValue{arg: int64(1)}, true
+			value.arg = int64(1)
 		}
-
-		return graphlakeValue{arg: int64(0)}, true
 	case time.Time:
-		return graphlakeValue{arg: v.UnixMilli()}, true
+		value = graphlakeValue{arg: v.UnixMilli()}
 	case types.NullType:
 		return graphlakeValue{null: true}, true
 	default:
-		return graphlakeValue{}, false
+		return value, false
 	}
+
+	value.text = graphlakeText(v)
+
+	return value, true
+}
+
+// graphlakeText returns a text that the JSON of every document holding v (or a value equal to it)
+// contains, as sjson writes it (encoding/json), or "" if there is none to rely on. An equal number
+// has the same digits whatever its BSON type (5, int64 5 and 5.0 are all "5") up to 2^53, past
+// which a double is written in its shortest form; -x holds the digits of x (so -0 finds 0).
+func graphlakeText(v any) string {
+	var number float64
+
+	switch v := v.(type) {
+	case string, bool:
+		return string(must.NotFail(json.Marshal(v)))
+	case types.ObjectID:
+		return `"` + hex.EncodeToString(v[:]) + `"`
+	case time.Time:
+		number = float64(v.UnixMilli())
+	case int32:
+		number = float64(v)
+	case int64:
+		number = float64(v)
+	case float64:
+		number = v
+	default:
+		return ""
+	}
+
+	if math.Abs(number) >= 1<<53 {
+		return ""
+	}
+
+	return string(must.NotFail(json.Marshal(math.Abs(number))))
 }
 
 // graphlakeWiden moves f four units in the last place towards dir (past any rounding of an int64

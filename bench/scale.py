@@ -1,0 +1,211 @@
+"""Reads as the lake grows: the latency of each hot list read at 1,000, 10,000 and 100,000 assets.
+
+    .venv/bin/python bench/scale.py [--sizes 1000,10000,100000] [--events-per-asset 10] [--runs 7]
+
+Grows one lake step by step to each size (assets, and ten events per asset: 1,000,000 events at
+100,000), loading with raw `insert_many` (the load rate is printed), then times each read below
+through GraphQL over HTTP on a real uvicorn server, in interleaved rounds, and prints its median:
+
+  assets newest          the first page of `assets` (20, newest first)
+  assets label 1%        a `labelsAll` filter one asset in a hundred matches
+  assets owner 1%        an owner filter, 1%
+  assets metadata 1%     a metadata EQ predicate, 1%
+  assets value 1%        a value EQ predicate, 1%
+  collection items       a collection's first page of items (it holds a tenth of the assets)
+  version datums         a dataset version's first page of datums (a tenth of the assets)
+  events newest          the first page of `events`
+  events type 1%         an `eventTypes` filter, 1%
+  events errors 1%       a `minLevel: ERROR` filter, 1%
+
+No read asks for `totalCount` (it counts, and is computed only when asked). The last column is the
+time at the largest size over the time at the smallest: a read that stays flat as the lake grows
+is near 1x. Uses FerretDB from the build cache (the embedded default), or GRAPHLAKE_BENCH_MONGODB_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from bson import ObjectId  # noqa: E402
+from pymongo import AsyncMongoClient  # noqa: E402
+
+from documents.api_token import Role  # noqa: E402
+from documents.asset import Asset  # noqa: E402
+from documents.clock import utcnow  # noqa: E402
+from documents.collection import Collection, CollectionItem  # noqa: E402
+from documents.common import AssetKind, AssetStatus, Ownership  # noqa: E402
+from documents.event import Event  # noqa: E402
+from documents.json_value import StoredJson  # noqa: E402
+from graphlake.app import create_app  # noqa: E402
+from graphlake.local_services import free_port  # noqa: E402
+from graphlake.settings import Settings  # noqa: E402
+from resolvers.auth.service import create_token  # noqa: E402
+from resolvers.relay import encode_id  # noqa: E402
+from tests.processes import bench_database  # noqa: E402
+from tests.seed import seed_version  # noqa: E402
+
+PAGE = 20
+BATCH = 2000
+SPREAD = 100  # every filtered read matches one document in SPREAD
+
+ASSETS = """query ($filter: AssetFilter, $first: Int) {
+  assets(filter: $filter, first: $first) { pageInfo { hasNextPage endCursor } edges { node { id name kind status labels } } }
+}"""
+ITEMS = """query ($id: ID!, $first: Int) {
+  collection(id: $id) { items(first: $first) { pageInfo { hasNextPage } edges { node { id path asset { id name } } } } }
+}"""
+DATUMS = """query ($id: ID!, $first: Int) {
+  datasetVersion(id: $id) { datums(first: $first) { pageInfo { hasNextPage } edges { node { id split } } } }
+}"""
+EVENTS = """query ($filter: EventFilter, $first: Int) {
+  events(filter: $filter, first: $first) { pageInfo { hasNextPage } edges { node { id eventType level timestamp } } }
+}"""
+
+
+class Lake:
+    """The lake being grown: documents are made from a few templates (building a model per document
+    would make loading the bench's own bottleneck) and inserted raw."""
+
+    def __init__(self) -> None:
+        self.assets = 0
+        self.events = 0
+        self.start = utcnow() - timedelta(days=365)
+        self.collection_id = ObjectId()
+        self.metadata = [StoredJson.encode({"camera": k, "site": f"s{k % 7}"}).model_dump() for k in range(SPREAD)]
+        self.values = [StoredJson.encode({"reading": k, "unit": "C"}).model_dump() for k in range(SPREAD)]
+        self.asset = Asset(kind=AssetKind.VALUE, status=AssetStatus.ACTIVE, name="x", media_type="application/json",
+                           size_bytes=40).model_dump(by_alias=True)
+        self.asset.pop("_id", None)
+        self.event = Event(event_type="T", level=20).model_dump(by_alias=True)
+        self.event.pop("_id", None)
+        self.item = CollectionItem(collection_id=self.collection_id, asset_id=ObjectId()).model_dump(by_alias=True)
+        self.item.pop("_id", None)
+
+    def asset_doc(self, i: int) -> dict:
+        k = i % SPREAD
+        return {**self.asset, "_id": ObjectId(), "name": f"reading-{i:07}", "labels": [f"l{k}", "all"],
+                "owner": Ownership(user_id=f"u{k}").model_dump(), "metadata": self.metadata[k], "value": self.values[k],
+                "created_at": self.start + timedelta(seconds=i), "updated_at": self.start + timedelta(seconds=i)}
+
+    def event_doc(self, i: int) -> dict:
+        k = i % SPREAD
+        return {**self.event, "_id": ObjectId(), "event_type": f"T{k}", "level": 40 if k == 7 else 20,
+                "timestamp": self.start + timedelta(milliseconds=3100 * i)}
+
+    async def grow(self, db, assets: int, events: int) -> float:  # noqa: ANN001 - a raw PyMongo database
+        """Inserts documents up to `assets` assets and `events` events; returns the seconds it took."""
+        began = time.perf_counter()
+        while self.assets < assets:
+            n = min(BATCH, assets - self.assets)
+            docs = [self.asset_doc(i) for i in range(self.assets, self.assets + n)]
+            await db.assets.insert_many(docs, ordered=False)
+            # a tenth of the assets go into the collection, in order
+            items = [{**self.item, "_id": ObjectId(), "asset_id": d["_id"], "path": d["name"]} for d in docs[::10]]
+            await db.collection_items.insert_many(items, ordered=False)
+            self.assets += n
+        while self.events < events:
+            n = min(BATCH * 5, events - self.events)
+            await db.events.insert_many([self.event_doc(i) for i in range(self.events, self.events + n)], ordered=False)
+            self.events += n
+        return time.perf_counter() - began
+
+
+def reads(collection_id: str, version_id: str) -> dict[str, tuple[str, dict]]:
+    def predicate(path: str, value: int) -> list[dict]:
+        return [{"path": path, "op": "EQ", "value": value}]
+    return {
+        "assets newest": (ASSETS, {}),
+        "assets label 1%": (ASSETS, {"filter": {"labelsAll": ["l7"]}}),
+        "assets owner 1%": (ASSETS, {"filter": {"owner": {"userId": "u7"}}}),
+        "assets metadata 1%": (ASSETS, {"filter": {"metadata": predicate("camera", 7)}}),
+        "assets value 1%": (ASSETS, {"filter": {"value": predicate("reading", 7)}}),
+        "collection items": (ITEMS, {"id": collection_id}),
+        "version datums": (DATUMS, {"id": version_id}),
+        "events newest": (EVENTS, {}),
+        "events type 1%": (EVENTS, {"filter": {"eventTypes": ["T7"]}}),
+        "events errors 1%": (EVENTS, {"filter": {"minLevel": "ERROR"}}),
+    }
+
+
+async def time_reads(http: httpx.AsyncClient, named: dict[str, tuple[str, dict]], runs: int) -> dict[str, float]:
+    """The median seconds of each read, rounds interleaved so a noisy moment hits all of them alike."""
+    async def once(query: str, variables: dict) -> float:
+        start = time.perf_counter()
+        response = await http.post("/graphql", json={"query": query, "variables": {**variables, "first": PAGE}})
+        elapsed = time.perf_counter() - start
+        body = response.json()
+        assert response.status_code == 200 and "errors" not in body, response.text[:500]
+        return elapsed
+
+    for query, variables in named.values():  # warm caches and connections
+        await once(query, variables)
+    times: dict[str, list[float]] = {name: [] for name in named}
+    for _ in range(runs):
+        for name, (query, variables) in named.items():
+            times[name].append(await once(query, variables))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000,100000", help="asset counts, comma separated, ascending")
+    parser.add_argument("--events-per-asset", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
+        settings = Settings(_env_file=None, mongodb_url=url, database="graphlake_bench_scale", data_dir=Path(tmp) / "data",
+                            bootstrap_admin_token=False, log_level="WARNING")
+        raw = AsyncMongoClient(url, tz_aware=True)
+        await raw.drop_database(settings.database)  # before the app starts: its indexes are made afresh
+        app = create_app(settings)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.05)
+        results: dict[int, dict[str, float]] = {}
+        try:
+            db = raw[settings.database]
+            lake = Lake()
+            await db.collections.insert_one({**Collection(name="scale").model_dump(by_alias=True), "_id": lake.collection_id})
+            _, secret = await create_token("bench", Role.VIEWER)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600,
+                                         headers={"Authorization": f"Bearer {secret}"}) as http:
+                for size in sizes:
+                    assets_before, events_before = lake.assets, lake.events
+                    events = size * args.events_per_asset
+                    seconds = await lake.grow(db, size, events)
+                    # a dataset version of a tenth of the lake (its datums' role assets come on top)
+                    version_id = await seed_version(max(1, size // 10), annotations_per_datum=1, name=f"scale-{size}")
+                    rate = (lake.assets - assets_before + lake.events - events_before) / seconds
+                    print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
+                    named = reads(encode_id("Collection", lake.collection_id), encode_id("DatasetVersion", version_id))
+                    results[size] = await time_reads(http, named, args.runs)
+        finally:
+            await raw.close()
+            server.should_exit = True
+            await task
+
+    names = list(next(iter(results.values())))
+    print()
+    print(f"{'read (first page of ' + str(PAGE) + ')':<24}" + "".join(f"{s:>10,}" for s in sizes) + f"{'largest/smallest':>18}")
+    for name in names:
+        row = [results[s][name] for s in sizes]
+        print(f"{name:<24}" + "".join(f"{t * 1000:>8.1f}ms" for t in row) + f"{row[-1] / row[0]:>17.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
