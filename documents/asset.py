@@ -62,7 +62,9 @@ class Asset(Document):
             IndexModel([("status", ASCENDING), ("data_timestamp", ASCENDING), ("_id", ASCENDING)], name="status_data_ts"),
             # The embedded default reads the list in its order and applies the status there (nearly every
             # asset passes "not DELETED"), and likewise any other filter without an index of its own.
-            Index([("created_at", DESCENDING), ("_id", DESCENDING), ("status", ASCENDING)], name="created", on=On.EMBEDDED),
+            # Status and kind ride along in the default order's index: checked there, not in the document.
+            Index([("created_at", DESCENDING), ("_id", DESCENDING), ("status", ASCENDING), ("kind", ASCENDING)],
+                  name="created", on=On.EMBEDDED),
             Index([("name", ASCENDING), ("_id", ASCENDING)], name="name", on=On.EMBEDDED),
             Index([("size_bytes", ASCENDING), ("_id", ASCENDING)], name="size", on=On.EMBEDDED),
             Index([("data_timestamp", ASCENDING), ("_id", ASCENDING)], name="data_ts", on=On.EMBEDDED),

@@ -40,8 +40,13 @@ class Event(Document):
     class Settings:
         name = "events"
         indexes = [
-            Index([("archived", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)], name="timeline"),
-            Index([("event_type", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)], name="type_timeline"),
+            # The timeline. The level rides along so a minimum level is checked in the index, not the document.
+            Index([("archived", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING), ("level", ASCENDING)],
+                  name="timeline"),
+            # The timeline of one type (archived first: every default query pins it, and on the embedded
+            # default an index serves a query through the fields it pins in front of the sort keys).
+            Index([("archived", ASCENDING), ("event_type", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)],
+                  name="type_timeline"),
             IndexModel([("level", ASCENDING), ("timestamp", DESCENDING)], name="level_time"),
             IndexModel([("alert", ASCENDING), ("timestamp", DESCENDING)], name="alert_time"),
             IndexModel([("source.node_id", ASCENDING), ("timestamp", DESCENDING)], name="node_time"),

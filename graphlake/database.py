@@ -57,8 +57,9 @@ async def index_servers(db: AsyncDatabase) -> On | None:
 
 
 async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGODB) -> None:
-    """Create the indexes a document declares for `servers` that do not exist yet, and drop a declared
-    one that is not for them (left by an earlier start on another kind of server or build).
+    """Create the indexes a document declares for `servers` that do not exist yet, drop a declared one
+    that is not for them (left by an earlier start on another kind of server or build), and make
+    again one whose fields have changed since it was made.
 
     Beanie re-sends every index, old and new, in one createIndexes command; FerretDB v1.24
     panics on such a command when two or more of them exist already (every restart). Creating
@@ -66,17 +67,20 @@ async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGO
     With `servers` None, only unique indexes are kept (they enforce rules).
     """
     collection = model.get_pymongo_collection()
-    existing = set(await collection.index_information())
+    existing = {name: [(key, int(direction)) for key, direction in info["key"]]
+                for name, info in (await collection.index_information()).items()}
     for field in model.get_settings().indexes or []:
         index = field.index
         if servers is None:
             wanted = index.document.get("unique", False)
         else:
             wanted = bool(servers_of(index) & servers)
+        declared = [(key, int(direction)) for key, direction in index.document["key"].items()]
+        if field.name in existing and (not wanted or existing[field.name] != declared):
+            await collection.drop_index(field.name)  # not for this server, or its fields changed since
+            existing.pop(field.name)
         if wanted and field.name not in existing:
             await collection.create_indexes([index])
-        elif not wanted and field.name in existing:
-            await collection.drop_index(field.name)
 
 
 async def ping(db: AsyncDatabase) -> None:

@@ -60,7 +60,11 @@ async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: 
     assert "graphlake_probe" not in await db.list_collection_names()  # asked of our own collection; the old probe is gone
     events = Event.get_pymongo_collection()
     await events.create_index("level", name="level_time")  # as an earlier start would have left it
+    await events.drop_index("timeline")
+    await events.create_index([("archived", 1), ("timestamp", -1)], name="timeline")  # as an older version made it
     await ensure_indexes(Event, servers=servers)
+    timeline = (await events.index_information())["timeline"]["key"]
+    assert [key for key, _ in timeline] == ["archived", "timestamp", "_id", "level"]  # made again with today's fields
     for model in (Event, ApiToken):
         names = set(await model.get_pymongo_collection().index_information())
         for index in model.get_settings().indexes:

@@ -69,7 +69,8 @@ def documents() -> list[dict[str, Any]]:
             "owner": {"user": f"u{i % 5}", "team": i % 4},
             "labels": [f"l{i % 10}", "all"] if i % 9 else f"l{i % 10}",  # an array, or a scalar
             "mixed": rng.choice(mixed),
-            "parts": [{"k": "a", "v": i % 4}, {"k": "b", "v": f"s{i % 3}"}] if i % 4 else {"k": "a", "v": i % 4},
+            "parts": [{"k": "a", "v": i % 4 if i % 5 else float(i % 4)}, {"k": "b", "v": f"s{i % 3}"}] if i % 4
+            else {"k": "a", "v": i % 4},
             "leaves": {"a%2Eb": [i % 6, "z"], "n": [i % 3]},
             "flag": bool(i % 2),
         }
@@ -99,7 +100,8 @@ FILTERS: list[dict[str, Any]] = [
     {"mixed": IDS[0]}, {"mixed": EPOCH}, {"mixed": {"$gte": EPOCH}}, {"mixed": [1, 2]}, {"mixed": {"k": 7}},
     {"mixed": -0.0}, {"mixed": 1e300}, {"mixed": {"$elemMatch": {"$gt": 1}}}, {"mixed": {"$all": [7]}},
     {"parts.k": "a"}, {"parts.v": 2}, {"parts.v": {"$gt": 1}}, {"parts.v": "s1"},
-    {"parts": {"$all": [{"k": "a", "v": 3}]}},  # (FerretDB v1 refuses field conditions in $elemMatch)
+    {"parts": {"$all": [{"k": "a", "v": 3}]}}, {"parts": {"k": "a", "v": 2}}, {"parts": {"$eq": {"k": "b", "v": "s1"}}},
+    {"parts": {"k": "a", "v": 0}}, {"parts": {"$all": [{"k": "a", "v": 2.0}, {"k": "b", "v": "s2"}]}}, {"parts": {"v": 2, "k": "a"}},  # (FerretDB v1 refuses field conditions in $elemMatch)
     {"leaves.a%2Eb": {"$elemMatch": {"$in": [3]}}}, {"leaves.a%2Eb": {"$elemMatch": {"$gte": 2, "$lt": 4}}},
     {"leaves.n": {"$elemMatch": {"$eq": 0}}}, {"leaves.a%2Eb": "z"},
     {"flag": True}, {"flag": {"$ne": True}},

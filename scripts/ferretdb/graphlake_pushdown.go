@@ -285,7 +285,7 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 	}
 
 	if ops.Len() == 0 || !strings.HasPrefix(ops.Keys()[0], "$") {
-		return nil // equality with a whole document: left to the handler
+		return graphlakeNonEmpty(t.documentEquals(field, ops))
 	}
 
 	var conds []string
@@ -297,8 +297,12 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 
 		switch op {
 		case "$eq":
-			c = t.compare(field, path, "=", values[i])
-			t.pin(field, c, values[i], top)
+			if doc, ok := values[i].(*types.Document); ok {
+				c = t.documentEquals(field, doc)
+			} else {
+				c = t.compare(field, path, "=", values[i])
+				t.pin(field, c, values[i], top)
+			}
 		case "$gt", "$gte", "$lt", "$lte":
 			c = t.compare(field, path, graphlakeComparisons[op], values[i])
 		case "$in":
@@ -309,7 +313,12 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 		case "$all":
 			if arr, ok := values[i].(*types.Array); ok {
 				for j := 0; j < arr.Len(); j++ {
-					conds = append(conds, graphlakeNonEmpty(t.compare(field, path, "=", must.NotFail(arr.Get(j))))...)
+					element := must.NotFail(arr.Get(j))
+					if doc, ok := element.(*types.Document); ok {
+						conds = append(conds, graphlakeNonEmpty(t.documentEquals(field, doc))...)
+					} else {
+						conds = append(conds, graphlakeNonEmpty(t.compare(field, path, "=", element))...)
+					}
 				}
 			}
 		case "$elemMatch":
@@ -330,6 +339,57 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 func (t *graphlakeTranslator) pin(field, cond string, v any, top bool) {
 	if value, ok := graphlakeSQLValue(v); ok && cond != "" && top && t.scalar[field] && !value.inexact {
 		t.pinned[field] = true
+	}
+}
+
+// documentEquals translates equality with a whole document (the attribute pattern's {k, v}
+// elements): a document holding an equal one holds its JSON text, as sjson writes nested documents.
+// No JSON is parsed for it; the handler compares the documents themselves.
+func (t *graphlakeTranslator) documentEquals(field string, doc *types.Document) string {
+	if t.scalar[field] || !graphlakeTextSafe(doc) {
+		return ""
+	}
+
+	text, err := sjson.MarshalSingleValue(doc)
+	if err != nil {
+		return ""
+	}
+
+	t.args = append(t.args, string(text))
+
+	return "instr(" + metadata.DefaultColumn + ", ?) > 0"
+}
+
+// graphlakeTextSafe reports whether every value equal to v is written with v's own text: not so for
+// a zero (-0.0 equals 0), a number past 2^53 (a double's shortest form) or a type without a text.
+func graphlakeTextSafe(v any) bool {
+	switch v := v.(type) {
+	case *types.Document:
+		for _, value := range v.Values() {
+			if !graphlakeTextSafe(value) {
+				return false
+			}
+		}
+
+		return true
+	case *types.Array:
+		for i := 0; i < v.Len(); i++ {
+			if !graphlakeTextSafe(must.NotFail(v.Get(i))) {
+				return false
+			}
+		}
+
+		return true
+	case string, bool, types.ObjectID, time.Time, types.NullType:
+		return true
+	case int32:
+		return v != 0
+	case int64:
+		return v != 0 && v < 1<<53 && v > -(1<<53)
+	case float64:
+		return v != 0 && math.Abs(v) < 1<<53
+	default:
+		return false
 	}
 }
 
