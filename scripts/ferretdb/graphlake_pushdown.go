@@ -23,12 +23,16 @@
 package sqlite
 
 import (
+	"bytes"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	sqlite3 "modernc.org/sqlite"
 
 	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
 	"github.com/FerretDB/FerretDB/internal/handler/sjson"
@@ -39,6 +43,23 @@ import (
 // graphlakeMaxArgs bounds the bound values of one query (SQLite allows 32766); a bigger filter
 // is not pushed down at all.
 const graphlakeMaxArgs = 20000
+
+// graphlake_contains(CAST(text AS BLOB), part) is instr(text, part) > 0 in Go. modernc's SQLite (C
+// translated to Go) compares at every position, and hands a function a TEXT argument by copying it
+// byte by byte; a BLOB it copies with memmove, and bytes.Contains searches with SIMD. A page of
+// assets with a label one in a hundred has (its text tested on ~2,000 rows) came twice as fast.
+func init() {
+	sqlite3.MustRegisterDeterministicScalarFunction("graphlake_contains", 2,
+		func(_ *sqlite3.FunctionContext, args []driver.Value) (driver.Value, error) {
+			text, _ := args[0].([]byte)
+			part, _ := args[1].(string)
+
+			return bytes.Contains(text, []byte(part)), nil
+		})
+}
+
+// graphlakeContains is the SQL for "the document's text holds the next bound value".
+const graphlakeContains = "graphlake_contains(CAST(" + metadata.DefaultColumn + " AS BLOB), ?)"
 
 // graphlakePlan is how one query reaches SQLite.
 type graphlakePlan struct {
@@ -357,7 +378,7 @@ func (t *graphlakeTranslator) documentEquals(field string, doc *types.Document) 
 
 	t.args = append(t.args, string(text))
 
-	return "instr(" + metadata.DefaultColumn + ", ?) > 0"
+	return graphlakeContains
 }
 
 // graphlakeTextSafe reports whether every value equal to v is written with v's own text: not so for
@@ -442,7 +463,7 @@ func (t *graphlakeTranslator) each(path string, texts []any, cond func() string)
 			break
 		}
 
-		pre = append(pre, "instr("+metadata.DefaultColumn+", ?) > 0")
+		pre = append(pre, graphlakeContains)
 		t.args = append(t.args, text)
 	}
 

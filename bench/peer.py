@@ -1,0 +1,460 @@
+"""Peer: Graphlake against MADSci's data manager, the same work over HTTP from the same client.
+
+    .venv/bin/python bench/peer.py [--rounds 3] [--values 1000] [--files 100] [--file-size 1048576]
+
+MADSci's data manager (madsci-data-manager 0.8.1 from PyPI, in a virtual environment of its own
+under ~/.cache/graphlake/peer-venv, made on first use: 0.8.1 needs pydantic 2.10.x, newer pydantic
+breaks its serializer) and `graphlake serve` each run as a process of their own on a FerretDB of
+their own (the build cache's), each storing files on the local disk. This process is the client of
+both, with httpx (keep-alive) for every request it sends itself. Each round times, for each system:
+
+  store values, 1 client   `--values` JSON values {"sample": i, "group": i % 100}, one request at
+                           a time (MADSci: POST /datapoint; Graphlake: storeValue)
+  store values, 8 clients  as many again, from 8 clients at once
+  get values by id         each value of the first step, by id (GET /datapoint/{id}; asset(id))
+  query by value x20       the values whose group is 7 (1% of them), 20 times (POST
+                           /datapoints/query {"value.group": 7}; assets with a value EQ predicate,
+                           pages of 500, no totalCount)
+  store files              `--files` files of `--file-size` random bytes, 4 at a time (MADSci: one
+                           multipart POST /datapoint each; Graphlake: graphlake.client's directory
+                           upload, over HTTP: createUploads, a signed PUT each, completeUploads)
+  fetch files              each of them back into a file, 4 at a time (MADSci: GET
+                           /datapoint/{id}/value; Graphlake: the client's download, asset(id) for
+                           the signed URL then GET)
+
+Both sides ask for the same fields: what a MADSci datapoint carries (id, label/name, type, value,
+timestamp, ownership). Every step's answer is checked after it is timed (the values read back,
+the query's count, the fetched files' SHA-256), so a broken path cannot look fast. Rounds
+interleave the two systems step by step, alternating which goes first; the table gives the median
+over rounds of each and their ratio, Graphlake / MADSci (below 1.0x: Graphlake is faster; the
+target is 1.0x or better on every row). Data accumulates over rounds, alike on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from documents.api_token import Role  # noqa: E402
+from graphlake.client import Client, ResumeState  # noqa: E402
+from graphlake.database import connect  # noqa: E402
+from graphlake.local_services import ServiceError, binary_cache, find_binary, free_port, start_ferretdb  # noqa: E402
+from resolvers.auth.service import create_token  # noqa: E402
+from tests.processes import start_server_process  # noqa: E402
+
+PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "graphlake" / "peer-venv"
+PEER_REQUIREMENTS = ["madsci-data-manager==0.8.1", "pydantic==2.10.*"]
+DATABASE = "peer_bench"
+CLIENTS = 8  # concurrent clients of the second step
+FILE_CONCURRENCY = 4  # graphlake.client.Client's default; MADSci's uploads and both fetches get the same
+GROUPS = 100  # value i is in group i % GROUPS, so a group is 1% of the values
+QUERY_GROUP = 7
+QUERIES = 20
+PAGE = 500  # Graphlake's maximum page size
+CHUNK = 1024 * 1024
+
+# What a MADSci datapoint carries, asked of Graphlake too so both answers hold the same things.
+FIELDS = "id name kind value dataTimestamp owner { userId experimentId workflowId projectId }"
+STORE_VALUE = f"mutation StoreValue($input: StoreValueInput!) {{ storeValue(input: $input) {{ {FIELDS} }} }}"
+GET_VALUE = f"query AssetById($id: ID!) {{ asset(id: $id) {{ {FIELDS} }} }}"
+VALUES_WHERE = f"""query ValuesWhere($filter: AssetFilter, $first: Int, $after: String) {{
+  assets(filter: $filter, first: $first, after: $after) {{
+    pageInfo {{ hasNextPage endCursor }}
+    edges {{ node {{ {FIELDS} }} }}
+  }}
+}}"""
+# MADSci runs through its own entry point (DataManager().run_server()); uvicorn's log level is
+# that of `graphlake serve` here (WARNING), so neither writes a line per request.
+MADSCI_MAIN = "from madsci.data_manager.data_server import DataManager; DataManager().run_server(log_level='warning')"
+
+
+def value_of(sample: int) -> dict[str, int]:
+    return {"sample": sample, "group": sample % GROUPS}
+
+
+# --- the peer's environment and the services
+
+
+def peer_python() -> Path:
+    """The python of MADSci's virtual environment, made and filled on first use; reused after
+    (a marker file records the requirements it was filled with)."""
+    python = PEER_VENV / "bin" / "python"
+    marker = PEER_VENV / ".graphlake-peer-requirements"
+    wanted = "\n".join(PEER_REQUIREMENTS)
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return python
+    if not python.exists():
+        print(f"creating MADSci's virtual environment in {PEER_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    print(f"installing {' '.join(PEER_REQUIREMENTS)} into it from PyPI (once) ...", flush=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER_REQUIREMENTS],
+                   check=True)
+    marker.write_text(wanted)
+    return python
+
+
+def ferretdb_binary() -> Path:
+    """Our FerretDB build; if the version this checkout expects is not built, the newest one there."""
+    try:
+        return find_binary("ferretdb")
+    except ServiceError:
+        built = sorted(binary_cache().glob("ferretdb-*"), key=lambda p: p.stat().st_mtime)
+        if not built:
+            raise
+        return built[-1]
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def start_madsci(python: Path, mongodb_url: str, home: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """MADSci's data manager on a free port, ready. Its settings come from DATA_* variables; with no
+    OBJECT_STORAGE_ENDPOINT it keeps files on the local disk (DATA_FILE_STORAGE_PATH). Its own
+    directory (`.madsci/`: logs, registry) is found from MADSCI_SETTINGS_DIR, here under `home`."""
+    (home / ".madsci").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DATA_", "OBJECT_STORAGE_", "MADSCI_"))},
+           "MADSCI_SETTINGS_DIR": str(home), "DATA_SERVER_URL": url, "DATA_DB_URL": mongodb_url,
+           "DATA_DATABASE_NAME": DATABASE, "DATA_FILE_STORAGE_PATH": str(home / "files"),
+           # a lab-wide identity registry: nothing to do with storing data, and it writes outside `home` otherwise
+           "DATA_ENABLE_REGISTRY_RESOLUTION": "false"}
+    with (home / "madsci.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(str(python), "-c", MADSCI_MAIN, env=env, cwd=home,
+                                                       stdout=log, stderr=subprocess.STDOUT)
+    async with httpx.AsyncClient() as http:
+        for _ in range(600):
+            with contextlib.suppress(httpx.TransportError):
+                health = await http.get(f"{url}/health")
+                if health.status_code == 200 and health.json().get("healthy"):
+                    return process, url
+            if process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+    await stop_process(process)
+    raise RuntimeError(f"MADSci's data manager did not start; see {home / 'madsci.log'}")
+
+
+# --- the two systems, as a client sees them
+
+
+class Madsci:
+    """MADSci's data manager over its REST API."""
+
+    name = "MADSci"
+
+    def __init__(self, url: str) -> None:
+        self.clients = [httpx.AsyncClient(base_url=url, timeout=300) for _ in range(CLIENTS)]
+
+    async def close(self) -> None:
+        for http in self.clients:
+            await http.aclose()
+
+    @staticmethod
+    def _ok(response: httpx.Response) -> Any:
+        response.raise_for_status()
+        return response.json()
+
+    async def store_value(self, http: httpx.AsyncClient, sample: int) -> str:
+        datapoint = {"data_type": "json", "label": f"sample-{sample}", "value": value_of(sample)}
+        return self._ok(await http.post("/datapoint", data={"datapoint": json.dumps(datapoint)}))["_id"]
+
+    async def get_value(self, http: httpx.AsyncClient, datapoint_id: str) -> Any:
+        return self._ok(await http.get(f"/datapoint/{datapoint_id}"))["value"]
+
+    async def query_group(self, http: httpx.AsyncClient, group: int) -> list[Any]:
+        found = self._ok(await http.post("/datapoints/query", json={"value.group": group}))
+        return [datapoint["value"] for datapoint in found.values()]
+
+    async def store_files(self, paths: list[Path]) -> dict[str, str]:
+        http, gate = self.clients[0], asyncio.Semaphore(FILE_CONCURRENCY)
+
+        async def store(path: Path) -> str:
+            async with gate:
+                datapoint = {"data_type": "file", "label": path.name, "path": path.name}
+                body = await asyncio.to_thread(path.read_bytes)
+                response = await http.post("/datapoint", data={"datapoint": json.dumps(datapoint)},
+                                           files=[("files", (path.name, body, "application/octet-stream"))])
+                return self._ok(response)["_id"]
+
+        ids = await asyncio.gather(*(store(path) for path in paths))
+        return {path.name: datapoint_id for path, datapoint_id in zip(paths, ids, strict=True)}
+
+    async def fetch_files(self, ids: dict[str, str], dest: Path) -> None:
+        http, gate = self.clients[0], asyncio.Semaphore(FILE_CONCURRENCY)
+
+        async def fetch(name: str, datapoint_id: str) -> None:
+            async with gate, http.stream("GET", f"/datapoint/{datapoint_id}/value") as response:
+                response.raise_for_status()
+                with (dest / name).open("wb") as out:
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        out.write(chunk)
+
+        await asyncio.gather(*(fetch(name, datapoint_id) for name, datapoint_id in ids.items()))
+
+
+class Graphlake:
+    """Graphlake over GraphQL; files through its Python client."""
+
+    name = "Graphlake"
+
+    def __init__(self, url: str, token: str, resume_state: Path) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        self.clients = [httpx.AsyncClient(base_url=url, timeout=300, headers=headers) for _ in range(CLIENTS)]
+        # Over HTTP, as MADSci's files go: not the direct write a client on the server's own
+        # disk would make. The resume state lives with the bench's other files, not in the user's cache.
+        self.lake = Client(url, token, concurrency=FILE_CONCURRENCY, direct_writes=False,
+                           resume=ResumeState(path=resume_state))
+
+    async def close(self) -> None:
+        for http in self.clients:
+            await http.aclose()
+        await self.lake.__aexit__()
+
+    @staticmethod
+    async def _data(http: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        response = await http.post("/graphql", json={"query": query, "variables": variables})
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(f"Graphlake: {body['errors'][0]['message']}")
+        return body["data"]
+
+    async def store_value(self, http: httpx.AsyncClient, sample: int) -> str:
+        stored = await self._data(http, STORE_VALUE, {"input": {"name": f"sample-{sample}", "value": value_of(sample)}})
+        return stored["storeValue"]["id"]
+
+    async def get_value(self, http: httpx.AsyncClient, asset_id: str) -> Any:
+        return (await self._data(http, GET_VALUE, {"id": asset_id}))["asset"]["value"]
+
+    async def query_group(self, http: httpx.AsyncClient, group: int) -> list[Any]:
+        variables: dict[str, Any] = {"filter": {"value": [{"path": "group", "op": "EQ", "value": group}]}, "first": PAGE}
+        values = []
+        while True:
+            page = (await self._data(http, VALUES_WHERE, variables))["assets"]
+            values += [edge["node"]["value"] for edge in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return values
+            variables["after"] = page["pageInfo"]["endCursor"]
+
+    async def store_files(self, paths: list[Path]) -> dict[str, str]:
+        assets = await self.lake.upload_paths([paths[0].parent])  # a directory, as `graphlake upload DIR` does
+        if any(asset["status"] != "ACTIVE" for asset in assets):
+            raise RuntimeError("Graphlake: an uploaded file is not ACTIVE")
+        return {asset["name"]: asset["id"] for asset in assets}
+
+    async def fetch_files(self, ids: dict[str, str], dest: Path) -> None:
+        gate = asyncio.Semaphore(FILE_CONCURRENCY)
+
+        async def fetch(asset_id: str) -> None:
+            async with gate:
+                await self.lake.download(asset_id, dest)
+
+        await asyncio.gather(*(fetch(asset_id) for asset_id in ids.values()))
+
+
+System = Madsci | Graphlake
+
+
+@contextlib.asynccontextmanager
+async def started_systems(tmp: Path):  # noqa: ANN201 - yields [Madsci, Graphlake]
+    """Both systems, each on a FerretDB of its own; everything stopped on the way out."""
+    python = peer_python()
+    binary = ferretdb_binary()
+    print(f"FerretDB: {binary.name}; MADSci: {PEER_VENV}", flush=True)
+    async with contextlib.AsyncExitStack() as stack:
+        madsci_db = start_ferretdb(binary, tmp / "madsci" / "ferretdb")
+        stack.callback(madsci_db.stop)
+        lake_db = start_ferretdb(binary, tmp / "graphlake" / "ferretdb")
+        stack.callback(lake_db.stop)
+        lake_url = f"mongodb://127.0.0.1:{lake_db.port}/"
+
+        process, madsci_url = await start_madsci(python, f"mongodb://127.0.0.1:{madsci_db.port}/", tmp / "madsci")
+        stack.push_async_callback(stop_process, process)
+
+        database = await connect(lake_url, DATABASE)  # the token goes straight into Graphlake's database
+        stack.push_async_callback(database.close)
+        _, token = await create_token("bench-peer", Role.CONTRIBUTOR)
+        (tmp / "graphlake" / "data").mkdir(parents=True)
+        process, lake_base = await start_server_process(lake_url, DATABASE, tmp / "graphlake" / "data")
+        stack.push_async_callback(stop_process, process)
+
+        madsci = Madsci(madsci_url)
+        stack.push_async_callback(madsci.close)
+        lake = Graphlake(lake_base, token, tmp / "uploads.json")
+        stack.push_async_callback(lake.close)
+        yield [madsci, lake]
+
+
+# --- the work, and its checks
+
+
+async def store_one_at_a_time(system: System, samples: range) -> list[str]:
+    http = system.clients[0]
+    return [await system.store_value(http, sample) for sample in samples]
+
+
+async def store_from_clients(system: System, samples: range) -> list[str]:
+    async def client(http: httpx.AsyncClient, mine: range) -> list[str]:
+        return [await system.store_value(http, sample) for sample in mine]
+
+    return [i for ids in await asyncio.gather(*(client(http, samples[k::CLIENTS]) for k, http in enumerate(system.clients)))
+            for i in ids]
+
+
+async def get_each(system: System, ids: list[str]) -> list[Any]:
+    http = system.clients[0]
+    return [await system.get_value(http, datapoint_id) for datapoint_id in ids]
+
+
+async def query_repeatedly(system: System) -> list[list[Any]]:
+    http = system.clients[0]
+    return [await system.query_group(http, QUERY_GROUP) for _ in range(QUERIES)]
+
+
+def check(system: System, ok: bool, what: str) -> None:
+    if not ok:
+        raise AssertionError(f"{system.name}: {what}")
+
+
+def make_files(directory: Path, count: int, size: int) -> dict[str, str]:
+    """`count` files of random bytes (new ones each round, so nothing can be deduplicated); name -> SHA-256."""
+    directory.mkdir(parents=True)
+    digests = {}
+    for n in range(count):
+        body = os.urandom(size)
+        (directory / f"file-{n:04d}.bin").write_bytes(body)
+        digests[f"file-{n:04d}.bin"] = hashlib.sha256(body).hexdigest()
+    return digests
+
+
+def digests_in(directory: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in directory.iterdir()}
+
+
+class Rounds:
+    """Runs each step on both systems in turn and keeps the times, per step and system."""
+
+    def __init__(self, systems: list[System], args: argparse.Namespace, tmp: Path) -> None:
+        self.systems, self.args, self.tmp = systems, args, tmp
+        self.times: dict[str, dict[str, list[float]]] = {}
+
+    async def step(self, label: str, order: list[System], work: Callable[[System], Awaitable[Any]],
+                   verify: Callable[[System, Any], None]) -> dict[str, Any]:
+        results, line = {}, []
+        for system in order:
+            start = time.perf_counter()
+            result = await work(system)
+            elapsed = time.perf_counter() - start
+            verify(system, result)  # untimed
+            self.times.setdefault(label, {}).setdefault(system.name, []).append(elapsed)
+            results[system.name] = result
+            line.append(f"{system.name} {elapsed:7.3f} s")
+        print(f"  {label:<26} {'   '.join(line)}", flush=True)
+        return results
+
+    async def run(self, r: int) -> None:
+        args = self.args
+        order = self.systems if r % 2 == 0 else self.systems[::-1]
+        print(f"round {r + 1} of {args.rounds} ({order[0].name} first)", flush=True)
+        first = r * 2 * args.values
+        one_by_one = range(first, first + args.values)
+        together = range(first + args.values, first + 2 * args.values)
+        stored = range(first + 2 * args.values)  # every value so far, this round's included
+        expected = sorted(s for s in stored if s % GROUPS == QUERY_GROUP)
+
+        def all_stored(samples: range) -> Callable[[System, list[str]], None]:
+            return lambda system, ids: check(system, len(set(ids)) == len(samples), "a store lost a value")
+
+        ids = await self.step(f"store {args.values} values, 1 client", order,
+                              lambda s: store_one_at_a_time(s, one_by_one), all_stored(one_by_one))
+        await self.step(f"store {args.values} values, {CLIENTS} clients", order,
+                        lambda s: store_from_clients(s, together), all_stored(together))
+        await self.step(f"get {args.values} values by id", order, lambda s: get_each(s, ids[s.name]),
+                        lambda s, values: check(s, values == [value_of(i) for i in one_by_one], "a value read back differs"))
+        await self.step(f"query by value x{QUERIES}", order, query_repeatedly,
+                        lambda s, answers: check(s, all(sorted(v["sample"] for v in values) == expected for values in answers),
+                                                 f"the query did not find the {len(expected)} values of group {QUERY_GROUP}"))
+
+        source = self.tmp / f"files-{r}"
+        digests = make_files(source, args.files, args.file_size)  # untimed
+        size = f"{args.file_size / CHUNK:g} MiB" if args.file_size >= CHUNK else f"{args.file_size} B"
+        file_ids = await self.step(f"store {args.files} files of {size}", order,
+                                   lambda s: s.store_files(sorted(source.iterdir())),
+                                   lambda s, found: check(s, sorted(found) == sorted(digests), "a file was not stored"))
+
+        async def fetch(system: System) -> Path:
+            dest = self.tmp / f"fetched-{r}-{system.name}"
+            dest.mkdir()
+            await system.fetch_files(file_ids[system.name], dest)
+            return dest
+
+        await self.step(f"fetch {args.files} files", order, fetch,
+                        lambda s, dest: check(s, digests_in(dest) == digests, "a fetched file differs from the one stored"))
+
+    def report(self) -> None:
+        names = [system.name for system in self.systems]
+        print(f"\nmedians of {self.args.rounds} interleaved rounds (ratio = Graphlake / MADSci; target <= 1.0x)")
+        print(f"  {'operation':<26} {names[0]:>10} {names[1]:>10}   ratio")
+        for label, times in self.times.items():
+            madsci, lake = statistics.median(times["MADSci"]), statistics.median(times["Graphlake"])
+            print(f"  {label:<26} {madsci:8.3f} s {lake:8.3f} s   {lake / madsci:.2f}x")
+
+
+async def warm_up(systems: list[System], tmp: Path) -> None:
+    """A few of each request first (connections, imports, caches); samples -1 .. -20 are in no
+    group the query asks for."""
+    source = tmp / "files-warm-up"
+    make_files(source, 2, 1024)
+    for system in systems:
+        ids = [await system.store_value(system.clients[0], -1 - n) for n in range(20)]
+        await get_each(system, ids)
+        await system.query_group(system.clients[0], QUERY_GROUP)
+        dest = tmp / f"fetched-warm-up-{system.name}"
+        dest.mkdir()
+        await system.fetch_files(await system.store_files(sorted(source.iterdir())), dest)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--values", type=int, default=1000, help="values per store step (default 1000)")
+    parser.add_argument("--files", type=int, default=100, help="files per round (default 100)")
+    parser.add_argument("--file-size", type=int, default=CHUNK, help="bytes per file (default 1 MiB)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="graphlake-peer-") as name:
+        tmp = Path(name)
+        async with started_systems(tmp) as systems:
+            await warm_up(systems, tmp)
+            rounds = Rounds(systems, args, tmp)
+            for r in range(args.rounds):
+                await rounds.run(r)
+            rounds.report()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
