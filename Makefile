@@ -21,6 +21,8 @@ bench: setup ferretdb minio
 	$(BIN)/python bench/nested_read.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/peer.py
 
 setup: python assets
 

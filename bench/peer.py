@@ -38,12 +38,13 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,13 @@ import httpx  # noqa: E402
 from documents.api_token import Role  # noqa: E402
 from graphlake.client import Client, ResumeState  # noqa: E402
 from graphlake.database import connect  # noqa: E402
-from graphlake.local_services import ServiceError, binary_cache, find_binary, free_port, start_ferretdb  # noqa: E402
+from graphlake.local_services import (  # noqa: E402
+    ServiceError,
+    binary_cache,
+    find_binary,
+    free_port,
+    start_ferretdb,
+)
 from resolvers.auth.service import create_token  # noqa: E402
 from tests.processes import start_server_process  # noqa: E402
 
@@ -155,7 +162,8 @@ async def start_madsci(python: Path, mongodb_url: str, home: Path) -> tuple[asyn
                 break
             await asyncio.sleep(0.1)
     await stop_process(process)
-    raise RuntimeError(f"MADSci's data manager did not start; see {home / 'madsci.log'}")
+    tail = (home / "madsci.log").read_text(errors="replace")[-3000:]  # the directory goes with the bench
+    raise RuntimeError(f"MADSci's data manager did not start; its log ends:\n{tail}")
 
 
 # --- the two systems, as a client sees them
@@ -280,7 +288,7 @@ System = Madsci | Graphlake
 
 
 @contextlib.asynccontextmanager
-async def started_systems(tmp: Path):  # noqa: ANN201 - yields [Madsci, Graphlake]
+async def started_systems(tmp: Path) -> AsyncIterator[list[System]]:
     """Both systems, each on a FerretDB of its own; everything stopped on the way out."""
     python = peer_python()
     binary = ferretdb_binary()
@@ -373,7 +381,7 @@ class Rounds:
             self.times.setdefault(label, {}).setdefault(system.name, []).append(elapsed)
             results[system.name] = result
             line.append(f"{system.name} {elapsed:7.3f} s")
-        print(f"  {label:<26} {'   '.join(line)}", flush=True)
+        print(f"  {label:<30} {'   '.join(line)}", flush=True)
         return results
 
     async def run(self, r: int) -> None:
@@ -412,16 +420,18 @@ class Rounds:
             await system.fetch_files(file_ids[system.name], dest)
             return dest
 
-        await self.step(f"fetch {args.files} files", order, fetch,
-                        lambda s, dest: check(s, digests_in(dest) == digests, "a fetched file differs from the one stored"))
+        fetched = await self.step(f"fetch {args.files} files", order, fetch,
+                                  lambda s, dest: check(s, digests_in(dest) == digests, "a fetched file differs from the one stored"))
+        for directory in [source, *fetched.values()]:  # the servers keep their own copies
+            shutil.rmtree(directory)
 
     def report(self) -> None:
         names = [system.name for system in self.systems]
         print(f"\nmedians of {self.args.rounds} interleaved rounds (ratio = Graphlake / MADSci; target <= 1.0x)")
-        print(f"  {'operation':<26} {names[0]:>10} {names[1]:>10}   ratio")
+        print(f"  {'operation':<30} {names[0]:>10} {names[1]:>10}   ratio")
         for label, times in self.times.items():
             madsci, lake = statistics.median(times["MADSci"]), statistics.median(times["Graphlake"])
-            print(f"  {label:<26} {madsci:8.3f} s {lake:8.3f} s   {lake / madsci:.2f}x")
+            print(f"  {label:<30} {madsci:8.3f} s {lake:8.3f} s   {lake / madsci:.2f}x")
 
 
 async def warm_up(systems: list[System], tmp: Path) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FERRETDB_VERSION = "v1.24.2-graphlake.9"  # our build: scripts/build-services.sh (FERRETDB_BUILD)
+FERRETDB_VERSION = "v1.24.2-graphlake.11"  # our build: scripts/build-services.sh (FERRETDB_BUILD)
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # see scripts/build-services.sh
 
 

@@ -11,7 +11,7 @@ set -euo pipefail
 FERRETDB_VERSION="v1.24.2"
 # Our build of it pushes filters and sorts down to SQLite (scripts/ferretdb/patch.py says what it
 # changes). The number names the build in the cache and in `explain`; raise it with every change there.
-FERRETDB_BUILD_NUMBER=9
+FERRETDB_BUILD_NUMBER=11
 FERRETDB_BUILD="$FERRETDB_VERSION-graphlake.$FERRETDB_BUILD_NUMBER"
 # MinIO tags releases as RELEASE.<date>, which is not a Go module version, so the Go module
 # proxy cannot serve `minio@RELEASE.2025-10-15T17-29-55Z` (nor its commit 9e49d5e). The proxy

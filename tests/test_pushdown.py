@@ -112,6 +112,13 @@ FILTERS: list[dict[str, Any]] = [
     {"$and": [{"owner.user": "u1"}, {"$or": [{"when": {"$lt": EPOCH + timedelta(minutes=50)}},
                                            {"$and": [{"when": EPOCH + timedelta(minutes=50)}, {"_id": {"$lt": IDS[5]}}]}]}]},
     {"missing": None}, {"missing.deep": 1}, {"owner.missing": {"$in": [1, 2]}},
+    # $elemMatch's operators are tested over the whole array by FerretDB: one element need not meet all
+    {"leaves.n": {"$elemMatch": {"$gte": 1, "$lt": 1}}}, {"leaves.a%2Eb": {"$elemMatch": {"$in": [1], "$gt": 4}}},
+    # long lists and chains (SQLite refuses an expression nested 1,000 deep)
+    {"rank": {"$in": list(range(-600, 600))}}, {"mixed": {"$in": [*range(600), "x"]}},
+    {"name": {"$in": [f"n{i}" for i in range(1200)] + ["alpha"]}}, {"labels": {"$in": [f"l{i}" for i in range(1200)]}},
+    {"$or": [{"rank": i} for i in range(-500, 600)]}, {"$and": [{"rank": {"$ne": i}} for i in range(1100)]},
+    {"labels": {"$all": ["all"] * 1100}}, {"leaves.a%2Eb": {"$elemMatch": {"$in": list(range(700))}}},
 ]
 
 SORTS: list[list[tuple[str, int]]] = [
@@ -153,6 +160,37 @@ def test_pushed_down_sorts_and_filters_are_planned_on_the_index(pair: tuple[Coll
     assert any("USING INDEX" in step and "_owner" in step for step in plan["queryPlanner"]["Plan"]), plan
     plan = db.command("explain", {"find": "things", "filter": {"labels": "l1"}, "sort": {"mixed": 1}})
     assert not plan["sortPushdown"]  # no value index covers `mixed`: the handler sorts, as upstream
+
+
+def test_an_index_over_arrays_already_stored_keeps_upstreams_meaning(pair: tuple[Collection, Collection]) -> None:
+    """An index made over a field some document already holds an array at is not a value index:
+    queries still find that document. A unique index keeps MongoDB's rules (null equals null, true
+    is not 1), which SQL values would not."""
+    pushed, plain = pair
+    for collection in (pushed.database.arrays, plain.database.arrays):
+        collection.insert_many([{"_id": 1, "a": [5, 6], "n": {"b": [1, 2]}}, {"_id": 2, "a": 5}, {"_id": 3, "n": {"b": 1}}])
+        collection.create_index([("a", ASCENDING)], name="a")
+        collection.create_index([("n.b", ASCENDING)], name="nb")
+        collection.insert_one({"_id": 4, "a": [7]})  # and arrays keep coming in
+    for filter in ({"a": 5}, {"a": {"$gt": 5}}, {"n.b": 2}, {"a": {"$in": [7, 6]}}):
+        assert sorted(ids(pushed.database.arrays.find(filter))) == sorted(ids(plain.database.arrays.find(filter)))
+    assert ids(pushed.database.arrays.find({}, sort=[("a", 1), ("_id", 1)])) == \
+        ids(plain.database.arrays.find({}, sort=[("a", 1), ("_id", 1)]))
+    for collection in (pushed.database.unique, plain.database.unique):
+        collection.create_index([("a", ASCENDING)], name="a", unique=True)
+        collection.insert_many([{"_id": 1, "a": True}, {"_id": 2, "a": 1}, {"_id": 3, "a": None}])
+        with pytest.raises(OperationFailure):
+            collection.insert_one({"_id": 4, "a": None})
+
+
+def test_lookups_by_id_are_not_turned_into_index_walks(pair: tuple[Collection, Collection]) -> None:
+    pushed, _ = pair
+    for filter in ({"_id": {"$in": IDS[:3]}}, {"_id": IDS[2]}):
+        plan = pushed.database.command("explain", {"find": "things", "filter": filter, "sort": {"rank": 1, "_id": 1}})
+        assert any("USING INDEX things" in step and "_id_" in step for step in plan["queryPlanner"]["Plan"]), plan
+        assert not any(step.rstrip().endswith("_rank") for step in plan["queryPlanner"]["Plan"]), plan
+    plan = pushed.database.command("explain", {"aggregate": "things", "pipeline": [{"$sort": {"rank": 1}}], "cursor": {}})
+    assert not plan["sortPushdown"]  # an aggregation sorts in memory
 
 
 def test_a_value_field_refuses_an_array(pair: tuple[Collection, Collection]) -> None:

@@ -3,7 +3,15 @@
 
 package metadata
 
-import "strings"
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/FerretDB/FerretDB/internal/util/fsql"
+)
 
 // GraphlakeValueExpr returns the SQL expression for the scalar value of a dotted field, and
 // whether the field can be written as one.
@@ -53,4 +61,36 @@ func GraphlakeJSONPath(field string) (string, bool) {
 	}
 
 	return b.String(), true
+}
+
+// graphlakeValueIndex reports whether an index is made on its fields' values (GraphlakeValueExpr).
+// Not `_id_` (every `_id` lookup is written for upstream's expression), not a unique index (its
+// fields' JSON text keeps MongoDB's rules: null equals null, true is not 1), not one over a field
+// that cannot be written as a path, and not one over a field some document already holds an array
+// at (at it or above it): queries would compare it as one value and miss that document.
+func graphlakeValueIndex(ctx context.Context, db *fsql.DB, table string, index IndexInfo) bool {
+	if index.Name == "_id_" || index.Unique {
+		return false
+	}
+
+	var arrays []string
+
+	for _, key := range index.Key {
+		if _, ok := GraphlakeJSONPath(key.Field); !ok {
+			return false
+		}
+
+		keys := strings.Split(key.Field, ".")
+		for i := range keys {
+			path, _ := GraphlakeJSONPath(strings.Join(keys[:i+1], "."))
+			arrays = append(arrays, fmt.Sprintf("json_type(%s, '%s') = 'array'", DefaultColumn, path))
+		}
+	}
+
+	var found int
+
+	q := fmt.Sprintf("SELECT 1 FROM %q WHERE %s LIMIT 1", table, strings.Join(arrays, " OR "))
+	err := db.QueryRowContext(ctx, q).Scan(&found)
+
+	return errors.Is(err, sql.ErrNoRows) // an error also makes an upstream index: never wrong
 }

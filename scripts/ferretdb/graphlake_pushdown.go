@@ -24,6 +24,7 @@ package sqlite
 
 import (
 	"bytes"
+	"context"
 	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
@@ -34,15 +35,23 @@ import (
 
 	sqlite3 "modernc.org/sqlite"
 
+	"github.com/FerretDB/FerretDB/internal/backends"
 	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
 	"github.com/FerretDB/FerretDB/internal/handler/sjson"
 	"github.com/FerretDB/FerretDB/internal/types"
+	"github.com/FerretDB/FerretDB/internal/util/fsql"
+	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 	"github.com/FerretDB/FerretDB/internal/util/must"
 )
 
 // graphlakeMaxArgs bounds the bound values of one query (SQLite allows 32766); a bigger filter
 // is not pushed down at all.
 const graphlakeMaxArgs = 20000
+
+// graphlakeMaxTerms bounds the conditions joined by one AND or OR: SQLite refuses an expression
+// nested 1,000 deep, and a chain of N terms is N deep. Leaving conditions out of an AND, or an OR
+// out altogether, only lets more through.
+const graphlakeMaxTerms = 64
 
 // graphlake_contains(CAST(text AS BLOB), part) is instr(text, part) > 0 in Go. modernc's SQLite (C
 // translated to Go) compares at every position, and hands a function a TEXT argument by copying it
@@ -68,17 +77,27 @@ type graphlakePlan struct {
 	indexedBy string // " INDEXED BY ..." or ""
 	orderBy   string // " ORDER BY ..." or ""
 	sorted    bool   // rows come in the order asked for
+	exact     bool   // the WHERE lets through exactly the matching documents (see graphlakeTranslator)
 }
 
 // graphlakePlanQuery plans a query with `filter` and, if not empty, MongoDB sort document `sort`.
 func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document) graphlakePlan {
-	var p graphlakePlan
+	p := graphlakePlan{exact: true}
 
 	if where, args, ok := graphlakeIDWhere(filter); ok {
 		p.where, p.args = where, args
+
+		if sort.Len() > 0 { // a few documents by `_id`: sorted as they are, not by walking another index
+			p.orderBy, _, p.sorted = graphlakeOrder(meta, graphlakeScalarFields(meta), nil, sort)
+		}
+
+		return p
 	} else if filter.Len() > 0 {
-		t := graphlakeTranslator{scalar: graphlakeScalarFields(meta), pinned: map[string]bool{}}
-		if conds := t.and(filter, true); len(conds) > 0 && len(t.args) <= graphlakeMaxArgs {
+		t := graphlakeTranslator{scalar: graphlakeScalarFields(meta), pinned: map[string]bool{}, exact: true}
+		conds := t.and(filter, true)
+		p.exact = t.exact && len(t.args) <= graphlakeMaxArgs
+
+		if len(conds) > 0 && len(t.args) <= graphlakeMaxArgs {
 			p.where, p.args = " WHERE "+strings.Join(conds, " AND "), t.args
 		}
 
@@ -94,6 +113,19 @@ func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document)
 	}
 
 	return p
+}
+
+// graphlakeCount answers a count of an exact plan with SQL's COUNT, reading no document (a driver's
+// count of a list, such as Graphlake's totalCount, decoded every match upstream).
+func graphlakeCount(ctx context.Context, db *fsql.DB, meta *metadata.Collection, p graphlakePlan) (*backends.QueryResult, error) {
+	var n int64
+
+	q := fmt.Sprintf(`SELECT COUNT(*) FROM %q`, meta.TableName) + p.indexedBy + p.where
+	if err := db.QueryRowContext(ctx, q, p.args...).Scan(&n); err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	return &backends.QueryResult{Iter: newQueryIterator(ctx, nil, false), GraphlakeCounted: true, GraphlakeCount: n}, nil
 }
 
 // graphlakeScalarFields returns the fields of the collection's value indexes.
@@ -186,6 +218,17 @@ func graphlakeOrder(meta *metadata.Collection, scalar, pinned map[string]bool, s
 		}
 	}
 
+	// An index pinned by none of the filter's fields, while another index starts with one of them:
+	// walking the whole sort index could read far more than searching the other and sorting what it
+	// finds. SQLite weighs that better without being forced; the ORDER BY keeps the order either way.
+	if best == 0 {
+		for _, index := range meta.Settings.Indexes {
+			if index.GraphlakeValue && pinned[index.Key[0].Field] {
+				chosen = ""
+			}
+		}
+	}
+
 	var indexedBy string
 	if chosen != "" {
 		indexedBy = fmt.Sprintf(" INDEXED BY %q", meta.TableName+"_"+chosen)
@@ -216,15 +259,51 @@ func graphlakeKeysMatch(index []metadata.IndexKeyPair, keys []string, desc []boo
 }
 
 // graphlakeTranslator turns a MongoDB filter into SQL conditions that every matching document meets.
+//
+// It also says whether they are met by the matching documents alone (`exact`): so when the whole
+// filter is comparisons of value fields with strings, ObjectIDs, dates, booleans or null, given
+// one type per value field (as for sorts). A count then needs no document read (graphlakeCount).
+// Every other path (numbers, json_each, text tests, anything left out) calls loose.
 type graphlakeTranslator struct {
 	scalar map[string]bool
 	pinned map[string]bool // value fields the top level holds equal to one value
 	args   []any
+	exact  bool
+}
+
+// loose records that the conditions may let through documents the filter does not match.
+func (t *graphlakeTranslator) loose() {
+	t.exact = false
 }
 
 // and translates a filter document (its keys are ANDed); conditions it cannot express are left out.
 func (t *graphlakeTranslator) and(doc *types.Document, top bool) []string {
-	var conds []string
+	conds := t.conjunction(doc, top)
+	if len(conds.terms) > graphlakeMaxTerms {
+		t.loose()
+		t.args = t.args[:conds.marks[graphlakeMaxTerms-1]]
+		conds.terms = conds.terms[:graphlakeMaxTerms]
+	}
+
+	return conds.terms
+}
+
+// graphlakeTerms are conditions to AND, with the number of bound values after each (to drop a tail).
+type graphlakeTerms struct {
+	terms []string
+	marks []int
+}
+
+func (c *graphlakeTerms) add(t *graphlakeTranslator, terms ...string) {
+	for _, term := range terms {
+		c.terms = append(c.terms, term)
+		c.marks = append(c.marks, len(t.args))
+	}
+}
+
+// conjunction translates the keys of a filter document; see and.
+func (t *graphlakeTranslator) conjunction(doc *types.Document, top bool) graphlakeTerms {
+	var conds graphlakeTerms
 
 	keys, values := doc.Keys(), doc.Values()
 
@@ -233,30 +312,35 @@ func (t *graphlakeTranslator) and(doc *types.Document, top bool) []string {
 		case key == "$and":
 			arr, ok := values[i].(*types.Array)
 			if !ok {
+				t.loose()
 				continue
 			}
 
 			for j := 0; j < arr.Len(); j++ {
 				if sub, ok := must.NotFail(arr.Get(j)).(*types.Document); ok {
-					conds = append(conds, t.and(sub, top)...)
+					conds.add(t, t.conjunction(sub, top).terms...)
+				} else {
+					t.loose()
 				}
 			}
 		case key == "$or":
 			// one branch is just its conditions (a keyset filter's first page after a null says that)
 			if arr, ok := values[i].(*types.Array); ok && arr.Len() == 1 {
 				if sub, ok := must.NotFail(arr.Get(0)).(*types.Document); ok {
-					conds = append(conds, t.and(sub, top)...)
+					conds.add(t, t.conjunction(sub, top).terms...)
 					continue
 				}
 			}
 
 			if c := t.or(values[i]); c != "" {
-				conds = append(conds, c)
+				conds.add(t, c)
+			} else {
+				t.loose()
 			}
 		case strings.HasPrefix(key, "$"):
-			// $nor, $expr, $comment, ...: left to the handler
+			t.loose() // $nor, $expr, $comment, ...: left to the handler
 		default:
-			conds = append(conds, t.field(key, values[i], top)...)
+			conds.add(t, t.field(key, values[i], top)...)
 		}
 	}
 
@@ -266,7 +350,7 @@ func (t *graphlakeTranslator) and(doc *types.Document, top bool) []string {
 // or translates $or branches; if any branch narrows nothing, neither does the $or.
 func (t *graphlakeTranslator) or(v any) string {
 	arr, ok := v.(*types.Array)
-	if !ok || arr.Len() == 0 {
+	if !ok || arr.Len() == 0 || arr.Len() > graphlakeMaxTerms {
 		return ""
 	}
 
@@ -294,6 +378,7 @@ func (t *graphlakeTranslator) or(v any) string {
 func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 	path, ok := metadata.GraphlakeJSONPath(field)
 	if !ok {
+		t.loose()
 		return nil
 	}
 
@@ -344,10 +429,15 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 			}
 		case "$elemMatch":
 			c = t.elemMatch(path, values[i])
+			t.loose()
+		default:
+			t.loose() // $ne, $nin, $exists, $regex, ...: left to the handler
 		}
 
 		if c != "" {
 			conds = append(conds, c)
+		} else if op != "$all" {
+			t.loose()
 		}
 	}
 
@@ -367,6 +457,8 @@ func (t *graphlakeTranslator) pin(field, cond string, v any, top bool) {
 // elements): a document holding an equal one holds its JSON text, as sjson writes nested documents.
 // No JSON is parsed for it; the handler compares the documents themselves.
 func (t *graphlakeTranslator) documentEquals(field string, doc *types.Document) string {
+	t.loose()
+
 	if t.scalar[field] || !graphlakeTextSafe(doc) {
 		return ""
 	}
@@ -420,6 +512,7 @@ var graphlakeComparisons = map[string]string{"$gt": ">", "$gte": ">=", "$lt": "<
 func (t *graphlakeTranslator) compare(field, path, op string, v any) string {
 	value, ok := graphlakeSQLValue(v)
 	if !ok {
+		t.loose()
 		return ""
 	}
 
@@ -427,6 +520,7 @@ func (t *graphlakeTranslator) compare(field, path, op string, v any) string {
 		expr := metadata.DefaultColumn + "->>'" + path + "'"
 		if value.null {
 			if op != "=" {
+				t.loose()
 				return ""
 			}
 
@@ -435,6 +529,8 @@ func (t *graphlakeTranslator) compare(field, path, op string, v any) string {
 
 		return t.bounded(expr, op, value)
 	}
+
+	t.loose()
 
 	if value.null {
 		return "" // null also matches a missing field, which json_each cannot see
@@ -454,6 +550,10 @@ func (t *graphlakeTranslator) compare(field, path, op string, v any) string {
 // that passes every match); CASE makes SQLite test that first. The guard is built last so that
 // bound values keep the order of their placeholders.
 func (t *graphlakeTranslator) each(path string, texts []any, cond func() string) string {
+	if len(texts) > graphlakeMaxTerms/4 {
+		texts = nil // a long list: its tests would cost more than the parse they save
+	}
+
 	var pre []string
 	for _, text := range texts {
 		if text == "" { // no text to rely on for one value: no test at all
@@ -479,6 +579,10 @@ func (t *graphlakeTranslator) each(path string, texts []any, cond func() string)
 // differ from Go's in the last bits, so a double is compared with a range a few units in the
 // last place wider: it lets more through, never fewer.
 func (t *graphlakeTranslator) bounded(expr, op string, value graphlakeValue) string {
+	if value.inexact {
+		t.loose()
+	}
+
 	if !value.inexact {
 		t.args = append(t.args, value.arg)
 		return expr + " " + op + " ?"
@@ -504,6 +608,7 @@ func (t *graphlakeTranslator) bounded(expr, op string, value graphlakeValue) str
 func (t *graphlakeTranslator) in(field, path string, v any) string {
 	values, null, ok := graphlakeSQLValues(v)
 	if !ok {
+		t.loose()
 		return ""
 	}
 
@@ -522,6 +627,8 @@ func (t *graphlakeTranslator) in(field, path string, v any) string {
 		return "(" + strings.Join(parts, " OR ") + ")"
 	}
 
+	t.loose()
+
 	if null {
 		return ""
 	}
@@ -538,12 +645,28 @@ func (t *graphlakeTranslator) in(field, path string, v any) string {
 func (t *graphlakeTranslator) oneOf(expr string, values []graphlakeValue) string {
 	var parts []string
 	var exact []any
+	var numbers []graphlakeValue
 
 	for _, value := range values {
 		if value.inexact {
-			parts = append(parts, t.bounded(expr, "=", value))
+			numbers = append(numbers, value)
 		} else {
 			exact = append(exact, value.arg)
+		}
+	}
+
+	if len(numbers) > graphlakeMaxTerms/4 { // one range from the least to the greatest
+		lo, hi := numbers[0].arg.(float64), numbers[0].arg.(float64)
+		for _, n := range numbers[1:] {
+			lo, hi = math.Min(lo, n.arg.(float64)), math.Max(hi, n.arg.(float64))
+		}
+
+		t.loose()
+		t.args = append(t.args, graphlakeWiden(lo, -1), graphlakeWiden(hi, +1))
+		parts = append(parts, expr+" BETWEEN ? AND ?")
+	} else {
+		for _, value := range numbers {
+			parts = append(parts, t.bounded(expr, "=", value))
 		}
 	}
 
@@ -639,21 +762,28 @@ func (t *graphlakeTranslator) elemMatch(path string, v any) string {
 		return ""
 	}
 
-	return t.each(path, texts, func() string {
-		conds := make([]string, len(terms))
-		for i, term := range terms {
-			switch term.op {
-			case "$in":
-				conds[i] = t.oneOf("value", term.values)
-			case "$eq":
-				conds[i] = t.bounded("value", "=", term.values[0])
-			default:
-				conds[i] = t.bounded("value", graphlakeComparisons[term.op], term.values[0])
-			}
+	// One json_each per operator, ANDed: FerretDB's handler (which decides) tests each operator over
+	// the whole array, so one element need not meet them all; this lets through both readings.
+	conds := make([]string, 0, len(terms))
+	for i, term := range terms {
+		var termTexts []any
+		if i == 0 {
+			termTexts = texts
 		}
 
-		return strings.Join(conds, " AND ")
-	})
+		conds = append(conds, t.each(path, termTexts, func() string {
+			switch term.op {
+			case "$in":
+				return t.oneOf("value", term.values)
+			case "$eq":
+				return t.bounded("value", "=", term.values[0])
+			default:
+				return t.bounded("value", graphlakeComparisons[term.op], term.values[0])
+			}
+		}))
+	}
+
+	return strings.Join(conds, " AND ")
 }
 
 // graphlakeGuarded lets a condition on a nested path through whenever a field above it is an

@@ -12,7 +12,7 @@ upstream text it replaces and stops the build if that text is not there once.
 2. Filters and sorts reach SQLite (graphlake_pushdown.go explains how): other indexes hold the
    fields' SQL values (graphlake_expr.go), a query's WHERE is narrowed through them, and a sort on
    indexed fields is an ORDER BY that the handler no longer repeats in memory, so a page reads
-   about a page of rows.
+   about a page of rows; a driver's count of a filter SQL decides alone is a COUNT (graphlake_count.go).
 """
 
 import shutil
@@ -33,6 +33,7 @@ def replace(name: str, old: str, new: str) -> None:
 
 shutil.copy(here / "graphlake_expr.go", root / "internal/backends/sqlite/metadata/graphlake_expr.go")
 shutil.copy(here / "graphlake_pushdown.go", root / "internal/backends/sqlite/graphlake_pushdown.go")
+shutil.copy(here / "graphlake_count.go", root / "internal/handler/graphlake_count.go")
 
 # 1. the _id expression of the _id_ index
 replace("internal/backends/sqlite/metadata/metadata.go",
@@ -48,13 +49,7 @@ replace("internal/backends/sqlite/metadata/settings.go",
         "\t\t\tUnique: index.Unique,\n", "\t\t\tUnique: index.Unique,\n\n\t\t\tGraphlakeValue: index.GraphlakeValue,\n")
 replace("internal/backends/sqlite/metadata/registry.go",
         "\t\tcolumns := make([]string, len(index.Key))\n",
-        "\t\t// `_id_` keeps upstream's expression: every `_id` lookup (IDColumn) is written for it.\n"
-        "\t\tindex.GraphlakeValue = index.Name != backends.DefaultIndexName\n"
-        "\t\tfor _, key := range index.Key {\n"
-        "\t\t\tif _, ok := GraphlakeValueExpr(key.Field); !ok {\n"
-        "\t\t\t\tindex.GraphlakeValue = false\n"
-        "\t\t\t}\n"
-        "\t\t}\n\n"
+        "\t\tindex.GraphlakeValue = graphlakeValueIndex(ctx, db, c.TableName, index)\n\n"
         "\t\tcolumns := make([]string, len(index.Key))\n")
 replace("internal/backends/sqlite/metadata/registry.go",
         '\t\t\tcolumns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))\n',
@@ -67,10 +62,13 @@ replace("internal/backends/sqlite/metadata/registry.go",
 replace("internal/backends/collection.go",
         "\tLimit  int64\n\n\tOnlyRecordIDs bool",
         "\tLimit  int64\n\n\t// GraphlakeSort: a find's sort, which the backend may apply (then it sets GraphlakeSorted).\n"
-        "\tGraphlakeSort *types.Document\n\n\tOnlyRecordIDs bool")
+        "\tGraphlakeSort *types.Document\n\n"
+        "\t// GraphlakeCount: only the number of matches is wanted (then the backend may set GraphlakeCounted).\n"
+        "\tGraphlakeCount bool\n\n\tOnlyRecordIDs bool")
 replace("internal/backends/collection.go",
         "type QueryResult struct {\n\tIter types.DocumentsIterator\n}",
-        "type QueryResult struct {\n\tIter types.DocumentsIterator\n\n\tGraphlakeSorted bool\n}")
+        "type QueryResult struct {\n\tIter types.DocumentsIterator\n\n\tGraphlakeSorted bool\n\n"
+        "\tGraphlakeCounted bool\n\tGraphlakeCount   int64\n}")
 replace("internal/backends/collection.go",
         "type ExplainParams struct {\n\tFilter *types.Document\n\tSort   *types.Document\n\tLimit  int64\n}",
         "type ExplainParams struct {\n\tFilter *types.Document\n\tSort   *types.Document\n\tLimit  int64\n\n"
@@ -95,6 +93,10 @@ upstream_id_where = """	var whereClause string
 """
 replace("internal/backends/sqlite/collection.go", upstream_id_where, """	plan := graphlakePlanQuery(meta, params.Filter, params.GraphlakeSort)
 	args := plan.args
+
+	if params.GraphlakeCount && plan.exact && params.Sort.Len() == 0 && params.Limit == 0 {
+		return graphlakeCount(ctx, db, meta, plan)
+	}
 
 	q += plan.indexedBy + plan.where
 	if params.Sort.Len() > 0 { // $natural
@@ -155,18 +157,36 @@ replace("internal/backends/sqlite/collection.go",
         "\tq := fmt.Sprintf(`UPDATE %q SET %s = ? WHERE %s = ?`, meta.TableName, metadata.DefaultColumn, metadata.IDColumn)\n")
 
 # 2d. find and explain hand their sort to the backend; find skips its in-memory sort when the rows come sorted
-hand_sort = ("\tif !h.DisablePushdown && qp.Sort == nil && params.Sort.Len() > 0 {\n"
+hand_sort = ("\tif !h.DisablePushdown && qp.Sort == nil && params.Sort.Len() > 0%s {\n"
              "\t\tqp.GraphlakeSort = params.Sort\n\t}\n\n")
-for name in ("internal/handler/msg_find.go", "internal/handler/msg_explain.go"):
-    replace(name, "\t// Limit pushdown is not applied if:\n", hand_sort + "\t// Limit pushdown is not applied if:\n")
-# 2e. no leak tracking in a release build: upstream records a stack trace in a pprof profile and sets a
+replace("internal/handler/msg_find.go", "\t// Limit pushdown is not applied if:\n",
+        hand_sort % "" + "\t// Limit pushdown is not applied if:\n")
+replace("internal/handler/msg_explain.go", "\t// Limit pushdown is not applied if:\n",  # an aggregate sorts in memory
+        hand_sort % " && !params.Aggregate" + "\t// Limit pushdown is not applied if:\n")
+# 2e. a driver's count (the aggregation $match + $group {$sum: 1}) is answered by the backend when it can
+replace("internal/handler/msg_aggregate.go", "\t\tqp := new(backends.QueryParams)\n",
+        "\t\tqp := new(backends.QueryParams)\n\n"
+        "\t\tcountID, countName, count := graphlakeCountShape(aggregationStages)\n"
+        "\t\tqp.GraphlakeCount = count && !h.DisablePushdown\n")
+replace("internal/handler/msg_aggregate.go", "&stagesDocumentsParams{c, qp, stagesDocuments}",
+        "&stagesDocumentsParams{c, qp, stagesDocuments, countID, countName}")
+replace("internal/handler/msg_aggregate.go",
+        "type stagesDocumentsParams struct {\n\tc      backends.Collection\n\tqp     *backends.QueryParams\n\tstages []aggregations.Stage\n}",
+        "type stagesDocumentsParams struct {\n\tc      backends.Collection\n\tqp     *backends.QueryParams\n\tstages []aggregations.Stage\n\n"
+        "\tcountID   any\n\tcountName string\n}")
+replace("internal/handler/msg_aggregate.go", "\tcloser.Add(queryRes.Iter)\n\n\titer := queryRes.Iter\n",
+        "\tcloser.Add(queryRes.Iter)\n\n"
+        "\tif queryRes.GraphlakeCounted {\n\t\treturn graphlakeCountResult(p.countID, p.countName, queryRes.GraphlakeCount), nil\n\t}\n\n"
+        "\titer := queryRes.Iter\n")
+
+# 2f. no leak tracking in a release build: upstream records a stack trace in a pprof profile and sets a
 # finalizer for every iterator (each document and array a reply encodes): a fifth of a find's CPU.
 for func in ("Track", "Untrack"):
     replace("internal/util/resource/resource.go",
             f"func {func}(obj any, token *Token) {{\n\tcheckArgs(obj, token)\n",
             f"func {func}(obj any, token *Token) {{\n\tcheckArgs(obj, token)\n\n\tif !debugbuild.Enabled {{\n\t\treturn\n\t}}\n")
 
-# 2f. explain says which build answers, so Graphlake knows which indexes serve it (graphlake/database.py)
+# 2g. explain says which build answers, so Graphlake knows which indexes serve it (graphlake/database.py)
 replace("internal/handler/msg_explain.go",
         '\t\t\t"limitPushdown", res.LimitPushdown,\n',
         '\t\t\t"limitPushdown", res.LimitPushdown,\n\t\t\t"graphlakeBuild", int32(GraphlakeBuild),\n')
@@ -174,7 +194,7 @@ replace("internal/handler/msg_explain.go",
     "package handler\n\n// GraphlakeBuild is the number of Graphlake's build of FerretDB (scripts/build-services.sh).\n"
     f"const GraphlakeBuild = {sys.argv[2]}\n")
 
-# 2g. dotted filter keys reach the backend, which handles them (upstream drops them before the backend)
+# 2h. dotted filter keys reach the backend, which handles them (upstream drops them before the backend)
 replace("cmd/ferretdb/main.go", "\t\t\tEnableNestedPushdown:    cli.Test.EnableNestedPushdown,\n",
         "\t\t\tEnableNestedPushdown:    true,\n")
 
