@@ -25,18 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 import orjson  # noqa: E402
-import uvicorn  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from documents.api_token import Role  # noqa: E402
 from documents.json_value import loads_json  # noqa: E402
 from graphlake.app import create_app  # noqa: E402
-from graphlake.local_services import free_port  # noqa: E402
 from graphlake.settings import Settings  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
 from resolvers.relay import encode_id  # noqa: E402
 from tests.operations import document  # noqa: E402
-from tests.processes import bench_database  # noqa: E402
+from tests.processes import bench_database, serving  # noqa: E402
 from tests.seed import seed_version  # noqa: E402
 
 
@@ -90,13 +88,7 @@ async def main() -> None:
         # Start from an empty database (for GRAPHLAKE_BENCH_MONGODB_URL); before the app starts, so its
         # indexes and capped event feed are made afresh.
         await raw.drop_database(settings.database)
-        app = create_app(settings)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.05)
-        try:
+        async with serving(create_app(settings)) as port:
             print(f"seeding {args.datums} datums x (2 roles + 3 annotations) ...", flush=True)
             version_id = await seed_version(args.datums)
             _, secret = await create_token("bench", Role.VIEWER)
@@ -114,10 +106,7 @@ async def main() -> None:
                 g = await timed(graphql, args.runs)
             db = raw[settings.database]
             b = await timed(lambda: baseline(db, version_id), args.runs)
-        finally:
-            await raw.close()
-            server.should_exit = True
-            await task
+        await raw.close()
 
     g_med, b_med = statistics.median(g), statistics.median(b)
     print(f"response: {size / 1e6:.1f} MB for {args.datums} datums")

@@ -37,7 +37,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
@@ -49,11 +48,10 @@ from documents.common import AssetKind, AssetStatus, Ownership  # noqa: E402
 from documents.event import Event  # noqa: E402
 from documents.json_value import StoredJson  # noqa: E402
 from graphlake.app import create_app  # noqa: E402
-from graphlake.local_services import free_port  # noqa: E402
 from graphlake.settings import Settings  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
 from resolvers.relay import encode_id  # noqa: E402
-from tests.processes import bench_database  # noqa: E402
+from tests.processes import bench_database, serving  # noqa: E402
 from tests.seed import seed_version  # noqa: E402
 
 PAGE = 20
@@ -173,14 +171,8 @@ async def main() -> None:
                             bootstrap_admin_token=False, log_level="WARNING")
         raw = AsyncMongoClient(url, tz_aware=True)
         await raw.drop_database(settings.database)  # before the app starts: its indexes are made afresh
-        app = create_app(settings)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.05)
         results: dict[int, dict[str, float]] = {}
-        try:
+        async with serving(create_app(settings)) as port:
             db = raw[settings.database]
             lake = Lake()
             await db.collections.insert_one({**Collection(name="scale").model_dump(by_alias=True), "_id": lake.collection_id})
@@ -191,16 +183,15 @@ async def main() -> None:
                     assets_before, events_before = lake.assets, lake.events
                     events = size * args.events_per_asset
                     seconds = await lake.grow(db, size, events)
-                    # a dataset version of a tenth of the lake (its datums' role assets come on top)
-                    version_id = await seed_version(max(1, size // 10), annotations_per_datum=1, name=f"scale-{size}")
+                    # a dataset version of a tenth of the lake; its datums' role assets come on top, dated
+                    # before the lake, so that the filtered reads meet their 1% evenly from the newest on
+                    version_id = await seed_version(max(1, size // 10), annotations_per_datum=1, name=f"scale-{size}",
+                                                    assets_created_at=lake.start - timedelta(days=1))
                     rate = (lake.assets - assets_before + lake.events - events_before) / seconds
                     print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
                     named = reads(encode_id("Collection", lake.collection_id), encode_id("DatasetVersion", version_id))
                     results[size] = await time_reads(http, named, args.runs)
-        finally:
-            await raw.close()
-            server.should_exit = True
-            await task
+        await raw.close()
 
     names = list(next(iter(results.values())))
     print()

@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 from graphlake.local_services import find_binary, free_port, start_ferretdb
 
@@ -55,3 +56,21 @@ def bench_database(tmp: Path) -> Iterator[str]:
         yield f"mongodb://127.0.0.1:{ferret.port}/"
     finally:
         ferret.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving(app) -> AsyncIterator[int]:  # noqa: ANN001 - a Starlette app
+    """`app` served by uvicorn on a free port of this process while the block runs; yields the port.
+    (A bench's clients then share this event loop: fine for sequential timings.)"""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # startup failed: raise its error here
+        await asyncio.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

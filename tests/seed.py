@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bson import ObjectId
 
 from documents.annotation import AnnotationKind, AnnotationPurpose, AnnotationSource, LabelClass, SourceKind
@@ -15,12 +17,15 @@ from resolvers.datasets import service as datasets
 ROLES = ("image", "mask")
 
 
-async def seed_version(datum_count: int, annotations_per_datum: int = 3, name: str = "bench") -> ObjectId:
+async def seed_version(datum_count: int, annotations_per_datum: int = 3, name: str = "bench",
+                       assets_created_at: datetime | None = None) -> ObjectId:
     """A READY version of `datum_count` datums, each with an image and a mask asset and
-    `annotations_per_datum` ground-truth labels; returns the version id."""
+    `annotations_per_datum` ground-truth labels; returns the version id. The role assets are
+    created now, or at `assets_created_at` (a bench keeps them out of the newest assets' way)."""
+    when = {"created_at": assets_created_at} if assets_created_at else {}
     assets = [
         Asset(id=ObjectId(), kind=AssetKind.TEXT, status=AssetStatus.ACTIVE, name=f"{role}-{i}.png", media_type="image/png",
-              size_bytes=1024, text="", metadata=StoredJson.encode({"camera": i % 4, "exposure": 0.01 * i}))
+              size_bytes=1024, text="", metadata=StoredJson.encode({"camera": i % 4, "exposure": 0.01 * i}), **when)
         for i in range(datum_count) for role in ROLES
     ]
     await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
