@@ -1,8 +1,8 @@
 """Beanie documents, one module per collection. `init_beanie` receives DOCUMENT_MODELS.
 
-Each document declares its indexes as pymongo IndexModels in `Settings.indexes`, each with an
-explicit name: `graphlake.database.ensure_indexes` creates the missing ones by that name (on a
-server that cannot use secondary indexes, FerretDB's SQLite backend, only the unique ones).
+Each document declares its indexes in `Settings.indexes`, each with an explicit name and the servers
+it is for (documents/indexes.py): `graphlake.database.ensure_indexes` creates the missing ones by that
+name on the server it runs on.
 """
 
 from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet

@@ -9,8 +9,8 @@ from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.indexes import Index
 from documents.common import Split
+from documents.indexes import Index
 from documents.json_value import StoredJson
 
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.indexes import Index, On
 from documents.common import Split
+from documents.indexes import Index, On
 from documents.json_value import StoredJson, json_indexes
 
 

@@ -9,8 +9,8 @@ from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.indexes import Index
 from documents.common import Ownership
+from documents.indexes import Index
 from documents.json_value import StoredJson, json_indexes
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}

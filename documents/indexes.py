@@ -2,13 +2,14 @@
 
 MongoDB uses every index for what it is: declared ones are all created there unless marked embedded-only.
 
-The embedded default is Graphlake's build of FerretDB on SQLite (scripts/ferretdb). There an index holds
-the SQL values of its fields, which must each hold one scalar (the server refuses an array there), and
-it serves a query when the query pins a prefix of its fields to one value and sorts by the rest. A list
-is then read in index order and stops after its page. Every index also costs every write, so that server
-gets only what its hot reads need: the unique indexes (they enforce rules) and the ones marked below
-with `On.EMBEDDED`. Multikey indexes (over arrays: labels, JSON attributes) are MongoDB's alone;
-on the embedded default those filters are applied while the list is read in its sort order.
+The embedded default is Graphlake's build of FerretDB on SQLite (scripts/ferretdb). There a non-unique
+index holds the SQL values of its fields, which must each hold one scalar (the server refuses an array
+there), and it serves a query when the query pins a prefix of its fields to one value and sorts by the
+rest. A list is then read in index order and stops after its page. Every index also costs every write,
+so that server gets only what its hot reads need: the unique indexes (they enforce rules, and keep
+upstream's meaning there) and the `Index`es on `On.EMBEDDED` (the default is both servers). Multikey
+indexes (over arrays: labels, JSON attributes) are MongoDB's alone; on the embedded default those
+filters are applied while the list is read in its sort order. Put the fields a query pins first.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.indexes import Index
 from documents.common import RetentionOwnerType
+from documents.indexes import Index
 
 
 class AssetRetention(Document):

@@ -9,8 +9,8 @@ from pymongo import MongoClient
 
 from documents.api_token import ApiToken
 from documents.event import Event
-from graphlake.context import AppState
 from documents.indexes import On, servers_of
+from graphlake.context import AppState
 from graphlake.database import ensure_indexes, index_servers
 from graphlake.local_services import embedded_database, free_port
 
@@ -70,9 +70,13 @@ async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: 
         for index in model.get_settings().indexes:
             assert (index.name in names) == bool(servers_of(index.index) & servers), index.name
     # a FerretDB that is not our build gets the unique indexes only
-    await ensure_indexes(Event, servers=None)
-    await ensure_indexes(ApiToken, servers=None)
-    for model in (Event, ApiToken):
-        names = set(await model.get_pymongo_collection().index_information())
-        for index in model.get_settings().indexes:
-            assert (index.name in names) == index.index.document.get("unique", False), index.name
+    try:
+        await ensure_indexes(Event, servers=None)
+        await ensure_indexes(ApiToken, servers=None)
+        for model in (Event, ApiToken):
+            names = set(await model.get_pymongo_collection().index_information())
+            for index in model.get_settings().indexes:
+                assert (index.name in names) == index.index.document.get("unique", False), index.name
+    finally:  # the session's database keeps its indexes for the tests after this one
+        await ensure_indexes(Event, servers=servers)
+        await ensure_indexes(ApiToken, servers=servers)

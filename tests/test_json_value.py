@@ -12,7 +12,6 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from documents.indexes import servers_of
-from graphlake.database import index_servers
 from documents.json_value import (
     MAX_DEPTH,
     MAX_INDEXED_LEAVES,
@@ -28,6 +27,7 @@ from documents.json_value import (
     predicate_filter,
     split_path,
 )
+from graphlake.database import index_servers
 
 
 @pytest.fixture

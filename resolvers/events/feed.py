@@ -18,7 +18,7 @@ receiving within the few milliseconds that write takes.
 Why not a tailable cursor, the usual carrier: FerretDB v1.24 rescans the whole capped collection
 on every getMore (cost grows with the feed, seconds once it is full), can skip documents inserted
 while a getMore waits, and closes a tailable cursor whose first batch is not full. An `_id` lookup
-is the one query FerretDB answers from an index (in our build: scripts/build-services.sh), so keyed
+is a query FerretDB answers from an index (in our build: scripts/ferretdb), so keyed
 polling costs the same whatever the feed holds, and works unchanged on MongoDB (where a change
 stream would need a replica set).
 """
