@@ -56,8 +56,6 @@ from documents.api_token import Role  # noqa: E402
 from graphlake.client import Client, ResumeState  # noqa: E402
 from graphlake.database import connect  # noqa: E402
 from graphlake.local_services import (  # noqa: E402
-    ServiceError,
-    binary_cache,
     find_binary,
     free_port,
     start_ferretdb,
@@ -114,17 +112,6 @@ def peer_python() -> Path:
                    check=True)
     marker.write_text(wanted)
     return python
-
-
-def ferretdb_binary() -> Path:
-    """Our FerretDB build; if the version this checkout expects is not built, the newest one there."""
-    try:
-        return find_binary("ferretdb")
-    except ServiceError:
-        built = sorted(binary_cache().glob("ferretdb-*"), key=lambda p: p.stat().st_mtime)
-        if not built:
-            raise
-        return built[-1]
 
 
 async def stop_process(process: asyncio.subprocess.Process) -> None:
@@ -291,7 +278,7 @@ System = Madsci | Graphlake
 async def started_systems(tmp: Path) -> AsyncIterator[list[System]]:
     """Both systems, each on a FerretDB of its own; everything stopped on the way out."""
     python = peer_python()
-    binary = ferretdb_binary()
+    binary = find_binary("ferretdb")
     print(f"FerretDB: {binary.name}; MADSci: {PEER_VENV}", flush=True)
     async with contextlib.AsyncExitStack() as stack:
         madsci_db = start_ferretdb(binary, tmp / "madsci" / "ferretdb")

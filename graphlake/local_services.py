@@ -7,6 +7,7 @@ module only finds and runs them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -18,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FERRETDB_VERSION = "v1.24.2-graphlake.11"  # our build: scripts/build-services.sh (FERRETDB_BUILD)
+FERRETDB_VERSION = "v1.24.2"  # built with our changes: scripts/build-services.sh
+# Our changes to FerretDB, whose hash names a build in the cache (as scripts/build-services.sh names it).
+FERRETDB_SOURCES = Path(__file__).resolve().parent.parent / "scripts" / "ferretdb"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # see scripts/build-services.sh
 
 
@@ -31,9 +34,16 @@ def binary_cache() -> Path:
     return Path(os.environ.get("GRAPHLAKE_BIN_CACHE", default))
 
 
+def ferretdb_build() -> str:
+    """The name of the FerretDB build these sources make: the version and a hash of our changes."""
+    sources = sorted(p for p in FERRETDB_SOURCES.iterdir() if p.suffix in (".go", ".py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    return f"{FERRETDB_VERSION}-graphlake-{digest}"
+
+
 def find_binary(kind: str, configured: Path | None = None) -> Path:
     """The ferretdb or minio binary: the configured path, the build cache, or the PATH."""
-    version = {"ferretdb": FERRETDB_VERSION, "minio": MINIO_VERSION}[kind]
+    version = ferretdb_build() if kind == "ferretdb" else MINIO_VERSION
     candidates = [configured, binary_cache() / f"{kind}-{version}"]
     on_path = shutil.which(kind)
     candidates.append(Path(on_path) if on_path else None)

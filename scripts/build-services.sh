@@ -10,9 +10,12 @@ set -euo pipefail
 
 FERRETDB_VERSION="v1.24.2"
 # Our build of it pushes filters and sorts down to SQLite (scripts/ferretdb/patch.py says what it
-# changes). The number names the build in the cache and in `explain`; raise it with every change there.
+# changes). The cache names a build by a hash of those sources (graphlake/local_services.py finds it
+# the same way), so any change there builds anew. The number is what `explain` reports: raise it when
+# Graphlake must tell builds apart (graphlake/database.py).
 FERRETDB_BUILD_NUMBER=11
-FERRETDB_BUILD="$FERRETDB_VERSION-graphlake.$FERRETDB_BUILD_NUMBER"
+FERRETDB_SOURCE_HASH=$(cd "$(dirname "$0")/ferretdb" && LC_ALL=C ls -- *.go *.py | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+FERRETDB_BUILD="$FERRETDB_VERSION-graphlake-$FERRETDB_SOURCE_HASH"
 # MinIO tags releases as RELEASE.<date>, which is not a Go module version, so the Go module
 # proxy cannot serve `minio@RELEASE.2025-10-15T17-29-55Z` (nor its commit 9e49d5e). The proxy
 # serves the final commit of the (now archived) repository as this pseudo-version: pin it.

@@ -83,33 +83,28 @@ type graphlakePlan struct {
 // graphlakePlanQuery plans a query with `filter` and, if not empty, MongoDB sort document `sort`.
 func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document) graphlakePlan {
 	p := graphlakePlan{exact: true}
+	scalar := graphlakeScalarFields(meta)
+	var pinned map[string]bool
 
-	if where, args, ok := graphlakeIDWhere(filter); ok {
+	where, args, byID := graphlakeIDWhere(filter)
+	if byID {
 		p.where, p.args = where, args
-
-		if sort.Len() > 0 { // a few documents by `_id`: sorted as they are, not by walking another index
-			p.orderBy, _, p.sorted = graphlakeOrder(meta, graphlakeScalarFields(meta), nil, sort)
-		}
-
-		return p
 	} else if filter.Len() > 0 {
-		t := graphlakeTranslator{scalar: graphlakeScalarFields(meta), pinned: map[string]bool{}, exact: true}
+		t := graphlakeTranslator{scalar: scalar, pinned: map[string]bool{}, exact: true}
 		conds := t.and(filter, true)
 		p.exact = t.exact && len(t.args) <= graphlakeMaxArgs
+		pinned = t.pinned
 
 		if len(conds) > 0 && len(t.args) <= graphlakeMaxArgs {
 			p.where, p.args = " WHERE "+strings.Join(conds, " AND "), t.args
 		}
-
-		if sort.Len() > 0 {
-			p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, t.scalar, t.pinned, sort)
-		}
-
-		return p
 	}
 
 	if sort.Len() > 0 {
-		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, graphlakeScalarFields(meta), nil, sort)
+		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, scalar, pinned, sort)
+		if byID {
+			p.indexedBy = "" // a few documents by `_id`: sorted as they are, not by walking another index
+		}
 	}
 
 	return p
@@ -145,10 +140,21 @@ func graphlakeScalarFields(meta *metadata.Collection) map[string]bool {
 	return fields
 }
 
-// graphlakeCheckScalars refuses a document holding an array at (or above) a value field: queries
+// graphlakeCheckScalars refuses documents holding an array at (or above) a value field: queries
 // compare those fields as single values, so an array there would hide the document from them.
-func graphlakeCheckScalars(meta *metadata.Collection, doc *types.Document) error {
-	for field := range graphlakeScalarFields(meta) {
+func graphlakeCheckScalars(meta *metadata.Collection, docs []*types.Document) error {
+	fields := graphlakeScalarFields(meta)
+	for _, doc := range docs {
+		if err := graphlakeCheckDocument(fields, doc); err != nil {
+			return err
+		}
+	}
+
+	return nil
+}
+
+func graphlakeCheckDocument(fields map[string]bool, doc *types.Document) error {
+	for field := range fields {
 		var v any = doc
 
 		for _, key := range strings.Split(field, ".") {

@@ -74,10 +74,8 @@ replace("internal/backends/collection.go",
         "type ExplainParams struct {\n\tFilter *types.Document\n\tSort   *types.Document\n\tLimit  int64\n\n"
         "\tGraphlakeSort *types.Document\n}")
 
-upstream_id_where = """	var whereClause string
-	var args []any
-
-	// that logic should exist in one place
+# Upstream's `_id` pushdown, written twice (Query and Explain; Explain also flags it).
+upstream_id_if = """	// that logic should exist in one place
 	// TODO https://github.com/FerretDB/FerretDB/issues/3235
 	if params.Filter.Len() == 1 {
 		v, _ := params.Filter.Get("_id")
@@ -87,10 +85,14 @@ upstream_id_where = """	var whereClause string
 			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
 		}
 	}
-
-	q += whereClause
-	q += prepareOrderByClause(params.Sort)
 """
+upstream_id_where = ("\tvar whereClause string\n\tvar args []any\n\n" + upstream_id_if +
+                     "\n\tq += whereClause\n\tq += prepareOrderByClause(params.Sort)\n")
+upstream_explain_where = ("\tvar filterPushdown bool\n\tvar whereClause string\n\tvar args []any\n\n" +
+                          upstream_id_if.replace("\t\tcase string, types.ObjectID:\n",
+                                                 "\t\tcase string, types.ObjectID:\n\t\t\tfilterPushdown = true\n") +
+                          "\n\torderByClause := prepareOrderByClause(params.Sort)\n\tsortPushdown := orderByClause != \"\"\n\n"
+                          "\tq := `EXPLAIN QUERY PLAN ` + selectClause + whereClause + orderByClause\n")
 replace("internal/backends/sqlite/collection.go", upstream_id_where, """	plan := graphlakePlanQuery(meta, params.Filter, params.GraphlakeSort)
 	args := plan.args
 
@@ -110,27 +112,7 @@ replace("internal/backends/sqlite/collection.go",
         "\treturn &backends.QueryResult{\n\t\tIter: newQueryIterator(ctx, rows, params.OnlyRecordIDs),\n\t}, nil",
         "\treturn &backends.QueryResult{\n\t\tIter:            newQueryIterator(ctx, rows, params.OnlyRecordIDs),\n"
         "\t\tGraphlakeSorted: plan.sorted,\n\t}, nil")
-replace("internal/backends/sqlite/collection.go", """	var filterPushdown bool
-	var whereClause string
-	var args []any
-
-	// that logic should exist in one place
-	// TODO https://github.com/FerretDB/FerretDB/issues/3235
-	if params.Filter.Len() == 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v.(type) {
-		case string, types.ObjectID:
-			filterPushdown = true
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		}
-	}
-
-	orderByClause := prepareOrderByClause(params.Sort)
-	sortPushdown := orderByClause != ""
-
-	q := `EXPLAIN QUERY PLAN ` + selectClause + whereClause + orderByClause
-""", """	plan := graphlakePlanQuery(meta, params.Filter, params.GraphlakeSort)
+replace("internal/backends/sqlite/collection.go", upstream_explain_where, """	plan := graphlakePlanQuery(meta, params.Filter, params.GraphlakeSort)
 	args := plan.args
 	filterPushdown := plan.where != ""
 
@@ -145,16 +127,11 @@ replace("internal/backends/sqlite/collection.go", """	var filterPushdown bool
 """)
 
 # 2c. writes keep value fields scalar
-replace("internal/backends/sqlite/collection.go",
-        "\tdb := c.r.DatabaseGetExisting(ctx, c.dbName)\n\tmeta := c.r.CollectionGet(ctx, c.dbName, c.name)\n",
-        "\tdb := c.r.DatabaseGetExisting(ctx, c.dbName)\n\tmeta := c.r.CollectionGet(ctx, c.dbName, c.name)\n"
-        "\n\tfor _, doc := range params.Docs {\n\t\tif err := graphlakeCheckScalars(meta, doc); err != nil {\n"
-        "\t\t\treturn nil, lazyerrors.Error(err)\n\t\t}\n\t}\n")
-replace("internal/backends/sqlite/collection.go",
-        "\tq := fmt.Sprintf(`UPDATE %q SET %s = ? WHERE %s = ?`, meta.TableName, metadata.DefaultColumn, metadata.IDColumn)\n",
-        "\tfor _, doc := range params.Docs {\n\t\tif err := graphlakeCheckScalars(meta, doc); err != nil {\n"
-        "\t\t\treturn nil, lazyerrors.Error(err)\n\t\t}\n\t}\n\n"
-        "\tq := fmt.Sprintf(`UPDATE %q SET %s = ? WHERE %s = ?`, meta.TableName, metadata.DefaultColumn, metadata.IDColumn)\n")
+check = "\tif err := graphlakeCheckScalars(meta, params.Docs); err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n"
+insert_meta = "\tdb := c.r.DatabaseGetExisting(ctx, c.dbName)\n\tmeta := c.r.CollectionGet(ctx, c.dbName, c.name)\n"
+replace("internal/backends/sqlite/collection.go", insert_meta, insert_meta + "\n" + check)
+update = "\tq := fmt.Sprintf(`UPDATE %q SET %s = ? WHERE %s = ?`, meta.TableName, metadata.DefaultColumn, metadata.IDColumn)\n"
+replace("internal/backends/sqlite/collection.go", update, check + "\n" + update)
 
 # 2d. find and explain hand their sort to the backend; find skips its in-memory sort when the rows come sorted
 hand_sort = ("\tif !h.DisablePushdown && qp.Sort == nil && params.Sort.Len() > 0%s {\n"
