@@ -23,22 +23,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-import orjson  # noqa: E402
-from pymongo import AsyncMongoClient  # noqa: E402
+import httpx
+import orjson
+from pymongo import AsyncMongoClient
 
-from documents.api_token import Role  # noqa: E402
-from documents.json_value import loads_json  # noqa: E402
-from graphlake.app import create_app  # noqa: E402
-from graphlake.settings import Settings  # noqa: E402
-from resolvers.auth.service import create_token  # noqa: E402
-from resolvers.relay import encode_id  # noqa: E402
-from tests.operations import document  # noqa: E402
-from tests.processes import bench_database, serving  # noqa: E402
-from tests.seed import seed_version  # noqa: E402
+from documents.api_token import Role
+from documents.json_value import loads_json
+from graphlake.app import create_app
+from graphlake.settings import Settings
+from services.auth import create_token
+from services.node_ids import NodeType, encode_id
+from tests.operations import document
+from tests.processes import bench_database, serving
+from tests.seed import seed_version
 
 
-async def baseline(db, version_id) -> bytes:  # noqa: ANN001 - a raw PyMongo database
+async def baseline(db, version_id) -> bytes:
     """The same graph by hand: one `$in` query per level, then orjson."""
     version = await db.dataset_versions.find_one({"_id": version_id})
     members = await db.version_members.find({"version_id": version_id}, sort=[("_id", 1)]).to_list()
@@ -64,7 +64,7 @@ async def baseline(db, version_id) -> bytes:  # noqa: ANN001 - a raw PyMongo dat
     return orjson.dumps(out)
 
 
-async def timed(fn, runs: int) -> list[float]:  # noqa: ANN001
+async def timed(fn, runs: int) -> list[float]:
     for _ in range(2):  # warm caches and connections
         await fn()
     times = []
@@ -93,7 +93,7 @@ async def main() -> None:
             version_id = await seed_version(args.datums)
             _, secret = await create_token("bench", Role.VIEWER)
             body = {"query": document("VersionGraph"), "operationName": "VersionGraph",
-                    "variables": {"id": encode_id("DatasetVersion", version_id), "first": args.datums}}
+                    "variables": {"id": encode_id(NodeType.DATASET_VERSION, version_id), "first": args.datums}}
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
                                          headers={"Authorization": f"Bearer {secret}"}) as http:
                 async def graphql() -> bytes:

@@ -50,18 +50,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
+import httpx
 
-from documents.api_token import Role  # noqa: E402
-from graphlake.client import Client, ResumeState  # noqa: E402
-from graphlake.database import connect  # noqa: E402
-from graphlake.local_services import (  # noqa: E402
+from documents.api_token import Role
+from graphlake.client import Client, ResumeState
+from graphlake.database import connect
+from graphlake.local_services import (
     find_binary,
     free_port,
     start_ferretdb,
 )
-from resolvers.auth.service import create_token  # noqa: E402
-from tests.processes import start_server_process  # noqa: E402
+from services.auth import create_token
+from tests.processes import start_server_process
 
 PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "graphlake" / "peer-venv"
 PEER_REQUIREMENTS = ["madsci-data-manager==0.8.1", "pydantic==2.10.*"]

@@ -36,23 +36,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-from bson import ObjectId  # noqa: E402
-from pymongo import AsyncMongoClient  # noqa: E402
+import httpx
+from bson import ObjectId
+from pymongo import AsyncMongoClient
 
-from documents.api_token import Role  # noqa: E402
-from documents.asset import Asset  # noqa: E402
-from documents.clock import utcnow  # noqa: E402
-from documents.collection import Collection, CollectionItem  # noqa: E402
-from documents.common import AssetKind, AssetStatus, Ownership  # noqa: E402
-from documents.event import Event  # noqa: E402
-from documents.json_value import StoredJson  # noqa: E402
-from graphlake.app import create_app  # noqa: E402
-from graphlake.settings import Settings  # noqa: E402
-from resolvers.auth.service import create_token  # noqa: E402
-from resolvers.relay import encode_id  # noqa: E402
-from tests.processes import bench_database, serving  # noqa: E402
-from tests.seed import seed_version  # noqa: E402
+from documents.api_token import Role
+from documents.asset import Asset
+from documents.clock import utcnow
+from documents.collection import Collection, CollectionItem
+from documents.common import AssetKind, AssetStatus, Ownership
+from documents.event import Event
+from documents.json_value import StoredJson
+from graphlake.app import create_app
+from graphlake.settings import Settings
+from services.auth import create_token
+from services.node_ids import NodeType, encode_id
+from tests.processes import bench_database, serving
+from tests.seed import seed_version
 
 PAGE = 20
 BATCH = 2000
@@ -103,7 +103,7 @@ class Lake:
         return {**self.event, "_id": ObjectId(), "event_type": f"T{k}", "level": 40 if k == 7 else 20,
                 "timestamp": self.start + timedelta(milliseconds=3100 * i)}
 
-    async def grow(self, db, assets: int, events: int) -> float:  # noqa: ANN001 - a raw PyMongo database
+    async def grow(self, db, assets: int, events: int) -> float:
         """Inserts documents up to `assets` assets and `events` events; returns the seconds it took."""
         began = time.perf_counter()
         while self.assets < assets:
@@ -189,7 +189,7 @@ async def main() -> None:
                                                     assets_created_at=lake.start - timedelta(days=1))
                     rate = (lake.assets - assets_before + lake.events - events_before) / seconds
                     print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
-                    named = reads(encode_id("Collection", lake.collection_id), encode_id("DatasetVersion", version_id))
+                    named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id))
                     results[size] = await time_reads(http, named, args.runs)
         await raw.close()
 

@@ -54,27 +54,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aioboto3  # noqa: E402
-import aiohttp  # noqa: E402
-import boto3  # noqa: E402
-import pymongo  # noqa: E402
-import uvicorn  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from pymongo.monitoring import CommandListener  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
+import aioboto3
+import aiohttp
+import boto3
+import pymongo
+import uvicorn
+from botocore.config import Config
+from pymongo.monitoring import CommandListener
+from starlette.responses import JSONResponse
 
-from documents.api_token import Role  # noqa: E402
-from graphlake.app import create_app  # noqa: E402
-from graphlake.client import write_in_place  # noqa: E402
-from graphlake.local_services import find_binary, free_port, start_minio  # noqa: E402
-from graphlake.mounts import build_stores  # noqa: E402
-from graphlake.settings import S3MountSettings, Settings  # noqa: E402
-from resolvers.auth.service import create_token  # noqa: E402
-from resolvers.uploads.service import part_size_for  # noqa: E402
-from storage import ObjectStore  # noqa: E402
-from storage.concurrency import bounded_gather  # noqa: E402
-from tests.operations import document  # noqa: E402
-from tests.processes import bench_database  # noqa: E402
+from documents.api_token import Role
+from graphlake.app import create_app
+from graphlake.client import write_in_place
+from graphlake.local_services import find_binary, free_port, start_minio
+from graphlake.mounts import build_stores
+from graphlake.settings import S3MountSettings, Settings
+from services.auth import create_token
+from services.uploads.sessions import part_size_for
+from storage import ObjectStore
+from storage.concurrency import bounded_gather
+from tests.operations import document
+from tests.processes import bench_database
 
 MIB = 1024 * 1024
 THRESHOLD = 64 * MIB  # the server's multipart threshold (its default): 64 MiB and up go in 8 MiB parts
@@ -156,7 +156,7 @@ class DatabaseTime(CommandListener):
     def started(self, event: object) -> None:
         pass
 
-    def succeeded(self, event) -> None:  # noqa: ANN001
+    def succeeded(self, event) -> None:
         if _in_graphql_request.get():  # PyMongo reports from the task that sent the command
             self.commands += 1
             self.seconds += event.duration_micros / 1e6
@@ -277,7 +277,7 @@ class GraphlakeUploader:
 
 # --- the baselines
 
-async def s3_baseline(s3, path: Path, size: int, key: str) -> None:  # noqa: ANN001 - an aioboto3 S3 client
+async def s3_baseline(s3, path: Path, size: int, key: str) -> None:
     """Raw aioboto3: put_object below the threshold, else multipart with the server's part size."""
     part_size = part_size_for(size, THRESHOLD)
     if part_size is None:
@@ -364,7 +364,7 @@ async def settle() -> None:
 class Bench:
     """Holds the running services and clients; `measure` runs graphlake and baseline alternately."""
 
-    def __init__(self, *, uploader: GraphlakeUploader, stores: dict[str, ObjectStore], s3, data_dir: Path) -> None:  # noqa: ANN001
+    def __init__(self, *, uploader: GraphlakeUploader, stores: dict[str, ObjectStore], s3, data_dir: Path) -> None:
         self.uploader, self.stores = uploader, stores
         self.s3, self.data_dir = s3, data_dir
 

@@ -20,7 +20,7 @@ AUDIT = "AUDIT"  # every successful mutation: who, which mutation, which ids
 ASSET_STATUS = "ASSET_STATUS"  # an asset turned ACTIVE or FAILED (feeds `assetStatusChanged`)
 ALERT_DELIVERY_FAILED = "ALERT_DELIVERY_FAILED"  # an alert could not be delivered
 RESERVED_TYPES = frozenset({AUDIT, ASSET_STATUS, ALERT_DELIVERY_FAILED})
-# The capped collection live events travel through to every server process (see resolvers/events/feed.py).
+# The capped collection live events travel through to every server process (see services/events/feed.py).
 FEED_COLLECTION = "event_feed"
 
 

@@ -19,20 +19,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from graphlake import __version__
-from graphlake.context import AppState
 from graphlake.blob_routes import blob_routes
 from graphlake.graphiql import graphiql_asset_route
-from graphlake.health import probe
 from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from graphlake.view import GraphQLView
-from resolvers.assets.service import collect_unpinned
-from resolvers.auth.service import ensure_bootstrap_admin
+from resolvers.context import AppState
 from resolvers.schema import build_schema
-from resolvers.events.feed import FeedTail, ensure_feed
-from resolvers.events.service import archive as archive_events
-from resolvers.uploads.reconciler import reconcile, sweep_temp_files
+from services.assets import collect_unpinned
+from services.auth import ensure_bootstrap_admin
+from services.events.feed import FeedTail, ensure_feed
+from services.events.log import archive as archive_events
+from services.health import probe
+from services.uploads.reconciler import reconcile, sweep_temp_files
 
 log = logging.getLogger("graphlake")
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.

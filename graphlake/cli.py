@@ -19,15 +19,15 @@ from rich.table import Table
 from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from graphlake import PROJECT_ROOT
-from graphlake.health import probe
 from graphlake.local_services import ServiceError
 from graphlake.logs import configure_logging
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
-from resolvers.auth import service as tokens
-from resolvers.events import audit
-from resolvers.errors import GraphlakeError
-from resolvers.relay import encode_id
+from services import auth as tokens
+from services.errors import GraphlakeError
+from services.events import audit
+from services.health import probe
+from services.node_ids import NodeType, encode_id
 
 app = typer.Typer(
     help="Graphlake: a GraphQL data lake server.", no_args_is_help=True, add_completion=False,
@@ -130,7 +130,7 @@ def token_create(
     async def run() -> str:
         async with open_state(settings) as state:
             token, secret = await tokens.create_token(name, role, user_id=user, expires_at=expires_at, created_by="cli")
-            await audit.record_command(state.feed, settings, "token create", [encode_id("ApiToken", token.id)],
+            await audit.record_command(state.feed, settings, "token create", [encode_id(NodeType.API_TOKEN, token.id)],
                                        name=name, role=role.value)
         return secret
 
@@ -182,7 +182,7 @@ def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id 
     async def run() -> ApiToken:
         async with open_state(settings) as state:
             token = await tokens.revoke_token(await tokens.find_token(id_or_name))
-            await audit.record_command(state.feed, settings, "token revoke", [encode_id("ApiToken", token.id)],
+            await audit.record_command(state.feed, settings, "token revoke", [encode_id(NodeType.API_TOKEN, token.id)],
                                        name=token.name)
             return token
 
@@ -270,7 +270,7 @@ def assets_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
 ) -> None:
     """Delete assets no collection, dataset version or pin has held for a while (deleteAsset without force)."""
-    from resolvers.assets.service import collect_unpinned
+    from services.assets import collect_unpinned
 
     settings = _settings()
 
@@ -278,7 +278,7 @@ def assets_gc(
         async with open_state(settings) as state:
             collected = await collect_unpinned(timedelta(days=older_than), state.stores, dry_run=dry_run)
             if collected and not dry_run:
-                await audit.record_command(state.feed, settings, "assets gc", [encode_id("Asset", a.id) for a in collected],
+                await audit.record_command(state.feed, settings, "assets gc", [encode_id(NodeType.ASSET, a.id) for a in collected],
                                            olderThanDays=str(older_than))
             return collected
 
@@ -297,7 +297,7 @@ def events_archive(
     older_than: Annotated[float, typer.Option("--older-than", help="Archive events older than this many days.")],
 ) -> None:
     """Move old events out of default queries (they stay retrievable with includeArchived)."""
-    from resolvers.events.service import archive
+    from services.events.log import archive
 
     settings = _settings()
 
@@ -321,7 +321,7 @@ def events_utilization(
     """Busy time, sessions and utilization per node, workflow or user, from start/stop events."""
     import csv
 
-    from resolvers.events.service import SESSION_KINDS, utilization
+    from services.events.log import SESSION_KINDS, utilization
 
     if group_by.upper() not in SESSION_KINDS:
         errors.print(f"[red]error:[/red] --group-by must be one of {', '.join(SESSION_KINDS)}")

@@ -268,7 +268,7 @@ class Client:
         an earlier attempt finished it (its asset is the answer) or a request is still at it
         (reading a big object back can outlast any timeout), which is waited for. A request that
         died leaves a claim that lapses within half a minute (CLAIM_SECONDS in
-        resolvers/uploads/service.py); the next attempt after that completes the upload itself.
+        services/uploads/claims.py); the next attempt after that completes the upload itself.
         `look_first`: CONFLICT is already known (a batch's failure, a session found completed),
         so the session is looked at before completing is asked again."""
         attempt = 0

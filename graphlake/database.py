@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.monitoring import CommandListener
 
 from documents import DOCUMENT_MODELS
@@ -29,6 +32,46 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
     for model in DOCUMENT_MODELS:
         await ensure_indexes(model, servers=servers)
     return client
+
+
+@dataclass
+class _Shared:
+    client: AsyncMongoClient
+    loop: asyncio.AbstractEventLoop  # an async client serves the loop it was made on
+    users: int = 0
+
+
+# Beanie binds each document class to one database for the whole process (init_beanie sets it on
+# the class), and services query through those classes. So every app in a process uses the same
+# database, through one client: closing one app must not leave the others' documents bound to a
+# client it closed. Apps and CLI commands get theirs from `connected`, which counts its users.
+_shared: dict[tuple[str, str], _Shared] = {}
+_opening = asyncio.Lock()
+
+
+@asynccontextmanager
+async def connected(url: str, database: str, listeners: Sequence[CommandListener] = ()) -> AsyncIterator[AsyncMongoClient]:
+    """The process's client of `database` (made by the first user, with its command listeners;
+    closed when the last one leaves). Another database while one is in use is refused: Beanie
+    could serve only one of them."""
+    key = (url, database)
+    async with _opening:
+        if _shared and key not in _shared:
+            raise RuntimeError(f"this process already serves database {next(iter(_shared))[1]!r}; Beanie binds "
+                               f"documents to one database per process, so {database!r} needs a process of its own")
+        entry = _shared.get(key)
+        if entry is None:
+            entry = _shared[key] = _Shared(await connect(url, database, listeners), asyncio.get_running_loop())
+        elif entry.loop is not asyncio.get_running_loop():
+            raise RuntimeError("the database is in use from another event loop of this process; run one loop per process")
+        entry.users += 1
+    try:
+        yield entry.client
+    finally:
+        entry.users -= 1
+        if entry.users == 0:
+            del _shared[key]
+            await entry.client.close()
 
 
 # The first build of our FerretDB (scripts/build-services.sh) whose indexes serve filters and sorts.
@@ -81,25 +124,3 @@ async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGO
             existing.pop(field.name)
         if wanted and field.name not in existing:
             await collection.create_indexes([index])
-
-
-async def ping(db: AsyncDatabase) -> None:
-    await db.command("ping")
-
-
-def is_duplicate_key(error: PyMongoError) -> bool:
-    """A unique index refused the write. MongoDB says so with code 11000; FerretDB v1 does too on
-    insert, but reports a violation by an update as InternalError (code 1) naming the SQLite
-    constraint, so both are recognised here and nowhere else."""
-    if isinstance(error, DuplicateKeyError):
-        return True
-    return isinstance(error, OperationFailure) and "UNIQUE constraint failed" in str(error)
-
-
-def duplicates_only(error: BulkWriteError) -> list[int]:
-    """The positions an unordered bulk insert skipped because a unique index holds them already;
-    re-raises the error if anything else went wrong."""
-    errors = error.details.get("writeErrors", [])
-    if any(e.get("code") != 11000 for e in errors):
-        raise error
-    return [e["index"] for e in errors]

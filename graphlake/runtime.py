@@ -8,14 +8,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pymongo.monitoring import CommandListener
 
 from documents.clock import utcnow
-from graphlake.broadcast import Broadcast
-from graphlake.context import AppState
-from graphlake.database import connect
+from graphlake import __version__
+from graphlake.database import connected
 from graphlake.local_services import embedded_database
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
-from resolvers.auth.cache import TokenCache
-from resolvers.events.feed import FeedWriter
+from resolvers.context import AppState
+from resolvers.events.types import Event
+from services.broadcast import Broadcast
+from services.events.feed import FeedWriter
+from services.token_cache import TokenCache
 
 
 @asynccontextmanager
@@ -31,13 +33,12 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
                                           sync_every_commit=settings.ferretdb_sync_every_commit)
             stack.callback(embedded.stop)
             url = embedded.url
-        client = await connect(url, settings.database, listeners)
-        stack.push_async_callback(client.close)
+        client = await stack.enter_async_context(connected(url, settings.database, listeners))
         stores = build_stores(settings)
         for store in stores.values():
             await store.open()
             stack.push_async_callback(store.close)
         db = client[settings.database]
-        events = Broadcast(settings.subscriber_queue_size)
+        events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
-                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds))
+                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__)

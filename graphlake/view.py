@@ -7,8 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-
-
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -17,12 +15,12 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from graphlake.context import Context
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.settings import Settings
-from resolvers.auth.service import bearer_secret
-from resolvers.errors import Unauthenticated
+from resolvers.context import Context
+from services.auth import bearer_secret
+from services.errors import Unauthenticated
 
 # Names a client may use for the token in its `connection_init` payload.
 _WS_TOKEN_KEYS = ("Authorization", "authorization", "authToken", "token")

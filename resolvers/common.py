@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 import strawberry
-from beanie import Document
 
 from documents.common import Ownership as OwnershipValue
 from documents.common import Split as SplitValue
-from documents.json_value import InvalidJson, InvalidPredicate, JsonOp as JsonOpValue, StoredJson, predicate_filter
-from documents.clock import to_millis
-from resolvers.errors import BadUserInput, NotFound
+from documents.json_value import InvalidJson, InvalidPredicate, StoredJson, predicate_filter
+from documents.json_value import JsonOp as JsonOpValue
 from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
+from services.errors import BadUserInput
 
 Split = strawberry.enum(SplitValue, description="Which part of training a datum belongs to.")
 JsonOp = strawberry.enum(JsonOpValue, description="How a JSON path predicate compares.")
@@ -69,27 +67,6 @@ class JsonPredicate:
     path: str
     op: JsonOp
     value: JSON | None = None
-
-
-D = TypeVar("D", bound=Document)
-
-
-async def get_or_not_found(model: type[D], doc_id: Any, *, field: str, what: str) -> D:
-    """The document with this id, or NOT_FOUND naming `field`."""
-    doc = await model.get(doc_id)
-    if doc is None:
-        raise NotFound(f"no {what} {doc_id}", field=field)
-    return doc
-
-
-def time_bounds(field: str, after: datetime | None, before: datetime | None) -> list[dict[str, Any]]:
-    """A filter clause for `after` <= field < `before` (either side optional), at stored precision."""
-    bounds: dict[str, Any] = {}
-    if after:
-        bounds["$gte"] = to_millis(after)
-    if before:
-        bounds["$lt"] = to_millis(before)
-    return [{field: bounds}] if bounds else []
 
 
 def encode_json(value: Any, *, field: str, max_bytes: int | None = None) -> StoredJson:

@@ -1,8 +1,7 @@
-"""The error model: every error a client sees carries `extensions.code`.
+"""Every error a client sees carries `extensions.code`.
 
-Codes: BAD_USER_INPUT, NOT_FOUND, FORBIDDEN, UNAUTHENTICATED, CONFLICT, INTERNAL. Resolvers and
-services raise the classes below; anything else is a bug, so `ErrorPolicy` masks it as INTERNAL,
-logs it with the request id, and gives the client that id to quote.
+Services and resolvers raise the classes of services/errors.py; anything else is a bug, so
+`ErrorPolicy` masks it as INTERNAL, logs it with the request id, and gives the client that id to quote.
 """
 
 from __future__ import annotations
@@ -10,47 +9,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from graphlake.logs import request_id_var
+from services.errors import GraphlakeError
 
 log = logging.getLogger("graphlake.errors")
-
-
-class GraphlakeError(Exception):
-    """A failure the client caused or can act on. `field` names the input at fault."""
-
-    code = "INTERNAL"
-
-    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.extensions: dict[str, Any] = {"code": self.code, **details}
-        if field:
-            self.extensions["field"] = field
-
-
-class BadUserInput(GraphlakeError):
-    code = "BAD_USER_INPUT"
-
-
-class NotFound(GraphlakeError):
-    code = "NOT_FOUND"
-
-
-class Forbidden(GraphlakeError):
-    code = "FORBIDDEN"
-
-
-class Unauthenticated(GraphlakeError):
-    code = "UNAUTHENTICATED"
-
-
-class Conflict(GraphlakeError):
-    code = "CONFLICT"
-
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
@@ -88,7 +53,8 @@ class ErrorPolicy(SchemaExtension):
                 path=error.path,
                 extensions={**(error.extensions or {}), "code": (error.extensions or {}).get("code", "BAD_USER_INPUT")},
             )
-        request_id = request_id_var.get()
+        # The view names every request (graphlake/http_limits.py); the context carries that name.
+        request_id = getattr(self.execution_context.context, "request_id", None)
         log.error("unexpected error in %s", ".".join(map(str, error.path or [])) or "operation",
                   exc_info=(type(original), original, original.__traceback__), extra={"request_id": request_id})
         return GraphQLError(

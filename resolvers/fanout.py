@@ -17,8 +17,8 @@ import json
 from typing import Any
 
 from graphql import ExecutionResult, print_ast
-from graphql.execution.executor import Executor
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from resolvers.internals import Executor, StrawberryGraphQLCoreExecutionContext
 
 
 class SharedResults:

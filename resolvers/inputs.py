@@ -14,9 +14,10 @@ from dataclasses import MISSING
 from typing import Any, TypeVar
 
 from strawberry.relay.types import GlobalID
-from strawberry.types.arguments import InputContext, _is_leaf_type
 from strawberry.types.base import StrawberryOptional, has_object_definition
 from strawberry.types.enum import StrawberryEnumDefinition
+
+from resolvers.internals import InputContext, is_leaf_type
 
 T = TypeVar("T", bound=type)
 
@@ -61,7 +62,7 @@ def _identity(value: Any, _: InputContext) -> Any:
 
 def _converter(type_: Any, graphql_name: str, context: InputContext) -> Callable[[Any, InputContext], Any]:
     inner = type_.of_type if isinstance(type_, StrawberryOptional) else type_
-    if isinstance(inner, StrawberryEnumDefinition) or _is_leaf_type(inner, context.scalar_registry, skip_classes=(GlobalID,)):
+    if isinstance(inner, StrawberryEnumDefinition) or is_leaf_type(inner, context.scalar_registry, skip_classes=(GlobalID,)):
         return _identity  # graphql-core has already coerced scalars and enums
     if has_object_definition(inner) and inner.__strawberry_definition__.from_input is not None:
         nested = inner.__strawberry_definition__.from_input

@@ -8,24 +8,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-
 from beanie import Document
 from bson import ObjectId
 
 from documents import annotation, asset, collection, dataset, event, retention
 from documents.api_token import ApiToken as ApiTokenDocument
 from documents.api_token import Role
-from graphlake.context import Info
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.assets.types import Asset, AssetRetention
 from resolvers.auth.types import ApiToken
 from resolvers.collections.types import Collection
+from resolvers.context import Info
 from resolvers.datasets.types import Dataset, DatasetVersion
 from resolvers.datums.types import Datum
-from resolvers.errors import BadUserInput
 from resolvers.events.types import Event
 from resolvers.permissions import CanRead, require_role
-from resolvers.relay import Node, split_id
+from resolvers.relay import Node
+from services.errors import BadUserInput
+from services.node_ids import NodeType, split_id
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class NodeKind:
     fetch: Callable[[Sequence[str]], Awaitable[dict[str, Any]]]
 
 
-def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str, Any] | None = None):  # noqa: ANN202
+def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str, Any] | None = None):
     """A batch fetch of `model` documents by raw id: one `$in` query."""
 
     async def fetch(raw_ids: Sequence[str]) -> dict[str, Any]:
@@ -48,19 +48,19 @@ def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str
 
 
 # Every type that implements Node has a row here; a test checks that against the schema.
-NODE_KINDS: dict[str, NodeKind] = {
-    "ApiToken": NodeKind(Role.ADMIN, _fetch(ApiTokenDocument, ApiToken.from_document)),
-    "Asset": NodeKind(Role.VIEWER, _fetch(asset.Asset, Asset.from_document)),
-    "AssetRetention": NodeKind(Role.VIEWER, _fetch(retention.AssetRetention, AssetRetention.from_document)),
-    "Collection": NodeKind(Role.VIEWER, _fetch(collection.Collection, Collection.from_document)),
-    "Datum": NodeKind(Role.VIEWER, _fetch(dataset.Datum, Datum.from_document)),
-    "Dataset": NodeKind(Role.VIEWER, _fetch(dataset.Dataset, Dataset.from_document)),
-    "DatasetVersion": NodeKind(Role.VIEWER, _fetch(dataset.DatasetVersion, DatasetVersion.from_document,
+NODE_KINDS: dict[NodeType, NodeKind] = {
+    NodeType.API_TOKEN: NodeKind(Role.ADMIN, _fetch(ApiTokenDocument, ApiToken.from_document)),
+    NodeType.ASSET: NodeKind(Role.VIEWER, _fetch(asset.Asset, Asset.from_document)),
+    NodeType.ASSET_RETENTION: NodeKind(Role.VIEWER, _fetch(retention.AssetRetention, AssetRetention.from_document)),
+    NodeType.COLLECTION: NodeKind(Role.VIEWER, _fetch(collection.Collection, Collection.from_document)),
+    NodeType.DATUM: NodeKind(Role.VIEWER, _fetch(dataset.Datum, Datum.from_document)),
+    NodeType.DATASET: NodeKind(Role.VIEWER, _fetch(dataset.Dataset, Dataset.from_document)),
+    NodeType.DATASET_VERSION: NodeKind(Role.VIEWER, _fetch(dataset.DatasetVersion, DatasetVersion.from_document,
                                                    {"status": dataset.VersionStatus.READY.value})),
-    "AnnotationSchema": NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSchema, AnnotationSchema.from_document)),
-    "AnnotationSet": NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSet, AnnotationSet.from_document)),
-    "AnnotationRecord": NodeKind(Role.VIEWER, _fetch(annotation.AnnotationRecord, AnnotationRecord.from_document)),
-    "Event": NodeKind(Role.VIEWER, _fetch(event.Event, Event.from_document)),
+    NodeType.ANNOTATION_SCHEMA: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSchema, AnnotationSchema.from_document)),
+    NodeType.ANNOTATION_SET: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSet, AnnotationSet.from_document)),
+    NodeType.ANNOTATION_RECORD: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationRecord, AnnotationRecord.from_document)),
+    NodeType.EVENT: NodeKind(Role.VIEWER, _fetch(event.Event, Event.from_document)),
 }
 
 

@@ -8,8 +8,8 @@ list never shift a page (unlike offsets).
 from __future__ import annotations
 
 import base64
-import bisect
 import binascii
+import bisect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +19,9 @@ import orjson
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 
-from resolvers.errors import BadUserInput
 from resolvers.loaders import Loaders
 from resolvers.relay import Connection, Edge, PageInfo
+from services.errors import BadUserInput
 
 T = TypeVar("T")
 D = TypeVar("D")

@@ -7,7 +7,7 @@ from typing import Any
 from strawberry.permission import BasePermission
 
 from documents.api_token import Role
-from resolvers.errors import Forbidden, Unauthenticated
+from services.errors import Forbidden, Unauthenticated
 
 
 def require_role(context: Any, role: Role) -> None:

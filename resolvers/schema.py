@@ -15,10 +15,9 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
-from graphlake.settings import Settings
 from resolvers.annotations.mutations import AnnotationMutations
 from resolvers.annotations.queries import AnnotationQueries
 from resolvers.assets.mutations import AssetMutations
@@ -28,6 +27,7 @@ from resolvers.auth.queries import AuthQueries
 from resolvers.auth.types import ApiToken
 from resolvers.collections.mutations import CollectionMutations
 from resolvers.collections.queries import CollectionQueries
+from resolvers.context import ServerSettings
 from resolvers.datasets.mutations import DatasetMutations
 from resolvers.datasets.queries import DatasetQueries
 from resolvers.datums.mutations import DatumMutations
@@ -63,7 +63,7 @@ for _field in Mutation.__strawberry_definition__.fields:
 NODE_TYPES: list[type] = [ApiToken]
 
 
-def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
     """The error policy and the per-request limits, each from its setting.
 
     Factories, not instances: Strawberry builds a fresh extension per operation, so concurrent
@@ -89,7 +89,7 @@ class GraphlakeSchema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: ServerSettings | None = None) -> strawberry.Schema:
     """The schema; without settings (for export) it carries no limits, which do not change its SDL."""
     return GraphlakeSchema(
         query=Query,

@@ -24,12 +24,12 @@ from starlette.applications import Starlette
 from documents import DOCUMENT_MODELS
 from documents.api_token import Role
 from documents.event import FEED_COLLECTION
-from resolvers.events.feed import WRITERS_COLLECTION
 from graphlake.app import create_app
-from graphlake.context import AppState
 from graphlake.local_services import find_binary, free_port, start_ferretdb, start_minio
 from graphlake.settings import S3MountSettings, Settings
-from resolvers.auth.service import create_token
+from resolvers.context import AppState
+from services.auth import create_token
+from services.events.feed import WRITERS_COLLECTION
 from tests.operations import Api
 
 
@@ -40,7 +40,7 @@ class S3Service:
     secret_key: str
     bucket: str
 
-    def client(self):  # noqa: ANN201 - a boto3 client, for test setup only
+    def client(self):
         return boto3.client(
             "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key, region_name="us-east-1",

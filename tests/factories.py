@@ -6,7 +6,6 @@ from typing import Any
 
 from tests.operations import Api
 
-
 _DEFAULT = object()
 
 

@@ -13,7 +13,7 @@ from bson import ObjectId
 from graphql import OperationDefinitionNode, parse, print_ast, separate_operations
 
 from graphlake import PROJECT_ROOT
-from resolvers.relay import split_id
+from services.node_ids import split_id
 
 OPERATIONS_DIR = PROJECT_ROOT / "graphql" / "operations"
 

@@ -59,7 +59,7 @@ def bench_database(tmp: Path) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def serving(app) -> AsyncIterator[int]:  # noqa: ANN001 - a Starlette app
+async def serving(app) -> AsyncIterator[int]:
     """`app` served by uvicorn on a free port of this process while the block runs; yields the port.
     (A bench's clients then share this event loop: fine for sequential timings.)"""
     port = free_port()

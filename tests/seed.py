@@ -11,8 +11,7 @@ from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus, Split
 from documents.dataset import Datum, RoleRef
 from documents.json_value import StoredJson
-from resolvers.annotations import service as annotations
-from resolvers.datasets import service as datasets
+from services import annotations, datasets
 
 ROLES = ("image", "mask")
 

@@ -16,9 +16,9 @@ import pytest
 from documents.asset import Alias, Asset
 from documents.clock import utcnow
 from documents.common import AssetStatus
-from graphlake.context import AppState
 from graphlake.settings import Settings
-from resolvers.assets.service import collect_unpinned
+from resolvers.context import AppState
+from services.assets import collect_unpinned
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id

@@ -11,7 +11,7 @@ import pytest
 from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from documents.event import Event
-from graphlake.context import AppState
+from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
 from tests.operations import Api
 
@@ -118,7 +118,7 @@ async def test_anonymous_read_switch_allows_reads_only(api: Api, state: AppState
 
 
 async def test_bootstrap_admin_token_is_made_once(state: AppState) -> None:
-    from resolvers.auth.service import authenticate, ensure_bootstrap_admin
+    from services.auth import authenticate, ensure_bootstrap_admin
 
     secret = await ensure_bootstrap_admin(state.feed, state.settings)
     assert secret is not None

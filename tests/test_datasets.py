@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from documents.dataset import Datum, DatasetVersion
+from documents.dataset import DatasetVersion, Datum
 from documents.retention import AssetRetention
 from tests import factories
 from tests.operations import Api, object_id
@@ -127,10 +127,10 @@ async def test_training_split_is_deterministic_and_can_require_verification(api:
 
     a, b, c = await split(1), await split(1), await split(2)
     assert a == b and a != c
-    assert sorted(sum(a.values(), [])) == sorted(x["id"] for x in d)
+    assert sorted(x for ids in a.values() for x in ids) == sorted(x["id"] for x in d)
     assert 10 <= len(a["train"]) <= 26  # roughly 60% of 30
     verified = await split(1, verified_only=True)
-    assert sorted(sum(verified.values(), [])) == sorted(x["id"] for x in d[:4])
+    assert sorted(x for ids in verified.values() for x in ids) == sorted(x["id"] for x in d[:4])
     error = await api.error("TrainingSplit", {"version": v["id"], "ratios": {"train": -1, "validation": 0, "test": 0}},
                             token=contributor)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "ratios"}

@@ -13,10 +13,10 @@ import pytest
 
 from documents.upload import UploadSession
 from graphlake.client import Client, ResumeState, write_in_place
-from graphlake.context import AppState
 from graphlake.settings import Settings
-from resolvers.errors import BadUserInput
-from resolvers.uploads import service
+from resolvers.context import AppState
+from services.errors import BadUserInput
+from services.uploads import sessions
 from storage import LocalStore
 from storage.local import MARKER, SHA256_ATTR
 from storage.signing import UrlSigner
@@ -96,7 +96,7 @@ async def test_direct_writes_only_where_a_mount_takes_them(api: Api, contributor
     await closed.open()
     assert not (tmp_path / "closed" / MARKER).exists()  # nothing for a client to recognise
     with pytest.raises(BadUserInput) as refused:
-        await service.create_uploads([service.UploadRequest(name="a", size_bytes=1, mount="closed", direct=True)],
+        await sessions.create_uploads([sessions.UploadRequest(name="a", size_bytes=1, mount="closed", direct=True)],
                                      {"closed": closed}, settings, None, batch=False)
     assert refused.value.extensions["field"] == "direct"
 
@@ -136,7 +136,7 @@ async def test_a_direct_write_without_a_declared_digest_gets_one_from_the_reconc
         api: Api, contributor: str, state: AppState, tmp_path: Path) -> None:
     """Completion does not read a direct write back unless a SHA-256 was declared; the reconciler
     reads the undeclared ones later, so every file on a local mount ends up with its digest."""
-    from resolvers.uploads.reconciler import fill_digests
+    from services.uploads.reconciler import fill_digests
 
     data = os.urandom(MIB + 3)
     session = await start_direct(api, contributor, data, sha256=None)
@@ -164,7 +164,7 @@ async def test_files_whose_digest_cannot_be_read_do_not_hold_up_new_ones(
     round reads the digests of newer files instead of retrying it every time."""
     from documents.asset import Asset
     from documents.clock import utcnow
-    from resolvers.uploads import reconciler
+    from services.uploads import reconciler
 
     monkeypatch.setattr(reconciler, "DIGEST_FILES_PER_ROUND", 1)
     data = os.urandom(1000)

@@ -10,9 +10,9 @@ from pymongo import MongoClient
 from documents.api_token import ApiToken
 from documents.event import Event
 from documents.indexes import On, servers_of
-from graphlake.context import AppState
 from graphlake.database import ensure_indexes, index_servers
 from graphlake.local_services import embedded_database, free_port
+from resolvers.context import AppState
 
 
 def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path) -> None:

@@ -16,20 +16,19 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from pydantic import SecretStr
 from aiosmtpd.controller import Controller
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from documents.event import Event
 from graphlake import PROJECT_ROOT
-from graphlake.context import AppState
 from graphlake.local_services import free_port
 from graphlake.settings import Settings
+from resolvers.context import AppState
 from resolvers.events.types import Event as EventType
 from tests.conftest import Served
 from tests.operations import Api
@@ -171,7 +170,7 @@ async def test_live_event_is_executed_once_per_distinct_subscription(
     executions: list[str] = []
     execute = StrawberryGraphQLCoreExecutionContext.execute_operation
 
-    def counting(self, serially=None):  # noqa: ANN001, ANN202
+    def counting(self, serially=None):
         if isinstance(self.root_value, EventType):
             executions.append(self.root_value.message)
         return execute(self, serially)
@@ -207,7 +206,7 @@ async def alert_sinks(settings: Settings) -> dict:
     mails: list = []
 
     class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
             mails.append(envelope)
             return "250 OK"
 
@@ -245,7 +244,7 @@ async def alert_sinks(settings: Settings) -> dict:
         smtp.stop()
 
 
-async def wait_for(condition, timeout: float = 10) -> None:  # noqa: ANN001
+async def wait_for(condition, timeout: float = 10) -> None:
     for _ in range(int(timeout / 0.05)):
         if await condition() if asyncio.iscoroutinefunction(condition) else condition():
             return
@@ -267,7 +266,7 @@ async def test_alerts_email_and_signed_webhooks(api: Api, contributor: str, aler
 
 async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, contributor: str, alert_sinks: dict,
                                                                    settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from resolvers.events import alerts
+    from services.events import alerts
 
     monkeypatch.setattr(alerts, "FIRST_DELAY", 0.01)
     settings.alert_webhooks = [f"http://127.0.0.1:{alert_sinks['port']}/hook?wait=1", f"http://127.0.0.1:{free_port()}/closed"]
@@ -298,7 +297,7 @@ async def test_a_mutations_events_and_its_audit_are_one_insert(api: Api, served:
 
 
 async def test_events_held_for_one_write_are_stored_even_when_the_block_fails(state: AppState) -> None:
-    from resolvers.events import service
+    from services.events import log as service
 
     with pytest.raises(RuntimeError):
         async with state.feed.together():
@@ -309,11 +308,12 @@ async def test_events_held_for_one_write_are_stored_even_when_the_block_fails(st
 
 
 async def test_alerts_fire_only_once_their_events_are_stored(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
-    from resolvers.events import alerts, service
+    from services.events import alerts
+    from services.events import log as service
 
     fired: list[list[str]] = []
 
-    async def notify(events, writer, settings) -> None:  # noqa: ANN001 - records what would be sent
+    async def notify(events, writer, settings) -> None:
         fired.append([e.event_type for e in events])
 
     monkeypatch.setattr(alerts, "notify", notify)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from graphlake import __version__
-from graphlake.context import AppState
+from resolvers.context import AppState
 from storage import S3Store
 from tests.conftest import S3Service
 from tests.operations import Api

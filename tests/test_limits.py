@@ -36,7 +36,7 @@ async def test_documents_are_validated_once_and_limits_still_hold(settings: Sett
     validations: list[str] = []
     validate = strawberry_schema.validate
 
-    def counting(schema, document, rules):  # noqa: ANN001, ANN202
+    def counting(schema, document, rules):
         validations.append(document.definitions[0].name.value if document.definitions[0].name else "")
         return validate(schema, document, rules)
 

@@ -8,17 +8,17 @@ import pytest
 from graphql import GraphQLObjectType
 
 from documents.api_token import Role
-from resolvers.relay import encode_id
 from resolvers.schema import build_schema
+from services.node_ids import NodeType, encode_id
 from tests.conftest import MakeToken
 from tests.operations import Api
 
 ANY = None  # the field needs no role at all
-SOME_TOKEN_ID = encode_id("ApiToken", "64b000000000000000000000")
+SOME_TOKEN_ID = encode_id(NodeType.API_TOKEN, "64b000000000000000000000")
 NONE = "64b000000000000000000000"  # ids of objects that do not exist: enough to reach the role check
-ASSET, COLL, DATUM = encode_id("Asset", NONE), encode_id("Collection", NONE), encode_id("Datum", NONE)
-DATASET, VERSION = encode_id("Dataset", NONE), encode_id("DatasetVersion", NONE)
-SCHEMA, SET, RECORD = encode_id("AnnotationSchema", NONE), encode_id("AnnotationSet", NONE), encode_id("AnnotationRecord", NONE)
+ASSET, COLL, DATUM = encode_id(NodeType.ASSET, NONE), encode_id(NodeType.COLLECTION, NONE), encode_id(NodeType.DATUM, NONE)
+DATASET, VERSION = encode_id(NodeType.DATASET, NONE), encode_id(NodeType.DATASET_VERSION, NONE)
+SCHEMA, SET, RECORD = encode_id(NodeType.ANNOTATION_SCHEMA, NONE), encode_id(NodeType.ANNOTATION_SET, NONE), encode_id(NodeType.ANNOTATION_RECORD, NONE)
 RATIOS = {"train": 1, "validation": 0, "test": 0}
 W = Role.CONTRIBUTOR
 
@@ -57,7 +57,7 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.addAliases": ("AddAliases", {"assetId": ASSET, "aliases": ["a"]}, W),
     "Mutation.removeAliases": ("RemoveAliases", {"assetId": ASSET, "aliases": ["a"]}, W),
     "Mutation.pinAsset": ("PinAsset", {"assetId": ASSET}, W),
-    "Mutation.unpinAsset": ("UnpinAsset", {"retentionId": encode_id("AssetRetention", NONE)}, W),
+    "Mutation.unpinAsset": ("UnpinAsset", {"retentionId": encode_id(NodeType.ASSET_RETENTION, NONE)}, W),
     "Mutation.createCollection": ("CreateCollection", {"input": {"name": "c"}}, W),
     "Mutation.updateCollection": ("UpdateCollection", {"input": {"id": COLL}}, W),
     "Mutation.deleteCollection": ("DeleteCollection", {"id": COLL}, W),
@@ -72,16 +72,16 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.addAnnotations": ("AddAnnotations", {"setId": SET, "records": [{"assetId": ASSET, "kind": "BBOX"}]}, W),
     "Mutation.verifyAnnotations": ("VerifyAnnotations", {"ids": [RECORD], "verified": True}, W),
     # payloads
-    "Query.uploadSession": ("UploadSession", {"id": encode_id("UploadSession", NONE)}, Role.VIEWER),
+    "Query.uploadSession": ("UploadSession", {"id": encode_id(NodeType.UPLOAD_SESSION, NONE)}, Role.VIEWER),
     "Mutation.createUpload": ("CreateUpload", {"input": {"name": "f", "sizeBytes": 1}}, W),
-    "Mutation.completeUpload": ("CompleteUpload", {"input": {"id": encode_id("UploadSession", NONE)}}, W),
+    "Mutation.completeUpload": ("CompleteUpload", {"input": {"id": encode_id(NodeType.UPLOAD_SESSION, NONE)}}, W),
     "Mutation.createUploads": ("CreateUploads", {"inputs": [{"name": "f", "sizeBytes": 1}]}, W),
-    "Mutation.completeUploads": ("CompleteUploads", {"ids": [encode_id("UploadSession", NONE)]}, W),
-    "Mutation.abortUpload": ("AbortUpload", {"id": encode_id("UploadSession", NONE)}, W),
+    "Mutation.completeUploads": ("CompleteUploads", {"ids": [encode_id(NodeType.UPLOAD_SESSION, NONE)]}, W),
+    "Mutation.abortUpload": ("AbortUpload", {"id": encode_id(NodeType.UPLOAD_SESSION, NONE)}, W),
     "Mutation.registerExternal": ("RegisterExternal", {"input": {"url": "https://example.org/a.csv"}}, W),
     "Subscription.assetStatusChanged": ("AssetStatusChanged", {}, Role.VIEWER),
     # events
-    "Query.event": ("Event", {"id": encode_id("Event", NONE)}, Role.VIEWER),
+    "Query.event": ("Event", {"id": encode_id(NodeType.EVENT, NONE)}, Role.VIEWER),
     "Query.events": ("Events", {}, Role.VIEWER),
     "Query.utilization": ("Utilization", {"from": "2026-01-01T00:00:00Z", "groupBy": "NODE"}, Role.VIEWER),
     "Mutation.logEvent": ("LogEvent", {"input": {"eventType": "LOG_INFO"}}, W),

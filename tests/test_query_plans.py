@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from graphlake.context import AppState
+from resolvers.context import AppState
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api

@@ -8,16 +8,16 @@ from bson import ObjectId
 from documents.collection import CollectionItem
 from resolvers import loaders as loaders_module
 from resolvers.loaders import Loaders
+from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api
 from tests.seed import seed_version
-from resolvers.relay import encode_id
 
 
 async def commands_for(api: Api, served: Served, token: str, version_id: object, first: int) -> tuple[list[str], dict]:
     served.commands.clear()
-    data = await api.data("VersionGraph", {"id": encode_id("DatasetVersion", version_id), "first": first}, token=token)
+    data = await api.data("VersionGraph", {"id": encode_id(NodeType.DATASET_VERSION, version_id), "first": first}, token=token)
     return list(served.commands.commands), data
 
 

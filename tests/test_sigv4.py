@@ -19,7 +19,7 @@ from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
 KEYS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 
 
-def botocore_client(*, endpoint_url: str | None, region: str, style: str, token: str | None = None):  # noqa: ANN201
+def botocore_client(*, endpoint_url: str | None, region: str, style: str, token: str | None = None):
     return boto3.client(
         "s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=KEYS.access_key,
         aws_secret_access_key=KEYS.secret_key, aws_session_token=token,

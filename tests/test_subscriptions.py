@@ -74,7 +74,7 @@ async def test_subscriptions_per_connection_limit(served: Served, viewer: str, s
         assert message["type"] == "next" and message["id"] == again
 
 
-async def test_each_operation_on_a_socket_reads_fresh_data(served: Served, api, contributor: str) -> None:  # noqa: ANN001
+async def test_each_operation_on_a_socket_reads_fresh_data(served: Served, api, contributor: str) -> None:
     """A WebSocket's context lives for the connection; its DataLoader caches must not."""
     from tests.factories import value_asset
 

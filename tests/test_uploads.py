@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import os
 import time
-
 from datetime import timedelta
 
 import httpx
@@ -15,9 +14,9 @@ import pytest
 
 from documents.clock import utcnow
 from documents.upload import UploadSession
-from graphlake.context import AppState
 from graphlake.settings import Settings
-from resolvers.uploads.reconciler import reconcile, sweep_temp_files
+from resolvers.context import AppState
+from services.uploads.reconciler import reconcile, sweep_temp_files
 from storage import S3Store
 from storage.local import PUT_TEMP_PREFIX, direct_temp_path
 from tests import factories
@@ -228,7 +227,7 @@ async def test_reconciler_files_an_upload_a_crash_left_unfiled(
         api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after an upload turned ACTIVE but before it was filed into its collection: its
     session stays marked, and the reconciler files it once no completion can still be at it."""
-    from resolvers.collections import service as collections
+    from services import collections
 
     coll = await factories.collection(api, contributor, "crash")
     data, other = payload(600, seed=26), payload(700, seed=27)
@@ -315,7 +314,7 @@ async def test_completion_asks_the_store_while_it_reads_the_session(
         api: Api, served: Served, contributor: str, state: AppState, mount: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """For an upload this process started, the store is asked what it holds before the session is
     read, not after (a HEAD on S3 is a round trip of its own); elsewhere, after. Both complete."""
-    from resolvers.uploads import service
+    from services.uploads import stat_hints
 
     store = state.stores[mount]
     sessions_read_at_stat: list[int] = []
@@ -330,7 +329,7 @@ async def test_completion_asks_the_store_while_it_reads_the_session(
         session = await start(api, contributor, data, mount)
         await put(session["url"], data, session["headers"])
         if elsewhere:  # as if another server process had started it
-            monkeypatch.setattr(service, "_stored_here", service.StoredHere())
+            monkeypatch.setattr(stat_hints, "stored_here", stat_hints.StoredHere())
         served.commands.clear()
         assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
     assert sessions_read_at_stat == [0, 1]
@@ -552,7 +551,7 @@ async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, se
 
 
 def test_part_sizes_respect_s3_limits() -> None:
-    from resolvers.uploads.service import part_size_for
+    from services.uploads.sessions import part_size_for
 
     assert part_size_for(10 * MIB, 64 * MIB) is None
     assert part_size_for(64 * MIB, 64 * MIB) == 8 * MIB
@@ -583,8 +582,8 @@ async def test_batch_upload_of_small_files_costs_the_same_commands_for_3_or_30(
     coll = (await api.data("CreateCollection", {"input": {"name": f"batch-{mount}"}}, token=contributor))["createCollection"]
     few = [payload(1000 + i, seed=i) for i in range(3)]
     many = [payload(2000 + i, seed=100 + i) for i in range(30)]
-    _, done_few, created_few, completed_few = await _batch(api, served, contributor, few, mount, coll["id"])
-    sessions, done, created_many, completed_many = await _batch(api, served, contributor, many, mount, coll["id"])
+    _, _done_few, created_few, completed_few = await _batch(api, served, contributor, few, mount, coll["id"])
+    _sessions, done, created_many, completed_many = await _batch(api, served, contributor, many, mount, coll["id"])
     assert done["failures"] == [] and len(done["assets"]) == 30
     assert [a["sizeBytes"] for a in done["assets"]] == [len(d) for d in many]  # in the order given
     assert all(a["status"] == "ACTIVE" and a["collections"]["edges"][0]["node"]["id"] == coll["id"] for a in done["assets"])
@@ -696,13 +695,13 @@ async def test_a_claim_left_by_a_dead_request_is_taken_over(api: Api, contributo
 async def test_a_long_completion_keeps_its_claim_fresh(api: Api, contributor: str, state: AppState,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from documents.upload import UploadClaim
-    from resolvers.uploads import service
+    from services.uploads import claims
 
-    monkeypatch.setattr(service, "CLAIM_RENEW_SECONDS", 0.05)
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 0.05)
     store = state.stores["local"]
     stat = store.stat
 
-    async def slow_stat(key: str):  # noqa: ANN202 - reading a huge object back takes a while
+    async def slow_stat(key: str):
         await asyncio.sleep(0.4)
         return await stat(key)
 
@@ -722,7 +721,7 @@ async def test_a_long_completion_keeps_its_claim_fresh(api: Api, contributor: st
 
 async def test_a_completed_uploads_claim_is_left_to_the_reconciler(api: Api, contributor: str, state: AppState) -> None:
     from documents.upload import UploadClaim
-    from resolvers.uploads import service
+    from services.uploads.claims import CLAIM_SECONDS
 
     data = payload(1200, seed=9)
     session = await start(api, contributor, data, "local")
@@ -734,6 +733,6 @@ async def test_a_completed_uploads_claim_is_left_to_the_reconciler(api: Api, con
     assert again["extensions"]["code"] == "CONFLICT" and "completed" in again["message"]  # said plainly, not "in progress"
     await reconcile(state.stores, state.feed)
     assert await claims.count_documents({}) == 1  # still fresh
-    await claims.update_many({}, {"$set": {"claimed_at": utcnow() - timedelta(seconds=service.CLAIM_SECONDS + 1)}})
+    await claims.update_many({}, {"$set": {"claimed_at": utcnow() - timedelta(seconds=CLAIM_SECONDS + 1)}})
     await reconcile(state.stores, state.feed)
     assert await claims.count_documents({}) == 0

@@ -7,8 +7,8 @@ from typing import Any
 import strawberry
 
 from resolvers.annotations.types import AnnotationKind, AnnotationPurpose, SourceKind
-from resolvers.relay import decode_object_ids
 from resolvers.scalars import JSON
+from services.node_ids import NodeType, decode_object_ids
 
 
 @strawberry.input(description="Which annotation records to list; every given field must match.")
@@ -32,7 +32,7 @@ def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
     if filter.labels:
         query["label"] = {"$in": filter.labels}
     if filter.set_ids:
-        query["set_id"] = {"$in": decode_object_ids(filter.set_ids, "AnnotationSet", field="filter.setIds")}
+        query["set_id"] = {"$in": decode_object_ids(filter.set_ids, NodeType.ANNOTATION_SET, field="filter.setIds")}
     if filter.purposes:
         query["purpose"] = {"$in": [p.value for p in filter.purposes]}
     if filter.source_kinds:

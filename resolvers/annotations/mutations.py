@@ -5,8 +5,6 @@ from __future__ import annotations
 import strawberry
 
 from documents import annotation as docs
-from graphlake.context import Info
-from resolvers.annotations import service
 from resolvers.annotations.inputs import (
     AnnotationRecordInput,
     AnnotationSourceInput,
@@ -16,9 +14,11 @@ from resolvers.annotations.inputs import (
 )
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.common import encode_json
-from resolvers.errors import BadUserInput
+from resolvers.context import Info
 from resolvers.permissions import CanWrite
-from resolvers.relay import decode_object_id, decode_object_ids
+from services import annotations as service
+from services.errors import BadUserInput
+from services.node_ids import NodeType, decode_object_id, decode_object_ids
 
 
 @strawberry.type(description="The records an addAnnotations call stored.")
@@ -45,7 +45,7 @@ def _shape(geometry: GeometryInput | None, field: str) -> object:
     if geometry.keypoints:
         return docs.KeypointsShape(points=[docs.Keypoint(**vars(p)) for p in geometry.keypoints.points])
     if geometry.mask:
-        return docs.MaskShape(asset_id=decode_object_id(geometry.mask.asset_id, "Asset", field=f"{field}.mask.assetId"))
+        return docs.MaskShape(asset_id=decode_object_id(geometry.mask.asset_id, NodeType.ASSET, field=f"{field}.mask.assetId"))
     raise BadUserInput("give exactly one shape", field=field)
 
 
@@ -55,8 +55,8 @@ def _record(i: int, record: AnnotationRecordInput) -> service.NewRecord:
     if not isinstance(attributes, dict):
         raise BadUserInput("must be a JSON object", field=f"{field}.attributes")
     return service.NewRecord(
-        asset_id=decode_object_id(record.asset_id, "Asset", field=f"{field}.assetId"),
-        datum_id=decode_object_id(record.datum_id, "Datum", field=f"{field}.datumId") if record.datum_id else None,
+        asset_id=decode_object_id(record.asset_id, NodeType.ASSET, field=f"{field}.assetId"),
+        datum_id=decode_object_id(record.datum_id, NodeType.DATUM, field=f"{field}.datumId") if record.datum_id else None,
         kind=record.kind, label=record.label, score=record.score, value=record.value,
         geometry=_shape(record.geometry, f"{field}.geometry"),
         attributes=encode_json(attributes, field=f"{field}.attributes"), attribute_keys=list(attributes),
@@ -70,25 +70,25 @@ class AnnotationMutations:
     async def create_annotation_schema(self, info: Info, input: CreateAnnotationSchemaInput) -> AnnotationSchema:
         doc = await service.create_schema(
             input.name, input.kinds,
-            [docs.LabelClass(name=l.name, display_name=l.display_name, color=l.color) for l in input.labels],
+            [docs.LabelClass(name=c.name, display_name=c.display_name, color=c.color) for c in input.labels],
             input.version, input.allow_scores, input.required_attributes or [], info.context.actor,
         )
         return AnnotationSchema.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Create an annotation set.")
     async def create_annotation_set(self, info: Info, input: CreateAnnotationSetInput) -> AnnotationSet:
-        doc = await service.create_set(input.name, input.purpose, decode_object_id(input.schema_id, "AnnotationSchema", field="schemaId"),
+        doc = await service.create_set(input.name, input.purpose, decode_object_id(input.schema_id, NodeType.ANNOTATION_SCHEMA, field="schemaId"),
                                        _source(input.source), info.context.actor)
         return AnnotationSet.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Add records to a set: all are checked against its schema, then all are stored, or none.")
     async def add_annotations(self, info: Info, set_id: strawberry.ID, records: list[AnnotationRecordInput]) -> AddAnnotationsPayload:
         new = [_record(i, r) for i, r in enumerate(records)]
-        stored = await service.add_records(decode_object_id(set_id, "AnnotationSet", field="setId"), new,
+        stored = await service.add_records(decode_object_id(set_id, NodeType.ANNOTATION_SET, field="setId"), new,
                                            info.context.actor, info.context.settings.max_batch_items)
         return AddAnnotationsPayload(count=len(stored), records=[AnnotationRecord.from_document(d) for d in stored])
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark records verified (or not), recording who and when.")
     async def verify_annotations(self, info: Info, ids: list[strawberry.ID], verified: bool) -> list[AnnotationRecord]:
-        docs_ = await service.verify(decode_object_ids(ids, "AnnotationRecord", field="ids"), verified, info.context.actor)
+        docs_ = await service.verify(decode_object_ids(ids, NodeType.ANNOTATION_RECORD, field="ids"), verified, info.context.actor)
         return [AnnotationRecord.from_document(d) for d in docs_]

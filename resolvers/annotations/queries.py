@@ -5,9 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from documents import annotation as docs
-from graphlake.context import Info
 from resolvers.annotations.inputs import AnnotationFilter, annotation_query
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
+from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import Connection

@@ -10,11 +10,12 @@ import strawberry
 from documents import annotation as docs
 from documents.asset import Asset as AssetDocument
 from documents.dataset import Datum as DatumDocument
-from graphlake.context import Info
 from resolvers.assets.types import Asset
+from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node, encode_id
+from resolvers.relay import Connection, Node
 from resolvers.scalars import JSON
+from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
     from resolvers.annotations.inputs import AnnotationFilter
@@ -56,8 +57,8 @@ class AnnotationSchema(Node):
     @classmethod
     def from_document(cls, doc: docs.AnnotationSchema) -> AnnotationSchema:
         return cls(
-            id=encode_id("AnnotationSchema", doc.id), name=doc.name, version=doc.version, kinds=doc.kinds,
-            labels=[LabelClass(name=l.name, display_name=l.display_name, color=l.color) for l in doc.labels],
+            id=encode_id(NodeType.ANNOTATION_SCHEMA, doc.id), name=doc.name, version=doc.version, kinds=doc.kinds,
+            labels=[LabelClass(name=c.name, display_name=c.display_name, color=c.color) for c in doc.labels],
             allow_scores=doc.allow_scores, required_attributes=doc.required_attributes, created_at=doc.created_at,
         )
 
@@ -92,7 +93,7 @@ class AnnotationSet(Node):
 
     @classmethod
     def from_document(cls, doc: docs.AnnotationSet) -> AnnotationSet:
-        return cls(id=encode_id("AnnotationSet", doc.id), name=doc.name, purpose=doc.purpose,
+        return cls(id=encode_id(NodeType.ANNOTATION_SET, doc.id), name=doc.name, purpose=doc.purpose,
                    source=AnnotationSource.from_value(doc.source) if doc.source else None,
                    created_at=doc.created_at, doc=doc)
 
@@ -210,7 +211,7 @@ class AnnotationRecord(Node):
     @classmethod
     def from_document(cls, doc: docs.AnnotationRecord) -> AnnotationRecord:
         return cls(
-            id=encode_id("AnnotationRecord", doc.id), kind=doc.kind, label=doc.label, score=doc.score, value=doc.value,
+            id=encode_id(NodeType.ANNOTATION_RECORD, doc.id), kind=doc.kind, label=doc.label, score=doc.score, value=doc.value,
             geometry=_geometry(doc.geometry), source=AnnotationSource.from_value(doc.source), verified=doc.verified,
             verified_by=doc.verified_by, verified_at=doc.verified_at, created_at=doc.created_at, doc=doc,
         )

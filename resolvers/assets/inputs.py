@@ -7,9 +7,9 @@ from enum import Enum
 
 import strawberry
 
+from resolvers.assets.types import AssetKind, AssetStatus
 from resolvers.common import JsonPredicate, OrderDirection, OwnershipInput
 from resolvers.scalars import JSON
-from resolvers.assets.types import AssetKind, AssetStatus
 
 
 @strawberry.input(description="A JSON value to store as a VALUE asset.")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import strawberry
 
 from documents.common import AssetKind
-from graphlake.context import Info
-from resolvers.assets import service
 from resolvers.assets.inputs import StoreTextInput, StoreValueInput, UpdateAssetInput
 from resolvers.assets.types import Asset, AssetRetention
 from resolvers.common import encode_json
-from resolvers.errors import BadUserInput
+from resolvers.context import Info
 from resolvers.payloads import DeletePayload
 from resolvers.permissions import CanWrite
-from resolvers.relay import decode_object_id, decode_object_ids
+from services import assets as service
+from services.errors import BadUserInput
+from services.node_ids import NodeType, decode_object_id, decode_object_ids
 
 
 def _shared_fields(input: StoreValueInput | StoreTextInput) -> dict:
@@ -22,7 +22,7 @@ def _shared_fields(input: StoreValueInput | StoreTextInput) -> dict:
         "name": input.name, "description": input.description, "labels": input.labels, "aliases": input.aliases,
         "metadata": encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
         "owner": input.owner.to_value() if input.owner else None, "data_timestamp": input.data_timestamp,
-        "derived_from": decode_object_ids(input.derived_from or [], "Asset", field="derivedFrom"),
+        "derived_from": decode_object_ids(input.derived_from or [], NodeType.ASSET, field="derivedFrom"),
     }
 
 
@@ -60,30 +60,30 @@ class AssetMutations:
         if "metadata" in changes:
             changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
         if "derived_from" in changes:
-            changes["derived_from"] = decode_object_ids(changes["derived_from"] or [], "Asset", field="derivedFrom")
-        return Asset.from_document(await service.update_asset(decode_object_id(input.id, "Asset"), changes))
+            changes["derived_from"] = decode_object_ids(changes["derived_from"] or [], NodeType.ASSET, field="derivedFrom")
+        return Asset.from_document(await service.update_asset(decode_object_id(input.id, NodeType.ASSET), changes))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark an asset DELETED. Refused (CONFLICT) while pinned, unless `force`.")
     async def delete_asset(self, info: Info, id: strawberry.ID, force: bool = False) -> DeletePayload:
-        await service.delete_asset(decode_object_id(id, "Asset"), force, info.context.stores)
+        await service.delete_asset(decode_object_id(id, NodeType.ASSET), force, info.context.stores)
         return DeletePayload(id=id, deleted=True)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give an asset lake-wide unique names (CONFLICT if one is taken).")
     async def add_aliases(self, info: Info, asset_id: strawberry.ID, aliases: list[str]) -> Asset:
-        return Asset.from_document(await service.add_aliases(decode_object_id(asset_id, "Asset", field="assetId"), aliases))
+        return Asset.from_document(await service.add_aliases(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), aliases))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Free some of an asset's aliases.")
     async def remove_aliases(self, info: Info, asset_id: strawberry.ID, aliases: list[str]) -> Asset:
-        return Asset.from_document(await service.remove_aliases(decode_object_id(asset_id, "Asset", field="assetId"), aliases))
+        return Asset.from_document(await service.remove_aliases(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), aliases))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Pin an asset by hand, so no collection or version deletion lets it go.")
     async def pin_asset(self, info: Info, asset_id: strawberry.ID) -> AssetRetention:
-        pin = await service.pin_asset(decode_object_id(asset_id, "Asset", field="assetId"), info.context.actor)
+        pin = await service.pin_asset(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), info.context.actor)
         return AssetRetention.from_document(pin)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Remove a manual pin.")
     async def unpin_asset(self, info: Info, retention_id: strawberry.ID) -> DeletePayload:
-        await service.unpin_asset(decode_object_id(retention_id, "AssetRetention", field="retentionId"))
+        await service.unpin_asset(decode_object_id(retention_id, NodeType.ASSET_RETENTION, field="retentionId"))
         return DeletePayload(id=retention_id, deleted=True)
 
 

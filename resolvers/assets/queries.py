@@ -9,14 +9,16 @@ import strawberry
 
 from documents.asset import Asset as AssetDocument
 from documents.common import AssetStatus as AssetStatusValue
-from graphlake.context import Info
-from resolvers.assets import service
 from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
 from resolvers.assets.types import Asset
-from resolvers.common import OrderDirection, json_filters, time_bounds
+from resolvers.common import OrderDirection, json_filters
+from resolvers.context import Info
 from resolvers.pagination import paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection, decode_object_id
+from resolvers.relay import Connection
+from services import assets as service
+from services.checks import time_bounds
+from services.node_ids import NodeType, decode_object_id
 
 
 def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     if f.owner:
         clauses.extend({k: v} for k, v in f.owner.to_filter("owner").items())
     if f.collection_id:
-        clauses.append({"collection_ids": decode_object_id(f.collection_id, "Collection", field="filter.collectionId")})
+        clauses.append({"collection_ids": decode_object_id(f.collection_id, NodeType.COLLECTION, field="filter.collectionId")})
     clauses += json_filters("metadata", f.metadata, input_field="filter.metadata")
     clauses += json_filters("value", f.value, input_field="filter.value")
     return {"$and": clauses}
@@ -52,7 +54,7 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
 class AssetQueries:
     @strawberry.field(permission_classes=[CanRead], description="An asset by ID (also a DELETED one); null if none.")
     async def asset(self, info: Info, id: strawberry.ID) -> Asset | None:
-        doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(id, "Asset"))
+        doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(id, NodeType.ASSET))
         return Asset.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="The asset with this lake-wide alias; null if none.")

@@ -15,11 +15,12 @@ from documents.common import AssetKind as AssetKindValue
 from documents.common import AssetStatus as AssetStatusValue
 from documents.common import RetentionOwnerType as RetentionOwnerTypeValue
 from documents.retention import AssetRetention as RetentionDocument
-from graphlake.context import Info
 from resolvers.common import Ownership
+from resolvers.context import Info
 from resolvers.pagination import child_connection, map_nodes
-from resolvers.relay import Connection, Node, encode_id
+from resolvers.relay import Connection, Node
 from resolvers.scalars import JSON, BigInt
+from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
     from resolvers.annotations.inputs import AnnotationFilter
@@ -32,9 +33,9 @@ RetentionOwnerType = strawberry.enum(RetentionOwnerTypeValue, description="What 
 
 # What the owner id of a pin names, per owner type.
 _OWNER_TYPE_NAMES = {
-    RetentionOwnerTypeValue.COLLECTION: "Collection",
-    RetentionOwnerTypeValue.DATASET_VERSION: "DatasetVersion",
-    RetentionOwnerTypeValue.MANUAL_PIN: "AssetRetention",
+    RetentionOwnerTypeValue.COLLECTION: NodeType.COLLECTION,
+    RetentionOwnerTypeValue.DATASET_VERSION: NodeType.DATASET_VERSION,
+    RetentionOwnerTypeValue.MANUAL_PIN: NodeType.ASSET_RETENTION,
 }
 
 
@@ -60,7 +61,7 @@ class AssetRetention(Node):
     @classmethod
     def from_document(cls, doc: RetentionDocument) -> AssetRetention:
         return cls(
-            id=encode_id("AssetRetention", doc.id), owner_type=doc.owner_type,
+            id=encode_id(NodeType.ASSET_RETENTION, doc.id), owner_type=doc.owner_type,
             owner_id=encode_id(_OWNER_TYPE_NAMES[doc.owner_type], doc.owner_id),
             created_at=doc.created_at, asset_id=doc.asset_id,
         )
@@ -90,7 +91,7 @@ class Asset(Node):
 
     @strawberry.field(description="A signed, short-lived URL to GET the bytes (FILE and EXTERNAL assets), keeping the file name.")
     async def download_url(self, info: Info, expires_in_seconds: int = 900) -> str | None:
-        from resolvers.uploads.service import download_url
+        from services.uploads.downloads import download_url
 
         settings = info.context.settings
         return await download_url(self.doc, info.context.stores, expires_in_seconds, settings.max_download_url_seconds)
@@ -154,7 +155,7 @@ class Asset(Node):
     @classmethod
     def from_document(cls, doc: AssetDocument) -> Asset:
         return cls(
-            id=encode_id("Asset", doc.id), kind=doc.kind, status=doc.status, name=doc.name,
+            id=encode_id(NodeType.ASSET, doc.id), kind=doc.kind, status=doc.status, name=doc.name,
             description=doc.description, media_type=doc.media_type, size_bytes=doc.size_bytes, sha256=doc.sha256,
             digest_error=doc.digest_error,
             storage=StorageRef(**doc.storage.model_dump()) if doc.storage else None, labels=doc.labels,

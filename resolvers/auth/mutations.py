@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from graphlake.context import Info
-from resolvers.auth import service
 from resolvers.auth.types import ApiToken, CreateApiTokenInput, CreatedApiToken
+from resolvers.context import Info
 from resolvers.payloads import DeletePayload
 from resolvers.permissions import IsAdmin
-from resolvers.relay import decode_id
+from services import auth as service
+from services.node_ids import NodeType, decode_id
 
 
 @strawberry.type
@@ -25,7 +25,7 @@ class AuthMutations:
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Revoke a token at once. ADMIN.")
     async def revoke_api_token(self, info: Info, id: strawberry.ID) -> DeletePayload:
-        token = await service.find_token(decode_id(id, "ApiToken"))
+        token = await service.find_token(decode_id(id, NodeType.API_TOKEN))
         await service.revoke_token(token)
         info.context.state.tokens.forget(str(token.id))
         return DeletePayload(id=id, deleted=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 
 from documents.api_token import ApiToken as ApiTokenDocument
-from graphlake.context import Info
 from resolvers.auth.types import ApiToken, Principal
-from resolvers.errors import Unauthenticated
+from resolvers.context import Info
 from resolvers.pagination import DESCENDING, Page, paginate
 from resolvers.permissions import IsAdmin
 from resolvers.relay import Connection
+from services.errors import Unauthenticated
 
 
 @strawberry.type

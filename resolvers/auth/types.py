@@ -9,8 +9,9 @@ import strawberry
 from documents.api_token import ApiToken as ApiTokenDocument
 from documents.api_token import Role as RoleValue
 from documents.clock import utcnow
-from resolvers.auth.service import Principal as PrincipalValue
-from resolvers.relay import Node, encode_id
+from resolvers.relay import Node
+from services.auth import Principal as PrincipalValue
+from services.node_ids import NodeType, encode_id
 
 Role = strawberry.enum(RoleValue, description="What a token may do: VIEWER reads, CONTRIBUTOR writes, ADMIN manages tokens.")
 
@@ -44,7 +45,7 @@ class ApiToken(Node):
     @classmethod
     def from_document(cls, doc: ApiTokenDocument) -> ApiToken:
         return cls(
-            id=encode_id("ApiToken", doc.id), name=doc.name, role=doc.role, user_id=doc.user_id, hint=doc.hint,
+            id=encode_id(NodeType.API_TOKEN, doc.id), name=doc.name, role=doc.role, user_id=doc.user_id, hint=doc.hint,
             created_at=doc.created_at, created_by=doc.created_by, expires_at=doc.expires_at, revoked_at=doc.revoked_at,
         )
 

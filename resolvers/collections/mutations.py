@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import strawberry
 
-from graphlake.context import Info
-from resolvers.collections import service
 from resolvers.collections.inputs import AddToCollectionInput, CreateCollectionInput, UpdateCollectionInput
 from resolvers.collections.types import Collection
 from resolvers.common import encode_json
+from resolvers.context import Info
 from resolvers.payloads import DeletePayload
 from resolvers.permissions import CanWrite
-from resolvers.relay import decode_object_id, decode_object_ids
+from services import collections as service
+from services.node_ids import NodeType, decode_object_id, decode_object_ids
 
 
 @strawberry.type
@@ -27,31 +27,31 @@ class CollectionMutations:
         changes = {k: getattr(input, k) for k in ("name", "description", "metadata") if getattr(input, k) is not strawberry.UNSET}
         if "metadata" in changes:
             changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
-        return Collection.from_document(await service.update_collection(decode_object_id(input.id, "Collection"), changes))
+        return Collection.from_document(await service.update_collection(decode_object_id(input.id, NodeType.COLLECTION), changes))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a collection and its pins; assets no one else pins are flagged for garbage collection, never deleted here.")
     async def delete_collection(self, info: Info, id: strawberry.ID) -> DeletePayload:
-        await service.delete_collection(decode_object_id(id, "Collection"))
+        await service.delete_collection(decode_object_id(id, NodeType.COLLECTION))
         return DeletePayload(id=id, deleted=True)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Put assets into a collection (pinning them), each with an optional path and split.")
     async def add_to_collection(self, info: Info, input: AddToCollectionInput) -> Collection:
         items = [
             service.NewItem(
-                asset_id=decode_object_id(item.asset_id, "Asset", field=f"items[{i}].assetId"),
+                asset_id=decode_object_id(item.asset_id, NodeType.ASSET, field=f"items[{i}].assetId"),
                 path=service.check_path(item.path, f"items[{i}].path"),
                 split=item.split,
             )
             for i, item in enumerate(input.items)
         ]
-        collection_id = decode_object_id(input.collection_id, "Collection", field="collectionId")
+        collection_id = decode_object_id(input.collection_id, NodeType.COLLECTION, field="collectionId")
         doc = await service.add_items(collection_id, items, info.context.actor, info.context.settings.max_batch_items)
         return Collection.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Take assets out of a collection (releasing its pins on them).")
     async def remove_from_collection(self, info: Info, collection_id: strawberry.ID, asset_ids: list[strawberry.ID]) -> Collection:
         doc = await service.remove_items(
-            decode_object_id(collection_id, "Collection", field="collectionId"),
-            decode_object_ids(asset_ids, "Asset", field="assetIds"),
+            decode_object_id(collection_id, NodeType.COLLECTION, field="collectionId"),
+            decode_object_ids(asset_ids, NodeType.ASSET, field="assetIds"),
         )
         return Collection.from_document(doc)

@@ -7,18 +7,19 @@ import re
 import strawberry
 
 from documents.collection import Collection as CollectionDocument
-from graphlake.context import Info
 from resolvers.collections.types import Collection
+from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection, decode_object_id
+from resolvers.relay import Connection
+from services.node_ids import NodeType, decode_object_id
 
 
 @strawberry.type
 class CollectionQueries:
     @strawberry.field(permission_classes=[CanRead], description="A collection by ID; null if none.")
     async def collection(self, info: Info, id: strawberry.ID) -> Collection | None:
-        doc = await info.context.loaders.by_id(CollectionDocument).load(decode_object_id(id, "Collection"))
+        doc = await info.context.loaders.by_id(CollectionDocument).load(decode_object_id(id, NodeType.COLLECTION))
         return Collection.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Collections, newest first; `nameContains` is case-insensitive.")

@@ -10,12 +10,13 @@ import strawberry
 from documents.asset import Asset as AssetDocument
 from documents.collection import Collection as CollectionDocument
 from documents.collection import CollectionItem as ItemDocument
-from graphlake.context import Info
 from resolvers.assets.types import Asset
 from resolvers.common import Split
+from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node, encode_id
+from resolvers.relay import Connection, Node
 from resolvers.scalars import JSON
+from services.node_ids import NodeType, encode_id
 
 
 @strawberry.type(description="An asset's place in a collection.")
@@ -37,7 +38,7 @@ class CollectionItem:
 
     @classmethod
     def from_document(cls, doc: ItemDocument) -> CollectionItem:
-        return cls(id=encode_id("CollectionItem", doc.id), path=doc.path, split=doc.split, added_at=doc.added_at,
+        return cls(id=encode_id(NodeType.COLLECTION_ITEM, doc.id), path=doc.path, split=doc.split, added_at=doc.added_at,
                    added_by=doc.added_by, doc=doc)
 
 
@@ -74,5 +75,5 @@ class Collection(Node):
 
     @classmethod
     def from_document(cls, doc: CollectionDocument) -> Collection:
-        return cls(id=encode_id("Collection", doc.id), name=doc.name, description=doc.description,
+        return cls(id=encode_id(NodeType.COLLECTION, doc.id), name=doc.name, description=doc.description,
                    created_at=doc.created_at, updated_at=doc.updated_at, doc=doc)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from graphlake.context import Info
-from resolvers.datasets import service
+from resolvers.context import Info
 from resolvers.datasets.inputs import CreateDatasetInput, CreateDatasetVersionInput
 from resolvers.datasets.types import Dataset, DatasetVersion
 from resolvers.permissions import CanWrite
-from resolvers.relay import decode_object_id, decode_object_ids
+from services import datasets as service
+from services.node_ids import NodeType, decode_object_id, decode_object_ids
 
 
 @strawberry.type
@@ -21,14 +21,14 @@ class DatasetMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Build a new immutable version: from a parent plus and minus datums and annotation sets, and/or from a collection.")
     async def create_dataset_version(self, info: Info, input: CreateDatasetVersionInput) -> DatasetVersion:
         plan = service.VersionPlan(
-            dataset_id=decode_object_id(input.dataset_id, "Dataset", field="datasetId"),
+            dataset_id=decode_object_id(input.dataset_id, NodeType.DATASET, field="datasetId"),
             version=input.version, description=input.description,
-            parent_id=decode_object_id(input.parent_id, "DatasetVersion", field="parentId") if input.parent_id else None,
-            add_datums=decode_object_ids(input.add_datums or [], "Datum", field="addDatums"),
-            remove_datums=decode_object_ids(input.remove_datums or [], "Datum", field="removeDatums"),
-            add_sets=decode_object_ids(input.add_annotation_sets or [], "AnnotationSet", field="addAnnotationSets"),
-            remove_sets=decode_object_ids(input.remove_annotation_sets or [], "AnnotationSet", field="removeAnnotationSets"),
-            from_collection=decode_object_id(input.from_collection, "Collection", field="fromCollection")
+            parent_id=decode_object_id(input.parent_id, NodeType.DATASET_VERSION, field="parentId") if input.parent_id else None,
+            add_datums=decode_object_ids(input.add_datums or [], NodeType.DATUM, field="addDatums"),
+            remove_datums=decode_object_ids(input.remove_datums or [], NodeType.DATUM, field="removeDatums"),
+            add_sets=decode_object_ids(input.add_annotation_sets or [], NodeType.ANNOTATION_SET, field="addAnnotationSets"),
+            remove_sets=decode_object_ids(input.remove_annotation_sets or [], NodeType.ANNOTATION_SET, field="removeAnnotationSets"),
+            from_collection=decode_object_id(input.from_collection, NodeType.COLLECTION, field="fromCollection")
             if input.from_collection else None,
         )
         return DatasetVersion.from_document(await service.create_version(plan, info.context.actor))

@@ -7,14 +7,15 @@ import strawberry
 from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
 from documents.dataset import VersionStatus
-from graphlake.context import Info
-from resolvers.datasets import service
+from resolvers.context import Info
 from resolvers.datasets.inputs import SplitRatios
 from resolvers.datasets.types import Dataset, DatasetVersion, TrainingSplit
-from resolvers.errors import BadUserInput
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection, decode_object_id
+from resolvers.relay import Connection
+from services import datasets as service
+from services.errors import BadUserInput
+from services.node_ids import NodeType, decode_object_id
 
 
 @strawberry.type
@@ -23,7 +24,7 @@ class DatasetQueries:
     async def dataset(self, info: Info, id: strawberry.ID | None = None, name: str | None = None) -> Dataset | None:
         if (id is None) == (name is None):
             raise BadUserInput("give exactly one of id and name", field="id")
-        doc = (await DatasetDocument.get(decode_object_id(id, "Dataset")) if id
+        doc = (await DatasetDocument.get(decode_object_id(id, NodeType.DATASET)) if id
                else await DatasetDocument.find_one({"name": name}))
         return Dataset.from_document(doc) if doc else None
 
@@ -39,7 +40,7 @@ class DatasetQueries:
     async def dataset_version(self, info: Info, id: strawberry.ID | None = None, dataset: str | None = None,
                               version: str | None = None) -> DatasetVersion | None:
         if id is not None:
-            doc = await VersionDocument.get(decode_object_id(id, "DatasetVersion"))
+            doc = await VersionDocument.get(decode_object_id(id, NodeType.DATASET_VERSION))
         elif dataset is not None and version is not None:
             owner = await DatasetDocument.find_one({"name": dataset})
             doc = await VersionDocument.find_one({"dataset_id": owner.id, "version": version}) if owner else None
@@ -51,6 +52,6 @@ class DatasetQueries:
     async def training_split(self, info: Info, dataset_version: strawberry.ID, ratios: SplitRatios, seed: int = 0,
                              verified_only: bool = False) -> TrainingSplit:
         normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
-        parts = await service.training_split(decode_object_id(dataset_version, "DatasetVersion", field="datasetVersion"),
+        parts = await service.training_split(decode_object_id(dataset_version, NodeType.DATASET_VERSION, field="datasetVersion"),
                                              normalised, seed, verified_only)
         return TrainingSplit(parts=parts)

@@ -13,13 +13,14 @@ from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
 from documents.dataset import Datum as DatumDocument
 from documents.dataset import VersionMember, VersionStatus
-from graphlake.context import Info
 from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
-from resolvers.datasets import service
+from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.pagination import child_connection, map_nodes, sorted_list_connection
-from resolvers.relay import Connection, Node, decode_object_id, encode_id
+from resolvers.relay import Connection, Node
+from services import datasets as service
+from services.node_ids import NodeType, decode_object_id, encode_id
 
 READY = {"status": VersionStatus.READY.value}
 
@@ -117,13 +118,13 @@ class DatasetVersion(Node):
 
     @strawberry.field(description="Datums added and removed relative to another version (`against`).")
     async def diff(self, info: Info, against: strawberry.ID) -> DatasetDiff:
-        other = await service.get_ready_version(decode_object_id(against, "DatasetVersion", field="against"), "against")
+        other = await service.get_ready_version(decode_object_id(against, NodeType.DATASET_VERSION, field="against"), "against")
         mine, theirs = set(await service.members(self.doc.id)), set(await service.members(other.id))
         return DatasetDiff(added_ids=sorted(mine - theirs), removed_ids=sorted(theirs - mine))
 
     @classmethod
     def from_document(cls, doc: VersionDocument) -> DatasetVersion:
-        return cls(id=encode_id("DatasetVersion", doc.id), version=doc.version, description=doc.description,
+        return cls(id=encode_id(NodeType.DATASET_VERSION, doc.id), version=doc.version, description=doc.description,
                    created_at=doc.created_at, created_by=doc.created_by, datum_count=doc.datum_count,
                    manifest_sha256=doc.manifest_sha256, doc=doc)
 
@@ -154,7 +155,7 @@ class Dataset(Node):
 
     @classmethod
     def from_document(cls, doc: DatasetDocument) -> Dataset:
-        return cls(id=encode_id("Dataset", doc.id), name=doc.name, description=doc.description,
+        return cls(id=encode_id(NodeType.DATASET, doc.id), name=doc.name, description=doc.description,
                    created_at=doc.created_at, doc=doc)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import strawberry
 
 from documents.dataset import Datum as DatumDocument
-from graphlake.context import Info
 from resolvers.common import encode_json
-from resolvers.datums import service
+from resolvers.context import Info
 from resolvers.datums.inputs import CreateDatumInput, UpdateDatumInput
 from resolvers.datums.types import Datum
 from resolvers.permissions import CanWrite
-from resolvers.relay import decode_object_id
+from services import datums as service
+from services.node_ids import NodeType, decode_object_id
 
 
 @strawberry.type
@@ -23,7 +23,7 @@ class DatumMutations:
             DatumDocument(
                 split=item.split,
                 roles=service.role_refs([
-                    (r.role, decode_object_id(r.asset_id, "Asset", field=f"inputs[{i}].roles[{j}].assetId"))
+                    (r.role, decode_object_id(r.asset_id, NodeType.ASSET, field=f"inputs[{i}].roles[{j}].assetId"))
                     for j, r in enumerate(item.roles)
                 ]),
                 metadata=encode_json(item.metadata if item.metadata is not None else {}, field=f"inputs[{i}].metadata"),
@@ -39,4 +39,4 @@ class DatumMutations:
         changes = {k: getattr(input, k) for k in ("split", "metadata") if getattr(input, k) is not strawberry.UNSET}
         if "metadata" in changes:
             changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
-        return Datum.from_document(await service.update_datum(decode_object_id(input.id, "Datum"), changes))
+        return Datum.from_document(await service.update_datum(decode_object_id(input.id, NodeType.DATUM), changes))

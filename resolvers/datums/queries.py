@@ -5,19 +5,20 @@ from __future__ import annotations
 import strawberry
 
 from documents.dataset import Datum as DatumDocument
-from graphlake.context import Info
 from resolvers.common import JsonPredicate, Split, json_filters
+from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection, decode_object_id
+from resolvers.relay import Connection
+from services.node_ids import NodeType, decode_object_id
 
 
 @strawberry.type
 class DatumQueries:
     @strawberry.field(permission_classes=[CanRead], description="A datum by ID; null if none.")
     async def datum(self, info: Info, id: strawberry.ID) -> Datum | None:
-        doc = await info.context.loaders.by_id(DatumDocument).load(decode_object_id(id, "Datum"))
+        doc = await info.context.loaders.by_id(DatumDocument).load(decode_object_id(id, NodeType.DATUM))
         return Datum.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Datums, newest first, by split, by a role they have, by metadata.")

@@ -10,12 +10,13 @@ import strawberry
 from documents.annotation import AnnotationRecord as RecordDocument
 from documents.asset import Asset as AssetDocument
 from documents.dataset import Datum as DatumDocument
-from graphlake.context import Info
 from resolvers.assets.types import Asset
 from resolvers.common import Split
+from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node, encode_id
+from resolvers.relay import Connection, Node
 from resolvers.scalars import JSON
+from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
     from resolvers.annotations.inputs import AnnotationFilter
@@ -68,4 +69,4 @@ class Datum(Node):
 
     @classmethod
     def from_document(cls, doc: DatumDocument) -> Datum:
-        return cls(id=encode_id("Datum", doc.id), split=doc.split, created_at=doc.created_at, doc=doc)
+        return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at, doc=doc)

@@ -1,4 +1,5 @@
-"""The audit trail: every successful mutation records an AUDIT event naming who, what, and which ids.
+"""The audit trail's GraphQL half: every successful mutation records an AUDIT event (services/events/audit.py)
+naming who, what, and which ids.
 
 Only identifiers are recorded: the IDs among the mutation's arguments and the IDs of what it
 returned, never a token secret, a value, a text or any other payload.
@@ -6,7 +7,6 @@ returned, never a token secret, a value, a text or any other payload.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
 from typing import Any
@@ -19,28 +19,8 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
 
-from documents.common import Ownership
-from documents.event import AUDIT
-from graphlake.settings import Settings
-from documents.json_value import StoredJson
-from resolvers.events import service
-from resolvers.events.feed import FeedWriter
-from resolvers.errors import BadUserInput
-from resolvers.relay import split_id
-
-MAX_IDS = 100  # a batch of 10,000 events is audited by its count and first ids
-
-
-# Types whose IDs the audit names; a payload string that happens to decode is not one of them.
-ID_TYPES = frozenset({"ApiToken", "Asset", "AssetRetention", "Collection", "CollectionItem", "Datum", "Dataset",
-                      "DatasetVersion", "AnnotationSchema", "AnnotationSet", "AnnotationRecord", "UploadSession", "Event"})
-
-
-def _is_id(value: str) -> bool:
-    try:
-        return split_id(value)[0] in ID_TYPES
-    except BadUserInput:
-        return False
+from services.events import audit
+from services.node_ids import is_node_id
 
 
 def _may_hold_ids(type_: Any, seen: frozenset = frozenset()) -> bool:
@@ -70,7 +50,7 @@ def _ids_in(value: Any, depth: int = 0) -> Iterable[str]:
     if depth > 4 or value is None:
         return
     if isinstance(value, str):
-        if _is_id(value):
+        if is_node_id(value):
             yield value
     elif isinstance(value, list | tuple):
         for item in value:
@@ -93,30 +73,8 @@ class AuditTrail(FieldExtension):
             result = await next_(source, info, **kwargs)
             principal = context.principal
             ids = list(dict.fromkeys([*_ids_in([kwargs.get(name) for name in self.id_arguments]), *_ids_in(result)]))
-            await record(context.state.feed, context.settings, f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
+            await audit.record(context.state.feed, context.settings, f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
                          user_id=principal.user_id if principal else None, ids=ids,
                          mutation=info.field_name, token=principal.token_name if principal else None,
                          requestId=context.request_id)
         return result
-
-
-async def record(feed: FeedWriter, settings: Settings, message: str, *, user_id: str | None, ids: list[str],
-                 **what: str | None) -> None:
-    """Log one AUDIT event: `message` says who did what, `what` names it (the mutation and token,
-    or the CLI command and the operating-system user), `ids` what it touched."""
-    await service.log_events(feed, [service.NewEvent(
-        event_type=AUDIT, message=message, source=Ownership(user_id=user_id),
-        data=StoredJson.encode({**what, "ids": ids[:MAX_IDS], "idCount": len(ids)}),
-    )], settings)
-
-
-async def record_command(feed: FeedWriter, settings: Settings, command: str, ids: list[str] | None = None,
-                         **details: str | None) -> None:
-    """The AUDIT event of a CLI command that changed something: the server's own maintenance
-    commands and token management run outside GraphQL, but are audited the same way."""
-    try:
-        os_user = getpass.getuser()
-    except (OSError, KeyError):  # no login name in this container
-        os_user = "unknown"
-    await record(feed, settings, f"{command} by {os_user} (cli)", user_id=None, ids=ids or [], command=command,
-                 osUser=os_user, **details)

@@ -6,13 +6,13 @@ import strawberry
 
 from documents.common import Ownership
 from documents.event import LEVELS, RESERVED_TYPES
-from graphlake.context import Info
 from resolvers.common import encode_json
-from resolvers.errors import BadUserInput
-from resolvers.events import service
+from resolvers.context import Info
 from resolvers.events.types import Event, EventInput, LogEventsPayload
 from resolvers.permissions import CanWrite
-from resolvers.relay import encode_id
+from services.errors import BadUserInput
+from services.events import log as service
+from services.node_ids import NodeType, encode_id
 
 
 def _new_event(i: int, event: EventInput) -> service.NewEvent:
@@ -39,4 +39,4 @@ class EventMutations:
         state = info.context.state
         stored = await service.log_events(state.feed, [_new_event(i, e) for i, e in enumerate(inputs)], state.settings,
                                           state.background)
-        return LogEventsPayload(count=len(stored), ids=[encode_id("Event", e.id) for e in stored])
+        return LogEventsPayload(count=len(stored), ids=[encode_id(NodeType.EVENT, e.id) for e in stored])

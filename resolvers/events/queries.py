@@ -10,16 +10,17 @@ import strawberry
 
 from documents.clock import utcnow
 from documents.event import Event as EventDocument
-from graphlake.broadcast import SubscriberOverflow
-from graphlake.context import Info
 from resolvers.common import json_filters
-from resolvers.errors import GraphlakeError
-from resolvers.events import service
+from resolvers.context import Info
 from resolvers.events.types import Event, EventFilter, UtilizationGroup, UtilizationRow
 from resolvers.loaders import Loaders
 from resolvers.pagination import DESCENDING, paginate, sorted_list_connection
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection, decode_object_id
+from resolvers.relay import Connection
+from services.broadcast import SubscriberOverflow
+from services.errors import GraphlakeError
+from services.events import log as service
+from services.node_ids import NodeType, decode_object_id
 
 
 def events_query(filter: EventFilter | None) -> dict:
@@ -42,7 +43,7 @@ class SubscriptionDropped(GraphlakeError):
 class EventQueries:
     @strawberry.field(permission_classes=[CanRead], description="An event by ID; null if none.")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
-        doc = await info.context.loaders.by_id(EventDocument).load(decode_object_id(id, "Event"))
+        doc = await info.context.loaders.by_id(EventDocument).load(decode_object_id(id, NodeType.EVENT))
         return Event.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Events, newest first. Cursors stay valid while new events arrive.")

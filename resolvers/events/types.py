@@ -14,8 +14,9 @@ from documents.json_value import matches
 from resolvers.common import JsonPredicate, Ownership, OwnershipInput
 from resolvers.fanout import SharedResults
 from resolvers.inputs import batch_input
-from resolvers.relay import Node, encode_id
+from resolvers.relay import Node
 from resolvers.scalars import JSON
+from services.node_ids import NodeType, encode_id
 
 
 @strawberry.enum(description="Severity, numbered as Python logging (10..50).")
@@ -54,7 +55,7 @@ class Event(Node):
 
     @classmethod
     def from_document(cls, doc: EventDocument) -> Event:
-        return cls(id=encode_id("Event", doc.id), event_type=doc.event_type, level=level_of(doc.level),
+        return cls(id=encode_id(NodeType.EVENT, doc.id), event_type=doc.event_type, level=level_of(doc.level),
                    level_number=doc.level, message=doc.message, source=Ownership.from_value(doc.source),
                    timestamp=doc.timestamp, alert=doc.alert, trace_id=doc.trace_id, span_id=doc.span_id,
                    archived=doc.archived, doc=doc)

@@ -8,13 +8,12 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from documents.clock import utcnow
-from graphlake import __version__
-from graphlake.context import Info
-from graphlake.health import probe
 from migrations import SCHEMA_VERSION
-from resolvers.errors import BadUserInput
+from resolvers.context import Info
 from resolvers.permissions import CanRead
 from resolvers.system.types import Health, Heartbeat, Mount
+from services.errors import BadUserInput
+from services.health import probe
 from storage import LocalStore
 
 
@@ -24,7 +23,7 @@ class SystemQueries:
     async def health(self, info: Info) -> Health:
         report = await probe(info.context.db, info.context.stores)
         return Health(ok=report.ok, database=report.database, storage=report.storage,
-                      version=__version__, schema_version=SCHEMA_VERSION)
+                      version=info.context.state.version, schema_version=SCHEMA_VERSION)
 
     @strawberry.field(permission_classes=[CanRead], description="The storage mounts, default first.")
     def mounts(self, info: Info) -> list[Mount]:

@@ -6,26 +6,26 @@ from typing import Annotated
 
 import strawberry
 
-from graphlake.context import Info
 from resolvers.assets.types import Asset
 from resolvers.common import encode_json
-from resolvers.errors import GraphlakeError
+from resolvers.context import Info
 from resolvers.permissions import CanWrite
-from resolvers.relay import decode_object_id
-from resolvers.uploads import external, service
 from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, RegisterExternalInput
 from resolvers.uploads.types import CompleteUploadsPayload, RegisterExternalPayload, UploadFailure, UploadSession
+from services.errors import GraphlakeError
+from services.node_ids import NodeType, decode_object_id
+from services.uploads import completion, external, sessions, verification
 from storage.concurrency import bounded_gather
 
 
-def _request(input: CreateUploadInput, where: str) -> service.UploadRequest:
+def _request(input: CreateUploadInput, where: str) -> sessions.UploadRequest:
     """The service's request from one input; `where` prefixes field names in errors (batches)."""
-    return service.UploadRequest(
+    return sessions.UploadRequest(
         name=input.name, size_bytes=input.size_bytes, media_type=input.media_type,
         sha256=input.sha256.lower() if input.sha256 else None, mount=input.mount, description=input.description,
         labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field=f"{where}metadata"),
         owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
-        collection_id=decode_object_id(input.collection_id, "Collection", field=f"{where}collectionId") if input.collection_id else None,
+        collection_id=decode_object_id(input.collection_id, NodeType.COLLECTION, field=f"{where}collectionId") if input.collection_id else None,
         path=input.path, direct=input.direct,
     )
 
@@ -34,27 +34,27 @@ def _request(input: CreateUploadInput, where: str) -> service.UploadRequest:
 class UploadMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Start an upload: a PENDING FILE asset and signed URL(s) to PUT its bytes to.")
     async def create_upload(self, info: Info, input: CreateUploadInput) -> UploadSession:
-        started = await service.create_upload(_request(input, ""), info.context.stores, info.context.settings,
+        started = await sessions.create_upload(_request(input, ""), info.context.stores, info.context.settings,
                                               info.context.actor)
         info.context.loaders.known([started.asset])
-        return UploadSession.from_signed(await service.sign_session(started.session, info.context.stores))
+        return UploadSession.from_signed(await sessions.sign_session(started.session, info.context.stores))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Start several uploads at once (a directory of small files): "
                                                                      "all are checked first, then stored together; sessions in the order given.")
     async def create_uploads(self, info: Info, inputs: list[CreateUploadInput]) -> list[UploadSession]:
         stores = info.context.stores
-        started = await service.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
+        started = await sessions.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
                                                stores, info.context.settings, info.context.actor)
         info.context.loaders.known([s.asset for s in started])
-        signed = await bounded_gather([lambda s=s: service.sign_session(s.session, stores) for s in started])
+        signed = await bounded_gather([lambda s=s: sessions.sign_session(s.session, stores) for s in started])
         return [UploadSession.from_signed(s) for s in signed]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared, here or in createUpload) must match; the asset turns ACTIVE, or FAILED with the difference named.")
     async def complete_upload(self, info: Info, input: CompleteUploadInput) -> Asset:
-        session_id = decode_object_id(input.id, "UploadSession")
-        doc = await service.complete_upload(session_id, info.context.stores, info.context.state.feed, info.context.actor,
+        session_id = decode_object_id(input.id, NodeType.UPLOAD_SESSION)
+        doc = await completion.complete_upload(session_id, info.context.stores, info.context.state.feed, info.context.actor,
                                             info.context.settings.max_batch_items,
-                                            {session_id: service.check_sha256(input.sha256, "sha256")} if input.sha256 else None)
+                                            {session_id: verification.check_sha256(input.sha256, "sha256")} if input.sha256 else None)
         return Asset.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish several uploads, each on its own as completeUpload does: "
@@ -65,9 +65,9 @@ class UploadMutations:
             "Hex SHA-256 digests in the order of `ids`, for uploads created without one (null where createUploads "
             "declared it), as completeUpload's `sha256`."))] = None,
     ) -> CompleteUploadsPayload:
-        session_ids = [decode_object_id(id, "UploadSession", field=f"ids[{i}]") for i, id in enumerate(ids)]
-        late = service.late_digests(session_ids, sha256s)
-        outcomes = await service.complete_uploads(session_ids, info.context.stores, info.context.state.feed,
+        session_ids = [decode_object_id(id, NodeType.UPLOAD_SESSION, field=f"ids[{i}]") for i, id in enumerate(ids)]
+        late = verification.late_digests(session_ids, sha256s)
+        outcomes = await completion.complete_uploads(session_ids, info.context.stores, info.context.state.feed,
                                                   info.context.actor, info.context.settings.max_batch_items,
                                                   late_sha256=late)
         return CompleteUploadsPayload(
@@ -78,9 +78,9 @@ class UploadMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give up an upload: its parts and object are removed and its asset turns FAILED.")
     async def abort_upload(self, info: Info, id: strawberry.ID) -> UploadSession:
-        session = await service.abort_upload(decode_object_id(id, "UploadSession"), info.context.stores,
+        session = await completion.abort_upload(decode_object_id(id, NodeType.UPLOAD_SESSION), info.context.stores,
                                              info.context.state.feed)
-        return UploadSession.from_signed(await service.sign_session(session, info.context.stores))
+        return UploadSession.from_signed(await sessions.sign_session(session, info.context.stores))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets, without copying them.")
     async def register_external(self, info: Info, input: RegisterExternalInput) -> RegisterExternalPayload:
@@ -88,7 +88,7 @@ class UploadMutations:
             stores=info.context.stores, mount=input.mount, bucket=input.bucket, prefix=input.prefix, url=input.url,
             name=input.name, labels=input.labels or [],
             metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
-            collection_id=decode_object_id(input.collection_id, "Collection", field="collectionId") if input.collection_id else None,
+            collection_id=decode_object_id(input.collection_id, NodeType.COLLECTION, field="collectionId") if input.collection_id else None,
             actor=info.context.actor, max_items=info.context.settings.max_batch_items,
         )
         page = assets[: info.context.settings.max_page_size]

@@ -8,24 +8,25 @@ import strawberry
 
 from documents.asset import Asset as AssetDocument
 from documents.event import ASSET_STATUS
-from graphlake.context import Info
+from documents.upload import UploadSession as SessionDocument
 from resolvers.assets.types import Asset
+from resolvers.context import Info
 from resolvers.events.types import Event
 from resolvers.loaders import Loaders
 from resolvers.permissions import CanRead
-from resolvers.relay import decode_object_id, decode_object_ids, encode_id
-from resolvers.uploads import service
 from resolvers.uploads.types import UploadSession
+from services.node_ids import NodeType, decode_object_id, decode_object_ids, encode_id
+from services.uploads import sessions
 
 
 @strawberry.type
 class UploadQueries:
     @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none.")
     async def upload_session(self, info: Info, id: strawberry.ID) -> UploadSession | None:
-        found = await service.UploadSession.get(decode_object_id(id, "UploadSession"))
+        found = await SessionDocument.get(decode_object_id(id, NodeType.UPLOAD_SESSION))
         if found is None:
             return None
-        return UploadSession.from_signed(await service.sign_session(found, info.context.stores))
+        return UploadSession.from_signed(await sessions.sign_session(found, info.context.stores))
 
 
 @strawberry.type
@@ -33,7 +34,7 @@ class UploadSubscriptions:
     @strawberry.subscription(permission_classes=[CanRead], description="Assets (all, or those in `ids`) as they turn ACTIVE or FAILED, "
                                                                         "on any server process (each change is an ASSET_STATUS event).")
     async def asset_status_changed(self, info: Info, ids: list[strawberry.ID] | None = None) -> AsyncGenerator[Asset, None]:
-        wanted = {encode_id("Asset", i) for i in decode_object_ids(ids, "Asset", field="ids")} if ids else None
+        wanted = {encode_id(NodeType.ASSET, i) for i in decode_object_ids(ids, NodeType.ASSET, field="ids")} if ids else None
 
         def accept(event: Event) -> bool:
             return event.event_type == ASSET_STATUS and (wanted is None or event.doc.data.decode()["assetId"] in wanted)
@@ -42,6 +43,6 @@ class UploadSubscriptions:
             # A WebSocket's context lives as long as the connection: fresh loaders for each event,
             # so nested fields never come from an earlier event's cache.
             info.context.loaders = Loaders()
-            doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(event.doc.data.decode()["assetId"], "Asset"))
+            doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(event.doc.data.decode()["assetId"], NodeType.ASSET))
             if doc is not None:  # deleted since
                 yield Asset.from_document(doc)

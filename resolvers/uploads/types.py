@@ -8,11 +8,11 @@ import strawberry
 
 from documents.asset import Asset as AssetDocument
 from documents.upload import UploadStatus as UploadStatusValue
-from graphlake.context import Info
 from resolvers.assets.types import Asset
-from resolvers.relay import encode_id
+from resolvers.context import Info
 from resolvers.scalars import JSON, BigInt
-from resolvers.uploads.service import SignedSession
+from services.node_ids import NodeType, encode_id
+from services.uploads.sessions import SignedSession
 
 UploadStatus = strawberry.enum(UploadStatusValue, description="OPEN until completed, aborted, or expired.")
 
@@ -50,7 +50,7 @@ class UploadSession:
     def from_signed(cls, signed: SignedSession) -> UploadSession:
         session = signed.session
         return cls(
-            id=encode_id("UploadSession", session.id), status=session.status, method="PUT",
+            id=encode_id(NodeType.UPLOAD_SESSION, session.id), status=session.status, method="PUT",
             url=signed.single.url if signed.single else None,
             headers=signed.single.headers if signed.single else {},
             part_size_bytes=session.part_size,

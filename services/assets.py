@@ -7,7 +7,6 @@ leaves nothing a reader would mistake for finished work.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,47 +20,13 @@ from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
-from resolvers.assets import retention
-from resolvers.common import get_or_not_found
-from resolvers.errors import BadUserInput, Conflict, NotFound
+from services import retention
+from services.checks import check_aliases, check_labels, check_metadata, check_name, get_or_not_found
+from services.errors import BadUserInput, Conflict, NotFound
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
 
-MAX_LABELS = 100
-MAX_LABEL_LENGTH = 200
-_ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
 GC_BATCH = 500  # assets the garbage collector deletes per round trip
-
-
-def check_name(name: str, field: str = "name") -> str:
-    name = name.strip()
-    if not name or len(name) > 500:
-        raise BadUserInput("must be 1 to 500 characters", field=field)
-    return name
-
-
-def check_labels(labels: Sequence[str] | None, field: str = "labels") -> list[str]:
-    labels = list(dict.fromkeys(labels or []))
-    if len(labels) > MAX_LABELS:
-        raise BadUserInput(f"at most {MAX_LABELS} labels", field=field)
-    for i, label in enumerate(labels):
-        if not label or len(label) > MAX_LABEL_LENGTH:
-            raise BadUserInput(f"labels must be 1 to {MAX_LABEL_LENGTH} characters", field=f"{field}[{i}]")
-    return labels
-
-
-def check_aliases(aliases: Sequence[str] | None, field: str = "aliases") -> list[str]:
-    aliases = list(dict.fromkeys(aliases or []))
-    for i, alias in enumerate(aliases):
-        if not _ALIAS.match(alias):
-            raise BadUserInput("an alias is 1 to 200 characters, no spaces, not starting with '/'", field=f"{field}[{i}]")
-    return aliases
-
-
-def check_metadata(metadata: StoredJson, field: str = "metadata") -> StoredJson:
-    if not metadata.json.startswith("{"):
-        raise BadUserInput("must be a JSON object", field=field)
-    return metadata
 
 
 async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
@@ -96,7 +61,7 @@ async def _insert_aliases(aliases: list[str], asset_id: ObjectId, field: str) ->
     except BulkWriteError as error:
         # Lost a race for a name (or it is ours already): undo only what this call inserted.
         failed = {docs[e["index"]]["_id"] for e in error.details.get("writeErrors", [])}
-        mine = set((await Alias.get_pymongo_collection().distinct("_id", {"_id": {"$in": list(failed)}, "asset_id": asset_id})))
+        mine = set(await Alias.get_pymongo_collection().distinct("_id", {"_id": {"$in": list(failed)}, "asset_id": asset_id}))
         clashing = failed - mine
         if clashing:
             inserted = [a for a in aliases if a not in failed]

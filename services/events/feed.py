@@ -40,8 +40,7 @@ from pymongo.errors import CollectionInvalid, PyMongoError
 from documents.clock import utcnow
 from documents.event import FEED_COLLECTION
 from documents.event import Event as EventDocument
-from graphlake.broadcast import Broadcast
-from resolvers.events.types import Event
+from services.broadcast import Broadcast
 
 log = logging.getLogger("graphlake.events.feed")
 
@@ -79,10 +78,10 @@ _batch: ContextVar[_Batch | None] = ContextVar("graphlake_event_batch", default=
 
 
 def deliver(broadcast: Broadcast, events: Iterable[EventDocument]) -> None:
-    """Hand stored events to this process's subscribers: one Event object each, shared by all."""
+    """Hand stored events to this process's subscribers: each presented once, shared by all."""
     if broadcast.has_subscribers:
         for event in events:
-            broadcast.publish(Event.from_document(event))
+            broadcast.publish(event)
 
 
 class FeedWriter:

@@ -2,7 +2,7 @@
 
 A slow subscriber never blocks the publisher: when its queue is full it is dropped, and its
 stream ends with SubscriberOverflow once it has read what it was sent. Across server processes,
-the event feed (resolvers/events/feed.py) publishes into each process's Broadcast.
+the event feed (services/events/feed.py) publishes into each process's Broadcast.
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ class _Subscriber:
 
 
 class Broadcast:
-    def __init__(self, queue_size: int = 1000) -> None:
+    """`present` turns a published message into what subscribers receive, once for all of them (the
+    server passes the GraphQL type's constructor, so services publish documents and stay GraphQL-free)."""
+
+    def __init__(self, queue_size: int = 1000, present: Callable[[Any], Any] = lambda message: message) -> None:
         self.queue_size = queue_size
+        self.present = present
         self._subscribers: set[_Subscriber] = set()
         # Set when the first subscriber arrives or the last one leaves (the event feed tells other
         # processes whether to send it anything); whoever acts on it clears it.
@@ -35,6 +39,9 @@ class Broadcast:
         return bool(self._subscribers)
 
     def publish(self, message: Any) -> None:
+        if not self._subscribers:
+            return
+        message = self.present(message)
         for subscriber in list(self._subscribers):
             try:
                 subscriber.queue.put_nowait(message)

@@ -16,9 +16,15 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
 from documents.upload import UploadClaim, UploadSession, UploadStatus
-from resolvers.events.feed import FeedWriter
-from resolvers.uploads.service import (
-    CLAIM_SECONDS, assets_by_id, assets_of, discard_payload, file_completed, finish_many, status_event,
+from services.events.feed import FeedWriter
+from services.uploads.claims import CLAIM_SECONDS
+from services.uploads.finishing import (
+    assets_by_id,
+    assets_of,
+    discard_payload,
+    file_completed,
+    finish_many,
+    status_event,
 )
 from storage import LocalStore, ObjectStore
 

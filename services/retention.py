@@ -14,8 +14,8 @@ from pymongo.errors import BulkWriteError
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import RetentionOwnerType
+from documents.duplicates import duplicates_only
 from documents.retention import AssetRetention
-from graphlake.database import duplicates_only
 
 
 async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, owner_id: ObjectId,

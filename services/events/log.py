@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 
@@ -20,16 +20,22 @@ from documents.clock import to_millis, utcnow
 from documents.common import Ownership
 from documents.event import LEVELS, Event
 from documents.json_value import StoredJson
-from graphlake.settings import Settings
-from resolvers.common import time_bounds
-from resolvers.errors import BadUserInput
-from resolvers.events import alerts
-from resolvers.events.feed import FeedWriter
+from services.checks import time_bounds
+from services.errors import BadUserInput
+from services.events import alerts
+from services.events.feed import FeedWriter
 
 log = logging.getLogger("graphlake.events")
 
 MAX_TYPE_LENGTH = 100
 MAX_MESSAGE_LENGTH = 10_000
+
+
+class EventSettings(alerts.AlertSettings, Protocol):
+    """What logging events reads from the server's settings."""
+
+    max_events_per_batch: int
+    alert_level: str
 
 
 @dataclass
@@ -53,7 +59,7 @@ def _check(i: int, event: NewEvent) -> None:
         raise BadUserInput(f"at most {MAX_MESSAGE_LENGTH} characters", field=f"{where}.message")
 
 
-async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: Settings,
+async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: EventSettings,
                      tasks: set[asyncio.Task] | None = None) -> list[Event]:
     """Store a batch (all checked first), publish it live, and fire alerts in the background."""
     if not events:

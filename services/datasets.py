@@ -22,10 +22,10 @@ from documents.collection import CollectionItem
 from documents.common import RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionStatus
 from documents.json_value import StoredJson
-from resolvers.assets import retention
-from resolvers.assets.service import check_name
-from resolvers.collections.service import get_collection
-from resolvers.errors import BadUserInput, Conflict, NotFound
+from services import retention
+from services.checks import check_name
+from services.collections import get_collection
+from services.errors import BadUserInput, Conflict, NotFound
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 WRITE_BATCH = 5000

@@ -1,11 +1,14 @@
-"""What every resolver gets: who is calling, the settings, the database and the stores."""
+"""What every resolver gets: who is calling, the settings, the database and the stores.
+
+The app shell (graphlake/runtime.py, graphlake/view.py) builds these; resolvers only read them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import strawberry
 from pymongo import AsyncMongoClient
@@ -14,23 +17,40 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from graphlake.broadcast import Broadcast
-from graphlake.settings import Settings
 from resolvers.loaders import Loaders
 from resolvers.pagination import Page
+from services.broadcast import Broadcast
+from services.events.log import EventSettings
+from services.uploads.sessions import UploadSettings
 from storage import ObjectStore
 
 if TYPE_CHECKING:
-    from resolvers.auth.cache import TokenCache
-    from resolvers.auth.service import Principal
-    from resolvers.events.feed import FeedWriter
+    from services.auth import Principal
+    from services.events.feed import FeedWriter
+    from services.token_cache import TokenCache
+
+
+class ServerSettings(UploadSettings, EventSettings, Protocol):
+    """What resolvers and the services they call read from the server's settings: graphlake/settings.py
+    defines each; this names them so that no resolver imports the app shell."""
+
+    default_page_size: int
+    max_page_size: int
+    max_value_bytes: int
+    max_text_bytes: int
+    max_download_url_seconds: int
+    anonymous_read: bool
+    introspection: bool
+    max_tokens: int
+    max_query_depth: int
+    max_aliases: int
 
 
 @dataclass
 class AppState:
     """Built once by the lifespan; shared by every request."""
 
-    settings: Settings
+    settings: ServerSettings
     client: AsyncMongoClient
     db: AsyncDatabase
     stores: dict[str, ObjectStore]
@@ -38,10 +58,12 @@ class AppState:
     # Events logged by any process (ASSET_STATUS ones feed `assetStatusChanged` too): this process's
     # own as it stores them, the others' through its tail of the event feed.
     events: Broadcast
-    # How this process stores events and publishes them live (see resolvers/events/feed.py).
+    # How this process stores events and publishes them live (see services/events/feed.py).
     feed: FeedWriter
-    # Tokens accepted lately (resolvers/auth/cache.py).
+    # Tokens accepted lately (services/token_cache.py).
     tokens: TokenCache
+    # The server's release, as `health` reports it.
+    version: str
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)
 
@@ -63,7 +85,7 @@ class Context:
     loaders: Loaders = field(default_factory=Loaders)
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> ServerSettings:
         return self.state.settings
 
     @property

@@ -15,12 +15,12 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType, Split
+from documents.duplicates import is_duplicate_key
 from documents.json_value import StoredJson
-from graphlake.database import is_duplicate_key
-from resolvers.assets import retention
-from resolvers.assets.service import check_metadata, check_name, existing_assets
-from resolvers.common import get_or_not_found
-from resolvers.errors import BadUserInput, Conflict
+from services import retention
+from services.assets import existing_assets
+from services.checks import check_metadata, check_name, get_or_not_found
+from services.errors import BadUserInput, Conflict
 
 
 @dataclass(frozen=True)

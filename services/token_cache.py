@@ -17,7 +17,7 @@ from datetime import datetime
 
 from documents.api_token import hash_secret
 from documents.clock import utcnow
-from resolvers.auth.service import Principal, authenticate
+from services.auth import Principal, authenticate
 
 MAX_ENTRIES = 10_000  # distinct tokens remembered; the least recently used goes first
 

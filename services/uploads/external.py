@@ -13,9 +13,9 @@ from documents.asset import Asset, StorageRef
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
 from documents.json_value import StoredJson
-from resolvers.assets.service import check_labels, check_metadata
-from resolvers.collections import service as collections
-from resolvers.errors import BadUserInput
+from services import collections
+from services.checks import check_labels, check_metadata
+from services.errors import BadUserInput
 from storage import ObjectStore, S3Store
 
 

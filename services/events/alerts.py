@@ -12,17 +12,18 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
+from typing import Protocol
 
 import aiosmtplib
 import httpx
 import orjson
 from bson import ObjectId
+from pydantic import SecretStr
 
 from documents.clock import utcnow
 from documents.event import ALERT_DELIVERY_FAILED, LEVELS, Event
 from documents.json_value import StoredJson
-from graphlake.settings import Settings
-from resolvers.events.feed import FeedWriter
+from services.events.feed import FeedWriter
 
 log = logging.getLogger("graphlake.alerts")
 
@@ -30,6 +31,20 @@ ATTEMPTS = 4
 FIRST_DELAY = 0.5
 SIGNATURE_HEADER = "X-Graphlake-Signature"
 _NAMES = {number: name for name, number in LEVELS.items()}
+
+
+class AlertSettings(Protocol):
+    """What alert delivery reads from the server's settings (graphlake/settings.py says what each means)."""
+
+    alert_smtp_host: str | None
+    alert_smtp_port: int
+    alert_smtp_username: str | None
+    alert_smtp_password: SecretStr | None
+    alert_smtp_starttls: bool
+    alert_email_from: str
+    alert_email_to: list[str]
+    alert_webhooks: list[str]
+    alert_webhook_secret: SecretStr | None
 
 
 def alert_body(events: list[Event]) -> dict:
@@ -60,7 +75,7 @@ async def _with_retries(what: str, send: Callable[[], Awaitable[None]]) -> str |
     return f"{type(error).__name__}: {error}"
 
 
-async def _email(events: list[Event], settings: Settings) -> None:
+async def _email(events: list[Event], settings: AlertSettings) -> None:
     message = EmailMessage()
     top = max(events, key=lambda e: e.level)
     message["Subject"] = f"[graphlake] {len(events)} alert(s): {top.event_type} {top.message or ''}".strip()[:200]
@@ -75,7 +90,7 @@ async def _email(events: list[Event], settings: Settings) -> None:
     )
 
 
-async def _webhook(url: str, body: bytes, settings: Settings) -> None:
+async def _webhook(url: str, body: bytes, settings: AlertSettings) -> None:
     headers = {"Content-Type": "application/json"}
     if settings.alert_webhook_secret:
         headers[SIGNATURE_HEADER] = signature(settings.alert_webhook_secret.get_secret_value().encode(), body)
@@ -84,7 +99,7 @@ async def _webhook(url: str, body: bytes, settings: Settings) -> None:
         response.raise_for_status()
 
 
-async def notify(events: list[Event], writer: FeedWriter, settings: Settings) -> None:
+async def notify(events: list[Event], writer: FeedWriter, settings: AlertSettings) -> None:
     events = [e for e in events if e.event_type != ALERT_DELIVERY_FAILED]
     if not events:
         return

@@ -16,8 +16,8 @@ from documents.clock import utcnow
 from documents.common import AssetStatus
 from documents.dataset import Datum
 from documents.json_value import StoredJson
-from resolvers.assets.service import check_name
-from resolvers.errors import BadUserInput, Conflict, NotFound
+from services.checks import check_name
+from services.errors import BadUserInput, Conflict, NotFound
 
 Kind = docs.AnnotationKind
 # The shape each geometric kind carries; CLASSIFICATION and REGRESSION carry none.

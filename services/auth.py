@@ -12,11 +12,11 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.api_token import ApiToken, Role, hash_secret, new_secret
 from documents.clock import to_millis, utcnow
-from graphlake.settings import Settings
-from resolvers.errors import BadUserInput, Conflict, NotFound, Unauthenticated
-from resolvers.events import audit
-from resolvers.events.feed import FeedWriter
-from resolvers.relay import encode_id
+from services.errors import BadUserInput, Conflict, NotFound, Unauthenticated
+from services.events import audit
+from services.events.feed import FeedWriter
+from services.events.log import EventSettings
+from services.node_ids import NodeType, encode_id
 
 BOOTSTRAP_TOKEN_NAME = "admin"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -104,7 +104,7 @@ async def revoke_token(token: ApiToken) -> ApiToken:
     return token
 
 
-async def ensure_bootstrap_admin(feed: FeedWriter, settings: Settings) -> str | None:
+async def ensure_bootstrap_admin(feed: FeedWriter, settings: EventSettings) -> str | None:
     """On a database with no tokens at all, create the ADMIN token (audited) and return its secret.
 
     Only on an empty collection: an operator who revoked every admin token did so on purpose.
@@ -116,5 +116,5 @@ async def ensure_bootstrap_admin(feed: FeedWriter, settings: Settings) -> str | 
     except Conflict:  # another process bootstrapped the same database first
         return None
     await audit.record(feed, settings, "bootstrap admin token created at first start", user_id=None,
-                       ids=[encode_id("ApiToken", token.id)], command="bootstrap")
+                       ids=[encode_id(NodeType.API_TOKEN, token.id)], command="bootstrap")
     return secret

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from graphlake.database import ping
 from storage import ObjectStore, StoreUnavailable
 
 PROBE_TIMEOUT = 5.0
@@ -33,7 +32,7 @@ class HealthReport:
 
 async def _database_error(db: AsyncDatabase) -> str | None:
     try:
-        await asyncio.wait_for(ping(db), PROBE_TIMEOUT)
+        await asyncio.wait_for(db.command("ping"), PROBE_TIMEOUT)
     except Exception as error:  # any failure means "not ready"; the message says which
         return f"database: {type(error).__name__}: {error}"
     return None

@@ -9,8 +9,9 @@ from bson import ObjectId
 
 from documents.clock import utcnow
 from documents.dataset import Datum, RoleRef
-from resolvers.assets.service import check_metadata, existing_assets
-from resolvers.errors import BadUserInput, NotFound
+from services.assets import existing_assets
+from services.checks import check_metadata
+from services.errors import BadUserInput, NotFound
 
 
 async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:

@@ -1,0 +1,25 @@
+"""Every private or undocumented part of Strawberry and graphql-core that Graphlake relies on, in one place.
+
+Three speedups reach past the public API (each module says why it must):
+- `inputs.py` plans input conversion once per type: it installs a type definition's `from_input`
+  hook and asks Strawberry's `_is_leaf_type` which fields graphql-core has already coerced.
+- `fanout.py` executes a live event once per distinct subscription: it subclasses Strawberry's
+  graphql-core execution context and overrides `build_per_event_executor` and `execute_operation`
+  (graphql-core 3.3's per-event executor), reading `variable_values.coerced` for its key.
+- `document_cache.py` parses and validates each document text once: it sets the execution
+  context's `graphql_document` and `pre_execution_errors`, which Strawberry honours by skipping
+  the parse and the validation when they are already set.
+
+They import these names from here, and tests/test_internals.py (a canary) checks each of them and
+its shape, so an upgrade that moves or changes one fails there, naming it, before any request does.
+"""
+
+from __future__ import annotations
+
+from graphql.execution.executor import Executor
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.arguments import InputContext
+from strawberry.types.arguments import _is_leaf_type as is_leaf_type
+from strawberry.types.execution import ExecutionContext
+
+__all__ = ["ExecutionContext", "Executor", "InputContext", "StrawberryGraphQLCoreExecutionContext", "is_leaf_type"]

@@ -1,0 +1,71 @@
+"""Checks and lookups every service shares: names, labels, aliases and metadata validated with
+an error naming the field; a document fetched or NOT_FOUND; a time range as a filter clause."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from beanie import Document
+
+from documents.clock import to_millis
+from documents.json_value import StoredJson
+from services.errors import BadUserInput, NotFound
+
+MAX_LABELS = 100
+MAX_LABEL_LENGTH = 200
+_ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
+
+
+def check_name(name: str, field: str = "name") -> str:
+    name = name.strip()
+    if not name or len(name) > 500:
+        raise BadUserInput("must be 1 to 500 characters", field=field)
+    return name
+
+
+def check_labels(labels: Sequence[str] | None, field: str = "labels") -> list[str]:
+    labels = list(dict.fromkeys(labels or []))
+    if len(labels) > MAX_LABELS:
+        raise BadUserInput(f"at most {MAX_LABELS} labels", field=field)
+    for i, label in enumerate(labels):
+        if not label or len(label) > MAX_LABEL_LENGTH:
+            raise BadUserInput(f"labels must be 1 to {MAX_LABEL_LENGTH} characters", field=f"{field}[{i}]")
+    return labels
+
+
+def check_aliases(aliases: Sequence[str] | None, field: str = "aliases") -> list[str]:
+    aliases = list(dict.fromkeys(aliases or []))
+    for i, alias in enumerate(aliases):
+        if not _ALIAS.match(alias):
+            raise BadUserInput("an alias is 1 to 200 characters, no spaces, not starting with '/'", field=f"{field}[{i}]")
+    return aliases
+
+
+def check_metadata(metadata: StoredJson, field: str = "metadata") -> StoredJson:
+    if not metadata.json.startswith("{"):
+        raise BadUserInput("must be a JSON object", field=field)
+    return metadata
+
+
+D = TypeVar("D", bound=Document)
+
+
+async def get_or_not_found(model: type[D], doc_id: Any, *, field: str, what: str) -> D:
+    """The document with this id, or NOT_FOUND naming `field`."""
+    doc = await model.get(doc_id)
+    if doc is None:
+        raise NotFound(f"no {what} {doc_id}", field=field)
+    return doc
+
+
+def time_bounds(field: str, after: datetime | None, before: datetime | None) -> list[dict[str, Any]]:
+    """A filter clause for `after` <= field < `before` (either side optional), at stored precision."""
+    bounds: dict[str, Any] = {}
+    if after:
+        bounds["$gte"] = to_millis(after)
+    if before:
+        bounds["$lt"] = to_millis(before)
+    return [{field: bounds}] if bounds else []

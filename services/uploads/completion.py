@@ -1,0 +1,111 @@
+"""Completing and aborting uploads: claim, verify, finish, file; each session of a batch on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from bson import ObjectId
+
+from documents.asset import Asset
+from documents.common import AssetStatus
+from documents.upload import UploadSession, UploadStatus
+from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound
+from services.events.feed import FeedWriter
+from services.uploads import stat_hints
+from services.uploads.claims import claim, release, renew
+from services.uploads.finishing import assets_by_id, assets_of, discard_payload, file_completed, finish, finish_many
+from services.uploads.sessions import get_session
+from services.uploads.stat_hints import Early
+from services.uploads.verification import Verified, mismatch, verify
+from storage import ObjectStore
+from storage.concurrency import bounded_gather
+
+
+async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
+                           actor: str | None, max_items: int,
+                           late_sha256: Mapping[ObjectId, str] | None = None) -> list[Asset | GraphlakeError]:
+    """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset or
+    the error that stopped it (a mismatch also fails its asset and removes the object).
+    `late_sha256`: digests given now for sessions created without one."""
+    if not session_ids:
+        raise BadUserInput("give at least one upload", field="ids")
+    if len(session_ids) > max_items:
+        raise BadUserInput(f"at most {max_items} uploads at once", field="ids")
+    if len(set(session_ids)) != len(session_ids):
+        raise BadUserInput("the same upload appears twice", field="ids")
+    # Everything that needs only the ids at once: the claims, the sessions, their assets (which
+    # share their ids) and, for uploads started here, what the store holds.
+    early = stat_hints.stored_here.ask_early(session_ids, stores)
+    claimed, sessions, assets = await asyncio.gather(
+        claim(session_ids), UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list(),
+        assets_by_id(session_ids))
+    renewing = asyncio.create_task(renew(list(claimed)))
+    outcomes: list[Asset | GraphlakeError] = []
+    try:
+        outcomes = await _complete_claimed(session_ids, claimed, {s.id: s for s in sessions}, assets, early, stores,
+                                           feed, actor, max_items, late_sha256 or {})
+        return outcomes
+    finally:
+        renewing.cancel()
+        for started in early.values():
+            started.drop()
+        # A completed session is closed for good, so its claim can wait for the reconciler to
+        # drop it; the others (not uploaded yet, a store error) must be free for a retry now.
+        done = {id for id, o in zip(session_ids, outcomes, strict=False) if not isinstance(o, GraphlakeError)}
+        await release([id for id in claimed if id not in done])
+
+
+async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
+                            assets: dict[ObjectId, Asset], early: dict[ObjectId, Early], stores: dict[str, ObjectStore],
+                            feed: FeedWriter, actor: str | None, max_items: int,
+                            late_sha256: Mapping[ObjectId, str]) -> list[Asset | GraphlakeError]:
+
+    async def check_one(session_id: ObjectId) -> Verified | GraphlakeError:
+        session = found.get(session_id)
+        if session is None:
+            return NotFound(f"no upload session {session_id}", field="id")
+        if session.status is not UploadStatus.OPEN:  # said first: a finished session keeps its claim a while
+            return Conflict(f"the upload is {session.status.value.lower()}", field="id")
+        if session_id not in claimed:
+            return Conflict("another request is completing this upload right now", field="id")
+        started = early.get(session_id)
+        try:
+            return await verify(session, stores[session.mount], "id",
+                                 started.stat if started and started.serves(session) else None,
+                                 late_sha256.get(session_id))
+        except GraphlakeError as error:
+            return error
+
+    # Sessions from before a session shared its asset's id: their assets are read while the store answers.
+    older = [s for s in found.values() if s.asset_id not in assets]
+    checks, more = await asyncio.gather(bounded_gather([lambda i=i: check_one(i) for i in session_ids]),
+                                        assets_of(older))
+    assets = {**assets, **more}  # finish_many changes them as it writes
+    verified = dict(zip(session_ids, checks, strict=True))
+    good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, Verified) and not v.problems]
+    bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
+    completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
+    await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
+    unfiled = await file_completed([session for session, _ in good], actor, max_items)
+    if unfiled:
+        raise unfiled[0]
+    return [completed[found[i].asset_id] if isinstance(v, Verified) and not v.problems
+            else mismatch(v.problems) if isinstance(v, Verified) else v
+            for i, v in verified.items()]
+
+
+async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter,
+                          actor: str | None, max_items: int, late_sha256: Mapping[ObjectId, str] | None = None) -> Asset:
+    [outcome] = await complete_uploads([session_id], stores, feed, actor, max_items, late_sha256)
+    if isinstance(outcome, GraphlakeError):
+        raise outcome
+    return outcome
+
+
+async def abort_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter) -> UploadSession:
+    session = await get_session(session_id)
+    if session.status is UploadStatus.OPEN:
+        await discard_payload(session, stores)
+        await finish(session, UploadStatus.ABORTED, AssetStatus.FAILED, feed)
+    return await get_session(session_id)

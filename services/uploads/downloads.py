@@ -1,0 +1,28 @@
+"""Signed downloads of a stored file's bytes, keeping its name."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from documents.asset import Asset
+from documents.common import AssetStatus
+from services.errors import BadUserInput
+from storage import ObjectStore
+
+
+async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in: int, max_seconds: int) -> str | None:
+    """A signed GET for a FILE or EXTERNAL asset's bytes, keeping its name; null for other kinds."""
+    if asset.storage is None or asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
+        return None
+    if not 1 <= expires_in <= max_seconds:
+        raise BadUserInput(f"must be between 1 and {max_seconds}", field="expiresInSeconds")
+    if asset.storage.uri.startswith(("https://", "http://")):
+        return asset.storage.uri
+    store = stores.get(asset.storage.mount)
+    if store is None:
+        return None
+    bucket = None
+    if asset.storage.external:
+        bucket = urlparse(asset.storage.uri).netloc
+    return await store.sign_get(asset.storage.key, filename=asset.name, content_type=asset.media_type,
+                                expires_in=expires_in, bucket=bucket)

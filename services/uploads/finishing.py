@@ -1,0 +1,117 @@
+"""Settling finished sessions: close them, flip their assets, log ASSET_STATUS events, file uploads into the collections they named, discard payloads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+from bson import ObjectId
+from pymongo import UpdateMany
+
+from documents.asset import Asset
+from documents.clock import utcnow
+from documents.common import AssetStatus
+from documents.event import ASSET_STATUS, LEVELS, Event
+from documents.json_value import StoredJson
+from documents.upload import UploadSession, UploadStatus
+from services import collections
+from services.errors import GraphlakeError
+from services.events.feed import FeedWriter
+from services.node_ids import NodeType, encode_id
+from storage import ObjectStore
+
+
+async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
+                      asset_status: AssetStatus, feed: FeedWriter, assets: dict[ObjectId, Asset] | None = None) -> list[Asset]:
+    """Close the sessions and flip their assets (both at once: a crash between the two leaves a
+    closed session with a PENDING asset, or an open session with a settled asset, and the
+    reconciler settles either), then log one ASSET_STATUS event per asset: the event log carries
+    it to `assetStatusChanged` subscribers on every server process.
+
+    The assets are read before the writes (or given, read by the caller while it verified) and
+    changed here as in the database, rather than read back after them: one round trip fewer."""
+    if not outcomes:
+        return []
+    if assets is None:
+        assets = await assets_of([s for s, _ in outcomes])
+    now = utcnow()
+    # One update per distinct change (the checksums usually differ), each one statement for all its assets.
+    changes: dict[tuple, list[ObjectId]] = {}
+    for session, fields in outcomes:
+        changes.setdefault(tuple(sorted(fields.items())), []).append(session.asset_id)
+    closing = {"status": status.value, "finished_at": now}
+    filed = status is UploadStatus.COMPLETED
+    to_file = [s.id for s, _ in outcomes if filed and s.collection_id]  # see file_completed
+    rest = [s.id for s, _ in outcomes if not (filed and s.collection_id)]
+    await asyncio.gather(
+        UploadSession.get_pymongo_collection().bulk_write(
+            [UpdateMany({"_id": {"$in": ids}}, {"$set": {**closing, "to_file": mark}})
+             for ids, mark in ((to_file, True), (rest, False)) if ids]),
+        Asset.get_pymongo_collection().bulk_write(
+            [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
+             for change, ids in changes.items()]))
+    # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
+    finished = [assets[session.asset_id].model_copy(update={"status": asset_status, "updated_at": now, **fields})
+                for session, fields in outcomes if session.asset_id in assets]
+    await feed.write([status_event(asset, now) for asset in finished])
+    return finished
+
+
+async def assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
+    """The assets these sessions fill, by id."""
+    return await assets_by_id([s.asset_id for s in sessions])
+
+
+async def assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
+    if not asset_ids:
+        return {}
+    return {a.id: a for a in await Asset.find({"_id": {"$in": list(asset_ids)}}).to_list()}
+
+
+def status_event(asset: Asset, at: datetime) -> Event:
+    """The ASSET_STATUS event of an asset that just turned ACTIVE or FAILED."""
+    return Event(
+        id=ObjectId(), event_type=ASSET_STATUS, level=LEVELS["INFO" if asset.status is AssetStatus.ACTIVE else "WARNING"],
+        message=f"{asset.name} is {asset.status.value}", source=asset.owner, timestamp=at,
+        data=StoredJson.encode({"assetId": encode_id(NodeType.ASSET, asset.id), "status": asset.status.value,
+                                "sizeBytes": asset.size_bytes, "mount": asset.storage.mount if asset.storage else None}),
+    )
+
+
+async def finish(session: UploadSession, status: UploadStatus, asset_status: AssetStatus, feed: FeedWriter,
+                  **asset_fields: object) -> Asset:
+    [asset] = await finish_many([(session, asset_fields)], status, asset_status, feed)
+    return asset
+
+
+async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
+                         max_items: int | None = None) -> list[GraphlakeError]:
+    """File completed uploads into the collections they named, one add per collection, then clear
+    their `to_file` mark. A crash before that leaves the mark, and the reconciler files them again
+    (adding an item twice changes nothing). A collection deleted meanwhile cannot take its uploads:
+    its error is returned and their mark cleared all the same."""
+    groups: dict[ObjectId, list[UploadSession]] = {}
+    for session in sessions:
+        if session.collection_id:
+            groups.setdefault(session.collection_id, []).append(session)
+    errors: list[GraphlakeError] = []
+    for collection_id, group in groups.items():
+        items = [collections.NewItem(s.asset_id, s.path, None) for s in group]
+        try:
+            await collections.add_items(collection_id, items, actor, max_items or len(items))
+        except GraphlakeError as error:
+            errors.append(error)
+    if groups:
+        await UploadSession.get_pymongo_collection().update_many(
+            {"_id": {"$in": [s.id for group in groups.values() for s in group]}}, {"$set": {"to_file": False}})
+    return errors
+
+
+async def discard_payload(session: UploadSession, stores: dict[str, ObjectStore]) -> None:
+    store = stores.get(session.mount)
+    if store is None:
+        return
+    if session.multipart_id:
+        await store.abort_multipart(session.key, session.multipart_id)
+    await store.delete(session.key)

@@ -1,0 +1,60 @@
+"""Which mount an upload goes to: the requested one, the default, or a fallback while it is down."""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+
+from services.errors import BadUserInput, GraphlakeError
+from storage import ObjectStore, StoreUnavailable
+
+log = logging.getLogger("graphlake.uploads")
+
+# Whether each store answered lately, and when to ask again: a reachability check is a round trip
+# to S3 (about 2 ms, or a whole connect timeout while it is down) that every small upload paid.
+# Readiness probes (/readyz) still ask every time.
+CHECK_SECONDS = 5.0
+
+
+_checked: weakref.WeakKeyDictionary[ObjectStore, tuple[float, StoreUnavailable | None]] = weakref.WeakKeyDictionary()
+
+
+async def check_reachable(store: ObjectStore) -> None:
+    """store.check(), its answer (up or down) remembered for CHECK_SECONDS."""
+    now = time.monotonic()
+    until, error = _checked.get(store, (0.0, None))
+    if until <= now:
+        try:
+            await store.check()
+            error = None
+        except StoreUnavailable as failure:
+            error = failure
+        _checked[store] = (now + CHECK_SECONDS, error)
+    if error is not None:
+        raise error
+
+
+class MountUnavailable(GraphlakeError):
+    """The chosen mount cannot take uploads now, and no fallback can."""
+
+    code = "INTERNAL"
+
+
+async def choose_store(stores: dict[str, ObjectStore], requested: str | None, default: str,
+                       field: str = "mount") -> ObjectStore:
+    """The requested (or default) mount, or its fallback while it is unreachable (MADSci's behaviour)."""
+    name = requested or default
+    store = stores.get(name)
+    if store is None:
+        raise BadUserInput(f"no mount named {name!r} (have: {', '.join(sorted(stores))})", field=field)
+    try:
+        await check_reachable(store)
+        return store
+    except StoreUnavailable as error:
+        if store.fallback and store.fallback in stores:
+            log.warning("mount %s unreachable (%s); uploading to fallback %s", name, error, store.fallback)
+            fallback = stores[store.fallback]
+            await check_reachable(fallback)
+            return fallback
+        raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field=field) from None

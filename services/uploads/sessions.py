@@ -1,0 +1,201 @@
+"""Opening uploads: each request checked, then its session (single PUT, multipart or direct write) and
+PENDING asset stored at once; and fresh signed URLs for what a session still needs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bson import ObjectId
+
+from documents.asset import Asset, StorageRef
+from documents.clock import to_millis, utcnow
+from documents.collection import Collection
+from documents.common import AssetKind, AssetStatus, Ownership
+from documents.json_value import StoredJson
+from documents.upload import UploadSession, UploadStatus
+from services import collections
+from services.checks import check_labels, check_metadata, check_name, get_or_not_found
+from services.errors import BadUserInput, NotFound
+from services.uploads import stat_hints
+from services.uploads.mounts import choose_store
+from services.uploads.verification import check_sha256
+from storage import LocalStore, ObjectStore
+from storage.concurrency import bounded_gather
+from storage.protocol import SignedRequest
+
+MIB = 1024 * 1024
+
+
+MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
+
+
+MAX_PARTS = 10_000
+
+
+_MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+
+
+class UploadSettings(Protocol):
+    """What opening uploads reads from the server's settings (graphlake/settings.py says what each means)."""
+
+    max_upload_bytes: int
+    max_batch_items: int
+    default_mount: str
+    multipart_threshold_bytes: int
+    upload_expiry_seconds: int
+
+
+@dataclass
+class UploadRequest:
+    name: str
+    size_bytes: int
+    media_type: str = "application/octet-stream"
+    sha256: str | None = None
+    mount: str | None = None
+    description: str | None = None
+    labels: list[str] = field(default_factory=list)
+    metadata: StoredJson | None = None
+    owner: Ownership | None = None
+    data_timestamp: datetime | None = None
+    collection_id: ObjectId | None = None
+    path: str | None = None
+    direct: bool = False  # the client writes the file into the local mount itself
+
+
+@dataclass
+class SignedSession:
+    """A session with fresh signatures: one URL, or one per part with whether it is stored; or,
+    for a direct write, the path to write to."""
+
+    session: UploadSession
+    single: SignedRequest | None
+    parts: list[tuple[int, SignedRequest, bool]]
+    direct_path: str | None = None
+
+
+def part_size_for(size: int, threshold: int) -> int | None:
+    """None below the multipart threshold; else whole MiB, >= 8 MiB, at most 10,000 parts."""
+    if size < threshold:
+        return None
+    needed = -(-size // MAX_PARTS)
+    return max(MIN_PART, -(-needed // MIB) * MIB)
+
+
+def _check_request(request: UploadRequest, settings: UploadSettings, where: str = "") -> None:
+    """BAD_USER_INPUT naming the field (prefixed by `where`, e.g. "inputs[3].", in a batch)."""
+    request.name = check_name(request.name, field=f"{where}name")
+    if not 0 <= request.size_bytes <= settings.max_upload_bytes:
+        raise BadUserInput(f"must be between 0 and {settings.max_upload_bytes}", field=f"{where}sizeBytes")
+    if request.sha256 is not None:
+        check_sha256(request.sha256, f"{where}sha256")
+    if not _MEDIA_TYPE.match(request.media_type):
+        raise BadUserInput("must look like type/subtype", field=f"{where}mediaType")
+    request.labels = check_labels(request.labels, field=f"{where}labels")
+    check_metadata(request.metadata or StoredJson.encode({}), field=f"{where}metadata")
+    request.path = collections.check_path(request.path, f"{where}path")
+
+
+@dataclass(frozen=True)
+class Started:
+    """An upload just begun: its session and its PENDING asset."""
+
+    session: UploadSession
+    asset: Asset
+
+
+async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, ObjectStore], settings: UploadSettings,
+                         actor: str | None, *, batch: bool = True) -> list[Started]:
+    """Sessions and PENDING assets for several files: every request is checked before anything is
+    written, then all sessions and all assets are stored with one bulk insert each."""
+    if batch and not requests:
+        raise BadUserInput("give at least one upload", field="inputs")
+    if len(requests) > settings.max_batch_items:
+        raise BadUserInput(f"at most {settings.max_batch_items} uploads at once", field="inputs")
+    where = (lambda i: f"inputs[{i}].") if batch else (lambda i: "")
+    for i, request in enumerate(requests):
+        _check_request(request, settings, where(i))
+    wanted = {r.collection_id for r in requests if r.collection_id}
+    found = {c["_id"] for c in await Collection.get_pymongo_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1})
+             .to_list()} if wanted else set()
+    for i, request in enumerate(requests):
+        if request.collection_id and request.collection_id not in found:
+            raise NotFound(f"no collection {request.collection_id}", field=f"{where(i)}collectionId")
+    chosen: dict[str | None, ObjectStore] = {}
+    for i, request in enumerate(requests):  # one reachability check per mount, not per file
+        if request.mount not in chosen:
+            chosen[request.mount] = await choose_store(stores, request.mount, settings.default_mount, field=f"{where(i)}mount")
+        store = chosen[request.mount]
+        if request.direct and not (isinstance(store, LocalStore) and store.direct_writes):
+            raise BadUserInput(f"mount {store.name!r} does not take direct writes (only local mounts with direct_writes on)",
+                               field=f"{where(i)}direct")
+
+    async def session_for(request: UploadRequest) -> UploadSession:
+        store = chosen[request.mount]
+        asset_id = ObjectId()  # the session's id too: a completion reads both at once, knowing only it
+        key = f"assets/{asset_id}"  # made here, never taken from a client
+        # A direct write is one file written in place, whatever its size: no parts.
+        part_size = None if request.direct else part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
+        multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
+        return UploadSession(
+            id=asset_id, asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
+            sha256=request.sha256, media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
+            collection_id=request.collection_id, path=request.path, direct=request.direct,
+            expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
+        )
+
+    sessions = await bounded_gather([lambda r=r: session_for(r) for r in requests])
+    assets = [
+        Asset(
+            id=session.asset_id, kind=AssetKind.FILE, status=AssetStatus.PENDING, name=request.name,
+            description=request.description, media_type=request.media_type, size_bytes=request.size_bytes,
+            storage=StorageRef(mount=session.mount, key=session.key, uri=chosen[request.mount].uri(session.key)),
+            metadata=request.metadata or StoredJson.encode({}), labels=request.labels, owner=request.owner or Ownership(),
+            data_timestamp=to_millis(request.data_timestamp) if request.data_timestamp else None, created_by=actor,
+        )
+        for request, session in zip(requests, sessions, strict=True)
+    ]
+    # Both at once: a crash between the two leaves a session with no asset, which expires, or a
+    # PENDING asset with no session, which settle_stranded fails.
+    await asyncio.gather(
+        UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions]),
+        Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets]))
+    for session in sessions:
+        stat_hints.stored_here.remember(session)
+    return [Started(session, asset) for session, asset in zip(sessions, assets, strict=True)]
+
+
+async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], settings: UploadSettings,
+                        actor: str | None) -> Started:
+    [started] = await create_uploads([request], stores, settings, actor, batch=False)
+    return started
+
+
+async def get_session(session_id: ObjectId, field: str = "id") -> UploadSession:
+    return await get_or_not_found(UploadSession, session_id, field=field, what="upload session")
+
+
+async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -> SignedSession:
+    """Fresh URLs for what is still to upload; URLs of an open session live until it expires."""
+    if session.status is not UploadStatus.OPEN:
+        return SignedSession(session=session, single=None, parts=[])
+    store = stores[session.mount]
+    if session.direct and isinstance(store, LocalStore):
+        return SignedSession(session=session, single=None, parts=[], direct_path=str(store.direct_path(session.key)))
+    expires_in = max(60, int((session.expires_at - utcnow()).total_seconds()))
+    if session.multipart_id is None:
+        single = await store.sign_put(session.key, size=session.size_bytes, content_type=session.media_type,
+                                      sha256=session.sha256, expires_in=expires_in)
+        return SignedSession(session=session, single=single, parts=[])
+    stored = {p.number for p in await store.list_parts(session.key, session.multipart_id)}
+    parts = []
+    for number in range(1, session.part_count + 1):
+        size = min(session.part_size, session.size_bytes - (number - 1) * session.part_size)
+        signed = await store.sign_part(session.key, session.multipart_id, number, size=size,
+                                       offset=(number - 1) * session.part_size, expires_in=expires_in)
+        parts.append((number, signed, number in stored))
+    return SignedSession(session=session, single=None, parts=parts)

@@ -1,0 +1,43 @@
+"""Canary: the private parts of Strawberry and graphql-core that resolvers/internals.py gathers are
+still there and still shaped as Graphlake uses them. A failure here names the part an upgrade changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import strawberry
+
+from resolvers import internals
+
+
+def test_is_leaf_type_still_takes_a_type_a_registry_and_classes_to_skip() -> None:
+    parameters = list(inspect.signature(internals.is_leaf_type).parameters)
+    assert parameters[:3] == ["type_", "scalar_registry", "skip_classes"], \
+        f"strawberry.types.arguments._is_leaf_type changed: {parameters} (resolvers/inputs.py calls it)"
+
+
+def test_input_definitions_still_have_a_from_input_hook() -> None:
+    @strawberry.input
+    class Probe:
+        x: int
+
+    definition = Probe.__strawberry_definition__
+    assert hasattr(definition, "from_input") and definition.from_input is None, \
+        "Strawberry's input definitions lost `from_input` (resolvers/inputs.py installs its planned conversion there)"
+
+
+def test_the_execution_context_can_still_skip_parse_and_validation() -> None:
+    fields = {f.name for f in dataclasses.fields(internals.ExecutionContext)}
+    assert {"query", "graphql_document", "pre_execution_errors"} <= fields, \
+        f"Strawberry's ExecutionContext changed: {sorted(fields)} (resolvers/document_cache.py sets these)"
+
+
+def test_the_per_event_executor_hooks_are_still_there() -> None:
+    context = internals.StrawberryGraphQLCoreExecutionContext
+    for name, params in (("build_per_event_executor", ["self", "payload"]), ("execute_operation", ["self", "serially"])):
+        method = getattr(context, name, None)
+        assert method is not None, f"{context.__name__}.{name} is gone (resolvers/fanout.py overrides it)"
+        assert list(inspect.signature(method).parameters) == params, f"{context.__name__}.{name} changed its signature"
+    assert issubclass(internals.Executor, object) and hasattr(internals.Executor, "execute_operation"), \
+        "graphql-core's per-event Executor changed (resolvers/fanout.py returns one)"
