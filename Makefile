@@ -8,7 +8,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export GRAPHLAKE_BIN_CACHE ?= $(HOME)/.cache/graphlake/bin
 
-.PHONY: run test lint bench setup python assets ferretdb minio schema check-python clean
+# The Python packages, pinned: see the lock target below.
+LOCK        := requirements.lock
+LOCK_PYTHON := 3.11
+UV_VERSION  := 0.13.9
+UV          := $(VENV)/.uv-$(UV_VERSION)
+# A digest of what pyproject.toml asks for (comments and layout aside), recorded in $(LOCK).
+LOCK_INPUTS = $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+  print(hashlib.sha256(json.dumps([p["requires-python"], p["dependencies"], p["optional-dependencies"]]).encode()).hexdigest()[:16])'
+
+.PHONY: run test lint bench setup python lock assets ferretdb minio schema check-python clean
 
 run: setup ferretdb
 	$(BIN)/graphlake serve
@@ -33,11 +42,36 @@ setup: python assets
 
 python: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml | check-python
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Python packages come from $(LOCK) only, exactly (a package it lacks is removed), checked by hash;
+# Graphlake itself is then installed editable, without dependencies of its own.
+$(VENV)/.installed: $(LOCK) pyproject.toml $(UV) | check-python
+	@grep -qx "# pyproject.toml dependencies: $$($(LOCK_INPUTS))" $(LOCK) || \
+	  { echo "error: $(LOCK) was made for other dependencies than pyproject.toml declares: run make lock, and commit both." >&2; exit 1; }
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
+
+# uv, pinned here, installs and locks; a new UV_VERSION installs it again (and syncs again).
+$(UV): | check-python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
+
+# Writes $(LOCK) again after a change to the dependencies in pyproject.toml, keeping every pin that
+# still fits. Resolved for Python $(LOCK_PYTHON), the oldest Graphlake supports, on any platform; the
+# pins hold on newer Pythons too. All pins to the newest allowed: make lock LOCK_ARGS=--upgrade;
+# one package: make lock LOCK_ARGS='--upgrade-package stamina'.
+lock: $(UV)
+	@if [ -f $(LOCK) ]; then cp $(LOCK) $(VENV)/lock.tmp; else rm -f $(VENV)/lock.tmp; fi
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --universal --python-version $(LOCK_PYTHON) \
+	  --generate-hashes --no-header $(LOCK_ARGS) -o $(VENV)/lock.tmp
+	@{ echo "# Every Python package make run and make test install: Graphlake's dependencies and its dev extra,"; \
+	   echo "# with hashes. Resolved by uv $(UV_VERSION) for Python $(LOCK_PYTHON) and newer, any platform."; \
+	   echo "# Written by make lock (see the Makefile); do not edit by hand."; \
+	   echo "# pyproject.toml dependencies: $$($(LOCK_INPUTS))"; \
+	   cat $(VENV)/lock.tmp; } > $(VENV)/lock.new
+	@cmp -s $(VENV)/lock.new $(LOCK) || mv $(VENV)/lock.new $(LOCK)
+	@rm -f $(VENV)/lock.tmp $(VENV)/lock.new
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
