@@ -11,10 +11,8 @@ upload's bookkeeping; the rare ones (multipart bookkeeping, listing, deleting) g
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import random
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote
@@ -24,11 +22,12 @@ import aiohttp
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from storage import retries
 from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
+from storage.retries import Retryable
 from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
 
 CHUNK = 1024 * 1024
-ATTEMPTS = 3  # for the requests made without botocore, as its "standard" retry mode
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
@@ -187,7 +186,8 @@ class S3Store:
     async def stat(self, key: str) -> ObjectInfo | None:
         headers = {"x-amz-checksum-mode": "ENABLED"}  # answer the stored SHA-256 where there is one
         url = await self._presign(self.object_key(key), method="HEAD", expires_in=60, headers=headers)
-        for attempt in range(1, ATTEMPTS + 1):
+
+        async def head() -> ObjectInfo | None:
             try:
                 async with self._http.head(url, headers=headers) as answer:
                     if answer.status == 404:
@@ -198,13 +198,16 @@ class S3Store:
                         sha256 = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
                         return ObjectInfo(size=int(answer.headers["Content-Length"]), sha256=sha256)
                     problem = f"answered {answer.status}"
-                    if answer.status not in RETRY_STATUSES:
-                        break
             except (aiohttp.ClientError, TimeoutError) as error:
-                problem = f"cannot be reached: {error!r}"
-            if attempt < ATTEMPTS:
-                await asyncio.sleep(random.uniform(0, 0.1 * 2**attempt))  # jittered backoff, as botocore's
-        raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {problem}")
+                raise Retryable(f"cannot be reached: {error!r}") from error
+            if answer.status in RETRY_STATUSES:
+                raise Retryable(problem)
+            raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {problem}")
+
+        try:
+            return await retries.store_requests().on(Retryable)(head)
+        except Retryable as error:
+            raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {error}") from None
 
     async def sha256(self, key: str) -> str:
         answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))

@@ -266,9 +266,9 @@ async def test_alerts_email_and_signed_webhooks(api: Api, contributor: str, aler
 
 async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, contributor: str, alert_sinks: dict,
                                                                    settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.events import alerts
+    from storage import retries
 
-    monkeypatch.setattr(alerts, "FIRST_DELAY", 0.01)
+    monkeypatch.setattr(retries, "ALERT_FIRST_WAIT", 0.01)
     settings.alert_webhooks = [f"http://127.0.0.1:{alert_sinks['port']}/hook?wait=1", f"http://127.0.0.1:{free_port()}/closed"]
     settings.alert_smtp_host = None
     # The first webhook hangs until released below: logging returns all the same.

@@ -24,11 +24,10 @@ from documents.clock import utcnow
 from documents.event import ALERT_DELIVERY_FAILED, LEVELS, Event
 from documents.json_value import StoredJson
 from services.events.feed import FeedWriter
+from storage import retries
 
 log = logging.getLogger("graphlake.alerts")
 
-ATTEMPTS = 4
-FIRST_DELAY = 0.5
 SIGNATURE_HEADER = "X-Graphlake-Signature"
 _NAMES = {number: name for name, number in LEVELS.items()}
 
@@ -61,18 +60,13 @@ def signature(secret: bytes, body: bytes) -> str:
 
 
 async def _with_retries(what: str, send: Callable[[], Awaitable[None]]) -> str | None:
-    """None once sent, else the last error."""
-    error: Exception | None = None
-    for attempt in range(ATTEMPTS):
-        try:
-            await send()
-            return None
-        except Exception as caught:  # any failure to deliver is retried, then reported
-            error = caught
-            if attempt < ATTEMPTS - 1:
-                await asyncio.sleep(FIRST_DELAY * 2**attempt)
-    log.warning("alert delivery to %s failed after %d attempts: %s", what, ATTEMPTS, error)
-    return f"{type(error).__name__}: {error}"
+    """None once sent, else the last error (storage/retries.py says how often and how long apart)."""
+    try:
+        await retries.alert_deliveries().on(Exception)(send)  # any failure to deliver is retried, then reported
+        return None
+    except Exception as error:
+        log.warning("alert delivery to %s failed after %d attempts: %s", what, retries.ALERT_ATTEMPTS, error)
+        return f"{type(error).__name__}: {error}"
 
 
 async def _email(events: list[Event], settings: AlertSettings) -> None:
