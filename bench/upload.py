@@ -65,10 +65,10 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from documents.api_token import Role  # noqa: E402
 from graphlake.app import create_app  # noqa: E402
-from graphlake.client import write_in_place  # noqa: E402
 from graphlake.local_services import find_binary, free_port, start_minio  # noqa: E402
 from graphlake.mounts import build_stores  # noqa: E402
 from graphlake.settings import S3MountSettings, Settings  # noqa: E402
+from graphlake_client.direct import write_in_place  # noqa: E402
 from resolvers.auth.service import create_token  # noqa: E402
 from resolvers.uploads.service import part_size_for  # noqa: E402
 from storage import ObjectStore  # noqa: E402

@@ -22,7 +22,6 @@ import mimetypes
 import os
 import random
 import re
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -34,7 +33,7 @@ from typing import Any
 import httpx
 import pathspec
 
-from storage.local import MARKER, direct_temp_path, file_sha256
+from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 
 CHUNK = 1024 * 1024
 Progress = Callable[[int], None]  # called with the bytes just sent
@@ -176,10 +175,7 @@ class Client:
     async def _shared_mounts(self) -> dict[str | None, bool]:
         shared: dict[str | None, bool] = {}
         for found in (await self.execute(_MOUNTS))["mounts"]:
-            try:
-                here = bool(found["localRoot"]) and (Path(found["localRoot"]) / MARKER).read_text().strip() == found["localId"]
-            except OSError:
-                here = False
+            here = shares_directory(found["localRoot"], found["localId"])
             shared[found["name"]] = here
             if found["isDefault"]:
                 shared[None] = here
@@ -495,18 +491,6 @@ class Client:
             Path(temp).unlink(missing_ok=True)
             raise
         return target
-
-
-def write_in_place(source: Path, target: Path) -> None:
-    """A direct write: copy `source` (the kernel copies it) under a temporary name beside
-    `target`, then rename it into place, so the server never sees half a file there."""
-    temp = direct_temp_path(target)  # the name the server's sweep knows, should this copy die
-    try:
-        shutil.copyfile(source, temp)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def walk(root: Path, ignore: Iterable[str] = ()) -> list[str]:
