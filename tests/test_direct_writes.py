@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from documents.upload import UploadSession
-from graphlake.client import Client, ResumeState
 from graphlake.context import AppState
 from graphlake.settings import Settings
+from graphlake_client import Client, ResumeState
 from graphlake_client.direct import MARKER, write_in_place
 from resolvers.errors import BadUserInput
 from resolvers.uploads import service
