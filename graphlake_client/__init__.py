@@ -19,9 +19,9 @@ This package imports no server package (graphlake, resolvers, documents, storage
 it installs and runs alone; the server imports the direct-write protocol from it (direct.py).
 
 Modules: client.py (`Client`: events, downloads), uploads.py (sessions, sending, completing,
-directories), transport.py (GraphQL and signed-URL HTTP), resume.py (resume state), directories.py
-(directory walking, archives), direct.py (the direct-write protocol), operations.py (the GraphQL
-documents), errors.py.
+directories), transport.py (GraphQL and signed-URL HTTP), retries.py (the retry policy),
+resume.py (resume state), directories.py (directory walking, archives), direct.py (the
+direct-write protocol), operations.py (the GraphQL documents), errors.py.
 """
 
 from graphlake_client.client import Client

@@ -10,3 +10,12 @@ class GraphlakeClientError(Exception):
         super().__init__(message)
         self.code = code
         self.field = field
+
+
+class CompletionUnderWay(GraphlakeClientError):
+    """CONFLICT while the upload is still open: another request is completing it. The client waits
+    for it (retries.completion_waits); this escapes only where that wait is cut short (stamina's
+    test mode caps its attempts)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"upload {session_id} is still being completed by another request", "CONFLICT")

@@ -3,13 +3,11 @@
 Two connection pools: one to the server, carrying the API token, and one to the stores the
 signed URLs point at (S3, MinIO, the server's own /blobs route), which never sees the token.
 Requests whose answer may be lost on the way are retried here; what is retried, and how long
-the client waits, is the retry policy.
+the client waits, is the retry policy (retries.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
@@ -17,20 +15,19 @@ from typing import Any, Self
 import httpx
 
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.retries import BACKOFF_SECONDS, RETRIES, lost_answers, store_failures
 
 Progress = Callable[[int], None]  # called with the bytes just sent
-# What a gateway answers when it gave up waiting for the server, or could not reach it: the
-# request may have run all the same.
-_GATEWAY_ERRORS = {502, 503, 504}
 
 
 class Transport:
     """The connections to a server and its stores, and the retry knobs: `retries` (how many times a
-    failed request is sent again) and `backoff_seconds` (the first wait between attempts)."""
+    failed request is sent again) and `backoff_seconds` (the first wait between attempts); what
+    they mean is the retry policy (retries.py)."""
 
-    backoff_seconds = 0.5  # first retry delay; doubles each attempt (with jitter), at most 30 s
+    backoff_seconds = BACKOFF_SECONDS  # first retry delay; doubles each attempt (with jitter), at most 30 s
 
-    def __init__(self, url: str, token: str | None, *, retries: int = 5, timeout: float = 300,
+    def __init__(self, url: str, token: str | None, *, retries: int = RETRIES, timeout: float = 300,
                  storage_transport: httpx.AsyncBaseTransport | None = None,
                  graphql_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
@@ -65,40 +62,25 @@ class Transport:
         """`execute` for a request that is safe to send twice, sent again (up to `retries` times,
         with backoff) when its answer is lost on the way: a timeout, a broken connection, a
         gateway's 502/503/504. The server may have run it all the same."""
-        attempt = 0
-        while True:
-            try:
-                return await self.execute(query, variables)
-            except httpx.HTTPStatusError as error:
-                if error.response.status_code not in _GATEWAY_ERRORS or attempt == self.retries:
-                    raise
-            except httpx.TransportError:
-                if attempt == self.retries:
-                    raise
-            await asyncio.sleep(self._pause(attempt))
-            attempt += 1
-
-    def _pause(self, attempt: int) -> float:
-        """The wait before retry number `attempt` + 1: exponential from backoff_seconds, jittered, at most 30 s."""
-        return min(30.0, self.backoff_seconds * 2**attempt) * (0.5 + random.random())
+        return await lost_answers(self.retries, self.backoff_seconds)(self.execute, query, variables)
 
     async def _put(self, url: str, path: Path, offset: int, size: int, headers: dict[str, str],
                    progress: Progress | None) -> None:
-        """PUT one byte range of `path`, retried with exponential backoff and jitter."""
-        for attempt in range(self.retries + 1):
-            try:
-                with path.open("rb") as source:
-                    source.seek(offset)
-                    body = source.read(size)
-                response = await self.storage_http.put(url, content=body, headers=headers)
-                if response.status_code < 500:
-                    response.raise_for_status()
-                    if progress:
-                        progress(size)
-                    return
-            except httpx.TransportError:
-                if attempt == self.retries:
-                    raise
-            if attempt < self.retries:
-                await asyncio.sleep(self._pause(attempt))
-        raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({response.status_code})")
+        """PUT one byte range of `path`, retried (store_failures) while the network or the store fails."""
+
+        async def put() -> None:
+            with path.open("rb") as source:
+                source.seek(offset)
+                body = source.read(size)
+            response = await self.storage_http.put(url, content=body, headers=headers)
+            response.raise_for_status()
+
+        try:
+            await store_failures(self.retries, self.backoff_seconds)(put)
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code < 500:
+                raise
+            status = error.response.status_code
+            raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({status})") from error
+        if progress:
+            progress(size)

@@ -22,8 +22,9 @@ import httpx
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import make_archive, walk
-from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError
 from graphlake_client.resume import ResumeState
+from graphlake_client.retries import RETRIES, completion_waits
 from graphlake_client.transport import Progress, Transport
 
 BATCH_FILES = 100  # files per createUploads / completeUploads: a directory of small files is not 3 round trips each
@@ -36,7 +37,7 @@ LATE_HASH_BYTES = 64 * 1024 * 1024
 class Uploader(Transport):
     """Uploads of files, batches and directories, on top of the transport."""
 
-    def __init__(self, url: str, token: str | None, *, concurrency: int = 4, retries: int = 5,
+    def __init__(self, url: str, token: str | None, *, concurrency: int = 4, retries: int = RETRIES,
                  resume: ResumeState | None = None, timeout: float = 300,
                  storage_transport: httpx.AsyncBaseTransport | None = None, direct_writes: bool = True,
                  graphql_transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -132,19 +133,19 @@ class Uploader(Transport):
         resolvers/uploads/service.py); the next attempt after that completes the upload itself.
         `look_first`: CONFLICT is already known (a batch's failure, a session found completed),
         so the session is looked at before completing is asked again."""
-        attempt = 0
-        while True:
-            if not look_first:
-                try:
-                    return (await self._repeatable(ops.COMPLETE, {"id": session_id, "sha256": sha256}))["completeUpload"]
-                except GraphlakeClientError as error:
-                    if error.code != "CONFLICT":
-                        raise
-            asset = await self._settled(session_id)
-            if asset is not None:
+        async for attempt in completion_waits(self.backoff_seconds):
+            with attempt:
+                if attempt.num > 1 or not look_first:
+                    try:
+                        return (await self._repeatable(ops.COMPLETE, {"id": session_id, "sha256": sha256}))["completeUpload"]
+                    except GraphlakeClientError as error:
+                        if error.code != "CONFLICT":
+                            raise
+                asset = await self._settled(session_id)
+                if asset is None:
+                    raise CompletionUnderWay(session_id)  # retried: wait, then ask to complete it again
                 return asset
-            await asyncio.sleep(self._pause(attempt))
-            attempt, look_first = attempt + 1, False
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _settled(self, session_id: str) -> dict[str, Any] | None:
         """The asset of a completed upload; None while it is open (being completed); an error
