@@ -31,7 +31,9 @@ from graphlake_client.errors import CompletionUnderWay
 
 RETRIES = 5  # attempts after the first, by default
 BACKOFF_SECONDS = 0.5  # the first wait, by default
-BACKOFF_CAP_SECONDS = 30.0  # a longer wait would outlast the server's claim on a completion (30 s)
+# A completion another request holds is free again within 30 s (the server's claim): waiting
+# longer than that would only delay the attempt that takes it over.
+BACKOFF_CAP_SECONDS = 30.0
 # What a gateway answers when it gave up waiting for the server, or could not reach it: the
 # request may have run all the same.
 GATEWAY_ERRORS = frozenset({502, 503, 504})
@@ -45,7 +47,7 @@ def answer_lost(error: Exception) -> bool:
 
 
 def store_failed(error: Exception) -> bool:
-    """Whether a PUT to a store failed in a way another attempt may not: the network or the store's 5xx."""
+    """Whether a PUT to a store failed in a way another attempt may fix: the network, or the store's 5xx."""
     if isinstance(error, httpx.HTTPStatusError):
         return error.response.status_code >= 500
     return isinstance(error, httpx.TransportError)
