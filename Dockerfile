@@ -11,6 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY graphlake graphlake
+COPY graphlake_client graphlake_client
 COPY resolvers resolvers
 COPY documents documents
 COPY storage storage

@@ -16,7 +16,7 @@ both, with httpx (keep-alive) for every request it sends itself. Each round time
                            /datapoints/query {"value.group": 7}; assets with a value EQ predicate,
                            pages of 500, no totalCount)
   store files              `--files` files of `--file-size` random bytes, 4 at a time (MADSci: one
-                           multipart POST /datapoint each; Graphlake: graphlake.client's directory
+                           multipart POST /datapoint each; Graphlake: graphlake_client's directory
                            upload, over HTTP: createUploads, a signed PUT each, completeUploads)
   fetch files              each of them back into a file, 4 at a time (MADSci: GET
                            /datapoint/{id}/value; Graphlake: the client's download, asset(id) for
@@ -53,13 +53,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from documents.api_token import Role
-from graphlake.client import Client, ResumeState
 from graphlake.database import connect
 from graphlake.local_services import (
     find_binary,
     free_port,
     start_ferretdb,
 )
+from graphlake_client import Client, ResumeState
 from services.auth import create_token
 from tests.processes import start_server_process
 
@@ -67,7 +67,7 @@ PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gr
 PEER_REQUIREMENTS = ["madsci-data-manager==0.8.1", "pydantic==2.10.*"]
 DATABASE = "peer_bench"
 CLIENTS = 8  # concurrent clients of the second step
-FILE_CONCURRENCY = 4  # graphlake.client.Client's default; MADSci's uploads and both fetches get the same
+FILE_CONCURRENCY = 4  # graphlake_client.Client's default; MADSci's uploads and both fetches get the same
 GROUPS = 100  # value i is in group i % GROUPS, so a group is 1% of the values
 QUERY_GROUP = 7
 QUERIES = 20

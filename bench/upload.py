@@ -65,10 +65,10 @@ from starlette.responses import JSONResponse
 
 from documents.api_token import Role
 from graphlake.app import create_app
-from graphlake.client import write_in_place
 from graphlake.local_services import find_binary, free_port, start_minio
 from graphlake.mounts import build_stores
 from graphlake.settings import S3MountSettings, Settings
+from graphlake_client.direct import write_in_place
 from services.auth import create_token
 from services.uploads.sessions import part_size_for
 from storage import ObjectStore

@@ -197,7 +197,7 @@ Token = Annotated[str | None, typer.Option("--token", envvar="GRAPHLAKE_TOKEN", 
 
 
 def _client_run(coroutine: object) -> object:
-    from graphlake.client import GraphlakeClientError
+    from graphlake_client import GraphlakeClientError
 
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
@@ -226,7 +226,7 @@ def upload(
     Rerun after an interruption: uploads resume from the parts already stored."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from graphlake.client import Client
+    from graphlake_client import Client
 
     entries = json.loads(manifest.read_text()) if manifest else None
 
@@ -251,7 +251,7 @@ def download(
     token: Token = None,
 ) -> None:
     """Download an asset's file."""
-    from graphlake.client import Client
+    from graphlake_client import Client
 
     async def run() -> Path:
         async with Client(url, token) as lake:

@@ -10,13 +10,14 @@ HTTP round trip through this process. It knows it sees the same directory when t
 MARKER file holds the id the server reports (`mount_id`). Such a file is trusted for nothing:
 completion requires a regular file (no symlink), checks its size and reads it back for a declared
 SHA-256, and never believes a digest recorded on it, since its writer could have set that too.
+What writer and server must agree on (MARKER, the temp names, the hashing) lives in the client
+library, graphlake_client/direct.py: the server may depend on the client, never the reverse.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -26,27 +27,20 @@ import time
 import uuid
 from pathlib import Path
 
+from graphlake_client.direct import MARKER, file_sha256, is_direct_temp_name
 from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
 
-CHUNK = 1024 * 1024
 SHA256_ATTR = "user.graphlake.sha256"
 _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads objects back
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-MARKER = ".graphlake-mount"  # holds the mount's id, for clients to recognise a directory they share
 PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place
-DIRECT_TEMP_SUFFIX = ".part"  # a direct writer's: `.<name>.<anything>.part` beside directPath
 
 
 def is_temp_name(name: str) -> bool:
     """Whether a file name is an upload's before its rename into place (a signed PUT's, or a direct
     writer's that follows the convention directPath's description gives)."""
-    return name.startswith(PUT_TEMP_PREFIX) or (name.startswith(".") and name.endswith(DIRECT_TEMP_SUFFIX))
-
-
-def direct_temp_path(target: Path) -> Path:
-    """Where a direct writer writes `target`'s file before renaming it into place."""
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex}{DIRECT_TEMP_SUFFIX}")
+    return name.startswith(PUT_TEMP_PREFIX) or is_direct_temp_name(name)
 
 
 class UnsafeKey(ValueError):
@@ -233,11 +227,3 @@ class LocalStore:
         else:
             path.unlink(missing_ok=True)
 
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

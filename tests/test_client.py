@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphlake.client import Client, GraphlakeClientError, ResumeState
 from graphlake.settings import Settings
+from graphlake_client import Client, GraphlakeClientError, ResumeState
 from tests.conftest import Served
 from tests.operations import Api
 
@@ -103,9 +103,9 @@ async def test_big_files_are_hashed_while_they_upload(served: Served, contributo
     out, and the digest given at completion, on both paths a file takes (alone, and in a batch);
     smaller ones still declare it up front."""
     from documents.upload import UploadSession
-    from graphlake import client as client_module
+    from graphlake_client import uploads as uploads_module
 
-    monkeypatch.setattr(client_module, "LATE_HASH_BYTES", 1000)
+    monkeypatch.setattr(uploads_module, "LATE_HASH_BYTES", 1000)
     big, small = tmp_path / "big.bin", tmp_path / "small.bin"
     big.write_bytes(os.urandom(5000))
     small.write_bytes(os.urandom(999))

@@ -12,13 +12,14 @@ import httpx
 import pytest
 
 from documents.upload import UploadSession
-from graphlake.client import Client, ResumeState, write_in_place
 from graphlake.settings import Settings
+from graphlake_client import Client, ResumeState
+from graphlake_client.direct import MARKER, write_in_place
 from resolvers.context import AppState
 from services.errors import BadUserInput
 from services.uploads import sessions
 from storage import LocalStore
-from storage.local import MARKER, SHA256_ATTR
+from storage.local import SHA256_ATTR
 from storage.signing import UrlSigner
 from tests.conftest import Served
 from tests.operations import Api, object_id

@@ -15,10 +15,11 @@ import pytest
 from documents.clock import utcnow
 from documents.upload import UploadSession
 from graphlake.settings import Settings
+from graphlake_client.direct import direct_temp_path
 from resolvers.context import AppState
 from services.uploads.reconciler import reconcile, sweep_temp_files
 from storage import S3Store
-from storage.local import PUT_TEMP_PREFIX, direct_temp_path
+from storage.local import PUT_TEMP_PREFIX
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id

@@ -1,0 +1,46 @@
+"""Resume state: the upload sessions a run opened, kept on disk so that a rerun after an
+interruption resumes them (only the missing parts or files go) instead of starting over."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_path() -> Path:
+    # The user's cache, not the data's directory: a read-only source tree still resumes.
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "graphlake" / "uploads.json"
+
+
+@dataclass
+class ResumeState:
+    """Open upload sessions by file (path, size, mtime), so a rerun resumes instead of restarting."""
+
+    path: Path = field(default_factory=_default_path)
+
+    def _load(self) -> dict[str, str]:
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @staticmethod
+    def key(server: str, file: Path) -> str:
+        """The entry of `file` uploaded to `server`: a file changed since (size, mtime) is a new upload."""
+        stat = file.stat()
+        return f"{server}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+    def get(self, key: str) -> str | None:
+        return self._load().get(key)
+
+    def put(self, key: str, session_id: str | None) -> None:
+        """Remember `key`'s session, or forget it (None) once its upload is complete."""
+        state = self._load()
+        if session_id is None:
+            state.pop(key, None)
+        else:
+            state[key] = session_id
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(state))

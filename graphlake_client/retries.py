@@ -1,0 +1,79 @@
+"""The client's retry policy, in one place: which failures are tried again, how often, how long
+the client waits in between. Built on stamina (tenacity underneath); the modules that retry only
+say which policy applies.
+
+What is retried:
+- `lost_answers`: a GraphQL request that is safe to send twice, when its answer was lost on the
+  way (a timeout, a broken connection, a gateway's 502/503/504): the server may have run it.
+- `store_failures`: a PUT to a signed URL, on a transport error or the store's 5xx. A 4xx (an
+  expired or refused URL) is never retried: sending the same bytes again cannot fix it.
+- `completion_waits`: a completion another request is still at (CONFLICT while the session is
+  open, `CompletionUnderWay`), asked again until the server settles it.
+
+How: `retries` attempts after the first. The first wait is `backoff_seconds`, doubling each
+attempt, plus a random jitter of up to `backoff_seconds` (so parts failing together do not come
+back together), at most BACKOFF_CAP_SECONDS. No overall time limit (stamina's default is 45 s):
+a PUT of a big part or a completion reading a big object back can take minutes on its own.
+
+In tests, `stamina.set_testing(True, attempts=N, cap=True)` removes the waits and caps attempts;
+setting a client's `backoff_seconds` small keeps the waits short and the attempt counts real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+import httpx
+import stamina
+
+from graphlake_client.errors import CompletionUnderWay
+
+RETRIES = 5  # attempts after the first, by default
+BACKOFF_SECONDS = 0.5  # the first wait, by default
+# A completion another request holds is free again within 30 s (the server's claim): waiting
+# longer than that would only delay the attempt that takes it over.
+BACKOFF_CAP_SECONDS = 30.0
+# What a gateway answers when it gave up waiting for the server, or could not reach it: the
+# request may have run all the same.
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+
+
+def answer_lost(error: Exception) -> bool:
+    """Whether a GraphQL request failed on the way (so sending it again may succeed), not at the server."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code in GATEWAY_ERRORS
+    return isinstance(error, httpx.TransportError)
+
+
+def store_failed(error: Exception) -> bool:
+    """Whether a PUT to a store failed in a way another attempt may fix: the network, or the store's 5xx."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code >= 500
+    return isinstance(error, httpx.TransportError)
+
+
+def _waits(retries: int | None, backoff_seconds: float) -> dict[str, Any]:
+    """stamina's arguments for the policy above: `retries` after the first attempt (None: no limit)."""
+    return {"attempts": None if retries is None else retries + 1, "timeout": None, "wait_initial": backoff_seconds,
+            "wait_max": BACKOFF_CAP_SECONDS, "wait_jitter": backoff_seconds, "wait_exp_base": 2}
+
+
+def lost_answers(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
+    """Calls a repeatable GraphQL request again while its answer is lost: `await policy(fn, *args)`."""
+    return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(answer_lost)
+
+
+def store_failures(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
+    """Calls a PUT to a store again while it fails: `await policy(fn, *args)`."""
+    return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(store_failed)
+
+
+def completion_waits(backoff_seconds: float) -> AsyncIterable[stamina.Attempt]:
+    """Attempts at a completion, for `async for attempt in ...: with attempt: ...`, again while
+    another request is at it (`CompletionUnderWay`). An iterator rather than a caller, as the
+    first attempt may differ from the next (`attempt.num`: a completion known to conflict looks
+    before it asks). No attempt limit: the server ends the wait, as the other request's claim
+    lapses within half a minute (the next attempt then completes the upload itself) and an
+    expired session is an error that is not retried."""
+    return stamina.retry_context(on=CompletionUnderWay, **_waits(None, backoff_seconds))
