@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import httpx
+import stamina.instrumentation
 import typer
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
@@ -196,9 +197,16 @@ ServerUrl = Annotated[str, typer.Option("--url", envvar="GRAPHLAKE_URL", help="T
 Token = Annotated[str | None, typer.Option("--token", envvar="GRAPHLAKE_TOKEN", help="API token (GRAPHLAKE_TOKEN).")]
 
 
+def _say_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    """One plain line per retry the client makes (stamina's default hook logs a bare event name)."""
+    errors.print(f"[yellow]retrying[/yellow] in {details.wait_for:.1f} s (retry {details.retry_num}): "
+                 f"{type(details.caused_by).__name__}: {details.caused_by}")
+
+
 def _client_run(coroutine: object) -> object:
     from graphlake_client import GraphlakeClientError
 
+    stamina.instrumentation.set_on_retry_hooks([_say_retry])
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except GraphlakeClientError as error:
