@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import os
 import time
-
 from datetime import timedelta
 
 import httpx
@@ -549,18 +548,6 @@ async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, se
         error = await api.error("CreateUpload", {"input": fields}, token=contributor)
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (fields, error)
     assert await UploadSession.count() == 0
-
-
-def test_part_sizes_respect_s3_limits() -> None:
-    from resolvers.uploads.service import part_size_for
-
-    assert part_size_for(10 * MIB, 64 * MIB) is None
-    assert part_size_for(64 * MIB, 64 * MIB) == 8 * MIB
-    huge = 5 * 1024**4
-    size = part_size_for(huge, 64 * MIB)
-    assert size % MIB == 0 and size >= 5 * MIB and -(-huge // size) <= 10_000
-
-
 
 
 async def _batch(api: Api, served: Served, token: str, files: list[bytes], mount: str, coll_id: str | None) -> tuple:
