@@ -1,20 +1,24 @@
 # Graphlake: two commands for a new machine.
 #   make run   set everything up and start the server on its embedded default
 #   make test  set everything up and run the whole suite against real services
-# Both are idempotent: each step is redone only when its inputs changed.
+#   make unit  only the pure tests (tests/unit/): no database, no object store, nothing built
+# All are idempotent: each step is redone only when its inputs changed.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export GRAPHLAKE_BIN_CACHE ?= $(HOME)/.cache/graphlake/bin
 
-.PHONY: run test bench setup python assets ferretdb minio schema check-python clean
+.PHONY: run test unit bench setup python assets ferretdb minio schema check-python clean
 
 run: setup ferretdb
 	$(BIN)/graphlake serve
 
 test: setup ferretdb minio
 	$(BIN)/pytest
+
+unit: python
+	$(BIN)/pytest tests/unit
 
 # Speed, as ratios against raw-driver baselines measured in the same run (see README, Performance).
 bench: setup ferretdb minio
