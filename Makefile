@@ -1,7 +1,8 @@
 # Graphlake: two commands for a new machine.
 #   make run   set everything up and start the server on its embedded default
 #   make test  set everything up and run the whole suite against real services
-# Both are idempotent: each step is redone only when its inputs changed.
+#   make unit  only the pure tests (tests/unit/): no database, no object store, nothing built
+# All are idempotent: each step is redone only when its inputs changed.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ UV          := $(VENV)/.uv-$(UV_VERSION)
 LOCK_INPUTS = $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
   print(hashlib.sha256(json.dumps([p["requires-python"], p["dependencies"], p["optional-dependencies"]]).encode()).hexdigest()[:16])'
 
-.PHONY: run test lint bench setup python lock assets ferretdb minio schema check-python clean
+.PHONY: run test unit lint bench setup python lock assets ferretdb minio schema check-python clean
 
 run: setup ferretdb
 	$(BIN)/graphlake serve
@@ -29,6 +30,10 @@ test: setup ferretdb minio
 lint: python
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+# The pure tests alone (tests/unit/): no FerretDB, no MinIO, a few seconds.
+unit: python
+	$(BIN)/pytest tests/unit
 
 # Speed, as ratios against raw-driver baselines measured in the same run (see README, Performance).
 bench: setup ferretdb minio

@@ -38,6 +38,12 @@ class Broadcast:
     def has_subscribers(self) -> bool:
         return bool(self._subscribers)
 
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions this broadcast feeds now (tests wait on it: a client is not told
+        when its subscription starts to listen)."""
+        return len(self._subscribers)
+
     def publish(self, message: Any) -> None:
         if not self._subscribers:
             return

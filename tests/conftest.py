@@ -31,6 +31,7 @@ from resolvers.context import AppState
 from services.auth import create_token
 from services.events.feed import WRITERS_COLLECTION
 from tests.operations import Api
+from tests.waiting import live_subscribers, wait_for
 
 
 @dataclass(frozen=True)
@@ -151,10 +152,14 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
     port = settings.port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
+
+    def started() -> bool:
+        if task.done() and not server.started:
             task.result()  # startup failed: raise its error here
-        await asyncio.sleep(0.05)
+            raise AssertionError("uvicorn stopped before it served (see the log)")
+        return server.started
+
+    await wait_for(started, timeout=60, what="the app to start serving")
     yield Served(app=app, base_url=f"http://127.0.0.1:{port}", commands=counter)
     server.should_exit = True
     await task
@@ -172,10 +177,14 @@ def state(app: Starlette) -> AppState:
 
 @pytest.fixture(autouse=True)
 async def clean_database(served: Served) -> None:
-    """Every test starts on empty collections (their indexes kept), and no token remembered."""
+    """Every test starts on empty collections (their indexes kept), no token remembered, and no live
+    subscription left over: the test before closed its sockets, but the server ends their subscriptions
+    a moment later, and a test that waits for its own to be listening counts them."""
     for model in DOCUMENT_MODELS:
         await model.get_pymongo_collection().delete_many({})
     served.app.state.graphlake.tokens.clear()
+    await wait_for(lambda: live_subscribers(served.app.state.graphlake.events) == 0,
+                   what="the subscriptions of earlier tests to end")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 
 from graphlake.local_services import find_binary, free_port, start_ferretdb
+from tests.waiting import wait_for
 
 
 async def start_server_process(mongodb_url: str, database: str, data_dir: Path,
@@ -29,18 +30,22 @@ async def start_server_process(mongodb_url: str, database: str, data_dir: Path,
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=data_dir,
                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
-            try:
-                if (await http.get(f"{url}/readyz")).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                pass
-            if process.returncode is not None:
-                break
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"graphlake serve did not start on port {port}")
+
+    async def ready() -> bool:
+        if process.returncode is not None:
+            raise RuntimeError(f"graphlake serve exited ({process.returncode}) before it was ready on port {port}")
+        try:
+            return (await http.get(f"{url}/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False  # not listening yet
+
+    try:
+        async with httpx.AsyncClient() as http:
+            await wait_for(ready, timeout=60, interval=0.1, what=f"graphlake serve to be ready on port {port}")
+    except BaseException:
+        process.kill()
+        raise
+    return process, url
 
 
 @contextlib.contextmanager
@@ -65,10 +70,14 @@ async def serving(app) -> AsyncIterator[int]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
+
+    def started() -> bool:
+        if task.done() and not server.started:
             task.result()  # startup failed: raise its error here
-        await asyncio.sleep(0.05)
+            raise RuntimeError("uvicorn stopped before it served (see the log)")
+        return server.started
+
+    await wait_for(started, timeout=60, what="the app to start serving")
     try:
         yield port
     finally:

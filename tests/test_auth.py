@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from datetime import timedelta
 
 import httpx
@@ -14,6 +14,7 @@ from documents.event import Event
 from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
 from tests.operations import Api
+from tests.waiting import wait_for
 
 
 async def test_no_token_is_unauthenticated_with_a_clear_message(api: Api) -> None:
@@ -71,9 +72,11 @@ async def test_revoked_token_stops_working_at_once(api: Api, admin: str, make_to
 
 
 async def test_expired_token_is_refused_even_while_remembered(api: Api, make_token: MakeToken) -> None:
-    secret = await make_token(Role.VIEWER, name="soon", expires_at=utcnow() + timedelta(seconds=1))
+    expires_at = utcnow() + timedelta(seconds=1)
+    secret = await make_token(Role.VIEWER, name="soon", expires_at=expires_at)
     assert (await api.data("Mounts", token=secret))["mounts"]  # accepted, and so remembered for 5 s
-    await asyncio.sleep(1.1)
+    # The clock passing the expiry is the condition (stored at millisecond precision: not later than this).
+    await wait_for(lambda: utcnow() >= expires_at, what="the token's expiry")
     assert (await api.error("Mounts", token=secret))["extensions"]["code"] == "UNAUTHENTICATED"
 
 
@@ -91,8 +94,10 @@ async def test_a_revocation_elsewhere_takes_effect_when_the_memory_lapses(
     monkeypatch.setattr(state.tokens, "seconds", 0.3)
     secret = await make_token(Role.VIEWER, name="elsewhere")
     assert (await api.data("Mounts", token=secret))["mounts"]
+    remembered_until = time.monotonic() + state.tokens.seconds  # remembered as checked, before this answer
     await ApiToken.find_one({"name": "elsewhere"}).update({"$set": {"revoked_at": utcnow()}})
-    await asyncio.sleep(0.35)
+    # The memory lapsing on the cache's own clock is the condition.
+    await wait_for(lambda: time.monotonic() >= remembered_until, what="the remembered token to lapse")
     assert (await api.error("Mounts", token=secret))["extensions"]["code"] == "UNAUTHENTICATED"
 
 

@@ -17,6 +17,7 @@ from graphlake.settings import Settings
 from graphlake_client import Client, GraphlakeClientError, ResumeState
 from tests.conftest import Served
 from tests.operations import Api
+from tests.waiting import wait_for
 
 MIB = 1024 * 1024
 
@@ -235,8 +236,8 @@ async def test_the_client_waits_while_another_request_completes_the_upload(
     lake.execute = holding  # type: ignore[method-assign]
 
     async def release_later() -> None:
-        while attempts.sent < 3:  # it asked, and asked again while the other request held on
-            await asyncio.sleep(0.01)
+        # it asked, and asked again while the other request held on
+        await wait_for(lambda: attempts.sent >= 3, interval=0.01, what="the client to ask three times")
         await claims.delete_many({})  # the other request ended without completing it
 
     async with lake:

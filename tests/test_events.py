@@ -32,6 +32,7 @@ from resolvers.context import AppState
 from resolvers.events.types import Event as EventType
 from tests.conftest import Served
 from tests.operations import Api
+from tests.waiting import live_subscribers, wait_for
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
 
 
@@ -103,12 +104,12 @@ async def test_cursors_stay_stable_while_events_arrive(api: Api, contributor: st
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_python_subscriber_gets_each_matching_event_once_in_order(
-    api: Api, served: Served, viewer: str, contributor: str, protocol: str
+    api: Api, served: Served, state: AppState, viewer: str, contributor: str, protocol: str
 ) -> None:
     async with Subscriber(served.ws_url, protocol) as ws:
         await ws.connect({"Authorization": f"Bearer {viewer}"})
         await ws.subscribe("EventStream", {"filter": {"source": {"nodeId": "robot-7"}, "minLevel": "INFO"}})
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the subscription to listen")
         await log(api, contributor, *[ev("STEP", message=str(i), source={"nodeId": "robot-7"}) for i in range(20)],
                   ev("STEP", message="other node", source={"nodeId": "robot-8"}), ev("STEP", level="DEBUG", source={"nodeId": "robot-7"}))
         got = [await asyncio.wait_for(ws.receive(), 10) for _ in range(20)]
@@ -140,13 +141,14 @@ async def test_slow_subscriber_is_dropped_and_others_continue(api: Api, served: 
     async with Subscriber(served.ws_url) as healthy, Subscriber(served.ws_url) as slow:
         await healthy.connect({"Authorization": f"Bearer {viewer}"})
         await healthy.subscribe("EventStream", {"filter": {"eventTypes": ["BURST"]}})
-        await asyncio.sleep(0.3)  # let it register with the normal queue size
+        # Its queue is sized as it starts to listen: with the normal size, so before the change below.
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the healthy subscription to listen")
         size = state.events.queue_size
         state.events.queue_size = 5  # the next subscriber gets a tiny queue
         try:
             await slow.connect({"Authorization": f"Bearer {viewer}"})
             await slow.subscribe("EventStream", {"filter": {"eventTypes": ["BURST"]}})
-            await asyncio.sleep(0.3)
+            await wait_for(lambda: live_subscribers(state.events) == 2, what="the slow subscription to listen")
         finally:
             state.events.queue_size = size
         await log(api, contributor, *[ev("BURST", message=str(i)) for i in range(200)])
@@ -165,7 +167,7 @@ async def test_slow_subscriber_is_dropped_and_others_continue(api: Api, served: 
 
 
 async def test_live_event_is_executed_once_per_distinct_subscription(
-    api: Api, served: Served, viewer: str, admin: str, contributor: str, monkeypatch: pytest.MonkeyPatch
+    api: Api, served: Served, state: AppState, viewer: str, admin: str, contributor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     executions: list[str] = []
     execute = StrawberryGraphQLCoreExecutionContext.execute_operation
@@ -188,7 +190,7 @@ async def test_live_event_is_executed_once_per_distinct_subscription(
         await b.subscribe("EventStream", same, query=narrow)  # another selection
         await b.subscribe("EventStream", {"filter": {"eventTypes": ["FANOUT", "OTHER"]}})  # other variables
         await c.subscribe("EventStream", same)  # another role
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: live_subscribers(state.events) == 6, what="the six subscriptions to listen")
         await log(api, contributor, *[ev("FANOUT", message=f"m{i}", source={"nodeId": "n"}) for i in range(3)])
         got = {name: [await asyncio.wait_for(ws.receive(), 10) for _ in range(n * 3)] for name, ws, n in
                (("a", a, 2), ("b", b, 3), ("c", c, 1))}
@@ -225,8 +227,7 @@ async def alert_sinks(settings: Settings) -> dict:
     server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", receive, methods=["POST"])]),
                                            host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: server.started, what="the webhook receiver to start")
     saved = settings.model_dump()
     settings.alert_smtp_host, settings.alert_smtp_port, settings.alert_smtp_starttls = "127.0.0.1", smtp.port, False
     settings.alert_email_to = ["oncall@lab.example"]
@@ -244,18 +245,10 @@ async def alert_sinks(settings: Settings) -> dict:
         smtp.stop()
 
 
-async def wait_for(condition, timeout: float = 10) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if await condition() if asyncio.iscoroutinefunction(condition) else condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 async def test_alerts_email_and_signed_webhooks(api: Api, contributor: str, alert_sinks: dict) -> None:
     await log(api, contributor, ev("LOG_INFO", message="routine"), ev("FURNACE", level="CRITICAL", message="overheat"),
               ev("NOTE", level="INFO", alert=True, message="look at this"))
-    await wait_for(lambda: alert_sinks["mails"] and alert_sinks["hooks"])
+    await wait_for(lambda: alert_sinks["mails"] and alert_sinks["hooks"], what="an email and a webhook")
     mail = email.message_from_bytes(alert_sinks["mails"][0].content)
     assert alert_sinks["mails"][0].rcpt_tos == ["oncall@lab.example"] and "FURNACE" in mail["Subject"]
     body, headers = alert_sinks["hooks"][0]
@@ -274,13 +267,13 @@ async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, con
     # The first webhook hangs until released below: logging returns all the same.
     ids = await log(api, contributor, ev("FAULT", level="ERROR"))
     assert len(ids) == 1
-    await wait_for(lambda: len(alert_sinks["hooks"]) == 1)  # the delivery is still in flight
+    await wait_for(lambda: len(alert_sinks["hooks"]) == 1, what="the first webhook")  # still in flight
     alert_sinks["release"].set()
 
     async def failure_logged() -> bool:
         return await Event.find({"event_type": "ALERT_DELIVERY_FAILED"}).count() == 1
 
-    await wait_for(failure_logged)
+    await wait_for(failure_logged, what="ALERT_DELIVERY_FAILED to be logged")
     failed = await Event.find_one({"event_type": "ALERT_DELIVERY_FAILED"})
     assert "/closed" in failed.data.decode()["target"] and failed.level == 30
 
@@ -319,9 +312,9 @@ async def test_alerts_fire_only_once_their_events_are_stored(state: AppState, mo
     monkeypatch.setattr(alerts, "notify", notify)
     async with state.feed.together():
         await service.log_events(state.feed, [service.NewEvent(event_type="MELTDOWN", level=50)], state.settings)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # kept: no condition to wait on; gives an alert fired too early the time to show
         assert fired == []  # not stored yet, so not announced
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: fired, what="the alert, once the event is stored")
     assert fired == [["MELTDOWN"]]
 
 

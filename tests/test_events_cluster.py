@@ -5,14 +5,19 @@ asset completed on one process is announced to `assetStatusChanged` subscribers 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
+from documents.clock import utcnow
 from graphlake.settings import Settings
+from resolvers.context import AppState
+from services.events.feed import WRITERS_COLLECTION
 from tests.conftest import Served
 from tests.operations import Api, document
 from tests.processes import start_server_process
+from tests.waiting import live_subscribers, wait_for
 from tests.ws_client import Subscriber
 
 BURST = 5000
@@ -21,6 +26,19 @@ BATCH = 250
 
 async def start_second_server(settings: Settings, tmp_path: Path) -> tuple[asyncio.subprocess.Process, str]:
     return await start_server_process(settings.mongodb_url.get_secret_value(), settings.database, tmp_path)
+
+
+async def listening(state: AppState, other_since: datetime, *, here: bool) -> bool:
+    """Whether subscriptions are ready to receive what the other process logs: each process announces
+    its first subscriber in `feed_writers` (services/events/feed.py), and another writes the feed
+    copies of its events only while it sees such an announcement. The other process (started since
+    `other_since`) has announced its subscriber; and with `here`, this process's one has too."""
+    writers = state.db[WRITERS_COLLECTION]
+    if here and not (live_subscribers(state.events) == 1
+                     and await writers.find_one({"_id": state.feed.writer, "listening": True})):
+        return False
+    return await writers.find_one(
+        {"_id": {"$ne": state.feed.writer}, "started_at": {"$gte": other_since}, "listening": True}) is not None
 
 
 async def collect(ws: Subscriber, count: int) -> list[dict]:
@@ -32,8 +50,9 @@ async def collect(ws: Subscriber, count: int) -> list[dict]:
     return events
 
 
-async def test_burst_across_two_processes(api: Api, served: Served, settings: Settings, viewer: str,
+async def test_burst_across_two_processes(api: Api, served: Served, state: AppState, settings: Settings, viewer: str,
                                           contributor: str, tmp_path: Path) -> None:
+    before = utcnow()
     process, other_url = await start_second_server(settings, tmp_path)
     try:
         other_ws = other_url.replace("http", "ws", 1) + "/graphql"
@@ -41,7 +60,8 @@ async def test_burst_across_two_processes(api: Api, served: Served, settings: Se
             for ws in (on_a, on_b):
                 await ws.connect({"Authorization": f"Bearer {viewer}"})
                 await ws.subscribe("EventStream", {"filter": {"eventTypes": ["BURST"]}})
-            await asyncio.sleep(0.5)
+            await wait_for(lambda: listening(state, before, here=True),
+                           what="both processes to announce their subscriber")
 
             async def log_via(base_url: str, source: str, count: int) -> None:
                 async with httpx.AsyncClient(base_url=base_url, timeout=60,
@@ -73,8 +93,10 @@ async def test_burst_across_two_processes(api: Api, served: Served, settings: Se
         await process.wait()
 
 
-async def test_asset_status_reaches_subscribers_on_another_process(api: Api, served: Served, settings: Settings,
-                                                                   contributor: str, tmp_path: Path) -> None:
+async def test_asset_status_reaches_subscribers_on_another_process(api: Api, served: Served, state: AppState,
+                                                                   settings: Settings, contributor: str,
+                                                                   tmp_path: Path) -> None:
+    before = utcnow()
     process, other_url = await start_second_server(settings, tmp_path)
     try:
         data = b"x" * 4096
@@ -83,7 +105,8 @@ async def test_asset_status_reaches_subscribers_on_another_process(api: Api, ser
         async with Subscriber(other_url.replace("http", "ws", 1) + "/graphql") as on_b:
             await on_b.connect({"Authorization": f"Bearer {contributor}"})
             await on_b.subscribe("AssetStatusChanged", {"ids": [session["asset"]["id"]]})
-            await asyncio.sleep(0.5)
+            await wait_for(lambda: listening(state, before, here=False),
+                           what="the other process to announce its subscriber")
             async with httpx.AsyncClient() as http:
                 assert (await http.put(session["url"], content=data, headers=session["headers"])).status_code == 200
             await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)  # on process A

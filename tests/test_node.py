@@ -1,37 +1,10 @@
-"""node / nodes: opaque IDs, batch fetch in order, authorization per type."""
+"""node / nodes: batch fetch in order, authorization per type. Which types are nodes, and their opaque
+IDs, without a database: tests/unit/test_node.py."""
 
 from __future__ import annotations
 
-from graphql import GraphQLObjectType
-
-from resolvers.node import NODE_KINDS
-from resolvers.schema import build_schema
-from services.node_ids import NodeType, decode_id, encode_id, split_id
+from services.node_ids import NodeType, encode_id
 from tests.operations import Api
-
-
-def test_every_node_type_can_be_fetched() -> None:
-    schema = build_schema()._schema
-    implementers = {
-        t.name for t in schema.type_map.values()
-        if isinstance(t, GraphQLObjectType) and any(i.name == "Node" for i in t.interfaces)
-    }
-    assert implementers == set(NODE_KINDS)
-
-
-def test_node_type_is_the_registry_of_id_bearing_types() -> None:
-    """Every NodeType names a type of the schema (so an id's type part is a real type name), and
-    some carry ids without being fetchable by `node` (a collection item, an upload session)."""
-    schema = build_schema()._schema
-    assert {str(t) for t in NodeType} <= set(schema.type_map)
-    assert set(NODE_KINDS) < set(NodeType)
-
-
-def test_ids_are_opaque_and_round_trip() -> None:
-    gid = encode_id(NodeType.API_TOKEN, "64b000000000000000000001")
-    assert "ApiToken" not in gid and ":" not in gid
-    assert split_id(gid) == ("ApiToken", "64b000000000000000000001")
-    assert decode_id(gid, NodeType.API_TOKEN) == "64b000000000000000000001"
 
 
 async def test_node_and_nodes(api: Api, admin: str) -> None:

@@ -1,10 +1,11 @@
-"""Keyset connections: complete, duplicate-free pages even when sort keys tie, and stable under inserts."""
+"""Keyset connections: complete, duplicate-free pages even when sort keys tie, and stable under inserts.
+The keyset filters and cursors themselves, without a database: tests/unit/test_pagination.py."""
 
 from __future__ import annotations
 
 from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
-from resolvers.pagination import decode_cursor, encode_cursor, keyset_filter, with_tiebreaker
+from resolvers.pagination import encode_cursor
 from tests.conftest import MakeToken
 from tests.operations import Api
 
@@ -47,17 +48,3 @@ async def test_foreign_cursor_is_refused(api: Api, admin: str) -> None:
     for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)])]:
         error = await api.error("ApiTokens", {"after": bad}, token=admin)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
-
-
-def test_keyset_filter_handles_nulls_in_both_directions() -> None:
-    sort = with_tiebreaker([("d", 1)])
-    assert sort == [("d", 1), ("_id", 1)]
-    # Ascending from a null: every non-null comes after, and equal nulls after by _id.
-    assert keyset_filter(sort, [None, 5]) == {"$or": [{"d": {"$ne": None}}, {"$and": [{"d": None}, {"_id": {"$gt": 5}}]}]}
-    desc = with_tiebreaker([("d", -1)])
-    # Descending from a value: smaller values and nulls come after.
-    assert keyset_filter(desc, [3, 5])["$or"][0] == {"$or": [{"d": {"$lt": 3}}, {"d": None}]}
-    # Descending from a null: only equal nulls with a smaller _id remain.
-    assert keyset_filter(desc, [None, 5]) == {"$or": [{"$and": [{"d": None}, {"_id": {"$lt": 5}}]}]}
-    now = utcnow()
-    assert decode_cursor(encode_cursor({"d": now, "_id": 7}, sort), sort) == [now, 7]

@@ -1,106 +1,14 @@
-"""The permission matrix: every root field, called by every role, is allowed or refused as it should be."""
+"""The permission matrix (tests/permission_matrix.py): every root field, called by every role, is
+allowed or refused as it should be."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from graphql import GraphQLObjectType
 
 from documents.api_token import Role
-from resolvers.schema import build_schema
-from services.node_ids import NodeType, encode_id
 from tests.conftest import MakeToken
 from tests.operations import Api
-
-ANY = None  # the field needs no role at all
-SOME_TOKEN_ID = encode_id(NodeType.API_TOKEN, "64b000000000000000000000")
-NONE = "64b000000000000000000000"  # ids of objects that do not exist: enough to reach the role check
-ASSET, COLL, DATUM = encode_id(NodeType.ASSET, NONE), encode_id(NodeType.COLLECTION, NONE), encode_id(NodeType.DATUM, NONE)
-DATASET, VERSION = encode_id(NodeType.DATASET, NONE), encode_id(NodeType.DATASET_VERSION, NONE)
-SCHEMA, SET, RECORD = encode_id(NodeType.ANNOTATION_SCHEMA, NONE), encode_id(NodeType.ANNOTATION_SET, NONE), encode_id(NodeType.ANNOTATION_RECORD, NONE)
-RATIOS = {"train": 1, "validation": 0, "test": 0}
-W = Role.CONTRIBUTOR
-
-# root field -> (operation in graphql/operations, variables, least role). Subscriptions are
-# checked over WebSocket in test_subscriptions.py; listed here so the matrix stays complete.
-MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
-    "Query.health": ("Status", {}, ANY),
-    "Query.me": ("Me", {}, ANY),
-    "Query.mounts": ("Mounts", {}, Role.VIEWER),
-    # node/nodes need VIEWER, and then the role of the type asked for: tokens are ADMIN's.
-    "Query.node": ("Node", {"id": SOME_TOKEN_ID}, Role.ADMIN),
-    "Query.nodes": ("Nodes", {"ids": [SOME_TOKEN_ID]}, Role.ADMIN),
-    "Query.apiTokens": ("ApiTokens", {}, Role.ADMIN),
-    "Mutation.createApiToken": ("CreateApiToken", {"input": {"name": "made-by-matrix", "role": "VIEWER"}}, Role.ADMIN),
-    "Mutation.revokeApiToken": ("RevokeApiToken", {"id": SOME_TOKEN_ID}, Role.ADMIN),
-    "Subscription.heartbeat": ("Heartbeat", {}, Role.VIEWER),
-    # the data graph: reads need VIEWER, writes CONTRIBUTOR
-    "Query.asset": ("Asset", {"id": ASSET}, Role.VIEWER),
-    "Query.assetByAlias": ("AssetByAlias", {"alias": "x"}, Role.VIEWER),
-    "Query.assets": ("Assets", {}, Role.VIEWER),
-    "Query.collection": ("Collection", {"id": COLL}, Role.VIEWER),
-    "Query.collections": ("Collections", {}, Role.VIEWER),
-    "Query.datum": ("Datum", {"id": DATUM, "role": "image"}, Role.VIEWER),
-    "Query.datums": ("Datums", {}, Role.VIEWER),
-    "Query.dataset": ("Dataset", {"name": "x", "version": "v1"}, Role.VIEWER),
-    "Query.datasets": ("Datasets", {}, Role.VIEWER),
-    "Query.datasetVersion": ("DatasetVersion", {"id": VERSION}, Role.VIEWER),
-    "Query.trainingSplit": ("TrainingSplit", {"version": VERSION, "ratios": RATIOS}, Role.VIEWER),
-    "Query.annotationSchemas": ("AnnotationSchemas", {}, Role.VIEWER),
-    "Query.annotationSets": ("AnnotationSets", {}, Role.VIEWER),
-    "Query.annotations": ("Annotations", {}, Role.VIEWER),
-    "Mutation.storeValue": ("StoreValue", {"input": {"name": "v", "value": 1}}, W),
-    "Mutation.storeText": ("StoreText", {"input": {"name": "t", "text": "x"}}, W),
-    "Mutation.updateAsset": ("UpdateAsset", {"input": {"id": ASSET}}, W),
-    "Mutation.deleteAsset": ("DeleteAsset", {"id": ASSET}, W),
-    "Mutation.addAliases": ("AddAliases", {"assetId": ASSET, "aliases": ["a"]}, W),
-    "Mutation.removeAliases": ("RemoveAliases", {"assetId": ASSET, "aliases": ["a"]}, W),
-    "Mutation.pinAsset": ("PinAsset", {"assetId": ASSET}, W),
-    "Mutation.unpinAsset": ("UnpinAsset", {"retentionId": encode_id(NodeType.ASSET_RETENTION, NONE)}, W),
-    "Mutation.createCollection": ("CreateCollection", {"input": {"name": "c"}}, W),
-    "Mutation.updateCollection": ("UpdateCollection", {"input": {"id": COLL}}, W),
-    "Mutation.deleteCollection": ("DeleteCollection", {"id": COLL}, W),
-    "Mutation.addToCollection": ("AddToCollection", {"input": {"collectionId": COLL, "items": [{"assetId": ASSET}]}}, W),
-    "Mutation.removeFromCollection": ("RemoveFromCollection", {"collectionId": COLL, "assetIds": [ASSET]}, W),
-    "Mutation.createDatums": ("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": ASSET}]}]}, W),
-    "Mutation.updateDatum": ("UpdateDatum", {"input": {"id": DATUM}}, W),
-    "Mutation.createDataset": ("CreateDataset", {"input": {"name": "d"}}, W),
-    "Mutation.createDatasetVersion": ("CreateDatasetVersion", {"input": {"datasetId": DATASET, "version": "v1"}}, W),
-    "Mutation.createAnnotationSchema": ("CreateAnnotationSchema", {"input": {"name": "s", "kinds": ["BBOX"], "labels": []}}, W),
-    "Mutation.createAnnotationSet": ("CreateAnnotationSet", {"input": {"name": "s", "purpose": "REVIEW", "schemaId": SCHEMA}}, W),
-    "Mutation.addAnnotations": ("AddAnnotations", {"setId": SET, "records": [{"assetId": ASSET, "kind": "BBOX"}]}, W),
-    "Mutation.verifyAnnotations": ("VerifyAnnotations", {"ids": [RECORD], "verified": True}, W),
-    # payloads
-    "Query.uploadSession": ("UploadSession", {"id": encode_id(NodeType.UPLOAD_SESSION, NONE)}, Role.VIEWER),
-    "Mutation.createUpload": ("CreateUpload", {"input": {"name": "f", "sizeBytes": 1}}, W),
-    "Mutation.completeUpload": ("CompleteUpload", {"input": {"id": encode_id(NodeType.UPLOAD_SESSION, NONE)}}, W),
-    "Mutation.createUploads": ("CreateUploads", {"inputs": [{"name": "f", "sizeBytes": 1}]}, W),
-    "Mutation.completeUploads": ("CompleteUploads", {"ids": [encode_id(NodeType.UPLOAD_SESSION, NONE)]}, W),
-    "Mutation.abortUpload": ("AbortUpload", {"id": encode_id(NodeType.UPLOAD_SESSION, NONE)}, W),
-    "Mutation.registerExternal": ("RegisterExternal", {"input": {"url": "https://example.org/a.csv"}}, W),
-    "Subscription.assetStatusChanged": ("AssetStatusChanged", {}, Role.VIEWER),
-    # events
-    "Query.event": ("Event", {"id": encode_id(NodeType.EVENT, NONE)}, Role.VIEWER),
-    "Query.events": ("Events", {}, Role.VIEWER),
-    "Query.utilization": ("Utilization", {"from": "2026-01-01T00:00:00Z", "groupBy": "NODE"}, Role.VIEWER),
-    "Mutation.logEvent": ("LogEvent", {"input": {"eventType": "LOG_INFO"}}, W),
-    "Mutation.logEvents": ("LogEvents", {"inputs": [{"eventType": "LOG_INFO"}]}, W),
-    "Subscription.events": ("EventStream", {}, Role.VIEWER),
-}
-
-ROLES = [None, Role.VIEWER, Role.CONTRIBUTOR, Role.ADMIN]
-
-
-def test_matrix_covers_every_root_field() -> None:
-    schema = build_schema()._schema
-    root_fields = {
-        f"{root.name}.{name}"
-        for root in (schema.query_type, schema.mutation_type, schema.subscription_type)
-        if isinstance(root, GraphQLObjectType)
-        for name in root.fields
-    }
-    assert root_fields == set(MATRIX), "add new root fields to MATRIX (and remove gone ones)"
+from tests.permission_matrix import MATRIX, ROLES
 
 
 @pytest.mark.parametrize("field", [f for f in MATRIX if not f.startswith("Subscription.")])

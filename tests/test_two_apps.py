@@ -5,7 +5,6 @@ can be closed while the other keeps serving."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import httpx
 
@@ -14,14 +13,8 @@ from graphlake.settings import Settings
 from tests.conftest import Served
 from tests.operations import Api, document
 from tests.processes import serving
+from tests.waiting import wait_for
 from tests.ws_client import Subscriber
-
-
-async def wait_until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_two_apps_serve_one_lake_side_by_side(api: Api, served: Served, settings: Settings, viewer: str,
@@ -36,7 +29,7 @@ async def test_two_apps_serve_one_lake_side_by_side(api: Api, served: Served, se
                 httpx.AsyncClient(base_url=base_b, timeout=30) as http_b:
             await on_b.connect({"Authorization": f"Bearer {viewer}"})
             await on_b.subscribe("EventStream", {"filter": {"eventTypes": ["TWO_APPS"]}})
-            await wait_until(lambda: state_b.events.has_subscribers, "the subscription on the second app")
+            await wait_for(lambda: state_b.events.has_subscribers, what="the subscription on the second app")
             # Logged through the first app, streamed live by the second.
             await api.data("LogEvent", {"input": {"eventType": "TWO_APPS", "message": "from a"}}, token=contributor)
             message = await asyncio.wait_for(on_b.receive(), 15)

@@ -23,6 +23,7 @@ from storage.local import PUT_TEMP_PREFIX
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
+from tests.waiting import live_subscribers, wait_for
 from tests.ws_client import Subscriber
 
 MOUNTS = ["local", "lab"]  # lab: the MinIO bucket
@@ -467,14 +468,15 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     assert error["extensions"]["field"] == "url"
 
 
-async def test_upload_into_a_collection_and_status_subscription(api: Api, served: Served, contributor: str) -> None:
+async def test_upload_into_a_collection_and_status_subscription(api: Api, served: Served, state: AppState,
+                                                                contributor: str) -> None:
     coll = await factories.collection(api, contributor, "incoming")
     data = payload(2048)
     session = await start(api, contributor, data, "local", collectionId=coll["id"], path="day1/scan.bin")
     async with Subscriber(served.ws_url) as ws:
         await ws.connect({"Authorization": f"Bearer {contributor}"})
         await ws.subscribe("AssetStatusChanged", {"ids": [session["asset"]["id"]]})
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the subscription to listen")
         await put(session["url"], data, session["headers"])
         asset = await complete(api, contributor, session["id"])
         message = await asyncio.wait_for(ws.receive(), 5)
@@ -549,18 +551,6 @@ async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, se
         error = await api.error("CreateUpload", {"input": fields}, token=contributor)
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (fields, error)
     assert await UploadSession.count() == 0
-
-
-def test_part_sizes_respect_s3_limits() -> None:
-    from services.uploads.sessions import part_size_for
-
-    assert part_size_for(10 * MIB, 64 * MIB) is None
-    assert part_size_for(64 * MIB, 64 * MIB) == 8 * MIB
-    huge = 5 * 1024**4
-    size = part_size_for(huge, 64 * MIB)
-    assert size % MIB == 0 and size >= 5 * MIB and -(-huge // size) <= 10_000
-
-
 
 
 async def _batch(api: Api, served: Served, token: str, files: list[bytes], mount: str, coll_id: str | None) -> tuple:
@@ -702,8 +692,8 @@ async def test_a_long_completion_keeps_its_claim_fresh(api: Api, contributor: st
     store = state.stores["local"]
     stat = store.stat
 
-    async def slow_stat(key: str):
-        await asyncio.sleep(0.4)
+    async def slow_stat(key: str):  # reading a huge object back takes a while
+        await asyncio.sleep(0.4)  # kept: the slow store is what is tested; the claim must be renewed meanwhile
         return await stat(key)
 
     monkeypatch.setattr(store, "stat", slow_stat)
@@ -711,12 +701,19 @@ async def test_a_long_completion_keeps_its_claim_fresh(api: Api, contributor: st
     session = await start(api, contributor, data, "local")
     await put(session["url"], data, session["headers"])
     completing = asyncio.create_task(complete(api, contributor, session["id"]))
-    seen = []
-    for _ in range(3):
-        await asyncio.sleep(0.12)
+    seen: list = []
+
+    async def claimed_anew() -> bool:  # the claim is there, and newer than when last seen
         claim = await UploadClaim.get_pymongo_collection().find_one({"_id": object_id(session["id"])})
+        if claim is None or (seen and claim["claimed_at"] <= seen[-1]):
+            return False
         seen.append(claim["claimed_at"])
-    assert seen[0] < seen[1] < seen[2]  # renewed while it works
+        return True
+
+    for _ in range(3):
+        await wait_for(claimed_anew, interval=0.01, what=f"the claim to be renewed (seen so far: {seen})")
+    assert not completing.done()  # renewed while it works
+    assert seen[0] < seen[1] < seen[2]
     assert (await completing)["status"] == "ACTIVE"
 
 

@@ -1,0 +1,154 @@
+"""The stored form of client JSON (asset values, metadata, attributes): StoredJson, built by `encode`
+so the value round-trips exactly and its leaves can be queried by path.
+
+BSON cannot hold every JSON value on our servers: FerretDB v1 refuses nested arrays, keys containing "."
+or starting with "$", and NaN, and BSON has no integer wider than 64 bits. So a StoredJson keeps the
+exact JSON as text, the only thing ever read back, beside views of its scalar leaves made for queries:
+
+- `attrs`: [{k: path, v: scalar}], the attribute pattern. An index on its whole elements answers equality
+  and range predicates on MongoDB with tight bounds.
+- `leaves`: {escaped path: [scalar, ...]}, the same leaves keyed by path.
+- `paths`: every path present, containers included, for EXISTS.
+
+Why the leaves twice: a predicate means "some leaf at this path satisfies the condition", a condition on
+two fields (k and v) of one array element. MongoDB says that with $elemMatch {k: ..., v: ...}, but
+FerretDB v1.24 rejects field conditions inside $elemMatch ("unknown operator: k") and evaluates an
+operator-only $elemMatch operator by operator over the whole array, so its two bounds may be met by two
+different elements. In `leaves` the path is the field name, so each predicate is one operator on one
+field, which both servers evaluate alike (how a query uses both: `query`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from documents.json_value.errors import InvalidJson, kind_of
+from documents.json_value.paths import escape_key, leaf_field
+from documents.json_value.text import dump_text, loads_json
+
+MAX_INDEXED_LEAVES = 1000
+MAX_DEPTH = 500  # nesting levels; deeper input is refused rather than risking a RecursionError
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT_MAX = sys.float_info.max
+_MAX_INT_BITS = 13_000  # Python refuses int <-> text beyond 4300 digits; stay well below with a clear message
+
+Scalar = str | int | float | bool | None
+
+
+class JsonAttr(BaseModel):
+    """One scalar leaf: its path and its value as indexed (see `indexed`). Field order matters: the
+    index compares whole elements, k first."""
+
+    k: str
+    v: Scalar = None
+
+
+with warnings.catch_warnings():
+    # The field is named `json` by contract; it shadows pydantic's deprecated BaseModel.json() method.
+    warnings.filterwarnings("ignore", message='Field name "json"', category=UserWarning)
+
+    class StoredJson(BaseModel):
+        """One JSON value in its stored form; build it with `encode`, read it with `decode`."""
+
+        json: str
+        attrs: list[JsonAttr]
+        paths: list[str]
+        truncated: bool = False
+        # Derived from `attrs` when not given (see module docstring for why it exists).
+        leaves: dict[str, list[Scalar]] = Field(default_factory=dict)
+
+        @model_validator(mode="after")
+        def _derive_leaves(self) -> StoredJson:
+            if "leaves" not in self.model_fields_set:
+                self.leaves = _leaves_of(self.attrs)
+            return self
+
+        @classmethod
+        def encode(cls, value: Any) -> StoredJson:
+            """Raises InvalidJson for NaN, Infinity, non-JSON Python types or nesting beyond MAX_DEPTH."""
+            walk = _Walk()
+            walk.visit(value, None, 0)
+            return cls(json=dump_text(value), attrs=walk.attrs, paths=list(walk.paths),
+                       truncated=walk.leaf_count > MAX_INDEXED_LEAVES)
+
+        def decode(self) -> Any:
+            return loads_json(self.json)
+
+
+def dumps_json(value: Any) -> str:
+    """Compact, exact JSON text. Raises InvalidJson for what is not JSON (orjson would write NaN as null)."""
+    # Here rather than in `text`: what counts as JSON is decided by the same walk that encodes.
+    _Walk().visit(value, None, 0)
+    return dump_text(value)
+
+
+def indexed(value: Any) -> Scalar:
+    """A JSON scalar as indexed. BSON has no integer beyond int64: such an int is indexed as the nearest
+    double (clamped to the largest finite one, as FerretDB refuses to store infinity); `json` stays exact."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return int(value)
+        if value.bit_length() > _MAX_INT_BITS:
+            raise InvalidJson("an integer of more than about 3900 digits is not accepted")
+        try:
+            return float(value)
+        except OverflowError:
+            return _FLOAT_MAX if value > 0 else -_FLOAT_MAX
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise InvalidJson("NaN is not JSON")
+        if math.isinf(value):
+            raise InvalidJson(f"{'-' if value < 0 else ''}Infinity is not JSON")
+        return value
+    raise InvalidJson(f"{kind_of(value)} is not JSON")
+
+
+class _Walk:
+    """Validates a value and collects its leaves and paths in document order.
+
+    A path of None is the root's own path: the root and, recursively, its array elements. It is never
+    listed in `paths`, and its leaves are indexed under k "".
+    """
+
+    def __init__(self) -> None:
+        self.attrs: list[JsonAttr] = []
+        self.paths: dict[str, None] = {}  # an ordered set
+        self.leaf_count = 0
+
+    def visit(self, value: Any, path: str | None, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise InvalidJson(f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict | list) and path is not None:
+            self.paths[path] = None
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidJson(f"object keys must be strings, got {key!r}")
+                escaped = escape_key(key)
+                self.visit(item, escaped if path is None else f"{path}.{escaped}", depth + 1)
+        elif isinstance(value, list):
+            for item in value:  # elements share the array's path; nested arrays flatten into it
+                self.visit(item, path, depth + 1)
+        else:
+            v = indexed(value)
+            if path is not None:
+                self.paths[path] = None
+            self.leaf_count += 1
+            if self.leaf_count <= MAX_INDEXED_LEAVES:
+                self.attrs.append(JsonAttr(k=path or "", v=v))
+
+
+def _leaves_of(attrs: list[JsonAttr]) -> dict[str, list[Scalar]]:
+    leaves: dict[str, list[Scalar]] = {}
+    for attr in attrs:
+        if attr.k:  # path "" cannot be queried (and an empty field name is best not stored)
+            leaves.setdefault(leaf_field(attr.k), []).append(attr.v)
+    return leaves

@@ -1,0 +1,153 @@
+"""The query compiler: a path predicate (path, op, value) on a StoredJson field turned into a MongoDB
+filter, and the indexes those filters use.
+
+Every filter pairs two conditions (why there are two views of the leaves: `encoding`):
+  narrow: on `attrs`, served by MongoDB's index (exact there for equality and ranges, string leaves at
+          the path for REGEX and CONTAINS); on FerretDB a superset of the answer, never an error;
+  decide: on `leaves`, exact on both servers. Correctness never rests on `narrow`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import Enum
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+
+from documents.json_value.encoding import Scalar, indexed
+from documents.json_value.errors import InvalidJson, InvalidPredicate, kind_of
+from documents.json_value.paths import leaf_field, split_path
+
+MAX_REGEX_LENGTH = 500
+
+
+class JsonOp(str, Enum):
+    EQ = "EQ"
+    NE = "NE"
+    GT = "GT"
+    GTE = "GTE"
+    LT = "LT"
+    LTE = "LTE"
+    IN = "IN"
+    NIN = "NIN"
+    EXISTS = "EXISTS"
+    CONTAINS = "CONTAINS"
+    REGEX = "REGEX"
+
+
+_COMPARISONS = {JsonOp.GT: "$gt", JsonOp.GTE: "$gte", JsonOp.LT: "$lt", JsonOp.LTE: "$lte"}
+
+
+def _scalar(op: JsonOp, value: Any) -> Scalar:
+    if isinstance(value, dict | list | tuple):
+        raise InvalidPredicate(f"{op.value} compares a scalar (string, number, boolean or null), got {kind_of(value)}")
+    try:
+        return indexed(value)  # compared as stored, so a big integer meets its own stored double
+    except InvalidJson as error:
+        raise InvalidPredicate(f"{op.value} value: {error}") from None
+
+
+def _attr(path: str, value: Any) -> dict[str, Any]:
+    return {"k": path, "v": value}  # k first, as stored: documents compare field by field, in order
+
+
+def _equals(attrs: str, leaves: str, path: str, values: list[Scalar]) -> dict[str, Any]:
+    # $all with one element is equality with an element, usable by the attrs index. Not $in or
+    # $elemMatch {$eq}: FerretDB never matches those against documents inside an array.
+    narrow = [{attrs: {"$all": [_attr(path, value)]}} for value in values]
+    return {**(narrow[0] if len(narrow) == 1 else {"$or": narrow}), leaves: {"$elemMatch": {"$in": values}}}
+
+
+def _type_bounds(path: str, value: str | int | float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(floor, ceiling) conditions holding every element at `path` whose v has the type of `value`.
+
+    BSON orders values by type first (null < numbers < strings < objects < ... < booleans), and no leaf
+    is infinite or an object, so numbers lie strictly within ±inf and strings within ["", {}).
+    """
+    if isinstance(value, str):
+        return {"$gte": _attr(path, "")}, {"$lt": _attr(path, {})}
+    return {"$gt": _attr(path, -math.inf)}, {"$lt": _attr(path, math.inf)}
+
+
+def _matches(attrs: str, leaves: str, path: str, pattern: str) -> dict[str, Any]:
+    floor, ceiling = _type_bounds(path, "")
+    return {attrs: {"$elemMatch": {**floor, **ceiling}}, leaves: {"$elemMatch": {"$regex": pattern}}}
+
+
+def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str, Any]:
+    """A MongoDB filter for "some leaf at `path` of the StoredJson `field` satisfies `op value`".
+
+    Array elements count as leaves at the array's own path. Filters for several predicates combine
+    with $and. A document with more than MAX_INDEXED_LEAVES leaves is only searched in its first ones.
+    """
+    try:
+        op = JsonOp(op)
+    except ValueError:
+        raise InvalidPredicate(f"unknown op {op!r}") from None
+    if not isinstance(path, str) or not path:
+        raise InvalidPredicate("a path must be a non-empty string")
+    split_path(path)  # raises on a malformed path
+    attrs, leaves = f"{field}.attrs", f"{field}.leaves.{leaf_field(path)}"
+
+    if op is JsonOp.EXISTS:
+        if value is None or value is True:
+            return {f"{field}.paths": path}
+        if value is False:
+            return {f"{field}.paths": {"$ne": path}}
+        raise InvalidPredicate(f"EXISTS takes true, false or no value, got {kind_of(value)}")
+
+    if op in (JsonOp.EQ, JsonOp.NE):
+        found = _equals(attrs, leaves, path, [_scalar(op, value)])
+        return found if op is JsonOp.EQ else {"$nor": [found]}  # $nor: documents without the path match
+
+    if op in (JsonOp.IN, JsonOp.NIN):
+        if not isinstance(value, list) or not value:
+            raise InvalidPredicate(f"{op.value} needs a non-empty list of scalars, got {kind_of(value)}")
+        found = _equals(attrs, leaves, path, [_scalar(op, item) for item in value])
+        return found if op is JsonOp.IN else {"$nor": [found]}
+
+    if op in _COMPARISONS:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise InvalidPredicate(f"{op.value} compares a number or a string, got {kind_of(value)}")
+        bound, operator = _scalar(op, value), _COMPARISONS[op]
+        floor, ceiling = _type_bounds(path, bound)
+        narrow = {operator: _attr(path, bound), **ceiling} if op in (JsonOp.GT, JsonOp.GTE) else \
+            {**floor, operator: _attr(path, bound)}
+        return {attrs: {"$elemMatch": narrow}, leaves: {"$elemMatch": {operator: bound}}}
+
+    if op is JsonOp.CONTAINS:
+        item = _scalar(op, value)
+        if isinstance(item, str):
+            # Equal leaves contain it too. re.escape leaves NUL as is; the servers refuse NUL in a pattern.
+            return _matches(attrs, leaves, path, re.escape(item).replace("\x00", "\\x00"))
+        return _equals(attrs, leaves, path, [item])
+
+    # REGEX: a Python-valid pattern runs as PCRE on MongoDB and as Go RE2 on FerretDB, which refuses
+    # lookbehind and backreferences (the query then fails there instead of answering differently).
+    if not isinstance(value, str):
+        raise InvalidPredicate(f"REGEX needs a pattern string, got {kind_of(value)}")
+    if len(value) > MAX_REGEX_LENGTH:
+        raise InvalidPredicate(f"REGEX pattern is {len(value)} characters; the limit is {MAX_REGEX_LENGTH}")
+    if "\x00" in value:
+        raise InvalidPredicate("REGEX pattern holds a NUL character; write \\x00 instead")
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise InvalidPredicate(f"REGEX pattern does not compile: {error}") from None
+    return _matches(attrs, leaves, path, value)
+
+
+def json_indexes(field: str) -> list[IndexModel]:
+    """The indexes for a StoredJson field; create them one per createIndexes call (FerretDB v1.24 panics
+    on one call naming two existing indexes).
+
+    The attrs index is on whole elements, not compound (attrs.k, attrs.v): that one only serves
+    $elemMatch {k, v}, which FerretDB rejects, while this one serves the $all / $elemMatch range shapes
+    that `predicate_filter` emits.
+    """
+    return [
+        IndexModel([(f"{field}.attrs", ASCENDING)], name=f"{field}_json_attrs"),
+        IndexModel([(f"{field}.paths", ASCENDING)], name=f"{field}_json_paths"),
+    ]

@@ -1,0 +1,147 @@
+"""Client JSON in memory: exact text, the path grammar, the stored form, filter validation and the
+in-memory evaluator. What the database makes of the stored form and the filters: tests/test_json_value.py."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from documents.json_value import (
+    MAX_DEPTH,
+    MAX_INDEXED_LEAVES,
+    InvalidJson,
+    InvalidPredicate,
+    JsonAttr,
+    JsonOp,
+    StoredJson,
+    dumps_json,
+    loads_json,
+    matches,
+    path_of,
+    predicate_filter,
+    split_path,
+)
+from tests.json_value_cases import CASES, DOCS, WITHOUT_FIELD, nested
+
+
+def test_big_integers_and_negative_zero_stay_exact() -> None:
+    assert loads_json(dumps_json(2**64 + 1)) == 2**64 + 1
+    assert loads_json(dumps_json([-(2**63) - 1])) == [-(2**63) - 1]
+    assert loads_json("18446744073709551615") == 2**64 - 1
+    assert math.copysign(1, StoredJson.encode(-0.0).decode()) == -1
+    assert dumps_json({"a": [1, "x"]}) == '{"a":[1,"x"]}'
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (float("nan"), "NaN is not JSON"),
+    ({"a": [1, float("inf")]}, "Infinity is not JSON"),
+    ([float("-inf")], "-Infinity is not JSON"),
+    ((1, 2), "an array is not JSON"),  # a tuple would come back as a list
+    ({1: "a"}, "object keys must be strings"),
+    ({"a": {1, 2}}, "a set is not JSON"),
+    (b"bytes", "a bytes is not JSON"),
+    ("\ud800", "lone surrogate"),
+    ([10**4000], "more than about 3900 digits"),
+    (nested(MAX_DEPTH + 1), f"nested more than {MAX_DEPTH} levels deep"),
+])
+def test_what_is_not_json_is_refused(value: Any, message: str) -> None:
+    with pytest.raises(InvalidJson, match=message):
+        StoredJson.encode(value)
+    with pytest.raises(InvalidJson, match=message):
+        dumps_json(value)
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", "{", "[1, 99999999999999999999, -Infinity]"])
+def test_loads_json_refuses_what_is_not_json(text: str) -> None:
+    with pytest.raises(InvalidJson):
+        loads_json(text)
+
+
+def test_leaves_and_paths() -> None:
+    stored = StoredJson.encode({
+        "t": 21.5, "flag": True, "n": None, "big": 2**70,
+        "arr": [1, [2, [3]], {"x": "y"}, []], "o": {"a.b": {"": "deep"}, "e": {}},
+    })
+    assert [(a.k, a.v) for a in stored.attrs] == [
+        ("t", 21.5), ("flag", True), ("n", None), ("big", float(2**70)),
+        ("arr", 1), ("arr", 2), ("arr", 3), ("arr.x", "y"), ("o.a\\.b.", "deep"),
+    ]
+    assert type(stored.attrs[1].v) is bool
+    assert stored.paths == ["t", "flag", "n", "big", "arr", "arr.x", "o", "o.a\\.b", "o.a\\.b.", "o.e"]
+    assert stored.leaves["arr"] == [1, 2, 3]
+    assert stored.leaves["o%2Ea\\%2Eb%2E"] == ["deep"]
+    assert not stored.truncated
+    # a scalar root is a leaf at the root's path "", which is not listed and cannot be queried
+    assert StoredJson.encode(7).attrs == [JsonAttr(k="", v=7)]
+    assert StoredJson.encode(7).paths == [] and StoredJson.encode(7).leaves == {}
+    # hand-built StoredJson gets its leaves derived from attrs
+    assert StoredJson(json="[1]", attrs=[JsonAttr(k="a", v=1)], paths=["a"]).leaves == {"a": [1]}
+
+
+def test_more_leaves_than_indexed_are_truncated() -> None:
+    value = {"first": "here", "many": list(range(MAX_INDEXED_LEAVES)), "last": "lost", "after": {}}
+    stored = StoredJson.encode(value)
+    assert stored.truncated
+    assert len(stored.attrs) == MAX_INDEXED_LEAVES
+    assert [(a.k, a.v) for a in stored.attrs[:2]] == [("first", "here"), ("many", 0)]
+    assert stored.attrs[-1] == JsonAttr(k="many", v=MAX_INDEXED_LEAVES - 2)
+    assert stored.paths == ["first", "many", "last", "after"]  # every path is still listed
+    assert not StoredJson.encode(list(range(MAX_INDEXED_LEAVES))).truncated
+
+
+@pytest.mark.parametrize("keys", [
+    ["a.b"], ["\\"], ["$x"], [""], ["a\\.b"], [".", ".."], ["\\\\."], ["a", "", "b"], ["", ""], ["ü.😀", "x"],
+])
+def test_path_escaping_round_trips(keys: list[str]) -> None:
+    assert split_path(path_of(keys)) == keys
+
+
+def test_path_examples() -> None:
+    assert path_of(["a.b", "c\\d"]) == "a\\.b.c\\\\d"
+    assert split_path("temperature") == ["temperature"]
+    assert split_path("a..b") == ["a", "", "b"]
+    with pytest.raises(InvalidPredicate, match="lone"):
+        split_path("a\\")
+    with pytest.raises(InvalidPredicate, match="only"):
+        split_path("a\\b")
+
+
+@pytest.mark.parametrize(("path", "op", "value", "message"), [
+    ("", JsonOp.EQ, 1, "non-empty"),
+    ("a\\", JsonOp.EQ, 1, "lone"),
+    ("a\\b", JsonOp.EQ, 1, "escapes"),
+    ("a", "BETWEEN", 1, "unknown op"),
+    ("a", JsonOp.EQ, {"x": 1}, "EQ compares a scalar .*, got an object"),
+    ("a", JsonOp.NE, [1], "NE compares a scalar .*, got an array"),
+    ("a", JsonOp.EQ, float("nan"), "NaN is not JSON"),
+    ("a", JsonOp.GT, {"x": 1}, "GT compares a number or a string, got an object"),
+    ("a", JsonOp.GTE, True, "GTE compares a number or a string, got a boolean"),
+    ("a", JsonOp.LT, None, "LT compares a number or a string, got null"),
+    ("a", JsonOp.LTE, float("inf"), "Infinity is not JSON"),
+    ("a", JsonOp.IN, [], "IN needs a non-empty list of scalars"),
+    ("a", JsonOp.IN, "abc", "IN needs a non-empty list of scalars, got a string"),
+    ("a", JsonOp.NIN, [1, [2]], "NIN compares a scalar .*, got an array"),
+    ("a", JsonOp.EXISTS, 1, "EXISTS takes true, false or no value, got a number"),
+    ("a", JsonOp.CONTAINS, {"x": 1}, "CONTAINS compares a scalar"),
+    ("a", JsonOp.REGEX, 1, "REGEX needs a pattern string, got a number"),
+    ("a", JsonOp.REGEX, "(", "does not compile"),
+    ("a", JsonOp.REGEX, "a" * 501, "limit is 500"),
+    ("a", JsonOp.REGEX, "a\x00", "NUL"),
+])
+def test_invalid_predicates(path: str, op: JsonOp, value: Any, message: str) -> None:
+    with pytest.raises(InvalidPredicate, match=message):
+        predicate_filter("meta", path, op, value)
+
+
+def test_matches_selects_what_the_database_filters_select() -> None:
+    """Live subscriptions filter events with `matches`; a subscriber must get what a query would.
+    The same expected answers hold the database filters in tests/test_json_value.py."""
+    stored = {i: StoredJson.encode(doc) for i, doc in DOCS.items()}
+    wrong = []
+    for path, op, value, expected in CASES:
+        found = [i for i, doc in stored.items() if matches(doc, path, op, value)]
+        if found != [i for i in expected if i != WITHOUT_FIELD]:  # no such document in memory
+            wrong.append((path, op.value, value, f"expected {expected}, got {found}"))
+    assert wrong == []

@@ -1,0 +1,63 @@
+"""Limits the schema enforces by itself (depth, introspection, field suggestions), and the memo of
+validated documents; no server. Limits exceeded through the API: tests/test_limits.py."""
+
+from __future__ import annotations
+
+import pytest
+from graphql import parse
+
+from graphlake.settings import Settings
+from resolvers.document_cache import MAX_TEXT, DocumentMemo
+from resolvers.schema import build_schema
+
+
+async def test_documents_are_validated_once_and_limits_still_hold(settings: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """resolvers/document_cache.py: a repeated document skips parsing and validation, and a
+    refused one is refused again, with the same error."""
+    import strawberry.schema.schema as strawberry_schema
+
+    validations: list[str] = []
+    validate = strawberry_schema.validate
+
+    def counting(schema, document, rules):
+        validations.append(document.definitions[0].name.value if document.definitions[0].name else "")
+        return validate(schema, document, rules)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting)
+    shallow = build_schema(settings.model_copy(update={"max_query_depth": 2}))
+    for _ in range(3):
+        deep = await shallow.execute("query Deep { apiTokens { edges { node { name } } } }")
+        assert [e.message for e in deep.errors] == ["'Deep' exceeds maximum operation depth of 2"]
+        ok = await shallow.execute("query Fine { __typename }")
+        assert not ok.errors and ok.data == {"__typename": "Query"}
+    assert sorted(validations) == ["Deep", "Fine"]  # once each, not three times
+
+
+async def test_field_suggestions_hidden_only_without_introspection(settings: Settings) -> None:
+    typo = "{ helth { ok } }"
+    open_schema = build_schema(settings)
+    message = (await open_schema.execute(typo)).errors[0].message
+    assert "Did you mean" in message
+
+    closed = build_schema(settings.model_copy(update={"introspection": False}))
+    result = await closed.execute(typo)
+    assert "Did you mean" not in result.errors[0].message
+    assert "helth" in result.errors[0].message
+    assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
+    introspection = await closed.execute("{ __schema { types { name } } }")
+    assert introspection.errors and "introspection" in introspection.errors[0].message.lower()
+
+
+def test_document_memo_is_bounded_by_text() -> None:
+    memo = DocumentMemo(max_total_text=1000)
+    texts = [f"{{ a{i}: __typename }}".ljust(300) for i in range(5)]
+    for text in texts:
+        memo.put(text, parse(text), ())
+    assert list(memo.entries) == texts[-3:] and memo.total_text == 900  # the oldest went first
+    memo.get(texts[2])  # used: now the most recent
+    memo.put(texts[0], parse(texts[0]), ())
+    assert list(memo.entries) == [texts[4], texts[2], texts[0]]  # texts[3] was the least recently used
+    huge = "{ __typename }" + " " * MAX_TEXT
+    memo.put(huge, parse(huge), ())
+    assert huge not in memo.entries

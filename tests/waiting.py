@@ -1,0 +1,36 @@
+"""Waiting in tests on a condition, never for a guessed time (DESIGN.md, Tests): a sleep long enough on
+an idle machine is too short on a loaded one, and too long everywhere else."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.broadcast import Broadcast
+
+
+async def wait_for(condition: Callable[[], Any | Awaitable[Any]], *, timeout: float = 10,  # noqa: ASYNC109 (a poll that names what it awaited)
+                   interval: float = 0.02, what: str | None = None) -> Any:
+    """Return `condition()`'s first true value (it may be sync or async), polled every `interval`
+    seconds; fail saying what was awaited once `timeout` seconds have passed without one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() >= deadline:
+            raise AssertionError(f"waited {timeout} s for {what or getattr(condition, '__qualname__', condition)}")
+        # A short poll: the event loop runs the served app too, so this is where the server makes progress.
+        await asyncio.sleep(interval)
+
+
+def live_subscribers(events: Broadcast) -> int:
+    """How many subscriptions this process's broadcast feeds now. A client is not told when its
+    subscription starts to listen (the protocols have no acknowledgement), so a test that publishes
+    right after subscribing first waits for this count."""
+    return events.subscriber_count
