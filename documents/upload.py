@@ -42,12 +42,16 @@ class UploadSession(Document):
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
     finished_at: datetime | None = None
+    # Aborted or expired, and its key not yet deleted once more after its last URL expired: an S3
+    # URL can create the object again until then (it cannot replace one). See reconciler.sweep_closed.
+    sweep_due: bool = False
 
     class Settings:
         name = "upload_sessions"
         indexes = [
             Index([("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expiry"),
             Index("asset_id", name="asset"),
+            Index([("sweep_due", ASCENDING), ("expires_at", ASCENDING)], name="sweep"),
         ]
 
     @property

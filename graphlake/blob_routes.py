@@ -5,7 +5,9 @@
     GET /blobs/{mount}/{key}?name=..&type=..&exp=..&sig=..  the object, Range supported
 
 Bodies stream to disk in chunks; nothing is held in memory whole. A bad, changed or expired
-signature gets 403; a key outside the mount, 400.
+signature gets 403; a key outside the mount or a malformed number, 400. A PUT writes only while its
+upload session is open (409 after), and creates only (412 once the object exists): no URL can
+replace what a completion verified.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from services.uploads.sessions import refuses_writes
 from storage.local import PUT_TEMP_PREFIX, LocalStore, UnsafeKey
 from storage.signing import InvalidSignature
 
@@ -46,6 +49,17 @@ def _signed(request: Request, method: str) -> tuple[LocalStore, str, dict[str, s
 
 class _TooLarge(Exception):
     pass
+
+
+def _numbers(params: dict[str, str], *names: str) -> list[int] | Response:
+    """The signed integer parameters, or 400: only a URL the server did not sign could hold anything else."""
+    try:
+        values = [int(params[name]) for name in names]
+    except (KeyError, ValueError):
+        return _error(400, f"the URL's {', '.join(names)} must be whole numbers")
+    if any(value < 0 for value in values):
+        return _error(400, f"the URL's {', '.join(names)} must not be negative")
+    return values
 
 
 async def _write_body(request: Request, fd: int, offset: int, limit: int, digest: Any = None) -> int:
@@ -94,12 +108,19 @@ async def put_blob(request: Request) -> Response:
         return signed
     store, key, params = signed
     try:
-        if "upload" in params:
-            return await _put_part(request, store, params)
         target = store.path(key)
-    except (UnsafeKey, ValueError) as error:
+    except UnsafeKey as error:
         return _error(400, str(error))
-    limit = int(params.get("size", "0"))
+    if (refusal := await refuses_writes(key)) is not None:
+        return _error(409, refusal)
+    if "upload" in params:
+        return await _put_part(request, store, params)
+    numbers = _numbers(params, "size")
+    if isinstance(numbers, Response):
+        return numbers
+    [limit] = numbers
+    if target.exists():  # said before the body is read; the link below decides a race
+        return _error(412, "an object is already stored for this upload; a URL cannot replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=PUT_TEMP_PREFIX, dir=target.parent)
     digest = hashlib.sha256()  # on the way in, so completion need not read the object back
@@ -109,7 +130,12 @@ async def put_blob(request: Request) -> Response:
         finally:
             os.close(fd)
         store.record_sha256(Path(temp), digest.hexdigest())
-        os.replace(temp, target)  # atomic: a reader sees the old object or the new one, never half
+        try:
+            os.link(temp, target)  # atomic and create-only: a reader sees no object or all of it
+        except FileExistsError:
+            return _error(412, "an object is already stored for this upload; a URL cannot replace it")
+        finally:
+            Path(temp).unlink(missing_ok=True)
     except _TooLarge:
         Path(temp).unlink(missing_ok=True)
         return _error(413, f"the body is larger than the {limit} bytes this URL was signed for")
@@ -122,8 +148,14 @@ async def put_blob(request: Request) -> Response:
 async def _put_part(request: Request, store: LocalStore, params: dict[str, str]) -> Response:
     """A part goes straight to its offset in the upload's data file; its marker is written only
     once all of it is there, so a broken-off part counts as missing and is sent again."""
-    number, size, offset = int(params["part"]), int(params["size"]), int(params["offset"])
-    marker = store.part_path(params["upload"], number)
+    numbers = _numbers(params, "part", "size", "offset")
+    if isinstance(numbers, Response):
+        return numbers
+    number, size, offset = numbers
+    try:
+        marker = store.part_path(params["upload"], number)
+    except (UnsafeKey, ValueError) as error:
+        return _error(400, str(error))
     try:
         fd = os.open(store.data_path(params["upload"]), os.O_WRONLY)
     except FileNotFoundError:

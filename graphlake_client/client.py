@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.retries import store_failures
 from graphlake_client.uploads import Uploader
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
@@ -51,17 +53,33 @@ class Client(Uploader):
         target = dest or Path(found["name"])
         if target.is_dir():
             target = target / found["name"]
-        # Written beside the target under a temporary name, then renamed: an interrupted download
-        # never leaves a truncated file under the asset's name.
-        fd, temp = tempfile.mkstemp(prefix=".download-", dir=target.parent if str(target.parent) else ".")
+        await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
+        return target
+
+    async def _fetch(self, found: dict[str, Any], target: Path) -> None:
+        """One attempt: stream the bytes beside the target under a temporary name, check them
+        against the asset's size and SHA-256, then rename. An interrupted or wrong download never
+        leaves a file under the asset's name. The file gets the user's usual permissions (umask)."""
+        temp = (target.parent if str(target.parent) else Path(".")) / f".download-{secrets.token_hex(8)}"
+        digest = hashlib.sha256()
+        size = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
                 async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
                     response.raise_for_status()
                     async for chunk in response.aiter_bytes(CHUNK):
                         out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+            problems = []
+            if found.get("sizeBytes") is not None and size != found["sizeBytes"]:
+                problems.append(f"{size} bytes arrived, the asset has {found['sizeBytes']}")
+            if found.get("sha256") and digest.hexdigest() != found["sha256"]:
+                problems.append(f"their SHA-256 is {digest.hexdigest()}, the asset's {found['sha256']}")
+            if problems:
+                raise GraphlakeClientError(f"the download of {found['name']!r} is not the stored file: "
+                                           + "; ".join(problems), "INTEGRITY")
             os.replace(temp, target)
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
             raise
-        return target

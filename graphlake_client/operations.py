@@ -22,5 +22,5 @@ CREATE_COLLECTION = """mutation ($name: String!) { createCollection(input: {name
 
 LOG_EVENTS = """mutation ($inputs: [EventInput!]!) { logEvents(inputs: $inputs) { ids } }"""
 
-DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name downloadUrl } }"""
-DOWNLOAD_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id name downloadUrl } }"""
+DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name sizeBytes sha256 downloadUrl } }"""
+DOWNLOAD_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id name sizeBytes sha256 downloadUrl } }"""

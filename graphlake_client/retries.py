@@ -5,7 +5,7 @@ say which policy applies.
 What is retried:
 - `lost_answers`: a GraphQL request that is safe to send twice, when its answer was lost on the
   way (a timeout, a broken connection, a gateway's 502/503/504): the server may have run it.
-- `store_failures`: a PUT to a signed URL, on a transport error or the store's 5xx. A 4xx (an
+- `store_failures`: a PUT to or GET from a signed URL, on a transport error or the store's 5xx. A 4xx (an
   expired or refused URL) is never retried: sending the same bytes again cannot fix it.
 - `completion_waits`: a completion another request is still at (CONFLICT while the session is
   open, `CompletionUnderWay`), asked again until the server settles it.
@@ -47,7 +47,7 @@ def answer_lost(error: Exception) -> bool:
 
 
 def store_failed(error: Exception) -> bool:
-    """Whether a PUT to a store failed in a way another attempt may fix: the network, or the store's 5xx."""
+    """Whether a PUT to or GET from a store failed in a way another attempt may fix: the network, or the store's 5xx."""
     if isinstance(error, httpx.HTTPStatusError):
         return error.response.status_code >= 500
     return isinstance(error, httpx.TransportError)

@@ -73,6 +73,10 @@ class Transport:
                 source.seek(offset)
                 body = source.read(size)
             response = await self.storage_http.put(url, content=body, headers=headers)
+            if response.status_code == 412:
+                # Single-object URLs are create-only: the object is stored already (an earlier run, or
+                # an attempt whose answer was lost). Completion checks its size and digest.
+                return
             response.raise_for_status()
 
         try:

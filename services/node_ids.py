@@ -41,7 +41,8 @@ class NodeType(StrEnum):
 
 def encode_id(type_name: NodeType, raw_id: object) -> str:
     """The global ID of object `raw_id` of type `type_name`."""
-    return base64.urlsafe_b64encode(f"{type_name}:{raw_id}".encode()).decode().rstrip("=")
+    # str.__add__, not an f-string: formatting a StrEnum member goes through Enum.__format__, twice as slow.
+    return base64.urlsafe_b64encode((type_name + ":" + str(raw_id)).encode()).decode().rstrip("=")
 
 
 def split_id(global_id: str, *, field: str = "id") -> tuple[str, str]:

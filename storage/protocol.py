@@ -50,6 +50,8 @@ class ObjectStore(Protocol):
 
     def uri(self, key: str) -> str: ...
 
+    # Create-only: once an object is stored under `key`, a PUT to this URL is refused (412), so
+    # no URL can replace what a completion verified.
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
                        expires_in: int) -> SignedRequest: ...
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,

@@ -126,7 +126,9 @@ class S3Store:
     # --- signed URLs
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
                        expires_in: int) -> SignedRequest:
-        headers = {"Content-Type": content_type}
+        # Create-only (a signed conditional write): once the object is there, no URL of its upload
+        # can replace it, so what completion verified is what downloads return. S3 and MinIO answer 412.
+        headers = {"Content-Type": content_type, "If-None-Match": "*"}
         if sha256:
             headers["x-amz-checksum-sha256"] = _b64_sha256(sha256)
         url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in, headers=headers)

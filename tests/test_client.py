@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import stat
 import sys
 import zipfile
 from pathlib import Path
@@ -13,10 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from documents.asset import Asset as AssetDocument
 from graphlake.settings import Settings
 from graphlake_client import Client, GraphlakeClientError, ResumeState
+from resolvers.context import AppState
 from tests.conftest import Served
-from tests.operations import Api
+from tests.operations import Api, object_id
 from tests.waiting import wait_for
 
 MIB = 1024 * 1024
@@ -40,6 +43,22 @@ class FlakyStore(httpx.AsyncHTTPTransport):
                 if self.status:
                     return httpx.Response(self.status, request=request)
                 raise httpx.ConnectError("simulated network failure", request=request)
+        return await super().handle_async_request(request)
+
+
+class FlakyGets(httpx.AsyncHTTPTransport):
+    """Answers the first `failures` GETs from the store with 503."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures, self.gets = failures, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            self.gets += 1
+            if self.failures > 0:
+                self.failures -= 1
+                return httpx.Response(503, request=request)
         return await super().handle_async_request(request)
 
 
@@ -305,6 +324,28 @@ async def test_download_by_id_or_alias(served: Served, api: Api, contributor: st
             await lake.download("no/such/alias", tmp_path)
     assert by_alias.read_bytes() == by_id.read_bytes() == b"%PDF-1.7 ..." and by_id.name == "report.pdf"
     assert missing.value.code == "NOT_FOUND"
+
+
+async def test_a_download_is_retried_checked_and_saved_with_the_users_permissions(
+        served: Served, state: AppState, contributor: str, tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(3000))
+    gets = FlakyGets(failures=2)
+    async with client(served, contributor, tmp_path, storage_transport=gets) as lake:
+        lake.backoff_seconds = 0.01
+        asset = await lake.upload_file(source)
+        saved = await lake.download(asset["id"], tmp_path / "copy.bin")
+        assert saved.read_bytes() == source.read_bytes() and gets.gets == 3  # two 503s, then the file
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o666 & ~umask  # not 0600
+        # The stored file changed behind the lake's back (same size): the download says so, saves nothing.
+        stored = await AssetDocument.get(object_id(asset["id"]))
+        state.stores["local"].path(stored.storage.key).write_bytes(os.urandom(3000))
+        with pytest.raises(GraphlakeClientError) as wrong:
+            await lake.download(asset["id"], tmp_path / "tampered.bin")
+    assert wrong.value.code == "INTEGRITY" and "SHA-256" in str(wrong.value)
+    assert not (tmp_path / "tampered.bin").exists() and not list(tmp_path.glob(".download-*"))
 
 
 async def graphlake(env: dict[str, str], *args: str) -> tuple[int, str, str]:

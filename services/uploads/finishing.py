@@ -40,7 +40,8 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     changes: dict[tuple, list[ObjectId]] = {}
     for session, fields in outcomes:
         changes.setdefault(tuple(sorted(fields.items())), []).append(session.asset_id)
-    closing = {"status": status.value, "finished_at": now}
+    # An aborted or expired upload's key is deleted once more after its URLs expire (sweep_closed).
+    closing = {"status": status.value, "finished_at": now, "sweep_due": status is not UploadStatus.COMPLETED}
     filed = status is UploadStatus.COMPLETED
     to_file = [s.id for s, _ in outcomes if filed and s.collection_id]  # see file_completed
     rest = [s.id for s, _ in outcomes if not (filed and s.collection_id)]

@@ -26,6 +26,7 @@ from services.uploads.finishing import (
     finish_many,
     status_event,
 )
+from services.uploads.sessions import MIN_URL_SECONDS
 from storage import LocalStore, ObjectStore
 
 log = logging.getLogger("graphlake.uploads")
@@ -36,6 +37,7 @@ DIGEST_BYTES_PER_ROUND = 8 * 1024**3
 # A file whose digest could not be read (missing, changed, unreadable) is tried again after this,
 # not every round, so that a few broken files never hold up the digests of new ones.
 DIGEST_RETRY = timedelta(days=1)
+SWEEP_PER_ROUND = 500  # closed uploads whose keys one round deletes once more
 
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
@@ -48,6 +50,7 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     await settle_stranded(feed)
     await file_unfiled()
     await fill_digests(stores)
+    await sweep_closed(stores)
     due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list()
     if not due:
         return 0
@@ -151,17 +154,41 @@ async def drop_stale_claims() -> int:
     return (await UploadClaim.get_pymongo_collection().delete_many({"claimed_at": {"$lt": stale}})).deleted_count
 
 
+async def sweep_closed(stores: dict[str, ObjectStore]) -> int:
+    """Delete, one last time, the key of each upload aborted or expired whose URLs have all expired.
+    A signed S3 URL stays valid until then, and can create the object again after an abort (it
+    cannot replace one: single PUTs are create-only; a local mount refuses closed uploads outright).
+    A URL lives until its session's expiry, or MIN_URL_SECONDS after it was signed, and none is
+    signed once the session is closed: so all are dead past both the expiry and a minute after
+    closing. Returns how many sessions it swept."""
+    now = utcnow()
+    due = await UploadSession.find({"sweep_due": True, "expires_at": {"$lt": now},
+                                    "finished_at": {"$lt": now - timedelta(seconds=MIN_URL_SECONDS)}},
+                                   ).limit(SWEEP_PER_ROUND).to_list()
+    swept = []
+    for session in due:
+        try:
+            await discard_payload(session, stores)
+            swept.append(session.id)
+        except Exception:  # the store may be down: tried again next round
+            log.exception("could not sweep the key of closed upload %s", session.id)
+    if swept:
+        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": swept}}, {"$set": {"sweep_due": False}})
+    return len(swept)
+
+
 async def fill_digests(stores: dict[str, ObjectStore]) -> int:
-    """The SHA-256 of ACTIVE files on local mounts stored without one (a direct write that declared
-    none: completion does not read the file, so a big upload need not wait for its hash). Read back
-    here, on the disk the server shares, a bounded amount per round; an S3 object is never read
-    through the server for this. Returns how many assets it filled."""
-    local = [name for name, store in stores.items() if isinstance(store, LocalStore)]
-    if not local:
+    """The SHA-256 of ACTIVE files stored without one: a direct write or an S3 upload that declared
+    none (completion does not read the object back, so a big upload need not wait for its hash). Read
+    back here, in the background, a bounded amount per round, so that every ACTIVE file ends up
+    with the digest of the bytes a download returns (single S3 PUTs are create-only, so they stay
+    those bytes). Returns how many assets it filled."""
+    mounts = list(stores)
+    if not mounts:
         return 0
     now = utcnow()
     missing = await Asset.get_pymongo_collection().find(
-        {"status": AssetStatus.ACTIVE.value, "kind": AssetKind.FILE.value, "sha256": None, "storage.mount": {"$in": local},
+        {"status": AssetStatus.ACTIVE.value, "kind": AssetKind.FILE.value, "sha256": None, "storage.mount": {"$in": mounts},
          "$or": [{"digest_failed_at": None}, {"digest_failed_at": {"$lt": now - DIGEST_RETRY}}]},
         {"storage": 1, "size_bytes": 1}, sort=[("_id", 1)], limit=DIGEST_FILES_PER_ROUND).to_list()
     digests: dict[ObjectId, str] = {}
@@ -179,8 +206,8 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
                 continue
             budget -= info.size
             digests[doc["_id"]] = await store.sha256(key)
-        except OSError as error:
-            failures[doc["_id"]] = str(error)
+        except Exception as error:  # unreadable now, for whatever reason: tried again after DIGEST_RETRY
+            failures[doc["_id"]] = f"{type(error).__name__}: {error}"
     for asset_id, reason in failures.items():
         log.warning("cannot read the SHA-256 of asset %s (trying again in %s): %s", asset_id, DIGEST_RETRY, reason)
     writes = [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest, "digest_error": None, "digest_failed_at": None}})

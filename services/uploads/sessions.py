@@ -35,6 +35,8 @@ MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
 
 
 MAX_PARTS = 10_000
+# The least a signed URL lives: one signed just before its session expires outlives it by this much.
+MIN_URL_SECONDS = 60
 
 
 _MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
@@ -186,7 +188,7 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
     store = stores[session.mount]
     if session.direct and isinstance(store, LocalStore):
         return SignedSession(session=session, single=None, parts=[], direct_path=str(store.direct_path(session.key)))
-    expires_in = max(60, int((session.expires_at - utcnow()).total_seconds()))
+    expires_in = max(MIN_URL_SECONDS, int((session.expires_at - utcnow()).total_seconds()))
     if session.multipart_id is None:
         single = await store.sign_put(session.key, size=session.size_bytes, content_type=session.media_type,
                                       sha256=session.sha256, expires_in=expires_in)
@@ -199,3 +201,19 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
                                        offset=(number - 1) * session.part_size, expires_in=expires_in)
         parts.append((number, signed, number in stored))
     return SignedSession(session=session, single=None, parts=parts)
+
+
+async def refuses_writes(key: str) -> str | None:
+    """Why the signed URLs of the upload storing `key` may no longer write, or None while its session
+    is open. The local mount asks before each PUT, so a completed or aborted upload's URL cannot put
+    bytes back (S3 URLs are create-only, and the reconciler sweeps what an aborted one left). A
+    session shares its id with its asset, whose key is assets/<id>: one lookup by _id."""
+    raw = key.removeprefix("assets/")
+    if raw == key or not ObjectId.is_valid(raw):
+        return "no upload writes to this key"
+    session = await UploadSession.get_pymongo_collection().find_one({"_id": ObjectId(raw)}, {"status": 1})
+    if session is None:
+        return "no upload writes to this key"
+    if session["status"] != UploadStatus.OPEN.value:
+        return f"its upload is {session['status'].lower()}: this URL can no longer write"
+    return None

@@ -1,0 +1,124 @@
+"""A verified file can never be replaced (README, Guarantees): once an upload is completed, aborted
+or expired, none of its URLs can change what the lake holds, on the local mount and on MinIO."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from documents.clock import utcnow
+from documents.upload import UploadSession
+from graphlake.settings import Settings
+from resolvers.context import AppState
+from services.uploads.reconciler import reconcile
+from tests.operations import Api, object_id
+from tests.test_uploads import MIB, MOUNTS, complete, payload, put, start
+
+
+async def download(api: Api, token: str, asset_id: str) -> bytes:
+    url = (await api.data("DownloadUrl", {"id": asset_id}, token=token))["asset"]["downloadUrl"]
+    async with httpx.AsyncClient(timeout=60) as http:
+        answer = await http.get(url)
+        assert answer.status_code == 200
+        return answer.content
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_completed_uploads_url_cannot_replace_its_bytes(api: Api, contributor: str, state: AppState,
+                                                                mount: str) -> None:
+    data = payload(3000, seed=41)
+    session = await start(api, contributor, data, mount, sha256=None)
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    asset = await complete(api, contributor, session["id"])
+    assert asset["status"] == "ACTIVE"
+    for body in (b"x" * 3000, b"a longer body than the first one" * 200):
+        again = await put(session["url"], body, session["headers"])
+        assert again.status_code in (409, 412), again.text  # the local mount says the upload is closed
+    assert await download(api, contributor, asset["id"]) == data
+    # Declared by no one: the local mount hashed it on the way in; an S3 object gets it from the reconciler.
+    await reconcile(state.stores, state.feed)
+    stored = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert stored["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_second_put_before_completion_cannot_replace_the_first(api: Api, contributor: str, mount: str) -> None:
+    data = payload(2000, seed=42)
+    session = await start(api, contributor, data, mount)  # declared: completion checks the digest
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    other = await put(session["url"], payload(2000, seed=43), session["headers"])
+    assert other.status_code == 412, other.text
+    asset = await complete(api, contributor, session["id"])
+    assert asset["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await download(api, contributor, asset["id"]) == data
+
+
+async def test_an_aborted_uploads_url_is_refused_on_the_local_mount(api: Api, contributor: str, state: AppState) -> None:
+    data = payload(1000, seed=44)
+    session = await start(api, contributor, data, "local")
+    await api.data("AbortUpload", {"id": session["id"]}, token=contributor)
+    late = await put(session["url"], data, session["headers"])
+    assert late.status_code == 409 and "aborted" in late.json()["error"]
+    assert await state.stores["local"].stat(session["asset"]["storage"]["key"]) is None
+
+
+async def test_what_an_aborted_uploads_url_leaves_on_s3_is_swept_once_its_urls_expire(
+        api: Api, contributor: str, state: AppState) -> None:
+    data = payload(1000, seed=45)
+    session = await start(api, contributor, data, "lab")
+    await api.data("AbortUpload", {"id": session["id"]}, token=contributor)
+    key = session["asset"]["storage"]["key"]
+    # A presigned S3 URL outlives the abort: it can create the object again (not replace one).
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    assert await state.stores["lab"].stat(key) is not None
+    await reconcile(state.stores, state.feed)
+    assert await state.stores["lab"].stat(key) is not None  # its URL is still valid: too early to sweep
+    sessions = UploadSession.get_pymongo_collection()
+    two_minutes_ago = utcnow() - timedelta(minutes=2)  # as if its URLs had all expired
+    await sessions.update_one({"_id": object_id(session["id"])},
+                              {"$set": {"expires_at": two_minutes_ago, "finished_at": two_minutes_ago}})
+    await reconcile(state.stores, state.feed)
+    assert await state.stores["lab"].stat(key) is None
+    assert (await sessions.find_one({"_id": object_id(session["id"])}))["sweep_due"] is False
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_completed_multipart_uploads_part_urls_write_nothing(api: Api, contributor: str, settings: Settings,
+                                                                     mount: str) -> None:
+    settings.multipart_threshold_bytes = MIB
+    try:
+        data = payload(9 * MIB, seed=46)
+        session = await start(api, contributor, data, mount)
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    size = session["partSizeBytes"]
+    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    for part, chunk in zip(session["parts"], chunks, strict=True):
+        assert (await put(part["url"], chunk)).status_code == 200
+    asset = await complete(api, contributor, session["id"])
+    late = await put(session["parts"][0]["url"], b"z" * len(chunks[0]))
+    assert late.status_code in (404, 409), late.text  # MinIO: the multipart upload is gone
+    assert await download(api, contributor, asset["id"]) == data
+
+
+async def test_a_malformed_local_url_gets_400_or_403_never_500(api: Api, contributor: str, settings: Settings) -> None:
+    settings.multipart_threshold_bytes = MIB
+    try:
+        session = await start(api, contributor, payload(2 * MIB, seed=47), "local")
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
+    url = session["parts"][0]["url"]
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    for name, value in (("size", "x"), ("offset", "-1"), ("part", "1.5"), ("part", "99999"), ("exp", "soon"),
+                        ("upload", "../../etc")):
+        forged = urlunsplit(parts._replace(query=urlencode({**query, name: value})))
+        answer = await put(forged, b"z")
+        assert answer.status_code in (400, 403), (name, value, answer.status_code, answer.text)
+    del query["sig"]
+    answer = await put(urlunsplit(parts._replace(query=urlencode(query))), b"z")
+    assert answer.status_code in (400, 403)
