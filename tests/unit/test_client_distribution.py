@@ -1,0 +1,28 @@
+"""The client's own distribution (graphlake_client/pyproject.toml) declares every third-party package
+the client imports, so `pip install ./graphlake_client` alone gives a working client. (That it imports
+no server package: tests/test_client_standalone.py, and the import-linter contract.)"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+CLIENT = Path(__file__).resolve().parents[2] / "graphlake_client"
+
+
+def test_the_client_distribution_declares_what_the_client_imports() -> None:
+    project = tomllib.loads((CLIENT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~ \[;]", requirement)[0].lower() for requirement in project["dependencies"]}
+    imported: set[str] = set()
+    for path in CLIENT.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "graphlake_client"}
+    assert third_party, "the walk found no imports at all"
+    assert third_party <= declared, f"imported but not declared in graphlake_client/pyproject.toml: {third_party - declared}"
