@@ -8,6 +8,7 @@ leaves a BUILDING version that readers never see and that a later build of the s
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import timedelta
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from documents.annotation import AnnotationRecord, AnnotationSet
+from documents.annotation import AnnotationPurpose, AnnotationRecord, AnnotationSet
 from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.common import RetentionOwnerType, Split
@@ -192,16 +193,24 @@ def assign_split(seed: int, datum_id: ObjectId, ratios: tuple[float, float, floa
 
 
 def normalise_ratios(train: float, validation: float, test: float) -> tuple[float, float, float]:
-    ratios = (train, validation, test)
-    if any(r < 0 for r in ratios) or sum(ratios) <= 0:
-        raise BadUserInput("must be non-negative and not all zero", field="ratios")
-    total = sum(ratios)
+    """The ratios as fractions of their sum; each must be a finite, non-negative number (a GraphQL
+    Float as large as 1e309 arrives as infinity), and their sum positive."""
+    for name, ratio in (("train", train), ("validation", validation), ("test", test)):
+        if not math.isfinite(ratio):
+            raise BadUserInput("must be a finite number", field=f"ratios.{name}")
+        if ratio < 0:
+            raise BadUserInput("must not be negative", field=f"ratios.{name}")
+    total = train + validation + test
+    if total <= 0:
+        raise BadUserInput("must not all be zero", field="ratios")
     return train / total, validation / total, test / total
 
 
 async def verified_datums(version: DatasetVersion, datum_ids: Sequence[ObjectId]) -> set[ObjectId]:
-    """Datums with at least one annotation in the version's sets, every one of them verified."""
-    base = {"datum_id": {"$in": list(datum_ids)}, "set_id": {"$in": version.annotation_set_ids}}
+    """Datums with at least one ground-truth annotation in the version's sets, every one of them
+    verified. Predictions and reviews the version also holds do not count: they are not labels."""
+    base = {"datum_id": {"$in": list(datum_ids)}, "set_id": {"$in": version.annotation_set_ids},
+            "purpose": AnnotationPurpose.GROUND_TRUTH.value}
 
     async def count_by_datum(query: dict) -> dict[ObjectId, int]:
         pipeline = [{"$match": query}, {"$group": {"_id": "$datum_id", "n": {"$sum": 1}}}]
@@ -214,12 +223,16 @@ async def verified_datums(version: DatasetVersion, datum_ids: Sequence[ObjectId]
 
 async def training_split(version_id: ObjectId, ratios: tuple[float, float, float], seed: int,
                          verified_only: bool) -> dict[Split, list[ObjectId]]:
+    """The version's datums in train, validation and test: a datum whose split was assigned (frozen
+    in the version) keeps it; only UNASSIGNED ones are spread by `ratios` and `seed`."""
     version = await get_ready_version(version_id, "datasetVersion")
-    datum_ids = sorted(await members(version.id), key=str)
+    frozen = await members(version.id)
+    datum_ids = sorted(frozen, key=str)
     if verified_only:
         keep = await verified_datums(version, datum_ids)
         datum_ids = [d for d in datum_ids if d in keep]
     parts: dict[Split, list[ObjectId]] = {Split.TRAIN: [], Split.VALIDATION: [], Split.TEST: []}
     for datum_id in datum_ids:
-        parts[assign_split(seed, datum_id, ratios)].append(datum_id)
+        split = frozen[datum_id]
+        parts[split if split is not Split.UNASSIGNED else assign_split(seed, datum_id, ratios)].append(datum_id)
     return parts

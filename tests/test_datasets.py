@@ -131,6 +131,42 @@ async def test_training_split_is_deterministic_and_can_require_verification(api:
     assert 10 <= len(a["train"]) <= 26  # roughly 60% of 30
     verified = await split(1, verified_only=True)
     assert sorted(x for ids in verified.values() for x in ids) == sorted(x["id"] for x in d[:4])
-    error = await api.error("TrainingSplit", {"version": v["id"], "ratios": {"train": -1, "validation": 0, "test": 0}},
-                            token=contributor)
-    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "ratios"}
+    for bad, field in (({"train": -1, "validation": 0, "test": 0}, "ratios.train"),
+                       ({"train": 0, "validation": 0, "test": 0}, "ratios")):
+        error = await api.error("TrainingSplit", {"version": v["id"], "ratios": bad}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, bad
+    # A float literal too big for a double reaches the resolver as infinity.
+    huge = ("query TrainingSplit($version: ID!) { trainingSplit(datasetVersion: $version, "
+            "ratios: {train: 1, validation: 1e309, test: 0}) { train(first: 1) { totalCount } } }")
+    error = await api.error("TrainingSplit", {"version": v["id"]}, token=contributor, query=huge)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "ratios.validation"}
+
+
+async def test_training_split_keeps_assigned_splits_and_counts_only_ground_truth(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    tests = await factories.datums(api, contributor, 5, roles=("image",), split="TEST")
+    free = await factories.datums(api, contributor, 20, roles=("image",))
+    schema = await factories.schema(api, contributor)
+    truth = await factories.annotation_set(api, contributor, schema["id"])
+    guesses = await factories.annotation_set(api, contributor, schema["id"], purpose="PREDICTION",
+                                             source={"kind": "MODEL", "name": "net", "version": "1"}, name="guesses")
+
+    async def annotate(set_id: str, datums: list[dict]) -> list[dict]:
+        return (await api.data("AddAnnotations", {"setId": set_id, "records": [
+            {"assetId": x["roles"][0]["asset"]["id"], "datumId": x["id"], "kind": "CLASSIFICATION", "label": "dent"}
+            for x in datums]}, token=contributor))["addAnnotations"]["records"]
+
+    labelled = await annotate(truth["id"], free[:3])
+    await api.data("VerifyAnnotations", {"ids": [r["id"] for r in labelled], "verified": True}, token=contributor)
+    await annotate(guesses["id"], free[:3])  # predictions are never verified: they must not hide the labels
+    v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in tests + free],
+                                addAnnotationSets=[truth["id"], guesses["id"]])
+    # All to train: the five assigned to TEST stay there.
+    data = (await api.data("TrainingSplit", {"version": v["id"], "ratios": {"train": 1, "validation": 0, "test": 0},
+                                             "seed": 3, "first": 100}, token=contributor))["trainingSplit"]
+    assert sorted(e["node"]["id"] for e in data["test"]["edges"]) == sorted(x["id"] for x in tests)
+    assert sorted(e["node"]["id"] for e in data["train"]["edges"]) == sorted(x["id"] for x in free)
+    verified = (await api.data("TrainingSplit", {"version": v["id"], "ratios": {"train": 1, "validation": 0, "test": 0},
+                                                 "verifiedOnly": True, "first": 100}, token=contributor))["trainingSplit"]
+    assert sorted(e["node"]["id"] for part in ("train", "validation", "test") for e in verified[part]["edges"]) == \
+        sorted(x["id"] for x in free[:3])

@@ -48,7 +48,7 @@ class DatasetQueries:
             raise BadUserInput("give id, or dataset and version", field="id")
         return DatasetVersion.from_document(doc) if doc and doc.status is VersionStatus.READY else None
 
-    @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums for `seed` and `ratios`; `verifiedOnly` keeps datums whose annotations (in the version's sets) are all verified.")
+    @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums: assigned splits are kept, UNASSIGNED datums are spread by `seed` and `ratios`; `verifiedOnly` keeps datums whose ground-truth annotations (in the version's sets) are all verified.")
     async def training_split(self, info: Info, dataset_version: strawberry.ID, ratios: SplitRatios, seed: int = 0,
                              verified_only: bool = False) -> TrainingSplit:
         normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
