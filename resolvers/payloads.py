@@ -7,3 +7,7 @@ import strawberry
 class DeletePayload:
     id: strawberry.ID = strawberry.field(description="The ID of what was removed.")
     deleted: bool = strawberry.field(description="True once it is gone (also when it was gone already).")
+    broken: list[strawberry.ID] = strawberry.field(
+        default_factory=list,
+        description="What a forced delete took the object from, or left pointing at it (collections, dataset "
+                    "versions, pins): the audit trail records them.")

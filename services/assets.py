@@ -23,6 +23,7 @@ from documents.retention import AssetRetention
 from services import retention
 from services.checks import check_aliases, check_labels, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict, NotFound
+from services.node_ids import NodeType, encode_id
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
 
@@ -151,18 +152,36 @@ async def asset_by_alias(alias: str) -> Asset | None:
     return await Asset.get(found.asset_id) if found else None
 
 
-async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> Asset:
-    """Mark an asset DELETED and remove its uploaded bytes (never an EXTERNAL object's). While pins
-    hold it, only `force` does, and it drops the asset from its collections and releases its manual
-    pins; dataset versions keep their (immutable) reference."""
+# The node type of each kind of pin holder (a manual pin is its own holder).
+HOLDER_TYPES = {
+    RetentionOwnerType.COLLECTION: NodeType.COLLECTION,
+    RetentionOwnerType.DATASET_VERSION: NodeType.DATASET_VERSION,
+    RetentionOwnerType.MANUAL_PIN: NodeType.ASSET_RETENTION,
+}
+HOLDERS_NAMED = 5  # a refusal names this many holders, and counts them all
+
+
+def holder_ids(pins: Sequence[AssetRetention]) -> list[str]:
+    """The global ids of what these pins hold an asset for, in pin order, each once."""
+    return list(dict.fromkeys(encode_id(HOLDER_TYPES[p.owner_type], p.owner_id) for p in pins))
+
+
+async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, list[str]]:
+    """Mark an asset DELETED and remove its uploaded bytes (never an EXTERNAL object's); returns it
+    with the global ids of the holders the delete broke. While pins hold it, only `force` does (the
+    caller checks the role it needs), and it drops the asset from its collections and releases its
+    manual pins; dataset versions keep their reference, and show the asset as DELETED."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
-        return asset
+        return asset, []
     pins = await AssetRetention.find({"asset_id": asset_id}).to_list()
+    holders = holder_ids(pins)
     if pins and not force:
         owners = sorted({p.owner_type.value for p in pins})
-        raise Conflict(f"{len(pins)} pin(s) keep this asset ({', '.join(owners)}); pass force: true to delete anyway",
-                       field="id", pins=len(pins))
+        shown = ", ".join(holders[:HOLDERS_NAMED]) + (", ..." if len(holders) > HOLDERS_NAMED else "")
+        raise Conflict(f"{len(holders)} holder(s) keep this asset ({', '.join(owners)}: {shown}); "
+                       "an ADMIN may pass force: true to delete it anyway",
+                       field="id", pins=len(pins), holders=holders[:HOLDERS_NAMED])
     # Order: leave collections and pins first, then flip the status, then free the names.
     collection_ids = list(asset.collection_ids)
     if collection_ids:
@@ -180,7 +199,7 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
     if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
-    return await get_asset(asset_id)
+    return await get_asset(asset_id), holders
 
 
 async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore], *, dry_run: bool = False) -> list[Asset]:

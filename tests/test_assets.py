@@ -16,6 +16,7 @@ import pytest
 from documents.asset import Alias, Asset
 from documents.clock import utcnow
 from documents.common import AssetStatus
+from documents.event import AUDIT, Event
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.assets import collect_unpinned
@@ -204,18 +205,25 @@ async def test_update_and_lineage(api: Api, contributor: str) -> None:
     assert (await api.data("Asset", {"id": raw["id"]}, token=contributor))["asset"]["name"] == "raw-v2"
 
 
-async def test_delete_respects_pins_unless_forced(api: Api, contributor: str) -> None:
+async def test_delete_respects_pins_unless_an_admin_forces(api: Api, contributor: str, admin: str) -> None:
     asset = await factories.value_asset(api, contributor, name="keep", aliases=["kept"])
     pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
     assert pin["ownerType"] == "MANUAL_PIN" and pin["asset"]["id"] == asset["id"]
     error = await api.error("DeleteAsset", {"id": asset["id"]}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT" and "force" in error["message"]
+    assert error["extensions"]["holders"] == [pin["id"]] and pin["id"] in error["message"]  # names what holds it
     assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "ACTIVE"
 
     await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
     assert (await Asset.get(object_id(asset["id"]))).unpinned_at is not None  # flagged for garbage collection
-    await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor)
-    assert (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=contributor))["deleteAsset"]["deleted"]
+    again = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    refused = await api.error("DeleteAsset", {"id": asset["id"], "force": True}, token=contributor)
+    assert refused["extensions"]["code"] == "FORBIDDEN"  # force is for an ADMIN
+    forced = (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=admin))["deleteAsset"]
+    assert forced["deleted"] and forced["broken"] == [again["id"]]
+    audits = [e.data.decode() for e in await Event.find({"event_type": AUDIT}).to_list()]
+    [deleted] = [a for a in audits if a.get("mutation") == "deleteAsset" and a["ids"][0] == asset["id"]]
+    assert again["id"] in deleted["ids"]  # the audit trail says what the forced delete broke
     gone = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
     assert gone["status"] == "DELETED" and gone["aliases"] == []
     assert await names(api, contributor, {}) == []

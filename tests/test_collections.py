@@ -85,7 +85,7 @@ async def test_remove_releases_only_this_collections_pin(api: Api, contributor: 
     assert (await Asset.get(object_id(asset["id"]))).unpinned_at is not None
 
 
-async def test_delete_collection_keeps_assets_others_pin(api: Api, contributor: str) -> None:
+async def test_delete_collection_keeps_assets_others_pin(api: Api, contributor: str, admin: str) -> None:
     shared = await factories.value_asset(api, contributor, name="shared")
     only_here = await factories.value_asset(api, contributor, name="only-here")
     doomed, other = await factories.collection(api, contributor, "doomed"), await factories.collection(api, contributor, "other")
@@ -99,5 +99,5 @@ async def test_delete_collection_keeps_assets_others_pin(api: Api, contributor: 
     assert await AssetRetention.find({"owner_id": object_id(doomed["id"])}).count() == 0
     assert await CollectionItem.find({"collection_id": object_id(doomed["id"])}).count() == 0
     # a forced asset delete takes it out of its collections
-    await api.data("DeleteAsset", {"id": shared["id"], "force": True}, token=contributor)
+    await api.data("DeleteAsset", {"id": shared["id"], "force": True}, token=admin)
     assert (await api.data("Collection", {"id": other["id"]}, token=contributor))["collection"]["itemCount"] == 0

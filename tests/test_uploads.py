@@ -435,7 +435,7 @@ async def test_fallback_mount_takes_uploads_while_s3_is_down(api: Api, contribut
             await store.close()
 
 
-async def test_external_registration_never_copies_or_deletes(api: Api, contributor: str, s3: S3Service, settings: Settings,
+async def test_external_registration_never_copies_or_deletes(api: Api, contributor: str, admin: str, s3: S3Service, settings: Settings,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     client = s3.client()
     for name, body in [("ext/run1/a.csv", b"a,b\n1,2\n"), ("ext/run1/b.png", b"PNG")]:
@@ -452,7 +452,7 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     link = (await api.data("DownloadUrl", {"id": by_name["a.csv"]["id"]}, token=contributor))["asset"]["downloadUrl"]
     async with httpx.AsyncClient() as http:
         assert (await http.get(link)).content == b"a,b\n1,2\n"
-    await api.data("DeleteAsset", {"id": by_name["a.csv"]["id"], "force": True}, token=contributor)
+    await api.data("DeleteAsset", {"id": by_name["a.csv"]["id"], "force": True}, token=admin)
     assert client.get_object(Bucket=s3.bucket, Key="ext/run1/a.csv")["Body"].read() == b"a,b\n1,2\n"
 
     too_many = {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/"}}

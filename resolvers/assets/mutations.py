@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import strawberry
 
+from documents.api_token import Role
 from documents.common import AssetKind
 from resolvers.assets.inputs import StoreTextInput, StoreValueInput, UpdateAssetInput
 from resolvers.assets.types import Asset, AssetRetention
 from resolvers.common import encode_json
 from resolvers.context import Info
 from resolvers.payloads import DeletePayload
-from resolvers.permissions import CanWrite
+from resolvers.permissions import CanWrite, require_role
 from services import assets as service
 from services.errors import BadUserInput
 from services.node_ids import NodeType, decode_object_id, decode_object_ids
@@ -63,10 +64,12 @@ class AssetMutations:
             changes["derived_from"] = decode_object_ids(changes["derived_from"] or [], NodeType.ASSET, field="derivedFrom")
         return Asset.from_document(await service.update_asset(decode_object_id(input.id, NodeType.ASSET), changes))
 
-    @strawberry.mutation(permission_classes=[CanWrite], description="Mark an asset DELETED. Refused (CONFLICT) while pinned, unless `force`.")
+    @strawberry.mutation(permission_classes=[CanWrite], description="Mark an asset DELETED. Refused (CONFLICT, naming the holders) while something pins it, unless `force`, which needs ADMIN.")
     async def delete_asset(self, info: Info, id: strawberry.ID, force: bool = False) -> DeletePayload:
-        await service.delete_asset(decode_object_id(id, NodeType.ASSET), force, info.context.stores)
-        return DeletePayload(id=id, deleted=True)
+        if force:
+            require_role(info.context, Role.ADMIN)
+        _, broken = await service.delete_asset(decode_object_id(id, NodeType.ASSET), force, info.context.stores)
+        return DeletePayload(id=id, deleted=True, broken=broken)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give an asset lake-wide unique names (CONFLICT if one is taken).")
     async def add_aliases(self, info: Info, asset_id: strawberry.ID, aliases: list[str]) -> Asset:
