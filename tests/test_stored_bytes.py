@@ -16,7 +16,7 @@ from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.uploads.reconciler import reconcile
 from tests.operations import Api, object_id
-from tests.test_uploads import MIB, MOUNTS, complete, payload, put, start
+from tests.test_uploads import MIB, MOUNTS, complete, multipart_from_one_mib, payload, put, start
 
 
 async def download(api: Api, token: str, asset_id: str) -> bytes:
@@ -89,12 +89,9 @@ async def test_what_an_aborted_uploads_url_leaves_on_s3_is_swept_once_its_urls_e
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_a_completed_multipart_uploads_part_urls_write_nothing(api: Api, contributor: str, settings: Settings,
                                                                      mount: str) -> None:
-    settings.multipart_threshold_bytes = MIB
-    try:
+    with multipart_from_one_mib(settings):
         data = payload(9 * MIB, seed=46)
         session = await start(api, contributor, data, mount)
-    finally:
-        settings.multipart_threshold_bytes = 64 * MIB
     size = session["partSizeBytes"]
     chunks = [data[i:i + size] for i in range(0, len(data), size)]
     for part, chunk in zip(session["parts"], chunks, strict=True):
@@ -106,11 +103,8 @@ async def test_a_completed_multipart_uploads_part_urls_write_nothing(api: Api, c
 
 
 async def test_a_malformed_local_url_gets_400_or_403_never_500(api: Api, contributor: str, settings: Settings) -> None:
-    settings.multipart_threshold_bytes = MIB
-    try:
+    with multipart_from_one_mib(settings):
         session = await start(api, contributor, payload(2 * MIB, seed=47), "local")
-    finally:
-        settings.multipart_threshold_bytes = 64 * MIB
     url = session["parts"][0]["url"]
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))

@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import httpx
@@ -38,6 +40,16 @@ async def start(api: Api, token: str, data: bytes, mount: str, **fields: object)
     variables = {"input": {"name": "scan.bin", "sizeBytes": len(data), "mediaType": "application/x-scan", "mount": mount,
                            "sha256": hashlib.sha256(data).hexdigest(), **fields}}
     return (await api.data("CreateUpload", variables, token=token))["createUpload"]
+
+
+@contextmanager
+def multipart_from_one_mib(settings: Settings) -> Iterator[None]:
+    """Uploads of 1 MiB or more go in parts while the block runs (the server's default is 64 MiB)."""
+    settings.multipart_threshold_bytes = MIB
+    try:
+        yield
+    finally:
+        settings.multipart_threshold_bytes = 64 * MIB
 
 
 async def put(url: str, data: bytes, headers: dict | None = None) -> httpx.Response:
@@ -73,12 +85,9 @@ async def test_single_upload_and_download(api: Api, contributor: str, mount: str
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_multipart_upload_resumes_after_an_interrupted_part(api: Api, contributor: str, settings: Settings,
                                                                   mount: str) -> None:
-    settings.multipart_threshold_bytes = MIB
-    try:
+    with multipart_from_one_mib(settings):
         data = payload(17 * MIB, seed=1)
         session = await start(api, contributor, data, mount)
-    finally:
-        settings.multipart_threshold_bytes = 64 * MIB
     size = session["partSizeBytes"]
     assert size == 8 * MIB and [p["partNumber"] for p in session["parts"]] == [1, 2, 3]
     chunks = [data[i:i + size] for i in range(0, len(data), size)]
@@ -160,12 +169,9 @@ async def test_checksum_mismatch_s3(api: Api, contributor: str, settings: Settin
     refused = await put(session["url"], tampered, session["headers"])  # the store checks the signed checksum
     assert refused.status_code == 400
     # multipart objects have no whole-object checksum: the server reads them back to compare
-    settings.multipart_threshold_bytes = MIB
-    try:
+    with multipart_from_one_mib(settings):
         big = payload(9 * MIB, seed=2)
         session = await start(api, contributor, big, "lab", sha256=hashlib.sha256(b"other").hexdigest())
-    finally:
-        settings.multipart_threshold_bytes = 64 * MIB
     size = session["partSizeBytes"]
     for part in session["parts"]:
         start_at = (part["partNumber"] - 1) * size
@@ -340,12 +346,9 @@ async def test_completion_asks_the_store_while_it_reads_the_session(
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_expiry_and_reconciliation(api: Api, contributor: str, state: AppState, settings: Settings,
                                          mount: str) -> None:
-    settings.multipart_threshold_bytes = MIB
-    try:
+    with multipart_from_one_mib(settings):
         data = payload(9 * MIB, seed=3)
         multipart = await start(api, contributor, data, mount)
-    finally:
-        settings.multipart_threshold_bytes = 64 * MIB
     assert (await put(multipart["parts"][0]["url"], data[: 8 * MIB])).status_code == 200
     single = await start(api, contributor, b"abc", mount)
     assert (await put(single["url"], b"abc", single["headers"])).status_code == 200
@@ -493,13 +496,10 @@ async def test_a_digest_can_be_given_at_completion_instead(api: Api, contributor
     """A client may hash a big file while its parts upload and give the SHA-256 to completeUpload:
     it is checked as a declared one is (a multipart object is read back), and stored on the
     session first, so a retry must give the same one."""
-    settings.multipart_threshold_bytes = MIB
-    try:
+    with multipart_from_one_mib(settings):
         data = payload(9 * MIB, seed=5)
         session = await start(api, contributor, data, mount, sha256=None)
         wrong = await start(api, contributor, data, mount, sha256=None)
-    finally:
-        settings.multipart_threshold_bytes = 64 * MIB
     size = session["partSizeBytes"]
     for upload in (session, wrong):
         for part in upload["parts"]:
