@@ -13,6 +13,7 @@ COPY pyproject.toml README.md ./
 COPY graphlake graphlake
 COPY graphlake_client graphlake_client
 COPY resolvers resolvers
+COPY services services
 COPY documents documents
 COPY storage storage
 COPY migrations migrations

@@ -1,8 +1,9 @@
-"""docker-compose.yml cannot run here (no Docker engine), so check that what it sets is valid settings."""
+"""docker-compose.yml and the Dockerfile cannot run here (no Docker engine): check what they set and copy."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 
 import pytest
 import yaml
@@ -29,3 +30,13 @@ def test_readme_documents_every_setting() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`GRAPHLAKE_{name.upper()}`" not in readme]
     assert not missing, f"add these settings to the README's configuration table: {missing}"
+
+
+def test_the_image_copies_every_package_it_installs() -> None:
+    """The Dockerfile copies each package pyproject.toml installs (a new one, such as services/, would
+    otherwise build an image that fails at its first import)."""
+    root = PROJECT_ROOT
+    include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    copied = set(re.findall(r"^COPY (\w+) \1$", (root / "Dockerfile").read_text(), flags=re.M))
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
