@@ -162,6 +162,8 @@ class AnnotationRecord(Document):
             Index([("set_id", ASCENDING), ("_id", ASCENDING)], name="set"),
             Index([("datum_id", ASCENDING), ("_id", ASCENDING)], name="datum"),
             Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
+            # A mask's asset: a delete or the garbage collector asks whether any record still uses it.
+            Index([("geometry.asset_id", ASCENDING), ("_id", ASCENDING)], name="mask_asset"),
             # The `annotations` list in `_id` order on the embedded default (see Datum's id_order).
             Index([("_id", ASCENDING), ("set_id", ASCENDING)], name="id_order", on=On.EMBEDDED),
             IndexModel([("kind", ASCENDING), ("label", ASCENDING)], name="kind_label"),

@@ -20,7 +20,7 @@ from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
-from services import retention
+from services import asset_users, retention
 from services.checks import check_aliases, check_labels, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, encode_id
@@ -168,20 +168,25 @@ def holder_ids(pins: Sequence[AssetRetention]) -> list[str]:
 
 async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, list[str]]:
     """Mark an asset DELETED and remove its uploaded bytes (never an EXTERNAL object's); returns it
-    with the global ids of the holders the delete broke. While pins hold it, only `force` does (the
-    caller checks the role it needs), and it drops the asset from its collections and releases its
-    manual pins; dataset versions keep their reference, and show the asset as DELETED."""
+    with the global ids of the holders the delete broke (every pin holder; the first few datums and
+    annotation records using it). While anything holds or uses it, only `force` deletes it (the
+    caller checks the role it needs): it drops the asset from its collections and releases its
+    manual pins; dataset versions, datums and records keep their reference and show it DELETED."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         return asset, []
     pins = await AssetRetention.find({"asset_id": asset_id}).to_list()
-    holders = holder_ids(pins)
-    if pins and not force:
-        owners = sorted({p.owner_type.value for p in pins})
-        shown = ", ".join(holders[:HOLDERS_NAMED]) + (", ..." if len(holders) > HOLDERS_NAMED else "")
-        raise Conflict(f"{len(holders)} holder(s) keep this asset ({', '.join(owners)}: {shown}); "
+    pinned_by = holder_ids(pins)
+    users = await asset_users.users_of(asset_id)
+    holders = pinned_by + [gid for _, named in users.values() for gid in named]
+    held = len(pinned_by) + sum(count for count, _ in users.values())
+    if held and not force:
+        kinds = sorted({p.owner_type.value for p in pins} | {kind.name for kind in users})
+        named = pinned_by[:HOLDERS_NAMED] + [gid for _, first in users.values() for gid in first]
+        shown = ", ".join(named) + (", ..." if held > len(named) else "")
+        raise Conflict(f"{held} holder(s) keep this asset ({', '.join(kinds)}: {shown}); "
                        "an ADMIN may pass force: true to delete it anyway",
-                       field="id", pins=len(pins), holders=holders[:HOLDERS_NAMED])
+                       field="id", pins=len(pins), holders=named)
     # Order: leave collections and pins first, then flip the status, then free the names.
     collection_ids = list(asset.collection_ids)
     if collection_ids:
@@ -204,13 +209,17 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
 
 async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore], *, dry_run: bool = False) -> list[Asset]:
     """The garbage collector: delete, as deleteAsset does without `force`, every asset nothing has
-    pinned for `older_than` (uploaded bytes go, EXTERNAL objects never do). One pinned again in
-    the meantime is kept. Returns what it deleted (with `dry_run`, what it would delete)."""
+    pinned for `older_than` and no datum or annotation record uses (uploaded bytes go, EXTERNAL
+    objects never do). One pinned again in the meantime is kept. Returns what it deleted (with
+    `dry_run`, what it would delete)."""
     due = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
            "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
     candidates = await Asset.find(due).to_list()
     if dry_run:
-        return candidates
+        in_use: set = set()
+        for start in range(0, len(candidates), GC_BATCH):
+            in_use |= await asset_users.used([a.id for a in candidates[start:start + GC_BATCH]])
+        return [a for a in candidates if a.id not in in_use]
     collected = []
     for start in range(0, len(candidates), GC_BATCH):
         collected += await _collect(candidates[start:start + GC_BATCH], due, stores)
@@ -223,6 +232,8 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [a.id for a in batch]
     pinned = set(await AssetRetention.get_pymongo_collection().distinct("asset_id", {"asset_id": {"$in": ids}}))
     ids = [i for i in ids if i not in pinned]  # pinned again since it was listed
+    in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
+    ids = [i for i in ids if i not in in_use]
     if not ids:
         return []
     now = utcnow()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from documents.annotation import AnnotationRecord
+from documents.asset import Asset
+from documents.clock import utcnow
+from services.assets import collect_unpinned
 from tests import factories
-from tests.operations import Api
+from tests.operations import Api, object_id
 
 
 @pytest.fixture
@@ -135,3 +140,31 @@ async def test_filters_and_verification(api: Api, contributor: str, setup: dict)
     assert datum["annotations"]["totalCount"] == 4 and datum["asset"]["id"] == s["image"]["id"]
     sets = (await api.data("AnnotationSets", {"first": 10}, token=contributor))["annotationSets"]["edges"]
     assert sorted(e["node"]["recordCount"] for e in sets) == [2, 2]
+
+
+async def test_assets_datums_and_annotations_use_are_neither_deleted_nor_collected(
+        api: Api, contributor: str, admin: str, setup: dict) -> None:
+    """References never dangle (README, Guarantees): an asset a datum holds as a role, or an
+    annotation record annotates or uses as its mask, is refused to deleteAsset, naming who uses it,
+    and left alone by the garbage collector."""
+    s = setup
+    added = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": s["mask"]["id"]}})]},
+        token=contributor))["addAnnotations"]["records"]
+    for asset, kind, user in ((s["image"], "DATUM", s["datum"]["id"]), (s["mask"], "ANNOTATION_RECORD", added[0]["id"])):
+        error = await api.error("DeleteAsset", {"id": asset["id"]}, token=contributor)
+        assert error["extensions"]["code"] == "CONFLICT" and kind in error["message"], error
+        assert user in error["extensions"]["holders"]
+    image_users = (await api.error("DeleteAsset", {"id": s["image"]["id"]}, token=contributor))["extensions"]["holders"]
+    assert set(image_users) == {s["datum"]["id"], added[0]["id"]}  # the datum, and the record annotating it
+
+    # Flagged for collection long ago (as if a collection had held them once): still in use, so kept.
+    await Asset.get_pymongo_collection().update_many(
+        {"_id": {"$in": [object_id(s["image"]["id"]), object_id(s["mask"]["id"]), object_id(s["text"]["id"])]}},
+        {"$set": {"unpinned_at": utcnow() - timedelta(days=30)}})
+    would = await collect_unpinned(timedelta(days=1), {}, dry_run=True)
+    collected = await collect_unpinned(timedelta(days=1), {})
+    assert [a.id for a in would] == [a.id for a in collected] == [object_id(s["text"]["id"])]  # only the unused one
+
+    forced = (await api.data("DeleteAsset", {"id": s["mask"]["id"], "force": True}, token=admin))["deleteAsset"]
+    assert forced["broken"] == [added[0]["id"]]  # the record keeps pointing at it, now DELETED: audited

@@ -301,4 +301,4 @@ async def test_the_garbage_collector_costs_the_same_commands_for_3_or_30_assets(
 
     few, many = await collect(3), await collect(30)
     assert few == many, (few, many)
-    assert len(many) <= 6, many
+    assert len(many) <= 9, many  # 6, and one per kind of use: datums, annotated assets, masks (asset_users.py)
