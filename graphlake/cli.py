@@ -268,13 +268,21 @@ def download(
     errors.print(f"saved {_client_run(run())}")
 
 
+def _positive_days(days: float) -> float:
+    """An age in days must be more than 0: `--older-than -5` would otherwise reach every event or asset."""
+    if not days > 0:  # also NaN
+        raise typer.BadParameter(f"must be more than 0 days, not {days}")
+    return days
+
+
 assets_app = typer.Typer(help="Maintain assets.", no_args_is_help=True)
 app.add_typer(assets_app, name="assets")
 
 
 @assets_app.command("gc")
 def assets_gc(
-    older_than: Annotated[float, typer.Option("--older-than", help="Delete assets nothing has pinned for this many days.")],
+    older_than: Annotated[float, typer.Option("--older-than", callback=_positive_days,
+                                              help="Delete assets nothing has pinned for this many days (more than 0).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
 ) -> None:
     """Delete assets no collection, dataset version or pin has held for a while (deleteAsset without force)."""
@@ -302,7 +310,8 @@ app.add_typer(events_app, name="events")
 
 @events_app.command("archive")
 def events_archive(
-    older_than: Annotated[float, typer.Option("--older-than", help="Archive events older than this many days.")],
+    older_than: Annotated[float, typer.Option("--older-than", callback=_positive_days,
+                                              help="Archive events older than this many days (more than 0).")],
 ) -> None:
     """Move old events out of default queries (they stay retrievable with includeArchived)."""
     from services.events.log import archive

@@ -84,9 +84,9 @@ class Settings(BaseSettings):
     max_events_per_batch: int = Field(default=10_000, description="Events in one logEvents call.")
     event_feed_bytes: int = Field(default=16 * 1_048_576, description="Size of the capped collection live events travel through.")
     subscriber_queue_size: int = Field(default=10_000, description="Events a slow subscriber may lag before it is dropped.")
-    event_archive_after_days: float | None = Field(default=None, description="Archive older events automatically.")
+    event_archive_after_days: float | None = Field(default=None, gt=0, description="Archive older events automatically.")
     asset_gc_after_days: float | None = Field(
-        default=None, description="Delete assets nothing has pinned for this long, automatically (off: only `graphlake assets gc`).")
+        default=None, gt=0, description="Delete assets nothing has pinned for this long, automatically (off: only `graphlake assets gc`).")
     alert_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="ERROR", description="Events at or above it (or with alert: true) fire the notifiers.")
     alert_smtp_host: str | None = None

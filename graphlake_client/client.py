@@ -21,6 +21,13 @@ from graphlake_client.uploads import Uploader
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 
 
+def safe_name(name: str) -> str:
+    """The base name of a server-given file name, so a download lands under its destination only:
+    directories, absolute paths and `..` are dropped (a name of only those becomes "download")."""
+    base = name.replace("\x00", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return base if base not in ("", ".", "..") else "download"
+
+
 class Client(Uploader):
     """A Graphlake server, over HTTP: GraphQL calls (`execute`), file and directory uploads,
     events, downloads. Use it as an async context manager, which closes its connections."""
@@ -50,9 +57,10 @@ class Client(Uploader):
             raise GraphlakeClientError(f"no asset with ID or alias {asset!r}", "NOT_FOUND")
         if not found["downloadUrl"]:
             raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
-        target = dest or Path(found["name"])
+        name = safe_name(found["name"])
+        target = dest or Path(name)
         if target.is_dir():
-            target = target / found["name"]
+            target = target / name
         await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
         return target
 

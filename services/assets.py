@@ -212,6 +212,8 @@ async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore]
     pinned for `older_than` and no datum or annotation record uses (uploaded bytes go, EXTERNAL
     objects never do). One pinned again in the meantime is kept. Returns what it deleted (with
     `dry_run`, what it would delete)."""
+    if older_than <= timedelta(0):
+        raise BadUserInput("must be more than 0 days", field="olderThan")
     due = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
            "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
     candidates = await Asset.find(due).to_list()

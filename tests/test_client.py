@@ -379,3 +379,16 @@ async def test_logging_events_from_python(served: Served, api: Api, contributor:
     assert len(ids) == 3
     event = (await api.data("Event", {"id": event_id}, token=contributor))["event"]
     assert event["data"] == {"od600": 0.42} and event["source"]["nodeId"] == "reader-1" and event["level"] == "INFO"
+
+
+async def test_a_download_stays_under_its_destination(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(b"inside")
+    out = tmp_path / "a" / "b"
+    out.mkdir(parents=True)
+    async with client(served, contributor, tmp_path) as lake:
+        asset = await lake.upload_file(source)
+        await api.data("UpdateAsset", {"input": {"id": asset["id"], "name": "../../escape.bin"}}, token=contributor)
+        saved = await lake.download(asset["id"], out)
+    assert saved == out / "escape.bin" and saved.read_bytes() == b"inside"
+    assert not (tmp_path / "escape.bin").exists()

@@ -92,6 +92,8 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
 
 async def archive(older_than: timedelta) -> int:
     """Move events older than that out of default queries (they stay retrievable)."""
+    if older_than <= timedelta(0):
+        raise BadUserInput("must be more than 0 days", field="olderThan")
     result = await Event.get_pymongo_collection().update_many(
         {"archived": False, "timestamp": {"$lt": utcnow() - older_than}}, {"$set": {"archived": True}})
     return result.modified_count
