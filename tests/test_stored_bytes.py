@@ -10,11 +10,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
+from documents.api_token import Role
 from documents.clock import utcnow
 from documents.upload import UploadSession
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.uploads.reconciler import reconcile
+from tests.conftest import MakeToken
 from tests.operations import Api, object_id
 from tests.test_uploads import MIB, MOUNTS, complete, multipart_from_one_mib, payload, put, start
 
@@ -116,3 +118,25 @@ async def test_a_malformed_local_url_gets_400_or_403_never_500(api: Api, contrib
     del query["sig"]
     answer = await put(urlunsplit(parts._replace(query=urlencode(query))), b"z")
     assert answer.status_code in (400, 403)
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_only_the_uploader_or_an_admin_gets_an_uploads_urls(api: Api, contributor: str, viewer: str, admin: str,
+                                                                  make_token: MakeToken, mount: str) -> None:
+    """A signed PUT URL (or a direct-write path) lets its bearer write the upload's bytes: uploadSession
+    gives it to whoever created the session and to an ADMIN, not to any reader."""
+    session = await start(api, contributor, payload(100, seed=48), mount)
+    other = await make_token(Role.CONTRIBUTOR)
+    for token, sees in ((contributor, True), (admin, True), (viewer, False), (other, False)):
+        found = (await api.data("UploadSession", {"id": session["id"]}, token=token))["uploadSession"]
+        assert found["status"] == "OPEN" and found["id"] == session["id"]
+        assert (found["url"] is not None) is sees, (token, found)
+
+
+async def test_only_writers_learn_where_a_local_mount_lives(api: Api, contributor: str, viewer: str) -> None:
+    def local(mounts: list[dict]) -> dict:
+        return next(m for m in mounts if m["name"] == "local")
+
+    assert local((await api.data("Mounts", token=contributor))["mounts"])["localRoot"] is not None
+    seen_by_reader = local((await api.data("Mounts", token=viewer))["mounts"])
+    assert seen_by_reader["localRoot"] is None and seen_by_reader["localId"] is None

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from documents.api_token import Role
 from documents.clock import utcnow
 from migrations import SCHEMA_VERSION
 from resolvers.context import Info
@@ -25,13 +26,15 @@ class SystemQueries:
         return Health(ok=report.ok, database=report.database, storage=report.storage,
                       version=info.context.state.version, schema_version=SCHEMA_VERSION)
 
-    @strawberry.field(permission_classes=[CanRead], description="The storage mounts, default first.")
+    @strawberry.field(permission_classes=[CanRead], description="The storage mounts, default first. Where a local mount lives on disk (localRoot, localId) is shown only to tokens that may write.")
     def mounts(self, info: Info) -> list[Mount]:
         default = info.context.settings.default_mount
         stores = sorted(info.context.stores.values(), key=lambda s: (s.name != default, s.name))
+        principal = info.context.principal
+        writer = principal is not None and principal.role.includes(Role.CONTRIBUTOR)
         return [Mount(name=s.name, backend=s.backend, is_default=s.name == default,
                       **({"local_root": str(s.root), "local_id": s.mount_id}
-                         if isinstance(s, LocalStore) and s.direct_writes else {}))
+                         if writer and isinstance(s, LocalStore) and s.direct_writes else {}))
                 for s in stores]
 
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from documents.api_token import Role
 from documents.asset import Asset as AssetDocument
 from documents.event import ASSET_STATUS
 from documents.upload import UploadSession as SessionDocument
@@ -21,12 +22,15 @@ from services.uploads import sessions
 
 @strawberry.type
 class UploadQueries:
-    @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none.")
+    @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none. The URLs and the direct-write path go only to whoever created the session, or an ADMIN: they let the bearer write the upload's bytes.")
     async def upload_session(self, info: Info, id: strawberry.ID) -> UploadSession | None:
         found = await SessionDocument.get(decode_object_id(id, NodeType.UPLOAD_SESSION))
         if found is None:
             return None
-        return UploadSession.from_signed(await sessions.sign_session(found, info.context.stores))
+        principal = info.context.principal
+        if principal is not None and (principal.role.includes(Role.ADMIN) or principal.actor == found.created_by):
+            return UploadSession.from_signed(await sessions.sign_session(found, info.context.stores))
+        return UploadSession.from_signed(sessions.SignedSession(session=found, single=None, parts=[]))
 
 
 @strawberry.type
