@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -18,6 +19,21 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
             record.request_id = request_id_var.get() or "-"
+        return True
+
+
+# A signed URL is a bearer capability: whoever reads the access log must not be able to replay it.
+# The local mount signs with `sig`, S3 with X-Amz-Signature (and names its key and session token).
+_SIGNED_PARAMS = re.compile(r"(?i)([?&](?:sig|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s\"']+")
+
+
+class _RedactSignatures(logging.Filter):
+    """Replaces the values of signature parameters in any logged URL with REDACTED."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "sig=" in message.lower() or "x-amz-" in message.lower():
+            record.msg, record.args = _SIGNED_PARAMS.sub(r"\1REDACTED", message), ()
         return True
 
 
@@ -41,6 +57,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     """Route the root logger (and uvicorn's) to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
+    handler.addFilter(_RedactSignatures())
     handler.setFormatter(
         JsonFormatter()
         if json

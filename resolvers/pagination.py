@@ -3,6 +3,11 @@
 A cursor holds the sort-key values of the last item it points after, always ending in `_id`,
 so items with equal sort keys are neither skipped nor repeated, and inserts elsewhere in the
 list never shift a page (unlike offsets).
+
+A cursor comes back from the client, and its values go into a query: it is decoded strictly. Each
+value must be a plain scalar, or one of the two tagged forms the server writes (a date, an
+ObjectId); anything else, an operator-shaped object first of all, is BAD_USER_INPUT. A cursor also
+carries a tag of the ordering it was made for, so one from another ordering is refused too.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import hashlib
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,13 +59,28 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
+MAX_CURSOR_STRING = 2048  # longer strings are no sort key this server wrote
+
+
 def _decode_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "$d" in value:
+    """A value the server could have written, or ValueError: never an object it did not tag itself."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_CURSOR_STRING:
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        if isinstance(value.get("$d"), int) and not isinstance(value["$d"], bool):
             return datetime.fromtimestamp(value["$d"] / 1000, UTC)
-        if "$o" in value:
+        if isinstance(value.get("$o"), str) and ObjectId.is_valid(value["$o"]) and len(value["$o"]) == 24:
             return ObjectId(value["$o"])
-    return value
+    raise ValueError("not a value this server writes into a cursor")
+
+
+def _ordering_tag(sort: SortSpec) -> str:
+    """A short tag of the ordering (fields and directions) a cursor was made for."""
+    return hashlib.sha256(repr([(field, int(direction)) for field, direction in sort]).encode()).hexdigest()[:8]
 
 
 def _field_value(doc: Mapping[str, Any], path: str) -> Any:
@@ -70,7 +92,7 @@ def _field_value(doc: Mapping[str, Any], path: str) -> Any:
 
 def encode_cursor(doc: Mapping[str, Any], sort: SortSpec) -> str:
     values = [_encode_value(_field_value(doc, field)) for field, _ in sort]
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort), *values])).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, sort: SortSpec) -> list[Any]:
@@ -78,10 +100,10 @@ def decode_cursor(cursor: str, sort: SortSpec) -> list[Any]:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
         raise BadUserInput("is not a cursor from this list", field="after") from None
-    if not isinstance(values, list) or len(values) != len(sort):
+    if not isinstance(values, list) or len(values) != len(sort) + 1 or values[0] != _ordering_tag(sort):
         raise BadUserInput("is not a cursor from this list (was the order changed?)", field="after")
     try:
-        return [_decode_value(value) for value in values]
+        return [_decode_value(value) for value in values[1:]]
     except (KeyError, TypeError, ValueError):
         raise BadUserInput("is not a cursor from this list", field="after") from None
 

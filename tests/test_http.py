@@ -40,3 +40,20 @@ def test_json_logs_carry_the_request_id() -> None:
     assert entry["message"] == "disk /data is 91% full" and entry["level"] == "WARNING"
     assert entry["request_id"] == "req-7" and entry["logger"] == "graphlake.test"
     assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})), str)
+
+
+def test_logs_never_hold_a_signature() -> None:
+    """A signed URL is a bearer capability: access lines and client request lines keep the URL, not its signature."""
+    configure_logging("INFO", json=False)
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    try:
+        logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "PUT",
+                                                 "/blobs/local/assets/x?size=1&exp=2&sig=c2VjcmV0LXNpZw", "1.1", 200)
+        logging.getLogger("httpx").info("HTTP Request: PUT http://minio/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                                        "&X-Amz-Credential=AKIA%2F20261130&X-Amz-Signature=deadbeef42 \"HTTP/1.1 200 OK\"")
+    finally:
+        configure_logging("INFO", json=False)
+    logged = stream.getvalue()
+    assert "c2VjcmV0LXNpZw" not in logged and "deadbeef42" not in logged and "AKIA" not in logged
+    assert "sig=REDACTED" in logged and "X-Amz-Signature=REDACTED" in logged and "size=1&exp=2" in logged

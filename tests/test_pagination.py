@@ -3,6 +3,8 @@ The keyset filters and cursors themselves, without a database: tests/unit/test_p
 
 from __future__ import annotations
 
+import base64
+
 from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from resolvers.pagination import encode_cursor
@@ -45,6 +47,7 @@ async def test_cursor_is_stable_when_newer_items_arrive(api: Api, admin: str, ma
 
 
 async def test_foreign_cursor_is_refused(api: Api, admin: str) -> None:
-    for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)])]:
+    operators = base64.urlsafe_b64encode(b'[{"$ne":null},{"$ne":null}]').decode()  # once reached the database
+    for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)]), operators]:
         error = await api.error("ApiTokens", {"after": bad}, token=admin)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}

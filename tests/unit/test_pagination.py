@@ -3,8 +3,14 @@ Pages served through the API: tests/test_pagination.py."""
 
 from __future__ import annotations
 
+import base64
+
+import orjson
+import pytest
+
 from documents.clock import utcnow
-from resolvers.pagination import decode_cursor, encode_cursor, keyset_filter, with_tiebreaker
+from resolvers.pagination import _ordering_tag, decode_cursor, encode_cursor, keyset_filter, with_tiebreaker
+from services.errors import BadUserInput
 
 
 def test_keyset_filter_handles_nulls_in_both_directions() -> None:
@@ -19,3 +25,22 @@ def test_keyset_filter_handles_nulls_in_both_directions() -> None:
     assert keyset_filter(desc, [None, 5]) == {"$or": [{"$and": [{"d": None}, {"_id": {"$lt": 5}}]}]}
     now = utcnow()
     assert decode_cursor(encode_cursor({"d": now, "_id": 7}, sort), sort) == [now, 7]
+
+
+def test_a_cursor_carries_no_operator_and_fits_only_its_ordering() -> None:
+    """A cursor's values go into a query: one the client shaped as an operator, or any value the server
+    never writes, is refused; so is a cursor made for another ordering."""
+    sort = with_tiebreaker([("name", 1)])
+
+    def forged(*values: object) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort), *values])).decode().rstrip("=")
+
+    assert decode_cursor(forged("b", {"$o": "64b000000000000000000001"}), sort)[0] == "b"
+    for values in (({"$ne": None}, 5), ("b", {"$gt": 0}), (["b"], 5), ("b", {"$o": "x"}), ("b", {"$d": "soon"}),
+                   ({"$d": 1, "$o": "64b000000000000000000001"}, 5), ("x" * 5000, 5)):
+        with pytest.raises(BadUserInput) as refused:
+            decode_cursor(forged(*values), sort)
+        assert refused.value.extensions["field"] == "after", values
+    other = with_tiebreaker([("name", -1)])
+    with pytest.raises(BadUserInput):
+        decode_cursor(encode_cursor({"name": "b", "_id": 5}, other), sort)
