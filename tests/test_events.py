@@ -86,10 +86,13 @@ async def test_a_batch_is_checked_whole(api: Api, contributor: str, settings: Se
         settings.max_events_per_batch = limit
     assert error["extensions"]["field"] == "inputs" and "at most 3" in error["message"]
     # Graphlake's own event types cannot be forged: the audit trail and status notifications rely on them.
-    for reserved in ("AUDIT", "ASSET_STATUS", "ALERT_DELIVERY_FAILED"):
+    # Not in another case, nor with a look-alike or invisible character: event types are plain ASCII.
+    for reserved in ("AUDIT", "ASSET_STATUS", "ALERT_DELIVERY_FAILED", "audit", "Asset_Status", "AUDIT\u200b",
+                     "\u0410UDIT", "AU DIT", "-AUDIT"):
         error = await api.error("LogEvents", {"inputs": [ev(), ev(reserved)]}, token=contributor)
-        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].eventType"}
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].eventType"}, reserved
     assert await Event.find({"event_type": {"$ne": "AUDIT"}}).count() == before
+    await log(api, contributor, ev("run.started:v2/step_1-a"))  # the whole character set is taken
 
 
 async def test_cursors_stay_stable_while_events_arrive(api: Api, contributor: str) -> None:

@@ -16,7 +16,7 @@ from services.node_ids import NodeType, encode_id
 
 
 def _new_event(i: int, event: EventInput) -> service.NewEvent:
-    if event.event_type.strip() in RESERVED_TYPES:
+    if event.event_type.strip().upper() in RESERVED_TYPES:  # in any case: "audit" must not pass for AUDIT
         raise BadUserInput(f"{event.event_type.strip()} events are written by Graphlake itself", field=f"inputs[{i}].eventType")
     return service.NewEvent(
         event_type=event.event_type, level=event.level.value if event.level else LEVELS["INFO"], message=event.message,

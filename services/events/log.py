@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from services.events.feed import FeedWriter
 log = logging.getLogger("graphlake.events")
 
 MAX_TYPE_LENGTH = 100
+# An event type is ASCII letters, digits and _ . : / -, starting with a letter or digit: no spaces,
+# no look-alike or invisible characters that would let one type pass for another (a reserved one).
+EVENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
 MAX_MESSAGE_LENGTH = 10_000
 
 
@@ -55,6 +59,9 @@ def _check(i: int, event: NewEvent) -> None:
     where = f"inputs[{i}]"
     if not event.event_type.strip() or len(event.event_type) > MAX_TYPE_LENGTH:
         raise BadUserInput(f"must be 1 to {MAX_TYPE_LENGTH} characters", field=f"{where}.eventType")
+    if not EVENT_TYPE.fullmatch(event.event_type.strip()):
+        raise BadUserInput("may hold only ASCII letters, digits and _ . : / -, starting with a letter or digit",
+                           field=f"{where}.eventType")
     if event.message is not None and len(event.message) > MAX_MESSAGE_LENGTH:
         raise BadUserInput(f"at most {MAX_MESSAGE_LENGTH} characters", field=f"{where}.message")
 
