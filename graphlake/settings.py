@@ -82,6 +82,9 @@ class Settings(BaseSettings):
 
     # --- events
     max_events_per_batch: int = Field(default=10_000, description="Events in one logEvents call.")
+    event_clock_skew_seconds: int = Field(
+        default=300, description="How far in the future an event's timestamp may be (clients' clocks drift; "
+                                 "a later one would sit atop every newest-first list).")
     event_feed_bytes: int = Field(default=16 * 1_048_576, description="Size of the capped collection live events travel through.")
     subscriber_queue_size: int = Field(default=10_000, description="Events a slow subscriber may lag before it is dropped.")
     event_archive_after_days: float | None = Field(default=None, gt=0, description="Archive older events automatically.")
@@ -149,7 +152,7 @@ class Settings(BaseSettings):
                      "default_page_size", "max_subscriptions_per_connection", "max_batch_items",
                      "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
-                     "event_feed_bytes", "subscriber_queue_size")
+                     "event_feed_bytes", "subscriber_queue_size", "event_clock_skew_seconds")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

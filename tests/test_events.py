@@ -398,3 +398,14 @@ async def test_archived_events_leave_default_queries(api: Api, contributor: str,
     assert await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"]}) == ["FRESH_ONE"]
     archived = await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"], "includeArchived": True})
     assert archived == ["FRESH_ONE", "OLD_ONE"]
+
+
+async def test_an_event_from_the_future_is_refused(api: Api, contributor: str, settings: Settings) -> None:
+    """A far-future timestamp would sit atop every newest-first list: beyond the allowed clock skew it is refused."""
+    soon = (datetime.now(UTC) + timedelta(seconds=settings.event_clock_skew_seconds - 60)).isoformat()
+    late = (datetime.now(UTC) + timedelta(seconds=settings.event_clock_skew_seconds + 60)).isoformat()
+    naive_late = (datetime.now(UTC) + timedelta(days=365)).replace(tzinfo=None).isoformat()
+    await log(api, contributor, ev("CLOCK", timestamp=soon))  # a drifting clock is fine
+    for when in (late, naive_late):
+        error = await api.error("LogEvents", {"inputs": [ev("CLOCK"), ev("CLOCK", timestamp=when)]}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].timestamp"}, when

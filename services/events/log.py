@@ -40,6 +40,7 @@ class EventSettings(alerts.AlertSettings, Protocol):
 
     max_events_per_batch: int
     alert_level: str
+    event_clock_skew_seconds: int
 
 
 @dataclass
@@ -73,9 +74,13 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
         raise BadUserInput("give at least one event", field="inputs")
     if len(events) > settings.max_events_per_batch:
         raise BadUserInput(f"at most {settings.max_events_per_batch} events at once", field="inputs")
+    now = utcnow()
+    latest = now + timedelta(seconds=settings.event_clock_skew_seconds)
     for i, event in enumerate(events):
         _check(i, event)
-    now = utcnow()
+        if event.timestamp is not None and to_millis(event.timestamp) > latest:  # naive means UTC, as stored
+            raise BadUserInput(f"is more than {settings.event_clock_skew_seconds} s ahead of the server's clock",
+                               field=f"inputs[{i}].timestamp")
     # Built without re-validation: every field was checked above or typed by GraphQL (the hot path).
     stored = [
         Event.model_construct(id=ObjectId(), event_type=e.event_type.strip(), level=e.level, message=e.message,
