@@ -8,19 +8,24 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.settings import Settings
 from resolvers.context import Context
+from resolvers.internals import HTTPException
 from services.auth import bearer_secret
 from services.errors import Unauthenticated
+
+# The code of a GraphQL error for each HTTP status Strawberry refuses a request with.
+_HTTP_CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 405: "BAD_USER_INPUT", 413: "BAD_USER_INPUT"}
 
 # Names a client may use for the token in its `connection_init` payload.
 _WS_TOKEN_KEYS = ("Authorization", "authorization", "authToken", "token")
@@ -64,6 +69,24 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_html(request.url.path))
+
+    async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Strawberry answers a body it cannot read (bad JSON, no query, a wrong method) in plain text;
+        every answer here is a GraphQL error with a code instead, so clients parse one shape."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as error:
+            code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
+            return JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
+                                status_code=error.status_code)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # The standard library's decoder recurses per nesting level: a body nested a few thousand
+        # levels deep raised RecursionError, which became a plain-text 500.
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise HTTPException(400, "the request body is nested too deeply") from None
 
     def encode_json(self, data: object) -> str:
         # orjson (several times faster on large pages), falling back to the stdlib for integers

@@ -10,16 +10,22 @@ Three speedups reach past the public API (each module says why it must):
   context's `graphql_document` and `pre_execution_errors`, which Strawberry honours by skipping
   the parse and the validation when they are already set.
 
+And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
+HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
+as a GraphQL error with a code instead of plain text.
+
 They import these names from here, and tests/test_internals.py (a canary) checks each of them and
 its shape, so an upgrade that moves or changes one fails there, naming it, before any request does.
 """
 
 from __future__ import annotations
 
+from cross_web import HTTPException
 from graphql.execution.executor import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import InputContext
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
-__all__ = ["ExecutionContext", "Executor", "InputContext", "StrawberryGraphQLCoreExecutionContext", "is_leaf_type"]
+__all__ = ["ExecutionContext", "Executor", "HTTPException", "InputContext", "StrawberryGraphQLCoreExecutionContext",
+           "is_leaf_type"]

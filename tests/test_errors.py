@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -45,3 +46,19 @@ async def test_malformed_ids_name_the_argument(http: httpx.AsyncClient, admin: s
                                headers={"Authorization": f"Bearer {admin}"})
     error = response.json()["errors"][0]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
+
+
+async def test_an_unreadable_request_gets_a_graphql_error_with_a_code(http: httpx.AsyncClient, contributor: str) -> None:
+    """Bad JSON, JSON nested thousands of levels deep, no query, a wrong method: each is a GraphQL error
+    with a code, never a plain-text answer or a 500."""
+    auth = {"Authorization": f"Bearer {contributor}", "Content-Type": "application/json"}
+    nested = "[" * 100_000 + "]" * 100_000
+    deep = f'{{"query": {json.dumps(document("StoreValue"))}, "variables": {{"input": {{"name": "deep", "value": {nested}}}}}}}'
+    two = "query A { __typename } query B { __typename }"
+    for body in ("{not json", deep, '{"variables": {}}', json.dumps({"query": "{ __typename }", "variables": [1]}),
+                 json.dumps({"query": two, "operationName": "C"})):
+        answer = await http.post("/graphql", content=body, headers=auth)
+        assert answer.status_code in (200, 400), (body[:80], answer.status_code, answer.text[:200])
+        assert answer.headers["content-type"].startswith("application/json"), (body[:80], answer.text[:200])
+        [error] = answer.json()["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["message"], (body[:80], error)

@@ -41,3 +41,14 @@ def test_the_per_event_executor_hooks_are_still_there() -> None:
         assert list(inspect.signature(method).parameters) == params, f"{context.__name__}.{name} changed its signature"
     assert issubclass(internals.Executor, object) and hasattr(internals.Executor, "execute_operation"), \
         "graphql-core's per-event Executor changed (resolvers/fanout.py returns one)"
+
+
+def test_strawberry_still_refuses_unreadable_bodies_with_cross_webs_http_exception() -> None:
+    import strawberry.asgi
+    import strawberry.http.async_base_view
+
+    for module in (strawberry.asgi, strawberry.http.async_base_view):
+        assert getattr(module, "HTTPException", None) is internals.HTTPException, \
+            f"{module.__name__} no longer uses cross_web.HTTPException (graphlake/view.py catches it)"
+    error = internals.HTTPException(400, "x")
+    assert (error.status_code, error.reason) == (400, "x")
