@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode
@@ -25,7 +26,9 @@ class UrlSigner:
         self.route = route
 
     def _signature(self, method: str, mount: str, key: str, params: Mapping[str, str]) -> str:
-        canonical = "\n".join([method.upper(), mount, key, *(f"{k}={params[k]}" for k in sorted(params))])
+        # JSON, not values joined by newlines: a value (a download's file name, say) holding
+        # "\nexp=..." must not read as another parameter, so no two URLs share a signed string.
+        canonical = json.dumps([method.upper(), mount, key, sorted(params.items())], ensure_ascii=False)
         digest = hmac.new(self._secret, canonical.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
