@@ -74,8 +74,12 @@ def create_app(
     async def readyz(request: Request) -> JSONResponse:
         state: AppState = request.app.state.graphlake
         report = await probe(state.db, state.stores)
-        failing = [report.database_error] if report.database_error else []
-        failing += [error for error in report.mount_errors.values() if error]
+        # Anyone may ask (a load balancer does, without a token): say what fails by name only; the
+        # errors name endpoints and buckets, so they go to the server log (and `graphlake health`).
+        failing = ["database"] if report.database_error else []
+        failing += [f"mount {name}" for name, error in report.mount_errors.items() if error]
+        for error in filter(None, [report.database_error, *report.mount_errors.values()]):
+            log.warning("not ready: %s", error)
         body = {"ok": report.ok, "database": report.database, "storage": report.storage, "failing": failing}
         return JSONResponse(body, status_code=200 if report.ok else 503)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from graphlake import __version__
 from resolvers.context import AppState
@@ -32,7 +33,7 @@ async def test_liveness_and_readiness(http: httpx.AsyncClient) -> None:
 
 
 async def test_readiness_names_an_unreachable_mount(
-    http: httpx.AsyncClient, api: Api, admin: str, state: AppState, s3: S3Service
+    http: httpx.AsyncClient, api: Api, admin: str, state: AppState, s3: S3Service, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = S3Store("broken", bucket="no-such-bucket", endpoint_url=s3.endpoint,
                      access_key_id=s3.access_key, secret_access_key=s3.secret_key)
@@ -43,7 +44,9 @@ async def test_readiness_names_an_unreachable_mount(
         assert ready.status_code == 503
         body = ready.json()
         assert body["ok"] is False and body["database"] is True and body["storage"] is False
-        assert any("broken" in line and "no-such-bucket" in line for line in body["failing"])
+        assert body["failing"] == ["mount broken"]  # by name: no endpoint or bucket to a caller without a token
+        assert "no-such-bucket" not in ready.text and s3.endpoint not in ready.text
+        assert any("no-such-bucket" in r.getMessage() for r in caplog.records)  # the operator's log has it
         health = (await api.data("Status", token=admin))["health"]
         assert health["ok"] is False and health["storage"] is False and health["database"] is True
     finally:
