@@ -229,6 +229,8 @@ def upload(
     concurrency: Annotated[int, typer.Option(help="Parts uploaded at once.")] = 4,
     direct: Annotated[bool, typer.Option(help="Write files into a local mount this machine shares with the server "
                                               "itself (a disk copy); --no-direct: always over HTTP.")] = True,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links in directories "
+                                                  "(by default they are skipped: a link may point out of the tree).")] = False,
 ) -> None:
     """Upload files and directories (directories keep relative paths in the collection, or go as one zip).
     Rerun after an interruption: uploads resume from the parts already stored."""
@@ -244,7 +246,8 @@ def upload(
             task = bar.add_task("uploading", total=None)
             async with Client(url, token, concurrency=concurrency, direct_writes=direct) as lake:
                 return await lake.upload_paths(paths, collection=collection, as_archive=as_archive, ignore=ignore or [],
-                                               manifest=entries, progress=lambda sent, total: bar.update(task, completed=sent, total=total))
+                                               manifest=entries, follow_symlinks=follow_symlinks,
+                                               progress=lambda sent, total: bar.update(task, completed=sent, total=total))
 
     assets = _client_run(run())
     _print_rows(("id", "name", "status", "bytes", "sha256"),

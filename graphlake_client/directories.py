@@ -12,19 +12,44 @@ from pathlib import Path
 import pathspec
 
 
-def walk(root: Path, ignore: Iterable[str] = ()) -> list[str]:
-    """Files under `root` as relative POSIX paths, minus `ignore` patterns and root's .gitignore."""
+def _rooted(directory: str, line: str) -> str | None:
+    """A pattern of the .gitignore in `directory` (relative to the walk's root), as a pattern of the
+    root's: git reads a pattern with a slash before its end relative to its own directory, and one
+    without at any depth below it. Blank lines and comments give None."""
+    line = line.rstrip("\n")
+    if not line.strip() or line.startswith("#"):
+        return None
+    negated, body = (True, line[1:]) if line.startswith("!") else (False, line)
+    if directory:
+        anchored = "/" in body.rstrip("/")
+        body = f"{directory}/{body.lstrip('/')}" if anchored else f"{directory}/**/{body}"
+    return ("!" if negated else "") + body
+
+
+def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = False) -> list[str]:
+    """Files under `root` as relative POSIX paths, minus `ignore` patterns and what the .gitignore
+    files of the tree exclude (each for its own directory and below, as git reads them), and never
+    `.git`. A symbolic link is followed only with `follow_symlinks`: else a link to a file or a
+    directory, inside the tree or out of it, is skipped, so an upload never reads outside its tree
+    by accident."""
     patterns = list(ignore)
-    gitignore = root / ".gitignore"
-    if gitignore.is_file():
-        patterns += gitignore.read_text().splitlines()
-    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     files = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if path.is_file() and not spec.match_file(relative) and ".git" not in Path(relative).parts:
-            files.append(relative)
-    return files
+    for directory, subdirs, names in os.walk(root, followlinks=follow_symlinks):
+        here = Path(directory).relative_to(root).as_posix()
+        here = "" if here == "." else here
+        if ".gitignore" in names:
+            lines = (Path(directory) / ".gitignore").read_text().splitlines()
+            patterns += [p for p in (_rooted(here, line) for line in lines) if p is not None]
+        spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+        # Pruned in place: os.walk does not descend into what is ignored, .git, or (unless asked) a link.
+        subdirs[:] = sorted(d for d in subdirs if d != ".git" and not spec.match_file(f"{here}/{d}/".lstrip("/"))
+                            and (follow_symlinks or not os.path.islink(os.path.join(directory, d))))
+        for name in sorted(names):
+            relative = f"{here}/{name}".lstrip("/")
+            full = os.path.join(directory, name)
+            if (follow_symlinks or not os.path.islink(full)) and os.path.isfile(full) and not spec.match_file(relative):
+                files.append(relative)
+    return sorted(files)
 
 
 def make_archive(root: Path, files: list[str]) -> Path:

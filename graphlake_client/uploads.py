@@ -273,17 +273,20 @@ class Uploader(Transport):
 
     async def upload_paths(self, paths: Iterable[Path], *, collection: str | None = None, as_archive: bool = False,
                            ignore: Iterable[str] = (), manifest: dict[str, dict[str, Any]] | None = None,
-                           progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+                           progress: Callable[[int, int], None] | None = None,
+                           follow_symlinks: bool = False) -> list[dict[str, Any]]:
         """Upload files and directories. A directory goes file by file keeping relative paths
-        (hierarchical mode), or as one zip with `as_archive`. `ignore` patterns and the directory's
-        .gitignore are honoured; `manifest` gives per-file description, metadata and labels."""
+        (hierarchical mode), or as one zip with `as_archive`. `ignore` patterns and the tree's
+        .gitignore files are honoured, and symbolic links skipped unless `follow_symlinks`;
+        `manifest` gives per-file description, metadata and labels (an entry naming no file sent
+        is an error: a typo would otherwise drop its labels silently)."""
         collection_id = await self.collection_id(collection) if collection else None
         manifest = manifest or {}
         jobs: list[tuple[Path, str]] = []  # file, its path relative to the upload root
         archives: list[Path] = []
         for root in paths:
             if root.is_dir():
-                files = list(walk(root, ignore))
+                files = walk(root, ignore, follow_symlinks=follow_symlinks)
                 if as_archive:
                     archive = await asyncio.to_thread(make_archive, root, files)
                     archives.append(archive)
@@ -294,6 +297,10 @@ class Uploader(Transport):
                 jobs.append((root, root.name))
             else:
                 raise GraphlakeClientError(f"{root}: no such file or directory")
+        unknown = sorted(set(manifest) - {relative for _, relative in jobs})
+        if unknown:
+            raise GraphlakeClientError(f"the manifest names files this upload does not send: {', '.join(unknown[:10])}"
+                                       + (" ..." if len(unknown) > 10 else ""))
         total = sum(path.stat().st_size for path, _ in jobs)
         sent = 0
 

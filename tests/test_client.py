@@ -392,3 +392,11 @@ async def test_a_download_stays_under_its_destination(served: Served, api: Api, 
         saved = await lake.download(asset["id"], out)
     assert saved == out / "escape.bin" and saved.read_bytes() == b"inside"
     assert not (tmp_path / "escape.bin").exists()
+
+
+async def test_a_manifest_entry_for_a_file_not_sent_is_an_error(served: Served, contributor: str, tree: Path,
+                                                                tmp_path: Path) -> None:
+    async with client(served, contributor, tmp_path) as lake:
+        with pytest.raises(GraphlakeClientError) as typo:
+            await lake.upload_paths([tree], ignore=["cache/"], manifest={"notes.txt": {}, "notse.txt": {"labels": ["x"]}})
+    assert "notse.txt" in str(typo.value) and "notes.txt" not in str(typo.value)
