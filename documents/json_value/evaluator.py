@@ -7,12 +7,11 @@ the MongoDB filters `predicate_filter` builds, not Python's own comparisons.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from documents.json_value.encoding import Scalar, StoredJson
 from documents.json_value.paths import leaf_field
-from documents.json_value.query import JsonOp, predicate_filter
+from documents.json_value.query import JsonOp, compiled_pattern, predicate_filter
 
 
 def _comparable(left: Scalar, right: Scalar) -> bool:
@@ -42,4 +41,5 @@ def matches(stored: StoredJson, path: str, op: JsonOp | str, value: Any) -> bool
     if op is JsonOp.CONTAINS:
         return any((_comparable(v, value) and v == value) or (isinstance(v, str) and isinstance(value, str) and value in v)
                    for v in leaves)
-    return any(isinstance(v, str) and re.search(value, v) is not None for v in leaves)  # REGEX
+    pattern = compiled_pattern(value)  # REGEX, in linear time
+    return any(isinstance(v, str) and pattern.search(v) is not None for v in leaves)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 import re
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
+import re2
 from pymongo import ASCENDING, IndexModel
 
 from documents.json_value.encoding import Scalar, indexed
@@ -124,8 +126,9 @@ def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str,
             return _matches(attrs, leaves, path, re.escape(item).replace("\x00", "\\x00"))
         return _equals(attrs, leaves, path, [item])
 
-    # REGEX: a Python-valid pattern runs as PCRE on MongoDB and as Go RE2 on FerretDB, which refuses
-    # lookbehind and backreferences (the query then fails there instead of answering differently).
+    # REGEX: only what RE2 can run (no lookaround, no backreferences), which both servers then run
+    # alike (MongoDB's PCRE is a superset; FerretDB uses Go's RE2) and live subscriptions match in
+    # linear time (evaluator.py), so no pattern can make matching take exponential time.
     if not isinstance(value, str):
         raise InvalidPredicate(f"REGEX needs a pattern string, got {kind_of(value)}")
     if len(value) > MAX_REGEX_LENGTH:
@@ -133,10 +136,18 @@ def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str,
     if "\x00" in value:
         raise InvalidPredicate("REGEX pattern holds a NUL character; write \\x00 instead")
     try:
-        re.compile(value)
-    except re.error as error:
-        raise InvalidPredicate(f"REGEX pattern does not compile: {error}") from None
+        compiled_pattern(value)
+    except re2.error as error:
+        raise InvalidPredicate(f"REGEX pattern is not one a linear-time engine runs (no lookaround or "
+                               f"backreferences): {error}") from None
     return _matches(attrs, leaves, path, value)
+
+
+@lru_cache(maxsize=1024)
+def compiled_pattern(pattern: str) -> Any:
+    """A client's REGEX pattern compiled by RE2 (google-re2) once: a live subscription matches it
+    against every event that passes."""
+    return re2.compile(pattern)
 
 
 def json_indexes(field: str) -> list[IndexModel]:

@@ -126,7 +126,9 @@ def test_path_examples() -> None:
     ("a", JsonOp.EXISTS, 1, "EXISTS takes true, false or no value, got a number"),
     ("a", JsonOp.CONTAINS, {"x": 1}, "CONTAINS compares a scalar"),
     ("a", JsonOp.REGEX, 1, "REGEX needs a pattern string, got a number"),
-    ("a", JsonOp.REGEX, "(", "does not compile"),
+    ("a", JsonOp.REGEX, "(", "not one a linear-time engine runs"),
+    ("a", JsonOp.REGEX, "(?<=a)b", "no lookaround or backreferences"),  # once reached FerretDB: INTERNAL
+    ("a", JsonOp.REGEX, r"(a)\1", "no lookaround or backreferences"),
     ("a", JsonOp.REGEX, "a" * 501, "limit is 500"),
     ("a", JsonOp.REGEX, "a\x00", "NUL"),
 ])
@@ -145,3 +147,12 @@ def test_matches_selects_what_the_database_filters_select() -> None:
         if found != [i for i in expected if i != WITHOUT_FIELD]:  # no such document in memory
             wrong.append((path, op.value, value, f"expected {expected}, got {found}"))
     assert wrong == []
+
+
+def test_a_backtracking_pattern_matches_in_linear_time() -> None:
+    """`(a+)+$` against a long run of a's and one b takes exponential time in a backtracking engine:
+    this would not finish with Python's re (a live subscription froze the server on it). With RE2 it
+    answers at once."""
+    stored = StoredJson.encode({"note": "a" * 10_000 + "b"})
+    assert matches(stored, "note", JsonOp.REGEX, "(a+)+$") is False
+    assert matches(stored, "note", JsonOp.REGEX, "(a+)+b$") is True
