@@ -38,6 +38,7 @@ from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
 from resolvers.events.queries import EventQueries, EventSubscriptions
 from resolvers.fanout import FanoutExecutor
+from resolvers.list_limits import InputListLimit
 from resolvers.loaders import FreshLoaders
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
@@ -76,6 +77,7 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(DocumentCache, DocumentMemo()),  # one memo per schema: its rules come from these settings
+        partial(InputListLimit, max_items=max(settings.max_batch_items, settings.max_events_per_batch)),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

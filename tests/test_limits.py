@@ -67,3 +67,22 @@ async def test_page_size(api: Api, admin: str, first: int) -> None:
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "first"}
     assert "between 1 and 500" in error["message"]
     await still_serving(api, admin)
+
+
+async def test_an_oversized_batch_is_refused_before_anything_is_converted(api: Api, contributor: str, settings: Settings,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 100,000-item createDatums held the event loop 11 s while it was converted, only to be refused:
+    list lengths are checked on the raw variables, before graphql-core coerces them."""
+    import graphql.execution.executor as executor
+
+    coerced = []
+    coerce = executor.get_variable_values
+    monkeypatch.setattr(executor, "get_variable_values", lambda *args, **kwargs: coerced.append(1) or coerce(*args, **kwargs))
+    limit = max(settings.max_batch_items, settings.max_events_per_batch)
+    error = await api.error("CreateDatums", {"inputs": [{"roles": []}] * (limit + 1)}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs"} and f"at most {limit}" in error["message"]
+    assert coerced == []  # refused before coercion
+    nested = await api.error("AddToCollection", {"input": {"collectionId": "x", "items": [{"assetId": "y"}] * (limit + 1)}},
+                             token=contributor)
+    assert nested["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.items"}
+    assert coerced == []
