@@ -111,10 +111,10 @@ async def put_blob(request: Request) -> Response:
         target = store.path(key)
     except UnsafeKey as error:
         return _error(400, str(error))
+    if "upload" in params:  # a closed multipart upload's data file is gone: its parts get 404 there
+        return await _put_part(request, store, params)
     if (refusal := await refuses_writes(key)) is not None:
         return _error(409, refusal)
-    if "upload" in params:
-        return await _put_part(request, store, params)
     numbers = _numbers(params, "size")
     if isinstance(numbers, Response):
         return numbers
@@ -130,6 +130,9 @@ async def put_blob(request: Request) -> Response:
         finally:
             os.close(fd)
         store.record_sha256(Path(temp), digest.hexdigest())
+        if (refusal := await refuses_writes(key)) is not None:  # closed while the body was on its way
+            Path(temp).unlink(missing_ok=True)
+            return _error(409, refusal)
         try:
             os.link(temp, target)  # atomic and create-only: a reader sees no object or all of it
         except FileExistsError:
@@ -157,7 +160,7 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
     except (UnsafeKey, ValueError) as error:
         return _error(400, str(error))
     try:
-        fd = os.open(store.data_path(params["upload"]), os.O_WRONLY)
+        fd = await store.open_part_file(params["upload"])
     except FileNotFoundError:
         return _error(404, "the multipart upload is no longer open")
     try:

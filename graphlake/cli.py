@@ -21,7 +21,7 @@ from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from graphlake import PROJECT_ROOT
 from graphlake.local_services import ServiceError
-from graphlake.logs import configure_logging
+from graphlake.logs import configure_logging, redact
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from services import auth as tokens
@@ -200,7 +200,7 @@ Token = Annotated[str | None, typer.Option("--token", envvar="GRAPHLAKE_TOKEN", 
 def _say_retry(details: stamina.instrumentation.RetryDetails) -> None:
     """One plain line per retry the client makes (stamina's default hook logs a bare event name)."""
     errors.print(f"[yellow]retrying[/yellow] in {details.wait_for:.1f} s (retry {details.retry_num}): "
-                 f"{type(details.caused_by).__name__}: {details.caused_by}")
+                 f"{type(details.caused_by).__name__}: {redact(str(details.caused_by))}")  # a signed URL is a capability
 
 
 def _client_run(coroutine: object) -> object:

@@ -49,16 +49,23 @@ _shared: dict[tuple[str, str], _Shared] = {}
 _opening = asyncio.Lock()
 
 
+def _host(url: str) -> str:
+    """Where a MongoDB URL points, without its credentials."""
+    return url.rsplit("@", 1)[-1].split("/", 1)[0].removeprefix("mongodb://").removeprefix("mongodb+srv://")
+
+
 @asynccontextmanager
 async def connected(url: str, database: str, listeners: Sequence[CommandListener] = ()) -> AsyncIterator[AsyncMongoClient]:
-    """The process's client of `database` (made by the first user, with its command listeners;
-    closed when the last one leaves). Another database while one is in use is refused: Beanie
+    """The process's client of `database` (made by the first user, with its command listeners: a
+    later user's listeners are not added; closed when the last one leaves). Another database while one is in use is refused: Beanie
     could serve only one of them."""
     key = (url, database)
     async with _opening:
         if _shared and key not in _shared:
-            raise RuntimeError(f"this process already serves database {next(iter(_shared))[1]!r}; Beanie binds "
-                               f"documents to one database per process, so {database!r} needs a process of its own")
+            served_url, served = next(iter(_shared))
+            raise RuntimeError(f"this process already serves database {served!r} at {_host(served_url)}; Beanie binds "
+                               f"documents to one database per process, so {database!r} at {_host(url)} needs a "
+                               "process of its own")
         entry = _shared.get(key)
         if entry is None:
             entry = _shared[key] = _Shared(await connect(url, database, listeners), asyncio.get_running_loop())

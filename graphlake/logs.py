@@ -27,13 +27,23 @@ class _RequestIdFilter(logging.Filter):
 _SIGNED_PARAMS = re.compile(r"(?i)([?&](?:sig|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s\"']+")
 
 
+def redact(text: str) -> str:
+    """`text` with the values of signature parameters in any URL it holds replaced by REDACTED."""
+    lowered = text.lower()
+    return _SIGNED_PARAMS.sub(r"\1REDACTED", text) if "sig=" in lowered or "x-amz-" in lowered else text
+
+
 class _RedactSignatures(logging.Filter):
     """Replaces the values of signature parameters in any logged URL with REDACTED."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "sig=" in message.lower() or "x-amz-" in message.lower():
-            record.msg, record.args = _SIGNED_PARAMS.sub(r"\1REDACTED", message), ()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call: the handler reports it, as it would without this filter
+            return True
+        redacted = redact(message)
+        if redacted is not message:
+            record.msg, record.args = redacted, ()
         return True
 
 

@@ -68,11 +68,11 @@ class Client(Uploader):
         """One attempt: stream the bytes beside the target under a temporary name, check them
         against the asset's size and SHA-256, then rename. An interrupted or wrong download never
         leaves a file under the asset's name. The file gets the user's usual permissions (umask)."""
-        temp = (target.parent if str(target.parent) else Path(".")) / f".download-{secrets.token_hex(8)}"
+        temp = target.parent / f".download-{secrets.token_hex(8)}"
         digest = hashlib.sha256()
         size = 0
         try:
-            with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+            with temp.open("xb") as out:  # created new, binary, with the user's umask
                 async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
                     response.raise_for_status()
                     async for chunk in response.aiter_bytes(CHUNK):

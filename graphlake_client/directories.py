@@ -4,12 +4,15 @@ zip a directory becomes when it is uploaded as one archive."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import pathspec
+
+_GLOB_CHARS = re.compile(r"([\[\]*?!#\\])")
 
 
 def _rooted(directory: str, line: str) -> str | None:
@@ -21,6 +24,7 @@ def _rooted(directory: str, line: str) -> str | None:
         return None
     negated, body = (True, line[1:]) if line.startswith("!") else (False, line)
     if directory:
+        directory = _GLOB_CHARS.sub(r"\\\1", directory)  # "plate [A1]" is a name, not a pattern
         anchored = "/" in body.rstrip("/")
         body = f"{directory}/{body.lstrip('/')}" if anchored else f"{directory}/**/{body}"
     return ("!" if negated else "") + body
@@ -33,21 +37,23 @@ def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = Fals
     directory, inside the tree or out of it, is skipped, so an upload never reads outside its tree
     by accident."""
     patterns = list(ignore)
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     files = []
     for directory, subdirs, names in os.walk(root, followlinks=follow_symlinks):
         here = Path(directory).relative_to(root).as_posix()
         here = "" if here == "." else here
-        if ".gitignore" in names:
+        if ".gitignore" in names:  # compiled again only when a .gitignore adds patterns
             lines = (Path(directory) / ".gitignore").read_text().splitlines()
             patterns += [p for p in (_rooted(here, line) for line in lines) if p is not None]
-        spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+            spec = pathspec.GitIgnoreSpec.from_lines(patterns)
         # Pruned in place: os.walk does not descend into what is ignored, .git, or (unless asked) a link.
         subdirs[:] = sorted(d for d in subdirs if d != ".git" and not spec.match_file(f"{here}/{d}/".lstrip("/"))
                             and (follow_symlinks or not os.path.islink(os.path.join(directory, d))))
         for name in sorted(names):
             relative = f"{here}/{name}".lstrip("/")
             full = os.path.join(directory, name)
-            if (follow_symlinks or not os.path.islink(full)) and os.path.isfile(full) and not spec.match_file(relative):
+            if name != ".git" and (follow_symlinks or not os.path.islink(full)) and os.path.isfile(full) \
+                    and not spec.match_file(relative):  # a submodule's or worktree's .git is a file
                 files.append(relative)
     return sorted(files)
 

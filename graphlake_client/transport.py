@@ -65,7 +65,7 @@ class Transport:
         return await lost_answers(self.retries, self.backoff_seconds)(self.execute, query, variables)
 
     async def _put(self, url: str, path: Path, offset: int, size: int, headers: dict[str, str],
-                   progress: Progress | None) -> None:
+                   progress: Progress | None, *, create_only: bool = False) -> None:
         """PUT one byte range of `path`, retried (store_failures) while the network or the store fails."""
 
         async def put() -> None:
@@ -73,7 +73,7 @@ class Transport:
                 source.seek(offset)
                 body = source.read(size)
             response = await self.storage_http.put(url, content=body, headers=headers)
-            if response.status_code == 412:
+            if create_only and response.status_code == 412:
                 # Single-object URLs are create-only: the object is stored already (an earlier run, or
                 # an attempt whose answer was lost). Completion checks its size and digest.
                 return

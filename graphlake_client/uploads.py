@@ -88,7 +88,8 @@ class Uploader(Transport):
                 progress(path.stat().st_size)
             return
         if session["url"]:
-            await self._put(session["url"], path, 0, path.stat().st_size, session["headers"] or {}, progress)
+            await self._put(session["url"], path, 0, path.stat().st_size, session["headers"] or {}, progress,
+                            create_only=True)
             return
         part_size = int(session["partSizeBytes"])
         total = path.stat().st_size
@@ -122,6 +123,8 @@ class Uploader(Transport):
             found = (await self.execute(ops.SESSION, {"id": session_id}))["uploadSession"]
         except GraphlakeClientError:
             return None
+        if found and found["status"] == "OPEN" and not (found["url"] or found["parts"] or found["directPath"]):
+            return None  # open, but its URLs go only to whoever started it (another token): start anew
         return found if found and found["status"] in ("OPEN", "COMPLETED") else None
 
     async def _complete(self, session_id: str, sha256: str | None, *, look_first: bool = False) -> dict[str, Any]:
@@ -280,46 +283,57 @@ class Uploader(Transport):
         .gitignore files are honoured, and symbolic links skipped unless `follow_symlinks`;
         `manifest` gives per-file description, metadata and labels (an entry naming no file sent
         is an error: a typo would otherwise drop its labels silently)."""
-        collection_id = await self.collection_id(collection) if collection else None
         manifest = manifest or {}
-        jobs: list[tuple[Path, str]] = []  # file, its path relative to the upload root
-        archives: list[Path] = []
+        # First what goes, and whether the manifest fits it: nothing is made (a collection, a zip) before.
+        walked: list[tuple[Path, list[str] | None]] = []  # a directory with its files, or a file
         for root in paths:
             if root.is_dir():
-                files = walk(root, ignore, follow_symlinks=follow_symlinks)
-                if as_archive:
+                walked.append((root, walk(root, ignore, follow_symlinks=follow_symlinks)))
+            elif root.is_file():
+                walked.append((root, None))
+            else:
+                raise GraphlakeClientError(f"{root}: no such file or directory")
+        sent = {name for root, files in walked
+                for name in ([root.name] if files is None else [f"{root.resolve().name}.zip"] if as_archive else files)}
+        if unknown := sorted(set(manifest) - sent):
+            raise GraphlakeClientError(f"the manifest names files this upload does not send: {', '.join(unknown[:10])}"
+                                       + (" ..." if len(unknown) > 10 else ""))
+        collection_id = await self.collection_id(collection) if collection else None
+        jobs: list[tuple[Path, str]] = []  # file, its path relative to the upload root
+        archives: list[Path] = []
+        try:
+            for root, files in walked:
+                if files is None:
+                    jobs.append((root, root.name))
+                elif as_archive:
                     archive = await asyncio.to_thread(make_archive, root, files)
                     archives.append(archive)
                     jobs.append((archive, f"{root.resolve().name}.zip"))
                 else:
                     jobs += [(root / rel, rel) for rel in files]
-            elif root.is_file():
-                jobs.append((root, root.name))
-            else:
-                raise GraphlakeClientError(f"{root}: no such file or directory")
-        unknown = sorted(set(manifest) - {relative for _, relative in jobs})
-        if unknown:
-            raise GraphlakeClientError(f"the manifest names files this upload does not send: {', '.join(unknown[:10])}"
-                                       + (" ..." if len(unknown) > 10 else ""))
-        total = sum(path.stat().st_size for path, _ in jobs)
-        sent = 0
-
-        def advance(n: int) -> None:
-            nonlocal sent
-            sent += n
-            if progress:
-                progress(sent, total)
-
-        try:
-            files = []
-            for path, relative in jobs:
-                details = manifest.get(relative, {})
-                files.append((path, {
-                    "name": Path(relative).name, "collectionId": collection_id, "path": relative if collection_id else None,
-                    "description": details.get("description"), "metadata": details.get("metadata"),
-                    "labels": details.get("labels"), "mediaType": "application/zip" if path in archives else None,
-                }))
-            return await self.upload_batch(files, progress=advance)
+            return await self._upload_jobs(jobs, archives, collection_id, manifest, progress)
         finally:
             for archive in archives:
                 archive.unlink(missing_ok=True)
+
+    async def _upload_jobs(self, jobs: list[tuple[Path, str]], archives: list[Path], collection_id: str | None,
+                           manifest: dict[str, dict[str, Any]],
+                           progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+        total = sum(path.stat().st_size for path, _ in jobs)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
+        files = []
+        for path, relative in jobs:
+            details = manifest.get(relative, {})
+            files.append((path, {
+                "name": Path(relative).name, "collectionId": collection_id, "path": relative if collection_id else None,
+                "description": details.get("description"), "metadata": details.get("metadata"),
+                "labels": details.get("labels"), "mediaType": "application/zip" if path in archives else None,
+            }))
+        return await self.upload_batch(files, progress=advance)

@@ -10,6 +10,9 @@ Three speedups reach past the public API (each module says why it must):
   context's `graphql_document` and `pre_execution_errors`, which Strawberry honours by skipping
   the parse and the validation when they are already set.
 
+`list_limits.py` reads the graphql-core schema behind a Strawberry schema (`graphql_schema`) to
+walk a request's variables along their declared types before graphql-core coerces them.
+
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text.
@@ -20,7 +23,10 @@ its shape, so an upgrade that moves or changes one fails there, naming it, befor
 
 from __future__ import annotations
 
+from typing import Any
+
 from cross_web import HTTPException
+from graphql import GraphQLSchema
 from graphql.execution.executor import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import InputContext
@@ -28,4 +34,9 @@ from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
 __all__ = ["ExecutionContext", "Executor", "HTTPException", "InputContext", "StrawberryGraphQLCoreExecutionContext",
-           "is_leaf_type"]
+           "graphql_schema", "is_leaf_type"]
+
+
+def graphql_schema(schema: Any) -> GraphQLSchema:
+    """The graphql-core schema a Strawberry schema wraps (its private `_schema`)."""
+    return schema._schema

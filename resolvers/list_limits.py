@@ -25,23 +25,26 @@ from graphql import (
 from graphql.utilities import type_from_ast
 from strawberry.extensions import SchemaExtension
 
+from resolvers.internals import graphql_schema
 from services.errors import BadUserInput
+
+# The schema's input types live as long as the process: a few dozen entries at most.
+_HOLDS_LISTS: dict[GraphQLInputObjectType, bool] = {}
 
 
 def _holds_lists(type_: Any, seen: frozenset = frozenset()) -> bool:
-    """Whether values of an input type can contain a list (the answer is cached on the type)."""
+    """Whether values of an input type can contain a list (the answer is kept per type)."""
     if isinstance(type_, GraphQLNonNull):
         type_ = type_.of_type
     if isinstance(type_, GraphQLList):
         return True
     if not isinstance(type_, GraphQLInputObjectType) or type_.name in seen:
         return False
-    cached = getattr(type_, "_graphlake_holds_lists", None)
-    if cached is not None:
-        return cached
+    if type_ in _HOLDS_LISTS:
+        return _HOLDS_LISTS[type_]
     holds = any(_holds_lists(field.type, seen | {type_.name}) for field in type_.fields.values())
     if not seen:  # an answer found inside a cycle may be partial: only a whole walk's is kept
-        type_._graphlake_holds_lists = holds  # the schema's types live as long as the schema
+        _HOLDS_LISTS[type_] = holds
     return holds
 
 
@@ -62,7 +65,7 @@ class InputListLimit(SchemaExtension):
         variables = context.variables or {}
         if not variables or context.graphql_document is None:
             return None
-        schema = context.schema._schema
+        schema = graphql_schema(context.schema)
         for definition in context.graphql_document.definitions:
             if not isinstance(definition, OperationDefinitionNode):
                 continue

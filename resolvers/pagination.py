@@ -20,6 +20,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import orjson
@@ -80,7 +81,12 @@ def _decode_value(value: Any) -> Any:
 
 def _ordering_tag(sort: SortSpec) -> str:
     """A short tag of the ordering (fields and directions) a cursor was made for."""
-    return hashlib.sha256(repr([(field, int(direction)) for field, direction in sort]).encode()).hexdigest()[:8]
+    return _tag_of(tuple((field, int(direction)) for field, direction in sort))
+
+
+@lru_cache(maxsize=256)
+def _tag_of(sort: tuple[tuple[str, int], ...]) -> str:  # once per ordering, not per edge of every page
+    return hashlib.sha256(repr(list(sort)).encode()).hexdigest()[:8]
 
 
 def _field_value(doc: Mapping[str, Any], path: str) -> Any:
@@ -230,7 +236,10 @@ async def sorted_list_connection(
     sort = [("_id", ASCENDING)]
     start = 0
     if page.after:
-        start = bisect.bisect_right(ids, decode_cursor(page.after, sort)[0])
+        try:
+            start = bisect.bisect_right(ids, decode_cursor(page.after, sort)[0])
+        except TypeError:  # a value of another type than the list's keys: not a cursor of this list
+            raise BadUserInput("is not a cursor from this list", field="after") from None
     chosen = list(ids[start:start + page.first])
     nodes = await load(chosen)
     edges = [Edge(cursor=encode_cursor({"_id": i}, sort), node=n) for i, n in zip(chosen, nodes, strict=True)]

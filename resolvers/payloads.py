@@ -9,5 +9,6 @@ class DeletePayload:
     deleted: bool = strawberry.field(description="True once it is gone (also when it was gone already).")
     broken: list[strawberry.ID] = strawberry.field(
         default_factory=list,
-        description="What a forced delete took the object from, or left pointing at it (collections, dataset "
-                    "versions, pins): the audit trail records them.")
+        description="What a forced delete took the object from, or left pointing at it: every collection, "
+                    "dataset version and pin, and the first five datums and annotation records. The audit "
+                    "trail records them.")

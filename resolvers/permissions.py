@@ -10,6 +10,11 @@ from documents.api_token import Role
 from services.errors import Forbidden, Unauthenticated
 
 
+def has_role(context: Any, role: Role) -> bool:
+    """Whether the caller's token holds `role` (or a higher one); no token holds none."""
+    return context.principal is not None and context.principal.role.includes(role)
+
+
 def require_role(context: Any, role: Role) -> None:
     """Raise UNAUTHENTICATED or FORBIDDEN unless the caller holds `role` (or a higher one)."""
     if context.auth_error:

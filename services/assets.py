@@ -20,10 +20,10 @@ from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
+from documents.upload import UploadSession
 from services import asset_users, retention
 from services.checks import check_aliases, check_labels, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict, NotFound
-from services.node_ids import NodeType, encode_id
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
 
@@ -152,18 +152,12 @@ async def asset_by_alias(alias: str) -> Asset | None:
     return await Asset.get(found.asset_id) if found else None
 
 
-# The node type of each kind of pin holder (a manual pin is its own holder).
-HOLDER_TYPES = {
-    RetentionOwnerType.COLLECTION: NodeType.COLLECTION,
-    RetentionOwnerType.DATASET_VERSION: NodeType.DATASET_VERSION,
-    RetentionOwnerType.MANUAL_PIN: NodeType.ASSET_RETENTION,
-}
 HOLDERS_NAMED = 5  # a refusal names this many holders, and counts them all
 
 
 def holder_ids(pins: Sequence[AssetRetention]) -> list[str]:
     """The global ids of what these pins hold an asset for, in pin order, each once."""
-    return list(dict.fromkeys(encode_id(HOLDER_TYPES[p.owner_type], p.owner_id) for p in pins))
+    return list(dict.fromkeys(retention.holder_id(p.owner_type, p.owner_id) for p in pins))
 
 
 async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, list[str]]:
@@ -204,6 +198,7 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
     if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
+        await _sweep_later([asset_id])
     return await get_asset(asset_id), holders
 
 
@@ -235,6 +230,8 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     pinned = set(await AssetRetention.get_pymongo_collection().distinct("asset_id", {"asset_id": {"$in": ids}}))
     ids = [i for i in ids if i not in pinned]  # pinned again since it was listed
     in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
+    if in_use:  # and no longer a candidate: later rounds need not load and check it again
+        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, {"$set": {"unpinned_at": None}})
     ids = [i for i in ids if i not in in_use]
     if not ids:
         return []
@@ -251,7 +248,16 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     files = [a.storage for a in gone if a.kind is AssetKind.FILE and a.storage and not a.storage.external
              and a.storage.mount in stores]
     await bounded_gather([lambda ref=ref: stores[ref.mount].delete(ref.key) for ref in files])
+    await _sweep_later([a.id for a in gone if a.kind is AssetKind.FILE])
     return gone
+
+
+async def _sweep_later(asset_ids: list[ObjectId]) -> None:
+    """Once an uploaded file's bytes are deleted, its upload's PUT URL (create-only, and valid until
+    the session expires) could store them again: the reconciler deletes the key once more after
+    that (reconciler.sweep_closed). A session shares its asset's id."""
+    if asset_ids:
+        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}}, {"$set": {"sweep_due": True}})
 
 
 async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:

@@ -1,7 +1,7 @@
 """Retention pins: collections, dataset versions and people keep assets alive with them.
 
 An asset left with no pin is not deleted here: it gets `unpinned_at`, and the garbage collector
-(`service.collect_unpinned`) removes it after a grace period. Writes are ordered so a crash leaves pins a retry completes.
+(`services.assets.collect_unpinned`) removes it after a grace period. Writes are ordered so a crash leaves pins a retry completes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,19 @@ from documents.clock import utcnow
 from documents.common import RetentionOwnerType
 from documents.duplicates import duplicates_only
 from documents.retention import AssetRetention
+from services.node_ids import NodeType, encode_id
+
+# The node type of what each kind of pin holds an asset for (a manual pin is its own holder).
+_HOLDER_TYPES = {
+    RetentionOwnerType.COLLECTION: NodeType.COLLECTION,
+    RetentionOwnerType.DATASET_VERSION: NodeType.DATASET_VERSION,
+    RetentionOwnerType.MANUAL_PIN: NodeType.ASSET_RETENTION,
+}
+
+
+def holder_id(owner_type: RetentionOwnerType, owner_id: ObjectId) -> str:
+    """The global id of what a pin holds its asset for."""
+    return encode_id(_HOLDER_TYPES[owner_type], owner_id)
 
 
 async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, owner_id: ObjectId,

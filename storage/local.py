@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -166,10 +167,32 @@ class LocalStore:
         return [StoredPart(number=int(p.name), etag=p.name, size=int(p.read_text() or 0))
                 for p in sorted(folder.iterdir()) if p.name.isdigit()]
 
+    async def open_part_file(self, upload_id: str) -> int:
+        """A descriptor to write a part into the upload's data file, shared-locked until it is closed;
+        FileNotFoundError once the upload is completed or aborted. The lock lets completion wait for
+        part writes under way, and the inode check refuses a writer that opened the file before
+        completion moved it into place: so a completed object never changes after it was verified."""
+        path = self.data_path(upload_id)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_SH)
+            if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.data_path(upload_id), target)  # atomic, and no copy: the parts are in place
+        data = self.data_path(upload_id)
+        fd = os.open(data, os.O_RDONLY)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)  # part writes under way finish first
+            os.replace(data, target)  # atomic, and no copy: the parts are in place
+        finally:
+            os.close(fd)
         await asyncio.to_thread(shutil.rmtree, self.upload_dir(upload_id), True)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -25,7 +25,7 @@ class Retryable(Exception):
 
 
 def store_requests() -> stamina.AsyncRetryingCaller:
-    """For `async for attempt in store_requests(): with attempt: ...`-free use: `await policy(fn)`."""
+    """The policy for a store request made without botocore: `await store_requests().on(Exc)(fn)`."""
     return stamina.AsyncRetryingCaller(attempts=STORE_ATTEMPTS, timeout=None, wait_initial=0.1, wait_max=1.0,
                                        wait_jitter=0.1, wait_exp_base=2)
 

@@ -6,7 +6,6 @@ Give running services instead with GRAPHLAKE_TEST_MONGODB_URL and GRAPHLAKE_TEST
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections import Counter
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 import boto3
 import httpx
 import pytest
-import uvicorn
 from botocore.config import Config
 from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
 from starlette.applications import Starlette
@@ -31,6 +29,7 @@ from resolvers.context import AppState
 from services.auth import create_token
 from services.events.feed import WRITERS_COLLECTION
 from tests.operations import Api
+from tests.processes import serving
 from tests.waiting import live_subscribers, wait_for
 
 
@@ -149,20 +148,9 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
     reach the same app object (and so the same lifespan state) through the ASGI transport."""
     counter = CommandCounter()
     app = create_app(settings, command_listeners=[counter])
-    port = settings.port
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-
-    def started() -> bool:
-        if task.done() and not server.started:
-            task.result()  # startup failed: raise its error here
-            raise AssertionError("uvicorn stopped before it served (see the log)")
-        return server.started
-
-    await wait_for(started, timeout=60, what="the app to start serving")
-    yield Served(app=app, base_url=f"http://127.0.0.1:{port}", commands=counter)
-    server.should_exit = True
-    await task
+    # On the port the settings name: signed local URLs carry it.
+    async with serving(app, settings.port, log_level="info") as port:
+        yield Served(app=app, base_url=f"http://127.0.0.1:{port}", commands=counter)
 
 
 @pytest.fixture

@@ -64,11 +64,11 @@ def bench_database(tmp: Path) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def serving(app) -> AsyncIterator[int]:
-    """`app` served by uvicorn on a free port of this process while the block runs; yields the port.
-    (A bench's clients then share this event loop: fine for sequential timings.)"""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
+async def serving(app, port: int | None = None, log_level: str = "warning") -> AsyncIterator[int]:
+    """`app` served by uvicorn in this process while the block runs, on `port` or a free one; yields
+    the port. (A bench's clients then share this event loop: fine for sequential timings.)"""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, log_config=None))
     task = asyncio.create_task(server.serve())
 
     def started() -> bool:

@@ -3,7 +3,9 @@ or expired, none of its URLs can change what the lake holds, on the local mount 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -80,9 +82,9 @@ async def test_what_an_aborted_uploads_url_leaves_on_s3_is_swept_once_its_urls_e
     await reconcile(state.stores, state.feed)
     assert await state.stores["lab"].stat(key) is not None  # its URL is still valid: too early to sweep
     sessions = UploadSession.get_pymongo_collection()
-    two_minutes_ago = utcnow() - timedelta(minutes=2)  # as if its URLs had all expired
+    long_ago = utcnow() - timedelta(minutes=5)  # as if its URLs had all expired
     await sessions.update_one({"_id": object_id(session["id"])},
-                              {"$set": {"expires_at": two_minutes_ago, "finished_at": two_minutes_ago}})
+                              {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
     await reconcile(state.stores, state.feed)
     assert await state.stores["lab"].stat(key) is None
     assert (await sessions.find_one({"_id": object_id(session["id"])}))["sweep_due"] is False
@@ -140,3 +142,30 @@ async def test_only_writers_learn_where_a_local_mount_lives(api: Api, contributo
     assert local((await api.data("Mounts", token=contributor))["mounts"])["localRoot"] is not None
     seen_by_reader = local((await api.data("Mounts", token=viewer))["mounts"])
     assert seen_by_reader["localRoot"] is None and seen_by_reader["localId"] is None
+
+
+async def test_a_part_write_under_way_lands_before_completion_verifies(api: Api, contributor: str, state: AppState,
+                                                                       settings: Settings) -> None:
+    """On the local mount a part is written into the upload's data file in place. Completion waits for a
+    part write under way, and a writer that opened the file before completion moved it is refused, so
+    the bytes a completion verified are the bytes downloads return."""
+    with multipart_from_one_mib(settings):
+        data = payload(9 * MIB, seed=49)
+        session = await start(api, contributor, data, "local", sha256=None)
+    size = session["partSizeBytes"]
+    for part, offset in zip(session["parts"], range(0, len(data), size), strict=True):
+        assert (await put(part["url"], data[offset:offset + size])).status_code == 200
+    store = state.stores["local"]
+    upload_id = (await UploadSession.get(object_id(session["id"]))).multipart_id
+    writer = await store.open_part_file(upload_id)  # a part PUT in flight
+    completing = asyncio.create_task(complete(api, contributor, session["id"]))
+    await asyncio.sleep(0.3)  # kept: what is tested is that completion does not go on meanwhile
+    assert not completing.done()
+    os.pwrite(writer, b"Z" * 100, 0)
+    os.close(writer)
+    asset = await completing
+    stored = await download(api, contributor, asset["id"])
+    assert stored[:100] == b"Z" * 100 and stored[100:] == data[100:]
+    assert asset["sha256"] is None or asset["sha256"] == hashlib.sha256(stored).hexdigest()
+    with pytest.raises(FileNotFoundError):  # the upload is closed: no writer gets its file any more
+        await store.open_part_file(upload_id)

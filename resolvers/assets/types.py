@@ -20,6 +20,7 @@ from resolvers.context import Info
 from resolvers.pagination import child_connection, map_nodes
 from resolvers.relay import Connection, Node
 from resolvers.scalars import JSON, BigInt
+from services import retention
 from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
@@ -32,13 +33,6 @@ AssetStatus = strawberry.enum(AssetStatusValue, description="PENDING until its p
 RetentionOwnerType = strawberry.enum(RetentionOwnerTypeValue, description="What holds a retention pin.")
 
 # What the owner id of a pin names, per owner type.
-_OWNER_TYPE_NAMES = {
-    RetentionOwnerTypeValue.COLLECTION: NodeType.COLLECTION,
-    RetentionOwnerTypeValue.DATASET_VERSION: NodeType.DATASET_VERSION,
-    RetentionOwnerTypeValue.MANUAL_PIN: NodeType.ASSET_RETENTION,
-}
-
-
 @strawberry.type(description="Where a FILE or EXTERNAL asset's bytes live.")
 class StorageRef:
     mount: str
@@ -62,7 +56,7 @@ class AssetRetention(Node):
     def from_document(cls, doc: RetentionDocument) -> AssetRetention:
         return cls(
             id=encode_id(NodeType.ASSET_RETENTION, doc.id), owner_type=doc.owner_type,
-            owner_id=encode_id(_OWNER_TYPE_NAMES[doc.owner_type], doc.owner_id),
+            owner_id=retention.holder_id(doc.owner_type, doc.owner_id),
             created_at=doc.created_at, asset_id=doc.asset_id,
         )
 

@@ -11,7 +11,7 @@ from documents.api_token import Role
 from documents.clock import utcnow
 from migrations import SCHEMA_VERSION
 from resolvers.context import Info
-from resolvers.permissions import CanRead
+from resolvers.permissions import CanRead, has_role
 from resolvers.system.types import Health, Heartbeat, Mount
 from services.errors import BadUserInput
 from services.health import probe
@@ -30,8 +30,7 @@ class SystemQueries:
     def mounts(self, info: Info) -> list[Mount]:
         default = info.context.settings.default_mount
         stores = sorted(info.context.stores.values(), key=lambda s: (s.name != default, s.name))
-        principal = info.context.principal
-        writer = principal is not None and principal.role.includes(Role.CONTRIBUTOR)
+        writer = has_role(info.context, Role.CONTRIBUTOR)
         return [Mount(name=s.name, backend=s.backend, is_default=s.name == default,
                       **({"local_root": str(s.root), "local_id": s.mount_id}
                          if writer and isinstance(s, LocalStore) and s.direct_writes else {}))

@@ -14,7 +14,7 @@ from resolvers.assets.types import Asset
 from resolvers.context import Info
 from resolvers.events.types import Event
 from resolvers.loaders import Loaders
-from resolvers.permissions import CanRead
+from resolvers.permissions import CanRead, has_role
 from resolvers.uploads.types import UploadSession
 from services.node_ids import NodeType, decode_object_id, decode_object_ids, encode_id
 from services.uploads import sessions
@@ -27,8 +27,7 @@ class UploadQueries:
         found = await SessionDocument.get(decode_object_id(id, NodeType.UPLOAD_SESSION))
         if found is None:
             return None
-        principal = info.context.principal
-        if principal is not None and (principal.role.includes(Role.ADMIN) or principal.actor == found.created_by):
+        if has_role(info.context, Role.ADMIN) or (info.context.actor is not None and info.context.actor == found.created_by):
             return UploadSession.from_signed(await sessions.sign_session(found, info.context.stores))
         return UploadSession.from_signed(sessions.SignedSession(session=found, single=None, parts=[]))
 

@@ -27,7 +27,8 @@ from services.uploads.finishing import (
     status_event,
 )
 from services.uploads.sessions import MIN_URL_SECONDS
-from storage import LocalStore, ObjectStore
+from storage import LocalStore, ObjectStore, StoreUnavailable
+from storage.concurrency import bounded_gather
 
 log = logging.getLogger("graphlake.uploads")
 
@@ -38,6 +39,8 @@ DIGEST_BYTES_PER_ROUND = 8 * 1024**3
 # not every round, so that a few broken files never hold up the digests of new ones.
 DIGEST_RETRY = timedelta(days=1)
 SWEEP_PER_ROUND = 500  # closed uploads whose keys one round deletes once more
+# Past a closed upload's last URL: server clocks differ a little, and a URL signed as it closed lives on.
+SWEEP_MARGIN_SECONDS = 60
 
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
@@ -70,7 +73,8 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
         claimed = await UploadSession.get_pymongo_collection().update_one(
             {"_id": session.id, "status": UploadStatus.OPEN.value},
             {"$set": {"status": status.value, "finished_at": utcnow(),  # settle_stranded needs the time
-                      "to_file": status is UploadStatus.COMPLETED and session.collection_id is not None}})
+                      "to_file": status is UploadStatus.COMPLETED and session.collection_id is not None,
+                      "sweep_due": status is not UploadStatus.COMPLETED}})
         if claimed.modified_count == 0:
             continue  # another process took it
         if status is UploadStatus.COMPLETED:
@@ -163,15 +167,18 @@ async def sweep_closed(stores: dict[str, ObjectStore]) -> int:
     closing. Returns how many sessions it swept."""
     now = utcnow()
     due = await UploadSession.find({"sweep_due": True, "expires_at": {"$lt": now},
-                                    "finished_at": {"$lt": now - timedelta(seconds=MIN_URL_SECONDS)}},
+                                    "finished_at": {"$lt": now - timedelta(seconds=MIN_URL_SECONDS + SWEEP_MARGIN_SECONDS)}},
                                    ).limit(SWEEP_PER_ROUND).to_list()
     swept = []
-    for session in due:
+
+    async def sweep(session: UploadSession) -> None:
         try:
             await discard_payload(session, stores)
             swept.append(session.id)
         except Exception:  # the store may be down: tried again next round
             log.exception("could not sweep the key of closed upload %s", session.id)
+
+    await bounded_gather([lambda s=s: sweep(s) for s in due])  # a few at a time, not one after another
     if swept:
         await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": swept}}, {"$set": {"sweep_due": False}})
     return len(swept)
@@ -197,6 +204,8 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
     for doc in missing:
         if budget <= 0:
             break
+        if digests and (doc.get("size_bytes") or 0) > budget:
+            continue  # one read never runs far past the round's budget; a round always reads at least one
         store, key = stores[doc["storage"]["mount"]], doc["storage"]["key"]
         try:
             info = await store.stat(key)
@@ -206,6 +215,8 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
                 continue
             budget -= info.size
             digests[doc["_id"]] = await store.sha256(key)
+        except StoreUnavailable:
+            continue  # the store is down for now, not the file broken: the next round asks again
         except Exception as error:  # unreadable now, for whatever reason: tried again after DIGEST_RETRY
             failures[doc["_id"]] = f"{type(error).__name__}: {error}"
     for asset_id, reason in failures.items():

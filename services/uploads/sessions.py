@@ -205,15 +205,18 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
 
 async def refuses_writes(key: str) -> str | None:
     """Why the signed URLs of the upload storing `key` may no longer write, or None while its session
-    is open. The local mount asks before each PUT, so a completed or aborted upload's URL cannot put
+    is open. The local mount asks before and after a single PUT's body (a multipart part needs no
+    asking: a closed upload's part file is gone), so a completed or aborted upload's URL cannot put
     bytes back (S3 URLs are create-only, and the reconciler sweeps what an aborted one left). A
     session shares its id with its asset, whose key is assets/<id>: one lookup by _id."""
     raw = key.removeprefix("assets/")
     if raw == key or not ObjectId.is_valid(raw):
         return "no upload writes to this key"
-    session = await UploadSession.get_pymongo_collection().find_one({"_id": ObjectId(raw)}, {"status": 1})
+    session = await UploadSession.get_pymongo_collection().find_one({"_id": ObjectId(raw)}, {"status": 1, "expires_at": 1})
     if session is None:
         return "no upload writes to this key"
     if session["status"] != UploadStatus.OPEN.value:
         return f"its upload is {session['status'].lower()}: this URL can no longer write"
+    if session["expires_at"] <= utcnow():  # not yet closed by the reconciler, but no completion will take it
+        return "its upload has expired: this URL can no longer write"
     return None

@@ -36,3 +36,12 @@ def test_symbolic_links_are_skipped_unless_asked(tmp_path: Path) -> None:
     os.symlink(outside / "dir", root / "linked-dir")
     assert walk(root) == ["a.txt"]
     assert walk(root, follow_symlinks=True) == ["a.txt", "link.txt", "linked-dir/inner.txt"]
+
+
+def test_names_are_not_patterns_and_a_git_file_is_never_sent(tmp_path: Path) -> None:
+    """A directory named like a glob still scopes its .gitignore; a submodule's `.git` file stays home."""
+    root = tree(tmp_path / "run", {
+        "plate [A1]/.gitignore": "*.log\n", "plate [A1]/x.log": "", "plate [A1]/x.csv": "",
+        "plate A/x.log": "", "sub/.git": "gitdir: ../.git/modules/sub\n", "sub/data.csv": "",
+    })
+    assert walk(root) == ["plate A/x.log", "plate [A1]/.gitignore", "plate [A1]/x.csv", "sub/data.csv"]

@@ -52,3 +52,12 @@ def test_strawberry_still_refuses_unreadable_bodies_with_cross_webs_http_excepti
             f"{module.__name__} no longer uses cross_web.HTTPException (graphlake/view.py catches it)"
     error = internals.HTTPException(400, "x")
     assert (error.status_code, error.reason) == (400, "x")
+
+
+def test_a_strawberry_schema_still_wraps_a_graphql_core_schema() -> None:
+    from graphql import GraphQLSchema
+
+    from resolvers.schema import build_schema
+
+    assert isinstance(internals.graphql_schema(build_schema()), GraphQLSchema), \
+        "strawberry.Schema._schema is gone (resolvers/list_limits.py walks variables with it)"
