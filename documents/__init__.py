@@ -20,8 +20,11 @@ DOCUMENT_MODELS: list[type] = [
     AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, UploadClaim, Event,
 ]
 
+# The collections those documents live in, known before any database is bound.
+COLLECTION_NAMES = frozenset(model.Settings.name for model in DOCUMENT_MODELS)  # type: ignore[attr-defined]
+
 __all__ = [
-    "DOCUMENT_MODELS", "Alias", "AnnotationRecord", "AnnotationSchema", "AnnotationSet", "ApiToken", "Asset",
+    "COLLECTION_NAMES", "DOCUMENT_MODELS", "Alias", "AnnotationRecord", "AnnotationSchema", "AnnotationSet", "ApiToken", "Asset",
     "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "Event", "UploadClaim", "UploadSession",
     "VersionMember",
 ]

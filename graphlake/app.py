@@ -22,6 +22,7 @@ from graphlake import __version__
 from graphlake.blob_routes import blob_routes
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
+from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from graphlake.view import GraphQLView
@@ -29,6 +30,7 @@ from resolvers.context import AppState
 from resolvers.schema import build_schema
 from services.assets import collect_unpinned
 from services.auth import ensure_bootstrap_admin
+from services.backups.schedule import scheduled_backup
 from services.events.feed import FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.health import probe
@@ -59,6 +61,8 @@ def create_app(
             await ensure_feed(state.db, settings.event_feed_bytes)
             workers = [asyncio.create_task(FeedTail(state.db, state.events, state.feed).run()),
                        asyncio.create_task(_maintain(state))]
+            if settings.backup_every_hours is not None:
+                workers.append(asyncio.create_task(_scheduled_backups(state)))
             if announce:
                 _announce(settings, secret)
             try:
@@ -128,6 +132,21 @@ async def _maintain(state: AppState) -> None:
         except Exception:
             log.exception("maintenance failed; retrying next interval")
         await asyncio.sleep(settings.reconcile_interval_seconds)
+
+
+async def _scheduled_backups(state: AppState) -> None:
+    """Check every interval whether the scheduled backup is due (one process of a cluster takes it)."""
+    settings = state.settings
+    roots = local_roots(settings) if settings.backup_with_payloads else {}
+    while True:
+        try:
+            taken = await scheduled_backup(state.db, state.feed, settings, settings.backups, graphlake_version=__version__,
+                                           local_roots=roots, referenced_mounts=[m for m in settings.mounts if m not in roots])
+            if taken:
+                log.info("scheduled backup written to %s", taken)
+        except Exception:
+            log.exception("scheduled backup check failed; retrying next interval")
+        await asyncio.sleep(min(settings.reconcile_interval_seconds, 60))
 
 
 def _announce(settings: Settings, admin_secret: str | None) -> None:

@@ -12,20 +12,17 @@ from typing import Annotated
 import httpx
 import stamina.instrumentation
 import typer
-from pydantic import ValidationError
-from pymongo.errors import PyMongoError
-from rich.console import Console
-from rich.table import Table
 
 from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from graphlake import PROJECT_ROOT
+from graphlake.cli_lifecycle import register as register_lifecycle
+from graphlake.cli_support import console, errors, load_settings, print_rows
+from graphlake.cli_support import run as run_command
 from graphlake.local_services import ServiceError
 from graphlake.logs import configure_logging, redact
-from graphlake.runtime import open_state
-from graphlake.settings import Settings
+from graphlake.runtime import open_state, require_current_schema
 from services import auth as tokens
-from services.errors import GraphlakeError
 from services.events import audit
 from services.health import probe
 from services.node_ids import NodeType, encode_id
@@ -36,30 +33,6 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
-console = Console()
-errors = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{error}")
-        raise typer.Exit(2) from None
-
-
-def _run(coroutine: object) -> object:
-    """Runs a command's coroutine, turning expected failures into one clear line and exit code 1."""
-    try:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
-    except (ServiceError, GraphlakeError) as error:
-        errors.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
-    except PyMongoError as error:
-        errors.print(f"[red]error:[/red] the database cannot be reached or refused the request: {error}")
-        raise typer.Exit(1) from None
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (GRAPHLAKE_HOST).")] = None,
@@ -70,9 +43,12 @@ def serve(
 
     from graphlake.app import create_app
 
-    settings = _settings()
+    settings = load_settings()
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     configure_logging(settings.log_level, settings.log_json)
+    # Checked here too, so a database that needs a migration gets one line saying what to run
+    # rather than a failed startup's traceback.
+    run_command(require_current_schema(settings))
     try:
         uvicorn.run(
             create_app(settings, announce=True), host=settings.host, port=settings.port,
@@ -102,7 +78,7 @@ def export_schema(
 @app.command()
 def check() -> None:
     """Check that the database and every storage mount are reachable; name what is not."""
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> bool:
         async with open_state(settings) as state:
@@ -113,7 +89,7 @@ def check() -> None:
             console.print(f"mount {name}: " + ("[green]ok[/green]" if error is None else f"[red]{error}[/red]"))
         return report.ok
 
-    if not _run(run()):
+    if not run_command(run()):
         raise typer.Exit(1)
 
 
@@ -125,7 +101,7 @@ def token_create(
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days.")] = None,
 ) -> None:
     """Create a token and print its secret (shown only this once)."""
-    settings = _settings()
+    settings = load_settings()
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def run() -> str:
@@ -135,7 +111,7 @@ def token_create(
                                        name=name, role=role.value)
         return secret
 
-    secret = _run(run())
+    secret = run_command(run())
     errors.print(f"created {role.value} token {name!r}; its secret (shown once):")
     console.print(secret, highlight=False)
 
@@ -145,7 +121,7 @@ def token_list(
     all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
 ) -> None:
     """List tokens (never their secrets)."""
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> list[ApiToken]:
         async with open_state(settings):
@@ -158,27 +134,15 @@ def token_list(
         (str(t.id), t.name, t.role.value, t.user_id or "", t.hint + "...", f"{t.created_at:%Y-%m-%d %H:%M}",
          f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "",
          "revoked" if t.revoked_at else ("expired" if not t.is_usable(now) else "active"))
-        for t in _run(run())  # type: ignore[union-attr]
+        for t in run_command(run())  # type: ignore[union-attr]
     ]
-    _print_rows(columns, rows)
-
-
-def _print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    """A table on a terminal; tab-separated lines when piped, so scripts can cut and grep."""
-    if console.is_terminal:
-        table = Table(*columns)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    else:
-        for row in [columns, *rows]:
-            sys.stdout.write("\t".join(row) + "\n")
+    print_rows(columns, rows)
 
 
 @token_app.command("revoke")
 def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id or name.")]) -> None:
     """Revoke a token at once."""
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> ApiToken:
         async with open_state(settings) as state:
@@ -187,7 +151,7 @@ def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id 
                                        name=token.name)
             return token
 
-    token = _run(run())
+    token = run_command(run())
     errors.print(f"revoked token {token.name!r}")  # type: ignore[union-attr]
 
 
@@ -250,7 +214,7 @@ def upload(
                                                progress=lambda sent, total: bar.update(task, completed=sent, total=total))
 
     assets = _client_run(run())
-    _print_rows(("id", "name", "status", "bytes", "sha256"),
+    print_rows(("id", "name", "status", "bytes", "sha256"),
                 [(a["id"], a["name"], a["status"], str(a["sizeBytes"]), a["sha256"] or "") for a in assets])  # type: ignore[union-attr]
 
 
@@ -291,7 +255,7 @@ def assets_gc(
     """Delete assets no collection, dataset version or pin has held for a while (deleteAsset without force)."""
     from services.assets import collect_unpinned
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> list:
         async with open_state(settings) as state:
@@ -301,7 +265,7 @@ def assets_gc(
                                            olderThanDays=str(older_than))
             return collected
 
-    assets = _run(run())
+    assets = run_command(run())
     for asset in assets:  # type: ignore[union-attr]
         errors.print(f"  {asset.id}  {asset.kind.value:<8} {asset.name}")
     errors.print(f"{'would delete' if dry_run else 'deleted'} {len(assets)} unpinned asset(s)")  # type: ignore[arg-type]
@@ -319,7 +283,7 @@ def events_archive(
     """Move old events out of default queries (they stay retrievable with includeArchived)."""
     from services.events.log import archive
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> int:
         async with open_state(settings) as state:
@@ -328,7 +292,7 @@ def events_archive(
                                        archived=str(archived))
             return archived
 
-    errors.print(f"archived {_run(run())} event(s)")
+    errors.print(f"archived {run_command(run())} event(s)")
 
 
 @events_app.command("utilization")
@@ -346,16 +310,19 @@ def events_utilization(
     if group_by.upper() not in SESSION_KINDS:
         errors.print(f"[red]error:[/red] --group-by must be one of {', '.join(SESSION_KINDS)}")
         raise typer.Exit(2)
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> list:
         async with open_state(settings):
             return await utilization(start, end or utcnow(), group_by.upper())
 
-    rows = [(r.group, f"{r.busy_seconds:.3f}", str(r.sessions), f"{r.utilization:.6f}") for r in _run(run())]  # type: ignore[union-attr]
+    rows = [(r.group, f"{r.busy_seconds:.3f}", str(r.sessions), f"{r.utilization:.6f}") for r in run_command(run())]  # type: ignore[union-attr]
     columns = ("group", "busy_seconds", "sessions", "utilization")
     if csv_out:
         writer = csv.writer(sys.stdout)
         writer.writerows([columns, *rows])
     else:
-        _print_rows(columns, rows)
+        print_rows(columns, rows)
+
+
+register_lifecycle(app)  # db, backup, restore

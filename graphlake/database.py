@@ -16,10 +16,32 @@ from pymongo.monitoring import CommandListener
 from documents import DOCUMENT_MODELS
 from documents.api_token import ApiToken
 from documents.indexes import On, servers_of
+from graphlake import __version__
+from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
+
+
+class SchemaNotCurrent(Exception):
+    """The database must be migrated (or this code changed) before Graphlake can serve it; the message says how."""
+
+    def __init__(self, mismatch: SchemaMismatch) -> None:
+        state = mismatch.state
+        if state.restoring:
+            how = f"run `graphlake restore {state.restoring.get('source')} --replace` again"
+        elif state.interrupted:
+            how = ("run `graphlake db migrate` to finish it (or `graphlake db downgrade --to N` to go back); "
+                   "`graphlake db status` shows where it stopped")
+        elif state.version is not None and state.version < SCHEMA_VERSION:
+            how = ("upgrade it with `graphlake db migrate` (it backs the database up first); "
+                   "`graphlake db status` lists the steps")
+        else:
+            how = (f"it was written by Graphlake {state.written_by or '(unknown)'}: run that version, or run "
+                   f"`graphlake db downgrade --to {SCHEMA_VERSION}` with it first")
+        super().__init__(f"{mismatch}; {how}")
 
 
 async def connect(url: str, database: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient:
-    """A client whose dates come back timezone-aware, with every document model and its indexes ready."""
+    """A client whose dates come back timezone-aware, with every document model and its indexes ready.
+    SchemaNotCurrent unless the database is at this code's schema version (an empty one is recorded at it)."""
     client: AsyncMongoClient = AsyncMongoClient(
         url,
         tz_aware=True,
@@ -27,6 +49,11 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
         serverSelectionTimeoutMS=10_000,
         event_listeners=list(listeners),
     )
+    try:
+        await check_schema(client[database], __version__)  # before any index or document is touched
+    except SchemaMismatch as mismatch:
+        await client.close()
+        raise SchemaNotCurrent(mismatch) from None
     await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
     servers = await index_servers(client[database])
     for model in DOCUMENT_MODELS:
@@ -100,8 +127,6 @@ async def index_servers(db: AsyncDatabase) -> On | None:
             await db.create_collection(probe)
         except (CollectionInvalid, OperationFailure):  # another process made it first
             pass
-    if "graphlake_probe" in names:  # the empty collection earlier versions probed with
-        await db.drop_collection("graphlake_probe")
     plan = await db.command("explain", {"find": probe, "filter": {}})
     return On.EMBEDDED if plan.get("graphlakeBuild", 0) >= PUSHDOWN_BUILD else None
 

@@ -47,3 +47,9 @@ def build_stores(settings: Settings) -> dict[str, ObjectStore]:
                 fallback=mount.fallback,
             )
     return stores
+
+
+def local_roots(settings: Settings) -> dict[str, Path]:
+    """Each local mount's root directory, by mount name (what backups copy and restores fill)."""
+    return {name: mount.path for name, mount in settings.mounts.items()
+            if isinstance(mount, LocalMountSettings) and mount.path is not None}

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
 from documents.clock import utcnow
 from graphlake import __version__
-from graphlake.database import connected
+from graphlake.database import SchemaNotCurrent, connected
 from graphlake.local_services import embedded_database
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
+from migrations import SchemaMismatch, check_schema
 from resolvers.context import AppState
 from resolvers.events.types import Event
 from services.broadcast import Broadcast
@@ -27,12 +30,7 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
     Closed in reverse order on exit, also when opening fails half-way.
     """
     async with AsyncExitStack() as stack:
-        url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
-        if url is None:
-            embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, settings.ferretdb_port,
-                                          sync_every_commit=settings.ferretdb_sync_every_commit)
-            stack.callback(embedded.stop)
-            url = embedded.url
+        url = _database_url(settings, stack)
         client = await stack.enter_async_context(connected(url, settings.database, listeners))
         stores = build_stores(settings)
         for store in stores.values():
@@ -42,3 +40,35 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
                        events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__)
+
+
+@asynccontextmanager
+async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
+    """The database alone, as PyMongo sees it: no schema check, no document binding, no index
+    made. For the commands that work below the documents (migrations, backups, restores)."""
+    async with AsyncExitStack() as stack:
+        url = _database_url(settings, stack)
+        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="graphlake-admin",
+                                                    serverSelectionTimeoutMS=10_000)
+        stack.push_async_callback(client.close)
+        yield client[settings.database]
+
+
+def _database_url(settings: Settings, stack: AsyncExitStack) -> str:
+    """The MongoDB URL set, or the embedded FerretDB's (started now unless it runs; stopped with `stack`)."""
+    if settings.mongodb_url:
+        return settings.mongodb_url.get_secret_value()
+    embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, settings.ferretdb_port,
+                                 sync_every_commit=settings.ferretdb_sync_every_commit)
+    stack.callback(embedded.stop)
+    return embedded.url
+
+
+async def require_current_schema(settings: Settings) -> None:
+    """SchemaNotCurrent, saying what to run, unless the database is at this code's schema version
+    (an empty one is recorded at it). The server checks this again when it opens the database."""
+    async with raw_database(settings) as db:
+        try:
+            await check_schema(db, __version__)
+        except SchemaMismatch as mismatch:
+            raise SchemaNotCurrent(mismatch) from None

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     ferretdb_sync_every_commit: bool = Field(
         default=False, description="fsync the embedded database on every commit (power-cut safe, ~3x slower writes).")
 
+    # --- backups
+    backup_dir: Path | None = Field(default=None, description="Where backups go; default: <data_dir>/backups.")
+    backup_every_hours: float | None = Field(
+        default=None, gt=0, description="Take a backup this often (one process of a cluster takes each); unset: never.")
+    backup_keep: int = Field(default=7, ge=1, description="Scheduled backups kept; older ones are removed.")
+    backup_with_payloads: bool = Field(default=False, description="Scheduled backups copy the local mounts' objects too.")
+
     # --- object storage
     mounts: dict[str, MountSettings] = Field(default_factory=dict)
     default_mount: str = "local"
@@ -179,6 +186,10 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def backups(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def embedded_database(self) -> bool:

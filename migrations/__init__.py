@@ -1,8 +1,30 @@
-"""Versioned changes to the stored document shapes.
+"""Versioned changes to the stored document shapes, and the record of which version a database holds.
 
-SCHEMA_VERSION is the shape version this code reads and writes. Each later change to a stored
-shape adds a step here that moves data forward and back, freezing its own document snapshot,
-and raises this number. Version 1 is the first shape, so no step exists yet.
+SCHEMA_VERSION is the shape version this code reads and writes. Each change to a stored shape adds one
+module here (`vNNN_<what>.py`) with a forward and a backward step written against raw collections and
+the shapes of its own time, never against today's Beanie documents (those move on; a step must keep
+meaning what it meant). Steps are idempotent, so a run that died half-way is finished by running it again.
+
+Indexes are not migrated: each document declares its own and every start reconciles them
+(graphlake/database.py), so an upgrade or a downgrade gets the indexes of the code it runs.
+
+Version 1 is the shape of the first wave, before the database recorded any version.
 """
 
-SCHEMA_VERSION = 1
+from migrations.runner import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    STATE_COLLECTION,
+    Migration,
+    MigrationInProgress,
+    SchemaMismatch,
+    SchemaState,
+    Step,
+    check_schema,
+    migrate,
+    plan,
+    read_state,
+)
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STATE_COLLECTION", "Migration", "MigrationInProgress", "SchemaMismatch", "SchemaState", "Step",
+           "check_schema", "migrate", "plan", "read_state"]

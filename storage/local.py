@@ -44,6 +44,12 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(PUT_TEMP_PREFIX) or is_direct_temp_name(name)
 
 
+def is_stored_object_name(name: str) -> bool:
+    """Whether a file in a mount's tree holds a stored object. Keys are made by the server
+    (`assets/<id>`) and never start with a dot; temp files, probes and the mount marker all do."""
+    return not name.startswith(".")
+
+
 class UnsafeKey(ValueError):
     """A key that would reach outside the mount's root."""
 

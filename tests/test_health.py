@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from graphlake import __version__
+from migrations import SCHEMA_VERSION
 from resolvers.context import AppState
 from storage import S3Store
 from tests.conftest import S3Service
@@ -14,7 +15,8 @@ from tests.operations import Api
 
 async def test_status_query_answers_with_a_token(api: Api, admin: str) -> None:
     data = await api.data("Status", token=admin)
-    assert data["health"] == {"ok": True, "database": True, "storage": True, "version": __version__, "schemaVersion": 1}
+    assert data["health"] == {"ok": True, "database": True, "storage": True, "version": __version__,
+                              "schemaVersion": SCHEMA_VERSION}
     assert data["me"]["role"] == "ADMIN"
 
 

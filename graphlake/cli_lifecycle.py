@@ -1,0 +1,188 @@
+"""Commands that keep a lake over the years: schema versions and migrations, backups, restores.
+
+They work below the documents (graphlake.runtime.raw_database): a database that needs a migration
+cannot be opened by the server, and a backup or restore moves raw BSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from graphlake import __version__
+from graphlake.cli_support import console, errors, load_settings, print_rows, run
+from graphlake.mounts import local_roots
+from graphlake.runtime import raw_database
+from migrations import SCHEMA_VERSION, Step, migrate, plan, read_state
+from services.backups.layout import Manifest, verify_backup
+from services.backups.reader import restore_backup
+from services.backups.writer import write_backup
+
+db_app = typer.Typer(help="The database's schema version, migrations and downgrades.", no_args_is_help=True)
+
+
+class _DefaultsToCreate(TyperGroup):
+    """`graphlake backup [DEST]` makes a backup and `graphlake backup verify DEST` checks one: any
+    first argument that is not a subcommand goes to `create`."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+backup_app = typer.Typer(cls=_DefaultsToCreate, help="Back up the lake (`graphlake backup [DEST]`) or check a backup.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(backup_app, name="backup")
+    app.command("restore")(restore)
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@db_app.command("status")
+def status() -> None:
+    """The stored and expected schema versions, and the steps a migration would take. Exits 3 when
+    the database needs a migration (or a downgrade) before the server can start on it."""
+    settings = load_settings()
+
+    async def read() -> object:
+        async with raw_database(settings) as db:
+            return await read_state(db)
+
+    state = run(read())
+    if state.version is None:  # type: ignore[attr-defined]
+        stored = "none: the database is empty (recorded at the first start)"
+    else:
+        stored = f"{state.version} (written by Graphlake {state.written_by or 'from before versions were recorded'})"  # type: ignore[attr-defined]
+    console.print(f"database: {settings.database}\nstored schema version: {stored}\n"
+                  f"this Graphlake: {__version__}, schema version {SCHEMA_VERSION}")
+    if state.restoring:  # type: ignore[attr-defined]
+        console.print(f"[red]a restore did not finish[/red]: {state.restoring}")  # type: ignore[attr-defined]
+    if state.interrupted:  # type: ignore[attr-defined]
+        console.print(f"[red]a migration step did not finish[/red]: {state.interrupted}")  # type: ignore[attr-defined]
+    steps = plan(state.version, SCHEMA_VERSION) if state.version and state.version <= SCHEMA_VERSION else []  # type: ignore[attr-defined]
+    for step in steps:
+        console.print(f"pending: {step}")
+    if state.version is not None and not state.current:  # type: ignore[attr-defined]
+        raise typer.Exit(3)
+
+
+def _migrate(to: int, dry_run: bool, no_backup: bool, take_over: bool) -> None:
+    settings = load_settings()
+
+    async def go() -> list[Step]:
+        async with raw_database(settings) as db:
+            steps = await migrate(db, writer=__version__, to=to, dry_run=True, take_over=take_over)
+            if dry_run or not steps:
+                return steps
+            if not no_backup:
+                state = await read_state(db)
+                destination = settings.backups / f"pre-migrate-{state.version}-to-{to}-{_stamp()}"
+                manifest = await write_backup(db, destination, graphlake_version=__version__,
+                                              referenced_mounts=list(settings.mounts))
+                errors.print(f"backed up {manifest.documents} documents to {destination}")
+            return await migrate(db, writer=__version__, to=to, take_over=take_over,
+                                 on_step=lambda step: errors.print(f"done: {step}"))
+
+    steps = run(go())
+    if dry_run:
+        for step in steps:  # type: ignore[union-attr]
+            console.print(f"would run: {step}")
+    errors.print(f"{'would take' if dry_run else 'took'} {len(steps)} step(s); "  # type: ignore[arg-type]
+                 f"the database {'would be' if dry_run else 'is'} at schema version {to}")
+
+
+@db_app.command("migrate")
+def db_migrate(
+    to: Annotated[int, typer.Option("--to", help="Target schema version; default: this Graphlake's.")] = SCHEMA_VERSION,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the steps.")] = False,
+    no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the backup taken first.")] = False,
+    take_over: Annotated[bool, typer.Option("--take-over", help="Finish a step another host started and left "
+                                            "(only when that runner is surely gone).")] = False,
+) -> None:
+    """Bring the database to this Graphlake's schema version (backing it up first into GRAPHLAKE_BACKUP_DIR).
+    Run it again after an interruption: it finishes the step that was under way."""
+    _migrate(to, dry_run, no_backup, take_over)
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    to: Annotated[int, typer.Option("--to", help="The schema version to go back to.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the steps.")] = False,
+    no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the backup taken first.")] = False,
+    take_over: Annotated[bool, typer.Option("--take-over", help="Finish a step another host started and left.")] = False,
+) -> None:
+    """Take the database back to an earlier schema version, so an earlier Graphlake can serve it. Run it
+    with the newer Graphlake, which knows the way back."""
+    _migrate(to, dry_run, no_backup, take_over)
+
+
+@backup_app.command("create")
+def backup(
+    destination: Annotated[Path | None, typer.Argument(help="A new directory; default: "
+                                                        "GRAPHLAKE_BACKUP_DIR/graphlake-<time>.")] = None,
+    with_payloads: Annotated[bool, typer.Option("--with-payloads", help="Copy the local mounts' objects too "
+                                                "(S3 mounts' objects are referenced, not copied).")] = False,
+) -> None:
+    """Write a backup: every collection, the schema version and a manifest of counts and SHA-256s."""
+    settings = load_settings()
+    destination = destination or settings.backups / f"graphlake-{_stamp()}"
+    roots = local_roots(settings) if with_payloads else {}
+
+    async def go() -> Manifest:
+        async with raw_database(settings) as db:
+            return await write_backup(db, destination, graphlake_version=__version__, local_roots=roots,
+                                      referenced_mounts=[m for m in settings.mounts if m not in roots],
+                                      progress=lambda line: errors.print(f"  {line}"))
+
+    manifest = run(go())
+    errors.print(f"backed up {manifest.documents} documents"  # type: ignore[attr-defined]
+                 + (f" and {len(manifest.payloads)} objects ({manifest.payload_bytes} bytes)"  # type: ignore[attr-defined]
+                    if with_payloads else "") + f" to {destination}")
+    console.print(str(destination))
+
+
+@backup_app.command("verify")
+def backup_verify(source: Annotated[Path, typer.Argument(help="The backup directory.")]) -> None:
+    """Check every file of a backup against its manifest; exits 1 naming each difference."""
+    manifest, problems = run(verify_backup(source))  # type: ignore[misc]
+    if problems:
+        for problem in problems:
+            errors.print(f"[red]differs:[/red] {problem}")
+        raise typer.Exit(1)
+    print_rows(("collection", "documents", "bytes"),
+               [(c.name, str(c.documents), str(c.bytes)) for c in manifest.collections])
+    errors.print(f"backup ok: schema version {manifest.schema_version}, {manifest.documents} documents, "
+                 f"{len(manifest.payloads)} objects, taken {manifest.started_at} by Graphlake {manifest.graphlake_version}")
+
+
+def restore(
+    source: Annotated[Path, typer.Argument(help="A backup directory.")],
+    replace: Annotated[bool, typer.Option("--replace", help="Drop what the lake holds first (documents; objects "
+                                          "on mounts stay, replaced where the backup has the same key).")] = False,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Leave an older backup at its schema version.")] = False,
+) -> None:
+    """Restore a backup into an empty lake (or, with --replace, over one), then migrate it if it is older.
+    Stop the server first."""
+    settings = load_settings()
+
+    async def go() -> Manifest:
+        async with raw_database(settings) as db:
+            manifest = await restore_backup(db, source, local_roots=local_roots(settings), replace=replace,
+                                            progress=lambda line: errors.print(f"  {line}"))
+            if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
+                await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))
+            return manifest
+
+    manifest = run(go())
+    errors.print(f"restored {manifest.documents} documents and {len(manifest.payloads)} objects "  # type: ignore[attr-defined]
+                 f"from {source}")

@@ -1,0 +1,53 @@
+"""What every `graphlake` command shares: reading settings, running a coroutine with clear errors, output."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+from rich.console import Console
+from rich.table import Table
+
+from graphlake.database import SchemaNotCurrent
+from graphlake.local_services import ServiceError
+from graphlake.settings import Settings
+from migrations import MigrationInProgress, SchemaMismatch
+from services.errors import GraphlakeError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{error}")
+        raise typer.Exit(2) from None
+
+
+def run(coroutine: object) -> object:
+    """Runs a command's coroutine, turning expected failures into one clear line and exit code 1."""
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except (ServiceError, GraphlakeError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress) as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    except PyMongoError as error:
+        errors.print(f"[red]error:[/red] the database cannot be reached or refused the request: {error}")
+        raise typer.Exit(1) from None
+
+
+def print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; tab-separated lines when piped, so scripts can cut and grep."""
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        for row in [columns, *rows]:
+            sys.stdout.write("\t".join(row) + "\n")

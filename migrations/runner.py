@@ -1,0 +1,244 @@
+"""The schema record and the runner that moves a database between versions.
+
+The record is one document in `graphlake_schema`: the version the data has, the Graphlake version that
+wrote it, the steps taken so far, and while a step runs, which one (a marker another runner and every
+start see). A step that dies half-way leaves its marker: running `migrate` again, in either direction,
+runs that step again first (steps are idempotent and accept data half-way between their two versions),
+then goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import ModuleType
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from migrations import v002_upload_sweeps
+
+STATE_COLLECTION = "graphlake_schema"
+STATE_ID = "schema"
+HISTORY_KEPT = 100
+
+# What version 1 stored, frozen: a database holding any of these but no record is a version-1 lake
+# (that version recorded nothing). Another system's collections in the same database do not count.
+V1_COLLECTIONS = frozenset({
+    "annotation_schemas", "annotation_sets", "annotation_records", "api_tokens", "assets", "aliases",
+    "collections", "collection_items", "datums", "datasets", "dataset_versions", "version_members",
+    "events", "event_feed", "retentions", "upload_sessions", "upload_claims", "graphlake_probe",
+})
+
+Run = Callable[[AsyncDatabase], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """The change from version `version - 1` to `version`, and back."""
+
+    version: int
+    summary: str
+    forward: Run
+    backward: Run
+
+    @classmethod
+    def of(cls, module: ModuleType) -> Migration:
+        return cls(module.VERSION, module.SUMMARY, module.forward, module.backward)
+
+
+MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (v002_upload_sweeps,))
+SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
+assert [m.version for m in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1)), "migrations are numbered 2, 3, ... in order"
+_BY_VERSION = {m.version: m for m in MIGRATIONS}
+
+
+class Direction(StrEnum):
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration run one way."""
+
+    migration: Migration
+    direction: Direction
+
+    @property
+    def from_version(self) -> int:
+        return self.migration.version - 1 if self.direction is Direction.FORWARD else self.migration.version
+
+    @property
+    def to_version(self) -> int:
+        return self.migration.version if self.direction is Direction.FORWARD else self.migration.version - 1
+
+    def __str__(self) -> str:
+        return f"{self.from_version} -> {self.to_version}: {self.migration.summary}"
+
+    async def run(self, db: AsyncDatabase) -> None:
+        await (self.migration.forward if self.direction is Direction.FORWARD else self.migration.backward)(db)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """What a database records about its shapes. `version` None: an empty database, never used."""
+
+    version: int | None
+    written_by: str | None = None
+    interrupted: dict[str, Any] | None = None  # the marker of a step under way or dead half-way
+    history: list[dict[str, Any]] = field(default_factory=list)
+    restoring: dict[str, Any] | None = None  # set while a restore writes the database (services/backups)
+
+    @property
+    def current(self) -> bool:
+        return self.version == SCHEMA_VERSION and self.interrupted is None and self.restoring is None
+
+
+class SchemaMismatch(RuntimeError):
+    """The database's shapes are not the ones this code reads: it must be migrated (or the code changed) first."""
+
+    def __init__(self, state: SchemaState) -> None:
+        self.state = state
+        if state.restoring:
+            what = f"a restore from {state.restoring.get('source')} (started {state.restoring.get('started_at')}) did not finish"
+        elif state.interrupted:
+            what = f"a migration step ({_marker_text(state.interrupted)}) did not finish"
+        else:
+            what = f"the database holds schema version {state.version}, this code reads version {SCHEMA_VERSION}"
+        super().__init__(what)
+
+
+class MigrationInProgress(RuntimeError):
+    """Another runner, still alive, holds the migration marker."""
+
+
+def plan(start: int, target: int) -> list[Step]:
+    """The steps from version `start` to `target`, in order."""
+    for version in (start, target):
+        if not 1 <= version <= SCHEMA_VERSION:
+            raise ValueError(f"schema version {version} is unknown to this code (it knows 1 to {SCHEMA_VERSION})")
+    if target >= start:
+        return [Step(_BY_VERSION[v], Direction.FORWARD) for v in range(start + 1, target + 1)]
+    return [Step(_BY_VERSION[v], Direction.BACKWARD) for v in range(start, target, -1)]
+
+
+async def read_state(db: AsyncDatabase) -> SchemaState:
+    record = await db[STATE_COLLECTION].find_one({"_id": STATE_ID})
+    if record is not None:
+        return SchemaState(record["version"], record.get("written_by"), record.get("migrating"),
+                           record.get("history", []), record.get("restoring"))
+    if V1_COLLECTIONS & set(await db.list_collection_names()):
+        return SchemaState(1)
+    return SchemaState(None)
+
+
+async def check_schema(db: AsyncDatabase, writer: str) -> SchemaState:
+    """The gate every start passes: an empty database is recorded at this code's version; any other
+    that is not exactly at it (or has a step half-done) raises SchemaMismatch."""
+    state = await read_state(db)
+    if state.version is None:
+        await _record_new(db, SCHEMA_VERSION, writer)
+        state = await read_state(db)
+    if not state.current:
+        raise SchemaMismatch(state)
+    return state
+
+
+async def migrate(db: AsyncDatabase, *, writer: str, to: int = SCHEMA_VERSION, dry_run: bool = False,
+                  take_over: bool = False, on_step: Callable[[Step], None] | None = None) -> list[Step]:
+    """Move the database to version `to` (forward or back), one recorded step at a time; the steps
+    taken (with `dry_run`, the steps it would take, touching nothing). An empty database is just
+    recorded at `to`. A marker left by a runner that is alive elsewhere raises MigrationInProgress
+    unless `take_over` (the caller knows that runner is gone)."""
+    state = await read_state(db)
+    if state.version is None:
+        if not dry_run:
+            await _record_new(db, to, writer)
+        return []
+    if state.restoring:
+        raise SchemaMismatch(state)  # half-restored: only finishing the restore makes sense
+    steps = _steps_from(state, to)
+    if state.interrupted and not take_over and _alive_elsewhere(state.interrupted):
+        raise MigrationInProgress(f"another runner holds the migration marker ({_marker_text(state.interrupted)})")
+    if dry_run:
+        return steps
+    marker_now = state.interrupted
+    for step in steps:
+        marker = {"migration": step.migration.version, "direction": step.direction.value, "writer": writer,
+                  "host": socket.gethostname(), "pid": os.getpid(), "started_at": datetime.now(UTC)}
+        held = ({"migrating.pid": marker_now.get("pid"), "migrating.started_at": marker_now.get("started_at")}
+                if marker_now else {"migrating": None})
+        try:  # a version-1 lake has no record yet: the first step makes it
+            taken = await db[STATE_COLLECTION].find_one_and_update(
+                {"_id": STATE_ID, **held},
+                {"$set": {"migrating": marker}, "$setOnInsert": {"version": step.from_version, "history": []}},
+                upsert=marker_now is None, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # the record exists, with another runner's marker
+            taken = None
+        if taken is None:
+            raise MigrationInProgress("another runner changed the schema record while this one ran; run again to see where it is")
+        await step.run(db)
+        await db[STATE_COLLECTION].update_one({"_id": STATE_ID}, {
+            "$set": {"version": step.to_version, "written_by": writer, "migrating": None},
+            "$push": {"history": {"$each": [{"from": step.from_version, "to": step.to_version, "at": datetime.now(UTC),
+                                             "by": writer}], "$slice": -HISTORY_KEPT}},
+        })
+        marker_now = None
+        if on_step:
+            on_step(step)
+    return steps
+
+
+def _steps_from(state: SchemaState, target: int) -> list[Step]:
+    """The steps from where `state` is to `target`: a step left half-done runs again first, the way
+    that leads to `target`."""
+    assert state.version is not None
+    if not state.interrupted:
+        return plan(state.version, target)
+    version = state.interrupted["migration"]
+    if target >= version:
+        return [Step(_BY_VERSION[version], Direction.FORWARD), *plan(version, target)]
+    return [Step(_BY_VERSION[version], Direction.BACKWARD), *plan(version - 1, target)]
+
+
+async def _record_new(db: AsyncDatabase, version: int, writer: str) -> None:
+    """Record `version` for an empty database; another process doing the same at once is fine."""
+    try:
+        await db[STATE_COLLECTION].update_one(
+            {"_id": STATE_ID},
+            {"$setOnInsert": {"version": version, "written_by": writer, "migrating": None,
+                              "history": [{"from": None, "to": version, "at": datetime.now(UTC), "by": writer}]}},
+            upsert=True,
+        )
+    except DuplicateKeyError:  # two upserts raced; the other one's insert stands
+        pass
+
+
+def _alive_elsewhere(marker: dict[str, Any]) -> bool:
+    """Whether the runner that set `marker` may still be running: on this host we can tell; on
+    another we cannot, so it counts as alive."""
+    if marker.get("host") != socket.gethostname():
+        return True
+    pid = marker.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _marker_text(marker: dict[str, Any]) -> str:
+    version = marker.get("migration")
+    arrow = f"{version - 1} -> {version}" if marker.get("direction") == Direction.FORWARD else f"{version} -> {version - 1}"
+    return f"{arrow}, started {marker.get('started_at')} by pid {marker.get('pid')} on {marker.get('host')}"

@@ -1,0 +1,132 @@
+"""Where each part of a backup lives, its manifest, and checking a backup against the manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.errors import BadUserInput
+
+FORMAT = "graphlake-backup"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CHUNK = 1024 * 1024
+# A backup is input: its manifest may have been edited. Names and keys it gives must stay inside the
+# backup and the mount, and name no system collection.
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,119}")
+KEY_PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.=-]{0,254}")
+
+
+@dataclass
+class CollectionEntry:
+    """One collection's documents: concatenated BSON, in the order the database gave them."""
+
+    name: str
+    file: str
+    documents: int = 0
+    bytes: int = 0
+    sha256: str = ""
+
+
+@dataclass
+class PayloadEntry:
+    """One stored object of a local mount, copied under `payloads/<mount>/<key>`."""
+
+    mount: str
+    key: str
+    size: int
+    sha256: str
+
+    @property
+    def file(self) -> str:
+        return f"payloads/{self.mount}/{self.key}"
+
+
+@dataclass
+class Manifest:
+    """What a backup holds and how to check it."""
+
+    graphlake_version: str
+    schema_version: int
+    database: str
+    started_at: str
+    finished_at: str = ""
+    collections: list[CollectionEntry] = field(default_factory=list)
+    payloads: list[PayloadEntry] = field(default_factory=list)
+    referenced_mounts: list[str] = field(default_factory=list)  # objects left where they are (not copied)
+    schema_history: list[dict[str, Any]] = field(default_factory=list)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def documents(self) -> int:
+        return sum(entry.documents for entry in self.collections)
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(entry.size for entry in self.payloads)
+
+    def write(self, directory: Path) -> None:
+        (directory / MANIFEST).write_text(json.dumps(asdict(self), indent=1, default=str) + "\n")
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest:
+        path = directory / MANIFEST
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise BadUserInput(f"{directory} is not a Graphlake backup: it has no {MANIFEST}", field="source") from None
+        except (OSError, ValueError) as error:
+            raise BadUserInput(f"{path} cannot be read: {error}", field="source") from None
+        if raw.get("format") != FORMAT:
+            raise BadUserInput(f"{path} is not a Graphlake backup manifest", field="source")
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise BadUserInput(f"{path} has backup format {raw.get('format_version')}; this Graphlake reads "
+                               f"format {FORMAT_VERSION}", field="source")
+        try:
+            manifest = cls(**{**raw, "collections": [CollectionEntry(**c) for c in raw["collections"]],
+                              "payloads": [PayloadEntry(**p) for p in raw["payloads"]]})
+        except (KeyError, TypeError) as error:
+            raise BadUserInput(f"{path} is malformed: {error}", field="source") from None
+        for entry in manifest.collections:
+            if (not COLLECTION_NAME.fullmatch(entry.name) or entry.name.startswith("system.")
+                    or entry.file != f"collections/{entry.name}.bson"):
+                raise BadUserInput(f"{path} names collection {entry.name!r} ({entry.file!r}), which no backup holds",
+                                   field="source")
+        for payload in manifest.payloads:
+            if not (COLLECTION_NAME.fullmatch(payload.mount) and all(map(KEY_PART.fullmatch, payload.key.split("/")))):
+                raise BadUserInput(f"{path} names object {payload.mount}/{payload.key!r}, which is not a stored "
+                                   "object's key", field="source")
+        return manifest
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a file, read in chunks (blocking: a thread's work)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+async def verify_backup(directory: Path) -> tuple[Manifest, list[str]]:
+    """The manifest, and every way the backup differs from it (none: it is whole)."""
+    manifest = Manifest.read(directory)
+    checks = [(c.file, c.bytes, c.sha256) for c in manifest.collections]
+    checks += [(p.file, p.size, p.sha256) for p in manifest.payloads]
+    problems = []
+    for relative, size, sha256 in checks:
+        path = directory / relative
+        if not path.is_file():
+            problems.append(f"{relative}: missing")
+            continue
+        actual_size, actual = await asyncio.to_thread(file_digest, path)
+        if (actual_size, actual) != (size, sha256):
+            problems.append(f"{relative}: {actual_size} bytes, SHA-256 {actual}; the manifest says {size} bytes, {sha256}")
+    return manifest, problems

@@ -1,0 +1,82 @@
+"""Scheduled backups: each due backup is taken by one process of a cluster, logged as an event (a
+failure as an alerting error), and only the newest few scheduled backups are kept."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from documents.clock import utcnow
+from documents.event import LEVELS
+from documents.json_value import StoredJson
+from services.backups.writer import SCHEDULES, write_backup
+from services.events.feed import FeedWriter
+from services.events.log import EventSettings, NewEvent, log_events
+
+BACKUP_COMPLETED = "BACKUP_COMPLETED"
+BACKUP_FAILED = "BACKUP_FAILED"
+PREFIX = "scheduled-"  # only these are pruned: manual and pre-migration backups stay until removed
+
+
+class ScheduleSettings(EventSettings, Protocol):
+    """What scheduled backups read from the server's settings (graphlake/settings.py says what each means)."""
+
+    backup_every_hours: float | None
+    backup_keep: int
+
+
+async def claim_due(db: AsyncDatabase, every: timedelta) -> bool:
+    """Whether this process takes the backup now due (and moves the next one `every` ahead): of
+    several processes, one wins each period."""
+    now = utcnow()
+    try:  # matches a due record, or makes the first one (the first backup is taken at the first start)
+        await db[SCHEDULES].update_one({"_id": "backup", "next_at": {"$lte": now}},
+                                       {"$set": {"next_at": now + every, "claimed_at": now}}, upsert=True)
+    except DuplicateKeyError:  # the record exists and is not due yet
+        return False
+    return True
+
+
+async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: ScheduleSettings, directory: Path, *,
+                           graphlake_version: str, local_roots: Mapping[str, Path] | None = None,
+                           referenced_mounts: Sequence[str] = ()) -> Path | None:
+    """Take the scheduled backup if it is due here; the new backup's directory, else None."""
+    if settings.backup_every_hours is None or not await claim_due(db, timedelta(hours=settings.backup_every_hours)):
+        return None
+    destination = directory / f"{PREFIX}{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
+    started = time.monotonic()
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        manifest = await write_backup(db, destination, graphlake_version=graphlake_version, local_roots=local_roots,
+                                      referenced_mounts=referenced_mounts)
+    except Exception as error:  # any failure is reported, as an alert, and the server goes on
+        await log_events(feed, [NewEvent(
+            event_type=BACKUP_FAILED, level=LEVELS["ERROR"], alert=True,
+            message=f"scheduled backup to {destination} failed: {error}",
+            data=StoredJson.encode({"path": str(destination), "error": f"{type(error).__name__}: {error}"}))], settings)
+        return None
+    seconds = round(time.monotonic() - started, 3)
+    await log_events(feed, [NewEvent(
+        event_type=BACKUP_COMPLETED, message=f"scheduled backup to {destination}",
+        data=StoredJson.encode({"path": str(destination), "documents": manifest.documents,
+                                "objects": len(manifest.payloads), "payloadBytes": manifest.payload_bytes,
+                                "seconds": seconds}))], settings)
+    await asyncio.to_thread(prune, directory, settings.backup_keep)
+    return destination
+
+
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` scheduled backups in `directory` (their names sort by time)."""
+    scheduled = sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    removed = scheduled[:-keep] if keep else scheduled
+    for path in removed:
+        shutil.rmtree(path)
+    return removed

@@ -1,0 +1,230 @@
+"""Backups and restores: a round trip gives the same answers and the same bytes, a backup taken while
+writers run holds every write acknowledged before it began, and a damaged or crafted backup is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from bson import CodecOptions, decode_file_iter
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from documents.clock import utcnow
+from documents.event import LEVELS
+from graphlake.database import SchemaNotCurrent
+from graphlake.runtime import require_current_schema
+from graphlake.settings import Settings
+from graphlake_client import Client, ResumeState
+from migrations import SCHEMA_VERSION, read_state
+from resolvers.context import AppState
+from services.backups.layout import Manifest, verify_backup
+from services.backups.reader import restore_backup
+from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, scheduled_backup
+from services.backups.writer import SCHEDULES, write_backup
+from services.errors import BadUserInput, Conflict
+from tests import factories
+from tests.conftest import Served
+from tests.operations import Api, object_id
+from tests.processes import start_server_process
+from tests.waiting import wait_for
+
+
+@pytest.fixture
+async def other_db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
+    """A second database on the same server, as a new lake would have."""
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+    name = f"graphlake_restored_{uuid.uuid4().hex[:8]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+def local_root(settings: Settings) -> Path:
+    path = settings.mounts["local"].path  # type: ignore[union-attr]
+    assert path is not None
+    return path
+
+
+async def documents(db: AsyncDatabase, name: str) -> list[dict]:
+    return [d async for d in db[name].find().sort("_id", 1)]
+
+
+async def seed_lake(api: Api, token: str, served: Served, tmp_path: Path) -> dict[str, str]:
+    """Something of every kind, through the API: values, a file on the local mount, a dataset version
+    with annotations, events. Returns the ids the test reads back."""
+    value = await factories.value_asset(api, token, "reading", {"temperature": 21.5, "unit": "C"})
+    data = tmp_path / "frame.bin"
+    data.write_bytes(os.urandom(300_000))
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        file = await lake.upload_file(data, mount="local")
+    dataset = await factories.dataset(api, token)
+    datums = await factories.datums(api, token, 4, split="TRAIN")
+    version = await factories.version(api, token, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
+    schema = await factories.schema(api, token)
+    labels = await factories.annotation_set(api, token, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "scratch"}
+        for d in datums]}, token=token)
+    await api.data("LogEvents", {"inputs": [{"eventType": "RUN_STARTED", "source": {"nodeId": "robot-1"}}]}, token=token)
+    return {"value": value["id"], "file": file["id"], "version": version["id"], "sha256": file["sha256"]}
+
+
+READS = [  # what a user asks the restored lake, and must get exactly as before
+    ("Assets", {"first": 50}),
+    ("DatasetVersion", {"dataset": "widgets", "version": "v1", "first": 50}),
+    ("Annotations", {"first": 50}),
+    ("Events", {"filter": {"eventTypes": ["RUN_STARTED"]}, "first": 50}),
+]
+
+
+async def test_a_round_trip_gives_the_same_answers_and_bytes(api: Api, admin: str, served: Served, state: AppState,
+                                                             settings: Settings, other_db: AsyncDatabase,
+                                                             mongodb_url: str, tmp_path: Path) -> None:
+    seeded = await seed_lake(api, admin, served, tmp_path)
+    backup = tmp_path / "backup"
+    manifest = await write_backup(state.db, backup, graphlake_version="test", local_roots={"local": local_root(settings)})
+    assert manifest.schema_version == SCHEMA_VERSION and manifest.payloads and manifest.documents >= 20
+    assert await verify_backup(backup) == (Manifest.read(backup), [])
+
+    new_data_dir = tmp_path / "new-lake"
+    new_root = new_data_dir / "objects" / "local"
+    restored = await restore_backup(other_db, backup, local_roots={"local": new_root})
+    assert restored.documents == manifest.documents
+    assert (await read_state(other_db)).current
+    for entry in manifest.collections:  # every document, byte for byte
+        assert await documents(other_db, entry.name) == await documents(state.db, entry.name), entry.name
+
+    process, url = await start_server_process(mongodb_url, other_db.name, new_data_dir)
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            restored_api = Api(http)
+            for operation, variables in READS:
+                before = await api.data(operation, variables, token=admin)
+                assert '"id"' in json.dumps(before), operation  # something to compare
+                assert await restored_api.data(operation, variables, token=admin) == before, operation  # tokens came too
+            async with Client(url, admin) as lake:
+                saved = await lake.download(seeded["file"], tmp_path / "downloaded.bin")
+        assert hashlib.sha256(saved.read_bytes()).hexdigest() == seeded["sha256"]
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_a_backup_under_load_holds_every_write_acknowledged_before_it(api: Api, contributor: str, state: AppState,
+                                                                         tmp_path: Path) -> None:
+    acknowledged: list[str] = []
+    stop = asyncio.Event()
+
+    async def writer(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            acknowledged.append((await factories.value_asset(api, contributor, f"w{n}-{i}", {"i": i}))["id"])
+            i += 1
+
+    writers = [asyncio.create_task(writer(n)) for n in range(3)]
+    await wait_for(lambda: len(acknowledged) >= 30, what="the writers to store 30 values")
+    before = list(acknowledged)
+    try:
+        await write_backup(state.db, tmp_path / "backup", graphlake_version="test")
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+    with (tmp_path / "backup" / "collections" / "assets.bson").open("rb") as file:
+        backed_up = {doc["_id"] for doc in decode_file_iter(file, CodecOptions())}
+    assert {object_id(i) for i in before} <= backed_up
+    assert len(acknowledged) > len(before)  # the writers did run during the backup
+
+
+async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, contributor: str, tmp_path: Path,
+                                                     other_db: AsyncDatabase) -> None:
+    await factories.value_asset(api, contributor)
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    assets = backup / "collections" / "assets.bson"
+    damaged = bytearray(assets.read_bytes())
+    damaged[-2] ^= 0xFF
+    assets.write_bytes(bytes(damaged))
+    _, problems = await verify_backup(backup)
+    assert len(problems) == 1 and problems[0].startswith("collections/assets.bson:")
+    with pytest.raises(BadUserInput, match="does not match its manifest"):
+        await restore_backup(other_db, backup, local_roots={})
+    assert await other_db.list_collection_names() == []  # nothing written
+
+
+async def test_a_crafted_manifest_cannot_reach_outside(state: AppState, api: Api, contributor: str, tmp_path: Path,
+                                                       other_db: AsyncDatabase) -> None:
+    await factories.value_asset(api, contributor)
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    raw = json.loads((backup / "manifest.json").read_text())
+    for tamper in ({"payloads": [{"mount": "local", "key": "../../etc/cron.d/x", "size": 1, "sha256": "0"}]},
+                   {"collections": [{"name": "system.users", "file": "collections/system.users.bson"}]},
+                   {"collections": [{"name": "assets", "file": "../../secret.bson"}]}):
+        (backup / "manifest.json").write_text(json.dumps({**raw, **tamper}))
+        with pytest.raises(BadUserInput, match="names"):
+            await restore_backup(other_db, backup, local_roots={"local": tmp_path / "root"})
+
+
+async def test_restore_refuses_a_lake_with_data_and_replaces_it_when_asked(state: AppState, api: Api, contributor: str,
+                                                                          tmp_path: Path, other_db: AsyncDatabase) -> None:
+    await factories.value_asset(api, contributor, "kept")
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    await other_db.assets.insert_one({"name": "already here"})
+    with pytest.raises(Conflict, match="holds Graphlake data"):
+        await restore_backup(other_db, backup, local_roots={})
+    assert await other_db.assets.count_documents({}) == 1
+    await restore_backup(other_db, backup, local_roots={}, replace=True)
+    assert [a["name"] async for a in other_db.assets.find()] == ["kept"]
+    with pytest.raises(Conflict, match="exists already"):
+        await write_backup(state.db, backup, graphlake_version="test")
+
+
+async def test_a_restore_that_died_keeps_the_server_off(state: AppState, settings: Settings, tmp_path: Path,
+                                                        other_db: AsyncDatabase) -> None:
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    await restore_backup(other_db, backup, local_roots={})
+    await other_db.graphlake_schema.update_one({"_id": "schema"}, {"$set": {"restoring": {"source": str(backup)}}})
+    with pytest.raises(SchemaNotCurrent, match=f"graphlake restore {backup} --replace"):
+        await require_current_schema(settings.model_copy(update={"database": other_db.name}))
+
+
+async def test_scheduled_backups_are_taken_once_per_period_logged_and_pruned(state: AppState, settings: Settings,
+                                                                            api: Api, contributor: str,
+                                                                            tmp_path: Path) -> None:
+    await factories.value_asset(api, contributor)
+    schedule = settings.model_copy(update={"backup_every_hours": 1.0, "backup_keep": 2})
+    directory = tmp_path / "scheduled"
+    await state.db[SCHEDULES].delete_many({})
+
+    async def take(into: Path = directory) -> Path | None:
+        return await scheduled_backup(state.db, state.feed, schedule, into, graphlake_version="test")
+
+    async def an_hour_later() -> None:
+        await state.db[SCHEDULES].update_one({"_id": "backup"}, {"$set": {"next_at": utcnow()}})
+
+    taken = [await take()]  # the first is due at once
+    assert taken[0] is not None and (await verify_backup(taken[0]))[1] == []
+    assert await take() is None  # another process, or the next check: not due for an hour
+    for _ in range(2):
+        await an_hour_later()
+        taken.append(await take())
+    assert sorted(directory.iterdir()) == sorted(taken[1:])  # the oldest went: two are kept
+    completed = [e async for e in state.db.events.find({"event_type": BACKUP_COMPLETED})]
+    assert len(completed) == 3 and json.loads(completed[0]["data"]["json"])["documents"] >= 1
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the backup directory should be")
+    await an_hour_later()
+    assert await take(blocked) is None
+    failed = await state.db.events.find_one({"event_type": BACKUP_FAILED})
+    assert failed["level"] == LEVELS["ERROR"] and failed["alert"] is True and str(blocked) in failed["message"]
