@@ -34,6 +34,8 @@ from services.backups.schedule import scheduled_backup
 from services.events.feed import FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.health import probe
+from services.privacy.aging import scheduled_anonymization
+from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
 
 log = logging.getLogger("graphlake")
@@ -107,8 +109,8 @@ def create_app(
 
 async def _maintain(state: AppState) -> None:
     """At start and then every interval: expire upload sessions past their time (and, hourly, sweep
-    the temp files of uploads that died), archive old events, and (when configured) delete assets
-    nothing has pinned for long enough."""
+    the temp files of uploads that died), archive old events, and (when configured) anonymize what is
+    old enough (daily) and delete assets nothing has pinned for long enough."""
     settings = state.settings
     swept_at = -math.inf
     while True:
@@ -125,6 +127,11 @@ async def _maintain(state: AppState) -> None:
                 archived = await archive_events(timedelta(days=settings.event_archive_after_days))
                 if archived:
                     log.info("archived %d event(s)", archived)
+            if settings.anonymize_after_days is not None:
+                changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
+                if changed:
+                    log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
+                             settings.anonymize_after_days)
             if settings.asset_gc_after_days is not None:
                 collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
                 if collected:

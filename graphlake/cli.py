@@ -17,6 +17,7 @@ from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from graphlake import PROJECT_ROOT
 from graphlake.cli_lifecycle import register as register_lifecycle
+from graphlake.cli_privacy import register as register_privacy
 from graphlake.cli_support import console, errors, load_settings, print_rows
 from graphlake.cli_support import run as run_command
 from graphlake.local_services import ServiceError
@@ -326,3 +327,4 @@ def events_utilization(
 
 
 register_lifecycle(app)  # db, backup, restore
+register_privacy(app)

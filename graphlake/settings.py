@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     backup_keep: int = Field(default=7, ge=1, description="Scheduled backups kept; older ones are removed.")
     backup_with_payloads: bool = Field(default=False, description="Scheduled backups copy the local mounts' objects too.")
 
+    # --- privacy
+    anonymize_after_days: float | None = Field(
+        default=None, gt=0, description="Replace people's ids by pseudonyms in what is older than this (daily).")
+
     # --- object storage
     mounts: dict[str, MountSettings] = Field(default_factory=dict)
     default_mount: str = "local"

@@ -26,6 +26,7 @@ import stat
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from graphlake_client.direct import MARKER, file_sha256, is_direct_temp_name
@@ -35,6 +36,7 @@ from storage.signing import UrlSigner
 SHA256_ATTR = "user.graphlake.sha256"
 _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads objects back
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+READ_CHUNK = 1024 * 1024
 PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place
 
 
@@ -245,6 +247,11 @@ class LocalStore:
         if _XATTRS:
             with contextlib.suppress(OSError):
                 os.setxattr(path, SHA256_ATTR, sha256.encode())
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        with self.path(key).open("rb") as file:
+            while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
+                yield chunk
 
     async def sha256(self, key: str) -> str:
         return await asyncio.to_thread(file_sha256, self.path(key))

@@ -6,6 +6,7 @@ and GET from directly, and answers what it holds (size, checksum) when an upload
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -65,6 +66,11 @@ class ObjectStore(Protocol):
     async def abort_multipart(self, key: str, upload_id: str) -> None: ...
 
     async def stat(self, key: str) -> ObjectInfo | None: ...
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        """The stored object's bytes, a chunk at a time (for exports inside the server: downloads go
+        through signed URLs)."""
+        ...
+
     async def sha256(self, key: str) -> str:
         """Hex SHA-256 of the stored object, computed by reading it (streamed, never held whole)."""
     async def delete(self, key: str) -> None: ...

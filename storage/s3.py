@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import quote
@@ -211,15 +212,19 @@ class S3Store:
         except Retryable as error:
             raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {error}") from None
 
-    async def sha256(self, key: str) -> str:
+    async def read(self, key: str) -> AsyncIterator[bytes]:
         answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
-        digest = hashlib.sha256()
         body = answer["Body"]
         try:
             async for chunk in body.iter_chunks(CHUNK):
-                digest.update(chunk)
+                yield chunk
         finally:
             body.close()
+
+    async def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        async for chunk in self.read(key):
+            digest.update(chunk)
         return digest.hexdigest()
 
     async def delete(self, key: str) -> None:

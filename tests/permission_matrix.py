@@ -28,6 +28,7 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Query.node": ("Node", {"id": SOME_TOKEN_ID}, Role.ADMIN),
     "Query.nodes": ("Nodes", {"ids": [SOME_TOKEN_ID]}, Role.ADMIN),
     "Query.apiTokens": ("ApiTokens", {}, Role.ADMIN),
+    "Query.privacyExport": ("PrivacyExport", {"userId": "someone"}, Role.ADMIN),
     "Mutation.createApiToken": ("CreateApiToken", {"input": {"name": "made-by-matrix", "role": "VIEWER"}}, Role.ADMIN),
     "Mutation.revokeApiToken": ("RevokeApiToken", {"id": SOME_TOKEN_ID}, Role.ADMIN),
     "Subscription.heartbeat": ("Heartbeat", {}, Role.VIEWER),

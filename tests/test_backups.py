@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.clock import utcnow
 from documents.event import LEVELS
 from graphlake.database import SchemaNotCurrent
+from graphlake.local_services import free_port
 from graphlake.runtime import require_current_schema
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
@@ -28,8 +31,9 @@ from resolvers.context import AppState
 from services.backups.layout import Manifest, verify_backup
 from services.backups.reader import restore_backup
 from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, scheduled_backup
-from services.backups.writer import SCHEDULES, write_backup
+from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
+from services.schedules import SCHEDULES
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -228,3 +232,30 @@ async def test_scheduled_backups_are_taken_once_per_period_logged_and_pruned(sta
     assert await take(blocked) is None
     failed = await state.db.events.find_one({"event_type": BACKUP_FAILED})
     assert failed["level"] == LEVELS["ERROR"] and failed["alert"] is True and str(blocked) in failed["message"]
+
+
+def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) -> None:
+    """The README's round trip on the embedded default: backup with payloads, a new data dir, restore."""
+    def graphlake(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+        env.update(GRAPHLAKE_DATA_DIR=str(data_dir), GRAPHLAKE_FERRETDB_PORT=str(free_port()), COLUMNS="2000")
+        data_dir.mkdir(exist_ok=True)
+        return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=data_dir, capture_output=True,
+                              text=True, timeout=120)
+
+    old, new, backup = tmp_path / "old", tmp_path / "new", tmp_path / "backup"
+    assert graphlake(old, "token", "create", "lab-bot", "--role", "contributor").returncode == 0
+    stored = old / "objects" / "local" / "assets" / "0123456789abcdef01234567"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(os.urandom(10_000))  # an object of the local mount, as an upload leaves it
+    made = graphlake(old, "backup", str(backup), "--with-payloads")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == str(backup) and "1 objects" in made.stderr
+    assert graphlake(old, "backup", "verify", str(backup)).returncode == 0
+
+    restored = graphlake(new, "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    assert "lab-bot" in graphlake(new, "token", "list").stdout
+    assert (new / "objects" / "local" / stored.relative_to(old / "objects" / "local")).read_bytes() == stored.read_bytes()
+    again = graphlake(new, "restore", str(backup))
+    assert again.returncode == 1 and "holds Graphlake data" in again.stderr

@@ -167,7 +167,7 @@ async def test_the_db_commands_upgrade_a_version_1_lake(raw_db: AsyncDatabase, m
     await fill_v1(raw_db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
     env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=raw_db.name, GRAPHLAKE_DATA_DIR=str(tmp_path),
-               GRAPHLAKE_BACKUP_DIR=str(tmp_path / "backups"), GRAPHLAKE_PORT="1")
+               GRAPHLAKE_BACKUP_DIR=str(tmp_path / "backups"), GRAPHLAKE_PORT="1", COLUMNS="2000")
 
     status = cli(env, "db", "status")
     assert status.returncode == 3 and "stored schema version: 1" in status.stdout and "pending: 1 -> 2" in status.stdout

@@ -5,12 +5,14 @@ from __future__ import annotations
 import strawberry
 
 from documents.api_token import ApiToken as ApiTokenDocument
-from resolvers.auth.types import ApiToken, Principal
+from documents.clock import utcnow
+from resolvers.auth.types import ApiToken, Principal, PrivacyExport, PrivacyPlace
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, Page, paginate
 from resolvers.permissions import IsAdmin
 from resolvers.relay import Connection
-from services.errors import Unauthenticated
+from services.errors import BadUserInput, Unauthenticated
+from services.privacy.requests import export_places
 
 
 @strawberry.type
@@ -35,3 +37,17 @@ class AuthQueries:
             page=Page.of(first, after, default_size=settings.default_page_size, max_size=settings.max_page_size),
             to_node=lambda raw: ApiToken.from_document(ApiTokenDocument.model_validate(raw)),
         )
+
+    @strawberry.field(permission_classes=[IsAdmin], description="Everything that names a user, for a privacy request, "
+                      "at most `limitPerCollection` documents per collection (1 to the maximum page size; the "
+                      "`graphlake privacy export` command writes all of them, with the user's files). ADMIN.")
+    async def privacy_export(self, info: Info, user_id: str, limit_per_collection: int = 100) -> PrivacyExport:
+        most = info.context.settings.max_page_size
+        if not 1 <= limit_per_collection <= most:
+            raise BadUserInput(f"must be 1 to {most}", field="limitPerCollection")
+        found: dict[str, list] = {}
+        async for collection, document in export_places(info.context.db, user_id, limit=limit_per_collection + 1):
+            found.setdefault(collection, []).append(document)
+        return PrivacyExport(user_id=user_id.strip(), exported_at=utcnow(), places=[
+            PrivacyPlace(collection=name, documents=docs[:limit_per_collection], truncated=len(docs) > limit_per_collection)
+            for name, docs in found.items()])

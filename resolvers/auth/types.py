@@ -1,4 +1,4 @@
-"""GraphQL types of authentication: roles, the caller, API tokens."""
+"""GraphQL types of authentication: roles, the caller, API tokens, and a user's privacy export."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from documents.api_token import ApiToken as ApiTokenDocument
 from documents.api_token import Role as RoleValue
 from documents.clock import utcnow
 from resolvers.relay import Node
+from resolvers.scalars import JSON
 from services.auth import Principal as PrincipalValue
 from services.node_ids import NodeType, encode_id
 
@@ -62,3 +63,19 @@ class CreateApiTokenInput:
     role: Role
     user_id: str | None = strawberry.field(default=None, description="The person or service it acts for.")
     expires_at: datetime | None = strawberry.field(default=None, description="Unset: never expires.")
+
+
+@strawberry.type(description="The documents of one collection that name a user.")
+class PrivacyPlace:
+    collection: str = strawberry.field(description="The collection, e.g. assets, events, annotation_records.")
+    documents: list[JSON] = strawberry.field(description="The documents, as stored (ids as strings, times as ISO-8601).")
+    truncated: bool = strawberry.field(description="More documents name the user than `limitPerCollection`: "
+                                                   "`graphlake privacy export` writes them all.")
+
+
+@strawberry.type(description="Everything that names a user: what they own, made, verified or logged, their tokens, "
+                             "and the audit entries of what they did.")
+class PrivacyExport:
+    user_id: str = strawberry.field(description="The user asked about.")
+    exported_at: datetime = strawberry.field(description="When the export was read.")
+    places: list[PrivacyPlace] = strawberry.field(description="By collection; a collection that names them nowhere is left out.")

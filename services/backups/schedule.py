@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from documents.clock import utcnow
 from documents.event import LEVELS
 from documents.json_value import StoredJson
-from services.backups.writer import SCHEDULES, write_backup
+from services.backups.writer import write_backup
 from services.events.feed import FeedWriter
 from services.events.log import EventSettings, NewEvent, log_events
+from services.schedules import claim_due
 
 BACKUP_COMPLETED = "BACKUP_COMPLETED"
 BACKUP_FAILED = "BACKUP_FAILED"
@@ -33,23 +33,11 @@ class ScheduleSettings(EventSettings, Protocol):
     backup_keep: int
 
 
-async def claim_due(db: AsyncDatabase, every: timedelta) -> bool:
-    """Whether this process takes the backup now due (and moves the next one `every` ahead): of
-    several processes, one wins each period."""
-    now = utcnow()
-    try:  # matches a due record, or makes the first one (the first backup is taken at the first start)
-        await db[SCHEDULES].update_one({"_id": "backup", "next_at": {"$lte": now}},
-                                       {"$set": {"next_at": now + every, "claimed_at": now}}, upsert=True)
-    except DuplicateKeyError:  # the record exists and is not due yet
-        return False
-    return True
-
-
 async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: ScheduleSettings, directory: Path, *,
                            graphlake_version: str, local_roots: Mapping[str, Path] | None = None,
                            referenced_mounts: Sequence[str] = ()) -> Path | None:
     """Take the scheduled backup if it is due here; the new backup's directory, else None."""
-    if settings.backup_every_hours is None or not await claim_due(db, timedelta(hours=settings.backup_every_hours)):
+    if settings.backup_every_hours is None or not await claim_due(db, "backup", timedelta(hours=settings.backup_every_hours)):
         return None
     destination = directory / f"{PREFIX}{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
     started = time.monotonic()

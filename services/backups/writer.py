@@ -31,9 +31,9 @@ from migrations import STATE_COLLECTION, read_state
 from services.backups.layout import CHUNK, CollectionEntry, Manifest, PayloadEntry
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
+from services.schedules import SCHEDULES
 from storage.local import is_stored_object_name
 
-SCHEDULES = "graphlake_schedules"  # when the next scheduled backup is due (services/backups/schedule.py)
 # The live feed, its writers' heartbeats and the schedule are a running server's scratch space; the
 # schema record travels in the manifest instead (a restore writes its own).
 NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION, SCHEDULES})

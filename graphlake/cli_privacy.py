@@ -1,0 +1,107 @@
+"""`graphlake privacy`: export, anonymize or erase everything that names a user (services/privacy)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from graphlake.cli_support import console, errors, load_settings, run
+from graphlake.runtime import open_state
+from services.events import audit
+from services.privacy.export import write_export
+from services.privacy.places import pseudonym, pseudonym_key
+from services.privacy.requests import Erasure, anonymize_user, check_user, erase_user, versions_holding
+
+privacy_app = typer.Typer(help="Privacy requests: export, anonymize or erase what names a user.", no_args_is_help=True)
+User = Annotated[str, typer.Argument(help="The user's id (the userId their tokens carry).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("export")
+def export(
+    user: User,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write; default: "
+                                                "privacy-<user>.json (.zip with --with-payloads) here.")] = None,
+    with_payloads: Annotated[bool, typer.Option("--with-payloads", help="A zip of the document and the user's files.")] = False,
+) -> None:
+    """Write everything that names the user (what they own, made, verified or logged, their tokens,
+    the audit entries of what they did) as one JSON document, with their files in a zip when asked."""
+    settings = load_settings()
+    user = check_user(user)
+    output = output or Path(f"privacy-{re.sub(r'[^A-Za-z0-9._-]+', '_', user)}.{'zip' if with_payloads else 'json'}")
+
+    async def go() -> dict[str, int]:
+        async with open_state(settings) as state:
+            counts = await write_export(state.db, user, output, stores=state.stores if with_payloads else None)
+            subject = pseudonym(user, await pseudonym_key(state.db))  # the audit trail never names the user
+            await audit.record_command(state.feed, settings, "privacy export", subject=subject,
+                                       documents=str(sum(v for k, v in counts.items() if k != "files")))
+            return counts
+
+    counts = run(go())
+    for place, count in sorted(counts.items()):  # type: ignore[union-attr]
+        errors.print(f"  {place}: {count}")
+    console.print(str(output))
+
+
+@privacy_app.command("anonymize")
+def anonymize(user: User) -> None:
+    """Replace the user's id with a stable pseudonym everywhere it names them; nothing is deleted."""
+    settings = load_settings()
+
+    async def go() -> tuple[str, dict[str, int]]:
+        async with open_state(settings) as state:
+            alias, changed = await anonymize_user(state.db, user, await pseudonym_key(state.db))
+            await audit.record_command(state.feed, settings, "privacy anonymize", subject=alias,
+                                       changed=str(sum(changed.values())))
+            return alias, changed
+
+    alias, changed = run(go())  # type: ignore[misc]
+    for place, count in sorted(changed.items()):
+        errors.print(f"  {place}: {count} document(s)")
+    errors.print(f"the user is now {alias}")
+
+
+def _report(erasure: Erasure) -> None:
+    errors.print(f"deleted {len(erasure.deleted_assets)} asset(s) and {erasure.tokens_deleted} token(s); "
+                 f"the user is now {erasure.pseudonym}")
+    for asset, why in erasure.kept_assets.items():
+        errors.print(f"[yellow]kept[/yellow] asset {asset}: {why}")
+    for version in erasure.versions_holding:
+        errors.print(f"[yellow]dataset version {version} holds the user's data[/yellow] (left whole, now under the pseudonym)")
+
+
+@privacy_app.command("erase")
+def erase(
+    user: User,
+    confirm: Annotated[bool, typer.Option("--confirm", help="Do it (without: say what it would touch).")] = False,
+) -> None:
+    """Delete the user's own assets (those nothing holds; the rest are listed) and tokens, and replace
+    their identity everywhere else with a stable pseudonym. Dataset versions holding their data are
+    listed and left whole."""
+    settings = load_settings()
+
+    async def go() -> Erasure | list[str]:
+        async with open_state(settings) as state:
+            if not confirm:
+                return await versions_holding(state.db, check_user(user))
+            erasure = await erase_user(state.db, user, await pseudonym_key(state.db), state.stores)
+            await audit.record_command(state.feed, settings, "privacy erase", erasure.deleted_assets,
+                                       subject=erasure.pseudonym, tokensDeleted=str(erasure.tokens_deleted),
+                                       assetsKept=str(len(erasure.kept_assets)))
+            return erasure
+
+    outcome = run(go())
+    if isinstance(outcome, Erasure):
+        _report(outcome)
+        return
+    for version in outcome:  # type: ignore[union-attr]
+        errors.print(f"dataset version {version} holds the user's data (it would be left whole)")
+    errors.print("nothing changed: pass --confirm to erase the user")
+    raise typer.Exit(1)

@@ -1,0 +1,139 @@
+"""A user's privacy requests: export everything that names them, anonymize them, or erase them.
+
+Each reads the user's documents through their identity fields (places.py, indexed where the volume
+is: assets by owner, events by source), so it costs what the user has, not what the lake has.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from documents.asset import Asset
+from documents.common import AssetKind, AssetStatus
+from documents.json_value import StoredJson
+from services import assets
+from services.errors import BadUserInput, Conflict
+from services.node_ids import NodeType, encode_id
+from services.privacy.places import (
+    IDENTITY_FIELDS,
+    PSEUDONYM_PREFIX,
+    STORED_JSON_KEYS,
+    documents_naming,
+    identity_filter,
+    mention_pattern,
+    pseudonym,
+    replaced,
+    rewrite,
+)
+from storage import ObjectStore
+
+NEVER_EXPORTED = frozenset({"secret_hash"})  # a token's secret hash identifies a credential, not a person
+
+
+def check_user(user_id: str) -> str:
+    user_id = user_id.strip()
+    if not user_id:
+        raise BadUserInput("name a user", field="userId")
+    if user_id.startswith(PSEUDONYM_PREFIX):
+        raise BadUserInput("is a pseudonym already", field="userId")
+    return user_id
+
+
+def plain(value: Any) -> Any:
+    """A stored value as plain JSON: ids as strings, times as ISO-8601, stored JSON as its value."""
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        if STORED_JSON_KEYS <= value.keys():
+            return StoredJson.model_validate(value).decode()
+        return {k: plain(v) for k, v in value.items() if k not in NEVER_EXPORTED}
+    return value
+
+
+async def export_places(db: AsyncDatabase, user_id: str, *, limit: int = 0) -> AsyncIterator[tuple[str, dict]]:
+    """Every document that names the user, as plain JSON, by collection (at most `limit` per collection)."""
+    async for collection, document in documents_naming(db, check_user(user_id), limit=limit):
+        yield collection, plain(document)
+
+
+async def own_files(db: AsyncDatabase, user_id: str) -> list[Asset]:
+    """The user's stored files (owned or created by them, not deleted)."""
+    return await Asset.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}],
+                             "kind": AssetKind.FILE.value, "status": {"$ne": AssetStatus.DELETED.value}}).to_list()
+
+
+async def anonymize_user(db: AsyncDatabase, user_id: str, key: bytes) -> tuple[str, dict[str, int]]:
+    """Replace the user's id with their pseudonym in every document that names them, wherever in
+    the document it appears; the pseudonym and how many documents changed, by collection."""
+    user_id = check_user(user_id)
+    alias = pseudonym(user_id, key)
+    pattern = mention_pattern(user_id)
+    changed = {collection: await rewrite(db, collection, identity_filter(collection, user_id),
+                                         lambda document: replaced(document, pattern, alias))
+               for collection in IDENTITY_FIELDS}
+    return alias, {k: v for k, v in changed.items() if v}
+
+
+@dataclass
+class Erasure:
+    """What an erase did, and what it could not."""
+
+    pseudonym: str
+    deleted_assets: list[str] = field(default_factory=list)
+    kept_assets: dict[str, str] = field(default_factory=dict)  # asset id -> why it was kept (its holders)
+    tokens_deleted: int = 0
+    anonymized: dict[str, int] = field(default_factory=dict)
+    versions_holding: list[str] = field(default_factory=list)  # dataset versions with the user's data, untouched
+
+
+async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
+    """The dataset versions that hold something of the user's: a datum they made or whose role is
+    one of their assets, or an annotation set they made or are the source of."""
+    own = [a["_id"] async for a in db.assets.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}]},
+                                                 {"_id": 1})]
+    datums = [d["_id"] async for d in db.datums.find({"$or": [{"created_by": user_id}, {"roles.asset_id": {"$in": own}}]},
+                                                    {"_id": 1})]
+    sets = [s["_id"] async for s in db.annotation_sets.find(identity_filter("annotation_sets", user_id), {"_id": 1})]
+    version_ids = {m["version_id"] async for m in db.version_members.find({"datum_id": {"$in": datums}}, {"version_id": 1})}
+    version_ids |= {v["_id"] async for v in db.dataset_versions.find({"annotation_set_ids": {"$in": sets}}, {"_id": 1})}
+    return sorted(encode_id(NodeType.DATASET_VERSION, v) for v in version_ids)
+
+
+async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mapping[str, ObjectStore]) -> Erasure:
+    """Delete the user's own assets (as deleteAsset without force does: one something still holds
+    is kept, and the reason listed) and their tokens; then replace their identity everywhere else.
+    Dataset versions that hold their data are listed and left whole."""
+    user_id = check_user(user_id)
+    erasure = Erasure(pseudonym=pseudonym(user_id, key), versions_holding=await versions_holding(db, user_id))
+    own = db.assets.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}],
+                          "status": {"$ne": AssetStatus.DELETED.value}}, {"_id": 1})
+    deleted: list[ObjectId] = []
+    async for asset in own:
+        try:
+            await assets.delete_asset(asset["_id"], False, dict(stores))
+        except Conflict as held:
+            erasure.kept_assets[encode_id(NodeType.ASSET, asset["_id"])] = str(held)
+            continue
+        deleted.append(asset["_id"])
+    erasure.deleted_assets = [encode_id(NodeType.ASSET, a) for a in deleted]
+    if deleted:  # their content is the user's too: only the record that they existed stays
+        await db.assets.update_many({"_id": {"$in": deleted}}, {
+            "$set": {"name": "(erased)", "labels": [], "metadata": StoredJson.encode({}).model_dump()},
+            "$unset": {"description": "", "value": "", "text": ""}})
+    erasure.tokens_deleted = (await db.api_tokens.delete_many({"user_id": user_id})).deleted_count
+    _, erasure.anonymized = await anonymize_user(db, user_id, key)
+    return erasure
+
