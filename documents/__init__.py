@@ -9,14 +9,14 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.api_token import ApiToken
 from documents.asset import Alias, Asset
 from documents.collection import Collection, CollectionItem
-from documents.dataset import Dataset, DatasetVersion, Datum, VersionMember
+from documents.dataset import Dataset, DatasetVersion, Datum, VersionMember, VersionRecord
 from documents.event import Event
 from documents.retention import AssetRetention
 from documents.upload import UploadClaim, UploadSession
 
 DOCUMENT_MODELS: list[type] = [
     ApiToken, Asset, Alias, Collection, CollectionItem, AssetRetention,
-    Datum, Dataset, DatasetVersion, VersionMember,
+    Datum, Dataset, DatasetVersion, VersionMember, VersionRecord,
     AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, UploadClaim, Event,
 ]
 
@@ -26,5 +26,5 @@ COLLECTION_NAMES = frozenset(model.Settings.name for model in DOCUMENT_MODELS)  
 __all__ = [
     "COLLECTION_NAMES", "DOCUMENT_MODELS", "Alias", "AnnotationRecord", "AnnotationSchema", "AnnotationSet", "ApiToken", "Asset",
     "AssetRetention", "Collection", "CollectionItem", "Dataset", "DatasetVersion", "Datum", "Event", "UploadClaim", "UploadSession",
-    "VersionMember",
+    "VersionMember", "VersionRecord",
 ]

@@ -9,6 +9,7 @@ from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
 from documents.common import Split
 from documents.indexes import Index, On
@@ -86,11 +87,20 @@ class DatasetVersion(Document):
 
 
 class VersionMember(Document):
-    """One datum of one version, with the split it had when the version was built (frozen)."""
+    """One datum of one version as it was when the version was built: its split, roles, metadata
+    and creation time are copied here (frozen), so later changes to the datum never reach the version."""
 
     version_id: PydanticObjectId
     datum_id: PydanticObjectId
     split: Split
+    roles: list[RoleRef] = Field(default_factory=list)
+    metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
+    datum_created_at: datetime = Field(default_factory=utcnow)
+
+    def as_datum(self) -> Datum:
+        """The datum as the version holds it."""
+        return Datum.model_construct(id=self.datum_id, split=self.split, roles=self.roles, metadata=self.metadata,
+                                     created_at=self.datum_created_at)
 
     class Settings:
         name = "version_members"
@@ -98,4 +108,24 @@ class VersionMember(Document):
             IndexModel([("version_id", ASCENDING), ("datum_id", ASCENDING)], name="version_datum_unique", unique=True),
             Index([("version_id", ASCENDING), ("split", ASCENDING), ("datum_id", ASCENDING)], name="version_split"),
             Index([("version_id", ASCENDING), ("_id", ASCENDING)], name="version_members"),  # a version's page
+        ]
+
+
+class VersionRecord(AnnotationRecord):
+    """One annotation record of one version as it was when the version was built (a copy: adding,
+    changing or verifying records later never reaches the version). `record_id` is the original's."""
+
+    version_id: PydanticObjectId
+    record_id: PydanticObjectId
+
+    def as_record(self) -> AnnotationRecord:
+        """The record as the version holds it, under its own id."""
+        fields = {name: getattr(self, name) for name in AnnotationRecord.model_fields if name != "id"}
+        return AnnotationRecord.model_construct(id=self.record_id, **fields)
+
+    class Settings:
+        name = "version_records"
+        indexes = [
+            # A version's records of a page of its datums, in `_id` order (the copies keep the originals' order).
+            Index([("version_id", ASCENDING), ("datum_id", ASCENDING), ("_id", ASCENDING)], name="version_datum"),
         ]

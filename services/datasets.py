@@ -1,6 +1,9 @@
 """Datasets and the version builder, version diffs and deterministic training splits.
 
-A version is immutable: once READY, nothing changes its members, their frozen splits or its sets.
+A version is immutable: once READY, nothing changes what it shows. The build copies each datum
+(split, roles, metadata) into its member record and each record of its annotation sets on those
+datums into `version_records`; reads come from those copies, so a later updateDatum, a record
+added to one of its sets, or a verification changes later versions only.
 Without transactions it is written in steps (BUILDING doc, members, pins, then READY), so a crash
 leaves a BUILDING version that readers never see and that a later build of the same name replaces.
 """
@@ -21,7 +24,7 @@ from documents.annotation import AnnotationPurpose, AnnotationRecord, Annotation
 from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.common import RetentionOwnerType, Split
-from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionStatus
+from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
 from services import retention
 from services.checks import check_name
@@ -103,9 +106,26 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
     return version
 
 
+async def _copy_records(version_id: ObjectId, set_ids: list[ObjectId], datum_ids: list[ObjectId]) -> None:
+    """Copy the records of the version's sets on these datums into the version, in their order."""
+    if not set_ids or not datum_ids:
+        return
+    found = AnnotationRecord.get_pymongo_collection().find(
+        {"set_id": {"$in": set_ids}, "datum_id": {"$in": datum_ids}}).sort([("_id", 1)])
+    copies = []
+    async for record in found:
+        copies.append({**record, "_id": ObjectId(), "record_id": record["_id"], "version_id": version_id})
+        if len(copies) >= WRITE_BATCH:
+            await VersionRecord.get_pymongo_collection().insert_many(copies)
+            copies = []
+    if copies:
+        await VersionRecord.get_pymongo_collection().insert_many(copies)
+
+
 async def _discard(version_id: ObjectId) -> None:
     """Remove what an abandoned build wrote (never called on a READY version)."""
     await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
+    await VersionRecord.get_pymongo_collection().delete_many({"version_id": version_id})
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
     await DatasetVersion.get_pymongo_collection().delete_one({"_id": version_id, "status": VersionStatus.BUILDING.value})
 
@@ -164,13 +184,15 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
     if plan.from_collection:
         chosen.update(await _datums_from_collection(plan.from_collection, actor))
     ids = list(chosen)
-    for start in range(0, len(ids), WRITE_BATCH):
-        batch = ids[start:start + WRITE_BATCH]
-        await VersionMember.get_pymongo_collection().insert_many(
-            [{"version_id": version.id, "datum_id": d, "split": chosen[d].value} for d in batch])
     datums = []
     for start in range(0, len(ids), WRITE_BATCH):
-        datums += await Datum.find({"_id": {"$in": ids[start:start + WRITE_BATCH]}}).to_list()
+        batch = await Datum.find({"_id": {"$in": ids[start:start + WRITE_BATCH]}}).to_list()
+        await VersionMember.get_pymongo_collection().insert_many([{
+            "version_id": version.id, "datum_id": d.id, "split": chosen[d.id].value,
+            "roles": [r.model_dump() for r in d.roles], "metadata": d.metadata.model_dump(),
+            "datum_created_at": d.created_at} for d in batch])
+        await _copy_records(version.id, set_ids, [d.id for d in batch])
+        datums += batch
     await retention.pin([r.asset_id for d in datums for r in d.roles], RetentionOwnerType.DATASET_VERSION, version.id, actor)
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
@@ -207,14 +229,13 @@ def normalise_ratios(train: float, validation: float, test: float) -> tuple[floa
 
 
 async def verified_datums(version: DatasetVersion, datum_ids: Sequence[ObjectId]) -> set[ObjectId]:
-    """Datums with at least one ground-truth annotation in the version's sets, every one of them
-    verified. Predictions and reviews the version also holds do not count: they are not labels."""
-    base = {"datum_id": {"$in": list(datum_ids)}, "set_id": {"$in": version.annotation_set_ids},
-            "purpose": AnnotationPurpose.GROUND_TRUTH.value}
+    """Datums with at least one ground-truth annotation in the version, every one of them verified
+    (as the version holds them). Predictions and reviews it also holds do not count: they are not labels."""
+    base = {"version_id": version.id, "datum_id": {"$in": list(datum_ids)}, "purpose": AnnotationPurpose.GROUND_TRUTH.value}
 
     async def count_by_datum(query: dict) -> dict[ObjectId, int]:
         pipeline = [{"$match": query}, {"$group": {"_id": "$datum_id", "n": {"$sum": 1}}}]
-        return {row["_id"]: row["n"] async for row in await AnnotationRecord.get_pymongo_collection().aggregate(pipeline)}
+        return {row["_id"]: row["n"] async for row in await VersionRecord.get_pymongo_collection().aggregate(pipeline)}
 
     total = await count_by_datum(base)
     verified = await count_by_datum({**base, "verified": True})

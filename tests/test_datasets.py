@@ -170,3 +170,55 @@ async def test_training_split_keeps_assigned_splits_and_counts_only_ground_truth
                                                  "verifiedOnly": True, "first": 100}, token=contributor))["trainingSplit"]
     assert sorted(e["node"]["id"] for part in ("train", "validation", "test") for e in verified[part]["edges"]) == \
         sorted(x["id"] for x in free[:3])
+
+
+FROZEN = """query Frozen($id: ID!) { datasetVersion(id: $id) { manifestSha256 datums(first: 50) { edges { node {
+  id split metadata roles { role asset { id } }
+  annotations(first: 50) { totalCount edges { node { id label verified verifiedBy } } } } } } } }"""
+
+
+async def test_a_ready_version_shows_what_it_was_built_from_whatever_changes_later(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 3, roles=("image",), split="TRAIN")
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+
+    async def label(datum: dict, name: str) -> dict:
+        return (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+            {"assetId": datum["roles"][0]["asset"]["id"], "datumId": datum["id"], "kind": "CLASSIFICATION",
+             "label": name}]}, token=contributor))["addAnnotations"]["records"][0]
+
+    first = await label(d[0], "dent")
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d],
+                                 addAnnotationSets=[labels["id"]])
+
+    async def read(version: dict) -> dict:
+        body = await api.run("Frozen", {"id": version["id"]}, token=contributor, query=FROZEN)
+        assert not body.get("errors"), body
+        return body["data"]["datasetVersion"]
+
+    async def verified_split(version: dict) -> list[str]:
+        data = await api.data("TrainingSplit", {"version": version["id"], "ratios": {"train": 1, "validation": 0, "test": 0},
+                                                "verifiedOnly": True, "first": 50}, token=contributor)
+        return [e["node"]["id"] for e in data["trainingSplit"]["train"]["edges"]]
+
+    built = await read(v1)
+    assert [len(e["node"]["annotations"]["edges"]) for e in built["datums"]["edges"]] == [1, 0, 0]
+    assert await verified_split(v1) == []
+
+    # everything that can change afterwards changes
+    await api.data("UpdateDatum", {"input": {"id": d[0]["id"], "split": "TEST", "metadata": {"index": 99}}}, token=contributor)
+    await label(d[1], "scratch")
+    await api.data("VerifyAnnotations", {"ids": [first["id"]], "verified": True}, token=contributor)
+
+    assert await read(v1) == built  # splits, metadata, roles, records, verification, hash: as built
+    assert await verified_split(v1) == []
+    live = (await api.data("Datum", {"id": d[0]["id"], "role": "image"}, token=contributor))["datum"]
+    assert live["split"] == "TEST" and live["metadata"] == {"index": 99}  # the datum itself did change
+
+    v2 = await factories.version(api, contributor, ds["id"], "v2", parentId=v1["id"])  # a new version sees it
+    later = await read(v2)
+    assert [len(e["node"]["annotations"]["edges"]) for e in later["datums"]["edges"]] == [1, 1, 0]
+    assert later["datums"]["edges"][0]["node"]["metadata"] == {"index": 99}
+    assert later["datums"]["edges"][0]["node"]["annotations"]["edges"][0]["node"]["verified"] is True
+    assert await verified_split(v2) == [d[0]["id"]]

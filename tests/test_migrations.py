@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -29,6 +30,7 @@ from migrations import (
     read_state,
 )
 from migrations import v002_upload_sweeps as v002
+from migrations import v003_frozen_versions as v003
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ async def test_v002_forward_backward_and_again(raw_db: AsyncDatabase) -> None:
 async def test_a_dry_run_touches_nothing(raw_db: AsyncDatabase) -> None:
     await fill_v1(raw_db)
     steps = await migrate(raw_db, writer="new", dry_run=True)
-    assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}"]
+    assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}"]
     assert (await read_state(raw_db)).version == 1 and set((await sweep_marks(raw_db)).values()) == {"absent"}
 
 
@@ -181,10 +183,54 @@ async def test_the_db_commands_upgrade_a_version_1_lake(raw_db: AsyncDatabase, m
     assert migrated.returncode == 0, migrated.stderr
     assert (await read_state(raw_db)).current
     backups = list((tmp_path / "backups").iterdir())  # taken before the first step
-    assert [b.name.startswith("pre-migrate-1-to-2-") for b in backups] == [True]
+    assert [b.name.startswith(f"pre-migrate-1-to-{SCHEMA_VERSION}-") for b in backups] == [True]
     assert cli(env, "backup", "verify", str(backups[0])).returncode == 0
     assert cli(env, "db", "status").returncode == 0
 
     back = cli(env, "db", "downgrade", "--to", "1", "--no-backup")
     assert back.returncode == 0, back.stderr
     assert (await read_state(raw_db)).version == 1 and len(list((tmp_path / "backups").iterdir())) == 1
+
+
+async def fill_v2_versions(db: AsyncDatabase) -> dict[str, ObjectId]:
+    """Version-2 dataset versions: members with a datum id and split only, records read live."""
+    now = datetime.now(UTC)
+    ids = {name: ObjectId() for name in ("version", "empty", "building", "datum", "other", "set", "record", "asset")}
+    await db.datums.insert_many([
+        {"_id": ids["datum"], "split": "TRAIN", "roles": [{"role": "image", "asset_id": ids["asset"]}],
+         "metadata": {"json": "{\"i\":1}", "attrs": [{"k": "i", "v": 1}], "paths": ["i"]}, "created_at": now},
+        {"_id": ids["other"], "split": "TEST", "roles": [], "metadata": {"json": "{}", "attrs": [], "paths": []},
+         "created_at": now}])
+    await db.dataset_versions.insert_many([
+        {"_id": ids["version"], "status": "READY", "annotation_set_ids": [ids["set"]], "version": "v1"},
+        {"_id": ids["empty"], "status": "READY", "annotation_set_ids": [], "version": "v0"},
+        {"_id": ids["building"], "status": "BUILDING", "annotation_set_ids": [ids["set"]], "version": "v2"}])
+    await db.version_members.insert_many([
+        {"version_id": ids["version"], "datum_id": ids["datum"], "split": "VALIDATION"},
+        {"version_id": ids["version"], "datum_id": ids["other"], "split": "TEST"},
+        {"version_id": ids["empty"], "datum_id": ids["other"], "split": "TEST"}])
+    await db.annotation_records.insert_many([
+        {"_id": ids["record"], "set_id": ids["set"], "datum_id": ids["datum"], "label": "dent", "verified": False},
+        {"set_id": ObjectId(), "datum_id": ids["datum"], "label": "in another set"}])
+    return ids
+
+
+async def test_v003_copies_what_each_ready_version_shows(raw_db: AsyncDatabase) -> None:
+    await fill_v1(raw_db)
+    await migrate(raw_db, writer="new", to=2)
+    ids = await fill_v2_versions(raw_db)
+    await migrate(raw_db, writer="new", to=3)
+    members = {(m["version_id"], m["datum_id"]): m async for m in raw_db.version_members.find()}
+    first = members[(ids["version"], ids["datum"])]
+    assert first["split"] == "VALIDATION" and first["roles"] == [{"role": "image", "asset_id": ids["asset"]}]
+    assert first["metadata"]["json"] == '{"i":1}' and "datum_created_at" in first
+    assert all("roles" in m for m in members.values())
+    copies = [c async for c in raw_db.version_records.find()]
+    assert [(c["version_id"], c["record_id"], c["label"]) for c in copies] == [(ids["version"], ids["record"], "dent")]
+
+    await v003.forward(raw_db)  # again: the same copies, not doubled
+    assert await raw_db.version_records.count_documents({}) == 1
+
+    await migrate(raw_db, writer="new", to=2)
+    assert "version_records" not in await raw_db.list_collection_names()
+    assert [set(m) async for m in raw_db.version_members.find()] == [{"_id", "version_id", "datum_id", "split"}] * 3

@@ -47,7 +47,6 @@ async def seed_alice(api: Api, make_token: MakeToken, served: Served, tmp_path: 
     await api.data("PinAsset", {"assetId": note["id"]}, token=alice)
     datums = await factories.datums(api, alice, 2, split="TRAIN")
     dataset = await factories.dataset(api, alice, "alice-set")
-    version = await factories.version(api, alice, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
     schema = await factories.schema(api, alice, "alice-schema")
     labels = await factories.annotation_set(api, alice, schema["id"], source={"kind": "HUMAN", "name": ALICE},
                                             name="alice-labels")
@@ -56,6 +55,8 @@ async def seed_alice(api: Api, make_token: MakeToken, served: Served, tmp_path: 
         for d in datums]}, token=bob)
     await api.data("VerifyAnnotations", {"ids": [r["id"] for r in added["addAnnotations"]["records"]], "verified": True},
                    token=alice)
+    version = await factories.version(api, alice, dataset["id"], "v1", addDatums=[d["id"] for d in datums],
+                                      addAnnotationSets=[labels["id"]])
     await api.data("LogEvents", {"inputs": [{"eventType": "CALIBRATED", "message": f"calibrated by {ALICE}.",
                                              "source": {"userId": ALICE}, "data": {"operator": ALICE}}]}, token=bob)
     return {"note": note["id"], "scan": scan, "version": version["id"], "datums": datums}

@@ -48,10 +48,10 @@ class DatasetQueries:
             raise BadUserInput("give id, or dataset and version", field="id")
         return DatasetVersion.from_document(doc) if doc and doc.status is VersionStatus.READY else None
 
-    @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums: assigned splits are kept, UNASSIGNED datums are spread by `seed` and `ratios`; `verifiedOnly` keeps datums whose ground-truth annotations (in the version's sets) are all verified.")
+    @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums: assigned splits are kept, UNASSIGNED datums are spread by `seed` and `ratios`; `verifiedOnly` keeps datums whose ground-truth annotations (as the version holds them) are all verified.")
     async def training_split(self, info: Info, dataset_version: strawberry.ID, ratios: SplitRatios, seed: int = 0,
                              verified_only: bool = False) -> TrainingSplit:
         normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
-        parts = await service.training_split(decode_object_id(dataset_version, NodeType.DATASET_VERSION, field="datasetVersion"),
-                                             normalised, seed, verified_only)
-        return TrainingSplit(parts=parts)
+        version_id = decode_object_id(dataset_version, NodeType.DATASET_VERSION, field="datasetVersion")
+        parts = await service.training_split(version_id, normalised, seed, verified_only)
+        return TrainingSplit(version_id=version_id, parts=parts)

@@ -11,13 +11,12 @@ from documents.annotation import AnnotationSet as SetDocument
 from documents.common import Split as SplitValue
 from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
-from documents.dataset import Datum as DatumDocument
 from documents.dataset import VersionMember, VersionStatus
 from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.datums.types import Datum
-from resolvers.pagination import child_connection, map_nodes, sorted_list_connection
+from resolvers.pagination import child_connection, sorted_list_connection
 from resolvers.relay import Connection, Node
 from services import datasets as service
 from services.node_ids import NodeType, decode_object_id, encode_id
@@ -25,9 +24,11 @@ from services.node_ids import NodeType, decode_object_id, encode_id
 READY = {"status": VersionStatus.READY.value}
 
 
-async def load_datums(info: Info, ids: list[ObjectId]) -> list[Datum]:
-    docs = await info.context.loaders.by_id(DatumDocument).load_many(ids)
-    return [Datum.from_document(d) for d in docs]
+async def load_members(version_id: ObjectId, datum_ids: list[ObjectId]) -> list[Datum]:
+    """Datums as version `version_id` holds them, in the order asked (one query, by the unique index)."""
+    found = {m["datum_id"]: VersionMember.model_validate(m) for m in await VersionMember.get_pymongo_collection().find(
+        {"version_id": version_id, "datum_id": {"$in": datum_ids}}).to_list()}
+    return [Datum.from_member(found[d]) for d in datum_ids]
 
 
 @strawberry.type
@@ -38,6 +39,8 @@ class SplitCount:
 
 @strawberry.type(description="How two versions differ in datums.")
 class DatasetDiff:
+    version_id: strawberry.Private[ObjectId]
+    against_id: strawberry.Private[ObjectId]
     added_ids: strawberry.Private[list[ObjectId]]
     removed_ids: strawberry.Private[list[ObjectId]]
 
@@ -49,21 +52,25 @@ class DatasetDiff:
     def removed_count(self) -> int:
         return len(self.removed_ids)
 
-    @strawberry.field(description="Datums in this version and not in the other.")
+    @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
     async def added(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
-        return await sorted_list_connection(self.added_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
+        return await sorted_list_connection(self.added_ids, info.context.page(first, after),
+                                            lambda ids: load_members(self.version_id, ids))
 
-    @strawberry.field(description="Datums in the other version and not in this one.")
+    @strawberry.field(description="Datums in the other version and not in this one, as the other holds them.")
     async def removed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
-        return await sorted_list_connection(self.removed_ids, info.context.page(first, after), lambda ids: load_datums(info, ids))
+        return await sorted_list_connection(self.removed_ids, info.context.page(first, after),
+                                            lambda ids: load_members(self.against_id, ids))
 
 
 @strawberry.type(description="A deterministic partition of a version's datums for a seed and ratios.")
 class TrainingSplit:
+    version_id: strawberry.Private[ObjectId]
     parts: strawberry.Private[dict[SplitValue, list[ObjectId]]]
 
     async def _part(self, info: Info, split: SplitValue, first: int | None, after: str | None) -> Connection[Datum]:
-        return await sorted_list_connection(self.parts[split], info.context.page(first, after), lambda ids: load_datums(info, ids))
+        return await sorted_list_connection(self.parts[split], info.context.page(first, after),
+                                            lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field
     async def train(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
@@ -105,11 +112,10 @@ class DatasetVersion(Node):
     @strawberry.field(description="Its datums; `split` is the split each had when the version was built.")
     async def datums(self, info: Info, first: int | None = None, after: str | None = None,
                      split: Split | None = None) -> Connection[Datum]:
-        members = await child_connection(
+        return await child_connection(
             info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
-            query={"split": split.value} if split else {}, page=info.context.page(first, after), to_node=lambda m: m,
+            query={"split": split.value} if split else {}, page=info.context.page(first, after), to_node=Datum.from_member,
         )
-        return await map_nodes(members, lambda ms: load_datums(info, [m.datum_id for m in ms]))
 
     @strawberry.field
     async def annotation_sets(self, info: Info) -> list[AnnotationSet]:
@@ -120,7 +126,8 @@ class DatasetVersion(Node):
     async def diff(self, info: Info, against: strawberry.ID) -> DatasetDiff:
         other = await service.get_ready_version(decode_object_id(against, NodeType.DATASET_VERSION, field="against"), "against")
         mine, theirs = set(await service.members(self.doc.id)), set(await service.members(other.id))
-        return DatasetDiff(added_ids=sorted(mine - theirs), removed_ids=sorted(theirs - mine))
+        return DatasetDiff(version_id=self.doc.id, against_id=other.id, added_ids=sorted(mine - theirs),
+                           removed_ids=sorted(theirs - mine))
 
     @classmethod
     def from_document(cls, doc: VersionDocument) -> DatasetVersion:

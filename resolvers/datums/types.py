@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from bson import ObjectId
 
 from documents.annotation import AnnotationRecord as RecordDocument
 from documents.asset import Asset as AssetDocument
 from documents.dataset import Datum as DatumDocument
+from documents.dataset import VersionMember, VersionRecord
 from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Info
@@ -33,11 +35,14 @@ class DatumRole:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
 
 
-@strawberry.type(description="One example: assets by role, a split, metadata, and the annotations on it.")
+@strawberry.type(description="One example: assets by role, a split, metadata, and the annotations on it. Reached "
+                             "through a dataset version, it is the datum as that version holds it (frozen when the "
+                             "version was built), with that version's annotations only.")
 class Datum(Node):
     split: Split
     created_at: datetime
     doc: strawberry.Private[DatumDocument]
+    version_id: strawberry.Private[ObjectId | None] = None  # set: the datum as this version froze it
 
     @strawberry.field
     def roles(self) -> list[DatumRole]:
@@ -62,11 +67,25 @@ class Datum(Node):
         from resolvers.annotations.inputs import annotation_query
         from resolvers.annotations.types import AnnotationRecord
 
+        page = info.context.page(first, after)
+        if self.version_id is not None:
+            return await child_connection(
+                info.context.loaders, VersionRecord, field="datum_id", parent_id=self.doc.id,
+                query={"version_id": self.version_id, **annotation_query(filter)}, page=page,
+                to_node=lambda copy: AnnotationRecord.from_document(copy.as_record()),
+            )
         return await child_connection(
             info.context.loaders, RecordDocument, field="datum_id", parent_id=self.doc.id,
-            query=annotation_query(filter), page=info.context.page(first, after), to_node=AnnotationRecord.from_document,
+            query=annotation_query(filter), page=page, to_node=AnnotationRecord.from_document,
         )
 
     @classmethod
     def from_document(cls, doc: DatumDocument) -> Datum:
         return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at, doc=doc)
+
+    @classmethod
+    def from_member(cls, member: VersionMember) -> Datum:
+        """The datum as its version holds it."""
+        doc = member.as_datum()
+        return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at, doc=doc,
+                   version_id=member.version_id)

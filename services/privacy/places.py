@@ -27,6 +27,7 @@ IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
     "annotation_schemas": ("created_by",),
     "annotation_sets": ("created_by", "source.name"),
     "annotation_records": ("created_by", "verified_by", "source.name"),
+    "version_records": ("created_by", "verified_by", "source.name"),  # a version's copies of them
     "retentions": ("created_by",),
     "upload_sessions": ("created_by",),
     "events": ("source.user_id",),
