@@ -14,6 +14,7 @@ from documents.clock import utcnow
 from documents.common import Split
 from documents.indexes import Index, On
 from documents.json_value import StoredJson, json_indexes
+from documents.manifest import PENDING
 
 
 class RoleRef(BaseModel):
@@ -94,6 +95,7 @@ class VersionMember(Document):
     datum_id: PydanticObjectId
     split: Split
     roles: list[RoleRef] = Field(default_factory=list)
+    digests: dict[str, str] = Field(default_factory=dict)  # role -> its asset's digest (documents/manifest.py)
     metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
     datum_created_at: datetime = Field(default_factory=utcnow)
 
@@ -117,6 +119,8 @@ class VersionRecord(AnnotationRecord):
 
     version_id: PydanticObjectId
     record_id: PydanticObjectId
+    asset_digest: str = PENDING  # of the asset it annotates, and of its mask (documents/manifest.py)
+    mask_digest: str | None = None
 
     def as_record(self) -> AnnotationRecord:
         """The record as the version holds it, under its own id."""

@@ -272,6 +272,35 @@ def assets_gc(
     errors.print(f"{'would delete' if dry_run else 'deleted'} {len(assets)} unpinned asset(s)")  # type: ignore[arg-type]
 
 
+datasets_app = typer.Typer(help="Check dataset versions.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("verify")
+def datasets_verify(
+    version: Annotated[str, typer.Argument(help="The version's ID, or DATASET/VERSION by name.")],
+    deep: Annotated[bool, typer.Option("--deep", help="Also read every stored file again and hash its bytes.")] = False,
+) -> None:
+    """Recompute a version's manifest hash from what it holds and check every asset it names; exits 1 naming what differs."""
+    from services.datasets import find_ready_version
+    from services.snapshots import Verification, verify
+
+    settings = load_settings()
+
+    async def go() -> Verification:
+        async with open_state(settings) as state:
+            return await verify(await find_ready_version(version), state.stores if deep else None)
+
+    checked: Verification = run_command(go())  # type: ignore[assignment]
+    for problem in checked.problems:
+        errors.print(f"[red]differs:[/red] {problem}")
+    errors.print(f"{checked.datums} datums, {checked.records} records" + (f", {checked.files_read} files read" if deep else "")
+                 + f"; recorded {checked.stored}, computed {checked.computed}")
+    console.print("ok" if checked.ok else "MISMATCH")
+    if not checked.ok:
+        raise typer.Exit(1)
+
+
 events_app = typer.Typer(help="Archive events and report utilization.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 

@@ -22,7 +22,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from migrations import v002_upload_sweeps, v003_frozen_versions
+from migrations import v002_upload_sweeps, v003_frozen_versions, v004_content_manifests
 
 STATE_COLLECTION = "graphlake_schema"
 STATE_ID = "schema"
@@ -53,7 +53,8 @@ class Migration:
         return cls(module.VERSION, module.SUMMARY, module.forward, module.backward)
 
 
-MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (v002_upload_sweeps, v003_frozen_versions))
+MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (v002_upload_sweeps, v003_frozen_versions,
+                                                                                   v004_content_manifests))
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
 assert [m.version for m in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1)), "migrations are numbered 2, 3, ... in order"
 _BY_VERSION = {m.version: m for m in MIGRATIONS}

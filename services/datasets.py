@@ -2,8 +2,10 @@
 
 A version is immutable: once READY, nothing changes what it shows. The build copies each datum
 (split, roles, metadata) into its member record and each record of its annotation sets on those
-datums into `version_records`; reads come from those copies, so a later updateDatum, a record
-added to one of its sets, or a verification changes later versions only.
+datums into `version_records`, with the digests of the assets they name (services/snapshots.py);
+reads come from those copies, so a later updateDatum, a record added to one of its sets, or a
+verification changes later versions only. Its manifest hash is computed over the copies' content
+(documents/manifest.py): the same content gives the same hash in any lake.
 Without transactions it is written in steps (BUILDING doc, members, pins, then READY), so a crash
 leaves a BUILDING version that readers never see and that a later build of the same name replaces.
 """
@@ -20,16 +22,18 @@ from datetime import timedelta
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from documents.annotation import AnnotationPurpose, AnnotationRecord, AnnotationSet
+from documents.annotation import AnnotationPurpose, AnnotationSet
 from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.common import RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
-from services import retention
+from documents.manifest import manifest_hash
+from services import retention, snapshots
 from services.checks import check_name
 from services.collections import get_collection
 from services.errors import BadUserInput, Conflict, NotFound
+from services.node_ids import NodeType, decode_object_id
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 WRITE_BATCH = 5000
@@ -66,6 +70,19 @@ async def get_ready_version(version_id: ObjectId, field: str) -> DatasetVersion:
     if version is None or version.status is not VersionStatus.READY:
         raise NotFound(f"no dataset version {version_id}", field=field)
     return version
+
+
+async def find_ready_version(name: str) -> DatasetVersion:
+    """A READY version by its global ID or as DATASET/VERSION."""
+    dataset_name, slash, version_name = name.rpartition("/")
+    if not slash:
+        return await get_ready_version(decode_object_id(name, NodeType.DATASET_VERSION, field="version"), "version")
+    dataset = await Dataset.find_one({"name": dataset_name})
+    found = dataset and await DatasetVersion.find_one({"dataset_id": dataset.id, "version": version_name,
+                                                     "status": VersionStatus.READY.value})
+    if not found:
+        raise NotFound(f"no version {version_name!r} of a dataset {dataset_name!r}", field="version")
+    return found
 
 
 async def members(version_id: ObjectId) -> dict[ObjectId, Split]:
@@ -106,39 +123,12 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
     return version
 
 
-async def _copy_records(version_id: ObjectId, set_ids: list[ObjectId], datum_ids: list[ObjectId]) -> None:
-    """Copy the records of the version's sets on these datums into the version, in their order."""
-    if not set_ids or not datum_ids:
-        return
-    found = AnnotationRecord.get_pymongo_collection().find(
-        {"set_id": {"$in": set_ids}, "datum_id": {"$in": datum_ids}}).sort([("_id", 1)])
-    copies = []
-    async for record in found:
-        copies.append({**record, "_id": ObjectId(), "record_id": record["_id"], "version_id": version_id})
-        if len(copies) >= WRITE_BATCH:
-            await VersionRecord.get_pymongo_collection().insert_many(copies)
-            copies = []
-    if copies:
-        await VersionRecord.get_pymongo_collection().insert_many(copies)
-
-
 async def _discard(version_id: ObjectId) -> None:
     """Remove what an abandoned build wrote (never called on a READY version)."""
     await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
     await VersionRecord.get_pymongo_collection().delete_many({"version_id": version_id})
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
     await DatasetVersion.get_pymongo_collection().delete_one({"_id": version_id, "status": VersionStatus.BUILDING.value})
-
-
-def manifest_sha256(datums: Sequence[Datum], splits: dict[ObjectId, Split], set_ids: Sequence[ObjectId]) -> str:
-    """Content identity: the same datums, splits, role assets and sets give the same hash."""
-    digest = hashlib.sha256()
-    for datum in sorted(datums, key=lambda d: str(d.id)):
-        roles = ",".join(f"{r.role}={r.asset_id}" for r in sorted(datum.roles, key=lambda r: r.role))
-        digest.update(f"datum {datum.id} {splits[datum.id].value} {roles}\n".encode())
-    for set_id in sorted(map(str, set_ids)):
-        digest.update(f"set {set_id}\n".encode())
-    return digest.hexdigest()
 
 
 async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion:
@@ -184,22 +174,20 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
     if plan.from_collection:
         chosen.update(await _datums_from_collection(plan.from_collection, actor))
     ids = list(chosen)
-    datums = []
-    for start in range(0, len(ids), WRITE_BATCH):
-        batch = await Datum.find({"_id": {"$in": ids[start:start + WRITE_BATCH]}}).to_list()
-        await VersionMember.get_pymongo_collection().insert_many([{
-            "version_id": version.id, "datum_id": d.id, "split": chosen[d.id].value,
-            "roles": [r.model_dump() for r in d.roles], "metadata": d.metadata.model_dump(),
-            "datum_created_at": d.created_at} for d in batch])
-        await _copy_records(version.id, set_ids, [d.id for d in batch])
-        datums += batch
-    await retention.pin([r.asset_id for d in datums for r in d.roles], RetentionOwnerType.DATASET_VERSION, version.id, actor)
+    sets = await snapshots.sets_of(set_ids)
+    digests: dict[ObjectId, str] = {}
+    entries: list[bytes] = []
+    for start in range(0, len(ids), snapshots.BATCH):
+        batch = await Datum.find({"_id": {"$in": ids[start:start + snapshots.BATCH]}}).to_list()
+        entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests)
+        await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
+                            version.id, actor)
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
         counts[split.value] += 1
     await DatasetVersion.get_pymongo_collection().update_one({"_id": version.id}, {"$set": {
         "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts,
-        "manifest_sha256": manifest_sha256(datums, chosen, set_ids),
+        "manifest_sha256": manifest_hash(entries, sets.values()),
     }})
     return await get_ready_version(version.id, "id")
 

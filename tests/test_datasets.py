@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from documents.dataset import DatasetVersion, Datum
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from documents.asset import Asset
+from documents.dataset import DatasetVersion, Datum, VersionMember
 from documents.retention import AssetRetention
+from graphlake.settings import Settings
+from graphlake_client import Client, ResumeState
 from tests import factories
+from tests.conftest import Served
 from tests.operations import Api, object_id
 
 
@@ -222,3 +232,83 @@ async def test_a_ready_version_shows_what_it_was_built_from_whatever_changes_lat
     assert later["datums"]["edges"][0]["node"]["metadata"] == {"index": 99}
     assert later["datums"]["edges"][0]["node"]["annotations"]["edges"][0]["node"]["verified"] is True
     assert await verified_split(v2) == [d[0]["id"]]
+
+
+async def test_the_manifest_hash_covers_content_not_ids(api: Api, contributor: str) -> None:
+    """Separately stored copies of the same content give the same hash; any change of content changes it."""
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    twins = [await factories.datums(api, contributor, 2, roles=("image",), split="TRAIN") for _ in range(2)]  # new assets, same bytes
+    for datums in twins:
+        await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+            {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "dent"}
+            for d in datums]}, token=contributor)
+    one, other = await factories.dataset(api, contributor, "one"), await factories.dataset(api, contributor, "other")
+    a = await factories.version(api, contributor, one["id"], "v1", addDatums=[d["id"] for d in twins[0]],
+                                addAnnotationSets=[labels["id"]])
+    b = await factories.version(api, contributor, other["id"], "v1", addDatums=[d["id"] for d in twins[1]],
+                                addAnnotationSets=[labels["id"]])
+    assert a["manifestSha256"] == b["manifestSha256"]
+    await api.data("UpdateDatum", {"input": {"id": twins[1][0]["id"], "metadata": {"index": 7}}}, token=contributor)
+    c = await factories.version(api, contributor, other["id"], "v2", addDatums=[d["id"] for d in twins[1]],
+                                addAnnotationSets=[labels["id"]])
+    assert c["manifestSha256"] != b["manifestSha256"]  # metadata is content
+    d = await factories.version(api, contributor, other["id"], "v3", addDatums=[d["id"] for d in twins[0]])
+    assert d["manifestSha256"] != a["manifestSha256"]  # so are the annotations
+
+
+async def test_verify_recomputes_the_hash_and_checks_every_asset(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 3, roles=("image",))
+    v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums])
+
+    async def verification() -> dict:
+        return (await api.data("VerifyVersion", {"id": v["id"]}, token=contributor))["datasetVersion"]["verification"]
+
+    checked = await verification()
+    assert checked["ok"] and checked["datums"] == 3 and checked["computedSha256"] == v["manifestSha256"] == checked["storedSha256"]
+
+    members = VersionMember.get_pymongo_collection()
+    target = {"version_id": object_id(v["id"]), "datum_id": object_id(datums[0]["id"])}
+    await members.update_one(target, {"$set": {"split": "TEST"}})  # what the version holds, changed behind its back
+    checked = await verification()
+    assert not checked["ok"] and checked["computedSha256"] != v["manifestSha256"]
+    assert checked["problems"] == ["the hash of what the version holds is not the one recorded when it was built"]
+    await members.update_one(target, {"$set": {"split": "UNASSIGNED"}})
+    assert (await verification())["ok"]
+
+    asset_id = object_id(datums[1]["roles"][0]["asset"]["id"])
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": {"sha256": "0" * 64}})
+    checked = await verification()
+    assert not checked["ok"] and checked["problems"] == [f"asset {asset_id} now has sha256:{'0' * 64}; the version holds "
+                                                         f"sha256:{hashlib.sha256(b'PNG').hexdigest()}"]
+
+
+async def test_a_deep_verify_reads_the_stored_bytes_again(api: Api, contributor: str, served: Served, settings: Settings,
+                                                          tmp_path: Path) -> None:
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(os.urandom(20_000))
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        file = await lake.upload_file(scan, mount="local")
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": file["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    ds = await factories.dataset(api, contributor, "scans")
+    v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[datum["id"]])
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: val for k, val in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+        env.update(GRAPHLAKE_MONGODB_URL=settings.mongodb_url.get_secret_value(), GRAPHLAKE_DATABASE=settings.database,  # type: ignore[union-attr]
+                   GRAPHLAKE_DATA_DIR=str(settings.data_dir), COLUMNS="2000")
+        return subprocess.run([sys.executable, "-m", "graphlake", "datasets", "verify", *args], env=env,
+                              cwd=settings.data_dir, capture_output=True, text=True, timeout=60)
+
+    assert verify("scans/v1", "--deep").stdout.strip() == "ok"
+    stored = await Asset.get_pymongo_collection().find_one({"_id": object_id(file["id"])})
+    path = settings.data_dir / "objects" / "local" / stored["storage"]["key"]
+    path.chmod(0o644)
+    path.write_bytes(os.urandom(20_000))  # the disk changed under the lake (a direct writer, bit rot)
+    shallow = verify(v["id"])
+    assert shallow.returncode == 0 and shallow.stdout.strip() == "ok"  # the records alone still agree
+    deep = verify(v["id"], "--deep")
+    assert deep.returncode == 1 and deep.stdout.strip() == "MISMATCH"
+    assert f"asset {stored['_id']}: its stored bytes hash to sha256:" in deep.stderr and "1 files read" in deep.stderr

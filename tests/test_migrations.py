@@ -31,6 +31,10 @@ from migrations import (
 )
 from migrations import v002_upload_sweeps as v002
 from migrations import v003_frozen_versions as v003
+from migrations import v004_content_manifests as v004
+from resolvers.context import AppState
+from tests import factories
+from tests.operations import Api
 
 
 @pytest.fixture
@@ -103,7 +107,7 @@ async def test_v002_forward_backward_and_again(raw_db: AsyncDatabase) -> None:
 async def test_a_dry_run_touches_nothing(raw_db: AsyncDatabase) -> None:
     await fill_v1(raw_db)
     steps = await migrate(raw_db, writer="new", dry_run=True)
-    assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}"]
+    assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}"]
     assert (await read_state(raw_db)).version == 1 and set((await sweep_marks(raw_db)).values()) == {"absent"}
 
 
@@ -234,3 +238,26 @@ async def test_v003_copies_what_each_ready_version_shows(raw_db: AsyncDatabase) 
     await migrate(raw_db, writer="new", to=2)
     assert "version_records" not in await raw_db.list_collection_names()
     assert [set(m) async for m in raw_db.version_members.find()] == [{"_id", "version_id", "datum_id", "split"}] * 3
+
+
+async def test_v004_gives_versions_built_before_the_hash_the_builder_gives(api: Api, contributor: str,
+                                                                          state: AppState) -> None:
+    ds = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 3, roles=("image", "mask"))
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "MASK", "label": "dent",
+         "geometry": {"mask": {"assetId": d["roles"][1]["asset"]["id"]}}} for d in datums]}, token=contributor)
+    built = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
+                                    addAnnotationSets=[labels["id"]])
+    db = state.db
+    await v004.backward(db)  # as version 3 left it: no digests, the id-based hash
+    id_hash = (await db.dataset_versions.find_one())["manifest_sha256"]
+    assert id_hash != built["manifestSha256"]
+    assert await db.version_members.count_documents({"digests": {"$exists": True}}) == 0
+    await v004.forward(db)
+    assert (await db.dataset_versions.find_one())["manifest_sha256"] == built["manifestSha256"]
+    assert await db.version_records.count_documents({"mask_digest": {"$regex": "^sha256:"}}) == 3
+    await v004.forward(db)  # idempotent
+    assert (await db.dataset_versions.find_one())["manifest_sha256"] == built["manifestSha256"]

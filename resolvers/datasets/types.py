@@ -20,6 +20,7 @@ from resolvers.pagination import child_connection, sorted_list_connection
 from resolvers.relay import Connection, Node
 from services import datasets as service
 from services.node_ids import NodeType, decode_object_id, encode_id
+from services.snapshots import Verification, verify
 
 READY = {"status": VersionStatus.READY.value}
 
@@ -85,6 +86,21 @@ class TrainingSplit:
         return await self._part(info, SplitValue.TEST, first, after)
 
 
+@strawberry.type(description="A dataset version checked against its manifest hash.")
+class VersionVerification:
+    ok: bool = strawberry.field(description="The hash matches and every asset it names still has its digest.")
+    stored_sha256: str = strawberry.field(description="The manifest hash recorded when the version was built.")
+    computed_sha256: str = strawberry.field(description="The hash of what the version holds now.")
+    datums: int = strawberry.field(description="Datums checked.")
+    records: int = strawberry.field(description="Annotation records checked.")
+    problems: list[str] = strawberry.field(description="What differs (at most 100).")
+
+    @classmethod
+    def from_value(cls, checked: Verification) -> VersionVerification:
+        return cls(ok=checked.ok, stored_sha256=checked.stored, computed_sha256=checked.computed, datums=checked.datums,
+                   records=checked.records, problems=checked.problems)
+
+
 @strawberry.type(description="An immutable version of a dataset: its datums (with the split each had), and annotation sets.")
 class DatasetVersion(Node):
     version: str
@@ -92,7 +108,9 @@ class DatasetVersion(Node):
     created_at: datetime
     created_by: str | None
     datum_count: int
-    manifest_sha256: str = strawberry.field(description="SHA-256 of the sorted manifest: equal content, equal hash.")
+    manifest_sha256: str = strawberry.field(description="SHA-256 of what the version holds (each datum's split, roles "
+                                            "by their assets' content digests, metadata, annotations), never of ids: "
+                                            "the same content gives the same hash in any lake.")
     doc: strawberry.Private[VersionDocument]
 
     @strawberry.field
@@ -121,6 +139,12 @@ class DatasetVersion(Node):
     async def annotation_sets(self, info: Info) -> list[AnnotationSet]:
         docs = await info.context.loaders.by_id(SetDocument).load_many(self.doc.annotation_set_ids)
         return [AnnotationSet.from_document(d) for d in docs if d is not None]
+
+    @strawberry.field(description="Recompute the manifest hash from what the version holds, and check that every "
+                                  "asset it names still has the digest it had at build (reads the whole version; "
+                                  "`graphlake datasets verify --deep` also re-reads the stored bytes).")
+    async def verification(self) -> VersionVerification:
+        return VersionVerification.from_value(await verify(self.doc))
 
     @strawberry.field(description="Datums added and removed relative to another version (`against`).")
     async def diff(self, info: Info, against: strawberry.ID) -> DatasetDiff:

@@ -1,0 +1,166 @@
+"""What a dataset version holds: copies of its datums and of their annotation records, with the
+digests of the assets they name, taken when the version is built; and checking a version against
+the content hash over them (documents/manifest.py says what the hash covers)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+
+from documents.annotation import AnnotationRecord, AnnotationSet
+from documents.asset import Asset
+from documents.common import Split
+from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
+from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
+from storage import ObjectStore
+
+BATCH = 1000  # datums copied (or checked) at a time, with their records
+PROBLEMS_KEPT = 100
+
+
+async def asset_digests(asset_ids: Iterable[ObjectId], into: dict[ObjectId, str] | None = None) -> dict[ObjectId, str]:
+    """The digest of each asset (documents/manifest.asset_digest), one query for those not in `into` yet."""
+    known = into if into is not None else {}
+    missing = list({a for a in asset_ids if a not in known})
+    if missing:
+        found = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
+            {"_id": {"$in": missing}}, {"sha256": 1, "storage": 1})}
+        known.update({a: asset_digest(found.get(a)) for a in missing})
+    return known
+
+
+async def sets_of(version_set_ids: list[ObjectId]) -> dict[ObjectId, dict]:
+    return {s["_id"]: s async for s in AnnotationSet.get_pymongo_collection().find(
+        {"_id": {"$in": version_set_ids}}, {"name": 1, "purpose": 1})}
+
+
+async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[ObjectId, Split],
+                     sets: Mapping[ObjectId, dict], digests: dict[ObjectId, str]) -> list[bytes]:
+    """Copy these datums and their records (those in `sets`) into the version; their manifest entries."""
+    records = []
+    if sets and datums:
+        records = await AnnotationRecord.get_pymongo_collection().find(
+            {"set_id": {"$in": list(sets)}, "datum_id": {"$in": [d.id for d in datums]}}).sort([("_id", 1)]).to_list()
+    masks = [r["geometry"]["asset_id"] for r in records if (r.get("geometry") or {}).get("type") == "MASK"]
+    await asset_digests([r.asset_id for d in datums for r in d.roles] + [r["asset_id"] for r in records] + masks, digests)
+    members = [{
+        "version_id": version_id, "datum_id": d.id, "split": splits[d.id].value,
+        "roles": [r.model_dump() for r in d.roles], "digests": {r.role: digests[r.asset_id] for r in d.roles},
+        "metadata": d.metadata.model_dump(), "datum_created_at": d.created_at} for d in datums]
+    copies = []
+    for record in records:
+        copy = {**record, "_id": ObjectId(), "record_id": record["_id"], "version_id": version_id,
+                "asset_digest": digests[record["asset_id"]]}
+        if (record.get("geometry") or {}).get("type") == "MASK":
+            copy["mask_digest"] = digests[record["geometry"]["asset_id"]]
+        copies.append(copy)
+    if members:
+        await VersionMember.get_pymongo_collection().insert_many(members)
+    if copies:
+        await VersionRecord.get_pymongo_collection().insert_many(copies)
+    by_datum = defaultdict(list)
+    for copy in copies:
+        by_datum[copy["datum_id"]].append(copy)
+    return [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
+
+
+@dataclass
+class Verification:
+    """A version checked against its content hash and the assets it names."""
+
+    stored: str
+    computed: str = ""
+    datums: int = 0
+    records: int = 0
+    files_read: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.computed == self.stored and not self.problems
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < PROBLEMS_KEPT:
+            self.problems.append(text)
+
+
+async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | None = None) -> Verification:
+    """Recompute the version's hash from its copies, and check each asset it names still has the
+    digest it had when the version was built; with `stores`, also read each stored file again and
+    hash its bytes."""
+    result = Verification(stored=version.manifest_sha256)
+    sets = await sets_of(version.annotation_set_ids)
+    members = VersionMember.get_pymongo_collection().find({"version_id": version.id}).sort([("datum_id", 1)])
+    entries: list[bytes] = []
+    batch: list[dict] = []
+    async for member in members:
+        batch.append(member)
+        if len(batch) >= BATCH:
+            entries += await _verify_batch(version.id, batch, sets, result, stores)
+            batch = []
+    if batch:
+        entries += await _verify_batch(version.id, batch, sets, result, stores)
+    result.computed = manifest_hash(entries, sets.values())
+    if result.computed != result.stored:
+        result.problem("the hash of what the version holds is not the one recorded when it was built")
+    if result.datums != version.datum_count:
+        result.problem(f"it holds {result.datums} datums; {version.datum_count} were recorded")
+    return result
+
+
+async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping[ObjectId, dict], result: Verification,
+                        stores: Mapping[str, ObjectStore] | None) -> list[bytes]:
+    copies = await VersionRecord.get_pymongo_collection().find(
+        {"version_id": version_id, "datum_id": {"$in": [m["datum_id"] for m in members]}}).to_list()
+    result.datums += len(members)
+    result.records += len(copies)
+    held: dict[ObjectId, str] = {}  # asset -> the digest the version holds for it
+    for member in members:
+        for role in member.get("roles", []):
+            held[role["asset_id"]] = (member.get("digests") or {}).get(role["role"], PENDING)
+    for copy in copies:
+        held[copy["asset_id"]] = copy.get("asset_digest", PENDING)
+        if (copy.get("geometry") or {}).get("type") == "MASK":
+            held[copy["geometry"]["asset_id"]] = copy.get("mask_digest", PENDING)
+    await _check_assets(held, result, stores)
+    by_datum = defaultdict(list)
+    for copy in copies:
+        by_datum[copy["datum_id"]].append(copy)
+    return [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
+
+
+async def _check_assets(held: Mapping[ObjectId, str], result: Verification,
+                        stores: Mapping[str, ObjectStore] | None) -> None:
+    found = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
+        {"_id": {"$in": list(held)}}, {"sha256": 1, "storage": 1, "status": 1})}
+    for asset_id, digest in held.items():
+        asset = found.get(asset_id)
+        now = asset_digest(asset)
+        if asset is None or asset.get("status") == "DELETED":
+            result.problem(f"asset {asset_id} is {'gone' if asset is None else 'DELETED'}")
+        elif digest != PENDING and now != digest:
+            result.problem(f"asset {asset_id} now has {now}; the version holds {digest}")
+        elif stores is not None and digest.startswith("sha256:") and _stored(asset, stores):
+            result.files_read += 1
+            await _check_bytes(asset, digest, result, stores)
+
+
+def _stored(asset: Mapping[str, Any], stores: Mapping[str, ObjectStore]) -> bool:
+    storage = asset.get("storage") or {}
+    return bool(storage) and not storage.get("external") and storage.get("mount") in stores
+
+
+async def _check_bytes(asset: Mapping[str, Any], digest: str, result: Verification,
+                       stores: Mapping[str, ObjectStore]) -> None:
+    storage = asset["storage"]
+    try:
+        actual = await stores[storage["mount"]].sha256(storage["key"])
+    except Exception as error:  # a missing object, an unreachable store: each is a finding, not a crash
+        result.problem(f"asset {asset['_id']}: its bytes cannot be read ({type(error).__name__}: {error})")
+        return
+    if f"sha256:{actual}" != digest:
+        result.problem(f"asset {asset['_id']}: its stored bytes hash to sha256:{actual}; the version holds {digest}")
