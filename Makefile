@@ -42,6 +42,7 @@ bench: setup ferretdb minio
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/peer.py
+	$(BIN)/python bench/backup.py
 
 setup: python assets
 
