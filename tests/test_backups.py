@@ -162,6 +162,19 @@ async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, 
         await restore_backup(other_db, backup, local_roots={})
     assert await other_db.list_collection_names() == []  # nothing written
 
+    root = tmp_path / "objects"
+    (root / "assets").mkdir(parents=True)
+    for name in ("a", "b"):
+        (root / "assets" / name).write_bytes(os.urandom(5000))
+    with_objects = tmp_path / "with-objects"
+    await write_backup(state.db, with_objects, graphlake_version="test", local_roots={"local": root})
+    (with_objects / "payloads" / "local" / "assets" / "b").write_bytes(os.urandom(5000))  # damaged
+    target = tmp_path / "new-objects"
+    with pytest.raises(BadUserInput, match="payloads/local/assets/b: 5000 bytes, SHA-256"):
+        await restore_backup(other_db, with_objects, local_roots={"local": target})
+    assert await other_db.list_collection_names() == []
+    assert [p for p in target.rglob("*") if p.is_file()] == []  # the good object's temp copy went too
+
 
 async def test_a_crafted_manifest_cannot_reach_outside(state: AppState, api: Api, contributor: str, tmp_path: Path,
                                                        other_db: AsyncDatabase) -> None:

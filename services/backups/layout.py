@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,7 +73,10 @@ class Manifest:
         return sum(entry.size for entry in self.payloads)
 
     def write(self, directory: Path) -> None:
-        (directory / MANIFEST).write_text(json.dumps(asdict(self), indent=1, default=str) + "\n")
+        with (directory / MANIFEST).open("w") as file:
+            file.write(json.dumps(asdict(self), indent=1, default=str) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
 
     @classmethod
     def read(cls, directory: Path) -> Manifest:
@@ -115,11 +119,13 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-async def verify_backup(directory: Path) -> tuple[Manifest, list[str]]:
-    """The manifest, and every way the backup differs from it (none: it is whole)."""
+async def verify_backup(directory: Path, *, payloads: bool = True) -> tuple[Manifest, list[str]]:
+    """The manifest, and every way the backup differs from it (none: it is whole). Without
+    `payloads`, the objects' files are not read (a restore checks each as it copies it)."""
     manifest = Manifest.read(directory)
     checks = [(c.file, c.bytes, c.sha256) for c in manifest.collections]
-    checks += [(p.file, p.size, p.sha256) for p in manifest.payloads]
+    if payloads:
+        checks += [(p.file, p.size, p.sha256) for p in manifest.payloads]
     problems = []
     for relative, size, sha256 in checks:
         path = directory / relative

@@ -1,9 +1,11 @@
 """Restoring a backup into a lake: checked first, written under a marker, documents in raw batches.
 
-The schema record is written first, marked `restoring`: until the restore finishes, no server starts on
-the database and no migration runs (a restore that died half-way is redone with `replace`). Documents
-go in as the BSON they were backed up as, a thousand per insert; payloads go to a temp name and are
-renamed into place once their SHA-256 matched the manifest's, so no stored object is ever half-written.
+Payloads are copied first, each to a temp name beside its place, synced, and checked against the
+manifest's size and SHA-256 as it is read: a damaged backup is refused before anything is written.
+Then the schema record is written, marked `restoring`: until the restore finishes, no server starts
+on the database and no migration runs (a restore that died half-way is redone with `replace`).
+Documents go in as the BSON they were backed up as, a thousand per insert; then the payloads are
+renamed into place, so no stored object is ever half-written.
 Indexes are the server's to make: it reconciles them when it starts.
 """
 
@@ -24,8 +26,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents import COLLECTION_NAMES
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
-from services.backups.layout import Manifest, verify_backup
-from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_hashing
+from services.backups.layout import Manifest, PayloadEntry, verify_backup
+from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_hashing, sync_directory
 from services.errors import BadUserInput, Conflict
 from storage.local import PUT_TEMP_PREFIX, LocalStore
 
@@ -37,7 +39,7 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
     `replace`, which drops them first) and its payloads into the local mounts of `local_roots`.
     The database is left at the backup's schema version: migrating it is the caller's next step."""
-    manifest, problems = await verify_backup(source)
+    manifest, problems = await verify_backup(source, payloads=False)  # objects are checked as they are copied
     if problems:
         raise BadUserInput("the backup does not match its manifest: " + "; ".join(problems[:5]), field="source")
     if manifest.schema_version > SCHEMA_VERSION:
@@ -54,27 +56,31 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     if holding and not replace:
         raise Conflict(f"database {db.name!r} holds Graphlake data ({', '.join(sorted(holding))}); restore into an "
                        "empty lake, or replace what it holds", field="replace")
-    state = await read_state(db)
-    history = [*manifest.schema_history, {"from": None, "to": manifest.schema_version, "at": datetime.now(UTC),
-                                           "by": manifest.graphlake_version, "restored_from": str(source)}]
-    await db[STATE_COLLECTION].replace_one({"_id": "schema"}, {
-        "version": manifest.schema_version, "written_by": manifest.graphlake_version, "migrating": None,
-        "history": history[-100:], "restoring": {"source": str(source), "started_at": datetime.now(UTC),
-                                                 "host": socket.gethostname(), "pid": os.getpid(),
-                                                 "replacing_version": state.version}},
-        upsert=True)
-    for name in present:
-        if name != STATE_COLLECTION:
-            await db.drop_collection(name)
-    for entry in manifest.collections:
-        await _insert_all(db, entry.name, source / entry.file)
-        if progress:
-            progress(f"{entry.name}: {entry.documents} documents")
-    for payload in manifest.payloads:
-        await asyncio.to_thread(_put_object, source / payload.file, local_roots[payload.mount], payload.key,
-                                payload.sha256)
-    if manifest.payloads and progress:
-        progress(f"{len(manifest.payloads)} objects, {manifest.payload_bytes} bytes")
+    # Objects first, each checked as it is copied to a temp name beside its place: a damaged one
+    # stops the restore before anything is written.
+    staged = await asyncio.to_thread(_stage, source, manifest.payloads, local_roots)
+    try:
+        state = await read_state(db)
+        history = [*manifest.schema_history, {"from": None, "to": manifest.schema_version, "at": datetime.now(UTC),
+                                               "by": manifest.graphlake_version, "restored_from": str(source)}]
+        await db[STATE_COLLECTION].replace_one({"_id": "schema"}, {
+            "version": manifest.schema_version, "written_by": manifest.graphlake_version, "migrating": None,
+            "history": history[-100:], "restoring": {"source": str(source), "started_at": datetime.now(UTC),
+                                                     "host": socket.gethostname(), "pid": os.getpid(),
+                                                     "replacing_version": state.version}},
+            upsert=True)
+        for name in present:
+            if name != STATE_COLLECTION:
+                await db.drop_collection(name)
+        for entry in manifest.collections:
+            await _insert_all(db, entry.name, source / entry.file)
+            if progress:
+                progress(f"{entry.name}: {entry.documents} documents")
+        await asyncio.to_thread(_place, staged)
+        if manifest.payloads and progress:
+            progress(f"{len(manifest.payloads)} objects, {manifest.payload_bytes} bytes")
+    finally:
+        await asyncio.to_thread(_discard, staged)  # what was not placed (a failure on the way)
     await db[STATE_COLLECTION].update_one({"_id": "schema"}, {"$set": {"restoring": None}})
     return manifest
 
@@ -87,16 +93,39 @@ async def _insert_all(db: AsyncDatabase, name: str, path: Path) -> None:
             await collection.insert_many(batch, ordered=False)
 
 
-def _put_object(source: Path, root: Path, key: str, sha256: str) -> None:
-    """Copy one object into its mount under a temp name, then into place if its digest is the
-    manifest's. Blocking: a thread's work."""
-    target = root / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{target.name}")
-    _size, actual = copy_hashing(source, temp)
-    if actual != sha256:
-        temp.unlink()
-        raise BadUserInput(f"{source} changed while it was restored: SHA-256 {actual}, the manifest says {sha256}",
-                           field="source")
-    LocalStore.record_sha256(temp, actual)
-    os.replace(temp, target)
+Staged = list[tuple[Path, Path]]  # (temp file, its place)
+
+
+def _stage(source: Path, payloads: list[PayloadEntry], roots: Mapping[str, Path]) -> Staged:
+    """Copy each object (synced to disk) to a temp name beside its place in its mount, checking its
+    size and SHA-256 against the manifest; on any difference remove them all and refuse. A temp name
+    the reconciler sweeps if a crash leaves it. Blocking: a thread's work."""
+    staged: Staged = []
+    try:
+        for payload in payloads:
+            target = roots[payload.mount] / payload.key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{target.name}")
+            staged.append((temp, target))
+            size, actual = copy_hashing(source / payload.file, temp)
+            if (size, actual) != (payload.size, payload.sha256):
+                raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {actual}; the manifest says {payload.size} "
+                                   f"bytes, {payload.sha256}", field="source")
+            LocalStore.record_sha256(temp, actual)
+    except BaseException:
+        _discard(staged)
+        raise
+    return staged
+
+
+def _place(staged: Staged) -> None:
+    """Rename each staged object into place, and make the renames durable."""
+    for temp, target in staged:
+        os.replace(temp, target)
+    for directory in {target.parent for _temp, target in staged}:
+        sync_directory(directory)
+
+
+def _discard(staged: Staged) -> None:
+    for temp, _target in staged:
+        temp.unlink(missing_ok=True)

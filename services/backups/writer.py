@@ -19,8 +19,10 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
@@ -38,6 +40,7 @@ from storage.local import is_stored_object_name
 # schema record travels in the manifest instead (a restore writes its own).
 NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION, SCHEDULES})
 RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
+COPIES_AT_ONCE = 4
 
 Progress = Callable[[str], None]
 
@@ -72,8 +75,9 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
             progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
     manifest.finished_at = datetime.now(UTC).isoformat()
     manifest.write(partial)
-    await asyncio.to_thread(_fsync_tree, partial)
+    await asyncio.to_thread(_sync_directories, partial)  # every file was synced as it was written
     partial.rename(destination)
+    await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
     return manifest
 
 
@@ -95,40 +99,57 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> Co
                 buffer.clear()
         await asyncio.to_thread(flush, bytes(buffer))
         entry.bytes += len(buffer)
+        await asyncio.to_thread(durable, out)
     entry.sha256 = digest.hexdigest()
     return entry
 
 
 def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
     """Copy every stored object under `root` (not uploads in progress or temp files), hashing it as
-    it is read. Blocking: a thread's work."""
-    copied = []
+    it is read. A few files at a time, so one file's reads, another's hashing and a third's sync to
+    disk overlap (hashlib and file I/O release the GIL). Blocking: a thread's work."""
+    keys = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .multipart: uploads in progress
-        for name in sorted(filter(is_stored_object_name, files)):
-            source = Path(folder, name)
-            key = source.relative_to(root).as_posix()
-            destination = target / key
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            size, sha256 = copy_hashing(source, destination)
-            copied.append(PayloadEntry(mount=mount, key=key, size=size, sha256=sha256))
-    return copied
+        keys += [Path(folder, name).relative_to(root).as_posix() for name in sorted(filter(is_stored_object_name, files))]
+
+    def copy(key: str) -> PayloadEntry:
+        destination = target / key
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        size, sha256 = copy_hashing(root / key, destination)
+        return PayloadEntry(mount=mount, key=key, size=size, sha256=sha256)
+
+    with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
+        return list(pool.map(copy, keys))
 
 
 def copy_hashing(source: Path, destination: Path) -> tuple[int, str]:
-    """Copy a file, returning its size and SHA-256 from the one read."""
+    """Copy a file and sync it to disk, returning its size and SHA-256 from the one read."""
     digest, size = hashlib.sha256(), 0
     with source.open("rb") as reader, destination.open("wb") as writer:
         while chunk := reader.read(CHUNK):
             digest.update(chunk)
             writer.write(chunk)
             size += len(chunk)
+        durable(writer)
     return size, digest.hexdigest()
 
 
-def _fsync_tree(directory: Path) -> None:
-    """Make the backup durable before its rename says it is complete."""
-    for folder, _dirs, files in os.walk(directory):
-        for name in files:
-            with Path(folder, name).open("rb") as file:
-                os.fsync(file.fileno())
+def durable(file: BinaryIO) -> None:
+    """Flush an open file to disk."""
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def sync_directory(directory: Path) -> None:
+    """Make the names in a directory (new files, renames) survive a power cut."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_directories(root: Path) -> None:
+    for folder, _dirs, _files in os.walk(root):
+        sync_directory(Path(folder))
