@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from graphlake import __version__
 from graphlake.cli_support import console, errors, load_settings, print_rows, run
-from graphlake.mounts import local_roots
+from graphlake.mounts import local_roots, opened_stores
 from graphlake.runtime import raw_database
 from migrations import SCHEMA_VERSION, Step, migrate, plan, read_state
 from services.backups.layout import Manifest, verify_backup
@@ -132,22 +132,25 @@ def backup(
                                                         "GRAPHLAKE_BACKUP_DIR/graphlake-<time>.")] = None,
     with_payloads: Annotated[bool, typer.Option("--with-payloads", help="Copy the local mounts' objects too "
                                                 "(S3 mounts' objects are referenced, not copied).")] = False,
+    with_s3_payloads: Annotated[bool, typer.Option("--with-s3-payloads", help="Copy the objects of the files on "
+                                                   "the other (S3) mounts too.")] = False,
 ) -> None:
     """Write a backup: every collection, the schema version and a manifest of counts and SHA-256s."""
     settings = load_settings()
     destination = destination or settings.backups / f"graphlake-{_stamp()}"
     roots = local_roots(settings) if with_payloads else {}
+    remote = [m for m in settings.mounts if m not in local_roots(settings)] if with_s3_payloads else []
 
     async def go() -> Manifest:
-        async with raw_database(settings) as db:
-            return await write_backup(db, destination, graphlake_version=__version__, local_roots=roots,
-                                      referenced_mounts=[m for m in settings.mounts if m not in roots],
+        async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
+            return await write_backup(db, destination, graphlake_version=__version__, local_roots=roots, stores=stores,
+                                      referenced_mounts=[m for m in settings.mounts if m not in roots and m not in stores],
                                       progress=lambda line: errors.print(f"  {line}"))
 
     manifest = run(go())
     errors.print(f"backed up {manifest.documents} documents"  # type: ignore[attr-defined]
                  + (f" and {len(manifest.payloads)} objects ({manifest.payload_bytes} bytes)"  # type: ignore[attr-defined]
-                    if with_payloads else "") + f" to {destination}")
+                    if with_payloads or with_s3_payloads else "") + f" to {destination}")
     console.print(str(destination))
 
 
@@ -175,9 +178,11 @@ def restore(
     Stop the server first."""
     settings = load_settings()
 
+    remote = [m for m in settings.mounts if m not in local_roots(settings)]
+
     async def go() -> Manifest:
-        async with raw_database(settings) as db:
-            manifest = await restore_backup(db, source, local_roots=local_roots(settings), replace=replace,
+        async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
+            manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores, replace=replace,
                                             progress=lambda line: errors.print(f"  {line}"))
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
                 await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))

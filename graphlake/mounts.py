@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from graphlake.settings import LocalMountSettings, S3MountSettings, Settings
@@ -53,3 +55,15 @@ def local_roots(settings: Settings) -> dict[str, Path]:
     """Each local mount's root directory, by mount name (what backups copy and restores fill)."""
     return {name: mount.path for name, mount in settings.mounts.items()
             if isinstance(mount, LocalMountSettings) and mount.path is not None}
+
+
+@asynccontextmanager
+async def opened_stores(settings: Settings, names: Iterable[str]) -> AsyncIterator[dict[str, ObjectStore]]:
+    """The named mounts' stores, open (for commands that read or write objects themselves)."""
+    wanted = set(names)
+    stores = {name: store for name, store in build_stores(settings).items() if name in wanted}
+    async with AsyncExitStack() as stack:
+        for store in stores.values():
+            await store.open()
+            stack.push_async_callback(store.close)
+        yield stores

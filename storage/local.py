@@ -256,6 +256,21 @@ class LocalStore:
     async def sha256(self, key: str) -> str:
         return await asyncio.to_thread(file_sha256, self.path(key))
 
+    async def write(self, key: str, path: Path) -> None:
+        await asyncio.to_thread(self._write, self.path(key), path)
+
+    @staticmethod
+    def _write(target: Path, source: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f"{PUT_TEMP_PREFIX}write-{uuid.uuid4().hex}")
+        try:
+            shutil.copyfile(source, temp)
+            with temp.open("rb") as file:
+                os.fsync(file.fileno())
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+
     async def delete(self, key: str) -> None:
         path = self._entry(key)
         if path.is_dir() and not path.is_symlink():  # a direct writer's mistake; never a stored object

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 
@@ -73,4 +74,9 @@ class ObjectStore(Protocol):
 
     async def sha256(self, key: str) -> str:
         """Hex SHA-256 of the stored object, computed by reading it (streamed, never held whole)."""
+    async def write(self, key: str, path: Path) -> None:
+        """Store a local file's bytes under `key`, whole or not at all (restoring a backup: uploads
+        go through signed URLs)."""
+        ...
+
     async def delete(self, key: str) -> None: ...

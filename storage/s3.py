@@ -15,6 +15,7 @@ import base64
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -226,6 +227,9 @@ class S3Store:
         async for chunk in self.read(key):
             digest.update(chunk)
         return digest.hexdigest()
+
+    async def write(self, key: str, path: Path) -> None:
+        await self.client.upload_file(str(path), self.bucket, self.object_key(key))  # multipart when large
 
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))

@@ -35,7 +35,7 @@ from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
 from services.schedules import SCHEDULES
 from tests import factories
-from tests.conftest import Served
+from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
 from tests.processes import start_server_process
 from tests.waiting import wait_for
@@ -272,3 +272,23 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
     assert (new / "objects" / "local" / stored.relative_to(old / "objects" / "local")).read_bytes() == stored.read_bytes()
     again = graphlake(new, "restore", str(backup))
     assert again.returncode == 1 and "holds Graphlake data" in again.stderr
+
+
+async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contributor: str, served: Served, state: AppState,
+                                                             s3: S3Service, other_db: AsyncDatabase, tmp_path: Path) -> None:
+    data = tmp_path / "frame.bin"
+    data.write_bytes(os.urandom(70_000))
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        file = await lake.upload_file(data, mount="lab")
+    backup = tmp_path / "backup"
+    manifest = await write_backup(state.db, backup, graphlake_version="test", stores={"lab": state.stores["lab"]})
+    (payload,) = manifest.payloads
+    assert payload.mount == "lab" and payload.sha256 == file["sha256"] and manifest.referenced_mounts == []
+    assert (backup / payload.file).read_bytes() == data.read_bytes()
+
+    key = state.stores["lab"].object_key(payload.key)  # type: ignore[attr-defined]
+    s3.client().delete_object(Bucket=s3.bucket, Key=key)  # the bucket lost it
+    await restore_backup(other_db, backup, local_roots={}, stores={"lab": state.stores["lab"]})
+    assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data.read_bytes()
+    with pytest.raises(BadUserInput, match=r"mount\(s\) lab, which this configuration does not have"):
+        await restore_backup(other_db, backup, local_roots={}, replace=True)

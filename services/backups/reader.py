@@ -26,15 +26,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents import COLLECTION_NAMES
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
-from services.backups.layout import Manifest, PayloadEntry, verify_backup
+from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
 from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_hashing, sync_directory
 from services.errors import BadUserInput, Conflict
+from storage import ObjectStore
 from storage.local import PUT_TEMP_PREFIX, LocalStore
 
 BATCH = 1000
 
 
-async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mapping[str, Path], replace: bool = False,
+async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mapping[str, Path],
+                         stores: Mapping[str, ObjectStore] | None = None, replace: bool = False,
                          progress: Progress | None = None) -> Manifest:
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
     `replace`, which drops them first) and its payloads into the local mounts of `local_roots`.
@@ -46,10 +48,13 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
         raise BadUserInput(f"the backup holds schema version {manifest.schema_version}, newer than this Graphlake "
                            f"reads ({SCHEMA_VERSION}); restore it with Graphlake {manifest.graphlake_version}",
                            field="source")
-    missing = sorted({p.mount for p in manifest.payloads} - set(local_roots))
+    stores = {name: store for name, store in (stores or {}).items() if name not in local_roots}
+    missing = sorted({p.mount for p in manifest.payloads} - set(local_roots) - set(stores))
     if missing:
-        raise BadUserInput(f"the backup holds objects of local mount(s) {', '.join(missing)}, which this "
-                           "configuration does not have as local mounts", field="mounts")
+        raise BadUserInput(f"the backup holds objects of mount(s) {', '.join(missing)}, which this configuration "
+                           "does not have", field="mounts")
+    uploads = [p for p in manifest.payloads if p.mount in stores]
+    local = [p for p in manifest.payloads if p.mount in local_roots]
     ours = {c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES
     present = [name for name in await db.list_collection_names() if name in ours]
     holding = [name for name in present if name != STATE_COLLECTION and await db[name].find_one({}, {"_id": 1})]
@@ -58,7 +63,13 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
                        "empty lake, or replace what it holds", field="replace")
     # Objects first, each checked as it is copied to a temp name beside its place: a damaged one
     # stops the restore before anything is written.
-    staged = await asyncio.to_thread(_stage, source, manifest.payloads, local_roots)
+    staged = await asyncio.to_thread(_stage, source, local, local_roots)
+    for payload in uploads:  # objects for other stores (S3) are checked here, and sent once the documents are in
+        size, sha256 = await asyncio.to_thread(file_digest, source / payload.file)
+        if (size, sha256) != (payload.size, payload.sha256):
+            await asyncio.to_thread(_discard, staged)
+            raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {sha256}; the manifest says {payload.size} "
+                               f"bytes, {payload.sha256}", field="source")
     try:
         state = await read_state(db)
         history = [*manifest.schema_history, {"from": None, "to": manifest.schema_version, "at": datetime.now(UTC),
@@ -77,6 +88,8 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
             if progress:
                 progress(f"{entry.name}: {entry.documents} documents")
         await asyncio.to_thread(_place, staged)
+        for payload in uploads:
+            await stores[payload.mount].write(payload.key, source / payload.file)
         if manifest.payloads and progress:
             progress(f"{len(manifest.payloads)} objects, {manifest.payload_bytes} bytes")
     finally:

@@ -34,6 +34,7 @@ from services.backups.layout import CHUNK, CollectionEntry, Manifest, PayloadEnt
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
 from services.schedules import SCHEDULES
+from storage import ObjectStore
 from storage.local import is_stored_object_name
 
 # The live feed, its writers' heartbeats and the schedule are a running server's scratch space; the
@@ -46,10 +47,11 @@ Progress = Callable[[str], None]
 
 
 async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_version: str,
-                       local_roots: Mapping[str, Path] | None = None, referenced_mounts: Sequence[str] = (),
-                       progress: Progress | None = None) -> Manifest:
+                       local_roots: Mapping[str, Path] | None = None, stores: Mapping[str, ObjectStore] | None = None,
+                       referenced_mounts: Sequence[str] = (), progress: Progress | None = None) -> Manifest:
     """Back up `db` into the new directory `destination`: with `local_roots` (mount name to root),
-    those mounts' objects too. The directory appears complete or not at all."""
+    those mounts' objects too, and with `stores` (mount name to an open store, e.g. S3), the objects
+    of the files stored there. The directory appears complete or not at all."""
     if destination.exists():
         raise Conflict(f"{destination} exists already; a backup goes to a new directory", field="destination")
     state = await read_state(db)
@@ -70,6 +72,11 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
             progress(f"{name}: {manifest.collections[-1].documents} documents")
     for mount, root in (local_roots or {}).items():
         copied = await asyncio.to_thread(_copy_mount, root, partial / "payloads" / mount, mount)
+        manifest.payloads.extend(copied)
+        if progress:
+            progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
+    for mount, store in (stores or {}).items():
+        copied = await _download_mount(db, mount, store, partial / "payloads" / mount)
         manifest.payloads.extend(copied)
         if progress:
             progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
@@ -102,6 +109,26 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> Co
         await asyncio.to_thread(durable, out)
     entry.sha256 = digest.hexdigest()
     return entry
+
+
+async def _download_mount(db: AsyncDatabase, mount: str, store: ObjectStore, target: Path) -> list[PayloadEntry]:
+    """Read the object of every stored (ACTIVE, not external) file on `mount` into the backup."""
+    copied = []
+    files = db.assets.find({"kind": "FILE", "status": "ACTIVE", "storage.mount": mount, "storage.external": {"$ne": True}},
+                           {"storage.key": 1}).sort([("_id", 1)])
+    async for asset in files:
+        key = asset["storage"]["key"]
+        destination = target / key
+        await asyncio.to_thread(destination.parent.mkdir, parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        with destination.open("wb") as out:
+            async for chunk in store.read(key):
+                digest.update(chunk)
+                size += len(chunk)
+                await asyncio.to_thread(out.write, chunk)
+            await asyncio.to_thread(durable, out)
+        copied.append(PayloadEntry(mount=mount, key=key, size=size, sha256=digest.hexdigest()))
+    return copied
 
 
 def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
