@@ -98,6 +98,7 @@ class VersionMember(Document):
     digests: dict[str, str] = Field(default_factory=dict)  # role -> its asset's digest (documents/manifest.py)
     metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
     datum_created_at: datetime = Field(default_factory=utcnow)
+    entry: str = ""  # hex SHA-256 of its content with its annotations (documents/manifest.datum_entry)
 
     def as_datum(self) -> Datum:
         """The datum as the version holds it."""

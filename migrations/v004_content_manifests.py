@@ -2,7 +2,7 @@
 
 Version 3 hashed datum, asset and set ids, so the same content built in two lakes hashed
 differently. Version 4 records, beside each copied datum and record, the digests of the assets they
-name, and hashes the content (documents/manifest.py, format `graphlake-manifest-2`). Forward takes
+name and (on each member) the hash of its entry, which diffs compare, and hashes the content (documents/manifest.py, format `graphlake-manifest-2`). Forward takes
 the digests the assets have at migration time and recomputes each READY version's hash; backward
 drops the digests and puts back the id-based hash (its recipe is frozen below).
 """
@@ -50,24 +50,24 @@ async def _forward_batch(db: AsyncDatabase, version_id: ObjectId, members: list[
     masks = {c["geometry"]["asset_id"] for c in copies if (c.get("geometry") or {}).get("type") == "MASK"}
     digests = await _digests(db, {r["asset_id"] for m in members for r in m.get("roles", [])}
                              | {c["asset_id"] for c in copies} | masks)
-    member_updates, copy_updates = [], []
+    copy_updates = []
     for member in members:
         member["digests"] = {r["role"]: digests[r["asset_id"]] for r in member.get("roles", [])}
-        member_updates.append(UpdateOne({"_id": member["_id"]}, {"$set": {"digests": member["digests"]}}))
     for copy in copies:
         copy["asset_digest"] = digests[copy["asset_id"]]
         fields = {"asset_digest": copy["asset_digest"]}
         if (copy.get("geometry") or {}).get("type") == "MASK":
             copy["mask_digest"] = fields["mask_digest"] = digests[copy["geometry"]["asset_id"]]
         copy_updates.append(UpdateOne({"_id": copy["_id"]}, {"$set": fields}))
-    if member_updates:
-        await db[MEMBERS].bulk_write(member_updates)
     if copy_updates:
         await db[COPIES].bulk_write(copy_updates)
     by_datum: dict[ObjectId, list[dict]] = {}
     for copy in copies:
         by_datum.setdefault(copy["datum_id"], []).append(copy)
-    return [datum_entry(m, by_datum.get(m["datum_id"], []), sets) for m in members]
+    entries = [datum_entry(m, by_datum.get(m["datum_id"], []), sets) for m in members]
+    await db[MEMBERS].bulk_write([UpdateOne({"_id": m["_id"]}, {"$set": {"digests": m["digests"], "entry": e.hex()}})
+                                  for m, e in zip(members, entries, strict=True)])
+    return entries
 
 
 def _id_hash(members: list[dict], set_ids: list[ObjectId]) -> str:
@@ -82,7 +82,7 @@ def _id_hash(members: list[dict], set_ids: list[ObjectId]) -> str:
 
 
 async def backward(db: AsyncDatabase) -> None:
-    await db[MEMBERS].update_many({}, {"$unset": {"digests": ""}})
+    await db[MEMBERS].update_many({}, {"$unset": {"digests": "", "entry": ""}})
     await db[COPIES].update_many({}, {"$unset": {"asset_digest": "", "mask_digest": ""}})
     async for version in db[VERSIONS].find({"status": "READY"}, {"annotation_set_ids": 1}):
         members = await db[MEMBERS].find({"version_id": version["_id"]}, {"datum_id": 1, "split": 1, "roles": 1}).to_list()

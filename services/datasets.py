@@ -85,6 +85,26 @@ async def find_ready_version(name: str) -> DatasetVersion:
     return found
 
 
+@dataclass
+class Diff:
+    """How version `mine` differs from `theirs`, as datum ids in ascending order."""
+
+    added: list[ObjectId]
+    removed: list[ObjectId]
+    changed: list[ObjectId]  # in both, with another split, roles, metadata or annotations
+
+
+async def diff(mine: ObjectId, theirs: ObjectId) -> Diff:
+    """Membership and content: each member's entry hash says whether its copy differs."""
+    async def entries(version_id: ObjectId) -> dict[ObjectId, str]:
+        found = VersionMember.get_pymongo_collection().find({"version_id": version_id}, {"datum_id": 1, "entry": 1, "_id": 0})
+        return {m["datum_id"]: m.get("entry", "") async for m in found}
+
+    a, b = await entries(mine), await entries(theirs)
+    return Diff(added=sorted(a.keys() - b.keys()), removed=sorted(b.keys() - a.keys()),
+                changed=sorted(d for d in a.keys() & b.keys() if a[d] != b[d]))
+
+
 async def members(version_id: ObjectId) -> dict[ObjectId, Split]:
     """Every datum of a version with its frozen split."""
     raw = await VersionMember.get_pymongo_collection().find(

@@ -58,14 +58,17 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
         if (record.get("geometry") or {}).get("type") == "MASK":
             copy["mask_digest"] = digests[record["geometry"]["asset_id"]]
         copies.append(copy)
+    by_datum = defaultdict(list)
+    for copy in copies:
+        by_datum[copy["datum_id"]].append(copy)
+    entries = [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
+    for member, entry in zip(members, entries, strict=True):
+        member["entry"] = entry.hex()  # what a diff compares
     if members:
         await VersionMember.get_pymongo_collection().insert_many(members)
     if copies:
         await VersionRecord.get_pymongo_collection().insert_many(copies)
-    by_datum = defaultdict(list)
-    for copy in copies:
-        by_datum[copy["datum_id"]].append(copy)
-    return [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
+    return entries
 
 
 @dataclass

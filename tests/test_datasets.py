@@ -58,13 +58,20 @@ async def test_versions_build_from_parents_and_stay_immutable(api: Api, contribu
     assert again["datums"]["totalCount"] == 3 and again["manifestSha256"] == v1["manifestSha256"]
 
     diff = (await api.data("VersionDiff", {"id": v2["id"], "against": v1["id"]}, token=contributor))["datasetVersion"]["diff"]
-    assert diff["addedCount"] == 1 and diff["removedCount"] == 1
+    assert diff["addedCount"] == 1 and diff["removedCount"] == 1 and diff["changedCount"] == 0
     assert [e["node"]["id"] for e in diff["added"]["edges"]] == [d[3]["id"]]
     assert [e["node"]["id"] for e in diff["removed"]["edges"]] == [d[0]["id"]]
 
+    # content changes are changes too: d[1]'s metadata, as a version built now holds it
+    await api.data("UpdateDatum", {"input": {"id": d[1]["id"], "metadata": {"index": 42}}}, token=contributor)
+    v3 = await factories.version(api, contributor, ds["id"], "v3", parentId=v2["id"])
+    diff = (await api.data("VersionDiff", {"id": v3["id"], "against": v2["id"]}, token=contributor))["datasetVersion"]["diff"]
+    assert (diff["addedCount"], diff["removedCount"], diff["changedCount"]) == (0, 0, 1)
+    assert [e["node"] for e in diff["changed"]["edges"]] == [{"id": d[1]["id"], "split": "TRAIN", "metadata": {"index": 42}}]
+
     data = (await api.data("Dataset", {"name": "widgets", "version": "v1"}, token=contributor))["dataset"]
-    assert data["latest"]["version"] == "v1-again" and data["version"]["id"] == v1["id"]
-    assert [e["node"]["version"] for e in data["versions"]["edges"]] == ["v1", "v2", "v1-again"]
+    assert data["latest"]["version"] == "v3" and data["version"]["id"] == v1["id"]
+    assert [e["node"]["version"] for e in data["versions"]["edges"]] == ["v1", "v2", "v1-again", "v3"]
     by_name = (await api.data("DatasetVersion", {"dataset": "widgets", "version": "v2"}, token=contributor))["datasetVersion"]
     assert by_name["id"] == v2["id"]
 

@@ -38,12 +38,14 @@ class SplitCount:
     count: int
 
 
-@strawberry.type(description="How two versions differ in datums.")
+@strawberry.type(description="How two versions differ: datums added and removed, and datums in both whose split, "
+                             "roles, metadata or annotations differ.")
 class DatasetDiff:
     version_id: strawberry.Private[ObjectId]
     against_id: strawberry.Private[ObjectId]
     added_ids: strawberry.Private[list[ObjectId]]
     removed_ids: strawberry.Private[list[ObjectId]]
+    changed_ids: strawberry.Private[list[ObjectId]]
 
     @strawberry.field
     def added_count(self) -> int:
@@ -52,6 +54,16 @@ class DatasetDiff:
     @strawberry.field
     def removed_count(self) -> int:
         return len(self.removed_ids)
+
+    @strawberry.field
+    def changed_count(self) -> int:
+        return len(self.changed_ids)
+
+    @strawberry.field(description="Datums in both versions whose split, roles, metadata or annotations differ, as "
+                                  "this version holds them (read the other's through `against`).")
+    async def changed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+        return await sorted_list_connection(self.changed_ids, info.context.page(first, after),
+                                            lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
     async def added(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
@@ -146,12 +158,12 @@ class DatasetVersion(Node):
     async def verification(self) -> VersionVerification:
         return VersionVerification.from_value(await verify(self.doc))
 
-    @strawberry.field(description="Datums added and removed relative to another version (`against`).")
+    @strawberry.field(description="How this version differs from another (`against`): datums added, removed and changed.")
     async def diff(self, info: Info, against: strawberry.ID) -> DatasetDiff:
         other = await service.get_ready_version(decode_object_id(against, NodeType.DATASET_VERSION, field="against"), "against")
-        mine, theirs = set(await service.members(self.doc.id)), set(await service.members(other.id))
-        return DatasetDiff(version_id=self.doc.id, against_id=other.id, added_ids=sorted(mine - theirs),
-                           removed_ids=sorted(theirs - mine))
+        found = await service.diff(self.doc.id, other.id)
+        return DatasetDiff(version_id=self.doc.id, against_id=other.id, added_ids=found.added,
+                           removed_ids=found.removed, changed_ids=found.changed)
 
     @classmethod
     def from_document(cls, doc: VersionDocument) -> DatasetVersion:
