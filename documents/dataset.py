@@ -58,9 +58,10 @@ class Dataset(Document):
 
 class VersionStatus(str, Enum):
     # A version is written in steps (no transactions on FerretDB): BUILDING until every member and
-    # pin is stored, then READY. Readers see READY versions only.
+    # pin is stored, then READY; deleted the other way round, DELETING first. Readers see READY only.
     BUILDING = "BUILDING"
     READY = "READY"
+    DELETING = "DELETING"
 
 
 class DatasetVersion(Document):

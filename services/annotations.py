@@ -14,10 +14,11 @@ from documents import annotation as docs
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import AssetStatus
-from documents.dataset import Datum
+from documents.dataset import DatasetVersion, Datum
 from documents.json_value import StoredJson
-from services.checks import check_name
+from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
+from services.node_ids import NodeType, encode_id
 
 Kind = docs.AnnotationKind
 # The shape each geometric kind carries; CLASSIFICATION and REGRESSION carry none.
@@ -205,3 +206,31 @@ async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | No
     await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}}, {"$set": change})
     by_id = {r.id: r for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
     return [by_id[i] for i in ids]
+
+
+async def delete_record(record_id: ObjectId) -> None:
+    """Delete one record. The dataset versions built with it keep showing their copy of it."""
+    await get_or_not_found(docs.AnnotationRecord, record_id, field="id", what="annotation record")
+    await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id})
+
+
+async def delete_set(set_id: ObjectId) -> int:
+    """Delete a set and its records, unless a dataset version includes it (it shows the set); how
+    many records went. The set goes last, so a retry finishes a crash."""
+    await get_or_not_found(docs.AnnotationSet, set_id, field="id", what="annotation set")
+    versions = DatasetVersion.get_pymongo_collection().find({"annotation_set_ids": set_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+    refuse_if_held("this annotation set", {
+        "dataset versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
+        "delete those versions first")
+    removed = await docs.AnnotationRecord.get_pymongo_collection().delete_many({"set_id": set_id})
+    await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": set_id})
+    return removed.deleted_count
+
+
+async def delete_schema(schema_id: ObjectId) -> None:
+    """Delete a schema no annotation set uses."""
+    await get_or_not_found(docs.AnnotationSchema, schema_id, field="id", what="annotation schema")
+    sets = docs.AnnotationSet.get_pymongo_collection().find({"schema_id": schema_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+    refuse_if_held("this annotation schema", {
+        "annotation sets": [encode_id(NodeType.ANNOTATION_SET, s["_id"]) async for s in sets]}, "delete those sets first")
+    await docs.AnnotationSchema.get_pymongo_collection().delete_one({"_id": schema_id})

@@ -22,7 +22,7 @@ from documents.json_value import StoredJson
 from documents.retention import AssetRetention
 from documents.upload import UploadSession
 from services import asset_users, retention
-from services.checks import check_aliases, check_labels, check_metadata, check_name, get_or_not_found
+from services.checks import HOLDERS_NAMED, check_aliases, check_labels, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict, NotFound
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
@@ -152,7 +152,6 @@ async def asset_by_alias(alias: str) -> Asset | None:
     return await Asset.get(found.asset_id) if found else None
 
 
-HOLDERS_NAMED = 5  # a refusal names this many holders, and counts them all
 
 
 def holder_ids(pins: Sequence[AssetRetention]) -> list[str]:

@@ -12,7 +12,7 @@ from beanie import Document
 
 from documents.clock import to_millis
 from documents.json_value import StoredJson
-from services.errors import BadUserInput, NotFound
+from services.errors import BadUserInput, Conflict, NotFound
 
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 200
@@ -69,3 +69,18 @@ def time_bounds(field: str, after: datetime | None, before: datetime | None) -> 
     if before:
         bounds["$lt"] = to_millis(before)
     return [{field: bounds}] if bounds else []
+
+
+HOLDERS_NAMED = 5  # a refusal names this many of each kind of holder
+
+
+def refuse_if_held(what: str, held: dict[str, list[str]], remedy: str) -> None:
+    """CONFLICT naming what still holds `what` (a kind of holder -> the global ids found of it, at
+    most HOLDERS_NAMED + 1 each, so the message can say there are more)."""
+    held = {kind: ids for kind, ids in held.items() if ids}
+    if not held:
+        return
+    named = [gid for ids in held.values() for gid in ids[:HOLDERS_NAMED]]
+    more = ", ..." if any(len(ids) > HOLDERS_NAMED for ids in held.values()) else ""
+    raise Conflict(f"{what} is held by {' and '.join(sorted(held))} ({', '.join(named)}{more}); {remedy}",
+                   field="id", holders=named)

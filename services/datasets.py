@@ -30,10 +30,10 @@ from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMe
 from documents.json_value import StoredJson
 from documents.manifest import manifest_hash
 from services import retention, snapshots
-from services.checks import check_name
+from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.collections import get_collection
 from services.errors import BadUserInput, Conflict, NotFound
-from services.node_ids import NodeType, decode_object_id
+from services.node_ids import NodeType, decode_object_id, encode_id
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 WRITE_BATCH = 5000
@@ -131,9 +131,10 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
     """Insert the BUILDING record; the unique (dataset, version) index settles races."""
     existing = await DatasetVersion.find_one({"dataset_id": plan.dataset_id, "version": plan.version})
     if existing is not None:
-        if existing.status is VersionStatus.READY or utcnow() - existing.created_at < ABANDONED_AFTER:
+        building = existing.status is VersionStatus.BUILDING and utcnow() - existing.created_at < ABANDONED_AFTER
+        if existing.status is VersionStatus.READY or building:
             raise Conflict(f"version {plan.version!r} exists already in this dataset", field="version")
-        await _discard(existing.id)
+        await _discard(existing.id)  # an abandoned build, or a delete that did not finish
     version = DatasetVersion(dataset_id=plan.dataset_id, version=plan.version, description=plan.description,
                              parent_id=plan.parent_id, annotation_set_ids=set_ids, created_by=actor)
     try:
@@ -143,12 +144,41 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
     return version
 
 
+async def delete_version(version_id: ObjectId) -> None:
+    """Delete a version no other version names as its parent: hidden from readers first (DELETING),
+    then its copies and pins go, then its record, so a retry (or a later build of the same name)
+    finishes a crash. Assets it alone pinned are flagged for the garbage collector."""
+    version = await get_or_not_found(DatasetVersion, version_id, field="id", what="dataset version")
+    children = DatasetVersion.get_pymongo_collection().find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+    refuse_if_held("this version", {
+        "child versions": [encode_id(NodeType.DATASET_VERSION, c["_id"]) async for c in children]},
+        "delete those first")
+    if version.status is VersionStatus.BUILDING and utcnow() - version.created_at < ABANDONED_AFTER:
+        raise Conflict("this version is being built; delete it once it is READY", field="id")
+    await DatasetVersion.get_pymongo_collection().update_one({"_id": version_id},
+                                                             {"$set": {"status": VersionStatus.DELETING.value}})
+    await _discard(version_id)
+
+
+async def delete_dataset(dataset_id: ObjectId) -> None:
+    """Delete a dataset that has no versions left (abandoned builds and half-deleted versions go with it)."""
+    await get_or_not_found(Dataset, dataset_id, field="id", what="dataset")
+    versions = DatasetVersion.get_pymongo_collection().find(
+        {"dataset_id": dataset_id, "status": VersionStatus.READY.value}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+    refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
+                   "delete them first (deleteDatasetVersion, ADMIN)")
+    async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}, {"_id": 1}):
+        await _discard(leftover["_id"])
+    await Dataset.get_pymongo_collection().delete_one({"_id": dataset_id})
+
+
 async def _discard(version_id: ObjectId) -> None:
-    """Remove what an abandoned build wrote (never called on a READY version)."""
+    """Remove what a version wrote, its record last (never called on a READY version)."""
     await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
     await VersionRecord.get_pymongo_collection().delete_many({"version_id": version_id})
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
-    await DatasetVersion.get_pymongo_collection().delete_one({"_id": version_id, "status": VersionStatus.BUILDING.value})
+    await DatasetVersion.get_pymongo_collection().delete_one(
+        {"_id": version_id, "status": {"$in": [VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}})
 
 
 async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion:

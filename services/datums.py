@@ -7,11 +7,13 @@ from typing import Any
 
 from bson import ObjectId
 
+from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
-from documents.dataset import Datum, RoleRef
+from documents.dataset import Datum, RoleRef, VersionMember
 from services.assets import existing_assets
-from services.checks import check_metadata
+from services.checks import HOLDERS_NAMED, check_metadata, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, NotFound
+from services.node_ids import NodeType, encode_id
 
 
 async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
@@ -56,3 +58,17 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
     if changes:
         await Datum.get_pymongo_collection().update_one({"_id": datum_id}, {"$set": changes})
     return await Datum.get(datum_id)  # type: ignore[return-value]
+
+
+async def delete_datum(datum_id: ObjectId) -> None:
+    """Delete a datum that no dataset version and no annotation record holds (those would point at
+    nothing). Its assets stay; the garbage collector takes those nothing else holds."""
+    await get_or_not_found(Datum, datum_id, field="id", what="datum")
+    limit = HOLDERS_NAMED + 1
+    versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
+    records = AnnotationRecord.get_pymongo_collection().find({"datum_id": datum_id}, {"_id": 1}).limit(limit)
+    refuse_if_held("this datum", {
+        "dataset versions": [encode_id(NodeType.DATASET_VERSION, m["version_id"]) async for m in versions],
+        "annotation records": [encode_id(NodeType.ANNOTATION_RECORD, r["_id"]) async for r in records],
+    }, "delete those first")
+    await Datum.get_pymongo_collection().delete_one({"_id": datum_id})

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from documents.asset import Asset
-from documents.dataset import DatasetVersion, Datum, VersionMember
+from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
 from documents.retention import AssetRetention
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
@@ -319,3 +319,49 @@ async def test_a_deep_verify_reads_the_stored_bytes_again(api: Api, contributor:
     deep = verify(v["id"], "--deep")
     assert deep.returncode == 1 and deep.stdout.strip() == "MISMATCH"
     assert f"asset {stored['_id']}: its stored bytes hash to sha256:" in deep.stderr and "1 files read" in deep.stderr
+
+
+async def test_deletes_refuse_what_is_held_and_name_the_holder(api: Api, contributor: str, admin: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 3, roles=("image",))
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    (record,) = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d[1]["roles"][0]["asset"]["id"], "datumId": d[1]["id"], "kind": "CLASSIFICATION", "label": "dent"}]},
+        token=contributor))["addAnnotations"]["records"]
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d[0]["id"], d[1]["id"]],
+                                 addAnnotationSets=[labels["id"]])
+    v2 = await factories.version(api, contributor, ds["id"], "v2", parentId=v1["id"])
+
+    async def refused(operation: str, id: str, holder: str, token: str = contributor) -> None:
+        error = await api.error(operation, {"id": id}, token=token)
+        assert error["extensions"]["code"] == "CONFLICT" and holder in error["extensions"]["holders"], error
+
+    await refused("DeleteDatum", d[0]["id"], v1["id"])  # a version holds it
+    await refused("DeleteDatum", d[1]["id"], record["id"])  # and a record annotates this one
+    await refused("DeleteAnnotationSet", labels["id"], v1["id"])
+    await refused("DeleteAnnotationSchema", schema["id"], labels["id"])
+    await refused("DeleteDataset", ds["id"], v1["id"])
+    await refused("DeleteDatasetVersion", v1["id"], v2["id"], token=admin)  # a child names it as its parent
+    error = await api.error("DeleteDatasetVersion", {"id": v2["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "FORBIDDEN"
+
+    assert (await api.data("DeleteDatum", {"id": d[2]["id"]}, token=contributor))["deleteDatum"]["deleted"]
+    assert await Datum.find_one({"_id": object_id(d[2]["id"])}) is None
+    before = (await api.data("VerifyVersion", {"id": v1["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert (await api.data("DeleteAnnotationRecord", {"id": record["id"]}, token=contributor))["deleteAnnotationRecord"]["deleted"]
+    after = (await api.data("VerifyVersion", {"id": v1["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert after == before and after["ok"] and after["records"] == 1  # the version keeps its copy
+
+    # newest first, down to nothing: each delete releases what it held
+    pinned = object_id(d[0]["roles"][0]["asset"]["id"])
+    for version in (v2, v1):
+        assert (await api.data("DeleteDatasetVersion", {"id": version["id"]}, token=admin))["deleteDatasetVersion"]["deleted"]
+    assert await AssetRetention.find({"asset_id": pinned}).count() == 0
+    assert (await api.data("DatasetVersion", {"id": v1["id"]}, token=contributor))["datasetVersion"] is None
+    for operation, id in (("DeleteDatum", d[0]["id"]), ("DeleteAnnotationSet", labels["id"]),
+                          ("DeleteAnnotationSchema", schema["id"]), ("DeleteDataset", ds["id"])):
+        assert (await api.data(operation, {"id": id}, token=contributor))[operation[0].lower() + operation[1:]]["deleted"]
+    assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0 and await VersionRecord.count() == 0
+    error = await api.error("DeleteDataset", {"id": ds["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND"

@@ -15,6 +15,7 @@ from resolvers.annotations.inputs import (
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.common import encode_json
 from resolvers.context import Info
+from resolvers.payloads import DeletePayload
 from resolvers.permissions import CanWrite
 from services import annotations as service
 from services.errors import BadUserInput
@@ -92,3 +93,21 @@ class AnnotationMutations:
     async def verify_annotations(self, info: Info, ids: list[strawberry.ID], verified: bool) -> list[AnnotationRecord]:
         docs_ = await service.verify(decode_object_ids(ids, NodeType.ANNOTATION_RECORD, field="ids"), verified, info.context.actor)
         return [AnnotationRecord.from_document(d) for d in docs_]
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Delete one annotation record. The dataset versions "
+                         "built with it keep showing their copy.")
+    async def delete_annotation_record(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        await service.delete_record(decode_object_id(id, NodeType.ANNOTATION_RECORD))
+        return DeletePayload(id=id, deleted=True)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Delete an annotation set and its records, unless "
+                         "a dataset version includes it (CONFLICT names them).")
+    async def delete_annotation_set(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        await service.delete_set(decode_object_id(id, NodeType.ANNOTATION_SET))
+        return DeletePayload(id=id, deleted=True)
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Delete an annotation schema no set uses "
+                         "(CONFLICT names them).")
+    async def delete_annotation_schema(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        await service.delete_schema(decode_object_id(id, NodeType.ANNOTATION_SCHEMA))
+        return DeletePayload(id=id, deleted=True)

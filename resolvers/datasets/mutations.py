@@ -1,4 +1,4 @@
-"""Writing datasets and building versions (CONTRIBUTOR)."""
+"""Writing datasets, building versions (CONTRIBUTOR) and deleting them (a version: ADMIN)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import strawberry
 from resolvers.context import Info
 from resolvers.datasets.inputs import CreateDatasetInput, CreateDatasetVersionInput
 from resolvers.datasets.types import Dataset, DatasetVersion
-from resolvers.permissions import CanWrite
+from resolvers.payloads import DeletePayload
+from resolvers.permissions import CanWrite, IsAdmin
 from services import datasets as service
 from services.node_ids import NodeType, decode_object_id, decode_object_ids
 
@@ -32,3 +33,15 @@ class DatasetMutations:
             if input.from_collection else None,
         )
         return DatasetVersion.from_document(await service.create_version(plan, info.context.actor))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Delete a dataset that has no versions left "
+                         "(CONFLICT names them).")
+    async def delete_dataset(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        await service.delete_dataset(decode_object_id(id, NodeType.DATASET))
+        return DeletePayload(id=id, deleted=True)
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Delete a dataset version no other version has "
+                         "as its parent (CONFLICT names them), releasing its pins. ADMIN.")
+    async def delete_dataset_version(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        await service.delete_version(decode_object_id(id, NodeType.DATASET_VERSION))
+        return DeletePayload(id=id, deleted=True)

@@ -9,6 +9,7 @@ from resolvers.common import encode_json
 from resolvers.context import Info
 from resolvers.datums.inputs import CreateDatumInput, UpdateDatumInput
 from resolvers.datums.types import Datum
+from resolvers.payloads import DeletePayload
 from resolvers.permissions import CanWrite
 from services import datums as service
 from services.node_ids import NodeType, decode_object_id
@@ -40,3 +41,9 @@ class DatumMutations:
         if "metadata" in changes:
             changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
         return Datum.from_document(await service.update_datum(decode_object_id(input.id, NodeType.DATUM), changes))
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Delete a datum no dataset version and no "
+                         "annotation record holds (CONFLICT names them). Its assets stay.")
+    async def delete_datum(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        await service.delete_datum(decode_object_id(id, NodeType.DATUM))
+        return DeletePayload(id=id, deleted=True)
