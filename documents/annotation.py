@@ -155,6 +155,11 @@ class AnnotationRecord(Document):
     verified_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # Corrections never edit a record: a new one supersedes it (saying why), and it points to its successor.
+    supersedes: PydanticObjectId | None = None
+    supersede_reason: str | None = None
+    superseded_by: PydanticObjectId | None = None
+    superseded_at: datetime | None = None
 
     class Settings:
         name = "annotation_records"

@@ -121,9 +121,8 @@ def _check_geometry(record: NewRecord, field: str, masks: dict[ObjectId, Asset])
                                field=f"{field}.geometry.mask.assetId")
 
 
-def _check_record(i: int, record: NewRecord, schema: docs.AnnotationSchema, set_source: docs.AnnotationSource | None,
+def _check_record(field: str, record: NewRecord, schema: docs.AnnotationSchema, set_source: docs.AnnotationSource | None,
                   datums: dict[ObjectId, Datum], masks: dict[ObjectId, Asset]) -> None:
-    field = f"records[{i}]"
     if record.kind not in schema.kinds:
         raise BadUserInput(f"{record.kind.value} is not allowed by schema {schema.name} v{schema.version} "
                            f"(allowed: {', '.join(k.value for k in schema.kinds)})", field=f"{field}.kind")
@@ -155,8 +154,10 @@ def _check_record(i: int, record: NewRecord, schema: docs.AnnotationSchema, set_
     _check_geometry(record, field, masks)
 
 
-async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str | None, max_items: int) -> list[docs.AnnotationRecord]:
-    """Check every record against the set's schema, then write them all, or none."""
+async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str | None, max_items: int,
+                      *, supersedes: docs.AnnotationRecord | None = None, reason: str | None = None) -> list[docs.AnnotationRecord]:
+    """Check every record against the set's schema, then write them all, or none (with
+    `supersedes`, the one record replacing it, and why)."""
     annotation_set = await docs.AnnotationSet.get(set_id)
     if annotation_set is None:
         raise NotFound(f"no annotation set {set_id}", field="setId")
@@ -165,7 +166,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     if len(records) > max_items:
         raise BadUserInput(f"at most {max_items} records at once", field="records")
     schema = await docs.AnnotationSchema.get(annotation_set.schema_id)
-    assert schema is not None  # sets are created against an existing schema and schemas are never deleted
+    assert schema is not None  # sets are created against an existing schema, which cannot be deleted while they exist
 
     asset_ids = {r.asset_id for r in records}
     mask_ids = {r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)}
@@ -174,9 +175,10 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
     datums = {d.id: d for d in await Datum.find({"_id": {"$in": list(datum_ids)}}).to_list()} if datum_ids else {}
     for i, record in enumerate(records):
+        field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:
-            raise BadUserInput(f"no asset {record.asset_id}", field=f"records[{i}].assetId")
-        _check_record(i, record, schema, annotation_set.source, datums, found)
+            raise BadUserInput(f"no asset {record.asset_id}", field=f"{field}.assetId")
+        _check_record(field, record, schema, annotation_set.source, datums, found)
 
     now = utcnow()
     new = [
@@ -184,6 +186,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
             id=ObjectId(), set_id=set_id, datum_id=r.datum_id, asset_id=r.asset_id, kind=r.kind, label=r.label,
             score=r.score, value=r.value, geometry=r.geometry, attributes=r.attributes or StoredJson.encode({}),
             purpose=annotation_set.purpose, source=r.source or annotation_set.source, created_at=now, created_by=actor,
+            supersedes=supersedes.id if supersedes else None, supersede_reason=reason,
         )
         for r in records
     ]
@@ -206,6 +209,30 @@ async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | No
     await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}}, {"$set": change})
     by_id = {r.id: r for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
     return [by_id[i] for i in ids]
+
+
+MAX_REASON = 1000
+
+
+async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, actor: str | None) -> docs.AnnotationRecord:
+    """Replace a record with a new one in the same set, keeping both: the new one says what it
+    supersedes and why, the old one which record superseded it and when, and lists show the new
+    one only. Dataset versions built before keep showing the old one."""
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise BadUserInput(f"say why, in 1 to {MAX_REASON} characters", field="reason")
+    old = await get_or_not_found(docs.AnnotationRecord, record_id, field="id", what="annotation record")
+    if old.superseded_by is not None:
+        raise Conflict(f"superseded already, by {encode_id(NodeType.ANNOTATION_RECORD, old.superseded_by)}: "
+                       "supersede that one", field="id")
+    (new,) = await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)
+    # Marked after the new record exists, and only if no other correction got there first.
+    marked = await docs.AnnotationRecord.get_pymongo_collection().update_one(
+        {"_id": old.id, "superseded_by": None}, {"$set": {"superseded_by": new.id, "superseded_at": new.created_at}})
+    if marked.modified_count == 0:
+        await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": new.id})
+        raise Conflict("another correction superseded this record meanwhile: supersede that one", field="id")
+    return new
 
 
 async def delete_record(record_id: ObjectId) -> None:

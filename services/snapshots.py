@@ -44,7 +44,8 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     records = []
     if sets and datums:
         records = await AnnotationRecord.get_pymongo_collection().find(
-            {"set_id": {"$in": list(sets)}, "datum_id": {"$in": [d.id for d in datums]}}).sort([("_id", 1)]).to_list()
+            {"set_id": {"$in": list(sets)}, "datum_id": {"$in": [d.id for d in datums]}, "superseded_by": None}
+        ).sort([("_id", 1)]).to_list()
     masks = [r["geometry"]["asset_id"] for r in records if (r.get("geometry") or {}).get("type") == "MASK"]
     await asset_digests([r.asset_id for d in datums for r in d.roles] + [r["asset_id"] for r in records] + masks, digests)
     members = [{

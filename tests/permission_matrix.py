@@ -55,6 +55,8 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.deleteDataset": ("DeleteDataset", {"id": DATASET}, W),
     "Mutation.deleteDatasetVersion": ("DeleteDatasetVersion", {"id": VERSION}, Role.ADMIN),
     "Mutation.deleteAnnotationRecord": ("DeleteAnnotationRecord", {"id": RECORD}, W),
+    "Mutation.supersedeAnnotation": ("SupersedeAnnotation", {"input": {"id": RECORD, "reason": "typo", "record": {
+        "assetId": ASSET, "kind": "CLASSIFICATION", "label": "dent"}}}, W),
     "Mutation.deleteAnnotationSet": ("DeleteAnnotationSet", {"id": SET}, W),
     "Mutation.deleteAnnotationSchema": ("DeleteAnnotationSchema", {"id": SCHEMA}, W),
     "Mutation.addAliases": ("AddAliases", {"assetId": ASSET, "aliases": ["a"]}, W),

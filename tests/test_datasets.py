@@ -365,3 +365,42 @@ async def test_deletes_refuse_what_is_held_and_name_the_holder(api: Api, contrib
     assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0 and await VersionRecord.count() == 0
     error = await api.error("DeleteDataset", {"id": ds["id"]}, token=contributor)
     assert error["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    (datum,) = await factories.datums(api, contributor, 1, roles=("image",))
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    asset = datum["roles"][0]["asset"]["id"]
+    (wrong,) = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": asset, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "dent"}]},
+        token=contributor))["addAnnotations"]["records"]
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[datum["id"]], addAnnotationSets=[labels["id"]])
+
+    fix = {"id": wrong["id"], "reason": "it is a scratch, not a dent",
+           "record": {"assetId": asset, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "scratch"}}
+    fixed = (await api.data("SupersedeAnnotation", {"input": fix}, token=contributor))["supersedeAnnotation"]
+    assert fixed["label"] == "scratch" and fixed["supersedeReason"] == "it is a scratch, not a dent"
+    assert fixed["supersedes"]["id"] == wrong["id"] and fixed["supersedes"]["supersededBy"]["id"] == fixed["id"]
+    assert fixed["supersedes"]["supersededAt"] is not None
+
+    async def labels_of(filter: dict | None = None) -> list[str]:
+        data = await api.data("Annotations", {"filter": filter, "first": 10}, token=contributor)
+        return sorted(e["node"]["label"] for e in data["annotations"]["edges"])
+
+    assert await labels_of() == ["scratch"]  # lists show the current record
+    assert await labels_of({"includeSuperseded": True}) == ["dent", "scratch"]  # history stays
+    again = await api.error("SupersedeAnnotation", {"input": fix}, token=contributor)
+    assert again["extensions"]["code"] == "CONFLICT" and fixed["id"] in again["message"]
+    bad = await api.error("SupersedeAnnotation", {"input": {**fix, "id": fixed["id"], "reason": " "}}, token=contributor)
+    assert bad["extensions"] == {"code": "BAD_USER_INPUT", "field": "reason"}
+    bad = await api.error("SupersedeAnnotation", {"input": {**fix, "id": fixed["id"], "record": {**fix["record"], "label": "x"}}},
+                          token=contributor)
+    assert bad["extensions"]["field"] == "record.label"
+
+    old = await api.run("Frozen", {"id": v1["id"]}, token=contributor, query=FROZEN)
+    assert [e["node"]["label"] for e in old["data"]["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]["edges"]] == ["dent"]
+    v2 = await factories.version(api, contributor, ds["id"], "v2", parentId=v1["id"])
+    new = await api.run("Frozen", {"id": v2["id"]}, token=contributor, query=FROZEN)
+    assert [e["node"]["label"] for e in new["data"]["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]["edges"]] == ["scratch"]

@@ -20,13 +20,15 @@ class AnnotationFilter:
     source_kinds: list[SourceKind] | None = None
     min_score: float | None = None
     verified: bool | None = None
+    include_superseded: bool = strawberry.field(default=False, description="Also records a correction replaced "
+                                                "(supersedeAnnotation); by default lists show the current ones.")
 
 
 def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
     """The MongoDB filter for an AnnotationFilter (purpose and source are copied onto each record)."""
     if filter is None:
-        return {}
-    query: dict[str, Any] = {}
+        return {"superseded_by": None}
+    query: dict[str, Any] = {} if filter.include_superseded else {"superseded_by": None}
     if filter.kinds:
         query["kind"] = {"$in": [k.value for k in filter.kinds]}
     if filter.labels:
@@ -143,3 +145,10 @@ class AnnotationRecordInput:
     geometry: GeometryInput | None = None
     attributes: JSON | None = None
     source: AnnotationSourceInput | None = strawberry.field(default=None, description="Defaults to the set's source.")
+
+
+@strawberry.input(description="A correction: the record that replaces `id`, and why.")
+class SupersedeAnnotationInput:
+    id: strawberry.ID = strawberry.field(description="The record to replace (a current one).")
+    record: AnnotationRecordInput = strawberry.field(description="The replacement, in the same set.")
+    reason: str = strawberry.field(description="Why, 1 to 1000 characters (kept with the new record).")

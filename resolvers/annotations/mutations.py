@@ -11,6 +11,7 @@ from resolvers.annotations.inputs import (
     CreateAnnotationSchemaInput,
     CreateAnnotationSetInput,
     GeometryInput,
+    SupersedeAnnotationInput,
 )
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.common import encode_json
@@ -50,8 +51,7 @@ def _shape(geometry: GeometryInput | None, field: str) -> object:
     raise BadUserInput("give exactly one shape", field=field)
 
 
-def _record(i: int, record: AnnotationRecordInput) -> service.NewRecord:
-    field = f"records[{i}]"
+def _record(field: str, record: AnnotationRecordInput) -> service.NewRecord:
     attributes = record.attributes if record.attributes is not None else {}
     if not isinstance(attributes, dict):
         raise BadUserInput("must be a JSON object", field=f"{field}.attributes")
@@ -84,7 +84,7 @@ class AnnotationMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Add records to a set: all are checked against its schema, then all are stored, or none.")
     async def add_annotations(self, info: Info, set_id: strawberry.ID, records: list[AnnotationRecordInput]) -> AddAnnotationsPayload:
-        new = [_record(i, r) for i, r in enumerate(records)]
+        new = [_record(f"records[{i}]", r) for i, r in enumerate(records)]
         stored = await service.add_records(decode_object_id(set_id, NodeType.ANNOTATION_SET, field="setId"), new,
                                            info.context.actor, info.context.settings.max_batch_items)
         return AddAnnotationsPayload(count=len(stored), records=[AnnotationRecord.from_document(d) for d in stored])
@@ -93,6 +93,15 @@ class AnnotationMutations:
     async def verify_annotations(self, info: Info, ids: list[strawberry.ID], verified: bool) -> list[AnnotationRecord]:
         docs_ = await service.verify(decode_object_ids(ids, NodeType.ANNOTATION_RECORD, field="ids"), verified, info.context.actor)
         return [AnnotationRecord.from_document(d) for d in docs_]
+
+    @strawberry.mutation(permission_classes=[CanWrite], description="Correct a record without losing it: a new record "
+                         "in the same set replaces it (checked against the set's schema), keeping what it supersedes "
+                         "and why; the old one keeps which record superseded it and when. Lists show the new one; "
+                         "dataset versions built before keep showing the old one.")
+    async def supersede_annotation(self, info: Info, input: SupersedeAnnotationInput) -> AnnotationRecord:
+        new = await service.supersede(decode_object_id(input.id, NodeType.ANNOTATION_RECORD), _record("record", input.record),
+                                      input.reason, info.context.actor)
+        return AnnotationRecord.from_document(new)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete one annotation record. The dataset versions "
                          "built with it keep showing their copy.")

@@ -199,6 +199,28 @@ class AnnotationRecord(Node):
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id))
 
+    @strawberry.field(description="The record this one corrected (supersedeAnnotation), if any.")
+    async def supersedes(self, info: Info) -> AnnotationRecord | None:
+        return await self._record(info, self.doc.supersedes)
+
+    @strawberry.field(description="Why this record replaced the one it supersedes.")
+    def supersede_reason(self) -> str | None:
+        return self.doc.supersede_reason
+
+    @strawberry.field(description="The record that corrected this one, if any: then lists leave this one out.")
+    async def superseded_by(self, info: Info) -> AnnotationRecord | None:
+        return await self._record(info, self.doc.superseded_by)
+
+    @strawberry.field(description="When a correction replaced this record.")
+    def superseded_at(self) -> datetime | None:
+        return self.doc.superseded_at
+
+    async def _record(self, info: Info, record_id: object) -> AnnotationRecord | None:
+        if record_id is None:
+            return None
+        found = await info.context.loaders.by_id(docs.AnnotationRecord).load(record_id)
+        return AnnotationRecord.from_document(found) if found else None
+
     @strawberry.field
     async def datum(self, info: Info) -> Annotated[Datum, strawberry.lazy("resolvers.datums.types")] | None:
         from resolvers.datums.types import Datum
