@@ -31,6 +31,7 @@ from resolvers.schema import build_schema
 from services.assets import collect_unpinned
 from services.auth import ensure_bootstrap_admin
 from services.backups.schedule import scheduled_backup
+from services.batches import remove_abandoned
 from services.events.feed import FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.health import probe
@@ -108,13 +109,17 @@ def create_app(
 
 
 async def _maintain(state: AppState) -> None:
-    """At start and then every interval: expire upload sessions past their time (and, hourly, sweep
-    the temp files of uploads that died), archive old events, and (when configured) anonymize what is
-    old enough (daily) and delete assets nothing has pinned for long enough."""
+    """At start and then every interval: remove what batch writes that died left (services/batches.py),
+    expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died),
+    archive old events, and (when configured) anonymize what is old enough (daily) and delete assets
+    nothing has pinned for long enough."""
     settings = state.settings
     swept_at = -math.inf
     while True:
         try:
+            abandoned = await remove_abandoned(state.db)
+            if abandoned:
+                log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
             expired = await reconcile(state.stores, state.feed)
             if expired:
                 log.info("expired %d upload session(s)", expired)

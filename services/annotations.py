@@ -16,6 +16,7 @@ from documents.clock import utcnow
 from documents.common import AssetStatus
 from documents.dataset import DatasetVersion, Datum
 from documents.json_value import StoredJson
+from services import batches
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, encode_id
@@ -190,12 +191,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         )
         for r in records
     ]
-    try:
-        await docs.AnnotationRecord.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in new])
-    except Exception:
-        # All or nothing even if the database fails mid-batch: remove whatever part was written.
-        await docs.AnnotationRecord.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in new]}})
-        raise
+    await batches.insert_all(docs.AnnotationRecord.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in new])
     return new
 
 

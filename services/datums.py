@@ -10,6 +10,7 @@ from bson import ObjectId
 from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
 from documents.dataset import Datum, RoleRef, VersionMember
+from services import batches
 from services.assets import existing_assets
 from services.checks import HOLDERS_NAMED, check_metadata, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, NotFound
@@ -17,7 +18,7 @@ from services.node_ids import NodeType, encode_id
 
 
 async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
-    """Check every datum (roles named once each, every asset existing), then insert them all at once."""
+    """Check every datum (roles named once each, every asset existing), then insert them all, or none (services/batches.py)."""
     if not datums:
         raise BadUserInput("give at least one datum", field="inputs")
     if len(datums) > max_items:
@@ -38,7 +39,7 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
     for datum in datums:
         datum.id = ObjectId()
         datum.created_at = now
-    await Datum.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in datums])
+    await batches.insert_all(Datum.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in datums])
     return list(datums)
 
 

@@ -26,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents import COLLECTION_NAMES
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
+from services import batches
 from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
 from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_hashing, sync_directory
 from services.errors import BadUserInput, Conflict
@@ -55,7 +56,7 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
                            "does not have", field="mounts")
     uploads = [p for p in manifest.payloads if p.mount in stores]
     local = [p for p in manifest.payloads if p.mount in local_roots]
-    ours = {c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES
+    ours = {c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES | {batches.JOURNAL}
     present = [name for name in await db.list_collection_names() if name in ours]
     holding = [name for name in present if name != STATE_COLLECTION and await db[name].find_one({}, {"_id": 1})]
     if holding and not replace:

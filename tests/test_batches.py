@@ -1,0 +1,101 @@
+"""Batches are all-or-nothing across a crash: a server killed in the middle of a large createDatums or
+addAnnotations leaves nothing of it once a server starts again (services/batches.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from documents.api_token import Role, hash_secret, new_secret
+from services.batches import JOURNAL
+from tests.operations import document
+from tests.processes import start_server_process
+from tests.waiting import wait_for
+
+ITEMS = 20_000
+
+
+@pytest.fixture
+async def lake(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
+    """A database of its own: the servers under test run in their own processes on it."""
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+    name = f"graphlake_batches_{uuid.uuid4().hex[:8]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+async def admin_token(lake: AsyncDatabase) -> str:
+    """An ADMIN token written straight into the lake (this process's documents serve another database)."""
+    secret = new_secret()
+    await lake.api_tokens.insert_one({"name": "admin", "role": Role.ADMIN.value, "secret_hash": hash_secret(secret),
+                                      "hint": secret[:12], "created_at": datetime.now(UTC)})
+    return secret
+
+
+async def post(http: httpx.AsyncClient, token: str, operation: str, variables: dict) -> dict:
+    response = await http.post("/graphql", json={"query": document(operation), "operationName": operation,
+                                                 "variables": variables}, headers={"Authorization": f"Bearer {token}"})
+    body = response.json()
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+async def batch_for(http: httpx.AsyncClient, token: str, lake: AsyncDatabase, kind: str) -> tuple[str, dict, AsyncCollection]:
+    """The operation, its variables (ITEMS items) and the collection it writes to."""
+    stored = await post(http, token, "StoreText", {"input": {"name": "i.png", "text": "PNG", "mediaType": "image/png"}})
+    asset = stored["storeText"]["id"]
+    if kind == "createDatums":
+        return "CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset}]}] * ITEMS}, lake.datums
+    (datum,) = (await post(http, token, "CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset}]}]}))["createDatums"]
+    schema = await post(http, token, "CreateAnnotationSchema", {"input": {"name": "s", "kinds": ["CLASSIFICATION"],
+                                                                          "labels": [{"name": "dent"}]}})
+    labels = await post(http, token, "CreateAnnotationSet", {"input": {
+        "name": "l", "purpose": "GROUND_TRUTH", "schemaId": schema["createAnnotationSchema"]["id"],
+        "source": {"kind": "HUMAN", "name": "a"}}})
+    records = [{"assetId": asset, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "dent"}] * ITEMS
+    return "AddAnnotations", {"setId": labels["createAnnotationSet"]["id"], "records": records}, lake.annotation_records
+
+
+@pytest.mark.parametrize("kind", ["createDatums", "addAnnotations"])
+async def test_a_server_killed_mid_batch_leaves_none_of_it(kind: str, lake: AsyncDatabase, mongodb_url: str,
+                                                           tmp_path: Path) -> None:
+    process, url = await start_server_process(mongodb_url, lake.name, tmp_path, MAX_BATCH_ITEMS=str(ITEMS))
+    token = await admin_token(lake)  # once the server has recorded the new database's schema version
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            operation, variables, collection = await batch_for(http, token, lake, kind)
+            before = await collection.count_documents({})
+
+            async def partly_stored() -> int | None:
+                stored = await collection.count_documents({}) - before
+                return stored if 0 < stored < ITEMS else None
+
+            sent = asyncio.create_task(post(http, token, operation, variables))
+            seen = await wait_for(partly_stored, timeout=60, interval=0.01, what="part of the batch to be stored")
+            process.kill()  # no chance to clean up
+            await process.wait()
+            with contextlib.suppress(httpx.HTTPError):
+                await sent
+        assert 0 < seen < ITEMS and await lake[JOURNAL].count_documents({}) == 1  # half a batch, named in the journal
+
+        process, url = await start_server_process(mongodb_url, lake.name, tmp_path)  # the server comes back
+
+        async def none_left() -> bool:
+            return await collection.count_documents({}) == before and await lake[JOURNAL].count_documents({}) == 0
+
+        await wait_for(none_left, timeout=30, what="the half batch to be removed")
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
