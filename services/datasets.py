@@ -23,9 +23,10 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from documents.annotation import AnnotationPurpose, AnnotationSet
+from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import CollectionItem
-from documents.common import RetentionOwnerType, Split
+from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
 from documents.manifest import manifest_hash
@@ -172,6 +173,20 @@ async def delete_dataset(dataset_id: ObjectId) -> None:
     await Dataset.get_pymongo_collection().delete_one({"_id": dataset_id})
 
 
+async def _check_role_assets(datums: list[Datum]) -> None:
+    """A version holds finished data only: every role asset of its datums must be ACTIVE (not an
+    upload still PENDING, one that FAILED, or a DELETED one)."""
+    role_assets = {r.asset_id for d in datums for r in d.roles}
+    unusable = {a["_id"]: a["status"] async for a in Asset.get_pymongo_collection().find(
+        {"_id": {"$in": list(role_assets)}, "status": {"$ne": AssetStatus.ACTIVE.value}}, {"status": 1})}
+    for datum in datums:
+        for role in datum.roles:
+            if role.asset_id in unusable:
+                raise BadUserInput(f"datum {encode_id(NodeType.DATUM, datum.id)}: its {role.role!r} asset "
+                                   f"{encode_id(NodeType.ASSET, role.asset_id)} is {unusable[role.asset_id]}; a version "
+                                   "holds ACTIVE assets only", field="addDatums")
+
+
 async def _discard(version_id: ObjectId) -> None:
     """Remove what a version wrote, its record last (never called on a READY version)."""
     await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
@@ -229,6 +244,11 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
     entries: list[bytes] = []
     for start in range(0, len(ids), snapshots.BATCH):
         batch = await Datum.find({"_id": {"$in": ids[start:start + snapshots.BATCH]}}).to_list()
+        try:
+            await _check_role_assets(batch)
+        except BadUserInput:
+            await _discard(version.id)  # nothing of the build stays
+            raise
         entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests)
         await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
                             version.id, actor)

@@ -404,3 +404,15 @@ async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, 
     v2 = await factories.version(api, contributor, ds["id"], "v2", parentId=v1["id"])
     new = await api.run("Frozen", {"id": v2["id"]}, token=contributor, query=FROZEN)
     assert [e["node"]["label"] for e in new["data"]["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]["edges"]] == ["scratch"]
+
+
+async def test_a_version_holds_active_assets_only(api: Api, contributor: str) -> None:
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 2, roles=("image",))
+    pending = object_id(d[1]["roles"][0]["asset"]["id"])
+    await Asset.get_pymongo_collection().update_one({"_id": pending}, {"$set": {"status": "PENDING"}})  # an upload not finished
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v1",
+                                                               "addDatums": [x["id"] for x in d]}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "addDatums"}
+    assert d[1]["id"] in error["message"] and "PENDING" in error["message"]
+    assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0  # nothing of the build stays
