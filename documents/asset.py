@@ -21,6 +21,7 @@ class StorageRef(BaseModel):
     key: str
     uri: str
     external: bool = False
+    etag: str | None = None  # an external S3 object's, when registered: registering it again finds it unchanged
 
 
 class Asset(Document):
@@ -81,6 +82,9 @@ class Asset(Document):
             IndexModel("owner.workflow_id", name="owner_workflow"),
             IndexModel("owner.project_id", name="owner_project"),
             Index("unpinned_at", name="unpinned_at"),
+            # Registering an external prefix or URL again finds what it registered before (MongoDB only:
+            # the embedded default scans, rarely, rather than index every asset's URI on every write).
+            Index("storage.uri", name="storage_uri", on=On.MONGODB),
             *json_indexes("metadata"),
             *json_indexes("value"),
         ]

@@ -216,7 +216,8 @@ def upload(
 
     assets = _client_run(run())
     print_rows(("id", "name", "status", "bytes", "sha256"),
-                [(a["id"], a["name"], a["status"], str(a["sizeBytes"]), a["sha256"] or "") for a in assets])  # type: ignore[union-attr]
+                [(a["id"], a["name"], "UNCHANGED" if a.get("unchanged") else a["status"], str(a["sizeBytes"]), a["sha256"] or "")
+                 for a in assets])  # type: ignore[union-attr]
 
 
 @app.command()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-SESSION_FIELDS = "id status url headers partSizeBytes parts { partNumber url uploaded } directPath asset { id }"
 ASSET_FIELDS = "id name status sizeBytes sha256 mediaType"
+SESSION_FIELDS = ("id status url headers partSizeBytes parts { partNumber url uploaded } directPath unchanged "
+                  f"asset {{ {ASSET_FIELDS} }}")
 
 CREATE_UPLOAD = f"""mutation ($input: CreateUploadInput!) {{ createUpload(input: $input) {{ {SESSION_FIELDS} }} }}"""
 CREATE_UPLOADS = f"""mutation ($inputs: [CreateUploadInput!]!) {{ createUploads(inputs: $inputs) {{ {SESSION_FIELDS} }} }}"""

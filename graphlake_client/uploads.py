@@ -228,7 +228,20 @@ class Uploader(Transport):
                 raise
             for i, session in zip(fresh, created, strict=True):
                 sessions[i] = session
-                self.resume.put(ResumeState.key(self.url, files[i][0]), session["id"])
+                self.resume.put(ResumeState.key(self.url, files[i][0]), None if session["unchanged"] else session["id"])
+        # Filed already with the same content (a directory uploaded again): nothing to send or complete.
+        kept = {i: {**session["asset"], "unchanged": True} for i, session in enumerate(sessions)
+                if session and session.get("unchanged")}
+        for i in kept:
+            if progress:
+                progress(files[i][0].stat().st_size)
+        rest = [i for i in range(len(files)) if i not in kept]
+        done = iter(await self._send_and_complete([files[i] for i in rest], [sessions[i] for i in rest], progress)
+                    if rest else ())
+        return [kept[i] if i in kept else next(done) for i in range(len(files))]
+
+    async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any]]], sessions: list[dict[str, Any] | None],
+                                 progress: Progress | None) -> list[dict[str, Any]]:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def send(path: Path, session: dict[str, Any]) -> str | None:

@@ -17,6 +17,7 @@ from documents.common import AssetStatus
 from documents.dataset import DatasetVersion, Datum
 from documents.json_value import StoredJson
 from services import batches
+from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, encode_id
@@ -192,6 +193,10 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         for r in records
     ]
     await batches.insert_all(docs.AnnotationRecord.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in new])
+    deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
+    if deleted:  # a delete ran between the check and the write: the records go, not the delete
+        await docs.AnnotationRecord.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in new]}})
+        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="records")
     return new
 
 

@@ -194,11 +194,32 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         {"_id": asset_id},
         {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}},
     )
+    if not force:
+        await _still_unused(asset)
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
     if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
         await _sweep_later([asset_id])
     return await get_asset(asset_id), holders
+
+
+async def _still_unused(asset: Asset) -> None:
+    """Look again once the asset is DELETED: a datum, record or pin made while the delete checked
+    (each of those checks the asset after it writes, too) keeps it, and the delete is undone."""
+    pins = await AssetRetention.find({"asset_id": asset.id}).count()
+    users = await asset_users.users_of(asset.id)
+    if pins or users:
+        await Asset.get_pymongo_collection().update_one(
+            {"_id": asset.id}, {"$set": {"status": asset.status.value, "collection_ids": asset.collection_ids},
+                                "$unset": {"deleted_at": ""}})
+        raise Conflict("something began using this asset while it was being deleted; it is kept", field="id")
+
+
+async def in_use_despite_delete(asset_ids: Sequence[ObjectId]) -> list[ObjectId]:
+    """Which of these assets turned DELETED: asked after writing a datum or record that uses them,
+    so that a delete racing the write is caught by one side or the other (see _still_unused)."""
+    return [a["_id"] async for a in Asset.get_pymongo_collection().find(
+        {"_id": {"$in": list(set(asset_ids))}, "status": AssetStatus.DELETED.value}, {"_id": 1})]
 
 
 async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore], *, dry_run: bool = False) -> list[Asset]:

@@ -11,7 +11,7 @@ from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
 from documents.dataset import Datum, RoleRef, VersionMember
 from services import batches
-from services.assets import existing_assets
+from services.assets import existing_assets, in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_metadata, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, NotFound
 from services.node_ids import NodeType, encode_id
@@ -40,6 +40,11 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
         datum.id = ObjectId()
         datum.created_at = now
     await batches.insert_all(Datum.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in datums])
+    deleted = await in_use_despite_delete([r.asset_id for d in datums for r in d.roles])
+    if deleted:  # a delete ran between the check and the write: the datums go, not the delete
+        await Datum.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in datums]}})
+        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="inputs",
+                           missing=[str(a) for a in deleted])
     return list(datums)
 
 

@@ -117,6 +117,17 @@ async def test_directory_upload_keeps_paths_and_honours_ignores(served: Served, 
     assert stored["mediaType"] == "text/plain" and stored["sha256"] == hashlib.sha256(b"hello").hexdigest()
 
 
+    # The same directory again, one file changed: only that one goes up; the rest are recognised.
+    (tree / "notes.txt").write_text("hello again")
+    async with client(served, contributor, tmp_path) as lake:
+        again = await lake.upload_paths([tree], collection="run-42", ignore=["cache/"], manifest=manifest)
+    unchanged = sorted(a["id"] for a in again if a.get("unchanged"))
+    assert unchanged == sorted(a["id"] for a in assets if a["name"] != "notes.txt")
+    (renewed,) = [a for a in again if not a.get("unchanged")]
+    assert renewed["name"] == "notes.txt" and renewed["id"] != notes["id"]
+    assert renewed["sha256"] == hashlib.sha256(b"hello again").hexdigest()
+
+
 async def test_big_files_are_hashed_while_they_upload(served: Served, contributor: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Files of LATE_HASH_BYTES or more are created without a digest, hashed while their bytes go

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
@@ -416,3 +417,16 @@ async def test_a_version_holds_active_assets_only(api: Api, contributor: str) ->
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "addDatums"}
     assert d[1]["id"] in error["message"] and "PENDING" in error["message"]
     assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0  # nothing of the build stays
+
+
+async def test_a_datum_and_a_delete_racing_never_leave_a_datum_on_a_deleted_asset(api: Api, contributor: str) -> None:
+    """Each side looks again after it writes, so whatever the interleaving one of them gives way."""
+    for _ in range(15):
+        image = await factories.image_asset(api, contributor)
+        made, deleted = await asyncio.gather(
+            api.run("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": image["id"]}]}]}, token=contributor),
+            api.run("DeleteAsset", {"id": image["id"]}, token=contributor))
+        status = (await Asset.get_pymongo_collection().find_one({"_id": object_id(image["id"])}))["status"]
+        datums = await Datum.find({"roles.asset_id": object_id(image["id"])}).count()
+        assert not (status == "DELETED" and datums), (made, deleted)
+        assert datums == (0 if made.get("errors") else 1) and (status == "DELETED") == (not deleted.get("errors"))

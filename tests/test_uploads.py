@@ -452,6 +452,13 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     assert by_name["a.csv"]["kind"] == "EXTERNAL" and by_name["a.csv"]["sizeBytes"] == 8
     assert by_name["a.csv"]["mediaType"] == "text/csv" and by_name["a.csv"]["storage"]["external"] is True
     assert by_name["a.csv"]["storage"]["uri"] == f"s3://{s3.bucket}/ext/run1/a.csv"
+
+    # Registered again: the same objects are recognised (URI and ETag); a changed one is registered anew.
+    client.put_object(Bucket=s3.bucket, Key="ext/run1/b.png", Body=b"PNG, retaken")
+    again = (await api.data("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/run1/"}},
+                            token=contributor))["registerExternal"]
+    assert again["unchangedCount"] == 1 and again["unchanged"][0]["id"] == by_name["a.csv"]["id"]
+    assert again["count"] == 1 and again["assets"][0]["name"] == "b.png" and again["assets"][0]["id"] != by_name["b.png"]["id"]
     link = (await api.data("DownloadUrl", {"id": by_name["a.csv"]["id"]}, token=contributor))["asset"]["downloadUrl"]
     async with httpx.AsyncClient() as http:
         assert (await http.get(link)).content == b"a,b\n1,2\n"
@@ -467,6 +474,9 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     url = (await api.data("RegisterExternal", {"input": {"url": "https://data.example.org/files/survey.json"}},
                           token=contributor))["registerExternal"]["assets"][0]
     assert url["name"] == "survey.json" and url["storage"]["uri"] == "https://data.example.org/files/survey.json"
+    same = (await api.data("RegisterExternal", {"input": {"url": "https://data.example.org/files/survey.json"}},
+                           token=contributor))["registerExternal"]
+    assert (same["count"], same["unchangedCount"], same["unchanged"][0]["id"]) == (0, 1, url["id"])
     error = await api.error("RegisterExternal", {"input": {"url": "ftp://x/y"}}, token=contributor)
     assert error["extensions"]["field"] == "url"
 

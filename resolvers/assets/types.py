@@ -39,6 +39,7 @@ class StorageRef:
     key: str
     uri: str = strawberry.field(description="s3://bucket/key, file://..., https://...")
     external: bool = strawberry.field(description="Registered in place: never copied or deleted by Graphlake.")
+    etag: str | None = strawberry.field(default=None, description="An external S3 object's ETag when it was registered.")
 
 
 @strawberry.type(description="A pin that keeps an asset alive. Deleting a collection never deletes an asset another owner still pins.")

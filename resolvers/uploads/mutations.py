@@ -37,7 +37,8 @@ class UploadMutations:
         started = await sessions.create_upload(_request(input, ""), info.context.stores, info.context.settings,
                                               info.context.actor)
         info.context.loaders.known([started.asset])
-        return UploadSession.from_signed(await sessions.sign_session(started.session, info.context.stores))
+        return UploadSession.from_signed(await sessions.sign_session(started.session, info.context.stores),
+                                         unchanged=started.unchanged)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Start several uploads at once (a directory of small files): "
                                                                      "all are checked first, then stored together; sessions in the order given.")
@@ -47,7 +48,7 @@ class UploadMutations:
                                                stores, info.context.settings, info.context.actor)
         info.context.loaders.known([s.asset for s in started])
         signed = await bounded_gather([lambda s=s: sessions.sign_session(s.session, stores) for s in started])
-        return [UploadSession.from_signed(s) for s in signed]
+        return [UploadSession.from_signed(s, unchanged=st.unchanged) for s, st in zip(signed, started, strict=True)]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared, here or in createUpload) must match; the asset turns ACTIVE, or FAILED with the difference named.")
     async def complete_upload(self, info: Info, input: CompleteUploadInput) -> Asset:
@@ -84,12 +85,14 @@ class UploadMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets, without copying them.")
     async def register_external(self, info: Info, input: RegisterExternalInput) -> RegisterExternalPayload:
-        assets = await external.register_external(
+        registered = await external.register_external(
             stores=info.context.stores, mount=input.mount, bucket=input.bucket, prefix=input.prefix, url=input.url,
             name=input.name, labels=input.labels or [],
             metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
             collection_id=decode_object_id(input.collection_id, NodeType.COLLECTION, field="collectionId") if input.collection_id else None,
             actor=info.context.actor, max_items=info.context.settings.max_batch_items,
         )
-        page = assets[: info.context.settings.max_page_size]
-        return RegisterExternalPayload(count=len(assets), assets=[Asset.from_document(a) for a in page])
+        most = info.context.settings.max_page_size
+        return RegisterExternalPayload(count=len(registered.new), assets=[Asset.from_document(a) for a in registered.new[:most]],
+                                       unchanged_count=len(registered.unchanged),
+                                       unchanged=[Asset.from_document(a) for a in registered.unchanged[:most]])

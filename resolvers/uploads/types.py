@@ -40,14 +40,17 @@ class UploadSession:
         "another name in the same directory, rename it to this path, then call completeUpload. Name it "
         "`.<file name>.<anything>.part` so that the server removes it should the write die halfway."))
     expires_at: datetime
-    asset_id: strawberry.Private[object]
+    unchanged: bool = strawberry.field(default=False, description=(
+        "createUploads found this file filed already (the same collection path, the same sha256, ACTIVE): this is its "
+        "completed session, and there is nothing to send."))
+    asset_id: strawberry.Private[object] = None
 
     @strawberry.field(description="The PENDING FILE asset this session fills.")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
 
     @classmethod
-    def from_signed(cls, signed: SignedSession) -> UploadSession:
+    def from_signed(cls, signed: SignedSession, *, unchanged: bool = False) -> UploadSession:
         session = signed.session
         return cls(
             id=encode_id(NodeType.UPLOAD_SESSION, session.id), status=session.status, method="PUT",
@@ -56,7 +59,7 @@ class UploadSession:
             part_size_bytes=session.part_size,
             parts=[UploadPart(part_number=n, url=s.url, uploaded=done) for n, s, done in signed.parts]
             if session.multipart_id else None,
-            direct_path=signed.direct_path, expires_at=session.expires_at, asset_id=session.asset_id,
+            direct_path=signed.direct_path, expires_at=session.expires_at, unchanged=unchanged, asset_id=session.asset_id,
         )
 
 
@@ -74,7 +77,10 @@ class CompleteUploadsPayload:
     failures: list[UploadFailure]
 
 
-@strawberry.type(description="The EXTERNAL assets registered (the first page of them) and how many.")
+@strawberry.type(description="The EXTERNAL assets registered (the first page of them) and how many; objects "
+                             "registered before (same URI and, on S3, same ETag) are reported unchanged, not registered twice.")
 class RegisterExternalPayload:
-    count: int
-    assets: list[Asset]
+    count: int = strawberry.field(description="How many assets this call made.")
+    assets: list[Asset] = strawberry.field(description="The first page of them.")
+    unchanged_count: int = strawberry.field(default=0, description="How many objects were registered already.")
+    unchanged: list[Asset] = strawberry.field(default_factory=list, description="The first page of those, as registered before.")

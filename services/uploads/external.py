@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from bson import ObjectId
@@ -19,11 +20,20 @@ from services.errors import BadUserInput
 from storage import ObjectStore, S3Store
 
 
+@dataclass
+class Registered:
+    """What registerExternal did: the assets it made, and those it found registered already."""
+
+    new: list[Asset]
+    unchanged: list[Asset]
+
+
 async def register_external(*, stores: dict[str, ObjectStore], mount: str | None, bucket: str | None, prefix: str | None,
                             url: str | None, name: str | None, labels: list[str], metadata: StoredJson,
-                            collection_id: ObjectId | None, actor: str | None, max_items: int) -> list[Asset]:
+                            collection_id: ObjectId | None, actor: str | None, max_items: int) -> Registered:
     """EXTERNAL assets for objects that already exist (an S3 prefix, or an https URL), never copied.
-    Deleting such an asset never deletes the object."""
+    Deleting such an asset never deletes the object. An object registered before (the same URI and,
+    for S3, the same ETag, still ACTIVE) is not registered twice: it is reported unchanged."""
     labels = check_labels(labels)
     check_metadata(metadata)
     if (url is None) == (bucket is None):
@@ -57,12 +67,30 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
             assets.append(Asset(
                 id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=filename,
                 media_type=mimetypes.guess_type(filename)[0], size_bytes=obj["Size"], metadata=metadata, labels=labels,
-                storage=StorageRef(mount=store.name, key=obj["Key"], uri=f"s3://{bucket}/{obj['Key']}", external=True),
+                storage=StorageRef(mount=store.name, key=obj["Key"], uri=f"s3://{bucket}/{obj['Key']}", external=True,
+                                   etag=obj.get("ETag")),
                 created_at=now, updated_at=now, created_by=actor,
             ))
+    known = await _registered(assets)
+    unchanged = [known[_identity(a)] for a in assets if _identity(a) in known]
+    assets = [a for a in assets if _identity(a) not in known]
     if assets:
         await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
     if collection_id and assets:
         items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets]  # path: the object key
         await collections.add_items(collection_id, items, actor, max_items)
-    return assets
+    return Registered(new=assets, unchanged=unchanged)
+
+
+def _identity(asset: Asset) -> tuple[str, str | None]:
+    assert asset.storage is not None
+    return asset.storage.uri, asset.storage.etag
+
+
+async def _registered(assets: list[Asset]) -> dict[tuple[str, str | None], Asset]:
+    """The ACTIVE EXTERNAL assets registered already for these objects, by (URI, ETag)."""
+    if not assets:
+        return {}
+    found = await Asset.find({"storage.uri": {"$in": [_identity(a)[0] for a in assets]}, "kind": AssetKind.EXTERNAL.value,
+                              "status": AssetStatus.ACTIVE.value}).to_list()
+    return {_identity(a): a for a in found}

@@ -14,7 +14,7 @@ from bson import ObjectId
 
 from documents.asset import Asset, StorageRef
 from documents.clock import to_millis, utcnow
-from documents.collection import Collection
+from documents.collection import Collection, CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
 from documents.upload import UploadSession, UploadStatus
@@ -108,12 +108,37 @@ class Started:
 
     session: UploadSession
     asset: Asset
+    unchanged: bool = False  # the same content was filed at that path already: its completed session, nothing to send
+
+
+async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started]:
+    """The requests whose file is in their collection already, at the same path with the same
+    SHA-256 and ACTIVE (uploading a directory again): their completed sessions, by request index."""
+    asked = {(r.collection_id, r.path, r.sha256): i for i, r in enumerate(requests) if r.collection_id and r.path and r.sha256}
+    if not asked:
+        return {}
+    items = await CollectionItem.get_pymongo_collection().find(
+        {"collection_id": {"$in": list({c for c, _, _ in asked})}, "path": {"$in": list({p for _, p, _ in asked})}},
+        {"collection_id": 1, "path": 1, "asset_id": 1}).to_list()
+    assets = {a.id: a for a in await Asset.find({"_id": {"$in": [i["asset_id"] for i in items]},
+                                                 "status": AssetStatus.ACTIVE.value}).to_list()}
+    done = {s.id: s for s in await UploadSession.find({"_id": {"$in": list(assets)},
+                                                       "status": UploadStatus.COMPLETED.value}).to_list()}
+    found = {}
+    for item in items:
+        asset = assets.get(item["asset_id"])
+        index = asked.get((item["collection_id"], item["path"], asset.sha256)) if asset else None
+        if index is not None and asset.id in done:  # a session's id is its asset's
+            found[index] = Started(done[asset.id], asset, unchanged=True)
+    return found
 
 
 async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, ObjectStore], settings: UploadSettings,
                          actor: str | None, *, batch: bool = True) -> list[Started]:
     """Sessions and PENDING assets for several files: every request is checked before anything is
-    written, then all sessions and all assets are stored with one bulk insert each."""
+    written, then all sessions and all assets are stored with one bulk insert each. A file filed in
+    its collection already (same path, same declared SHA-256) is not uploaded again: its completed
+    session comes back, marked unchanged."""
     if batch and not requests:
         raise BadUserInput("give at least one upload", field="inputs")
     if len(requests) > settings.max_batch_items:
@@ -150,7 +175,11 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
             expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
         )
 
-    sessions = await bounded_gather([lambda r=r: session_for(r) for r in requests])
+    unchanged = await _filed_already(requests)
+    fresh = [r for i, r in enumerate(requests) if i not in unchanged]
+    if not fresh:
+        return [unchanged[i] for i in range(len(requests))]
+    sessions = await bounded_gather([lambda r=r: session_for(r) for r in fresh])
     assets = [
         Asset(
             id=session.asset_id, kind=AssetKind.FILE, status=AssetStatus.PENDING, name=request.name,
@@ -159,7 +188,7 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
             metadata=request.metadata or StoredJson.encode({}), labels=request.labels, owner=request.owner or Ownership(),
             data_timestamp=to_millis(request.data_timestamp) if request.data_timestamp else None, created_by=actor,
         )
-        for request, session in zip(requests, sessions, strict=True)
+        for request, session in zip(fresh, sessions, strict=True)
     ]
     # Both at once: a crash between the two leaves a session with no asset, which expires, or a
     # PENDING asset with no session, which settle_stranded fails.
@@ -168,7 +197,8 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
         Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets]))
     for session in sessions:
         stat_hints.stored_here.remember(session)
-    return [Started(session, asset) for session, asset in zip(sessions, assets, strict=True)]
+    started = iter(Started(session, asset) for session, asset in zip(sessions, assets, strict=True))
+    return [unchanged[i] if i in unchanged else next(started) for i in range(len(requests))]
 
 
 async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], settings: UploadSettings,
