@@ -16,6 +16,8 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
 from starlette.applications import Starlette
 
@@ -151,6 +153,17 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
     # On the port the settings name: signed local URLs carry it.
     async with serving(app, settings.port, log_level="info") as port:
         yield Served(app=app, base_url=f"http://127.0.0.1:{port}", commands=counter)
+
+
+@pytest.fixture
+async def scratch_db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
+    """A database of its own on the test server, dropped afterwards: for code that works below the
+    documents (migrations, backups) or servers started in their own processes."""
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+    name = f"graphlake_scratch_{uuid.uuid4().hex[:8]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
 
 
 @pytest.fixture

@@ -9,14 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from bson import CodecOptions, decode_file_iter
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
@@ -39,16 +36,6 @@ from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
 from tests.processes import start_server_process
 from tests.waiting import wait_for
-
-
-@pytest.fixture
-async def other_db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
-    """A second database on the same server, as a new lake would have."""
-    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"graphlake_restored_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 def local_root(settings: Settings) -> Path:
@@ -90,7 +77,7 @@ READS = [  # what a user asks the restored lake, and must get exactly as before
 
 
 async def test_a_round_trip_gives_the_same_answers_and_bytes(api: Api, admin: str, served: Served, state: AppState,
-                                                             settings: Settings, other_db: AsyncDatabase,
+                                                             settings: Settings, scratch_db: AsyncDatabase,
                                                              mongodb_url: str, tmp_path: Path) -> None:
     seeded = await seed_lake(api, admin, served, tmp_path)
     backup = tmp_path / "backup"
@@ -100,13 +87,13 @@ async def test_a_round_trip_gives_the_same_answers_and_bytes(api: Api, admin: st
 
     new_data_dir = tmp_path / "new-lake"
     new_root = new_data_dir / "objects" / "local"
-    restored = await restore_backup(other_db, backup, local_roots={"local": new_root})
+    restored = await restore_backup(scratch_db, backup, local_roots={"local": new_root})
     assert restored.documents == manifest.documents
-    assert (await read_state(other_db)).current
+    assert (await read_state(scratch_db)).current
     for entry in manifest.collections:  # every document, byte for byte
-        assert await documents(other_db, entry.name) == await documents(state.db, entry.name), entry.name
+        assert await documents(scratch_db, entry.name) == await documents(state.db, entry.name), entry.name
 
-    process, url = await start_server_process(mongodb_url, other_db.name, new_data_dir)
+    process, url = await start_server_process(mongodb_url, scratch_db.name, new_data_dir)
     try:
         async with httpx.AsyncClient(base_url=url) as http:
             restored_api = Api(http)
@@ -148,7 +135,7 @@ async def test_a_backup_under_load_holds_every_write_acknowledged_before_it(api:
 
 
 async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, contributor: str, tmp_path: Path,
-                                                     other_db: AsyncDatabase) -> None:
+                                                     scratch_db: AsyncDatabase) -> None:
     await factories.value_asset(api, contributor)
     backup = tmp_path / "backup"
     await write_backup(state.db, backup, graphlake_version="test")
@@ -159,8 +146,8 @@ async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, 
     _, problems = await verify_backup(backup)
     assert len(problems) == 1 and problems[0].startswith("collections/assets.bson:")
     with pytest.raises(BadUserInput, match="does not match its manifest"):
-        await restore_backup(other_db, backup, local_roots={})
-    assert await other_db.list_collection_names() == []  # nothing written
+        await restore_backup(scratch_db, backup, local_roots={})
+    assert await scratch_db.list_collection_names() == []  # nothing written
 
     root = tmp_path / "objects"
     (root / "assets").mkdir(parents=True)
@@ -171,13 +158,13 @@ async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, 
     (with_objects / "payloads" / "local" / "assets" / "b").write_bytes(os.urandom(5000))  # damaged
     target = tmp_path / "new-objects"
     with pytest.raises(BadUserInput, match="payloads/local/assets/b: 5000 bytes, SHA-256"):
-        await restore_backup(other_db, with_objects, local_roots={"local": target})
-    assert await other_db.list_collection_names() == []
+        await restore_backup(scratch_db, with_objects, local_roots={"local": target})
+    assert await scratch_db.list_collection_names() == []
     assert [p for p in target.rglob("*") if p.is_file()] == []  # the good object's temp copy went too
 
 
 async def test_a_crafted_manifest_cannot_reach_outside(state: AppState, api: Api, contributor: str, tmp_path: Path,
-                                                       other_db: AsyncDatabase) -> None:
+                                                       scratch_db: AsyncDatabase) -> None:
     await factories.value_asset(api, contributor)
     backup = tmp_path / "backup"
     await write_backup(state.db, backup, graphlake_version="test")
@@ -187,32 +174,32 @@ async def test_a_crafted_manifest_cannot_reach_outside(state: AppState, api: Api
                    {"collections": [{"name": "assets", "file": "../../secret.bson"}]}):
         (backup / "manifest.json").write_text(json.dumps({**raw, **tamper}))
         with pytest.raises(BadUserInput, match="names"):
-            await restore_backup(other_db, backup, local_roots={"local": tmp_path / "root"})
+            await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "root"})
 
 
 async def test_restore_refuses_a_lake_with_data_and_replaces_it_when_asked(state: AppState, api: Api, contributor: str,
-                                                                          tmp_path: Path, other_db: AsyncDatabase) -> None:
+                                                                          tmp_path: Path, scratch_db: AsyncDatabase) -> None:
     await factories.value_asset(api, contributor, "kept")
     backup = tmp_path / "backup"
     await write_backup(state.db, backup, graphlake_version="test")
-    await other_db.assets.insert_one({"name": "already here"})
+    await scratch_db.assets.insert_one({"name": "already here"})
     with pytest.raises(Conflict, match="holds Graphlake data"):
-        await restore_backup(other_db, backup, local_roots={})
-    assert await other_db.assets.count_documents({}) == 1
-    await restore_backup(other_db, backup, local_roots={}, replace=True)
-    assert [a["name"] async for a in other_db.assets.find()] == ["kept"]
+        await restore_backup(scratch_db, backup, local_roots={})
+    assert await scratch_db.assets.count_documents({}) == 1
+    await restore_backup(scratch_db, backup, local_roots={}, replace=True)
+    assert [a["name"] async for a in scratch_db.assets.find()] == ["kept"]
     with pytest.raises(Conflict, match="exists already"):
         await write_backup(state.db, backup, graphlake_version="test")
 
 
 async def test_a_restore_that_died_keeps_the_server_off(state: AppState, settings: Settings, tmp_path: Path,
-                                                        other_db: AsyncDatabase) -> None:
+                                                        scratch_db: AsyncDatabase) -> None:
     backup = tmp_path / "backup"
     await write_backup(state.db, backup, graphlake_version="test")
-    await restore_backup(other_db, backup, local_roots={})
-    await other_db.graphlake_schema.update_one({"_id": "schema"}, {"$set": {"restoring": {"source": str(backup)}}})
+    await restore_backup(scratch_db, backup, local_roots={})
+    await scratch_db.graphlake_schema.update_one({"_id": "schema"}, {"$set": {"restoring": {"source": str(backup)}}})
     with pytest.raises(SchemaNotCurrent, match=f"graphlake restore {backup} --replace"):
-        await require_current_schema(settings.model_copy(update={"database": other_db.name}))
+        await require_current_schema(settings.model_copy(update={"database": scratch_db.name}))
 
 
 async def test_scheduled_backups_are_taken_once_per_period_logged_and_pruned(state: AppState, settings: Settings,
@@ -275,7 +262,7 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
 
 
 async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contributor: str, served: Served, state: AppState,
-                                                             s3: S3Service, other_db: AsyncDatabase, tmp_path: Path) -> None:
+                                                             s3: S3Service, scratch_db: AsyncDatabase, tmp_path: Path) -> None:
     data = tmp_path / "frame.bin"
     data.write_bytes(os.urandom(70_000))
     async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
@@ -288,7 +275,7 @@ async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contribut
 
     key = state.stores["lab"].object_key(payload.key)  # type: ignore[attr-defined]
     s3.client().delete_object(Bucket=s3.bucket, Key=key)  # the bucket lost it
-    await restore_backup(other_db, backup, local_roots={}, stores={"lab": state.stores["lab"]})
+    await restore_backup(scratch_db, backup, local_roots={}, stores={"lab": state.stores["lab"]})
     assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data.read_bytes()
     with pytest.raises(BadUserInput, match=r"mount\(s\) lab, which this configuration does not have"):
-        await restore_backup(other_db, backup, local_roots={}, replace=True)
+        await restore_backup(scratch_db, backup, local_roots={}, replace=True)

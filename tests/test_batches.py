@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -25,14 +22,6 @@ from tests.waiting import wait_for
 ITEMS = 20_000
 
 
-@pytest.fixture
-async def lake(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
-    """A database of its own: the servers under test run in their own processes on it."""
-    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"graphlake_batches_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def admin_token(lake: AsyncDatabase) -> str:
@@ -68,8 +57,9 @@ async def batch_for(http: httpx.AsyncClient, token: str, lake: AsyncDatabase, ki
 
 
 @pytest.mark.parametrize("kind", ["createDatums", "addAnnotations"])
-async def test_a_server_killed_mid_batch_leaves_none_of_it(kind: str, lake: AsyncDatabase, mongodb_url: str,
+async def test_a_server_killed_mid_batch_leaves_none_of_it(kind: str, scratch_db: AsyncDatabase, mongodb_url: str,
                                                            tmp_path: Path) -> None:
+    lake = scratch_db  # the servers under test run in their own processes on it
     process, url = await start_server_process(mongodb_url, lake.name, tmp_path, MAX_BATCH_ITEMS=str(ITEMS))
     token = await admin_token(lake)  # once the server has recorded the new database's schema version
     try:

@@ -8,13 +8,11 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from graphlake.database import SchemaNotCurrent, connect
@@ -37,15 +35,6 @@ from tests import factories
 from tests.operations import Api
 
 
-@pytest.fixture
-async def raw_db(mongodb_url: str) -> AsyncIterator[AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
-    name = f"graphlake_migrations_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
-
-
 async def fill_v1(db: AsyncDatabase) -> None:
     """A version-1 lake: upload sessions in every state, none with `sweep_due`, and the probe collection."""
     now = datetime.now(UTC)
@@ -60,55 +49,55 @@ async def sweep_marks(db: AsyncDatabase) -> dict[str, object]:
     return {s["_id"]: s.get("sweep_due", "absent") async for s in db.upload_sessions.find()}
 
 
-async def test_an_empty_database_is_recorded_at_this_version(raw_db: AsyncDatabase) -> None:
-    assert (await read_state(raw_db)).version is None
-    state = await check_schema(raw_db, "9.9")
+async def test_an_empty_database_is_recorded_at_this_version(scratch_db: AsyncDatabase) -> None:
+    assert (await read_state(scratch_db)).version is None
+    state = await check_schema(scratch_db, "9.9")
     assert (state.version, state.written_by, state.current) == (SCHEMA_VERSION, "9.9", True)
-    assert await check_schema(raw_db, "9.9") == state  # the next start finds it recorded
+    assert await check_schema(scratch_db, "9.9") == state  # the next start finds it recorded
 
 
-async def test_another_systems_collections_do_not_make_a_lake(raw_db: AsyncDatabase) -> None:
-    await raw_db.datapoints.insert_one({"madsci": True})  # MADSci sharing the database
-    assert (await read_state(raw_db)).version is None
+async def test_another_systems_collections_do_not_make_a_lake(scratch_db: AsyncDatabase) -> None:
+    await scratch_db.datapoints.insert_one({"madsci": True})  # MADSci sharing the database
+    assert (await read_state(scratch_db)).version is None
 
 
-async def test_a_version_1_lake_is_refused_until_migrated(raw_db: AsyncDatabase, settings: Settings) -> None:
-    await fill_v1(raw_db)
+async def test_a_version_1_lake_is_refused_until_migrated(scratch_db: AsyncDatabase, settings: Settings) -> None:
+    await fill_v1(scratch_db)
     with pytest.raises(SchemaMismatch, match="holds schema version 1"):
-        await check_schema(raw_db, "new")
-    other = settings.model_copy(update={"database": raw_db.name})
+        await check_schema(scratch_db, "new")
+    other = settings.model_copy(update={"database": scratch_db.name})
     with pytest.raises(SchemaNotCurrent, match="graphlake db migrate"):
         await require_current_schema(other)  # what `graphlake serve` runs first
     with pytest.raises(SchemaNotCurrent, match="graphlake db migrate"):
-        await connect(settings.mongodb_url.get_secret_value(), raw_db.name)  # what every app and command opens with
-    assert (await read_state(raw_db)).version == 1  # refusing wrote nothing
+        await connect(settings.mongodb_url.get_secret_value(), scratch_db.name)  # what every app and command opens with
+    assert (await read_state(scratch_db)).version == 1  # refusing wrote nothing
 
 
-async def test_v002_forward_backward_and_again(raw_db: AsyncDatabase) -> None:
-    await fill_v1(raw_db)
-    steps = await migrate(raw_db, writer="new", to=2)
+async def test_v002_forward_backward_and_again(scratch_db: AsyncDatabase) -> None:
+    await fill_v1(scratch_db)
+    steps = await migrate(scratch_db, writer="new", to=2)
     assert [(s.from_version, s.to_version) for s in steps] == [(1, 2)]
-    assert await sweep_marks(raw_db) == {"OPEN": False, "COMPLETED": False, "ABORTED": True, "EXPIRED": True}
-    assert "graphlake_probe" not in await raw_db.list_collection_names()
-    state = await read_state(raw_db)
+    assert await sweep_marks(scratch_db) == {"OPEN": False, "COMPLETED": False, "ABORTED": True, "EXPIRED": True}
+    assert "graphlake_probe" not in await scratch_db.list_collection_names()
+    state = await read_state(scratch_db)
     assert (state.version, state.written_by, state.interrupted) == (2, "new", None)
     assert [(h["from"], h["to"]) for h in state.history] == [(1, 2)]
 
-    await migrate(raw_db, writer="new", to=1)
-    assert set((await sweep_marks(raw_db)).values()) == {"absent"}
-    assert (await read_state(raw_db)).version == 1
+    await migrate(scratch_db, writer="new", to=1)
+    assert set((await sweep_marks(scratch_db)).values()) == {"absent"}
+    assert (await read_state(scratch_db)).version == 1
 
-    await v002.forward(raw_db)  # idempotent: the same result however often a step runs
-    await migrate(raw_db, writer="new", to=2)
-    assert await sweep_marks(raw_db) == {"OPEN": False, "COMPLETED": False, "ABORTED": True, "EXPIRED": True}
-    assert await raw_db.assets.count_documents({}) == 1
+    await v002.forward(scratch_db)  # idempotent: the same result however often a step runs
+    await migrate(scratch_db, writer="new", to=2)
+    assert await sweep_marks(scratch_db) == {"OPEN": False, "COMPLETED": False, "ABORTED": True, "EXPIRED": True}
+    assert await scratch_db.assets.count_documents({}) == 1
 
 
-async def test_a_dry_run_touches_nothing(raw_db: AsyncDatabase) -> None:
-    await fill_v1(raw_db)
-    steps = await migrate(raw_db, writer="new", dry_run=True)
+async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
+    await fill_v1(scratch_db)
+    steps = await migrate(scratch_db, writer="new", dry_run=True)
     assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}"]
-    assert (await read_state(raw_db)).version == 1 and set((await sweep_marks(raw_db)).values()) == {"absent"}
+    assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
 def dead_pid() -> int:
@@ -117,51 +106,51 @@ def dead_pid() -> int:
     return int(process.stdout)
 
 
-async def test_a_step_that_died_half_way_is_finished_by_the_next_run(raw_db: AsyncDatabase) -> None:
-    await fill_v1(raw_db)
-    await raw_db.upload_sessions.update_one({"_id": "ABORTED"}, {"$set": {"sweep_due": True}})  # half done
+async def test_a_step_that_died_half_way_is_finished_by_the_next_run(scratch_db: AsyncDatabase) -> None:
+    await fill_v1(scratch_db)
+    await scratch_db.upload_sessions.update_one({"_id": "ABORTED"}, {"$set": {"sweep_due": True}})  # half done
     marker = {"migration": 2, "direction": "forward", "writer": "new", "host": socket.gethostname(), "pid": dead_pid(),
               "started_at": datetime.now(UTC)}
-    await raw_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": 1, "migrating": marker, "history": []})
+    await scratch_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": 1, "migrating": marker, "history": []})
     with pytest.raises(SchemaMismatch, match="did not finish"):
-        await check_schema(raw_db, "new")  # no start on half-migrated data
+        await check_schema(scratch_db, "new")  # no start on half-migrated data
 
-    await migrate(raw_db, writer="new")
-    assert await sweep_marks(raw_db) == {"OPEN": False, "COMPLETED": False, "ABORTED": True, "EXPIRED": True}
-    assert (await check_schema(raw_db, "new")).current
+    await migrate(scratch_db, writer="new")
+    assert await sweep_marks(scratch_db) == {"OPEN": False, "COMPLETED": False, "ABORTED": True, "EXPIRED": True}
+    assert (await check_schema(scratch_db, "new")).current
 
 
-async def test_a_step_half_done_is_undone_when_going_back(raw_db: AsyncDatabase) -> None:
-    await fill_v1(raw_db)
-    await migrate(raw_db, writer="new")
-    await raw_db.upload_sessions.update_one({"_id": "OPEN"}, {"$unset": {"sweep_due": ""}})  # a downgrade died
+async def test_a_step_half_done_is_undone_when_going_back(scratch_db: AsyncDatabase) -> None:
+    await fill_v1(scratch_db)
+    await migrate(scratch_db, writer="new")
+    await scratch_db.upload_sessions.update_one({"_id": "OPEN"}, {"$unset": {"sweep_due": ""}})  # a downgrade died
     marker = {"migration": 2, "direction": "backward", "host": socket.gethostname(), "pid": dead_pid(),
               "started_at": datetime.now(UTC)}
-    await raw_db[STATE_COLLECTION].update_one({"_id": "schema"}, {"$set": {"migrating": marker}})
-    await migrate(raw_db, writer="new", to=1)
-    assert set((await sweep_marks(raw_db)).values()) == {"absent"}
-    state = await read_state(raw_db)
+    await scratch_db[STATE_COLLECTION].update_one({"_id": "schema"}, {"$set": {"migrating": marker}})
+    await migrate(scratch_db, writer="new", to=1)
+    assert set((await sweep_marks(scratch_db)).values()) == {"absent"}
+    state = await read_state(scratch_db)
     assert (state.version, state.interrupted) == (1, None)
 
 
-async def test_a_runner_alive_elsewhere_keeps_its_marker(raw_db: AsyncDatabase) -> None:
-    await fill_v1(raw_db)
+async def test_a_runner_alive_elsewhere_keeps_its_marker(scratch_db: AsyncDatabase) -> None:
+    await fill_v1(scratch_db)
     marker = {"migration": 2, "direction": "forward", "host": "another-host", "pid": 1, "started_at": datetime.now(UTC)}
-    await raw_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": 1, "migrating": marker, "history": []})
+    await scratch_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": 1, "migrating": marker, "history": []})
     with pytest.raises(MigrationInProgress, match="another-host"):
-        await migrate(raw_db, writer="new")
-    await migrate(raw_db, writer="new", take_over=True)  # its operator knows it is gone
-    assert (await read_state(raw_db)).current
+        await migrate(scratch_db, writer="new")
+    await migrate(scratch_db, writer="new", take_over=True)  # its operator knows it is gone
+    assert (await read_state(scratch_db)).current
 
 
-async def test_a_newer_database_is_refused_with_the_way_back(raw_db: AsyncDatabase, settings: Settings) -> None:
-    await raw_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": SCHEMA_VERSION + 1, "written_by": "9.0",
+async def test_a_newer_database_is_refused_with_the_way_back(scratch_db: AsyncDatabase, settings: Settings) -> None:
+    await scratch_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": SCHEMA_VERSION + 1, "written_by": "9.0",
                                                "history": []})
-    other = settings.model_copy(update={"database": raw_db.name})
+    other = settings.model_copy(update={"database": scratch_db.name})
     with pytest.raises(SchemaNotCurrent, match=rf"Graphlake 9\.0.*downgrade --to {SCHEMA_VERSION}"):
         await require_current_schema(other)
     with pytest.raises(ValueError, match="unknown to this code"):
-        await migrate(raw_db, writer="new")
+        await migrate(scratch_db, writer="new")
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -169,10 +158,10 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-async def test_the_db_commands_upgrade_a_version_1_lake(raw_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
-    await fill_v1(raw_db)
+async def test_the_db_commands_upgrade_a_version_1_lake(scratch_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
+    await fill_v1(scratch_db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
-    env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=raw_db.name, GRAPHLAKE_DATA_DIR=str(tmp_path),
+    env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, GRAPHLAKE_DATA_DIR=str(tmp_path),
                GRAPHLAKE_BACKUP_DIR=str(tmp_path / "backups"), GRAPHLAKE_PORT="1", COLUMNS="2000")
 
     status = cli(env, "db", "status")
@@ -181,11 +170,11 @@ async def test_the_db_commands_upgrade_a_version_1_lake(raw_db: AsyncDatabase, m
     assert served.returncode == 1 and "graphlake db migrate" in served.stderr and "Traceback" not in served.stderr
 
     dry = cli(env, "db", "migrate", "--dry-run")
-    assert dry.returncode == 0 and "would run: 1 -> 2" in dry.stdout and (await read_state(raw_db)).version == 1
+    assert dry.returncode == 0 and "would run: 1 -> 2" in dry.stdout and (await read_state(scratch_db)).version == 1
 
     migrated = cli(env, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert (await read_state(raw_db)).current
+    assert (await read_state(scratch_db)).current
     backups = list((tmp_path / "backups").iterdir())  # taken before the first step
     assert [b.name.startswith(f"pre-migrate-1-to-{SCHEMA_VERSION}-") for b in backups] == [True]
     assert cli(env, "backup", "verify", str(backups[0])).returncode == 0
@@ -193,7 +182,7 @@ async def test_the_db_commands_upgrade_a_version_1_lake(raw_db: AsyncDatabase, m
 
     back = cli(env, "db", "downgrade", "--to", "1", "--no-backup")
     assert back.returncode == 0, back.stderr
-    assert (await read_state(raw_db)).version == 1 and len(list((tmp_path / "backups").iterdir())) == 1
+    assert (await read_state(scratch_db)).version == 1 and len(list((tmp_path / "backups").iterdir())) == 1
 
 
 async def fill_v2_versions(db: AsyncDatabase) -> dict[str, ObjectId]:
@@ -219,25 +208,25 @@ async def fill_v2_versions(db: AsyncDatabase) -> dict[str, ObjectId]:
     return ids
 
 
-async def test_v003_copies_what_each_ready_version_shows(raw_db: AsyncDatabase) -> None:
-    await fill_v1(raw_db)
-    await migrate(raw_db, writer="new", to=2)
-    ids = await fill_v2_versions(raw_db)
-    await migrate(raw_db, writer="new", to=3)
-    members = {(m["version_id"], m["datum_id"]): m async for m in raw_db.version_members.find()}
+async def test_v003_copies_what_each_ready_version_shows(scratch_db: AsyncDatabase) -> None:
+    await fill_v1(scratch_db)
+    await migrate(scratch_db, writer="new", to=2)
+    ids = await fill_v2_versions(scratch_db)
+    await migrate(scratch_db, writer="new", to=3)
+    members = {(m["version_id"], m["datum_id"]): m async for m in scratch_db.version_members.find()}
     first = members[(ids["version"], ids["datum"])]
     assert first["split"] == "VALIDATION" and first["roles"] == [{"role": "image", "asset_id": ids["asset"]}]
     assert first["metadata"]["json"] == '{"i":1}' and "datum_created_at" in first
     assert all("roles" in m for m in members.values())
-    copies = [c async for c in raw_db.version_records.find()]
+    copies = [c async for c in scratch_db.version_records.find()]
     assert [(c["version_id"], c["record_id"], c["label"]) for c in copies] == [(ids["version"], ids["record"], "dent")]
 
-    await v003.forward(raw_db)  # again: the same copies, not doubled
-    assert await raw_db.version_records.count_documents({}) == 1
+    await v003.forward(scratch_db)  # again: the same copies, not doubled
+    assert await scratch_db.version_records.count_documents({}) == 1
 
-    await migrate(raw_db, writer="new", to=2)
-    assert "version_records" not in await raw_db.list_collection_names()
-    assert [set(m) async for m in raw_db.version_members.find()] == [{"_id", "version_id", "datum_id", "split"}] * 3
+    await migrate(scratch_db, writer="new", to=2)
+    assert "version_records" not in await scratch_db.list_collection_names()
+    assert [set(m) async for m in scratch_db.version_members.find()] == [{"_id", "version_id", "datum_id", "split"}] * 3
 
 
 async def test_v004_gives_versions_built_before_the_hash_the_builder_gives(api: Api, contributor: str,
