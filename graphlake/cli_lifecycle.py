@@ -84,8 +84,10 @@ def _migrate(to: int, dry_run: bool, no_backup: bool, take_over: bool) -> None:
             steps = await migrate(db, writer=__version__, to=to, dry_run=True, take_over=take_over)
             if dry_run or not steps:
                 return steps
-            if not no_backup:
-                state = await read_state(db)
+            state = await read_state(db)
+            if state.interrupted:  # its data is half-migrated: the backup taken before that step is the one to keep
+                errors.print("a step did not finish: finishing it without a new backup (the one taken before it stays)")
+            elif not no_backup:
                 destination = settings.backups / f"pre-migrate-{state.version}-to-{to}-{_stamp()}"
                 manifest = await write_backup(db, destination, graphlake_version=__version__,
                                               referenced_mounts=list(settings.mounts))
@@ -93,7 +95,11 @@ def _migrate(to: int, dry_run: bool, no_backup: bool, take_over: bool) -> None:
             return await migrate(db, writer=__version__, to=to, take_over=take_over,
                                  on_step=lambda step: errors.print(f"done: {step}"))
 
-    steps = run(go())
+    try:
+        steps = run(go())
+    except ValueError as error:  # a version this code does not know (a newer database, or --to out of range)
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
     if dry_run:
         for step in steps:  # type: ignore[union-attr]
             console.print(f"would run: {step}")

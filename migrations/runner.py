@@ -9,8 +9,6 @@ then goes on.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +20,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from migrations import v002_upload_sweeps, v003_frozen_versions, v004_content_manifests
+from migrations import v002_upload_sweeps, v003_frozen_versions, v004_content_manifests, v005_corrections_and_batches
+from migrations.liveness import gone, this_process
 
 STATE_COLLECTION = "graphlake_schema"
 STATE_ID = "schema"
@@ -53,8 +52,8 @@ class Migration:
         return cls(module.VERSION, module.SUMMARY, module.forward, module.backward)
 
 
-MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (v002_upload_sweeps, v003_frozen_versions,
-                                                                                   v004_content_manifests))
+MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (
+    v002_upload_sweeps, v003_frozen_versions, v004_content_manifests, v005_corrections_and_batches))
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
 assert [m.version for m in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1)), "migrations are numbered 2, 3, ... in order"
 _BY_VERSION = {m.version: m for m in MIGRATIONS}
@@ -166,14 +165,16 @@ async def migrate(db: AsyncDatabase, *, writer: str, to: int = SCHEMA_VERSION, d
     if state.restoring:
         raise SchemaMismatch(state)  # half-restored: only finishing the restore makes sense
     steps = _steps_from(state, to)
-    if state.interrupted and not take_over and _alive_elsewhere(state.interrupted):
+    left = state.interrupted
+    left_by_me = left is not None and all(left.get(k) == v for k, v in this_process().items())  # a call that raised
+    if left and not take_over and not left_by_me and not gone(left):
         raise MigrationInProgress(f"another runner holds the migration marker ({_marker_text(state.interrupted)})")
     if dry_run:
         return steps
     marker_now = state.interrupted
     for step in steps:
         marker = {"migration": step.migration.version, "direction": step.direction.value, "writer": writer,
-                  "host": socket.gethostname(), "pid": os.getpid(), "started_at": datetime.now(UTC)}
+                  **this_process(), "started_at": datetime.now(UTC)}
         held = ({"migrating.pid": marker_now.get("pid"), "migrating.started_at": marker_now.get("started_at")}
                 if marker_now else {"migrating": None})
         try:  # a version-1 lake has no record yet: the first step makes it
@@ -220,23 +221,6 @@ async def _record_new(db: AsyncDatabase, version: int, writer: str) -> None:
         )
     except DuplicateKeyError:  # two upserts raced; the other one's insert stands
         pass
-
-
-def _alive_elsewhere(marker: dict[str, Any]) -> bool:
-    """Whether the runner that set `marker` may still be running: on this host we can tell; on
-    another we cannot, so it counts as alive."""
-    if marker.get("host") != socket.gethostname():
-        return True
-    pid = marker.get("pid")
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _marker_text(marker: dict[str, Any]) -> str:

@@ -237,9 +237,13 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
 
 
 async def delete_record(record_id: ObjectId) -> None:
-    """Delete one record. The dataset versions built with it keep showing their copy of it."""
-    await get_or_not_found(docs.AnnotationRecord, record_id, field="id", what="annotation record")
+    """Delete one record. The dataset versions built with it keep showing their copy of it. A
+    correction's deletion makes the record it corrected current again."""
+    record = await get_or_not_found(docs.AnnotationRecord, record_id, field="id", what="annotation record")
     await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id})
+    if record.supersedes is not None:
+        await docs.AnnotationRecord.get_pymongo_collection().update_one(
+            {"_id": record.supersedes, "superseded_by": record_id}, {"$set": {"superseded_by": None, "superseded_at": None}})
 
 
 async def delete_set(set_id: ObjectId) -> int:

@@ -186,9 +186,10 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         await CollectionItem.get_pymongo_collection().delete_many({"asset_id": asset_id})
         for collection_id in collection_ids:
             await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
-    await AssetRetention.get_pymongo_collection().delete_many(
-        {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
-    )
+    if force:  # without force there were none: a pin now is one made meanwhile, which keeps the asset
+        await AssetRetention.get_pymongo_collection().delete_many(
+            {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
+        )
     now = utcnow()
     await Asset.get_pymongo_collection().update_one(
         {"_id": asset_id},
@@ -204,13 +205,16 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
 
 
 async def _still_unused(asset: Asset) -> None:
-    """Look again once the asset is DELETED: a datum, record or pin made while the delete checked
-    (each of those checks the asset after it writes, too) keeps it, and the delete is undone."""
+    """Look again once the asset is DELETED: a datum, record, pin or collection item made while the
+    delete checked (each of those checks the asset after it writes, too) keeps it, and the delete is
+    undone (the collections it is in now are taken from their items)."""
     pins = await AssetRetention.find({"asset_id": asset.id}).count()
     users = await asset_users.users_of(asset.id)
     if pins or users:
+        held_by = [i["collection_id"] async for i in CollectionItem.get_pymongo_collection().find(
+            {"asset_id": asset.id}, {"collection_id": 1})]
         await Asset.get_pymongo_collection().update_one(
-            {"_id": asset.id}, {"$set": {"status": asset.status.value, "collection_ids": asset.collection_ids},
+            {"_id": asset.id}, {"$set": {"status": asset.status.value, "collection_ids": held_by},
                                 "$unset": {"deleted_at": ""}})
         raise Conflict("something began using this asset while it was being deleted; it is kept", field="id")
 
@@ -262,6 +266,13 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
         {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}})
     flipped = set(await Asset.get_pymongo_collection().distinct(
         "_id", {"_id": {"$in": ids}, "status": AssetStatus.DELETED.value, "deleted_at": now}))
+    # Look again, as deleteAsset does: what a datum, record or pin took meanwhile is given back.
+    taken = (set(await AssetRetention.get_pymongo_collection().distinct("asset_id", {"asset_id": {"$in": list(flipped)}}))
+             | set(await asset_users.used(list(flipped))))
+    for asset in (a for a in batch if a.id in taken):
+        await Asset.get_pymongo_collection().update_one(
+            {"_id": asset.id}, {"$set": {"status": asset.status.value, "unpinned_at": None}, "$unset": {"deleted_at": ""}})
+    flipped -= taken
     gone = [a.model_copy(update={"status": AssetStatus.DELETED, "deleted_at": now, "updated_at": now,
                                  "collection_ids": []}) for a in batch if a.id in flipped]
     await Alias.get_pymongo_collection().delete_many({"asset_id": {"$in": list(flipped)}})
@@ -289,6 +300,9 @@ async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
                          created_by=actor)
     await pin.insert()
     await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": {"unpinned_at": None}})
+    if await in_use_despite_delete([asset_id]):  # a delete ran between the check and the pin: the pin goes
+        await AssetRetention.get_pymongo_collection().delete_one({"_id": pin_id})
+        raise Conflict("the asset was deleted meanwhile", field="assetId")
     return pin
 
 

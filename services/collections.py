@@ -18,7 +18,7 @@ from documents.common import RetentionOwnerType, Split
 from documents.duplicates import is_duplicate_key
 from documents.json_value import StoredJson
 from services import retention
-from services.assets import existing_assets
+from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict
 
@@ -97,6 +97,10 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     ], ordered=False)
     await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
                                                      {"$addToSet": {"collection_ids": collection_id}})
+    deleted = await in_use_despite_delete(asset_ids)
+    if deleted:  # a delete ran between the check and the write: these items go, not the delete
+        await remove_items(collection_id, deleted)
+        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="items")
     await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
     return await get_collection(collection_id, field="collectionId")
 

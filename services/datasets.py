@@ -30,14 +30,13 @@ from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
 from documents.manifest import manifest_hash
-from services import retention, snapshots
+from services import batches, retention, snapshots
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.collections import get_collection
 from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, decode_object_id, encode_id
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
-WRITE_BATCH = 5000
 # A BUILDING version older than this was abandoned by a crashed build and may be replaced.
 ABANDONED_AFTER = timedelta(minutes=10)
 
@@ -123,8 +122,7 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None) ->
               metadata=StoredJson.encode({"path": item.path} if item.path else {}), created_at=now, created_by=actor)
         for item in items
     ]
-    for start in range(0, len(datums), WRITE_BATCH):
-        await Datum.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in datums[start:start + WRITE_BATCH]])
+    await batches.insert_all(Datum.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in datums])
     return {d.id: d.split for d in datums}
 
 
@@ -168,7 +166,9 @@ async def delete_dataset(dataset_id: ObjectId) -> None:
         {"dataset_id": dataset_id, "status": VersionStatus.READY.value}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
                    "delete them first (deleteDatasetVersion, ADMIN)")
-    async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}, {"_id": 1}):
+    async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}):
+        if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
+            raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done", field="id")
         await _discard(leftover["_id"])
     await Dataset.get_pymongo_collection().delete_one({"_id": dataset_id})
 
@@ -236,29 +236,49 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
 
     # --- write: claim the name, then members and pins, then flip to READY
     version = await _claim_name(plan, actor, set_ids)
+    made: list[ObjectId] = []  # datums this build creates (from a collection): they go if it fails
+    try:
+        return await _build(version, plan, chosen, set_ids, made, actor)
+    except BaseException:
+        state = await DatasetVersion.get_pymongo_collection().find_one({"_id": version.id}, {"status": 1})
+        if state is None or state["status"] != VersionStatus.READY.value:  # never strip a version that made it
+            await _discard(version.id)
+            if made:
+                await Datum.get_pymongo_collection().delete_many({"_id": {"$in": made}})
+        raise
+
+
+async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[ObjectId, Split], set_ids: list[ObjectId],
+                 made: list[ObjectId], actor: str | None) -> DatasetVersion:
+    """Write the version's members, copies and pins, then flip it READY (if it is still this build's)."""
     if plan.from_collection:
-        chosen.update(await _datums_from_collection(plan.from_collection, actor))
+        from_collection = await _datums_from_collection(plan.from_collection, actor)
+        made.extend(from_collection)
+        chosen.update(from_collection)
     ids = list(chosen)
     sets = await snapshots.sets_of(set_ids)
     digests: dict[ObjectId, str] = {}
     entries: list[bytes] = []
     for start in range(0, len(ids), snapshots.BATCH):
-        batch = await Datum.find({"_id": {"$in": ids[start:start + snapshots.BATCH]}}).to_list()
-        try:
-            await _check_role_assets(batch)
-        except BadUserInput:
-            await _discard(version.id)  # nothing of the build stays
-            raise
+        wanted = ids[start:start + snapshots.BATCH]
+        batch = await Datum.find({"_id": {"$in": wanted}}).to_list()
+        if len(batch) != len(wanted):
+            gone = sorted(set(wanted) - {d.id for d in batch})
+            raise Conflict(f"datum(s) deleted while the version was built: {', '.join(map(str, gone))}", field="addDatums")
+        await _check_role_assets(batch)
         entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests)
         await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
                             version.id, actor)
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
         counts[split.value] += 1
-    await DatasetVersion.get_pymongo_collection().update_one({"_id": version.id}, {"$set": {
-        "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts,
-        "manifest_sha256": manifest_hash(entries, sets.values()),
-    }})
+    flipped = await DatasetVersion.get_pymongo_collection().update_one(
+        {"_id": version.id, "status": VersionStatus.BUILDING.value}, {"$set": {
+            "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts,
+            "manifest_sha256": manifest_hash(entries, sets.values())}})
+    if flipped.matched_count == 0:  # taken for abandoned (a build that outlived ABANDONED_AFTER) or deleted meanwhile
+        raise Conflict("the build was discarded while it ran (its dataset or name was deleted or taken over); "
+                       "build it again", field="version")
     return await get_ready_version(version.id, "id")
 
 

@@ -301,4 +301,6 @@ async def test_the_garbage_collector_costs_the_same_commands_for_3_or_30_assets(
 
     few, many = await collect(3), await collect(30)
     assert few == many, (few, many)
-    assert len(many) <= 9, many  # 6, and one per kind of use: datums, annotated assets, masks (asset_users.py)
+    # 6, and one per kind of use (datums, annotated assets, masks: asset_users.py) before the flip and again
+    # after it (with the pins), the look again that catches a datum or pin made meanwhile
+    assert len(many) <= 13, many

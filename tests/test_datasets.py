@@ -406,6 +406,9 @@ async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, 
     new = await api.run("Frozen", {"id": v2["id"]}, token=contributor, query=FROZEN)
     assert [e["node"]["label"] for e in new["data"]["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]["edges"]] == ["scratch"]
 
+    await api.data("DeleteAnnotationRecord", {"id": fixed["id"]}, token=contributor)  # the correction withdrawn
+    assert await labels_of() == ["dent"]  # the record it corrected is current again
+
 
 async def test_a_version_holds_active_assets_only(api: Api, contributor: str) -> None:
     ds = await factories.dataset(api, contributor)
@@ -417,6 +420,14 @@ async def test_a_version_holds_active_assets_only(api: Api, contributor: str) ->
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "addDatums"}
     assert d[1]["id"] in error["message"] and "PENDING" in error["message"]
     assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0  # nothing of the build stays
+
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+        {"assetId": d[1]["roles"][0]["asset"]["id"], "path": "a.png"}]}}, token=contributor)
+    datums_before = await Datum.count()
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v1",
+                                                               "fromCollection": coll["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and await Datum.count() == datums_before  # its datums went too
 
 
 async def test_a_datum_and_a_delete_racing_never_leave_a_datum_on_a_deleted_asset(api: Api, contributor: str) -> None:

@@ -4,7 +4,6 @@ runs that died half-way, against the test database server (a fresh database per 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -30,6 +29,8 @@ from migrations import (
 from migrations import v002_upload_sweeps as v002
 from migrations import v003_frozen_versions as v003
 from migrations import v004_content_manifests as v004
+from migrations import v005_corrections_and_batches as v005
+from migrations.liveness import this_process
 from resolvers.context import AppState
 from tests import factories
 from tests.operations import Api
@@ -96,7 +97,8 @@ async def test_v002_forward_backward_and_again(scratch_db: AsyncDatabase) -> Non
 async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
     await fill_v1(scratch_db)
     steps = await migrate(scratch_db, writer="new", dry_run=True)
-    assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}"]
+    assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}",
+                                       f"4 -> 5: {v005.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -109,7 +111,7 @@ def dead_pid() -> int:
 async def test_a_step_that_died_half_way_is_finished_by_the_next_run(scratch_db: AsyncDatabase) -> None:
     await fill_v1(scratch_db)
     await scratch_db.upload_sessions.update_one({"_id": "ABORTED"}, {"$set": {"sweep_due": True}})  # half done
-    marker = {"migration": 2, "direction": "forward", "writer": "new", "host": socket.gethostname(), "pid": dead_pid(),
+    marker = {"migration": 2, "direction": "forward", "writer": "new", **this_process(), "pid": dead_pid(),
               "started_at": datetime.now(UTC)}
     await scratch_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": 1, "migrating": marker, "history": []})
     with pytest.raises(SchemaMismatch, match="did not finish"):
@@ -124,7 +126,7 @@ async def test_a_step_half_done_is_undone_when_going_back(scratch_db: AsyncDatab
     await fill_v1(scratch_db)
     await migrate(scratch_db, writer="new")
     await scratch_db.upload_sessions.update_one({"_id": "OPEN"}, {"$unset": {"sweep_due": ""}})  # a downgrade died
-    marker = {"migration": 2, "direction": "backward", "host": socket.gethostname(), "pid": dead_pid(),
+    marker = {"migration": 2, "direction": "backward", **this_process(), "pid": dead_pid(),
               "started_at": datetime.now(UTC)}
     await scratch_db[STATE_COLLECTION].update_one({"_id": "schema"}, {"$set": {"migrating": marker}})
     await migrate(scratch_db, writer="new", to=1)
@@ -250,3 +252,24 @@ async def test_v004_gives_versions_built_before_the_hash_the_builder_gives(api: 
     assert await db.version_records.count_documents({"mask_digest": {"$regex": "^sha256:"}}) == 3
     await v004.forward(db)  # idempotent
     assert (await db.dataset_versions.find_one())["manifest_sha256"] == built["manifestSha256"]
+
+
+async def test_v005_backward_leaves_what_version_4_can_read(scratch_db: AsyncDatabase) -> None:
+    old, new, keep, gone, member = ObjectId(), ObjectId(), ObjectId(), ObjectId(), ObjectId()
+    batch = ObjectId()
+    await scratch_db.annotation_records.insert_many([
+        {"_id": old, "label": "dent", "superseded_by": new}, {"_id": new, "label": "scratch", "supersedes": old,
+                                                               "supersede_reason": "typo"},
+        {"_id": keep, "label": "ok"}, {"label": "half a batch", "batch": batch}])
+    await scratch_db.write_batches.insert_one({"_id": batch, "collection": "annotation_records"})
+    await scratch_db.dataset_versions.insert_many([{"_id": gone, "status": "DELETING"}, {"status": "READY"}])
+    await scratch_db.version_members.insert_one({"_id": member, "version_id": gone})
+    await scratch_db.retentions.insert_one({"owner_type": "DATASET_VERSION", "owner_id": gone})
+    await v005.forward(scratch_db)
+    await v005.backward(scratch_db)
+    records = {r["_id"]: r async for r in scratch_db.annotation_records.find()}
+    assert set(records) == {new, keep} and set(records[new]) == {"_id", "label"}
+    assert [v["status"] async for v in scratch_db.dataset_versions.find()] == ["READY"]
+    assert await scratch_db.version_members.count_documents({}) == 0 and await scratch_db.retentions.count_documents({}) == 0
+    assert "write_batches" not in await scratch_db.list_collection_names()
+    await v005.backward(scratch_db)  # idempotent

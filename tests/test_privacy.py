@@ -35,7 +35,9 @@ async def seed_alice(api: Api, make_token: MakeToken, served: Served, tmp_path: 
     alice = await make_token(Role.ADMIN, "alice-laptop", user_id=ALICE)
     bob = await make_token(Role.CONTRIBUTOR, "bob", user_id="bob")
     await api.data("CreateApiToken", {"input": {"name": "robot-arm", "role": "CONTRIBUTOR"}}, token=alice)
-    note = await factories.value_asset(api, alice, "note", {"operator": ALICE, "reading": 3})
+    note = await factories.value_asset(api, alice, "note", {"reading": 3}, metadata={"operator": ALICE})
+    await factories.annotation_set(api, alice, (await factories.schema(api, alice, "model-schema"))["id"],
+                                   purpose="PREDICTION", source={"kind": "MODEL", "name": "yolov8"}, name="predictions")
     owned_by_her = await factories.value_asset(api, bob, "for-alice", {"x": 1}, owner={"userId": ALICE})
     data = tmp_path / "scan.bin"
     data.write_bytes(os.urandom(50_000))
@@ -101,7 +103,7 @@ async def test_the_export_holds_every_place_that_names_the_user(api: Api, admin:
     assert set(places) == set(IDENTITY_FIELDS)  # every identity field was seeded, and each is found
     assert all("secret_hash" not in token for token in places["api_tokens"])
     assert {e["event_type"] for e in places["events"]} >= {"CALIBRATED", "AUDIT"}
-    assert next(a for a in places["assets"] if a["name"] == "note")["value"] == {"operator": ALICE, "reading": 3}
+    assert next(a for a in places["assets"] if a["name"] == "note")["metadata"] == {"operator": ALICE}
     small = (await api.data("PrivacyExport", {"userId": ALICE, "limitPerCollection": 1}, token=admin))["privacyExport"]
     assert {p["collection"] for p in small["places"] if p["truncated"]} >= {"assets", "events"}
     viewer = await make_token(Role.CONTRIBUTOR)
@@ -159,8 +161,11 @@ async def test_anonymize_keeps_everything_under_a_stable_pseudonym(api: Api, mak
     assert alias == pseudonym(ALICE, key) and set(changed) == set(IDENTITY_FIELDS)
     assert await places_naming(state.db, ALICE) == []
     note = await state.db.assets.find_one({"_id": object_id(seeded["note"])})
-    assert json.loads(note["value"]["json"]) == {"operator": alias, "reading": 3}
-    assert {"k": "operator", "v": alias} in note["value"]["attrs"]  # its query copies follow the value
+    assert json.loads(note["metadata"]["json"]) == {"operator": alias}
+    assert {"k": "operator", "v": alias} in note["metadata"]["attrs"]  # its query copies follow
+    assert json.loads(note["value"]["json"]) == {"reading": 3}  # content is never rewritten (its SHA-256 is recorded)
+    predictions = await state.db.annotation_sets.find_one({"name": "predictions"})
+    assert predictions["source"]["name"] == "yolov8" and predictions["created_by"] == alias  # a model's name is content
     assert await state.db.api_tokens.find_one({"user_id": alias})  # tokens still work, under the pseudonym
     assert (await anonymize_user(state.db, ALICE, key))[1] == {}  # nothing left to change
 
@@ -168,7 +173,7 @@ async def test_anonymize_keeps_everything_under_a_stable_pseudonym(api: Api, mak
 async def test_old_personal_fields_are_anonymized_and_recent_ones_kept(api: Api, make_token: MakeToken,
                                                                        state: AppState, settings: Settings) -> None:
     alice = await make_token(Role.CONTRIBUTOR, "alice", user_id=ALICE)
-    old = await factories.value_asset(api, alice, "old", {"by": ALICE})
+    old = await factories.value_asset(api, alice, "old", {"x": 1}, metadata={"by": ALICE})
     new = await factories.value_asset(api, alice, "new")
     await state.db.assets.update_one({"_id": object_id(old["id"])}, {"$set": {"created_at": utcnow() - timedelta(days=40)}})
     key = await pseudonym_key(state.db)
@@ -180,7 +185,7 @@ async def test_old_personal_fields_are_anonymized_and_recent_ones_kept(api: Api,
     logged = await state.db.events.find_one({"event_type": "AUDIT", "message": {"$regex": "^anonymized personal"}})
     assert json.loads(logged["data"]["json"])["changed"] == "1"
     aged = await state.db.assets.find_one({"_id": object_id(old["id"])})
-    assert aged["created_by"] == pseudonym(ALICE, key) and ALICE not in aged["value"]["json"]
+    assert aged["created_by"] == pseudonym(ALICE, key) and ALICE not in aged["metadata"]["json"]
     assert (await state.db.assets.find_one({"_id": object_id(new["id"])}))["created_by"] == ALICE
     assert await state.db.api_tokens.find_one({"user_id": ALICE})  # credentials are not aged
     assert await anonymize_older_than(state.db, utcnow() - timedelta(days=30), key) == {}

@@ -87,7 +87,7 @@ class Manifest:
             raise BadUserInput(f"{directory} is not a Graphlake backup: it has no {MANIFEST}", field="source") from None
         except (OSError, ValueError) as error:
             raise BadUserInput(f"{path} cannot be read: {error}", field="source") from None
-        if raw.get("format") != FORMAT:
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise BadUserInput(f"{path} is not a Graphlake backup manifest", field="source")
         if raw.get("format_version") != FORMAT_VERSION:
             raise BadUserInput(f"{path} has backup format {raw.get('format_version')}; this Graphlake reads "
@@ -95,8 +95,15 @@ class Manifest:
         try:
             manifest = cls(**{**raw, "collections": [CollectionEntry(**c) for c in raw["collections"]],
                               "payloads": [PayloadEntry(**p) for p in raw["payloads"]]})
-        except (KeyError, TypeError) as error:
+            typed = (isinstance(manifest.schema_version, int) and manifest.schema_version >= 1
+                     and all(isinstance(c.name, str) and isinstance(c.file, str) and isinstance(c.sha256, str)
+                             and isinstance(c.bytes, int) for c in manifest.collections)
+                     and all(isinstance(p.mount, str) and isinstance(p.key, str) and isinstance(p.sha256, str)
+                             and isinstance(p.size, int) for p in manifest.payloads))
+        except (KeyError, TypeError, AttributeError) as error:
             raise BadUserInput(f"{path} is malformed: {error}", field="source") from None
+        if not typed:
+            raise BadUserInput(f"{path} is malformed: a field has the wrong type", field="source")
         for entry in manifest.collections:
             if (not COLLECTION_NAME.fullmatch(entry.name) or entry.name.startswith("system.")
                     or entry.file != f"collections/{entry.name}.bson"):

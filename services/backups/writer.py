@@ -29,7 +29,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.event import FEED_COLLECTION
-from migrations import STATE_COLLECTION, read_state
+from migrations import STATE_COLLECTION, SchemaState, read_state
 from services.backups.layout import CHUNK, CollectionEntry, Manifest, PayloadEntry
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
@@ -57,10 +57,27 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
     state = await read_state(db)
     if state.version is None:
         raise BadUserInput(f"database {db.name!r} holds no Graphlake data", field="database")
+    if state.restoring or state.interrupted:  # a backup would label half-written data as whole
+        raise Conflict(f"database {db.name!r} is half-{'restored' if state.restoring else 'migrated'}: finish that "
+                       "first (graphlake restore ... --replace, or graphlake db migrate)", field="database")
     partial = destination.with_name(f".{destination.name}.partial")
     if partial.exists():  # a backup that died here before
         await asyncio.to_thread(shutil.rmtree, partial)
     (partial / "collections").mkdir(parents=True)
+    try:
+        manifest = await _write_into(db, partial, state, graphlake_version=graphlake_version, local_roots=local_roots,
+                                     stores=stores, referenced_mounts=referenced_mounts, progress=progress)
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, partial, True)  # a failed backup leaves nothing behind
+        raise
+    partial.rename(destination)
+    await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
+    return manifest
+
+
+async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, graphlake_version: str,
+                      local_roots: Mapping[str, Path] | None, stores: Mapping[str, ObjectStore] | None,
+                      referenced_mounts: Sequence[str], progress: Progress | None) -> Manifest:
     manifest = Manifest(graphlake_version=graphlake_version, schema_version=state.version, database=db.name,
                         started_at=datetime.now(UTC).isoformat(), schema_history=state.history,
                         referenced_mounts=sorted(referenced_mounts))
@@ -81,10 +98,8 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
         if progress:
             progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
     manifest.finished_at = datetime.now(UTC).isoformat()
-    manifest.write(partial)
+    await asyncio.to_thread(manifest.write, partial)
     await asyncio.to_thread(_sync_directories, partial)  # every file was synced as it was written
-    partial.rename(destination)
-    await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
     return manifest
 
 

@@ -17,7 +17,15 @@ from documents.clock import utcnow
 from services.events import audit
 from services.events.feed import FeedWriter
 from services.events.log import EventSettings
-from services.privacy.places import IDENTITY_FIELDS, PSEUDONYM_PREFIX, mention_pattern, pseudonym, replaced, rewrite
+from services.privacy.places import (
+    IDENTITY_FIELDS,
+    PSEUDONYM_PREFIX,
+    identity_clause,
+    named_in,
+    pseudonym,
+    pseudonymized,
+    rewrite,
+)
 from services.schedules import claim_due
 
 EVERY = timedelta(days=1)
@@ -32,21 +40,14 @@ class AgingSettings(EventSettings, Protocol):
 
 
 def _naming_someone(collection: str) -> dict:
-    return {"$or": [{name: bound} for name in IDENTITY_FIELDS[collection] for bound in _NOT_A_PSEUDONYM]}
+    return {"$or": [identity_clause(name, bound) for name in IDENTITY_FIELDS[collection] for bound in _NOT_A_PSEUDONYM]}
 
 
-def _pseudonymized(document: dict, *, paths: tuple[str, ...], key: bytes) -> dict:
-    """`document` with each person its identity fields name replaced by their pseudonym, wherever they appear in it."""
-    for name in {_named(document, path) for path in paths}:
-        if isinstance(name, str) and name and not name.startswith(PSEUDONYM_PREFIX):
-            document = replaced(document, mention_pattern(name), pseudonym(name, key))
-    return document
-
-
-def _named(document: dict, path: str) -> object:
-    for part in path.split("."):
-        document = document.get(part) if isinstance(document, dict) else None  # type: ignore[assignment]
-    return document
+def _pseudonymized(document: dict, *, collection: str, key: bytes) -> dict:
+    """The fields that change when each person the document's identity fields name is replaced by their pseudonym."""
+    names = {who: pseudonym(who, key) for path in IDENTITY_FIELDS[collection]
+             if isinstance(who := named_in(document, path), str) and who and not who.startswith(PSEUDONYM_PREFIX)}
+    return pseudonymized(document, collection, names) if names else {}
 
 
 async def anonymize_older_than(db: AsyncDatabase, cutoff: datetime, key: bytes) -> dict[str, int]:
@@ -55,7 +56,7 @@ async def anonymize_older_than(db: AsyncDatabase, cutoff: datetime, key: bytes) 
     for collection in AGED:
         query = {TIME_FIELDS.get(collection, "created_at"): {"$lt": cutoff}, **_naming_someone(collection)}
         changed[collection] = await rewrite(db, collection, query,
-                                            partial(_pseudonymized, paths=IDENTITY_FIELDS[collection], key=key))
+                                            partial(_pseudonymized, collection=collection, key=key))
     return {k: v for k, v in changed.items() if v}
 
 

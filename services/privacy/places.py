@@ -16,6 +16,7 @@ from documents.json_value import StoredJson
 
 # The fields that name whoever made, owns, verified or logged a document, by collection. A new
 # document field that names a user belongs here (tests/test_privacy.py seeds every one of them).
+# `source.name` names a person only when `source.kind` is HUMAN: a model's or a program's name is content.
 IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
     "api_tokens": ("user_id", "created_by"),
     "assets": ("owner.user_id", "created_by"),
@@ -31,6 +32,16 @@ IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
     "retentions": ("created_by",),
     "upload_sessions": ("created_by",),
     "events": ("source.user_id",),
+}
+SOURCE_NAME = "source.name"
+# Free text and JSON written about a document, where a mention of the user is replaced too. Nothing
+# else is ever rewritten: not keys, paths, URIs or names that find things, not the content of values,
+# texts or files (their SHA-256 is recorded), and not the copies a dataset version holds beyond who
+# made or verified them (its hash covers their content).
+FREE_TEXT: dict[str, tuple[str, ...]] = {
+    "assets": ("description", "metadata"),
+    "datums": ("metadata",),
+    "events": ("message", "data"),
 }
 PSEUDONYM_PREFIX = "anon-"
 BATCH = 500
@@ -61,8 +72,50 @@ def mention_pattern(user_id: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w@.-]){re.escape(user_id)}(?![\w@-])(?!\.\w)")
 
 
+def identity_clause(field: str, value: Any) -> dict[str, Any]:
+    """The filter for `field` holding `value` (a person)."""
+    return {SOURCE_NAME: value, "source.kind": "HUMAN"} if field == SOURCE_NAME else {field: value}
+
+
 def identity_filter(collection: str, user_id: str) -> dict[str, Any]:
-    return {"$or": [{field: user_id} for field in IDENTITY_FIELDS[collection]]}
+    return {"$or": [identity_clause(field, user_id) for field in IDENTITY_FIELDS[collection]]}
+
+
+def named_in(document: dict[str, Any], path: str) -> Any:
+    """The person `path` names in `document` (None: none)."""
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if path == SOURCE_NAME and (document.get("source") or {}).get("kind") != "HUMAN":
+        return None
+    return value
+
+
+def pseudonymized(document: dict[str, Any], collection: str, names: dict[str, str]) -> dict[str, Any]:
+    """The top-level fields of `document` that change when each person in `names` (id -> pseudonym)
+    is replaced: identity fields that name one of them, and their mentions in free text."""
+    changed: dict[str, Any] = {}
+    for path in IDENTITY_FIELDS.get(collection, ()):
+        who = named_in(document, path)
+        if isinstance(who, str) and who in names:
+            top, _, rest = path.partition(".")
+            value = changed.get(top, document.get(top))
+            changed[top] = _set_path(value, rest, names[who]) if rest else names[who]
+    for field in FREE_TEXT.get(collection, ()):
+        value = changed.get(field, document.get(field))
+        new = value
+        for who, alias in names.items():
+            new = replaced(new, mention_pattern(who), alias)
+        if new != value:
+            changed[field] = new
+    return changed
+
+
+def _set_path(value: Any, path: str, new: Any) -> Any:
+    copy = dict(value or {})
+    head, _, rest = path.partition(".")
+    copy[head] = _set_path(copy.get(head), rest, new) if rest else new
+    return copy
 
 
 async def documents_naming(db: AsyncDatabase, user_id: str, *, limit: int = 0) -> AsyncIterator[tuple[str, dict]]:
@@ -91,12 +144,11 @@ def replaced(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
 
 
 async def rewrite(db: AsyncDatabase, collection: str, query: dict[str, Any], change: Callable[[dict], dict]) -> int:
-    """Apply `change` to every document `query` finds, writing back the top-level fields it changed,
-    a batch at a time; how many documents changed."""
+    """Write back the top-level fields `change` gives for every document `query` finds, a batch
+    at a time; how many documents changed."""
     changed, updates = 0, []
     async for document in db[collection].find(query):
-        new = change(document)
-        fields = {k: v for k, v in new.items() if document.get(k) != v}
+        fields = change(document)
         if fields:
             updates.append(UpdateOne({"_id": document["_id"]}, {"$set": fields}))
         if len(updates) >= BATCH:

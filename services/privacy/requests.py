@@ -10,6 +10,7 @@ import base64
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from bson import ObjectId
@@ -27,9 +28,8 @@ from services.privacy.places import (
     STORED_JSON_KEYS,
     documents_naming,
     identity_filter,
-    mention_pattern,
     pseudonym,
-    replaced,
+    pseudonymized,
     rewrite,
 )
 from storage import ObjectStore
@@ -80,9 +80,8 @@ async def anonymize_user(db: AsyncDatabase, user_id: str, key: bytes) -> tuple[s
     the document it appears; the pseudonym and how many documents changed, by collection."""
     user_id = check_user(user_id)
     alias = pseudonym(user_id, key)
-    pattern = mention_pattern(user_id)
     changed = {collection: await rewrite(db, collection, identity_filter(collection, user_id),
-                                         lambda document: replaced(document, pattern, alias))
+                                         partial(pseudonymized, collection=collection, names={user_id: alias}))
                for collection in IDENTITY_FIELDS}
     return alias, {k: v for k, v in changed.items() if v}
 

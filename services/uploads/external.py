@@ -76,8 +76,8 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
     assets = [a for a in assets if _identity(a) not in known]
     if assets:
         await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
-    if collection_id and assets:
-        items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets]  # path: the object key
+    if collection_id and (assets or unchanged):  # registered before, maybe into another collection
+        items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets + unchanged]  # path: the object key
         await collections.add_items(collection_id, items, actor, max_items)
     return Registered(new=assets, unchanged=unchanged)
 
