@@ -13,6 +13,9 @@ Three speedups reach past the public API (each module says why it must):
 `list_limits.py` reads the graphql-core schema behind a Strawberry schema (`graphql_schema`) to
 walk a request's variables along their declared types before graphql-core coerces them.
 
+`named_operation.py` needs the operation name the request gave (`provided_operation_name`): the
+execution context's public `operation_name` falls back to the document's first operation.
+
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text.
@@ -34,9 +37,14 @@ from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
 __all__ = ["ExecutionContext", "Executor", "HTTPException", "InputContext", "StrawberryGraphQLCoreExecutionContext",
-           "graphql_schema", "is_leaf_type"]
+           "graphql_schema", "is_leaf_type", "provided_operation_name"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
     """The graphql-core schema a Strawberry schema wraps (its private `_schema`)."""
     return schema._schema
+
+
+def provided_operation_name(context: ExecutionContext) -> str | None:
+    """The operationName the request gave, None when it gave none (its private `_provided_operation_name`)."""
+    return context._provided_operation_name  # type: ignore[attr-defined]

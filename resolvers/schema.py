@@ -40,6 +40,7 @@ from resolvers.events.queries import EventQueries, EventSubscriptions
 from resolvers.fanout import FanoutExecutor
 from resolvers.list_limits import InputListLimit
 from resolvers.loaders import FreshLoaders
+from resolvers.named_operation import NamedOperation
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
@@ -78,6 +79,7 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(DocumentCache, DocumentMemo()),  # one memo per schema: its rules come from these settings
         partial(InputListLimit, max_items=max(settings.max_batch_items, settings.max_events_per_batch)),
+        NamedOperation,
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

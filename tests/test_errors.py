@@ -62,3 +62,14 @@ async def test_an_unreadable_request_gets_a_graphql_error_with_a_code(http: http
         assert answer.headers["content-type"].startswith("application/json"), (body[:80], answer.text[:200])
         [error] = answer.json()["errors"]
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["message"], (body[:80], error)
+
+
+async def test_a_document_of_several_operations_needs_their_name(http: httpx.AsyncClient, viewer: str) -> None:
+    """The GraphQL spec: without operationName, a document of several operations is an error, not its first one."""
+    document = "query A { me { role } } query B { health { ok } }"
+    headers = {"Authorization": f"Bearer {viewer}"}
+    unnamed = (await http.post("/graphql", json={"query": document}, headers=headers)).json()
+    assert unnamed["data"] is None
+    assert unnamed["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "operationName"}
+    named = (await http.post("/graphql", json={"query": document, "operationName": "B"}, headers=headers)).json()
+    assert named == {"data": {"health": {"ok": True}}}

@@ -61,3 +61,13 @@ def test_a_strawberry_schema_still_wraps_a_graphql_core_schema() -> None:
 
     assert isinstance(internals.graphql_schema(build_schema()), GraphQLSchema), \
         "strawberry.Schema._schema is gone (resolvers/list_limits.py walks variables with it)"
+
+
+def test_the_execution_context_still_keeps_the_operation_name_the_request_gave() -> None:
+    context = internals.ExecutionContext(query="query A { a } query B { b }", schema=None, allowed_operations=(),  # type: ignore[arg-type]
+                                         provided_operation_name=None)
+    assert internals.provided_operation_name(context) is None, \
+        "Strawberry's ExecutionContext no longer keeps `_provided_operation_name` (resolvers/named_operation.py reads it)"
+    named = internals.ExecutionContext(query="query A { a }", schema=None, allowed_operations=(),  # type: ignore[arg-type]
+                                       provided_operation_name="A")
+    assert internals.provided_operation_name(named) == "A"
