@@ -292,7 +292,7 @@ def datasets_verify(
         async with open_state(settings) as state:
             return await verify(await find_ready_version(version), state.stores if deep else None)
 
-    checked: Verification = run_command(go())  # type: ignore[assignment]
+    checked = run_command(go())
     for problem in checked.problems:
         errors.print(f"[red]differs:[/red] {problem}")
     errors.print(f"{checked.datums} datums, {checked.records} records" + (f", {checked.files_read} files read" if deep else "")

@@ -17,7 +17,7 @@ from graphlake import __version__
 from graphlake.cli_support import console, errors, load_settings, print_rows, run
 from graphlake.mounts import local_roots, opened_stores
 from graphlake.runtime import raw_database
-from migrations import SCHEMA_VERSION, Step, migrate, plan, read_state
+from migrations import SCHEMA_VERSION, SchemaState, Step, migrate, plan, read_state
 from services.backups.layout import Manifest, verify_backup
 from services.backups.reader import restore_backup
 from services.backups.writer import write_backup
@@ -54,25 +54,25 @@ def status() -> None:
     the database needs a migration (or a downgrade) before the server can start on it."""
     settings = load_settings()
 
-    async def read() -> object:
+    async def read() -> SchemaState:
         async with raw_database(settings) as db:
             return await read_state(db)
 
     state = run(read())
-    if state.version is None:  # type: ignore[attr-defined]
+    if state.version is None:
         stored = "none: the database is empty (recorded at the first start)"
     else:
-        stored = f"{state.version} (written by Graphlake {state.written_by or 'from before versions were recorded'})"  # type: ignore[attr-defined]
+        stored = f"{state.version} (written by Graphlake {state.written_by or 'from before versions were recorded'})"
     console.print(f"database: {settings.database}\nstored schema version: {stored}\n"
                   f"this Graphlake: {__version__}, schema version {SCHEMA_VERSION}")
-    if state.restoring:  # type: ignore[attr-defined]
-        console.print(f"[red]a restore did not finish[/red]: {state.restoring}")  # type: ignore[attr-defined]
-    if state.interrupted:  # type: ignore[attr-defined]
-        console.print(f"[red]a migration step did not finish[/red]: {state.interrupted}")  # type: ignore[attr-defined]
-    steps = plan(state.version, SCHEMA_VERSION) if state.version and state.version <= SCHEMA_VERSION else []  # type: ignore[attr-defined]
+    if state.restoring:
+        console.print(f"[red]a restore did not finish[/red]: {state.restoring}")
+    if state.interrupted:
+        console.print(f"[red]a migration step did not finish[/red]: {state.interrupted}")
+    steps = plan(state.version, SCHEMA_VERSION) if state.version and state.version <= SCHEMA_VERSION else []
     for step in steps:
         console.print(f"pending: {step}")
-    if state.version is not None and not state.current:  # type: ignore[attr-defined]
+    if state.version is not None and not state.current:
         raise typer.Exit(3)
 
 
@@ -101,9 +101,9 @@ def _migrate(to: int, dry_run: bool, no_backup: bool, take_over: bool) -> None:
         errors.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
     if dry_run:
-        for step in steps:  # type: ignore[union-attr]
+        for step in steps:
             console.print(f"would run: {step}")
-    errors.print(f"{'would take' if dry_run else 'took'} {len(steps)} step(s); "  # type: ignore[arg-type]
+    errors.print(f"{'would take' if dry_run else 'took'} {len(steps)} step(s); "
                  f"the database {'would be' if dry_run else 'is'} at schema version {to}")
 
 
@@ -154,8 +154,8 @@ def backup(
                                       progress=lambda line: errors.print(f"  {line}"))
 
     manifest = run(go())
-    errors.print(f"backed up {manifest.documents} documents"  # type: ignore[attr-defined]
-                 + (f" and {len(manifest.payloads)} objects ({manifest.payload_bytes} bytes)"  # type: ignore[attr-defined]
+    errors.print(f"backed up {manifest.documents} documents"
+                 + (f" and {len(manifest.payloads)} objects ({manifest.payload_bytes} bytes)"
                     if with_payloads or with_s3_payloads else "") + f" to {destination}")
     console.print(str(destination))
 
@@ -163,7 +163,7 @@ def backup(
 @backup_app.command("verify")
 def backup_verify(source: Annotated[Path, typer.Argument(help="The backup directory.")]) -> None:
     """Check every file of a backup against its manifest; exits 1 naming each difference."""
-    manifest, problems = run(verify_backup(source))  # type: ignore[misc]
+    manifest, problems = run(verify_backup(source))
     if problems:
         for problem in problems:
             errors.print(f"[red]differs:[/red] {problem}")
@@ -195,5 +195,5 @@ def restore(
             return manifest
 
     manifest = run(go())
-    errors.print(f"restored {manifest.documents} documents and {len(manifest.payloads)} objects "  # type: ignore[attr-defined]
+    errors.print(f"restored {manifest.documents} documents and {len(manifest.payloads)} objects "
                  f"from {source}")

@@ -45,7 +45,7 @@ def export(
             return counts
 
     counts = run(go())
-    for place, count in sorted(counts.items()):  # type: ignore[union-attr]
+    for place, count in sorted(counts.items()):
         errors.print(f"  {place}: {count}")
     console.print(str(output))
 
@@ -62,7 +62,7 @@ def anonymize(user: User) -> None:
                                        changed=str(sum(changed.values())))
             return alias, changed
 
-    alias, changed = run(go())  # type: ignore[misc]
+    alias, changed = run(go())
     for place, count in sorted(changed.items()):
         errors.print(f"  {place}: {count} document(s)")
     errors.print(f"the user is now {alias}")
@@ -101,7 +101,7 @@ def erase(
     if isinstance(outcome, Erasure):
         _report(outcome)
         return
-    for version in outcome:  # type: ignore[union-attr]
+    for version in outcome:
         errors.print(f"dataset version {version} holds the user's data (it would be left whole)")
     errors.print("nothing changed: pass --confirm to erase the user")
     raise typer.Exit(1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +19,8 @@ from graphlake.settings import Settings
 from migrations import MigrationInProgress, SchemaMismatch
 from services.errors import GraphlakeError
 
+T = TypeVar("T")
+
 console = Console()
 errors = Console(stderr=True)
 
@@ -29,10 +33,10 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def run(coroutine: object) -> object:
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Runs a command's coroutine, turning expected failures into one clear line and exit code 1."""
     try:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
+        return asyncio.run(coroutine)
     except (ServiceError, GraphlakeError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress) as error:
         errors.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

@@ -138,8 +138,7 @@ def replaced(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
             decoded = StoredJson.model_validate(value).decode()
             again = replaced(decoded, pattern, replacement)
             return value if again == decoded else StoredJson.encode(again).model_dump()
-        return {replaced(k, pattern, replacement) if k != "_id" else k: replaced(v, pattern, replacement)
-                for k, v in value.items()}
+        return {replaced(k, pattern, replacement): replaced(v, pattern, replacement) for k, v in value.items()}
     return value
 
 
