@@ -20,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from graphlake import __version__
 from graphlake.blob_routes import blob_routes
+from graphlake.database import unbounded
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.mounts import local_roots
@@ -58,7 +59,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_state(settings, command_listeners) as state:
+        async with open_state(settings, command_listeners, serving=True) as state:
             app.state.graphlake = state
             secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
             await ensure_feed(state.db, settings.event_feed_bytes)
@@ -113,52 +114,54 @@ async def _maintain(state: AppState) -> None:
     expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died),
     archive old events, and (when configured) anonymize what is old enough (daily) and delete assets
     nothing has pinned for long enough."""
-    settings = state.settings
-    swept_at = -math.inf
-    while True:
-        try:
-            abandoned = await remove_abandoned(state.db)
-            if abandoned:
-                log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
-            expired = await reconcile(state.stores, state.feed)
-            if expired:
-                log.info("expired %d upload session(s)", expired)
-            if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
-                swept_at = time.monotonic()
-                swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
-                if swept:
-                    log.info("removed %d temp file(s) of uploads that died", swept)
-            if settings.event_archive_after_days is not None:
-                archived = await archive_events(timedelta(days=settings.event_archive_after_days))
-                if archived:
-                    log.info("archived %d event(s)", archived)
-            if settings.anonymize_after_days is not None:
-                changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
-                if changed:
-                    log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
-                             settings.anonymize_after_days)
-            if settings.asset_gc_after_days is not None:
-                collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
-                if collected:
-                    log.info("garbage-collected %d unpinned asset(s)", len(collected))
-        except Exception:
-            log.exception("maintenance failed; retrying next interval")
-        await asyncio.sleep(settings.reconcile_interval_seconds)
+    with unbounded():  # no client waits on this task: its operations have no time limit
+        settings = state.settings
+        swept_at = -math.inf
+        while True:
+            try:
+                abandoned = await remove_abandoned(state.db)
+                if abandoned:
+                    log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
+                expired = await reconcile(state.stores, state.feed)
+                if expired:
+                    log.info("expired %d upload session(s)", expired)
+                if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
+                    swept_at = time.monotonic()
+                    swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
+                    if swept:
+                        log.info("removed %d temp file(s) of uploads that died", swept)
+                if settings.event_archive_after_days is not None:
+                    archived = await archive_events(timedelta(days=settings.event_archive_after_days))
+                    if archived:
+                        log.info("archived %d event(s)", archived)
+                if settings.anonymize_after_days is not None:
+                    changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
+                    if changed:
+                        log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
+                                 settings.anonymize_after_days)
+                if settings.asset_gc_after_days is not None:
+                    collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
+                    if collected:
+                        log.info("garbage-collected %d unpinned asset(s)", len(collected))
+            except Exception:
+                log.exception("maintenance failed; retrying next interval")
+            await asyncio.sleep(settings.reconcile_interval_seconds)
 
 
 async def _scheduled_backups(state: AppState) -> None:
     """Check every interval whether the scheduled backup is due (one process of a cluster takes it)."""
-    settings = state.settings
-    roots = local_roots(settings) if settings.backup_with_payloads else {}
-    while True:
-        try:
-            taken = await scheduled_backup(state.db, state.feed, settings, settings.backups, graphlake_version=__version__,
-                                           local_roots=roots, referenced_mounts=[m for m in settings.mounts if m not in roots])
-            if taken:
-                log.info("scheduled backup written to %s", taken)
-        except Exception:
-            log.exception("scheduled backup check failed; retrying next interval")
-        await asyncio.sleep(min(settings.reconcile_interval_seconds, 60))
+    with unbounded():  # no client waits on this task: its operations have no time limit
+        settings = state.settings
+        roots = local_roots(settings) if settings.backup_with_payloads else {}
+        while True:
+            try:
+                taken = await scheduled_backup(state.db, state.feed, settings, settings.backups, graphlake_version=__version__,
+                                               local_roots=roots, referenced_mounts=[m for m in settings.mounts if m not in roots])
+                if taken:
+                    log.info("scheduled backup written to %s", taken)
+            except Exception:
+                log.exception("scheduled backup check failed; retrying next interval")
+            await asyncio.sleep(min(settings.reconcile_interval_seconds, 60))
 
 
 def _announce(settings: Settings, admin_secret: str | None) -> None:

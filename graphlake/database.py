@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 
+import pymongo
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,26 +40,40 @@ class SchemaNotCurrent(Exception):
         super().__init__(f"{mismatch}; {how}")
 
 
-async def connect(url: str, database: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient:
+async def connect(url: str, database: str, listeners: Sequence[CommandListener] = (),
+                  timeout_seconds: float | None = None) -> AsyncMongoClient:
     """A client whose dates come back timezone-aware, with every document model and its indexes ready.
-    SchemaNotCurrent unless the database is at this code's schema version (an empty one is recorded at it)."""
+    SchemaNotCurrent unless the database is at this code's schema version (an empty one is recorded at it).
+
+    With `timeout_seconds` (the server's), every operation (server selection, waiting, the
+    server's own work through maxTimeMS) ends by then (PyMongo's client-side operation timeout);
+    work that may rightly take longer runs under `unbounded()`.
+    """
     client: AsyncMongoClient = AsyncMongoClient(
         url,
         tz_aware=True,
         appname="graphlake",
         serverSelectionTimeoutMS=10_000,
         event_listeners=list(listeners),
+        **({"timeoutMS": round(timeout_seconds * 1000)} if timeout_seconds else {}),
     )
-    try:
-        await check_schema(client[database], __version__)  # before any index or document is touched
-    except SchemaMismatch as mismatch:
-        await client.close()
-        raise SchemaNotCurrent(mismatch) from None
-    await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
-    servers = await index_servers(client[database])
-    for model in DOCUMENT_MODELS:
-        await ensure_indexes(model, servers=servers)
+    with unbounded():  # building an index on a large collection takes what it takes
+        try:
+            await check_schema(client[database], __version__)  # before any index or document is touched
+        except SchemaMismatch as mismatch:
+            await client.close()
+            raise SchemaNotCurrent(mismatch) from None
+        await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
+        servers = await index_servers(client[database])
+        for model in DOCUMENT_MODELS:
+            await ensure_indexes(model, servers=servers)
     return client
+
+
+def unbounded() -> AbstractContextManager[None]:
+    """A block whose database operations have no time limit: startup, maintenance and scheduled
+    work, which no client waits on. (A zero timeout is PyMongo's "none" and replaces the client's.)"""
+    return pymongo.timeout(0)
 
 
 @dataclass
@@ -82,9 +97,10 @@ def _host(url: str) -> str:
 
 
 @asynccontextmanager
-async def connected(url: str, database: str, listeners: Sequence[CommandListener] = ()) -> AsyncIterator[AsyncMongoClient]:
-    """The process's client of `database` (made by the first user, with its command listeners: a
-    later user's listeners are not added; closed when the last one leaves). Another database while one is in use is refused: Beanie
+async def connected(url: str, database: str, listeners: Sequence[CommandListener] = (),
+                    timeout_seconds: float | None = None) -> AsyncIterator[AsyncMongoClient]:
+    """The process's client of `database` (made by the first user, with its command listeners and
+    time limit: a later user's are not applied; closed when the last one leaves). Another database while one is in use is refused: Beanie
     could serve only one of them."""
     key = (url, database)
     async with _opening:
@@ -95,7 +111,8 @@ async def connected(url: str, database: str, listeners: Sequence[CommandListener
                                "process of its own")
         entry = _shared.get(key)
         if entry is None:
-            entry = _shared[key] = _Shared(await connect(url, database, listeners), asyncio.get_running_loop())
+            entry = _shared[key] = _Shared(await connect(url, database, listeners, timeout_seconds),
+                                           asyncio.get_running_loop())
         elif entry.loop is not asyncio.get_running_loop():
             raise RuntimeError("the database is in use from another event loop of this process; run one loop per process")
         entry.users += 1

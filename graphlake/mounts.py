@@ -47,6 +47,7 @@ def build_stores(settings: Settings) -> dict[str, ObjectStore]:
                 secret_access_key=mount.secret_access_key.get_secret_value() if mount.secret_access_key else None,
                 addressing_style=mount.addressing_style,
                 fallback=mount.fallback,
+                timeout=mount.timeout_seconds,
             )
     return stores
 

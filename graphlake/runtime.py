@@ -24,14 +24,17 @@ from services.token_cache import TokenCache
 
 
 @asynccontextmanager
-async def open_state(settings: Settings, listeners: Sequence[CommandListener] = ()) -> AsyncIterator[AppState]:
+async def open_state(settings: Settings, listeners: Sequence[CommandListener] = (), *,
+                     serving: bool = False) -> AsyncIterator[AppState]:
     """The database (starting the embedded FerretDB when no URL is set) and every mount, opened.
+    `serving` (the server, not a command) bounds each database operation by the request time limit.
 
     Closed in reverse order on exit, also when opening fails half-way.
     """
     async with AsyncExitStack() as stack:
         url = _database_url(settings, stack)
-        client = await stack.enter_async_context(connected(url, settings.database, listeners))
+        timeout = settings.database_timeout_seconds if serving else None
+        client = await stack.enter_async_context(connected(url, settings.database, listeners, timeout))
         stores = build_stores(settings)
         for store in stores.values():
             await store.open()

@@ -40,6 +40,9 @@ class S3MountSettings(BaseModel):
     fallback: str | None = Field(
         default=None, description="Mount to use for new uploads while this one is unreachable."
     )
+    timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait for a connection or for any answer from the store; "
+                                        "a store that accepts connections but never answers fails within it.")
 
 
 MountSettings = Annotated[LocalMountSettings | S3MountSettings, Field(discriminator="backend")]
@@ -66,6 +69,9 @@ class Settings(BaseSettings):
     ferretdb_port: int = Field(default=27117, description="Port of the embedded FerretDB (loopback only).")
     ferretdb_sync_every_commit: bool = Field(
         default=False, description="fsync the embedded database on every commit (power-cut safe, ~3x slower writes).")
+    database_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest any one database operation of a request may take, server selection "
+                                       "included (sent as maxTimeMS); past it the request gets UNAVAILABLE.")
 
     # --- backups
     backup_dir: Path | None = Field(default=None, description="Where backups go; default: <data_dir>/backups.")
@@ -138,6 +144,9 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = 20
     introspection: bool = True
     max_batch_items: int = Field(default=10_000, description="Items in one batch mutation (datums, annotations, uploads).")
+    max_query_string_chars: int = Field(
+        default=1000, description="Characters in any string a query or subscription sends (search strings, patterns, ids).")
+    max_query_list_items: int = Field(default=1000, description="Items in any list a query or subscription sends.")
 
     # --- stored payload sizes
     max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
@@ -163,7 +172,7 @@ class Settings(BaseSettings):
                      "default_page_size", "max_subscriptions_per_connection", "max_batch_items",
                      "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
-                     "event_feed_bytes", "subscriber_queue_size", "event_clock_skew_seconds")
+                     "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size", "event_clock_skew_seconds")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,10 @@ from graphlake.settings import Settings
 from resolvers.context import Context
 from resolvers.internals import HTTPException
 from services.auth import bearer_secret
+from services.availability import unavailable
 from services.errors import Unauthenticated
+
+log = logging.getLogger("graphlake.errors")
 
 # The code of a GraphQL error for each HTTP status Strawberry refuses a request with.
 _HTTP_CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 405: "BAD_USER_INPUT", 413: "BAD_USER_INPUT"}
@@ -61,7 +65,14 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "the token must be a string", "code": "UNAUTHENTICATED"})
         if value and not value.lower().startswith("bearer "):
             value = f"Bearer {value}"  # a bare token in `authToken` is fine too
-        await _authenticate(context, value)
+        try:
+            await _authenticate(context, value)
+        except Exception as error:
+            outage = unavailable(error)
+            if outage is None:
+                raise
+            log.warning("unavailable at connection_init: %s (%s)", outage, type(error).__name__)
+            raise ConnectionRejectionError({"message": str(outage), "code": outage.code}) from None
         if context.auth_error:
             # A wrong token closes the connection (4403) rather than failing each subscription later.
             raise ConnectionRejectionError({"message": context.auth_error, "code": "UNAUTHENTICATED"})
@@ -79,6 +90,18 @@ class GraphQLView(GraphQL[Context, None]):
             code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
             return JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
                                 status_code=error.status_code)
+        except Exception as error:
+            # Before execution (the token's lookup) the error policy cannot see it: a database
+            # that is down gave a plain-text 500 and a traceback per request here.
+            outage = unavailable(error)
+            if outage is None:
+                raise
+            request_id = request_id_var.get() or "-"
+            log.warning("unavailable before execution: %s (%s)", outage, type(error).__name__,
+                        extra={"request_id": request_id})
+            return JSONResponse({"errors": [{"message": str(outage),
+                                             "extensions": {**outage.extensions, "requestId": request_id}}]},
+                                status_code=503, headers={"Retry-After": "1"})
 
     def decode_json(self, data: str | bytes) -> object:
         # The standard library's decoder recurses per nesting level: a body nested a few thousand

@@ -1,6 +1,8 @@
 """Every error a client sees carries `extensions.code`.
 
-Services and resolvers raise the classes of services/errors.py; anything else is a bug, so
+Services and resolvers raise the classes of services/errors.py. A database or store that is down
+or too slow is UNAVAILABLE (services/availability.py): one log line, no traceback, since it says
+nothing about the code, and HTTP 503 so clients and proxies retry. Anything else is a bug, so
 `ErrorPolicy` masks it as INTERNAL, logs it with the request id, and gives the client that id to quote.
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from services.availability import unavailable
 from services.errors import GraphlakeError
 
 log = logging.getLogger("graphlake.errors")
@@ -37,6 +40,17 @@ class ErrorPolicy(SchemaExtension):
 
     def shape(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        outage = unavailable(original) if original is not None else None
+        if outage is not None:
+            log.warning("unavailable in %s: %s (%s)", ".".join(map(str, error.path or [])) or "operation", outage,
+                        type(original).__name__, extra={"request_id": request_id})
+            response = getattr(self.execution_context.context, "response", None)
+            if response is not None:  # HTTP; a WebSocket has no status to set
+                response.status_code = 503
+                response.headers["Retry-After"] = "1"
+            return GraphQLError(str(outage), nodes=error.nodes, path=error.path,
+                                extensions={**outage.extensions, "requestId": request_id})
         if isinstance(original, GraphlakeError):
             error.extensions = {**(error.extensions or {}), **original.extensions}
             return error
@@ -54,7 +68,6 @@ class ErrorPolicy(SchemaExtension):
                 extensions={**(error.extensions or {}), "code": (error.extensions or {}).get("code", "BAD_USER_INPUT")},
             )
         # The view names every request (graphlake/http_limits.py); the context carries that name.
-        request_id = getattr(self.execution_context.context, "request_id", None)
         log.error("unexpected error in %s", ".".join(map(str, error.path or [])) or "operation",
                   exc_info=(type(original), original, original.__traceback__), extra={"request_id": request_id})
         return GraphQLError(

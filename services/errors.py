@@ -1,6 +1,6 @@
 """The error model: every failure a client caused or can act on, with the code it reports.
 
-Codes: BAD_USER_INPUT, NOT_FOUND, FORBIDDEN, UNAUTHENTICATED, CONFLICT, INTERNAL. Services and resolvers
+Codes: BAD_USER_INPUT, NOT_FOUND, FORBIDDEN, UNAUTHENTICATED, CONFLICT, UNAVAILABLE, INTERNAL. Services and resolvers
 raise the classes below; the GraphQL layer (resolvers/errors.py) turns them into errors with
 `extensions.code`, and masks anything else as INTERNAL.
 """
@@ -40,3 +40,10 @@ class Unauthenticated(GraphlakeError):
 
 class Conflict(GraphlakeError):
     code = "CONFLICT"
+
+
+class Unavailable(GraphlakeError):
+    """A part Graphlake depends on (the database, a store) cannot serve now; the same request may
+    work shortly. INTERNAL stays for bugs."""
+
+    code = "UNAVAILABLE"

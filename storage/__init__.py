@@ -3,8 +3,9 @@
 This package never reads settings: the app builds each store from explicit arguments.
 """
 
+from storage.failures import unreachable
 from storage.local import LocalStore
 from storage.protocol import ObjectStore, StoreUnavailable
 from storage.s3 import S3Store
 
-__all__ = ["LocalStore", "ObjectStore", "S3Store", "StoreUnavailable"]
+__all__ = ["LocalStore", "ObjectStore", "S3Store", "StoreUnavailable", "unreachable"]

@@ -11,6 +11,7 @@ upload's bookkeeping; the rare ones (multipart bookkeeping, listing, deleting) g
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator
@@ -52,7 +53,7 @@ class S3Store:
         secret_access_key: str | None = None,
         addressing_style: str = "path",
         fallback: str | None = None,
-        connect_timeout: float = 5.0,
+        timeout: float = 5.0,
     ) -> None:
         self.name = name
         self.bucket = bucket
@@ -71,10 +72,13 @@ class S3Store:
             # stores; compute them only where the API requires one.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            connect_timeout=connect_timeout,
+            # Both waits bounded: a store that accepts connections but never answers held a
+            # request for botocore's 60 s read timeout, three attempts over (about 4 minutes).
+            connect_timeout=timeout,
+            read_timeout=timeout,
             retries={"max_attempts": 3, "mode": "standard"},
         )
-        self._connect_timeout = connect_timeout
+        self._timeout = timeout
         self._stack = AsyncExitStack()
         self.client: Any = None
         self._http: aiohttp.ClientSession | None = None  # for the requests signed by storage.sigv4
@@ -93,7 +97,8 @@ class S3Store:
         )
         self._credentials = await self._session.get_credentials()
         self._http = await self._stack.enter_async_context(aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=60, connect=self._connect_timeout), auto_decompress=False))
+            timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout, sock_read=self._timeout),
+            auto_decompress=False))
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -117,8 +122,14 @@ class S3Store:
         return presign(endpoint, key, credentials, method=method, expires_in=expires_in, params=params, headers=headers)
 
     async def check(self) -> None:
+        """StoreUnavailable unless the bucket answers within the timeout, retries included: uploads
+        fail over to a fallback mount on it, which a hung store must not delay by minutes."""
         try:
-            await self.client.head_bucket(Bucket=self.bucket)
+            async with asyncio.timeout(self._timeout):
+                await self.client.head_bucket(Bucket=self.bucket)
+        except TimeoutError:
+            raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
+                                   f"{self._timeout:g} s") from None
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "?")
             raise StoreUnavailable(f"s3 mount {self.name!r}: bucket {self.bucket!r} answered {code}") from error

@@ -52,13 +52,13 @@ class Api:
 
     async def run(
         self, operation: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
-        query: str | None = None,
+        query: str | None = None, status: int = 200,
     ) -> dict[str, Any]:
         """The whole response body. `query` sends an ad-hoc document instead (limit tests)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = {"query": query or document(operation), "operationName": operation, "variables": variables or {}}
         response = await self.http.post("/graphql", json=body, headers=headers)
-        assert response.status_code == 200, response.text
+        assert response.status_code == status, response.text
         return response.json()
 
     async def data(self, operation: str, variables: dict[str, Any] | None = None, *, token: str | None = None) -> dict:
@@ -68,10 +68,10 @@ class Api:
 
     async def error(
         self, operation: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
-        query: str | None = None,
+        query: str | None = None, status: int = 200,
     ) -> dict[str, Any]:
-        """The single error the operation must fail with."""
-        body = await self.run(operation, variables, token=token, query=query)
+        """The single error the operation must fail with (UNAVAILABLE ones come with HTTP 503)."""
+        body = await self.run(operation, variables, token=token, query=query, status=status)
         errors = body.get("errors") or []
         assert len(errors) == 1, body
         return errors[0]

@@ -4,10 +4,11 @@ verification, expiry and reconciliation, tampered URLs, fallback mounts, externa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -419,23 +420,47 @@ async def test_tampered_expired_and_hostile_local_urls(api: Api, contributor: st
     assert (await put(url, data, session["headers"])).status_code == 200  # the genuine URL still works
 
 
-async def test_fallback_mount_takes_uploads_while_s3_is_down(api: Api, contributor: str, state: AppState) -> None:
-    flaky = S3Store("flaky", bucket="b", endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key="y",
-                    fallback="local", connect_timeout=0.5)
-    dead = S3Store("dead", bucket="b", endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key="y",
-                   connect_timeout=0.5)
-    for store in (flaky, dead):
-        await store.open()
-        state.stores[store.name] = store
+@contextlib.asynccontextmanager
+async def hung_endpoint() -> AsyncIterator[str]:
+    """An address that accepts connections and never answers (a store stuck on a bad day)."""
+    stuck: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stuck.append(writer)  # kept open, never written to
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
     try:
-        session = await start(api, contributor, b"data", "flaky")
-        assert session["asset"]["storage"]["mount"] == "local"  # where it really lives
-        error = await api.error("CreateUpload", {"input": {"name": "x", "sizeBytes": 1, "mount": "dead"}}, token=contributor)
-        assert error["extensions"]["field"] == "mount" and "dead" in error["message"]
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
+        for writer in stuck:
+            writer.close()
+        server.close()
+
+
+@pytest.mark.parametrize("outage", ["refused", "hung"])
+async def test_fallback_mount_takes_uploads_while_s3_is_down(api: Api, contributor: str, state: AppState, outage: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        endpoint = "http://127.0.0.1:9" if outage == "refused" else await stack.enter_async_context(hung_endpoint())
+        flaky = S3Store("flaky", bucket="b", endpoint_url=endpoint, access_key_id="x", secret_access_key="y",
+                        fallback="local", timeout=0.5)
+        dead = S3Store("dead", bucket="b", endpoint_url=endpoint, access_key_id="x", secret_access_key="y", timeout=0.5)
         for store in (flaky, dead):
-            del state.stores[store.name]
-            await store.close()
+            await store.open()
+            state.stores[store.name] = store
+        try:
+            # A hung store once held createUpload for about 4 minutes (botocore's 60 s read timeout,
+            # three attempts); the store's timeout bounds it now, and the wait here only stops a hang.
+            async with asyncio.timeout(30):
+                session = await start(api, contributor, b"data", "flaky")
+                assert session["asset"]["storage"]["mount"] == "local"  # where it really lives
+                error = await api.error("CreateUpload", {"input": {"name": "x", "sizeBytes": 1, "mount": "dead"}},
+                                        token=contributor, status=503)
+            assert error["extensions"]["code"] == "UNAVAILABLE"
+            assert error["extensions"]["field"] == "mount" and "dead" in error["message"]
+        finally:
+            for store in (flaky, dead):
+                del state.stores[store.name]
+                await store.close()
 
 
 async def test_external_registration_never_copies_or_deletes(api: Api, contributor: str, admin: str, s3: S3Service, settings: Settings,

@@ -13,6 +13,9 @@ upstream text it replaces and stops the build if that text is not there once.
    fields' SQL values (graphlake_expr.go), a query's WHERE is narrowed through them, and a sort on
    indexed fields is an ORDER BY that the handler no longer repeats in memory, so a page reads
    about a page of rows; a driver's count of a filter SQL decides alone is a COUNT (graphlake_count.go).
+3. `distinct` accepts `maxTimeMS`, which drivers send with every command under a client-side
+   timeout (Graphlake's server sets one); upstream refused the field, failing every distinct.
+   It is not enforced: the driver closes its connection at the deadline, which cancels the query.
 """
 
 import shutil
@@ -179,3 +182,8 @@ replace("internal/handler/msg_find.go",
         "\titer, err := h.makeFindIter(queryRes.Iter, closer, params)\n",
         "\titerParams := params\n\tif queryRes.GraphlakeSorted {\n\t\tsorted := *params\n\t\tsorted.Sort = nil\n"
         "\t\titerParams = &sorted\n\t}\n\n\titer, err := h.makeFindIter(queryRes.Iter, closer, iterParams)\n")
+
+# 3. distinct takes maxTimeMS (ignored: the driver's deadline closes the connection, cancelling the query)
+replace("internal/handler/common/distinct.go",
+        '\tComment    string          `ferretdb:"comment,opt"`\n',
+        '\tComment    string          `ferretdb:"comment,opt"`\n\tMaxTimeMS  any             `ferretdb:"maxTimeMS,ignored"`\n')

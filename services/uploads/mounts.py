@@ -6,7 +6,7 @@ import logging
 import time
 import weakref
 
-from services.errors import BadUserInput, GraphlakeError
+from services.errors import BadUserInput, Unavailable
 from storage import ObjectStore, StoreUnavailable
 
 log = logging.getLogger("graphlake.uploads")
@@ -35,10 +35,8 @@ async def check_reachable(store: ObjectStore) -> None:
         raise error
 
 
-class MountUnavailable(GraphlakeError):
+class MountUnavailable(Unavailable):
     """The chosen mount cannot take uploads now, and no fallback can."""
-
-    code = "INTERNAL"
 
 
 async def choose_store(stores: dict[str, ObjectStore], requested: str | None, default: str,

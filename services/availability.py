@@ -1,0 +1,29 @@
+"""Failures of the parts Graphlake runs on, told apart from bugs.
+
+A database that is down or slower than its time limit, or a store that does not answer, is not a
+bug: the request may work in a moment. `unavailable(error)` gives the Unavailable the client
+should see (code UNAVAILABLE) for such an exception, or None for anything else.
+"""
+
+from __future__ import annotations
+
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+import storage
+from services.errors import Unavailable
+
+
+def unavailable(error: BaseException) -> Unavailable | None:
+    if isinstance(error, Unavailable):
+        return error
+    if isinstance(error, PyMongoError) and error.timeout:
+        # Server selection and network timeouts are ConnectionFailures with timeout set too:
+        # whether the server is gone or slow, the request's time limit ran out.
+        return Unavailable("the database did not answer within the time limit; retry shortly, or narrow the request")
+    if isinstance(error, ConnectionFailure):
+        return Unavailable("the database cannot be reached now; retry shortly")
+    if isinstance(error, storage.StoreUnavailable):
+        return Unavailable(f"{error}; retry shortly")  # names the mount
+    if storage.unreachable(error):
+        return Unavailable("an object store cannot be reached now; retry shortly")
+    return None

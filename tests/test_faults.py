@@ -1,0 +1,140 @@
+"""The database going away under a writer: no acknowledged write is lost, every request during the
+outage gets UNAVAILABLE (HTTP 503) rather than a 500, and writes work again soon after it is back.
+
+The server runs as a process of its own on a FerretDB of its own (Beanie binds this test process to
+the suite's database), which the test kills and restarts on the same files and port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+
+from graphlake.local_services import Service, find_binary, start_ferretdb
+from tests.operations import document
+from tests.processes import start_server_process
+from tests.waiting import wait_for
+
+WRITERS = 4
+COPIES = 15_000
+DATABASE = "faults"
+
+
+def create_token(url: str, data_dir: Path) -> str:
+    """A CONTRIBUTOR token made by the CLI on the test's own database."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": url, "GRAPHLAKE_DATABASE": DATABASE, "GRAPHLAKE_DATA_DIR": str(data_dir)}
+    made = subprocess.run([sys.executable, "-m", "graphlake", "token", "create", "writer", "--role", "CONTRIBUTOR"],
+                          env=env, cwd=data_dir, capture_output=True, text=True, check=True)
+    return made.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class Lake:
+    """A server process on a FerretDB of its own, with a CONTRIBUTOR token."""
+
+    binary: Path
+    ferret: Service
+    url: str
+    http: httpx.AsyncClient
+
+
+@contextlib.asynccontextmanager
+async def own_lake(tmp_path: Path, **settings: str) -> AsyncIterator[Lake]:
+    binary = find_binary("ferretdb")
+    lake = Lake(binary, start_ferretdb(binary, tmp_path / "ferretdb"), "", None)  # type: ignore[arg-type]
+    lake.url = f"mongodb://127.0.0.1:{lake.ferret.port}/"
+    (tmp_path / "server").mkdir()
+    process = None
+    try:
+        token = await asyncio.to_thread(create_token, lake.url, tmp_path / "server")
+        process, base = await start_server_process(lake.url, DATABASE, tmp_path / "server", **settings)
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            lake.http = http
+            yield lake
+    finally:
+        if process is not None:
+            process.kill()
+            await process.wait()
+        lake.ferret.stop()
+
+
+async def post(http: httpx.AsyncClient, operation: str, variables: dict) -> httpx.Response:
+    return await http.post("/graphql", json={"query": document(operation), "operationName": operation,
+                                             "variables": variables})
+
+
+async def test_database_outage_loses_no_acknowledged_write_and_answers_unavailable(tmp_path: Path) -> None:
+    async with own_lake(tmp_path, DATABASE_TIMEOUT_SECONDS="1", TOKEN_CACHE_SECONDS="0.5") as lake:
+        await write_through_an_outage(lake, tmp_path)
+
+
+async def write_through_an_outage(lake: Lake, tmp_path: Path) -> None:
+    acknowledged: list[str] = []
+    refused: list[tuple[int, list[str]]] = []  # (HTTP status, error codes) of each failed write
+    stop = asyncio.Event()
+
+    async def write(writer: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            response = await post(lake.http, "StoreValue",
+                                   {"input": {"name": f"w{writer}-{n}", "value": {"writer": writer, "n": n}}})
+            answer = response.json()  # a JSON body always: never a plain-text 500
+            if answer.get("errors"):
+                refused.append((response.status_code, [e.get("extensions", {}).get("code") for e in answer["errors"]]))
+            else:
+                assert response.status_code == 200
+                acknowledged.append(answer["data"]["storeValue"]["id"])
+
+    writers = [asyncio.create_task(write(w)) for w in range(WRITERS)]
+    try:
+        await wait_for(lambda: len(acknowledged) >= 50, timeout=30, what="writes before the outage")
+        lake.ferret.stop()
+        # Past the token cache, authentication needs the database too: both paths answer UNAVAILABLE.
+        await wait_for(lambda: len(refused) >= 3 * WRITERS, timeout=30, what="writes refused during the outage")
+        assert (await lake.http.get("/healthz")).status_code == 200  # the process itself stays responsive
+        before_restart = len(acknowledged)
+        lake.ferret = start_ferretdb(lake.binary, tmp_path / "ferretdb", lake.ferret.port)
+        await wait_for(lambda: len(acknowledged) >= before_restart + 10, timeout=10,
+                       what="writes to work again after the database is back")
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+
+    assert refused and all(status == 503 and codes == ["UNAVAILABLE"] for status, codes in refused), refused
+    found: set[str] = set()
+    for start in range(0, len(acknowledged), 500):
+        answer = (await post(lake.http, "Nodes", {"ids": acknowledged[start:start + 500]})).json()
+        found |= {node["id"] for node in answer["data"]["nodes"] if node}
+    assert found == set(acknowledged)  # every acknowledged write survived the outage
+
+
+async def test_a_query_past_the_time_limit_is_stopped_with_unavailable(tmp_path: Path) -> None:
+    async with own_lake(tmp_path, DATABASE_TIMEOUT_SECONDS="0.3") as lake:
+        stored = (await post(lake.http, "StoreValue", {"input": {"name": "seed", "value": {"n": 0}}})).json()
+        assert not stored.get("errors"), stored
+        # Enough assets that a substring match scans for longer than the limit (copies of the one
+        # stored, written straight to the database: through the API this would take minutes).
+        async with AsyncMongoClient(lake.url) as client:
+            assets = client[DATABASE]["assets"]
+            seed = await assets.find_one({})
+            copies = [{**seed, "_id": ObjectId(), "name": f"copy-{i:06d}"} for i in range(COPIES)]
+            for start in range(0, COPIES, 5000):
+                await assets.insert_many(copies[start:start + 5000])
+            query = {"filter": {"nameContains": "no-such-name"}, "first": 10}
+            response = await post(lake.http, "Assets", query)
+            answer = response.json()
+            assert response.status_code == 503, answer
+            assert [e["extensions"]["code"] for e in answer["errors"]] == ["UNAVAILABLE"]
+            assert "time limit" in answer["errors"][0]["message"]
