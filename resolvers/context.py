@@ -44,6 +44,8 @@ class ServerSettings(UploadSettings, EventSettings, Protocol):
     max_tokens: int
     max_query_depth: int
     max_aliases: int
+    max_query_string_chars: int
+    max_query_list_items: int
 
 
 @dataclass

@@ -16,9 +16,10 @@ import asyncio
 import json
 from typing import Any
 
-from graphql import ExecutionResult, print_ast
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, print_ast
 
 from resolvers.internals import Executor, StrawberryGraphQLCoreExecutionContext
+from resolvers.read_limits import oversized_read
 
 
 class SharedResults:
@@ -30,6 +31,20 @@ class SharedResults:
 
 class FanoutExecutor(StrawberryGraphQLCoreExecutionContext):
     _share_key: tuple | None = None
+
+    @classmethod
+    def build(cls, schema: GraphQLSchema, document: DocumentNode, root_value: Any = None, context_value: Any = None,
+              raw_variable_values: dict[str, Any] | None = None, operation_name: str | None = None,
+              *args: Any, **kwargs: Any) -> Any:
+        # Every operation passes here before its variables are coerced: where reads are bounded.
+        settings = getattr(context_value, "settings", None)
+        if settings is not None:
+            problem = oversized_read(document, raw_variable_values, operation_name,
+                                     max_chars=settings.max_query_string_chars, max_items=settings.max_query_list_items)
+            if problem is not None:
+                return [GraphQLError(str(problem), original_error=problem, extensions=problem.extensions)]
+        return super().build(schema, document, root_value, context_value, raw_variable_values, operation_name,
+                             *args, **kwargs)
 
     def build_per_event_executor(self, payload: Any) -> Executor:
         if self._share_key is None:  # once per subscription: copies of this executor inherit it

@@ -8,7 +8,9 @@ import pytest
 
 from graphlake.settings import Settings
 from resolvers.schema import build_schema
+from tests.conftest import Served
 from tests.operations import Api
+from tests.ws_client import Subscriber
 
 
 async def still_serving(api: Api, token: str) -> None:
@@ -86,3 +88,43 @@ async def test_an_oversized_batch_is_refused_before_anything_is_converted(api: A
                              token=contributor)
     assert nested["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.items"}
     assert coerced == []
+
+
+async def test_strings_and_lists_a_query_sends_are_bounded_wherever_they_are(api: Api, viewer: str, settings: Settings) -> None:
+    long = "x" * (settings.max_query_string_chars + 1)
+    many = [f"T{i}" for i in range(settings.max_query_list_items + 1)]
+    refused = [  # (operation, variables, or an ad-hoc document; the field the error names)
+        ("Assets", {"filter": {"nameContains": long}}, None, "filter.nameContains"),
+        ("Assets", {"filter": {"mediaTypePrefix": long}}, None, "filter.mediaTypePrefix"),
+        ("Events", {"filter": {"eventTypes": many}}, None, "filter.eventTypes"),
+        ("Events", {"filter": {"data": [{"path": "x", "op": "IN", "value": many}]}}, None, "filter.data[0].value"),
+        ("Events", {"filter": {"data": [{"path": "x", "op": "EQ", "value": {"deep": [long]}}]}}, None,
+         "filter.data[0].value.deep[0]"),
+        (None, None, f'{{ assets(filter: {{nameContains: "{long}"}}) {{ totalCount }} }}', "filter.nameContains"),
+        (None, None, "{ events(filter: {eventTypes: [" + ", ".join(f'"{t}"' for t in many) + "]}) { totalCount } }",
+         "filter.eventTypes"),
+        (None, None, f'query Q($q: String = "{long}") {{ collections(nameContains: $q) {{ totalCount }} }}', "q"),
+    ]
+    for operation, variables, query, field in refused:
+        error = await api.error(operation, variables, token=viewer, query=query)  # type: ignore[arg-type]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (field, error)
+    at_limit = "x" * settings.max_query_string_chars
+    assert (await api.data("Assets", {"filter": {"nameContains": at_limit}}, token=viewer))["assets"]["totalCount"] == 0
+    await still_serving(api, viewer)
+
+
+async def test_a_live_subscription_with_an_oversized_filter_is_refused(served: Served, viewer: str, settings: Settings) -> None:
+    async with Subscriber(served.ws_url) as subscriber:
+        assert (await subscriber.connect({"Authorization": f"Bearer {viewer}"}))["type"] == "connection_ack"
+        op_id = await subscriber.subscribe("EventStream", {"filter": {"eventTypes": ["x" * (settings.max_query_string_chars + 1)]}})
+        answer = await subscriber.receive()
+        assert answer["id"] == op_id and answer["type"] in ("error", "next"), answer
+        errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+        assert errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "filter.eventTypes[0]"}
+
+
+async def test_mutations_carry_long_strings(api: Api, contributor: str, settings: Settings) -> None:
+    # The bound is for reads: a stored text or a description is longer than any search string.
+    text = "y" * (settings.max_query_string_chars * 3)
+    stored = (await api.data("StoreText", {"input": {"name": "long", "text": text}}, token=contributor))["storeText"]
+    assert stored["sizeBytes"] == len(text)

@@ -1,0 +1,113 @@
+"""Strings and lists a read (query or subscription) sends, bounded before anything runs.
+
+A read's arguments become database filters: a `nameContains` of megabytes kept the database busy
+for minutes, and an IN list of thousands of values is a scan per value. No read needs more than a
+search string, a pattern or a page of ids, so every string a query or subscription sends (in its
+variables, JSON values included, or written in the document) and every list are bounded here,
+naming where the value is. Mutations carry payloads (texts, values, batches), bounded by their own
+limits (sizes in bytes, InputListLimit).
+
+The check runs where graphql-core builds its executor (resolvers/fanout.py), before variables are
+coerced, for queries and subscriptions alike: a subscription goes on even when a Strawberry
+extension sets a result, and errors set as validation errors would be memoized with the document
+(resolvers/document_cache.py) though they belong to this request's values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    ListValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    ValueNode,
+    VariableDefinitionNode,
+    visit,
+)
+from graphql.language import Visitor
+
+from services.errors import BadUserInput
+
+
+def oversized_read(document: DocumentNode, variables: dict[str, Any] | None, operation_name: str | None, *,
+                   max_chars: int, max_items: int) -> BadUserInput | None:
+    """The first string or list over its limit, when the operation to run is a query or a subscription."""
+    if not _reads(document, operation_name):
+        return None
+    limits = _Limits(max_chars, max_items)
+    return limits.check_value(variables or {}, "") or limits.check_document(document)
+
+
+def _reads(document: DocumentNode, name: str | None) -> bool:
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+                name is None or (definition.name is not None and definition.name.value == name)):
+            return definition.operation in (OperationType.QUERY, OperationType.SUBSCRIPTION)
+    return False
+
+
+class _Limits:
+    def __init__(self, max_chars: int, max_items: int) -> None:
+        self.max_chars = max_chars
+        self.max_items = max_items
+
+    def check_value(self, value: Any, where: str) -> BadUserInput | None:
+        """A variable's raw value, walked whole: its size is bounded by the request body's."""
+        if isinstance(value, str):
+            if len(value) > self.max_chars:
+                return BadUserInput(f"at most {self.max_chars} characters in a query's string, got {len(value)}",
+                                    field=where or None)
+        elif isinstance(value, list):
+            if len(value) > self.max_items:
+                return BadUserInput(f"at most {self.max_items} items in a query's list, got {len(value)}", field=where or None)
+            for i, item in enumerate(value):
+                if (problem := self.check_value(item, f"{where}[{i}]")) is not None:
+                    return problem
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                here = f"{where}.{key}" if where else str(key)
+                if (problem := self.check_value(key, here) or self.check_value(item, here)) is not None:
+                    return problem
+        return None
+
+    def check_document(self, document: DocumentNode) -> BadUserInput | None:
+        """Values written in the document: arguments and variable defaults (in fragments too)."""
+        checker = _LiteralChecker(self)
+        visit(document, checker)
+        return checker.problem
+
+
+class _LiteralChecker(Visitor):
+    def __init__(self, limit: _Limits) -> None:
+        super().__init__()
+        self.limit = limit
+        self.problem: BadUserInput | None = None
+
+    def enter_argument(self, node: ArgumentNode, *_: Any) -> Any:
+        return self._check(node.value, node.name.value)
+
+    def enter_variable_definition(self, node: VariableDefinitionNode, *_: Any) -> Any:
+        return self._check(node.default_value, node.variable.name.value) if node.default_value else None
+
+    def _check(self, value: ValueNode, where: str) -> Any:
+        self.problem = self._walk(value, where)
+        return Visitor.BREAK if self.problem else Visitor.SKIP
+
+    def _walk(self, value: ValueNode, where: str) -> BadUserInput | None:
+        limit = self.limit
+        if isinstance(value, StringValueNode) and len(value.value) > limit.max_chars:
+            return BadUserInput(f"at most {limit.max_chars} characters in a query's string, got {len(value.value)}",
+                                field=where)
+        if isinstance(value, ListValueNode):
+            if len(value.values) > limit.max_items:
+                return BadUserInput(f"at most {limit.max_items} items in a query's list, got {len(value.values)}",
+                                    field=where)
+            return next(filter(None, (self._walk(item, f"{where}[{i}]") for i, item in enumerate(value.values))), None)
+        if isinstance(value, ObjectValueNode):
+            return next(filter(None, (self._walk(f.value, f"{where}.{f.name.value}") for f in value.fields)), None)
+        return None
