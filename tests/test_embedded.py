@@ -11,25 +11,24 @@ from documents.api_token import ApiToken
 from documents.event import Event
 from documents.indexes import On, servers_of
 from graphlake.database import ensure_indexes, index_servers
-from graphlake.local_services import embedded_database, free_port
+from graphlake.local_services import embedded_database
 from resolvers.context import AppState
 
 
 def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path) -> None:
-    port = free_port()
-    first = embedded_database(None, tmp_path, port)
+    first = embedded_database(None, tmp_path)
     assert first.service is not None
     try:
         with MongoClient(first.url, serverSelectionTimeoutMS=5000) as client:
             client.lake.notes.insert_one({"_id": "n1", "text": "kept"})
-        shared = embedded_database(None, tmp_path, port)  # a CLI command next to a running server
+        shared = embedded_database(None, tmp_path)  # a CLI command next to a running server
         assert shared.service is None and shared.url == first.url
     finally:
         first.stop()
     assert (tmp_path / "ferretdb" / "sqlite").is_dir()
 
     # Restarted fsyncing every commit (GRAPHLAKE_FERRETDB_SYNC_EVERY_COMMIT): the same files, the same data.
-    second = embedded_database(None, tmp_path, port, sync_every_commit=True)
+    second = embedded_database(None, tmp_path, sync_every_commit=True)
     assert second.service is not None and any("synchronous(full)" in arg for arg in second.service.args)
     assert any("synchronous(normal)" in arg for arg in first.service.args)
     try:
