@@ -191,39 +191,95 @@ class EmbeddedDatabase:
     read the lake or mint an ADMIN token), so reaching it is the permission. Whatever runs as the
     owner (`graphlake token create` next to a running server, a second server on the same data dir)
     connects to the same socket instead of opening the SQLite files a second time.
+
+    Each process using it holds a shared lock on `users.lock` until it stops; the last one to stop
+    stops FerretDB, whichever process started it, so a server that began using it while a CLI
+    command ran keeps it when that command ends. (A process that dies releases its lock with it.)
     """
 
     url: str
-    service: Service | None  # None when another process owns it
+    service: Service | None  # the FerretDB this process started; None when another process did
+    ferret_dir: Path
+    socket: Path
+    user: int | None = None  # the descriptor holding this process's shared lock while it uses the database
 
     def stop(self) -> None:
-        if self.service:
-            self.service.stop()
+        """Stop using the database; stop FerretDB too if no other process uses it."""
+        if self.user is None:
+            return
+        with _locked(self.ferret_dir / "start.lock"):  # no process joins while the last one leaves
+            os.close(self.user)
+            self.user = None
+            if not _no_users(self.ferret_dir):
+                return  # a FerretDB this process started outlives it (it runs in a session of its own)
+            if self.service:
+                self.service.stop()
+            else:
+                _stop_ferretdb(self.ferret_dir / "ferretdb.pid", self.socket)
             with contextlib.suppress(FileNotFoundError):
-                (self.service.log_path.parent / "ferretdb.pid").unlink()
+                (self.ferret_dir / "ferretdb.pid").unlink()
 
 
 def embedded_database(binary: Path | None, data_dir: Path, *, sync_every_commit: bool = False) -> EmbeddedDatabase:
     """The data dir's FerretDB: the one running (started by another process of its owner), or one
-    started now. The data dir and the database's files are made owner-only first (tightened, and
-    logged, where an older version or a copy left them open)."""
+    started now; `stop` it when done. The data dir and the database's files are made owner-only
+    first (tightened, and logged, where an older version or a copy left them open)."""
     ferret_dir = owner_only_dir(owner_only_dir(data_dir) / "ferretdb")
     tighten_tree(ferret_dir)
     sock = socket_dir(ferret_dir) / SOCKET_NAME
-    url = "mongodb://" + quote(str(sock), safe="")
+    db = EmbeddedDatabase(url="mongodb://" + quote(str(sock), safe=""), service=None, ferret_dir=ferret_dir, socket=sock)
     pid_file = ferret_dir / "ferretdb.pid"
     # One process at a time decides whether to start it: two starting together would both find no
     # socket, and the second would remove the first one's to listen on it over the same files.
     with _locked(ferret_dir / "start.lock"):
-        if socket_open(sock):  # only its owner can have made a socket in that directory: ours
-            return EmbeddedDatabase(url=url, service=None)
-        _refuse_an_older_tcp_instance(pid_file)
-        sock.unlink(missing_ok=True)  # left by a FerretDB that was killed: it would refuse to listen
-        service = start_ferretdb(find_binary("ferretdb", binary), ferret_dir, unix_socket=sock,
-                                 sync_every_commit=sync_every_commit)
-        assert service.process is not None
-        _write_owner_only(pid_file, str(service.process.pid))
-    return EmbeddedDatabase(url=url, service=service)
+        if not socket_open(sock):  # one there was made by a process of its owner: only it can enter that directory
+            _refuse_an_older_tcp_instance(pid_file)
+            sock.unlink(missing_ok=True)  # left by a FerretDB that was killed: it would refuse to listen
+            db.service = start_ferretdb(find_binary("ferretdb", binary), ferret_dir, unix_socket=sock,
+                                        sync_every_commit=sync_every_commit)
+            assert db.service.process is not None
+            _write_owner_only(pid_file, str(db.service.process.pid))
+        db.user = os.open(ferret_dir / "users.lock", os.O_RDONLY | os.O_CREAT, 0o600)
+        fcntl.flock(db.user, fcntl.LOCK_SH)
+    return db
+
+
+def _no_users(ferret_dir: Path) -> bool:
+    """Whether no process holds its shared lock on the database (taken only while holding start.lock)."""
+    fd = os.open(ferret_dir / "users.lock", os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _stop_ferretdb(pid_file: Path, sock: Path, timeout: float = 10.0) -> None:
+    """Stop the FerretDB another process started (it may have exited since) and wait until it is gone.
+    Only while its socket answers: otherwise it stopped already, and the pid may be another program's by now."""
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        pid = int(pid_file.read_text().partition(":")[0])
+        if not socket_open(sock):
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: a FerretDB that stopped but that its parent (the process that started
+    it, still running) has not reaped yet has closed its files already."""
+    if not Path("/proc/self/stat").exists():  # no /proc (macOS): a zombie counts as running there
+        return _pid_alive(pid)
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def socket_dir(ferret_dir: Path) -> Path:

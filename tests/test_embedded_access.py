@@ -142,6 +142,7 @@ def test_another_local_user_can_neither_connect_nor_read(shared_parent: Path) ->
 
 
 async def test_the_cli_and_a_running_server_share_the_embedded_database(tmp_path: Path) -> None:
+    """One FerretDB for every process of the owner, whichever started it: it runs until the last one leaves."""
     data_dir, port = tmp_path / "lake", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
     env.update(GRAPHLAKE_DATA_DIR=str(data_dir), GRAPHLAKE_PORT=str(port), GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN="false",
@@ -151,6 +152,8 @@ async def test_the_cli_and_a_running_server_share_the_embedded_database(tmp_path
         return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=tmp_path, capture_output=True,
                               text=True, timeout=120)
 
+    first = embedded_database(None, data_dir)  # as a long CLI command (a backup, say) started before the server
+    assert first.service is not None and first.service.process is not None
     with (tmp_path / "server.log").open("w") as log:
         server = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=tmp_path,
                                                       stdout=log, stderr=log)
@@ -164,8 +167,7 @@ async def test_the_cli_and_a_running_server_share_the_embedded_database(tmp_path
                     return False
 
             await wait_for(ready, timeout=60, interval=0.1, what="graphlake serve on the embedded default")
-            pid_file = data_dir / "ferretdb" / "ferretdb.pid"
-            owner = pid_file.read_text()
+            first.stop()  # the command that started FerretDB ends: the server still uses it
 
             created = await asyncio.to_thread(graphlake, "token", "create", "lab-bot", "--role", "admin")
             assert created.returncode == 0, created.stderr
@@ -174,12 +176,14 @@ async def test_the_cli_and_a_running_server_share_the_embedded_database(tmp_path
             me = (await Api(http).data("Me", token=secret))["me"]
             assert me["tokenName"] == "lab-bot" and me["role"] == "ADMIN"
             assert "lab-bot" in (await asyncio.to_thread(graphlake, "token", "list")).stdout
-            # The CLI used the server's FerretDB and left it running.
-            assert pid_file.read_text() == owner and await ready()
+            assert first.service.process.poll() is None and await ready()  # still the first FerretDB
     finally:
         server.send_signal(signal.SIGTERM)
         await asyncio.wait_for(server.wait(), timeout=30)
-    assert not pid_file.exists() and not (data_dir / "ferretdb" / "run" / SOCKET_NAME).exists()
+        first.stop()
+    # The server, the last to leave, stopped it.
+    assert await asyncio.to_thread(first.service.process.wait, 10) is not None
+    assert not (data_dir / "ferretdb" / "ferretdb.pid").exists() and not first.socket.exists()
 
 
 def test_a_data_dir_too_deep_for_a_socket_address_gets_its_socket_in_the_runtime_dir(
