@@ -57,9 +57,16 @@ def _tighten(path: Path) -> int | None:
     database removes its journal files as it goes)."""
     try:
         found = path.lstat()
-        if stat.S_ISLNK(found.st_mode) or not found.st_mode & OWNER_ONLY:
-            return None
-        os.chmod(path, stat.S_IMODE(found.st_mode) & ~OWNER_ONLY)
     except FileNotFoundError:
         return None
-    return stat.S_IMODE(found.st_mode)
+    mode = stat.S_IMODE(found.st_mode)
+    if stat.S_ISLNK(found.st_mode) or not mode & OWNER_ONLY:
+        return None
+    try:
+        os.chmod(path, mode & ~OWNER_ONLY)
+    except FileNotFoundError:
+        return None
+    except PermissionError:  # another user's (a volume mounted as is, say): say so, and serve all the same
+        log.warning("%s is open to other users (mode %o) and not ours to change: make it owner-only", path, mode)
+        return None
+    return mode
