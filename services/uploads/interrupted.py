@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from documents.upload import UploadSession, UploadStatus
-from services.errors import BadUserInput, Conflict
+from services.errors import BadUserInput, Conflict, GraphlakeError
 from services.events.feed import FeedWriter
 from services.uploads.assembly import unmark_completing
 from services.uploads.completion import complete_upload
@@ -39,6 +39,8 @@ async def finish_interrupted(stores: dict[str, ObjectStore], feed: FeedWriter) -
                             session.id, error)
                 continue
             log.warning("upload %s, whose completion a crash cut short, failed its checks: %s", session.id, error)
+        except GraphlakeError as error:  # finished, but not filed: its collection was deleted meanwhile, say
+            log.warning("upload %s, whose completion a crash cut short, is finished: %s", session.id, error)
         except Exception:  # the store may be down: the session stays marked, and the next round tries again
             log.exception("could not finish the completion a crash cut short of upload %s", session.id)
             continue
