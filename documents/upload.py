@@ -39,6 +39,10 @@ class UploadSession(Document):
     # filed, so a crash in between leaves the reconciler something to finish.
     to_file: bool = False
     expires_at: datetime
+    # Set by a completion just before the store joins a multipart upload's parts (which consumes
+    # them): from then on the object, not the parts, is what a retry or the reconciler checks to
+    # finish the completion if it was cut short, even past the session's expiry.
+    completing_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
     finished_at: datetime | None = None

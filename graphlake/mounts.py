@@ -8,21 +8,25 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+from graphlake.data_dir import owner_only_dir, tighten
 from graphlake.settings import LocalMountSettings, S3MountSettings, Settings
 from storage import LocalStore, ObjectStore, S3Store
 from storage.signing import UrlSigner
 
 
 def signing_secret(settings: Settings) -> bytes:
-    """The configured secret, or one made once and kept in the data dir (readable by us only).
+    """The configured secret, or one made once and kept in the data dir (readable by us only: with
+    it anyone can sign URLs that read and write the local mount; a looser one left by an older
+    version or a copy is tightened, and logged).
 
     Several processes serving one local mount must share it: set GRAPHLAKE_SIGNING_SECRET then.
     """
     if settings.signing_secret:
         return settings.signing_secret.get_secret_value().encode()
-    path = Path(settings.data_dir) / "signing.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path = owner_only_dir(Path(settings.data_dir)) / "signing.key"
+    if path.exists():
+        tighten(path)
+    else:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(32))

@@ -11,6 +11,7 @@ from pymongo.monitoring import CommandListener
 
 from documents.clock import utcnow
 from graphlake import __version__
+from graphlake.data_dir import owner_only_dir
 from graphlake.database import SchemaNotCurrent, connected
 from graphlake.local_services import embedded_database
 from graphlake.mounts import build_stores
@@ -31,6 +32,7 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
 
     Closed in reverse order on exit, also when opening fails half-way.
     """
+    owner_only_dir(settings.data_dir)  # whatever the database: it holds secrets and the local mount's objects
     async with AsyncExitStack() as stack:
         url = _database_url(settings, stack)
         timeout = settings.database_timeout_seconds if serving else None
@@ -49,6 +51,7 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
 async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
     """The database alone, as PyMongo sees it: no schema check, no document binding, no index
     made. For the commands that work below the documents (migrations, backups, restores)."""
+    owner_only_dir(settings.data_dir)
     async with AsyncExitStack() as stack:
         url = _database_url(settings, stack)
         client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="graphlake-admin",
@@ -61,8 +64,7 @@ def _database_url(settings: Settings, stack: AsyncExitStack) -> str:
     """The MongoDB URL set, or the embedded FerretDB's (started now unless it runs; stopped with `stack`)."""
     if settings.mongodb_url:
         return settings.mongodb_url.get_secret_value()
-    embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, settings.ferretdb_port,
-                                 sync_every_commit=settings.ferretdb_sync_every_commit)
+    embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, sync_every_commit=settings.ferretdb_sync_every_commit)
     stack.callback(embedded.stop)
     return embedded.url
 

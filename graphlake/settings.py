@@ -66,7 +66,6 @@ class Settings(BaseSettings):
     )
     database: str = "graphlake"
     ferretdb_bin: Path | None = Field(default=None, description="FerretDB binary for the embedded database.")
-    ferretdb_port: int = Field(default=27117, description="Port of the embedded FerretDB (loopback only).")
     ferretdb_sync_every_commit: bool = Field(
         default=False, description="fsync the embedded database on every commit (power-cut safe, ~3x slower writes).")
     database_timeout_seconds: float = Field(

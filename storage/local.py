@@ -192,16 +192,20 @@ class LocalStore:
         return fd
 
     async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        """Move the upload's data file, its parts written in place, to `key` (a rename: atomic, no
+        copy), then remove what is left of the upload. A crash leaves either the parts or the whole
+        object at `key` (and maybe the part markers), never a part of it: the object's presence with
+        the parts gone tells a later completion this one got that far."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         data = self.data_path(upload_id)
         fd = os.open(data, os.O_RDONLY)
         try:
             await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)  # part writes under way finish first
-            os.replace(data, target)  # atomic, and no copy: the parts are in place
+            os.replace(data, target)
         finally:
             os.close(fd)
-        await asyncio.to_thread(shutil.rmtree, self.upload_dir(upload_id), True)
+        await self.abort_multipart(key, upload_id)  # the part markers; safe to repeat
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.upload_dir(upload_id), True)

@@ -19,7 +19,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.clock import utcnow
 from documents.event import LEVELS
 from graphlake.database import SchemaNotCurrent
-from graphlake.local_services import free_port
 from graphlake.runtime import require_current_schema
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
@@ -238,7 +237,7 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
     """The README's round trip on the embedded default: backup with payloads, a new data dir, restore."""
     def graphlake(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
-        env.update(GRAPHLAKE_DATA_DIR=str(data_dir), GRAPHLAKE_FERRETDB_PORT=str(free_port()), COLUMNS="2000")
+        env.update(GRAPHLAKE_DATA_DIR=str(data_dir), COLUMNS="2000")
         data_dir.mkdir(exist_ok=True)
         return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=data_dir, capture_output=True,
                               text=True, timeout=120)

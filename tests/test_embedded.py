@@ -3,6 +3,7 @@ and the indexes Graphlake keeps on it."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pymongo import MongoClient
@@ -11,25 +12,31 @@ from documents.api_token import ApiToken
 from documents.event import Event
 from documents.indexes import On, servers_of
 from graphlake.database import ensure_indexes, index_servers
-from graphlake.local_services import embedded_database, free_port
+from graphlake.local_services import embedded_database
 from resolvers.context import AppState
 
 
 def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path) -> None:
-    port = free_port()
-    first = embedded_database(None, tmp_path, port)
-    assert first.service is not None
+    first = embedded_database(None, tmp_path)
+    assert first.service is not None and first.service.process is not None
+    shared = embedded_database(None, tmp_path)  # a CLI command next to a running server
     try:
+        assert shared.service is None and shared.url == first.url
         with MongoClient(first.url, serverSelectionTimeoutMS=5000) as client:
             client.lake.notes.insert_one({"_id": "n1", "text": "kept"})
-        shared = embedded_database(None, tmp_path, port)  # a CLI command next to a running server
-        assert shared.service is None and shared.url == first.url
-    finally:
+        # The process that started it leaves first: it keeps running for the one still using it ...
         first.stop()
+        with MongoClient(shared.url, serverSelectionTimeoutMS=5000) as client:
+            assert client.lake.notes.find_one({"_id": "n1"}) == {"_id": "n1", "text": "kept"}
+    finally:
+        shared.stop()  # ... which, the last to leave, stops it
+        first.stop()  # (twice is harmless)
+    assert first.service.process.wait(timeout=10) is not None  # stopped by the other user, reaped here
+    assert not (tmp_path / "ferretdb" / "ferretdb.pid").exists() and not shared.socket.exists()
     assert (tmp_path / "ferretdb" / "sqlite").is_dir()
 
     # Restarted fsyncing every commit (GRAPHLAKE_FERRETDB_SYNC_EVERY_COMMIT): the same files, the same data.
-    second = embedded_database(None, tmp_path, port, sync_every_commit=True)
+    second = embedded_database(None, tmp_path, sync_every_commit=True)
     assert second.service is not None and any("synchronous(full)" in arg for arg in second.service.args)
     assert any("synchronous(normal)" in arg for arg in first.service.args)
     try:
@@ -37,6 +44,36 @@ def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path
             assert client.lake.notes.find_one({"_id": "n1"}) == {"_id": "n1", "text": "kept"}
     finally:
         second.stop()
+
+
+def test_processes_starting_together_agree_on_one_ferretdb(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(4) as pool:  # each call locks through descriptors of its own, as processes do
+        started = list(pool.map(lambda _: embedded_database(None, tmp_path), range(4)))
+    try:
+        assert sum(db.service is not None for db in started) == 1
+        with MongoClient(started[0].url, serverSelectionTimeoutMS=5000) as client:
+            client.lake.notes.insert_one({"_id": "n1"})
+    finally:
+        for db in started:
+            db.stop()
+    assert not started[0].socket.exists()
+
+
+def test_a_killed_ferretdb_leaves_nothing_in_the_way(tmp_path: Path) -> None:
+    killed = embedded_database(None, tmp_path)
+    assert killed.service is not None and killed.service.process is not None
+    killed.service.process.kill()
+    killed.service.process.wait()
+    assert killed.socket.exists()  # FerretDB had no chance to remove it
+    again = embedded_database(None, tmp_path)
+    try:
+        assert again.service is not None
+        with MongoClient(again.url, serverSelectionTimeoutMS=5000) as client:
+            client.lake.notes.insert_one({"_id": "n1"})
+    finally:
+        killed.stop()
+        again.stop()
+    assert not again.socket.exists()
 
 
 async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: AppState) -> None:

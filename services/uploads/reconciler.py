@@ -26,6 +26,7 @@ from services.uploads.finishing import (
     finish_many,
     status_event,
 )
+from services.uploads.interrupted import finish_interrupted
 from services.uploads.sessions import MIN_URL_SECONDS
 from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.concurrency import bounded_gather
@@ -46,15 +47,18 @@ SWEEP_MARGIN_SECONDS = 60
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     """Expire every open session past its time: abort its multipart upload, delete what it left,
     fail its asset. First it drops stale completion claims, settles what a crash left half
-    finished (assets still PENDING, completed uploads not yet filed) and reads the SHA-256 of
-    direct writes that declared none. Safe to run from several processes at once; returns how
+    finished (completions cut short after they marked their session, assets still PENDING,
+    completed uploads not yet filed) and reads the SHA-256 of direct writes that declared none. Safe to run from several processes at once; returns how
     many sessions it expired."""
     await drop_stale_claims()
+    await finish_interrupted(stores, feed)
     await settle_stranded(feed)
     await file_unfiled()
     await fill_digests(stores)
     await sweep_closed(stores)
-    due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()}}).to_list()
+    # A session marked completing is finish_interrupted's: its completion began before the expiry.
+    due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()},
+                                    "completing_at": None}).to_list()
     if not due:
         return 0
     # A session still claimed is being completed right now (it was verified before it expired):

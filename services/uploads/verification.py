@@ -11,6 +11,7 @@ from bson import ObjectId
 from documents.clock import utcnow
 from documents.upload import UploadSession, UploadStatus
 from services.errors import BadUserInput, Conflict
+from services.uploads.assembly import assemble
 from storage import ObjectStore
 from storage.protocol import ObjectInfo
 
@@ -61,19 +62,19 @@ async def verify(session: UploadSession, store: ObjectStore, field: str,
     `late_sha256`: a digest the completion gives (see declare_late)."""
     if session.status is not UploadStatus.OPEN:
         raise Conflict(f"the upload is {session.status.value.lower()}", field=field)
-    if session.expires_at <= utcnow():
+    # A completion that got as far as joining the parts began before the expiry: it is finished.
+    if session.expires_at <= utcnow() and session.completing_at is None:
         raise Conflict("the upload session has expired; start a new one", field=field)
     if late_sha256 is not None:
         await declare_late(session, late_sha256)
     if session.multipart_id:
-        parts = await store.list_parts(session.key, session.multipart_id)
-        missing = sorted(set(range(1, session.part_count + 1)) - {p.number for p in parts})
-        if missing:
-            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
-            raise BadUserInput(f"parts not uploaded yet: {shown}; fetch uploadSession for their URLs", field=field,
-                               missingParts=missing[:1000])
-        await store.complete_multipart(session.key, session.multipart_id, [p for p in parts if p.number <= session.part_count])
+        await assemble(session, store, field)
     info = await (stat if stat is not None else store.stat(session.key))
+    if info is None and session.completing_at is not None:
+        # Joined by an earlier completion that then found it differed from what was declared and
+        # removed it (or someone deleted it since): the parts are gone too, so the upload is over.
+        return Verified(sha256=None, problems=["object: the parts were joined and the object is gone since "
+                                               "(an earlier completion found it differed from what was declared)"])
     if info is None:
         raise BadUserInput("no regular file has been written to this session's directPath yet" if session.direct
                            else "nothing has been uploaded to this session's URL yet", field=field)
