@@ -27,13 +27,16 @@ async def start_server_process(mongodb_url: str, database: str, data_dir: Path,
            "GRAPHLAKE_MONGODB_URL": mongodb_url, "GRAPHLAKE_DATABASE": database, "GRAPHLAKE_PORT": str(port),
            "GRAPHLAKE_DATA_DIR": str(data_dir), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false", "GRAPHLAKE_LOG_LEVEL": "WARNING",
            **{f"GRAPHLAKE_{name}": value for name, value in settings.items()}}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=data_dir,
-                                                   stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    # Its log goes to server.log in its data dir: a server that fails to start says why there.
+    with open(data_dir / "server.log", "ab") as log:
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=data_dir,
+                                                       stdout=asyncio.subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
 
     async def ready() -> bool:
         if process.returncode is not None:
-            raise RuntimeError(f"graphlake serve exited ({process.returncode}) before it was ready on port {port}")
+            log = (data_dir / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"graphlake serve exited ({process.returncode}) before it was ready on port {port}:\n{log}")
         try:
             return (await http.get(f"{url}/readyz")).status_code == 200
         except httpx.TransportError:
