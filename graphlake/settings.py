@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     introspection: bool = True
     max_batch_items: int = Field(default=10_000, description="Items in one batch mutation (datums, annotations, uploads).")
 
+    # --- WebSockets
+    websocket_init_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long a new WebSocket may wait before connection_init (either protocol).")
+
     # --- stored payload sizes
     max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
     max_text_bytes: int = Field(default=10 * 1_048_576, description="UTF-8 bytes of one storeText.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from strawberry.types.unset import UNSET
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.settings import Settings
+from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler
 from resolvers.context import Context
 from resolvers.internals import HTTPException
 from services.auth import bearer_secret
@@ -32,13 +32,17 @@ _WS_TOKEN_KEYS = ("Authorization", "authorization", "authToken", "token")
 
 
 class GraphQLView(GraphQL[Context, None]):
+    # Both time out a socket that never initialises (GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS, read
+    # per connection): see graphlake/websocket_handlers.py.
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: BaseSchema, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            connection_init_wait_timeout=timedelta(seconds=30),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             keep_alive=True,
             keep_alive_interval=15,

@@ -164,3 +164,25 @@ async def test_a_syntax_error_over_graphql_ws_carries_a_code(served: Served, vie
         await ws.send({"id": "x", "type": "start", "payload": {"query": "subscription { heartbeat { sequence }"}})
         message = await asyncio.wait_for(ws.receive(), 5)
     assert message["type"] == "error" and message["payload"]["extensions"]["code"] == "BAD_USER_INPUT", message
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_socket_that_never_initialises_is_closed(served: Served, settings: Settings, protocol: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strawberry times out only graphql-transport-ws; a silent graphql-ws socket stayed open for good."""
+    monkeypatch.setattr(settings, "websocket_init_timeout_seconds", 0.2)
+    async with websockets.connect(served.ws_url, subprotocols=[protocol]) as socket:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4408, "Connection initialisation timeout")
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_initialised_socket_outlives_the_init_timeout(served: Served, settings: Settings, viewer: str,
+                                                               protocol: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "websocket_init_timeout_seconds", 0.2)
+    async with Subscriber(served.ws_url, protocol) as ws:
+        assert (await ws.connect({"Authorization": f"Bearer {viewer}"}))["type"] == "connection_ack"
+        await ws.subscribe("Heartbeat", {"intervalSeconds": 0.1})
+        ticks = [await asyncio.wait_for(ws.receive(), 5) for _ in range(5)]  # 0.4 s at least: twice the timeout
+    assert [t["payload"]["data"]["heartbeat"]["sequence"] for t in ticks] == [1, 2, 3, 4, 5]
