@@ -18,11 +18,12 @@ from strawberry.types.unset import UNSET
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.settings import Settings
-from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler
+from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, refusal
 from resolvers.context import Context
 from resolvers.internals import HTTPException
 from services.auth import bearer_secret
 from services.errors import Unauthenticated
+from services.socket_slots import SocketLimitReached
 
 # The code of a GraphQL error for each HTTP status Strawberry refuses a request with.
 _HTTP_CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 405: "BAD_USER_INPUT", 413: "BAD_USER_INPUT"}
@@ -33,7 +34,7 @@ _WS_TOKEN_KEYS = ("Authorization", "authorization", "authToken", "token")
 
 class GraphQLView(GraphQL[Context, None]):
     # Both time out a socket that never initialises (GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS, read
-    # per connection): see graphlake/websocket_handlers.py.
+    # per connection) and refuse one over its token's cap: see graphlake/websocket_handlers.py.
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
@@ -69,6 +70,9 @@ class GraphQLView(GraphQL[Context, None]):
         if context.auth_error:
             # A wrong token closes the connection (4403) rather than failing each subscription later.
             raise ConnectionRejectionError({"message": context.auth_error, "code": "UNAUTHENTICATED"})
+        if context.principal is not None:  # SocketLimitReached: the handler closes the socket (4429)
+            context.state.sockets.bind_token(context.request, context.principal.token_id,
+                                             limit=self.settings.max_websockets_per_token)
         return None
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
@@ -77,12 +81,30 @@ class GraphQLView(GraphQL[Context, None]):
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry answers a body it cannot read (bad JSON, no query, a wrong method) in plain text;
         every answer here is a GraphQL error with a code instead, so clients parse one shape."""
+        if isinstance(request, WebSocket):
+            return await self._run_socket(request, context, root_value)
         try:
             return await super().run(request, context, root_value)
         except HTTPException as error:
             code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
             return JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
                                 status_code=error.status_code)
+
+    async def _run_socket(self, websocket: WebSocket, context: Any, root_value: Any) -> Any:
+        """A socket holds one of the process's slots (GRAPHLAKE_MAX_WEBSOCKETS) while it is open."""
+        sockets = websocket.app.state.graphlake.sockets
+        try:
+            sockets.open(websocket, limit=self.settings.max_websockets)
+        except SocketLimitReached as full:
+            # Accepted only to be closed with a code and reason: a refused handshake reaches a
+            # browser as a bare 1006, saying nothing.
+            await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
+            await websocket.close(*refusal(full))
+            return websocket
+        try:
+            return await super().run(websocket, context, root_value)
+        finally:
+            sockets.close(websocket)
 
     def decode_json(self, data: str | bytes) -> object:
         # The standard library's decoder recurses per nesting level: a body nested a few thousand

@@ -3,6 +3,8 @@
 - A socket must send `connection_init` within `GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS`, whichever
   protocol it speaks. Strawberry times out only graphql-transport-ws; a legacy graphql-ws socket
   that never sent it stayed open for good. It is closed as graphql-transport-ws closes one: 4408.
+- A token may hold `GRAPHLAKE_MAX_WEBSOCKETS_PER_TOKEN` sockets (the process
+  `GRAPHLAKE_MAX_WEBSOCKETS`, counted by the view as sockets open): see `refusal` for the codes.
 
 The parts of Strawberry's handlers used here are gathered in resolvers/internals.py (with a canary).
 """
@@ -16,12 +18,27 @@ from typing import TYPE_CHECKING, Any
 
 from resolvers.context import Context
 from resolvers.internals import BaseGraphQLTransportWSHandler, BaseGraphQLWSHandler
+from services.socket_slots import SocketLimitReached
 
 if TYPE_CHECKING:
     from graphlake.view import GraphQLView
 
 # graphql-transport-ws's code and reason for a socket that never initialised; Strawberry sends it there.
 INIT_TIMEOUT = (4408, "Connection initialisation timeout")
+
+
+def refusal(full: SocketLimitReached) -> tuple[int, str]:
+    """The close code and reason of a socket over a cap (a reason fits in 123 bytes).
+
+    The process's cap: 1013 Try Again Later, the WebSocket code for a server too busy now; the npm
+    graphql-ws client retries it with backoff (another process, or this one later, may have room).
+    A token's cap: 4429, as graphql-transport-ws's 44xx codes mirror HTTP statuses (429 Too Many
+    Requests); that client does not retry it, since reconnecting would only ask again for a slot the
+    same client already holds too many of.
+    """
+    if full.per_token:
+        return 4429, f"Too many WebSockets for this token (GRAPHLAKE_MAX_WEBSOCKETS_PER_TOKEN={full.limit})"
+    return 1013, f"Too many WebSockets on this server (GRAPHLAKE_MAX_WEBSOCKETS={full.limit}); try again later"
 
 
 class _Hardened:
@@ -40,7 +57,11 @@ class _Hardened:
 
     async def handle_connection_init(self, message: Any) -> None:
         self.init_received = True
-        await super().handle_connection_init(message)  # type: ignore[misc]  # Strawberry's, after this mixin
+        try:
+            # Strawberry's, after this mixin: it calls the view's on_ws_connect, which claims the token's slot.
+            await super().handle_connection_init(message)  # type: ignore[misc]
+        except SocketLimitReached as full:
+            await self.websocket.close(*refusal(full))
 
 
 class TransportWSHandler(_Hardened, BaseGraphQLTransportWSHandler[Context, None]):

@@ -13,7 +13,9 @@ import websockets
 import resolvers.system.queries
 from documents.clock import utcnow
 from graphlake.settings import Settings
-from tests.conftest import Served
+from resolvers.context import AppState
+from tests.conftest import MakeToken, Served
+from tests.waiting import wait_for
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
 
 NEXT = {TRANSPORT_WS: "next", LEGACY_WS: "data"}
@@ -186,3 +188,41 @@ async def test_an_initialised_socket_outlives_the_init_timeout(served: Served, s
         await ws.subscribe("Heartbeat", {"intervalSeconds": 0.1})
         ticks = [await asyncio.wait_for(ws.receive(), 5) for _ in range(5)]  # 0.4 s at least: twice the timeout
     assert [t["payload"]["data"]["heartbeat"]["sequence"] for t in ticks] == [1, 2, 3, 4, 5]
+
+
+async def test_websockets_over_the_process_cap_are_refused_with_try_again_later(
+        served: Served, state: AppState, settings: Settings, viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    await wait_for(lambda: state.sockets.open_count == 0, what="the sockets of earlier tests to be let go")
+    monkeypatch.setattr(settings, "max_websockets", 2)
+    auth = {"Authorization": f"Bearer {viewer}"}
+    async with Subscriber(served.ws_url) as a, Subscriber(served.ws_url, LEGACY_WS) as b, Subscriber(served.ws_url) as over:
+        assert (await a.connect(auth))["type"] == (await b.connect(auth))["type"] == "connection_ack"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await over.connect(auth)
+        assert closed.value.rcvd.code == 1013 and "GRAPHLAKE_MAX_WEBSOCKETS=2" in closed.value.rcvd.reason
+        await a.close()
+        await wait_for(lambda: state.sockets.open_count == 1, what="the server to let go of the closed socket")
+        async with Subscriber(served.ws_url) as again:
+            assert (await again.connect(auth))["type"] == "connection_ack"
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_websockets_over_a_tokens_cap_are_refused(served: Served, state: AppState, settings: Settings,
+                                                       make_token: MakeToken, protocol: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    await wait_for(lambda: state.sockets.open_count == 0, what="the sockets of earlier tests to be let go")
+    monkeypatch.setattr(settings, "max_websockets_per_token", 2)
+    busy, other = await make_token(), await make_token()
+    async with Subscriber(served.ws_url, protocol) as a, Subscriber(served.ws_url, protocol) as b, \
+            Subscriber(served.ws_url, protocol) as over, Subscriber(served.ws_url, protocol) as elsewhere:
+        for ws in (a, b):
+            assert (await ws.connect({"Authorization": f"Bearer {busy}"}))["type"] == "connection_ack"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await over.connect({"Authorization": f"Bearer {busy}"})
+        assert closed.value.rcvd.code == 4429 and "GRAPHLAKE_MAX_WEBSOCKETS_PER_TOKEN=2" in closed.value.rcvd.reason
+        # The cap is the token's: another token still gets in, and a slot given back is taken again.
+        assert (await elsewhere.connect({"Authorization": f"Bearer {other}"}))["type"] == "connection_ack"
+        await a.close()
+        await wait_for(lambda: state.sockets.open_count == 2, what="the server to let go of the closed sockets")
+        async with Subscriber(served.ws_url, protocol) as again:
+            assert (await again.connect({"Authorization": f"Bearer {busy}"}))["type"] == "connection_ack"
