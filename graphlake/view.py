@@ -18,7 +18,7 @@ from strawberry.types.unset import UNSET
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.settings import Settings
-from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, refusal
+from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
 from resolvers.context import Context
 from resolvers.internals import HTTPException
 from services.auth import bearer_secret
@@ -28,13 +28,11 @@ from services.socket_slots import SocketLimitReached
 # The code of a GraphQL error for each HTTP status Strawberry refuses a request with.
 _HTTP_CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 405: "BAD_USER_INPUT", 413: "BAD_USER_INPUT"}
 
-# Names a client may use for the token in its `connection_init` payload.
-_WS_TOKEN_KEYS = ("Authorization", "authorization", "authToken", "token")
-
 
 class GraphQLView(GraphQL[Context, None]):
     # Both time out a socket that never initialises (GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS, read
-    # per connection) and refuse one over its token's cap: see graphlake/websocket_handlers.py.
+    # per connection), refuse one over its token's cap and end one whose token is revoked or
+    # expires: see graphlake/websocket_handlers.py.
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
@@ -60,13 +58,8 @@ class GraphQLView(GraphQL[Context, None]):
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        params = context.connection_params or {}
-        value = next((params[key] for key in _WS_TOKEN_KEYS if params.get(key)), None)
-        if value is not None and not isinstance(value, str):
-            raise ConnectionRejectionError({"message": "the token must be a string", "code": "UNAUTHENTICATED"})
-        if value and not value.lower().startswith("bearer "):
-            value = f"Bearer {value}"  # a bare token in `authToken` is fine too
-        await _authenticate(context, value)
+        context.principal = context.auth_error = None  # graphql-ws lets a client initialise again
+        await _authenticate(context, authorization(context.connection_params))
         if context.auth_error:
             # A wrong token closes the connection (4403) rather than failing each subscription later.
             raise ConnectionRejectionError({"message": context.auth_error, "code": "UNAUTHENTICATED"})
