@@ -49,6 +49,7 @@ class TokenCache:
         # sockets of one token wake together when it lapses) share one database round trip.
         self._lookups: dict[str, asyncio.Future[Principal]] = {}
         self._forgotten = asyncio.Event()  # set, then replaced, when this process revokes a token
+        self._generation = 0  # counts forgettings: a lookup that began before one remembers nothing
 
     async def authenticate(self, secret: str) -> Principal:
         """The caller a secret names, from memory while fresh, else from the database."""
@@ -67,8 +68,10 @@ class TokenCache:
         return await asyncio.shield(lookup)
 
     async def _look_up(self, key: str, secret: str, checked_at: float) -> Principal:
+        generation = self._generation
         principal, expires_at = await authenticate(secret)
-        if self.seconds > 0:
+        # A lookup that read the token before this process revoked it must not bring it back.
+        if self.seconds > 0 and generation == self._generation:
             self._entries[key] = _Entry(principal, expires_at, checked_at + self.seconds)
             if len(self._entries) > MAX_ENTRIES:
                 self._entries.popitem(last=False)
@@ -114,9 +117,11 @@ class TokenCache:
         """Drop a token this process just revoked, so its next request is refused and its sockets close."""
         for key in [k for k, e in self._entries.items() if e.principal.token_id == token_id]:
             del self._entries[key]
+        self._generation += 1
         self._forgotten.set()  # wakes every watching socket: each checks its own token again (from memory, but this one)
         self._forgotten = asyncio.Event()
 
     def clear(self) -> None:
         """Forget every token (the tests empty the token collection between cases)."""
         self._entries.clear()
+        self._generation += 1
