@@ -147,6 +147,13 @@ class Settings(BaseSettings):
         default=1000, description="Characters in any string a query or subscription sends (search strings, patterns, ids).")
     max_query_list_items: int = Field(default=1000, description="Items in any list a query or subscription sends.")
 
+    # --- WebSockets
+    websocket_init_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long a new WebSocket may wait before connection_init (either protocol).")
+    max_websockets: int = Field(default=1000, description="WebSockets open at once on one process; more are closed with 1013.")
+    max_websockets_per_token: int = Field(
+        default=50, description="WebSockets open at once with one API token, on one process; more are closed with 4429.")
+
     # --- stored payload sizes
     max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
     max_text_bytes: int = Field(default=10 * 1_048_576, description="UTF-8 bytes of one storeText.")
@@ -171,7 +178,8 @@ class Settings(BaseSettings):
                      "default_page_size", "max_subscriptions_per_connection", "max_batch_items",
                      "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
-                     "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size", "event_clock_skew_seconds")
+                     "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size",
+                     "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -20,29 +19,33 @@ from strawberry.types.unset import UNSET
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.settings import Settings
+from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
 from resolvers.context import Context
 from resolvers.internals import HTTPException
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated
+from services.socket_slots import SocketLimitReached
 
 log = logging.getLogger("graphlake.errors")
 
 # The code of a GraphQL error for each HTTP status Strawberry refuses a request with.
 _HTTP_CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 405: "BAD_USER_INPUT", 413: "BAD_USER_INPUT"}
 
-# Names a client may use for the token in its `connection_init` payload.
-_WS_TOKEN_KEYS = ("Authorization", "authorization", "authToken", "token")
-
 
 class GraphQLView(GraphQL[Context, None]):
+    # Both time out a socket that never initialises (GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS, read
+    # per connection), refuse one over its token's cap and end one whose token is revoked or
+    # expires: see graphlake/websocket_handlers.py.
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: BaseSchema, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            connection_init_wait_timeout=timedelta(seconds=30),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             keep_alive=True,
             keep_alive_interval=15,
@@ -59,14 +62,9 @@ class GraphQLView(GraphQL[Context, None]):
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        params = context.connection_params or {}
-        value = next((params[key] for key in _WS_TOKEN_KEYS if params.get(key)), None)
-        if value is not None and not isinstance(value, str):
-            raise ConnectionRejectionError({"message": "the token must be a string", "code": "UNAUTHENTICATED"})
-        if value and not value.lower().startswith("bearer "):
-            value = f"Bearer {value}"  # a bare token in `authToken` is fine too
+        context.principal = context.auth_error = None  # graphql-ws lets a client initialise again
         try:
-            await _authenticate(context, value)
+            await _authenticate(context, authorization(context.connection_params))
         except Exception as error:
             outage = unavailable(error)
             if outage is None:
@@ -76,6 +74,9 @@ class GraphQLView(GraphQL[Context, None]):
         if context.auth_error:
             # A wrong token closes the connection (4403) rather than failing each subscription later.
             raise ConnectionRejectionError({"message": context.auth_error, "code": "UNAUTHENTICATED"})
+        if context.principal is not None:  # SocketLimitReached: the handler closes the socket (4429)
+            context.state.sockets.bind_token(context.request, context.principal.token_id,
+                                             limit=self.settings.max_websockets_per_token)
         return None
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
@@ -84,6 +85,8 @@ class GraphQLView(GraphQL[Context, None]):
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry answers a body it cannot read (bad JSON, no query, a wrong method) in plain text;
         every answer here is a GraphQL error with a code instead, so clients parse one shape."""
+        if isinstance(request, WebSocket):
+            return await self._run_socket(request, context, root_value)
         try:
             return await super().run(request, context, root_value)
         except HTTPException as error:
@@ -102,6 +105,22 @@ class GraphQLView(GraphQL[Context, None]):
             return JSONResponse({"errors": [{"message": str(outage),
                                              "extensions": {**outage.extensions, "requestId": request_id}}]},
                                 status_code=503, headers={"Retry-After": "1"})
+
+    async def _run_socket(self, websocket: WebSocket, context: Any, root_value: Any) -> Any:
+        """A socket holds one of the process's slots (GRAPHLAKE_MAX_WEBSOCKETS) while it is open."""
+        sockets = websocket.app.state.graphlake.sockets
+        try:
+            sockets.open(websocket, limit=self.settings.max_websockets)
+        except SocketLimitReached as full:
+            # Accepted only to be closed with a code and reason: a refused handshake reaches a
+            # browser as a bare 1006, saying nothing.
+            await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
+            await websocket.close(*refusal(full))
+            return websocket
+        try:
+            return await super().run(websocket, context, root_value)
+        finally:
+            sockets.close(websocket)
 
     def decode_json(self, data: str | bytes) -> object:
         # The standard library's decoder recurses per nesting level: a body nested a few thousand

@@ -21,6 +21,7 @@ from resolvers.loaders import Loaders
 from resolvers.pagination import Page
 from services.broadcast import Broadcast
 from services.events.log import EventSettings
+from services.socket_slots import SocketSlots
 from services.uploads.sessions import UploadSettings
 from storage import ObjectStore
 
@@ -68,6 +69,8 @@ class AppState:
     version: str
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)
+    # The WebSockets open on this process, in all and per token (services/socket_slots.py).
+    sockets: SocketSlots = field(default_factory=SocketSlots)
 
 
 @dataclass

@@ -4,6 +4,8 @@ Services and resolvers raise the classes of services/errors.py. A database or st
 or too slow is UNAVAILABLE (services/availability.py): one log line, no traceback, since it says
 nothing about the code, and HTTP 503 so clients and proxies retry. Anything else is a bug, so
 `ErrorPolicy` masks it as INTERNAL, logs it with the request id, and gives the client that id to quote.
+The same holds over WebSockets: each result of a subscription (or of an operation sent over a
+socket) is shaped as it goes out, validation errors included.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from services.availability import unavailable
@@ -31,12 +34,24 @@ class ErrorPolicy(SchemaExtension):
 
     def __init__(self, *, hide_suggestions: bool = False) -> None:
         self.hide_suggestions = hide_suggestions
+        self._streamed = False
 
     def on_operation(self) -> Iterator[None]:
         yield
+        if self._streamed:
+            return  # each result went out shaped already; the last one is the context's result too
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [self.shape(error) for error in result.errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # A subscription's results (and an operation's over a WebSocket) are sent one by one, long
+        # before on_operation ends: without this they reached clients unshaped (no code, and an
+        # unexpected exception's own message).
+        self._streamed = True
+        if getattr(result, "errors", None):
+            result.errors = [self.shape(error) for error in result.errors]
+        yield
 
     def shape(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
@@ -56,6 +71,12 @@ class ErrorPolicy(SchemaExtension):
             return error
         if original is None or isinstance(original, GraphQLError):
             # Parse, validation and variable-coercion errors: the document or variables were wrong.
+            extensions = {**(error.extensions or {}), "code": (error.extensions or {}).get("code", "BAD_USER_INPUT")}
+            if isinstance(error, GraphQLSyntaxError):
+                # Kept as is, code added: over graphql-transport-ws, Strawberry knows a syntax error by its
+                # class and closes the socket (4400) as the protocol says. Parse errors are never cached.
+                error.extensions = extensions
+                return error
             message = error.message
             if self.hide_suggestions:
                 message = _SUGGESTION.sub("", message)
@@ -65,7 +86,7 @@ class ErrorPolicy(SchemaExtension):
                 source=error.source,
                 positions=error.positions,
                 path=error.path,
-                extensions={**(error.extensions or {}), "code": (error.extensions or {}).get("code", "BAD_USER_INPUT")},
+                extensions=extensions,
             )
         # The view names every request (graphlake/http_limits.py); the context carries that name.
         log.error("unexpected error in %s", ".".join(map(str, error.path or [])) or "operation",

@@ -16,6 +16,12 @@ walk a request's variables along their declared types before graphql-core coerce
 `named_operation.py` needs the operation name the request gave (`provided_operation_name`): the
 execution context's public `operation_name` falls back to the document's first operation.
 
+graphlake/websocket_handlers.py subclasses Strawberry's two WebSocket protocol handlers (the view's
+`graphql_transport_ws_handler_class` and `graphql_ws_handler_class`) to time out a legacy socket
+that never initialises, cap sockets per token and end a socket whose token stops being valid. It
+overrides their `handle`, `handle_connection_init`, `handle_message` and `send_message`, and reads
+their operations (`operations`, `tasks`), `cleanup_operation` and `connection_acknowledged`.
+
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text.
@@ -32,12 +38,15 @@ from cross_web import HTTPException
 from graphql import GraphQLSchema
 from graphql.execution.executor import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.arguments import InputContext
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
-__all__ = ["ExecutionContext", "Executor", "HTTPException", "InputContext", "StrawberryGraphQLCoreExecutionContext",
-           "graphql_schema", "is_leaf_type", "provided_operation_name"]
+__all__ = ["BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "ExecutionContext", "Executor", "HTTPException",
+           "InputContext", "StrawberryGraphQLCoreExecutionContext", "graphql_schema", "is_leaf_type",
+           "provided_operation_name"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:

@@ -1,13 +1,16 @@
 """In-process fan-out of notifications to live subscribers, each with a bounded queue.
 
 A slow subscriber never blocks the publisher: when its queue is full it is dropped, and its
-stream ends with SubscriberOverflow once it has read what it was sent. Across server processes,
+stream ends with SubscriberOverflow once it has read what it was sent. Each subscriber's filter
+runs as a message is published, so its queue holds (and its lag counts) only what it asked for: a
+subscriber that wants little is never dropped for messages it did not want. Across server processes,
 the event feed (services/events/feed.py) publishes into each process's Broadcast.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,9 +20,15 @@ class SubscriberOverflow(Exception):
 
 
 class _Subscriber:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, accept: Callable[[Any], bool]) -> None:
         self.queue: asyncio.Queue = asyncio.Queue(size)
+        self.accept = accept
         self.overflowed = False
+        self.failed: Exception | None = None  # its filter raised: that ends this subscription only
+
+
+# Wakes a subscriber waiting on an empty queue to read why it ends.
+_WAKE = object()
 
 
 class Broadcast:
@@ -49,6 +58,17 @@ class Broadcast:
             return
         message = self.present(message)
         for subscriber in list(self._subscribers):
+            # Filtered here, not as the subscriber reads: a queue holds only what its subscriber wants,
+            # so a burst of unrelated events (one large logEvents) never fills an idle subscriber's queue.
+            try:
+                if not subscriber.accept(message):
+                    continue
+            except Exception as error:  # ends its own subscription, never the publisher's round
+                subscriber.failed = error
+                self._remove(subscriber)
+                with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its reader anyway
+                    subscriber.queue.put_nowait(_WAKE)
+                continue
             try:
                 subscriber.queue.put_nowait(message)
             except asyncio.QueueFull:
@@ -62,16 +82,21 @@ class Broadcast:
                 self.listening_changed.set()
 
     async def subscribe(self, accept: Callable[[Any], bool] = lambda _: True) -> AsyncIterator[Any]:
-        subscriber = _Subscriber(self.queue_size)
+        """The presented messages `accept` takes, in order. `accept` runs as they are published, once
+        per subscriber; if it raises, this subscription ends with that error once it has read the rest."""
+        subscriber = _Subscriber(self.queue_size, accept)
         if not self._subscribers:
             self.listening_changed.set()
         self._subscribers.add(subscriber)
         try:
             while True:
-                if subscriber.overflowed and subscriber.queue.empty():
-                    raise SubscriberOverflow(f"fell more than {self.queue_size} messages behind and was dropped")
+                if subscriber.queue.empty():
+                    if subscriber.failed is not None:
+                        raise subscriber.failed
+                    if subscriber.overflowed:
+                        raise SubscriberOverflow(f"fell more than {subscriber.queue.maxsize} messages behind and was dropped")
                 message = await subscriber.queue.get()
-                if accept(message):
+                if message is not _WAKE:
                     yield message
         finally:
             self._remove(subscriber)

@@ -28,7 +28,7 @@ async def start_server_process(mongodb_url: str, database: str, data_dir: Path,
            "GRAPHLAKE_DATA_DIR": str(data_dir), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false", "GRAPHLAKE_LOG_LEVEL": "WARNING",
            **{f"GRAPHLAKE_{name}": value for name, value in settings.items()}}
     # Its log goes to server.log in its data dir: a server that fails to start says why there.
-    with open(data_dir / "server.log", "ab") as log:
+    with open(data_dir / "server.log", "ab") as log:  # noqa: ASYNC230 (opening a local file is instant)
         process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env, cwd=data_dir,
                                                        stdout=asyncio.subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"

@@ -169,6 +169,26 @@ async def test_slow_subscriber_is_dropped_and_others_continue(api: Api, served: 
         assert len(messages) - 1 < 200
 
 
+async def test_a_queue_counts_only_the_events_its_filter_matches(api: Api, served: Served, state: AppState,
+                                                                viewer: str, contributor: str) -> None:
+    """One large logEvents of unrelated events must not drop an idle subscriber: what it does not
+    want never enters its queue."""
+    async with Subscriber(served.ws_url) as idle:
+        size = state.events.queue_size
+        state.events.queue_size = 5  # far fewer than the unrelated burst below
+        try:
+            await idle.connect({"Authorization": f"Bearer {viewer}"})
+            await idle.subscribe("EventStream", {"filter": {"eventTypes": ["WANTED"]}})
+            await wait_for(lambda: live_subscribers(state.events) == 1, what="the idle subscription to listen")
+        finally:
+            state.events.queue_size = size
+        await log(api, contributor, *[ev("NOISE", message=str(i)) for i in range(50)])
+        await log(api, contributor, ev("WANTED", message="still here"))
+        message = await asyncio.wait_for(idle.receive(), 10)
+        assert message["type"] == "next" and "errors" not in message["payload"], message
+        assert message["payload"]["data"]["events"]["message"] == "still here"
+
+
 async def test_live_event_is_executed_once_per_distinct_subscription(
     api: Api, served: Served, state: AppState, viewer: str, admin: str, contributor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,14 +1,21 @@
-"""Subscriptions over graphql-transport-ws and graphql-ws: auth in connection_init, limits."""
+"""Subscriptions over graphql-transport-ws and graphql-ws: auth in connection_init, limits, errors."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+from datetime import datetime
 
 import pytest
 import websockets
 
+import resolvers.system.queries
+from documents.clock import utcnow
 from graphlake.settings import Settings
-from tests.conftest import Served
+from resolvers.context import AppState
+from tests.conftest import MakeToken, Served
+from tests.waiting import wait_for
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
 
 NEXT = {TRANSPORT_WS: "next", LEGACY_WS: "data"}
@@ -91,3 +98,131 @@ async def test_each_operation_on_a_socket_reads_fresh_data(served: Served, api, 
     assert first["payload"]["data"]["asset"]["name"] == "before"
     second = next(r for r in replies if r["id"] == "q2" and r["type"] == "next")
     assert second["payload"]["data"]["asset"]["name"] == "after"
+
+
+def _errors(message: dict) -> list[dict]:
+    """The errors a message carries: an `error` message's payload (a list in graphql-transport-ws,
+    one error in graphql-ws), or a result's."""
+    if message["type"] == "error":
+        return message["payload"] if isinstance(message["payload"], list) else [message["payload"]]
+    return message["payload"]["errors"]
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_unexpected_error_inside_a_stream_is_masked_with_the_request_id(
+        served: Served, viewer: str, protocol: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    ticks = 0
+
+    def failing_clock() -> datetime:
+        nonlocal ticks
+        ticks += 1
+        if ticks > 1:
+            raise RuntimeError("secret internals: mongodb://user:pw@host")
+        return utcnow()
+
+    monkeypatch.setattr(resolvers.system.queries, "utcnow", failing_clock)
+    with caplog.at_level(logging.ERROR, logger="graphlake.errors"):
+        async with Subscriber(served.ws_url, protocol, headers={"X-Request-ID": f"ws-trace-{protocol}"}) as ws:
+            await ws.connect({"Authorization": f"Bearer {viewer}"})
+            op = await ws.subscribe("Heartbeat", {"intervalSeconds": 0.1})
+            first = await asyncio.wait_for(ws.receive(), 5)
+            failed = await asyncio.wait_for(ws.receive(), 5)
+            ended = await asyncio.wait_for(ws.receive(), 5)
+    assert first["payload"]["data"]["heartbeat"]["sequence"] == 1
+    [error] = _errors(failed)
+    assert failed["id"] == op and error["extensions"] == {"code": "INTERNAL", "requestId": f"ws-trace-{protocol}"}
+    assert "secret" not in json.dumps(failed) and f"ws-trace-{protocol}" in error["message"]
+    assert ended == {"id": op, "type": "complete"}
+    logged = [r for r in caplog.records if r.name == "graphlake.errors"]
+    assert len(logged) == 1 and logged[0].request_id == f"ws-trace-{protocol}"  # type: ignore[attr-defined]
+    assert "secret internals" in str(logged[0].exc_info[1])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_validation_errors_over_a_websocket_carry_a_code(served: Served, viewer: str, protocol: str) -> None:
+    async with Subscriber(served.ws_url, protocol) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+        for op, query in (("s", "subscription { heartbeat { nope } }"), ("v", "subscription ($n: Int!) { heartbeat { sequence } }")):
+            await ws.send({"id": op, "type": kind, "payload": {"query": query}})
+            message = await asyncio.wait_for(ws.receive(), 5)
+            assert message["id"] == op and message["type"] == "error", message
+            assert [e["extensions"]["code"] for e in _errors(message)] == ["BAD_USER_INPUT"], message
+
+
+async def test_a_syntax_error_still_closes_a_graphql_transport_ws_socket(served: Served, viewer: str) -> None:
+    """The protocol's answer to a document that does not parse: close 4400 with the reason."""
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.send({"id": "x", "type": "subscribe", "payload": {"query": "subscription { heartbeat { sequence }"}})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.receive(), 5)
+    assert closed.value.rcvd.code == 4400 and "Syntax Error" in closed.value.rcvd.reason
+
+
+async def test_a_syntax_error_over_graphql_ws_carries_a_code(served: Served, viewer: str) -> None:
+    async with Subscriber(served.ws_url, LEGACY_WS) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.send({"id": "x", "type": "start", "payload": {"query": "subscription { heartbeat { sequence }"}})
+        message = await asyncio.wait_for(ws.receive(), 5)
+    assert message["type"] == "error" and message["payload"]["extensions"]["code"] == "BAD_USER_INPUT", message
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_socket_that_never_initialises_is_closed(served: Served, settings: Settings, protocol: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strawberry times out only graphql-transport-ws; a silent graphql-ws socket stayed open for good."""
+    monkeypatch.setattr(settings, "websocket_init_timeout_seconds", 0.2)
+    async with websockets.connect(served.ws_url, subprotocols=[protocol]) as socket:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4408, "Connection initialisation timeout")
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_initialised_socket_outlives_the_init_timeout(served: Served, settings: Settings, viewer: str,
+                                                               protocol: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "websocket_init_timeout_seconds", 0.2)
+    async with Subscriber(served.ws_url, protocol) as ws:
+        assert (await ws.connect({"Authorization": f"Bearer {viewer}"}))["type"] == "connection_ack"
+        await ws.subscribe("Heartbeat", {"intervalSeconds": 0.1})
+        ticks = [await asyncio.wait_for(ws.receive(), 5) for _ in range(5)]  # 0.4 s at least: twice the timeout
+    assert [t["payload"]["data"]["heartbeat"]["sequence"] for t in ticks] == [1, 2, 3, 4, 5]
+
+
+async def test_websockets_over_the_process_cap_are_refused_with_try_again_later(
+        served: Served, state: AppState, settings: Settings, viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    await wait_for(lambda: state.sockets.open_count == 0, what="the sockets of earlier tests to be let go")
+    monkeypatch.setattr(settings, "max_websockets", 2)
+    auth = {"Authorization": f"Bearer {viewer}"}
+    async with Subscriber(served.ws_url) as a, Subscriber(served.ws_url, LEGACY_WS) as b, Subscriber(served.ws_url) as over:
+        assert (await a.connect(auth))["type"] == (await b.connect(auth))["type"] == "connection_ack"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await over.connect(auth)
+        assert closed.value.rcvd.code == 1013 and "GRAPHLAKE_MAX_WEBSOCKETS=2" in closed.value.rcvd.reason
+        await a.close()
+        await wait_for(lambda: state.sockets.open_count == 1, what="the server to let go of the closed socket")
+        async with Subscriber(served.ws_url) as again:
+            assert (await again.connect(auth))["type"] == "connection_ack"
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_websockets_over_a_tokens_cap_are_refused(served: Served, state: AppState, settings: Settings,
+                                                       make_token: MakeToken, protocol: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    await wait_for(lambda: state.sockets.open_count == 0, what="the sockets of earlier tests to be let go")
+    monkeypatch.setattr(settings, "max_websockets_per_token", 2)
+    busy, other = await make_token(), await make_token()
+    async with Subscriber(served.ws_url, protocol) as a, Subscriber(served.ws_url, protocol) as b, \
+            Subscriber(served.ws_url, protocol) as over, Subscriber(served.ws_url, protocol) as elsewhere:
+        for ws in (a, b):
+            assert (await ws.connect({"Authorization": f"Bearer {busy}"}))["type"] == "connection_ack"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await over.connect({"Authorization": f"Bearer {busy}"})
+        assert closed.value.rcvd.code == 4429 and "GRAPHLAKE_MAX_WEBSOCKETS_PER_TOKEN=2" in closed.value.rcvd.reason
+        # The cap is the token's: another token still gets in, and a slot given back is taken again.
+        assert (await elsewhere.connect({"Authorization": f"Bearer {other}"}))["type"] == "connection_ack"
+        await a.close()
+        await wait_for(lambda: state.sockets.open_count == 2, what="the server to let go of the closed sockets")
+        async with Subscriber(served.ws_url, protocol) as again:
+            assert (await again.connect({"Authorization": f"Bearer {busy}"}))["type"] == "connection_ack"

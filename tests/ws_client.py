@@ -16,15 +16,16 @@ LEGACY_WS = "graphql-ws"
 class Subscriber:
     """One WebSocket connection speaking `protocol`."""
 
-    def __init__(self, url: str, protocol: str = TRANSPORT_WS) -> None:
+    def __init__(self, url: str, protocol: str = TRANSPORT_WS, *, headers: dict[str, str] | None = None) -> None:
         self.url = url
         self.protocol = protocol
+        self.headers = headers  # sent with the handshake (X-Request-ID, say)
         self.socket: Any = None
         self._ids = 0
 
     async def connect(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """Opens the socket and sends connection_init; returns the server's first answer."""
-        self.socket = await websockets.connect(self.url, subprotocols=[self.protocol])
+        self.socket = await websockets.connect(self.url, subprotocols=[self.protocol], additional_headers=self.headers)
         await self.send({"type": "connection_init", "payload": payload or {}})
         return await self.receive()
 

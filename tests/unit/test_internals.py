@@ -71,3 +71,29 @@ def test_the_execution_context_still_keeps_the_operation_name_the_request_gave()
     named = internals.ExecutionContext(query="query A { a }", schema=None, allowed_operations=(),  # type: ignore[arg-type]
                                        provided_operation_name="A")
     assert internals.provided_operation_name(named) == "A"
+
+
+def test_the_websocket_handlers_are_still_strawberrys_to_replace_and_shaped_as_graphlake_extends_them() -> None:
+    """graphlake/websocket_handlers.py subclasses both and the view installs them by these names."""
+    import typing
+    from datetime import timedelta
+
+    from strawberry.http.async_base_view import AsyncBaseHTTPView
+
+    for name, handler in (("graphql_transport_ws_handler_class", internals.BaseGraphQLTransportWSHandler),
+                          ("graphql_ws_handler_class", internals.BaseGraphQLWSHandler)):
+        installed = getattr(AsyncBaseHTTPView, name, None)
+        assert (typing.get_origin(installed) or installed) is handler, f"the view's {name} changed: {installed}"
+        for method, params in (("handle", ["self"]), ("handle_message", ["self", "message"]),
+                               ("handle_connection_init", ["self", "message"]), ("send_message", ["self", "message"]),
+                               ("cleanup_operation", ["self", "operation_id"])):
+            assert list(inspect.signature(getattr(handler, method)).parameters) == params, \
+                f"{handler.__name__}.{method} changed its signature (graphlake/websocket_handlers.py overrides or calls it)"
+    common = {"view": object(), "websocket": object(), "context": object(), "root_value": None, "schema": object(),
+              "max_subscriptions_per_connection": None}
+    transport = internals.BaseGraphQLTransportWSHandler(**common, connection_init_wait_timeout=timedelta(seconds=1))
+    legacy = internals.BaseGraphQLWSHandler(**common, keep_alive=False, keep_alive_interval=None)
+    for handler, attributes in ((transport, ("operations", "connection_init_wait_timeout")), (legacy, ("tasks",))):
+        for attribute in ("view", "websocket", "context", "connection_acknowledged", *attributes):
+            assert hasattr(handler, attribute), f"{type(handler).__name__} no longer sets `{attribute}` (graphlake/websocket_handlers.py reads it)"
+    assert transport.operations == {} and legacy.tasks == {}, "the handlers no longer keep their operations in a dict by id"
