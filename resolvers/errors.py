@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
+from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from services.availability import unavailable
@@ -61,7 +62,7 @@ class ErrorPolicy(SchemaExtension):
             log.warning("unavailable in %s: %s (%s)", ".".join(map(str, error.path or [])) or "operation", outage,
                         type(original).__name__, extra={"request_id": request_id})
             response = getattr(self.execution_context.context, "response", None)
-            if response is not None:  # HTTP; a WebSocket has no status to set
+            if isinstance(response, Response):  # HTTP; over a WebSocket this is the socket, with no status
                 response.status_code = 503
                 response.headers["Retry-After"] = "1"
             return GraphQLError(str(outage), nodes=error.nodes, path=error.path,

@@ -5,7 +5,7 @@ This package never reads settings: the app builds each store from explicit argum
 
 from storage.failures import unreachable
 from storage.local import LocalStore
-from storage.protocol import ObjectStore, StoreUnavailable
+from storage.protocol import ObjectStore, StoreRefused, StoreUnavailable
 from storage.s3 import S3Store
 
-__all__ = ["LocalStore", "ObjectStore", "S3Store", "StoreUnavailable", "unreachable"]
+__all__ = ["LocalStore", "ObjectStore", "S3Store", "StoreRefused", "StoreUnavailable", "unreachable"]

@@ -16,6 +16,14 @@ class StoreUnavailable(Exception):
     """The store cannot be reached or used right now; the message says why."""
 
 
+class StoreRefused(Exception):
+    """The store answered, refusing what was asked of it (no such bucket, access denied): `code` is its word."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"the store answered {code}")
+        self.code = code
+
+
 @dataclass(frozen=True)
 class SignedRequest:
     """A request a client makes on its own: method, URL and the headers it must send."""

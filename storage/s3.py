@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage import retries
-from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
+from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreRefused, StoreUnavailable
 from storage.retries import Retryable
 from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
 
@@ -251,8 +251,11 @@ class S3Store:
         should not be listed to the end to say so."""
         objects: list[dict[str, Any]] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            objects += [o for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-            if len(objects) > limit:
-                return objects[:limit + 1]
+        try:
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                objects += [o for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+                if len(objects) > limit:
+                    return objects[:limit + 1]
+        except ClientError as error:  # no such bucket, access denied: the asker's to fix
+            raise StoreRefused(error.response.get("Error", {}).get("Code", "?")) from None
         return objects

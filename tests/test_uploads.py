@@ -769,3 +769,24 @@ async def test_a_completed_uploads_claim_is_left_to_the_reconciler(api: Api, con
     await claims.update_many({}, {"$set": {"claimed_at": utcnow() - timedelta(seconds=CLAIM_SECONDS + 1)}})
     await reconcile(state.stores, state.feed)
     assert await claims.count_documents({}) == 0
+
+
+async def test_register_external_tells_a_wrong_bucket_from_an_unreachable_store(api: Api, contributor: str,
+                                                                                 state: AppState) -> None:
+    error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": "no-such-bucket", "prefix": "x/"}},
+                            token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == "bucket"
+    assert "NoSuchBucket" in error["message"]
+    async with hung_endpoint() as endpoint:
+        stuck = S3Store("stuck", bucket="b", endpoint_url=endpoint, access_key_id="x", secret_access_key="y", timeout=0.5)
+        await stuck.open()
+        state.stores[stuck.name] = stuck
+        try:
+            async with asyncio.timeout(30):
+                error = await api.error("RegisterExternal", {"input": {"mount": "stuck", "bucket": "b", "prefix": "x/"}},
+                                        token=contributor, status=503)
+            assert error["extensions"]["code"] == "UNAVAILABLE" and error["extensions"]["field"] == "mount"
+            assert "stuck" in error["message"]
+        finally:
+            del state.stores[stuck.name]
+            await stuck.close()

@@ -18,7 +18,7 @@ from resolvers.pagination import DESCENDING, paginate, sorted_list_connection
 from resolvers.permissions import CanRead
 from resolvers.relay import Connection
 from services.broadcast import SubscriberOverflow
-from services.errors import GraphlakeError
+from services.errors import Unavailable
 from services.events import log as service
 from services.node_ids import NodeType, decode_object_id
 
@@ -33,10 +33,9 @@ def events_query(filter: EventFilter | None) -> dict:
     )
 
 
-class SubscriptionDropped(GraphlakeError):
-    """A live subscriber fell too far behind; others go on."""
-
-    code = "INTERNAL"
+class SubscriptionDropped(Unavailable):
+    """A live subscriber fell too far behind; others go on. Not a bug: the client may subscribe
+    again (and read what it missed with `events(filter: {after: ...})`)."""
 
 
 @strawberry.type

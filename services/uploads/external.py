@@ -10,14 +10,15 @@ from urllib.parse import urlparse
 
 from bson import ObjectId
 
+import storage
 from documents.asset import Asset, StorageRef
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
 from documents.json_value import StoredJson
 from services import collections
 from services.checks import check_labels, check_metadata
-from services.errors import BadUserInput
-from storage import ObjectStore, S3Store
+from services.errors import BadUserInput, Unavailable
+from storage import ObjectStore, S3Store, StoreRefused
 
 
 @dataclass
@@ -57,8 +58,13 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
             raise BadUserInput("must name an s3 mount whose credentials can read the bucket", field="mount")
         try:
             objects = await store.list_objects(bucket, prefix or "", limit=max_items)
-        except Exception as error:  # unknown bucket, no permission, unreachable: the client should know which
-            raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {error}", field="bucket") from None
+        except StoreRefused as refused:  # the store answered: no such bucket, no permission, a bad name
+            raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {refused}", field="bucket") from None
+        except Exception as error:
+            if storage.unreachable(error):  # not the request's fault: UNAVAILABLE, naming the mount
+                raise Unavailable(f"mount {store.name!r} cannot be reached to list s3://{bucket}/{prefix or ''}; "
+                                  "retry shortly", field="mount") from None
+            raise
         if len(objects) > max_items:
             raise BadUserInput(f"more than {max_items} objects under that prefix, the most one call registers; "
                                "register narrower prefixes one by one", field="prefix")
