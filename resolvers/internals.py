@@ -16,6 +16,11 @@ walk a request's variables along their declared types before graphql-core coerce
 `named_operation.py` needs the operation name the request gave (`provided_operation_name`): the
 execution context's public `operation_name` falls back to the document's first operation.
 
+`document_limits.py` gives graphql-core's OverlappingFieldsCanBeMerged rule a budget of its own: the
+rule's state (`rule_context.remaining_complexity_budget`) is private, and graphql-core's public knob
+(the module's MAX_COMPLEXITY_BUDGET) is one value for the whole process, not one per schema. It knows
+the rule ran out by the `ValidationAbortedError` it raises, which graphql-core does not export at its top.
+
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text.
@@ -29,15 +34,17 @@ from __future__ import annotations
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLSchema
+from graphql import GraphQLSchema, OverlappingFieldsCanBeMergedRule
 from graphql.execution.executor import Executor
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import InputContext
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
 __all__ = ["ExecutionContext", "Executor", "HTTPException", "InputContext", "StrawberryGraphQLCoreExecutionContext",
-           "graphql_schema", "is_leaf_type", "provided_operation_name"]
+           "ValidationAbortedError", "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget",
+           "spent_merge_budget"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
@@ -48,3 +55,13 @@ def graphql_schema(schema: Any) -> GraphQLSchema:
 def provided_operation_name(context: ExecutionContext) -> str | None:
     """The operationName the request gave, None when it gave none (its private `_provided_operation_name`)."""
     return context._provided_operation_name  # type: ignore[attr-defined]
+
+
+def set_merge_budget(rule: OverlappingFieldsCanBeMergedRule, budget: int) -> None:
+    """Gives one run of the field-merging rule `budget` units of work (its private rule context's)."""
+    rule.rule_context.remaining_complexity_budget = budget  # type: ignore[attr-defined]
+
+
+def spent_merge_budget(rule: OverlappingFieldsCanBeMergedRule) -> bool:
+    """Whether that run used up its budget (graphql-core then aborts the validation)."""
+    return rule.rule_context.remaining_complexity_budget < 0  # type: ignore[attr-defined]

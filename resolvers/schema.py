@@ -33,6 +33,7 @@ from resolvers.datasets.queries import DatasetQueries
 from resolvers.datums.mutations import DatumMutations
 from resolvers.datums.queries import DatumQueries
 from resolvers.document_cache import DocumentCache, DocumentMemo
+from resolvers.document_limits import DocumentLimits
 from resolvers.errors import ErrorPolicy
 from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
@@ -78,6 +79,7 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(DocumentCache, DocumentMemo()),  # one memo per schema: its rules come from these settings
+        partial(DocumentLimits, max_selections=settings.max_selections, max_merge_cost=settings.max_merge_cost),
         partial(InputListLimit, max_items=max(settings.max_batch_items, settings.max_events_per_batch)),
         NamedOperation,
     ]

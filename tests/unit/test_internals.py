@@ -71,3 +71,30 @@ def test_the_execution_context_still_keeps_the_operation_name_the_request_gave()
     named = internals.ExecutionContext(query="query A { a }", schema=None, allowed_operations=(),  # type: ignore[arg-type]
                                        provided_operation_name="A")
     assert internals.provided_operation_name(named) == "A"
+
+
+def test_the_field_merging_rule_still_keeps_its_budget_where_graphlake_sets_it() -> None:
+    """resolvers/document_limits.py gives the rule a budget per schema and tells its abort from others."""
+    from graphql import build_schema as sdl_schema
+    from graphql import parse, validate
+
+    from resolvers.document_limits import merge_rule
+
+    schema = sdl_schema("type Query { a: Query b: Int }")
+    repeated = parse("{ " + "a { b } " * 20 + "}")  # 190 pairs of `a` fields to compare
+    rules_seen = []
+
+    class Probe(internals.OverlappingFieldsCanBeMergedRule):
+        def __init__(self, context) -> None:
+            super().__init__(context)
+            internals.set_merge_budget(self, 10)
+            rules_seen.append(self)
+
+    errors = validate(schema, repeated, [Probe])
+    assert [type(e) for e in errors] == [internals.ValidationAbortedError], \
+        f"graphql-core no longer aborts on the merging rule's budget ({errors}); resolvers/document_limits.py relies on it"
+    assert internals.spent_merge_budget(rules_seen[0]), \
+        "the merging rule's rule_context.remaining_complexity_budget is gone or no longer spent"
+    assert validate(schema, repeated, [merge_rule(10_000)]) == []
+    [error] = validate(schema, repeated, [merge_rule(10)])
+    assert "GRAPHLAKE_MAX_MERGE_COST" in error.message and error.extensions == {"code": "BAD_USER_INPUT"}
