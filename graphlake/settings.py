@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # Validation costs about 23 us a token on literal-heavy documents: 5000 tokens of list items took
     # about 115 ms of CPU, 2000 take under 50 (GraphiQL's introspection query has about 180 tokens).
     max_tokens: int = Field(default=2000, description="Lexical tokens in one document (parsing stops at the first over).")
+    max_tokens_unauthenticated: int = Field(
+        default=200, description="Tokens in a document from a caller without a valid token (who may call only "
+                                 "`health`, `me` and `__typename`): parsing stops here, long before validation.")
     max_selections: int = Field(
         default=300, description="Fields, fragment spreads and inline fragments in one document, counted before "
                                  "validation (GraphiQL's introspection query has 81, our largest operation 59).")
@@ -168,9 +171,9 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_selections", "max_merge_cost",
-                     "max_body_bytes", "max_page_size", "default_page_size", "max_subscriptions_per_connection",
-                     "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
+    @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
+                     "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
+                     "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
                      "event_feed_bytes", "subscriber_queue_size", "event_clock_skew_seconds")
     @classmethod

@@ -6,6 +6,9 @@ add validation rules built afresh for every request, so its cache key never repe
 are the same for every request of one schema (they come from its settings), so the document text
 alone is a sound key: this extension remembers, per text, the parsed document and the validation
 errors (usually none), and hands them to Strawberry, which then skips both steps.
+
+Only callers with a role use it: a guest's document is small (resolvers/guests.py), and a guest must
+neither push members' documents out nor get an outcome remembered from someone else.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from collections.abc import Iterator
 from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import SchemaExtension
 
-# Bounded by the text kept, not only by count: anyone may send documents (they are validated
-# before a token is checked), and a parsed document takes several times its text in memory.
+from resolvers.permissions import is_guest
+
+# Bounded by the text kept, not only by count: any member may send documents, and a parsed document
+# takes several times its text in memory.
 MAX_TEXT = 16 * 1024  # longer documents are one-offs: not worth keeping
 MAX_TOTAL_TEXT = 4 * 1024 * 1024
 
@@ -55,13 +60,16 @@ class DocumentCache(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        entry = self.memo.get(context.query) if context.query else None
+        entry = self.memo.get(context.query) if context.query and not is_guest(context.context) else None
         if entry is not None:
             context.graphql_document = entry[0]  # Strawberry parses only when this is unset
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        if is_guest(context.context):
+            yield
+            return
         entry = self.memo.get(context.query) if context.query else None
         if entry is not None:
             context.pre_execution_errors = list(entry[1])  # Strawberry validates only when this is unset

@@ -21,6 +21,9 @@ rule's state (`rule_context.remaining_complexity_budget`) is private, and graphq
 (the module's MAX_COMPLEXITY_BUDGET) is one value for the whole process, not one per schema. It knows
 the rule ran out by the `ValidationAbortedError` it raises, which graphql-core does not export at its top.
 
+`guests.py` rewords graphql-core's error for a document over the token limit, which it recognises by
+its text (`token_limit_exceeded`): the parser raises a plain syntax error for it.
+
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text.
@@ -34,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLSchema, OverlappingFieldsCanBeMergedRule
+from graphql import GraphQLError, GraphQLSchema, GraphQLSyntaxError, OverlappingFieldsCanBeMergedRule
 from graphql.execution.executor import Executor
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -44,7 +47,7 @@ from strawberry.types.execution import ExecutionContext
 
 __all__ = ["ExecutionContext", "Executor", "HTTPException", "InputContext", "StrawberryGraphQLCoreExecutionContext",
            "ValidationAbortedError", "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget",
-           "spent_merge_budget"]
+           "spent_merge_budget", "token_limit_exceeded"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
@@ -65,3 +68,9 @@ def set_merge_budget(rule: OverlappingFieldsCanBeMergedRule, budget: int) -> Non
 def spent_merge_budget(rule: OverlappingFieldsCanBeMergedRule) -> bool:
     """Whether that run used up its budget (graphql-core then aborts the validation)."""
     return rule.rule_context.remaining_complexity_budget < 0  # type: ignore[attr-defined]
+
+
+def token_limit_exceeded(error: GraphQLError, max_tokens: int) -> bool:
+    """Whether parsing stopped because the document has more than `max_tokens` tokens."""
+    return (isinstance(error, GraphQLSyntaxError)
+            and error.description == f"Document contains more than {max_tokens} tokens. Parsing aborted.")  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ import pytest
 from graphlake.settings import Settings
 from resolvers.schema import build_schema
 from tests.operations import Api
+from tests.validations import count_validations
 
 
 async def still_serving(api: Api, token: str) -> None:
@@ -42,16 +43,6 @@ async def test_tokens(api: Api, viewer: str, settings: Settings) -> None:
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "token" in error["message"].lower()
     await still_serving(api, viewer)
-
-
-def count_validations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per document graphql-core validates from now on."""
-    import strawberry.schema.schema as strawberry_schema
-
-    validations: list[int] = []
-    validate = strawberry_schema.validate
-    monkeypatch.setattr(strawberry_schema, "validate", lambda *args: validations.append(1) or validate(*args))
-    return validations
 
 
 async def test_the_issues_document_is_refused_before_it_is_parsed_whole(api: Api, viewer: str, settings: Settings,

@@ -98,3 +98,21 @@ def test_the_field_merging_rule_still_keeps_its_budget_where_graphlake_sets_it()
     assert validate(schema, repeated, [merge_rule(10_000)]) == []
     [error] = validate(schema, repeated, [merge_rule(10)])
     assert "GRAPHLAKE_MAX_MERGE_COST" in error.message and error.extensions == {"code": "BAD_USER_INPUT"}
+
+
+def test_graphql_core_still_names_the_token_limit_in_its_parse_error() -> None:
+    """resolvers/guests.py recognises the parser's token-limit error by its text, to name the limit that applied."""
+    from graphql import GraphQLError, parse
+
+    try:
+        parse("{ a b c }", max_tokens=3)
+    except GraphQLError as error:
+        assert internals.token_limit_exceeded(error, 3), \
+            f"graphql-core's token-limit error changed: {error.message!r} (resolvers/guests.py rewords it)"
+        assert not internals.token_limit_exceeded(error, 4)
+    else:
+        raise AssertionError("parse(max_tokens=...) no longer stops at the limit (Strawberry's parse option)")
+    try:
+        parse("{ a b", max_tokens=100)
+    except GraphQLError as error:
+        assert not internals.token_limit_exceeded(error, 100)  # other syntax errors are left alone
