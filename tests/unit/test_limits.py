@@ -16,7 +16,7 @@ from graphql import (
 from graphql.language import Lexer
 
 from graphlake.settings import Settings
-from resolvers.document_cache import MAX_TEXT, DocumentMemo
+from resolvers.document_cache import MAX_TEXT, DocumentMemo, token_key
 from resolvers.document_limits import count_selections, merge_rule
 from resolvers.internals import graphql_schema
 from resolvers.schema import build_schema
@@ -66,13 +66,25 @@ def test_document_memo_is_bounded_by_text() -> None:
     texts = [f"{{ a{i}: __typename }}".ljust(300) for i in range(5)]
     for text in texts:
         memo.put(text, parse(text), ())
-    assert list(memo.entries) == texts[-3:] and memo.total_text == 900  # the oldest went first
+    assert list(memo.texts.entries) == texts[-3:] and memo.texts.total_text == 900  # the oldest went first
     memo.get(texts[2])  # used: now the most recent
     memo.put(texts[0], parse(texts[0]), ())
-    assert list(memo.entries) == [texts[4], texts[2], texts[0]]  # texts[3] was the least recently used
+    assert list(memo.texts.entries) == [texts[4], texts[2], texts[0]]  # texts[3] was the least recently used
     huge = "{ __typename }" + " " * MAX_TEXT
     memo.put(huge, parse(huge), ())
-    assert huge not in memo.entries
+    assert huge not in memo.texts.entries
+
+
+def test_the_token_key_ignores_layout_and_comments_only() -> None:
+    """resolvers/document_cache.py: a document's validity is remembered by its tokens."""
+    plain = token_key(parse('query Q($a: Int = 1) { f(s: "x y", b: """z""") { g } }'))
+    laid_out = token_key(parse('# who: job 42\nquery Q(\n  $a: Int = 1,\n) {\n  f(s: "x y", b: """\n    z\n""") { g } # why\n}'))
+    assert plain == laid_out
+    for other in ('query Q($a: Int = 2) { f(s: "x y", b: """z""") { g } }',  # a value
+                  'query Q($a: Int = 1) { f(s: "x y", b: "z") { g } }',  # a block string is another token
+                  'query Q($a: Int = 1) { f(s: "x\\ny", b: """z""") { g } }',  # what a string holds
+                  'query Q($a: Int = 1) { f(s: "x y", b: """z""") { g h } }'):
+        assert token_key(parse(other)) != plain, other
 
 
 def _tokens(text: str) -> int:
