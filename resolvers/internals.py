@@ -21,6 +21,10 @@ rule's state (`rule_context.remaining_complexity_budget`) is private, and graphq
 (the module's MAX_COMPLEXITY_BUDGET) is one value for the whole process, not one per schema. It knows
 the rule ran out by the `ValidationAbortedError` it raises, which graphql-core does not export at its top.
 
+`input_literals.py` subclasses graphql-core's ValuesOfCorrectType rule and overrides the method each
+of its visits calls with a whole argument value and its type (`is_valid_value_node`, private), to
+name the argument in each error; it imports the rule from here.
+
 `guests.py` rewords graphql-core's error for a document over the token limit, which it recognises by
 its text (`token_limit_exceeded`): the parser raises a plain syntax error for it.
 
@@ -37,7 +41,13 @@ from __future__ import annotations
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLError, GraphQLSchema, GraphQLSyntaxError, OverlappingFieldsCanBeMergedRule
+from graphql import (
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    OverlappingFieldsCanBeMergedRule,
+    ValuesOfCorrectTypeRule,
+)
 from graphql.execution.executor import Executor
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -46,8 +56,8 @@ from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
 __all__ = ["ExecutionContext", "Executor", "HTTPException", "InputContext", "StrawberryGraphQLCoreExecutionContext",
-           "ValidationAbortedError", "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget",
-           "spent_merge_budget", "token_limit_exceeded"]
+           "ValidationAbortedError", "ValuesOfCorrectTypeRule", "graphql_schema", "is_leaf_type",
+           "provided_operation_name", "set_merge_budget", "spent_merge_budget", "token_limit_exceeded"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:

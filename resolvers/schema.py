@@ -39,6 +39,7 @@ from resolvers.events.mutations import EventMutations
 from resolvers.events.queries import EventQueries, EventSubscriptions
 from resolvers.fanout import FanoutExecutor
 from resolvers.guests import GuestGate, TokenBudget
+from resolvers.input_literals import InputLiteralErrors
 from resolvers.list_limits import InputListLimit
 from resolvers.loaders import FreshLoaders
 from resolvers.named_operation import NamedOperation
@@ -82,6 +83,7 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
         partial(DocumentCache, DocumentMemo()),  # one memo per schema: its rules come from these settings
         GuestGate,  # after the memo, which guests do not use; before the limits and validation
         partial(DocumentLimits, max_selections=settings.max_selections, max_merge_cost=settings.max_merge_cost),
+        InputLiteralErrors,
         partial(InputListLimit, max_items=max(settings.max_batch_items, settings.max_events_per_batch)),
         NamedOperation,
     ]

@@ -116,3 +116,21 @@ def test_graphql_core_still_names_the_token_limit_in_its_parse_error() -> None:
         parse("{ a b", max_tokens=100)
     except GraphQLError as error:
         assert not internals.token_limit_exceeded(error, 100)  # other syntax errors are left alone
+
+
+def test_the_literal_rule_still_checks_each_whole_value_through_one_method() -> None:
+    """resolvers/input_literals.py overrides ValuesOfCorrectType's `is_valid_value_node` to name each argument."""
+    from graphql import build_schema as sdl_schema
+    from graphql import parse, validate
+
+    seen = []
+
+    class Probe(internals.ValuesOfCorrectTypeRule):
+        def is_valid_value_node(self, node, input_type):  # type: ignore[no-untyped-def]
+            seen.append((type(node).__name__, str(input_type)))
+            return super().is_valid_value_node(node, input_type)
+
+    schema = sdl_schema("input I { x: Int } type Query { f(a: Int, b: [I]): Int }")
+    assert validate(schema, parse('{ f(a: 1, b: [{x: 2}]) }'), [Probe]) == []
+    assert seen == [("IntValueNode", "Int"), ("ListValueNode", "[I]")], \
+        f"ValuesOfCorrectTypeRule no longer calls is_valid_value_node once per whole value: {seen}"
