@@ -49,19 +49,24 @@ async def test_malformed_ids_name_the_argument(http: httpx.AsyncClient, admin: s
 
 
 async def test_an_unreadable_request_gets_a_graphql_error_with_a_code(http: httpx.AsyncClient, contributor: str) -> None:
-    """Bad JSON, JSON nested thousands of levels deep, no query, a wrong method: each is a GraphQL error
-    with a code, never a plain-text answer or a 500."""
+    """Bad JSON, JSON nested thousands of levels deep or holding a number of 5000 digits, JSON that is not
+    an object, no query, a wrong method: each is a GraphQL error with a code, never a plain-text answer or a 500."""
     auth = {"Authorization": f"Bearer {contributor}", "Content-Type": "application/json"}
     nested = "[" * 100_000 + "]" * 100_000
     deep = f'{{"query": {json.dumps(document("StoreValue"))}, "variables": {{"input": {{"name": "deep", "value": {nested}}}}}}}'
     two = "query A { __typename } query B { __typename }"
+    # More digits than Python's int() reads (ValueError, a plain-text 500), and bodies that are JSON but
+    # not an object (AttributeError in Strawberry, a 500 too).
+    long_number = '{"query": "{ __typename }", "variables": {"n": ' + "9" * 5000 + "}}"
     for body in ("{not json", deep, '{"variables": {}}', json.dumps({"query": "{ __typename }", "variables": [1]}),
-                 json.dumps({"query": two, "operationName": "C"})):
+                 json.dumps({"query": two, "operationName": "C"}), long_number, '"{ __typename }"', "null", "5", "true"):
         answer = await http.post("/graphql", content=body, headers=auth)
         assert answer.status_code in (200, 400), (body[:80], answer.status_code, answer.text[:200])
         assert answer.headers["content-type"].startswith("application/json"), (body[:80], answer.text[:200])
         [error] = answer.json()["errors"]
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["message"], (body[:80], error)
+    get = await http.get("/graphql", params={"query": "{ __typename }", "variables": "null"}, headers=auth)
+    assert get.json() == {"data": {"__typename": "Query"}}  # null variables in a GET are still fine
 
 
 NUMBERS = [  # (document, variables, where the message must say the fault is, extensions.field)

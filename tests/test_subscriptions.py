@@ -91,3 +91,33 @@ async def test_each_operation_on_a_socket_reads_fresh_data(served: Served, api, 
     assert first["payload"]["data"]["asset"]["name"] == "before"
     second = next(r for r in replies if r["id"] == "q2" and r["type"] == "next")
     assert second["payload"]["data"]["asset"]["name"] == "after"
+
+
+# Messages Strawberry's handlers indexed into unchecked: each dropped the connection without a close
+# frame, or was answered with Python's words and no code (graphlake/request_json.py).
+MISSHAPEN = [
+    '"just a string"', "null", "[1]", '{"type": 5}', '{"id": "1", "type": "start"}', '{"type": "subscribe"}',
+    '{"id": "1", "type": "subscribe", "payload": 5}', '{"id": "1", "type": "start", "payload": {"query": 5}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "subscription { heartbeat { sequence } }", "variables": 7}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }", "variables": {"n": ' + "9" * 5000 + "}}}",
+    '{"id": "1", "type": "subscribe", "payload": ' + "[" * 100_000 + "]" * 100_000 + "}",
+]
+
+
+@pytest.mark.parametrize("message", MISSHAPEN, ids=lambda m: m[:40])
+async def test_a_misshapen_message_gets_the_protocols_answer(served: Served, viewer: str, message: str) -> None:
+    """graphql-transport-ws closes with 4400, as its spec says of an invalid message; graphql-ws skips it,
+    and the connection goes on serving."""
+    async with Subscriber(served.ws_url, TRANSPORT_WS) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.socket.send(message)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.receive(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+    async with Subscriber(served.ws_url, LEGACY_WS) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.socket.send(message)
+        op = await ws.subscribe("Heartbeat", {"intervalSeconds": 0.1})
+        tick = await asyncio.wait_for(ws.receive(), 5)
+        assert (tick["type"], tick["id"]) == ("data", op)
+        await ws.complete(op)
