@@ -1,9 +1,10 @@
 """What a caller without a role may send, refused as cheaply as possible.
 
-A guest (no token, or one that is not valid, with GRAPHLAKE_ANONYMOUS_READ off) may call only the
-root fields that need no role: those declared without a permission class (`health`, `me`), and
-`__typename`. Before this, anyone could make the server parse and validate any document, and
-validation ran for seconds on some (see resolvers/document_limits.py). Now a guest's document
+A guest (no token while GRAPHLAKE_ANONYMOUS_READ is off, or a token that is not valid) may call only
+the root fields that need no role: those declared without a permission class (`health`, `me`), and
+`__typename`. Parsing and validation are CPU work on the event loop that anyone could otherwise
+have the server do at will (validation ran for seconds on some documents, see
+resolvers/document_limits.py), so a guest's document
 - is parsed only up to GRAPHLAKE_MAX_TOKENS_UNAUTHENTICATED tokens (`TokenBudget`), and
 - is refused UNAUTHENTICATED before validation if any of its operations is not a query or selects,
   at its root (through fragments too), a field that needs a role (`GuestGate`).
