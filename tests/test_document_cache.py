@@ -13,9 +13,9 @@ async def test_layout_and_comments_do_not_make_a_document_new(http: httpx.AsyncC
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     validations = count_validations(monkeypatch)
     headers = {"Authorization": f"Bearer {viewer}"}
-    sent = '{ health { ok } asset(id: "not-an-id!") { id } }'
-    variants = [sent, f"# request {1}\n{sent}", "# request 2\n\n{\n  health { ok }\n  asset(id: \"not-an-id!\") {\n    id\n  }\n}",
-                '{health{ok},asset(id:"not-an-id!"){id}}']
+    sent = '{ health { ok } asset(id: "not-an-id, memo test!") { id } }'
+    variants = [sent, f"# request {1}\n{sent}", "# request 2\n\n{\n  health { ok }\n  asset(id: \"not-an-id, memo test!\") {\n    id\n  }\n}",
+                '{health{ok},asset(id:"not-an-id, memo test!"){id}}']
     where = []
     for text in variants + variants:
         body = (await http.post("/graphql", json={"query": text}, headers=headers)).json()
@@ -33,8 +33,9 @@ async def test_an_invalid_document_is_remembered_by_its_text_only(http: httpx.As
     """Its errors carry positions in that text: the same tokens laid out otherwise are validated again."""
     validations = count_validations(monkeypatch)
     headers = {"Authorization": f"Bearer {viewer}"}
-    for text in ("{ health { nope } }", "{ health { nope } }", "\n\n{ health {\n nope } }"):
+    # Documents no other test sends: the memo lives as long as the session's app.
+    for text in ("{ health { nopeMemo } }", "{ health { nopeMemo } }", "\n\n{ health {\n nopeMemo } }"):
         [error] = (await http.post("/graphql", json={"query": text}, headers=headers)).json()["errors"]
-        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "nope" in error["message"]
-        assert text.splitlines()[error["locations"][0]["line"] - 1][error["locations"][0]["column"] - 1:].startswith("nope")
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "nopeMemo" in error["message"]
+        assert text.splitlines()[error["locations"][0]["line"] - 1][error["locations"][0]["column"] - 1:].startswith("nopeMemo")
     assert validations == [1, 1]
