@@ -43,6 +43,7 @@ bench: setup ferretdb minio
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/peer.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/validation.py
 
 setup: python assets
 

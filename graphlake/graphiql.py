@@ -93,16 +93,27 @@ _PAGE = Template(r"""<!doctype html>
       return post(params, headers);
     }
 
-    ReactDOM.createRoot(document.getElementById("graphiql")).render(
-      React.createElement(GraphiQL, {
-        fetcher,
+    // GraphiQL fetches the schema when it starts, with the headers it has then: without a valid token
+    // introspection is refused. It fetches it again whenever its fetcher changes, so a pause in typing
+    // in the Headers tab renders it with a fresh one (same behaviour, new identity).
+    const root = ReactDOM.createRoot(document.getElementById("graphiql"));
+    let headersTimer = null;
+    function headersEdited() {
+      clearTimeout(headersTimer);
+      headersTimer = setTimeout(render, 800);
+    }
+    function render() {
+      root.render(React.createElement(GraphiQL, {
+        fetcher: (params, opts) => fetcher(params, opts),
+        onEditHeaders: headersEdited,
         defaultQuery: $default_query,
         defaultHeaders: $default_headers,
         defaultEditorToolsVisibility: "headers",
         shouldPersistHeaders: true,
         isHeadersEditorEnabled: true,
-      })
-    );
+      }));
+    }
+    render();
   </script>
 </body>
 </html>

@@ -136,7 +136,21 @@ class Settings(BaseSettings):
     # --- request limits
     max_query_depth: int = 15
     max_aliases: int = 30
-    max_tokens: int = 5000
+    # Validation costs about 23 us a token on literal-heavy documents: 5000 tokens of list items took
+    # about 115 ms of CPU, 2000 take under 50 (GraphiQL's introspection query has about 180 tokens).
+    max_tokens: int = Field(default=2000, description="Lexical tokens in one document (parsing stops at the first over).")
+    # A guest's health/me query takes about 20 tokens; 100 tokens of `me { role }` repeated validate
+    # in about 8 ms, 200 in 23 ms (the field-merging check grows with the square of the repeats).
+    max_tokens_unauthenticated: int = Field(
+        default=100, description="Tokens in a document from a caller without a valid token (who may call only "
+                                 "`health`, `me` and `__typename`): parsing stops here, long before validation.")
+    max_selections: int = Field(
+        default=300, description="Fields, fragment spreads and inline fragments in one document, counted before "
+                                 "validation (GraphiQL's introspection query has 81, our largest operation 59).")
+    max_merge_cost: int = Field(
+        default=10_000, description="Work graphql-core may spend checking that same-named fields can merge "
+                                    "(OverlappingFieldsCanBeMerged; 2 per comparison of two fields). It grows with "
+                                    "the square of repeated fields: graphql-core's own budget of 500,000 took 2 s.")
     max_body_bytes: int = Field(default=16 * 1_048_576, description="Must exceed max_text_bytes: texts come in the body.")
     default_page_size: int = 50
     max_page_size: int = 500
@@ -174,9 +188,9 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_body_bytes", "max_page_size",
-                     "default_page_size", "max_subscriptions_per_connection", "max_batch_items",
-                     "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
+    @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
+                     "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
+                     "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size",
                      "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token")

@@ -18,6 +18,7 @@ from strawberry.types.unset import UNSET
 
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
+from graphlake.request_json import UnreadableJSON, check_ws_message, kind, loads
 from graphlake.settings import Settings
 from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
 from resolvers.context import Context
@@ -51,6 +52,7 @@ class GraphQLView(GraphQL[Context, None]):
             keep_alive_interval=15,
         )
         self.settings = settings
+        self._reading_query_params = False
 
     async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
         context = Context(
@@ -122,13 +124,34 @@ class GraphQLView(GraphQL[Context, None]):
         finally:
             sockets.close(websocket)
 
-    def decode_json(self, data: str | bytes) -> object:
-        # The standard library's decoder recurses per nesting level: a body nested a few thousand
-        # levels deep raised RecursionError, which became a plain-text 500.
+    def parse_json(self, data: str | bytes) -> object:
+        """An HTTP request's body, or a GET request's `variables` or `extensions` (Strawberry reads
+        WebSocket messages with decode_json instead)."""
         try:
-            return json.loads(data)
-        except RecursionError:
-            raise HTTPException(400, "the request body is nested too deeply") from None
+            value = loads(data)
+        except UnreadableJSON as error:
+            raise HTTPException(400, error.reason) from None
+        except json.JSONDecodeError:
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+        # Strawberry reads a body with .get(): a string, a number or null became AttributeError, a 500.
+        if not self._reading_query_params and not isinstance(value, dict | list):
+            raise HTTPException(400, f"the request body must be a JSON object with a `query`, not {kind(value)}")
+        return value
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        # Strawberry decodes these with parse_json too, and says itself when they are not objects (null
+        # variables are fine). Synchronous: no other request runs while the flag is up.
+        self._reading_query_params = True
+        try:
+            return super().parse_query_params(params)
+        finally:
+            self._reading_query_params = False
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A WebSocket message (graphlake/request_json.py says how a misshapen one is answered)."""
+        message = loads(data)
+        check_ws_message(message)
+        return message
 
     def encode_json(self, data: object) -> str:
         # orjson (several times faster on large pages), falling back to the stdlib for integers

@@ -43,6 +43,9 @@ class ServerSettings(UploadSettings, EventSettings, Protocol):
     anonymous_read: bool
     introspection: bool
     max_tokens: int
+    max_tokens_unauthenticated: int
+    max_selections: int
+    max_merge_cost: int
     max_query_depth: int
     max_aliases: int
     max_query_string_chars: int

@@ -22,6 +22,18 @@ that never initialises, cap sockets per token and end a socket whose token stops
 overrides their `handle`, `handle_connection_init`, `handle_message` and `send_message`, and reads
 their operations (`operations`, `tasks`), `cleanup_operation` and `connection_acknowledged`.
 
+`document_limits.py` gives graphql-core's OverlappingFieldsCanBeMerged rule a budget of its own: the
+rule's state (`rule_context.remaining_complexity_budget`) is private, and graphql-core's public knob
+(the module's MAX_COMPLEXITY_BUDGET) is one value for the whole process, not one per schema. It knows
+the rule ran out by the `ValidationAbortedError` it raises, which graphql-core does not export at its top.
+
+`input_literals.py` subclasses graphql-core's ValuesOfCorrectType rule and overrides the method each
+of its visits calls with a whole argument value and its type (`is_valid_value_node`, private), to
+name the argument in each error; it imports the rule from here.
+
+`guests.py` rewords graphql-core's error for a document over the token limit, which it recognises by
+its text (`token_limit_exceeded`): the parser raises a plain syntax error for it.
+
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text.
@@ -35,8 +47,15 @@ from __future__ import annotations
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLSchema
+from graphql import (
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    OverlappingFieldsCanBeMergedRule,
+    ValuesOfCorrectTypeRule,
+)
 from graphql.execution.executor import Executor
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -45,8 +64,9 @@ from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
 __all__ = ["BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "ExecutionContext", "Executor", "HTTPException",
-           "InputContext", "StrawberryGraphQLCoreExecutionContext", "graphql_schema", "is_leaf_type",
-           "provided_operation_name"]
+           "InputContext", "StrawberryGraphQLCoreExecutionContext", "ValidationAbortedError", "ValuesOfCorrectTypeRule",
+           "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget", "spent_merge_budget",
+           "token_limit_exceeded"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
@@ -57,3 +77,19 @@ def graphql_schema(schema: Any) -> GraphQLSchema:
 def provided_operation_name(context: ExecutionContext) -> str | None:
     """The operationName the request gave, None when it gave none (its private `_provided_operation_name`)."""
     return context._provided_operation_name  # type: ignore[attr-defined]
+
+
+def set_merge_budget(rule: OverlappingFieldsCanBeMergedRule, budget: int) -> None:
+    """Gives one run of the field-merging rule `budget` units of work (its private rule context's)."""
+    rule.rule_context.remaining_complexity_budget = budget  # type: ignore[attr-defined]
+
+
+def spent_merge_budget(rule: OverlappingFieldsCanBeMergedRule) -> bool:
+    """Whether that run used up its budget (graphql-core then aborts the validation)."""
+    return rule.rule_context.remaining_complexity_budget < 0  # type: ignore[attr-defined]
+
+
+def token_limit_exceeded(error: GraphQLError, max_tokens: int) -> bool:
+    """Whether parsing stopped because the document has more than `max_tokens` tokens."""
+    return (isinstance(error, GraphQLSyntaxError)
+            and error.description == f"Document contains more than {max_tokens} tokens. Parsing aborted.")  # type: ignore[attr-defined]

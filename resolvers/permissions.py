@@ -9,6 +9,16 @@ from strawberry.permission import BasePermission
 from documents.api_token import Role
 from services.errors import Forbidden, Unauthenticated
 
+NEEDS_TOKEN = "needs an API token: send the header `Authorization: Bearer <token>`"
+
+
+def is_guest(context: Any) -> bool:
+    """A caller who may call only what needs no role: no valid token, and anonymous reads off (or a
+    token that is not valid). A schema run without a request (tests, tools) has no caller to refuse."""
+    if context is None:
+        return False
+    return context.principal is None and (context.auth_error is not None or not context.settings.anonymous_read)
+
 
 def has_role(context: Any, role: Role) -> bool:
     """Whether the caller's token holds `role` (or a higher one); no token holds none."""
@@ -23,7 +33,7 @@ def require_role(context: Any, role: Role) -> None:
     if principal is None:
         if role is Role.VIEWER and context.settings.anonymous_read:
             return
-        raise Unauthenticated("this needs an API token: send the header `Authorization: Bearer <token>`")
+        raise Unauthenticated(f"this {NEEDS_TOKEN}")
     if not principal.role.includes(role):
         raise Forbidden(f"this needs role {role.value}; your token has {principal.role.value}")
 

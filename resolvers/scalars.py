@@ -6,26 +6,34 @@ BigInt is a NewType of int, bound to its GraphQL definition in SCALAR_MAP (Straw
 
 from __future__ import annotations
 
+import re
 from typing import NewType
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 
 __all__ = ["JSON", "SCALAR_MAP", "BigInt"]
 
 _INT64 = 2**63
+_DIGITS = re.compile(r"[+-]?[0-9]+")
 
 BigInt = NewType("BigInt", int)
 
 
 def _parse_bigint(value: object) -> int:
     # Accept a JSON number or a numeric string (JavaScript clients lose precision above 2^53).
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"BigInt must be an integer, got {type(value).__name__}")
-    number = int(value)
-    if not -_INT64 <= number < _INT64:
-        raise ValueError("BigInt must fit in 64 bits")
-    return number
+    # GraphQLError, not ValueError: graphql-core quotes a plain exception's text, which was Python's
+    # own ("invalid literal for int() with base 10", "got dict", the digit limit of int()).
+    if isinstance(value, str) and _DIGITS.fullmatch(value := value.strip()):
+        if len(value.lstrip("+-")) > 20:  # before int(): it refuses over 4300 digits, in its own words
+            raise GraphQLError("BigInt must fit in 64 bits")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GraphQLError("BigInt must be an integer, or a string of decimal digits")
+    if not -_INT64 <= value < _INT64:
+        raise GraphQLError("BigInt must fit in 64 bits")
+    return value
 
 
 SCALAR_MAP = {

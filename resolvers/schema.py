@@ -10,7 +10,6 @@ from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -33,11 +32,14 @@ from resolvers.datasets.queries import DatasetQueries
 from resolvers.datums.mutations import DatumMutations
 from resolvers.datums.queries import DatumQueries
 from resolvers.document_cache import DocumentCache, DocumentMemo
+from resolvers.document_limits import DocumentLimits
 from resolvers.errors import ErrorPolicy
 from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
 from resolvers.events.queries import EventQueries, EventSubscriptions
 from resolvers.fanout import FanoutExecutor
+from resolvers.guests import GuestGate, TokenBudget
+from resolvers.input_literals import InputLiteralErrors
 from resolvers.list_limits import InputListLimit
 from resolvers.loaders import FreshLoaders
 from resolvers.named_operation import NamedOperation
@@ -74,10 +76,14 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         partial(ErrorPolicy, hide_suggestions=not settings.introspection),
         FreshLoaders,
-        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        partial(TokenBudget, max_tokens=settings.max_tokens,
+                max_tokens_unauthenticated=settings.max_tokens_unauthenticated),
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(DocumentCache, DocumentMemo()),  # one memo per schema: its rules come from these settings
+        GuestGate,  # after the memo, which guests do not use; before the limits and validation
+        partial(DocumentLimits, max_selections=settings.max_selections, max_merge_cost=settings.max_merge_cost),
+        InputLiteralErrors,
         partial(InputListLimit, max_items=max(settings.max_batch_items, settings.max_events_per_batch)),
         NamedOperation,
     ]

@@ -153,7 +153,7 @@ async def test_training_split_is_deterministic_and_can_require_verification(api:
                        ({"train": 0, "validation": 0, "test": 0}, "ratios")):
         error = await api.error("TrainingSplit", {"version": v["id"], "ratios": bad}, token=contributor)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, bad
-    # A float literal too big for a double reaches the resolver as infinity.
+    # A float literal too big for a double (infinity, once read) is refused before any resolver runs.
     huge = ("query TrainingSplit($version: ID!) { trainingSplit(datasetVersion: $version, "
             "ratios: {train: 1, validation: 1e309, test: 0}) { train(first: 1) { totalCount } } }")
     error = await api.error("TrainingSplit", {"version": v["id"]}, token=contributor, query=huge)

@@ -49,19 +49,70 @@ async def test_malformed_ids_name_the_argument(http: httpx.AsyncClient, admin: s
 
 
 async def test_an_unreadable_request_gets_a_graphql_error_with_a_code(http: httpx.AsyncClient, contributor: str) -> None:
-    """Bad JSON, JSON nested thousands of levels deep, no query, a wrong method: each is a GraphQL error
-    with a code, never a plain-text answer or a 500."""
+    """Bad JSON, JSON nested thousands of levels deep or holding a number of 5000 digits, JSON that is not
+    an object, no query, a wrong method: each is a GraphQL error with a code, never a plain-text answer or a 500."""
     auth = {"Authorization": f"Bearer {contributor}", "Content-Type": "application/json"}
     nested = "[" * 100_000 + "]" * 100_000
     deep = f'{{"query": {json.dumps(document("StoreValue"))}, "variables": {{"input": {{"name": "deep", "value": {nested}}}}}}}'
     two = "query A { __typename } query B { __typename }"
+    # More digits than Python's int() reads (ValueError, a plain-text 500), and bodies that are JSON but
+    # not an object (AttributeError in Strawberry, a 500 too).
+    long_number = '{"query": "{ __typename }", "variables": {"n": ' + "9" * 5000 + "}}"
     for body in ("{not json", deep, '{"variables": {}}', json.dumps({"query": "{ __typename }", "variables": [1]}),
-                 json.dumps({"query": two, "operationName": "C"})):
+                 json.dumps({"query": two, "operationName": "C"}), long_number, '"{ __typename }"', "null", "5", "true"):
         answer = await http.post("/graphql", content=body, headers=auth)
         assert answer.status_code in (200, 400), (body[:80], answer.status_code, answer.text[:200])
         assert answer.headers["content-type"].startswith("application/json"), (body[:80], answer.text[:200])
         [error] = answer.json()["errors"]
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["message"], (body[:80], error)
+    get = await http.get("/graphql", params={"query": "{ __typename }", "variables": "null"}, headers=auth)
+    assert get.json() == {"data": {"__typename": "Query"}}  # null variables in a GET are still fine
+
+
+NUMBERS = [  # (document, variables, where the message must say the fault is, extensions.field)
+    ("{ assets(first: 99999999999) { totalCount } }", None, "first: ", "first"),
+    ("{ assets(first: -99999999999) { totalCount } }", None, "first: ", "first"),
+    ("{ assets(first: " + "9" * 5000 + ") { totalCount } }", None, "first: ", "first"),
+    ("{ assets(first: 1e400) { totalCount } }", None, "first: ", "first"),
+    ("{ annotations(filter: {minScore: 1e400}) { totalCount } }", None, "filter.minScore: ", "filter.minScore"),
+    ("{ annotations(filter: {minScore: " + "9" * 400 + "}) { totalCount } }", None, "filter.minScore: ", "filter.minScore"),
+    ("query ($f: Int = 99999999999) { assets(first: $f) { totalCount } }", None, "$f: ", "$f"),
+    ("query ($f: Int) { assets(first: $f) { totalCount } }", {"f": 99999999999}, "'$f'", None),
+    ("query ($f: Int) { assets(first: $f) { totalCount } }", {"f": 1e300}, "'$f'", None),
+    ("query ($m: Float) { annotations(filter: {minScore: $m}) { totalCount } }", {"m": float("inf")}, "'$m'", None),
+    ('mutation { storeValue(input: {name: "n", value: {x: 1e400}}) { id } }', None, "input.value.x: ", "input.value.x"),
+    ('mutation { storeValue(input: {name: "n", value: {x: ' + "9" * 5000 + "}}) { id } }", None, "input.value.x: ",
+     "input.value.x"),
+    ('mutation { createUpload(input: {name: "n", sizeBytes: "many"}) { id } }', None, "input.sizeBytes: BigInt",
+     "input.sizeBytes"),
+    ('mutation { createUpload(input: {name: "n", sizeBytes: 99999999999999999999999}) { id } }', None,
+     "input.sizeBytes: BigInt must fit in 64 bits", "input.sizeBytes"),
+    ("mutation ($s: BigInt!) { createUpload(input: {name: \"n\", sizeBytes: $s}) { id } }", {"s": "9" * 5000},
+     "'$s'", None),
+    ("mutation ($s: BigInt!) { createUpload(input: {name: \"n\", sizeBytes: $s}) { id } }", {"s": {"a": 1}}, "'$s'", None),
+]
+PYTHON = ("Traceback", "int()", "ValueError", "TypeError", "set_int_max_str_digits", "dict", "NoneType", "object of type",
+          "Internal server error")
+
+
+@pytest.mark.parametrize(("query", "variables", "where", "field"), NUMBERS, ids=lambda v: str(v)[:50])
+async def test_numbers_out_of_range_are_bad_user_input_naming_where(
+        http: httpx.AsyncClient, contributor: str, query: str, variables: dict | None, where: str, field: str | None) -> None:
+    """An integer beyond 32 bits (or any length), a float beyond a double: BAD_USER_INPUT, the message
+    naming the argument (`first: ...`) or variable (`Variable '$f' ...`), never Python's own words."""
+    body = {"query": query, "variables": variables}
+    # inf goes as JSON's 1e400, which Python's decoder reads as infinity (as a client's would)
+    content = json.dumps(body).replace("Infinity", "1e400")
+    answer = await http.post("/graphql", content=content,
+                             headers={"Authorization": f"Bearer {contributor}", "Content-Type": "application/json"})
+    assert answer.status_code == 200
+    result = answer.json()
+    assert result["data"] is None
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"].get("field") == field
+    assert where in error["message"][:80], error["message"]
+    assert not [word for word in PYTHON if word in error["message"]], error["message"]
 
 
 async def test_a_document_of_several_operations_needs_their_name(http: httpx.AsyncClient, viewer: str) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
 
 import httpx
 
+from graphlake import PROJECT_ROOT
 from graphlake.graphiql import ASSET_PREFIX, ASSETS
 
 
@@ -24,3 +27,16 @@ async def test_graphiql_page_uses_only_local_assets(http: httpx.AsyncClient) -> 
 async def test_only_listed_assets_are_served(http: httpx.AsyncClient) -> None:
     assert (await http.get(f"{ASSET_PREFIX}/package.json")).status_code == 404
     assert (await http.get(f"{ASSET_PREFIX}/..%2F..%2Fpyproject.toml")).status_code == 404
+
+
+async def test_graphiql_fetches_the_schema_again_once_a_token_is_typed(http: httpx.AsyncClient) -> None:
+    """A caller without a token may not introspect (resolvers/guests.py): GraphiQL starts with no valid
+    token, so the page gives it a new fetcher when the headers change, which makes it introspect again."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed (make installs GraphiQL's assets with npm)"
+    page = await http.get("/graphql", headers={"Accept": "text/html"})
+    process = await asyncio.create_subprocess_exec(
+        node, str(PROJECT_ROOT / "tests" / "js" / "graphiql_page.cjs"),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(page.content), 30)
+    assert process.returncode == 0 and out.strip() == b"OK", err.decode()

@@ -10,6 +10,7 @@ from graphlake.settings import Settings
 from resolvers.schema import build_schema
 from tests.conftest import Served
 from tests.operations import Api
+from tests.validations import count_validations
 from tests.ws_client import Subscriber
 
 
@@ -43,6 +44,45 @@ async def test_tokens(api: Api, viewer: str, settings: Settings) -> None:
     error = await api.error(None, query=long, token=viewer)  # type: ignore[arg-type]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "token" in error["message"].lower()
+    await still_serving(api, viewer)
+
+
+async def test_the_issues_document_is_refused_before_it_is_parsed_whole(api: Api, viewer: str, settings: Settings,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """#16: 14 KB of one field repeated held the event loop 2 s in validation; now parsing stops at the token limit."""
+    validations = count_validations(monkeypatch)
+    repeated = "{ " + "me { role } " * 1200 + "}"
+    assert len(repeated) > 14_000
+    error = await api.error(None, query=repeated, token=viewer)  # type: ignore[arg-type]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "token" in error["message"].lower()
+    assert validations == []
+    await still_serving(api, viewer)
+
+
+async def test_too_many_selections_are_refused_unvalidated(api: Api, viewer: str, settings: Settings,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    validations = count_validations(monkeypatch)
+    wide = "{ health { " + "database " * settings.max_selections + "} }"  # one more with `health`
+    error = await api.error(None, query=wide, token=viewer)  # type: ignore[arg-type]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert f"more than {settings.max_selections}" in error["message"] and "GRAPHLAKE_MAX_SELECTIONS" in error["message"]
+    assert validations == []
+    await still_serving(api, viewer)
+
+
+async def test_repeated_fields_stop_validation_at_the_merge_budget(api: Api, viewer: str, settings: Settings) -> None:
+    """Within the token and selection limits, repeating a field still makes graphql-core compare every pair
+    (quadratic); GRAPHLAKE_MAX_MERGE_COST stops it, as a BAD_USER_INPUT naming the setting. The figures
+    for the worst documents under the limits are in bench/validation.py."""
+    repeated = "{ " + "me { role } " * (settings.max_selections // 2) + "}"
+    fragments = "".join(f"fragment F{i} on Query {{ me {{ role }} }} " for i in range(settings.max_selections // 3))
+    spread = "{ " + " ".join(f"...F{i}" for i in range(settings.max_selections // 3)) + " } " + fragments
+    for document in (repeated, spread):
+        error = await api.error(None, query=document, token=viewer)  # type: ignore[arg-type]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+        assert "GRAPHLAKE_MAX_MERGE_COST" in error["message"]
+    fewer = "{ " + "me { role } " * 20 + "}"  # the same field a few times is fine
+    assert (await api.run(None, query=fewer, token=viewer))["data"] == {"me": {"role": "VIEWER"}}  # type: ignore[arg-type]
     await still_serving(api, viewer)
 
 

@@ -226,3 +226,31 @@ async def test_websockets_over_a_tokens_cap_are_refused(served: Served, state: A
         await wait_for(lambda: state.sockets.open_count == 2, what="the server to let go of the closed sockets")
         async with Subscriber(served.ws_url, protocol) as again:
             assert (await again.connect({"Authorization": f"Bearer {busy}"}))["type"] == "connection_ack"
+# Messages Strawberry's handlers indexed into unchecked: each dropped the connection without a close
+# frame, or was answered with Python's words and no code (graphlake/request_json.py).
+MISSHAPEN = [
+    '"just a string"', "null", "[1]", '{"type": 5}', '{"id": "1", "type": "start"}', '{"type": "subscribe"}',
+    '{"id": "1", "type": "subscribe", "payload": 5}', '{"id": "1", "type": "start", "payload": {"query": 5}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "subscription { heartbeat { sequence } }", "variables": 7}}',
+    '{"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }", "variables": {"n": ' + "9" * 5000 + "}}}",
+    '{"id": "1", "type": "subscribe", "payload": ' + "[" * 100_000 + "]" * 100_000 + "}",
+]
+
+
+@pytest.mark.parametrize("message", MISSHAPEN, ids=lambda m: m[:40])
+async def test_a_misshapen_message_gets_the_protocols_answer(served: Served, viewer: str, message: str) -> None:
+    """graphql-transport-ws closes with 4400, as its spec says of an invalid message; graphql-ws skips it,
+    and the connection goes on serving."""
+    async with Subscriber(served.ws_url, TRANSPORT_WS) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.socket.send(message)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.receive(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+    async with Subscriber(served.ws_url, LEGACY_WS) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.socket.send(message)
+        op = await ws.subscribe("Heartbeat", {"intervalSeconds": 0.1})
+        tick = await asyncio.wait_for(ws.receive(), 5)
+        assert (tick["type"], tick["id"]) == ("data", op)
+        await ws.complete(op)

@@ -97,3 +97,64 @@ def test_the_websocket_handlers_are_still_strawberrys_to_replace_and_shaped_as_g
         for attribute in ("view", "websocket", "context", "connection_acknowledged", *attributes):
             assert hasattr(handler, attribute), f"{type(handler).__name__} no longer sets `{attribute}` (graphlake/websocket_handlers.py reads it)"
     assert transport.operations == {} and legacy.tasks == {}, "the handlers no longer keep their operations in a dict by id"
+def test_the_field_merging_rule_still_keeps_its_budget_where_graphlake_sets_it() -> None:
+    """resolvers/document_limits.py gives the rule a budget per schema and tells its abort from others."""
+    from graphql import build_schema as sdl_schema
+    from graphql import parse, validate
+
+    from resolvers.document_limits import merge_rule
+
+    schema = sdl_schema("type Query { a: Query b: Int }")
+    repeated = parse("{ " + "a { b } " * 20 + "}")  # 190 pairs of `a` fields to compare
+    rules_seen = []
+
+    class Probe(internals.OverlappingFieldsCanBeMergedRule):
+        def __init__(self, context) -> None:
+            super().__init__(context)
+            internals.set_merge_budget(self, 10)
+            rules_seen.append(self)
+
+    errors = validate(schema, repeated, [Probe])
+    assert [type(e) for e in errors] == [internals.ValidationAbortedError], \
+        f"graphql-core no longer aborts on the merging rule's budget ({errors}); resolvers/document_limits.py relies on it"
+    assert internals.spent_merge_budget(rules_seen[0]), \
+        "the merging rule's rule_context.remaining_complexity_budget is gone or no longer spent"
+    assert validate(schema, repeated, [merge_rule(10_000)]) == []
+    [error] = validate(schema, repeated, [merge_rule(10)])
+    assert "GRAPHLAKE_MAX_MERGE_COST" in error.message and error.extensions == {"code": "BAD_USER_INPUT"}
+
+
+def test_graphql_core_still_names_the_token_limit_in_its_parse_error() -> None:
+    """resolvers/guests.py recognises the parser's token-limit error by its text, to name the limit that applied."""
+    from graphql import GraphQLError, parse
+
+    try:
+        parse("{ a b c }", max_tokens=3)
+    except GraphQLError as error:
+        assert internals.token_limit_exceeded(error, 3), \
+            f"graphql-core's token-limit error changed: {error.message!r} (resolvers/guests.py rewords it)"
+        assert not internals.token_limit_exceeded(error, 4)
+    else:
+        raise AssertionError("parse(max_tokens=...) no longer stops at the limit (Strawberry's parse option)")
+    try:
+        parse("{ a b", max_tokens=100)
+    except GraphQLError as error:
+        assert not internals.token_limit_exceeded(error, 100)  # other syntax errors are left alone
+
+
+def test_the_literal_rule_still_checks_each_whole_value_through_one_method() -> None:
+    """resolvers/input_literals.py overrides ValuesOfCorrectType's `is_valid_value_node` to name each argument."""
+    from graphql import build_schema as sdl_schema
+    from graphql import parse, validate
+
+    seen = []
+
+    class Probe(internals.ValuesOfCorrectTypeRule):
+        def is_valid_value_node(self, node, input_type):  # type: ignore[no-untyped-def]
+            seen.append((type(node).__name__, str(input_type)))
+            return super().is_valid_value_node(node, input_type)
+
+    schema = sdl_schema("input I { x: Int } type Query { f(a: Int, b: [I]): Int }")
+    assert validate(schema, parse('{ f(a: 1, b: [{x: 2}]) }'), [Probe]) == []
+    assert seen == [("IntValueNode", "Int"), ("ListValueNode", "[I]")], \
+        f"ValuesOfCorrectTypeRule no longer calls is_valid_value_node once per whole value: {seen}"

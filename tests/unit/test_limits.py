@@ -1,14 +1,26 @@
-"""Limits the schema enforces by itself (depth, introspection, field suggestions), and the memo of
-validated documents; no server. Limits exceeded through the API: tests/test_limits.py."""
+"""Limits the schema enforces by itself (depth, introspection, field suggestions, their defaults), and the
+memo of validated documents; no server. Limits exceeded through the API: tests/test_limits.py."""
 
 from __future__ import annotations
 
 import pytest
-from graphql import parse
+from graphql import (
+    OverlappingFieldsCanBeMergedRule,
+    Source,
+    TokenKind,
+    get_introspection_query,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.language import Lexer
 
 from graphlake.settings import Settings
-from resolvers.document_cache import MAX_TEXT, DocumentMemo
+from resolvers.document_cache import MAX_TEXT, DocumentMemo, token_key
+from resolvers.document_limits import count_selections, merge_rule
+from resolvers.internals import graphql_schema
 from resolvers.schema import build_schema
+from tests.operations import document, operations
 
 
 async def test_documents_are_validated_once_and_limits_still_hold(settings: Settings,
@@ -54,10 +66,53 @@ def test_document_memo_is_bounded_by_text() -> None:
     texts = [f"{{ a{i}: __typename }}".ljust(300) for i in range(5)]
     for text in texts:
         memo.put(text, parse(text), ())
-    assert list(memo.entries) == texts[-3:] and memo.total_text == 900  # the oldest went first
+    assert list(memo.texts.entries) == texts[-3:] and memo.texts.total_text == 900  # the oldest went first
     memo.get(texts[2])  # used: now the most recent
     memo.put(texts[0], parse(texts[0]), ())
-    assert list(memo.entries) == [texts[4], texts[2], texts[0]]  # texts[3] was the least recently used
+    assert list(memo.texts.entries) == [texts[4], texts[2], texts[0]]  # texts[3] was the least recently used
     huge = "{ __typename }" + " " * MAX_TEXT
     memo.put(huge, parse(huge), ())
-    assert huge not in memo.entries
+    assert huge not in memo.texts.entries
+
+
+def test_the_token_key_ignores_layout_and_comments_only() -> None:
+    """resolvers/document_cache.py: a document's validity is remembered by its tokens."""
+    plain = token_key(parse('query Q($a: Int = 1) { f(s: "x y", b: """z""") { g } }'))
+    laid_out = token_key(parse('# who: job 42\nquery Q(\n  $a: Int = 1,\n) {\n  f(s: "x y", b: """\n    z\n""") { g } # why\n}'))
+    assert plain == laid_out
+    for other in ('query Q($a: Int = 2) { f(s: "x y", b: """z""") { g } }',  # a value
+                  'query Q($a: Int = 1) { f(s: "x y", b: "z") { g } }',  # a block string is another token
+                  'query Q($a: Int = 1) { f(s: "x\\ny", b: """z""") { g } }',  # what a string holds
+                  'query Q($a: Int = 1) { f(s: "x y", b: """z""") { g h } }'):
+        assert token_key(parse(other)) != plain, other
+
+
+def _tokens(text: str) -> int:
+    lexer, count = Lexer(Source(text)), 0
+    while lexer.advance().kind is not TokenKind.EOF:
+        count += 1
+    return count
+
+
+def test_every_operation_and_graphiqls_introspection_fit_the_default_limits() -> None:
+    """GRAPHLAKE_MAX_TOKENS, _MAX_SELECTIONS and _MAX_MERGE_COST are sized so what we send passes, with room."""
+    defaults = Settings(_env_file=None)
+    schema = graphql_schema(build_schema(defaults))
+    rules = [merge_rule(defaults.max_merge_cost) if rule is OverlappingFieldsCanBeMergedRule else rule
+             for rule in specified_rules]
+    documents = {name: document(name) for name in operations()}
+    # What GraphiQL asks for (graphql-js's query with these options has the same fields, give or take two).
+    documents["introspection"] = get_introspection_query(descriptions=True, specified_by_url=True,
+                                                          directive_is_repeatable=True, schema_description=True,
+                                                          input_value_deprecation=True)
+    for name, text in documents.items():
+        parsed = parse(text)
+        assert _tokens(text) <= defaults.max_tokens // 5, name
+        assert count_selections(parsed, defaults.max_selections) <= defaults.max_selections // 3, name
+        assert validate(schema, parsed, rules) == [], name
+
+
+def test_selections_are_counted_once_per_fragment_and_the_count_stops_early() -> None:
+    text = "query Q { a { b c ...F } ... on Query { d } } fragment F on T { e f { g } }"
+    assert count_selections(parse(text), 100) == 9  # a b c ...F, ...on Query d, e f g
+    assert 3 < count_selections(parse(text), 3) < 9  # stops once over: enough to refuse

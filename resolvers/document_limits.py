@@ -1,0 +1,100 @@
+"""Validation work bounded before and while graphql-core validates a document.
+
+Validation is pure CPU on the event loop, so one expensive document stalls every other request. Two
+parts grow past what the token limit bounds well:
+- every rule visits every node: about 65-150 us per selection. `max_selections` counts the fields,
+  fragment spreads and inline fragments in one linear walk before validation starts, and refuses
+  the document without validating it.
+- OverlappingFieldsCanBeMerged compares fields that share a response name pairwise, so it grows with
+  the square of repeated fields: `{ me { role } me { role } ... }` in 14 KB held the loop about 2 s,
+  until graphql-core's own complexity budget (500,000) stopped it. `max_merge_cost` gives that rule
+  a budget of its own (our largest operation spends 45, GraphiQL's introspection query none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OverlappingFieldsCanBeMergedRule,
+    ValidationContext,
+)
+from strawberry.extensions import SchemaExtension
+
+from resolvers.internals import ValidationAbortedError, set_merge_budget, spent_merge_budget
+from services.errors import BadUserInput
+
+
+def count_selections(document: DocumentNode, stop_after: int) -> int:
+    """Fields, fragment spreads and inline fragments written in the document (a fragment's once,
+    however often it is spread); stops counting past `stop_after`."""
+    count = 0
+    stack = [d.selection_set for d in document.definitions
+             if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)]
+    while stack and count <= stop_after:
+        for selection in stack.pop().selections:
+            count += 1
+            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set is not None:
+                stack.append(selection.selection_set)
+            # A FragmentSpreadNode has no selections of its own: its fragment's are counted once above.
+    return count
+
+
+def merge_rule(budget: int) -> type[OverlappingFieldsCanBeMergedRule]:
+    """graphql-core's field-merging rule with `budget` instead of its own, and an error naming the limit."""
+
+    class BoundedOverlappingFields(OverlappingFieldsCanBeMergedRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            set_merge_budget(self, budget)
+
+        def enter_selection_set(self, *args: Any) -> None:
+            try:
+                super().enter_selection_set(*args)
+            except ValidationAbortedError:
+                if not spent_merge_budget(self):
+                    raise
+                # validate() ends on this error and returns it with those found so far.
+                raise ValidationAbortedError(
+                    f"the document repeats fields too often to check that they merge (more than {budget} units of "
+                    "work, GRAPHLAKE_MAX_MERGE_COST): give repeated fields aliases or select each once",
+                    extensions={"code": "BAD_USER_INPUT"}) from None
+
+    return BoundedOverlappingFields
+
+
+class DocumentLimits(SchemaExtension):
+    """Swaps in the bounded merging rule, and refuses a document of too many selections unvalidated.
+
+    Placed after DocumentCache: a remembered document skips the count (its outcome is remembered with
+    it), and a refusal here is remembered like any validation error, since it depends on the text alone.
+    """
+
+    def __init__(self, *, max_selections: int, max_merge_cost: int) -> None:
+        super().__init__()
+        self.max_selections = max_selections
+        self.rule = merge_rule(max_merge_cost)
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.validation_rules = tuple(self.rule if rule is OverlappingFieldsCanBeMergedRule else rule
+                                         for rule in context.validation_rules)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if context.pre_execution_errors is None and document is not None:
+            count = count_selections(document, self.max_selections)
+            if count > self.max_selections:
+                problem = BadUserInput(f"the document has more than {self.max_selections} fields, fragment spreads and "
+                                       "inline fragments (GRAPHLAKE_MAX_SELECTIONS)")
+                context.pre_execution_errors = [GraphQLError(str(problem), original_error=problem)]
+        yield
