@@ -43,6 +43,21 @@ class Client(Uploader):
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
         return (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
 
+    # --- moving datasets in and out (the coco extra: pycocotools, Pillow)
+    async def import_coco(self, annotations: Path, images: Path, dataset: str, **options: Any) -> Any:
+        """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco:
+        `version`, `predictions`, `model`, `mount`, `set_name`). Returns a CocoImport."""
+        from graphlake_client.coco import import_coco
+
+        return await import_coco(self, annotations, images, dataset, **options)
+
+    async def export_coco(self, version: str, dest: Path) -> dict[str, Any]:
+        """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,
+        annotations.json, and results.json when it holds predictions (graphlake_client.coco_export)."""
+        from graphlake_client.coco_export import export_coco
+
+        return await export_coco(self, version, dest)
+
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""
