@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
 
 DATUMS_PER_PAGE = 100
+RECORDS_PER_PAGE = 500  # of one datum, in the same request
 
 
 async def find_version(lake: Client, version: str) -> dict[str, Any]:
@@ -122,14 +123,15 @@ async def _datums(lake: Client, version_id: str):  # type: ignore[no-untyped-def
     fill more than one nested page."""
     after = None
     while True:
-        page = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": DATUMS_PER_PAGE, "after": after}))
+        page = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": DATUMS_PER_PAGE, "after": after,
+                                                         "records": RECORDS_PER_PAGE}))
         datums = page["datasetVersion"]["datums"]
         previous = after
         for edge in datums["edges"]:
             datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
             more = edge["node"]["annotations"]["pageInfo"]
             while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
-                again = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": 1, "after": previous,
+                again = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": 1, "after": previous, "records": RECORDS_PER_PAGE,
                                                                  "recordsAfter": more["endCursor"]}))
                 annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]
                 records += [e["node"] for e in annotations["edges"]]

@@ -61,11 +61,11 @@ RECORD_FIELDS = f"""kind label score attributes set {{ id }}
     ... on Keypoints {{ points {{ name x y visible }} }} ... on Mask {{ asset {{ {FILE_FIELDS} }} }} }}"""
 # A version's datums as it froze them (roles, metadata, split, its copies of the records), a page at
 # a time; a datum with more records than one nested page is read on by asking for it alone again.
-VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $recordsAfter: String) {{
+VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: Int!, $recordsAfter: String) {{
   datasetVersion(id: $id) {{
     datums(first: $first, after: $after) {{
       edges {{ cursor node {{ id split metadata asset(role: "image") {{ {FILE_FIELDS} }}
-        annotations(first: 500, after: $recordsAfter) {{
+        annotations(first: $records, after: $recordsAfter) {{
           edges {{ node {{ {RECORD_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }} }}
       pageInfo {{ hasNextPage endCursor }}
     }}

@@ -19,7 +19,7 @@ from pycocotools import mask as rle
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.dataset import Datum
-from graphlake_client import Client, ResumeState
+from graphlake_client import Client, ResumeState, coco_export
 from graphlake_client import operations as ops
 from graphlake_client.coco_shapes import mask_of
 from tests.conftest import MakeToken, Served
@@ -162,21 +162,27 @@ async def test_coco_round_trip_through_the_command(served: Served, make_token: M
     assert back["info"]["graphlake"]["manifest_sha256"] == summary["version"]["manifestSha256"]
 
 
-async def test_the_export_is_the_frozen_version(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+async def test_the_export_is_the_frozen_version(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from documents.api_token import Role
 
+    # Small pages, so the export reads on across datum pages and within one datum's records.
+    monkeypatch.setattr(coco_export, "DATUMS_PER_PAGE", 2)
+    monkeypatch.setattr(coco_export, "RECORDS_PER_PAGE", 2)
     write_images(tmp_path / "images")
     annotations, _ = coco_files(tmp_path)
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
         done = await lake.import_coco(annotations, tmp_path / "images", "frozen", version="v1")
-        # After the version: one more record in its ground-truth set, and a new datum.
-        truth = done.set_ids["GROUND_TRUTH"]
-        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": truth, "records": [{
-            "assetId": (await lake.execute(ops.VERSION_DATUMS, {"id": done.version["id"], "first": 1}))
-            ["datasetVersion"]["datums"]["edges"][0]["node"]["asset"]["id"],
-            "datumId": done.datum_ids[0], "kind": "BBOX", "label": "dent",
+        # After the version: one more record in its ground-truth set, and one more datum of the dataset.
+        image = (await lake.execute(ops.VERSION_DATUMS, {"id": done.version["id"], "first": 1, "records": 1}))[
+            "datasetVersion"]["datums"]["edges"][0]["node"]
+        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": done.set_ids["GROUND_TRUTH"], "records": [{
+            "assetId": image["asset"]["id"], "datumId": image["id"], "kind": "BBOX", "label": "dent",
             "geometry": {"bbox": {"x": 1, "y": 1, "width": 2, "height": 2}}}]})
-        written = await lake.export_coco(done.version["id"], tmp_path / "out")
+        await lake.execute(ops.CREATE_DATUMS, {"inputs": [{"roles": [{"role": "image", "assetId": image["asset"]["id"]}],
+                                                           "metadata": {"coco": {"dataset": "frozen", "id": 99}}}]})
+        written = await lake.export_coco("frozen/v1", tmp_path / "out")
+    assert await counts() == (3 + 2, 4, 11)  # images and masks; the live set holds the new record
     assert written["images"] == 3 and written["annotations"] == 5 and written["results"] == 0
     back = json.loads((tmp_path / "out" / "annotations.json").read_text())
     source = json.loads(annotations.read_text())
