@@ -31,17 +31,19 @@ def import_coco(
                                                           "set.", exists=True, dir_okay=False)] = None,
     model: Annotated[str, typer.Option(help="The predictions' MODEL source name.")] = "coco-results",
     mount: Annotated[str | None, typer.Option(help="Store the images on this mount (default: the server's).")] = None,
+    set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> predictions' "
+                                                      "(default: the dataset's name).")] = None,
     url: ServerUrl = "http://127.0.0.1:8000",
     token: Token = None,
 ) -> None:
-    """Import COCO annotations and their images. A rerun uploads no image twice and leaves annotation
-    sets that already hold records as they are."""
+    """Import COCO annotations and their images. A rerun uploads no image twice, makes no datum twice,
+    and leaves an annotation set that already holds this file's records as it is."""
     from graphlake_client import Client
 
     async def run() -> Any:
         async with Client(url, token) as lake:
             return await lake.import_coco(annotations, images, dataset, version=version, predictions=predictions,
-                                          model=model, mount=mount, say=lambda line: errors.print(line))
+                                          model=model, mount=mount, set_name=set_name, say=lambda line: errors.print(line))
 
     done = client_run(_needs_coco(run))
     summary = {"images_uploaded": done.images_uploaded, "images_unchanged": done.images_unchanged,  # type: ignore[attr-defined]

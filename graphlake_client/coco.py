@@ -9,8 +9,10 @@ records of a GROUND_TRUTH set (`<dataset> ground truth`), a results file those o
 with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
 MASK record points at an image asset.
 
-A rerun does not duplicate annotations: a set that already holds records is left as it is (the
-result says `kept`). To import corrected annotations, give another set name (`set_name`).
+A rerun does not duplicate annotations: a set that already holds as many records as the file makes
+is left as it is (the result says `kept`); one holding some other number (an import that died
+between two addAnnotations batches, or a changed file) stops the import with CONFLICT before it
+adds anything. To import corrected annotations, give another set name (`set_name`).
 """
 
 from __future__ import annotations
@@ -100,9 +102,16 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         name = f"{set_name or dataset} {'ground truth' if purpose == 'GROUND_TRUTH' else 'predictions'}"
         found = await _set(lake, name, purpose, schema, source)
         done.set_ids[purpose] = found["id"]
-        if found["recordCount"]:
+        expected = sum(len(records_of({**a, "id": a.get("id", n + 1)}, categories[a["category_id"]], "mask"))
+                       for n, a in enumerate(items))
+        if found["recordCount"] == expected and expected:
             done.kept.append(purpose)  # imported before: adding again would duplicate every record
             continue
+        if found["recordCount"]:
+            raise GraphlakeClientError(
+                f"annotation set {name!r} holds {found['recordCount']} records, this file makes {expected} (an "
+                "interrupted import, or another file): delete the set (deleteAnnotationSet) and run again, or "
+                "import under another set name", "CONFLICT")
         say(f"adding {len(items)} {purpose.lower().replace('_', ' ')} annotations")
         done.records_added[purpose] = await _add(lake, found["id"], items, categories, images_by_id, asset_of,
                                                  datum_of, collection, mount)

@@ -146,6 +146,14 @@ async def test_coco_round_trip_through_the_command(served: Served, make_token: M
     assert rerun["version"]["id"] == summary["version"]["id"]
     assert await counts() == before  # no new asset, datum or record
 
+    # A changed file against a set already holding records: CONFLICT, and nothing added.
+    fewer = json.loads(annotations.read_text())
+    fewer["annotations"] = fewer["annotations"][:2]
+    (tmp_path / "fewer.json").write_text(json.dumps(fewer))
+    changed = await asyncio.to_thread(graphlake, served, token, *args[:2], str(tmp_path / "fewer.json"), *args[3:])
+    assert changed.returncode == 1 and "CONFLICT" in changed.stderr and "holds 10 records" in changed.stderr
+    assert await counts() == before
+
     out = tmp_path / "out"
     exported = await asyncio.to_thread(graphlake, served, token, "export", "coco", "parts/v1", str(out))
     assert exported.returncode == 0, exported.stderr
