@@ -11,12 +11,15 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.retries import store_failures
 from graphlake_client.uploads import Uploader
+
+if TYPE_CHECKING:
+    from graphlake_client.coco import CocoImport
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 
@@ -44,7 +47,7 @@ class Client(Uploader):
         return (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
 
     # --- moving datasets in and out (the coco extra: pycocotools, Pillow)
-    async def import_coco(self, annotations: Path, images: Path, dataset: str, **options: Any) -> Any:
+    async def import_coco(self, annotations: Path, images: Path, dataset: str, **options: Any) -> CocoImport:
         """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco:
         `version`, `predictions`, `model`, `mount`, `set_name`). Returns a CocoImport."""
         from graphlake_client.coco import import_coco

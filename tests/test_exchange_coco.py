@@ -24,7 +24,8 @@ from graphlake_client import operations as ops
 from graphlake_client.coco_shapes import mask_of
 from tests.conftest import MakeToken, Served
 
-pytestmark = pytest.mark.asyncio
+# pycocotools 2.0.11 asks numpy 2 for an array with copy=False while decoding, which numpy warns about.
+pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
 SIZES = {"a.png": (64, 48), "b.png": (80, 60), "sub/c.png": (32, 40)}  # width, height
 
@@ -189,10 +190,32 @@ async def test_the_export_is_the_frozen_version(served: Served, make_token: Make
             "geometry": {"bbox": {"x": 1, "y": 1, "width": 2, "height": 2}}}]})
         await lake.execute(ops.CREATE_DATUMS, {"inputs": [{"roles": [{"role": "image", "assetId": image["asset"]["id"]}],
                                                            "metadata": {"coco": {"dataset": "frozen", "id": 99}}}]})
-        written = await lake.export_coco("frozen/v1", tmp_path / "out")
+    async with Client(served.base_url, await make_token(Role.VIEWER)) as reader:  # reading is enough to export
+        written = await reader.export_coco("frozen/v1", tmp_path / "out")
     assert await counts() == (3 + 2, 4, 11)  # images and masks; the live set holds the new record
     assert written["images"] == 3 and written["annotations"] == 5 and written["results"] == 0
     back = json.loads((tmp_path / "out" / "annotations.json").read_text())
     source = json.loads(annotations.read_text())
     assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+async def test_a_missing_image_or_category_stops_the_import_before_it_writes(served: Served, make_token: MakeToken,
+                                                                             tmp_path: Path) -> None:
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    (tmp_path / "images" / "b.png").unlink()
+    gone = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert gone.returncode == 1 and "1 images are not under" in gone.stderr and "b.png" in gone.stderr
+    write_images(tmp_path / "images")
+    coco = json.loads(annotations.read_text())
+    coco["annotations"][0]["category_id"] = 42
+    annotations.write_text(json.dumps(coco))
+    unknown = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                      "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert unknown.returncode == 1 and "annotation 100 names an unknown category or image" in unknown.stderr
+    assert await counts() == (0, 0, 0)
