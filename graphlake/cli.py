@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-import httpx
-import stamina.instrumentation
 import typer
 
 from documents.api_token import ApiToken, Role
 from documents.clock import utcnow
 from graphlake import PROJECT_ROOT
+from graphlake.cli_exchange import register as register_exchange
 from graphlake.cli_lifecycle import register as register_lifecycle
 from graphlake.cli_privacy import register as register_privacy
-from graphlake.cli_support import console, errors, load_settings, print_rows
+from graphlake.cli_support import ServerUrl, Token, client_run, console, errors, load_settings, print_rows
 from graphlake.cli_support import run as run_command
 from graphlake.local_services import ServiceError
-from graphlake.logs import configure_logging, redact
+from graphlake.logs import configure_logging
 from graphlake.runtime import open_state, require_current_schema
 from services import auth as tokens
 from services.events import audit
@@ -158,30 +156,6 @@ def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id 
 
 # --- client commands: talk to a running server over HTTP
 
-ServerUrl = Annotated[str, typer.Option("--url", envvar="GRAPHLAKE_URL", help="The server (GRAPHLAKE_URL).")]
-Token = Annotated[str | None, typer.Option("--token", envvar="GRAPHLAKE_TOKEN", help="API token (GRAPHLAKE_TOKEN).")]
-
-
-def _say_retry(details: stamina.instrumentation.RetryDetails) -> None:
-    """One plain line per retry the client makes (stamina's default hook logs a bare event name)."""
-    errors.print(f"[yellow]retrying[/yellow] in {details.wait_for:.1f} s (retry {details.retry_num}): "
-                 f"{type(details.caused_by).__name__}: {redact(str(details.caused_by))}")  # a signed URL is a capability
-
-
-def _client_run(coroutine: object) -> object:
-    from graphlake_client import GraphlakeClientError
-
-    stamina.instrumentation.set_on_retry_hooks([_say_retry])
-    try:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
-    except GraphlakeClientError as error:
-        errors.print(f"[red]error:[/red] {error}" + (f" ({error.code})" if error.code else ""))
-        raise typer.Exit(1) from None
-    except httpx.HTTPError as error:
-        errors.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
-
-
 @app.command()
 def upload(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories.", exists=True)],
@@ -214,7 +188,7 @@ def upload(
                                                manifest=entries, follow_symlinks=follow_symlinks,
                                                progress=lambda sent, total: bar.update(task, completed=sent, total=total))
 
-    assets = _client_run(run())
+    assets = client_run(run())
     print_rows(("id", "name", "status", "bytes", "sha256"),
                 [(a["id"], a["name"], "UNCHANGED" if a.get("unchanged") else a["status"], str(a["sizeBytes"]), a["sha256"] or "")
                  for a in assets])  # type: ignore[union-attr]
@@ -234,7 +208,7 @@ def download(
         async with Client(url, token) as lake:
             return await lake.download(asset, dest)
 
-    errors.print(f"saved {_client_run(run())}")
+    errors.print(f"saved {client_run(run())}")
 
 
 def _positive_days(days: float) -> float:
@@ -358,3 +332,4 @@ def events_utilization(
 
 register_lifecycle(app)  # db, backup, restore
 register_privacy(app)
+register_exchange(app)  # import coco, export coco

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import httpx
+import stamina.instrumentation
 import typer
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
@@ -15,6 +17,7 @@ from rich.table import Table
 
 from graphlake.database import SchemaNotCurrent
 from graphlake.local_services import ServiceError
+from graphlake.logs import redact
 from graphlake.settings import Settings
 from migrations import MigrationInProgress, SchemaMismatch
 from services.errors import GraphlakeError
@@ -55,3 +58,30 @@ def print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     else:
         for row in [columns, *rows]:
             sys.stdout.write("\t".join(row) + "\n")
+
+
+# --- client commands: talk to a running server over HTTP
+
+ServerUrl = Annotated[str, typer.Option("--url", "--server", envvar="GRAPHLAKE_URL", help="The server (GRAPHLAKE_URL).")]
+Token = Annotated[str | None, typer.Option("--token", envvar="GRAPHLAKE_TOKEN", help="API token (GRAPHLAKE_TOKEN).")]
+
+
+def say_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    """One plain line per retry the client makes (stamina's default hook logs a bare event name)."""
+    errors.print(f"[yellow]retrying[/yellow] in {details.wait_for:.1f} s (retry {details.retry_num}): "
+                 f"{type(details.caused_by).__name__}: {redact(str(details.caused_by))}")  # a signed URL is a capability
+
+
+def client_run(coroutine: object) -> object:
+    """Runs a client command's coroutine: a retry is told on stderr, a client error is one line and exit 1."""
+    from graphlake_client import GraphlakeClientError
+
+    stamina.instrumentation.set_on_retry_hooks([say_retry])
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except GraphlakeClientError as error:
+        errors.print(f"[red]error:[/red] {error}" + (f" ({error.code})" if error.code else ""))
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None

@@ -21,7 +21,8 @@ it installs and runs alone; the server imports the direct-write protocol from it
 Modules: client.py (`Client`: events, downloads), uploads.py (sessions, sending, completing,
 directories), transport.py (GraphQL and signed-URL HTTP), retries.py (the retry policy),
 resume.py (resume state), directories.py (directory walking, archives), direct.py (the
-direct-write protocol), operations.py (the GraphQL documents), errors.py.
+direct-write protocol), operations.py (the GraphQL documents), errors.py; coco.py, coco_export.py
+and coco_shapes.py (COCO import and export, with the coco extra: pycocotools, Pillow).
 """
 
 from graphlake_client.client import Client

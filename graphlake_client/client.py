@@ -11,12 +11,15 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.retries import store_failures
 from graphlake_client.uploads import Uploader
+
+if TYPE_CHECKING:
+    from graphlake_client.coco import CocoImport
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 
@@ -42,6 +45,21 @@ class Client(Uploader):
         """Log a batch of EventInput dicts with one request and one bulk write. Returns their IDs."""
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
         return (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
+
+    # --- moving datasets in and out (the coco extra: pycocotools, Pillow)
+    async def import_coco(self, annotations: Path, images: Path, dataset: str, **options: Any) -> CocoImport:
+        """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco:
+        `version`, `predictions`, `model`, `mount`, `set_name`). Returns a CocoImport."""
+        from graphlake_client.coco import import_coco
+
+        return await import_coco(self, annotations, images, dataset, **options)
+
+    async def export_coco(self, version: str, dest: Path) -> dict[str, Any]:
+        """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,
+        annotations.json, and results.json when it holds predictions (graphlake_client.coco_export)."""
+        from graphlake_client.coco_export import export_coco
+
+        return await export_coco(self, version, dest)
 
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:

@@ -25,3 +25,49 @@ LOG_EVENTS = """mutation ($inputs: [EventInput!]!) { logEvents(inputs: $inputs) 
 
 DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name sizeBytes sha256 downloadUrl } }"""
 DOWNLOAD_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id name sizeBytes sha256 downloadUrl } }"""
+
+# --- COCO import and export (coco.py, coco_export.py)
+DATUMS_BY_METADATA = """query ($metadata: [JsonPredicate!], $after: String) {
+  datums(role: "image", metadata: $metadata, first: 500, after: $after) {
+    edges { node { id roles { role asset { id } } } } pageInfo { hasNextPage endCursor }
+  }
+}"""
+CREATE_DATUMS = """mutation ($inputs: [CreateDatumInput!]!) { createDatums(inputs: $inputs) { id } }"""
+SCHEMAS = """query ($after: String) {
+  annotationSchemas(first: 500, after: $after) {
+    edges { node { id name version labels { name } } } pageInfo { hasNextPage endCursor }
+  }
+}"""
+CREATE_SCHEMA = """mutation ($input: CreateAnnotationSchemaInput!) { createAnnotationSchema(input: $input) { id name version } }"""
+SETS = """query ($after: String) {
+  annotationSets(first: 500, after: $after) {
+    edges { node { id name purpose recordCount schema { id } } } pageInfo { hasNextPage endCursor }
+  }
+}"""
+CREATE_SET = """mutation ($input: CreateAnnotationSetInput!) { createAnnotationSet(input: $input) { id name purpose recordCount } }"""
+ADD_ANNOTATIONS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!]!) { addAnnotations(setId: $setId, records: $records) { count } }"""
+DATASET = """query ($name: String!) { dataset(name: $name) { id } }"""
+CREATE_DATASET = """mutation ($name: String!) { createDataset(input: {name: $name}) { id } }"""
+VERSION_FIELDS = "id version datumCount manifestSha256 dataset { name }"
+CREATE_VERSION = f"""mutation ($input: CreateDatasetVersionInput!) {{ createDatasetVersion(input: $input) {{ {VERSION_FIELDS} }} }}"""
+VERSION = f"""query ($id: ID, $dataset: String, $version: String) {{
+  datasetVersion(id: $id, dataset: $dataset, version: $version) {{
+    {VERSION_FIELDS} annotationSets {{ id name purpose source {{ kind name version }} schema {{ labels {{ name }} }} }}
+  }}
+}}"""
+FILE_FIELDS = "id name sizeBytes sha256 downloadUrl"
+RECORD_FIELDS = f"""kind label score attributes set {{ id }}
+  geometry {{ __typename ... on BBox {{ x y width height }} ... on Polygon {{ points {{ x y }} }}
+    ... on Keypoints {{ points {{ name x y visible }} }} ... on Mask {{ asset {{ {FILE_FIELDS} }} }} }}"""
+# A version's datums as it froze them (roles, metadata, split, its copies of the records), a page at
+# a time; a datum with more records than one nested page is read on by asking for it alone again.
+VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: Int!, $recordsAfter: String) {{
+  datasetVersion(id: $id) {{
+    datums(first: $first, after: $after) {{
+      edges {{ cursor node {{ id split metadata asset(role: "image") {{ {FILE_FIELDS} }}
+        annotations(first: $records, after: $recordsAfter) {{
+          edges {{ node {{ {RECORD_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }} }}
+      pageInfo {{ hasNextPage endCursor }}
+    }}
+  }}
+}}"""

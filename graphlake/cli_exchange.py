@@ -1,0 +1,81 @@
+"""`graphlake import coco` and `graphlake export coco`: datasets in and out of a running server, through
+the Python client (graphlake_client/coco.py, coco_export.py), like `graphlake upload`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from graphlake.cli_support import ServerUrl, Token, client_run, errors
+
+import_app = typer.Typer(help="Bring a dataset into the lake (COCO).", no_args_is_help=True)
+export_app = typer.Typer(help="Write a dataset version out (COCO).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(import_app, name="import")
+    app.add_typer(export_app, name="export")
+
+
+@import_app.command("coco")
+def import_coco(
+    annotations: Annotated[Path, typer.Argument(help="The COCO annotations file (JSON).", exists=True, dir_okay=False)],
+    images: Annotated[Path, typer.Option(help="The directory the images' file_name are relative to.", exists=True,
+                                         file_okay=False)],
+    dataset: Annotated[str, typer.Option(help="The dataset (and the collection and schema named after it).")],
+    version: Annotated[str | None, typer.Option(help="Finish with this dataset version of what was imported.")] = None,
+    predictions: Annotated[Path | None, typer.Option(help="A COCO results file (annotations with score): a PREDICTION "
+                                                          "set.", exists=True, dir_okay=False)] = None,
+    model: Annotated[str, typer.Option(help="The predictions' MODEL source name.")] = "coco-results",
+    mount: Annotated[str | None, typer.Option(help="Store the images on this mount (default: the server's).")] = None,
+    set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> predictions' "
+                                                      "(default: the dataset's name).")] = None,
+    url: ServerUrl = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Import COCO annotations and their images. A rerun uploads no image twice, makes no datum twice,
+    and leaves an annotation set that already holds this file's records as it is."""
+    from graphlake_client import Client
+
+    async def run() -> Any:
+        async with Client(url, token) as lake:
+            return await lake.import_coco(annotations, images, dataset, version=version, predictions=predictions,
+                                          model=model, mount=mount, set_name=set_name, say=lambda line: errors.print(line))
+
+    done = client_run(_needs_coco(run))
+    summary = {"images_uploaded": done.images_uploaded, "images_unchanged": done.images_unchanged,  # type: ignore[attr-defined]
+               "datums_created": done.datums_created, "schema": done.schema_id, "sets": done.set_ids,  # type: ignore[attr-defined]
+               "records_added": done.records_added, "kept": done.kept, "version": done.version}  # type: ignore[attr-defined]
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@export_app.command("coco")
+def export_coco(
+    version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
+    dest: Annotated[Path, typer.Argument(help="Directory to write images/, annotations.json (and results.json) into.")],
+    url: ServerUrl = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Export a dataset version, as it was frozen, in COCO format."""
+    from graphlake_client import Client
+
+    async def run() -> Any:
+        async with Client(url, token) as lake:
+            return await lake.export_coco(version, dest)
+
+    typer.echo(json.dumps(client_run(_needs_coco(run)), indent=2))
+
+
+async def _needs_coco(run: Any) -> Any:
+    """The command's coroutine, or one clear line when the coco extra is not installed."""
+    try:
+        import numpy  # noqa: F401
+        import PIL  # noqa: F401
+        import pycocotools  # noqa: F401
+    except ImportError as error:
+        errors.print(f"[red]error:[/red] COCO needs the coco extra ({error.name} is missing): pip install 'graphlake[coco]'")
+        raise typer.Exit(2) from None
+    return await run()

@@ -1,0 +1,205 @@
+"""COCO import: a COCO annotations file and its image directory into a lake, through the GraphQL API.
+
+Images go up through the batch upload path into a collection named after the dataset, at their
+`file_name`, so a rerun uploads nothing twice (the server keeps a file already at that path with
+the same SHA-256: `unchanged`). Each image gets one datum (role `image`, metadata with the COCO
+image id, file_name, width and height, and the dataset's name, by which a rerun finds it again).
+Categories become the labels of an annotation schema named after the dataset; annotations become
+records of a GROUND_TRUTH set (`<dataset> ground truth`), a results file those of a PREDICTION set
+with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
+MASK record points at an image asset.
+
+A rerun does not duplicate annotations: a set that already holds as many records as the file makes
+is left as it is (the result says `kept`); one holding some other number (an import that died
+between two addAnnotations batches, or a changed file) stops the import with CONFLICT before it
+adds anything. To import corrected annotations, give another set name (`set_name`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graphlake_client import operations as ops
+from graphlake_client.coco_shapes import mask_of, png_of, records_of
+from graphlake_client.errors import GraphlakeClientError
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+BATCH = 1000  # records or datums per mutation, well under the server's batch limit
+KINDS = ["BBOX", "POLYGON", "MASK", "KEYPOINTS"]
+
+
+@dataclass
+class CocoImport:
+    """What an import did: ids of what it made or found, and how much of it was new."""
+
+    dataset: str
+    datum_ids: list[str] = field(default_factory=list)
+    images_uploaded: int = 0
+    images_unchanged: int = 0
+    datums_created: int = 0
+    schema_id: str | None = None
+    set_ids: dict[str, str] = field(default_factory=dict)  # purpose -> set id
+    records_added: dict[str, int] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # purposes whose set already held records
+    version: dict[str, Any] | None = None
+
+
+async def pages(lake: Client, query: str, root: str, variables: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every node of a connection, page by page."""
+    nodes, after = [], None
+    while True:
+        page = (await lake.execute(query, {**(variables or {}), "after": after}))[root]
+        nodes += [edge["node"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
+
+
+def _chunks(items: list[Any], size: int = BATCH) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def import_coco(lake: Client, annotations: Path, images: Path, dataset: str, *, version: str | None = None,
+                      predictions: Path | None = None, model: str = "coco-results", mount: str | None = None,
+                      set_name: str | None = None, say: Callable[[str], None] = lambda _: None) -> CocoImport:
+    """Import a COCO file (and optionally a results file) into `dataset`; see the module's docstring."""
+    coco = json.loads(annotations.read_text())
+    results = json.loads(predictions.read_text()) if predictions else None
+    images_by_id = {image["id"]: image for image in coco["images"]}
+    missing = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).is_file()]
+    if missing:  # before anything is written
+        raise GraphlakeClientError(f"{len(missing)} images are not under {images}, e.g. {missing[0]}", "BAD_USER_INPUT")
+    categories = {c["id"]: c for c in coco.get("categories", [])}
+    for annotation in coco.get("annotations", []) + (results or []):
+        if annotation["category_id"] not in categories or annotation["image_id"] not in images_by_id:
+            raise GraphlakeClientError(f"annotation {annotation.get('id')} names an unknown category or image", "BAD_USER_INPUT")
+    done = CocoImport(dataset)
+    collection = await lake.collection_id(dataset)
+
+    say(f"uploading {len(coco['images'])} images")
+    files = [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,
+                                        "path": i["file_name"], "mount": mount}) for i in coco["images"]]
+    assets = await lake.upload_batch(files)
+    done.images_unchanged = sum(1 for a in assets if a.get("unchanged"))
+    done.images_uploaded = len(assets) - done.images_unchanged
+    asset_of = {i["id"]: a["id"] for i, a in zip(coco["images"], assets, strict=True)}
+    datum_of = await _datums(lake, coco["images"], asset_of, dataset, done)
+    done.datum_ids = [datum_of[i["id"]] for i in coco["images"]]
+
+    schema = await _schema(lake, dataset, list(categories.values()))
+    done.schema_id = schema
+    wanted = [("GROUND_TRUTH", coco.get("annotations", []), {"kind": "HUMAN", "name": "coco"})]
+    if results is not None:
+        wanted.append(("PREDICTION", results, {"kind": "MODEL", "name": model}))
+    for purpose, items, source in wanted:
+        name = f"{set_name or dataset} {'ground truth' if purpose == 'GROUND_TRUTH' else 'predictions'}"
+        found = await _set(lake, name, purpose, schema, source)
+        done.set_ids[purpose] = found["id"]
+        expected = sum(len(records_of({**a, "id": a.get("id", n + 1)}, categories[a["category_id"]], "mask"))
+                       for n, a in enumerate(items))
+        if found["recordCount"] == expected and expected:
+            done.kept.append(purpose)  # imported before: adding again would duplicate every record
+            continue
+        if found["recordCount"]:
+            raise GraphlakeClientError(
+                f"annotation set {name!r} holds {found['recordCount']} records, this file makes {expected} (an "
+                "interrupted import, or another file): delete the set (deleteAnnotationSet) and run again, or "
+                "import under another set name", "CONFLICT")
+        say(f"adding {len(items)} {purpose.lower().replace('_', ' ')} annotations")
+        done.records_added[purpose] = await _add(lake, found["id"], items, categories, images_by_id, asset_of,
+                                                 datum_of, collection, mount)
+    if version:
+        done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()))
+    return done
+
+
+async def _datums(lake: Client, images: list[dict[str, Any]], asset_of: dict[Any, str], dataset: str,
+                  done: CocoImport) -> dict[Any, str]:
+    """One datum per image: those an earlier import made (found by the dataset named in their
+    metadata and their image asset), and new ones for the rest."""
+    existing = await pages(lake, ops.DATUMS_BY_METADATA, "datums",
+                           {"metadata": [{"path": "coco.dataset", "op": "EQ", "value": dataset}]})
+    by_asset = {r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"}
+    datum_of = {i["id"]: by_asset[asset_of[i["id"]]] for i in images if asset_of[i["id"]] in by_asset}
+    new = [i for i in images if i["id"] not in datum_of]
+    for chunk in _chunks(new):
+        inputs = [{"roles": [{"role": "image", "assetId": asset_of[i["id"]]}],
+                   "metadata": {"coco": {"dataset": dataset, "id": i["id"], "file_name": i["file_name"],
+                                         "width": i.get("width"), "height": i.get("height")}}} for i in chunk]
+        created = (await lake.execute(ops.CREATE_DATUMS, {"inputs": inputs}))["createDatums"]
+        datum_of.update({i["id"]: d["id"] for i, d in zip(chunk, created, strict=True)})
+    done.datums_created = len(new)
+    return datum_of
+
+
+async def _schema(lake: Client, name: str, categories: list[dict[str, Any]]) -> str:
+    """The schema named `name` whose labels are these categories' names; a new version of it when
+    the categories changed."""
+    labels = [c["name"] for c in categories]
+    same_name = [s for s in await pages(lake, ops.SCHEMAS, "annotationSchemas") if s["name"] == name]
+    for schema in same_name:
+        if [label["name"] for label in schema["labels"]] == labels:
+            return schema["id"]
+    created = (await lake.execute(ops.CREATE_SCHEMA, {"input": {
+        "name": name, "kinds": KINDS, "labels": [{"name": label} for label in labels], "allowScores": True,
+        "version": max((s["version"] for s in same_name), default=0) + 1}}))["createAnnotationSchema"]
+    return created["id"]
+
+
+async def _set(lake: Client, name: str, purpose: str, schema: str, source: dict[str, Any]) -> dict[str, Any]:
+    for found in await pages(lake, ops.SETS, "annotationSets"):
+        if found["name"] == name and found["purpose"] == purpose and found["schema"]["id"] == schema:
+            return found
+    return (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
+                                                          "source": source}}))["createAnnotationSet"]
+
+
+async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categories: dict[Any, dict[str, Any]],
+               images: dict[Any, dict[str, Any]], asset_of: dict[Any, str], datum_of: dict[Any, str],
+               collection: str, mount: str | None) -> int:
+    """Records for `items`, after their RLE masks are uploaded as PNGs (into the dataset's collection
+    at masks/<set>/<annotation id>.png, so a rerun finds them unchanged)."""
+    rles = [a for a in items if isinstance(a.get("segmentation"), dict)]
+    mask_asset: dict[int, str] = {}
+    if rles:
+        with tempfile.TemporaryDirectory(prefix="graphlake-coco-") as scratch:
+            files = []
+            for n, annotation in enumerate(rles):
+                image = images[annotation["image_id"]]
+                png = Path(scratch) / f"{n}.png"
+                png.write_bytes(png_of(mask_of(annotation["segmentation"], image.get("height"), image.get("width"))))
+                files.append((png, {"name": f"mask-{annotation.get('id', n)}.png", "mediaType": "image/png",
+                                    "collectionId": collection, "mount": mount,
+                                    "path": f"masks/{set_id}/{annotation.get('id', n)}.png"}))
+            uploaded = await lake.upload_batch(files)
+        mask_asset = {id(a): m["id"] for a, m in zip(rles, uploaded, strict=True)}
+    records = []
+    for n, annotation in enumerate(items):
+        # A results file's entries need not have ids: number them so their records still group.
+        annotation = {**annotation, "id": annotation.get("id", n + 1)}
+        for record in records_of(annotation, categories[annotation["category_id"]], mask_asset.get(id(items[n]))):
+            records.append({**record, "assetId": asset_of[annotation["image_id"]],
+                            "datumId": datum_of[annotation["image_id"]]})
+    for chunk in _chunks(records):
+        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": chunk})
+    return len(records)
+
+
+async def _version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str]) -> dict[str, Any]:
+    """Version `version` of the dataset with these datums and sets; the existing one on a rerun
+    (versions are immutable: it is never rebuilt)."""
+    found = (await lake.execute(ops.VERSION, {"dataset": dataset, "version": version}))["datasetVersion"]
+    if found:
+        return found
+    existing = (await lake.execute(ops.DATASET, {"name": dataset}))["dataset"]
+    dataset_id = existing["id"] if existing else (await lake.execute(ops.CREATE_DATASET, {"name": dataset}))["createDataset"]["id"]
+    return (await lake.execute(ops.CREATE_VERSION, {"input": {
+        "datasetId": dataset_id, "version": version, "addDatums": datum_ids,
+        "addAnnotationSets": set_ids}}))["createDatasetVersion"]

@@ -1,0 +1,143 @@
+"""COCO export: a dataset version, as it was frozen, into DEST/images/ and DEST/annotations.json
+(ground-truth sets), plus DEST/results.json (a COCO results list) when the version holds
+prediction sets.
+
+Everything is read through GraphQL from the version itself: its datums with the split, roles and
+metadata it froze and its copies of their records, a page at a time. Images and mask PNGs come
+down through the client's download path, which checks each file's size and SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from graphlake_client import operations as ops
+from graphlake_client.client import safe_name
+from graphlake_client.coco_shapes import annotation_of, rle_of_png
+from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.retries import store_failures
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+DATUMS_PER_PAGE = 100
+RECORDS_PER_PAGE = 500  # of one datum, in the same request
+
+
+async def find_version(lake: Client, version: str) -> dict[str, Any]:
+    """A version by id, or by DATASET/VERSION."""
+    dataset, slash, name = version.rpartition("/")
+    variables = {"dataset": dataset, "version": name} if slash else {"id": version}
+    found = (await lake.execute(ops.VERSION, variables))["datasetVersion"]
+    if found is None:
+        raise GraphlakeClientError(f"no dataset version {version!r}", "NOT_FOUND")
+    return found
+
+
+def image_path(file_name: str | None, fallback: str) -> str:
+    """Where an image goes under images/: its COCO file_name when that is a plain relative path
+    (subdirectories kept), else a base name, so no name can place a file outside DEST."""
+    path = PurePosixPath((file_name or "").replace("\\", "/"))
+    if file_name and not path.is_absolute() and ".." not in path.parts and str(path) not in ("", "."):
+        return str(path)
+    return safe_name(file_name or fallback)
+
+
+async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
+    """Write the version's images and COCO files under `dest`; what was written, by count."""
+    found = await find_version(lake, version)
+    sets = {s["id"]: s for s in found["annotationSets"]}
+    labels = list(dict.fromkeys(label["name"] for s in sets.values() for label in s["schema"]["labels"]))
+    category_id = {name: n + 1 for n, name in enumerate(labels)}
+    (dest / "images").mkdir(parents=True, exist_ok=True)
+    images: list[dict[str, Any]] = []
+    grouped: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)  # (purpose, image, coco id)
+    image_of: dict[str, int] = {}
+    used: set[int] = set()
+    fetch = store_failures(lake.retries, lake.backoff_seconds)
+    masks: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="graphlake-coco-") as scratch:
+        async for datum, records in _datums(lake, found["id"]):
+            asset = datum["asset"]
+            if asset is None:
+                continue  # a datum without an image role has no place in COCO
+            meta = (datum["metadata"] or {}).get("coco") or {}
+            # Ids aside, the COCO id is kept when there is one (and it is not taken).
+            image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else 1_000_000 + len(images)
+            used.add(image_id)
+            file_name = image_path(meta.get("file_name"), asset["name"])
+            target = dest / "images" / file_name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await fetch(lake._fetch, asset, target)
+            image_of[datum["id"]] = image_id
+            images.append({"id": image_id, "file_name": file_name, "width": meta.get("width"),
+                           "height": meta.get("height"), "graphlake_split": datum["split"]})
+            for n, record in enumerate(records):
+                geometry = record["geometry"] or {}
+                if geometry.get("__typename") == "Mask" and geometry["asset"]["id"] not in masks:
+                    png = Path(scratch) / "mask.png"
+                    await fetch(lake._fetch, geometry["asset"], png)
+                    masks[geometry["asset"]["id"]] = rle_of_png(png.read_bytes())
+                group = (record.get("attributes") or {}).get("coco_id", f"record-{n}")
+                grouped[(sets[record["set"]["id"]]["purpose"], datum["id"], group)].append(record)
+    categories = _categories(labels, category_id, grouped)
+    truth, results = [], []
+    for (purpose, datum_id, _), records in grouped.items():
+        annotation = {"image_id": image_of[datum_id], "category_id": category_id[records[0]["label"]],
+                      **annotation_of(records, masks, derive_area=purpose == "GROUND_TRUTH")}
+        (truth if purpose == "GROUND_TRUTH" else results).append(annotation)
+    for n, annotation in enumerate(truth):
+        annotation["id"] = n + 1
+    version_info = {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
+                    "manifest_sha256": found["manifestSha256"]}
+    (dest / "annotations.json").write_text(json.dumps(
+        {"info": {"description": f"{version_info['dataset']}/{version_info['version']}", "graphlake": version_info},
+         "images": images, "categories": categories, "annotations": truth}))
+    if results:
+        (dest / "results.json").write_text(json.dumps(results))
+    return {"images": len(images), "annotations": len(truth), "results": len(results), "version": version_info}
+
+
+def _categories(labels: list[str], category_id: dict[str, int],
+                grouped: dict[tuple[str, str, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The schema labels as COCO categories; supercategory, keypoint names and skeleton come from the
+    records that kept them (the schema has no place for them)."""
+    categories = {name: {"id": category_id[name], "name": name} for name in labels}
+    for records in grouped.values():
+        for record in records:
+            category, attributes = categories[record["label"]], record.get("attributes") or {}
+            if "supercategory" in attributes:
+                category.setdefault("supercategory", attributes["supercategory"])
+            if (record["geometry"] or {}).get("__typename") == "Keypoints" and "keypoints" not in category:
+                category["keypoints"] = [p["name"] for p in record["geometry"]["points"]]
+                category["skeleton"] = attributes.get("skeleton") or []
+    return list(categories.values())
+
+
+async def _datums(lake: Client, version_id: str):  # type: ignore[no-untyped-def]
+    """(datum, its records) for every datum of the version, reading on a datum's records when they
+    fill more than one nested page."""
+    after = None
+    while True:
+        page = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": DATUMS_PER_PAGE, "after": after,
+                                                         "records": RECORDS_PER_PAGE}))
+        datums = page["datasetVersion"]["datums"]
+        previous = after
+        for edge in datums["edges"]:
+            datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
+            more = edge["node"]["annotations"]["pageInfo"]
+            while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
+                again = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": 1, "after": previous, "records": RECORDS_PER_PAGE,
+                                                                 "recordsAfter": more["endCursor"]}))
+                annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]
+                records += [e["node"] for e in annotations["edges"]]
+                more = annotations["pageInfo"]
+            previous = edge["cursor"]
+            yield datum, records
+        if not datums["pageInfo"]["hasNextPage"]:
+            return
+        after = datums["pageInfo"]["endCursor"]

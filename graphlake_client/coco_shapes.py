@@ -1,0 +1,123 @@
+"""COCO annotations <-> Graphlake annotation records, without I/O: one COCO annotation becomes several
+records (a BBOX, a POLYGON per polygon part, a MASK, a KEYPOINTS), which share its COCO id in their
+attributes (`coco_id`) so an export joins them back into one annotation.
+
+RLE goes through pycocotools (decode, encode, area), never hand-written run-length code: the
+format's column-major order and its compressed string are easy to get subtly wrong.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as rle
+
+# COCO keypoint visibility (0 not labelled, 1 labelled but hidden, 2 visible) against the API's
+# `visible: Boolean`: null keeps "not labelled" apart from "hidden".
+VISIBLE = {0: None, 1: False, 2: True}
+VISIBILITY = {None: 0, False: 1, True: 2}
+
+
+def mask_of(segmentation: dict[str, Any], height: int, width: int) -> np.ndarray:
+    """The binary mask (height x width, uint8) of a compressed or uncompressed RLE segmentation."""
+    if isinstance(segmentation["counts"], list):  # uncompressed: pycocotools compresses it first
+        encoded = rle.frPyObjects(segmentation, *segmentation.get("size", (height, width)))
+    else:
+        counts = segmentation["counts"]
+        encoded = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+    return rle.decode(encoded)
+
+
+def png_of(mask: np.ndarray) -> bytes:
+    """A mask as an 8-bit greyscale PNG (0 or 255): MASK records point at image assets."""
+    out = io.BytesIO()
+    Image.fromarray((mask > 0).astype(np.uint8) * 255, mode="L").save(out, format="PNG")
+    return out.getvalue()
+
+
+def rle_of_png(data: bytes) -> dict[str, Any]:
+    """The compressed RLE of a mask PNG (any non-zero pixel is in the mask), JSON-ready."""
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("L")) > 0
+    encoded = rle.encode(np.asfortranarray(pixels.astype(np.uint8)))
+    return {"size": [int(s) for s in encoded["size"]], "counts": encoded["counts"].decode()}
+
+
+def rle_area(segmentation: dict[str, Any]) -> float:
+    return float(rle.area({"size": segmentation["size"], "counts": segmentation["counts"].encode()}))
+
+
+def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset: str | None) -> list[dict[str, Any]]:
+    """AnnotationRecordInput dicts (without assetId/datumId) for one COCO annotation. `mask_asset` is
+    the uploaded PNG of its RLE segmentation, if it has one."""
+    attributes: dict[str, Any] = {"coco_id": annotation["id"], "iscrowd": int(annotation.get("iscrowd", 0))}
+    if "area" in annotation:
+        attributes["area"] = annotation["area"]
+    if category.get("supercategory") is not None:
+        attributes["supercategory"] = category["supercategory"]
+    common = {"label": category["name"], "attributes": attributes}
+    if annotation.get("score") is not None:
+        common["score"] = float(annotation["score"])
+    records = []
+    box = annotation.get("bbox")
+    if box and box[2] > 0 and box[3] > 0:
+        records.append({**common, "kind": "BBOX",
+                        "geometry": {"bbox": {"x": box[0], "y": box[1], "width": box[2], "height": box[3]}}})
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, list):
+        for part, flat in enumerate(segmentation):
+            points = [{"x": x, "y": y} for x, y in zip(flat[0::2], flat[1::2], strict=False)]
+            if len(points) >= 3:  # COCO has degenerate polygons; the API wants 3 points or more
+                records.append({**common, "kind": "POLYGON", "geometry": {"polygon": {"points": points}},
+                                "attributes": {**attributes, "part": part}})
+    elif isinstance(segmentation, dict) and mask_asset:
+        records.append({**common, "kind": "MASK", "geometry": {"mask": {"assetId": mask_asset}}})
+    flat = annotation.get("keypoints")
+    if flat and category.get("keypoints"):
+        names = category["keypoints"]
+        points = [{"name": names[i] if i < len(names) else None, "x": flat[3 * i], "y": flat[3 * i + 1],
+                   "visible": VISIBLE.get(int(flat[3 * i + 2]))} for i in range(len(flat) // 3)]
+        # The annotation schema has no place for a skeleton (labels are name, displayName, colour): the
+        # keypoints record keeps it, so an export can give the category its skeleton back.
+        records.append({**common, "kind": "KEYPOINTS", "geometry": {"keypoints": {"points": points}},
+                        "attributes": {**attributes, "num_keypoints": annotation.get("num_keypoints"),
+                                       "skeleton": category.get("skeleton")}})
+    return records
+
+
+def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]], *, derive_area: bool = True) -> dict[str, Any]:
+    """One COCO annotation (without id, image_id, category_id) from the records that share a COCO id.
+    `masks` maps a mask asset id to its RLE. A ground-truth annotation needs an `area` (derived from
+    the mask or box when none was kept); a results entry has none unless it came with one."""
+    first = records[0]
+    attributes = first.get("attributes") or {}
+    out: dict[str, Any] = {"iscrowd": int(attributes.get("iscrowd", 0))}
+    polygons = []
+    for record in sorted(records, key=lambda r: (r.get("attributes") or {}).get("part", 0)):
+        geometry = record["geometry"] or {}
+        kind = geometry.get("__typename")
+        if kind == "BBox":
+            out["bbox"] = [geometry["x"], geometry["y"], geometry["width"], geometry["height"]]
+        elif kind == "Polygon":
+            polygons.append([c for p in geometry["points"] for c in (p["x"], p["y"])])
+        elif kind == "Mask":
+            out["segmentation"] = masks[geometry["asset"]["id"]]
+        elif kind == "Keypoints":
+            out["keypoints"] = [c for p in geometry["points"] for c in (p["x"], p["y"], VISIBILITY[p["visible"]])]
+            out["num_keypoints"] = (record.get("attributes") or {}).get("num_keypoints") or sum(
+                1 for p in geometry["points"] if p["visible"] is not None)
+        if record.get("score") is not None:
+            out["score"] = record["score"]
+    if polygons and "segmentation" not in out:
+        out["segmentation"] = polygons
+    if "area" in attributes:
+        out["area"] = attributes["area"]
+    elif not derive_area:
+        pass
+    elif isinstance(out.get("segmentation"), dict):
+        out["area"] = rle_area(out["segmentation"])
+    elif "bbox" in out:
+        out["area"] = out["bbox"][2] * out["bbox"][3]
+    return out

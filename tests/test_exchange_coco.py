@@ -1,0 +1,221 @@
+"""COCO import and export (#19) against the real server: the `graphlake` command in a subprocess, and
+the Python client. The data is made here: a few Pillow images and one annotation of every kind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as rle
+
+from documents.annotation import AnnotationRecord
+from documents.asset import Asset
+from documents.dataset import Datum
+from graphlake_client import Client, ResumeState, coco_export
+from graphlake_client import operations as ops
+from graphlake_client.coco_shapes import mask_of
+from tests.conftest import MakeToken, Served
+
+# pycocotools 2.0.11 asks numpy 2 for an array with copy=False while decoding, which numpy warns about.
+pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
+
+SIZES = {"a.png": (64, 48), "b.png": (80, 60), "sub/c.png": (32, 40)}  # width, height
+
+
+def write_images(root: Path) -> None:
+    for n, (name, size) in enumerate(SIZES.items()):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pixels = np.random.default_rng(n).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+
+
+def a_mask(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=np.uint8)
+    x, y, w, h = box
+    mask[y:y + h, x:x + w] = 1
+    mask[y, x] = 0  # not a plain rectangle
+    return mask
+
+
+def coco_files(root: Path) -> tuple[Path, Path]:
+    """annotations.json with bbox, two-part polygon, compressed and uncompressed RLE (crowds) and
+    keypoints; results.json with scores."""
+    compressed = rle.encode(np.asfortranarray(a_mask(60, 80, (5, 6, 20, 10))))
+    counts = []  # uncompressed counts, column-major runs starting with zeros, as COCO's crowd files hold them
+    flat, value, run = a_mask(60, 80, (30, 20, 15, 25)).flatten(order="F"), 0, 0
+    for pixel in flat:
+        if pixel != value:
+            counts.append(run)
+            value, run = pixel, 0
+        run += 1
+    counts.append(run)
+    coco = {
+        "images": [{"id": 7, "file_name": "a.png", "width": 64, "height": 48},
+                   {"id": 8, "file_name": "b.png", "width": 80, "height": 60},
+                   {"id": 9, "file_name": "sub/c.png", "width": 32, "height": 40}],
+        "categories": [{"id": 1, "name": "scratch", "supercategory": "defect"},
+                       {"id": 3, "name": "dent", "supercategory": "defect"},
+                       {"id": 5, "name": "person", "supercategory": "person",
+                        "keypoints": ["nose", "left_eye", "right_eye"], "skeleton": [[1, 2], [1, 3]]}],
+        "annotations": [
+            {"id": 100, "image_id": 7, "category_id": 1, "bbox": [10, 12, 20, 8.5], "area": 170.0, "iscrowd": 0},
+            {"id": 101, "image_id": 7, "category_id": 3, "bbox": [2, 2, 20, 20], "area": 150.0, "iscrowd": 0,
+             "segmentation": [[2, 2, 20, 2, 20, 20], [30, 30, 40, 30, 40, 40, 30, 40]]},
+            {"id": 102, "image_id": 8, "category_id": 1, "bbox": [5, 6, 20, 10], "area": 199.0, "iscrowd": 1,
+             "segmentation": {"size": [60, 80], "counts": compressed["counts"].decode()}},
+            {"id": 103, "image_id": 8, "category_id": 3, "bbox": [30, 20, 15, 25], "area": 374.0, "iscrowd": 1,
+             "segmentation": {"size": [60, 80], "counts": counts}},
+            {"id": 104, "image_id": 9, "category_id": 5, "bbox": [4, 4, 20, 30], "area": 600.0, "iscrowd": 0,
+             "keypoints": [10, 8, 2, 14, 7, 1, 0, 0, 0], "num_keypoints": 2},
+        ],
+    }
+    results = [{"image_id": 7, "category_id": 1, "bbox": [11, 12, 19, 9], "score": 0.9},
+               {"image_id": 8, "category_id": 3, "bbox": [3, 3, 10, 10], "score": 0.25,
+                "segmentation": [[3, 3, 13, 3, 13, 13]]}]
+    (root / "annotations.json").write_text(json.dumps(coco))
+    (root / "results.json").write_text(json.dumps(results))
+    return root / "annotations.json", root / "results.json"
+
+
+def comparable(coco: dict[str, Any] | list[dict[str, Any]], images: list[dict[str, Any]],
+               categories: list[dict[str, Any]]) -> list[tuple]:
+    """Annotations with ids aside: by file name and category name, segmentations as mask pixels."""
+    anns = coco["annotations"] if isinstance(coco, dict) else coco
+    image = {i["id"]: i for i in images}
+    category = {c["id"]: c["name"] for c in categories}
+    out = []
+    for a in anns:
+        i = image[a["image_id"]]
+        pixels = None
+        segmentation = a.get("segmentation")
+        if isinstance(segmentation, list):
+            pixels = rle.decode(rle.merge(rle.frPyObjects(segmentation, i["height"], i["width"])))
+        elif isinstance(segmentation, dict):
+            pixels = mask_of(segmentation, i["height"], i["width"])
+        out.append((i["file_name"], category[a["category_id"]], tuple(a.get("bbox", ())), a.get("iscrowd", 0),
+                    a.get("area"), tuple(a.get("keypoints", ())), a.get("score"),
+                    None if pixels is None else pixels.tobytes()))
+    return sorted(out, key=repr)
+
+
+def graphlake(served: Served, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_URL=served.base_url, GRAPHLAKE_TOKEN=token)
+    return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+async def counts() -> tuple[int, int, int]:
+    return (await Asset.get_pymongo_collection().count_documents({}),
+            await Datum.get_pymongo_collection().count_documents({}),
+            await AnnotationRecord.get_pymongo_collection().count_documents({}))
+
+
+@pytest.mark.parametrize("mount", [None, "lab"])
+async def test_coco_round_trip_through_the_command(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                  mount: str | None) -> None:
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    args = ["import", "coco", str(annotations), "--images", str(tmp_path / "images"), "--dataset", "parts",
+            "--version", "v1", "--predictions", str(results), *(["--mount", mount] if mount else [])]
+    first = await asyncio.to_thread(graphlake, served, token, *args)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["images_uploaded"] == 3 and summary["datums_created"] == 3
+    assert summary["records_added"] == {"GROUND_TRUTH": 10, "PREDICTION": 3}  # 5 boxes, 2 polygon parts, 2 masks, 1 pose
+    assert summary["version"]["version"] == "v1" and summary["version"]["datumCount"] == 3
+    before = await counts()
+    # Images and mask PNGs alike on the mount asked for.
+    assert await Asset.get_pymongo_collection().distinct("storage.mount", {"kind": "FILE"}) == [mount or "local"]
+
+    again = await asyncio.to_thread(graphlake, served, token, *args)
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(again.stdout)
+    assert rerun["images_uploaded"] == 0 and rerun["images_unchanged"] == 3 and rerun["datums_created"] == 0
+    assert rerun["kept"] == ["GROUND_TRUTH", "PREDICTION"] and rerun["records_added"] == {}
+    assert rerun["version"]["id"] == summary["version"]["id"]
+    assert await counts() == before  # no new asset, datum or record
+
+    # A changed file against a set already holding records: CONFLICT, and nothing added.
+    fewer = json.loads(annotations.read_text())
+    fewer["annotations"] = fewer["annotations"][:2]
+    (tmp_path / "fewer.json").write_text(json.dumps(fewer))
+    changed = await asyncio.to_thread(graphlake, served, token, *args[:2], str(tmp_path / "fewer.json"), *args[3:])
+    assert changed.returncode == 1 and "CONFLICT" in changed.stderr and "holds 10 records" in changed.stderr
+    assert await counts() == before
+
+    out = tmp_path / "out"
+    exported = await asyncio.to_thread(graphlake, served, token, "export", "coco", "parts/v1", str(out))
+    assert exported.returncode == 0, exported.stderr
+    source, back = json.loads(annotations.read_text()), json.loads((out / "annotations.json").read_text())
+    for name in SIZES:
+        assert (out / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
+    assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
+    assert comparable(json.loads((out / "results.json").read_text()), back["images"], back["categories"]) == \
+        comparable(json.loads(results.read_text()), source["images"], source["categories"])
+    person = next(c for c in back["categories"] if c["name"] == "person")
+    assert person["keypoints"] == ["nose", "left_eye", "right_eye"] and person["skeleton"] == [[1, 2], [1, 3]]
+    assert {c["name"]: c.get("supercategory") for c in back["categories"]} == \
+        {c["name"]: c["supercategory"] for c in source["categories"]}
+    assert back["info"]["graphlake"]["manifest_sha256"] == summary["version"]["manifestSha256"]
+
+
+async def test_the_export_is_the_frozen_version(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from documents.api_token import Role
+
+    # Small pages, so the export reads on across datum pages and within one datum's records.
+    monkeypatch.setattr(coco_export, "DATUMS_PER_PAGE", 2)
+    monkeypatch.setattr(coco_export, "RECORDS_PER_PAGE", 2)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        done = await lake.import_coco(annotations, tmp_path / "images", "frozen", version="v1")
+        # After the version: one more record in its ground-truth set, and one more datum of the dataset.
+        image = (await lake.execute(ops.VERSION_DATUMS, {"id": done.version["id"], "first": 1, "records": 1}))[
+            "datasetVersion"]["datums"]["edges"][0]["node"]
+        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": done.set_ids["GROUND_TRUTH"], "records": [{
+            "assetId": image["asset"]["id"], "datumId": image["id"], "kind": "BBOX", "label": "dent",
+            "geometry": {"bbox": {"x": 1, "y": 1, "width": 2, "height": 2}}}]})
+        await lake.execute(ops.CREATE_DATUMS, {"inputs": [{"roles": [{"role": "image", "assetId": image["asset"]["id"]}],
+                                                           "metadata": {"coco": {"dataset": "frozen", "id": 99}}}]})
+    async with Client(served.base_url, await make_token(Role.VIEWER)) as reader:  # reading is enough to export
+        written = await reader.export_coco("frozen/v1", tmp_path / "out")
+    assert await counts() == (3 + 2, 4, 11)  # images and masks; the live set holds the new record
+    assert written["images"] == 3 and written["annotations"] == 5 and written["results"] == 0
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    source = json.loads(annotations.read_text())
+    assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+async def test_a_missing_image_or_category_stops_the_import_before_it_writes(served: Served, make_token: MakeToken,
+                                                                             tmp_path: Path) -> None:
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    (tmp_path / "images" / "b.png").unlink()
+    gone = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert gone.returncode == 1 and "1 images are not under" in gone.stderr and "b.png" in gone.stderr
+    write_images(tmp_path / "images")
+    coco = json.loads(annotations.read_text())
+    coco["annotations"][0]["category_id"] = 42
+    annotations.write_text(json.dumps(coco))
+    unknown = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                      "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert unknown.returncode == 1 and "annotation 100 names an unknown category or image" in unknown.stderr
+    assert await counts() == (0, 0, 0)

@@ -1,0 +1,25 @@
+"""Every GraphQL document the Python client sends (graphlake_client/operations.py) is valid against the
+committed schema: the client holds its own strings rather than graphql/operations/, so nothing else
+would catch a field it asks for that the schema renamed or never had."""
+
+from __future__ import annotations
+
+import pytest
+from graphql import build_schema, parse, validate
+
+from graphlake import PROJECT_ROOT
+from graphlake_client import operations
+
+SCHEMA = build_schema((PROJECT_ROOT / "graphql" / "schema.graphql").read_text())
+DOCUMENTS = {name: value for name, value in vars(operations).items()
+             if name.isupper() and isinstance(value, str) and value.lstrip().startswith(("query", "mutation", "{"))}
+
+
+def test_the_client_has_documents() -> None:
+    assert {"CREATE_UPLOADS", "ADD_ANNOTATIONS", "VERSION_DATUMS"} <= DOCUMENTS.keys()
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_client_operation_is_valid(name: str) -> None:
+    problems = validate(SCHEMA, parse(DOCUMENTS[name]))
+    assert not problems, f"{name}: {[p.message for p in problems]}"
