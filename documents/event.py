@@ -47,6 +47,8 @@ class Event(Document):
             # default an index serves a query through the fields it pins in front of the sort keys).
             Index([("archived", ASCENDING), ("event_type", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)],
                   name="type_timeline"),
+            # The order of receipt (`events(orderBy: RECEIVED)`): the server makes each id as it stores the event.
+            Index([("archived", ASCENDING), ("_id", DESCENDING)], name="received"),
             IndexModel([("level", ASCENDING), ("timestamp", DESCENDING)], name="level_time"),
             IndexModel([("alert", ASCENDING), ("timestamp", DESCENDING)], name="alert_time"),
             IndexModel([("source.node_id", ASCENDING), ("timestamp", DESCENDING)], name="node_time"),

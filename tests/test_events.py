@@ -430,3 +430,24 @@ async def test_an_event_from_the_future_is_refused(api: Api, contributor: str, s
     for when in (late, naive_late):
         error = await api.error("LogEvents", {"inputs": [ev("CLOCK"), ev("CLOCK", timestamp=when)]}, token=contributor)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].timestamp"}, when
+
+
+async def test_the_latest_received_cannot_be_pinned_by_a_senders_clock(api: Api, contributor: str,
+                                                                        settings: Settings) -> None:
+    """Within the allowed skew a sender's clock still tops the timestamp order; the order of receipt,
+    and each event's receivedAt, are the server's."""
+    ahead = datetime.now(UTC) + timedelta(seconds=settings.event_clock_skew_seconds - 60)
+    [early] = await log(api, contributor, ev("PIN", timestamp=ahead.isoformat()))
+    [later] = await log(api, contributor, ev("PIN"))
+
+    async def newest(order: str) -> list[dict]:
+        data = await api.data("Events", {"filter": {"eventTypes": ["PIN"]}, "first": 2, "orderBy": order}, token=contributor)
+        return [e["node"] for e in data["events"]["edges"]]
+
+    assert [e["id"] for e in await newest("TIMESTAMP")] == [early, later]  # the sender's clock puts it first
+    received = await newest("RECEIVED")
+    assert [e["id"] for e in received] == [later, early]
+    early_node = received[1]
+    arrived = datetime.fromisoformat(early_node["receivedAt"])
+    assert abs((arrived - datetime.now(UTC)).total_seconds()) < 60  # now, not the timestamp it was sent with
+    assert datetime.fromisoformat(early_node["timestamp"]) - arrived > timedelta(seconds=60)

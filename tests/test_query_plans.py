@@ -75,6 +75,7 @@ def hot_reads(lake: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
         ("events", "Events", {"first": 2}),
         ("events", "Events", {"first": 2, "filter": {"eventTypes": ["T1"]}}),
         ("events", "Events", {"first": 2, "filter": {"minLevel": "ERROR"}}),
+        ("events", "Events", {"first": 2, "orderBy": "RECEIVED"}),
     ]
 
 

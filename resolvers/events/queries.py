@@ -12,7 +12,7 @@ from documents.clock import utcnow
 from documents.event import Event as EventDocument
 from resolvers.common import json_filters
 from resolvers.context import Info
-from resolvers.events.types import Event, EventFilter, UtilizationGroup, UtilizationRow
+from resolvers.events.types import Event, EventFilter, EventOrder, UtilizationGroup, UtilizationRow
 from resolvers.loaders import Loaders
 from resolvers.pagination import DESCENDING, paginate, sorted_list_connection
 from resolvers.permissions import CanRead
@@ -47,9 +47,11 @@ class EventQueries:
 
     @strawberry.field(permission_classes=[CanRead], description="Events, newest first. Cursors stay valid while new events arrive.")
     async def events(self, info: Info, filter: EventFilter | None = None, first: int | None = None,
-                     after: str | None = None) -> Connection[Event]:
+                     after: str | None = None, order_by: EventOrder = EventOrder.TIMESTAMP) -> Connection[Event]:
+        # An event's id is made by the server as it stores the event: newest ids are the latest received.
+        sort = [("timestamp", DESCENDING)] if order_by is EventOrder.TIMESTAMP else [("_id", DESCENDING)]
         return await paginate(
-            EventDocument.get_pymongo_collection(), query=events_query(filter), sort=[("timestamp", DESCENDING)],
+            EventDocument.get_pymongo_collection(), query=events_query(filter), sort=sort,
             page=info.context.page(first, after),
             to_node=lambda raw: Event.from_document(EventDocument.model_validate(raw)),
         )

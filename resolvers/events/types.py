@@ -53,6 +53,11 @@ class Event(Node):
     def data(self) -> JSON:
         return self.doc.data.decode()
 
+    @strawberry.field(description="When the server stored it, to the second (its id says so; no client's clock "
+                                  "sets it), where `timestamp` is when it happened by the sender's clock.")
+    def received_at(self) -> datetime:
+        return self.doc.id.generation_time
+
     @classmethod
     def from_document(cls, doc: EventDocument) -> Event:
         return cls(id=encode_id(NodeType.EVENT, doc.id), event_type=doc.event_type, level=level_of(doc.level),
@@ -107,6 +112,15 @@ class EventInput:
 class LogEventsPayload:
     count: int
     ids: list[strawberry.ID]
+
+
+@strawberry.enum(description="The order of `events`, newest first.")
+class EventOrder(Enum):
+    TIMESTAMP = strawberry.enum_value("timestamp", description="By `timestamp`, the sender's clock (default); one "
+                                      "at most GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS ahead of the server's may top it "
+                                      "that long.")
+    RECEIVED = strawberry.enum_value("received", description="By when the server stored each: the latest events "
+                                     "received, which no sender's clock can change.")
 
 
 @strawberry.enum(description="What utilization groups sessions by.")
