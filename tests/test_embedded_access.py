@@ -193,12 +193,16 @@ def test_a_data_dir_too_deep_for_a_socket_address_gets_its_socket_in_the_runtime
     deep = tmp_path / ("d" * 60) / ("e" * 60)  # a socket's address holds about 100 bytes
     db = embedded_database(None, deep)
     try:
-        assert db.service is not None and db.service.socket is not None
+        assert db.service is not None and db.service.socket is not None and db.service.process is not None
+        ferret = db.service.process
         assert db.service.socket.parent.parent == runtime.resolve()
         assert stat.S_IMODE(db.service.socket.parent.stat().st_mode) == 0o700
         with MongoClient(db.url, serverSelectionTimeoutMS=5000) as client:
             client.lake.notes.insert_one({"_id": "n1"})
-        assert embedded_database(None, deep).service is None  # another process finds it by the same name
+        again = embedded_database(None, deep)  # as another process would: it finds the one running by its name
+        assert again.service is None
+        again.stop()  # a user left holding its lock would keep FerretDB running after this test
     finally:
         db.stop()
         shutil.rmtree(runtime)
+    assert ferret.poll() is not None  # the last user stopped it
