@@ -61,8 +61,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_state(settings, command_listeners, serving=True) as state:
             app.state.graphlake = state
-            secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
-            await ensure_feed(state.db, settings.event_feed_bytes)
+            with unbounded():  # startup: no client waits on it
+                secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
+                await ensure_feed(state.db, settings.event_feed_bytes)
             workers = [asyncio.create_task(FeedTail(state.db, state.events, state.feed).run()),
                        asyncio.create_task(_maintain(state))]
             if settings.backup_every_hours is not None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import pymongo
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,6 +18,7 @@ from documents.api_token import ApiToken
 from documents.indexes import On, servers_of
 from graphlake import __version__
 from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
+from services.availability import no_time_limit
 
 
 class SchemaNotCurrent(Exception):
@@ -70,10 +70,7 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
     return client
 
 
-def unbounded() -> AbstractContextManager[None]:
-    """A block whose database operations have no time limit: startup, maintenance and scheduled
-    work, which no client waits on. (A zero timeout is PyMongo's "none" and replaces the client's.)"""
-    return pymongo.timeout(0)
+unbounded = no_time_limit  # the app's name for it: startup, maintenance and scheduled work
 
 
 @dataclass

@@ -76,6 +76,12 @@ class GraphQLView(GraphQL[Context, None]):
         if context.auth_error:
             # A wrong token closes the connection (4403) rather than failing each subscription later.
             raise ConnectionRejectionError({"message": context.auth_error, "code": "UNAUTHENTICATED"})
+        if context.principal is None and not self.settings.anonymous_read:
+            # Nothing a socket carries works without a token here, and an idle one would hold one of
+            # the process's GRAPHLAKE_MAX_WEBSOCKETS slots for good: 1,000 of them locked everyone out.
+            raise ConnectionRejectionError({"message": "this needs an API token: send it in connection_init "
+                                                       "as {\"Authorization\": \"Bearer <token>\"}",
+                                            "code": "UNAUTHENTICATED"})
         if context.principal is not None:  # SocketLimitReached: the handler closes the socket (4429)
             context.state.sockets.bind_token(context.request, context.principal.token_id,
                                              limit=self.settings.max_websockets_per_token)

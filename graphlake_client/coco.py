@@ -73,6 +73,11 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     coco = json.loads(annotations.read_text())
     results = json.loads(predictions.read_text()) if predictions else None
     images_by_id = {image["id"]: image for image in coco["images"]}
+    root = images.resolve()
+    outside = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).resolve().is_relative_to(root)]
+    if outside:  # a file_name like ../../.ssh/id_rsa must not upload what lies outside --images
+        raise GraphlakeClientError(f"{len(outside)} image file names lead outside {images}, e.g. {outside[0]!r}",
+                                   "BAD_USER_INPUT")
     missing = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).is_file()]
     if missing:  # before anything is written
         raise GraphlakeClientError(f"{len(missing)} images are not under {images}, e.g. {missing[0]}", "BAD_USER_INPUT")

@@ -55,9 +55,10 @@ async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     category_id = {name: n + 1 for n, name in enumerate(labels)}
     (dest / "images").mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []
-    grouped: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)  # (purpose, image, coco id)
+    grouped: dict[tuple[str, str, str, Any], list[dict[str, Any]]] = defaultdict(list)  # (purpose, set, image, coco id)
     image_of: dict[str, int] = {}
     used: set[int] = set()
+    taken: set[str] = set()  # file names under images/: two datums may carry the same one
     fetch = store_failures(lake.retries, lake.backoff_seconds)
     masks: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="graphlake-coco-") as scratch:
@@ -67,9 +68,15 @@ async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
                 continue  # a datum without an image role has no place in COCO
             meta = (datum["metadata"] or {}).get("coco") or {}
             # Ids aside, the COCO id is kept when there is one (and it is not taken).
-            image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else 1_000_000 + len(images)
+            image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else None
+            while image_id is None or image_id in used:  # a fallback id no COCO id of this export has
+                image_id = 1_000_000 + len(images) + len(used)
             used.add(image_id)
             file_name = image_path(meta.get("file_name"), asset["name"])
+            if file_name in taken:  # the second of two same names gets its asset id: never overwrite
+                stem, dot, suffix = file_name.rpartition(".")
+                file_name = f"{stem}-{asset['id']}.{suffix}" if dot else f"{file_name}-{asset['id']}"
+            taken.add(file_name)
             target = dest / "images" / file_name
             target.parent.mkdir(parents=True, exist_ok=True)
             await fetch(lake._fetch, asset, target)
@@ -83,10 +90,11 @@ async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
                     await fetch(lake._fetch, geometry["asset"], png)
                     masks[geometry["asset"]["id"]] = rle_of_png(png.read_bytes())
                 group = (record.get("attributes") or {}).get("coco_id", f"record-{n}")
-                grouped[(sets[record["set"]["id"]]["purpose"], datum["id"], group)].append(record)
+                set_id = record["set"]["id"]  # two sets' COCO ids may overlap: never merge across sets
+                grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
     categories = _categories(labels, category_id, grouped)
     truth, results = [], []
-    for (purpose, datum_id, _), records in grouped.items():
+    for (purpose, _, datum_id, _), records in grouped.items():
         annotation = {"image_id": image_of[datum_id], "category_id": category_id[records[0]["label"]],
                       **annotation_of(records, masks, derive_area=purpose == "GROUND_TRUTH")}
         (truth if purpose == "GROUND_TRUTH" else results).append(annotation)

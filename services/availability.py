@@ -1,4 +1,5 @@
-"""Failures of the parts Graphlake runs on, told apart from bugs.
+"""Failures of the parts Graphlake runs on, told apart from bugs, and time limits lifted where a
+timeout would do harm.
 
 A database that is down or slower than its time limit, or a store that does not answer, is not a
 bug: the request may work in a moment. `unavailable(error)` gives the Unavailable the client
@@ -7,6 +8,9 @@ should see (code UNAVAILABLE) for such an exception, or None for anything else.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
+import pymongo
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 import storage
@@ -27,3 +31,11 @@ def unavailable(error: BaseException) -> Unavailable | None:
     if storage.unreachable(error):
         return Unavailable("an object store cannot be reached now; retry shortly")
     return None
+
+
+def no_time_limit() -> AbstractContextManager[None]:
+    """A block whose database operations have no time limit (a zero timeout is PyMongo's "none" and
+    replaces the client's per-operation one). For work no client waits on (startup, maintenance),
+    and for writes that must finish or be undone whole: a batch whose insert timed out on this side
+    may still commit on the server, after a rollback that ran too early."""
+    return pymongo.timeout(0)

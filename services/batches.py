@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
 from migrations.liveness import gone, this_process
+from services.availability import no_time_limit
 
 JOURNAL = "write_batches"
 LEASE = timedelta(minutes=2)  # far longer than the largest batch takes (max_batch_items, a thousand per insert)
@@ -33,7 +34,13 @@ class BatchLost(RuntimeError):
 
 
 async def insert_all(collection: AsyncCollection, documents: list[dict[str, Any]]) -> None:
-    """Insert every document, or (after a failure here, or a crash) none of them stays."""
+    """Insert every document, or (after a failure here, or a crash) none of them stays. Without a
+    time limit: an insert this side gave up on may still commit on the server after the rollback ran."""
+    with no_time_limit():
+        await _insert_all(collection, documents)
+
+
+async def _insert_all(collection: AsyncCollection, documents: list[dict[str, Any]]) -> None:
     batch_id = ObjectId()
     journal = collection.database[JOURNAL]
     await journal.insert_one({"_id": batch_id, "collection": collection.name, **this_process(),

@@ -31,6 +31,7 @@ from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMe
 from documents.json_value import StoredJson
 from documents.manifest import manifest_hash
 from services import batches, retention, snapshots
+from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.collections import get_collection
 from services.errors import BadUserInput, Conflict, NotFound
@@ -188,7 +189,14 @@ async def _check_role_assets(datums: list[Datum]) -> None:
 
 
 async def _discard(version_id: ObjectId) -> None:
-    """Remove what a version wrote, its record last (never called on a READY version)."""
+    """Remove what a version wrote, its record last (never called on a READY version). Without a
+    time limit: the copies of a big version take longer to delete than a request's limit, and a
+    delete cut short would make no progress on a retry either."""
+    with no_time_limit():
+        await _remove_copies(version_id)
+
+
+async def _remove_copies(version_id: ObjectId) -> None:
     await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
     await VersionRecord.get_pymongo_collection().delete_many({"version_id": version_id})
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)

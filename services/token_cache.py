@@ -90,15 +90,20 @@ class TokenCache:
         token; with no memory (seconds=0), every UNREMEMBERED_RECHECK_SECONDS. A lookup that fails
         (the database away) is no refusal: it is tried again after that interval.
         """
+        failing = False  # one log line per outage and socket, not a traceback a second
         while True:
             forgotten = self._forgotten  # taken first: a revocation during the lookup still wakes this
             try:
                 await self.authenticate(secret)
                 wait = self._remembered_for(hash_secret(secret))
+                failing = False
             except Unauthenticated as refused:
                 return refused
-            except Exception:
-                log.warning("could not look a WebSocket's token up again; retrying", exc_info=True)
+            except Exception as error:
+                if not failing:
+                    log.warning("could not look a WebSocket's token up again (%s: %s); retrying until it can",
+                                type(error).__name__, error)
+                failing = True
                 wait = UNREMEMBERED_RECHECK_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(forgotten.wait(), wait)

@@ -13,8 +13,10 @@ from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from storage.protocol import StoreUnavailable
 
 # ConnectTimeoutError and ReadTimeoutError are botocore ConnectionErrors too; named for the reader.
+# A bare TimeoutError is not here: it may come from anywhere (a bug's own asyncio.timeout); the
+# stores turn their own deadlines into StoreUnavailable.
 _UNREACHABLE = (StoreUnavailable, BotoConnectionError, ConnectTimeoutError, ReadTimeoutError,
-                aiohttp.ClientConnectionError, TimeoutError)
+                aiohttp.ClientConnectionError)
 
 
 def unreachable(error: BaseException) -> bool:
