@@ -219,3 +219,22 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
                                       "--images", str(tmp_path / "images"), "--dataset", "parts")
     assert unknown.returncode == 1 and "annotation 100 names an unknown category or image" in unknown.stderr
     assert await counts() == (0, 0, 0)
+
+
+async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
+                                                                           tmp_path: Path) -> None:
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not for the lake")
+    for hostile in ("../secret.png", str(secret)):  # relative and absolute, both real files
+        coco = json.loads(annotations.read_text())
+        coco["images"][0]["file_name"] = hostile
+        annotations.write_text(json.dumps(coco))
+        refused = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                          "--images", str(tmp_path / "images"), "--dataset", "parts")
+        assert refused.returncode == 1 and "lead outside" in refused.stderr, (hostile, refused.stderr)
+    assert await counts() == (0, 0, 0)  # nothing uploaded
