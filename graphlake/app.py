@@ -20,7 +20,6 @@ from starlette.routing import Route, WebSocketRoute
 
 from graphlake import __version__
 from graphlake.blob_routes import blob_routes
-from graphlake.database import unbounded
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.mounts import local_roots
@@ -31,6 +30,7 @@ from resolvers.context import AppState
 from resolvers.schema import build_schema
 from services.assets import collect_unpinned
 from services.auth import ensure_bootstrap_admin
+from services.availability import no_time_limit
 from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
 from services.events.feed import FeedTail, ensure_feed
@@ -61,7 +61,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_state(settings, command_listeners, serving=True) as state:
             app.state.graphlake = state
-            with unbounded():  # startup: no client waits on it
+            with no_time_limit():  # startup: no client waits on it
                 secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
                 await ensure_feed(state.db, settings.event_feed_bytes)
             workers = [asyncio.create_task(FeedTail(state.db, state.events, state.feed).run()),
@@ -115,7 +115,7 @@ async def _maintain(state: AppState) -> None:
     expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died),
     archive old events, and (when configured) anonymize what is old enough (daily) and delete assets
     nothing has pinned for long enough."""
-    with unbounded():  # no client waits on this task: its operations have no time limit
+    with no_time_limit():  # no client waits on this task: its operations have no time limit
         settings = state.settings
         swept_at = -math.inf
         while True:
@@ -151,7 +151,7 @@ async def _maintain(state: AppState) -> None:
 
 async def _scheduled_backups(state: AppState) -> None:
     """Check every interval whether the scheduled backup is due (one process of a cluster takes it)."""
-    with unbounded():  # no client waits on this task: its operations have no time limit
+    with no_time_limit():  # no client waits on this task: its operations have no time limit
         settings = state.settings
         roots = local_roots(settings) if settings.backup_with_payloads else {}
         while True:

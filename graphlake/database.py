@@ -47,7 +47,7 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
 
     With `timeout_seconds` (the server's), every operation (server selection, waiting, the
     server's own work through maxTimeMS) ends by then (PyMongo's client-side operation timeout);
-    work that may rightly take longer runs under `unbounded()`.
+    work that may rightly take longer runs under `no_time_limit()`.
     """
     client: AsyncMongoClient = AsyncMongoClient(
         url,
@@ -57,7 +57,7 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
         event_listeners=list(listeners),
         **({"timeoutMS": round(timeout_seconds * 1000)} if timeout_seconds else {}),
     )
-    with unbounded():  # building an index on a large collection takes what it takes
+    with no_time_limit():  # building an index on a large collection takes what it takes
         try:
             await check_schema(client[database], __version__)  # before any index or document is touched
         except SchemaMismatch as mismatch:
@@ -69,8 +69,6 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
             await ensure_indexes(model, servers=servers)
     return client
 
-
-unbounded = no_time_limit  # the app's name for it: startup, maintenance and scheduled work
 
 
 @dataclass

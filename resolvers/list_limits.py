@@ -20,7 +20,7 @@ from graphql import (
     GraphQLInputObjectType,
     GraphQLList,
     GraphQLNonNull,
-    OperationDefinitionNode,
+    get_operation_ast,
 )
 from graphql.utilities import type_from_ast
 from strawberry.extensions import SchemaExtension
@@ -66,12 +66,9 @@ class InputListLimit(SchemaExtension):
         if not variables or context.graphql_document is None:
             return None
         schema = graphql_schema(context.schema)
-        for definition in context.graphql_document.definitions:
-            if not isinstance(definition, OperationDefinitionNode):
-                continue
-            if context.operation_name and (definition.name is None or definition.name.value != context.operation_name):
-                continue
-            for declared in definition.variable_definitions:
+        operation = get_operation_ast(context.graphql_document, context.operation_name)
+        if operation is not None:  # None for several operations without a name: NamedOperation refuses those
+            for declared in operation.variable_definitions:
                 name = declared.variable.name.value
                 type_ = type_from_ast(schema, declared.type)
                 if name in variables and type_ is not None:

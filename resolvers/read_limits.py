@@ -22,11 +22,11 @@ from graphql import (
     DocumentNode,
     ListValueNode,
     ObjectValueNode,
-    OperationDefinitionNode,
     OperationType,
     StringValueNode,
     ValueNode,
     VariableDefinitionNode,
+    get_operation_ast,
     visit,
 )
 from graphql.language import Visitor
@@ -44,11 +44,8 @@ def oversized_read(document: DocumentNode, variables: dict[str, Any] | None, ope
 
 
 def _reads(document: DocumentNode, name: str | None) -> bool:
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode) and (
-                name is None or (definition.name is not None and definition.name.value == name)):
-            return definition.operation in (OperationType.QUERY, OperationType.SUBSCRIPTION)
-    return False
+    operation = get_operation_ast(document, name)  # None for several without a name: refused elsewhere
+    return operation is not None and operation.operation in (OperationType.QUERY, OperationType.SUBSCRIPTION)
 
 
 class _Limits:

@@ -6,6 +6,7 @@ Every process of the owner still shares the one database: the CLI next to a runn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -47,8 +48,12 @@ def open_to_others(*roots: Path) -> list[str]:
 
 def tcp_listeners(pid: int) -> list[str]:
     """The local addresses (hex, as /proc shows them) of the TCP sockets process `pid` listens on."""
-    mine = {os.readlink(fd)[len("socket:["):-1] for fd in Path(f"/proc/{pid}/fd").iterdir()
-            if os.readlink(fd).startswith("socket:[")}
+    mine = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a descriptor the process closed since the listing
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                mine.add(target[len("socket:["):-1])
     listening = []
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
