@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from graphlake import __version__
+from graphlake.admission import Admission
 from graphlake.blob_routes import blob_routes
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
@@ -92,7 +93,8 @@ def create_app(
         body = {"ok": report.ok, "database": report.database, "storage": report.storage, "failing": failing}
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
-    view = GraphQLView(build_schema(settings), settings)
+    admission = Admission(settings.max_concurrent_requests, settings.request_queue_seconds)
+    view = GraphQLView(build_schema(settings), settings, admission)
     middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
     if settings.cors_origins:
         middleware.append(Middleware(
@@ -107,7 +109,9 @@ def create_app(
         graphiql_asset_route(settings),
         *blob_routes(),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.admission = admission
+    return app
 
 
 async def _maintain(state: AppState) -> None:
