@@ -36,7 +36,6 @@ from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
 from services.events.feed import FeedTail, ensure_feed
 from services.events.log import archive as archive_events
-from services.health import probe
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
@@ -83,7 +82,7 @@ def create_app(
 
     async def readyz(request: Request) -> JSONResponse:
         state: AppState = request.app.state.graphlake
-        report = await probe(state.db, state.stores)
+        report = await state.health.report()
         # Anyone may ask (a load balancer does, without a token): say what fails by name only; the
         # errors name endpoints and buckets, so they go to the server log (and `graphlake health`).
         failing = ["database"] if report.database_error else []
