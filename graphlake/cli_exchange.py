@@ -1,8 +1,10 @@
-"""`graphlake import coco` and `graphlake export coco`: datasets in and out of a running server, through
-the Python client (graphlake_client/coco.py, coco_export.py), like `graphlake upload`."""
+"""`graphlake import coco` and `graphlake export coco|yolo|hf`: datasets in and out of a running
+server, through the Python client (graphlake_client/coco.py, coco_export.py, yolo_export.py,
+hf_export.py), like `graphlake upload`."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +14,10 @@ import typer
 from graphlake.cli_support import ServerUrl, Token, client_run, errors
 
 import_app = typer.Typer(help="Bring a dataset into the lake (COCO).", no_args_is_help=True)
-export_app = typer.Typer(help="Write a dataset version out (COCO).", no_args_is_help=True)
+export_app = typer.Typer(help="Write a dataset version out (COCO, YOLO, Hugging Face).", no_args_is_help=True)
+
+
+FORMATS = {"coco": "COCO", "yolo": "YOLO", "hf": "The Hugging Face export", "voc": "Pascal VOC"}
 
 
 def register(app: typer.Typer) -> None:
@@ -69,13 +74,55 @@ def export_coco(
     typer.echo(json.dumps(client_run(_needs_coco(run)), indent=2))
 
 
+@export_app.command("yolo")
+def export_yolo(
+    version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
+    dest: Annotated[Path, typer.Argument(help="Directory to write data.yaml, images/<split>/ and labels/<split>/ into.")],
+    url: ServerUrl = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Export a dataset version, as it was frozen, as an Ultralytics YOLO dataset (detect, or segment
+    when every object has a polygon). What does not map (masks, keypoints, predictions) is counted
+    under left_out."""
+    from graphlake_client import Client
+
+    async def run() -> Any:
+        async with Client(url, token) as lake:
+            return await lake.export_yolo(version, dest)
+
+    typer.echo(json.dumps(client_run(_needs("yolo", ["PIL", "yaml"], run)), indent=2))
+
+
+@export_app.command("hf")
+def export_hf(
+    version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
+    dest: Annotated[Path, typer.Argument(help="Directory for datasets.load_dataset: <split>/ images, "
+                                              "metadata.parquet, README.md.")],
+    url: ServerUrl = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Export a dataset version, as it was frozen, as a Hugging Face imagefolder (objects with bbox
+    and category). What does not map (masks, keypoints, predictions) is counted under left_out."""
+    from graphlake_client import Client
+
+    async def run() -> Any:
+        async with Client(url, token) as lake:
+            return await lake.export_hf(version, dest)
+
+    typer.echo(json.dumps(client_run(_needs("hf", ["PIL", "datasets", "pyarrow"], run)), indent=2))
+
+
 async def _needs_coco(run: Any) -> Any:
-    """The command's coroutine, or one clear line when the coco extra is not installed."""
-    try:
-        import numpy  # noqa: F401
-        import PIL  # noqa: F401
-        import pycocotools  # noqa: F401
-    except ImportError as error:
-        errors.print(f"[red]error:[/red] COCO needs the coco extra ({error.name} is missing): pip install 'graphlake[coco]'")
-        raise typer.Exit(2) from None
+    return await _needs("coco", ["numpy", "PIL", "pycocotools"], run)
+
+
+async def _needs(extra: str, modules: list[str], run: Any) -> Any:
+    """The command's coroutine, or one clear line when its extra is not installed."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            errors.print(f"[red]error:[/red] {FORMATS[extra]} needs the {extra} extra ({error.name} is missing): "
+                         f"pip install 'graphlake[{extra}]'")
+            raise typer.Exit(2) from None
     return await run()

@@ -61,6 +61,20 @@ class Client(Uploader):
 
         return await export_coco(self, version, dest)
 
+    async def export_yolo(self, version: str, dest: Path) -> dict[str, Any]:
+        """Write a dataset version as an Ultralytics YOLO dataset under `dest`: images/<split>/,
+        labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra)."""
+        from graphlake_client.yolo_export import export_yolo
+
+        return await export_yolo(self, version, dest)
+
+    async def export_hf(self, version: str, dest: Path) -> dict[str, Any]:
+        """Write a dataset version as a folder `datasets.load_dataset` loads: <split>/ images with
+        metadata.parquet, and a README naming the splits (graphlake_client.hf_export; the hf extra)."""
+        from graphlake_client.hf_export import export_hf
+
+        return await export_hf(self, version, dest)
+
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""

@@ -1,0 +1,125 @@
+"""YOLO export (the Ultralytics dataset format): a dataset version, as it was frozen, into
+
+    DEST/data.yaml                          path, train / val / test, names
+    DEST/images/<split>/<file_name>         the images, downloaded and checked
+    DEST/labels/<split>/<file stem>.txt     one line per object, coordinates normalised to 0..1
+
+Splits: TRAIN -> train, VALIDATION -> val, TEST -> test; UNASSIGNED datums go to `unassigned`,
+which data.yaml does not list (give the version splits first: `trainingSplit`).
+
+The format's rules, as Ultralytics reads them:
+- a class is the 0-based index of its name in `names` (the ground-truth schemas' labels, in order);
+- a detection line is `class cx cy w h`, a segmentation line `class x1 y1 ... xn yn` (3 points or
+  more), every number in 0..1 (clipped: a box past the image's edge is cut at it);
+- a dataset is either detect or segment: Ultralytics drops every segment of a mixed one. So the
+  export writes segmentation lines only when every object it exports has a polygon, and boxes
+  otherwise (an object's BBOX record, or the bounds of its polygon);
+- a label file sits where the image's path has `labels` for `images` and `.txt` for its
+  extension; an image without objects gets an empty one (a background image).
+
+What maps: ground-truth BBOX and POLYGON records (one object per COCO annotation or VOC object,
+the records they became share `coco_id` / `voc_object`; each polygon part of a COCO annotation is
+its own segmentation line). What does not: prediction sets, MASK records (a mask would need
+contour tracing to become a polygon) and KEYPOINTS (YOLO's pose format wants the same keypoints on
+every object of the dataset); the result counts what was left out, by kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from PIL import Image
+
+from graphlake_client.retries import store_failures
+from graphlake_client.version_reading import box_of, file_name_of, find_version, group_of, image_path, version_datums
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+SPLITS = {"TRAIN": "train", "VALIDATION": "val", "TEST": "test", "UNASSIGNED": "unassigned"}
+
+
+def _clip(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def box_line(cls: int, box: tuple[float, float, float, float], width: int, height: int) -> str | None:
+    """`class cx cy w h`, normalised, the box cut at the image's edges; None when nothing is left."""
+    x0, y0 = _clip(box[0] / width), _clip(box[1] / height)
+    x1, y1 = _clip((box[0] + box[2]) / width), _clip((box[1] + box[3]) / height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}"
+
+
+def polygon_line(cls: int, points: list[dict[str, float]], width: int, height: int) -> str:
+    """`class x1 y1 ... xn yn`, normalised and clipped."""
+    return " ".join([str(cls), *(f"{_clip(p['x'] / width):.6f} {_clip(p['y'] / height):.6f}" for p in points)])
+
+
+async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
+    """Write the version's images, labels and data.yaml under `dest`; what was written, by count."""
+    found = await find_version(lake, version)
+    truth = {s["id"] for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH"}
+    names = list(dict.fromkeys(label["name"] for s in found["annotationSets"] if s["id"] in truth
+                               for label in s["schema"]["labels"]))
+    cls = {name: n for n, name in enumerate(names)}
+    fetch = store_failures(lake.retries, lake.backoff_seconds)
+    left_out: Counter[str] = Counter()
+    images: list[tuple[str, str, int, int, list[list[dict[str, Any]]]]] = []  # split, path, w, h, objects
+    taken: set[tuple[str, str]] = set()  # (split, label path without suffix): two images must not share labels
+    async for datum, records in version_datums(lake, found["id"]):
+        asset = datum["asset"]
+        if asset is None:
+            continue  # a datum without an image role has no place in YOLO
+        split = SPLITS[datum["split"]]
+        path = image_path(file_name_of(datum), asset["name"])
+        stem = str(PurePosixPath(path).with_suffix(""))
+        if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
+            suffix = PurePosixPath(path).suffix
+            stem, path = f"{stem}-{asset['id']}", f"{stem}-{asset['id']}{suffix}"
+        taken.add((split, stem))
+        target = dest / "images" / split / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await fetch(lake._fetch, asset, target)
+        with Image.open(target) as image:  # the pixels' size, whatever the metadata says
+            width, height = image.size
+        objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
+        for n, record in enumerate(records):
+            kind = (record["geometry"] or {}).get("__typename")
+            if record["set"]["id"] not in truth:
+                left_out["PREDICTION"] += 1
+            elif kind in ("BBox", "Polygon") and record["label"] in cls:
+                objects[(record["set"]["id"], *group_of(record, n))].append(record)  # sets never merge
+            else:
+                left_out[record["kind"]] += 1
+        images.append((split, path, width, height, list(objects.values())))
+    every_object = [obj for *_, objs in images for obj in objs]
+    segment = bool(every_object) and all(any(r["geometry"]["__typename"] == "Polygon" for r in obj) for obj in every_object)
+    lines_written = 0
+    for split, path, width, height, objs in images:
+        lines = []
+        for obj in objs:
+            label = cls[obj[0]["label"]]
+            if segment:
+                parts = sorted((r for r in obj if r["geometry"]["__typename"] == "Polygon"),
+                               key=lambda r: (r.get("attributes") or {}).get("part", 0))
+                lines += [polygon_line(label, r["geometry"]["points"], width, height) for r in parts]
+            elif (box := box_of(obj)) and (line := box_line(label, box, width, height)):
+                lines.append(line)
+        label_file = (dest / "labels" / split / path).with_suffix(".txt")
+        label_file.parent.mkdir(parents=True, exist_ok=True)
+        label_file.write_text("".join(f"{line}\n" for line in lines))
+        lines_written += len(lines)
+    present = {split for split, *_ in images}
+    data = {"path": str(dest.resolve()),
+            **{key: f"images/{key}" for key in ("train", "val", "test") if key in present},
+            "names": dict(enumerate(names))}
+    (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return {"images": len(images), "objects": lines_written, "format": "segment" if segment else "detect",
+            "splits": dict(Counter(split for split, *_ in images)), "left_out": dict(left_out),
+            "version": {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
+                        "manifest_sha256": found["manifestSha256"]}}
