@@ -1,9 +1,10 @@
-"""`graphlake import coco` and `graphlake export coco|yolo|hf`: datasets in and out of a running
-server, through the Python client (graphlake_client/coco.py, coco_export.py, yolo_export.py,
+"""`graphlake import coco|voc` and `graphlake export coco|yolo|hf`: datasets in and out of a running
+server, through the Python client (graphlake_client/coco.py, coco_export.py, voc.py, yolo_export.py,
 hf_export.py), like `graphlake upload`."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -13,7 +14,7 @@ import typer
 
 from graphlake.cli_support import ServerUrl, Token, client_run, errors
 
-import_app = typer.Typer(help="Bring a dataset into the lake (COCO).", no_args_is_help=True)
+import_app = typer.Typer(help="Bring a dataset into the lake (COCO, Pascal VOC).", no_args_is_help=True)
 export_app = typer.Typer(help="Write a dataset version out (COCO, YOLO, Hugging Face).", no_args_is_help=True)
 
 
@@ -110,6 +111,32 @@ def export_hf(
             return await lake.export_hf(version, dest)
 
     typer.echo(json.dumps(client_run(_needs("hf", ["PIL", "datasets", "pyarrow"], run)), indent=2))
+
+
+@import_app.command("voc")
+def import_voc(
+    root: Annotated[Path, typer.Argument(help="The VOC tree (the folder holding ImageSets, Annotations, JPEGImages, "
+                                              "SegmentationClass, SegmentationObject).", exists=True, file_okay=False)],
+    split: Annotated[str, typer.Option(help="The image set: ImageSets/Main/<split>.txt (train, val, trainval, test).")],
+    dataset: Annotated[str | None, typer.Option(help="The dataset (and the collection and schema named after it); "
+                                                     "default: ROOT's folder name.")] = None,
+    version: Annotated[str | None, typer.Option(help="Finish with this dataset version of what was imported.")] = None,
+    mount: Annotated[str | None, typer.Option(help="Store the images and masks on this mount (default: the server's).")] = None,
+    set_name: Annotated[str | None, typer.Option(help="Name the set '<this> ground truth' (default: the dataset's name).")] = None,
+    url: ServerUrl = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Import one split of a Pascal VOC 2012 tree: boxes with their difficult/truncated/occluded flags,
+    and the class and object segmentation PNGs as masks. A rerun uploads and makes nothing twice."""
+    from graphlake_client import Client
+
+    async def run() -> Any:
+        async with Client(url, token) as lake:
+            return await lake.import_voc(root, split, dataset or root.resolve().name, version=version, mount=mount,
+                                         set_name=set_name, say=lambda line: errors.print(line))
+
+    done = client_run(_needs("voc", ["PIL", "numpy", "defusedxml"], run))
+    typer.echo(json.dumps(dataclasses.asdict(done), indent=2))  # type: ignore[call-overload]
 
 
 async def _needs_coco(run: Any) -> Any:

@@ -20,6 +20,7 @@ from graphlake_client.uploads import Uploader
 
 if TYPE_CHECKING:
     from graphlake_client.coco import CocoImport
+    from graphlake_client.voc import VocImport
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 
@@ -74,6 +75,14 @@ class Client(Uploader):
         from graphlake_client.hf_export import export_hf
 
         return await export_hf(self, version, dest)
+
+    async def import_voc(self, root: Path, split: str, dataset: str, **options: Any) -> VocImport:
+        """Import one split of a Pascal VOC tree (ImageSets/Main/<split>.txt, Annotations,
+        JPEGImages, SegmentationClass, SegmentationObject) into `dataset` (graphlake_client.voc:
+        `version`, `mount`, `set_name`; the voc extra). Returns a VocImport."""
+        from graphlake_client.voc import import_voc
+
+        return await import_voc(self, root, split, dataset, **options)
 
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:
