@@ -82,9 +82,9 @@ def export_yolo(
     url: ServerUrl = "http://127.0.0.1:8000",
     token: Token = None,
 ) -> None:
-    """Export a dataset version, as it was frozen, as an Ultralytics YOLO dataset (detect, or segment
-    when every object has a polygon). What does not map (masks, keypoints, predictions) is counted
-    under left_out."""
+    """Export a dataset version, as it was frozen, as an Ultralytics YOLO dataset: pose when every object
+    has the same number of keypoints, else segment when every object has a polygon, else detect. What
+    does not map (masks, predictions, keypoints outside a pose export) is counted under left_out."""
     from graphlake_client import Client
 
     async def run() -> Any:

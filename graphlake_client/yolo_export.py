@@ -11,17 +11,20 @@ The format's rules, as Ultralytics reads them:
 - a class is the 0-based index of its name in `names` (the ground-truth schemas' labels, in order);
 - a detection line is `class cx cy w h`, a segmentation line `class x1 y1 ... xn yn` (3 points or
   more), every number in 0..1 (clipped: a box past the image's edge is cut at it);
-- a dataset is either detect or segment: Ultralytics drops every segment of a mixed one. So the
-  export writes segmentation lines only when every object it exports has a polygon, and boxes
-  otherwise (an object's BBOX record, or the bounds of its polygon);
+- a dataset is one task: Ultralytics drops every segment of a mixed detect/segment one, and a pose
+  line must carry the same number of keypoints on every object. So the export is **pose** when every
+  object has a keypoints record with the same number of points (`class cx cy w h` then `x y v` per
+  point, v 0/1/2 as COCO has it, a point not labelled 0 0 0; data.yaml gets `kpt_shape`, no
+  `flip_idx`: which points mirror each other is not recorded), else **segment** when every object
+  has a polygon, else **detect** (an object's BBOX record, or the bounds of its polygon);
 - a label file sits where the image's path has `labels` for `images` and `.txt` for its
   extension; an image without objects gets an empty one (a background image).
 
-What maps: ground-truth BBOX and POLYGON records (one object per COCO annotation or VOC object,
-the records they became share `coco_id` / `voc_object`; each polygon part of a COCO annotation is
-its own segmentation line). What does not: prediction sets, MASK records (a mask would need
-contour tracing to become a polygon) and KEYPOINTS (YOLO's pose format wants the same keypoints on
-every object of the dataset); the result counts what was left out, by kind.
+What maps: ground-truth BBOX, POLYGON and (in a pose export) KEYPOINTS records, one object per COCO
+annotation or VOC object (the records they became share `coco_id` / `voc_object`; each polygon part
+of a COCO annotation is its own segmentation line). What does not: prediction sets, MASK records (a
+mask would need contour tracing to become a polygon), keypoints outside a pose export, and a box
+wholly outside its image; the result counts what was left out, by record kind.
 """
 
 from __future__ import annotations
@@ -60,6 +63,31 @@ def polygon_line(cls: int, points: list[dict[str, float]], width: int, height: i
     return " ".join([str(cls), *(f"{_clip(p['x'] / width):.6f} {_clip(p['y'] / height):.6f}" for p in points)])
 
 
+def keypoints_part(points: list[dict[str, Any]], width: int, height: int) -> str:
+    """`x y v` per keypoint, normalised, v as COCO has it (0 not labelled, 1 hidden, 2 visible); a point
+    not labelled is 0 0 0."""
+    return " ".join("0 0 0" if p["visible"] is None else
+                    f"{_clip(p['x'] / width):.6f} {_clip(p['y'] / height):.6f} {2 if p['visible'] else 1}" for p in points)
+
+
+def _has(obj: list[dict[str, Any]], kind: str) -> bool:
+    return any(r["geometry"]["__typename"] == kind for r in obj)
+
+
+def _bounds(points: list[dict[str, Any]]) -> tuple[float, float, float, float]:
+    xs, ys = [p["x"] for p in points], [p["y"] for p in points]
+    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+
+def _pose_shape(objects: list[list[dict[str, Any]]]) -> int | None:
+    """The number of keypoints of every object, when each has a keypoints record with that many
+    (YOLO's pose format); else None."""
+    counts = {len(r["geometry"]["points"]) for obj in objects for r in obj if r["geometry"]["__typename"] == "Keypoints"}
+    if objects and len(counts) == 1 and all(_has(obj, "Keypoints") for obj in objects):
+        return counts.pop()
+    return None
+
+
 async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     """Write the version's images, labels and data.yaml under `dest`; what was written, by count."""
     found = await find_version(lake, version)
@@ -92,13 +120,16 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
             kind = (record["geometry"] or {}).get("__typename")
             if record["set"]["id"] not in truth:
                 left_out["PREDICTION"] += 1
-            elif kind in ("BBox", "Polygon") and record["label"] in cls:
+            elif kind in ("BBox", "Polygon", "Keypoints") and record["label"] in cls:
                 objects[(record["set"]["id"], *group_of(record, n))].append(record)  # sets never merge
             else:
                 left_out[record["kind"]] += 1
         images.append((split, path, width, height, list(objects.values())))
     every_object = [obj for *_, objs in images for obj in objs]
-    segment = bool(every_object) and all(any(r["geometry"]["__typename"] == "Polygon" for r in obj) for obj in every_object)
+    shape = _pose_shape(every_object)
+    segment = shape is None and bool(every_object) and all(_has(obj, "Polygon") for obj in every_object)
+    if shape is None:  # keypoints map only when every object has the same number of them
+        left_out.update(r["kind"] for obj in every_object for r in obj if r["geometry"]["__typename"] == "Keypoints")
     lines_written = 0
     for split, path, width, height, objs in images:
         lines = []
@@ -108,8 +139,16 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
                 parts = sorted((r for r in obj if r["geometry"]["__typename"] == "Polygon"),
                                key=lambda r: (r.get("attributes") or {}).get("part", 0))
                 lines += [polygon_line(label, r["geometry"]["points"], width, height) for r in parts]
+            elif shape is not None:
+                points = next(r for r in obj if r["geometry"]["__typename"] == "Keypoints")["geometry"]["points"]
+                box = box_of(obj) or _bounds([p for p in points if p["visible"] is not None] or points)
+                # A box of no size (one labelled point, say) is still a pose object's place.
+                line = box_line(label, box, width, height) or f"{label} {_clip(box[0] / width):.6f} {_clip(box[1] / height):.6f} 0 0"
+                lines.append(f"{line} {keypoints_part(points, width, height)}")
             elif (box := box_of(obj)) and (line := box_line(label, box, width, height)):
                 lines.append(line)
+            else:  # keypoints alone (counted above), or a box wholly outside the image
+                left_out.update(r["kind"] for r in obj if r["geometry"]["__typename"] != "Keypoints")
         label_file = (dest / "labels" / split / path).with_suffix(".txt")
         label_file.parent.mkdir(parents=True, exist_ok=True)
         label_file.write_text("".join(f"{line}\n" for line in lines))
@@ -118,8 +157,10 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     data = {"path": str(dest.resolve()),
             **{key: f"images/{key}" for key in ("train", "val", "test") if key in present},
             "names": dict(enumerate(names))}
+    if shape is not None:
+        data["kpt_shape"] = [shape, 3]  # no flip_idx: which points mirror each other is not recorded
     (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return {"images": len(images), "objects": lines_written, "format": "segment" if segment else "detect",
+    return {"images": len(images), "objects": lines_written, "format": "pose" if shape is not None else "segment" if segment else "detect",
             "splits": dict(Counter(split for split, *_ in images)), "left_out": dict(left_out),
             "version": {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
                         "manifest_sha256": found["manifestSha256"]}}

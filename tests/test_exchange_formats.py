@@ -62,6 +62,7 @@ def check_yolo_rules(out: Path) -> tuple[dict[str, Any], dict[str, list[list[flo
     for key in ("train", "val", "test"):
         if key in data:
             assert (out / data[key]).is_dir() and data[key] == f"images/{key}"
+    kpt = data.get("kpt_shape")
     lines: dict[str, list[list[float]]] = {}
     widths = set()
     for image in sorted((out / "images").rglob("*.png")):
@@ -71,13 +72,18 @@ def check_yolo_rules(out: Path) -> tuple[dict[str, Any], dict[str, list[list[flo
         for row in rows:
             assert int(row[0]) in names and row[0] == str(int(row[0]))
             values = [float(v) for v in row[1:]]
-            assert all(0 <= v <= 1 for v in values), row
-            assert len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0), row
-            widths.add(len(values) == 4)
+            coordinates = [v for n, v in enumerate(values) if not (kpt and n >= 4 and (n - 4) % 3 == 2)]
+            assert all(0 <= v <= 1 for v in coordinates), row  # a pose's visibility flags aside
+            if kpt:  # pose: the box, then x y v for each of the same number of keypoints
+                assert kpt[1] == 3 and len(values) == 4 + kpt[0] * 3, row
+                assert all(v in (0, 1, 2) for v in values[4 + 2::3]), row
+            else:
+                assert len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0), row
+            widths.add(len(values))
             if len(values) == 4:
                 assert values[2] > 0 and values[3] > 0
         lines[str(image.relative_to(out / "images"))] = [[float(v) for v in row] for row in rows]
-    assert len(widths) <= 1, "a dataset is detect or segment, never both"
+    assert len(widths) <= 1 or (not kpt and 4 not in widths), "a dataset is one task: detect, segment or pose"
     assert sorted(p.relative_to(out / "labels") for p in (out / "labels").rglob("*.txt")) == \
         sorted(p.relative_to(out / "images").with_suffix(".txt") for p in (out / "images").rglob("*.png"))
     return data, lines
@@ -145,6 +151,26 @@ async def test_yolo_export_writes_segments_when_every_object_has_a_polygon(serve
         [1, 2 / 64, 2 / 48, 20 / 64, 2 / 48, 20 / 64, 20 / 48],
         [1, 30 / 64, 30 / 48, 40 / 64, 30 / 48, 40 / 64, 40 / 48, 30 / 64, 40 / 48]])
     assert all_near(lines["val/b.png"], [[0, 70 / 80, 50 / 60, 1, 50 / 60, 1, 1, 70 / 80, 1]])
+
+
+async def test_yolo_export_writes_poses_when_every_object_has_the_same_keypoints(served: Served, make_token: MakeToken,
+                                                                                 tmp_path: Path) -> None:
+    from documents.api_token import Role
+
+    coco = json.loads(coco_files(tmp_path)[0].read_text())
+    coco["annotations"] = [a for a in coco["annotations"] if a["id"] == 104]  # nose seen, left eye hidden, right not labelled
+    coco["annotations"].append({"id": 107, "image_id": 7, "category_id": 5, "bbox": [30, 10, 20, 30], "area": 600.0,
+                                "iscrowd": 0, "keypoints": [35, 15, 2, 40, 15, 2, 45, 20, 1], "num_keypoints": 3})
+    splits = {"a.png": "TRAIN", "b.png": "VALIDATION", "sub/c.png": "VALIDATION", EMPTY[0]: "TRAIN"}
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        summary = await lake.export_yolo(await a_version(lake, tmp_path, splits, coco=coco), tmp_path / "out")
+    assert summary["format"] == "pose" and summary["objects"] == 2 and summary["left_out"] == {"PREDICTION": 3}
+    data, lines = check_yolo_rules(tmp_path / "out")
+    assert data["kpt_shape"] == [3, 3]
+    assert all_near(lines["train/a.png"], [[2, 40 / 64, 25 / 48, 20 / 64, 30 / 48,
+                                            35 / 64, 15 / 48, 2, 40 / 64, 15 / 48, 2, 45 / 64, 20 / 48, 1]])
+    assert all_near(lines["val/sub/c.png"], [[2, 14 / 32, 19 / 40, 20 / 32, 30 / 40,
+                                              10 / 32, 8 / 40, 2, 14 / 32, 7 / 40, 1, 0, 0, 0]])
 
 
 @pytest.mark.parametrize("mount", [None, "lab"])
