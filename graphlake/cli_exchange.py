@@ -136,7 +136,8 @@ def import_voc(
                                          set_name=set_name, say=lambda line: errors.print(line))
 
     done = client_run(_needs("voc", ["PIL", "numpy", "defusedxml"], run))
-    typer.echo(json.dumps(dataclasses.asdict(done), indent=2))  # type: ignore[call-overload]
+    summary = {k: v for k, v in dataclasses.asdict(done).items() if k != "datum_ids"}  # type: ignore[call-overload]
+    typer.echo(json.dumps(summary, indent=2))  # (datum ids would be thousands of lines: the version has them)
 
 
 async def _needs_coco(run: Any) -> Any:

@@ -63,6 +63,14 @@ def polygon_line(cls: int, points: list[dict[str, float]], width: int, height: i
     return " ".join([str(cls), *(f"{_clip(p['x'] / width):.6f} {_clip(p['y'] / height):.6f}" for p in points)])
 
 
+def label_safe(path: str) -> str:
+    """An image path under images/<split>/ whose folders are not named `images`: Ultralytics finds
+    labels by turning the last /images/ of an image's path into /labels/, so a folder of that name
+    would send it looking in the wrong place."""
+    parts = PurePosixPath(path).parts
+    return str(PurePosixPath(*(f"{p}_" if p == "images" else p for p in parts[:-1]), parts[-1]))
+
+
 def keypoints_part(points: list[dict[str, Any]], width: int, height: int) -> str:
     """`x y v` per keypoint, normalised, v as COCO has it (0 not labelled, 1 hidden, 2 visible); a point
     not labelled is 0 0 0."""
@@ -104,7 +112,7 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
         if asset is None:
             continue  # a datum without an image role has no place in YOLO
         split = SPLITS[datum["split"]]
-        path = image_path(file_name_of(datum), asset["name"])
+        path = label_safe(image_path(file_name_of(datum), asset["name"]))
         stem = str(PurePosixPath(path).with_suffix(""))
         if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
             suffix = PurePosixPath(path).suffix
