@@ -8,17 +8,18 @@ import logging
 import httpx
 import pytest
 
-import resolvers.system.queries
+from resolvers.context import AppState
 from tests.operations import document
 
 
 async def test_unexpected_error_is_masked_with_request_id(
-    http: httpx.AsyncClient, viewer: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    http: httpx.AsyncClient, viewer: str, state: AppState, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken_probe(*args: object) -> None:
         raise RuntimeError("secret internals: connection string mongodb://user:pw@host")
 
-    monkeypatch.setattr(resolvers.system.queries, "probe", broken_probe)
+    monkeypatch.setattr(state.health, "report", broken_probe)
     with caplog.at_level(logging.ERROR, logger="graphlake.errors"):
         response = await http.post(
             "/graphql", json={"query": document("Status"), "operationName": "Status"},
