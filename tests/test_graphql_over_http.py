@@ -1,0 +1,106 @@
+"""GraphQL over HTTP, as the GraphQL Foundation's spec says: application/graphql-response+json with its
+status codes for clients that ask for it, application/json and 200 for the others, and GET for queries only."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from graphlake.graphql_http import GRAPHQL_RESPONSE_JSON, response_media_type
+from tests.operations import document
+
+NEW = {"Accept": f"{GRAPHQL_RESPONSE_JSON}, application/json;q=0.9"}  # what graphql-http and Apollo Client send
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (None, "application/json"),
+    ("*/*", "application/json"),
+    ("application/json", "application/json"),
+    (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON),
+    (f"{GRAPHQL_RESPONSE_JSON}, application/json;q=0.9", GRAPHQL_RESPONSE_JSON),
+    (f"application/json, {GRAPHQL_RESPONSE_JSON};q=0.5", "application/json"),
+    (f"{GRAPHQL_RESPONSE_JSON};q=0", "application/json"),
+    ("text/html", "application/json"),
+])
+def test_the_media_type_follows_the_accept_header(accept: str | None, expected: str) -> None:
+    assert response_media_type(accept) == expected
+
+
+async def test_a_result_comes_in_the_media_type_asked_for(http: httpx.AsyncClient, viewer: str) -> None:
+    auth = {"Authorization": f"Bearer {viewer}"}
+    body = {"query": document("Status"), "operationName": "Status"}
+    new = await http.post("/graphql", json=body, headers={**auth, **NEW})
+    assert new.status_code == 200 and new.headers["content-type"].startswith(GRAPHQL_RESPONSE_JSON)
+    assert new.json()["data"]["health"]["ok"] is True
+    for accept in (None, "*/*", "application/json"):
+        old = await http.post("/graphql", json=body, headers={**auth, **({"Accept": accept} if accept else {})})
+        assert old.status_code == 200 and old.headers["content-type"] == "application/json", accept
+        assert old.json()["data"]["health"]["ok"] is True
+
+
+REQUEST_ERRORS = [  # (document, variables): the operation never runs
+    ("{ health { ok }", None),  # does not parse
+    ("{ health { nope } }", None),  # does not validate
+    ("query ($n: Int!) { health { ok } }", {"n": None}),  # a variable that cannot be coerced
+    ("query ($n: Int!) { health { ok } }", {}),  # a required variable missing
+    ("{ a: health { ok } " + " ".join(f"a{i}: health {{ ok }}" for i in range(40)) + " }", None),  # over a limit
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), REQUEST_ERRORS, ids=["parse", "validation", "null-variable",
+                                                                     "missing-variable", "limit"])
+async def test_a_request_error_is_a_4xx_without_data_for_new_clients_only(
+        http: httpx.AsyncClient, viewer: str, query: str, variables: dict | None) -> None:
+    auth = {"Authorization": f"Bearer {viewer}"}
+    body = {"query": query, "variables": variables}
+    new = await http.post("/graphql", json=body, headers={**auth, **NEW})
+    assert new.status_code == 400, new.text
+    assert new.headers["content-type"].startswith(GRAPHQL_RESPONSE_JSON)
+    answer = new.json()
+    assert "data" not in answer and answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", answer
+    old = await http.post("/graphql", json=body, headers={**auth, "Accept": "application/json"})
+    assert old.status_code == 200 and old.headers["content-type"] == "application/json"
+    assert old.json()["data"] is None and old.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_field_error_keeps_data_and_200(http: httpx.AsyncClient, viewer: str) -> None:
+    """An error inside execution is not a request error: data (here null, from a non-null root field
+    or not) stays, with 200, for every client."""
+    missing = "QXNzZXQ6NjU1NmYwMDAwMDAwMDAwMDAwMDAwMDAw"  # Asset:<an ObjectId nothing has>
+    answer = await http.post("/graphql", json={"query": "query ($id: ID!) { node(id: $id) { id } health { ok } }",
+                                                "variables": {"id": missing}},
+                             headers={"Authorization": f"Bearer {viewer}", **NEW})
+    assert answer.status_code == 200 and "data" in answer.json(), answer.text
+    assert answer.json()["data"]["health"] == {"ok": True}
+
+
+async def test_a_caller_without_a_token_gets_401_for_what_needs_one(http: httpx.AsyncClient) -> None:
+    new = await http.post("/graphql", json={"query": "{ assets { totalCount } }"}, headers=NEW)
+    assert new.status_code == 401 and new.headers["www-authenticate"] == "Bearer"
+    assert "data" not in new.json() and new.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    old = await http.post("/graphql", json={"query": "{ assets { totalCount } }"})
+    assert old.status_code == 200 and old.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_unreadable_bodies_are_400_in_the_media_type_asked_for(http: httpx.AsyncClient, viewer: str) -> None:
+    auth = {"Authorization": f"Bearer {viewer}", "Content-Type": "application/json"}
+    for body in ('{ "not a JSON', '{"qeury": "{ __typename }"}', '{"query": "{ __typename }", "operationName": 0}',
+                 '{"query": "{ __typename }", "operationName": {"obj": "ect"}}', '{"query": false}'):
+        for accept, media in ((NEW["Accept"], GRAPHQL_RESPONSE_JSON), ("application/json", "application/json")):
+            answer = await http.post("/graphql", content=body, headers={**auth, "Accept": accept})
+            assert answer.status_code == 400, (body, answer.text)
+            assert answer.headers["content-type"].startswith(media), (body, accept)
+            assert answer.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_mutation_sent_with_get_is_405_naming_post(http: httpx.AsyncClient, contributor: str) -> None:
+    auth = {"Authorization": f"Bearer {contributor}"}
+    for accept in (NEW["Accept"], "application/json"):
+        answer = await http.get("/graphql", params={"query": 'mutation { storeText(input: {name: "n", text: "t"}) { id } }'},
+                                headers={**auth, "Accept": accept})
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST", answer.text
+        [error] = answer.json()["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "POST" in error["message"]
+    # Nothing was written; a query over GET still works.
+    texts = await http.get("/graphql", params={"query": "{ assets { totalCount } }"}, headers=auth)
+    assert texts.json() == {"data": {"assets": {"totalCount": 0}}}
