@@ -3,10 +3,17 @@ status codes for clients that ask for it, application/json and 200 for the other
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
+
 import httpx
 import pytest
 
+from graphlake import PROJECT_ROOT
 from graphlake.graphql_http import GRAPHQL_RESPONSE_JSON, response_media_type
+from tests.conftest import Served
 from tests.operations import document
 
 NEW = {"Accept": f"{GRAPHQL_RESPONSE_JSON}, application/json;q=0.9"}  # what graphql-http and Apollo Client send
@@ -104,3 +111,22 @@ async def test_a_mutation_sent_with_get_is_405_naming_post(http: httpx.AsyncClie
     # Nothing was written; a query over GET still works.
     texts = await http.get("/graphql", params={"query": "{ assets { totalCount } }"}, headers=auth)
     assert texts.json() == {"data": {"assets": {"totalCount": 0}}}
+
+
+async def test_the_graphql_http_audit_finds_nothing_to_fix(served: Served, viewer: str) -> None:
+    """The npm graphql-http package's server audits, run against the real server over a real socket:
+    no MUST (error) and no SHOULD (warning) may fail; the MAYs (notices) are listed if any fail."""
+    node = shutil.which("node")
+    modules = PROJECT_ROOT / "assets" / "node_modules"
+    assert node and (modules / "graphql-http").is_dir(), "make installs Node.js packages into assets/node_modules"
+    process = await asyncio.create_subprocess_exec(
+        node, str(PROJECT_ROOT / "tests" / "js" / "http_audit.cjs"), f"{served.base_url}/graphql", viewer,
+        env={**os.environ, "ASSETS_NODE_MODULES": str(modules)}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    results = json.loads(out)
+    assert len(results) > 50, "the audit ran too few checks"  # 1.23 has 70
+    failing = [f"{r['status']} {r['id']} {r['name']}: {r['reason']}" for r in results if r["status"] in ("error", "warn")]
+    assert not failing, "graphql-http audits failing:\n" + "\n".join(failing)
+    notices = [f"{r['id']} {r['name']}: {r['reason']}" for r in results if r["status"] == "notice"]
+    assert not notices, "graphql-http MAY audits failing:\n" + "\n".join(notices)
