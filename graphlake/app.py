@@ -41,6 +41,14 @@ from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
 
 log = logging.getLogger("graphlake")
+# Headers browser apps send beyond CORS's safelisted ones, allowed so their preflight passes: the token and
+# request id, W3C trace context (OpenTelemetry's fetch instrumentation adds traceparent, tracestate and
+# baggage), and Apollo Client's (apollo-require-preflight, its operation name and client identity).
+CORS_REQUEST_HEADERS = [
+    "Authorization", "Content-Type", "X-Request-ID", "traceparent", "tracestate", "baggage",
+    "apollo-require-preflight", "x-apollo-operation-name", "apollographql-client-name", "apollographql-client-version",
+]
+
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
 
@@ -98,7 +106,7 @@ def create_app(
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
+            allow_headers=CORS_REQUEST_HEADERS, expose_headers=["X-Request-ID", "Retry-After"],
         ))
     routes = [
         Route("/graphql", view, methods=["GET", "POST"]),

@@ -62,6 +62,9 @@ class GraphQLView(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             keep_alive=True,
             keep_alive_interval=15,
+            # Browsers apply no CORS to WebSocket handshakes; Strawberry checks their Origin instead and
+            # refuses (403) a page on another origin unless it is listed: the same list as CORS's.
+            allowed_origins=settings.cors_origins,
         )
         self.settings = settings
         self.admission = admission
