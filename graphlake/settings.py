@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     max_query_string_chars: int = Field(
         default=1000, description="Characters in any string a query or subscription sends (search strings, patterns, ids).")
     max_query_list_items: int = Field(default=1000, description="Items in any list a query or subscription sends.")
+    persisted_queries_max_entries: int = Field(
+        default=1000, ge=0, description="Documents each process remembers for Automatic Persisted Queries (least "
+                                        "recently used out first); 0 turns APQ off (PERSISTED_QUERY_NOT_SUPPORTED).")
 
     # --- WebSockets
     websocket_init_timeout_seconds: float = Field(

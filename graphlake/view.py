@@ -22,6 +22,7 @@ from graphlake.admission import Admission
 from graphlake.graphiql import graphiql_html
 from graphlake.graphql_http import GRAPHQL_RESPONSE_JSON, is_request_error, request_error_status, response_media_type
 from graphlake.logs import request_id_var
+from graphlake.persisted_queries import PersistedQueries, PersistedQueryError
 from graphlake.request_json import UnreadableJSON, check_ws_message, kind, loads
 from graphlake.settings import Settings
 from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
@@ -68,6 +69,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.settings = settings
         self.admission = admission
+        self.persisted_queries = PersistedQueries(settings.persisted_queries_max_entries)
         self._reading_query_params = False
 
     async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
@@ -128,6 +130,13 @@ class GraphQLView(GraphQL[Context, None]):
             code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
             return JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
                                 status_code=error.status_code, media_type=media_type)
+        except PersistedQueryError as error:
+            new = media_type == GRAPHQL_RESPONSE_JSON
+            # Not cached anywhere: the client is about to send the query, and the same request will work then.
+            headers = {"Cache-Control": "private, no-cache, must-revalidate"}
+            return JSONResponse({"errors": [{"message": error.message, "extensions": error.extensions}]},
+                                status_code=error.new_status if new else error.status, headers=headers,
+                                media_type=media_type)
         except Exception as error:
             # Before execution (the token's lookup) the error policy cannot see it: a database
             # that is down gave a plain-text 500 and a traceback per request here.
@@ -151,10 +160,17 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
         data = await super().parse_http_body(request)
-        if isinstance(data, GraphQLRequestData) and not isinstance(data.operation_name, str | None):
-            # Strawberry passes it on unchecked, to fail deep inside graphql-core.
-            raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+        if isinstance(data, GraphQLRequestData):
+            if not isinstance(data.operation_name, str | None):
+                # Strawberry passes it on unchecked, to fail deep inside graphql-core.
+                raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+            data.query = self.persisted_queries.document(data.query, data.extensions)
         return data
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET with a persisted query's hash and no `query` is an API call (Apollo Client sends it so),
+        # even from a client whose Accept holds */*.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
