@@ -21,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from graphlake import __version__
 from graphlake.admission import Admission
 from graphlake.blob_routes import blob_routes
+from graphlake.compression import compression
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.mounts import local_roots
@@ -108,12 +109,13 @@ def create_app(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],
             allow_headers=CORS_REQUEST_HEADERS, expose_headers=["X-Request-ID", "Retry-After"],
         ))
+    compressed = [compression(settings.compression_min_bytes)] if settings.compression else []
     routes = [
-        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/graphql", view, methods=["GET", "POST"], middleware=compressed),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        graphiql_asset_route(settings),
+        graphiql_asset_route(settings, middleware=compressed),
         *blob_routes(),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

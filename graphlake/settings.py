@@ -170,6 +170,11 @@ class Settings(BaseSettings):
         default=1000, ge=0, description="Documents each process remembers for Automatic Persisted Queries (least "
                                         "recently used out first); 0 turns APQ off (PERSISTED_QUERY_NOT_SUPPORTED).")
 
+    # --- compression
+    compression: bool = Field(default=True, description="Compress /graphql answers and GraphiQL's assets (gzip, or "
+                                                        "brotli when brotli-asgi is installed) for clients that accept it.")
+    compression_min_bytes: int = Field(default=1024, description="Answers smaller than this go uncompressed.")
+
     # --- WebSockets
     websocket_init_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long a new WebSocket may wait before connection_init (either protocol).")
@@ -203,7 +208,7 @@ class Settings(BaseSettings):
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size",
                      "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token",
-                     "max_concurrent_requests")
+                     "max_concurrent_requests", "compression_min_bytes")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
