@@ -123,20 +123,16 @@ class GraphQLView(GraphQL[Context, None]):
             if isinstance(error.__cause__, InvalidOperationTypeError) and request.method == "GET":
                 # GET must never change data (caches, prefetchers and crawlers send it freely): the
                 # method is wrong, not the document, so 405 naming the method that works.
-                return JSONResponse({"errors": [{
-                    "message": "a mutation cannot be sent with GET, which only runs queries: send it with POST",
-                    "extensions": {"code": "BAD_USER_INPUT"}}]},
-                    status_code=405, headers={"Allow": "POST"}, media_type=media_type)
+                return _error_response("a mutation cannot be sent with GET, which only runs queries: send it with POST",
+                                       {"code": "BAD_USER_INPUT"}, 405, media_type, {"Allow": "POST"})
             code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
-            return JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
-                                status_code=error.status_code, media_type=media_type)
+            headers = {"Allow": "GET, POST"} if error.status_code == 405 else None  # HEAD, say
+            return _error_response(error.reason, {"code": code}, error.status_code, media_type, headers)
         except PersistedQueryError as error:
-            new = media_type == GRAPHQL_RESPONSE_JSON
+            status = error.new_status if media_type == GRAPHQL_RESPONSE_JSON else error.status
             # Not cached anywhere: the client is about to send the query, and the same request will work then.
-            headers = {"Cache-Control": "private, no-cache, must-revalidate"}
-            return JSONResponse({"errors": [{"message": error.message, "extensions": error.extensions}]},
-                                status_code=error.new_status if new else error.status, headers=headers,
-                                media_type=media_type)
+            return _error_response(error.message, error.extensions, status, media_type,
+                                   {"Cache-Control": "private, no-cache, must-revalidate"})
         except Exception as error:
             # Before execution (the token's lookup) the error policy cannot see it: a database
             # that is down gave a plain-text 500 and a traceback per request here.
@@ -146,9 +142,8 @@ class GraphQLView(GraphQL[Context, None]):
             request_id = request_id_var.get() or "-"
             log.warning("unavailable before execution: %s (%s)", outage, type(error).__name__,
                         extra={"request_id": request_id})
-            return JSONResponse({"errors": [{"message": str(outage),
-                                             "extensions": {**outage.extensions, "requestId": request_id}}]},
-                                status_code=503, headers={"Retry-After": "1"}, media_type=media_type)
+            return _error_response(str(outage), {**outage.extensions, "requestId": request_id}, 503, media_type,
+                                   {"Retry-After": "1"})
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = _SubResponse()
@@ -190,7 +185,7 @@ class GraphQLView(GraphQL[Context, None]):
                         sub_response: Response) -> Response:
         response = super().create_response(response_data, sub_response)
         if isinstance(sub_response, _SubResponse) and sub_response.graphql_media_type != response.media_type:
-            response.headers["content-type"] = f"{sub_response.graphql_media_type}; charset=utf-8"
+            response.headers["content-type"] = _content_type(sub_response.graphql_media_type)
         return response
 
     async def _run_socket(self, websocket: WebSocket, context: Any, root_value: Any) -> Any:
@@ -246,6 +241,20 @@ class GraphQLView(GraphQL[Context, None]):
             return orjson.dumps(data).decode()
         except TypeError:
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _content_type(media_type: str) -> str:
+    # The spec's media type names its charset; plain application/json never had one here.
+    return f"{media_type}; charset=utf-8" if media_type == GRAPHQL_RESPONSE_JSON else media_type
+
+
+def _error_response(message: str, extensions: dict[str, Any], status: int, media_type: str,
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    """A request the server would not run, answered as one GraphQL error (no `data`), in the media type asked for."""
+    response = JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status_code=status,
+                            headers=headers)
+    response.headers["content-type"] = _content_type(media_type)
+    return response
 
 
 async def _authenticate(context: Context, header: Any) -> None:

@@ -37,7 +37,7 @@ async def test_a_result_comes_in_the_media_type_asked_for(http: httpx.AsyncClien
     auth = {"Authorization": f"Bearer {viewer}"}
     body = {"query": document("Status"), "operationName": "Status"}
     new = await http.post("/graphql", json=body, headers={**auth, **NEW})
-    assert new.status_code == 200 and new.headers["content-type"].startswith(GRAPHQL_RESPONSE_JSON)
+    assert new.status_code == 200 and new.headers["content-type"] == f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
     assert new.json()["data"]["health"]["ok"] is True
     for accept in (None, "*/*", "application/json"):
         old = await http.post("/graphql", json=body, headers={**auth, **({"Accept": accept} if accept else {})})
@@ -108,6 +108,8 @@ async def test_a_mutation_sent_with_get_is_405_naming_post(http: httpx.AsyncClie
         assert answer.status_code == 405 and answer.headers["allow"] == "POST", answer.text
         [error] = answer.json()["errors"]
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and "POST" in error["message"]
+    head = await http.head("/graphql", params={"query": "{ __typename }"}, headers=auth)
+    assert head.status_code == 405 and head.headers["allow"] == "GET, POST"
     # Nothing was written; a query over GET still works.
     texts = await http.get("/graphql", params={"query": "{ assets { totalCount } }"}, headers=auth)
     assert texts.json() == {"data": {"assets": {"totalCount": 0}}}
