@@ -52,6 +52,14 @@ async def test_small_answers_are_sent_as_they_are(http: httpx.AsyncClient, viewe
     assert "content-encoding" not in response.headers and json.loads(body) == {"data": {"__typename": "Query"}}
 
 
+async def test_event_streams_are_never_compressed(http: httpx.AsyncClient, viewer: str) -> None:
+    """Each Server-Sent Event must reach the client when it happens, not when a compressor's buffer fills."""
+    response, body = await raw(http, "POST", "/graphql", json={"query": BIG},
+                               headers={"Authorization": f"Bearer {viewer}", "Accept-Encoding": "br, gzip",
+                                        "Accept": "text/event-stream, application/json"})
+    assert "content-encoding" not in response.headers and b"__schema" in body
+
+
 async def test_graphiql_and_its_assets_are_compressed(http: httpx.AsyncClient) -> None:
     for url in (f"{ASSET_PREFIX}/graphiql.min.js", f"{ASSET_PREFIX}/graphiql.min.css"):
         response, body = await raw(http, "GET", url, headers={"Accept-Encoding": "br"})
