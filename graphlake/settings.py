@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from strawberry.http.websocket_origin import normalize_allowed_origins, normalize_origin
 
 from graphlake import PROJECT_ROOT
 
@@ -201,6 +202,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        # A browser's Origin is scheme://host[:port], lower case, without a default port: one with a path
+        # is refused here (Strawberry's WebSocket check would refuse to start), and the rest are written
+        # as browsers send them, since CORS compares them as they are ("https://Lab.example:443/" never matched).
+        normalize_allowed_origins(value)  # raises, naming the origin
+        return [origin if origin == "*" else str(normalize_origin(origin)) for origin in value]
 
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
                      "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
