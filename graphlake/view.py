@@ -186,6 +186,9 @@ class GraphQLView(GraphQL[Context, None]):
         response = super().create_response(response_data, sub_response)
         if isinstance(sub_response, _SubResponse) and sub_response.graphql_media_type != response.media_type:
             response.headers["content-type"] = _content_type(sub_response.graphql_media_type)
+        # The same URL answers in two media types: a cache serving a GET (a persisted query's, say) must not
+        # hand one client's to another.
+        response.headers.add_vary_header("Accept")
         return response
 
     async def _run_socket(self, websocket: WebSocket, context: Any, root_value: Any) -> Any:
@@ -254,6 +257,7 @@ def _error_response(message: str, extensions: dict[str, Any], status: int, media
     response = JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status_code=status,
                             headers=headers)
     response.headers["content-type"] = _content_type(media_type)
+    response.headers.add_vary_header("Accept")
     return response
 
 

@@ -65,6 +65,7 @@ async def test_apq_over_get_so_caches_can_serve_it(http: httpx.AsyncClient, view
     served = await http.get("/graphql", params=params, headers={**auth, "Accept": "*/*"})
     assert served.status_code == 200 and served.json() == stored.json()
     assert served.headers["content-type"] == "application/json"
+    assert "accept" in served.headers["vary"].lower()  # a cache keeps the two media types apart
     # GET runs queries only, however the document arrives.
     mutation = f'mutation {{ storeText(input: {{name: "n", text: "t"}}) {{ id }} }} # {uuid.uuid4().hex}'
     sha = hashlib.sha256(mutation.encode()).hexdigest()
