@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from stat import S_ISREG
 from collections.abc import Sequence
 from string import Template
 
@@ -150,15 +151,15 @@ def graphiql_asset_route(settings: Settings, middleware: Sequence[Middleware] = 
             return PlainTextResponse("not found", status_code=404)
         path = root / relative
         try:
-            stat = path.stat()
+            found = path.stat()
         except OSError:
-            stat = None
-        if stat is None or not path.is_file():
+            found = None
+        if found is None or not S_ISREG(found.st_mode):
             return PlainTextResponse(
                 f"GraphiQL assets are not installed in {root}: run `make assets` (npm ci in assets/).",
                 status_code=404,
             )
-        response = files.file_response(path, stat, request.scope)  # a FileResponse, or a 304
+        response = files.file_response(path, found, request.scope)  # a FileResponse, or a 304
         response.headers["Cache-Control"] = "public, max-age=86400"
         return response
 
