@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 import json
-from stat import S_ISREG
 from collections.abc import Sequence
+from stat import S_ISREG
 from string import Template
 
 from starlette.middleware import Middleware
