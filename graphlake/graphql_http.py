@@ -24,7 +24,8 @@ _REQUEST_ERROR_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "UNAVAILABLE"
 
 def response_media_type(accept: str | None) -> str:
     """`application/graphql-response+json` when the client lists it and does not prefer plain JSON to
-    it (by q-value); `application/json` otherwise, including for no Accept, `*/*` and anything else."""
+    it (by q-value, a wildcard standing for JSON); `application/json` otherwise, including for no
+    Accept, `*/*` and anything else."""
     if not accept or GRAPHQL_RESPONSE_JSON not in accept:
         return JSON
     qualities: dict[str, float] = {}
@@ -40,7 +41,10 @@ def response_media_type(accept: str | None) -> str:
                     quality = 0.0
         qualities[media.lower()] = max(quality, qualities.get(media.lower(), 0.0))
     wanted = qualities.get(GRAPHQL_RESPONSE_JSON, 0.0)
-    return GRAPHQL_RESPONSE_JSON if wanted > 0 and wanted >= qualities.get(JSON, 0.0) else JSON
+    # Plain JSON's quality: its own if listed, else the wildcard's that covers it.
+    plain = qualities[JSON] if JSON in qualities else max(qualities.get("application/*", 0.0), qualities.get("*/*", 0.0))
+    # On a tie the spec's media type wins: a client that names it knows it.
+    return GRAPHQL_RESPONSE_JSON if wanted > 0 and wanted >= plain else JSON
 
 
 def is_request_error(data: object, errors: Sequence[GraphQLError] | None) -> bool:

@@ -28,6 +28,9 @@ NEW = {"Accept": f"{GRAPHQL_RESPONSE_JSON}, application/json;q=0.9"}  # what gra
     (f"application/json, {GRAPHQL_RESPONSE_JSON};q=0.5", "application/json"),
     (f"{GRAPHQL_RESPONSE_JSON};q=0", "application/json"),
     ("text/html", "application/json"),
+    (f"{GRAPHQL_RESPONSE_JSON};q=0.5, */*", "application/json"),  # */* stands for JSON, at 1
+    (f"{GRAPHQL_RESPONSE_JSON}, application/graphql+json, application/json, text/event-stream, multipart/mixed",
+     GRAPHQL_RESPONSE_JSON),  # urql's
 ])
 def test_the_media_type_follows_the_accept_header(accept: str | None, expected: str) -> None:
     assert response_media_type(accept) == expected
