@@ -84,7 +84,8 @@ check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "error: Graphlake needs Python 3.11 or newer ($(PYTHON) is $$($(PYTHON) --version 2>&1)); set PYTHON=python3.12, say." >&2; exit 1; }
 
-# GraphiQL, React and graphql-ws from the npm registry, served by Graphlake itself (works offline).
+# GraphiQL, React and graphql-ws from the npm registry, served by Graphlake itself (works offline);
+# ws and graphql-http for the tests (the graphql-ws client in Node, the GraphQL over HTTP audit).
 assets: assets/node_modules/.installed
 
 assets/node_modules/.installed: assets/package.json assets/package-lock.json

@@ -21,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from graphlake import __version__
 from graphlake.admission import Admission
 from graphlake.blob_routes import blob_routes
+from graphlake.compression import compression
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.mounts import local_roots
@@ -41,6 +42,14 @@ from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
 
 log = logging.getLogger("graphlake")
+# Headers browser apps send beyond CORS's safelisted ones, allowed so their preflight passes: the token and
+# request id, W3C trace context (OpenTelemetry's fetch instrumentation adds traceparent, tracestate and
+# baggage), and Apollo Client's (apollo-require-preflight, its operation name and client identity).
+CORS_REQUEST_HEADERS = [
+    "Authorization", "Content-Type", "X-Request-ID", "traceparent", "tracestate", "baggage",
+    "apollo-require-preflight", "x-apollo-operation-name", "apollographql-client-name", "apollographql-client-version",
+]
+
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
 
@@ -98,14 +107,15 @@ def create_app(
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"],
+            allow_headers=CORS_REQUEST_HEADERS, expose_headers=["X-Request-ID", "Retry-After"],
         ))
+    compressed = [compression(settings.compression_min_bytes)] if settings.compression else []
     routes = [
-        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/graphql", view, methods=["GET", "POST"], middleware=compressed),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        graphiql_asset_route(settings),
+        graphiql_asset_route(settings, middleware=compressed),
         *blob_routes(),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

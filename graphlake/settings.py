@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from strawberry.http.websocket_origin import normalize_allowed_origins, normalize_origin
 
 from graphlake import PROJECT_ROOT
 
@@ -166,6 +167,14 @@ class Settings(BaseSettings):
     max_query_string_chars: int = Field(
         default=1000, description="Characters in any string a query or subscription sends (search strings, patterns, ids).")
     max_query_list_items: int = Field(default=1000, description="Items in any list a query or subscription sends.")
+    persisted_queries_max_entries: int = Field(
+        default=1000, ge=0, description="Documents each process remembers for Automatic Persisted Queries (least "
+                                        "recently used out first); 0 turns APQ off (PERSISTED_QUERY_NOT_SUPPORTED).")
+
+    # --- compression
+    compression: bool = Field(default=True, description="Compress /graphql answers and GraphiQL's assets (gzip, or "
+                                                        "brotli when brotli-asgi is installed) for clients that accept it.")
+    compression_min_bytes: int = Field(default=1024, description="Answers smaller than this go uncompressed.")
 
     # --- WebSockets
     websocket_init_timeout_seconds: float = Field(
@@ -194,13 +203,22 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        # A browser's Origin is scheme://host[:port], lower case, without a default port: one with a path
+        # is refused here (Strawberry's WebSocket check would refuse to start), and the rest are written
+        # as browsers send them, since CORS compares them as they are ("https://Lab.example:443/" never matched).
+        normalize_allowed_origins(value)  # raises, naming the origin
+        return [origin if origin == "*" else str(normalize_origin(origin)) for origin in value]
+
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
                      "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
                      "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size",
                      "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token",
-                     "max_concurrent_requests")
+                     "max_concurrent_requests", "compression_min_bytes")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

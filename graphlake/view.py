@@ -12,18 +12,22 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from graphlake.admission import Admission
 from graphlake.graphiql import graphiql_html
+from graphlake.graphql_http import GRAPHQL_RESPONSE_JSON, is_request_error, request_error_status, response_media_type
 from graphlake.logs import request_id_var
+from graphlake.persisted_queries import PersistedQueries, PersistedQueryError
 from graphlake.request_json import UnreadableJSON, check_ws_message, kind, loads
 from graphlake.settings import Settings
 from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
 from resolvers.context import Context
-from resolvers.internals import HTTPException
+from resolvers.internals import AsyncHTTPRequestAdapter, HTTPException, InvalidOperationTypeError
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated
@@ -32,7 +36,15 @@ from services.socket_slots import SocketLimitReached
 log = logging.getLogger("graphlake.errors")
 
 # The code of a GraphQL error for each HTTP status Strawberry refuses a request with.
-_HTTP_CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 405: "BAD_USER_INPUT", 413: "BAD_USER_INPUT"}
+_HTTP_CODES = {400: "BAD_USER_INPUT", 404: "NOT_FOUND", 405: "BAD_USER_INPUT", 413: "BAD_USER_INPUT",
+               415: "BAD_USER_INPUT"}
+
+
+class _SubResponse(Response):
+    """The response Strawberry lets resolvers (and the error policy) set a status and headers on,
+    carrying the media type the client asked for (graphlake/graphql_http.py)."""
+
+    graphql_media_type: str
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -51,9 +63,13 @@ class GraphQLView(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             keep_alive=True,
             keep_alive_interval=15,
+            # Browsers apply no CORS to WebSocket handshakes; Strawberry checks their Origin instead and
+            # refuses (403) a page on another origin unless it is listed: the same list as CORS's.
+            allowed_origins=settings.cors_origins,
         )
         self.settings = settings
         self.admission = admission
+        self.persisted_queries = PersistedQueries(settings.persisted_queries_max_entries)
         self._reading_query_params = False
 
     async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
@@ -97,15 +113,26 @@ class GraphQLView(GraphQL[Context, None]):
         every answer here is a GraphQL error with a code instead, so clients parse one shape."""
         if isinstance(request, WebSocket):
             return await self._run_socket(request, context, root_value)
+        media_type = response_media_type(request.headers.get("accept"))
         try:
             # The body is read before the request takes a slot: a client sending it slowly waits alone.
             await request.body()  # kept by the Request: Strawberry reads it from there
             async with self.admission.slot():
                 return await super().run(request, context, root_value)
         except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError) and request.method == "GET":
+                # GET must never change data (caches, prefetchers and crawlers send it freely): the
+                # method is wrong, not the document, so 405 naming the method that works.
+                return _error_response("a mutation cannot be sent with GET, which only runs queries: send it with POST",
+                                       {"code": "BAD_USER_INPUT"}, 405, media_type, {"Allow": "POST"})
             code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
-            return JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
-                                status_code=error.status_code)
+            headers = {"Allow": "GET, POST"} if error.status_code == 405 else None  # HEAD, say
+            return _error_response(error.reason, {"code": code}, error.status_code, media_type, headers)
+        except PersistedQueryError as error:
+            status = error.new_status if media_type == GRAPHQL_RESPONSE_JSON else error.status
+            # Not cached anywhere: the client is about to send the query, and the same request will work then.
+            return _error_response(error.message, error.extensions, status, media_type,
+                                   {"Cache-Control": "private, no-cache, must-revalidate"})
         except Exception as error:
             # Before execution (the token's lookup) the error policy cannot see it: a database
             # that is down gave a plain-text 500 and a traceback per request here.
@@ -115,9 +142,54 @@ class GraphQLView(GraphQL[Context, None]):
             request_id = request_id_var.get() or "-"
             log.warning("unavailable before execution: %s (%s)", outage, type(error).__name__,
                         extra={"request_id": request_id})
-            return JSONResponse({"errors": [{"message": str(outage),
-                                             "extensions": {**outage.extensions, "requestId": request_id}}]},
-                                status_code=503, headers={"Retry-After": "1"})
+            return _error_response(str(outage), {**outage.extensions, "requestId": request_id}, 503, media_type,
+                                   {"Retry-After": "1"})
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = _SubResponse()
+        sub_response.status_code = None  # type: ignore[assignment]  # Strawberry's marker for "not set"
+        del sub_response.headers["content-length"]
+        sub_response.graphql_media_type = response_media_type(request.headers.get("accept"))
+        request.state.graphql_response = sub_response  # for process_result, which sees only the request
+        return sub_response
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            if not isinstance(data.operation_name, str | None):
+                # Strawberry passes it on unchecked, to fail deep inside graphql-core.
+                raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+            data.query = self.persisted_queries.document(data.query, data.extensions)
+        return data
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET with a persisted query's hash and no `query` is an API call (Apollo Client sends it so),
+        # even from a client whose Accept holds */*.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        sub_response = getattr(request.state, "graphql_response", None)
+        if (isinstance(sub_response, _SubResponse) and sub_response.graphql_media_type == GRAPHQL_RESPONSE_JSON
+                and is_request_error(result.data, result.errors)):
+            # The spec's request error: no `data` key at all, and a 4xx (or the status already chosen,
+            # such as a 503 for an outage).
+            response.pop("data", None)
+            if sub_response.status_code is None:
+                sub_response.status_code = request_error_status(result.errors or [])
+                if sub_response.status_code == 401:
+                    sub_response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    def create_response(self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+                        sub_response: Response) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if isinstance(sub_response, _SubResponse) and sub_response.graphql_media_type != response.media_type:
+            response.headers["content-type"] = _content_type(sub_response.graphql_media_type)
+        # The same URL answers in two media types: a cache serving a GET (a persisted query's, say) must not
+        # hand one client's to another.
+        response.headers.add_vary_header("Accept")
+        return response
 
     async def _run_socket(self, websocket: WebSocket, context: Any, root_value: Any) -> Any:
         """A socket holds one of the process's slots (GRAPHLAKE_MAX_WEBSOCKETS) while it is open."""
@@ -172,6 +244,21 @@ class GraphQLView(GraphQL[Context, None]):
             return orjson.dumps(data).decode()
         except TypeError:
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _content_type(media_type: str) -> str:
+    # The spec's media type names its charset; plain application/json never had one here.
+    return f"{media_type}; charset=utf-8" if media_type == GRAPHQL_RESPONSE_JSON else media_type
+
+
+def _error_response(message: str, extensions: dict[str, Any], status: int, media_type: str,
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    """A request the server would not run, answered as one GraphQL error (no `data`), in the media type asked for."""
+    response = JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status_code=status,
+                            headers=headers)
+    response.headers["content-type"] = _content_type(media_type)
+    response.headers.add_vary_header("Accept")
+    return response
 
 
 async def _authenticate(context: Context, header: Any) -> None:

@@ -36,7 +36,9 @@ its text (`token_limit_exceeded`): the parser raises a plain syntax error for it
 
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
-as a GraphQL error with a code instead of plain text.
+as a GraphQL error with a code instead of plain text. It tells a mutation sent with GET (405) by the
+InvalidOperationTypeError Strawberry chains to that HTTPException, and checks the operation name
+in its `parse_http_body`, which takes cross-web's request adapter (`AsyncHTTPRequestAdapter`).
 
 They import these names from here, and tests/test_internals.py (a canary) checks each of them and
 its shape, so an upgrade that moves or changes one fails there, naming it, before any request does.
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import (
     GraphQLError,
     GraphQLSchema,
@@ -56,6 +58,7 @@ from graphql import (
 )
 from graphql.execution.executor import Executor
 from graphql.validation.validate import ValidationAbortedError
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -63,8 +66,8 @@ from strawberry.types.arguments import InputContext
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
-__all__ = ["BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "ExecutionContext", "Executor", "HTTPException",
-           "InputContext", "StrawberryGraphQLCoreExecutionContext", "ValidationAbortedError", "ValuesOfCorrectTypeRule",
+__all__ = ["AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "ExecutionContext", "Executor", "HTTPException",
+           "InputContext", "InvalidOperationTypeError", "StrawberryGraphQLCoreExecutionContext", "ValidationAbortedError", "ValuesOfCorrectTypeRule",
            "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget", "spent_merge_budget",
            "token_limit_exceeded"]
 

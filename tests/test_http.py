@@ -7,10 +7,14 @@ import json
 import logging
 
 import httpx
+import pytest
+import websockets
 
 from graphlake.app import create_app
 from graphlake.logs import JsonFormatter, configure_logging, request_id_var
 from graphlake.settings import Settings
+from tests.processes import serving
+from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
 
 
 async def test_cors_preflight_allows_configured_origins_only(settings: Settings) -> None:
@@ -23,6 +27,31 @@ async def test_cors_preflight_allows_configured_origins_only(settings: Settings)
         assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
         refused = await http.options("/graphql", headers={"Origin": "https://evil.example", **preflight})
         assert "access-control-allow-origin" not in refused.headers
+        # Tracing and common client headers pass the preflight too.
+        traced = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers":
+                  "content-type,traceparent,tracestate,baggage,apollo-require-preflight,x-apollo-operation-name"}
+        allowed = await http.options("/graphql", headers={"Origin": "https://lab.example", **traced})
+        assert allowed.status_code == 200, allowed.text
+        for header in ("traceparent", "tracestate", "baggage", "apollo-require-preflight", "x-apollo-operation-name"):
+            assert header in allowed.headers["access-control-allow-headers"].lower()
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_websocket_handshakes_follow_the_cors_origins(settings: Settings, viewer: str, protocol: str) -> None:
+    """Browsers apply no CORS to WebSockets but send their page's Origin: a page on a configured origin
+    may subscribe, one elsewhere is refused (403) before the socket opens; clients that are not browsers
+    send no Origin and are not affected."""
+    app = create_app(settings.model_copy(update={"cors_origins": ["https://lab.example"]}))
+    async with serving(app, log_level="info") as port:  # "warning" would silence uvicorn.access for later tests
+        url = f"ws://127.0.0.1:{port}/graphql"
+        for origin in ("https://lab.example", None):
+            async with Subscriber(url, protocol, headers={"Origin": origin} if origin else None) as ws:
+                acked = await ws.connect({"Authorization": f"Bearer {viewer}"})
+                assert acked["type"] == "connection_ack", (origin, acked)
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with Subscriber(url, protocol, headers={"Origin": "https://evil.example"}) as ws:
+                await ws.connect({"Authorization": f"Bearer {viewer}"})
+        assert refused.value.response.status_code == 403
 
 
 def test_json_logs_carry_the_request_id() -> None:

@@ -69,6 +69,10 @@ def test_strawberry_still_refuses_unreadable_bodies_with_cross_webs_http_excepti
             f"{module.__name__} no longer uses cross_web.HTTPException (graphlake/view.py catches it)"
     error = internals.HTTPException(400, "x")
     assert (error.status_code, error.reason) == (400, "x")
+    assert strawberry.http.async_base_view.InvalidOperationTypeError is internals.InvalidOperationTypeError, \
+        "Strawberry no longer raises InvalidOperationTypeError (graphlake/view.py answers a GET mutation with 405)"
+    assert strawberry.http.async_base_view.AsyncHTTPRequestAdapter is internals.AsyncHTTPRequestAdapter, \
+        "Strawberry's view no longer takes cross_web's AsyncHTTPRequestAdapter (graphlake/view.py's parse_http_body)"
 
 
 def test_a_strawberry_schema_still_wraps_a_graphql_core_schema() -> None:

@@ -22,7 +22,7 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("GRAPHLAKE_MOUNTS", '{"lab": {"backend": "s3", "bucket": "raw", "endpoint_url": "http://minio:9000"}}')
     monkeypatch.setenv("GRAPHLAKE_MOUNTS__LAB__REGION", "eu-central-1")
     monkeypatch.setenv("GRAPHLAKE_DEFAULT_MOUNT", "lab")
-    monkeypatch.setenv("GRAPHLAKE_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("GRAPHLAKE_CORS_ORIGINS", "https://a.example, https://B.example:443/")
     monkeypatch.setenv("GRAPHLAKE_MONGODB_URL", "mongodb://db:27017/?replicaSet=rs0")
     settings = Settings(_env_file=None)
     lab = settings.mounts["lab"]
@@ -37,6 +37,8 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_MAX_PAGE_SIZE": "0"}, "max_page_size"),
     ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "fallback": "ghost"}}'}, "fallback"),
     ({"GRAPHLAKE_LOG_LEVEL": "LOUD"}, "log_level"),
+    ({"GRAPHLAKE_CORS_ORIGINS": "https://lab.example/app"}, "cors_origins"),
+    ({"GRAPHLAKE_CORS_ORIGINS": "lab.example"}, "cors_origins"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
     for key, value in env.items():
