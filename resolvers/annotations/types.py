@@ -13,7 +13,7 @@ from documents.dataset import Datum as DatumDocument
 from resolvers.assets.types import Asset
 from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -81,7 +81,7 @@ class AnnotationSet(Node):
 
     @strawberry.field
     async def records(
-        self, info: Info, first: int | None = None, after: str | None = None,
+        self, info: Info, first: First = None, after: After = None,
         filter: Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None = None,
     ) -> Connection[AnnotationRecord]:
         from resolvers.annotations.inputs import annotation_query

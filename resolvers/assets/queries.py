@@ -15,7 +15,7 @@ from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
 from resolvers.pagination import paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services import assets as service
 from services.checks import time_bounds
 from services.node_ids import NodeType, decode_object_id
@@ -65,7 +65,7 @@ class AssetQueries:
     @strawberry.field(permission_classes=[CanRead], description="Assets matching `filter`, newest first unless `orderBy` says otherwise.")
     async def assets(
         self, info: Info, filter: AssetFilter | None = None, order_by: AssetOrder | None = None,
-        first: int | None = None, after: str | None = None,
+        first: First = None, after: After = None,
     ) -> Connection[Asset]:
         order = order_by or AssetOrder(field=AssetOrderField.CREATED_AT, direction=OrderDirection.DESC)
         return await paginate(

@@ -18,7 +18,7 @@ from documents.retention import AssetRetention as RetentionDocument
 from resolvers.common import Ownership
 from resolvers.context import Info
 from resolvers.pagination import child_connection, map_nodes
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON, BigInt
 from services import retention
 from services.node_ids import NodeType, encode_id
@@ -114,7 +114,7 @@ class Asset(Node):
 
     @strawberry.field(description="Collections holding this asset.")
     async def collections(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: First = None, after: After = None
     ) -> Connection[Annotated[Collection, strawberry.lazy("resolvers.collections.types")]]:
         from resolvers.collections.types import Collection
 
@@ -136,7 +136,7 @@ class Asset(Node):
 
     @strawberry.field(description="Annotations on this asset.")
     async def annotations(
-        self, info: Info, first: int | None = None, after: str | None = None,
+        self, info: Info, first: First = None, after: After = None,
         filter: Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
         from resolvers.annotations.inputs import annotation_query

@@ -10,7 +10,7 @@ from resolvers.auth.types import ApiToken, Principal, PrivacyExport, PrivacyPlac
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, Page, paginate
 from resolvers.permissions import IsAdmin
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.errors import BadUserInput, Unauthenticated
 from services.privacy.requests import export_places
 
@@ -26,7 +26,7 @@ class AuthQueries:
 
     @strawberry.field(permission_classes=[IsAdmin], description="API tokens, newest first. ADMIN.")
     async def api_tokens(
-        self, info: Info, first: int | None = None, after: str | None = None, include_revoked: bool = False
+        self, info: Info, first: First = None, after: After = None, include_revoked: bool = False
     ) -> Connection[ApiToken]:
         settings = info.context.settings
         query = {} if include_revoked else {"revoked_at": None}

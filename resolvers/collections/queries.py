@@ -11,7 +11,7 @@ from resolvers.collections.types import Collection
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.node_ids import NodeType, decode_object_id
 
 
@@ -24,7 +24,7 @@ class CollectionQueries:
 
     @strawberry.field(permission_classes=[CanRead], description="Collections, newest first; `nameContains` is case-insensitive.")
     async def collections(
-        self, info: Info, name_contains: str | None = None, first: int | None = None, after: str | None = None
+        self, info: Info, name_contains: str | None = None, first: First = None, after: After = None
     ) -> Connection[Collection]:
         query = {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
         return await paginate(

@@ -14,7 +14,7 @@ from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -60,7 +60,7 @@ class Collection(Node):
 
     @strawberry.field(description="Its items in the order they were added; `pathPrefix` and `split` narrow them.")
     async def items(
-        self, info: Info, first: int | None = None, after: str | None = None,
+        self, info: Info, first: First = None, after: After = None,
         path_prefix: str | None = None, split: Split | None = None,
     ) -> Connection[CollectionItem]:
         query: dict = {}

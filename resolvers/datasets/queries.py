@@ -12,7 +12,7 @@ from resolvers.datasets.inputs import SplitRatios
 from resolvers.datasets.types import Dataset, DatasetVersion, TrainingSplit
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services import datasets as service
 from services.errors import BadUserInput
 from services.node_ids import NodeType, decode_object_id
@@ -29,7 +29,7 @@ class DatasetQueries:
         return Dataset.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Datasets, newest first.")
-    async def datasets(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Dataset]:
+    async def datasets(self, info: Info, first: First = None, after: After = None) -> Connection[Dataset]:
         return await paginate(
             DatasetDocument.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after),

@@ -17,7 +17,7 @@ from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.pagination import child_connection, sorted_list_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from services import datasets as service
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.snapshots import Verification, verify
@@ -61,17 +61,17 @@ class DatasetDiff:
 
     @strawberry.field(description="Datums in both versions whose split, roles, metadata or annotations differ, as "
                                   "this version holds them (read the other's through `against`).")
-    async def changed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def changed(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await sorted_list_connection(self.changed_ids, info.context.page(first, after),
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
-    async def added(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def added(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await sorted_list_connection(self.added_ids, info.context.page(first, after),
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="Datums in the other version and not in this one, as the other holds them.")
-    async def removed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def removed(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await sorted_list_connection(self.removed_ids, info.context.page(first, after),
                                             lambda ids: load_members(self.against_id, ids))
 
@@ -86,15 +86,15 @@ class TrainingSplit:
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field
-    async def train(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def train(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await self._part(info, SplitValue.TRAIN, first, after)
 
     @strawberry.field
-    async def validation(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def validation(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await self._part(info, SplitValue.VALIDATION, first, after)
 
     @strawberry.field
-    async def test(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def test(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await self._part(info, SplitValue.TEST, first, after)
 
 
@@ -140,7 +140,7 @@ class DatasetVersion(Node):
         return [SplitCount(split=SplitValue(s), count=n) for s, n in self.doc.split_counts.items()]
 
     @strawberry.field(description="Its datums; `split` is the split each had when the version was built.")
-    async def datums(self, info: Info, first: int | None = None, after: str | None = None,
+    async def datums(self, info: Info, first: First = None, after: After = None,
                      split: Split | None = None) -> Connection[Datum]:
         return await child_connection(
             info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
@@ -180,7 +180,7 @@ class Dataset(Node):
     doc: strawberry.Private[DatasetDocument]
 
     @strawberry.field(description="Its versions, oldest first.")
-    async def versions(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[DatasetVersion]:
+    async def versions(self, info: Info, first: First = None, after: After = None) -> Connection[DatasetVersion]:
         return await child_connection(
             info.context.loaders, VersionDocument, field="dataset_id", parent_id=self.doc.id, query=READY,
             page=info.context.page(first, after), to_node=DatasetVersion.from_document,

@@ -10,7 +10,7 @@ from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.node_ids import NodeType, decode_object_id
 
 
@@ -24,7 +24,7 @@ class DatumQueries:
     @strawberry.field(permission_classes=[CanRead], description="Datums, newest first, by split, by a role they have, by metadata.")
     async def datums(
         self, info: Info, split: Split | None = None, role: str | None = None,
-        metadata: list[JsonPredicate] | None = None, first: int | None = None, after: str | None = None,
+        metadata: list[JsonPredicate] | None = None, first: First = None, after: After = None,
     ) -> Connection[Datum]:
         clauses: list[dict] = []
         if split:

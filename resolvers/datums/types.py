@@ -16,7 +16,7 @@ from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -61,7 +61,7 @@ class Datum(Node):
 
     @strawberry.field
     async def annotations(
-        self, info: Info, first: int | None = None, after: str | None = None,
+        self, info: Info, first: First = None, after: After = None,
         filter: Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
         from resolvers.annotations.inputs import annotation_query

@@ -16,7 +16,7 @@ from resolvers.events.types import Event, EventFilter, EventOrder, UtilizationGr
 from resolvers.loaders import Loaders
 from resolvers.pagination import DESCENDING, paginate, sorted_list_connection
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.broadcast import SubscriberOverflow
 from services.errors import Unavailable
 from services.events import log as service
@@ -46,8 +46,8 @@ class EventQueries:
         return Event.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Events, newest first. Cursors stay valid while new events arrive.")
-    async def events(self, info: Info, filter: EventFilter | None = None, first: int | None = None,
-                     after: str | None = None, order_by: EventOrder = EventOrder.TIMESTAMP) -> Connection[Event]:
+    async def events(self, info: Info, filter: EventFilter | None = None, first: First = None,
+                     after: After = None, order_by: EventOrder = EventOrder.TIMESTAMP) -> Connection[Event]:
         # An event's id is made by the server as it stores the event: newest ids are the latest received.
         sort = [("timestamp", DESCENDING)] if order_by is EventOrder.TIMESTAMP else [("_id", DESCENDING)]
         return await paginate(
@@ -61,7 +61,7 @@ class EventQueries:
                                                                  "groups in name order.")
     async def utilization(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
                           to: datetime | None = None, group_by: UtilizationGroup = UtilizationGroup.NODE,
-                          first: int | None = None, after: str | None = None) -> Connection[UtilizationRow]:
+                          first: First = None, after: After = None) -> Connection[UtilizationRow]:
         page = info.context.page(first, after)
         rows = {r.group: UtilizationRow(group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization)
                 for r in await service.utilization(from_, to or utcnow(), group_by.value)}
