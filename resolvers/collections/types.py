@@ -20,8 +20,7 @@ from services.node_ids import NodeType, encode_id
 
 
 @strawberry.type(description="An asset's place in a collection.")
-class CollectionItem:
-    id: strawberry.ID
+class CollectionItem(Node):
     path: str | None = strawberry.field(description="Place in a hierarchical upload, e.g. `images/cam1/0001.png`.")
     split: Split | None
     added_at: datetime

@@ -10,6 +10,7 @@ from documents.asset import Asset as AssetDocument
 from documents.upload import UploadStatus as UploadStatusValue
 from resolvers.assets.types import Asset
 from resolvers.context import Info
+from resolvers.relay import Node
 from resolvers.scalars import JSON, BigInt
 from services.node_ids import NodeType, encode_id
 from services.uploads.sessions import SignedSession
@@ -27,8 +28,7 @@ class UploadPart:
 @strawberry.type(description="How to upload a FILE asset's bytes: PUT them to `url` with `headers`, or each part to "
                              "its URL (or write them to `directPath`), then call completeUpload. Nothing goes through "
                              "the GraphQL request.")
-class UploadSession:
-    id: strawberry.ID
+class UploadSession(Node):
     status: UploadStatus
     method: str = strawberry.field(description="PUT.")
     url: str | None = strawberry.field(description="Single-part uploads: where to PUT the whole file.")
