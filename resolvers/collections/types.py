@@ -24,7 +24,7 @@ from services.node_ids import NodeType, encode_id
 class CollectionItem(Node):
     path: str | None = strawberry.field(description="Place in a hierarchical upload, e.g. `images/cam1/0001.png`.")
     split: Split | None = strawberry.field(description="The training split the item was filed under; null if none was given.")
-    added_at: datetime = strawberry.field(description="When the asset was put into the collection, or last re-filed (UTC).")
+    added_at: datetime = strawberry.field(description="When the asset was first put into the collection (UTC); adding it again keeps this time.")
     added_by: str | None = strawberry.field(description="The name of the API token that added it; null for system writes.")
     doc: strawberry.Private[ItemDocument]
 
