@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents import annotation as docs
@@ -33,7 +35,10 @@ class AnnotationQueries:
 
     @strawberry.field(permission_classes=[CanRead], description="Annotation records across all sets, newest first.")
     async def annotations(
-        self, info: Info, filter: AnnotationFilter | None = None, first: First = None, after: After = None
+        self, info: Info,
+        filter: Annotated[AnnotationFilter | None, strawberry.argument(description=(
+            "Which records; null lists all current (not superseded) ones."))] = None,
+        first: First = None, after: After = None,
     ) -> Connection[AnnotationRecord]:
         return await paginate(
             docs.AnnotationRecord.get_pymongo_collection(), query=annotation_query(filter), sort=[("_id", DESCENDING)],
