@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -31,7 +32,9 @@ async def visible_session(context: Context, found: SessionDocument) -> UploadSes
 @strawberry.type
 class UploadQueries:
     @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none. The URLs and the direct-write path go only to whoever created the session, or an ADMIN: they let the bearer write the upload's bytes.")
-    async def upload_session(self, info: Info, id: strawberry.ID) -> UploadSession | None:
+    async def upload_session(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The session's ID (createUpload's answer).")],
+    ) -> UploadSession | None:
         found = await SessionDocument.get(decode_object_id(id, NodeType.UPLOAD_SESSION))
         return await visible_session(info.context, found) if found is not None else None
 
@@ -40,7 +43,11 @@ class UploadQueries:
 class UploadSubscriptions:
     @strawberry.subscription(permission_classes=[CanRead], description="Assets (all, or those in `ids`) as they turn ACTIVE or FAILED, "
                                                                         "on any server process (each change is an ASSET_STATUS event).")
-    async def asset_status_changed(self, info: Info, ids: list[strawberry.ID] | None = None) -> AsyncGenerator[Asset, None]:
+    async def asset_status_changed(
+        self, info: Info,
+        ids: Annotated[list[strawberry.ID] | None, strawberry.argument(description=(
+            "The assets to watch; null watches every asset."))] = None,
+    ) -> AsyncGenerator[Asset, None]:
         wanted = {encode_id(NodeType.ASSET, i) for i in decode_object_ids(ids, NodeType.ASSET, field="ids")} if ids else None
 
         def accept(event: Event) -> bool:
