@@ -14,6 +14,7 @@ from documents.collection import CollectionItem as ItemDocument
 from documents.common import AssetKind as AssetKindValue
 from documents.common import AssetStatus as AssetStatusValue
 from documents.common import RetentionOwnerType as RetentionOwnerTypeValue
+from documents.dataset import Datum as DatumDocument
 from documents.retention import AssetRetention as RetentionDocument
 from resolvers.common import Ownership
 from resolvers.context import Info
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from resolvers.annotations.inputs import AnnotationFilter
     from resolvers.annotations.types import AnnotationRecord
     from resolvers.collections.types import Collection
+    from resolvers.datums.types import Datum
 
 AssetKind = described_enum(AssetKindValue, "VALUE (JSON), TEXT, FILE (uploaded bytes) or EXTERNAL (registered in place).", {
     "FILE": "Bytes uploaded through signed URLs (`createUpload`) into one of the lake's mounts; read with `downloadUrl`.",
@@ -175,6 +177,29 @@ class Asset(Node):
         return await child_connection(
             info.context.loaders, RecordDocument, field="asset_id", parent_id=self.doc.id,
             query=annotation_query(filter), page=info.context.page(first, after), to_node=AnnotationRecord.from_document,
+        )
+
+    @strawberry.field(description=(
+        "The assets derived from this one (whose `derivedFrom` names it), oldest first; DELETED ones left out. "
+        "Lineage downstream, where `derivedFrom` is upstream."))
+    async def derived_assets(self, info: Info, first: First = None, after: After = None) -> Connection[Asset]:
+        return await child_connection(
+            info.context.loaders, AssetDocument, field="derived_from", parent_id=self.doc.id,
+            query={"status": {"$ne": AssetStatusValue.DELETED.value}}, page=info.context.page(first, after),
+            to_node=Asset.from_document, many_valued=True,
+        )
+
+    @strawberry.field(description=(
+        "The datums that use this asset in one of their roles, oldest first (as they are now; a dataset version "
+        "keeps its own copy). `annotations` lists the records on it."))
+    async def datums(
+        self, info: Info, first: First = None, after: After = None,
+    ) -> Connection[Annotated[Datum, strawberry.lazy("resolvers.datums.types")]]:
+        from resolvers.datums.types import Datum
+
+        return await child_connection(
+            info.context.loaders, DatumDocument, field="roles.asset_id", parent_id=self.doc.id, query={},
+            page=info.context.page(first, after), to_node=Datum.from_document, many_valued=True,
         )
 
     @classmethod
