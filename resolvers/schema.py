@@ -45,13 +45,14 @@ from resolvers.loaders import FreshLoaders
 from resolvers.named_operation import NamedOperation
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
+from resolvers.summary.queries import SummaryQueries
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
 from resolvers.uploads.mutations import UploadMutations
 from resolvers.uploads.queries import UploadQueries, UploadSubscriptions
 
 Query = merge_types("Query", (
     NodeQueries, AssetQueries, UploadQueries, CollectionQueries, DatumQueries, DatasetQueries, AnnotationQueries,
-    EventQueries, SystemQueries, AuthQueries,
+    EventQueries, SystemQueries, AuthQueries, SummaryQueries,
 ))
 Mutation = merge_types("Mutation", (
     AssetMutations, UploadMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations,
