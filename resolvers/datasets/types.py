@@ -130,7 +130,7 @@ class DatasetVersion(Node):
     async def dataset(self, info: Info) -> Dataset:
         return Dataset.from_document(await info.context.loaders.by_id(DatasetDocument).load(self.doc.dataset_id))
 
-    @strawberry.field(description="The version it was built from; null for a first version or one built from a collection alone.")
+    @strawberry.field(description="The version it was built from (`parentId`); null if it was built without one.")
     async def parent(self, info: Info) -> DatasetVersion | None:
         if self.doc.parent_id is None:
             return None
