@@ -96,6 +96,7 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-concurrent-requests", help="the server's GRAPHLAKE_MAX_CONCURRENT_REQUESTS (default: its own)")
     parser.add_argument("--load", nargs=3, metavar=("BASE", "TOKEN", "VERSION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:  # the load process
@@ -110,7 +111,8 @@ async def main() -> None:
         client = await connect(url, database)
         _, token = await create_token("bench", Role.CONTRIBUTOR)
         version_id = encode_id(NodeType.DATASET_VERSION, await seed_version(500))
-        process, base = await start_server_process(url, database, Path(tmp))
+        settings = {"MAX_CONCURRENT_REQUESTS": args.max_concurrent_requests} if args.max_concurrent_requests else {}
+        process, base = await start_server_process(url, database, Path(tmp), **settings)
         idle: list[tuple[float, float]] = []
         loaded: list[tuple[float, float]] = []
         requests_per_second, failures, request_p50, request_p99 = [], [], [], []

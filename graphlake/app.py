@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from graphlake import __version__
+from graphlake.admission import Admission
 from graphlake.blob_routes import blob_routes
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
@@ -35,7 +36,6 @@ from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
 from services.events.feed import FeedTail, ensure_feed
 from services.events.log import archive as archive_events
-from services.health import probe
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
@@ -82,7 +82,7 @@ def create_app(
 
     async def readyz(request: Request) -> JSONResponse:
         state: AppState = request.app.state.graphlake
-        report = await probe(state.db, state.stores)
+        report = await state.health.report()
         # Anyone may ask (a load balancer does, without a token): say what fails by name only; the
         # errors name endpoints and buckets, so they go to the server log (and `graphlake health`).
         failing = ["database"] if report.database_error else []
@@ -92,7 +92,8 @@ def create_app(
         body = {"ok": report.ok, "database": report.database, "storage": report.storage, "failing": failing}
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
-    view = GraphQLView(build_schema(settings), settings)
+    admission = Admission(settings.max_concurrent_requests, settings.request_queue_seconds)
+    view = GraphQLView(build_schema(settings), settings, admission)
     middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
     if settings.cors_origins:
         middleware.append(Middleware(
@@ -107,7 +108,9 @@ def create_app(
         graphiql_asset_route(settings),
         *blob_routes(),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.admission = admission
+    return app
 
 
 async def _maintain(state: AppState) -> None:

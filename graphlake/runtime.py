@@ -21,6 +21,7 @@ from resolvers.context import AppState
 from resolvers.events.types import Event
 from services.broadcast import Broadcast
 from services.events.feed import FeedWriter
+from services.health import SharedProbe
 from services.token_cache import TokenCache
 
 
@@ -44,7 +45,8 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         db = client[settings.database]
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
-                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__)
+                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__,
+                       health=SharedProbe(db, stores))
 
 
 @asynccontextmanager

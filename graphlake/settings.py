@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Longest any one database operation of a request may take, server selection "
                                        "included (sent as maxTimeMS); past it the request gets UNAVAILABLE.")
 
+    max_concurrent_requests: int = Field(
+        default=8, description="GraphQL requests over HTTP run at once on one process; more wait their turn "
+                               "(graphlake/admission.py says why).")
+    request_queue_seconds: float = Field(
+        default=30.0, gt=0, description="How long a request may wait for its turn; then UNAVAILABLE (HTTP 503).")
+
     # --- backups
     backup_dir: Path | None = Field(default=None, description="Where backups go; default: <data_dir>/backups.")
     backup_every_hours: float | None = Field(
@@ -193,7 +199,8 @@ class Settings(BaseSettings):
                      "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size",
-                     "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token")
+                     "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token",
+                     "max_concurrent_requests")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

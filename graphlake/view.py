@@ -16,6 +16,7 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
+from graphlake.admission import Admission
 from graphlake.graphiql import graphiql_html
 from graphlake.logs import request_id_var
 from graphlake.request_json import UnreadableJSON, check_ws_message, kind, loads
@@ -41,7 +42,7 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, schema: BaseSchema, settings: Settings) -> None:
+    def __init__(self, schema: BaseSchema, settings: Settings, admission: Admission) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -52,6 +53,7 @@ class GraphQLView(GraphQL[Context, None]):
             keep_alive_interval=15,
         )
         self.settings = settings
+        self.admission = admission
         self._reading_query_params = False
 
     async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
@@ -96,7 +98,10 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             return await self._run_socket(request, context, root_value)
         try:
-            return await super().run(request, context, root_value)
+            # The body is read before the request takes a slot: a client sending it slowly waits alone.
+            await request.body()  # kept by the Request: Strawberry reads it from there
+            async with self.admission.slot():
+                return await super().run(request, context, root_value)
         except HTTPException as error:
             code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
             return JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},

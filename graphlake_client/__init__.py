@@ -22,7 +22,10 @@ Modules: client.py (`Client`: events, downloads), uploads.py (sessions, sending,
 directories), transport.py (GraphQL and signed-URL HTTP), retries.py (the retry policy),
 resume.py (resume state), directories.py (directory walking, archives), direct.py (the
 direct-write protocol), operations.py (the GraphQL documents), errors.py; coco.py, coco_export.py
-and coco_shapes.py (COCO import and export, with the coco extra: pycocotools, Pillow).
+and coco_shapes.py (COCO import and export, with the coco extra: pycocotools, Pillow); voc.py
+(Pascal VOC import, the voc extra), yolo_export.py and hf_export.py (YOLO and Hugging Face export,
+the yolo and hf extras); dataset_import.py and version_reading.py (the steps importers and
+exporters share, no extra needed).
 """
 
 from graphlake_client.client import Client

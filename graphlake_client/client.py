@@ -20,6 +20,7 @@ from graphlake_client.uploads import Uploader
 
 if TYPE_CHECKING:
     from graphlake_client.coco import CocoImport
+    from graphlake_client.voc import VocImport
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 
@@ -60,6 +61,28 @@ class Client(Uploader):
         from graphlake_client.coco_export import export_coco
 
         return await export_coco(self, version, dest)
+
+    async def export_yolo(self, version: str, dest: Path) -> dict[str, Any]:
+        """Write a dataset version as an Ultralytics YOLO dataset under `dest`: images/<split>/,
+        labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra)."""
+        from graphlake_client.yolo_export import export_yolo
+
+        return await export_yolo(self, version, dest)
+
+    async def export_hf(self, version: str, dest: Path) -> dict[str, Any]:
+        """Write a dataset version as a folder `datasets.load_dataset` loads: <split>/ images with
+        metadata.parquet, and a README naming the splits (graphlake_client.hf_export; the hf extra)."""
+        from graphlake_client.hf_export import export_hf
+
+        return await export_hf(self, version, dest)
+
+    async def import_voc(self, root: Path, split: str, dataset: str, **options: Any) -> VocImport:
+        """Import one split of a Pascal VOC tree (ImageSets/Main/<split>.txt, Annotations,
+        JPEGImages, SegmentationClass, SegmentationObject) into `dataset` (graphlake_client.voc:
+        `version`, `mount`, `set_name`; the voc extra). Returns a VocImport."""
+        from graphlake_client.voc import import_voc
+
+        return await import_voc(self, root, split, dataset, **options)
 
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:

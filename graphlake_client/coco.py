@@ -26,14 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
 from graphlake_client.coco_shapes import mask_of, png_of, records_of
+from graphlake_client.dataset_import import annotation_set as _set
+from graphlake_client.dataset_import import chunks as _chunks
+from graphlake_client.dataset_import import dataset_version as _version
+from graphlake_client.dataset_import import image_datums
+from graphlake_client.dataset_import import labelled_schema as _schema
 from graphlake_client.errors import GraphlakeClientError
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
-
-BATCH = 1000  # records or datums per mutation, well under the server's batch limit
-KINDS = ["BBOX", "POLYGON", "MASK", "KEYPOINTS"]
-
 
 @dataclass
 class CocoImport:
@@ -49,21 +50,6 @@ class CocoImport:
     records_added: dict[str, int] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)  # purposes whose set already held records
     version: dict[str, Any] | None = None
-
-
-async def pages(lake: Client, query: str, root: str, variables: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every node of a connection, page by page."""
-    nodes, after = [], None
-    while True:
-        page = (await lake.execute(query, {**(variables or {}), "after": after}))[root]
-        nodes += [edge["node"] for edge in page["edges"]]
-        if not page["pageInfo"]["hasNextPage"]:
-            return nodes
-        after = page["pageInfo"]["endCursor"]
-
-
-def _chunks(items: list[Any], size: int = BATCH) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 async def import_coco(lake: Client, annotations: Path, images: Path, dataset: str, *, version: str | None = None,
@@ -95,7 +81,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     done.images_unchanged = sum(1 for a in assets if a.get("unchanged"))
     done.images_uploaded = len(assets) - done.images_unchanged
     asset_of = {i["id"]: a["id"] for i, a in zip(coco["images"], assets, strict=True)}
-    datum_of = await _datums(lake, coco["images"], asset_of, dataset, done)
+    datum_of = await image_datums(lake, "coco", coco["images"], asset_of, dataset, done)
     done.datum_ids = [datum_of[i["id"]] for i in coco["images"]]
 
     schema = await _schema(lake, dataset, list(categories.values()))
@@ -123,47 +109,6 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     if version:
         done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()))
     return done
-
-
-async def _datums(lake: Client, images: list[dict[str, Any]], asset_of: dict[Any, str], dataset: str,
-                  done: CocoImport) -> dict[Any, str]:
-    """One datum per image: those an earlier import made (found by the dataset named in their
-    metadata and their image asset), and new ones for the rest."""
-    existing = await pages(lake, ops.DATUMS_BY_METADATA, "datums",
-                           {"metadata": [{"path": "coco.dataset", "op": "EQ", "value": dataset}]})
-    by_asset = {r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"}
-    datum_of = {i["id"]: by_asset[asset_of[i["id"]]] for i in images if asset_of[i["id"]] in by_asset}
-    new = [i for i in images if i["id"] not in datum_of]
-    for chunk in _chunks(new):
-        inputs = [{"roles": [{"role": "image", "assetId": asset_of[i["id"]]}],
-                   "metadata": {"coco": {"dataset": dataset, "id": i["id"], "file_name": i["file_name"],
-                                         "width": i.get("width"), "height": i.get("height")}}} for i in chunk]
-        created = (await lake.execute(ops.CREATE_DATUMS, {"inputs": inputs}))["createDatums"]
-        datum_of.update({i["id"]: d["id"] for i, d in zip(chunk, created, strict=True)})
-    done.datums_created = len(new)
-    return datum_of
-
-
-async def _schema(lake: Client, name: str, categories: list[dict[str, Any]]) -> str:
-    """The schema named `name` whose labels are these categories' names; a new version of it when
-    the categories changed."""
-    labels = [c["name"] for c in categories]
-    same_name = [s for s in await pages(lake, ops.SCHEMAS, "annotationSchemas") if s["name"] == name]
-    for schema in same_name:
-        if [label["name"] for label in schema["labels"]] == labels:
-            return schema["id"]
-    created = (await lake.execute(ops.CREATE_SCHEMA, {"input": {
-        "name": name, "kinds": KINDS, "labels": [{"name": label} for label in labels], "allowScores": True,
-        "version": max((s["version"] for s in same_name), default=0) + 1}}))["createAnnotationSchema"]
-    return created["id"]
-
-
-async def _set(lake: Client, name: str, purpose: str, schema: str, source: dict[str, Any]) -> dict[str, Any]:
-    for found in await pages(lake, ops.SETS, "annotationSets"):
-        if found["name"] == name and found["purpose"] == purpose and found["schema"]["id"] == schema:
-            return found
-    return (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
-                                                          "source": source}}))["createAnnotationSet"]
 
 
 async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categories: dict[Any, dict[str, Any]],
@@ -195,16 +140,3 @@ async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categorie
     for chunk in _chunks(records):
         await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": chunk})
     return len(records)
-
-
-async def _version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str]) -> dict[str, Any]:
-    """Version `version` of the dataset with these datums and sets; the existing one on a rerun
-    (versions are immutable: it is never rebuilt)."""
-    found = (await lake.execute(ops.VERSION, {"dataset": dataset, "version": version}))["datasetVersion"]
-    if found:
-        return found
-    existing = (await lake.execute(ops.DATASET, {"name": dataset}))["dataset"]
-    dataset_id = existing["id"] if existing else (await lake.execute(ops.CREATE_DATASET, {"name": dataset}))["createDataset"]["id"]
-    return (await lake.execute(ops.CREATE_VERSION, {"input": {
-        "datasetId": dataset_id, "version": version, "addDatums": datum_ids,
-        "addAnnotationSets": set_ids}}))["createDatasetVersion"]

@@ -12,39 +12,18 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import defaultdict
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphlake_client import operations as ops
-from graphlake_client.client import safe_name
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
-from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.retries import store_failures
+from graphlake_client.version_reading import find_version, image_path, version_datums
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
 
-DATUMS_PER_PAGE = 100
-RECORDS_PER_PAGE = 500  # of one datum, in the same request
-
-
-async def find_version(lake: Client, version: str) -> dict[str, Any]:
-    """A version by id, or by DATASET/VERSION."""
-    dataset, slash, name = version.rpartition("/")
-    variables = {"dataset": dataset, "version": name} if slash else {"id": version}
-    found = (await lake.execute(ops.VERSION, variables))["datasetVersion"]
-    if found is None:
-        raise GraphlakeClientError(f"no dataset version {version!r}", "NOT_FOUND")
-    return found
-
-
-def image_path(file_name: str | None, fallback: str) -> str:
-    """Where an image goes under images/: its COCO file_name when that is a plain relative path
-    (subdirectories kept), else a base name, so no name can place a file outside DEST."""
-    path = PurePosixPath((file_name or "").replace("\\", "/"))
-    if file_name and not path.is_absolute() and ".." not in path.parts and str(path) not in ("", "."):
-        return str(path)
-    return safe_name(file_name or fallback)
+DATUMS_PER_PAGE = 100  # the tests make these small to read on across pages
+RECORDS_PER_PAGE = 500
 
 
 async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
@@ -62,7 +41,7 @@ async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     fetch = store_failures(lake.retries, lake.backoff_seconds)
     masks: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="graphlake-coco-") as scratch:
-        async for datum, records in _datums(lake, found["id"]):
+        async for datum, records in version_datums(lake, found["id"], DATUMS_PER_PAGE, RECORDS_PER_PAGE):
             asset = datum["asset"]
             if asset is None:
                 continue  # a datum without an image role has no place in COCO
@@ -124,28 +103,3 @@ def _categories(labels: list[str], category_id: dict[str, int],
                 category["keypoints"] = [p["name"] for p in record["geometry"]["points"]]
                 category["skeleton"] = attributes.get("skeleton") or []
     return list(categories.values())
-
-
-async def _datums(lake: Client, version_id: str):  # type: ignore[no-untyped-def]
-    """(datum, its records) for every datum of the version, reading on a datum's records when they
-    fill more than one nested page."""
-    after = None
-    while True:
-        page = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": DATUMS_PER_PAGE, "after": after,
-                                                         "records": RECORDS_PER_PAGE}))
-        datums = page["datasetVersion"]["datums"]
-        previous = after
-        for edge in datums["edges"]:
-            datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
-            more = edge["node"]["annotations"]["pageInfo"]
-            while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
-                again = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": 1, "after": previous, "records": RECORDS_PER_PAGE,
-                                                                 "recordsAfter": more["endCursor"]}))
-                annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]
-                records += [e["node"] for e in annotations["edges"]]
-                more = annotations["pageInfo"]
-            previous = edge["cursor"]
-            yield datum, records
-        if not datums["pageInfo"]["hasNextPage"]:
-            return
-        after = datums["pageInfo"]["endCursor"]

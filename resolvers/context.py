@@ -21,6 +21,7 @@ from resolvers.loaders import Loaders
 from resolvers.pagination import Page
 from services.broadcast import Broadcast
 from services.events.log import EventSettings
+from services.health import SharedProbe
 from services.socket_slots import SocketSlots
 from services.uploads.sessions import UploadSettings
 from storage import ObjectStore
@@ -70,6 +71,8 @@ class AppState:
     tokens: TokenCache
     # The server's release, as `health` reports it.
     version: str
+    # Database and store reachability, probed at most once a second (services/health.py).
+    health: SharedProbe
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)
     # The WebSockets open on this process, in all and per token (services/socket_slots.py).

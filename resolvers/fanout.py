@@ -18,7 +18,8 @@ from typing import Any
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, print_ast
 
-from resolvers.internals import Executor, StrawberryGraphQLCoreExecutionContext
+from resolvers.internals import Executor
+from resolvers.loop_slices import SlicedExecutor
 from resolvers.read_limits import oversized_read
 
 
@@ -29,7 +30,7 @@ class SharedResults:
         self.by_key: dict[tuple, Any] = {}
 
 
-class FanoutExecutor(StrawberryGraphQLCoreExecutionContext):
+class FanoutExecutor(SlicedExecutor):
     _share_key: tuple | None = None
 
     @classmethod

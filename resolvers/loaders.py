@@ -7,6 +7,7 @@ A fresh `Loaders` comes with each request (see Context), so cached documents nev
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
+from resolvers.loop_slices import validate_all
 
 D = TypeVar("D", bound=Document)
 
@@ -141,7 +143,7 @@ class Loaders:
 
         async def load(ids: Sequence[ObjectId]) -> list[D | None]:
             raw = await model.get_pymongo_collection().find({"_id": {"$in": list(ids)}}).to_list()
-            found = {doc["_id"]: model.model_validate(doc) for doc in raw}
+            found = {doc.id: doc for doc in await validate_all(model, raw)}
             return [found.get(i) for i in ids]
 
         return self._get(_cache_key("by_id", model.__name__), load)
@@ -156,10 +158,10 @@ class Loaders:
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
             grouped = await _first_children(model, field, query, parent_ids, first + 1, ASCENDING)  # one more: a next page?
-            return [
-                ChildPage(docs=[model.model_validate(d) for d in grouped[p][:first]], has_next=len(grouped[p]) > first)
-                for p in parent_ids
-            ]
+            pages = [grouped[p][:first] for p in parent_ids]
+            docs = iter(await validate_all(model, [doc for page in pages for doc in page]))  # all pages, in slices
+            return [ChildPage(docs=list(itertools.islice(docs, len(page))), has_next=len(grouped[p]) > first)
+                    for p, page in zip(parent_ids, pages, strict=True)]
 
         return self._get(_cache_key("children", model.__name__, field, query, first), load)
 

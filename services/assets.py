@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.asset import Alias, Asset
 from documents.clock import to_millis, utcnow
@@ -144,6 +144,26 @@ async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
 async def remove_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
     asset = await get_asset(asset_id, field="assetId")
     await Alias.get_pymongo_collection().delete_many({"_id": {"$in": list(aliases)}, "asset_id": asset_id})
+    return asset
+
+
+async def move_alias(alias: str, asset_id: ObjectId, expected: ObjectId | None = None) -> Asset:
+    """Point `alias` at `asset_id` in one write, creating it if new: a reader resolves the alias to
+    the old asset or the new one, never to nothing (what a save under a name needs). With
+    `expected`, only while the alias names that asset (CONFLICT otherwise): two writers saving under
+    one name then cannot overwrite each other's save unnoticed."""
+    asset = await get_asset(asset_id, field="assetId")
+    if asset.status is AssetStatus.DELETED:
+        raise Conflict("the asset is deleted", field="assetId")
+    (alias,) = check_aliases([alias])
+    query: dict[str, Any] = {"_id": alias} if expected is None else {"_id": alias, "asset_id": expected}
+    try:
+        moved = await Alias.get_pymongo_collection().update_one(
+            query, {"$set": {"asset_id": asset_id}, "$setOnInsert": {"created_at": utcnow()}}, upsert=expected is None)
+    except DuplicateKeyError:  # only with upsert: another writer created the alias first
+        raise Conflict(f"alias {alias!r} was created by another writer meanwhile; try again", field="alias") from None
+    if expected is not None and moved.matched_count == 0:
+        raise Conflict(f"alias {alias!r} no longer names the expected asset", field="expectedAssetId")
     return asset
 
 

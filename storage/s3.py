@@ -32,6 +32,8 @@ from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
 
 CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# How long a multipart completion may take to answer (AWS documents "several minutes" for big objects).
+COMPLETION_READ_SECONDS = 900.0
 
 
 def _b64_sha256(hex_digest: str) -> str:
@@ -78,9 +80,14 @@ class S3Store:
             read_timeout=timeout,
             retries={"max_attempts": 3, "mode": "standard"},
         )
+        # Completing a multipart upload is the one call S3 may think over for minutes on a big object
+        # (it keeps the connection alive with whitespace meanwhile; MinIO every 10 s): its answer may
+        # take that long without the store being unwell.
+        self._completion_config = self._config.merge(Config(read_timeout=max(timeout, COMPLETION_READ_SECONDS)))
         self._timeout = timeout
         self._stack = AsyncExitStack()
         self.client: Any = None
+        self._completion_client: Any = None
         self._http: aiohttp.ClientSession | None = None  # for the requests signed by storage.sigv4
         self._credentials: Any = None  # botocore's (refreshed by it when temporary)
         self._endpoints: dict[str, Endpoint] = {}  # by bucket
@@ -95,6 +102,9 @@ class S3Store:
         self.client = await self._stack.enter_async_context(
             self._session.client("s3", endpoint_url=self.endpoint_url, config=self._config)
         )
+        self._completion_client = await self._stack.enter_async_context(
+            self._session.client("s3", endpoint_url=self.endpoint_url, config=self._completion_config)
+        )
         self._credentials = await self._session.get_credentials()
         self._http = await self._stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout, sock_read=self._timeout),
@@ -102,7 +112,7 @@ class S3Store:
 
     async def close(self) -> None:
         await self._stack.aclose()
-        self.client = self._http = None
+        self.client = self._completion_client = self._http = None
         self._endpoints.clear()
 
     async def _signer(self, bucket: str | None = None) -> tuple[Endpoint, Credentials]:
@@ -185,10 +195,17 @@ class S3Store:
             marker = answer["NextPartNumberMarker"]
 
     async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
-        await self.client.complete_multipart_upload(
-            Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in sorted(parts, key=lambda p: p.number)]},
-        )
+        try:
+            await self._completion_client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag}
+                                           for p in sorted(parts, key=lambda p: p.number)]},
+            )
+        except ClientError as error:
+            # An attempt whose answer was lost (botocore retries it, or the caller completes again
+            # after a crash) may have completed the upload: the object is there, the upload id gone.
+            if error.response.get("Error", {}).get("Code") != "NoSuchUpload" or await self.stat(key) is None:
+                raise
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         try:

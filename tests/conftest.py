@@ -6,6 +6,7 @@ Give running services instead with GRAPHLAKE_TEST_MONGODB_URL and GRAPHLAKE_TEST
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections import Counter
@@ -30,9 +31,11 @@ from graphlake.settings import S3MountSettings, Settings
 from resolvers.context import AppState
 from services.auth import create_token
 from services.events.feed import WRITERS_COLLECTION
+from tests import watchdog
 from tests.operations import Api
 from tests.processes import serving
 from tests.waiting import live_subscribers, wait_for
+from tests.watchdog import pytest_runtest_call  # noqa: F401 (a hook: pytest finds it in this module)
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,19 @@ class S3Service:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+async def watched_loop() -> None:
+    """The loop a stuck test's tasks run on, for tests/watchdog.py to print them."""
+    watchdog.session_loop = asyncio.get_running_loop()
+
+
 @pytest.fixture(scope="session")
 def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url := os.environ.get("GRAPHLAKE_TEST_MONGODB_URL"):
         yield url
         return
     service = start_ferretdb(find_binary("ferretdb"), tmp_path_factory.mktemp("ferretdb"))
+    watchdog.logs.append(service.log_path)
     yield f"mongodb://127.0.0.1:{service.port}/"
     service.stop()
 

@@ -61,6 +61,7 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.deleteAnnotationSet": ("DeleteAnnotationSet", {"id": SET}, W),
     "Mutation.deleteAnnotationSchema": ("DeleteAnnotationSchema", {"id": SCHEMA}, W),
     "Mutation.addAliases": ("AddAliases", {"assetId": ASSET, "aliases": ["a"]}, W),
+    "Mutation.moveAlias": ("MoveAlias", {"alias": "a", "assetId": ASSET}, W),
     "Mutation.removeAliases": ("RemoveAliases", {"assetId": ASSET, "aliases": ["a"]}, W),
     "Mutation.pinAsset": ("PinAsset", {"assetId": ASSET}, W),
     "Mutation.unpinAsset": ("UnpinAsset", {"retentionId": encode_id(NodeType.ASSET_RETENTION, NONE)}, W),

@@ -188,6 +188,35 @@ async def test_aliases_are_unique_across_the_lake(api: Api, contributor: str) ->
     assert moved["addAliases"]["aliases"] == ["run-7/best"]
 
 
+async def test_move_alias_takes_a_name_over_in_one_write(api: Api, contributor: str) -> None:
+    first = await factories.value_asset(api, contributor, name="model-v1")
+    second = await factories.value_asset(api, contributor, name="model-v2")
+    third = await factories.value_asset(api, contributor, name="model-v3")
+
+    async def named() -> str | None:
+        found = (await api.data("AssetByAlias", {"alias": "models/best"}, token=contributor))["assetByAlias"]
+        return found and found["id"]
+
+    created = await api.data("MoveAlias", {"alias": "models/best", "assetId": first["id"]}, token=contributor)
+    assert created["moveAlias"]["aliases"] == ["models/best"] and await named() == first["id"]
+    await api.data("MoveAlias", {"alias": "models/best", "assetId": second["id"]}, token=contributor)  # taken over
+    assert await named() == second["id"]
+    assert await Alias.find({"_id": "models/best"}).count() == 1
+    # Compare-and-set: a writer that read model-v1 as the best cannot replace model-v2 unnoticed.
+    error = await api.error("MoveAlias", {"alias": "models/best", "assetId": third["id"], "expectedAssetId": first["id"]},
+                            token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedAssetId"}
+    assert await named() == second["id"]
+    await api.data("MoveAlias", {"alias": "models/best", "assetId": third["id"], "expectedAssetId": second["id"]},
+                   token=contributor)
+    assert await named() == third["id"]
+    error = await api.error("MoveAlias", {"alias": "nobody/has", "assetId": third["id"], "expectedAssetId": second["id"]},
+                            token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and await Alias.find({"_id": "nobody/has"}).count() == 0
+    error = await api.error("MoveAlias", {"alias": "", "assetId": third["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
 async def test_update_and_lineage(api: Api, contributor: str) -> None:
     raw = await factories.value_asset(api, contributor, name="raw", labels=["a"])
     clean = await factories.value_asset(api, contributor, name="clean", derivedFrom=[raw["id"]])

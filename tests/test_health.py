@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -41,6 +43,7 @@ async def test_readiness_names_an_unreachable_mount(
                      access_key_id=s3.access_key, secret_access_key=s3.secret_key)
     await broken.open()
     state.stores["broken"] = broken
+    state.health.forget()  # a report of the mounts from before is reused for a second
     try:
         ready = await http.get("/readyz")
         assert ready.status_code == 503
@@ -53,8 +56,26 @@ async def test_readiness_names_an_unreachable_mount(
         assert health["ok"] is False and health["storage"] is False and health["database"] is True
     finally:
         del state.stores["broken"]
+        state.health.forget()
         await broken.close()
     assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_callers_share_one_probe_a_second(http: httpx.AsyncClient, api: Api, state: AppState) -> None:
+    """/readyz and `health` need no token: a client calling them in a loop must not cost a database
+    ping and a call to every store each time."""
+    state.health.forget()
+    before, max_age = state.health.probes, state.health.max_age
+    state.health.max_age = 600  # the forty requests may take longer than a second on a loaded machine
+    try:
+        answers = await asyncio.gather(*(http.get("/readyz") for _ in range(20)),
+                                       *(api.data("Status") for _ in range(20)))
+        assert all(a.status_code == 200 for a in answers[:20]) and all(a["health"]["ok"] for a in answers[20:])
+        assert state.health.probes - before == 1  # one probe for forty callers
+        state.health.forget()
+        assert (await http.get("/readyz")).status_code == 200 and state.health.probes - before == 2
+    finally:
+        state.health.max_age = max_age
 
 
 async def test_request_id_is_echoed_or_made(http: httpx.AsyncClient) -> None:

@@ -87,6 +87,21 @@ class AssetMutations:
     ) -> Asset:
         return Asset.from_document(await service.add_aliases(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), aliases))
 
+    @strawberry.mutation(permission_classes=[CanWrite], description=(
+        "Point an alias at this asset in one write, creating it if new, taking it from the asset it named "
+        "before: readers see the old asset or the new one, never none (a save under a name). With "
+        "expectedAssetId, only while the alias names that asset (CONFLICT otherwise)."))
+    async def move_alias(
+        self, info: Info, alias: Annotated[str, strawberry.argument(description="The alias to point at the asset.")],
+        asset_id: Annotated[strawberry.ID, strawberry.argument(description="The asset the alias names from now on.")],
+        expected_asset_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="The asset the alias must name now for the move to happen; null: any, or none.")] = None,
+    ) -> Asset:
+        expected = (decode_object_id(expected_asset_id, NodeType.ASSET, field="expectedAssetId")
+                    if expected_asset_id is not None else None)
+        moved = await service.move_alias(alias, decode_object_id(asset_id, NodeType.ASSET, field="assetId"), expected)
+        return Asset.from_document(moved)
+
     @strawberry.mutation(permission_classes=[CanWrite], description="Free some of an asset's aliases.")
     async def remove_aliases(
         self, info: Info, asset_id: Annotated[strawberry.ID, strawberry.argument(description="The asset.")],

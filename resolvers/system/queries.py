@@ -15,7 +15,6 @@ from resolvers.context import Info
 from resolvers.permissions import CanRead, has_role
 from resolvers.system.types import Health, Heartbeat, Mount
 from services.errors import BadUserInput
-from services.health import probe
 from storage import LocalStore
 
 
@@ -23,7 +22,7 @@ from storage import LocalStore
 class SystemQueries:
     @strawberry.field(description="Database and storage reachability, and the version. Needs no role.")
     async def health(self, info: Info) -> Health:
-        report = await probe(info.context.db, info.context.stores)
+        report = await info.context.state.health.report()
         return Health(ok=report.ok, database=report.database, storage=report.storage,
                       version=info.context.state.version, schema_version=SCHEMA_VERSION)
 

@@ -11,13 +11,14 @@ import tomllib
 from pathlib import Path
 
 # Import names that differ from the distribution that installs them.
-DISTRIBUTIONS = {"PIL": "pillow"}
+DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml"}
 CLIENT = Path(__file__).resolve().parents[2] / "graphlake_client"
 
 
 def test_the_client_distribution_declares_what_the_client_imports() -> None:
     project = tomllib.loads((CLIENT / "pyproject.toml").read_text())["project"]
-    # Extras count: coco.py imports pycocotools, Pillow and numpy only when the coco extra is installed.
+    # Extras count: coco.py imports pycocotools, Pillow and numpy only when the coco extra is installed
+    # (and likewise yolo_export.py, hf_export.py and voc.py with theirs).
     requirements = project["dependencies"] + [r for extra in project.get("optional-dependencies", {}).values() for r in extra]
     declared = {re.split(r"[<>=!~ \[;]", requirement)[0].lower() for requirement in requirements}
     imported: set[str] = set()

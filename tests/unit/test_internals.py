@@ -43,6 +43,23 @@ def test_the_per_event_executor_hooks_are_still_there() -> None:
         "graphql-core's per-event Executor changed (resolvers/fanout.py returns one)"
 
 
+def test_list_completion_hooks_are_still_there() -> None:
+    context = internals.StrawberryGraphQLCoreExecutionContext
+    item_args = ["self", "item_type", "field_details_list", "info", "path", "items", "position_context"]
+    for name, params in (
+        ("complete_iterable_value", item_args),
+        ("complete_list_item_value", ["self", "item", "complete_results", "item_type", "field_details_list", "info",
+                                      "item_path", "position_context"]),
+        ("complete_awaitable_list_item_value", ["self", "item", "item_type", "field_details_list", "info", "item_path",
+                                                "position_context"]),
+        ("get_stream_usage", ["self", "field_details_list", "path"]),
+        ("settle_in_background", ["self", "awaitables"]),
+    ):
+        method = getattr(context, name, None)
+        assert method is not None, f"graphql-core's {name} is gone (resolvers/loop_slices.py calls or overrides it)"
+        assert list(inspect.signature(method).parameters) == params, f"graphql-core's {name} changed its signature"
+
+
 def test_strawberry_still_refuses_unreadable_bodies_with_cross_webs_http_exception() -> None:
     import strawberry.asgi
     import strawberry.http.async_base_view

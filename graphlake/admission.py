@@ -1,0 +1,47 @@
+"""How many GraphQL requests over HTTP run at once on one process; the rest wait their turn.
+
+One process runs every request on one event loop. Fifty heavy reads admitted together each
+complete a few fields, then yield, so every turn of the loop runs fifty slices of work: a /healthz
+(or any light request) arriving then waits for all of them at each of the several turns it needs,
+and requests past the database time limit fail while they only waited for the loop. Admitted a few
+at a time, the same work takes the same total time, each request finishes sooner, and a turn of the
+loop stays short. A request that waits longer than `wait_seconds` for its turn gets UNAVAILABLE
+(HTTP 503 with Retry-After), so a client under overload hears so rather than timing out.
+
+WebSocket operations are not counted: a subscription holds its socket for hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from services.errors import Unavailable
+
+
+class Admission:
+    def __init__(self, concurrent: int, wait_seconds: float) -> None:
+        self._slots = asyncio.Semaphore(concurrent)
+        self.concurrent = concurrent
+        self.wait_seconds = wait_seconds
+        self.waiting = 0  # how many requests wait for a slot now
+        self.running = 0  # how many hold one
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.wait_seconds):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise Unavailable(f"the server is busy: this request waited {self.wait_seconds:g} s for one of its "
+                              f"{self.concurrent} request slots (GRAPHLAKE_MAX_CONCURRENT_REQUESTS)") from None
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._slots.release()

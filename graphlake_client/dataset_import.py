@@ -1,0 +1,90 @@
+"""Steps every dataset importer (COCO, Pascal VOC) takes through the GraphQL API: read a connection
+page by page, find or make the image datums, the annotation schema, the annotation set and the
+dataset version, so a rerun finds what an earlier run made instead of making it twice.
+
+Kept apart from coco.py so an importer that needs no pycocotools does not import it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from graphlake_client import operations as ops
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+BATCH = 1000  # records or datums per mutation, well under the server's batch limit
+KINDS = ["BBOX", "POLYGON", "MASK", "KEYPOINTS"]
+
+
+async def pages(lake: Client, query: str, root: str, variables: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every node of a connection, page by page."""
+    nodes, after = [], None
+    while True:
+        page = (await lake.execute(query, {**(variables or {}), "after": after}))[root]
+        nodes += [edge["node"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            return nodes
+        after = page["pageInfo"]["endCursor"]
+
+
+def chunks(items: list[Any], size: int = BATCH) -> list[list[Any]]:
+    """`items` in lists of `size`."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def image_datums(lake: Client, key: str, images: list[dict[str, Any]], asset_of: dict[Any, str], dataset: str,
+                       done: Any, split: str = "UNASSIGNED") -> dict[Any, str]:
+    """One datum per image (role `image`, metadata {key: {dataset, id, file_name, width, height}}):
+    those an earlier import made (found by the dataset named in their metadata and their image
+    asset), and new ones, in `split`, for the rest. Sets `done.datums_created`."""
+    existing = await pages(lake, ops.DATUMS_BY_METADATA, "datums",
+                           {"metadata": [{"path": f"{key}.dataset", "op": "EQ", "value": dataset}]})
+    by_asset = {r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"}
+    datum_of = {i["id"]: by_asset[asset_of[i["id"]]] for i in images if asset_of[i["id"]] in by_asset}
+    new = [i for i in images if i["id"] not in datum_of]
+    for chunk in chunks(new):
+        inputs = [{"roles": [{"role": "image", "assetId": asset_of[i["id"]]}], "split": split,
+                   "metadata": {key: {"dataset": dataset, "id": i["id"], "file_name": i["file_name"],
+                                 "width": i.get("width"), "height": i.get("height")}}} for i in chunk]
+        created = (await lake.execute(ops.CREATE_DATUMS, {"inputs": inputs}))["createDatums"]
+        datum_of.update({i["id"]: d["id"] for i, d in zip(chunk, created, strict=True)})
+    done.datums_created = len(new)
+    return datum_of
+
+
+async def labelled_schema(lake: Client, name: str, categories: list[dict[str, Any]]) -> str:
+    """The schema named `name` whose labels are these categories' names; a new version of it when
+    the categories changed."""
+    labels = [c["name"] for c in categories]
+    same_name = [s for s in await pages(lake, ops.SCHEMAS, "annotationSchemas") if s["name"] == name]
+    for schema in same_name:
+        if [label["name"] for label in schema["labels"]] == labels:
+            return schema["id"]
+    created = (await lake.execute(ops.CREATE_SCHEMA, {"input": {
+        "name": name, "kinds": KINDS, "labels": [{"name": label} for label in labels], "allowScores": True,
+        "version": max((s["version"] for s in same_name), default=0) + 1}}))["createAnnotationSchema"]
+    return created["id"]
+
+
+async def annotation_set(lake: Client, name: str, purpose: str, schema: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The set of that name, purpose and schema; a new one when there is none."""
+    for found in await pages(lake, ops.SETS, "annotationSets"):
+        if found["name"] == name and found["purpose"] == purpose and found["schema"]["id"] == schema:
+            return found
+    return (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
+                                                          "source": source}}))["createAnnotationSet"]
+
+
+async def dataset_version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str]) -> dict[str, Any]:
+    """Version `version` of the dataset with these datums and sets; the existing one on a rerun
+    (versions are immutable: it is never rebuilt)."""
+    found = (await lake.execute(ops.VERSION, {"dataset": dataset, "version": version}))["datasetVersion"]
+    if found:
+        return found
+    existing = (await lake.execute(ops.DATASET, {"name": dataset}))["dataset"]
+    dataset_id = existing["id"] if existing else (await lake.execute(ops.CREATE_DATASET, {"name": dataset}))["createDataset"]["id"]
+    return (await lake.execute(ops.CREATE_VERSION, {"input": {
+        "datasetId": dataset_id, "version": version, "addDatums": datum_ids,
+        "addAnnotationSets": set_ids}}))["createDatasetVersion"]

@@ -1,0 +1,108 @@
+"""Hugging Face export: a dataset version, as it was frozen, into a folder `datasets.load_dataset`
+loads (the imagefolder builder):
+
+    DEST/README.md                        the splits (a `configs` block), so any split name loads
+    DEST/<split>/<file_name>              the images, downloaded and checked
+    DEST/<split>/metadata.parquet         one row per image: file_name, width, height, datum_id,
+                                          objects {bbox [x, y, w, h] in pixels, category}
+
+    load_dataset("DEST")  ->  DatasetDict(train / validation / test / unassigned)
+
+`category` is a ClassLabel over the ground-truth schemas' labels, `bbox` COCO-style (the layout of
+the Hub's object-detection sets). The metadata is Parquet, not JSON lines, because the builder
+infers a JSON file's types from its rows: a split whose images have no objects gives empty lists,
+typed null, and the builder refuses splits whose types differ. Parquet carries the types (with
+the `datasets` features) in the file.
+
+What maps: ground-truth BBOX and POLYGON records, one object per COCO annotation or VOC object
+(the records they became share `coco_id` / `voc_object`), its box the BBOX record's or else the
+polygon's bounds. Prediction sets, MASK and KEYPOINTS records do not; the result counts them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from graphlake_client.retries import store_failures
+from graphlake_client.version_reading import box_of, file_name_of, find_version, group_of, image_path, version_datums
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+SPLITS = {"TRAIN": "train", "VALIDATION": "validation", "TEST": "test", "UNASSIGNED": "unassigned"}
+
+
+def features(names: list[str]) -> datasets.Features:
+    """The metadata's columns, as `datasets` types them (file_name becomes the `image` column)."""
+    return datasets.Features({
+        "file_name": datasets.Value("string"),
+        "width": datasets.Value("int32"),
+        "height": datasets.Value("int32"),
+        "datum_id": datasets.Value("string"),
+        "objects": {"bbox": datasets.List(datasets.List(datasets.Value("float32"), length=4)),
+                    "category": datasets.List(datasets.ClassLabel(names=names))},
+    })
+
+
+async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
+    """Write the version's images, per-split metadata and README under `dest`; what was written, by count."""
+    found = await find_version(lake, version)
+    truth = {s["id"] for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH"}
+    names = list(dict.fromkeys(label["name"] for s in found["annotationSets"] if s["id"] in truth
+                               for label in s["schema"]["labels"]))
+    category = {name: n for n, name in enumerate(names)}
+    fetch = store_failures(lake.retries, lake.backoff_seconds)
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    taken: set[tuple[str, str]] = set()
+    left_out: Counter[str] = Counter()
+    count = 0
+    async for datum, records in version_datums(lake, found["id"]):
+        asset = datum["asset"]
+        if asset is None:
+            continue  # a datum without an image role has no image to load
+        split = SPLITS[datum["split"]]
+        path = image_path(file_name_of(datum), asset["name"])
+        if (split, path) in taken:  # the same name twice: the second gets its asset id, never overwrites
+            stem, dot, suffix = path.rpartition(".")
+            path = f"{stem}-{asset['id']}.{suffix}" if dot else f"{path}-{asset['id']}"
+        taken.add((split, path))
+        target = dest / split / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await fetch(lake._fetch, asset, target)
+        with Image.open(target) as image:
+            width, height = image.size
+        objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
+        for n, record in enumerate(records):
+            kind = (record["geometry"] or {}).get("__typename")
+            if record["set"]["id"] not in truth:
+                left_out["PREDICTION"] += 1
+            elif kind in ("BBox", "Polygon") and record["label"] in category:
+                objects[(record["set"]["id"], *group_of(record, n))].append(record)
+            else:
+                left_out[record["kind"]] += 1
+        boxes = [(box, obj[0]["label"]) for obj in objects.values() if (box := box_of(obj))]
+        rows[split].append({"file_name": path, "width": width, "height": height, "datum_id": datum["id"],
+                            "objects": {"bbox": [[float(v) for v in box] for box, _ in boxes],
+                                        "category": [category[label] for _, label in boxes]}})
+        count += len(boxes)
+    schema = features(names).arrow_schema
+    for split, split_rows in rows.items():
+        pq.write_table(pa.Table.from_pylist(split_rows, schema=schema), dest / split / "metadata.parquet")
+    dest.mkdir(parents=True, exist_ok=True)
+    name = f"{found['dataset']['name']}/{found['version']}"
+    config = "".join(f"  - split: {split}\n    path: {split}/**\n" for split in rows)
+    (dest / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: default\n  data_files:\n{config}---\n\n"
+        f"# {name}\n\nExported from Graphlake: dataset version {found['id']}, manifest SHA-256 "
+        f"{found['manifestSha256']}. Load it with `datasets.load_dataset(\"<this folder>\")`.\n")
+    return {"images": sum(len(r) for r in rows.values()), "objects": count,
+            "splits": {split: len(r) for split, r in rows.items()}, "left_out": dict(left_out),
+            "version": {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
+                        "manifest_sha256": found["manifestSha256"]}}

@@ -1,0 +1,101 @@
+"""Reading a dataset version as it was frozen, for every exporter (COCO, YOLO, Hugging Face): the
+version by id or DATASET/VERSION, its datums page by page with the split, metadata and image they
+froze and the version's copies of their records, and a safe place under DEST for each image.
+
+Kept apart from coco_export.py so an exporter that needs no pycocotools does not import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from graphlake_client import operations as ops
+from graphlake_client.client import safe_name
+from graphlake_client.errors import GraphlakeClientError
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+DATUMS_PER_PAGE = 100
+RECORDS_PER_PAGE = 500  # of one datum, in the same request
+
+
+async def find_version(lake: Client, version: str) -> dict[str, Any]:
+    """A version by id, or by DATASET/VERSION."""
+    dataset, slash, name = version.rpartition("/")
+    variables = {"dataset": dataset, "version": name} if slash else {"id": version}
+    found = (await lake.execute(ops.VERSION, variables))["datasetVersion"]
+    if found is None:
+        raise GraphlakeClientError(f"no dataset version {version!r}", "NOT_FOUND")
+    return found
+
+
+def image_path(file_name: str | None, fallback: str) -> str:
+    """Where an image goes under an export's image folder: its file_name when that is a plain
+    relative path (subdirectories kept), else a base name, so no name can place a file outside DEST."""
+    path = PurePosixPath((file_name or "").replace("\\", "/"))
+    if file_name and not path.is_absolute() and ".." not in path.parts and str(path) not in ("", "."):
+        return str(path)
+    return safe_name(file_name or fallback)
+
+
+def file_name_of(datum: dict[str, Any]) -> str | None:
+    """The file name an importer recorded in the datum's metadata (COCO's or VOC's), if any."""
+    metadata = datum.get("metadata") or {}
+    for key in ("coco", "voc"):
+        if isinstance(metadata.get(key), dict) and metadata[key].get("file_name"):
+            return metadata[key]["file_name"]
+    return None
+
+
+def group_of(record: dict[str, Any], n: int) -> tuple[str, Any]:
+    """Which object of its image a record belongs to: the records one COCO annotation or one VOC
+    object became share an attribute (`coco_id`, `voc_object`); any other record is an object alone."""
+    attributes = record.get("attributes") or {}
+    if attributes.get("coco_id") is not None:
+        return "coco", attributes["coco_id"]
+    if attributes.get("voc_object") is not None:
+        return "voc", attributes["voc_object"]
+    return "record", n
+
+
+def box_of(records: list[dict[str, Any]]) -> tuple[float, float, float, float] | None:
+    """x, y, width, height in pixels of one object: its BBOX record, else the bounds of its polygons."""
+    for record in records:
+        geometry = record["geometry"] or {}
+        if geometry.get("__typename") == "BBox":
+            return geometry["x"], geometry["y"], geometry["width"], geometry["height"]
+    points = [p for r in records if (r["geometry"] or {}).get("__typename") == "Polygon" for p in r["geometry"]["points"]]
+    if not points:
+        return None
+    xs, ys = [p["x"] for p in points], [p["y"] for p in points]
+    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+
+async def version_datums(lake: Client, version_id: str, datums_per_page: int = DATUMS_PER_PAGE,
+                         records_per_page: int = RECORDS_PER_PAGE) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(datum, its records) for every datum of the version, reading on a datum's records when they
+    fill more than one nested page."""
+    after = None
+    while True:
+        page = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": datums_per_page, "after": after,
+                                                         "records": records_per_page}))
+        datums = page["datasetVersion"]["datums"]
+        previous = after
+        for edge in datums["edges"]:
+            datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
+            more = edge["node"]["annotations"]["pageInfo"]
+            while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
+                again = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": 1, "after": previous,
+                                                                 "records": records_per_page,
+                                                                 "recordsAfter": more["endCursor"]}))
+                annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]
+                records += [e["node"] for e in annotations["edges"]]
+                more = annotations["pageInfo"]
+            previous = edge["cursor"]
+            yield datum, records
+        if not datums["pageInfo"]["hasNextPage"]:
+            return
+        after = datums["pageInfo"]["endCursor"]

@@ -1,0 +1,279 @@
+"""Pascal VOC import: one split of a VOC 2012 tree into a lake, through the GraphQL API.
+
+    ROOT/ImageSets/Main/<split>.txt       the image ids of the split (train, val, trainval, test)
+    ROOT/Annotations/<id>.xml             size, and per object: name, pose, truncated, difficult,
+                                          occluded, bndbox, and a person's layout parts
+    ROOT/JPEGImages/<id>.jpg              the images
+    ROOT/SegmentationClass/<id>.png       palette PNG: pixel = class index (1..20), 0 background, 255 void
+    ROOT/SegmentationObject/<id>.png      palette PNG: pixel = object number (its place in the XML), 255 void
+
+Images go up through the batch upload path into a collection named after the dataset, at
+`JPEGImages/<file>`; each gets a datum (role `image`, the split: train -> TRAIN, val -> VALIDATION,
+test -> TEST, anything else UNASSIGNED; metadata `voc` with the id, file name, size and dataset).
+The labels of the annotation schema named after the dataset are the 20 VOC classes, then any other
+object or part name the XML files use. Records, in the GROUND_TRUTH set `<dataset> ground truth
+(<split>)`:
+- a BBOX per object, in pixels from 0 (VOC's 1-based inclusive xmin..xmax becomes x = xmin - 1,
+  width = xmax - xmin + 1, as Detectron2 reads it), with attributes `voc_object` (its number),
+  `difficult`, `truncated`, `occluded` (when the file says), `pose` and `voc_bndbox` (as written);
+- a BBOX per layout part (head, hand, foot), attribute `voc_part_of` (its person's number);
+- a MASK per object in SegmentationObject (label: that object's name, `voc_object` its number,
+  `voc_segmentation: object`) and per class in SegmentationClass (`voc_segmentation: class`), each
+  a binary PNG stored in the collection under `masks/`, since a MASK record points at an image asset.
+  The void border (255) is not stored.
+
+The XML is read with defusedxml: a VOC tree may come from anywhere, and the standard library's
+parser expands entities. A rerun uploads nothing twice, makes no datum twice and keeps a set that
+already holds the records this split makes (`kept`); a set holding another number stops the import
+with CONFLICT before it adds anything.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from defusedxml import ElementTree
+from PIL import Image
+
+from graphlake_client import operations as ops
+from graphlake_client.dataset_import import annotation_set, chunks, dataset_version, image_datums, labelled_schema
+from graphlake_client.errors import GraphlakeClientError
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+# In the order SegmentationClass numbers them (1..20).
+CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+           "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+SPLITS = {"train": "TRAIN", "val": "VALIDATION", "test": "TEST"}
+VOID = 255
+SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass
+class VocImport:
+    """What an import did: ids of what it made or found, and how much of it was new."""
+
+    dataset: str
+    split: str
+    datum_ids: list[str] = field(default_factory=list)
+    images_uploaded: int = 0
+    images_unchanged: int = 0
+    datums_created: int = 0
+    schema_id: str | None = None
+    set_id: str | None = None
+    records_added: int = 0
+    kept: bool = False  # the set already held this split's records
+    version: dict[str, Any] | None = None
+
+
+@dataclass
+class _Image:
+    id: str
+    file: Path
+    width: int
+    height: int
+    objects: list[dict[str, Any]]
+    # The PNGs and the values found in them; the masks are cut out again while uploading, so a
+    # whole split's masks are never in memory at once.
+    object_png: Path | None = None
+    object_numbers: list[int] = field(default_factory=list)
+    class_png: Path | None = None
+    class_indices: list[int] = field(default_factory=list)
+
+
+def _flag(element: Any, name: str) -> bool | None:
+    text = element.findtext(name)
+    return None if text is None or not text.strip() else bool(int(float(text)))
+
+
+def _box(element: Any, where: str) -> tuple[list[float], dict[str, float]]:
+    """VOC's bndbox (1-based, inclusive), and the same as a 0-based box in pixels."""
+    box = element.find("bndbox")
+    if box is None:
+        raise GraphlakeClientError(f"{where} has no bndbox", "BAD_USER_INPUT")
+    try:
+        xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+    except (TypeError, ValueError):
+        raise GraphlakeClientError(f"{where}: bndbox needs numbers xmin, ymin, xmax, ymax", "BAD_USER_INPUT") from None
+    if xmax < xmin or ymax < ymin:
+        raise GraphlakeClientError(f"{where}: bndbox ends before it starts", "BAD_USER_INPUT")
+    return [xmin, ymin, xmax, ymax], {"x": xmin - 1, "y": ymin - 1, "width": xmax - xmin + 1, "height": ymax - ymin + 1}
+
+
+def _objects(xml: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """The XML's file name and its objects: name, flags, pose, box and parts."""
+    try:
+        root = ElementTree.parse(xml).getroot()
+    except Exception as error:  # defusedxml's refusals and ParseError alike: a bad file, said with its name
+        raise GraphlakeClientError(f"{xml.name}: not a VOC annotation ({error})", "BAD_USER_INPUT") from None
+    objects = []
+    for n, element in enumerate(root.findall("object"), start=1):
+        where = f"{xml.name} object {n}"
+        name = (element.findtext("name") or "").strip()
+        if not name:
+            raise GraphlakeClientError(f"{where} has no name", "BAD_USER_INPUT")
+        raw, box = _box(element, where)
+        attributes: dict[str, Any] = {"voc_object": n, "difficult": bool(_flag(element, "difficult")),
+                                      "truncated": bool(_flag(element, "truncated")), "voc_bndbox": raw}
+        if (occluded := _flag(element, "occluded")) is not None:
+            attributes["occluded"] = occluded
+        if (pose := (element.findtext("pose") or "").strip()) and pose != "Unspecified":
+            attributes["pose"] = pose
+        parts = []
+        for part in element.findall("part"):
+            part_name = (part.findtext("name") or "").strip()
+            if part_name:
+                parts.append({"name": part_name, "box": _box(part, f"{where} part {part_name}")[1]})
+        objects.append({"name": name, "box": box, "attributes": attributes, "parts": parts})
+    return (root.findtext("filename") or "").strip() or None, objects
+
+
+def _palette_indices(png: Path, size: tuple[int, int]) -> np.ndarray:
+    """A VOC segmentation PNG's pixel values (palette indices), checked against the image's size."""
+    with Image.open(png) as image:
+        if image.mode not in ("P", "L"):
+            raise GraphlakeClientError(f"{png.name}: a VOC segmentation is a palette PNG, this one is {image.mode}",
+                                       "BAD_USER_INPUT")
+        if image.size != size:
+            raise GraphlakeClientError(f"{png.name} is {image.size[0]}x{image.size[1]}, its image "
+                                       f"{size[0]}x{size[1]}", "BAD_USER_INPUT")
+        return np.asarray(image)
+
+
+def _read(root: Path, voc_id: str) -> _Image:
+    """One image of the split, everything checked before anything is written."""
+    xml = root / "Annotations" / f"{voc_id}.xml"
+    file_name, objects = _objects(xml) if xml.is_file() else (None, [])
+    # The XML's filename is only a base name under JPEGImages (a file may name anything).
+    file = root / "JPEGImages" / Path(file_name or f"{voc_id}.jpg").name
+    if not file.is_file():
+        raise GraphlakeClientError(f"image {voc_id}: {file.relative_to(root)} is missing", "BAD_USER_INPUT")
+    with Image.open(file) as image:
+        size = image.size
+    found = _Image(voc_id, file, size[0], size[1], objects)
+    if (png := root / "SegmentationObject" / f"{voc_id}.png").is_file():
+        found.object_png, found.object_numbers = png, _values(png, size)
+        if found.object_numbers and found.object_numbers[-1] > len(objects):
+            raise GraphlakeClientError(f"{png.name} has object {found.object_numbers[-1]}, {voc_id}.xml only "
+                                       f"{len(objects)}", "BAD_USER_INPUT")
+    if (png := root / "SegmentationClass" / f"{voc_id}.png").is_file():
+        found.class_png, found.class_indices = png, _values(png, size)
+        if found.class_indices and found.class_indices[-1] > len(CLASSES):
+            raise GraphlakeClientError(f"{png.name} has class {found.class_indices[-1]}: VOC has 20", "BAD_USER_INPUT")
+    return found
+
+
+def _values(png: Path, size: tuple[int, int]) -> list[int]:
+    """The object numbers or class indices a segmentation PNG holds, ascending (background and void aside)."""
+    return [int(v) for v in np.unique(_palette_indices(png, size)) if v not in (0, VOID)]
+
+
+def _png(mask: np.ndarray) -> bytes:
+    """A binary mask as an 8-bit greyscale PNG (0 or 255), as the COCO import stores them."""
+    out = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(out, format="PNG")
+    return out.getvalue()
+
+
+def _record_count(image: _Image) -> int:
+    return len(image.objects) + sum(len(o["parts"]) for o in image.objects) + len(image.object_numbers) + len(image.class_indices)
+
+
+async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, version: str | None = None,
+                     mount: str | None = None, set_name: str | None = None,
+                     say: Callable[[str], None] = lambda _: None) -> VocImport:
+    """Import the images of ImageSets/Main/<split>.txt under `root` into `dataset`; see the module's docstring."""
+    listing = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not SAFE_ID.fullmatch(split) or not listing.is_file():
+        raise GraphlakeClientError(f"no image set {split!r}: {listing} is missing", "BAD_USER_INPUT")
+    ids = list(dict.fromkeys(line.split()[0] for line in listing.read_text().splitlines() if line.strip()))
+    unsafe = [i for i in ids if not SAFE_ID.fullmatch(i) or i in (".", "..")]
+    if unsafe:  # an id is a file name under Annotations/ and the segmentation folders: no paths
+        raise GraphlakeClientError(f"{len(unsafe)} ids in {listing.name} are not plain names, e.g. {unsafe[0]!r}",
+                                   "BAD_USER_INPUT")
+    say(f"reading {len(ids)} images of {split}")
+    images = [_read(root, i) for i in ids]
+    names = {n for image in images for o in image.objects for n in (o["name"], *(p["name"] for p in o["parts"]))}
+    labels = CLASSES + sorted(names - set(CLASSES))
+    done = VocImport(dataset, split)
+    collection = await lake.collection_id(dataset)
+
+    say(f"uploading {len(images)} images")
+    assets = await lake.upload_batch([(image.file, {"name": image.file.name, "collectionId": collection,
+                                                    "path": f"JPEGImages/{image.file.name}", "mount": mount})
+                                      for image in images])
+    done.images_unchanged = sum(1 for a in assets if a.get("unchanged"))
+    done.images_uploaded = len(assets) - done.images_unchanged
+    asset_of = {image.id: a["id"] for image, a in zip(images, assets, strict=True)}
+    described = [{"id": image.id, "file_name": image.file.name, "width": image.width, "height": image.height}
+                 for image in images]
+    datum_of = await image_datums(lake, "voc", described, asset_of, dataset, done, SPLITS.get(split, "UNASSIGNED"))
+    done.datum_ids = [datum_of[image.id] for image in images]
+
+    done.schema_id = await labelled_schema(lake, dataset, [{"name": label} for label in labels])
+    name = f"{set_name or dataset} ground truth ({split})"
+    found = await annotation_set(lake, name, "GROUND_TRUTH", done.schema_id, {"kind": "HUMAN", "name": "voc"})
+    done.set_id = found["id"]
+    expected = sum(_record_count(image) for image in images)
+    if found["recordCount"] == expected and expected:
+        done.kept = True  # imported before: adding again would duplicate every record
+    elif found["recordCount"]:
+        raise GraphlakeClientError(
+            f"annotation set {name!r} holds {found['recordCount']} records, this split makes {expected} (an "
+            "interrupted import, or changed files): delete the set (deleteAnnotationSet) and run again, or "
+            "import under another set name", "CONFLICT")
+    else:
+        done.records_added = await _add(lake, found["id"], images, asset_of, datum_of, collection, mount, say)
+    if version:
+        done.version = await dataset_version(lake, dataset, version, done.datum_ids, [found["id"]])
+    return done
+
+
+async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[str, str], datum_of: dict[str, str],
+               collection: str, mount: str | None, say: Callable[[str], None]) -> int:
+    """The records of every image, after its masks are uploaded as PNGs (at masks/<set>/<id>/..., so
+    a rerun finds them unchanged)."""
+    masks: dict[tuple[str, str, int], str] = {}  # (image id, "object" | "class", number) -> asset id
+    wanted = [(image, kind, png, number) for image in images
+              for kind, png, numbers in (("object", image.object_png, image.object_numbers),
+                                         ("class", image.class_png, image.class_indices))
+              for number in numbers]
+    if wanted:
+        say(f"uploading {len(wanted)} masks")
+        with tempfile.TemporaryDirectory(prefix="graphlake-voc-") as scratch:
+            files = []
+            for n, (image, kind, source, number) in enumerate(wanted):
+                png = Path(scratch) / f"{n}.png"
+                png.write_bytes(_png(_palette_indices(source, (image.width, image.height)) == number))
+                files.append((png, {"name": f"{image.id}-{kind}-{number}.png", "mediaType": "image/png",
+                                    "collectionId": collection, "mount": mount,
+                                    "path": f"masks/{set_id}/{image.id}/{kind}-{number}.png"}))
+            uploaded = await lake.upload_batch(files)
+        masks = {(image.id, kind, number): a["id"] for (image, kind, _, number), a in zip(wanted, uploaded, strict=True)}
+    records = []
+    for image in images:
+        on = {"assetId": asset_of[image.id], "datumId": datum_of[image.id]}
+        for n, obj in enumerate(image.objects, start=1):
+            records.append({**on, "kind": "BBOX", "label": obj["name"], "geometry": {"bbox": obj["box"]},
+                            "attributes": obj["attributes"]})
+            records += [{**on, "kind": "BBOX", "label": part["name"], "geometry": {"bbox": part["box"]},
+                         "attributes": {"voc_part_of": n}} for part in obj["parts"]]
+        for number in image.object_numbers:
+            records.append({**on, "kind": "MASK", "label": image.objects[number - 1]["name"],
+                            "geometry": {"mask": {"assetId": masks[(image.id, "object", number)]}},
+                            "attributes": {"voc_object": number, "voc_segmentation": "object"}})
+        for index in image.class_indices:
+            records.append({**on, "kind": "MASK", "label": CLASSES[index - 1],
+                            "geometry": {"mask": {"assetId": masks[(image.id, "class", index)]}},
+                            "attributes": {"voc_segmentation": "class"}})
+    for chunk in chunks(records):
+        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": chunk})
+    return len(records)

@@ -1,0 +1,174 @@
+"""YOLO export (the Ultralytics dataset format): a dataset version, as it was frozen, into
+
+    DEST/data.yaml                          path, train / val / test, names
+    DEST/images/<split>/<file_name>         the images, downloaded and checked
+    DEST/labels/<split>/<file stem>.txt     one line per object, coordinates normalised to 0..1
+
+Splits: TRAIN -> train, VALIDATION -> val, TEST -> test; UNASSIGNED datums go to `unassigned`,
+which data.yaml does not list (give the version splits first: `trainingSplit`).
+
+The format's rules, as Ultralytics reads them:
+- a class is the 0-based index of its name in `names` (the ground-truth schemas' labels, in order);
+- a detection line is `class cx cy w h`, a segmentation line `class x1 y1 ... xn yn` (3 points or
+  more), every number in 0..1 (clipped: a box past the image's edge is cut at it);
+- a dataset is one task: Ultralytics drops every segment of a mixed detect/segment one, and a pose
+  line must carry the same number of keypoints on every object. So the export is **pose** when every
+  object has a keypoints record with the same number of points (`class cx cy w h` then `x y v` per
+  point, v 0/1/2 as COCO has it, a point not labelled 0 0 0; data.yaml gets `kpt_shape`, no
+  `flip_idx`: which points mirror each other is not recorded), else **segment** when every object
+  has a polygon, else **detect** (an object's BBOX record, or the bounds of its polygon);
+- a label file sits where the image's path has `labels` for `images` and `.txt` for its
+  extension; an image without objects gets an empty one (a background image).
+
+What maps: ground-truth BBOX, POLYGON and (in a pose export) KEYPOINTS records, one object per COCO
+annotation or VOC object (the records they became share `coco_id` / `voc_object`; each polygon part
+of a COCO annotation is its own segmentation line). What does not: prediction sets, MASK records (a
+mask would need contour tracing to become a polygon), keypoints outside a pose export, and a box
+wholly outside its image; the result counts what was left out, by record kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from PIL import Image
+
+from graphlake_client.retries import store_failures
+from graphlake_client.version_reading import box_of, file_name_of, find_version, group_of, image_path, version_datums
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+SPLITS = {"TRAIN": "train", "VALIDATION": "val", "TEST": "test", "UNASSIGNED": "unassigned"}
+
+
+def _clip(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def box_line(cls: int, box: tuple[float, float, float, float], width: int, height: int) -> str | None:
+    """`class cx cy w h`, normalised, the box cut at the image's edges; None when nothing is left."""
+    x0, y0 = _clip(box[0] / width), _clip(box[1] / height)
+    x1, y1 = _clip((box[0] + box[2]) / width), _clip((box[1] + box[3]) / height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}"
+
+
+def polygon_line(cls: int, points: list[dict[str, float]], width: int, height: int) -> str:
+    """`class x1 y1 ... xn yn`, normalised and clipped."""
+    return " ".join([str(cls), *(f"{_clip(p['x'] / width):.6f} {_clip(p['y'] / height):.6f}" for p in points)])
+
+
+def label_safe(path: str) -> str:
+    """An image path under images/<split>/ whose folders are not named `images`: Ultralytics finds
+    labels by turning the last /images/ of an image's path into /labels/, so a folder of that name
+    would send it looking in the wrong place."""
+    parts = PurePosixPath(path).parts
+    return str(PurePosixPath(*(f"{p}_" if p == "images" else p for p in parts[:-1]), parts[-1]))
+
+
+def keypoints_part(points: list[dict[str, Any]], width: int, height: int) -> str:
+    """`x y v` per keypoint, normalised, v as COCO has it (0 not labelled, 1 hidden, 2 visible); a point
+    not labelled is 0 0 0."""
+    return " ".join("0 0 0" if p["visible"] is None else
+                    f"{_clip(p['x'] / width):.6f} {_clip(p['y'] / height):.6f} {2 if p['visible'] else 1}" for p in points)
+
+
+def _has(obj: list[dict[str, Any]], kind: str) -> bool:
+    return any(r["geometry"]["__typename"] == kind for r in obj)
+
+
+def _bounds(points: list[dict[str, Any]]) -> tuple[float, float, float, float]:
+    xs, ys = [p["x"] for p in points], [p["y"] for p in points]
+    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+
+def _pose_shape(objects: list[list[dict[str, Any]]]) -> int | None:
+    """The number of keypoints of every object, when each has a keypoints record with that many
+    (YOLO's pose format); else None."""
+    counts = {len(r["geometry"]["points"]) for obj in objects for r in obj if r["geometry"]["__typename"] == "Keypoints"}
+    if objects and len(counts) == 1 and all(_has(obj, "Keypoints") for obj in objects):
+        return counts.pop()
+    return None
+
+
+async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
+    """Write the version's images, labels and data.yaml under `dest`; what was written, by count."""
+    found = await find_version(lake, version)
+    truth = {s["id"] for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH"}
+    names = list(dict.fromkeys(label["name"] for s in found["annotationSets"] if s["id"] in truth
+                               for label in s["schema"]["labels"]))
+    cls = {name: n for n, name in enumerate(names)}
+    fetch = store_failures(lake.retries, lake.backoff_seconds)
+    left_out: Counter[str] = Counter()
+    images: list[tuple[str, str, int, int, list[list[dict[str, Any]]]]] = []  # split, path, w, h, objects
+    taken: set[tuple[str, str]] = set()  # (split, label path without suffix): two images must not share labels
+    async for datum, records in version_datums(lake, found["id"]):
+        asset = datum["asset"]
+        if asset is None:
+            continue  # a datum without an image role has no place in YOLO
+        split = SPLITS[datum["split"]]
+        path = label_safe(image_path(file_name_of(datum), asset["name"]))
+        stem = str(PurePosixPath(path).with_suffix(""))
+        if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
+            suffix = PurePosixPath(path).suffix
+            stem, path = f"{stem}-{asset['id']}", f"{stem}-{asset['id']}{suffix}"
+        taken.add((split, stem))
+        target = dest / "images" / split / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await fetch(lake._fetch, asset, target)
+        with Image.open(target) as image:  # the pixels' size, whatever the metadata says
+            width, height = image.size
+        objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
+        for n, record in enumerate(records):
+            kind = (record["geometry"] or {}).get("__typename")
+            if record["set"]["id"] not in truth:
+                left_out["PREDICTION"] += 1
+            elif kind in ("BBox", "Polygon", "Keypoints") and record["label"] in cls:
+                objects[(record["set"]["id"], *group_of(record, n))].append(record)  # sets never merge
+            else:
+                left_out[record["kind"]] += 1
+        images.append((split, path, width, height, list(objects.values())))
+    every_object = [obj for *_, objs in images for obj in objs]
+    shape = _pose_shape(every_object)
+    segment = shape is None and bool(every_object) and all(_has(obj, "Polygon") for obj in every_object)
+    if shape is None:  # keypoints map only when every object has the same number of them
+        left_out.update(r["kind"] for obj in every_object for r in obj if r["geometry"]["__typename"] == "Keypoints")
+    lines_written = 0
+    for split, path, width, height, objs in images:
+        lines = []
+        for obj in objs:
+            label = cls[obj[0]["label"]]
+            if segment:
+                parts = sorted((r for r in obj if r["geometry"]["__typename"] == "Polygon"),
+                               key=lambda r: (r.get("attributes") or {}).get("part", 0))
+                lines += [polygon_line(label, r["geometry"]["points"], width, height) for r in parts]
+            elif shape is not None:
+                points = next(r for r in obj if r["geometry"]["__typename"] == "Keypoints")["geometry"]["points"]
+                box = box_of(obj) or _bounds([p for p in points if p["visible"] is not None] or points)
+                # A box of no size (one labelled point, say) is still a pose object's place.
+                line = box_line(label, box, width, height) or f"{label} {_clip(box[0] / width):.6f} {_clip(box[1] / height):.6f} 0 0"
+                lines.append(f"{line} {keypoints_part(points, width, height)}")
+            elif (box := box_of(obj)) and (line := box_line(label, box, width, height)):
+                lines.append(line)
+            else:  # keypoints alone (counted above), or a box wholly outside the image
+                left_out.update(r["kind"] for r in obj if r["geometry"]["__typename"] != "Keypoints")
+        label_file = (dest / "labels" / split / path).with_suffix(".txt")
+        label_file.parent.mkdir(parents=True, exist_ok=True)
+        label_file.write_text("".join(f"{line}\n" for line in lines))
+        lines_written += len(lines)
+    present = {split for split, *_ in images}
+    data = {"path": str(dest.resolve()),
+            **{key: f"images/{key}" for key in ("train", "val", "test") if key in present},
+            "names": dict(enumerate(names))}
+    if shape is not None:
+        data["kpt_shape"] = [shape, 3]  # no flip_idx: which points mirror each other is not recorded
+    (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return {"images": len(images), "objects": lines_written, "format": "pose" if shape is not None else "segment" if segment else "detect",
+            "splits": dict(Counter(split for split, *_ in images)), "left_out": dict(left_out),
+            "version": {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
+                        "manifest_sha256": found["manifestSha256"]}}

@@ -1,0 +1,215 @@
+"""YOLO and Hugging Face export (#19) against the real server, from a version with splits: the data is
+the COCO test's (a few Pillow images, an annotation of every kind) imported through the client, one
+image more without annotations, and each image given a split before the version freezes them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from graphlake_client import Client
+from graphlake_client import operations as ops
+from graphlake_client.dataset_import import dataset_version
+from tests.conftest import MakeToken, Served
+from tests.test_exchange_coco import SIZES, coco_files, graphlake, write_images
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
+
+UPDATE_DATUM = """mutation ($input: UpdateDatumInput!) { updateDatum(input: $input) { id split } }"""
+EMPTY = ("d.png", (24, 16))  # an image without annotations, alone in its split
+SPLITS_YOLO = {"TRAIN": "train", "VALIDATION": "val", "TEST": "test", "UNASSIGNED": "unassigned"}
+
+
+async def a_version(lake: Client, tmp_path: Path, splits: dict[str, str], *, mount: str | None = None,
+                    coco: dict[str, Any] | None = None) -> str:
+    """Import the COCO test's data (or `coco`, over the same images) plus EMPTY, give each image the
+    split `splits` names for its file, and freeze version `data/v1`."""
+    write_images(tmp_path / "images")
+    pixels = np.random.default_rng(9).integers(0, 255, (EMPTY[1][1], EMPTY[1][0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "images" / EMPTY[0])
+    annotations, results = coco_files(tmp_path)
+    source = coco or json.loads(annotations.read_text())
+    source["images"].append({"id": 10, "file_name": EMPTY[0], "width": EMPTY[1][0], "height": EMPTY[1][1]})
+    annotations.write_text(json.dumps(source))
+    done = await lake.import_coco(annotations, tmp_path / "images", "data", mount=mount, predictions=results)
+    for image, datum in zip(source["images"], done.datum_ids, strict=True):
+        await lake.execute(UPDATE_DATUM, {"input": {"id": datum, "split": splits[image["file_name"]]}})
+    await dataset_version(lake, "data", "v1", done.datum_ids, list(done.set_ids.values()))
+    return "data/v1"
+
+
+def ultralytics_label_path(image: Path) -> Path:
+    """Where Ultralytics looks for an image's labels (its img2label_paths): the last /images/ in the
+    path becomes /labels/, the extension .txt."""
+    sa, sb = "/images/", "/labels/"
+    return Path(sb.join(str(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+
+
+def check_yolo_rules(out: Path) -> tuple[dict[str, Any], dict[str, list[list[float]]]]:
+    """The format's rules on a whole export; its data.yaml and every image's lines, by image path."""
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["path"] == str(out.resolve())
+    names = data["names"]
+    assert sorted(names) == list(range(len(names)))  # 0-based, no gaps
+    assert {"train", "val"} <= data.keys()
+    for key in ("train", "val", "test"):
+        if key in data:
+            assert (out / data[key]).is_dir() and data[key] == f"images/{key}"
+    kpt = data.get("kpt_shape")
+    lines: dict[str, list[list[float]]] = {}
+    widths = set()
+    for image in sorted((out / "images").rglob("*.png")):
+        label = ultralytics_label_path(image)
+        assert label.is_file(), f"no label file where Ultralytics looks for {image}"
+        rows = [line.split() for line in label.read_text().splitlines()]
+        for row in rows:
+            assert int(row[0]) in names and row[0] == str(int(row[0]))
+            values = [float(v) for v in row[1:]]
+            coordinates = [v for n, v in enumerate(values) if not (kpt and n >= 4 and (n - 4) % 3 == 2)]
+            assert all(0 <= v <= 1 for v in coordinates), row  # a pose's visibility flags aside
+            if kpt:  # pose: the box, then x y v for each of the same number of keypoints
+                assert kpt[1] == 3 and len(values) == 4 + kpt[0] * 3, row
+                assert all(v in (0, 1, 2) for v in values[4 + 2::3]), row
+            else:
+                assert len(values) == 4 or (len(values) >= 6 and len(values) % 2 == 0), row
+            widths.add(len(values))
+            if len(values) == 4:
+                assert values[2] > 0 and values[3] > 0
+        lines[str(image.relative_to(out / "images"))] = [[float(v) for v in row] for row in rows]
+    assert len(widths) <= 1 or (not kpt and 4 not in widths), "a dataset is one task: detect, segment or pose"
+    assert sorted(p.relative_to(out / "labels") for p in (out / "labels").rglob("*.txt")) == \
+        sorted(p.relative_to(out / "images").with_suffix(".txt") for p in (out / "images").rglob("*.png"))
+    return data, lines
+
+
+def near(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) < 1e-5 for x, y in zip(a, b, strict=True))
+
+
+def all_near(got: list[list[float]], expected: list[list[float]]) -> bool:
+    """The same lines in any order, numbers to the six decimals the export writes."""
+    return len(got) == len(expected) and all(near(a, b) for a, b in zip(sorted(got), sorted(expected), strict=True))
+
+
+@pytest.mark.parametrize("mount", [None, "lab"])
+async def test_yolo_export_follows_the_format(served: Served, make_token: MakeToken, tmp_path: Path,
+                                              mount: str | None) -> None:
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    coco = json.loads(coco_files(tmp_path)[0].read_text())
+    # A box past the image's right and bottom edges (a is 64 x 48): cut at them.
+    coco["annotations"].append({"id": 105, "image_id": 7, "category_id": 3, "bbox": [50, 40, 30, 20],
+                                "area": 600.0, "iscrowd": 0})
+    splits = {"a.png": "TRAIN", "b.png": "VALIDATION", "sub/c.png": "TEST", EMPTY[0]: "TRAIN"}
+    async with Client(served.base_url, token) as lake:
+        version = await a_version(lake, tmp_path, splits, mount=mount, coco=coco)
+    out = tmp_path / "out"
+    exported = await asyncio.to_thread(graphlake, served, token, "export", "yolo", version, str(out))
+    assert exported.returncode == 0, exported.stderr
+    summary = json.loads(exported.stdout)
+    # Boxes only: not every object has a polygon. Masks, keypoints and predictions do not map.
+    assert summary["format"] == "detect" and summary["images"] == 4 and summary["objects"] == 6
+    assert summary["left_out"] == {"MASK": 2, "KEYPOINTS": 1, "PREDICTION": 3}
+    assert summary["splits"] == {"train": 2, "val": 1, "test": 1}
+    data, lines = check_yolo_rules(out)
+    assert data["names"] == {0: "scratch", 1: "dent", 2: "person"}
+    assert data["train"] == "images/train" and data["val"] == "images/val" and data["test"] == "images/test"
+    for name, split in splits.items():
+        assert (out / "images" / SPLITS_YOLO[split] / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
+    assert lines["train/d.png"] == []  # a background image: an empty label file
+    assert all_near(lines["train/a.png"], [
+        [0, (10 + 10) / 64, (12 + 4.25) / 48, 20 / 64, 8.5 / 48],  # scratch 100
+        [1, 12 / 64, 12 / 48, 20 / 64, 20 / 48],  # dent 101: its box (its polygon parts' bounds differ)
+        [1, (50 + 64) / 2 / 64, (40 + 48) / 2 / 48, 14 / 64, 8 / 48]])  # 105, cut at the edges
+    assert sorted(row[0] for row in lines["val/b.png"]) == [0, 1] and lines["test/sub/c.png"][0][0] == 2
+
+
+async def test_yolo_export_writes_segments_when_every_object_has_a_polygon(served: Served, make_token: MakeToken,
+                                                                           tmp_path: Path) -> None:
+    from documents.api_token import Role
+
+    coco = json.loads(coco_files(tmp_path)[0].read_text())
+    coco["annotations"] = [a for a in coco["annotations"] if a["id"] == 101]  # two polygon parts
+    coco["annotations"].append({"id": 106, "image_id": 8, "category_id": 1, "iscrowd": 0, "area": 50.0,
+                                "segmentation": [[70, 50, 90, 50, 90, 70, 70, 70]]})  # past b's edges (80 x 60)
+    splits = {"a.png": "TRAIN", "b.png": "VALIDATION", "sub/c.png": "VALIDATION", EMPTY[0]: "UNASSIGNED"}
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        summary = await lake.export_yolo(await a_version(lake, tmp_path, splits, coco=coco), tmp_path / "out")
+    assert summary["format"] == "segment" and summary["objects"] == 3  # one line per polygon part
+    assert summary["left_out"] == {"PREDICTION": 3}
+    data, lines = check_yolo_rules(tmp_path / "out")
+    assert "test" not in data and (tmp_path / "out" / "images" / "unassigned" / EMPTY[0]).is_file()
+    assert all_near(lines["train/a.png"], [
+        [1, 2 / 64, 2 / 48, 20 / 64, 2 / 48, 20 / 64, 20 / 48],
+        [1, 30 / 64, 30 / 48, 40 / 64, 30 / 48, 40 / 64, 40 / 48, 30 / 64, 40 / 48]])
+    assert all_near(lines["val/b.png"], [[0, 70 / 80, 50 / 60, 1, 50 / 60, 1, 1, 70 / 80, 1]])
+
+
+async def test_yolo_export_writes_poses_when_every_object_has_the_same_keypoints(served: Served, make_token: MakeToken,
+                                                                                 tmp_path: Path) -> None:
+    from documents.api_token import Role
+
+    coco = json.loads(coco_files(tmp_path)[0].read_text())
+    coco["annotations"] = [a for a in coco["annotations"] if a["id"] == 104]  # nose seen, left eye hidden, right not labelled
+    coco["annotations"].append({"id": 107, "image_id": 7, "category_id": 5, "bbox": [30, 10, 20, 30], "area": 600.0,
+                                "iscrowd": 0, "keypoints": [35, 15, 2, 40, 15, 2, 45, 20, 1], "num_keypoints": 3})
+    splits = {"a.png": "TRAIN", "b.png": "VALIDATION", "sub/c.png": "VALIDATION", EMPTY[0]: "TRAIN"}
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        summary = await lake.export_yolo(await a_version(lake, tmp_path, splits, coco=coco), tmp_path / "out")
+    assert summary["format"] == "pose" and summary["objects"] == 2 and summary["left_out"] == {"PREDICTION": 3}
+    data, lines = check_yolo_rules(tmp_path / "out")
+    assert data["kpt_shape"] == [3, 3]
+    assert all_near(lines["train/a.png"], [[2, 40 / 64, 25 / 48, 20 / 64, 30 / 48,
+                                            35 / 64, 15 / 48, 2, 40 / 64, 15 / 48, 2, 45 / 64, 20 / 48, 1]])
+    assert all_near(lines["val/sub/c.png"], [[2, 14 / 32, 19 / 40, 20 / 32, 30 / 40,
+                                              10 / 32, 8 / 40, 2, 14 / 32, 7 / 40, 1, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("mount", [None, "lab"])
+async def test_hf_export_loads_with_datasets(served: Served, make_token: MakeToken, tmp_path: Path,
+                                             mount: str | None) -> None:
+    import datasets
+
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    # Every split the builder knows, and one it does not (unassigned: named in the README); the test
+    # split's only image has no objects, which a JSON-lines metadata file could not type.
+    splits = {"a.png": "TRAIN", "b.png": "TRAIN", "sub/c.png": "UNASSIGNED", EMPTY[0]: "TEST"}
+    async with Client(served.base_url, token) as lake:
+        await a_version(lake, tmp_path, {**splits}, mount=mount)
+        b = (tmp_path / "images" / "b.png").read_bytes()
+        await lake.execute(UPDATE_DATUM, {"input": {"id": (await lake.execute(ops.DATUMS_BY_METADATA, {
+            "metadata": [{"path": "coco.file_name", "op": "EQ", "value": "b.png"}]}))["datums"]["edges"][0]["node"]["id"],
+            "split": "VALIDATION"}})  # after the version froze: the export keeps TRAIN
+    out = tmp_path / "out"
+    exported = await asyncio.to_thread(graphlake, served, token, "export", "hf", "data/v1", str(out))
+    assert exported.returncode == 0, exported.stderr
+    summary = json.loads(exported.stdout)
+    assert summary["splits"] == {"train": 2, "unassigned": 1, "test": 1} and summary["objects"] == 5
+    assert summary["left_out"] == {"MASK": 2, "KEYPOINTS": 1, "PREDICTION": 3}
+
+    loaded = await asyncio.to_thread(datasets.load_dataset, str(out), cache_dir=str(tmp_path / "hf-cache"))
+    assert set(loaded) == {"train", "unassigned", "test"}
+    category = loaded["train"].features["objects"]["category"].feature
+    assert category.names == ["scratch", "dent", "person"]
+    rows = {Path(row["image"].filename).name: row for split in loaded.values() for row in split}
+    assert {name: rows[name]["image"].size for name in rows} == {Path(n).name: s for n, s in (*SIZES.items(), EMPTY)}
+    assert (out / "train" / "b.png").read_bytes() == b
+    named = {name: sorted(zip((category.int2str(c) for c in row["objects"]["category"]), row["objects"]["bbox"],
+                              strict=True)) for name, row in rows.items()}
+    assert named == {
+        "a.png": [("dent", [2, 2, 20, 20]), ("scratch", [10, 12, 20, 8.5])],
+        "b.png": [("dent", [30, 20, 15, 25]), ("scratch", [5, 6, 20, 10])],
+        "c.png": [("person", [4, 4, 20, 30])],
+        "d.png": [],
+    }
+    assert loaded["test"][0]["objects"] == {"bbox": [], "category": []}

@@ -1,0 +1,206 @@
+"""Pascal VOC import (#19) against the real server: a small VOC 2012 tree made here (Pillow JPEGs,
+palette PNG masks with the void border, XML written by the test), imported with the `graphlake`
+command, read back through the version, and exported again as YOLO."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from graphlake_client import Client
+from graphlake_client.version_reading import find_version, version_datums
+from tests.conftest import MakeToken, Served
+from tests.test_exchange_coco import counts, graphlake
+
+pytestmark = pytest.mark.asyncio
+
+WIDTH, HEIGHT = 60, 40
+DOG, PERSON, CAT, CAR = 12, 15, 8, 7  # VOC class indices
+
+
+def palette() -> list[int]:
+    """VOC's colour map (the devkit's bit-interleaving), as a flat PIL palette."""
+    colours = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colours += [r, g, b]
+    return colours
+
+
+def regions() -> tuple[np.ndarray, np.ndarray]:
+    """Image 1's dog (object 1) and person (object 2), as boolean masks."""
+    dog, person = np.zeros((HEIGHT, WIDTH), bool), np.zeros((HEIGHT, WIDTH), bool)
+    dog[8:28, 6:24] = True
+    dog[8, 6] = False  # not a plain rectangle
+    person[4:36, 32:54] = True
+    return dog, person
+
+
+def save_palette_png(values: np.ndarray, path: Path) -> None:
+    image = Image.fromarray(values.astype(np.uint8), mode="P")
+    image.putpalette(palette())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def xml(file_name: str, objects: list[str]) -> str:
+    return (f"<annotation><folder>VOC2012</folder><filename>{file_name}</filename>"
+            f"<size><width>{WIDTH}</width><height>{HEIGHT}</height><depth>3</depth></size>"
+            f"<segmented>1</segmented>{''.join(objects)}</annotation>")
+
+
+def voc_tree(root: Path) -> Path:
+    """Three images: 2008_000001 (a dog and a person with layout parts, both segmentations),
+    2008_000002 (a cat) in train; 2008_000003 (a car) in val."""
+    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for n in (1, 2, 3):
+        pixels = np.random.default_rng(n).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "JPEGImages" / f"2008_00000{n}.jpg", quality=90)
+    (root / "ImageSets/Main/train.txt").write_text("2008_000001\n2008_000002\n")
+    (root / "ImageSets/Main/val.txt").write_text("2008_000003\n")
+    (root / "Annotations/2008_000001.xml").write_text(xml("2008_000001.jpg", [
+        "<object><name>dog</name><pose>Left</pose><truncated>1</truncated><occluded>1</occluded>"
+        "<difficult>0</difficult><bndbox><xmin>7</xmin><ymin>9</ymin><xmax>24</xmax><ymax>28</ymax></bndbox></object>",
+        "<object><name>person</name><pose>Unspecified</pose><truncated>0</truncated><difficult>1</difficult>"
+        "<bndbox><xmin>33</xmin><ymin>5</ymin><xmax>54</xmax><ymax>36</ymax></bndbox>"
+        "<part><name>head</name><bndbox><xmin>40</xmin><ymin>5</ymin><xmax>48</xmax><ymax>12</ymax></bndbox></part>"
+        "<part><name>hand</name><bndbox><xmin>33.5</xmin><ymin>20</ymin><xmax>36</xmax><ymax>24</ymax></bndbox></part>"
+        "</object>"]))
+    (root / "Annotations/2008_000002.xml").write_text(xml("2008_000002.jpg", [
+        "<object><name>cat</name><truncated>0</truncated>"
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object>"]))
+    (root / "Annotations/2008_000003.xml").write_text(xml("2008_000003.jpg", [
+        "<object><name>car</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>50</xmax><ymax>30</ymax></bndbox></object>"]))
+    dog, person = regions()
+    border = np.zeros((HEIGHT, WIDTH), bool)
+    for mask in (dog, person):  # VOC's void band around each object: one pixel here
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= mask[:, :-1]
+        grown[:, :-1] |= mask[:, 1:]
+        border |= grown & ~mask
+    objects = np.where(dog, 1, np.where(person, 2, 0))
+    classes = np.where(dog, DOG, np.where(person, PERSON, 0))
+    save_palette_png(np.where(border, 255, objects), root / "SegmentationObject/2008_000001.png")
+    save_palette_png(np.where(border, 255, classes), root / "SegmentationClass/2008_000001.png")
+    return root
+
+
+async def read_version(lake: Client, version: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    found = await find_version(lake, version)
+    return [item async for item in version_datums(lake, found["id"])]
+
+
+def geometry(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record["geometry"].items() if k != "__typename"}
+
+
+@pytest.mark.parametrize("mount", [None, "lab"])
+async def test_voc_import_gives_the_expected_records(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                      mount: str | None) -> None:
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    root = voc_tree(tmp_path / "VOC2012")
+    args = ["import", "voc", str(root), "--split", "train", "--version", "v1", *(["--mount", mount] if mount else [])]
+    first = await asyncio.to_thread(graphlake, served, token, *args)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["dataset"] == "VOC2012"  # the folder's name by default
+    assert summary["images_uploaded"] == 2 and summary["datums_created"] == 2 and not summary["kept"]
+    assert summary["records_added"] == 9  # 3 boxes, 2 parts, 2 object masks, 2 class masks
+    before = await counts()
+    assert before == (2 + 4, 2, 9)  # images and mask PNGs
+
+    async with Client(served.base_url, token) as lake:
+        datums = await read_version(lake, "VOC2012/v1")
+        assert sorted((d["split"], d["metadata"]["voc"]["id"], d["metadata"]["voc"]["width"]) for d, _ in datums) == \
+            [("TRAIN", "2008_000001", WIDTH), ("TRAIN", "2008_000002", WIDTH)]
+        records = {d["metadata"]["voc"]["id"]: r for d, r in datums}
+        boxes = sorted((r["label"], geometry(r), r["attributes"]) for r in records["2008_000001"] if r["kind"] == "BBOX")
+        assert boxes == [
+            ("dog", {"x": 6, "y": 8, "width": 18, "height": 20},
+             {"voc_object": 1, "difficult": False, "truncated": True, "occluded": True, "pose": "Left",
+              "voc_bndbox": [7, 9, 24, 28]}),
+            ("hand", {"x": 32.5, "y": 19, "width": 3.5, "height": 5}, {"voc_part_of": 2}),
+            ("head", {"x": 39, "y": 4, "width": 9, "height": 8}, {"voc_part_of": 2}),
+            ("person", {"x": 32, "y": 4, "width": 22, "height": 32},
+             {"voc_object": 2, "difficult": True, "truncated": False, "voc_bndbox": [33, 5, 54, 36]}),
+        ]
+        assert [(r["label"], r["attributes"]) for r in records["2008_000002"]] == [
+            ("cat", {"voc_object": 1, "difficult": False, "truncated": False, "voc_bndbox": [1, 1, 20, 20]})]
+        dog, person = regions()
+        masks = sorted((r for r in records["2008_000001"] if r["kind"] == "MASK"),
+                       key=lambda r: (r["attributes"]["voc_segmentation"], r["label"]))
+        assert [(r["label"], r["attributes"]) for r in masks] == [
+            ("dog", {"voc_segmentation": "class"}), ("person", {"voc_segmentation": "class"}),
+            ("dog", {"voc_object": 1, "voc_segmentation": "object"}),
+            ("person", {"voc_object": 2, "voc_segmentation": "object"})]
+        for record, expected in zip(masks, (dog, person, dog, person), strict=True):
+            png = await lake.download(record["geometry"]["asset"]["id"], tmp_path / "mask.png")
+            assert np.array_equal(np.asarray(Image.open(png)) > 0, expected)  # the void border left out
+
+    from documents.asset import Asset
+
+    assert await Asset.get_pymongo_collection().distinct("storage.mount", {"kind": "FILE"}) == [mount or "local"]
+
+    again = await asyncio.to_thread(graphlake, served, token, *args)
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(again.stdout)
+    assert rerun["images_unchanged"] == 2 and rerun["datums_created"] == 0 and rerun["kept"]
+    assert rerun["records_added"] == 0 and rerun["version"]["id"] == summary["version"]["id"]
+    assert await counts() == before
+
+    val = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "val",
+                                  "--dataset", "VOC2012", "--version", "v2")
+    assert val.returncode == 0, val.stderr
+    assert json.loads(val.stdout)["records_added"] == 1 and json.loads(val.stdout)["set_id"] != summary["set_id"]
+    async with Client(served.base_url, token) as lake:
+        assert [(d["split"], [r["label"] for r in rs]) for d, rs in await read_version(lake, "VOC2012/v2")] == \
+            [("VALIDATION", ["car"])]
+
+        # Out again as YOLO: one line per object and part; an object's mask joins its box (voc_object)
+        # and is left out with the class masks, which are no objects.
+        exported = await lake.export_yolo("VOC2012/v1", tmp_path / "yolo")
+    assert exported["objects"] == 5 and exported["left_out"] == {"MASK": 4} and exported["format"] == "detect"
+    data_yaml = (tmp_path / "yolo" / "data.yaml").read_text()
+    assert "dog" in data_yaml and "head" in data_yaml
+    assert len((tmp_path / "yolo" / "labels" / "train" / "2008_000001.txt").read_text().splitlines()) == 4
+
+
+async def test_hostile_voc_files_are_refused_before_anything_is_written(served: Served, make_token: MakeToken,
+                                                                       tmp_path: Path) -> None:
+    from documents.api_token import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    root = voc_tree(tmp_path / "VOC2012")
+    clean = (root / "Annotations/2008_000002.xml").read_text()
+    # An entity expansion (a "billion laughs" in small): defusedxml refuses any entity declaration.
+    (root / "Annotations/2008_000002.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE annotation [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+        + clean.replace("<folder>VOC2012</folder>", "<folder>&b;</folder>"))
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train")
+    assert refused.returncode == 1 and "2008_000002.xml: not a VOC annotation" in refused.stderr, refused.stderr
+    (root / "Annotations/2008_000002.xml").write_text(clean)
+    (root / "ImageSets/Main/train.txt").write_text("2008_000001\n../../secret\n")
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train")
+    assert refused.returncode == 1 and "not plain names" in refused.stderr, refused.stderr
+    (root / "ImageSets/Main/train.txt").write_text("2008_000001\n")
+    save_palette_png(np.full((HEIGHT, WIDTH), 3), root / "SegmentationObject/2008_000001.png")  # 2 objects in the XML
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train")
+    assert refused.returncode == 1 and "has object 3" in refused.stderr, refused.stderr
+    assert await counts() == (0, 0, 0)

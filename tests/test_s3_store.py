@@ -1,0 +1,85 @@
+"""The S3 store against MinIO behind a proxy that plays a slow S3: a multipart completion S3 thinks
+over for longer than the mount's timeout_seconds is waited for, and completing twice is harmless."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import httpx
+
+from storage import S3Store
+from tests.conftest import S3Service
+
+REQUEST_STARTS = (b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE ")
+
+
+@contextlib.asynccontextmanager
+async def slow_completions(upstream: str, delay: float) -> AsyncIterator[str]:
+    """A TCP proxy to `upstream` holding back the answer to each multipart completion (a POST with
+    an uploadId) for `delay` seconds, as S3 does while it assembles a big object. HTTP/1.1 clients
+    send one request at a time on a connection, so the last request line seen is the one answered."""
+    target = urlsplit(upstream)
+    pipes: set[asyncio.Task] = set()
+
+    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(target.hostname, target.port)
+        pending_completion = asyncio.Event()
+
+        async def requests() -> None:
+            while data := await client_reader.read(65536):
+                if data.startswith(REQUEST_STARTS):
+                    line = data.split(b"\r\n", 1)[0]
+                    if line.startswith(b"POST ") and b"uploadId=" in line:
+                        pending_completion.set()
+                upstream_writer.write(data)
+                await upstream_writer.drain()
+            upstream_writer.close()
+
+        async def answers() -> None:
+            while data := await upstream_reader.read(65536):
+                if pending_completion.is_set():
+                    pending_completion.clear()
+                    await asyncio.sleep(delay)
+                client_writer.write(data)
+                await client_writer.drain()
+            client_writer.close()
+
+        for pipe in (asyncio.create_task(requests()), asyncio.create_task(answers())):
+            pipes.add(pipe)
+            pipe.add_done_callback(pipes.discard)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for pipe in list(pipes):
+            pipe.cancel()
+
+
+async def test_a_completion_slower_than_the_mount_timeout_is_waited_for(s3: S3Service) -> None:
+    async with slow_completions(s3.endpoint, delay=2.0) as endpoint:
+        store = S3Store("slow", bucket=s3.bucket, endpoint_url=endpoint, access_key_id=s3.access_key,
+                        secret_access_key=s3.secret_key, timeout=0.5)
+        await store.open()
+        try:
+            key = f"slow-completion/{uuid.uuid4().hex}"
+            upload_id = await store.start_multipart(key, content_type="application/octet-stream")  # answered at once
+            body = b"part one " * 1000
+            signed = await store.sign_part(key, upload_id, 1, size=len(body), offset=0, expires_in=60)
+            async with httpx.AsyncClient() as http:
+                assert (await http.put(signed.url, content=body)).status_code == 200
+            parts = await store.list_parts(key, upload_id)
+            # 2 s of thinking against a 0.5 s timeout: before, botocore gave up after 0.5 s, tried
+            # again, and the retry found the upload already completed (NoSuchUpload): an error.
+            await store.complete_multipart(key, upload_id, parts)
+            info = await store.stat(key)
+            assert info is not None and info.size == len(body)
+            # Completing again (a caller that lost the first answer) finds the object: no error.
+            await store.complete_multipart(key, upload_id, parts)
+        finally:
+            await store.close()
