@@ -43,8 +43,8 @@ class AssetTallies:
 async def _groups(model: type, match: dict[str, Any], keys: dict[str, str], total: Any = 1) -> list[dict]:
     """Rows of {_id: {key: value}, n: the $sum of `total` (1 counts)} for each combination of the keys.
 
-    One accumulator per $group: FerretDB v1.24 fills only a group's first one (any further one comes
-    back 0), so a count and a sum of bytes take two aggregations."""
+    One accumulator per $group: FerretDB v1 fills only a group's first one (any further one comes back
+    0; FerretDB/FerretDB#4616, open), so a count and a sum of bytes take two aggregations."""
     group = {"_id": {name: f"${path}" for name, path in keys.items()}, "n": {"$sum": total}}
     cursor = await model.get_pymongo_collection().aggregate([{"$match": match}, {"$group": group}])
     return [row async for row in cursor]
