@@ -11,30 +11,64 @@ from documents.common import Ownership as OwnershipValue
 from documents.common import Split as SplitValue
 from documents.json_value import InvalidJson, InvalidPredicate, StoredJson, predicate_filter
 from documents.json_value import JsonOp as JsonOpValue
+from resolvers.enums import described_enum
 from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 from services.errors import BadUserInput
 
-Split = strawberry.enum(SplitValue, description="Which part of training a datum belongs to.")
-JsonOp = strawberry.enum(JsonOpValue, description="How a JSON path predicate compares.")
+Split = described_enum(SplitValue, "Which part of training a datum belongs to.", {
+    "TRAIN": "Used to fit a model.",
+    "VALIDATION": "Held out to tune and choose a model while training.",
+    "TEST": "Held out for the final evaluation only.",
+    "UNASSIGNED": "In no split yet (the default for a new datum); `trainingSplit` can assign these by ratio.",
+})
+JsonOp = described_enum(JsonOpValue, (
+    "How a JSON path predicate compares `value` with the leaves at its path; a predicate holds when some leaf "
+    "at the path (any element, under an array) satisfies it, except NE and NIN, which hold when none does."), {
+    "EQ": "Equal to `value` (a scalar: string, number, boolean or null).",
+    "NE": "No leaf at the path equals `value`; documents without the path match too.",
+    "GT": "Greater than `value` (a number or a string; numbers compare with numbers, strings with strings).",
+    "GTE": "Greater than or equal to `value` (a number or a string).",
+    "LT": "Less than `value` (a number or a string).",
+    "LTE": "Less than or equal to `value` (a number or a string).",
+    "IN": "Equal to one of `value`, a non-empty list of scalars.",
+    "NIN": "Equal to none of `value`, a non-empty list of scalars; documents without the path match too.",
+    "EXISTS": "The path exists (`value` true or null) or does not (`value` false).",
+    "CONTAINS": "A string leaf contains `value` as a substring (case-sensitive); a non-string `value` tests equality.",
+    "REGEX": ("A string leaf matches the pattern `value` (RE2 syntax: no lookaround or backreferences; at most 500 "
+              "characters)."),
+})
 
 
 @strawberry.enum(description="Sort direction.")
 class OrderDirection(Enum):
-    ASC = 1
-    DESC = -1
+    ASC = strawberry.enum_value(1, description="Smallest (or earliest, or A) first.")
+    DESC = strawberry.enum_value(-1, description="Largest (or latest, or Z) first.")
+
+
+# The ids are the producer's own (free strings, as MADSci's OwnershipInfo); null means not recorded.
+OWNERSHIP_DESCRIPTIONS = {
+    "user_id": "The person who produced it (a free string, not a token name); null if not recorded.",
+    "experiment_id": "The experiment it belongs to; null if not recorded.",
+    "campaign_id": "The campaign (a series of experiments) it belongs to; null if not recorded.",
+    "project_id": "The project it belongs to; null if not recorded.",
+    "workflow_id": "The workflow run that produced it; null if not recorded.",
+    "step_id": "The workflow step that produced it; null if not recorded.",
+    "node_id": "The instrument or node (a lab device or service) that produced it; null if not recorded.",
+    "lab_id": "The lab it comes from; null if not recorded.",
+}
 
 
 @strawberry.type(description="Who or what produced a thing.")
 class Ownership:
-    user_id: str | None = None
-    experiment_id: str | None = None
-    campaign_id: str | None = None
-    project_id: str | None = None
-    workflow_id: str | None = None
-    step_id: str | None = None
-    node_id: str | None = None
-    lab_id: str | None = None
+    user_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["user_id"])
+    experiment_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["experiment_id"])
+    campaign_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["campaign_id"])
+    project_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["project_id"])
+    workflow_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["workflow_id"])
+    step_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["step_id"])
+    node_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["node_id"])
+    lab_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["lab_id"])
 
     @classmethod
     def from_value(cls, value: OwnershipValue) -> Ownership:
@@ -44,14 +78,14 @@ class Ownership:
 @batch_input
 @strawberry.input(description="Who or what produced a thing; as a filter, every given field must match.")
 class OwnershipInput:
-    user_id: str | None = None
-    experiment_id: str | None = None
-    campaign_id: str | None = None
-    project_id: str | None = None
-    workflow_id: str | None = None
-    step_id: str | None = None
-    node_id: str | None = None
-    lab_id: str | None = None
+    user_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["user_id"])
+    experiment_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["experiment_id"])
+    campaign_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["campaign_id"])
+    project_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["project_id"])
+    workflow_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["workflow_id"])
+    step_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["step_id"])
+    node_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["node_id"])
+    lab_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["lab_id"])
 
     def to_value(self) -> OwnershipValue:
         return OwnershipValue(**{k: v for k, v in vars(self).items() if v is not None})
@@ -64,9 +98,11 @@ class OwnershipInput:
                               'Path keys are joined by "."; a "." or "\\\\" inside a key is escaped with "\\\\". '
                               "Array elements match under the array's own path.")
 class JsonPredicate:
-    path: str
-    op: JsonOp
-    value: JSON | None = None
+    path: str = strawberry.field(description='Where in the JSON to look: keys joined by ".", e.g. "sensor.temperature".')
+    op: JsonOp = strawberry.field(description="How to compare.")
+    value: JSON | None = strawberry.field(default=None, description=(
+        "What to compare with: a scalar, a list of scalars for IN and NIN, a pattern for REGEX, a boolean or null "
+        "for EXISTS."))
 
 
 def encode_json(value: Any, *, field: str, max_bytes: int | None = None) -> StoredJson:

@@ -5,46 +5,57 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from beanie import Document
 from bson import ObjectId
 
-from documents import annotation, asset, collection, dataset, event, retention
+from documents import annotation, asset, collection, dataset, event, retention, upload
 from documents.api_token import ApiToken as ApiTokenDocument
 from documents.api_token import Role
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.assets.types import Asset, AssetRetention
 from resolvers.auth.types import ApiToken
-from resolvers.collections.types import Collection
-from resolvers.context import Info
+from resolvers.collections.types import Collection, CollectionItem
+from resolvers.context import Context, Info
 from resolvers.datasets.types import Dataset, DatasetVersion
 from resolvers.datums.types import Datum
 from resolvers.events.types import Event
 from resolvers.permissions import CanRead, require_role
 from resolvers.relay import Node
+from resolvers.uploads.queries import visible_session
 from services.errors import BadUserInput
 from services.node_ids import NodeType, split_id
 
 
 @dataclass(frozen=True)
 class NodeKind:
-    """What reading one type of node takes: a role, and a batch fetch by raw ids."""
+    """What reading one type of node takes: a role, and a batch fetch by raw ids (for the caller: what an
+    upload session shows depends on who asks)."""
 
     role: Role
-    fetch: Callable[[Sequence[str]], Awaitable[dict[str, Any]]]
+    fetch: Callable[[Context, Sequence[str]], Awaitable[dict[str, Any]]]
+
+
+async def _find(model: type[Document], raw_ids: Sequence[str], query: dict[str, Any] | None = None) -> list[Any]:
+    """`model` documents by raw id, one `$in` query; a raw id that is no ObjectId finds nothing."""
+    ids = [ObjectId(raw) for raw in raw_ids if ObjectId.is_valid(raw)]
+    raw = await model.get_pymongo_collection().find({"_id": {"$in": ids}, **(query or {})}).to_list()
+    return [model.model_validate(doc) for doc in raw]
 
 
 def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str, Any] | None = None):
-    """A batch fetch of `model` documents by raw id: one `$in` query."""
+    """A batch fetch of `model` documents by raw id, each made a node."""
 
-    async def fetch(raw_ids: Sequence[str]) -> dict[str, Any]:
-        ids = [ObjectId(raw) for raw in raw_ids if ObjectId.is_valid(raw)]
-        raw = await model.get_pymongo_collection().find({"_id": {"$in": ids}, **(query or {})}).to_list()
-        return {str(doc["_id"]): to_node(model.model_validate(doc)) for doc in raw}
+    async def fetch(context: Context, raw_ids: Sequence[str]) -> dict[str, Any]:
+        return {str(doc.id): to_node(doc) for doc in await _find(model, raw_ids, query)}
 
     return fetch
+
+
+async def _fetch_upload_sessions(context: Context, raw_ids: Sequence[str]) -> dict[str, Any]:
+    return {str(doc.id): await visible_session(context, doc) for doc in await _find(upload.UploadSession, raw_ids)}
 
 
 # Every type that implements Node has a row here; a test checks that against the schema.
@@ -53,6 +64,7 @@ NODE_KINDS: dict[NodeType, NodeKind] = {
     NodeType.ASSET: NodeKind(Role.VIEWER, _fetch(asset.Asset, Asset.from_document)),
     NodeType.ASSET_RETENTION: NodeKind(Role.VIEWER, _fetch(retention.AssetRetention, AssetRetention.from_document)),
     NodeType.COLLECTION: NodeKind(Role.VIEWER, _fetch(collection.Collection, Collection.from_document)),
+    NodeType.COLLECTION_ITEM: NodeKind(Role.VIEWER, _fetch(collection.CollectionItem, CollectionItem.from_document)),
     NodeType.DATUM: NodeKind(Role.VIEWER, _fetch(dataset.Datum, Datum.from_document)),
     NodeType.DATASET: NodeKind(Role.VIEWER, _fetch(dataset.Dataset, Dataset.from_document)),
     NodeType.DATASET_VERSION: NodeKind(Role.VIEWER, _fetch(dataset.DatasetVersion, DatasetVersion.from_document,
@@ -61,37 +73,56 @@ NODE_KINDS: dict[NodeType, NodeKind] = {
     NodeType.ANNOTATION_SET: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSet, AnnotationSet.from_document)),
     NodeType.ANNOTATION_RECORD: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationRecord, AnnotationRecord.from_document)),
     NodeType.EVENT: NodeKind(Role.VIEWER, _fetch(event.Event, Event.from_document)),
+    NodeType.UPLOAD_SESSION: NodeKind(Role.VIEWER, _fetch_upload_sessions),
 }
 
 
-def _kind(type_name: str, global_id: str, field: str) -> NodeKind:
-    try:
-        return NODE_KINDS[type_name]
-    except KeyError:
-        raise BadUserInput(f"{global_id!r} is not a Graphlake ID", field=field) from None
+def _parse(global_id: str, field: str) -> tuple[str, str]:
+    """(type name, raw id) of the global ID of a node type; BAD_USER_INPUT naming `field` otherwise."""
+    type_name, raw_id = split_id(global_id, field=field)
+    if type_name not in NODE_KINDS:
+        raise BadUserInput(f"{global_id!r} is not a Graphlake ID", field=field)
+    return type_name, raw_id
 
 
 @strawberry.type
 class NodeQueries:
-    @strawberry.field(permission_classes=[CanRead], description="Any object by its global ID; null if it does not exist.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        type_name, raw_id = split_id(id)
-        kind = _kind(type_name, id, "id")
+    @strawberry.field(permission_classes=[CanRead], description=(
+        "Any object by its global ID (any type that implements Node); null if it does not exist. Needs the role "
+        "that reading its type needs (VIEWER; ADMIN for an ApiToken). An ID that is not a Graphlake ID: "
+        "BAD_USER_INPUT."))
+    async def node(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A global ID, as any `id` field gives it.")],
+    ) -> Node | None:
+        type_name, raw_id = _parse(id, "id")
+        kind = NODE_KINDS[type_name]
         require_role(info.context, kind.role)
-        return (await kind.fetch([raw_id])).get(raw_id)
+        return (await kind.fetch(info.context, [raw_id])).get(raw_id)
 
-    @strawberry.field(permission_classes=[CanRead], description="Objects by global ID, in the order asked; null where missing.")
-    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+    @strawberry.field(permission_classes=[CanRead], description=(
+        "Objects by global ID, in the order asked, one query per type; null where missing. An ID that is not a "
+        "Graphlake ID gives null in its place and an error (BAD_USER_INPUT, its `path` ending at that entry); the "
+        "others are still answered. Needs the role each asked type needs (FORBIDDEN for the whole call otherwise)."))
+    async def nodes(
+        self, info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description=(
+            "Global IDs of any node types, at most the maximum page size (GRAPHLAKE_MAX_PAGE_SIZE, 500 by default)."))],
+    ) -> list[Node | None]:
         if len(ids) > info.context.settings.max_page_size:
             raise BadUserInput(f"at most {info.context.settings.max_page_size} ids at once", field="ids")
         wanted: dict[str, list[str]] = defaultdict(list)
-        parsed = []
+        parsed: list[tuple[str, str] | BadUserInput] = []
         for position, global_id in enumerate(ids):
-            type_name, raw_id = split_id(global_id, field=f"ids[{position}]")
-            _kind(type_name, global_id, f"ids[{position}]")
+            try:
+                type_name, raw_id = _parse(global_id, f"ids[{position}]")
+            except BadUserInput as error:
+                # Returned, not raised: graphql-core reports an exception in a list at its own entry's path and
+                # nulls that entry alone (the list's items are nullable), so one bad ID fails one entry.
+                parsed.append(error)
+                continue
             wanted[type_name].append(raw_id)
             parsed.append((type_name, raw_id))
         for type_name in wanted:  # authorize every type before reading any
             require_role(info.context, NODE_KINDS[type_name].role)
-        found = {type_name: await NODE_KINDS[type_name].fetch(raw_ids) for type_name, raw_ids in wanted.items()}
-        return [found[type_name].get(raw_id) for type_name, raw_id in parsed]
+        found = {type_name: await NODE_KINDS[type_name].fetch(info.context, raw_ids) for type_name, raw_ids in wanted.items()}
+        return [entry if isinstance(entry, BadUserInput) else found[entry[0]].get(entry[1]) for entry in parsed]

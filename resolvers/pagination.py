@@ -194,11 +194,13 @@ async def child_connection(
     query: dict[str, Any],
     page: Page,
     to_node: Callable[[D], T],
+    many_valued: bool = False,
 ) -> Connection[T]:
     """A parent's children (`model` documents whose `field` is `parent_id`) in `_id` order.
 
     A first page comes from a DataLoader, so a list of parents costs one query for all their
     children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
+    `many_valued`: `field` is an array (or inside one), and names the parent among other values.
     """
     sort = [("_id", ASCENDING)]
     if page.after:
@@ -206,11 +208,13 @@ async def child_connection(
             model.get_pymongo_collection(), query={field: parent_id, **query}, sort=sort, page=page,
             to_node=lambda raw: to_node(model.model_validate(raw)),
         )
-    child_page = await loaders.children(model, field, query, page.first).load(parent_id)
+    pages = loaders.referrers if many_valued else loaders.children
+    child_page = await pages(model, field, query, page.first).load(parent_id)
     edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
 
     async def count() -> int:
-        return await loaders.counts(model, field, query).load(parent_id)
+        counts = loaders.referrer_counts if many_valued else loaders.counts
+        return await counts(model, field, query).load(parent_id)
 
     return Connection(
         edges=edges,

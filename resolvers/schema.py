@@ -45,19 +45,31 @@ from resolvers.loaders import FreshLoaders
 from resolvers.named_operation import NamedOperation
 from resolvers.node import NodeQueries
 from resolvers.scalars import SCALAR_MAP
+from resolvers.summary.queries import SummaryQueries
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
 from resolvers.uploads.mutations import UploadMutations
 from resolvers.uploads.queries import UploadQueries, UploadSubscriptions
 
 Query = merge_types("Query", (
     NodeQueries, AssetQueries, UploadQueries, CollectionQueries, DatumQueries, DatasetQueries, AnnotationQueries,
-    EventQueries, SystemQueries, AuthQueries,
+    EventQueries, SystemQueries, AuthQueries, SummaryQueries,
 ))
 Mutation = merge_types("Mutation", (
     AssetMutations, UploadMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations,
     EventMutations, AuthMutations,
 ))
 Subscription = merge_types("Subscription", (EventSubscriptions, UploadSubscriptions, SystemSubscriptions))
+# merge_types takes no description: set on the merged types' definitions, which the schema is built from.
+Query.__strawberry_definition__.description = (
+    "Reading the lake. Every field but `health` and `me` needs VIEWER at least (a token, unless "
+    "GRAPHLAKE_ANONYMOUS_READ is on; some fields say they need ADMIN); every list that can grow is a Relay connection "
+    "paged with `first` and `after`.")
+Mutation.__strawberry_definition__.description = (
+    "Writing the lake: CONTRIBUTOR at least (some say they need ADMIN). Each successful mutation leaves an AUDIT event; "
+    "a batch is checked whole before anything is written.")
+Subscription.__strawberry_definition__.description = (
+    "Live streams over WebSocket (the graphql-transport-ws protocol), VIEWER at least; the token goes in the "
+    "connection_init payload.")
 
 # Every successful mutation leaves an AUDIT event (who, which mutation, which ids).
 for _field in Mutation.__strawberry_definition__.fields:

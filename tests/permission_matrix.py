@@ -24,6 +24,7 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Query.health": ("Status", {}, ANY),
     "Query.me": ("Me", {}, ANY),
     "Query.mounts": ("Mounts", {}, Role.VIEWER),
+    "Query.summary": ("Summary", {"after": "2020-01-01T00:00:00Z"}, Role.VIEWER),
     # node/nodes need VIEWER, and then the role of the type asked for: tokens are ADMIN's.
     "Query.node": ("Node", {"id": SOME_TOKEN_ID}, Role.ADMIN),
     "Query.nodes": ("Nodes", {"ids": [SOME_TOKEN_ID]}, Role.ADMIN),

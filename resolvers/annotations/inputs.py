@@ -13,13 +13,17 @@ from services.node_ids import NodeType, decode_object_ids
 
 @strawberry.input(description="Which annotation records to list; every given field must match.")
 class AnnotationFilter:
-    kinds: list[AnnotationKind] | None = None
-    labels: list[str] | None = None
-    set_ids: list[strawberry.ID] | None = None
-    purposes: list[AnnotationPurpose] | None = None
-    source_kinds: list[SourceKind] | None = None
-    min_score: float | None = None
-    verified: bool | None = None
+    kinds: list[AnnotationKind] | None = strawberry.field(default=None, description="Only records of one of these kinds.")
+    labels: list[str] | None = strawberry.field(default=None, description="Only records with one of these labels (exact).")
+    set_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Only records in one of these sets.")
+    purposes: list[AnnotationPurpose] | None = strawberry.field(default=None, description=(
+        "Only records whose set has one of these purposes."))
+    source_kinds: list[SourceKind] | None = strawberry.field(default=None, description=(
+        "Only records made by one of these kinds of source."))
+    min_score: float | None = strawberry.field(default=None, description=(
+        "Only records with a score at least this (records without a score never match)."))
+    verified: bool | None = strawberry.field(default=None, description=(
+        "Only verified records (true) or unverified ones (false); null for both."))
     include_superseded: bool = strawberry.field(default=False, description="Also records a correction replaced "
                                                 "(supersedeAnnotation); by default lists show the current ones.")
 
@@ -46,104 +50,113 @@ def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
     return query
 
 
-@strawberry.input
+@strawberry.input(description="One class a schema allows.")
 class LabelClassInput:
-    name: str
-    display_name: str | None = None
+    name: str = strawberry.field(description="The label records will carry: not empty, once per schema.")
+    display_name: str | None = strawberry.field(default=None, description="A name to show people; null for none.")
     color: str | None = strawberry.field(default=None, description="CSS colour, e.g. `#ff8800`.")
 
 
 @strawberry.input(description="A schema to create. `version` defaults to one above the newest of that name.")
 class CreateAnnotationSchemaInput:
-    name: str
-    kinds: list[AnnotationKind]
-    labels: list[LabelClassInput]
-    version: int | None = None
-    allow_scores: bool = True
-    required_attributes: list[str] | None = None
+    name: str = strawberry.field(description="Its name (a name has numbered versions).")
+    kinds: list[AnnotationKind] = strawberry.field(description="The kinds of record it allows: at least one.")
+    labels: list[LabelClassInput] = strawberry.field(description="The classes records may carry; empty allows any label.")
+    version: int | None = strawberry.field(default=None, description=(
+        "Its version number, 1 or more (CONFLICT if taken); null is one above the newest of this name, or 1."))
+    allow_scores: bool = strawberry.field(default=True, description="Whether records may carry a score (default true).")
+    required_attributes: list[str] | None = strawberry.field(default=None, description=(
+        "Keys every record's `attributes` must hold (not empty strings); null for none."))
 
 
-@strawberry.input
+@strawberry.input(description="Who made records: a person, a model, or a program.")
 class AnnotationSourceInput:
-    kind: SourceKind
+    kind: SourceKind = strawberry.field(description="A person, a model, or a program.")
     name: str = strawberry.field(description="Annotator id, or model name.")
     version: str | None = strawberry.field(default=None, description="Model version.")
 
 
 @strawberry.input(description="A set to create: one purpose, one schema, and usually one source.")
 class CreateAnnotationSetInput:
-    name: str
-    purpose: AnnotationPurpose
-    schema_id: strawberry.ID
-    source: AnnotationSourceInput | None = None
+    name: str = strawberry.field(description="Its name (free text).")
+    purpose: AnnotationPurpose = strawberry.field(description="What its records are for.")
+    schema_id: strawberry.ID = strawberry.field(description="The schema its records are checked against.")
+    source: AnnotationSourceInput | None = strawberry.field(default=None, description=(
+        "Who makes its records by default; null makes each record name its own source."))
 
 
-@strawberry.input
+# Coordinates are pixels of the annotated asset, x rightwards and y downwards from its top-left corner;
+# every number must be finite.
+@strawberry.input(description="A point in pixels of the annotated asset.")
 class PointInput:
-    x: float
-    y: float
+    x: float = strawberry.field(description="Pixels from the asset's left edge.")
+    y: float = strawberry.field(description="Pixels from the asset's top edge.")
 
 
-@strawberry.input
+@strawberry.input(description="An axis-aligned box: top-left corner and size, in pixels.")
 class BBoxInput:
-    x: float
-    y: float
-    width: float
-    height: float
+    x: float = strawberry.field(description="The left edge, in pixels.")
+    y: float = strawberry.field(description="The top edge, in pixels.")
+    width: float = strawberry.field(description="Width in pixels, more than 0.")
+    height: float = strawberry.field(description="Height in pixels, more than 0.")
 
 
-@strawberry.input
+@strawberry.input(description="A box rotated by `angle` degrees around its centre, in pixels.")
 class RotatedBBoxInput:
-    cx: float
-    cy: float
-    width: float
-    height: float
-    angle: float
+    cx: float = strawberry.field(description="The centre's x, in pixels.")
+    cy: float = strawberry.field(description="The centre's y, in pixels.")
+    width: float = strawberry.field(description="Width in pixels before rotation, more than 0.")
+    height: float = strawberry.field(description="Height in pixels before rotation, more than 0.")
+    angle: float = strawberry.field(description="Rotation in degrees around the centre.")
 
 
-@strawberry.input
+@strawberry.input(description="Points of a polygon (at least 3) or a polyline (at least 2), in order.")
 class PointsInput:
-    points: list[PointInput]
+    points: list[PointInput] = strawberry.field(description="The points, in order.")
 
 
-@strawberry.input
+@strawberry.input(description="One named point of an object, in pixels.")
 class KeypointInput:
-    name: str | None = None
-    x: float
-    y: float
-    visible: bool | None = None
+    name: str | None = strawberry.field(default=None, description="What the point is, e.g. left_wrist; null if unnamed.")
+    x: float = strawberry.field(description="Pixels from the asset's left edge.")
+    y: float = strawberry.field(description="Pixels from the asset's top edge.")
+    visible: bool | None = strawberry.field(default=None, description="Whether it is visible (false: occluded); null if unknown.")
 
 
-@strawberry.input
+@strawberry.input(description="The keypoints of one object, at least 1.")
 class KeypointsInput:
-    points: list[KeypointInput]
+    points: list[KeypointInput] = strawberry.field(description="The points.")
 
 
-@strawberry.input
+@strawberry.input(description="A segmentation mask stored as an image asset.")
 class MaskInput:
     asset_id: strawberry.ID = strawberry.field(description="An image asset holding the mask.")
 
 
 @strawberry.input(one_of=True, description="Exactly one shape, matching the record's kind.")
 class GeometryInput:
-    bbox: BBoxInput | None = strawberry.UNSET
-    rotated_bbox: RotatedBBoxInput | None = strawberry.UNSET
-    polygon: PointsInput | None = strawberry.UNSET
-    polyline: PointsInput | None = strawberry.UNSET
-    keypoints: KeypointsInput | None = strawberry.UNSET
-    mask: MaskInput | None = strawberry.UNSET
+    bbox: BBoxInput | None = strawberry.field(default=strawberry.UNSET, description="For a BBOX record.")
+    rotated_bbox: RotatedBBoxInput | None = strawberry.field(default=strawberry.UNSET, description="For a ROTATED_BBOX record.")
+    polygon: PointsInput | None = strawberry.field(default=strawberry.UNSET, description="For a POLYGON record (at least 3 points).")
+    polyline: PointsInput | None = strawberry.field(default=strawberry.UNSET, description="For a POLYLINE record (at least 2 points).")
+    keypoints: KeypointsInput | None = strawberry.field(default=strawberry.UNSET, description="For a KEYPOINTS record.")
+    mask: MaskInput | None = strawberry.field(default=strawberry.UNSET, description="For a MASK record.")
 
 
 @strawberry.input(description="One record to add; checked against the set's schema.")
 class AnnotationRecordInput:
-    asset_id: strawberry.ID
-    kind: AnnotationKind
+    asset_id: strawberry.ID = strawberry.field(description="The asset it annotates (not a DELETED one).")
+    kind: AnnotationKind = strawberry.field(description="What it says; one of the kinds the set's schema allows.")
     datum_id: strawberry.ID | None = strawberry.field(default=None, description="If given, the asset must be one of its roles.")
-    label: str | None = None
-    score: float | None = None
-    value: float | None = None
-    geometry: GeometryInput | None = None
-    attributes: JSON | None = None
+    label: str | None = strawberry.field(default=None, description=(
+        "Its class, one of the schema's labels (any, if the schema lists none); required but for REGRESSION."))
+    score: float | None = strawberry.field(default=None, description=(
+        "Confidence from 0 to 1, if the schema allows scores; null for none."))
+    value: float | None = strawberry.field(default=None, description="The regression target: required (finite) for REGRESSION.")
+    geometry: GeometryInput | None = strawberry.field(default=None, description=(
+        "The shape matching `kind`; null (and only null) for CLASSIFICATION and REGRESSION."))
+    attributes: JSON | None = strawberry.field(default=None, description=(
+        "A JSON object holding at least the schema's required attributes; null stores {}."))
     source: AnnotationSourceInput | None = strawberry.field(default=None, description="Defaults to the set's source.")
 
 

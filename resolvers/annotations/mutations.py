@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents import annotation as docs
@@ -25,8 +27,8 @@ from services.node_ids import NodeType, decode_object_id, decode_object_ids
 
 @strawberry.type(description="The records an addAnnotations call stored.")
 class AddAnnotationsPayload:
-    count: int
-    records: list[AnnotationRecord]
+    count: int = strawberry.field(description="How many records were stored (all that were given).")
+    records: list[AnnotationRecord] = strawberry.field(description="The stored records, in the order given.")
 
 
 def _source(value: AnnotationSourceInput | None) -> docs.AnnotationSource | None:
@@ -68,7 +70,9 @@ def _record(field: str, record: AnnotationRecordInput) -> service.NewRecord:
 @strawberry.type
 class AnnotationMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Create an annotation schema (name + version unique).")
-    async def create_annotation_schema(self, info: Info, input: CreateAnnotationSchemaInput) -> AnnotationSchema:
+    async def create_annotation_schema(
+        self, info: Info, input: Annotated[CreateAnnotationSchemaInput, strawberry.argument(description="The schema's rules.")],
+    ) -> AnnotationSchema:
         doc = await service.create_schema(
             input.name, input.kinds,
             [docs.LabelClass(name=c.name, display_name=c.display_name, color=c.color) for c in input.labels],
@@ -77,20 +81,34 @@ class AnnotationMutations:
         return AnnotationSchema.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Create an annotation set.")
-    async def create_annotation_set(self, info: Info, input: CreateAnnotationSetInput) -> AnnotationSet:
+    async def create_annotation_set(
+        self, info: Info,
+        input: Annotated[CreateAnnotationSetInput, strawberry.argument(description="Its name, purpose, schema and source.")],
+    ) -> AnnotationSet:
         doc = await service.create_set(input.name, input.purpose, decode_object_id(input.schema_id, NodeType.ANNOTATION_SCHEMA, field="schemaId"),
                                        _source(input.source), info.context.actor)
         return AnnotationSet.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Add records to a set: all are checked against its schema, then all are stored, or none.")
-    async def add_annotations(self, info: Info, set_id: strawberry.ID, records: list[AnnotationRecordInput]) -> AddAnnotationsPayload:
+    async def add_annotations(
+        self, info: Info,
+        set_id: Annotated[strawberry.ID, strawberry.argument(description="The set to add to.")],
+        records: Annotated[list[AnnotationRecordInput], strawberry.argument(description=(
+            "The records: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default)."))],
+    ) -> AddAnnotationsPayload:
         new = [_record(f"records[{i}]", r) for i, r in enumerate(records)]
         stored = await service.add_records(decode_object_id(set_id, NodeType.ANNOTATION_SET, field="setId"), new,
                                            info.context.actor, info.context.settings.max_batch_items)
         return AddAnnotationsPayload(count=len(stored), records=[AnnotationRecord.from_document(d) for d in stored])
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark records verified (or not), recording who and when.")
-    async def verify_annotations(self, info: Info, ids: list[strawberry.ID], verified: bool) -> list[AnnotationRecord]:
+    async def verify_annotations(
+        self, info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description=(
+            "The records; NOT_FOUND (nothing changed) if one does not exist. Answered in this order."))],
+        verified: Annotated[bool, strawberry.argument(description=(
+            "True marks them verified by the caller, now; false clears that."))],
+    ) -> list[AnnotationRecord]:
         docs_ = await service.verify(decode_object_ids(ids, NodeType.ANNOTATION_RECORD, field="ids"), verified, info.context.actor)
         return [AnnotationRecord.from_document(d) for d in docs_]
 
@@ -98,25 +116,34 @@ class AnnotationMutations:
                          "in the same set replaces it (checked against the set's schema), keeping what it supersedes "
                          "and why; the old one keeps which record superseded it and when. Lists show the new one; "
                          "dataset versions built before keep showing the old one.")
-    async def supersede_annotation(self, info: Info, input: SupersedeAnnotationInput) -> AnnotationRecord:
+    async def supersede_annotation(
+        self, info: Info,
+        input: Annotated[SupersedeAnnotationInput, strawberry.argument(description="The record, its replacement, and why.")],
+    ) -> AnnotationRecord:
         new = await service.supersede(decode_object_id(input.id, NodeType.ANNOTATION_RECORD), _record("record", input.record),
                                       input.reason, info.context.actor)
         return AnnotationRecord.from_document(new)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete one annotation record. The dataset versions "
                          "built with it keep showing their copy.")
-    async def delete_annotation_record(self, info: Info, id: strawberry.ID) -> DeletePayload:
+    async def delete_annotation_record(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The annotation record to delete.")],
+    ) -> DeletePayload:
         await service.delete_record(decode_object_id(id, NodeType.ANNOTATION_RECORD))
         return DeletePayload(id=id, deleted=True)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete an annotation set and its records, unless "
                          "a dataset version includes it (CONFLICT names them).")
-    async def delete_annotation_set(self, info: Info, id: strawberry.ID) -> DeletePayload:
+    async def delete_annotation_set(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The annotation set to delete.")],
+    ) -> DeletePayload:
         await service.delete_set(decode_object_id(id, NodeType.ANNOTATION_SET))
         return DeletePayload(id=id, deleted=True)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete an annotation schema no set uses "
                          "(CONFLICT names them).")
-    async def delete_annotation_schema(self, info: Info, id: strawberry.ID) -> DeletePayload:
+    async def delete_annotation_schema(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The annotation schema to delete.")],
+    ) -> DeletePayload:
         await service.delete_schema(decode_object_id(id, NodeType.ANNOTATION_SCHEMA))
         return DeletePayload(id=id, deleted=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents import annotation as docs
@@ -10,13 +12,13 @@ from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, Anno
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 
 
 @strawberry.type
 class AnnotationQueries:
     @strawberry.field(permission_classes=[CanRead], description="Annotation schemas, newest first.")
-    async def annotation_schemas(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[AnnotationSchema]:
+    async def annotation_schemas(self, info: Info, first: First = None, after: After = None) -> Connection[AnnotationSchema]:
         return await paginate(
             docs.AnnotationSchema.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after),
@@ -24,7 +26,7 @@ class AnnotationQueries:
         )
 
     @strawberry.field(permission_classes=[CanRead], description="Annotation sets, newest first.")
-    async def annotation_sets(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[AnnotationSet]:
+    async def annotation_sets(self, info: Info, first: First = None, after: After = None) -> Connection[AnnotationSet]:
         return await paginate(
             docs.AnnotationSet.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after),
@@ -33,7 +35,10 @@ class AnnotationQueries:
 
     @strawberry.field(permission_classes=[CanRead], description="Annotation records across all sets, newest first.")
     async def annotations(
-        self, info: Info, filter: AnnotationFilter | None = None, first: int | None = None, after: str | None = None
+        self, info: Info,
+        filter: Annotated[AnnotationFilter | None, strawberry.argument(description=(
+            "Which records; null lists all current (not superseded) ones."))] = None,
+        first: First = None, after: After = None,
     ) -> Connection[AnnotationRecord]:
         return await paginate(
             docs.AnnotationRecord.get_pymongo_collection(), query=annotation_query(filter), sort=[("_id", DESCENDING)],

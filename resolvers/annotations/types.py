@@ -12,8 +12,9 @@ from documents.asset import Asset as AssetDocument
 from documents.dataset import Datum as DatumDocument
 from resolvers.assets.types import Asset
 from resolvers.context import Info
+from resolvers.enums import described_enum
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -21,23 +22,40 @@ if TYPE_CHECKING:
     from resolvers.annotations.inputs import AnnotationFilter
     from resolvers.datums.types import Datum
 
-AnnotationKind = strawberry.enum(docs.AnnotationKind, description="What a record says: a class, a number, or a shape.")
-AnnotationPurpose = strawberry.enum(docs.AnnotationPurpose, description="GROUND_TRUTH labels, model PREDICTIONs, or REVIEW notes.")
-SourceKind = strawberry.enum(docs.SourceKind, description="Who made a record: a HUMAN annotator, a MODEL, or DERIVED by a program.")
+AnnotationKind = described_enum(docs.AnnotationKind, "What a record says: a class, a number, or a shape.", {
+    "CLASSIFICATION": "A class of the whole asset: `label`, no geometry.",
+    "REGRESSION": "A number about the whole asset: `value` (finite), no geometry.",
+    "BBOX": "An axis-aligned box around one object: `label` and a `bbox` geometry.",
+    "ROTATED_BBOX": "A rotated box around one object: `label` and a `rotatedBbox` geometry.",
+    "POLYGON": "A closed outline of one object: `label` and a `polygon` geometry (3 points or more).",
+    "POLYLINE": "An open line, e.g. a crack or a lane: `label` and a `polyline` geometry (2 points or more).",
+    "KEYPOINTS": "Named points of one object, e.g. a pose: `label` and a `keypoints` geometry (1 point or more).",
+    "MASK": "A per-pixel segmentation: `label` and a `mask` geometry naming an image asset.",
+})
+AnnotationPurpose = described_enum(docs.AnnotationPurpose, "GROUND_TRUTH labels, model PREDICTIONs, or REVIEW notes.", {
+    "GROUND_TRUTH": "Labels taken as true, to train and evaluate on (`trainingSplit(verifiedOnly:)` checks these).",
+    "PREDICTION": "A model's output, usually with scores, to compare with ground truth.",
+    "REVIEW": "Notes from reviewing other records, e.g. flagged errors.",
+})
+SourceKind = described_enum(docs.SourceKind, "Who made a record: a HUMAN annotator, a MODEL, or DERIVED by a program.", {
+    "HUMAN": "A person: `name` is the annotator's id.",
+    "MODEL": "A model: `name` is the model's name, `version` its version.",
+    "DERIVED": "A program that computed it from other data (a conversion, a heuristic): `name` says which.",
+})
 
 
 @strawberry.type(description="One class a schema allows.")
 class LabelClass:
-    name: str
-    display_name: str | None
-    color: str | None
+    name: str = strawberry.field(description="The label records carry (`AnnotationRecord.label`), unique in the schema.")
+    display_name: str | None = strawberry.field(description="A name to show people; null to show `name`.")
+    color: str | None = strawberry.field(description="A CSS colour to draw it in, e.g. `#ff8800`; null for any.")
 
 
 @strawberry.type(description="Who made a record: an annotator id, or a model name and version.")
 class AnnotationSource:
-    kind: SourceKind
-    name: str
-    version: str | None
+    kind: SourceKind = strawberry.field(description="A person, a model, or a program.")
+    name: str = strawberry.field(description="The annotator's id, or the model's or program's name.")
+    version: str | None = strawberry.field(description="The model's or program's version; null if not given.")
 
     @classmethod
     def from_value(cls, value: docs.AnnotationSource) -> AnnotationSource:
@@ -46,13 +64,14 @@ class AnnotationSource:
 
 @strawberry.type(description="The rules records of a set follow: labels, kinds, scores, required attributes.")
 class AnnotationSchema(Node):
-    name: str
-    version: int
-    kinds: list[AnnotationKind]
-    labels: list[LabelClass]
-    allow_scores: bool
-    required_attributes: list[str]
-    created_at: datetime
+    name: str = strawberry.field(description="Its name; a name has numbered versions.")
+    version: int = strawberry.field(description="Its version number under `name`, 1 or more (name and version are unique together).")
+    kinds: list[AnnotationKind] = strawberry.field(description="The kinds of record it allows.")
+    labels: list[LabelClass] = strawberry.field(description=(
+        "The classes records may carry as `label`; empty means any label is allowed."))
+    allow_scores: bool = strawberry.field(description="Whether records may carry a `score`.")
+    required_attributes: list[str] = strawberry.field(description="Keys every record's `attributes` must hold.")
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
 
     @classmethod
     def from_document(cls, doc: docs.AnnotationSchema) -> AnnotationSchema:
@@ -65,24 +84,26 @@ class AnnotationSchema(Node):
 
 @strawberry.type(description="Records from one source for one purpose, following one schema.")
 class AnnotationSet(Node):
-    name: str
-    purpose: AnnotationPurpose
-    source: AnnotationSource | None
-    created_at: datetime
+    name: str = strawberry.field(description="Its name (free text).")
+    purpose: AnnotationPurpose = strawberry.field(description="What its records are for; every record carries it.")
+    source: AnnotationSource | None = strawberry.field(description=(
+        "Who made its records by default; null when each record names its own source."))
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
     doc: strawberry.Private[docs.AnnotationSet]
 
-    @strawberry.field
+    @strawberry.field(description="The schema its records are checked against.")
     async def schema(self, info: Info) -> AnnotationSchema:
         return AnnotationSchema.from_document(await info.context.loaders.by_id(docs.AnnotationSchema).load(self.doc.schema_id))
 
-    @strawberry.field
+    @strawberry.field(description="How many records it holds, superseded ones included.")
     async def record_count(self, info: Info) -> int:
         return await info.context.loaders.counts(docs.AnnotationRecord, "set_id", {}).load(self.doc.id)
 
-    @strawberry.field
+    @strawberry.field(description="Its records, oldest first (current ones only, unless the filter asks).")
     async def records(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        filter: Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None = None,
+        self, info: Info, first: First = None, after: After = None,
+        filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,
+                          strawberry.argument(description="Only records matching this; null for all current ones.")] = None,
     ) -> Connection[AnnotationRecord]:
         from resolvers.annotations.inputs import annotation_query
 
@@ -98,62 +119,68 @@ class AnnotationSet(Node):
                    created_at=doc.created_at, doc=doc)
 
 
-@strawberry.type
+# Coordinates are pixels of the annotated asset, x rightwards and y downwards from its top-left corner.
+X = "Pixels from the asset's left edge."
+Y = "Pixels from the asset's top edge."
+
+
+@strawberry.type(description="A point in pixels of the annotated asset.")
 class Point:
-    x: float
-    y: float
+    x: float = strawberry.field(description=X)
+    y: float = strawberry.field(description=Y)
 
 
 @strawberry.type(description="Axis-aligned box: top-left corner and size, in pixels.")
 class BBox:
-    x: float
-    y: float
-    width: float
-    height: float
+    x: float = strawberry.field(description="The left edge, in pixels from the asset's left edge.")
+    y: float = strawberry.field(description="The top edge, in pixels from the asset's top edge.")
+    width: float = strawberry.field(description="Width in pixels, more than 0.")
+    height: float = strawberry.field(description="Height in pixels, more than 0.")
 
 
 @strawberry.type(description="Box rotated by `angle` degrees around its centre.")
 class RotatedBBox:
-    cx: float
-    cy: float
-    width: float
-    height: float
-    angle: float
+    cx: float = strawberry.field(description="The centre's x, in pixels.")
+    cy: float = strawberry.field(description="The centre's y, in pixels.")
+    width: float = strawberry.field(description="Width in pixels before rotation, more than 0.")
+    height: float = strawberry.field(description="Height in pixels before rotation, more than 0.")
+    angle: float = strawberry.field(description="Rotation in degrees around the centre.")
 
 
 @strawberry.type(description="Closed outline of at least 3 points.")
 class Polygon:
-    points: list[Point]
+    points: list[Point] = strawberry.field(description="The vertices in order; the last joins the first.")
 
 
 @strawberry.type(description="Open line of at least 2 points.")
 class Polyline:
-    points: list[Point]
+    points: list[Point] = strawberry.field(description="The points in order along the line.")
 
 
-@strawberry.type
+@strawberry.type(description="One named point of an object, e.g. a joint of a pose.")
 class Keypoint:
-    name: str | None
-    x: float
-    y: float
-    visible: bool | None
+    name: str | None = strawberry.field(description="What the point is, e.g. left_wrist; null if unnamed.")
+    x: float = strawberry.field(description=X)
+    y: float = strawberry.field(description=Y)
+    visible: bool | None = strawberry.field(description="Whether it is visible (false: occluded); null if not said.")
 
 
-@strawberry.type
+@strawberry.type(description="The keypoints of one object, at least 1.")
 class Keypoints:
-    points: list[Keypoint]
+    points: list[Keypoint] = strawberry.field(description="The points, in the order given.")
 
 
 @strawberry.type(description="A segmentation mask stored as an image asset.")
 class Mask:
     asset_id: strawberry.Private[object]
 
-    @strawberry.field
+    @strawberry.field(description="The image asset holding the mask.")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
 
 
-Geometry = Annotated[BBox | RotatedBBox | Polygon | Polyline | Keypoints | Mask, strawberry.union("Geometry")]
+Geometry = Annotated[BBox | RotatedBBox | Polygon | Polyline | Keypoints | Mask, strawberry.union(
+    "Geometry", description="The shape of a record: which one follows from its kind (none for CLASSIFICATION and REGRESSION).")]
 
 
 def _geometry(shape: docs.BBoxShape | docs.RotatedBBoxShape | docs.PolygonShape | docs.PolylineShape
@@ -175,27 +202,27 @@ def _geometry(shape: docs.BBoxShape | docs.RotatedBBoxShape | docs.PolygonShape 
 
 @strawberry.type(description="One label, value or shape on an asset (and optionally a datum), with its provenance.")
 class AnnotationRecord(Node):
-    kind: AnnotationKind
-    label: str | None
-    score: float | None = strawberry.field(description="Model confidence, 0 to 1.")
-    value: float | None = strawberry.field(description="Regression target.")
-    geometry: Geometry | None
-    source: AnnotationSource
-    verified: bool
-    verified_by: str | None
-    verified_at: datetime | None
-    created_at: datetime
+    kind: AnnotationKind = strawberry.field(description="What it says: a class, a number, or a shape.")
+    label: str | None = strawberry.field(description="Its class (one of the schema's labels); null for REGRESSION records.")
+    score: float | None = strawberry.field(description="Model confidence, 0 to 1; null if none was given.")
+    value: float | None = strawberry.field(description="Regression target (REGRESSION records); null for other kinds.")
+    geometry: Geometry | None = strawberry.field(description="Its shape; null for CLASSIFICATION and REGRESSION records.")
+    source: AnnotationSource = strawberry.field(description="Who made it: its own source, or its set's.")
+    verified: bool = strawberry.field(description="Whether someone confirmed it (`verifyAnnotations`).")
+    verified_by: str | None = strawberry.field(description="The name of the API token that verified it; null while unverified.")
+    verified_at: datetime | None = strawberry.field(description="When it was verified (UTC); null while unverified.")
+    created_at: datetime = strawberry.field(description="When it was added (UTC).")
     doc: strawberry.Private[docs.AnnotationRecord]
 
     @strawberry.field(description="Any JSON object: the schema's required attributes and more.")
     def attributes(self) -> JSON:
         return self.doc.attributes.decode()
 
-    @strawberry.field
+    @strawberry.field(description="The set it belongs to.")
     async def set(self, info: Info) -> AnnotationSet:
         return AnnotationSet.from_document(await info.context.loaders.by_id(docs.AnnotationSet).load(self.doc.set_id))
 
-    @strawberry.field
+    @strawberry.field(description="The asset it annotates.")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id))
 
@@ -221,7 +248,7 @@ class AnnotationRecord(Node):
         found = await info.context.loaders.by_id(docs.AnnotationRecord).load(record_id)
         return AnnotationRecord.from_document(found) if found else None
 
-    @strawberry.field
+    @strawberry.field(description="The datum it was made for; null if it annotates the asset alone (or the datum is gone).")
     async def datum(self, info: Info) -> Annotated[Datum, strawberry.lazy("resolvers.datums.types")] | None:
         from resolvers.datums.types import Datum
 

@@ -32,7 +32,7 @@ def _shared_fields(input: StoreValueInput | StoreTextInput) -> dict:
 @strawberry.type
 class AssetMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Store a JSON value as an ACTIVE VALUE asset.")
-    async def store_value(self, info: Info, input: StoreValueInput) -> Asset:
+    async def store_value(self, info: Info, input: Annotated[StoreValueInput, strawberry.argument(description="The value and its description.")]) -> Asset:
         settings = info.context.settings
         if input.value is strawberry.UNSET:
             raise BadUserInput("is required (send null to store null)", field="value")
@@ -43,7 +43,7 @@ class AssetMutations:
         return Asset.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Store a text as an ACTIVE TEXT asset.")
-    async def store_text(self, info: Info, input: StoreTextInput) -> Asset:
+    async def store_text(self, info: Info, input: Annotated[StoreTextInput, strawberry.argument(description="The text and its description.")]) -> Asset:
         limit = info.context.settings.max_text_bytes
         if len(input.text.encode()) > limit:
             raise BadUserInput(f"is {len(input.text.encode())} bytes; the limit is {limit}", field="text")
@@ -54,7 +54,7 @@ class AssetMutations:
         return Asset.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Change an asset's name, description, labels, metadata, dataTimestamp or lineage.")
-    async def update_asset(self, info: Info, input: UpdateAssetInput) -> Asset:
+    async def update_asset(self, info: Info, input: Annotated[UpdateAssetInput, strawberry.argument(description="Which asset, and what to change.")]) -> Asset:
         changes = {
             name: getattr(input, name)
             for name in ("name", "description", "labels", "metadata", "data_timestamp", "derived_from")
@@ -67,14 +67,24 @@ class AssetMutations:
         return Asset.from_document(await service.update_asset(decode_object_id(input.id, NodeType.ASSET), changes))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark an asset DELETED. Refused (CONFLICT, naming the holders) while something pins it, unless `force`, which needs ADMIN.")
-    async def delete_asset(self, info: Info, id: strawberry.ID, force: bool = False) -> DeletePayload:
+    async def delete_asset(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The asset to delete.")],
+        force: Annotated[bool, strawberry.argument(description=(
+            "Delete even while collections, pins, datums or annotation records hold it (ADMIN only): it leaves its "
+            "collections and manual pins; dataset versions, datums and records keep it, shown DELETED, and "
+            "`DeletePayload.broken` names them. Default false."))] = False,
+    ) -> DeletePayload:
         if force:
             require_role(info.context, Role.ADMIN)
         _, broken = await service.delete_asset(decode_object_id(id, NodeType.ASSET), force, info.context.stores)
         return DeletePayload(id=id, deleted=True, broken=broken)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give an asset lake-wide unique names (CONFLICT if one is taken).")
-    async def add_aliases(self, info: Info, asset_id: strawberry.ID, aliases: list[str]) -> Asset:
+    async def add_aliases(
+        self, info: Info, asset_id: Annotated[strawberry.ID, strawberry.argument(description="The asset.")],
+        aliases: Annotated[list[str], strawberry.argument(description=(
+            "Names to add: 1 to 200 characters, no spaces, not starting with '/'; ones it already has are kept."))],
+    ) -> Asset:
         return Asset.from_document(await service.add_aliases(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), aliases))
 
     @strawberry.mutation(permission_classes=[CanWrite], description=(
@@ -93,16 +103,22 @@ class AssetMutations:
         return Asset.from_document(moved)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Free some of an asset's aliases.")
-    async def remove_aliases(self, info: Info, asset_id: strawberry.ID, aliases: list[str]) -> Asset:
+    async def remove_aliases(
+        self, info: Info, asset_id: Annotated[strawberry.ID, strawberry.argument(description="The asset.")],
+        aliases: Annotated[list[str], strawberry.argument(description="Names to free; ones it does not have are ignored.")],
+    ) -> Asset:
         return Asset.from_document(await service.remove_aliases(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), aliases))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Pin an asset by hand, so no collection or version deletion lets it go.")
-    async def pin_asset(self, info: Info, asset_id: strawberry.ID) -> AssetRetention:
+    async def pin_asset(self, info: Info, asset_id: Annotated[strawberry.ID, strawberry.argument(description="The asset to keep.")]) -> AssetRetention:
         pin = await service.pin_asset(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), info.context.actor)
         return AssetRetention.from_document(pin)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Remove a manual pin.")
-    async def unpin_asset(self, info: Info, retention_id: strawberry.ID) -> DeletePayload:
+    async def unpin_asset(
+        self, info: Info,
+        retention_id: Annotated[strawberry.ID, strawberry.argument(description="The manual pin (`pinAsset`'s answer) to remove.")],
+    ) -> DeletePayload:
         await service.unpin_asset(decode_object_id(retention_id, NodeType.ASSET_RETENTION, field="retentionId"))
         return DeletePayload(id=retention_id, deleted=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -15,7 +15,7 @@ from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
 from resolvers.pagination import paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services import assets as service
 from services.checks import time_bounds
 from services.node_ids import NodeType, decode_object_id
@@ -53,19 +53,25 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
 @strawberry.type
 class AssetQueries:
     @strawberry.field(permission_classes=[CanRead], description="An asset by ID (also a DELETED one); null if none.")
-    async def asset(self, info: Info, id: strawberry.ID) -> Asset | None:
+    async def asset(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The asset's ID.")]) -> Asset | None:
         doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(id, NodeType.ASSET))
         return Asset.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="The asset with this lake-wide alias; null if none.")
-    async def asset_by_alias(self, info: Info, alias: str) -> Asset | None:
+    async def asset_by_alias(
+        self, info: Info, alias: Annotated[str, strawberry.argument(description="One of the asset's aliases (exact).")],
+    ) -> Asset | None:
         doc = await service.asset_by_alias(alias)
         return Asset.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Assets matching `filter`, newest first unless `orderBy` says otherwise.")
     async def assets(
-        self, info: Info, filter: AssetFilter | None = None, order_by: AssetOrder | None = None,
-        first: int | None = None, after: str | None = None,
+        self, info: Info,
+        filter: Annotated[AssetFilter | None, strawberry.argument(description=(
+            "Which assets; null lists every asset but DELETED ones."))] = None,
+        order_by: Annotated[AssetOrder | None, strawberry.argument(description=(
+            "Sort order; null is newest first (CREATED_AT, DESC)."))] = None,
+        first: First = None, after: After = None,
     ) -> Connection[Asset]:
         order = order_by or AssetOrder(field=AssetOrderField.CREATED_AT, direction=OrderDirection.DESC)
         return await paginate(

@@ -14,11 +14,13 @@ from documents.collection import CollectionItem as ItemDocument
 from documents.common import AssetKind as AssetKindValue
 from documents.common import AssetStatus as AssetStatusValue
 from documents.common import RetentionOwnerType as RetentionOwnerTypeValue
+from documents.dataset import Datum as DatumDocument
 from documents.retention import AssetRetention as RetentionDocument
 from resolvers.common import Ownership
 from resolvers.context import Info
+from resolvers.enums import described_enum
 from resolvers.pagination import child_connection, map_nodes
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON, BigInt
 from services import retention
 from services.node_ids import NodeType, encode_id
@@ -27,16 +29,34 @@ if TYPE_CHECKING:
     from resolvers.annotations.inputs import AnnotationFilter
     from resolvers.annotations.types import AnnotationRecord
     from resolvers.collections.types import Collection
+    from resolvers.datums.types import Datum
 
-AssetKind = strawberry.enum(AssetKindValue, description="VALUE (JSON), TEXT, FILE (uploaded bytes) or EXTERNAL (registered in place).")
-AssetStatus = strawberry.enum(AssetStatusValue, description="PENDING until its payload is verified; DELETED ones leave default listings.")
-RetentionOwnerType = strawberry.enum(RetentionOwnerTypeValue, description="What holds a retention pin.")
+AssetKind = described_enum(AssetKindValue, "VALUE (JSON), TEXT, FILE (uploaded bytes) or EXTERNAL (registered in place).", {
+    "FILE": "Bytes uploaded through signed URLs (`createUpload`) into one of the lake's mounts; read with `downloadUrl`.",
+    "VALUE": "A JSON value stored in the database (`storeValue`); read with `value`.",
+    "TEXT": "A text stored in the database (`storeText`); read with `text`.",
+    "EXTERNAL": "An object registered in place (`registerExternal`: an S3 prefix's objects or a URL); never copied "
+                "or deleted by Graphlake.",
+})
+AssetStatus = described_enum(AssetStatusValue, "PENDING until its payload is verified; DELETED ones leave default listings.", {
+    "PENDING": "A FILE whose upload is open: no bytes verified yet. Becomes ACTIVE on `completeUpload`, FAILED "
+               "when the upload is aborted, expires or fails verification.",
+    "ACTIVE": "Its payload is stored and verified (VALUE, TEXT and EXTERNAL assets start ACTIVE).",
+    "FAILED": "Its upload was aborted, expired, or its bytes did not match the declared size or SHA-256.",
+    "DELETED": "Deleted (`deleteAsset`): kept as a record, its uploaded bytes removed (never an EXTERNAL object) "
+               "and its aliases freed; listed only when a filter's `statuses` asks for it.",
+})
+RetentionOwnerType = described_enum(RetentionOwnerTypeValue, "What holds a retention pin.", {
+    "COLLECTION": "A collection holding the asset: `ownerId` is the collection's ID.",
+    "DATASET_VERSION": "A dataset version whose datums use the asset: `ownerId` is the version's ID.",
+    "MANUAL_PIN": "A pin set by hand with `pinAsset`: `ownerId` is the pin's own ID; `unpinAsset` removes it.",
+})
 
 # What the owner id of a pin names, per owner type.
 @strawberry.type(description="Where a FILE or EXTERNAL asset's bytes live.")
 class StorageRef:
-    mount: str
-    key: str
+    mount: str = strawberry.field(description="The name of the mount (see `mounts`) holding the bytes.")
+    key: str = strawberry.field(description="The object's key inside the mount; made by the server, never by a client.")
     uri: str = strawberry.field(description="s3://bucket/key, file://..., https://...")
     external: bool = strawberry.field(description="Registered in place: never copied or deleted by Graphlake.")
     etag: str | None = strawberry.field(default=None, description="An external S3 object's ETag when it was registered.")
@@ -44,12 +64,12 @@ class StorageRef:
 
 @strawberry.type(description="A pin that keeps an asset alive. Deleting a collection never deletes an asset another owner still pins.")
 class AssetRetention(Node):
-    owner_type: RetentionOwnerType
+    owner_type: RetentionOwnerType = strawberry.field(description="What kind of holder pins the asset.")
     owner_id: strawberry.ID = strawberry.field(description="The collection, dataset version, or (manual pins) the pin itself.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When the pin was made (UTC).")
     asset_id: strawberry.Private[object]
 
-    @strawberry.field
+    @strawberry.field(description="The pinned asset.")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
 
@@ -64,28 +84,39 @@ class AssetRetention(Node):
 
 @strawberry.type(description="One stored thing: a JSON value, a text, a file or an external object, with its metadata.")
 class Asset(Node):
-    kind: AssetKind
-    status: AssetStatus
-    name: str
-    description: str | None
-    media_type: str | None
-    size_bytes: BigInt | None
+    kind: AssetKind = strawberry.field(description="What the asset holds, and so which of its payload fields is set.")
+    status: AssetStatus = strawberry.field(description="Where the asset is in its life: PENDING, ACTIVE, FAILED or DELETED.")
+    name: str = strawberry.field(description="A human name (a file name for uploads); not unique: use `aliases` for unique names.")
+    description: str | None = strawberry.field(description="Free text; null if none was given.")
+    media_type: str | None = strawberry.field(description=(
+        "The IANA media type, e.g. image/png (application/json for VALUE, text/plain by default for TEXT); null if "
+        "unknown."))
+    size_bytes: BigInt | None = strawberry.field(description=(
+        "Payload size in bytes (a FILE's declared and verified size, a TEXT's UTF-8 length, a VALUE's JSON length); "
+        "null when unknown, as for an EXTERNAL URL."))
     sha256: str | None = strawberry.field(description="Hex SHA-256 of the payload.")
     digest_error: str | None = strawberry.field(description=(
         "Why the server could not read this file's SHA-256 after a direct write that declared none (its file "
         "missing, of another size, unreadable); tried again a day later. Null once `sha256` is known, or before "
         "the first try."))
     storage: StorageRef | None = strawberry.field(description="FILE and EXTERNAL assets only.")
-    labels: list[str]
-    owner: Ownership
+    labels: list[str] = strawberry.field(description="Free tags for filtering (`AssetFilter.labelsAll` / `labelsAny`).")
+    owner: Ownership = strawberry.field(description="Who or what produced the data (fields not recorded are null).")
     data_timestamp: datetime | None = strawberry.field(description="When the data was produced (not stored).")
-    created_at: datetime
-    updated_at: datetime
-    created_by: str | None
+    created_at: datetime = strawberry.field(description="When the asset was created in the lake (UTC, milliseconds).")
+    updated_at: datetime = strawberry.field(description="When the asset or its status last changed (UTC, milliseconds).")
+    created_by: str | None = strawberry.field(description="The name of the API token that created it; null for system writes.")
     doc: strawberry.Private[AssetDocument]
 
-    @strawberry.field(description="A signed, short-lived URL to GET the bytes (FILE and EXTERNAL assets), keeping the file name.")
-    async def download_url(self, info: Info, expires_in_seconds: int = 900) -> str | None:
+    @strawberry.field(description=(
+        "A signed, short-lived URL to GET the bytes (FILE and EXTERNAL assets), keeping the file name; null for "
+        "VALUE and TEXT assets and for assets with no stored bytes (PENDING, FAILED, DELETED)."))
+    async def download_url(
+        self, info: Info,
+        expires_in_seconds: Annotated[int, strawberry.argument(description=(
+            "How long the URL stays valid, in seconds: 1 up to GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS (7 days by "
+            "default). Default 900 (15 minutes)."))] = 900,
+    ) -> str | None:
         from services.uploads.downloads import download_url
 
         settings = info.context.settings
@@ -114,7 +145,7 @@ class Asset(Node):
 
     @strawberry.field(description="Collections holding this asset.")
     async def collections(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: First = None, after: After = None
     ) -> Connection[Annotated[Collection, strawberry.lazy("resolvers.collections.types")]]:
         from resolvers.collections.types import Collection
 
@@ -136,8 +167,9 @@ class Asset(Node):
 
     @strawberry.field(description="Annotations on this asset.")
     async def annotations(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        filter: Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None = None,
+        self, info: Info, first: First = None, after: After = None,
+        filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,
+                          strawberry.argument(description="Only records matching this; null for all.")] = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
         from resolvers.annotations.inputs import annotation_query
         from resolvers.annotations.types import AnnotationRecord
@@ -145,6 +177,29 @@ class Asset(Node):
         return await child_connection(
             info.context.loaders, RecordDocument, field="asset_id", parent_id=self.doc.id,
             query=annotation_query(filter), page=info.context.page(first, after), to_node=AnnotationRecord.from_document,
+        )
+
+    @strawberry.field(description=(
+        "The assets derived from this one (whose `derivedFrom` names it), oldest first; DELETED ones left out. "
+        "Lineage downstream, where `derivedFrom` is upstream."))
+    async def derived_assets(self, info: Info, first: First = None, after: After = None) -> Connection[Asset]:
+        return await child_connection(
+            info.context.loaders, AssetDocument, field="derived_from", parent_id=self.doc.id,
+            query={"status": {"$ne": AssetStatusValue.DELETED.value}}, page=info.context.page(first, after),
+            to_node=Asset.from_document, many_valued=True,
+        )
+
+    @strawberry.field(description=(
+        "The datums that use this asset in one of their roles, oldest first (as they are now; a dataset version "
+        "keeps its own copy). `annotations` lists the records on it."))
+    async def datums(
+        self, info: Info, first: First = None, after: After = None,
+    ) -> Connection[Annotated[Datum, strawberry.lazy("resolvers.datums.types")]]:
+        from resolvers.datums.types import Datum
+
+        return await child_connection(
+            info.context.loaders, DatumDocument, field="roles.asset_id", parent_id=self.doc.id, query={},
+            page=info.context.page(first, after), to_node=Datum.from_document, many_valued=True,
         )
 
     @classmethod

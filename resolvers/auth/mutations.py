@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from resolvers.auth.types import ApiToken, CreateApiTokenInput, CreatedApiToken
@@ -15,7 +17,9 @@ from services.node_ids import NodeType, decode_id
 @strawberry.type
 class AuthMutations:
     @strawberry.mutation(permission_classes=[IsAdmin], description="Create a token; its secret is returned once. ADMIN.")
-    async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreatedApiToken:
+    async def create_api_token(
+        self, info: Info, input: Annotated[CreateApiTokenInput, strawberry.argument(description="Its name, role, user and expiry.")],
+    ) -> CreatedApiToken:
         principal = info.context.principal
         token, secret = await service.create_token(
             input.name, input.role, user_id=input.user_id, expires_at=input.expires_at,
@@ -24,7 +28,9 @@ class AuthMutations:
         return CreatedApiToken(token=ApiToken.from_document(token), secret=secret)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Revoke a token at once. ADMIN.")
-    async def revoke_api_token(self, info: Info, id: strawberry.ID) -> DeletePayload:
+    async def revoke_api_token(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The token to revoke.")],
+    ) -> DeletePayload:
         token = await service.find_token(decode_id(id, NodeType.API_TOKEN))
         await service.revoke_token(token)
         info.context.state.tokens.forget(str(token.id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents.api_token import ApiToken as ApiTokenDocument
@@ -10,7 +12,7 @@ from resolvers.auth.types import ApiToken, Principal, PrivacyExport, PrivacyPlac
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, Page, paginate
 from resolvers.permissions import IsAdmin
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.errors import BadUserInput, Unauthenticated
 from services.privacy.requests import export_places
 
@@ -26,7 +28,8 @@ class AuthQueries:
 
     @strawberry.field(permission_classes=[IsAdmin], description="API tokens, newest first. ADMIN.")
     async def api_tokens(
-        self, info: Info, first: int | None = None, after: str | None = None, include_revoked: bool = False
+        self, info: Info, first: First = None, after: After = None,
+        include_revoked: Annotated[bool, strawberry.argument(description="Also list revoked tokens (default false).")] = False,
     ) -> Connection[ApiToken]:
         settings = info.context.settings
         query = {} if include_revoked else {"revoked_at": None}
@@ -41,7 +44,12 @@ class AuthQueries:
     @strawberry.field(permission_classes=[IsAdmin], description="Everything that names a user, for a privacy request, "
                       "at most `limitPerCollection` documents per collection (1 to the maximum page size; the "
                       "`graphlake privacy export` command writes all of them, with the user's files). ADMIN.")
-    async def privacy_export(self, info: Info, user_id: str, limit_per_collection: int = 100) -> PrivacyExport:
+    async def privacy_export(
+        self, info: Info,
+        user_id: Annotated[str, strawberry.argument(description="The user, as `Ownership.userId` and tokens name them.")],
+        limit_per_collection: Annotated[int, strawberry.argument(description=(
+            "At most this many documents per collection, 1 to the maximum page size (default 100)."))] = 100,
+    ) -> PrivacyExport:
         most = info.context.settings.max_page_size
         if not 1 <= limit_per_collection <= most:
             raise BadUserInput(f"must be 1 to {most}", field="limitPerCollection")

@@ -9,19 +9,25 @@ import strawberry
 from documents.api_token import ApiToken as ApiTokenDocument
 from documents.api_token import Role as RoleValue
 from documents.clock import utcnow
+from resolvers.enums import described_enum
 from resolvers.relay import Node
 from resolvers.scalars import JSON
 from services.auth import Principal as PrincipalValue
 from services.node_ids import NodeType, encode_id
 
-Role = strawberry.enum(RoleValue, description="What a token may do: VIEWER reads, CONTRIBUTOR writes, ADMIN manages tokens.")
+Role = described_enum(RoleValue, "What a token may do: VIEWER reads, CONTRIBUTOR writes, ADMIN manages tokens.", {
+    "VIEWER": "Reads everything but tokens and privacy exports; writes nothing.",
+    "CONTRIBUTOR": "A VIEWER that also writes data: assets, uploads, collections, datums, datasets, annotations, events.",
+    "ADMIN": ("A CONTRIBUTOR that also manages tokens, exports a user's data, force-deletes assets and deletes "
+              "dataset versions."),
+})
 
 
 @strawberry.type(description="The caller, as identified by their API token.")
 class Principal:
-    token_name: str
-    role: Role
-    user_id: str | None
+    token_name: str = strawberry.field(description="The name of the caller's token (what `createdBy` fields show).")
+    role: Role = strawberry.field(description="What the caller may do.")
+    user_id: str | None = strawberry.field(description="The person or service the token acts for; null if not set.")
 
     @classmethod
     def from_value(cls, principal: PrincipalValue) -> Principal:
@@ -30,14 +36,15 @@ class Principal:
 
 @strawberry.type(description="An API token. Its secret is shown once, when it is created, and never stored.")
 class ApiToken(Node):
-    name: str
-    role: Role
+    name: str = strawberry.field(description="Its unique name; `createdBy` fields name the token that wrote.")
+    role: Role = strawberry.field(description="What it may do.")
     user_id: str | None = strawberry.field(description="The person or service this token acts for.")
     hint: str = strawberry.field(description="First characters of the secret, to tell tokens apart.")
-    created_at: datetime
-    created_by: str | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
+    created_by: str | None = strawberry.field(description=(
+        "The token that created it (`cli` for the `graphlake token` command, `bootstrap` for the first admin token); null if not recorded."))
+    expires_at: datetime | None = strawberry.field(description="When it stops working; null: never.")
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked; null while not revoked.")
 
     @strawberry.field(description="Neither revoked nor expired.")
     def active(self) -> bool:
@@ -53,14 +60,14 @@ class ApiToken(Node):
 
 @strawberry.type(description="A new token and its secret. Store the secret now: it is never shown again.")
 class CreatedApiToken:
-    token: ApiToken
+    token: ApiToken = strawberry.field(description="The new token (without its secret).")
     secret: str = strawberry.field(description="Send as `Authorization: Bearer <secret>`.")
 
 
 @strawberry.input(description="A token to create.")
 class CreateApiTokenInput:
     name: str = strawberry.field(description="Unique; 1-64 letters, digits or ._@-.")
-    role: Role
+    role: Role = strawberry.field(description="What it may do.")
     user_id: str | None = strawberry.field(default=None, description="The person or service it acts for.")
     expires_at: datetime | None = strawberry.field(default=None, description="Unset: never expires.")
 

@@ -10,27 +10,32 @@ from resolvers.scalars import JSON
 
 @strawberry.input(description="A collection to create; its name is unique.")
 class CreateCollectionInput:
-    name: str
-    description: str | None = None
-    metadata: JSON | None = None
+    name: str = strawberry.field(description="Its name: 1 to 500 characters, unique in the lake (CONFLICT if taken).")
+    description: str | None = strawberry.field(default=None, description="Free text; null for none.")
+    metadata: JSON | None = strawberry.field(default=None, description="A JSON object describing it; null stores {}.")
 
 
 @strawberry.input(description="Changes to a collection; fields left out stay as they are.")
 class UpdateCollectionInput:
-    id: strawberry.ID
-    name: str | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    metadata: JSON | None = strawberry.UNSET
+    id: strawberry.ID = strawberry.field(description="The collection to change.")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description=(
+        "A new unique name (CONFLICT if taken); null or empty is refused."))
+    description: str | None = strawberry.field(default=strawberry.UNSET, description="New free text; null clears it.")
+    metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
+        "A new JSON object, replacing the old one whole; null makes it {}."))
 
 
 @strawberry.input(description="One asset to put into a collection (again: its path and split are updated).")
 class CollectionItemInput:
-    asset_id: strawberry.ID
-    path: str | None = strawberry.field(default=None, description="Relative path like `a/b/c.png`: no `..`, no leading `/`.")
-    split: Split | None = None
+    asset_id: strawberry.ID = strawberry.field(description="The asset to file (not a DELETED one).")
+    path: str | None = strawberry.field(default=None, description=(
+        "Relative path like `a/b/c.png`: no `..`, no leading `/`, at most 1024 characters; null for none."))
+    split: Split | None = strawberry.field(default=None, description="The training split to file it under; null for none.")
 
 
 @strawberry.input(description="Assets to put into a collection.")
 class AddToCollectionInput:
-    collection_id: strawberry.ID
-    items: list[CollectionItemInput]
+    collection_id: strawberry.ID = strawberry.field(description="The collection to add to.")
+    items: list[CollectionItemInput] = strawberry.field(description=(
+        "The assets, with their paths and splits: at most GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default). All are "
+        "checked before any is added."))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import strawberry
 
@@ -11,20 +12,25 @@ from resolvers.collections.types import Collection
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.node_ids import NodeType, decode_object_id
 
 
 @strawberry.type
 class CollectionQueries:
     @strawberry.field(permission_classes=[CanRead], description="A collection by ID; null if none.")
-    async def collection(self, info: Info, id: strawberry.ID) -> Collection | None:
+    async def collection(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The collection's ID.")],
+    ) -> Collection | None:
         doc = await info.context.loaders.by_id(CollectionDocument).load(decode_object_id(id, NodeType.COLLECTION))
         return Collection.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Collections, newest first; `nameContains` is case-insensitive.")
     async def collections(
-        self, info: Info, name_contains: str | None = None, first: int | None = None, after: str | None = None
+        self, info: Info,
+        name_contains: Annotated[str | None, strawberry.argument(description=(
+            "Only collections whose name contains this (case-insensitive); null for all."))] = None,
+        first: First = None, after: After = None,
     ) -> Connection[Collection]:
         query = {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
         return await paginate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -14,25 +15,24 @@ from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
 
 @strawberry.type(description="An asset's place in a collection.")
-class CollectionItem:
-    id: strawberry.ID
+class CollectionItem(Node):
     path: str | None = strawberry.field(description="Place in a hierarchical upload, e.g. `images/cam1/0001.png`.")
-    split: Split | None
-    added_at: datetime
-    added_by: str | None
+    split: Split | None = strawberry.field(description="The training split the item was filed under; null if none was given.")
+    added_at: datetime = strawberry.field(description="When the asset was first put into the collection (UTC); adding it again keeps this time.")
+    added_by: str | None = strawberry.field(description="The name of the API token that added it; null for system writes.")
     doc: strawberry.Private[ItemDocument]
 
-    @strawberry.field
+    @strawberry.field(description="The collection the item belongs to.")
     async def collection(self, info: Info) -> Collection:
         return Collection.from_document(await info.context.loaders.by_id(CollectionDocument).load(self.doc.collection_id))
 
-    @strawberry.field
+    @strawberry.field(description="The asset the item files (it may be DELETED if a forced delete took it).")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id))
 
@@ -44,10 +44,10 @@ class CollectionItem:
 
 @strawberry.type(description="A named group of assets. It pins every asset it holds.")
 class Collection(Node):
-    name: str
-    description: str | None
-    created_at: datetime
-    updated_at: datetime
+    name: str = strawberry.field(description="Its name, unique in the lake (1 to 500 characters).")
+    description: str | None = strawberry.field(description="Free text; null if none was given.")
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When its name, description, metadata or items last changed (UTC).")
     doc: strawberry.Private[CollectionDocument]
 
     @strawberry.field(description="Any JSON object describing the collection.")
@@ -60,8 +60,10 @@ class Collection(Node):
 
     @strawberry.field(description="Its items in the order they were added; `pathPrefix` and `split` narrow them.")
     async def items(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        path_prefix: str | None = None, split: Split | None = None,
+        self, info: Info, first: First = None, after: After = None,
+        path_prefix: Annotated[str | None, strawberry.argument(description=(
+            'Only items whose path starts with this (case-sensitive), e.g. "images/cam1/"; null for all.'))] = None,
+        split: Annotated[Split | None, strawberry.argument(description="Only items filed under this split; null for all.")] = None,
     ) -> Connection[CollectionItem]:
         query: dict = {}
         if path_prefix:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from resolvers.context import Info
@@ -16,11 +18,16 @@ from services.node_ids import NodeType, decode_object_id, decode_object_ids
 @strawberry.type
 class DatasetMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Create a dataset (its name is unique).")
-    async def create_dataset(self, info: Info, input: CreateDatasetInput) -> Dataset:
+    async def create_dataset(
+        self, info: Info, input: Annotated[CreateDatasetInput, strawberry.argument(description="Its name and description.")],
+    ) -> Dataset:
         return Dataset.from_document(await service.create_dataset(input.name, input.description, info.context.actor))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Build a new immutable version: from a parent plus and minus datums and annotation sets, and/or from a collection.")
-    async def create_dataset_version(self, info: Info, input: CreateDatasetVersionInput) -> DatasetVersion:
+    async def create_dataset_version(
+        self, info: Info,
+        input: Annotated[CreateDatasetVersionInput, strawberry.argument(description="Its dataset, name, parent and changes.")],
+    ) -> DatasetVersion:
         plan = service.VersionPlan(
             dataset_id=decode_object_id(input.dataset_id, NodeType.DATASET, field="datasetId"),
             version=input.version, description=input.description,
@@ -36,12 +43,16 @@ class DatasetMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a dataset that has no versions left "
                          "(CONFLICT names them).")
-    async def delete_dataset(self, info: Info, id: strawberry.ID) -> DeletePayload:
+    async def delete_dataset(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The dataset to delete.")],
+    ) -> DeletePayload:
         await service.delete_dataset(decode_object_id(id, NodeType.DATASET))
         return DeletePayload(id=id, deleted=True)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Delete a dataset version no other version has "
                          "as its parent (CONFLICT names them), releasing its pins. ADMIN.")
-    async def delete_dataset_version(self, info: Info, id: strawberry.ID) -> DeletePayload:
+    async def delete_dataset_version(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The version to delete.")],
+    ) -> DeletePayload:
         await service.delete_version(decode_object_id(id, NodeType.DATASET_VERSION))
         return DeletePayload(id=id, deleted=True)

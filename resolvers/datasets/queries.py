@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents.dataset import Dataset as DatasetDocument
@@ -12,7 +14,7 @@ from resolvers.datasets.inputs import SplitRatios
 from resolvers.datasets.types import Dataset, DatasetVersion, TrainingSplit
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services import datasets as service
 from services.errors import BadUserInput
 from services.node_ids import NodeType, decode_object_id
@@ -21,7 +23,11 @@ from services.node_ids import NodeType, decode_object_id
 @strawberry.type
 class DatasetQueries:
     @strawberry.field(permission_classes=[CanRead], description="A dataset by `id` or by `name`.")
-    async def dataset(self, info: Info, id: strawberry.ID | None = None, name: str | None = None) -> Dataset | None:
+    async def dataset(
+        self, info: Info,
+        id: Annotated[strawberry.ID | None, strawberry.argument(description="The dataset's ID (or give `name`).")] = None,
+        name: Annotated[str | None, strawberry.argument(description="The dataset's name (or give `id`).")] = None,
+    ) -> Dataset | None:
         if (id is None) == (name is None):
             raise BadUserInput("give exactly one of id and name", field="id")
         doc = (await DatasetDocument.get(decode_object_id(id, NodeType.DATASET)) if id
@@ -29,7 +35,7 @@ class DatasetQueries:
         return Dataset.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Datasets, newest first.")
-    async def datasets(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Dataset]:
+    async def datasets(self, info: Info, first: First = None, after: After = None) -> Connection[Dataset]:
         return await paginate(
             DatasetDocument.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after),
@@ -37,8 +43,13 @@ class DatasetQueries:
         )
 
     @strawberry.field(permission_classes=[CanRead], description="A version by `id`, or by `dataset` name and `version`.")
-    async def dataset_version(self, info: Info, id: strawberry.ID | None = None, dataset: str | None = None,
-                              version: str | None = None) -> DatasetVersion | None:
+    async def dataset_version(
+        self, info: Info,
+        id: Annotated[strawberry.ID | None, strawberry.argument(description=(
+            "The version's ID (or give `dataset` and `version`)."))] = None,
+        dataset: Annotated[str | None, strawberry.argument(description="The dataset's name, with `version`.")] = None,
+        version: Annotated[str | None, strawberry.argument(description="The version's name, with `dataset`.")] = None,
+    ) -> DatasetVersion | None:
         if id is not None:
             doc = await VersionDocument.get(decode_object_id(id, NodeType.DATASET_VERSION))
         elif dataset is not None and version is not None:
@@ -49,8 +60,16 @@ class DatasetQueries:
         return DatasetVersion.from_document(doc) if doc and doc.status is VersionStatus.READY else None
 
     @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums: assigned splits are kept, UNASSIGNED datums are spread by `seed` and `ratios`; `verifiedOnly` keeps datums whose ground-truth annotations (as the version holds them) are all verified.")
-    async def training_split(self, info: Info, dataset_version: strawberry.ID, ratios: SplitRatios, seed: int = 0,
-                             verified_only: bool = False) -> TrainingSplit:
+    async def training_split(
+        self, info: Info,
+        dataset_version: Annotated[strawberry.ID, strawberry.argument(description="The version to partition.")],
+        ratios: Annotated[SplitRatios, strawberry.argument(description=(
+            "Relative sizes of the parts for the datums the version holds as UNASSIGNED (the others keep their split)."))],
+        seed: Annotated[int, strawberry.argument(description=(
+            "Chooses the partition: the same seed, version and ratios give the same parts on any machine. Default 0."))] = 0,
+        verified_only: Annotated[bool, strawberry.argument(description=(
+            "Keep only datums whose ground-truth annotations are all verified. Default false."))] = False,
+    ) -> TrainingSplit:
         normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
         version_id = decode_object_id(dataset_version, NodeType.DATASET_VERSION, field="datasetVersion")
         parts = await service.training_split(version_id, normalised, seed, verified_only)

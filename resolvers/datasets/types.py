@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from bson import ObjectId
@@ -17,7 +18,7 @@ from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.pagination import child_connection, sorted_list_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from services import datasets as service
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.snapshots import Verification, verify
@@ -32,10 +33,10 @@ async def load_members(version_id: ObjectId, datum_ids: list[ObjectId]) -> list[
     return [Datum.from_member(found[d]) for d in datum_ids]
 
 
-@strawberry.type
+@strawberry.type(description="How many of a version's datums are in one split.")
 class SplitCount:
-    split: Split
-    count: int
+    split: Split = strawberry.field(description="The split.")
+    count: int = strawberry.field(description="How many datums the version holds in it.")
 
 
 @strawberry.type(description="How two versions differ: datums added and removed, and datums in both whose split, "
@@ -47,31 +48,31 @@ class DatasetDiff:
     removed_ids: strawberry.Private[list[ObjectId]]
     changed_ids: strawberry.Private[list[ObjectId]]
 
-    @strawberry.field
+    @strawberry.field(description="How many datums this version has that the other does not.")
     def added_count(self) -> int:
         return len(self.added_ids)
 
-    @strawberry.field
+    @strawberry.field(description="How many datums the other version has that this one does not.")
     def removed_count(self) -> int:
         return len(self.removed_ids)
 
-    @strawberry.field
+    @strawberry.field(description="How many datums both versions hold, differently.")
     def changed_count(self) -> int:
         return len(self.changed_ids)
 
     @strawberry.field(description="Datums in both versions whose split, roles, metadata or annotations differ, as "
                                   "this version holds them (read the other's through `against`).")
-    async def changed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def changed(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await sorted_list_connection(self.changed_ids, info.context.page(first, after),
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
-    async def added(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def added(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await sorted_list_connection(self.added_ids, info.context.page(first, after),
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="Datums in the other version and not in this one, as the other holds them.")
-    async def removed(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    async def removed(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await sorted_list_connection(self.removed_ids, info.context.page(first, after),
                                             lambda ids: load_members(self.against_id, ids))
 
@@ -85,16 +86,16 @@ class TrainingSplit:
         return await sorted_list_connection(self.parts[split], info.context.page(first, after),
                                             lambda ids: load_members(self.version_id, ids))
 
-    @strawberry.field
-    async def train(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    @strawberry.field(description="The datums to fit a model on, in ID order.")
+    async def train(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await self._part(info, SplitValue.TRAIN, first, after)
 
-    @strawberry.field
-    async def validation(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    @strawberry.field(description="The datums to tune and choose a model on, in ID order.")
+    async def validation(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await self._part(info, SplitValue.VALIDATION, first, after)
 
-    @strawberry.field
-    async def test(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Datum]:
+    @strawberry.field(description="The datums held out for the final evaluation, in ID order.")
+    async def test(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
         return await self._part(info, SplitValue.TEST, first, after)
 
 
@@ -115,39 +116,41 @@ class VersionVerification:
 
 @strawberry.type(description="An immutable version of a dataset: its datums (with the split each had), and annotation sets.")
 class DatasetVersion(Node):
-    version: str
-    description: str | None
-    created_at: datetime
-    created_by: str | None
-    datum_count: int
+    version: str = strawberry.field(description="Its name, unique in its dataset, e.g. `v3` or `2026-11-23`.")
+    description: str | None = strawberry.field(description="Free text; null if none was given.")
+    created_at: datetime = strawberry.field(description="When it was built (UTC).")
+    created_by: str | None = strawberry.field(description="The name of the API token that built it; null for system writes.")
+    datum_count: int = strawberry.field(description="How many datums it holds.")
     manifest_sha256: str = strawberry.field(description="SHA-256 of what the version holds (each datum's split, roles "
                                             "by their assets' content digests, metadata, annotations), never of ids: "
                                             "the same content gives the same hash in any lake.")
     doc: strawberry.Private[VersionDocument]
 
-    @strawberry.field
+    @strawberry.field(description="The dataset it is a version of.")
     async def dataset(self, info: Info) -> Dataset:
         return Dataset.from_document(await info.context.loaders.by_id(DatasetDocument).load(self.doc.dataset_id))
 
-    @strawberry.field
+    @strawberry.field(description="The version it was built from (`parentId`); null if it was built without one.")
     async def parent(self, info: Info) -> DatasetVersion | None:
         if self.doc.parent_id is None:
             return None
         return DatasetVersion.from_document(await info.context.loaders.by_id(VersionDocument).load(self.doc.parent_id))
 
-    @strawberry.field
+    @strawberry.field(description="How many of its datums are in each split, every split listed (0 where it has none).")
     def split_counts(self) -> list[SplitCount]:
         return [SplitCount(split=SplitValue(s), count=n) for s, n in self.doc.split_counts.items()]
 
     @strawberry.field(description="Its datums; `split` is the split each had when the version was built.")
-    async def datums(self, info: Info, first: int | None = None, after: str | None = None,
-                     split: Split | None = None) -> Connection[Datum]:
+    async def datums(self, info: Info, first: First = None, after: After = None,
+                     split: Annotated[Split | None, strawberry.argument(description=(
+                         "Only datums that were in this split when the version was built; null for all."))] = None,
+                     ) -> Connection[Datum]:
         return await child_connection(
             info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
             query={"split": split.value} if split else {}, page=info.context.page(first, after), to_node=Datum.from_member,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The annotation sets it holds (their records as they were when it was built).")
     async def annotation_sets(self, info: Info) -> list[AnnotationSet]:
         docs = await info.context.loaders.by_id(SetDocument).load_many(self.doc.annotation_set_ids)
         return [AnnotationSet.from_document(d) for d in docs if d is not None]
@@ -159,7 +162,10 @@ class DatasetVersion(Node):
         return VersionVerification.from_value(await verify(self.doc))
 
     @strawberry.field(description="How this version differs from another (`against`): datums added, removed and changed.")
-    async def diff(self, info: Info, against: strawberry.ID) -> DatasetDiff:
+    async def diff(
+        self, info: Info,
+        against: Annotated[strawberry.ID, strawberry.argument(description="The other version (of any dataset).")],
+    ) -> DatasetDiff:
         other = await service.get_ready_version(decode_object_id(against, NodeType.DATASET_VERSION, field="against"), "against")
         found = await service.diff(self.doc.id, other.id)
         return DatasetDiff(version_id=self.doc.id, against_id=other.id, added_ids=found.added,
@@ -174,25 +180,27 @@ class DatasetVersion(Node):
 
 @strawberry.type(description="A named line of immutable versions.")
 class Dataset(Node):
-    name: str
-    description: str | None
-    created_at: datetime
+    name: str = strawberry.field(description="Its name, unique in the lake.")
+    description: str | None = strawberry.field(description="Free text; null if none was given.")
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
     doc: strawberry.Private[DatasetDocument]
 
     @strawberry.field(description="Its versions, oldest first.")
-    async def versions(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[DatasetVersion]:
+    async def versions(self, info: Info, first: First = None, after: After = None) -> Connection[DatasetVersion]:
         return await child_connection(
             info.context.loaders, VersionDocument, field="dataset_id", parent_id=self.doc.id, query=READY,
             page=info.context.page(first, after), to_node=DatasetVersion.from_document,
         )
 
-    @strawberry.field(description="The newest version.")
+    @strawberry.field(description="The newest version; null while it has none.")
     async def latest(self, info: Info) -> DatasetVersion | None:
         newest = await info.context.loaders.newest(VersionDocument, "dataset_id", READY).load(self.doc.id)
         return DatasetVersion.from_document(newest) if newest else None
 
-    @strawberry.field(description="The version with this name.")
-    async def version(self, info: Info, version: str) -> DatasetVersion | None:
+    @strawberry.field(description="The version with this name; null if it has none by that name.")
+    async def version(
+        self, info: Info, version: Annotated[str, strawberry.argument(description="The version's name, e.g. `v3`.")],
+    ) -> DatasetVersion | None:
         found = await VersionDocument.find_one({"dataset_id": self.doc.id, "version": version, **READY})
         return DatasetVersion.from_document(found) if found else None
 

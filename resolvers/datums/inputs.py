@@ -8,21 +8,23 @@ from resolvers.common import Split
 from resolvers.scalars import JSON
 
 
-@strawberry.input
+@strawberry.input(description="One asset and the role it plays in a datum.")
 class DatumRoleInput:
-    role: str = strawberry.field(description="e.g. image, mask, depth.")
-    asset_id: strawberry.ID
+    role: str = strawberry.field(description="The role's name, e.g. image, mask, depth: not blank, once per datum.")
+    asset_id: strawberry.ID = strawberry.field(description="The asset playing it; it must exist.")
 
 
 @strawberry.input(description="A datum to create.")
 class CreateDatumInput:
-    roles: list[DatumRoleInput]
-    split: Split = Split.UNASSIGNED
-    metadata: JSON | None = None
+    roles: list[DatumRoleInput] = strawberry.field(description="Its assets by role: at least one, each role named once.")
+    split: Split = strawberry.field(default=Split.UNASSIGNED, description="Its split (default UNASSIGNED).")
+    metadata: JSON | None = strawberry.field(default=None, description="A JSON object describing it; null stores {}.")
 
 
 @strawberry.input(description="Changes to a datum; dataset versions keep the split it had when they were built.")
 class UpdateDatumInput:
-    id: strawberry.ID
-    split: Split | None = strawberry.UNSET
-    metadata: JSON | None = strawberry.UNSET
+    id: strawberry.ID = strawberry.field(description="The datum to change.")
+    split: Split | None = strawberry.field(default=strawberry.UNSET, description=(
+        "A new split; null is refused (a datum always has one, UNASSIGNED at least)."))
+    metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
+        "A new JSON object, replacing the old one whole; null makes it {}."))

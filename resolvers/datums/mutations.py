@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents.dataset import Datum as DatumDocument
@@ -18,7 +20,11 @@ from services.node_ids import NodeType, decode_object_id
 @strawberry.type
 class DatumMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Create datums in one batch: all are checked, then all are stored, or none.")
-    async def create_datums(self, info: Info, inputs: list[CreateDatumInput]) -> list[Datum]:
+    async def create_datums(
+        self, info: Info,
+        inputs: Annotated[list[CreateDatumInput], strawberry.argument(description=(
+            "The datums: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default). Answered in the same order."))],
+    ) -> list[Datum]:
         actor = info.context.actor
         docs = [
             DatumDocument(
@@ -36,7 +42,9 @@ class DatumMutations:
         return [Datum.from_document(d) for d in stored]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Change a datum's split or metadata.")
-    async def update_datum(self, info: Info, input: UpdateDatumInput) -> Datum:
+    async def update_datum(
+        self, info: Info, input: Annotated[UpdateDatumInput, strawberry.argument(description="Which datum, and what to change.")],
+    ) -> Datum:
         changes = {k: getattr(input, k) for k in ("split", "metadata") if getattr(input, k) is not strawberry.UNSET}
         if "metadata" in changes:
             changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
@@ -44,6 +52,8 @@ class DatumMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a datum no dataset version and no "
                          "annotation record holds (CONFLICT names them). Its assets stay.")
-    async def delete_datum(self, info: Info, id: strawberry.ID) -> DeletePayload:
+    async def delete_datum(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The datum to delete.")],
+    ) -> DeletePayload:
         await service.delete_datum(decode_object_id(id, NodeType.DATUM))
         return DeletePayload(id=id, deleted=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents.dataset import Datum as DatumDocument
@@ -10,21 +12,28 @@ from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.node_ids import NodeType, decode_object_id
 
 
 @strawberry.type
 class DatumQueries:
     @strawberry.field(permission_classes=[CanRead], description="A datum by ID; null if none.")
-    async def datum(self, info: Info, id: strawberry.ID) -> Datum | None:
+    async def datum(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The datum's ID.")],
+    ) -> Datum | None:
         doc = await info.context.loaders.by_id(DatumDocument).load(decode_object_id(id, NodeType.DATUM))
         return Datum.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Datums, newest first, by split, by a role they have, by metadata.")
     async def datums(
-        self, info: Info, split: Split | None = None, role: str | None = None,
-        metadata: list[JsonPredicate] | None = None, first: int | None = None, after: str | None = None,
+        self, info: Info,
+        split: Annotated[Split | None, strawberry.argument(description="Only datums in this split; null for all.")] = None,
+        role: Annotated[str | None, strawberry.argument(description=(
+            "Only datums that have an asset in this role (exact name, e.g. mask); null for all."))] = None,
+        metadata: Annotated[list[JsonPredicate] | None, strawberry.argument(description=(
+            "Predicates on the datum's metadata, all of which must hold; null for none."))] = None,
+        first: First = None, after: After = None,
     ) -> Connection[Datum]:
         clauses: list[dict] = []
         if split:

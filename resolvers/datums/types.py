@@ -16,7 +16,7 @@ from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import Connection, Node
+from resolvers.relay import After, Connection, First, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="The asset playing one role in a datum.")
 class DatumRole:
-    role: str
+    role: str = strawberry.field(description="The role's name, e.g. image, mask, depth; unique within its datum.")
     asset_id: strawberry.Private[object]
 
-    @strawberry.field
+    @strawberry.field(description="The asset playing the role (shown DELETED if a forced delete took it).")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
 
@@ -39,30 +39,36 @@ class DatumRole:
                              "through a dataset version, it is the datum as that version holds it (frozen when the "
                              "version was built), with that version's annotations only.")
 class Datum(Node):
-    split: Split
-    created_at: datetime
+    split: Split = strawberry.field(description=(
+        "Its split: the current one, or, reached through a dataset version, the one it had in that version."))
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
     doc: strawberry.Private[DatumDocument]
     version_id: strawberry.Private[ObjectId | None] = None  # set: the datum as this version froze it
 
-    @strawberry.field
+    @strawberry.field(description="Its assets, each in its role, in the order they were given (a datum has a handful).")
     def roles(self) -> list[DatumRole]:
         return [DatumRole(role=r.role, asset_id=r.asset_id) for r in self.doc.roles]
 
     @strawberry.field(description="The asset in `role`, or null.")
-    async def asset(self, info: Info, role: str) -> Asset | None:
+    async def asset(
+        self, info: Info, role: Annotated[str, strawberry.argument(description="The role's exact name, e.g. image.")],
+    ) -> Asset | None:
         ref = next((r for r in self.doc.roles if r.role == role), None)
         if ref is None:
             return None
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(ref.asset_id))
 
-    @strawberry.field
+    @strawberry.field(description="A JSON object describing the datum ({} if none was given).")
     def metadata(self) -> JSON:
         return self.doc.metadata.decode()
 
-    @strawberry.field
+    @strawberry.field(description=(
+        "Annotation records on this datum, oldest first; through a dataset version, only the records that version "
+        "froze."))
     async def annotations(
-        self, info: Info, first: int | None = None, after: str | None = None,
-        filter: Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None = None,
+        self, info: Info, first: First = None, after: After = None,
+        filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,
+                          strawberry.argument(description="Only records matching this; null for all.")] = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
         from resolvers.annotations.inputs import annotation_query
         from resolvers.annotations.types import AnnotationRecord

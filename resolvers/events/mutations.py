@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from documents.common import Ownership
@@ -29,13 +31,19 @@ def _new_event(i: int, event: EventInput) -> service.NewEvent:
 @strawberry.type
 class EventMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Log one event.")
-    async def log_event(self, info: Info, input: EventInput) -> Event:
+    async def log_event(
+        self, info: Info, input: Annotated[EventInput, strawberry.argument(description="The event.")],
+    ) -> Event:
         state = info.context.state
         [stored] = await service.log_events(state.feed, [_new_event(0, input)], state.settings, state.background)
         return Event.from_document(stored)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Log a batch of events: all are checked, then stored with one bulk write.")
-    async def log_events(self, info: Info, inputs: list[EventInput]) -> LogEventsPayload:
+    async def log_events(
+        self, info: Info,
+        inputs: Annotated[list[EventInput], strawberry.argument(description=(
+            "The events: 1 to GRAPHLAKE_MAX_EVENTS_PER_BATCH (10,000 by default)."))],
+    ) -> LogEventsPayload:
         state = info.context.state
         stored = await service.log_events(state.feed, [_new_event(i, e) for i, e in enumerate(inputs)], state.settings,
                                           state.background)

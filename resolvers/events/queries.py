@@ -16,7 +16,7 @@ from resolvers.events.types import Event, EventFilter, EventOrder, UtilizationGr
 from resolvers.loaders import Loaders
 from resolvers.pagination import DESCENDING, paginate, sorted_list_connection
 from resolvers.permissions import CanRead
-from resolvers.relay import Connection
+from resolvers.relay import After, Connection, First
 from services.broadcast import SubscriberOverflow
 from services.errors import Unavailable
 from services.events import log as service
@@ -41,13 +41,21 @@ class SubscriptionDropped(Unavailable):
 @strawberry.type
 class EventQueries:
     @strawberry.field(permission_classes=[CanRead], description="An event by ID; null if none.")
-    async def event(self, info: Info, id: strawberry.ID) -> Event | None:
+    async def event(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The event's ID.")],
+    ) -> Event | None:
         doc = await info.context.loaders.by_id(EventDocument).load(decode_object_id(id, NodeType.EVENT))
         return Event.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Events, newest first. Cursors stay valid while new events arrive.")
-    async def events(self, info: Info, filter: EventFilter | None = None, first: int | None = None,
-                     after: str | None = None, order_by: EventOrder = EventOrder.TIMESTAMP) -> Connection[Event]:
+    async def events(
+        self, info: Info,
+        filter: Annotated[EventFilter | None, strawberry.argument(description=(
+            "Which events; null for all but archived ones."))] = None,
+        first: First = None, after: After = None,
+        order_by: Annotated[EventOrder, strawberry.argument(description=(
+            "Newest by the sender's clock (TIMESTAMP, the default) or by the server's (RECEIVED)."))] = EventOrder.TIMESTAMP,
+    ) -> Connection[Event]:
         # An event's id is made by the server as it stores the event: newest ids are the latest received.
         sort = [("timestamp", DESCENDING)] if order_by is EventOrder.TIMESTAMP else [("_id", DESCENDING)]
         return await paginate(
@@ -59,9 +67,14 @@ class EventQueries:
     @strawberry.field(permission_classes=[CanRead], description="Busy time per node, workflow or user in [from, to), "
                                                                  "from start/stop event pairs (NODE_START/NODE_STOP, WORKFLOW_START/WORKFLOW_COMPLETE); "
                                                                  "groups in name order.")
-    async def utilization(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
-                          to: datetime | None = None, group_by: UtilizationGroup = UtilizationGroup.NODE,
-                          first: int | None = None, after: str | None = None) -> Connection[UtilizationRow]:
+    async def utilization(self, info: Info,
+                          from_: Annotated[datetime, strawberry.argument(name="from", description=(
+                              "The window's start (inclusive)."))],
+                          to: Annotated[datetime | None, strawberry.argument(description=(
+                              "The window's end (exclusive), after `from`; null is now."))] = None,
+                          group_by: Annotated[UtilizationGroup, strawberry.argument(description=(
+                              "What to group sessions by (default NODE)."))] = UtilizationGroup.NODE,
+                          first: First = None, after: After = None) -> Connection[UtilizationRow]:
         page = info.context.page(first, after)
         rows = {r.group: UtilizationRow(group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization)
                 for r in await service.utilization(from_, to or utcnow(), group_by.value)}
@@ -76,7 +89,11 @@ class EventQueries:
 class EventSubscriptions:
     @strawberry.subscription(permission_classes=[CanRead], description="Events as they are logged, by any server process, "
                                                                         "in order per source. A subscriber that falls too far behind is dropped with an error.")
-    async def events(self, info: Info, filter: EventFilter | None = None) -> AsyncGenerator[Event, None]:
+    async def events(
+        self, info: Info,
+        filter: Annotated[EventFilter | None, strawberry.argument(description=(
+            "Which events to send; null for all."))] = None,
+    ) -> AsyncGenerator[Event, None]:
         accept = (lambda event: filter.accepts(event.doc)) if filter else (lambda _: True)
         try:
             # Every subscriber receives the same Event object, so it is executed once per distinct

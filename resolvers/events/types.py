@@ -21,11 +21,12 @@ from services.node_ids import NodeType, encode_id
 
 @strawberry.enum(description="Severity, numbered as Python logging (10..50).")
 class LogLevel(Enum):
-    DEBUG = 10
-    INFO = 20
-    WARNING = 30
-    ERROR = 40
-    CRITICAL = 50
+    DEBUG = strawberry.enum_value(10, description="10: detail for debugging.")
+    INFO = strawberry.enum_value(20, description="20: normal operation (the default).")
+    WARNING = strawberry.enum_value(30, description="30: something unexpected that did not stop the work.")
+    ERROR = strawberry.enum_value(40, description=(
+        "40: something failed; at or above GRAPHLAKE_ALERT_LEVEL (ERROR by default) it fires the alert notifiers."))
+    CRITICAL = strawberry.enum_value(50, description="50: a failure that stops a workflow, instrument or the lab.")
 
 
 def level_of(number: int) -> LogLevel:
@@ -36,20 +37,22 @@ def level_of(number: int) -> LogLevel:
 @strawberry.type(description="One structured event: what happened, how severe, where it came from.")
 class Event(Node):
     event_type: str = strawberry.field(description="e.g. LOG_INFO, NODE_START, WORKFLOW_COMPLETE, AUDIT.")
-    level: LogLevel
-    level_number: int
-    message: str | None
-    source: Ownership
-    timestamp: datetime
-    alert: bool
-    trace_id: str | None
-    span_id: str | None
-    archived: bool
+    level: LogLevel = strawberry.field(description="Its severity, named (a custom number rounds down to the level below it).")
+    level_number: int = strawberry.field(description="Its severity as a number, as Python logging (10 to 50 for the named levels).")
+    message: str | None = strawberry.field(description="A human-readable message, at most 10,000 characters; null if none.")
+    source: Ownership = strawberry.field(description="Where it came from: lab, node, workflow, step, user (fields not given are null).")
+    timestamp: datetime = strawberry.field(description=(
+        "When it happened, by the sender's clock (or when the server stored it, if none was given); UTC, milliseconds."))
+    alert: bool = strawberry.field(description="Whether the sender asked to alert on it (events at or above the alert level alert anyway).")
+    trace_id: str | None = strawberry.field(description="The distributed trace it belongs to (e.g. W3C trace id); null if none.")
+    span_id: str | None = strawberry.field(description="The span within that trace; null if none.")
+    archived: bool = strawberry.field(description=(
+        "Moved out of default queries by age (`graphlake events archive`); `EventFilter.includeArchived` shows it."))
     doc: strawberry.Private[EventDocument]
     # Streamed live, one Event object reaches every subscriber; its fields read nothing per caller.
     shared_results: strawberry.Private[SharedResults] = field(default_factory=SharedResults)
 
-    @strawberry.field
+    @strawberry.field(description="Any JSON the sender attached, exactly as sent ({} if none).")
     def data(self) -> JSON:
         return self.doc.data.decode()
 
@@ -68,13 +71,13 @@ class Event(Node):
 
 @strawberry.input(description="Which events; every given field must match.")
 class EventFilter:
-    min_level: LogLevel | None = None
-    event_types: list[str] | None = None
-    source: OwnershipInput | None = None
+    min_level: LogLevel | None = strawberry.field(default=None, description="Only events at this level or above.")
+    event_types: list[str] | None = strawberry.field(default=None, description="Only events of one of these types (exact).")
+    source: OwnershipInput | None = strawberry.field(default=None, description="Only events whose source has every given field equal.")
     after: datetime | None = strawberry.field(default=None, description="At or after (inclusive).")
     before: datetime | None = strawberry.field(default=None, description="Strictly before.")
-    alert_only: bool | None = None
-    data: list[JsonPredicate] | None = None
+    alert_only: bool | None = strawberry.field(default=None, description="True: only events sent with `alert: true`.")
+    data: list[JsonPredicate] | None = strawberry.field(default=None, description="Predicates on `data`, all of which must hold.")
     include_archived: bool = strawberry.field(default=False, description="Also archived events (queries only).")
 
     def accepts(self, event: EventDocument) -> bool:
@@ -97,21 +100,26 @@ class EventFilter:
 @batch_input  # thousands per logEvents call
 @strawberry.input(description="An event to log. `level` defaults to INFO, `timestamp` to now.")
 class EventInput:
-    event_type: str
-    level: LogLevel | None = None
-    message: str | None = None
-    data: JSON | None = None
-    source: OwnershipInput | None = None
-    timestamp: datetime | None = None
-    alert: bool | None = None
-    trace_id: str | None = None
-    span_id: str | None = None
+    event_type: str = strawberry.field(description=(
+        "What happened, e.g. NODE_START: 1 to 100 ASCII letters, digits and _ . : / -, starting with a letter or digit. "
+        "Types Graphlake writes itself (AUDIT, ASSET_STATUS, ...) are refused, in any case."))
+    level: LogLevel | None = strawberry.field(default=None, description="Its severity; null is INFO.")
+    message: str | None = strawberry.field(default=None, description="A human-readable message, at most 10,000 characters.")
+    data: JSON | None = strawberry.field(default=None, description="Any JSON to attach, queryable by path; null stores {}.")
+    source: OwnershipInput | None = strawberry.field(default=None, description="Where it came from; null records nothing.")
+    timestamp: datetime | None = strawberry.field(default=None, description=(
+        "When it happened; null is now. At most GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS (300 by default) ahead of the "
+        "server's clock."))
+    alert: bool | None = strawberry.field(default=None, description=(
+        "True fires the alert notifiers whatever the level; null or false leaves it to the level."))
+    trace_id: str | None = strawberry.field(default=None, description="The distributed trace it belongs to; null for none.")
+    span_id: str | None = strawberry.field(default=None, description="The span within that trace; null for none.")
 
 
 @strawberry.type(description="How many events a logEvents call stored, and their IDs in order.")
 class LogEventsPayload:
-    count: int
-    ids: list[strawberry.ID]
+    count: int = strawberry.field(description="How many events were stored (all that were given).")
+    ids: list[strawberry.ID] = strawberry.field(description="Their IDs, in the order given.")
 
 
 @strawberry.enum(description="The order of `events`, newest first.")
@@ -125,14 +133,15 @@ class EventOrder(Enum):
 
 @strawberry.enum(description="What utilization groups sessions by.")
 class UtilizationGroup(Enum):
-    NODE = "NODE"
-    WORKFLOW = "WORKFLOW"
-    USER = "USER"
+    NODE = strawberry.enum_value("NODE", description="By `source.nodeId`: NODE_START to NODE_STOP.")
+    WORKFLOW = strawberry.enum_value("WORKFLOW", description=(
+        "By `source.workflowId`: WORKFLOW_START to WORKFLOW_COMPLETE, WORKFLOW_FAILED or WORKFLOW_CANCELLED."))
+    USER = strawberry.enum_value("USER", description="By `source.userId`: the workflows each user ran.")
 
 
 @strawberry.type(description="Busy time of one node, workflow or user within the asked window.")
 class UtilizationRow:
-    group: str
-    busy_seconds: float
-    sessions: int
+    group: str = strawberry.field(description="The node, workflow or user id.")
+    busy_seconds: float = strawberry.field(description="Seconds busy within the window (sessions clipped to it).")
+    sessions: int = strawberry.field(description="How many sessions (start to stop) counted within the window.")
     utilization: float = strawberry.field(description="Busy time over the window's length, 0 to 1.")

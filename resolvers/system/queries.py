@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -42,7 +43,11 @@ class SystemSubscriptions:
         permission_classes=[CanRead],
         description="Ticks every `intervalSeconds` (0.1 to 3600): checks that a live connection and its token work.",
     )
-    async def heartbeat(self, info: Info, interval_seconds: float = 10.0) -> AsyncGenerator[Heartbeat, None]:
+    async def heartbeat(
+        self, info: Info,
+        interval_seconds: Annotated[float, strawberry.argument(description=(
+            "Seconds between ticks, 0.1 to 3600 (default 10)."))] = 10.0,
+    ) -> AsyncGenerator[Heartbeat, None]:
         if not 0.1 <= interval_seconds <= 3600:
             raise BadUserInput("must be between 0.1 and 3600", field="intervalSeconds")
         sequence = 0

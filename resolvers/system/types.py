@@ -10,7 +10,7 @@ import strawberry
 @strawberry.type(description="Is the server able to serve? Needs no role.")
 class Health:
     ok: bool = strawberry.field(description="Database and every mount answer.")
-    database: bool
+    database: bool = strawberry.field(description="The database answers a ping.")
     storage: bool = strawberry.field(description="Every storage mount is readable and writable.")
     version: str = strawberry.field(description="Graphlake's version.")
     schema_version: int = strawberry.field(description="Version of the stored document shapes.")
@@ -18,9 +18,9 @@ class Health:
 
 @strawberry.type(description="A named place where payload bytes are stored.")
 class Mount:
-    name: str
+    name: str = strawberry.field(description="Its name, as `createUpload(input: {mount:})` and `StorageRef.mount` give it.")
     backend: str = strawberry.field(description="`local` or `s3`.")
-    is_default: bool
+    is_default: bool = strawberry.field(description="Whether uploads that name no mount go here.")
     local_root: str | None = strawberry.field(default=None, description=(
         "Local mounts that take direct writes: their directory on the server. A client sharing that filesystem "
         "sees `localId` in its `.graphlake-mount` file, and may then upload with createUpload(direct: true)."))
@@ -30,4 +30,4 @@ class Mount:
 @strawberry.type(description="A tick of the `heartbeat` subscription.")
 class Heartbeat:
     sequence: int = strawberry.field(description="1 for the first tick of this subscription.")
-    at: datetime
+    at: datetime = strawberry.field(description="The server's time at the tick (UTC).")

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from resolvers.assets.inputs import DATA_TIMESTAMP, DESCRIPTION, LABELS, METADATA, OWNER
 from resolvers.common import OwnershipInput
 from resolvers.scalars import JSON, BigInt
 
@@ -13,15 +14,18 @@ from resolvers.scalars import JSON, BigInt
 @strawberry.input(description="A file to upload; above the multipart threshold the server splits it into parts.")
 class CreateUploadInput:
     name: str = strawberry.field(description="Shown as the file name on download.")
-    size_bytes: BigInt
-    media_type: str = "application/octet-stream"
+    size_bytes: BigInt = strawberry.field(description=(
+        "The file's exact size in bytes, 0 up to GRAPHLAKE_MAX_UPLOAD_BYTES (5 TiB by default); checked on completion. "
+        "At or above GRAPHLAKE_MULTIPART_THRESHOLD_BYTES (64 MiB by default) the upload goes in parts."))
+    media_type: str = strawberry.field(default="application/octet-stream", description=(
+        "The file's media type, e.g. image/png (default application/octet-stream); sent back on download."))
     sha256: str | None = strawberry.field(default=None, description="Hex SHA-256; checked when the upload completes.")
     mount: str | None = strawberry.field(default=None, description="Default: the server's default mount.")
-    description: str | None = None
-    metadata: JSON | None = None
-    labels: list[str] | None = None
-    owner: OwnershipInput | None = None
-    data_timestamp: datetime | None = None
+    description: str | None = strawberry.field(default=None, description=DESCRIPTION)
+    metadata: JSON | None = strawberry.field(default=None, description=METADATA)
+    labels: list[str] | None = strawberry.field(default=None, description=LABELS)
+    owner: OwnershipInput | None = strawberry.field(default=None, description=OWNER)
+    data_timestamp: datetime | None = strawberry.field(default=None, description=DATA_TIMESTAMP)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description="Put the asset into this collection when complete.")
     path: str | None = strawberry.field(default=None, description="Its path in that collection.")
     direct: bool = strawberry.field(default=False, description=(
@@ -29,7 +33,7 @@ class CreateUploadInput:
         "filesystem (see Mount.localRoot). The session then has `directPath` and no URL or parts."))
 
 
-@strawberry.input
+@strawberry.input(description="The upload to finish, and its SHA-256 if createUpload did not declare one.")
 class CompleteUploadInput:
     id: strawberry.ID = strawberry.field(description="The upload session.")
     sha256: str | None = strawberry.field(default=None, description=(
@@ -40,11 +44,15 @@ class CompleteUploadInput:
 @strawberry.input(description="Objects that already exist, registered in place: an S3 `bucket` + `prefix` read "
                               "through an S3 `mount`'s credentials (one asset per object), or an https `url`.")
 class RegisterExternalInput:
-    mount: str | None = None
-    bucket: str | None = None
-    prefix: str | None = None
-    url: str | None = None
+    mount: str | None = strawberry.field(default=None, description=(
+        "With `bucket`: the S3 mount whose credentials read the bucket. Null with `url`."))
+    bucket: str | None = strawberry.field(default=None, description="An S3 bucket to register objects of (or give `url`).")
+    prefix: str | None = strawberry.field(default=None, description=(
+        "With `bucket`: register the objects whose keys start with this (at most GRAPHLAKE_MAX_BATCH_ITEMS of them); "
+        "null for the whole bucket."))
+    url: str | None = strawberry.field(default=None, description="An https URL to register as one asset (or give `bucket`).")
     name: str | None = strawberry.field(default=None, description="For a url; objects are named by their key.")
-    labels: list[str] | None = None
-    metadata: JSON | None = None
-    collection_id: strawberry.ID | None = None
+    labels: list[str] | None = strawberry.field(default=None, description=LABELS)
+    metadata: JSON | None = strawberry.field(default=None, description=METADATA)
+    collection_id: strawberry.ID | None = strawberry.field(default=None, description=(
+        "Put every registered asset into this collection; null for none."))

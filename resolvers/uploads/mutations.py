@@ -33,7 +33,9 @@ def _request(input: CreateUploadInput, where: str) -> sessions.UploadRequest:
 @strawberry.type
 class UploadMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Start an upload: a PENDING FILE asset and signed URL(s) to PUT its bytes to.")
-    async def create_upload(self, info: Info, input: CreateUploadInput) -> UploadSession:
+    async def create_upload(
+        self, info: Info, input: Annotated[CreateUploadInput, strawberry.argument(description="The file to upload.")],
+    ) -> UploadSession:
         started = await sessions.create_upload(_request(input, ""), info.context.stores, info.context.settings,
                                               info.context.actor)
         info.context.loaders.known([started.asset])
@@ -42,7 +44,11 @@ class UploadMutations:
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Start several uploads at once (a directory of small files): "
                                                                      "all are checked first, then stored together; sessions in the order given.")
-    async def create_uploads(self, info: Info, inputs: list[CreateUploadInput]) -> list[UploadSession]:
+    async def create_uploads(
+        self, info: Info,
+        inputs: Annotated[list[CreateUploadInput], strawberry.argument(description=(
+            "The files: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default)."))],
+    ) -> list[UploadSession]:
         stores = info.context.stores
         started = await sessions.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
                                                stores, info.context.settings, info.context.actor)
@@ -51,7 +57,9 @@ class UploadMutations:
         return [UploadSession.from_signed(s, unchanged=st.unchanged) for s, st in zip(signed, started, strict=True)]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared, here or in createUpload) must match; the asset turns ACTIVE, or FAILED with the difference named.")
-    async def complete_upload(self, info: Info, input: CompleteUploadInput) -> Asset:
+    async def complete_upload(
+        self, info: Info, input: Annotated[CompleteUploadInput, strawberry.argument(description="The upload to finish.")],
+    ) -> Asset:
         session_id = decode_object_id(input.id, NodeType.UPLOAD_SESSION)
         doc = await completion.complete_upload(session_id, info.context.stores, info.context.state.feed, info.context.actor,
                                             info.context.settings.max_batch_items,
@@ -61,7 +69,9 @@ class UploadMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish several uploads, each on its own as completeUpload does: "
                                                                      "the assets that turned ACTIVE, and why the others did not.")
     async def complete_uploads(
-        self, info: Info, ids: list[strawberry.ID],
+        self, info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description=(
+            "The upload sessions, at most GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default)."))],
         sha256s: Annotated[list[str | None] | None, strawberry.argument(description=(
             "Hex SHA-256 digests in the order of `ids`, for uploads created without one (null where createUploads "
             "declared it), as completeUpload's `sha256`."))] = None,
@@ -78,13 +88,18 @@ class UploadMutations:
         )
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give up an upload: its parts and object are removed and its asset turns FAILED.")
-    async def abort_upload(self, info: Info, id: strawberry.ID) -> UploadSession:
+    async def abort_upload(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The upload session to give up.")],
+    ) -> UploadSession:
         session = await completion.abort_upload(decode_object_id(id, NodeType.UPLOAD_SESSION), info.context.stores,
                                              info.context.state.feed)
         return UploadSession.from_signed(await sessions.sign_session(session, info.context.stores))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets, without copying them.")
-    async def register_external(self, info: Info, input: RegisterExternalInput) -> RegisterExternalPayload:
+    async def register_external(
+        self, info: Info,
+        input: Annotated[RegisterExternalInput, strawberry.argument(description="Where the objects are, and how to file them.")],
+    ) -> RegisterExternalPayload:
         registered = await external.register_external(
             stores=info.context.stores, mount=input.mount, bucket=input.bucket, prefix=input.prefix, url=input.url,
             name=input.name, labels=input.labels or [],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -11,7 +12,7 @@ from documents.asset import Asset as AssetDocument
 from documents.event import ASSET_STATUS
 from documents.upload import UploadSession as SessionDocument
 from resolvers.assets.types import Asset
-from resolvers.context import Info
+from resolvers.context import Context, Info
 from resolvers.events.types import Event
 from resolvers.loaders import Loaders
 from resolvers.permissions import CanRead, has_role
@@ -20,23 +21,33 @@ from services.node_ids import NodeType, decode_object_id, decode_object_ids, enc
 from services.uploads import sessions
 
 
+async def visible_session(context: Context, found: SessionDocument) -> UploadSession:
+    """A session as `context`'s caller may see it: signed URLs (and the direct-write path) only for whoever
+    created it, or an ADMIN, since they let the bearer write the upload's bytes."""
+    if has_role(context, Role.ADMIN) or (context.actor is not None and context.actor == found.created_by):
+        return UploadSession.from_signed(await sessions.sign_session(found, context.stores))
+    return UploadSession.from_signed(sessions.SignedSession(session=found, single=None, parts=[]))
+
+
 @strawberry.type
 class UploadQueries:
     @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none. The URLs and the direct-write path go only to whoever created the session, or an ADMIN: they let the bearer write the upload's bytes.")
-    async def upload_session(self, info: Info, id: strawberry.ID) -> UploadSession | None:
+    async def upload_session(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The session's ID (createUpload's answer).")],
+    ) -> UploadSession | None:
         found = await SessionDocument.get(decode_object_id(id, NodeType.UPLOAD_SESSION))
-        if found is None:
-            return None
-        if has_role(info.context, Role.ADMIN) or (info.context.actor is not None and info.context.actor == found.created_by):
-            return UploadSession.from_signed(await sessions.sign_session(found, info.context.stores))
-        return UploadSession.from_signed(sessions.SignedSession(session=found, single=None, parts=[]))
+        return await visible_session(info.context, found) if found is not None else None
 
 
 @strawberry.type
 class UploadSubscriptions:
     @strawberry.subscription(permission_classes=[CanRead], description="Assets (all, or those in `ids`) as they turn ACTIVE or FAILED, "
                                                                         "on any server process (each change is an ASSET_STATUS event).")
-    async def asset_status_changed(self, info: Info, ids: list[strawberry.ID] | None = None) -> AsyncGenerator[Asset, None]:
+    async def asset_status_changed(
+        self, info: Info,
+        ids: Annotated[list[strawberry.ID] | None, strawberry.argument(description=(
+            "The assets to watch; null watches every asset."))] = None,
+    ) -> AsyncGenerator[Asset, None]:
         wanted = {encode_id(NodeType.ASSET, i) for i in decode_object_ids(ids, NodeType.ASSET, field="ids")} if ids else None
 
         def accept(event: Event) -> bool:

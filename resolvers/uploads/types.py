@@ -10,36 +10,44 @@ from documents.asset import Asset as AssetDocument
 from documents.upload import UploadStatus as UploadStatusValue
 from resolvers.assets.types import Asset
 from resolvers.context import Info
+from resolvers.enums import described_enum
+from resolvers.relay import Node
 from resolvers.scalars import JSON, BigInt
 from services.node_ids import NodeType, encode_id
 from services.uploads.sessions import SignedSession
 
-UploadStatus = strawberry.enum(UploadStatusValue, description="OPEN until completed, aborted, or expired.")
+UploadStatus = described_enum(UploadStatusValue, "OPEN until completed, aborted, or expired.", {
+    "OPEN": "Waiting for the bytes and `completeUpload`, until `expiresAt`.",
+    "COMPLETED": "The bytes were verified: the asset is ACTIVE.",
+    "ABORTED": "Given up (`abortUpload`), or its bytes did not verify: the asset is FAILED.",
+    "EXPIRED": "Not completed before `expiresAt` (GRAPHLAKE_UPLOAD_EXPIRY_SECONDS, a day by default): the asset is FAILED.",
+})
 
 
 @strawberry.type(description="One part of a multipart upload: PUT its bytes to `url` (re-signed each time you ask).")
 class UploadPart:
-    part_number: int
-    url: str
-    uploaded: bool
+    part_number: int = strawberry.field(description="Its number, from 1; part n holds bytes from (n-1) x partSizeBytes.")
+    url: str = strawberry.field(description="Where to PUT the part's bytes; valid until the session expires.")
+    uploaded: bool = strawberry.field(description="Whether the store holds this part already (a resumed upload skips it).")
 
 
 @strawberry.type(description="How to upload a FILE asset's bytes: PUT them to `url` with `headers`, or each part to "
                              "its URL (or write them to `directPath`), then call completeUpload. Nothing goes through "
                              "the GraphQL request.")
-class UploadSession:
-    id: strawberry.ID
-    status: UploadStatus
+class UploadSession(Node):
+    status: UploadStatus = strawberry.field(description="Where the upload stands.")
     method: str = strawberry.field(description="PUT.")
     url: str | None = strawberry.field(description="Single-part uploads: where to PUT the whole file.")
     headers: JSON = strawberry.field(description="Headers the client must send with each PUT.")
     part_size_bytes: BigInt | None = strawberry.field(description="Multipart uploads: every part but the last has this size.")
-    parts: list[UploadPart] | None
+    parts: list[UploadPart] | None = strawberry.field(description=(
+        "Multipart uploads: a signed URL per part, re-signed each time the session is read (to resume); null for a "
+        "single-part or direct upload, and empty for whoever did not create the session."))
     direct_path: str | None = strawberry.field(description=(
         "Direct writes (createUpload with direct: true): the file to create on the mount's filesystem. Write it under "
         "another name in the same directory, rename it to this path, then call completeUpload. Name it "
         "`.<file name>.<anything>.part` so that the server removes it should the write die halfway."))
-    expires_at: datetime
+    expires_at: datetime = strawberry.field(description="When an OPEN session expires and its URLs stop working (UTC).")
     unchanged: bool = strawberry.field(default=False, description=(
         "createUploads found this file filed already (the same collection path, the same sha256, ACTIVE): this is its "
         "completed session, and there is nothing to send."))
@@ -65,16 +73,16 @@ class UploadSession:
 
 @strawberry.type(description="An upload completeUploads could not finish, and why (as completeUpload's error would say).")
 class UploadFailure:
-    upload_id: strawberry.ID
+    upload_id: strawberry.ID = strawberry.field(description="The upload session that did not finish.")
     code: str = strawberry.field(description="BAD_USER_INPUT (size or checksum differ, parts missing), CONFLICT (not open), NOT_FOUND.")
-    message: str
+    message: str = strawberry.field(description="What was wrong, as completeUpload's error message.")
     field: str | None = strawberry.field(description="The input at fault, e.g. sha256 or sizeBytes.")
 
 
 @strawberry.type(description="What completeUploads finished.")
 class CompleteUploadsPayload:
     assets: list[Asset] = strawberry.field(description="The assets now ACTIVE, in the order their uploads were given.")
-    failures: list[UploadFailure]
+    failures: list[UploadFailure] = strawberry.field(description="The uploads that did not finish, and why; empty if all did.")
 
 
 @strawberry.type(description="The EXTERNAL assets registered (the first page of them) and how many; objects "
