@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     max_websockets_per_token: int = Field(
         default=50, description="WebSockets open at once with one API token, on one process; more are closed with 4429.")
 
+    # --- Server-Sent Events (graphql-sse): each stream also holds a WebSocket slot (graphlake/sse.py)
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="How often an SSE stream sends a comment while it has nothing to say, so "
+                                        "proxies do not close an idle stream.")
+
     # --- stored payload sizes
     max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
     max_text_bytes: int = Field(default=10 * 1_048_576, description="UTF-8 bytes of one storeText.")
