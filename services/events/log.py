@@ -7,10 +7,12 @@ feed; alerts are scheduled after the write and never hold it up.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -109,6 +111,39 @@ async def archive(older_than: timedelta) -> int:
     result = await Event.get_pymongo_collection().update_many(
         {"archived": False, "timestamp": {"$lt": utcnow() - older_than}}, {"$set": {"archived": True}})
     return result.modified_count
+
+
+REPLAY_PAGE = 500
+
+
+async def received_since(query: dict[str, Any], after: ObjectId, *, limit: int) -> AsyncIterator[Event]:
+    """The events matching `query` (which must not pin `archived`) stored after the event `after`, in
+    the order they were received (their ids, made as each is stored), a page at a time. More than
+    `limit` is BAD_USER_INPUT, once `limit` are out: the caller resumes from the last it got.
+
+    Archived events too (a live stream knows no archive), read apart from the others and merged:
+    each read is then an `_id` range of the (archived, _id) index, where one read of both, or
+    none pinned, scans the collection on the embedded default (tests/test_query_plans.py).
+    """
+    collection = Event.get_pymongo_collection()
+    sent = 0
+    while True:
+        pages = await asyncio.gather(*(
+            collection.find({"$and": [{"archived": archived}, *([query] if query else []), {"_id": {"$gt": after}}]},
+                            sort=[("_id", 1)], limit=REPLAY_PAGE).to_list()
+            for archived in (False, True)))
+        # The first REPLAY_PAGE of both, in id order: past them, one of the reads may have more unread.
+        page = heapq.merge(*pages, key=lambda doc: doc["_id"])
+        raw = list(itertools.islice(page, REPLAY_PAGE))
+        for doc in raw:
+            if sent == limit:
+                raise BadUserInput(f"more than {limit} events were logged since this position "
+                                   "(GRAPHLAKE_MAX_EVENT_REPLAY); resume from the last one received", field="after")
+            sent += 1
+            yield Event.model_validate(doc)
+        if len(raw) == sum(map(len, pages)) and all(len(p) < REPLAY_PAGE for p in pages):
+            return  # both read to their end
+        after = raw[-1]["_id"]
 
 
 # --- utilization: sessions from start/stop pairs --------------------------------------------------
