@@ -21,7 +21,7 @@ from bson import ObjectId
 
 from documents.clock import to_millis, utcnow
 from documents.common import Ownership
-from documents.event import LEVELS, Event
+from documents.event import LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from services.checks import time_bounds
 from services.errors import BadUserInput
@@ -85,7 +85,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
                                field=f"inputs[{i}].timestamp")
     # Built without re-validation: every field was checked above or typed by GraphQL (the hot path).
     stored = [
-        Event.model_construct(id=ObjectId(), event_type=e.event_type.strip(), level=e.level, message=e.message,
+        Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
               data=e.data or StoredJson.encode({}), source=e.source,
               timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
         for e in events
