@@ -15,7 +15,16 @@ from documents.clock import utcnow
 from documents.event import Event as EventDocument
 from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
-from resolvers.events.types import Event, EventFilter, EventOrder, UtilizationGroup, UtilizationRow
+from resolvers.events.types import (
+    Event,
+    EventFilter,
+    EventOrder,
+    TimeBucket,
+    UtilizationBucket,
+    UtilizationGroup,
+    UtilizationRow,
+    UtilizationSession,
+)
 from resolvers.loaders import Loaders
 from resolvers.pagination import decode_cursor, keyset_filter, paginate, sorted_list_connection, with_tiebreaker
 from resolvers.permissions import CanRead
@@ -107,13 +116,25 @@ class EventQueries:
 
     @strawberry.field(permission_classes=[CanRead], description="Busy time per node, workflow or user in [from, to), "
                                                                  "from start/stop event pairs (NODE_START/NODE_STOP, WORKFLOW_START/WORKFLOW_COMPLETE); "
+                                                                 "overlapping sessions of a group count once, so utilization stays within 0..1; "
                                                                  "groups in name order.")
-    async def utilization(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
-                          to: datetime | None = None, group_by: UtilizationGroup = UtilizationGroup.NODE,
-                          first: int | None = None, after: str | None = None) -> Connection[UtilizationRow]:
+    async def utilization(
+        self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime | None = None, group_by: UtilizationGroup = UtilizationGroup.NODE,
+        first: int | None = None, after: str | None = None,
+        bucket: Annotated[TimeBucket | None, strawberry.argument(
+            description=f"Also cut each row's busy time by UTC hour or day (`buckets`); at most "
+                        f"{service.MAX_BUCKETS} buckets in the window.")] = None,
+    ) -> Connection[UtilizationRow]:
         page = info.context.page(first, after)
-        rows = {r.group: UtilizationRow(group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization)
-                for r in await service.utilization(from_, to or utcnow(), group_by.value)}
+        rows = {
+            r.group: UtilizationRow(
+                group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization,
+                buckets=[UtilizationBucket(start=b.start, end=b.end, busy_seconds=b.busy_seconds, utilization=b.utilization)
+                         for b in r.buckets],
+                session_rows=[UtilizationSession(start=s.start, end=s.end, open=s.open, workflow_id=s.workflow_id)
+                              for s in r.session_list])
+            for r in await service.utilization(from_, to or utcnow(), group_by.value, bucket.value if bucket else None)}
 
         async def load(groups: list[str]) -> list[UtilizationRow]:
             return [rows[g] for g in groups]
