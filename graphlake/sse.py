@@ -29,9 +29,9 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
-from strawberry.http.streaming import SSETransport
 
 from graphlake.settings import Settings
+from resolvers.internals import SSETransport
 from services.auth import bearer_secret
 from services.errors import Unauthenticated
 from services.socket_slots import SocketLimitReached

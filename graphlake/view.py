@@ -12,9 +12,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
@@ -26,7 +25,7 @@ from graphlake.settings import Settings
 from graphlake.sse import event_stream_response, sse_transport
 from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
 from resolvers.context import Context
-from resolvers.internals import HTTPException
+from resolvers.internals import CannotGetOperationTypeError, HTTPException, InvalidOperationTypeError, MissingQueryError
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated

@@ -18,9 +18,9 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from resolvers.internals import InvalidOperationTypeError
 from services.availability import unavailable
 from services.errors import GraphlakeError
 
