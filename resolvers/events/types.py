@@ -114,7 +114,7 @@ class LogEventsPayload:
     ids: list[strawberry.ID]
 
 
-@strawberry.enum(description="The order of `events`, newest first.")
+@strawberry.enum(description="What `events` is ordered by: newest first, or oldest first with `direction: ASC`.")
 class EventOrder(Enum):
     TIMESTAMP = strawberry.enum_value("timestamp", description="By `timestamp`, the sender's clock (default); one "
                                       "at most GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS ahead of the server's may top it "
