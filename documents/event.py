@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from datetime import datetime
 
 from beanie import Document
+from bson import ObjectId
 from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
@@ -22,6 +26,49 @@ ALERT_DELIVERY_FAILED = "ALERT_DELIVERY_FAILED"  # an alert could not be deliver
 RESERVED_TYPES = frozenset({AUDIT, ASSET_STATUS, ALERT_DELIVERY_FAILED})
 # The capped collection live events travel through to every server process (see services/events/feed.py).
 FEED_COLLECTION = "event_feed"
+
+
+class _EventIds:
+    """Event ids that sort by when they were made to the millisecond, on every process.
+
+    An ObjectId orders by its second, then by a per-process random part: two processes' events of
+    one second sort by process, not by time. Events are read in id order when a subscription
+    resumes (`events(after:)`) or a list is read in the order received, so here the bytes after the
+    second hold its milliseconds, then this process's random part and a counter. Still a valid
+    ObjectId: `generation_time` (receivedAt) is unchanged, and within a process ids only grow.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._process = os.urandom(3)
+        self._last_ms, self._seq = 0, 0
+
+    def new(self) -> ObjectId:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:  # the same millisecond, or a clock stepped back: keep growing
+                ms, self._seq = self._last_ms, self._seq + 1
+                if self._seq > 0xFFFFFF:
+                    ms, self._seq = ms + 1, 0
+            else:
+                self._seq = 0
+            self._last_ms = ms
+            seq = self._seq
+        seconds, millis = divmod(ms, 1000)
+        return ObjectId(seconds.to_bytes(4, "big") + millis.to_bytes(2, "big") + self._process + seq.to_bytes(3, "big"))
+
+
+_event_ids = _EventIds()
+if hasattr(os, "register_at_fork"):  # a forked worker must not share its parent's random part
+    os.register_at_fork(after_in_child=_event_ids._reset)
+
+
+def new_event_id() -> ObjectId:
+    """The id of an event about to be stored (see _EventIds for why not ObjectId())."""
+    return _event_ids.new()
 
 
 class Event(Document):

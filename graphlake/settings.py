@@ -110,6 +110,9 @@ class Settings(BaseSettings):
                                  "a later one would sit atop every newest-first list).")
     event_feed_bytes: int = Field(default=16 * 1_048_576, description="Size of the capped collection live events travel through.")
     subscriber_queue_size: int = Field(default=10_000, description="Events a slow subscriber may lag before it is dropped.")
+    max_event_replay: int = Field(
+        default=10_000, description="Events a resuming `events(after:)` subscription replays; past them it ends with "
+                                    "an error and the client resumes from the last it received.")
     event_archive_after_days: float | None = Field(default=None, gt=0, description="Archive older events automatically.")
     asset_gc_after_days: float | None = Field(
         default=None, gt=0, description="Delete assets nothing has pinned for this long, automatically (off: only `graphlake assets gc`).")
@@ -183,6 +186,11 @@ class Settings(BaseSettings):
     max_websockets_per_token: int = Field(
         default=50, description="WebSockets open at once with one API token, on one process; more are closed with 4429.")
 
+    # --- Server-Sent Events (graphql-sse): each stream also holds a WebSocket slot (graphlake/sse.py)
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="How often an SSE stream sends a comment while it has nothing to say, so "
+                                        "proxies do not close an idle stream.")
+
     # --- stored payload sizes
     max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
     max_text_bytes: int = Field(default=10 * 1_048_576, description="UTF-8 bytes of one storeText.")
@@ -216,7 +224,7 @@ class Settings(BaseSettings):
                      "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
                      "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
-                     "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size",
+                     "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size", "max_event_replay",
                      "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token",
                      "max_concurrent_requests", "compression_min_bytes")
     @classmethod

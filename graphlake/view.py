@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -14,8 +15,9 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from graphlake.admission import Admission
@@ -25,9 +27,16 @@ from graphlake.logs import request_id_var
 from graphlake.persisted_queries import PersistedQueries, PersistedQueryError
 from graphlake.request_json import UnreadableJSON, check_ws_message, kind, loads
 from graphlake.settings import Settings
+from graphlake.sse import event_stream_response, sse_transport
 from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
 from resolvers.context import Context
-from resolvers.internals import AsyncHTTPRequestAdapter, HTTPException, InvalidOperationTypeError
+from resolvers.internals import (
+    AsyncHTTPRequestAdapter,
+    CannotGetOperationTypeError,
+    HTTPException,
+    InvalidOperationTypeError,
+    MissingQueryError,
+)
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated
@@ -55,11 +64,13 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: BaseSchema, settings: Settings, admission: Admission) -> None:
+        # GraphQL over Server-Sent Events (graphql-sse, distinct connections): graphlake/sse.py.
+        self.stream_transport_classes_by_protocol = {GRAPHQL_SSE_PROTOCOL: sse_transport(settings)}
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             keep_alive=True,
             keep_alive_interval=15,
@@ -79,7 +90,17 @@ class GraphQLView(GraphQL[Context, None]):
         )
         if isinstance(request, Request):
             await _authenticate(context, request.headers.get("authorization"))
+            request.state.graphlake_context = context  # an SSE stream watches its token (create_streaming_response)
         return context
+
+    async def create_streaming_response(self, request: Request | WebSocket, stream: Callable[[], AsyncIterator[str]],
+                                        sub_response: Response, headers: Mapping[str, str]) -> Response:
+        """An SSE stream (graphlake/sse.py): Strawberry has parsed the request and started its operation."""
+        assert isinstance(request, Request)
+        return event_stream_response(request, getattr(request.state, "graphlake_context", None), stream, headers,
+                                     max_streams=self.settings.max_websockets,
+                                     max_streams_per_token=self.settings.max_websockets_per_token,
+                                     encode_json=self.encode_json)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         context.principal = context.auth_error = None  # graphql-ws lets a client initialise again
@@ -104,6 +125,27 @@ class GraphQLView(GraphQL[Context, None]):
             context.state.sockets.bind_token(context.request, context.principal.token_id,
                                              limit=self.settings.max_websockets_per_token)
         return None
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Any,
+                             root_value: Any, request_data: Any) -> Any:
+        """A plain HTTP request (one that does not accept text/event-stream), as Strawberry runs it,
+        but with no subscriptions: there is nothing to stream them on here, and Strawberry ran one
+        to a null result (an INTERNAL error, a traceback in the log). The error says what to do instead."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query, root_value=root_value, variable_values=request_data.variables,
+                context_value=context, operation_name=request_data.operation_name,
+                allowed_operation_types=allowed, operation_extensions=request_data.extensions)
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, "a subscription streams its results: send it with `Accept: text/event-stream` "
+                                         "(GraphQL over Server-Sent Events) or over a WebSocket") from None
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from None
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from None
+        except MissingQueryError:
+            raise HTTPException(400, "No GraphQL query found in the request") from None
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_html(request.url.path))

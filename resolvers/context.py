@@ -51,6 +51,7 @@ class ServerSettings(UploadSettings, EventSettings, Protocol):
     max_aliases: int
     max_query_string_chars: int
     max_query_list_items: int
+    max_event_replay: int
 
 
 @dataclass

@@ -18,7 +18,9 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSyntaxError
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
+from resolvers.internals import InvalidOperationTypeError
 from services.availability import unavailable
 from services.errors import GraphlakeError
 
@@ -67,6 +69,13 @@ class ErrorPolicy(SchemaExtension):
                 response.headers["Retry-After"] = "1"
             return GraphQLError(str(outage), nodes=error.nodes, path=error.path,
                                 extensions={**outage.extensions, "requestId": request_id})
+        if isinstance(original, InvalidOperationTypeError):
+            # Over SSE (graphlake/sse.py) Strawberry reports an operation the method does not allow
+            # from inside the stream, as a bare exception: a GET that carries a mutation.
+            kind = {OperationType.MUTATION: "a mutation", OperationType.QUERY: "a query"}.get(
+                original.operation_type, "a subscription")
+            return GraphQLError(f"{kind} cannot be sent with this method: send it with POST", nodes=error.nodes,
+                                extensions={"code": "BAD_USER_INPUT"})
         if isinstance(original, GraphlakeError):
             error.extensions = {**(error.extensions or {}), **original.extensions}
             return error

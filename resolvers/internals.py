@@ -34,6 +34,15 @@ name the argument in each error; it imports the rule from here.
 `guests.py` rewords graphql-core's error for a document over the token limit, which it recognises by
 its text (`token_limit_exceeded`): the parser raises a plain syntax error for it.
 
+graphlake/sse.py and graphlake/view.py serve GraphQL over Server-Sent Events with Strawberry's SSE
+transport (`SSETransport`, chosen through the view's `stream_transport_classes_by_protocol`, its
+`heartbeat_interval` read per stream), and take the stream over in the view's
+`create_streaming_response(request, stream, sub_response, headers)`. The view also overrides
+`execute_single` (its arguments as Strawberry passes them) to run plain HTTP requests without
+subscriptions, translating the `InvalidOperationTypeError` and `CannotGetOperationTypeError` Strawberry
+raises (`operation_type`, `as_http_error_reason`); resolvers/errors.py gives the first, raised inside
+an SSE stream, a code.
+
 And one shape for every error: graphlake/view.py catches the HTTPException (from cross-web, the
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text. It tells a mutation sent with GET (405) by the
@@ -58,7 +67,9 @@ from graphql import (
 )
 from graphql.execution.executor import Executor
 from graphql.validation.validate import ValidationAbortedError
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.exceptions import MissingQueryError
+from strawberry.http.streaming import SSETransport
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -66,8 +77,9 @@ from strawberry.types.arguments import InputContext
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 
-__all__ = ["AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "ExecutionContext", "Executor", "HTTPException",
-           "InputContext", "InvalidOperationTypeError", "StrawberryGraphQLCoreExecutionContext", "ValidationAbortedError", "ValuesOfCorrectTypeRule",
+__all__ = ["AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "CannotGetOperationTypeError",
+           "ExecutionContext", "Executor", "HTTPException", "InputContext", "InvalidOperationTypeError", "MissingQueryError",
+           "SSETransport", "StrawberryGraphQLCoreExecutionContext", "ValidationAbortedError", "ValuesOfCorrectTypeRule",
            "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget", "spent_merge_budget",
            "token_limit_exceeded"]
 

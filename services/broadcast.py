@@ -84,19 +84,31 @@ class Broadcast:
     async def subscribe(self, accept: Callable[[Any], bool] = lambda _: True) -> AsyncIterator[Any]:
         """The presented messages `accept` takes, in order. `accept` runs as they are published, once
         per subscriber; if it raises, this subscription ends with that error once it has read the rest."""
+        async with self.listen(accept) as messages:
+            async for message in messages:
+                yield message
+
+    @contextlib.asynccontextmanager
+    async def listen(self, accept: Callable[[Any], bool] = lambda _: True) -> AsyncIterator[AsyncIterator[Any]]:
+        """As `subscribe`, but listening from the moment the block is entered, before its messages are
+        read: a resuming subscription (resolvers/events/queries.py) reads the log meanwhile, and
+        nothing published after it started reading may be lost."""
         subscriber = _Subscriber(self.queue_size, accept)
         if not self._subscribers:
             self.listening_changed.set()
         self._subscribers.add(subscriber)
         try:
-            while True:
-                if subscriber.queue.empty():
-                    if subscriber.failed is not None:
-                        raise subscriber.failed
-                    if subscriber.overflowed:
-                        raise SubscriberOverflow(f"fell more than {subscriber.queue.maxsize} messages behind and was dropped")
-                message = await subscriber.queue.get()
-                if message is not _WAKE:
-                    yield message
+            yield self._read(subscriber)
         finally:
             self._remove(subscriber)
+
+    async def _read(self, subscriber: _Subscriber) -> AsyncIterator[Any]:
+        while True:
+            if subscriber.queue.empty():
+                if subscriber.failed is not None:
+                    raise subscriber.failed
+                if subscriber.overflowed:
+                    raise SubscriberOverflow(f"fell more than {subscriber.queue.maxsize} messages behind and was dropped")
+            message = await subscriber.queue.get()
+            if message is not _WAKE:
+                yield message

@@ -1,36 +1,81 @@
-"""Reading events: one, the filtered timeline (newest first), utilization; and the live stream."""
+"""Reading events: one, the filtered timeline (either way, from a position), utilization; and the live
+stream, which can resume from a position: what was logged since, then live."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from bson import ObjectId
+from pymongo import ASCENDING
 
 from documents.clock import utcnow
 from documents.event import Event as EventDocument
-from resolvers.common import json_filters
+from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
-from resolvers.events.types import Event, EventFilter, EventOrder, UtilizationGroup, UtilizationRow
+from resolvers.events.types import (
+    Event,
+    EventFilter,
+    EventOrder,
+    TimeBucket,
+    UtilizationBucket,
+    UtilizationGroup,
+    UtilizationRow,
+    UtilizationSession,
+)
 from resolvers.loaders import Loaders
-from resolvers.pagination import DESCENDING, paginate, sorted_list_connection
+from resolvers.pagination import decode_cursor, keyset_filter, paginate, sorted_list_connection, with_tiebreaker
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Connection, First
 from services.broadcast import SubscriberOverflow
-from services.errors import Unavailable
+from services.errors import BadUserInput, Unavailable
 from services.events import log as service
-from services.node_ids import NodeType, decode_object_id
+from services.node_ids import NodeType, decode_object_id, is_node_id
 
 
-def events_query(filter: EventFilter | None) -> dict:
+def events_query(filter: EventFilter | None, *, include_archived: bool | None = None) -> dict:
     f = filter or EventFilter()
     return service.event_query(
         min_level=f.min_level.value if f.min_level else None, event_types=f.event_types,
         source=f.source.to_filter("source") if f.source else None, after=f.after, before=f.before,
         alert_only=bool(f.alert_only), data=json_filters("data", f.data, input_field="filter.data"),
-        include_archived=f.include_archived,
+        include_archived=f.include_archived if include_archived is None else include_archived,
     )
+
+
+def _sort_keys(order_by: EventOrder) -> list[str]:
+    # An event's id is made by the server as it stores the event: the greatest ids are the latest received.
+    return ["timestamp", "_id"] if order_by is EventOrder.TIMESTAMP else ["_id"]
+
+
+def _position(value: str, order_by: EventOrder, *, field: str) -> ObjectId | list[Any]:
+    """An event's ID (returned as its ObjectId), or the sort-key values of a cursor of `events` in
+    this order, newest or oldest first; BAD_USER_INPUT naming `field` otherwise."""
+    if is_node_id(value):
+        return decode_object_id(value, NodeType.EVENT, field=field)
+    keys = _sort_keys(order_by)
+    for direction in (OrderDirection.DESC, OrderDirection.ASC):
+        try:
+            return decode_cursor(value, [(key, direction.value) for key in keys])
+        except BadUserInput:
+            continue
+    raise BadUserInput(f"is neither an event's ID nor a cursor of events(orderBy: {order_by.name})", field=field)
+
+
+async def _newer_than(info: Info, value: str, order_by: EventOrder) -> dict[str, Any]:
+    """The filter for the events after a position in `order_by`, oldest to newest."""
+    position = _position(value, order_by, field="newerThan")
+    if isinstance(position, ObjectId):
+        if order_by is EventOrder.RECEIVED:
+            position = [position]
+        else:
+            doc = await info.context.loaders.by_id(EventDocument).load(position)
+            if doc is None:
+                raise BadUserInput("names no stored event", field="newerThan")
+            position = [doc.timestamp, doc.id]
+    return keyset_filter([(key, ASCENDING) for key in _sort_keys(order_by)], position)
 
 
 class SubscriptionDropped(Unavailable):
@@ -47,7 +92,8 @@ class EventQueries:
         doc = await info.context.loaders.by_id(EventDocument).load(decode_object_id(id, NodeType.EVENT))
         return Event.from_document(doc) if doc else None
 
-    @strawberry.field(permission_classes=[CanRead], description="Events, newest first. Cursors stay valid while new events arrive.")
+    @strawberry.field(permission_classes=[CanRead], description="Events, newest first (or oldest first, with "
+                                                                 "`direction: ASC`). Cursors stay valid while new events arrive.")
     async def events(
         self, info: Info,
         filter: Annotated[EventFilter | None, strawberry.argument(description=(
@@ -55,29 +101,50 @@ class EventQueries:
         first: First = None, after: After = None,
         order_by: Annotated[EventOrder, strawberry.argument(description=(
             "Newest by the sender's clock (TIMESTAMP, the default) or by the server's (RECEIVED)."))] = EventOrder.TIMESTAMP,
+        direction: Annotated[OrderDirection, strawberry.argument(
+            description="DESC (default): newest first; ASC: oldest first, to read forward from a position.")
+        ] = OrderDirection.DESC,
+        newer_than: Annotated[str | None, strawberry.argument(
+            description="Only events newer, in `orderBy`, than this position: an event's ID or a cursor of `events` "
+                        "in the same `orderBy` (either direction). With `orderBy: RECEIVED, direction: ASC`, what "
+                        "was logged since that event, in the order it arrived.")] = None,
     ) -> Connection[Event]:
-        # An event's id is made by the server as it stores the event: newest ids are the latest received.
-        sort = [("timestamp", DESCENDING)] if order_by is EventOrder.TIMESTAMP else [("_id", DESCENDING)]
+        sort = with_tiebreaker([(key, direction.value) for key in _sort_keys(order_by)])
+        query = events_query(filter)
+        if newer_than is not None:
+            query = {"$and": [query, await _newer_than(info, newer_than, order_by)]} if query else \
+                await _newer_than(info, newer_than, order_by)
         return await paginate(
-            EventDocument.get_pymongo_collection(), query=events_query(filter), sort=sort,
+            EventDocument.get_pymongo_collection(), query=query, sort=sort,
             page=info.context.page(first, after),
             to_node=lambda raw: Event.from_document(EventDocument.model_validate(raw)),
         )
 
     @strawberry.field(permission_classes=[CanRead], description="Busy time per node, workflow or user in [from, to), "
                                                                  "from start/stop event pairs (NODE_START/NODE_STOP, WORKFLOW_START/WORKFLOW_COMPLETE); "
+                                                                 "overlapping sessions of a group count once, so utilization stays within 0..1; "
                                                                  "groups in name order.")
-    async def utilization(self, info: Info,
-                          from_: Annotated[datetime, strawberry.argument(name="from", description=(
-                              "The window's start (inclusive)."))],
-                          to: Annotated[datetime | None, strawberry.argument(description=(
-                              "The window's end (exclusive), after `from`; null is now."))] = None,
-                          group_by: Annotated[UtilizationGroup, strawberry.argument(description=(
-                              "What to group sessions by (default NODE)."))] = UtilizationGroup.NODE,
-                          first: First = None, after: After = None) -> Connection[UtilizationRow]:
+    async def utilization(
+        self, info: Info,
+        from_: Annotated[datetime, strawberry.argument(name="from", description="The window's start (inclusive).")],
+        to: Annotated[datetime | None, strawberry.argument(description=(
+            "The window's end (exclusive), after `from`; null is now."))] = None,
+        group_by: Annotated[UtilizationGroup, strawberry.argument(description=(
+            "What to group sessions by (default NODE)."))] = UtilizationGroup.NODE,
+        first: First = None, after: After = None,
+        bucket: Annotated[TimeBucket | None, strawberry.argument(
+            description=f"Also cut each row's busy time by UTC hour or day (`buckets`); at most "
+                        f"{service.MAX_BUCKETS} buckets in the window.")] = None,
+    ) -> Connection[UtilizationRow]:
         page = info.context.page(first, after)
-        rows = {r.group: UtilizationRow(group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization)
-                for r in await service.utilization(from_, to or utcnow(), group_by.value)}
+        rows = {
+            r.group: UtilizationRow(
+                group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization,
+                buckets=[UtilizationBucket(start=b.start, end=b.end, busy_seconds=b.busy_seconds, utilization=b.utilization)
+                         for b in r.buckets],
+                session_rows=[UtilizationSession(start=s.start, end=s.end, open=s.open, workflow_id=s.workflow_id)
+                              for s in r.session_list])
+            for r in await service.utilization(from_, to or utcnow(), group_by.value, bucket.value if bucket else None)}
 
         async def load(groups: list[str]) -> list[UtilizationRow]:
             return [rows[g] for g in groups]
@@ -88,18 +155,46 @@ class EventQueries:
 @strawberry.type
 class EventSubscriptions:
     @strawberry.subscription(permission_classes=[CanRead], description="Events as they are logged, by any server process, "
-                                                                        "in order per source. A subscriber that falls too far behind is dropped with an error.")
+                                                                        "in order per source. A subscriber that falls too far behind is dropped with an error. "
+                                                                        "With `after`, first the events received since that one, in the order they arrived, then live.")
     async def events(
         self, info: Info,
         filter: Annotated[EventFilter | None, strawberry.argument(description=(
             "Which events to send; null for all."))] = None,
+        after: Annotated[str | None, strawberry.argument(
+            description="Resume here: the ID of the last event received (or a cursor of events(orderBy: RECEIVED)). "
+                        "The matching events received since it are replayed in the order they arrived, then the "
+                        "stream goes live, with none missed or repeated at the seam.")] = None,
     ) -> AsyncGenerator[Event, None]:
         accept = (lambda event: filter.accepts(event.doc)) if filter else (lambda _: True)
+        state = info.context.state
         try:
-            # Every subscriber receives the same Event object, so it is executed once per distinct
-            # subscription (resolvers/fanout.py).
-            async for event in info.context.state.events.subscribe(accept):
-                info.context.loaders = Loaders()  # per event: the connection's context outlives caches
-                yield event
+            if after is None:
+                # Every subscriber receives the same Event object, so it is executed once per distinct
+                # subscription (resolvers/fanout.py).
+                async for event in state.events.subscribe(accept):
+                    info.context.loaders = Loaders()  # per event: the connection's context outlives caches
+                    yield event
+                return
+            position = _position(after, EventOrder.RECEIVED, field="after")
+            since = position if isinstance(position, ObjectId) else position[0]
+            # Listening first, then reading the log: whatever is stored from here on arrives live, and
+            # what arrives live that the log already gave is skipped (by id). The announcement makes other
+            # processes send their events here from now on (their writers look again after each insert).
+            async with state.events.listen(accept) as live:
+                await state.feed.heartbeat()
+                replayed: set[ObjectId] = set()
+                # Archived or not: the live stream knows no archive, and nothing may go missing.
+                query = events_query(filter, include_archived=True)
+                async for doc in service.received_since(query, since, limit=state.settings.max_event_replay):
+                    replayed.add(doc.id)
+                    info.context.loaders = Loaders()
+                    yield Event.from_document(doc)
+                async for event in live:
+                    if replayed and event.doc.id in replayed:
+                        replayed.discard(event.doc.id)  # each arrives live at most once
+                        continue
+                    info.context.loaders = Loaders()
+                    yield event
         except SubscriberOverflow as overflow:
             raise SubscriptionDropped(f"subscription dropped: it {overflow}") from None

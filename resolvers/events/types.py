@@ -122,7 +122,7 @@ class LogEventsPayload:
     ids: list[strawberry.ID] = strawberry.field(description="Their IDs, in the order given.")
 
 
-@strawberry.enum(description="The order of `events`, newest first.")
+@strawberry.enum(description="What `events` is ordered by: newest first, or oldest first with `direction: ASC`.")
 class EventOrder(Enum):
     TIMESTAMP = strawberry.enum_value("timestamp", description="By `timestamp`, the sender's clock (default); one "
                                       "at most GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS ahead of the server's may top it "
@@ -139,9 +139,44 @@ class UtilizationGroup(Enum):
     USER = strawberry.enum_value("USER", description="By `source.userId`: the workflows each user ran.")
 
 
+@strawberry.enum(description="How utilization is cut into periods (UTC).")
+class TimeBucket(Enum):
+    HOUR = strawberry.enum_value("HOUR", description="Each UTC hour of the window.")
+    DAY = strawberry.enum_value("DAY", description="Each UTC day of the window.")
+
+
+@strawberry.type(description="One session behind a utilization row: from a start event to its stop event, "
+                             "clipped to the window.")
+class UtilizationSession:
+    start: datetime = strawberry.field(description="When it began, or the window's start if earlier.")
+    end: datetime = strawberry.field(description="When it stopped, or the window's end if later (or still open).")
+    open: bool = strawberry.field(description="No stop event by the window's end: counted up to it.")
+    workflow_id: str | None = strawberry.field(description="The workflow of a USER session (a user's sessions are "
+                                                           "the workflows they ran); null otherwise.")
+
+
+@strawberry.type(description="A group's busy time within one hour or day of the window.")
+class UtilizationBucket:
+    start: datetime = strawberry.field(description="The period's start (the window's, for a first partial one).")
+    end: datetime = strawberry.field(description="The period's end (the window's, for a last partial one).")
+    busy_seconds: float = strawberry.field(description="Seconds of the period some session covered, each second once.")
+    utilization: float = strawberry.field(description="Busy time over the period's length, 0 to 1.")
+
+
 @strawberry.type(description="Busy time of one node, workflow or user within the asked window.")
 class UtilizationRow:
-    group: str = strawberry.field(description="The node, workflow or user id.")
-    busy_seconds: float = strawberry.field(description="Seconds busy within the window (sessions clipped to it).")
-    sessions: int = strawberry.field(description="How many sessions (start to stop) counted within the window.")
+    group: str = strawberry.field(description="The node, workflow or user.")
+    busy_seconds: float = strawberry.field(description="Seconds of the window some session of the group covered: "
+                                                       "overlapping sessions (a user's workflows at once) count once.")
+    sessions: int = strawberry.field(description="How many sessions overlap the window.")
     utilization: float = strawberry.field(description="Busy time over the window's length, 0 to 1.")
+    buckets: list[UtilizationBucket] = strawberry.field(
+        default_factory=list, description="Busy time per hour or day, when `utilization(bucket:)` asks; else empty.")
+    session_rows: strawberry.Private[list[UtilizationSession]] = field(default_factory=list)
+
+    @strawberry.field(description="The sessions behind the busy time, in the order they began: the first `first` "
+                                  "(default GRAPHLAKE_DEFAULT_PAGE_SIZE, at most GRAPHLAKE_MAX_PAGE_SIZE); `sessions` "
+                                  "says how many there are.")
+    def session_list(self, info: strawberry.Info, first: int | None = None) -> list[UtilizationSession]:
+        page = info.context.page(first, None)
+        return self.session_rows[:page.first]

@@ -17,11 +17,10 @@ from typing import Protocol
 import aiosmtplib
 import httpx
 import orjson
-from bson import ObjectId
 from pydantic import SecretStr
 
 from documents.clock import utcnow
-from documents.event import ALERT_DELIVERY_FAILED, LEVELS, Event
+from documents.event import ALERT_DELIVERY_FAILED, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from services.events.feed import FeedWriter
 from storage import retries
@@ -105,7 +104,7 @@ async def notify(events: list[Event], writer: FeedWriter, settings: AlertSetting
         deliveries[url] = lambda url=url: _webhook(url, body, settings)
     results = await asyncio.gather(*(_with_retries(what, send) for what, send in deliveries.items()))
     failures = [
-        Event(id=ObjectId(), event_type=ALERT_DELIVERY_FAILED, level=LEVELS["WARNING"],
+        Event(id=new_event_id(), event_type=ALERT_DELIVERY_FAILED, level=LEVELS["WARNING"],
               message=f"alert delivery to {what} failed", timestamp=utcnow(),
               data=StoredJson.encode({"target": what, "error": error, "events": [str(e.id) for e in events]}))
         for what, error in zip(deliveries, results, strict=True) if error

@@ -106,6 +106,11 @@ class FeedWriter:
         # Whether anyone elsewhere listens is asked while the events are stored: one round trip less.
         _, listening = await asyncio.gather(EventDocument.get_pymongo_collection().insert_many(raw, ordered=True),
                                             self._others_listening())
+        if not listening:
+            # Asked again now that the events are stored: a process may have announced a resuming
+            # subscriber while the insert ran, and read the log before the insert showed there
+            # (resolvers/events/queries.py). Either it read them, or it is seen listening now.
+            listening = await self._others_listening()
         await self._publish(raw, events, listening)
 
     @contextlib.asynccontextmanager

@@ -7,10 +7,12 @@ feed; alerts are scheduled after the write and never hold it up.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -19,7 +21,7 @@ from bson import ObjectId
 
 from documents.clock import to_millis, utcnow
 from documents.common import Ownership
-from documents.event import LEVELS, Event
+from documents.event import LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from services.checks import time_bounds
 from services.errors import BadUserInput
@@ -83,7 +85,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
                                field=f"inputs[{i}].timestamp")
     # Built without re-validation: every field was checked above or typed by GraphQL (the hot path).
     stored = [
-        Event.model_construct(id=ObjectId(), event_type=e.event_type.strip(), level=e.level, message=e.message,
+        Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
               data=e.data or StoredJson.encode({}), source=e.source,
               timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
         for e in events
@@ -111,6 +113,39 @@ async def archive(older_than: timedelta) -> int:
     return result.modified_count
 
 
+REPLAY_PAGE = 500
+
+
+async def received_since(query: dict[str, Any], after: ObjectId, *, limit: int) -> AsyncIterator[Event]:
+    """The events matching `query` (which must not pin `archived`) stored after the event `after`, in
+    the order they were received (their ids, made as each is stored), a page at a time. More than
+    `limit` is BAD_USER_INPUT, once `limit` are out: the caller resumes from the last it got.
+
+    Archived events too (a live stream knows no archive), read apart from the others and merged:
+    each read is then an `_id` range of the (archived, _id) index, where one read of both, or
+    none pinned, scans the collection on the embedded default (tests/test_query_plans.py).
+    """
+    collection = Event.get_pymongo_collection()
+    sent = 0
+    while True:
+        pages = await asyncio.gather(*(
+            collection.find({"$and": [{"archived": archived}, *([query] if query else []), {"_id": {"$gt": after}}]},
+                            sort=[("_id", 1)], limit=REPLAY_PAGE).to_list()
+            for archived in (False, True)))
+        # The first REPLAY_PAGE of both, in id order: past them, one of the reads may have more unread.
+        page = heapq.merge(*pages, key=lambda doc: doc["_id"])
+        raw = list(itertools.islice(page, REPLAY_PAGE))
+        for doc in raw:
+            if sent == limit:
+                raise BadUserInput(f"more than {limit} events were logged since this position "
+                                   "(GRAPHLAKE_MAX_EVENT_REPLAY); resume from the last one received", field="after")
+            sent += 1
+            yield Event.model_validate(doc)
+        if len(raw) == sum(map(len, pages)) and all(len(p) < REPLAY_PAGE for p in pages):
+            return  # both read to their end
+        after = raw[-1]["_id"]
+
+
 # --- utilization: sessions from start/stop pairs --------------------------------------------------
 
 # Per grouping: the source field that names the group, the events that open and close a session.
@@ -123,35 +158,93 @@ SESSION_KINDS = {
 LOOKBACK = timedelta(days=30)  # how far before `start` a still-open session may have begun
 
 
+# Buckets a utilization may be cut into: with more, the window is too long for the bucket.
+MAX_BUCKETS = 2000
+BUCKETS = {"HOUR": timedelta(hours=1), "DAY": timedelta(days=1)}
+
+
+@dataclass(frozen=True)
+class Session:
+    """One session behind a utilization row, clipped to the window."""
+
+    start: datetime
+    end: datetime
+    open: bool  # no stop event by the window's end: counted up to it
+    workflow_id: str | None  # the workflow of a USER session (a user's sessions are their workflows)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A group's busy time within one hour or day of the window (clipped to it)."""
+
+    start: datetime
+    end: datetime
+    busy_seconds: float
+    utilization: float
+
+
 @dataclass(frozen=True)
 class UtilizationRow:
     group: str
     busy_seconds: float
     sessions: int
     utilization: float
+    session_list: list[Session] = field(default_factory=list)
+    buckets: list[Bucket] = field(default_factory=list)
 
 
-async def utilization(start: datetime, end: datetime, group_by: str) -> list[UtilizationRow]:
+def _merged(sessions: list[Session]) -> list[tuple[datetime, datetime]]:
+    """The time covered by any of the sessions: overlapping ones (a user's workflows that ran at
+    once) count once, so a group is never busier than the clock allows."""
+    merged: list[tuple[datetime, datetime]] = []
+    for s in sorted(sessions, key=lambda s: s.start):
+        if merged and s.start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], s.end))
+        else:
+            merged.append((s.start, s.end))
+    return merged
+
+
+def _buckets(busy: list[tuple[datetime, datetime]], start: datetime, end: datetime, size: timedelta) -> list[Bucket]:
+    """Busy time per bucket of `size`, aligned to UTC hours or days, clipped to [start, end)."""
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if size >= timedelta(days=1):
+        first = first.replace(hour=0)
+    buckets = []
+    lo = first
+    while lo < end:
+        hi = lo + size
+        b_lo, b_hi = max(lo, start), min(hi, end)
+        seconds = sum(max(0.0, (min(e, b_hi) - max(s, b_lo)).total_seconds()) for s, e in busy if s < b_hi and e > b_lo)
+        buckets.append(Bucket(start=b_lo, end=b_hi, busy_seconds=seconds, utilization=seconds / (b_hi - b_lo).total_seconds()))
+        lo = hi
+    return buckets
+
+
+async def utilization(start: datetime, end: datetime, group_by: str, bucket: str | None = None) -> list[UtilizationRow]:
     """Busy time per group within [start, end): each start event opens a session of its group (by
     source field, and by workflow for USER) and the next stop event closes it; a session still open
-    at `end` counts up to `end`. Sessions are clipped to the window."""
+    at `end` counts up to `end`. Sessions are clipped to the window, and the time they cover is
+    merged: a user running two workflows at once is busy once, so utilization stays within 0..1.
+    With `bucket` (HOUR or DAY), each row also has its busy time per UTC hour or day."""
     start, end = to_millis(start), to_millis(end)
     if end <= start:
         raise BadUserInput("must be after `from`", field="to")
+    if bucket is not None and (end - start) / BUCKETS[bucket] > MAX_BUCKETS:
+        raise BadUserInput(f"the window holds more than {MAX_BUCKETS} buckets of one {bucket.lower()}: "
+                           "shorten it or use a longer bucket", field="bucket")
     group_field, opens, closes = SESSION_KINDS[group_by]
     query = {"event_type": {"$in": sorted(opens | closes)}, f"source.{group_field}": {"$ne": None},
              "timestamp": {"$gte": start - LOOKBACK, "$lt": end}}
     raw = await Event.get_pymongo_collection().find(
         query, {"event_type": 1, "timestamp": 1, "source": 1}, sort=[("timestamp", 1), ("_id", 1)]).to_list()
     open_since: dict[tuple[str, str | None], datetime] = {}
-    busy: dict[str, float] = defaultdict(float)
-    sessions: dict[str, int] = defaultdict(int)
+    sessions: dict[str, list[Session]] = defaultdict(list)
 
-    def close(group: str, began: datetime, ended: datetime) -> None:
+    def close(group: str, workflow_id: str | None, began: datetime, ended: datetime, *, still_open: bool) -> None:
         lo, hi = max(began, start), min(ended, end)
         if hi > lo:
-            busy[group] += (hi - lo).total_seconds()
-            sessions[group] += 1
+            sessions[group].append(Session(start=lo, end=hi, open=still_open, workflow_id=workflow_id))
 
     for doc in raw:
         group = doc["source"][group_field]
@@ -160,12 +253,19 @@ async def utilization(start: datetime, end: datetime, group_by: str) -> list[Uti
         if doc["event_type"] in opens:
             open_since.setdefault(key, doc["timestamp"])
         elif key in open_since:
-            close(group, open_since.pop(key), doc["timestamp"])
-    for (group, _), began in open_since.items():
-        close(group, began, end)
+            close(group, key[1], open_since.pop(key), doc["timestamp"], still_open=False)
+    for (group, workflow_id), began in open_since.items():
+        close(group, workflow_id, began, end, still_open=True)
     window = (end - start).total_seconds()
-    return [UtilizationRow(group=g, busy_seconds=busy[g], sessions=sessions[g], utilization=busy[g] / window)
-            for g in sorted(busy)]
+    rows = []
+    for group in sorted(sessions):
+        busy = _merged(sessions[group])
+        seconds = sum((e - s).total_seconds() for s, e in busy)
+        rows.append(UtilizationRow(
+            group=group, busy_seconds=seconds, sessions=len(sessions[group]), utilization=seconds / window,
+            session_list=sorted(sessions[group], key=lambda s: (s.start, s.end)),
+            buckets=_buckets(busy, start, end, BUCKETS[bucket]) if bucket else []))
+    return rows
 
 
 def event_query(*, min_level: int | None = None, event_types: Sequence[str] | None = None,

@@ -12,7 +12,7 @@ from pymongo import UpdateMany
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import AssetStatus
-from documents.event import ASSET_STATUS, LEVELS, Event
+from documents.event import ASSET_STATUS, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from documents.upload import UploadSession, UploadStatus
 from services import collections
@@ -73,7 +73,7 @@ async def assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
 def status_event(asset: Asset, at: datetime) -> Event:
     """The ASSET_STATUS event of an asset that just turned ACTIVE or FAILED."""
     return Event(
-        id=ObjectId(), event_type=ASSET_STATUS, level=LEVELS["INFO" if asset.status is AssetStatus.ACTIVE else "WARNING"],
+        id=new_event_id(), event_type=ASSET_STATUS, level=LEVELS["INFO" if asset.status is AssetStatus.ACTIVE else "WARNING"],
         message=f"{asset.name} is {asset.status.value}", source=asset.owner, timestamp=at,
         data=StoredJson.encode({"assetId": encode_id(NodeType.ASSET, asset.id), "status": asset.status.value,
                                 "sizeBytes": asset.size_bytes, "mount": asset.storage.mount if asset.storage else None}),

@@ -179,3 +179,28 @@ def test_the_literal_rule_still_checks_each_whole_value_through_one_method() -> 
     assert validate(schema, parse('{ f(a: 1, b: [{x: 2}]) }'), [Probe]) == []
     assert seen == [("IntValueNode", "Int"), ("ListValueNode", "[I]")], \
         f"ValuesOfCorrectTypeRule no longer calls is_valid_value_node once per whole value: {seen}"
+
+
+def test_the_sse_transport_and_view_hooks_are_still_there() -> None:
+    from strawberry.http.async_base_view import AsyncBaseHTTPView
+    from strawberry.http.base import BaseView
+    from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL
+
+    assert BaseView.stream_transport_classes_by_protocol.get(GRAPHQL_SSE_PROTOCOL) is internals.SSETransport, \
+        "Strawberry no longer picks its SSE transport by protocol (graphlake/view.py replaces it there)"
+    transport = internals.SSETransport()
+    assert isinstance(transport.heartbeat_interval, int | float) and transport.accepts("text/event-stream"), \
+        "Strawberry's SSETransport changed (graphlake/sse.py reads its heartbeat_interval per stream)"
+    assert transport.encode_complete().startswith("event: complete"), "Strawberry's SSE framing changed"
+    hooks = (("create_streaming_response", ["self", "request", "stream", "sub_response", "headers"]),
+             ("execute_single", ["self", "request", "request_adapter", "sub_response", "context", "root_value",
+                                 "request_data"]))
+    for name, params in hooks:
+        assert list(inspect.signature(getattr(AsyncBaseHTTPView, name)).parameters) == params, \
+            f"AsyncBaseHTTPView.{name} changed its signature (graphlake/view.py overrides it)"
+    from strawberry.types.graphql import OperationType
+
+    error = internals.InvalidOperationTypeError(OperationType.MUTATION)
+    assert error.operation_type is OperationType.MUTATION and "mutations" in error.as_http_error_reason("GET"), \
+        "Strawberry's InvalidOperationTypeError changed (graphlake/view.py and resolvers/errors.py read it)"
+    assert internals.CannotGetOperationTypeError(None).as_http_error_reason()

@@ -1,0 +1,71 @@
+"""Utilization: overlapping sessions of a group count once (USER stays within 0..1), busy time per
+hour or day, and the sessions behind a row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.operations import Api
+
+T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
+
+
+def at(minutes: int) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def workflow(event_type: str, workflow_id: str, minutes: int, user: str = "ann") -> dict:
+    return {"eventType": event_type, "source": {"workflowId": workflow_id, "userId": user}, "timestamp": at(minutes)}
+
+
+async def detail(api: Api, token: str, **variables: object) -> dict[str, dict]:
+    data = await api.data("UtilizationDetail", {"from": at(0), "to": at(120), "groupBy": "USER", **variables}, token=token)
+    return {e["node"]["group"]: e["node"] for e in data["utilization"]["edges"]}
+
+
+async def test_a_users_overlapping_workflows_count_once(api: Api, contributor: str, viewer: str) -> None:
+    # ann runs three workflows, two of them at once, a third inside the first: busy 0..90, not 150 minutes.
+    await api.data("LogEvents", {"inputs": [
+        workflow("WORKFLOW_START", "w1", 0), workflow("WORKFLOW_COMPLETE", "w1", 60),
+        workflow("WORKFLOW_START", "w2", 30), workflow("WORKFLOW_FAILED", "w2", 90),
+        workflow("WORKFLOW_START", "w3", 20), workflow("WORKFLOW_CANCELLED", "w3", 50),
+        workflow("WORKFLOW_START", "w9", 100, user="bob"),  # still running at the window's end
+    ]}, token=contributor)
+    rows = await detail(api, viewer)
+    ann, bob = rows["ann"], rows["bob"]
+    assert (ann["busySeconds"], ann["sessions"], ann["utilization"]) == (90 * 60, 3, 0.75)
+    assert ann["buckets"] == []  # none asked for
+    assert [(s["workflowId"], s["start"], s["end"], s["open"]) for s in ann["sessionList"]] == [
+        ("w1", at(0), at(60), False), ("w3", at(20), at(50), False), ("w2", at(30), at(90), False)]
+    assert bob["sessionList"] == [{"workflowId": "w9", "start": at(100), "end": at(120), "open": True}]
+    assert bob["busySeconds"] == 20 * 60
+    assert len((await detail(api, viewer, sessions=1))["ann"]["sessionList"]) == 1
+    # Never above 1, however many run at once.
+    await api.data("LogEvents", {"inputs": [workflow("WORKFLOW_START", f"x{i}", 0, user="cy") for i in range(5)]},
+                   token=contributor)
+    assert (await detail(api, viewer))["cy"]["utilization"] == 1.0
+
+
+async def test_utilization_by_hour_and_by_day(api: Api, contributor: str, viewer: str) -> None:
+    await api.data("LogEvents", {"inputs": [
+        workflow("WORKFLOW_START", "w1", 0), workflow("WORKFLOW_COMPLETE", "w1", 60),
+        workflow("WORKFLOW_START", "w2", 30), workflow("WORKFLOW_COMPLETE", "w2", 90),
+    ]}, token=contributor)
+    hourly = (await detail(api, viewer, bucket="HOUR"))["ann"]["buckets"]
+    assert hourly == [{"start": at(0), "end": at(60), "busySeconds": 3600.0, "utilization": 1.0},
+                      {"start": at(60), "end": at(120), "busySeconds": 1800.0, "utilization": 0.5}]
+    # Days are UTC days, clipped to the window: here one, of two hours.
+    daily = (await detail(api, viewer, bucket="DAY"))["ann"]["buckets"]
+    assert daily == [{"start": at(0), "end": at(120), "busySeconds": 5400.0, "utilization": 0.75}]
+    # A window that does not start on the hour: its first and last hours are partial.
+    data = await api.data("UtilizationDetail", {"from": at(15), "to": at(75), "groupBy": "USER", "bucket": "HOUR"},
+                          token=viewer)
+    [row] = [e["node"] for e in data["utilization"]["edges"]]
+    assert row["buckets"] == [{"start": at(15), "end": at(60), "busySeconds": 2700.0, "utilization": 1.0},
+                              {"start": at(60), "end": at(75), "busySeconds": 900.0, "utilization": 1.0}]
+
+
+async def test_too_many_buckets_are_refused(api: Api, viewer: str) -> None:
+    error = await api.error("UtilizationDetail", {"from": at(0), "to": (T0 + timedelta(days=200)).isoformat(),
+                                                  "bucket": "HOUR"}, token=viewer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "bucket"}
