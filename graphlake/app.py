@@ -22,6 +22,7 @@ from graphlake import __version__
 from graphlake.blob_routes import blob_routes
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
+from graphlake.metrics_route import metrics_route
 from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
@@ -36,6 +37,7 @@ from services.batches import remove_abandoned
 from services.events.feed import FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.health import probe
+from services.metrics import task_outcome
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
@@ -104,6 +106,7 @@ def create_app(
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *metrics_route(settings),
         graphiql_asset_route(settings),
         *blob_routes(),
     ]
@@ -114,39 +117,50 @@ async def _maintain(state: AppState) -> None:
     """At start and then every interval: remove what batch writes that died left (services/batches.py),
     expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died),
     archive old events, and (when configured) anonymize what is old enough (daily) and delete assets
-    nothing has pinned for long enough."""
+    nothing has pinned for long enough. Each round counts in the metrics as ok or error, and the
+    reconcile step on its own too."""
     with no_time_limit():  # no client waits on this task: its operations have no time limit
-        settings = state.settings
         swept_at = -math.inf
         while True:
             try:
-                abandoned = await remove_abandoned(state.db)
-                if abandoned:
-                    log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
-                expired = await reconcile(state.stores, state.feed)
-                if expired:
-                    log.info("expired %d upload session(s)", expired)
-                if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
-                    swept_at = time.monotonic()
-                    swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
-                    if swept:
-                        log.info("removed %d temp file(s) of uploads that died", swept)
-                if settings.event_archive_after_days is not None:
-                    archived = await archive_events(timedelta(days=settings.event_archive_after_days))
-                    if archived:
-                        log.info("archived %d event(s)", archived)
-                if settings.anonymize_after_days is not None:
-                    changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
-                    if changed:
-                        log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
-                                 settings.anonymize_after_days)
-                if settings.asset_gc_after_days is not None:
-                    collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
-                    if collected:
-                        log.info("garbage-collected %d unpinned asset(s)", len(collected))
+                with task_outcome(state.metrics, "maintenance"):
+                    swept_at = await _maintenance_round(state, swept_at)
             except Exception:
                 log.exception("maintenance failed; retrying next interval")
-            await asyncio.sleep(settings.reconcile_interval_seconds)
+            await asyncio.sleep(state.settings.reconcile_interval_seconds)
+
+
+async def _maintenance_round(state: AppState, swept_at: float) -> float:
+    """One round of _maintain; returns when temp files were last swept."""
+    settings = state.settings
+    abandoned = await remove_abandoned(state.db)
+    if abandoned:
+        log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
+    with task_outcome(state.metrics, "reconcile"):
+        expired = await reconcile(state.stores, state.feed)
+    if expired:
+        log.info("expired %d upload session(s)", expired)
+        if state.metrics is not None:
+            state.metrics.expired_uploads.inc(expired)
+    if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
+        swept_at = time.monotonic()
+        swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
+        if swept:
+            log.info("removed %d temp file(s) of uploads that died", swept)
+    if settings.event_archive_after_days is not None:
+        archived = await archive_events(timedelta(days=settings.event_archive_after_days))
+        if archived:
+            log.info("archived %d event(s)", archived)
+    if settings.anonymize_after_days is not None:
+        changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
+        if changed:
+            log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
+                     settings.anonymize_after_days)
+    if settings.asset_gc_after_days is not None:
+        collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
+        if collected:
+            log.info("garbage-collected %d unpinned asset(s)", len(collected))
+    return swept_at
 
 
 async def _scheduled_backups(state: AppState) -> None:
@@ -156,10 +170,14 @@ async def _scheduled_backups(state: AppState) -> None:
         roots = local_roots(settings) if settings.backup_with_payloads else {}
         while True:
             try:
-                taken = await scheduled_backup(state.db, state.feed, settings, settings.backups, graphlake_version=__version__,
-                                               local_roots=roots, referenced_mounts=[m for m in settings.mounts if m not in roots])
+                with task_outcome(state.metrics, "backup"):
+                    taken = await scheduled_backup(state.db, state.feed, settings, settings.backups,
+                                                   graphlake_version=__version__, local_roots=roots,
+                                                   referenced_mounts=[m for m in settings.mounts if m not in roots])
                 if taken:
                     log.info("scheduled backup written to %s", taken)
+                    if state.metrics is not None:
+                        state.metrics.backups.inc()
             except Exception:
                 log.exception("scheduled backup check failed; retrying next interval")
             await asyncio.sleep(min(settings.reconcile_interval_seconds, 60))

@@ -21,6 +21,7 @@ from resolvers.context import AppState
 from resolvers.events.types import Event
 from services.broadcast import Broadcast
 from services.events.feed import FeedWriter
+from services.metrics import Metrics
 from services.token_cache import TokenCache
 
 
@@ -28,7 +29,8 @@ from services.token_cache import TokenCache
 async def open_state(settings: Settings, listeners: Sequence[CommandListener] = (), *,
                      serving: bool = False) -> AsyncIterator[AppState]:
     """The database (starting the embedded FerretDB when no URL is set) and every mount, opened.
-    `serving` (the server, not a command) bounds each database operation by the request time limit.
+    `serving` (the server, not a command) bounds each database operation by the request time limit,
+    and keeps metrics unless GRAPHLAKE_METRICS is off.
 
     Closed in reverse order on exit, also when opening fails half-way.
     """
@@ -36,15 +38,20 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
     async with AsyncExitStack() as stack:
         url = _database_url(settings, stack)
         timeout = settings.database_timeout_seconds if serving else None
+        metrics = Metrics(max_operation_names=settings.metrics_max_operation_names) \
+            if serving and settings.metrics != "off" else None
+        if metrics is not None:
+            listeners = [*listeners, metrics.database_listener()]
         client = await stack.enter_async_context(connected(url, settings.database, listeners, timeout))
-        stores = build_stores(settings)
+        stores = build_stores(settings, metrics.s3_observer if metrics else None)
         for store in stores.values():
             await store.open()
             stack.push_async_callback(store.close)
         db = client[settings.database]
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
-                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__)
+                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__,
+                       metrics=metrics)
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
 from beanie import Document
@@ -20,6 +20,9 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
+
+if TYPE_CHECKING:
+    from services.metrics import Metrics
 
 D = TypeVar("D", bound=Document)
 
@@ -44,7 +47,7 @@ class FreshLoaders(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context
         if context is not None and hasattr(context, "loaders"):
-            context.loaders = Loaders()
+            context.loaders = Loaders(getattr(context.state, "metrics", None))
         yield
 
 
@@ -85,13 +88,26 @@ async def _first_children(model: type[Document], field: str, query: dict[str, An
     return grouped
 
 
-class Loaders:
-    def __init__(self) -> None:
-        self._loaders: dict[bytes, DataLoader] = {}
+def _measured(load_fn: Any, batch_size: Any) -> Any:
+    async def load(keys: Sequence[Any]) -> Any:
+        batch_size.observe(len(keys))
+        return await load_fn(keys)
 
-    def _get(self, key: bytes, load_fn: Any) -> DataLoader:
+    return load
+
+
+class Loaders:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._loaders: dict[bytes, DataLoader] = {}
+        self._metrics = metrics
+
+    def _get(self, key: bytes, load_fn: Any, label: str) -> DataLoader:
+        """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
+        its batch sizes in the metrics."""
         loader = self._loaders.get(key)
         if loader is None:
+            if self._metrics is not None:
+                load_fn = _measured(load_fn, self._metrics.loader_batch.labels(label))
             loader = self._loaders[key] = DataLoader(load_fn=load_fn)
         return loader
 
@@ -103,7 +119,7 @@ class Loaders:
             found = {doc["_id"]: model.model_validate(doc) for doc in raw}
             return [found.get(i) for i in ids]
 
-        return self._get(_cache_key("by_id", model.__name__), load)
+        return self._get(_cache_key("by_id", model.__name__), load, f"by_id:{model.__name__}")
 
     def known(self, docs: Sequence[Document]) -> None:
         """Documents this request just wrote: fields that load them by id need not read them back."""
@@ -120,7 +136,7 @@ class Loaders:
                 for p in parent_ids
             ]
 
-        return self._get(_cache_key("children", model.__name__, field, query, first), load)
+        return self._get(_cache_key("children", model.__name__, field, query, first), load, f"children:{model.__name__}")
 
     def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
         """The newest (highest `_id`) document of `model` for each parent id."""
@@ -129,7 +145,7 @@ class Loaders:
             grouped = await _first_children(model, field, query, parent_ids, 1, DESCENDING)
             return [model.model_validate(grouped[p][0]) if grouped[p] else None for p in parent_ids]
 
-        return self._get(_cache_key("newest", model.__name__, field, query), load)
+        return self._get(_cache_key("newest", model.__name__, field, query), load, f"newest:{model.__name__}")
 
     def counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
         """How many documents of `model` have `field` equal to each parent id: one aggregation."""
@@ -142,7 +158,7 @@ class Loaders:
             counted = {row["_id"]: row["n"] async for row in await model.get_pymongo_collection().aggregate(pipeline)}
             return [counted.get(p, 0) for p in parent_ids]
 
-        return self._get(_cache_key("counts", model.__name__, field, query), load)
+        return self._get(_cache_key("counts", model.__name__, field, query), load, f"counts:{model.__name__}")
 
     def aliases(self) -> DataLoader[ObjectId, list[str]]:
         async def load(asset_ids: Sequence[ObjectId]) -> list[list[str]]:
@@ -152,4 +168,4 @@ class Loaders:
                 grouped[doc["asset_id"]].append(doc["_id"])
             return [grouped[a] for a in asset_ids]
 
-        return self._get(_cache_key("aliases"), load)
+        return self._get(_cache_key("aliases"), load, "aliases")

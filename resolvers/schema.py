@@ -44,6 +44,7 @@ from resolvers.list_limits import InputListLimit
 from resolvers.loaders import FreshLoaders
 from resolvers.named_operation import NamedOperation
 from resolvers.node import NodeQueries
+from resolvers.operation_metrics import OperationMetrics
 from resolvers.scalars import SCALAR_MAP
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
 from resolvers.uploads.mutations import UploadMutations
@@ -68,7 +69,7 @@ NODE_TYPES: list[type] = [ApiToken]
 
 
 def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
-    """The error policy and the per-request limits, each from its setting.
+    """The error policy, the per-request limits (each from its setting) and the operation metrics.
 
     Factories, not instances: Strawberry builds a fresh extension per operation, so concurrent
     requests never share an extension's execution context.
@@ -89,6 +90,8 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
+    if settings.metrics != "off":
+        extensions.append(OperationMetrics)  # last: it reads the outcome ErrorPolicy has shaped
     return extensions
 
 

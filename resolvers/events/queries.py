@@ -82,7 +82,7 @@ class EventSubscriptions:
             # Every subscriber receives the same Event object, so it is executed once per distinct
             # subscription (resolvers/fanout.py).
             async for event in info.context.state.events.subscribe(accept):
-                info.context.loaders = Loaders()  # per event: the connection's context outlives caches
+                info.context.loaders = Loaders(info.context.state.metrics)  # per event: the connection's context outlives caches
                 yield event
         except SubscriberOverflow as overflow:
             raise SubscriptionDropped(f"subscription dropped: it {overflow}") from None
