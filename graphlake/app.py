@@ -22,6 +22,7 @@ from graphlake import __version__
 from graphlake.blob_routes import blob_routes
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
+from graphlake.logs import json_line
 from graphlake.metrics_route import metrics_route
 from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
@@ -184,14 +185,24 @@ async def _scheduled_backups(state: AppState) -> None:
 
 
 def _announce(settings: Settings, admin_secret: str | None) -> None:
-    """What a person starting the server needs: where to go, and how to authenticate."""
+    """What a person starting the server needs: where to go, and how to authenticate. With
+    GRAPHLAKE_LOG_JSON, one JSON line with the same facts as keys, as the log lines are."""
     url = f"{settings.base_url}/graphql"
+    database = f"embedded FerretDB under {settings.data_dir.resolve()}" if settings.embedded_database else settings.database
+    if settings.log_json:
+        fields: dict[str, object] = {"version": __version__, "graphql_url": url,
+                                     "graphiql": settings.graphiql, "database": database,
+                                     "metrics": f"{settings.base_url}/metrics" if settings.metrics != "off" else None}
+        if admin_secret:  # shown once, stored only as a hash, as in the plain banner
+            fields["admin_token"] = admin_secret
+        print(json_line("graphlake", f"Graphlake {__version__} is up", fields), flush=True)
+        return
     lines = [
         "",
         f"  Graphlake {__version__} is up.",
         f"  GraphQL endpoint : {url}",
         f"  GraphiQL         : {url} (open it in a browser)" if settings.graphiql else "  GraphiQL         : off",
-        f"  Database         : {'embedded FerretDB under ' + str(settings.data_dir.resolve()) if settings.embedded_database else settings.database}",
+        f"  Database         : {database}",
     ]
     if admin_secret:
         lines += [
