@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from graphlake.metrics_route import metrics_route
 from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
+from graphlake.tracing import start_tracing
 from graphlake.view import GraphQLView
 from resolvers.context import AppState
 from resolvers.schema import build_schema
@@ -43,6 +45,9 @@ from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
 log = logging.getLogger("graphlake")
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
@@ -53,16 +58,20 @@ def create_app(
     *,
     announce: bool = False,
     command_listeners: Sequence[CommandListener] = (),
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
     """The Graphlake app. `announce` prints the URLs and a first admin token (for `graphlake serve`).
 
     `command_listeners` are handed to PyMongo; tests use one to count database round trips.
+    `tracer_provider` turns tracing on with it (tests give one that keeps spans in memory); without
+    it, tracing follows GRAPHLAKE_TRACING and the OTEL_* variables (graphlake/tracing.py).
     """
     settings = settings or Settings()
+    tracing = start_tracing(settings, tracer_provider)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_state(settings, command_listeners, serving=True) as state:
+        async with open_state(settings, command_listeners, serving=True, tracing=tracing) as state:
             app.state.graphlake = state
             with no_time_limit():  # startup: no client waits on it
                 secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
@@ -79,6 +88,8 @@ def create_app(
                 for worker in workers:
                     worker.cancel()
                 await asyncio.gather(*workers, *state.background, return_exceptions=True)
+                if tracing is not None:
+                    tracing.close()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
@@ -95,8 +106,11 @@ def create_app(
         body = {"ok": report.ok, "database": report.database, "storage": report.storage, "failing": failing}
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
-    view = GraphQLView(build_schema(settings), settings)
+    view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings)
     middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
+    if tracing is not None:  # outermost: the server span covers everything below, and carries the client's trace
+        instrumentation, options = tracing.asgi_middleware()
+        middleware.insert(0, Middleware(instrumentation, **options))
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import strawberry
@@ -102,14 +102,16 @@ class GraphlakeSchema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: ServerSettings | None = None) -> strawberry.Schema:
-    """The schema; without settings (for export) it carries no limits, which do not change its SDL."""
+def build_schema(settings: ServerSettings | None = None,
+                 tracing: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
+    """The schema; without settings (for export) it carries no limits, which do not change its SDL.
+    `tracing` extensions come first, so their spans hold the work of every other extension."""
     return GraphlakeSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=NODE_TYPES,
-        extensions=limit_extensions(settings) if settings else [],
+        extensions=[*tracing, *(limit_extensions(settings) if settings else [])],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
         execution_context_class=FanoutExecutor,  # live events: one execution per distinct subscription
     )
