@@ -188,11 +188,10 @@ async def _scheduled_backups(state: AppState) -> None:
                 with task_outcome(state.metrics, "backup"):
                     taken = await scheduled_backup(state.db, state.feed, settings, settings.backups,
                                                    graphlake_version=__version__, local_roots=roots,
-                                                   referenced_mounts=[m for m in settings.mounts if m not in roots])
+                                                   referenced_mounts=[m for m in settings.mounts if m not in roots],
+                                                   on_outcome=state.metrics.backup_finished if state.metrics else None)
                 if taken:
                     log.info("scheduled backup written to %s", taken)
-                    if state.metrics is not None:
-                        state.metrics.backups.inc()
             except Exception:
                 log.exception("scheduled backup check failed; retrying next interval")
             await asyncio.sleep(min(settings.reconcile_interval_seconds, 60))

@@ -102,8 +102,8 @@ class Metrics:
             ["task", "outcome"], registry=registry)
         self.expired_uploads = Counter("graphlake_uploads_expired", "Upload sessions the reconciler expired.",
                                        registry=registry)
-        self.backups = Counter("graphlake_backups_taken", "Scheduled backups written by this process.",
-                               registry=registry)
+        self.backups = Counter("graphlake_scheduled_backups", "Scheduled backups this process attempted, by "
+                               "outcome (written, failed).", ["outcome"], registry=registry)
 
     def operation_label(self, name: str | None) -> str:
         """The label of an operation's name: names are the client's choice, so at most
@@ -133,6 +133,10 @@ class Metrics:
             self.uploads.labels(mount, asset.status.value).inc()
             if asset.status is AssetStatus.ACTIVE and asset.size_bytes:
                 self.upload_bytes.labels(mount).inc(asset.size_bytes)
+
+    def backup_finished(self, outcome: str) -> None:
+        """A scheduled backup was written or failed (services/backups/schedule.py tells)."""
+        self.backups.labels(outcome).inc()
 
     def database_listener(self) -> CommandListener:
         """A PyMongo listener that times every command (give it to the client when it is made)."""

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +20,8 @@ from starlette.applications import Starlette
 from documents.api_token import Role
 from graphlake.app import create_app
 from graphlake.settings import Settings
+from resolvers.context import AppState
+from services.schedules import SCHEDULES
 from tests.conftest import MakeToken, Served
 from tests.factories import value_asset
 from tests.operations import Api
@@ -184,3 +187,21 @@ async def test_off_serves_nothing_and_records_nothing(settings: Settings, viewer
         response = await http.post("/graphql", json={"query": "{ me { role } }"},
                                    headers={"Authorization": f"Bearer {viewer}"})
         assert response.json()["data"]["me"]["role"] == "VIEWER"
+
+
+async def test_background_tasks_count_their_outcomes(settings: Settings, state: AppState, tmp_path: Path) -> None:
+    # At start the app runs a maintenance round (and its reconcile step) and checks whether a
+    # scheduled backup is due: with none taken yet (an earlier test's schedule forgotten), it is.
+    await state.db[SCHEDULES].delete_one({"_id": "backup"})
+    async with app_with(settings, backup_every_hours=24.0, backup_dir=tmp_path) as (_, http):
+        async def ran() -> Samples | None:
+            samples = await scrape(http)
+            done = (value(samples, "graphlake_background_runs_total", task="maintenance", outcome="ok") >= 1
+                    and value(samples, "graphlake_scheduled_backups_total", outcome="written") == 1
+                    and value(samples, "graphlake_background_runs_total", task="backup", outcome="ok") >= 1)
+            return samples if done else None
+
+        samples = await wait_for(ran, timeout=30, what="the first maintenance round and scheduled backup")
+    assert value(samples, "graphlake_background_runs_total", task="reconcile", outcome="ok") >= 1
+    assert total(samples, "graphlake_background_runs_total", outcome="error") == 0
+    assert [p.name.startswith("scheduled-") for p in tmp_path.iterdir()] == [True]
