@@ -35,7 +35,7 @@ CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 # Told of every request to the store: its operation (GetObject, HeadObject, ...), seconds (retries
-# included) and whether it succeeded. The app shell passes one that records metrics.
+# included) and whether it succeeded. The app shell passes one that records metrics and spans.
 Observer = Callable[[str, float, bool], None]
 
 

@@ -110,6 +110,7 @@ async def test_uploads_to_s3_count_bytes_and_time_the_store(api: Api, http: http
         assert (await raw.put(session["url"], content=data, headers=session["headers"])).status_code == 200
     asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
     assert asset["status"] == "ACTIVE"
+    assert (await http.get("/readyz")).status_code == 200  # asks each mount: a HeadBucket through botocore
     after = await scrape(http)
 
     assert value(after, "graphlake_upload_bytes_total", mount="lab") - value(before, "graphlake_upload_bytes_total", mount="lab") == len(data)
@@ -118,6 +119,9 @@ async def test_uploads_to_s3_count_bytes_and_time_the_store(api: Api, http: http
     # The completion's HEAD (signed by Graphlake itself) was timed as an S3 request of the mount.
     assert total(after, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadObject", outcome="ok") > \
         total(before, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadObject", outcome="ok")
+    # And so was a call made through botocore (timed by its events).
+    assert total(after, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadBucket", outcome="ok") > \
+        total(before, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadBucket", outcome="ok")
 
 
 async def test_websockets_and_subscriptions_are_gauged(served: Served, http: httpx.AsyncClient, viewer: str) -> None:
