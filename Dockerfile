@@ -18,7 +18,7 @@ COPY documents documents
 COPY storage storage
 COPY migrations migrations
 COPY graphql graphql
-RUN pip install --no-cache-dir ".[brotli]" && useradd --system --uid 10001 --home /data graphlake \
+RUN pip install --no-cache-dir ".[brotli,tracing]" && useradd --system --uid 10001 --home /data graphlake \
     && mkdir -p /data && chown graphlake /data
 COPY --from=assets /app/assets/node_modules /app/assets/node_modules
 USER graphlake

@@ -9,6 +9,12 @@ Seeds a dataset version of N datums x (2 role assets + 3 annotations), then time
             hand and encoded with orjson (what a hand-written endpoint would do).
 Prints the median of each and their ratio. Uses FerretDB from the build cache, or
 GRAPHLAKE_BENCH_MONGODB_URL.
+
+    .venv/bin/python bench/nested_read.py --metrics-overhead [--datums 300] [--rounds 4] [--runs 3]
+
+instead times the same operation with GRAPHLAKE_METRICS=off against the default (loopback: every
+metric recorded), a fresh server for each mode in each round, the modes' order alternating from
+round to round, and prints the medians and what recording costs.
 """
 
 from __future__ import annotations
@@ -75,11 +81,95 @@ async def timed(fn, runs: int) -> list[float]:
     return times
 
 
+def request_body(version_id, datums: int) -> dict:
+    return {"query": document("VersionGraph"), "operationName": "VersionGraph",
+            "variables": {"id": encode_id(NodeType.DATASET_VERSION, version_id), "first": datums}}
+
+
+def observations(exposition: str) -> float:
+    """Observations recorded so far: every counter's value and every histogram's count (the
+    process_* and python_* metrics are read at scrape time, not recorded)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(sample.value for family in text_string_to_metric_families(exposition)
+               if family.name.startswith("graphlake_") and family.type in ("counter", "histogram")
+               for sample in family.samples if sample.name.endswith(("_total", "_count")))
+
+
+def recording_cost() -> float:
+    """Seconds one histogram observation takes (labels looked up each time, as most sites do)."""
+    from services.metrics import Metrics
+
+    histogram = Metrics(process=False).database_seconds
+    start = time.process_time()
+    for _ in range(100_000):
+        histogram.labels("find", "ok").observe(0.001)
+    return (time.process_time() - start) / 100_000
+
+
+async def metrics_overhead(args: argparse.Namespace) -> None:
+    """Metrics off against on (the default), interleaved: one server at a time in this process."""
+    with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
+        settings = Settings(_env_file=None, mongodb_url=url, database="graphlake_bench", data_dir=Path(tmp) / "data",
+                            bootstrap_admin_token=False, max_page_size=max(1000, args.datums), log_level="WARNING")
+        raw = AsyncMongoClient(url, tz_aware=True)
+        await raw.drop_database(settings.database)
+        await raw.close()
+        async with serving(create_app(settings)):
+            print(f"seeding {args.datums} datums x (2 roles + 3 annotations) ...", flush=True)
+            version_id = await seed_version(args.datums)
+            _, secret = await create_token("bench", Role.VIEWER)
+        body = request_body(version_id, args.datums)
+        times: dict[str, list[float]] = {"off": [], "loopback": []}
+        # CPU time of this process (server and client: the client's share is the same in both modes),
+        # which other work on a shared machine disturbs far less than the wall clock.
+        cpu: dict[str, list[float]] = {"off": [], "loopback": []}
+        recorded = 0.0
+        for round_number in range(args.rounds):
+            for mode in ("off", "loopback") if round_number % 2 == 0 else ("loopback", "off"):
+                async with serving(create_app(settings.model_copy(update={"metrics": mode}))) as port, \
+                        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                          headers={"Authorization": f"Bearer {secret}"}) as http:
+                    async def graphql(http: httpx.AsyncClient = http) -> None:
+                        response = await http.post("/graphql", json=body)
+                        response.raise_for_status()
+                        assert "errors" not in response.json(), response.text[:500]
+
+                    await graphql()  # a new server: warm its caches and connections
+                    for _ in range(args.runs):
+                        start, start_cpu = time.perf_counter(), time.process_time()
+                        await graphql()
+                        times[mode].append(time.perf_counter() - start)
+                        cpu[mode].append(time.process_time() - start_cpu)
+                    if mode == "loopback":  # recorded indeed: count what one request records
+                        before = observations((await http.get("/metrics")).text)
+                        await graphql()
+                        recorded = observations((await http.get("/metrics")).text) - before
+
+    for mode, label in (("off", "metrics off"), ("loopback", "metrics on ")):
+        print(f"{label} median {statistics.median(times[mode]) * 1000:8.1f} ms wall, "
+              f"{statistics.median(cpu[mode]) * 1000:8.1f} ms CPU  "
+              f"(wall runs: {', '.join(f'{t * 1000:.0f}' for t in times[mode])})")
+    cost = recording_cost()
+    median_cpu = statistics.median(cpu["loopback"])
+    print(f"one request records {recorded:.0f} observations (counters, gauges and histograms); at "
+          f"{cost * 1e6:.2f} us each (timed here) that is {recorded * cost * 1000:.3f} ms, "
+          f"{recorded * cost / median_cpu * 100:.4f}% of its CPU time")
+    for what, measured in (("wall", times), ("CPU", cpu)):
+        off, on = statistics.median(measured["off"]), statistics.median(measured["loopback"])
+        print(f"metrics cost ({what}): {(on / off - 1) * 100:+.1f}% (target under 5%)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datums", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--metrics-overhead", action="store_true", help="time metrics off against on instead")
+    parser.add_argument("--rounds", type=int, default=4, help="with --metrics-overhead: rounds of off and on")
     args = parser.parse_args()
+    if args.metrics_overhead:
+        await metrics_overhead(args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
         settings = Settings(_env_file=None, mongodb_url=url, database="graphlake_bench", data_dir=Path(tmp) / "data",
@@ -92,8 +182,7 @@ async def main() -> None:
             print(f"seeding {args.datums} datums x (2 roles + 3 annotations) ...", flush=True)
             version_id = await seed_version(args.datums)
             _, secret = await create_token("bench", Role.VIEWER)
-            body = {"query": document("VersionGraph"), "operationName": "VersionGraph",
-                    "variables": {"id": encode_id(NodeType.DATASET_VERSION, version_id), "first": args.datums}}
+            body = request_body(version_id, args.datums)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
                                          headers={"Authorization": f"Bearer {secret}"}) as http:
                 async def graphql() -> bytes:

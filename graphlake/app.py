@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
@@ -24,9 +25,12 @@ from graphlake.blob_routes import blob_routes
 from graphlake.compression import compression
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
+from graphlake.logs import json_line
+from graphlake.metrics_route import metrics_route
 from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
+from graphlake.tracing import start_tracing
 from graphlake.view import GraphQLView
 from resolvers.context import AppState
 from resolvers.schema import build_schema
@@ -37,9 +41,13 @@ from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
 from services.events.feed import FeedTail, ensure_feed
 from services.events.log import archive as archive_events
+from services.metrics import task_outcome
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.uploads.reconciler import reconcile, sweep_temp_files
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 log = logging.getLogger("graphlake")
 # Headers browser apps send beyond CORS's safelisted ones, allowed so their preflight passes: the token and
@@ -59,16 +67,20 @@ def create_app(
     *,
     announce: bool = False,
     command_listeners: Sequence[CommandListener] = (),
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
     """The Graphlake app. `announce` prints the URLs and a first admin token (for `graphlake serve`).
 
     `command_listeners` are handed to PyMongo; tests use one to count database round trips.
+    `tracer_provider` turns tracing on with it (tests give one that keeps spans in memory); without
+    it, tracing follows GRAPHLAKE_TRACING and the OTEL_* variables (graphlake/tracing.py).
     """
     settings = settings or Settings()
+    tracing = start_tracing(settings, tracer_provider)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_state(settings, command_listeners, serving=True) as state:
+        async with open_state(settings, command_listeners, serving=True, tracing=tracing) as state:
             app.state.graphlake = state
             with no_time_limit():  # startup: no client waits on it
                 secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
@@ -85,6 +97,8 @@ def create_app(
                 for worker in workers:
                     worker.cancel()
                 await asyncio.gather(*workers, *state.background, return_exceptions=True)
+                if tracing is not None:
+                    tracing.close()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
@@ -102,8 +116,11 @@ def create_app(
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
     admission = Admission(settings.max_concurrent_requests, settings.request_queue_seconds)
-    view = GraphQLView(build_schema(settings), settings, admission)
+    view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings, admission)
     middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
+    if tracing is not None:  # outermost: the server span covers everything below, and carries the client's trace
+        instrumentation, options = tracing.asgi_middleware()
+        middleware.insert(0, Middleware(instrumentation, **options))
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],
@@ -115,6 +132,7 @@ def create_app(
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        *metrics_route(settings),
         graphiql_asset_route(settings, middleware=compressed),
         *blob_routes(),
     ]
@@ -127,39 +145,50 @@ async def _maintain(state: AppState) -> None:
     """At start and then every interval: remove what batch writes that died left (services/batches.py),
     expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died),
     archive old events, and (when configured) anonymize what is old enough (daily) and delete assets
-    nothing has pinned for long enough."""
+    nothing has pinned for long enough. Each round counts in the metrics as ok or error, and the
+    reconcile step on its own too."""
     with no_time_limit():  # no client waits on this task: its operations have no time limit
-        settings = state.settings
         swept_at = -math.inf
         while True:
             try:
-                abandoned = await remove_abandoned(state.db)
-                if abandoned:
-                    log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
-                expired = await reconcile(state.stores, state.feed)
-                if expired:
-                    log.info("expired %d upload session(s)", expired)
-                if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
-                    swept_at = time.monotonic()
-                    swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
-                    if swept:
-                        log.info("removed %d temp file(s) of uploads that died", swept)
-                if settings.event_archive_after_days is not None:
-                    archived = await archive_events(timedelta(days=settings.event_archive_after_days))
-                    if archived:
-                        log.info("archived %d event(s)", archived)
-                if settings.anonymize_after_days is not None:
-                    changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
-                    if changed:
-                        log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
-                                 settings.anonymize_after_days)
-                if settings.asset_gc_after_days is not None:
-                    collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
-                    if collected:
-                        log.info("garbage-collected %d unpinned asset(s)", len(collected))
+                with task_outcome(state.metrics, "maintenance"):
+                    swept_at = await _maintenance_round(state, swept_at)
             except Exception:
                 log.exception("maintenance failed; retrying next interval")
-            await asyncio.sleep(settings.reconcile_interval_seconds)
+            await asyncio.sleep(state.settings.reconcile_interval_seconds)
+
+
+async def _maintenance_round(state: AppState, swept_at: float) -> float:
+    """One round of _maintain; returns when temp files were last swept."""
+    settings = state.settings
+    abandoned = await remove_abandoned(state.db)
+    if abandoned:
+        log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
+    with task_outcome(state.metrics, "reconcile"):
+        expired = await reconcile(state.stores, state.feed)
+    if expired:
+        log.info("expired %d upload session(s)", expired)
+        if state.metrics is not None:
+            state.metrics.expired_uploads.inc(expired)
+    if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
+        swept_at = time.monotonic()
+        swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
+        if swept:
+            log.info("removed %d temp file(s) of uploads that died", swept)
+    if settings.event_archive_after_days is not None:
+        archived = await archive_events(timedelta(days=settings.event_archive_after_days))
+        if archived:
+            log.info("archived %d event(s)", archived)
+    if settings.anonymize_after_days is not None:
+        changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
+        if changed:
+            log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
+                     settings.anonymize_after_days)
+    if settings.asset_gc_after_days is not None:
+        collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
+        if collected:
+            log.info("garbage-collected %d unpinned asset(s)", len(collected))
+    return swept_at
 
 
 async def _scheduled_backups(state: AppState) -> None:
@@ -169,8 +198,11 @@ async def _scheduled_backups(state: AppState) -> None:
         roots = local_roots(settings) if settings.backup_with_payloads else {}
         while True:
             try:
-                taken = await scheduled_backup(state.db, state.feed, settings, settings.backups, graphlake_version=__version__,
-                                               local_roots=roots, referenced_mounts=[m for m in settings.mounts if m not in roots])
+                with task_outcome(state.metrics, "backup"):
+                    taken = await scheduled_backup(state.db, state.feed, settings, settings.backups,
+                                                   graphlake_version=__version__, local_roots=roots,
+                                                   referenced_mounts=[m for m in settings.mounts if m not in roots],
+                                                   on_outcome=state.metrics.backup_finished if state.metrics else None)
                 if taken:
                     log.info("scheduled backup written to %s", taken)
             except Exception:
@@ -179,14 +211,24 @@ async def _scheduled_backups(state: AppState) -> None:
 
 
 def _announce(settings: Settings, admin_secret: str | None) -> None:
-    """What a person starting the server needs: where to go, and how to authenticate."""
+    """What a person starting the server needs: where to go, and how to authenticate. With
+    GRAPHLAKE_LOG_JSON, one JSON line with the same facts as keys, as the log lines are."""
     url = f"{settings.base_url}/graphql"
+    database = f"embedded FerretDB under {settings.data_dir.resolve()}" if settings.embedded_database else settings.database
+    if settings.log_json:
+        fields: dict[str, object] = {"version": __version__, "graphql_url": url,
+                                     "graphiql": settings.graphiql, "database": database,
+                                     "metrics": f"{settings.base_url}/metrics" if settings.metrics != "off" else None}
+        if admin_secret:  # shown once, stored only as a hash, as in the plain banner
+            fields["admin_token"] = admin_secret
+        print(json_line("graphlake", f"Graphlake {__version__} is up", fields), flush=True)
+        return
     lines = [
         "",
         f"  Graphlake {__version__} is up.",
         f"  GraphQL endpoint : {url}",
         f"  GraphiQL         : {url} (open it in a browser)" if settings.graphiql else "  GraphiQL         : off",
-        f"  Database         : {'embedded FerretDB under ' + str(settings.data_dir.resolve()) if settings.embedded_database else settings.database}",
+        f"  Database         : {database}",
     ]
     if admin_secret:
         lines += [

@@ -11,7 +11,7 @@ from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
-from pymongo.monitoring import CommandListener
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from documents import DOCUMENT_MODELS
 from documents.api_token import ApiToken
@@ -71,10 +71,32 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
 
 
 
+class _Listeners(CommandListener):
+    """The shared client's one command listener: it tells the listeners of every user of the client
+    now (each app's metrics and tracing, a test's counter), since PyMongo takes listeners only when
+    a client is made. A command is not anyone's in particular: each is told of all."""
+
+    def __init__(self) -> None:
+        self.users: tuple[CommandListener, ...] = ()  # replaced, never changed: events may arrive meanwhile
+
+    def started(self, event: CommandStartedEvent) -> None:
+        for listener in self.users:
+            listener.started(event)
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        for listener in self.users:
+            listener.succeeded(event)
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        for listener in self.users:
+            listener.failed(event)
+
+
 @dataclass
 class _Shared:
     client: AsyncMongoClient
     loop: asyncio.AbstractEventLoop  # an async client serves the loop it was made on
+    listeners: _Listeners
     users: int = 0
 
 
@@ -94,8 +116,9 @@ def _host(url: str) -> str:
 @asynccontextmanager
 async def connected(url: str, database: str, listeners: Sequence[CommandListener] = (),
                     timeout_seconds: float | None = None) -> AsyncIterator[AsyncMongoClient]:
-    """The process's client of `database` (made by the first user, with its command listeners and
-    time limit: a later user's are not applied; closed when the last one leaves). Another database while one is in use is refused: Beanie
+    """The process's client of `database` (made by the first user, with its time limit: a later
+    user's is not applied; closed when the last one leaves). Each user's command `listeners` are told
+    of every command while it uses the client. Another database while one is in use is refused: Beanie
     could serve only one of them."""
     key = (url, database)
     async with _opening:
@@ -106,14 +129,17 @@ async def connected(url: str, database: str, listeners: Sequence[CommandListener
                                "process of its own")
         entry = _shared.get(key)
         if entry is None:
-            entry = _shared[key] = _Shared(await connect(url, database, listeners, timeout_seconds),
-                                           asyncio.get_running_loop())
+            hub = _Listeners()
+            entry = _shared[key] = _Shared(await connect(url, database, [hub], timeout_seconds),
+                                           asyncio.get_running_loop(), hub)
         elif entry.loop is not asyncio.get_running_loop():
             raise RuntimeError("the database is in use from another event loop of this process; run one loop per process")
         entry.users += 1
+        entry.listeners.users += tuple(listeners)
     try:
         yield entry.client
     finally:
+        entry.listeners.users = tuple(u for u in entry.listeners.users if not any(u is mine for mine in listeners))
         entry.users -= 1
         if entry.users == 0:
             del _shared[key]

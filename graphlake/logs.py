@@ -48,7 +48,8 @@ class _RedactSignatures(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line, for log shippers."""
+    """One JSON object a line, for log shippers. A record's `fields` (a dict, given as
+    `extra={"fields": ...}`) are added as keys of their own."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -57,10 +58,19 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
+            **getattr(record, "fields", {}),
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
+
+
+def json_line(logger: str, message: str, fields: dict[str, object]) -> str:
+    """An INFO line as JsonFormatter writes it, with `fields`, for what is written outside logging
+    (the startup banner, which shows whatever the log level)."""
+    record = logging.LogRecord(logger, logging.INFO, __file__, 0, message, None, None)
+    record.fields = fields
+    return JsonFormatter().format(record)
 
 
 def configure_logging(level: str = "INFO", json: bool = False) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from graphlake.data_dir import owner_only_dir, tighten
 from graphlake.settings import LocalMountSettings, S3MountSettings, Settings
 from storage import LocalStore, ObjectStore, S3Store
+from storage.s3 import Observer
 from storage.signing import UrlSigner
 
 
@@ -33,7 +34,8 @@ def signing_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def build_stores(settings: Settings) -> dict[str, ObjectStore]:
+def build_stores(settings: Settings, observe_s3: Callable[[str], Observer] | None = None) -> dict[str, ObjectStore]:
+    """The stores of every mount; `observe_s3(mount name)`, when given, is told of each S3 request."""
     signer = UrlSigner(signing_secret(settings), settings.base_url)
     stores: dict[str, ObjectStore] = {}
     for name, mount in settings.mounts.items():
@@ -52,6 +54,7 @@ def build_stores(settings: Settings) -> dict[str, ObjectStore]:
                 addressing_style=mount.addressing_style,
                 fallback=mount.fallback,
                 timeout=mount.timeout_seconds,
+                observe=observe_s3(name) if observe_s3 else None,
             )
     return stores
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from pymongo import AsyncMongoClient
@@ -16,20 +16,25 @@ from graphlake.database import SchemaNotCurrent, connected
 from graphlake.local_services import embedded_database
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
+from graphlake.tracing import Tracing
 from migrations import SchemaMismatch, check_schema
 from resolvers.context import AppState
 from resolvers.events.types import Event
 from services.broadcast import Broadcast
 from services.events.feed import FeedWriter
 from services.health import SharedProbe
+from services.metrics import Metrics
 from services.token_cache import TokenCache
+from storage.s3 import Observer
 
 
 @asynccontextmanager
 async def open_state(settings: Settings, listeners: Sequence[CommandListener] = (), *,
-                     serving: bool = False) -> AsyncIterator[AppState]:
+                     serving: bool = False, tracing: Tracing | None = None) -> AsyncIterator[AppState]:
     """The database (starting the embedded FerretDB when no URL is set) and every mount, opened.
-    `serving` (the server, not a command) bounds each database operation by the request time limit.
+    `serving` (the server, not a command) bounds each database operation by the request time limit,
+    and keeps metrics unless GRAPHLAKE_METRICS is off; with `tracing`, database commands and S3
+    requests are traced too.
 
     Closed in reverse order on exit, also when opening fails half-way.
     """
@@ -37,8 +42,12 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
     async with AsyncExitStack() as stack:
         url = _database_url(settings, stack)
         timeout = settings.database_timeout_seconds if serving else None
+        metrics = Metrics(max_operation_names=settings.metrics_max_operation_names) \
+            if serving and settings.metrics != "off" else None
+        observers = [watcher for watcher in (metrics, tracing) if watcher is not None]
+        listeners = [*listeners, *(watcher.database_listener() for watcher in observers)]
         client = await stack.enter_async_context(connected(url, settings.database, listeners, timeout))
-        stores = build_stores(settings)
+        stores = build_stores(settings, _s3_observers(observers) if observers else None)
         for store in stores.values():
             await store.open()
             stack.push_async_callback(store.close)
@@ -46,7 +55,21 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
                        events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__,
-                       health=SharedProbe(db, stores))
+                       metrics=metrics, health=SharedProbe(db, stores))
+
+
+def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Observer]:
+    """One S3 observer per mount that tells each of `observers` (metrics, tracing)."""
+    def for_mount(mount: str) -> Observer:
+        each = [observer.s3_observer(mount) for observer in observers]
+
+        def observe(operation: str, seconds: float, ok: bool) -> None:
+            for observer in each:
+                observer(operation, seconds, ok)
+
+        return each[0] if len(each) == 1 else observe
+
+    return for_mount
 
 
 @asynccontextmanager

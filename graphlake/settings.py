@@ -199,6 +199,19 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_json: bool = False
 
+    # --- observability (README, Observability)
+    metrics: Literal["off", "loopback", "token"] = Field(
+        default="loopback", description="GET /metrics: off (not served, nothing recorded), loopback (clients on "
+                                        "this machine only) or token (an ADMIN token, or metrics_token).")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="A bearer token that may read /metrics (in token mode) and nothing else.")
+    metrics_max_operation_names: int = Field(
+        default=100, description="Distinct operation names /metrics keeps per process (clients choose them); "
+                                 "later ones count as `other`.")
+    tracing: bool = Field(
+        default=False, description="OpenTelemetry tracing, exported as the OTEL_* variables say (also on when "
+                                   "OTEL_TRACES_EXPORTER names an exporter).")
+
     # --- GraphiQL
     graphiql: bool = True
     graphiql_assets_dir: Path = Field(default=PROJECT_ROOT / "assets" / "node_modules")
@@ -226,7 +239,8 @@ class Settings(BaseSettings):
                      "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size", "max_event_replay",
                      "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token",
-                     "max_concurrent_requests", "compression_min_bytes")
+                     "max_concurrent_requests", "compression_min_bytes",
+                     "metrics_max_operation_names")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

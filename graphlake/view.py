@@ -244,10 +244,15 @@ class GraphQLView(GraphQL[Context, None]):
             await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
             await websocket.close(*refusal(full))
             return websocket
+        metrics = websocket.app.state.graphlake.metrics
+        if metrics is not None:
+            metrics.websockets.inc()
         try:
             return await super().run(websocket, context, root_value)
         finally:
             sockets.close(websocket)
+            if metrics is not None:
+                metrics.websockets.dec()
 
     def parse_json(self, data: str | bytes) -> object:
         """An HTTP request's body, or a GET request's `variables` or `extensions` (Strawberry reads

@@ -29,6 +29,7 @@ from storage import ObjectStore
 if TYPE_CHECKING:
     from services.auth import Principal
     from services.events.feed import FeedWriter
+    from services.metrics import Metrics
     from services.token_cache import TokenCache
 
 
@@ -52,6 +53,7 @@ class ServerSettings(UploadSettings, EventSettings, Protocol):
     max_query_string_chars: int
     max_query_list_items: int
     max_event_replay: int
+    metrics: str
 
 
 @dataclass
@@ -78,6 +80,8 @@ class AppState:
     background: set[asyncio.Task] = field(default_factory=set)
     # The WebSockets open on this process, in all and per token (services/socket_slots.py).
     sockets: SocketSlots = field(default_factory=SocketSlots)
+    # What /metrics exposes (services/metrics.py); None when GRAPHLAKE_METRICS is off: nothing is recorded.
+    metrics: Metrics | None = None
 
 
 @dataclass

@@ -11,7 +11,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
 from beanie import Document
@@ -22,6 +22,9 @@ from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
 from resolvers.loop_slices import validate_all
+
+if TYPE_CHECKING:
+    from services.metrics import Metrics
 
 D = TypeVar("D", bound=Document)
 
@@ -46,7 +49,7 @@ class FreshLoaders(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context
         if context is not None and hasattr(context, "loaders"):
-            context.loaders = Loaders()
+            context.loaders = Loaders(getattr(context.state, "metrics", None))
         yield
 
 
@@ -128,13 +131,36 @@ async def _first_referrers(model: type[Document], field: str, query: dict[str, A
     return grouped
 
 
-class Loaders:
-    def __init__(self) -> None:
-        self._loaders: dict[bytes, DataLoader] = {}
+async def _child_pages(model: type[D], grouped: dict[ObjectId, list[dict]], parent_ids: Sequence[ObjectId],
+                       first: int) -> list[ChildPage[D]]:
+    """Each parent's first `first` raw children as models (all parents' together, validated in slices),
+    and whether it has more."""
+    pages = [grouped[p][:first] for p in parent_ids]
+    docs = iter(await validate_all(model, [doc for page in pages for doc in page]))
+    return [ChildPage(docs=list(itertools.islice(docs, len(page))), has_next=len(grouped[p]) > first)
+            for p, page in zip(parent_ids, pages, strict=True)]
 
-    def _get(self, key: bytes, load_fn: Any) -> DataLoader:
+
+def _measured(load_fn: Any, batch_size: Any) -> Any:
+    async def load(keys: Sequence[Any]) -> Any:
+        batch_size.observe(len(keys))
+        return await load_fn(keys)
+
+    return load
+
+
+class Loaders:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._loaders: dict[bytes, DataLoader] = {}
+        self._metrics = metrics
+
+    def _get(self, key: bytes, load_fn: Any, label: str) -> DataLoader:
+        """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
+        its batch sizes in the metrics."""
         loader = self._loaders.get(key)
         if loader is None:
+            if self._metrics is not None:
+                load_fn = _measured(load_fn, self._metrics.loader_batch.labels(label))
             loader = self._loaders[key] = DataLoader(load_fn=load_fn)
         return loader
 
@@ -146,7 +172,7 @@ class Loaders:
             found = {doc.id: doc for doc in await validate_all(model, raw)}
             return [found.get(i) for i in ids]
 
-        return self._get(_cache_key("by_id", model.__name__), load)
+        return self._get(_cache_key("by_id", model.__name__), load, f"by_id:{model.__name__}")
 
     def known(self, docs: Sequence[Document]) -> None:
         """Documents this request just wrote: fields that load them by id need not read them back."""
@@ -158,24 +184,19 @@ class Loaders:
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
             grouped = await _first_children(model, field, query, parent_ids, first + 1, ASCENDING)  # one more: a next page?
-            pages = [grouped[p][:first] for p in parent_ids]
-            docs = iter(await validate_all(model, [doc for page in pages for doc in page]))  # all pages, in slices
-            return [ChildPage(docs=list(itertools.islice(docs, len(page))), has_next=len(grouped[p]) > first)
-                    for p, page in zip(parent_ids, pages, strict=True)]
+            return await _child_pages(model, grouped, parent_ids, first)
 
-        return self._get(_cache_key("children", model.__name__, field, query, first), load)
+        return self._get(_cache_key("children", model.__name__, field, query, first), load, f"children:{model.__name__}")
 
     def referrers(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
         """The first `first` documents of `model` whose many-valued `field` names each parent id, in `_id` order."""
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
             grouped = await _first_referrers(model, field, query, parent_ids, first + 1)  # one more: a next page?
-            return [
-                ChildPage(docs=[model.model_validate(d) for d in grouped[p][:first]], has_next=len(grouped[p]) > first)
-                for p in parent_ids
-            ]
+            return await _child_pages(model, grouped, parent_ids, first)
 
-        return self._get(_cache_key("referrers", model.__name__, field, query, first), load)
+        return self._get(_cache_key("referrers", model.__name__, field, query, first), load,
+                         f"referrers:{model.__name__}")
 
     def referrer_counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
         """How many documents of `model` name each parent id in the many-valued `field`: one aggregation
@@ -194,7 +215,8 @@ class Loaders:
             counted = {row["_id"]: row["n"] async for row in await model.get_pymongo_collection().aggregate(pipeline)}
             return [counted.get(p, 0) for p in ids]
 
-        return self._get(_cache_key("referrer_counts", model.__name__, field, query), load)
+        return self._get(_cache_key("referrer_counts", model.__name__, field, query), load,
+                         f"referrer_counts:{model.__name__}")
 
     def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
         """The newest (highest `_id`) document of `model` for each parent id."""
@@ -203,7 +225,7 @@ class Loaders:
             grouped = await _first_children(model, field, query, parent_ids, 1, DESCENDING)
             return [model.model_validate(grouped[p][0]) if grouped[p] else None for p in parent_ids]
 
-        return self._get(_cache_key("newest", model.__name__, field, query), load)
+        return self._get(_cache_key("newest", model.__name__, field, query), load, f"newest:{model.__name__}")
 
     def counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
         """How many documents of `model` have `field` equal to each parent id: one aggregation."""
@@ -216,7 +238,7 @@ class Loaders:
             counted = {row["_id"]: row["n"] async for row in await model.get_pymongo_collection().aggregate(pipeline)}
             return [counted.get(p, 0) for p in parent_ids]
 
-        return self._get(_cache_key("counts", model.__name__, field, query), load)
+        return self._get(_cache_key("counts", model.__name__, field, query), load, f"counts:{model.__name__}")
 
     def aliases(self) -> DataLoader[ObjectId, list[str]]:
         async def load(asset_ids: Sequence[ObjectId]) -> list[list[str]]:
@@ -226,4 +248,4 @@ class Loaders:
                 grouped[doc["asset_id"]].append(doc["_id"])
             return [grouped[a] for a in asset_ids]
 
-        return self._get(_cache_key("aliases"), load)
+        return self._get(_cache_key("aliases"), load, "aliases")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import strawberry
@@ -44,6 +44,7 @@ from resolvers.list_limits import InputListLimit
 from resolvers.loaders import FreshLoaders
 from resolvers.named_operation import NamedOperation
 from resolvers.node import NodeQueries
+from resolvers.operation_metrics import OperationMetrics
 from resolvers.scalars import SCALAR_MAP
 from resolvers.summary.queries import SummaryQueries
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
@@ -80,7 +81,7 @@ NODE_TYPES: list[type] = [ApiToken]
 
 
 def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
-    """The error policy and the per-request limits, each from its setting.
+    """The error policy, the per-request limits (each from its setting) and the operation metrics.
 
     Factories, not instances: Strawberry builds a fresh extension per operation, so concurrent
     requests never share an extension's execution context.
@@ -101,6 +102,8 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
+    if settings.metrics != "off":
+        extensions.append(OperationMetrics)  # last: it reads the outcome ErrorPolicy has shaped
     return extensions
 
 
@@ -111,14 +114,16 @@ class GraphlakeSchema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: ServerSettings | None = None) -> strawberry.Schema:
-    """The schema; without settings (for export) it carries no limits, which do not change its SDL."""
+def build_schema(settings: ServerSettings | None = None,
+                 tracing: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
+    """The schema; without settings (for export) it carries no limits, which do not change its SDL.
+    `tracing` extensions come first, so their spans hold the work of every other extension."""
     return GraphlakeSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=NODE_TYPES,
-        extensions=limit_extensions(settings) if settings else [],
+        extensions=[*tracing, *(limit_extensions(settings) if settings else [])],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
         execution_context_class=FanoutExecutor,  # live events: one execution per distinct subscription
     )

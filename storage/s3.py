@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # How long a multipart completion may take to answer (AWS documents "several minutes" for big objects).
 COMPLETION_READ_SECONDS = 900.0
+
+# Told of every request to the store: its operation (GetObject, HeadObject, ...), seconds (retries
+# included) and whether it succeeded. The app shell passes one that records metrics and spans.
+Observer = Callable[[str, float, bool], None]
 
 
 def _b64_sha256(hex_digest: str) -> str:
@@ -56,8 +61,10 @@ class S3Store:
         addressing_style: str = "path",
         fallback: str | None = None,
         timeout: float = 5.0,
+        observe: Observer | None = None,
     ) -> None:
         self.name = name
+        self._observe = observe
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
@@ -105,10 +112,27 @@ class S3Store:
         self._completion_client = await self._stack.enter_async_context(
             self._session.client("s3", endpoint_url=self.endpoint_url, config=self._completion_config)
         )
+        if self._observe is not None:
+            # botocore's own events: every call through the client, whichever method made it.
+            events = self.client.meta.events
+            events.register("before-call.s3", self._call_started)
+            events.register("after-call.s3", self._call_answered)
+            events.register("after-call-error.s3", self._call_failed)
         self._credentials = await self._session.get_credentials()
         self._http = await self._stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=self._timeout, sock_read=self._timeout),
             auto_decompress=False))
+
+    def _call_started(self, context: dict[str, Any], **_: Any) -> None:
+        context["graphlake_started"] = time.perf_counter()
+
+    def _call_answered(self, model: Any, context: dict[str, Any], http_response: Any, **_: Any) -> None:
+        if "graphlake_started" in context:
+            self._observe(model.name, time.perf_counter() - context.pop("graphlake_started"), http_response.status_code < 300)
+
+    def _call_failed(self, context: dict[str, Any], event_name: str, **_: Any) -> None:
+        if "graphlake_started" in context:
+            self._observe(event_name.rsplit(".", 1)[-1], time.perf_counter() - context.pop("graphlake_started"), False)
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -236,10 +260,16 @@ class S3Store:
                 raise Retryable(problem)
             raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {problem}")
 
+        started, ok = time.perf_counter(), False
         try:
-            return await retries.store_requests().on(Retryable)(head)
+            found = await retries.store_requests().on(Retryable)(head)
+            ok = True
+            return found
         except Retryable as error:
             raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {error}") from None
+        finally:
+            if self._observe is not None:  # signed here, not by botocore: timed here too
+                self._observe("HeadObject", time.perf_counter() - started, ok)
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
         answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))

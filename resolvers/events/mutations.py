@@ -36,6 +36,8 @@ class EventMutations:
     ) -> Event:
         state = info.context.state
         [stored] = await service.log_events(state.feed, [_new_event(0, input)], state.settings, state.background)
+        if state.metrics is not None:
+            state.metrics.count_events([stored.level])
         return Event.from_document(stored)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Log a batch of events: all are checked, then stored with one bulk write.")
@@ -47,4 +49,6 @@ class EventMutations:
         state = info.context.state
         stored = await service.log_events(state.feed, [_new_event(i, e) for i, e in enumerate(inputs)], state.settings,
                                           state.background)
+        if state.metrics is not None:
+            state.metrics.count_events(e.level for e in stored)
         return LogEventsPayload(count=len(stored), ids=[encode_id(NodeType.EVENT, e.id) for e in stored])

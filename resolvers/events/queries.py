@@ -173,7 +173,7 @@ class EventSubscriptions:
                 # Every subscriber receives the same Event object, so it is executed once per distinct
                 # subscription (resolvers/fanout.py).
                 async for event in state.events.subscribe(accept):
-                    info.context.loaders = Loaders()  # per event: the connection's context outlives caches
+                    info.context.loaders = Loaders(state.metrics)  # per event: the connection's context outlives caches
                     yield event
                 return
             position = _position(after, EventOrder.RECEIVED, field="after")
@@ -188,13 +188,13 @@ class EventSubscriptions:
                 query = events_query(filter, include_archived=True)
                 async for doc in service.received_since(query, since, limit=state.settings.max_event_replay):
                     replayed.add(doc.id)
-                    info.context.loaders = Loaders()
+                    info.context.loaders = Loaders(state.metrics)
                     yield Event.from_document(doc)
                 async for event in live:
                     if replayed and event.doc.id in replayed:
                         replayed.discard(event.doc.id)  # each arrives live at most once
                         continue
-                    info.context.loaders = Loaders()
+                    info.context.loaders = Loaders(state.metrics)
                     yield event
         except SubscriberOverflow as overflow:
             raise SubscriptionDropped(f"subscription dropped: it {overflow}") from None

@@ -56,7 +56,7 @@ class UploadSubscriptions:
         async for event in info.context.state.events.subscribe(accept):
             # A WebSocket's context lives as long as the connection: fresh loaders for each event,
             # so nested fields never come from an earlier event's cache.
-            info.context.loaders = Loaders()
+            info.context.loaders = Loaders(info.context.state.metrics)
             doc = await info.context.loaders.by_id(AssetDocument).load(decode_object_id(event.doc.data.decode()["assetId"], NodeType.ASSET))
             if doc is not None:  # deleted since
                 yield Asset.from_document(doc)

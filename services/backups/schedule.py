@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -35,8 +35,11 @@ class ScheduleSettings(EventSettings, Protocol):
 
 async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: ScheduleSettings, directory: Path, *,
                            graphlake_version: str, local_roots: Mapping[str, Path] | None = None,
-                           referenced_mounts: Sequence[str] = ()) -> Path | None:
-    """Take the scheduled backup if it is due here; the new backup's directory, else None."""
+                           referenced_mounts: Sequence[str] = (),
+                           on_outcome: Callable[[str], None] | None = None) -> Path | None:
+    """Take the scheduled backup if it is due here; the new backup's directory, else None.
+    `on_outcome` (the app's metrics) is told "written" or "failed" of each backup attempted: a
+    failure is reported here, as an alert event, and never raised."""
     if settings.backup_every_hours is None or not await claim_due(db, "backup", timedelta(hours=settings.backup_every_hours)):
         return None
     destination = directory / f"{PREFIX}{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
@@ -50,6 +53,8 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
             event_type=BACKUP_FAILED, level=LEVELS["ERROR"], alert=True,
             message=f"scheduled backup to {destination} failed: {error}",
             data=StoredJson.encode({"path": str(destination), "error": f"{type(error).__name__}: {error}"}))], settings)
+        if on_outcome is not None:
+            on_outcome("failed")
         return None
     seconds = round(time.monotonic() - started, 3)
     await log_events(feed, [NewEvent(
@@ -57,6 +62,8 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
         data=StoredJson.encode({"path": str(destination), "documents": manifest.documents,
                                 "objects": len(manifest.payloads), "payloadBytes": manifest.payload_bytes,
                                 "seconds": seconds}))], settings)
+    if on_outcome is not None:
+        on_outcome("written")
     await asyncio.to_thread(prune, directory, settings.backup_keep)
     return destination
 

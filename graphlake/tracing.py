@@ -1,0 +1,136 @@
+"""OpenTelemetry tracing: off unless GRAPHLAKE_TRACING is true or OTEL_TRACES_EXPORTER names an exporter.
+
+When on, each HTTP request and WebSocket gets a server span (the ASGI instrumentation, which continues
+a client's `traceparent`, or whatever OTEL_PROPAGATORS names), each GraphQL operation its spans
+(Strawberry's OpenTelemetry extension: parsing, validation, resolvers), each database command a client
+span (the PyMongo instrumentation's listener) and each request to an S3 mount a client span (from the
+store's own hook: botocore's instrumentation patches botocore's synchronous client, which aiobotocore's
+asynchronous one overrides, so it would never see these calls).
+
+The SDK reads its standard variables itself: OTEL_SERVICE_NAME (default here: graphlake),
+OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and _HEADERS,
+OTEL_PROPAGATORS. OTEL_TRACES_EXPORTER: otlp (the default, OTLP over HTTP/protobuf), console, none,
+or several, comma-separated. The packages come with the `tracing` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphlake import __version__
+from graphlake.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+    from pymongo.monitoring import CommandListener
+
+# Not traced: probes and scrapes come every few seconds and say nothing about a request's path.
+UNTRACED_PATHS = "/healthz,/readyz,/metrics"
+
+
+def tracing_wanted(settings: Settings) -> bool:
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    return settings.tracing or exporter not in ("", "none")
+
+
+@dataclass
+class Tracing:
+    """What the app wires in when tracing is on, all from one tracer provider."""
+
+    provider: TracerProvider
+    owned: bool = False  # made here from the environment: shut down (its spans flushed) with the app
+
+    def close(self) -> None:
+        if self.owned:
+            self.provider.shutdown()  # type: ignore[attr-defined]
+
+    def asgi_middleware(self) -> tuple[type, dict[str, Any]]:
+        """The ASGI instrumentation and its options, for Starlette's Middleware (outermost)."""
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # Without exclude_spans every body chunk sent or received becomes a span of its own.
+        return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": UNTRACED_PATHS,
+                                         "exclude_spans": ["receive", "send"]}
+
+    def schema_extension(self) -> Callable[[], Any]:
+        from strawberry.extensions.tracing import OpenTelemetryExtension
+
+        class WithoutArguments(OpenTelemetryExtension):
+            """Resolver spans name their field, not its arguments: those are the client's data (a
+            name, a JSON value, a batch of 10,000 events, which Strawberry would copy per span)."""
+
+            def filter_resolver_args(self, args: dict[str, Any], info: Any) -> dict[str, Any]:
+                return {}
+
+        provider = self.provider
+        return lambda: WithoutArguments(tracer_provider=provider)
+
+    def database_listener(self) -> CommandListener:
+        from opentelemetry.instrumentation.pymongo import CommandTracer
+        from opentelemetry.instrumentation.pymongo.version import __version__ as instrumentation_version
+
+        # The instrumentor's own listener, given to our client (PymongoInstrumentor registers it
+        # process-wide instead, which reaches only clients made after it).
+        return CommandTracer(self.provider.get_tracer("opentelemetry.instrumentation.pymongo", instrumentation_version))
+
+    def s3_observer(self, mount: str) -> Callable[[str, float, bool], None]:
+        """A span for each S3 request, told of it as it ends (storage.s3.Observer)."""
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        tracer = self.provider.get_tracer("graphlake.s3", __version__)
+
+        def observe(operation: str, seconds: float, ok: bool) -> None:
+            end = time.time_ns()
+            span = tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, start_time=end - int(seconds * 1e9),
+                                     attributes={"rpc.system": "aws-api", "rpc.service": "S3", "rpc.method": operation,
+                                                 "graphlake.mount": mount})
+            if not ok:
+                span.set_status(Status(StatusCode.ERROR))
+            span.end(end_time=end)
+
+        return observe
+
+
+def start_tracing(settings: Settings, provider: TracerProvider | None = None) -> Tracing | None:
+    """Tracing with `provider` (tests give one with an in-memory exporter), or with one made from
+    the OTEL_* variables when the settings ask for tracing; None when off."""
+    if provider is None and not tracing_wanted(settings):
+        return None
+    try:
+        import opentelemetry.instrumentation.asgi
+        import opentelemetry.instrumentation.pymongo
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError as missing:
+        raise RuntimeError(f"tracing is on (GRAPHLAKE_TRACING or OTEL_TRACES_EXPORTER) but {missing.name} is not "
+                           "installed: install Graphlake with its tracing extra (pip install 'graphlake[tracing]')") from None
+    if provider is not None:
+        return Tracing(provider)
+    return Tracing(_provider_from_environment(), owned=True)
+
+
+def _provider_from_environment() -> TracerProvider:
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    attributes = {"service.version": __version__}
+    if not os.environ.get("OTEL_SERVICE_NAME"):
+        attributes["service.name"] = "graphlake"
+    provider = TracerProvider(resource=Resource.create(attributes))  # the sampler: OTEL_TRACES_SAMPLER
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",") if n.strip()]
+    for name in names:
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        elif name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        elif name != "none":
+            raise RuntimeError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (Graphlake knows otlp, console, none)")
+    trace.set_tracer_provider(provider)  # for any other instrumented library in the process
+    return provider

@@ -1,0 +1,211 @@
+"""GET /metrics: what moves when clients send operations, and who may read it (GRAPHLAKE_METRICS).
+
+Every request goes through the real app over HTTP (or a real WebSocket); the scrapes are parsed
+with prometheus_client's own parser, and each check compares a scrape before with one after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from documents.api_token import Role
+from graphlake.app import create_app
+from graphlake.settings import Settings
+from resolvers.context import AppState
+from services.schedules import SCHEDULES
+from tests.conftest import MakeToken, Served
+from tests.factories import value_asset
+from tests.operations import Api
+from tests.processes import serving
+from tests.waiting import wait_for
+from tests.ws_client import Subscriber
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> Samples:
+    response = await http.get("/metrics", headers=headers or {})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def value(samples: Samples, metric: str, /, **labels: str) -> float:
+    return samples.get((metric, frozenset(labels.items())), 0.0)
+
+
+def total(samples: Samples, metric: str, /, **labels: str) -> float:
+    """The sum over every sample of `metric` whose labels include `labels`."""
+    wanted = set(labels.items())
+    return sum(v for (n, sample_labels), v in samples.items() if n == metric and wanted <= sample_labels)
+
+
+@asynccontextmanager
+async def app_with(settings: Settings, **changes: object) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """A second app on the same lake with other settings, served on a port of its own, and a client of it."""
+    app = create_app(settings.model_copy(update=changes))
+    async with serving(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        yield app, http
+
+
+def client(app: Starlette, host: str = "127.0.0.1") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)), base_url="http://graphlake.test")
+
+
+async def test_operations_are_counted_by_name_and_outcome(api: Api, http: httpx.AsyncClient, contributor: str,
+                                                          viewer: str) -> None:
+    before = await scrape(http)
+    stored = await value_asset(api, contributor, "counted")
+    for _ in range(2):
+        await api.data("Asset", {"id": stored["id"]}, token=viewer)
+    missing = await api.error("Asset", {"id": stored["id"][:-2] + "AA"}, token=viewer)
+    await api.data("LogEvents", {"inputs": [{"eventType": "METRICS", "level": "WARNING"},
+                                            {"eventType": "METRICS", "level": "ERROR"},
+                                            {"eventType": "METRICS", "level": "ERROR"}]}, token=contributor)
+    anonymous = await http.post("/graphql", json={"query": "{ me { role } }"}, headers={"Authorization": f"Bearer {viewer}"})
+    assert anonymous.status_code == 200 and "errors" not in anonymous.json()
+    refused = await api.error("StoreValue", {"input": {"name": "no", "value": 1}}, token=viewer)
+    after = await scrape(http)
+
+    def moved(metric: str, /, **labels: str) -> float:
+        return value(after, metric, **labels) - value(before, metric, **labels)
+
+    assert moved("graphlake_operations_total", type="query", name="Asset", outcome="ok") == 2
+    code = missing["extensions"]["code"]
+    assert moved("graphlake_operations_total", type="query", name="Asset", outcome=code) == 1
+    assert moved("graphlake_operations_total", type="mutation", name="StoreValue", outcome="ok") == 1
+    assert moved("graphlake_operations_total", type="mutation", name="StoreValue",
+                 outcome=refused["extensions"]["code"]) == 1
+    assert moved("graphlake_operations_total", type="query", name="anonymous", outcome="ok") == 1
+    assert moved("graphlake_operation_seconds_count", type="query", name="Asset") == 3
+    assert moved("graphlake_operation_seconds_count", type="mutation", name="LogEvents") == 1
+    assert moved("graphlake_events_ingested_total", level="ERROR") == 2
+    assert moved("graphlake_events_ingested_total", level="WARNING") == 1
+    # The reads went through DataLoaders and the database; every command was timed.
+    assert total(after, "graphlake_dataloader_batch_size_count") > total(before, "graphlake_dataloader_batch_size_count")
+    assert total(after, "graphlake_database_command_seconds_count", command="find") > \
+        total(before, "graphlake_database_command_seconds_count", command="find")
+    assert total(after, "graphlake_database_command_seconds_count", command="insert") > \
+        total(before, "graphlake_database_command_seconds_count", command="insert")
+    assert value(after, "process_cpu_seconds_total") > 0
+
+
+async def test_uploads_to_s3_count_bytes_and_time_the_store(api: Api, http: httpx.AsyncClient, contributor: str) -> None:
+    data = b"metrics" * 10_000
+    before = await scrape(http)
+    session = (await api.data("CreateUpload", {"input": {"name": "m.bin", "sizeBytes": len(data), "mount": "lab",
+                                                         "sha256": hashlib.sha256(data).hexdigest()}},
+                              token=contributor))["createUpload"]
+    async with httpx.AsyncClient(timeout=60) as raw:
+        assert (await raw.put(session["url"], content=data, headers=session["headers"])).status_code == 200
+    asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
+    assert asset["status"] == "ACTIVE"
+    assert (await http.get("/readyz")).status_code == 200  # asks each mount: a HeadBucket through botocore
+    after = await scrape(http)
+
+    assert value(after, "graphlake_upload_bytes_total", mount="lab") - value(before, "graphlake_upload_bytes_total", mount="lab") == len(data)
+    assert value(after, "graphlake_uploads_completed_total", mount="lab", outcome="ACTIVE") - \
+        value(before, "graphlake_uploads_completed_total", mount="lab", outcome="ACTIVE") == 1
+    # The completion's HEAD (signed by Graphlake itself) was timed as an S3 request of the mount.
+    assert total(after, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadObject", outcome="ok") > \
+        total(before, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadObject", outcome="ok")
+    # And so was a call made through botocore (timed by its events).
+    assert total(after, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadBucket", outcome="ok") > \
+        total(before, "graphlake_s3_request_seconds_count", mount="lab", operation="HeadBucket", outcome="ok")
+
+
+async def test_websockets_and_subscriptions_are_gauged(served: Served, http: httpx.AsyncClient, viewer: str) -> None:
+    state = served.app.state.graphlake
+    before = await scrape(http)
+    async with Subscriber(served.ws_url) as socket:
+        await socket.connect({"Authorization": f"Bearer {viewer}"})
+        await socket.subscribe("EventStream", {"filter": {"eventTypes": ["GAUGED"]}})
+        await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+        during = await scrape(http)
+        assert value(during, "graphlake_websockets_open") == value(before, "graphlake_websockets_open") + 1
+        assert value(during, "graphlake_subscriptions_active") == value(before, "graphlake_subscriptions_active") + 1
+
+    async def settled() -> bool:
+        now = await scrape(http)
+        return (value(now, "graphlake_websockets_open") == value(before, "graphlake_websockets_open")
+                and value(now, "graphlake_subscriptions_active") == value(before, "graphlake_subscriptions_active"))
+
+    for _ in range(200):  # the server ends the subscription a moment after the socket closes
+        if await settled():
+            break
+        await asyncio.sleep(0.05)
+    assert await settled()
+    after = await scrape(http)
+    assert value(after, "graphlake_operations_total", type="subscription", name="EventStream", outcome="ok") == \
+        value(before, "graphlake_operations_total", type="subscription", name="EventStream", outcome="ok") + 1
+
+
+async def test_operation_names_are_capped(settings: Settings, viewer: str) -> None:
+    async with app_with(settings, metrics_max_operation_names=2) as (_, http):
+        for name in ("First", "Second", "Third", "Fourth", "First"):
+            response = await http.post("/graphql", json={"query": f"query {name} {{ me {{ role }} }}"},
+                                       headers={"Authorization": f"Bearer {viewer}"})
+            assert "errors" not in response.json()
+        samples = await scrape(http)
+    names = {dict(labels)["name"]: v for (name, labels), v in samples.items() if name == "graphlake_operations_total"}
+    assert names == {"First": 2, "Second": 1, "other": 2}
+
+
+async def test_loopback_mode_refuses_other_hosts(app: Starlette) -> None:
+    async with client(app, host="203.0.113.9") as remote:
+        response = await remote.get("/metrics")
+    assert response.status_code == 403 and "loopback" in response.text
+    async with client(app, host="::1") as local:
+        assert (await local.get("/metrics")).status_code == 200
+
+
+async def test_token_mode_takes_an_admin_or_the_metrics_token(settings: Settings, make_token: MakeToken) -> None:
+    admin, viewer = await make_token(Role.ADMIN), await make_token(Role.VIEWER)
+    async with app_with(settings, metrics="token", metrics_token=SecretStr("scraper-secret")) as (_, http):
+        assert (await http.get("/metrics")).status_code == 401
+        assert (await http.get("/metrics")).headers["www-authenticate"] == "Bearer"
+        assert (await http.get("/metrics", headers={"Authorization": "Bearer not-a-token"})).status_code == 401
+        assert (await http.get("/metrics", headers={"Authorization": f"Bearer {viewer}"})).status_code == 403
+        await scrape(http, {"Authorization": f"Bearer {admin}"})
+        await scrape(http, {"Authorization": "Bearer scraper-secret"})
+        # The metrics token opens /metrics, nothing else.
+        response = await http.post("/graphql", json={"query": "{ me { role } }"},
+                                   headers={"Authorization": "Bearer scraper-secret"})
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_off_serves_nothing_and_records_nothing(settings: Settings, viewer: str) -> None:
+    async with app_with(settings, metrics="off") as (app, http):
+        assert app.state.graphlake.metrics is None
+        assert (await http.get("/metrics")).status_code == 404
+        response = await http.post("/graphql", json={"query": "{ me { role } }"},
+                                   headers={"Authorization": f"Bearer {viewer}"})
+        assert response.json()["data"]["me"]["role"] == "VIEWER"
+
+
+async def test_background_tasks_count_their_outcomes(settings: Settings, state: AppState, tmp_path: Path) -> None:
+    # At start the app runs a maintenance round (and its reconcile step) and checks whether a
+    # scheduled backup is due: with none taken yet (an earlier test's schedule forgotten), it is.
+    await state.db[SCHEDULES].delete_one({"_id": "backup"})
+    async with app_with(settings, backup_every_hours=24.0, backup_dir=tmp_path) as (_, http):
+        async def ran() -> Samples | None:
+            samples = await scrape(http)
+            done = (value(samples, "graphlake_background_runs_total", task="maintenance", outcome="ok") >= 1
+                    and value(samples, "graphlake_scheduled_backups_total", outcome="written") == 1
+                    and value(samples, "graphlake_background_runs_total", task="backup", outcome="ok") >= 1)
+            return samples if done else None
+
+        samples = await wait_for(ran, timeout=30, what="the first maintenance round and scheduled backup")
+    assert value(samples, "graphlake_background_runs_total", task="reconcile", outcome="ok") >= 1
+    assert total(samples, "graphlake_background_runs_total", outcome="error") == 0
+    assert [p.name.startswith("scheduled-") for p in tmp_path.iterdir()] == [True]

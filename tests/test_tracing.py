@@ -1,0 +1,88 @@
+"""OpenTelemetry tracing through the real app and the real database: off by default; when on, a
+request that carries a `traceparent` continues that trace down to its database commands and its
+requests to S3. Spans are kept by the SDK's in-memory exporter."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from graphlake.app import create_app
+from graphlake.settings import Settings
+from graphlake.tracing import start_tracing
+from tests.operations import document
+from tests.processes import serving
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+
+
+def of_trace(spans: tuple[ReadableSpan, ...], trace_id: str = TRACE_ID) -> list[ReadableSpan]:
+    return [span for span in spans if format(span.context.trace_id, "032x") == trace_id]
+
+
+async def post(http: httpx.AsyncClient, operation: str, variables: dict, token: str, **headers: str) -> dict:
+    response = await http.post("/graphql", json={"query": document(operation), "operationName": operation,
+                                                 "variables": variables},
+                               headers={"Authorization": f"Bearer {token}", **headers})
+    body = response.json()
+    assert response.status_code == 200 and not body.get("errors"), body
+    return body["data"]
+
+
+def test_tracing_is_off_by_default(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    assert start_tracing(settings) is None
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert start_tracing(settings) is None
+
+
+async def test_a_traceparent_is_continued_down_to_the_database_and_s3(settings: Settings, contributor: str,
+                                                                      viewer: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    data = b"traced" * 1000
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        stored = (await post(http, "StoreValue", {"input": {"name": "traced", "value": {"x": 1}}}, contributor))["storeValue"]
+        read = await post(http, "Asset", {"id": stored["id"]}, viewer, traceparent=TRACEPARENT)
+        assert read["asset"]["name"] == "traced"
+        read_spans = of_trace(exporter.get_finished_spans())
+
+        session = (await post(http, "CreateUpload", {"input": {"name": "t.bin", "sizeBytes": len(data), "mount": "lab",
+                                                               "sha256": hashlib.sha256(data).hexdigest()}},
+                              contributor))["createUpload"]
+        assert (await http.put(session["url"], content=data, headers=session["headers"])).status_code == 200
+        upload_trace = "0af7651916cd43dd8448eb211c80319c"
+        completed = await post(http, "CompleteUpload", {"input": {"id": session["id"]}}, contributor,
+                               traceparent=f"00-{upload_trace}-b7ad6b7169203331-01")
+        assert completed["completeUpload"]["status"] == "ACTIVE"
+        upload_spans = of_trace(exporter.get_finished_spans(), upload_trace)
+        untraced = await http.get("/healthz")
+        assert untraced.status_code == 200
+    provider.shutdown()
+
+    # The server span continues the client's: its parent is the client's span, in the client's trace.
+    servers = [span for span in read_spans if span.kind is SpanKind.SERVER and span.name.startswith("POST")]
+    assert len(servers) == 1 and servers[0].parent is not None and format(servers[0].parent.span_id, "016x") == PARENT_ID
+    assert any(span.name == "GraphQL Query: Asset" for span in read_spans)  # Strawberry's extension
+    assert any(span.name == "GraphQL Resolving: asset" for span in read_spans)  # a resolver's span
+    # No span carries the client's data: the arguments (here the asset's id) stay out.
+    assert not any(key.startswith("graphql.param") for span in read_spans for key in span.attributes)
+    database = [span for span in read_spans if span.kind is SpanKind.CLIENT and span.attributes.get("db.system") == "mongodb"]
+    assert any(span.name.endswith(".find") for span in database), [span.name for span in read_spans]
+    assert all(span.context.trace_id == servers[0].context.trace_id for span in database)
+    # A request to S3 (the completion's HEAD of the object) is a span of the completion's trace.
+    s3 = [span for span in upload_spans if span.name == "S3.HeadObject"]
+    assert len(s3) == 1 and s3[0].attributes["graphlake.mount"] == "lab" and s3[0].kind is SpanKind.CLIENT
+    # Probes are not traced.
+    assert not any("/healthz" in (span.attributes.get("http.target") or span.attributes.get("url.path") or span.name)
+                   for span in exporter.get_finished_spans())
