@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import time
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -60,6 +61,7 @@ CORS_REQUEST_HEADERS = [
 
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
+SHUTDOWN_WAIT_SECONDS = 10  # for the workers and event writes still running when the server stops
 
 
 def create_app(
@@ -96,7 +98,7 @@ def create_app(
             finally:
                 for worker in workers:
                     worker.cancel()
-                await asyncio.gather(*workers, *state.background, return_exceptions=True)
+                await _finish(workers, state.background)
                 if tracing is not None:
                     tracing.close()
 
@@ -139,6 +141,18 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.admission = admission
     return app
+
+
+async def _finish(workers: list[asyncio.Task], background: set[asyncio.Task]) -> None:
+    """Wait for the cancelled workers and the event writes still running, but not forever: a stop
+    must not hang on one stuck task. Those left are named in the log, with where each waits."""
+    tasks = {*workers, *background}
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
+    for task in pending:
+        log.warning("stopping without task %s, still running after %g s: %s", task.get_name(), SHUTDOWN_WAIT_SECONDS,
+                    "".join(traceback.format_stack(task.get_stack()[-1])) if task.get_stack() else "?")
 
 
 async def _maintain(state: AppState) -> None:

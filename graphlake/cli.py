@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import signal
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +50,9 @@ def serve(
     # Checked here too, so a database that needs a migration gets one line saying what to run
     # rather than a failed startup's traceback.
     run_command(require_current_schema(settings))
+    # `kill -USR1 <pid>` prints every thread's stack to the server's stderr: how an operator (or a test)
+    # sees where a server that does not answer or does not stop is waiting, without a debugger.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         uvicorn.run(
             create_app(settings, announce=True), host=settings.host, port=settings.port,

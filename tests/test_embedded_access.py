@@ -184,11 +184,23 @@ async def test_the_cli_and_a_running_server_share_the_embedded_database(tmp_path
             assert first.service.process.poll() is None and await ready()  # still the first FerretDB
     finally:
         server.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(server.wait(), timeout=30)
+        await stopped_or_explained(server, tmp_path / "server.log")
         first.stop()
     # The server, the last to leave, stopped it.
     assert await asyncio.to_thread(first.service.process.wait, 10) is not None
     assert not (data_dir / "ferretdb" / "ferretdb.pid").exists() and not first.socket.exists()
+
+
+async def stopped_or_explained(server: asyncio.subprocess.Process, log: Path) -> None:
+    """Wait for the server to exit after SIGTERM; if it does not, fail with its log and its threads' stacks."""
+    try:
+        await asyncio.wait_for(server.wait(), timeout=30)
+    except TimeoutError:
+        server.send_signal(signal.SIGUSR1)  # `graphlake serve` dumps every thread's stack to its stderr
+        await asyncio.sleep(1)
+        server.kill()
+        await server.wait()
+        pytest.fail(f"the server did not stop within 30 s of SIGTERM; its log:\n{log.read_text()}")
 
 
 def test_a_data_dir_too_deep_for_a_socket_address_gets_its_socket_in_the_runtime_dir(
