@@ -141,7 +141,8 @@ class GraphQLView(GraphQL[Context, None]):
             if error.operation_type is OperationType.SUBSCRIPTION:
                 raise HTTPException(400, "a subscription streams its results: send it with `Accept: text/event-stream` "
                                          "(GraphQL over Server-Sent Events) or over a WebSocket") from None
-            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from None
+            # Chained: `run` answers a mutation sent with GET with 405 naming POST.
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
         except CannotGetOperationTypeError as error:
             raise HTTPException(400, error.as_http_error_reason()) from None
         except MissingQueryError:

@@ -14,7 +14,7 @@ from documents.json_value import matches
 from resolvers.common import JsonPredicate, Ownership, OwnershipInput
 from resolvers.fanout import SharedResults
 from resolvers.inputs import batch_input
-from resolvers.relay import Node
+from resolvers.relay import First, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -177,6 +177,6 @@ class UtilizationRow:
     @strawberry.field(description="The sessions behind the busy time, in the order they began: the first `first` "
                                   "(default GRAPHLAKE_DEFAULT_PAGE_SIZE, at most GRAPHLAKE_MAX_PAGE_SIZE); `sessions` "
                                   "says how many there are.")
-    def session_list(self, info: strawberry.Info, first: int | None = None) -> list[UtilizationSession]:
+    def session_list(self, info: strawberry.Info, first: First = None) -> list[UtilizationSession]:
         page = info.context.page(first, None)
         return self.session_rows[:page.first]
