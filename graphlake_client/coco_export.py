@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.retries import store_failures
-from graphlake_client.version_reading import find_version, image_path, version_datums
+from graphlake_client.version_reading import find_version, image_path, summary, version_datums
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -79,8 +79,7 @@ async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
         (truth if purpose == "GROUND_TRUTH" else results).append(annotation)
     for n, annotation in enumerate(truth):
         annotation["id"] = n + 1
-    version_info = {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
-                    "manifest_sha256": found["manifestSha256"]}
+    version_info = summary(found)
     (dest / "annotations.json").write_text(json.dumps(
         {"info": {"description": f"{version_info['dataset']}/{version_info['version']}", "graphlake": version_info},
          "images": images, "categories": categories, "annotations": truth}))

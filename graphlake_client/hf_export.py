@@ -31,7 +31,15 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from graphlake_client.retries import store_failures
-from graphlake_client.version_reading import box_of, file_name_of, find_version, group_of, image_path, version_datums
+from graphlake_client.version_reading import (
+    GroundTruth,
+    box_of,
+    file_name_of,
+    find_version,
+    image_path,
+    summary,
+    version_datums,
+)
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -54,10 +62,7 @@ def features(names: list[str]) -> datasets.Features:
 async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     """Write the version's images, per-split metadata and README under `dest`; what was written, by count."""
     found = await find_version(lake, version)
-    truth = {s["id"] for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH"}
-    names = list(dict.fromkeys(label["name"] for s in found["annotationSets"] if s["id"] in truth
-                               for label in s["schema"]["labels"]))
-    category = {name: n for n, name in enumerate(names)}
+    truth = GroundTruth.of(found)
     fetch = store_failures(lake.retries, lake.backoff_seconds)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: set[tuple[str, str]] = set()
@@ -78,21 +83,13 @@ async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
         await fetch(lake._fetch, asset, target)
         with Image.open(target) as image:
             width, height = image.size
-        objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
-        for n, record in enumerate(records):
-            kind = (record["geometry"] or {}).get("__typename")
-            if record["set"]["id"] not in truth:
-                left_out["PREDICTION"] += 1
-            elif kind in ("BBox", "Polygon") and record["label"] in category:
-                objects[(record["set"]["id"], *group_of(record, n))].append(record)
-            else:
-                left_out[record["kind"]] += 1
-        boxes = [(box, obj[0]["label"]) for obj in objects.values() if (box := box_of(obj))]
+        objects = truth.objects(records, ("BBox", "Polygon"), left_out)
+        boxes = [(box, obj[0]["label"]) for obj in objects if (box := box_of(obj))]
         rows[split].append({"file_name": path, "width": width, "height": height, "datum_id": datum["id"],
                             "objects": {"bbox": [[float(v) for v in box] for box, _ in boxes],
-                                        "category": [category[label] for _, label in boxes]}})
+                                        "category": [truth.index[label] for _, label in boxes]}})
         count += len(boxes)
-    schema = features(names).arrow_schema
+    schema = features(truth.names).arrow_schema
     for split, split_rows in rows.items():
         pq.write_table(pa.Table.from_pylist(split_rows, schema=schema), dest / split / "metadata.parquet")
     dest.mkdir(parents=True, exist_ok=True)
@@ -104,5 +101,4 @@ async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
         f"{found['manifestSha256']}. Load it with `datasets.load_dataset(\"<this folder>\")`.\n")
     return {"images": sum(len(r) for r in rows.values()), "objects": count,
             "splits": {split: len(r) for split, r in rows.items()}, "left_out": dict(left_out),
-            "version": {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
-                        "manifest_sha256": found["manifestSha256"]}}
+            "version": summary(found)}

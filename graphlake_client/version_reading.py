@@ -7,7 +7,9 @@ Kept apart from coco_export.py so an exporter that needs no pycocotools does not
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,45 @@ async def find_version(lake: Client, version: str) -> dict[str, Any]:
     if found is None:
         raise GraphlakeClientError(f"no dataset version {version!r}", "NOT_FOUND")
     return found
+
+
+def summary(found: dict[str, Any]) -> dict[str, Any]:
+    """The version an export came from, as every exporter reports it."""
+    return {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
+            "manifest_sha256": found["manifestSha256"]}
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What a training format exports of a version: its GROUND_TRUTH sets, and their labels, each
+    numbered by its first place across the sets' schemas (YOLO's class, a ClassLabel's index)."""
+
+    sets: frozenset[str]
+    names: list[str]
+    index: dict[str, int]
+
+    @classmethod
+    def of(cls, found: dict[str, Any]) -> GroundTruth:
+        sets = frozenset(s["id"] for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH")
+        names = list(dict.fromkeys(label["name"] for s in found["annotationSets"] if s["id"] in sets
+                                   for label in s["schema"]["labels"]))
+        return cls(sets, names, {name: n for n, name in enumerate(names)})
+
+    def objects(self, records: list[dict[str, Any]], kinds: Collection[str],
+                left_out: Counter[str]) -> list[list[dict[str, Any]]]:
+        """The image's ground-truth objects, each the records of one object (see `group_of`; records
+        of different sets never merge), keeping the geometry `kinds` with a known label; every other
+        record is counted in `left_out` (predictions as PREDICTION, the rest by kind)."""
+        objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
+        for n, record in enumerate(records):
+            kind = (record["geometry"] or {}).get("__typename")
+            if record["set"]["id"] not in self.sets:
+                left_out["PREDICTION"] += 1
+            elif kind in kinds and record["label"] in self.index:
+                objects[(record["set"]["id"], *group_of(record, n))].append(record)
+            else:
+                left_out[record["kind"]] += 1
+        return list(objects.values())
 
 
 def image_path(file_name: str | None, fallback: str) -> str:

@@ -29,7 +29,7 @@ wholly outside its image; the result counts what was left out, by record kind.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,15 @@ import yaml
 from PIL import Image
 
 from graphlake_client.retries import store_failures
-from graphlake_client.version_reading import box_of, file_name_of, find_version, group_of, image_path, version_datums
+from graphlake_client.version_reading import (
+    GroundTruth,
+    box_of,
+    file_name_of,
+    find_version,
+    image_path,
+    summary,
+    version_datums,
+)
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -99,10 +107,7 @@ def _pose_shape(objects: list[list[dict[str, Any]]]) -> int | None:
 async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     """Write the version's images, labels and data.yaml under `dest`; what was written, by count."""
     found = await find_version(lake, version)
-    truth = {s["id"] for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH"}
-    names = list(dict.fromkeys(label["name"] for s in found["annotationSets"] if s["id"] in truth
-                               for label in s["schema"]["labels"]))
-    cls = {name: n for n, name in enumerate(names)}
+    truth = GroundTruth.of(found)
     fetch = store_failures(lake.retries, lake.backoff_seconds)
     left_out: Counter[str] = Counter()
     images: list[tuple[str, str, int, int, list[list[dict[str, Any]]]]] = []  # split, path, w, h, objects
@@ -123,16 +128,8 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
         await fetch(lake._fetch, asset, target)
         with Image.open(target) as image:  # the pixels' size, whatever the metadata says
             width, height = image.size
-        objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
-        for n, record in enumerate(records):
-            kind = (record["geometry"] or {}).get("__typename")
-            if record["set"]["id"] not in truth:
-                left_out["PREDICTION"] += 1
-            elif kind in ("BBox", "Polygon", "Keypoints") and record["label"] in cls:
-                objects[(record["set"]["id"], *group_of(record, n))].append(record)  # sets never merge
-            else:
-                left_out[record["kind"]] += 1
-        images.append((split, path, width, height, list(objects.values())))
+        objects = truth.objects(records, ("BBox", "Polygon", "Keypoints"), left_out)
+        images.append((split, path, width, height, objects))
     every_object = [obj for *_, objs in images for obj in objs]
     shape = _pose_shape(every_object)
     segment = shape is None and bool(every_object) and all(_has(obj, "Polygon") for obj in every_object)
@@ -142,7 +139,7 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     for split, path, width, height, objs in images:
         lines = []
         for obj in objs:
-            label = cls[obj[0]["label"]]
+            label = truth.index[obj[0]["label"]]
             if segment:
                 parts = sorted((r for r in obj if r["geometry"]["__typename"] == "Polygon"),
                                key=lambda r: (r.get("attributes") or {}).get("part", 0))
@@ -164,11 +161,10 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     present = {split for split, *_ in images}
     data = {"path": str(dest.resolve()),
             **{key: f"images/{key}" for key in ("train", "val", "test") if key in present},
-            "names": dict(enumerate(names))}
+            "names": dict(enumerate(truth.names))}
     if shape is not None:
         data["kpt_shape"] = [shape, 3]  # no flip_idx: which points mirror each other is not recorded
     (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return {"images": len(images), "objects": lines_written, "format": "pose" if shape is not None else "segment" if segment else "detect",
             "splits": dict(Counter(split for split, *_ in images)), "left_out": dict(left_out),
-            "version": {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
-                        "manifest_sha256": found["manifestSha256"]}}
+            "version": summary(found)}
