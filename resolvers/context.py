@@ -117,9 +117,10 @@ class Context:
         """How audit fields (createdBy, addedBy, ...) name the caller."""
         return self.principal.actor if self.principal else None
 
-    def page(self, first: int | None, after: str | None) -> Page:
-        """`first`/`after` validated against this server's page-size limits."""
-        return Page.of(first, after, default_size=self.settings.default_page_size, max_size=self.settings.max_page_size)
+    def page(self, first: int | None, after: str | None, last: int | None = None, before: str | None = None) -> Page:
+        """`first`/`after` (or `last`/`before`) validated against this server's page-size limits."""
+        return Page.of(first, after, last, before, default_size=self.settings.default_page_size,
+                       max_size=self.settings.max_page_size)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

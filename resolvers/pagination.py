@@ -38,18 +38,28 @@ SortSpec = Sequence[tuple[str, int]]
 
 @dataclass(frozen=True)
 class Page:
-    """The validated `first` / `after` of a request."""
+    """The validated paging arguments of a request: `first` items after `after`, or, paging backward
+    (`last` / `before`), the `first` items just before `before` (or the list's last ones)."""
 
     first: int
     after: str | None
+    before: str | None = None
+    backward: bool = False
 
     @classmethod
-    def of(cls, first: int | None, after: str | None, *, default_size: int, max_size: int) -> Page:
-        if first is None:
-            first = default_size
-        if not 1 <= first <= max_size:
-            raise BadUserInput(f"must be between 1 and {max_size}, got {first}", field="first")
-        return cls(first=first, after=after)
+    def of(cls, first: int | None, after: str | None, last: int | None = None, before: str | None = None, *,
+           default_size: int, max_size: int) -> Page:
+        backward = last is not None or before is not None
+        if backward and first is not None:
+            raise BadUserInput("pages backward: give `first` or `last`, not both", field="first" if last is None else "last")
+        if backward and after is not None:
+            raise BadUserInput("pages backward, from `before`: it cannot also start after `after`", field="after")
+        size = (last if backward else first)
+        if size is None:
+            size = default_size
+        if not 1 <= size <= max_size:
+            raise BadUserInput(f"must be between 1 and {max_size}, got {size}", field="last" if backward else "first")
+        return cls(first=size, after=after, before=before, backward=backward)
 
 
 def _encode_value(value: Any) -> Any:
@@ -101,17 +111,17 @@ def encode_cursor(doc: Mapping[str, Any], sort: SortSpec) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort), *values])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: SortSpec) -> list[Any]:
+def decode_cursor(cursor: str, sort: SortSpec, field: str = "after") -> list[Any]:
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
-        raise BadUserInput("is not a cursor from this list", field="after") from None
+        raise BadUserInput("is not a cursor from this list", field=field) from None
     if not isinstance(values, list) or len(values) != len(sort) + 1 or values[0] != _ordering_tag(sort):
-        raise BadUserInput("is not a cursor from this list (was the order changed?)", field="after")
+        raise BadUserInput("is not a cursor from this list (was the order changed?)", field=field)
     try:
         return [_decode_value(value) for value in values[1:]]
     except (KeyError, TypeError, ValueError):
-        raise BadUserInput("is not a cursor from this list", field="after") from None
+        raise BadUserInput("is not a cursor from this list", field=field) from None
 
 
 def _after_condition(field: str, direction: int, value: Any) -> dict[str, Any] | None:
@@ -159,27 +169,34 @@ async def paginate(
     One `find` per page; the total is counted only if a client asks for `totalCount`.
     """
     sort = with_tiebreaker(sort)
+    # Paging backward reads the reversed order from `before` (the same index, walked the other way),
+    # then turns the page around: cursors are always of the list's own order.
+    read_sort = [(field, -direction) for field, direction in sort] if page.backward else sort
+    cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
     page_query = query
-    if page.after:
-        after = keyset_filter(sort, decode_cursor(page.after, sort))
-        page_query = {"$and": [query, after]} if query else after
-    docs = await collection.find(page_query, projection, sort=sort, limit=page.first + 1).to_list()
-    has_next = len(docs) > page.first
+    if cursor:
+        position = keyset_filter(read_sort, decode_cursor(cursor, sort, cursor_field))
+        page_query = {"$and": [query, position]} if query else position
+    docs = await collection.find(page_query, projection, sort=read_sort, limit=page.first + 1).to_list()
+    more = len(docs) > page.first
     docs = docs[: page.first]
+    if page.backward:
+        docs.reverse()
     edges = [Edge(cursor=encode_cursor(doc, sort), node=to_node(doc)) for doc in docs]
 
     async def count() -> int:
         return await collection.count_documents(query)
 
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_next,
-            has_previous_page=page.after is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-        count=count,
+    return Connection(edges=edges, page_info=_page_info(page, edges, more), count=count)
+
+
+def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
+    """`more`: whether items lie beyond the page in the direction it was read."""
+    return PageInfo(
+        has_next_page=page.before is not None if page.backward else more,
+        has_previous_page=more if page.backward else page.after is not None,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
     )
 
 
@@ -203,7 +220,7 @@ async def child_connection(
     `many_valued`: `field` is an array (or inside one), and names the parent among other values.
     """
     sort = [("_id", ASCENDING)]
-    if page.after:
+    if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
         return await paginate(
             model.get_pymongo_collection(), query={field: parent_id, **query}, sort=sort, page=page,
             to_node=lambda raw: to_node(model.model_validate(raw)),
@@ -238,13 +255,22 @@ async def sorted_list_connection(
     """A page of a computed list of keys in ascending order (the datum ids of a diff or a split,
     utilization groups), its nodes loaded in one batch."""
     sort = [("_id", ASCENDING)]
-    start = 0
-    if page.after:
+    start, end = 0, len(ids)
+    cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
+    if cursor:
         try:
-            start = bisect.bisect_right(ids, decode_cursor(page.after, sort)[0])
+            key = decode_cursor(cursor, sort, cursor_field)[0]
+            if page.backward:
+                end = bisect.bisect_left(ids, key)
+            else:
+                start = bisect.bisect_right(ids, key)
         except TypeError:  # a value of another type than the list's keys: not a cursor of this list
-            raise BadUserInput("is not a cursor from this list", field="after") from None
-    chosen = list(ids[start:start + page.first])
+            raise BadUserInput("is not a cursor from this list", field=cursor_field) from None
+    if page.backward:
+        start = max(0, end - page.first)
+    else:
+        end = min(end, start + page.first)
+    chosen = list(ids[start:end])
     nodes = await load(chosen)
     edges = [Edge(cursor=encode_cursor({"_id": i}, sort), node=n) for i, n in zip(chosen, nodes, strict=True)]
 
@@ -253,7 +279,7 @@ async def sorted_list_connection(
 
     return Connection(
         edges=edges,
-        page_info=PageInfo(has_next_page=start + page.first < len(ids), has_previous_page=start > 0,
+        page_info=PageInfo(has_next_page=end < len(ids), has_previous_page=start > 0,
                            start_cursor=edges[0].cursor if edges else None,
                            end_cursor=edges[-1].cursor if edges else None),
         count=count,

@@ -83,6 +83,11 @@ def hot_reads(lake: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED", "direction": "ASC"}),
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED", "direction": "ASC", "newerThan": lake["event"]}),
         ("events", "Events", {"first": 2, "direction": "ASC", "newerThan": lake["event"]}),
+        # Backward pages (`last` / `before`) walk the same indexes the other way.
+        ("assets", "Assets", {"last": 2}),
+        ("assets", "Assets", {"last": 2, "filter": {"owner": {"userId": "u1"}}}),
+        ("assets", "Assets", {"last": 2, "orderBy": {"field": "DATA_TIMESTAMP", "direction": "ASC"}}),
+        ("collection_items", "Collection", {"id": lake["collection"], "last": 2}),
     ]
 
 
@@ -105,10 +110,12 @@ async def test_hot_reads_use_indexes_on_the_embedded_default(api: Api, served: S
                     found.append("the handler sorts in memory")
                 if found:
                     problems[f"{operation} {variables} page {page + 1}"] = (find.get("filter"), find.get("sort"), found)
-            cursor = next((v["pageInfo"]["endCursor"] for v in _connections(data) if v["pageInfo"].get("endCursor")), None)
-            if cursor is None or "after" in variables:
+            # The next page, forward after the page's end or backward before its start.
+            key, cursor_key = ("before", "startCursor") if "last" in variables else ("after", "endCursor")
+            cursor = next((v["pageInfo"][cursor_key] for v in _connections(data) if v["pageInfo"].get(cursor_key)), None)
+            if cursor is None or key in variables:
                 break
-            variables = {**variables, "after": cursor}
+            variables = {**variables, key: cursor}
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
 

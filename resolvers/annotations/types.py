@@ -14,7 +14,7 @@ from resolvers.assets.types import Asset
 from resolvers.context import Info
 from resolvers.enums import described_enum
 from resolvers.pagination import child_connection
-from resolvers.relay import After, Connection, First, Node
+from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -101,7 +101,7 @@ class AnnotationSet(Node):
 
     @strawberry.field(description="Its records, oldest first (current ones only, unless the filter asks).")
     async def records(
-        self, info: Info, first: First = None, after: After = None,
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,
                           strawberry.argument(description="Only records matching this; null for all current ones.")] = None,
     ) -> Connection[AnnotationRecord]:
@@ -109,7 +109,7 @@ class AnnotationSet(Node):
 
         return await child_connection(
             info.context.loaders, docs.AnnotationRecord, field="set_id", parent_id=self.doc.id,
-            query=annotation_query(filter), page=info.context.page(first, after), to_node=AnnotationRecord.from_document,
+            query=annotation_query(filter), page=info.context.page(first, after, last, before), to_node=AnnotationRecord.from_document,
         )
 
     @classmethod

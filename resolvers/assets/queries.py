@@ -15,7 +15,7 @@ from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
 from resolvers.pagination import paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import After, Connection, First
+from resolvers.relay import After, Before, Connection, First, Last
 from services import assets as service
 from services.checks import time_bounds
 from services.node_ids import NodeType, decode_object_id
@@ -71,11 +71,11 @@ class AssetQueries:
             "Which assets; null lists every asset but DELETED ones."))] = None,
         order_by: Annotated[AssetOrder | None, strawberry.argument(description=(
             "Sort order; null is newest first (CREATED_AT, DESC)."))] = None,
-        first: First = None, after: After = None,
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> Connection[Asset]:
         order = order_by or AssetOrder(field=AssetOrderField.CREATED_AT, direction=OrderDirection.DESC)
         return await paginate(
             AssetDocument.get_pymongo_collection(), query=asset_query(filter),
-            sort=[(order.field.value, order.direction.value)], page=info.context.page(first, after),
+            sort=[(order.field.value, order.direction.value)], page=info.context.page(first, after, last, before),
             to_node=lambda raw: Asset.from_document(AssetDocument.model_validate(raw)),
         )

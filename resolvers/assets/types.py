@@ -20,7 +20,7 @@ from resolvers.common import Ownership
 from resolvers.context import Info
 from resolvers.enums import described_enum
 from resolvers.pagination import child_connection, map_nodes
-from resolvers.relay import After, Connection, First, Node
+from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON, BigInt
 from services import retention
 from services.node_ids import NodeType, encode_id
@@ -145,13 +145,13 @@ class Asset(Node):
 
     @strawberry.field(description="Collections holding this asset.")
     async def collections(
-        self, info: Info, first: First = None, after: After = None
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
     ) -> Connection[Annotated[Collection, strawberry.lazy("resolvers.collections.types")]]:
         from resolvers.collections.types import Collection
 
         loaders = info.context.loaders
         items = await child_connection(loaders, ItemDocument, field="asset_id", parent_id=self.doc.id, query={},
-                                       page=info.context.page(first, after), to_node=lambda item: item)
+                                       page=info.context.page(first, after, last, before), to_node=lambda item: item)
 
         async def to_collections(items: list[ItemDocument]) -> list[Collection]:
             docs = await loaders.by_id(CollectionDocument).load_many([i.collection_id for i in items])
@@ -167,7 +167,7 @@ class Asset(Node):
 
     @strawberry.field(description="Annotations on this asset.")
     async def annotations(
-        self, info: Info, first: First = None, after: After = None,
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,
                           strawberry.argument(description="Only records matching this; null for all.")] = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
@@ -176,16 +176,16 @@ class Asset(Node):
 
         return await child_connection(
             info.context.loaders, RecordDocument, field="asset_id", parent_id=self.doc.id,
-            query=annotation_query(filter), page=info.context.page(first, after), to_node=AnnotationRecord.from_document,
+            query=annotation_query(filter), page=info.context.page(first, after, last, before), to_node=AnnotationRecord.from_document,
         )
 
     @strawberry.field(description=(
         "The assets derived from this one (whose `derivedFrom` names it), oldest first; DELETED ones left out. "
         "Lineage downstream, where `derivedFrom` is upstream."))
-    async def derived_assets(self, info: Info, first: First = None, after: After = None) -> Connection[Asset]:
+    async def derived_assets(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Asset]:
         return await child_connection(
             info.context.loaders, AssetDocument, field="derived_from", parent_id=self.doc.id,
-            query={"status": {"$ne": AssetStatusValue.DELETED.value}}, page=info.context.page(first, after),
+            query={"status": {"$ne": AssetStatusValue.DELETED.value}}, page=info.context.page(first, after, last, before),
             to_node=Asset.from_document, many_valued=True,
         )
 
@@ -193,13 +193,13 @@ class Asset(Node):
         "The datums that use this asset in one of their roles, oldest first (as they are now; a dataset version "
         "keeps its own copy). `annotations` lists the records on it."))
     async def datums(
-        self, info: Info, first: First = None, after: After = None,
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> Connection[Annotated[Datum, strawberry.lazy("resolvers.datums.types")]]:
         from resolvers.datums.types import Datum
 
         return await child_connection(
             info.context.loaders, DatumDocument, field="roles.asset_id", parent_id=self.doc.id, query={},
-            page=info.context.page(first, after), to_node=Datum.from_document, many_valued=True,
+            page=info.context.page(first, after, last, before), to_node=Datum.from_document, many_valued=True,
         )
 
     @classmethod

@@ -10,9 +10,9 @@ from documents.api_token import ApiToken as ApiTokenDocument
 from documents.clock import utcnow
 from resolvers.auth.types import ApiToken, Principal, PrivacyExport, PrivacyPlace
 from resolvers.context import Info
-from resolvers.pagination import DESCENDING, Page, paginate
+from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import IsAdmin
-from resolvers.relay import After, Connection, First
+from resolvers.relay import After, Before, Connection, First, Last
 from services.errors import BadUserInput, Unauthenticated
 from services.privacy.requests import export_places
 
@@ -28,16 +28,15 @@ class AuthQueries:
 
     @strawberry.field(permission_classes=[IsAdmin], description="API tokens, newest first. ADMIN.")
     async def api_tokens(
-        self, info: Info, first: First = None, after: After = None,
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         include_revoked: Annotated[bool, strawberry.argument(description="Also list revoked tokens (default false).")] = False,
     ) -> Connection[ApiToken]:
-        settings = info.context.settings
         query = {} if include_revoked else {"revoked_at": None}
         return await paginate(
             ApiTokenDocument.get_pymongo_collection(),
             query=query,
             sort=[("created_at", DESCENDING)],
-            page=Page.of(first, after, default_size=settings.default_page_size, max_size=settings.max_page_size),
+            page=info.context.page(first, after, last, before),
             to_node=lambda raw: ApiToken.from_document(ApiTokenDocument.model_validate(raw)),
         )
 

@@ -12,7 +12,7 @@ from resolvers.collections.types import Collection
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import After, Connection, First
+from resolvers.relay import After, Before, Connection, First, Last
 from services.node_ids import NodeType, decode_object_id
 
 
@@ -30,11 +30,11 @@ class CollectionQueries:
         self, info: Info,
         name_contains: Annotated[str | None, strawberry.argument(description=(
             "Only collections whose name contains this (case-insensitive); null for all."))] = None,
-        first: First = None, after: After = None,
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> Connection[Collection]:
         query = {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
         return await paginate(
             CollectionDocument.get_pymongo_collection(), query=query, sort=[("created_at", DESCENDING)],
-            page=info.context.page(first, after),
+            page=info.context.page(first, after, last, before),
             to_node=lambda raw: Collection.from_document(CollectionDocument.model_validate(raw)),
         )

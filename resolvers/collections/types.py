@@ -15,7 +15,7 @@ from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import After, Connection, First, Node
+from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -60,7 +60,7 @@ class Collection(Node):
 
     @strawberry.field(description="Its items in the order they were added; `pathPrefix` and `split` narrow them.")
     async def items(
-        self, info: Info, first: First = None, after: After = None,
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         path_prefix: Annotated[str | None, strawberry.argument(description=(
             'Only items whose path starts with this (case-sensitive), e.g. "images/cam1/"; null for all.'))] = None,
         split: Annotated[Split | None, strawberry.argument(description="Only items filed under this split; null for all.")] = None,
@@ -72,7 +72,7 @@ class Collection(Node):
             query["split"] = split.value
         return await child_connection(
             info.context.loaders, ItemDocument, field="collection_id", parent_id=self.doc.id, query=query,
-            page=info.context.page(first, after), to_node=CollectionItem.from_document,
+            page=info.context.page(first, after, last, before), to_node=CollectionItem.from_document,
         )
 
     @classmethod

@@ -14,7 +14,7 @@ from resolvers.datasets.inputs import SplitRatios
 from resolvers.datasets.types import Dataset, DatasetVersion, TrainingSplit
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import After, Connection, First
+from resolvers.relay import After, Before, Connection, First, Last
 from services import datasets as service
 from services.errors import BadUserInput
 from services.node_ids import NodeType, decode_object_id
@@ -35,10 +35,10 @@ class DatasetQueries:
         return Dataset.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Datasets, newest first.")
-    async def datasets(self, info: Info, first: First = None, after: After = None) -> Connection[Dataset]:
+    async def datasets(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Dataset]:
         return await paginate(
             DatasetDocument.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
-            page=info.context.page(first, after),
+            page=info.context.page(first, after, last, before),
             to_node=lambda raw: Dataset.from_document(DatasetDocument.model_validate(raw)),
         )
 

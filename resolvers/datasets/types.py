@@ -17,8 +17,8 @@ from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.datums.types import Datum
-from resolvers.pagination import child_connection, sorted_list_connection
-from resolvers.relay import After, Connection, First, Node
+from resolvers.pagination import Page, child_connection, sorted_list_connection
+from resolvers.relay import After, Before, Connection, First, Last, Node
 from services import datasets as service
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.snapshots import Verification, verify
@@ -62,18 +62,18 @@ class DatasetDiff:
 
     @strawberry.field(description="Datums in both versions whose split, roles, metadata or annotations differ, as "
                                   "this version holds them (read the other's through `against`).")
-    async def changed(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
-        return await sorted_list_connection(self.changed_ids, info.context.page(first, after),
+    async def changed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
+        return await sorted_list_connection(self.changed_ids, info.context.page(first, after, last, before),
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
-    async def added(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
-        return await sorted_list_connection(self.added_ids, info.context.page(first, after),
+    async def added(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
+        return await sorted_list_connection(self.added_ids, info.context.page(first, after, last, before),
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="Datums in the other version and not in this one, as the other holds them.")
-    async def removed(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
-        return await sorted_list_connection(self.removed_ids, info.context.page(first, after),
+    async def removed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
+        return await sorted_list_connection(self.removed_ids, info.context.page(first, after, last, before),
                                             lambda ids: load_members(self.against_id, ids))
 
 
@@ -82,21 +82,21 @@ class TrainingSplit:
     version_id: strawberry.Private[ObjectId]
     parts: strawberry.Private[dict[SplitValue, list[ObjectId]]]
 
-    async def _part(self, info: Info, split: SplitValue, first: int | None, after: str | None) -> Connection[Datum]:
-        return await sorted_list_connection(self.parts[split], info.context.page(first, after),
+    async def _part(self, info: Info, split: SplitValue, page: Page) -> Connection[Datum]:
+        return await sorted_list_connection(self.parts[split], page,
                                             lambda ids: load_members(self.version_id, ids))
 
     @strawberry.field(description="The datums to fit a model on, in ID order.")
-    async def train(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
-        return await self._part(info, SplitValue.TRAIN, first, after)
+    async def train(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
+        return await self._part(info, SplitValue.TRAIN, info.context.page(first, after, last, before))
 
     @strawberry.field(description="The datums to tune and choose a model on, in ID order.")
-    async def validation(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
-        return await self._part(info, SplitValue.VALIDATION, first, after)
+    async def validation(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
+        return await self._part(info, SplitValue.VALIDATION, info.context.page(first, after, last, before))
 
     @strawberry.field(description="The datums held out for the final evaluation, in ID order.")
-    async def test(self, info: Info, first: First = None, after: After = None) -> Connection[Datum]:
-        return await self._part(info, SplitValue.TEST, first, after)
+    async def test(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
+        return await self._part(info, SplitValue.TEST, info.context.page(first, after, last, before))
 
 
 @strawberry.type(description="A dataset version checked against its manifest hash.")
@@ -141,13 +141,13 @@ class DatasetVersion(Node):
         return [SplitCount(split=SplitValue(s), count=n) for s, n in self.doc.split_counts.items()]
 
     @strawberry.field(description="Its datums; `split` is the split each had when the version was built.")
-    async def datums(self, info: Info, first: First = None, after: After = None,
+    async def datums(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
                      split: Annotated[Split | None, strawberry.argument(description=(
                          "Only datums that were in this split when the version was built; null for all."))] = None,
                      ) -> Connection[Datum]:
         return await child_connection(
             info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
-            query={"split": split.value} if split else {}, page=info.context.page(first, after), to_node=Datum.from_member,
+            query={"split": split.value} if split else {}, page=info.context.page(first, after, last, before), to_node=Datum.from_member,
         )
 
     @strawberry.field(description="The annotation sets it holds (their records as they were when it was built).")
@@ -186,10 +186,10 @@ class Dataset(Node):
     doc: strawberry.Private[DatasetDocument]
 
     @strawberry.field(description="Its versions, oldest first.")
-    async def versions(self, info: Info, first: First = None, after: After = None) -> Connection[DatasetVersion]:
+    async def versions(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[DatasetVersion]:
         return await child_connection(
             info.context.loaders, VersionDocument, field="dataset_id", parent_id=self.doc.id, query=READY,
-            page=info.context.page(first, after), to_node=DatasetVersion.from_document,
+            page=info.context.page(first, after, last, before), to_node=DatasetVersion.from_document,
         )
 
     @strawberry.field(description="The newest version; null while it has none.")

@@ -12,7 +12,7 @@ from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
-from resolvers.relay import After, Connection, First
+from resolvers.relay import After, Before, Connection, First, Last
 from services.node_ids import NodeType, decode_object_id
 
 
@@ -33,7 +33,7 @@ class DatumQueries:
             "Only datums that have an asset in this role (exact name, e.g. mask); null for all."))] = None,
         metadata: Annotated[list[JsonPredicate] | None, strawberry.argument(description=(
             "Predicates on the datum's metadata, all of which must hold; null for none."))] = None,
-        first: First = None, after: After = None,
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> Connection[Datum]:
         clauses: list[dict] = []
         if split:
@@ -43,6 +43,6 @@ class DatumQueries:
         clauses += json_filters("metadata", metadata, input_field="metadata")
         return await paginate(
             DatumDocument.get_pymongo_collection(), query={"$and": clauses} if clauses else {},
-            sort=[("_id", DESCENDING)], page=info.context.page(first, after),
+            sort=[("_id", DESCENDING)], page=info.context.page(first, after, last, before),
             to_node=lambda raw: Datum.from_document(DatumDocument.model_validate(raw)),
         )

@@ -16,7 +16,7 @@ from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.pagination import child_connection
-from resolvers.relay import After, Connection, First, Node
+from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -66,14 +66,14 @@ class Datum(Node):
         "Annotation records on this datum, oldest first; through a dataset version, only the records that version "
         "froze."))
     async def annotations(
-        self, info: Info, first: First = None, after: After = None,
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,
                           strawberry.argument(description="Only records matching this; null for all.")] = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
         from resolvers.annotations.inputs import annotation_query
         from resolvers.annotations.types import AnnotationRecord
 
-        page = info.context.page(first, after)
+        page = info.context.page(first, after, last, before)
         if self.version_id is not None:
             return await child_connection(
                 info.context.loaders, VersionRecord, field="datum_id", parent_id=self.doc.id,

@@ -28,7 +28,7 @@ from resolvers.events.types import (
 from resolvers.loaders import Loaders
 from resolvers.pagination import decode_cursor, keyset_filter, paginate, sorted_list_connection, with_tiebreaker
 from resolvers.permissions import CanRead
-from resolvers.relay import After, Connection, First
+from resolvers.relay import After, Before, Connection, First, Last
 from services.broadcast import SubscriberOverflow
 from services.errors import BadUserInput, Unavailable
 from services.events import log as service
@@ -98,7 +98,7 @@ class EventQueries:
         self, info: Info,
         filter: Annotated[EventFilter | None, strawberry.argument(description=(
             "Which events; null for all but archived ones."))] = None,
-        first: First = None, after: After = None,
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
         order_by: Annotated[EventOrder, strawberry.argument(description=(
             "Newest by the sender's clock (TIMESTAMP, the default) or by the server's (RECEIVED)."))] = EventOrder.TIMESTAMP,
         direction: Annotated[OrderDirection, strawberry.argument(
@@ -116,7 +116,7 @@ class EventQueries:
                 await _newer_than(info, newer_than, order_by)
         return await paginate(
             EventDocument.get_pymongo_collection(), query=query, sort=sort,
-            page=info.context.page(first, after),
+            page=info.context.page(first, after, last, before),
             to_node=lambda raw: Event.from_document(EventDocument.model_validate(raw)),
         )
 
@@ -131,12 +131,12 @@ class EventQueries:
             "The window's end (exclusive), after `from`; null is now."))] = None,
         group_by: Annotated[UtilizationGroup, strawberry.argument(description=(
             "What to group sessions by (default NODE)."))] = UtilizationGroup.NODE,
-        first: First = None, after: After = None,
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
         bucket: Annotated[TimeBucket | None, strawberry.argument(
             description=f"Also cut each row's busy time by UTC hour or day (`buckets`); at most "
                         f"{service.MAX_BUCKETS} buckets in the window.")] = None,
     ) -> Connection[UtilizationRow]:
-        page = info.context.page(first, after)
+        page = info.context.page(first, after, last, before)
         rows = {
             r.group: UtilizationRow(
                 group=r.group, busy_seconds=r.busy_seconds, sessions=r.sessions, utilization=r.utilization,

@@ -44,3 +44,31 @@ def test_a_cursor_carries_no_operator_and_fits_only_its_ordering() -> None:
     other = with_tiebreaker([("name", -1)])
     with pytest.raises(BadUserInput):
         decode_cursor(encode_cursor({"name": "b", "_id": 5}, other), sort)
+
+
+async def test_a_computed_list_pages_backward_as_it_pages_forward() -> None:
+    """sorted_list_connection (version diffs, splits, utilization groups): `last` / `before` give the
+    items just ahead of a cursor, in the list's order, and the same cursors as forward pages."""
+    from resolvers.pagination import Page, sorted_list_connection
+
+    ids = list(range(10, 20))
+
+    async def load(chosen: list[int]) -> list[int]:
+        return chosen
+
+    async def read(**arguments: object) -> tuple[list[int], bool, bool, list[str]]:
+        page = await sorted_list_connection(ids, Page.of(**arguments, default_size=4, max_size=50), load)
+        return ([e.node for e in page.edges], page.page_info.has_previous_page, page.page_info.has_next_page,
+                [e.cursor for e in page.edges])
+
+    everything = await read(first=10, after=None)
+    assert everything[:3] == (ids, False, False)
+    assert (await read(first=None, after=None, last=3))[:3] == ([17, 18, 19], True, False)
+    before_15 = everything[3][5]
+    assert (await read(first=None, after=None, last=3, before=before_15))[:3] == ([12, 13, 14], True, True)
+    assert (await read(first=None, after=None, last=9, before=before_15))[:3] == ([10, 11, 12, 13, 14], False, True)
+    assert (await read(first=None, after=None, before=before_15))[0] == [11, 12, 13, 14]  # the default size
+    assert (await read(first=None, after=None, last=2, before=everything[3][0]))[:3] == ([], False, True)
+    with pytest.raises(BadUserInput) as refused:
+        await read(first=2, after=None, last=2)
+    assert refused.value.extensions["field"] == "last"
