@@ -18,14 +18,14 @@ from graphlake import PROJECT_ROOT
 from graphlake.cli_exchange import register as register_exchange
 from graphlake.cli_lifecycle import register as register_lifecycle
 from graphlake.cli_privacy import register as register_privacy
-from graphlake.cli_support import ServerUrl, Token, client_run, console, errors, load_settings, print_rows
+from graphlake.cli_support import ServerUrl, Token, client_run, console, errors, load_settings, print_rows, server_url
 from graphlake.cli_support import run as run_command
 from graphlake.local_services import ServiceError
 from graphlake.logs import configure_logging
-from graphlake.runtime import open_state, require_current_schema
+from graphlake.runtime import for_checking, open_state, require_current_schema
 from services import auth as tokens
 from services.events import audit
-from services.health import probe
+from services.health import HealthReport, probe
 from services.node_ids import NodeType, encode_id
 
 app = typer.Typer(
@@ -80,17 +80,24 @@ def export_schema(
 
 
 @app.command()
-def check() -> None:
-    """Check that the database and every storage mount are reachable; name what is not."""
+def check(
+    seconds: Annotated[float, typer.Option(help="How long to wait for each part before calling it unreachable.")] = 3.0,
+) -> None:
+    """Check that the database and every storage mount are reachable: one line each, naming what is not."""
     settings = load_settings()
+    where = "embedded FerretDB" if settings.embedded_database else settings.database
 
     async def run() -> bool:
-        async with open_state(settings) as state:
-            report = await probe(state.db, state.stores)
-        console.print(f"database ({'embedded FerretDB' if settings.embedded_database else settings.database}): "
-                      + ("[green]ok[/green]" if report.database else f"[red]{report.database_error}[/red]"))
+        async with for_checking(settings, seconds) as (db, stores):
+            if isinstance(db, str):  # it could not be started: say so, and still check the mounts
+                report = await probe(None, stores, seconds)
+                report = HealthReport(database_error=db, mount_errors=report.mount_errors)
+            else:
+                report = await probe(db, stores, seconds)
+        failure = (report.database_error or "").removeprefix("database: ")
+        console.print(f"database ({where}): " + (f"[red]{failure}[/red]" if failure else "[green]ok[/green]"), soft_wrap=True)
         for name, error in report.mount_errors.items():
-            console.print(f"mount {name}: " + ("[green]ok[/green]" if error is None else f"[red]{error}[/red]"))
+            console.print(f"mount {name}: " + ("[green]ok[/green]" if error is None else f"[red]{error}[/red]"), soft_wrap=True)
         return report.ok
 
     if not run_command(run()):
@@ -135,7 +142,7 @@ def token_list(
     columns = ("id", "name", "role", "user", "hint", "created", "expires", "state")
     now = utcnow()
     rows = [
-        (str(t.id), t.name, t.role.value, t.user_id or "", t.hint + "...", f"{t.created_at:%Y-%m-%d %H:%M}",
+        (encode_id(NodeType.API_TOKEN, t.id), t.name, t.role.value, t.user_id or "", t.hint + "...", f"{t.created_at:%Y-%m-%d %H:%M}",
          f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "",
          "revoked" if t.revoked_at else ("expired" if not t.is_usable(now) else "active"))
         for t in run_command(run())  # type: ignore[union-attr]
@@ -144,7 +151,7 @@ def token_list(
 
 
 @token_app.command("revoke")
-def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id or name.")]) -> None:
+def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id (as `token list` and the API show it) or name.")]) -> None:
     """Revoke a token at once."""
     settings = load_settings()
 
@@ -164,7 +171,7 @@ def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id 
 @app.command()
 def upload(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories.", exists=True)],
-    url: ServerUrl = "http://127.0.0.1:8000",
+    url: ServerUrl = None,
     token: Token = None,
     collection: Annotated[str | None, typer.Option(help="Put the uploads in this collection (made if missing).")] = None,
     as_archive: Annotated[bool, typer.Option("--as-archive", help="Upload each directory as one zip.")] = False,
@@ -188,7 +195,7 @@ def upload(
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                       console=errors, transient=True) as bar:
             task = bar.add_task("uploading", total=None)
-            async with Client(url, token, concurrency=concurrency, direct_writes=direct) as lake:
+            async with Client(server_url(url), token, concurrency=concurrency, direct_writes=direct) as lake:
                 return await lake.upload_paths(paths, collection=collection, as_archive=as_archive, ignore=ignore or [],
                                                manifest=entries, follow_symlinks=follow_symlinks,
                                                progress=lambda sent, total: bar.update(task, completed=sent, total=total))
@@ -203,14 +210,14 @@ def upload(
 def download(
     asset: Annotated[str, typer.Argument(help="Asset ID or alias.")],
     dest: Annotated[Path | None, typer.Argument(help="File or directory; default: the asset's name here.")] = None,
-    url: ServerUrl = "http://127.0.0.1:8000",
+    url: ServerUrl = None,
     token: Token = None,
 ) -> None:
     """Download an asset's file."""
     from graphlake_client import Client
 
     async def run() -> Path:
-        async with Client(url, token) as lake:
+        async with Client(server_url(url), token) as lake:
             return await lake.download(asset, dest)
 
     errors.print(f"saved {client_run(run())}")
@@ -248,7 +255,7 @@ def assets_gc(
 
     assets = run_command(run())
     for asset in assets:  # type: ignore[union-attr]
-        errors.print(f"  {asset.id}  {asset.kind.value:<8} {asset.name}")
+        errors.print(f"  {encode_id(NodeType.ASSET, asset.id)}  {asset.kind.value:<8} {asset.name}")  # the API's ids
     errors.print(f"{'would delete' if dry_run else 'deleted'} {len(assets)} unpinned asset(s)")  # type: ignore[arg-type]
 
 

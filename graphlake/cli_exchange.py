@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from graphlake.cli_support import ServerUrl, Token, client_run, errors
+from graphlake.cli_support import ServerUrl, Token, client_run, errors, server_url
 
 import_app = typer.Typer(help="Bring a dataset into the lake (COCO, Pascal VOC).", no_args_is_help=True)
 export_app = typer.Typer(help="Write a dataset version out (COCO, YOLO, Hugging Face).", no_args_is_help=True)
@@ -39,7 +39,7 @@ def import_coco(
     mount: Annotated[str | None, typer.Option(help="Store the images on this mount (default: the server's).")] = None,
     set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> predictions' "
                                                       "(default: the dataset's name).")] = None,
-    url: ServerUrl = "http://127.0.0.1:8000",
+    url: ServerUrl = None,
     token: Token = None,
 ) -> None:
     """Import COCO annotations and their images. A rerun uploads no image twice, makes no datum twice,
@@ -47,7 +47,7 @@ def import_coco(
     from graphlake_client import Client
 
     async def run() -> Any:
-        async with Client(url, token) as lake:
+        async with Client(server_url(url), token) as lake:
             return await lake.import_coco(annotations, images, dataset, version=version, predictions=predictions,
                                           model=model, mount=mount, set_name=set_name, say=lambda line: errors.print(line))
 
@@ -62,14 +62,14 @@ def import_coco(
 def export_coco(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
     dest: Annotated[Path, typer.Argument(help="Directory to write images/, annotations.json (and results.json) into.")],
-    url: ServerUrl = "http://127.0.0.1:8000",
+    url: ServerUrl = None,
     token: Token = None,
 ) -> None:
     """Export a dataset version, as it was frozen, in COCO format."""
     from graphlake_client import Client
 
     async def run() -> Any:
-        async with Client(url, token) as lake:
+        async with Client(server_url(url), token) as lake:
             return await lake.export_coco(version, dest)
 
     typer.echo(json.dumps(client_run(_needs_coco(run)), indent=2))
@@ -79,7 +79,7 @@ def export_coco(
 def export_yolo(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
     dest: Annotated[Path, typer.Argument(help="Directory to write data.yaml, images/<split>/ and labels/<split>/ into.")],
-    url: ServerUrl = "http://127.0.0.1:8000",
+    url: ServerUrl = None,
     token: Token = None,
 ) -> None:
     """Export a dataset version, as it was frozen, as an Ultralytics YOLO dataset: pose when every object
@@ -88,7 +88,7 @@ def export_yolo(
     from graphlake_client import Client
 
     async def run() -> Any:
-        async with Client(url, token) as lake:
+        async with Client(server_url(url), token) as lake:
             return await lake.export_yolo(version, dest)
 
     typer.echo(json.dumps(client_run(_needs("yolo", ["PIL", "yaml"], run)), indent=2))
@@ -99,7 +99,7 @@ def export_hf(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
     dest: Annotated[Path, typer.Argument(help="Directory for datasets.load_dataset: <split>/ images, "
                                               "metadata.parquet, README.md.")],
-    url: ServerUrl = "http://127.0.0.1:8000",
+    url: ServerUrl = None,
     token: Token = None,
 ) -> None:
     """Export a dataset version, as it was frozen, as a Hugging Face imagefolder (objects with bbox
@@ -107,7 +107,7 @@ def export_hf(
     from graphlake_client import Client
 
     async def run() -> Any:
-        async with Client(url, token) as lake:
+        async with Client(server_url(url), token) as lake:
             return await lake.export_hf(version, dest)
 
     typer.echo(json.dumps(client_run(_needs("hf", ["PIL", "datasets", "pyarrow"], run)), indent=2))
@@ -123,7 +123,7 @@ def import_voc(
     version: Annotated[str | None, typer.Option(help="Finish with this dataset version of what was imported.")] = None,
     mount: Annotated[str | None, typer.Option(help="Store the images and masks on this mount (default: the server's).")] = None,
     set_name: Annotated[str | None, typer.Option(help="Name the set '<this> ground truth' (default: the dataset's name).")] = None,
-    url: ServerUrl = "http://127.0.0.1:8000",
+    url: ServerUrl = None,
     token: Token = None,
 ) -> None:
     """Import one split of a Pascal VOC 2012 tree: boxes with their difficult/truncated/occluded flags,
@@ -131,7 +131,7 @@ def import_voc(
     from graphlake_client import Client
 
     async def run() -> Any:
-        async with Client(url, token) as lake:
+        async with Client(server_url(url), token) as lake:
             return await lake.import_voc(root, split, dataset or root.resolve().name, version=version, mount=mount,
                                          set_name=set_name, say=lambda line: errors.print(line))
 

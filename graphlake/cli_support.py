@@ -62,7 +62,17 @@ def print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 # --- client commands: talk to a running server over HTTP
 
-ServerUrl = Annotated[str, typer.Option("--url", "--server", envvar="GRAPHLAKE_URL", help="The server (GRAPHLAKE_URL).")]
+ServerUrl = Annotated[str | None, typer.Option("--url", "--server", envvar="GRAPHLAKE_URL", help=(
+    "The server (GRAPHLAKE_URL); by default the one GRAPHLAKE_HOST and GRAPHLAKE_PORT configure on this machine."))]
+
+
+def server_url(url: str | None) -> str:
+    """The server a client command talks to: --url / GRAPHLAKE_URL, else this machine's configured one."""
+    if url:
+        return url
+    settings = load_settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # listening everywhere: here too
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
 Token = Annotated[str | None, typer.Option("--token", envvar="GRAPHLAKE_TOKEN", help="API token (GRAPHLAKE_TOKEN).")]
 
 
@@ -82,6 +92,18 @@ def client_run(coroutine: object) -> object:
     except GraphlakeClientError as error:
         errors.print(f"[red]error:[/red] {error}" + (f" ({error.code})" if error.code else ""))
         raise typer.Exit(1) from None
+    except httpx.TransportError as error:  # no answer at all: say where it was asked
+        where = error.request.url.copy_with(path="/", query=None) if _has_request(error) else "the server"
+        errors.print(f"[red]error:[/red] cannot reach {where}: {error or type(error).__name__} "
+                     "(is it running? set GRAPHLAKE_URL or --url)")
+        raise typer.Exit(1) from None
     except httpx.HTTPError as error:
         errors.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
+
+
+def _has_request(error: httpx.RequestError) -> bool:
+    try:
+        return error.request is not None
+    except RuntimeError:  # httpx raises when the error was made without one
+        return False

@@ -13,7 +13,7 @@ from documents.clock import utcnow
 from graphlake import __version__
 from graphlake.data_dir import owner_only_dir
 from graphlake.database import SchemaNotCurrent, connected
-from graphlake.local_services import embedded_database
+from graphlake.local_services import ServiceError, embedded_database
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
 from graphlake.tracing import Tracing
@@ -83,6 +83,31 @@ async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
                                                     serverSelectionTimeoutMS=10_000)
         stack.push_async_callback(client.close)
         yield client[settings.database]
+
+
+@asynccontextmanager
+async def for_checking(settings: Settings, seconds: float) -> AsyncIterator[tuple[AsyncDatabase | str, dict]]:
+    """What `graphlake check` probes: the database through a client of its own that gives up after
+    `seconds` (not the 30 s PyMongo waits for a server by default), or why it could not even be
+    started, and every mount, opened. No schema check, no index made: a check must not need them."""
+    owner_only_dir(settings.data_dir)
+    async with AsyncExitStack() as stack:
+        db: AsyncDatabase | str
+        try:
+            url = _database_url(settings, stack)
+        except ServiceError as error:  # the embedded FerretDB did not start
+            db = f"database: {error}"
+        else:
+            client: AsyncMongoClient = AsyncMongoClient(
+                url, tz_aware=True, appname="graphlake-check", serverSelectionTimeoutMS=int(seconds * 1000),
+                connectTimeoutMS=int(seconds * 1000), socketTimeoutMS=int(seconds * 1000))
+            stack.push_async_callback(client.close)
+            db = client[settings.database]
+        stores = build_stores(settings)
+        for store in stores.values():
+            await store.open()
+            stack.push_async_callback(store.close)
+        yield db, stores
 
 
 def _database_url(settings: Settings, stack: AsyncExitStack) -> str:

@@ -16,7 +16,7 @@ from services.errors import BadUserInput, Conflict, NotFound, Unauthenticated
 from services.events import audit
 from services.events.feed import FeedWriter
 from services.events.log import EventSettings
-from services.node_ids import NodeType, encode_id
+from services.node_ids import NodeType, encode_id, is_node_id, split_id
 
 BOOTSTRAP_TOKEN_NAME = "admin"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -85,9 +85,13 @@ async def create_token(
 
 
 async def find_token(id_or_name: str) -> ApiToken:
+    """A token by its global id (as the API and `token list` show it), its raw database id, or its name."""
     token = None
+    raw = id_or_name
+    if is_node_id(id_or_name) and split_id(id_or_name)[0] == NodeType.API_TOKEN.value:
+        raw = split_id(id_or_name)[1]
     try:
-        token = await ApiToken.get(ObjectId(id_or_name))
+        token = await ApiToken.get(ObjectId(raw))
     except InvalidId:
         pass
     token = token or await ApiToken.find_one({"name": id_or_name})

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ServerSelectionTimeoutError
 
 from storage import ObjectStore, StoreUnavailable
 
@@ -32,28 +34,40 @@ class HealthReport:
         return self.database and self.storage
 
 
-async def _database_error(db: AsyncDatabase) -> str | None:
+async def _database_error(db: AsyncDatabase | None, seconds: float) -> str | None:
+    if db is None:
+        return None  # not probed: the caller knows why
     try:
-        await asyncio.wait_for(db.command("ping"), PROBE_TIMEOUT)
+        # A moment more than `seconds`: a client that gives up after `seconds` says why itself.
+        await asyncio.wait_for(db.command("ping"), seconds + 0.5)
+    except ServerSelectionTimeoutError as error:
+        # PyMongo's message goes on with the whole topology: the first server's error says it.
+        return f"database: unreachable: {_FIRST_ERROR.split(str(error))[0]}"
+    except TimeoutError:
+        return f"database: no answer within {seconds:g} s"
     except Exception as error:  # any failure means "not ready"; the message says which
         return f"database: {type(error).__name__}: {error}"
     return None
 
 
-async def _mount_error(store: ObjectStore) -> str | None:
+# Where PyMongo's server-selection message turns from the error to its settings and topology.
+_FIRST_ERROR = re.compile(r" \(configured timeouts|, Timeout: ")
+
+
+async def _mount_error(store: ObjectStore, seconds: float) -> str | None:
     try:
-        await asyncio.wait_for(store.check(), PROBE_TIMEOUT)
+        await asyncio.wait_for(store.check(), seconds)
     except StoreUnavailable as error:
         return str(error)
     except TimeoutError:
-        return f"mount {store.name!r}: no answer within {PROBE_TIMEOUT:.0f}s"
+        return f"mount {store.name!r}: no answer within {seconds:g} s"
     return None
 
 
-async def probe(db: AsyncDatabase, stores: dict[str, ObjectStore]) -> HealthReport:
-    """Checks the database and every mount concurrently."""
+async def probe(db: AsyncDatabase | None, stores: dict[str, ObjectStore], seconds: float = PROBE_TIMEOUT) -> HealthReport:
+    """Checks the database (unless None) and every mount concurrently, each given `seconds`."""
     names = list(stores)
-    results = await asyncio.gather(_database_error(db), *(_mount_error(stores[n]) for n in names))
+    results = await asyncio.gather(_database_error(db, seconds), *(_mount_error(stores[n], seconds) for n in names))
     return HealthReport(database_error=results[0], mount_errors=dict(zip(names, results[1:], strict=True)))
 
 

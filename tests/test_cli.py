@@ -13,6 +13,8 @@ import pytest
 from pymongo import MongoClient
 
 from graphlake import PROJECT_ROOT
+from graphlake.local_services import free_port
+from services.node_ids import split_id
 from tests.conftest import S3Service
 
 
@@ -73,6 +75,41 @@ def test_check_names_what_is_unreachable(cli_env: dict[str, str], s3: S3Service)
     bad = graphlake(cli_env, "check")
     assert bad.returncode == 1
     assert "mount lab:" in bad.stdout and "missing-bucket" in bad.stdout and "mount local: ok" in bad.stdout
+
+
+def test_check_with_the_database_down_says_so_in_one_line_per_part(cli_env: dict[str, str]) -> None:
+    """It once waited PyMongo's 30 s for a server, then printed the topology's whole description."""
+    port = free_port()  # nothing listens there
+    cli_env["GRAPHLAKE_MONGODB_URL"] = f"mongodb://127.0.0.1:{port}"
+    down = graphlake(cli_env, "check", "--seconds", "1")
+    assert down.returncode == 1, down.stderr
+    database, mount = down.stdout.splitlines()
+    assert database.startswith(f"database ({cli_env['GRAPHLAKE_DATABASE']}): unreachable: 127.0.0.1:{port}: "), database
+    assert mount == "mount local: ok"
+    assert "Topology" not in database and "Traceback" not in down.stderr
+
+
+def test_tokens_are_listed_and_revoked_by_the_ids_the_api_shows(cli_env: dict[str, str]) -> None:
+    assert graphlake(cli_env, "token", "create", "lab-bot").returncode == 0
+    listed = graphlake(cli_env, "token", "list")  # piped: tab-separated
+    row = next(line.split("\t") for line in listed.stdout.splitlines() if "\tlab-bot\t" in line)
+    global_id = row[0]
+    assert split_id(global_id)[0] == "ApiToken"
+    assert graphlake(cli_env, "token", "revoke", global_id).returncode == 0
+    assert "lab-bot" not in graphlake(cli_env, "token", "list").stdout
+    with MongoClient(cli_env["GRAPHLAKE_MONGODB_URL"], serverSelectionTimeoutMS=5000) as client:
+        audits = list(client[cli_env["GRAPHLAKE_DATABASE"]].events.find({"event_type": "AUDIT"}).sort("timestamp", 1))
+    assert [json.loads(a["data"]["json"])["ids"] for a in audits] == [[global_id], [global_id]]  # the same ids
+
+
+def test_client_commands_find_the_configured_server_and_name_it_when_it_does_not_answer(cli_env: dict[str, str]) -> None:
+    port = free_port()  # configured, not running
+    cli_env.update(GRAPHLAKE_PORT=str(port), GRAPHLAKE_TOKEN="glk_unused")
+    missing = graphlake(cli_env, "download", "QXNzZXQ6NmIwZTNkYTFjMjJkNzM3MDgzZWJiMDcx")
+    assert missing.returncode == 1
+    assert f"cannot reach http://127.0.0.1:{port}/" in " ".join(missing.stderr.split()), missing.stderr
+    elsewhere = graphlake({**cli_env, "GRAPHLAKE_URL": f"http://127.0.0.1:{port + 1}"}, "download", "QXNzZXQ6eA")
+    assert f"cannot reach http://127.0.0.1:{port + 1}/" in " ".join(elsewhere.stderr.split()), elsewhere.stderr
 
 
 def test_invalid_configuration_is_reported_by_field(cli_env: dict[str, str]) -> None:
