@@ -22,7 +22,16 @@ from documents.json_value import StoredJson
 from documents.retention import AssetRetention
 from documents.upload import UploadSession
 from services import asset_users, retention
-from services.checks import HOLDERS_NAMED, check_aliases, check_labels, check_metadata, check_name, get_or_not_found
+from services.checks import (
+    HOLDERS_NAMED,
+    MAX_LINEAGE,
+    check_aliases,
+    check_at_most,
+    check_labels,
+    check_metadata,
+    check_name,
+    get_or_not_found,
+)
 from services.errors import BadUserInput, Conflict, NotFound
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
@@ -82,6 +91,7 @@ async def create_asset(
     alias_list = check_aliases(aliases)
     metadata = check_metadata(metadata or StoredJson.encode({}))
     if derived_from:
+        check_at_most(derived_from, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
         await existing_assets(derived_from, "derivedFrom", allow_deleted=True)
     await _check_aliases_free(alias_list, None, "aliases")
     payload = value.json.encode() if value is not None else (text or "").encode()
@@ -121,6 +131,7 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
         derived = list(dict.fromkeys(changes["derived_from"] or []))
         if asset_id in derived:
             raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
+        check_at_most(derived, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
         await existing_assets(derived, "derivedFrom", allow_deleted=True)
         changes["derived_from"] = derived
     if not changes:

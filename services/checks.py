@@ -16,6 +16,10 @@ from services.errors import BadUserInput, Conflict, NotFound
 
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 200
+# The lists the API returns whole rather than paged, bounded here so each stays small (README: Lists).
+MAX_LINEAGE = 100  # assets one asset derives from (`derivedFrom`)
+MAX_ROLES = 20  # roles of one datum
+MAX_VERSION_SETS = 100  # annotation sets one dataset version holds
 _ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
 
 
@@ -34,6 +38,13 @@ def check_labels(labels: Sequence[str] | None, field: str = "labels") -> list[st
         if not label or len(label) > MAX_LABEL_LENGTH:
             raise BadUserInput(f"labels must be 1 to {MAX_LABEL_LENGTH} characters", field=f"{field}[{i}]")
     return labels
+
+
+def check_at_most(items: Sequence[Any], limit: int, what: str, field: str) -> None:
+    """BAD_USER_INPUT naming `field` when `items` hold more than `limit` distinct entries."""
+    count = len(set(items))
+    if count > limit:
+        raise BadUserInput(f"at most {limit} {what}, got {count}", field=field)
 
 
 def check_aliases(aliases: Sequence[str] | None, field: str = "aliases") -> list[str]:

@@ -32,7 +32,7 @@ from documents.json_value import StoredJson
 from documents.manifest import manifest_hash
 from services import batches, retention, snapshots
 from services.availability import no_time_limit
-from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
+from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, get_or_not_found, refuse_if_held
 from services.collections import get_collection
 from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, decode_object_id, encode_id
@@ -241,6 +241,7 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
     for datum in added:
         chosen.setdefault(datum.id, datum.split)
     set_ids = [s for s in dict.fromkeys(set_ids + plan.add_sets) if s not in set(plan.remove_sets)]
+    check_at_most(set_ids, MAX_VERSION_SETS, "annotation sets in a version", "addAnnotationSets")
 
     # --- write: claim the name, then members and pins, then flip to READY
     version = await _claim_name(plan, actor, set_ids)

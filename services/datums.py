@@ -12,7 +12,7 @@ from documents.clock import utcnow
 from documents.dataset import Datum, RoleRef, VersionMember
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
-from services.checks import HOLDERS_NAMED, check_metadata, get_or_not_found, refuse_if_held
+from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, NotFound
 from services.node_ids import NodeType, encode_id
 
@@ -26,6 +26,7 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
     for i, datum in enumerate(datums):
         if not datum.roles:
             raise BadUserInput("a datum needs at least one role", field=f"inputs[{i}].roles")
+        check_at_most([r.role for r in datum.roles], MAX_ROLES, "roles in a datum", f"inputs[{i}].roles")
         seen: set[str] = set()
         for j, role in enumerate(datum.roles):
             if not role.role.strip():

@@ -20,7 +20,7 @@ OWNER = "Who or what produced the data; null records nothing."
 DATA_TIMESTAMP = "When the data was produced (not stored), with a time zone; kept to the millisecond. Null if unknown."
 ALIASES = ("Lake-wide unique names (1 to 200 characters, no spaces, not starting with '/'): CONFLICT if one already "
            "names another asset. Null for none.")
-DERIVED_FROM = "IDs of the assets this one was made from (lineage); each must exist. Null for none."
+DERIVED_FROM = "IDs of the assets this one was made from (lineage; at most 100); each must exist. Null for none."
 
 
 @strawberry.input(description="A JSON value to store as a VALUE asset.")
@@ -68,7 +68,7 @@ class UpdateAssetInput:
     data_timestamp: datetime | None = strawberry.field(default=strawberry.UNSET, description=(
         "When the data was produced; null clears it."))
     derived_from: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET, description=(
-        "The new lineage, replacing the old: IDs of existing assets, not this one; null clears it."))
+        "The new lineage, replacing the old: IDs of existing assets (at most 100), not this one; null clears it."))
 
 
 @strawberry.input(description="Which assets to list; every given field must match. DELETED assets appear only when `statuses` asks.")

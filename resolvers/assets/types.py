@@ -138,7 +138,7 @@ class Asset(Node):
     async def aliases(self, info: Info) -> list[str]:
         return await info.context.loaders.aliases().load(self.doc.id)
 
-    @strawberry.field(description="The assets this one was derived from (lineage).")
+    @strawberry.field(description="The assets this one was derived from (lineage: at most 100, a whole list).")
     async def derived_from(self, info: Info) -> list[Asset]:
         docs = await info.context.loaders.by_id(AssetDocument).load_many(self.doc.derived_from)
         return [Asset.from_document(d) for d in docs if d is not None]

@@ -150,7 +150,7 @@ class DatasetVersion(Node):
             query={"split": split.value} if split else {}, page=info.context.page(first, after, last, before), to_node=Datum.from_member,
         )
 
-    @strawberry.field(description="The annotation sets it holds (their records as they were when it was built).")
+    @strawberry.field(description="The annotation sets it holds (their records as they were when it was built; at most 100, a whole list).")
     async def annotation_sets(self, info: Info) -> list[AnnotationSet]:
         docs = await info.context.loaders.by_id(SetDocument).load_many(self.doc.annotation_set_ids)
         return [AnnotationSet.from_document(d) for d in docs if d is not None]

@@ -16,7 +16,7 @@ class DatumRoleInput:
 
 @strawberry.input(description="A datum to create.")
 class CreateDatumInput:
-    roles: list[DatumRoleInput] = strawberry.field(description="Its assets by role: at least one, each role named once.")
+    roles: list[DatumRoleInput] = strawberry.field(description="Its assets by role: 1 to 20, each role named once.")
     split: Split = strawberry.field(default=Split.UNASSIGNED, description="Its split (default UNASSIGNED).")
     metadata: JSON | None = strawberry.field(default=None, description="A JSON object describing it; null stores {}.")
 

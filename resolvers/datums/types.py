@@ -45,7 +45,7 @@ class Datum(Node):
     doc: strawberry.Private[DatumDocument]
     version_id: strawberry.Private[ObjectId | None] = None  # set: the datum as this version froze it
 
-    @strawberry.field(description="Its assets, each in its role, in the order they were given (a datum has a handful).")
+    @strawberry.field(description="Its assets, each in its role, in the order they were given (at most 20: a whole list).")
     def roles(self) -> list[DatumRole]:
         return [DatumRole(role=r.role, asset_id=r.asset_id) for r in self.doc.roles]
 
