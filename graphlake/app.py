@@ -9,6 +9,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 log = logging.getLogger("graphlake")
+# True in the server's own background tasks (maintenance, scheduled backups): a database command
+# listener can tell their commands from a request's (the test suite's round-trip counts do).
+in_background: ContextVar[bool] = ContextVar("graphlake_in_background", default=False)
 # Headers browser apps send beyond CORS's safelisted ones, allowed so their preflight passes: the token and
 # request id, W3C trace context (OpenTelemetry's fetch instrumentation adds traceparent, tracestate and
 # baggage), and Apollo Client's (apollo-require-preflight, its operation name and client identity).
@@ -161,6 +165,7 @@ async def _maintain(state: AppState) -> None:
     archive old events, and (when configured) anonymize what is old enough (daily) and delete assets
     nothing has pinned for long enough. Each round counts in the metrics as ok or error, and the
     reconcile step on its own too."""
+    in_background.set(True)  # this task's own context
     with no_time_limit():  # no client waits on this task: its operations have no time limit
         swept_at = -math.inf
         while True:
@@ -207,6 +212,7 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
 
 async def _scheduled_backups(state: AppState) -> None:
     """Check every interval whether the scheduled backup is due (one process of a cluster takes it)."""
+    in_background.set(True)
     with no_time_limit():  # no client waits on this task: its operations have no time limit
         settings = state.settings
         roots = local_roots(settings) if settings.backup_with_payloads else {}

@@ -592,10 +592,12 @@ async def _batch(api: Api, served: Served, token: str, files: list[bytes], mount
     """createUploads -> PUT each -> completeUploads; the database commands of the two mutations."""
     inputs = [{"name": f"img{i}.png", "sizeBytes": len(data), "mount": mount, "sha256": hashlib.sha256(data).hexdigest(),
                **({"collectionId": coll_id, "path": f"train/img{i}.png"} if coll_id else {})} for i, data in enumerate(files)]
+    await api.data("Me", token=token)  # the token's lookup is not the mutations' (it is cached only so long)
     served.commands.clear()
     sessions = (await api.data("CreateUploads", {"inputs": inputs}, token=token))["createUploads"]
     created = list(served.commands.commands)
     await asyncio.gather(*(put(s["url"], data, s["headers"]) for s, data in zip(sessions, files, strict=True)))
+    await api.data("Me", token=token)
     served.commands.clear()
     done = (await api.data("CompleteUploads", {"ids": [s["id"] for s in sessions]}, token=token))["completeUploads"]
     return sessions, done, created, list(served.commands.commands)
