@@ -306,7 +306,7 @@ async def test_the_log_handler_never_blocks_the_caller(capfd: pytest.CaptureFixt
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(50)  # the kernel completes the handshakes; nobody ever reads
     url = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
-    handler = GraphlakeLogHandler(url, "glk_none", capacity=20, batch_size=1, flush_interval=0.01, timeout=2,
+    handler = GraphlakeLogHandler(url, "glk_none", capacity=20, batch_size=1, flush_interval=0.01, timeout=5,
                                   close_timeout=0.2)
     logger = logger_with(handler)
     try:
@@ -321,7 +321,7 @@ async def test_the_log_handler_never_blocks_the_caller(capfd: pytest.CaptureFixt
         await asyncio.wait_for(asyncio.to_thread(log_many), 5)
         assert handler.dropped == 5
         await asyncio.to_thread(handler.close)
-        await wait_for(lambda: not handler._thread.is_alive(), timeout=10, what="the sender to give up")
+        await wait_for(lambda: not handler._thread.is_alive(), timeout=20, what="the sender to give up")
     finally:
         blackhole.close()
     assert handler.lost == 21 and handler.dropped == 5  # the stuck batch and the 20 queued; 5 never queued
