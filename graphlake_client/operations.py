@@ -18,7 +18,9 @@ COMPLETE_UPLOADS = f"""mutation ($ids: [ID!]!, $sha256s: [String]) {{
 SETTLED = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ status expiresAt asset {{ {ASSET_FIELDS} }} }} }}"""
 MOUNTS = """{ mounts { name isDefault localRoot localId } }"""
 
-FIND_COLLECTION = """query ($name: String!) { collections(nameContains: $name, first: 100) { edges { node { id name } } } }"""
+FIND_COLLECTION = """query ($name: String!, $after: String) {
+  collections(nameContains: $name, first: 500, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } }
+}"""
 CREATE_COLLECTION = """mutation ($name: String!) { createCollection(input: {name: $name}) { id name } }"""
 
 LOG_EVENTS = """mutation ($inputs: [EventInput!]!) { logEvents(inputs: $inputs) { ids } }"""

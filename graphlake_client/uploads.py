@@ -281,8 +281,13 @@ class Uploader(Transport):
 
     async def find_collection(self, name: str) -> str | None:
         """The id of the collection named `name`; None if there is none."""
-        edges = (await self.execute(ops.FIND_COLLECTION, {"name": name}))["collections"]["edges"]
-        return next((edge["node"]["id"] for edge in edges if edge["node"]["name"] == name), None)
+        after = None
+        while True:  # the name is matched as a substring: the exact one may come after many others
+            page = (await self.execute(ops.FIND_COLLECTION, {"name": name, "after": after}))["collections"]
+            found = next((edge["node"]["id"] for edge in page["edges"] if edge["node"]["name"] == name), None)
+            if found or not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
 
     async def collection_id(self, name: str) -> str:
         """The id of the collection named `name`, created if it does not exist."""
