@@ -329,6 +329,50 @@ async def test_the_log_handler_never_blocks_the_caller(capfd: pytest.CaptureFixt
     assert "dropping log records" in err and "not stored at" in err
 
 
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, api: Api, contributor: str) -> None:
+    """A proxy holds the sender's connection to the real server until released: the queue fills
+    meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest."""
+    release = asyncio.Event()
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(served.base_url.rsplit(":", 1)[1]))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    proxy = await asyncio.start_server(held, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
+    logger = logger_with(handler)
+    try:
+        logger.warning("held")
+        await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
+        for i in range(13):
+            logger.info("queued %d", i)
+        assert handler.dropped == 3
+        release.set()
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+        proxy.close()
+    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
+                            token=contributor))["events"]["edges"]
+    messages = sorted(e["node"]["message"] for e in edges)
+    assert messages == sorted(["held", "3 log records dropped: the handler's queue was full",
+                               *(f"queued {i}" for i in range(10))])
+    (notice,) = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
+    assert notice["level"] == "WARNING" and notice["data"] == {"log": {"dropped": 3}}
+    assert handler.lost == 0
+
+
 SYNC_SCRIPT = r"""
 import asyncio, json, sys
 from graphlake_client import SyncClient, metadata
