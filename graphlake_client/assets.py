@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
@@ -133,9 +133,10 @@ class Assets(Uploader):
         """Upload one file as a FILE asset through signed URLs (into `collection` by name, under its file name)."""
         path = Path(path)
         collection_id = await self.collection_id(collection) if collection else None
-        return await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
-                                      collection_path=(name or path.name) if collection_id else None,
-                                      description=description, metadata=metadata, labels=labels, mount=mount)
+        uploaded = await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
+                                          collection_path=(name or path.name) if collection_id else None,
+                                          description=description, metadata=metadata, labels=labels, mount=mount)
+        return cast(Asset, uploaded)  # the upload's fields (operations.ASSET_FIELDS), a part of Asset
 
     async def store_directory(self, path: Path | str, *, collection: str | None = None,
                               as_archive: bool = False, ignore: Iterable[str] = ()) -> list[Asset]:
@@ -143,7 +144,7 @@ class Assets(Uploader):
         path = Path(path)
         if not path.is_dir():
             raise GraphlakeClientError(f"{path}: not a directory")
-        return await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore)
+        return cast(list[Asset], await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore))
 
     async def register_external(self, url: str | None = None, *, bucket: str | None = None, prefix: str | None = None,
                                 mount: str | None = None, name: str | None = None, collection: str | None = None,

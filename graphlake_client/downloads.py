@@ -9,6 +9,7 @@ import io
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,7 +28,7 @@ def safe_name(name: str) -> str:
     return base if base not in ("", ".", "..") else "download"
 
 
-def _target(found: dict[str, Any], dest: Path | str | None) -> Path:
+def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
     """Where an asset goes: `dest`, or its safe name inside `dest` when that is a directory (or the cwd)."""
     name = safe_name(found["name"])
     target = Path(dest) if dest is not None else Path(name)
@@ -85,7 +86,7 @@ class Downloads(Assets):
 
         return await store_failures(self.retries, self.backoff_seconds)(attempt)
 
-    async def _fetch(self, found: dict[str, Any], target: Path) -> None:
+    async def _fetch(self, found: Mapping[str, Any], target: Path) -> None:
         """One attempt: stream the bytes beside the target under a temporary name, checked (`_receive`),
         then rename. An interrupted or wrong download never leaves a file under the asset's name. The
         file gets the user's usual permissions (umask)."""
@@ -98,7 +99,7 @@ class Downloads(Assets):
             temp.unlink(missing_ok=True)
             raise
 
-    async def _receive(self, found: dict[str, Any], out: BinaryIO) -> None:
+    async def _receive(self, found: Mapping[str, Any], out: BinaryIO) -> None:
         """Stream the bytes from the signed URL into `out`, then check them against the asset's size
         and SHA-256: INTEGRITY when they differ."""
         digest = hashlib.sha256()
