@@ -193,6 +193,10 @@ async def test_save_and_load_every_kind(served: Served, api: Api, contributor: s
         assert await lake.load("models/best") == model.read_bytes()
         copy = await lake.load("models/best", to=tmp_path / "copy.onnx")
         assert await lake.alias_target("models/best") == latest["id"]
+        assert await lake.load(first["id"]) == {"accuracy": 0.91, "layers": [64, 64]}  # by ID: an earlier object
+        with pytest.raises(GraphlakeClientError) as missing:
+            await lake.load("models/none")
+    assert missing.value.code == "NOT_FOUND"
     assert copy == tmp_path / "copy.onnx" and copy.read_bytes() == model.read_bytes()
     assert latest["name"] == "model.onnx" and latest["aliases"] == ["models/best"]
     # The alias moved on; what it named before is still stored, under no name.
