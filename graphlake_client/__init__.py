@@ -1,10 +1,19 @@
-"""The Python client for Graphlake: GraphQL calls, file and directory uploads, downloads, events.
+"""The Python client for Graphlake: the verbs users know, uploads, downloads, events.
 
-    from graphlake_client import Client
+    from graphlake_client import Client, SyncClient, metadata
 
     async with Client("http://127.0.0.1:8000", token) as lake:
-        asset = await lake.upload_file(Path("scan.tif"), metadata={"plate": 7})
-        await lake.download(asset["id"], Path("copy.tif"))
+        reading = await lake.store_value({"od600": 0.42}, metadata={"plate": 7})
+        scan = await lake.store_file("scan.tif", collection="run-42")
+        async for page in lake.query_assets(metadata("plate") == 7, kinds=["VALUE"]):
+            ...
+        await lake.save("models/best", {"accuracy": 0.93})  # moves the alias with compare-and-set
+        best = await lake.load("models/best")
+
+    with SyncClient("http://127.0.0.1:8000", token) as lake:  # the same verbs, blocking (scripts, notebooks)
+        lake.save_to("models/best", "best.json")
+
+`GraphlakeLogHandler` ships Python log records as events, batched in the background.
 
 Uploads never send bytes through GraphQL: the client asks for an upload session, PUTs the file
 (or its parts, in parallel) to the signed URLs, and completes. Each PUT is retried with
@@ -18,18 +27,25 @@ it writes the file into the mount itself instead: a kernel copy, no HTTP.
 This package imports no server package (graphlake, resolvers, documents, storage, migrations), so
 it installs and runs alone; the server imports the direct-write protocol from it (direct.py).
 
-Modules: client.py (`Client`: events, downloads), uploads.py (sessions, sending, completing,
-directories), transport.py (GraphQL and signed-URL HTTP), retries.py (the retry policy),
-resume.py (resume state), directories.py (directory walking, archives), direct.py (the
-direct-write protocol), operations.py (the GraphQL documents), errors.py; coco.py, coco_export.py
-and coco_shapes.py (COCO import and export, with the coco extra: pycocotools, Pillow); voc.py
-(Pascal VOC import, the voc extra), yolo_export.py and hf_export.py (YOLO and Hugging Face export,
-the yolo and hf extras); dataset_import.py and version_reading.py (the steps importers and
-exporters share, no extra needed).
+Modules: client.py (`Client`: events, dataset versions, exchange formats), assets.py (store_*,
+register_external, get_asset, query_assets), predicates.py (typed predicates), downloads.py (download,
+save_to, read_bytes), vault.py (save / load by alias), sync.py (`SyncClient`), logs.py
+(`GraphlakeLogHandler`), uploads.py (sessions, sending, completing, directories), transport.py
+(GraphQL and signed-URL HTTP), retries.py (the retry policy), resume.py (resume state),
+directories.py (directory walking, archives), direct.py (the direct-write protocol), operations.py
+(the GraphQL documents), errors.py; coco.py, coco_export.py and coco_shapes.py (COCO import and
+export, with the coco extra: pycocotools, Pillow); voc.py (Pascal VOC import, the voc extra),
+yolo_export.py and hf_export.py (YOLO and Hugging Face export, the yolo and hf extras);
+dataset_import.py and version_reading.py (the steps importers and exporters share, no extra needed).
 """
 
+from graphlake_client.assets import Asset, Page
 from graphlake_client.client import Client
-from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.errors import GraphlakeClientError, SaveConflict
+from graphlake_client.logs import GraphlakeLogHandler
+from graphlake_client.predicates import Predicate, metadata, value
 from graphlake_client.resume import ResumeState
+from graphlake_client.sync import SyncClient
 
-__all__ = ["Client", "GraphlakeClientError", "ResumeState"]
+__all__ = ["Asset", "Client", "GraphlakeClientError", "GraphlakeLogHandler", "Page", "Predicate", "ResumeState",
+           "SaveConflict", "SyncClient", "metadata", "value"]

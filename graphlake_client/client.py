@@ -1,40 +1,30 @@
-"""`Client`, the one class a user needs: uploads (uploads.py), events and downloads.
+"""`Client`, the one class a user needs. Its verbs come in layers, each a module: the transport
+(transport.py), uploads (uploads.py), storing, getting and querying assets (assets.py), downloads and
+save_to (downloads.py), save / load by alias (vault.py); here: events, dataset versions, and moving
+datasets in and out.
 
     async with Client("http://127.0.0.1:8000", token) as lake:
-        asset = await lake.upload_file(Path("scan.tif"), metadata={"plate": 7})
-        await lake.download(asset["id"], Path("copy.tif"))
+        asset = await lake.store_file("scan.tif", metadata={"plate": 7})
+        await lake.save_to(asset, "copy.tif")
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
-from graphlake_client.retries import store_failures
-from graphlake_client.uploads import Uploader
+from graphlake_client.vault import Vault
 
 if TYPE_CHECKING:
     from graphlake_client.coco import CocoImport
     from graphlake_client.voc import VocImport
 
-CHUNK = 1024 * 1024  # bytes written at a time while downloading
 
-
-def safe_name(name: str) -> str:
-    """The base name of a server-given file name, so a download lands under its destination only:
-    directories, absolute paths and `..` are dropped (a name of only those becomes "download")."""
-    base = name.replace("\x00", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return base if base not in ("", ".", "..") else "download"
-
-
-class Client(Uploader):
-    """A Graphlake server, over HTTP: GraphQL calls (`execute`), file and directory uploads,
-    events, downloads. Use it as an async context manager, which closes its connections."""
+class Client(Vault):
+    """A Graphlake server, over HTTP: GraphQL calls (`execute`), the asset verbs, uploads, downloads,
+    save / load, events, dataset versions. Use it as an async context manager, which closes its connections."""
 
     # --- events
     async def log_event(self, event_type: str, message: str | None = None, *, level: str = "INFO",
@@ -46,6 +36,33 @@ class Client(Uploader):
         """Log a batch of EventInput dicts with one request and one bulk write. Returns their IDs."""
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
         return (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
+
+    # --- dataset versions
+    async def dataset_id(self, name: str) -> str:
+        """The id of the dataset named `name`, created if it does not exist."""
+        found = (await self.execute(ops.DATASET, {"name": name}))["dataset"]
+        return found["id"] if found else (await self.execute(ops.CREATE_DATASET, {"name": name}))["createDataset"]["id"]
+
+    async def create_dataset_version(self, dataset: str, version: str, *, parent: str | None = None,
+                                     description: str | None = None, add_datums: list[str] | None = None,
+                                     remove_datums: list[str] | None = None, add_annotation_sets: list[str] | None = None,
+                                     remove_annotation_sets: list[str] | None = None,
+                                     from_collection: str | None = None) -> dict[str, Any]:
+        """Freeze a new version of `dataset` (by name, made if new) from a `parent` version name, datum and set IDs, or a collection."""
+        inputs: dict[str, Any] = {"datasetId": await self.dataset_id(dataset), "version": version,
+                                  "description": description, "addDatums": add_datums, "removeDatums": remove_datums,
+                                  "addAnnotationSets": add_annotation_sets, "removeAnnotationSets": remove_annotation_sets}
+        if parent is not None:
+            found = (await self.execute(ops.VERSION_ID, {"dataset": dataset, "version": parent}))["datasetVersion"]
+            if found is None:
+                raise GraphlakeClientError(f"dataset {dataset!r} has no version {parent!r}", "NOT_FOUND", "parent")
+            inputs["parentId"] = found["id"]
+        if from_collection is not None:
+            inputs["fromCollection"] = await self.find_collection(from_collection)
+            if inputs["fromCollection"] is None:
+                raise GraphlakeClientError(f"no collection named {from_collection!r}", "NOT_FOUND", "from_collection")
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        return (await self.execute(ops.CREATE_VERSION, {"input": inputs}))["createDatasetVersion"]
 
     # --- moving datasets in and out (the coco extra: pycocotools, Pillow)
     async def import_coco(self, annotations: Path, images: Path, dataset: str, **options: Any) -> CocoImport:
@@ -83,52 +100,3 @@ class Client(Uploader):
         from graphlake_client.voc import import_voc
 
         return await import_voc(self, root, split, dataset, **options)
-
-    # --- downloads
-    async def download(self, asset: str, dest: Path | None = None) -> Path:
-        """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""
-        try:
-            found = (await self.execute(ops.DOWNLOAD, {"id": asset}))["asset"]
-        except GraphlakeClientError as error:
-            if error.code != "BAD_USER_INPUT":
-                raise
-            found = None  # not an ID: try it as an alias
-        found = found or (await self.execute(ops.DOWNLOAD_BY_ALIAS, {"alias": asset}))["assetByAlias"]
-        if found is None:
-            raise GraphlakeClientError(f"no asset with ID or alias {asset!r}", "NOT_FOUND")
-        if not found["downloadUrl"]:
-            raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
-        name = safe_name(found["name"])
-        target = dest or Path(name)
-        if target.is_dir():
-            target = target / name
-        await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
-        return target
-
-    async def _fetch(self, found: dict[str, Any], target: Path) -> None:
-        """One attempt: stream the bytes beside the target under a temporary name, check them
-        against the asset's size and SHA-256, then rename. An interrupted or wrong download never
-        leaves a file under the asset's name. The file gets the user's usual permissions (umask)."""
-        temp = target.parent / f".download-{secrets.token_hex(8)}"
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with temp.open("xb") as out:  # created new, binary, with the user's umask
-                async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
-                    response.raise_for_status()
-                    async for chunk in response.aiter_bytes(CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-            problems = []
-            if found.get("sizeBytes") is not None and size != found["sizeBytes"]:
-                problems.append(f"{size} bytes arrived, the asset has {found['sizeBytes']}")
-            if found.get("sha256") and digest.hexdigest() != found["sha256"]:
-                problems.append(f"their SHA-256 is {digest.hexdigest()}, the asset's {found['sha256']}")
-            if problems:
-                raise GraphlakeClientError(f"the download of {found['name']!r} is not the stored file: "
-                                           + "; ".join(problems), "INTEGRITY")
-            os.replace(temp, target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise

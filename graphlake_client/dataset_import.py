@@ -83,8 +83,4 @@ async def dataset_version(lake: Client, dataset: str, version: str, datum_ids: l
     found = (await lake.execute(ops.VERSION, {"dataset": dataset, "version": version}))["datasetVersion"]
     if found:
         return found
-    existing = (await lake.execute(ops.DATASET, {"name": dataset}))["dataset"]
-    dataset_id = existing["id"] if existing else (await lake.execute(ops.CREATE_DATASET, {"name": dataset}))["createDataset"]["id"]
-    return (await lake.execute(ops.CREATE_VERSION, {"input": {
-        "datasetId": dataset_id, "version": version, "addDatums": datum_ids,
-        "addAnnotationSets": set_ids}}))["createDatasetVersion"]
+    return await lake.create_dataset_version(dataset, version, add_datums=datum_ids, add_annotation_sets=set_ids)

@@ -19,3 +19,15 @@ class CompletionUnderWay(GraphlakeClientError):
 
     def __init__(self, session_id: str) -> None:
         super().__init__(f"upload {session_id} is still being completed by another request", "CONFLICT")
+
+
+class SaveConflict(GraphlakeClientError):
+    """`save(alias, ...)` lost a race: the alias no longer named what the save expected when it came
+    to move it (another saver moved it first). Load again, then save again."""
+
+    def __init__(self, alias: str, expected: str | None, current: str | None) -> None:
+        before = f"asset {expected}" if expected else "no asset"
+        now = f"asset {current}" if current else "no asset"
+        super().__init__(f"alias {alias!r} was moved by another saver: this save expected it to name {before}, "
+                         f"it names {now}; load it and save again", "CONFLICT", "alias")
+        self.alias, self.expected, self.current = alias, expected, current

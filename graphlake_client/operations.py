@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-ASSET_FIELDS = "id name status sizeBytes sha256 mediaType"
+ASSET_FIELDS = "id kind name status sizeBytes sha256 mediaType"  # what an upload answers with (assets.Asset, in part)
 SESSION_FIELDS = ("id status url headers partSizeBytes parts { partNumber url uploaded } directPath unchanged "
                   f"asset {{ {ASSET_FIELDS} }}")
 
@@ -18,13 +18,37 @@ COMPLETE_UPLOADS = f"""mutation ($ids: [ID!]!, $sha256s: [String]) {{
 SETTLED = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ status expiresAt asset {{ {ASSET_FIELDS} }} }} }}"""
 MOUNTS = """{ mounts { name isDefault localRoot localId } }"""
 
-FIND_COLLECTION = """query ($name: String!) { collections(nameContains: $name, first: 100) { edges { node { id name } } } }"""
+FIND_COLLECTION = """query ($name: String!, $after: String) {
+  collections(nameContains: $name, first: 500, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } }
+}"""
 CREATE_COLLECTION = """mutation ($name: String!) { createCollection(input: {name: $name}) { id name } }"""
 
 LOG_EVENTS = """mutation ($inputs: [EventInput!]!) { logEvents(inputs: $inputs) { ids } }"""
 
-DOWNLOAD = """query ($id: ID!) { asset(id: $id) { id name sizeBytes sha256 downloadUrl } }"""
-DOWNLOAD_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id name sizeBytes sha256 downloadUrl } }"""
+# --- the verbs (assets.py, downloads.py, vault.py): an asset as users read it
+ASSET_DETAIL = ("id kind status name description mediaType sizeBytes sha256 labels metadata aliases "
+                "dataTimestamp createdAt updatedAt storage { mount uri external }")
+PAYLOAD = "value text downloadUrl"  # what loading an asset's content needs: one of the three is set
+ASSET = f"""query ($id: ID!) {{ asset(id: $id) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""
+ASSET_BY_ALIAS = f"""query ($alias: String!) {{ assetByAlias(alias: $alias) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""
+ASSET_ID_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id } }"""
+STORE_VALUE = f"""mutation ($input: StoreValueInput!) {{ storeValue(input: $input) {{ {ASSET_DETAIL} }} }}"""
+STORE_TEXT = f"""mutation ($input: StoreTextInput!) {{ storeText(input: $input) {{ {ASSET_DETAIL} }} }}"""
+REGISTER_EXTERNAL = f"""mutation ($input: RegisterExternalInput!) {{
+  registerExternal(input: $input) {{ count assets {{ {ASSET_DETAIL} }} unchangedCount unchanged {{ {ASSET_DETAIL} }} }}
+}}"""
+ADD_TO_COLLECTION = """mutation ($input: AddToCollectionInput!) { addToCollection(input: $input) { id } }"""
+ASSETS_PAGE = f"""query ($filter: AssetFilter, $orderBy: AssetOrder, $first: Int, $after: String, $payload: Boolean!) {{
+  assets(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {{
+    edges {{ node {{ {ASSET_DETAIL} value @include(if: $payload) text @include(if: $payload) }} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}"""
+ADD_ALIASES = """mutation ($assetId: ID!, $aliases: [String!]!) { addAliases(assetId: $assetId, aliases: $aliases) { id aliases } }"""
+MOVE_ALIAS = """mutation ($alias: String!, $assetId: ID!, $expectedAssetId: ID) {
+  moveAlias(alias: $alias, assetId: $assetId, expectedAssetId: $expectedAssetId) { id aliases }
+}"""
+DELETE_ASSET = """mutation ($id: ID!) { deleteAsset(id: $id) { id deleted } }"""
 
 # --- COCO import and export (coco.py, coco_export.py)
 DATUMS_BY_METADATA = """query ($metadata: [JsonPredicate!], $after: String) {
@@ -48,7 +72,8 @@ CREATE_SET = """mutation ($input: CreateAnnotationSetInput!) { createAnnotationS
 ADD_ANNOTATIONS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!]!) { addAnnotations(setId: $setId, records: $records) { count } }"""
 DATASET = """query ($name: String!) { dataset(name: $name) { id } }"""
 CREATE_DATASET = """mutation ($name: String!) { createDataset(input: {name: $name}) { id } }"""
-VERSION_FIELDS = "id version datumCount manifestSha256 dataset { name }"
+VERSION_FIELDS = "id version description datumCount manifestSha256 createdAt dataset { id name } parent { id version }"
+VERSION_ID = """query ($dataset: String!, $version: String!) { datasetVersion(dataset: $dataset, version: $version) { id } }"""
 CREATE_VERSION = f"""mutation ($input: CreateDatasetVersionInput!) {{ createDatasetVersion(input: $input) {{ {VERSION_FIELDS} }} }}"""
 VERSION = f"""query ($id: ID, $dataset: String, $version: String) {{
   datasetVersion(id: $id, dataset: $dataset, version: $version) {{

@@ -279,13 +279,20 @@ class Uploader(Transport):
             raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
         return [assets[session["asset"]["id"]] for _, session, _ in ready]
 
+    async def find_collection(self, name: str) -> str | None:
+        """The id of the collection named `name`; None if there is none."""
+        after = None
+        while True:  # the name is matched as a substring: the exact one may come after many others
+            page = (await self.execute(ops.FIND_COLLECTION, {"name": name, "after": after}))["collections"]
+            found = next((edge["node"]["id"] for edge in page["edges"] if edge["node"]["name"] == name), None)
+            if found or not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
+
     async def collection_id(self, name: str) -> str:
         """The id of the collection named `name`, created if it does not exist."""
-        edges = (await self.execute(ops.FIND_COLLECTION, {"name": name}))["collections"]["edges"]
-        for edge in edges:
-            if edge["node"]["name"] == name:
-                return edge["node"]["id"]
-        return (await self.execute(ops.CREATE_COLLECTION, {"name": name}))["createCollection"]["id"]
+        found = await self.find_collection(name)
+        return found or (await self.execute(ops.CREATE_COLLECTION, {"name": name}))["createCollection"]["id"]
 
     async def upload_paths(self, paths: Iterable[Path], *, collection: str | None = None, as_archive: bool = False,
                            ignore: Iterable[str] = (), manifest: dict[str, dict[str, Any]] | None = None,

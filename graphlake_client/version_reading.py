@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
-from graphlake_client.client import safe_name
+from graphlake_client.downloads import safe_name
 from graphlake_client.errors import GraphlakeClientError
 
 if TYPE_CHECKING:

@@ -1,10 +1,10 @@
-"""A server-given file name never takes a download outside its destination (graphlake_client.client.safe_name)."""
+"""A server-given file name never takes a download outside its destination (graphlake_client.downloads.safe_name)."""
 
 from __future__ import annotations
 
 import pytest
 
-from graphlake_client.client import safe_name
+from graphlake_client.downloads import safe_name
 
 
 @pytest.mark.parametrize(("given", "saved"), [

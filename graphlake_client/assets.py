@@ -1,0 +1,205 @@
+"""The verbs users of the systems Graphlake replaces reach for: store a value, a text, a file or a
+directory, register what exists elsewhere, get an asset, query assets page by page.
+
+Files and directories go through the upload code (uploads.py): bytes never pass through GraphQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypedDict, cast
+
+from graphlake_client import operations as ops
+from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.predicates import Predicate, filter_inputs
+from graphlake_client.uploads import Uploader
+
+AssetKind = Literal["FILE", "VALUE", "TEXT", "EXTERNAL"]
+AssetStatus = Literal["PENDING", "ACTIVE", "FAILED", "DELETED"]
+OrderField = Literal["CREATED_AT", "NAME", "SIZE", "DATA_TIMESTAMP"]
+PAGE_SIZE = 100  # assets per page by default; the server allows up to GRAPHLAKE_MAX_PAGE_SIZE (500)
+
+
+class StorageRef(TypedDict):
+    mount: str
+    uri: str
+    external: bool
+
+
+class Asset(TypedDict, total=False):
+    """An asset as the verbs return it (operations.ASSET_DETAIL; `value`, `text` and `downloadUrl`
+    where the verb loads the content). Keys are the schema's field names."""
+
+    id: str
+    kind: AssetKind
+    status: AssetStatus
+    name: str
+    description: str | None
+    mediaType: str | None
+    sizeBytes: int | None
+    sha256: str | None
+    labels: list[str]
+    metadata: dict[str, Any]
+    aliases: list[str]
+    dataTimestamp: str | None
+    createdAt: str
+    updatedAt: str
+    storage: StorageRef | None
+    value: Any
+    text: str | None
+    downloadUrl: str | None
+
+
+class Registered(TypedDict):
+    """registerExternal's answer: the assets it made, and those registered before (first pages)."""
+
+    count: int
+    assets: list[Asset]
+    unchangedCount: int
+    unchanged: list[Asset]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of `query_assets`: its assets, and the cursor to resume after it (`after=`)."""
+
+    assets: list[Asset]
+    end_cursor: str | None
+    has_next: bool
+
+    def __iter__(self) -> Iterator[Asset]:
+        return iter(self.assets)
+
+    def __len__(self) -> int:
+        return len(self.assets)
+
+
+def _time(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # the server cannot know which zone a naive time meant
+        raise ValueError(f"{moment!r} has no time zone: give an aware datetime (e.g. datetime.now(UTC))")
+    return moment.isoformat()
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields given (None left out, so the schema's defaults apply)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class Assets(Uploader):
+    """Storing, registering, getting and querying assets, on top of the uploads."""
+
+    # --- store
+    async def store_value(self, value: Any, *, name: str | None = None, collection: str | None = None,
+                          labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                          description: str | None = None, **fields: Any) -> Asset:
+        """Store any JSON as a VALUE asset (`fields`: StoreValueInput's aliases, owner, dataTimestamp, derivedFrom)."""
+        json.dumps(value, allow_nan=False)  # fails here, naming the culprit, rather than as a vague server error
+        made = (await self.execute(ops.STORE_VALUE, {"input": {**_present({
+            "name": name or "value", "labels": labels, "metadata": metadata, "description": description, **fields}),
+            "value": value}}))["storeValue"]  # always sent: null is a value too
+        return await self._filed(made, collection)
+
+    async def store_text(self, text: str, *, name: str | None = None, collection: str | None = None,
+                         labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                         media_type: str | None = None, description: str | None = None, **fields: Any) -> Asset:
+        """Store a text as a TEXT asset (text/plain unless `media_type`; `fields` as for store_value)."""
+        made = (await self.execute(ops.STORE_TEXT, {"input": _present({
+            "name": name or "text", "text": text, "mediaType": media_type, "labels": labels, "metadata": metadata,
+            "description": description, **fields})}))["storeText"]
+        return await self._filed(made, collection)
+
+    async def _filed(self, asset: Asset, collection: str | None) -> Asset:
+        """The asset, put into `collection` (by name, made if new). A second write: should it fail,
+        the asset stays stored, outside the collection, and the error says so."""
+        if collection:
+            try:
+                await self.execute(ops.ADD_TO_COLLECTION, {"input": {
+                    "collectionId": await self.collection_id(collection), "items": [{"assetId": asset["id"]}]}})
+            except GraphlakeClientError as error:
+                raise GraphlakeClientError(f"asset {asset['id']} was stored but not put into collection "
+                                           f"{collection!r}: {error}", error.code, error.field) from error
+        return asset
+
+    async def store_file(self, path: Path | str, *, name: str | None = None, collection: str | None = None,
+                         labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                         media_type: str | None = None, description: str | None = None,
+                         mount: str | None = None) -> Asset:
+        """Upload one file as a FILE asset through signed URLs (into `collection` by name, under its file name)."""
+        path = Path(path)
+        collection_id = await self.collection_id(collection) if collection else None
+        uploaded = await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
+                                          collection_path=(name or path.name) if collection_id else None,
+                                          description=description, metadata=metadata, labels=labels, mount=mount)
+        return cast(Asset, uploaded)  # the upload's fields (operations.ASSET_FIELDS), a part of Asset
+
+    async def store_directory(self, path: Path | str, *, collection: str | None = None,
+                              as_archive: bool = False, ignore: Iterable[str] = ()) -> list[Asset]:
+        """Upload a directory: file by file keeping relative paths in `collection`, or as one zip (`as_archive`)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise GraphlakeClientError(f"{path}: not a directory")
+        return cast(list[Asset], await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore))
+
+    async def register_external(self, url: str | None = None, *, bucket: str | None = None, prefix: str | None = None,
+                                mount: str | None = None, name: str | None = None, collection: str | None = None,
+                                labels: list[str] | None = None,
+                                metadata: dict[str, Any] | None = None) -> Registered:
+        """Register an https `url`, or the objects of an S3 `bucket`/`prefix` on `mount`, as EXTERNAL assets, uncopied."""
+        collection_id = await self.collection_id(collection) if collection else None
+        return (await self.execute(ops.REGISTER_EXTERNAL, {"input": _present({
+            "url": url, "bucket": bucket, "prefix": prefix, "mount": mount, "name": name,
+            "collectionId": collection_id, "labels": labels, "metadata": metadata})}))["registerExternal"]
+
+    # --- read
+    async def find_asset(self, id_or_alias: str) -> Asset | None:
+        """The asset with this ID or alias, with its content (value, text or downloadUrl); None if none."""
+        try:
+            found = (await self.execute(ops.ASSET, {"id": id_or_alias}))["asset"]
+        except GraphlakeClientError as error:
+            if error.code != "BAD_USER_INPUT":
+                raise
+            found = None  # not an ID: try it as an alias
+        return found or (await self.execute(ops.ASSET_BY_ALIAS, {"alias": id_or_alias}))["assetByAlias"]
+
+    async def get_asset(self, id_or_alias: str) -> Asset:
+        """One asset by ID or alias, with its value, text or downloadUrl; NOT_FOUND if none."""
+        found = await self.find_asset(id_or_alias)
+        if found is None:
+            raise GraphlakeClientError(f"no asset with ID or alias {id_or_alias!r}", "NOT_FOUND")
+        return found
+
+    async def query_assets(self, *where: Predicate, kinds: Iterable[AssetKind] | None = None,
+                           statuses: Iterable[AssetStatus] | None = None, labels_all: Iterable[str] | None = None,
+                           labels_any: Iterable[str] | None = None, name_contains: str | None = None,
+                           media_type_prefix: str | None = None, sha256: str | None = None,
+                           collection: str | None = None, created_after: datetime | None = None,
+                           created_before: datetime | None = None, order_by: OrderField = "CREATED_AT",
+                           descending: bool = True, page_size: int = PAGE_SIZE, after: str | None = None,
+                           payload: bool = False) -> AsyncIterator[Page]:
+        """Pages of the assets matching every predicate and filter (`payload`: with values and texts)."""
+        collection_id = None
+        if collection:
+            collection_id = await self.find_collection(collection)
+            if collection_id is None:
+                raise GraphlakeClientError(f"no collection named {collection!r}", "NOT_FOUND", "collection")
+        asset_filter = _present({
+            "kinds": kinds and list(kinds), "statuses": statuses and list(statuses),
+            "labelsAll": labels_all and list(labels_all), "labelsAny": labels_any and list(labels_any),
+            "nameContains": name_contains, "mediaTypePrefix": media_type_prefix, "sha256": sha256,
+            "collectionId": collection_id, "createdAfter": _time(created_after), "createdBefore": _time(created_before),
+            **filter_inputs(where)})
+        variables = {"filter": asset_filter, "orderBy": {"field": order_by, "direction": "DESC" if descending else "ASC"},
+                     "first": page_size, "payload": payload}
+        while True:
+            found = (await self.execute(ops.ASSETS_PAGE, {**variables, "after": after}))["assets"]
+            info = found["pageInfo"]
+            yield Page([edge["node"] for edge in found["edges"]], info["endCursor"], info["hasNextPage"])
+            if not info["hasNextPage"]:
+                return
+            after = info["endCursor"]

@@ -1,0 +1,120 @@
+"""Getting content out: `download` streams a file's bytes from its signed URL (never through the API
+process) and checks them; `save_to` writes any asset to a path, values as JSON, texts as they are."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from graphlake_client.assets import Asset, Assets
+from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.retries import store_failures
+
+CHUNK = 1024 * 1024  # bytes written at a time while downloading
+HAS_BYTES = ("FILE", "EXTERNAL")  # the kinds whose content is behind a downloadUrl
+
+
+def safe_name(name: str) -> str:
+    """The base name of a server-given file name, so a download lands under its destination only:
+    directories, absolute paths and `..` are dropped (a name of only those becomes "download")."""
+    base = name.replace("\x00", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return base if base not in ("", ".", "..") else "download"
+
+
+def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
+    """Where an asset goes: `dest`, or its safe name inside `dest` when that is a directory (or the cwd)."""
+    name = safe_name(found["name"])
+    target = Path(dest) if dest is not None else Path(name)
+    return target / name if target.is_dir() else target
+
+
+def _write_new(target: Path, data: bytes) -> None:
+    """Write beside the target under a temporary name, then rename: a reader never sees half a file."""
+    temp = target.parent / f".download-{secrets.token_hex(8)}"
+    try:
+        with temp.open("xb") as out:  # created new, binary, with the user's umask
+            out.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+class Downloads(Assets):
+    """Downloads and saving assets to paths, on top of the asset verbs."""
+
+    async def download(self, asset: str, dest: Path | None = None) -> Path:
+        """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""
+        found = await self.get_asset(asset)
+        if not found.get("downloadUrl"):
+            raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
+        target = _target(found, dest)
+        await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
+        return target
+
+    async def save_to(self, asset: str | Asset, path: Path | str) -> Path:
+        """Write an asset (ID, alias or asset) to `path`: a value as JSON, a text as UTF-8, a file's bytes streamed."""
+        found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
+        if found["kind"] in HAS_BYTES:
+            return await self.download(found["id"], Path(path))
+        target = _target(found, path)
+        if found["kind"] == "VALUE":
+            data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()
+        else:
+            data = (found["text"] or "").encode()
+        await asyncio.to_thread(_write_new, target, data)
+        return target
+
+    async def read_bytes(self, asset: str | Asset) -> bytes:
+        """A FILE or EXTERNAL asset's bytes, in memory, fetched from its signed URL and checked."""
+        found = asset if not isinstance(asset, str) and asset.get("downloadUrl") else \
+            await self.get_asset(asset if isinstance(asset, str) else asset["id"])
+        if not found.get("downloadUrl"):
+            raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
+
+        async def attempt() -> bytes:
+            out = io.BytesIO()
+            await self._receive(found, out)
+            return out.getvalue()
+
+        return await store_failures(self.retries, self.backoff_seconds)(attempt)
+
+    async def _fetch(self, found: Mapping[str, Any], target: Path) -> None:
+        """One attempt: stream the bytes beside the target under a temporary name, checked (`_receive`),
+        then rename. An interrupted or wrong download never leaves a file under the asset's name. The
+        file gets the user's usual permissions (umask)."""
+        temp = target.parent / f".download-{secrets.token_hex(8)}"
+        try:
+            with temp.open("xb") as out:  # created new, binary, with the user's umask
+                await self._receive(found, out)
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    async def _receive(self, found: Mapping[str, Any], out: BinaryIO) -> None:
+        """Stream the bytes from the signed URL into `out`, then check them against the asset's size
+        and SHA-256: INTEGRITY when they differ."""
+        digest = hashlib.sha256()
+        size = 0
+        async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_bytes(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        problems = []
+        if found.get("sizeBytes") is not None and size != found["sizeBytes"]:
+            problems.append(f"{size} bytes arrived, the asset has {found['sizeBytes']}")
+        if found.get("sha256") and digest.hexdigest() != found["sha256"]:
+            problems.append(f"their SHA-256 is {digest.hexdigest()}, the asset's {found['sha256']}")
+        if problems:
+            raise GraphlakeClientError(f"the download of {found['name']!r} is not the stored file: "
+                                       + "; ".join(problems), "INTEGRITY")

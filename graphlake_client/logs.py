@@ -1,0 +1,219 @@
+"""`GraphlakeLogHandler`: Python log records shipped to a lake as events, without ever holding up
+the code that logs.
+
+    import logging
+    from graphlake_client import GraphlakeLogHandler
+
+    logging.getLogger().addHandler(GraphlakeLogHandler("http://127.0.0.1:8000", token, source={"nodeId": "reader-1"}))
+    logging.getLogger("plates").warning("plate %s read twice", 7, extra={"plate": 7})
+
+`emit` turns a record into an EventInput and puts it on a bounded queue, nothing more: it never
+waits for the network. A background thread sends the queue in batches (one `logEvents` each, at
+most `batch_size` records or `flush_interval` seconds apart). When the queue is full, records are
+dropped and counted (`dropped`); the handler says so on stderr at once and, as soon as it can, in
+the lake (a WARNING event). Batches the server refuses or cannot be sent are counted in `lost`,
+also said on stderr. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops.
+
+Each event: `level` from the record's level, `message` its message, `timestamp` when it was made,
+`data` its `extra` fields (JSON-safe: anything else as its repr) plus a reserved key `log` with the
+logger name, the place in the code, the thread and process, and the exception's traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from graphlake_client.client import Client
+
+MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
+# What every LogRecord carries: anything else on a record came from `extra=`.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_FLUSH = object()  # on the queue: send what is gathered now
+_STOP = object()  # on the queue: send what is gathered, then end the thread
+
+
+def level_name(levelno: int) -> str:
+    """The event level for a Python level: the highest LogLevel at or below it (custom levels round down)."""
+    for threshold, name in ((logging.CRITICAL, "CRITICAL"), (logging.ERROR, "ERROR"),
+                            (logging.WARNING, "WARNING"), (logging.INFO, "INFO")):
+        if levelno >= threshold:
+            return name
+    return "DEBUG"
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """`value` as JSON the server stores: finite numbers, string keys, lists; anything else as its
+    repr. One odd `extra` field must not make the server refuse the whole batch."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth < 20 and isinstance(value, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if depth < 20 and isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, depth + 1) for v in value]
+    return repr(value)
+
+
+class GraphlakeLogHandler(logging.Handler):
+    """Ships log records as events of `event_type`, batched in the background; never blocks `emit`.
+    `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` bounds the queue."""
+
+    def __init__(self, url: str, token: str | None, *, event_type: str = "PYTHON_LOG",
+                 source: dict[str, str] | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
+                 batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 10.0,
+                 close_timeout: float = 5.0) -> None:
+        super().__init__(level)
+        self.event_type, self.source = event_type, source
+        self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
+        self.dropped = 0  # records not queued: the queue was full
+        self.lost = 0  # records queued but never stored: their batch failed
+        self._unreported = 0  # dropped records the lake has not been told about
+        self._accepted = 0  # records queued so far
+        self._settled = 0  # of those, sent or lost
+        self._progress = threading.Condition()
+        self._queue: queue.Queue[Any] = queue.Queue(capacity)
+        self._closed = False
+        self._failing = False  # the last batch failed: say so once per run of failures
+        # No retries: logEvents is not safe to send twice, and a stuck retry would only fill the queue.
+        self._thread = threading.Thread(target=self._work, args=(url, token, timeout), daemon=True,
+                                        name="graphlake-log-handler")
+        self._thread.start()
+
+    # --- the caller's side: never waits
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._closed or record.thread == self._thread.ident:
+            return  # the sender's own records (httpx's, say) would feed themselves forever
+        try:
+            event = self._event(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._progress:
+            try:
+                self._queue.put_nowait(event)
+                self._accepted += 1
+                return
+            except queue.Full:
+                self.dropped += 1
+                self._unreported += 1
+                first = self._unreported == 1
+        if first:
+            sys.stderr.write(f"GraphlakeLogHandler: queue full ({self._queue.maxsize} records): dropping log records "
+                             "until it drains (the count goes to the lake as a WARNING event)\n")
+
+    def _event(self, record: logging.LogRecord) -> dict[str, Any]:
+        log: dict[str, Any] = {"logger": record.name, "module": record.module, "function": record.funcName,
+                               "line": record.lineno, "path": record.pathname, "thread": record.threadName,
+                               "process": record.process}
+        if record.exc_info:
+            log["exception"] = record.exc_text or logging.Formatter().formatException(record.exc_info)
+        if record.stack_info:
+            log["stack"] = record.stack_info
+        extra = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
+        created = datetime.fromtimestamp(record.created, UTC)
+        return {"eventType": self.event_type, "level": level_name(record.levelno),
+                "message": record.getMessage()[:MAX_MESSAGE], "data": jsonable({**extra, "log": log}),
+                "source": self.source, "timestamp": created.isoformat(timespec="milliseconds")}
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until what was logged before this call is sent (or lost), at most `timeout` (close_timeout) seconds."""
+        with self._progress:
+            target = self._accepted
+        if self._thread.is_alive():
+            try:
+                self._queue.put_nowait(_FLUSH)  # the sender stops gathering and sends now
+            except queue.Full:
+                pass  # full: it sends full batches anyway
+        with self._progress:
+            self._progress.wait_for(lambda: self._settled >= target or not self._thread.is_alive(),
+                                    self.close_timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        """Flush (at most close_timeout seconds), then stop the sender; records still queued then are lost."""
+        if not self._closed:
+            self.flush()
+            self._closed = True
+            # What a slow or stuck sender left queued will not go: count it lost, and make room for the stop.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _FLUSH:
+                    self._settle(1, lost=True)
+            try:  # emptied now; only an emit already past its closed check can still add a record
+                self._queue.put(_STOP, timeout=self.close_timeout)
+            except queue.Full:
+                pass  # the sender is a daemon thread: it ends with the process
+            self._thread.join(self.close_timeout)
+        super().close()
+
+    # --- the sender's side: its own thread and event loop
+    def _work(self, url: str, token: str | None, timeout: float) -> None:
+        with asyncio.Runner() as runner:
+            lake = Client(url, token, retries=0, timeout=timeout, direct_writes=False)
+            try:
+                while True:
+                    batch, stop = self._gather()
+                    if batch:
+                        runner.run(self._send(lake, batch))
+                    if stop:
+                        return
+            finally:
+                runner.run(lake.aclose())
+
+    def _gather(self) -> tuple[list[dict[str, Any]], bool]:
+        """The next batch: from the first record on, until batch_size, flush_interval, a flush or the stop."""
+        batch: list[dict[str, Any]] = []
+        item = self._queue.get()
+        deadline = time.monotonic() + self.flush_interval
+        while True:
+            if item is _STOP:
+                return batch, True
+            if item is _FLUSH:
+                if batch:
+                    return batch, False
+            else:
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    return batch, False
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return batch, False
+
+    async def _send(self, lake: Client, batch: list[dict[str, Any]]) -> None:
+        with self._progress:
+            dropped, self._unreported = self._unreported, 0
+        notice = [{"eventType": self.event_type, "level": "WARNING", "source": self.source,
+                   "message": f"{dropped} log records dropped: the handler's queue was full",
+                   "data": {"log": {"dropped": dropped}}}] if dropped else []
+        try:
+            await lake.log_events(notice + batch)
+        except Exception as error:
+            with self._progress:
+                self._unreported += dropped  # told nobody: tell the lake with the next batch
+            if not self._failing:
+                sys.stderr.write(f"GraphlakeLogHandler: {len(batch)} log records not stored at {lake.url}: "
+                                 f"{type(error).__name__}: {error}\n")
+            self._failing = True
+            self._settle(len(batch), lost=True)
+            return
+        self._failing = False
+        self._settle(len(batch))
+
+    def _settle(self, count: int, *, lost: bool = False) -> None:
+        with self._progress:
+            self._settled += count
+            if lost:
+                self.lost += count
+            self._progress.notify_all()

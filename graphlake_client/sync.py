@@ -1,0 +1,126 @@
+"""`SyncClient`: the async `Client`'s verbs as plain calls, for scripts and notebooks.
+
+    from graphlake_client import SyncClient
+
+    with SyncClient("http://127.0.0.1:8000", token) as lake:
+        lake.save("models/best", {"accuracy": 0.93})
+        print(lake.load("models/best"))
+
+The async client runs on an event loop of its own, in a background thread, and each call waits
+for its result there. So a call works the same from a plain script (no loop) and from a notebook
+or any code whose thread already runs a loop, where `asyncio.run` would refuse to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+
+from graphlake_client.client import Client
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _blocking(method: Callable[Concatenate[Client, P], Coroutine[Any, Any, R]]) -> Callable[Concatenate[SyncClient, P], R]:
+    """A Client coroutine method as a SyncClient method with the same parameters and docstring."""
+
+    @functools.wraps(method)
+    def call(self: SyncClient, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.run(method(self.client, *args, **kwargs))
+
+    return call
+
+
+def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callable[Concatenate[SyncClient, P], Iterator[R]]:
+    """A Client async-iterator method as a SyncClient method giving a plain iterator."""
+
+    @functools.wraps(method)
+    def call(self: SyncClient, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+        pages = method(self.client, *args, **kwargs)
+        try:
+            while True:
+                try:
+                    yield self.run(anext(pages))  # type: ignore[arg-type]  # an async generator's __anext__ is a coroutine
+                except StopAsyncIteration:
+                    return
+        finally:
+            self.run(pages.aclose())  # type: ignore[attr-defined]
+
+    return call
+
+
+class SyncClient:
+    """A Graphlake server through plain (blocking) calls: every verb of `Client`, same arguments.
+    Use it as a context manager, or call `close()`; `options` go to Client (retries, timeout, ...)."""
+
+    def __init__(self, url: str, token: str | None, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="graphlake-client", daemon=True)
+        self._thread.start()
+        self.client = Client(url, token, **options)  # used only on self._loop, through run()
+
+    def run(self, work: Coroutine[Any, Any, R]) -> R:
+        """Run a coroutine on the client's loop and wait for its result (Ctrl-C cancels it there too)."""
+        if threading.current_thread() is self._thread:
+            work.close()
+            raise RuntimeError("a SyncClient call from inside its own loop would wait forever: await the async Client")
+        future: Future[R] = asyncio.run_coroutine_threadsafe(work, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Close the connections and stop the background loop."""
+        if self._loop.is_closed():
+            return
+        try:
+            self.run(self.client.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    execute = _blocking(Client.execute)
+    # The verbs (assets.py, downloads.py, vault.py, client.py)
+    store_value = _blocking(Client.store_value)
+    store_text = _blocking(Client.store_text)
+    store_file = _blocking(Client.store_file)
+    store_directory = _blocking(Client.store_directory)
+    register_external = _blocking(Client.register_external)
+    get_asset = _blocking(Client.get_asset)
+    find_asset = _blocking(Client.find_asset)
+    query_assets = _pages(Client.query_assets)
+    save_to = _blocking(Client.save_to)
+    read_bytes = _blocking(Client.read_bytes)
+    save = _blocking(Client.save)
+    load = _blocking(Client.load)
+    alias_target = _blocking(Client.alias_target)
+    create_dataset_version = _blocking(Client.create_dataset_version)
+    log_event = _blocking(Client.log_event)
+    log_events = _blocking(Client.log_events)
+    # Uploads, downloads, collections
+    upload_file = _blocking(Client.upload_file)
+    upload_paths = _blocking(Client.upload_paths)
+    download = _blocking(Client.download)
+    collection_id = _blocking(Client.collection_id)
+    find_collection = _blocking(Client.find_collection)
+    dataset_id = _blocking(Client.dataset_id)
+    # Moving datasets in and out (their extras)
+    import_coco = _blocking(Client.import_coco)
+    import_voc = _blocking(Client.import_voc)
+    export_coco = _blocking(Client.export_coco)
+    export_yolo = _blocking(Client.export_yolo)
+    export_hf = _blocking(Client.export_hf)

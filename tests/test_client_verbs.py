@@ -1,0 +1,434 @@
+"""The Python client's verbs (graphlake_client: assets.py, downloads.py, vault.py, sync.py, logs.py)
+against the running test server: what each stores is read back through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphlake_client import (
+    Client,
+    GraphlakeClientError,
+    GraphlakeLogHandler,
+    ResumeState,
+    SaveConflict,
+    SyncClient,
+    metadata,
+    value,
+)
+from graphlake_client.predicates import join_path
+from tests import factories
+from tests.conftest import S3Service, Served
+from tests.operations import Api
+from tests.waiting import wait_for
+
+
+def client(served: Served, token: str, tmp_path: Path, **options: object) -> Client:
+    return Client(served.base_url, token, resume=ResumeState(tmp_path / "resume.json"), **options)
+
+
+async def collection_paths(api: Api, token: str, name: str) -> dict[str, str]:
+    """The items of the collection named `name`: path (or asset name) -> asset ID."""
+    edges = (await api.data("Collections", {"nameContains": name}, token=token))["collections"]["edges"]
+    (found,) = [e["node"] for e in edges if e["node"]["name"] == name]
+    items = (await api.data("Collection", {"id": found["id"], "first": 100}, token=token))["collection"]["items"]["edges"]
+    return {item["node"]["path"] or item["node"]["asset"]["name"]: item["node"]["asset"]["id"] for item in items}
+
+
+async def test_store_value_text_and_file_then_get_them(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    scan = tmp_path / "scan.tif"
+    scan.write_bytes(b"II*\x00" + b"\x01" * 100)
+    async with client(served, contributor, tmp_path) as lake:
+        reading = await lake.store_value({"od600": 0.42, "a.b": [[1, 2]]}, name="reading", collection="run-42",
+                                         labels=["raw"], metadata={"plate": 7})
+        note = await lake.store_text("# plate 7\nfine", name="note.md", media_type="text/markdown", collection="run-42")
+        stored = await lake.store_file(scan, collection="run-42", metadata={"plate": 7}, labels=["raw"])
+        await api.data("AddAliases", {"assetId": note["id"], "aliases": ["notes/plate-7"]}, token=contributor)
+        got_value = await lake.get_asset(reading["id"])
+        got_text = await lake.get_asset("notes/plate-7")
+        got_file = await lake.get_asset(stored["id"])
+        with pytest.raises(GraphlakeClientError) as missing:
+            await lake.get_asset("no/such/alias")
+        with pytest.raises(ValueError, match="JSON compliant"):
+            await lake.store_value({"x": float("nan")})
+    assert (reading["kind"], got_value["value"], got_value["labels"], got_value["metadata"]) == \
+        ("VALUE", {"od600": 0.42, "a.b": [[1, 2]]}, ["raw"], {"plate": 7})
+    assert got_text["kind"] == "TEXT" and got_text["text"] == "# plate 7\nfine" and got_text["mediaType"] == "text/markdown"
+    assert got_text["aliases"] == ["notes/plate-7"] and got_text["downloadUrl"] is None
+    assert got_file["kind"] == "FILE" and got_file["status"] == "ACTIVE" and got_file["sizeBytes"] == 104
+    assert got_file["metadata"] == {"plate": 7} and got_file["downloadUrl"].startswith("http")
+    assert missing.value.code == "NOT_FOUND"
+    assert await collection_paths(api, contributor, "run-42") == {
+        "reading": reading["id"], "note.md": note["id"], "scan.tif": stored["id"]}
+
+
+async def test_store_directory_file_by_file_or_as_one_archive(served: Served, api: Api, contributor: str,
+                                                              tmp_path: Path) -> None:
+    root = tmp_path / "run-7"
+    for relative, body in {"a/1.txt": b"one", "b/2.txt": b"two", "skip.log": b"x", ".gitignore": b"*.log\n"}.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(body)
+    async with client(served, contributor, tmp_path) as lake:
+        files = await lake.store_directory(root, collection="run-7")
+        (archive,) = await lake.store_directory(root, collection="run-7-zip", as_archive=True)
+        with pytest.raises(GraphlakeClientError, match="not a directory"):
+            await lake.store_directory(root / "a" / "1.txt")
+    assert sorted(a["name"] for a in files) == [".gitignore", "1.txt", "2.txt"]
+    assert set(await collection_paths(api, contributor, "run-7")) == {".gitignore", "a/1.txt", "b/2.txt"}
+    assert archive["name"] == "run-7.zip" and archive["mediaType"] == "application/zip"
+    assert list(await collection_paths(api, contributor, "run-7-zip")) == ["run-7.zip"]
+
+
+async def test_register_external_url_and_s3_prefix(served: Served, contributor: str, s3: S3Service,
+                                                   tmp_path: Path) -> None:
+    prefix = f"verbs-{uuid.uuid4().hex[:8]}/"
+    bucket = s3.client()
+    for name, body in {"a.csv": b"x,y\n1,2\n", "b.csv": b"x,y\n3,4\n"}.items():
+        await asyncio.to_thread(bucket.put_object, Bucket=s3.bucket, Key=prefix + name, Body=body)
+    async with client(served, contributor, tmp_path) as lake:
+        link = await lake.register_external("https://example.org/data/table.parquet", labels=["public"])
+        first = await lake.register_external(bucket=s3.bucket, prefix=prefix, mount="lab", collection="external")
+        again = await lake.register_external(bucket=s3.bucket, prefix=prefix, mount="lab")
+        saved = await lake.save_to(first["assets"][0]["id"], tmp_path)
+    (linked,) = link["assets"]
+    assert linked["kind"] == "EXTERNAL" and linked["name"] == "table.parquet" and linked["labels"] == ["public"]
+    assert linked["storage"]["uri"] == "https://example.org/data/table.parquet" and linked["storage"]["external"]
+    assert first["count"] == 2 and sorted(a["storage"]["uri"] for a in first["assets"]) == \
+        [f"s3://{s3.bucket}/{prefix}a.csv", f"s3://{s3.bucket}/{prefix}b.csv"]
+    assert again["count"] == 0 and again["unchangedCount"] == 2
+    assert saved.read_bytes() == {"a.csv": b"x,y\n1,2\n", "b.csv": b"x,y\n3,4\n"}[saved.name]
+
+
+async def test_query_assets_with_typed_predicates_page_by_page(served: Served, contributor: str, tmp_path: Path) -> None:
+    async with client(served, contributor, tmp_path) as lake:
+        for i in range(5):
+            await lake.store_value({"od": i / 10, "tag": f"plate-{i}"}, name=f"r{i}", metadata={"plate": i, "lab": "A"},
+                                   collection="odd" if i % 2 else None)
+        await lake.store_text("not a value", name="t", metadata={"plate": 3})
+
+        async def names(*where, **filters) -> list[list[str]]:
+            return [[a["name"] for a in page] async for page in lake.query_assets(*where, **filters)]
+
+        # Every page holds one asset; five pages, in name order.
+        by_page = await names(metadata("plate") >= 1, page_size=1, order_by="NAME", descending=False)
+        assert by_page == [["r1"], ["r2"], ["r3"], ["r4"], ["t"]]
+        assert await names(metadata("plate") >= 1, value("od") < 0.35, order_by="NAME", descending=False) == [["r1", "r2", "r3"]]
+        assert await names(value("tag").is_in(["plate-0", "plate-4"]), order_by="NAME", descending=False) == [["r0", "r4"]]
+        assert await names(metadata("plate") == 3, kinds=["TEXT"]) == [["t"]]
+        assert await names(metadata("plate") != 3, value("tag").matches(r"^plate-[0-2]$"), order_by="NAME",
+                           descending=False) == [["r0", "r1", "r2"]]
+        assert await names(value("tag").contains("-4"), metadata("lab").exists()) == [["r4"]]
+        assert await names(metadata("lab").exists(False), metadata("plate").not_in([0, 1, 2, 4])) == [["t"]]
+        assert await names(collection="odd", order_by="NAME", descending=False) == [["r1", "r3"]]
+        assert await names(name_contains="R", created_after=datetime(2000, 1, 1, tzinfo=UTC), page_size=500,
+                           order_by="NAME", descending=False) == [["r0", "r1", "r2", "r3", "r4"]]
+        (page,) = [p async for p in lake.query_assets(metadata("plate") == 4, payload=True)]
+        assert page.assets[0]["value"] == {"od": 0.4, "tag": "plate-4"} and not page.has_next
+        # A page's end_cursor resumes the listing after it, as a later run would.
+        pages = lake.query_assets(metadata("plate") >= 1, page_size=2, order_by="NAME", descending=False)
+        first = await anext(pages)
+        await pages.aclose()
+        rest = await names(metadata("plate") >= 1, page_size=2, order_by="NAME", descending=False, after=first.end_cursor)
+        assert [a["name"] for a in first] == ["r1", "r2"] and first.has_next and rest == [["r3", "r4"], ["t"]]
+        with pytest.raises(GraphlakeClientError) as no_collection:
+            await names(collection="nobody")
+        with pytest.raises(ValueError, match="time zone"):
+            await names(created_after=datetime(2000, 1, 1))
+        with pytest.raises(TypeError, match="not a predicate"):
+            await names(metadata("plate") is None)
+    assert no_collection.value.code == "NOT_FOUND"
+    assert join_path("a.b", "c") == "a\\.b.c"
+
+
+async def test_save_to_writes_values_texts_and_files(served: Served, contributor: str, s3: S3Service,
+                                                      tmp_path: Path) -> None:
+    """A file's bytes come from its signed URL, here MinIO's (the S3 mount): never through the API process."""
+    gets: list[str] = []
+
+    class Recording(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            gets.append(f"{request.url.scheme}://{request.url.netloc.decode()}")
+            return await super().handle_async_request(request)
+
+    source = tmp_path / "weights.bin"
+    source.write_bytes(bytes(range(256)) * 40)
+    out = tmp_path / "out"
+    out.mkdir()
+    async with client(served, contributor, tmp_path, storage_transport=Recording(), direct_writes=False) as lake:
+        reading = await lake.store_value({"od600": 0.42, "ok": True}, name="reading.json")
+        note = await lake.store_text("ünïcode text", name="note.txt")
+        weights = await lake.store_file(source, mount="lab")
+        gets.clear()  # the uploads' PUTs
+        as_json = await lake.save_to(reading, out / "r.json")
+        as_text = await lake.save_to(note["id"], out)  # a directory: the asset's name
+        as_file = await lake.save_to(weights["id"], out / "w.bin")
+    assert json.loads(as_json.read_text()) == {"od600": 0.42, "ok": True}
+    assert as_text == out / "note.txt" and as_text.read_text(encoding="utf-8") == "ünïcode text"
+    assert as_file.read_bytes() == source.read_bytes()
+    assert gets == [s3.endpoint]  # the one GET, to the store
+    assert sorted(p.name for p in out.iterdir()) == ["note.txt", "r.json", "w.bin"]  # no temporary left
+
+
+async def test_save_and_load_every_kind(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"onnx" * 1000)
+    async with client(served, contributor, tmp_path) as lake:
+        first = await lake.save("models/best", {"accuracy": 0.91, "layers": [64, 64]})
+        assert await lake.load("models/best") == {"accuracy": 0.91, "layers": [64, 64]}
+        second = await lake.save("models/best", "a text this time")
+        assert await lake.load("models/best") == "a text this time"
+        await lake.save("models/best", b"\x00raw bytes\xff")
+        assert await lake.load("models/best") == b"\x00raw bytes\xff"
+        latest = await lake.save("models/best", model)
+        assert await lake.load("models/best") == model.read_bytes()
+        copy = await lake.load("models/best", to=tmp_path / "copy.onnx")
+        assert await lake.alias_target("models/best") == latest["id"]
+        assert await lake.load(first["id"]) == {"accuracy": 0.91, "layers": [64, 64]}  # by ID: an earlier object
+        with pytest.raises(GraphlakeClientError) as missing:
+            await lake.load("models/none")
+    assert missing.value.code == "NOT_FOUND"
+    assert copy == tmp_path / "copy.onnx" and copy.read_bytes() == model.read_bytes()
+    assert latest["name"] == "model.onnx" and latest["aliases"] == ["models/best"]
+    # The alias moved on; what it named before is still stored, under no name.
+    earlier = (await api.data("Asset", {"id": first["id"]}, token=contributor))["asset"]
+    assert earlier["status"] == "ACTIVE" and earlier["aliases"] == [] and earlier["value"]["accuracy"] == 0.91
+    assert second["kind"] == "TEXT" and second["name"] == "models/best"
+
+
+class SaveFirst(httpx.AsyncHTTPTransport):
+    """Holds back the first request that moves or adds an alias until `other` has run: another
+    saver's whole save lands between this saver's read of the alias and its move."""
+
+    def __init__(self, other) -> None:
+        super().__init__()
+        self.other, self.done = other, False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.done and (b"moveAlias" in request.content or b"addAliases" in request.content):
+            self.done = True
+            await self.other()
+        return await super().handle_async_request(request)
+
+
+async def test_a_concurrent_saver_gets_a_conflict(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    async with client(served, contributor, tmp_path) as other:
+        # An alias that exists: compare-and-set on the asset it named when each save began.
+        await other.save("runs/latest", {"run": 1})
+        racing = SaveFirst(lambda: other.save("runs/latest", {"run": 2}))
+        async with client(served, contributor, tmp_path, graphql_transport=racing) as lake:
+            with pytest.raises(SaveConflict) as lost:
+                await lake.save("runs/latest", {"run": 3})
+        assert await other.load("runs/latest") == {"run": 2}  # the winner's object, not overwritten
+        assert lost.value.code == "CONFLICT" and lost.value.current == await other.alias_target("runs/latest")
+        assert "load it and save again" in str(lost.value)
+        # The loser's object is deleted: nothing named it.
+        losers = [a async for page in other.query_assets(statuses=["DELETED"]) for a in page]
+        assert [a["name"] for a in losers] == ["runs/latest"] and losers[0]["aliases"] == []
+
+        # A new alias: both savers saw none; the second to name it loses.
+        racing = SaveFirst(lambda: other.save("runs/new", "first"))
+        async with client(served, contributor, tmp_path, graphql_transport=racing) as lake:
+            with pytest.raises(SaveConflict) as lost_new:
+                await lake.save("runs/new", "second")
+        assert await other.load("runs/new") == "first" and lost_new.value.expected is None
+
+        # A read-modify-write that names the asset it read: a stale one is refused.
+        read = await other.get_asset("runs/latest")
+        await other.save("runs/latest", {"run": 4})
+        with pytest.raises(SaveConflict):
+            await other.save("runs/latest", {"run": 5}, replaces=read["id"])
+        moved = await other.save("runs/latest", {"run": 5}, replaces=await other.alias_target("runs/latest"))
+        assert await other.load("runs/latest") == {"run": 5} and moved["aliases"] == ["runs/latest"]
+
+
+async def test_create_dataset_version(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    datums = await factories.datums(api, contributor, 3, roles=("image",))
+    async with client(served, contributor, tmp_path) as lake:
+        v1 = await lake.create_dataset_version("widgets", "v1", add_datums=[d["id"] for d in datums],
+                                               description="first cut")
+        v2 = await lake.create_dataset_version("widgets", "v2", parent="v1", remove_datums=[datums[0]["id"]])
+        await lake.store_value({"x": 1}, name="item", collection="picked")
+        v3 = await lake.create_dataset_version("widgets", "v3", from_collection="picked")
+        with pytest.raises(GraphlakeClientError) as no_parent:
+            await lake.create_dataset_version("widgets", "v4", parent="v9")
+        with pytest.raises(GraphlakeClientError) as taken:
+            await lake.create_dataset_version("widgets", "v1")
+    assert (v1["datumCount"], v1["description"], v1["parent"], v1["dataset"]["name"]) == (3, "first cut", None, "widgets")
+    assert v2["datumCount"] == 2 and v2["parent"]["version"] == "v1" and v2["dataset"]["id"] == v1["dataset"]["id"]
+    assert v3["datumCount"] == 1 and v1["manifestSha256"] != v2["manifestSha256"]
+    assert no_parent.value.code == "NOT_FOUND" and taken.value.code == "CONFLICT"
+
+
+def logger_with(handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(f"tests.verbs.{uuid.uuid4().hex[:8]}")
+    logger.propagate, logger.level = False, logging.DEBUG
+    logger.addHandler(handler)
+    return logger
+
+
+async def test_the_log_handler_ships_records_as_events(served: Served, api: Api, contributor: str) -> None:
+    handler = GraphlakeLogHandler(served.base_url, contributor, source={"nodeId": "reader-1"}, flush_interval=0.05)
+    logger = logger_with(handler)
+    try:
+        logger.info("plate %s read", 7, extra={"plate": 7, "odd": object(), "nan": float("nan"), "nested": {1: (2, 3)}})
+        logger.log(25, "a custom level rounds down")
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            logger.exception("division failed")
+        await asyncio.to_thread(handler.flush, 10)  # off the loop: the server answers on it
+    finally:
+        await asyncio.to_thread(handler.close)
+    events = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 10}, token=contributor))
+    by_message = {e["node"]["message"]: e["node"] for e in events["events"]["edges"]}
+    assert set(by_message) == {"plate 7 read", "a custom level rounds down", "division failed"}
+    read = by_message["plate 7 read"]
+    assert read["level"] == "INFO" and read["source"]["nodeId"] == "reader-1"
+    assert read["data"]["plate"] == 7 and read["data"]["nan"] == "nan" and read["data"]["odd"].startswith("<object")
+    assert read["data"]["nested"] == {"1": [2, 3]}
+    assert read["data"]["log"]["logger"] == logger.name and read["data"]["log"]["function"].startswith("test_the_log")
+    assert by_message["a custom level rounds down"]["level"] == "INFO"
+    failed = by_message["division failed"]
+    assert failed["level"] == "ERROR" and "ZeroDivisionError" in failed["data"]["log"]["exception"]
+    assert handler.dropped == 0 and handler.lost == 0
+
+
+async def test_the_log_handler_never_blocks_the_caller(capfd: pytest.CaptureFixture[str]) -> None:
+    """A server that takes connections and never answers: the sender is stuck on its first batch,
+    the queue fills, and logging goes on returning at once, dropping and counting what does not fit."""
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(50)  # the kernel completes the handshakes; nobody ever reads
+    url = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+    handler = GraphlakeLogHandler(url, "glk_none", capacity=20, batch_size=1, flush_interval=0.01, timeout=5,
+                                  close_timeout=0.2)
+    logger = logger_with(handler)
+    try:
+        logger.warning("the first, which the sender takes and sends")
+        await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
+
+        def log_many() -> None:
+            for i in range(25):
+                logger.warning("record %d", i)
+
+        # A deadline, not a timing: logging that blocked on the network would never come back here.
+        await asyncio.wait_for(asyncio.to_thread(log_many), 5)
+        assert handler.dropped == 5
+        await asyncio.to_thread(handler.close)
+        await wait_for(lambda: not handler._thread.is_alive(), timeout=20, what="the sender to give up")
+    finally:
+        blackhole.close()
+    assert handler.lost == 21 and handler.dropped == 5  # the stuck batch and the 20 queued; 5 never queued
+    err = capfd.readouterr().err
+    assert "dropping log records" in err and "not stored at" in err
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, api: Api, contributor: str) -> None:
+    """A proxy holds the sender's connection to the real server until released: the queue fills
+    meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest."""
+    release = asyncio.Event()
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(served.base_url.rsplit(":", 1)[1]))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    proxy = await asyncio.start_server(held, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
+    logger = logger_with(handler)
+    try:
+        logger.warning("held")
+        await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
+        for i in range(13):
+            logger.info("queued %d", i)
+        assert handler.dropped == 3
+        release.set()
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+        proxy.close()
+    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
+                            token=contributor))["events"]["edges"]
+    messages = sorted(e["node"]["message"] for e in edges)
+    assert messages == sorted(["held", "3 log records dropped: the handler's queue was full",
+                               *(f"queued {i}" for i in range(10))])
+    (notice,) = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
+    assert notice["level"] == "WARNING" and notice["data"] == {"log": {"dropped": 3}}
+    assert handler.lost == 0
+
+
+SYNC_SCRIPT = r"""
+import asyncio, json, sys
+from graphlake_client import SyncClient, metadata
+
+url, token, out = sys.argv[1:4]
+with SyncClient(url, token) as lake:  # a plain script: no event loop of its own
+    lake.save("sync/plain", {"from": "script"})
+    plain = lake.load("sync/plain")
+
+async def notebook_cell():
+    # Inside a running loop, as in Jupyter: asyncio.run would refuse; the SyncClient's own loop does not care.
+    with SyncClient(url, token) as lake:
+        asset = lake.store_value({"n": 1}, name="in-loop", metadata={"cell": 1})
+        pages = [[a["name"] for a in page] for page in lake.query_assets(metadata("cell") == 1, page_size=1)]
+        lake.save_to(asset, out)
+        return pages
+
+pages = asyncio.run(notebook_cell())
+print(json.dumps({"plain": plain, "pages": pages}))
+"""
+
+
+async def test_the_sync_client_from_a_script_and_from_a_running_loop(served: Served, contributor: str,
+                                                                     tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SYNC_SCRIPT, served.base_url, contributor, str(tmp_path / "in-loop.json"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
+        cwd=Path(__file__).resolve().parents[1])
+    out, err = await asyncio.wait_for(process.communicate(), 60)  # the server runs on this loop: never block it
+    assert process.returncode == 0, err.decode()
+    assert json.loads(out) == {"plain": {"from": "script"}, "pages": [["in-loop"]]}
+    assert json.loads((tmp_path / "in-loop.json").read_text()) == {"n": 1}
+
+
+async def test_the_sync_client_pages_uploads_and_conflicts(served: Served, contributor: str, tmp_path: Path) -> None:
+    source = tmp_path / "data.csv"
+    source.write_text("a,b\n1,2\n")
+
+    def script() -> dict[str, object]:
+        with SyncClient(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+            for i in range(3):
+                lake.store_value(i, name=f"n{i}", labels=["sync"])
+            pages = [len(page) for page in lake.query_assets(labels_all=["sync"], page_size=2)]
+            stored = lake.store_file(source, collection="sync")
+            first = lake.save("sync/cas", "one")
+            lake.save("sync/cas", "two")
+            try:
+                lake.save("sync/cas", "three", replaces=first["id"])
+                conflict = None
+            except SaveConflict as error:
+                conflict = error.code
+            return {"pages": pages, "file": lake.read_bytes(stored), "conflict": conflict, "loaded": lake.load("sync/cas")}
+
+    result = await asyncio.to_thread(script)  # off the loop the server runs on
+    assert result == {"pages": [2, 1], "file": b"a,b\n1,2\n", "conflict": "CONFLICT", "loaded": "two"}
