@@ -84,6 +84,21 @@ class Client(Uploader):
 
         return await import_voc(self, root, split, dataset, **options)
 
+    async def export_bundle(self, version: str, dest: Path, **options: Any) -> dict[str, Any]:
+        """Write a dataset version as a self-contained bundle at `dest`: a directory, or a path ending
+        in .tar (graphlake_client.bundle_export; `progress(done, total)` in bytes). No extra needed."""
+        from graphlake_client.bundle_export import export_bundle
+
+        return await export_bundle(self, version, dest, **options)
+
+    async def import_bundle(self, src: Path, **options: Any) -> dict[str, Any]:
+        """Import a bundle (a directory or a .tar): prepare, then commit unless `dry_run`
+        (graphlake_client.bundle_import: `policy` copy, copy-if-missing or reference, `say`,
+        `progress`). Returns the report."""
+        from graphlake_client.bundle_import import import_bundle
+
+        return await import_bundle(self, src, **options)
+
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""
