@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -27,7 +28,9 @@ from documents.asset import Asset
 from documents.dataset import Dataset, DatasetVersion, Datum
 from graphlake_client import Client, GraphlakeClientError, ResumeState, bundle_assets, bundle_records
 from graphlake_client import operations as ops
+from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
+from tests.operations import Api
 
 pytestmark = pytest.mark.asyncio
 
@@ -325,3 +328,41 @@ async def test_a_tar_bundle_through_the_command(served: Served, make_token: Make
 
     bad = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(tar), "--policy", "sideways")
     assert bad.returncode == 1 and "policy must be one of" in bad.stderr
+
+
+async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                        api: Api, state: AppState) -> None:
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    local = state.stores["local"]
+    shutil.copytree(bundle, local.root / "bundles" / "b1")  # type: ignore[attr-defined]
+    for file in files:  # the same bundle on the S3 mount, under a prefix
+        await state.stores["lab"].write(f"bundles/b1/{file.relative_to(bundle)}", file)
+
+    for mount in ("local", "lab"):
+        await wipe(served)
+        token = await make_token(Role.CONTRIBUTOR)
+        where = {"path": "bundles/b1", **({"mount": mount} if mount != "local" else {})}
+        before = await counts()
+        prepared = (await api.data("PrepareBundleImport", {"input": where}, token=token))["prepareBundleImport"]
+        assert await counts() == before, mount
+        assert prepared["datums"] == {"new": 4, "present": 0} and prepared["records"] == {"new": 11, "present": 0}
+        assert prepared["versionState"] == "new" and prepared["version"] is None and not prepared["committed"]
+
+        done = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+        assert done["committed"] and done["version"]["manifestSha256"] == source["manifestSha256"], mount
+        assert done["version"]["verification"] == {"ok": True, "problems": []}
+        after = await counts()
+        again = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+        assert not again["committed"] and again["versionState"] == "present" and again["datums"]["new"] == 0
+        assert again["version"]["id"] == done["version"]["id"] and await counts() == after
+
+    refused = await api.run("PrepareBundleImport", {"input": {"path": "../outside"}}, token=token)
+    assert refused["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    missing = await api.run("CommitBundleImport", {"input": {"path": "bundles/none"}}, token=token)
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    tampered = local.root / "bundles" / "b1" / next(f.relative_to(bundle) for f in files if f.parent.name == "payloads")  # type: ignore[attr-defined]
+    tampered.write_bytes(tampered.read_bytes() + b"!")
+    bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and tampered.name in bad["errors"][0]["message"]

@@ -1,0 +1,106 @@
+"""Running a bundle import for prepareBundleImport and commitBundleImport.
+
+The import is the Python client's (graphlake_client/bundle_import.py), run in this process against
+this server's own GraphQL API (an ASGI transport, no socket) with the caller's token. So the command
+and the mutations share one implementation, and every write of a server-side import passes the same
+checks, permissions and audit as the caller's own requests: the server holds no second importer
+written against the services that could drift from the first.
+
+Each step of the import is a request of its own, which takes one of the process's request slots
+(graphlake/admission.py) while the mutation holds another: at most all but one slot run imports at
+once, so their steps always find one free. A bundle on a local mount is read in place; one on an S3
+mount is first copied (streamed) into a temporary directory on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+
+from graphlake_client import Client, GraphlakeClientError, ResumeState
+from graphlake_client.bundle_import import import_bundle
+from resolvers.context import Context
+from services.auth import bearer_secret
+from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound, Unavailable
+from storage import LocalStore, ObjectStore, S3Store
+
+LISTED_AT_MOST = 1_000_000  # objects of one bundle on an S3 mount
+_ERRORS: dict[str | None, type[GraphlakeError]] = {"BAD_USER_INPUT": BadUserInput, "NOT_FOUND": NotFound,
+                                                   "CONFLICT": Conflict, "INTEGRITY": Conflict, "UNAVAILABLE": Unavailable}
+_gates: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _relative(path: str) -> PurePosixPath:
+    relative = PurePosixPath(path.strip())
+    if not path.strip() or relative.is_absolute() or ".." in relative.parts or str(relative) == ".":
+        raise BadUserInput("must be a path inside the mount: relative, without `..`", field="input.path")
+    return relative
+
+
+@asynccontextmanager
+async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
+    """The bundle at `path` on the mount, as a local directory or tar for the importer to read."""
+    relative = _relative(path)
+    if isinstance(store, LocalStore):
+        target = (store.root / relative).resolve()
+        if not target.is_relative_to(store.root) or not target.exists():
+            raise NotFound(f"no bundle at {relative} on mount {store.name!r}", field="input.path")
+        yield target
+        return
+    if not isinstance(store, S3Store):
+        raise BadUserInput(f"mount {store.name!r} is neither local nor S3", field="input.mount")
+    with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:
+        if relative.name.endswith(".tar"):
+            keys = {str(relative): Path(scratch) / relative.name}
+        else:
+            base = store.object_key(f"{relative}/")
+            listed = await store.list_objects(store.bucket, base, limit=LISTED_AT_MOST)
+            keys = {f"{relative}/{o['Key'][len(base):]}": Path(scratch) / o["Key"][len(base):] for o in listed}
+            if not keys:
+                raise NotFound(f"no bundle under {relative}/ on mount {store.name!r}", field="input.path")
+        for key, target in keys.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                async for chunk in store.read(key):
+                    await asyncio.to_thread(out.write, chunk)
+        yield Path(scratch) / relative.name if relative.name.endswith(".tar") else Path(scratch)
+
+
+def _gate(context: Context, app: Any) -> asyncio.Semaphore:
+    """The imports one app runs at once: one fewer than its request slots."""
+    slots = context.settings.max_concurrent_requests  # type: ignore[attr-defined]
+    if slots < 2:
+        raise Unavailable("a bundle import runs its steps as requests of their own: it needs "
+                          "GRAPHLAKE_MAX_CONCURRENT_REQUESTS of 2 or more")
+    if app not in _gates:
+        _gates[app] = asyncio.Semaphore(slots - 1)
+    return _gates[app]
+
+
+async def run_import(context: Context, mount: str | None, path: str, policy: str, *, dry_run: bool) -> dict[str, Any]:
+    """Prepare (dry_run) or prepare-and-commit the bundle at `path` on `mount`, as the caller; the report."""
+    request = context.request
+    if not isinstance(request, Request):
+        raise BadUserInput("bundle imports run over HTTP, not over a WebSocket", field="input")
+    secret = bearer_secret(request.headers.get("authorization"))
+    name = mount or context.settings.default_mount
+    store = context.stores.get(name)
+    if store is None:
+        raise BadUserInput(f"no mount named {name!r}", field="input.mount")
+    async with located(store, path) as src, _gate(context, request.app):
+        with tempfile.TemporaryDirectory(prefix="graphlake-bundle-resume-") as resume:
+            transport = httpx.ASGITransport(app=request.app)
+            async with Client("http://graphlake.internal", secret, graphql_transport=transport,
+                              resume=ResumeState(Path(resume) / "uploads.json")) as lake:
+                try:
+                    return await import_bundle(lake, src, policy=policy, dry_run=dry_run)
+                except GraphlakeClientError as error:
+                    raise _ERRORS.get(error.code, Conflict)(str(error), field=error.field) from None
