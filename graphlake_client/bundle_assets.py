@@ -33,12 +33,14 @@ async def place_assets(job: Pass, write: bool) -> None:
             externals.setdefault(asset["uri"], []).append(ref)
         else:
             groups.setdefault((asset["kind"], asset["sha256"]), []).append(ref)
-    files = [key for key in groups if key[0] == "FILE"]
-    if job.policy == "reference" and files:
+    referenced = referenced_files(job.manifest) if job.policy == "reference" else set()
+    files = [key for key in groups if key[0] == "FILE" and key[1] not in referenced]
+    if referenced and job.locate is None:
         raise GraphlakeClientError(
             "the reference policy registers payloads where they lie, as EXTERNAL assets, and a lake registers only "
             "objects of its S3 mounts or https URLs: the files of a bundle in a directory or a tar cannot be "
-            "referenced. Import it with --policy copy or copy-if-missing", "BAD_USER_INPUT", "policy")
+            "referenced (a bundle on an S3 mount can, through commitBundleImport). Import it with --policy copy or "
+            "copy-if-missing", "BAD_USER_INPUT", "policy")
     dataset = job.manifest["dataset"]["name"]
     collection = await collection_named(job.lake, dataset)
     # copy finds only its own earlier uploads (in the dataset's collection); copy-if-missing any file.
@@ -47,23 +49,38 @@ async def place_assets(job: Pass, write: bool) -> None:
     else:
         found = await assets_by_sha(job.lake, files, None)
     found.update(await assets_by_sha(job.lake, [key for key in groups if key[0] in STORED_KINDS], None))
-    new = [key for key in groups if key not in found]
+    new = [key for key in groups if key not in found and key[1] not in referenced]
     job.report.assets.present = len(found)
-    job.report.assets.new = len(new) + len(externals)  # registering an object again is a no-op, reported unchanged
+    # Registering an object again is a no-op the server reports unchanged: counted new, made at most once.
+    job.report.assets.new = len(new) + len(externals) + len(referenced)
     job.report.new_bytes = sum(assets[groups[key][0]]["payload"]["size"] for key in new)
     for uri, refs in externals.items():
         if not uri.startswith("https://"):
             job.report.conflicts.append(f"asset {refs[0]} is an external object at {uri}: a bundle registers "
                                         "external objects again by https URL only")
-    if write and (new or externals):
+    if write and (new or externals or referenced):
         collection = collection or await job.lake.collection_id(dataset)
         found.update(await _upload(job, [key for key in new if key[0] == "FILE"], groups, collection))
         found.update(await _store(job, [key for key in new if key[0] in STORED_KINDS], groups, collection))
         for uri, refs in externals.items():
-            job.asset_of.update(dict.fromkeys(refs, await _register(job, uri, assets[refs[0]])))
+            job.asset_of.update(dict.fromkeys(refs, await _register(job, {"url": uri, "collectionId": collection}, assets[refs[0]])))
+        for key in [key for key in groups if key[1] in referenced]:
+            entry = assets[groups[key][0]]
+            where = {**job.locate(entry["payload"]["path"]), "collectionId": collection}  # type: ignore[misc]
+            found[key] = await _register(job, where, entry)
     for key, refs in groups.items():
         if key in found:
             job.asset_of.update(dict.fromkeys(refs, found[key]))
+
+
+def referenced_files(manifest: dict[str, Any]) -> set[str]:
+    """The SHA-256s of the files the reference policy registers in place: every file but masks. A
+    mask must be an image asset, and an EXTERNAL one has no media type the lake knows, so masks
+    are copied."""
+    masks = {record["geometry"]["mask"]["asset"] for datum in manifest["datums"] for record in datum["records"]
+             if record["geometry"] and "mask" in record["geometry"]}
+    files = {a["sha256"] for a in manifest["assets"].values() if a["kind"] == "FILE"}
+    return files - {manifest["assets"][ref]["sha256"] for ref in masks}
 
 
 def _fields(asset: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +130,15 @@ async def _store(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str,
     return made
 
 
-async def _register(job: Pass, uri: str, asset: dict[str, Any]) -> str:
-    """An EXTERNAL object registered again where it lies (a no-op if it is registered already)."""
-    fields = {k: v for k, v in _fields(asset).items() if k != "description"}  # registerExternal takes none
-    done = (await job.lake.execute(ops.REGISTER_URL, {"input": {"url": uri, **fields}}))["registerExternal"]
-    return (done["assets"] or done["unchanged"])[0]["id"]
+async def _register(job: Pass, where: dict[str, Any], asset: dict[str, Any]) -> str:
+    """An object registered where it lies (an https URL, or an S3 mount's object), keeping the
+    asset's name and description; a no-op for an object registered already."""
+    fields = {k: v for k, v in _fields(asset).items() if k not in ("name", "description")}  # not registerExternal's
+    done = (await job.lake.execute(ops.REGISTER_EXTERNAL, {"input": {**where, **fields}}))["registerExternal"]
+    found = done["assets"] + done["unchanged"]
+    if len(found) != 1:
+        raise GraphlakeClientError(f"registering {where} found {len(found)} objects, not one", "CONFLICT")
+    if (found[0]["name"], found[0]["description"]) != (asset["name"], asset.get("description")):
+        await job.lake.execute(ops.UPDATE_ASSET_NAME, {"input": {"id": found[0]["id"], "name": asset["name"],
+                                                                 "description": asset.get("description")}})
+    return found[0]["id"]

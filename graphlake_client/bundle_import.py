@@ -13,7 +13,9 @@ own earlier uploads; copy-if-missing takes any ACTIVE asset of the lake with the
 Values and texts live in the database: under every policy one with the same SHA-256 is reused.
 
 The imported version must hash (manifestSha256) as the bundle says the source did; the commit
-checks it and fails loudly if not.
+checks it and fails loudly if not. Under the reference policy it cannot: files registered in place
+are EXTERNAL assets, which a version names by URI (`uri:`), not by the SHA-256 of bytes the lake
+never read; the report then says `same_hash: false`, and the version still verifies.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphlake_client import bundle_lookup as lookup
 from graphlake_client import operations as ops
-from graphlake_client.bundle_assets import place_assets
+from graphlake_client.bundle_assets import place_assets, referenced_files
 from graphlake_client.bundle_files import BundleReader
 from graphlake_client.bundle_records import place_records
 from graphlake_client.dataset_import import chunks
@@ -64,6 +66,7 @@ class Report:
     conflicts: list[str] = field(default_factory=list)
     committed: bool = False
     version_id: str | None = None
+    same_hash: bool | None = None  # the version here hashes as the source's (None: no version yet)
 
     def as_dict(self) -> dict[str, Any]:
         def tally(t: Tally) -> dict[str, int]:
@@ -72,26 +75,33 @@ class Report:
                 "policy": self.policy, "assets": {**tally(self.assets), "new_bytes": self.new_bytes},
                 "datums": tally(self.datums), "schemas": tally(self.schemas), "sets": tally(self.sets),
                 "records": {**tally(self.records), "to_verify": self.to_verify}, "version_state": self.version_state,
-                "conflicts": self.conflicts, "committed": self.committed, "version_id": self.version_id}
+                "conflicts": self.conflicts, "committed": self.committed, "version_id": self.version_id,
+                "same_hash": self.same_hash}
+
+
+Locate = Callable[[str], dict[str, Any]]
 
 
 async def import_bundle(lake: Client, src: Path, *, policy: str = "copy", dry_run: bool = False,
-                        say: Callable[[str], None] = lambda _: None,
-                        progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Prepare, then (unless `dry_run`, or there are conflicts: CONFLICT) commit; the report."""
+                        say: Callable[[str], None] = lambda _: None, progress: Callable[[int], None] | None = None,
+                        locate: Locate | None = None) -> dict[str, Any]:
+    """Prepare, then (unless `dry_run`, or there are conflicts: CONFLICT) commit; the report.
+    `locate(payload path)` says where a payload lies for the reference policy, as registerExternal's
+    {mount, bucket, prefix} (the server knows, for a bundle on an S3 mount); without it a bundle
+    holding files cannot be referenced."""
     if policy not in POLICIES:
         raise GraphlakeClientError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}", "BAD_USER_INPUT",
                                    "policy")
     with BundleReader(src) as reader:
         manifest = reader.manifest()
         _check_payloads(reader, manifest, policy, say)
-        prepared = await Pass(lake, reader, manifest, policy, say, progress).run(write=False)
+        prepared = await Pass(lake, reader, manifest, policy, say, progress, locate).run(write=False)
         if dry_run:
             return prepared.as_dict()
         if prepared.conflicts:
             raise GraphlakeClientError("the bundle conflicts with what the lake holds: " + "; ".join(prepared.conflicts[:5]),
                                        "CONFLICT")
-        done = await Pass(lake, reader, manifest, policy, say, progress).run(write=True)
+        done = await Pass(lake, reader, manifest, policy, say, progress, locate).run(write=True)
         # What was made is what was new when prepared; the second pass finds it all present.
         for name in ("assets", "datums", "schemas", "sets", "records"):
             setattr(done, name, getattr(prepared, name))
@@ -102,8 +112,9 @@ async def import_bundle(lake: Client, src: Path, *, policy: str = "copy", dry_ru
 
 def _check_payloads(reader: BundleReader, manifest: dict[str, Any], policy: str, say: Callable[[str], None]) -> None:
     """Refuse a bundle whose payloads are missing or not what the manifest says, naming the file."""
-    kinds = ("FILE", "VALUE", "TEXT") if policy != "reference" else ("VALUE", "TEXT")
-    payloads = {a["payload"]["path"]: a["payload"] for a in manifest["assets"].values() if a["kind"] in kinds}
+    referenced = referenced_files(manifest) if policy == "reference" else set()  # left where they lie: not read
+    payloads = {a["payload"]["path"]: a["payload"] for a in manifest["assets"].values()
+                if a["kind"] != "EXTERNAL" and a["sha256"] not in referenced}
     say(f"checking {len(payloads)} payloads")
     problems = [p for p in (reader.payload_problem(payload) for payload in payloads.values()) if p]
     if problems:
@@ -116,9 +127,9 @@ class Pass:
     write=True it makes what is missing as it goes (commit)."""
 
     def __init__(self, lake: Client, reader: BundleReader, manifest: dict[str, Any], policy: str,
-                 say: Callable[[str], None], progress: Callable[[int], None] | None) -> None:
+                 say: Callable[[str], None], progress: Callable[[int], None] | None, locate: Locate | None) -> None:
         self.lake, self.reader, self.manifest, self.policy = lake, reader, manifest, policy
-        self.say, self.progress = say, progress
+        self.say, self.progress, self.locate = say, progress, locate
         head = manifest["version"]
         self.report = Report(manifest["dataset"]["name"], head["name"], head["manifest_sha256"], policy)
         self.asset_of: dict[str, str] = {}  # bundle ref -> lake id, for the assets found or made
@@ -211,9 +222,11 @@ class Pass:
     async def _version(self, write: bool) -> None:
         head, dataset = self.manifest["version"], self.manifest["dataset"]
         found = (await self.lake.execute(ops.VERSION, {"dataset": dataset["name"], "version": head["name"]}))["datasetVersion"]
+        referenced = self.policy == "reference" and bool(referenced_files(self.manifest))
         if found is not None:
             self.report.version_id = found["id"]
-            if found["manifestSha256"] == head["manifest_sha256"]:
+            self.report.same_hash = found["manifestSha256"] == head["manifest_sha256"]
+            if self.report.same_hash or referenced:  # referenced files are named by URI: another hash, by design
                 self.report.version_state = "present"
             else:
                 self.report.version_state = "conflict"
@@ -231,8 +244,9 @@ class Pass:
             "addDatums": list(dict.fromkeys(self.datum_of[d["ref"]] for d in self.manifest["datums"])),
             "addAnnotationSets": [self.set_of[ref] for ref in self.manifest["sets"]]}}))["createDatasetVersion"]
         self.report.version_id, self.report.committed = made["id"], True
+        self.report.same_hash = made["manifestSha256"] == head["manifest_sha256"]
         self.say(f"built version {dataset['name']}/{head['name']}")
-        if made["manifestSha256"] != head["manifest_sha256"]:
+        if not self.report.same_hash and not referenced:
             raise GraphlakeClientError(
                 f"the imported version {made['id']} hashes to {made['manifestSha256']}, the bundle's source to "
                 f"{head['manifest_sha256']}: its content differs (see its verification and the bundle's manifest)",

@@ -124,9 +124,10 @@ ADD_BUNDLE_RECORDS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!
 VERIFY_RECORDS = """mutation ($ids: [ID!]!) { verifyAnnotations(ids: $ids, verified: true) { id } }"""
 STORE_VALUE = """mutation ($input: StoreValueInput!) { storeValue(input: $input) { id kind sha256 } }"""
 STORE_TEXT = """mutation ($input: StoreTextInput!) { storeText(input: $input) { id kind sha256 } }"""
-REGISTER_URL = """mutation ($input: RegisterExternalInput!) {
-  registerExternal(input: $input) { assets { id kind sha256 } unchanged { id kind sha256 } }
+REGISTER_EXTERNAL = """mutation ($input: RegisterExternalInput!) {
+  registerExternal(input: $input) { assets { id name description } unchanged { id name description } }
 }"""
+UPDATE_ASSET_NAME = """mutation ($input: UpdateAssetInput!) { updateAsset(input: $input) { id } }"""
 ADD_TO_COLLECTION = """mutation ($input: AddToCollectionInput!) { addToCollection(input: $input) { id } }"""
 CREATE_DATASET_DESCRIBED = """mutation ($input: CreateDatasetInput!) { createDataset(input: $input) { id } }"""
 VERSION_VERIFICATION = """query ($id: ID!) {

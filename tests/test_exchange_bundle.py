@@ -358,6 +358,23 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
         assert not again["committed"] and again["versionState"] == "present" and again["datums"]["new"] == 0
         assert again["version"]["id"] == done["version"]["id"] and await counts() == after
 
+    # Reference: the files stay on the S3 mount, registered as EXTERNAL (the mask is copied: it must be an image).
+    await wipe(served)
+    token = await make_token(Role.CONTRIBUTOR)
+    where = {"path": "bundles/b1", "mount": "lab", "policy": "REFERENCE"}
+    done = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+    assert done["committed"] and done["sameHash"] is False  # EXTERNAL assets are named by URI in the hash
+    assert done["version"]["verification"] == {"ok": True, "problems": []}
+    kinds = sorted(a["kind"] for a in await Asset.get_pymongo_collection().find({}, {"kind": 1}).to_list())
+    assert kinds == ["EXTERNAL"] * 4 + ["FILE", "TEXT", "VALUE"]
+    assert {a["name"] for a in await Asset.get_pymongo_collection().find({"kind": "EXTERNAL"}).to_list()} == \
+        {f"img{n}.png" for n in range(4)}
+    after = await counts()
+    again = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+    assert not again["committed"] and again["versionState"] == "present" and await counts() == after
+    local_reference = await api.run("PrepareBundleImport", {"input": {**where, "mount": None}}, token=token)
+    assert local_reference["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "policy"}
+
     refused = await api.run("PrepareBundleImport", {"input": {"path": "../outside"}}, token=token)
     assert refused["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
     missing = await api.run("CommitBundleImport", {"input": {"path": "bundles/none"}}, token=token)

@@ -9,7 +9,8 @@ written against the services that could drift from the first.
 Each step of the import is a request of its own, which takes one of the process's request slots
 (graphlake/admission.py) while the mutation holds another: at most all but one slot run imports at
 once, so their steps always find one free. A bundle on a local mount is read in place; one on an S3
-mount is first copied (streamed) into a temporary directory on the server.
+mount is first copied (streamed) into a temporary directory on the server; under the reference
+policy its files are registered where they lie on that mount (EXTERNAL assets), the copy only read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -74,6 +75,15 @@ async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
         yield Path(scratch) / relative.name if relative.name.endswith(".tar") else Path(scratch)
 
 
+def _locator(store: ObjectStore, path: str) -> Callable[[str], dict[str, Any]] | None:
+    """Where the reference policy finds a payload of the bundle: its object on the S3 mount, which
+    registerExternal reads through that mount's credentials. None for a local mount or a tar."""
+    relative = _relative(path)
+    if not isinstance(store, S3Store) or relative.name.endswith(".tar"):
+        return None
+    return lambda payload: {"mount": store.name, "bucket": store.bucket, "prefix": store.object_key(f"{relative}/{payload}")}
+
+
 def _gate(context: Context, app: Any) -> asyncio.Semaphore:
     """The imports one app runs at once: one fewer than its request slots."""
     slots = context.settings.max_concurrent_requests  # type: ignore[attr-defined]
@@ -101,6 +111,6 @@ async def run_import(context: Context, mount: str | None, path: str, policy: str
             async with Client("http://graphlake.internal", secret, graphql_transport=transport,
                               resume=ResumeState(Path(resume) / "uploads.json")) as lake:
                 try:
-                    return await import_bundle(lake, src, policy=policy, dry_run=dry_run)
+                    return await import_bundle(lake, src, policy=policy, dry_run=dry_run, locate=_locator(store, path))
                 except GraphlakeClientError as error:
                     raise _ERRORS.get(error.code, Conflict)(str(error), field=error.field) from None

@@ -23,8 +23,9 @@ class BundlePolicy(Enum):
 BundlePolicy = described_enum(BundlePolicy, "What becomes of a bundle's payloads on import.", {
     "COPY": "Upload every payload (files already uploaded by an earlier run of the same import are not sent again).",
     "COPY_IF_MISSING": "Reuse any ACTIVE asset of the lake with the same SHA-256 and kind; upload only the others.",
-    "REFERENCE": "Leave files where they lie and register them as EXTERNAL assets: only bundles without files "
-                 "(values, texts, https objects) can be imported so today; files are refused naming the policy.",
+    "REFERENCE": "Leave files where they lie and register them as EXTERNAL assets (masks are copied: a mask must be "
+                 "an image asset). Only a bundle directory on an S3 mount has files a lake can register; elsewhere a "
+                 "bundle holding files is refused, naming the policy.",
 })
 
 
@@ -61,6 +62,9 @@ class BundleImportReport:
         "`new` (a commit builds it), `present` (built already, with the same manifest hash) or `conflict`."))
     conflicts: list[str] = strawberry.field(description="Why a commit would be refused; empty when it may go ahead.")
     committed: bool = strawberry.field(description="Whether this call built the version.")
+    same_hash: bool | None = strawberry.field(description=(
+        "Whether the version here has the source's manifest hash (null while there is none). Always true but under "
+        "REFERENCE, whose EXTERNAL assets a version names by URI rather than by SHA-256."))
     version_id: strawberry.Private[str | None]
 
     @strawberry.field(description="The version in this lake, once it exists (built now or before); null until then.")
@@ -80,4 +84,5 @@ class BundleImportReport:
                    new_bytes=BigInt(report["assets"]["new_bytes"]), datums=tally(report["datums"]),
                    schemas=tally(report["schemas"]), sets=tally(report["sets"]), records=tally(report["records"]),
                    to_verify=report["records"]["to_verify"], version_state=report["version_state"],
-                   conflicts=report["conflicts"], committed=report["committed"], version_id=report["version_id"])
+                   conflicts=report["conflicts"], committed=report["committed"], same_hash=report["same_hash"],
+                   version_id=report["version_id"])
