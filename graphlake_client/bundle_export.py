@@ -129,7 +129,7 @@ async def _write_assets(lake: Client, writer: BundleWriter, refs: list[str],
             progress(done, total)
 
     async def download(asset: dict[str, Any], path: str) -> None:
-        if not writer.has(path, asset["sizeBytes"]):
+        if not await asyncio.to_thread(writer.has, path, asset["sizeBytes"]):
             async with gate:
                 await fetch(lake._fetch, asset, writer.download_target(path))
             async with lock:

@@ -153,9 +153,13 @@ class BundleWriter:
         return self.scratch / path.rsplit("/", 1)[-1] if self._tar is not None else self.dest / path
 
     def has(self, path: str, size: int) -> bool:
-        """Whether an earlier export into this directory left this payload (of this size) already."""
+        """Whether an earlier export into this directory left this payload whole already: its name
+        is its SHA-256, which its bytes must have (a file changed since is downloaded again)."""
         file = self.dest / path
-        return self._tar is None and file.is_file() and file.stat().st_size == size
+        if self._tar is not None or not file.is_file() or file.stat().st_size != size:
+            return False
+        with file.open("rb") as stream:
+            return _digest(stream) == (size, path.rsplit("/", 1)[-1])
 
     def add_downloaded(self, path: str) -> None:
         """Put a payload downloaded to `download_target(path)` into the bundle."""
