@@ -350,13 +350,17 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     files = [p for p in bundle.rglob("*") if p.is_file()]
     local = state.stores["local"]
     shutil.copytree(bundle, local.root / "bundles" / "b1")  # type: ignore[attr-defined]
-    for file in files:  # the same bundle on the S3 mount, under a prefix
+    for file in files:  # the same bundle on the S3 mount, under a prefix, and as a tar
         await state.stores["lab"].write(f"bundles/b1/{file.relative_to(bundle)}", file)
+    with tarfile.open(tmp_path / "b1.tar", "w") as tar:
+        for file in files:
+            tar.add(file, arcname=str(file.relative_to(bundle)))
+    await state.stores["lab"].write("bundles/b1.tar", tmp_path / "b1.tar")
 
-    for mount in ("local", "lab"):
+    for mount, path in (("local", "bundles/b1"), ("lab", "bundles/b1"), ("lab", "bundles/b1.tar")):
         await wipe(served)
         token = await make_token(Role.CONTRIBUTOR)
-        where = {"path": "bundles/b1", **({"mount": mount} if mount != "local" else {})}
+        where = {"path": path, **({"mount": mount} if mount != "local" else {})}
         before = await counts()
         prepared = (await api.data("PrepareBundleImport", {"input": where}, token=token))["prepareBundleImport"]
         assert await counts() == before, mount
@@ -390,8 +394,12 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
 
     refused = await api.run("PrepareBundleImport", {"input": {"path": "../outside"}}, token=token)
     assert refused["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
-    missing = await api.run("CommitBundleImport", {"input": {"path": "bundles/none"}}, token=token)
-    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    for mount in (None, "lab"):
+        for path in ("bundles/none", "bundles/none.tar"):
+            missing = await api.run("CommitBundleImport", {"input": {"path": path, "mount": mount}}, token=token)
+            assert missing["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "input.path"}, (mount, path)
+    control = await api.run("PrepareBundleImport", {"input": {"path": "a\u0000b"}}, token=token)
+    assert control["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
     tampered = local.root / "bundles" / "b1" / next(f.relative_to(bundle) for f in files if f.parent.name == "payloads")  # type: ignore[attr-defined]
     tampered.write_bytes(tampered.read_bytes() + b"!")
     bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1"}}, token=token)

@@ -31,9 +31,10 @@ from graphlake_client.bundle_import import import_bundle
 from resolvers.context import Context
 from services.auth import bearer_secret
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound, Unavailable
-from storage import LocalStore, ObjectStore, S3Store
+from storage import LocalStore, ObjectStore, S3Store, StoreRefused, unreachable
 
 LISTED_AT_MOST = 1_000_000  # objects of one bundle on an S3 mount
+MAX_PATH = 1024
 _ERRORS: dict[str | None, type[GraphlakeError]] = {"BAD_USER_INPUT": BadUserInput, "NOT_FOUND": NotFound,
                                                    "CONFLICT": Conflict, "INTEGRITY": Conflict, "UNAVAILABLE": Unavailable}
 _gates: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -41,8 +42,10 @@ _gates: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDicti
 
 def _relative(path: str) -> PurePosixPath:
     relative = PurePosixPath(path.strip())
-    if not path.strip() or relative.is_absolute() or ".." in relative.parts or str(relative) == ".":
-        raise BadUserInput("must be a path inside the mount: relative, without `..`", field="input.path")
+    if (not path.strip() or relative.is_absolute() or ".." in relative.parts or str(relative) == "."
+            or len(path) > MAX_PATH or any(ord(c) < 32 for c in path)):
+        raise BadUserInput(f"must be a path inside the mount: relative, without `..` or control characters, at most "
+                           f"{MAX_PATH} characters", field="input.path")
     return relative
 
 
@@ -51,28 +54,48 @@ async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
     """The bundle at `path` on the mount, as a local directory or tar for the importer to read."""
     relative = _relative(path)
     if isinstance(store, LocalStore):
-        target = (store.root / relative).resolve()
-        if not target.is_relative_to(store.root) or not target.exists():
+        try:
+            target = (store.root / relative).resolve()
+            there = target.is_relative_to(store.root) and target.exists()  # a link must not lead out of the mount
+        except OSError:  # a name too long for the filesystem, say
+            there = False
+        if not there:
             raise NotFound(f"no bundle at {relative} on mount {store.name!r}", field="input.path")
         yield target
         return
     if not isinstance(store, S3Store):
         raise BadUserInput(f"mount {store.name!r} is neither local nor S3", field="input.mount")
     with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:
-        if relative.name.endswith(".tar"):
-            keys = {str(relative): Path(scratch) / relative.name}
-        else:
-            base = store.object_key(f"{relative}/")
-            listed = await store.list_objects(store.bucket, base, limit=LISTED_AT_MOST)
-            keys = {f"{relative}/{o['Key'][len(base):]}": Path(scratch) / o["Key"][len(base):] for o in listed}
-            if not keys:
-                raise NotFound(f"no bundle under {relative}/ on mount {store.name!r}", field="input.path")
-        for key, target in keys.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as out:
-                async for chunk in store.read(key):
-                    await asyncio.to_thread(out.write, chunk)
+        try:
+            await _stage(store, relative, Path(scratch))
+        except StoreRefused as refused:  # the store answered: a name it takes for no key, no permission
+            raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: {refused}", field="input.path") from None
+        except Exception as error:
+            if unreachable(error):
+                raise Unavailable(f"mount {store.name!r} cannot be reached; retry shortly", field="input.mount") from None
+            raise
         yield Path(scratch) / relative.name if relative.name.endswith(".tar") else Path(scratch)
+
+
+async def _stage(store: S3Store, relative: PurePosixPath, scratch: Path) -> None:
+    """Copy the bundle (a tar's one object, or every object under the directory) into `scratch`."""
+    if relative.name.endswith(".tar"):
+        if await store.stat(str(relative)) is None:
+            raise NotFound(f"no bundle at {relative} on mount {store.name!r}", field="input.path")
+        keys = {str(relative): scratch / relative.name}
+    else:
+        base = store.object_key(f"{relative}/")
+        listed = await store.list_objects(store.bucket, base, limit=LISTED_AT_MOST)
+        keys = {f"{relative}/{o['Key'][len(base):]}": scratch / o["Key"][len(base):] for o in listed}
+        if not keys:
+            raise NotFound(f"no bundle under {relative}/ on mount {store.name!r}", field="input.path")
+    for key, target in keys.items():
+        if not target.resolve().is_relative_to(scratch.resolve()):  # an object named a/../../x
+            raise BadUserInput(f"the bundle holds an object whose name leads out of it: {key}", field="input.path")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:
+            async for chunk in store.read(key):
+                await asyncio.to_thread(out.write, chunk)
 
 
 def _locator(store: ObjectStore, path: str) -> Callable[[str], dict[str, Any]] | None:
