@@ -118,7 +118,7 @@ def _check_payloads(reader: BundleReader, manifest: dict[str, Any], policy: str,
     say(f"checking {len(payloads)} payloads")
     problems = [p for p in (reader.payload_problem(payload) for payload in payloads.values()) if p]
     if problems:
-        raise GraphlakeClientError(f"{len(problems)} payloads of {reader.src} are not what its manifest says: "
+        raise GraphlakeClientError(f"{len(problems)} payloads of the bundle are not what its manifest says: "
                                    + "; ".join(problems[:5]), "BAD_USER_INPUT", problems[0].split(":", 1)[0])
 
 

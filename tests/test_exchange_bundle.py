@@ -390,7 +390,7 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     again = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
     assert not again["committed"] and again["versionState"] == "present" and await counts() == after
     local_reference = await api.run("PrepareBundleImport", {"input": {**where, "mount": None}}, token=token)
-    assert local_reference["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "policy"}
+    assert local_reference["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.policy"}
 
     refused = await api.run("PrepareBundleImport", {"input": {"path": "../outside"}}, token=token)
     assert refused["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
@@ -403,4 +403,9 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     tampered = local.root / "bundles" / "b1" / next(f.relative_to(bundle) for f in files if f.parent.name == "payloads")  # type: ignore[attr-defined]
     tampered.write_bytes(tampered.read_bytes() + b"!")
     bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
-    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and tampered.name in bad["errors"][0]["message"]
+    assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    assert tampered.name in bad["errors"][0]["message"] and "SHA-256" in bad["errors"][0]["message"]
+    (local.root / "bundles" / "b1" / "manifest.json").write_text("{}")  # type: ignore[attr-defined]
+    bad = await api.run("PrepareBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
+    assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    assert "manifest.json: format:" in bad["errors"][0]["message"] and str(local.root) not in bad["errors"][0]["message"]  # type: ignore[attr-defined]

@@ -136,4 +136,8 @@ async def run_import(context: Context, mount: str | None, path: str, policy: str
                 try:
                     return await import_bundle(lake, src, policy=policy, dry_run=dry_run, locate=_locator(store, path))
                 except GraphlakeClientError as error:
-                    raise _ERRORS.get(error.code, Conflict)(str(error), field=error.field) from None
+                    # The bundle is at fault (a manifest field, a payload file) unless the policy is: name the input;
+                    # where the server staged it is no business of the caller's.
+                    message = str(error).replace(str(src), f"{name}:{_relative(path)}")
+                    field = "input.policy" if error.field == "policy" else "input.path"
+                    raise _ERRORS.get(error.code, Conflict)(message, field=field) from None
