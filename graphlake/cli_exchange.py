@@ -167,12 +167,16 @@ def export_bundle(
 
 @import_app.command("bundle")
 def import_bundle(
-    src: Annotated[Path, typer.Argument(help="A bundle: its directory, or its .tar.", exists=True)],
+    src: Annotated[str, typer.Argument(help="A bundle: its directory, or its .tar; with --mount, its path on that "
+                                            "mount of the server.")],
     policy: Annotated[str, typer.Option(help="copy: upload every payload; copy-if-missing: reuse assets the lake "
                                              "holds with the same SHA-256; reference: register payloads in place "
                                              "(EXTERNAL), for bundles of values, texts and https objects only.")] = "copy",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Prepare only: check the bundle and report what is new, "
                                                             "present or conflicting, writing nothing.")] = False,
+    mount: Annotated[str | None, typer.Option(help="SRC lies on this mount of the server: the server imports it "
+                                                   "(prepareBundleImport / commitBundleImport), nothing passes through "
+                                                   "here. Needed for --policy reference of a bundle with files.")] = None,
     url: ServerUrl = "http://127.0.0.1:8000",
     token: Token = None,
 ) -> None:
@@ -180,6 +184,17 @@ def import_bundle(
     (upload what is missing, make datums, schemas, sets, records, then the version). A rerun after a
     crash finishes the job; importing twice makes nothing new."""
     from graphlake_client import Client
+
+    if mount is not None:
+        async def on_mount() -> Any:
+            async with Client(url, token) as lake:
+                return await lake.import_bundle_on_mount(src, mount=mount, policy=policy, dry_run=dry_run)
+
+        typer.echo(json.dumps(client_run(on_mount()), indent=2))
+        return
+    if not Path(src).exists():
+        errors.print(f"[red]error:[/red] {src}: no such file or directory (a bundle on a server mount needs --mount)")
+        raise typer.Exit(2)
 
     async def run() -> Any:
         with _bytes_bar("uploading") as advance:
@@ -191,7 +206,7 @@ def import_bundle(
                 advance(sent, None)
 
             async with Client(url, token) as lake:
-                return await lake.import_bundle(src, policy=policy, dry_run=dry_run, progress=count,
+                return await lake.import_bundle(Path(src), policy=policy, dry_run=dry_run, progress=count,
                                                 say=lambda line: errors.print(line))
 
     typer.echo(json.dumps(client_run(run()), indent=2))

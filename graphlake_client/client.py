@@ -99,6 +99,16 @@ class Client(Uploader):
 
         return await import_bundle(self, src, **options)
 
+    async def import_bundle_on_mount(self, path: str, *, mount: str | None = None, policy: str = "copy",
+                                     dry_run: bool = False) -> dict[str, Any]:
+        """Have the server import a bundle that lies on one of its mounts (`path` relative to the
+        mount's root): prepareBundleImport, or commitBundleImport unless `dry_run`. The server's
+        BundleImportReport. Nothing passes through this machine."""
+        document = ops.PREPARE_BUNDLE_IMPORT if dry_run else ops.COMMIT_BUNDLE_IMPORT
+        answer = await self.execute(document, {"input": {"path": path, "mount": mount,
+                                                         "policy": policy.upper().replace("-", "_")}})
+        return answer["prepareBundleImport" if dry_run else "commitBundleImport"]
+
     # --- downloads
     async def download(self, asset: str, dest: Path | None = None) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""

@@ -133,3 +133,8 @@ CREATE_DATASET_DESCRIBED = """mutation ($input: CreateDatasetInput!) { createDat
 VERSION_VERIFICATION = """query ($id: ID!) {
   datasetVersion(id: $id) { verification { ok storedSha256 computedSha256 datums records problems } }
 }"""
+BUNDLE_REPORT_FIELDS = """dataset versionName manifestSha256 policy assets { new present } newBytes datums { new present }
+  schemas { new present } sets { new present } records { new present } toVerify versionState conflicts committed sameHash
+  version { id version manifestSha256 }"""
+PREPARE_BUNDLE_IMPORT = f"""mutation ($input: BundleImportInput!) {{ prepareBundleImport(input: $input) {{ {BUNDLE_REPORT_FIELDS} }} }}"""
+COMMIT_BUNDLE_IMPORT = f"""mutation ($input: BundleImportInput!) {{ commitBundleImport(input: $input) {{ {BUNDLE_REPORT_FIELDS} }} }}"""

@@ -409,3 +409,24 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     bad = await api.run("PrepareBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
     assert "manifest.json: format:" in bad["errors"][0]["message"] and str(local.root) not in bad["errors"][0]["message"]  # type: ignore[attr-defined]
+
+
+async def test_the_command_has_the_server_import_a_bundle_on_its_mount(served: Served, make_token: MakeToken,
+                                                                      tmp_path: Path, state: AppState) -> None:
+    on_mount = state.stores["local"].root / "bundles" / "cli"  # type: ignore[attr-defined]
+    source = await exported(served, make_token, tmp_path, on_mount)  # exported straight into the server's mount
+    await wipe(served)
+    token = await make_token(Role.CONTRIBUTOR)
+    before = await counts()
+    dry = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli", "--mount", "local", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["datums"] == {"new": 4, "present": 0} and await counts() == before
+    done = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli", "--mount", "local",
+                                   "--policy", "copy-if-missing")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["committed"] and report["sameHash"] and report["policy"] == "COPY_IF_MISSING"
+    assert report["version"]["manifestSha256"] == source["manifestSha256"]
+
+    lost = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli")  # not here: on the mount
+    assert lost.returncode == 2 and "no such file or directory" in lost.stderr
