@@ -1,12 +1,14 @@
-"""`graphlake import coco|voc` and `graphlake export coco|yolo|hf`: datasets in and out of a running
-server, through the Python client (graphlake_client/coco.py, coco_export.py, voc.py, yolo_export.py,
-hf_export.py), like `graphlake upload`."""
+"""`graphlake import coco|voc|bundle` and `graphlake export coco|yolo|hf|bundle`: datasets in and out
+of a running server, through the Python client (graphlake_client/coco.py, coco_export.py, voc.py,
+yolo_export.py, hf_export.py, bundle_export.py, bundle_import.py), like `graphlake upload`."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,8 +16,10 @@ import typer
 
 from graphlake.cli_support import ServerUrl, Token, client_run, errors, server_url
 
-import_app = typer.Typer(help="Bring a dataset into the lake (COCO, Pascal VOC).", no_args_is_help=True)
-export_app = typer.Typer(help="Write a dataset version out (COCO, YOLO, Hugging Face).", no_args_is_help=True)
+import_app = typer.Typer(help="Bring a dataset into the lake (COCO, Pascal VOC, a bundle from another lake).",
+                         no_args_is_help=True)
+export_app = typer.Typer(help="Write a dataset version out (COCO, YOLO, Hugging Face, a bundle for another lake).",
+                         no_args_is_help=True)
 
 
 FORMATS = {"coco": "COCO", "yolo": "YOLO", "hf": "The Hugging Face export", "voc": "Pascal VOC"}
@@ -138,6 +142,85 @@ def import_voc(
     done = client_run(_needs("voc", ["PIL", "numpy", "defusedxml"], run))
     summary = {k: v for k, v in dataclasses.asdict(done).items() if k != "datum_ids"}  # type: ignore[call-overload]
     typer.echo(json.dumps(summary, indent=2))  # (datum ids would be thousands of lines: the version has them)
+
+
+@export_app.command("bundle")
+def export_bundle(
+    version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
+    dest: Annotated[Path, typer.Argument(help="A directory, or a path ending in .tar, to write manifest.json and "
+                                              "payloads/<sha256> into.")],
+    url: ServerUrl = None,
+    token: Token = None,
+) -> None:
+    """Export a dataset version, as it was frozen, as a self-contained bundle that `graphlake import
+    bundle` brings into another lake with the same manifest hash. Into a directory, a rerun after
+    an interruption downloads only what is missing."""
+    from graphlake_client import Client
+
+    async def run() -> Any:
+        with _bytes_bar("exporting") as advance:
+            async with Client(server_url(url), token) as lake:
+                return await lake.export_bundle(version, dest, progress=lambda done, total: advance(done, total))
+
+    typer.echo(json.dumps(client_run(run()), indent=2))
+
+
+@import_app.command("bundle")
+def import_bundle(
+    src: Annotated[str, typer.Argument(help="A bundle: its directory, or its .tar; with --mount, its path on that "
+                                            "mount of the server.")],
+    policy: Annotated[str, typer.Option(help="copy: upload every payload; copy-if-missing: reuse assets the lake "
+                                             "holds with the same SHA-256; reference: register payloads in place "
+                                             "(EXTERNAL), for bundles of values, texts and https objects only.")] = "copy",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Prepare only: check the bundle and report what is new, "
+                                                            "present or conflicting, writing nothing.")] = False,
+    mount: Annotated[str | None, typer.Option(help="SRC lies on this mount of the server: the server imports it "
+                                                   "(prepareBundleImport / commitBundleImport), nothing passes through "
+                                                   "here. Needed for --policy reference of a bundle with files.")] = None,
+    url: ServerUrl = None,
+    token: Token = None,
+) -> None:
+    """Import a bundle written by `graphlake export bundle`: prepare (check it, report), then commit
+    (upload what is missing, make datums, schemas, sets, records, then the version). A rerun after a
+    crash finishes the job; importing twice makes nothing new."""
+    from graphlake_client import Client
+
+    if mount is not None:
+        async def on_mount() -> Any:
+            async with Client(server_url(url), token) as lake:
+                return await lake.import_bundle_on_mount(src, mount=mount, policy=policy, dry_run=dry_run)
+
+        typer.echo(json.dumps(client_run(on_mount()), indent=2))
+        return
+    if not Path(src).exists():
+        errors.print(f"[red]error:[/red] {src}: no such file or directory (a bundle on a server mount needs --mount)")
+        raise typer.Exit(2)
+
+    async def run() -> Any:
+        with _bytes_bar("uploading") as advance:
+            sent = 0
+
+            def count(n: int) -> None:
+                nonlocal sent
+                sent += n
+                advance(sent, None)
+
+            async with Client(server_url(url), token) as lake:
+                return await lake.import_bundle(Path(src), policy=policy, dry_run=dry_run, progress=count,
+                                                say=lambda line: errors.print(line))
+
+    typer.echo(json.dumps(client_run(run()), indent=2))
+
+
+@contextmanager
+def _bytes_bar(what: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr in bytes, as `graphlake upload` shows; gone once done."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=errors, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 async def _needs_coco(run: Any) -> Any:

@@ -36,7 +36,9 @@ directories.py (directory walking, archives), direct.py (the direct-write protoc
 (the GraphQL documents), errors.py; coco.py, coco_export.py and coco_shapes.py (COCO import and
 export, with the coco extra: pycocotools, Pillow); voc.py (Pascal VOC import, the voc extra),
 yolo_export.py and hf_export.py (YOLO and Hugging Face export, the yolo and hf extras);
-dataset_import.py and version_reading.py (the steps importers and exporters share, no extra needed).
+dataset_import.py and version_reading.py (the steps importers and exporters share, no extra needed);
+bundle_format.py, bundle_files.py, bundle_export.py, bundle_import.py, bundle_lookup.py, bundle_assets.py
+and bundle_records.py (bundles between lakes, no extra needed).
 """
 
 from graphlake_client.assets import Asset, Page

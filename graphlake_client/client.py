@@ -100,3 +100,28 @@ class Client(Vault):
         from graphlake_client.voc import import_voc
 
         return await import_voc(self, root, split, dataset, **options)
+
+    async def export_bundle(self, version: str, dest: Path, **options: Any) -> dict[str, Any]:
+        """Write a dataset version as a self-contained bundle at `dest`: a directory, or a path ending
+        in .tar (graphlake_client.bundle_export; `progress(done, total)` in bytes). No extra needed."""
+        from graphlake_client.bundle_export import export_bundle
+
+        return await export_bundle(self, version, dest, **options)
+
+    async def import_bundle(self, src: Path, **options: Any) -> dict[str, Any]:
+        """Import a bundle (a directory or a .tar): prepare, then commit unless `dry_run`
+        (graphlake_client.bundle_import: `policy` copy, copy-if-missing or reference, `say`,
+        `progress`). Returns the report."""
+        from graphlake_client.bundle_import import import_bundle
+
+        return await import_bundle(self, src, **options)
+
+    async def import_bundle_on_mount(self, path: str, *, mount: str | None = None, policy: str = "copy",
+                                     dry_run: bool = False) -> dict[str, Any]:
+        """Have the server import a bundle that lies on one of its mounts (`path` relative to the
+        mount's root): prepareBundleImport, or commitBundleImport unless `dry_run`. The server's
+        BundleImportReport. Nothing passes through this machine."""
+        document = ops.PREPARE_BUNDLE_IMPORT if dry_run else ops.COMMIT_BUNDLE_IMPORT
+        answer = await self.execute(document, {"input": {"path": path, "mount": mount,
+                                                         "policy": policy.upper().replace("-", "_")}})
+        return answer["prepareBundleImport" if dry_run else "commitBundleImport"]

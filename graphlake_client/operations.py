@@ -96,3 +96,70 @@ VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: In
     }}
   }}
 }}"""
+
+# --- bundles between lakes (bundle_export.py, bundle_import.py)
+BUNDLE_VERSION = """query ($id: ID, $dataset: String, $version: String) {
+  datasetVersion(id: $id, dataset: $dataset, version: $version) {
+    id version description datumCount manifestSha256 dataset { name description } splitCounts { split count }
+    annotationSets { id name purpose source { kind name version }
+      schema { id name version kinds labels { name displayName color } allowScores requiredAttributes } }
+  }
+}"""
+BUNDLE_RECORD_FIELDS = """id kind label score value attributes verified source { kind name version } set { id } asset { id }
+  geometry { __typename ... on BBox { x y width height } ... on RotatedBBox { cx cy width height angle }
+    ... on Polygon { points { x y } } ... on Polyline { points { x y } }
+    ... on Keypoints { points { name x y visible } } ... on Mask { asset { id } } }"""
+# Like VERSION_DATUMS, with every role and every field of the records the manifest hash covers.
+BUNDLE_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: Int!, $recordsAfter: String) {{
+  datasetVersion(id: $id) {{
+    datums(first: $first, after: $after) {{
+      edges {{ cursor node {{ id split metadata roles {{ role asset {{ id }} }}
+        annotations(first: $records, after: $recordsAfter) {{
+          edges {{ node {{ {BUNDLE_RECORD_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }} }}
+      pageInfo {{ hasNextPage endCursor }}
+    }}
+  }}
+}}"""
+BUNDLE_ASSETS = """query ($ids: [ID!]!, $expires: Int!) {
+  nodes(ids: $ids) { ... on Asset { id kind status name description mediaType sizeBytes sha256 labels metadata
+    storage { uri external } value text downloadUrl(expiresInSeconds: $expires) } }
+}"""
+BUNDLE_ASSET_DATUMS = """query ($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on Asset { id datums(first: 500) { edges { node { id split metadata roles { role asset { id } } } } } } }
+}"""
+BUNDLE_SCHEMAS = """query ($after: String) {
+  annotationSchemas(first: 500, after: $after) {
+    edges { node { id name version kinds labels { name displayName color } allowScores requiredAttributes } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+BUNDLE_SETS = """query ($after: String) {
+  annotationSets(first: 500, after: $after) {
+    edges { node { id name purpose source { kind name version } schema { id } } } pageInfo { hasNextPage endCursor }
+  }
+}"""
+BUNDLE_SET_RECORDS = f"""query ($setId: ID!, $after: String) {{
+  annotations(filter: {{setIds: [$setId]}}, first: 500, after: $after) {{
+    edges {{ node {{ {BUNDLE_RECORD_FIELDS} datum {{ id }} }} }} pageInfo {{ hasNextPage endCursor }}
+  }}
+}}"""
+ADD_BUNDLE_RECORDS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!]!) {
+  addAnnotations(setId: $setId, records: $records) { count records { id } }
+}"""
+VERIFY_RECORDS = """mutation ($ids: [ID!]!) { verifyAnnotations(ids: $ids, verified: true) { id } }"""
+STORE_VALUE = """mutation ($input: StoreValueInput!) { storeValue(input: $input) { id kind sha256 } }"""
+STORE_TEXT = """mutation ($input: StoreTextInput!) { storeText(input: $input) { id kind sha256 } }"""
+REGISTER_EXTERNAL = """mutation ($input: RegisterExternalInput!) {
+  registerExternal(input: $input) { assets { id name description } unchanged { id name description } }
+}"""
+UPDATE_ASSET_NAME = """mutation ($input: UpdateAssetInput!) { updateAsset(input: $input) { id } }"""
+ADD_TO_COLLECTION = """mutation ($input: AddToCollectionInput!) { addToCollection(input: $input) { id } }"""
+CREATE_DATASET_DESCRIBED = """mutation ($input: CreateDatasetInput!) { createDataset(input: $input) { id } }"""
+VERSION_VERIFICATION = """query ($id: ID!) {
+  datasetVersion(id: $id) { verification { ok storedSha256 computedSha256 datums records problems } }
+}"""
+BUNDLE_REPORT_FIELDS = """dataset versionName manifestSha256 policy assets { new present } newBytes datums { new present }
+  schemas { new present } sets { new present } records { new present } toVerify versionState conflicts committed sameHash
+  version { id version manifestSha256 }"""
+PREPARE_BUNDLE_IMPORT = f"""mutation ($input: BundleImportInput!) {{ prepareBundleImport(input: $input) {{ {BUNDLE_REPORT_FIELDS} }} }}"""
+COMMIT_BUNDLE_IMPORT = f"""mutation ($input: BundleImportInput!) {{ commitBundleImport(input: $input) {{ {BUNDLE_REPORT_FIELDS} }} }}"""

@@ -116,12 +116,14 @@ def box_of(records: list[dict[str, Any]]) -> tuple[float, float, float, float] |
 
 
 async def version_datums(lake: Client, version_id: str, datums_per_page: int = DATUMS_PER_PAGE,
-                         records_per_page: int = RECORDS_PER_PAGE) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+                         records_per_page: int = RECORDS_PER_PAGE, *, query: str = ops.VERSION_DATUMS,
+                         ) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(datum, its records) for every datum of the version, reading on a datum's records when they
-    fill more than one nested page."""
+    fill more than one nested page. `query` takes VERSION_DATUMS's variables and paths, with other
+    fields (the bundle exporter asks for every role and every record field)."""
     after = None
     while True:
-        page = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": datums_per_page, "after": after,
+        page = (await lake.execute(query, {"id": version_id, "first": datums_per_page, "after": after,
                                                          "records": records_per_page}))
         datums = page["datasetVersion"]["datums"]
         previous = after
@@ -129,7 +131,7 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
             datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
             more = edge["node"]["annotations"]["pageInfo"]
             while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
-                again = (await lake.execute(ops.VERSION_DATUMS, {"id": version_id, "first": 1, "after": previous,
+                again = (await lake.execute(query, {"id": version_id, "first": 1, "after": previous,
                                                                  "records": records_per_page,
                                                                  "recordsAfter": more["endCursor"]}))
                 annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]

@@ -24,6 +24,7 @@ from resolvers.assets.queries import AssetQueries
 from resolvers.auth.mutations import AuthMutations
 from resolvers.auth.queries import AuthQueries
 from resolvers.auth.types import ApiToken
+from resolvers.bundles.mutations import BundleMutations
 from resolvers.collections.mutations import CollectionMutations
 from resolvers.collections.queries import CollectionQueries
 from resolvers.context import ServerSettings
@@ -57,7 +58,7 @@ Query = merge_types("Query", (
 ))
 Mutation = merge_types("Mutation", (
     AssetMutations, UploadMutations, CollectionMutations, DatumMutations, DatasetMutations, AnnotationMutations,
-    EventMutations, AuthMutations,
+    EventMutations, AuthMutations, BundleMutations,
 ))
 Subscription = merge_types("Subscription", (EventSubscriptions, UploadSubscriptions, SystemSubscriptions))
 # merge_types takes no description: set on the merged types' definitions, which the schema is built from.

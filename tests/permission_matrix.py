@@ -74,6 +74,8 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.updateDatum": ("UpdateDatum", {"input": {"id": DATUM}}, W),
     "Mutation.createDataset": ("CreateDataset", {"input": {"name": "d"}}, W),
     "Mutation.createDatasetVersion": ("CreateDatasetVersion", {"input": {"datasetId": DATASET, "version": "v1"}}, W),
+    "Mutation.prepareBundleImport": ("PrepareBundleImport", {"input": {"path": "no-such-bundle"}}, W),
+    "Mutation.commitBundleImport": ("CommitBundleImport", {"input": {"path": "no-such-bundle"}}, W),
     "Mutation.createAnnotationSchema": ("CreateAnnotationSchema", {"input": {"name": "s", "kinds": ["BBOX"], "labels": []}}, W),
     "Mutation.createAnnotationSet": ("CreateAnnotationSet", {"input": {"name": "s", "purpose": "REVIEW", "schemaId": SCHEMA}}, W),
     "Mutation.addAnnotations": ("AddAnnotations", {"setId": SET, "records": [{"assetId": ASSET, "kind": "BBOX"}]}, W),

@@ -1,0 +1,199 @@
+"""Bundles on disk: a directory, or the same tree in a .tar, read and written.
+
+Writing puts the manifest in last (a directory's by rename, a tar's as its last member, and a tar
+is written under a temporary name and renamed when whole), so a bundle with a manifest is
+complete. Reading checks each payload against the size and SHA-256 the manifest gives while it
+streams it: nothing is held whole in memory but values and texts, which a lake keeps small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from graphlake_client.bundle_format import MANIFEST, PAYLOADS, check_manifest
+from graphlake_client.errors import GraphlakeClientError
+
+CHUNK = 1024 * 1024
+
+
+def is_tar(path: Path) -> bool:
+    """Whether DEST names a tar (by its suffix) rather than a directory."""
+    return path.name.endswith((".tar", ".tar.gz", ".tgz"))
+
+
+def _digest(stream: IO[bytes]) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+class BundleReader:
+    """A bundle to import. Use as a context manager (a tar stays open while it is read)."""
+
+    def __init__(self, src: Path) -> None:
+        self.src = src
+        self._tar: tarfile.TarFile | None = None
+        if is_tar(src) or src.is_file():
+            try:
+                self._tar = tarfile.open(src, "r:*")
+            except (tarfile.TarError, OSError) as error:
+                raise GraphlakeClientError(f"{src}: not a readable tar ({error})", "BAD_USER_INPUT") from None
+        elif not (src / MANIFEST).is_file():
+            raise GraphlakeClientError(f"{src}: no {MANIFEST} (not a bundle, or an export that did not finish)",
+                                       "BAD_USER_INPUT")
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._tar is not None:
+            self._tar.close()
+
+    @contextmanager
+    def _open(self, path: str) -> Iterator[IO[bytes] | None]:
+        """The member at `path` (a plain file), or None if the bundle has none."""
+        if self._tar is None:
+            file = self.src / path
+            if not file.is_file():
+                yield None
+                return
+            with file.open("rb") as stream:
+                yield stream
+            return
+        try:
+            member = self._tar.getmember(path)
+        except KeyError:
+            yield None
+            return
+        stream = self._tar.extractfile(member) if member.isfile() else None
+        try:
+            yield stream
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest, checked (bundle_format.check_manifest)."""
+        with self._open(MANIFEST) as stream:
+            if stream is None:
+                raise GraphlakeClientError(f"{self.src}: no {MANIFEST} (not a bundle, or an export that did not finish)",
+                                           "BAD_USER_INPUT")
+            try:
+                raw = json.load(stream)
+            except ValueError as error:
+                raise GraphlakeClientError(f"{self.src}/{MANIFEST}: not JSON ({error})", "BAD_USER_INPUT") from None
+        return check_manifest(raw)
+
+    def payload_problem(self, payload: dict[str, Any]) -> str | None:
+        """What is wrong with a payload against its manifest entry (None: it is there and whole)."""
+        with self._open(payload["path"]) as stream:
+            if stream is None:
+                return f"{payload['path']}: missing from the bundle"
+            size, sha256 = _digest(stream)
+        if (size, sha256) != (payload["size"], payload["sha256"]):
+            return (f"{payload['path']}: {size} bytes with SHA-256 {sha256}; the manifest says "
+                    f"{payload['size']} bytes with {payload['sha256']}")
+        return None
+
+    def read_bytes(self, path: str) -> bytes:
+        """A small payload (a value or a text), whole."""
+        with self._open(path) as stream:
+            if stream is None:
+                raise GraphlakeClientError(f"{path}: missing from the bundle", "BAD_USER_INPUT")
+            return stream.read()
+
+    @contextmanager
+    def files(self, paths: list[str]) -> Iterator[dict[str, Path]]:
+        """A file on disk for each payload path, to upload: a directory's own files, or a tar's
+        members extracted into a temporary directory that goes afterwards."""
+        if self._tar is None:
+            yield {path: self.src / path for path in paths}
+            return
+        with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:
+            out = {}
+            for path in paths:
+                target = Path(scratch) / path.rsplit("/", 1)[-1]
+                with self._open(path) as stream, target.open("wb") as copy:
+                    if stream is None:
+                        raise GraphlakeClientError(f"{path}: missing from the bundle", "BAD_USER_INPUT")
+                    shutil.copyfileobj(stream, copy, CHUNK)
+                out[path] = target
+            yield out
+
+
+class BundleWriter:
+    """A bundle being written: into a directory, or into a .tar (under a temporary name until whole)."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self._tar: tarfile.TarFile | None = None
+        if is_tar(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
+            self._tar = tarfile.open(self._partial, "w:gz" if dest.name.endswith(("gz", "tgz")) else "w")
+            self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
+        else:
+            (dest / PAYLOADS).mkdir(parents=True, exist_ok=True)
+            self.scratch = dest / PAYLOADS
+
+    def download_target(self, path: str) -> Path:
+        """Where a payload is downloaded to before `add_downloaded`."""
+        return self.scratch / path.rsplit("/", 1)[-1] if self._tar is not None else self.dest / path
+
+    def has(self, path: str, size: int) -> bool:
+        """Whether an earlier export into this directory left this payload whole already: its name
+        is its SHA-256, which its bytes must have (a file changed since is downloaded again)."""
+        file = self.dest / path
+        if self._tar is not None or not file.is_file() or file.stat().st_size != size:
+            return False
+        with file.open("rb") as stream:
+            return _digest(stream) == (size, path.rsplit("/", 1)[-1])
+
+    def add_downloaded(self, path: str) -> None:
+        """Put a payload downloaded to `download_target(path)` into the bundle."""
+        if self._tar is not None:
+            source = self.download_target(path)
+            self._tar.add(source, arcname=path, recursive=False)
+            source.unlink()
+
+    def add_bytes(self, path: str, data: bytes) -> None:
+        """Put a small payload (a value, a text) into the bundle."""
+        target = self.download_target(path)
+        temp = target.with_name(f".{target.name}.partial")
+        temp.write_bytes(data)
+        os.replace(temp, target)
+        self.add_downloaded(path)
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """Write the manifest last: only then is the bundle whole."""
+        data = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
+        if self._tar is None:
+            temp = self.dest / f".{MANIFEST}.partial"
+            temp.write_bytes(data)
+            os.replace(temp, self.dest / MANIFEST)
+            return
+        manifest_file = self.scratch / MANIFEST
+        manifest_file.write_bytes(data)
+        self._tar.add(manifest_file, arcname=MANIFEST, recursive=False)
+        self._tar.close()
+        os.replace(self._partial, self.dest)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Leave no half-written tar behind (a directory keeps its payloads: a rerun skips them)."""
+        if self._tar is not None:
+            self._tar.close()
+            self._partial.unlink(missing_ok=True)
+            shutil.rmtree(self.scratch, ignore_errors=True)

@@ -1,0 +1,146 @@
+"""The bundle format: one dataset version, self-contained, to move between lakes.
+
+A bundle is a directory (or the same tree in a .tar): `manifest.json` and `payloads/<sha256>`, one
+file per distinct payload, named by the SHA-256 of its bytes. The manifest holds:
+
+- `format` ("graphlake-bundle") and `format_version` (FORMAT_VERSION): a reader refuses a newer one;
+- `dataset` {name, description} and `version` {name, description, manifest_sha256 (the source's
+  portable hash, documents/manifest.py on the server), datum_count, splits {SPLIT: count}};
+- `assets` {ref: {kind, name, description, media_type, size, sha256, labels, metadata, payload,
+  uri}}: `sha256` is the lake's digest of the asset, `payload` {path, size, sha256} the file holding
+  its bytes (a FILE's bytes, a TEXT's UTF-8, a VALUE's JSON), null for an EXTERNAL object (`uri`);
+- `schemas` {ref: {name, version, kinds, labels [{name, display_name, color}], allow_scores,
+  required_attributes}} and `sets` {ref: {name, purpose, source, schema}};
+- `datums` [{ref, split, metadata, roles [{role, asset}], records [{set, asset, kind, label, score,
+  value, geometry, attributes, verified, source}]}] with geometry as GraphQL's GeometryInput takes it
+  (a mask's `{"mask": {"asset": ref}}`).
+Refs are the source lake's ids: opaque, only ever looked up inside the manifest.
+
+`check_manifest` validates a manifest read from disk (it is input: it may have been edited) and
+names the first field that is wrong; the client's importer reads bundles through it, and so may
+a server-side one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from graphlake_client.errors import GraphlakeClientError
+
+FORMAT = "graphlake-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PAYLOADS = "payloads"
+ASSET_KINDS = ("FILE", "VALUE", "TEXT", "EXTERNAL")
+SPLITS = ("TRAIN", "VALIDATION", "TEST", "UNASSIGNED")
+PURPOSES = ("GROUND_TRUTH", "PREDICTION", "REVIEW")
+GEOMETRIES = ("bbox", "rotatedBbox", "polygon", "polyline", "keypoints", "mask")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def payload_path(sha256: str) -> str:
+    """Where the payload whose bytes hash to `sha256` lives in a bundle."""
+    return f"{PAYLOADS}/{sha256}"
+
+
+def bad(field: str, message: str) -> GraphlakeClientError:
+    """The error for a manifest field that is wrong: it names the field."""
+    return GraphlakeClientError(f"{MANIFEST}: {field}: {message}", "BAD_USER_INPUT", field)
+
+
+def _need(value: Any, kind: type, field: str, what: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):  # JSON true is no size
+        raise bad(field, f"must be {what}")
+    return value
+
+
+def _sha(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise bad(field, "must be a lowercase hex SHA-256")
+    return value
+
+
+def check_manifest(manifest: Any) -> dict[str, Any]:
+    """`manifest` if it is a bundle manifest this reader understands and whose references hold; else
+    a BAD_USER_INPUT error naming the field."""
+    _need(manifest, dict, "(top)", "a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise bad("format", f"is {manifest.get('format')!r}, not {FORMAT!r}: this is not a Graphlake bundle")
+    version = _need(manifest.get("format_version"), int, "format_version", "an integer")
+    if version > FORMAT_VERSION or version < 1:
+        raise bad("format_version", f"is {version}; this Graphlake reads bundles of format 1 to {FORMAT_VERSION}")
+    _need(_need(manifest.get("dataset"), dict, "dataset", "an object").get("name"), str, "dataset.name", "a string")
+    head = _need(manifest.get("version"), dict, "version", "an object")
+    _need(head.get("name"), str, "version.name", "a string")
+    _sha(head.get("manifest_sha256"), "version.manifest_sha256")
+    assets = _need(manifest.get("assets"), dict, "assets", "an object")
+    for ref, asset in assets.items():
+        _check_asset(ref, asset)
+    schemas = _need(manifest.get("schemas"), dict, "schemas", "an object")
+    for ref, schema in schemas.items():
+        _need(schema, dict, f"schemas.{ref}", "an object")
+        _need(schema.get("name"), str, f"schemas.{ref}.name", "a string")
+        _need(schema.get("kinds"), list, f"schemas.{ref}.kinds", "a list")
+        for n, label in enumerate(_need(schema.get("labels"), list, f"schemas.{ref}.labels", "a list")):
+            _need(_need(label, dict, f"schemas.{ref}.labels[{n}]", "an object").get("name"), str,
+                  f"schemas.{ref}.labels[{n}].name", "a string")
+    sets = _need(manifest.get("sets"), dict, "sets", "an object")
+    for ref, found in sets.items():
+        _need(found, dict, f"sets.{ref}", "an object")
+        _need(found.get("name"), str, f"sets.{ref}.name", "a string")
+        if found.get("purpose") not in PURPOSES:
+            raise bad(f"sets.{ref}.purpose", f"must be one of {', '.join(PURPOSES)}")
+        if found.get("schema") not in schemas:
+            raise bad(f"sets.{ref}.schema", f"names no schema of the bundle ({found.get('schema')!r})")
+    for n, datum in enumerate(_need(manifest.get("datums"), list, "datums", "a list")):
+        _check_datum(f"datums[{n}]", datum, assets, sets)
+    return manifest
+
+
+def _check_asset(ref: str, asset: Any) -> None:
+    where = f"assets.{ref}"
+    _need(asset, dict, where, "an object")
+    if asset.get("kind") not in ASSET_KINDS:
+        raise bad(f"{where}.kind", f"must be one of {', '.join(ASSET_KINDS)}")
+    _need(asset.get("name"), str, f"{where}.name", "a string")
+    if asset["kind"] == "EXTERNAL":
+        _need(asset.get("uri"), str, f"{where}.uri", "a string (an EXTERNAL object is referenced, never carried)")
+        return
+    _sha(asset.get("sha256"), f"{where}.sha256")
+    payload = _need(asset.get("payload"), dict, f"{where}.payload", "an object")
+    sha = _sha(payload.get("sha256"), f"{where}.payload.sha256")
+    if payload.get("path") != payload_path(sha):
+        raise bad(f"{where}.payload.path", f"must be {payload_path(sha)!r}")
+    if _need(payload.get("size"), int, f"{where}.payload.size", "an integer") < 0:
+        raise bad(f"{where}.payload.size", "must not be negative")
+    if asset["kind"] == "FILE" and sha != asset["sha256"]:
+        raise bad(f"{where}.payload.sha256", "a FILE's payload is its bytes: it must equal the asset's sha256")
+
+
+def _check_datum(where: str, datum: Any, assets: dict[str, Any], sets: dict[str, Any]) -> None:
+    _need(datum, dict, where, "an object")
+    if datum.get("split") not in SPLITS:
+        raise bad(f"{where}.split", f"must be one of {', '.join(SPLITS)}")
+    _need(datum.get("metadata"), dict, f"{where}.metadata", "an object")
+    roles = _need(datum.get("roles"), list, f"{where}.roles", "a list")
+    if not roles:
+        raise bad(f"{where}.roles", "a datum has at least one role")
+    for n, role in enumerate(roles):
+        _need(_need(role, dict, f"{where}.roles[{n}]", "an object").get("role"), str, f"{where}.roles[{n}].role", "a string")
+        if role.get("asset") not in assets:
+            raise bad(f"{where}.roles[{n}].asset", f"names no asset of the bundle ({role.get('asset')!r})")
+    for n, record in enumerate(_need(datum.get("records"), list, f"{where}.records", "a list")):
+        field = f"{where}.records[{n}]"
+        _need(record, dict, field, "an object")
+        if record.get("set") not in sets:
+            raise bad(f"{field}.set", f"names no set of the bundle ({record.get('set')!r})")
+        if record.get("asset") not in assets:
+            raise bad(f"{field}.asset", f"names no asset of the bundle ({record.get('asset')!r})")
+        _need(record.get("kind"), str, f"{field}.kind", "a string")
+        geometry = record.get("geometry")
+        if geometry is not None:
+            if not isinstance(geometry, dict) or len(geometry) != 1 or next(iter(geometry)) not in GEOMETRIES:
+                raise bad(f"{field}.geometry", f"must be null or one of {', '.join(GEOMETRIES)}")
+            if "mask" in geometry and (geometry["mask"] or {}).get("asset") not in assets:
+                raise bad(f"{field}.geometry.mask.asset", "names no asset of the bundle")

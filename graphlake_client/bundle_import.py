@@ -1,0 +1,272 @@
+"""Bundle import: a bundle (bundle_format.py) into this lake, in two steps.
+
+Prepare validates the bundle (its manifest and, for the copy policies, every payload's size and
+SHA-256) and reports what the lake lacks, what it holds already and what conflicts, writing nothing.
+Commit then makes what is missing, in an order a crash can be finished from: assets (uploaded
+through the normal signed-URL path, or stored as values and texts), datums, schemas and sets,
+records (and their verification), and last the version, with the same name and splits.
+
+Nothing is marked as imported: every step finds what is there by content (bundle_lookup.py), so
+a rerun after a crash finishes the job and a second import creates nothing. Uploaded files are
+filed in a collection named after the dataset at `bundle/<sha256>`, so the copy policy finds its
+own earlier uploads; copy-if-missing takes any ACTIVE asset of the lake with the same SHA-256.
+Values and texts live in the database: under every policy one with the same SHA-256 is reused.
+
+The imported version must hash (manifestSha256) as the bundle says the source did; the commit
+checks it and fails loudly if not. Under the reference policy it cannot: files registered in place
+are EXTERNAL assets, which a version names by URI (`uri:`), not by the SHA-256 of bytes the lake
+never read; the report then says `same_hash: false`, and the version still verifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graphlake_client import bundle_lookup as lookup
+from graphlake_client import operations as ops
+from graphlake_client.bundle_assets import place_assets, referenced_files
+from graphlake_client.bundle_files import BundleReader
+from graphlake_client.bundle_records import place_records
+from graphlake_client.dataset_import import chunks
+from graphlake_client.errors import GraphlakeClientError
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+POLICIES = ("copy", "copy-if-missing", "reference")
+
+
+@dataclass
+class Tally:
+    """New and present things of one kind."""
+
+    new: int = 0
+    present: int = 0
+
+
+@dataclass
+class Report:
+    """What an import found and did (prepare: would do)."""
+
+    dataset: str
+    version: str
+    manifest_sha256: str
+    policy: str
+    assets: Tally = field(default_factory=Tally)
+    new_bytes: int = 0
+    datums: Tally = field(default_factory=Tally)
+    schemas: Tally = field(default_factory=Tally)
+    sets: Tally = field(default_factory=Tally)
+    records: Tally = field(default_factory=Tally)
+    to_verify: int = 0
+    version_state: str = "new"  # new, present, or conflict
+    conflicts: list[str] = field(default_factory=list)
+    committed: bool = False
+    version_id: str | None = None
+    same_hash: bool | None = None  # the version here hashes as the source's (None: no version yet)
+
+    def as_dict(self) -> dict[str, Any]:
+        def tally(t: Tally) -> dict[str, int]:
+            return {"new": t.new, "present": t.present}
+        return {"dataset": self.dataset, "version": self.version, "manifest_sha256": self.manifest_sha256,
+                "policy": self.policy, "assets": {**tally(self.assets), "new_bytes": self.new_bytes},
+                "datums": tally(self.datums), "schemas": tally(self.schemas), "sets": tally(self.sets),
+                "records": {**tally(self.records), "to_verify": self.to_verify}, "version_state": self.version_state,
+                "conflicts": self.conflicts, "committed": self.committed, "version_id": self.version_id,
+                "same_hash": self.same_hash}
+
+
+Locate = Callable[[str], dict[str, Any]]
+
+
+async def import_bundle(lake: Client, src: Path, *, policy: str = "copy", dry_run: bool = False,
+                        say: Callable[[str], None] = lambda _: None, progress: Callable[[int], None] | None = None,
+                        locate: Locate | None = None) -> dict[str, Any]:
+    """Prepare, then (unless `dry_run`, or there are conflicts: CONFLICT) commit; the report.
+    `locate(payload path)` says where a payload lies for the reference policy, as registerExternal's
+    {mount, bucket, prefix} (the server knows, for a bundle on an S3 mount); without it a bundle
+    holding files cannot be referenced."""
+    if policy not in POLICIES:
+        raise GraphlakeClientError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}", "BAD_USER_INPUT",
+                                   "policy")
+    with BundleReader(src) as reader:
+        manifest = reader.manifest()
+        _check_payloads(reader, manifest, policy, say)
+        prepared = await Pass(lake, reader, manifest, policy, say, progress, locate).run(write=False)
+        if dry_run:
+            return prepared.as_dict()
+        if prepared.conflicts:
+            raise GraphlakeClientError("the bundle conflicts with what the lake holds: " + "; ".join(prepared.conflicts[:5]),
+                                       "CONFLICT")
+        done = await Pass(lake, reader, manifest, policy, say, progress, locate).run(write=True)
+        # What was made is what was new when prepared; the second pass finds it all present.
+        for name in ("assets", "datums", "schemas", "sets", "records"):
+            setattr(done, name, getattr(prepared, name))
+        done.new_bytes, done.to_verify = prepared.new_bytes, prepared.to_verify
+        done.version_state = prepared.version_state
+        return done.as_dict()
+
+
+def _check_payloads(reader: BundleReader, manifest: dict[str, Any], policy: str, say: Callable[[str], None]) -> None:
+    """Refuse a bundle whose payloads are missing or not what the manifest says, naming the file."""
+    referenced = referenced_files(manifest) if policy == "reference" else set()  # left where they lie: not read
+    payloads = {a["payload"]["path"]: a["payload"] for a in manifest["assets"].values()
+                if a["kind"] != "EXTERNAL" and a["sha256"] not in referenced}
+    say(f"checking {len(payloads)} payloads")
+    problems = [p for p in (reader.payload_problem(payload) for payload in payloads.values()) if p]
+    if problems:
+        raise GraphlakeClientError(f"{len(problems)} payloads of the bundle are not what its manifest says: "
+                                   + "; ".join(problems[:5]), "BAD_USER_INPUT", problems[0].split(":", 1)[0])
+
+
+class Pass:
+    """One pass over the bundle: with write=False it only reads and reports (prepare); with
+    write=True it makes what is missing as it goes (commit)."""
+
+    def __init__(self, lake: Client, reader: BundleReader, manifest: dict[str, Any], policy: str,
+                 say: Callable[[str], None], progress: Callable[[int], None] | None, locate: Locate | None) -> None:
+        self.lake, self.reader, self.manifest, self.policy = lake, reader, manifest, policy
+        self.say, self.progress, self.locate = say, progress, locate
+        head = manifest["version"]
+        self.report = Report(manifest["dataset"]["name"], head["name"], head["manifest_sha256"], policy)
+        self.asset_of: dict[str, str] = {}  # bundle ref -> lake id, for the assets found or made
+        self.datum_of: dict[str, str] = {}
+        self.schema_of: dict[str, str] = {}
+        self.set_of: dict[str, str] = {}
+
+    async def run(self, write: bool) -> Report:
+        await self._assets(write)
+        await self._datums(write)
+        await self._schemas(write)
+        await self._sets(write)
+        await self._records(write)
+        await self._version(write)
+        return self.report
+
+    # --- assets
+    async def _assets(self, write: bool) -> None:
+        await place_assets(self, write)
+
+    # --- datums
+    async def _datums(self, write: bool) -> None:
+        wanted: dict[str, list[dict[str, Any]]] = {}  # key -> the bundle's datums with it
+        for datum in self.manifest["datums"]:
+            roles = [(r["role"], self.asset_of.get(r["asset"])) for r in datum["roles"]]
+            if all(asset for _, asset in roles):
+                key = lookup.datum_key(datum["split"], roles, datum["metadata"])  # type: ignore[arg-type]
+                wanted.setdefault(key, []).append(datum)
+        firsts = [self.asset_of[d["roles"][0]["asset"]] for found in wanted.values() for d in found]
+        existing = await lookup.datums_using(self.lake, firsts) if firsts else {}
+        for key, datums in wanted.items():
+            for datum, datum_id in zip(datums, existing.get(key, []), strict=False):
+                self.datum_of[datum["ref"]] = datum_id
+        missing = [d for d in self.manifest["datums"] if d["ref"] not in self.datum_of]
+        self.report.datums = Tally(new=len(missing), present=len(self.manifest["datums"]) - len(missing))
+        if not write:
+            return
+        for chunk in chunks(missing):
+            inputs = [{"roles": [{"role": r["role"], "assetId": self.asset_of[r["asset"]]} for r in d["roles"]],
+                       "split": d["split"], "metadata": d["metadata"]} for d in chunk]
+            created = (await self.lake.execute(ops.CREATE_DATUMS, {"inputs": inputs}))["createDatums"]
+            self.datum_of.update({d["ref"]: c["id"] for d, c in zip(chunk, created, strict=True)})
+        if missing:
+            self.say(f"created {len(missing)} datums")
+
+    # --- schemas and sets
+    async def _schemas(self, write: bool) -> None:
+        known = await lookup.schemas(self.lake)
+        for ref, schema in self.manifest["schemas"].items():
+            same = next((k for k in known if k["name"] == schema["name"] and _schema_body(k) == _bundle_schema_body(schema)), None)
+            if same:
+                self.schema_of[ref] = same["id"]
+                self.report.schemas.present += 1
+                continue
+            self.report.schemas.new += 1
+            if write:
+                taken = any(k["name"] == schema["name"] and k["version"] == schema.get("version") for k in known)
+                created = (await self.lake.execute(ops.CREATE_SCHEMA, {"input": {
+                    "name": schema["name"], "version": None if taken else schema.get("version"), "kinds": schema["kinds"],
+                    "labels": [{"name": label["name"], "displayName": label.get("display_name"), "color": label.get("color")}
+                               for label in schema["labels"]],
+                    "allowScores": schema.get("allow_scores", True),
+                    "requiredAttributes": schema.get("required_attributes") or []}}))["createAnnotationSchema"]
+                self.schema_of[ref] = created["id"]
+                known.append({**created, **_lake_schema(schema)})
+
+    async def _sets(self, write: bool) -> None:
+        known = await lookup.sets(self.lake)
+        for ref, wanted in self.manifest["sets"].items():
+            schema = self.schema_of.get(wanted["schema"])
+            same = next((k for k in known if schema and k["schema"]["id"] == schema and k["name"] == wanted["name"]
+                         and k["purpose"] == wanted["purpose"]
+                         and lookup.canonical(k["source"]) == lookup.canonical(wanted.get("source"))), None)
+            if same:
+                self.set_of[ref] = same["id"]
+                self.report.sets.present += 1
+                continue
+            self.report.sets.new += 1
+            if write:
+                created = (await self.lake.execute(ops.CREATE_SET, {"input": {
+                    "name": wanted["name"], "purpose": wanted["purpose"], "schemaId": schema,
+                    "source": wanted.get("source")}}))["createAnnotationSet"]
+                self.set_of[ref] = created["id"]
+
+    # --- records
+    async def _records(self, write: bool) -> None:
+        await place_records(self, write)
+
+    # --- the version
+    async def _version(self, write: bool) -> None:
+        head, dataset = self.manifest["version"], self.manifest["dataset"]
+        found = (await self.lake.execute(ops.VERSION, {"dataset": dataset["name"], "version": head["name"]}))["datasetVersion"]
+        referenced = self.policy == "reference" and bool(referenced_files(self.manifest))
+        if found is not None:
+            self.report.version_id = found["id"]
+            self.report.same_hash = found["manifestSha256"] == head["manifest_sha256"]
+            if self.report.same_hash or referenced:  # referenced files are named by URI: another hash, by design
+                self.report.version_state = "present"
+            else:
+                self.report.version_state = "conflict"
+                self.report.conflicts.append(
+                    f"version {dataset['name']}/{head['name']} exists with manifest hash {found['manifestSha256']}, "
+                    f"the bundle's is {head['manifest_sha256']}: import into another dataset name, or delete it")
+            return
+        if not write:
+            return
+        existing = (await self.lake.execute(ops.DATASET, {"name": dataset["name"]}))["dataset"]
+        dataset_id = existing["id"] if existing else (await self.lake.execute(ops.CREATE_DATASET_DESCRIBED, {"input": {
+            "name": dataset["name"], "description": dataset.get("description")}}))["createDataset"]["id"]
+        made = (await self.lake.execute(ops.CREATE_VERSION, {"input": {
+            "datasetId": dataset_id, "version": head["name"], "description": head.get("description"),
+            "addDatums": list(dict.fromkeys(self.datum_of[d["ref"]] for d in self.manifest["datums"])),
+            "addAnnotationSets": [self.set_of[ref] for ref in self.manifest["sets"]]}}))["createDatasetVersion"]
+        self.report.version_id, self.report.committed = made["id"], True
+        self.report.same_hash = made["manifestSha256"] == head["manifest_sha256"]
+        self.say(f"built version {dataset['name']}/{head['name']}")
+        if not self.report.same_hash and not referenced:
+            raise GraphlakeClientError(
+                f"the imported version {made['id']} hashes to {made['manifestSha256']}, the bundle's source to "
+                f"{head['manifest_sha256']}: its content differs (see its verification and the bundle's manifest)",
+                "INTEGRITY")
+
+
+def _schema_body(schema: dict[str, Any]) -> str:
+    """A lake schema's rules, comparable with a bundle's."""
+    return lookup.canonical([sorted(schema["kinds"]), [[label["name"], label["displayName"], label["color"]]
+                                                       for label in schema["labels"]],
+                             schema["allowScores"], sorted(schema["requiredAttributes"])])
+
+
+def _bundle_schema_body(schema: dict[str, Any]) -> str:
+    return _schema_body(_lake_schema(schema))
+
+
+def _lake_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A bundle schema in the lake's (GraphQL) shape."""
+    return {"name": schema["name"], "version": schema.get("version"), "kinds": schema["kinds"],
+            "labels": [{"name": label["name"], "displayName": label.get("display_name"), "color": label.get("color")}
+                       for label in schema["labels"]],
+            "allowScores": schema.get("allow_scores", True), "requiredAttributes": schema.get("required_attributes") or []}

@@ -1,0 +1,83 @@
+"""What a lake holds already of a bundle, read only: assets by SHA-256, datums by their assets,
+schemas, sets and the records of a set. The importer matches by content, never by a marker: a
+marker in a datum's metadata would change the version's manifest hash, which the import must keep.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from graphlake_client import operations as ops
+from graphlake_client.dataset_import import chunks, pages
+
+if TYPE_CHECKING:
+    from graphlake_client.client import Client
+
+SHA_LOOKUPS = 25  # aliased lookups per query, under the server's alias limit (GRAPHLAKE_MAX_ALIASES, 30)
+NODES = 100  # assets per nodes() query for their datums
+
+
+def canonical(value: Any) -> str:
+    """A JSON value as text that equal values share (sorted keys)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+async def collection_named(lake: Client, name: str) -> str | None:
+    """The id of the collection named `name`; None if there is none (nothing is created)."""
+    found = (await lake.execute(ops.FIND_COLLECTION, {"name": name}))["collections"]["edges"]
+    return next((e["node"]["id"] for e in found if e["node"]["name"] == name), None)
+
+
+async def assets_by_sha(lake: Client, wanted: list[tuple[str, str]], collection: str | None) -> dict[tuple[str, str], str]:
+    """An ACTIVE asset for each (kind, sha256) the lake holds (in `collection`, if given): its id."""
+    found: dict[tuple[str, str], str] = {}
+    for chunk in chunks(wanted, SHA_LOOKUPS):
+        params = ", ".join(f"$s{n}: String!, $k{n}: [AssetKind!]" for n in range(len(chunk)))
+        fields = " ".join(f"a{n}: assets(filter: {{sha256: $s{n}, kinds: $k{n}, statuses: [ACTIVE], collectionId: $c}}, "
+                          f"first: 1) {{ edges {{ node {{ id }} }} }}" for n in range(len(chunk)))
+        variables: dict[str, Any] = {"c": collection}
+        for n, (kind, sha256) in enumerate(chunk):
+            variables.update({f"s{n}": sha256, f"k{n}": [kind]})
+        answer = await lake.execute(f"query ($c: ID, {params}) {{ {fields} }}", variables)
+        for n, key in enumerate(chunk):
+            edges = answer[f"a{n}"]["edges"]
+            if edges:
+                found[key] = edges[0]["node"]["id"]
+    return found
+
+
+def datum_key(split: str, roles: list[tuple[str, str]], metadata: Any) -> str:
+    """What makes two datums the same for a version's hash: split, roles (by asset) and metadata."""
+    return canonical([split, sorted([role, asset] for role, asset in roles), metadata or {}])
+
+
+async def datums_using(lake: Client, asset_ids: list[str]) -> dict[str, list[str]]:
+    """The datums that use any of these assets in a role, as {datum_key: [datum ids]}."""
+    found: dict[str, dict[str, None]] = {}
+    for chunk in chunks(sorted(set(asset_ids)), NODES):
+        for node in (await lake.execute(ops.BUNDLE_ASSET_DATUMS, {"ids": chunk}))["nodes"]:
+            for edge in (node or {}).get("datums", {}).get("edges", []):
+                datum = edge["node"]
+                key = datum_key(datum["split"], [(r["role"], r["asset"]["id"]) for r in datum["roles"]], datum["metadata"])
+                found.setdefault(key, {})[datum["id"]] = None
+    return {key: list(ids) for key, ids in found.items()}
+
+
+async def schemas(lake: Client) -> list[dict[str, Any]]:
+    return await pages(lake, ops.BUNDLE_SCHEMAS, "annotationSchemas")
+
+
+async def sets(lake: Client) -> list[dict[str, Any]]:
+    return await pages(lake, ops.BUNDLE_SETS, "annotationSets")
+
+
+async def set_records(lake: Client, set_id: str) -> list[dict[str, Any]]:
+    """The set's current records (a correction's replaced ones aside), with every field the hash covers."""
+    return await pages(lake, ops.BUNDLE_SET_RECORDS, "annotations", {"setId": set_id})
+
+
+def record_key(datum: str | None, asset: str, record: dict[str, Any], geometry: dict[str, Any] | None) -> str:
+    """What makes two records the same for a version's hash (verification aside: it is set apart)."""
+    return canonical([datum, asset, record["kind"], record["label"], record["score"], record["value"], geometry,
+                      record["attributes"] or {}, record["source"]])

@@ -1,0 +1,143 @@
+"""Running a bundle import for prepareBundleImport and commitBundleImport.
+
+The import is the Python client's (graphlake_client/bundle_import.py), run in this process against
+this server's own GraphQL API (an ASGI transport, no socket) with the caller's token. So the command
+and the mutations share one implementation, and every write of a server-side import passes the same
+checks, permissions and audit as the caller's own requests: the server holds no second importer
+written against the services that could drift from the first.
+
+Each step of the import is a request of its own, which takes one of the process's request slots
+(graphlake/admission.py) while the mutation holds another: at most all but one slot run imports at
+once, so their steps always find one free. A bundle on a local mount is read in place; one on an S3
+mount is first copied (streamed) into a temporary directory on the server; under the reference
+policy its files are registered where they lie on that mount (EXTERNAL assets), the copy only read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+
+from graphlake_client import Client, GraphlakeClientError, ResumeState
+from graphlake_client.bundle_import import import_bundle
+from resolvers.context import Context
+from services.auth import bearer_secret
+from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound, Unavailable
+from storage import LocalStore, ObjectStore, S3Store, StoreRefused, unreachable
+
+LISTED_AT_MOST = 1_000_000  # objects of one bundle on an S3 mount
+MAX_PATH = 1024
+_ERRORS: dict[str | None, type[GraphlakeError]] = {"BAD_USER_INPUT": BadUserInput, "NOT_FOUND": NotFound,
+                                                   "CONFLICT": Conflict, "INTEGRITY": Conflict, "UNAVAILABLE": Unavailable}
+_gates: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _relative(path: str) -> PurePosixPath:
+    relative = PurePosixPath(path.strip())
+    if (not path.strip() or relative.is_absolute() or ".." in relative.parts or str(relative) == "."
+            or len(path) > MAX_PATH or any(ord(c) < 32 for c in path)):
+        raise BadUserInput(f"must be a path inside the mount: relative, without `..` or control characters, at most "
+                           f"{MAX_PATH} characters", field="input.path")
+    return relative
+
+
+@asynccontextmanager
+async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
+    """The bundle at `path` on the mount, as a local directory or tar for the importer to read."""
+    relative = _relative(path)
+    if isinstance(store, LocalStore):
+        try:
+            target = (store.root / relative).resolve()
+            there = target.is_relative_to(store.root) and target.exists()  # a link must not lead out of the mount
+        except OSError:  # a name too long for the filesystem, say
+            there = False
+        if not there:
+            raise NotFound(f"no bundle at {relative} on mount {store.name!r}", field="input.path")
+        yield target
+        return
+    if not isinstance(store, S3Store):
+        raise BadUserInput(f"mount {store.name!r} is neither local nor S3", field="input.mount")
+    with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:
+        try:
+            await _stage(store, relative, Path(scratch))
+        except StoreRefused as refused:  # the store answered: a name it takes for no key, no permission
+            raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: {refused}", field="input.path") from None
+        except Exception as error:
+            if unreachable(error):
+                raise Unavailable(f"mount {store.name!r} cannot be reached; retry shortly", field="input.mount") from None
+            raise
+        yield Path(scratch) / relative.name if relative.name.endswith(".tar") else Path(scratch)
+
+
+async def _stage(store: S3Store, relative: PurePosixPath, scratch: Path) -> None:
+    """Copy the bundle (a tar's one object, or every object under the directory) into `scratch`."""
+    if relative.name.endswith(".tar"):
+        if await store.stat(str(relative)) is None:
+            raise NotFound(f"no bundle at {relative} on mount {store.name!r}", field="input.path")
+        keys = {str(relative): scratch / relative.name}
+    else:
+        base = store.object_key(f"{relative}/")
+        listed = await store.list_objects(store.bucket, base, limit=LISTED_AT_MOST)
+        keys = {f"{relative}/{o['Key'][len(base):]}": scratch / o["Key"][len(base):] for o in listed}
+        if not keys:
+            raise NotFound(f"no bundle under {relative}/ on mount {store.name!r}", field="input.path")
+    for key, target in keys.items():
+        if not target.resolve().is_relative_to(scratch.resolve()):  # an object named a/../../x
+            raise BadUserInput(f"the bundle holds an object whose name leads out of it: {key}", field="input.path")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:
+            async for chunk in store.read(key):
+                await asyncio.to_thread(out.write, chunk)
+
+
+def _locator(store: ObjectStore, path: str) -> Callable[[str], dict[str, Any]] | None:
+    """Where the reference policy finds a payload of the bundle: its object on the S3 mount, which
+    registerExternal reads through that mount's credentials. None for a local mount or a tar."""
+    relative = _relative(path)
+    if not isinstance(store, S3Store) or relative.name.endswith(".tar"):
+        return None
+    return lambda payload: {"mount": store.name, "bucket": store.bucket, "prefix": store.object_key(f"{relative}/{payload}")}
+
+
+def _gate(context: Context, app: Any) -> asyncio.Semaphore:
+    """The imports one app runs at once: one fewer than its request slots."""
+    slots = context.settings.max_concurrent_requests  # type: ignore[attr-defined]
+    if slots < 2:
+        raise Unavailable("a bundle import runs its steps as requests of their own: it needs "
+                          "GRAPHLAKE_MAX_CONCURRENT_REQUESTS of 2 or more")
+    if app not in _gates:
+        _gates[app] = asyncio.Semaphore(slots - 1)
+    return _gates[app]
+
+
+async def run_import(context: Context, mount: str | None, path: str, policy: str, *, dry_run: bool) -> dict[str, Any]:
+    """Prepare (dry_run) or prepare-and-commit the bundle at `path` on `mount`, as the caller; the report."""
+    request = context.request
+    if not isinstance(request, Request):
+        raise BadUserInput("bundle imports run over HTTP, not over a WebSocket", field="input")
+    secret = bearer_secret(request.headers.get("authorization"))
+    name = mount or context.settings.default_mount
+    store = context.stores.get(name)
+    if store is None:
+        raise BadUserInput(f"no mount named {name!r}", field="input.mount")
+    async with located(store, path) as src, _gate(context, request.app):
+        with tempfile.TemporaryDirectory(prefix="graphlake-bundle-resume-") as resume:
+            transport = httpx.ASGITransport(app=request.app)
+            async with Client("http://graphlake.internal", secret, graphql_transport=transport,
+                              resume=ResumeState(Path(resume) / "uploads.json")) as lake:
+                try:
+                    return await import_bundle(lake, src, policy=policy, dry_run=dry_run, locate=_locator(store, path))
+                except GraphlakeClientError as error:
+                    # The bundle is at fault (a manifest field, a payload file) unless the policy is: name the input;
+                    # where the server staged it is no business of the caller's.
+                    message = str(error).replace(str(src), f"{name}:{_relative(path)}")
+                    field = "input.policy" if error.field == "policy" else "input.path"
+                    raise _ERRORS.get(error.code, Conflict)(message, field=field) from None

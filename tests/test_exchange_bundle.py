@@ -1,0 +1,432 @@
+"""Bundles between lakes (#19) against the real server: a version with images, a value, a text, every
+annotation kind, two splits, ground-truth and prediction sets, made here; exported, then imported
+into an emptied lake (the second lake: the same server after its database is wiped, which is what
+another lake is to a bundle: nothing shared but the bytes in the bundle)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from documents import DOCUMENT_MODELS
+from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet
+from documents.api_token import Role
+from documents.asset import Asset
+from documents.dataset import Dataset, DatasetVersion, Datum
+from graphlake_client import Client, GraphlakeClientError, ResumeState, bundle_assets, bundle_records
+from graphlake_client import operations as ops
+from resolvers.context import AppState
+from tests.conftest import MakeToken, Served
+from tests.operations import Api, object_id
+
+pytestmark = pytest.mark.asyncio
+
+SOURCE_VERSION = """query ($id: ID!) { datasetVersion(id: $id) {
+  id manifestSha256 datumCount splitCounts { split count } verification { ok problems } } }"""
+
+
+def png(seed: int, size: tuple[int, int]) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def mask_png() -> bytes:
+    pixels = np.zeros((20, 30), dtype=np.uint8)
+    pixels[4:10, 5:20] = 255
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def make_version(lake: Client, scratch: Path) -> dict[str, Any]:
+    """Dataset `parts`, version `v1`: four images (one also a mask), a value and a text in roles, a
+    schema, a GROUND_TRUTH and a PREDICTION set, one record of every kind, some verified."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    for n, size in enumerate([(40, 30), (50, 40), (30, 30), (60, 20)]):
+        (scratch / f"img{n}.png").write_bytes(png(n, size))
+    (scratch / "mask.png").write_bytes(mask_png())
+    files = [(scratch / f"img{n}.png", {"labels": ["raw"], "metadata": {"camera": n}}) for n in range(4)]
+    files.append((scratch / "mask.png", {"metadata": {"kind": "mask"}}))
+    images = await lake.upload_batch(files)
+    value = (await lake.execute(ops.STORE_VALUE, {"input": {"name": "settings", "value": {"gain": 1.5, "runs": [1, 2]},
+                                                            "labels": ["config"]}}))["storeValue"]
+    text = (await lake.execute(ops.STORE_TEXT, {"input": {"name": "notes", "text": "scratched near the edge ✓",
+                                                          "mediaType": "text/markdown"}}))["storeText"]
+    splits = ["TRAIN", "TRAIN", "TEST", "TRAIN"]
+    inputs = [{"roles": [{"role": "image", "assetId": images[n]["id"]}], "split": splits[n],
+               "metadata": {"plate": n, "tags": ["a", "b"], "ratio": 0.25}} for n in range(4)]
+    inputs[0]["roles"] += [{"role": "settings", "assetId": value["id"]}, {"role": "notes", "assetId": text["id"]}]
+    datums = (await lake.execute(ops.CREATE_DATUMS, {"inputs": inputs}))["createDatums"]
+    schema = (await lake.execute(ops.CREATE_SCHEMA, {"input": {
+        "name": "defects", "version": 3, "allowScores": True,
+        "kinds": ["CLASSIFICATION", "REGRESSION", "BBOX", "ROTATED_BBOX", "POLYGON", "POLYLINE", "KEYPOINTS", "MASK"],
+        "labels": [{"name": "scratch", "color": "#ff0000"}, {"name": "dent", "displayName": "Dent"}, {"name": "person"}],
+    }}))["createAnnotationSchema"]
+    truth = (await lake.execute(ops.CREATE_SET, {"input": {"name": "truth", "purpose": "GROUND_TRUTH", "schemaId": schema["id"],
+                                                           "source": {"kind": "HUMAN", "name": "ann"}}}))["createAnnotationSet"]
+    guess = (await lake.execute(ops.CREATE_SET, {"input": {"name": "guess", "purpose": "PREDICTION", "schemaId": schema["id"],
+                                                           "source": {"kind": "MODEL", "name": "net", "version": "7"}}}))["createAnnotationSet"]
+
+    def on(n: int, **record: Any) -> dict[str, Any]:
+        return {"assetId": images[n]["id"], "datumId": datums[n]["id"], **record}
+
+    truth_records = [
+        on(0, kind="CLASSIFICATION", label="scratch", attributes={"severity": 2}),
+        on(0, kind="REGRESSION", value=3.25),
+        on(0, kind="BBOX", label="scratch", geometry={"bbox": {"x": 1, "y": 2.5, "width": 10, "height": 5}}),
+        on(1, kind="ROTATED_BBOX", label="dent", geometry={"rotatedBbox": {"cx": 10, "cy": 10, "width": 4, "height": 2, "angle": 30}}),
+        on(1, kind="POLYGON", label="dent", geometry={"polygon": {"points": [{"x": 1, "y": 1}, {"x": 5, "y": 1}, {"x": 3, "y": 4}]}}),
+        on(2, kind="POLYLINE", label="scratch", geometry={"polyline": {"points": [{"x": 0, "y": 0}, {"x": 9, "y": 9}]}}),
+        on(2, kind="KEYPOINTS", label="person", attributes={"skeleton": [[1, 2]]},
+           geometry={"keypoints": {"points": [{"name": "nose", "x": 3, "y": 4, "visible": True}, {"name": "eye", "x": 5, "y": 4}]}}),
+        on(3, kind="MASK", label="dent", geometry={"mask": {"assetId": images[4]["id"]}}),
+        on(3, kind="BBOX", label="dent", geometry={"bbox": {"x": 1, "y": 2.5, "width": 10, "height": 5}}),  # same as on 0, another datum
+    ]
+    added = (await lake.execute(ops.ADD_BUNDLE_RECORDS, {"setId": truth["id"], "records": truth_records}))["addAnnotations"]
+    await lake.execute(ops.VERIFY_RECORDS, {"ids": [r["id"] for r in added["records"][:4]]})
+    await lake.execute(ops.ADD_BUNDLE_RECORDS, {"setId": guess["id"], "records": [
+        on(0, kind="BBOX", label="scratch", score=0.9, geometry={"bbox": {"x": 1, "y": 2, "width": 10, "height": 5}}),
+        on(1, kind="CLASSIFICATION", label="dent", score=0.4)]})
+    dataset = (await lake.execute(ops.CREATE_DATASET_DESCRIBED, {"input": {"name": "parts", "description": "made here"}}))
+    version = (await lake.execute(ops.CREATE_VERSION, {"input": {
+        "datasetId": dataset["createDataset"]["id"], "version": "v1", "description": "first",
+        "addDatums": [d["id"] for d in datums], "addAnnotationSets": [truth["id"], guess["id"]]}}))["createDatasetVersion"]
+    return (await lake.execute(SOURCE_VERSION, {"id": version["id"]}))["datasetVersion"]
+
+
+async def wipe(served: Served) -> None:
+    """Another lake: nothing of the first is left in the database (the bundle carries what is needed)."""
+    for model in DOCUMENT_MODELS:
+        await model.get_pymongo_collection().delete_many({})
+    served.app.state.graphlake.tokens.clear()
+
+
+async def counts() -> dict[str, int]:
+    return {model.__name__: await model.get_pymongo_collection().count_documents({})
+            for model in (Asset, Datum, AnnotationSchema, AnnotationSet, AnnotationRecord, Dataset, DatasetVersion)}
+
+
+async def imported_version(lake: Client, report: dict[str, Any]) -> dict[str, Any]:
+    return (await lake.execute(SOURCE_VERSION, {"id": report["version_id"]}))["datasetVersion"]
+
+
+def graphlake(served: Served, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_URL=served.base_url, GRAPHLAKE_TOKEN=token)
+    return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+async def exported(served: Served, make_token: MakeToken, tmp_path: Path, dest: Path) -> dict[str, Any]:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        source = await make_version(lake, tmp_path / "made")
+        done = await lake.export_bundle("parts/v1", dest)
+    assert done["version"]["manifest_sha256"] == source["manifestSha256"]
+    return source
+
+
+async def test_a_bundle_moves_a_version_to_another_lake_with_the_same_hash(served: Served, make_token: MakeToken,
+                                                                          tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["format"] == "graphlake-bundle" and manifest["version"]["manifest_sha256"] == source["manifestSha256"]
+    assert manifest["version"]["splits"] == {"TRAIN": 3, "VALIDATION": 0, "TEST": 1, "UNASSIGNED": 0}
+    assert len(manifest["datums"]) == 4 and sum(len(d["records"]) for d in manifest["datums"]) == 11
+    assert len(list((bundle / "payloads").iterdir())) == 7  # four images, the mask, the value, the text
+    await wipe(served)
+
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r2.json")) as lake:
+        before = await counts()
+        prepared = await lake.import_bundle(bundle, dry_run=True)
+        assert await counts() == before  # prepare writes nothing
+        assert prepared["assets"]["new"] == 7 and prepared["datums"] == {"new": 4, "present": 0}
+        assert prepared["records"]["new"] == 11 and prepared["records"]["to_verify"] == 4
+        assert prepared["version_state"] == "new" and not prepared["conflicts"] and not prepared["committed"]
+
+        report = await lake.import_bundle(bundle)
+        assert report["committed"]
+        version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"]
+        assert version["verification"] == {"ok": True, "problems": []}
+        assert version["splitCounts"] == source["splitCounts"]
+        after = await counts()
+        assert after["Datum"] == 4 and after["AnnotationRecord"] == 11 and after["AnnotationSet"] == 2
+
+        again = await lake.import_bundle(bundle)  # importing twice makes nothing
+        assert await counts() == after
+        assert again["assets"]["new"] == 0 and again["datums"]["new"] == 0 and again["records"]["new"] == 0
+        assert again["version_state"] == "present" and again["version_id"] == report["version_id"]
+
+
+class Interrupted(Exception):
+    """A crash, at a chosen step of an import."""
+
+
+def crash_at(prefix: str) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        if line.startswith(prefix):
+            raise Interrupted(line)
+    return say
+
+
+async def test_an_export_cut_short_is_finished_by_a_rerun(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    whole = {p.name: p.read_bytes() for p in (bundle / "payloads").iterdir()}
+    # As a crash leaves it: no manifest yet, one payload missing, one half-written at its full size.
+    (bundle / "manifest.json").unlink()
+    names = sorted(whole)
+    (bundle / "payloads" / names[0]).unlink()
+    (bundle / "payloads" / names[1]).write_bytes(bytes(len(whole[names[1]])))
+    async with Client(served.base_url, await make_token(Role.VIEWER)) as reader:  # reading is enough to export
+        await reader.export_bundle("parts/v1", bundle)
+    assert {p.name: p.read_bytes() for p in (bundle / "payloads").iterdir()} == whole
+    assert json.loads((bundle / "manifest.json").read_text())["format"] == "graphlake-bundle"
+
+
+async def test_an_interrupted_import_is_finished_by_a_rerun(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    await wipe(served)
+    monkeypatch.setattr(bundle_assets, "UPLOAD_BATCH", 2)
+    monkeypatch.setattr(bundle_records, "RECORD_BATCH", 3)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        with pytest.raises(Interrupted):  # after two of the five files
+            await lake.import_bundle(bundle, say=crash_at("uploaded 2 of"))
+        assert (await counts())["Asset"] == 2
+        with pytest.raises(Interrupted):  # after three of the nine ground-truth records
+            await lake.import_bundle(bundle, say=crash_at("added 3 of"))
+        half = await counts()
+        assert half["Asset"] == 7 and half["Datum"] == 4 and half["AnnotationRecord"] == 3 and half["DatasetVersion"] == 0
+        prepared = await lake.import_bundle(bundle, dry_run=True)
+        assert prepared["assets"] == {"new": 0, "present": 7, "new_bytes": 0}
+        assert prepared["records"]["present"] == 3 and prepared["records"]["new"] == 8
+
+        report = await lake.import_bundle(bundle)
+        version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
+        done = await counts()
+        assert done["Asset"] == 7 and done["AnnotationRecord"] == 11 and done["Datum"] == 4
+
+
+async def test_copy_if_missing_reuses_what_the_lake_holds(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    await wipe(served)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        # The target lake holds two of the images already, under other names, in no collection.
+        held = await lake.upload_batch([(tmp_path / "made" / "img0.png", {"name": "mine0.png"}),
+                                        (tmp_path / "made" / "img1.png", {"name": "mine1.png"})])
+        for policy, new, present in (("copy", 7, 0), ("copy-if-missing", 5, 2)):
+            prepared = await lake.import_bundle(bundle, policy=policy, dry_run=True)
+            assert (prepared["assets"]["new"], prepared["assets"]["present"]) == (new, present), policy
+        report = await lake.import_bundle(bundle, policy="copy-if-missing")
+        assert (await counts())["Asset"] == 2 + 5  # the two held are used, not uploaded again
+        version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
+        roles = {d.roles[0].asset_id for d in await Datum.find_all().to_list()}
+        assert {object_id(a["id"]) for a in held} <= roles
+
+
+async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    await wipe(served)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    victim = next(a["payload"]["path"] for a in manifest["assets"].values() if a["kind"] == "FILE")
+    data = bytearray((bundle / victim).read_bytes())
+    data[-1] ^= 1  # same size, other bytes
+    (bundle / victim).write_bytes(bytes(data))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        before = await counts()
+        for dry_run in (True, False):
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_bundle(bundle, dry_run=dry_run)
+            assert refused.value.code == "BAD_USER_INPUT" and victim in str(refused.value)
+            assert "SHA-256" in str(refused.value)
+        (bundle / victim).unlink()
+        with pytest.raises(GraphlakeClientError, match=f"{victim}: missing from the bundle"):
+            await lake.import_bundle(bundle)
+        assert await counts() == before
+
+
+async def test_a_bad_manifest_is_refused_naming_the_field(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    good = json.loads((bundle / "manifest.json").read_text())
+    cases = [({**good, "format_version": 99}, "format_version"),
+             ({**good, "format": "zip"}, "format"),
+             ({**good, "datums": [{**good["datums"][0], "split": "SOMETIMES"}]}, "datums[0].split"),
+             ({**good, "datums": [{**good["datums"][0], "roles": [{"role": "image", "asset": "nope"}]}]}, "datums[0].roles[0].asset")]
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        for manifest, field in cases:
+            (bundle / "manifest.json").write_text(json.dumps(manifest))
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_bundle(bundle, dry_run=True)
+            assert refused.value.field == field and field in str(refused.value)
+
+
+async def test_an_existing_version_with_other_content_conflicts(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["version"]["manifest_sha256"] = "0" * 64  # as if the lake's parts/v1 were another version
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        before = await counts()
+        prepared = await lake.import_bundle(bundle, dry_run=True)
+        assert prepared["version_state"] == "conflict" and "parts/v1 exists" in prepared["conflicts"][0]
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_bundle(bundle)
+        assert refused.value.code == "CONFLICT"
+        assert await counts() == before
+
+
+async def test_the_reference_policy_says_why_a_local_bundle_cannot_be_referenced(served: Served, make_token: MakeToken,
+                                                                                tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_bundle(bundle, policy="reference", dry_run=True)
+    assert refused.value.field == "policy" and "cannot be referenced" in str(refused.value)
+
+
+async def test_a_tar_bundle_through_the_command(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        source = await make_version(lake, tmp_path / "made")
+    tar = tmp_path / "out" / "parts-v1.tar"
+    done = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", str(tar))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["payloads"] == 7
+    with tarfile.open(tar) as opened:
+        names = opened.getnames()
+    assert names[-1] == "manifest.json" and sum(n.startswith("payloads/") for n in names) == 7
+    assert not [p for p in tar.parent.iterdir() if p != tar]  # no partial file left
+
+    await wipe(served)
+    token = await make_token(Role.CONTRIBUTOR)
+    before = await counts()
+    dry = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(tar), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["datums"]["new"] == 4 and await counts() == before
+    first = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(tar))
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    async with Client(served.base_url, token) as lake:
+        version = await imported_version(lake, report)
+    assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
+    after = await counts()
+    second = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(tar))
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["version_state"] == "present" and await counts() == after
+
+    bad = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(tar), "--policy", "sideways")
+    assert bad.returncode == 1 and "policy must be one of" in bad.stderr
+
+
+async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                        api: Api, state: AppState) -> None:
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    local = state.stores["local"]
+    shutil.copytree(bundle, local.root / "bundles" / "b1")  # type: ignore[attr-defined]
+    for file in files:  # the same bundle on the S3 mount, under a prefix, and as a tar
+        await state.stores["lab"].write(f"bundles/b1/{file.relative_to(bundle)}", file)
+    with tarfile.open(tmp_path / "b1.tar", "w") as tar:
+        for file in files:
+            tar.add(file, arcname=str(file.relative_to(bundle)))
+    await state.stores["lab"].write("bundles/b1.tar", tmp_path / "b1.tar")
+
+    for mount, path in (("local", "bundles/b1"), ("lab", "bundles/b1"), ("lab", "bundles/b1.tar")):
+        await wipe(served)
+        token = await make_token(Role.CONTRIBUTOR)
+        where = {"path": path, **({"mount": mount} if mount != "local" else {})}
+        before = await counts()
+        prepared = (await api.data("PrepareBundleImport", {"input": where}, token=token))["prepareBundleImport"]
+        assert await counts() == before, mount
+        assert prepared["datums"] == {"new": 4, "present": 0} and prepared["records"] == {"new": 11, "present": 0}
+        assert prepared["versionState"] == "new" and prepared["version"] is None and not prepared["committed"]
+
+        done = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+        assert done["committed"] and done["version"]["manifestSha256"] == source["manifestSha256"], mount
+        assert done["version"]["verification"] == {"ok": True, "problems": []}
+        after = await counts()
+        again = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+        assert not again["committed"] and again["versionState"] == "present" and again["datums"]["new"] == 0
+        assert again["version"]["id"] == done["version"]["id"] and await counts() == after
+
+    # Reference: the files stay on the S3 mount, registered as EXTERNAL (the mask is copied: it must be an image).
+    await wipe(served)
+    token = await make_token(Role.CONTRIBUTOR)
+    where = {"path": "bundles/b1", "mount": "lab", "policy": "REFERENCE"}
+    done = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+    assert done["committed"] and done["sameHash"] is False  # EXTERNAL assets are named by URI in the hash
+    assert done["version"]["verification"] == {"ok": True, "problems": []}
+    kinds = sorted(a["kind"] for a in await Asset.get_pymongo_collection().find({}, {"kind": 1}).to_list())
+    assert kinds == ["EXTERNAL"] * 4 + ["FILE", "TEXT", "VALUE"]
+    assert {a["name"] for a in await Asset.get_pymongo_collection().find({"kind": "EXTERNAL"}).to_list()} == \
+        {f"img{n}.png" for n in range(4)}
+    after = await counts()
+    again = (await api.data("CommitBundleImport", {"input": where}, token=token))["commitBundleImport"]
+    assert not again["committed"] and again["versionState"] == "present" and await counts() == after
+    local_reference = await api.run("PrepareBundleImport", {"input": {**where, "mount": None}}, token=token)
+    assert local_reference["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.policy"}
+
+    refused = await api.run("PrepareBundleImport", {"input": {"path": "../outside"}}, token=token)
+    assert refused["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    for mount in (None, "lab"):
+        for path in ("bundles/none", "bundles/none.tar"):
+            missing = await api.run("CommitBundleImport", {"input": {"path": path, "mount": mount}}, token=token)
+            assert missing["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "input.path"}, (mount, path)
+    control = await api.run("PrepareBundleImport", {"input": {"path": "a\u0000b"}}, token=token)
+    assert control["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    tampered = local.root / "bundles" / "b1" / next(f.relative_to(bundle) for f in files if f.parent.name == "payloads")  # type: ignore[attr-defined]
+    tampered.write_bytes(tampered.read_bytes() + b"!")
+    bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
+    assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    assert tampered.name in bad["errors"][0]["message"] and "SHA-256" in bad["errors"][0]["message"]
+    (local.root / "bundles" / "b1" / "manifest.json").write_text("{}")  # type: ignore[attr-defined]
+    bad = await api.run("PrepareBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
+    assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    assert "manifest.json: format:" in bad["errors"][0]["message"] and str(local.root) not in bad["errors"][0]["message"]  # type: ignore[attr-defined]
+
+
+async def test_the_command_has_the_server_import_a_bundle_on_its_mount(served: Served, make_token: MakeToken,
+                                                                      tmp_path: Path, state: AppState) -> None:
+    on_mount = state.stores["local"].root / "bundles" / "cli"  # type: ignore[attr-defined]
+    source = await exported(served, make_token, tmp_path, on_mount)  # exported straight into the server's mount
+    await wipe(served)
+    token = await make_token(Role.CONTRIBUTOR)
+    before = await counts()
+    dry = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli", "--mount", "local", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["datums"] == {"new": 4, "present": 0} and await counts() == before
+    done = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli", "--mount", "local",
+                                   "--policy", "copy-if-missing")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["committed"] and report["sameHash"] and report["policy"] == "COPY_IF_MISSING"
+    assert report["version"]["manifestSha256"] == source["manifestSha256"]
+
+    lost = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli")  # not here: on the mount
+    assert lost.returncode == 2 and "no such file or directory" in lost.stderr
