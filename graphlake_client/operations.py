@@ -97,7 +97,7 @@ VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: In
   }}
 }}"""
 
-# --- bundles between lakes (bundle_export.py, bundle_import.py)
+# --- bundles between lakes (bundle_export.py, bundle_import.py); they store assets with the verbs' operations above
 BUNDLE_VERSION = """query ($id: ID, $dataset: String, $version: String) {
   datasetVersion(id: $id, dataset: $dataset, version: $version) {
     id version description datumCount manifestSha256 dataset { name description } splitCounts { split count }
@@ -147,13 +147,7 @@ ADD_BUNDLE_RECORDS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!
   addAnnotations(setId: $setId, records: $records) { count records { id } }
 }"""
 VERIFY_RECORDS = """mutation ($ids: [ID!]!) { verifyAnnotations(ids: $ids, verified: true) { id } }"""
-STORE_VALUE = """mutation ($input: StoreValueInput!) { storeValue(input: $input) { id kind sha256 } }"""
-STORE_TEXT = """mutation ($input: StoreTextInput!) { storeText(input: $input) { id kind sha256 } }"""
-REGISTER_EXTERNAL = """mutation ($input: RegisterExternalInput!) {
-  registerExternal(input: $input) { assets { id name description } unchanged { id name description } }
-}"""
 UPDATE_ASSET_NAME = """mutation ($input: UpdateAssetInput!) { updateAsset(input: $input) { id } }"""
-ADD_TO_COLLECTION = """mutation ($input: AddToCollectionInput!) { addToCollection(input: $input) { id } }"""
 CREATE_DATASET_DESCRIBED = """mutation ($input: CreateDatasetInput!) { createDataset(input: $input) { id } }"""
 VERSION_VERIFICATION = """query ($id: ID!) {
   datasetVersion(id: $id) { verification { ok storedSha256 computedSha256 datums records problems } }

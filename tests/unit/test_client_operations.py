@@ -23,3 +23,16 @@ def test_the_client_has_documents() -> None:
 def test_client_operation_is_valid(name: str) -> None:
     problems = validate(SCHEMA, parse(DOCUMENTS[name]))
     assert not problems, f"{name}: {[p.message for p in problems]}"
+
+
+def test_each_document_is_named_once() -> None:
+    """A second assignment to a name silently replaces the first for every module that uses it: two
+    branches once each added a STORE_VALUE, and the verbs got the bundles' three fields."""
+    import ast
+    import collections
+    from pathlib import Path
+
+    tree = ast.parse(Path(operations.__file__).read_text())
+    names = [target.id for node in tree.body if isinstance(node, ast.Assign)
+             for target in node.targets if isinstance(target, ast.Name)]
+    assert [name for name, count in collections.Counter(names).items() if count > 1] == []
