@@ -19,16 +19,14 @@ export function AssetList() {
   const [kind, setKind] = useState<AssetKind | "">("");
   const [status, setStatus] = useState<AssetStatus | "">("");
   const [view, setView] = useState<"list" | "grid">("list");
-  const [filter, setFilter] = useState<AssetFilter>({});
+  const [filter, setFilter] = useState<AssetFilter>({ nameContains: null, labelsAll: null, kinds: null, statuses: null });
 
   // Typing waits for a pause before it asks the server again.
   useEffect(() => {
-    const timer = setTimeout(() => setFilter({
-      nameContains: name.trim() || null,
-      labelsAll: words(labels),
-      kinds: kind ? [kind] : null,
-      statuses: status ? [status] : null,
-    }), 300);
+    const timer = setTimeout(() => {
+      const next = { nameContains: name.trim() || null, labelsAll: words(labels), kinds: kind ? [kind] : null, statuses: status ? [status] : null };
+      setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
+    }, 300);
     return () => clearTimeout(timer);
   }, [name, labels, kind, status]);
 

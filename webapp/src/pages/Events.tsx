@@ -11,18 +11,26 @@ import { when, words } from "../format";
 const LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const KEEP = 500; // events kept on screen; older ones drop off the bottom
 
+// The filters live in the query string too (/events?types=A,B&level=ERROR&node=n1): a link or a
+// reload opens the same stream.
+function filterOf(types: string, level: LogLevel | "", node: string): EventFilter {
+  return { includeArchived: false, eventTypes: words(types), minLevel: level || null, source: node.trim() ? { nodeId: node.trim() } : null };
+}
+
 export function Events() {
-  const [types, setTypes] = useState("");
-  const [level, setLevel] = useState<LogLevel | "">("");
-  const [node, setNode] = useState("");
-  const [filter, setFilter] = useState<EventFilter>({ includeArchived: false });
+  const query = new URLSearchParams(location.search);
+  const [types, setTypes] = useState(query.get("types") ?? "");
+  const [level, setLevel] = useState<LogLevel | "">(LEVELS.find((l) => l === query.get("level")) ?? "");
+  const [node, setNode] = useState(query.get("node") ?? "");
+  const [filter, setFilter] = useState<EventFilter>(() => filterOf(types, level, node));
   useEffect(() => {
-    const timer = setTimeout(() => setFilter({
-      includeArchived: false,
-      eventTypes: words(types),
-      minLevel: level || null,
-      source: node.trim() ? { nodeId: node.trim() } : null,
-    }), 300);
+    const timer = setTimeout(() => {
+      const next = filterOf(types, level, node);
+      // The same filter again must not restart the stream (Stream subscribes per filter object).
+      setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
+      const search = new URLSearchParams(Object.entries({ types, level, node }).filter(([, v]) => v.trim()));
+      history.replaceState(history.state, "", search.size ? `?${search}` : location.pathname);
+    }, 300);
     return () => clearTimeout(timer);
   }, [types, level, node]);
 
