@@ -21,7 +21,16 @@ export function makeClient(token: string): LakeClient {
     url: GRAPHQL_PATH,
     // Lists change under the user (uploads, other writers): ask again on each visit, show the cached page meanwhile.
     requestPolicy: "cache-and-network",
-    fetchOptions: () => ({ headers: { Authorization: `Bearer ${token}` } }),
+    // POST: search terms and IDs stay out of URLs (and so out of access logs and history).
+    preferGetMethod: false,
+    fetchOptions: () => ({
+      headers: {
+        Authorization: `Bearer ${token}`,
+        // One JSON answer per query. urql's default Accept also lists text/event-stream, and Graphlake
+        // then answers over Server-Sent Events, which urql 5 reads as "No Content" for a query.
+        Accept: "application/graphql-response+json, application/json",
+      },
+    }),
     exchanges: [
       cacheExchange,
       fetchExchange,

@@ -1,0 +1,166 @@
+// Drives Graphlake's web app in Chromium (the OS package, by playwright-core) for tests/test_webapp.py.
+//   node webapp_browser.cjs CONFIG_JSON      (WEBAPP_NODE_MODULES: webapp/node_modules)
+// A conversation over stdio: the script prints one line per milestone ("SIGNED_IN", "EVENTS_LIVE", ...)
+// and, where the test must act on the server in between (log an event, add annotations), waits for
+// a line on stdin. Each check reads the page's DOM; a failure exits non-zero naming its step, with a
+// screenshot and the page's text in CONFIG.artifacts.
+const path = require("path");
+const fs = require("fs");
+const readline = require("readline");
+const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
+
+const config = JSON.parse(process.argv[2]);
+const TIMEOUT = 15000;
+// Without the background-networking flags Chromium keeps calling Google's services, on a machine
+// that may have no route to them.
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const lines = readline.createInterface({ input: process.stdin });
+const waiting = [];
+const queued = [];
+lines.on("line", (line) => (waiting.length ? waiting.shift()(line) : queued.push(line)));
+const nextLine = () => (queued.length ? Promise.resolve(queued.shift()) : new Promise((resolve) => waiting.push(resolve)));
+const say = (line) => process.stdout.write(line + "\n");
+
+let page = null;
+let step = "launch";
+const errors = [];
+
+async function shot(name) {
+  if (config.screenshots) await page.screenshot({ path: path.join(config.screenshots, `${name}.png`) });
+}
+
+async function signIn(p, token, role) {
+  await p.goto(config.baseUrl + "/");
+  await p.locator("#token").fill(token);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByTestId("role").filter({ hasText: role }).waitFor();
+}
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(TIMEOUT);
+    page = await context.newPage();
+    page.on("pageerror", (error) => errors.push(String(error)));
+
+    step = "a wrong token is refused with the server's reason";
+    await page.goto(config.baseUrl + "/");
+    await shot("sign-in");
+    await page.locator("#token").fill("glk_not-a-token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "UNAUTHENTICATED" }).waitFor();
+
+    step = "sign in";
+    await signIn(page, config.token, "CONTRIBUTOR");
+    say(`SIGNED_IN ${await page.getByTestId("token-name").textContent()}`);
+
+    step = "the assets list pages by infinite scroll";
+    const rows = page.getByTestId("asset-row");
+    await page.getByTestId("asset-count").filter({ hasText: `${config.assetCount} assets` }).waitFor();
+    if ((await rows.count()) !== 50) throw new Error(`first page shows ${await rows.count()} rows, not 50`);
+    await shot("assets");
+    await rows.last().scrollIntoViewIfNeeded();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
+
+    step = "search by name, then labels, finds the asset";
+    await page.getByLabel("Name contains").fill(config.assetName);
+    await page.getByTestId("asset-count").filter({ hasText: "1 assets" }).waitFor();
+    await page.getByLabel("Name contains").fill("");
+    await page.getByLabel("Labels").fill(config.assetLabel);
+    await page.getByTestId("asset-count").filter({ hasText: "1 assets" }).waitFor();
+    await rows.filter({ hasText: config.assetName }).click();
+
+    step = "the asset page shows the value as a tree";
+    await page.getByTestId("asset-name").filter({ hasText: config.assetName }).waitFor();
+    await page.getByTestId("asset-value").filter({ hasText: config.valueText }).waitFor();
+    await shot("asset-value");
+    say("ASSET_SHOWN " + new URL(page.url()).pathname);
+
+    step = "the events page streams live events of the type asked for";
+    await page.goto(`${config.baseUrl}/events?types=${config.eventType}`);  // a page load of an app path
+    await page.getByText("live", { exact: true }).waitFor();
+    say("EVENTS_LIVE");
+    const first = await nextLine();  // the test logs an event of another type, then this one
+    const eventRows = page.getByTestId("event-row");
+    await eventRows.filter({ hasText: first }).waitFor();
+    if (await eventRows.filter({ hasText: "not-for-this-filter" }).count()) throw new Error("an event of another type is shown");
+    await shot("events");
+
+    step = "pause holds new events back until resume";
+    await page.getByRole("button", { name: "Pause" }).click();
+    say("PAUSED");
+    const second = await nextLine();
+    await page.getByRole("button", { name: "Resume (1 new)" }).waitFor();
+    if (await eventRows.filter({ hasText: second }).count()) throw new Error("a paused stream shows a new event");
+    await page.getByRole("button", { name: /Resume/ }).click();
+    await eventRows.filter({ hasText: second }).waitFor();
+    say("PAUSE_OK");
+
+    step = "an upload by the file input turns ACTIVE";
+    await page.getByRole("link", { name: "Upload" }).click();
+    await page.getByTestId("file-input").setInputFiles(config.imagePath);
+    const imageName = path.basename(config.imagePath);
+    const imageRow = page.getByTestId("upload-row").filter({ hasText: imageName });
+    await imageRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    const imageHref = await imageRow.getByRole("link").getAttribute("href");
+    say(`UPLOADED ${decodeURIComponent(imageHref.split("/").pop())}`);
+
+    step = "an upload by drag and drop turns ACTIVE";
+    const dropped = await page.evaluateHandle(({ name, text }) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([text], name, { type: "text/plain" }));
+      return transfer;
+    }, { name: config.droppedName, text: config.droppedText });
+    await page.getByTestId("dropzone").dispatchEvent("drop", { dataTransfer: dropped });
+    const droppedRow = page.getByTestId("upload-row").filter({ hasText: config.droppedName });
+    await droppedRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    await shot("upload");
+    say(`DROPPED ${decodeURIComponent((await droppedRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
+
+    step = "the image's annotations are drawn over it";
+    await nextLine();  // the test has added annotations to the uploaded image
+    await imageRow.getByRole("link").click();
+    const overlay = page.getByTestId("annotation-overlay");
+    await overlay.locator("rect[data-kind=BBOX][data-label=scratch]").waitFor();
+    await overlay.locator("polygon[data-kind=POLYGON][data-label=dent]").waitFor();
+    const natural = await page.locator(".overlay img").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+    const viewBox = await overlay.getAttribute("viewBox");
+    if (viewBox !== `0 0 ${natural[0]} ${natural[1]}`) throw new Error(`overlay viewBox ${viewBox}, image ${natural}`);
+    await shot("asset-annotations");
+    await page.getByRole("checkbox").first().uncheck();  // hide the set: its shapes go
+    await overlay.locator("rect").waitFor({ state: "detached" });
+    say(`OVERLAY_OK ${viewBox}`);
+
+    step = "a VIEWER gets a read-only app";
+    const viewer = await (await browser.newContext()).newPage();
+    await signIn(viewer, config.viewerToken, "VIEWER");
+    if (await viewer.getByRole("link", { name: "Upload" }).count()) throw new Error("a VIEWER is offered Upload");
+    await viewer.goto(config.baseUrl + "/upload");
+    await viewer.getByText("A VIEWER token cannot upload.").waitFor();
+    say("VIEWER_OK");
+
+    if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
+    say("DONE");
+  } catch (error) {
+    // While the browser is still open: what the page showed when the step failed.
+    if (page && config.artifacts) {
+      try {
+        await page.screenshot({ path: path.join(config.artifacts, "failure.png") });
+        fs.writeFileSync(path.join(config.artifacts, "failure.txt"), await page.locator("body").innerText());
+        console.error(`page text and screenshot: ${config.artifacts}`);
+      } catch (e) { console.error(`no screenshot: ${e.message}`); }
+    }
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(`failed at step "${step}": ${error.message}`);
+  if (errors.length) console.error(`page errors: ${errors.join("; ")}`);
+  process.exit(1);
+});

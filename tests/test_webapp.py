@@ -1,0 +1,146 @@
+"""The web app in a real browser: Chromium from the OS packages (make test installs it), driven by
+tests/js/webapp_browser.cjs with playwright-core, against the suite's live server.
+
+One walk through the app, as a lab member would: sign in (a wrong token first), page through the
+assets by scrolling, search, open an asset, watch events arrive live (filtered, paused, resumed),
+upload an image by the file input and a text by drag and drop, see the image's annotations drawn
+over it, and a VIEWER's read-only app. The test acts on the server where the walk needs it (logging
+events, adding annotations) and checks what the uploads stored.
+
+GRAPHLAKE_WEBAPP_SCREENSHOTS=DIR also saves screenshots of the main pages there (the README's are
+made so: see README, Web app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from PIL import Image
+
+from documents.api_token import Role
+from graphlake import PROJECT_ROOT
+from tests import factories
+from tests.conftest import MakeToken, Served
+from tests.operations import Api
+from tests.waiting import live_subscribers, wait_for
+
+CHROMIUM = Path(os.environ.get("GRAPHLAKE_TEST_CHROMIUM", "/usr/bin/chromium"))
+WEBAPP = PROJECT_ROOT / "webapp"
+SCRIPT = PROJECT_ROOT / "tests" / "js" / "webapp_browser.cjs"
+STEP_SECONDS = 60  # the longest a milestone of the walk may take (the browser's own waits are 15 s)
+ASSETS = 55  # more than the app's page of 50, so the list must load a second page on scroll
+
+
+class Walk:
+    """The browser script's side of the conversation: its milestone lines, and lines sent back."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.stderr = b""
+
+    async def expect(self, milestone: str) -> str:
+        """The rest of the next line, which must start with `milestone`."""
+        assert self.process.stdout is not None
+        try:
+            line = (await asyncio.wait_for(self.process.stdout.readline(), STEP_SECONDS)).decode().strip()
+        except TimeoutError:
+            line = f"(nothing within {STEP_SECONDS} s)"
+        if not line.startswith(milestone):
+            self.process.kill()
+            _, self.stderr = await self.process.communicate()
+            raise AssertionError(f"waited for {milestone}, got {line or 'the end of the script'}:\n{self.stderr.decode()}")
+        return line[len(milestone):].strip()
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 90, 160)).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), f"Chromium is missing at {CHROMIUM}: `make test` installs it (make browser), " \
+                              "or apt-get install -y --no-install-recommends chromium"
+    node = shutil.which("node")
+    assert node, "Node.js is needed (make installs and builds the web app with npm)"
+    assert (WEBAPP / "dist" / "index.html").is_file(), "the web app is not built: run `make webapp` (make test does)"
+    assert (WEBAPP / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `make webapp`"
+    contributor = await make_token(Role.CONTRIBUTOR, name="lab-member")
+    viewer = await make_token(Role.VIEWER)
+
+    tag = uuid.uuid4().hex[:8]
+    name, label = f"reading-{tag}", f"batch-{tag}"
+    for i in range(ASSETS - 1):
+        await factories.value_asset(api, contributor, f"filler-{i:02d}", {"i": i})
+    await factories.value_asset(api, contributor, name, {"temperature": 21.5, "unit": "C"}, labels=[label])
+    image = tmp_path / f"plate-{tag}.png"
+    image.write_bytes(_png(320, 240))
+    dropped_text = f"dropped by the browser test {tag}\n"
+    screenshots = os.environ.get("GRAPHLAKE_WEBAPP_SCREENSHOTS")
+    if screenshots:
+        Path(screenshots).mkdir(parents=True, exist_ok=True)
+    config = {
+        "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
+        "assetCount": ASSETS, "assetName": name, "assetLabel": label, "valueText": "temperature",
+        "eventType": "WEBAPP_CHECK", "imagePath": str(image), "droppedName": f"notes-{tag}.txt",
+        "droppedText": dropped_text, "artifacts": str(tmp_path), "screenshots": screenshots,
+    }
+    process = await asyncio.create_subprocess_exec(
+        node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    walk = Walk(process)
+    try:
+        assert await walk.expect("SIGNED_IN") == "lab-member"
+        assert (await walk.expect("ASSET_SHOWN")).startswith("/assets/")
+
+        await walk.expect("EVENTS_LIVE")
+        events = served.app.state.graphlake.events
+        await wait_for(lambda: live_subscribers(events) >= 1, what="the page's subscription to listen")
+        log = {"eventType": "OTHER_TYPE", "message": "not-for-this-filter"}
+        await api.data("LogEvent", {"input": log}, token=contributor)
+        first, second = f"first live event {tag}", f"second live event {tag}"
+        await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": first, "level": "WARNING"}}, token=contributor)
+        walk.send(first)
+        await walk.expect("PAUSED")
+        await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": second}}, token=contributor)
+        walk.send(second)
+        await walk.expect("PAUSE_OK")
+
+        # What the uploads stored: the very bytes, checked by the server against the browser's SHA-256.
+        image_id = await walk.expect("UPLOADED")
+        stored = (await api.data("Asset", {"id": image_id}, token=viewer))["asset"]
+        assert (stored["status"], stored["name"], stored["mediaType"]) == ("ACTIVE", image.name, "image/png")
+        assert (stored["sizeBytes"], stored["sha256"]) == (image.stat().st_size, hashlib.sha256(image.read_bytes()).hexdigest())
+        dropped_id = await walk.expect("DROPPED")
+        stored = (await api.data("Asset", {"id": dropped_id}, token=viewer))["asset"]
+        assert stored["status"] == "ACTIVE" and stored["sha256"] == hashlib.sha256(dropped_text.encode()).hexdigest()
+
+        schema = await factories.schema(api, contributor)
+        truth = await factories.annotation_set(api, contributor, schema["id"])
+        records = [
+            {"assetId": image_id, "kind": "BBOX", "label": "scratch", "geometry": {"bbox": {"x": 20, "y": 30, "width": 100, "height": 60}}},
+            {"assetId": image_id, "kind": "POLYGON", "label": "dent",
+             "geometry": {"polygon": {"points": [{"x": 200, "y": 40}, {"x": 300, "y": 80}, {"x": 240, "y": 200}]}}},
+        ]
+        await api.data("AddAnnotations", {"setId": truth["id"], "records": records}, token=contributor)
+        walk.send("ANNOTATED")
+        assert await walk.expect("OVERLAY_OK") == "0 0 320 240"
+
+        await walk.expect("VIEWER_OK")
+        await walk.expect("DONE")
+        assert await asyncio.wait_for(process.wait(), STEP_SECONDS) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
