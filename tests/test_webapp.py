@@ -64,8 +64,10 @@ class Walk:
 
 
 def _png(width: int, height: int) -> bytes:
+    """A grey gradient: the shapes drawn over it show in the README's screenshot."""
     out = io.BytesIO()
-    Image.new("RGB", (width, height), (40, 90, 160)).save(out, format="PNG")
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    image.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -94,7 +96,7 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
         "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
         "assetCount": ASSETS, "assetName": name, "assetLabel": label, "valueText": "temperature",
         "eventType": "WEBAPP_CHECK", "imagePath": str(image), "droppedName": f"notes-{tag}.txt",
-        "droppedText": dropped_text, "artifacts": str(tmp_path), "screenshots": screenshots,
+        "droppedText": dropped_text, "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
@@ -110,7 +112,9 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
         log = {"eventType": "OTHER_TYPE", "message": "not-for-this-filter"}
         await api.data("LogEvent", {"input": log}, token=contributor)
         first, second = f"first live event {tag}", f"second live event {tag}"
-        await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": first, "level": "WARNING"}}, token=contributor)
+        await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": first, "level": "WARNING",
+                                              "source": {"nodeId": "ot2-robot"}, "data": {"plate": 7, "wells": 96}}},
+                       token=contributor)
         walk.send(first)
         await walk.expect("PAUSED")
         await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": second}}, token=contributor)
@@ -134,8 +138,17 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
              "geometry": {"polygon": {"points": [{"x": 200, "y": 40}, {"x": 300, "y": 80}, {"x": 240, "y": 200}]}}},
         ]
         await api.data("AddAnnotations", {"setId": truth["id"], "records": records}, token=contributor)
+        plates = await factories.collection(api, contributor, f"plates-{tag}")
+        await api.data("AddToCollection", {"input": {"collectionId": plates["id"], "items": [
+            {"assetId": image_id, "path": "plates/a.png", "split": "TRAIN"}]}}, token=contributor)
+        widgets = await factories.dataset(api, contributor, f"widgets-{tag}")
+        datums = await factories.datums(api, contributor, 3)
+        await factories.version(api, contributor, widgets["id"], "v1", addDatums=[d["id"] for d in datums],
+                                addAnnotationSets=[truth["id"]])
         walk.send("ANNOTATED")
         assert await walk.expect("OVERLAY_OK") == "0 0 320 240"
+        await walk.expect("COLLECTION_OK")
+        await walk.expect("DATASET_OK")
 
         await walk.expect("VIEWER_OK")
         await walk.expect("DONE")

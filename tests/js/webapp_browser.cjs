@@ -134,6 +134,24 @@ async function main() {
     await overlay.locator("rect").waitFor({ state: "detached" });
     say(`OVERLAY_OK ${viewBox}`);
 
+    step = "a collection lists its items with their paths and splits";
+    await page.getByRole("link", { name: "Collections" }).click();
+    await page.getByTestId("collection-row").filter({ hasText: config.collection }).click();
+    await page.getByTestId("collection-name").filter({ hasText: config.collection }).waitFor();
+    const item = page.locator(".item").filter({ hasText: "plates/a.png" });
+    await item.filter({ hasText: "TRAIN" }).waitFor();
+    await shot("collection");
+    say("COLLECTION_OK");
+
+    step = "a dataset shows its versions with counts per split";
+    await page.getByRole("link", { name: "Datasets" }).click();
+    await page.getByTestId("dataset-row").filter({ hasText: config.dataset }).click();
+    const version = page.getByTestId("version-row").filter({ hasText: "v1" });
+    await version.filter({ hasText: "UNASSIGNED 3" }).waitFor();
+    await version.filter({ hasText: "labels (GROUND_TRUTH, 2)" }).waitFor();
+    await shot("dataset");
+    say("DATASET_OK");
+
     step = "a VIEWER gets a read-only app";
     const viewer = await (await browser.newContext()).newPage();
     await signIn(viewer, config.viewerToken, "VIEWER");

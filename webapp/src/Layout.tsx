@@ -2,6 +2,8 @@ import { Link, Route, Switch } from "wouter";
 
 import { AssetList } from "./pages/AssetList";
 import { AssetPage } from "./pages/AssetPage";
+import { CollectionList, CollectionPage } from "./pages/Collections";
+import { DatasetList, DatasetPage } from "./pages/Datasets";
 import { Events } from "./pages/Events";
 import { Upload } from "./pages/Upload";
 import { canWrite, useSession } from "./session";
@@ -15,6 +17,8 @@ export function Layout() {
         <Link href="/" className="brand">Graphlake</Link>
         <nav>
           <Link href="/">Assets</Link>
+          <Link href="/collections">Collections</Link>
+          <Link href="/datasets">Datasets</Link>
           <Link href="/events">Events</Link>
           {writer && <Link href="/upload">Upload</Link>}
           <a href="/graphql" target="_blank" rel="noreferrer">GraphiQL</a>
@@ -31,6 +35,10 @@ export function Layout() {
           <Route path="/"><AssetList /></Route>
           <Route path="/assets"><AssetList /></Route>
           <Route path="/assets/:id">{(params) => <AssetPage id={decodeURIComponent(params.id)} />}</Route>
+          <Route path="/collections"><CollectionList /></Route>
+          <Route path="/collections/:id">{(params) => <CollectionPage id={decodeURIComponent(params.id)} />}</Route>
+          <Route path="/datasets"><DatasetList /></Route>
+          <Route path="/datasets/:id">{(params) => <DatasetPage id={decodeURIComponent(params.id)} />}</Route>
           <Route path="/events"><Events /></Route>
           <Route path="/upload">{writer ? <Upload /> : <p>A {session.role} token cannot upload.</p>}</Route>
           <Route><p>No page here. <Link href="/">Back to the assets</Link></p></Route>

@@ -10,14 +10,17 @@ export function bytes(size: number | null | undefined): string {
 }
 
 export function when(iso: string | null | undefined): string {
-  return iso ? new Date(iso).toLocaleString() : "";
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" }) : "";
 }
+
+// Distinct, saturated colours that stand out on photographs and on each other.
+const PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#dcbeff"];
 
 /** A stable colour per label, so a label looks the same on every image. */
 export function labelColour(label: string | null | undefined): string {
   let hash = 0;
   for (const ch of label ?? "") hash = (hash * 31 + ch.charCodeAt(0)) | 0;
-  return `hsl(${Math.abs(hash) % 360} 80% 45%)`;
+  return PALETTE[Math.abs(hash) % PALETTE.length];
 }
 
 /** "a, b ,c" -> ["a", "b", "c"]; empty -> null (no filter). */

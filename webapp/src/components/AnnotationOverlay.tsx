@@ -26,6 +26,12 @@ export function AnnotationOverlay({ src, records }: { src: string; records: Anno
           </label>
         ))}
       </div>
+      <ul className="legend">
+        {[...new Set(shown.map((r) => r.label ?? r.kind))].map((label) => (
+          <li key={label}><span className="swatch" style={{ background: labelColour(label) }} /> {label}</li>
+        ))}
+        <li className="muted">dashed: not verified</li>
+      </ul>
       <div className="overlay">
         <img src={src} alt="" onLoad={(e) => setSize({ w: e.currentTarget.naturalWidth, h: e.currentTarget.naturalHeight })} />
         {size && (
@@ -40,7 +46,7 @@ export function AnnotationOverlay({ src, records }: { src: string; records: Anno
 
 function Shape({ record, stroke }: { record: AnnotationShapeFragment; stroke: number }) {
   const g = record.geometry;
-  const colour = labelColour(record.label);
+  const colour = labelColour(record.label ?? record.kind);
   const title = <title>{`${record.label ?? record.kind}${record.score != null ? ` ${record.score.toFixed(2)}` : ""}${record.verified ? " (verified)" : ""}`}</title>;
   const common = { stroke: colour, strokeWidth: stroke, fill: "none", "data-kind": record.kind, "data-label": record.label ?? "",
     strokeDasharray: record.verified ? undefined : `${stroke * 3} ${stroke * 2}` };

@@ -1,13 +1,14 @@
 // Assets with search and infinite scroll: each page is its own query, started from the previous
 // page's endCursor when the sentinel at the bottom comes into view (urql's recommended pattern:
 // pages stay cached separately and a new filter starts over from the first).
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { useQuery } from "urql";
-import { Link } from "wouter";
 
 import { errorText } from "../client";
+import { AssetRow } from "../components/AssetRow";
+import { addCursor, Sentinel } from "../components/Sentinel";
 import { AssetListDocument, type AssetFilter, type AssetKind, type AssetStatus } from "../generated/graphql";
-import { bytes, when, words } from "../format";
+import { words } from "../format";
 
 const PAGE_SIZE = 50;
 const KINDS: AssetKind[] = ["FILE", "VALUE", "TEXT", "EXTERNAL"];
@@ -54,11 +55,12 @@ export function AssetList() {
 
 function Pages({ filter, view }: { filter: AssetFilter; view: "list" | "grid" }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <div className={view === "grid" ? "asset-grid" : "asset-list"} data-testid="assets">
       {cursors.map((after, i) => (
         <Page key={after ?? "first"} filter={filter} after={after} first={i === 0} last={i === cursors.length - 1}
-          onMore={(cursor) => setCursors((list) => (list.includes(cursor) ? list : [...list, cursor]))} />
+          onMore={more} />
       ))}
     </div>
   );
@@ -68,19 +70,7 @@ function Page({ filter, after, first, last, onMore }: {
   filter: AssetFilter; after: string | null; first: boolean; last: boolean; onMore: (cursor: string) => void;
 }) {
   const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: PAGE_SIZE, after } });
-  const sentinel = useRef<HTMLDivElement>(null);
   const next = data?.assets.pageInfo.hasNextPage ? data.assets.pageInfo.endCursor : null;
-
-  useEffect(() => {
-    const element = sentinel.current;
-    if (!last || !next || !element) return;
-    const observer = new IntersectionObserver((entries) => {
-      if (entries.some((e) => e.isIntersecting)) onMore(next);
-    }, { rootMargin: "400px" });
-    observer.observe(element);
-    return () => observer.disconnect();
-  }, [last, next, onMore]);
-
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return fetching ? <p className="muted">Loading…</p> : null;
   const edges = data.assets.edges;
@@ -89,17 +79,9 @@ function Page({ filter, after, first, last, onMore }: {
       {first && <p className="muted count" data-testid="asset-count">{data.assets.totalCount} assets</p>}
       {first && edges.length === 0 && <p className="muted">No asset matches.</p>}
       {edges.map(({ node }) => (
-        <Link key={node.id} href={`/assets/${encodeURIComponent(node.id)}`} className="asset-row" data-testid="asset-row">
-          <span className="name">{node.name}</span>
-          <span className={`badge status-${node.status}`}>{node.status}</span>
-          <span className="badge">{node.kind}</span>
-          <span className="muted">{node.mediaType ?? ""}</span>
-          <span className="muted">{bytes(node.sizeBytes)}</span>
-          <span className="labels">{node.labels.map((l) => <span key={l} className="label">{l}</span>)}</span>
-          <span className="muted">{when(node.createdAt)}</span>
-        </Link>
+        <AssetRow key={node.id} asset={node} />
       ))}
-      {last && next && <div ref={sentinel} className="muted sentinel">Loading more…</div>}
+      {last && next && <Sentinel next={next} onMore={onMore} />}
     </>
   );
 }

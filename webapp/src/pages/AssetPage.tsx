@@ -5,11 +5,11 @@ import { Link } from "wouter";
 
 import { errorText } from "../client";
 import { AnnotationOverlay } from "../components/AnnotationOverlay";
+import { assetHref } from "../components/AssetRow";
 import { JsonTree } from "../components/JsonTree";
 import { AssetDetailDocument } from "../generated/graphql";
 import { bytes, when } from "../format";
 
-const assetHref = (id: string) => `/assets/${encodeURIComponent(id)}`;
 
 export function AssetPage({ id }: { id: string }) {
   const [{ data, error, fetching }] = useQuery({ query: AssetDetailDocument, variables: { id } });
@@ -58,7 +58,9 @@ export function AssetPage({ id }: { id: string }) {
 
       <section className="relations">
         <Related title="Collections" total={asset.collections.totalCount}
-          items={asset.collections.edges.map(({ node }) => <span key={node.id}>{node.name} <span className="muted">({node.itemCount} items)</span></span>)} />
+          items={asset.collections.edges.map(({ node }) => (
+            <Link key={node.id} href={`/collections/${encodeURIComponent(node.id)}`}>{node.name} <span className="muted">({node.itemCount} items)</span></Link>
+          ))} />
         <Related title="Datums" total={asset.datums.totalCount}
           items={asset.datums.edges.map(({ node }) => (
             <span key={node.id}>{node.split}: {node.roles.map((r) => <Link key={r.role} href={assetHref(r.asset.id)}>{r.role} </Link>)}</span>
