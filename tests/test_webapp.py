@@ -4,7 +4,8 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 One walk through the app, as a lab member would: sign in (a wrong token first), page through the
 assets by scrolling, search, open an asset, watch events arrive live (filtered, paused, resumed),
 upload an image by the file input and a text by drag and drop, see the image's annotations drawn
-over it, and a VIEWER's read-only app. The test acts on the server where the walk needs it (logging
+over it, browse a collection and a dataset, a VIEWER's read-only app, and that VIEWER sent back to
+sign-in, with the reason, when its token is revoked while the app is open. The test acts on the server where the walk needs it (logging
 events, adding annotations) and checks what the uploads stored.
 
 GRAPHLAKE_WEBAPP_SCREENSHOTS=DIR also saves screenshots of the main pages there (the README's are
@@ -79,7 +80,7 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
     assert (WEBAPP / "dist" / "index.html").is_file(), "the web app is not built: run `make webapp` (make test does)"
     assert (WEBAPP / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `make webapp`"
     contributor = await make_token(Role.CONTRIBUTOR, name="lab-member")
-    viewer = await make_token(Role.VIEWER)
+    viewer = await make_token(Role.VIEWER, name="webapp-viewer")
 
     tag = uuid.uuid4().hex[:8]
     name, label = f"reading-{tag}", f"batch-{tag}"
@@ -151,6 +152,13 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
         await walk.expect("DATASET_OK")
 
         await walk.expect("VIEWER_OK")
+        await walk.expect("VIEWER_LIVE")
+        admin = await make_token(Role.ADMIN)
+        tokens = (await api.data("ApiTokens", token=admin))["apiTokens"]["edges"]
+        viewer_id = next(e["node"]["id"] for e in tokens if e["node"]["name"] == "webapp-viewer")
+        await api.data("RevokeApiToken", {"id": viewer_id}, token=admin)
+        walk.send("REVOKED")
+        await walk.expect("REVOKED_OK")
         await walk.expect("DONE")
         assert await asyncio.wait_for(process.wait(), STEP_SECONDS) == 0
     finally:

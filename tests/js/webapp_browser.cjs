@@ -81,7 +81,7 @@ async function main() {
 
     step = "the events page streams live events of the type asked for";
     await page.goto(`${config.baseUrl}/events?types=${config.eventType}`);  // a page load of an app path
-    await page.getByText("live", { exact: true }).waitFor();
+    await page.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();  // the WebSocket is up
     say("EVENTS_LIVE");
     const first = await nextLine();  // the test logs an event of another type, then this one
     const eventRows = page.getByTestId("event-row");
@@ -159,6 +159,17 @@ async function main() {
     await viewer.goto(config.baseUrl + "/upload");
     await viewer.getByText("A VIEWER token cannot upload.").waitFor();
     say("VIEWER_OK");
+
+    step = "a token revoked while the app is open leads back to sign-in, saying why";
+    await viewer.goto(config.baseUrl + "/events");
+    await viewer.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();
+    say("VIEWER_LIVE");
+    await nextLine();  // the test has revoked the viewer's token
+    // The server closes the event stream's socket (4401): the app signs out at once, with the reason.
+    await viewer.getByRole("alert").filter({ hasText: "UNAUTHENTICATED" }).waitFor();
+    await viewer.locator("#token").waitFor();
+    if (await viewer.evaluate(() => sessionStorage.getItem("graphlake.token"))) throw new Error("the refused token is still kept");
+    say("REVOKED_OK");
 
     if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
     say("DONE");

@@ -12,7 +12,12 @@ export function App() {
   const [token, setToken] = useState<string | null>(() => sessionStorage.getItem(TOKEN_KEY));
   const [me, setMe] = useState<MeQuery | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const lake = useMemo(() => (token ? makeClient(token) : null), [token]);
+  const lake = useMemo(() => (token ? makeClient(token, (reason) => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    setError(`${reason} (UNAUTHENTICATED)`);
+    setMe(null);
+    setToken(null);
+  }) : null), [token]);
   useEffect(() => () => lake?.dispose(), [lake]);
 
   // A token is kept only once the server has accepted it: a typo or a revoked token shows the
@@ -43,7 +48,8 @@ export function App() {
     setMe(null);
     setToken(null);
   };
-  const session = { token, tokenName: me.me.tokenName, role: me.me.role, version: me.health.version, signOut };
+  const session = { token, tokenName: me.me.tokenName, role: me.me.role, version: me.health.version, signOut,
+    onSocket: lake.onSocket };
   return (
     <Provider value={lake.client}>
       <SessionContext.Provider value={session}>

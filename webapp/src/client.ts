@@ -1,21 +1,43 @@
 // One urql client per token: queries and mutations over HTTP POST to /graphql, subscriptions over
 // graphql-ws on the same path (the token goes into connection_init, as GraphiQL's does).
-import { Client, cacheExchange, fetchExchange, subscriptionExchange } from "@urql/core";
+import { Client, cacheExchange, fetchExchange, mapExchange, subscriptionExchange } from "@urql/core";
 import { createClient as createWsClient } from "graphql-ws/client";
 
 export const GRAPHQL_PATH = "/graphql";
+// Graphlake closes a socket whose token is refused at connection_init with 4403, and one whose token
+// is revoked or expires while it is open with 4401 (graphlake/websocket_handlers.py): both final here.
+const TOKEN_CLOSE_CODES = [4401, 4403];
 
-export type LakeClient = { client: Client; dispose: () => void };
+export type SocketStatus = "connecting" | "live" | "reconnecting";
+export type LakeClient = {
+  client: Client;
+  dispose: () => void;
+  /** Follows the WebSocket's state (the events page shows it); returns the unsubscribe. */
+  onSocket: (listener: (status: SocketStatus) => void) => () => void;
+};
 
-export function makeClient(token: string): LakeClient {
+export function makeClient(token: string, onTokenRefused: (reason: string) => void): LakeClient {
+  const listeners = new Set<(status: SocketStatus) => void>();
+  let status: SocketStatus = "connecting";
+  const tell = (next: SocketStatus) => { status = next; listeners.forEach((l) => l(next)); };
+  const closedForToken = (event: unknown) => TOKEN_CLOSE_CODES.includes((event as CloseEvent)?.code);
+
   const wsUrl = new URL(GRAPHQL_PATH, location.href).href.replace(/^http/, "ws");
   const ws = createWsClient({
     url: wsUrl,
     connectionParams: { Authorization: `Bearer ${token}` },
     lazy: true,
-    // The server restarting or a laptop waking up: resubscribe rather than show a dead stream.
+    // The server restarting or a laptop waking up: resubscribe rather than show a dead stream; but
+    // a refused token stays refused.
     retryAttempts: Infinity,
-    shouldRetry: () => true,
+    shouldRetry: (event) => !closedForToken(event),
+    on: {
+      connected: () => tell("live"),
+      closed: (event) => {
+        if (closedForToken(event)) onTokenRefused((event as CloseEvent).reason || "the token was refused");
+        else tell("reconnecting");
+      },
+    },
   });
   const client = new Client({
     url: GRAPHQL_PATH,
@@ -32,6 +54,13 @@ export function makeClient(token: string): LakeClient {
       },
     }),
     exchanges: [
+      // A token revoked or expired while the app is open: back to sign-in, saying why.
+      mapExchange({
+        onError(error) {
+          const refused = error.graphQLErrors.find((e) => e.extensions?.code === "UNAUTHENTICATED");
+          if (refused) onTokenRefused(refused.message);
+        },
+      }),
       cacheExchange,
       fetchExchange,
       subscriptionExchange({
@@ -47,7 +76,15 @@ export function makeClient(token: string): LakeClient {
       }),
     ],
   });
-  return { client, dispose: () => void ws.dispose() };
+  return {
+    client,
+    dispose: () => void ws.dispose(),
+    onSocket: (listener) => {
+      listeners.add(listener);
+      listener(status);
+      return () => listeners.delete(listener);
+    },
+  };
 }
 
 /** The message a person can act on: GraphQL errors carry the server's words and code. */
@@ -59,4 +96,14 @@ export function errorText(error: { graphQLErrors?: readonly { message: string; e
   }
   if (error.networkError) return `Graphlake is not reachable: ${error.networkError.message}`;
   return error.message;
+}
+
+/** Only http(s) URLs become links or images: an EXTERNAL asset's URL is whatever was registered. */
+export function safeUrl(url: string | null | undefined): string | null {
+  if (!url) return null;
+  try {
+    return ["http:", "https:"].includes(new URL(url, location.href).protocol) ? url : null;
+  } catch {
+    return null;
+  }
 }

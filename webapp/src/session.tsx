@@ -2,6 +2,7 @@
 // and who it is (`me`): its role decides which write controls the app shows.
 import { createContext, useContext } from "react";
 
+import type { LakeClient } from "./client";
 import type { Role } from "./generated/graphql";
 
 export const TOKEN_KEY = "graphlake.token";
@@ -12,6 +13,7 @@ export type Session = {
   role: Role;
   version: string;
   signOut: () => void;
+  onSocket: LakeClient["onSocket"];
 };
 
 export const SessionContext = createContext<Session | null>(null);

@@ -3,6 +3,7 @@
 // annotation set: ground truth and predictions can be compared by toggling.
 import { useMemo, useState } from "react";
 
+import { safeUrl } from "../client";
 import type { AnnotationShapeFragment } from "../generated/graphql";
 import { labelColour } from "../format";
 
@@ -70,10 +71,12 @@ function Shape({ record, stroke }: { record: AnnotationShapeFragment; stroke: nu
           {g.points.filter((p) => p.visible !== false).map((p, i) => <circle key={i} cx={p.x} cy={p.y} r={stroke * 2} />)}
         </g>
       );
-    case "Mask":
-      return g.asset.downloadUrl
-        ? <image href={g.asset.downloadUrl} width="100%" height="100%" opacity={0.4} data-kind={record.kind}>{title}</image>
+    case "Mask": {
+      const mask = safeUrl(g.asset.downloadUrl);
+      return mask
+        ? <image href={mask} width="100%" height="100%" opacity={0.4} data-kind={record.kind}>{title}</image>
         : null;
+    }
     default:
       return null;
   }

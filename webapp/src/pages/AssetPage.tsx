@@ -3,7 +3,7 @@
 import { useQuery } from "urql";
 import { Link } from "wouter";
 
-import { errorText } from "../client";
+import { errorText, safeUrl } from "../client";
 import { AnnotationOverlay } from "../components/AnnotationOverlay";
 import { assetHref } from "../components/AssetRow";
 import { JsonTree } from "../components/JsonTree";
@@ -18,7 +18,8 @@ export function AssetPage({ id }: { id: string }) {
   const asset = data.asset;
   if (!asset) return <p className="error">No asset {id} (deleted, or never existed).</p>;
   const records = asset.annotations.edges.map((e) => e.node);
-  const isImage = asset.mediaType?.startsWith("image/") && asset.downloadUrl;
+  const download = safeUrl(asset.downloadUrl);
+  const isImage = asset.mediaType?.startsWith("image/") && download;
   const owner = Object.entries(asset.owner).filter(([k, v]) => k !== "__typename" && v);
   return (
     <article className="asset">
@@ -27,7 +28,7 @@ export function AssetPage({ id }: { id: string }) {
         <span className={`badge status-${asset.status}`} data-testid="asset-status">{asset.status}</span>{" "}
         <span className="badge">{asset.kind}</span>{" "}
         {asset.labels.map((l) => <span key={l} className="label">{l}</span>)}
-        {asset.downloadUrl && <> <a className="button" href={asset.downloadUrl} download={asset.name}>Download</a></>}
+        {download && <> <a className="button" href={download} download={asset.name}>Download</a></>}
       </p>
       {asset.description && <p>{asset.description}</p>}
       <dl className="facts">
@@ -47,7 +48,7 @@ export function AssetPage({ id }: { id: string }) {
       {isImage && (
         <section>
           <h2>Image{records.length > 0 && ` and ${asset.annotations.totalCount} annotations`}</h2>
-          <AnnotationOverlay src={asset.downloadUrl!} records={records} />
+          <AnnotationOverlay src={download} records={records} />
         </section>
       )}
       {asset.kind === "VALUE" && <section><h2>Value</h2><div className="json" data-testid="asset-value"><JsonTree value={asset.value} /></div></section>}

@@ -3,10 +3,11 @@
 import { useEffect, useRef, useState } from "react";
 import { useClient } from "urql";
 
-import { errorText } from "../client";
+import { errorText, type SocketStatus } from "../client";
 import { JsonTree } from "../components/JsonTree";
 import { LiveEventsDocument, RecentEventsDocument, type EventFilter, type EventRowFragment, type LogLevel } from "../generated/graphql";
 import { when, words } from "../format";
+import { useSession } from "../session";
 
 const LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const KEEP = 500; // events kept on screen; older ones drop off the bottom
@@ -55,6 +56,9 @@ function Stream({ filter }: { filter: EventFilter }) {
   const [held, setHeld] = useState<EventRowFragment[]>([]);
   const [paused, setPaused] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [socket, setSocket] = useState<SocketStatus>("connecting");
+  const { onSocket } = useSession();
+  useEffect(() => onSocket(setSocket), [onSocket]);
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
 
@@ -91,7 +95,7 @@ function Stream({ filter }: { filter: EventFilter }) {
         {paused
           ? <button type="button" onClick={resume}>Resume{held.length > 0 && ` (${held.length} new)`}</button>
           : <button type="button" onClick={() => setPaused(true)}>Pause</button>}
-        <span className="muted"> {paused ? "paused" : "live"}</span>
+        <span className={`socket socket-${socket}`} data-testid="stream-status">{paused ? "paused" : socket}</span>
       </p>
       {error && <p role="alert" className="error">{error}</p>}
       <table className="events" data-testid="events">
