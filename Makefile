@@ -111,13 +111,15 @@ webapp/dist/index.html: webapp/node_modules/.installed $(WEBAPP_SOURCES)
 
 # Chromium from the OS packages, for the browser tests (tests/test_webapp.py drives it with
 # playwright-core; Playwright's own browser download does not work offline). Installed when missing
-# and we may (root, as in CI); otherwise make says what to run.
+# and we may (root, as in CI). Otherwise make says what to run and the suite still runs: the browser
+# test then fails, saying the same.
 CHROMIUM ?= /usr/bin/chromium
 browser:
 	@if [ ! -x $(CHROMIUM) ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium for the browser tests (apt-get install chromium)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	  else echo "error: the browser tests need Chromium at $(CHROMIUM): run sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; fi; \
+	  else echo "warning: the browser tests need Chromium at $(CHROMIUM): run sudo apt-get install -y --no-install-recommends chromium" >&2; fi; \
 	fi
 
 # FerretDB is skipped when GRAPHLAKE_MONGODB_URL points at a running MongoDB.

@@ -35,7 +35,8 @@ export function makeClient(token: string, onTokenRefused: (reason: string) => vo
       connected: () => tell("live"),
       closed: (event) => {
         if (closedForToken(event)) onTokenRefused((event as CloseEvent).reason || "the token was refused");
-        else tell("reconnecting");
+        // 1000: closed on purpose (lazy: no subscription left); anything else was lost.
+        else tell((event as CloseEvent)?.code === 1000 ? "connecting" : "reconnecting");
       },
     },
   });
