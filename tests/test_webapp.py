@@ -86,7 +86,8 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
     name, label = f"reading-{tag}", f"batch-{tag}"
     for i in range(ASSETS - 1):
         await factories.value_asset(api, contributor, f"filler-{i:02d}", {"i": i})
-    await factories.value_asset(api, contributor, name, {"temperature": 21.5, "unit": "C"}, labels=[label])
+    await factories.value_asset(api, contributor, name, {"temperature": 21.5, "unit": "C"}, labels=[label],
+                               metadata={"plate": 7, "operator": "alice"})
     image = tmp_path / f"plate-{tag}.png"
     image.write_bytes(_png(320, 240))
     dropped_text = f"dropped by the browser test {tag}\n"

@@ -71,6 +71,20 @@ async function main() {
     await page.getByLabel("Name contains").fill("");
     await page.getByLabel("Labels").fill(config.assetLabel);
     await page.getByTestId("asset-count").filter({ hasText: "1 assets" }).waitFor();
+    await page.getByLabel("Labels").fill("");
+
+    step = "search by metadata and value predicates; a predicate it cannot read says why";
+    const count = (n) => page.getByTestId("asset-count").filter({ hasText: new RegExp(`^${n} assets$`) }).waitFor();
+    await page.getByLabel("Metadata").fill("plate = 7; operator ~ ali");
+    await count(1);
+    await page.getByLabel("Value").fill("temperature > 30");
+    await count(0);
+    await page.getByLabel("Value").fill("temperature >= 21.5");
+    await count(1);
+    await page.getByLabel("Metadata").fill("plate ≈ 7");
+    await page.getByRole("alert").filter({ hasText: 'Metadata: cannot read "plate ≈ 7"' }).waitFor();
+    await page.getByLabel("Metadata").fill("");
+    await page.getByRole("alert").waitFor({ state: "detached" });
     await rows.filter({ hasText: config.assetName }).click();
 
     step = "the asset page shows the value as a tree";

@@ -9,6 +9,7 @@ import { AssetRow } from "../components/AssetRow";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { AssetListDocument, type AssetFilter, type AssetKind, type AssetStatus } from "../generated/graphql";
 import { words } from "../format";
+import { parsePredicates, PREDICATE_HELP } from "../predicates";
 
 const PAGE_SIZE = 50;
 const KINDS: AssetKind[] = ["FILE", "VALUE", "TEXT", "EXTERNAL"];
@@ -19,17 +20,30 @@ export function AssetList() {
   const [labels, setLabels] = useState("");
   const [kind, setKind] = useState<AssetKind | "">("");
   const [status, setStatus] = useState<AssetStatus | "">("");
+  const [metadata, setMetadata] = useState("");
+  const [value, setValue] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
   const [view, setView] = useState<"list" | "grid">("list");
-  const [filter, setFilter] = useState<AssetFilter>({ nameContains: null, labelsAll: null, kinds: null, statuses: null });
+  const [filter, setFilter] = useState<AssetFilter>({ nameContains: null, labelsAll: null, kinds: null, statuses: null,
+    metadata: null, value: null });
 
   // Typing waits for a pause before it asks the server again.
   useEffect(() => {
     const timer = setTimeout(() => {
-      const next = { nameContains: name.trim() || null, labelsAll: words(labels), kinds: kind ? [kind] : null, statuses: status ? [status] : null };
+      const byMetadata = parsePredicates(metadata);
+      const byValue = parsePredicates(value);
+      // A predicate that cannot be read says why, and the list stays as it was meanwhile.
+      if ("error" in byMetadata || "error" in byValue) {
+        setProblem("error" in byMetadata ? `Metadata: ${byMetadata.error}` : `Value: ${(byValue as { error: string }).error}`);
+        return;
+      }
+      setProblem(null);
+      const next = { nameContains: name.trim() || null, labelsAll: words(labels), kinds: kind ? [kind] : null,
+        statuses: status ? [status] : null, metadata: byMetadata.predicates, value: byValue.predicates };
       setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
     }, 300);
     return () => clearTimeout(timer);
-  }, [name, labels, kind, status]);
+  }, [name, labels, kind, status, metadata, value]);
 
   return (
     <section>
@@ -44,10 +58,15 @@ export function AssetList() {
           <option value="">Any status</option>
           {STATUSES.map((s) => <option key={s}>{s}</option>)}
         </select>
+        <input aria-label="Metadata" className="wide" placeholder="Metadata: plate = 7; operator ~ ali" title={PREDICATE_HELP}
+          value={metadata} onChange={(e) => setMetadata(e.target.value)} />
+        <input aria-label="Value" className="wide" placeholder="Value: temperature > 20" title={PREDICATE_HELP}
+          value={value} onChange={(e) => setValue(e.target.value)} />
         <button type="button" onClick={() => setView(view === "list" ? "grid" : "list")}>
           {view === "list" ? "Grid" : "List"}
         </button>
       </form>
+      {problem && <p role="alert" className="error">{problem}</p>}
       <Pages key={JSON.stringify(filter)} filter={filter} view={view} />
     </section>
   );
