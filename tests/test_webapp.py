@@ -4,7 +4,7 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 One walk through the app, as a lab member would: sign in (a wrong token first), page through the
 assets by scrolling, search, open an asset, watch events arrive live (filtered, paused, resumed),
 upload an image by the file input and a text by drag and drop, see the image's annotations drawn
-over it, browse a collection and a dataset, a VIEWER's read-only app, and that VIEWER sent back to
+over it and verify one, browse a collection and a dataset, a VIEWER's read-only app, and that VIEWER sent back to
 sign-in, with the reason, when its token is revoked while the app is open. The test acts on the server where the walk needs it (logging
 events, adding annotations) and checks what the uploads stored.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from documents.annotation import AnnotationRecord
 from documents.api_token import Role
 from graphlake import PROJECT_ROOT
 from tests import factories
@@ -149,6 +150,9 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
                                 addAnnotationSets=[truth["id"]])
         walk.send("ANNOTATED")
         assert await walk.expect("OVERLAY_OK") == "0 0 320 240"
+        await walk.expect("VERIFIED")
+        verified = await AnnotationRecord.find({"verified": True}).to_list()
+        assert [(r.label, r.verified_by) for r in verified] == [("scratch", "token:lab-member")]
         await walk.expect("COLLECTION_OK")
         await walk.expect("DATASET_OK")
 

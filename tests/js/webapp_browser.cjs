@@ -143,10 +143,21 @@ async function main() {
     const natural = await page.locator(".overlay img").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
     const viewBox = await overlay.getAttribute("viewBox");
     if (viewBox !== `0 0 ${natural[0]} ${natural[1]}`) throw new Error(`overlay viewBox ${viewBox}, image ${natural}`);
-    await shot("asset-annotations");
     await page.getByRole("checkbox").first().uncheck();  // hide the set: its shapes go
     await overlay.locator("rect").waitFor({ state: "detached" });
     say(`OVERLAY_OK ${viewBox}`);
+
+    step = "a CONTRIBUTOR verifies a record from the viewer; its outline turns solid";
+    await page.getByRole("checkbox").first().check();
+    const scratch = page.getByTestId("record-row").filter({ hasText: "scratch" });
+    await scratch.getByRole("button", { name: "Verify" }).click();
+    await scratch.filter({ hasText: "✓ verified" }).waitFor();
+    await page.waitForFunction(() => {
+      const box = document.querySelector("[data-testid=annotation-overlay] rect[data-label=scratch]");
+      return box && !box.hasAttribute("stroke-dasharray");
+    });
+    await shot("asset-annotations");
+    say("VERIFIED");
 
     step = "a collection lists its items with their paths and splits";
     await page.getByRole("link", { name: "Collections" }).click();
@@ -172,6 +183,9 @@ async function main() {
     if (await viewer.getByRole("link", { name: "Upload" }).count()) throw new Error("a VIEWER is offered Upload");
     await viewer.goto(config.baseUrl + "/upload");
     await viewer.getByText("A VIEWER token cannot upload.").waitFor();
+    await viewer.goto(config.baseUrl + imageHref);  // the annotations, without Verify
+    await viewer.getByTestId("record-row").filter({ hasText: "✓ verified" }).waitFor();
+    if (await viewer.getByRole("button", { name: /Verify/ }).count()) throw new Error("a VIEWER is offered Verify");
     say("VIEWER_OK");
 
     step = "a token revoked while the app is open leads back to sign-in, saying why";

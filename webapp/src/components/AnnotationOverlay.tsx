@@ -2,12 +2,13 @@
 // (the viewBox is the natural size, so the shapes scale with the image). One checkbox per
 // annotation set: ground truth and predictions can be compared by toggling.
 import { useMemo, useState } from "react";
+import { useMutation } from "urql";
 
-import { safeUrl } from "../client";
-import type { AnnotationShapeFragment } from "../generated/graphql";
+import { errorText, safeUrl } from "../client";
+import { VerifyRecordsDocument, type AnnotationShapeFragment } from "../generated/graphql";
 import { labelColour } from "../format";
 
-export function AnnotationOverlay({ src, records }: { src: string; records: AnnotationShapeFragment[] }) {
+export function AnnotationOverlay({ src, records, canVerify }: { src: string; records: AnnotationShapeFragment[]; canVerify: boolean }) {
   const [size, setSize] = useState<{ w: number; h: number } | null>(null);
   const sets = useMemo(() => [...new Map(records.map((r) => [r.set.id, r.set])).values()], [records]);
   const [hidden, setHidden] = useState<Set<string>>(new Set());
@@ -41,7 +42,41 @@ export function AnnotationOverlay({ src, records }: { src: string; records: Anno
           </svg>
         )}
       </div>
+      <Records records={records} canVerify={canVerify} />
     </div>
+  );
+}
+
+/** The records as a table: score, source and verification, and (for a CONTRIBUTOR) a Verify button. */
+function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; canVerify: boolean }) {
+  const [{ fetching, error }, verify] = useMutation(VerifyRecordsDocument);
+  if (!records.length) return null;
+  return (
+    <>
+      {error && <p role="alert" className="error">{errorText(error)}</p>}
+      <table className="events records" data-testid="records">
+        <thead><tr><th>Label</th><th>Kind</th><th>Score</th><th>Set</th><th>Source</th><th>Verified</th></tr></thead>
+        <tbody>
+          {records.map((r) => (
+            <tr key={r.id} data-testid="record-row">
+              <td><span className="swatch" style={{ background: labelColour(r.label ?? r.kind) }} /> {r.label}</td>
+              <td>{r.kind}</td>
+              <td>{r.score?.toFixed(2) ?? ""}</td>
+              <td>{r.set.name} <span className="muted">({r.set.purpose})</span></td>
+              <td>{r.source.kind} {r.source.name}</td>
+              <td>
+                {r.verified ? "✓ verified" : "not verified"}{" "}
+                {canVerify && (
+                  <button type="button" disabled={fetching} onClick={() => verify({ ids: [r.id], verified: !r.verified })}>
+                    {r.verified ? "Unverify" : "Verify"}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
   );
 }
 

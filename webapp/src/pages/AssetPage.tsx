@@ -9,10 +9,12 @@ import { assetHref } from "../components/AssetRow";
 import { JsonTree } from "../components/JsonTree";
 import { AssetDetailDocument } from "../generated/graphql";
 import { bytes, when } from "../format";
+import { canWrite, useSession } from "../session";
 
 
 export function AssetPage({ id }: { id: string }) {
   const [{ data, error, fetching }] = useQuery({ query: AssetDetailDocument, variables: { id } });
+  const { role } = useSession();
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return fetching ? <p className="muted">Loading…</p> : null;
   const asset = data.asset;
@@ -48,7 +50,7 @@ export function AssetPage({ id }: { id: string }) {
       {isImage && (
         <section>
           <h2>Image{records.length > 0 && ` and ${asset.annotations.totalCount} annotations`}</h2>
-          <AnnotationOverlay src={download} records={records} />
+          <AnnotationOverlay src={download} records={records} canVerify={canWrite(role)} />
         </section>
       )}
       {asset.kind === "VALUE" && <section><h2>Value</h2><div className="json" data-testid="asset-value"><JsonTree value={asset.value} /></div></section>}
