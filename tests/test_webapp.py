@@ -3,7 +3,7 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 
 One walk through the app, as a lab member would: sign in (a wrong token first), page through the
 assets by scrolling, search, open an asset, watch events arrive live (filtered, paused, resumed),
-upload an image by the file input and a text by drag and drop, see the image's annotations drawn
+upload an image by the file input, a text by drag and drop and a folder into a collection, see the image's annotations drawn
 over it and verify one, browse a collection and a dataset, a VIEWER's read-only app, and that VIEWER sent back to
 sign-in, with the reason, when its token is revoked while the app is open. The test acts on the server where the walk needs it (logging
 events, adding annotations) and checks what the uploads stored.
@@ -92,6 +92,12 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
     image = tmp_path / f"plate-{tag}.png"
     image.write_bytes(_png(320, 240))
     dropped_text = f"dropped by the browser test {tag}\n"
+    folder = tmp_path / f"run-{tag}"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a\n")
+    (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
+    folder_files = [f"{folder.name}/a.txt", f"{folder.name}/sub/b.csv"]
+    inbox = await factories.collection(api, contributor, f"inbox-{tag}")
     screenshots = os.environ.get("GRAPHLAKE_WEBAPP_SCREENSHOTS")
     if screenshots:
         Path(screenshots).mkdir(parents=True, exist_ok=True)
@@ -99,7 +105,8 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
         "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
         "assetCount": ASSETS, "assetName": name, "assetLabel": label, "valueText": "temperature",
         "eventType": "WEBAPP_CHECK", "imagePath": str(image), "droppedName": f"notes-{tag}.txt",
-        "droppedText": dropped_text, "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "artifacts": str(tmp_path), "screenshots": screenshots,
+        "droppedText": dropped_text, "collection": f"plates-{tag}", "dataset": f"widgets-{tag}",
+        "inbox": inbox["name"], "folderPath": str(folder), "folderFiles": folder_files, "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
@@ -132,6 +139,10 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
         dropped_id = await walk.expect("DROPPED")
         stored = (await api.data("Asset", {"id": dropped_id}, token=viewer))["asset"]
         assert stored["status"] == "ACTIVE" and stored["sha256"] == hashlib.sha256(dropped_text.encode()).hexdigest()
+
+        await walk.expect("FOLDER_UPLOADED")
+        filed = (await api.data("Collection", {"id": inbox["id"]}, token=viewer))["collection"]["items"]["edges"]
+        assert sorted(e["node"]["path"] for e in filed) == folder_files
 
         schema = await factories.schema(api, contributor)
         truth = await factories.annotation_set(api, contributor, schema["id"])

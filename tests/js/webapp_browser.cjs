@@ -131,8 +131,16 @@ async function main() {
     await page.getByTestId("dropzone").dispatchEvent("drop", { dataTransfer: dropped });
     const droppedRow = page.getByTestId("upload-row").filter({ hasText: config.droppedName });
     await droppedRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
-    await shot("upload");
     say(`DROPPED ${decodeURIComponent((await droppedRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
+
+    step = "a folder goes into a collection at its files' relative paths";
+    await page.getByLabel("Into collection").selectOption({ label: config.inbox });
+    await page.getByTestId("folder-input").setInputFiles(config.folderPath);
+    for (const file of config.folderFiles) {
+      await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    }
+    await shot("upload");
+    say("FOLDER_UPLOADED");
 
     step = "the image's annotations are drawn over it";
     await nextLine();  // the test has added annotations to the uploaded image

@@ -12,13 +12,19 @@ const HASH_MAX_BYTES = 256 * 1024 * 1024;
 
 export type Progress = { sent: number; total: number; status: string; assetId?: string; assetStatus?: AssetStatus; error?: string };
 
-export async function uploadFile(client: Client, file: File, report: (p: Partial<Progress>) => void): Promise<void> {
+/** Where an upload goes: into a collection (at a path, a folder's relative path) or nowhere in particular. */
+export type Target = { collectionId: string | null; path: string | null };
+
+export async function uploadFile(client: Client, file: File, target: Target, report: (p: Partial<Progress>) => void): Promise<void> {
   const total = file.size;
   report({ sent: 0, total, status: "hashing" });
   const sha256 = await digest(file);
   report({ status: "creating upload" });
   const created = await client.mutation(CreateUploadDocument, {
-    input: { name: file.name, sizeBytes: total, mediaType: file.type || "application/octet-stream", sha256 },
+    input: {
+      name: file.name, sizeBytes: total, mediaType: file.type || "application/octet-stream", sha256,
+      collectionId: target.collectionId, path: target.collectionId ? target.path : null,
+    },
   }).toPromise();
   if (created.error || !created.data) throw new Error(created.error ? errorText(created.error) : "createUpload returned nothing");
   const session = created.data.createUpload;
@@ -86,4 +92,35 @@ function settled(client: Client, id: string): Promise<AssetStatus> {
       }
     });
   });
+}
+
+/** A dropped file or folder as files with their paths ("run-42/sub/b.txt"): folders are read
+ * through the File System entries API (the only way a drop exposes a folder's content). */
+export async function droppedFiles(items: DataTransferItemList): Promise<{ file: File; path: string }[]> {
+  // Taken at once, before any await: the items are emptied when the drop event's handler returns.
+  // An item with no entry (a file made by a script, say) is taken as the file it holds.
+  const found: { file: File; path: string }[] = [];
+  const entries: FileSystemEntry[] = [];
+  for (const item of Array.from(items)) {
+    const entry = item.kind === "file" ? item.webkitGetAsEntry() : null;
+    const file = entry ? null : item.getAsFile();
+    if (entry) entries.push(entry);
+    else if (file) found.push({ file, path: file.name });
+  }
+  const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
+    if (entry.isFile) {
+      const file = await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject));
+      found.push({ file, path: prefix + entry.name });
+    } else if (entry.isDirectory) {
+      const reader = (entry as FileSystemDirectoryEntry).createReader();
+      // readEntries answers in batches (100 in Chromium) until an empty one.
+      for (;;) {
+        const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
+      }
+    }
+  };
+  for (const entry of entries) await walk(entry, "");
+  return found;
 }
