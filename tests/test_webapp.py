@@ -15,6 +15,7 @@ made so: see README, Web app).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -55,7 +56,8 @@ class Walk:
         except TimeoutError:
             line = f"(nothing within {STEP_SECONDS} s)"
         if not line.startswith(milestone):
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):  # it may have ended already
+                self.process.kill()
             _, self.stderr = await self.process.communicate()
             raise AssertionError(f"waited for {milestone}, got {line or 'the end of the script'}:\n{self.stderr.decode()}")
         return line[len(milestone):].strip()
@@ -157,8 +159,11 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
             {"assetId": image_id, "path": "plates/a.png", "split": "TRAIN"}]}}, token=contributor)
         widgets = await factories.dataset(api, contributor, f"widgets-{tag}")
         datums = await factories.datums(api, contributor, 3)
-        await factories.version(api, contributor, widgets["id"], "v1", addDatums=[d["id"] for d in datums],
-                                addAnnotationSets=[truth["id"]])
+        v1 = await factories.version(api, contributor, widgets["id"], "v1", addDatums=[d["id"] for d in datums],
+                                     addAnnotationSets=[truth["id"]])
+        more = await factories.datums(api, contributor, 2)
+        await factories.version(api, contributor, widgets["id"], "v2", parentId=v1["id"],
+                                addDatums=[d["id"] for d in more], removeDatums=[datums[0]["id"]])
         walk.send("ANNOTATED")
         assert await walk.expect("OVERLAY_OK") == "0 0 320 240"
         await walk.expect("VERIFIED")

@@ -179,9 +179,18 @@ async function main() {
     step = "a dataset shows its versions with counts per split";
     await page.getByRole("link", { name: "Datasets" }).click();
     await page.getByTestId("dataset-row").filter({ hasText: config.dataset }).click();
-    const version = page.getByTestId("version-row").filter({ hasText: "v1" });
+    const version = page.locator("[data-testid=version-row][data-version=v1]");
     await version.filter({ hasText: "UNASSIGNED 3" }).waitFor();
     await version.filter({ hasText: "labels (GROUND_TRUTH, 2)" }).waitFor();
+    await page.locator("[data-testid=version-row][data-version=v2]").filter({ hasText: "UNASSIGNED 4" }).waitFor();
+
+    step = "two versions compared: what the newer added and removed";
+    await page.getByTestId("diff-added").filter({ hasText: "Added (2)" }).waitFor();
+    await page.getByTestId("diff-removed").filter({ hasText: "Removed (1)" }).waitFor();
+    await page.getByTestId("diff-changed").filter({ hasText: "Changed (0)" }).waitFor();
+    if ((await page.getByTestId("diff-added").locator("li").count()) !== 2) throw new Error("the added datums are not listed");
+    await page.getByLabel("Against").selectOption("v2");  // a version against itself: nothing to compare
+    await page.getByText("Pick two different versions.").waitFor();
     await shot("dataset");
     say("DATASET_OK");
 
