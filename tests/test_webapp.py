@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
@@ -100,6 +101,11 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
     (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
     folder_files = [f"{folder.name}/a.txt", f"{folder.name}/sub/b.csv"]
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")
+    # Thirty busy minutes of one node, ended twenty minutes ago: the utilization page's row.
+    now = datetime.now(UTC)
+    sessions = [{"eventType": kind, "source": {"nodeId": "ot2-robot"}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
+                for kind, ago in (("NODE_START", 50), ("NODE_STOP", 20))]
+    await api.data("LogEvents", {"inputs": sessions}, token=contributor)
     screenshots = os.environ.get("GRAPHLAKE_WEBAPP_SCREENSHOTS")
     if screenshots:
         Path(screenshots).mkdir(parents=True, exist_ok=True)

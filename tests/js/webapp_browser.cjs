@@ -113,6 +113,13 @@ async function main() {
     await eventRows.filter({ hasText: second }).waitFor();
     say("PAUSE_OK");
 
+    step = "utilization: a node's busy share of the last 24 hours";
+    await page.getByRole("link", { name: "Utilization" }).click();
+    const robot = page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" });
+    await robot.filter({ hasText: "30 min busy, 1 sessions" }).waitFor();
+    await robot.filter({ hasText: "2.1%" }).waitFor();  // 30 min of 24 h (the window ends at the next minute)
+    await shot("utilization");
+
     step = "an upload by the file input turns ACTIVE";
     await page.getByRole("link", { name: "Upload" }).click();
     await page.getByTestId("file-input").setInputFiles(config.imagePath);

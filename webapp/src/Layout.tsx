@@ -6,6 +6,7 @@ import { CollectionList, CollectionPage } from "./pages/Collections";
 import { DatasetList, DatasetPage } from "./pages/Datasets";
 import { Events } from "./pages/Events";
 import { Upload } from "./pages/Upload";
+import { Utilization } from "./pages/Utilization";
 import { canWrite, useSession } from "./session";
 
 export function Layout() {
@@ -20,6 +21,7 @@ export function Layout() {
           <Link href="/collections">Collections</Link>
           <Link href="/datasets">Datasets</Link>
           <Link href="/events">Events</Link>
+          <Link href="/utilization">Utilization</Link>
           {writer && <Link href="/upload">Upload</Link>}
           <a href="/graphql" target="_blank" rel="noreferrer">GraphiQL</a>
         </nav>
@@ -40,6 +42,7 @@ export function Layout() {
           <Route path="/datasets"><DatasetList /></Route>
           <Route path="/datasets/:id">{(params) => <DatasetPage id={decodeURIComponent(params.id)} />}</Route>
           <Route path="/events"><Events /></Route>
+          <Route path="/utilization"><Utilization /></Route>
           <Route path="/upload">{writer ? <Upload /> : <p>A {session.role} token cannot upload.</p>}</Route>
           <Route><p>No page here. <Link href="/">Back to the assets</Link></p></Route>
         </Switch>
