@@ -4,6 +4,7 @@ The app itself is driven in Chromium by tests/test_webapp.py."""
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -86,3 +87,14 @@ def test_banner_says_where_the_app_is(settings: Settings, unbuilt: Settings, cap
     _announce(settings.model_copy(update={"webapp": False}), None)
     assert "Web app          : off" in capsys.readouterr().out
 
+
+
+def test_the_apps_javascript_stays_under_500_kb_gzipped() -> None:
+    """The budget issue #21 sets (GraphiQL apart): every script the page loads, compressed as served."""
+    built()
+    page = (WEBAPP / "dist" / "index.html").read_text()
+    scripts = [WEBAPP / "dist" / "assets" / name for name in re.findall(r'/app/assets/([^"]+\.js)"', page)]
+    # Chunks the entry imports load too: count every script in the build, not only those the page names.
+    scripts = sorted(set(scripts) | set((WEBAPP / "dist" / "assets").glob("*.js")))
+    size = sum(len(gzip.compress(path.read_bytes(), compresslevel=6)) for path in scripts)
+    assert scripts and size < 500 * 1024, f"{size / 1024:.0f} KB of JavaScript gzipped in {[p.name for p in scripts]}"

@@ -116,7 +116,7 @@ async function main() {
     step = "utilization: a node's busy share of the last 24 hours";
     await page.getByRole("link", { name: "Utilization" }).click();
     const robot = page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" });
-    await robot.filter({ hasText: "30 min busy, 1 sessions" }).waitFor();
+    await robot.filter({ hasText: "30 min busy, 1 session" }).waitFor();
     await robot.filter({ hasText: "2.1%" }).waitFor();  // 30 min of 24 h (the window ends at the next minute)
     await shot("utilization");
 
@@ -196,9 +196,9 @@ async function main() {
     await page.getByTestId("diff-removed").filter({ hasText: "Removed (1)" }).waitFor();
     await page.getByTestId("diff-changed").filter({ hasText: "Changed (0)" }).waitFor();
     if ((await page.getByTestId("diff-added").locator("li").count()) !== 2) throw new Error("the added datums are not listed");
+    await shot("dataset");
     await page.getByLabel("Against").selectOption("v2");  // a version against itself: nothing to compare
     await page.getByText("Pick two different versions.").waitFor();
-    await shot("dataset");
     say("DATASET_OK");
 
     step = "a VIEWER gets a read-only app";

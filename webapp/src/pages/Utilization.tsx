@@ -49,7 +49,7 @@ export function Utilization() {
                 <td><strong>{row.group}</strong></td>
                 <td className="share"><span className="bar" style={{ width: `${Math.min(100, row.utilization * 100)}%` }} /></td>
                 <td>{(row.utilization * 100).toFixed(1)}%</td>
-                <td>{duration(row.busySeconds)} busy, {row.sessions} sessions</td>
+                <td>{duration(row.busySeconds)} busy, {row.sessions} {row.sessions === 1 ? "session" : "sessions"}</td>
                 <td>
                   <svg className="spark" viewBox={`0 0 ${row.buckets.length} 1`} preserveAspectRatio="none" aria-label="busy share per bucket">
                     {row.buckets.map((b, i) => (
