@@ -106,13 +106,15 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
     sessions = [{"eventType": kind, "source": {"nodeId": "ot2-robot"}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
                 for kind, ago in (("NODE_START", 50), ("NODE_STOP", 20))]
     await api.data("LogEvents", {"inputs": sessions}, token=contributor)
+    # Shown by the events page's first query; its live stream then starts just after it (`after`).
+    await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": f"logged before {tag}"}}, token=contributor)
     screenshots = os.environ.get("GRAPHLAKE_WEBAPP_SCREENSHOTS")
     if screenshots:
         Path(screenshots).mkdir(parents=True, exist_ok=True)
     config = {
         "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
         "assetCount": ASSETS, "assetName": name, "assetLabel": label, "valueText": "temperature",
-        "eventType": "WEBAPP_CHECK", "imagePath": str(image), "droppedName": f"notes-{tag}.txt",
+        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}", "imagePath": str(image), "droppedName": f"notes-{tag}.txt",
         "droppedText": dropped_text, "collection": f"plates-{tag}", "dataset": f"widgets-{tag}",
         "inbox": inbox["name"], "folderPath": str(folder), "folderFiles": folder_files, "artifacts": str(tmp_path), "screenshots": screenshots,
     }

@@ -96,6 +96,7 @@ async function main() {
     step = "the events page streams live events of the type asked for";
     await page.goto(`${config.baseUrl}/events?types=${config.eventType}`);  // a page load of an app path
     await page.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();  // the WebSocket is up
+    await page.getByTestId("event-row").filter({ hasText: config.earlierEvent }).waitFor();
     say("EVENTS_LIVE");
     const first = await nextLine();  // the test logs an event of another type, then this one
     const eventRows = page.getByTestId("event-row");

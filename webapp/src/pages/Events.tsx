@@ -68,20 +68,21 @@ function Stream({ filter }: { filter: EventFilter }) {
       return [...more.filter((e) => !seen.has(e.id)), ...list].slice(0, KEEP);
     };
     let current = true;
+    let live: { unsubscribe: () => void } | null = null;
     void client.query(RecentEventsDocument, { filter, first: 50 }, { requestPolicy: "network-only" }).toPromise().then((r) => {
       if (!current) return;
       if (r.error) setError(errorText(r.error));
-      // The live events that came first are newer: keep them on top.
-      else setEvents((list) => [...list, ...(r.data?.events.edges.map((e) => e.node) ?? []).filter((e) => !list.some((l) => l.id === e.id))]);
+      const recent = r.data?.events.edges.map((e) => e.node) ?? [];
+      setEvents(recent);
+      live = client.subscription(LiveEventsDocument, { filter, after: recent[0]?.id ?? null }).subscribe((result) => {
+        if (result.error) { setError(errorText(result.error)); return; }
+        const event = result.data?.events;
+        if (!event) return;
+        if (pausedRef.current) setHeld((list) => add(list, [event]));
+        else setEvents((list) => add(list, [event]));
+      });
     });
-    const live = client.subscription(LiveEventsDocument, { filter }).subscribe((r) => {
-      if (r.error) { setError(errorText(r.error)); return; }
-      const event = r.data?.events;
-      if (!event) return;
-      if (pausedRef.current) setHeld((list) => add(list, [event]));
-      else setEvents((list) => add(list, [event]));
-    });
-    return () => { current = false; live.unsubscribe(); };
+    return () => { current = false; live?.unsubscribe(); };
   }, [client, filter]);
 
   const resume = () => {
