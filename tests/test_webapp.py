@@ -162,6 +162,21 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
              "geometry": {"polygon": {"points": [{"x": 200, "y": 40}, {"x": 300, "y": 80}, {"x": 240, "y": 200}]}}},
         ]
         await api.data("AddAnnotations", {"setId": truth["id"], "records": records}, token=contributor)
+        # A model's predictions of the other kinds, in a set of their own (the viewer toggles sets).
+        model = await factories.annotation_set(api, contributor, schema["id"], "PREDICTION",
+                                               {"kind": "MODEL", "name": "detector", "version": "3"}, name="detector-v3")
+        predictions = [
+            {"kind": "ROTATED_BBOX", "label": "scratch", "score": 0.91,
+             "geometry": {"rotatedBbox": {"cx": 160, "cy": 150, "width": 80, "height": 30, "angle": 30}}},
+            {"kind": "POLYLINE", "label": "scratch", "score": 0.55,
+             "geometry": {"polyline": {"points": [{"x": 10, "y": 220}, {"x": 90, "y": 180}, {"x": 150, "y": 215}]}}},
+            {"kind": "KEYPOINTS", "label": "dent", "score": 0.7, "geometry": {"keypoints": {"points": [
+                {"name": "tip", "x": 250, "y": 60, "visible": True}, {"name": "base", "x": 270, "y": 150, "visible": True},
+                {"name": "hidden", "x": 5, "y": 5, "visible": False}]}}},
+            {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
+        ]
+        await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
+                       token=contributor)
         plates = await factories.collection(api, contributor, f"plates-{tag}")
         await api.data("AddToCollection", {"input": {"collectionId": plates["id"], "items": [
             {"assetId": image_id, "path": "plates/a.png", "split": "TRAIN"}]}}, token=contributor)

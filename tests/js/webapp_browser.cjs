@@ -156,16 +156,26 @@ async function main() {
     const overlay = page.getByTestId("annotation-overlay");
     await overlay.locator("rect[data-kind=BBOX][data-label=scratch]").waitFor();
     await overlay.locator("polygon[data-kind=POLYGON][data-label=dent]").waitFor();
+    // The model's set: every other kind (keypoints that are not visible are not drawn).
+    await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
+    if (!(await overlay.locator("rect[data-kind=ROTATED_BBOX]").getAttribute("transform")).startsWith("rotate(30 "))
+      throw new Error("the rotated box is not rotated");
+    await overlay.locator("polyline[data-kind=POLYLINE]").waitFor();
+    if ((await overlay.locator("g[data-kind=KEYPOINTS] circle").count()) !== 2) throw new Error("not 2 visible keypoints");
+    await overlay.locator("g[data-kind=MASK] mask image").waitFor({ state: "attached" });
+    await page.getByTestId("record-row").filter({ hasText: "0.91" }).filter({ hasText: "MODEL detector" }).waitFor();
     const natural = await page.locator(".overlay img").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
     const viewBox = await overlay.getAttribute("viewBox");
     if (viewBox !== `0 0 ${natural[0]} ${natural[1]}`) throw new Error(`overlay viewBox ${viewBox}, image ${natural}`);
-    await page.getByRole("checkbox").first().uncheck();  // hide the set: its shapes go
-    await overlay.locator("rect").waitFor({ state: "detached" });
+    const truthSwitch = page.getByRole("checkbox", { name: /^labels/ });
+    await truthSwitch.uncheck();  // hide the ground truth: its shapes go, the predictions stay
+    await overlay.locator("[data-kind=BBOX], [data-kind=POLYGON]").first().waitFor({ state: "detached" });
+    await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
     say(`OVERLAY_OK ${viewBox}`);
 
     step = "a CONTRIBUTOR verifies a record from the viewer; its outline turns solid";
-    await page.getByRole("checkbox").first().check();
-    const scratch = page.getByTestId("record-row").filter({ hasText: "scratch" });
+    await truthSwitch.check();
+    const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]");
     await scratch.getByRole("button", { name: "Verify" }).click();
     await scratch.filter({ hasText: "✓ verified" }).waitFor();
     await page.waitForFunction(() => {

@@ -58,7 +58,7 @@ function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; c
         <thead><tr><th>Label</th><th>Kind</th><th>Score</th><th>Set</th><th>Source</th><th>Verified</th></tr></thead>
         <tbody>
           {records.map((r) => (
-            <tr key={r.id} data-testid="record-row">
+            <tr key={r.id} data-testid="record-row" data-kind={r.kind}>
               <td><span className="swatch" style={{ background: labelColour(r.label ?? r.kind) }} /> {r.label}</td>
               <td>{r.kind}</td>
               <td>{r.score?.toFixed(2) ?? ""}</td>
@@ -107,10 +107,17 @@ function Shape({ record, stroke }: { record: AnnotationShapeFragment; stroke: nu
         </g>
       );
     case "Mask": {
+      // The mask image as a luminance mask over a rectangle of the label's colour: its white pixels
+      // show in that colour, its black ones not at all.
       const mask = safeUrl(g.asset.downloadUrl);
-      return mask
-        ? <image href={mask} width="100%" height="100%" opacity={0.4} data-kind={record.kind}>{title}</image>
-        : null;
+      const maskId = `mask-${record.id.replace(/[^\w-]/g, "")}`;
+      return mask ? (
+        <g data-kind={record.kind} data-label={record.label ?? ""}>
+          {title}
+          <mask id={maskId}><image href={mask} width="100%" height="100%" preserveAspectRatio="none" /></mask>
+          <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
+        </g>
+      ) : null;
     }
     default:
       return null;
