@@ -8,7 +8,7 @@ a path, which no server route matches, gets the same page, and the app shows the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from stat import S_ISREG
 
 from starlette.exceptions import HTTPException
@@ -76,7 +76,7 @@ def page(settings: Settings) -> Response:
     })
 
 
-def webapp_fallback(settings: Settings):
+def webapp_fallback(settings: Settings) -> Callable[[Request, Exception], Awaitable[Response]]:
     """A 404 handler: a browser loading one of the app's paths (GET, Accept: text/html) gets the page;
     anything else keeps its 404. As a handler rather than a catch-all route, it leaves every other
     answer as it was (a POST to an unknown path stays 404, not 405)."""
