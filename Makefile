@@ -102,8 +102,8 @@ webapp: webapp/dist/index.html
 
 webapp/node_modules/.installed: webapp/package.json webapp/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm (Node.js) is needed to build the web app." >&2; exit 1; }
-	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' || \
-	  { echo "error: the web app's build (Vite 8) needs Node.js 20.19 or newer; this is $$(node --version)." >&2; exit 1; }
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22 ? 0 : 1)' || \
+	  { echo "error: the web app's build (Vite 8) needs Node.js 20.19+ or 22.12+; this is $$(node --version)." >&2; exit 1; }
 	npm ci --prefix webapp --no-audit --no-fund --loglevel=error
 	touch $@
 
