@@ -3,7 +3,7 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 
 One walk through the app, as a lab member would: sign in (a wrong token first), page through the
 assets by scrolling, search, open an asset, watch events arrive live (filtered, paused, resumed),
-upload an image by the file input, a text by drag and drop and a folder into a collection, see the image's annotations drawn
+upload an image by the file input, a text by drag and drop, a folder into a collection and a big file in parts, cut off and resumed, see the image's annotations drawn
 over it and verify one, browse a collection and a dataset, a VIEWER's read-only app, and that VIEWER sent back to
 sign-in, with the reason, when its token is revoked while the app is open. The test acts on the server where the walk needs it (logging
 events, adding annotations) and checks what the uploads stored.
@@ -30,6 +30,7 @@ from PIL import Image
 from documents.annotation import AnnotationRecord
 from documents.api_token import Role
 from graphlake import PROJECT_ROOT
+from graphlake.settings import Settings
 from tests import factories
 from tests.conftest import MakeToken, Served
 from tests.operations import Api
@@ -76,7 +77,7 @@ def _png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
     assert CHROMIUM.exists(), f"Chromium is missing at {CHROMIUM}: `make test` installs it (make browser), " \
                               "or apt-get install -y --no-install-recommends chromium"
     node = shutil.which("node")
@@ -101,6 +102,8 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
     (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
     folder_files = [f"{folder.name}/a.txt", f"{folder.name}/sub/b.csv"]
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")
+    big = tmp_path / f"scan-{tag}.bin"  # at the multipart threshold: 8 parts of 8 MiB
+    big.write_bytes(os.urandom(settings.multipart_threshold_bytes))
     # Thirty busy minutes of one node, ended twenty minutes ago: the utilization page's row.
     now = datetime.now(UTC)
     sessions = [{"eventType": kind, "source": {"nodeId": "ot2-robot"}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
@@ -116,7 +119,8 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
         "assetCount": ASSETS, "assetName": name, "assetLabel": label, "valueText": "temperature",
         "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}", "imagePath": str(image), "droppedName": f"notes-{tag}.txt",
         "droppedText": dropped_text, "collection": f"plates-{tag}", "dataset": f"widgets-{tag}",
-        "inbox": inbox["name"], "folderPath": str(folder), "folderFiles": folder_files, "artifacts": str(tmp_path), "screenshots": screenshots,
+        "inbox": inbox["name"], "folderPath": str(folder), "folderFiles": folder_files,
+        "bigPath": str(big), "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
@@ -153,6 +157,12 @@ async def test_webapp_in_chromium(served: Served, api: Api, make_token: MakeToke
         await walk.expect("FOLDER_UPLOADED")
         filed = (await api.data("Collection", {"id": inbox["id"]}, token=viewer))["collection"]["items"]["edges"]
         assert sorted(e["node"]["path"] for e in filed) == folder_files
+
+        # Parts 1 and 2 went, 3 was cut off; the retry sent 3 to 8 only, and the server checked the whole.
+        before, resent, big_id = (await walk.expect("RESUMED")).split()
+        assert (int(before), int(resent)) == (3, 6)
+        stored = (await api.data("Asset", {"id": big_id}, token=viewer))["asset"]
+        assert stored["status"] == "ACTIVE" and stored["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
 
         schema = await factories.schema(api, contributor)
         truth = await factories.annotation_set(api, contributor, schema["id"])

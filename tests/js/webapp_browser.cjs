@@ -150,6 +150,23 @@ async function main() {
     await shot("upload");
     say("FOLDER_UPLOADED");
 
+    step = "a multipart upload cut off at its third part resumes with the parts still missing";
+    await page.getByLabel("Into collection").selectOption({ label: "none" });
+    let puts = 0;
+    await page.route("**/blobs/**", (route) => {
+      if (route.request().method() !== "PUT") return route.continue();
+      puts += 1;
+      return puts === 3 ? route.abort("connectionreset") : route.continue();
+    });
+    await page.getByTestId("file-input").setInputFiles(config.bigPath);
+    const bigRow = page.getByTestId("upload-row").filter({ hasText: path.basename(config.bigPath) });
+    await bigRow.getByRole("button", { name: "Retry" }).waitFor({ timeout: 60000 });
+    const sentBefore = puts;
+    await bigRow.getByRole("button", { name: "Retry" }).click();
+    await bigRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor({ timeout: 60000 });
+    await page.unroute("**/blobs/**");
+    say(`RESUMED ${sentBefore} ${puts - sentBefore} ${decodeURIComponent((await bigRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
+
     step = "the image's annotations are drawn over it";
     await nextLine();  // the test has added annotations to the uploaded image
     await imageRow.getByRole("link").click();

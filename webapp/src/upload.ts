@@ -4,7 +4,10 @@
 import type { Client } from "@urql/core";
 
 import { errorText } from "./client";
-import { AssetStatusDocument, CompleteUploadDocument, CreateUploadDocument, type AssetStatus } from "./generated/graphql";
+import {
+  AssetStatusDocument, CompleteUploadDocument, CreateUploadDocument, UploadSessionDocument,
+  type AssetStatus, type CreateUploadMutation,
+} from "./generated/graphql";
 
 // Hashing reads the whole file into memory: above this the server checks the size only (as the
 // Python client does for a file it hashes while sending, the server reads the object back instead).
@@ -17,17 +20,25 @@ export type Target = { collectionId: string | null; path: string | null };
 
 export async function uploadFile(client: Client, file: File, target: Target, report: (p: Partial<Progress>) => void): Promise<void> {
   const total = file.size;
-  report({ sent: 0, total, status: "hashing" });
-  const sha256 = await digest(file);
-  report({ status: "creating upload" });
-  const created = await client.mutation(CreateUploadDocument, {
-    input: {
-      name: file.name, sizeBytes: total, mediaType: file.type || "application/octet-stream", sha256,
-      collectionId: target.collectionId, path: target.collectionId ? target.path : null,
-    },
-  }).toPromise();
-  if (created.error || !created.data) throw new Error(created.error ? errorText(created.error) : "createUpload returned nothing");
-  const session = created.data.createUpload;
+  report({ sent: 0, total, status: "starting" });
+  // The same file again (same name, size and modification time) resumes its open session: only the
+  // parts not stored yet are sent. The session's ID is kept in localStorage until it completes.
+  const resumeKey = `graphlake.upload:${target.collectionId ?? ""}:${target.path ?? file.name}:${total}:${file.lastModified}`;
+  let session = await resumable(client, localStorage.getItem(resumeKey));
+  if (!session) {
+    report({ status: "hashing" });
+    const sha256 = await digest(file);
+    report({ status: "creating upload" });
+    const created = await client.mutation(CreateUploadDocument, {
+      input: {
+        name: file.name, sizeBytes: total, mediaType: file.type || "application/octet-stream", sha256,
+        collectionId: target.collectionId, path: target.collectionId ? target.path : null,
+      },
+    }).toPromise();
+    if (created.error || !created.data) throw new Error(created.error ? errorText(created.error) : "createUpload returned nothing");
+    session = created.data.createUpload;
+    localStorage.setItem(resumeKey, session.id);
+  }
   report({ status: "sending", assetId: session.asset.id, assetStatus: session.asset.status });
 
   if (session.url) {
@@ -51,12 +62,23 @@ export async function uploadFile(client: Client, file: File, target: Target, rep
   report({ sent: total, status: "completing" });
   const completed = await client.mutation(CompleteUploadDocument, { id: session.id, sha256: null }).toPromise();
   if (completed.error || !completed.data) throw new Error(completed.error ? errorText(completed.error) : "completeUpload returned nothing");
+  localStorage.removeItem(resumeKey);
   const asset = completed.data.completeUpload;
   report({ status: asset.status === "PENDING" ? "waiting for the server" : "done", assetId: asset.id, assetStatus: asset.status });
   if (asset.status === "PENDING") {
     const status = await settled(client, asset.id);
     report({ status: "done", assetStatus: status });
   }
+}
+
+type Session = CreateUploadMutation["createUpload"];
+
+/** The kept session, if it is still open (an expired, completed or foreign one starts afresh). */
+async function resumable(client: Client, id: string | null): Promise<Session | null> {
+  if (!id) return null;
+  const found = await client.query(UploadSessionDocument, { id }, { requestPolicy: "network-only" }).toPromise();
+  const session = found.data?.uploadSession;
+  return session && session.status === "OPEN" ? session : null;
 }
 
 async function digest(file: File): Promise<string | null> {

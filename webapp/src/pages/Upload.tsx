@@ -9,7 +9,7 @@ import { bytes } from "../format";
 import { CollectionListDocument } from "../generated/graphql";
 import { droppedFiles, uploadFile, type Progress } from "../upload";
 
-type Row = Progress & { key: string; name: string };
+type Row = Progress & { key: string; name: string; retry?: () => void };
 // Files at a time: each is a few small requests and one PUT; the browser's connections are shared with the app.
 const PARALLEL = 3;
 
@@ -24,9 +24,11 @@ export function Upload() {
     const jobs = files.map(({ file, path }) => {
       const key = `${path}-${Date.now()}-${Math.random()}`;
       setRows((list) => [...list, { key, name: path, sent: 0, total: file.size, status: "queued" }]);
-      const report = (p: Partial<Progress>) => setRows((list) => list.map((r) => (r.key === key ? { ...r, ...p } : r)));
-      return () => uploadFile(client, file, { collectionId: collectionId || null, path }, report)
-        .catch((e: Error) => report({ status: "failed", error: e.message }));
+      const report = (p: Partial<Row>) => setRows((list) => list.map((r) => (r.key === key ? { ...r, ...p } : r)));
+      // A failed upload keeps its session: Retry resumes it (only the parts not stored yet go).
+      const run = (): Promise<void> => uploadFile(client, file, { collectionId: collectionId || null, path }, report)
+        .catch((e: Error) => report({ status: "failed", error: e.message, retry: () => { report({ error: undefined, retry: undefined }); void run(); } }));
+      return run;
     });
     const next = async (): Promise<void> => {
       const job = jobs.shift();
@@ -79,7 +81,10 @@ export function Upload() {
               <td><progress max={r.total || 1} value={r.sent} /> {bytes(r.sent)} / {bytes(r.total)}</td>
               <td>{r.status}</td>
               <td>{r.assetStatus && <span className={`badge status-${r.assetStatus}`} data-testid="upload-status">{r.assetStatus}</span>}</td>
-              <td>{r.error && <span role="alert" className="error">{r.error}</span>}</td>
+              <td>
+                {r.error && <span role="alert" className="error">{r.error}</span>}{" "}
+                {r.retry && <button type="button" onClick={r.retry}>Retry</button>}
+              </td>
             </tr>
           ))}
         </tbody>
