@@ -9,8 +9,8 @@ import {
   type AssetStatus, type CreateUploadMutation,
 } from "./generated/graphql";
 
-// Hashing reads the whole file into memory: above this the server checks the size only (as the
-// Python client does for a file it hashes while sending, the server reads the object back instead).
+// Hashing reads the whole file into memory: above this size no SHA-256 is declared, and the server
+// checks the size alone.
 const HASH_MAX_BYTES = 256 * 1024 * 1024;
 
 export type Progress = { sent: number; total: number; status: string; assetId?: string; assetStatus?: AssetStatus; error?: string };
@@ -24,7 +24,14 @@ export async function uploadFile(client: Client, file: File, target: Target, rep
   // The same file again (same name, size and modification time) resumes its open session: only the
   // parts not stored yet are sent. The session's ID is kept in localStorage until it completes.
   const resumeKey = `graphlake.upload:${target.collectionId ?? ""}:${target.path ?? file.name}:${total}:${file.lastModified}`;
-  let session = await resumable(client, localStorage.getItem(resumeKey));
+  const kept = await keptSession(client, localStorage.getItem(resumeKey));
+  if (kept?.status === "COMPLETED") {
+    // Completed by an earlier attempt whose answer was lost: its asset is the result, nothing to send.
+    localStorage.removeItem(resumeKey);
+    report({ sent: total, status: "done", assetId: kept.asset.id, assetStatus: kept.asset.status });
+    return;
+  }
+  let session: Session | null = kept?.status === "OPEN" ? kept : null;
   if (!session) {
     report({ status: "hashing" });
     const sha256 = await digest(file);
@@ -73,12 +80,12 @@ export async function uploadFile(client: Client, file: File, target: Target, rep
 
 type Session = CreateUploadMutation["createUpload"];
 
-/** The kept session, if it is still open (an expired, completed or foreign one starts afresh). */
-async function resumable(client: Client, id: string | null): Promise<Session | null> {
+/** The session an earlier attempt at this file kept, as the server has it now (null when it is
+ * gone or not this token's: a new upload starts then). */
+async function keptSession(client: Client, id: string | null) {
   if (!id) return null;
   const found = await client.query(UploadSessionDocument, { id }, { requestPolicy: "network-only" }).toPromise();
-  const session = found.data?.uploadSession;
-  return session && session.status === "OPEN" ? session : null;
+  return found.data?.uploadSession ?? null;
 }
 
 async function digest(file: File): Promise<string | null> {
