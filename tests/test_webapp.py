@@ -1,17 +1,18 @@
 """The web app in a real browser: Chromium from the OS packages (make test installs it), driven by
 tests/js/webapp_browser.cjs with playwright-core, against the suite's live server.
 
-One walk through the app, as a lab member would: sign in (a wrong token first), page through the
-assets by scrolling, search, open an asset, watch events arrive live (filtered, paused, resumed),
-upload an image by the file input, a text by drag and drop, a folder into a collection and a big file in parts, cut off and resumed, see the image's annotations drawn
-over it and verify one, browse a collection and a dataset, a VIEWER's read-only app, and that VIEWER sent back to
-sign-in, with the reason, when its token is revoked while the app is open. The test acts on the server where the walk needs it (logging
-events, adding annotations) and checks what the uploads stored.
+One walk through the app, as a lab member would: sign in (a wrong token first); page through the
+assets by scrolling, search them (predicates too) and open one; watch events arrive live (filtered,
+paused, resumed); see a node's utilization; upload an image by the file input, a text by drag and
+drop, a folder into a collection and a big file in parts, cut off and resumed; see the image's
+annotations of every kind drawn over it and verify one; browse a collection, a dataset and the
+difference of two versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
+with the reason, when its token is revoked while the app is open. The test acts on the server where
+the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
 
 GRAPHLAKE_WEBAPP_SCREENSHOTS=DIR also saves screenshots of the main pages there (the README's are
 made so: see README, Web app).
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -77,6 +78,85 @@ def _png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
+def _files(root: Path, tag: str, big_bytes: int) -> dict[str, Path]:
+    """What the walk uploads: an image, a folder of two files, and a file as big as the multipart
+    threshold (8 parts of 8 MiB)."""
+    image = root / f"plate-{tag}.png"
+    image.write_bytes(_png(320, 240))
+    folder = root / f"run-{tag}"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a\n")
+    (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
+    big = root / f"scan-{tag}.bin"
+    big.write_bytes(os.urandom(big_bytes))
+    return {"image": image, "folder": folder, "big": big}
+
+
+async def _seed(api: Api, token: str, tag: str) -> None:
+    """What the walk finds before it uploads anything: ASSETS value assets (one with labels, metadata
+    and a value to search by), a node's thirty busy minutes ended twenty minutes ago (the utilization
+    page's row), and an event the events page's first query shows (its live stream then starts just
+    after it, with `after`)."""
+    for i in range(ASSETS - 1):
+        await factories.value_asset(api, token, f"filler-{i:02d}", {"i": i})
+    await factories.value_asset(api, token, f"reading-{tag}", {"temperature": 21.5, "unit": "C"}, labels=[f"batch-{tag}"],
+                                metadata={"plate": 7, "operator": "alice"})
+    now = datetime.now(UTC)
+    sessions = [{"eventType": kind, "source": {"nodeId": "ot2-robot"}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
+                for kind, ago in (("NODE_START", 50), ("NODE_STOP", 20))]
+    await api.data("LogEvents", {"inputs": sessions}, token=token)
+    await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": f"logged before {tag}"}}, token=token)
+
+
+async def _annotate(api: Api, token: str, image_id: str) -> str:
+    """Ground truth (a box, a polygon) and a model's predictions of every other kind, in two sets
+    (the viewer toggles sets); returns the ground truth's set."""
+    schema = await factories.schema(api, token)
+    truth = await factories.annotation_set(api, token, schema["id"])
+    records = [
+        {"kind": "BBOX", "label": "scratch", "geometry": {"bbox": {"x": 20, "y": 30, "width": 100, "height": 60}}},
+        {"kind": "POLYGON", "label": "dent",
+         "geometry": {"polygon": {"points": [{"x": 200, "y": 40}, {"x": 300, "y": 80}, {"x": 240, "y": 200}]}}},
+    ]
+    await api.data("AddAnnotations", {"setId": truth["id"], "records": [{"assetId": image_id, **r} for r in records]},
+                   token=token)
+    model = await factories.annotation_set(api, token, schema["id"], "PREDICTION",
+                                           {"kind": "MODEL", "name": "detector", "version": "3"}, name="detector-v3")
+    predictions = [
+        {"kind": "ROTATED_BBOX", "label": "scratch", "score": 0.91,
+         "geometry": {"rotatedBbox": {"cx": 160, "cy": 150, "width": 80, "height": 30, "angle": 30}}},
+        {"kind": "POLYLINE", "label": "scratch", "score": 0.55,
+         "geometry": {"polyline": {"points": [{"x": 10, "y": 220}, {"x": 90, "y": 180}, {"x": 150, "y": 215}]}}},
+        {"kind": "KEYPOINTS", "label": "dent", "score": 0.7, "geometry": {"keypoints": {"points": [
+            {"name": "tip", "x": 250, "y": 60, "visible": True}, {"name": "base", "x": 270, "y": 150, "visible": True},
+            {"name": "hidden", "x": 5, "y": 5, "visible": False}]}}},
+        {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
+    ]
+    await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
+                   token=token)
+    return truth["id"]
+
+
+async def _file_and_version(api: Api, token: str, tag: str, image_id: str, truth_id: str) -> None:
+    """The image filed in a collection; a dataset whose v2 drops one of v1's three datums and adds two."""
+    plates = await factories.collection(api, token, f"plates-{tag}")
+    await api.data("AddToCollection", {"input": {"collectionId": plates["id"], "items": [
+        {"assetId": image_id, "path": "plates/a.png", "split": "TRAIN"}]}}, token=token)
+    widgets = await factories.dataset(api, token, f"widgets-{tag}")
+    datums = await factories.datums(api, token, 3)
+    v1 = await factories.version(api, token, widgets["id"], "v1", addDatums=[d["id"] for d in datums], addAnnotationSets=[truth_id])
+    more = await factories.datums(api, token, 2)
+    await factories.version(api, token, widgets["id"], "v2", parentId=v1["id"],
+                            addDatums=[d["id"] for d in more], removeDatums=[datums[0]["id"]])
+
+
+async def _sha256_of(api: Api, token: str, asset_id: str) -> str:
+    """The SHA-256 the server verified, once the asset is ACTIVE."""
+    stored = (await api.data("Asset", {"id": asset_id}, token=token))["asset"]
+    assert stored["status"] == "ACTIVE", stored
+    return stored["sha256"]
+
+
 async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
     assert CHROMIUM.exists(), f"Chromium is missing at {CHROMIUM}: `make test` installs it (make browser), " \
                               "or apt-get install -y --no-install-recommends chromium"
@@ -86,41 +166,22 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     assert (WEBAPP / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `make webapp`"
     contributor = await make_token(Role.CONTRIBUTOR, name="lab-member")
     viewer = await make_token(Role.VIEWER, name="webapp-viewer")
-
     tag = uuid.uuid4().hex[:8]
-    name, label = f"reading-{tag}", f"batch-{tag}"
-    for i in range(ASSETS - 1):
-        await factories.value_asset(api, contributor, f"filler-{i:02d}", {"i": i})
-    await factories.value_asset(api, contributor, name, {"temperature": 21.5, "unit": "C"}, labels=[label],
-                               metadata={"plate": 7, "operator": "alice"})
-    image = tmp_path / f"plate-{tag}.png"
-    image.write_bytes(_png(320, 240))
-    dropped_text = f"dropped by the browser test {tag}\n"
-    folder = tmp_path / f"run-{tag}"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "a.txt").write_text("a\n")
-    (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
-    folder_files = [f"{folder.name}/a.txt", f"{folder.name}/sub/b.csv"]
+    await _seed(api, contributor, tag)
+    files = _files(tmp_path, tag, settings.multipart_threshold_bytes)
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")
-    big = tmp_path / f"scan-{tag}.bin"  # at the multipart threshold: 8 parts of 8 MiB
-    big.write_bytes(os.urandom(settings.multipart_threshold_bytes))
-    # Thirty busy minutes of one node, ended twenty minutes ago: the utilization page's row.
-    now = datetime.now(UTC)
-    sessions = [{"eventType": kind, "source": {"nodeId": "ot2-robot"}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
-                for kind, ago in (("NODE_START", 50), ("NODE_STOP", 20))]
-    await api.data("LogEvents", {"inputs": sessions}, token=contributor)
-    # Shown by the events page's first query; its live stream then starts just after it (`after`).
-    await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": f"logged before {tag}"}}, token=contributor)
+    folder_files = [f"{files['folder'].name}/a.txt", f"{files['folder'].name}/sub/b.csv"]
+    dropped_text = f"dropped by the browser test {tag}\n"
     screenshots = os.environ.get("GRAPHLAKE_WEBAPP_SCREENSHOTS")
     if screenshots:
         Path(screenshots).mkdir(parents=True, exist_ok=True)
     config = {
         "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
-        "assetCount": ASSETS, "assetName": name, "assetLabel": label, "valueText": "temperature",
-        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}", "imagePath": str(image), "droppedName": f"notes-{tag}.txt",
-        "droppedText": dropped_text, "collection": f"plates-{tag}", "dataset": f"widgets-{tag}",
-        "inbox": inbox["name"], "folderPath": str(folder), "folderFiles": folder_files,
-        "bigPath": str(big), "artifacts": str(tmp_path), "screenshots": screenshots,
+        "assetCount": ASSETS, "assetName": f"reading-{tag}", "assetLabel": f"batch-{tag}", "valueText": "temperature",
+        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}",
+        "imagePath": str(files["image"]), "droppedName": f"notes-{tag}.txt", "droppedText": dropped_text,
+        "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files, "bigPath": str(files["big"]),
+        "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
@@ -133,8 +194,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         await walk.expect("EVENTS_LIVE")
         events = served.app.state.graphlake.events
         await wait_for(lambda: live_subscribers(events) >= 1, what="the page's subscription to listen")
-        log = {"eventType": "OTHER_TYPE", "message": "not-for-this-filter"}
-        await api.data("LogEvent", {"input": log}, token=contributor)
+        await api.data("LogEvent", {"input": {"eventType": "OTHER_TYPE", "message": "not-for-this-filter"}}, token=contributor)
         first, second = f"first live event {tag}", f"second live event {tag}"
         await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": first, "level": "WARNING",
                                               "source": {"nodeId": "ot2-robot"}, "data": {"plate": 7, "wells": 96}}},
@@ -148,55 +208,21 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         # What the uploads stored: the very bytes, checked by the server against the browser's SHA-256.
         image_id = await walk.expect("UPLOADED")
         stored = (await api.data("Asset", {"id": image_id}, token=viewer))["asset"]
-        assert (stored["status"], stored["name"], stored["mediaType"]) == ("ACTIVE", image.name, "image/png")
-        assert (stored["sizeBytes"], stored["sha256"]) == (image.stat().st_size, hashlib.sha256(image.read_bytes()).hexdigest())
+        assert (stored["name"], stored["mediaType"], stored["sizeBytes"]) == (files["image"].name, "image/png",
+                                                                              files["image"].stat().st_size)
+        assert await _sha256_of(api, viewer, image_id) == hashlib.sha256(files["image"].read_bytes()).hexdigest()
         dropped_id = await walk.expect("DROPPED")
-        stored = (await api.data("Asset", {"id": dropped_id}, token=viewer))["asset"]
-        assert stored["status"] == "ACTIVE" and stored["sha256"] == hashlib.sha256(dropped_text.encode()).hexdigest()
-
+        assert await _sha256_of(api, viewer, dropped_id) == hashlib.sha256(dropped_text.encode()).hexdigest()
         await walk.expect("FOLDER_UPLOADED")
         filed = (await api.data("Collection", {"id": inbox["id"]}, token=viewer))["collection"]["items"]["edges"]
         assert sorted(e["node"]["path"] for e in filed) == folder_files
-
         # Parts 1 and 2 went, 3 was cut off; the retry sent 3 to 8 only, and the server checked the whole.
         before, resent, big_id = (await walk.expect("RESUMED")).split()
         assert (int(before), int(resent)) == (3, 6)
-        stored = (await api.data("Asset", {"id": big_id}, token=viewer))["asset"]
-        assert stored["status"] == "ACTIVE" and stored["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+        assert await _sha256_of(api, viewer, big_id) == hashlib.sha256(files["big"].read_bytes()).hexdigest()
 
-        schema = await factories.schema(api, contributor)
-        truth = await factories.annotation_set(api, contributor, schema["id"])
-        records = [
-            {"assetId": image_id, "kind": "BBOX", "label": "scratch", "geometry": {"bbox": {"x": 20, "y": 30, "width": 100, "height": 60}}},
-            {"assetId": image_id, "kind": "POLYGON", "label": "dent",
-             "geometry": {"polygon": {"points": [{"x": 200, "y": 40}, {"x": 300, "y": 80}, {"x": 240, "y": 200}]}}},
-        ]
-        await api.data("AddAnnotations", {"setId": truth["id"], "records": records}, token=contributor)
-        # A model's predictions of the other kinds, in a set of their own (the viewer toggles sets).
-        model = await factories.annotation_set(api, contributor, schema["id"], "PREDICTION",
-                                               {"kind": "MODEL", "name": "detector", "version": "3"}, name="detector-v3")
-        predictions = [
-            {"kind": "ROTATED_BBOX", "label": "scratch", "score": 0.91,
-             "geometry": {"rotatedBbox": {"cx": 160, "cy": 150, "width": 80, "height": 30, "angle": 30}}},
-            {"kind": "POLYLINE", "label": "scratch", "score": 0.55,
-             "geometry": {"polyline": {"points": [{"x": 10, "y": 220}, {"x": 90, "y": 180}, {"x": 150, "y": 215}]}}},
-            {"kind": "KEYPOINTS", "label": "dent", "score": 0.7, "geometry": {"keypoints": {"points": [
-                {"name": "tip", "x": 250, "y": 60, "visible": True}, {"name": "base", "x": 270, "y": 150, "visible": True},
-                {"name": "hidden", "x": 5, "y": 5, "visible": False}]}}},
-            {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
-        ]
-        await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
-                       token=contributor)
-        plates = await factories.collection(api, contributor, f"plates-{tag}")
-        await api.data("AddToCollection", {"input": {"collectionId": plates["id"], "items": [
-            {"assetId": image_id, "path": "plates/a.png", "split": "TRAIN"}]}}, token=contributor)
-        widgets = await factories.dataset(api, contributor, f"widgets-{tag}")
-        datums = await factories.datums(api, contributor, 3)
-        v1 = await factories.version(api, contributor, widgets["id"], "v1", addDatums=[d["id"] for d in datums],
-                                     addAnnotationSets=[truth["id"]])
-        more = await factories.datums(api, contributor, 2)
-        await factories.version(api, contributor, widgets["id"], "v2", parentId=v1["id"],
-                                addDatums=[d["id"] for d in more], removeDatums=[datums[0]["id"]])
+        truth_id = await _annotate(api, contributor, image_id)
+        await _file_and_version(api, contributor, tag, image_id, truth_id)
         walk.send("ANNOTATED")
         assert await walk.expect("OVERLAY_OK") == "0 0 320 240"
         await walk.expect("VERIFIED")
