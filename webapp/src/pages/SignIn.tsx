@@ -14,7 +14,7 @@ export function SignIn({ error, onSubmit }: { error: string | null; onSubmit: (t
         {error && <p role="alert" className="error">{error}</p>}
         <p className="hint">
           <code>make run</code> prints an admin token on the first start; make others with
-          <code> graphlake token create NAME --role VIEWER</code>. The token is kept for this browser tab only.
+          <code> graphlake token create NAME --role viewer</code>. The token is kept for this browser tab only.
         </p>
       </form>
     </main>
