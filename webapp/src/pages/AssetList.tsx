@@ -88,7 +88,7 @@ function Pages({ filter, view }: { filter: AssetFilter; view: "list" | "grid" })
 function Page({ filter, after, first, last, onMore }: {
   filter: AssetFilter; after: string | null; first: boolean; last: boolean; onMore: (cursor: string) => void;
 }) {
-  const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: PAGE_SIZE, after } });
+  const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: PAGE_SIZE, after, withCount: first } });
   const next = data?.assets.pageInfo.hasNextPage ? data.assets.pageInfo.endCursor : null;
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return fetching ? <p className="muted">Loading…</p> : null;

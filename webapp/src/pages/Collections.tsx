@@ -43,7 +43,7 @@ function CollectionPages({ name }: { name: string | null }) {
 }
 
 function CollectionsPage({ name, after, last, onMore }: { name: string | null; after: string | null; last: boolean; onMore: (c: string) => void }) {
-  const [{ data, error }] = useQuery({ query: CollectionListDocument, variables: { nameContains: name, first: PAGE_SIZE, after } });
+  const [{ data, error }] = useQuery({ query: CollectionListDocument, variables: { nameContains: name, first: PAGE_SIZE, after, withCount: after === null } });
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return null;
   const next = data.collections.pageInfo.hasNextPage ? data.collections.pageInfo.endCursor : null;
