@@ -36,7 +36,7 @@ unit: python
 	$(BIN)/pytest tests/unit
 
 # Speed, as ratios against raw-driver baselines measured in the same run (see README, Performance).
-bench: setup ferretdb minio
+bench: setup ferretdb minio browser
 	$(BIN)/python bench/nested_read.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/events.py
@@ -44,6 +44,7 @@ bench: setup ferretdb minio
 	$(BIN)/python bench/peer.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/webapp.py
 
 setup: python assets webapp
 
