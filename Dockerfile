@@ -4,10 +4,20 @@ WORKDIR /app/assets
 COPY assets/package.json assets/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 
+# The web app's bundle (its types come from the schema, so that comes along).
+FROM node:20-slim AS webapp
+WORKDIR /app/webapp
+COPY webapp/package.json webapp/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY graphql/schema.graphql /app/graphql/schema.graphql
+COPY webapp/index.html webapp/vite.config.ts webapp/tsconfig.json webapp/codegen.yml ./
+COPY webapp/src ./src
+RUN npm run build
+
 FROM python:3.12-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     GRAPHLAKE_HOST=0.0.0.0 GRAPHLAKE_PORT=8000 GRAPHLAKE_DATA_DIR=/data \
-    GRAPHLAKE_GRAPHIQL_ASSETS_DIR=/app/assets/node_modules GRAPHLAKE_LOG_JSON=true
+    GRAPHLAKE_GRAPHIQL_ASSETS_DIR=/app/assets/node_modules GRAPHLAKE_WEBAPP_DIR=/app/webapp/dist GRAPHLAKE_LOG_JSON=true
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY graphlake graphlake
@@ -21,6 +31,7 @@ COPY graphql graphql
 RUN pip install --no-cache-dir ".[brotli,tracing]" && useradd --system --uid 10001 --home /data graphlake \
     && mkdir -p /data && chown graphlake /data
 COPY --from=assets /app/assets/node_modules /app/assets/node_modules
+COPY --from=webapp /app/webapp/dist /app/webapp/dist
 USER graphlake
 VOLUME /data
 EXPOSE 8000

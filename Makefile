@@ -18,12 +18,12 @@ UV          := $(VENV)/.uv-$(UV_VERSION)
 LOCK_INPUTS = $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
   print(hashlib.sha256(json.dumps([p["requires-python"], p["dependencies"], p["optional-dependencies"]]).encode()).hexdigest()[:16])'
 
-.PHONY: run test unit lint bench setup python lock assets ferretdb minio schema check-python clean
+.PHONY: run test unit lint bench setup python lock assets webapp browser ferretdb minio schema check-python clean
 
 run: setup ferretdb
 	$(BIN)/graphlake serve
 
-test: setup ferretdb minio
+test: setup ferretdb minio browser
 	$(BIN)/pytest
 
 # Layers point one way (contracts in pyproject.toml) and the code passes ruff; .ci/run runs this first.
@@ -36,7 +36,7 @@ unit: python
 	$(BIN)/pytest tests/unit
 
 # Speed, as ratios against raw-driver baselines measured in the same run (see README, Performance).
-bench: setup ferretdb minio
+bench: setup ferretdb minio browser
 	$(BIN)/python bench/nested_read.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/events.py
@@ -44,8 +44,9 @@ bench: setup ferretdb minio
 	$(BIN)/python bench/peer.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/webapp.py
 
-setup: python assets
+setup: python assets webapp
 
 python: $(VENV)/.installed
 
@@ -93,6 +94,37 @@ assets/node_modules/.installed: assets/package.json assets/package-lock.json
 	npm ci --prefix assets --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The web app (webapp/): its npm packages from its lock, then its bundle, built again only when a
+# source file, its configuration or the GraphQL schema (its types come from it) changed.
+WEBAPP_SOURCES := $(shell find webapp/src -type f -not -path 'webapp/src/generated/*' 2>/dev/null) \
+  $(wildcard webapp/index.html webapp/vite.config.ts webapp/tsconfig.json webapp/codegen.yml) graphql/schema.graphql
+
+webapp: webapp/dist/index.html
+
+webapp/node_modules/.installed: webapp/package.json webapp/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm (Node.js) is needed to build the web app." >&2; exit 1; }
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22 ? 0 : 1)' || \
+	  { echo "error: the web app's build (Vite 8) needs Node.js 20.19+ or 22.12+; this is $$(node --version)." >&2; exit 1; }
+	npm ci --prefix webapp --no-audit --no-fund --loglevel=error
+	touch $@
+
+webapp/dist/index.html: webapp/node_modules/.installed $(WEBAPP_SOURCES)
+	npm run --prefix webapp --silent build
+	touch $@
+
+# Chromium from the OS packages, for the browser tests (tests/test_webapp.py drives it with
+# playwright-core; Playwright's own browser download does not work offline). Installed when missing
+# and we may (root, as in CI). Otherwise make says what to run and the suite still runs: the browser
+# test then fails, saying the same.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium for the browser tests (apt-get install chromium)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "warning: the browser tests need Chromium at $(CHROMIUM): run sudo apt-get install -y --no-install-recommends chromium" >&2; fi; \
+	fi
+
 # FerretDB is skipped when GRAPHLAKE_MONGODB_URL points at a running MongoDB.
 ferretdb:
 	@if [ -z "$$GRAPHLAKE_MONGODB_URL" ]; then scripts/build-services.sh ferretdb >/dev/null; fi
@@ -104,4 +136,4 @@ schema: python
 	$(BIN)/graphlake export-schema
 
 clean:
-	rm -rf $(VENV) assets/node_modules
+	rm -rf $(VENV) assets/node_modules webapp/node_modules webapp/dist webapp/src/generated

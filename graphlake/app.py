@@ -34,6 +34,7 @@ from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from graphlake.tracing import start_tracing
 from graphlake.view import GraphQLView
+from graphlake.webapp import not_built, webapp_built, webapp_fallback, webapp_routes
 from resolvers.context import AppState
 from resolvers.schema import build_schema
 from services.assets import collect_unpinned
@@ -141,8 +142,10 @@ def create_app(
         *metrics_route(settings),
         graphiql_asset_route(settings, middleware=compressed),
         *blob_routes(),
+        *webapp_routes(settings, middleware=compressed),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={404: webapp_fallback(settings)})
     app.state.admission = admission
     return app
 
@@ -230,6 +233,17 @@ async def _scheduled_backups(state: AppState) -> None:
             await asyncio.sleep(min(settings.reconcile_interval_seconds, 60))
 
 
+def _webapp_url(settings: Settings) -> str | None:
+    """Where the web app is, when it is served and built."""
+    return f"{settings.base_url}/" if settings.webapp and webapp_built(settings) else None
+
+
+def _webapp_banner(settings: Settings) -> str:
+    if not settings.webapp:
+        return "off"
+    return f"{settings.base_url}/ (sign in with an API token)" if webapp_built(settings) else not_built(settings)
+
+
 def _announce(settings: Settings, admin_secret: str | None) -> None:
     """What a person starting the server needs: where to go, and how to authenticate. With
     GRAPHLAKE_LOG_JSON, one JSON line with the same facts as keys, as the log lines are."""
@@ -237,7 +251,8 @@ def _announce(settings: Settings, admin_secret: str | None) -> None:
     database = f"embedded FerretDB under {settings.data_dir.resolve()}" if settings.embedded_database else settings.database
     if settings.log_json:
         fields: dict[str, object] = {"version": __version__, "graphql_url": url,
-                                     "graphiql": settings.graphiql, "database": database,
+                                     "graphiql": settings.graphiql, "webapp": _webapp_url(settings),
+                                     "database": database,
                                      "metrics": f"{settings.base_url}/metrics" if settings.metrics != "off" else None}
         if admin_secret:  # shown once, stored only as a hash, as in the plain banner
             fields["admin_token"] = admin_secret
@@ -248,6 +263,7 @@ def _announce(settings: Settings, admin_secret: str | None) -> None:
         f"  Graphlake {__version__} is up.",
         f"  GraphQL endpoint : {url}",
         f"  GraphiQL         : {url} (open it in a browser)" if settings.graphiql else "  GraphiQL         : off",
+        f"  Web app          : {_webapp_banner(settings)}",
         f"  Database         : {database}",
     ]
     if admin_secret:

@@ -216,6 +216,10 @@ class Settings(BaseSettings):
     graphiql: bool = True
     graphiql_assets_dir: Path = Field(default=PROJECT_ROOT / "assets" / "node_modules")
 
+    # --- the web app (README, Web app)
+    webapp: bool = Field(default=True, description="Serve the web app at / (built by make into webapp_dir).")
+    webapp_dir: Path = Field(default=PROJECT_ROOT / "webapp" / "dist", description="The web app's built files (Vite's dist/).")
+
     @field_validator("cors_origins", "alert_email_to", "alert_webhooks", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -40,3 +40,12 @@ def test_the_image_copies_every_package_it_installs() -> None:
     packages = {pattern.rstrip("*") for pattern in include}
     copied = set(re.findall(r"^COPY (\w+) \1$", (root / "Dockerfile").read_text(), flags=re.M))
     assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
+
+
+def test_the_image_serves_the_web_app() -> None:
+    """The image builds the web app in a node stage and points the server at that build: without
+    GRAPHLAKE_WEBAPP_DIR the server would look in the installed package's directory and find none."""
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "COPY --from=webapp /app/webapp/dist /app/webapp/dist" in dockerfile
+    assert "GRAPHLAKE_WEBAPP_DIR=/app/webapp/dist" in dockerfile
+    assert "COPY graphql/schema.graphql" in dockerfile  # the app's types are generated from it

@@ -1,0 +1,275 @@
+// Drives Graphlake's web app in Chromium (the OS package, by playwright-core) for tests/test_webapp.py.
+//   node webapp_browser.cjs CONFIG_JSON      (WEBAPP_NODE_MODULES: webapp/node_modules)
+// A conversation over stdio: the script prints one line per milestone ("SIGNED_IN", "EVENTS_LIVE", ...)
+// and, where the test must act on the server in between (log an event, add annotations), waits for
+// a line on stdin. Each check reads the page's DOM; a failure exits non-zero naming its step, with a
+// screenshot and the page's text in CONFIG.artifacts.
+const path = require("path");
+const fs = require("fs");
+const readline = require("readline");
+const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
+
+const config = JSON.parse(process.argv[2]);
+const TIMEOUT = 15000;
+// Without the background-networking flags Chromium keeps calling Google's services, on a machine
+// that may have no route to them.
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const lines = readline.createInterface({ input: process.stdin });
+const waiting = [];
+const queued = [];
+lines.on("line", (line) => (waiting.length ? waiting.shift()(line) : queued.push(line)));
+const nextLine = () => (queued.length ? Promise.resolve(queued.shift()) : new Promise((resolve) => waiting.push(resolve)));
+const say = (line) => process.stdout.write(line + "\n");
+
+let page = null;
+let step = "launch";
+const errors = [];
+
+async function shot(name) {
+  if (config.screenshots) await page.screenshot({ path: path.join(config.screenshots, `${name}.png`) });
+}
+
+async function signIn(p, token, role) {
+  await p.goto(config.baseUrl + "/");
+  await p.locator("#token").fill(token);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByTestId("role").filter({ hasText: role }).waitFor();
+}
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(TIMEOUT);
+    page = await context.newPage();
+    page.on("pageerror", (error) => errors.push(String(error)));
+
+    step = "a wrong token is refused with the server's reason";
+    await page.goto(config.baseUrl + "/");
+    await shot("sign-in");
+    await page.locator("#token").fill("glk_not-a-token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "UNAUTHENTICATED" }).waitFor();
+
+    step = "sign in";
+    await signIn(page, config.token, "CONTRIBUTOR");
+    say(`SIGNED_IN ${await page.getByTestId("token-name").textContent()}`);
+
+    step = "the assets list pages by infinite scroll";
+    const rows = page.getByTestId("asset-row");
+    await page.getByTestId("asset-count").filter({ hasText: `${config.assetCount} assets` }).waitFor();
+    if ((await rows.count()) !== 50) throw new Error(`first page shows ${await rows.count()} rows, not 50`);
+    await shot("assets");
+    await rows.last().scrollIntoViewIfNeeded();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
+
+    step = "search by name, then labels, finds the asset";
+    await page.getByLabel("Name contains").fill(config.assetName);
+    await page.getByTestId("asset-count").filter({ hasText: "1 assets" }).waitFor();
+    await page.getByLabel("Name contains").fill("");
+    await page.getByLabel("Labels").fill(config.assetLabel);
+    await page.getByTestId("asset-count").filter({ hasText: "1 assets" }).waitFor();
+    await page.getByLabel("Labels").fill("");
+
+    step = "search by metadata and value predicates; a predicate it cannot read says why";
+    const count = (n) => page.getByTestId("asset-count").filter({ hasText: new RegExp(`^${n} assets$`) }).waitFor();
+    await page.getByLabel("Metadata").fill("plate = 7; operator ~ ali");
+    await count(1);
+    await page.getByLabel("Value").fill("temperature > 30");
+    await count(0);
+    await page.getByLabel("Value").fill("temperature >= 21.5");
+    await count(1);
+    await page.getByLabel("Metadata").fill("plate ≈ 7");
+    await page.getByRole("alert").filter({ hasText: 'Metadata: cannot read "plate ≈ 7"' }).waitFor();
+    await page.getByLabel("Metadata").fill("");
+    await page.getByRole("alert").waitFor({ state: "detached" });
+    await rows.filter({ hasText: config.assetName }).click();
+
+    step = "the asset page shows the value as a tree";
+    await page.getByTestId("asset-name").filter({ hasText: config.assetName }).waitFor();
+    await page.getByTestId("asset-value").filter({ hasText: config.valueText }).waitFor();
+    await shot("asset-value");
+    say("ASSET_SHOWN " + new URL(page.url()).pathname);
+
+    step = "the events page streams live events of the type asked for";
+    await page.goto(`${config.baseUrl}/events?types=${config.eventType}`);  // a page load of an app path
+    await page.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();  // the WebSocket is up
+    await page.getByTestId("event-row").filter({ hasText: config.earlierEvent }).waitFor();
+    say("EVENTS_LIVE");
+    const first = await nextLine();  // the test logs an event of another type, then this one
+    const eventRows = page.getByTestId("event-row");
+    await eventRows.filter({ hasText: first }).waitFor();
+    if (await eventRows.filter({ hasText: "not-for-this-filter" }).count()) throw new Error("an event of another type is shown");
+    await shot("events");
+
+    step = "pause holds new events back until resume";
+    await page.getByRole("button", { name: "Pause" }).click();
+    say("PAUSED");
+    const second = await nextLine();
+    await page.getByRole("button", { name: "Resume (1 new)" }).waitFor();
+    if (await eventRows.filter({ hasText: second }).count()) throw new Error("a paused stream shows a new event");
+    await page.getByRole("button", { name: /Resume/ }).click();
+    await eventRows.filter({ hasText: second }).waitFor();
+    say("PAUSE_OK");
+
+    step = "utilization: a node's busy share of the last 24 hours";
+    await page.getByRole("link", { name: "Utilization" }).click();
+    const robot = page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" });
+    await robot.filter({ hasText: "30 min busy, 1 session" }).waitFor();
+    await robot.filter({ hasText: "2.1%" }).waitFor();  // 30 min of 24 h (the window ends at the next minute)
+    await shot("utilization");
+
+    step = "an upload by the file input turns ACTIVE";
+    await page.getByRole("link", { name: "Upload" }).click();
+    await page.getByTestId("file-input").setInputFiles(config.imagePath);
+    const imageName = path.basename(config.imagePath);
+    const imageRow = page.getByTestId("upload-row").filter({ hasText: imageName });
+    await imageRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    const imageHref = await imageRow.getByRole("link").getAttribute("href");
+    say(`UPLOADED ${decodeURIComponent(imageHref.split("/").pop())}`);
+
+    step = "an upload by drag and drop turns ACTIVE";
+    const dropped = await page.evaluateHandle(({ name, text }) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([text], name, { type: "text/plain" }));
+      return transfer;
+    }, { name: config.droppedName, text: config.droppedText });
+    await page.getByTestId("dropzone").dispatchEvent("drop", { dataTransfer: dropped });
+    const droppedRow = page.getByTestId("upload-row").filter({ hasText: config.droppedName });
+    await droppedRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    say(`DROPPED ${decodeURIComponent((await droppedRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
+
+    step = "a folder goes into a collection at its files' relative paths";
+    await page.getByLabel("Into collection").selectOption({ label: config.inbox });
+    await page.getByTestId("folder-input").setInputFiles(config.folderPath);
+    for (const file of config.folderFiles) {
+      await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    }
+    await shot("upload");
+    say("FOLDER_UPLOADED");
+
+    step = "a multipart upload cut off at its third part resumes with the parts still missing";
+    await page.getByLabel("Into collection").selectOption({ label: "none" });
+    let puts = 0;
+    await page.route("**/blobs/**", (route) => {
+      if (route.request().method() !== "PUT") return route.continue();
+      puts += 1;
+      return puts === 3 ? route.abort("connectionreset") : route.continue();
+    });
+    await page.getByTestId("file-input").setInputFiles(config.bigPath);
+    const bigRow = page.getByTestId("upload-row").filter({ hasText: path.basename(config.bigPath) });
+    await bigRow.getByRole("button", { name: "Retry" }).waitFor({ timeout: 60000 });
+    const sentBefore = puts;
+    await bigRow.getByRole("button", { name: "Retry" }).click();
+    await bigRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor({ timeout: 60000 });
+    await page.unroute("**/blobs/**");
+    say(`RESUMED ${sentBefore} ${puts - sentBefore} ${decodeURIComponent((await bigRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
+
+    step = "the image's annotations are drawn over it";
+    await nextLine();  // the test has added annotations to the uploaded image
+    await imageRow.getByRole("link").click();
+    const overlay = page.getByTestId("annotation-overlay");
+    await overlay.locator("rect[data-kind=BBOX][data-label=scratch]").waitFor();
+    await overlay.locator("polygon[data-kind=POLYGON][data-label=dent]").waitFor();
+    // The model's set: every other kind (keypoints that are not visible are not drawn).
+    await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
+    if (!(await overlay.locator("rect[data-kind=ROTATED_BBOX]").getAttribute("transform")).startsWith("rotate(30 "))
+      throw new Error("the rotated box is not rotated");
+    await overlay.locator("polyline[data-kind=POLYLINE]").waitFor();
+    if ((await overlay.locator("g[data-kind=KEYPOINTS] circle").count()) !== 2) throw new Error("not 2 visible keypoints");
+    await overlay.locator("g[data-kind=MASK] mask image").waitFor({ state: "attached" });
+    await page.getByTestId("record-row").filter({ hasText: "0.91" }).filter({ hasText: "MODEL detector" }).waitFor();
+    const natural = await page.locator(".overlay img").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+    const viewBox = await overlay.getAttribute("viewBox");
+    if (viewBox !== `0 0 ${natural[0]} ${natural[1]}`) throw new Error(`overlay viewBox ${viewBox}, image ${natural}`);
+    const truthSwitch = page.getByRole("checkbox", { name: /^labels/ });
+    await truthSwitch.uncheck();  // hide the ground truth: its shapes go, the predictions stay
+    await overlay.locator("[data-kind=BBOX], [data-kind=POLYGON]").first().waitFor({ state: "detached" });
+    await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
+    say(`OVERLAY_OK ${viewBox}`);
+
+    step = "a CONTRIBUTOR verifies a record from the viewer; its outline turns solid";
+    await truthSwitch.check();
+    const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]");
+    await scratch.getByRole("button", { name: "Verify" }).click();
+    await scratch.filter({ hasText: "✓ verified" }).waitFor();
+    await page.waitForFunction(() => {
+      const box = document.querySelector("[data-testid=annotation-overlay] rect[data-label=scratch]");
+      return box && !box.hasAttribute("stroke-dasharray");
+    });
+    await shot("asset-annotations");
+    say("VERIFIED");
+
+    step = "a collection lists its items with their paths and splits";
+    await page.getByRole("link", { name: "Collections" }).click();
+    await page.getByTestId("collection-row").filter({ hasText: config.collection }).click();
+    await page.getByTestId("collection-name").filter({ hasText: config.collection }).waitFor();
+    const item = page.locator(".item").filter({ hasText: "plates/a.png" });
+    await item.filter({ hasText: "TRAIN" }).waitFor();
+    await shot("collection");
+    say("COLLECTION_OK");
+
+    step = "a dataset shows its versions with counts per split";
+    await page.getByRole("link", { name: "Datasets" }).click();
+    await page.getByTestId("dataset-row").filter({ hasText: config.dataset }).click();
+    const version = page.locator("[data-testid=version-row][data-version=v1]");
+    await version.filter({ hasText: "UNASSIGNED 3" }).waitFor();
+    await version.filter({ hasText: "labels (GROUND_TRUTH, 2)" }).waitFor();
+    await page.locator("[data-testid=version-row][data-version=v2]").filter({ hasText: "UNASSIGNED 4" }).waitFor();
+
+    step = "two versions compared: what the newer added and removed";
+    await page.getByTestId("diff-added").filter({ hasText: "Added (2)" }).waitFor();
+    await page.getByTestId("diff-removed").filter({ hasText: "Removed (1)" }).waitFor();
+    await page.getByTestId("diff-changed").filter({ hasText: "Changed (0)" }).waitFor();
+    if ((await page.getByTestId("diff-added").locator("li").count()) !== 2) throw new Error("the added datums are not listed");
+    await shot("dataset");
+    await page.getByLabel("Against").selectOption("v2");  // a version against itself: nothing to compare
+    await page.getByText("Pick two different versions.").waitFor();
+    say("DATASET_OK");
+
+    step = "a VIEWER gets a read-only app";
+    const viewer = await (await browser.newContext()).newPage();
+    await signIn(viewer, config.viewerToken, "VIEWER");
+    if (await viewer.getByRole("link", { name: "Upload" }).count()) throw new Error("a VIEWER is offered Upload");
+    await viewer.goto(config.baseUrl + "/upload");
+    await viewer.getByText("A VIEWER token cannot upload.").waitFor();
+    await viewer.goto(config.baseUrl + imageHref);  // the annotations, without Verify
+    await viewer.getByTestId("record-row").filter({ hasText: "✓ verified" }).waitFor();
+    if (await viewer.getByRole("button", { name: /Verify/ }).count()) throw new Error("a VIEWER is offered Verify");
+    say("VIEWER_OK");
+
+    step = "a token revoked while the app is open leads back to sign-in, saying why";
+    await viewer.goto(config.baseUrl + "/events");
+    await viewer.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();
+    say("VIEWER_LIVE");
+    await nextLine();  // the test has revoked the viewer's token
+    // The server closes the event stream's socket (4401): the app signs out at once, with the reason.
+    await viewer.getByRole("alert").filter({ hasText: "UNAUTHENTICATED" }).waitFor();
+    await viewer.locator("#token").waitFor();
+    if (await viewer.evaluate(() => sessionStorage.getItem("graphlake.token"))) throw new Error("the refused token is still kept");
+    say("REVOKED_OK");
+
+    if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
+    say("DONE");
+  } catch (error) {
+    // While the browser is still open: what the page showed when the step failed.
+    if (page && config.artifacts) {
+      try {
+        await page.screenshot({ path: path.join(config.artifacts, "failure.png") });
+        fs.writeFileSync(path.join(config.artifacts, "failure.txt"), await page.locator("body").innerText());
+        console.error(`page text and screenshot: ${config.artifacts}`);
+      } catch (e) { console.error(`no screenshot: ${e.message}`); }
+    }
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(`failed at step "${step}": ${error.message}`);
+  if (errors.length) console.error(`page errors: ${errors.join("; ")}`);
+  process.exit(1);
+});

@@ -1,0 +1,247 @@
+"""The web app in a real browser: Chromium from the OS packages (make test installs it), driven by
+tests/js/webapp_browser.cjs with playwright-core, against the suite's live server.
+
+One walk through the app, as a lab member would: sign in (a wrong token first); page through the
+assets by scrolling, search them (predicates too) and open one; watch events arrive live (filtered,
+paused, resumed); see a node's utilization; upload an image by the file input, a text by drag and
+drop, a folder into a collection and a big file in parts, cut off and resumed; see the image's
+annotations of every kind drawn over it and verify one; browse a collection, a dataset and the
+difference of two versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
+with the reason, when its token is revoked while the app is open. The test acts on the server where
+the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
+
+GRAPHLAKE_WEBAPP_SCREENSHOTS=DIR also saves screenshots of the main pages there (the README's are
+made so: see README, Web app).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from PIL import Image
+
+from documents.annotation import AnnotationRecord
+from documents.api_token import Role
+from graphlake import PROJECT_ROOT
+from graphlake.settings import Settings
+from tests import factories
+from tests.conftest import MakeToken, Served
+from tests.operations import Api
+from tests.waiting import live_subscribers, wait_for
+
+CHROMIUM = Path(os.environ.get("GRAPHLAKE_TEST_CHROMIUM", "/usr/bin/chromium"))
+WEBAPP = PROJECT_ROOT / "webapp"
+SCRIPT = PROJECT_ROOT / "tests" / "js" / "webapp_browser.cjs"
+STEP_SECONDS = 60  # the longest a milestone of the walk may take (the browser's own waits are 15 s)
+ASSETS = 55  # more than the app's page of 50, so the list must load a second page on scroll
+
+
+class Walk:
+    """The browser script's side of the conversation: its milestone lines, and lines sent back."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.stderr = b""
+
+    async def expect(self, milestone: str) -> str:
+        """The rest of the next line, which must start with `milestone`."""
+        assert self.process.stdout is not None
+        try:
+            line = (await asyncio.wait_for(self.process.stdout.readline(), STEP_SECONDS)).decode().strip()
+        except TimeoutError:
+            line = f"(nothing within {STEP_SECONDS} s)"
+        if not line.startswith(milestone):
+            with contextlib.suppress(ProcessLookupError):  # it may have ended already
+                self.process.kill()
+            _, self.stderr = await self.process.communicate()
+            raise AssertionError(f"waited for {milestone}, got {line or 'the end of the script'}:\n{self.stderr.decode()}")
+        return line[len(milestone):].strip()
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+
+
+def _png(width: int, height: int) -> bytes:
+    """A grey gradient: the shapes drawn over it show in the README's screenshot."""
+    out = io.BytesIO()
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _files(root: Path, tag: str, big_bytes: int) -> dict[str, Path]:
+    """What the walk uploads: an image, a folder of two files, and a file as big as the multipart
+    threshold (8 parts of 8 MiB)."""
+    image = root / f"plate-{tag}.png"
+    image.write_bytes(_png(320, 240))
+    folder = root / f"run-{tag}"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a\n")
+    (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
+    big = root / f"scan-{tag}.bin"
+    big.write_bytes(os.urandom(big_bytes))
+    return {"image": image, "folder": folder, "big": big}
+
+
+async def _seed(api: Api, token: str, tag: str) -> None:
+    """What the walk finds before it uploads anything: ASSETS value assets (one with labels, metadata
+    and a value to search by), a node's thirty busy minutes ended twenty minutes ago (the utilization
+    page's row), and an event the events page's first query shows (its live stream then starts just
+    after it, with `after`)."""
+    for i in range(ASSETS - 1):
+        await factories.value_asset(api, token, f"filler-{i:02d}", {"i": i})
+    await factories.value_asset(api, token, f"reading-{tag}", {"temperature": 21.5, "unit": "C"}, labels=[f"batch-{tag}"],
+                                metadata={"plate": 7, "operator": "alice"})
+    now = datetime.now(UTC)
+    sessions = [{"eventType": kind, "source": {"nodeId": "ot2-robot"}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
+                for kind, ago in (("NODE_START", 50), ("NODE_STOP", 20))]
+    await api.data("LogEvents", {"inputs": sessions}, token=token)
+    await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": f"logged before {tag}"}}, token=token)
+
+
+async def _annotate(api: Api, token: str, image_id: str) -> str:
+    """Ground truth (a box, a polygon) and a model's predictions of every other kind, in two sets
+    (the viewer toggles sets); returns the ground truth's set."""
+    schema = await factories.schema(api, token)
+    truth = await factories.annotation_set(api, token, schema["id"])
+    records = [
+        {"kind": "BBOX", "label": "scratch", "geometry": {"bbox": {"x": 20, "y": 30, "width": 100, "height": 60}}},
+        {"kind": "POLYGON", "label": "dent",
+         "geometry": {"polygon": {"points": [{"x": 200, "y": 40}, {"x": 300, "y": 80}, {"x": 240, "y": 200}]}}},
+    ]
+    await api.data("AddAnnotations", {"setId": truth["id"], "records": [{"assetId": image_id, **r} for r in records]},
+                   token=token)
+    model = await factories.annotation_set(api, token, schema["id"], "PREDICTION",
+                                           {"kind": "MODEL", "name": "detector", "version": "3"}, name="detector-v3")
+    predictions = [
+        {"kind": "ROTATED_BBOX", "label": "scratch", "score": 0.91,
+         "geometry": {"rotatedBbox": {"cx": 160, "cy": 150, "width": 80, "height": 30, "angle": 30}}},
+        {"kind": "POLYLINE", "label": "scratch", "score": 0.55,
+         "geometry": {"polyline": {"points": [{"x": 10, "y": 220}, {"x": 90, "y": 180}, {"x": 150, "y": 215}]}}},
+        {"kind": "KEYPOINTS", "label": "dent", "score": 0.7, "geometry": {"keypoints": {"points": [
+            {"name": "tip", "x": 250, "y": 60, "visible": True}, {"name": "base", "x": 270, "y": 150, "visible": True},
+            {"name": "hidden", "x": 5, "y": 5, "visible": False}]}}},
+        {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
+    ]
+    await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
+                   token=token)
+    return truth["id"]
+
+
+async def _file_and_version(api: Api, token: str, tag: str, image_id: str, truth_id: str) -> None:
+    """The image filed in a collection; a dataset whose v2 drops one of v1's three datums and adds two."""
+    plates = await factories.collection(api, token, f"plates-{tag}")
+    await api.data("AddToCollection", {"input": {"collectionId": plates["id"], "items": [
+        {"assetId": image_id, "path": "plates/a.png", "split": "TRAIN"}]}}, token=token)
+    widgets = await factories.dataset(api, token, f"widgets-{tag}")
+    datums = await factories.datums(api, token, 3)
+    v1 = await factories.version(api, token, widgets["id"], "v1", addDatums=[d["id"] for d in datums], addAnnotationSets=[truth_id])
+    more = await factories.datums(api, token, 2)
+    await factories.version(api, token, widgets["id"], "v2", parentId=v1["id"],
+                            addDatums=[d["id"] for d in more], removeDatums=[datums[0]["id"]])
+
+
+async def _sha256_of(api: Api, token: str, asset_id: str) -> str:
+    """The SHA-256 the server verified, once the asset is ACTIVE."""
+    stored = (await api.data("Asset", {"id": asset_id}, token=token))["asset"]
+    assert stored["status"] == "ACTIVE", stored
+    return stored["sha256"]
+
+
+async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), f"Chromium is missing at {CHROMIUM}: `make test` installs it (make browser), " \
+                              "or apt-get install -y --no-install-recommends chromium"
+    node = shutil.which("node")
+    assert node, "Node.js is needed (make installs and builds the web app with npm)"
+    assert (WEBAPP / "dist" / "index.html").is_file(), "the web app is not built: run `make webapp` (make test does)"
+    assert (WEBAPP / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `make webapp`"
+    contributor = await make_token(Role.CONTRIBUTOR, name="lab-member")
+    viewer = await make_token(Role.VIEWER, name="webapp-viewer")
+    tag = uuid.uuid4().hex[:8]
+    await _seed(api, contributor, tag)
+    files = _files(tmp_path, tag, settings.multipart_threshold_bytes)
+    inbox = await factories.collection(api, contributor, f"inbox-{tag}")
+    folder_files = [f"{files['folder'].name}/a.txt", f"{files['folder'].name}/sub/b.csv"]
+    dropped_text = f"dropped by the browser test {tag}\n"
+    screenshots = os.environ.get("GRAPHLAKE_WEBAPP_SCREENSHOTS")
+    if screenshots:
+        Path(screenshots).mkdir(parents=True, exist_ok=True)
+    config = {
+        "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
+        "assetCount": ASSETS, "assetName": f"reading-{tag}", "assetLabel": f"batch-{tag}", "valueText": "temperature",
+        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}",
+        "imagePath": str(files["image"]), "droppedName": f"notes-{tag}.txt", "droppedText": dropped_text,
+        "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files, "bigPath": str(files["big"]),
+        "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "artifacts": str(tmp_path), "screenshots": screenshots,
+    }
+    process = await asyncio.create_subprocess_exec(
+        node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    walk = Walk(process)
+    try:
+        assert await walk.expect("SIGNED_IN") == "lab-member"
+        assert (await walk.expect("ASSET_SHOWN")).startswith("/assets/")
+
+        await walk.expect("EVENTS_LIVE")
+        events = served.app.state.graphlake.events
+        await wait_for(lambda: live_subscribers(events) >= 1, what="the page's subscription to listen")
+        await api.data("LogEvent", {"input": {"eventType": "OTHER_TYPE", "message": "not-for-this-filter"}}, token=contributor)
+        first, second = f"first live event {tag}", f"second live event {tag}"
+        await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": first, "level": "WARNING",
+                                              "source": {"nodeId": "ot2-robot"}, "data": {"plate": 7, "wells": 96}}},
+                       token=contributor)
+        walk.send(first)
+        await walk.expect("PAUSED")
+        await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": second}}, token=contributor)
+        walk.send(second)
+        await walk.expect("PAUSE_OK")
+
+        # What the uploads stored: the very bytes, checked by the server against the browser's SHA-256.
+        image_id = await walk.expect("UPLOADED")
+        stored = (await api.data("Asset", {"id": image_id}, token=viewer))["asset"]
+        assert (stored["name"], stored["mediaType"], stored["sizeBytes"]) == (files["image"].name, "image/png",
+                                                                              files["image"].stat().st_size)
+        assert await _sha256_of(api, viewer, image_id) == hashlib.sha256(files["image"].read_bytes()).hexdigest()
+        dropped_id = await walk.expect("DROPPED")
+        assert await _sha256_of(api, viewer, dropped_id) == hashlib.sha256(dropped_text.encode()).hexdigest()
+        await walk.expect("FOLDER_UPLOADED")
+        filed = (await api.data("Collection", {"id": inbox["id"]}, token=viewer))["collection"]["items"]["edges"]
+        assert sorted(e["node"]["path"] for e in filed) == folder_files
+        # Parts 1 and 2 went, 3 was cut off; the retry sent 3 to 8 only, and the server checked the whole.
+        before, resent, big_id = (await walk.expect("RESUMED")).split()
+        assert (int(before), int(resent)) == (3, 6)
+        assert await _sha256_of(api, viewer, big_id) == hashlib.sha256(files["big"].read_bytes()).hexdigest()
+
+        truth_id = await _annotate(api, contributor, image_id)
+        await _file_and_version(api, contributor, tag, image_id, truth_id)
+        walk.send("ANNOTATED")
+        assert await walk.expect("OVERLAY_OK") == "0 0 320 240"
+        await walk.expect("VERIFIED")
+        verified = await AnnotationRecord.find({"verified": True}).to_list()
+        assert [(r.label, r.verified_by) for r in verified] == [("scratch", "token:lab-member")]
+        await walk.expect("COLLECTION_OK")
+        await walk.expect("DATASET_OK")
+
+        await walk.expect("VIEWER_OK")
+        await walk.expect("VIEWER_LIVE")
+        admin = await make_token(Role.ADMIN)
+        tokens = (await api.data("ApiTokens", token=admin))["apiTokens"]["edges"]
+        viewer_id = next(e["node"]["id"] for e in tokens if e["node"]["name"] == "webapp-viewer")
+        await api.data("RevokeApiToken", {"id": viewer_id}, token=admin)
+        walk.send("REVOKED")
+        await walk.expect("REVOKED_OK")
+        await walk.expect("DONE")
+        assert await asyncio.wait_for(process.wait(), STEP_SECONDS) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

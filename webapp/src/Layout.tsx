@@ -1,0 +1,52 @@
+import { Link, Route, Switch } from "wouter";
+
+import { AssetList } from "./pages/AssetList";
+import { AssetPage } from "./pages/AssetPage";
+import { CollectionList, CollectionPage } from "./pages/Collections";
+import { DatasetList, DatasetPage } from "./pages/Datasets";
+import { Events } from "./pages/Events";
+import { Upload } from "./pages/Upload";
+import { Utilization } from "./pages/Utilization";
+import { canWrite, useSession } from "./session";
+
+export function Layout() {
+  const session = useSession();
+  const writer = canWrite(session.role);
+  return (
+    <>
+      <header className="top">
+        <Link href="/" className="brand">Graphlake</Link>
+        <nav>
+          <Link href="/">Assets</Link>
+          <Link href="/collections">Collections</Link>
+          <Link href="/datasets">Datasets</Link>
+          <Link href="/events">Events</Link>
+          <Link href="/utilization">Utilization</Link>
+          {writer && <Link href="/upload">Upload</Link>}
+          <a href="/graphql" target="_blank" rel="noreferrer">GraphiQL</a>
+        </nav>
+        <span className="who">
+          <span data-testid="token-name">{session.tokenName}</span>{" "}
+          <span className={`role role-${session.role}`} data-testid="role">{session.role}</span>
+          {!writer && <span className="readonly"> read-only</span>}
+          <button type="button" className="link" onClick={session.signOut}>Sign out</button>
+        </span>
+      </header>
+      <main className="page">
+        <Switch>
+          <Route path="/"><AssetList /></Route>
+          <Route path="/assets"><AssetList /></Route>
+          <Route path="/assets/:id">{(params) => <AssetPage id={decodeURIComponent(params.id)} />}</Route>
+          <Route path="/collections"><CollectionList /></Route>
+          <Route path="/collections/:id">{(params) => <CollectionPage id={decodeURIComponent(params.id)} />}</Route>
+          <Route path="/datasets"><DatasetList /></Route>
+          <Route path="/datasets/:id">{(params) => <DatasetPage id={decodeURIComponent(params.id)} />}</Route>
+          <Route path="/events"><Events /></Route>
+          <Route path="/utilization"><Utilization /></Route>
+          <Route path="/upload">{writer ? <Upload /> : <p>A {session.role} token cannot upload.</p>}</Route>
+          <Route><p>No page here. <Link href="/">Back to the assets</Link></p></Route>
+        </Switch>
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,125 @@
+// An image with its annotation records drawn over it in SVG, in the image's own pixel coordinates
+// (the viewBox is the natural size, so the shapes scale with the image). One checkbox per
+// annotation set: ground truth and predictions can be compared by toggling.
+import { useMemo, useState } from "react";
+import { useMutation } from "urql";
+
+import { errorText, safeUrl } from "../client";
+import { VerifyRecordsDocument, type AnnotationShapeFragment } from "../generated/graphql";
+import { labelColour } from "../format";
+
+export function AnnotationOverlay({ src, records, canVerify }: { src: string; records: AnnotationShapeFragment[]; canVerify: boolean }) {
+  const [size, setSize] = useState<{ w: number; h: number } | null>(null);
+  const sets = useMemo(() => [...new Map(records.map((r) => [r.set.id, r.set])).values()], [records]);
+  const [hidden, setHidden] = useState<Set<string>>(new Set());
+  const shown = records.filter((r) => r.geometry && !hidden.has(r.set.id));
+  const toggle = (id: string) => setHidden((old) => {
+    const next = new Set(old);
+    if (!next.delete(id)) next.add(id);
+    return next;
+  });
+  return (
+    <div>
+      <div className="sets">
+        {sets.map((s) => (
+          <label key={s.id}>
+            <input type="checkbox" checked={!hidden.has(s.id)} onChange={() => toggle(s.id)} /> {s.name}{" "}
+            <span className="muted">({s.purpose})</span>
+          </label>
+        ))}
+      </div>
+      <ul className="legend">
+        {[...new Set(shown.map((r) => r.label ?? r.kind))].map((label) => (
+          <li key={label}><span className="swatch" style={{ background: labelColour(label) }} /> {label}</li>
+        ))}
+        <li className="muted">dashed: not verified</li>
+      </ul>
+      <div className="overlay">
+        <img src={src} alt="" onLoad={(e) => setSize({ w: e.currentTarget.naturalWidth, h: e.currentTarget.naturalHeight })} />
+        {size && (
+          <svg viewBox={`0 0 ${size.w} ${size.h}`} preserveAspectRatio="none" data-testid="annotation-overlay">
+            {shown.map((r) => <Shape key={r.id} record={r} stroke={Math.max(size.w, size.h) / 300} />)}
+          </svg>
+        )}
+      </div>
+      <Records records={records} canVerify={canVerify} />
+    </div>
+  );
+}
+
+/** The records as a table: score, source and verification, and (for a CONTRIBUTOR) a Verify button. */
+function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; canVerify: boolean }) {
+  const [{ fetching, error }, verify] = useMutation(VerifyRecordsDocument);
+  if (!records.length) return null;
+  return (
+    <>
+      {error && <p role="alert" className="error">{errorText(error)}</p>}
+      <table className="events records" data-testid="records">
+        <thead><tr><th>Label</th><th>Kind</th><th>Score</th><th>Set</th><th>Source</th><th>Verified</th></tr></thead>
+        <tbody>
+          {records.map((r) => (
+            <tr key={r.id} data-testid="record-row" data-kind={r.kind}>
+              <td><span className="swatch" style={{ background: labelColour(r.label ?? r.kind) }} /> {r.label}</td>
+              <td>{r.kind}</td>
+              <td>{r.score?.toFixed(2) ?? ""}</td>
+              <td>{r.set.name} <span className="muted">({r.set.purpose})</span></td>
+              <td>{r.source.kind} {r.source.name}</td>
+              <td>
+                {r.verified ? "✓ verified" : "not verified"}{" "}
+                {canVerify && (
+                  <button type="button" disabled={fetching} onClick={() => verify({ ids: [r.id], verified: !r.verified })}>
+                    {r.verified ? "Unverify" : "Verify"}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function Shape({ record, stroke }: { record: AnnotationShapeFragment; stroke: number }) {
+  const g = record.geometry;
+  const colour = labelColour(record.label ?? record.kind);
+  const title = <title>{`${record.label ?? record.kind}${record.score != null ? ` ${record.score.toFixed(2)}` : ""}${record.verified ? " (verified)" : ""}`}</title>;
+  const common = { stroke: colour, strokeWidth: stroke, fill: "none", "data-kind": record.kind, "data-label": record.label ?? "",
+    strokeDasharray: record.verified ? undefined : `${stroke * 3} ${stroke * 2}` };
+  const points = (list: { x: number; y: number }[]) => list.map((p) => `${p.x},${p.y}`).join(" ");
+  switch (g?.__typename) {
+    case "BBox":
+      return <rect x={g.x} y={g.y} width={g.width} height={g.height} {...common}>{title}</rect>;
+    case "RotatedBBox":
+      return (
+        <rect x={g.cx - g.width / 2} y={g.cy - g.height / 2} width={g.width} height={g.height}
+          transform={`rotate(${g.angle} ${g.cx} ${g.cy})`} {...common}>{title}</rect>
+      );
+    case "Polygon":
+      return <polygon points={points(g.points)} {...common} fill={colour} fillOpacity={0.2}>{title}</polygon>;
+    case "Polyline":
+      return <polyline points={points(g.points)} {...common}>{title}</polyline>;
+    case "Keypoints":
+      return (
+        <g {...common} fill={colour}>
+          {title}
+          {g.points.filter((p) => p.visible !== false).map((p, i) => <circle key={i} cx={p.x} cy={p.y} r={stroke * 2} />)}
+        </g>
+      );
+    case "Mask": {
+      // The mask image as a luminance mask over a rectangle of the label's colour: its white pixels
+      // show in that colour, its black ones not at all.
+      const mask = safeUrl(g.asset.downloadUrl);
+      const maskId = `mask-${record.id.replace(/[^\w-]/g, "")}`;
+      return mask ? (
+        <g data-kind={record.kind} data-label={record.label ?? ""}>
+          {title}
+          <mask id={maskId}><image href={mask} width="100%" height="100%" preserveAspectRatio="none" /></mask>
+          <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
+        </g>
+      ) : null;
+    }
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,106 @@
+// Assets with search and infinite scroll: each page is its own query, started from the previous
+// page's endCursor when the sentinel at the bottom comes into view (urql's recommended pattern:
+// pages stay cached separately and a new filter starts over from the first).
+import { useCallback, useEffect, useState } from "react";
+import { useQuery } from "urql";
+
+import { errorText } from "../client";
+import { AssetRow } from "../components/AssetRow";
+import { addCursor, Sentinel } from "../components/Sentinel";
+import { AssetListDocument, type AssetFilter, type AssetKind, type AssetStatus } from "../generated/graphql";
+import { words } from "../format";
+import { parsePredicates, PREDICATE_HELP } from "../predicates";
+
+const PAGE_SIZE = 50;
+const KINDS: AssetKind[] = ["FILE", "VALUE", "TEXT", "EXTERNAL"];
+const STATUSES: AssetStatus[] = ["ACTIVE", "PENDING", "FAILED"];
+
+export function AssetList() {
+  const [name, setName] = useState("");
+  const [labels, setLabels] = useState("");
+  const [kind, setKind] = useState<AssetKind | "">("");
+  const [status, setStatus] = useState<AssetStatus | "">("");
+  const [metadata, setMetadata] = useState("");
+  const [value, setValue] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
+  const [view, setView] = useState<"list" | "grid">("list");
+  const [filter, setFilter] = useState<AssetFilter>({ nameContains: null, labelsAll: null, kinds: null, statuses: null,
+    metadata: null, value: null });
+
+  // Typing waits for a pause before it asks the server again.
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      const byMetadata = parsePredicates(metadata);
+      const byValue = parsePredicates(value);
+      // A predicate that cannot be read says why, and the list stays as it was meanwhile.
+      if ("error" in byMetadata || "error" in byValue) {
+        setProblem("error" in byMetadata ? `Metadata: ${byMetadata.error}` : `Value: ${(byValue as { error: string }).error}`);
+        return;
+      }
+      setProblem(null);
+      const next = { nameContains: name.trim() || null, labelsAll: words(labels), kinds: kind ? [kind] : null,
+        statuses: status ? [status] : null, metadata: byMetadata.predicates, value: byValue.predicates };
+      setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
+    }, 300);
+    return () => clearTimeout(timer);
+  }, [name, labels, kind, status, metadata, value]);
+
+  return (
+    <section>
+      <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <input aria-label="Name contains" placeholder="Name contains…" value={name} onChange={(e) => setName(e.target.value)} />
+        <input aria-label="Labels" placeholder="Labels (all of, comma-separated)" value={labels} onChange={(e) => setLabels(e.target.value)} />
+        <select aria-label="Kind" value={kind} onChange={(e) => setKind(e.target.value as AssetKind | "")}>
+          <option value="">Any kind</option>
+          {KINDS.map((k) => <option key={k}>{k}</option>)}
+        </select>
+        <select aria-label="Status" value={status} onChange={(e) => setStatus(e.target.value as AssetStatus | "")}>
+          <option value="">Any status</option>
+          {STATUSES.map((s) => <option key={s}>{s}</option>)}
+        </select>
+        <input aria-label="Metadata" className="wide" placeholder="Metadata: plate = 7; operator ~ ali" title={PREDICATE_HELP}
+          value={metadata} onChange={(e) => setMetadata(e.target.value)} />
+        <input aria-label="Value" className="wide" placeholder="Value: temperature > 20" title={PREDICATE_HELP}
+          value={value} onChange={(e) => setValue(e.target.value)} />
+        <button type="button" onClick={() => setView(view === "list" ? "grid" : "list")}>
+          {view === "list" ? "Grid" : "List"}
+        </button>
+      </form>
+      {problem && <p role="alert" className="error">{problem}</p>}
+      <Pages key={JSON.stringify(filter)} filter={filter} view={view} />
+    </section>
+  );
+}
+
+function Pages({ filter, view }: { filter: AssetFilter; view: "list" | "grid" }) {
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
+  return (
+    <div className={view === "grid" ? "asset-grid" : "asset-list"} data-testid="assets">
+      {cursors.map((after, i) => (
+        <Page key={after ?? "first"} filter={filter} after={after} first={i === 0} last={i === cursors.length - 1}
+          onMore={more} />
+      ))}
+    </div>
+  );
+}
+
+function Page({ filter, after, first, last, onMore }: {
+  filter: AssetFilter; after: string | null; first: boolean; last: boolean; onMore: (cursor: string) => void;
+}) {
+  const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: PAGE_SIZE, after, withCount: first } });
+  const next = data?.assets.pageInfo.hasNextPage ? data.assets.pageInfo.endCursor : null;
+  if (error) return <p role="alert" className="error">{errorText(error)}</p>;
+  if (!data) return fetching ? <p className="muted">Loading…</p> : null;
+  const edges = data.assets.edges;
+  return (
+    <>
+      {first && <p className="muted count" data-testid="asset-count">{data.assets.totalCount} assets</p>}
+      {first && edges.length === 0 && <p className="muted">No asset matches.</p>}
+      {edges.map(({ node }) => (
+        <AssetRow key={node.id} asset={node} />
+      ))}
+      {last && next && <Sentinel next={next} onMore={onMore} />}
+    </>
+  );
+}

@@ -1,0 +1,120 @@
+// The event log, live: the latest events first, then each new one as the server pushes it
+// (subscription over graphql-ws). Pause holds new events back (counted) until Resume.
+import { useEffect, useRef, useState } from "react";
+import { useClient } from "urql";
+
+import { errorText, type SocketStatus } from "../client";
+import { JsonTree } from "../components/JsonTree";
+import { LiveEventsDocument, RecentEventsDocument, type EventFilter, type EventRowFragment, type LogLevel } from "../generated/graphql";
+import { when, words } from "../format";
+import { useSession } from "../session";
+
+const LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+const KEEP = 500; // events kept on screen; older ones drop off the bottom
+
+// The filters live in the query string too (/events?types=A,B&level=ERROR&node=n1): a link or a
+// reload opens the same stream.
+function filterOf(types: string, level: LogLevel | "", node: string): EventFilter {
+  return { includeArchived: false, eventTypes: words(types), minLevel: level || null, source: node.trim() ? { nodeId: node.trim() } : null };
+}
+
+export function Events() {
+  const query = new URLSearchParams(location.search);
+  const [types, setTypes] = useState(query.get("types") ?? "");
+  const [level, setLevel] = useState<LogLevel | "">(LEVELS.find((l) => l === query.get("level")) ?? "");
+  const [node, setNode] = useState(query.get("node") ?? "");
+  const [filter, setFilter] = useState<EventFilter>(() => filterOf(types, level, node));
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      const next = filterOf(types, level, node);
+      // The same filter again must not restart the stream (Stream subscribes per filter object).
+      setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
+      const search = new URLSearchParams(Object.entries({ types, level, node }).filter(([, v]) => v.trim()));
+      history.replaceState(history.state, "", search.size ? `?${search}` : location.pathname);
+    }, 300);
+    return () => clearTimeout(timer);
+  }, [types, level, node]);
+
+  return (
+    <section>
+      <form className="filters" onSubmit={(e) => e.preventDefault()}>
+        <input aria-label="Event types" placeholder="Event types (comma-separated)" value={types} onChange={(e) => setTypes(e.target.value)} />
+        <select aria-label="Minimum level" value={level} onChange={(e) => setLevel(e.target.value as LogLevel | "")}>
+          <option value="">Any level</option>
+          {LEVELS.map((l) => <option key={l} value={l}>{l} and above</option>)}
+        </select>
+        <input aria-label="Source node" placeholder="Source node" value={node} onChange={(e) => setNode(e.target.value)} />
+      </form>
+      <Stream key={JSON.stringify(filter)} filter={filter} />
+    </section>
+  );
+}
+
+function Stream({ filter }: { filter: EventFilter }) {
+  const client = useClient();
+  const [events, setEvents] = useState<EventRowFragment[]>([]);
+  const [held, setHeld] = useState<EventRowFragment[]>([]);
+  const [paused, setPaused] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [socket, setSocket] = useState<SocketStatus>("connecting");
+  const { onSocket } = useSession();
+  useEffect(() => onSocket(setSocket), [onSocket]);
+  const pausedRef = useRef(paused);
+  pausedRef.current = paused;
+
+  useEffect(() => {
+    const add = (list: EventRowFragment[], more: EventRowFragment[]) => {
+      const seen = new Set(list.map((e) => e.id));
+      return [...more.filter((e) => !seen.has(e.id)), ...list].slice(0, KEEP);
+    };
+    let current = true;
+    let live: { unsubscribe: () => void } | null = null;
+    void client.query(RecentEventsDocument, { filter, first: 50 }, { requestPolicy: "network-only" }).toPromise().then((r) => {
+      if (!current) return;
+      if (r.error) setError(errorText(r.error));
+      const recent = r.data?.events.edges.map((e) => e.node) ?? [];
+      setEvents(recent);
+      live = client.subscription(LiveEventsDocument, { filter, after: recent[0]?.id ?? null }).subscribe((result) => {
+        if (result.error) { setError(errorText(result.error)); return; }
+        const event = result.data?.events;
+        if (!event) return;
+        if (pausedRef.current) setHeld((list) => add(list, [event]));
+        else setEvents((list) => add(list, [event]));
+      });
+    });
+    return () => { current = false; live?.unsubscribe(); };
+  }, [client, filter]);
+
+  const resume = () => {
+    setEvents((list) => [...held, ...list].slice(0, KEEP));
+    setHeld([]);
+    setPaused(false);
+  };
+  return (
+    <>
+      <p className="toolbar">
+        {paused
+          ? <button type="button" onClick={resume}>Resume{held.length > 0 && ` (${held.length} new)`}</button>
+          : <button type="button" onClick={() => setPaused(true)}>Pause</button>}
+        <span className={`socket socket-${socket}`} data-testid="stream-status">{paused ? "paused" : socket}</span>
+      </p>
+      {error && <p role="alert" className="error">{error}</p>}
+      <table className="events" data-testid="events">
+        <thead><tr><th>Time</th><th>Level</th><th>Type</th><th>Message</th><th>Source</th><th>Data</th></tr></thead>
+        <tbody>
+          {events.map((e) => (
+            <tr key={e.id} className={`level-${e.level}${e.alert ? " alert" : ""}`} data-testid="event-row">
+              <td>{when(e.timestamp)}</td>
+              <td>{e.level}</td>
+              <td>{e.eventType}</td>
+              <td>{e.message}</td>
+              <td>{Object.entries(e.source).filter(([k, v]) => k !== "__typename" && v).map(([k, v]) => `${k}: ${v}`).join(", ")}</td>
+              <td>{Object.keys(e.data as object ?? {}).length > 0 && <JsonTree value={e.data} depth={2} />}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {events.length === 0 && !error && <p className="muted">No events yet; new ones appear here as they are logged.</p>}
+    </>
+  );
+}

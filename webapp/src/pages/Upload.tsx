@@ -1,0 +1,94 @@
+// Drop files or folders (or pick them) to upload them, optionally into a collection at their
+// relative paths; each shows its progress and the status of its asset.
+import { useState } from "react";
+import { useClient, useQuery } from "urql";
+import { Link } from "wouter";
+
+import { assetHref } from "../components/AssetRow";
+import { bytes } from "../format";
+import { CollectionListDocument } from "../generated/graphql";
+import { droppedFiles, uploadFile, type Progress } from "../upload";
+
+type Row = Progress & { key: string; name: string; retry?: () => void };
+// Files at a time: each is a few small requests and one PUT; the browser's connections are shared with the app.
+const PARALLEL = 3;
+
+export function Upload() {
+  const client = useClient();
+  const [rows, setRows] = useState<Row[]>([]);
+  const [over, setOver] = useState(false);
+  const [collectionId, setCollectionId] = useState("");
+  const [{ data: collections }] = useQuery({ query: CollectionListDocument, variables: { first: 100 } });
+
+  const start = async (files: { file: File; path: string }[]) => {
+    const jobs = files.map(({ file, path }) => {
+      const key = `${path}-${Date.now()}-${Math.random()}`;
+      setRows((list) => [...list, { key, name: path, sent: 0, total: file.size, status: "queued" }]);
+      const report = (p: Partial<Row>) => setRows((list) => list.map((r) => (r.key === key ? { ...r, ...p } : r)));
+      // A failed upload keeps its session: Retry resumes it (only the parts not stored yet go).
+      const run = (): Promise<void> => uploadFile(client, file, { collectionId: collectionId || null, path }, report)
+        .catch((e: Error) => report({ status: "failed", error: e.message, retry: () => { report({ error: undefined, retry: undefined }); void run(); } }));
+      return run;
+    });
+    const next = async (): Promise<void> => {
+      const job = jobs.shift();
+      if (job) { await job(); await next(); }
+    };
+    await Promise.all(Array.from({ length: PARALLEL }, next));
+  };
+  const picked = (list: FileList | null) =>
+    start(Array.from(list ?? []).map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+
+  return (
+    <section>
+      <p>
+        <label>
+          Into collection{" "}
+          <select aria-label="Into collection" value={collectionId} onChange={(e) => setCollectionId(e.target.value)}>
+            <option value="">none</option>
+            {collections?.collections.edges.map(({ node }) => <option key={node.id} value={node.id}>{node.name}</option>)}
+          </select>
+        </label>{" "}
+        <span className="muted">files go in at their paths (a folder's files at folder/…)</span>
+      </p>
+      <div className={`dropzone${over ? " over" : ""}`} data-testid="dropzone"
+        onDragOver={(e) => { e.preventDefault(); setOver(true); }}
+        onDragLeave={() => setOver(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setOver(false);
+          // Entries must be taken while the drop event runs; files alone when the browser has no entries API.
+          const items = e.dataTransfer.items;
+          if (items?.length && typeof DataTransferItem.prototype.webkitGetAsEntry === "function") void droppedFiles(items).then(start);
+          else void picked(e.dataTransfer.files);
+        }}>
+        <p>Drop files or folders here, or</p>
+        <label className="button">
+          Choose files
+          <input type="file" multiple hidden data-testid="file-input" onChange={(e) => { void picked(e.target.files); e.target.value = ""; }} />
+        </label>{" "}
+        <label className="button">
+          Choose a folder
+          <input type="file" hidden data-testid="folder-input" {...{ webkitdirectory: "" }}
+            onChange={(e) => { void picked(e.target.files); e.target.value = ""; }} />
+        </label>
+      </div>
+      <table className="uploads">
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.key} data-testid="upload-row">
+              <td>{r.assetId ? <Link href={assetHref(r.assetId)}>{r.name}</Link> : r.name}</td>
+              <td><progress max={r.total || 1} value={r.sent} /> {bytes(r.sent)} / {bytes(r.total)}</td>
+              <td>{r.status}</td>
+              <td>{r.assetStatus && <span className={`badge status-${r.assetStatus}`} data-testid="upload-status">{r.assetStatus}</span>}</td>
+              <td>
+                {r.error && <span role="alert" className="error">{r.error}</span>}{" "}
+                {r.retry && <button type="button" onClick={r.retry}>Retry</button>}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

@@ -1,0 +1,69 @@
+// Utilization from start/stop events: one row per node (or workflow, or user) with its busy share of
+// the window and a bar per hour or day.
+import { useMemo, useState } from "react";
+import { useQuery } from "urql";
+
+import { errorText } from "../client";
+import { UtilizationDocument, type UtilizationGroup } from "../generated/graphql";
+
+const WINDOWS = { "Last 24 hours": { hours: 24, bucket: "HOUR" }, "Last 7 days": { hours: 24 * 7, bucket: "DAY" },
+  "Last 30 days": { hours: 24 * 30, bucket: "DAY" } } as const;
+type Window = keyof typeof WINDOWS;
+
+function duration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+export function Utilization() {
+  const [span, setSpan] = useState<Window>("Last 24 hours");
+  const [groupBy, setGroupBy] = useState<UtilizationGroup>("NODE");
+  // The window ends now (rounded to the minute, so a re-render does not ask again).
+  const variables = useMemo(() => {
+    const to = new Date(Math.ceil(Date.now() / 60000) * 60000);
+    const from = new Date(to.getTime() - WINDOWS[span].hours * 3600 * 1000);
+    return { from: from.toISOString(), to: to.toISOString(), groupBy, bucket: WINDOWS[span].bucket };
+  }, [span, groupBy]);
+  const [{ data, error }] = useQuery({ query: UtilizationDocument, variables });
+  const rows = data?.utilization.edges.map((e) => e.node) ?? [];
+  return (
+    <section>
+      <form className="filters" onSubmit={(e) => e.preventDefault()}>
+        <select aria-label="Window" value={span} onChange={(e) => setSpan(e.target.value as Window)}>
+          {Object.keys(WINDOWS).map((w) => <option key={w}>{w}</option>)}
+        </select>
+        <select aria-label="Group by" value={groupBy} onChange={(e) => setGroupBy(e.target.value as UtilizationGroup)}>
+          <option value="NODE">per node</option><option value="WORKFLOW">per workflow</option><option value="USER">per user</option>
+        </select>
+      </form>
+      <p className="muted">Busy time from NODE_START/NODE_STOP and WORKFLOW_START/WORKFLOW_COMPLETE events; overlapping sessions count once.</p>
+      {error && <p role="alert" className="error">{errorText(error)}</p>}
+      {data && rows.length === 0 && <p className="muted">No sessions in this window.</p>}
+      <table className="events utilization" data-testid="utilization">
+        <tbody>
+          {rows.map((row) => {
+            const peak = Math.max(...row.buckets.map((b) => b.utilization), 0.0001);
+            return (
+              <tr key={row.group} data-testid="utilization-row">
+                <td><strong>{row.group}</strong></td>
+                <td className="share"><span className="bar" style={{ width: `${Math.min(100, row.utilization * 100)}%` }} /></td>
+                <td>{(row.utilization * 100).toFixed(1)}%</td>
+                <td>{duration(row.busySeconds)} busy, {row.sessions} {row.sessions === 1 ? "session" : "sessions"}</td>
+                <td>
+                  <svg className="spark" viewBox={`0 0 ${row.buckets.length} 1`} preserveAspectRatio="none" aria-label="busy share per bucket">
+                    {row.buckets.map((b, i) => (
+                      <rect key={b.start} x={i + 0.1} width={0.8} y={1 - b.utilization / peak} height={b.utilization / peak}>
+                        <title>{`${new Date(b.start).toLocaleString()}: ${(b.utilization * 100).toFixed(0)}%`}</title>
+                      </rect>
+                    ))}
+                  </svg>
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </section>
+  );
+}

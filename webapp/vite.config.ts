@@ -1,0 +1,21 @@
+// Graphlake serves dist/index.html at / (and at every client route) and the hashed files under
+// /app/assets/ with a year-long immutable cache (graphlake/webapp.py): hence base "/app/" in a build.
+// `npm run dev` serves the app at / with hot reload and passes /graphql (HTTP and WebSocket) and the
+// signed /blobs routes to a running Graphlake (GRAPHLAKE_URL, default http://127.0.0.1:8000), which
+// must list the dev origin in GRAPHLAKE_CORS_ORIGINS (its WebSocket origin check, and uploads' PUTs).
+import react from "@vitejs/plugin-react";
+import { defineConfig } from "vite";
+
+const lake = process.env.GRAPHLAKE_URL ?? "http://127.0.0.1:8000";
+
+export default defineConfig(({ command }) => ({
+  base: command === "build" ? "/app/" : "/",
+  plugins: [react()],
+  build: { outDir: "dist", assetsDir: "assets", emptyOutDir: true, sourcemap: false },
+  server: {
+    proxy: {
+      "/graphql": { target: lake, ws: true, changeOrigin: true },
+      "/blobs": { target: lake, changeOrigin: true },
+    },
+  },
+}));
