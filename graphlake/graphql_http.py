@@ -22,13 +22,9 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 _REQUEST_ERROR_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "UNAVAILABLE": 503, "INTERNAL": 500}
 
 
-def response_media_type(accept: str | None) -> str:
-    """`application/graphql-response+json` when the client lists it and does not prefer plain JSON to
-    it (by q-value, a wildcard standing for JSON); `application/json` otherwise, including for no
-    Accept, `*/*` and anything else."""
-    if not accept or GRAPHQL_RESPONSE_JSON not in accept:
-        return JSON
-    qualities: dict[str, float] = {}
+def _qualities(accept: str) -> list[tuple[str, float]]:
+    """The media types of an Accept header with their q-values, in the order listed."""
+    listed = []
     for item in accept.split(","):
         media, *params = (part.strip() for part in item.split(";"))
         quality = 1.0
@@ -39,12 +35,44 @@ def response_media_type(accept: str | None) -> str:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        qualities[media.lower()] = max(quality, qualities.get(media.lower(), 0.0))
+        listed.append((media.lower(), quality))
+    return listed
+
+
+def response_media_type(accept: str | None) -> str:
+    """`application/graphql-response+json` when the client lists it and does not prefer plain JSON to
+    it (by q-value, a wildcard standing for JSON); `application/json` otherwise, including for no
+    Accept, `*/*` and anything else."""
+    if not accept or GRAPHQL_RESPONSE_JSON not in accept:
+        return JSON
+    qualities: dict[str, float] = {}
+    for media, quality in _qualities(accept):
+        qualities[media] = max(quality, qualities.get(media, 0.0))
     wanted = qualities.get(GRAPHQL_RESPONSE_JSON, 0.0)
     # Plain JSON's quality: its own if listed, else the wildcard's that covers it.
     plain = qualities[JSON] if JSON in qualities else max(qualities.get("application/*", 0.0), qualities.get("*/*", 0.0))
     # On a tie the spec's media type wins: a client that names it knows it.
     return GRAPHQL_RESPONSE_JSON if wanted > 0 and wanted >= plain else JSON
+
+
+EVENT_STREAM = "text/event-stream"
+
+
+def wants_event_stream(accept: str) -> bool:
+    """Whether a request asks to be answered as Server-Sent Events: `text/event-stream` listed, and no
+    JSON type preferred to it (a higher q-value, or the same one listed before it). urql lists every
+    type it can read, JSON first and `text/event-stream` after, and wants JSON for a query; the
+    graphql-sse client lists `text/event-stream` alone."""
+    best_stream, best_json = None, None
+    for place, (media, quality) in enumerate(_qualities(accept)):
+        if quality <= 0:
+            continue
+        rank = (quality, -place)
+        if media == EVENT_STREAM and (best_stream is None or rank > best_stream):
+            best_stream = rank
+        elif media in (JSON, GRAPHQL_RESPONSE_JSON) and (best_json is None or rank > best_json):
+            best_json = rank
+    return best_stream is not None and (best_json is None or best_stream > best_json)
 
 
 def is_request_error(data: object, errors: Sequence[GraphQLError] | None) -> bool:

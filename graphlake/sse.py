@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from graphlake.graphql_http import wants_event_stream
 from graphlake.settings import Settings
 from resolvers.internals import SSETransport
 from services.auth import bearer_secret
@@ -54,6 +55,10 @@ def sse_transport(settings: Settings) -> type[SSETransport]:
         @property
         def heartbeat_interval(self) -> float:  # type: ignore[override]
             return settings.sse_heartbeat_seconds
+
+        def accepts(self, accept: str) -> bool:
+            # Strawberry streams whenever text/event-stream is listed at all; a client preferring JSON gets JSON.
+            return wants_event_stream(accept)
 
     return GraphlakeSSETransport
 

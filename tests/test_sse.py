@@ -110,6 +110,21 @@ async def test_a_query_over_sse_is_one_next_then_complete(served: Served, state:
     await wait_for(lambda: state.sockets.open_count == 0, what="the stream's slot to be given back")
 
 
+async def test_a_client_that_prefers_json_gets_json_though_it_lists_event_streams(served: Served, viewer: str) -> None:
+    """urql sends every type it reads, JSON first: it was answered with a stream and showed "No Content"."""
+    urql = ("application/graphql-response+json, application/graphql+json, application/json, text/event-stream, "
+            "multipart/mixed")
+    async with httpx.AsyncClient(base_url=served.base_url) as http:
+        answer = await http.post("/graphql", json={"query": "{ me { role } }"},
+                                 headers={"Accept": urql, "Authorization": f"Bearer {viewer}"})
+        assert answer.headers["content-type"].startswith("application/graphql-response+json"), answer.headers
+        assert answer.json() == {"data": {"me": {"role": "VIEWER"}}}
+        streamed = await http.post("/graphql", json={"query": "{ me { role } }"},
+                                   headers={"Accept": "application/json;q=0.5, text/event-stream",
+                                            "Authorization": f"Bearer {viewer}"})
+        assert streamed.headers["content-type"].startswith("text/event-stream"), streamed.headers
+
+
 async def test_a_mutation_over_sse_works_by_post_and_is_refused_by_get(served: Served, contributor: str) -> None:
     variables = {"inputs": [{"eventType": "SSE_CHECK", "message": "by sse"}]}
     async with sse(served.base_url, "LogEvents", variables, token=contributor) as stream:
