@@ -124,3 +124,6 @@ class SyncClient:
     export_coco = _blocking(Client.export_coco)
     export_yolo = _blocking(Client.export_yolo)
     export_hf = _blocking(Client.export_hf)
+    export_bundle = _blocking(Client.export_bundle)
+    import_bundle = _blocking(Client.import_bundle)
+    import_bundle_on_mount = _blocking(Client.import_bundle_on_mount)

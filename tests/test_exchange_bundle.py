@@ -26,7 +26,7 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.api_token import Role
 from documents.asset import Asset
 from documents.dataset import Dataset, DatasetVersion, Datum
-from graphlake_client import Client, GraphlakeClientError, ResumeState, bundle_assets, bundle_records
+from graphlake_client import Client, GraphlakeClientError, ResumeState, SyncClient, bundle_assets, bundle_records
 from graphlake_client import operations as ops
 from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
@@ -172,6 +172,22 @@ async def test_a_bundle_moves_a_version_to_another_lake_with_the_same_hash(serve
         assert await counts() == after
         assert again["assets"]["new"] == 0 and again["datums"]["new"] == 0 and again["records"]["new"] == 0
         assert again["version_state"] == "present" and again["version_id"] == report["version_id"]
+
+
+async def test_the_sync_client_exports_and_prepares_a_bundle(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        source = await make_version(lake, tmp_path / "made")
+
+    def script() -> tuple[dict[str, Any], dict[str, Any]]:  # a plain script: blocking calls
+        with SyncClient(served.base_url, token) as lake:
+            done = lake.export_bundle("parts/v1", tmp_path / "bundle.tar")
+            return done, lake.import_bundle(tmp_path / "bundle.tar", dry_run=True, policy="copy-if-missing")
+
+    done, prepared = await asyncio.to_thread(script)
+    assert done["version"]["manifest_sha256"] == source["manifestSha256"]
+    # Into the lake it came from: everything is there already (files too, reused by copy-if-missing).
+    assert prepared["version_state"] == "present" and prepared["assets"]["new"] == 0 and not prepared["committed"]
 
 
 class Interrupted(Exception):
