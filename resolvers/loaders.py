@@ -223,7 +223,8 @@ class Loaders:
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
             grouped = await _first_children(model, field, query, parent_ids, 1, DESCENDING)
-            return [model.model_validate(grouped[p][0]) if grouped[p] else None for p in parent_ids]
+            found = iter(await validate_all(model, [grouped[p][0] for p in parent_ids if grouped[p]]))  # in slices
+            return [next(found) if grouped[p] else None for p in parent_ids]
 
         return self._get(_cache_key("newest", model.__name__, field, query), load, f"newest:{model.__name__}")
 
