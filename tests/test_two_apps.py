@@ -30,6 +30,9 @@ async def test_two_apps_serve_one_lake_side_by_side(api: Api, served: Served, se
             await on_b.connect({"Authorization": f"Bearer {viewer}"})
             await on_b.subscribe("EventStream", {"filter": {"eventTypes": ["TWO_APPS"]}})
             await wait_for(lambda: state_b.events.has_subscribers, what="the subscription on the second app")
+            # The second app announces its subscriber in its heartbeat, a write of its own: the first app
+            # copies events to the feed once it can read that (a few ms; more on a loaded machine).
+            await wait_for(state_a.feed._others_listening, what="the first app to see the second one listening")
             # Logged through the first app, streamed live by the second.
             await api.data("LogEvent", {"input": {"eventType": "TWO_APPS", "message": "from a"}}, token=contributor)
             message = await asyncio.wait_for(on_b.receive(), 15)
