@@ -20,6 +20,7 @@ from graphlake.cli_lifecycle import register as register_lifecycle
 from graphlake.cli_privacy import register as register_privacy
 from graphlake.cli_support import ServerUrl, Token, client_run, console, errors, load_settings, print_rows, server_url
 from graphlake.cli_support import run as run_command
+from graphlake.collector import tune_for_serving
 from graphlake.local_services import ServiceError
 from graphlake.logs import configure_logging
 from graphlake.runtime import for_checking, open_state, require_current_schema
@@ -54,8 +55,10 @@ def serve(
     # sees where a server that does not answer or does not stop is waiting, without a debugger.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
+        app = create_app(settings, announce=True)
+        tune_for_serving()  # graphlake/collector.py says why
         uvicorn.run(
-            create_app(settings, announce=True), host=settings.host, port=settings.port,
+            app, host=settings.host, port=settings.port,
             log_config=None, proxy_headers=True, ws_max_size=settings.max_body_bytes,
         )
     except ServiceError as error:

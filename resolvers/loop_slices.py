@@ -8,12 +8,20 @@ waited for each such stretch (#16: /healthz p99 was 0.6-0.9 s under 50 clients).
 into slices of SLICE items with a yield to the loop between them, so a stretch stays a few
 milliseconds whatever the page size. The total work is the same; graphlake/admission.py keeps how
 many requests interleave their slices small.
+
+Slices bound one step of one task. They do not bound a loop iteration: asyncio runs every step that
+is ready before it looks at its sockets again, and a nested page makes thousands of ready steps at
+once (each datum's resolvers, then each record's, as their loaders answer). Eight such requests
+queued about 300 ms of steps ahead of a /healthz that had just arrived (#16). So every awaited
+resolver result also takes a turn (`take_turn`): once the loop's current stretch of request work
+has lasted STRETCH, the step waits for the next iteration, after the sockets have been read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from graphql.pyutils import gather_with_cancel
@@ -24,7 +32,40 @@ from resolvers.internals import StrawberryGraphQLCoreExecutionContext
 # loop bookkeeping; 25 items of a nested page cost about 1-3 ms.
 SLICE = 25
 
+# The longest stretch of resolver steps one loop iteration runs before the next ones wait for the
+# loop to read its sockets (and so answer /healthz). Shorter costs more re-queued steps at saturation.
+STRETCH = 0.01
+
 M = TypeVar("M")
+T = TypeVar("T")
+
+# The current stretch: the loop it runs on and when it began (None: the loop has read its sockets
+# since). One event loop serves every request of a process; a new loop (a test's) starts afresh.
+_loop: asyncio.AbstractEventLoop | None = None
+_began: float | None = None
+
+
+def _stretch_over() -> None:
+    global _began
+    _began = None
+
+
+async def take_turn() -> None:
+    """Return at once while the loop's current stretch of request work is shorter than STRETCH;
+    otherwise wait for an iteration that has read the sockets first. The first step after that
+    begins a new stretch, and schedules its end: a callback that runs only once the steps ready now
+    have run, and whatever the sockets brought after them."""
+    global _loop, _began
+    loop = asyncio.get_running_loop()
+    while True:
+        now = time.perf_counter()
+        if _began is None or _loop is not loop:
+            _loop, _began = loop, now
+            loop.call_soon(_stretch_over)
+            return
+        if now - _began < STRETCH:
+            return
+        await asyncio.sleep(0)
 
 
 async def validate_all(model: Any, docs: Sequence[Mapping[str, Any]]) -> list[M]:
@@ -38,7 +79,15 @@ async def validate_all(model: Any, docs: Sequence[Mapping[str, Any]]) -> list[M]
 
 
 class SlicedExecutor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor, completing a list longer than SLICE in slices (see above)."""
+    """graphql-core's executor, completing a list longer than SLICE in slices, and each awaited
+    result after its turn (see above)."""
+
+    async def with_abort_signal(self, awaitable: Awaitable[T]) -> T:
+        # graphql-core awaits every resolver's awaitable result (and awaitable list item) here,
+        # then completes its sub-selection synchronously: the step to give its turn.
+        value = await super().with_abort_signal(awaitable)
+        await take_turn()
+        return value
 
     def complete_iterable_value(self, item_type: Any, field_details_list: Any, info: Any, path: Any,
                                 items: Iterable[Any], position_context: Any) -> Any:

@@ -4,11 +4,12 @@ running between them, and gives the same result (errors and their paths included
 from __future__ import annotations
 
 import asyncio
+import time
 
 from graphql import build_schema, execute, parse
 from graphql.execution.executor import Executor
 
-from resolvers.loop_slices import SLICE, SlicedExecutor, validate_all
+from resolvers.loop_slices import SLICE, STRETCH, SlicedExecutor, take_turn, validate_all
 
 SCHEMA = build_schema("type Item { n: Int! turn: Int! } type Query { items(count: Int!, bad: Int): [Item!] }")
 QUERY = parse("query Items($count: Int!, $bad: Int) { items(count: $count, bad: $bad) { n turn } }")
@@ -82,3 +83,63 @@ async def test_validate_all_keeps_order_and_yields_between_slices() -> None:
     spinner.cancel()
     assert [n for n, _ in validated] == list(range(4 * SLICE))
     assert len({turn for _, turn in validated}) == 4
+
+
+def busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+async def test_many_ready_steps_let_a_timer_in_once_the_stretch_is_spent() -> None:
+    # 200 tasks ready at once, 1 ms of work each: without turns the loop runs all of them before it
+    # looks at its timers and sockets again (200 ms); with them, one stretch (STRETCH) at a time.
+    order: list[str] = []
+
+    async def worker(n: int) -> None:
+        await take_turn()
+        busy(0.001)
+        order.append(f"w{n}")
+
+    async def probe() -> None:
+        await asyncio.sleep(0.001)
+        order.append("probe")
+
+    probing = asyncio.create_task(probe())
+    await asyncio.sleep(0)  # the probe's timer is set
+    await asyncio.gather(*(worker(n) for n in range(200)), probing)
+    assert order.index("probe") <= 5 * STRETCH / 0.001  # a few stretches of 1 ms items, not all 200
+
+
+async def test_awaited_resolver_results_take_their_turn() -> None:
+    # 8 groups of SLICE items (short lists: no slices), each item's `child` awaited, then its
+    # sub-selection completed (1 ms): that completion waits for its turn, so the probe's timer gets
+    # in long before the 200th.
+    schema = build_schema("type Child { n: Int! } type Item { child: Child! } type Group { items: [Item!]! } "
+                          "type Query { groups: [Group!]! }")
+    done: list[str] = []
+
+    async def child(item: dict, _info: object) -> dict:
+        return item
+
+    def n(item: dict, _info: object) -> int:
+        busy(0.001)
+        done.append("item")
+        return item["n"]
+
+    async def probe() -> None:
+        await asyncio.sleep(0.001)
+        done.append("probe")
+
+    schema.query_type.fields["groups"].resolve = lambda *_: [
+        [{"n": g * SLICE + i} for i in range(SLICE)] for g in range(8)]
+    schema.get_type("Group").fields["items"].resolve = lambda group, _info: group
+    schema.get_type("Item").fields["child"].resolve = child
+    schema.get_type("Child").fields["n"].resolve = n
+    probing = asyncio.create_task(probe())
+    await asyncio.sleep(0)
+    result = await execute(schema, parse("{ groups { items { child { n } } } }"), executor_class=SlicedExecutor)
+    await probing
+    assert not result.errors
+    assert [i["child"]["n"] for g in result.data["groups"] for i in g["items"]] == list(range(8 * SLICE))
+    assert done.index("probe") <= 5 * STRETCH / 0.001  # a few stretches of 1 ms items, not all 200
