@@ -221,6 +221,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         assert (int(before), int(resent)) == (3, 6)
         assert await _sha256_of(api, viewer, big_id) == hashlib.sha256(files["big"].read_bytes()).hexdigest()
 
+        assert await walk.expect("THUMBNAIL") == "256 192"  # the 320 x 240 image, at most 256 a side
         truth_id = await _annotate(api, contributor, image_id)
         await _file_and_version(api, contributor, tag, image_id, truth_id)
         walk.send("ANNOTATED")

@@ -167,9 +167,29 @@ async function main() {
     await page.unroute("**/blobs/**");
     say(`RESUMED ${sentBefore} ${puts - sentBefore} ${decodeURIComponent((await bigRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
 
+    step = "the asset grid shows the uploaded image's thumbnail, made by the server";
+    await page.getByRole("link", { name: "Assets" }).click();
+    await page.getByRole("button", { name: "Grid" }).click();
+    await page.getByLabel("Name contains").fill(imageName);
+    await page.getByTestId("asset-count").filter({ hasText: /^1 assets$/ }).waitFor();
+    const card = page.getByTestId("asset-row").filter({ hasText: imageName });
+    const thumbnail = card.getByTestId("thumbnail");
+    await thumbnail.waitFor();
+    await page.waitForFunction(() => {
+      const img = document.querySelector("[data-testid=thumbnail]");
+      return img && img.complete && img.naturalWidth > 0;
+    });
+    const thumbSize = await thumbnail.evaluate((img) => `${img.naturalWidth} ${img.naturalHeight}`);
+    await page.getByLabel("Name contains").fill(config.droppedName);  // a text: a card without an image
+    await page.getByTestId("asset-row").filter({ hasText: config.droppedName }).locator(".no-thumb").waitFor();
+    if (await page.getByTestId("thumbnail").count()) throw new Error("a text asset's card shows a thumbnail");
+    await page.getByLabel("Name contains").fill("");
+    await page.getByRole("button", { name: "List" }).click();
+    say(`THUMBNAIL ${thumbSize}`);
+
     step = "the image's annotations are drawn over it";
     await nextLine();  // the test has added annotations to the uploaded image
-    await imageRow.getByRole("link").click();
+    await page.goto(config.baseUrl + imageHref);
     const overlay = page.getByTestId("annotation-overlay");
     await overlay.locator("rect[data-kind=BBOX][data-label=scratch]").waitFor();
     await overlay.locator("polygon[data-kind=POLYGON][data-label=dent]").waitFor();

@@ -12,6 +12,7 @@ import { words } from "../format";
 import { parsePredicates, PREDICATE_HELP } from "../predicates";
 
 const PAGE_SIZE = 50;
+const GRID_PAGE_SIZE = 100; // cards are small: a page fills a large screen
 const KINDS: AssetKind[] = ["FILE", "VALUE", "TEXT", "EXTERNAL"];
 const STATUSES: AssetStatus[] = ["ACTIVE", "PENDING", "FAILED"];
 
@@ -67,7 +68,8 @@ export function AssetList() {
         </button>
       </form>
       {problem && <p role="alert" className="error">{problem}</p>}
-      <Pages key={JSON.stringify(filter)} filter={filter} view={view} />
+      {/* Keyed by the view too: its pages are of another size, so the cursors start over. */}
+      <Pages key={`${view} ${JSON.stringify(filter)}`} filter={filter} view={view} />
     </section>
   );
 }
@@ -79,16 +81,17 @@ function Pages({ filter, view }: { filter: AssetFilter; view: "list" | "grid" })
     <div className={view === "grid" ? "asset-grid" : "asset-list"} data-testid="assets">
       {cursors.map((after, i) => (
         <Page key={after ?? "first"} filter={filter} after={after} first={i === 0} last={i === cursors.length - 1}
-          onMore={more} />
+          onMore={more} grid={view === "grid"} />
       ))}
     </div>
   );
 }
 
-function Page({ filter, after, first, last, onMore }: {
-  filter: AssetFilter; after: string | null; first: boolean; last: boolean; onMore: (cursor: string) => void;
+function Page({ filter, after, first, last, onMore, grid }: {
+  filter: AssetFilter; after: string | null; first: boolean; last: boolean; onMore: (cursor: string) => void; grid: boolean;
 }) {
-  const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: PAGE_SIZE, after, withCount: first } });
+  const size = grid ? GRID_PAGE_SIZE : PAGE_SIZE;
+  const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: size, after, withCount: first } });
   const next = data?.assets.pageInfo.hasNextPage ? data.assets.pageInfo.endCursor : null;
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return fetching ? <p className="muted">Loading…</p> : null;
@@ -98,7 +101,7 @@ function Page({ filter, after, first, last, onMore }: {
       {first && <p className="muted count" data-testid="asset-count">{data.assets.totalCount} assets</p>}
       {first && edges.length === 0 && <p className="muted">No asset matches.</p>}
       {edges.map(({ node }) => (
-        <AssetRow key={node.id} asset={node} />
+        <AssetRow key={node.id} asset={node} thumbnail={grid} />
       ))}
       {last && next && <Sentinel next={next} onMore={onMore} />}
     </>
