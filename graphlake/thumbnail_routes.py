@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.thumbnails import CACHE_CONTROL, MEDIA_TYPE, SIGN_METHOD, SIZES, URL_SECONDS, ImageRefused
@@ -40,13 +40,14 @@ async def get_thumbnail(request: Request) -> Response:
     if not size.isdigit() or int(size) not in SIZES or not _SHA256.match(sha256):
         return _error(400, "the URL's size or sha is not one the server signs")
     try:
+        if isinstance(store, LocalStore):
+            content = await state.thumbnailer.local_bytes(store, key, sha256, int(size))
+            return Response(content, media_type=MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
         thumbnail = await state.thumbnailer.ensure(store, key, sha256, int(size))
     except FileNotFoundError:
         return _error(404, "the image's object does not exist")
     except ImageRefused as error:
         return _error(422, str(error))
-    if isinstance(store, LocalStore):
-        return FileResponse(store.path(thumbnail), media_type=MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
     # The signed GET lives URL_SECONDS: the redirect may be cached for less than that.
     return RedirectResponse(await state.thumbnailer.serve_url(store, thumbnail), status_code=302,
                             headers={"Cache-Control": f"private, max-age={URL_SECONDS // 2}"})

@@ -78,6 +78,19 @@ def thumbnail_url(asset: Asset, size: int, signer: UrlSigner, stores: dict[str, 
     return signer.sign(SIGN_METHOD, mount, key, URL_SECONDS, expires_at=expires_at, size=str(size), sha=sha256)
 
 
+async def remove_thumbnails(asset: Asset, stores: dict[str, ObjectStore]) -> None:
+    """Delete an image's thumbnails with its bytes (a deleted or erased image leaves no picture of
+    itself behind). Another asset with the same bytes simply has them made again when next asked:
+    a thumbnail is a cache. Nothing to do for what never had one."""
+    storage = asset.storage
+    if (asset.kind is not AssetKind.FILE or storage is None or storage.external or not asset.sha256
+            or not is_image(asset.media_type) or storage.mount not in stores):
+        return
+    store = stores[storage.mount]
+    for size in SIZES:
+        await store.delete(thumbnail_key(asset.sha256, size))
+
+
 def make_thumbnail(source: Path, target: Path, size: int, max_pixels: int) -> None:
     """Write a WebP of the image at `source`, at most `size` pixels a side. Blocking and CPU-bound:
     run it in a thread. Pillow is imported here, so a server that never makes one does not load it."""
@@ -140,6 +153,17 @@ class Thumbnailer:
                 await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
                 await store.write(thumbnail, target)
             self.made += 1
+
+    async def local_bytes(self, store: LocalStore, key: str, sha256: str, size: int) -> bytes:
+        """The thumbnail's bytes from a local mount, made first if need be. A thumbnail is a few KB:
+        one read in one thread hop is the hot path (a browser's grid asks for a hundred at once),
+        cheaper than a stat, then a streamed response's hops for open, each chunk and close."""
+        path = store.path(thumbnail_key(sha256, size))
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            await self.ensure(store, key, sha256, size)
+            return await asyncio.to_thread(path.read_bytes)
 
     async def serve_url(self, store: ObjectStore, thumbnail: str) -> str:
         """A signed GET of a stored thumbnail in an S3 mount (the route redirects there)."""

@@ -171,3 +171,17 @@ async def test_thumbnail_urls_cost_no_database_read_per_asset(api: Api, served: 
         return len(served.commands.commands)
 
     assert await commands(2) == await commands(8)
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_deleting_an_image_deletes_its_thumbnails(api: Api, contributor: str, state: AppState,
+                                                        s3: S3Service, mount: str) -> None:
+    asset = await uploaded(api, contributor, png(400, 300, (1, 2, 3, 255)), mount, "image/png")
+    url = await thumbnail_url(api, contributor, asset["id"], 128) or ""
+    assert (await fetch(url)).status_code == 200
+    store = state.stores[mount]
+    key = thumbnail_key(asset["sha256"], 128)
+    assert await store.stat(key) is not None
+    await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor)
+    assert await store.stat(key) is None  # no picture of a deleted image is left behind
+    assert await thumbnail_url(api, contributor, asset["id"], 128) is None
