@@ -129,7 +129,9 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
          "geometry": {"polyline": {"points": [{"x": 10, "y": 220}, {"x": 90, "y": 180}, {"x": 150, "y": 215}]}}},
         {"kind": "KEYPOINTS", "label": "dent", "score": 0.7, "geometry": {"keypoints": {"points": [
             {"name": "tip", "x": 250, "y": 60, "visible": True}, {"name": "base", "x": 270, "y": 150, "visible": True},
-            {"name": "hidden", "x": 5, "y": 5, "visible": False}]}}},
+            {"name": "hidden", "x": 5, "y": 5, "visible": False}]}},
+         # As a COCO import keeps a category's skeleton: 1-based pairs. The edge to the hidden one is not drawn.
+         "attributes": {"skeleton": [[1, 2], [2, 3]]}},
         {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
     ]
     await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},

@@ -199,6 +199,10 @@ async function main() {
       throw new Error("the rotated box is not rotated");
     await overlay.locator("polyline[data-kind=POLYLINE]").waitFor();
     if ((await overlay.locator("g[data-kind=KEYPOINTS] circle").count()) !== 2) throw new Error("not 2 visible keypoints");
+    const edges = overlay.locator("g[data-kind=KEYPOINTS] line[data-skeleton]");
+    if ((await edges.count()) !== 1) throw new Error(`${await edges.count()} skeleton edges, not 1 (tip to base)`);
+    const edge = await edges.evaluate((l) => ["x1", "y1", "x2", "y2"].map((a) => l.getAttribute(a)).join(" "));
+    if (edge !== "250 60 270 150") throw new Error(`the skeleton edge runs ${edge}, not tip to base`);
     await overlay.locator("g[data-kind=MASK] mask image").waitFor({ state: "attached" });
     await page.getByTestId("record-row").filter({ hasText: "0.91" }).filter({ hasText: "MODEL detector" }).waitFor();
     const natural = await page.locator(".overlay img").evaluate((img) => [img.naturalWidth, img.naturalHeight]);

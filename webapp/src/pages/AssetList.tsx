@@ -15,6 +15,11 @@ const PAGE_SIZE = 50;
 const GRID_PAGE_SIZE = 100; // cards are small: a page fills a large screen
 const KINDS: AssetKind[] = ["FILE", "VALUE", "TEXT", "EXTERNAL"];
 const STATUSES: AssetStatus[] = ["ACTIVE", "PENDING", "FAILED"];
+// The list or the grid, as the user left it: someone who browses images by their thumbnails should
+// not have to ask for the grid again each visit (a choice of display, not a secret: localStorage).
+type View = "list" | "grid";
+const VIEW_KEY = "graphlake.assetView";
+const savedView = (): View => (localStorage.getItem(VIEW_KEY) === "grid" ? "grid" : "list");
 
 export function AssetList() {
   const [name, setName] = useState("");
@@ -24,7 +29,8 @@ export function AssetList() {
   const [metadata, setMetadata] = useState("");
   const [value, setValue] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
-  const [view, setView] = useState<"list" | "grid">("list");
+  const [view, setView] = useState<View>(savedView);
+  useEffect(() => localStorage.setItem(VIEW_KEY, view), [view]);
   const [filter, setFilter] = useState<AssetFilter>({ nameContains: null, labelsAll: null, kinds: null, statuses: null,
     metadata: null, value: null });
 
@@ -74,7 +80,7 @@ export function AssetList() {
   );
 }
 
-function Pages({ filter, view }: { filter: AssetFilter; view: "list" | "grid" }) {
+function Pages({ filter, view }: { filter: AssetFilter; view: View }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
