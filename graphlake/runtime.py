@@ -61,7 +61,7 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
                        # Signed with the local mounts' secret, for every mount: S3 mounts' thumbnails are
                        # made by this server too, on the first GET of such a URL.
                        thumbnail_signer=UrlSigner(signing_secret(settings), settings.base_url, route="/thumbnails"),
-                       thumbnailer=Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels))
+                       thumbnailer=Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels, metrics))
 
 
 def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Observer]:

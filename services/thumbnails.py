@@ -12,16 +12,22 @@ This module knows no GraphQL and no settings: the resolver and the route hand it
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from services.errors import BadUserInput
 from storage import LocalStore, ObjectStore
 from storage.signing import UrlSigner
+
+if TYPE_CHECKING:
+    from services.metrics import Metrics
 
 # A small, fixed set: each size is one stored object per image, and a client must not be able to
 # make the server render (and store) every size from 1 to 10,000.
@@ -34,6 +40,9 @@ SIGN_METHOD = "THUMBNAIL"
 URL_SECONDS = 3600  # at least this long; the expiry is rounded up to the next such step
 MEDIA_TYPE = "image/webp"
 CACHE_CONTROL = "private, max-age=31536000, immutable"  # see the module's docstring
+EAGER_SIZE = 256  # what the web app's grid asks for: made as an upload completes, before anyone asks
+
+log = logging.getLogger("graphlake.thumbnails")
 
 
 class ImageRefused(Exception):
@@ -117,11 +126,13 @@ class Thumbnailer:
     """Makes thumbnails on demand, at most `concurrency` at once in this process, each (SHA-256,
     size) once: requests for one being made wait for it rather than make it again."""
 
-    def __init__(self, concurrency: int, max_pixels: int) -> None:
+    def __init__(self, concurrency: int, max_pixels: int, metrics: Metrics | None = None) -> None:
         self.max_pixels = max_pixels
+        self.metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._making: dict[tuple[str, str], asyncio.Future[None]] = {}
-        self.made = 0  # thumbnails this process generated (tests and /metrics read it)
+        self.made = 0  # thumbnails this process generated (tests read it)
+        self._eager = 0  # eager ones started and not yet done (see prepare)
 
     async def ensure(self, store: ObjectStore, key: str, sha256: str, size: int) -> str:
         """The key of the thumbnail of the image at `key` in `store`, made now unless it is stored."""
@@ -150,9 +161,47 @@ class Thumbnailer:
                 else:
                     source = Path(folder, "source")
                     await _download(store, key, source)
-                await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+                try:
+                    await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+                except ImageRefused:
+                    self._count(store, "refused")
+                    raise
                 await store.write(thumbnail, target)
             self.made += 1
+            self._count(store, "made")
+
+    def _count(self, store: ObjectStore, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.thumbnails.labels(store.name, outcome).inc()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a thumbnail is being made (tests wait for the eager ones to settle)."""
+        return bool(self._making) or self._eager > 0
+
+    def prepare(self, assets: Iterable[Asset], stores: dict[str, ObjectStore], tasks: set[asyncio.Task]) -> None:
+        """Start making the EAGER_SIZE thumbnails of images whose uploads just completed, in the
+        background (kept in `tasks` until done): the grid then shows them without waiting for one
+        to be made. Best effort: what fails here is made, or refused, when first asked for."""
+        for asset in assets:
+            source = _source(asset)
+            if source is None or source[0] not in stores:
+                continue
+            mount, key, sha256 = source
+            self._eager += 1
+            task = asyncio.create_task(self._quietly(stores[mount], key, sha256), name=f"thumbnail {sha256[:12]}")
+            tasks.add(task)  # a reference until done: the loop holds tasks only weakly
+            task.add_done_callback(tasks.discard)
+
+    async def _quietly(self, store: ObjectStore, key: str, sha256: str) -> None:
+        try:
+            await self.ensure(store, key, sha256, EAGER_SIZE)
+        except ImageRefused as error:
+            log.info("no thumbnail of %s in mount %s: %s", key, store.name, error)
+        except Exception:  # no client waits on it: logged, and tried again when one asks
+            log.exception("making the thumbnail of %s in mount %s failed", key, store.name)
+        finally:
+            self._eager -= 1
 
     async def local_bytes(self, store: LocalStore, key: str, sha256: str, size: int) -> bytes:
         """The thumbnail's bytes from a local mount, made first if need be. A thumbnail is a few KB:

@@ -19,6 +19,7 @@ from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
 from tests.test_uploads import MOUNTS, complete, put
+from tests.waiting import wait_for
 
 
 def png(width: int, height: int, color: tuple[int, ...] = (200, 30, 30, 128)) -> bytes:
@@ -44,6 +45,18 @@ async def uploaded(api: Api, token: str, data: bytes, mount: str, media_type: st
     return await complete(api, token, session["id"])
 
 
+def counted(state: AppState, mount: str, outcome: str = "made") -> float:
+    """What /metrics says this process made (or refused)."""
+    assert state.metrics is not None
+    labels = {"mount": mount, "outcome": outcome}
+    return state.metrics.registry.get_sample_value("graphlake_thumbnails_made_total", labels) or 0
+
+
+async def settled(state: AppState) -> None:
+    """Wait for the thumbnails started as uploads completed (made in the background) to be made."""
+    await wait_for(lambda: not state.thumbnailer.busy, what="the eager thumbnails to be made")
+
+
 async def thumbnail_url(api: Api, token: str, asset_id: str, size: int | None = None) -> str | None:
     variables = {"id": asset_id, **({"size": size} if size else {})}
     return (await api.data("ThumbnailUrl", variables, token=token))["asset"]["thumbnailUrl"]
@@ -67,9 +80,12 @@ async def stored_stamp(state: AppState, s3: S3Service, mount: str, key: str) -> 
 async def test_a_thumbnail_is_made_once_and_fits_its_size(api: Api, contributor: str, state: AppState,
                                                          s3: S3Service, mount: str) -> None:
     asset = await uploaded(api, contributor, png(800, 600), mount, "image/png")
+    await settled(state)
+    # The web app's size (256) was made as the upload completed, before anyone asked.
+    assert await state.stores[mount].stat(thumbnail_key(asset["sha256"], 256)) is not None
     url = await thumbnail_url(api, contributor, asset["id"], 128)
     assert url is not None
-    made = state.thumbnailer.made
+    made, counted_before = state.thumbnailer.made, counted(state, mount)
 
     first = await fetch(url)
     assert first.status_code == 200, first.text
@@ -83,13 +99,16 @@ async def test_a_thumbnail_is_made_once_and_fits_its_size(api: Api, contributor:
     again = await fetch(url)
     assert again.status_code == 200 and again.content == first.content
     assert state.thumbnailer.made == made + 1  # served, not made again
+    assert counted(state, mount) == counted_before + 1
     assert await stored_stamp(state, s3, mount, key) == stamp
     if mount == "local":  # an immutable thumbnail, cached by the browser for good
         assert "immutable" in again.headers["cache-control"]
 
-    # Another size is another thumbnail; the default is 256 (the image is smaller: left as it is).
-    assert (await fetch(await thumbnail_url(api, contributor, asset["id"]) or "")).status_code == 200
-    assert state.thumbnailer.made == made + 2
+    # The default size, 256, was made already: served, not made again.
+    default = await fetch(await thumbnail_url(api, contributor, asset["id"]) or "")
+    assert default.status_code == 200 and state.thumbnailer.made == made + 1
+    with Image.open(io.BytesIO(default.content)) as image:
+        assert image.size == (256, 192)
 
 
 async def test_exif_orientation_is_applied(api: Api, contributor: str) -> None:
@@ -104,6 +123,7 @@ async def test_one_image_asked_at_once_is_made_once(api: Api, contributor: str, 
     import asyncio
 
     asset = await uploaded(api, contributor, png(1000, 1000), "local", "image/png")
+    await settled(state)
     url = await thumbnail_url(api, contributor, asset["id"], 512) or ""
     made = state.thumbnailer.made
     answers = await asyncio.gather(*(fetch(url) for _ in range(5)))
@@ -148,13 +168,17 @@ async def test_a_size_outside_the_set_is_bad_user_input(api: Api, contributor: s
 
 async def test_bytes_that_are_no_image_or_too_big_get_422(api: Api, contributor: str, state: AppState) -> None:
     broken = await uploaded(api, contributor, b"not a png at all", "local", "image/png")
+    await settled(state)  # tried as the upload completed, refused, and so not stored
+    refused = counted(state, "local", "refused")
     response = await fetch(await thumbnail_url(api, contributor, broken["id"]) or "")
     assert response.status_code == 422 and "no thumbnail" in response.json()["error"]
+    assert counted(state, "local", "refused") == refused + 1
 
     bomb = await uploaded(api, contributor, png(400, 400), "local", "image/png")
+    await settled(state)
     limit, state.thumbnailer.max_pixels = state.thumbnailer.max_pixels, 100_000
     try:
-        response = await fetch(await thumbnail_url(api, contributor, bomb["id"]) or "")
+        response = await fetch(await thumbnail_url(api, contributor, bomb["id"], 512) or "")
     finally:
         state.thumbnailer.max_pixels = limit
     assert response.status_code == 422 and "400x400 pixels" in response.json()["error"]
@@ -179,9 +203,10 @@ async def test_deleting_an_image_deletes_its_thumbnails(api: Api, contributor: s
     asset = await uploaded(api, contributor, png(400, 300, (1, 2, 3, 255)), mount, "image/png")
     url = await thumbnail_url(api, contributor, asset["id"], 128) or ""
     assert (await fetch(url)).status_code == 200
+    await settled(state)
     store = state.stores[mount]
-    key = thumbnail_key(asset["sha256"], 128)
-    assert await store.stat(key) is not None
+    keys = [thumbnail_key(asset["sha256"], size) for size in (128, 256)]  # asked for; made as it completed
+    assert all([await store.stat(key) is not None for key in keys])
     await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor)
-    assert await store.stat(key) is None  # no picture of a deleted image is left behind
+    assert all([await store.stat(key) is None for key in keys])  # no picture of a deleted image is left behind
     assert await thumbnail_url(api, contributor, asset["id"], 128) is None
