@@ -4,9 +4,10 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 One walk through the app, as a lab member would: sign in (a wrong token first); page through the
 assets by scrolling, search them (predicates too) and open one; watch events arrive live (filtered,
 paused, resumed); see a node's utilization; upload an image by the file input, a text by drag and
-drop, a folder into a collection and a big file in parts, cut off and resumed; see the image's
-annotations of every kind drawn over it and verify one; browse a collection, a dataset and the
-difference of two versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
+drop, a folder into a collection and a big file in parts, cut off and resumed (by Retry, and by
+picking the file again after a page reload); see the image's thumbnail in the grid and its
+annotations of every kind drawn over it (keypoints with their skeleton) and verify one; browse a
+collection, a dataset and the difference of two versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
 the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
 
@@ -89,7 +90,9 @@ def _files(root: Path, tag: str, big_bytes: int) -> dict[str, Path]:
     (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
     big = root / f"scan-{tag}.bin"
     big.write_bytes(os.urandom(big_bytes))
-    return {"image": image, "folder": folder, "big": big}
+    again = root / f"scan-after-reload-{tag}.bin"
+    again.write_bytes(os.urandom(big_bytes))
+    return {"image": image, "folder": folder, "big": big, "again": again}
 
 
 async def _seed(api: Api, token: str, tag: str) -> None:
@@ -183,6 +186,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}",
         "imagePath": str(files["image"]), "droppedName": f"notes-{tag}.txt", "droppedText": dropped_text,
         "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files, "bigPath": str(files["big"]),
+        "bigReloadPath": str(files["again"]),
         "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
@@ -222,6 +226,10 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         before, resent, big_id = (await walk.expect("RESUMED")).split()
         assert (int(before), int(resent)) == (3, 6)
         assert await _sha256_of(api, viewer, big_id) == hashlib.sha256(files["big"].read_bytes()).hexdigest()
+        # The same, with a page reload between: the session kept in localStorage is found again by the file.
+        before, resent, again_id = (await walk.expect("RELOAD_RESUMED")).split()
+        assert (int(before), int(resent)) == (3, 6)
+        assert await _sha256_of(api, viewer, again_id) == hashlib.sha256(files["again"].read_bytes()).hexdigest()
 
         assert await walk.expect("THUMBNAIL") == "256 192"  # the 320 x 240 image, at most 256 a side
         truth_id = await _annotate(api, contributor, image_id)

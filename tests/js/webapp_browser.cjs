@@ -167,6 +167,31 @@ async function main() {
     await page.unroute("**/blobs/**");
     say(`RESUMED ${sentBefore} ${puts - sentBefore} ${decodeURIComponent((await bigRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
 
+    step = "an upload cut off, then the page reloaded: the same file picked again sends only the missing parts";
+    puts = 0;
+    await page.route("**/blobs/**", (route) => {
+      if (route.request().method() !== "PUT") return route.continue();
+      puts += 1;
+      return puts === 3 ? route.abort("connectionreset") : route.continue();
+    });
+    await page.getByTestId("file-input").setInputFiles(config.bigReloadPath);
+    const reloadName = path.basename(config.bigReloadPath);
+    await page.getByTestId("upload-row").filter({ hasText: reloadName }).getByRole("button", { name: "Retry" })
+      .waitFor({ timeout: 60000 });
+    const sentBeforeReload = puts;
+    await page.unroute("**/blobs/**");
+    await page.reload();  // the upload list is gone; the session is still kept (localStorage)
+    let putsAfterReload = 0;
+    await page.route("**/blobs/**", (route) => {
+      if (route.request().method() === "PUT") putsAfterReload += 1;
+      return route.continue();
+    });
+    await page.getByTestId("file-input").setInputFiles(config.bigReloadPath);
+    const reloadRow = page.getByTestId("upload-row").filter({ hasText: reloadName });
+    await reloadRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor({ timeout: 60000 });
+    await page.unroute("**/blobs/**");
+    say(`RELOAD_RESUMED ${sentBeforeReload} ${putsAfterReload} ${decodeURIComponent((await reloadRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
+
     step = "the asset grid shows the uploaded image's thumbnail, made by the server";
     await page.getByRole("link", { name: "Assets" }).click();
     await page.getByRole("button", { name: "Grid" }).click();
