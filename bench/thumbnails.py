@@ -53,6 +53,7 @@ from graphlake.local_services import free_port
 from graphlake.settings import S3MountSettings, Settings
 from services.auth import create_token
 from tests.processes import serving
+from tests.waiting import wait_for
 
 WEBAPP = PROJECT_ROOT / "webapp"
 CHROMIUM = os.environ.get("GRAPHLAKE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -154,8 +155,8 @@ async def big_image(http: httpx.AsyncClient, state, runs: int) -> dict[tuple[str
                 data = noise(kind)
                 sizes[case] = len(data)
                 asset = await upload(http, data, f"big.{kind.lower()}", f"image/{kind.lower()}", mount)
-                while state.thumbnailer.busy:  # the grid's size, made as the upload completed: not timed here
-                    await asyncio.sleep(0.01)
+                # The grid's size, made as the upload completed: not timed here.
+                await wait_for(lambda: not state.thumbnailer.busy, timeout=60, what="the eager thumbnail")
                 url = (await graphql(http, THUMBNAIL, {"id": asset["id"]}))["asset"]["thumbnailUrl"]
                 made = state.thumbnailer.made
                 first, thumbnail = await timed_get(plain, url)
