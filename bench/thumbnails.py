@@ -6,9 +6,9 @@ thumbnail made, then served.
 1. The grid. A lake of 10,000 assets (raw inserts, as bench/scale.py grows it) whose newest 100 are
    PNGs uploaded through the API to the local mount, their 256-px thumbnails made beforehand (one
    GET each). In Chromium (the OS package), a fresh browser context each run, a viewport of
-   2560 x 2880 (the 100 cards on screen at once) and the grid as the saved view: from clicking Sign
-   in to 100 thumbnails loaded (complete, with pixels); then a reload of the signed-in app to the
-   same. Baseline, in the same run: what the page needs, fetched by httpx: the app's AssetList
+   2560 x 2880 (the 100 cards on screen at once) and the grid as the saved view: from the sign-in
+   form's submit to 100 thumbnails loaded (complete, with pixels); then from a reload of the
+   signed-in app to the same (both by the page's own clock: bench/js/webapp_thumbnails.cjs). Baseline, in the same run: what the page needs, fetched by httpx: the app's AssetList
    query (100, with their thumbnailUrl), then the 100 thumbnails, 6 at a time (a browser's
    connections per host).
 
@@ -208,7 +208,7 @@ async def main() -> None:
 
     print(f"\nThe grid, {args.images} thumbnails of {args.assets:,} assets (made beforehand), medians of {args.runs} runs:")
     print(f"  {'query + 100 thumbnails by httpx (baseline)':<46}{shown['baseline'] * 1000:>8.0f} ms")
-    for name, label in (("signIn", "sign-in -> 100 thumbnails, in Chromium"), ("reload", "reload -> 100 thumbnails, in Chromium")):
+    for name, label in (("signIn", "sign-in submit -> 100 thumbnails, Chromium"), ("reload", "reload -> 100 thumbnails, in Chromium")):
         print(f"  {label:<46}{shown[name] * 1000:>8.0f} ms  {shown[name] / shown['baseline']:>5.1f}x the baseline"
               f"  (target 1000 ms)")
     print(f"\nA 10 MB image's {SIZE}-px thumbnail, medians of {args.runs} interleaved runs (later GETs: 3 a run):")

@@ -147,6 +147,22 @@ async function main() {
     for (const file of config.folderFiles) {
       await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
     }
+
+    step = "a folder dropped goes into the collection at its files' relative paths";
+    // A script's DataTransfer cannot hold a folder; a drag the browser itself delivers can: CDP's drag
+    // events with a path give the page a real directory entry, as a drag from the desktop does.
+    const dropzone = page.getByTestId("dropzone");
+    await dropzone.scrollIntoViewIfNeeded();
+    const zone = await dropzone.boundingBox();
+    const cdp = await page.context().newCDPSession(page);
+    const drag = { items: [], files: [config.droppedFolderPath], dragOperationsMask: 1 };
+    for (const type of ["dragEnter", "dragOver", "drop"]) {
+      await cdp.send("Input.dispatchDragEvent", { type, x: zone.x + zone.width / 2, y: zone.y + zone.height / 2, data: drag });
+    }
+    await cdp.detach();
+    for (const file of config.droppedFolderFiles) {
+      await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    }
     await shot("upload");
     say("FOLDER_UPLOADED");
 
