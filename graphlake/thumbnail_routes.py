@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from services.thumbnails import CACHE_CONTROL, MEDIA_TYPE, SIGN_METHOD, SIZES, URL_SECONDS, ImageRefused
 from storage import LocalStore
+from storage.local import UnsafeKey
 from storage.signing import InvalidSignature
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -46,6 +47,8 @@ async def get_thumbnail(request: Request) -> Response:
         thumbnail = await state.thumbnailer.ensure(store, key, sha256, int(size))
     except FileNotFoundError:
         return _error(404, "the image's object does not exist")
+    except UnsafeKey as error:  # only a URL signed with a leaked secret could name one
+        return _error(400, str(error))
     except ImageRefused as error:
         return _error(422, str(error))
     # The signed GET lives URL_SECONDS: the redirect may be cached for less than that.

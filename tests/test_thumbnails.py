@@ -147,6 +147,9 @@ async def test_tampered_expired_and_replayed_urls_are_refused(api: Api, contribu
     query = parse_qs(urlparse(url).query)
     blob = httpx.URL(f"{served.base_url}/blobs/local/{key}", params={k: v[0] for k, v in query.items()})
     assert (await fetch(str(blob))).status_code == 403
+    for hostile in ["../outside", "a/../../outside", ".multipart/x"]:  # refused by the route, or never routed to it
+        signed = state.thumbnail_signer.sign(SIGN_METHOD, "local", hostile, 60, size="128", sha="0" * 64)
+        assert not (await fetch(signed)).is_success, hostile
     assert (await fetch(url)).status_code == 200  # the genuine one still works
 
 
