@@ -45,6 +45,7 @@ bench: setup ferretdb minio browser
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/webapp.py
+	$(BIN)/python bench/thumbnails.py
 
 setup: python assets webapp
 

@@ -11,8 +11,7 @@ package, as the browser tests use it), each run in a fresh browser context:
 
 Baseline, measured in the same run: the app's own AssetList query (first page, with its count) sent
 over HTTP by httpx. The ratio is what the browser adds on top of the query. Also prints the app's
-JavaScript, gzipped (issue #21's budget: 500 KB). Thumbnails (#21's 100-thumbnail target) are not
-made by the server yet, so they are not timed here.
+JavaScript, gzipped (issue #21's budget: 500 KB). The grid's thumbnails are timed by bench/thumbnails.py.
 """
 
 from __future__ import annotations

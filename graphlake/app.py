@@ -32,6 +32,7 @@ from graphlake.metrics_route import metrics_route
 from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
+from graphlake.thumbnail_routes import thumbnail_routes
 from graphlake.tracing import start_tracing
 from graphlake.view import GraphQLView
 from graphlake.webapp import not_built, webapp_built, webapp_fallback, webapp_routes
@@ -142,6 +143,7 @@ def create_app(
         *metrics_route(settings),
         graphiql_asset_route(settings, middleware=compressed),
         *blob_routes(),
+        *thumbnail_routes(),
         *webapp_routes(settings, middleware=compressed),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,

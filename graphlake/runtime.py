@@ -14,7 +14,7 @@ from graphlake import __version__
 from graphlake.data_dir import owner_only_dir
 from graphlake.database import SchemaNotCurrent, connected
 from graphlake.local_services import ServiceError, embedded_database
-from graphlake.mounts import build_stores
+from graphlake.mounts import build_stores, signing_secret
 from graphlake.settings import Settings
 from graphlake.tracing import Tracing
 from migrations import SchemaMismatch, check_schema
@@ -24,8 +24,10 @@ from services.broadcast import Broadcast
 from services.events.feed import FeedWriter
 from services.health import SharedProbe
 from services.metrics import Metrics
+from services.thumbnails import Thumbnailer
 from services.token_cache import TokenCache
 from storage.s3 import Observer
+from storage.signing import UrlSigner
 
 
 @asynccontextmanager
@@ -55,7 +57,11 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
                        events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__,
-                       metrics=metrics, health=SharedProbe(db, stores))
+                       metrics=metrics, health=SharedProbe(db, stores),
+                       # Signed with the local mounts' secret, for every mount: S3 mounts' thumbnails are
+                       # made by this server too, on the first GET of such a URL.
+                       thumbnail_signer=UrlSigner(signing_secret(settings), settings.base_url, route="/thumbnails"),
+                       thumbnailer=Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels, metrics))
 
 
 def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Observer]:

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     multipart_threshold_bytes: int = Field(default=64 * 1_048_576, description="Uploads this big or bigger use multipart.")
     max_upload_bytes: int = Field(default=5 * 1024**4, description="Largest upload (S3's limit is 5 TiB).")
     max_download_url_seconds: int = Field(default=7 * 86_400, description="Longest lifetime of a signed download URL.")
+    # Thumbnails (services/thumbnails.py): each generation holds an image decoded in memory and a CPU.
+    thumbnail_concurrency: int = Field(default=2, description="Thumbnails generated at once by this process.")
+    thumbnail_max_pixels: int = Field(
+        default=100_000_000, description="Largest image (width x height) a thumbnail is made of: a guard "
+                                         "against decompression bombs.")
     reconcile_interval_seconds: int = Field(
         default=300, description="How often expired uploads are cleaned up, crash leftovers settled and "
                                  "undeclared SHA-256s of direct writes read.")
@@ -240,7 +245,8 @@ class Settings(BaseSettings):
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
                      "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
                      "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
-                     "max_upload_bytes", "max_download_url_seconds", "reconcile_interval_seconds", "max_events_per_batch",
+                     "max_upload_bytes", "max_download_url_seconds", "thumbnail_concurrency", "thumbnail_max_pixels",
+                     "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size", "max_event_replay",
                      "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token",
                      "max_concurrent_requests", "compression_min_bytes",

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from services.auth import Principal
     from services.events.feed import FeedWriter
     from services.metrics import Metrics
+    from services.thumbnails import Thumbnailer
     from services.token_cache import TokenCache
+    from storage.signing import UrlSigner
 
 
 class ServerSettings(UploadSettings, EventSettings, Protocol):
@@ -76,6 +78,9 @@ class AppState:
     version: str
     # Database and store reachability, probed at most once a second (services/health.py).
     health: SharedProbe
+    # Thumbnails of image assets: the signer of their URLs and what makes them (services/thumbnails.py).
+    thumbnail_signer: UrlSigner
+    thumbnailer: Thumbnailer
     # Fire-and-forget work (alert deliveries) kept referenced until it finishes.
     background: set[asyncio.Task] = field(default_factory=set)
     # The WebSockets open on this process, in all and per token (services/socket_slots.py).

@@ -33,6 +33,7 @@ from services.checks import (
     get_or_not_found,
 )
 from services.errors import BadUserInput, Conflict, NotFound
+from services.thumbnails import remove_thumbnails
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
 
@@ -231,6 +232,7 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
     if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
+        await remove_thumbnails(asset, stores)
         await _sweep_later([asset_id])
     return await get_asset(asset_id), holders
 
@@ -310,6 +312,7 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     files = [a.storage for a in gone if a.kind is AssetKind.FILE and a.storage and not a.storage.external
              and a.storage.mount in stores]
     await bounded_gather([lambda ref=ref: stores[ref.mount].delete(ref.key) for ref in files])
+    await bounded_gather([lambda a=a: remove_thumbnails(a, stores) for a in gone])
     await _sweep_later([a.id for a in gone if a.kind is AssetKind.FILE])
     return gone
 

@@ -102,6 +102,9 @@ class Metrics:
             ["task", "outcome"], registry=registry)
         self.expired_uploads = Counter("graphlake_uploads_expired", "Upload sessions the reconciler expired.",
                                        registry=registry)
+        self.thumbnails = Counter(
+            "graphlake_thumbnails_made", "Thumbnails this process made (each (image, size) once), by mount and outcome "
+            "(made, refused: no image, or too many pixels).", ["mount", "outcome"], registry=registry)
         self.backups = Counter("graphlake_scheduled_backups", "Scheduled backups this process attempted, by "
                                "outcome (written, failed).", ["outcome"], registry=registry)
 

@@ -32,8 +32,12 @@ class UrlSigner:
         digest = hmac.new(self._secret, canonical.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def sign(self, method: str, mount: str, key: str, expires_in: int, **params: str) -> str:
-        signed = {**{k: str(v) for k, v in params.items()}, "exp": str(int(time.time()) + expires_in)}
+    def sign(self, method: str, mount: str, key: str, expires_in: int, *, expires_at: int | None = None,
+             **params: str) -> str:
+        """A URL valid for `expires_in` seconds, or until the Unix time `expires_at` when given (a
+        caller rounding it makes the same URL for a while, so a browser's cache can hit)."""
+        expiry = expires_at if expires_at is not None else int(time.time()) + expires_in
+        signed = {**{k: str(v) for k, v in params.items()}, "exp": str(expiry)}
         signed["sig"] = self._signature(method, mount, key, signed)
         return f"{self.base_url}{self.route}/{quote(mount, safe='')}/{quote(key)}?{urlencode(signed)}"
 

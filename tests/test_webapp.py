@@ -4,9 +4,10 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 One walk through the app, as a lab member would: sign in (a wrong token first); page through the
 assets by scrolling, search them (predicates too) and open one; watch events arrive live (filtered,
 paused, resumed); see a node's utilization; upload an image by the file input, a text by drag and
-drop, a folder into a collection and a big file in parts, cut off and resumed; see the image's
-annotations of every kind drawn over it and verify one; browse a collection, a dataset and the
-difference of two versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
+drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
+picking the file again after a page reload); see the image's thumbnail in the grid and its
+annotations of every kind drawn over it (keypoints with their skeleton) and verify one; browse a
+collection, a dataset and the difference of two versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
 the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
 
@@ -79,8 +80,8 @@ def _png(width: int, height: int) -> bytes:
 
 
 def _files(root: Path, tag: str, big_bytes: int) -> dict[str, Path]:
-    """What the walk uploads: an image, a folder of two files, and a file as big as the multipart
-    threshold (8 parts of 8 MiB)."""
+    """What the walk uploads: an image, a folder of two files, a folder to drop, and two files as big
+    as the multipart threshold (8 parts of 8 MiB)."""
     image = root / f"plate-{tag}.png"
     image.write_bytes(_png(320, 240))
     folder = root / f"run-{tag}"
@@ -89,7 +90,12 @@ def _files(root: Path, tag: str, big_bytes: int) -> dict[str, Path]:
     (folder / "sub" / "b.csv").write_text("x,y\n1,2\n")
     big = root / f"scan-{tag}.bin"
     big.write_bytes(os.urandom(big_bytes))
-    return {"image": image, "folder": folder, "big": big}
+    dropped = root / f"dropped-{tag}"  # dragged onto the drop zone, as from the desktop
+    (dropped / "deeper").mkdir(parents=True)
+    (dropped / "deeper" / "c.json").write_text('{"c": 1}\n')
+    again = root / f"scan-after-reload-{tag}.bin"
+    again.write_bytes(os.urandom(big_bytes))
+    return {"image": image, "folder": folder, "big": big, "again": again, "dropped": dropped}
 
 
 async def _seed(api: Api, token: str, tag: str) -> None:
@@ -129,7 +135,9 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
          "geometry": {"polyline": {"points": [{"x": 10, "y": 220}, {"x": 90, "y": 180}, {"x": 150, "y": 215}]}}},
         {"kind": "KEYPOINTS", "label": "dent", "score": 0.7, "geometry": {"keypoints": {"points": [
             {"name": "tip", "x": 250, "y": 60, "visible": True}, {"name": "base", "x": 270, "y": 150, "visible": True},
-            {"name": "hidden", "x": 5, "y": 5, "visible": False}]}}},
+            {"name": "hidden", "x": 5, "y": 5, "visible": False}]}},
+         # As a COCO import keeps a category's skeleton: 1-based pairs. The edge to the hidden one is not drawn.
+         "attributes": {"skeleton": [[1, 2], [2, 3]]}},
         {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
     ]
     await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
@@ -171,6 +179,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     files = _files(tmp_path, tag, settings.multipart_threshold_bytes)
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")
     folder_files = [f"{files['folder'].name}/a.txt", f"{files['folder'].name}/sub/b.csv"]
+    dropped_folder_files = [f"{files['dropped'].name}/deeper/c.json"]
     dropped_text = f"dropped by the browser test {tag}\n"
     screenshots = os.environ.get("GRAPHLAKE_WEBAPP_SCREENSHOTS")
     if screenshots:
@@ -180,7 +189,9 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         "assetCount": ASSETS, "assetName": f"reading-{tag}", "assetLabel": f"batch-{tag}", "valueText": "temperature",
         "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}",
         "imagePath": str(files["image"]), "droppedName": f"notes-{tag}.txt", "droppedText": dropped_text,
-        "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files, "bigPath": str(files["big"]),
+        "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files,
+        "droppedFolderPath": str(files["dropped"]), "droppedFolderFiles": dropped_folder_files, "bigPath": str(files["big"]),
+        "bigReloadPath": str(files["again"]),
         "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
@@ -215,12 +226,17 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         assert await _sha256_of(api, viewer, dropped_id) == hashlib.sha256(dropped_text.encode()).hexdigest()
         await walk.expect("FOLDER_UPLOADED")
         filed = (await api.data("Collection", {"id": inbox["id"]}, token=viewer))["collection"]["items"]["edges"]
-        assert sorted(e["node"]["path"] for e in filed) == folder_files
+        assert sorted(e["node"]["path"] for e in filed) == sorted(folder_files + dropped_folder_files)
         # Parts 1 and 2 went, 3 was cut off; the retry sent 3 to 8 only, and the server checked the whole.
         before, resent, big_id = (await walk.expect("RESUMED")).split()
         assert (int(before), int(resent)) == (3, 6)
         assert await _sha256_of(api, viewer, big_id) == hashlib.sha256(files["big"].read_bytes()).hexdigest()
+        # The same, with a page reload between: the session kept in localStorage is found again by the file.
+        before, resent, again_id = (await walk.expect("RELOAD_RESUMED")).split()
+        assert (int(before), int(resent)) == (3, 6)
+        assert await _sha256_of(api, viewer, again_id) == hashlib.sha256(files["again"].read_bytes()).hexdigest()
 
+        assert await walk.expect("THUMBNAIL") == "256 192"  # the 320 x 240 image, at most 256 a side
         truth_id = await _annotate(api, contributor, image_id)
         await _file_and_version(api, contributor, tag, image_id, truth_id)
         walk.send("ANNOTATED")

@@ -122,6 +122,19 @@ class Asset(Node):
         settings = info.context.settings
         return await download_url(self.doc, info.context.stores, expires_in_seconds, settings.max_download_url_seconds)
 
+    @strawberry.field(description=(
+        "A signed URL (valid for an hour or more) of a WebP thumbnail at most `size` pixels a side, made once by the "
+        "server and cached; null for assets that are not stored images (JPEG, PNG, WebP, GIF, BMP or TIFF "
+        "uploads that are ACTIVE). The first fetch makes the thumbnail, later ones serve it."))
+    def thumbnail_url(
+        self, info: Info,
+        size: Annotated[int, strawberry.argument(description="The longest side in pixels: 128, 256 or 512.")] = 256,
+    ) -> str | None:
+        from services.thumbnails import thumbnail_url
+
+        state = info.context.state  # no database read: everything the URL needs is on the asset
+        return thumbnail_url(self.doc, size, state.thumbnail_signer, state.stores)
+
     @strawberry.field(description="The JSON value (VALUE assets), exactly as stored.")
     def value(self) -> JSON | None:
         return self.doc.value.decode() if self.doc.value is not None else None

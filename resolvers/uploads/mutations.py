@@ -64,8 +64,10 @@ class UploadMutations:
         doc = await completion.complete_upload(session_id, info.context.stores, info.context.state.feed, info.context.actor,
                                             info.context.settings.max_batch_items,
                                             {session_id: verification.check_sha256(input.sha256, "sha256")} if input.sha256 else None)
-        if info.context.state.metrics is not None:
-            info.context.state.metrics.count_uploads([doc])
+        state = info.context.state
+        if state.metrics is not None:
+            state.metrics.count_uploads([doc])
+        state.thumbnailer.prepare([doc], state.stores, state.background)
         return Asset.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish several uploads, each on its own as completeUpload does: "
@@ -83,8 +85,11 @@ class UploadMutations:
         outcomes = await completion.complete_uploads(session_ids, info.context.stores, info.context.state.feed,
                                                   info.context.actor, info.context.settings.max_batch_items,
                                                   late_sha256=late)
-        if info.context.state.metrics is not None:
-            info.context.state.metrics.count_uploads(o for o in outcomes if not isinstance(o, GraphlakeError))
+        state = info.context.state
+        completed = [o for o in outcomes if not isinstance(o, GraphlakeError)]
+        if state.metrics is not None:
+            state.metrics.count_uploads(completed)
+        state.thumbnailer.prepare(completed, state.stores, state.background)
         return CompleteUploadsPayload(
             assets=[Asset.from_document(o) for o in outcomes if not isinstance(o, GraphlakeError)],
             failures=[UploadFailure(upload_id=id, code=o.extensions["code"], message=str(o), field=o.extensions.get("field"))

@@ -147,6 +147,22 @@ async function main() {
     for (const file of config.folderFiles) {
       await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
     }
+
+    step = "a folder dropped goes into the collection at its files' relative paths";
+    // A script's DataTransfer cannot hold a folder; a drag the browser itself delivers can: CDP's drag
+    // events with a path give the page a real directory entry, as a drag from the desktop does.
+    const dropzone = page.getByTestId("dropzone");
+    await dropzone.scrollIntoViewIfNeeded();
+    const zone = await dropzone.boundingBox();
+    const cdp = await page.context().newCDPSession(page);
+    const drag = { items: [], files: [config.droppedFolderPath], dragOperationsMask: 1 };
+    for (const type of ["dragEnter", "dragOver", "drop"]) {
+      await cdp.send("Input.dispatchDragEvent", { type, x: zone.x + zone.width / 2, y: zone.y + zone.height / 2, data: drag });
+    }
+    await cdp.detach();
+    for (const file of config.droppedFolderFiles) {
+      await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    }
     await shot("upload");
     say("FOLDER_UPLOADED");
 
@@ -167,9 +183,54 @@ async function main() {
     await page.unroute("**/blobs/**");
     say(`RESUMED ${sentBefore} ${puts - sentBefore} ${decodeURIComponent((await bigRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
 
+    step = "an upload cut off, then the page reloaded: the same file picked again sends only the missing parts";
+    puts = 0;
+    await page.route("**/blobs/**", (route) => {
+      if (route.request().method() !== "PUT") return route.continue();
+      puts += 1;
+      return puts === 3 ? route.abort("connectionreset") : route.continue();
+    });
+    await page.getByTestId("file-input").setInputFiles(config.bigReloadPath);
+    const reloadName = path.basename(config.bigReloadPath);
+    await page.getByTestId("upload-row").filter({ hasText: reloadName }).getByRole("button", { name: "Retry" })
+      .waitFor({ timeout: 60000 });
+    const sentBeforeReload = puts;
+    await page.unroute("**/blobs/**");
+    await page.reload();  // the upload list is gone; the session is still kept (localStorage)
+    let putsAfterReload = 0;
+    await page.route("**/blobs/**", (route) => {
+      if (route.request().method() === "PUT") putsAfterReload += 1;
+      return route.continue();
+    });
+    await page.getByTestId("file-input").setInputFiles(config.bigReloadPath);
+    const reloadRow = page.getByTestId("upload-row").filter({ hasText: reloadName });
+    await reloadRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor({ timeout: 60000 });
+    await page.unroute("**/blobs/**");
+    say(`RELOAD_RESUMED ${sentBeforeReload} ${putsAfterReload} ${decodeURIComponent((await reloadRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
+
+    step = "the asset grid shows the uploaded image's thumbnail, made by the server";
+    await page.getByRole("link", { name: "Assets" }).click();
+    await page.getByRole("button", { name: "Grid" }).click();
+    await page.getByLabel("Name contains").fill(imageName);
+    await page.getByTestId("asset-count").filter({ hasText: /^1 assets$/ }).waitFor();
+    const card = page.getByTestId("asset-row").filter({ hasText: imageName });
+    const thumbnail = card.getByTestId("thumbnail");
+    await thumbnail.waitFor();
+    await page.waitForFunction(() => {
+      const img = document.querySelector("[data-testid=thumbnail]");
+      return img && img.complete && img.naturalWidth > 0;
+    });
+    const thumbSize = await thumbnail.evaluate((img) => `${img.naturalWidth} ${img.naturalHeight}`);
+    await page.getByLabel("Name contains").fill(config.droppedName);  // a text: a card without an image
+    await page.getByTestId("asset-row").filter({ hasText: config.droppedName }).locator(".no-thumb").waitFor();
+    if (await page.getByTestId("thumbnail").count()) throw new Error("a text asset's card shows a thumbnail");
+    await page.getByLabel("Name contains").fill("");
+    await page.getByRole("button", { name: "List" }).click();
+    say(`THUMBNAIL ${thumbSize}`);
+
     step = "the image's annotations are drawn over it";
     await nextLine();  // the test has added annotations to the uploaded image
-    await imageRow.getByRole("link").click();
+    await page.goto(config.baseUrl + imageHref);
     const overlay = page.getByTestId("annotation-overlay");
     await overlay.locator("rect[data-kind=BBOX][data-label=scratch]").waitFor();
     await overlay.locator("polygon[data-kind=POLYGON][data-label=dent]").waitFor();
@@ -179,6 +240,10 @@ async function main() {
       throw new Error("the rotated box is not rotated");
     await overlay.locator("polyline[data-kind=POLYLINE]").waitFor();
     if ((await overlay.locator("g[data-kind=KEYPOINTS] circle").count()) !== 2) throw new Error("not 2 visible keypoints");
+    const edges = overlay.locator("g[data-kind=KEYPOINTS] line[data-skeleton]");
+    if ((await edges.count()) !== 1) throw new Error(`${await edges.count()} skeleton edges, not 1 (tip to base)`);
+    const edge = await edges.evaluate((l) => ["x1", "y1", "x2", "y2"].map((a) => l.getAttribute(a)).join(" "));
+    if (edge !== "250 60 270 150") throw new Error(`the skeleton edge runs ${edge}, not tip to base`);
     await overlay.locator("g[data-kind=MASK] mask image").waitFor({ state: "attached" });
     await page.getByTestId("record-row").filter({ hasText: "0.91" }).filter({ hasText: "MODEL detector" }).waitFor();
     const natural = await page.locator(".overlay img").evaluate((img) => [img.naturalWidth, img.naturalHeight]);

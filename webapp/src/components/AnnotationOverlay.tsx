@@ -7,6 +7,7 @@ import { useMutation } from "urql";
 import { errorText, safeUrl } from "../client";
 import { VerifyRecordsDocument, type AnnotationShapeFragment } from "../generated/graphql";
 import { labelColour } from "../format";
+import { skeletonEdges } from "../skeleton";
 
 export function AnnotationOverlay({ src, records, canVerify }: { src: string; records: AnnotationShapeFragment[]; canVerify: boolean }) {
   const [size, setSize] = useState<{ w: number; h: number } | null>(null);
@@ -100,9 +101,13 @@ function Shape({ record, stroke }: { record: AnnotationShapeFragment; stroke: nu
     case "Polyline":
       return <polyline points={points(g.points)} {...common}>{title}</polyline>;
     case "Keypoints":
+      // Skeleton edges first, so the keypoints sit on top of them.
       return (
         <g {...common} fill={colour}>
           {title}
+          {skeletonEdges(record.attributes, g.points).map(([a, b], i) => (
+            <line key={`edge-${i}`} x1={a.x} y1={a.y} x2={b.x} y2={b.y} data-skeleton="" />
+          ))}
           {g.points.filter((p) => p.visible !== false).map((p, i) => <circle key={i} cx={p.x} cy={p.y} r={stroke * 2} />)}
         </g>
       );

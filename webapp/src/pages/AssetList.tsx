@@ -12,8 +12,14 @@ import { words } from "../format";
 import { parsePredicates, PREDICATE_HELP } from "../predicates";
 
 const PAGE_SIZE = 50;
+const GRID_PAGE_SIZE = 100; // cards are small: a page fills a large screen
 const KINDS: AssetKind[] = ["FILE", "VALUE", "TEXT", "EXTERNAL"];
 const STATUSES: AssetStatus[] = ["ACTIVE", "PENDING", "FAILED"];
+// The list or the grid, as the user left it: someone who browses images by their thumbnails should
+// not have to ask for the grid again each visit (a choice of display, not a secret: localStorage).
+type View = "list" | "grid";
+const VIEW_KEY = "graphlake.assetView";
+const savedView = (): View => (localStorage.getItem(VIEW_KEY) === "grid" ? "grid" : "list");
 
 export function AssetList() {
   const [name, setName] = useState("");
@@ -23,7 +29,8 @@ export function AssetList() {
   const [metadata, setMetadata] = useState("");
   const [value, setValue] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
-  const [view, setView] = useState<"list" | "grid">("list");
+  const [view, setView] = useState<View>(savedView);
+  useEffect(() => localStorage.setItem(VIEW_KEY, view), [view]);
   const [filter, setFilter] = useState<AssetFilter>({ nameContains: null, labelsAll: null, kinds: null, statuses: null,
     metadata: null, value: null });
 
@@ -67,28 +74,30 @@ export function AssetList() {
         </button>
       </form>
       {problem && <p role="alert" className="error">{problem}</p>}
-      <Pages key={JSON.stringify(filter)} filter={filter} view={view} />
+      {/* Keyed by the view too: its pages are of another size, so the cursors start over. */}
+      <Pages key={`${view} ${JSON.stringify(filter)}`} filter={filter} view={view} />
     </section>
   );
 }
 
-function Pages({ filter, view }: { filter: AssetFilter; view: "list" | "grid" }) {
+function Pages({ filter, view }: { filter: AssetFilter; view: View }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <div className={view === "grid" ? "asset-grid" : "asset-list"} data-testid="assets">
       {cursors.map((after, i) => (
         <Page key={after ?? "first"} filter={filter} after={after} first={i === 0} last={i === cursors.length - 1}
-          onMore={more} />
+          onMore={more} grid={view === "grid"} />
       ))}
     </div>
   );
 }
 
-function Page({ filter, after, first, last, onMore }: {
-  filter: AssetFilter; after: string | null; first: boolean; last: boolean; onMore: (cursor: string) => void;
+function Page({ filter, after, first, last, onMore, grid }: {
+  filter: AssetFilter; after: string | null; first: boolean; last: boolean; onMore: (cursor: string) => void; grid: boolean;
 }) {
-  const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: PAGE_SIZE, after, withCount: first } });
+  const size = grid ? GRID_PAGE_SIZE : PAGE_SIZE;
+  const [{ data, error, fetching }] = useQuery({ query: AssetListDocument, variables: { filter, first: size, after, withCount: first } });
   const next = data?.assets.pageInfo.hasNextPage ? data.assets.pageInfo.endCursor : null;
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return fetching ? <p className="muted">Loading…</p> : null;
@@ -98,7 +107,7 @@ function Page({ filter, after, first, last, onMore }: {
       {first && <p className="muted count" data-testid="asset-count">{data.assets.totalCount} assets</p>}
       {first && edges.length === 0 && <p className="muted">No asset matches.</p>}
       {edges.map(({ node }) => (
-        <AssetRow key={node.id} asset={node} />
+        <AssetRow key={node.id} asset={node} thumbnail={grid} />
       ))}
       {last && next && <Sentinel next={next} onMore={onMore} />}
     </>

@@ -1,0 +1,227 @@
+"""Image thumbnails: made once per (SHA-256, size) with Pillow, kept in the image's own mount, and
+handed out through signed URLs (the route is graphlake/thumbnail_routes.py).
+
+Keyed by the bytes' SHA-256, not by the asset: assets holding the same image share one thumbnail,
+and a thumbnail is never stale, since the bytes behind a SHA-256 never change. So the stored
+object is served with a long cache lifetime, and the URL naming it is rounded to the hour so that a
+browser's cache can hit across queries.
+
+This module knows no GraphQL and no settings: the resolver and the route hand it what it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from documents.asset import Asset
+from documents.common import AssetKind, AssetStatus
+from services.errors import BadUserInput
+from storage import LocalStore, ObjectStore
+from storage.signing import UrlSigner
+
+if TYPE_CHECKING:
+    from services.metrics import Metrics
+
+# A small, fixed set: each size is one stored object per image, and a client must not be able to
+# make the server render (and store) every size from 1 to 10,000.
+SIZES = (128, 256, 512)
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"})
+# The decoders Pillow may use, whatever the bytes claim to be: never EPS (Ghostscript) or the like.
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# Not "GET": the signature of a thumbnail URL must not open /blobs, which would serve the original.
+SIGN_METHOD = "THUMBNAIL"
+URL_SECONDS = 3600  # at least this long; the expiry is rounded up to the next such step
+MEDIA_TYPE = "image/webp"
+CACHE_CONTROL = "private, max-age=31536000, immutable"  # see the module's docstring
+EAGER_SIZE = 256  # what the web app's grid asks for: made as an upload completes, before anyone asks
+
+log = logging.getLogger("graphlake.thumbnails")
+
+
+class ImageRefused(Exception):
+    """The bytes are no image Graphlake makes thumbnails of (unreadable, another format, too many pixels)."""
+
+
+def thumbnail_key(sha256: str, size: int) -> str:
+    """Where a thumbnail is kept in its image's mount."""
+    return f"thumbnails/{sha256}/{size}.webp"
+
+
+def check_size(size: int) -> None:
+    if size not in SIZES:
+        raise BadUserInput(f"must be one of {', '.join(map(str, SIZES))}", field="size")
+
+
+def is_image(media_type: str | None) -> bool:
+    return (media_type or "").split(";")[0].strip().lower() in IMAGE_TYPES
+
+
+def _source(asset: Asset) -> tuple[str, str, str] | None:
+    """(mount, key, sha256) of an uploaded image whose bytes are stored and verified, else None.
+    EXTERNAL objects are left out: they are not ours to add objects beside."""
+    storage = asset.storage
+    if (asset.kind is not AssetKind.FILE or asset.status is not AssetStatus.ACTIVE or storage is None
+            or storage.external or not asset.sha256 or not is_image(asset.media_type)):
+        return None
+    return storage.mount, storage.key, asset.sha256
+
+
+def thumbnail_url(asset: Asset, size: int, signer: UrlSigner, stores: dict[str, ObjectStore],
+                  now: float | None = None) -> str | None:
+    """A signed URL of the asset's thumbnail no larger than `size` pixels a side, or None for
+    anything but a stored image. No I/O: the thumbnail is made when the URL is first fetched."""
+    check_size(size)
+    source = _source(asset)
+    if source is None or source[0] not in stores:
+        return None
+    mount, key, sha256 = source
+    step = URL_SECONDS
+    expires_at = math.ceil(((now or time.time()) + URL_SECONDS) / step) * step
+    return signer.sign(SIGN_METHOD, mount, key, URL_SECONDS, expires_at=expires_at, size=str(size), sha=sha256)
+
+
+async def remove_thumbnails(asset: Asset, stores: dict[str, ObjectStore]) -> None:
+    """Delete an image's thumbnails with its bytes (a deleted or erased image leaves no picture of
+    itself behind). Another asset with the same bytes simply has them made again when next asked:
+    a thumbnail is a cache. Nothing to do for what never had one."""
+    storage = asset.storage
+    if (asset.kind is not AssetKind.FILE or storage is None or storage.external or not asset.sha256
+            or not is_image(asset.media_type) or storage.mount not in stores):
+        return
+    store = stores[storage.mount]
+    for size in SIZES:
+        await store.delete(thumbnail_key(asset.sha256, size))
+
+
+def make_thumbnail(source: Path, target: Path, size: int, max_pixels: int) -> None:
+    """Write a WebP of the image at `source`, at most `size` pixels a side. Blocking and CPU-bound:
+    run it in a thread. Pillow is imported here, so a server that never makes one does not load it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(source, formats=PIL_FORMATS) as image:
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > max_pixels:
+                raise ImageRefused(f"the image has {width}x{height} pixels, more than the {max_pixels} allowed")
+            # JPEG decodes at 1/2 to 1/8 scale straight away (no full-size image in memory); others ignore it.
+            image.draft("RGB", (size, size))
+            upright = ImageOps.exif_transpose(image)  # camera orientation, before the box is applied
+            upright.thumbnail((size, size))
+            if upright.mode not in ("RGB", "RGBA"):
+                alpha = upright.mode in ("LA", "PA") or "transparency" in upright.info
+                upright = upright.convert("RGBA" if alpha else "RGB")
+            upright.save(target, "WEBP", quality=80)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+        raise ImageRefused(f"no thumbnail can be made of these bytes: {error}") from error
+
+
+class Thumbnailer:
+    """Makes thumbnails on demand, at most `concurrency` at once in this process, each (SHA-256,
+    size) once: requests for one being made wait for it rather than make it again."""
+
+    def __init__(self, concurrency: int, max_pixels: int, metrics: Metrics | None = None) -> None:
+        self.max_pixels = max_pixels
+        self.metrics = metrics
+        self._slots = asyncio.Semaphore(concurrency)
+        self._making: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self.made = 0  # thumbnails this process generated (tests read it)
+        self._eager = 0  # eager ones started and not yet done (see prepare)
+
+    async def ensure(self, store: ObjectStore, key: str, sha256: str, size: int) -> str:
+        """The key of the thumbnail of the image at `key` in `store`, made now unless it is stored."""
+        thumbnail = thumbnail_key(sha256, size)
+        if await store.stat(thumbnail) is not None:
+            return thumbnail
+        making = self._making.get((store.name, thumbnail))
+        if making is None:
+            making = asyncio.ensure_future(self._make(store, key, thumbnail, size))
+            self._making[(store.name, thumbnail)] = making
+            making.add_done_callback(lambda _: self._making.pop((store.name, thumbnail), None))
+        # Shielded: a client that goes away must not cancel what other requests wait for.
+        await asyncio.shield(making)
+        return thumbnail
+
+    async def _make(self, store: ObjectStore, key: str, thumbnail: str, size: int) -> None:
+        async with self._slots:
+            if await store.stat(thumbnail) is not None:  # made meanwhile, by another process
+                return
+            with tempfile.TemporaryDirectory(prefix="graphlake-thumbnail-") as folder:
+                target = Path(folder, "thumbnail.webp")
+                if isinstance(store, LocalStore):  # read in place: no copy
+                    source = store.path(key)
+                    if not source.is_file():
+                        raise FileNotFoundError(key)
+                else:
+                    source = Path(folder, "source")
+                    await _download(store, key, source)
+                try:
+                    await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+                except ImageRefused:
+                    self._count(store, "refused")
+                    raise
+                await store.write(thumbnail, target)
+            self.made += 1
+            self._count(store, "made")
+
+    def _count(self, store: ObjectStore, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.thumbnails.labels(store.name, outcome).inc()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a thumbnail is being made (tests wait for the eager ones to settle)."""
+        return bool(self._making) or self._eager > 0
+
+    def prepare(self, assets: Iterable[Asset], stores: dict[str, ObjectStore], tasks: set[asyncio.Task]) -> None:
+        """Start making the EAGER_SIZE thumbnails of images whose uploads just completed, in the
+        background (kept in `tasks` until done): the grid then shows them without waiting for one
+        to be made. Best effort: what fails here is made, or refused, when first asked for."""
+        for asset in assets:
+            source = _source(asset)
+            if source is None or source[0] not in stores:
+                continue
+            mount, key, sha256 = source
+            self._eager += 1
+            task = asyncio.create_task(self._quietly(stores[mount], key, sha256), name=f"thumbnail {sha256[:12]}")
+            tasks.add(task)  # a reference until done: the loop holds tasks only weakly
+            task.add_done_callback(tasks.discard)
+
+    async def _quietly(self, store: ObjectStore, key: str, sha256: str) -> None:
+        try:
+            await self.ensure(store, key, sha256, EAGER_SIZE)
+        except ImageRefused as error:
+            log.info("no thumbnail of %s in mount %s: %s", key, store.name, error)
+        except Exception:  # no client waits on it: logged, and tried again when one asks
+            log.exception("making the thumbnail of %s in mount %s failed", key, store.name)
+        finally:
+            self._eager -= 1
+
+    async def local_bytes(self, store: LocalStore, key: str, sha256: str, size: int) -> bytes:
+        """The thumbnail's bytes from a local mount, made first if need be. A thumbnail is a few KB:
+        one read in one thread hop is the hot path (a browser's grid asks for a hundred at once),
+        cheaper than a stat, then a streamed response's hops for open, each chunk and close."""
+        path = store.path(thumbnail_key(sha256, size))
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            await self.ensure(store, key, sha256, size)
+            return await asyncio.to_thread(path.read_bytes)
+
+    async def serve_url(self, store: ObjectStore, thumbnail: str) -> str:
+        """A signed GET of a stored thumbnail in an S3 mount (the route redirects there)."""
+        return await store.sign_get(thumbnail, filename=Path(thumbnail).name, content_type=MEDIA_TYPE,
+                                    expires_in=URL_SECONDS)
+
+
+async def _download(store: ObjectStore, key: str, path: Path) -> None:
+    """Copy an object to a local file, a chunk at a time (an image may be far larger than its thumbnail)."""
+    with path.open("wb") as out:
+        async for chunk in store.read(key):
+            await asyncio.to_thread(out.write, chunk)

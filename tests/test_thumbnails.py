@@ -1,0 +1,215 @@
+"""Thumbnails of image assets (services/thumbnails.py, graphlake/thumbnail_routes.py): made once per
+(SHA-256, size) on the local mount and on MinIO, served through signed URLs that cannot be bent to
+another object, size or lifetime, and handed out with no database read per asset."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from PIL import Image
+
+from resolvers.context import AppState
+from services.thumbnails import SIGN_METHOD, thumbnail_key
+from storage import LocalStore
+from tests import factories
+from tests.conftest import S3Service, Served
+from tests.operations import Api
+from tests.test_uploads import MOUNTS, complete, put
+from tests.waiting import wait_for
+
+
+def png(width: int, height: int, color: tuple[int, ...] = (200, 30, 30, 128)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def rotated_jpeg(width: int, height: int) -> bytes:
+    """A JPEG stored `width` x `height` whose EXIF says: turn it a quarter (orientation 6)."""
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (width, height), (10, 120, 240)).save(out, "JPEG", exif=exif, quality=90)
+    return out.getvalue()
+
+
+async def uploaded(api: Api, token: str, data: bytes, mount: str, media_type: str, name: str = "photo") -> dict:
+    variables = {"input": {"name": name, "sizeBytes": len(data), "mediaType": media_type, "mount": mount,
+                           "sha256": hashlib.sha256(data).hexdigest()}}
+    session = (await api.data("CreateUpload", variables, token=token))["createUpload"]
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    return await complete(api, token, session["id"])
+
+
+def counted(state: AppState, mount: str, outcome: str = "made") -> float:
+    """What /metrics says this process made (or refused)."""
+    assert state.metrics is not None
+    labels = {"mount": mount, "outcome": outcome}
+    return state.metrics.registry.get_sample_value("graphlake_thumbnails_made_total", labels) or 0
+
+
+async def settled(state: AppState) -> None:
+    """Wait for the thumbnails started as uploads completed (made in the background) to be made."""
+    await wait_for(lambda: not state.thumbnailer.busy, what="the eager thumbnails to be made")
+
+
+async def thumbnail_url(api: Api, token: str, asset_id: str, size: int | None = None) -> str | None:
+    variables = {"id": asset_id, **({"size": size} if size else {})}
+    return (await api.data("ThumbnailUrl", variables, token=token))["asset"]["thumbnailUrl"]
+
+
+async def fetch(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
+        return await http.get(url)
+
+
+async def stored_stamp(state: AppState, s3: S3Service, mount: str, key: str) -> object:
+    """When the thumbnail object was written: its file's mtime, or MinIO's Last-Modified and ETag."""
+    store = state.stores[mount]
+    if isinstance(store, LocalStore):
+        return store.path(key).stat().st_mtime_ns
+    head = s3.client().head_object(Bucket=s3.bucket, Key=store.object_key(key))  # type: ignore[attr-defined]
+    return head["LastModified"], head["ETag"]
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_thumbnail_is_made_once_and_fits_its_size(api: Api, contributor: str, state: AppState,
+                                                         s3: S3Service, mount: str) -> None:
+    asset = await uploaded(api, contributor, png(800, 600), mount, "image/png")
+    await settled(state)
+    # The web app's size (256) was made as the upload completed, before anyone asked.
+    assert await state.stores[mount].stat(thumbnail_key(asset["sha256"], 256)) is not None
+    url = await thumbnail_url(api, contributor, asset["id"], 128)
+    assert url is not None
+    made, counted_before = state.thumbnailer.made, counted(state, mount)
+
+    first = await fetch(url)
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(first.content)) as image:
+        assert image.format == "WEBP" and image.size == (128, 96) and image.mode == "RGBA"
+    assert state.thumbnailer.made == made + 1
+    key = thumbnail_key(asset["sha256"], 128)
+    stamp = await stored_stamp(state, s3, mount, key)
+
+    again = await fetch(url)
+    assert again.status_code == 200 and again.content == first.content
+    assert state.thumbnailer.made == made + 1  # served, not made again
+    assert counted(state, mount) == counted_before + 1
+    assert await stored_stamp(state, s3, mount, key) == stamp
+    if mount == "local":  # an immutable thumbnail, cached by the browser for good
+        assert "immutable" in again.headers["cache-control"]
+
+    # The default size, 256, was made already: served, not made again.
+    default = await fetch(await thumbnail_url(api, contributor, asset["id"]) or "")
+    assert default.status_code == 200 and state.thumbnailer.made == made + 1
+    with Image.open(io.BytesIO(default.content)) as image:
+        assert image.size == (256, 192)
+
+
+async def test_exif_orientation_is_applied(api: Api, contributor: str) -> None:
+    asset = await uploaded(api, contributor, rotated_jpeg(1600, 800), "local", "image/jpeg")
+    response = await fetch(await thumbnail_url(api, contributor, asset["id"], 256) or "")
+    assert response.status_code == 200
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.size == (128, 256)  # stored wide, shown upright: tall
+
+
+async def test_one_image_asked_at_once_is_made_once(api: Api, contributor: str, state: AppState) -> None:
+    import asyncio
+
+    asset = await uploaded(api, contributor, png(1000, 1000), "local", "image/png")
+    await settled(state)
+    url = await thumbnail_url(api, contributor, asset["id"], 512) or ""
+    made = state.thumbnailer.made
+    answers = await asyncio.gather(*(fetch(url) for _ in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    assert state.thumbnailer.made == made + 1
+
+
+async def test_tampered_expired_and_replayed_urls_are_refused(api: Api, contributor: str, state: AppState,
+                                                             served: Served) -> None:
+    asset = await uploaded(api, contributor, png(300, 200), "local", "image/png")
+    url = await thumbnail_url(api, contributor, asset["id"], 128) or ""
+    other = await uploaded(api, contributor, png(310, 200), "local", "image/png", name="other")
+    for bad in [url.replace("sig=", "sig=x"), url.replace("size=128", "size=512"),
+                url.replace(asset["storage"]["key"], other["storage"]["key"]),
+                url.replace("sha=", "sha=0"), url.replace("exp=", "exp=1")]:
+        assert (await fetch(bad)).status_code == 403, bad
+    key = asset["storage"]["key"]
+    expired = state.thumbnail_signer.sign(SIGN_METHOD, "local", key, -5, size="128", sha=asset["sha256"])
+    assert (await fetch(expired)).status_code == 403
+    # The signature of a thumbnail URL does not open the original bytes at /blobs.
+    query = parse_qs(urlparse(url).query)
+    blob = httpx.URL(f"{served.base_url}/blobs/local/{key}", params={k: v[0] for k, v in query.items()})
+    assert (await fetch(str(blob))).status_code == 403
+    for hostile in ["../outside", "a/../../outside", ".multipart/x"]:  # refused by the route, or never routed to it
+        signed = state.thumbnail_signer.sign(SIGN_METHOD, "local", hostile, 60, size="128", sha="0" * 64)
+        assert not (await fetch(signed)).is_success, hostile
+    assert (await fetch(url)).status_code == 200  # the genuine one still works
+
+
+async def test_no_thumbnail_for_what_is_not_a_stored_image(api: Api, contributor: str) -> None:
+    scan = await uploaded(api, contributor, b"\x00" * 64, "local", "application/x-scan")
+    value = await factories.value_asset(api, contributor)
+    text = await factories.image_asset(api, contributor)  # a TEXT asset that claims image/png
+    for asset in (scan, value, text):
+        assert await thumbnail_url(api, contributor, asset["id"]) is None
+
+
+async def test_a_size_outside_the_set_is_bad_user_input(api: Api, contributor: str) -> None:
+    value = await factories.value_asset(api, contributor)
+    for size in (0, 100, 4096):
+        error = await api.error("ThumbnailUrl", {"id": value["id"], "size": size}, token=contributor)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == "size", error
+        assert "128, 256, 512" in error["message"]
+
+
+async def test_bytes_that_are_no_image_or_too_big_get_422(api: Api, contributor: str, state: AppState) -> None:
+    broken = await uploaded(api, contributor, b"not a png at all", "local", "image/png")
+    await settled(state)  # tried as the upload completed, refused, and so not stored
+    refused = counted(state, "local", "refused")
+    response = await fetch(await thumbnail_url(api, contributor, broken["id"]) or "")
+    assert response.status_code == 422 and "no thumbnail" in response.json()["error"]
+    assert counted(state, "local", "refused") == refused + 1
+
+    bomb = await uploaded(api, contributor, png(400, 400), "local", "image/png")
+    await settled(state)
+    limit, state.thumbnailer.max_pixels = state.thumbnailer.max_pixels, 100_000
+    try:
+        response = await fetch(await thumbnail_url(api, contributor, bomb["id"], 512) or "")
+    finally:
+        state.thumbnailer.max_pixels = limit
+    assert response.status_code == 422 and "400x400 pixels" in response.json()["error"]
+
+
+async def test_thumbnail_urls_cost_no_database_read_per_asset(api: Api, served: Served, contributor: str) -> None:
+    async def commands(count: int) -> int:
+        for i in range(count):
+            await uploaded(api, contributor, png(20 + i, 20), "local", "image/png", name=f"p{count}-{i}")
+        await api.data("Me", token=contributor)  # the token's lookup is not the query's
+        served.commands.clear()
+        edges = (await api.data("ThumbnailUrls", {"first": 50}, token=contributor))["assets"]["edges"]
+        assert sum(1 for e in edges if e["node"]["thumbnailUrl"]) >= count
+        return len(served.commands.commands)
+
+    assert await commands(2) == await commands(8)
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_deleting_an_image_deletes_its_thumbnails(api: Api, contributor: str, state: AppState,
+                                                        s3: S3Service, mount: str) -> None:
+    asset = await uploaded(api, contributor, png(400, 300, (1, 2, 3, 255)), mount, "image/png")
+    url = await thumbnail_url(api, contributor, asset["id"], 128) or ""
+    assert (await fetch(url)).status_code == 200
+    await settled(state)
+    store = state.stores[mount]
+    keys = [thumbnail_key(asset["sha256"], size) for size in (128, 256)]  # asked for; made as it completed
+    assert all([await store.stat(key) is not None for key in keys])
+    await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor)
+    assert all([await store.stat(key) is None for key in keys])  # no picture of a deleted image is left behind
+    assert await thumbnail_url(api, contributor, asset["id"], 128) is None
