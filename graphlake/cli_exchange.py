@@ -147,8 +147,10 @@ def import_voc(
 @export_app.command("bundle")
 def export_bundle(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
-    dest: Annotated[Path, typer.Argument(help="A directory, or a path ending in .tar, to write manifest.json and "
-                                              "payloads/<sha256> into.")],
+    dest: Annotated[str, typer.Argument(help="A directory, or a path ending in .tar, to write manifest.json and "
+                                             "payloads/<sha256> into; or s3://BUCKET/PREFIX (boto3's credentials: "
+                                             "AWS_ACCESS_KEY_ID, AWS_PROFILE..., and AWS_ENDPOINT_URL for a store "
+                                             "other than AWS).")],
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -160,23 +162,26 @@ def export_bundle(
     async def run() -> Any:
         with _bytes_bar("exporting") as advance:
             async with Client(server_url(url), token) as lake:
-                return await lake.export_bundle(version, dest, progress=lambda done, total: advance(done, total))
+                return await lake.export_bundle(version, dest if dest.startswith("s3://") else Path(dest),
+                                                progress=lambda done, total: advance(done, total))
 
     typer.echo(json.dumps(client_run(run()), indent=2))
 
 
 @import_app.command("bundle")
 def import_bundle(
-    src: Annotated[str, typer.Argument(help="A bundle: its directory, or its .tar; with --mount, its path on that "
-                                            "mount of the server.")],
+    src: Annotated[str, typer.Argument(help="A bundle: its directory, or its .tar, or s3://BUCKET/PREFIX (boto3's "
+                                            "credentials, AWS_ENDPOINT_URL); with --mount, its path on that mount of "
+                                            "the server.")],
     policy: Annotated[str, typer.Option(help="copy: upload every payload; copy-if-missing: reuse assets the lake "
                                              "holds with the same SHA-256; reference: register payloads in place "
-                                             "(EXTERNAL), for bundles of values, texts and https objects only.")] = "copy",
+                                             "(EXTERNAL): a bundle on an S3 mount (--mount) or at s3://.")] = "copy",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Prepare only: check the bundle and report what is new, "
                                                             "present or conflicting, writing nothing.")] = False,
     mount: Annotated[str | None, typer.Option(help="SRC lies on this mount of the server: the server imports it "
                                                    "(prepareBundleImport / commitBundleImport), nothing passes through "
-                                                   "here. Needed for --policy reference of a bundle with files.")] = None,
+                                                   "here. With an s3:// SRC: the lake's S3 mount that registers its "
+                                                   "files under --policy reference (default: the lake's only one).")] = None,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -185,14 +190,15 @@ def import_bundle(
     crash finishes the job; importing twice makes nothing new."""
     from graphlake_client import Client
 
-    if mount is not None:
+    s3 = src.startswith("s3://")
+    if mount is not None and not s3:
         async def on_mount() -> Any:
             async with Client(server_url(url), token) as lake:
                 return await lake.import_bundle_on_mount(src, mount=mount, policy=policy, dry_run=dry_run)
 
         typer.echo(json.dumps(client_run(on_mount()), indent=2))
         return
-    if not Path(src).exists():
+    if not s3 and not Path(src).exists():
         errors.print(f"[red]error:[/red] {src}: no such file or directory (a bundle on a server mount needs --mount)")
         raise typer.Exit(2)
 
@@ -206,8 +212,8 @@ def import_bundle(
                 advance(sent, None)
 
             async with Client(server_url(url), token) as lake:
-                return await lake.import_bundle(Path(src), policy=policy, dry_run=dry_run, progress=count,
-                                                say=lambda line: errors.print(line))
+                return await lake.import_bundle(src if s3 else Path(src), policy=policy, dry_run=dry_run,
+                                                progress=count, say=lambda line: errors.print(line), mount=mount)
 
     typer.echo(json.dumps(client_run(run()), indent=2))
 

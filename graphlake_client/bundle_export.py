@@ -15,12 +15,13 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
-from graphlake_client.bundle_files import BundleWriter
+from graphlake_client.bundle_files import open_writer
 from graphlake_client.bundle_format import FORMAT, FORMAT_VERSION, payload_path
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.retries import store_failures
@@ -75,8 +76,10 @@ async def read_version(lake: Client, version: str) -> dict[str, Any]:
     return found
 
 
-async def export_bundle(lake: Client, version: str, dest: Path, *, progress: ByteProgress | None = None) -> dict[str, Any]:
-    """Write the version as a bundle at `dest` (a directory, or a path ending in .tar); what was written."""
+async def export_bundle(lake: Client, version: str, dest: Path | str, *,
+                        progress: ByteProgress | None = None) -> dict[str, Any]:
+    """Write the version as a bundle at `dest` (a directory, or a path ending in .tar; or, as a str,
+    an `s3://bucket/prefix`, with boto3's credentials: bundle_s3.py); what was written."""
     found = await read_version(lake, version)
     datums: list[dict[str, Any]] = []
     refs: dict[str, None] = {}  # every asset the version names, in the order first met
@@ -87,7 +90,7 @@ async def export_bundle(lake: Client, version: str, dest: Path, *, progress: Byt
                                   + [r["geometry"]["mask"]["asset"] for r in kept if r["geometry"] and "mask" in r["geometry"]]))
         datums.append({"ref": datum["id"], "split": datum["split"], "metadata": datum["metadata"] or {},
                        "roles": roles, "records": kept})
-    writer = BundleWriter(dest)
+    writer = open_writer(dest)
     try:
         assets = await _write_assets(lake, writer, list(refs), progress)
         manifest = {
@@ -112,7 +115,7 @@ async def export_bundle(lake: Client, version: str, dest: Path, *, progress: Byt
             "payloads": len(payloads), "payload_bytes": sum(payloads.values()), "dest": str(dest), "version": summary(found)}
 
 
-async def _write_assets(lake: Client, writer: BundleWriter, refs: list[str],
+async def _write_assets(lake: Client, writer: Any, refs: list[str],
                         progress: ByteProgress | None) -> dict[str, dict[str, Any]]:
     """Each asset's manifest entry, its payload written (once per distinct payload)."""
     entries: dict[str, dict[str, Any]] = {}
@@ -120,7 +123,7 @@ async def _write_assets(lake: Client, writer: BundleWriter, refs: list[str],
     done, total = 0, 0
     fetch = store_failures(lake.retries, lake.backoff_seconds)
     gate = asyncio.Semaphore(lake.concurrency)
-    lock = asyncio.Lock()  # a tar takes one member at a time
+    lock = asyncio.Lock() if writer.one_at_a_time else nullcontext()  # a tar takes one member at a time
 
     def advance(n: int) -> None:
         nonlocal done

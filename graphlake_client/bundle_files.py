@@ -31,6 +31,25 @@ def is_tar(path: Path) -> bool:
     return path.name.endswith((".tar", ".tar.gz", ".tgz"))
 
 
+def open_reader(src: Path | str) -> Any:
+    """The reader for a bundle at SRC: a directory or a .tar here (a Path or a str), or an
+    `s3://bucket/prefix` (bundle_s3.py; boto3's credentials)."""
+    if isinstance(src, str) and src.startswith("s3://"):
+        from graphlake_client.bundle_s3 import S3BundleReader
+
+        return S3BundleReader(src)
+    return BundleReader(Path(src))
+
+
+def open_writer(dest: Path | str) -> Any:
+    """The writer for a bundle at DEST: a directory or a .tar here, or an `s3://bucket/prefix`."""
+    if isinstance(dest, str) and dest.startswith("s3://"):
+        from graphlake_client.bundle_s3 import S3BundleWriter
+
+        return S3BundleWriter(dest)
+    return BundleWriter(Path(dest))
+
+
 def _digest(stream: IO[bytes]) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     while chunk := stream.read(CHUNK):
@@ -83,6 +102,10 @@ class BundleReader:
         finally:
             if stream is not None:
                 stream.close()
+
+    def locator(self, mount: str) -> None:
+        """The files of a bundle here lie on no mount of a lake: nothing to register in place."""
+        return None
 
     def manifest(self) -> dict[str, Any]:
         """The manifest, checked (bundle_format.check_manifest)."""
@@ -139,6 +162,7 @@ class BundleWriter:
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self._tar: tarfile.TarFile | None = None
+        self.one_at_a_time = is_tar(dest)  # a tar takes one member at a time
         if is_tar(dest):
             dest.parent.mkdir(parents=True, exist_ok=True)
             self._partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"

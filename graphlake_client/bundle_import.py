@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from graphlake_client import bundle_lookup as lookup
 from graphlake_client import operations as ops
 from graphlake_client.bundle_assets import place_assets, referenced_files
-from graphlake_client.bundle_files import BundleReader
+from graphlake_client.bundle_files import BundleReader, open_reader
 from graphlake_client.bundle_records import place_records
 from graphlake_client.dataset_import import chunks
 from graphlake_client.errors import GraphlakeClientError
@@ -82,18 +82,22 @@ class Report:
 Locate = Callable[[str], dict[str, Any]]
 
 
-async def import_bundle(lake: Client, src: Path, *, policy: str = "copy", dry_run: bool = False,
+async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", dry_run: bool = False,
                         say: Callable[[str], None] = lambda _: None, progress: Callable[[int], None] | None = None,
-                        locate: Locate | None = None) -> dict[str, Any]:
+                        locate: Locate | None = None, mount: str | None = None) -> dict[str, Any]:
     """Prepare, then (unless `dry_run`, or there are conflicts: CONFLICT) commit; the report.
+    `src`: a directory or a .tar here, or (a str) an `s3://bucket/prefix` read with boto3's credentials.
     `locate(payload path)` says where a payload lies for the reference policy, as registerExternal's
-    {mount, bucket, prefix} (the server knows, for a bundle on an S3 mount); without it a bundle
+    {mount, bucket, prefix} (the server knows, for a bundle on an S3 mount; for an s3:// bundle, its
+    objects, read by the lake's S3 mount `mount`: by default its only one); without it a bundle
     holding files cannot be referenced."""
     if policy not in POLICIES:
         raise GraphlakeClientError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}", "BAD_USER_INPUT",
                                    "policy")
-    with BundleReader(src) as reader:
+    with open_reader(src) as reader:
         manifest = reader.manifest()
+        if locate is None and policy == "reference" and referenced_files(manifest) and not isinstance(reader, BundleReader):
+            locate = reader.locator(mount or await _s3_mount(lake, src))
         _check_payloads(reader, manifest, policy, say)
         prepared = await Pass(lake, reader, manifest, policy, say, progress, locate).run(write=False)
         if dry_run:
@@ -110,7 +114,19 @@ async def import_bundle(lake: Client, src: Path, *, policy: str = "copy", dry_ru
         return done.as_dict()
 
 
-def _check_payloads(reader: BundleReader, manifest: dict[str, Any], policy: str, say: Callable[[str], None]) -> None:
+async def _s3_mount(lake: Client, src: Path | str) -> str:
+    """The lake's S3 mount that registers an s3:// bundle's files in place: its only one."""
+    mounts = [m["name"] for m in (await lake.execute(ops.MOUNT_BACKENDS))["mounts"] if m["backend"] == "s3"]
+    if len(mounts) == 1:
+        return mounts[0]
+    raise GraphlakeClientError(
+        f"the reference policy registers the files of {src} where they lie, through an S3 mount of the lake whose "
+        f"credentials read that bucket; the lake has {len(mounts)} S3 mounts ({', '.join(mounts) or 'none'}): "
+        + ("name one (mount=, --mount)" if mounts else "import it with --policy copy or copy-if-missing"),
+        "BAD_USER_INPUT", "mount" if mounts else "policy")
+
+
+def _check_payloads(reader: Any, manifest: dict[str, Any], policy: str, say: Callable[[str], None]) -> None:
     """Refuse a bundle whose payloads are missing or not what the manifest says, naming the file."""
     referenced = referenced_files(manifest) if policy == "reference" else set()  # left where they lie: not read
     payloads = {a["payload"]["path"]: a["payload"] for a in manifest["assets"].values()
@@ -126,7 +142,7 @@ class Pass:
     """One pass over the bundle: with write=False it only reads and reports (prepare); with
     write=True it makes what is missing as it goes (commit)."""
 
-    def __init__(self, lake: Client, reader: BundleReader, manifest: dict[str, Any], policy: str,
+    def __init__(self, lake: Client, reader: Any, manifest: dict[str, Any], policy: str,
                  say: Callable[[str], None], progress: Callable[[int], None] | None, locate: Locate | None) -> None:
         self.lake, self.reader, self.manifest, self.policy = lake, reader, manifest, policy
         self.say, self.progress, self.locate = say, progress, locate

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 SHA_LOOKUPS = 25  # aliased lookups per query, under the server's alias limit (GRAPHLAKE_MAX_ALIASES, 30)
 NODES = 100  # assets per nodes() query for their datums
+DATUM_PAGE = 500  # datums of one asset a page (the server's largest page by default)
 
 
 def canonical(value: Any) -> str:
@@ -53,14 +54,38 @@ def datum_key(split: str, roles: list[tuple[str, str]], metadata: Any) -> str:
 
 
 async def datums_using(lake: Client, asset_ids: list[str]) -> dict[str, list[str]]:
-    """The datums that use any of these assets in a role, as {datum_key: [datum ids]}."""
+    """The datums that use any of these assets in a role, as {datum_key: [datum ids]}: every one of
+    them. A first page of each asset's datums comes with NODES assets a query; an asset with more
+    (thousands of datums on one image, say) is paged on with the others that have more, SHA_LOOKUPS
+    of them a query, so the round trips grow with the datums, not with the assets."""
     found: dict[str, dict[str, None]] = {}
+    more: dict[str, str] = {}  # asset id -> the cursor after its last datum read
+
+    def take(asset_id: str, page: dict[str, Any]) -> None:
+        for edge in page["edges"]:
+            datum = edge["node"]
+            key = datum_key(datum["split"], [(r["role"], r["asset"]["id"]) for r in datum["roles"]], datum["metadata"])
+            found.setdefault(key, {})[datum["id"]] = None
+        if page["pageInfo"]["hasNextPage"]:
+            more[asset_id] = page["pageInfo"]["endCursor"]
+        else:
+            more.pop(asset_id, None)
+
     for chunk in chunks(sorted(set(asset_ids)), NODES):
-        for node in (await lake.execute(ops.BUNDLE_ASSET_DATUMS, {"ids": chunk}))["nodes"]:
-            for edge in (node or {}).get("datums", {}).get("edges", []):
-                datum = edge["node"]
-                key = datum_key(datum["split"], [(r["role"], r["asset"]["id"]) for r in datum["roles"]], datum["metadata"])
-                found.setdefault(key, {})[datum["id"]] = None
+        for node in (await lake.execute(ops.BUNDLE_ASSET_DATUMS, {"ids": chunk, "first": DATUM_PAGE}))["nodes"]:
+            if node and "datums" in node:
+                take(node["id"], node["datums"])
+    while more:
+        for chunk in chunks(sorted(more), SHA_LOOKUPS):
+            params = ", ".join(f"$i{n}: ID!, $c{n}: String" for n in range(len(chunk)))
+            fields = " ".join(f"a{n}: node(id: $i{n}) {{ ... on Asset {{ datums(first: $first, after: $c{n}) "
+                              f"{{ {ops.BUNDLE_DATUM_PAGE} }} }} }}" for n in range(len(chunk)))
+            variables: dict[str, Any] = {"first": DATUM_PAGE}
+            for n, asset_id in enumerate(chunk):
+                variables.update({f"i{n}": asset_id, f"c{n}": more[asset_id]})
+            answer = await lake.execute(f"query ($first: Int!, {params}) {{ {fields} }}", variables)
+            for n, asset_id in enumerate(chunk):
+                take(asset_id, answer[f"a{n}"]["datums"])
     return {key: list(ids) for key, ids in found.items()}
 
 

@@ -101,17 +101,19 @@ class Client(Vault):
 
         return await import_voc(self, root, split, dataset, **options)
 
-    async def export_bundle(self, version: str, dest: Path, **options: Any) -> dict[str, Any]:
+    async def export_bundle(self, version: str, dest: Path | str, **options: Any) -> dict[str, Any]:
         """Write a dataset version as a self-contained bundle at `dest`: a directory, or a path ending
-        in .tar (graphlake_client.bundle_export; `progress(done, total)` in bytes). No extra needed."""
+        in .tar (graphlake_client.bundle_export; `progress(done, total)` in bytes). No extra needed;
+        or an "s3://bucket/prefix" (a str), written with boto3's credentials (the s3 extra)."""
         from graphlake_client.bundle_export import export_bundle
 
         return await export_bundle(self, version, dest, **options)
 
-    async def import_bundle(self, src: Path, **options: Any) -> dict[str, Any]:
-        """Import a bundle (a directory or a .tar): prepare, then commit unless `dry_run`
-        (graphlake_client.bundle_import: `policy` copy, copy-if-missing or reference, `say`,
-        `progress`). Returns the report."""
+    async def import_bundle(self, src: Path | str, **options: Any) -> dict[str, Any]:
+        """Import a bundle (a directory or a .tar, or an "s3://bucket/prefix" read with boto3's
+        credentials): prepare, then commit unless `dry_run` (graphlake_client.bundle_import: `policy`
+        copy, copy-if-missing or reference, `mount` for reference from S3, `say`, `progress`).
+        Returns the report."""
         from graphlake_client.bundle_import import import_bundle
 
         return await import_bundle(self, src, **options)

@@ -17,6 +17,7 @@ COMPLETE_UPLOADS = f"""mutation ($ids: [ID!]!, $sha256s: [String]) {{
 }}"""
 SETTLED = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ status expiresAt asset {{ {ASSET_FIELDS} }} }} }}"""
 MOUNTS = """{ mounts { name isDefault localRoot localId } }"""
+MOUNT_BACKENDS = """{ mounts { name backend } }"""
 
 FIND_COLLECTION = """query ($name: String!, $after: String) {
   collections(nameContains: $name, first: 500, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } }
@@ -124,9 +125,10 @@ BUNDLE_ASSETS = """query ($ids: [ID!]!, $expires: Int!) {
   nodes(ids: $ids) { ... on Asset { id kind status name description mediaType sizeBytes sha256 labels metadata
     storage { uri external } value text downloadUrl(expiresInSeconds: $expires) } }
 }"""
-BUNDLE_ASSET_DATUMS = """query ($ids: [ID!]!) {
-  nodes(ids: $ids) { ... on Asset { id datums(first: 500) { edges { node { id split metadata roles { role asset { id } } } } } } }
-}"""
+BUNDLE_DATUM_PAGE = "edges { node { id split metadata roles { role asset { id } } } } pageInfo { hasNextPage endCursor }"
+BUNDLE_ASSET_DATUMS = f"""query ($ids: [ID!]!, $first: Int!) {{
+  nodes(ids: $ids) {{ ... on Asset {{ id datums(first: $first) {{ {BUNDLE_DATUM_PAGE} }} }} }}
+}}"""
 BUNDLE_SCHEMAS = """query ($after: String) {
   annotationSchemas(first: 500, after: $after) {
     edges { node { id name version kinds labels { name displayName color } allowScores requiredAttributes } }

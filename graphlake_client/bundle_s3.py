@@ -1,0 +1,279 @@
+"""Bundles under an `s3://bucket/prefix`: the same tree as a directory bundle (manifest.json and
+payloads/<sha256>), read and written with boto3 behind BundleReader's and BundleWriter's interface.
+
+The client holds no credentials of its own for this: boto3's standard chain gives them
+(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws, an instance role), and
+AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) points it at another store than AWS, such as MinIO, which
+is then addressed by path (`s3://bucket/key` -> ENDPOINT/bucket/key). Payloads never sit whole in
+memory: each streams through a file of a scratch directory (downloaded from the lake, then sent with
+boto3's managed transfer: multipart above MULTIPART bytes), and is read back in chunks to be checked.
+A payload's object carries its SHA-256 in its metadata, so a rerun of an export cut short skips what
+is there whole. The manifest goes last, as in a directory: a prefix with a manifest is a whole bundle.
+A `.tar` at an S3 URL is staged through a local file (downloaded whole to disk, or uploaded when done).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from graphlake_client.bundle_files import CHUNK, BundleReader, BundleWriter, is_tar
+from graphlake_client.bundle_format import MANIFEST, check_manifest
+from graphlake_client.errors import GraphlakeClientError
+
+MULTIPART = 64 * 1024 * 1024  # objects above this go up in parts of this size, four at a time
+SHA_METADATA = "sha256"
+
+
+def is_s3(location: object) -> bool:
+    """Whether a bundle's SRC or DEST is an S3 URL (a str: pathlib would fold its `//`)."""
+    return isinstance(location, str) and location.startswith("s3://")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(bucket, key prefix without a trailing slash) of `s3://bucket/prefix`."""
+    bucket, _, prefix = url[len("s3://"):].partition("/")
+    if not bucket:
+        raise GraphlakeClientError(f"{url}: an S3 bundle is named s3://BUCKET/PREFIX", "BAD_USER_INPUT")
+    return bucket, prefix.strip("/")
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard credential chain and AWS_ENDPOINT_URL(_S3)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise GraphlakeClientError("an s3:// bundle needs boto3: pip install 'graphlake-client[s3]'",
+                                   "BAD_USER_INPUT") from None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    # Botocore's newer default checksums are refused by some S3-compatible stores (DESIGN: storage);
+    # a store other than AWS (an endpoint given) is addressed by path, as MinIO and Ceph expect.
+    config = Config(request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                    s3={"addressing_style": "path"} if endpoint else {}, retries={"mode": "standard"})
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint, region_name=session.region_name or "us-east-1", config=config)
+
+
+def _transfer() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART, max_concurrency=4)
+
+
+def _refused(url: str, error: Exception) -> GraphlakeClientError:
+    return GraphlakeClientError(f"{url}: the S3 store refused ({error})", "BAD_USER_INPUT")
+
+
+class S3BundleReader:
+    """A bundle under an S3 prefix, to import (BundleReader's interface, plus `locator`)."""
+
+    def __init__(self, url: str, client: Any = None) -> None:
+        self.src = url
+        self.bucket, self.prefix = split_url(url)
+        self.client = client or s3_client()
+        self._staged: tempfile.TemporaryDirectory[str] | None = None
+        self._tar: BundleReader | None = None
+        if is_tar(Path(self.prefix)):
+            self._staged = tempfile.TemporaryDirectory(prefix="graphlake-bundle-")
+            local = Path(self._staged.name) / Path(self.prefix).name
+            try:
+                self.client.download_file(self.bucket, self.prefix, str(local), Config=_transfer())
+            except Exception as error:
+                self._staged.cleanup()
+                raise _refused(url, error) from None
+            self._tar = BundleReader(local)
+        elif self._head(MANIFEST) is None:
+            raise GraphlakeClientError(f"{url}: no {MANIFEST} (not a bundle, or an export that did not finish)",
+                                       "BAD_USER_INPUT")
+
+    def __enter__(self) -> S3BundleReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._tar is not None:
+            self._tar.__exit__()
+        if self._staged is not None:
+            self._staged.cleanup()
+
+    def key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _head(self, path: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _refused(self.src, error) from None
+
+    @contextmanager
+    def _body(self, path: str) -> Iterator[Any]:
+        """The object's streaming body, or None if there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                yield None
+                return
+            raise _refused(self.src, error) from None
+        try:
+            yield body
+        finally:
+            body.close()
+
+    def manifest(self) -> dict[str, Any]:
+        if self._tar is not None:
+            return self._tar.manifest()
+        with self._body(MANIFEST) as body:
+            if body is None:
+                raise GraphlakeClientError(f"{self.src}: no {MANIFEST}", "BAD_USER_INPUT")
+            try:
+                raw = json.loads(body.read())
+            except ValueError as error:
+                raise GraphlakeClientError(f"{self.src}/{MANIFEST}: not JSON ({error})", "BAD_USER_INPUT") from None
+        return check_manifest(raw)
+
+    def payload_problem(self, payload: dict[str, Any]) -> str | None:
+        if self._tar is not None:
+            return self._tar.payload_problem(payload)
+        import hashlib
+
+        with self._body(payload["path"]) as body:
+            if body is None:
+                return f"{payload['path']}: missing from the bundle"
+            digest, size = hashlib.sha256(), 0
+            for chunk in body.iter_chunks(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        if (size, digest.hexdigest()) != (payload["size"], payload["sha256"]):
+            return (f"{payload['path']}: {size} bytes with SHA-256 {digest.hexdigest()}; the manifest says "
+                    f"{payload['size']} bytes with {payload['sha256']}")
+        return None
+
+    def read_bytes(self, path: str) -> bytes:
+        if self._tar is not None:
+            return self._tar.read_bytes(path)
+        with self._body(path) as body:
+            if body is None:
+                raise GraphlakeClientError(f"{path}: missing from the bundle", "BAD_USER_INPUT")
+            return body.read()
+
+    @contextmanager
+    def files(self, paths: list[str]) -> Iterator[dict[str, Path]]:
+        """Each payload downloaded (streamed, in parts for big ones) into a scratch directory that goes afterwards."""
+        if self._tar is not None:
+            with self._tar.files(paths) as local:
+                yield local
+            return
+        with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:
+            out = {}
+            for path in paths:
+                target = Path(scratch) / path.rsplit("/", 1)[-1]
+                try:
+                    self.client.download_file(self.bucket, self.key(path), str(target), Config=_transfer())
+                except Exception as error:
+                    raise GraphlakeClientError(f"{path}: cannot be read from {self.src} ({error})", "BAD_USER_INPUT") from None
+                out[path] = target
+            yield out
+
+    def locator(self, mount: str) -> Callable[[str], dict[str, Any]] | None:
+        """Where the reference policy finds a payload: its object, which registerExternal reads through
+        the lake's S3 mount `mount`. None for a tar (its members are no objects of their own)."""
+        if self._tar is not None:
+            return None
+        return lambda payload: {"mount": mount, "bucket": self.bucket, "prefix": self.key(payload)}
+
+
+class S3BundleWriter:
+    """A bundle being written under an S3 prefix (BundleWriter's interface)."""
+
+    one_at_a_time = False  # objects go up side by side
+
+    def __init__(self, url: str, client: Any = None) -> None:
+        self.dest = url
+        self.bucket, self.prefix = split_url(url)
+        self.client = client or s3_client()
+        self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
+        self._tar: BundleWriter | None = None
+        if is_tar(Path(self.prefix)):  # written locally, sent whole when finished
+            self._tar = BundleWriter(self.scratch / Path(self.prefix).name)
+            self.one_at_a_time = True
+
+    def key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def download_target(self, path: str) -> Path:
+        if self._tar is not None:
+            return self._tar.download_target(path)
+        return self.scratch / path.rsplit("/", 1)[-1]
+
+    def has(self, path: str, size: int) -> bool:
+        """Whether an earlier export left this payload whole under the prefix: its size, and the SHA-256
+        its upload recorded, which is its name (an object put there otherwise is sent again)."""
+        if self._tar is not None:
+            return False
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+        except ClientError:
+            return False
+        return head["ContentLength"] == size and head.get("Metadata", {}).get(SHA_METADATA) == path.rsplit("/", 1)[-1]
+
+    def add_downloaded(self, path: str) -> None:
+        if self._tar is not None:
+            self._tar.add_downloaded(path)
+            return
+        source = self.download_target(path)
+        try:
+            self.client.upload_file(str(source), self.bucket, self.key(path), Config=_transfer(),
+                                    ExtraArgs={"Metadata": {SHA_METADATA: path.rsplit("/", 1)[-1]}})
+        except Exception as error:
+            raise _refused(self.dest, error) from None
+        finally:
+            source.unlink(missing_ok=True)
+
+    def add_bytes(self, path: str, data: bytes) -> None:
+        if self._tar is not None:
+            self._tar.add_bytes(path, data)
+            return
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.key(path), Body=data,
+                                   Metadata={SHA_METADATA: path.rsplit("/", 1)[-1]})
+        except Exception as error:
+            raise _refused(self.dest, error) from None
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """The manifest last: only then is the bundle whole (a tar: sent as one object once written)."""
+        try:
+            if self._tar is not None:
+                self._tar.finish(manifest)
+                self.client.upload_file(str(self._tar.dest), self.bucket, self.prefix, Config=_transfer())
+            else:
+                data = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
+                self.client.put_object(Bucket=self.bucket, Key=self.key(MANIFEST), Body=data,
+                                       ContentType="application/json")
+        except GraphlakeClientError:
+            raise
+        except Exception as error:
+            raise _refused(self.dest, error) from None
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Leave nothing local behind (payloads sent stay: a rerun skips them)."""
+        if self._tar is not None:
+            self._tar.abort()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+

@@ -1,0 +1,142 @@
+"""Bundles at an s3:// prefix (#19) against the real server and the MinIO the tests run: the client
+writes and reads them with boto3's own credential chain (AWS_* variables here), not the lake's.
+Exported to a bucket of their own, imported into an emptied lake with the same hash, and imported
+under the reference policy, its files registered in place as EXTERNAL assets of the lake's S3 mount."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from documents.api_token import Role
+from documents.asset import Asset
+from graphlake_client import Client, GraphlakeClientError, ResumeState
+from tests.conftest import MakeToken, S3Service, Served
+from tests.test_exchange_bundle import counts, graphlake, imported_version, make_version, wipe
+
+pytestmark = pytest.mark.asyncio
+
+BUCKET = "graphlake-bundles"
+
+
+@pytest.fixture
+def bundles(s3: S3Service, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh prefix in a bucket of bundles, and boto3's standard variables pointing at MinIO."""
+    client = s3.client()
+    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=BUCKET)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}"
+
+
+def objects(s3: S3Service, prefix: str) -> dict[str, dict]:
+    """The objects under the prefix, by their path in the bundle."""
+    base = prefix.removeprefix(f"s3://{BUCKET}/") + "/"
+    listed = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=base)
+    return {o["Key"][len(base):]: o for o in listed.get("Contents", [])}
+
+
+async def test_a_bundle_goes_to_an_s3_prefix_and_comes_back_with_the_same_hash(
+        served: Served, make_token: MakeToken, tmp_path: Path, s3: S3Service, bundles: str) -> None:
+    url = f"{bundles}/parts-v1"
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        source = await make_version(lake, tmp_path / "made")
+        done = await lake.export_bundle("parts/v1", url)
+        assert done["payloads"] == 7 and done["dest"] == url
+        stored = objects(s3, url)
+        assert sorted(k for k in stored if not k.startswith("payloads/")) == ["manifest.json"]
+        assert sum(k.startswith("payloads/") for k in stored) == 7
+        head = s3.client().head_object(Bucket=BUCKET, Key=stored[next(k for k in stored if k.startswith("payloads/"))]["Key"])
+        assert head["Metadata"]["sha256"] == head["ResponseMetadata"]["HTTPHeaders"]["x-amz-meta-sha256"]
+        # A rerun finds every file there whole (by size and the SHA-256 its upload recorded): none is sent again
+        # (the value and the text come in the answer and are simply put again).
+        before = {k: o["LastModified"] for k, o in stored.items() if k.startswith("payloads/")}
+        await lake.export_bundle("parts/v1", url)
+        now = {k: o["LastModified"] for k, o in objects(s3, url).items() if k.startswith("payloads/")}
+        assert now.keys() == before.keys() and sum(now[k] == before[k] for k in now) == 5
+    manifest = json.loads(s3.client().get_object(Bucket=BUCKET, Key=stored["manifest.json"]["Key"])["Body"].read())
+    assert manifest["version"]["manifest_sha256"] == source["manifestSha256"]
+
+    await wipe(served)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        before_counts = await counts()
+        prepared = await lake.import_bundle(url, dry_run=True)
+        assert await counts() == before_counts
+        assert prepared["assets"]["new"] == 7 and prepared["datums"] == {"new": 4, "present": 0}
+        report = await lake.import_bundle(url)
+        assert report["committed"] and report["same_hash"]
+        version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"]
+        assert version["verification"] == {"ok": True, "problems": []}
+        after = await counts()
+        again = await lake.import_bundle(url)
+        assert await counts() == after and again["version_state"] == "present" and again["datums"]["new"] == 0
+
+        with pytest.raises(GraphlakeClientError) as missing:
+            await lake.import_bundle(f"{bundles}/nothing-here", dry_run=True)
+        assert "no manifest.json" in str(missing.value)
+
+
+async def test_the_command_writes_a_tar_to_s3_and_reads_it_back(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                                 s3: S3Service, bundles: str) -> None:
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        source = await make_version(lake, tmp_path / "made")
+    for url in (f"{bundles}/cli", f"{bundles}/cli.tar"):
+        done = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", url)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["payloads"] == 7
+    tar = s3.client().head_object(Bucket=BUCKET, Key=f"{bundles.removeprefix(f's3://{BUCKET}/')}/cli.tar")
+    assert tar["ContentLength"] > 0
+
+    for url in (f"{bundles}/cli", f"{bundles}/cli.tar"):
+        await wipe(served)
+        token = await make_token(Role.CONTRIBUTOR)
+        first = await asyncio.to_thread(graphlake, served, token, "import", "bundle", url)
+        assert first.returncode == 0, first.stderr
+        report = json.loads(first.stdout)
+        async with Client(served.base_url, token) as lake:
+            version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"], url
+
+
+async def test_the_reference_policy_registers_an_s3_bundles_files_in_place(
+        served: Served, make_token: MakeToken, tmp_path: Path, s3: S3Service, bundles: str) -> None:
+    url = f"{bundles}/parts-v1"
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        source = await make_version(lake, tmp_path / "made")
+        await lake.export_bundle("parts/v1", url)
+        await lake.export_bundle("parts/v1", f"{url}.tar")
+    await wipe(served)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        prepared = await lake.import_bundle(url, policy="reference", dry_run=True)
+        assert prepared["datums"]["new"] == 4 and not prepared["conflicts"]
+        report = await lake.import_bundle(url, policy="reference")  # the lake's only S3 mount, "lab", reads the bucket
+        assert report["committed"] and report["same_hash"] is False  # EXTERNAL assets are named by URI in the hash
+        version = await imported_version(lake, report)
+        assert version["verification"] == {"ok": True, "problems": []} and version["manifestSha256"] != source["manifestSha256"]
+        externals = await Asset.get_pymongo_collection().find({"kind": "EXTERNAL"}).to_list()
+        assert {a["name"] for a in externals} == {f"img{n}.png" for n in range(4)}
+        assert {a["storage"]["mount"] for a in externals} == {"lab"}
+        assert all(a["storage"]["key"].startswith(url.removeprefix(f"s3://{BUCKET}/") + "/payloads/") for a in externals)
+        kinds = sorted(a["kind"] for a in await Asset.get_pymongo_collection().find({}, {"kind": 1}).to_list())
+        assert kinds == ["EXTERNAL"] * 4 + ["FILE", "TEXT", "VALUE"]  # the mask is copied: it must be an image
+        after = await counts()
+        again = await lake.import_bundle(url, policy="reference")
+        assert again["version_state"] == "present" and await counts() == after
+
+        with pytest.raises(GraphlakeClientError) as wrong:
+            await lake.import_bundle(url, policy="reference", mount="nowhere")
+        assert "must name an s3 mount" in str(wrong.value)  # the server says what the mount must be
+        with pytest.raises(GraphlakeClientError) as tar:  # a tar's members are no objects of their own
+            await lake.import_bundle(f"{url}.tar", policy="reference", dry_run=True)
+        assert tar.value.field == "policy" and "cannot be referenced" in str(tar.value)
