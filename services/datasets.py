@@ -276,8 +276,9 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
             raise Conflict(f"datum(s) deleted while the version was built: {', '.join(map(str, gone))}", field="addDatums")
         await _check_role_assets(batch)
         entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests)
-        await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
-                            version.id, actor)
+        with no_time_limit():  # undone by _discard if the build fails: as snapshots.copy_batch's writes
+            await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
+                                version.id, actor)
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
         counts[split.value] += 1

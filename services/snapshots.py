@@ -5,10 +5,11 @@ the content hash over them (documents/manifest.py says what the hash covers)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from beanie import Document
 from bson import ObjectId
 
 from documents.annotation import AnnotationRecord, AnnotationSet
@@ -16,9 +17,16 @@ from documents.asset import Asset
 from documents.common import Split
 from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
+from services.availability import no_time_limit
 from storage import ObjectStore
 
 BATCH = 1000  # datums copied (or checked) at a time, with their records
+# A batch's records are read, and its copies written, this many at a time: each is one database
+# operation, and a datum may have hundreds of records. One read of 10,000 records took 2-4 s on
+# FerretDB, past the request's time limit on a busy machine (a COCO version of 2,000 images and
+# 20,000 boxes failed UNAVAILABLE), and held the database that long.
+RECORDS_PER_READ = 2000
+DOCUMENTS_PER_WRITE = 1000
 PROBLEMS_KEPT = 100
 
 
@@ -41,11 +49,7 @@ async def sets_of(version_set_ids: list[ObjectId]) -> dict[ObjectId, dict]:
 async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[ObjectId, Split],
                      sets: Mapping[ObjectId, dict], digests: dict[ObjectId, str]) -> list[bytes]:
     """Copy these datums and their records (those in `sets`) into the version; their manifest entries."""
-    records = []
-    if sets and datums:
-        records = await AnnotationRecord.get_pymongo_collection().find(
-            {"set_id": {"$in": list(sets)}, "datum_id": {"$in": [d.id for d in datums]}, "superseded_by": None}
-        ).sort([("_id", 1)]).to_list()
+    records = await _records_of(datums, sets) if sets and datums else []
     masks = [r["geometry"]["asset_id"] for r in records if (r.get("geometry") or {}).get("type") == "MASK"]
     await asset_digests([r.asset_id for d in datums for r in d.roles] + [r["asset_id"] for r in records] + masks, digests)
     members = [{
@@ -65,11 +69,33 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     entries = [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
     for member, entry in zip(members, entries, strict=True):
         member["entry"] = entry.hex()  # what a diff compares
-    if members:
-        await VersionMember.get_pymongo_collection().insert_many(members)
-    if copies:
-        await VersionRecord.get_pymongo_collection().insert_many(copies)
+    # Without a time limit, as every write a failed build undoes (datasets._discard): an insert this
+    # side gave up on could still commit on the server after the discard ran.
+    with no_time_limit():
+        for model, documents in ((VersionMember, members), (VersionRecord, copies)):
+            for start in range(0, len(documents), DOCUMENTS_PER_WRITE):
+                await model.get_pymongo_collection().insert_many(documents[start:start + DOCUMENTS_PER_WRITE])
     return entries
+
+
+async def _records_of(datums: list[Datum], sets: Mapping[ObjectId, dict]) -> list[dict]:
+    """The current records of these datums in these sets, in `_id` order."""
+    query = {"set_id": {"$in": list(sets)}, "datum_id": {"$in": [d.id for d in datums]}, "superseded_by": None}
+    return [record async for page in _pages(AnnotationRecord, query, "_id", RECORDS_PER_READ) for record in page]
+
+
+async def _pages(model: type[Document], query: dict[str, Any], key: str, size: int) -> AsyncIterator[list[dict]]:
+    """The documents matching `query` in order of `key` (unique among them), `size` per read: each
+    read is an operation of its own, where one cursor over them all would have the request's time
+    limit for its whole life."""
+    after: dict[str, Any] = {}
+    while True:
+        page = await model.get_pymongo_collection().find({**query, **after}, sort=[(key, 1)], limit=size).to_list()
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        after = {key: {"$gt": page[-1][key]}}
 
 
 @dataclass
@@ -98,15 +124,8 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
     hash its bytes."""
     result = Verification(stored=version.manifest_sha256)
     sets = await sets_of(version.annotation_set_ids)
-    members = VersionMember.get_pymongo_collection().find({"version_id": version.id}).sort([("datum_id", 1)])
     entries: list[bytes] = []
-    batch: list[dict] = []
-    async for member in members:
-        batch.append(member)
-        if len(batch) >= BATCH:
-            entries += await _verify_batch(version.id, batch, sets, result, stores)
-            batch = []
-    if batch:
+    async for batch in _pages(VersionMember, {"version_id": version.id}, "datum_id", BATCH):
         entries += await _verify_batch(version.id, batch, sets, result, stores)
     result.computed = manifest_hash(entries, sets.values())
     if result.computed != result.stored:
@@ -118,8 +137,8 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
 
 async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping[ObjectId, dict], result: Verification,
                         stores: Mapping[str, ObjectStore] | None) -> list[bytes]:
-    copies = await VersionRecord.get_pymongo_collection().find(
-        {"version_id": version_id, "datum_id": {"$in": [m["datum_id"] for m in members]}}).to_list()
+    query = {"version_id": version_id, "datum_id": {"$in": [m["datum_id"] for m in members]}}
+    copies = [copy async for page in _pages(VersionRecord, query, "_id", RECORDS_PER_READ) for copy in page]
     result.datums += len(members)
     result.records += len(copies)
     held: dict[ObjectId, str] = {}  # asset -> the digest the version holds for it
