@@ -60,6 +60,7 @@ async function main() {
     step = "the assets list pages by infinite scroll";
     const rows = page.getByTestId("asset-row");
     await page.getByTestId("asset-count").filter({ hasText: `${config.assetCount} assets` }).waitFor();
+    await rows.nth(49).waitFor(); // the count is a query of its own: the page may come after it
     if ((await rows.count()) !== 50) throw new Error(`first page shows ${await rows.count()} rows, not 50`);
     await shot("assets");
     await rows.last().scrollIntoViewIfNeeded();
