@@ -24,12 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphlake_client import operations as ops
 from graphlake_client.coco_shapes import mask_of, png_of, records_of
+from graphlake_client.dataset_import import add_records, image_datums
 from graphlake_client.dataset_import import annotation_set as _set
-from graphlake_client.dataset_import import chunks as _chunks
 from graphlake_client.dataset_import import dataset_version as _version
-from graphlake_client.dataset_import import image_datums
 from graphlake_client.dataset_import import labelled_schema as _schema
 from graphlake_client.errors import GraphlakeClientError
 
@@ -137,6 +135,4 @@ async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categorie
         for record in records_of(annotation, categories[annotation["category_id"]], mask_asset.get(id(items[n]))):
             records.append({**record, "assetId": asset_of[annotation["image_id"]],
                             "datumId": datum_of[annotation["image_id"]]})
-    for chunk in _chunks(records):
-        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": chunk})
-    return len(records)
+    return await add_records(lake, set_id, records)

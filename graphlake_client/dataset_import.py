@@ -7,6 +7,7 @@ Kept apart from coco.py so an importer that needs no pycocotools does not import
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
 
 BATCH = 1000  # records or datums per mutation, well under the server's batch limit
+# addAnnotations batches under way at once: the server checks and builds one while the database writes
+# the other. More would only queue up on a server of a few cores.
+RECORD_BATCHES_IN_FLIGHT = 2
 KINDS = ["BBOX", "POLYGON", "MASK", "KEYPOINTS"]
 
 
@@ -32,6 +36,21 @@ async def pages(lake: Client, query: str, root: str, variables: dict[str, Any] |
 def chunks(items: list[Any], size: int = BATCH) -> list[list[Any]]:
     """`items` in lists of `size`."""
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def add_records(lake: Client, set_id: str, records: list[dict[str, Any]]) -> int:
+    """Add `records` to the set, BATCH a mutation, RECORD_BATCHES_IN_FLIGHT at once; every batch
+    runs to its end before a failure is reported. Returns how many were added."""
+    gate = asyncio.Semaphore(RECORD_BATCHES_IN_FLIGHT)
+
+    async def add(chunk: list[dict[str, Any]]) -> None:
+        async with gate:
+            await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": chunk})
+
+    done = await asyncio.gather(*(add(chunk) for chunk in chunks(records)), return_exceptions=True)
+    if failed := next((d for d in done if isinstance(d, BaseException)), None):
+        raise failed
+    return len(records)
 
 
 async def image_datums(lake: Client, key: str, images: list[dict[str, Any]], asset_of: dict[Any, str], dataset: str,
@@ -72,7 +91,8 @@ async def annotation_set(lake: Client, name: str, purpose: str, schema: str, sou
     """The set of that name, purpose and schema; a new one when there is none."""
     for found in await pages(lake, ops.SETS, "annotationSets"):
         if found["name"] == name and found["purpose"] == purpose and found["schema"]["id"] == schema:
-            return found
+            counted = (await lake.execute(ops.SET_RECORD_COUNT, {"id": found["id"]}))["node"]
+            return {**found, "recordCount": counted["recordCount"]}
     return (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
                                                           "source": source}}))["createAnnotationSet"]
 

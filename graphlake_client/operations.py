@@ -64,11 +64,14 @@ SCHEMAS = """query ($after: String) {
   }
 }"""
 CREATE_SCHEMA = """mutation ($input: CreateAnnotationSchemaInput!) { createAnnotationSchema(input: $input) { id name version } }"""
+# Without recordCount: counting every set's records reads the whole records collection, a cost that
+# grows with the lake; the importer asks the count of the one set it matched (SET_RECORD_COUNT).
 SETS = """query ($after: String) {
   annotationSets(first: 500, after: $after) {
-    edges { node { id name purpose recordCount schema { id } } } pageInfo { hasNextPage endCursor }
+    edges { node { id name purpose schema { id } } } pageInfo { hasNextPage endCursor }
   }
 }"""
+SET_RECORD_COUNT = """query ($id: ID!) { node(id: $id) { ... on AnnotationSet { recordCount } } }"""
 CREATE_SET = """mutation ($input: CreateAnnotationSetInput!) { createAnnotationSet(input: $input) { id name purpose recordCount } }"""
 ADD_ANNOTATIONS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!]!) { addAnnotations(setId: $setId, records: $records) { count } }"""
 DATASET = """query ($name: String!) { dataset(name: $name) { id } }"""

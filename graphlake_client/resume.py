@@ -37,10 +37,17 @@ class ResumeState:
 
     def put(self, key: str, session_id: str | None) -> None:
         """Remember `key`'s session, or forget it (None) once its upload is complete."""
+        self.put_many({key: session_id})
+
+    def put_many(self, sessions: dict[str, str | None]) -> None:
+        """`put` of several keys with one read and one write of the file (a batch of uploads)."""
+        if not sessions:
+            return
         state = self._load()
-        if session_id is None:
-            state.pop(key, None)
-        else:
-            state[key] = session_id
+        for key, session_id in sessions.items():
+            if session_id is None:
+                state.pop(key, None)
+            else:
+                state[key] = session_id
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(state))

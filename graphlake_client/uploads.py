@@ -28,6 +28,9 @@ from graphlake_client.retries import RETRIES, completion_waits
 from graphlake_client.transport import Progress, Transport
 
 BATCH_FILES = 100  # files per createUploads / completeUploads: a directory of small files is not 3 round trips each
+# Batches under way at once: while the server completes one (reads back and checks every file), the
+# next one is hashed, created and sent. Their files share one gate of `concurrency`.
+BATCHES_IN_FLIGHT = 2
 # From this size on a file is hashed while it uploads, its digest given at completion: hashing it
 # first would hold up its first byte by seconds. Smaller ones declare it up front, which lets S3
 # check a single PUT itself instead of the server reading the object back.
@@ -200,18 +203,27 @@ class Uploader(Transport):
         """Upload several files with one createUploads and one completeUploads per BATCH_FILES,
         their bytes `concurrency` files at a time. `files` pairs each path with createUpload
         fields (name, collectionId, path, ...). Files an interrupted run left open resume. Raises,
-        after completing every file that made it, if any did not."""
-        assets: list[dict[str, Any]] = []
-        for start in range(0, len(files), BATCH_FILES):
-            assets += await self._upload_chunk(files[start:start + BATCH_FILES], progress)
-        return assets
+        after completing every file that made it, if any did not. BATCHES_IN_FLIGHT batches go at
+        once, their files `concurrency` at a time in all."""
+        gate = asyncio.Semaphore(self.concurrency)  # file reads and sends, across the batches in flight
+        batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
-    async def _upload_chunk(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None) -> list[dict[str, Any]]:
+        async def batch(start: int) -> list[dict[str, Any]]:
+            async with batches:
+                return await self._upload_chunk(files[start:start + BATCH_FILES], progress, gate)
+
+        # Every batch runs to its end before a failure is reported: what made it stays completed.
+        done = await asyncio.gather(*(batch(start) for start in range(0, len(files), BATCH_FILES)),
+                                    return_exceptions=True)
+        if failed := next((d for d in done if isinstance(d, BaseException)), None):
+            raise failed
+        return [asset for assets in done for asset in assets]  # type: ignore[union-attr]
+
+    async def _upload_chunk(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None,
+                            gate: asyncio.Semaphore) -> list[dict[str, Any]]:
         sessions: list[dict[str, Any] | None] = list(await asyncio.gather(*(self._resumed(path) for path, _ in files)))
         fresh = [i for i, session in enumerate(sessions) if session is None]
         if fresh:
-            gate = asyncio.Semaphore(self.concurrency)
-
             async def upload_input(i: int) -> dict[str, Any]:
                 direct = await self._writes_directly(files[i][1].get("mount")) or None
                 async with gate:  # hashing reads the files: a few at a time
@@ -228,7 +240,8 @@ class Uploader(Transport):
                 raise
             for i, session in zip(fresh, created, strict=True):
                 sessions[i] = session
-                self.resume.put(ResumeState.key(self.url, files[i][0]), None if session["unchanged"] else session["id"])
+            self.resume.put_many({ResumeState.key(self.url, files[i][0]): None if session["unchanged"] else session["id"]
+                                  for i, session in zip(fresh, created, strict=True)})
         # Filed already with the same content (a directory uploaded again): nothing to send or complete.
         kept = {i: {**session["asset"], "unchanged": True} for i, session in enumerate(sessions)
                 if session and session.get("unchanged")}
@@ -236,14 +249,12 @@ class Uploader(Transport):
             if progress:
                 progress(files[i][0].stat().st_size)
         rest = [i for i in range(len(files)) if i not in kept]
-        done = iter(await self._send_and_complete([files[i] for i in rest], [sessions[i] for i in rest], progress)
+        done = iter(await self._send_and_complete([files[i] for i in rest], [sessions[i] for i in rest], progress, gate)
                     if rest else ())
         return [kept[i] if i in kept else next(done) for i in range(len(files))]
 
     async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any]]], sessions: list[dict[str, Any] | None],
-                                 progress: Progress | None) -> list[dict[str, Any]]:
-        gate = asyncio.Semaphore(self.concurrency)
-
+                                 progress: Progress | None, gate: asyncio.Semaphore) -> list[dict[str, Any]]:
         async def send(path: Path, session: dict[str, Any]) -> str | None:
             async with gate:
                 return await self._deliver(session, path, progress)
@@ -269,9 +280,7 @@ class Uploader(Transport):
             else:
                 assets[outcome["id"]] = outcome
                 del failed[session_id]
-        for path, session, _ in ready:
-            if session["id"] not in failed:
-                self.resume.put(ResumeState.key(self.url, path), None)
+        self.resume.put_many({ResumeState.key(self.url, path): None for path, session, _ in ready if session["id"] not in failed})
         problems = [f"{path.name}: {error}" for (path, _), error in zip(files, sent, strict=True)
                     if isinstance(error, BaseException)]
         problems += [f"{path.name}: {failed[s['id']]['message']}" for path, s, _ in ready if s["id"] in failed]

@@ -42,8 +42,13 @@ import numpy as np
 from defusedxml import ElementTree
 from PIL import Image
 
-from graphlake_client import operations as ops
-from graphlake_client.dataset_import import annotation_set, chunks, dataset_version, image_datums, labelled_schema
+from graphlake_client.dataset_import import (
+    add_records,
+    annotation_set,
+    dataset_version,
+    image_datums,
+    labelled_schema,
+)
 from graphlake_client.errors import GraphlakeClientError
 
 if TYPE_CHECKING:
@@ -274,6 +279,4 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
             records.append({**on, "kind": "MASK", "label": CLASSES[index - 1],
                             "geometry": {"mask": {"assetId": masks[(image.id, "class", index)]}},
                             "attributes": {"voc_segmentation": "class"}})
-    for chunk in chunks(records):
-        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": chunk})
-    return len(records)
+    return await add_records(lake, set_id, records)
