@@ -52,9 +52,10 @@ def _stretch_over() -> None:
 
 async def take_turn() -> None:
     """Return at once while the loop's current stretch of request work is shorter than STRETCH;
-    otherwise wait for an iteration that has read the sockets first. The first step after that
-    begins a new stretch, and schedules its end: a callback that runs only once the steps ready now
-    have run, and whatever the sockets brought after them."""
+    otherwise wait for the next iteration, which reads the sockets first. A stretch's first step
+    schedules its end: a callback that runs first thing in the next iteration, so there the steps
+    that waited start a new stretch, and those still over it wait again, behind what the sockets
+    brought (a /healthz, say)."""
     global _loop, _began
     loop = asyncio.get_running_loop()
     while True:
