@@ -92,6 +92,7 @@ class FeedWriter:
         self.broadcast = broadcast  # this process's subscribers, served without the round trip
         self.writer = str(ObjectId())
         self._seq = 0
+        self._others_were_listening = False  # the last answer of _others_listening, for write()
         self._lock = asyncio.Lock()  # numbers are inserted (and delivered here) in the order they were given
 
     async def write(self, events: list[EventDocument]) -> None:
@@ -103,14 +104,22 @@ class FeedWriter:
             batch.events.extend(events)
             return
         raw = [e.model_dump(by_alias=True) for e in events]
-        # Whether anyone elsewhere listens is asked while the events are stored: one round trip less.
-        _, listening = await asyncio.gather(EventDocument.get_pymongo_collection().insert_many(raw, ordered=True),
-                                            self._others_listening())
+        insert = EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
+        listening = False
+        if self._others_were_listening:
+            # Another process listened last time: ask again while the events are stored, one round
+            # trip less. A yes is final (publishing to a process that just stopped costs nothing).
+            _, listening = await asyncio.gather(insert, self._others_listening())
+        else:
+            await insert
         if not listening:
-            # Asked again now that the events are stored: a process may have announced a resuming
-            # subscriber while the insert ran, and read the log before the insert showed there
-            # (resolvers/events/queries.py). Either it read them, or it is seen listening now.
+            # Asked (again) only now that the events are stored: a process may have announced a
+            # resuming subscriber while the insert ran, and read the log before the insert showed
+            # there (resolvers/events/queries.py). Either it read them, or it is seen listening now.
+            # A no asked during the insert proves nothing, so a lone server (nobody else listening,
+            # the usual case) asks once per write instead of twice.
             listening = await self._others_listening()
+        self._others_were_listening = listening
         await self._publish(raw, events, listening)
 
     @contextlib.asynccontextmanager
