@@ -14,6 +14,7 @@ parts grow past what the token limit bounds well:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from graphql import (
@@ -47,6 +48,7 @@ def count_selections(document: DocumentNode, stop_after: int) -> int:
     return count
 
 
+@cache  # one class per budget: DocumentLimits is built for every operation
 def merge_rule(budget: int) -> type[OverlappingFieldsCanBeMergedRule]:
     """graphql-core's field-merging rule with `budget` instead of its own, and an error naming the limit."""
 

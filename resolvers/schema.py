@@ -7,12 +7,9 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -92,8 +89,9 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
         FreshLoaders,
         partial(TokenBudget, max_tokens=settings.max_tokens,
                 max_tokens_unauthenticated=settings.max_tokens_unauthenticated),
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        # Strawberry's QueryDepthLimiter and MaxAliasesLimiter, with their rules made once here: those
+        # extensions make a new rule class in every operation's constructor (a tenth of a by-id read's CPU).
+        partial(AddValidationRules, [depth_rule(settings.max_query_depth, None), alias_rule(settings.max_aliases)]),
         partial(DocumentCache, DocumentMemo()),  # one memo per schema: its rules come from these settings
         GuestGate,  # after the memo, which guests do not use; before the limits and validation
         partial(DocumentLimits, max_selections=settings.max_selections, max_merge_cost=settings.max_merge_cost),
