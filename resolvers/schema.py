@@ -35,6 +35,7 @@ from resolvers.errors import ErrorPolicy
 from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
 from resolvers.events.queries import EventQueries, EventSubscriptions
+from resolvers.extension_hooks import KeptHooksRunner
 from resolvers.fanout import FanoutExecutor
 from resolvers.guests import GuestGate, TokenBudget
 from resolvers.input_literals import InputLiteralErrors
@@ -107,6 +108,10 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
 
 
 class GraphlakeSchema(strawberry.Schema):
+    def create_extensions_runner(self, execution_context: ExecutionContext,
+                                 extensions: list[SchemaExtension]) -> KeptHooksRunner:
+        return KeptHooksRunner(execution_context=execution_context, extensions=extensions)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Strawberry logs every error with a traceback; most are the client's (bad input, no token).
         # ErrorPolicy logs the unexpected ones, with the request id.
