@@ -55,8 +55,10 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
             stack.push_async_callback(store.close)
         db = client[settings.database]
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
+        feed = FeedWriter(db, events)
+        stack.push_async_callback(feed.close)  # before the client closes: its last copies go out
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
-                       events=events, feed=FeedWriter(db, events), tokens=TokenCache(settings.token_cache_seconds), version=__version__,
+                       events=events, feed=feed, tokens=TokenCache(settings.token_cache_seconds), version=__version__,
                        metrics=metrics, health=SharedProbe(db, stores),
                        # Signed with the local mounts' secret, for every mount: S3 mounts' thumbnails are
                        # made by this server too, on the first GET of such a URL.

@@ -10,7 +10,8 @@ each event reaches each process once, in its writer's order; the feed stays boun
 a process that fell further behind than the feed holds learns so from the writer's number and logs
 which events it could not stream (they are still in the log).
 
-The feed copy is written only while another live process has subscribers: a single server (the
+The feed copy is written after the write, in the background (one task per process, each round's
+stored events together), and only while another live process has subscribers: a single server (the
 embedded default), or a cluster nobody is watching, stores each event once. A process announces
 its first subscriber at once (a heartbeat as it arrives), so a new subscription elsewhere starts
 receiving within the few milliseconds that write takes.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextvars import ContextVar
@@ -91,12 +93,13 @@ class FeedWriter:
         self.db = db
         self.broadcast = broadcast  # this process's subscribers, served without the round trip
         self.writer = str(ObjectId())
-        self._seq = 0
-        self._others_were_listening = False  # the last answer of _others_listening, for write()
-        self._lock = asyncio.Lock()  # numbers are inserted (and delivered here) in the order they were given
+        self._seq = 0  # the last number published; only _publish_stored changes it
+        self._unpublished: list[dict[str, Any]] = []  # stored events, in order, for the feed
+        self._publisher: asyncio.Task | None = None  # _publish_stored, while there is any
 
     async def write(self, events: list[EventDocument]) -> None:
-        """Store events in the log, then publish them live (inside together(): when it ends)."""
+        """Store events in the log (inside together(): when it ends), hand them to this process's
+        subscribers, and queue their copy for the other processes (sent in the background)."""
         if not events:
             return
         batch = _batch.get()
@@ -104,23 +107,45 @@ class FeedWriter:
             batch.events.extend(events)
             return
         raw = [e.model_dump(by_alias=True) for e in events]
-        insert = EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
-        listening = False
-        if self._others_were_listening:
-            # Another process listened last time: ask again while the events are stored, one round
-            # trip less. A yes is final (publishing to a process that just stopped costs nothing).
-            _, listening = await asyncio.gather(insert, self._others_listening())
-        else:
-            await insert
-        if not listening:
-            # Asked (again) only now that the events are stored: a process may have announced a
-            # resuming subscriber while the insert ran, and read the log before the insert showed
-            # there (resolvers/events/queries.py). Either it read them, or it is seen listening now.
-            # A no asked during the insert proves nothing, so a lone server (nobody else listening,
-            # the usual case) asks once per write instead of twice.
-            listening = await self._others_listening()
-        self._others_were_listening = listening
-        await self._publish(raw, events, listening)
+        await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
+        # Stored: no await from here to the queue, so this process's subscribers and the feed see
+        # concurrent writes in the same order.
+        if self.broadcast is not None:
+            deliver(self.broadcast, events)
+        self._unpublished.extend(raw)
+        if self._publisher is None or self._publisher.done():
+            # A context of its own: not the request's time limit, tracing span or event batch.
+            self._publisher = asyncio.get_running_loop().create_task(
+                self._publish_stored(), name="event feed publisher", context=contextvars.Context())
+
+    async def close(self) -> None:
+        """Wait for the copies still being published (as the server stops)."""
+        if self._publisher is not None:
+            await asyncio.gather(self._publisher, return_exceptions=True)
+
+    async def _publish_stored(self) -> None:
+        """Copy the stored events to the feed while another process listens, oldest first.
+
+        After the write, not within it: a mutation answers once its events are in the log, one
+        round trip sooner, and every write stored meanwhile shares the next round's question and
+        insert. Whether anyone listens is asked only after all the events taken were stored: a
+        process may announce a resuming subscriber while an insert runs, and read the log before the
+        insert shows there (resolvers/events/queries.py); either it read them, or it is seen
+        listening now. A failure here loses no event (they are in the log, for any subscriber that
+        resumes) but may cost another process's live subscribers some, so it is logged.
+        """
+        while self._unpublished:
+            raw, self._unpublished = self._unpublished, []
+            try:
+                if await self._others_listening():
+                    first = self._seq + 1
+                    chunks = [raw[i:i + CHUNK_EVENTS] for i in range(0, len(raw), CHUNK_EVENTS)]
+                    docs = [{"_id": f"{self.writer}:{first + i}", "events": chunk} for i, chunk in enumerate(chunks)]
+                    await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
+                    self._seq += len(docs)
+            except Exception:
+                log.exception("event feed: %d stored event(s) were not copied to the feed; other processes' live "
+                              "subscribers miss them (they are in the log)", len(raw))
 
     @contextlib.asynccontextmanager
     async def together(self) -> AsyncIterator[None]:
@@ -146,20 +171,6 @@ class FeedWriter:
             batch.stored.append(callback)
         else:
             callback()
-
-    async def _publish(self, raw_events: list[dict[str, Any]], events: list[EventDocument], others_listening: bool) -> None:
-        """Send stored events (raw documents, and as models) to every process, in this order."""
-        chunks = [raw_events[i:i + CHUNK_EVENTS] for i in range(0, len(raw_events), CHUNK_EVENTS)]
-        async with self._lock:
-            if others_listening:
-                first = self._seq + 1
-                docs = [{"_id": f"{self.writer}:{first + i}", "events": chunk} for i, chunk in enumerate(chunks)]
-                await self.db[FEED_COLLECTION].insert_many(docs, ordered=True)
-                self._seq += len(docs)
-            if self.broadcast is not None:
-                deliver(self.broadcast, events)
-        # Other readers learn the latest number from the next heartbeat: they read by `_id` and
-        # need it only to notice numbers the capped feed dropped, or a stopped writer's last ones.
 
     async def _others_listening(self) -> bool:
         """Whether another live process has subscribers (a small collection: one row per process)."""
