@@ -8,6 +8,13 @@ at a time, the same work takes the same total time, each request finishes sooner
 loop stays short. A request that waits longer than `wait_seconds` for its turn gets UNAVAILABLE
 (HTTP 503 with Retry-After), so a client under overload hears so rather than timing out.
 
+The default is 4 slots, not more: what the admitted requests hold while they run (a nested page's
+documents and results, some 20,000 objects each) is what every young-generation pass of Python's
+garbage collector walks, so its pauses (the longest waits on /healthz) grow with the slots. Under
+bench/health.py's load on 2 cores, 4 slots gave /healthz p99 76-80 ms where 8 gave 89-117 ms, at
+the same requests per second: the loop is one CPU either way, and 4 still overlap the database's
+round trips.
+
 WebSocket operations are not counted: a subscription holds its socket for hours.
 """
 
