@@ -25,6 +25,7 @@ from graphlake import __version__
 from graphlake.admission import Admission
 from graphlake.blob_routes import blob_routes
 from graphlake.compression import compression
+from graphlake.content_routes import content_routes
 from graphlake.graphiql import graphiql_asset_route
 from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.logs import json_line
@@ -143,6 +144,7 @@ def create_app(
         *metrics_route(settings),
         graphiql_asset_route(settings, middleware=compressed),
         *blob_routes(),
+        *content_routes(),
         *thumbnail_routes(),
         *webapp_routes(settings, middleware=compressed),
     ]

@@ -1,5 +1,5 @@
-"""Getting content out: `download` streams a file's bytes from its signed URL (never through the API
-process) and checks them; `save_to` writes any asset to a path, values as JSON, texts as they are."""
+"""Getting content out: `download` streams a file's bytes from the server's content route (a local
+mount's file) or a store's signed URL (never through the API process in memory) and checks them; `save_to` writes any asset to a path, values as JSON, texts as they are."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import quote, unquote
+
+import httpx
 
 from graphlake_client.assets import Asset, Assets
 from graphlake_client.errors import GraphlakeClientError
@@ -35,6 +38,16 @@ def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
     return target / name if target.is_dir() else target
 
 
+def _described(headers: httpx.Headers) -> dict[str, Any] | None:
+    """What the content route's headers say of the asset (as the asset query names it); None without them."""
+    if "x-graphlake-kind" not in headers or "x-graphlake-name" not in headers:
+        return None
+    size = headers.get("x-graphlake-size")
+    return {"id": headers.get("x-graphlake-id"), "kind": headers["x-graphlake-kind"],
+            "name": unquote(headers["x-graphlake-name"]), "sizeBytes": int(size) if size and size.isdigit() else None,
+            "sha256": headers.get("x-graphlake-sha256")}
+
+
 def _write_new(target: Path, data: bytes) -> None:
     """Write beside the target under a temporary name, then rename: a reader never sees half a file."""
     temp = target.parent / f".download-{secrets.token_hex(8)}"
@@ -51,7 +64,14 @@ class Downloads(Assets):
     """Downloads and saving assets to paths, on top of the asset verbs."""
 
     async def download(self, asset: str, dest: Path | None = None) -> Path:
-        """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name)."""
+        """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name).
+
+        One request to the server's content route (GET /assets/{id or alias}/content), which streams a
+        local mount's file or redirects to a store's signed GET; from a server without that route,
+        `asset(id)` for the signed URL, then the URL."""
+        fetched = await store_failures(self.retries, self.backoff_seconds)(self._fetch_content, asset, dest)
+        if fetched is not None:
+            return fetched
         found = await self.get_asset(asset)
         if not found.get("downloadUrl"):
             raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
@@ -86,30 +106,61 @@ class Downloads(Assets):
 
         return await store_failures(self.retries, self.backoff_seconds)(attempt)
 
-    async def _fetch(self, found: Mapping[str, Any], target: Path) -> None:
-        """One attempt: stream the bytes beside the target under a temporary name, checked (`_receive`),
-        then rename. An interrupted or wrong download never leaves a file under the asset's name. The
-        file gets the user's usual permissions (umask)."""
+    async def _fetch_content(self, ref: str, dest: Path | str | None) -> Path | None:
+        """One attempt through the content route; None when the server has no such route (an older
+        one answers without the X-Graphlake-* headers, or with its web app's page)."""
+        async with self.http.stream("GET", f"{self.url}/assets/{quote(ref, safe='')}/content") as response:
+            if response.status_code >= 500:
+                response.raise_for_status()  # another attempt may work (store_failures)
+            described = _described(response.headers)
+            if described is None:
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    errors = json.loads(await response.aread()).get("errors") or []
+                    if errors:  # the route refused (no such asset, no token, ...): say why
+                        extensions = errors[0].get("extensions", {})
+                        raise GraphlakeClientError(errors[0]["message"], extensions.get("code"), extensions.get("field"))
+                return None
+            if described["kind"] not in HAS_BYTES:
+                raise GraphlakeClientError(f"asset {described['name']!r} has no file to download (a value or text?)")
+            target = _target(described, dest)
+            if response.status_code in (302, 303, 307):  # a store's signed GET: fetched without our token
+                await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)
+            else:
+                response.raise_for_status()
+                await self._fetch(described, target, response)
+            return target
+
+    async def _fetch(self, found: Mapping[str, Any], target: Path, response: httpx.Response | None = None) -> None:
+        """One attempt: stream the bytes (from `response`, or from the signed URL) beside the target under
+        a temporary name, checked (`_copy`), then rename. An interrupted or wrong download never leaves
+        a file under the asset's name. The file gets the user's usual permissions (umask)."""
         temp = target.parent / f".download-{secrets.token_hex(8)}"
         try:
             with temp.open("xb") as out:  # created new, binary, with the user's umask
-                await self._receive(found, out)
+                if response is None:
+                    await self._receive(found, out)
+                else:
+                    await self._copy(response, found, out)
             os.replace(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
 
     async def _receive(self, found: Mapping[str, Any], out: BinaryIO) -> None:
-        """Stream the bytes from the signed URL into `out`, then check them against the asset's size
-        and SHA-256: INTEGRITY when they differ."""
-        digest = hashlib.sha256()
-        size = 0
+        """Stream the bytes from the signed URL into `out`, checked (`_copy`)."""
         async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
             response.raise_for_status()
-            async for chunk in response.aiter_bytes(CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
+            await self._copy(response, found, out)
+
+    async def _copy(self, response: httpx.Response, found: Mapping[str, Any], out: BinaryIO) -> None:
+        """Write the response's bytes into `out`, then check them against the asset's size and
+        SHA-256: INTEGRITY when they differ."""
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in response.aiter_bytes(CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
         problems = []
         if found.get("sizeBytes") is not None and size != found["sizeBytes"]:
             problems.append(f"{size} bytes arrived, the asset has {found['sizeBytes']}")

@@ -47,7 +47,7 @@ class FlakyStore(httpx.AsyncHTTPTransport):
 
 
 class FlakyGets(httpx.AsyncHTTPTransport):
-    """Answers the first `failures` GETs from the store with 503."""
+    """Answers the first `failures` GETs with 503."""
 
     def __init__(self, failures: int) -> None:
         super().__init__()
@@ -341,8 +341,8 @@ async def test_a_download_is_retried_checked_and_saved_with_the_users_permission
         served: Served, state: AppState, contributor: str, tmp_path: Path) -> None:
     source = tmp_path / "data.bin"
     source.write_bytes(os.urandom(3000))
-    gets = FlakyGets(failures=2)
-    async with client(served, contributor, tmp_path, storage_transport=gets) as lake:
+    gets = FlakyGets(failures=2)  # on the server's content route, which download() asks
+    async with client(served, contributor, tmp_path, graphql_transport=gets, direct_writes=False) as lake:
         lake.backoff_seconds = 0.01
         asset = await lake.upload_file(source)
         saved = await lake.download(asset["id"], tmp_path / "copy.bin")

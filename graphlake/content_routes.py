@@ -1,0 +1,131 @@
+"""GET /assets/{id or alias}/content: an asset's content in one request, with the caller's token.
+
+    curl -H "Authorization: Bearer $TOKEN" http://localhost:8000/assets/<ID or alias>/content -o out
+
+For scripts, curl and the Python client's downloads: one request, as MADSci's
+`GET /datapoint/{id}/value` is, where the GraphQL path takes two (`asset(id)` for a signed URL, then
+that URL). It needs what `asset(id)` needs: VIEWER, or no token under GRAPHLAKE_ANONYMOUS_READ.
+
+- A FILE on a local mount: the file itself, streamed from disk (Range supported), named in
+  Content-Disposition. Nothing passes through the API process in memory.
+- A FILE on an S3 mount, or an EXTERNAL asset: 307 to a signed GET of 15 minutes (the same URL
+  `downloadUrl` gives), so the bytes never pass through the server at all.
+- A VALUE: its JSON as stored (application/json); a TEXT: its text, in its media type.
+Every answer names the asset in X-Graphlake-Id, X-Graphlake-Kind, X-Graphlake-Name (percent-encoded)
+and X-Graphlake-Size, and carries
+X-Graphlake-SHA256 where the lake knows it, so a client checks what it received. Refusals are
+GraphQL-shaped errors with a code: 400 BAD_USER_INPUT, 401 UNAUTHENTICATED, 403 FORBIDDEN,
+404 NOT_FOUND (also a DELETED asset), 409 CONFLICT (an upload not yet complete), 503 UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from bson import ObjectId
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from documents.api_token import Role
+from documents.asset import Asset
+from documents.common import AssetKind, AssetStatus
+from services.assets import asset_by_alias
+from services.auth import bearer_secret
+from services.availability import unavailable
+from services.errors import Conflict, Forbidden, GraphlakeError, NotFound, Unauthenticated
+from services.node_ids import NodeType, decode_object_id, encode_id
+from services.uploads.downloads import download_url
+from storage import LocalStore
+from storage.local import UnsafeKey
+
+log = logging.getLogger("graphlake.content")
+
+URL_SECONDS = 900  # the redirect's signed GET, as downloadUrl's default
+_STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409,
+           "UNAVAILABLE": 503}
+
+
+def _refusal(error: GraphlakeError) -> JSONResponse:
+    status = _STATUS.get(error.code, 500)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"errors": [{"message": str(error), "extensions": error.extensions}]}, status_code=status,
+                        headers=headers)
+
+
+async def _caller_may_read(request: Request) -> None:
+    """Unauthenticated or Forbidden unless the caller may read, as `asset(id)` decides."""
+    state = request.app.state.graphlake
+    secret = bearer_secret(request.headers.get("authorization"))  # Unauthenticated for a malformed header
+    if not secret:
+        if state.settings.anonymous_read:
+            return
+        raise Unauthenticated("this needs an API token: send it as `Authorization: Bearer <token>`")
+    principal = await state.tokens.authenticate(secret)
+    if not principal.role.includes(Role.VIEWER):
+        raise Forbidden(f"this needs role VIEWER; your token has {principal.role.value}")
+
+
+async def _find(ref: str) -> Asset:
+    try:
+        asset_id: ObjectId | None = decode_object_id(ref, NodeType.ASSET)
+    except GraphlakeError:
+        asset_id = None  # not an asset ID: an alias, then
+    asset = await (Asset.get(asset_id) if asset_id is not None else asset_by_alias(ref))
+    if asset is None or asset.status is AssetStatus.DELETED:
+        raise NotFound(f"no asset with ID or alias {ref!r}", field="id")
+    if asset.status is AssetStatus.PENDING:
+        raise Conflict("the asset's upload is not complete yet", field="id")
+    return asset
+
+
+def _described(asset: Asset, response: Response) -> Response:
+    response.headers["X-Graphlake-Id"] = encode_id(NodeType.ASSET, asset.id)
+    response.headers["X-Graphlake-Kind"] = asset.kind.value
+    response.headers["X-Graphlake-Name"] = quote(asset.name, safe="")  # percent-encoded: any name is one header
+    if asset.size_bytes is not None:
+        response.headers["X-Graphlake-Size"] = str(asset.size_bytes)
+    if asset.sha256:
+        response.headers["X-Graphlake-SHA256"] = asset.sha256
+    return response
+
+
+async def get_content(request: Request) -> Response:
+    state = request.app.state.graphlake
+    try:
+        await _caller_may_read(request)
+        asset = await _find(request.path_params["ref"])
+        if asset.kind is AssetKind.VALUE:
+            body = asset.value.json.encode() if asset.value is not None else b"null"
+            return _described(asset, Response(body, media_type="application/json"))
+        if asset.kind is AssetKind.TEXT:
+            return _described(asset, Response((asset.text or "").encode(), media_type=asset.media_type or "text/plain"))
+        storage = asset.storage
+        store = state.stores.get(storage.mount) if storage is not None else None
+        if storage is not None and isinstance(store, LocalStore) and not storage.external:
+            try:
+                path = store.path(storage.key)
+            except UnsafeKey:
+                path = None
+            if path is None or not path.is_file():
+                raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
+                               field="id")
+            return _described(asset, FileResponse(path, filename=asset.name, media_type=asset.media_type or None,
+                                                  content_disposition_type="attachment"))
+        url = await download_url(asset, state.stores, URL_SECONDS, state.settings.max_download_url_seconds)
+        if url is None:
+            raise NotFound("the asset's content is on a mount this server does not have", field="id")
+        return _described(asset, RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"}))
+    except GraphlakeError as error:
+        return _refusal(error)
+    except Exception as error:
+        outage = unavailable(error)
+        if outage is None:
+            raise
+        log.warning("content of %s: %s (%s)", request.path_params["ref"], outage, type(error).__name__)
+        return _refusal(outage)
+
+
+def content_routes(prefix: str = "/assets") -> list[Route]:
+    return [Route(prefix + "/{ref:path}/content", get_content, methods=["GET", "HEAD"])]

@@ -1,0 +1,149 @@
+"""GET /assets/{id or alias}/content (graphlake/content_routes.py): an asset's content in one request
+with the caller's token: a local file streamed from its mount, an S3 or external one by a redirect
+to a signed GET, a value or a text as stored; refusals are GraphQL-shaped errors with a code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from urllib.parse import unquote
+
+import httpx
+import pytest
+
+from graphlake_client import Client, GraphlakeClientError, ResumeState
+from tests import factories
+from tests.conftest import S3Service, Served
+from tests.operations import Api
+from tests.test_uploads import MOUNTS, complete, payload, put
+
+
+async def uploaded(api: Api, token: str, data: bytes, mount: str, name: str) -> dict:
+    variables = {"input": {"name": name, "sizeBytes": len(data), "mediaType": "application/octet-stream",
+                           "mount": mount, "sha256": hashlib.sha256(data).hexdigest()}}
+    session = (await api.data("CreateUpload", variables, token=token))["createUpload"]
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    return await complete(api, token, session["id"])
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_file_in_one_request_checked_by_its_headers(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                            viewer: str, mount: str) -> None:
+    data = payload(300_000, seed=7)
+    asset = await uploaded(api, contributor, data, mount, "run 7/scan ü.bin")
+    response = await http.get(f"/assets/{asset['id']}/content", headers=auth(viewer))
+    if mount == "local":  # streamed from the mount by this route
+        assert response.status_code == 200 and response.content == data
+        assert "attachment" in response.headers["content-disposition"]
+        ranged = await http.get(f"/assets/{asset['id']}/content", headers={**auth(viewer), "Range": "bytes=10-19"})
+        assert ranged.status_code == 206 and ranged.content == data[10:20]
+    else:  # a signed GET on MinIO: the bytes never pass through the server
+        assert response.status_code == 307 and response.headers["cache-control"] == "no-store"
+        async with httpx.AsyncClient() as store:
+            fetched = await store.get(response.headers["location"])
+        assert fetched.status_code == 200 and fetched.content == data
+    assert response.headers["x-graphlake-id"] == asset["id"]
+    assert unquote(response.headers["x-graphlake-name"]) == "run 7/scan ü.bin"
+    assert response.headers["x-graphlake-size"] == str(len(data))
+    assert response.headers["x-graphlake-sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_values_and_texts_by_id_or_alias(http: httpx.AsyncClient, api: Api, contributor: str,
+                                               viewer: str) -> None:
+    value = await factories.value_asset(api, contributor, value={"temperature": 21.5, "big": 2**70})
+    await api.data("AddAliases", {"assetId": value["id"], "aliases": ["lab/latest"]}, token=contributor)
+    for ref in (value["id"], "lab/latest"):
+        response = await http.get(f"/assets/{ref}/content", headers=auth(viewer))
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        assert json.loads(response.content) == {"temperature": 21.5, "big": 2**70}  # as stored, big integers too
+        assert response.headers["x-graphlake-sha256"] == hashlib.sha256(response.content).hexdigest()
+    text = (await api.data("StoreText", {"input": {"name": "notes", "text": "größe: 3\n", "mediaType": "text/markdown"}},
+                           token=contributor))["storeText"]
+    response = await http.get(f"/assets/{text['id']}/content", headers=auth(viewer))
+    assert response.status_code == 200 and response.text == "größe: 3\n"
+    assert response.headers["content-type"].startswith("text/markdown")
+
+
+async def test_an_external_object_is_a_redirect_to_its_signed_get(http: httpx.AsyncClient, api: Api, s3: S3Service,
+                                                                  contributor: str, viewer: str) -> None:
+    s3.client().put_object(Bucket=s3.bucket, Key="content-route/a.csv", Body=b"a,b\n1,2\n")
+    registered = (await api.data("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket,
+                                                                 "prefix": "content-route/"}},
+                                 token=contributor))["registerExternal"]
+    response = await http.get(f"/assets/{registered['assets'][0]['id']}/content", headers=auth(viewer))
+    assert response.status_code == 307
+    async with httpx.AsyncClient() as store:
+        assert (await store.get(response.headers["location"])).content == b"a,b\n1,2\n"
+
+
+async def test_refusals_carry_a_code(http: httpx.AsyncClient, api: Api, contributor: str, admin: str,
+                                     viewer: str) -> None:
+    value = await factories.value_asset(api, contributor)
+
+    async def refused(path: str, headers: dict[str, str], status: int, code: str) -> str:
+        response = await http.get(path, headers=headers)
+        assert response.status_code == status, response.text
+        error = response.json()["errors"][0]
+        assert error["extensions"]["code"] == code
+        return error["message"]
+
+    assert "token" in await refused(f"/assets/{value['id']}/content", {}, 401, "UNAUTHENTICATED")
+    await refused(f"/assets/{value['id']}/content", auth("glk_not-a-token"), 401, "UNAUTHENTICATED")
+    await refused("/assets/no-such-alias/content", auth(viewer), 404, "NOT_FOUND")
+    pending = (await api.data("CreateUpload", {"input": {"name": "later.bin", "sizeBytes": 10}},
+                              token=contributor))["createUpload"]
+    await refused(f"/assets/{pending['asset']['id']}/content", auth(viewer), 409, "CONFLICT")
+    await api.data("DeleteAsset", {"id": value["id"], "force": True}, token=admin)
+    await refused(f"/assets/{value['id']}/content", auth(viewer), 404, "NOT_FOUND")
+
+
+class WithoutContentRoute(httpx.AsyncHTTPTransport):
+    """A server from before the content route: its paths answer 404 in plain text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/content"):
+            self.refused += 1
+            return httpx.Response(404, text="not found", request=request)
+        return await super().handle_async_request(request)
+
+
+class TokenWatch(httpx.AsyncHTTPTransport):
+    """Records whether a request to the store carried an Authorization header."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.authorized: list[bool] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.authorized.append("authorization" in request.headers)
+        return await super().handle_async_request(request)
+
+
+async def test_the_client_downloads_in_one_request_and_falls_back_without_the_route(
+        served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    data = payload(200_000, seed=9)
+    on_s3 = await uploaded(api, contributor, data, "lab", "s3.bin")
+    watch = TokenWatch()
+    async with Client(served.base_url, contributor, storage_transport=watch,
+                      resume=ResumeState(tmp_path / "resume.json")) as lake:
+        saved = await lake.download(on_s3["id"], tmp_path)
+        assert saved == tmp_path / "s3.bin" and saved.read_bytes() == data
+    assert watch.authorized == [False]  # the redirect's signed GET, without the lake's token
+    old = WithoutContentRoute()
+    local = await uploaded(api, contributor, data, "local", "local.bin")
+    async with Client(served.base_url, contributor, graphql_transport=old, direct_writes=False,
+                      resume=ResumeState(tmp_path / "resume.json")) as lake:
+        saved = await lake.download(local["id"], tmp_path / "copy.bin")
+        assert saved.read_bytes() == data and old.refused == 1  # then asset(id) and its signed URL
+        with pytest.raises(GraphlakeClientError) as missing:
+            await lake.download("no-such-alias", tmp_path / "none.bin")
+    assert missing.value.code == "NOT_FOUND"
