@@ -45,6 +45,12 @@ EAGER_SIZE = 256  # what the web app's grid asks for: made as an upload complete
 log = logging.getLogger("graphlake.thumbnails")
 
 
+# An image's stored size at most: 16-bit RGBA uncompressed (8 bytes a pixel), plus what headers and
+# metadata (EXIF, ICC profiles, previews) add. Anything larger is refused before it is downloaded.
+MAX_BYTES_PER_PIXEL = 8
+IMAGE_OVERHEAD_BYTES = 16 * 1024 * 1024
+
+
 class ImageRefused(Exception):
     """The bytes are no image Graphlake makes thumbnails of (unreadable, another format, too many pixels)."""
 
@@ -159,6 +165,7 @@ class Thumbnailer:
                     if not source.is_file():
                         raise FileNotFoundError(key)
                 else:
+                    await self._check_size(store, key)
                     source = Path(folder, "source")
                     await _download(store, key, source)
                 try:
@@ -169,6 +176,17 @@ class Thumbnailer:
                 await store.write(thumbnail, target)
             self.made += 1
             self._count(store, "made")
+
+    async def _check_size(self, store: ObjectStore, key: str) -> None:
+        """Before an object is downloaded to be read: FileNotFoundError if it is gone, ImageRefused if it
+        is larger than any image within max_pixels could be, so no huge object is copied only to be refused."""
+        info = await store.stat(key)
+        if info is None:
+            raise FileNotFoundError(key)
+        if info.size > self.max_pixels * MAX_BYTES_PER_PIXEL + IMAGE_OVERHEAD_BYTES:
+            self._count(store, "refused")
+            raise ImageRefused(f"the object has {info.size} bytes, more than an image of at most {self.max_pixels} "
+                               "pixels takes (GRAPHLAKE_THUMBNAIL_MAX_PIXELS)")
 
     def _count(self, store: ObjectStore, outcome: str) -> None:
         if self.metrics is not None:

@@ -213,3 +213,23 @@ async def test_deleting_an_image_deletes_its_thumbnails(api: Api, contributor: s
     await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor)
     assert all([await store.stat(key) is None for key in keys])  # no picture of a deleted image is left behind
     assert await thumbnail_url(api, contributor, asset["id"], 128) is None
+
+
+async def test_on_s3_a_missing_original_is_404_and_an_oversized_one_is_not_downloaded(
+        api: Api, contributor: str, state: AppState, s3: S3Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    import services.thumbnails
+
+    store = state.stores["lab"]
+    gone = await uploaded(api, contributor, png(300, 200, (9, 9, 9, 255)), "lab", "image/png")
+    await settled(state)
+    s3.client().delete_object(Bucket=s3.bucket, Key=store.object_key(gone["storage"]["key"]))  # behind the lake's back
+    response = await fetch(await thumbnail_url(api, contributor, gone["id"], 512) or "")
+    assert response.status_code == 404 and "does not exist" in response.json()["error"]
+
+    big = await uploaded(api, contributor, png(400, 400), "lab", "image/png")
+    await settled(state)
+    monkeypatch.setattr(services.thumbnails, "IMAGE_OVERHEAD_BYTES", 0)
+    monkeypatch.setattr(state.thumbnailer, "max_pixels", 10)  # no image of 10 pixels takes these bytes
+    response = await fetch(await thumbnail_url(api, contributor, big["id"], 512) or "")
+    assert response.status_code == 422
+    assert "bytes, more than an image of at most 10 pixels" in response.json()["error"]  # refused by its size
