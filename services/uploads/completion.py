@@ -87,7 +87,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
     await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
-    unfiled = await file_completed([session for session, _ in good], actor, max_items)
+    unfiled = await file_completed([session for session, _ in good], actor, max_items, completed)
     if unfiled:
         raise unfiled[0]
     return [completed[found[i].asset_id] if isinstance(v, Verified) and not v.problems
