@@ -175,7 +175,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     mask_ids = {r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)}
     found = {a.id: a for a in await docs_by_ids(Asset, asset_ids | mask_ids) if a.status is not AssetStatus.DELETED}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
-    datums = {d.id: d for d in await Datum.find({"_id": {"$in": list(datum_ids)}}).to_list()} if datum_ids else {}
+    datums = {d.id: d for d in await docs_by_ids(Datum, datum_ids)}
     for i, record in enumerate(records):
         field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:

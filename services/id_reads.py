@@ -21,8 +21,9 @@ D = TypeVar("D", bound=Document)
 
 
 async def docs_by_ids(model: type[D], ids: Iterable[ObjectId]) -> list[D]:
-    """The documents of `model` with these ids (those that exist), one read, none for no ids."""
+    """The documents of `model` with these ids (those that exist), one round trip, none for no ids."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
-    return await model.find({"_id": {"$in": wanted}}).to_list()
+    # All in the first batch: one round trip, where the default first batch of 101 adds a getMore.
+    return await model.find({"_id": {"$in": wanted}}, batch_size=len(wanted)).to_list()

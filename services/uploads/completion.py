@@ -12,6 +12,7 @@ from documents.common import AssetStatus
 from documents.upload import UploadSession, UploadStatus
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from services.events.feed import FeedWriter
+from services.id_reads import docs_by_ids
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
 from services.uploads.finishing import assets_by_id, assets_of, discard_payload, file_completed, finish, finish_many
@@ -38,7 +39,7 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
     # share their ids) and, for uploads started here, what the store holds.
     early = stat_hints.stored_here.ask_early(session_ids, stores)
     claimed, sessions, assets = await asyncio.gather(
-        claim(session_ids), UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list(),
+        claim(session_ids), docs_by_ids(UploadSession, session_ids),
         assets_by_id(session_ids))
     renewing = asyncio.create_task(renew(list(claimed)))
     outcomes: list[Asset | GraphlakeError] = []

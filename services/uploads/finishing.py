@@ -18,6 +18,7 @@ from documents.upload import UploadSession, UploadStatus
 from services import collections
 from services.errors import GraphlakeError
 from services.events.feed import FeedWriter
+from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from storage import ObjectStore
 
@@ -67,7 +68,7 @@ async def assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
 async def assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
     if not asset_ids:
         return {}
-    return {a.id: a for a in await Asset.find({"_id": {"$in": list(asset_ids)}}).to_list()}
+    return {a.id: a for a in await docs_by_ids(Asset, asset_ids)}
 
 
 def status_event(asset: Asset, at: datetime) -> Event:
