@@ -26,4 +26,6 @@ async def docs_by_ids(model: type[D], ids: Iterable[ObjectId]) -> list[D]:
     if not wanted:
         return []
     # All in the first batch: one round trip, where the default first batch of 101 adds a getMore.
-    return await model.find({"_id": {"$in": wanted}}, batch_size=len(wanted)).to_list()
+    # One more than can match, so that a full answer still tells the cursor is done (a first batch
+    # of exactly batch_size leaves it open, and the driver asks a getMore to find it empty).
+    return await model.find({"_id": {"$in": wanted}}, batch_size=len(wanted) + 1).to_list()
