@@ -12,15 +12,11 @@ This module knows no GraphQL and no settings: the resolver and the route hand it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import os
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,60 +122,34 @@ def make_thumbnail(source: Path, target: Path, size: int, max_pixels: int) -> No
         raise ImageRefused(f"no thumbnail can be made of these bytes: {error}") from error
 
 
-# The eager thumbnails' thread runs at this niceness: a COCO import of 200 images made 200 of them
-# (about 15 ms of CPU each) on two threads while the import's requests and the database wanted the
-# same two cores; niced, they take what CPU is left over.
-EAGER_NICENESS = 10
-
-
-def _lower_priority() -> None:
-    """In the eager thumbnails' thread: a lower CPU priority for this thread alone (Linux gives each
-    thread its own niceness). Where that cannot be done, it runs as any other thread."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EAGER_NICENESS)
-    except (AttributeError, OSError):
-        pass
-
-
 class Thumbnailer:
     """Makes thumbnails on demand, at most `concurrency` at once in this process, each (SHA-256,
-    size) once: requests for one being made wait for it rather than make it again. The eager ones
-    (see prepare) are made one at a time in a thread of their own at a lower CPU priority, outside
-    those slots: a batch of uploads neither holds up a browser's thumbnails nor competes with the
-    requests and the database for the CPU."""
+    size) once: requests for one being made wait for it rather than make it again."""
 
     def __init__(self, concurrency: int, max_pixels: int, metrics: Metrics | None = None) -> None:
         self.max_pixels = max_pixels
         self.metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
-        self._eager_slot = asyncio.Semaphore(1)
-        self._eager_thread: ThreadPoolExecutor | None = None  # started with the first eager thumbnail
         self._making: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.made = 0  # thumbnails this process generated (tests read it)
         self._eager = 0  # eager ones started and not yet done (see prepare)
 
-    def close(self) -> None:
-        """Stop the eager thumbnails' thread (those not begun are dropped: they are made when asked for)."""
-        if self._eager_thread is not None:
-            self._eager_thread.shutdown(wait=False, cancel_futures=True)
-
-    async def ensure(self, store: ObjectStore, key: str, sha256: str, size: int, *, eager: bool = False) -> str:
-        """The key of the thumbnail of the image at `key` in `store`, made now unless it is stored
-        (`eager`: by the eager thumbnails' thread, see prepare)."""
+    async def ensure(self, store: ObjectStore, key: str, sha256: str, size: int) -> str:
+        """The key of the thumbnail of the image at `key` in `store`, made now unless it is stored."""
         thumbnail = thumbnail_key(sha256, size)
         if await store.stat(thumbnail) is not None:
             return thumbnail
         making = self._making.get((store.name, thumbnail))
         if making is None:
-            making = asyncio.ensure_future(self._make(store, key, thumbnail, size, eager))
+            making = asyncio.ensure_future(self._make(store, key, thumbnail, size))
             self._making[(store.name, thumbnail)] = making
             making.add_done_callback(lambda _: self._making.pop((store.name, thumbnail), None))
         # Shielded: a client that goes away must not cancel what other requests wait for.
         await asyncio.shield(making)
         return thumbnail
 
-    async def _make(self, store: ObjectStore, key: str, thumbnail: str, size: int, eager: bool) -> None:
-        async with contextlib.nullcontext() if eager else self._slots:  # an eager one holds _eager_slot
+    async def _make(self, store: ObjectStore, key: str, thumbnail: str, size: int) -> None:
+        async with self._slots:
             if await store.stat(thumbnail) is not None:  # made meanwhile, by another process
                 return
             with tempfile.TemporaryDirectory(prefix="graphlake-thumbnail-") as folder:
@@ -192,13 +162,7 @@ class Thumbnailer:
                     source = Path(folder, "source")
                     await _download(store, key, source)
                 try:
-                    if eager:
-                        if self._eager_thread is None:
-                            self._eager_thread = ThreadPoolExecutor(1, "eager-thumbnail", initializer=_lower_priority)
-                        await asyncio.get_running_loop().run_in_executor(
-                            self._eager_thread, make_thumbnail, source, target, size, self.max_pixels)
-                    else:
-                        await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+                    await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
                 except ImageRefused:
                     self._count(store, "refused")
                     raise
@@ -231,10 +195,7 @@ class Thumbnailer:
 
     async def _quietly(self, store: ObjectStore, key: str, sha256: str) -> None:
         try:
-            # The slot first: one still waiting for its turn is not being made, so a request asking
-            # for it meanwhile makes it itself, at once, rather than wait for the eager queue.
-            async with self._eager_slot:
-                await self.ensure(store, key, sha256, EAGER_SIZE, eager=True)
+            await self.ensure(store, key, sha256, EAGER_SIZE)
         except ImageRefused as error:
             log.info("no thumbnail of %s in mount %s: %s", key, store.name, error)
         except Exception:  # no client waits on it: logged, and tried again when one asks
