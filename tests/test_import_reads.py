@@ -14,7 +14,9 @@ import pytest
 from documents.api_token import Role
 from graphlake_client import Client, ResumeState
 from resolvers.context import AppState
+from tests import factories
 from tests.conftest import MakeToken, Served
+from tests.operations import Api
 from tests.test_exchange_coco import coco_files, write_images
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
@@ -55,3 +57,29 @@ async def test_an_import_reads_and_updates_its_assets_and_sessions_by_id_alone(
     for collection, query in {(c, str(q)): (c, q) for c, q in lists if set(q) == {"_id"}}.values():
         plan = await state.db.command("explain", {"find": collection, "filter": query})
         assert plan.get("filterPushdown") and any("__id_" in step for step in plan["queryPlanner"]["Plan"]), plan
+
+
+async def _add(api: Api, served: Served, token: str, set_id: str, datums: list[dict], per_datum: int) -> list[str]:
+    records = [{"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "BBOX", "label": "dent",
+                "geometry": {"bbox": {"x": 1, "y": 1, "width": 2 + n, "height": 2}}}
+               for d in datums for n in range(per_datum)]
+    await api.data("Me", token=token)  # the token's lookup is not the mutation's (it is cached only so long)
+    served.commands.clear()
+    added = (await api.data("AddAnnotations", {"setId": set_id, "records": records}, token=token))["addAnnotations"]
+    assert added["count"] == len(records)
+    return [f"{c} {t}" for c, t in zip(served.commands.commands, served.commands.collections, strict=True)]
+
+
+async def test_add_annotations_costs_the_same_commands_for_2_or_40_images(api: Api, served: Served,
+                                                                          contributor: str) -> None:
+    """The records' assets and datums are each read once for the batch (by id alone), and the
+    records written at once: 3 records on 2 images cost what 400 on 40 do."""
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    few = await factories.datums(api, contributor, 2, roles=("image",))
+    many = await factories.datums(api, contributor, 40, roles=("image",))
+    small = await _add(api, served, contributor, labels["id"], few, 1)
+    large = await _add(api, served, contributor, labels["id"], many, 10)
+    assert small == large, (small, large)
+    # The check before the write, whether any turned DELETED meanwhile after it, and the answer's loader.
+    assert sum(1 for c in large if c.startswith("find assets")) == 3, large
