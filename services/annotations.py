@@ -20,6 +20,7 @@ from services import batches
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
+from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 
 Kind = docs.AnnotationKind
@@ -172,10 +173,9 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
 
     asset_ids = {r.asset_id for r in records}
     mask_ids = {r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)}
-    found = {a.id: a for a in await Asset.find({"_id": {"$in": list(asset_ids | mask_ids)},
-                                                "status": {"$ne": AssetStatus.DELETED.value}}).to_list()}
+    found = {a.id: a for a in await docs_by_ids(Asset, asset_ids | mask_ids) if a.status is not AssetStatus.DELETED}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
-    datums = {d.id: d for d in await Datum.find({"_id": {"$in": list(datum_ids)}}).to_list()} if datum_ids else {}
+    datums = {d.id: d for d in await docs_by_ids(Datum, datum_ids)}
     for i, record in enumerate(records):
         field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:

@@ -33,6 +33,7 @@ from services.checks import (
     get_or_not_found,
 )
 from services.errors import BadUserInput, Conflict, NotFound
+from services.id_reads import docs_by_ids
 from services.thumbnails import remove_thumbnails
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
@@ -46,7 +47,7 @@ async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
 
 async def existing_assets(asset_ids: Sequence[ObjectId], field: str, *, allow_deleted: bool = False) -> dict[ObjectId, Asset]:
     """The assets by id; BAD_USER_INPUT naming every id that does not exist (or is deleted)."""
-    docs = await Asset.find({"_id": {"$in": list(asset_ids)}}).to_list()
+    docs = await docs_by_ids(Asset, asset_ids)
     found = {d.id: d for d in docs if allow_deleted or d.status is not AssetStatus.DELETED}
     missing = [str(a) for a in dict.fromkeys(asset_ids) if a not in found]
     if missing:

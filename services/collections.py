@@ -3,7 +3,7 @@ adding pins before it writes items; removing drops items before it releases pins
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
-from documents.common import RetentionOwnerType, Split
+from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.duplicates import is_duplicate_key
 from documents.json_value import StoredJson
 from services import retention
@@ -71,7 +71,11 @@ async def update_collection(collection_id: ObjectId, changes: dict[str, Any]) ->
     return await get_collection(collection_id)
 
 
-async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, max_items: int) -> Collection:
+async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, max_items: int,
+                    *, read: Mapping[ObjectId, Asset] | None = None) -> Collection:
+    """Add (or move) the items. `read`: the assets as the caller has just read or written them (a
+    completion filing its uploads), checked here instead of reading them again; a delete racing
+    the add is caught after the write either way."""
     await get_collection(collection_id, field="collectionId")
     if not items:
         raise BadUserInput("give at least one item", field="items")
@@ -83,7 +87,12 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
             raise BadUserInput("the same asset appears twice", field=f"items[{i}].assetId")
         seen.add(item.asset_id)
     asset_ids = [item.asset_id for item in items]
-    await existing_assets(asset_ids, "items")
+    if read is not None and all(a in read for a in asset_ids):
+        missing = [str(a) for a in asset_ids if read[a].status is AssetStatus.DELETED]
+        if missing:
+            raise BadUserInput(f"no such asset(s): {', '.join(missing)}", field="items", missing=missing)
+    else:
+        await existing_assets(asset_ids, "items")
     await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor)
     now = utcnow()
     await CollectionItem.get_pymongo_collection().bulk_write([

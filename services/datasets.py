@@ -29,7 +29,7 @@ from documents.collection import CollectionItem
 from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
-from documents.manifest import manifest_hash
+from documents.manifest import asset_digest, manifest_hash
 from services import batches, retention, snapshots
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, get_or_not_found, refuse_if_held
@@ -174,18 +174,22 @@ async def delete_dataset(dataset_id: ObjectId) -> None:
     await Dataset.get_pymongo_collection().delete_one({"_id": dataset_id})
 
 
-async def _check_role_assets(datums: list[Datum]) -> None:
+async def _check_role_assets(datums: list[Datum], digests: dict[ObjectId, str]) -> None:
     """A version holds finished data only: every role asset of its datums must be ACTIVE (not an
-    upload still PENDING, one that FAILED, or a DELETED one)."""
-    role_assets = {r.asset_id for d in datums for r in d.roles}
-    unusable = {a["_id"]: a["status"] async for a in Asset.get_pymongo_collection().find(
-        {"_id": {"$in": list(role_assets)}, "status": {"$ne": AssetStatus.ACTIVE.value}}, {"status": 1})}
+    upload still PENDING, one that FAILED, or a DELETED one). The same read gives their digests
+    (into `digests`, as snapshots.asset_digests would): one read of the role assets, not two.
+    By id alone, the status checked here: see services/id_reads.py."""
+    role_assets = list({r.asset_id for d in datums for r in d.roles})
+    found = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
+        {"_id": {"$in": role_assets}}, {"status": 1, "sha256": 1, "storage": 1})} if role_assets else {}
+    unusable = {a: doc["status"] for a, doc in found.items() if doc.get("status") != AssetStatus.ACTIVE.value}
     for datum in datums:
         for role in datum.roles:
             if role.asset_id in unusable:
                 raise BadUserInput(f"datum {encode_id(NodeType.DATUM, datum.id)}: its {role.role!r} asset "
                                    f"{encode_id(NodeType.ASSET, role.asset_id)} is {unusable[role.asset_id]}; a version "
                                    "holds ACTIVE assets only", field="addDatums")
+    digests.update({a: asset_digest(found.get(a)) for a in role_assets})
 
 
 async def _discard(version_id: ObjectId) -> None:
@@ -274,7 +278,7 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
         if len(batch) != len(wanted):
             gone = sorted(set(wanted) - {d.id for d in batch})
             raise Conflict(f"datum(s) deleted while the version was built: {', '.join(map(str, gone))}", field="addDatums")
-        await _check_role_assets(batch)
+        await _check_role_assets(batch, digests)
         entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests)
         with no_time_limit():  # undone by _discard if the build fails: as snapshots.copy_batch's writes
             await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,

@@ -45,9 +45,10 @@ async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, own
         await AssetRetention.get_pymongo_collection().insert_many(docs, ordered=False)
     except BulkWriteError as error:  # re-pinning is idempotent: ignore duplicates only
         duplicates_only(error)
-    await Asset.get_pymongo_collection().update_many(
-        {"_id": {"$in": list(asset_ids)}, "unpinned_at": {"$ne": None}}, {"$set": {"unpinned_at": None}}
-    )
+    # Every asset by id alone, not `unpinned_at: {$ne: null}` beside it: FerretDB then scans the
+    # whole collection (services/id_reads.py). An asset whose unpinned_at is null already is left as
+    # it is (no write), here as in MongoDB.
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(asset_ids)}}, {"$set": {"unpinned_at": None}})
 
 
 async def release(owner_type: RetentionOwnerType, owner_id: ObjectId, asset_ids: Sequence[ObjectId] | None = None) -> None:

@@ -90,7 +90,9 @@ async def _pages(model: type[Document], query: dict[str, Any], key: str, size: i
     limit for its whole life."""
     after: dict[str, Any] = {}
     while True:
-        page = await model.get_pymongo_collection().find({**query, **after}, sort=[(key, 1)], limit=size).to_list()
+        # The whole page in the first batch: one round trip, not a find and a getMore.
+        page = await model.get_pymongo_collection().find({**query, **after}, sort=[(key, 1)], limit=size,
+                                                         batch_size=size).to_list()
         if page:
             yield page
         if len(page) < size:

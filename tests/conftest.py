@@ -115,12 +115,14 @@ class CommandCounter(CommandListener):
         self.collections: list[str] = []  # the collection each names, alongside
         self.returned: Counter[str] = Counter()  # documents finds answered with, by collection
         self.finds: list[dict] = []  # the find commands themselves, for their query plans
+        self.updates: list[tuple[str, dict]] = []  # (collection, filter) of each update statement sent
 
     def clear(self) -> None:
         self.commands.clear()
         self.collections.clear()
         self.returned.clear()
         self.finds.clear()
+        self.updates.clear()
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
@@ -132,6 +134,8 @@ class CommandCounter(CommandListener):
             self.collections.append(str(target[0]))
             if event.command_name == "find":
                 self.finds.append(dict(event.command))
+            if event.command_name == "update":
+                self.updates += [(str(target[0]), dict(u.get("q", {}))) for u in event.command.get("updates", [])]
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         cursor = event.reply.get("cursor") if event.command_name in ("find", "getMore") else None

@@ -12,6 +12,7 @@ from documents.common import AssetStatus
 from documents.upload import UploadSession, UploadStatus
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from services.events.feed import FeedWriter
+from services.id_reads import docs_by_ids
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
 from services.uploads.finishing import assets_by_id, assets_of, discard_payload, file_completed, finish, finish_many
@@ -38,7 +39,7 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
     # share their ids) and, for uploads started here, what the store holds.
     early = stat_hints.stored_here.ask_early(session_ids, stores)
     claimed, sessions, assets = await asyncio.gather(
-        claim(session_ids), UploadSession.find({"_id": {"$in": list(session_ids)}}).to_list(),
+        claim(session_ids), docs_by_ids(UploadSession, session_ids),
         assets_by_id(session_ids))
     renewing = asyncio.create_task(renew(list(claimed)))
     outcomes: list[Asset | GraphlakeError] = []
@@ -87,7 +88,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
     await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
-    unfiled = await file_completed([session for session, _ in good], actor, max_items)
+    unfiled = await file_completed([session for session, _ in good], actor, max_items, completed)
     if unfiled:
         raise unfiled[0]
     return [completed[found[i].asset_id] if isinstance(v, Verified) and not v.problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bson import ObjectId
@@ -18,6 +18,7 @@ from documents.upload import UploadSession, UploadStatus
 from services import collections
 from services.errors import GraphlakeError
 from services.events.feed import FeedWriter
+from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from storage import ObjectStore
 
@@ -67,7 +68,7 @@ async def assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
 async def assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
     if not asset_ids:
         return {}
-    return {a.id: a for a in await Asset.find({"_id": {"$in": list(asset_ids)}}).to_list()}
+    return {a.id: a for a in await docs_by_ids(Asset, asset_ids)}
 
 
 def status_event(asset: Asset, at: datetime) -> Event:
@@ -87,11 +88,12 @@ async def finish(session: UploadSession, status: UploadStatus, asset_status: Ass
 
 
 async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
-                         max_items: int | None = None) -> list[GraphlakeError]:
+                         max_items: int | None = None, assets: Mapping[ObjectId, Asset] | None = None) -> list[GraphlakeError]:
     """File completed uploads into the collections they named, one add per collection, then clear
     their `to_file` mark. A crash before that leaves the mark, and the reconciler files them again
     (adding an item twice changes nothing). A collection deleted meanwhile cannot take its uploads:
-    its error is returned and their mark cleared all the same."""
+    its error is returned and their mark cleared all the same. `assets`: theirs, as the caller just
+    settled them (not read again)."""
     groups: dict[ObjectId, list[UploadSession]] = {}
     for session in sessions:
         if session.collection_id:
@@ -100,7 +102,7 @@ async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
     for collection_id, group in groups.items():
         items = [collections.NewItem(s.asset_id, s.path, None) for s in group]
         try:
-            await collections.add_items(collection_id, items, actor, max_items or len(items))
+            await collections.add_items(collection_id, items, actor, max_items or len(items), read=assets)
         except GraphlakeError as error:
             errors.append(error)
     if groups:

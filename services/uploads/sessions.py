@@ -21,6 +21,7 @@ from documents.upload import UploadSession, UploadStatus
 from services import collections
 from services.checks import check_labels, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, NotFound
+from services.id_reads import docs_by_ids
 from services.uploads import stat_hints
 from services.uploads.mounts import choose_store
 from services.uploads.verification import check_sha256
@@ -120,10 +121,10 @@ async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started
     items = await CollectionItem.get_pymongo_collection().find(
         {"collection_id": {"$in": list({c for c, _, _ in asked})}, "path": {"$in": list({p for _, p, _ in asked})}},
         {"collection_id": 1, "path": 1, "asset_id": 1}).to_list()
-    assets = {a.id: a for a in await Asset.find({"_id": {"$in": [i["asset_id"] for i in items]},
-                                                 "status": AssetStatus.ACTIVE.value}).to_list()}
-    done = {s.id: s for s in await UploadSession.find({"_id": {"$in": list(assets)},
-                                                       "status": UploadStatus.COMPLETED.value}).to_list()}
+    # By id alone, the status checked here, and only when there is something to find: see services/id_reads.py.
+    assets = {a.id: a for a in await docs_by_ids(Asset, [i["asset_id"] for i in items])
+              if a.status is AssetStatus.ACTIVE}
+    done = {s.id: s for s in await docs_by_ids(UploadSession, list(assets)) if s.status is UploadStatus.COMPLETED}
     found = {}
     for item in items:
         asset = assets.get(item["asset_id"])

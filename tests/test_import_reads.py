@@ -1,0 +1,85 @@
+"""What a COCO import sends to the assets and upload sessions it touches: reads and updates by a
+list of ids filter by `_id` alone (services/id_reads.py), so the embedded default answers them from
+its `_id` index. With a second condition beside the list (a status, `unpinned_at: {$ne: null}`)
+FerretDB's SQLite plan scanned every asset (or every ACTIVE one) and the import slowed down as the
+lake grew: a bench round of 200 images then read the whole lake several times over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from documents.api_token import Role
+from graphlake_client import Client, ResumeState
+from resolvers.context import AppState
+from tests import factories
+from tests.conftest import MakeToken, Served
+from tests.operations import Api
+from tests.test_exchange_coco import coco_files, write_images
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
+
+BY_ID = ("assets", "upload_sessions")
+
+
+def by_id_list(query: dict[str, Any]) -> bool:
+    return isinstance(query.get("_id"), dict) and "$in" in query["_id"]
+
+
+async def test_an_import_reads_and_updates_its_assets_and_sessions_by_id_alone(
+        served: Served, state: AppState, make_token: MakeToken, tmp_path: Path) -> None:
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        await lake.import_coco(annotations, tmp_path / "images", "by-id", version="v1")
+        served.commands.clear()
+        # Once more, into a new version: every image is filed already (createUploads finds them).
+        first = await lake.import_coco(annotations, tmp_path / "images", "by-id-again", version="v1")
+        served.commands.clear()
+        second = await lake.import_coco(annotations, tmp_path / "images", "by-id-again", version="v2")
+    assert second.images_unchanged == 3 and first.images_uploaded == 3
+    sent = [(f["find"], f.get("filter", {})) for f in served.commands.finds] + served.commands.updates
+    served.commands.clear()
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR),
+                      resume=ResumeState(tmp_path / "r2.json")) as lake:
+        await lake.import_coco(annotations, tmp_path / "images", "by-id-fresh", version="v1")
+    sent += [(f["find"], f.get("filter", {})) for f in served.commands.finds] + served.commands.updates
+    lists = [(c, q) for c, q in sent if c in BY_ID and by_id_list(q)]
+    assert {c for c, _ in lists} == set(BY_ID), sent  # both asked, else this test checks nothing
+    # The one exception: whether any turned DELETED meanwhile, read through the status index (the
+    # DELETED assets only, however big the lake).
+    beside = [(c, q) for c, q in lists if set(q) != {"_id"} and not (c == "assets" and q.get("status") == "DELETED")]
+    assert beside == [], beside
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        return  # MongoDB answers both forms from its _id index
+    for collection, query in {(c, str(q)): (c, q) for c, q in lists if set(q) == {"_id"}}.values():
+        plan = await state.db.command("explain", {"find": collection, "filter": query})
+        assert plan.get("filterPushdown") and any("__id_" in step for step in plan["queryPlanner"]["Plan"]), plan
+
+
+async def _add(api: Api, served: Served, token: str, set_id: str, datums: list[dict], per_datum: int) -> list[str]:
+    records = [{"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "BBOX", "label": "dent",
+                "geometry": {"bbox": {"x": 1, "y": 1, "width": 2 + n, "height": 2}}}
+               for d in datums for n in range(per_datum)]
+    await api.data("Me", token=token)  # the token's lookup is not the mutation's (it is cached only so long)
+    served.commands.clear()
+    added = (await api.data("AddAnnotations", {"setId": set_id, "records": records}, token=token))["addAnnotations"]
+    assert added["count"] == len(records)
+    return [f"{c} {t}" for c, t in zip(served.commands.commands, served.commands.collections, strict=True)]
+
+
+async def test_add_annotations_costs_the_same_commands_for_2_or_40_images(api: Api, served: Served,
+                                                                          contributor: str) -> None:
+    """The records' assets and datums are each read once for the batch (by id alone), and the
+    records written at once: 3 records on 2 images cost what 400 on 40 do."""
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    few = await factories.datums(api, contributor, 2, roles=("image",))
+    many = await factories.datums(api, contributor, 40, roles=("image",))
+    small = await _add(api, served, contributor, labels["id"], few, 1)
+    large = await _add(api, served, contributor, labels["id"], many, 10)
+    assert small == large, (small, large)
+    # The check before the write, whether any turned DELETED meanwhile after it, and the answer's loader.
+    assert sum(1 for c in large if c.startswith("find assets")) == 3, large
