@@ -48,6 +48,25 @@ def _described(headers: httpx.Headers) -> dict[str, Any] | None:
             "sha256": headers.get("x-graphlake-sha256")}
 
 
+REDIRECTS = (302, 303, 307)
+
+
+async def _described_or_refused(response: httpx.Response) -> dict[str, Any] | None:
+    """What a content-route answer says of its asset; GraphlakeClientError for the route's refusal
+    (no such asset, no token, ...); HTTPStatusError for a 5xx (retried); None from a server without it."""
+    if response.status_code >= 500:
+        response.raise_for_status()  # another attempt may work (store_failures)
+    described = _described(response.headers)
+    if described is None and response.headers.get("content-type", "").startswith("application/json"):
+        errors = json.loads(await response.aread()).get("errors") or []
+        if errors:
+            extensions = errors[0].get("extensions", {})
+            raise GraphlakeClientError(errors[0]["message"], extensions.get("code"), extensions.get("field"))
+    if described is not None and response.status_code not in REDIRECTS:
+        response.raise_for_status()
+    return described
+
+
 def _write_new(target: Path, data: bytes) -> None:
     """Write beside the target under a temporary name, then rename: a reader never sees half a file."""
     temp = target.parent / f".download-{secrets.token_hex(8)}"
@@ -93,7 +112,13 @@ class Downloads(Assets):
         return target
 
     async def read_bytes(self, asset: str | Asset) -> bytes:
-        """A FILE or EXTERNAL asset's bytes, in memory, fetched from its signed URL and checked."""
+        """A FILE or EXTERNAL asset's bytes, in memory, checked: by ID or alias in one request (the
+        content route), or from an asset's signed URL."""
+        if isinstance(asset, str) and (got := await self._read_content(asset)) is not None:
+            described, data = got
+            if described["kind"] not in HAS_BYTES:
+                raise GraphlakeClientError(f"asset {described['name']!r} has no file to download (a value or text?)")
+            return data
         found = asset if not isinstance(asset, str) and asset.get("downloadUrl") else \
             await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if not found.get("downloadUrl"):
@@ -109,26 +134,39 @@ class Downloads(Assets):
     async def _fetch_content(self, ref: str, dest: Path | str | None) -> Path | None:
         """One attempt through the content route; None when the server has no such route (an older
         one answers without the X-Graphlake-* headers, or with its web app's page)."""
-        async with self.http.stream("GET", f"{self.url}/assets/{quote(ref, safe='')}/content") as response:
-            if response.status_code >= 500:
-                response.raise_for_status()  # another attempt may work (store_failures)
-            described = _described(response.headers)
+        async with self.http.stream("GET", self._content_url(ref)) as response:
+            described = await _described_or_refused(response)
             if described is None:
-                if response.headers.get("content-type", "").startswith("application/json"):
-                    errors = json.loads(await response.aread()).get("errors") or []
-                    if errors:  # the route refused (no such asset, no token, ...): say why
-                        extensions = errors[0].get("extensions", {})
-                        raise GraphlakeClientError(errors[0]["message"], extensions.get("code"), extensions.get("field"))
                 return None
             if described["kind"] not in HAS_BYTES:
                 raise GraphlakeClientError(f"asset {described['name']!r} has no file to download (a value or text?)")
             target = _target(described, dest)
-            if response.status_code in (302, 303, 307):  # a store's signed GET: fetched without our token
+            if response.status_code in REDIRECTS:  # a store's signed GET: fetched without our token
                 await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)
             else:
-                response.raise_for_status()
                 await self._fetch(described, target, response)
             return target
+
+    async def _read_content(self, ref: str) -> tuple[dict[str, Any], bytes] | None:
+        """Any asset's content in memory through the content route, checked, retried as downloads are;
+        None from a server without the route."""
+
+        async def attempt() -> tuple[dict[str, Any], bytes] | None:
+            async with self.http.stream("GET", self._content_url(ref)) as response:
+                described = await _described_or_refused(response)
+                if described is None:
+                    return None
+                out = io.BytesIO()
+                if response.status_code in REDIRECTS:
+                    await self._receive({**described, "downloadUrl": response.headers["location"]}, out)
+                else:
+                    await self._copy(response, described, out)
+                return described, out.getvalue()
+
+        return await store_failures(self.retries, self.backoff_seconds)(attempt)
+
+    def _content_url(self, ref: str) -> str:
+        return f"{self.url}/assets/{quote(ref, safe='')}/content"
 
     async def _fetch(self, found: Mapping[str, Any], target: Path, response: httpx.Response | None = None) -> None:
         """One attempt: stream the bytes (from `response`, or from the signed URL) beside the target under

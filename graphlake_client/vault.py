@@ -11,6 +11,7 @@ none. Earlier objects stay stored as assets (the alias's history); a saver that 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -86,6 +87,13 @@ class Vault(Downloads):
 
     async def load(self, alias: str, *, to: Path | str | None = None) -> Any:
         """The object under `alias`: a value's Python object, a text's str, a file's bytes (or its Path with `to`)."""
+        if to is None and (got := await self._read_content(alias)) is not None:
+            # One request, whatever the kind: the server's content route (ID or alias) answers a value's
+            # JSON and a text as stored, a file's bytes from its mount or a store's signed GET.
+            described, data = got
+            if described["kind"] == "VALUE":
+                return json.loads(data)
+            return data.decode() if described["kind"] == "TEXT" else data
         # An alias is what load is usually given: asked for first, so that takes one request, not two.
         found = (await self.execute(ops.ASSET_BY_ALIAS, {"alias": alias}))["assetByAlias"] or await self.get_asset(alias)
         if found["kind"] == "VALUE":

@@ -147,3 +147,37 @@ async def test_the_client_downloads_in_one_request_and_falls_back_without_the_ro
         with pytest.raises(GraphlakeClientError) as missing:
             await lake.download("no-such-alias", tmp_path / "none.bin")
     assert missing.value.code == "NOT_FOUND"
+
+
+class Counted(httpx.AsyncHTTPTransport):
+    """Counts the requests sent through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return await super().handle_async_request(request)
+
+
+async def test_load_and_read_bytes_take_one_request_whatever_the_kind(served: Served, api: Api, contributor: str,
+                                                                      tmp_path: Path) -> None:
+    data = payload(50_000, seed=3)
+    on_s3 = await uploaded(api, contributor, data, "lab", "weights.bin")
+    await api.data("AddAliases", {"assetId": on_s3["id"], "aliases": ["models/weights"]}, token=contributor)
+    server, store = Counted(), Counted()
+    async with Client(served.base_url, contributor, graphql_transport=server, storage_transport=store,
+                      resume=ResumeState(tmp_path / "resume.json")) as lake:
+        await lake.save("runs/params", {"lr": 0.001, "steps": 2**63})
+        await lake.save("runs/notes", "converged after 40 epochs")
+        server.sent = 0
+        assert await lake.load("runs/params") == {"lr": 0.001, "steps": 2**63}
+        assert await lake.load("runs/notes") == "converged after 40 epochs"
+        assert server.sent == 2 and store.sent == 0  # one request each
+        assert await lake.load("models/weights") == data
+        assert await lake.read_bytes(on_s3["id"]) == data
+        assert server.sent == 4 and store.sent == 2  # one to the server, one signed GET to MinIO, each
+        with pytest.raises(GraphlakeClientError) as not_a_file:
+            await lake.read_bytes("runs/notes")
+    assert "no file to download" in str(not_a_file.value)
