@@ -1,5 +1,7 @@
 """Getting content out: `download` streams a file's bytes from the server's content route (a local
-mount's file) or a store's signed URL (never through the API process in memory) and checks them; `save_to` writes any asset to a path, values as JSON, texts as they are."""
+mount's file) or a store's signed URL (never through the API process in memory) and checks them;
+`read_bytes` does the same into memory; `save_to` writes any asset to a path, values as JSON, texts
+as they are."""
 
 from __future__ import annotations
 
