@@ -12,8 +12,7 @@ that URL). It needs what `asset(id)` needs: VIEWER, or no token under GRAPHLAKE_
   `downloadUrl` gives), so the bytes never pass through the server at all.
 - A VALUE: its JSON as stored (application/json); a TEXT: its text, in its media type.
 Every answer names the asset in X-Graphlake-Id, X-Graphlake-Kind, X-Graphlake-Name (percent-encoded)
-and X-Graphlake-Size, and carries
-X-Graphlake-SHA256 where the lake knows it, so a client checks what it received. Refusals are
+and X-Graphlake-Size, and carries X-Graphlake-SHA256 where the lake knows it, so a client checks what it received. Refusals are
 GraphQL-shaped errors with a code: 400 BAD_USER_INPUT, 401 UNAUTHENTICATED, 403 FORBIDDEN,
 404 NOT_FOUND (also a DELETED asset), 409 CONFLICT (an upload not yet complete), 503 UNAVAILABLE.
 """
@@ -43,6 +42,8 @@ from storage.local import UnsafeKey
 log = logging.getLogger("graphlake.content")
 
 URL_SECONDS = 900  # the redirect's signed GET, as downloadUrl's default
+# Not graphql_http's statuses: GraphQL over HTTP answers a missing or conflicting object with 200 and
+# its error, where a plain GET of a resource says 404 and 409, as curl and HTTP caches expect.
 _STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409,
            "UNAVAILABLE": 503}
 

@@ -7,7 +7,7 @@ leaves nothing a reader would mistake for finished work.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,9 +45,12 @@ async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
     return await get_or_not_found(Asset, asset_id, field=field, what="asset")
 
 
-async def existing_assets(asset_ids: Sequence[ObjectId], field: str, *, allow_deleted: bool = False) -> dict[ObjectId, Asset]:
-    """The assets by id; BAD_USER_INPUT naming every id that does not exist (or is deleted)."""
-    docs = await docs_by_ids(Asset, asset_ids)
+async def existing_assets(asset_ids: Sequence[ObjectId], field: str, *, allow_deleted: bool = False,
+                          known: Mapping[ObjectId, Asset] | None = None) -> dict[ObjectId, Asset]:
+    """The assets by id; BAD_USER_INPUT naming every id that does not exist (or is deleted).
+    `known`: assets the caller has just read or written (a completion filing its uploads), not read again."""
+    known = known or {}
+    docs = [known[a] for a in asset_ids if a in known] + await docs_by_ids(Asset, [a for a in asset_ids if a not in known])
     found = {d.id: d for d in docs if allow_deleted or d.status is not AssetStatus.DELETED}
     missing = [str(a) for a in dict.fromkeys(asset_ids) if a not in found]
     if missing:

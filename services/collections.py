@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
-from documents.common import AssetStatus, RetentionOwnerType, Split
+from documents.common import RetentionOwnerType, Split
 from documents.duplicates import is_duplicate_key
 from documents.json_value import StoredJson
 from services import retention
@@ -87,12 +87,7 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
             raise BadUserInput("the same asset appears twice", field=f"items[{i}].assetId")
         seen.add(item.asset_id)
     asset_ids = [item.asset_id for item in items]
-    if read is not None and all(a in read for a in asset_ids):
-        missing = [str(a) for a in asset_ids if read[a].status is AssetStatus.DELETED]
-        if missing:
-            raise BadUserInput(f"no such asset(s): {', '.join(missing)}", field="items", missing=missing)
-    else:
-        await existing_assets(asset_ids, "items")
+    await existing_assets(asset_ids, "items", known=read)
     await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor)
     now = utcnow()
     await CollectionItem.get_pymongo_collection().bulk_write([

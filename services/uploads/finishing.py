@@ -66,8 +66,6 @@ async def assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
 
 
 async def assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
-    if not asset_ids:
-        return {}
     return {a.id: a for a in await docs_by_ids(Asset, asset_ids)}
 
 
