@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.indexes import Index, On
-from documents.json_value import StoredJson
+from documents.json_value import JsonText
 
 
 class AnnotationKind(str, Enum):
@@ -146,7 +146,8 @@ class AnnotationRecord(Document):
     score: float | None = None
     value: float | None = None
     geometry: Shape | None = None
-    attributes: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
+    # Text alone: no query reads a record's attributes by path (JsonText says why that matters).
+    attributes: JsonText = Field(default_factory=lambda: JsonText.encode({}))
     # Copies of the set's purpose and source (both immutable), so filters on them need no join.
     purpose: AnnotationPurpose
     source: AnnotationSource

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 
 from documents.common import Ownership as OwnershipValue
 from documents.common import Split as SplitValue
-from documents.json_value import InvalidJson, InvalidPredicate, StoredJson, predicate_filter
+from documents.json_value import InvalidJson, InvalidPredicate, JsonText, StoredJson, predicate_filter
 from documents.json_value import JsonOp as JsonOpValue
 from resolvers.enums import described_enum
 from resolvers.inputs import batch_input
@@ -105,10 +105,14 @@ class JsonPredicate:
         "for EXISTS."))
 
 
-def encode_json(value: Any, *, field: str, max_bytes: int | None = None) -> StoredJson:
-    """Client JSON in its stored form; BAD_USER_INPUT naming `field` when it cannot be stored."""
+J = TypeVar("J", bound=JsonText)
+
+
+def encode_json(value: Any, *, field: str, max_bytes: int | None = None, form: type[J] = StoredJson) -> J:  # type: ignore[assignment]
+    """Client JSON in its stored `form` (StoredJson, or JsonText for what is never queried by path);
+    BAD_USER_INPUT naming `field` when it cannot be stored."""
     try:
-        stored = StoredJson.encode(value)
+        stored = form.encode(value)
     except InvalidJson as error:
         raise BadUserInput(str(error), field=field) from None
     if max_bytes is not None and len(stored.json.encode()) > max_bytes:

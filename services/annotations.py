@@ -15,7 +15,7 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import AssetStatus
 from documents.dataset import DatasetVersion, Datum
-from documents.json_value import StoredJson
+from documents.json_value import JsonText
 from services import batches
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
@@ -43,7 +43,7 @@ class NewRecord:
     score: float | None = None
     value: float | None = None
     geometry: Any = None  # a docs shape model
-    attributes: StoredJson | None = None
+    attributes: JsonText | None = None
     attribute_keys: Sequence[str] = ()
     source: docs.AnnotationSource | None = None
 
@@ -186,7 +186,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     new = [
         docs.AnnotationRecord(
             id=ObjectId(), set_id=set_id, datum_id=r.datum_id, asset_id=r.asset_id, kind=r.kind, label=r.label,
-            score=r.score, value=r.value, geometry=r.geometry, attributes=r.attributes or StoredJson.encode({}),
+            score=r.score, value=r.value, geometry=r.geometry, attributes=r.attributes or JsonText.encode({}),
             purpose=annotation_set.purpose, source=r.source or annotation_set.source, created_at=now, created_by=actor,
             supersedes=supersedes.id if supersedes else None, supersede_reason=reason,
         )

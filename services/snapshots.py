@@ -60,6 +60,8 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     for record in records:
         copy = {**record, "_id": ObjectId(), "record_id": record["_id"], "version_id": version_id,
                 "asset_digest": digests[record["asset_id"]]}
+        if record.get("attributes"):  # as text alone, whatever form the record has (documents/annotation.py)
+            copy["attributes"] = {"json": record["attributes"]["json"]}
         if (record.get("geometry") or {}).get("type") == "MASK":
             copy["mask_digest"] = digests[record["geometry"]["asset_id"]]
         copies.append(copy)

@@ -9,6 +9,8 @@ import pytest
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.clock import utcnow
+from documents.dataset import VersionRecord
+from documents.json_value import StoredJson, dumps_json
 from services.assets import collect_unpinned
 from tests import factories
 from tests.operations import Api, object_id
@@ -168,3 +170,33 @@ async def test_assets_datums_and_annotations_use_are_neither_deleted_nor_collect
 
     forced = (await api.data("DeleteAsset", {"id": s["mask"]["id"], "force": True}, token=admin))["deleteAsset"]
     assert forced["broken"] == [added[0]["id"]]  # the record keeps pointing at it, now DELETED: audited
+
+
+async def test_attributes_are_stored_as_text_alone_and_older_records_still_read(
+        api: Api, contributor: str, setup: dict) -> None:
+    """No query reads a record's attributes by path, so they are stored as their JSON text alone
+    (documents.json_value.JsonText): on the embedded default the query views doubled what a record
+    cost to write and read. Records stored with the views before still read, and a version copies
+    either form as text, under the same hash."""
+    s = setup
+    attributes = {"occluded": True, "note": {"by": "a.b", "tags": ["x", 2]}}
+    added = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "CLASSIFICATION", label="dent", attributes=attributes)]}, token=contributor))["addAnnotations"]["records"]
+    records = AnnotationRecord.get_pymongo_collection()
+    stored = await records.find_one({"_id": object_id(added[0]["id"])})
+    assert stored is not None and stored["attributes"] == {"json": dumps_json(attributes)}
+    ds = await factories.dataset(api, contributor)
+    lean = await factories.version(api, contributor, ds["id"], "lean", addDatums=[s["datum"]["id"]],
+                                   addAnnotationSets=[s["truth"]["id"]])
+
+    # The same record as an older server stored it: with the views beside the text.
+    await records.update_one({"_id": stored["_id"]}, {"$set": {"attributes": StoredJson.encode(attributes).model_dump()}})
+    listed = (await api.data("Annotations", {"filter": {"setIds": [s["truth"]["id"]]}}, token=contributor))["annotations"]
+    assert [e["node"]["attributes"] for e in listed["edges"]] == [attributes]
+    older = await factories.version(api, contributor, ds["id"], "older", addDatums=[s["datum"]["id"]],
+                                    addAnnotationSets=[s["truth"]["id"]])
+    assert older["manifestSha256"] == lean["manifestSha256"]
+    copies = await VersionRecord.get_pymongo_collection().find({"version_id": object_id(older["id"])}).to_list()
+    assert [c["attributes"] for c in copies] == [{"json": dumps_json(attributes)}]
+    checked = (await api.data("VerifyVersion", {"id": older["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert checked["ok"] and checked["records"] == 1, checked

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import sys
+import threading
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -13,6 +16,7 @@ import pytest
 from PIL import Image
 
 from resolvers.context import AppState
+from services import thumbnails
 from services.thumbnails import SIGN_METHOD, thumbnail_key
 from storage import LocalStore
 from tests import factories
@@ -109,6 +113,25 @@ async def test_a_thumbnail_is_made_once_and_fits_its_size(api: Api, contributor:
     assert default.status_code == 200 and state.thumbnailer.made == made + 1
     with Image.open(io.BytesIO(default.content)) as image:
         assert image.size == (256, 192)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="only Linux gives a thread a CPU priority of its own")
+async def test_eager_thumbnails_are_made_at_the_lowest_cpu_priority(api: Api, contributor: str, state: AppState,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one made as an upload completes waits for idle CPU (an import's writes come first); the one a
+    client asks for is made at the server's own priority."""
+    made_at: list[tuple[int, int]] = []  # (size, priority of the thread that made it)
+    make = thumbnails.make_thumbnail
+
+    def watched(*args: object) -> None:
+        made_at.append((args[2], os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))  # type: ignore[arg-type]
+        make(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(thumbnails, "make_thumbnail", watched)
+    asset = await uploaded(api, contributor, png(300, 200), "local", "image/png")
+    await settled(state)
+    assert (await fetch(await thumbnail_url(api, contributor, asset["id"], 128) or "")).status_code == 200
+    assert made_at == [(256, thumbnails.EAGER_NICENESS), (128, os.getpriority(os.PRIO_PROCESS, 0))]
 
 
 async def test_exif_orientation_is_applied(api: Api, contributor: str) -> None:

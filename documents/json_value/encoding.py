@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -53,10 +53,28 @@ with warnings.catch_warnings():
     # The field is named `json` by contract; it shadows pydantic's deprecated BaseModel.json() method.
     warnings.filterwarnings("ignore", message='Field name "json"', category=UserWarning)
 
-    class StoredJson(BaseModel):
-        """One JSON value in its stored form; build it with `encode`, read it with `decode`."""
+    class JsonText(BaseModel):
+        """A JSON value kept as its exact text alone, for values nothing queries by path (annotation
+        attributes). The query views a StoredJson adds are what a document costs most to store and
+        read on the embedded default: FerretDB handles every field of every document, and an annotation
+        record with them took twice as long to insert and to read back as one without (bench/exchange.py).
+        A stored StoredJson reads as a JsonText (its views are ignored), so documents written before
+        this form need no migration."""
 
         json: str
+
+        @classmethod
+        def encode(cls, value: Any) -> Self:
+            """Raises InvalidJson for what is not JSON (as StoredJson.encode)."""
+            return cls(json=dumps_json(value))
+
+        def decode(self) -> Any:
+            return loads_json(self.json)
+
+    class StoredJson(JsonText):
+        """One JSON value in its stored form, with the views of its leaves that predicates query; build
+        it with `encode`, read it with `decode`."""
+
         attrs: list[JsonAttr]
         paths: list[str]
         truncated: bool = False
@@ -77,8 +95,10 @@ with warnings.catch_warnings():
             return cls(json=dump_text(value), attrs=walk.attrs, paths=list(walk.paths),
                        truncated=walk.leaf_count > MAX_INDEXED_LEAVES)
 
-        def decode(self) -> Any:
-            return loads_json(self.json)
+
+def is_stored_json(value: dict[str, Any]) -> bool:
+    """Whether a raw document's dict is a stored JSON value (either form), to be read with `decode`."""
+    return isinstance(value.get("json"), str) and value.keys() <= StoredJson.model_fields.keys()
 
 
 def dumps_json(value: Any) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from documents import annotation as docs
+from documents.json_value import JsonText
 from resolvers.annotations.inputs import (
     AnnotationRecordInput,
     AnnotationSourceInput,
@@ -62,7 +63,7 @@ def _record(field: str, record: AnnotationRecordInput) -> service.NewRecord:
         datum_id=decode_object_id(record.datum_id, NodeType.DATUM, field=f"{field}.datumId") if record.datum_id else None,
         kind=record.kind, label=record.label, score=record.score, value=record.value,
         geometry=_shape(record.geometry, f"{field}.geometry"),
-        attributes=encode_json(attributes, field=f"{field}.attributes"), attribute_keys=list(attributes),
+        attributes=encode_json(attributes, field=f"{field}.attributes", form=JsonText), attribute_keys=list(attributes),
         source=_source(record.source),
     )
 

@@ -12,7 +12,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from documents.json_value import StoredJson
+from documents.json_value import JsonText, StoredJson, is_stored_json
 
 # The fields that name whoever made, owns, verified or logged a document, by collection. A new
 # document field that names a user belongs here (tests/test_privacy.py seeds every one of them).
@@ -45,7 +45,6 @@ FREE_TEXT: dict[str, tuple[str, ...]] = {
 }
 PSEUDONYM_PREFIX = "anon-"
 BATCH = 500
-STORED_JSON_KEYS = frozenset(StoredJson.model_fields) - {"truncated", "leaves"}
 
 
 KEYS = "graphlake_keys"
@@ -134,10 +133,11 @@ def replaced(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
     if isinstance(value, list):
         return [replaced(item, pattern, replacement) for item in value]
     if isinstance(value, dict):
-        if STORED_JSON_KEYS <= value.keys() and isinstance(value.get("json"), str):
-            decoded = StoredJson.model_validate(value).decode()
+        if is_stored_json(value):
+            form = StoredJson if "attrs" in value else JsonText  # written back in the form it has
+            decoded = JsonText.model_validate(value).decode()
             again = replaced(decoded, pattern, replacement)
-            return value if again == decoded else StoredJson.encode(again).model_dump()
+            return value if again == decoded else form.encode(again).model_dump()
         return {replaced(k, pattern, replacement): replaced(v, pattern, replacement) for k, v in value.items()}
     return value
 

@@ -18,14 +18,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
-from documents.json_value import StoredJson
+from documents.json_value import JsonText, StoredJson, is_stored_json
 from services import assets
 from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
 from services.privacy.places import (
     IDENTITY_FIELDS,
     PSEUDONYM_PREFIX,
-    STORED_JSON_KEYS,
     documents_naming,
     identity_filter,
     pseudonym,
@@ -57,8 +56,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, dict):
-        if STORED_JSON_KEYS <= value.keys():
-            return StoredJson.model_validate(value).decode()
+        if is_stored_json(value):
+            return JsonText.model_validate(value).decode()
         return {k: plain(v) for k, v in value.items() if k not in NEVER_EXPORTED}
     return value
 
