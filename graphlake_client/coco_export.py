@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
+from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.retries import store_failures
 from graphlake_client.version_reading import find_version, image_path, summary, version_datums
 
@@ -41,36 +42,37 @@ async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     fetch = store_failures(lake.retries, lake.backoff_seconds)
     masks: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="graphlake-coco-") as scratch:
-        async for datum, records in version_datums(lake, found["id"], DATUMS_PER_PAGE, RECORDS_PER_PAGE):
-            asset = datum["asset"]
-            if asset is None:
-                continue  # a datum without an image role has no place in COCO
-            meta = (datum["metadata"] or {}).get("coco") or {}
-            # Ids aside, the COCO id is kept when there is one (and it is not taken).
-            image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else None
-            while image_id is None or image_id in used:  # a fallback id no COCO id of this export has
-                image_id = 1_000_000 + len(images) + len(used)
-            used.add(image_id)
-            file_name = image_path(meta.get("file_name"), asset["name"])
-            if file_name in taken:  # the second of two same names gets its asset id: never overwrite
-                stem, dot, suffix = file_name.rpartition(".")
-                file_name = f"{stem}-{asset['id']}.{suffix}" if dot else f"{file_name}-{asset['id']}"
-            taken.add(file_name)
-            target = dest / "images" / file_name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            await fetch(lake._fetch, asset, target)
-            image_of[datum["id"]] = image_id
-            images.append({"id": image_id, "file_name": file_name, "width": meta.get("width"),
-                           "height": meta.get("height"), "graphlake_split": datum["split"]})
-            for n, record in enumerate(records):
-                geometry = record["geometry"] or {}
-                if geometry.get("__typename") == "Mask" and geometry["asset"]["id"] not in masks:
-                    png = Path(scratch) / "mask.png"
-                    await fetch(lake._fetch, geometry["asset"], png)
-                    masks[geometry["asset"]["id"]] = rle_of_png(png.read_bytes())
-                group = (record.get("attributes") or {}).get("coco_id", f"record-{n}")
-                set_id = record["set"]["id"]  # two sets' COCO ids may overlap: never merge across sets
-                grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
+        async with ExportFetches(lake) as fetches:
+            async for datum, records in version_datums(lake, found["id"], DATUMS_PER_PAGE, RECORDS_PER_PAGE):
+                asset = datum["asset"]
+                if asset is None:
+                    continue  # a datum without an image role has no place in COCO
+                meta = (datum["metadata"] or {}).get("coco") or {}
+                # Ids aside, the COCO id is kept when there is one (and it is not taken).
+                image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else None
+                while image_id is None or image_id in used:  # a fallback id no COCO id of this export has
+                    image_id = 1_000_000 + len(images) + len(used)
+                used.add(image_id)
+                file_name = image_path(meta.get("file_name"), asset["name"])
+                if file_name in taken:  # the second of two same names gets its asset id: never overwrite
+                    stem, dot, suffix = file_name.rpartition(".")
+                    file_name = f"{stem}-{asset['id']}.{suffix}" if dot else f"{file_name}-{asset['id']}"
+                taken.add(file_name)
+                target = dest / "images" / file_name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                await fetches.add(asset, target)
+                image_of[datum["id"]] = image_id
+                images.append({"id": image_id, "file_name": file_name, "width": meta.get("width"),
+                               "height": meta.get("height"), "graphlake_split": datum["split"]})
+                for n, record in enumerate(records):
+                    geometry = record["geometry"] or {}
+                    if geometry.get("__typename") == "Mask" and geometry["asset"]["id"] not in masks:
+                        png = Path(scratch) / "mask.png"
+                        await fetch(lake._fetch, geometry["asset"], png)
+                        masks[geometry["asset"]["id"]] = rle_of_png(png.read_bytes())
+                    group = (record.get("attributes") or {}).get("coco_id", f"record-{n}")
+                    set_id = record["set"]["id"]  # two sets' COCO ids may overlap: never merge across sets
+                    grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
     categories = _categories(labels, category_id, grouped)
     truth, results = [], []
     for (purpose, _, datum_id, _), records in grouped.items():

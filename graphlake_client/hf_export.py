@@ -22,6 +22,7 @@ polygon's bounds. Prediction sets, MASK and KEYPOINTS records do not; the result
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from graphlake_client.retries import store_failures
+from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.version_reading import (
     GroundTruth,
     box_of,
@@ -59,36 +60,41 @@ def features(names: list[str]) -> datasets.Features:
     })
 
 
+def sized(row: dict[str, Any], image: Path) -> None:
+    """Put the pixels' size into `row`."""
+    with Image.open(image) as opened:
+        row["width"], row["height"] = opened.size
+
+
 async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     """Write the version's images, per-split metadata and README under `dest`; what was written, by count."""
     found = await find_version(lake, version)
     truth = GroundTruth.of(found)
-    fetch = store_failures(lake.retries, lake.backoff_seconds)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: set[tuple[str, str]] = set()
     left_out: Counter[str] = Counter()
     count = 0
-    async for datum, records in version_datums(lake, found["id"]):
-        asset = datum["asset"]
-        if asset is None:
-            continue  # a datum without an image role has no image to load
-        split = SPLITS[datum["split"]]
-        path = image_path(file_name_of(datum), asset["name"])
-        if (split, path) in taken:  # the same name twice: the second gets its asset id, never overwrites
-            stem, dot, suffix = path.rpartition(".")
-            path = f"{stem}-{asset['id']}.{suffix}" if dot else f"{path}-{asset['id']}"
-        taken.add((split, path))
-        target = dest / split / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        await fetch(lake._fetch, asset, target)
-        with Image.open(target) as image:
-            width, height = image.size
-        objects = truth.objects(records, ("BBox", "Polygon"), left_out)
-        boxes = [(box, obj[0]["label"]) for obj in objects if (box := box_of(obj))]
-        rows[split].append({"file_name": path, "width": width, "height": height, "datum_id": datum["id"],
-                            "objects": {"bbox": [[float(v) for v in box] for box, _ in boxes],
-                                        "category": [truth.index[label] for _, label in boxes]}})
-        count += len(boxes)
+    async with ExportFetches(lake) as fetches:
+        async for datum, records in version_datums(lake, found["id"]):
+            asset = datum["asset"]
+            if asset is None:
+                continue  # a datum without an image role has no image to load
+            split = SPLITS[datum["split"]]
+            path = image_path(file_name_of(datum), asset["name"])
+            if (split, path) in taken:  # the same name twice: the second gets its asset id, never overwrites
+                stem, dot, suffix = path.rpartition(".")
+                path = f"{stem}-{asset['id']}.{suffix}" if dot else f"{path}-{asset['id']}"
+            taken.add((split, path))
+            target = dest / split / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            objects = truth.objects(records, ("BBox", "Polygon"), left_out)
+            boxes = [(box, obj[0]["label"]) for obj in objects if (box := box_of(obj))]
+            row = {"file_name": path, "width": 0, "height": 0, "datum_id": datum["id"],  # the size once the image is in
+                   "objects": {"bbox": [[float(v) for v in box] for box, _ in boxes],
+                               "category": [truth.index[label] for _, label in boxes]}}
+            rows[split].append(row)
+            await fetches.add(asset, target, then=partial(sized, row, target))
+            count += len(boxes)
     schema = features(truth.names).arrow_schema
     for split, split_rows in rows.items():
         pq.write_table(pa.Table.from_pylist(split_rows, schema=schema), dest / split / "metadata.parquet")

@@ -30,13 +30,14 @@ wholly outside its image; the result counts what was left out, by record kind.
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from PIL import Image
 
-from graphlake_client.retries import store_failures
+from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.version_reading import (
     GroundTruth,
     box_of,
@@ -104,32 +105,36 @@ def _pose_shape(objects: list[list[dict[str, Any]]]) -> int | None:
     return None
 
 
+def sized(entry: list[Any], image: Path) -> None:
+    """Put the pixels' size, whatever the metadata says, into `entry`'s width and height."""
+    with Image.open(image) as opened:
+        entry[2], entry[3] = opened.size
+
+
 async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     """Write the version's images, labels and data.yaml under `dest`; what was written, by count."""
     found = await find_version(lake, version)
     truth = GroundTruth.of(found)
-    fetch = store_failures(lake.retries, lake.backoff_seconds)
     left_out: Counter[str] = Counter()
-    images: list[tuple[str, str, int, int, list[list[dict[str, Any]]]]] = []  # split, path, w, h, objects
+    images: list[list[Any]] = []  # [split, path, width, height, objects]; the size once the image is in
     taken: set[tuple[str, str]] = set()  # (split, label path without suffix): two images must not share labels
-    async for datum, records in version_datums(lake, found["id"]):
-        asset = datum["asset"]
-        if asset is None:
-            continue  # a datum without an image role has no place in YOLO
-        split = SPLITS[datum["split"]]
-        path = label_safe(image_path(file_name_of(datum), asset["name"]))
-        stem = str(PurePosixPath(path).with_suffix(""))
-        if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
-            suffix = PurePosixPath(path).suffix
-            stem, path = f"{stem}-{asset['id']}", f"{stem}-{asset['id']}{suffix}"
-        taken.add((split, stem))
-        target = dest / "images" / split / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        await fetch(lake._fetch, asset, target)
-        with Image.open(target) as image:  # the pixels' size, whatever the metadata says
-            width, height = image.size
-        objects = truth.objects(records, ("BBox", "Polygon", "Keypoints"), left_out)
-        images.append((split, path, width, height, objects))
+    async with ExportFetches(lake) as fetches:
+        async for datum, records in version_datums(lake, found["id"]):
+            asset = datum["asset"]
+            if asset is None:
+                continue  # a datum without an image role has no place in YOLO
+            split = SPLITS[datum["split"]]
+            path = label_safe(image_path(file_name_of(datum), asset["name"]))
+            stem = str(PurePosixPath(path).with_suffix(""))
+            if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
+                suffix = PurePosixPath(path).suffix
+                stem, path = f"{stem}-{asset['id']}", f"{stem}-{asset['id']}{suffix}"
+            taken.add((split, stem))
+            target = dest / "images" / split / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            entry = [split, path, 0, 0, truth.objects(records, ("BBox", "Polygon", "Keypoints"), left_out)]
+            images.append(entry)
+            await fetches.add(asset, target, then=partial(sized, entry, target))
     every_object = [obj for *_, objs in images for obj in objs]
     shape = _pose_shape(every_object)
     segment = shape is None and bool(every_object) and all(_has(obj, "Polygon") for obj in every_object)

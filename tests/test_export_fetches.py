@@ -1,0 +1,71 @@
+"""Exporters download a version's images several at a time (graphlake_client/export_fetches.py), and
+a failed download fails the export with its own error, leaving nothing running."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from documents.api_token import Role
+from graphlake_client import Client, ResumeState
+from tests.conftest import MakeToken, Served
+from tests.test_exchange_coco import coco_files, write_images
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
+
+
+async def imported(served: Served, token: str, tmp_path: Path) -> str:
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        done = await lake.import_coco(annotations, tmp_path / "images", "fetched", version="v1")
+    return done.version["id"]
+
+
+@pytest.mark.parametrize("export", ["export_coco", "export_yolo", "export_hf"])
+async def test_images_are_downloaded_side_by_side(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                  export: str) -> None:
+    version = await imported(served, await make_token(Role.CONTRIBUTOR), tmp_path)
+    async with Client(served.base_url, await make_token(Role.VIEWER), concurrency=2) as reader:
+        fetch, running, most = reader._fetch, 0, 0
+        both = asyncio.Event()
+
+        async def watched(*args: Any) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            if running == 2:
+                both.set()
+            try:
+                # The first waits until a second one runs: one at a time, this times out.
+                await asyncio.wait_for(both.wait(), timeout=30)
+                await fetch(*args)
+            finally:
+                running -= 1
+
+        reader._fetch = watched  # type: ignore[method-assign]
+        written = await getattr(reader, export)(version, tmp_path / export)
+    assert most >= 2 and written["images"] == 3  # (COCO's masks come one at a time besides: they are read at once)
+    images = [p for p in (tmp_path / export).rglob("*.png") if p.stat().st_size]
+    assert len(images) == 3
+
+
+async def test_a_failed_download_fails_the_export_and_stops_the_rest(served: Served, make_token: MakeToken,
+                                                                     tmp_path: Path) -> None:
+    version = await imported(served, await make_token(Role.CONTRIBUTOR), tmp_path)
+    async with Client(served.base_url, await make_token(Role.VIEWER), concurrency=2) as reader:
+        calls = 0
+
+        async def failing(*_: Any) -> None:
+            nonlocal calls
+            calls += 1
+            raise OSError("the disk is full")
+
+        reader._fetch = failing  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="the disk is full"):
+            await reader.export_coco(version, tmp_path / "out")
+        assert not [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "ExportFetches._one"]
+    assert calls >= 1
