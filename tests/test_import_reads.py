@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from documents.api_token import Role
-from graphlake_client import Client, ResumeState
+from graphlake_client import Client, ResumeState, dataset_import
 from resolvers.context import AppState
 from tests import factories
 from tests.conftest import MakeToken, Served
@@ -83,3 +83,31 @@ async def test_add_annotations_costs_the_same_commands_for_2_or_40_images(api: A
     assert small == large, (small, large)
     # The check before the write, whether any turned DELETED meanwhile after it, and the answer's loader.
     assert sum(1 for c in large if c.startswith("find assets")) == 3, large
+
+
+async def test_an_importer_sends_each_images_records_together(api: Api, served: Served, contributor: str,
+                                                              monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A COCO file lists its annotations by category, not by image: sent in that order, each batch
+    of records named most of the images, and the server read each one's asset and datum again per
+    batch. Grouped by image (in first-appearance order, each image's records in their own order),
+    a batch names only the images it holds."""
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    datums = await factories.datums(api, contributor, 3, roles=("image",))
+    records = [{"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "BBOX", "label": "dent",
+                "attributes": {"n": n}, "geometry": {"bbox": {"x": 1, "y": 1, "width": 2, "height": 2}}}
+               for n in range(2) for d in datums]  # by "category": image 0, 1, 2, 0, 1, 2
+    monkeypatch.setattr(dataset_import, "BATCH", 2)
+    sent: list[list[dict]] = []
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "r.json")) as lake:
+        execute = lake.execute
+
+        async def watched(document: str, variables: dict | None = None) -> Any:
+            if variables and "records" in variables:
+                sent.append(variables["records"])
+            return await execute(document, variables)
+
+        lake.execute = watched  # type: ignore[method-assign]
+        assert await dataset_import.add_records(lake, labels["id"], records) == 6
+    assert sorted(len({r["assetId"] for r in batch}) for batch in sent) == [1, 1, 1], sent
+    assert [[r["attributes"]["n"] for r in batch] for batch in sent if batch[0]["datumId"] == datums[0]["id"]] == [[0, 1]]
