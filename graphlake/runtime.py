@@ -57,15 +57,13 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         feed = FeedWriter(db, events)
         stack.push_async_callback(feed.close)  # before the client closes: its last copies go out
-        thumbnailer = Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels, metrics)
-        stack.callback(thumbnailer.close)
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
                        events=events, feed=feed, tokens=TokenCache(settings.token_cache_seconds), version=__version__,
                        metrics=metrics, health=SharedProbe(db, stores),
                        # Signed with the local mounts' secret, for every mount: S3 mounts' thumbnails are
                        # made by this server too, on the first GET of such a URL.
                        thumbnail_signer=UrlSigner(signing_secret(settings), settings.base_url, route="/thumbnails"),
-                       thumbnailer=thumbnailer)
+                       thumbnailer=Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels, metrics))
 
 
 def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Observer]:

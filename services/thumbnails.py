@@ -14,13 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,40 +128,25 @@ def make_thumbnail(source: Path, target: Path, size: int, max_pixels: int) -> No
         raise ImageRefused(f"no thumbnail can be made of these bytes: {error}") from error
 
 
-# What an eager thumbnail's thread runs at (Linux nice, 19 the lowest priority): see _lower_priority.
-EAGER_NICENESS = 19
-
-
-def _lower_priority() -> None:
-    """Run this thread at the lowest CPU priority. Eager thumbnails are made for no one waiting: at
-    the priority of requests they took a whole core of a 2-core machine away from a COCO import's
-    own writes and its database while 2,000 images completed. At nice 19 they use what is idle.
-    Linux alone gives threads their own priority (elsewhere setpriority would slow the whole process)."""
-    if sys.platform == "linux":
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EAGER_NICENESS)
-        except OSError:  # not allowed here: the thumbnails still get made, at the usual priority
-            log.info("eager thumbnails run at the usual CPU priority (setpriority refused)")
-
-
 class Thumbnailer:
     """Makes thumbnails on demand, at most `concurrency` at once in this process, each (SHA-256,
     size) once: requests for one being made wait for it rather than make it again. The eager ones
-    (`prepare`) are made one at a time in a thread of the lowest CPU priority."""
+    (`prepare`) are made one at a time beside them, never in their slots: an import of thousands of
+    images would otherwise queue a browser's thumbnails behind its own. (Made at the lowest CPU
+    priority instead, they lingered into the work after an import and slowed it: bench/exchange.py.)"""
 
     def __init__(self, concurrency: int, max_pixels: int, metrics: Metrics | None = None) -> None:
         self.max_pixels = max_pixels
         self.metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._eager_slot = asyncio.Semaphore(1)
-        self._eager_thread: ThreadPoolExecutor | None = None  # made on first use (see _lower_priority)
         self._making: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.made = 0  # thumbnails this process generated (tests read it)
         self._eager = 0  # eager ones started and not yet done (see prepare)
 
     async def ensure(self, store: ObjectStore, key: str, sha256: str, size: int, *, eager: bool = False) -> str:
         """The key of the thumbnail of the image at `key` in `store`, made now unless it is stored
-        (`eager`: made for no one waiting, at the lowest priority)."""
+        (`eager`: made for no one waiting, in the eager slot)."""
         thumbnail = thumbnail_key(sha256, size)
         if await store.stat(thumbnail) is not None:
             return thumbnail
@@ -179,7 +160,7 @@ class Thumbnailer:
         return thumbnail
 
     async def _make(self, store: ObjectStore, key: str, thumbnail: str, size: int, eager: bool) -> None:
-        # The eager ones wait for their own thread, never for the slots requests wait for.
+        # The eager ones wait for their own slot, never for those requests wait for.
         async with self._eager_slot if eager else self._slots:
             if await store.stat(thumbnail) is not None:  # made meanwhile, by another process
                 return
@@ -194,11 +175,7 @@ class Thumbnailer:
                     source = Path(folder, "source")
                     await _download(store, key, source)
                 try:
-                    if eager:
-                        await asyncio.get_running_loop().run_in_executor(
-                            self._eager_executor(), make_thumbnail, source, target, size, self.max_pixels)
-                    else:
-                        await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+                    await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
                 except ImageRefused:
                     self._count(store, "refused")
                     raise
@@ -216,18 +193,6 @@ class Thumbnailer:
             self._count(store, "refused")
             raise ImageRefused(f"the object has {info.size} bytes, more than an image of at most {self.max_pixels} "
                                "pixels takes (GRAPHLAKE_THUMBNAIL_MAX_PIXELS)")
-
-    def _eager_executor(self) -> ThreadPoolExecutor:
-        if self._eager_thread is None:
-            self._eager_thread = ThreadPoolExecutor(1, thread_name_prefix="graphlake-eager-thumbnail",
-                                                    initializer=_lower_priority)
-        return self._eager_thread
-
-    def close(self) -> None:
-        """Let the eager thread go (what it is making finishes; nothing waits for it)."""
-        if self._eager_thread is not None:
-            self._eager_thread.shutdown(wait=False, cancel_futures=True)
-            self._eager_thread = None
 
     def _count(self, store: ObjectStore, outcome: str) -> None:
         if self.metrics is not None:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import sys
-import threading
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -16,7 +13,6 @@ import pytest
 from PIL import Image
 
 from resolvers.context import AppState
-from services import thumbnails
 from services.thumbnails import SIGN_METHOD, thumbnail_key
 from storage import LocalStore
 from tests import factories
@@ -115,23 +111,24 @@ async def test_a_thumbnail_is_made_once_and_fits_its_size(api: Api, contributor:
         assert image.size == (256, 192)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="only Linux gives a thread a CPU priority of its own")
-async def test_eager_thumbnails_are_made_at_the_lowest_cpu_priority(api: Api, contributor: str, state: AppState,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The one made as an upload completes waits for idle CPU (an import's writes come first); the one a
-    client asks for is made at the server's own priority."""
-    made_at: list[tuple[int, int]] = []  # (size, priority of the thread that made it)
-    make = thumbnails.make_thumbnail
-
-    def watched(*args: object) -> None:
-        made_at.append((args[2], os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))  # type: ignore[arg-type]
-        make(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(thumbnails, "make_thumbnail", watched)
-    asset = await uploaded(api, contributor, png(300, 200), "local", "image/png")
+async def test_a_backlog_of_eager_thumbnails_never_delays_a_requested_one(api: Api, contributor: str,
+                                                                          state: AppState) -> None:
+    """The thumbnails made as uploads complete go one at a time in a slot of their own: a browser's
+    request during an import of thousands of images does not queue behind them."""
+    eager = state.thumbnailer._eager_slot  # held here, as a long backlog would hold it
+    await eager.acquire()
+    try:
+        asset = await uploaded(api, contributor, png(300, 200), "local", "image/png")
+        assert state.thumbnailer.busy  # its eager 256-px thumbnail waits for the slot
+        response = await fetch(await thumbnail_url(api, contributor, asset["id"], 128) or "")
+        assert response.status_code == 200, response.text
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert image.size == (128, 85)
+        assert state.thumbnailer.busy  # the eager one still waits
+    finally:
+        eager.release()
     await settled(state)
-    assert (await fetch(await thumbnail_url(api, contributor, asset["id"], 128) or "")).status_code == 200
-    assert made_at == [(256, thumbnails.EAGER_NICENESS), (128, os.getpriority(os.PRIO_PROCESS, 0))]
+    assert await state.stores["local"].stat(thumbnail_key(asset["sha256"], 256)) is not None
 
 
 async def test_exif_orientation_is_applied(api: Api, contributor: str) -> None:
