@@ -7,6 +7,7 @@ Kept apart from coco_export.py so an exporter that needs no pycocotools does not
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
@@ -120,25 +121,31 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
                          ) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(datum, its records) for every datum of the version, reading on a datum's records when they
     fill more than one nested page. `query` takes VERSION_DATUMS's variables and paths, with other
-    fields (the bundle exporter asks for every role and every record field)."""
-    after = None
-    while True:
-        page = (await lake.execute(query, {"id": version_id, "first": datums_per_page, "after": after,
-                                                         "records": records_per_page}))
-        datums = page["datasetVersion"]["datums"]
-        previous = after
-        for edge in datums["edges"]:
-            datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
-            more = edge["node"]["annotations"]["pageInfo"]
-            while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
-                again = (await lake.execute(query, {"id": version_id, "first": 1, "after": previous,
-                                                                 "records": records_per_page,
-                                                                 "recordsAfter": more["endCursor"]}))
-                annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]
-                records += [e["node"] for e in annotations["edges"]]
-                more = annotations["pageInfo"]
-            previous = edge["cursor"]
-            yield datum, records
-        if not datums["pageInfo"]["hasNextPage"]:
-            return
-        after = datums["pageInfo"]["endCursor"]
+    fields (the bundle exporter asks for every role and every record field). The next page is asked
+    for as soon as a page arrives, so the server reads it while this one is used: a page is mostly
+    the database's time (its members, their records and assets), which then overlaps the caller's."""
+    def ask(after: str | None) -> asyncio.Future[dict[str, Any]]:
+        return asyncio.ensure_future(lake.execute(query, {"id": version_id, "first": datums_per_page, "after": after,
+                                                          "records": records_per_page}))
+
+    after: str | None = None
+    pending: asyncio.Future[dict[str, Any]] | None = ask(after)
+    try:
+        while pending is not None:
+            datums = (await pending)["datasetVersion"]["datums"]
+            previous, after = after, datums["pageInfo"]["endCursor"]
+            pending = ask(after) if datums["pageInfo"]["hasNextPage"] else None
+            for edge in datums["edges"]:
+                datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
+                more = edge["node"]["annotations"]["pageInfo"]
+                while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
+                    again = (await lake.execute(query, {"id": version_id, "first": 1, "after": previous,
+                                                        "records": records_per_page, "recordsAfter": more["endCursor"]}))
+                    annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]
+                    records += [e["node"] for e in annotations["edges"]]
+                    more = annotations["pageInfo"]
+                previous = edge["cursor"]
+                yield datum, records
+    finally:  # the caller stopped early: the page read ahead is not wanted
+        if pending is not None and not pending.cancel():
+            pending.exception()  # it ended already: its error, if any, is this one's to drop

@@ -11,8 +11,10 @@ import pytest
 
 from documents.api_token import Role
 from graphlake_client import Client, ResumeState
+from graphlake_client.version_reading import version_datums
 from tests.conftest import MakeToken, Served
 from tests.test_exchange_coco import coco_files, write_images
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
@@ -69,3 +71,25 @@ async def test_a_failed_download_fails_the_export_and_stops_the_rest(served: Ser
             await reader.export_coco(version, tmp_path / "out")
         assert not [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "ExportFetches._one"]
     assert calls >= 1
+
+
+async def test_the_next_page_is_asked_for_while_one_is_used_and_dropped_when_the_reader_stops(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    version = await imported(served, await make_token(Role.CONTRIBUTOR), tmp_path)
+    async with Client(served.base_url, await make_token(Role.VIEWER)) as reader:
+        execute, asked = reader.execute, 0
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal asked
+            asked += 1
+            return await execute(*args, **kwargs)
+
+        reader.execute = counted  # type: ignore[method-assign]
+        pages = version_datums(reader, version, datums_per_page=1)
+        first = await anext(pages)
+        await asyncio.sleep(0)  # the read ahead starts
+        assert first[0]["asset"] is not None and asked == 2  # this page, and the next one already asked for
+        await pages.aclose()  # the reader stops: the page read ahead is dropped, nothing left running
+        await wait_for(lambda: not [t for t in asyncio.all_tasks() if not t.done() and "counted" in repr(t.get_coro())],
+                       what="the page read ahead to be dropped")
+        assert len([pair async for pair in version_datums(reader, version, datums_per_page=1)]) == 3
