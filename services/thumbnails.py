@@ -17,6 +17,7 @@ import math
 import tempfile
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,7 @@ class Thumbnailer:
         self.metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._eager_slot = asyncio.Semaphore(1)
+        self._eager_queued: set[tuple[str, str]] = set()  # eager ones waiting for their slot
         self._making: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.made = 0  # thumbnails this process generated (tests read it)
         self._eager = 0  # eager ones started and not yet done (see prepare)
@@ -150,38 +152,58 @@ class Thumbnailer:
         thumbnail = thumbnail_key(sha256, size)
         if await store.stat(thumbnail) is not None:
             return thumbnail
-        making = self._making.get((store.name, thumbnail))
-        if making is None:
+        made_as = (store.name, thumbnail)
+        making = self._making.get(made_as)
+        # A request does not wait for an eager one still queued for its slot (an import's backlog):
+        # it makes the thumbnail itself, and the eager one then finds it stored.
+        if making is None or (not eager and made_as in self._eager_queued):
+            self._eager_queued.discard(made_as)  # requests after this one wait for this one
             making = asyncio.ensure_future(self._make(store, key, thumbnail, size, eager))
-            self._making[(store.name, thumbnail)] = making
-            making.add_done_callback(lambda _: self._making.pop((store.name, thumbnail), None))
+            self._making[made_as] = making
+            making.add_done_callback(partial(self._forget, made_as))
         # Shielded: a client that goes away must not cancel what other requests wait for.
         await asyncio.shield(making)
         return thumbnail
 
+    def _forget(self, made_as: tuple[str, str], done: asyncio.Future[None]) -> None:
+        if self._making.get(made_as) is done:  # not one a request started meanwhile
+            del self._making[made_as]
+
     async def _make(self, store: ObjectStore, key: str, thumbnail: str, size: int, eager: bool) -> None:
         # The eager ones wait for their own slot, never for those requests wait for.
-        async with self._eager_slot if eager else self._slots:
-            if await store.stat(thumbnail) is not None:  # made meanwhile, by another process
-                return
-            with tempfile.TemporaryDirectory(prefix="graphlake-thumbnail-") as folder:
-                target = Path(folder, "thumbnail.webp")
-                if isinstance(store, LocalStore):  # read in place: no copy
-                    source = store.path(key)
-                    if not source.is_file():
-                        raise FileNotFoundError(key)
-                else:
-                    await self._check_size(store, key)
-                    source = Path(folder, "source")
-                    await _download(store, key, source)
-                try:
-                    await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
-                except ImageRefused:
-                    self._count(store, "refused")
-                    raise
-                await store.write(thumbnail, target)
-            self.made += 1
-            self._count(store, "made")
+        slot = self._eager_slot if eager else self._slots
+        if eager:
+            self._eager_queued.add((store.name, thumbnail))
+        try:
+            await slot.acquire()
+        finally:
+            self._eager_queued.discard((store.name, thumbnail))
+        try:
+            await self._make_in_slot(store, key, thumbnail, size)
+        finally:
+            slot.release()
+
+    async def _make_in_slot(self, store: ObjectStore, key: str, thumbnail: str, size: int) -> None:
+        if await store.stat(thumbnail) is not None:  # made meanwhile, by a request or another process
+            return
+        with tempfile.TemporaryDirectory(prefix="graphlake-thumbnail-") as folder:
+            target = Path(folder, "thumbnail.webp")
+            if isinstance(store, LocalStore):  # read in place: no copy
+                source = store.path(key)
+                if not source.is_file():
+                    raise FileNotFoundError(key)
+            else:
+                await self._check_size(store, key)
+                source = Path(folder, "source")
+                await _download(store, key, source)
+            try:
+                await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+            except ImageRefused:
+                self._count(store, "refused")
+                raise
+            await store.write(thumbnail, target)
+        self.made += 1
+        self._count(store, "made")
 
     async def _check_size(self, store: ObjectStore, key: str) -> None:
         """Before an object is downloaded to be read: FileNotFoundError if it is gone, ImageRefused if it
