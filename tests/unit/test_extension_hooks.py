@@ -12,6 +12,8 @@ from resolvers.extension_hooks import KeptHooksRunner
 from resolvers.schema import GraphlakeSchema
 
 calls: list[str] = []
+# The execution contexts First saw, kept alive: an id() alone can repeat once the first one is freed.
+contexts_seen: list[object] = []
 
 
 class First(SchemaExtension):
@@ -22,6 +24,7 @@ class First(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         calls.append(f"first execute in {id(self.execution_context)}")
+        contexts_seen.append(self.execution_context)
         try:
             yield
         except Exception as error:  # never reached: resolver errors become result errors
@@ -80,8 +83,9 @@ async def test_hooks_run_in_order_around_each_stage_every_operation() -> None:
 
 
 async def test_each_operation_binds_its_own_extension_instances() -> None:
-    calls.clear()
+    contexts_seen.clear()
     await schema.execute("{ ok }")
     await schema.execute("{ ok }")
-    contexts = {c for c in calls if c.startswith("first execute in")}
-    assert len(contexts) == 2  # two operations, two extension instances, two execution contexts
+    # Two operations, two extension instances, two execution contexts.
+    assert len(contexts_seen) == 2 and contexts_seen[0] is not contexts_seen[1]
+    contexts_seen.clear()
