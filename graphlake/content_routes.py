@@ -12,8 +12,8 @@ that URL). It needs what `asset(id)` needs: VIEWER, or no token under GRAPHLAKE_
   `downloadUrl` gives), so the bytes never pass through the server at all.
 - A VALUE: its JSON as stored (application/json); a TEXT: its text, in its media type.
 Every answer names the asset in X-Graphlake-Id, X-Graphlake-Kind, X-Graphlake-Name (percent-encoded)
-and X-Graphlake-Size, and carries X-Graphlake-SHA256 where the lake knows it, so a client checks what it received. Refusals are
-GraphQL-shaped errors with a code: 400 BAD_USER_INPUT, 401 UNAUTHENTICATED, 403 FORBIDDEN,
+and X-Graphlake-Size, and carries X-Graphlake-SHA256 where the lake knows it, so a client checks
+what it received. Refusals are GraphQL-shaped errors with a code: 400 BAD_USER_INPUT, 401 UNAUTHENTICATED, 403 FORBIDDEN,
 404 NOT_FOUND (also a DELETED asset), 409 CONFLICT (an upload not yet complete), 503 UNAVAILABLE.
 """
 

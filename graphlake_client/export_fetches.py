@@ -51,16 +51,11 @@ class ExportFetches:
 
     async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
         pending, self._pending = self._pending, set()
-        if kind is not None:  # the export failed: what it started is no longer wanted
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            return
         try:
-            for task in asyncio.as_completed(pending):
-                await task
-        except BaseException:
+            if kind is None:  # the export read to its end: every download must finish
+                for task in asyncio.as_completed(pending):
+                    await task
+        finally:  # after a failure (the export's or a download's), what is still running is not wanted
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            raise
