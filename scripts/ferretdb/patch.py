@@ -16,6 +16,11 @@ upstream text it replaces and stops the build if that text is not there once.
 3. `distinct` accepts `maxTimeMS`, which drivers send with every command under a client-side
    timeout (Graphlake's server sets one); upstream refused the field, failing every distinct.
    It is not enforced: the driver closes its connection at the deadline, which cancels the query.
+4. A stored document is decoded in one pass (graphlake_sjson.go says why and how), upstream's
+   decoder kept for whatever that pass does not expect.
+5. A find without a projection, or with an inclusion of top-level fields, takes the fields from the
+   document instead of copying it (graphlake_projection.go).
+build-services.sh runs the tests of the packages 4 and 5 change, upstream's and ours, before it builds.
 """
 
 import shutil
@@ -37,6 +42,9 @@ def replace(name: str, old: str, new: str) -> None:
 shutil.copy(here / "graphlake_expr.go", root / "internal/backends/sqlite/metadata/graphlake_expr.go")
 shutil.copy(here / "graphlake_pushdown.go", root / "internal/backends/sqlite/graphlake_pushdown.go")
 shutil.copy(here / "graphlake_count.go", root / "internal/handler/graphlake_count.go")
+for name, package in (("graphlake_sjson.go", "sjson"), ("graphlake_sjson_test.go", "sjson"),
+                      ("graphlake_projection.go", "common"), ("graphlake_projection_test.go", "common")):
+    shutil.copy(here / name, root / "internal/handler" / package / name)
 
 # 1. the _id expression of the _id_ index
 replace("internal/backends/sqlite/metadata/metadata.go",
@@ -187,3 +195,14 @@ replace("internal/handler/msg_find.go",
 replace("internal/handler/common/distinct.go",
         '\tComment    string          `ferretdb:"comment,opt"`\n',
         '\tComment    string          `ferretdb:"comment,opt"`\n\tMaxTimeMS  any             `ferretdb:"maxTimeMS,ignored"`\n')
+
+# 4. one-pass decoding of stored documents: upstream's decoder stays, under another name
+replace("internal/handler/sjson/sjson.go", "func Unmarshal(data []byte) (*types.Document, error) {",
+        "func upstreamUnmarshal(data []byte) (*types.Document, error) {")
+
+# 5. copy-free projections on a find (the only caller of this iterator)
+replace("internal/handler/common/projection_iterator.go",
+        "\tprojected, err := ProjectDocument(doc, iter.projection, iter.filter, iter.inclusion)\n",
+        "\tif projected, ok := graphlakeProject(doc, iter.projection, iter.inclusion); ok {\n"
+        "\t\treturn unused, projected, nil\n\t}\n\n"
+        "\tprojected, err := ProjectDocument(doc, iter.projection, iter.filter, iter.inclusion)\n")
