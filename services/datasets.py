@@ -226,8 +226,10 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
     not_in_parent = [str(d) for d in plan.remove_datums if d not in chosen]
     if not_in_parent:
         raise BadUserInput(f"not in the parent version: {', '.join(not_in_parent)}", field="removeDatums")
-    added = await Datum.find({"_id": {"$in": plan.add_datums}}).to_list()
-    missing = [str(d) for d in dict.fromkeys(plan.add_datums) if d not in {a.id for a in added}]
+    # Their ids and splits only: _build reads each batch in full as it copies it.
+    added = {d["_id"]: Split(d.get("split", Split.UNASSIGNED.value)) async for d in Datum.get_pymongo_collection().find(
+        {"_id": {"$in": plan.add_datums}}, {"split": 1})}
+    missing = [str(d) for d in dict.fromkeys(plan.add_datums) if d not in added]
     if missing:
         raise BadUserInput(f"no such datum(s): {', '.join(missing)}", field="addDatums", missing=missing)
     sets_found = {s.id for s in await AnnotationSet.find({"_id": {"$in": plan.add_sets}}).to_list()}
@@ -242,8 +244,8 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
 
     for datum_id in plan.remove_datums:
         chosen.pop(datum_id)
-    for datum in added:
-        chosen.setdefault(datum.id, datum.split)
+    for datum_id, split in added.items():
+        chosen.setdefault(datum_id, split)
     set_ids = [s for s in dict.fromkeys(set_ids + plan.add_sets) if s not in set(plan.remove_sets)]
     check_at_most(set_ids, MAX_VERSION_SETS, "annotation sets in a version", "addAnnotationSets")
 
