@@ -84,7 +84,7 @@ VERSION = f"""query ($id: ID, $dataset: String, $version: String) {{
     {VERSION_FIELDS} annotationSets {{ id name purpose source {{ kind name version }} schema {{ labels {{ name }} }} }}
   }}
 }}"""
-FILE_FIELDS = "id name sizeBytes sha256 downloadUrl"
+FILE_FIELDS = "id name sizeBytes sha256 downloadUrl storage { mount key external }"  # storage: for direct reads
 RECORD_FIELDS = f"""kind label score attributes set {{ id }}
   geometry {{ __typename ... on BBox {{ x y width height }} ... on Polygon {{ points {{ x y }} }}
     ... on Keypoints {{ points {{ name x y visible }} }} ... on Mask {{ asset {{ {FILE_FIELDS} }} }} }}"""

@@ -48,26 +48,31 @@ class Uploader(Transport):
                          graphql_transport=graphql_transport)
         self.concurrency = concurrency
         self.resume = resume or ResumeState()
-        self.direct_writes = direct_writes  # where a mount's filesystem is shared; False: always HTTP
-        self._direct: asyncio.Future[dict[str | None, bool]] | None = None  # mount name (None: default) -> shared here
+        # Where this machine shares a local mount's directory, files are written there and read from
+        # there directly (downloads.py); False: always over HTTP.
+        self.direct_writes = direct_writes
+        self._direct: asyncio.Future[dict[str | None, Path]] | None = None  # mount name (None: default) -> its directory
 
     # --- where the bytes go
     async def _writes_directly(self, mount: str | None) -> bool:
-        """Whether this machine sees the local mount's directory itself: its marker file holds the
-        id the server reports. Asked of the server once per client, however many files ask at once."""
+        return await self._shared_root(mount) is not None
+
+    async def _shared_root(self, mount: str | None) -> Path | None:
+        """The directory of a local mount this machine sees itself (its marker file holds the id the
+        server reports), or None. Asked of the server once per client, however many files ask at once."""
         if not self.direct_writes:
-            return False
+            return None
         if self._direct is None:
             self._direct = asyncio.ensure_future(self._shared_mounts())
-        return (await self._direct).get(mount, False)
+        return (await self._direct).get(mount)
 
-    async def _shared_mounts(self) -> dict[str | None, bool]:
-        shared: dict[str | None, bool] = {}
+    async def _shared_mounts(self) -> dict[str | None, Path]:
+        shared: dict[str | None, Path] = {}
         for found in (await self.execute(ops.MOUNTS))["mounts"]:
-            here = shares_directory(found["localRoot"], found["localId"])
-            shared[found["name"]] = here
-            if found["isDefault"]:
-                shared[None] = here
+            if shares_directory(found["localRoot"], found["localId"]):
+                shared[found["name"]] = Path(found["localRoot"])
+                if found["isDefault"]:
+                    shared[None] = Path(found["localRoot"])
         return shared
 
     async def _deliver(self, session: dict[str, Any], path: Path, progress: Progress | None) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 
 from documents.api_token import Role
 from graphlake_client import Client, ResumeState
+from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.version_reading import version_datums
 from tests.conftest import MakeToken, Served
 from tests.test_exchange_coco import coco_files, write_images
@@ -93,3 +94,39 @@ async def test_the_next_page_is_asked_for_while_one_is_used_and_dropped_when_the
         await wait_for(lambda: not [t for t in asyncio.all_tasks() if not t.done() and "counted" in repr(t.get_coro())],
                        what="the page read ahead to be dropped")
         assert len([pair async for pair in version_datums(reader, version, datums_per_page=1)]) == 3
+
+
+async def test_a_client_that_shares_the_local_mount_reads_the_images_from_it(served: Served, make_token: MakeToken,
+                                                                             tmp_path: Path) -> None:
+    """As uploads write there: each file copied from the mount's directory and checked, none sent
+    through the server. A reader not allowed to see the directory (a viewer) downloads them."""
+    contributor = await make_token(Role.CONTRIBUTOR)
+    version = await imported(served, contributor, tmp_path)
+
+    async def export(token: str, out: Path) -> tuple[int, Path | None]:
+        async with Client(served.base_url, token) as lake:
+            receive, received = lake._receive, 0
+
+            async def counted(*args: Any) -> None:
+                nonlocal received
+                received += 1
+                await receive(*args)
+
+            lake._receive = counted  # type: ignore[method-assign]
+            await lake.export_coco(version, out)
+            return received, await lake._shared_root(None)
+
+    direct, root = await export(contributor, tmp_path / "direct")
+    over_http, _ = await export(await make_token(Role.VIEWER), tmp_path / "http")
+    assert root is not None and direct == 0 and over_http == 5  # 3 images, 2 masks
+    for image in (tmp_path / "http").rglob("*.png"):
+        assert (tmp_path / "direct" / image.relative_to(tmp_path / "http")).read_bytes() == image.read_bytes()
+
+    # The bytes on disk are checked as a download's are: changed ones fail the export.
+    async with Client(served.base_url, contributor) as lake:
+        image = (await anext(version_datums(lake, version)))[0]["asset"]
+    stored = root / image["storage"]["key"]
+    stored.write_bytes(b"not the image" + stored.read_bytes())
+    with pytest.raises(GraphlakeClientError, match="is not the stored file") as refused:
+        await export(contributor, tmp_path / "tampered")
+    assert refused.value.code == "INTEGRITY"
