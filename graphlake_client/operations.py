@@ -126,7 +126,7 @@ BUNDLE_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: Int
 }}"""
 BUNDLE_ASSETS = """query ($ids: [ID!]!, $expires: Int!) {
   nodes(ids: $ids) { ... on Asset { id kind status name description mediaType sizeBytes sha256 labels metadata
-    storage { uri external } value text downloadUrl(expiresInSeconds: $expires) } }
+    storage { uri external mount key } value text downloadUrl(expiresInSeconds: $expires) } }
 }"""
 BUNDLE_DATUM_PAGE = "edges { node { id split metadata roles { role asset { id } } } } pageInfo { hasNextPage endCursor }"
 BUNDLE_ASSET_DATUMS = f"""query ($ids: [ID!]!, $first: Int!) {{

@@ -20,7 +20,8 @@ upstream text it replaces and stops the build if that text is not there once.
    decoder kept for whatever that pass does not expect.
 5. A find without a projection, or with an inclusion of top-level fields, takes the fields from the
    document instead of copying it (graphlake_projection.go).
-build-services.sh runs the tests of the packages 4 and 5 change, upstream's and ours, before it builds.
+6. A document is encoded for storage in one pass, into upstream's very bytes (graphlake_sjson_marshal.go).
+build-services.sh runs the tests of the packages 4 to 6 change, upstream's and ours, before it builds.
 """
 
 import shutil
@@ -43,6 +44,7 @@ shutil.copy(here / "graphlake_expr.go", root / "internal/backends/sqlite/metadat
 shutil.copy(here / "graphlake_pushdown.go", root / "internal/backends/sqlite/graphlake_pushdown.go")
 shutil.copy(here / "graphlake_count.go", root / "internal/handler/graphlake_count.go")
 for name, package in (("graphlake_sjson.go", "sjson"), ("graphlake_sjson_test.go", "sjson"),
+                      ("graphlake_sjson_marshal.go", "sjson"), ("graphlake_sjson_marshal_test.go", "sjson"),
                       ("graphlake_projection.go", "common"), ("graphlake_projection_test.go", "common")):
     shutil.copy(here / name, root / "internal/handler" / package / name)
 
@@ -206,3 +208,7 @@ replace("internal/handler/common/projection_iterator.go",
         "\tif projected, ok := graphlakeProject(doc, iter.projection, iter.inclusion); ok {\n"
         "\t\treturn unused, projected, nil\n\t}\n\n"
         "\tprojected, err := ProjectDocument(doc, iter.projection, iter.filter, iter.inclusion)\n")
+
+# 6. one-pass encoding for storage: upstream's encoder stays, under another name
+replace("internal/handler/sjson/sjson.go", "func Marshal(d *types.Document) ([]byte, error) {",
+        "func upstreamMarshal(d *types.Document) ([]byte, error) {")
