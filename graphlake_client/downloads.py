@@ -200,7 +200,10 @@ class Downloads(Assets):
         images no longer sends each one through the server."""
         storage = found.get("storage") or {}
         key = storage.get("key")
-        if not key or storage.get("external") or ".." in Path(key).parts or Path(key).is_absolute():
+        # Only what the server would hand out (it gives a URL for an ACTIVE file alone), and never
+        # a key that could name a path out of the mount.
+        if (not found.get("downloadUrl") or not key or storage.get("external")
+                or ".." in Path(key).parts or Path(key).is_absolute()):
             return False
         root = await self._shared_root(storage.get("mount"))
         if root is None:

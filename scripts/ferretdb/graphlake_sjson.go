@@ -245,14 +245,9 @@ func (r *graphlakeReader) value(sch *elem) (any, bool) {
 		return nil, false
 
 	case elemTypeDate:
-		n, ok := r.number()
-		if !ok {
-			return nil, false
-		}
+		ms, ok := r.integer(64)
 
-		ms, err := strconv.ParseInt(string(n), 10, 64)
-
-		return time.UnixMilli(ms), err == nil
+		return time.UnixMilli(ms), ok
 
 	case elemTypeRegex:
 		if sch.Options == nil {
@@ -264,14 +259,9 @@ func (r *graphlakeReader) value(sch *elem) (any, bool) {
 		return types.Regex{Pattern: s, Options: *sch.Options}, ok
 
 	case elemTypeInt:
-		n, ok := r.number()
-		if !ok {
-			return nil, false
-		}
+		i, ok := r.integer(32)
 
-		i, err := strconv.ParseInt(string(n), 10, 32)
-
-		return int32(i), err == nil
+		return int32(i), ok
 
 	case elemTypeTimestamp:
 		n, ok := r.number()
@@ -284,17 +274,24 @@ func (r *graphlakeReader) value(sch *elem) (any, bool) {
 		return types.Timestamp(t), err == nil
 
 	case elemTypeLong:
-		n, ok := r.number()
-		if !ok {
-			return nil, false
-		}
+		i, ok := r.integer(64)
 
-		i, err := strconv.ParseInt(string(n), 10, 64)
-
-		return i, err == nil
+		return i, ok
 	}
 
 	return nil, false // elemTypeNull with a value that is not null, or a type upstream does not know
+}
+
+// integer reads a number as encoding/json decodes one into an integer of `bits` bits.
+func (r *graphlakeReader) integer(bits int) (int64, bool) {
+	n, ok := r.number()
+	if !ok {
+		return 0, false
+	}
+
+	i, err := strconv.ParseInt(string(n), 10, bits)
+
+	return i, err == nil
 }
 
 func (r *graphlakeReader) skipSpace() int {

@@ -67,24 +67,7 @@ func (w *graphlakeWriter) schema(d *types.Document) {
 	}
 
 	w.b = append(w.b, `{"p":{`...)
-
-	for i, key := range keys {
-		if i > 0 {
-			w.b = append(w.b, ',')
-		}
-
-		w.string(key)
-		w.b = append(w.b, ':')
-
-		v, err := d.Get(key)
-		if err != nil {
-			w.ok = false
-			return
-		}
-
-		w.elem(v)
-	}
-
+	w.members(d, w.elem)
 	w.b = append(w.b, `},"$k":[`...)
 
 	for i, key := range keys {
@@ -107,21 +90,7 @@ func (w *graphlakeWriter) elem(v any) {
 		w.b = append(w.b, '}')
 	case *types.Array:
 		w.b = append(w.b, `{"t":"array","i":[`...)
-
-		for i := 0; i < v.Len(); i++ {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-
-			item, err := v.Get(i)
-			if err != nil {
-				w.ok = false
-				return
-			}
-
-			w.elem(item)
-		}
-
+		w.items(v, w.elem)
 		w.b = append(w.b, "]}"...)
 	case float64:
 		w.b = append(w.b, `{"t":"double"}`...)
@@ -159,42 +128,11 @@ func (w *graphlakeWriter) value(v any) {
 	switch v := v.(type) {
 	case *types.Document:
 		w.b = append(w.b, '{')
-
-		for i, key := range v.Keys() {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-
-			w.string(key)
-			w.b = append(w.b, ':')
-
-			item, err := v.Get(key)
-			if err != nil {
-				w.ok = false
-				return
-			}
-
-			w.value(item)
-		}
-
+		w.members(v, w.value)
 		w.b = append(w.b, '}')
 	case *types.Array:
 		w.b = append(w.b, '[')
-
-		for i := 0; i < v.Len(); i++ {
-			if i > 0 {
-				w.b = append(w.b, ',')
-			}
-
-			item, err := v.Get(i)
-			if err != nil {
-				w.ok = false
-				return
-			}
-
-			w.value(item)
-		}
-
+		w.items(v, w.value)
 		w.b = append(w.b, ']')
 	case float64:
 		w.float(v)
@@ -222,6 +160,44 @@ func (w *graphlakeWriter) value(v any) {
 		w.b = strconv.AppendInt(w.b, v, 10)
 	default:
 		w.ok = false
+	}
+}
+
+// members writes each field of d as `"key":` and what `each` writes of its value, comma-separated
+// (the schema's properties, and a nested document's values).
+func (w *graphlakeWriter) members(d *types.Document, each func(any)) {
+	for i, key := range d.Keys() {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+
+		w.string(key)
+		w.b = append(w.b, ':')
+
+		v, err := d.Get(key)
+		if err != nil {
+			w.ok = false
+			return
+		}
+
+		each(v)
+	}
+}
+
+// items writes what `each` writes of each element of a, comma-separated.
+func (w *graphlakeWriter) items(a *types.Array, each func(any)) {
+	for i := 0; i < a.Len(); i++ {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+
+		v, err := a.Get(i)
+		if err != nil {
+			w.ok = false
+			return
+		}
+
+		each(v)
 	}
 }
 
