@@ -105,7 +105,6 @@ func graphlakeUnmarshal(data []byte) (*types.Document, bool) {
 
 	doc, ok := r.fields(sch, true)
 	if !ok || r.pos != len(data) { // upstream refuses even white space after the document
-
 		return nil, false
 	}
 
