@@ -124,11 +124,6 @@ class VersionRecord(AnnotationRecord):
     asset_digest: str = PENDING  # of the asset it annotates, and of its mask (documents/manifest.py)
     mask_digest: str | None = None
 
-    def as_record(self) -> AnnotationRecord:
-        """The record as the version holds it, under its own id."""
-        fields = {name: getattr(self, name) for name in AnnotationRecord.model_fields if name != "id"}
-        return AnnotationRecord.model_construct(id=self.record_id, **fields)
-
     class Settings:
         name = "version_records"
         indexes = [

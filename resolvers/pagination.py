@@ -26,8 +26,10 @@ from typing import Any, TypeVar
 import orjson
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
+from strawberry.dataloader import DataLoader
 
-from resolvers.loaders import Loaders
+from resolvers.loaders import ChildPage, Loaders
+from resolvers.lookahead import now_or_later
 from resolvers.relay import Connection, Edge, PageInfo
 from services.errors import BadUserInput
 
@@ -202,6 +204,55 @@ def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
 
 
 
+def first_children(loaders: Loaders, model: type[D], *, field: str, query: dict[str, Any], first: int,
+                   many_valued: bool = False) -> DataLoader[ObjectId, ChildPage[D]]:
+    """The loader of each parent's first `first` children (see child_connection): one for the
+    resolver and for a look-ahead (resolvers/lookahead.py), so both name the same batch."""
+    pages = loaders.referrers if many_valued else loaders.children
+    return pages(model, field, query, first)
+
+
+def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPage[D], *, field: str, parent_id: ObjectId,
+                          query: dict[str, Any], to_node: Callable[[D], T], many_valued: bool = False) -> Connection[T]:
+    """The connection of a parent's first page of children, as its loader gave it."""
+    sort = [("_id", ASCENDING)]
+    edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
+
+    async def count() -> int:
+        counts = loaders.referrer_counts if many_valued else loaders.counts
+        return await counts(model, field, query).load(parent_id)
+
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=child_page.has_next, has_previous_page=False,
+                           start_cursor=edges[0].cursor if edges else None,
+                           end_cursor=edges[-1].cursor if edges else None),
+        count=count,
+    )
+
+
+def child_connection_now_or_later(
+    loaders: Loaders,
+    model: type[D],
+    *,
+    field: str,
+    parent_id: ObjectId,
+    query: dict[str, Any],
+    page: Page,
+    to_node: Callable[[D], T],
+    many_valued: bool = False,
+) -> Connection[T] | Awaitable[Connection[T]]:
+    """child_connection, given at once (not as an awaitable) when its first page is loaded already,
+    as a look-ahead leaves it (resolvers/lookahead.py); for a field resolver that is a plain `def`."""
+    if page.after or page.backward:
+        return child_connection(loaders, model, field=field, parent_id=parent_id, query=query, page=page,
+                                to_node=to_node, many_valued=many_valued)
+    loaded = first_children(loaders, model, field=field, query=query, first=page.first, many_valued=many_valued)
+    return now_or_later(loaded.load(parent_id), lambda child_page: child_page_connection(
+        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node,
+        many_valued=many_valued))
+
+
 async def child_connection(
     loaders: Loaders,
     model: type[D],
@@ -219,27 +270,14 @@ async def child_connection(
     children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
     `many_valued`: `field` is an array (or inside one), and names the parent among other values.
     """
-    sort = [("_id", ASCENDING)]
     if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
         return await paginate(
-            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=sort, page=page,
+            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[("_id", ASCENDING)], page=page,
             to_node=lambda raw: to_node(model.model_validate(raw)),
         )
-    pages = loaders.referrers if many_valued else loaders.children
-    child_page = await pages(model, field, query, page.first).load(parent_id)
-    edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
-
-    async def count() -> int:
-        counts = loaders.referrer_counts if many_valued else loaders.counts
-        return await counts(model, field, query).load(parent_id)
-
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(has_next_page=child_page.has_next, has_previous_page=False,
-                           start_cursor=edges[0].cursor if edges else None,
-                           end_cursor=edges[-1].cursor if edges else None),
-        count=count,
-    )
+    loaded = first_children(loaders, model, field=field, query=query, first=page.first, many_valued=many_valued)
+    return child_page_connection(loaders, model, await loaded.load(parent_id), field=field, parent_id=parent_id,
+                                 query=query, to_node=to_node, many_valued=many_valued)
 
 
 async def map_nodes(connection: Connection[T], convert: Callable[[list[T]], Awaitable[list[Any]]]) -> Connection[Any]:

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from bson import ObjectId
 
 from documents import annotation as docs
 from documents.asset import Asset as AssetDocument
 from documents.dataset import Datum as DatumDocument
 from resolvers.assets.types import Asset
-from resolvers.context import Info
+from resolvers.context import Context, Info
 from resolvers.enums import described_enum
+from resolvers.lookahead import now_or_later, selected
 from resolvers.pagination import child_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
+    from strawberry.types.nodes import Selection
+
     from resolvers.annotations.inputs import AnnotationFilter
     from resolvers.datums.types import Datum
 
@@ -219,12 +225,12 @@ class AnnotationRecord(Node):
         return self.doc.attributes.decode()
 
     @strawberry.field(description="The set it belongs to.")
-    async def set(self, info: Info) -> AnnotationSet:
-        return AnnotationSet.from_document(await info.context.loaders.by_id(docs.AnnotationSet).load(self.doc.set_id))
+    def set(self, info: Info) -> AnnotationSet:  # or an awaitable of it (resolvers/lookahead.py)
+        return now_or_later(info.context.loaders.by_id(docs.AnnotationSet).load(self.doc.set_id), AnnotationSet.from_document)
 
     @strawberry.field(description="The asset it annotates.")
-    async def asset(self, info: Info) -> Asset:
-        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id))
+    def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
+        return now_or_later(info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id), Asset.from_document)
 
     @strawberry.field(description="The record this one corrected (supersedeAnnotation), if any.")
     async def supersedes(self, info: Info) -> AnnotationRecord | None:
@@ -258,9 +264,21 @@ class AnnotationRecord(Node):
         return Datum.from_document(found) if found else None
 
     @classmethod
-    def from_document(cls, doc: docs.AnnotationRecord) -> AnnotationRecord:
+    async def look_ahead(cls, context: Context, records: Sequence[docs.AnnotationRecord], selections: list[Selection]) -> None:
+        """Load the sets and assets `selections` ask of these records for all of them at once
+        (resolvers/lookahead.py)."""
+        loads: list[Awaitable[Any]] = []
+        if selected(selections, "set"):
+            loads.append(context.loaders.by_id(docs.AnnotationSet).load_many(list(dict.fromkeys(r.set_id for r in records))))
+        if selected(selections, "asset"):
+            loads.append(context.loaders.by_id(AssetDocument).load_many(list(dict.fromkeys(r.asset_id for r in records))))
+        await asyncio.gather(*loads)
+
+    @classmethod
+    def from_document(cls, doc: docs.AnnotationRecord, record_id: ObjectId | None = None) -> AnnotationRecord:
+        """`record_id`: the id it shows, when not its own (a version's copy shows its original's)."""
         return cls(
-            id=encode_id(NodeType.ANNOTATION_RECORD, doc.id), kind=doc.kind, label=doc.label, score=doc.score, value=doc.value,
+            id=encode_id(NodeType.ANNOTATION_RECORD, record_id or doc.id), kind=doc.kind, label=doc.label, score=doc.score, value=doc.value,
             geometry=_geometry(doc.geometry), source=AnnotationSource.from_value(doc.source), verified=doc.verified,
             verified_by=doc.verified_by, verified_at=doc.verified_at, created_at=doc.created_at, doc=doc,
         )

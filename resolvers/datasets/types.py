@@ -17,6 +17,7 @@ from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
 from resolvers.context import Info
 from resolvers.datums.types import Datum
+from resolvers.lookahead import node_selections
 from resolvers.pagination import Page, child_connection, sorted_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from services import datasets as service
@@ -145,10 +146,12 @@ class DatasetVersion(Node):
                      split: Annotated[Split | None, strawberry.argument(description=(
                          "Only datums that were in this split when the version was built; null for all."))] = None,
                      ) -> Connection[Datum]:
-        return await child_connection(
+        datums = await child_connection(
             info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
             query={"split": split.value} if split else {}, page=info.context.page(first, after, last, before), to_node=Datum.from_member,
         )
+        await Datum.look_ahead(info.context, [edge.node for edge in datums.edges], node_selections(info.selected_fields))
+        return datums
 
     @strawberry.field(description="The annotation sets it holds (their records as they were when it was built; at most 100, a whole list).")
     async def annotation_sets(self, info: Info) -> list[AnnotationSet]:

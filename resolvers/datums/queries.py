@@ -10,6 +10,7 @@ from documents.dataset import Datum as DatumDocument
 from resolvers.common import JsonPredicate, Split, json_filters
 from resolvers.context import Info
 from resolvers.datums.types import Datum
+from resolvers.lookahead import node_selections
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
@@ -41,8 +42,10 @@ class DatumQueries:
         if role:
             clauses.append({"roles.role": role})
         clauses += json_filters("metadata", metadata, input_field="metadata")
-        return await paginate(
+        datums = await paginate(
             DatumDocument.get_pymongo_collection(), query={"$and": clauses} if clauses else {},
             sort=[("_id", DESCENDING)], page=info.context.page(first, after, last, before),
             to_node=lambda raw: Datum.from_document(DatumDocument.model_validate(raw)),
         )
+        await Datum.look_ahead(info.context, [edge.node for edge in datums.edges], node_selections(info.selected_fields))
+        return datums

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from bson import ObjectId
@@ -14,13 +17,16 @@ from documents.dataset import Datum as DatumDocument
 from documents.dataset import VersionMember, VersionRecord
 from resolvers.assets.types import Asset
 from resolvers.common import Split
-from resolvers.context import Info
-from resolvers.pagination import child_connection
+from resolvers.context import Context, Info
+from resolvers.lookahead import first_page_size, node_selections, now_or_later, selected
+from resolvers.pagination import child_connection_now_or_later, first_children
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
+    from strawberry.types.nodes import Selection
+
     from resolvers.annotations.inputs import AnnotationFilter
     from resolvers.annotations.types import AnnotationRecord
 
@@ -31,8 +37,8 @@ class DatumRole:
     asset_id: strawberry.Private[object]
 
     @strawberry.field(description="The asset playing the role (shown DELETED if a forced delete took it).")
-    async def asset(self, info: Info) -> Asset:
-        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
+    def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
+        return now_or_later(info.context.loaders.by_id(AssetDocument).load(self.asset_id), Asset.from_document)
 
 
 @strawberry.type(description="One example: assets by role, a split, metadata, and the annotations on it. Reached "
@@ -50,13 +56,13 @@ class Datum(Node):
         return [DatumRole(role=r.role, asset_id=r.asset_id) for r in self.doc.roles]
 
     @strawberry.field(description="The asset in `role`, or null.")
-    async def asset(
+    def asset(
         self, info: Info, role: Annotated[str, strawberry.argument(description="The role's exact name, e.g. image.")],
-    ) -> Asset | None:
+    ) -> Asset | None:  # or an awaitable of it (resolvers/lookahead.py)
         ref = next((r for r in self.doc.roles if r.role == role), None)
         if ref is None:
             return None
-        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(ref.asset_id))
+        return now_or_later(info.context.loaders.by_id(AssetDocument).load(ref.asset_id), Asset.from_document)
 
     @strawberry.field(description="A JSON object describing the datum ({} if none was given).")
     def metadata(self) -> JSON:
@@ -65,25 +71,62 @@ class Datum(Node):
     @strawberry.field(description=(
         "Annotation records on this datum, oldest first; through a dataset version, only the records that version "
         "froze."))
-    async def annotations(
+    def annotations(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,
                           strawberry.argument(description="Only records matching this; null for all.")] = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
+        # or an awaitable of it (resolvers/lookahead.py)
+        model, query, to_node = self._records(filter)
+        return child_connection_now_or_later(info.context.loaders, model, field="datum_id", parent_id=self.doc.id,
+                                             query=query, page=info.context.page(first, after, last, before),
+                                             to_node=to_node)
+
+    def _records(self, filter: AnnotationFilter | None) -> tuple[type[RecordDocument], dict[str, Any],
+                                                                  Callable[[Any], AnnotationRecord]]:
+        """Where its annotation records are read (the collection, the query) and how each becomes a node:
+        through a version, that version's frozen copies, each shown under its original's id."""
         from resolvers.annotations.inputs import annotation_query
         from resolvers.annotations.types import AnnotationRecord
 
-        page = info.context.page(first, after, last, before)
         if self.version_id is not None:
-            return await child_connection(
-                info.context.loaders, VersionRecord, field="datum_id", parent_id=self.doc.id,
-                query={"version_id": self.version_id, **annotation_query(filter)}, page=page,
-                to_node=lambda copy: AnnotationRecord.from_document(copy.as_record()),
-            )
-        return await child_connection(
-            info.context.loaders, RecordDocument, field="datum_id", parent_id=self.doc.id,
-            query=annotation_query(filter), page=page, to_node=AnnotationRecord.from_document,
-        )
+            return (VersionRecord, {"version_id": self.version_id, **annotation_query(filter)},
+                    lambda copy: AnnotationRecord.from_document(copy, record_id=copy.record_id))
+        return RecordDocument, annotation_query(filter), AnnotationRecord.from_document
+
+    @classmethod
+    async def look_ahead(cls, context: Context, datums: Sequence[Datum], selections: list[Selection]) -> None:
+        """Load what `selections` ask of these datums (role assets, first pages of annotations and what
+        those ask in turn) for all of them at once: resolvers/lookahead.py."""
+        asset_ids = [r.asset_id for roles in selected(selections, "roles") if selected(roles.selections, "asset")
+                     for datum in datums for r in datum.doc.roles]
+        asset_ids += [r.asset_id for field in selected(selections, "asset") for datum in datums
+                      for r in datum.doc.roles if r.role == field.arguments.get("role")]
+        loads: list[Awaitable[Any]] = []
+        if asset_ids:
+            loads.append(context.loaders.by_id(AssetDocument).load_many(list(dict.fromkeys(asset_ids))))
+        for field in selected(selections, "annotations"):
+            first = first_page_size(field, context.page)
+            if first is not None:
+                loads.append(cls._look_ahead_records(context, datums, first, node_selections([field])))
+        await asyncio.gather(*loads)
+
+    @staticmethod
+    async def _look_ahead_records(context: Context, datums: Sequence[Datum], first: int,
+                                  selections: list[Selection]) -> None:
+        from resolvers.annotations.types import AnnotationRecord
+
+        by_source: dict[ObjectId | None, list[Datum]] = defaultdict(list)  # a page's datums share one version
+        for datum in datums:
+            by_source[datum.version_id].append(datum)
+
+        async def records(group: list[Datum]) -> None:
+            model, query, _ = group[0]._records(None)
+            pages = await first_children(context.loaders, model, field="datum_id", query=query,
+                                         first=first).load_many([datum.doc.id for datum in group])
+            await AnnotationRecord.look_ahead(context, [doc for page in pages for doc in page.docs], selections)
+
+        await asyncio.gather(*(records(group) for group in by_source.values()))
 
     @classmethod
     def from_document(cls, doc: DatumDocument) -> Datum:
