@@ -11,7 +11,7 @@ per level; the items just do not know their answer is coming.
 So a resolver of a list whose items are known (a version's datums) looks ahead: it reads what the
 operation selects on its items and loads it for all of them at once, level by level, through the
 same per-request loaders and the same loader keys the item resolvers use. Those resolvers are plain
-`def`s that return `now_or_later(loader.load(key), convert)`: the value itself when the loader has
+`def`s that return `now_or_later(loader, key, convert)`: the value itself when the loader has
 it, which graphql-core completes synchronously, or else an awaitable of it.
 
 Nothing relies on a look-ahead being complete or right. A field it does not cover (one with cursors
@@ -21,28 +21,33 @@ same one-query-per-level batches; at worst a look-ahead reads a level that an @s
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from strawberry.dataloader import DataLoader
 from strawberry.types.nodes import SelectedField, Selection
 
 from services.errors import BadUserInput
 
+K = TypeVar("K")
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def now_or_later(loaded: asyncio.Future[T], convert: Callable[[T], R]) -> R | Awaitable[R]:
-    """`convert` of a loader's answer: at once when the answer is there (a look-ahead loaded it), so
-    the executor completes the field without an awaitable; else an awaitable of it."""
-    if loaded.done():
+def now_or_later(loader: DataLoader[K, T], key: K, convert: Callable[[T], R]) -> R | Awaitable[R]:
+    """`convert` of what `loader` gives for `key`: at once when it has it already (a look-ahead
+    loaded it), so the executor completes the field without an awaitable; else an awaitable that
+    asks the loader for it when the executor runs it. Asked only then, as an `async def` resolver
+    would: graphql-core completes a long list in slices with a yield between them
+    (resolvers/loop_slices.py), and a load asked for in each slice would make a batch of each."""
+    loaded = loader.cache_map.get(key) if loader.cache else None
+    if loaded is not None and loaded.done():
         return convert(loaded.result())
-    return _later(loaded, convert)
+    return _later(loader, key, convert)
 
 
-async def _later(loaded: Awaitable[T], convert: Callable[[T], R]) -> R:
-    return convert(await loaded)
+async def _later(loader: DataLoader[K, T], key: K, convert: Callable[[T], R]) -> R:
+    return convert(await loader.load(key))
 
 
 def selected(selections: Iterable[Selection], name: str) -> list[SelectedField]:
@@ -67,9 +72,10 @@ def node_selections(connections: Iterable[SelectedField]) -> list[Selection]:
 
 def first_page_size(field: SelectedField, page_of: Callable[[Any], Any]) -> int | None:
     """The page size a connection field's resolver will read, when it reads a first page only (no
-    cursor, no `last`) and takes no other argument: what a look-ahead can load for it. None for
-    anything else, a size out of range included (the resolver then reports it, on its own field)."""
-    if set(field.arguments) - {"first"}:
+    cursor, no `last`) and takes no other argument (or only nulls, as a client that pages with
+    `after: $after` sends for its first page): what a look-ahead can load for it. None for anything
+    else, a size out of range included (the resolver then reports it, on its own field)."""
+    if {name for name, value in field.arguments.items() if value is not None} - {"first"}:
         return None
     first = field.arguments.get("first")
     if isinstance(first, str):  # an Int literal: Strawberry gives its source text, variables their values

@@ -248,7 +248,7 @@ def child_connection_now_or_later(
         return child_connection(loaders, model, field=field, parent_id=parent_id, query=query, page=page,
                                 to_node=to_node, many_valued=many_valued)
     loaded = first_children(loaders, model, field=field, query=query, first=page.first, many_valued=many_valued)
-    return now_or_later(loaded.load(parent_id), lambda child_page: child_page_connection(
+    return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(
         loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node,
         many_valued=many_valued))
 

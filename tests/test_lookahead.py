@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from strawberry.dataloader import DataLoader
 
 from resolvers.lookahead import now_or_later
 from resolvers.loop_slices import SlicedExecutor
@@ -16,9 +17,10 @@ from tests.operations import Api
 from tests.seed import seed_version
 
 # VersionGraph's nested part three ways: as the look-ahead covers it (fragments, an alias, `first`
-# as a literal and as a variable), and with a filter, which it leaves to each item's own resolver.
+# as a literal and as a variable, a null cursor as an exporter sends for its first page), and with a
+# filter, which it leaves to each item's own resolver.
 QUERY = """
-query Nested($id: ID!, $first: Int, $records: Int) {
+query Nested($id: ID!, $first: Int, $records: Int, $recordsAfter: String) {
   datasetVersion(id: $id) {
     datums(first: $first) { edges { node { id ...Roles ...Records ...Filtered } } }
   }
@@ -26,7 +28,7 @@ query Nested($id: ID!, $first: Int, $records: Int) {
 fragment Roles on Datum { roles { role asset { id name } } image: asset(role: "image") { id kind } }
 fragment Records on Datum {
   annotations(first: 2) { edges { node { id label set { id name } asset { id } } } pageInfo { hasNextPage } }
-  all: annotations(first: $records) { edges { node { id label set { purpose } } } }
+  all: annotations(first: $records, after: $recordsAfter) { edges { node { id label set { purpose } } } }
 }
 fragment Filtered on Datum {
   filtered: annotations(first: 2, filter: {labels: ["defect", "ok"]}) { edges { node { id label set { id name } asset { id } } }
@@ -37,7 +39,7 @@ fragment Filtered on Datum {
 
 async def nested(api: Api, token: str, version_id: object, first: int) -> dict[str, Any]:
     body = await api.run("Nested", {"id": encode_id(NodeType.DATASET_VERSION, version_id), "first": first,
-                                    "records": 20}, token=token, query=QUERY)
+                                    "records": 20, "recordsAfter": None}, token=token, query=QUERY)
     assert not body.get("errors"), body["errors"]
     return body["data"]["datasetVersion"]["datums"]
 
@@ -95,12 +97,16 @@ async def test_an_out_of_range_page_below_a_looked_ahead_list_is_reported_on_its
     assert {tuple(e["path"][-2:]) for e in body["errors"]} == {("node", "all")}
 
 
-async def test_now_or_later_gives_a_ready_answer_at_once_and_a_pending_one_to_await() -> None:
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    ready.set_result(20)
-    assert now_or_later(ready, lambda n: n + 1) == 21
-    pending: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    later = now_or_later(pending, lambda n: n + 1)
-    assert asyncio.iscoroutine(later)
-    pending.set_result(1)
-    assert await later == 2
+async def test_now_or_later_gives_a_loaded_answer_at_once_and_asks_for_others_only_when_awaited() -> None:
+    asked: list[list[int]] = []
+
+    async def load(keys: list[int]) -> list[int]:
+        asked.append(list(keys))
+        return [key * 10 for key in keys]
+
+    loader = DataLoader(load_fn=load)
+    later = now_or_later(loader, 1, lambda n: n + 1)
+    assert asyncio.iscoroutine(later) and asked == []  # not asked before the executor runs it
+    assert await later == 11 and asked == [[1]]
+    assert now_or_later(loader, 1, lambda n: n + 1) == 11  # loaded: a plain value
+    assert asked == [[1]]

@@ -226,11 +226,11 @@ class AnnotationRecord(Node):
 
     @strawberry.field(description="The set it belongs to.")
     def set(self, info: Info) -> AnnotationSet:  # or an awaitable of it (resolvers/lookahead.py)
-        return now_or_later(info.context.loaders.by_id(docs.AnnotationSet).load(self.doc.set_id), AnnotationSet.from_document)
+        return now_or_later(info.context.loaders.by_id(docs.AnnotationSet), self.doc.set_id, AnnotationSet.from_document)
 
     @strawberry.field(description="The asset it annotates.")
     def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
-        return now_or_later(info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id), Asset.from_document)
+        return now_or_later(info.context.loaders.by_id(AssetDocument), self.doc.asset_id, Asset.from_document)
 
     @strawberry.field(description="The record this one corrected (supersedeAnnotation), if any.")
     async def supersedes(self, info: Info) -> AnnotationRecord | None:

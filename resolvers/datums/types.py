@@ -38,7 +38,7 @@ class DatumRole:
 
     @strawberry.field(description="The asset playing the role (shown DELETED if a forced delete took it).")
     def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
-        return now_or_later(info.context.loaders.by_id(AssetDocument).load(self.asset_id), Asset.from_document)
+        return now_or_later(info.context.loaders.by_id(AssetDocument), self.asset_id, Asset.from_document)
 
 
 @strawberry.type(description="One example: assets by role, a split, metadata, and the annotations on it. Reached "
@@ -62,7 +62,7 @@ class Datum(Node):
         ref = next((r for r in self.doc.roles if r.role == role), None)
         if ref is None:
             return None
-        return now_or_later(info.context.loaders.by_id(AssetDocument).load(ref.asset_id), Asset.from_document)
+        return now_or_later(info.context.loaders.by_id(AssetDocument), ref.asset_id, Asset.from_document)
 
     @strawberry.field(description="A JSON object describing the datum ({} if none was given).")
     def metadata(self) -> JSON:
