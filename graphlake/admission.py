@@ -22,9 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from services.errors import Unavailable
+
+# How long no request must have run before quiet() returns. An importing client works a few to a
+# hundred milliseconds between its batches; a person clicking through the web app, longer.
+QUIET_SECONDS = 0.25
 
 
 class Admission:
@@ -34,6 +39,22 @@ class Admission:
         self.wait_seconds = wait_seconds
         self.waiting = 0  # how many requests wait for a slot now
         self.running = 0  # how many hold one
+        self._quiet = asyncio.Event()  # set while none does
+        self._quiet.set()
+        self._quiet_since = time.monotonic()  # when the last one ended
+        self._admitted = 0  # requests that took a slot, ever
+
+    async def quiet(self) -> None:
+        """Return once no request has held a slot for QUIET_SECONDS. Background work that no one
+        waits for (eager thumbnails, services/thumbnails.py) waits for this, so it does not take the
+        CPU from requests: not during a burst, nor in the gaps between the requests of a client that
+        sends them one after another (an import, whose client works between its batches)."""
+        while True:
+            await self._quiet.wait()
+            admitted = self._admitted
+            await asyncio.sleep(max(0.0, self._quiet_since + QUIET_SECONDS - time.monotonic()))
+            if self._quiet.is_set() and self._admitted == admitted:
+                return
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -47,8 +68,13 @@ class Admission:
         finally:
             self.waiting -= 1
         self.running += 1
+        self._admitted += 1
+        self._quiet.clear()
         try:
             yield
         finally:
             self.running -= 1
+            if not self.running:
+                self._quiet_since = time.monotonic()
+                self._quiet.set()
             self._slots.release()

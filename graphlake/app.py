@@ -86,10 +86,12 @@ def create_app(
     """
     settings = settings or Settings()
     tracing = start_tracing(settings, tracer_provider)
+    admission = Admission(settings.max_concurrent_requests, settings.request_queue_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_state(settings, command_listeners, serving=True, tracing=tracing) as state:
+        async with open_state(settings, command_listeners, serving=True, tracing=tracing,
+                              quiet=admission.quiet) as state:
             app.state.graphlake = state
             with no_time_limit():  # startup: no client waits on it
                 secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
@@ -124,7 +126,6 @@ def create_app(
         body = {"ok": report.ok, "database": report.database, "storage": report.storage, "failing": failing}
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
-    admission = Admission(settings.max_concurrent_requests, settings.request_queue_seconds)
     view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings, admission)
     middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
     if tracing is not None:  # outermost: the server span covers everything below, and carries the client's trace

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from pymongo import AsyncMongoClient
@@ -32,11 +32,12 @@ from storage.signing import UrlSigner
 
 @asynccontextmanager
 async def open_state(settings: Settings, listeners: Sequence[CommandListener] = (), *,
-                     serving: bool = False, tracing: Tracing | None = None) -> AsyncIterator[AppState]:
+                     serving: bool = False, tracing: Tracing | None = None,
+                     quiet: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[AppState]:
     """The database (starting the embedded FerretDB when no URL is set) and every mount, opened.
     `serving` (the server, not a command) bounds each database operation by the request time limit,
     and keeps metrics unless GRAPHLAKE_METRICS is off; with `tracing`, database commands and S3
-    requests are traced too.
+    requests are traced too. `quiet` returns once no request is running: eager thumbnails wait for it.
 
     Closed in reverse order on exit, also when opening fails half-way.
     """
@@ -63,7 +64,8 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
                        # Signed with the local mounts' secret, for every mount: S3 mounts' thumbnails are
                        # made by this server too, on the first GET of such a URL.
                        thumbnail_signer=UrlSigner(signing_secret(settings), settings.base_url, route="/thumbnails"),
-                       thumbnailer=Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels, metrics))
+                       thumbnailer=Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels, metrics,
+                                               quiet=quiet))
 
 
 def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Observer]:

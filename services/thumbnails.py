@@ -16,7 +16,7 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,11 +138,18 @@ class Thumbnailer:
     size) once: requests for one being made wait for it rather than make it again. The eager ones
     (`prepare`) are made one at a time beside them, never in their slots: an import of thousands of
     images would otherwise queue a browser's thumbnails behind its own. (Made at the lowest CPU
-    priority instead, they lingered into the work after an import and slowed it: bench/exchange.py.)"""
+    priority instead, they lingered into the work after an import and slowed it: bench/exchange.py.)
 
-    def __init__(self, concurrency: int, max_pixels: int, metrics: Metrics | None = None) -> None:
+    With `quiet` (an awaitable that returns once no request is running: graphlake/admission.py),
+    each eager one also waits for it before it starts. Made during an import, they took half of the
+    server's CPU while it added the annotations; now they are made between its requests and after
+    it, and a thumbnail a browser asks for meanwhile is made for it at once, as always."""
+
+    def __init__(self, concurrency: int, max_pixels: int, metrics: Metrics | None = None,
+                 quiet: Callable[[], Awaitable[None]] | None = None) -> None:
         self.max_pixels = max_pixels
         self.metrics = metrics
+        self._quiet = quiet
         self._slots = asyncio.Semaphore(concurrency)
         self._eager_slot = asyncio.Semaphore(1)
         self._eager_queued: set[tuple[str, str]] = set()  # eager ones waiting for their slot
@@ -180,6 +187,12 @@ class Thumbnailer:
             self._eager_queued.add((store.name, thumbnail))
         try:
             await slot.acquire()
+            if eager and self._quiet is not None:
+                try:
+                    await self._quiet()  # still queued: a request for this one makes it itself meanwhile
+                except BaseException:
+                    slot.release()
+                    raise
         finally:
             self._eager_queued.discard((store.name, thumbnail))
         try:

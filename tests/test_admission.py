@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 from starlette.applications import Starlette
 
-from graphlake.admission import Admission
+from graphlake.admission import QUIET_SECONDS, Admission
 from tests.operations import document
 from tests.waiting import wait_for
 
@@ -80,3 +80,18 @@ async def test_a_slowly_sent_body_holds_no_slot(app: Starlette, http: httpx.Asyn
     assert other.status_code == 200 and admission.running == 0
     more.set()
     assert (await sent).json()["data"]["health"]["ok"] is True
+
+
+async def test_quiet_returns_after_a_pause_with_no_request_running() -> None:
+    """What eager background work waits for: a request that runs during the pause starts it again."""
+    admission = Admission(2, 1.0)
+    async with admission.slot():
+        waiter = asyncio.create_task(admission.quiet())
+        await asyncio.sleep(QUIET_SECONDS)
+        assert not waiter.done()  # a request is running
+    await asyncio.sleep(QUIET_SECONDS / 2)
+    async with admission.slot():  # another, within the pause
+        await asyncio.sleep(0)
+    await asyncio.sleep(QUIET_SECONDS * 0.75)  # the first pause would be over by now
+    assert not waiter.done()
+    await asyncio.wait_for(waiter, QUIET_SECONDS * 4)

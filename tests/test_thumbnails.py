@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 from PIL import Image
+from starlette.applications import Starlette
 
 from resolvers.context import AppState
 from services.thumbnails import SIGN_METHOD, thumbnail_key
@@ -133,6 +134,25 @@ async def test_a_backlog_of_eager_thumbnails_never_delays_a_requested_one(api: A
         assert state.thumbnailer.busy  # the eager one still waits
     finally:
         eager.release()
+    await settled(state)
+    assert state.thumbnailer.made == made + 1  # the eager one found it made
+
+
+async def test_eager_thumbnails_wait_while_a_request_runs(api: Api, contributor: str, app: Starlette,
+                                                          state: AppState) -> None:
+    """An eager thumbnail is made only when no GraphQL request is running (an import's requests
+    run back to back): while one runs, the upload's own is not made, but a browser's request for it
+    is answered at once; the eager one starts as the last request ends, and finds it made."""
+    made = state.thumbnailer.made
+    async with app.state.admission.slot():  # a request running all along, as an import's next one would be
+        asset = await uploaded(api, contributor, png(300, 200, (1, 2, 3, 255)), "local", "image/png")  # bytes of its own
+        for _ in range(50):  # far longer than a 300 x 200 thumbnail takes, had it started
+            await asyncio.sleep(0.01)
+            assert state.thumbnailer.busy and state.thumbnailer.made == made
+        url = await thumbnail_url(api, contributor, asset["id"], 256) or ""
+        response = await fetch(url)
+        assert response.status_code == 200, response.text
+        assert state.thumbnailer.made == made + 1 and state.thumbnailer.busy  # the request's; the eager one waits
     await settled(state)
     assert state.thumbnailer.made == made + 1  # the eager one found it made
 
