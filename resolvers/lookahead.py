@@ -70,7 +70,7 @@ def node_selections(connections: Iterable[SelectedField]) -> list[Selection]:
             for node in selected(edges.selections, "node") for selection in node.selections]
 
 
-def first_page_size(field: SelectedField, page_of: Callable[[Any], Any]) -> int | None:
+def first_page_size(field: SelectedField, page_of: Callable[[int | None, None], Any]) -> int | None:
     """The page size a connection field's resolver will read, when it reads a first page only (no
     cursor, no `last`) and takes no other argument (or only nulls, as a client that pages with
     `after: $after` sends for its first page): what a look-ahead can load for it. None for anything

@@ -16,6 +16,7 @@ import base64
 import binascii
 import bisect
 import hashlib
+import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -242,42 +243,31 @@ def child_connection_now_or_later(
     to_node: Callable[[D], T],
     many_valued: bool = False,
 ) -> Connection[T] | Awaitable[Connection[T]]:
-    """child_connection, given at once (not as an awaitable) when its first page is loaded already,
-    as a look-ahead leaves it (resolvers/lookahead.py); for a field resolver that is a plain `def`."""
-    if page.after or page.backward:
-        return child_connection(loaders, model, field=field, parent_id=parent_id, query=query, page=page,
-                                to_node=to_node, many_valued=many_valued)
+    """A parent's children (`model` documents whose `field` is `parent_id`) in `_id` order.
+
+    A first page comes from a DataLoader, so a list of parents costs one query for all their
+    children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
+    `many_valued`: `field` is an array (or inside one), and names the parent among other values.
+
+    Given at once (not as an awaitable) when the first page is loaded already, as a look-ahead leaves
+    it (resolvers/lookahead.py): for a field resolver that is a plain `def`. Async resolvers await
+    child_connection.
+    """
+    if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
+        return paginate(
+            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[("_id", ASCENDING)], page=page,
+            to_node=lambda raw: to_node(model.model_validate(raw)),
+        )
     loaded = first_children(loaders, model, field=field, query=query, first=page.first, many_valued=many_valued)
     return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(
         loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node,
         many_valued=many_valued))
 
 
-async def child_connection(
-    loaders: Loaders,
-    model: type[D],
-    *,
-    field: str,
-    parent_id: ObjectId,
-    query: dict[str, Any],
-    page: Page,
-    to_node: Callable[[D], T],
-    many_valued: bool = False,
-) -> Connection[T]:
-    """A parent's children (`model` documents whose `field` is `parent_id`) in `_id` order.
-
-    A first page comes from a DataLoader, so a list of parents costs one query for all their
-    children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
-    `many_valued`: `field` is an array (or inside one), and names the parent among other values.
-    """
-    if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
-        return await paginate(
-            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[("_id", ASCENDING)], page=page,
-            to_node=lambda raw: to_node(model.model_validate(raw)),
-        )
-    loaded = first_children(loaders, model, field=field, query=query, first=page.first, many_valued=many_valued)
-    return child_page_connection(loaders, model, await loaded.load(parent_id), field=field, parent_id=parent_id,
-                                 query=query, to_node=to_node, many_valued=many_valued)
+async def child_connection(loaders: Loaders, model: type[D], **where: Any) -> Connection[Any]:
+    """child_connection_now_or_later (the same arguments), awaited."""
+    connection = child_connection_now_or_later(loaders, model, **where)
+    return await connection if inspect.isawaitable(connection) else connection
 
 
 async def map_nodes(connection: Connection[T], convert: Callable[[list[T]], Awaitable[list[Any]]]) -> Connection[Any]:

@@ -278,7 +278,7 @@ class AnnotationRecord(Node):
     def from_document(cls, doc: docs.AnnotationRecord, record_id: ObjectId | None = None) -> AnnotationRecord:
         """`record_id`: the id it shows, when not its own (a version's copy shows its original's)."""
         return cls(
-            id=encode_id(NodeType.ANNOTATION_RECORD, record_id or doc.id), kind=doc.kind, label=doc.label, score=doc.score, value=doc.value,
+            id=encode_id(NodeType.ANNOTATION_RECORD, doc.id if record_id is None else record_id), kind=doc.kind, label=doc.label, score=doc.score, value=doc.value,
             geometry=_geometry(doc.geometry), source=AnnotationSource.from_value(doc.source), verified=doc.verified,
             verified_by=doc.verified_by, verified_at=doc.verified_at, created_at=doc.created_at, doc=doc,
         )
