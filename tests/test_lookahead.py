@@ -12,6 +12,7 @@ from strawberry.dataloader import DataLoader
 from resolvers.lookahead import now_or_later
 from resolvers.loop_slices import SlicedExecutor
 from services.node_ids import NodeType, encode_id
+from tests import factories
 from tests.conftest import Served
 from tests.operations import Api
 from tests.seed import seed_version
@@ -110,3 +111,44 @@ async def test_now_or_later_gives_a_loaded_answer_at_once_and_asks_for_others_on
     assert await later == 11 and asked == [[1]]
     assert now_or_later(loader, 1, lambda n: n + 1) == 11  # loaded: a plain value
     assert asked == [[1]]
+
+
+MASKS = """
+query Masks($id: ID!) {
+  datasetVersion(id: $id) {
+    datums(first: 50) { edges { node { id
+      annotations(first: 5) { edges { node { kind geometry { __typename ... on Mask { asset { id } } } } } } } } }
+  }
+}
+"""
+
+
+async def masked_version(api: Api, token: str, name: str, count: int) -> tuple[str, dict[str, str]]:
+    """A version of `count` datums, each with a MASK record naming its mask role's asset; and which
+    mask each datum's record must show."""
+    schema = await factories.schema(api, token, name=f"{name}-schema")
+    labels = await factories.annotation_set(api, token, schema["id"], name=f"{name}-labels")
+    datums = await factories.datums(api, token, count)
+    masks = {d["id"]: next(r["asset"]["id"] for r in d["roles"] if r["role"] == "mask") for d in datums}
+    records = [{"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "MASK", "label": "dent",
+                "geometry": {"mask": {"assetId": masks[d["id"]]}}} for d in datums]
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": records}, token=token)
+    dataset = await factories.dataset(api, token, name=name)
+    version = await factories.version(api, token, dataset["id"], "v1", addDatums=list(masks),
+                                      addAnnotationSets=[labels["id"]])
+    return version["id"], masks
+
+
+async def test_records_mask_assets_are_looked_ahead_too(
+        api: Api, served: Served, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    small, _ = await masked_version(api, contributor, "small", 2)
+    large, masks = await masked_version(api, contributor, "large", 12)
+    awaited = count_awaited(monkeypatch)
+    await api.run("Masks", {"id": small}, token=contributor, query=MASKS)
+    small_awaits, awaited[0] = awaited[0], 0
+    body = await api.run("Masks", {"id": large}, token=contributor, query=MASKS)
+    assert not body.get("errors"), body["errors"]
+    shown = {e["node"]["id"]: [a["node"]["geometry"]["asset"]["id"] for a in e["node"]["annotations"]["edges"]]
+             for e in body["data"]["datasetVersion"]["datums"]["edges"]}
+    assert shown == {datum: [mask] for datum, mask in masks.items()}
+    assert awaited[0] == small_awaits, (small_awaits, awaited[0])  # no await per datum, record or mask

@@ -181,8 +181,8 @@ class Mask:
     asset_id: strawberry.Private[object]
 
     @strawberry.field(description="The image asset holding the mask.")
-    async def asset(self, info: Info) -> Asset:
-        return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
+    def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
+        return now_or_later(info.context.loaders.by_id(AssetDocument), self.asset_id, Asset.from_document)
 
 
 Geometry = Annotated[BBox | RotatedBBox | Polygon | Polyline | Keypoints | Mask, strawberry.union(
@@ -265,13 +265,16 @@ class AnnotationRecord(Node):
 
     @classmethod
     async def look_ahead(cls, context: Context, records: Sequence[docs.AnnotationRecord], selections: list[Selection]) -> None:
-        """Load the sets and assets `selections` ask of these records for all of them at once
-        (resolvers/lookahead.py)."""
+        """Load the sets, assets and mask assets `selections` ask of these records for all of them at
+        once (resolvers/lookahead.py)."""
         loads: list[Awaitable[Any]] = []
         if selected(selections, "set"):
             loads.append(context.loaders.by_id(docs.AnnotationSet).load_many(list(dict.fromkeys(r.set_id for r in records))))
-        if selected(selections, "asset"):
-            loads.append(context.loaders.by_id(AssetDocument).load_many(list(dict.fromkeys(r.asset_id for r in records))))
+        asset_ids = [r.asset_id for r in records] if selected(selections, "asset") else []
+        if any(selected(geometry.selections, "asset") for geometry in selected(selections, "geometry")):
+            asset_ids += [r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)]
+        if asset_ids:
+            loads.append(context.loaders.by_id(AssetDocument).load_many(list(dict.fromkeys(asset_ids))))
         await asyncio.gather(*loads)
 
     @classmethod
