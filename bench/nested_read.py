@@ -182,10 +182,11 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
         raw = AsyncMongoClient(url, tz_aware=True)
         await raw.drop_database(database)  # start from an empty database (for GRAPHLAKE_BENCH_MONGODB_URL)
-        await connect(url, database)  # the models and indexes seed_version writes through
+        models = await connect(url, database)  # the models and indexes seed_version writes through
         print(f"seeding {args.datums} datums x (2 roles + 3 annotations) ...", flush=True)
         version_id = await seed_version(args.datums)
         _, secret = await create_token("bench", Role.VIEWER)
+        await models.close()
         body = request_body(version_id, args.datums)
         process, base = await start_server_process(url, database, Path(tmp), MAX_PAGE_SIZE=str(max(1000, args.datums)))
         try:
