@@ -102,8 +102,11 @@ async def _upload(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str
     for n, chunk in enumerate(chunks(keys, UPLOAD_BATCH)):
         entries = [job.manifest["assets"][groups[key][0]] for key in chunk]
         with job.reader.files([e["payload"]["path"] for e in entries]) as local:
+            # The manifest's digest, which prepare checked each payload against, is declared as is:
+            # the files are not hashed again here, and the server checks what it stores against it.
             files = [(local[e["payload"]["path"]], {**_fields(e), "mediaType": e.get("media_type"),
-                                                    "collectionId": collection, "path": f"bundle/{key[1]}"})
+                                                    "collectionId": collection, "path": f"bundle/{key[1]}",
+                                                    "sha256": key[1]})
                      for key, e in zip(chunk, entries, strict=True)]
             uploaded = await job.lake.upload_batch(files, progress=job.progress)
         made.update({key: _same_digest(a, key, e) for key, a, e in zip(chunk, uploaded, entries, strict=True)})

@@ -73,6 +73,11 @@ class BundleReader:
             raise GraphlakeClientError(f"{src}: no {MANIFEST} (not a bundle, or an export that did not finish)",
                                        "BAD_USER_INPUT")
 
+    @property
+    def side_by_side(self) -> bool:
+        """Whether payloads may be read in several threads at once (a tar is one stream)."""
+        return self._tar is None
+
     def __enter__(self) -> BundleReader:
         return self
 

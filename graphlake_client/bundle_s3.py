@@ -93,6 +93,12 @@ class S3BundleReader:
             raise GraphlakeClientError(f"{url}: no {MANIFEST} (not a bundle, or an export that did not finish)",
                                        "BAD_USER_INPUT")
 
+    @property
+    def side_by_side(self) -> bool:
+        """Whether payloads may be read in several threads at once: objects may (boto3's client is
+        thread-safe), a tar's members may not."""
+        return self._tar is None
+
     def __enter__(self) -> S3BundleReader:
         return self
 

@@ -75,15 +75,16 @@ class Uploader(Transport):
                     shared[None] = Path(found["localRoot"])
         return shared
 
-    async def _deliver(self, session: dict[str, Any], path: Path, progress: Progress | None) -> str | None:
+    async def _deliver(self, session: dict[str, Any], path: Path, progress: Progress | None,
+                       declared: bool = False) -> str | None:
         """Send the file where the session says (nowhere: an earlier run completed it). A file of
-        LATE_HASH_BYTES or more is hashed meanwhile: its digest is returned, for the completion
-        (None: declared at creation)."""
+        LATE_HASH_BYTES or more is hashed meanwhile, unless the caller `declared` its digest at
+        creation: its digest is returned, for the completion (None: declared at creation)."""
         if session["status"] == "COMPLETED":
             if progress:
                 progress(path.stat().st_size)
             return None
-        if path.stat().st_size < LATE_HASH_BYTES:
+        if declared or path.stat().st_size < LATE_HASH_BYTES:
             await self._send(session, path, progress)
             return None
         digest, _ = await asyncio.gather(asyncio.to_thread(file_sha256, path), self._send(session, path, progress))
@@ -176,9 +177,12 @@ class Uploader(Transport):
     @staticmethod
     async def _upload_input(file: Path, **fields: Any) -> dict[str, Any]:
         """createUpload's input for a file: its size, media type, SHA-256 (unless it is big enough
-        to be hashed while it uploads, see `_deliver`), and the given fields."""
+        to be hashed while it uploads, see `_deliver`), and the given fields. A `sha256` among them
+        (one the caller checked already: a bundle's manifest) is declared as it is, not computed
+        again; the server checks the stored bytes against it all the same."""
         size = file.stat().st_size
-        sha256 = await asyncio.to_thread(file_sha256, file) if size < LATE_HASH_BYTES else None
+        sha256 = fields.pop("sha256", None) or (await asyncio.to_thread(file_sha256, file) if size < LATE_HASH_BYTES
+                                                 else None)
         fields = {"name": fields.pop("name", None) or file.name, "sizeBytes": size, "sha256": sha256, **fields}
         fields["mediaType"] = fields.get("mediaType") or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         return {k: v for k, v in fields.items() if v is not None}
@@ -207,7 +211,7 @@ class Uploader(Transport):
     async def upload_batch(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None = None) -> list[dict[str, Any]]:
         """Upload several files with one createUploads and one completeUploads per BATCH_FILES,
         their bytes `concurrency` files at a time. `files` pairs each path with createUpload
-        fields (name, collectionId, path, ...). Files an interrupted run left open resume. Raises,
+        fields (name, collectionId, path, sha256 when already known, ...). Files an interrupted run left open resume. Raises,
         after completing every file that made it, if any did not. BATCHES_IN_FLIGHT batches go at
         once, their files `concurrency` at a time in all."""
         gate = asyncio.Semaphore(self.concurrency)  # file reads and sends, across the batches in flight
@@ -260,11 +264,12 @@ class Uploader(Transport):
 
     async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any]]], sessions: list[dict[str, Any] | None],
                                  progress: Progress | None, gate: asyncio.Semaphore) -> list[dict[str, Any]]:
-        async def send(path: Path, session: dict[str, Any]) -> str | None:
+        async def send(path: Path, session: dict[str, Any], declared: bool) -> str | None:
             async with gate:
-                return await self._deliver(session, path, progress)
+                return await self._deliver(session, path, progress, declared)
 
-        sent = await asyncio.gather(*(send(path, session) for (path, _), session in zip(files, sessions, strict=True)),
+        sent = await asyncio.gather(*(send(path, session, bool(fields.get("sha256")))
+                                      for (path, fields), session in zip(files, sessions, strict=True)),
                                     return_exceptions=True)
         ready = [(path, session, digest) for (path, _), session, digest in zip(files, sessions, sent, strict=True)
                  if not isinstance(digest, BaseException)]

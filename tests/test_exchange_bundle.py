@@ -6,6 +6,7 @@ another lake is to a bundle: nothing shared but the bytes in the bundle)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -26,8 +27,17 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.api_token import Role
 from documents.asset import Asset
 from documents.dataset import Dataset, DatasetVersion, Datum
-from graphlake_client import Client, GraphlakeClientError, ResumeState, SyncClient, bundle_assets, bundle_records
+from graphlake_client import (
+    Client,
+    GraphlakeClientError,
+    ResumeState,
+    SyncClient,
+    bundle_assets,
+    bundle_import,
+    bundle_records,
+)
 from graphlake_client import operations as ops
+from graphlake_client.bundle_files import open_reader
 from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
 from tests.operations import Api, object_id
@@ -281,6 +291,58 @@ async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, mak
         with pytest.raises(GraphlakeClientError, match=f"{victim}: missing from the bundle"):
             await lake.import_bundle(bundle)
         assert await counts() == before
+
+
+async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """Prepare hashes every payload, in threads: the bundle mutations run the import inside the
+    server's process, whose other requests must go on meanwhile (a loop busy hashing would not tick)."""
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    with tarfile.open(tmp_path / "bundle.tar", "w") as tar:
+        for file in sorted(p for p in bundle.rglob("*") if p.is_file()):
+            tar.add(file, arcname=str(file.relative_to(bundle)))
+    ticker = asyncio.create_task(tick())
+    try:
+        for src in (bundle, tmp_path / "bundle.tar"):  # read side by side, and one at a time from a tar
+            with open_reader(src) as reader:
+                manifest = reader.manifest()
+                before = ticks
+                await bundle_import._check_payloads(reader, manifest, "copy", lambda _: None, 4)
+                assert ticks > before, src
+            victim = next(a["payload"] for a in manifest["assets"].values() if a["kind"] == "FILE")
+            with open_reader(src) as reader:  # still checked: a payload unlike its entry is named
+                with pytest.raises(GraphlakeClientError, match=victim["path"]):
+                    await bundle_import._check_payloads(
+                        reader, {**manifest, "assets": {"x": {"kind": "FILE", "sha256": "0" * 64,
+                                                              "payload": {**victim, "sha256": "0" * 64}}}},
+                        "copy", lambda _: None, 4)
+    finally:
+        ticker.cancel()
+
+
+async def test_a_declared_digest_is_checked_by_the_lake(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """An import declares each payload's SHA-256 from the manifest instead of hashing the file again:
+    the lake checks the bytes it stores against it, so a file changed after prepare checked it fails
+    (its asset FAILED), and a right one is stored with that digest."""
+    file = tmp_path / "part.bin"
+    file.write_bytes(os.urandom(4096))
+    right = hashlib.sha256(file.read_bytes()).hexdigest()
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.upload_batch([(file, {"name": "wrong", "sha256": "0" * 64})])
+        assert f"part.bin: sha256: declared {'0' * 64}, stored {right}." in str(refused.value)
+        [stored] = await lake.upload_batch([(file, {"name": "right", "sha256": right})])
+        assert stored["status"] == "ACTIVE" and stored["sha256"] == right
+    failed = await Asset.find_one({"name": "wrong"})
+    assert failed is not None and failed.status.value == "FAILED"
 
 
 async def test_a_bad_manifest_is_refused_naming_the_field(served: Served, make_token: MakeToken, tmp_path: Path) -> None:

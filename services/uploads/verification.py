@@ -92,5 +92,7 @@ async def verify(session: UploadSession, store: ObjectStore, field: str,
 
 
 def mismatch(problems: list[str]) -> BadUserInput:
-    return BadUserInput("; ".join(problems) + ". The asset is FAILED and the object removed.",
-                        field="sha256" if problems[0].startswith("sha256") else "sizeBytes")
+    # The error names the field itself: the first problem's own "sha256: " or "size: " would say it twice.
+    what, _, first = problems[0].partition(": ")
+    return BadUserInput("; ".join([first, *problems[1:]]) + ". The asset is FAILED and the object removed.",
+                        field="sha256" if what == "sha256" else "sizeBytes")
