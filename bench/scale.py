@@ -4,7 +4,8 @@
 
 Grows one lake step by step to each size (assets, and ten events per asset: 1,000,000 events at
 100,000), loading with raw `insert_many` (the load rate is printed), then times each read below
-through GraphQL over HTTP on a real uvicorn server, in interleaved rounds, and prints its median:
+through GraphQL over HTTP to `graphlake serve` (a process of its own, as deployed), in interleaved
+rounds, and prints its median:
 
   assets newest          the first page of `assets` (20, newest first)
   assets label 1%        a `labelsAll` filter one asset in a hundred matches
@@ -38,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 from bson import ObjectId
-from pymongo import AsyncMongoClient
 
 from documents.api_token import Role
 from documents.asset import Asset
@@ -47,12 +47,11 @@ from documents.collection import Collection, CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.event import Event
 from documents.json_value import StoredJson
-from graphlake.app import create_app
-from graphlake.settings import Settings
+from graphlake.database import connect
 from services.auth import create_token
 from services.availability import no_time_limit
 from services.node_ids import NodeType, encode_id
-from tests.processes import bench_database, serving
+from tests.processes import bench_database, start_server_process
 from tests.seed import seed_version
 
 PAGE = 20
@@ -168,18 +167,22 @@ async def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
 
     with tempfile.TemporaryDirectory() as tmp, bench_database(Path(tmp)) as url:
-        settings = Settings(_env_file=None, mongodb_url=url, database="graphlake_bench_scale", data_dir=Path(tmp) / "data",
-                            bootstrap_admin_token=False, log_level="WARNING")
-        raw = AsyncMongoClient(url, tz_aware=True)
-        await raw.drop_database(settings.database)  # before the app starts: its indexes are made afresh
+        database, data_dir = "graphlake_bench_scale", Path(tmp) / "data"
+        data_dir.mkdir()
+        client = await connect(url, database)
+        await client.drop_database(database)
+        await client.close()
+        # This process loads and seeds through the same models (and makes the token); the server
+        # that answers the reads is a process of its own.
+        client = await connect(url, database)
+        db = client[database]
         results: dict[int, dict[str, float]] = {}
-        async with serving(create_app(settings)) as port:
-            db = raw[settings.database]
-            lake = Lake()
-            await db.collections.insert_one({**Collection(name="scale").model_dump(by_alias=True), "_id": lake.collection_id})
-            _, secret = await create_token("bench", Role.VIEWER)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600,
-                                         headers={"Authorization": f"Bearer {secret}"}) as http:
+        lake = Lake()
+        await db.collections.insert_one({**Collection(name="scale").model_dump(by_alias=True), "_id": lake.collection_id})
+        _, secret = await create_token("bench", Role.VIEWER)
+        server, base = await start_server_process(url, database, data_dir)
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=600, headers={"Authorization": f"Bearer {secret}"}) as http:
                 for size in sizes:
                     assets_before, events_before = lake.assets, lake.events
                     events = size * args.events_per_asset
@@ -195,7 +198,10 @@ async def main() -> None:
                     print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
                     named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id))
                     results[size] = await time_reads(http, named, args.runs)
-        await raw.close()
+        finally:
+            server.terminate()
+            await server.wait()
+            await client.close()
 
     names = list(next(iter(results.values())))
     print()
