@@ -211,9 +211,9 @@ class Uploader(Transport):
     async def upload_batch(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None = None) -> list[dict[str, Any]]:
         """Upload several files with one createUploads and one completeUploads per BATCH_FILES,
         their bytes `concurrency` files at a time. `files` pairs each path with createUpload
-        fields (name, collectionId, path, sha256 when already known, ...). Files an interrupted run left open resume. Raises,
-        after completing every file that made it, if any did not. BATCHES_IN_FLIGHT batches go at
-        once, their files `concurrency` at a time in all."""
+        fields (name, collectionId, path, sha256 when already known, ...). Files an interrupted
+        run left open resume. Raises, after completing every file that made it, if any did not.
+        BATCHES_IN_FLIGHT batches go at once, their files `concurrency` at a time in all."""
         gate = asyncio.Semaphore(self.concurrency)  # file reads and sends, across the batches in flight
         batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
