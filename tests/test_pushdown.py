@@ -114,6 +114,11 @@ FILTERS: list[dict[str, Any]] = [
     {"leaves.n": {"$elemMatch": {"$eq": 0}}}, {"leaves.a%2Eb": "z"},
     {"flag": True}, {"flag": {"$ne": True}},
     {"_id": IDS[3]}, {"_id": {"$in": IDS[:3]}}, {"_id": {"$lt": IDS[4]}},
+    # ids beside other conditions: read by id, the rest applied to what the index finds
+    {"_id": {"$in": IDS[:6]}, "state": "DELETED"}, {"_id": IDS[3], "rank": {"$gt": 2}}, {"_id": IDS[3], "rank": -1},
+    {"_id": {"$in": IDS}, "$or": [{"state": "DELETED"}, {"rank": {"$gt": 15}}]}, {"_id": {"$in": IDS[:4]}, "labels": "all"},
+    {"state": {"$ne": "DELETED"}, "_id": {"$in": IDS[2:7]}, "when": {"$gte": EPOCH}},
+    {"_id": {"$in": []}}, {"_id": {"$in": []}, "state": "DELETED"},
     {"$or": [{"state": "DELETED"}, {"rank": {"$gt": 15}}]},
     {"$or": [{"state": "DELETED"}, {"mixed": {"$exists": True}}]},
     {"$nor": [{"state": "DELETED"}]}, {"state": {"$nin": ["DELETED"]}}, {"name": {"$regex": "^a"}},
@@ -192,13 +197,32 @@ def test_an_index_over_arrays_already_stored_keeps_upstreams_meaning(pair: tuple
 
 
 def test_lookups_by_id_are_not_turned_into_index_walks(pair: tuple[Collection, Collection]) -> None:
+    """Ids pinned at the top of a filter are read through the `_id_` index, whatever else the filter
+    says (SQLite, handed the other conditions too, planned `{_id: {$in: ids}, state: ...}` as a scan)."""
     pushed, _ = pair
-    for filter in ({"_id": {"$in": IDS[:3]}}, {"_id": IDS[2]}):
+    for filter in ({"_id": {"$in": IDS[:3]}}, {"_id": IDS[2]}, {"_id": {"$in": IDS[:3]}, "state": "DELETED"},
+                   {"rank": {"$gt": 1}, "_id": IDS[2]}, {"_id": {"$in": IDS[:3]}, "owner.user": "u1", "when": {"$lt": EPOCH}},
+                   {"_id": {"$in": []}}, {"_id": {"$in": []}, "state": "DELETED"}):  # (no ids: nothing read)
         plan = pushed.database.command("explain", {"find": "things", "filter": filter, "sort": {"rank": 1, "_id": 1}})
         assert any("USING INDEX things" in step and "_id_" in step for step in plan["queryPlanner"]["Plan"]), plan
         assert not any(step.rstrip().endswith("_rank") for step in plan["queryPlanner"]["Plan"]), plan
     plan = pushed.database.command("explain", {"aggregate": "things", "pipeline": [{"$sort": {"rank": 1}}], "cursor": {}})
     assert not plan["sortPushdown"]  # an aggregation sorts in memory
+
+
+def test_writes_by_id_beside_other_conditions_change_what_upstream_changes(pair: tuple[Collection, Collection]) -> None:
+    """An update or a delete by ids and a condition finds its documents by id; FerretDB then applies
+    the whole filter to each, so only those that meet the rest change."""
+    outcomes = []
+    for collection in (pair[0].database.writes, pair[1].database.writes):
+        collection.drop()
+        collection.create_index([("state", ASCENDING), ("_id", ASCENDING)], name="state")
+        collection.insert_many([{"_id": IDS[i], "state": "DELETED" if i % 3 == 0 else "ACTIVE", "n": i} for i in range(8)])
+        updated = collection.update_many({"_id": {"$in": IDS[:6]}, "state": "ACTIVE"}, {"$set": {"n": -1}}).modified_count
+        deleted = collection.delete_many({"_id": {"$in": IDS[2:]}, "state": "DELETED"}).deleted_count
+        outcomes.append((updated, deleted, sorted(collection.find({}), key=lambda d: d["_id"])))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][:2] == (4, 2)  # ACTIVE among the first six: 1, 2, 4, 5; DELETED from the third on: 3, 6
 
 
 def test_a_value_field_refuses_an_array(pair: tuple[Collection, Collection]) -> None:

@@ -119,6 +119,35 @@ async def test_hot_reads_use_indexes_on_the_embedded_default(api: Api, served: S
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
 
+async def test_the_write_paths_read_by_id_through_the_id_index(api: Api, served: Served, state: AppState,
+                                                              contributor: str, lake: dict[str, str]) -> None:
+    """Writes read what they name by id, often with a condition beside the ids (is any of these assets
+    DELETED by now?). Every such read must find its documents through the `_id_` index: a scan there
+    reads the whole collection for each batch of datums or records written, so imports slowed down
+    as the lake grew."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    served.commands.clear()
+    datums = await factories.datums(api, contributor, 2)
+    version = await factories.version(api, contributor, (await factories.dataset(api, contributor, "more"))["id"], "v1",
+                                      addDatums=[d["id"] for d in datums])
+    schema = await factories.schema(api, contributor, "more-labels")
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": datums[0]["roles"][0]["asset"]["id"], "datumId": datums[0]["id"], "kind": "CLASSIFICATION",
+         "label": "dent"}]}, token=contributor)
+    by_id = [f for f in served.commands.finds if "_id" in f.get("filter", {})]
+    assert {f["find"] for f in by_id} >= {"assets", "datums"}, by_id  # the test sees the reads it is about
+    assert any(len(f["filter"]) > 1 for f in by_id), by_id  # ... including ids beside another condition
+    problems = {}
+    for find in by_id:
+        plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"]})
+        if not any("_id_" in step for step in plan["queryPlanner"]["Plan"]) or plan_problems(plan):
+            problems[find["find"]] = (find["filter"], plan["queryPlanner"]["Plan"])
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    assert version["id"]
+
+
 def _connections(data: Any) -> list[dict]:
     """Every connection (a dict with pageInfo) in a GraphQL answer."""
     found = []

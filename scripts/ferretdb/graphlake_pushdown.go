@@ -86,9 +86,9 @@ func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document)
 	scalar := graphlakeScalarFields(meta)
 	var pinned map[string]bool
 
-	where, args, byID := graphlakeIDWhere(filter)
+	where, args, byID, whole := graphlakeIDWhere(filter)
 	if byID {
-		p.where, p.args = where, args
+		p.where, p.args, p.exact = where, args, whole
 	} else if filter.Len() > 0 {
 		t := graphlakeTranslator{scalar: scalar, pinned: map[string]bool{}, exact: true}
 		conds := t.and(filter, true)
@@ -906,31 +906,42 @@ func graphlakeNonEmpty(c string) []string {
 	return []string{c}
 }
 
-// graphlakeIDWhere pushes down {_id: <string|ObjectID>} and {_id: {$in: [<string|ObjectID>, ...]}} to
-// the `_id_` index, which keeps upstream's expression (metadata.IDColumn, its JSON text).
-func graphlakeIDWhere(filter *types.Document) (string, []any, bool) {
-	if filter.Len() != 1 {
-		return "", nil, false
+// graphlakeIDWhere pushes down a top-level {_id: <string|ObjectID>} or {_id: {$in: [<string|ObjectID>, ...]}}
+// to the `_id_` index, which keeps upstream's expression (metadata.IDColumn, its JSON text), whatever
+// else the filter holds: a few documents by id beat any other index, and SQLite, given the other
+// conditions as well, would scan the table instead (`{_id: {$in: ids}, status: "DELETED"}` did).
+// An empty `$in` reads nothing. FerretDB applies the whole filter to what the index finds; `whole`
+// says the `_id` condition is all of it (only then does a count need no document).
+func graphlakeIDWhere(filter *types.Document) (where string, args []any, byID, whole bool) {
+	v, err := filter.Get("_id")
+	if err != nil {
+		return "", nil, false, false
 	}
 
-	v, _ := filter.Get("_id")
+	whole = filter.Len() == 1
 
 	switch v := v.(type) {
 	case string, types.ObjectID:
-		return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}, true
+		return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}, true, whole
 	case *types.Document:
 		if v.Len() != 1 {
-			return "", nil, false
+			return "", nil, false, false
 		}
 
 		in, _ := v.Get("$in")
 
 		values, ok := in.(*types.Array)
-		if !ok || values.Len() == 0 || values.Len() > graphlakeMaxArgs {
-			return "", nil, false
+		if !ok || values.Len() > graphlakeMaxArgs {
+			return "", nil, false, false
 		}
 
-		args := make([]any, 0, values.Len())
+		// Matches nothing, whatever else the filter says. A bound NULL, which equals nothing, rather
+		// than a constant: SQLite would fold that and plan (never run) a scan of the table.
+		if values.Len() == 0 {
+			return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{nil}, true, whole
+		}
+
+		args = make([]any, 0, values.Len())
 
 		for i := 0; i < values.Len(); i++ {
 			value := must.NotFail(values.Get(i))
@@ -938,12 +949,12 @@ func graphlakeIDWhere(filter *types.Document) (string, []any, bool) {
 			case string, types.ObjectID:
 				args = append(args, string(must.NotFail(sjson.MarshalSingleValue(value))))
 			default:
-				return "", nil, false
+				return "", nil, false, false
 			}
 		}
 
-		return fmt.Sprintf(` WHERE %s IN (?%s)`, metadata.IDColumn, strings.Repeat(", ?", len(args)-1)), args, true
+		return fmt.Sprintf(` WHERE %s IN (?%s)`, metadata.IDColumn, strings.Repeat(", ?", len(args)-1)), args, true, whole
 	}
 
-	return "", nil, false
+	return "", nil, false, false
 }
