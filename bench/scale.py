@@ -49,7 +49,6 @@ from documents.event import Event
 from documents.json_value import StoredJson
 from graphlake.database import connect
 from services.auth import create_token
-from services.availability import no_time_limit
 from services.node_ids import NodeType, encode_id
 from tests.processes import bench_database, start_server_process
 from tests.seed import seed_version
@@ -188,12 +187,11 @@ async def main() -> None:
                     events = size * args.events_per_asset
                     seconds = await lake.grow(db, size, events)
                     # a dataset version of a tenth of the lake; its datums' role assets come on top, dated
-                    # before the lake, so that the filtered reads meet their 1% evenly from the newest on
-                    # Seeded without the server's per-operation time limit (its client is the app's):
-                    # at 100,000 one insert of the version's role assets outlasted it. Only reads are timed.
-                    with no_time_limit():
-                        version_id = await seed_version(max(1, size // 10), annotations_per_datum=1, name=f"scale-{size}",
-                                                        assets_created_at=lake.start - timedelta(days=1))
+                    # before the lake, so that the filtered reads meet their 1% evenly from the newest on.
+                    # Seeded through this process's own client, which has no per-operation time limit
+                    # (at 100,000 one insert of the version's role assets outlasts the server's).
+                    version_id = await seed_version(max(1, size // 10), annotations_per_datum=1, name=f"scale-{size}",
+                                                    assets_created_at=lake.start - timedelta(days=1))
                     rate = (lake.assets - assets_before + lake.events - events_before) / seconds
                     print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
                     named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id))
