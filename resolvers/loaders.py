@@ -21,6 +21,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
+from documents.lean import lean
 from resolvers.loop_slices import validate_all
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ async def _child_pages(model: type[D], grouped: dict[ObjectId, list[dict]], pare
     """Each parent's first `first` raw children as models (all parents' together, validated in slices),
     and whether it has more."""
     pages = [grouped[p][:first] for p in parent_ids]
-    docs = iter(await validate_all(model, [doc for page in pages for doc in page]))
+    docs = iter(await validate_all(lean(model), [doc for page in pages for doc in page]))
     return [ChildPage(docs=list(itertools.islice(docs, len(page))), has_next=len(grouped[p]) > first)
             for p, page in zip(parent_ids, pages, strict=True)]
 
@@ -178,7 +179,7 @@ class Loaders:
 
         async def load(ids: Sequence[ObjectId]) -> list[D | None]:
             raw = await model.get_pymongo_collection().find({"_id": {"$in": list(ids)}}).to_list()
-            found = {doc.id: doc for doc in await validate_all(model, raw)}
+            found = {doc.id: doc for doc in await validate_all(lean(model), raw)}
             return [found.get(i) for i in ids]
 
         return self._get(_cache_key("by_id", model.__name__), load, f"by_id:{model.__name__}")
@@ -232,7 +233,7 @@ class Loaders:
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
             grouped = await _first_children(model, field, query, parent_ids, 1, DESCENDING)
-            found = iter(await validate_all(model, [grouped[p][0] for p in parent_ids if grouped[p]]))  # in slices
+            found = iter(await validate_all(lean(model), [grouped[p][0] for p in parent_ids if grouped[p]]))  # in slices
             return [next(found) if grouped[p] else None for p in parent_ids]
 
         return self._get(_cache_key("newest", model.__name__, field, query), load, f"newest:{model.__name__}")

@@ -29,6 +29,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from strawberry.dataloader import DataLoader
 
+from documents.lean import lean
 from resolvers.loaders import ChildPage, Loaders
 from resolvers.lookahead import now_or_later
 from resolvers.relay import Connection, Edge, PageInfo
@@ -256,7 +257,7 @@ def child_connection_now_or_later(
     if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
         return paginate(
             model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[("_id", ASCENDING)], page=page,
-            to_node=lambda raw: to_node(model.model_validate(raw)),
+            to_node=lambda raw: to_node(lean(model).model_validate(raw)),
         )
     loaded = first_children(loaders, model, field=field, query=query, first=page.first, many_valued=many_valued)
     return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(

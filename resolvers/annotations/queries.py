@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from documents import annotation as docs
+from documents.lean import lean
 from resolvers.annotations.inputs import AnnotationFilter, annotation_query
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.context import Info
@@ -22,7 +23,7 @@ class AnnotationQueries:
         return await paginate(
             docs.AnnotationSchema.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after, last, before),
-            to_node=lambda raw: AnnotationSchema.from_document(docs.AnnotationSchema.model_validate(raw)),
+            to_node=lambda raw: AnnotationSchema.from_document(lean(docs.AnnotationSchema).model_validate(raw)),
         )
 
     @strawberry.field(permission_classes=[CanRead], description="Annotation sets, newest first.")
@@ -30,7 +31,7 @@ class AnnotationQueries:
         return await paginate(
             docs.AnnotationSet.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after, last, before),
-            to_node=lambda raw: AnnotationSet.from_document(docs.AnnotationSet.model_validate(raw)),
+            to_node=lambda raw: AnnotationSet.from_document(lean(docs.AnnotationSet).model_validate(raw)),
         )
 
     @strawberry.field(permission_classes=[CanRead], description="Annotation records across all sets, newest first.")
@@ -43,5 +44,5 @@ class AnnotationQueries:
         return await paginate(
             docs.AnnotationRecord.get_pymongo_collection(), query=annotation_query(filter), sort=[("_id", DESCENDING)],
             page=info.context.page(first, after, last, before),
-            to_node=lambda raw: AnnotationRecord.from_document(docs.AnnotationRecord.model_validate(raw)),
+            to_node=lambda raw: AnnotationRecord.from_document(lean(docs.AnnotationRecord).model_validate(raw)),
         )

@@ -9,6 +9,7 @@ import strawberry
 
 from documents.asset import Asset as AssetDocument
 from documents.common import AssetStatus as AssetStatusValue
+from documents.lean import lean
 from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
 from resolvers.assets.types import Asset
 from resolvers.common import OrderDirection, json_filters
@@ -77,5 +78,5 @@ class AssetQueries:
         return await paginate(
             AssetDocument.get_pymongo_collection(), query=asset_query(filter),
             sort=[(order.field.value, order.direction.value)], page=info.context.page(first, after, last, before),
-            to_node=lambda raw: Asset.from_document(AssetDocument.model_validate(raw)),
+            to_node=lambda raw: Asset.from_document(lean(AssetDocument).model_validate(raw)),
         )

@@ -9,6 +9,7 @@ import strawberry
 from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
 from documents.dataset import VersionStatus
+from documents.lean import lean
 from resolvers.context import Info
 from resolvers.datasets.inputs import SplitRatios
 from resolvers.datasets.types import Dataset, DatasetVersion, TrainingSplit
@@ -39,7 +40,7 @@ class DatasetQueries:
         return await paginate(
             DatasetDocument.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after, last, before),
-            to_node=lambda raw: Dataset.from_document(DatasetDocument.model_validate(raw)),
+            to_node=lambda raw: Dataset.from_document(lean(DatasetDocument).model_validate(raw)),
         )
 
     @strawberry.field(permission_classes=[CanRead], description="A version by `id`, or by `dataset` name and `version`.")

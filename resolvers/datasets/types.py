@@ -13,6 +13,7 @@ from documents.common import Split as SplitValue
 from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
 from documents.dataset import VersionMember, VersionStatus
+from documents.lean import lean
 from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
 from resolvers.context import Info
@@ -29,7 +30,7 @@ READY = {"status": VersionStatus.READY.value}
 
 async def load_members(version_id: ObjectId, datum_ids: list[ObjectId]) -> list[Datum]:
     """Datums as version `version_id` holds them, in the order asked (one query, by the unique index)."""
-    found = {m["datum_id"]: VersionMember.model_validate(m) for m in await VersionMember.get_pymongo_collection().find(
+    found = {m["datum_id"]: lean(VersionMember).model_validate(m) for m in await VersionMember.get_pymongo_collection().find(
         {"version_id": version_id, "datum_id": {"$in": datum_ids}}).to_list()}
     return [Datum.from_member(found[d]) for d in datum_ids]
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from documents.dataset import Datum as DatumDocument
+from documents.lean import lean
 from resolvers.common import JsonPredicate, Split, json_filters
 from resolvers.context import Info
 from resolvers.datums.types import Datum
@@ -45,7 +46,7 @@ class DatumQueries:
         datums = await paginate(
             DatumDocument.get_pymongo_collection(), query={"$and": clauses} if clauses else {},
             sort=[("_id", DESCENDING)], page=info.context.page(first, after, last, before),
-            to_node=lambda raw: Datum.from_document(DatumDocument.model_validate(raw)),
+            to_node=lambda raw: Datum.from_document(lean(DatumDocument).model_validate(raw)),
         )
         await Datum.look_ahead(info.context, [edge.node for edge in datums.edges], node_selections(info.selected_fields))
         return datums

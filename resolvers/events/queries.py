@@ -13,6 +13,7 @@ from pymongo import ASCENDING
 
 from documents.clock import utcnow
 from documents.event import Event as EventDocument
+from documents.lean import lean
 from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
 from resolvers.events.types import (
@@ -117,7 +118,7 @@ class EventQueries:
         return await paginate(
             EventDocument.get_pymongo_collection(), query=query, sort=sort,
             page=info.context.page(first, after, last, before),
-            to_node=lambda raw: Event.from_document(EventDocument.model_validate(raw)),
+            to_node=lambda raw: Event.from_document(lean(EventDocument).model_validate(raw)),
         )
 
     @strawberry.field(permission_classes=[CanRead], description="Busy time per node, workflow or user in [from, to), "
