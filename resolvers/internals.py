@@ -10,6 +10,13 @@ Three speedups reach past the public API (each module says why it must):
   context's `graphql_document` and `pre_execution_errors`, which Strawberry honours by skipping
   the parse and the validation when they are already set.
 
+- `plain_fields.py` completes plain scalar and enum attributes without graphql-core's per-field
+  machinery: it overrides the execution context's `execute_field` (its arguments as graphql-core
+  3.3 passes them), tells Strawberry's basic fields by the StrawberryField that Strawberry keeps in
+  each graphql-core field's extensions (`strawberry_field`, its `is_basic_field` and
+  `python_name`), and reads whether an extension wraps every resolver from the execution
+  context's `middleware_manager`.
+
 `list_limits.py` reads the graphql-core schema behind a Strawberry schema (`graphql_schema`) to
 walk a request's variables along their declared types before graphql-core coerces them.
 
@@ -60,6 +67,7 @@ from typing import Any
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import (
     GraphQLError,
+    GraphQLField,
     GraphQLSchema,
     GraphQLSyntaxError,
     OverlappingFieldsCanBeMergedRule,
@@ -71,22 +79,30 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.arguments import InputContext
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
+from strawberry.types.field import StrawberryField
 
 __all__ = ["AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "CannotGetOperationTypeError",
            "ExecutionContext", "Executor", "HTTPException", "InputContext", "InvalidOperationTypeError", "MissingQueryError",
            "SSETransport", "StrawberryGraphQLCoreExecutionContext", "ValidationAbortedError", "ValuesOfCorrectTypeRule",
            "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget", "spent_merge_budget",
-           "token_limit_exceeded"]
+           "strawberry_field", "token_limit_exceeded"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
     """The graphql-core schema a Strawberry schema wraps (its private `_schema`)."""
     return schema._schema
+
+
+def strawberry_field(field: GraphQLField) -> StrawberryField | None:
+    """The Strawberry field a graphql-core field was made from (None for graphql-core's own, such as
+    `__typename`): Strawberry keeps it in the field's extensions."""
+    return field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
 
 
 def provided_operation_name(context: ExecutionContext) -> str | None:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from graphql.pyutils import gather_with_cancel
 
-from resolvers.internals import StrawberryGraphQLCoreExecutionContext
+from resolvers.plain_fields import PlainLeafExecutor
 
 # Items completed (or documents validated) between two yields. A yield costs about a microsecond of
 # loop bookkeeping; 25 items of a nested page cost about 1-3 ms.
@@ -79,7 +79,7 @@ async def validate_all(model: Any, docs: Sequence[Mapping[str, Any]]) -> list[M]
     return validated
 
 
-class SlicedExecutor(StrawberryGraphQLCoreExecutionContext):
+class SlicedExecutor(PlainLeafExecutor):
     """graphql-core's executor, completing a list longer than SLICE in slices, and each awaited
     result after its turn (see above)."""
 

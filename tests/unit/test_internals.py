@@ -204,3 +204,29 @@ def test_the_sse_transport_and_view_hooks_are_still_there() -> None:
     assert error.operation_type is OperationType.MUTATION and "mutations" in error.as_http_error_reason("GET"), \
         "Strawberry's InvalidOperationTypeError changed (graphlake/view.py and resolvers/errors.py read it)"
     assert internals.CannotGetOperationTypeError(None).as_http_error_reason()
+
+
+def test_plain_fields_still_find_strawberrys_basic_fields_and_the_field_hook() -> None:
+    from graphql import GraphQLObjectType
+
+    from resolvers.schema import build_schema
+
+    schema = internals.graphql_schema(build_schema())
+    record = schema.get_type("AnnotationRecord")
+    assert isinstance(record, GraphQLObjectType)
+    kind, attributes = internals.strawberry_field(record.fields["kind"]), internals.strawberry_field(record.fields["attributes"])
+    assert kind is not None and attributes is not None, \
+        "Strawberry no longer keeps its field in a graphql-core field's extensions (resolvers/plain_fields.py reads it)"
+    assert (kind.is_basic_field, kind.python_name) == (True, "kind"), "StrawberryField.is_basic_field or python_name changed"
+    assert attributes.is_basic_field is False, "a field with a resolver counts as basic: plain_fields.py would skip it"
+    assert internals.strawberry_field(schema.get_field(record, "__typename")) is None
+    context = internals.StrawberryGraphQLCoreExecutionContext
+    assert list(inspect.signature(context.execute_field).parameters) == \
+        ["self", "parent_type", "source", "field_details_list", "path", "position_context"], \
+        "graphql-core's execute_field changed its signature (resolvers/plain_fields.py overrides it)"
+    from graphql import parse
+
+    built = context.build(schema, parse("{ __typename }"))
+    assert not isinstance(built, list), built
+    assert built.middleware_manager is None, \
+        "the execution context no longer keeps its middleware manager (plain_fields.py reads it)"
