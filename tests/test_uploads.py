@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from graphlake_client.direct import direct_temp_path
 from resolvers.context import AppState
 from services.uploads.reconciler import reconcile, sweep_temp_files
 from storage import S3Store
-from storage.local import PUT_TEMP_PREFIX
+from storage.local import PUT_TEMP_PREFIX, UnsafeKey
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
@@ -418,6 +419,26 @@ async def test_tampered_expired_and_hostile_local_urls(api: Api, contributor: st
         assert not response.is_success, (hostile, response.status_code)
     assert not (store.root.parent / "outside").exists()
     assert (await put(url, data, session["headers"])).status_code == 200  # the genuine URL still works
+
+
+async def test_a_signed_get_never_follows_a_link_out_of_the_mount(state: AppState, tmp_path: Path) -> None:
+    """A GET URL is signed by the key's text alone (storage/local.py: sign_get); the route resolves
+    the path before it serves a byte, so a link placed in the mount cannot lead a download out of it."""
+    store = state.stores["local"]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the lake's")
+    link = store.root / "links" / "escape.txt"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(secret)
+    try:
+        url = await store.sign_get("links/escape.txt", filename="escape.txt", content_type="text/plain", expires_in=60)
+        async with httpx.AsyncClient() as client:
+            response = await client.get(url)
+        assert response.status_code == 400 and "not the lake's" not in response.text, response.text
+        with pytest.raises(UnsafeKey):
+            await store.sign_get("../outside", filename="x", content_type=None, expires_in=60)
+    finally:
+        link.unlink()
 
 
 @contextlib.asynccontextmanager
