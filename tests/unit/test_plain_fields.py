@@ -75,16 +75,22 @@ def schema(executor: type | None, *extensions: Any) -> strawberry.Schema:
                              **({"execution_context_class": executor} if executor else {}))
 
 
-async def test_plain_leaves_give_what_graphql_core_gives_values_and_errors_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+def count_fields(monkeypatch: pytest.MonkeyPatch, executor: type) -> list[str]:
+    """The name of each field `executor.execute_field` is called for, from now on."""
     calls: list[str] = []
-    original = PlainLeafExecutor.execute_field
+    original = executor.execute_field
 
-    def counted(self: PlainLeafExecutor, parent_type: Any, source: Any, fields: Any, path: Any, position: Any) -> Any:
+    def counted(self: Any, parent_type: Any, source: Any, fields: Any, path: Any, position: Any) -> Any:
         calls.append(fields[0].node.name.value)
         return original(self, parent_type, source, fields, path, position)
 
+    monkeypatch.setattr(executor, "execute_field", counted)
+    return calls
+
+
+async def test_plain_leaves_give_what_graphql_core_gives_values_and_errors_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     usual = await schema(None).execute(QUERY)
-    monkeypatch.setattr(PlainLeafExecutor, "execute_field", counted)
+    calls = count_fields(monkeypatch, PlainLeafExecutor)
     plain = await schema(PlainLeafExecutor).execute(QUERY)
     assert calls, "the plain executor was not used"
     assert plain.data == usual.data
@@ -103,14 +109,7 @@ async def test_an_extension_that_wraps_every_resolver_still_sees_plain_fields() 
 async def test_only_fields_with_resolvers_or_arguments_take_graphql_cores_path(monkeypatch: pytest.MonkeyPatch) -> None:
     from resolvers.internals import StrawberryGraphQLCoreExecutionContext
 
-    usual: list[str] = []
-    original = StrawberryGraphQLCoreExecutionContext.execute_field
-
-    def counted(self: Any, parent_type: Any, source: Any, fields: Any, path: Any, position: Any) -> Any:
-        usual.append(fields[0].node.name.value)
-        return original(self, parent_type, source, fields, path, position)
-
-    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_field", counted)
+    usual = count_fields(monkeypatch, StrawberryGraphQLCoreExecutionContext)
     result = await schema(PlainLeafExecutor).execute("{ good { __typename name count colour maybeColour data note shout } }")
     assert result.errors is None and result.data == {"good": {
         "__typename": "Thing", "name": "a", "count": 3, "colour": "BLUE", "maybeColour": None, "data": {"k": [1, 2]},
