@@ -185,9 +185,10 @@ class Loaders:
         return self._get(_cache_key("by_id", model.__name__), load, f"by_id:{model.__name__}")
 
     def known(self, docs: Sequence[Document]) -> None:
-        """Documents this request just wrote: fields that load them by id need not read them back."""
+        """Documents this request just wrote: fields that load them by id need not read them back.
+        A lean twin (documents/lean.py) primes the loader of the class it twins."""
         for doc in docs:
-            self.by_id(type(doc)).prime(doc.id, doc)
+            self.by_id(getattr(type(doc), "document_class", type(doc))).prime(doc.id, doc)
 
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
         """The first `first` documents of `model` whose `field` is each parent id, in `_id` order."""

@@ -439,6 +439,7 @@ async def test_a_signed_get_never_follows_a_link_out_of_the_mount(state: AppStat
             await store.sign_get("../outside", filename="x", content_type=None, expires_in=60)
     finally:
         link.unlink()
+        link.parent.rmdir()
 
 
 @contextlib.asynccontextmanager
