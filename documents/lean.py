@@ -1,5 +1,5 @@
-"""Lean twins of document classes, for code that only reads what it loads (the resolvers' loaders
-and list pages).
+"""Lean twins of document classes, for code that only reads what it loads (the resolvers' loaders,
+list pages and `node`/`nodes`).
 
 A page of a nested read builds hundreds to thousands of documents from raw BSON: a dataset
 version's page of 100 datums holds their 1,000 annotation records. Built as Beanie documents, each

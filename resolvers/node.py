@@ -14,6 +14,7 @@ from bson import ObjectId
 from documents import annotation, asset, collection, dataset, event, retention, upload
 from documents.api_token import ApiToken as ApiTokenDocument
 from documents.api_token import Role
+from documents.lean import lean
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.assets.types import Asset, AssetRetention
 from resolvers.auth.types import ApiToken
@@ -38,24 +39,25 @@ class NodeKind:
     fetch: Callable[[Context, Sequence[str]], Awaitable[dict[str, Any]]]
 
 
-async def _find(model: type[Document], raw_ids: Sequence[str], query: dict[str, Any] | None = None) -> list[Any]:
-    """`model` documents by raw id, one `$in` query; a raw id that is no ObjectId finds nothing."""
+async def _find(model: type[Document], raw_ids: Sequence[str], query: dict[str, Any] | None = None) -> list[dict]:
+    """Raw `model` documents by raw id, one `$in` query; a raw id that is no ObjectId finds nothing."""
     ids = [ObjectId(raw) for raw in raw_ids if ObjectId.is_valid(raw)]
-    raw = await model.get_pymongo_collection().find({"_id": {"$in": ids}, **(query or {})}).to_list()
-    return [model.model_validate(doc) for doc in raw]
+    return await model.get_pymongo_collection().find({"_id": {"$in": ids}, **(query or {})}).to_list()
 
 
 def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str, Any] | None = None):
-    """A batch fetch of `model` documents by raw id, each made a node."""
+    """A batch fetch of `model` documents by raw id, each made a node (read as lean twins: documents/lean.py)."""
 
     async def fetch(context: Context, raw_ids: Sequence[str]) -> dict[str, Any]:
-        return {str(doc.id): to_node(doc) for doc in await _find(model, raw_ids, query)}
+        return {str(raw["_id"]): to_node(lean(model).model_validate(raw)) for raw in await _find(model, raw_ids, query)}
 
     return fetch
 
 
 async def _fetch_upload_sessions(context: Context, raw_ids: Sequence[str]) -> dict[str, Any]:
-    return {str(doc.id): await visible_session(context, doc) for doc in await _find(upload.UploadSession, raw_ids)}
+    # Beanie documents: signing a session's URLs is a service's business (services/uploads/sessions.py).
+    return {str(raw["_id"]): await visible_session(context, upload.UploadSession.model_validate(raw))
+            for raw in await _find(upload.UploadSession, raw_ids)}
 
 
 # Every type that implements Node has a row here; a test checks that against the schema.

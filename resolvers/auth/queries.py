@@ -8,6 +8,7 @@ import strawberry
 
 from documents.api_token import ApiToken as ApiTokenDocument
 from documents.clock import utcnow
+from documents.lean import lean
 from resolvers.auth.types import ApiToken, Principal, PrivacyExport, PrivacyPlace
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
@@ -37,7 +38,7 @@ class AuthQueries:
             query=query,
             sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after, last, before),
-            to_node=lambda raw: ApiToken.from_document(ApiTokenDocument.model_validate(raw)),
+            to_node=lambda raw: ApiToken.from_document(lean(ApiTokenDocument).model_validate(raw)),
         )
 
     @strawberry.field(permission_classes=[IsAdmin], description="Everything that names a user, for a privacy request, "

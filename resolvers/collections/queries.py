@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from documents.collection import Collection as CollectionDocument
+from documents.lean import lean
 from resolvers.collections.types import Collection
 from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
@@ -36,5 +37,5 @@ class CollectionQueries:
         return await paginate(
             CollectionDocument.get_pymongo_collection(), query=query, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after, last, before),
-            to_node=lambda raw: Collection.from_document(CollectionDocument.model_validate(raw)),
+            to_node=lambda raw: Collection.from_document(lean(CollectionDocument).model_validate(raw)),
         )
