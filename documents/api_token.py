@@ -9,10 +9,10 @@ from enum import Enum
 
 from beanie import Document
 from pydantic import Field
-from pymongo import DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.indexes import Index
+from documents.indexes import Index, On
 
 TOKEN_PREFIX = "glk_"
 
@@ -62,6 +62,9 @@ class ApiToken(Document):
         indexes = [
             IndexModel("name", name="name_unique", unique=True),
             IndexModel("secret_hash", name="secret_hash_unique", unique=True),
+            # A token's first request finds it by hash: on the embedded default a unique index serves no
+            # query, so this one does (its keys differ from the unique one's, or the server takes it for it).
+            Index([("secret_hash", ASCENDING), ("_id", ASCENDING)], name="secret_hash", on=On.EMBEDDED),
             Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id"),
         ]
 

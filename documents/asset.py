@@ -82,9 +82,11 @@ class Asset(Document):
             IndexModel("owner.workflow_id", name="owner_workflow"),
             IndexModel("owner.project_id", name="owner_project"),
             Index("unpinned_at", name="unpinned_at"),
-            # Registering an external prefix or URL again finds what it registered before (MongoDB only:
-            # the embedded default scans, rarely, rather than index every asset's URI on every write).
-            Index("storage.uri", name="storage_uri", on=On.MONGODB),
+            # Registering an external prefix or URL again finds what it registered before. The embedded
+            # default scanned for it, 1-2 s a call at 50,000 assets; one more index entry per write there
+            # measured no slower (1.62 against 1.65 ms an insert). Not led by `kind`: SQLite would take
+            # that for a `kinds` filter and sort the list itself.
+            Index("storage.uri", name="storage_uri"),
             *json_indexes("metadata"),
             *json_indexes("value"),
         ]

@@ -52,6 +52,9 @@ class Dataset(Document):
         name = "datasets"
         indexes = [
             IndexModel("name", name="name_unique", unique=True),
+            # `dataset(name:)` on the embedded default, where a unique index serves no query (its keys must
+            # differ from the unique one's, or the server takes it for the same index).
+            Index([("name", ASCENDING), ("_id", ASCENDING)], name="name", on=On.EMBEDDED),
             Index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at"),
         ]
 
@@ -112,6 +115,9 @@ class VersionMember(Document):
             IndexModel([("version_id", ASCENDING), ("datum_id", ASCENDING)], name="version_datum_unique", unique=True),
             Index([("version_id", ASCENDING), ("split", ASCENDING), ("datum_id", ASCENDING)], name="version_split"),
             Index([("version_id", ASCENDING), ("_id", ASCENDING)], name="version_members"),  # a version's page
+            # The versions holding a datum (a datum's delete names them, an erase finds them): without it
+            # both read every member of every version.
+            Index([("datum_id", ASCENDING), ("version_id", ASCENDING)], name="datum_versions"),
         ]
 
 

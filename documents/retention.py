@@ -10,7 +10,7 @@ from pymongo import ASCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.common import RetentionOwnerType
-from documents.indexes import Index
+from documents.indexes import Index, On
 
 
 class AssetRetention(Document):
@@ -27,4 +27,7 @@ class AssetRetention(Document):
             IndexModel([("asset_id", ASCENDING), ("owner_type", ASCENDING), ("owner_id", ASCENDING)],
                        name="asset_owner_unique", unique=True),
             Index([("owner_type", ASCENDING), ("owner_id", ASCENDING)], name="owner"),
+            # An asset's pins, and which of some assets are pinned, on the embedded default (MongoDB
+            # reads them from the unique index above; on our FerretDB build a unique index serves no query).
+            Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset", on=On.EMBEDDED),
         ]
