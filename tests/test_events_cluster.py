@@ -1,6 +1,7 @@
 """Two server processes sharing one database: every subscriber, on either process, receives each
-event of a burst exactly once, in order per source, whichever process it was logged on; and an
-asset completed on one process is announced to `assetStatusChanged` subscribers on the other."""
+event of a burst exactly once, in order per source, whichever process it was logged on; an asset
+completed on one process is announced to `assetStatusChanged` subscribers on the other; and a
+stream of single writes shares its questions to the other processes without losing a copy."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
+from documents.event import FEED_COLLECTION, Event
 from graphlake.settings import Settings
 from resolvers.context import AppState
-from services.events.feed import WRITERS_COLLECTION
+from services.events.feed import ASK_EVERY_SECONDS, WRITERS_COLLECTION, FeedWriter, ensure_feed
 from tests.conftest import Served
 from tests.operations import Api, document
 from tests.processes import start_server_process
@@ -118,3 +122,36 @@ async def test_asset_status_reaches_subscribers_on_another_process(api: Api, ser
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_a_stream_of_writes_shares_each_question_and_the_feed_loses_nothing(scratch_db: AsyncDatabase) -> None:
+    """One write at a time, as a client storing values one by one makes them: the writer asks whether
+    another process listens at most once per ASK_EVERY_SECONDS (the first at once), not once per
+    write, and every event still reaches the feed once, in order."""
+    await ensure_feed(scratch_db, 1 << 20)
+    now = utcnow()
+    await scratch_db[WRITERS_COLLECTION].insert_one(
+        {"_id": "another process", "alive_at": now, "started_at": now, "seq": 0, "listening": True})
+    writer = FeedWriter(scratch_db)
+    asked = 0
+    ask = writer._others_listening
+
+    async def counted() -> bool:
+        nonlocal asked
+        asked += 1
+        return await ask()
+
+    writer._others_listening = counted  # type: ignore[method-assign]  # counts the real question
+    writes = 40
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for i in range(writes):
+        await writer.write([Event(id=ObjectId(), event_type="STREAM", level=20, message=str(i))])
+        await asyncio.sleep(0.001)  # the client's next request
+    await writer.close()
+    rounds_possible = (loop.time() - started) / ASK_EVERY_SECONDS + 1
+    assert 1 <= asked <= rounds_possible and asked < writes / 2
+    copies = await scratch_db[FEED_COLLECTION].find({}).to_list(None)
+    copies.sort(key=lambda doc: int(doc["_id"].rsplit(":", 1)[1]))
+    assert len(copies) == asked  # one feed document per round, since the other process listens
+    assert [event["message"] for doc in copies for event in doc["events"]] == [str(i) for i in range(writes)]

@@ -11,10 +11,11 @@ a process that fell further behind than the feed holds learns so from the writer
 which events it could not stream (they are still in the log).
 
 The feed copy is written after the write, in the background (one task per process, each round's
-stored events together), and only while another live process has subscribers: a single server (the
-embedded default), or a cluster nobody is watching, stores each event once. A process announces
-its first subscriber at once (a heartbeat as it arrives), so a new subscription elsewhere starts
-receiving within the few milliseconds that write takes.
+stored events together, a round at most every ASK_EVERY_SECONDS), and only while another live
+process has subscribers: a single server (the embedded default), or a cluster nobody is watching,
+stores each event once. A process announces its first subscriber at once (a heartbeat as it
+arrives), so a new subscription elsewhere starts receiving within the few milliseconds that write
+takes, or the rest of a round's wait.
 
 Why not a tailable cursor, the usual carrier: FerretDB v1.24 rescans the whole capped collection
 on every getMore (cost grows with the feed, seconds once it is full), can skip documents inserted
@@ -32,12 +33,13 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, PyMongoError
+from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
 from documents.clock import utcnow
 from documents.event import FEED_COLLECTION
@@ -50,6 +52,12 @@ WRITERS_COLLECTION = "feed_writers"
 CHUNK_EVENTS = 1000  # events per feed document
 POLL_SECONDS = 0.05  # between rounds when there was nothing new
 WRITERS_REFRESH_SECONDS = 1.0
+CLOSE_WAIT_SECONDS = 30.0  # for the writes in flight as the server stops
+GROUP_EVENTS = 1000  # events of waiting writes inserted together at most (one write bigger than this goes alone)
+# At most one "does another process listen?" per this long, per process: a stream of writes (a client
+# storing values one at a time) shares each question instead of asking once per write. The tail reads
+# at POLL_SECONDS, so a copy published sooner would mostly wait there anyway.
+ASK_EVERY_SECONDS = POLL_SECONDS
 # A writer whose process has not said it is alive for this long is polled only while it has unread numbers.
 ALIVE_FOR = timedelta(seconds=10)
 
@@ -63,6 +71,22 @@ async def ensure_feed(db: AsyncDatabase, size_bytes: int) -> None:
     except PyMongoError as error:
         if "already exists" not in str(error):
             raise
+
+
+@dataclass
+class _Waiting:
+    """A write waiting for the insert in flight to end (FeedWriter.write), then stored with the others."""
+
+    events: list[EventDocument]
+    stored: asyncio.Future[None]
+
+    def done(self, error: BaseException | None = None) -> None:
+        if self.stored.done():
+            return
+        if error is None:
+            self.stored.set_result(None)
+        else:
+            self.stored.set_exception(error)
 
 
 class _Batch:
@@ -96,20 +120,62 @@ class FeedWriter:
         self._seq = 0  # the last number published; only _publish_stored changes it
         self._unpublished: list[dict[str, Any]] = []  # stored events, in order, for the feed
         self._publisher: asyncio.Task | None = None  # _publish_stored, while there is any
+        self._asked_at = float("-inf")  # the loop's time of the last question (_publish_stored)
+        # Group commit (write): set while no insert is in flight; the writes waiting for the one that is.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._waiting: list[_Waiting] = []
+        self._group: asyncio.Task | None = None  # held: the loop keeps only a weak reference to a task
 
     async def write(self, events: list[EventDocument]) -> None:
         """Store events in the log (inside together(): when it ends), hand them to this process's
-        subscribers, and queue their copy for the other processes (sent in the background)."""
+        subscribers, and queue their copy for the other processes (sent in the background).
+
+        Returns once they are stored. Writes that arrive while an insert is in flight wait for it and
+        then go in one insert together (group commit): sixteen clients logging one event at a time
+        made half the inserts, and FerretDB spends about 40% less CPU per event in an insert of
+        eight than alone. Each write still learns its own outcome, as if it had been inserted alone.
+        """
         if not events:
             return
         batch = _batch.get()
         if batch is not None and batch.open:
             batch.events.extend(events)
             return
+        if not self._idle.is_set():
+            waiting = _Waiting(events, asyncio.get_running_loop().create_future())
+            # Its outcome counts as seen even when the writer stopped waiting (no "never retrieved" log).
+            waiting.stored.add_done_callback(lambda stored: stored.cancelled() or stored.exception())
+            self._waiting.append(waiting)
+            # Shielded: a writer that stops waiting (its request cancelled) leaves its events to be stored.
+            await asyncio.shield(waiting.stored)
+            return
+        self._idle.clear()  # the common case, nothing in flight: inserted here, in the request's own context
+        try:
+            await self._insert(events)
+        finally:
+            self._insert_waiting()
+
+    @property
+    def inserting(self) -> bool:
+        """Whether an insert of events is in flight (later writes then wait and go in the next one)."""
+        return not self._idle.is_set()
+
+    async def _insert(self, events: list[EventDocument]) -> None:
         raw = [e.model_dump(by_alias=True) for e in events]
-        await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
-        # Stored: no await from here to the queue, so this process's subscribers and the feed see
-        # concurrent writes in the same order.
+        try:
+            await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
+        except BulkWriteError as error:  # those before the failing one are stored: they are news too
+            stored = error.details.get("nInserted", 0)
+            self._stored(events[:stored], raw[:stored])
+            raise
+        self._stored(events, raw)
+
+    def _stored(self, events: list[EventDocument], raw: list[dict[str, Any]]) -> None:
+        """Stored: no await from here to the queue, so this process's subscribers and the feed see
+        concurrent writes in the same order."""
+        if not events:
+            return
         if self.broadcast is not None:
             deliver(self.broadcast, events)
         self._unpublished.extend(raw)
@@ -118,8 +184,57 @@ class FeedWriter:
             self._publisher = asyncio.get_running_loop().create_task(
                 self._publish_stored(), name="event feed publisher", context=contextvars.Context())
 
+    def _insert_waiting(self) -> None:
+        """After an insert: the writes that waited for it go in the next one (up to GROUP_EVENTS events,
+        so a group takes about as long as one big write), or nothing is in flight."""
+        if not self._waiting:
+            self._idle.set()
+            return
+        size, count = 0, 0
+        for waiting in self._waiting:
+            if count and size + len(waiting.events) > GROUP_EVENTS:
+                break
+            size, count = size + len(waiting.events), count + 1
+        group, self._waiting = self._waiting[:count], self._waiting[count:]
+        # A context of its own, as the publisher's: not one writer's time limit, background mark or trace,
+        # which would then apply to the others' events too. The client's own time limit applies.
+        self._group = asyncio.get_running_loop().create_task(
+            self._insert_group(group), name="event log group insert", context=contextvars.Context())
+
+    async def _insert_group(self, group: list[_Waiting]) -> None:
+        events = [event for waiting in group for event in waiting.events]
+        try:
+            await self._insert(events)
+        except BulkWriteError as error:
+            # Ordered: what comes before the failing event is stored, the rest was not tried. The writes
+            # wholly before it succeeded, the one holding it fails as it would have alone, and the later
+            # ones are tried again in the next insert.
+            stored = error.details.get("nInserted", 0)
+            for index, waiting in enumerate(group):
+                stored -= len(waiting.events)
+                if stored >= 0:
+                    waiting.done()
+                else:
+                    waiting.done(error)
+                    self._waiting[:0] = group[index + 1:]
+                    break
+        except BaseException as error:  # nothing known to be stored: each write fails as it would have alone
+            for waiting in group:
+                waiting.done(error if isinstance(error, Exception) else RuntimeError("the event log write was cancelled"))
+            if not isinstance(error, Exception):
+                raise
+        else:
+            for waiting in group:
+                waiting.done()
+        finally:
+            self._insert_waiting()
+
     async def close(self) -> None:
-        """Wait for the copies still being published (as the server stops)."""
+        """Wait for the events still being stored, and the copies still being published (as the server stops)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), CLOSE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("event log: writes still in flight after %s s as the server stops", CLOSE_WAIT_SECONDS)
         if self._publisher is not None:
             await asyncio.gather(self._publisher, return_exceptions=True)
 
@@ -131,11 +246,19 @@ class FeedWriter:
         insert. Whether anyone listens is asked only after all the events taken were stored: a
         process may announce a resuming subscriber while an insert runs, and read the log before the
         insert shows there (resolvers/events/queries.py); either it read them, or it is seen
-        listening now. A failure here loses no event (they are in the log, for any subscriber that
-        resumes) but may cost another process's live subscribers some, so it is logged.
+        listening now. A round starts at most once per ASK_EVERY_SECONDS (the first at once), so
+        a stream of writes costs one question per round rather than one per write; the rule above
+        holds, since each round asks after taking what it publishes. A failure here loses no event
+        (they are in the log, for any subscriber that resumes) but may cost another process's live
+        subscribers some, so it is logged.
         """
+        loop = asyncio.get_running_loop()
         while self._unpublished:
+            wait = self._asked_at + ASK_EVERY_SECONDS - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)  # what is stored meanwhile joins this round
             raw, self._unpublished = self._unpublished, []
+            self._asked_at = loop.time()
             try:
                 if await self._others_listening():
                     first = self._seq + 1

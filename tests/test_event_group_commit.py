@@ -1,0 +1,102 @@
+"""Group commit of the event log: writes that arrive while an insert is in flight go in the next insert
+together (services/events/feed.py, FeedWriter.write). Each is stored once, reaches subscribers once in
+its own order, and learns its own outcome as if it had been inserted alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from pymongo.errors import BulkWriteError
+
+from documents.event import Event, new_event_id
+from resolvers.context import AppState
+from services.events.feed import GROUP_EVENTS
+from tests.conftest import Served
+from tests.operations import document
+from tests.waiting import wait_for
+from tests.ws_client import Subscriber
+
+CLIENTS = 16
+EACH = 5
+
+
+def event_inserts(served: Served) -> int:
+    return sum(1 for command, collection in zip(served.commands.commands, served.commands.collections, strict=True)
+               if command == "insert" and collection == "events")
+
+
+async def test_concurrent_mutations_share_inserts_and_every_event_arrives_once_in_order(
+        app, served: Served, state: AppState, viewer: str, contributor: str) -> None:
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.subscribe("EventStream", {"filter": {"eventTypes": ["GROUPED"]}})
+        await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+        served.commands.clear()
+
+        async def client(k: int) -> None:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://graphlake.test",
+                                         headers={"Authorization": f"Bearer {contributor}"}) as http:
+                for i in range(EACH):  # one at a time, as an instrument logs
+                    response = await http.post("/graphql", json={
+                        "query": document("LogEvent"), "operationName": "LogEvent",
+                        "variables": {"input": {"eventType": "GROUPED", "message": f"{k}-{i}", "source": {"nodeId": f"n{k}"}}}})
+                    assert not response.json().get("errors"), response.text[:300]
+
+        await asyncio.gather(*(client(k) for k in range(CLIENTS)))
+        mutations = CLIENTS * EACH
+        # Each mutation's event and its AUDIT event are one write; alone, each write is one insert.
+        assert event_inserts(served) < mutations * 3 // 4, event_inserts(served)
+        got = []
+        while len(got) < mutations:
+            message = await asyncio.wait_for(ws.receive(), 15)
+            got.append(message["payload"]["data"]["events"])
+    assert len({e["id"] for e in got}) == mutations  # none twice, none lost
+    for k in range(CLIENTS):  # in order per source
+        assert [e["message"] for e in got if e["source"]["nodeId"] == f"n{k}"] == [f"{k}-{i}" for i in range(EACH)]
+    stored = await Event.get_pymongo_collection().count_documents({"event_type": "GROUPED"})
+    assert stored == mutations
+
+
+async def test_a_failing_write_fails_alone_and_the_writes_after_it_are_stored(served: Served, state: AppState) -> None:
+    feed = state.feed
+    taken = Event.model_construct(id=new_event_id(), event_type="ONCE", level=20, message="first")
+    await feed.write([taken])
+
+    def event(message: str) -> list[Event]:
+        return [Event.model_construct(id=new_event_id(), event_type="ONCE", level=20, message=message)]
+
+    served.commands.clear()
+    in_flight = asyncio.create_task(feed.write(event("in flight")))
+    await asyncio.sleep(0)  # its insert has started: the three below wait for it, then go in one insert
+    assert feed.inserting
+    before, clash, after = (asyncio.create_task(feed.write(events)) for events in (
+        event("before"), [Event.model_construct(id=taken.id, event_type="ONCE", level=20, message="again")], event("after")))
+    # Bounded: a write left waiting (not put back after the clash) fails here rather than hanging.
+    results = await asyncio.wait_for(asyncio.gather(in_flight, before, clash, after, return_exceptions=True), 30)
+    assert results[0] is None and results[1] is None and results[3] is None, results
+    assert isinstance(results[2], BulkWriteError), results
+    messages = sorted([e["message"] async for e in Event.get_pymongo_collection().find({"event_type": "ONCE"})])
+    assert messages == ["after", "before", "first", "in flight"]
+    # The one in flight; the three together, which stored "before" and stopped at the clash; "after" again.
+    assert event_inserts(served) == 3, served.commands.commands
+    assert not feed.inserting and not feed._waiting
+
+
+async def test_a_group_holds_at_most_group_events(served: Served, state: AppState) -> None:
+    """Waiting writes are inserted together only up to GROUP_EVENTS events, so a group takes about as
+    long as one big write (and the database's time limit per operation still fits it)."""
+    feed = state.feed
+
+    def events(count: int) -> list[Event]:
+        return [Event.model_construct(id=new_event_id(), event_type="BIG", level=20, message=str(i)) for i in range(count)]
+
+    served.commands.clear()
+    in_flight = asyncio.create_task(feed.write(events(1)))
+    await asyncio.sleep(0)
+    assert feed.inserting
+    size = GROUP_EVENTS * 3 // 5
+    waiting = [asyncio.create_task(feed.write(events(size))) for _ in range(3)]
+    await asyncio.wait_for(asyncio.gather(in_flight, *waiting), 60)
+    assert await Event.get_pymongo_collection().count_documents({"event_type": "BIG"}) == 1 + 3 * size
+    assert event_inserts(served) == 4, served.commands.commands  # the one in flight, then one group per write
