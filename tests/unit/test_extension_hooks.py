@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import strawberry
 from strawberry.extensions import SchemaExtension
 
-from resolvers.extension_hooks import KeptHooksRunner
+from resolvers.extension_hooks import KeptHooksRunner, _gives
 from resolvers.schema import GraphlakeSchema
 
 calls: list[str] = []
@@ -89,3 +89,35 @@ async def test_each_operation_binds_its_own_extension_instances() -> None:
     # Two operations, two extension instances, two execution contexts.
     assert len(contexts_seen) == 2 and contexts_seen[0] is not contexts_seen[1]
     contexts_seen.clear()
+
+
+class Counting(SchemaExtension):
+    """The one extension here that gives results: each answer says how many it gave."""
+
+    given = 0
+
+    async def get_results(self) -> dict:
+        Counting.given += 1
+        return {"counted": Counting.given}
+
+
+counting_schema = GraphlakeSchema(query=Query, extensions=[First, Second, Plain, Counting])
+
+
+async def test_results_come_from_the_extensions_that_give_them() -> None:
+    assert [_gives(e()) for e in (First, Second, Plain, Counting)] == [False, False, False, True]  # type: ignore[abstract]
+    before = Counting.given
+    first = await counting_schema.execute("{ ok }")
+    second = await counting_schema.execute("{ ok }")
+    assert first.extensions == {"counted": before + 1} and second.extensions == {"counted": before + 2}
+    assert (await schema.execute("{ ok }")).extensions == {}  # none gives any: nothing to say
+
+
+def test_strawberry_still_gathers_results_as_the_runner_expects() -> None:
+    import inspect
+
+    from strawberry.extensions.runner import SchemaExtensionsRunner
+
+    assert list(inspect.signature(SchemaExtensionsRunner.__init__).parameters) == [
+        "self", "execution_context", "extensions"], "Strawberry's runner changed (KeptHooksRunner makes one)"
+    assert list(inspect.signature(SchemaExtensionsRunner.get_extensions_results).parameters) == ["self", "ctx"]
