@@ -60,6 +60,7 @@ def serve(
         uvicorn.run(
             app, host=settings.host, port=settings.port,
             log_config=None, proxy_headers=True, ws_max_size=settings.max_body_bytes,
+            ws_per_message_deflate=settings.websocket_compression,
         )
     except ServiceError as error:
         errors.print(f"[red]error:[/red] {error}")

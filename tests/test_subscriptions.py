@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import websockets
@@ -15,6 +16,7 @@ from documents.clock import utcnow
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
+from tests.processes import start_server_process
 from tests.waiting import wait_for
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
 
@@ -258,3 +260,21 @@ async def test_a_misshapen_message_gets_the_protocols_answer(served: Served, vie
         tick = await asyncio.wait_for(ws.receive(), 5)
         assert (tick["type"], tick["id"]) == ("data", op)
         await ws.complete(op)
+
+
+@pytest.mark.parametrize("compression", [None, "true"])
+async def test_websocket_compression_is_offered_only_when_configured(settings: Settings, tmp_path: Path,
+                                                                     compression: str | None) -> None:
+    """`graphlake serve` answers a client offering permessage-deflate without it unless
+    GRAPHLAKE_WEBSOCKET_COMPRESSION is on (each message compressed per socket costs a fanning-out process)."""
+    extra = {"WEBSOCKET_COMPRESSION": compression} if compression else {}
+    process, base = await start_server_process(settings.mongodb_url.get_secret_value(), settings.database, tmp_path,
+                                               **extra)
+    try:
+        async with websockets.connect(base.replace("http", "ws", 1) + "/graphql", subprotocols=[TRANSPORT_WS]) as socket:
+            assert socket.request is not None and "permessage-deflate" in socket.request.headers["Sec-WebSocket-Extensions"]
+            accepted = socket.response.headers.get("Sec-WebSocket-Extensions") if socket.response else None
+            assert (accepted is not None and accepted.startswith("permessage-deflate")) == bool(compression), accepted
+    finally:
+        process.terminate()
+        await process.wait()
