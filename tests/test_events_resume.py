@@ -16,6 +16,7 @@ from documents.event import Event as EventDocument
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.events import log as log_service
+from services.events.feed import deliver
 from tests.conftest import Served
 from tests.operations import Api, document, object_id
 from tests.processes import start_server_process
@@ -227,4 +228,21 @@ async def test_a_replay_reads_page_after_page_archived_or_not(api: Api, served: 
         await ws.connect({"Authorization": f"Bearer {viewer}"})
         await ws.subscribe("EventStreamFrom", {"filter": {"eventTypes": ["RESUME"]}, "after": start})
         assert await receive(ws, 7) == [f"m{i}" for i in range(7)]
+        await nothing_more(ws)
+
+
+async def test_a_late_copy_of_an_event_before_the_position_is_not_sent_live(api: Api, served: Served, state: AppState,
+                                                                            viewer: str, contributor: str) -> None:
+    """Another process's feed copy of an event logged before a resume's position can arrive after the
+    subscription listens (copies go out up to 50 ms apart): it is not news to that subscriber."""
+    [start] = await log(api, contributor, "start")
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.subscribe("EventStreamFrom", {"filter": {"eventTypes": ["RESUME"]}, "after": start})
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the resuming subscription to listen")
+        stored = await EventDocument.get(object_id(start))
+        assert stored is not None
+        deliver(state.events, [stored])  # as the feed tail hands over another process's copy, late
+        await log(api, contributor, "after")
+        assert await receive(ws, 1) == ["after"]
         await nothing_more(ws)

@@ -192,6 +192,10 @@ class EventSubscriptions:
                     info.context.loaders = Loaders(state.metrics)
                     yield Event.from_document(doc)
                 async for event in live:
+                    if event.doc.id <= since:
+                        # Received at or before the position: not news to this subscriber. Another process's
+                        # copy of an event stored before the subscription can still be on its way here.
+                        continue
                     if replayed and event.doc.id in replayed:
                         replayed.discard(event.doc.id)  # each arrives live at most once
                         continue
