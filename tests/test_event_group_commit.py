@@ -100,3 +100,42 @@ async def test_a_group_holds_at_most_group_events(served: Served, state: AppStat
     await asyncio.wait_for(asyncio.gather(in_flight, *waiting), 60)
     assert await Event.get_pymongo_collection().count_documents({"event_type": "BIG"}) == 1 + 3 * size
     assert event_inserts(served) == 4, served.commands.commands  # the one in flight, then one group per write
+
+
+def one(message: str, event_type: str = "THEN") -> list[Event]:
+    return [Event.model_construct(id=new_event_id(), event_type=event_type, level=20, message=message)]
+
+
+async def test_a_write_whose_caller_stops_waiting_is_stored_and_its_then_runs(state: AppState) -> None:
+    """A request cancelled while its events wait for the insert in flight: they are stored anyway
+    (the insert is not the request's to cancel), and what was to follow them (an alert) follows."""
+    feed, ran = state.feed, []
+    in_flight = asyncio.create_task(feed.write(one("in flight")))
+    await asyncio.sleep(0)
+    assert feed.inserting
+    waiter = asyncio.create_task(feed.write(one("left"), then=[lambda: ran.append("left")]))
+    await asyncio.sleep(0)  # it is queued behind the insert in flight
+    waiter.cancel()
+    await in_flight
+    await wait_for(lambda: ran == ["left"], what="the cancelled writer's callback")
+    assert waiter.cancelled()
+    stored = [e["message"] async for e in Event.get_pymongo_collection().find({"event_type": "THEN"})]
+    assert sorted(stored) == ["in flight", "left"]
+
+
+async def test_a_group_cancelled_before_it_starts_answers_its_writes_and_the_writer_goes_on(state: AppState) -> None:
+    """As the server stops, the group's task can be cancelled before its first step, which would
+    otherwise leave its writes waiting forever and the writer busy (close() would wait 30 s)."""
+    feed = state.feed
+    # The leader's callback runs right after it started the group's task, before that task's first step.
+    in_flight = asyncio.create_task(feed.write(one("leader"), then=[lambda: feed._group.cancel()]))
+    await asyncio.sleep(0)
+    assert feed.inserting
+    grouped = asyncio.create_task(feed.write(one("grouped")))
+    results = await asyncio.wait_for(asyncio.gather(in_flight, grouped, return_exceptions=True), 30)
+    assert results[0] is None
+    assert isinstance(results[1], RuntimeError) and "cancelled" in str(results[1]), results
+    await wait_for(lambda: not feed.inserting, what="the writer idle again")
+    await asyncio.wait_for(feed.write(one("after")), 30)  # the writer is usable: not stuck "inserting"
+    stored = [e["message"] async for e in Event.get_pymongo_collection().find({"event_type": "THEN"})]
+    assert sorted(stored) == ["after", "leader"]

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -103,6 +103,15 @@ class _Batch:
 _batch: ContextVar[_Batch | None] = ContextVar("graphlake_event_batch", default=None)
 
 
+def _call(callbacks: Iterable[Callable[[], None]]) -> None:
+    """Run what waited for a write to be stored; one failing is logged, not the write's failure."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("event log: a callback after a stored write failed")
+
+
 def deliver(broadcast: Broadcast, events: Iterable[EventDocument]) -> None:
     """Hand stored events to this process's subscribers: each presented once, shared by all."""
     if broadcast.has_subscribers:
@@ -127,9 +136,11 @@ class FeedWriter:
         self._waiting: list[_Waiting] = []
         self._group: asyncio.Task | None = None  # held: the loop keeps only a weak reference to a task
 
-    async def write(self, events: list[EventDocument]) -> None:
+    async def write(self, events: list[EventDocument], then: Sequence[Callable[[], None]] = ()) -> None:
         """Store events in the log (inside together(): when it ends), hand them to this process's
-        subscribers, and queue their copy for the other processes (sent in the background).
+        subscribers, and queue their copy for the other processes (sent in the background), then
+        call `then` (an alert, say): only once they are stored, and even if the caller stopped
+        waiting for them meanwhile (its request cancelled while its events wait in a group).
 
         Returns once they are stored. Writes that arrive while an insert is in flight wait for it and
         then go in one insert together (group commit): sixteen clients logging one event at a time
@@ -137,15 +148,22 @@ class FeedWriter:
         eight than alone. Each write still learns its own outcome, as if it had been inserted alone.
         """
         if not events:
+            _call(then)
             return
         batch = _batch.get()
         if batch is not None and batch.open:
             batch.events.extend(events)
+            batch.stored.extend(then)
             return
         if not self._idle.is_set():
             waiting = _Waiting(events, asyncio.get_running_loop().create_future())
-            # Its outcome counts as seen even when the writer stopped waiting (no "never retrieved" log).
-            waiting.stored.add_done_callback(lambda stored: stored.cancelled() or stored.exception())
+
+            def ended(stored: asyncio.Future[None]) -> None:
+                # Reading the outcome marks it seen even when the writer stopped waiting (no "never retrieved" log).
+                if not stored.cancelled() and stored.exception() is None:
+                    _call(then)
+
+            waiting.stored.add_done_callback(ended)
             self._waiting.append(waiting)
             # Shielded: a writer that stops waiting (its request cancelled) leaves its events to be stored.
             await asyncio.shield(waiting.stored)
@@ -155,6 +173,7 @@ class FeedWriter:
             await self._insert(events)
         finally:
             self._insert_waiting()
+        _call(then)
 
     @property
     def inserting(self) -> bool:
@@ -200,6 +219,17 @@ class FeedWriter:
         # which would then apply to the others' events too. The client's own time limit applies.
         self._group = asyncio.get_running_loop().create_task(
             self._insert_group(group), name="event log group insert", context=contextvars.Context())
+        self._group.add_done_callback(lambda task: task.cancelled() and self._group_ended(group))
+
+    def _group_ended(self, group: list[_Waiting]) -> None:
+        """A group's task cancelled before its first step (the server stopping) never ran the code that
+        answers its writes and starts the next group: both are done here, so nothing waits forever."""
+        left = [waiting for waiting in group if not waiting.stored.done()]
+        if not left:
+            return  # cancelled while inserting: _insert_group answered every write and moved on
+        for waiting in left:
+            waiting.done(RuntimeError("the event log write was cancelled"))
+        self._insert_waiting()
 
     async def _insert_group(self, group: list[_Waiting]) -> None:
         events = [event for waiting in group for event in waiting.events]
@@ -283,17 +313,9 @@ class FeedWriter:
             _batch.reset(token)
             batch.open = False
             if batch.events:
-                await self.write(batch.events)
-            for callback in batch.stored:  # not reached if the write failed
-                callback()
-
-    def when_stored(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once the events written so far are stored: now, or as together() ends."""
-        batch = _batch.get()
-        if batch is not None and batch.open:
-            batch.stored.append(callback)
-        else:
-            callback()
+                await self.write(batch.events, then=batch.stored)  # their `then`s: only if stored
+            else:
+                _call(batch.stored)
 
     async def _others_listening(self) -> bool:
         """Whether another live process has subscribers (a small collection: one row per process)."""

@@ -90,17 +90,17 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
               timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
         for e in events
     ]
-    await writer.write(stored)
     alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]
-    if alerting:
 
-        def fire() -> None:
-            task = asyncio.create_task(alerts.notify(alerting, writer, settings))
-            if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+    def fire() -> None:
+        task = asyncio.create_task(alerts.notify(alerting, writer, settings))
+        if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
-        writer.when_stored(fire)  # inside a mutation, its events are stored as it ends: alert only then
+    # Alerts only for stored events: inside a mutation they are stored as it ends, and a request
+    # cancelled while its events wait for an insert in flight still has them stored, and alerted.
+    await writer.write(stored, then=[fire] if alerting else [])
     return stored
 
 
