@@ -152,6 +152,7 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={404: webapp_fallback(settings)})
     app.state.admission = admission
+    app.state.settings = settings  # how it is served follows them too (graphlake/http_server.py)
     return app
 
 

@@ -44,6 +44,7 @@ def serve(
     import uvicorn
 
     from graphlake.app import create_app
+    from graphlake.http_server import uvicorn_options
 
     settings = load_settings()
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -57,11 +58,7 @@ def serve(
     try:
         app = create_app(settings, announce=True)
         tune_for_serving()  # graphlake/collector.py says why
-        uvicorn.run(
-            app, host=settings.host, port=settings.port,
-            log_config=None, proxy_headers=True, ws_max_size=settings.max_body_bytes,
-            ws_per_message_deflate=settings.websocket_compression,
-        )
+        uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     except ServiceError as error:
         errors.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

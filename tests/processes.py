@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from graphlake.http_server import uvicorn_options
 from graphlake.local_services import find_binary, free_port, start_ferretdb
 from tests.waiting import wait_for
 
@@ -71,7 +72,9 @@ async def serving(app, port: int | None = None, log_level: str = "warning") -> A
     """`app` served by uvicorn in this process while the block runs, on `port` or a free one; yields
     the port. (A bench's clients then share this event loop: fine for sequential timings.)"""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, log_config=None))
+    # As `graphlake serve` runs it (WebSocket implementation, limits, compression), with the app's settings.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level,
+                                           **uvicorn_options(app.state.settings)))
     task = asyncio.create_task(server.serve())
 
     def started() -> bool:
