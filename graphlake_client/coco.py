@@ -79,6 +79,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     done.images_unchanged = sum(1 for a in assets if a.get("unchanged"))
     done.images_uploaded = len(assets) - done.images_unchanged
     asset_of = {i["id"]: a["id"] for i, a in zip(coco["images"], assets, strict=True)}
+    say(f"making or finding {len(coco['images'])} image datums")
     datum_of = await image_datums(lake, "coco", coco["images"], asset_of, dataset, done)
     done.datum_ids = [datum_of[i["id"]] for i in coco["images"]]
 
@@ -105,6 +106,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         done.records_added[purpose] = await _add(lake, found["id"], items, categories, images_by_id, asset_of,
                                                  datum_of, collection, mount)
     if version:
+        say(f"building version {version}")
         done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()))
     return done
 
