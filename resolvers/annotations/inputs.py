@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 
 from resolvers.annotations.types import AnnotationKind, AnnotationPurpose, SourceKind
+from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, decode_object_ids
 
@@ -69,6 +70,7 @@ class CreateAnnotationSchemaInput:
         "Keys every record's `attributes` must hold (not empty strings); null for none."))
 
 
+@batch_input
 @strawberry.input(description="Who made records: a person, a model, or a program.")
 class AnnotationSourceInput:
     kind: SourceKind = strawberry.field(description="A person, a model, or a program.")
@@ -87,12 +89,14 @@ class CreateAnnotationSetInput:
 
 # Coordinates are pixels of the annotated asset, x rightwards and y downwards from its top-left corner;
 # every number must be finite.
+@batch_input
 @strawberry.input(description="A point in pixels of the annotated asset.")
 class PointInput:
     x: float = strawberry.field(description="Pixels from the asset's left edge.")
     y: float = strawberry.field(description="Pixels from the asset's top edge.")
 
 
+@batch_input
 @strawberry.input(description="An axis-aligned box: top-left corner and size, in pixels.")
 class BBoxInput:
     x: float = strawberry.field(description="The left edge, in pixels.")
@@ -101,6 +105,7 @@ class BBoxInput:
     height: float = strawberry.field(description="Height in pixels, more than 0.")
 
 
+@batch_input
 @strawberry.input(description="A box rotated by `angle` degrees around its centre, in pixels.")
 class RotatedBBoxInput:
     cx: float = strawberry.field(description="The centre's x, in pixels.")
@@ -110,11 +115,13 @@ class RotatedBBoxInput:
     angle: float = strawberry.field(description="Rotation in degrees around the centre.")
 
 
+@batch_input
 @strawberry.input(description="Points of a polygon (at least 3) or a polyline (at least 2), in order.")
 class PointsInput:
     points: list[PointInput] = strawberry.field(description="The points, in order.")
 
 
+@batch_input
 @strawberry.input(description="One named point of an object, in pixels.")
 class KeypointInput:
     name: str | None = strawberry.field(default=None, description="What the point is, e.g. left_wrist; null if unnamed.")
@@ -123,16 +130,19 @@ class KeypointInput:
     visible: bool | None = strawberry.field(default=None, description="Whether it is visible (false: occluded); null if unknown.")
 
 
+@batch_input
 @strawberry.input(description="The keypoints of one object, at least 1.")
 class KeypointsInput:
     points: list[KeypointInput] = strawberry.field(description="The points.")
 
 
+@batch_input
 @strawberry.input(description="A segmentation mask stored as an image asset.")
 class MaskInput:
     asset_id: strawberry.ID = strawberry.field(description="An image asset holding the mask.")
 
 
+@batch_input
 @strawberry.input(one_of=True, description="Exactly one shape, matching the record's kind.")
 class GeometryInput:
     bbox: BBoxInput | None = strawberry.field(default=strawberry.UNSET, description="For a BBOX record.")
@@ -143,6 +153,7 @@ class GeometryInput:
     mask: MaskInput | None = strawberry.field(default=strawberry.UNSET, description="For a MASK record.")
 
 
+@batch_input
 @strawberry.input(description="One record to add; checked against the set's schema.")
 class AnnotationRecordInput:
     asset_id: strawberry.ID = strawberry.field(description="The asset it annotates (not a DELETED one).")

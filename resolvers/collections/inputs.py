@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.common import Split
+from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 
 
@@ -25,6 +26,7 @@ class UpdateCollectionInput:
         "A new JSON object, replacing the old one whole; null makes it {}."))
 
 
+@batch_input
 @strawberry.input(description="One asset to put into a collection (again: its path and split are updated).")
 class CollectionItemInput:
     asset_id: strawberry.ID = strawberry.field(description="The asset to file (not a DELETED one).")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.common import Split
+from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 
 
+@batch_input
 @strawberry.input(description="One asset and the role it plays in a datum.")
 class DatumRoleInput:
     role: str = strawberry.field(description="The role's name, e.g. image, mask, depth: not blank, once per datum.")
     asset_id: strawberry.ID = strawberry.field(description="The asset playing it; it must exist.")
 
 
+@batch_input
 @strawberry.input(description="A datum to create.")
 class CreateDatumInput:
     roles: list[DatumRoleInput] = strawberry.field(description="Its assets by role: 1 to 20, each role named once.")

@@ -8,9 +8,11 @@ import strawberry
 
 from resolvers.assets.inputs import DATA_TIMESTAMP, DESCRIPTION, LABELS, METADATA, OWNER
 from resolvers.common import OwnershipInput
+from resolvers.inputs import batch_input
 from resolvers.scalars import JSON, BigInt
 
 
+@batch_input
 @strawberry.input(description="A file to upload; above the multipart threshold the server splits it into parts.")
 class CreateUploadInput:
     name: str = strawberry.field(description="Shown as the file name on download.")
