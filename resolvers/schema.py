@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLInputObjectType
 from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -108,6 +109,17 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
 
 
 class GraphlakeSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Strawberry checks a @oneOf input in its own conversion, whose error names neither the variable
+        # nor where in it ("OneOf Input Object 'GeometryInput' must specify exactly one key."): marked
+        # here, graphql-core checks it first, as it does every other rule of a variable's value
+        # ("Variable '$records' has invalid value at [0].geometry: ...").
+        for graphql_type in self._schema.type_map.values():
+            definition = getattr(graphql_type, "extensions", {}).get("strawberry-definition")
+            if isinstance(graphql_type, GraphQLInputObjectType) and getattr(definition, "is_one_of", False):
+                graphql_type.is_one_of = True
+
     def create_extensions_runner(self, execution_context: ExecutionContext,
                                  extensions: list[SchemaExtension]) -> KeptHooksRunner:
         return KeptHooksRunner(execution_context=execution_context, extensions=extensions)

@@ -200,3 +200,18 @@ async def test_attributes_are_stored_as_text_alone_and_older_records_still_read(
     assert [c["attributes"] for c in copies] == [{"json": dumps_json(attributes)}]
     checked = (await api.data("VerifyVersion", {"id": older["id"]}, token=contributor))["datasetVersion"]["verification"]
     assert checked["ok"] and checked["records"] == 1, checked
+
+
+async def test_a_geometry_with_two_shapes_is_refused_before_anything_is_checked_or_stored(
+        api: Api, contributor: str, setup: dict) -> None:
+    """GeometryInput is @oneOf: graphql-core refuses two shapes while it reads the variables, naming the
+    variable and where in it, before the planned input conversion (resolvers/inputs.py) or the
+    resolver sees them (resolvers/schema.py marks the type)."""
+    s = setup
+    two = record(s, "BBOX", label="dent", geometry={"bbox": {"x": 0, "y": 0, "width": 1, "height": 1},
+                                                     "polygon": {"points": [{"x": 0, "y": 0}, {"x": 1, "y": 0}, {"x": 0, "y": 1}]}})
+    error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [two]}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["message"].startswith("Variable '$records' has invalid value at [0].geometry: "), error
+    assert "exactly one field" in error["message"], error
+    assert await AnnotationRecord.count() == 0
