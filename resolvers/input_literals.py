@@ -38,6 +38,7 @@ from graphql import (
     get_nullable_type,
     validate_input_literal,
 )
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 
 from resolvers.internals import ValuesOfCorrectTypeRule
@@ -131,3 +132,23 @@ class InputLiteralErrors(SchemaExtension):
         context.validation_rules = tuple(NamedInputLiterals if rule is ValuesOfCorrectTypeRule else rule
                                          for rule in context.validation_rules)
         yield
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        # Strawberry always adds its own @oneOf rule. The schema marks those inputs for graphql-core
+        # (resolvers/schema.py), whose rules, with NamedInputLiterals, say the same with the argument's
+        # path: Strawberry's copy of an error reported at the same place is dropped, never the only one.
+        # In place: Strawberry has already put this list into the result it returns.
+        errors = self.execution_context.pre_execution_errors
+        if errors:
+            errors[:] = _without_repeated_one_of(errors)
+
+
+def _without_repeated_one_of(errors: list[GraphQLError]) -> list[GraphQLError]:
+    ours = {_where(e) for e in errors if not isinstance(e, StrawberryInputCoercionError)}
+    return [e for e in errors if not (isinstance(e, StrawberryInputCoercionError) and "OneOf" in e.message
+                                      and _where(e) in ours)]
+
+
+def _where(error: GraphQLError) -> tuple:
+    return tuple((location.line, location.column) for location in error.locations or ())

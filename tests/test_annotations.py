@@ -215,3 +215,15 @@ async def test_a_geometry_with_two_shapes_is_refused_before_anything_is_checked_
     assert error["message"].startswith("Variable '$records' has invalid value at [0].geometry: "), error
     assert "exactly one field" in error["message"], error
     assert await AnnotationRecord.count() == 0
+
+
+async def test_a_literal_geometry_with_two_shapes_gets_one_error_naming_the_argument(
+        api: Api, contributor: str, setup: dict) -> None:
+    s = setup
+    literal = (f'{{assetId: "{s["image"]["id"]}", kind: BBOX, label: "dent", '
+               "geometry: {bbox: {x: 0, y: 0, width: 1, height: 1}, polygon: {points: []}}}")
+    query = f"mutation Two($setId: ID!) {{ addAnnotations(setId: $setId, records: [{literal}]) {{ count }} }}"
+    error = await api.error("Two", {"setId": s["truth"]["id"]}, query=query, token=contributor)  # exactly one error
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"]["field"] == "records[0].geometry", error
+    assert await AnnotationRecord.count() == 0
