@@ -177,8 +177,8 @@ class Downloads(Assets):
         temp = target.parent / f".download-{secrets.token_hex(8)}"
         try:
             # Created new, binary, with the user's umask; in a thread, as the rename below: while other
-            # downloads copy and hash in threads, creating a file held the event loop about 1 ms (0.5 s
-            # of a 500-image export, bench/exchange.py, in which the loop also reads the next pages).
+            # downloads copy and hash in threads, creating a file held the event loop about 1 ms (a third
+            # of a 500-image export's time, bench/exchange.py).
             out = await asyncio.to_thread(temp.open, "xb")
             with out:
                 if response is not None:
