@@ -176,16 +176,12 @@ class Downloads(Assets):
         a file under the asset's name. The file gets the user's usual permissions (umask)."""
         temp = target.parent / f".download-{secrets.token_hex(8)}"
         try:
-            # Created new, binary, with the user's umask; in a thread, as the rename below: while other
-            # downloads copy and hash in threads, creating a file held the event loop about 1 ms (a third
-            # of a 500-image export's time, bench/exchange.py).
-            out = await asyncio.to_thread(temp.open, "xb")
-            with out:
+            with temp.open("xb") as out:  # created new, binary, with the user's umask
                 if response is not None:
                     await self._copy(response, found, out)
                 elif not await self._read_directly(found, out):
                     await self._receive(found, out)
-            await asyncio.to_thread(os.replace, temp, target)
+            os.replace(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
