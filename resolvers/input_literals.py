@@ -135,19 +135,20 @@ class InputLiteralErrors(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         yield
-        # Strawberry always adds its own @oneOf rule. The schema marks those inputs for graphql-core
-        # (resolvers/schema.py), whose rules, with NamedInputLiterals, say the same with the argument's
-        # path: Strawberry's copy of an error reported at the same place is dropped, never the only one.
+        # Strawberry always adds its own @oneOf (and Maybe) rules. The schema marks those inputs for
+        # graphql-core (resolvers/schema.py), whose rules, with NamedInputLiterals, say the same with the
+        # argument's path: an error of Strawberry's rules at a place where another rule reported one is
+        # dropped, so none is ever left without an error. (Where graphql-core reports elsewhere, e.g. a
+        # nullable variable used as a member, at its definition and its use, both remain.)
         # In place: Strawberry has already put this list into the result it returns.
         errors = self.execution_context.pre_execution_errors
         if errors:
-            errors[:] = _without_repeated_one_of(errors)
+            errors[:] = _without_repeats(errors)
 
 
-def _without_repeated_one_of(errors: list[GraphQLError]) -> list[GraphQLError]:
+def _without_repeats(errors: list[GraphQLError]) -> list[GraphQLError]:
     ours = {_where(e) for e in errors if not isinstance(e, StrawberryInputCoercionError)}
-    return [e for e in errors if not (isinstance(e, StrawberryInputCoercionError) and "OneOf" in e.message
-                                      and _where(e) in ours)]
+    return [e for e in errors if not (isinstance(e, StrawberryInputCoercionError) and _where(e) in ours)]
 
 
 def _where(error: GraphQLError) -> tuple:

@@ -26,7 +26,9 @@ _Plan = list[tuple[str, str, Callable[[Any, InputContext], Any]]]
 
 
 def batch_input(cls: T) -> T:
-    """Give a Strawberry input type a planned `from_input` (decorate after @strawberry.input)."""
+    """Give a Strawberry input type a planned `from_input` (decorate after @strawberry.input). Not for
+    types with `strawberry.Maybe` fields: the plan does not wrap values in `Some`, and Strawberry's
+    Maybe rule skips types that convert themselves."""
     definition = cls.__strawberry_definition__
     plan: _Plan | None = None
     implicit_nulls = {f.python_name: None for f in definition.fields

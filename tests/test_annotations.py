@@ -226,4 +226,8 @@ async def test_a_literal_geometry_with_two_shapes_gets_one_error_naming_the_argu
     error = await api.error("Two", {"setId": s["truth"]["id"]}, query=query, token=contributor)  # exactly one error
     assert error["extensions"]["code"] == "BAD_USER_INPUT", error
     assert error["extensions"]["field"] == "records[0].geometry", error
+    null_member = literal.replace("geometry: {bbox: {x: 0, y: 0, width: 1, height: 1}, polygon: {points: []}}", "geometry: {bbox: null}")
+    query = f"mutation Two($setId: ID!) {{ addAnnotations(setId: $setId, records: [{null_member}]) {{ count }} }}"
+    error = await api.error("Two", {"setId": s["truth"]["id"]}, query=query, token=contributor)  # one here too
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"].startswith("records[0].geometry"), error
     assert await AnnotationRecord.count() == 0

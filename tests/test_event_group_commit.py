@@ -139,3 +139,14 @@ async def test_a_group_cancelled_before_it_starts_answers_its_writes_and_the_wri
     await asyncio.wait_for(feed.write(one("after")), 30)  # the writer is usable: not stuck "inserting"
     stored = [e["message"] async for e in Event.get_pymongo_collection().find({"event_type": "THEN"})]
     assert sorted(stored) == ["after", "leader"]
+
+
+async def test_what_follows_an_empty_write_inside_a_block_waits_for_the_block(state: AppState) -> None:
+    feed, ran = state.feed, []
+    async with feed.together():
+        await feed.write(one("in the block"))
+        await feed.write([], then=[lambda: ran.append("after")])
+        assert ran == []  # the block's events are not stored yet
+    assert ran == ["after"]
+    stored = [e["message"] async for e in Event.get_pymongo_collection().find({"event_type": "THEN"})]
+    assert stored == ["in the block"]

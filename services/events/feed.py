@@ -147,13 +147,13 @@ class FeedWriter:
         made half the inserts, and FerretDB spends about 40% less CPU per event in an insert of
         eight than alone. Each write still learns its own outcome, as if it had been inserted alone.
         """
-        if not events:
-            _call(then)
-            return
         batch = _batch.get()
-        if batch is not None and batch.open:
+        if batch is not None and batch.open:  # stored as the block ends; `then` after that, as for its own events
             batch.events.extend(events)
             batch.stored.extend(then)
+            return
+        if not events:
+            _call(then)
             return
         if not self._idle.is_set():
             waiting = _Waiting(events, asyncio.get_running_loop().create_future())
