@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
@@ -80,16 +80,10 @@ class _Executing(_KeptHooks, ExecutingContextManager):
     __slots__ = ()
 
 
-_gives_results: dict[type, bool] = {}
-
-
-def _gives(extension: SchemaExtension) -> bool:
-    """Whether the extension's class overrides `get_results` (the base's gives `{}`)."""
-    cls = type(extension)
-    gives = _gives_results.get(cls)
-    if gives is None:
-        gives = _gives_results[cls] = cls.get_results is not SchemaExtension.get_results
-    return gives
+@cache
+def _gives_results(cls: type[SchemaExtension]) -> bool:
+    """Whether an extension class overrides `get_results` (the base's gives `{}`)."""
+    return cls.get_results is not SchemaExtension.get_results
 
 
 class KeptHooksRunner(SchemaExtensionsRunner):
@@ -105,7 +99,7 @@ class KeptHooksRunner(SchemaExtensionsRunner):
     def _with_results(self) -> SchemaExtensionsRunner:
         """Strawberry's own runner over the extensions that give results: its checks and order."""
         return SchemaExtensionsRunner(execution_context=self.execution_context,
-                                      extensions=[e for e in self.extensions if _gives(e)])
+                                      extensions=[e for e in self.extensions if _gives_results(type(e))])
 
     def operation(self) -> OperationContextManager:
         return _Operation(self.extensions)

@@ -103,6 +103,11 @@ class _Batch:
 _batch: ContextVar[_Batch | None] = ContextVar("graphlake_event_batch", default=None)
 
 
+def _cancelled() -> RuntimeError:
+    """What a waiting write learns when its group's insert was cancelled (the server stopping)."""
+    return RuntimeError("the event log write was cancelled")
+
+
 def _call(callbacks: Iterable[Callable[[], None]]) -> None:
     """Run what waited for a write to be stored; one failing is logged, not the write's failure."""
     for callback in callbacks:
@@ -228,7 +233,7 @@ class FeedWriter:
         if not left:
             return  # cancelled while inserting: _insert_group answered every write and moved on
         for waiting in left:
-            waiting.done(RuntimeError("the event log write was cancelled"))
+            waiting.done(_cancelled())
         self._insert_waiting()
 
     async def _insert_group(self, group: list[_Waiting]) -> None:
@@ -250,7 +255,7 @@ class FeedWriter:
                     break
         except BaseException as error:  # nothing known to be stored: each write fails as it would have alone
             for waiting in group:
-                waiting.done(error if isinstance(error, Exception) else RuntimeError("the event log write was cancelled"))
+                waiting.done(error if isinstance(error, Exception) else _cancelled())
             if not isinstance(error, Exception):
                 raise
         else:
@@ -312,10 +317,7 @@ class FeedWriter:
         finally:
             _batch.reset(token)
             batch.open = False
-            if batch.events:
-                await self.write(batch.events, then=batch.stored)  # their `then`s: only if stored
-            else:
-                _call(batch.stored)
+            await self.write(batch.events, then=batch.stored)  # their `then`s: only if stored (at once if none)
 
     async def _others_listening(self) -> bool:
         """Whether another live process has subscribers (a small collection: one row per process)."""
