@@ -51,6 +51,7 @@ build_ferretdb() {
   # (scripts/ferretdb/*_test.go). Upstream's test helpers find the module's root by its .git.
   mkdir -p "$work/.git"
   (cd "$work" && CGO_ENABLED=0 go test -count=1 ./internal/handler/sjson/ ./internal/handler/common/ >&2)
+  (cd "$work" && CGO_ENABLED=0 go test -count=1 -run Graphlake modernc.org/libc >&2)
   (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" ./cmd/ferretdb)
   mv "$out.tmp" "$out"
   echo "$out"

@@ -21,10 +21,19 @@ upstream text it replaces and stops the build if that text is not there once.
 5. A find without a projection, or with an inclusion of top-level fields, takes the fields from the
    document instead of copying it (graphlake_projection.go).
 6. A document is encoded for storage in one pass, into upstream's very bytes (graphlake_sjson_marshal.go).
-build-services.sh runs the tests of the packages 4 to 6 change, upstream's and ours, before it builds.
+7. SQLite's memcmp and memcpy are the Go runtime's vectorized ones. modernc.org/libc (SQLite's C
+   library, translated to Go) ships musl's byte-at-a-time loops for them on Linux. SQLite's JSON
+   functions compare each document's whole text with the ones they parsed last (json_extract's
+   cache, checked on every index expression of every row written): a tenth of FerretDB's CPU in a
+   COCO import went to that loop alone. The module is copied into the build and replaced there
+   (graphlake_libc_test.go checks the two against the C semantics).
+build-services.sh runs the tests of the packages 4 to 7 change, upstream's and ours, before it builds.
 """
 
+import json
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -212,3 +221,62 @@ replace("internal/handler/common/projection_iterator.go",
 # 6. one-pass encoding for storage: upstream's encoder stays, under another name
 replace("internal/handler/sjson/sjson.go", "func Marshal(d *types.Document) ([]byte, error) {",
         "func upstreamMarshal(d *types.Document) ([]byte, error) {")
+
+# 7. SQLite's memcmp and memcpy: the runtime's, in a copy of the libc module the build replaces
+LIBC = "graphlake/libc"
+FAST_MEMCMP = """{
+\t// Graphlake's build (scripts/ferretdb/patch.py): the runtime's vectorized comparison, not a byte
+\t// loop. Only the sign of the result is defined, as in C.
+\tif n == 0 {
+\t\treturn 0
+\t}
+\ta := unsafe.String((*byte)(unsafe.Pointer(%s)), n)
+\tb := unsafe.String((*byte)(unsafe.Pointer(%s)), n)
+\tif a == b {
+\t\treturn 0
+\t}
+\tif a < b {
+\t\treturn -1
+\t}
+\treturn 1
+}
+"""
+FAST_MEMCPY = """{
+\t// Graphlake's build (scripts/ferretdb/patch.py): the runtime's copy, not a word loop.
+\tif n != 0 {
+\t\tcopy(unsafe.Slice((*byte)(unsafe.Pointer(dest)), n), unsafe.Slice((*byte)(unsafe.Pointer(src)), n))
+\t}
+\treturn dest
+}
+"""
+
+
+def replace_function(path: Path, signature: str, body: str) -> None:
+    """The function that begins with `signature` (a whole line, ending in `{`) gets `body`."""
+    text = path.read_text()
+    if text.count(signature) != 1:
+        sys.exit(f"patch.py: {path} changed; expected once: {signature!r}")
+    start = text.index(signature)
+    end = text.index("\n}\n", start) + len("\n}\n")
+    path.write_text(text[:start] + signature[:-1] + body + text[end:])
+
+
+module = json.loads(subprocess.run(["go", "mod", "download", "-json", "modernc.org/libc"], cwd=root, check=True,
+                                   capture_output=True, text=True).stdout)
+libc = root / LIBC
+shutil.copytree(module["Dir"], libc)
+for path in [libc, *libc.rglob("*")]:
+    path.chmod(path.stat().st_mode | 0o200)  # the module cache's files are read-only
+shutil.copy(here / "graphlake_libc_test.go", libc / "graphlake_libc_test.go")
+ccgo = sorted(libc.glob("ccgo_linux_*.go"))
+if not ccgo:
+    sys.exit(f"patch.py: {libc} has no ccgo_linux_*.go")
+for path in ccgo:  # musl, translated: both functions are loops
+    replace_function(path, "func Xmemcmp(tls *TLS, vl uintptr, vr uintptr, n Tsize_t) (r1 int32) {", FAST_MEMCMP % ("vl", "vr"))
+    replace_function(path, "func Xmemcpy(tls *TLS, dest uintptr, src uintptr, n Tsize_t) (r uintptr) {", FAST_MEMCPY)
+# Elsewhere (macOS, the BSDs) libc.go's memcpy already copies; its memcmp is a loop too.
+replace_function(libc / "libc.go", "func Xmemcmp(t *TLS, s1, s2 uintptr, n types.Size_t) int32 {", FAST_MEMCMP % ("s1", "s2"))
+subprocess.run(["go", "mod", "edit", f"-replace={module['Path']}@{module['Version']}=./{LIBC}"],
+               cwd=root, check=True)
+if not re.search(r"^replace modernc.org/libc", (root / "go.mod").read_text(), re.M):
+    sys.exit("patch.py: go.mod does not replace modernc.org/libc")
