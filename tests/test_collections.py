@@ -6,6 +6,7 @@ from documents.asset import Asset
 from documents.collection import CollectionItem
 from documents.retention import AssetRetention
 from tests import factories
+from tests.conftest import Served
 from tests.operations import Api, object_id
 
 
@@ -40,6 +41,34 @@ async def test_items_with_paths_and_splits(api: Api, contributor: str) -> None:
     rest = (await api.data("Collection", {"id": coll["id"], "first": 2, "after": page["pageInfo"]["endCursor"]},
                            token=contributor))["collection"]["items"]
     assert page["pageInfo"]["hasNextPage"] and not rest["pageInfo"]["hasNextPage"] and len(rest["edges"]) == 1
+
+
+async def test_new_items_go_in_one_insert_and_present_ones_move(api: Api, contributor: str, served: Served) -> None:
+    """Items new to the collection are inserted together (no statement per item: FerretDB runs each
+    as a transaction); those it holds already keep when and by whom they were added, and move."""
+    coll = await factories.collection(api, contributor, "mixed")
+    assets = [await factories.value_asset(api, contributor, name=f"m{i}") for i in range(30)]
+    await add(api, contributor, coll["id"], [{"assetId": a["id"], "path": f"first/{i}"} for i, a in enumerate(assets[:2])])
+    before = {d.asset_id: d.added_at for d in await CollectionItem.find_all().to_list()}
+    served.commands.clear()
+    await add(api, contributor, coll["id"], [{"assetId": a["id"], "path": f"new/{i:02}", "split": "TRAIN"}
+                                             for i, a in enumerate(assets)])
+    item_writes = [c for c, name in zip(served.commands.commands, served.commands.collections, strict=True)
+                   if name == "collection_items" and c in ("insert", "update")]
+    assert item_writes == ["insert", "update"], item_writes  # one insert for all; the two present ones updated
+    assert [q for c, q in served.commands.updates if c == "collection_items"] == [
+        {"collection_id": object_id(coll["id"]), "asset_id": object_id(a["id"])} for a in assets[:2]]
+    items = {d.asset_id: d for d in await CollectionItem.find_all().to_list()}
+    assert len(items) == 30 and {d.path for d in items.values()} == {f"new/{i:02}" for i in range(30)}
+    assert {d.split.value for d in items.values()} == {"TRAIN"}
+    assert all(items[a].added_at == at for a, at in before.items())  # moved, not added again
+    data = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]
+    assert data["itemCount"] == 30
+    served.commands.clear()
+    await add(api, contributor, coll["id"], [{"assetId": a["id"]} for a in assets[:3]])  # all present: moved to no path
+    assert [c for c, name in zip(served.commands.commands, served.commands.collections, strict=True)
+            if name == "collection_items" and c in ("insert", "update")] == ["insert", "update"]
+    assert [d.path for d in await CollectionItem.find({"asset_id": {"$in": [object_id(a["id"]) for a in assets[:3]]}}).to_list()] == [None] * 3
 
 
 async def test_bad_items_write_nothing(api: Api, contributor: str) -> None:
