@@ -27,7 +27,17 @@ upstream text it replaces and stops the build if that text is not there once.
    cache, checked on every index expression of every row written): a tenth of FerretDB's CPU in a
    COCO import went to that loop alone. The module is copied into the build and replaced there
    (graphlake_libc_test.go checks the two against the C semantics).
-build-services.sh runs the tests of the packages 4 to 7 change, upstream's and ours, before it builds.
+8. An update statement writes the documents it changes in one transaction per thousand, where
+   upstream wrote each in a transaction of its own: `update_many` of a thousand assets was a
+   thousand commits (a thousand WAL appends of the same index pages), most of the cost of filing
+   an import's uploads. A statement's documents are distinct and read before any is written, so
+   the outcome is the same; an error still stops the command, as upstream, and undoes its batch.
+9. A reply is not decoded again before it is sent. Upstream checks every message for NaNs (SQLite's
+   JSON cannot hold them) by decoding it whole, its replies too: a find's answer was encoded, then
+   decoded and walked (a twentieth of FerretDB's CPU building a version). What comes in is still
+   checked; what goes out was read from storage, which holds no NaN.
+build-services.sh runs the tests of the packages 4 to 8 change, upstream's and ours, before it builds
+(8 in tests/test_ferretdb_updates.py too); every reply the suite reads goes through 9.
 """
 
 import json
@@ -47,6 +57,22 @@ def replace(name: str, old: str, new: str) -> None:
     if text.count(old) != 1:
         sys.exit(f"patch.py: {path} changed; expected once: {old[:70]!r}")
     path.write_text(text.replace(old, new))
+
+
+def replaced_module(path: str) -> Path:
+    """A copy of the dependency `path` (at the version the build requires) inside the build, which
+    go.mod now uses in its place, ready to patch."""
+    module = json.loads(subprocess.run(["go", "mod", "download", "-json", path], cwd=root, check=True,
+                                       capture_output=True, text=True).stdout)
+    copy = root / "graphlake" / path.rsplit("/", 1)[-1]
+    shutil.copytree(module["Dir"], copy)
+    for entry in [copy, *copy.rglob("*")]:
+        entry.chmod(entry.stat().st_mode | 0o200)  # the module cache's files are read-only
+    subprocess.run(["go", "mod", "edit", f"-replace={path}@{module['Version']}=./{copy.relative_to(root)}"],
+                   cwd=root, check=True)
+    if not re.search(rf"^replace {re.escape(path)} ", (root / "go.mod").read_text(), re.M):
+        sys.exit(f"patch.py: go.mod does not replace {path}")
+    return copy
 
 
 shutil.copy(here / "graphlake_expr.go", root / "internal/backends/sqlite/metadata/graphlake_expr.go")
@@ -223,7 +249,6 @@ replace("internal/handler/sjson/sjson.go", "func Marshal(d *types.Document) ([]b
         "func upstreamMarshal(d *types.Document) ([]byte, error) {")
 
 # 7. SQLite's memcmp and memcpy: the runtime's, in a copy of the libc module the build replaces
-LIBC = "graphlake/libc"
 FAST_MEMCMP = """{
 \t// Graphlake's build (scripts/ferretdb/patch.py): the runtime's vectorized comparison, not a byte
 \t// loop. Only the sign of the result is defined, as in C.
@@ -261,12 +286,7 @@ def replace_function(path: Path, signature: str, body: str) -> None:
     path.write_text(text[:start] + signature[:-1] + body + text[end:])
 
 
-module = json.loads(subprocess.run(["go", "mod", "download", "-json", "modernc.org/libc"], cwd=root, check=True,
-                                   capture_output=True, text=True).stdout)
-libc = root / LIBC
-shutil.copytree(module["Dir"], libc)
-for path in [libc, *libc.rglob("*")]:
-    path.chmod(path.stat().st_mode | 0o200)  # the module cache's files are read-only
+libc = replaced_module("modernc.org/libc")
 shutil.copy(here / "graphlake_libc_test.go", libc / "graphlake_libc_test.go")
 ccgo = sorted(libc.glob("ccgo_linux_*.go"))
 if not ccgo:
@@ -276,7 +296,37 @@ for path in ccgo:  # musl, translated: both functions are loops
     replace_function(path, "func Xmemcpy(tls *TLS, dest uintptr, src uintptr, n Tsize_t) (r uintptr) {", FAST_MEMCPY)
 # Elsewhere (macOS, the BSDs) libc.go's memcpy already copies; its memcmp is a loop too.
 replace_function(libc / "libc.go", "func Xmemcmp(t *TLS, s1, s2 uintptr, n types.Size_t) int32 {", FAST_MEMCMP % ("s1", "s2"))
-subprocess.run(["go", "mod", "edit", f"-replace={module['Path']}@{module['Version']}=./{LIBC}"],
-               cwd=root, check=True)
-if not re.search(r"^replace modernc.org/libc", (root / "go.mod").read_text(), re.M):
-    sys.exit("patch.py: go.mod does not replace modernc.org/libc")
+
+# 8. an update statement's changed documents written together (a thousand at a time), not one per transaction
+replace("internal/handler/common/update.go",
+        "\tresult := new(UpdateResult)\n\n\tisFindAndModify := (strings.ToLower(cmd) == \"findandmodify\")\n",
+        "\tresult := new(UpdateResult)\n\n\tisFindAndModify := (strings.ToLower(cmd) == \"findandmodify\")\n\n"
+        "\t// Graphlake's build: the documents changed so far, written together (scripts/ferretdb/patch.py, step 8).\n"
+        "\tvar pending []*types.Document\n"
+        "\tflush := func() error {\n"
+        "\t\tif len(pending) == 0 {\n\t\t\treturn nil\n\t\t}\n"
+        "\t\tif _, err := c.UpdateAll(ctx, &backends.UpdateAllParams{Docs: pending}); err != nil {\n"
+        "\t\t\treturn err\n\t\t}\n"
+        "\t\tresult.Modified.Count += int32(len(pending))\n"
+        "\t\tpending = nil\n\n\t\treturn nil\n\t}\n")
+replace("internal/handler/common/update.go",
+        "\t\t\tif !upsert {\n\t\t\t\treturn result, nil\n\t\t\t}\n",
+        "\t\t\tif !upsert {\n\t\t\t\tif err = flush(); err != nil {\n\t\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t\t}\n\n"
+        "\t\t\t\treturn result, nil\n\t\t\t}\n")
+replace("internal/handler/common/update.go",
+        "\t\t} else if modified {\n\t\t\t_, err := c.UpdateAll(",
+        "\t\t} else if modified && !isFindAndModify {\n"
+        "\t\t\tif pending = append(pending, doc); len(pending) == 1000 {\n"
+        "\t\t\t\tif err = flush(); err != nil {\n\t\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t\t}\n\t\t\t}\n"
+        "\t\t} else if modified {\n\t\t\t_, err := c.UpdateAll(")
+
+# 9. replies are not decoded again to look for NaNs (requests still are)
+wire = replaced_module("github.com/FerretDB/wire")
+replace_in = wire / "op_msg.go"
+text = replace_in.read_text()
+old = "\tmsg.sections = sections\n\n\tif Debug || CheckNaNs {\n"
+if text.count(old) != 1:
+    sys.exit(f"patch.py: {replace_in} changed; expected once: {old!r}")
+replace_in.write_text(text.replace(old, "\tmsg.sections = sections\n\n"
+                                        "\t// Graphlake's build: what FerretDB sends is not checked again (scripts/ferretdb/patch.py, step 9).\n"
+                                        "\tif Debug {\n"))
