@@ -27,13 +27,19 @@ class ResumeState:
             return {}
 
     @staticmethod
-    def key(server: str, file: Path) -> str:
-        """The entry of `file` uploaded to `server`: a file changed since (size, mtime) is a new upload."""
+    def key_and_size(server: str, file: Path) -> tuple[str, int]:
+        """The entry of `file` uploaded to `server` (a file changed since, in size or mtime, is a new
+        upload), and the file's size from the same stat."""
         stat = file.stat()
-        return f"{server}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return f"{server}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}", stat.st_size
 
     def get(self, key: str) -> str | None:
         return self._load().get(key)
+
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        """`get` of several keys with one read of the file."""
+        state = self._load()
+        return [state.get(key) for key in keys]
 
     def put(self, key: str, session_id: str | None) -> None:
         """Remember `key`'s session, or forget it (None) once its upload is complete."""

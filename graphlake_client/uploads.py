@@ -75,33 +75,31 @@ class Uploader(Transport):
                     shared[None] = Path(found["localRoot"])
         return shared
 
-    async def _deliver(self, session: dict[str, Any], path: Path, progress: Progress | None,
+    async def _deliver(self, session: dict[str, Any], path: Path, size: int, progress: Progress | None,
                        declared: bool = False) -> str | None:
-        """Send the file where the session says (nowhere: an earlier run completed it). A file of
-        LATE_HASH_BYTES or more is hashed meanwhile, unless the caller `declared` its digest at
-        creation: its digest is returned, for the completion (None: declared at creation)."""
+        """Send the file (of `size` bytes) where the session says (nowhere: an earlier run completed
+        it). A file of LATE_HASH_BYTES or more is hashed meanwhile, unless the caller `declared` its
+        digest at creation: its digest is returned, for the completion (None: declared at creation)."""
         if session["status"] == "COMPLETED":
             if progress:
-                progress(path.stat().st_size)
+                progress(size)
             return None
-        if declared or path.stat().st_size < LATE_HASH_BYTES:
-            await self._send(session, path, progress)
+        if declared or size < LATE_HASH_BYTES:
+            await self._send(session, path, size, progress)
             return None
-        digest, _ = await asyncio.gather(asyncio.to_thread(file_sha256, path), self._send(session, path, progress))
+        digest, _ = await asyncio.gather(asyncio.to_thread(file_sha256, path), self._send(session, path, size, progress))
         return digest
 
-    async def _send(self, session: dict[str, Any], path: Path, progress: Progress | None) -> None:
+    async def _send(self, session: dict[str, Any], path: Path, total: int, progress: Progress | None) -> None:
         if session.get("directPath"):
             await asyncio.to_thread(write_in_place, path, Path(session["directPath"]))
             if progress:
-                progress(path.stat().st_size)
+                progress(total)
             return
         if session["url"]:
-            await self._put(session["url"], path, 0, path.stat().st_size, session["headers"] or {}, progress,
-                            create_only=True)
+            await self._put(session["url"], path, 0, total, session["headers"] or {}, progress, create_only=True)
             return
         part_size = int(session["partSizeBytes"])
-        total = path.stat().st_size
         gate = asyncio.Semaphore(self.concurrency)
 
         async def send_part(part: dict[str, Any]) -> None:
@@ -122,10 +120,10 @@ class Uploader(Transport):
             raise failures[0]
 
     # --- sessions and their completion
-    async def _resumed(self, path: Path) -> dict[str, Any] | None:
-        """The session an earlier, interrupted run left for this file, if any: still open, or
-        completed by a run that never heard the answer (its asset is then the upload)."""
-        session_id = self.resume.get(ResumeState.key(self.url, path))
+    async def _resumed(self, session_id: str | None) -> dict[str, Any] | None:
+        """The session an earlier, interrupted run left for a file (`session_id`, from the resume
+        state), if any: still open, or completed by a run that never heard the answer (its asset
+        is then the upload)."""
         if session_id is None:
             return None
         try:
@@ -175,12 +173,11 @@ class Uploader(Transport):
         raise GraphlakeClientError(f"the upload is {status.lower()}", "CONFLICT")
 
     @staticmethod
-    async def _upload_input(file: Path, **fields: Any) -> dict[str, Any]:
-        """createUpload's input for a file: its size, media type, SHA-256 (unless it is big enough
-        to be hashed while it uploads, see `_deliver`), and the given fields. A `sha256` among them
-        (one the caller checked already: a bundle's manifest) is declared as it is, not computed
-        again; the server checks the stored bytes against it all the same."""
-        size = file.stat().st_size
+    async def _upload_input(file: Path, size: int, **fields: Any) -> dict[str, Any]:
+        """createUpload's input for a file of `size` bytes: its size, media type, SHA-256 (unless it
+        is big enough to be hashed while it uploads, see `_deliver`), and the given fields. A `sha256`
+        among them (one the caller checked already: a bundle's manifest) is declared as it is, not
+        computed again; the server checks the stored bytes against it all the same."""
         sha256 = fields.pop("sha256", None) or (await asyncio.to_thread(file_sha256, file) if size < LATE_HASH_BYTES
                                                  else None)
         fields = {"name": fields.pop("name", None) or file.name, "sizeBytes": size, "sha256": sha256, **fields}
@@ -194,16 +191,16 @@ class Uploader(Transport):
                           labels: list[str] | None = None, mount: str | None = None,
                           progress: Progress | None = None) -> dict[str, Any]:
         """Upload one file, resuming an earlier interrupted upload of the same file if there is one."""
-        resume_key = ResumeState.key(self.url, path)
-        session = await self._resumed(path)
+        resume_key, size = await asyncio.to_thread(ResumeState.key_and_size, self.url, path)
+        session = await self._resumed(self.resume.get(resume_key))
         if session is None:
-            upload = await self._upload_input(path, name=name, mediaType=media_type, collectionId=collection_id,
+            upload = await self._upload_input(path, size, name=name, mediaType=media_type, collectionId=collection_id,
                                               path=collection_path, description=description, metadata=metadata,
                                               labels=labels, mount=mount,
                                               direct=await self._writes_directly(mount) or None)
             session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
-        sha256 = await self._deliver(session, path, progress)
+        sha256 = await self._deliver(session, path, size, progress)
         asset = await self._complete(session["id"], sha256, look_first=session["status"] == "COMPLETED")
         self.resume.put(resume_key, None)
         return asset
@@ -230,13 +227,19 @@ class Uploader(Transport):
 
     async def _upload_chunk(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None,
                             gate: asyncio.Semaphore) -> list[dict[str, Any]]:
-        sessions: list[dict[str, Any] | None] = list(await asyncio.gather(*(self._resumed(path) for path, _ in files)))
+        # Each file's resume key and size from one stat, all in one thread: each file-system call
+        # on this thread waits for the GIL again, behind the threads hashing and copying files (a
+        # stat and a resolve per file, three times over, were a fifth of an import's client CPU).
+        keys, sizes = zip(*await asyncio.to_thread(lambda: [ResumeState.key_and_size(self.url, path) for path, _ in files]),
+                          strict=True)
+        sessions: list[dict[str, Any] | None] = list(await asyncio.gather(
+            *(self._resumed(session_id) for session_id in self.resume.get_many(list(keys)))))
         fresh = [i for i, session in enumerate(sessions) if session is None]
         if fresh:
             async def upload_input(i: int) -> dict[str, Any]:
                 direct = await self._writes_directly(files[i][1].get("mount")) or None
                 async with gate:  # hashing reads the files: a few at a time
-                    return await self._upload_input(files[i][0], **files[i][1], direct=direct)
+                    return await self._upload_input(files[i][0], sizes[i], **files[i][1], direct=direct)
 
             inputs = await asyncio.gather(*(upload_input(i) for i in fresh))
             try:
@@ -249,29 +252,31 @@ class Uploader(Transport):
                 raise
             for i, session in zip(fresh, created, strict=True):
                 sessions[i] = session
-            self.resume.put_many({ResumeState.key(self.url, files[i][0]): None if session["unchanged"] else session["id"]
+            self.resume.put_many({keys[i]: None if session["unchanged"] else session["id"]
                                   for i, session in zip(fresh, created, strict=True)})
         # Filed already with the same content (a directory uploaded again): nothing to send or complete.
         kept = {i: {**session["asset"], "unchanged": True} for i, session in enumerate(sessions)
                 if session and session.get("unchanged")}
         for i in kept:
             if progress:
-                progress(files[i][0].stat().st_size)
+                progress(sizes[i])
         rest = [i for i in range(len(files)) if i not in kept]
-        done = iter(await self._send_and_complete([files[i] for i in rest], [sessions[i] for i in rest], progress, gate)
-                    if rest else ())
+        done = iter(await self._send_and_complete([(*files[i], keys[i], sizes[i]) for i in rest], [sessions[i] for i in rest],
+                                                  progress, gate) if rest else ())
         return [kept[i] if i in kept else next(done) for i in range(len(files))]
 
-    async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any]]], sessions: list[dict[str, Any] | None],
-                                 progress: Progress | None, gate: asyncio.Semaphore) -> list[dict[str, Any]]:
-        async def send(path: Path, session: dict[str, Any], declared: bool) -> str | None:
+    async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any], str, int]],
+                                 sessions: list[dict[str, Any] | None], progress: Progress | None,
+                                 gate: asyncio.Semaphore) -> list[dict[str, Any]]:
+        """`files`: each with its createUpload fields, resume key and size."""
+        async def send(path: Path, size: int, session: dict[str, Any], declared: bool) -> str | None:
             async with gate:
-                return await self._deliver(session, path, progress, declared)
+                return await self._deliver(session, path, size, progress, declared)
 
-        sent = await asyncio.gather(*(send(path, session, bool(fields.get("sha256")))
-                                      for (path, fields), session in zip(files, sessions, strict=True)),
+        sent = await asyncio.gather(*(send(path, size, session, bool(fields.get("sha256")))
+                                      for (path, fields, _, size), session in zip(files, sessions, strict=True)),
                                     return_exceptions=True)
-        ready = [(path, session, digest) for (path, _), session, digest in zip(files, sessions, sent, strict=True)
+        ready = [(key, session, digest) for (_, _, key, _), session, digest in zip(files, sessions, sent, strict=True)
                  if not isinstance(digest, BaseException)]
         done = (await self._repeatable(ops.COMPLETE_UPLOADS, {"ids": [s["id"] for _, s, _ in ready],
                                                               "sha256s": [digest for _, _, digest in ready]}))["completeUploads"] \
@@ -290,10 +295,11 @@ class Uploader(Transport):
             else:
                 assets[outcome["id"]] = outcome
                 del failed[session_id]
-        self.resume.put_many({ResumeState.key(self.url, path): None for path, session, _ in ready if session["id"] not in failed})
-        problems = [f"{path.name}: {error}" for (path, _), error in zip(files, sent, strict=True)
+        self.resume.put_many({key: None for key, session, _ in ready if session["id"] not in failed})
+        problems = [f"{path.name}: {error}" for (path, *_), error in zip(files, sent, strict=True)
                     if isinstance(error, BaseException)]
-        problems += [f"{path.name}: {failed[s['id']]['message']}" for path, s, _ in ready if s["id"] in failed]
+        names = {key: path.name for path, _, key, _ in files}
+        problems += [f"{names[key]}: {failed[s['id']]['message']}" for key, s, _ in ready if s["id"] in failed]
         if problems:
             raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
         return [assets[session["asset"]["id"]] for _, session, _ in ready]
