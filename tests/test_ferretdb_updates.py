@@ -1,7 +1,9 @@
-"""Our FerretDB build writes the documents one update statement changes in one transaction per
-thousand (scripts/ferretdb/patch.py, step 8), where upstream committed each on its own. What a
-statement does must not change: which documents it matches and changes, the counts it reports, a
-unique index refusing it, and a findAndModify's single document."""
+"""Our FerretDB build writes the documents update statements change in one transaction per thousand
+(scripts/ferretdb/patch.py, step 8), where upstream committed each on its own: those of one
+statement, and those of the statements of one command that name their documents by `_id` alone.
+What the statements do must not change: which documents each matches and changes (seeing what the
+statements before it changed), the counts reported, a unique index refusing them, and a
+findAndModify's single document."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 from pymongo import MongoClient, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
@@ -70,3 +73,30 @@ def test_find_and_modify_still_changes_one_document(things: Collection) -> None:
                                        return_document=ReturnDocument.AFTER)
     assert found == {"_id": 2, "code": "c2", "group": 2, "n": 3}
     assert things.count_documents({"n": 3}) == 1
+
+
+def test_statements_naming_documents_by_id_are_written_together_in_order(things: Collection) -> None:
+    """Only string and ObjectId `_id`s are held across statements (what Graphlake's documents use)."""
+    oids = [ObjectId() for _ in range(COUNT)]
+    things.insert_many([{"_id": oid, "code": f"o{i}", "group": 5, "n": 0} for i, oid in enumerate(oids)])
+    one_each = things.bulk_write([UpdateOne({"_id": oid}, {"$set": {"n": i}}) for i, oid in enumerate(oids)], ordered=False)
+    assert (one_each.matched_count, one_each.modified_count) == (COUNT, COUNT - 1)  # the first had n 0 already
+    assert [d["n"] for d in things.find({"group": 5}, sort=[("code", 1)])] == [int(c[1:]) for c in sorted(f"o{i}" for i in range(COUNT))]
+    a, b = oids[:2]
+    # The same document named again: the statement naming it again sees the change before it.
+    things.bulk_write([UpdateOne({"_id": a}, {"$inc": {"n": 1}}), UpdateMany({"_id": {"$in": [b, a]}}, {"$inc": {"n": 10}}),
+                       UpdateOne({"_id": a}, {"$inc": {"n": 100}}), UpdateOne({"_id": "nobody"}, {"$inc": {"n": 1}})])
+    assert things.find_one({"_id": a})["n"] == 0 + 1 + 10 + 100 and things.find_one({"_id": b})["n"] == 1 + 10
+    # A statement by another field reads what the ones by _id before it changed.
+    things.bulk_write([UpdateOne({"_id": oids[3]}, {"$set": {"group": 42}}), UpdateMany({"group": 42}, {"$set": {"flag": True}}),
+                       UpdateOne({"_id": oids[4]}, {"$set": {"group": 42}})])
+    assert [d["_id"] for d in things.find({"flag": True})] == [oids[3]]
+    assert things.count_documents({"group": 42}) == 2
+
+
+def test_a_unique_index_refusing_one_of_them_writes_none_held_with_it(things: Collection) -> None:
+    things.insert_many([{"_id": name, "code": name, "n": 0} for name in ("x", "y")])
+    with pytest.raises(OperationFailure, match="UNIQUE constraint failed"):
+        things.bulk_write([UpdateOne({"_id": "x"}, {"$set": {"code": "dup", "n": 1}}),
+                           UpdateOne({"_id": "y"}, {"$set": {"code": "dup", "n": 2}})])
+    assert things.count_documents({"code": "dup"}) == 0 and things.count_documents({"n": {"$gt": 0}}) == 0

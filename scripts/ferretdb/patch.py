@@ -27,11 +27,16 @@ upstream text it replaces and stops the build if that text is not there once.
    cache, checked on every index expression of every row written): a tenth of FerretDB's CPU in a
    COCO import went to that loop alone. The module is copied into the build and replaced there
    (graphlake_libc_test.go checks the two against the C semantics).
-8. An update statement writes the documents it changes in one transaction per thousand, where
-   upstream wrote each in a transaction of its own: `update_many` of a thousand assets was a
-   thousand commits (a thousand WAL appends of the same index pages), most of the cost of filing
-   an import's uploads. A statement's documents are distinct and read before any is written, so
-   the outcome is the same; an error still stops the command, as upstream, and undoes its batch.
+8. Update statements write the documents they change in one transaction per thousand, where
+   upstream wrote each in a transaction of its own: `update_many` of a thousand assets, or a bulk
+   write of a thousand statements that each name one asset by `_id`, was a thousand commits (a
+   thousand WAL appends of the same index pages), most of the cost of filing an import's uploads.
+   Within a statement, its documents are distinct and read before any is written; across the
+   statements of one command, only those naming documents by `_id` alone, none named twice, are
+   written together (graphlake_update.go), so the outcome is the same. An error still stops the
+   command, as upstream, and undoes what was held. Each statement's query is closed when it is done
+   (upstream kept all open to the command's end: a bulk write of a few thousand single-document
+   updates ran out of connections and hung).
 9. A reply is not decoded again before it is sent. Upstream checks every message for NaNs (SQLite's
    JSON cannot hold them) by decoding it whole, its replies too: a find's answer was encoded, then
    decoded and walked (a twentieth of FerretDB's CPU building a version). What comes in is still
@@ -78,7 +83,7 @@ def replaced_module(path: str) -> Path:
 shutil.copy(here / "graphlake_expr.go", root / "internal/backends/sqlite/metadata/graphlake_expr.go")
 shutil.copy(here / "graphlake_pushdown.go", root / "internal/backends/sqlite/graphlake_pushdown.go")
 shutil.copy(here / "graphlake_count.go", root / "internal/handler/graphlake_count.go")
-for name, package in (("graphlake_sjson.go", "sjson"), ("graphlake_sjson_test.go", "sjson"),
+for name, package in (("graphlake_update.go", "common"), ("graphlake_sjson.go", "sjson"), ("graphlake_sjson_test.go", "sjson"),
                       ("graphlake_sjson_marshal.go", "sjson"), ("graphlake_sjson_marshal_test.go", "sjson"),
                       ("graphlake_projection.go", "common"), ("graphlake_projection_test.go", "common")):
     shutil.copy(here / name, root / "internal/handler" / package / name)
@@ -297,28 +302,51 @@ for path in ccgo:  # musl, translated: both functions are loops
 # Elsewhere (macOS, the BSDs) libc.go's memcpy already copies; its memcmp is a loop too.
 replace_function(libc / "libc.go", "func Xmemcmp(t *TLS, s1, s2 uintptr, n types.Size_t) int32 {", FAST_MEMCMP % ("s1", "s2"))
 
-# 8. an update statement's changed documents written together (a thousand at a time), not one per transaction
+# 8. update statements' changed documents written together (graphlake_update.go), a thousand at a time
 replace("internal/handler/common/update.go",
         "\tresult := new(UpdateResult)\n\n\tisFindAndModify := (strings.ToLower(cmd) == \"findandmodify\")\n",
         "\tresult := new(UpdateResult)\n\n\tisFindAndModify := (strings.ToLower(cmd) == \"findandmodify\")\n\n"
-        "\t// Graphlake's build: the documents changed so far, written together (scripts/ferretdb/patch.py, step 8).\n"
-        "\tvar pending []*types.Document\n"
-        "\tflush := func() error {\n"
-        "\t\tif len(pending) == 0 {\n\t\t\treturn nil\n\t\t}\n"
-        "\t\tif _, err := c.UpdateAll(ctx, &backends.UpdateAllParams{Docs: pending}); err != nil {\n"
-        "\t\t\treturn err\n\t\t}\n"
-        "\t\tresult.Modified.Count += int32(len(pending))\n"
-        "\t\tpending = nil\n\n\t\treturn nil\n\t}\n")
+        "\t// Graphlake's build: changed documents are held, and written together (graphlake_update.go);\n"
+        "\t// by this call, unless its caller holds them for several statements.\n"
+        "\tupdates := graphlakeUpdatesFrom(ctx)\n"
+        "\town := updates == nil\n"
+        "\tif own {\n\t\tupdates = new(GraphlakeUpdates)\n\t}\n")
 replace("internal/handler/common/update.go",
         "\t\t\tif !upsert {\n\t\t\t\treturn result, nil\n\t\t\t}\n",
-        "\t\t\tif !upsert {\n\t\t\t\tif err = flush(); err != nil {\n\t\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t\t}\n\n"
+        "\t\t\tif !upsert {\n\t\t\t\tif own {\n\t\t\t\t\tif err = updates.Flush(ctx); err != nil {\n"
+        "\t\t\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t\t\t}\n\t\t\t\t}\n\n"
         "\t\t\t\treturn result, nil\n\t\t\t}\n")
 replace("internal/handler/common/update.go",
         "\t\t} else if modified {\n\t\t\t_, err := c.UpdateAll(",
         "\t\t} else if modified && !isFindAndModify {\n"
-        "\t\t\tif pending = append(pending, doc); len(pending) == 1000 {\n"
-        "\t\t\t\tif err = flush(); err != nil {\n\t\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t\t}\n\t\t\t}\n"
+        "\t\t\tif err = updates.add(ctx, c, doc); err != nil {\n\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t}\n\n"
+        "\t\t\tresult.Modified.Count++\n"
         "\t\t} else if modified {\n\t\t\t_, err := c.UpdateAll(")
+# ... and an update command's statements that name their documents by _id alone share them
+replace("internal/handler/msg_update.go",
+        "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)\n",
+        "\t// Graphlake's build: statements naming documents by _id alone are written together (graphlake_update.go).\n"
+        "\tupdates := new(common.GraphlakeUpdates)\n"
+        "\tbatched := common.WithGraphlakeUpdates(ctx, updates)\n\n"
+        "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)\n")
+replace("internal/handler/msg_update.go",
+        "\t\tvar qp backends.QueryParams\n",
+        "\t\tstatementCtx := batched\n"
+        "\t\tif u.Upsert || !updates.Takes(u.Filter) {\n"
+        "\t\t\tif err = updates.Flush(ctx); err != nil {\n\t\t\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t\t\t}\n\n"
+        "\t\t\tstatementCtx = ctx\n\t\t}\n\n"
+        "\t\tvar qp backends.QueryParams\n")
+replace("internal/handler/msg_update.go",
+        "\t\tresult, err := common.UpdateDocument(ctx, c, \"update\", iter, &u)\n",
+        "\t\tresult, err := common.UpdateDocument(statementCtx, c, \"update\", iter, &u)\n\n"
+        "\t\t// Graphlake's build: the statement's query is closed now, not when the command ends: an\n"
+        "\t\t// update of one document stops reading early and kept its connection, so a bulk write of\n"
+        "\t\t// more statements than the pool has connections waited for one for ever (upstream too).\n"
+        "\t\tcloser.Close()\n")
+replace("internal/handler/msg_update.go",
+        "\treturn matched, modified, &upserted, nil\n}",
+        "\tif err = updates.Flush(ctx); err != nil {\n\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t}\n\n"
+        "\treturn matched, modified, &upserted, nil\n}")
 
 # 9. replies are not decoded again to look for NaNs (requests still are)
 wire = replaced_module("github.com/FerretDB/wire")
