@@ -106,8 +106,7 @@ async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor:
     """Each item added, or moved (to its path and split) if the collection holds its asset already.
     New items, the usual case (uploads filed, an import), go in one insert; the unique index on
     (collection, asset) turns away those present, which are then updated. An upsert per item would
-    say the same, but FerretDB runs each statement of a bulk write as a transaction of its own (a
-    query, a write and a commit per item: a third of its work filing an import's images)."""
+    say the same, but FerretDB answers each upsert with a query, an insert and a commit of its own."""
     def split(item: NewItem) -> str | None:
         return item.split.value if item.split else None
 

