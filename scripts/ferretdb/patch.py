@@ -36,7 +36,8 @@ upstream text it replaces and stops the build if that text is not there once.
    written together (graphlake_update.go), so the outcome is the same. An error still stops the
    command, as upstream, and undoes what was held. Each statement's query is closed when it is done
    (upstream kept all open to the command's end: a bulk write of a few thousand single-document
-   updates ran out of connections and hung).
+   updates ran out of connections and hung). The documents written together share one compiled
+   UPDATE: compiling it (it maintains every index of the collection) cost as much as running it.
 9. A reply is not decoded again before it is sent. Upstream checks every message for NaNs (SQLite's
    JSON cannot hold them) by decoding it whole, its replies too: a find's answer was encoded, then
    decoded and walked (a twentieth of FerretDB's CPU building a version). What comes in is still
@@ -347,6 +348,24 @@ replace("internal/handler/msg_update.go",
         "\treturn matched, modified, &upserted, nil\n}",
         "\tif err = updates.Flush(ctx); err != nil {\n\t\treturn 0, 0, nil, lazyerrors.Error(err)\n\t}\n\n"
         "\treturn matched, modified, &upserted, nil\n}")
+
+# ... with one compiled UPDATE for the documents written together
+replace("internal/util/fsql/tx.go", "// Commit calls [*sql.Tx.Commit].\n",
+        "// GraphlakePrepare compiles a statement to run many times in this transaction (Graphlake's build).\n"
+        "func (tx *Tx) GraphlakePrepare(ctx context.Context, query string) (*sql.Stmt, error) {\n"
+        "\treturn tx.sqlTx.PrepareContext(ctx, query)\n}\n\n"
+        "// Commit calls [*sql.Tx.Commit].\n")
+replace("internal/backends/sqlite/collection.go",
+        "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n\t\tfor _, doc := range params.Docs {\n",
+        "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n"
+        "\t\t// Graphlake's build: compiled once for all the documents (scripts/ferretdb/patch.py, step 8).\n"
+        "\t\tstmt, err := tx.GraphlakePrepare(ctx, q)\n"
+        "\t\tif err != nil {\n\t\t\treturn lazyerrors.Error(err)\n\t\t}\n"
+        "\t\tdefer stmt.Close()\n\n"
+        "\t\tfor _, doc := range params.Docs {\n")
+replace("internal/backends/sqlite/collection.go",
+        "\t\t\tr, err := tx.ExecContext(ctx, q, string(b), arg)\n",
+        "\t\t\tr, err := stmt.ExecContext(ctx, string(b), arg)\n")
 
 # 9. replies are not decoded again to look for NaNs (requests still are)
 wire = replaced_module("github.com/FerretDB/wire")
