@@ -369,11 +369,7 @@ replace("internal/backends/sqlite/collection.go",
 
 # 9. replies are not decoded again to look for NaNs (requests still are)
 wire = replaced_module("github.com/FerretDB/wire")
-replace_in = wire / "op_msg.go"
-text = replace_in.read_text()
-old = "\tmsg.sections = sections\n\n\tif Debug || CheckNaNs {\n"
-if text.count(old) != 1:
-    sys.exit(f"patch.py: {replace_in} changed; expected once: {old!r}")
-replace_in.write_text(text.replace(old, "\tmsg.sections = sections\n\n"
-                                        "\t// Graphlake's build: what FerretDB sends is not checked again (scripts/ferretdb/patch.py, step 9).\n"
-                                        "\tif Debug {\n"))
+replace(str((wire / "op_msg.go").relative_to(root)), "\tmsg.sections = sections\n\n\tif Debug || CheckNaNs {\n",
+        "\tmsg.sections = sections\n\n"
+        "\t// Graphlake's build: what FerretDB sends is not checked again (scripts/ferretdb/patch.py, step 9).\n"
+        "\tif Debug {\n")
