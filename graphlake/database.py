@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import pymongo
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -61,7 +62,7 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
         try:
             await check_schema(client[database], __version__)  # before any index or document is touched
         except SchemaMismatch as mismatch:
-            await client.close()
+            await close_client(client)
             raise SchemaNotCurrent(mismatch) from None
         await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
         servers = await index_servers(client[database])
@@ -69,6 +70,17 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
             await ensure_indexes(model, servers=servers)
     return client
 
+
+# Closing a client first tells the server to end the client's sessions: a courtesy (a server drops
+# idle sessions by itself after 30 minutes), which PyMongo waits for as long as it waits for any server,
+# 10 s here. A server whose database had gone took that long to stop.
+CLOSE_SECONDS = 1.0
+
+
+async def close_client(client: AsyncMongoClient) -> None:
+    """Close `client`, waiting at most CLOSE_SECONDS for an unreachable server to end its sessions."""
+    with pymongo.timeout(CLOSE_SECONDS):
+        await client.close()
 
 
 class _Listeners(CommandListener):
@@ -143,7 +155,7 @@ async def connected(url: str, database: str, listeners: Sequence[CommandListener
         entry.users -= 1
         if entry.users == 0:
             del _shared[key]
-            await entry.client.close()
+            await close_client(entry.client)
 
 
 # The first build of our FerretDB (scripts/build-services.sh) whose indexes serve filters and sorts.

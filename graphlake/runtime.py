@@ -12,7 +12,7 @@ from pymongo.monitoring import CommandListener
 from documents.clock import utcnow
 from graphlake import __version__
 from graphlake.data_dir import owner_only_dir
-from graphlake.database import SchemaNotCurrent, connected
+from graphlake.database import SchemaNotCurrent, close_client, connected
 from graphlake.local_services import ServiceError, embedded_database
 from graphlake.mounts import build_stores, signing_secret
 from graphlake.settings import Settings
@@ -91,7 +91,7 @@ async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
         url = _database_url(settings, stack)
         client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="graphlake-admin",
                                                     serverSelectionTimeoutMS=10_000)
-        stack.push_async_callback(client.close)
+        stack.push_async_callback(close_client, client)
         yield client[settings.database]
 
 
@@ -111,7 +111,7 @@ async def for_checking(settings: Settings, seconds: float) -> AsyncIterator[tupl
             client: AsyncMongoClient = AsyncMongoClient(
                 url, tz_aware=True, appname="graphlake-check", serverSelectionTimeoutMS=int(seconds * 1000),
                 connectTimeoutMS=int(seconds * 1000), socketTimeoutMS=int(seconds * 1000))
-            stack.push_async_callback(client.close)
+            stack.push_async_callback(close_client, client)
             db = client[settings.database]
         stores = build_stores(settings)
         for store in stores.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ class Lake:
     ferret: Service
     url: str
     http: httpx.AsyncClient
+    process: asyncio.subprocess.Process | None = None
 
 
 @contextlib.asynccontextmanager
@@ -59,11 +61,12 @@ async def own_lake(tmp_path: Path, **settings: str) -> AsyncIterator[Lake]:
     try:
         token = await asyncio.to_thread(create_token, lake.url, tmp_path / "server")
         process, base = await start_server_process(lake.url, DATABASE, tmp_path / "server", **settings)
+        lake.process = process
         async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
             lake.http = http
             yield lake
     finally:
-        if process is not None:
+        if process is not None and process.returncode is None:
             process.kill()
             await process.wait()
         lake.ferret.stop()
@@ -138,3 +141,19 @@ async def test_a_query_past_the_time_limit_is_stopped_with_unavailable(tmp_path:
             assert response.status_code == 503, answer
             assert [e["extensions"]["code"] for e in answer["errors"]] == ["UNAVAILABLE"]
             assert "time limit" in answer["errors"][0]["message"]
+
+
+async def test_a_server_whose_database_is_gone_stops_soon_after_sigterm(tmp_path: Path) -> None:
+    """Stopping does not wait on a database that is not there: closing the client asks the server to
+    end its sessions, which PyMongo waits 10 s for when no server answers (graphlake/database.py);
+    a server whose database had gone took that long to stop, past many process managers' patience."""
+    async with own_lake(tmp_path, DATABASE_TIMEOUT_SECONDS="1") as lake:
+        assert lake.process is not None
+        lake.ferret.stop()
+        await wait_for(lambda: ready_status(lake.http, 503), timeout=30, what="/readyz to report the database gone")
+        lake.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(lake.process.wait(), timeout=5)
+
+
+async def ready_status(http: httpx.AsyncClient, status: int) -> bool:
+    return (await http.get("/readyz")).status_code == status
