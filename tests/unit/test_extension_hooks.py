@@ -121,3 +121,97 @@ def test_strawberry_still_gathers_results_as_the_runner_expects() -> None:
     assert list(inspect.signature(SchemaExtensionsRunner.__init__).parameters) == [
         "self", "execution_context", "extensions"], "Strawberry's runner changed (KeptHooksRunner makes one)"
     assert list(inspect.signature(SchemaExtensionsRunner.get_extensions_results).parameters) == ["self", "ctx"]
+
+
+# --- the unusual cases, run on Strawberry's own runner and on ours: the same calls, the same outcome
+
+
+class Watch(SchemaExtension):
+    """Outermost: records what passes through its operation and lets it go on."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception as error:
+            calls.append(f"watch saw {type(error).__name__}: {error}")
+            raise
+        calls.append("watch out")
+
+
+class Swallow(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as error:
+            calls.append(f"swallowed {error}")
+
+
+class RaiseOnExit(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        raise ValueError("raised on exit")
+
+
+class AsyncRaiseOnExit(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        raise KeyError("async raised on exit")
+
+
+class RaiseOnEnter(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        raise LookupError("raised on enter")
+        yield  # a generator all the same
+
+
+class YieldTwice(SchemaExtension):
+    def on_parse(self) -> Iterator[None]:
+        yield
+        calls.append("yield twice: second")
+        yield
+
+
+class NoYield(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        return
+        yield
+
+
+class Inner(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        calls.append("inner in")
+        try:
+            yield
+        finally:
+            calls.append("inner out")
+
+
+UNUSUAL = {
+    "a hook raising as it ends": [Watch, Inner, RaiseOnExit],
+    "an async hook raising as it ends": [Watch, Inner, AsyncRaiseOnExit],
+    "a hook swallowing what a later one raised": [Watch, Swallow, Inner, RaiseOnExit],
+    "a hook raising before it yields": [Watch, Inner, RaiseOnEnter],
+    "a hook yielding twice": [Watch, Inner, YieldTwice],
+    "a hook never yielding": [Watch, Inner, NoYield],
+}
+
+
+async def outcome(schema: strawberry.Schema) -> tuple[list[str], str]:
+    calls.clear()
+    try:
+        result = await schema.execute("{ ok }")
+    except Exception as error:
+        told = f"raised {type(error).__name__}: {error}"
+    else:
+        told = f"data {result.data}, errors {[e.message for e in result.errors or []]}"
+    return list(calls), told
+
+
+async def test_unusual_hooks_behave_as_on_strawberrys_runner() -> None:
+    for case, extensions in UNUSUAL.items():
+        ours = GraphlakeSchema(query=Query, extensions=extensions)
+        stock = strawberry.Schema(query=Query, extensions=extensions)
+        assert not isinstance(stock.create_extensions_runner(None, []), KeptHooksRunner)  # type: ignore[arg-type]
+        expected = await outcome(stock)
+        assert await outcome(ours) == expected, case
+        assert expected[0] or "raised" in expected[1], case  # each case does something to compare
