@@ -66,7 +66,8 @@ def _lookup(cls: type, stage: str) -> _Hook | None:
     return called, False
 
 
-def _ended(generator: Generator | AsyncGenerator) -> Generator | AsyncGenerator:
+def _started(generator: Generator | AsyncGenerator) -> Generator | AsyncGenerator:
+    """Gives contextlib's context managers a generator already run to its yield (see _Stage._unwind)."""
     return generator
 
 
@@ -158,9 +159,9 @@ class _Stage:
         stack = contextlib.AsyncExitStack()
         for generator, is_async in self.running:
             if is_async:
-                stack.push_async_exit(contextlib.asynccontextmanager(_ended)(generator))
+                stack.push_async_exit(contextlib.asynccontextmanager(_started)(generator))
             else:
-                stack.push(contextlib.contextmanager(_ended)(generator))
+                stack.push(contextlib.contextmanager(_started)(generator))
         self.running = []
         return bool(await stack.__aexit__(exc_type, exc, traceback))
 
@@ -168,7 +169,7 @@ class _Stage:
                      traceback: TracebackType | None) -> bool:
         stack = contextlib.ExitStack()
         for generator, _ in self.running:
-            stack.push(contextlib.contextmanager(_ended)(generator))
+            stack.push(contextlib.contextmanager(_started)(generator))
         self.running = []
         return bool(stack.__exit__(exc_type, exc, traceback))
 
