@@ -9,11 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bson import ObjectId
+
+from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
 from documents.retention import AssetRetention
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
+from services import snapshots
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -441,3 +445,38 @@ async def test_a_datum_and_a_delete_racing_never_leave_a_datum_on_a_deleted_asse
         datums = await Datum.find({"roles.asset_id": object_id(image["id"])}).count()
         assert not (status == "DELETED" and datums), (made, deleted)
         assert datums == (0 if made.get("errors") else 1) and (status == "DELETED") == (not deleted.get("errors"))
+
+
+async def test_a_build_failing_between_pages_leaves_none_of_the_version(api: Api, contributor: str) -> None:
+    """A version's records are read a page at a time, and each page's copies are written while the
+    next page is read (services/snapshots.py). A build that fails on a later page (here a record
+    stored damaged: a mask without its asset, planted in the database) waits for the page being
+    written before it discards what it wrote, so none of the version stays: not its record, not its
+    members, not copies whose insert was still in flight."""
+    labels = await factories.annotation_set(api, contributor, (await factories.schema(api, contributor))["id"])
+    [datum] = await factories.datums(api, contributor, 1, roles=("image",))
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": datum["roles"][0]["asset"]["id"], "datumId": datum["id"], "kind": "CLASSIFICATION",
+         "label": "scratch"}]}, token=contributor)
+    records = AnnotationRecord.get_pymongo_collection()
+    record = await records.find_one({"datum_id": object_id(datum["id"])})
+    # A first page full (and then some) before the damaged record, the last in `_id` order.
+    planted = [{**record, "_id": ObjectId()} for _ in range(snapshots.RECORDS_PER_READ + 100)]
+    planted.append({**record, "_id": ObjectId(), "geometry": {"type": "MASK"}})
+    await records.insert_many(planted)
+    dataset = await factories.dataset(api, contributor)
+
+    error = await api.error("CreateDatasetVersion", {"input": {
+        "datasetId": dataset["id"], "version": "v1", "addDatums": [datum["id"]], "addAnnotationSets": [labels["id"]]}},
+        token=contributor)
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert await DatasetVersion.find({"dataset_id": object_id(dataset["id"])}).count() == 0
+    assert await VersionMember.get_pymongo_collection().count_documents({"datum_id": object_id(datum["id"])}) == 0
+    copied = {"record_id": {"$in": [record["_id"]] + [p["_id"] for p in planted]}}
+    assert await VersionRecord.get_pymongo_collection().count_documents(copied) == 0
+    # The name is free again: the same build, once the record is mended, makes the version.
+    await records.delete_one({"_id": planted[-1]["_id"]})
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datum["id"]],
+                                      addAnnotationSets=[labels["id"]])
+    assert await VersionRecord.get_pymongo_collection().count_documents(copied) == len(planted)
+    assert version["datumCount"] == 1
