@@ -276,15 +276,15 @@ class Uploader(Transport):
         sent = await asyncio.gather(*(send(path, size, session, bool(fields.get("sha256")))
                                       for (path, fields, _, size), session in zip(files, sessions, strict=True)),
                                     return_exceptions=True)
-        ready = [(key, session, digest) for (_, _, key, _), session, digest in zip(files, sessions, sent, strict=True)
+        ready = [(path, key, session, digest) for (path, _, key, _), session, digest in zip(files, sessions, sent, strict=True)
                  if not isinstance(digest, BaseException)]
-        done = (await self._repeatable(ops.COMPLETE_UPLOADS, {"ids": [s["id"] for _, s, _ in ready],
-                                                              "sha256s": [digest for _, _, digest in ready]}))["completeUploads"] \
+        done = (await self._repeatable(ops.COMPLETE_UPLOADS, {"ids": [s["id"] for _, _, s, _ in ready],
+                                                              "sha256s": [digest for *_, digest in ready]}))["completeUploads"] \
             if ready else {"assets": [], "failures": []}
         assets = {a["id"]: a for a in done["assets"]}
         failed = {f["uploadId"]: f for f in done["failures"]}
         # CONFLICT: finished by an earlier attempt, or still being finished; _complete finds out which.
-        conflicts = [(session["id"], digest) for _, session, digest in ready
+        conflicts = [(session["id"], digest) for _, _, session, digest in ready
                      if failed.get(session["id"], {}).get("code") == "CONFLICT"]
         settled = await asyncio.gather(*(self._complete(*c, look_first=True) for c in conflicts), return_exceptions=True)
         for (session_id, _), outcome in zip(conflicts, settled, strict=True):
@@ -295,14 +295,13 @@ class Uploader(Transport):
             else:
                 assets[outcome["id"]] = outcome
                 del failed[session_id]
-        self.resume.put_many({key: None for key, session, _ in ready if session["id"] not in failed})
+        self.resume.put_many({key: None for _, key, session, _ in ready if session["id"] not in failed})
         problems = [f"{path.name}: {error}" for (path, *_), error in zip(files, sent, strict=True)
                     if isinstance(error, BaseException)]
-        names = {key: path.name for path, _, key, _ in files}
-        problems += [f"{names[key]}: {failed[s['id']]['message']}" for key, s, _ in ready if s["id"] in failed]
+        problems += [f"{path.name}: {failed[s['id']]['message']}" for path, _, s, _ in ready if s["id"] in failed]
         if problems:
             raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
-        return [assets[session["asset"]["id"]] for _, session, _ in ready]
+        return [assets[session["asset"]["id"]] for _, _, session, _ in ready]
 
     async def find_collection(self, name: str) -> str | None:
         """The id of the collection named `name`; None if there is none."""
