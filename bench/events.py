@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from bson import ObjectId
 
-from documents.api_token import Role
 from documents.event import Event
 from documents.json_value import StoredJson
+from documents.roles import Role
 from graphlake.database import connect
 from services.auth import create_token
 from tests.operations import document

@@ -61,7 +61,7 @@ from botocore.config import Config
 from bson import ObjectId
 from PIL import Image
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake.database import connect
 from graphlake.local_services import Service, find_binary, start_minio
 from graphlake_client import Client, ResumeState

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake.database import connect
 from services.auth import create_token
 from services.node_ids import NodeType, encode_id

@@ -35,8 +35,8 @@ import httpx
 import orjson
 from pymongo import AsyncMongoClient
 
-from documents.api_token import Role
 from documents.json_value import loads_json
+from documents.roles import Role
 from graphlake.app import create_app
 from graphlake.database import connect
 from graphlake.settings import Settings

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake.database import connect
 from graphlake.local_services import (
     find_binary,

@@ -40,13 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from bson import ObjectId
 
-from documents.api_token import Role
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.event import Event
 from documents.json_value import StoredJson
+from documents.roles import Role
 from graphlake.database import connect
 from services.auth import create_token
 from services.node_ids import NodeType, encode_id

@@ -46,7 +46,7 @@ from pymongo import AsyncMongoClient
 
 from bench.scale import Lake
 from bench.upload_server import ACCESS_KEY, BUCKET, SECRET_KEY, start_services
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.app import create_app
 from graphlake.local_services import free_port

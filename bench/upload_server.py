@@ -25,7 +25,7 @@ from botocore.config import Config
 from pymongo.monitoring import CommandListener
 from starlette.responses import JSONResponse
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake.app import create_app
 from graphlake.local_services import find_binary, free_port, start_minio
 from graphlake.settings import S3MountSettings, Settings

@@ -35,7 +35,7 @@ from graphql import parse, print_ast, separate_operations
 from pymongo import AsyncMongoClient
 
 from bench.scale import Lake
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.app import create_app
 from graphlake.settings import Settings

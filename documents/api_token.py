@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
-from enum import Enum
 
 from beanie import Document
 from pydantic import Field
@@ -13,26 +12,9 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.indexes import Index, On
+from documents.roles import Role
 
 TOKEN_PREFIX = "glk_"
-
-
-class Role(str, Enum):
-    """What a token may do; each role includes the ones below it."""
-
-    VIEWER = "VIEWER"
-    CONTRIBUTOR = "CONTRIBUTOR"
-    ADMIN = "ADMIN"
-
-    @property
-    def rank(self) -> int:
-        return _RANKS[self]
-
-    def includes(self, other: Role) -> bool:
-        return self.rank >= other.rank
-
-
-_RANKS = {Role.VIEWER: 1, Role.CONTRIBUTOR: 2, Role.ADMIN: 3}
 
 
 def new_secret() -> str:

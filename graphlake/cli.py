@@ -8,26 +8,22 @@ import signal
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from documents.api_token import ApiToken, Role
-from documents.clock import utcnow
+from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.cli_exchange import register as register_exchange
 from graphlake.cli_lifecycle import register as register_lifecycle
 from graphlake.cli_privacy import register as register_privacy
 from graphlake.cli_support import ServerUrl, Token, client_run, console, errors, load_settings, print_rows, server_url
 from graphlake.cli_support import run as run_command
-from graphlake.collector import tune_for_serving
-from graphlake.local_services import ServiceError
-from graphlake.logs import configure_logging
-from graphlake.runtime import for_checking, open_state, require_current_schema
-from services import auth as tokens
-from services.events import audit
-from services.health import HealthReport, probe
-from services.node_ids import NodeType, encode_id
+
+if TYPE_CHECKING:
+    from documents.api_token import ApiToken
+
+# Each command imports what it uses in its body (graphlake/cli_support.py says why).
 
 app = typer.Typer(
     help="Graphlake: a GraphQL data lake server.", no_args_is_help=True, add_completion=False,
@@ -44,7 +40,11 @@ def serve(
     import uvicorn
 
     from graphlake.app import create_app
+    from graphlake.collector import tune_for_serving
     from graphlake.http_server import uvicorn_options
+    from graphlake.local_services import ServiceError
+    from graphlake.logs import configure_logging
+    from graphlake.runtime import require_current_schema
 
     settings = load_settings()
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -85,6 +85,9 @@ def check(
     seconds: Annotated[float, typer.Option(help="How long to wait for each part before calling it unreachable.")] = 3.0,
 ) -> None:
     """Check that the database and every storage mount are reachable: one line each, naming what is not."""
+    from graphlake.runtime import for_checking
+    from services.health import HealthReport, probe
+
     settings = load_settings()
     where = "embedded FerretDB" if settings.embedded_database else settings.database
 
@@ -113,6 +116,12 @@ def token_create(
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days.")] = None,
 ) -> None:
     """Create a token and print its secret (shown only this once)."""
+    from documents.clock import utcnow
+    from graphlake.runtime import open_state
+    from services import auth as tokens
+    from services.events import audit
+    from services.node_ids import NodeType, encode_id
+
     settings = load_settings()
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
 
@@ -133,6 +142,11 @@ def token_list(
     all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
 ) -> None:
     """List tokens (never their secrets)."""
+    from documents.api_token import ApiToken
+    from documents.clock import utcnow
+    from graphlake.runtime import open_state
+    from services.node_ids import NodeType, encode_id
+
     settings = load_settings()
 
     async def run() -> list[ApiToken]:
@@ -154,6 +168,11 @@ def token_list(
 @token_app.command("revoke")
 def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id (as `token list` and the API show it) or name.")]) -> None:
     """Revoke a token at once."""
+    from graphlake.runtime import open_state
+    from services import auth as tokens
+    from services.events import audit
+    from services.node_ids import NodeType, encode_id
+
     settings = load_settings()
 
     async def run() -> ApiToken:
@@ -242,7 +261,10 @@ def assets_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
 ) -> None:
     """Delete assets no collection, dataset version or pin has held for a while (deleteAsset without force)."""
+    from graphlake.runtime import open_state
     from services.assets import collect_unpinned
+    from services.events import audit
+    from services.node_ids import NodeType, encode_id
 
     settings = load_settings()
 
@@ -270,6 +292,7 @@ def datasets_verify(
     deep: Annotated[bool, typer.Option("--deep", help="Also read every stored file again and hash its bytes.")] = False,
 ) -> None:
     """Recompute a version's manifest hash from what it holds and check every asset it names; exits 1 naming what differs."""
+    from graphlake.runtime import open_state
     from services.datasets import find_ready_version
     from services.snapshots import Verification, verify
 
@@ -299,6 +322,8 @@ def events_archive(
                                               help="Archive events older than this many days (more than 0).")],
 ) -> None:
     """Move old events out of default queries (they stay retrievable with includeArchived)."""
+    from graphlake.runtime import open_state
+    from services.events import audit
     from services.events.log import archive
 
     settings = load_settings()
@@ -323,6 +348,8 @@ def events_utilization(
     """Busy time, sessions and utilization per node, workflow or user, from start/stop events."""
     import csv
 
+    from documents.clock import utcnow
+    from graphlake.runtime import open_state
     from services.events.log import SESSION_KINDS, utilization
 
     if group_by.upper() not in SESSION_KINDS:

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from graphlake import __version__
 from graphlake.cli_support import console, errors, load_settings, print_rows, run
-from graphlake.mounts import local_roots, opened_stores
-from graphlake.runtime import raw_database
-from migrations import SCHEMA_VERSION, SchemaState, Step, migrate, plan, read_state
-from services.backups.layout import Manifest, verify_backup
-from services.backups.reader import restore_backup
-from services.backups.writer import write_backup
+
+if TYPE_CHECKING:
+    from migrations import SchemaState, Step
+    from services.backups.layout import Manifest
 
 db_app = typer.Typer(help="The database's schema version, migrations and downgrades.", no_args_is_help=True)
 
@@ -52,6 +50,9 @@ def _stamp() -> str:
 def status() -> None:
     """The stored and expected schema versions, and the steps a migration would take. Exits 3 when
     the database needs a migration (or a downgrade) before the server can start on it."""
+    from graphlake.runtime import raw_database
+    from migrations import SCHEMA_VERSION, plan, read_state
+
     settings = load_settings()
 
     async def read() -> SchemaState:
@@ -76,8 +77,13 @@ def status() -> None:
         raise typer.Exit(3)
 
 
-def _migrate(to: int, dry_run: bool, no_backup: bool, take_over: bool) -> None:
+def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) -> None:
+    from graphlake.runtime import raw_database
+    from migrations import SCHEMA_VERSION, migrate, read_state
+    from services.backups.writer import write_backup
+
     settings = load_settings()
+    to = SCHEMA_VERSION if to is None else to
 
     async def go() -> list[Step]:
         async with raw_database(settings) as db:
@@ -109,7 +115,8 @@ def _migrate(to: int, dry_run: bool, no_backup: bool, take_over: bool) -> None:
 
 @db_app.command("migrate")
 def db_migrate(
-    to: Annotated[int, typer.Option("--to", help="Target schema version; default: this Graphlake's.")] = SCHEMA_VERSION,
+    to: Annotated[int | None, typer.Option("--to", help="Target schema version; default: this Graphlake's.",
+                                           show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the steps.")] = False,
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the backup taken first.")] = False,
     take_over: Annotated[bool, typer.Option("--take-over", help="Finish a step another host started and left "
@@ -142,6 +149,10 @@ def backup(
                                                    "the other (S3) mounts too.")] = False,
 ) -> None:
     """Write a backup: every collection, the schema version and a manifest of counts and SHA-256s."""
+    from graphlake.mounts import local_roots, opened_stores
+    from graphlake.runtime import raw_database
+    from services.backups.writer import write_backup
+
     settings = load_settings()
     destination = destination or settings.backups / f"graphlake-{_stamp()}"
     roots = local_roots(settings) if with_payloads else {}
@@ -163,6 +174,8 @@ def backup(
 @backup_app.command("verify")
 def backup_verify(source: Annotated[Path, typer.Argument(help="The backup directory.")]) -> None:
     """Check every file of a backup against its manifest; exits 1 naming each difference."""
+    from services.backups.layout import verify_backup
+
     manifest, problems = run(verify_backup(source))
     if problems:
         for problem in problems:
@@ -182,6 +195,11 @@ def restore(
 ) -> None:
     """Restore a backup into an empty lake (or, with --replace, over one), then migrate it if it is older.
     Stop the server first."""
+    from graphlake.mounts import local_roots, opened_stores
+    from graphlake.runtime import raw_database
+    from migrations import SCHEMA_VERSION, migrate
+    from services.backups.reader import restore_backup
+
     settings = load_settings()
 
     remote = [m for m in settings.mounts if m not in local_roots(settings)]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from graphlake.cli_support import console, errors, load_settings, run
-from graphlake.runtime import open_state
-from services.events import audit
-from services.privacy.export import write_export
-from services.privacy.places import pseudonym, pseudonym_key
-from services.privacy.requests import Erasure, anonymize_user, check_user, erase_user, versions_holding
+
+if TYPE_CHECKING:
+    from services.privacy.requests import Erasure
 
 privacy_app = typer.Typer(help="Privacy requests: export, anonymize or erase what names a user.", no_args_is_help=True)
 User = Annotated[str, typer.Argument(help="The user's id (the userId their tokens carry).")]
@@ -32,6 +30,12 @@ def export(
 ) -> None:
     """Write everything that names the user (what they own, made, verified or logged, their tokens,
     the audit entries of what they did) as one JSON document, with their files in a zip when asked."""
+    from graphlake.runtime import open_state
+    from services.events import audit
+    from services.privacy.export import write_export
+    from services.privacy.places import pseudonym, pseudonym_key
+    from services.privacy.requests import check_user
+
     settings = load_settings()
     user = check_user(user)
     output = output or Path(f"privacy-{re.sub(r'[^A-Za-z0-9._-]+', '_', user)}.{'zip' if with_payloads else 'json'}")
@@ -53,6 +57,11 @@ def export(
 @privacy_app.command("anonymize")
 def anonymize(user: User) -> None:
     """Replace the user's id with a stable pseudonym everywhere it names them; nothing is deleted."""
+    from graphlake.runtime import open_state
+    from services.events import audit
+    from services.privacy.places import pseudonym_key
+    from services.privacy.requests import anonymize_user
+
     settings = load_settings()
 
     async def go() -> tuple[str, dict[str, int]]:
@@ -85,6 +94,11 @@ def erase(
     """Delete the user's own assets (those nothing holds; the rest are listed) and tokens, and replace
     their identity everywhere else with a stable pseudonym. Dataset versions holding their data are
     listed and left whole."""
+    from graphlake.runtime import open_state
+    from services.events import audit
+    from services.privacy.places import pseudonym_key
+    from services.privacy.requests import Erasure, check_user, erase_user, versions_holding
+
     settings = load_settings()
 
     async def go() -> Erasure | list[str]:

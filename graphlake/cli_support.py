@@ -1,26 +1,29 @@
-"""What every `graphlake` command shares: reading settings, running a coroutine with clear errors, output."""
+"""What every `graphlake` command shares: reading settings, running a coroutine with clear errors, output.
+
+Only what every command needs is imported at the top, here and in the cli modules: a server-side
+command imports the server's stack (Beanie, the models, the services) in its body, and a client-side
+one the Python client, so `graphlake --help` or `graphlake upload` does not spend seconds importing
+what it never uses (tests/unit/test_cli_imports.py holds that).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx
-import stamina.instrumentation
 import typer
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
-from graphlake.database import SchemaNotCurrent
-from graphlake.local_services import ServiceError
 from graphlake.logs import redact
 from graphlake.settings import Settings
-from migrations import MigrationInProgress, SchemaMismatch
-from services.errors import GraphlakeError
+
+if TYPE_CHECKING:
+    import httpx
+    import stamina.instrumentation
 
 T = TypeVar("T")
 
@@ -38,6 +41,13 @@ def load_settings() -> Settings:
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Runs a command's coroutine, turning expected failures into one clear line and exit code 1."""
+    from pymongo.errors import PyMongoError
+
+    from graphlake.database import SchemaNotCurrent
+    from graphlake.local_services import ServiceError
+    from migrations import MigrationInProgress, SchemaMismatch
+    from services.errors import GraphlakeError
+
     try:
         return asyncio.run(coroutine)
     except (ServiceError, GraphlakeError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress) as error:
@@ -84,6 +94,9 @@ def say_retry(details: stamina.instrumentation.RetryDetails) -> None:
 
 def client_run(coroutine: object) -> object:
     """Runs a client command's coroutine: a retry is told on stderr, a client error is one line and exit 1."""
+    import httpx
+    import stamina.instrumentation
+
     from graphlake_client import GraphlakeClientError
 
     stamina.instrumentation.set_on_retry_hooks([say_retry])

@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from documents.api_token import Role
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
+from documents.roles import Role
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
 from services.availability import unavailable

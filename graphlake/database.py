@@ -14,9 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
-from documents import DOCUMENT_MODELS
 from documents.api_token import ApiToken
 from documents.indexes import On, servers_of
+from documents.registry import DOCUMENT_MODELS
 from graphlake import __version__
 from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
 from services.availability import no_time_limit

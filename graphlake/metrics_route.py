@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.auth import bearer_secret

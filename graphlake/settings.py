@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from strawberry.http.websocket_origin import normalize_allowed_origins, normalize_origin
 
 from graphlake import PROJECT_ROOT
 
@@ -243,6 +242,9 @@ class Settings(BaseSettings):
         # A browser's Origin is scheme://host[:port], lower case, without a default port: one with a path
         # is refused here (Strawberry's WebSocket check would refuse to start), and the rest are written
         # as browsers send them, since CORS compares them as they are ("https://Lab.example:443/" never matched).
+        # Imported here: Strawberry takes about a second to import, and every `graphlake` command reads settings.
+        from strawberry.http.websocket_origin import normalize_allowed_origins, normalize_origin
+
         normalize_allowed_origins(value)  # raises, naming the origin
         return [origin if origin == "*" else str(normalize_origin(origin)) for origin in value]
 

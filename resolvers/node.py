@@ -13,8 +13,8 @@ from bson import ObjectId
 
 from documents import annotation, asset, collection, dataset, event, retention, upload
 from documents.api_token import ApiToken as ApiTokenDocument
-from documents.api_token import Role
 from documents.lean import lean
+from documents.roles import Role
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.assets.types import Asset, AssetRetention
 from resolvers.auth.types import ApiToken

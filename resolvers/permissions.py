@@ -6,7 +6,7 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
-from documents.api_token import Role
+from documents.roles import Role
 from services.errors import Forbidden, Unauthenticated
 
 NEEDS_TOKEN = "needs an API token: send the header `Authorization: Bearer <token>`"

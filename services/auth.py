@@ -10,8 +10,9 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import DuplicateKeyError
 
-from documents.api_token import ApiToken, Role, hash_secret, new_secret
+from documents.api_token import ApiToken, hash_secret, new_secret
 from documents.clock import to_millis, utcnow
+from documents.roles import Role
 from services.errors import BadUserInput, Conflict, NotFound, Unauthenticated
 from services.events import audit
 from services.events.feed import FeedWriter

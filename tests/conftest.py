@@ -22,9 +22,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
 from starlette.applications import Starlette
 
-from documents import DOCUMENT_MODELS
-from documents.api_token import Role
 from documents.event import FEED_COLLECTION
+from documents.registry import DOCUMENT_MODELS
+from documents.roles import Role
 from graphlake.app import create_app, in_background
 from graphlake.local_services import find_binary, free_port, start_ferretdb, start_minio
 from graphlake.settings import S3MountSettings, Settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from documents.api_token import Role
+from documents.roles import Role
 from services.node_ids import NodeType, encode_id
 
 ANY = None  # the field needs no role at all

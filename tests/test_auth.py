@@ -8,9 +8,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from documents.api_token import ApiToken, Role
+from documents.api_token import ApiToken
 from documents.clock import utcnow
 from documents.event import Event
+from documents.roles import Role
 from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
 from tests.operations import Api

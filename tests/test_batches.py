@@ -13,7 +13,8 @@ import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from documents.api_token import Role, hash_secret, new_secret
+from documents.api_token import hash_secret, new_secret
+from documents.roles import Role
 from services.batches import JOURNAL
 from tests.operations import document
 from tests.processes import start_server_process

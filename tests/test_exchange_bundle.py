@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from documents import DOCUMENT_MODELS
 from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet
-from documents.api_token import Role
 from documents.asset import Asset
 from documents.dataset import Dataset, DatasetVersion, Datum
+from documents.registry import DOCUMENT_MODELS
+from documents.roles import Role
 from graphlake_client import (
     Client,
     GraphlakeClientError,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake_client import Client, ResumeState, bundle_lookup
 from graphlake_client import operations as ops
 from tests.conftest import MakeToken, Served

@@ -122,7 +122,7 @@ async def counts() -> tuple[int, int, int]:
 @pytest.mark.parametrize("mount", [None, "lab"])
 async def test_coco_round_trip_through_the_command(served: Served, make_token: MakeToken, tmp_path: Path,
                                                   mount: str | None) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     write_images(tmp_path / "images")
@@ -173,7 +173,7 @@ async def test_coco_round_trip_through_the_command(served: Served, make_token: M
 
 async def test_the_export_is_the_frozen_version(served: Served, make_token: MakeToken, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     # Small pages, so the export reads on across datum pages and within one datum's records.
     monkeypatch.setattr(coco_export, "DATUMS_PER_PAGE", 2)
@@ -202,7 +202,7 @@ async def test_the_export_is_the_frozen_version(served: Served, make_token: Make
 
 async def test_a_missing_image_or_category_stops_the_import_before_it_writes(served: Served, make_token: MakeToken,
                                                                              tmp_path: Path) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     write_images(tmp_path / "images")
@@ -223,7 +223,7 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
 
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     write_images(tmp_path / "images")

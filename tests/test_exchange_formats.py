@@ -101,7 +101,7 @@ def all_near(got: list[list[float]], expected: list[list[float]]) -> bool:
 @pytest.mark.parametrize("mount", [None, "lab"])
 async def test_yolo_export_follows_the_format(served: Served, make_token: MakeToken, tmp_path: Path,
                                               mount: str | None) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     coco = json.loads(coco_files(tmp_path)[0].read_text())
@@ -134,7 +134,7 @@ async def test_yolo_export_follows_the_format(served: Served, make_token: MakeTo
 
 async def test_yolo_export_writes_segments_when_every_object_has_a_polygon(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     coco = json.loads(coco_files(tmp_path)[0].read_text())
     coco["annotations"] = [a for a in coco["annotations"] if a["id"] == 101]  # two polygon parts
@@ -155,7 +155,7 @@ async def test_yolo_export_writes_segments_when_every_object_has_a_polygon(serve
 
 async def test_yolo_export_writes_poses_when_every_object_has_the_same_keypoints(served: Served, make_token: MakeToken,
                                                                                  tmp_path: Path) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     coco = json.loads(coco_files(tmp_path)[0].read_text())
     coco["annotations"] = [a for a in coco["annotations"] if a["id"] == 104]  # nose seen, left eye hidden, right not labelled
@@ -178,7 +178,7 @@ async def test_hf_export_loads_with_datasets(served: Served, make_token: MakeTok
                                              mount: str | None) -> None:
     import datasets
 
-    from documents.api_token import Role
+    from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     # Every split the builder knows, and one it does not (unassigned: named in the README); the test

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from documents.api_token import Role
 from documents.asset import Asset
+from documents.roles import Role
 from graphlake_client import Client, GraphlakeClientError, ResumeState
 from tests.conftest import MakeToken, S3Service, Served
 from tests.test_exchange_bundle import counts, graphlake, imported_version, make_version, wipe

@@ -112,7 +112,7 @@ def geometry(record: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("mount", [None, "lab"])
 async def test_voc_import_gives_the_expected_records(served: Served, make_token: MakeToken, tmp_path: Path,
                                                       mount: str | None) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     root = voc_tree(tmp_path / "VOC2012")
@@ -184,7 +184,7 @@ async def test_voc_import_gives_the_expected_records(served: Served, make_token:
 
 async def test_hostile_voc_files_are_refused_before_anything_is_written(served: Served, make_token: MakeToken,
                                                                        tmp_path: Path) -> None:
-    from documents.api_token import Role
+    from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     root = voc_tree(tmp_path / "VOC2012")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake_client import Client, ResumeState
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.version_reading import version_datums

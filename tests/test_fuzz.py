@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
-from documents.api_token import Role
+from documents.roles import Role
 from resolvers.schema import build_schema
 from tests import factories
 from tests.conftest import MakeToken

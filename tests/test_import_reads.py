@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake_client import Client, ResumeState, dataset_import
 from resolvers.context import AppState
 from tests import factories

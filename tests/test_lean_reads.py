@@ -9,10 +9,10 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from pydantic import BaseModel
 
-from documents import DOCUMENT_MODELS
 from documents.dataset import VersionMember
 from documents.json_value import JsonText, StoredJson
 from documents.lean import lean
+from documents.registry import DOCUMENT_MODELS
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api

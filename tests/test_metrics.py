@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake.app import create_app
 from graphlake.settings import Settings
 from resolvers.context import AppState

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 
-from documents.api_token import ApiToken, Role
+from documents.api_token import ApiToken
 from documents.clock import utcnow
+from documents.roles import Role
 from resolvers.pagination import encode_cursor
 from tests.conftest import MakeToken
 from tests.operations import Api

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from documents.api_token import Role
+from documents.roles import Role
 from tests.conftest import MakeToken
 from tests.operations import Api
 from tests.permission_matrix import MATRIX, ROLES

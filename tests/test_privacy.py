@@ -12,8 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from documents.api_token import Role
 from documents.clock import utcnow
+from documents.roles import Role
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from resolvers.context import AppState

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from documents.api_token import ApiToken, Role
+from documents.api_token import ApiToken
 from documents.clock import utcnow
+from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.settings import Settings
 from resolvers.context import AppState

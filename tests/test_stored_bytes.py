@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from documents.api_token import Role
 from documents.clock import utcnow
+from documents.roles import Role
 from documents.upload import UploadSession
 from graphlake.settings import Settings
 from resolvers.context import AppState

@@ -30,7 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 from documents.annotation import AnnotationRecord
-from documents.api_token import Role
+from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.settings import Settings
 from tests import factories

@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 import websockets
 
-from documents.api_token import ApiToken, Role
+from documents.api_token import ApiToken
 from documents.clock import utcnow
+from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from resolvers.context import AppState
 from services.auth import create_token

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import strawberry
 
-from documents.api_token import Role
 from documents.common import AssetKind
+from documents.roles import Role
 from resolvers.assets.inputs import StoreTextInput, StoreValueInput, UpdateAssetInput
 from resolvers.assets.types import Asset, AssetRetention
 from resolvers.common import encode_json

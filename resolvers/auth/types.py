@@ -7,8 +7,8 @@ from datetime import datetime
 import strawberry
 
 from documents.api_token import ApiToken as ApiTokenDocument
-from documents.api_token import Role as RoleValue
 from documents.clock import utcnow
+from documents.roles import Role as RoleValue
 from resolvers.enums import described_enum
 from resolvers.relay import Node
 from resolvers.scalars import JSON

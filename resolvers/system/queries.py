@@ -8,8 +8,8 @@ from typing import Annotated
 
 import strawberry
 
-from documents.api_token import Role
 from documents.clock import utcnow
+from documents.roles import Role
 from migrations import SCHEMA_VERSION
 from resolvers.context import Info
 from resolvers.permissions import CanRead, has_role

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import strawberry
 
-from documents.api_token import Role
 from documents.asset import Asset as AssetDocument
 from documents.event import ASSET_STATUS
+from documents.roles import Role
 from documents.upload import UploadSession as SessionDocument
 from resolvers.assets.types import Asset
 from resolvers.context import Context, Info

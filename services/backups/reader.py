@@ -23,7 +23,7 @@ from bson import decode_file_iter
 from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from documents import COLLECTION_NAMES
+from documents.registry import COLLECTION_NAMES
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
 from services import batches

@@ -1,0 +1,66 @@
+"""The `graphlake` command imports only what the verb it runs needs (graphlake/cli_support.py says why).
+
+Each case runs in a fresh interpreter: this test process has long imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import typer.main
+from typer.testing import CliRunner
+
+from graphlake.cli import app
+
+# What only the server side uses: each takes a noticeable part of a second (together about 5 s) to import.
+SERVER_STACK = ("beanie", "strawberry", "graphql", "pymongo", "aioboto3", "botocore", "uvicorn", "starlette",
+                "documents.registry", "resolvers", "services", "storage", "migrations")
+
+
+def loaded_after(code: str) -> tuple[list[str], dict]:
+    """The SERVER_STACK modules a fresh interpreter holds after running `code`, and what `code` left in `result`."""
+    probe = (f"import sys, json\nresult = {{}}\n{code}\n"
+             f"print(json.dumps([[m for m in {SERVER_STACK!r} if m in sys.modules], result]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    loaded, result = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded, result
+
+
+def test_importing_the_command_loads_none_of_the_server_stack() -> None:
+    loaded, _ = loaded_after("import graphlake.cli")
+    assert loaded == []
+
+
+def test_a_client_verb_runs_without_the_server_stack() -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    loaded, result = loaded_after(f"""
+from typer.testing import CliRunner
+from graphlake.cli import app
+outcome = CliRunner().invoke(app, ["download", "some-alias", "--url", "http://127.0.0.1:{port}", "--token", "t"])
+result.update(code=outcome.exit_code, output=outcome.output)
+import httpx  # loaded by the verb itself; a no-op here
+""")
+    assert result["code"] == 1 and "cannot reach http://127.0.0.1" in result["output"], result
+    assert loaded == []
+
+
+def test_every_command_still_describes_itself() -> None:
+    """Option types and defaults that once came from server modules (roles, the schema version) still render."""
+    runner = CliRunner()
+
+    def paths(command: Any, path: list[str]) -> list[list[str]]:  # typer's own (vendored) click types
+        below = getattr(command, "commands", {})
+        return [path] + [p for name, sub in below.items() for p in paths(sub, [*path, name])]
+
+    commands = paths(typer.main.get_command(app), [])
+    assert ["token", "create"] in commands and ["db", "migrate"] in commands and ["import", "coco"] in commands
+    for path in commands:
+        outcome = runner.invoke(app, [*path, "--help"])
+        assert outcome.exit_code == 0 and "Usage:" in outcome.output, (path, outcome.output)
+    assert "VIEWER" in runner.invoke(app, ["token", "create", "--help"]).output
