@@ -41,10 +41,10 @@ def serve(
 
     from graphlake.app import create_app
     from graphlake.collector import tune_for_serving
+    from graphlake.database_access import require_current_schema
     from graphlake.http_server import uvicorn_options
     from graphlake.local_services import ServiceError
     from graphlake.logs import configure_logging
-    from graphlake.runtime import require_current_schema
 
     settings = load_settings()
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -85,7 +85,7 @@ def check(
     seconds: Annotated[float, typer.Option(help="How long to wait for each part before calling it unreachable.")] = 3.0,
 ) -> None:
     """Check that the database and every storage mount are reachable: one line each, naming what is not."""
-    from graphlake.runtime import for_checking
+    from graphlake.database_access import for_checking
     from services.health import HealthReport, probe
 
     settings = load_settings()

@@ -1,6 +1,6 @@
 """Commands that keep a lake over the years: schema versions and migrations, backups, restores.
 
-They work below the documents (graphlake.runtime.raw_database): a database that needs a migration
+They work below the documents (graphlake.database_access.raw_database): a database that needs a migration
 cannot be opened by the server, and a backup or restore moves raw BSON.
 """
 
@@ -50,7 +50,7 @@ def _stamp() -> str:
 def status() -> None:
     """The stored and expected schema versions, and the steps a migration would take. Exits 3 when
     the database needs a migration (or a downgrade) before the server can start on it."""
-    from graphlake.runtime import raw_database
+    from graphlake.database_access import raw_database
     from migrations import SCHEMA_VERSION, plan, read_state
 
     settings = load_settings()
@@ -78,7 +78,7 @@ def status() -> None:
 
 
 def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) -> None:
-    from graphlake.runtime import raw_database
+    from graphlake.database_access import raw_database
     from migrations import SCHEMA_VERSION, migrate, read_state
     from services.backups.writer import write_backup
 
@@ -149,8 +149,8 @@ def backup(
                                                    "the other (S3) mounts too.")] = False,
 ) -> None:
     """Write a backup: every collection, the schema version and a manifest of counts and SHA-256s."""
+    from graphlake.database_access import raw_database
     from graphlake.mounts import local_roots, opened_stores
-    from graphlake.runtime import raw_database
     from services.backups.writer import write_backup
 
     settings = load_settings()
@@ -195,8 +195,8 @@ def restore(
 ) -> None:
     """Restore a backup into an empty lake (or, with --replace, over one), then migrate it if it is older.
     Stop the server first."""
+    from graphlake.database_access import raw_database
     from graphlake.mounts import local_roots, opened_stores
-    from graphlake.runtime import raw_database
     from migrations import SCHEMA_VERSION, migrate
     from services.backups.reader import restore_backup
 

@@ -43,7 +43,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Runs a command's coroutine, turning expected failures into one clear line and exit code 1."""
     from pymongo.errors import PyMongoError
 
-    from graphlake.database import SchemaNotCurrent
+    from graphlake.database_access import SchemaNotCurrent
     from graphlake.local_services import ServiceError
     from migrations import MigrationInProgress, SchemaMismatch
     from services.errors import GraphlakeError

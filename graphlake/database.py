@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import pymongo
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -18,27 +17,9 @@ from documents.api_token import ApiToken
 from documents.indexes import On, servers_of
 from documents.registry import DOCUMENT_MODELS
 from graphlake import __version__
-from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
+from graphlake.database_access import SchemaNotCurrent, close_client
+from migrations import SchemaMismatch, check_schema
 from services.availability import no_time_limit
-
-
-class SchemaNotCurrent(Exception):
-    """The database must be migrated (or this code changed) before Graphlake can serve it; the message says how."""
-
-    def __init__(self, mismatch: SchemaMismatch) -> None:
-        state = mismatch.state
-        if state.restoring:
-            how = f"run `graphlake restore {state.restoring.get('source')} --replace` again"
-        elif state.interrupted:
-            how = ("run `graphlake db migrate` to finish it (or `graphlake db downgrade --to N` to go back); "
-                   "`graphlake db status` shows where it stopped")
-        elif state.version is not None and state.version < SCHEMA_VERSION:
-            how = ("upgrade it with `graphlake db migrate` (it backs the database up first); "
-                   "`graphlake db status` lists the steps")
-        else:
-            how = (f"it was written by Graphlake {state.written_by or '(unknown)'}: run that version, or run "
-                   f"`graphlake db downgrade --to {SCHEMA_VERSION}` with it first")
-        super().__init__(f"{mismatch}; {how}")
 
 
 async def connect(url: str, database: str, listeners: Sequence[CommandListener] = (),
@@ -69,18 +50,6 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
         for model in DOCUMENT_MODELS:
             await ensure_indexes(model, servers=servers)
     return client
-
-
-# Closing a client first tells the server to end the client's sessions: a courtesy (a server drops
-# idle sessions by itself after 30 minutes), which PyMongo waits for as long as it waits for any server,
-# 10 s here. A server whose database had gone took that long to stop.
-CLOSE_SECONDS = 1.0
-
-
-async def close_client(client: AsyncMongoClient) -> None:
-    """Close `client`, waiting at most CLOSE_SECONDS for an unreachable server to end its sessions."""
-    with pymongo.timeout(CLOSE_SECONDS):
-        await client.close()
 
 
 class _Listeners(CommandListener):

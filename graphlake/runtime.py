@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
 from documents.clock import utcnow
 from graphlake import __version__
 from graphlake.data_dir import owner_only_dir
-from graphlake.database import SchemaNotCurrent, close_client, connected
-from graphlake.local_services import ServiceError, embedded_database
+from graphlake.database import connected
+from graphlake.database_access import database_url
 from graphlake.mounts import build_stores, signing_secret
 from graphlake.settings import Settings
 from graphlake.tracing import Tracing
-from migrations import SchemaMismatch, check_schema
 from resolvers.context import AppState
 from resolvers.events.types import Event
 from services.broadcast import Broadcast
@@ -43,7 +40,7 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
     """
     owner_only_dir(settings.data_dir)  # whatever the database: it holds secrets and the local mount's objects
     async with AsyncExitStack() as stack:
-        url = _database_url(settings, stack)
+        url = database_url(settings, stack)
         timeout = settings.database_timeout_seconds if serving else None
         metrics = Metrics(max_operation_names=settings.metrics_max_operation_names) \
             if serving and settings.metrics != "off" else None
@@ -82,58 +79,3 @@ def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Obs
     return for_mount
 
 
-@asynccontextmanager
-async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
-    """The database alone, as PyMongo sees it: no schema check, no document binding, no index
-    made. For the commands that work below the documents (migrations, backups, restores)."""
-    owner_only_dir(settings.data_dir)
-    async with AsyncExitStack() as stack:
-        url = _database_url(settings, stack)
-        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="graphlake-admin",
-                                                    serverSelectionTimeoutMS=10_000)
-        stack.push_async_callback(close_client, client)
-        yield client[settings.database]
-
-
-@asynccontextmanager
-async def for_checking(settings: Settings, seconds: float) -> AsyncIterator[tuple[AsyncDatabase | str, dict]]:
-    """What `graphlake check` probes: the database through a client of its own that gives up after
-    `seconds` (not the 30 s PyMongo waits for a server by default), or why it could not even be
-    started, and every mount, opened. No schema check, no index made: a check must not need them."""
-    owner_only_dir(settings.data_dir)
-    async with AsyncExitStack() as stack:
-        db: AsyncDatabase | str
-        try:
-            url = _database_url(settings, stack)
-        except ServiceError as error:  # the embedded FerretDB did not start
-            db = f"database: {error}"
-        else:
-            client: AsyncMongoClient = AsyncMongoClient(
-                url, tz_aware=True, appname="graphlake-check", serverSelectionTimeoutMS=int(seconds * 1000),
-                connectTimeoutMS=int(seconds * 1000), socketTimeoutMS=int(seconds * 1000))
-            stack.push_async_callback(close_client, client)
-            db = client[settings.database]
-        stores = build_stores(settings)
-        for store in stores.values():
-            await store.open()
-            stack.push_async_callback(store.close)
-        yield db, stores
-
-
-def _database_url(settings: Settings, stack: AsyncExitStack) -> str:
-    """The MongoDB URL set, or the embedded FerretDB's (started now unless it runs; stopped with `stack`)."""
-    if settings.mongodb_url:
-        return settings.mongodb_url.get_secret_value()
-    embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, sync_every_commit=settings.ferretdb_sync_every_commit)
-    stack.callback(embedded.stop)
-    return embedded.url
-
-
-async def require_current_schema(settings: Settings) -> None:
-    """SchemaNotCurrent, saying what to run, unless the database is at this code's schema version
-    (an empty one is recorded at it). The server checks this again when it opens the database."""
-    async with raw_database(settings) as db:
-        try:
-            await check_schema(db, __version__)
-        except SchemaMismatch as mismatch:
-            raise SchemaNotCurrent(mismatch) from None

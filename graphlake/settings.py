@@ -242,7 +242,10 @@ class Settings(BaseSettings):
         # A browser's Origin is scheme://host[:port], lower case, without a default port: one with a path
         # is refused here (Strawberry's WebSocket check would refuse to start), and the rest are written
         # as browsers send them, since CORS compares them as they are ("https://Lab.example:443/" never matched).
-        # Imported here: Strawberry takes about a second to import, and every `graphlake` command reads settings.
+        # Imported here, and only when there are origins: Strawberry takes about a second to import, and every
+        # `graphlake` command reads settings (pydantic-settings validates the default too).
+        if not value:
+            return value
         from strawberry.http.websocket_origin import normalize_allowed_origins, normalize_origin
 
         normalize_allowed_origins(value)  # raises, naming the origin

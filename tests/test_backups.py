@@ -18,8 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
 from documents.event import LEVELS
-from graphlake.database import SchemaNotCurrent
-from graphlake.runtime import require_current_schema
+from graphlake.database_access import SchemaNotCurrent, require_current_schema
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from migrations import SCHEMA_VERSION, read_state

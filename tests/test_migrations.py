@@ -14,8 +14,8 @@ import pytest
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from graphlake.database import SchemaNotCurrent, connect
-from graphlake.runtime import require_current_schema
+from graphlake.database import connect
+from graphlake.database_access import SchemaNotCurrent, require_current_schema
 from graphlake.settings import Settings
 from migrations import (
     SCHEMA_VERSION,

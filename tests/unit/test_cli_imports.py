@@ -6,9 +6,11 @@ Each case runs in a fresh interpreter: this test process has long imported every
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer.main
@@ -21,24 +23,29 @@ SERVER_STACK = ("beanie", "strawberry", "graphql", "pymongo", "aioboto3", "botoc
                 "documents.registry", "resolvers", "services", "storage", "migrations")
 
 
-def loaded_after(code: str) -> tuple[list[str], dict]:
+def loaded_after(code: str, env: dict[str, str] | None = None) -> tuple[list[str], dict]:
     """The SERVER_STACK modules a fresh interpreter holds after running `code`, and what `code` left in `result`."""
     probe = (f"import sys, json\nresult = {{}}\n{code}\n"
              f"print(json.dumps([[m for m in {SERVER_STACK!r} if m in sys.modules], result]))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                          env={**os.environ, **(env or {})})
     loaded, result = json.loads(done.stdout.strip().splitlines()[-1])
     return loaded, result
 
 
-def test_importing_the_command_loads_none_of_the_server_stack() -> None:
-    loaded, _ = loaded_after("import graphlake.cli")
+def free_port() -> int:
+    with socket.socket() as closed:  # a port nothing listens on once this returns
+        closed.bind(("127.0.0.1", 0))
+        return closed.getsockname()[1]
+
+
+def test_importing_the_command_and_its_settings_loads_none_of_the_server_stack() -> None:
+    loaded, _ = loaded_after("import graphlake.cli\nfrom graphlake.cli_support import load_settings\nload_settings()")
     assert loaded == []
 
 
 def test_a_client_verb_runs_without_the_server_stack() -> None:
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = free_port()
     loaded, result = loaded_after(f"""
 from typer.testing import CliRunner
 from graphlake.cli import app
@@ -48,6 +55,18 @@ import httpx  # loaded by the verb itself; a no-op here
 """)
     assert result["code"] == 1 and "cannot reach http://127.0.0.1" in result["output"], result
     assert loaded == []
+
+
+def test_check_loads_the_database_driver_and_the_stores_but_not_the_documents_or_graphql(tmp_path: Path) -> None:
+    loaded, result = loaded_after("""
+from typer.testing import CliRunner
+from graphlake.cli import app
+outcome = CliRunner().invoke(app, ["check", "--seconds", "0.5"])
+result.update(code=outcome.exit_code, output=outcome.output)
+""", env={"GRAPHLAKE_MONGODB_URL": f"mongodb://127.0.0.1:{free_port()}/", "GRAPHLAKE_DATA_DIR": str(tmp_path)})
+    assert result["code"] == 1 and "unreachable" in result["output"] and "mount local: ok" in result["output"], result
+    assert {"pymongo", "storage"} <= set(loaded)  # what it checks with
+    assert not set(loaded) & {"beanie", "strawberry", "graphql", "documents.registry", "resolvers"}, loaded
 
 
 def test_every_command_still_describes_itself() -> None:

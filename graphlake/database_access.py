@@ -1,0 +1,112 @@
+"""Reaching the database below the documents: its URL (the embedded FerretDB's, started on demand,
+or the one configured), a raw PyMongo handle, closing a client, and the schema gate.
+
+Apart from graphlake/database.py (which binds the Beanie documents) and graphlake/runtime.py (the
+whole app's state), so the commands that need only these (`check`, `db`, `backup`, `restore`) do not
+import Beanie, every model and Strawberry first: seconds on a slow machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import pymongo
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from graphlake import __version__
+from graphlake.data_dir import owner_only_dir
+from graphlake.local_services import ServiceError, embedded_database
+from graphlake.mounts import build_stores
+from graphlake.settings import Settings
+from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
+
+
+class SchemaNotCurrent(Exception):
+    """The database must be migrated (or this code changed) before Graphlake can serve it; the message says how."""
+
+    def __init__(self, mismatch: SchemaMismatch) -> None:
+        state = mismatch.state
+        if state.restoring:
+            how = f"run `graphlake restore {state.restoring.get('source')} --replace` again"
+        elif state.interrupted:
+            how = ("run `graphlake db migrate` to finish it (or `graphlake db downgrade --to N` to go back); "
+                   "`graphlake db status` shows where it stopped")
+        elif state.version is not None and state.version < SCHEMA_VERSION:
+            how = ("upgrade it with `graphlake db migrate` (it backs the database up first); "
+                   "`graphlake db status` lists the steps")
+        else:
+            how = (f"it was written by Graphlake {state.written_by or '(unknown)'}: run that version, or run "
+                   f"`graphlake db downgrade --to {SCHEMA_VERSION}` with it first")
+        super().__init__(f"{mismatch}; {how}")
+
+
+
+# Closing a client first tells the server to end the client's sessions: a courtesy (a server drops
+# idle sessions by itself after 30 minutes), which PyMongo waits for as long as it waits for any server,
+# 10 s here. A server whose database had gone took that long to stop.
+CLOSE_SECONDS = 1.0
+
+
+async def close_client(client: AsyncMongoClient) -> None:
+    """Close `client`, waiting at most CLOSE_SECONDS for an unreachable server to end its sessions."""
+    with pymongo.timeout(CLOSE_SECONDS):
+        await client.close()
+
+
+@asynccontextmanager
+async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
+    """The database alone, as PyMongo sees it: no schema check, no document binding, no index
+    made. For the commands that work below the documents (migrations, backups, restores)."""
+    owner_only_dir(settings.data_dir)
+    async with AsyncExitStack() as stack:
+        url = database_url(settings, stack)
+        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="graphlake-admin",
+                                                    serverSelectionTimeoutMS=10_000)
+        stack.push_async_callback(close_client, client)
+        yield client[settings.database]
+
+
+@asynccontextmanager
+async def for_checking(settings: Settings, seconds: float) -> AsyncIterator[tuple[AsyncDatabase | str, dict]]:
+    """What `graphlake check` probes: the database through a client of its own that gives up after
+    `seconds` (not the 30 s PyMongo waits for a server by default), or why it could not even be
+    started, and every mount, opened. No schema check, no index made: a check must not need them."""
+    owner_only_dir(settings.data_dir)
+    async with AsyncExitStack() as stack:
+        db: AsyncDatabase | str
+        try:
+            url = database_url(settings, stack)
+        except ServiceError as error:  # the embedded FerretDB did not start
+            db = f"database: {error}"
+        else:
+            client: AsyncMongoClient = AsyncMongoClient(
+                url, tz_aware=True, appname="graphlake-check", serverSelectionTimeoutMS=int(seconds * 1000),
+                connectTimeoutMS=int(seconds * 1000), socketTimeoutMS=int(seconds * 1000))
+            stack.push_async_callback(close_client, client)
+            db = client[settings.database]
+        stores = build_stores(settings)
+        for store in stores.values():
+            await store.open()
+            stack.push_async_callback(store.close)
+        yield db, stores
+
+
+def database_url(settings: Settings, stack: AsyncExitStack) -> str:
+    """The MongoDB URL set, or the embedded FerretDB's (started now unless it runs; stopped with `stack`)."""
+    if settings.mongodb_url:
+        return settings.mongodb_url.get_secret_value()
+    embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, sync_every_commit=settings.ferretdb_sync_every_commit)
+    stack.callback(embedded.stop)
+    return embedded.url
+
+
+async def require_current_schema(settings: Settings) -> None:
+    """SchemaNotCurrent, saying what to run, unless the database is at this code's schema version
+    (an empty one is recorded at it). The server checks this again when it opens the database."""
+    async with raw_database(settings) as db:
+        try:
+            await check_schema(db, __version__)
+        except SchemaMismatch as mismatch:
+            raise SchemaNotCurrent(mismatch) from None
