@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,35 +124,55 @@ def _check_geometry(record: NewRecord, field: str, masks: dict[ObjectId, Asset])
                                field=f"{field}.geometry.mask.assetId")
 
 
-def _check_record(field: str, record: NewRecord, schema: docs.AnnotationSchema, set_source: docs.AnnotationSource | None,
-                  datums: dict[ObjectId, Datum], masks: dict[ObjectId, Asset]) -> None:
-    if record.kind not in schema.kinds:
-        raise BadUserInput(f"{record.kind.value} is not allowed by schema {schema.name} v{schema.version} "
-                           f"(allowed: {', '.join(k.value for k in schema.kinds)})", field=f"{field}.kind")
-    labels = {label.name for label in schema.labels}
+@dataclass(frozen=True)
+class _Rules:
+    """What every record of one addAnnotations call is checked against, read from the schema and the
+    datums once: a call of thousands of records asked the same documents the same questions per record."""
+
+    schema: str  # "name vN", for messages
+    kinds: frozenset[Kind]
+    allowed_kinds: str
+    labels: frozenset[str]
+    allow_scores: bool
+    required_attributes: tuple[str, ...]
+    set_source: docs.AnnotationSource | None
+    datum_assets: dict[ObjectId, frozenset[ObjectId]]  # each datum's role assets
+
+    @classmethod
+    def of(cls, schema: docs.AnnotationSchema, set_source: docs.AnnotationSource | None,
+           datums: Iterable[Datum]) -> _Rules:
+        return cls(schema=f"{schema.name} v{schema.version}", kinds=frozenset(schema.kinds),
+                   allowed_kinds=", ".join(k.value for k in schema.kinds), labels=frozenset(c.name for c in schema.labels),
+                   allow_scores=schema.allow_scores, required_attributes=tuple(schema.required_attributes),
+                   set_source=set_source, datum_assets={d.id: frozenset(r.asset_id for r in d.roles) for d in datums})
+
+
+def _check_record(field: str, record: NewRecord, rules: _Rules, masks: dict[ObjectId, Asset]) -> None:
+    if record.kind not in rules.kinds:
+        raise BadUserInput(f"{record.kind.value} is not allowed by schema {rules.schema} (allowed: {rules.allowed_kinds})",
+                           field=f"{field}.kind")
     if record.kind is Kind.REGRESSION:
         if record.value is None or not math.isfinite(record.value):
             raise BadUserInput("a REGRESSION record needs a finite value", field=f"{field}.value")
     elif record.label is None:
         raise BadUserInput(f"a {record.kind.value} record needs a label", field=f"{field}.label")
-    if record.label is not None and labels and record.label not in labels:
-        raise BadUserInput(f"{record.label!r} is not a label of schema {schema.name} v{schema.version}",
-                           field=f"{field}.label")
+    if record.label is not None and rules.labels and record.label not in rules.labels:
+        raise BadUserInput(f"{record.label!r} is not a label of schema {rules.schema}", field=f"{field}.label")
     if record.score is not None:
-        if not schema.allow_scores:
-            raise BadUserInput(f"schema {schema.name} v{schema.version} allows no scores", field=f"{field}.score")
+        if not rules.allow_scores:
+            raise BadUserInput(f"schema {rules.schema} allows no scores", field=f"{field}.score")
         if not (_finite(record.score) and 0 <= record.score <= 1):
             raise BadUserInput("must be between 0 and 1", field=f"{field}.score")
-    missing = [a for a in schema.required_attributes if a not in record.attribute_keys]
+    missing = [a for a in rules.required_attributes if a not in record.attribute_keys]
     if missing:
         raise BadUserInput(f"missing required attribute(s): {', '.join(missing)}", field=f"{field}.attributes")
-    if record.source is None and set_source is None:
+    if record.source is None and rules.set_source is None:
         raise BadUserInput("the set has no source, so each record needs one", field=f"{field}.source")
     if record.datum_id is not None:
-        datum = datums.get(record.datum_id)
-        if datum is None:
+        assets = rules.datum_assets.get(record.datum_id)
+        if assets is None:
             raise BadUserInput(f"no datum {record.datum_id}", field=f"{field}.datumId")
-        if record.asset_id not in {role.asset_id for role in datum.roles}:
+        if record.asset_id not in assets:
             raise BadUserInput("the asset is not one of the datum's roles", field=f"{field}.assetId")
     _check_geometry(record, field, masks)
 
@@ -175,12 +195,12 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     mask_ids = {r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)}
     found = {a.id: a for a in await docs_by_ids(Asset, asset_ids | mask_ids) if a.status is not AssetStatus.DELETED}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
-    datums = {d.id: d for d in await docs_by_ids(Datum, datum_ids)}
+    rules = _Rules.of(schema, annotation_set.source, await docs_by_ids(Datum, datum_ids))
     for i, record in enumerate(records):
         field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:
             raise BadUserInput(f"no asset {record.asset_id}", field=f"{field}.assetId")
-        _check_record(field, record, schema, annotation_set.source, datums, found)
+        _check_record(field, record, rules, found)
 
     now = utcnow()
     new = [
