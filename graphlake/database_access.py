@@ -42,7 +42,6 @@ class SchemaNotCurrent(Exception):
         super().__init__(f"{mismatch}; {how}")
 
 
-
 # Closing a client first tells the server to end the client's sessions: a courtesy (a server drops
 # idle sessions by itself after 30 minutes), which PyMongo waits for as long as it waits for any server,
 # 10 s here. A server whose database had gone took that long to stop.
