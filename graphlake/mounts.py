@@ -7,12 +7,15 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphlake.data_dir import owner_only_dir, tighten
 from graphlake.settings import LocalMountSettings, S3MountSettings, Settings
-from storage import LocalStore, ObjectStore, S3Store
-from storage.s3 import Observer
+from storage import LocalStore, ObjectStore
 from storage.signing import UrlSigner
+
+if TYPE_CHECKING:
+    from storage.s3 import Observer
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -43,6 +46,8 @@ def build_stores(settings: Settings, observe_s3: Callable[[str], Observer] | Non
             assert mount.path is not None  # filled in by Settings
             stores[name] = LocalStore(name, mount.path, signer, direct_writes=mount.direct_writes)
         elif isinstance(mount, S3MountSettings):
+            from storage import S3Store  # aioboto3 and botocore: only for a lake that has an S3 mount
+
             stores[name] = S3Store(
                 name,
                 bucket=mount.bucket,

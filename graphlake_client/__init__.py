@@ -41,13 +41,37 @@ bundle_format.py, bundle_files.py, bundle_export.py, bundle_import.py, bundle_lo
 and bundle_records.py (bundles between lakes, no extra needed).
 """
 
-from graphlake_client.assets import Asset, Page
-from graphlake_client.client import Client
-from graphlake_client.errors import GraphlakeClientError, SaveConflict
-from graphlake_client.logs import GraphlakeLogHandler
-from graphlake_client.predicates import Predicate, metadata, value
-from graphlake_client.resume import ResumeState
-from graphlake_client.sync import SyncClient
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graphlake_client.assets import Asset, Page
+    from graphlake_client.client import Client
+    from graphlake_client.errors import GraphlakeClientError, SaveConflict
+    from graphlake_client.logs import GraphlakeLogHandler
+    from graphlake_client.predicates import Predicate, metadata, value
+    from graphlake_client.resume import ResumeState
+    from graphlake_client.sync import SyncClient
+
+# Imported on first use (PEP 562), so the server's local mount can import direct.py, the protocol it
+# shares with the client, without httpx and the whole client (most of a second on a slow machine).
+_HOME = {"Asset": "assets", "Page": "assets", "Client": "client", "GraphlakeClientError": "errors",
+         "SaveConflict": "errors", "GraphlakeLogHandler": "logs", "Predicate": "predicates", "metadata": "predicates",
+         "value": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
 
 __all__ = ["Asset", "Client", "GraphlakeClientError", "GraphlakeLogHandler", "Page", "Predicate", "ResumeState",
            "SaveConflict", "SyncClient", "metadata", "value"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'graphlake_client' has no attribute {name!r}")
+    found = getattr(importlib.import_module(f"graphlake_client.{_HOME[name]}"), name)
+    globals()[name] = found  # asked once
+    return found
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)  # what a notebook completes: the names above, imported or not yet

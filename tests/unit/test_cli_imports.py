@@ -57,7 +57,7 @@ import httpx  # loaded by the verb itself; a no-op here
     assert loaded == []
 
 
-def test_check_loads_the_database_driver_and_the_stores_but_not_the_documents_or_graphql(tmp_path: Path) -> None:
+def test_check_loads_the_driver_and_the_local_store_but_not_the_documents_graphql_or_s3(tmp_path: Path) -> None:
     loaded, result = loaded_after("""
 from typer.testing import CliRunner
 from graphlake.cli import app
@@ -67,6 +67,7 @@ result.update(code=outcome.exit_code, output=outcome.output)
     assert result["code"] == 1 and "unreachable" in result["output"] and "mount local: ok" in result["output"], result
     assert {"pymongo", "storage"} <= set(loaded)  # what it checks with
     assert not set(loaded) & {"beanie", "strawberry", "graphql", "documents.registry", "resolvers"}, loaded
+    assert not set(loaded) & {"aioboto3", "botocore"}, loaded  # the S3 backend: this lake has no S3 mount
 
 
 def test_every_command_still_describes_itself() -> None:
