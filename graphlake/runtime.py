@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from pymongo.monitoring import CommandListener
 
@@ -23,8 +24,10 @@ from services.health import SharedProbe
 from services.metrics import Metrics
 from services.thumbnails import Thumbnailer
 from services.token_cache import TokenCache
-from storage.s3 import Observer
 from storage.signing import UrlSigner
+
+if TYPE_CHECKING:
+    from storage.s3 import Observer
 
 
 @asynccontextmanager

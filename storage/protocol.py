@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from storage.s3 import S3Store
 
 
 class StoreUnavailable(Exception):
@@ -88,3 +91,9 @@ class ObjectStore(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+
+
+def as_s3(store: ObjectStore | None) -> S3Store | None:
+    """`store` if it is an S3 mount's, else None. By its `backend`, not isinstance: that would import
+    the S3 backend (aioboto3, botocore) into a lake that has no S3 mount (storage/__init__.py)."""
+    return store if store is not None and store.backend == "s3" else None  # type: ignore[return-value]

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.requests import Request
@@ -31,7 +31,10 @@ from graphlake_client.bundle_import import import_bundle
 from resolvers.context import Context
 from services.auth import bearer_secret
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound, Unavailable
-from storage import LocalStore, ObjectStore, S3Store, StoreRefused, unreachable
+from storage import LocalStore, ObjectStore, StoreRefused, as_s3, unreachable
+
+if TYPE_CHECKING:
+    from storage.s3 import S3Store
 
 LISTED_AT_MOST = 1_000_000  # objects of one bundle on an S3 mount
 MAX_PATH = 1024
@@ -63,11 +66,12 @@ async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
             raise NotFound(f"no bundle at {relative} on mount {store.name!r}", field="input.path")
         yield target
         return
-    if not isinstance(store, S3Store):
+    s3 = as_s3(store)
+    if s3 is None:
         raise BadUserInput(f"mount {store.name!r} is neither local nor S3", field="input.mount")
     with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:
         try:
-            await _stage(store, relative, Path(scratch))
+            await _stage(s3, relative, Path(scratch))
         except StoreRefused as refused:  # the store answered: a name it takes for no key, no permission
             raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: {refused}", field="input.path") from None
         except Exception as error:
@@ -102,9 +106,10 @@ def _locator(store: ObjectStore, path: str) -> Callable[[str], dict[str, Any]] |
     """Where the reference policy finds a payload of the bundle: its object on the S3 mount, which
     registerExternal reads through that mount's credentials. None for a local mount or a tar."""
     relative = _relative(path)
-    if not isinstance(store, S3Store) or relative.name.endswith(".tar"):
+    s3 = as_s3(store)
+    if s3 is None or relative.name.endswith(".tar"):
         return None
-    return lambda payload: {"mount": store.name, "bucket": store.bucket, "prefix": store.object_key(f"{relative}/{payload}")}
+    return lambda payload: {"mount": s3.name, "bucket": s3.bucket, "prefix": s3.object_key(f"{relative}/{payload}")}
 
 
 def _gate(context: Context, app: Any) -> asyncio.Semaphore:

@@ -18,7 +18,7 @@ from documents.json_value import StoredJson
 from services import collections
 from services.checks import check_labels, check_metadata
 from services.errors import BadUserInput, Unavailable
-from storage import ObjectStore, S3Store, StoreRefused
+from storage import ObjectStore, StoreRefused, as_s3
 
 
 @dataclass
@@ -53,8 +53,8 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
                             storage=StorageRef(mount="", key="", uri=url, external=True), created_at=now, updated_at=now,
                             created_by=actor))
     else:
-        store = stores.get(mount or "")
-        if not isinstance(store, S3Store):
+        store = as_s3(stores.get(mount or ""))
+        if store is None:
             raise BadUserInput("must name an s3 mount whose credentials can read the bucket", field="mount")
         try:
             objects = await store.list_objects(bucket, prefix or "", limit=max_items)

@@ -84,3 +84,16 @@ def test_every_command_still_describes_itself() -> None:
         outcome = runner.invoke(app, [*path, "--help"])
         assert outcome.exit_code == 0 and "Usage:" in outcome.output, (path, outcome.output)
     assert "VIEWER" in runner.invoke(app, ["token", "create", "--help"]).output
+
+
+def test_the_server_imports_the_s3_backend_only_for_a_lake_with_an_s3_mount() -> None:
+    """`graphlake serve` on local mounts (the embedded default) starts without aioboto3 and botocore
+    (storage/__init__.py: a second and a half of its start on a slow machine)."""
+    loaded, _ = loaded_after("import graphlake.app")
+    assert not set(loaded) & {"aioboto3", "botocore"}, loaded
+    loaded, result = loaded_after("""
+from storage import S3Store, as_s3
+store = S3Store("lab", bucket="b", endpoint_url="http://127.0.0.1:1")
+result.update(found=as_s3(store) is store)
+""")
+    assert result["found"] and {"aioboto3", "botocore"} <= set(loaded)
