@@ -38,14 +38,14 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 
 # A stage's hook of one class: the generator function to call with the extension, and whether it is async.
 _Hook = tuple[Callable[[SchemaExtension], Any], bool]
-_NOT_OVERRIDDEN = None
-_found: dict[tuple[type, str], _Hook | None] = {}
 
 
+@cache
 def _lookup(cls: type, stage: str) -> _Hook | None:
+    """The class's hook for `stage` as a generator function; None when it does not override it."""
     hook = getattr(cls, stage)
     if hook is getattr(SchemaExtension, stage):
-        return _NOT_OVERRIDDEN
+        return None
     if inspect.isgeneratorfunction(hook):
         return hook, False
     if inspect.isasyncgenfunction(hook):
@@ -81,9 +81,8 @@ class _Stage:
         self.hooks: list[tuple[SchemaExtension, Callable[[SchemaExtension], Any], bool]] = []
         self.running: list[tuple[Any, bool]] = []  # the hooks' started generators, in order
         for extension in extensions:
-            key = (type(extension), self.HOOK_NAME)
-            found = _found[key] if key in _found else _found.setdefault(key, _lookup(*key))
-            if found is not _NOT_OVERRIDDEN:
+            found = _lookup(type(extension), self.HOOK_NAME)
+            if found is not None:
                 self.hooks.append((extension, *found))
 
     # Entering: each hook runs to its yield, in order. One that raises stops the stage there, and the

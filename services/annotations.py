@@ -130,8 +130,7 @@ class _Rules:
     datums once: a call of thousands of records asked the same documents the same questions per record."""
 
     schema: str  # "name vN", for messages
-    kinds: frozenset[Kind]
-    allowed_kinds: str
+    kinds: tuple[Kind, ...]  # in the schema's order, for the message naming them
     labels: frozenset[str]
     allow_scores: bool
     required_attributes: tuple[str, ...]
@@ -141,15 +140,14 @@ class _Rules:
     @classmethod
     def of(cls, schema: docs.AnnotationSchema, set_source: docs.AnnotationSource | None,
            datums: Iterable[Datum]) -> _Rules:
-        return cls(schema=f"{schema.name} v{schema.version}", kinds=frozenset(schema.kinds),
-                   allowed_kinds=", ".join(k.value for k in schema.kinds), labels=frozenset(c.name for c in schema.labels),
+        return cls(schema=f"{schema.name} v{schema.version}", kinds=tuple(schema.kinds), labels=frozenset(c.name for c in schema.labels),
                    allow_scores=schema.allow_scores, required_attributes=tuple(schema.required_attributes),
                    set_source=set_source, datum_assets={d.id: frozenset(r.asset_id for r in d.roles) for d in datums})
 
 
 def _check_record(field: str, record: NewRecord, rules: _Rules, masks: dict[ObjectId, Asset]) -> None:
     if record.kind not in rules.kinds:
-        raise BadUserInput(f"{record.kind.value} is not allowed by schema {rules.schema} (allowed: {rules.allowed_kinds})",
+        raise BadUserInput(f"{record.kind.value} is not allowed by schema {rules.schema} (allowed: {', '.join(k.value for k in rules.kinds)})",
                            field=f"{field}.kind")
     if record.kind is Kind.REGRESSION:
         if record.value is None or not math.isfinite(record.value):
