@@ -13,8 +13,12 @@ filesystem does).
 
 COCO: a generated set (random-pixel PNGs of about --image-kb KB, --annotations boxes spread over
 them, five categories) is
-  import   graphlake: Client.import_coco into a new dataset each round (upload of every image,
-           datums, schema, set, records, a version)
+  import   graphlake: Client.import_coco into a new dataset each round (every image stored, datums,
+           schema, set, records, a version). "coco import": lake A ingests from the set's directory
+           (GRAPHLAKE_INGEST_ROOTS), so the server copies the images in itself, as for a dataset on
+           the lab's NAS (local mount only); "coco import, uploaded": the same client with
+           server_ingest=False, each image uploaded (written directly into the local mount, or PUT
+           to MinIO), as from a machine the server cannot read
            baseline:  the same files put raw into the same store (copyfile into a directory of the
            same disk, or boto3 upload_file to the same MinIO), 4 at a time, plus insert_many (1,000 a
            batch, PyMongo) of equivalent documents (an asset and a datum per image, a record per
@@ -73,7 +77,8 @@ ACCESS_KEY, SECRET_KEY, BUCKET = "bench", "bench-secret", "bench-exchange"
 THREADS = 4  # the client's own concurrency (Client(concurrency=4))
 BATCH = 1000
 CATEGORIES = ["scratch", "dent", "crack", "stain", "chip"]
-TARGETS = {"coco import": 0.5, "coco export": 0.5, "bundle": 0.7, "bundle vs one-hop copy": 0.7}
+TARGETS = {"coco import": 0.5, "coco import, uploaded": 0.5, "coco export": 0.5, "bundle": 0.7,
+           "bundle vs one-hop copy": 0.7}
 
 
 # --- the stores: the lakes' default mount, and the raw baseline's place on the same kind of store
@@ -131,7 +136,7 @@ class Lake:
         await client.close()
 
 
-async def start_lake(url: str, database: str, data_dir: Path, minio: Service | None) -> Lake:
+async def start_lake(url: str, database: str, data_dir: Path, minio: Service | None, ingest_root: Path | None = None) -> Lake:
     client = await connect(url, database)
     await client.drop_database(database)
     await client.close()
@@ -142,6 +147,8 @@ async def start_lake(url: str, database: str, data_dir: Path, minio: Service | N
     # Building a version of 2,000 datums and 20,000 records takes one database operation longer than the
     # default 5 s limit on FerretDB/SQLite on this machine (UNAVAILABLE): the bench lifts the limit.
     settings = {"DATABASE_TIMEOUT_SECONDS": "300"}
+    if ingest_root is not None:  # where the generated COCO set is: the server copies its images in itself
+        settings["INGEST_ROOTS"] = str(ingest_root)
     if minio is not None:
         settings |= {"MOUNTS": json.dumps({"lab": {"backend": "s3", "bucket": BUCKET, "endpoint_url": f"http://127.0.0.1:{minio.port}",
                                                   "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}}),
@@ -150,8 +157,9 @@ async def start_lake(url: str, database: str, data_dir: Path, minio: Service | N
     return Lake(process, base, token, database, data_dir)
 
 
-def client(lake: Lake, scratch: Path) -> Client:
-    return Client(lake.base, lake.token, concurrency=THREADS, resume=ResumeState(scratch / f"resume-{ObjectId()}.json"))
+def client(lake: Lake, scratch: Path, server_ingest: bool = True) -> Client:
+    return Client(lake.base, lake.token, concurrency=THREADS, resume=ResumeState(scratch / f"resume-{ObjectId()}.json"),
+                  server_ingest=server_ingest)
 
 
 # --- COCO
@@ -311,7 +319,7 @@ async def main() -> None:
             if minio is not None:
                 s3 = s3_client(f"http://127.0.0.1:{minio.port}")
                 s3.create_bucket(Bucket=BUCKET)
-            lake_a = await start_lake(url, "bench_exchange_a", tmp / "lake-a", minio)
+            lake_a = await start_lake(url, "bench_exchange_a", tmp / "lake-a", minio, ingest_root=tmp / "coco")
             store = Store(root=tmp / "lake-a" / "objects" / "raw", s3=s3)
             try:
                 if not args.skip_coco:
@@ -331,30 +339,36 @@ async def bench_coco(args: argparse.Namespace, tmp: Path, url: str, lake_a: Lake
                      times: dict[str, tuple[list[float], list[float]]], sizes: dict[str, str]) -> None:
     began = time.perf_counter()
     annotations, images, total = await asyncio.to_thread(make_coco, tmp / "coco", args.images, args.image_kb, args.annotations)
-    sizes["coco import"] = sizes["coco export"] = (f"{args.images} images, {total / 1e6:.0f} MB, "
+    sizes["coco import"] = sizes["coco import, uploaded"] = sizes["coco export"] = (f"{args.images} images, {total / 1e6:.0f} MB, "
                                                    f"{args.annotations} annotations")
     print(f"COCO: {sizes['coco import']} generated in {time.perf_counter() - began:.1f}s", flush=True)
     db_client = await connect(url, lake_a.database)
     raw = RawCoco(db_client[lake_a.database], store, annotations, images)
     await raw.same_indexes(db_client[lake_a.database])
-    async with client(lake_a, tmp) as lake:
+    async with client(lake_a, tmp) as lake, client(lake_a, tmp, server_ingest=False) as uploading:
         # Untimed warm-up of both sides (connections, imports, the server's caches): the version the exports read.
         await lake.import_coco(annotations, images, "coco-warm", version="v1")
         await raw.load("warm")
         out = tmp / "coco-out"
         for r in range(args.runs):
-            pair = [(0, lambda r=r: lake.import_coco(annotations, images, f"coco-{r}", version="v1", say=phases())),
-                    (1, lambda r=r: raw.load(f"round-{r}"))]
-            for side, fn in pair if r % 2 == 0 else pair[::-1]:
-                times["coco import"][side].append(await timed(fn))
+            # Each import against the baseline run just before or after it, alternating which goes first.
+            for name, importer in (("coco import", lake), ("coco import, uploaded", uploading)):
+                if args.mount == "s3" and importer is lake:
+                    continue  # an S3 mount takes no ingest: both would upload
+                pair = [(0, lambda r=r, i=importer, n=name: i.import_coco(annotations, images, f"{n}-{r}", version="v1",
+                                                                          say=phases())),
+                        (1, lambda r=r, n=name: raw.load(f"{n}-{r}"))]
+                for side, fn in pair if r % 2 == 0 else pair[::-1]:
+                    times[name][side].append(await timed(fn))
             pair = [(0, lambda: lake.export_coco("coco-warm/v1", out)), (1, lambda: raw.dump("warm", out))]
             for side, fn in pair if r % 2 == 0 else pair[::-1]:
                 times["coco export"][side].append(await timed(fn))
                 exported = len(list((out / "images").iterdir()))
                 assert exported == args.images, f"exported {exported} images, not {args.images}"
                 await asyncio.to_thread(shutil.rmtree, out)
-            print(f"  round {r + 1} coco import graphlake {times['coco import'][0][-1]:6.2f}s baseline "
-                  f"{times['coco import'][1][-1]:6.2f}s; export graphlake {times['coco export'][0][-1]:6.2f}s "
+            imported = "; ".join(f"{name} graphlake {times[name][0][-1]:6.2f}s baseline {times[name][1][-1]:6.2f}s"
+                                 for name in ("coco import", "coco import, uploaded") if times[name][0])
+            print(f"  round {r + 1} {imported}; export graphlake {times['coco export'][0][-1]:6.2f}s "
                   f"baseline {times['coco export'][1][-1]:6.2f}s", flush=True)
     await db_client.close()
 

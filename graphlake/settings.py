@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # --- object storage
     mounts: dict[str, MountSettings] = Field(default_factory=dict)
     default_mount: str = "local"
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description=(
+        "Directories (absolute, separated by ':') whose files `ingestFiles` copies into a local mount: "
+        "datasets already on the server's disk or NAS. Empty: no ingest."))
 
     # --- uploads and downloads
     upload_expiry_seconds: int = Field(default=86_400, description="How long an upload session stays open.")
@@ -250,6 +253,23 @@ class Settings(BaseSettings):
 
         normalize_allowed_origins(value)  # raises, naming the origin
         return [origin if origin == "*" else str(normalize_origin(origin)) for origin in value]
+
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        # Paths may hold commas; ':' separates them as in PATH.
+        if isinstance(value, str):
+            return [part for part in value.split(":") if part.strip()]
+        return value
+
+    @field_validator("ingest_roots")
+    @classmethod
+    def _roots_are_absolute(cls, value: list[Path]) -> list[Path]:
+        # Relative to what? The server's working directory is an accident of how it was started.
+        for root in value:
+            if not root.is_absolute():
+                raise ValueError(f"ingest_roots: {str(root)!r} is not an absolute path")
+        return value
 
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
                      "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",

@@ -16,8 +16,12 @@ COMPLETE_UPLOADS = f"""mutation ($ids: [ID!]!, $sha256s: [String]) {{
   completeUploads(ids: $ids, sha256s: $sha256s) {{ assets {{ {ASSET_FIELDS} }} failures {{ uploadId code message }} }}
 }}"""
 SETTLED = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ status expiresAt asset {{ {ASSET_FIELDS} }} }} }}"""
-MOUNTS = """{ mounts { name isDefault localRoot localId } }"""
+# What uploads ask the server once per client: where direct writes go and where it ingests from.
+STORAGE_FACTS = """{ mounts { name isDefault backend localRoot localId } ingestRoots }"""
 MOUNT_BACKENDS = """{ mounts { name backend } }"""
+INGEST_FILES = f"""mutation ($inputs: [IngestFileInput!]!, $mount: String) {{
+  ingestFiles(inputs: $inputs, mount: $mount) {{ unchanged asset {{ {ASSET_FIELDS} }} }}
+}}"""
 
 FIND_COLLECTION = """query ($name: String!, $after: String) {
   collections(nameContains: $name, first: 500, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } }

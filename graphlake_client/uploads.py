@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import make_archive, walk
@@ -43,7 +44,7 @@ class Uploader(Transport):
     def __init__(self, url: str, token: str | None, *, concurrency: int = 4, retries: int = RETRIES,
                  resume: ResumeState | None = None, timeout: float = 300,
                  storage_transport: httpx.AsyncBaseTransport | None = None, direct_writes: bool = True,
-                 graphql_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 graphql_transport: httpx.AsyncBaseTransport | None = None, server_ingest: bool = True) -> None:
         super().__init__(url, token, retries=retries, timeout=timeout, storage_transport=storage_transport,
                          graphql_transport=graphql_transport)
         self.concurrency = concurrency
@@ -51,7 +52,10 @@ class Uploader(Transport):
         # Where this machine shares a local mount's directory, files are written there and read from
         # there directly (downloads.py); False: always over HTTP.
         self.direct_writes = direct_writes
-        self._direct: asyncio.Future[dict[str | None, Path]] | None = None  # mount name (None: default) -> its directory
+        # Where the server reads a batch's files itself, it copies them in (ingest.py); False: always upload.
+        self.server_ingest = server_ingest
+        self._facts: asyncio.Future[dict[str, Any]] | None = None  # see _storage_facts
+        self._shared: dict[str | None, Path] | None = None  # mount name (None: default) -> its directory here
 
     # --- where the bytes go
     async def _writes_directly(self, mount: str | None) -> bool:
@@ -62,13 +66,20 @@ class Uploader(Transport):
         server reports), or None. Asked of the server once per client, however many files ask at once."""
         if not self.direct_writes:
             return None
-        if self._direct is None:
-            self._direct = asyncio.ensure_future(self._shared_mounts())
-        return (await self._direct).get(mount)
+        if self._shared is None:  # read once: each marker file read is a file-system call on the event loop
+            self._shared = self._shared_mounts(await self._storage_facts())
+        return self._shared.get(mount)
 
-    async def _shared_mounts(self) -> dict[str | None, Path]:
+    async def _storage_facts(self) -> dict[str, Any]:
+        """The server's mounts and ingest roots, asked once per client (for direct writes and ingests alike)."""
+        if self._facts is None:
+            self._facts = asyncio.ensure_future(self.execute(ops.STORAGE_FACTS))
+        return await self._facts
+
+    @staticmethod
+    def _shared_mounts(facts: dict[str, Any]) -> dict[str | None, Path]:
         shared: dict[str | None, Path] = {}
-        for found in (await self.execute(ops.MOUNTS))["mounts"]:
+        for found in facts["mounts"]:
             if shares_directory(found["localRoot"], found["localId"]):
                 shared[found["name"]] = Path(found["localRoot"])
                 if found["isDefault"]:
@@ -210,13 +221,18 @@ class Uploader(Transport):
         their bytes `concurrency` files at a time. `files` pairs each path with createUpload
         fields (name, collectionId, path, sha256 when already known, ...). Files an interrupted
         run left open resume. Raises, after completing every file that made it, if any did not.
-        BATCHES_IN_FLIGHT batches go at once, their files `concurrency` at a time in all."""
+        BATCHES_IN_FLIGHT batches go at once, their files `concurrency` at a time in all. Files the
+        server reads itself (under its ingest roots) it copies in instead (ingest.py)."""
         gate = asyncio.Semaphore(self.concurrency)  # file reads and sends, across the batches in flight
         batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        ingests = await self._ingests(files)
 
         async def batch(start: int) -> list[dict[str, Any]]:
+            chunk = files[start:start + BATCH_FILES]
             async with batches:
-                return await self._upload_chunk(files[start:start + BATCH_FILES], progress, gate)
+                if ingests and (ingested := await ingest.ingest_chunk(self, chunk, progress)) is not None:
+                    return ingested
+                return await self._upload_chunk(chunk, progress, gate)
 
         # Every batch runs to its end before a failure is reported: what made it stays completed.
         done = await asyncio.gather(*(batch(start) for start in range(0, len(files), BATCH_FILES)),
@@ -224,6 +240,13 @@ class Uploader(Transport):
         if failed := next((d for d in done if isinstance(d, BaseException)), None):
             raise failed
         return [asset for assets in done for asset in assets]  # type: ignore[union-attr]
+
+    async def _ingests(self, files: list[tuple[Path, dict[str, Any]]]) -> bool:
+        """Whether the server reads these files itself (asked of it once per client)."""
+        if not self.server_ingest or not files:
+            return False
+        plan = ingest.Plan.of(await self._storage_facts())
+        return bool(plan.roots) and await asyncio.to_thread(plan.covers, files)
 
     async def _upload_chunk(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None,
                             gate: asyncio.Semaphore) -> list[dict[str, Any]]:

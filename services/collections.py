@@ -73,10 +73,12 @@ async def update_collection(collection_id: ObjectId, changes: dict[str, Any]) ->
 
 
 async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, max_items: int,
-                    *, read: Mapping[ObjectId, Asset] | None = None) -> Collection:
+                    *, read: Mapping[ObjectId, Asset] | None = None, made_here: bool = False) -> Collection:
     """Add (or move) the items. `read`: the assets as the caller has just read or written them (a
     completion filing its uploads), checked here instead of reading them again; a delete racing
-    the add is caught after the write either way."""
+    the add is caught after the write either way. `made_here`: the caller has just stored those
+    assets with this collection in their `collection_ids` and never unpinned (an ingest), so
+    neither needs an update per asset (FerretDB reads and rewrites each one)."""
     await get_collection(collection_id, field="collectionId")
     if not items:
         raise BadUserInput("give at least one item", field="items")
@@ -89,11 +91,12 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
         seen.add(item.asset_id)
     asset_ids = [item.asset_id for item in items]
     await existing_assets(asset_ids, "items", known=read)
-    await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor)
+    await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor, never_unpinned=made_here)
     now = utcnow()
     await _write_items(collection_id, items, actor, now)
-    await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
-                                                     {"$addToSet": {"collection_ids": collection_id}})
+    if not made_here:
+        await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
+                                                         {"$addToSet": {"collection_ids": collection_id}})
     deleted = await in_use_despite_delete(asset_ids)
     if deleted:  # a delete ran between the check and the write: these items go, not the delete
         await remove_items(collection_id, deleted)

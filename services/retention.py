@@ -32,8 +32,9 @@ def holder_id(owner_type: RetentionOwnerType, owner_id: ObjectId) -> str:
 
 
 async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, owner_id: ObjectId,
-              actor: str | None) -> None:
-    """Pin each asset for the owner; pins that exist already are kept as they are."""
+              actor: str | None, *, never_unpinned: bool = False) -> None:
+    """Pin each asset for the owner; pins that exist already are kept as they are.
+    `never_unpinned`: the assets were never flagged unpinned (just made), so none needs clearing."""
     if not asset_ids:
         return
     now = utcnow()
@@ -48,7 +49,8 @@ async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, own
     # Every asset by id alone, not `unpinned_at: {$ne: null}` beside it: FerretDB then scans the
     # whole collection (services/id_reads.py). An asset whose unpinned_at is null already is left as
     # it is (no write), here as in MongoDB.
-    await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(asset_ids)}}, {"$set": {"unpinned_at": None}})
+    if not never_unpinned:
+        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(asset_ids)}}, {"$set": {"unpinned_at": None}})
 
 
 async def release(owner_type: RetentionOwnerType, owner_id: ObjectId, asset_ids: Sequence[ObjectId] | None = None) -> None:

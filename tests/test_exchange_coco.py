@@ -19,6 +19,8 @@ from pycocotools import mask as rle
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.dataset import Datum
+from documents.upload import UploadSession
+from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState, coco_export
 from graphlake_client import operations as ops
 from graphlake_client.coco_shapes import mask_of
@@ -119,11 +121,17 @@ async def counts() -> tuple[int, int, int]:
             await AnnotationRecord.get_pymongo_collection().count_documents({}))
 
 
-@pytest.mark.parametrize("mount", [None, "lab"])
+@pytest.mark.parametrize(("mount", "ingest"), [(None, False), ("lab", False), (None, True)],
+                         ids=["local", "s3", "server-ingest"])
 async def test_coco_round_trip_through_the_command(served: Served, make_token: MakeToken, tmp_path: Path,
-                                                  mount: str | None) -> None:
+                                                  mount: str | None, ingest: bool, settings: Settings,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploaded to the local mount or to S3, or (server-ingest) copied in by the server, which reads the
+    images where they are: the same import, rerun and export."""
     from documents.roles import Role
 
+    if ingest:
+        monkeypatch.setattr(settings, "ingest_roots", [tmp_path])
     token = await make_token(Role.CONTRIBUTOR)
     write_images(tmp_path / "images")
     annotations, results = coco_files(tmp_path)
@@ -138,6 +146,9 @@ async def test_coco_round_trip_through_the_command(served: Served, make_token: M
     before = await counts()
     # Images and mask PNGs alike on the mount asked for.
     assert await Asset.get_pymongo_collection().distinct("storage.mount", {"kind": "FILE"}) == [mount or "local"]
+    images = await Asset.get_pymongo_collection().distinct("_id", {"name": {"$in": [Path(n).name for n in SIZES]}})
+    with_session = await UploadSession.get_pymongo_collection().count_documents({"asset_id": {"$in": images}})
+    assert with_session == (0 if ingest else len(SIZES))  # the masks, made in a temporary directory, are uploaded
 
     again = await asyncio.to_thread(graphlake, served, token, *args)
     assert again.returncode == 0, again.stderr

@@ -36,6 +36,13 @@ class SystemQueries:
                          if writer and isinstance(s, LocalStore) and s.direct_writes else {}))
                 for s in stores]
 
+    @strawberry.field(permission_classes=[CanRead], description=(
+        "The server's directories whose files `ingestFiles` copies into a local mount (GRAPHLAKE_INGEST_ROOTS): a "
+        "client whose files are under one, as the server sees them, may ingest them instead of uploading. Shown only "
+        "to tokens that may write (empty for others)."))
+    def ingest_roots(self, info: Info) -> list[str]:
+        return [str(root) for root in info.context.settings.ingest_roots] if has_role(info.context, Role.CONTRIBUTOR) else []
+
 
 @strawberry.type
 class SystemSubscriptions:

@@ -58,3 +58,25 @@ class RegisterExternalInput:
     metadata: JSON | None = strawberry.field(default=None, description=METADATA)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description=(
         "Put every registered asset into this collection; null for none."))
+
+
+@batch_input
+@strawberry.input(description="A file the server reads itself, under one of its `ingestRoots`, to copy into a local mount.")
+class IngestFileInput:
+    source: str = strawberry.field(description="The file's absolute path on the server (links are followed, and "
+                                               "must stay under an ingest root).")
+    size_bytes: BigInt = strawberry.field(description=(
+        "Its size as you see it: a file of another size on the server is refused (CONFLICT), so a client on "
+        "another machine cannot ingest a different file that happens to share the path."))
+    name: str | None = strawberry.field(default=None, description="Shown as the file name on download; default: the "
+                                                                 "file's name.")
+    media_type: str | None = strawberry.field(default=None, description=(
+        "The file's media type; default: what its name suggests, else application/octet-stream."))
+    description: str | None = strawberry.field(default=None, description=DESCRIPTION)
+    metadata: JSON | None = strawberry.field(default=None, description=METADATA)
+    labels: list[str] | None = strawberry.field(default=None, description=LABELS)
+    owner: OwnershipInput | None = strawberry.field(default=None, description=OWNER)
+    data_timestamp: datetime | None = strawberry.field(default=None, description=DATA_TIMESTAMP)
+    collection_id: strawberry.ID | None = strawberry.field(default=None, description="File the asset into this collection.")
+    path: str | None = strawberry.field(default=None, description=(
+        "Its path in that collection; a file filed there already with the same SHA-256 is not copied again."))

@@ -10,23 +10,33 @@ from resolvers.assets.types import Asset
 from resolvers.common import encode_json
 from resolvers.context import Info
 from resolvers.permissions import CanWrite
-from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, RegisterExternalInput
-from resolvers.uploads.types import CompleteUploadsPayload, RegisterExternalPayload, UploadFailure, UploadSession
+from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, IngestFileInput, RegisterExternalInput
+from resolvers.uploads.types import (
+    CompleteUploadsPayload,
+    IngestedFile,
+    RegisterExternalPayload,
+    UploadFailure,
+    UploadSession,
+)
 from services.errors import GraphlakeError
 from services.node_ids import NodeType, decode_object_id
-from services.uploads import completion, external, sessions, verification
+from services.uploads import completion, external, ingest, sessions, verification
 from storage.concurrency import bounded_gather
 
 
-def _request(input: CreateUploadInput, where: str) -> sessions.UploadRequest:
-    """The service's request from one input; `where` prefixes field names in errors (batches)."""
+def _request(input: CreateUploadInput | IngestFileInput, where: str) -> sessions.UploadRequest:
+    """The service's request from one input; `where` prefixes field names in errors (batches). An
+    ingest's name, media type and digest are the server's to find (services/uploads/ingest.py)."""
+    upload = isinstance(input, CreateUploadInput)
     return sessions.UploadRequest(
-        name=input.name, size_bytes=input.size_bytes, media_type=input.media_type,
-        sha256=input.sha256.lower() if input.sha256 else None, mount=input.mount, description=input.description,
+        name=input.name if upload else "", size_bytes=input.size_bytes,
+        media_type=input.media_type if upload else "",
+        sha256=input.sha256.lower() if upload and input.sha256 else None, mount=input.mount if upload else None,
+        description=input.description,
         labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field=f"{where}metadata"),
         owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
         collection_id=decode_object_id(input.collection_id, NodeType.COLLECTION, field=f"{where}collectionId") if input.collection_id else None,
-        path=input.path, direct=input.direct,
+        path=input.path, direct=upload and input.direct,
     )
 
 
@@ -95,6 +105,29 @@ class UploadMutations:
             failures=[UploadFailure(upload_id=id, code=o.extensions["code"], message=str(o), field=o.extensions.get("field"))
                       for id, o in zip(ids, outcomes, strict=True) if isinstance(o, GraphlakeError)],
         )
+
+    @strawberry.mutation(permission_classes=[CanWrite], description=(
+        "Copy files the server reads itself (under GRAPHLAKE_INGEST_ROOTS, see `ingestRoots`) into a local mount: "
+        "each is hashed as it is copied and filed as an ACTIVE asset, with no upload session or signed URL. All "
+        "are checked before any is copied; if one copy fails, none is kept. Results in the order given."))
+    async def ingest_files(
+        self, info: Info,
+        inputs: Annotated[list[IngestFileInput], strawberry.argument(description=(
+            "The files: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default)."))],
+        mount: Annotated[str | None, strawberry.argument(description="A local mount; default: the server's default mount.")] = None,
+    ) -> list[IngestedFile]:
+        settings = info.context.settings
+        requests = [ingest.IngestRequest(source=input.source, upload=_request(input, f"inputs[{i}]."), name=input.name,
+                                         media_type=input.media_type) for i, input in enumerate(inputs)]
+        done = await ingest.ingest_files(requests, settings.ingest_roots, mount, info.context.stores, settings,
+                                         info.context.state.feed, info.context.actor)
+        fresh = [d.asset for d in done if not d.unchanged]
+        info.context.loaders.known([d.asset for d in done])
+        state = info.context.state
+        if state.metrics is not None:
+            state.metrics.count_uploads(fresh)
+        state.thumbnailer.prepare(fresh, state.stores, state.background)
+        return [IngestedFile(asset=Asset.from_document(d.asset), unchanged=d.unchanged) for d in done]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give up an upload: its parts and object are removed and its asset turns FAILED.")
     async def abort_upload(

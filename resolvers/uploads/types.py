@@ -92,3 +92,10 @@ class RegisterExternalPayload:
     assets: list[Asset] = strawberry.field(description="The first page of them.")
     unchanged_count: int = strawberry.field(default=0, description="How many objects were registered already.")
     unchanged: list[Asset] = strawberry.field(default_factory=list, description="The first page of those, as registered before.")
+
+
+@strawberry.type(description="A file ingestFiles filed: its asset, and whether it was there already.")
+class IngestedFile:
+    asset: Asset = strawberry.field(description="The ACTIVE FILE asset.")
+    unchanged: bool = strawberry.field(description=(
+        "The same content was filed at that path of the collection already: that asset, nothing copied."))

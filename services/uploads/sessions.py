@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -89,7 +89,7 @@ def part_size_for(size: int, threshold: int) -> int | None:
     return max(MIN_PART, -(-needed // MIB) * MIB)
 
 
-def _check_request(request: UploadRequest, settings: UploadSettings, where: str = "") -> None:
+def check_request(request: UploadRequest, settings: UploadSettings, where: str = "") -> None:
     """BAD_USER_INPUT naming the field (prefixed by `where`, e.g. "inputs[3].", in a batch)."""
     request.name = check_name(request.name, field=f"{where}name")
     if not 0 <= request.size_bytes <= settings.max_upload_bytes:
@@ -112,26 +112,52 @@ class Started:
     unchanged: bool = False  # the same content was filed at that path already: its completed session, nothing to send
 
 
-async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started]:
+async def items_at(requests: Sequence[UploadRequest]) -> list[dict]:
+    """Collection items (collection_id, path, asset_id) at the paths these requests file into, and
+    maybe others (collections and paths are matched each on its own: one query)."""
+    wanted = [r for r in requests if r.collection_id and r.path]
+    if not wanted:
+        return []
+    return await CollectionItem.get_pymongo_collection().find(
+        {"collection_id": {"$in": list({r.collection_id for r in wanted})}, "path": {"$in": list({r.path for r in wanted})}},
+        {"collection_id": 1, "path": 1, "asset_id": 1}).to_list()
+
+
+async def filed_at(requests: Sequence[UploadRequest]) -> dict[int, Asset]:
     """The requests whose file is in their collection already, at the same path with the same
-    SHA-256 and ACTIVE (uploading a directory again): their completed sessions, by request index."""
+    SHA-256 and ACTIVE (a directory uploaded or ingested again): those assets, by request index."""
     asked = {(r.collection_id, r.path, r.sha256): i for i, r in enumerate(requests) if r.collection_id and r.path and r.sha256}
     if not asked:
         return {}
-    items = await CollectionItem.get_pymongo_collection().find(
-        {"collection_id": {"$in": list({c for c, _, _ in asked})}, "path": {"$in": list({p for _, p, _ in asked})}},
-        {"collection_id": 1, "path": 1, "asset_id": 1}).to_list()
+    items = await items_at([r for r in requests if r.sha256])
     # By id alone, the status checked here, and only when there is something to find: see services/id_reads.py.
     assets = {a.id: a for a in await docs_by_ids(Asset, [i["asset_id"] for i in items])
               if a.status is AssetStatus.ACTIVE}
-    done = {s.id: s for s in await docs_by_ids(UploadSession, list(assets)) if s.status is UploadStatus.COMPLETED}
     found = {}
     for item in items:
         asset = assets.get(item["asset_id"])
         index = asked.get((item["collection_id"], item["path"], asset.sha256)) if asset else None
-        if index is not None and asset.id in done:  # a session's id is its asset's
-            found[index] = Started(done[asset.id], asset, unchanged=True)
+        if index is not None:
+            found[index] = asset
     return found
+
+
+async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started]:
+    """filed_at's, with their completed sessions (what createUploads answers with; a session's id is its asset's)."""
+    assets = await filed_at(requests)
+    done = {s.id: s for s in await docs_by_ids(UploadSession, [a.id for a in assets.values()])
+            if s.status is UploadStatus.COMPLETED}
+    return {i: Started(done[a.id], a, unchanged=True) for i, a in assets.items() if a.id in done}
+
+
+async def check_collections(requests: Sequence[UploadRequest], where: Callable[[int], str]) -> None:
+    """NOT_FOUND naming the first request whose collection does not exist."""
+    wanted = {r.collection_id for r in requests if r.collection_id}
+    found = {c["_id"] for c in await Collection.get_pymongo_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1})
+             .to_list()} if wanted else set()
+    for i, request in enumerate(requests):
+        if request.collection_id and request.collection_id not in found:
+            raise NotFound(f"no collection {request.collection_id}", field=f"{where(i)}collectionId")
 
 
 async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, ObjectStore], settings: UploadSettings,
@@ -146,13 +172,8 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
         raise BadUserInput(f"at most {settings.max_batch_items} uploads at once", field="inputs")
     where = (lambda i: f"inputs[{i}].") if batch else (lambda i: "")
     for i, request in enumerate(requests):
-        _check_request(request, settings, where(i))
-    wanted = {r.collection_id for r in requests if r.collection_id}
-    found = {c["_id"] for c in await Collection.get_pymongo_collection().find({"_id": {"$in": list(wanted)}}, {"_id": 1})
-             .to_list()} if wanted else set()
-    for i, request in enumerate(requests):
-        if request.collection_id and request.collection_id not in found:
-            raise NotFound(f"no collection {request.collection_id}", field=f"{where(i)}collectionId")
+        check_request(request, settings, where(i))
+    await check_collections(requests, where)
     chosen: dict[str | None, ObjectStore] = {}
     for i, request in enumerate(requests):  # one reachability check per mount, not per file
         if request.mount not in chosen:

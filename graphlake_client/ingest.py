@@ -1,0 +1,71 @@
+"""Server-side ingest: when the server reads the files itself (they sit under one of its
+`ingestRoots`, as this machine names them, e.g. a dataset on the lab's NAS mounted on both), a batch
+goes up as one `ingestFiles` naming their paths: the server copies and hashes them into its local
+mount, with no upload session, signed URL or completion (services/uploads/ingest.py). Uploader
+.upload_batch takes this path on its own when it applies, batch by batch, and uploads a batch the
+server turns away (it sees other files at those paths: another machine that happens to mount the
+same path) as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graphlake_client import operations as ops
+from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.transport import Progress
+
+if TYPE_CHECKING:
+    from graphlake_client.uploads import Uploader
+
+# createUpload fields an ingest takes as they are; the mount goes once per call, and the server finds
+# the digest itself (a `sha256` known beforehand is not needed: it hashes what it copies).
+FIELDS = ("name", "mediaType", "description", "metadata", "labels", "owner", "dataTimestamp", "collectionId", "path")
+# What ingestFiles answers when it sees other files than this machine does: upload them instead.
+REFUSALS = ("NOT_FOUND", "CONFLICT")
+
+
+class Plan:
+    """Where the server ingests from, and which mounts take ingests (the local ones)."""
+
+    def __init__(self, roots: list[Path], local: set[str | None]) -> None:
+        self.roots = roots
+        self.local = local  # mount names (None: the default) that take ingests
+
+    @classmethod
+    def of(cls, facts: dict[str, Any]) -> Plan:
+        """From the answer to operations.STORAGE_FACTS."""
+        local: set[str | None] = {m["name"] for m in facts["mounts"] if m["backend"] == "local"}
+        if any(m["isDefault"] and m["backend"] == "local" for m in facts["mounts"]):
+            local.add(None)
+        return cls([Path(root) for root in facts["ingestRoots"]], local)
+
+    def covers(self, files: list[tuple[Path, dict[str, Any]]]) -> bool:
+        mounts = {fields.get("mount") for _, fields in files}
+        return len(mounts) == 1 and mounts <= self.local and all(
+            any(path.is_relative_to(root) for root in self.roots) for path in _absolute(files))
+
+
+def _absolute(files: list[tuple[Path, dict[str, Any]]]) -> list[Path]:
+    return [path.resolve() for path, _ in files]
+
+
+async def ingest_chunk(lake: Uploader, files: list[tuple[Path, dict[str, Any]]],
+                       progress: Progress | None) -> list[dict[str, Any]] | None:
+    """One ingestFiles for these files (each with its createUpload fields): their assets, each
+    marked `unchanged` if it was filed already; or None if the server sees other files there."""
+    paths = await asyncio.to_thread(_absolute, files)
+    sizes = await asyncio.to_thread(lambda: [path.stat().st_size for path in paths])
+    inputs = [{"source": str(path), "sizeBytes": size, **{k: fields[k] for k in FIELDS if fields.get(k) is not None}}
+              for path, size, (_, fields) in zip(paths, sizes, files, strict=True)]
+    try:
+        done = (await lake.execute(ops.INGEST_FILES, {"inputs": inputs, "mount": files[0][1].get("mount")}))["ingestFiles"]
+    except GraphlakeClientError as error:
+        if error.code in REFUSALS and (error.field or "").endswith((".source", ".sizeBytes")):
+            return None
+        raise
+    if progress:
+        progress(sum(sizes))
+    return [{**d["asset"], "unchanged": True} if d["unchanged"] else d["asset"] for d in done]

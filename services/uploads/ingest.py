@@ -1,0 +1,195 @@
+"""Ingesting files the server reads itself: a dataset already on the lab's disk or NAS, under a
+directory the operator listed in GRAPHLAKE_INGEST_ROOTS, copied into a local mount and filed as
+ACTIVE assets in one request per batch.
+
+An upload is built for a client the server cannot see: a session and a PENDING asset to say what
+is coming, a signed URL or a direct write, a claim and a read-back to check what arrived, then the
+flip to ACTIVE, about eleven document writes a file. Here the server makes the copy, so it knows
+what it wrote: each file is hashed as it is copied, and only then is its asset stored, ACTIVE, with
+that digest and its collection (one insert for the batch), pinned and filed, and announced: about
+four writes a file. Nothing is written to the database before every copy is in place; a copy that
+fails, or a file found filed already that changed while it was copied, removes this call's copies
+and names the file. A server stopping mid-call can leave copies no asset names (bytes, never a
+record pointing at nothing) or, stopping between the asset insert and the filing (no await but
+those two in between), assets that name their collection without an item there yet; calling again
+copies and files afresh. Thumbnails and metrics follow as for uploads (the resolver asks).
+
+Only local mounts take ingests: a copy to S3 would carry every byte through the API process,
+which the upload path's signed URLs exist to avoid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bson import ObjectId
+
+from documents.asset import Asset, StorageRef
+from documents.clock import to_millis, utcnow
+from documents.common import AssetKind, AssetStatus, Ownership
+from documents.json_value import StoredJson
+from graphlake_client.direct import file_sha256
+from services import collections
+from services.errors import BadUserInput, Conflict, NotFound
+from services.events.feed import FeedWriter
+from services.uploads.finishing import status_event
+from services.uploads.mounts import choose_store
+from services.uploads.sessions import (
+    UploadRequest,
+    UploadSettings,
+    check_collections,
+    check_request,
+    filed_at,
+    items_at,
+)
+from storage import LocalStore, ObjectStore
+from storage.concurrency import bounded_gather
+
+
+@dataclass
+class IngestRequest:
+    """One file: `source` is its absolute path on the server; `upload` what createUpload would take
+    (its size is the caller's view of the file, checked against the server's), but for its name and
+    media type, which default to the file's name and what that suggests."""
+
+    source: str
+    upload: UploadRequest
+    name: str | None = None
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Ingested:
+    asset: Asset
+    unchanged: bool = False  # the same content was filed at that path already: nothing copied
+
+
+async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path], mount: str | None,
+                       stores: dict[str, ObjectStore], settings: UploadSettings, feed: FeedWriter,
+                       actor: str | None) -> list[Ingested]:
+    """Copy each file into the mount and file it; in the order given. Every request is checked
+    (and every file found, inside a root, of the size given) before anything is copied."""
+    if not roots:
+        raise BadUserInput("this server ingests from no directory (GRAPHLAKE_INGEST_ROOTS is empty): upload instead",
+                           field="inputs")
+    if not requests:
+        raise BadUserInput("give at least one file", field="inputs")
+    if len(requests) > settings.max_batch_items:
+        raise BadUserInput(f"at most {settings.max_batch_items} files at once", field="inputs")
+    found = await asyncio.to_thread(_find_sources, [r.source for r in requests], roots)  # all in one thread
+    sources = [path for path, _ in found]
+    uploads = [_named(r, path) for r, path in zip(requests, sources, strict=True)]
+    for i, (upload, (_, size)) in enumerate(zip(uploads, found, strict=True)):
+        check_request(upload, settings, f"inputs[{i}].")
+        if size != upload.size_bytes:
+            raise Conflict(f"the server's file has {size} bytes, not {upload.size_bytes}: it sees another file at "
+                           "this path (another machine?); upload it instead", field=f"inputs[{i}].sizeBytes")
+    await check_collections(uploads, lambda i: f"inputs[{i}].")
+    store = await choose_store(stores, mount, settings.default_mount)
+    if not isinstance(store, LocalStore):
+        raise BadUserInput(f"mount {store.name!r} is not local: ingest copies into local mounts only (upload to S3 "
+                           "mounts, whose bytes never pass through the server)", field="mount")
+
+    # A rerun: a file whose path in its collection holds an item already is hashed first, and not
+    # copied if it is the same. The others are hashed as they are copied (a first import reads each
+    # file once).
+    taken = {(item["collection_id"], item["path"]) for item in await items_at(uploads)}
+    again = [i for i, u in enumerate(uploads) if (u.collection_id, u.path) in taken]
+    digests = dict(zip(again, await bounded_gather([lambda i=i: asyncio.to_thread(file_sha256, sources[i]) for i in again]),
+                       strict=True))
+    unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)])
+    fresh = [i for i in range(len(uploads)) if i not in unchanged]
+    ids = {i: ObjectId() for i in fresh}
+    copied = await _copy(store, {i: (sources[i], f"assets/{ids[i]}", digests.get(i)) for i in fresh})
+    uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
+
+    now = utcnow()
+    made = {i: _asset(ids[i], uploads[i], store, actor) for i in fresh}  # filed as they are stored: see _file
+    if made:
+        await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in made.values()])
+        await _file(made, uploads, actor, settings.max_batch_items)
+        await feed.write([status_event(a, now) for a in made.values()])
+    return [Ingested(unchanged[i], unchanged=True) if i in unchanged else Ingested(made[i]) for i in range(len(uploads))]
+
+
+def _find_sources(sources: Sequence[str], roots: Sequence[Path]) -> list[tuple[Path, int]]:
+    """Each source resolved (links followed) to a regular file inside a root, with its size; or the
+    error naming the first that is not."""
+    inside = [root.resolve() for root in roots]
+    found = []
+    for i, source in enumerate(sources):
+        field = f"inputs[{i}].source"
+        if not os.path.isabs(source) or "\x00" in source:
+            raise BadUserInput("must be an absolute path on the server", field=field)
+        path = Path(source).resolve()
+        if not any(path.is_relative_to(root) for root in inside):
+            raise BadUserInput(f"is not under an ingest root ({', '.join(map(str, roots))})", field=field)
+        try:
+            found_stat = path.stat()
+        except FileNotFoundError:
+            raise NotFound(f"the server has no file {source}", field=field) from None
+        if not stat.S_ISREG(found_stat.st_mode):
+            raise BadUserInput("is not a regular file", field=field)
+        found.append((path, found_stat.st_size))
+    return found
+
+
+def _named(request: IngestRequest, path: Path) -> UploadRequest:
+    """The upload request with the name and media type given, or defaulted from the file."""
+    name = path.name if request.name is None else request.name
+    media_type = request.media_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return replace(request.upload, name=name, media_type=media_type)
+
+
+async def _copy(store: LocalStore, copies: dict[int, tuple[Path, str, str | None]]) -> dict[int, str]:
+    """Every copy (source, key, its digest if hashed before), or none; their digests. A file whose
+    bytes changed since they were hashed (being written while it is ingested) is not the one found
+    filed already, so the call stops with this call's copies removed."""
+    async def one(i: int) -> str | BaseException:  # every copy ends before any is judged, or removed
+        source, key, _ = copies[i]
+        try:
+            return await asyncio.to_thread(store.copy_in, key, source)
+        except Exception as error:
+            return error
+
+    outcomes = await bounded_gather([lambda i=i: one(i) for i in copies])
+    problem = next(((i, o) for i, o in zip(copies, outcomes, strict=True)
+                    if isinstance(o, BaseException) or copies[i][2] not in (None, o)), None)
+    if problem is None:
+        return dict(zip(copies, outcomes, strict=True))  # type: ignore[arg-type]
+    await asyncio.gather(*(store.delete(key) for _, key, _ in copies.values()), return_exceptions=True)
+    i, outcome = problem
+    if isinstance(outcome, BaseException):
+        raise outcome
+    raise Conflict("the file changed while it was copied: ingest it again once it is written",
+                   field=f"inputs[{i}].source")
+
+
+def _asset(asset_id: ObjectId, upload: UploadRequest, store: LocalStore, actor: str | None) -> Asset:
+    key = f"assets/{asset_id}"
+    return Asset(
+        id=asset_id, kind=AssetKind.FILE, status=AssetStatus.ACTIVE, name=upload.name, description=upload.description,
+        media_type=upload.media_type, size_bytes=upload.size_bytes, sha256=upload.sha256,
+        storage=StorageRef(mount=store.name, key=key, uri=store.uri(key)),
+        metadata=upload.metadata or StoredJson.encode({}), labels=upload.labels, owner=upload.owner or Ownership(),
+        data_timestamp=to_millis(upload.data_timestamp) if upload.data_timestamp else None, created_by=actor,
+        collection_ids=[upload.collection_id] if upload.collection_id else [],
+    )
+
+
+async def _file(made: dict[int, Asset], uploads: Sequence[UploadRequest], actor: str | None, max_items: int) -> None:
+    """File the new assets into the collections their requests named, one add per collection. They
+    were stored with their collection in `collection_ids` already (one write each, not two)."""
+    groups: dict[ObjectId, list[collections.NewItem]] = {}
+    for i, asset in made.items():
+        if uploads[i].collection_id:
+            groups.setdefault(uploads[i].collection_id, []).append(collections.NewItem(asset.id, uploads[i].path, None))
+    read = {a.id: a for a in made.values()}
+    for collection_id, items in groups.items():
+        await collections.add_items(collection_id, items, actor, max_items, read=read, made_here=True)

@@ -1,0 +1,158 @@
+"""ingestFiles: the server copies files it reads itself (under GRAPHLAKE_INGEST_ROOTS) into a local
+mount, hashing what it writes, and files them ACTIVE; every request is checked before anything is
+copied, and nothing outside the roots is ever read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from documents.asset import Asset
+from documents.collection import CollectionItem
+from documents.upload import UploadSession
+from graphlake.settings import Settings
+from graphlake_client import Client, ResumeState
+from resolvers.context import AppState
+from storage import LocalStore
+from storage.local import SHA256_ATTR
+from tests.conftest import Served
+from tests.operations import Api, object_id
+
+
+@pytest.fixture
+def root(settings: Settings, tmp_path: Path) -> Iterator[Path]:
+    """A directory the server ingests from, for this test only."""
+    root = tmp_path / "nas"
+    root.mkdir()
+    settings.ingest_roots = [root]
+    try:
+        yield root
+    finally:
+        settings.ingest_roots = []
+
+
+def ingest_input(file: Path, **fields: object) -> dict[str, object]:
+    return {"source": str(file), "sizeBytes": file.stat().st_size, **fields}
+
+
+async def stored() -> int:
+    return await Asset.get_pymongo_collection().count_documents({})
+
+
+async def test_ingested_files_are_copied_hashed_filed_and_announced(api: Api, contributor: str, root: Path,
+                                                                   state: AppState) -> None:
+    (root / "scans").mkdir()
+    frames = {f"scans/frame{i}.png": os.urandom(1000 + i) for i in range(3)}
+    for name, data in frames.items():
+        (root / name).write_bytes(data)
+    collection = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    inputs = [ingest_input(root / name, collectionId=collection["id"], path=name, labels=["raw"]) for name in frames]
+    done = (await api.data("IngestFiles", {"inputs": inputs}, token=contributor))["ingestFiles"]
+
+    assert [d["unchanged"] for d in done] == [False] * 3
+    async with httpx.AsyncClient() as http:
+        for d, (name, data) in zip(done, frames.items(), strict=True):
+            asset = d["asset"]
+            assert asset["status"] == "ACTIVE" and asset["name"] == Path(name).name and asset["mediaType"] == "image/png"
+            assert asset["sizeBytes"] == len(data) and asset["sha256"] == hashlib.sha256(data).hexdigest()
+            assert asset["storage"]["mount"] == "local"
+            assert [e["node"]["id"] for e in asset["collections"]["edges"]] == [collection["id"]]
+            assert (await http.get(asset["downloadUrl"])).content == data  # a copy in the mount, served as uploads are
+            store = state.stores["local"]
+            assert isinstance(store, LocalStore)
+            copy = store.path(asset["storage"]["key"])
+            assert os.getxattr(copy, SHA256_ATTR).decode() == asset["sha256"]  # recorded while it was written
+    assert await UploadSession.get_pymongo_collection().count_documents({}) == 0  # no session, claim or URL
+    items = await CollectionItem.get_pymongo_collection().find({}, {"path": 1}).to_list()
+    assert sorted(i["path"] for i in items) == sorted(frames)
+    events = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]
+    assert sorted(e["node"]["data"]["assetId"] for e in events["edges"]) == sorted(d["asset"]["id"] for d in done)
+    assert {e["node"]["data"]["status"] for e in events["edges"]} == {"ACTIVE"}
+
+    # Again: the same content at the same paths is not copied again; a changed file is.
+    (root / "scans/frame2.png").write_bytes(b"re-exposed")
+    inputs[2]["sizeBytes"] = len(b"re-exposed")
+    again = (await api.data("IngestFiles", {"inputs": inputs}, token=contributor))["ingestFiles"]
+    assert [d["unchanged"] for d in again] == [True, True, False]
+    assert [d["asset"]["id"] for d in again[:2]] == [d["asset"]["id"] for d in done[:2]]
+    assert again[2]["asset"]["sha256"] == hashlib.sha256(b"re-exposed").hexdigest()
+    assert await stored() == 4
+
+
+async def test_only_files_under_a_root_of_the_size_given_are_read(api: Api, contributor: str, root: Path,
+                                                                 tmp_path: Path) -> None:
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"not for the lake")
+    (root / "link.key").symlink_to(secret)  # inside by name, outside once followed
+    (root / "good.bin").write_bytes(b"fine")
+    (root / "folder").mkdir()
+    cases = [
+        ({"source": str(secret), "sizeBytes": 16}, "BAD_USER_INPUT", "is not under an ingest root"),
+        ({"source": str(root / "link.key"), "sizeBytes": 16}, "BAD_USER_INPUT", "is not under an ingest root"),
+        ({"source": str(root / ".." / "secret.key"), "sizeBytes": 16}, "BAD_USER_INPUT", "is not under an ingest root"),
+        ({"source": "nas/good.bin", "sizeBytes": 4}, "BAD_USER_INPUT", "absolute path"),
+        ({"source": str(root / "missing.bin"), "sizeBytes": 4}, "NOT_FOUND", "no file"),
+        ({"source": str(root / "folder"), "sizeBytes": 4}, "BAD_USER_INPUT", "not a regular file"),
+        ({"source": str(root / "good.bin"), "sizeBytes": 5}, "CONFLICT", "has 4 bytes, not 5"),
+    ]
+    for wrong, code, message in cases:
+        # The good file first: nothing of a batch is copied or stored when one of its files is refused.
+        error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin"), wrong]}, token=contributor)
+        assert error["extensions"]["code"] == code and message in error["message"], (wrong, error)
+        assert error["extensions"]["field"] == ("inputs[1].sizeBytes" if code == "CONFLICT" else "inputs[1].source")
+    assert await stored() == 0
+
+    error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin")], "mount": "lab"}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "mount"} and "local mounts only" in error["message"]
+    error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin", name="")]}, token=contributor)
+    assert error["extensions"]["field"] == "inputs[0].name"
+    assert await stored() == 0
+
+
+async def test_a_server_without_roots_ingests_nothing_and_viewers_see_no_roots(api: Api, contributor: str, viewer: str,
+                                                                              settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"abc")
+    error = await api.error("IngestFiles", {"inputs": [ingest_input(tmp_path / "a.bin")]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs"} and "GRAPHLAKE_INGEST_ROOTS" in error["message"]
+    settings.ingest_roots = [tmp_path]
+    try:
+        assert (await api.data("IngestRoots", token=contributor))["ingestRoots"] == [str(tmp_path)]
+        assert (await api.data("IngestRoots", token=viewer))["ingestRoots"] == []  # where the server's disks are is a writer's to know
+        error = await api.error("IngestFiles", {"inputs": [ingest_input(tmp_path / "a.bin")]}, token=viewer)
+        assert error["extensions"]["code"] == "FORBIDDEN"
+    finally:
+        settings.ingest_roots = []
+    assert await stored() == 0
+
+
+async def test_the_client_ingests_what_the_server_reads_and_uploads_the_rest(served: Served, contributor: str,
+                                                                            root: Path, tmp_path: Path) -> None:
+    (root / "run1").mkdir()
+    for i in range(5):
+        (root / "run1" / f"{i}.json").write_text(f'{{"step": {i}}}')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("not under the root")
+    seen: list[int] = []
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "r.json")) as lake:
+        ingested = await lake.upload_paths([root / "run1"], collection="runs", progress=lambda done, total: seen.append(done))
+        assert await UploadSession.get_pymongo_collection().count_documents({}) == 0  # copied by the server
+        assert sorted(a["name"] for a in ingested) == [f"{i}.json" for i in range(5)]
+        assert {a["status"] for a in ingested} == {"ACTIVE"} and seen[-1] == sum(
+            (root / "run1" / f"{i}.json").stat().st_size for i in range(5))
+        uploaded = await lake.upload_paths([elsewhere], collection="runs")
+        assert [a["name"] for a in uploaded] == ["notes.txt"]
+        assert await UploadSession.get_pymongo_collection().count_documents({}) == 1  # the server cannot read it: uploaded
+        again = await lake.upload_paths([root / "run1"], collection="runs")
+        assert all(a.get("unchanged") for a in again) and {a["id"] for a in again} == {a["id"] for a in ingested}
+    async with Client(served.base_url, contributor, server_ingest=False, resume=ResumeState(tmp_path / "r2.json")) as lake:
+        await lake.upload_paths([root / "run1" / "0.json"])
+        assert await UploadSession.get_pymongo_collection().count_documents({}) == 2  # asked not to: uploaded
+    assert await stored() == 7
+    assert await CollectionItem.get_pymongo_collection().count_documents({}) == 6
+    assert (await Asset.get_pymongo_collection().find_one({"_id": object_id(ingested[0]["id"])}))["status"] == "ACTIVE"
