@@ -20,9 +20,10 @@ from graphlake_client.transport import Progress
 if TYPE_CHECKING:
     from graphlake_client.uploads import Uploader
 
-# createUpload fields an ingest takes as they are; the mount goes once per call, and the server finds
-# the digest itself (a `sha256` known beforehand is not needed: it hashes what it copies).
-FIELDS = ("name", "mediaType", "description", "metadata", "labels", "owner", "dataTimestamp", "collectionId", "path")
+# createUpload fields an ingest takes as they are (the mount goes once per call). A `sha256` known
+# beforehand (a bundle's manifest) is checked by the server against what it copies.
+FIELDS = ("name", "mediaType", "sha256", "description", "metadata", "labels", "owner", "dataTimestamp", "collectionId",
+          "path")
 # What ingestFiles answers when it sees other files than this machine does: upload them instead.
 REFUSALS = ("NOT_FOUND", "CONFLICT")
 

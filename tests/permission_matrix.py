@@ -24,6 +24,7 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Query.health": ("Status", {}, ANY),
     "Query.me": ("Me", {}, ANY),
     "Query.mounts": ("Mounts", {}, Role.VIEWER),
+    "Query.ingestRoots": ("IngestRoots", {}, Role.VIEWER),  # empty below CONTRIBUTOR (test_ingest.py)
     "Query.summary": ("Summary", {"after": "2020-01-01T00:00:00Z"}, Role.VIEWER),
     # node/nodes need VIEWER, and then the role of the type asked for: tokens are ADMIN's.
     "Query.node": ("Node", {"id": SOME_TOKEN_ID}, Role.ADMIN),
@@ -88,6 +89,7 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Mutation.completeUploads": ("CompleteUploads", {"ids": [encode_id(NodeType.UPLOAD_SESSION, NONE)]}, W),
     "Mutation.abortUpload": ("AbortUpload", {"id": encode_id(NodeType.UPLOAD_SESSION, NONE)}, W),
     "Mutation.registerExternal": ("RegisterExternal", {"input": {"url": "https://example.org/a.csv"}}, W),
+    "Mutation.ingestFiles": ("IngestFiles", {"inputs": [{"source": "/nowhere/f", "sizeBytes": 1}]}, W),
     "Subscription.assetStatusChanged": ("AssetStatusChanged", {}, Role.VIEWER),
     # events
     "Query.event": ("Event", {"id": encode_id(NodeType.EVENT, NONE)}, Role.VIEWER),

@@ -114,6 +114,23 @@ async def test_only_files_under_a_root_of_the_size_given_are_read(api: Api, cont
     assert await stored() == 0
 
 
+async def test_a_given_digest_is_checked_against_the_copy(api: Api, contributor: str, root: Path, state: AppState) -> None:
+    (root / "a.bin").write_bytes(b"first")
+    (root / "b.bin").write_bytes(b"second")
+    right = hashlib.sha256(b"first").hexdigest()
+    wrong = hashlib.sha256(b"not second").hexdigest()
+    inputs = [ingest_input(root / "a.bin", sha256=right), ingest_input(root / "b.bin", sha256=wrong)]
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    before = set((store.root / "assets").glob("*"))
+    error = await api.error("IngestFiles", {"inputs": inputs}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].sha256"}
+    assert hashlib.sha256(b"second").hexdigest() in error["message"]
+    assert await stored() == 0 and set((store.root / "assets").glob("*")) == before  # neither copy kept
+    [done] = (await api.data("IngestFiles", {"inputs": inputs[:1]}, token=contributor))["ingestFiles"]
+    assert done["asset"]["sha256"] == right
+
+
 async def test_a_server_without_roots_ingests_nothing_and_viewers_see_no_roots(api: Api, contributor: str, viewer: str,
                                                                               settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(b"abc")

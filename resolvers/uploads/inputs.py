@@ -72,6 +72,9 @@ class IngestFileInput:
                                                                  "file's name.")
     media_type: str | None = strawberry.field(default=None, description=(
         "The file's media type; default: what its name suggests, else application/octet-stream."))
+    sha256: str | None = strawberry.field(default=None, description=(
+        "Hex SHA-256 the file must have (a bundle's manifest names it): a copy of other content is refused "
+        "(BAD_USER_INPUT) and not kept. Default: whatever the server reads, hashed as it copies."))
     description: str | None = strawberry.field(default=None, description=DESCRIPTION)
     metadata: JSON | None = strawberry.field(default=None, description=METADATA)
     labels: list[str] | None = strawberry.field(default=None, description=LABELS)

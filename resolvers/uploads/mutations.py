@@ -26,12 +26,12 @@ from storage.concurrency import bounded_gather
 
 def _request(input: CreateUploadInput | IngestFileInput, where: str) -> sessions.UploadRequest:
     """The service's request from one input; `where` prefixes field names in errors (batches). An
-    ingest's name, media type and digest are the server's to find (services/uploads/ingest.py)."""
+    ingest's name and media type are the server's to find (services/uploads/ingest.py)."""
     upload = isinstance(input, CreateUploadInput)
     return sessions.UploadRequest(
         name=input.name if upload else "", size_bytes=input.size_bytes,
         media_type=input.media_type if upload else "",
-        sha256=input.sha256.lower() if upload and input.sha256 else None, mount=input.mount if upload else None,
+        sha256=input.sha256.lower() if input.sha256 else None, mount=input.mount if upload else None,
         description=input.description,
         labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field=f"{where}metadata"),
         owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,

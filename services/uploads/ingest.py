@@ -96,17 +96,18 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
         raise BadUserInput(f"mount {store.name!r} is not local: ingest copies into local mounts only (upload to S3 "
                            "mounts, whose bytes never pass through the server)", field="mount")
 
-    # A rerun: a file whose path in its collection holds an item already is hashed first, and not
-    # copied if it is the same. The others are hashed as they are copied (a first import reads each
-    # file once).
+    # A rerun: a file whose path in its collection holds an item already is hashed first (unless its
+    # digest was given), and not copied if it is the same. The others are hashed as they are copied
+    # (a first import reads each file once).
     taken = {(item["collection_id"], item["path"]) for item in await items_at(uploads)}
-    again = [i for i, u in enumerate(uploads) if (u.collection_id, u.path) in taken]
-    digests = dict(zip(again, await bounded_gather([lambda i=i: asyncio.to_thread(file_sha256, sources[i]) for i in again]),
-                       strict=True))
+    again = [i for i, u in enumerate(uploads) if (u.collection_id, u.path) in taken and not u.sha256]
+    hashed = dict(zip(again, await bounded_gather([lambda i=i: asyncio.to_thread(file_sha256, sources[i]) for i in again]),
+                      strict=True))
+    digests = {**{i: u.sha256 for i, u in enumerate(uploads) if u.sha256}, **hashed}
     unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)])
     fresh = [i for i in range(len(uploads)) if i not in unchanged]
     ids = {i: ObjectId() for i in fresh}
-    copied = await _copy(store, {i: (sources[i], f"assets/{ids[i]}", digests.get(i)) for i in fresh})
+    copied = await _copy(store, {i: (sources[i], f"assets/{ids[i]}", digests.get(i)) for i in fresh}, set(hashed))
     uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
 
     now = utcnow()
@@ -147,10 +148,11 @@ def _named(request: IngestRequest, path: Path) -> UploadRequest:
     return replace(request.upload, name=name, media_type=media_type)
 
 
-async def _copy(store: LocalStore, copies: dict[int, tuple[Path, str, str | None]]) -> dict[int, str]:
-    """Every copy (source, key, its digest if hashed before), or none; their digests. A file whose
-    bytes changed since they were hashed (being written while it is ingested) is not the one found
-    filed already, so the call stops with this call's copies removed."""
+async def _copy(store: LocalStore, copies: dict[int, tuple[Path, str, str | None]], hashed: set[int]) -> dict[int, str]:
+    """Every copy (source, key, the digest it must have), or none; their digests. A file of another
+    digest than the one given is refused (BAD_USER_INPUT, as an upload's); one whose bytes changed
+    since they were `hashed` here (being written while it is ingested) is not the one found filed
+    already (CONFLICT). Either way the call stops with this call's copies removed."""
     async def one(i: int) -> str | BaseException:  # every copy ends before any is judged, or removed
         source, key, _ = copies[i]
         try:
@@ -167,8 +169,10 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[Path, str, str | None
     i, outcome = problem
     if isinstance(outcome, BaseException):
         raise outcome
-    raise Conflict("the file changed while it was copied: ingest it again once it is written",
-                   field=f"inputs[{i}].source")
+    if i in hashed:
+        raise Conflict("the file changed while it was copied: ingest it again once it is written",
+                       field=f"inputs[{i}].source")
+    raise BadUserInput(f"the file's SHA-256 is {outcome}, not the one given", field=f"inputs[{i}].sha256")
 
 
 def _asset(asset_id: ObjectId, upload: UploadRequest, store: LocalStore, actor: str | None) -> Asset:
