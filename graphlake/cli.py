@@ -200,6 +200,8 @@ def upload(
     concurrency: Annotated[int, typer.Option(help="Parts uploaded at once.")] = 4,
     direct: Annotated[bool, typer.Option(help="Write files into a local mount this machine shares with the server "
                                               "itself (a disk copy); --no-direct: always over HTTP.")] = True,
+    ingest: Annotated[bool, typer.Option(help="Let the server copy files it reads itself (under its ingest roots, "
+                                              "GRAPHLAKE_INGEST_ROOTS); --no-ingest: always upload.")] = True,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links in directories "
                                                   "(by default they are skipped: a link may point out of the tree).")] = False,
 ) -> None:
@@ -215,7 +217,8 @@ def upload(
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                       console=errors, transient=True) as bar:
             task = bar.add_task("uploading", total=None)
-            async with Client(server_url(url), token, concurrency=concurrency, direct_writes=direct) as lake:
+            async with Client(server_url(url), token, concurrency=concurrency, direct_writes=direct,
+                              server_ingest=ingest) as lake:
                 return await lake.upload_paths(paths, collection=collection, as_archive=as_archive, ignore=ignore or [],
                                                manifest=entries, follow_symlinks=follow_symlinks,
                                                progress=lambda sent, total: bar.update(task, completed=sent, total=total))

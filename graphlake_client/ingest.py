@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 # beforehand (a bundle's manifest) is checked by the server against what it copies.
 FIELDS = ("name", "mediaType", "sha256", "description", "metadata", "labels", "owner", "dataTimestamp", "collectionId",
           "path")
-# What ingestFiles answers when it sees other files than this machine does: upload them instead.
-REFUSALS = ("NOT_FOUND", "CONFLICT")
+# Where ingestFiles says it sees other files than this machine does (none there, not a file, not
+# under a root once its links are followed, another size, changed while copied): upload them instead.
+REFUSED = (".source", ".sizeBytes")
 
 
 class Plan:
@@ -53,18 +54,22 @@ def _absolute(files: list[tuple[Path, dict[str, Any]]]) -> list[Path]:
     return [path.resolve() for path, _ in files]
 
 
+def _found(files: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Path], list[int]]:
+    paths = _absolute(files)
+    return paths, [path.stat().st_size for path in paths]
+
+
 async def ingest_chunk(lake: Uploader, files: list[tuple[Path, dict[str, Any]]],
                        progress: Progress | None) -> list[dict[str, Any]] | None:
     """One ingestFiles for these files (each with its createUpload fields): their assets, each
     marked `unchanged` if it was filed already; or None if the server sees other files there."""
-    paths = await asyncio.to_thread(_absolute, files)
-    sizes = await asyncio.to_thread(lambda: [path.stat().st_size for path in paths])
+    paths, sizes = await asyncio.to_thread(_found, files)  # one thread for the batch's file-system calls
     inputs = [{"source": str(path), "sizeBytes": size, **{k: fields[k] for k in FIELDS if fields.get(k) is not None}}
               for path, size, (_, fields) in zip(paths, sizes, files, strict=True)]
     try:
         done = (await lake.execute(ops.INGEST_FILES, {"inputs": inputs, "mount": files[0][1].get("mount")}))["ingestFiles"]
     except GraphlakeClientError as error:
-        if error.code in REFUSALS and (error.field or "").endswith((".source", ".sizeBytes")):
+        if (error.field or "").endswith(REFUSED):
             return None
         raise
     if progress:

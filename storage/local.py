@@ -300,21 +300,32 @@ class LocalStore:
         finally:
             temp.unlink(missing_ok=True)
 
-    def copy_in(self, key: str, source: Path) -> str:
+    def copy_in(self, key: str, source: Path, expect: os.stat_result) -> str:
         """Copy `source` to `key`, hashing what is written as it goes (one read, not a kernel copy and
         a second read to hash); returns its hex SHA-256, also recorded with the file. Blocking (a
         thread's work): what ingesting a file the server reads does. Not synced to disk, as an
         uploaded file is not: a sync per file took most of an ingest's time, and the database the
-        asset is recorded in does not sync each commit either (README, "Two commands")."""
+        asset is recorded in does not sync each commit either (README, "Two commands").
+
+        `expect`: the source as it was found (and judged) before. SourceChanged if what was opened
+        is another file (a part of its path swapped for a link since: the caller's checks held for
+        the file it found, not for this one), or if the bytes read are not of its size."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
+        copied = 0
         # Written in place, not through a temporary name: the key is new ("x": it must not exist),
         # and nothing names it until the copy is done and its asset recorded.
         with source.open("rb") as reader, target.open("xb") as writer:
+            opened = os.fstat(reader.fileno())
+            if (opened.st_dev, opened.st_ino) != (expect.st_dev, expect.st_ino):
+                raise SourceChanged(f"{source} is no longer the file that was checked")
             while chunk := reader.read(READ_CHUNK):
                 digest.update(chunk)
                 writer.write(chunk)
+                copied += len(chunk)
+        if copied != expect.st_size:
+            raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
         self.record_sha256(target, digest.hexdigest())
         return digest.hexdigest()
 
@@ -324,6 +335,10 @@ class LocalStore:
             await asyncio.to_thread(shutil.rmtree, path, True)
         else:
             path.unlink(missing_ok=True)
+
+
+class SourceChanged(Exception):
+    """A file being copied in is not the one checked before (LocalStore.copy_in)."""
 
 
 def _check_key(key: str) -> None:

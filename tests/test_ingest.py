@@ -4,8 +4,11 @@ copied, and nothing outside the roots is ever read."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +176,21 @@ async def test_the_client_ingests_what_the_server_reads_and_uploads_the_rest(ser
     assert await stored() == 7
     assert await CollectionItem.get_pymongo_collection().count_documents({}) == 6
     assert (await Asset.get_pymongo_collection().find_one({"_id": object_id(ingested[0]["id"])}))["status"] == "ACTIVE"
+
+
+async def test_the_upload_command_ingests_unless_told_not_to(served: Served, contributor: str, root: Path) -> None:
+    (root / "plate.csv").write_text("well,od\nA1,0.4\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_URL=served.base_url, GRAPHLAKE_TOKEN=contributor)
+
+    def upload(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "graphlake", "upload", str(root / "plate.csv"), *flags], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    ingested = await asyncio.to_thread(upload)
+    assert ingested.returncode == 0, ingested.stderr
+    assert await UploadSession.get_pymongo_collection().count_documents({}) == 0  # the server copied it
+    uploaded = await asyncio.to_thread(upload, "--no-ingest")
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert await UploadSession.get_pymongo_collection().count_documents({}) == 1
+    assert await stored() == 2 and "ACTIVE" in ingested.stdout and "ACTIVE" in uploaded.stdout

@@ -50,6 +50,7 @@ from services.uploads.sessions import (
 )
 from storage import LocalStore, ObjectStore
 from storage.concurrency import bounded_gather
+from storage.local import SourceChanged
 
 
 @dataclass
@@ -85,10 +86,10 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     found = await asyncio.to_thread(_find_sources, [r.source for r in requests], roots)  # all in one thread
     sources = [path for path, _ in found]
     uploads = [_named(r, path) for r, path in zip(requests, sources, strict=True)]
-    for i, (upload, (_, size)) in enumerate(zip(uploads, found, strict=True)):
+    for i, (upload, (_, seen)) in enumerate(zip(uploads, found, strict=True)):
         check_request(upload, settings, f"inputs[{i}].")
-        if size != upload.size_bytes:
-            raise Conflict(f"the server's file has {size} bytes, not {upload.size_bytes}: it sees another file at "
+        if seen.st_size != upload.size_bytes:
+            raise Conflict(f"the server's file has {seen.st_size} bytes, not {upload.size_bytes}: it sees another file at "
                            "this path (another machine?); upload it instead", field=f"inputs[{i}].sizeBytes")
     await check_collections(uploads, lambda i: f"inputs[{i}].")
     store = await choose_store(stores, mount, settings.default_mount)
@@ -107,7 +108,7 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)])
     fresh = [i for i in range(len(uploads)) if i not in unchanged]
     ids = {i: ObjectId() for i in fresh}
-    copied = await _copy(store, {i: (sources[i], f"assets/{ids[i]}", digests.get(i)) for i in fresh}, set(hashed))
+    copied = await _copy(store, {i: (found[i], f"assets/{ids[i]}", digests.get(i)) for i in fresh}, set(hashed))
     uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
 
     now = utcnow()
@@ -119,9 +120,9 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     return [Ingested(unchanged[i], unchanged=True) if i in unchanged else Ingested(made[i]) for i in range(len(uploads))]
 
 
-def _find_sources(sources: Sequence[str], roots: Sequence[Path]) -> list[tuple[Path, int]]:
-    """Each source resolved (links followed) to a regular file inside a root, with its size; or the
-    error naming the first that is not."""
+def _find_sources(sources: Sequence[str], roots: Sequence[Path]) -> list[tuple[Path, os.stat_result]]:
+    """Each source resolved (links followed) to a regular file inside a root, with what stat says of
+    it (the copy checks it opens that same file); or the error naming the first that is not."""
     inside = [root.resolve() for root in roots]
     found = []
     for i, source in enumerate(sources):
@@ -137,7 +138,7 @@ def _find_sources(sources: Sequence[str], roots: Sequence[Path]) -> list[tuple[P
             raise NotFound(f"the server has no file {source}", field=field) from None
         if not stat.S_ISREG(found_stat.st_mode):
             raise BadUserInput("is not a regular file", field=field)
-        found.append((path, found_stat.st_size))
+        found.append((path, found_stat))
     return found
 
 
@@ -148,15 +149,18 @@ def _named(request: IngestRequest, path: Path) -> UploadRequest:
     return replace(request.upload, name=name, media_type=media_type)
 
 
-async def _copy(store: LocalStore, copies: dict[int, tuple[Path, str, str | None]], hashed: set[int]) -> dict[int, str]:
-    """Every copy (source, key, the digest it must have), or none; their digests. A file of another
-    digest than the one given is refused (BAD_USER_INPUT, as an upload's); one whose bytes changed
-    since they were `hashed` here (being written while it is ingested) is not the one found filed
-    already (CONFLICT). Either way the call stops with this call's copies removed."""
+async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_result], str, str | None]],
+                hashed: set[int]) -> dict[int, str]:
+    """Every copy (the source as found, key, the digest it must have), or none; their digests. A file
+    of another digest than the one given is refused (BAD_USER_INPUT, as an upload's); one that is
+    not the file found, or whose bytes changed since they were `hashed` here (being written while it
+    is ingested), CONFLICT. Either way the call stops with this call's copies removed."""
     async def one(i: int) -> str | BaseException:  # every copy ends before any is judged, or removed
-        source, key, _ = copies[i]
+        (source, seen), key, _ = copies[i]
         try:
-            return await asyncio.to_thread(store.copy_in, key, source)
+            return await asyncio.to_thread(store.copy_in, key, source, seen)
+        except SourceChanged as error:
+            return Conflict(f"{error}: ingest it again once it is written", field=f"inputs[{i}].source")
         except Exception as error:
             return error
 

@@ -1,0 +1,50 @@
+"""LocalStore.copy_in, the copy an ingest makes: it hashes what it writes, records the digest with
+the file, and refuses a source that is not the file checked before (swapped for another through a
+link after the check, or of another size by the time it is read)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from storage.local import SHA256_ATTR, LocalStore, SourceChanged
+from storage.signing import UrlSigner
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore("local", tmp_path / "root", UrlSigner(b"k", "http://x"))
+
+
+def test_the_copy_is_hashed_and_its_digest_recorded(store: LocalStore, tmp_path: Path) -> None:
+    source = tmp_path / "frame.raw"
+    data = os.urandom(3 * 1024 * 1024 + 17)  # more than one read
+    source.write_bytes(data)
+    digest = store.copy_in("assets/one", source, source.stat())
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert store.path("assets/one").read_bytes() == data
+    assert os.getxattr(store.path("assets/one"), SHA256_ATTR).decode() == digest
+    with pytest.raises(FileExistsError):  # a key is written once: never over another's bytes
+        store.copy_in("assets/one", source, source.stat())
+
+
+def test_another_file_or_size_than_the_one_checked_is_refused(store: LocalStore, tmp_path: Path) -> None:
+    checked, other = tmp_path / "checked", tmp_path / "other"
+    checked.write_bytes(b"inside the root")
+    other.write_bytes(b"outside the root")
+    seen = checked.stat()
+    checked.unlink()
+    checked.symlink_to(other)  # swapped for a link after the checks
+    with pytest.raises(SourceChanged, match="no longer the file"):
+        store.copy_in("assets/two", checked, seen)
+
+    grown = tmp_path / "grown"
+    grown.write_bytes(b"short")
+    seen = grown.stat()
+    with grown.open("ab") as file:
+        file.write(b" and longer")  # written to while it is ingested
+    with pytest.raises(SourceChanged, match="had 5 bytes when checked, 16 when copied"):
+        store.copy_in("assets/three", grown, seen)
