@@ -10,6 +10,8 @@ same path) as before.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +27,10 @@ if TYPE_CHECKING:
 FIELDS = ("name", "mediaType", "sha256", "description", "metadata", "labels", "owner", "dataTimestamp", "collectionId",
           "path")
 # Where ingestFiles says it sees other files than this machine does (none there, not a file, not
-# under a root once its links are followed, another size, changed while copied): upload them instead.
-REFUSED = (".source", ".sizeBytes")
+# under a root once its links are followed, not readable, another size or modification time,
+# changed while copied): upload them instead.
+REFUSED = (".source", ".sizeBytes", ".modifiedNs")
+BATCH_BYTES = 1 << 30  # see batches()
 
 
 class Plan:
@@ -54,24 +58,44 @@ def _absolute(files: list[tuple[Path, dict[str, Any]]]) -> list[Path]:
     return [path.resolve() for path, _ in files]
 
 
-def _found(files: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Path], list[int]]:
+def _found(files: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Path], list[os.stat_result]]:
     paths = _absolute(files)
-    return paths, [path.stat().st_size for path in paths]
+    return paths, [path.stat() for path in paths]
+
+
+def batches(files: list[tuple[Path, dict[str, Any]]]) -> list[list[tuple[Path, dict[str, Any]]]]:
+    """The files in ingestFiles calls of at most BATCH_BYTES (a file bigger than that alone): the
+    server copies a call's files before it answers, and a call must end well within the client's
+    timeout however big the files are. Blocking (a stat per file)."""
+    groups: list[list[tuple[Path, dict[str, Any]]]] = [[]]
+    size = 0
+    for file in files:
+        grows = file[0].stat().st_size
+        if groups[-1] and size + grows > BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(file)
+        size += grows
+    return groups
 
 
 async def ingest_chunk(lake: Uploader, files: list[tuple[Path, dict[str, Any]]],
                        progress: Progress | None) -> list[dict[str, Any]] | None:
     """One ingestFiles for these files (each with its createUpload fields): their assets, each
     marked `unchanged` if it was filed already; or None if the server sees other files there."""
-    paths, sizes = await asyncio.to_thread(_found, files)  # one thread for the batch's file-system calls
-    inputs = [{"source": str(path), "sizeBytes": size, **{k: fields[k] for k in FIELDS if fields.get(k) is not None}}
-              for path, size, (_, fields) in zip(paths, sizes, files, strict=True)]
+    paths, stats = await asyncio.to_thread(_found, files)  # one thread for the batch's file-system calls
+    inputs = [{"source": str(path), "sizeBytes": seen.st_size, "modifiedNs": seen.st_mtime_ns,
+               **{k: fields[k] for k in FIELDS if fields.get(k) is not None}}
+              for path, seen, (_, fields) in zip(paths, stats, files, strict=True)]
     try:
         done = (await lake.execute(ops.INGEST_FILES, {"inputs": inputs, "mount": files[0][1].get("mount")}))["ingestFiles"]
     except GraphlakeClientError as error:
         if (error.field or "").endswith(REFUSED):
             return None
+        found = re.match(r"inputs\[(\d+)\]", error.field or "")  # "inputs[7].sha256: ..." -> which file that is
+        if found and int(found.group(1)) < len(files):
+            raise GraphlakeClientError(f"{files[int(found.group(1))][0]}: {error}", error.code, error.field) from None
         raise
     if progress:
-        progress(sum(sizes))
+        progress(sum(seen.st_size for seen in stats))
     return [{**d["asset"], "unchanged": True} if d["unchanged"] else d["asset"] for d in done]

@@ -18,6 +18,7 @@ COMPLETE_UPLOADS = f"""mutation ($ids: [ID!]!, $sha256s: [String]) {{
 SETTLED = f"""query ($id: ID!) {{ uploadSession(id: $id) {{ status expiresAt asset {{ {ASSET_FIELDS} }} }} }}"""
 # What uploads ask the server once per client: where direct writes go and where it ingests from.
 STORAGE_FACTS = """{ mounts { name isDefault backend localRoot localId } ingestRoots }"""
+MOUNTS = """{ mounts { name isDefault backend localRoot localId } }"""  # a server from before ingestRoots
 MOUNT_BACKENDS = """{ mounts { name backend } }"""
 INGEST_FILES = f"""mutation ($inputs: [IngestFileInput!]!, $mount: String) {{
   ingestFiles(inputs: $inputs, mount: $mount) {{ unchanged asset {{ {ASSET_FIELDS} }} }}

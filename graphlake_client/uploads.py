@@ -55,7 +55,7 @@ class Uploader(Transport):
         # Where the server reads a batch's files itself, it copies them in (ingest.py); False: always upload.
         self.server_ingest = server_ingest
         self._facts: asyncio.Future[dict[str, Any]] | None = None  # see _storage_facts
-        self._shared: dict[str | None, Path] | None = None  # mount name (None: default) -> its directory here
+        self._shared: asyncio.Future[dict[str | None, Path]] | None = None  # mount name (None: default) -> its directory here
 
     # --- where the bytes go
     async def _writes_directly(self, mount: str | None) -> bool:
@@ -66,15 +66,27 @@ class Uploader(Transport):
         server reports), or None. Asked of the server once per client, however many files ask at once."""
         if not self.direct_writes:
             return None
-        if self._shared is None:  # read once: each marker file read is a file-system call on the event loop
-            self._shared = self._shared_mounts(await self._storage_facts())
-        return self._shared.get(mount)
+        if self._shared is None:  # once, however many files ask at once: marker files are read on the event loop
+            self._shared = asyncio.ensure_future(self._shared_of_facts())
+        return (await self._shared).get(mount)
+
+    async def _shared_of_facts(self) -> dict[str | None, Path]:
+        return self._shared_mounts(await self._storage_facts())
 
     async def _storage_facts(self) -> dict[str, Any]:
         """The server's mounts and ingest roots, asked once per client (for direct writes and ingests alike)."""
         if self._facts is None:
-            self._facts = asyncio.ensure_future(self.execute(ops.STORAGE_FACTS))
+            self._facts = asyncio.ensure_future(self._ask_storage_facts())
         return await self._facts
+
+    async def _ask_storage_facts(self) -> dict[str, Any]:
+        try:
+            return await self.execute(ops.STORAGE_FACTS)
+        except GraphlakeClientError as error:
+            if "ingestRoots" not in str(error):  # "Cannot query field 'ingestRoots' on type 'Query'."
+                raise
+            # A server from before ingestRoots: it ingests nothing, and its mounts still tell where direct writes go.
+            return {**await self.execute(ops.MOUNTS), "ingestRoots": []}
 
     @staticmethod
     def _shared_mounts(facts: dict[str, Any]) -> dict[str | None, Path]:
@@ -230,9 +242,13 @@ class Uploader(Transport):
         async def batch(start: int) -> list[dict[str, Any]]:
             chunk = files[start:start + BATCH_FILES]
             async with batches:
-                if ingests and (ingested := await ingest.ingest_chunk(self, chunk, progress)) is not None:
-                    return ingested
-                return await self._upload_chunk(chunk, progress, gate)
+                if not ingests:
+                    return await self._upload_chunk(chunk, progress, gate)
+                done: list[dict[str, Any]] = []
+                for part in await asyncio.to_thread(ingest.batches, chunk):
+                    ingested = await ingest.ingest_chunk(self, part, progress)
+                    done += ingested if ingested is not None else await self._upload_chunk(part, progress, gate)
+                return done
 
         # Every batch runs to its end before a failure is reported: what made it stays completed.
         done = await asyncio.gather(*(batch(start) for start in range(0, len(files), BATCH_FILES)),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -29,6 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 from graphlake_client.direct import MARKER, file_sha256, is_direct_temp_name
 from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
@@ -316,10 +318,7 @@ class LocalStore:
         copied = 0
         # Written in place, not through a temporary name: the key is new ("x": it must not exist),
         # and nothing names it until the copy is done and its asset recorded.
-        with source.open("rb") as reader, target.open("xb") as writer:
-            opened = os.fstat(reader.fileno())
-            if (opened.st_dev, opened.st_ino) != (expect.st_dev, expect.st_ino):
-                raise SourceChanged(f"{source} is no longer the file that was checked")
+        with open_source(source, expect) as reader, target.open("xb") as writer:
             while chunk := reader.read(READ_CHUNK):
                 digest.update(chunk)
                 writer.write(chunk)
@@ -339,6 +338,34 @@ class LocalStore:
 
 class SourceChanged(Exception):
     """A file being copied in is not the one checked before (LocalStore.copy_in)."""
+
+
+def open_source(source: Path, expect: os.stat_result) -> BinaryIO:
+    """`source` opened for reading, if it is still the file `expect` describes (same device and
+    inode): SourceChanged if a part of its path was swapped for a link since it was checked. Opened
+    without following a last link and without blocking (a FIFO put in its place would hold the
+    thread forever), then checked before a byte is read."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # the last part is a link now
+            raise SourceChanged(f"{source} is no longer the file that was checked") from None
+        raise
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (expect.st_dev, expect.st_ino):
+        os.close(fd)
+        raise SourceChanged(f"{source} is no longer the file that was checked")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def sha256_of_source(source: Path, expect: os.stat_result) -> str:
+    """Hex SHA-256 of `source`, read through open_source. Blocking."""
+    digest = hashlib.sha256()
+    with open_source(source, expect) as reader:
+        while chunk := reader.read(READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _check_key(key: str) -> None:

@@ -147,6 +147,7 @@ async def test_coco_round_trip_through_the_command(served: Served, make_token: M
     # Images and mask PNGs alike on the mount asked for.
     assert await Asset.get_pymongo_collection().distinct("storage.mount", {"kind": "FILE"}) == [mount or "local"]
     images = await Asset.get_pymongo_collection().distinct("_id", {"name": {"$in": [Path(n).name for n in SIZES]}})
+    assert len(images) == len(SIZES)
     with_session = await UploadSession.get_pymongo_collection().count_documents({"asset_id": {"$in": images}})
     assert with_session == (0 if ingest else len(SIZES))  # the masks, made in a temporary directory, are uploaded
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -134,6 +135,31 @@ async def test_a_given_digest_is_checked_against_the_copy(api: Api, contributor:
     assert done["asset"]["sha256"] == right
 
 
+async def test_another_machines_file_of_the_same_size_is_told_apart(api: Api, contributor: str, root: Path,
+                                                                   settings: Settings) -> None:
+    frame = root / "frame.raw"
+    frame.write_bytes(b"1234")
+    seen = frame.stat()
+    other = ingest_input(frame, modifiedNs=seen.st_mtime_ns + 1)  # same path and size, another file
+    error = await api.error("IngestFiles", {"inputs": [other]}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "inputs[0].modifiedNs"}
+    # The server's own data (the embedded database, its secrets) is never ingested, whatever the roots say.
+    settings.ingest_roots = [root, settings.data_dir]
+    (settings.data_dir / "ingest-probe").write_text("the server's")
+    try:
+        error = await api.error("IngestFiles", {"inputs": [ingest_input(settings.data_dir / "ingest-probe")]},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[0].source"}
+    finally:
+        (settings.data_dir / "ingest-probe").unlink()
+    # A link inside the root to a file inside it: ingested under the link's own name, as an upload of it would be.
+    (root / "latest.raw").symlink_to(frame)
+    [done] = (await api.data("IngestFiles", {"inputs": [ingest_input(root / "latest.raw", modifiedNs=seen.st_mtime_ns)]},
+                             token=contributor))["ingestFiles"]
+    assert done["asset"]["name"] == "latest.raw" and done["asset"]["sizeBytes"] == 4
+    assert await stored() == 1
+
+
 async def test_a_server_without_roots_ingests_nothing_and_viewers_see_no_roots(api: Api, contributor: str, viewer: str,
                                                                               settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(b"abc")
@@ -173,6 +199,9 @@ async def test_the_client_ingests_what_the_server_reads_and_uploads_the_rest(ser
     async with Client(served.base_url, contributor, server_ingest=False, resume=ResumeState(tmp_path / "r2.json")) as lake:
         await lake.upload_paths([root / "run1" / "0.json"])
         assert await UploadSession.get_pymongo_collection().count_documents({}) == 2  # asked not to: uploaded
+        # Uploading what was ingested stores nothing twice: the same content at the same path is found.
+        again = await lake.upload_paths([root / "run1"], collection="runs")
+        assert all(a.get("unchanged") for a in again) and {a["id"] for a in again} == {a["id"] for a in ingested}
     assert await stored() == 7
     assert await CollectionItem.get_pymongo_collection().count_documents({}) == 6
     assert (await Asset.get_pymongo_collection().find_one({"_id": object_id(ingested[0]["id"])}))["status"] == "ACTIVE"
@@ -194,3 +223,23 @@ async def test_the_upload_command_ingests_unless_told_not_to(served: Served, con
     assert uploaded.returncode == 0, uploaded.stderr
     assert await UploadSession.get_pymongo_collection().count_documents({}) == 1
     assert await stored() == 2 and "ACTIVE" in ingested.stdout and "ACTIVE" in uploaded.stdout
+
+
+async def test_a_batch_the_server_sees_otherwise_is_uploaded(served: Served, contributor: str, root: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client on another machine that mounts another disk at the server's root path: the server
+    refuses the batch (other modification times) and the client uploads it instead."""
+    from graphlake_client import ingest
+
+    (root / "a.bin").write_bytes(b"mine, not the server's")
+    found = ingest._found
+
+    def elsewhere(files: list) -> tuple:
+        paths, stats = found(files)
+        return paths, [SimpleNamespace(st_size=s.st_size, st_mtime_ns=s.st_mtime_ns + 1) for s in stats]  # another disk's
+
+    monkeypatch.setattr(ingest, "_found", elsewhere)
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "r.json")) as lake:
+        [asset] = await lake.upload_paths([root / "a.bin"])
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(b"mine, not the server's").hexdigest()
+    assert await UploadSession.get_pymongo_collection().count_documents({}) == 1  # uploaded, not ingested

@@ -68,6 +68,10 @@ class IngestFileInput:
     size_bytes: BigInt = strawberry.field(description=(
         "Its size as you see it: a file of another size on the server is refused (CONFLICT), so a client on "
         "another machine cannot ingest a different file that happens to share the path."))
+    modified_ns: BigInt | None = strawberry.field(default=None, description=(
+        "Its modification time as you see it, in nanoseconds since the epoch (Python's `os.stat(path).st_mtime_ns`): "
+        "a file modified at another time on the server is refused (CONFLICT), which tells two files of the same size "
+        "apart. The Python client always sends it."))
     name: str | None = strawberry.field(default=None, description="Shown as the file name on download; default: the "
                                                                  "file's name.")
     media_type: str | None = strawberry.field(default=None, description=(

@@ -117,10 +117,12 @@ class UploadMutations:
         mount: Annotated[str | None, strawberry.argument(description="A local mount; default: the server's default mount.")] = None,
     ) -> list[IngestedFile]:
         settings = info.context.settings
-        requests = [ingest.IngestRequest(source=input.source, upload=_request(input, f"inputs[{i}]."), name=input.name,
-                                         media_type=input.media_type) for i, input in enumerate(inputs)]
+        requests = [ingest.IngestRequest(source=input.source, upload=_request(input, f"inputs[{i}]."),
+                                         modified_ns=input.modified_ns, name=input.name, media_type=input.media_type)
+                    for i, input in enumerate(inputs)]
+        # The data dir holds the embedded database and the server's secrets: never ingested, whatever the roots say.
         done = await ingest.ingest_files(requests, settings.ingest_roots, mount, info.context.stores, settings,
-                                         info.context.state.feed, info.context.actor)
+                                         info.context.state.feed, info.context.actor, private=[settings.data_dir])
         fresh = [d.asset for d in done if not d.unchanged]
         info.context.loaders.known([d.asset for d in done])
         state = info.context.state

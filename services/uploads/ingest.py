@@ -8,11 +8,12 @@ flip to ACTIVE, about eleven document writes a file. Here the server makes the c
 what it wrote: each file is hashed as it is copied, and only then is its asset stored, ACTIVE, with
 that digest and its collection (one insert for the batch), pinned and filed, and announced: about
 four writes a file. Nothing is written to the database before every copy is in place; a copy that
-fails, or a file found filed already that changed while it was copied, removes this call's copies
-and names the file. A server stopping mid-call can leave copies no asset names (bytes, never a
-record pointing at nothing) or, stopping between the asset insert and the filing (no await but
-those two in between), assets that name their collection without an item there yet; calling again
-copies and files afresh. Thumbnails and metrics follow as for uploads (the resolver asks).
+fails, or finds its file is not the one checked, removes this call's copies and names the file, and
+a filing that fails removes the batch's assets too. A server stopping mid-call (or a request
+cancelled mid-copy) can leave copies no asset names (bytes, never a record pointing at nothing)
+or, stopping between the asset insert and the filing, assets that name their collection without
+an item there yet; calling again copies and files afresh. Thumbnails and metrics follow as for
+uploads (the resolver asks).
 
 Only local mounts take ingests: a copy to S3 would carry every byte through the API process,
 which the upload path's signed URLs exist to avoid.
@@ -26,15 +27,16 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from bson import ObjectId
 
 from documents.asset import Asset, StorageRef
 from documents.clock import to_millis, utcnow
+from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
-from graphlake_client.direct import file_sha256
+from documents.retention import AssetRetention
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events.feed import FeedWriter
@@ -50,7 +52,7 @@ from services.uploads.sessions import (
 )
 from storage import LocalStore, ObjectStore
 from storage.concurrency import bounded_gather
-from storage.local import SourceChanged
+from storage.local import SourceChanged, sha256_of_source
 
 
 @dataclass
@@ -61,6 +63,7 @@ class IngestRequest:
 
     source: str
     upload: UploadRequest
+    modified_ns: int | None = None  # the file's modification time as the caller sees it (ns since the epoch)
     name: str | None = None
     media_type: str | None = None
 
@@ -73,9 +76,10 @@ class Ingested:
 
 async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path], mount: str | None,
                        stores: dict[str, ObjectStore], settings: UploadSettings, feed: FeedWriter,
-                       actor: str | None) -> list[Ingested]:
+                       actor: str | None, *, private: Sequence[Path] = ()) -> list[Ingested]:
     """Copy each file into the mount and file it; in the order given. Every request is checked
-    (and every file found, inside a root, of the size given) before anything is copied."""
+    (and every file found, inside a root and outside `private` (the server's own data), of the
+    size and modification time given) before anything is copied."""
     if not roots:
         raise BadUserInput("this server ingests from no directory (GRAPHLAKE_INGEST_ROOTS is empty): upload instead",
                            field="inputs")
@@ -83,14 +87,19 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
         raise BadUserInput("give at least one file", field="inputs")
     if len(requests) > settings.max_batch_items:
         raise BadUserInput(f"at most {settings.max_batch_items} files at once", field="inputs")
-    found = await asyncio.to_thread(_find_sources, [r.source for r in requests], roots)  # all in one thread
-    sources = [path for path, _ in found]
-    uploads = [_named(r, path) for r, path in zip(requests, sources, strict=True)]
-    for i, (upload, (_, seen)) in enumerate(zip(uploads, found, strict=True)):
+    found = await asyncio.to_thread(_find_sources, [r.source for r in requests], roots, private)  # one thread
+    uploads = [_named(r) for r in requests]
+    for i, (request, upload, (_, seen)) in enumerate(zip(requests, uploads, found, strict=True)):
         check_request(upload, settings, f"inputs[{i}].")
+        # Size and modification time: a client on another machine that mounts another disk at the
+        # same path must be told, not given the server's file (same-sized frames are common).
         if seen.st_size != upload.size_bytes:
             raise Conflict(f"the server's file has {seen.st_size} bytes, not {upload.size_bytes}: it sees another file at "
                            "this path (another machine?); upload it instead", field=f"inputs[{i}].sizeBytes")
+        if request.modified_ns is not None and seen.st_mtime_ns != request.modified_ns:
+            raise Conflict(f"the server's file was modified at {seen.st_mtime_ns} ns, not {request.modified_ns}: it sees "
+                           "another file at this path (another machine?), or it changed; upload it instead",
+                           field=f"inputs[{i}].modifiedNs")
     await check_collections(uploads, lambda i: f"inputs[{i}].")
     store = await choose_store(stores, mount, settings.default_mount)
     if not isinstance(store, LocalStore):
@@ -102,8 +111,8 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     # (a first import reads each file once).
     taken = {(item["collection_id"], item["path"]) for item in await items_at(uploads)}
     again = [i for i, u in enumerate(uploads) if (u.collection_id, u.path) in taken and not u.sha256]
-    hashed = dict(zip(again, await bounded_gather([lambda i=i: asyncio.to_thread(file_sha256, sources[i]) for i in again]),
-                      strict=True))
+    hashed = dict(zip(again, await bounded_gather([lambda i=i: asyncio.to_thread(sha256_of_source, *found[i])
+                                                   for i in again]), strict=True))
     digests = {**{i: u.sha256 for i, u in enumerate(uploads) if u.sha256}, **hashed}
     unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)])
     fresh = [i for i in range(len(uploads)) if i not in unchanged]
@@ -115,36 +124,51 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     made = {i: _asset(ids[i], uploads[i], store, actor) for i in fresh}  # filed as they are stored: see _file
     if made:
         await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in made.values()])
-        await _file(made, uploads, actor, settings.max_batch_items)
+        try:
+            await _file(made, uploads, actor, settings.max_batch_items)
+        except BaseException:  # a collection deleted since it was checked, say: nothing of the batch stays
+            await _undo(store, list(made.values()))
+            raise
         await feed.write([status_event(a, now) for a in made.values()])
     return [Ingested(unchanged[i], unchanged=True) if i in unchanged else Ingested(made[i]) for i in range(len(uploads))]
 
 
-def _find_sources(sources: Sequence[str], roots: Sequence[Path]) -> list[tuple[Path, os.stat_result]]:
-    """Each source resolved (links followed) to a regular file inside a root, with what stat says of
-    it (the copy checks it opens that same file); or the error naming the first that is not."""
+def _find_sources(sources: Sequence[str], roots: Sequence[Path], private: Sequence[Path]) -> list[tuple[Path, os.stat_result]]:
+    """Each source resolved (links followed) to a regular file inside a root and outside `private`,
+    with what stat says of it (the reads check they open that same file); or the error naming the
+    first that is not."""
     inside = [root.resolve() for root in roots]
+    hidden = [path.resolve() for path in private]
     found = []
     for i, source in enumerate(sources):
         field = f"inputs[{i}].source"
         if not os.path.isabs(source) or "\x00" in source:
             raise BadUserInput("must be an absolute path on the server", field=field)
-        path = Path(source).resolve()
-        if not any(path.is_relative_to(root) for root in inside):
+        try:
+            path = Path(source).resolve()
+        except (OSError, RuntimeError) as error:  # a link loop (RuntimeError before Python 3.13)
+            raise BadUserInput(f"the server cannot follow its links: {error}", field=field) from None
+        # Where it leads is judged before anything is asked of it: whether a file outside exists is not told.
+        if not any(path.is_relative_to(root) for root in inside) or any(path.is_relative_to(h) for h in hidden):
             raise BadUserInput(f"is not under an ingest root ({', '.join(map(str, roots))})", field=field)
         try:
             found_stat = path.stat()
         except FileNotFoundError:
             raise NotFound(f"the server has no file {source}", field=field) from None
+        except OSError as error:  # a directory it may not enter
+            raise BadUserInput(f"the server cannot read it: {error.strerror}", field=field) from None
         if not stat.S_ISREG(found_stat.st_mode):
             raise BadUserInput("is not a regular file", field=field)
+        if not os.access(path, os.R_OK):
+            raise BadUserInput("the server may not read it (its permissions)", field=field)
         found.append((path, found_stat))
     return found
 
 
-def _named(request: IngestRequest, path: Path) -> UploadRequest:
-    """The upload request with the name and media type given, or defaulted from the file."""
-    name = path.name if request.name is None else request.name
+def _named(request: IngestRequest) -> UploadRequest:
+    """The upload request with the name and media type given, or defaulted from the file's name (as
+    given: a link's own name, as an upload of it would have)."""
+    name = PurePosixPath(request.source).name if request.name is None else request.name
     media_type = request.media_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
     return replace(request.upload, name=name, media_type=media_type)
 
@@ -161,6 +185,8 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_r
             return await asyncio.to_thread(store.copy_in, key, source, seen)
         except SourceChanged as error:
             return Conflict(f"{error}: ingest it again once it is written", field=f"inputs[{i}].source")
+        except (FileNotFoundError, PermissionError) as error:  # the source went, or its permissions changed
+            return BadUserInput(f"the server cannot read it: {error.strerror}", field=f"inputs[{i}].source")
         except Exception as error:
             return error
 
@@ -189,6 +215,15 @@ def _asset(asset_id: ObjectId, upload: UploadRequest, store: LocalStore, actor: 
         data_timestamp=to_millis(upload.data_timestamp) if upload.data_timestamp else None, created_by=actor,
         collection_ids=[upload.collection_id] if upload.collection_id else [],
     )
+
+
+async def _undo(store: LocalStore, assets: list[Asset]) -> None:
+    """Remove what this call stored: the assets, whatever of their filing happened, their copies."""
+    ids = [a.id for a in assets]
+    await asyncio.gather(CollectionItem.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
+                         AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}))
+    await Asset.get_pymongo_collection().delete_many({"_id": {"$in": ids}})
+    await asyncio.gather(*(store.delete(a.storage.key) for a in assets if a.storage), return_exceptions=True)
 
 
 async def _file(made: dict[int, Asset], uploads: Sequence[UploadRequest], actor: str | None, max_items: int) -> None:

@@ -11,11 +11,13 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bson import ObjectId
+from pymongo.errors import BulkWriteError
 
 from documents.asset import Asset, StorageRef
 from documents.clock import to_millis, utcnow
 from documents.collection import Collection, CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership
+from documents.duplicates import duplicates_only
 from documents.json_value import StoredJson
 from documents.upload import UploadSession, UploadStatus
 from services import collections
@@ -143,11 +145,26 @@ async def filed_at(requests: Sequence[UploadRequest]) -> dict[int, Asset]:
 
 
 async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started]:
-    """filed_at's, with their completed sessions (what createUploads answers with; a session's id is its asset's)."""
+    """filed_at's, with their completed sessions (what createUploads answers with; a session's id is
+    its asset's). A file filed without an upload (ingested: services/uploads/ingest.py) gets its
+    completed session now, once, so uploading it again stores nothing twice either."""
     assets = await filed_at(requests)
-    done = {s.id: s for s in await docs_by_ids(UploadSession, [a.id for a in assets.values()])
-            if s.status is UploadStatus.COMPLETED}
-    return {i: Started(done[a.id], a, unchanged=True) for i, a in assets.items() if a.id in done}
+    done = {s.id: s for s in await docs_by_ids(UploadSession, [a.id for a in assets.values()])}
+    now = utcnow()
+    missing = {a.id: UploadSession(
+        id=a.id, asset_id=a.id, mount=a.storage.mount, key=a.storage.key, status=UploadStatus.COMPLETED,
+        size_bytes=a.size_bytes or 0, sha256=a.sha256, media_type=a.media_type or "application/octet-stream",
+        expires_at=now, finished_at=now, created_by=a.created_by,
+    ) for a in assets.values() if a.id not in done and a.storage}
+    if missing:
+        try:
+            await UploadSession.get_pymongo_collection().insert_many(
+                [s.model_dump(by_alias=True) for s in missing.values()], ordered=False)
+        except BulkWriteError as error:  # another request gave it one meanwhile: the same, completed
+            duplicates_only(error)
+        done.update(missing)
+    return {i: Started(done[a.id], a, unchanged=True) for i, a in assets.items()
+            if a.id in done and done[a.id].status is UploadStatus.COMPLETED}
 
 
 async def check_collections(requests: Sequence[UploadRequest], where: Callable[[int], str]) -> None:
