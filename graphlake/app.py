@@ -49,7 +49,8 @@ from services.events.log import archive as archive_events
 from services.metrics import task_outcome
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
-from services.uploads.reconciler import reconcile, sweep_temp_files
+from services.schedules import claim_due
+from services.uploads.reconciler import reconcile, sweep_stray_copies, sweep_temp_files
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -68,6 +69,7 @@ CORS_REQUEST_HEADERS = [
 
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
+STRAY_SWEEP_EVERY = timedelta(days=1)  # it lists every file of each local mount's assets/
 SHUTDOWN_WAIT_SECONDS = 10  # for the workers and event writes still running when the server stops
 
 
@@ -203,6 +205,8 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
         if swept:
             log.info("removed %d temp file(s) of uploads that died", swept)
+    if await claim_due(state.db, "stray-copies", STRAY_SWEEP_EVERY):  # one process of a cluster, daily
+        await sweep_stray_copies(state.stores)
     if settings.event_archive_after_days is not None:
         archived = await archive_events(timedelta(days=settings.event_archive_after_days))
         if archived:

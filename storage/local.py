@@ -41,6 +41,7 @@ _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads o
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 READ_CHUNK = 1024 * 1024
 PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place
+STRAY_DIR = ".stray"  # files no record names, set aside by the reconciler (services/uploads/reconciler.py)
 
 
 def is_temp_name(name: str) -> bool:
@@ -270,6 +271,38 @@ class LocalStore:
                         removed += 1
         return removed
 
+    def files_older_than(self, prefix: str, seconds: float) -> list[str]:
+        """Keys of the regular files directly under `prefix/` nobody has written to for `seconds`.
+        Blocking (lists the directory)."""
+        cutoff = time.time() - seconds
+        try:
+            with os.scandir(self.root / prefix) as entries:
+                return [f"{prefix}/{e.name}" for e in entries
+                        if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < cutoff]
+        except FileNotFoundError:
+            return []
+
+    def set_aside(self, key: str) -> None:
+        """Move `key`'s file under STRAY_DIR, where remove_set_aside deletes it later: a file the
+        server found no record of is kept a while, in case the record is what is missing."""
+        target = self.root / STRAY_DIR / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(key), target)
+
+    def remove_set_aside(self, seconds: float) -> int:
+        """Delete what was set aside more than `seconds` ago (a move sets a file's ctime); returns how
+        many files went. Blocking."""
+        cutoff = time.time() - seconds
+        removed = 0
+        for folder, _, files in os.walk(self.root / STRAY_DIR):
+            for name in files:
+                path = Path(folder, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if path.lstat().st_ctime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
+
     @staticmethod
     def record_sha256(path: Path, sha256: str) -> None:
         """Keep the digest computed while the object was written with the file (an extended
@@ -371,6 +404,6 @@ def sha256_of_source(source: Path, expect: os.stat_result) -> str:
 def _check_key(key: str) -> None:
     """UnsafeKey unless `key`, as text, names an object under the root (no absolute path, no `..`,
     no empty or `.` part, nothing of the store's own): `path` also checks where links lead."""
-    if not key or "\x00" in key or key.startswith(("/", ".multipart", MARKER)) \
+    if not key or "\x00" in key or key.startswith(("/", ".multipart", STRAY_DIR, MARKER)) \
             or any(p in ("", ".", "..") for p in key.split("/")):
         raise UnsafeKey(f"unsafe object key {key!r}")

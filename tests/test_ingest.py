@@ -10,13 +10,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from documents.asset import Asset
+from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.upload import UploadSession
 from graphlake.settings import Settings
@@ -243,3 +246,48 @@ async def test_a_batch_the_server_sees_otherwise_is_uploaded(served: Served, con
         [asset] = await lake.upload_paths([root / "a.bin"])
     assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(b"mine, not the server's").hexdigest()
     assert await UploadSession.get_pymongo_collection().count_documents({}) == 1  # uploaded, not ingested
+
+
+async def test_copies_no_record_names_are_set_aside_then_removed(api: Api, contributor: str, root: Path,
+                                                                 state: AppState) -> None:
+    """What a stopped server or a cancelled ingest left in assets/ goes to the mount's .stray/ a day
+    later, and is deleted a week after that; files an asset or an upload names never do, nor files
+    named too lately for their copy to be over; and when most old files look stray, the database is
+    what is wrong, and nothing moves."""
+    from services.uploads.reconciler import STRAY_AFTER, STRAY_MOST, sweep_stray_copies
+    from storage.local import STRAY_DIR
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    (root / "kept.bin").write_bytes(b"an asset's")
+    [done] = (await api.data("IngestFiles", {"inputs": [ingest_input(root / "kept.bin")]}, token=contributor))["ingestFiles"]
+    old = utcnow() - STRAY_AFTER - timedelta(hours=1)
+    ids = [ObjectId.from_datetime(old - timedelta(minutes=n)) for n in range(4)]  # asset, upload, stray, guard's
+    asset = await Asset.get_pymongo_collection().find_one({"_id": object_id(done["asset"]["id"])})
+    await Asset.get_pymongo_collection().insert_one({**asset, "_id": ids[0], "storage": {**asset["storage"],
+                                                                                         "key": f"assets/{ids[0]}"}})
+    await UploadSession.get_pymongo_collection().insert_one(
+        {"_id": ids[1], "asset_id": ids[1], "mount": "local", "key": f"assets/{ids[1]}", "status": "OPEN", "size_bytes": 1,
+         "media_type": "text/plain", "expires_at": utcnow()})
+    paths = [store.path(f"assets/{i}") for i in ids[:3]] + [store.path(f"assets/{ObjectId()}")]  # the last named now
+    for path in paths:
+        path.write_bytes(b"some bytes")
+        os.utime(path, (old.timestamp(), old.timestamp()))
+    set_aside = store.root / STRAY_DIR / "assets"
+    many: list[Path] = []
+    try:
+        assert await sweep_stray_copies(state.stores) == 1
+        assert [p.exists() for p in paths] == [True, True, False, True]
+        assert (set_aside / paths[2].name).read_bytes() == b"some bytes"
+        assert store.remove_set_aside(3600) == 0 and store.remove_set_aside(0) == 1
+        assert not (set_aside / paths[2].name).exists()
+
+        # Many old files and none named: another database than the mount's, say. Nothing is set aside.
+        many += [store.path(f"assets/{ObjectId.from_datetime(old - timedelta(hours=n))}") for n in range(1, STRAY_MOST + 2)]
+        for path in many:
+            path.write_bytes(b"?")
+            os.utime(path, (old.timestamp(), old.timestamp()))
+        assert await sweep_stray_copies(state.stores) == 0 and all(p.exists() for p in many)
+    finally:
+        for path in paths + many:
+            path.unlink(missing_ok=True)

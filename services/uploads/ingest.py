@@ -12,7 +12,8 @@ fails, or finds its file is not the one checked, removes this call's copies and 
 a filing that fails removes the batch's assets too. A server stopping mid-call (or a request
 cancelled mid-copy) can leave copies no asset names (bytes, never a record pointing at nothing)
 or, stopping between the asset insert and the filing, assets that name their collection without
-an item there yet; calling again copies and files afresh. Thumbnails and metrics follow as for
+an item there yet; calling again copies and files afresh, and the reconciler sets stray copies
+aside a day later (reconciler.sweep_stray_copies). Thumbnails and metrics follow as for
 uploads (the resolver asks).
 
 Only local mounts take ingests: a copy to S3 would carry every byte through the API process,

@@ -30,6 +30,7 @@ from services.uploads.interrupted import finish_interrupted
 from services.uploads.sessions import MIN_URL_SECONDS
 from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.concurrency import bounded_gather
+from storage.local import STRAY_DIR
 
 log = logging.getLogger("graphlake.uploads")
 
@@ -42,6 +43,11 @@ DIGEST_RETRY = timedelta(days=1)
 SWEEP_PER_ROUND = 500  # closed uploads whose keys one round deletes once more
 # Past a closed upload's last URL: server clocks differ a little, and a URL signed as it closed lives on.
 SWEEP_MARGIN_SECONDS = 60
+# Stray copies (sweep_stray_copies): judged once this old, kept this long after being set aside.
+STRAY_AFTER = timedelta(days=1)
+STRAY_KEPT = timedelta(days=7)
+STRAY_BATCH = 1000  # ids asked of the database at once
+STRAY_MOST = 100  # more strays than this, and more than half the files: the database, not the files, is wrong
 
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
@@ -232,6 +238,43 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
     if writes:
         await Asset.get_pymongo_collection().bulk_write(writes, ordered=False)  # one write for the round
     return len(digests)
+
+
+async def sweep_stray_copies(stores: dict[str, ObjectStore]) -> int:
+    """Set aside the files under a local mount's `assets/` that no asset and no upload session
+    names (their keys are assets/<the id of both>): what an ingest left when its server stopped or
+    its request was cancelled mid-copy. Only files written and named (by their id's time) more than
+    STRAY_AFTER ago, so never a copy or upload under way, nor a restore's fresh files. They go to the
+    mount's STRAY_DIR, and are deleted STRAY_KEPT later: if this database is not the mount's (a
+    wrong GRAPHLAKE_DATABASE), they can still be moved back. When most old files look stray, nothing
+    is moved, and the log says why. Lists each mount's `assets/`: once a day (graphlake/app.py).
+    Returns how many files it set aside."""
+    moved = 0
+    cutoff = utcnow() - STRAY_AFTER
+    for store in stores.values():
+        if not isinstance(store, LocalStore):
+            continue
+        keys = await asyncio.to_thread(store.files_older_than, "assets", STRAY_AFTER.total_seconds())
+        by_id = {ObjectId(name): key for key in keys
+                 if ObjectId.is_valid(name := key.rsplit("/", 1)[1]) and ObjectId(name).generation_time < cutoff}
+        stray: list[str] = []
+        ids = list(by_id)
+        for start in range(0, len(ids), STRAY_BATCH):
+            batch = ids[start:start + STRAY_BATCH]
+            known = {d["_id"] for model in (Asset, UploadSession)
+                     for d in await model.get_pymongo_collection().find({"_id": {"$in": batch}}, {"_id": 1}).to_list()}
+            stray += [by_id[i] for i in batch if i not in known]
+        if len(stray) > STRAY_MOST and len(stray) * 2 > len(by_id):
+            log.error("mount %r: %d of its %d older files are named by no asset or upload of this database; is it "
+                      "the lake's database? Nothing was set aside", store.name, len(stray), len(by_id))
+            continue
+        for key in stray:
+            await asyncio.to_thread(store.set_aside, key)
+        moved += len(stray)
+        if stray:
+            log.warning("mount %r: set aside %d file(s) no asset names, under %s", store.name, len(stray), STRAY_DIR)
+        await asyncio.to_thread(store.remove_set_aside, STRAY_KEPT.total_seconds())
+    return moved
 
 
 async def sweep_temp_files(stores: dict[str, ObjectStore], older_than: timedelta) -> int:
