@@ -269,8 +269,11 @@ async def sweep_stray_copies(stores: dict[str, ObjectStore]) -> int:
                       "the lake's database? Nothing was set aside", store.name, len(stray), len(by_id))
             continue
         for key in stray:
-            await asyncio.to_thread(store.set_aside, key)
-        moved += len(stray)
+            try:
+                await asyncio.to_thread(store.set_aside, key)
+                moved += 1
+            except OSError as error:  # gone meanwhile, say: the others still go (the next run is a day away)
+                log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
         if stray:
             log.warning("mount %r: set aside %d file(s) no asset names, under %s", store.name, len(stray), STRAY_DIR)
         await asyncio.to_thread(store.remove_set_aside, STRAY_KEPT.total_seconds())
