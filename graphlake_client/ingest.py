@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,45 +49,60 @@ class Plan:
             local.add(None)
         return cls([Path(root) for root in facts["ingestRoots"]], local)
 
-    def covers(self, files: list[tuple[Path, dict[str, Any]]]) -> bool:
+    def takes(self, files: list[tuple[Path, dict[str, Any]]]) -> bool:
+        """Whether the server may ingest into these files' mount: one mount for all, a local one."""
         mounts = {fields.get("mount") for _, fields in files}
-        return len(mounts) == 1 and mounts <= self.local and all(
-            any(path.is_relative_to(root) for root in self.roots) for path in _absolute(files))
+        return bool(self.roots) and len(mounts) == 1 and mounts <= self.local
+
+    def covers(self, found: Found) -> bool:
+        """Whether every file lies under a root, as this machine names it."""
+        return all(any(path.is_relative_to(root) for root in self.roots) for path in found.paths)
 
 
-def _absolute(files: list[tuple[Path, dict[str, Any]]]) -> list[Path]:
-    return [path.resolve() for path, _ in files]
+@dataclass(frozen=True)
+class Found:
+    """Files (with their createUpload fields) as this machine sees them: where their links lead and
+    what stat says, read once per upload (find)."""
+
+    files: list[tuple[Path, dict[str, Any]]]
+    paths: list[Path]
+    stats: list[Any]  # os.stat_result
+
+    def part(self, indices: range | list[int]) -> Found:
+        return Found([self.files[i] for i in indices], [self.paths[i] for i in indices], [self.stats[i] for i in indices])
 
 
 def _found(files: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Path], list[os.stat_result]]:
-    paths = _absolute(files)
+    paths = [path.resolve() for path, _ in files]
     return paths, [path.stat() for path in paths]
 
 
-def batches(files: list[tuple[Path, dict[str, Any]]]) -> list[list[tuple[Path, dict[str, Any]]]]:
+async def find(files: list[tuple[Path, dict[str, Any]]]) -> Found:
+    return Found(files, *await asyncio.to_thread(_found, files))  # one thread for every file-system call
+
+
+def batches(found: Found) -> list[Found]:
     """The files in ingestFiles calls of at most BATCH_BYTES (a file bigger than that alone): the
     server copies a call's files before it answers, and a call must end well within the client's
-    timeout however big the files are. Blocking (a stat per file)."""
-    groups: list[list[tuple[Path, dict[str, Any]]]] = [[]]
+    timeout however big the files are."""
+    groups: list[list[int]] = [[]]
     size = 0
-    for file in files:
-        grows = file[0].stat().st_size
-        if groups[-1] and size + grows > BATCH_BYTES:
+    for i, seen in enumerate(found.stats):
+        if groups[-1] and size + seen.st_size > BATCH_BYTES:
             groups.append([])
             size = 0
-        groups[-1].append(file)
-        size += grows
-    return groups
+        groups[-1].append(i)
+        size += seen.st_size
+    return [found.part(group) for group in groups]
 
 
-async def ingest_chunk(lake: Uploader, files: list[tuple[Path, dict[str, Any]]],
-                       progress: Progress | None) -> list[dict[str, Any]] | None:
-    """One ingestFiles for these files (each with its createUpload fields): their assets, each
-    marked `unchanged` if it was filed already; or None if the server sees other files there."""
-    paths, stats = await asyncio.to_thread(_found, files)  # one thread for the batch's file-system calls
+async def ingest_chunk(lake: Uploader, found: Found, progress: Progress | None) -> list[dict[str, Any]] | None:
+    """One ingestFiles for these files: their assets, each marked `unchanged` if it was filed
+    already; or None if the server sees other files there."""
+    files = found.files
     inputs = [{"source": str(path), "sizeBytes": seen.st_size, "modifiedNs": seen.st_mtime_ns,
                **{k: fields[k] for k in FIELDS if fields.get(k) is not None}}
-              for path, seen, (_, fields) in zip(paths, stats, files, strict=True)]
+              for path, seen, (_, fields) in zip(found.paths, found.stats, files, strict=True)]
     try:
         done = (await lake.execute(ops.INGEST_FILES, {"inputs": inputs, "mount": files[0][1].get("mount")}))["ingestFiles"]
     except GraphlakeClientError as error:
@@ -97,5 +113,5 @@ async def ingest_chunk(lake: Uploader, files: list[tuple[Path, dict[str, Any]]],
             raise GraphlakeClientError(f"{files[int(found.group(1))][0]}: {error}", error.code, error.field) from None
         raise
     if progress:
-        progress(sum(seen.st_size for seen in stats))
+        progress(sum(seen.st_size for seen in found.stats))
     return [{**d["asset"], "unchanged": True} if d["unchanged"] else d["asset"] for d in done]

@@ -237,17 +237,17 @@ class Uploader(Transport):
         server reads itself (under its ingest roots) it copies in instead (ingest.py)."""
         gate = asyncio.Semaphore(self.concurrency)  # file reads and sends, across the batches in flight
         batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
-        ingests = await self._ingests(files)
+        found = await self._ingestible(files)
 
         async def batch(start: int) -> list[dict[str, Any]]:
             chunk = files[start:start + BATCH_FILES]
             async with batches:
-                if not ingests:
+                if found is None:
                     return await self._upload_chunk(chunk, progress, gate)
                 done: list[dict[str, Any]] = []
-                for part in await asyncio.to_thread(ingest.batches, chunk):
+                for part in ingest.batches(found.part(range(start, start + len(chunk)))):
                     ingested = await ingest.ingest_chunk(self, part, progress)
-                    done += ingested if ingested is not None else await self._upload_chunk(part, progress, gate)
+                    done += ingested if ingested is not None else await self._upload_chunk(part.files, progress, gate)
                 return done
 
         # Every batch runs to its end before a failure is reported: what made it stays completed.
@@ -257,12 +257,16 @@ class Uploader(Transport):
             raise failed
         return [asset for assets in done for asset in assets]  # type: ignore[union-attr]
 
-    async def _ingests(self, files: list[tuple[Path, dict[str, Any]]]) -> bool:
-        """Whether the server reads these files itself (asked of it once per client)."""
+    async def _ingestible(self, files: list[tuple[Path, dict[str, Any]]]) -> ingest.Found | None:
+        """The files as this machine sees them if the server reads them itself (its roots asked of it
+        once per client), else None."""
         if not self.server_ingest or not files:
-            return False
+            return None
         plan = ingest.Plan.of(await self._storage_facts())
-        return bool(plan.roots) and await asyncio.to_thread(plan.covers, files)
+        if not plan.takes(files):
+            return None
+        found = await ingest.find(files)
+        return found if plan.covers(found) else None
 
     async def _upload_chunk(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None,
                             gate: asyncio.Semaphore) -> list[dict[str, Any]]:

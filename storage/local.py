@@ -394,11 +394,8 @@ def open_source(source: Path, expect: os.stat_result) -> BinaryIO:
 
 def sha256_of_source(source: Path, expect: os.stat_result) -> str:
     """Hex SHA-256 of `source`, read through open_source. Blocking."""
-    digest = hashlib.sha256()
     with open_source(source, expect) as reader:
-        while chunk := reader.read(READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(reader, "sha256").hexdigest()
 
 
 def _check_key(key: str) -> None:

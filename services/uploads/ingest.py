@@ -32,11 +32,10 @@ from pathlib import Path, PurePosixPath
 
 from bson import ObjectId
 
-from documents.asset import Asset, StorageRef
-from documents.clock import to_millis, utcnow
+from documents.asset import Asset
+from documents.clock import utcnow
 from documents.collection import CollectionItem
-from documents.common import AssetKind, AssetStatus, Ownership
-from documents.json_value import StoredJson
+from documents.common import AssetStatus
 from documents.retention import AssetRetention
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
@@ -46,8 +45,10 @@ from services.uploads.mounts import choose_store
 from services.uploads.sessions import (
     UploadRequest,
     UploadSettings,
+    asset_key,
     check_collections,
     check_request,
+    file_asset,
     filed_at,
     items_at,
 )
@@ -110,19 +111,22 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     # A rerun: a file whose path in its collection holds an item already is hashed first (unless its
     # digest was given), and not copied if it is the same. The others are hashed as they are copied
     # (a first import reads each file once).
-    taken = {(item["collection_id"], item["path"]) for item in await items_at(uploads)}
+    items = await items_at(uploads)
+    taken = {(item["collection_id"], item["path"]) for item in items}
     again = [i for i, u in enumerate(uploads) if (u.collection_id, u.path) in taken and not u.sha256]
     hashed = dict(zip(again, await bounded_gather([lambda i=i: asyncio.to_thread(sha256_of_source, *found[i])
                                                    for i in again]), strict=True))
     digests = {**{i: u.sha256 for i, u in enumerate(uploads) if u.sha256}, **hashed}
-    unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)])
+    unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)], items)
     fresh = [i for i in range(len(uploads)) if i not in unchanged]
     ids = {i: ObjectId() for i in fresh}
-    copied = await _copy(store, {i: (found[i], f"assets/{ids[i]}", digests.get(i)) for i in fresh}, set(hashed))
+    copied = await _copy(store, {i: (found[i], asset_key(ids[i]), digests.get(i)) for i in fresh}, set(hashed))
     uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
 
     now = utcnow()
-    made = {i: _asset(ids[i], uploads[i], store, actor) for i in fresh}  # filed as they are stored: see _file
+    made = {i: file_asset(uploads[i], ids[i], store, AssetStatus.ACTIVE, actor, sha256=uploads[i].sha256,  # see _file
+                          collection_ids=[uploads[i].collection_id] if uploads[i].collection_id else [])
+            for i in fresh}
     if made:
         await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in made.values()])
         try:
@@ -204,18 +208,6 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_r
         raise Conflict("the file changed while it was copied: ingest it again once it is written",
                        field=f"inputs[{i}].source")
     raise BadUserInput(f"the file's SHA-256 is {outcome}, not the one given", field=f"inputs[{i}].sha256")
-
-
-def _asset(asset_id: ObjectId, upload: UploadRequest, store: LocalStore, actor: str | None) -> Asset:
-    key = f"assets/{asset_id}"
-    return Asset(
-        id=asset_id, kind=AssetKind.FILE, status=AssetStatus.ACTIVE, name=upload.name, description=upload.description,
-        media_type=upload.media_type, size_bytes=upload.size_bytes, sha256=upload.sha256,
-        storage=StorageRef(mount=store.name, key=key, uri=store.uri(key)),
-        metadata=upload.metadata or StoredJson.encode({}), labels=upload.labels, owner=upload.owner or Ownership(),
-        data_timestamp=to_millis(upload.data_timestamp) if upload.data_timestamp else None, created_by=actor,
-        collection_ids=[upload.collection_id] if upload.collection_id else [],
-    )
 
 
 async def _undo(store: LocalStore, assets: list[Asset]) -> None:

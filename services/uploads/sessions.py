@@ -114,6 +114,26 @@ class Started:
     unchanged: bool = False  # the same content was filed at that path already: its completed session, nothing to send
 
 
+def asset_key(asset_id: ObjectId) -> str:
+    """Where a file asset's bytes go in its mount: made here, never taken from a client. A session
+    shares its asset's id, so its key names both (refuses_writes, the stray sweep)."""
+    return f"assets/{asset_id}"
+
+
+def file_asset(request: UploadRequest, asset_id: ObjectId, store: ObjectStore, status: AssetStatus, actor: str | None,
+               **fields: object) -> Asset:
+    """The FILE asset a request stores at assets/<asset_id> of `store` (an upload's PENDING one, an
+    ingest's ACTIVE one, which passes its digest and collection in `fields`)."""
+    key = asset_key(asset_id)
+    return Asset(
+        id=asset_id, kind=AssetKind.FILE, status=status, name=request.name, description=request.description,
+        media_type=request.media_type, size_bytes=request.size_bytes,
+        storage=StorageRef(mount=store.name, key=key, uri=store.uri(key)),
+        metadata=request.metadata or StoredJson.encode({}), labels=request.labels, owner=request.owner or Ownership(),
+        data_timestamp=to_millis(request.data_timestamp) if request.data_timestamp else None, created_by=actor, **fields,
+    )
+
+
 async def items_at(requests: Sequence[UploadRequest]) -> list[dict]:
     """Collection items (collection_id, path, asset_id) at the paths these requests file into, and
     maybe others (collections and paths are matched each on its own: one query)."""
@@ -125,13 +145,15 @@ async def items_at(requests: Sequence[UploadRequest]) -> list[dict]:
         {"collection_id": 1, "path": 1, "asset_id": 1}).to_list()
 
 
-async def filed_at(requests: Sequence[UploadRequest]) -> dict[int, Asset]:
+async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None = None) -> dict[int, Asset]:
     """The requests whose file is in their collection already, at the same path with the same
-    SHA-256 and ACTIVE (a directory uploaded or ingested again): those assets, by request index."""
+    SHA-256 and ACTIVE (a directory uploaded or ingested again): those assets, by request index.
+    `items`: items_at's answer for these requests, if the caller has read it already."""
     asked = {(r.collection_id, r.path, r.sha256): i for i, r in enumerate(requests) if r.collection_id and r.path and r.sha256}
     if not asked:
         return {}
-    items = await items_at([r for r in requests if r.sha256])
+    if items is None:
+        items = await items_at([r for r in requests if r.sha256])
     # By id alone, the status checked here, and only when there is something to find: see services/id_reads.py.
     assets = {a.id: a for a in await docs_by_ids(Asset, [i["asset_id"] for i in items])
               if a.status is AssetStatus.ACTIVE}
@@ -203,7 +225,7 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     async def session_for(request: UploadRequest) -> UploadSession:
         store = chosen[request.mount]
         asset_id = ObjectId()  # the session's id too: a completion reads both at once, knowing only it
-        key = f"assets/{asset_id}"  # made here, never taken from a client
+        key = asset_key(asset_id)
         # A direct write is one file written in place, whatever its size: no parts.
         part_size = None if request.direct else part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
         multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
@@ -219,16 +241,8 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     if not fresh:
         return [unchanged[i] for i in range(len(requests))]
     sessions = await bounded_gather([lambda r=r: session_for(r) for r in fresh])
-    assets = [
-        Asset(
-            id=session.asset_id, kind=AssetKind.FILE, status=AssetStatus.PENDING, name=request.name,
-            description=request.description, media_type=request.media_type, size_bytes=request.size_bytes,
-            storage=StorageRef(mount=session.mount, key=session.key, uri=chosen[request.mount].uri(session.key)),
-            metadata=request.metadata or StoredJson.encode({}), labels=request.labels, owner=request.owner or Ownership(),
-            data_timestamp=to_millis(request.data_timestamp) if request.data_timestamp else None, created_by=actor,
-        )
-        for request, session in zip(fresh, sessions, strict=True)
-    ]
+    assets = [file_asset(request, session.asset_id, chosen[request.mount], AssetStatus.PENDING, actor)
+              for request, session in zip(fresh, sessions, strict=True)]
     # Both at once: a crash between the two leaves a session with no asset, which expires, or a
     # PENDING asset with no session, which settle_stranded fails.
     await asyncio.gather(
