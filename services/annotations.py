@@ -16,6 +16,8 @@ from documents.clock import utcnow
 from documents.common import AssetStatus
 from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
+from documents.lean import lean
+from documents.sparse import sparse
 from services import batches
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
@@ -176,9 +178,10 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: dict[Obje
 
 
 async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str | None, max_items: int,
-                      *, supersedes: docs.AnnotationRecord | None = None, reason: str | None = None) -> list[docs.AnnotationRecord]:
+                      *, supersedes: docs.AnnotationRecord | None = None, reason: str | None = None) -> list[dict[str, Any]]:
     """Check every record against the set's schema, then write them all, or none (with
-    `supersedes`, the one record replacing it, and why)."""
+    `supersedes`, the one record replacing it, and why). Returns the documents stored, in order:
+    reading them as models (lean(AnnotationRecord)) is left to whoever shows them."""
     annotation_set = await docs.AnnotationSet.get(set_id)
     if annotation_set is None:
         raise NotFound(f"no annotation set {set_id}", field="setId")
@@ -200,22 +203,36 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
             raise BadUserInput(f"no asset {record.asset_id}", field=f"{field}.assetId")
         _check_record(field, record, rules, found)
 
-    now = utcnow()
-    new = [
-        docs.AnnotationRecord(
-            id=ObjectId(), set_id=set_id, datum_id=r.datum_id, asset_id=r.asset_id, kind=r.kind, label=r.label,
-            score=r.score, value=r.value, geometry=r.geometry, attributes=r.attributes or JsonText.encode({}),
-            purpose=annotation_set.purpose, source=r.source or annotation_set.source, created_at=now, created_by=actor,
-            supersedes=supersedes.id if supersedes else None, supersede_reason=reason,
-        )
-        for r in records
-    ]
-    await batches.insert_all(docs.AnnotationRecord.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in new])
+    shared = record_fields(annotation_set, actor, supersedes.id if supersedes else None, reason)
+    new = [record_document(r, shared) for r in records]
+    await batches.insert_all(docs.AnnotationRecord.get_pymongo_collection(), new)
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
     if deleted:  # a delete ran between the check and the write: the records go, not the delete
-        await docs.AnnotationRecord.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in new]}})
+        await docs.AnnotationRecord.get_pymongo_collection().delete_many({"_id": {"$in": [d["_id"] for d in new]}})
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="records")
     return new
+
+
+def record_fields(annotation_set: docs.AnnotationSet, actor: str | None, supersedes: ObjectId | None,
+                  reason: str | None) -> dict[str, Any]:
+    """The stored fields every record of one addAnnotations call shares (`record_document`)."""
+    return {"set_id": annotation_set.id, "purpose": annotation_set.purpose.value, "verified": False, "created_at": utcnow(),
+            "created_by": actor, "supersedes": supersedes, "supersede_reason": reason,
+            "source": annotation_set.source.model_dump() if annotation_set.source else None}
+
+
+def record_document(record: NewRecord, shared: dict[str, Any]) -> dict[str, Any]:
+    """The stored document of a new record, as `AnnotationRecord(...).model_dump(by_alias=True)` would
+    give it (sparse: documents/sparse.py), written out here without building the model: its
+    validation and dump were a quarter of the server's CPU in addAnnotations, for values already
+    checked. tests/unit/test_record_documents.py holds the two equal for every kind."""
+    return sparse({
+        "_id": ObjectId(), **shared, "datum_id": record.datum_id, "asset_id": record.asset_id, "kind": record.kind.value,
+        "label": record.label, "score": record.score, "value": record.value,
+        "geometry": record.geometry.model_dump() if record.geometry is not None else None,
+        "attributes": {"json": record.attributes.json if record.attributes is not None else "{}"},
+        **({"source": record.source.model_dump()} if record.source is not None else {}),
+    })
 
 
 async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | None) -> list[docs.AnnotationRecord]:
@@ -244,7 +261,8 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
     if old.superseded_by is not None:
         raise Conflict(f"superseded already, by {encode_id(NodeType.ANNOTATION_RECORD, old.superseded_by)}: "
                        "supersede that one", field="id")
-    (new,) = await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)
+    (stored,) = await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)
+    new = lean(docs.AnnotationRecord).model_validate(stored)
     # Marked after the new record exists, and only if no other correction got there first.
     marked = await docs.AnnotationRecord.get_pymongo_collection().update_one(
         {"_id": old.id, "superseded_by": None}, {"$set": {"superseded_by": new.id, "superseded_at": new.created_at}})

@@ -18,6 +18,7 @@ from documents.asset import Asset
 from documents.common import Split
 from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
+from documents.sparse import sparse
 from services.availability import no_time_limit
 from storage import ObjectStore
 
@@ -93,8 +94,10 @@ async def _copies(version_id: ObjectId, records: list[dict], digests: dict[Objec
     await asset_digests([r["asset_id"] for r in records] + masks, digests)
     copies = []
     for record in records:
-        copy = {**record, "_id": ObjectId(), "record_id": record["_id"], "version_id": version_id,
-                "asset_digest": digests[record["asset_id"]]}
+        # Sparse (documents/sparse.py): records stored before they were are copied without their nulls;
+        # `batch` is the original's write journal (services/batches.py), nothing a copy needs.
+        copy = sparse({**record, "_id": ObjectId(), "record_id": record["_id"], "version_id": version_id,
+                       "asset_digest": digests[record["asset_id"]], "batch": None})
         if record.get("attributes"):  # as text alone, whatever form the record has (documents/annotation.py)
             copy["attributes"] = {"json": record["attributes"]["json"]}
         if (record.get("geometry") or {}).get("type") == "MASK":

@@ -103,9 +103,30 @@ def is_stored_json(value: dict[str, Any]) -> bool:
 
 def dumps_json(value: Any) -> str:
     """Compact, exact JSON text. Raises InvalidJson for what is not JSON (orjson would write NaN as null)."""
-    # Here rather than in `text`: what counts as JSON is decided by the same walk that encodes.
-    _Walk().visit(value, None, 0)
+    # Here rather than in `text`: what counts as JSON is decided here, by the rules the encoding walk follows.
+    _check(value, 0)
     return dump_text(value)
+
+
+def _check(value: Any, depth: int) -> None:
+    """What `_Walk.visit` checks, without collecting leaves and paths: a JsonText keeps none, and
+    building them was most of the cost of storing an annotation record's attributes."""
+    if depth > MAX_DEPTH:
+        raise InvalidJson(f"nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_key(key)
+            _check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+    else:
+        indexed(value)
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str):
+        raise InvalidJson(f"object keys must be strings, got {key!r}")
 
 
 def indexed(value: Any) -> Scalar:
@@ -150,8 +171,7 @@ class _Walk:
             self.paths[path] = None
         if isinstance(value, dict):
             for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InvalidJson(f"object keys must be strings, got {key!r}")
+                _check_key(key)
                 escaped = escape_key(key)
                 self.visit(item, escaped if path is None else f"{path}.{escaped}", depth + 1)
         elif isinstance(value, list):

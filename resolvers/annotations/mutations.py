@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
 from documents import annotation as docs
 from documents.json_value import JsonText
+from documents.lean import lean
 from resolvers.annotations.inputs import (
     AnnotationRecordInput,
     AnnotationSourceInput,
@@ -19,17 +20,25 @@ from resolvers.annotations.inputs import (
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.common import encode_json
 from resolvers.context import Info
+from resolvers.loop_slices import validate_all
 from resolvers.payloads import DeletePayload
 from resolvers.permissions import CanWrite
 from services import annotations as service
 from services.errors import BadUserInput
-from services.node_ids import NodeType, decode_object_id, decode_object_ids
+from services.node_ids import NodeType, decode_object_id, decode_object_ids, encode_id
 
 
 @strawberry.type(description="The records an addAnnotations call stored.")
 class AddAnnotationsPayload:
     count: int = strawberry.field(description="How many records were stored (all that were given).")
-    records: list[AnnotationRecord] = strawberry.field(description="The stored records, in the order given.")
+    # A field of its own (not only inside `records`): the audit entry lists these IDs whatever the
+    # client selects, and the records are only built when asked for.
+    ids: list[strawberry.ID] = strawberry.field(description="The stored records' IDs, in the order given.")
+    stored: strawberry.Private[list[dict[str, Any]]]
+
+    @strawberry.field(description="The stored records, in the order given.")
+    async def records(self) -> list[AnnotationRecord]:
+        return [AnnotationRecord.from_document(d) for d in await validate_all(lean(docs.AnnotationRecord), self.stored)]
 
 
 def _source(value: AnnotationSourceInput | None) -> docs.AnnotationSource | None:
@@ -100,7 +109,8 @@ class AnnotationMutations:
         new = [_record(f"records[{i}]", r) for i, r in enumerate(records)]
         stored = await service.add_records(decode_object_id(set_id, NodeType.ANNOTATION_SET, field="setId"), new,
                                            info.context.actor, info.context.settings.max_batch_items)
-        return AddAnnotationsPayload(count=len(stored), records=[AnnotationRecord.from_document(d) for d in stored])
+        return AddAnnotationsPayload(count=len(stored), ids=[encode_id(NodeType.ANNOTATION_RECORD, d["_id"]) for d in stored],
+                                     stored=stored)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark records verified (or not), recording who and when.")
     async def verify_annotations(

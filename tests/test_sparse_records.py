@@ -1,0 +1,116 @@
+"""Annotation records and their version copies are stored sparse (documents/sparse.py): written
+without their null fields, and read back, filtered and hashed as if the fields were there."""
+
+from __future__ import annotations
+
+import types
+import typing
+
+from bson import ObjectId
+
+from documents import annotation as docs
+from documents.dataset import VersionRecord
+from documents.json_value import JsonText
+from documents.manifest import record_entry
+from documents.sparse import sparse
+from services.annotations import NewRecord, record_document, record_fields
+from tests import factories
+from tests.operations import Api, object_id
+
+SHAPES = {
+    docs.AnnotationKind.CLASSIFICATION: None,
+    docs.AnnotationKind.REGRESSION: None,
+    docs.AnnotationKind.BBOX: docs.BBoxShape(x=1, y=2, width=3, height=4),
+    docs.AnnotationKind.ROTATED_BBOX: docs.RotatedBBoxShape(cx=1, cy=2, width=3, height=4, angle=30),
+    docs.AnnotationKind.POLYGON: docs.PolygonShape(points=[docs.Point(x=0, y=0), docs.Point(x=1, y=0), docs.Point(x=0, y=1)]),
+    docs.AnnotationKind.POLYLINE: docs.PolylineShape(points=[docs.Point(x=0, y=0), docs.Point(x=1, y=1)]),
+    docs.AnnotationKind.KEYPOINTS: docs.KeypointsShape(points=[docs.Keypoint(x=1, y=1), docs.Keypoint(name="tip", x=2, y=2, visible=True)]),
+    docs.AnnotationKind.MASK: docs.MaskShape(asset_id=ObjectId()),
+}
+
+
+def test_record_documents_are_what_the_model_would_store() -> None:
+    """record_document writes by hand what AnnotationRecord(...).model_dump() gives: every kind, with
+    and without the record's own source, a set with and without one, a correction and not."""
+    set_sources = [None, docs.AnnotationSource(kind=docs.SourceKind.MODEL, name="detr", version="1.2")]
+    own_sources = [None, docs.AnnotationSource(kind=docs.SourceKind.HUMAN, name="alice")]
+    checked = 0
+    for kind, shape in SHAPES.items():
+        for set_source in set_sources:
+            for own_source in own_sources:
+                if set_source is None and own_source is None:
+                    continue  # refused before anything is written: a record needs a source
+                for supersedes, reason in ((None, None), (ObjectId(), "wrong label")):
+                    annotation_set = docs.AnnotationSet(id=ObjectId(), name="s", purpose=docs.AnnotationPurpose.PREDICTION,
+                                                        schema_id=ObjectId(), source=set_source)
+                    new = NewRecord(asset_id=ObjectId(), kind=kind, datum_id=ObjectId() if supersedes else None,
+                                    label=None if kind is docs.AnnotationKind.REGRESSION else "dent",
+                                    score=0.5 if own_source is None else None,
+                                    value=2.5 if kind is docs.AnnotationKind.REGRESSION else None, geometry=shape,
+                                    attributes=JsonText.encode({"occluded": True}) if supersedes else None, source=own_source)
+                    shared = record_fields(annotation_set, "alice", supersedes, reason)
+                    written = record_document(new, shared)
+                    model = docs.AnnotationRecord(
+                        id=written["_id"], set_id=annotation_set.id, datum_id=new.datum_id, asset_id=new.asset_id, kind=kind,
+                        label=new.label, score=new.score, value=new.value, geometry=shape,
+                        attributes=new.attributes or JsonText.encode({}), purpose=annotation_set.purpose,
+                        source=own_source or set_source, created_at=shared["created_at"], created_by="alice",
+                        supersedes=supersedes, supersede_reason=reason)
+                    assert written == sparse(model.model_dump(by_alias=True)), (kind, set_source, own_source, supersedes)
+                    checked += 1
+    assert checked == len(SHAPES) * 3 * 2
+
+
+def test_every_field_left_out_reads_back_as_none() -> None:
+    """A missing field reads as its default: every field that can be None must default to None, or a
+    record stored without it would read back as something else."""
+    for model in (docs.AnnotationRecord, VersionRecord):
+        for name, field in model.model_fields.items():
+            args = typing.get_args(field.annotation)
+            nullable = field.annotation is type(None) or type(None) in args or (
+                typing.get_origin(field.annotation) is types.UnionType and type(None) in args)
+            if nullable and name != "id":
+                assert field.default is None and field.default_factory is None, (model.__name__, name)
+
+
+def test_a_record_hashes_the_same_with_or_without_its_nulls() -> None:
+    full = {"_id": ObjectId(), "set_id": ObjectId(), "asset_id": ObjectId(), "kind": "KEYPOINTS", "label": "dent",
+            "score": None, "value": None, "verified": False, "verified_by": None, "superseded_by": None,
+            "geometry": {"type": "KEYPOINTS", "points": [{"name": None, "x": 1.0, "y": 1.0, "visible": None}]},
+            "attributes": {"json": "{}"}, "purpose": "GROUND_TRUTH", "source": {"kind": "HUMAN", "name": "a", "version": None}}
+    assert record_entry(sparse(full), {"name": "s", "purpose": "GROUND_TRUTH"}) == \
+        record_entry(full, {"name": "s", "purpose": "GROUND_TRUTH"})
+    assert sparse(full)["geometry"] == full["geometry"]  # nested nulls are kept: the hash covers them
+
+
+async def test_records_are_stored_without_their_nulls_and_read_back_whole(api: Api, contributor: str, state) -> None:
+    db = state.db
+    image = await factories.image_asset(api, contributor, "photo.png")
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": image["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    record = {"assetId": image["id"], "datumId": datum["id"], "kind": "BBOX", "label": "dent",
+              "geometry": {"bbox": {"x": 1, "y": 2, "width": 3, "height": 4}}}
+    added = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [record]}, token=contributor))["addAnnotations"]
+    assert added["ids"] == [r["id"] for r in added["records"]] and len(added["ids"]) == 1
+    assert added["records"][0]["score"] is None and added["records"][0]["verifiedBy"] is None
+    stored = await db.annotation_records.find_one({"_id": object_id(added["ids"][0])})
+    assert not {"score", "value", "verified_by", "verified_at", "supersedes", "superseded_by", "superseded_at"} & stored.keys()
+    assert stored["verified"] is False and stored["geometry"]["width"] == 3
+
+    # Found by the filter on a field left out (current records: superseded_by null), and read back whole.
+    listed = (await api.data("Annotations", {"filter": {"labels": ["dent"]}}, token=contributor))["annotations"]
+    assert [e["node"] for e in listed["edges"]] == added["records"]
+
+    # A version's copy is sparse too, without the original's write journal, and reads the same.
+    dataset = await factories.dataset(api, contributor)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datum["id"]],
+                                      addAnnotationSets=[labels["id"]])
+    copy = await db.version_records.find_one({"version_id": object_id(version["id"])})
+    assert "batch" in stored and "batch" not in copy and "superseded_by" not in copy and "score" not in copy
+    graph = (await api.data("VersionGraph", {"id": version["id"]}, token=contributor))["datasetVersion"]
+    (node,) = [e["node"] for d in graph["datums"]["edges"] for e in d["node"]["annotations"]["edges"]]
+    assert node["id"] == added["ids"][0] and node["score"] is None and node["verified"] is False
+    checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert checked["ok"] and checked["records"] == 1, checked
