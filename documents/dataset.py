@@ -13,7 +13,7 @@ from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
 from documents.common import Split
 from documents.indexes import Index, On
-from documents.json_value import StoredJson, json_indexes
+from documents.json_value import JsonText, StoredJson, json_indexes
 from documents.manifest import PENDING
 
 
@@ -100,7 +100,10 @@ class VersionMember(Document):
     split: Split
     roles: list[RoleRef] = Field(default_factory=list)
     digests: dict[str, str] = Field(default_factory=dict)  # role -> its asset's digest (documents/manifest.py)
-    metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
+    # The text alone: nothing queries a version's members by their metadata, and the predicate views a
+    # datum's metadata carries were most of what a member cost to write. Members written with them
+    # read the same (a StoredJson reads as a JsonText).
+    metadata: JsonText = Field(default_factory=lambda: JsonText.encode({}))
     datum_created_at: datetime = Field(default_factory=utcnow)
     entry: str = ""  # hex SHA-256 of its content with its annotations (documents/manifest.datum_entry)
 

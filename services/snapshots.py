@@ -77,7 +77,7 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     members = [{
         "version_id": version_id, "datum_id": d.id, "split": splits[d.id].value,
         "roles": [r.model_dump() for r in d.roles], "digests": {r.role: digests[r.asset_id] for r in d.roles},
-        "metadata": d.metadata.model_dump(), "datum_created_at": d.created_at} for d in datums]
+        "metadata": {"json": d.metadata.json}, "datum_created_at": d.created_at} for d in datums]
     by_datum = defaultdict(list)
     for copy in copies:
         by_datum[copy["datum_id"]].append(copy)

@@ -1,5 +1,6 @@
 """Annotation records and their version copies are stored sparse (documents/sparse.py): written
-without their null fields, and read back, filtered and hashed as if the fields were there."""
+without their null fields, and read back, filtered and hashed as if the fields were there. A
+version's members keep their datum's metadata as text alone."""
 
 from __future__ import annotations
 
@@ -109,6 +110,8 @@ async def test_records_are_stored_without_their_nulls_and_read_back_whole(api: A
                                       addAnnotationSets=[labels["id"]])
     copy = await db.version_records.find_one({"version_id": object_id(version["id"])})
     assert "batch" in stored and "batch" not in copy and "superseded_by" not in copy and "score" not in copy
+    member = await db.version_members.find_one({"version_id": object_id(version["id"])})
+    assert member["metadata"] == {"json": "{}"}  # the text alone: nothing queries a member's metadata
     graph = (await api.data("VersionGraph", {"id": version["id"]}, token=contributor))["datasetVersion"]
     (node,) = [e["node"] for d in graph["datums"]["edges"] for e in d["node"]["annotations"]["edges"]]
     assert node["id"] == added["ids"][0] and node["score"] is None and node["verified"] is False
