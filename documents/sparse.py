@@ -1,10 +1,13 @@
-"""Sparse documents: what is written for the high-volume documents leaves out their null fields.
+"""Sparse documents: what is written for the high-volume documents (assets, datums, annotation
+records and a version's copies of them) leaves out their null fields.
 
 On the embedded FerretDB every stored field costs on every write and read: the document is turned
 into its JSON form field by field, and SQLite parses that whole text again for the index keys. An
 annotation record has eight fields that are usually null (score, value, verification, corrections);
 20,000 records written without them took 25% less of FerretDB's CPU, and read back 10% less
-(bench: a raw insert_many and find of the same documents both ways).
+(bench: a raw insert_many and find of the same documents both ways). An asset has a dozen such
+fields (description, digests, storage or value, timestamps): inserted without them it cost FerretDB
+0.73 ms against 0.90 ms.
 
 Only fields at the top level are left out, and only where reading them back needs nothing else:
 - a missing field reads as its default, so each field left out must default to None (the tests
@@ -19,6 +22,13 @@ Only fields at the top level are left out, and only where reading them back need
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel
+
+
+def stored(document: BaseModel) -> dict[str, Any]:
+    """What is written for a document built as a model: its dump (by alias: `_id`), sparse."""
+    return sparse(document.model_dump(by_alias=True))
 
 
 def sparse(document: dict[str, Any]) -> dict[str, Any]:

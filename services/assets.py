@@ -20,6 +20,7 @@ from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
+from documents.sparse import stored
 from documents.upload import UploadSession
 from services import asset_users, retention
 from services.checks import (
@@ -110,7 +111,7 @@ async def create_asset(
     # Inserted as the document it already is: Beanie's insert encodes it again (3.5 ms against 2.0 ms
     # for the same document raw, measured here), and Asset declares no event hooks for it to run.
     asset.id = ObjectId()
-    await Asset.get_pymongo_collection().insert_one(asset.model_dump(by_alias=True))
+    await Asset.get_pymongo_collection().insert_one(stored(asset))
     try:
         await _insert_aliases(alias_list, asset.id, "aliases")
     except Conflict:

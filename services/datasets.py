@@ -30,6 +30,7 @@ from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
+from documents.sparse import stored
 from services import batches, retention, snapshots
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, get_or_not_found, refuse_if_held
@@ -123,7 +124,7 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None) ->
               metadata=StoredJson.encode({"path": item.path} if item.path else {}), created_at=now, created_by=actor)
         for item in items
     ]
-    await batches.insert_all(Datum.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in datums])
+    await batches.insert_all(Datum.get_pymongo_collection(), [stored(d) for d in datums])
     return {d.id: d.split for d in datums}
 
 

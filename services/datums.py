@@ -10,6 +10,7 @@ from bson import ObjectId
 from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
 from documents.dataset import Datum, RoleRef, VersionMember
+from documents.sparse import stored
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, get_or_not_found, refuse_if_held
@@ -40,7 +41,7 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
     for datum in datums:
         datum.id = ObjectId()
         datum.created_at = now
-    await batches.insert_all(Datum.get_pymongo_collection(), [d.model_dump(by_alias=True) for d in datums])
+    await batches.insert_all(Datum.get_pymongo_collection(), [stored(d) for d in datums])
     deleted = await in_use_despite_delete([r.asset_id for d in datums for r in d.roles])
     if deleted:  # a delete ran between the check and the write: the datums go, not the delete
         await Datum.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in datums]}})

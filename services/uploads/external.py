@@ -15,6 +15,7 @@ from documents.asset import Asset, StorageRef
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
 from documents.json_value import StoredJson
+from documents.sparse import stored
 from services import collections
 from services.checks import check_labels, check_metadata
 from services.errors import BadUserInput, Unavailable
@@ -81,7 +82,7 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
     unchanged = [known[_identity(a)] for a in assets if _identity(a) in known]
     assets = [a for a in assets if _identity(a) not in known]
     if assets:
-        await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets])
+        await Asset.get_pymongo_collection().insert_many([stored(a) for a in assets])
     if collection_id and (assets or unchanged):  # registered before, maybe into another collection
         items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets + unchanged]  # path: the object key
         await collections.add_items(collection_id, items, actor, max_items)

@@ -37,6 +37,7 @@ from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.common import AssetStatus
 from documents.retention import AssetRetention
+from documents.sparse import stored
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events.feed import FeedWriter
@@ -128,7 +129,7 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
                           collection_ids=[uploads[i].collection_id] if uploads[i].collection_id else [])
             for i in fresh}
     if made:
-        await Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in made.values()])
+        await Asset.get_pymongo_collection().insert_many([stored(a) for a in made.values()])
         try:
             await _file(made, uploads, actor, settings.max_batch_items)
         except BaseException:  # a collection deleted since it was checked, say: nothing of the batch stays

@@ -19,6 +19,7 @@ from documents.collection import Collection, CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership
 from documents.duplicates import duplicates_only
 from documents.json_value import StoredJson
+from documents.sparse import stored
 from documents.upload import UploadSession, UploadStatus
 from services import collections
 from services.checks import check_labels, check_metadata, check_name, get_or_not_found
@@ -247,7 +248,7 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     # PENDING asset with no session, which settle_stranded fails.
     await asyncio.gather(
         UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions]),
-        Asset.get_pymongo_collection().insert_many([a.model_dump(by_alias=True) for a in assets]))
+        Asset.get_pymongo_collection().insert_many([stored(a) for a in assets]))
     for session in sessions:
         stat_hints.stored_here.remember(session)
     started = iter(Started(session, asset) for session, asset in zip(sessions, assets, strict=True))

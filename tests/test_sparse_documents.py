@@ -10,7 +10,8 @@ import typing
 from bson import ObjectId
 
 from documents import annotation as docs
-from documents.dataset import VersionRecord
+from documents.asset import Asset
+from documents.dataset import Datum, VersionRecord
 from documents.json_value import JsonText
 from documents.manifest import record_entry
 from documents.sparse import sparse
@@ -65,7 +66,7 @@ def test_record_documents_are_what_the_model_would_store() -> None:
 def test_every_field_left_out_reads_back_as_none() -> None:
     """A missing field reads as its default: every field that can be None must default to None, or a
     record stored without it would read back as something else."""
-    for model in (docs.AnnotationRecord, VersionRecord):
+    for model in (docs.AnnotationRecord, VersionRecord, Asset, Datum):
         for name, field in model.model_fields.items():
             args = typing.get_args(field.annotation)
             nullable = field.annotation is type(None) or type(None) in args or (
@@ -117,3 +118,26 @@ async def test_records_are_stored_without_their_nulls_and_read_back_whole(api: A
     assert node["id"] == added["ids"][0] and node["score"] is None and node["verified"] is False
     checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
     assert checked["ok"] and checked["records"] == 1, checked
+
+
+async def test_assets_are_stored_without_their_nulls_and_read_back_whole(api: Api, contributor: str, state) -> None:
+    text = (await api.data("StoreText", {"input": {"name": "note.txt", "text": "hello"}}, token=contributor))["storeText"]
+    raw = await state.db.assets.find_one({"_id": object_id(text["id"])})
+    assert not {"description", "value", "storage", "data_timestamp", "deleted_at", "unpinned_at", "digest_error"} & raw.keys()
+    assert raw["owner"]["experiment_id"] is None  # nested nulls are kept
+    read = (await api.data("Asset", {"id": text["id"]}, token=contributor))["asset"]
+    assert read == {**text, "digestError": None, "retentions": [], "collections": {"totalCount": 0, "edges": []}}
+    assert read["description"] is None and read["dataTimestamp"] is None and read["value"] is None
+    # Lists filter and sort on fields left out as if they were null (data_timestamp: newest first puts them last).
+    value = (await api.data("StoreValue", {"input": {"name": "reading", "value": 1, "dataTimestamp": "2026-01-01T00:00:00Z"}},
+                            token=contributor))["storeValue"]
+    for direction, expected in (("DESC", [value["id"], text["id"]]), ("ASC", [text["id"], value["id"]])):
+        seen, after = [], None
+        while True:  # a page at a time: the cursor after a missing value finds the next one
+            page = (await api.data("Assets", {"orderBy": {"field": "DATA_TIMESTAMP", "direction": direction}, "first": 1,
+                                              "after": after}, token=contributor))["assets"]
+            seen += [e["node"]["id"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        assert seen == expected, direction
