@@ -17,6 +17,11 @@ Only fields at the top level are left out, and only where reading them back need
 - the content hash of a version (documents/manifest.py) reads fields with `.get`, so a record
   hashes the same with or without them. Nested values keep their nulls: a keypoint's `name: null`
   is part of the geometry that hash covers.
+
+A field of these documents is cleared with `cleared(...)` or `setting(...)` (`$unset`), never `$set` to null: that
+writes a null into a document that had none, a change the database stores by rewriting the whole
+document, where an `$unset` of a field that is not there changes nothing. Pinning 2,000 fresh
+assets for a version (`unpinned_at: null`) rewrote every one of them.
 """
 
 from __future__ import annotations
@@ -34,3 +39,16 @@ def stored(document: BaseModel) -> dict[str, Any]:
 def sparse(document: dict[str, Any]) -> dict[str, Any]:
     """`document` without its top-level fields that are None."""
     return {key: value for key, value in document.items() if value is not None}
+
+
+def cleared(*fields: str) -> dict[str, dict[str, str]]:
+    """The update operator that sets `fields` back to their null default: left out, as stored sparse."""
+    return {"$unset": dict.fromkeys(fields, "")}
+
+
+def setting(changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The update that writes `changes` (top-level fields) to a sparse document: a None clears its
+    field, anything else is set."""
+    kept = {key: value for key, value in changes.items() if value is not None}
+    gone = [key for key, value in changes.items() if value is None]
+    return ({"$set": kept} if kept else {}) | (cleared(*gone) if gone else {})

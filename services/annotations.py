@@ -17,7 +17,7 @@ from documents.common import AssetStatus
 from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
 from documents.lean import lean
-from documents.sparse import sparse
+from documents.sparse import cleared, setting, sparse
 from services import batches
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
@@ -242,7 +242,7 @@ async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | No
     if missing:
         raise NotFound(f"no annotation record(s): {', '.join(missing)}", field="ids", missing=missing)
     change = {"verified": verified, "verified_by": actor if verified else None, "verified_at": utcnow() if verified else None}
-    await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}}, {"$set": change})
+    await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}}, setting(change))
     by_id = {r.id: r for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
     return [by_id[i] for i in ids]
 
@@ -279,7 +279,7 @@ async def delete_record(record_id: ObjectId) -> None:
     await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id})
     if record.supersedes is not None:
         await docs.AnnotationRecord.get_pymongo_collection().update_one(
-            {"_id": record.supersedes, "superseded_by": record_id}, {"$set": {"superseded_by": None, "superseded_at": None}})
+            {"_id": record.supersedes, "superseded_by": record_id}, cleared("superseded_by", "superseded_at"))
 
 
 async def delete_set(set_id: ObjectId) -> int:

@@ -20,7 +20,7 @@ from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
-from documents.sparse import stored
+from documents.sparse import cleared, setting, stored
 from documents.upload import UploadSession
 from services import asset_users, retention
 from services.checks import (
@@ -144,7 +144,7 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
         return asset
     changes["updated_at"] = utcnow()
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
-    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": stored})
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, setting(stored))
     return await get_asset(asset_id)
 
 
@@ -293,7 +293,7 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [i for i in ids if i not in pinned]  # pinned again since it was listed
     in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
     if in_use:  # and no longer a candidate: later rounds need not load and check it again
-        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, {"$set": {"unpinned_at": None}})
+        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, cleared("unpinned_at"))
     ids = [i for i in ids if i not in in_use]
     if not ids:
         return []
@@ -309,7 +309,7 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
              | set(await asset_users.used(list(flipped))))
     for asset in (a for a in batch if a.id in taken):
         await Asset.get_pymongo_collection().update_one(
-            {"_id": asset.id}, {"$set": {"status": asset.status.value, "unpinned_at": None}, "$unset": {"deleted_at": ""}})
+            {"_id": asset.id}, {"$set": {"status": asset.status.value}, **cleared("unpinned_at", "deleted_at")})
     flipped -= taken
     gone = [a.model_copy(update={"status": AssetStatus.DELETED, "deleted_at": now, "updated_at": now,
                                  "collection_ids": []}) for a in batch if a.id in flipped]
@@ -338,7 +338,7 @@ async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
     pin = AssetRetention(id=pin_id, asset_id=asset_id, owner_type=RetentionOwnerType.MANUAL_PIN, owner_id=pin_id,
                          created_by=actor)
     await pin.insert()
-    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": {"unpinned_at": None}})
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, cleared("unpinned_at"))
     if await in_use_despite_delete([asset_id]):  # a delete ran between the check and the pin: the pin goes
         await AssetRetention.get_pymongo_collection().delete_one({"_id": pin_id})
         raise Conflict("the asset was deleted meanwhile", field="assetId")

@@ -10,7 +10,7 @@ from bson import ObjectId
 from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
 from documents.dataset import Datum, RoleRef, VersionMember
-from documents.sparse import stored
+from documents.sparse import setting, stored
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, get_or_not_found, refuse_if_held
@@ -64,7 +64,7 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
             raise BadUserInput("a datum always has a split (UNASSIGNED at least)", field="split")
         changes["split"] = changes["split"].value
     if changes:
-        await Datum.get_pymongo_collection().update_one({"_id": datum_id}, {"$set": changes})
+        await Datum.get_pymongo_collection().update_one({"_id": datum_id}, setting(changes))
     return await Datum.get(datum_id)  # type: ignore[return-value]
 
 

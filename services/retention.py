@@ -16,6 +16,7 @@ from documents.clock import utcnow
 from documents.common import RetentionOwnerType
 from documents.duplicates import duplicates_only
 from documents.retention import AssetRetention
+from documents.sparse import cleared
 from services.node_ids import NodeType, encode_id
 
 # The node type of what each kind of pin holds an asset for (a manual pin is its own holder).
@@ -47,10 +48,10 @@ async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, own
     except BulkWriteError as error:  # re-pinning is idempotent: ignore duplicates only
         duplicates_only(error)
     # Every asset by id alone, not `unpinned_at: {$ne: null}` beside it: FerretDB then scans the
-    # whole collection (services/id_reads.py). An asset whose unpinned_at is null already is left as
-    # it is (no write), here as in MongoDB.
+    # whole collection (services/id_reads.py). An asset without unpinned_at is left as it is (no
+    # write), here as in MongoDB: the field is cleared, not set to null (documents/sparse.py).
     if not never_unpinned:
-        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(asset_ids)}}, {"$set": {"unpinned_at": None}})
+        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(asset_ids)}}, cleared("unpinned_at"))
 
 
 async def release(owner_type: RetentionOwnerType, owner_id: ObjectId, asset_ids: Sequence[ObjectId] | None = None) -> None:

@@ -119,6 +119,12 @@ async def test_records_are_stored_without_their_nulls_and_read_back_whole(api: A
     checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
     assert checked["ok"] and checked["records"] == 1, checked
 
+    # Verified, then not: who and when are left out again, not stored as nulls.
+    for verified in (True, False):
+        await api.data("VerifyAnnotations", {"ids": added["ids"], "verified": verified}, token=contributor)
+        stored = await db.annotation_records.find_one({"_id": object_id(added["ids"][0])})
+        assert stored["verified"] is verified and ("verified_by" in stored) is verified, stored
+
 
 async def test_assets_are_stored_without_their_nulls_and_read_back_whole(api: Api, contributor: str, state) -> None:
     text = (await api.data("StoreText", {"input": {"name": "note.txt", "text": "hello"}}, token=contributor))["storeText"]
@@ -141,3 +147,38 @@ async def test_assets_are_stored_without_their_nulls_and_read_back_whole(api: Ap
                 break
             after = page["pageInfo"]["endCursor"]
         assert seen == expected, direction
+
+
+async def test_clearing_a_field_leaves_it_out_and_rewrites_nothing_already_clear(api: Api, contributor: str, state) -> None:
+    """A field set back to null is left out ($unset), as at insert: pinning fresh assets changes none
+    of them (a `$set` to null wrote a null into each, rewriting the document), and a field cleared
+    after it held a value is gone, not null."""
+    db = state.db
+    assets = [await factories.value_asset(api, contributor, name=f"v{i}", value=i) for i in range(3)]
+    ids = [object_id(a["id"]) for a in assets]
+    before = {a["_id"]: a async for a in db.assets.find({"_id": {"$in": ids}})}
+    modified = []
+
+    # The pin a collection makes clears each asset's unpinned_at: none had one, so none is rewritten.
+    collection = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": collection["id"],
+                                                 "items": [{"assetId": a["id"]} for a in assets]}}, token=contributor)
+    after = {a["_id"]: a async for a in db.assets.find({"_id": {"$in": ids}})}
+    for asset_id in ids:
+        assert "unpinned_at" not in after[asset_id]
+        modified.append({k: v for k, v in after[asset_id].items() if before[asset_id].get(k) != v and k != "collection_ids"})
+    assert modified == [{}, {}, {}], modified
+
+    # Unpinned (flagged for garbage collection), then pinned again: the flag is cleared by leaving the field out.
+    loose = await factories.value_asset(api, contributor, name="loose")
+    pin = (await api.data("PinAsset", {"assetId": loose["id"]}, token=contributor))["pinAsset"]
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    assert (await db.assets.find_one({"_id": object_id(loose["id"])}))["unpinned_at"] is not None
+    await api.data("PinAsset", {"assetId": loose["id"]}, token=contributor)
+    assert "unpinned_at" not in await db.assets.find_one({"_id": object_id(loose["id"])})
+
+    # An asset's description cleared by updateAsset is left out; one set is stored.
+    await api.data("UpdateAsset", {"input": {"id": assets[1]["id"], "description": "calibrated"}}, token=contributor)
+    assert (await db.assets.find_one({"_id": ids[1]}))["description"] == "calibrated"
+    updated = (await api.data("UpdateAsset", {"input": {"id": assets[1]["id"], "description": None}}, token=contributor))["updateAsset"]
+    assert updated["description"] is None and "description" not in await db.assets.find_one({"_id": ids[1]})

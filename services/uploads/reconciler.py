@@ -15,6 +15,7 @@ from pymongo import UpdateOne
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
+from documents.sparse import cleared
 from documents.upload import UploadClaim, UploadSession, UploadStatus
 from services.events.feed import FeedWriter
 from services.uploads.claims import CLAIM_SECONDS
@@ -231,7 +232,7 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
             failures[doc["_id"]] = f"{type(error).__name__}: {error}"
     for asset_id, reason in failures.items():
         log.warning("cannot read the SHA-256 of asset %s (trying again in %s): %s", asset_id, DIGEST_RETRY, reason)
-    writes = [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest, "digest_error": None, "digest_failed_at": None}})
+    writes = [UpdateOne({"_id": asset_id, "sha256": None}, {"$set": {"sha256": digest}, **cleared("digest_error", "digest_failed_at")})
               for asset_id, digest in digests.items()]
     writes += [UpdateOne({"_id": asset_id}, {"$set": {"digest_failed_at": now, "digest_error": reason}})
                for asset_id, reason in failures.items()]
