@@ -73,12 +73,14 @@ async def update_collection(collection_id: ObjectId, changes: dict[str, Any]) ->
 
 
 async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, max_items: int,
-                    *, read: Mapping[ObjectId, Asset] | None = None, made_here: bool = False) -> Collection:
+                    *, read: Mapping[ObjectId, Asset] | None = None, joined: bool = False,
+                    made_here: bool = False) -> Collection:
     """Add (or move) the items. `read`: the assets as the caller has just read or written them (a
     completion filing its uploads), checked here instead of reading them again; a delete racing
-    the add is caught after the write either way. `made_here`: the caller has just stored those
-    assets with this collection in their `collection_ids` and never unpinned (an ingest), so
-    neither needs an update per asset (FerretDB reads and rewrites each one)."""
+    the add is caught after the write either way. `joined`: the caller has just written this
+    collection into the assets' `collection_ids` (a completion, as it settled them), so they need
+    no update per asset (FerretDB reads and rewrites each one). `made_here`: joined, and the assets
+    were just stored so, never unpinned (an ingest): no pin of theirs needs clearing either."""
     await get_collection(collection_id, field="collectionId")
     if not items:
         raise BadUserInput("give at least one item", field="items")
@@ -94,7 +96,7 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor, never_unpinned=made_here)
     now = utcnow()
     await _write_items(collection_id, items, actor, now)
-    if not made_here:
+    if not (joined or made_here):
         await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
                                                          {"$addToSet": {"collection_ids": collection_id}})
     deleted = await in_use_despite_delete(asset_ids)

@@ -270,6 +270,34 @@ async def test_reconciler_files_an_upload_a_crash_left_unfiled(
     assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
 
 
+async def test_a_completion_joins_its_collection_as_it_settles_and_leaves_a_deleted_one(
+        api: Api, contributor: str, state: AppState) -> None:
+    """Completing an upload settles its asset and joins it to its collection in one write; the item
+    follows. A collection deleted before the completion takes nothing: the asset is ACTIVE, the
+    error names the collection, and the asset holds no trace of it."""
+    assets = state.db.assets
+    coll = await factories.collection(api, contributor, "joined")
+    data = payload(500, seed=31)
+    session = await start(api, contributor, data, "local", collectionId=coll["id"], path="a.bin")
+    await put(session["url"], data, session["headers"])
+    assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+    stored = await assets.find_one({"_id": object_id(session["asset"]["id"])})
+    assert stored["status"] == "ACTIVE" and stored["collection_ids"] == [object_id(coll["id"])]
+    listed = (await api.data("Assets", {"filter": {"collectionId": coll["id"]}}, token=contributor))["assets"]
+    assert [e["node"]["id"] for e in listed["edges"]] == [session["asset"]["id"]]
+
+    gone = await factories.collection(api, contributor, "gone")
+    late = payload(600, seed=32)
+    orphan = await start(api, contributor, late, "local", collectionId=gone["id"], path="b.bin")
+    await put(orphan["url"], late, orphan["headers"])
+    await api.data("DeleteCollection", {"id": gone["id"]}, token=contributor)
+    error = await api.error("CompleteUpload", {"input": {"id": orphan["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND" and error["extensions"]["field"] == "collectionId", error
+    stored = await assets.find_one({"_id": object_id(orphan["asset"]["id"])})
+    assert stored["status"] == "ACTIVE" and stored["collection_ids"] == []
+    assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
+
+
 async def test_reconciler_leaves_a_session_alone_while_a_completion_holds_it(
         api: Api, contributor: str, state: AppState) -> None:
     """A completion that verified just before expiry still holds its claim: expiring the session

@@ -16,7 +16,7 @@ from documents.event import ASSET_STATUS, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from documents.upload import UploadSession, UploadStatus
 from services import collections
-from services.errors import GraphlakeError
+from services.errors import GraphlakeError, NotFound
 from services.events.feed import FeedWriter
 from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
@@ -37,27 +37,39 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     if assets is None:
         assets = await assets_of([s for s, _ in outcomes])
     now = utcnow()
+    filed = status is UploadStatus.COMPLETED
+    # A completed upload's asset joins its collection in the same write that settles it (file_completed
+    # adds the item): FerretDB rewrites a whole document for each update, and this was a second one.
+    joins = {s.asset_id: s.collection_id for s, _ in outcomes if filed and s.collection_id}
     # One update per distinct change (the checksums usually differ), each one statement for all its assets.
     changes: dict[tuple, list[ObjectId]] = {}
     for session, fields in outcomes:
-        changes.setdefault(tuple(sorted(fields.items())), []).append(session.asset_id)
+        changes.setdefault((tuple(sorted(fields.items())), joins.get(session.asset_id)), []).append(session.asset_id)
     # An aborted or expired upload's key is deleted once more after its URLs expire (sweep_closed).
-    closing = {"status": status.value, "finished_at": now, "sweep_due": status is not UploadStatus.COMPLETED}
-    filed = status is UploadStatus.COMPLETED
-    to_file = [s.id for s, _ in outcomes if filed and s.collection_id]  # see file_completed
-    rest = [s.id for s, _ in outcomes if not (filed and s.collection_id)]
+    closing = {"status": status.value, "finished_at": now, "sweep_due": not filed}
+    to_file = [s.id for s, _ in outcomes if s.asset_id in joins]  # see file_completed
+    rest = [s.id for s, _ in outcomes if s.asset_id not in joins]
     await asyncio.gather(
         UploadSession.get_pymongo_collection().bulk_write(
             [UpdateMany({"_id": {"$in": ids}}, {"$set": {**closing, "to_file": mark}})
              for ids, mark in ((to_file, True), (rest, False)) if ids]),
         Asset.get_pymongo_collection().bulk_write(
-            [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)}})
-             for change, ids in changes.items()]))
+            [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)},
+                                                **({"$addToSet": {"collection_ids": joined}} if joined else {})})
+             for (change, joined), ids in changes.items()]))
     # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
-    finished = [assets[session.asset_id].model_copy(update={"status": asset_status, "updated_at": now, **fields})
+    finished = [_settled(assets[session.asset_id], {"status": asset_status, "updated_at": now, **fields},
+                         joins.get(session.asset_id))
                 for session, fields in outcomes if session.asset_id in assets]
     await feed.write([status_event(asset, now) for asset in finished])
     return finished
+
+
+def _settled(asset: Asset, changes: dict[str, object], joined: ObjectId | None) -> Asset:
+    """`asset` as finish_many just wrote it."""
+    if joined is not None and joined not in asset.collection_ids:
+        changes = {**changes, "collection_ids": [*asset.collection_ids, joined]}
+    return asset.model_copy(update=changes)
 
 
 async def assets_of(sessions: Sequence[UploadSession]) -> dict[ObjectId, Asset]:
@@ -90,8 +102,10 @@ async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
     """File completed uploads into the collections they named, one add per collection, then clear
     their `to_file` mark. A crash before that leaves the mark, and the reconciler files them again
     (adding an item twice changes nothing). A collection deleted meanwhile cannot take its uploads:
-    its error is returned and their mark cleared all the same. `assets`: theirs, as the caller just
-    settled them (not read again)."""
+    its error is returned, the collection taken out of their assets again, and their mark cleared
+    all the same. `assets`: theirs, as finish_many just settled them, which joined them to their
+    collection already (not read again, nor written a second time); without them (the reconciler,
+    after a crash) the assets are joined here."""
     groups: dict[ObjectId, list[UploadSession]] = {}
     for session in sessions:
         if session.collection_id:
@@ -100,7 +114,12 @@ async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
     for collection_id, group in groups.items():
         items = [collections.NewItem(s.asset_id, s.path, None) for s in group]
         try:
-            await collections.add_items(collection_id, items, actor, max_items or len(items), read=assets)
+            await collections.add_items(collection_id, items, actor, max_items or len(items), read=assets,
+                                        joined=assets is not None)
+        except NotFound as error:  # the collection is gone: so is its place in the assets
+            errors.append(error)
+            await Asset.get_pymongo_collection().update_many(
+                {"_id": {"$in": [s.asset_id for s in group]}}, {"$pull": {"collection_ids": collection_id}})
         except GraphlakeError as error:
             errors.append(error)
     if groups:
