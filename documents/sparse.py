@@ -18,10 +18,10 @@ Only fields at the top level are left out, and only where reading them back need
   hashes the same with or without them. Nested values keep their nulls: a keypoint's `name: null`
   is part of the geometry that hash covers.
 
-A field of these documents is cleared with `cleared(...)` or `setting(...)` (`$unset`), never `$set` to null: that
-writes a null into a document that had none, a change the database stores by rewriting the whole
-document, where an `$unset` of a field that is not there changes nothing. Pinning 2,000 fresh
-assets for a version (`unpinned_at: null`) rewrote every one of them.
+A field of these documents is cleared with `cleared(...)` or `setting(...)` (`$unset`), never
+`$set` to null: that writes a null into a document that had none, a change the database stores by
+rewriting the whole document, where an `$unset` of a field that is not there changes nothing.
+Pinning 2,000 fresh assets for a version (`unpinned_at: null`) rewrote every one of them.
 """
 
 from __future__ import annotations
