@@ -1,5 +1,5 @@
-"""Sparse documents: what is written for the high-volume documents (assets, datums, annotation
-records and a version's copies of them) leaves out their null fields.
+"""Sparse documents: what is written for the high-volume documents (assets, datums, events,
+annotation records and a version's copies of them) leaves out their null fields.
 
 On the embedded FerretDB every stored field costs on every write and read: the document is turned
 into its JSON form field by field, and SQLite parses that whole text again for the index keys. An

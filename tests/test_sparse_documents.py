@@ -11,7 +11,9 @@ from bson import ObjectId
 
 from documents import annotation as docs
 from documents.asset import Asset
+from documents.common import Ownership
 from documents.dataset import Datum, VersionRecord
+from documents.event import Event
 from documents.json_value import JsonText
 from documents.manifest import record_entry
 from documents.sparse import sparse
@@ -66,7 +68,7 @@ def test_record_documents_are_what_the_model_would_store() -> None:
 def test_every_field_left_out_reads_back_as_none() -> None:
     """A missing field reads as its default: every field that can be None must default to None, or a
     record stored without it would read back as something else."""
-    for model in (docs.AnnotationRecord, VersionRecord, Asset, Datum):
+    for model in (docs.AnnotationRecord, VersionRecord, Asset, Datum, Event, Ownership):
         for name, field in model.model_fields.items():
             args = typing.get_args(field.annotation)
             nullable = field.annotation is type(None) or type(None) in args or (
@@ -130,7 +132,7 @@ async def test_assets_are_stored_without_their_nulls_and_read_back_whole(api: Ap
     text = (await api.data("StoreText", {"input": {"name": "note.txt", "text": "hello"}}, token=contributor))["storeText"]
     raw = await state.db.assets.find_one({"_id": object_id(text["id"])})
     assert not {"description", "value", "storage", "data_timestamp", "deleted_at", "unpinned_at", "digest_error"} & raw.keys()
-    assert raw["owner"]["experiment_id"] is None  # nested nulls are kept
+    assert raw["owner"] == {}  # an ownership keeps only the fields it has
     read = (await api.data("Asset", {"id": text["id"]}, token=contributor))["asset"]
     assert read == {**text, "digestError": None, "retentions": [], "collections": {"totalCount": 0, "edges": []}}
     assert read["description"] is None and read["dataTimestamp"] is None and read["value"] is None
@@ -182,3 +184,26 @@ async def test_clearing_a_field_leaves_it_out_and_rewrites_nothing_already_clear
     assert (await db.assets.find_one({"_id": ids[1]}))["description"] == "calibrated"
     updated = (await api.data("UpdateAsset", {"input": {"id": assets[1]["id"], "description": None}}, token=contributor))["updateAsset"]
     assert updated["description"] is None and "description" not in await db.assets.find_one({"_id": ids[1]})
+
+
+async def test_events_and_ownership_are_stored_without_their_nulls(api: Api, contributor: str, state) -> None:
+    """An event keeps only the fields it has, its source too, and reads, filters and sorts as if the
+    others were null; so does an asset's owner."""
+    logged = (await api.data("LogEvents", {"inputs": [
+        {"eventType": "NODE_START", "source": {"nodeId": "arm-1", "workflowId": "wf-7"}},
+        {"eventType": "NODE_START", "message": "second", "traceId": "t-1"},
+    ]}, token=contributor))["logEvents"]
+    first, second = [await state.db.events.find_one({"_id": object_id(i)}) for i in logged["ids"]]
+    assert first["source"] == {"node_id": "arm-1", "workflow_id": "wf-7"}
+    assert not {"message", "trace_id", "span_id"} & first.keys() and second["source"] == {} and second["trace_id"] == "t-1"
+    events = (await api.data("Events", {"filter": {"eventTypes": ["NODE_START"], "source": {"nodeId": "arm-1"}}},
+                             token=contributor))["events"]
+    (node,) = [e["node"] for e in events["edges"]]
+    assert node["id"] == logged["ids"][0] and node["message"] is None and node["traceId"] is None
+    assert node["source"]["nodeId"] == "arm-1" and node["source"]["userId"] is None
+
+    value = (await api.data("StoreValue", {"input": {"name": "owned", "value": 1, "owner": {"userId": "ada"}}},
+                            token=contributor))["storeValue"]
+    assert (await state.db.assets.find_one({"_id": object_id(value["id"])}))["owner"] == {"user_id": "ada"}
+    owned = (await api.data("Assets", {"filter": {"owner": {"userId": "ada"}}}, token=contributor))["assets"]
+    assert [e["node"]["id"] for e in owned["edges"]] == [value["id"]]

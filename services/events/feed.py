@@ -44,6 +44,7 @@ from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 from documents.clock import utcnow
 from documents.event import FEED_COLLECTION
 from documents.event import Event as EventDocument
+from documents.sparse import stored
 from services.broadcast import Broadcast
 
 log = logging.getLogger("graphlake.events.feed")
@@ -186,12 +187,12 @@ class FeedWriter:
         return not self._idle.is_set()
 
     async def _insert(self, events: list[EventDocument]) -> None:
-        raw = [e.model_dump(by_alias=True) for e in events]
+        raw = [stored(e) for e in events]
         try:
             await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
         except BulkWriteError as error:  # those before the failing one are stored: they are news too
-            stored = error.details.get("nInserted", 0)
-            self._stored(events[:stored], raw[:stored])
+            inserted = error.details.get("nInserted", 0)
+            self._stored(events[:inserted], raw[:inserted])
             raise
         self._stored(events, raw)
 
