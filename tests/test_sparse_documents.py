@@ -207,3 +207,25 @@ async def test_events_and_ownership_are_stored_without_their_nulls(api: Api, con
     assert (await state.db.assets.find_one({"_id": object_id(value["id"])}))["owner"] == {"user_id": "ada"}
     owned = (await api.data("Assets", {"filter": {"owner": {"userId": "ada"}}}, token=contributor))["assets"]
     assert [e["node"]["id"] for e in owned["edges"]] == [value["id"]]
+
+
+async def test_json_views_are_stored_only_when_they_hold_something(api: Api, contributor: str, state) -> None:
+    """Empty metadata is stored as its text alone, and predicates treat the missing views as empty:
+    it has no path, equals nothing, and differs from everything."""
+    empty = await factories.value_asset(api, contributor, name="bare", value=1)
+    full = await factories.value_asset(api, contributor, name="tagged", value=2, metadata={"a": 1})
+    raw = await state.db.assets.find_one({"_id": object_id(empty["id"])})
+    assert raw["metadata"] == {"json": "{}"} and "truncated" not in raw["value"] and raw["value"]["attrs"]
+    assert (await state.db.assets.find_one({"_id": object_id(full["id"])}))["metadata"]["paths"] == ["a"]
+
+    async def names(*predicates: dict) -> list[str]:
+        found = (await api.data("Assets", {"filter": {"metadata": list(predicates)}}, token=contributor))["assets"]
+        return sorted(e["node"]["name"] for e in found["edges"])
+
+    assert await names({"path": "a", "op": "EXISTS", "value": False}) == ["bare"]
+    assert await names({"path": "a", "op": "NE", "value": 1}) == ["bare"]
+    assert await names({"path": "a", "op": "NIN", "value": [1]}) == ["bare"]
+    assert await names({"path": "a", "op": "EQ", "value": 1}) == ["tagged"]
+    assert await names({"path": "a", "op": "EXISTS"}) == ["tagged"]
+    read = (await api.data("Asset", {"id": empty["id"]}, token=contributor))["asset"]
+    assert read["metadata"] == {} and read["value"] == 1
