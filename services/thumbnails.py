@@ -16,6 +16,7 @@ import logging
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -111,11 +112,25 @@ async def remove_thumbnails(asset: Asset, stores: dict[str, ObjectStore]) -> Non
         await store.delete(thumbnail_key(asset.sha256, size))
 
 
+# Pillow warns (a UserWarning, printed on the server's stderr) about a corrupt EXIF or TIFF
+# directory, which users' files often have, and then reads the image without it (or refuses it).
+CORRUPT_EXIF = "Corrupt EXIF data"
+
+
+def _quiet_pillow() -> None:
+    """Ignore that warning. A filter, not `catch_warnings`, which is not thread-safe before Python
+    3.14 (thumbnails are made in threads); looked for on every call rather than set once, since a
+    test runner restores the filters between tests."""
+    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == CORRUPT_EXIF for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=CORRUPT_EXIF, category=UserWarning)
+
+
 def make_thumbnail(source: Path, target: Path, size: int, max_pixels: int) -> None:
     """Write a WebP of the image at `source`, at most `size` pixels a side. Blocking and CPU-bound:
     run it in a thread. Pillow is imported here, so a server that never makes one does not load it."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    _quiet_pillow()
     try:
         with Image.open(source, formats=PIL_FORMATS) as image:
             width, height = image.size  # from the header: nothing decoded yet

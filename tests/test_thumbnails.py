@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import warnings
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -15,7 +17,7 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from resolvers.context import AppState
-from services.thumbnails import SIGN_METHOD, thumbnail_key
+from services.thumbnails import SIGN_METHOD, make_thumbnail, thumbnail_key
 from storage import LocalStore
 from tests import factories
 from tests.conftest import S3Service, Served
@@ -163,6 +165,23 @@ async def test_exif_orientation_is_applied(api: Api, contributor: str) -> None:
     assert response.status_code == 200
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.size == (128, 256)  # stored wide, shown upright: tall
+
+
+def test_a_corrupt_exif_block_is_read_past_without_a_warning(tmp_path: Path) -> None:
+    """A JPEG whose EXIF directory is cut short (cameras and editors write such files) gets its
+    thumbnail, unturned, and Pillow's warning about it stays off the server's stderr."""
+    source, target = tmp_path / "cut.jpg", tmp_path / "cut.webp"
+    Image.new("RGB", (64, 32), (1, 2, 3)).save(source, "JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # what the filter in make_thumbnail must override
+        with Image.open(source):
+            pass
+        assert any("Corrupt EXIF" in str(w.message) for w in caught)  # Pillow does warn about this file
+        caught.clear()
+        make_thumbnail(source, target, 256, 10_000_000)
+    assert [str(w.message) for w in caught] == []
+    with Image.open(target) as made:
+        assert made.size == (64, 32)
 
 
 async def test_one_image_asked_at_once_is_made_once(api: Api, contributor: str, state: AppState) -> None:
