@@ -108,7 +108,7 @@ def _check_geometry(record: NewRecord, field: str, masks: dict[ObjectId, Asset])
     if not isinstance(shape, expected):
         raise BadUserInput(f"a {record.kind.value} record needs a {record.kind.value.lower()} geometry, "
                            f"got {shape.type.lower()}", field=f"{field}.geometry")
-    numbers = [v for k, v in shape.model_dump().items() if isinstance(v, float)]
+    numbers = [v for v in vars(shape).values() if isinstance(v, float)]  # its fields, without dumping it
     points = getattr(shape, "points", [])
     numbers += [c for p in points for c in (p.x, p.y)]
     if not all(math.isfinite(n) for n in numbers):
@@ -194,9 +194,10 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
 
     asset_ids = {r.asset_id for r in records}
     mask_ids = {r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)}
-    found = {a.id: a for a in await docs_by_ids(Asset, asset_ids | mask_ids) if a.status is not AssetStatus.DELETED}
+    found = {a.id: a for a in await docs_by_ids(Asset, asset_ids | mask_ids, read_only=True)
+             if a.status is not AssetStatus.DELETED}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
-    rules = _Rules.of(schema, annotation_set.source, await docs_by_ids(Datum, datum_ids))
+    rules = _Rules.of(schema, annotation_set.source, await docs_by_ids(Datum, datum_ids, read_only=True))
     for i, record in enumerate(records):
         field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:
