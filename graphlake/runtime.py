@@ -20,6 +20,7 @@ from resolvers.context import AppState
 from resolvers.events.types import Event
 from services.broadcast import Broadcast
 from services.events.feed import FeedWriter
+from services.events.journal import AuditJournal
 from services.health import SharedProbe
 from services.metrics import Metrics
 from services.thumbnails import Thumbnailer
@@ -58,6 +59,10 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         feed = FeedWriter(db, events)
         stack.push_async_callback(feed.close)  # before the client closes: its last copies go out
+        if serving and settings.audit_journal:
+            journal = AuditJournal(settings.data_dir / "audit-journal", feed.writer, feed.write, settings.audit_flush_seconds)
+            await journal.open()  # stores what a process that stopped left first
+            feed.ahead = journal
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
                        events=events, feed=feed, tokens=TokenCache(settings.token_cache_seconds), version=__version__,
                        metrics=metrics, health=SharedProbe(db, stores),

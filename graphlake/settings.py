@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     event_clock_skew_seconds: int = Field(
         default=300, description="How far in the future an event's timestamp may be (clients' clocks drift; "
                                  "a later one would sit atop every newest-first list).")
+    audit_journal: bool = Field(
+        default=True, description="Write each mutation's AUDIT event ahead to a journal in the data dir, stored in the "
+                                  "event log moments after the answer (off: stored before the answer).")
+    # As long as the event feed's poll (services/events/feed.py): other processes see events that late anyway.
+    audit_flush_seconds: float = Field(
+        default=0.05, ge=0, le=10, description="How long a journaled AUDIT event waits for others to be stored "
+                                                "with it (readers on the same process never wait for it).")
     event_feed_bytes: int = Field(default=16 * 1_048_576, description="Size of the capped collection live events travel through.")
     subscriber_queue_size: int = Field(default=10_000, description="Events a slow subscriber may lag before it is dropped.")
     max_event_replay: int = Field(

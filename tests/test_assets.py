@@ -234,7 +234,7 @@ async def test_update_and_lineage(api: Api, contributor: str) -> None:
     assert (await api.data("Asset", {"id": raw["id"]}, token=contributor))["asset"]["name"] == "raw-v2"
 
 
-async def test_delete_respects_pins_unless_an_admin_forces(api: Api, contributor: str, admin: str) -> None:
+async def test_delete_respects_pins_unless_an_admin_forces(api: Api, contributor: str, admin: str, state: AppState) -> None:
     asset = await factories.value_asset(api, contributor, name="keep", aliases=["kept"])
     pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
     assert pin["ownerType"] == "MANUAL_PIN" and pin["asset"]["id"] == asset["id"]
@@ -250,6 +250,7 @@ async def test_delete_respects_pins_unless_an_admin_forces(api: Api, contributor
     assert refused["extensions"]["code"] == "FORBIDDEN"  # force is for an ADMIN
     forced = (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=admin))["deleteAsset"]
     assert forced["deleted"] and forced["broken"] == [again["id"]]
+    await state.feed.settled()  # read from the database, not through `events`, which waits for it itself
     audits = [e.data.decode() for e in await Event.find({"event_type": AUDIT}).to_list()]
     [deleted] = [a for a in audits if a.get("mutation") == "deleteAsset" and a["ids"][0] == asset["id"]]
     assert again["id"] in deleted["ids"]  # the audit trail says what the forced delete broke

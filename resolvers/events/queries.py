@@ -90,6 +90,7 @@ class EventQueries:
     async def event(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The event's ID.")],
     ) -> Event | None:
+        await info.context.state.feed.settled()  # this process's journaled AUDIT events are in the log
         doc = await info.context.loaders.by_id(EventDocument).load(decode_object_id(id, NodeType.EVENT))
         return Event.from_document(doc) if doc else None
 
@@ -110,6 +111,7 @@ class EventQueries:
                         "in the same `orderBy` (either direction). With `orderBy: RECEIVED, direction: ASC`, what "
                         "was logged since that event, in the order it arrived.")] = None,
     ) -> Connection[Event]:
+        await info.context.state.feed.settled()  # this process's journaled AUDIT events are in the log
         sort = with_tiebreaker([(key, direction.value) for key in _sort_keys(order_by)])
         query = events_query(filter)
         if newer_than is not None:

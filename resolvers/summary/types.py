@@ -175,6 +175,7 @@ class Summary:
         before: Annotated[datetime | None, strawberry.argument(description=(
             "The window's end (exclusive), after `after`; null is now."))] = None,
     ) -> EventSummary:
+        await info.context.state.feed.settled()  # this process's journaled AUDIT events are counted too
         end = before or utcnow()
         by_level, by_type = await service.event_tallies(after, end)
         return EventSummary(after=to_millis(after), before=to_millis(end), by_level_counts=by_level,

@@ -46,6 +46,7 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
     started = time.monotonic()
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
+        await feed.settled()  # the audit entries of every mutation answered so far (services/events/journal.py)
         manifest = await write_backup(db, destination, graphlake_version=graphlake_version, local_roots=local_roots,
                                       referenced_mounts=referenced_mounts)
     except Exception as error:  # any failure is reported, as an alert, and the server goes on

@@ -35,17 +35,20 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
 from documents.clock import utcnow
-from documents.event import FEED_COLLECTION
+from documents.event import AUDIT, FEED_COLLECTION
 from documents.event import Event as EventDocument
 from documents.sparse import stored
 from services.broadcast import Broadcast
+
+if TYPE_CHECKING:
+    from services.events.journal import AuditJournal
 
 log = logging.getLogger("graphlake.events.feed")
 
@@ -141,6 +144,9 @@ class FeedWriter:
         self._idle.set()
         self._waiting: list[_Waiting] = []
         self._group: asyncio.Task | None = None  # held: the loop keeps only a weak reference to a task
+        # Where a mutation's AUDIT event goes when it is all the mutation logs (services/events/journal.py);
+        # None: stored before the answer, as every other event.
+        self.ahead: AuditJournal | None = None
 
     async def write(self, events: list[EventDocument], then: Sequence[Callable[[], None]] = ()) -> None:
         """Store events in the log (inside together(): when it ends), hand them to this process's
@@ -265,8 +271,16 @@ class FeedWriter:
         finally:
             self._insert_waiting()
 
+    async def settled(self) -> None:
+        """Return once this process's journaled AUDIT events are in the log: reads that show events
+        wait for it, so a mutation's audit entry is there as soon as it answered."""
+        if self.ahead is not None:
+            await self.ahead.drained()
+
     async def close(self) -> None:
         """Wait for the events still being stored, and the copies still being published (as the server stops)."""
+        if self.ahead is not None:
+            await self.ahead.close()
         try:
             await asyncio.wait_for(self._idle.wait(), CLOSE_WAIT_SECONDS)
         except TimeoutError:
@@ -310,7 +324,9 @@ class FeedWriter:
     async def together(self) -> AsyncIterator[None]:
         """Everything written within the block is stored and published as one write as it ends,
         even when the block fails: a mutation's own events (ASSET_STATUS, the events of logEvents)
-        and its AUDIT event cost one insert and one publish, not one each."""
+        and its AUDIT event cost one insert and one publish, not one each. A block that wrote its
+        AUDIT event alone hands it to the audit journal, when there is one (`ahead`): the block ends
+        once it is on disk, and it is stored moments later."""
         batch = _Batch()
         token = _batch.set(batch)
         try:
@@ -318,7 +334,9 @@ class FeedWriter:
         finally:
             _batch.reset(token)
             batch.open = False
-            await self.write(batch.events, then=batch.stored)  # their `then`s: only if stored (at once if none)
+            if not (self.ahead is not None and batch.events and not batch.stored
+                    and all(e.event_type == AUDIT for e in batch.events) and self.ahead.write(batch.events)):
+                await self.write(batch.events, then=batch.stored)  # their `then`s: only if stored (at once if none)
 
     async def _others_listening(self) -> bool:
         """Whether another live process has subscribers (a small collection: one row per process)."""

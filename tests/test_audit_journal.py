@@ -1,0 +1,157 @@
+"""The audit journal (services/events/journal.py): a mutation's lone AUDIT event is on disk before
+the answer and in the event log moments later; what a killed server left is stored by the next
+start; nothing is stored twice, and a torn last entry is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+import bson
+import httpx
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from documents.event import AUDIT, Event, new_event_id
+from documents.json_value import StoredJson
+from documents.sparse import stored
+from resolvers.context import AppState
+from services.events.journal import AuditJournal, complete_entries
+from tests.operations import Api
+from tests.processes import start_server_process
+from tests.test_batches import admin_token, post
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.asyncio
+
+
+def audit(n: int) -> Event:
+    return Event.model_construct(id=new_event_id(), event_type=AUDIT, level=20, message=f"m{n} by test",
+                                 data=StoredJson.encode({"mutation": f"m{n}", "ids": []}))
+
+
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.bson"))
+
+
+async def test_the_answer_comes_first_and_reads_of_events_wait_for_the_journal(api: Api, contributor: str,
+                                                                               state: AppState) -> None:
+    journal = state.feed.ahead
+    assert journal is not None  # on by default
+    journal.delay_seconds = 60  # nothing is stored by time alone while this test looks
+    try:
+        stored_value = (await api.data("StoreValue", {"input": {"name": "v", "value": 1}}, token=contributor))["storeValue"]
+        assert await Event.find({"event_type": AUDIT}).count() == 0  # answered; not in the log yet
+        on_disk = [e for path in segments(journal.directory) for e in complete_entries(path.read_bytes())]
+        assert [e["message"].split("-")[0] for e in on_disk] == ["storeValue by token:contributor"]
+        assert StoredJson.model_validate(on_disk[0]["data"]).decode()["ids"] == [stored_value["id"]]
+        # The events query waits for this process's journal, so the entry is there at once.
+        shown = (await api.data("Events", {"filter": {"eventTypes": [AUDIT]}, "first": 5}, token=contributor))["events"]["edges"]
+        assert [e["node"]["message"] for e in shown] == [on_disk[0]["message"]]
+        assert await Event.find({"event_type": AUDIT}).count() == 1
+        assert all(path.stat().st_size == 0 for path in segments(journal.directory))  # emptied once stored
+    finally:
+        journal.delay_seconds = state.settings.audit_flush_seconds
+
+
+async def test_a_mutation_with_events_of_its_own_stores_its_audit_with_them(api: Api, contributor: str,
+                                                                            state: AppState) -> None:
+    """Only a lone AUDIT event is journaled: logEvents answers once its events are stored, and its
+    audit entry goes in the same insert."""
+    journal = state.feed.ahead
+    assert journal is not None
+    journal.delay_seconds = 60
+    try:
+        await api.data("LogEvents", {"inputs": [{"eventType": "CALIBRATED"}]}, token=contributor)
+        assert sorted(e.event_type for e in await Event.find().to_list()) == [AUDIT, "CALIBRATED"]
+    finally:
+        journal.delay_seconds = state.settings.audit_flush_seconds
+
+
+async def test_a_journal_the_disk_refuses_stores_directly(api: Api, contributor: str, state: AppState,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = state.feed.ahead
+    assert journal is not None
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "_current", full_disk)
+    await api.data("StoreValue", {"input": {"name": "v", "value": 1}}, token=contributor)
+    assert await Event.find({"event_type": AUDIT}).count() == 1  # stored before the answer, as without a journal
+
+
+async def test_a_killed_server_leaves_its_journal_to_the_next_start(scratch_db: AsyncDatabase, mongodb_url: str,
+                                                                    tmp_path: Path) -> None:
+    # The longest flush delay: the entry is only in the journal when the server dies.
+    process, url = await start_server_process(mongodb_url, scratch_db.name, tmp_path, AUDIT_FLUSH_SECONDS="10")
+    token = await admin_token(scratch_db)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            stored_value = (await post(http, token, "StoreValue", {"input": {"name": "v", "value": 1}}))["storeValue"]
+        process.kill()  # no chance to store it
+        await process.wait()
+        assert await scratch_db.events.count_documents({"event_type": AUDIT}) == 0
+        left = segments(tmp_path / "audit-journal")
+        assert len(left) == 1 and complete_entries(left[0].read_bytes())
+
+        process, url = await start_server_process(mongodb_url, scratch_db.name, tmp_path)  # the server comes back
+        [entry] = await scratch_db.events.find({"event_type": AUDIT}).to_list()
+        assert entry["message"] == "storeValue by token:admin"
+        assert StoredJson.model_validate(entry["data"]).decode()["ids"] == [stored_value["id"]]
+        assert segments(tmp_path / "audit-journal") == []
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def test_a_replay_stores_each_entry_once_drops_a_torn_tail_and_leaves_live_segments(
+        state: AppState, tmp_path: Path) -> None:
+    first, second, third, live = audit(1), audit(2), audit(3), audit(4)
+    await Event.get_pymongo_collection().insert_one(stored(first))  # stored before the process died
+    dead = tmp_path / "dead-1.bson"
+    whole = b"".join(bson.encode(stored(e)) for e in (first, second))
+    dead.write_bytes(whole + bson.encode(stored(third))[:-7])  # died inside the third write
+    held = tmp_path / "alive-1.bson"
+    held.write_bytes(bson.encode(stored(live)))
+    holder = os.open(held, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # its process lives
+    try:
+        journal = AuditJournal(tmp_path, "this", state.feed.write, 0)
+        assert await journal.replay() == 2
+        assert await journal.replay() == 0  # nothing left to store
+    finally:
+        os.close(holder)
+    in_log = sorted(e.message for e in await Event.find({"event_type": AUDIT}).to_list())
+    assert in_log == ["m1 by test", "m2 by test"]  # once each; the torn third was never acknowledged
+    assert not dead.exists() and held.exists()
+
+
+async def test_a_flush_whose_answer_was_lost_stores_nothing_twice(state: AppState, tmp_path: Path) -> None:
+    """The first attempt stores the events and then fails (as when the reply is lost); the retry
+    finds them in the log and stores nothing again."""
+    attempts = []
+
+    async def store(events: list[Event]) -> None:
+        attempts.append(len(events))
+        await state.feed.write(events)
+        if len(attempts) == 1:
+            raise ConnectionError("the reply was lost")
+
+    journal = AuditJournal(tmp_path, "flaky", store, 0)
+    await journal.open()
+    try:
+        assert journal.write([audit(1), audit(2)])
+        with pytest.raises(ConnectionError):
+            await journal.drained()
+        await wait_for(lambda: journal.unstored == 0, timeout=10, what="the retry")
+        assert await Event.find({"event_type": AUDIT}).count() == 2
+        assert attempts == [2]  # the retry found both stored
+        assert all(path.stat().st_size == 0 for path in segments(tmp_path))
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(journal.close(), 10)
