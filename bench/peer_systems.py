@@ -258,7 +258,10 @@ async def started_systems(tmp: Path) -> AsyncIterator[list[System]]:
         stack.push_async_callback(database.close)
         _, token = await create_token("bench-peer", Role.CONTRIBUTOR)
         (tmp / "graphlake" / "data").mkdir(parents=True)
-        process, lake_base = await start_server_process(lake_url, DATABASE, tmp / "graphlake" / "data")
+        # Its FerretDB is reached by URL (so both systems run the same build alike), where the audit
+        # journal is off unless asked; on the embedded default it is on.
+        process, lake_base = await start_server_process(lake_url, DATABASE, tmp / "graphlake" / "data",
+                                                        AUDIT_JOURNAL="true")
         stack.push_async_callback(stop_process, process)
 
         madsci = Madsci(madsci_url)

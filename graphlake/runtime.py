@@ -59,10 +59,12 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         feed = FeedWriter(db, events)
         stack.push_async_callback(feed.close)  # before the client closes: its last copies go out
-        if serving and settings.audit_journal:
-            journal = AuditJournal(settings.data_dir / "audit-journal", feed.writer, feed.write, settings.audit_flush_seconds)
+        journal = AuditJournal(settings.audit_journal_dir, feed.writer, feed.write, settings.audit_flush_seconds)
+        if serving and settings.journals_audit:
             await journal.open()  # stores what a process that stopped left first
             feed.ahead = journal
+        else:  # a command, or a server without the journal, still stores what a stopped server left
+            await journal.replay()
         yield AppState(settings=settings, client=client, db=db, stores=stores, started_at=utcnow(),
                        events=events, feed=feed, tokens=TokenCache(settings.token_cache_seconds), version=__version__,
                        metrics=metrics, health=SharedProbe(db, stores),

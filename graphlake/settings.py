@@ -115,9 +115,10 @@ class Settings(BaseSettings):
     event_clock_skew_seconds: int = Field(
         default=300, description="How far in the future an event's timestamp may be (clients' clocks drift; "
                                  "a later one would sit atop every newest-first list).")
-    audit_journal: bool = Field(
-        default=True, description="Write each mutation's AUDIT event ahead to a journal in the data dir, stored in the "
-                                  "event log moments after the answer (off: stored before the answer).")
+    audit_journal: bool | None = Field(
+        default=None, description="Write a mutation's lone AUDIT event ahead to a journal in the data dir, stored in the "
+                                  "event log moments after the answer (false: stored before the answer). Unset: on for "
+                                  "the embedded database (unless it syncs every commit), off for a MongoDB URL.")
     # As long as the event feed's poll (services/events/feed.py): other processes see events that late anyway.
     audit_flush_seconds: float = Field(
         default=0.05, ge=0, le=10, description="How long a journaled AUDIT event waits for others to be stored "
@@ -321,3 +322,15 @@ class Settings(BaseSettings):
     @property
     def embedded_database(self) -> bool:
         return self.mongodb_url is None
+
+    @property
+    def journals_audit(self) -> bool:
+        """Whether AUDIT events are journaled (services/events/journal.py): where the journal is as
+        durable as the database, the embedded one beside it in the data dir, unless told."""
+        if self.audit_journal is not None:
+            return self.audit_journal
+        return self.embedded_database and not self.ferretdb_sync_every_commit
+
+    @property
+    def audit_journal_dir(self) -> Path:
+        return self.data_dir / "audit-journal" / self.database  # the database its entries go to

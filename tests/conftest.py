@@ -101,6 +101,8 @@ def settings(mongodb_url: str, s3: S3Service, tmp_path_factory: pytest.TempPathF
         bootstrap_admin_token=False,
         log_level="INFO",
         port=free_port(),  # chosen now: signed local URLs must name the port the server listens on
+        # As on the embedded default (this FerretDB is reached by URL, where the default is off).
+        audit_journal=True,
     )
 
 

@@ -18,9 +18,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.event import AUDIT, Event, new_event_id
 from documents.json_value import StoredJson
 from documents.sparse import stored
+from graphlake.runtime import open_state
+from graphlake.settings import Settings
 from resolvers.context import AppState
-from services.events.journal import AuditJournal, complete_entries
-from tests.operations import Api
+from services.events.journal import IDS, AuditJournal, complete_entries
+from tests.operations import Api, object_id
 from tests.processes import start_server_process
 from tests.test_batches import admin_token, post
 from tests.waiting import wait_for
@@ -45,13 +47,17 @@ async def test_the_answer_comes_first_and_reads_of_events_wait_for_the_journal(a
     try:
         stored_value = (await api.data("StoreValue", {"input": {"name": "v", "value": 1}}, token=contributor))["storeValue"]
         assert await Event.find({"event_type": AUDIT}).count() == 0  # answered; not in the log yet
-        on_disk = [e for path in segments(journal.directory) for e in complete_entries(path.read_bytes())]
+        on_disk = [e for path in segments(journal.directory) for e in complete_entries(path.read_bytes())[0]]
         assert [e["message"].split("-")[0] for e in on_disk] == ["storeValue by token:contributor"]
         assert StoredJson.model_validate(on_disk[0]["data"]).decode()["ids"] == [stored_value["id"]]
-        # The events query waits for this process's journal, so the entry is there at once.
+        later = (await api.data("LogEvents", {"inputs": [{"eventType": "CALIBRATED"}]}, token=contributor))["logEvents"]
+        # The events query waits for this process's journal, so the entry is there at once; its ID is
+        # made as it is stored, so it sorts after the event stored before it (a subscriber resuming
+        # from that one gets it).
         shown = (await api.data("Events", {"filter": {"eventTypes": [AUDIT]}, "first": 5}, token=contributor))["events"]["edges"]
-        assert [e["node"]["message"] for e in shown] == [on_disk[0]["message"]]
-        assert await Event.find({"event_type": AUDIT}).count() == 1
+        assert on_disk[0]["message"] in [e["node"]["message"] for e in shown]  # with logEvents' own, stored at once
+        [stored_audit] = await Event.find({"event_type": AUDIT, "message": on_disk[0]["message"]}).to_list()
+        assert stored_audit.id > object_id(later["ids"][0]) > on_disk[0]["_id"]
         assert all(path.stat().st_size == 0 for path in segments(journal.directory))  # emptied once stored
     finally:
         journal.delay_seconds = state.settings.audit_flush_seconds
@@ -87,7 +93,8 @@ async def test_a_journal_the_disk_refuses_stores_directly(api: Api, contributor:
 async def test_a_killed_server_leaves_its_journal_to_the_next_start(scratch_db: AsyncDatabase, mongodb_url: str,
                                                                     tmp_path: Path) -> None:
     # The longest flush delay: the entry is only in the journal when the server dies.
-    process, url = await start_server_process(mongodb_url, scratch_db.name, tmp_path, AUDIT_FLUSH_SECONDS="10")
+    process, url = await start_server_process(mongodb_url, scratch_db.name, tmp_path, AUDIT_JOURNAL="true",
+                                              AUDIT_FLUSH_SECONDS="10")
     token = await admin_token(scratch_db)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
@@ -95,14 +102,16 @@ async def test_a_killed_server_leaves_its_journal_to_the_next_start(scratch_db: 
         process.kill()  # no chance to store it
         await process.wait()
         assert await scratch_db.events.count_documents({"event_type": AUDIT}) == 0
-        left = segments(tmp_path / "audit-journal")
-        assert len(left) == 1 and complete_entries(left[0].read_bytes())
+        journal = tmp_path / "audit-journal" / scratch_db.name
+        left = segments(journal)
+        assert len(left) == 1 and complete_entries(left[0].read_bytes())[0]
 
-        process, url = await start_server_process(mongodb_url, scratch_db.name, tmp_path)  # the server comes back
+        # The server comes back, without the journal this time: what it left is stored all the same.
+        process, url = await start_server_process(mongodb_url, scratch_db.name, tmp_path, AUDIT_JOURNAL="false")
         [entry] = await scratch_db.events.find({"event_type": AUDIT}).to_list()
         assert entry["message"] == "storeValue by token:admin"
         assert StoredJson.model_validate(entry["data"]).decode()["ids"] == [stored_value["id"]]
-        assert segments(tmp_path / "audit-journal") == []
+        assert segments(journal) == []
     finally:
         if process.returncode is None:
             process.terminate()
@@ -112,9 +121,12 @@ async def test_a_killed_server_leaves_its_journal_to_the_next_start(scratch_db: 
 async def test_a_replay_stores_each_entry_once_drops_a_torn_tail_and_leaves_live_segments(
         state: AppState, tmp_path: Path) -> None:
     first, second, third, live = audit(1), audit(2), audit(3), audit(4)
-    await Event.get_pymongo_collection().insert_one(stored(first))  # stored before the process died
+    # A flush gave the first its ID (recorded after it) and stored it before the process died; the
+    # second was never sent, and gets an ID as it is replayed.
+    given = new_event_id()
+    await Event.get_pymongo_collection().insert_one({**stored(first), "_id": given})
     dead = tmp_path / "dead-1.bson"
-    whole = b"".join(bson.encode(stored(e)) for e in (first, second))
+    whole = b"".join(bson.encode(doc) for doc in (stored(first), {IDS: [[first.id, given]]}, stored(second)))
     dead.write_bytes(whole + bson.encode(stored(third))[:-7])  # died inside the third write
     held = tmp_path / "alive-1.bson"
     held.write_bytes(bson.encode(stored(live)))
@@ -126,9 +138,39 @@ async def test_a_replay_stores_each_entry_once_drops_a_torn_tail_and_leaves_live
         assert await journal.replay() == 0  # nothing left to store
     finally:
         os.close(holder)
-    in_log = sorted(e.message for e in await Event.find({"event_type": AUDIT}).to_list())
-    assert in_log == ["m1 by test", "m2 by test"]  # once each; the torn third was never acknowledged
+    in_log = {e.message: e.id for e in await Event.find({"event_type": AUDIT}).to_list()}
+    assert sorted(in_log) == ["m1 by test", "m2 by test"]  # once each; the torn third was never answered for
+    assert in_log["m1 by test"] == given and in_log["m2 by test"] > given  # the second's ID made as it was stored
     assert not dead.exists() and held.exists()
+
+
+async def test_a_server_finds_what_a_stopped_process_left_while_it_runs(state: AppState, tmp_path: Path) -> None:
+    """A worker that died beside a running one: its segment is stored at the next look, even while
+    writes keep the running process busy."""
+    journal = AuditJournal(tmp_path, "running", state.feed.write, 0, replay_every=0.2)
+    await journal.open()
+    try:
+        (tmp_path / "died-1.bson").write_bytes(bson.encode(stored(audit(7))))
+        for _ in range(20):  # writes all the while
+            assert journal.write([audit(8)])
+            await asyncio.sleep(0.05)
+        await wait_for(lambda: not (tmp_path / "died-1.bson").exists(), timeout=10, what="the dead segment's replay")
+        assert await Event.find({"message": "m7 by test"}).count() == 1
+    finally:
+        await journal.close()
+    assert await Event.find({"message": "m8 by test"}).count() == 20  # closing stored what was left
+    assert segments(tmp_path) == []
+
+
+async def test_a_command_stores_what_a_killed_server_left(settings: Settings, tmp_path: Path) -> None:
+    """`graphlake backup` or a privacy erase must not run before a dead server's last entries are in
+    the log: every command opens the state, which stores them first."""
+    mine = settings.model_copy(update={"data_dir": tmp_path})
+    mine.audit_journal_dir.mkdir(parents=True)
+    (mine.audit_journal_dir / "killed-1.bson").write_bytes(bson.encode(stored(audit(9))))
+    async with open_state(mine):
+        assert await Event.find({"message": "m9 by test"}).count() == 1
+    assert segments(mine.audit_journal_dir) == []
 
 
 async def test_a_flush_whose_answer_was_lost_stores_nothing_twice(state: AppState, tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ class AuthQueries:
         most = info.context.settings.max_page_size
         if not 1 <= limit_per_collection <= most:
             raise BadUserInput(f"must be 1 to {most}", field="limitPerCollection")
+        await info.context.state.feed.settled()  # this process's journaled AUDIT events name users too
         found: dict[str, list] = {}
         async for collection, document in export_places(info.context.db, user_id, limit=limit_per_collection + 1):
             found.setdefault(collection, []).append(document)

@@ -42,7 +42,10 @@ upstream text it replaces and stops the build if that text is not there once.
    JSON cannot hold them) by decoding it whole, its replies too: a find's answer was encoded, then
    decoded and walked (a twentieth of FerretDB's CPU building a version). What comes in is still
    checked; what goes out was read from storage, which holds no NaN.
-build-services.sh runs the tests of the packages 4 to 8 change, upstream's and ours, before it builds
+10. `$in` over a list of at least 16 ObjectIDs is decided by a set, made once per list, where
+   upstream compared a value with each element: reading a version's records by the thousand datums
+   of a batch cost a thousand comparisons a record (graphlake_in.go).
+build-services.sh runs the tests of the packages 4 to 8 and 10 change, upstream's and ours, before it builds
 (8 in tests/test_ferretdb_updates.py too); every reply the suite reads goes through 9.
 """
 
@@ -86,7 +89,8 @@ shutil.copy(here / "graphlake_pushdown.go", root / "internal/backends/sqlite/gra
 shutil.copy(here / "graphlake_count.go", root / "internal/handler/graphlake_count.go")
 for name, package in (("graphlake_update.go", "common"), ("graphlake_sjson.go", "sjson"), ("graphlake_sjson_test.go", "sjson"),
                       ("graphlake_sjson_marshal.go", "sjson"), ("graphlake_sjson_marshal_test.go", "sjson"),
-                      ("graphlake_projection.go", "common"), ("graphlake_projection_test.go", "common")):
+                      ("graphlake_projection.go", "common"), ("graphlake_projection_test.go", "common"),
+                      ("graphlake_in.go", "common"), ("graphlake_in_test.go", "common")):
     shutil.copy(here / name, root / "internal/handler" / package / name)
 
 # 1. the _id expression of the _id_ index
@@ -373,3 +377,33 @@ replace(str((wire / "op_msg.go").relative_to(root)), "\tmsg.sections = sections\
         "\tmsg.sections = sections\n\n"
         "\t// Graphlake's build: what FerretDB sends is not checked again (scripts/ferretdb/patch.py, step 9).\n"
         "\tif Debug {\n")
+
+# 10. $in over many ObjectIDs decided by a set (graphlake_in.go)
+replace("internal/handler/common/filter.go",
+        "\t\tcase \"$in\":\n"
+        "\t\t\t// {field: {$in: [value1, value2, ...]}}\n"
+        "\t\t\tarr, ok := exprValue.(*types.Array)\n"
+        "\t\t\tif !ok {\n"
+        "\t\t\t\treturn false, handlererrors.NewCommandErrorMsgWithArgument(\n"
+        "\t\t\t\t\thandlererrors.ErrBadValue,\n"
+        "\t\t\t\t\t\"$in needs an array\",\n"
+        "\t\t\t\t\texprKey,\n"
+        "\t\t\t\t)\n"
+        "\t\t\t}\n",
+        "\t\tcase \"$in\":\n"
+        "\t\t\t// {field: {$in: [value1, value2, ...]}}\n"
+        "\t\t\tarr, ok := exprValue.(*types.Array)\n"
+        "\t\t\tif !ok {\n"
+        "\t\t\t\treturn false, handlererrors.NewCommandErrorMsgWithArgument(\n"
+        "\t\t\t\t\thandlererrors.ErrBadValue,\n"
+        "\t\t\t\t\t\"$in needs an array\",\n"
+        "\t\t\t\t\texprKey,\n"
+        "\t\t\t\t)\n"
+        "\t\t\t}\n\n"
+        "\t\t\t// Graphlake's build: a long list of ObjectIDs is a set (scripts/ferretdb/patch.py, step 10).\n"
+        "\t\t\tif found, decided := graphlakeIn(fieldValue, arr); decided {\n"
+        "\t\t\t\tif !found {\n"
+        "\t\t\t\t\treturn false, nil\n"
+        "\t\t\t\t}\n\n"
+        "\t\t\t\tcontinue\n"
+        "\t\t\t}\n")

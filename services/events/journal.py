@@ -1,22 +1,25 @@
-"""AUDIT events written ahead: a mutation's answer waits for its audit entry to reach a file in the
-data dir, and the entries are stored in the event log moments later, several in one insert.
+"""AUDIT events written ahead: a mutation's answer waits for its audit entry to be written to a file
+in the data dir, and the entries are stored in the event log moments later, several in one insert.
 
 Why: a mutation that logs nothing but its AUDIT event (`storeValue`, most of them) waited for a
 second insert, into a second collection, after its own write: a round trip and about a third of a
 millisecond of the database's CPU per mutation, on the critical path of a client storing values
-one at a time (bench/peer.py). An append to a file takes microseconds, and entries stored together
-cost the database less each.
+one at a time (bench/peer.py). An append to a file takes microseconds (so it is made on the event
+loop), and entries stored together cost the database less each.
 
-What is kept: the entry is on disk before the answer, in the data dir beside the embedded
-database's own files and with their durability (both survive the server's crash; neither is synced
-per write, see FerretDB's `synchronous(normal)`). Each process appends to segment files of its own,
-locked (`flock`) while it lives. Whoever opens the journal (each server start, and each process
-every REPLAY_EVERY_SECONDS) stores what a dead process left, ignoring entries already stored (an
-event's `_id` is made when it is written here), then deletes those files. A torn last entry (the
-process died inside a write) was never acknowledged, and is dropped.
+What is kept: the entry is written (to the kernel, not synced) before the answer, in the data dir
+beside the embedded database's files, which commit the same way (FerretDB's `synchronous(normal)`):
+both survive the server's crash, neither a power cut of the moments before. Each process appends to
+segment files of its own, locked (`flock`) while it lives, in a directory per database. Whoever
+opens the journal (each start, the CLI's commands too, and each server process every
+`replay_every` seconds) stores what a stopped process left and deletes those files.
 
-What changes: an entry reaches the log up to the flush delay after the answer. Reads on this process
-that show events wait for it first (`drained`); other processes see it after the delay.
+IDs: an event's ID sorts by when it was made, and subscribers resume by it, so an entry gets its ID
+when it is stored, not when it is written here (one made earlier could sort before events stored
+ahead of it, and a subscriber resuming from one of those would never see it). Before a flush sends
+entries, it appends a record of the IDs it gave them; a replay stores an entry under the ID its
+record gave it (once: an insert of one already stored is ignored), or under a new one if no flush
+ever sent it. A torn last write (the process died inside it) was never answered for, and is dropped.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import contextvars
 import fcntl
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +41,18 @@ from bson.codec_options import CodecOptions
 from bson.errors import InvalidBSON
 from pymongo.errors import BulkWriteError
 
-from documents.event import Event
+from documents.event import Event, new_event_id
 from documents.sparse import stored
 
 log = logging.getLogger("graphlake.events.journal")
 
 SEGMENT_BYTES = 1 << 20  # a new segment once this one holds this much; a segment all stored is removed
-REPLAY_EVERY_SECONDS = 30.0  # how often a process looks for what a dead one left (a worker restarted beside it)
+REPLAY_EVERY_SECONDS = 30.0  # how often a server process looks for what a stopped one left
 RETRY_SECONDS = (0.1, 0.5, 2.0, 5.0)  # between attempts while the database refuses a flush
+CLOSE_WAIT_SECONDS = 30.0  # for a flush under way as the server stops
 SUFFIX = ".bson"
 MAKING = ".making"  # a segment being made (renamed to SUFFIX once locked)
+IDS = "graphlake_journal_ids"  # the key of a record of the IDs a flush gave its entries: [[written as, stored as]]
 _READ = CodecOptions(tz_aware=True)
 
 
@@ -58,31 +64,40 @@ class _Segment:
     unstored: int = 0  # entries written here and not yet in the log
 
 
+@dataclass(eq=False)
+class _Entry:
+    segment: _Segment
+    event: Event
+    sent: bool = False  # a flush gave it its ID (recorded in its segment) and sent it
+
+
 class AuditJournal:
     """This process's journal of AUDIT events (see the module docstring). `store` writes events into
-    the log (FeedWriter.write: published to subscribers as any stored event); only the journal's own
-    task calls it, one flush at a time, so the log gets the entries in the order they were written."""
+    the log (FeedWriter.write: published to subscribers as any stored event); only one flush runs at
+    a time, so the log gets the entries in the order they were written."""
 
     def __init__(self, directory: Path, name: str, store: Callable[[list[Event]], Awaitable[None]],
-                 delay_seconds: float) -> None:
+                 delay_seconds: float, replay_every: float = REPLAY_EVERY_SECONDS) -> None:
         self.directory = directory
         self._name = name  # the writer's id: this process's segments are <name>-<n>.bson
         self._store = store
         self.delay_seconds = delay_seconds  # how long the first entry of a flush waits for others
+        self.replay_every = replay_every
         self._segment: _Segment | None = None
         self._segments = 0
-        self._pending: list[tuple[_Segment, Event]] = []  # written here, not yet in the log, in order
+        self._pending: list[_Entry] = []  # written here, not yet in the log, in order
         self._written = 0  # entries written, ever
         self._in_log = 0  # of those, how many are in the log (always the first ones)
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []  # readers: (entries they wait for, their answer)
         self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()  # a reader waits: flush without the delay
-        self._failed = False  # the last flush failed: it may have stored some before it did
+        self._urgent = asyncio.Event()  # a reader waits, or the server stops: flush without the delay
+        self._stopping = False
+        self._flushing = asyncio.Lock()
         self._failures = 0  # in a row, for the wait before the next attempt
         self._task: asyncio.Task | None = None
 
     async def open(self) -> None:
-        """Store what dead processes left, then take writes."""
+        """Store what stopped processes left, then take writes."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         await self.replay()
         # A context of its own: not the opener's, nor (later) any request's time limit or event batch.
@@ -95,22 +110,18 @@ class AuditJournal:
         return self._written - self._in_log
 
     def write(self, events: Sequence[Event]) -> bool:
-        """Append the events; True once they are in the file. False if the file refused them (a full
+        """Append the events; True once they are written. False if the file refused them (a full
         disk, say): the caller then stores them itself, as if there were no journal."""
         data = b"".join(bson.encode(stored(event)) for event in events)
         try:
             segment = self._current()
-            written = os.write(segment.fd, data)
-            if written != len(data):  # a short write: undone, so no torn entry sits before later ones
-                os.ftruncate(segment.fd, segment.size)
-                raise OSError(f"wrote {written} of {len(data)} bytes")
+            _append(segment, data)
         except OSError:
             log.exception("audit journal: could not write %d AUDIT event(s); they are stored directly", len(events))
             self._close_current()
             return False
-        segment.size += len(data)
         segment.unstored += len(events)
-        self._pending.extend((segment, event) for event in events)
+        self._pending.extend(_Entry(segment, event) for event in events)
         self._written += len(events)
         self._wake.set()
         return True
@@ -133,8 +144,15 @@ class AuditJournal:
     async def close(self) -> None:
         """Store what is left (what cannot be stays in its file for the next start), then let go."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._stopping = True
+            self._urgent.set()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), CLOSE_WAIT_SECONDS)
+            except TimeoutError:
+                log.warning("audit journal: still storing after %s s as the server stops", CLOSE_WAIT_SECONDS)
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         try:
             await self._flush()
         except Exception:
@@ -145,8 +163,10 @@ class AuditJournal:
 
     async def replay(self) -> int:
         """Store the entries of segments no live process holds, then delete them; how many were stored."""
+        if not self.directory.is_dir():
+            return 0
         replayed = 0
-        for path in sorted(self.directory.iterdir()):
+        for path in sorted(self.directory.iterdir(), key=_segment_order):
             if path.name.startswith(f"{self._name}-") or path.suffix not in (SUFFIX, MAKING):
                 continue
             try:
@@ -158,11 +178,16 @@ class AuditJournal:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # its process lives
-                entries = complete_entries(await asyncio.to_thread(_read_all, fd))
-                if entries:
-                    await _insert_new(entries)
-                    replayed += len(entries)
-                    log.warning("audit journal: stored %d AUDIT event(s) a stopped process left in %s", len(entries), path)
+                data = await asyncio.to_thread(_read_all, fd)
+                entries, used = complete_entries(data)
+                if used < len(data):
+                    log.warning("audit journal: %s ends in %d byte(s) that are no whole entry (a write its process "
+                                "died in, never answered for); dropped", path, len(data) - used)
+                events = _stored_as(entries)
+                if events:
+                    await _insert_new(events)
+                    replayed += len(events)
+                    log.warning("audit journal: stored %d AUDIT event(s) a stopped process left in %s", len(events), path)
                 path.unlink(missing_ok=True)
             finally:
                 os.close(fd)
@@ -178,8 +203,13 @@ class AuditJournal:
         # Made and locked under another name, then renamed into place: a replay never finds it unlocked.
         making = path.with_suffix(MAKING)
         fd = os.open(making, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(making, path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(making, path)
+        except OSError:
+            os.close(fd)
+            making.unlink(missing_ok=True)
+            raise
         self._close_current()
         self._segment = _Segment(path, fd)
         return self._segment
@@ -188,28 +218,26 @@ class AuditJournal:
         """Stop appending to the current segment (removed once all of it is stored)."""
         segment, self._segment = self._segment, None
         if segment is not None and segment.unstored == 0:
-            self._remove(segment)
+            _remove(segment)
 
-    def _remove(self, segment: _Segment) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            segment.path.unlink()
-        os.close(segment.fd)
-
-    def _stored(self, entries: list[tuple[_Segment, Event]]) -> None:
-        """These entries (the first pending ones) are in the log: a segment all stored is emptied
-        (the current one) or removed, and the readers waiting for them are answered."""
-        for segment, _ in entries:
-            segment.unstored -= 1
-        for segment in {segment for segment, _ in entries}:
-            if segment.unstored:
-                continue
-            if segment is self._segment:
-                os.ftruncate(segment.fd, 0)  # no await since the count: nothing was appended meanwhile
-                segment.size = 0
-            else:
-                self._remove(segment)
+    def _stored(self, entries: list[_Entry]) -> None:
+        """These entries (the first pending ones) are in the log: the readers waiting for them are
+        answered, and a segment all stored is emptied (the current one) or removed."""
         self._in_log += len(entries)
         self._answer()
+        for entry in entries:
+            entry.segment.unstored -= 1
+        for segment in {entry.segment for entry in entries}:
+            if segment.unstored:
+                continue
+            try:
+                if segment is self._segment:
+                    os.ftruncate(segment.fd, 0)  # no await since the count: nothing was appended meanwhile
+                    segment.size = 0
+                else:
+                    _remove(segment)
+            except OSError:  # it is stored: a file left behind only costs its replay a look
+                log.exception("audit journal: could not empty %s", segment.path)
 
     def _answer(self, error: BaseException | None = None) -> None:
         """Answer the readers whose entries are in the log, or all of them with `error`."""
@@ -225,40 +253,59 @@ class AuditJournal:
                 self._waiting.append((target, answer))
 
     async def _flush(self) -> None:
-        entries, self._pending = self._pending, []
-        if not entries:
-            return
-        try:
-            if self._failed:  # the attempt that failed may have stored some: they are not stored twice
-                entries = await self._not_in_log(entries)
-            if entries:
-                await self._store([event for _, event in entries])
-        except BaseException:
-            self._pending[:0] = entries  # still on disk: tried again, in order
-            self._failed = True
-            raise
-        self._failed = False
-        self._stored(entries)
+        async with self._flushing:
+            entries, self._pending = self._pending, []
+            if not entries:
+                self._answer()
+                return
+            try:
+                if any(entry.sent for entry in entries):  # an attempt that failed may have stored some
+                    entries = await self._not_in_log(entries)
+                if entries:
+                    self._number(entries)
+                    await self._store([entry.event for entry in entries])
+            except BaseException:
+                self._pending[:0] = entries  # still written: tried again, in order, under the same IDs
+                raise
+            self._stored(entries)
 
-    async def _not_in_log(self, entries: list[tuple[_Segment, Event]]) -> list[tuple[_Segment, Event]]:
+    def _number(self, entries: list[_Entry]) -> None:
+        """Give the entries not yet sent their IDs, made now, and record them in their segments first."""
+        fresh = [(entry, new_event_id()) for entry in entries if not entry.sent]
+        by_segment: dict[_Segment, list[list[Any]]] = {}
+        for entry, new in fresh:
+            by_segment.setdefault(entry.segment, []).append([entry.event.id, new])
+        for segment, pairs in by_segment.items():
+            # Raises before anything is sent: the entries stay as they were (a record written for a
+            # segment before another refused its own is overridden by the next one: a replay takes the last).
+            _append(segment, bson.encode({IDS: pairs}))
+        for entry, new in fresh:
+            entry.event.id = new
+            entry.sent = True
+
+    async def _not_in_log(self, entries: list[_Entry]) -> list[_Entry]:
         """The entries not in the log yet; those that are are marked stored."""
-        found = {doc["_id"] async for doc in Event.get_pymongo_collection().find(
-            {"_id": {"$in": [event.id for _, event in entries]}}, {"_id": 1})}
+        sent = [entry.event.id for entry in entries if entry.sent]
+        found = {doc["_id"] async for doc in Event.get_pymongo_collection().find({"_id": {"$in": sent}}, {"_id": 1})}
         there = 0
-        while there < len(entries) and entries[there][1].id in found:  # stored in order: a prefix
+        while there < len(entries) and entries[there].sent and entries[there].event.id in found:  # stored in order
             there += 1
         self._stored(entries[:there])
         return entries[there:]
 
     async def _run(self) -> None:
-        """Flush what is written, `delay` after the first of it (what comes meanwhile joins it), and
-        look for dead processes' segments now and then."""
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), REPLAY_EVERY_SECONDS)
-            except TimeoutError:
+        """Flush what is written, `delay_seconds` after the first of it (what comes meanwhile joins
+        it), and look for stopped processes' segments every `replay_every` seconds."""
+        loop = asyncio.get_running_loop()
+        replay_at = loop.time() + self.replay_every
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, replay_at - loop.time()))
+            if loop.time() >= replay_at:
+                replay_at = loop.time() + self.replay_every
                 with contextlib.suppress(Exception):  # tried again next time; the log says why
                     await self._logged(self.replay())
+            if not self._wake.is_set():
                 continue
             if self.delay_seconds and not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -269,6 +316,8 @@ class AuditJournal:
                 await self._logged(self._flush())
             except Exception as error:
                 self._answer(error)
+                if self._stopping:
+                    return
                 await asyncio.sleep(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
                 self._wake.set()
 
@@ -284,12 +333,34 @@ class AuditJournal:
         self._failures = 0
 
 
+def _append(segment: _Segment, data: bytes) -> None:
+    written = os.write(segment.fd, data)
+    if written != len(data):  # a short write: undone, so no torn entry sits before later ones
+        os.ftruncate(segment.fd, segment.size)
+        raise OSError(f"wrote {written} of {len(data)} bytes")
+    segment.size += len(data)
+
+
+def _remove(segment: _Segment) -> None:
+    try:
+        segment.path.unlink(missing_ok=True)
+    finally:
+        os.close(segment.fd)
+
+
+def _segment_order(path: Path) -> tuple[str, int]:
+    """Segments of one process in the order it wrote them (its 10th after its 9th)."""
+    match = re.fullmatch(r"(.*)-(\d+)", path.stem)
+    return (match[1], int(match[2])) if match else (path.stem, 0)
+
+
 def _read_all(fd: int) -> bytes:
     return os.pread(fd, os.fstat(fd).st_size, 0)
 
 
-def complete_entries(data: bytes) -> list[dict[str, Any]]:
-    """The whole BSON documents at the start of `data`; a torn or unreadable tail ends them."""
+def complete_entries(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The whole BSON documents at the start of `data`, and how many bytes they take; a torn or
+    unreadable rest ends them."""
     entries, position = [], 0
     while position + 4 <= len(data):
         size = int.from_bytes(data[position:position + 4], "little")
@@ -300,13 +371,20 @@ def complete_entries(data: bytes) -> list[dict[str, Any]]:
         except InvalidBSON:
             break
         position += size
-    return entries
+    return entries, position
 
 
-async def _insert_new(entries: list[dict[str, Any]]) -> None:
-    """Insert the entries, skipping those already in the log (by `_id`)."""
+def _stored_as(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A segment's events under the IDs a flush gave them, or new ones if none was ever sent."""
+    given = {old: new for entry in entries if IDS in entry for old, new in entry[IDS]}
+    return [{**entry, "_id": given.get(entry["_id"]) or new_event_id()} for entry in entries if IDS not in entry]
+
+
+async def _insert_new(events: list[dict[str, Any]]) -> None:
+    """Insert the events, skipping those already in the log (by `_id`)."""
     try:
-        await Event.get_pymongo_collection().insert_many(entries, ordered=False)
+        await Event.get_pymongo_collection().insert_many(events, ordered=False)
     except BulkWriteError as error:
-        if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+        if error.details.get("writeConcernErrors") or any(
+                e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
             raise
