@@ -152,6 +152,7 @@ def backup(
     from graphlake.database_access import raw_database
     from graphlake.mounts import local_roots, opened_stores
     from services.backups.writer import write_backup
+    from services.events.journal import store_left
 
     settings = load_settings()
     destination = destination or settings.backups / f"graphlake-{_stamp()}"
@@ -160,6 +161,7 @@ def backup(
 
     async def go() -> Manifest:
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
+            await store_left(settings.audit_journal_dir, db["events"])  # what a killed server journaled is in it
             return await write_backup(db, destination, graphlake_version=__version__, local_roots=roots, stores=stores,
                                       referenced_mounts=[m for m in settings.mounts if m not in roots and m not in stores],
                                       progress=lambda line: errors.print(f"  {line}"))

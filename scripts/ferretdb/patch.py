@@ -378,28 +378,19 @@ replace(str((wire / "op_msg.go").relative_to(root)), "\tmsg.sections = sections\
         "\t// Graphlake's build: what FerretDB sends is not checked again (scripts/ferretdb/patch.py, step 9).\n"
         "\tif Debug {\n")
 
-# 10. $in over many ObjectIDs decided by a set (graphlake_in.go)
-replace("internal/handler/common/filter.go",
-        "\t\tcase \"$in\":\n"
-        "\t\t\t// {field: {$in: [value1, value2, ...]}}\n"
-        "\t\t\tarr, ok := exprValue.(*types.Array)\n"
-        "\t\t\tif !ok {\n"
-        "\t\t\t\treturn false, handlererrors.NewCommandErrorMsgWithArgument(\n"
-        "\t\t\t\t\thandlererrors.ErrBadValue,\n"
-        "\t\t\t\t\t\"$in needs an array\",\n"
-        "\t\t\t\t\texprKey,\n"
-        "\t\t\t\t)\n"
-        "\t\t\t}\n",
-        "\t\tcase \"$in\":\n"
-        "\t\t\t// {field: {$in: [value1, value2, ...]}}\n"
-        "\t\t\tarr, ok := exprValue.(*types.Array)\n"
-        "\t\t\tif !ok {\n"
-        "\t\t\t\treturn false, handlererrors.NewCommandErrorMsgWithArgument(\n"
-        "\t\t\t\t\thandlererrors.ErrBadValue,\n"
-        "\t\t\t\t\t\"$in needs an array\",\n"
-        "\t\t\t\t\texprKey,\n"
-        "\t\t\t\t)\n"
-        "\t\t\t}\n\n"
+# 10. $in over many ObjectIDs decided by a set (graphlake_in.go), once the operand is known to be a list
+in_operand = ("\t\tcase \"$in\":\n"
+              "\t\t\t// {field: {$in: [value1, value2, ...]}}\n"
+              "\t\t\tarr, ok := exprValue.(*types.Array)\n"
+              "\t\t\tif !ok {\n"
+              "\t\t\t\treturn false, handlererrors.NewCommandErrorMsgWithArgument(\n"
+              "\t\t\t\t\thandlererrors.ErrBadValue,\n"
+              "\t\t\t\t\t\"$in needs an array\",\n"
+              "\t\t\t\t\texprKey,\n"
+              "\t\t\t\t)\n"
+              "\t\t\t}\n")
+replace("internal/handler/common/filter.go", in_operand,
+        in_operand + "\n"
         "\t\t\t// Graphlake's build: a long list of ObjectIDs is a set (scripts/ferretdb/patch.py, step 10).\n"
         "\t\t\tif found, decided := graphlakeIn(fieldValue, arr); decided {\n"
         "\t\t\t\tif !found {\n"

@@ -18,8 +18,9 @@ IDs: an event's ID sorts by when it was made, and subscribers resume by it, so a
 when it is stored, not when it is written here (one made earlier could sort before events stored
 ahead of it, and a subscriber resuming from one of those would never see it). Before a flush sends
 entries, it appends a record of the IDs it gave them; a replay stores an entry under the ID its
-record gave it (once: an insert of one already stored is ignored), or under a new one if no flush
-ever sent it. A torn last write (the process died inside it) was never answered for, and is dropped.
+record gave it (once: an insert of one already stored is ignored), or under the one it was written
+with if no flush ever sent it: the same ID however often it is replayed. A torn last write (the
+process died inside it) was never answered for, and is dropped.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 from bson.errors import InvalidBSON
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from documents.event import Event, new_event_id
@@ -112,6 +114,8 @@ class AuditJournal:
     def write(self, events: Sequence[Event]) -> bool:
         """Append the events; True once they are written. False if the file refused them (a full
         disk, say): the caller then stores them itself, as if there were no journal."""
+        if self._stopping:  # no flush will come: stored directly
+            return False
         data = b"".join(bson.encode(stored(event)) for event in events)
         try:
             segment = self._current()
@@ -153,8 +157,9 @@ class AuditJournal:
                 log.warning("audit journal: still storing after %s s as the server stops", CLOSE_WAIT_SECONDS)
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
+        self._stopping = True
         try:
-            await self._flush()
+            await asyncio.wait_for(self._flush(), CLOSE_WAIT_SECONDS)
         except Exception:
             log.exception("audit journal: %d AUDIT event(s) stay in %s for the next start",
                           len(self._pending), self.directory)
@@ -162,36 +167,8 @@ class AuditJournal:
         self._close_current()
 
     async def replay(self) -> int:
-        """Store the entries of segments no live process holds, then delete them; how many were stored."""
-        if not self.directory.is_dir():
-            return 0
-        replayed = 0
-        for path in sorted(self.directory.iterdir(), key=_segment_order):
-            if path.name.startswith(f"{self._name}-") or path.suffix not in (SUFFIX, MAKING):
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:  # another process replayed it meanwhile
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its process lives
-                data = await asyncio.to_thread(_read_all, fd)
-                entries, used = complete_entries(data)
-                if used < len(data):
-                    log.warning("audit journal: %s ends in %d byte(s) that are no whole entry (a write its process "
-                                "died in, never answered for); dropped", path, len(data) - used)
-                events = _stored_as(entries)
-                if events:
-                    await _insert_new(events)
-                    replayed += len(events)
-                    log.warning("audit journal: stored %d AUDIT event(s) a stopped process left in %s", len(events), path)
-                path.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
-        return replayed
+        """Store what stopped processes left (`store_left`); how many entries were stored."""
+        return await store_left(self.directory, Event.get_pymongo_collection(), mine=f"{self._name}-")
 
     def _current(self) -> _Segment:
         """The segment to append to: a new one when there is none or this one is full."""
@@ -275,12 +252,16 @@ class AuditJournal:
         by_segment: dict[_Segment, list[list[Any]]] = {}
         for entry, new in fresh:
             by_segment.setdefault(entry.segment, []).append([entry.event.id, new])
+        refused: set[_Segment] = set()
         for segment, pairs in by_segment.items():
-            # Raises before anything is sent: the entries stay as they were (a record written for a
-            # segment before another refused its own is overridden by the next one: a replay takes the last).
-            _append(segment, bson.encode({IDS: pairs}))
+            try:
+                _append(segment, bson.encode({IDS: pairs}))
+            except OSError:  # a full disk, say: these are sent under the IDs they were written with
+                log.exception("audit journal: could not record new IDs in %s", segment.path)
+                refused.add(segment)
         for entry, new in fresh:
-            entry.event.id = new
+            if entry.segment not in refused:
+                entry.event.id = new
             entry.sent = True
 
     async def _not_in_log(self, entries: list[_Entry]) -> list[_Entry]:
@@ -303,8 +284,10 @@ class AuditJournal:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, replay_at - loop.time()))
             if loop.time() >= replay_at:
                 replay_at = loop.time() + self.replay_every
-                with contextlib.suppress(Exception):  # tried again next time; the log says why
-                    await self._logged(self.replay())
+                try:
+                    await self.replay()
+                except Exception:  # tried again next time
+                    log.exception("audit journal: storing what a stopped process left failed")
             if not self._wake.is_set():
                 continue
             if self.delay_seconds and not self._urgent.is_set():
@@ -358,32 +341,81 @@ def _read_all(fd: int) -> bytes:
     return os.pread(fd, os.fstat(fd).st_size, 0)
 
 
-def complete_entries(data: bytes) -> tuple[list[dict[str, Any]], int]:
-    """The whole BSON documents at the start of `data`, and how many bytes they take; a torn or
-    unreadable rest ends them."""
+def complete_entries(data: bytes) -> tuple[list[dict[str, Any]], int, bool]:
+    """The whole BSON documents at the start of `data`, how many bytes they take, and whether what
+    follows them is a torn last write (shorter than its own length says) rather than damage."""
     entries, position = [], 0
     while position + 4 <= len(data):
         size = int.from_bytes(data[position:position + 4], "little")
-        if size < 5 or position + size > len(data):
-            break
+        if size < 5:
+            return entries, position, False
+        if position + size > len(data):
+            return entries, position, True
         try:
             entries.append(bson.decode(data[position:position + size], _READ))
         except InvalidBSON:
-            break
+            return entries, position, False
         position += size
-    return entries, position
+    return entries, position, True  # nothing left, or fewer than 4 bytes of a length: torn
 
 
 def _stored_as(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A segment's events under the IDs a flush gave them, or new ones if none was ever sent."""
+    """A segment's events under the IDs its flushes gave them (the last record of each), or the ID
+    it was written with if no flush recorded one: either way the same ID every time it is replayed."""
     given = {old: new for entry in entries if IDS in entry for old, new in entry[IDS]}
-    return [{**entry, "_id": given.get(entry["_id"]) or new_event_id()} for entry in entries if IDS not in entry]
+    return [{**entry, "_id": given.get(entry["_id"], entry["_id"])} for entry in entries if IDS not in entry]
 
 
-async def _insert_new(events: list[dict[str, Any]]) -> None:
+async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0") -> int:
+    """Store in `events` the entries of the segments in `directory` no live process holds (not those
+    named `mine`...), then delete the segments; how many entries were stored.
+
+    Each entry is stored under a fixed ID (`_stored_as`), and one already in the log is skipped, so
+    a replay cut short and done again stores nothing twice. Such entries are in the log, not sent
+    live: their IDs were made before the process stopped. A segment with bytes that are no torn last
+    write (a whole entry that does not decode) is kept, renamed `.corrupt`, and logged."""
+    if not directory.is_dir():
+        return 0
+    replayed = 0
+    for path in sorted(directory.iterdir(), key=_segment_order):
+        if path.name.startswith(mine) or path.suffix not in (SUFFIX, MAKING):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # another process replayed it meanwhile
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its process lives
+            if os.fstat(fd).st_nlink == 0:  # replayed and deleted by another process while this one waited
+                continue
+            data = await asyncio.to_thread(_read_all, fd)
+            entries, used, torn = complete_entries(data)
+            left = _stored_as(entries)
+            if left:
+                await _insert_new(events, left)
+                replayed += len(left)
+                log.warning("audit journal: stored %d AUDIT event(s) a stopped process left in %s", len(left), path)
+            if used < len(data) and not torn:
+                log.error("audit journal: %s holds %d byte(s) past its last readable entry that are no torn write; "
+                          "kept as %s", path, len(data) - used, path.with_suffix(".corrupt").name)
+                path.rename(path.with_suffix(".corrupt"))
+                continue
+            if used < len(data):
+                log.warning("audit journal: %s ends in a write its process died in (%d byte(s), never answered "
+                            "for); dropped", path, len(data) - used)
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return replayed
+
+
+async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]]) -> None:
     """Insert the events, skipping those already in the log (by `_id`)."""
     try:
-        await Event.get_pymongo_collection().insert_many(events, ordered=False)
+        await collection.insert_many(events, ordered=False)
     except BulkWriteError as error:
         if error.details.get("writeConcernErrors") or any(
                 e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
