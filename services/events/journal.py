@@ -52,6 +52,10 @@ SEGMENT_BYTES = 1 << 20  # a new segment once this one holds this much; a segmen
 REPLAY_EVERY_SECONDS = 30.0  # how often a server process looks for what a stopped one left
 RETRY_SECONDS = (0.1, 0.5, 2.0, 5.0)  # between attempts while the database refuses a flush
 CLOSE_WAIT_SECONDS = 30.0  # for a flush under way as the server stops
+# Failed flushes in a row before the readers waiting for the journal get the error: one failure is
+# often a moment's stall (an operation that outlived its time limit while the event loop was held),
+# and the next attempt, 0.1 s later, stores the entries; a database that stays down fails them soon.
+FAIL_READERS_AFTER = 3
 SUFFIX = ".bson"
 MAKING = ".making"  # a segment being made (renamed to SUFFIX once locked)
 IDS = "graphlake_journal_ids"  # the key of a record of the IDs a flush gave its entries: [[written as, stored as]]
@@ -132,7 +136,7 @@ class AuditJournal:
 
     async def drained(self) -> None:
         """Return once every entry written before the call is in the log; raises what storing them
-        raised meanwhile (the database down, say)."""
+        raised if FAIL_READERS_AFTER attempts in a row failed (the database down, say)."""
         if self._in_log >= self._written:
             return
         if self._task is None or self._task.done():  # not open, or closed: no task flushes for it
@@ -298,7 +302,8 @@ class AuditJournal:
             try:
                 await self._logged(self._flush())
             except Exception as error:
-                self._answer(error)
+                if self._failures >= FAIL_READERS_AFTER or self._stopping:
+                    self._answer(error)
                 if self._stopping:
                     return
                 await asyncio.sleep(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
