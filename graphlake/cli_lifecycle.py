@@ -149,6 +149,7 @@ def backup(
                                                    "the other (S3) mounts too.")] = False,
 ) -> None:
     """Write a backup: every collection, the schema version and a manifest of counts and SHA-256s."""
+    from documents.event import Event as EventDocument
     from graphlake.database_access import raw_database
     from graphlake.mounts import local_roots, opened_stores
     from services.backups.writer import write_backup
@@ -161,7 +162,8 @@ def backup(
 
     async def go() -> Manifest:
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
-            await store_left(settings.audit_journal_dir, db["events"])  # what a killed server journaled is in it
+            # What a killed server journaled goes in too.
+            await store_left(settings.audit_journal_dir, db[EventDocument.Settings.name])
             return await write_backup(db, destination, graphlake_version=__version__, local_roots=roots, stores=stores,
                                       referenced_mounts=[m for m in settings.mounts if m not in roots and m not in stores],
                                       progress=lambda line: errors.print(f"  {line}"))

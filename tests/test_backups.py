@@ -63,6 +63,8 @@ async def seed_lake(api: Api, token: str, served: Served, tmp_path: Path) -> dic
         {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "scratch"}
         for d in datums]}, token=token)
     await api.data("LogEvents", {"inputs": [{"eventType": "RUN_STARTED", "source": {"nodeId": "robot-1"}}]}, token=token)
+    # Backed up below as the server's scheduled backup takes it: with its journaled AUDIT events stored.
+    await served.app.state.graphlake.feed.settled()
     return {"value": value["id"], "file": file["id"], "version": version["id"], "sha256": file["sha256"]}
 
 

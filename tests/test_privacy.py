@@ -61,6 +61,9 @@ async def seed_alice(api: Api, make_token: MakeToken, served: Served, tmp_path: 
                                       addAnnotationSets=[labels["id"]])
     await api.data("LogEvents", {"inputs": [{"eventType": "CALIBRATED", "message": f"calibrated by {ALICE}.",
                                              "source": {"userId": ALICE}, "data": {"operator": ALICE}}]}, token=bob)
+    # The privacy commands below run in processes of their own: the server's journaled AUDIT events
+    # are stored first, as the README asks of an operator (stop the server, or wait its 50 ms).
+    await served.app.state.graphlake.feed.settled()
     return {"note": note["id"], "scan": scan, "version": version["id"], "datums": datums}
 
 

@@ -151,8 +151,8 @@ class AuditJournal:
 
     async def close(self) -> None:
         """Store what is left (what cannot be stays in its file for the next start), then let go."""
+        self._stopping = True  # writes from here on are stored directly
         if self._task is not None:
-            self._stopping = True
             self._urgent.set()
             self._wake.set()
             try:
@@ -161,7 +161,6 @@ class AuditJournal:
                 log.warning("audit journal: still storing after %s s as the server stops", CLOSE_WAIT_SECONDS)
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
-        self._stopping = True
         try:
             await asyncio.wait_for(self._flush(), CLOSE_WAIT_SECONDS)
         except Exception:
