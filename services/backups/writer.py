@@ -29,6 +29,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.event import FEED_COLLECTION
+from graphlake_client.direct import copy_hashing
 from migrations import STATE_COLLECTION, SchemaState, read_state
 from services.backups.layout import CHUNK, CollectionEntry, Manifest, PayloadEntry
 from services.errors import BadUserInput, Conflict
@@ -158,23 +159,19 @@ def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
     def copy(key: str) -> PayloadEntry:
         destination = target / key
         destination.parent.mkdir(parents=True, exist_ok=True)
-        size, sha256 = copy_hashing(root / key, destination)
+        size, sha256 = copy_synced(root / key, destination)
         return PayloadEntry(mount=mount, key=key, size=size, sha256=sha256)
 
     with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
         return list(pool.map(copy, keys))
 
 
-def copy_hashing(source: Path, destination: Path) -> tuple[int, str]:
+def copy_synced(source: Path, destination: Path) -> tuple[int, str]:
     """Copy a file and sync it to disk, returning its size and SHA-256 from the one read."""
-    digest, size = hashlib.sha256(), 0
     with source.open("rb") as reader, destination.open("wb") as writer:
-        while chunk := reader.read(CHUNK):
-            digest.update(chunk)
-            writer.write(chunk)
-            size += len(chunk)
+        size, sha256 = copy_hashing(reader, writer)
         durable(writer)
-    return size, digest.hexdigest()
+    return size, sha256
 
 
 def durable(file: BinaryIO) -> None:

@@ -1,0 +1,61 @@
+"""graphlake_client.direct.copy_hashing: the one loop every copy of stored bytes runs (ingest, exports'
+direct copies, backups, bundle checks). It reuses one buffer per thread, so each call must hand on
+only the bytes it read, whatever an earlier, longer file left in the buffer."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from graphlake_client.direct import COPY_CHUNK, copy_hashing, file_sha256, stream_digest
+
+
+def test_a_copy_is_the_source_byte_for_byte_with_its_digest(tmp_path: Path) -> None:
+    # Longer than one chunk and not a multiple of it, then shorter than one, then empty: in this
+    # order the shorter copies run on a buffer the longer one filled.
+    sizes = [2 * COPY_CHUNK + 12345, 1000, 0]
+    for n, size in enumerate(sizes):
+        data = os.urandom(size)
+        source, target = tmp_path / f"source-{n}", tmp_path / f"target-{n}"
+        source.write_bytes(data)
+        with source.open("rb") as reader, target.open("xb") as writer:
+            copied = copy_hashing(reader, writer)
+        assert copied == (size, hashlib.sha256(data).hexdigest())
+        assert target.read_bytes() == data
+        assert file_sha256(source) == hashlib.sha256(data).hexdigest()
+
+
+def test_hashing_alone_reads_what_is_left_of_any_binary_stream(tmp_path: Path) -> None:
+    data = os.urandom(COPY_CHUNK + 7)
+    stream = io.BytesIO(data)
+    stream.seek(5)
+    assert stream_digest(stream) == (len(data) - 5, hashlib.sha256(data[5:]).hexdigest())
+    # A tar member, as a bundle's payload is read from a .tar.
+    member = tmp_path / "payload"
+    member.write_bytes(data)
+    with tarfile.open(tmp_path / "bundle.tar", "w") as tar:
+        tar.add(member, arcname="payloads/x")
+    with tarfile.open(tmp_path / "bundle.tar") as tar:
+        extracted = tar.extractfile("payloads/x")
+        assert extracted is not None
+        assert stream_digest(extracted) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_threads_copying_at_once_do_not_share_a_buffer(tmp_path: Path) -> None:
+    payloads = [os.urandom(COPY_CHUNK // 2 + n * 4099) for n in range(16)]
+    for n, data in enumerate(payloads):
+        (tmp_path / f"in-{n}").write_bytes(data)
+
+    def copy(n: int) -> tuple[int, str]:
+        with (tmp_path / f"in-{n}").open("rb") as reader, (tmp_path / f"out-{n}").open("xb") as writer:
+            return copy_hashing(reader, writer)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(copy, range(len(payloads))))
+    for n, data in enumerate(payloads):
+        assert results[n] == (len(data), hashlib.sha256(data).hexdigest())
+        assert (tmp_path / f"out-{n}").read_bytes() == data
