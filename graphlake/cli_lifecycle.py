@@ -203,12 +203,17 @@ def restore(
     from graphlake.mounts import local_roots, opened_stores
     from migrations import SCHEMA_VERSION, migrate
     from services.backups.reader import restore_backup
+    from services.errors import Conflict
+    from services.events import journal
 
     settings = load_settings()
 
     remote = [m for m in settings.mounts if m not in local_roots(settings)]
 
     async def go() -> Manifest:
+        held = journal.held_segments(settings.audit_journal_dir)
+        if held:  # a server is writing this lake's audit events: the restore would lose or mix them
+            raise Conflict(f"a running server journals into this lake ({held[0]}); stop it first")
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
             manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores, replace=replace,
                                             progress=lambda line: errors.print(f"  {line}"))
@@ -219,3 +224,7 @@ def restore(
     manifest = run(go())
     errors.print(f"restored {manifest.documents} documents and {len(manifest.payloads)} objects "
                  f"from {source}")
+    # AUDIT events a stopped server of the replaced lake left unstored are that lake's, not this one's.
+    aside = journal.set_aside(settings.audit_journal_dir, "replaced")
+    if aside:
+        errors.print(f"the replaced lake's unstored audit journal was moved to {aside}")

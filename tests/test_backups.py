@@ -4,6 +4,7 @@ writers run holds every write acknowledged before it began, and a damaged or cra
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -11,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bson
 import httpx
 import pytest
-from bson import CodecOptions, decode_file_iter
+from bson import CodecOptions, ObjectId, decode_file_iter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
@@ -259,6 +261,24 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
     assert (new / "objects" / "local" / stored.relative_to(old / "objects" / "local")).read_bytes() == stored.read_bytes()
     again = graphlake(new, "restore", str(backup))
     assert again.returncode == 1 and "holds Graphlake data" in again.stderr
+
+    # The lake being replaced left AUDIT events in its journal (a server that died): they are its
+    # own, and must not be stored into the lake the restore puts in its place.
+    journal = new / "audit-journal" / "graphlake"
+    journal.mkdir(parents=True)
+    segment = journal / "gone-server-0.bson"
+    entry = bson.encode({"_id": ObjectId(), "event_type": "AUDIT", "message": "of the replaced lake"})
+    segment.write_bytes(entry)
+    with segment.open("rb") as held:  # while a process holds it, a server lives: the restore refuses
+        fcntl.flock(held, fcntl.LOCK_EX)
+        running = graphlake(new, "restore", str(backup), "--replace")
+    assert running.returncode == 1 and "stop it first" in running.stderr and str(segment) in running.stderr
+    replaced = graphlake(new, "restore", str(backup), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    (aside,) = (new / "audit-journal").glob("graphlake.replaced-*")
+    assert not journal.exists() and f"moved to {aside}" in replaced.stderr
+    assert graphlake(new, "token", "list").returncode == 0  # a command replays the journal: none is left
+    assert (aside / segment.name).read_bytes() == entry  # set aside whole, never replayed
 
 
 async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contributor: str, served: Served, state: AppState,

@@ -34,6 +34,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -424,3 +425,36 @@ async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]])
         if error.details.get("writeConcernErrors") or any(
                 e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
             raise
+
+
+def held_segments(directory: Path) -> list[Path]:
+    """The segments in `directory` a live process holds (a server journaling into this database)."""
+    if not directory.is_dir():
+        return []
+    held = []
+    for path in sorted(directory.iterdir(), key=_segment_order):
+        if path.suffix not in (SUFFIX, MAKING):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(path)
+        finally:
+            os.close(fd)  # and the lock with it
+    return held
+
+
+def set_aside(directory: Path, why: str) -> Path | None:
+    """Move the journal of a lake whose database was replaced (a restore) out of the way, so no
+    later start stores the replaced lake's AUDIT events into the lake that took its place; where it
+    went (None: there was none). Kept, not deleted: the events of the lake before."""
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = directory.with_name(f"{directory.name}.{why}-{stamp}")
+    directory.rename(target)
+    return target
