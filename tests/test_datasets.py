@@ -307,21 +307,21 @@ async def test_a_deep_verify_reads_the_stored_bytes_again(api: Api, contributor:
     ds = await factories.dataset(api, contributor, "scans")
     v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[datum["id"]])
 
-    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+    async def verify(*args: str) -> subprocess.CompletedProcess[str]:  # in a thread: the app shares this loop
         env = {k: val for k, val in os.environ.items() if not k.startswith("GRAPHLAKE_")}
         env.update(GRAPHLAKE_MONGODB_URL=settings.mongodb_url.get_secret_value(), GRAPHLAKE_DATABASE=settings.database,  # type: ignore[union-attr]
                    GRAPHLAKE_DATA_DIR=str(settings.data_dir), COLUMNS="2000")
-        return subprocess.run([sys.executable, "-m", "graphlake", "datasets", "verify", *args], env=env,
-                              cwd=settings.data_dir, capture_output=True, text=True, timeout=60)
+        return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "datasets", "verify", *args],
+                                       env=env, cwd=settings.data_dir, capture_output=True, text=True, timeout=60)
 
-    assert verify("scans/v1", "--deep").stdout.strip() == "ok"
+    assert (await verify("scans/v1", "--deep")).stdout.strip() == "ok"
     stored = await Asset.get_pymongo_collection().find_one({"_id": object_id(file["id"])})
     path = settings.data_dir / "objects" / "local" / stored["storage"]["key"]
     path.chmod(0o644)
     path.write_bytes(os.urandom(20_000))  # the disk changed under the lake (a direct writer, bit rot)
-    shallow = verify(v["id"])
+    shallow = await verify(v["id"])
     assert shallow.returncode == 0 and shallow.stdout.strip() == "ok"  # the records alone still agree
-    deep = verify(v["id"], "--deep")
+    deep = await verify(v["id"], "--deep")
     assert deep.returncode == 1 and deep.stdout.strip() == "MISMATCH"
     assert f"asset {stored['_id']}: its stored bytes hash to sha256:" in deep.stderr and "1 files read" in deep.stderr
 

@@ -3,6 +3,7 @@ runs that died half-way, against the test database server (a fresh database per 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -155,9 +156,10 @@ async def test_a_newer_database_is_refused_with_the_way_back(scratch_db: AsyncDa
         await migrate(scratch_db, writer="new")
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=env["GRAPHLAKE_DATA_DIR"],
-                          capture_output=True, text=True, timeout=60)
+async def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command in a thread: the test's event loop must not be held."""
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", *args], env=env,
+                                   cwd=env["GRAPHLAKE_DATA_DIR"], capture_output=True, text=True, timeout=60)
 
 
 async def test_the_db_commands_upgrade_a_version_1_lake(scratch_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
@@ -166,23 +168,23 @@ async def test_the_db_commands_upgrade_a_version_1_lake(scratch_db: AsyncDatabas
     env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, GRAPHLAKE_DATA_DIR=str(tmp_path),
                GRAPHLAKE_BACKUP_DIR=str(tmp_path / "backups"), GRAPHLAKE_PORT="1", COLUMNS="2000")
 
-    status = cli(env, "db", "status")
+    status = await cli(env, "db", "status")
     assert status.returncode == 3 and "stored schema version: 1" in status.stdout and "pending: 1 -> 2" in status.stdout
-    served = cli(env, "serve")  # refused before it listens (port 1 would fail later anyway)
+    served = await cli(env, "serve")  # refused before it listens (port 1 would fail later anyway)
     assert served.returncode == 1 and "graphlake db migrate" in served.stderr and "Traceback" not in served.stderr
 
-    dry = cli(env, "db", "migrate", "--dry-run")
+    dry = await cli(env, "db", "migrate", "--dry-run")
     assert dry.returncode == 0 and "would run: 1 -> 2" in dry.stdout and (await read_state(scratch_db)).version == 1
 
-    migrated = cli(env, "db", "migrate")
+    migrated = await cli(env, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert (await read_state(scratch_db)).current
     backups = list((tmp_path / "backups").iterdir())  # taken before the first step
     assert [b.name.startswith(f"pre-migrate-1-to-{SCHEMA_VERSION}-") for b in backups] == [True]
-    assert cli(env, "backup", "verify", str(backups[0])).returncode == 0
-    assert cli(env, "db", "status").returncode == 0
+    assert (await cli(env, "backup", "verify", str(backups[0]))).returncode == 0
+    assert (await cli(env, "db", "status")).returncode == 0
 
-    back = cli(env, "db", "downgrade", "--to", "1", "--no-backup")
+    back = await cli(env, "db", "downgrade", "--to", "1", "--no-backup")
     assert back.returncode == 0, back.stderr
     assert (await read_state(scratch_db)).version == 1 and len(list((tmp_path / "backups").iterdir())) == 1
 

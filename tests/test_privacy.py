@@ -3,6 +3,7 @@ field of any collection names them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -89,12 +90,13 @@ async def places_naming(db, needle: str) -> list[str]:
     return sorted(set(found))
 
 
-def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+async def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command in a thread: the app under test shares this event loop, and must not be held."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
     env.update(GRAPHLAKE_MONGODB_URL=settings.mongodb_url.get_secret_value(), GRAPHLAKE_DATABASE=settings.database,  # type: ignore[union-attr]
                GRAPHLAKE_DATA_DIR=str(settings.data_dir), COLUMNS="2000")  # one line per message
-    return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=settings.data_dir,
-                          capture_output=True, text=True, timeout=60)
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", *args], env=env,
+                                   cwd=settings.data_dir, capture_output=True, text=True, timeout=60)
 
 
 async def test_the_export_holds_every_place_that_names_the_user(api: Api, admin: str, make_token: MakeToken,
@@ -122,7 +124,7 @@ async def test_the_export_holds_every_place_that_names_the_user(api: Api, admin:
     assert document["user"] == ALICE and set(document["places"]) == set(IDENTITY_FIELDS)
     assert seeded["scan"]["id"] in file_name
 
-    written = cli(settings, "privacy", "export", ALICE, "--output", str(tmp_path / "alice.json"))
+    written = await cli(settings, "privacy", "export", ALICE, "--output", str(tmp_path / "alice.json"))
     assert written.returncode == 0, written.stderr
     assert set(json.loads((tmp_path / "alice.json").read_text())["places"]) == set(IDENTITY_FIELDS)
     audit = await state.db.events.find_one({"event_type": "AUDIT", "message": {"$regex": "^privacy export"}})
@@ -133,11 +135,11 @@ async def test_erase_leaves_no_field_naming_the_user(api: Api, make_token: MakeT
                                                      settings: Settings, tmp_path: Path) -> None:
     seeded = await seed_alice(api, make_token, served, tmp_path)
     assert await places_naming(state.db, ALICE)
-    asked = cli(settings, "privacy", "erase", ALICE)  # without --confirm: says what it would touch, changes nothing
+    asked = await cli(settings, "privacy", "erase", ALICE)  # without --confirm: says what it would touch, changes nothing
     assert asked.returncode == 1 and seeded["version"] in asked.stderr and "--confirm" in asked.stderr
     assert (await state.db.api_tokens.find_one({"user_id": ALICE})) is not None
 
-    erased = cli(settings, "privacy", "erase", ALICE, "--confirm")
+    erased = await cli(settings, "privacy", "erase", ALICE, "--confirm")
     assert erased.returncode == 0, erased.stderr
     assert await places_naming(state.db, ALICE) == []
     alias = pseudonym(ALICE, await pseudonym_key(state.db))
