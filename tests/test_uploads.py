@@ -298,6 +298,31 @@ async def test_a_completion_joins_its_collection_as_it_settles_and_leaves_a_dele
     assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
 
 
+async def test_a_batch_completion_reports_an_upload_its_deleted_collection_could_not_take(
+        api: Api, contributor: str, state: AppState) -> None:
+    """One upload of a batch names a collection deleted before completion: it alone reports NOT_FOUND
+    on collectionId (its asset ACTIVE, in no collection); the others complete and are filed."""
+    kept = await factories.collection(api, contributor, "kept")
+    gone = await factories.collection(api, contributor, "gone-before-completion")
+    files = [payload(700, seed=40 + i) for i in range(3)]
+    inputs = [{"name": f"b{i}", "sizeBytes": len(d), "mount": "local", "sha256": hashlib.sha256(d).hexdigest(),
+               "collectionId": (gone if i == 1 else kept)["id"], "path": f"b{i}.bin"} for i, d in enumerate(files)]
+    sessions = (await api.data("CreateUploads", {"inputs": inputs}, token=contributor))["createUploads"]
+    for session, data in zip(sessions, files, strict=True):
+        await put(session["url"], data, session["headers"])
+    await api.data("DeleteCollection", {"id": gone["id"]}, token=contributor)
+    ids = [s["id"] for s in sessions]
+    done = (await api.data("CompleteUploads", {"ids": ids}, token=contributor))["completeUploads"]
+    assert sorted(a["name"] for a in done["assets"]) == ["b0", "b2"]
+    assert all([e["node"]["id"] for e in a["collections"]["edges"]] == [kept["id"]] for a in done["assets"])
+    (failure,) = done["failures"]
+    assert (failure["uploadId"], failure["code"], failure["field"]) == (ids[1], "NOT_FOUND", "collectionId")
+    assert "ACTIVE" in failure["message"]
+    orphan = await state.db.assets.find_one({"_id": object_id(sessions[1]["asset"]["id"])})
+    assert orphan["status"] == "ACTIVE" and orphan["collection_ids"] == []
+    assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
+
+
 async def test_reconciler_leaves_a_session_alone_while_a_completion_holds_it(
         api: Api, contributor: str, state: AppState) -> None:
     """A completion that verified just before expiry still holds its claim: expiring the session

@@ -88,10 +88,10 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
     await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
+    # Each upload a collection could not take (deleted meanwhile) reports why; the others are filed.
     unfiled = await file_completed([session for session, _ in good], actor, max_items, completed)
-    if unfiled:
-        raise unfiled[0]
-    return [completed[found[i].asset_id] if isinstance(v, Verified) and not v.problems
+    return [unfiled[i] if i in unfiled
+            else completed[found[i].asset_id] if isinstance(v, Verified) and not v.problems
             else mismatch(v.problems) if isinstance(v, Verified) else v
             for i, v in verified.items()]
 

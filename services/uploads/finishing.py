@@ -97,35 +97,44 @@ async def finish(session: UploadSession, status: UploadStatus, asset_status: Ass
     return asset
 
 
-async def file_completed(sessions: Sequence[UploadSession], actor: str | None,
-                         max_items: int | None = None, assets: Mapping[ObjectId, Asset] | None = None) -> list[GraphlakeError]:
+async def file_completed(sessions: Sequence[UploadSession], actor: str | None, max_items: int | None = None,
+                         assets: Mapping[ObjectId, Asset] | None = None) -> dict[ObjectId, GraphlakeError]:
     """File completed uploads into the collections they named, one add per collection, then clear
     their `to_file` mark. A crash before that leaves the mark, and the reconciler files them again
     (adding an item twice changes nothing). A collection deleted meanwhile cannot take its uploads:
-    its error is returned, the collection taken out of their assets again, and their mark cleared
-    all the same. `assets`: theirs, as finish_many just settled them, which joined them to their
-    collection already (not read again, nor written a second time); without them (the reconciler,
-    after a crash) the assets are joined here."""
+    the collection is taken out of their assets again, their mark cleared all the same, and the
+    error returned for each of them (by session id): the others are filed. `assets`: theirs, as
+    finish_many just settled them, which joined them to their collection already (not read again,
+    nor written a second time); without them (the reconciler, after a crash) the assets are joined here."""
     groups: dict[ObjectId, list[UploadSession]] = {}
     for session in sessions:
         if session.collection_id:
             groups.setdefault(session.collection_id, []).append(session)
-    errors: list[GraphlakeError] = []
+    errors: dict[ObjectId, GraphlakeError] = {}
     for collection_id, group in groups.items():
         items = [collections.NewItem(s.asset_id, s.path, None) for s in group]
         try:
             await collections.add_items(collection_id, items, actor, max_items or len(items), read=assets,
                                         joined=assets is not None)
         except NotFound as error:  # the collection is gone: so is its place in the assets
-            errors.append(error)
+            errors.update((s.id, _unfiled(error)) for s in group)
             await Asset.get_pymongo_collection().update_many(
                 {"_id": {"$in": [s.asset_id for s in group]}}, {"$pull": {"collection_ids": collection_id}})
         except GraphlakeError as error:
-            errors.append(error)
+            errors.update((s.id, _unfiled(error)) for s in group)
     if groups:
         await UploadSession.get_pymongo_collection().update_many(
             {"_id": {"$in": [s.id for group in groups.values() for s in group]}}, {"$set": {"to_file": False}})
     return errors
+
+
+def _unfiled(error: GraphlakeError) -> GraphlakeError:
+    """The filing error as its upload's outcome: the same kind, code and field, saying the file is stored."""
+    field = error.extensions.get("field")
+    details = {k: v for k, v in error.extensions.items() if k not in ("code", "field")}
+    text = str(error).removeprefix(f"{field}: ") if field else str(error)
+    return type(error)(f"the upload completed and its asset is ACTIVE, but it could not be filed: {text}",
+                       field=field, **details)
 
 
 async def discard_payload(session: UploadSession, stores: dict[str, ObjectStore]) -> None:

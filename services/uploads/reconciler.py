@@ -148,7 +148,8 @@ async def _fail_sessionless(asset_ids: list[ObjectId], feed: FeedWriter) -> int:
 
 async def _file_settled(completed: Sequence[UploadSession]) -> None:
     """File uploads whose completion a crash cut short into the collections they named, as the reconciler."""
-    for error in await file_completed(completed, "reconciler"):  # a collection deleted meanwhile, say
+    unfiled = await file_completed(completed, "reconciler")  # a collection deleted meanwhile, say
+    for error in {str(e): e for e in unfiled.values()}.values():  # once per collection, not per upload
         log.warning("could not file completed uploads: %s", error)
 
 
