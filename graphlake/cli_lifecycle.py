@@ -210,13 +210,20 @@ def restore(
 
     remote = [m for m in settings.mounts if m not in local_roots(settings)]
 
+    aside: list[Path | None] = [None]
+
+    def set_journal_aside() -> None:
+        # AUDIT events a stopped server of the replaced lake left unstored are that lake's: moved
+        # while the database is marked as being restored, before any process could replay them into it.
+        aside[0] = journal.set_aside(settings.audit_journal_dir, "replaced")
+
     async def go() -> Manifest:
-        held = journal.held_segments(settings.audit_journal_dir)
-        if held:  # a server is writing this lake's audit events: the restore would lose or mix them
-            raise Conflict(f"a running server journals into this lake ({held[0]}); stop it first")
+        held = journal.live_writers(settings.audit_journal_dir)
+        if held:  # a server journals this lake's audit events: the restore would mix them in
+            raise Conflict(f"a running process holds {held[0]} (a server journaling into this lake): stop it first")
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
             manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores, replace=replace,
-                                            progress=lambda line: errors.print(f"  {line}"))
+                                            progress=lambda line: errors.print(f"  {line}"), replacing=set_journal_aside)
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
                 await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))
             return manifest
@@ -224,7 +231,5 @@ def restore(
     manifest = run(go())
     errors.print(f"restored {manifest.documents} documents and {len(manifest.payloads)} objects "
                  f"from {source}")
-    # AUDIT events a stopped server of the replaced lake left unstored are that lake's, not this one's.
-    aside = journal.set_aside(settings.audit_journal_dir, "replaced")
-    if aside:
-        errors.print(f"the replaced lake's unstored audit journal was moved to {aside}")
+    if aside[0]:
+        errors.print(f"the replaced lake's unstored audit journal was moved to {aside[0]}")

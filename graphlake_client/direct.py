@@ -9,23 +9,26 @@ them from the client library (never the other way round):
 - the temporary name a writer copies to before renaming into place, which the server's sweep
   recognises and removes when a writer died halfway;
 - how a file is hashed (the client declares the SHA-256 the server checks), and how it is copied
-  and hashed in one read (`copy_hashing`), which every copy of stored bytes on either side uses.
+  and hashed in one read (`copy_hashing`), which the copies that hash on either side use.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import mmap
 import os
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 MARKER = ".graphlake-mount"  # holds the mount's id, for clients to recognise a directory they share
 DIRECT_TEMP_SUFFIX = ".part"  # a direct writer's temp file: `.<name>.<anything>.part` beside directPath
-COPY_CHUNK = 8 * 1024 * 1024  # copy_hashing's buffer: one per thread that copies (copy_hashing says why)
-_buffers = threading.local()
+COPY_CHUNK = 8 * 1024 * 1024  # bytes copy_hashing reads at a time (it says why)
 
 
 def shares_directory(root: str | Path | None, mount_id: str | None) -> bool:
@@ -77,21 +80,51 @@ def copy_hashing(reader: BinaryIO, writer: BinaryIO | None) -> tuple[int, str]:
     """Copy what is left in `reader` into `writer` (None: only hash it); its size and hex SHA-256.
     Blocking: a thread's work.
 
-    Read COPY_CHUNK at a time into one buffer per thread, kept for the thread's life. Each read,
-    hash and write lets go of the GIL and must take it back, and in a busy server that wait is
-    most of a copy: 1 GiB in 128 files, copied and hashed by 4 threads beside a thread running
-    Python, took 3.8 s in 1 MiB chunks and 1.7 s in 8 MiB ones. A new buffer per call (or per
-    chunk, as `read(n)` makes) is memory mapped and faulted in each time: 2.3 s of CPU for that
-    gigabyte against 1.4 s with none idle."""
+    Read COPY_CHUNK at a time into a buffer reused across calls (`_Buffers`). Each read, hash and
+    write lets go of the GIL and must take it back, and in a busy server that wait is most of a
+    copy: 1 GiB in 128 files, copied and hashed by 4 threads beside a thread running Python, took
+    3.8 s in 1 MiB chunks and 1.7 s in 8 MiB ones. A new buffer per call (or per chunk, as
+    `read(n)` makes) is memory mapped and faulted in each time: 2.3 s of CPU for that gigabyte
+    against 1.4 s with none idle."""
     digest, size = hashlib.sha256(), 0
-    buffer = getattr(_buffers, "buffer", None)
-    if buffer is None:
-        buffer = _buffers.buffer = bytearray(COPY_CHUNK)
-    view = memoryview(buffer)
-    while count := reader.readinto(buffer):
-        piece = view[:count]
-        digest.update(piece)
-        if writer is not None:
-            writer.write(piece)  # a buffered writer writes it all (a raw one could write part)
-        size += count
+    with _BUFFERS.lent() as buffer, memoryview(buffer) as view:
+        while count := reader.readinto(view):
+            with view[:count] as piece:  # released at once: a buffer with views left cannot be closed
+                digest.update(piece)
+                if writer is not None and writer.write(piece) not in (count, None):
+                    raise OSError(f"a write took part of {count} bytes (an unbuffered writer): nothing is copied whole")
+            size += count
+        if count is None:  # a non-blocking reader with nothing ready: not the end of its bytes
+            raise BlockingIOError(errno.EAGAIN, "the reader has no bytes ready (non-blocking): nothing is read whole")
     return size, digest.hexdigest()
+
+
+class _Buffers:
+    """COPY_CHUNK buffers lent to one copy at a time (never two: a copy writes into it until it
+    ends) and kept for the next, at most KEPT of them. Anonymous memory maps, so a page is only
+    memory once a read fills it: a 100 KB file takes 100 KB of a buffer, not 8 MiB."""
+
+    KEPT = 4
+
+    def __init__(self) -> None:
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[mmap.mmap]:
+        with self._lock:
+            buffer = self._free.pop() if self._free else None
+        if buffer is None:
+            buffer = mmap.mmap(-1, COPY_CHUNK)
+        try:
+            yield buffer
+        finally:
+            with self._lock:
+                if len(self._free) < self.KEPT:
+                    self._free.append(buffer)
+                    buffer = None
+            if buffer is not None:
+                buffer.close()
+
+
+_BUFFERS = _Buffers()

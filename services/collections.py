@@ -102,7 +102,8 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     deleted = await in_use_despite_delete(asset_ids)
     if deleted:  # a delete ran between the check and the write: these items go, not the delete
         await remove_items(collection_id, deleted)
-        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="items")
+        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="items",
+                           deleted=[str(a) for a in deleted])
     await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
     return await get_collection(collection_id, field="collectionId")
 

@@ -21,7 +21,8 @@ from documents.sparse import stored
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from resolvers.context import AppState
-from services.events.journal import IDS, AuditJournal, complete_entries
+from services.errors import Conflict
+from services.events.journal import IDS, AuditJournal, complete_entries, live_writers, set_aside
 from tests.operations import Api, object_id
 from tests.processes import start_server_process
 from tests.test_batches import admin_token, post
@@ -181,6 +182,27 @@ async def test_a_server_finds_what_a_stopped_process_left_while_it_runs(state: A
     assert await Event.find({"message": "m8 by test"}).count() == 20  # closing stored what was left
     assert segments(tmp_path) == []
     assert not journal.write([audit(10)])  # closed: the caller stores it itself
+
+
+async def test_an_open_journal_is_seen_live_before_it_writes_and_cannot_be_moved_aside(state: AppState,
+                                                                                        tmp_path: Path) -> None:
+    """What a restore checks (live_writers, set_aside): a journal open in a live process, written to
+    or not, holds its ALIVE file; a stopped process's is removed by the next replay."""
+    (tmp_path / "stopped.alive").write_bytes(b"")  # a process that died with its journal open
+    journal = AuditJournal(tmp_path, "quiet", state.feed.write, 0)
+    await journal.open()
+    try:
+        assert not (tmp_path / "stopped.alive").exists()
+        assert live_writers(tmp_path) == [tmp_path / "quiet.alive"]
+        with pytest.raises(Conflict, match=r"quiet\.alive"):
+            set_aside(tmp_path, "replaced")
+        assert (tmp_path / "quiet.alive").exists()
+    finally:
+        await journal.close()
+    assert live_writers(tmp_path) == [] and list(tmp_path.iterdir()) == []
+    (tmp_path / "left-1.bson").write_bytes(bson.encode(stored(audit(11))))
+    aside = set_aside(tmp_path, "replaced")
+    assert aside is not None and (aside / "left-1.bson").exists() and not tmp_path.exists()
 
 
 async def test_a_command_stores_what_a_killed_server_left(settings: Settings, tmp_path: Path) -> None:

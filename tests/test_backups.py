@@ -273,6 +273,11 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
         fcntl.flock(held, fcntl.LOCK_EX)
         running = graphlake(new, "restore", str(backup), "--replace")
     assert running.returncode == 1 and "stop it first" in running.stderr and str(segment) in running.stderr
+    alive = journal / "quiet-server.alive"  # a server that journals but has written nothing yet
+    with alive.open("wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        running = graphlake(new, "restore", str(backup), "--replace")
+    assert running.returncode == 1 and str(alive) in running.stderr
     replaced = graphlake(new, "restore", str(backup), "--replace")
     assert replaced.returncode == 0, replaced.stderr
     (aside,) = (new / "audit-journal").glob("graphlake.replaced-*")

@@ -21,6 +21,7 @@ from resolvers.uploads.types import (
 from services.errors import GraphlakeError
 from services.node_ids import NodeType, decode_object_id
 from services.uploads import completion, external, ingest, sessions, verification
+from services.uploads.finishing import Unfiled
 from storage.concurrency import bounded_gather
 
 
@@ -96,14 +97,18 @@ class UploadMutations:
                                                   info.context.actor, info.context.settings.max_batch_items,
                                                   late_sha256=late)
         state = info.context.state
-        completed = [o for o in outcomes if not isinstance(o, GraphlakeError)]
+        # An upload its collection could not take completed all the same: its asset is listed and
+        # counted, and its failure says why it is in no collection.
+        completed = [o.asset if isinstance(o, Unfiled) else o for o in outcomes if not isinstance(o, GraphlakeError)]
+        errors = [(id, o.error if isinstance(o, Unfiled) else o) for id, o in zip(ids, outcomes, strict=True)
+                  if isinstance(o, GraphlakeError | Unfiled)]
         if state.metrics is not None:
             state.metrics.count_uploads(completed)
         state.thumbnailer.prepare(completed, state.stores, state.background)
         return CompleteUploadsPayload(
-            assets=[Asset.from_document(o) for o in outcomes if not isinstance(o, GraphlakeError)],
-            failures=[UploadFailure(upload_id=id, code=o.extensions["code"], message=str(o), field=o.extensions.get("field"))
-                      for id, o in zip(ids, outcomes, strict=True) if isinstance(o, GraphlakeError)],
+            assets=[Asset.from_document(a) for a in completed],
+            failures=[UploadFailure(upload_id=id, code=e.extensions["code"], message=str(e), field=e.extensions.get("field"))
+                      for id, e in errors],
         )
 
     @strawberry.mutation(permission_classes=[CanWrite], description=(

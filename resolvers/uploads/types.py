@@ -71,18 +71,25 @@ class UploadSession(Node):
         )
 
 
-@strawberry.type(description="An upload completeUploads could not finish, and why (as completeUpload's error would say).")
+@strawberry.type(description=(
+    "An upload completeUploads could not finish, or finished but could not file into the collection it named "
+    "(deleted meanwhile: its asset is ACTIVE, in `assets`, and in no collection), and why (as completeUpload's "
+    "error would say)."))
 class UploadFailure:
-    upload_id: strawberry.ID = strawberry.field(description="The upload session that did not finish.")
-    code: str = strawberry.field(description="BAD_USER_INPUT (size or checksum differ, parts missing), CONFLICT (not open), NOT_FOUND.")
+    upload_id: strawberry.ID = strawberry.field(description="The upload session that did not finish (or was not filed).")
+    code: str = strawberry.field(description=(
+        "BAD_USER_INPUT (size or checksum differ, parts missing), CONFLICT (not open), NOT_FOUND (no such upload; "
+        "on collectionId: its collection is gone)."))
     message: str = strawberry.field(description="What was wrong, as completeUpload's error message.")
     field: str | None = strawberry.field(description="The input at fault, e.g. sha256 or sizeBytes.")
 
 
 @strawberry.type(description="What completeUploads finished.")
 class CompleteUploadsPayload:
-    assets: list[Asset] = strawberry.field(description="The assets now ACTIVE, in the order their uploads were given.")
-    failures: list[UploadFailure] = strawberry.field(description="The uploads that did not finish, and why; empty if all did.")
+    assets: list[Asset] = strawberry.field(description=(
+        "The assets now ACTIVE, in the order their uploads were given (those their collection could not take too)."))
+    failures: list[UploadFailure] = strawberry.field(description=(
+        "The uploads that did not finish or could not be filed, and why; empty if all did."))
 
 
 @strawberry.type(description="The EXTERNAL assets registered (the first page of them) and how many; objects "

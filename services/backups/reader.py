@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -38,10 +38,13 @@ BATCH = 1000
 
 async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mapping[str, Path],
                          stores: Mapping[str, ObjectStore] | None = None, replace: bool = False,
-                         progress: Progress | None = None) -> Manifest:
+                         progress: Progress | None = None, replacing: Callable[[], object] | None = None) -> Manifest:
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
     `replace`, which drops them first) and its payloads into the local mounts of `local_roots`.
-    The database is left at the backup's schema version: migrating it is the caller's next step."""
+    The database is left at the backup's schema version: migrating it is the caller's next step.
+    `replacing` is called once the database is marked as being restored (no server starts on it
+    from then on) and before anything of it is dropped: what else belongs to the lake being
+    replaced goes then (its audit journal); an error it raises stops the restore there."""
     manifest, problems = await verify_backup(source, payloads=False)  # objects are checked as they are copied
     if problems:
         raise BadUserInput("the backup does not match its manifest: " + "; ".join(problems[:5]), field="source")
@@ -81,6 +84,8 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
                                                      "host": socket.gethostname(), "pid": os.getpid(),
                                                      "replacing_version": state.version}},
             upsert=True)
+        if replacing is not None:
+            replacing()
         for name in present:
             if name != STATE_COLLECTION:
                 await db.drop_collection(name)

@@ -32,6 +32,7 @@ import fcntl
 import logging
 import os
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from pymongo.errors import BulkWriteError
 
 from documents.event import Event, new_event_id
 from documents.sparse import stored
+from services.errors import Conflict
 
 log = logging.getLogger("graphlake.events.journal")
 
@@ -59,6 +61,9 @@ CLOSE_WAIT_SECONDS = 30.0  # for a flush under way as the server stops
 FAIL_READERS_AFTER = 3
 SUFFIX = ".bson"
 MAKING = ".making"  # a segment being made (renamed to SUFFIX once locked)
+# Held (locked) by each open journal for its whole life, written to or not: what tells a restore
+# that a server journals into this lake (`live_writers`).
+ALIVE = ".alive"
 IDS = "graphlake_journal_ids"  # the key of a record of the IDs a flush gave its entries: [[written as, stored as]]
 _READ = CodecOptions(tz_aware=True)
 
@@ -102,10 +107,15 @@ class AuditJournal:
         self._flushing = asyncio.Lock()
         self._failures = 0  # in a row, for the wait before the next attempt
         self._task: asyncio.Task | None = None
+        self._alive: int | None = None  # the locked ALIVE file, while open
 
     async def open(self) -> None:
         """Store what stopped processes left, then take writes."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self._alive = _hold(self.directory / f"{self._name}{ALIVE}")
+        except OSError:  # only a restore's safety check reads it; writes fall back on their own
+            log.exception("audit journal: could not make %s%s", self._name, ALIVE)
         await self.replay()
         # A context of its own: not the opener's, nor (later) any request's time limit or event batch.
         self._task = asyncio.get_running_loop().create_task(self._run(), name="audit journal",
@@ -169,6 +179,10 @@ class AuditJournal:
                           len(self._pending), self.directory)
         self._answer(RuntimeError("the server stopped before its audit journal was stored"))
         self._close_current()
+        if self._alive is not None:
+            (self.directory / f"{self._name}{ALIVE}").unlink(missing_ok=True)
+            os.close(self._alive)
+            self._alive = None
 
     async def replay(self) -> int:
         """Store what stopped processes left (`store_left`); how many entries were stored."""
@@ -383,6 +397,8 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0")
         return 0
     replayed = 0
     for path in sorted(directory.iterdir(), key=_segment_order):
+        if path.suffix == ALIVE and not path.name.startswith(mine) and not _held(path):
+            path.unlink(missing_ok=True)  # a stopped process's
         if path.name.startswith(mine) or path.suffix not in (SUFFIX, MAKING):
             continue
         try:
@@ -427,34 +443,56 @@ async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]])
             raise
 
 
-def held_segments(directory: Path) -> list[Path]:
-    """The segments in `directory` a live process holds (a server journaling into this database)."""
+def _hold(path: Path) -> int:
+    """`path` created (if need be), opened and locked for this process; its descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _held(path: Path) -> bool:
+    """Whether a live process holds the lock on `path` (False if it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and the lock with it
+    return False
+
+
+def live_writers(directory: Path) -> list[Path]:
+    """What live processes hold in `directory`: an open journal's ALIVE file, or a segment (a
+    journal, or a moment's replay of a stopped one's). A server with its journal off holds nothing."""
     if not directory.is_dir():
         return []
-    held = []
-    for path in sorted(directory.iterdir(), key=_segment_order):
-        if path.suffix not in (SUFFIX, MAKING):
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            held.append(path)
-        finally:
-            os.close(fd)  # and the lock with it
-    return held
+    return [path for path in sorted(directory.iterdir())
+            if path.suffix in (ALIVE, SUFFIX, MAKING) and _held(path)]
 
 
 def set_aside(directory: Path, why: str) -> Path | None:
-    """Move the journal of a lake whose database was replaced (a restore) out of the way, so no
-    later start stores the replaced lake's AUDIT events into the lake that took its place; where it
-    went (None: there was none). Kept, not deleted: the events of the lake before."""
+    """Move the journal of a lake whose database is being replaced (a restore) out of the way, so
+    no later start stores the replaced lake's AUDIT events into the lake that takes its place; where
+    it went (None: there was none). Kept, not deleted: they are the events of the lake before.
+    Conflict, moving nothing, while a live process holds any of it."""
     if not directory.is_dir() or not any(directory.iterdir()):
         return None
+    held = live_writers(directory)
+    if held:
+        raise Conflict(f"a running process holds {held[0]} (a server journaling into this lake): stop it first")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = directory.with_name(f"{directory.name}.{why}-{stamp}")
-    directory.rename(target)
+    target = directory.with_name(f"{directory.name}.{why}-{stamp}-{secrets.token_hex(3)}")
+    try:
+        directory.rename(target)
+    except OSError as error:
+        raise Conflict(f"the journal {directory} cannot be moved aside ({error.strerror}): fix that, then "
+                       "run the restore again with --replace") from None
     return target

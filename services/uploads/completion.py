@@ -15,7 +15,15 @@ from services.events.feed import FeedWriter
 from services.id_reads import docs_by_ids
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
-from services.uploads.finishing import assets_by_id, assets_of, discard_payload, file_completed, finish, finish_many
+from services.uploads.finishing import (
+    Unfiled,
+    assets_by_id,
+    assets_of,
+    discard_payload,
+    file_completed,
+    finish,
+    finish_many,
+)
 from services.uploads.sessions import get_session
 from services.uploads.stat_hints import Early
 from services.uploads.verification import Verified, mismatch, verify
@@ -25,9 +33,10 @@ from storage.concurrency import bounded_gather
 
 async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
                            actor: str | None, max_items: int,
-                           late_sha256: Mapping[ObjectId, str] | None = None) -> list[Asset | GraphlakeError]:
-    """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset or
-    the error that stopped it (a mismatch also fails its asset and removes the object).
+                           late_sha256: Mapping[ObjectId, str] | None = None) -> list[Asset | Unfiled | GraphlakeError]:
+    """Finish several uploads, each on its own: per session, in the order given, its ACTIVE asset,
+    that asset with why its collection could not take it (Unfiled), or the error that stopped it (a
+    mismatch also fails its asset and removes the object).
     `late_sha256`: digests given now for sessions created without one."""
     if not session_ids:
         raise BadUserInput("give at least one upload", field="ids")
@@ -42,7 +51,7 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         claim(session_ids), docs_by_ids(UploadSession, session_ids),
         assets_by_id(session_ids))
     renewing = asyncio.create_task(renew(list(claimed)))
-    outcomes: list[Asset | GraphlakeError] = []
+    outcomes: list[Asset | Unfiled | GraphlakeError] = []
     try:
         outcomes = await _complete_claimed(session_ids, claimed, {s.id: s for s in sessions}, assets, early, stores,
                                            feed, actor, max_items, late_sha256 or {})
@@ -60,7 +69,7 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
                             assets: dict[ObjectId, Asset], early: dict[ObjectId, Early], stores: dict[str, ObjectStore],
                             feed: FeedWriter, actor: str | None, max_items: int,
-                            late_sha256: Mapping[ObjectId, str]) -> list[Asset | GraphlakeError]:
+                            late_sha256: Mapping[ObjectId, str]) -> list[Asset | Unfiled | GraphlakeError]:
 
     async def check_one(session_id: ObjectId) -> Verified | GraphlakeError:
         session = found.get(session_id)
@@ -90,7 +99,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
     # Each upload a collection could not take (deleted meanwhile) reports why; the others are filed.
     unfiled = await file_completed([session for session, _ in good], actor, max_items, completed)
-    return [unfiled[i] if i in unfiled
+    return [Unfiled(completed[found[i].asset_id], unfiled[i]) if i in unfiled
             else completed[found[i].asset_id] if isinstance(v, Verified) and not v.problems
             else mismatch(v.problems) if isinstance(v, Verified) else v
             for i, v in verified.items()]
@@ -101,6 +110,8 @@ async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], 
     [outcome] = await complete_uploads([session_id], stores, feed, actor, max_items, late_sha256)
     if isinstance(outcome, GraphlakeError):
         raise outcome
+    if isinstance(outcome, Unfiled):  # completed all the same
+        raise outcome.error
     return outcome
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from bson import ObjectId
@@ -121,20 +122,32 @@ async def file_completed(sessions: Sequence[UploadSession], actor: str | None, m
             await Asset.get_pymongo_collection().update_many(
                 {"_id": {"$in": [s.asset_id for s in group]}}, {"$pull": {"collection_ids": collection_id}})
         except GraphlakeError as error:
-            errors.update((s.id, _unfiled(error)) for s in group)
+            # Items of assets deleted meanwhile were taken out again; the rest of the group is filed.
+            deleted = set(error.extensions.get("deleted") or [str(s.asset_id) for s in group])
+            errors.update((s.id, _unfiled(error)) for s in group if str(s.asset_id) in deleted)
     if groups:
         await UploadSession.get_pymongo_collection().update_many(
             {"_id": {"$in": [s.id for group in groups.values() for s in group]}}, {"$set": {"to_file": False}})
     return errors
 
 
+@dataclass(frozen=True)
+class Unfiled:
+    """A completed upload the collection it named could not take (deleted meanwhile): its asset is
+    ACTIVE, in no collection, and `error` says why (NOT_FOUND on collectionId, as completeUpload's)."""
+
+    asset: Asset
+    error: GraphlakeError
+
+
 def _unfiled(error: GraphlakeError) -> GraphlakeError:
-    """The filing error as its upload's outcome: the same kind, code and field, saying the file is stored."""
+    """The filing error as its upload's outcome: the same kind and code, on collectionId, saying the file is stored."""
     field = error.extensions.get("field")
     details = {k: v for k, v in error.extensions.items() if k not in ("code", "field")}
     text = str(error).removeprefix(f"{field}: ") if field else str(error)
-    return type(error)(f"the upload completed and its asset is ACTIVE, but it could not be filed: {text}",
-                       field=field, **details)
+    # The collection is the upload's input at fault, whatever the filing's own error named.
+    return type(error)(f"the upload completed, but it could not be filed: {text}",
+                       field="collectionId", **details)
 
 
 async def discard_payload(session: UploadSession, stores: dict[str, ObjectStore]) -> None:

@@ -11,6 +11,8 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from graphlake_client.direct import COPY_CHUNK, copy_hashing, file_sha256, stream_digest
 
 
@@ -59,3 +61,48 @@ def test_threads_copying_at_once_do_not_share_a_buffer(tmp_path: Path) -> None:
     for n, data in enumerate(payloads):
         assert results[n] == (len(data), hashlib.sha256(data).hexdigest())
         assert (tmp_path / f"out-{n}").read_bytes() == data
+
+
+def test_a_copy_inside_a_copy_gets_a_buffer_of_its_own(tmp_path: Path) -> None:
+    """A writer that hashes something else on the same thread (as a caller's wrapper could) must not
+    overwrite the bytes the outer copy is writing."""
+    outer, inner = os.urandom(COPY_CHUNK + 99), os.urandom(5000)
+
+    class Hashing(io.BytesIO):
+        def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+            assert stream_digest(io.BytesIO(inner)) == (len(inner), hashlib.sha256(inner).hexdigest())
+            return super().write(data)
+
+    out = Hashing()
+    assert copy_hashing(io.BytesIO(outer), out) == (len(outer), hashlib.sha256(outer).hexdigest())
+    assert out.getvalue() == outer
+
+
+def test_buffers_kept_are_few_however_many_threads_copied() -> None:
+    from graphlake_client import direct
+
+    data = os.urandom(1000)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda _: stream_digest(io.BytesIO(data)), range(64)))
+    assert len(direct._BUFFERS._free) <= direct._Buffers.KEPT
+
+
+def test_a_reader_with_nothing_ready_or_a_writer_taking_part_is_an_error_not_a_short_copy() -> None:
+    class NothingReady(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> None:  # type: ignore[no-untyped-def,override]
+            return None
+
+    class TakesHalf(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+            return max(1, len(data) // 2)
+
+    with pytest.raises(BlockingIOError):
+        stream_digest(NothingReady())
+    with pytest.raises(OSError, match="part of"):
+        copy_hashing(io.BytesIO(b"x" * 100), TakesHalf())
