@@ -104,7 +104,7 @@ class _Buffers:
     ends) and kept for the next, at most KEPT of them. Anonymous memory maps, so a page is only
     memory once a read fills it: a 100 KB file takes 100 KB of a buffer, not 8 MiB."""
 
-    KEPT = 4
+    KEPT = 8  # as many as copy at once in a server on a small machine (asyncio's default threads: CPUs + 4)
 
     def __init__(self) -> None:
         self._free: list[mmap.mmap] = []
