@@ -444,12 +444,17 @@ async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]])
 
 
 def _hold(path: Path) -> int:
-    """`path` created (if need be), opened and locked for this process; its descriptor."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """`path` made and locked for this process; its descriptor. Made and locked under another name,
+    then renamed into place, as a segment is: nobody finds it unlocked (and removes it as a dead
+    process's) while it lives."""
+    making = path.with_name(path.name + MAKING)
+    fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(making, path)
     except OSError:
         os.close(fd)
+        making.unlink(missing_ok=True)
         raise
     return fd
 
