@@ -22,7 +22,7 @@ from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.errors import Conflict
-from services.events.journal import IDS, AuditJournal, complete_entries, live_writers, set_aside
+from services.events.journal import IDS, AuditJournal, complete_entries, live_writers, set_aside, store_left
 from tests.operations import Api, object_id
 from tests.processes import start_server_process
 from tests.test_batches import admin_token, post
@@ -133,16 +133,41 @@ async def test_a_replay_stores_each_entry_once_drops_a_torn_tail_and_leaves_live
     held.write_bytes(bson.encode(stored(live)))
     holder = os.open(held, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)  # its process lives
+    before = new_event_id()  # the last event stored before the replay, say
     try:
         journal = AuditJournal(tmp_path, "this", state.feed.write, 0)
-        assert await journal.replay() == 2
+        async with state.events.listen() as live:
+            assert await journal.replay() == 1  # the second: the first was in the log already
+            sent = await asyncio.wait_for(anext(live), 5)
         assert await journal.replay() == 0  # nothing left to store
     finally:
         os.close(holder)
     in_log = {e.message: e.id for e in await Event.find({"event_type": AUDIT}).to_list()}
     assert sorted(in_log) == ["m1 by test", "m2 by test"]  # once each; the torn third was never answered for
-    assert in_log == {"m1 by test": given, "m2 by test": second.id}  # under the IDs it will always get
+    # The second gets an ID as it is stored, after every event stored before: sent live, and a
+    # subscription resuming from an earlier event reads it.
+    assert in_log["m1 by test"] == given and in_log["m2 by test"] > before
+    assert sent.message == "m2 by test"
     assert not dead.exists() and held.exists()
+
+
+async def test_a_replay_cut_short_stores_nothing_twice(state: AppState, tmp_path: Path) -> None:
+    """A replay that records new IDs and stores the entries, then dies before deleting the segment
+    (or loses the insert's reply): the next one finds them under the recorded IDs and stores none again."""
+    (tmp_path / "dead-1.bson").write_bytes(bson.encode(stored(audit(12))) + bson.encode(stored(audit(13))))
+
+    async def dies(events: list[Event]) -> None:
+        await state.feed.write(events[:1])  # the first is stored; then the process dies
+        raise RuntimeError("died")
+
+    with pytest.raises(RuntimeError, match="died"):
+        await store_left(tmp_path, Event.get_pymongo_collection(), store=dies)
+    entries = complete_entries((tmp_path / "dead-1.bson").read_bytes())[0]
+    assert [IDS in entry for entry in entries] == [False, False, True]  # the IDs were recorded first
+    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write) == 1
+    for n in (12, 13):
+        assert await Event.find({"message": f"m{n} by test"}).count() == 1
+    assert segments(tmp_path) == []
 
 
 async def test_a_damaged_segment_is_kept_aside(state: AppState, tmp_path: Path) -> None:

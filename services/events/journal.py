@@ -17,10 +17,12 @@ opens the journal (each start, the CLI's commands too, and each server process e
 IDs: an event's ID sorts by when it was made, and subscribers resume by it, so an entry gets its ID
 when it is stored, not when it is written here (one made earlier could sort before events stored
 ahead of it, and a subscriber resuming from one of those would never see it). Before a flush sends
-entries, it appends a record of the IDs it gave them; a replay stores an entry under the ID its
-record gave it (once: an insert of one already stored is ignored), or under the one it was written
-with if no flush ever sent it: the same ID however often it is replayed. A torn last write (the
-process died inside it) was never answered for, and is dropped.
+entries, it appends a record of the IDs it gave them. A replay skips the entries in the log under
+the ID the last record gave them, and gives the rest IDs made then, recorded the same way before
+they are stored through the feed (sent live, as a flush's): however often a replay is cut short
+and done again, each entry is stored once. (Without the feed, `graphlake backup`, an entry is stored
+under its last recorded ID or the one it was written with, skipped if there already.) A torn last
+write (the process died inside it) was never answered for, and is dropped.
 """
 
 from __future__ import annotations
@@ -185,8 +187,9 @@ class AuditJournal:
             self._alive = None
 
     async def replay(self) -> int:
-        """Store what stopped processes left (`store_left`); how many entries were stored."""
-        return await store_left(self.directory, Event.get_pymongo_collection(), mine=f"{self._name}-")
+        """Store what stopped processes left (`store_left`, through the feed: sent live); how many
+        entries were stored."""
+        return await store_left(self.directory, Event.get_pymongo_collection(), mine=f"{self._name}-", store=self._store)
 
     def _current(self) -> _Segment:
         """The segment to append to: a new one when there is none or this one is full."""
@@ -385,14 +388,19 @@ def _stored_as(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**entry, "_id": given.get(entry["_id"], entry["_id"])} for entry in entries if IDS not in entry]
 
 
-async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0") -> int:
+async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0",
+                     store: Callable[[list[Event]], Awaitable[None]] | None = None) -> int:
     """Store in `events` the entries of the segments in `directory` no live process holds (not those
     named `mine`...), then delete the segments; how many entries were stored.
 
-    Each entry is stored under a fixed ID (`_stored_as`), and one already in the log is skipped, so
-    a replay cut short and done again stores nothing twice. Such entries are in the log, not sent
-    live: their IDs were made before the process stopped. A segment with bytes that are no torn last
-    write (a whole entry that does not decode) is kept, renamed `.corrupt`, and logged."""
+    With `store` (the event feed's write, as a flush stores: a server, or a command that opened the
+    lake), the entries not in the log yet get IDs made now, recorded in their segment before they
+    are stored through it: subscribers get them live, after every event stored before them, and a
+    subscription resuming from an earlier event gets them too. Without it (`graphlake backup`, on the
+    raw database), or where the record cannot be written, each is stored under a fixed ID
+    (`_stored_as`), and not sent live. Either way one already in the log is skipped, so a replay
+    cut short and done again stores nothing twice. A segment with bytes that are no torn last write
+    (a whole entry that does not decode) is kept, renamed `.corrupt`, and logged."""
     if not directory.is_dir():
         return 0
     replayed = 0
@@ -402,7 +410,7 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0")
         if path.name.startswith(mine) or path.suffix not in (SUFFIX, MAKING):
             continue
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:  # another process replayed it meanwhile
             continue
         try:
@@ -414,12 +422,22 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0")
                 continue
             data = await asyncio.to_thread(_read_all, fd)
             entries, used, torn = complete_entries(data)
+            damaged = used < len(data) and not torn
             left = _stored_as(entries)
-            if left:
+            renumbered = await _renumbered(fd, used, entries, left, events) if left and store and not damaged else None
+            if renumbered is not None:
+                if renumbered:
+                    await store([Event.model_validate(entry) for entry in renumbered])
+                count = len(renumbered)
+            elif left:
                 await _insert_new(events, left)
-                replayed += len(left)
-                log.warning("audit journal: stored %d AUDIT event(s) a stopped process left in %s", len(left), path)
-            if used < len(data) and not torn:
+                count = len(left)
+            else:
+                count = 0
+            if count:
+                replayed += count
+                log.warning("audit journal: stored %d AUDIT event(s) a stopped process left in %s", count, path)
+            if damaged:
                 log.error("audit journal: %s holds %d byte(s) past its last readable entry that are no torn write; "
                           "kept as %s", path, len(data) - used, path.with_suffix(".corrupt").name)
                 path.rename(path.with_suffix(".corrupt"))
@@ -431,6 +449,29 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0")
         finally:
             os.close(fd)
     return replayed
+
+
+async def _renumbered(fd: int, used: int, entries: list[dict[str, Any]], left: list[dict[str, Any]],
+                      events: AsyncCollection) -> list[dict[str, Any]] | None:
+    """`left` (a segment's events under their fixed IDs) without those in the log already, each
+    under an ID made now, recorded at the end of the segment first (after a torn last write is cut
+    off: the record must follow whole entries); None if the record cannot be written."""
+    found = {doc["_id"] async for doc in events.find({"_id": {"$in": [e["_id"] for e in left]}}, {"_id": 1})}
+    written = [entry["_id"] for entry in entries if IDS not in entry]  # as `left`, in order
+    todo = [(as_written, entry) for as_written, entry in zip(written, left, strict=True) if entry["_id"] not in found]
+    if not todo:
+        return []
+    pairs = [[as_written, new_event_id()] for as_written, _ in todo]
+    record = bson.encode({IDS: pairs})
+    try:
+        os.ftruncate(fd, used)
+        if os.write(fd, record) != len(record):
+            os.ftruncate(fd, used)
+            return None
+    except OSError:
+        log.exception("audit journal: could not record new IDs for a replay; stored under their first IDs")
+        return None
+    return [{**entry, "_id": new} for (_, entry), (_, new) in zip(todo, pairs, strict=True)]
 
 
 async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]]) -> None:
