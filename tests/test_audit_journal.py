@@ -263,3 +263,19 @@ async def test_a_flush_whose_answer_was_lost_stores_nothing_twice(state: AppStat
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(journal.close(), 10)
+
+
+async def test_a_replay_skips_an_entry_stored_under_any_id_it_had_and_stores_unreadable_ones_as_written(
+        state: AppState, tmp_path: Path) -> None:
+    """An attempt's insert that committed late, under an ID a later record replaced, still counts as
+    stored; an entry this version's model refuses (another version wrote it) is stored as it is."""
+    early, later = audit(14), audit(15)
+    first_given, second_given = new_event_id(), new_event_id()
+    await Event.get_pymongo_collection().insert_one({**stored(early), "_id": first_given})
+    odd = {**stored(later), "level": "not a level"}
+    (tmp_path / "dead-1.bson").write_bytes(b"".join(bson.encode(doc) for doc in (
+        stored(early), {IDS: [[early.id, first_given]]}, {IDS: [[early.id, second_given]]}, odd)))
+    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write) == 1
+    assert await Event.find({"message": "m14 by test"}).count() == 1
+    [raw] = await Event.get_pymongo_collection().find({"message": "m15 by test"}).to_list()
+    assert raw["_id"] == later.id and raw["level"] == "not a level"

@@ -18,7 +18,7 @@ IDs: an event's ID sorts by when it was made, and subscribers resume by it, so a
 when it is stored, not when it is written here (one made earlier could sort before events stored
 ahead of it, and a subscriber resuming from one of those would never see it). Before a flush sends
 entries, it appends a record of the IDs it gave them. A replay skips the entries in the log under
-the ID the last record gave them, and gives the rest IDs made then, recorded the same way before
+any ID they have had, and gives the rest IDs made then, recorded the same way before
 they are stored through the feed (sent live, as a flush's): however often a replay is cut short
 and done again, each entry is stored once. (Without the feed, `graphlake backup`, an entry is stored
 under its last recorded ID or the one it was written with, skipped if there already.) A torn last
@@ -44,6 +44,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 from bson.errors import InvalidBSON
+from pydantic import ValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
@@ -66,6 +67,9 @@ MAKING = ".making"  # a segment being made (renamed to SUFFIX once locked)
 # Held (locked) by each open journal for its whole life, written to or not: what tells a restore
 # that a server journals into this lake (`live_writers`).
 ALIVE = ".alive"
+# An ALIVE file before it is locked: no replay takes it for a segment (one could remove it between its
+# creation and its lock). One a process died making (a moment's window) is left: it is empty.
+ALIVE_MAKING = ".alive-making"
 IDS = "graphlake_journal_ids"  # the key of a record of the IDs a flush gave its entries: [[written as, stored as]]
 _READ = CodecOptions(tz_aware=True)
 
@@ -381,11 +385,16 @@ def complete_entries(data: bytes) -> tuple[list[dict[str, Any]], int, bool]:
     return entries, position, True  # nothing left, or fewer than 4 bytes of a length: torn
 
 
-def _stored_as(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A segment's events under the IDs its flushes gave them (the last record of each), or the ID
-    it was written with if no flush recorded one: either way the same ID every time it is replayed."""
-    given = {old: new for entry in entries if IDS in entry for old, new in entry[IDS]}
-    return [{**entry, "_id": given.get(entry["_id"], entry["_id"])} for entry in entries if IDS not in entry]
+def _stored_as(entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[Any]]]:
+    """A segment's events, each under the ID the last record gave it (a flush's, or an earlier
+    replay's) or the one it was written with, and every ID it has had (written, then each record's
+    in order): an attempt cut short may still have stored it under any of them."""
+    given: dict[Any, list[Any]] = {}
+    for entry in entries:
+        for old, new in entry.get(IDS, ()):
+            given.setdefault(old, []).append(new)
+    had = [(entry, [entry["_id"], *given.get(entry["_id"], [])]) for entry in entries if IDS not in entry]
+    return [({**entry, "_id": ids[-1]}, ids) for entry, ids in had]
 
 
 async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0",
@@ -393,14 +402,15 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0",
     """Store in `events` the entries of the segments in `directory` no live process holds (not those
     named `mine`...), then delete the segments; how many entries were stored.
 
-    With `store` (the event feed's write, as a flush stores: a server, or a command that opened the
-    lake), the entries not in the log yet get IDs made now, recorded in their segment before they
-    are stored through it: subscribers get them live, after every event stored before them, and a
-    subscription resuming from an earlier event gets them too. Without it (`graphlake backup`, on the
-    raw database), or where the record cannot be written, each is stored under a fixed ID
-    (`_stored_as`), and not sent live. Either way one already in the log is skipped, so a replay
-    cut short and done again stores nothing twice. A segment with bytes that are no torn last write
-    (a whole entry that does not decode) is kept, renamed `.corrupt`, and logged."""
+    An entry in the log under any ID it has had is skipped. With `store` (the event feed's write,
+    as a flush stores), the others get IDs made now, recorded in their segment before they are
+    stored through it: a server's subscribers get them live, after every event stored before them,
+    and a subscription resuming from an earlier event reads them. Without it (`graphlake backup`, on
+    the raw database), where the record cannot be written, for a damaged segment, or for entries
+    this version's event model refuses, each is stored under its last ID (`_stored_as`), a duplicate
+    skipped, and not sent live. Either way a replay cut short and done again stores nothing twice.
+    A segment with bytes that are no torn last write (a whole entry that does not decode) is kept,
+    renamed `.corrupt`, and logged."""
     if not directory.is_dir():
         return 0
     replayed = 0
@@ -409,8 +419,8 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0",
             path.unlink(missing_ok=True)  # a stopped process's
         if path.name.startswith(mine) or path.suffix not in (SUFFIX, MAKING):
             continue
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        try:  # written to only to record the IDs a replay through the feed gives
+            fd = os.open(path, (os.O_RDWR | os.O_APPEND if store else os.O_RDONLY) | os.O_CLOEXEC)
         except FileNotFoundError:  # another process replayed it meanwhile
             continue
         try:
@@ -423,17 +433,7 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0",
             data = await asyncio.to_thread(_read_all, fd)
             entries, used, torn = complete_entries(data)
             damaged = used < len(data) and not torn
-            left = _stored_as(entries)
-            renumbered = await _renumbered(fd, used, entries, left, events) if left and store and not damaged else None
-            if renumbered is not None:
-                if renumbered:
-                    await store([Event.model_validate(entry) for entry in renumbered])
-                count = len(renumbered)
-            elif left:
-                await _insert_new(events, left)
-                count = len(left)
-            else:
-                count = 0
+            count = await _store_entries(fd, used, entries, events, None if damaged else store)
             if count:
                 replayed += count
                 log.warning("audit journal: stored %d AUDIT event(s) a stopped process left in %s", count, path)
@@ -451,44 +451,62 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0",
     return replayed
 
 
-async def _renumbered(fd: int, used: int, entries: list[dict[str, Any]], left: list[dict[str, Any]],
-                      events: AsyncCollection) -> list[dict[str, Any]] | None:
-    """`left` (a segment's events under their fixed IDs) without those in the log already, each
-    under an ID made now, recorded at the end of the segment first (after a torn last write is cut
-    off: the record must follow whole entries); None if the record cannot be written."""
-    found = {doc["_id"] async for doc in events.find({"_id": {"$in": [e["_id"] for e in left]}}, {"_id": 1})}
-    written = [entry["_id"] for entry in entries if IDS not in entry]  # as `left`, in order
-    todo = [(as_written, entry) for as_written, entry in zip(written, left, strict=True) if entry["_id"] not in found]
+async def _store_entries(fd: int, used: int, entries: list[dict[str, Any]], events: AsyncCollection,
+                         store: Callable[[list[Event]], Awaitable[None]] | None) -> int:
+    """Store one segment's entries not in the log yet (see store_left); how many were stored."""
+    left = _stored_as(entries)
+    if not left:
+        return 0
+    found = {doc["_id"] async for doc in events.find({"_id": {"$in": [i for _, ids in left for i in ids]}}, {"_id": 1})}
+    todo = [(entry, ids[0]) for entry, ids in left if not found.intersection(ids)]
     if not todo:
-        return []
-    pairs = [[as_written, new_event_id()] for as_written, _ in todo]
-    record = bson.encode({IDS: pairs})
+        return 0
+    if store is not None:
+        try:
+            models = [Event.model_validate(entry) for entry, _ in todo]
+        except ValidationError:  # written by another version of Graphlake: stored as it is
+            log.exception("audit journal: entries this version cannot read are stored as written, not sent live")
+        else:
+            pairs = [[as_written, new_event_id()] for _, as_written in todo]
+            if _record(fd, used, bson.encode({IDS: pairs})):
+                for model, (_, new) in zip(models, pairs, strict=True):
+                    model.id = new
+                await store(models)
+                return len(models)
+    return await _insert_new(events, [entry for entry, _ in todo])
+
+
+def _record(fd: int, used: int, record: bytes) -> bool:
+    """Append `record` to a segment after its `used` bytes (a torn last write is cut off first: the
+    record must follow whole entries); False, logged, if the disk refuses it."""
     try:
         os.ftruncate(fd, used)
-        if os.write(fd, record) != len(record):
-            os.ftruncate(fd, used)
-            return None
+        if os.write(fd, record) == len(record):
+            return True
+        os.ftruncate(fd, used)
+        log.warning("audit journal: a short write recording a replay's IDs; stored under their last IDs instead")
     except OSError:
-        log.exception("audit journal: could not record new IDs for a replay; stored under their first IDs")
-        return None
-    return [{**entry, "_id": new} for (_, entry), (_, new) in zip(todo, pairs, strict=True)]
+        log.exception("audit journal: could not record a replay's IDs; stored under their last IDs instead")
+    return False
 
 
-async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]]) -> None:
-    """Insert the events, skipping those already in the log (by `_id`)."""
+async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]]) -> int:
+    """Insert the events, skipping those already in the log (by `_id`); how many were new."""
     try:
         await collection.insert_many(events, ordered=False)
     except BulkWriteError as error:
         if error.details.get("writeConcernErrors") or any(
                 e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
             raise
+        return len(events) - len(error.details.get("writeErrors", []))
+    return len(events)
 
 
 def _hold(path: Path) -> int:
     """`path` made and locked for this process; its descriptor. Made and locked under another name,
     then renamed into place, as a segment is: nobody finds it unlocked (and removes it as a dead
     process's) while it lives."""
-    making = path.with_name(path.name + MAKING)
+    making = path.with_name(path.name + ALIVE_MAKING)
     fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -521,7 +539,7 @@ def live_writers(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return [path for path in sorted(directory.iterdir())
-            if path.suffix in (ALIVE, SUFFIX, MAKING) and _held(path)]
+            if path.suffix in (ALIVE, ALIVE_MAKING, SUFFIX, MAKING) and _held(path)]
 
 
 def set_aside(directory: Path, why: str) -> Path | None:
