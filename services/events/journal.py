@@ -119,7 +119,8 @@ class AuditJournal:
         """Store what stopped processes left, then take writes."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            self._alive = _hold(self.directory / f"{self._name}{ALIVE}")
+            alive = self.directory / f"{self._name}{ALIVE}"
+            self._alive = _made_locked(alive, alive.with_name(alive.name + ALIVE_MAKING), os.O_WRONLY)
         except OSError:  # only a restore's safety check reads it; writes fall back on their own
             log.exception("audit journal: could not make %s%s", self._name, ALIVE)
         await self.replay()
@@ -202,16 +203,7 @@ class AuditJournal:
             return segment
         self._segments += 1
         path = self.directory / f"{self._name}-{self._segments}{SUFFIX}"
-        # Made and locked under another name, then renamed into place: a replay never finds it unlocked.
-        making = path.with_suffix(MAKING)
-        fd = os.open(making, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.rename(making, path)
-        except OSError:
-            os.close(fd)
-            making.unlink(missing_ok=True)
-            raise
+        fd = _made_locked(path, path.with_suffix(MAKING), os.O_WRONLY | os.O_APPEND)
         self._close_current()
         self._segment = _Segment(path, fd)
         return self._segment
@@ -502,12 +494,11 @@ async def _insert_new(collection: AsyncCollection, events: list[dict[str, Any]])
     return len(events)
 
 
-def _hold(path: Path) -> int:
-    """`path` made and locked for this process; its descriptor. Made and locked under another name,
-    then renamed into place, as a segment is: nobody finds it unlocked (and removes it as a dead
-    process's) while it lives."""
-    making = path.with_name(path.name + ALIVE_MAKING)
-    fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+def _made_locked(path: Path, making: Path, flags: int) -> int:
+    """`path` made (opened with `flags`) and locked for this process; its descriptor. Made and
+    locked as `making`, then renamed into place: nobody finds it unlocked under its name (and
+    takes it for a stopped process's) while this process lives."""
+    fd = os.open(making, flags | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(making, path)
