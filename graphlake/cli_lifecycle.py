@@ -203,7 +203,6 @@ def restore(
     from graphlake.mounts import local_roots, opened_stores
     from migrations import SCHEMA_VERSION, migrate
     from services.backups.reader import restore_backup
-    from services.errors import Conflict
     from services.events import journal
 
     settings = load_settings()
@@ -218,9 +217,7 @@ def restore(
         aside[0] = journal.set_aside(settings.audit_journal_dir, "replaced")
 
     async def go() -> Manifest:
-        held = journal.live_writers(settings.audit_journal_dir)
-        if held:  # a server journals this lake's audit events: the restore would mix them in
-            raise Conflict(f"a running process holds {held[0]} (a server journaling into this lake): stop it first")
+        journal.refuse_if_live(settings.audit_journal_dir)  # a server journaling here would mix its events in
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
             manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores, replace=replace,
                                             progress=lambda line: errors.print(f"  {line}"), replacing=set_journal_aside)

@@ -533,6 +533,13 @@ def live_writers(directory: Path) -> list[Path]:
             if path.suffix in (ALIVE, ALIVE_MAKING, SUFFIX, MAKING) and _held(path)]
 
 
+def refuse_if_live(directory: Path) -> None:
+    """Conflict, naming what it holds, while a live process journals into `directory`."""
+    held = live_writers(directory)
+    if held:
+        raise Conflict(f"a running process holds {held[0]} (a server journaling into this lake): stop it first")
+
+
 def set_aside(directory: Path, why: str) -> Path | None:
     """Move the journal of a lake whose database is being replaced (a restore) out of the way, so
     no later start stores the replaced lake's AUDIT events into the lake that takes its place; where
@@ -540,9 +547,7 @@ def set_aside(directory: Path, why: str) -> Path | None:
     Conflict, moving nothing, while a live process holds any of it."""
     if not directory.is_dir() or not any(directory.iterdir()):
         return None
-    held = live_writers(directory)
-    if held:
-        raise Conflict(f"a running process holds {held[0]} (a server journaling into this lake): stop it first")
+    refuse_if_live(directory)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = directory.with_name(f"{directory.name}.{why}-{stamp}-{secrets.token_hex(3)}")
     try:
