@@ -1,6 +1,6 @@
 """Every private or undocumented part of Strawberry and graphql-core that Graphlake relies on, in one place.
 
-Three speedups reach past the public API (each module says why it must):
+Speedups that reach past the public API (each module says why it must):
 - `inputs.py` plans input conversion once per type: it installs a type definition's `from_input`
   hook and asks Strawberry's `_is_leaf_type` which fields graphql-core has already coerced.
 - `fanout.py` executes a live event once per distinct subscription: it subclasses Strawberry's
@@ -16,6 +16,12 @@ Three speedups reach past the public API (each module says why it must):
   each graphql-core field's extensions (`strawberry_field`, its `is_basic_field` and
   `python_name`), and reads whether an extension wraps every resolver from the execution
   context's `middleware_manager`.
+
+`variable_coercion.py` coerces variables along a plan made once per input type: it replaces the
+`coerce_input_value` and `input_is_nested_too_deeply` that graphql-core's private `execution.values`
+module calls for each variable (`replace_variable_coercion`), answers `Undefined` where graphql-core
+would (so graphql-core's own diagnostics still explain every refusal), and hands values of types
+that nest without bound to graphql-core's nesting check (`graphql_variable_coercion`, its `MAX_NESTING_DEPTH`).
 
 `list_limits.py` reads the graphql-core schema behind a Strawberry schema (`graphql_schema`) to
 walk a request's variables along their declared types before graphql-core coerces them.
@@ -62,6 +68,7 @@ its shape, so an upgrade that moves or changes one fails there, naming it, befor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -73,6 +80,7 @@ from graphql import (
     OverlappingFieldsCanBeMergedRule,
     ValuesOfCorrectTypeRule,
 )
+from graphql.execution import values as graphql_values
 from graphql.execution.executor import Executor
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.exceptions import MissingQueryError
@@ -87,16 +95,37 @@ from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
 
-__all__ = ["AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler", "CannotGetOperationTypeError",
-           "ExecutionContext", "Executor", "HTTPException", "InputContext", "InvalidOperationTypeError", "MissingQueryError",
-           "SSETransport", "StrawberryGraphQLCoreExecutionContext", "ValidationAbortedError", "ValuesOfCorrectTypeRule",
-           "graphql_schema", "is_leaf_type", "provided_operation_name", "set_merge_budget", "spent_merge_budget",
-           "strawberry_field", "token_limit_exceeded"]
+__all__ = ["MAX_NESTING_DEPTH", "AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler",
+           "CannotGetOperationTypeError", "ExecutionContext", "Executor", "HTTPException", "InputContext",
+           "InvalidOperationTypeError", "MissingQueryError", "SSETransport", "StrawberryGraphQLCoreExecutionContext",
+           "ValidationAbortedError", "ValuesOfCorrectTypeRule", "graphql_schema", "graphql_variable_coercion",
+           "is_leaf_type", "provided_operation_name", "replace_variable_coercion", "set_merge_budget",
+           "spent_merge_budget", "strawberry_field", "token_limit_exceeded"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
     """The graphql-core schema a Strawberry schema wraps (its private `_schema`)."""
     return schema._schema
+
+
+# graphql-core's own, kept before anything replaces them.
+_GRAPHQL_COERCION = graphql_values.coerce_input_value
+_GRAPHQL_NESTING_CHECK = graphql_values.input_is_nested_too_deeply
+MAX_NESTING_DEPTH: int = graphql_values.MAX_NESTING_DEPTH  # type: ignore[attr-defined]
+
+
+def graphql_variable_coercion() -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], bool]]:
+    """graphql-core's own `coerce_input_value(value, type)` and `input_is_nested_too_deeply(value,
+    type)`, the two functions its private `execution.values` module looks up by name for each
+    variable: the nesting check first (it walks the whole value, so that coercing it cannot
+    recurse past MAX_NESTING_DEPTH), then the coercion."""
+    return _GRAPHQL_COERCION, _GRAPHQL_NESTING_CHECK
+
+
+def replace_variable_coercion(coerce: Callable[[Any, Any], Any], nesting_check: Callable[[Any, Any], bool]) -> None:
+    """Have graphql-core coerce and check every variable's value with these (same signatures and results)."""
+    graphql_values.coerce_input_value = coerce  # type: ignore[attr-defined]
+    graphql_values.input_is_nested_too_deeply = nesting_check  # type: ignore[attr-defined]
 
 
 def strawberry_field(field: GraphQLField) -> StrawberryField | None:

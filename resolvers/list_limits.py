@@ -90,7 +90,19 @@ class InputListLimit(SchemaExtension):
                     if (problem := self._walk(item_type, item, f"{where}[{i}]")) is not None:
                         return problem
         elif isinstance(type_, GraphQLInputObjectType) and isinstance(value, dict):
-            for field_name, field in type_.fields.items():
-                if field_name in value and (problem := self._walk(field.type, value[field_name], f"{where}.{field_name}")):
+            for field_name, field_type in _list_fields(type_):
+                if field_name in value and (problem := self._walk(field_type, value[field_name], f"{where}.{field_name}")):
                     return problem
         return None
+
+
+# The fields of each input type that can hold a list: the only ones a walk enters (an annotation
+# record's geometry, not its eight other fields).
+_LIST_FIELDS: dict[GraphQLInputObjectType, list[tuple[str, Any]]] = {}
+
+
+def _list_fields(type_: GraphQLInputObjectType) -> list[tuple[str, Any]]:
+    found = _LIST_FIELDS.get(type_)
+    if found is None:
+        found = _LIST_FIELDS[type_] = [(name, field.type) for name, field in type_.fields.items() if _holds_lists(field.type)]
+    return found

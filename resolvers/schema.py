@@ -15,6 +15,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from resolvers import variable_coercion
 from resolvers.annotations.mutations import AnnotationMutations
 from resolvers.annotations.queries import AnnotationQueries
 from resolvers.assets.mutations import AssetMutations
@@ -134,6 +135,7 @@ def build_schema(settings: ServerSettings | None = None,
                  tracing: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
     """The schema; without settings (for export) it carries no limits, which do not change its SDL.
     `tracing` extensions come first, so their spans hold the work of every other extension."""
+    variable_coercion.install()  # graphql-core coerces variables along plans made once per input type
     return GraphlakeSchema(
         query=Query,
         mutation=Mutation,

@@ -230,3 +230,19 @@ def test_plain_fields_still_find_strawberrys_basic_fields_and_the_field_hook() -
     assert not isinstance(built, list), built
     assert built.middleware_manager is None, \
         "the execution context no longer keeps its middleware manager (plain_fields.py reads it)"
+
+
+def test_graphql_core_still_coerces_each_variable_through_the_two_names_graphlake_replaces() -> None:
+    import graphql.execution.values as values
+
+    from resolvers import variable_coercion
+    source = inspect.getsource(values.coerce_variable_values)
+    assert "input_is_nested_too_deeply(value, var_type)" in source and "coerce_input_value(value, var_type)" in source, \
+        "graphql-core's coerce_variable_values no longer calls the two functions variable_coercion.py replaces"
+    coerce, nesting_check = internals.graphql_variable_coercion()
+    assert list(inspect.signature(coerce).parameters) == ["input_value", "type_"]
+    assert list(inspect.signature(nesting_check).parameters) == ["value", "type_"]
+    assert isinstance(internals.MAX_NESTING_DEPTH, int) and internals.MAX_NESTING_DEPTH > 10
+    variable_coercion.install()
+    assert values.coerce_input_value is variable_coercion.coerce_input_value
+    assert values.input_is_nested_too_deeply is variable_coercion.input_is_nested_too_deeply
