@@ -34,7 +34,7 @@ from services.checks import (
     get_or_not_found,
 )
 from services.errors import BadUserInput, Conflict, NotFound
-from services.id_reads import docs_by_ids
+from services.id_reads import fields_by_ids
 from services.thumbnails import remove_thumbnails
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
@@ -47,16 +47,18 @@ async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
 
 
 async def existing_assets(asset_ids: Sequence[ObjectId], field: str, *, allow_deleted: bool = False,
-                          known: Mapping[ObjectId, Asset] | None = None) -> dict[ObjectId, Asset]:
-    """The assets by id; BAD_USER_INPUT naming every id that does not exist (or is deleted).
+                          known: Mapping[ObjectId, Asset] | None = None) -> None:
+    """BAD_USER_INPUT naming every id that names no asset (or a deleted one). Only their status is
+    read, in one round trip: a createDatums of 1,000 datums built a Beanie document for each asset.
     `known`: assets the caller has just read or written (a completion filing its uploads), not read again."""
     known = known or {}
-    docs = [known[a] for a in asset_ids if a in known] + await docs_by_ids(Asset, [a for a in asset_ids if a not in known])
-    found = {d.id: d for d in docs if allow_deleted or d.status is not AssetStatus.DELETED}
-    missing = [str(a) for a in dict.fromkeys(asset_ids) if a not in found]
+    status = {a: doc.status.value for a, doc in known.items()}
+    read = await fields_by_ids(Asset, [a for a in asset_ids if a not in known], ["status"])
+    status.update({a: doc.get("status") for a, doc in read.items()})
+    missing = [str(a) for a in dict.fromkeys(asset_ids)
+               if a not in status or (not allow_deleted and status[a] == AssetStatus.DELETED.value)]
     if missing:
         raise BadUserInput(f"no such asset(s): {', '.join(missing)}", field=field, missing=missing)
-    return found
 
 
 async def _check_aliases_free(aliases: list[str], asset_id: ObjectId | None, field: str) -> None:

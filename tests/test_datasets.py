@@ -28,10 +28,14 @@ async def test_create_datums_checks_everything_first(api: Api, contributor: str)
     made = await factories.datums(api, contributor, 2)
     assert [r["role"] for r in made[0]["roles"]] == ["image", "mask"] and made[0]["metadata"] == {"index": 0}
     unknown = "QXNzZXQ6NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAx"  # a well-formed ID of no asset
+    deleted = await factories.image_asset(api, contributor)
+    await api.data("DeleteAsset", {"id": deleted["id"]}, token=contributor)
     before = await Datum.count()
     cases = [
         ([{"roles": [{"role": "image", "assetId": image["id"]}]},
           {"roles": [{"role": "image", "assetId": unknown}]}], "inputs", "64b000000000000000000001"),
+        ([{"roles": [{"role": "image", "assetId": image["id"]}, {"role": "old", "assetId": deleted["id"]}]}], "inputs",
+         f"no such asset(s): {object_id(deleted['id'])}"),  # refused before anything is written
         ([{"roles": []}], "inputs[0].roles", None),
         ([{"roles": [{"role": "a", "assetId": image["id"]}, {"role": "a", "assetId": image["id"]}]}], "inputs[0].roles[1].role", None),
         ([{"roles": [{"role": "a", "assetId": "garbage"}]}], "inputs[0].roles[0].assetId", None),
