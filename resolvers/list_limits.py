@@ -79,6 +79,8 @@ class InputListLimit(SchemaExtension):
     def _walk(self, type_: Any, value: Any, where: str) -> BadUserInput | None:
         if isinstance(type_, GraphQLNonNull):
             type_ = type_.of_type
+        if isinstance(type_, GraphQLList) and not isinstance(value, list) and value is not None:
+            return self._walk(type_.of_type, value, where)  # graphql-core takes a lone value for a list of one
         if isinstance(type_, GraphQLList) and isinstance(value, list):
             if len(value) > self.max_items:
                 return BadUserInput(f"at most {self.max_items} items in one request, got {len(value)}", field=where)

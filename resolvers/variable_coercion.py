@@ -20,7 +20,7 @@ graphql-core's. `install()` puts both functions where graphql-core's variable co
 from __future__ import annotations
 
 import math
-import weakref
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,14 +40,21 @@ class _Refused(Exception):
 
 # Plans by named type, then by the wrappers around it ("!" non-null, "[" list, outermost first): a
 # request's variable types are new wrapper objects each time, compared by identity, so only the
-# named types (which live as long as their schema) can be keys. Weak: a schema let go takes its plans.
-_PLANS: weakref.WeakKeyDictionary[GraphQLNamedType, dict[str, Coerce]] = weakref.WeakKeyDictionary()
+# named types can be keys. They live as long as the process, as the schema does (an app builds
+# it once; a test process a few times): a few hundred small entries. Only finished plans are
+# published here, under a lock while they are made, so a thread never finds one half-made.
+_PLANS: dict[GraphQLNamedType, dict[str, Coerce]] = {}
+_MAKING = threading.Lock()
 
 
 def coerce_input_value(input_value: Any, type_: GraphQLInputType) -> Any:
     """graphql-core's `coerce_input_value`, planned: the coerced value, or Undefined."""
     try:
-        return _plan(type_)(input_value)
+        plan = _plan(type_)
+    except Exception:  # a type no plan can be made for (an invalid default, say): graphql-core's way
+        return graphql_variable_coercion()[0](input_value, type_)
+    try:
+        return plan(input_value)
     except _Refused:
         return Undefined
 
@@ -67,8 +74,10 @@ def install() -> None:
     replace_variable_coercion(coerce_input_value, input_is_nested_too_deeply)
 
 
-# The deepest a value of each named type can nest, as graphql-core counts (unbounded: a float infinity).
-_DEPTHS: weakref.WeakKeyDictionary[GraphQLNamedType, float] = weakref.WeakKeyDictionary()
+# The deepest a value of each named type can nest, as graphql-core counts (unbounded: a float
+# infinity). Kept as the plans are; a value found while a cycle is measured is only ever too high,
+# which hands the value to graphql-core's own walk.
+_DEPTHS: dict[GraphQLNamedType, float] = {}
 
 
 def _depth(type_: GraphQLInputType) -> float:
@@ -87,31 +96,46 @@ def _depth(type_: GraphQLInputType) -> float:
     return lists + found
 
 
+def _shape(type_: GraphQLInputType) -> tuple[GraphQLNamedType, str]:
+    shape = ""
+    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
+        shape += "!" if isinstance(type_, GraphQLNonNull) else "["
+        type_ = type_.of_type
+    return type_, shape
+
+
 def _plan(type_: GraphQLInputType) -> Coerce:
-    shape, named = "", type_
-    while isinstance(named, (GraphQLNonNull, GraphQLList)):
-        shape += "!" if isinstance(named, GraphQLNonNull) else "["
-        named = named.of_type
-    plans = _PLANS.get(named)
-    if plans is None:
-        plans = _PLANS[named] = {}
-    found = plans.get(shape)
+    named, shape = _shape(type_)
+    found = _PLANS.get(named, {}).get(shape)
     if found is None:
-        # An input type may hold itself (a filter's `and`): its plan names the plan being made.
-        made: list[Coerce] = []
-        plans[shape] = lambda value: made[0](value)
-        made.append(_make(type_))
-        found = plans[shape] = made[0]
+        with _MAKING:
+            making: dict[tuple[GraphQLNamedType, str], Coerce] = {}
+            found = _planned(type_, making)
+            for (each, each_shape), plan in making.items():  # published whole, or not at all
+                _PLANS.setdefault(each, {})[each_shape] = plan
     return found
 
 
-def _make(type_: GraphQLInputType) -> Coerce:
+def _planned(type_: GraphQLInputType, making: dict[tuple[GraphQLNamedType, str], Coerce]) -> Coerce:
+    """The plan of `type_`, made now with every plan it needs that is not published yet (into `making`)."""
+    key = _shape(type_)
+    found = _PLANS.get(key[0], {}).get(key[1]) or making.get(key)
+    if found is None:
+        # An input type may hold itself (a filter's `and`): its plan names the plan being made.
+        made: list[Coerce] = []
+        making[key] = lambda value: made[0](value)
+        made.append(_make(type_, making))
+        found = making[key] = made[0]
+    return found
+
+
+def _make(type_: GraphQLInputType, making: dict[tuple[GraphQLNamedType, str], Coerce]) -> Coerce:
     if isinstance(type_, GraphQLNonNull):
-        return _non_null(_plan(type_.of_type))
+        return _non_null(_planned(type_.of_type, making))
     if isinstance(type_, GraphQLList):
-        return _list(_plan(type_.of_type))
+        return _list(_planned(type_.of_type, making))
     if isinstance(type_, GraphQLInputObjectType):
-        return _input_object(type_)
+        return _input_object(type_, making)
     return _leaf(type_)
 
 
@@ -133,13 +157,13 @@ def _list(item: Coerce) -> Coerce:
     return coerce
 
 
-def _input_object(type_: GraphQLInputObjectType) -> Coerce:
+def _input_object(type_: GraphQLInputObjectType, making: dict[tuple[GraphQLNamedType, str], Coerce]) -> Coerce:
     names = frozenset(type_.fields)
     fields: list[tuple[str, str, Coerce, bool, Any]] = []  # name, out name, plan, required, its default
     for name, field in type_.fields.items():
         required = is_required_input_field(field)
         default = Undefined if required else coerce_default_value(field)
-        fields.append((name, field.out_name or name, _plan(field.type), required, default))
+        fields.append((name, field.out_name or name, _planned(field.type, making), required, default))
     one_of, out_type = type_.is_one_of, type_.out_type
 
     def coerce(value: Any) -> Any:

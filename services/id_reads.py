@@ -48,4 +48,3 @@ async def fields_by_ids(model: type[Document], ids: Iterable[ObjectId], fields: 
         return {}
     return {doc["_id"]: doc async for doc in model.get_pymongo_collection().find(
         {"_id": {"$in": wanted}}, dict.fromkeys(fields, 1), batch_size=len(wanted) + 1)}  # as docs_by_ids
-

@@ -128,6 +128,10 @@ async def test_an_oversized_batch_is_refused_before_anything_is_converted(api: A
                              token=contributor)
     assert nested["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.items"}
     assert coerced == []
+    # One datum where the list is declared (graphql-core takes it for a list of one), its roles over the limit.
+    lone = await api.error("CreateDatums", {"inputs": {"roles": [{"role": "r", "assetId": "y"}] * (limit + 1)}},
+                           token=contributor)
+    assert lone["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs.roles"} and coerced == []
 
 
 async def test_strings_and_lists_a_query_sends_are_bounded_wherever_they_are(api: Api, viewer: str, settings: Settings) -> None:

@@ -7,6 +7,8 @@ declared, values of other kinds."""
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from graphql import (
     GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInputType,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -27,6 +30,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 from graphql.pyutils import Undefined
 from graphql.type import is_required_input_field
+from graphql.type.definition import GraphQLDefaultInput
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -157,3 +161,42 @@ def test_refusals_are_still_explained_by_graphql_core() -> None:
     errors = get_variable_values(SCHEMA, operation.variable_definitions, {"records": bad})  # type: ignore[attr-defined]
     assert isinstance(errors, list) and len(errors) == 1
     assert "records" in errors[0].message and "at [1].kind" in errors[0].message and "NOT_A_KIND" in errors[0].message
+
+
+def test_a_type_no_plan_can_be_made_for_is_coerced_by_graphql_core_every_time() -> None:
+    # A default graphql-core cannot coerce (a schema that was never validated): the plan fails to be made.
+    broken = GraphQLInputObjectType("Broken", {"a": GraphQLInputField(GraphQLInt, default=GraphQLDefaultInput(value="x")),
+                                               "b": GraphQLInputField(GraphQLInt)})
+    holder = GraphQLInputObjectType("Holder", {"broken": GraphQLInputField(broken), "n": GraphQLInputField(GraphQLInt)})
+    for _ in range(2):  # nothing half-made is kept from the first failure
+        assert variable_coercion.coerce_input_value({"a": 1, "b": 2}, broken) == {"a": 1, "b": 2}
+        assert variable_coercion.coerce_input_value({"n": 1}, holder) == GRAPHQL_COERCE({"n": 1}, holder) == {"n": 1}
+
+
+def test_threads_making_the_same_plans_at_once_all_get_whole_ones() -> None:
+    failures: list[str] = []
+
+    def coerce_together(new_type: GraphQLInputObjectType) -> None:
+        start = threading.Barrier(4)
+
+        def one() -> None:
+            start.wait()
+            try:
+                assert variable_coercion.coerce_input_value([{"f1": [1]}], GraphQLList(new_type)) == [{"f1": [1]}]
+            except Exception as error:  # collected, asserted below
+                failures.append(repr(error))
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as they can
+    try:
+        for k in range(30):
+            coerce_together(GraphQLInputObjectType(f"Wide{k}", {f"f{i}": GraphQLInputField(GraphQLList(GraphQLNonNull(GraphQLInt)))
+                                                                for i in range(300)}))
+    finally:
+        sys.setswitchinterval(switching)
+    assert failures == []
