@@ -81,19 +81,16 @@ _DEPTHS: dict[GraphQLNamedType, float] = {}
 
 
 def _depth(type_: GraphQLInputType) -> float:
-    lists = 0
-    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
-        lists += isinstance(type_, GraphQLList)
-        type_ = type_.of_type
-    found = _DEPTHS.get(type_)
+    named, shape = _shape(type_)
+    found = _DEPTHS.get(named)
     if found is None:
-        if isinstance(type_, GraphQLInputObjectType):
-            _DEPTHS[type_] = math.inf  # while its fields are measured: a field holding this type again
-            found = 1 + max((_depth(field.type) for field in type_.fields.values()), default=-1)
+        if isinstance(named, GraphQLInputObjectType):
+            _DEPTHS[named] = math.inf  # while its fields are measured: a field holding this type again
+            found = 1 + max((_depth(field.type) for field in named.fields.values()), default=-1)
         else:
             found = 0
-        _DEPTHS[type_] = found
-    return lists + found
+        _DEPTHS[named] = found
+    return shape.count("[") + found  # each list is a level; non-null is none
 
 
 def _shape(type_: GraphQLInputType) -> tuple[GraphQLNamedType, str]:
