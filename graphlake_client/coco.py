@@ -9,10 +9,14 @@ records of a GROUND_TRUTH set (`<dataset> ground truth`), a results file those o
 with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
 MASK record points at an image asset.
 
+The images go in stages of STAGE_IMAGES (dataset_import.in_stages): while one stage's records are
+added, the next one's datums are made and the images of the one after are stored.
+
 A rerun does not duplicate annotations: a set that already holds as many records as the file makes
-is left as it is (the result says `kept`); one holding some other number (an import that died
-between two addAnnotations batches, or a changed file) stops the import with CONFLICT before it
-adds anything. To import corrected annotations, give another set name (`set_name`).
+is left as it is (the result says `kept`). One an interrupted import left part-way holds whole
+images' records (no batch splits an image's): a rerun adds those of the other images (`resumed`).
+A set holding anything else (records of another file, or changed annotations) stops the import with
+CONFLICT before it adds anything. To import corrected annotations, give another set name (`set_name`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client.coco_shapes import mask_of, png_of, records_of
-from graphlake_client.dataset_import import add_records, image_datums
+from graphlake_client.dataset_import import (
+    STAGE_IMAGES,
+    ImageStages,
+    add_records,
+    chunks,
+    in_stages,
+    known_datums,
+    records_left,
+)
 from graphlake_client.dataset_import import annotation_set as _set
 from graphlake_client.dataset_import import dataset_version as _version
 from graphlake_client.dataset_import import labelled_schema as _schema
@@ -47,6 +59,7 @@ class CocoImport:
     set_ids: dict[str, str] = field(default_factory=dict)  # purpose -> set id
     records_added: dict[str, int] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)  # purposes whose set already held records
+    resumed: list[str] = field(default_factory=list)  # purposes whose set an interrupted import had begun: the rest added
     version: dict[str, Any] | None = None
 
 
@@ -71,40 +84,47 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
             raise GraphlakeClientError(f"annotation {annotation.get('id')} names an unknown category or image", "BAD_USER_INPUT")
     done = CocoImport(dataset)
     collection = await lake.collection_id(dataset)
-
-    say(f"uploading {len(coco['images'])} images")
-    files = [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,
-                                        "path": i["file_name"], "mount": mount}) for i in coco["images"]]
-    assets = await lake.upload_batch(files)
-    done.images_unchanged = sum(1 for a in assets if a.get("unchanged"))
-    done.images_uploaded = len(assets) - done.images_unchanged
-    asset_of = {i["id"]: a["id"] for i, a in zip(coco["images"], assets, strict=True)}
-    say(f"making or finding {len(coco['images'])} image datums")
-    datum_of = await image_datums(lake, "coco", coco["images"], asset_of, dataset, done)
-    done.datum_ids = [datum_of[i["id"]] for i in coco["images"]]
-
     schema = await _schema(lake, dataset, list(categories.values()))
     done.schema_id = schema
     wanted = [("GROUND_TRUTH", coco.get("annotations", []), {"kind": "HUMAN", "name": "coco"})]
     if results is not None:
         wanted.append(("PREDICTION", results, {"kind": "MODEL", "name": model}))
+    known = await known_datums(lake, "coco", dataset)
+    adding: list[tuple[str, str, dict[Any, list[dict[str, Any]]]]] = []  # purpose, set id, annotations by image
     for purpose, items, source in wanted:
         name = f"{set_name or dataset} {'ground truth' if purpose == 'GROUND_TRUTH' else 'predictions'}"
         found = await _set(lake, name, purpose, schema, source)
         done.set_ids[purpose] = found["id"]
-        expected = sum(len(records_of({**a, "id": a.get("id", n + 1)}, categories[a["category_id"]], "mask"))
-                       for n, a in enumerate(items))
-        if found["recordCount"] == expected and expected:
+        on_image: dict[Any, list[dict[str, Any]]] = {}
+        for n, annotation in enumerate(items):
+            # A results file's entries need not have ids: number them so their records still group.
+            on_image.setdefault(annotation["image_id"], []).append({**annotation, "id": annotation.get("id", n + 1)})
+        made = {image: sum(len(records_of(a, categories[a["category_id"]], "mask")) for a in on)
+                for image, on in on_image.items()}
+        left = await records_left(lake, found, {image: n for image, n in made.items() if n}, known)
+        if left is None:
             done.kept.append(purpose)  # imported before: adding again would duplicate every record
             continue
         if found["recordCount"]:
-            raise GraphlakeClientError(
-                f"annotation set {name!r} holds {found['recordCount']} records, this file makes {expected} (an "
-                "interrupted import, or another file): delete the set (deleteAnnotationSet) and run again, or "
-                "import under another set name", "CONFLICT")
-        say(f"adding {len(items)} {purpose.lower().replace('_', ' ')} annotations")
-        done.records_added[purpose] = await _add(lake, found["id"], items, categories, images_by_id, asset_of,
-                                                 datum_of, collection, mount)
+            done.resumed.append(purpose)
+        adding.append((purpose, found["id"], {image: on for image, on in on_image.items() if image in left}))
+        done.records_added[purpose] = 0
+    stages = ImageStages(lake, "coco", dataset, known, done)
+
+    async def store(chunk: list[dict[str, Any]]) -> None:
+        await stages.store(chunk, [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,
+                                                              "path": i["file_name"], "mount": mount}) for i in chunk])
+
+    async def add(chunk: list[dict[str, Any]]) -> None:
+        for purpose, set_id, on_image in adding:
+            items = [a for i in chunk for a in on_image.get(i["id"], [])]
+            done.records_added[purpose] += await _add(lake, set_id, items, categories, images_by_id, stages.asset_of,
+                                                      stages.datum_of, collection, mount)
+
+    adding_count = sum(len(on) for _, _, on_image in adding for on in on_image.values())
+    say(f"storing {len(coco['images'])} images, their datums and {adding_count} annotations, {STAGE_IMAGES} images a stage")
+    await in_stages(chunks(coco["images"], STAGE_IMAGES), store, stages.datums, add)
+    done.datum_ids = [stages.datum_of[i["id"]] for i in coco["images"]]
     if version:
         say(f"building version {version}")
         done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()))
@@ -125,16 +145,14 @@ async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categorie
                 image = images[annotation["image_id"]]
                 png = Path(scratch) / f"{n}.png"
                 png.write_bytes(png_of(mask_of(annotation["segmentation"], image.get("height"), image.get("width"))))
-                files.append((png, {"name": f"mask-{annotation.get('id', n)}.png", "mediaType": "image/png",
+                files.append((png, {"name": f"mask-{annotation['id']}.png", "mediaType": "image/png",
                                     "collectionId": collection, "mount": mount,
-                                    "path": f"masks/{set_id}/{annotation.get('id', n)}.png"}))
+                                    "path": f"masks/{set_id}/{annotation['id']}.png"}))
             uploaded = await lake.upload_batch(files)
         mask_asset = {id(a): m["id"] for a, m in zip(rles, uploaded, strict=True)}
     records = []
-    for n, annotation in enumerate(items):
-        # A results file's entries need not have ids: number them so their records still group.
-        annotation = {**annotation, "id": annotation.get("id", n + 1)}
-        for record in records_of(annotation, categories[annotation["category_id"]], mask_asset.get(id(items[n]))):
+    for annotation in items:
+        for record in records_of(annotation, categories[annotation["category_id"]], mask_asset.get(id(annotation))):
             records.append({**record, "assetId": asset_of[annotation["image_id"]],
                             "datumId": datum_of[annotation["image_id"]]})
     return await add_records(lake, set_id, records)

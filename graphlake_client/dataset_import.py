@@ -1,6 +1,7 @@
 """Steps every dataset importer (COCO, Pascal VOC) takes through the GraphQL API: read a connection
 page by page, find or make the image datums, the annotation schema, the annotation set and the
-dataset version, so a rerun finds what an earlier run made instead of making it twice.
+dataset version, so a rerun finds what an earlier run made instead of making it twice, and adds
+only the records an interrupted run did not (records_left).
 
 Kept apart from coco.py so an importer that needs no pycocotools does not import it.
 """
@@ -8,9 +9,15 @@ Kept apart from coco.py so an importer that needs no pycocotools does not import
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import itertools
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphlake_client import operations as ops
+from graphlake_client.errors import GraphlakeClientError
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -20,6 +27,9 @@ BATCH = 1000  # records or datums per mutation, well under the server's batch li
 # the other. More would only queue up on a server of a few cores.
 RECORD_BATCHES_IN_FLIGHT = 2
 KINDS = ["BBOX", "POLYGON", "MASK", "KEYPOINTS"]
+STAGE_IMAGES = 200  # images a stage of an import takes at once (in_stages)
+
+Chunk = TypeVar("Chunk")
 
 
 async def pages(lake: Client, query: str, root: str, variables: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -49,40 +59,154 @@ def by_image(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=lambda record: first[record["assetId"]])  # stable: order within an image kept
 
 
+def image_batches(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`records` (each image's together: by_image) in batches of at most BATCH that never split an
+    image's records, unless it alone has more than BATCH. A batch is stored whole or not at all, so
+    an interrupted import leaves each image with all of its records or none, and a rerun adds the
+    rest (records_left)."""
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    for _, image in itertools.groupby(records, key=lambda record: record["assetId"]):
+        group = list(image)
+        if current and len(current) + len(group) > BATCH:
+            batches.append(current)
+            current = []
+        current += group
+        while len(current) > BATCH:  # one image with more records than a batch takes
+            batches.append(current[:BATCH])
+            current = current[BATCH:]
+    return [*batches, current] if current else batches
+
+
 async def add_records(lake: Client, set_id: str, records: list[dict[str, Any]]) -> int:
-    """Add `records` to the set grouped by image (`by_image`), BATCH a mutation, RECORD_BATCHES_IN_FLIGHT
-    at once; every batch runs to its end before a failure is reported. Returns how many were added."""
+    """Add `records` to the set grouped by image (`by_image`, `image_batches`), RECORD_BATCHES_IN_FLIGHT
+    mutations at once; every batch runs to its end before a failure is reported. Returns how many
+    were added."""
     records = by_image(records)
     gate = asyncio.Semaphore(RECORD_BATCHES_IN_FLIGHT)
 
-    async def add(chunk: list[dict[str, Any]]) -> None:
+    async def add(batch: list[dict[str, Any]]) -> None:
         async with gate:
-            await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": chunk})
+            await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": batch})
 
-    done = await asyncio.gather(*(add(chunk) for chunk in chunks(records, BATCH)), return_exceptions=True)
+    done = await asyncio.gather(*(add(batch) for batch in image_batches(records)), return_exceptions=True)
     if failed := next((d for d in done if isinstance(d, BaseException)), None):
         raise failed
     return len(records)
 
 
-async def image_datums(lake: Client, key: str, images: list[dict[str, Any]], asset_of: dict[Any, str], dataset: str,
-                       done: Any, split: str = "UNASSIGNED") -> dict[Any, str]:
-    """One datum per image (role `image`, metadata {key: {dataset, id, file_name, width, height}}):
-    those an earlier import made (found by the dataset named in their metadata and their image
-    asset), and new ones, in `split`, for the rest. Sets `done.datums_created`."""
+@dataclass(frozen=True)
+class Known:
+    """The image datums earlier imports of a dataset made: each by its image asset, and the image
+    (its id in the imported file, from the datum's metadata) each is for."""
+
+    datum_of_asset: dict[str, str]
+    image_of_datum: dict[str, Any]
+
+
+async def known_datums(lake: Client, key: str, dataset: str) -> Known:
+    """The image datums earlier imports of `dataset` made (found by the dataset named in their
+    metadata under `key`)."""
     existing = await pages(lake, ops.DATUMS_BY_METADATA, "datums",
                            {"metadata": [{"path": f"{key}.dataset", "op": "EQ", "value": dataset}]})
-    by_asset = {r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"}
-    datum_of = {i["id"]: by_asset[asset_of[i["id"]]] for i in images if asset_of[i["id"]] in by_asset}
-    new = [i for i in images if i["id"] not in datum_of]
-    for chunk in chunks(new):
-        inputs = [{"roles": [{"role": "image", "assetId": asset_of[i["id"]]}], "split": split,
-                   "metadata": {key: {"dataset": dataset, "id": i["id"], "file_name": i["file_name"],
-                                 "width": i.get("width"), "height": i.get("height")}}} for i in chunk]
-        created = (await lake.execute(ops.CREATE_DATUMS, {"inputs": inputs}))["createDatums"]
-        datum_of.update({i["id"]: d["id"] for i, d in zip(chunk, created, strict=True)})
-    done.datums_created = len(new)
-    return datum_of
+    return Known({r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"},
+                 {d["id"]: (d["metadata"].get(key) or {}).get("id") for d in existing})
+
+
+async def held_records(lake: Client, set_id: str) -> Counter[str | None]:
+    """How many records the set holds on each datum, superseded ones too (as recordCount counts them)."""
+    held: Counter[str | None] = Counter()
+    after = None
+    while True:
+        page = (await lake.execute(ops.SET_RECORD_DATUMS, {"id": set_id, "after": after}))["node"]["records"]
+        held.update((edge["node"]["datum"] or {}).get("id") for edge in page["edges"])
+        if not page["pageInfo"]["hasNextPage"]:
+            return held
+        after = page["pageInfo"]["endCursor"]
+
+
+async def records_left(lake: Client, found: dict[str, Any], made: dict[Any, int], known: Known,
+                       what: str = "file") -> set[Any] | None:
+    """The images whose records still go into the set `found` (id, name, recordCount), or None if
+    it holds this import's records already (it is kept as it is). `made`: image id -> how many
+    records this import makes on it. A set an interrupted import of the same file left part-way
+    holds whole images' records (image_batches), which a rerun leaves out; any other content, records
+    on an image the `what` does not have or another number of them, stops the import with CONFLICT
+    before anything is added."""
+    count, expected = found["recordCount"], sum(made.values())
+    if count == expected and expected:
+        return None
+    if not count:
+        return set(made)
+    held = await held_records(lake, found["id"])
+    other = sum(n for datum, n in held.items() if made.get(known.image_of_datum.get(datum)) != n)
+    if other:
+        raise GraphlakeClientError(
+            f"annotation set {found['name']!r} holds {count} records, {other} of them not as this {what} makes "
+            "them (another file, or changed annotations): delete the set (deleteAnnotationSet) and run again, or "
+            "import under another set name", "CONFLICT")
+    return set(made) - {known.image_of_datum[datum] for datum in held}
+
+
+async def in_stages(chunks: list[Chunk], *steps: Callable[[Chunk], Awaitable[None]]) -> None:
+    """Every step for every chunk, each chunk through the steps in order, one chunk at a time in
+    each step: while one chunk's records are added, the next one's datums are made and the one
+    after's images go in. Run one after the other, each step left the server's event loop or the
+    database idle (its copies, its checks, its inserts) while the other worked. After a failure no
+    chunk starts another step; the steps under way end, then the first failure is raised."""
+    gates = [asyncio.Semaphore(1) for _ in steps]
+    failed: list[Exception] = []
+
+    async def run(chunk: Chunk) -> None:
+        for gate, step in zip(gates, steps, strict=True):
+            async with gate:
+                if failed:
+                    return
+                try:
+                    await step(chunk)
+                except Exception as error:
+                    failed.append(error)
+                    return
+
+    await asyncio.gather(*(run(chunk) for chunk in chunks))
+    if failed:
+        raise failed[0]
+
+
+class ImageStages:
+    """An import's images as they go in, a chunk at a time (in_stages): each image's asset, then its
+    datum (role `image`, metadata {key: {dataset, id, file_name, width, height}}): the one an
+    earlier import made (`known`, by its image asset), or a new one in `split`. Counts what it did
+    on `done` (images_uploaded, images_unchanged, datums_created). Images are dicts with id,
+    file_name, width and height."""
+
+    def __init__(self, lake: Client, key: str, dataset: str, known: Known, done: Any,
+                 split: str = "UNASSIGNED") -> None:
+        self.lake, self.key, self.dataset, self.known, self.done, self.split = lake, key, dataset, known, done, split
+        self.asset_of: dict[Any, str] = {}  # image id -> asset id
+        self.datum_of: dict[Any, str] = {}  # image id -> datum id
+
+    async def store(self, chunk: list[dict[str, Any]], files: list[tuple[Path, dict[str, Any]]]) -> None:
+        """Upload (or ingest) the chunk's `files`, one per image in the chunk's order."""
+        assets = await self.lake.upload_batch(files)
+        unchanged = sum(1 for a in assets if a.get("unchanged"))
+        self.done.images_unchanged += unchanged
+        self.done.images_uploaded += len(assets) - unchanged
+        self.asset_of.update({i["id"]: a["id"] for i, a in zip(chunk, assets, strict=True)})
+
+    async def datums(self, chunk: list[dict[str, Any]]) -> None:
+        """The chunk's datums, after its images are stored."""
+        known = self.known.datum_of_asset
+        found = {i["id"]: known[self.asset_of[i["id"]]] for i in chunk if self.asset_of[i["id"]] in known}
+        new = [i for i in chunk if i["id"] not in found]
+        for part in chunks(new):
+            inputs = [{"roles": [{"role": "image", "assetId": self.asset_of[i["id"]]}], "split": self.split,
+                       "metadata": {self.key: {"dataset": self.dataset, "id": i["id"], "file_name": i["file_name"],
+                                               "width": i.get("width"), "height": i.get("height")}}} for i in part]
+            created = (await self.lake.execute(ops.CREATE_DATUMS, {"inputs": inputs}))["createDatums"]
+            found.update({i["id"]: d["id"] for i, d in zip(part, created, strict=True)})
+        self.datum_of.update(found)
+        self.done.datums_created += len(new)
 
 
 async def labelled_schema(lake: Client, name: str, categories: list[dict[str, Any]]) -> str:

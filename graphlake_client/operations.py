@@ -59,7 +59,7 @@ DELETE_ASSET = """mutation ($id: ID!) { deleteAsset(id: $id) { id deleted } }"""
 # --- COCO import and export (coco.py, coco_export.py)
 DATUMS_BY_METADATA = """query ($metadata: [JsonPredicate!], $after: String) {
   datums(role: "image", metadata: $metadata, first: 500, after: $after) {
-    edges { node { id roles { role asset { id } } } } pageInfo { hasNextPage endCursor }
+    edges { node { id metadata roles { role asset { id } } } } pageInfo { hasNextPage endCursor }
   }
 }"""
 CREATE_DATUMS = """mutation ($inputs: [CreateDatumInput!]!) { createDatums(inputs: $inputs) { id } }"""
@@ -75,6 +75,11 @@ SETS = """query ($after: String) {
   annotationSets(first: 500, after: $after) {
     edges { node { id name purpose schema { id } } } pageInfo { hasNextPage endCursor }
   }
+}"""
+# Where an interrupted import left off: the datum of each record the set holds (dataset_import.records_left).
+SET_RECORD_DATUMS = """query ($id: ID!, $after: String) {
+  node(id: $id) { ... on AnnotationSet { records(first: 500, after: $after, filter: {includeSuperseded: true}) {
+    edges { node { datum { id } } } pageInfo { hasNextPage endCursor } } } }
 }"""
 SET_RECORD_COUNT = """query ($id: ID!) { node(id: $id) { ... on AnnotationSet { recordCount } } }"""
 CREATE_SET = """mutation ($input: CreateAnnotationSetInput!) { createAnnotationSet(input: $input) { id name purpose recordCount } }"""

@@ -23,9 +23,10 @@ object or part name the XML files use. Records, in the GROUND_TRUTH set `<datase
   The void border (255) is not stored.
 
 The XML is read with defusedxml: a VOC tree may come from anywhere, and the standard library's
-parser expands entities. A rerun uploads nothing twice, makes no datum twice and keeps a set that
-already holds the records this split makes (`kept`); a set holding another number stops the import
-with CONFLICT before it adds anything.
+parser expands entities. The images go in stages, as the COCO import's do (dataset_import.in_stages).
+A rerun uploads nothing twice, makes no datum twice and keeps a set that already holds the records
+this split makes (`kept`); after an interrupted import it adds the records of the images that have
+none (`resumed`); a set holding anything else stops the import with CONFLICT before it adds anything.
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ from defusedxml import ElementTree
 from PIL import Image
 
 from graphlake_client.dataset_import import (
+    STAGE_IMAGES,
+    ImageStages,
     add_records,
     annotation_set,
+    chunks,
     dataset_version,
-    image_datums,
+    in_stages,
+    known_datums,
     labelled_schema,
+    records_left,
 )
 from graphlake_client.errors import GraphlakeClientError
 
@@ -76,6 +82,7 @@ class VocImport:
     set_id: str | None = None
     records_added: int = 0
     kept: bool = False  # the set already held this split's records
+    resumed: bool = False  # an interrupted import had begun the set: the other images' records were added
     version: dict[str, Any] | None = None
 
 
@@ -210,40 +217,43 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
     labels = CLASSES + sorted(names - set(CLASSES))
     done = VocImport(dataset, split)
     collection = await lake.collection_id(dataset)
-
-    say(f"uploading {len(images)} images")
-    assets = await lake.upload_batch([(image.file, {"name": image.file.name, "collectionId": collection,
-                                                    "path": f"JPEGImages/{image.file.name}", "mount": mount})
-                                      for image in images])
-    done.images_unchanged = sum(1 for a in assets if a.get("unchanged"))
-    done.images_uploaded = len(assets) - done.images_unchanged
-    asset_of = {image.id: a["id"] for image, a in zip(images, assets, strict=True)}
-    described = [{"id": image.id, "file_name": image.file.name, "width": image.width, "height": image.height}
-                 for image in images]
-    datum_of = await image_datums(lake, "voc", described, asset_of, dataset, done, SPLITS.get(split, "UNASSIGNED"))
-    done.datum_ids = [datum_of[image.id] for image in images]
-
     done.schema_id = await labelled_schema(lake, dataset, [{"name": label} for label in labels])
     name = f"{set_name or dataset} ground truth ({split})"
     found = await annotation_set(lake, name, "GROUND_TRUTH", done.schema_id, {"kind": "HUMAN", "name": "voc"})
     done.set_id = found["id"]
-    expected = sum(_record_count(image) for image in images)
-    if found["recordCount"] == expected and expected:
-        done.kept = True  # imported before: adding again would duplicate every record
-    elif found["recordCount"]:
-        raise GraphlakeClientError(
-            f"annotation set {name!r} holds {found['recordCount']} records, this split makes {expected} (an "
-            "interrupted import, or changed files): delete the set (deleteAnnotationSet) and run again, or "
-            "import under another set name", "CONFLICT")
-    else:
-        done.records_added = await _add(lake, found["id"], images, asset_of, datum_of, collection, mount, say)
+    known = await known_datums(lake, "voc", dataset)
+    left = await records_left(lake, found, {image.id: n for image in images if (n := _record_count(image))}, known,
+                              "split")
+    done.kept = left is None  # imported before: adding again would duplicate every record
+    done.resumed = bool(left is not None and found["recordCount"])
+    stages = ImageStages(lake, "voc", dataset, known, done, SPLITS.get(split, "UNASSIGNED"))
+    described = {image.id: {"id": image.id, "file_name": image.file.name, "width": image.width, "height": image.height}
+                 for image in images}
+
+    async def store(chunk: list[_Image]) -> None:
+        await stages.store([described[image.id] for image in chunk],
+                           [(image.file, {"name": image.file.name, "collectionId": collection,
+                                          "path": f"JPEGImages/{image.file.name}", "mount": mount}) for image in chunk])
+
+    async def make_datums(chunk: list[_Image]) -> None:
+        await stages.datums([described[image.id] for image in chunk])
+
+    async def add(chunk: list[_Image]) -> None:
+        if left:
+            done.records_added += await _add(lake, found["id"], [image for image in chunk if image.id in left],
+                                             stages.asset_of, stages.datum_of, collection, mount)
+
+    say(f"storing {len(images)} images, their datums and the records of {len(left or ())} of them, "
+        f"{STAGE_IMAGES} images a stage")
+    await in_stages(chunks(images, STAGE_IMAGES), store, make_datums, add)
+    done.datum_ids = [stages.datum_of[image.id] for image in images]
     if version:
         done.version = await dataset_version(lake, dataset, version, done.datum_ids, [found["id"]])
     return done
 
 
 async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[str, str], datum_of: dict[str, str],
-               collection: str, mount: str | None, say: Callable[[str], None]) -> int:
+               collection: str, mount: str | None) -> int:
     """The records of every image, after its masks are uploaded as PNGs (at masks/<set>/<id>/..., so
     a rerun finds them unchanged)."""
     masks: dict[tuple[str, str, int], str] = {}  # (image id, "object" | "class", number) -> asset id
@@ -252,7 +262,6 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
                                          ("class", image.class_png, image.class_indices))
               for number in numbers]
     if wanted:
-        say(f"uploading {len(wanted)} masks")
         with tempfile.TemporaryDirectory(prefix="graphlake-voc-") as scratch:
             files = []
             for n, (image, kind, source, number) in enumerate(wanted):

@@ -250,3 +250,46 @@ async def test_an_image_file_name_cannot_reach_outside_the_images_directory(serv
                                           "--images", str(tmp_path / "images"), "--dataset", "parts")
         assert refused.returncode == 1 and "lead outside" in refused.stderr, (hostile, refused.stderr)
     assert await counts() == (0, 0, 0)  # nothing uploaded
+
+
+async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import that died part-way (here: its connection lost at the second image's records, one
+    image a stage) left whole images' records in both sets. A rerun adds the other images' records,
+    no record twice, and the version and the export are those of an import that never stopped."""
+    from documents.roles import Role
+    from graphlake_client import coco
+    from graphlake_client.errors import GraphlakeClientError
+
+    monkeypatch.setattr(coco, "STAGE_IMAGES", 1)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        execute, sent = lake.execute, []
+
+        async def losing(document: str, variables: dict | None = None) -> Any:
+            if document == ops.ADD_ANNOTATIONS:
+                sent.append(variables)
+                if len(sent) == 3:  # image 7's ground truth and predictions went in; image 8's ground truth does not
+                    raise GraphlakeClientError("connection lost", "UNAVAILABLE")
+            return await execute(document, variables)
+
+        lake.execute = losing  # type: ignore[method-assign]
+        with pytest.raises(GraphlakeClientError, match="connection lost"):
+            await lake.import_coco(annotations, tmp_path / "images", "resumed", version="v1", predictions=results)
+        lake.execute = execute  # type: ignore[method-assign]
+        held = await AnnotationRecord.get_pymongo_collection().count_documents({})
+        assert held == 5  # image 7: 4 ground truth (a box; a box and its polygon's 2 parts), 1 prediction
+        datums = await Datum.get_pymongo_collection().count_documents({})  # image 9's, if its stage got so far
+        done = await lake.import_coco(annotations, tmp_path / "images", "resumed", version="v1", predictions=results)
+        assert done.resumed == ["GROUND_TRUTH", "PREDICTION"] and done.kept == []
+        assert done.records_added == {"GROUND_TRUTH": 6, "PREDICTION": 2} and done.datums_created == 3 - datums
+        assert await counts() == (3 + 2, 3, 13)  # images and masks, a datum per image, every record once
+        again = await lake.import_coco(annotations, tmp_path / "images", "resumed", version="v1", predictions=results)
+        assert again.kept == ["GROUND_TRUTH", "PREDICTION"] and again.records_added == {}
+        await lake.export_coco("resumed/v1", tmp_path / "out")
+    back, source = json.loads((tmp_path / "out" / "annotations.json").read_text()), json.loads(annotations.read_text())
+    assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
+    assert comparable(json.loads((tmp_path / "out" / "results.json").read_text()), back["images"], back["categories"]) == \
+        comparable(json.loads(results.read_text()), source["images"], source["categories"])

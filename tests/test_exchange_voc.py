@@ -204,3 +204,37 @@ async def test_hostile_voc_files_are_refused_before_anything_is_written(served: 
     refused = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train")
     assert refused.returncode == 1 and "has object 3" in refused.stderr, refused.stderr
     assert await counts() == (0, 0, 0)
+
+
+async def test_a_rerun_finishes_an_interrupted_voc_import(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection lost at the second image's records (one image a stage): a rerun adds that
+    image's records alone, and the set holds each record once."""
+    from documents.roles import Role
+    from graphlake_client import operations as ops
+    from graphlake_client import voc
+    from graphlake_client.errors import GraphlakeClientError
+
+    monkeypatch.setattr(voc, "STAGE_IMAGES", 1)
+    root = voc_tree(tmp_path / "VOC2012")
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        execute, sent = lake.execute, []
+
+        async def losing(document: str, variables: dict | None = None) -> Any:
+            if document == ops.ADD_ANNOTATIONS:
+                sent.append(variables)
+                if len(sent) == 2:
+                    raise GraphlakeClientError("connection lost", "UNAVAILABLE")
+            return await execute(document, variables)
+
+        lake.execute = losing  # type: ignore[method-assign]
+        with pytest.raises(GraphlakeClientError, match="connection lost"):
+            await lake.import_voc(root, "train", "VOC2012", version="v1")
+        lake.execute = execute  # type: ignore[method-assign]
+        assert (await counts())[2] == 8  # the first image's records, whole
+        done = await lake.import_voc(root, "train", "VOC2012", version="v1")
+        assert done.resumed and not done.kept and done.records_added == 1 and done.datums_created == 0
+        assert await counts() == (2 + 4, 2, 9)
+        datums = await read_version(lake, "VOC2012/v1")
+    assert sorted((d["metadata"]["voc"]["id"], len(records)) for d, records in datums) == \
+        [("2008_000001", 8), ("2008_000002", 1)]
