@@ -9,8 +9,8 @@ records of a GROUND_TRUTH set (`<dataset> ground truth`), a results file those o
 with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
 MASK record points at an image asset.
 
-The images go in stages of STAGE_IMAGES (dataset_import.in_stages): while one stage's records are
-added, the next one's datums are made and the images of the one after are stored.
+The images go in stages of STAGE_IMAGES (dataset_import.in_stages): while some stages' records are
+added, the next ones' datums are made and the images of those after are stored.
 
 A rerun does not duplicate annotations: a set that already holds as many records as the file makes
 is left as it is (the result says `kept`). One an interrupted import left part-way holds whole

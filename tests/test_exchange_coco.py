@@ -258,10 +258,11 @@ async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token
     image a stage) left whole images' records in both sets. A rerun adds the other images' records,
     no record twice, and the version and the export are those of an import that never stopped."""
     from documents.roles import Role
-    from graphlake_client import coco
+    from graphlake_client import coco, dataset_import
     from graphlake_client.errors import GraphlakeClientError
 
     monkeypatch.setattr(coco, "STAGE_IMAGES", 1)
+    monkeypatch.setattr(dataset_import, "CHUNKS_PER_STEP", 1)  # which records go before the loss is then certain
     write_images(tmp_path / "images")
     annotations, results = coco_files(tmp_path)
     token = await make_token(Role.CONTRIBUTOR)

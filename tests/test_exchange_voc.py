@@ -211,11 +211,12 @@ async def test_a_rerun_finishes_an_interrupted_voc_import(served: Served, make_t
     """The connection lost at the second image's records (one image a stage): a rerun adds that
     image's records alone, and the set holds each record once."""
     from documents.roles import Role
+    from graphlake_client import dataset_import, voc
     from graphlake_client import operations as ops
-    from graphlake_client import voc
     from graphlake_client.errors import GraphlakeClientError
 
     monkeypatch.setattr(voc, "STAGE_IMAGES", 1)
+    monkeypatch.setattr(dataset_import, "CHUNKS_PER_STEP", 1)  # which records go before the loss is then certain
     root = voc_tree(tmp_path / "VOC2012")
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
         execute, sent = lake.execute, []

@@ -12,7 +12,7 @@ from graphlake_client import dataset_import
 from graphlake_client.dataset_import import image_batches, in_stages
 
 
-async def test_stages_overlap_one_chunk_at_a_time_in_each_step() -> None:
+async def test_stages_overlap_one_chunk_at_a_time_in_each_step_at_width_1() -> None:
     """While chunk 0 is in the second step, chunk 1 is in the first: each waits for the other to
     begin, which would never happen if the steps ran one after the other (the timeout fails it)."""
     began = {(step, chunk): asyncio.Event() for step in "ab" for chunk in range(3)}
@@ -35,12 +35,30 @@ async def test_stages_overlap_one_chunk_at_a_time_in_each_step() -> None:
         return run
 
     async with asyncio.timeout(5):
-        await in_stages([0, 1, 2], step("a"), step("b"))
+        await in_stages([0, 1, 2], step("a"), step("b"), width=1)
     assert most == {"a": 1, "b": 1}
     assert [chunk for name, chunk in order if name == "a"] == [0, 1, 2]
     assert [chunk for name, chunk in order if name == "b"] == [0, 1, 2]
     for chunk in range(3):
         assert order.index(("a", chunk)) < order.index(("b", chunk))
+
+
+async def test_a_step_takes_at_most_width_chunks_at_once() -> None:
+    inside, most = [0], [0]
+    release = asyncio.Event()
+
+    async def step(chunk: int) -> None:
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        if inside[0] == 2:
+            release.set()  # two are in: the rest wait at the gate, whatever this one waits for
+        await release.wait()
+        await asyncio.sleep(0)
+        inside[0] -= 1
+
+    async with asyncio.timeout(5):
+        await in_stages(list(range(6)), step, width=2)
+    assert most[0] == 2
 
 
 async def test_after_a_failure_no_chunk_starts_another_step() -> None:
@@ -56,7 +74,7 @@ async def test_after_a_failure_no_chunk_starts_another_step() -> None:
         await asyncio.sleep(0.01)  # chunk 1 fails meanwhile: chunk 0 still ends this step
 
     with pytest.raises(RuntimeError, match="chunk 1 failed"):
-        await in_stages([0, 1, 2, 3], first, second)
+        await in_stages([0, 1, 2, 3], first, second, width=1)
     assert ran == [("first", 0), ("second", 0), ("first", 1)]
 
 
