@@ -128,8 +128,12 @@ def _quiet_pillow() -> None:
 def make_thumbnail(source: Path, target: Path, size: int, max_pixels: int) -> None:
     """Write a WebP of the image at `source`, at most `size` pixels a side. Blocking and CPU-bound:
     run it in a thread. Pillow is imported here, so a server that never makes one does not load it."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    # Every format of PIL_FORMATS registered up front: Pillow's own few (BMP, GIF, JPEG, PNG; it skips
+    # them for a file whose name has an extension) and TIFF and WEBP. Asked to try a format it has not
+    # registered, Pillow imports every plugin it has (about 100 ms, once a process).
+    from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError, WebPImagePlugin  # noqa: F401
 
+    Image.preinit()
     _quiet_pillow()
     try:
         with Image.open(source, formats=PIL_FORMATS) as image:

@@ -184,6 +184,27 @@ def test_a_corrupt_exif_block_is_read_past_without_a_warning(tmp_path: Path) -> 
         assert made.size == (64, 32)
 
 
+def test_a_first_thumbnail_does_not_import_every_pillow_plugin(tmp_path: Path) -> None:
+    """In a fresh process: a PNG, a TIFF and a WebP made into thumbnails load only the plugins of
+    the formats taken, not the forty-odd others Pillow imports when asked for one it lacks."""
+    import subprocess
+    import sys
+
+    for name, fmt in (("a.png", "PNG"), ("a.tif", "TIFF"), ("a.webp", "WEBP")):
+        Image.new("RGB", (40, 20), (9, 8, 7)).save(tmp_path / name, fmt)
+    script = (f"import sys; from pathlib import Path; from services.thumbnails import make_thumbnail\n"
+              f"for name in ('a.png', 'a.tif', 'a.webp'):\n"
+              f"    make_thumbnail(Path({str(tmp_path)!r}) / name, Path({str(tmp_path)!r}) / (name + '.out'), 16, 10**6)\n"
+              f"print(sorted(m for m in sys.modules if m.startswith('PIL.') and m.endswith('ImagePlugin')))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent).stdout
+    assert "WebPImagePlugin" in loaded and "PngImagePlugin" in loaded  # the check sees plugins at all
+    assert "PsdImagePlugin" not in loaded and "FitsImagePlugin" not in loaded, loaded
+    for name in ("a.png", "a.tif", "a.webp"):
+        with Image.open(tmp_path / (name + ".out")) as made:
+            assert made.format == "WEBP" and made.size == (16, 8)
+
+
 async def test_one_image_asked_at_once_is_made_once(api: Api, contributor: str, state: AppState) -> None:
     import asyncio
 
