@@ -47,7 +47,8 @@ def import_coco(
     token: Token = None,
 ) -> None:
     """Import COCO annotations and their images. A rerun uploads no image twice, makes no datum twice,
-    and leaves an annotation set that already holds this file's records as it is."""
+    and leaves an annotation set that already holds this file's records as it is (`kept`), or
+    finishes one an interrupted import began (`resumed`)."""
     from graphlake_client import Client
 
     async def run() -> Any:
@@ -58,7 +59,8 @@ def import_coco(
     done = client_run(_needs_coco(run))
     summary = {"images_uploaded": done.images_uploaded, "images_unchanged": done.images_unchanged,  # type: ignore[attr-defined]
                "datums_created": done.datums_created, "schema": done.schema_id, "sets": done.set_ids,  # type: ignore[attr-defined]
-               "records_added": done.records_added, "kept": done.kept, "version": done.version}  # type: ignore[attr-defined]
+               "records_added": done.records_added, "kept": done.kept, "resumed": done.resumed,  # type: ignore[attr-defined]
+               "version": done.version}  # type: ignore[attr-defined]
     typer.echo(json.dumps(summary, indent=2))
 
 

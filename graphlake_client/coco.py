@@ -33,10 +33,11 @@ from graphlake_client.dataset_import import (
     STAGE_IMAGES,
     ImageStages,
     add_records,
+    check_held,
     chunks,
     in_stages,
     known_datums,
-    records_left,
+    records_held,
 )
 from graphlake_client.dataset_import import annotation_set as _set
 from graphlake_client.dataset_import import dataset_version as _version
@@ -70,6 +71,10 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     coco = json.loads(annotations.read_text())
     results = json.loads(predictions.read_text()) if predictions else None
     images_by_id = {image["id"]: image for image in coco["images"]}
+    if len(images_by_id) < len(coco["images"]):  # each would get the image's annotations again
+        seen: set[Any] = set()
+        twice = next(i["id"] for i in coco["images"] if i["id"] in seen or seen.add(i["id"]))
+        raise GraphlakeClientError(f"image id {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
     root = images.resolve()
     outside = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).resolve().is_relative_to(root)]
     if outside:  # a file_name like ../../.ssh/id_rsa must not upload what lies outside --images
@@ -90,7 +95,8 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     if results is not None:
         wanted.append(("PREDICTION", results, {"kind": "MODEL", "name": model}))
     known = await known_datums(lake, "coco", dataset)
-    adding: list[tuple[str, str, dict[Any, list[dict[str, Any]]]]] = []  # purpose, set id, annotations by image
+    # The set, the images whose records it holds already (with their datums), annotations to add by image.
+    adding: list[tuple[dict[str, Any], dict[Any, str], dict[Any, list[dict[str, Any]]]]] = []
     for purpose, items, source in wanted:
         name = f"{set_name or dataset} {'ground truth' if purpose == 'GROUND_TRUTH' else 'predictions'}"
         found = await _set(lake, name, purpose, schema, source)
@@ -99,15 +105,15 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         for n, annotation in enumerate(items):
             # A results file's entries need not have ids: number them so their records still group.
             on_image.setdefault(annotation["image_id"], []).append({**annotation, "id": annotation.get("id", n + 1)})
-        made = {image: sum(len(records_of(a, categories[a["category_id"]], "mask")) for a in on)
-                for image, on in on_image.items()}
-        left = await records_left(lake, found, {image: n for image, n in made.items() if n}, known)
-        if left is None:
+        made = {image: (images_by_id[image]["file_name"], n) for image, on in on_image.items()
+                if (n := sum(len(records_of(a, categories[a["category_id"]], "mask")) for a in on))}
+        held = await records_held(lake, found, made, known)
+        if held is None:
             done.kept.append(purpose)  # imported before: adding again would duplicate every record
             continue
         if found["recordCount"]:
             done.resumed.append(purpose)
-        adding.append((purpose, found["id"], {image: on for image, on in on_image.items() if image in left}))
+        adding.append((found, held, {image: on for image, on in on_image.items() if image not in held}))
         done.records_added[purpose] = 0
     stages = ImageStages(lake, "coco", dataset, known, done)
 
@@ -116,10 +122,12 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
                                                               "path": i["file_name"], "mount": mount}) for i in chunk])
 
     async def add(chunk: list[dict[str, Any]]) -> None:
-        for purpose, set_id, on_image in adding:
+        for found, held, on_image in adding:
+            check_held(found, held, stages.datum_of, [i["id"] for i in chunk])
             items = [a for i in chunk for a in on_image.get(i["id"], [])]
-            done.records_added[purpose] += await _add(lake, set_id, items, categories, images_by_id, stages.asset_of,
-                                                      stages.datum_of, collection, mount)
+            added = await _add(lake, found["id"], items, categories, images_by_id, stages.asset_of, stages.datum_of,
+                               collection, mount)
+            done.records_added[found["purpose"]] += added  # after the await: another stage adds meanwhile
 
     adding_count = sum(len(on) for _, _, on_image in adding for on in on_image.values())
     say(f"storing {len(coco['images'])} images, their datums and {adding_count} annotations, {STAGE_IMAGES} images a stage")

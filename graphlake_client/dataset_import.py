@@ -1,7 +1,7 @@
 """Steps every dataset importer (COCO, Pascal VOC) takes through the GraphQL API: read a connection
 page by page, find or make the image datums, the annotation schema, the annotation set and the
 dataset version, so a rerun finds what an earlier run made instead of making it twice, and adds
-only the records an interrupted run did not (records_left).
+only the records an interrupted run did not (records_held).
 
 Kept apart from coco.py so an importer that needs no pycocotools does not import it.
 """
@@ -67,7 +67,7 @@ def image_batches(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """`records` (each image's together: by_image) in batches of at most BATCH that never split an
     image's records, unless it alone has more than BATCH. A batch is stored whole or not at all, so
     an interrupted import leaves each image with all of its records or none, and a rerun adds the
-    rest (records_left)."""
+    rest (records_held)."""
     batches: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = []
     for _, image in itertools.groupby(records, key=lambda record: record["assetId"]):
@@ -102,10 +102,10 @@ async def add_records(lake: Client, set_id: str, records: list[dict[str, Any]]) 
 @dataclass(frozen=True)
 class Known:
     """The image datums earlier imports of a dataset made: each by its image asset, and the image
-    (its id in the imported file, from the datum's metadata) each is for."""
+    each is for, as its metadata names it (its id in the imported file, and its file name)."""
 
     datum_of_asset: dict[str, str]
-    image_of_datum: dict[str, Any]
+    image_of_datum: dict[str, tuple[Any, Any]]
 
 
 async def known_datums(lake: Client, key: str, dataset: str) -> Known:
@@ -113,8 +113,9 @@ async def known_datums(lake: Client, key: str, dataset: str) -> Known:
     metadata under `key`)."""
     existing = await pages(lake, ops.DATUMS_BY_METADATA, "datums",
                            {"metadata": [{"path": f"{key}.dataset", "op": "EQ", "value": dataset}]})
+    named = {d["id"]: d["metadata"].get(key) or {} for d in existing}
     return Known({r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"},
-                 {d["id"]: (d["metadata"].get(key) or {}).get("id") for d in existing})
+                 {datum: (meta.get("id"), meta.get("file_name")) for datum, meta in named.items()})
 
 
 async def held_records(lake: Client, set_id: str) -> Counter[str | None]:
@@ -129,35 +130,60 @@ async def held_records(lake: Client, set_id: str) -> Counter[str | None]:
         after = page["pageInfo"]["endCursor"]
 
 
-async def records_left(lake: Client, found: dict[str, Any], made: dict[Any, int], known: Known,
-                       what: str = "file") -> set[Any] | None:
-    """The images whose records still go into the set `found` (id, name, recordCount), or None if
-    it holds this import's records already (it is kept as it is). `made`: image id -> how many
-    records this import makes on it. A set an interrupted import of the same file left part-way
-    holds whole images' records (image_batches), which a rerun leaves out; any other content, records
-    on an image the `what` does not have or another number of them, stops the import with CONFLICT
-    before anything is added."""
-    count, expected = found["recordCount"], sum(made.values())
+def _conflict(found: dict[str, Any], what: str, detail: str) -> GraphlakeClientError:
+    return GraphlakeClientError(
+        f"annotation set {found['name']!r} holds {found['recordCount']} records, {detail} (another {what}, or changed "
+        "annotations or images): delete the set (deleteAnnotationSet) and run again, or import under another set "
+        "name", "CONFLICT")
+
+
+async def records_held(lake: Client, found: dict[str, Any], made: dict[Any, tuple[str, int]], known: Known,
+                       what: str = "file") -> dict[Any, str] | None:
+    """Which images of this import the set `found` (id, name, recordCount) holds the records of
+    already, each with the datum they are on; None if it holds this import's records already (it is
+    kept as it is). `made`: image id -> its file name and how many records this import makes on it
+    (images it makes none on left out).
+
+    A set an interrupted import of the same file left part-way holds whole images' records
+    (image_batches): a rerun adds those of the other images. Any other content, records on an
+    image the `what` does not have (by id and file name) or another number of them, stops the
+    import with CONFLICT before anything is added; an image whose datum turns out to be another
+    one in this import (its file changed) stops it when its stage comes (check_held)."""
+    count, expected = found["recordCount"], sum(n for _, n in made.values())
     if count == expected and expected:
         return None
     if not count:
-        return set(made)
+        return {}
     held = await held_records(lake, found["id"])
-    other = sum(n for datum, n in held.items() if made.get(known.image_of_datum.get(datum)) != n)
+    image_of = {datum: image for datum, (image, name) in known.image_of_datum.items()
+                if image in made and made[image][0] == name}
+    other = sum(n for datum, n in held.items() if datum not in image_of or made[image_of[datum]][1] != n)
     if other:
-        raise GraphlakeClientError(
-            f"annotation set {found['name']!r} holds {count} records, {other} of them not as this {what} makes "
-            "them (another file, or changed annotations): delete the set (deleteAnnotationSet) and run again, or "
-            "import under another set name", "CONFLICT")
-    return set(made) - {known.image_of_datum[datum] for datum in held}
+        raise _conflict(found, what, f"{other} of them not as this {what} makes them")
+    datum_of = {image_of[datum]: datum for datum in held}
+    if len(datum_of) < len(held):
+        raise _conflict(found, what, f"on {len(held) - len(datum_of)} more datums than images of this {what}")
+    return datum_of
+
+
+def check_held(found: dict[str, Any], held: dict[Any, str], datum_of: dict[Any, str], images: list[Any],
+               what: str = "file") -> None:
+    """CONFLICT if an image whose records the set holds (records_held) has another datum in this
+    import: its file changed since, and those records are on the old one's datum."""
+    moved = [image for image in images if image in held and datum_of[image] != held[image]]
+    if moved:
+        raise _conflict(found, what, f"on the datums of earlier files for {len(moved)} images of this {what}, "
+                        f"e.g. image {moved[0]!r}")
 
 
 async def in_stages(chunks: list[Chunk], *steps: Callable[[Chunk], Awaitable[None]], width: int | None = None) -> None:
     """Every step for every chunk, each chunk through the steps in order, at most `width` chunks
-    (CHUNKS_PER_STEP by default) at a time in each step: while some chunks' records are added, the next ones' datums are made and
-    the images of those after go in. Run one after the other, each step left the server's event
-    loop or the database idle (its copies, its checks, its inserts) while the other worked. After a
-    failure no chunk starts another step; the steps under way end, then the first failure is raised."""
+    (CHUNKS_PER_STEP by default) at a time in each step: while some chunks' records are added, the
+    next ones' datums are made and the images of those after go in. Run one after the other, each
+    step left the server's event loop or the database idle (its copies, its checks, its inserts)
+    while the other worked. After a failure no chunk starts another step; the steps under way end
+    (each a request the server finishes anyway), then the first failure is raised, the others noted
+    on it. Cancelled, or stopped by anything but an Exception, every chunk is cancelled."""
     gates = [asyncio.Semaphore(width or CHUNKS_PER_STEP) for _ in steps]
     failed: list[Exception] = []
 
@@ -172,8 +198,12 @@ async def in_stages(chunks: list[Chunk], *steps: Callable[[Chunk], Awaitable[Non
                     failed.append(error)
                     return
 
-    await asyncio.gather(*(run(chunk) for chunk in chunks))
+    async with asyncio.TaskGroup() as group:
+        for chunk in chunks:
+            group.create_task(run(chunk))
     if failed:
+        for other in failed[1:]:
+            failed[0].add_note(f"also failed meanwhile: {type(other).__name__}: {other}")
         raise failed[0]
 
 

@@ -76,7 +76,7 @@ SETS = """query ($after: String) {
     edges { node { id name purpose schema { id } } } pageInfo { hasNextPage endCursor }
   }
 }"""
-# Where an interrupted import left off: the datum of each record the set holds (dataset_import.records_left).
+# Where an interrupted import left off: the datum of each record the set holds (dataset_import.records_held).
 SET_RECORD_DATUMS = """query ($id: ID!, $after: String) {
   node(id: $id) { ... on AnnotationSet { records(first: 500, after: $after, filter: {includeSuperseded: true}) {
     edges { node { datum { id } } } pageInfo { hasNextPage endCursor } } } }

@@ -48,12 +48,13 @@ from graphlake_client.dataset_import import (
     ImageStages,
     add_records,
     annotation_set,
+    check_held,
     chunks,
     dataset_version,
     in_stages,
     known_datums,
     labelled_schema,
-    records_left,
+    records_held,
 )
 from graphlake_client.errors import GraphlakeClientError
 
@@ -222,10 +223,10 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
     found = await annotation_set(lake, name, "GROUND_TRUTH", done.schema_id, {"kind": "HUMAN", "name": "voc"})
     done.set_id = found["id"]
     known = await known_datums(lake, "voc", dataset)
-    left = await records_left(lake, found, {image.id: n for image in images if (n := _record_count(image))}, known,
-                              "split")
-    done.kept = left is None  # imported before: adding again would duplicate every record
-    done.resumed = bool(left is not None and found["recordCount"])
+    held = await records_held(lake, found, {image.id: (image.file.name, n) for image in images
+                                            if (n := _record_count(image))}, known, "split")
+    done.kept = held is None  # imported before: adding again would duplicate every record
+    done.resumed = bool(held is not None and found["recordCount"])
     stages = ImageStages(lake, "voc", dataset, known, done, SPLITS.get(split, "UNASSIGNED"))
     described = {image.id: {"id": image.id, "file_name": image.file.name, "width": image.width, "height": image.height}
                  for image in images}
@@ -239,12 +240,14 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
         await stages.datums([described[image.id] for image in chunk])
 
     async def add(chunk: list[_Image]) -> None:
-        if left:
-            done.records_added += await _add(lake, found["id"], [image for image in chunk if image.id in left],
-                                             stages.asset_of, stages.datum_of, collection, mount)
+        if held is not None:
+            check_held(found, held, stages.datum_of, [image.id for image in chunk], "split")
+            added = await _add(lake, found["id"], [image for image in chunk if image.id not in held],
+                               stages.asset_of, stages.datum_of, collection, mount)
+            done.records_added += added  # after the await: another stage adds meanwhile
 
-    say(f"storing {len(images)} images, their datums and the records of {len(left or ())} of them, "
-        f"{STAGE_IMAGES} images a stage")
+    adding = 0 if held is None else sum(1 for image in images if image.id not in held and _record_count(image))
+    say(f"storing {len(images)} images, their datums and the records of {adding} of them, {STAGE_IMAGES} images a stage")
     await in_stages(chunks(images, STAGE_IMAGES), store, make_datums, add)
     done.datum_ids = [stages.datum_of[image.id] for image in images]
     if version:

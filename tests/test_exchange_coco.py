@@ -252,34 +252,49 @@ async def test_an_image_file_name_cannot_reach_outside_the_images_directory(serv
     assert await counts() == (0, 0, 0)  # nothing uploaded
 
 
-async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token: MakeToken, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """An import that died part-way (here: its connection lost at the second image's records, one
-    image a stage) left whole images' records in both sets. A rerun adds the other images' records,
-    no record twice, and the version and the export are those of an import that never stopped."""
-    from documents.roles import Role
-    from graphlake_client import coco, dataset_import
+async def interrupted(lake: Client, annotations: Path, images: Path, dataset: str, lost_at: int,
+                      predictions: Path | None = None) -> None:
+    """An import whose connection is lost at its `lost_at`-th addAnnotations (1 first)."""
     from graphlake_client.errors import GraphlakeClientError
 
+    execute, sent = lake.execute, []
+
+    async def losing(document: str, variables: dict | None = None) -> Any:
+        if document == ops.ADD_ANNOTATIONS:
+            sent.append(variables)
+            if len(sent) == lost_at:
+                raise GraphlakeClientError("connection lost", "UNAVAILABLE")
+        return await execute(document, variables)
+
+    lake.execute = losing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(GraphlakeClientError, match="connection lost"):
+            await lake.import_coco(annotations, images, dataset, version="v1", predictions=predictions)
+    finally:
+        lake.execute = execute  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def one_image_a_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One image a stage, one stage in a step at a time: which records go in before a loss is certain."""
+    from graphlake_client import coco, dataset_import
+
     monkeypatch.setattr(coco, "STAGE_IMAGES", 1)
-    monkeypatch.setattr(dataset_import, "CHUNKS_PER_STEP", 1)  # which records go before the loss is then certain
+    monkeypatch.setattr(dataset_import, "CHUNKS_PER_STEP", 1)
+
+
+async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                      one_image_a_stage: None) -> None:
+    """An import that died part-way (here: its connection lost at the second image's records) left
+    whole images' records in both sets. A rerun adds the other images' records, no record twice,
+    and the version and the export are those of an import that never stopped."""
+    from documents.roles import Role
+
     write_images(tmp_path / "images")
     annotations, results = coco_files(tmp_path)
-    token = await make_token(Role.CONTRIBUTOR)
-    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
-        execute, sent = lake.execute, []
-
-        async def losing(document: str, variables: dict | None = None) -> Any:
-            if document == ops.ADD_ANNOTATIONS:
-                sent.append(variables)
-                if len(sent) == 3:  # image 7's ground truth and predictions went in; image 8's ground truth does not
-                    raise GraphlakeClientError("connection lost", "UNAVAILABLE")
-            return await execute(document, variables)
-
-        lake.execute = losing  # type: ignore[method-assign]
-        with pytest.raises(GraphlakeClientError, match="connection lost"):
-            await lake.import_coco(annotations, tmp_path / "images", "resumed", version="v1", predictions=results)
-        lake.execute = execute  # type: ignore[method-assign]
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        # Image 7's ground truth and predictions went in; image 8's ground truth does not.
+        await interrupted(lake, annotations, tmp_path / "images", "resumed", 3, results)
         held = await AnnotationRecord.get_pymongo_collection().count_documents({})
         assert held == 5  # image 7: 4 ground truth (a box; a box and its polygon's 2 parts), 1 prediction
         datums = await Datum.get_pymongo_collection().count_documents({})  # image 9's, if its stage got so far
@@ -294,3 +309,52 @@ async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token
     assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
     assert comparable(json.loads((tmp_path / "out" / "results.json").read_text()), back["images"], back["categories"]) == \
         comparable(json.loads(results.read_text()), source["images"], source["categories"])
+
+
+async def test_a_rerun_with_other_images_stops_before_it_adds(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                              one_image_a_stage: None) -> None:
+    """After an interrupted import, the file's image ids swapped between two files, or an image's
+    bytes changed (a new asset, so a new datum): the records the set holds are not this file's
+    images', and the rerun stops with CONFLICT instead of leaving images without records."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        await interrupted(lake, annotations, tmp_path / "images", "moved", 2)  # image 7 (a.png) has its records
+        before = await counts()
+        swapped = json.loads(annotations.read_text())
+        swapped["images"][0]["file_name"], swapped["images"][1]["file_name"] = "b.png", "a.png"
+        (tmp_path / "swapped.json").write_text(json.dumps(swapped))
+        with pytest.raises(GraphlakeClientError, match="4 of them not as this file makes them") as refused:
+            await lake.import_coco(tmp_path / "swapped.json", tmp_path / "images", "moved", version="v1")
+        assert refused.value.code == "CONFLICT" and await counts() == before
+        Image.new("RGB", (64, 48), (1, 2, 3)).save(tmp_path / "images" / "a.png")  # image 7, other bytes
+        with pytest.raises(GraphlakeClientError, match="on the datums of earlier files for 1 images") as refused:
+            await lake.import_coco(annotations, tmp_path / "images", "moved", version="v1")
+        assert refused.value.code == "CONFLICT"
+    assert (await counts())[2] == before[2]  # no record added
+
+
+async def test_every_stage_counts_the_records_it_adds(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """One image a stage, two stages adding at once: the counts add up (a count read before the
+    other stage's addition and written after it lost that addition)."""
+    from documents.roles import Role
+    from graphlake_client import coco
+    from graphlake_client.errors import GraphlakeClientError
+
+    monkeypatch.setattr(coco, "STAGE_IMAGES", 1)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    coco_file = json.loads(annotations.read_text())
+    coco_file["images"].append(coco_file["images"][0])
+    (tmp_path / "twice.json").write_text(json.dumps(coco_file))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        with pytest.raises(GraphlakeClientError, match=r"image id 7 appears twice in twice\.json"):
+            await lake.import_coco(tmp_path / "twice.json", tmp_path / "images", "staged")
+        assert await counts() == (0, 0, 0)
+        done = await lake.import_coco(annotations, tmp_path / "images", "staged", predictions=results)
+    assert done.records_added == {"GROUND_TRUTH": 10, "PREDICTION": 3}
+    assert await counts() == (3 + 2, 3, 13)
