@@ -155,7 +155,7 @@ async def test_coco_round_trip_through_the_command(served: Served, make_token: M
     assert again.returncode == 0, again.stderr
     rerun = json.loads(again.stdout)
     assert rerun["images_uploaded"] == 0 and rerun["images_unchanged"] == 3 and rerun["datums_created"] == 0
-    assert rerun["kept"] == ["GROUND_TRUTH", "PREDICTION"] and rerun["records_added"] == {}
+    assert rerun["kept"] == ["GROUND_TRUTH", "PREDICTION"] and rerun["records_added"] == {} and rerun["resumed"] == []
     assert rerun["version"]["id"] == summary["version"]["id"]
     assert await counts() == before  # no new asset, datum or record
 

@@ -78,6 +78,39 @@ async def test_after_a_failure_no_chunk_starts_another_step() -> None:
     assert ran == [("first", 0), ("second", 0), ("first", 1)]
 
 
+async def test_a_cancelled_import_cancels_every_chunk() -> None:
+    started, cancelled = [], []
+    two_in = asyncio.Event()
+
+    async def hang(chunk: int) -> None:
+        started.append(chunk)
+        if len(started) == 2:
+            two_in.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(chunk)
+            raise
+
+    task = asyncio.create_task(in_stages([0, 1, 2, 3], hang, width=2))
+    async with asyncio.timeout(5):
+        await two_in.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(cancelled) == [0, 1] and sorted(started) == [0, 1]  # the waiting ones never began
+
+
+async def test_later_failures_are_noted_on_the_first() -> None:
+    async def fail(chunk: int) -> None:
+        await asyncio.sleep(0)
+        raise ValueError(f"chunk {chunk}")
+
+    with pytest.raises(ValueError, match="chunk 0") as raised:
+        await in_stages([0, 1], fail, width=2)
+    assert raised.value.__notes__ == ["also failed meanwhile: ValueError: chunk 1"]
+
+
 def test_record_batches_never_split_an_image_unless_it_alone_is_too_big(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dataset_import, "BATCH", 10)
     counts = {"a": 6, "b": 6, "c": 3, "d": 15, "e": 1}
