@@ -16,7 +16,8 @@ A rerun does not duplicate annotations: a set that already holds as many records
 is left as it is (the result says `kept`). One an interrupted import left part-way holds whole
 images' records (no batch splits an image's): a rerun adds those of the other images (`resumed`).
 A set holding anything else (records of another file, or changed annotations) stops the import with
-CONFLICT before it adds anything. To import corrected annotations, give another set name (`set_name`).
+CONFLICT before it adds anything; records on an image whose bytes changed since, when that image's
+stage comes. To import corrected annotations, give another set name (`set_name`).
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     coco = json.loads(annotations.read_text())
     results = json.loads(predictions.read_text()) if predictions else None
     images_by_id = {image["id"]: image for image in coco["images"]}
-    if len(images_by_id) < len(coco["images"]):  # each would get the image's annotations again
+    for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
         seen: set[Any] = set()
-        twice = next(i["id"] for i in coco["images"] if i["id"] in seen or seen.add(i["id"]))
-        raise GraphlakeClientError(f"image id {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
+        twice = next((i[key] for i in coco["images"] if i[key] in seen or seen.add(i[key])), None)
+        if twice is not None:
+            raise GraphlakeClientError(f"image {key} {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
     root = images.resolve()
     outside = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).resolve().is_relative_to(root)]
     if outside:  # a file_name like ../../.ssh/id_rsa must not upload what lies outside --images
@@ -122,8 +124,9 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
                                                               "path": i["file_name"], "mount": mount}) for i in chunk])
 
     async def add(chunk: list[dict[str, Any]]) -> None:
-        for found, held, on_image in adding:
+        for found, held, _ in adding:  # every set's, before either gets a record of this chunk
             check_held(found, held, stages.datum_of, [i["id"] for i in chunk])
+        for found, _, on_image in adding:
             items = [a for i in chunk for a in on_image.get(i["id"], [])]
             added = await _add(lake, found["id"], items, categories, images_by_id, stages.asset_of, stages.datum_of,
                                collection, mount)

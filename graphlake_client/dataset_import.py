@@ -197,6 +197,12 @@ async def in_stages(chunks: list[Chunk], *steps: Callable[[Chunk], Awaitable[Non
                 except Exception as error:
                     failed.append(error)
                     return
+                except asyncio.CancelledError:
+                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        raise  # the import is cancelled: every chunk goes
+                    # A step cancelled from within ended as if done for the task group: a failure here.
+                    failed.append(RuntimeError(f"a step of the import was cancelled ({step.__name__})"))
+                    return
 
     async with asyncio.TaskGroup() as group:
         for chunk in chunks:

@@ -26,7 +26,8 @@ The XML is read with defusedxml: a VOC tree may come from anywhere, and the stan
 parser expands entities. The images go in stages, as the COCO import's do (dataset_import.in_stages).
 A rerun uploads nothing twice, makes no datum twice and keeps a set that already holds the records
 this split makes (`kept`); after an interrupted import it adds the records of the images that have
-none (`resumed`); a set holding anything else stops the import with CONFLICT before it adds anything.
+none (`resumed`); a set holding anything else stops the import with CONFLICT, before it adds
+anything or, for an image whose bytes changed since, when that image's stage comes.
 """
 
 from __future__ import annotations
@@ -214,6 +215,10 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
                                    "BAD_USER_INPUT")
     say(f"reading {len(ids)} images of {split}")
     images = [_read(root, i) for i in ids]
+    shared = {}
+    for image in images:  # two ids naming one JPEG would share its asset, and so its datum
+        if (other := shared.setdefault(image.file.name, image.id)) != image.id:
+            raise GraphlakeClientError(f"images {other} and {image.id} are both {image.file.name}", "BAD_USER_INPUT")
     names = {n for image in images for o in image.objects for n in (o["name"], *(p["name"] for p in o["parts"]))}
     labels = CLASSES + sorted(names - set(CLASSES))
     done = VocImport(dataset, split)

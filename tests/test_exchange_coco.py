@@ -354,6 +354,10 @@ async def test_every_stage_counts_the_records_it_adds(served: Served, make_token
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
         with pytest.raises(GraphlakeClientError, match=r"image id 7 appears twice in twice\.json"):
             await lake.import_coco(tmp_path / "twice.json", tmp_path / "images", "staged")
+        coco_file["images"][-1] = {**coco_file["images"][0], "id": 70}  # another id, the same file
+        (tmp_path / "twice.json").write_text(json.dumps(coco_file))
+        with pytest.raises(GraphlakeClientError, match=r"image file_name 'a\.png' appears twice"):
+            await lake.import_coco(tmp_path / "twice.json", tmp_path / "images", "staged")
         assert await counts() == (0, 0, 0)
         done = await lake.import_coco(annotations, tmp_path / "images", "staged", predictions=results)
     assert done.records_added == {"GROUND_TRUTH": 10, "PREDICTION": 3}

@@ -206,6 +206,20 @@ async def test_hostile_voc_files_are_refused_before_anything_is_written(served: 
     assert await counts() == (0, 0, 0)
 
 
+async def test_two_ids_naming_one_image_are_refused(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """Both would share the image's asset, and so its datum: refused before anything is written."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    root = voc_tree(tmp_path / "VOC2012")
+    (root / "Annotations/2008_000009.xml").write_text(xml("2008_000001.jpg", []))
+    (root / "ImageSets/Main/train.txt").write_text("2008_000001\n2008_000009\n")
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        with pytest.raises(GraphlakeClientError, match=r"images 2008_000001 and 2008_000009 are both 2008_000001\.jpg"):
+            await lake.import_voc(root, "train", "VOC2012")
+    assert await counts() == (0, 0, 0)
+
+
 async def test_a_rerun_finishes_an_interrupted_voc_import(served: Served, make_token: MakeToken, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection lost at the second image's records (one image a stage): a rerun adds that

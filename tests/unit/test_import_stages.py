@@ -111,6 +111,21 @@ async def test_later_failures_are_noted_on_the_first() -> None:
     assert raised.value.__notes__ == ["also failed meanwhile: ValueError: chunk 1"]
 
 
+async def test_a_step_cancelled_from_within_fails_the_import() -> None:
+    """A task group takes a child that ends cancelled for done: without care, the chunk would be
+    skipped and the import would go on to build its version without that chunk's records."""
+    ran: list[int] = []
+
+    async def step(chunk: int) -> None:
+        if chunk == 1:
+            raise asyncio.CancelledError  # as a library's own timeout might
+        ran.append(chunk)
+
+    with pytest.raises(RuntimeError, match=r"a step of the import was cancelled \(step\)"):
+        await in_stages([0, 1, 2], step, width=1)
+    assert ran == [0]
+
+
 def test_record_batches_never_split_an_image_unless_it_alone_is_too_big(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dataset_import, "BATCH", 10)
     counts = {"a": 6, "b": 6, "c": 3, "d": 15, "e": 1}
