@@ -200,7 +200,8 @@ async def in_stages(chunks: list[Chunk], *steps: Callable[[Chunk], Awaitable[Non
                 except asyncio.CancelledError:
                     if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                         raise  # the import is cancelled: every chunk goes
-                    # A step cancelled from within ended as if done for the task group: a failure here.
+                    # The step raised CancelledError itself (the import is not cancelled): the task group
+                    # would take the chunk for done, and the import would go on without it.
                     failed.append(RuntimeError(f"a step of the import was cancelled ({step.__name__})"))
                     return
 
