@@ -71,6 +71,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     """Import a COCO file (and optionally a results file) into `dataset`; see the module's docstring."""
     coco = json.loads(annotations.read_text())
     results = json.loads(predictions.read_text()) if predictions else None
+    _check_keys(coco, results, annotations.name)
     images_by_id = {image["id"]: image for image in coco["images"]}
     for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
         seen: set[Any] = set()
@@ -140,6 +141,24 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         say(f"building version {version}")
         done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()))
     return done
+
+
+def _check_keys(coco: Any, results: Any, name: str) -> None:
+    """BAD_USER_INPUT naming the first entry without what the import reads of it (a KeyError deep in
+    the import said nothing a user could act on)."""
+    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
+        raise GraphlakeClientError(f"{name} is not a COCO file: it has no list of images", "BAD_USER_INPUT")
+    if results is not None and not isinstance(results, list):
+        raise GraphlakeClientError("a COCO results file is a list of annotations", "BAD_USER_INPUT")
+    wanted = [(f"image {{}} of {name}", coco["images"], ("id", "file_name")),
+              (f"category {{}} of {name}", coco.get("categories", []), ("id", "name")),
+              (f"annotation {{}} of {name}", coco.get("annotations", []), ("image_id", "category_id")),
+              ("entry {} of the results file", results or [], ("image_id", "category_id"))]
+    for where, entries, keys in wanted:
+        for n, entry in enumerate(entries):
+            lacking = [k for k in keys if not isinstance(entry, dict) or entry.get(k) is None]
+            if lacking:
+                raise GraphlakeClientError(f"{where.format(n)} has no {lacking[0]}", "BAD_USER_INPUT")
 
 
 async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categories: dict[Any, dict[str, Any]],

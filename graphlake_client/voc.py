@@ -215,7 +215,7 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
                                    "BAD_USER_INPUT")
     say(f"reading {len(ids)} images of {split}")
     images = [_read(root, i) for i in ids]
-    shared = {}
+    shared: dict[str, str] = {}
     for image in images:  # two ids naming one JPEG would share its asset, and so its datum
         if (other := shared.setdefault(image.file.name, image.id)) != image.id:
             raise GraphlakeClientError(f"images {other} and {image.id} are both {image.file.name}", "BAD_USER_INPUT")

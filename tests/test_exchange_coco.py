@@ -230,6 +230,11 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
     unknown = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
                                       "--images", str(tmp_path / "images"), "--dataset", "parts")
     assert unknown.returncode == 1 and "annotation 100 names an unknown category or image" in unknown.stderr
+    del coco["images"][1]["file_name"]
+    annotations.write_text(json.dumps(coco))
+    lacking = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                      "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert lacking.returncode == 1 and "image 1 of annotations.json has no file_name" in lacking.stderr, lacking.stderr
     assert await counts() == (0, 0, 0)
 
 
