@@ -177,7 +177,8 @@ class Downloads(Assets):
         a file under the asset's name. The file gets the user's usual permissions (umask)."""
         temp = target.parent / f".download-{secrets.token_hex(8)}"
         try:
-            with temp.open("xb") as out:  # created new, binary, with the user's umask
+            # Created new, binary, with the user's umask; readable, so copy_hashing can check a copy.
+            with temp.open("x+b") as out:
                 if response is not None:
                     await self._copy(response, found, out)
                 elif not await self._read_directly(found, out):

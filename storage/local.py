@@ -348,7 +348,7 @@ class LocalStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written in place, not through a temporary name: the key is new ("x": it must not exist),
         # and nothing names it until the copy is done and its asset recorded.
-        with open_source(source, expect) as reader, target.open("xb") as writer:
+        with open_source(source, expect) as reader, target.open("x+b") as writer:  # read back: copy_hashing
             copied, sha256 = copy_hashing(reader, writer)
         if copied != expect.st_size:
             raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")

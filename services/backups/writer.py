@@ -168,7 +168,7 @@ def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
 
 def copy_synced(source: Path, destination: Path) -> tuple[int, str]:
     """Copy a file and sync it to disk, returning its size and SHA-256 from the one read."""
-    with source.open("rb") as reader, destination.open("wb") as writer:
+    with source.open("rb") as reader, destination.open("w+b") as writer:  # read back: copy_hashing
         size, sha256 = copy_hashing(reader, writer)
         durable(writer)
     return size, sha256

@@ -1,6 +1,7 @@
 """graphlake_client.direct.copy_hashing: the one loop every copy of stored bytes runs (ingest, exports'
 direct copies, backups, bundle checks). It reuses one buffer per thread, so each call must hand on
-only the bytes it read, whatever an earlier, longer file left in the buffer."""
+only the bytes it read, whatever an earlier, longer file left in the buffer. Between two plain files
+the kernel copies and the copy is read back to hash; anything else goes through the loop."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import hashlib
 import io
 import os
 import tarfile
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from graphlake_client import direct
 from graphlake_client.direct import COPY_CHUNK, copy_hashing, file_sha256, stream_digest
 
 
@@ -106,3 +109,65 @@ def test_a_reader_with_nothing_ready_or_a_writer_taking_part_is_an_error_not_a_s
         stream_digest(NothingReady())
     with pytest.raises(OSError, match="part of"):
         copy_hashing(io.BytesIO(b"x" * 100), TakesHalf())
+
+
+@pytest.fixture
+def kernel_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bytes each copy_file_range call copied (the real call, counted)."""
+    copied: list[int] = []
+    real = os.copy_file_range
+
+    def counted(*args: int) -> int:
+        count = real(*args)
+        copied.append(count)
+        return count
+
+    monkeypatch.setattr(direct.os, "copy_file_range", counted)
+    return copied
+
+
+def test_between_two_files_the_kernel_copies_from_where_each_stands(tmp_path: Path, kernel_copies: list[int]) -> None:
+    data = os.urandom(COPY_CHUNK + 4321)
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.write_bytes(data)
+    with source.open("rb") as reader, target.open("w+b") as writer:
+        assert reader.read(10) == data[:10]  # read ahead past 10 by the buffered reader: copied from 10 on
+        writer.write(b"head")  # still in the writer's buffer: flushed first, the copy goes after it
+        assert copy_hashing(reader, writer) == (len(data) - 10, hashlib.sha256(data[10:]).hexdigest())
+        assert reader.read() == b"" and writer.tell() == 4 + len(data) - 10  # both left after what was copied
+        writer.write(b"tail")
+    assert target.read_bytes() == b"head" + data[10:] + b"tail"
+    assert sum(kernel_copies) == len(data) - 10
+
+
+def test_a_writer_that_cannot_read_or_a_tar_member_goes_through_the_loop(tmp_path: Path, kernel_copies: list[int]) -> None:
+    data = os.urandom(COPY_CHUNK // 3)
+    source = tmp_path / "source"
+    source.write_bytes(data)
+    with source.open("rb") as reader, (tmp_path / "write-only").open("xb") as writer:
+        assert copy_hashing(reader, writer) == (len(data), hashlib.sha256(data).hexdigest())
+    # A tar member is a buffered reader whose descriptor is the whole tar's: a kernel copy from it
+    # would store the tar's headers and neighbours.
+    with tarfile.open(tmp_path / "bundle.tar", "w") as tar:
+        tar.add(tmp_path / "write-only", arcname="before")
+        tar.add(source, arcname="payloads/x")
+    with tarfile.open(tmp_path / "bundle.tar") as tar, (tmp_path / "from-tar").open("x+b") as writer:
+        member = tar.extractfile("payloads/x")
+        assert member is not None
+        assert copy_hashing(member, writer) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (tmp_path / "write-only").read_bytes() == (tmp_path / "from-tar").read_bytes() == data
+    assert kernel_copies == []
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm here")
+def test_a_copy_the_kernel_refuses_goes_through_the_loop(tmp_path: Path, kernel_copies: list[int]) -> None:
+    """Across filesystems (tmpfs to the test's disk) the kernel may refuse (EXDEV): nothing was
+    written, and the bytes are copied here instead."""
+    data = os.urandom(COPY_CHUNK + 1)
+    with tempfile.NamedTemporaryFile(dir="/dev/shm") as shm:
+        shm.write(data)
+        shm.flush()
+        with open(shm.name, "rb") as reader, (tmp_path / "target").open("x+b") as writer:
+            assert copy_hashing(reader, writer) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (tmp_path / "target").read_bytes() == data
+    assert sum(kernel_copies) in (0, len(data))  # refused (nothing copied), or this kernel copies across
