@@ -9,7 +9,7 @@ them from the client library (never the other way round):
 - the temporary name a writer copies to before renaming into place, which the server's sweep
   recognises and removes when a writer died halfway;
 - how a file is hashed (the client declares the SHA-256 the server checks), and how it is copied
-  and hashed in one read (`copy_hashing`), which the copies that hash on either side use.
+  and hashed (`copy_hashing`), which the copies that hash on either side use.
 """
 
 from __future__ import annotations
@@ -84,9 +84,10 @@ def copy_hashing(reader: BinaryIO, writer: BinaryIO | None) -> tuple[int, str]:
     """Copy what is left in `reader` into `writer` (None: only hash it); its size and hex SHA-256.
     Blocking: a thread's work.
 
-    Between two regular files opened here as plain files (`open(..., "rb")`, and `"x+b"` or
-    `"w+b"`: the writer must read too), the kernel copies (`_kernel_copy`), and what was written
-    is hashed. Otherwise the bytes are read, hashed and written, in chunks (`_user_copy`)."""
+    Between two regular files opened as plain files (`open(..., "rb")`, and `"x+b"` or `"w+b"`:
+    the writer must read too), the kernel copies (`_kernel_copy`), and what was written is hashed.
+    Otherwise, and for a writer opened write-only (how a caller asks for bytes copied here, not
+    blocks shared by the file system), the bytes are read, hashed and written (`_user_copy`)."""
     if writer is not None and (files := _plain_files(reader, writer)) is not None:
         copied = _kernel_copy(reader, writer, *files)
         if copied is not None:
@@ -97,9 +98,10 @@ def copy_hashing(reader: BinaryIO, writer: BinaryIO | None) -> tuple[int, str]:
 def _plain_files(reader: BinaryIO, writer: BinaryIO) -> tuple[int, int] | None:
     """The descriptors of `reader` and `writer` if both are regular files opened with `open` (a
     buffered file over the descriptor itself, not a wrapper such as a tar member or a gzip stream,
-    whose descriptor holds other bytes), `writer` readable and not appending; else None."""
-    plain = all(isinstance(f, io.BufferedIOBase) and isinstance(getattr(f, "raw", None), io.FileIO)
-                for f in (reader, writer))
+    whose descriptor holds other bytes, nor a subclass whose reads do more than read), `writer`
+    readable and not appending; else None."""
+    plain = all(type(f) in (io.BufferedReader, io.BufferedWriter, io.BufferedRandom)
+                and type(getattr(f, "raw", None)) is io.FileIO for f in (reader, writer))
     if not plain or not writer.readable() or "a" in writer.mode:  # type: ignore[attr-defined]
         return None
     source, target = reader.fileno(), writer.fileno()
@@ -135,6 +137,8 @@ def _kernel_copy(reader: BinaryIO, writer: BinaryIO, source: int, target: int) -
         if size or error.errno not in _NO_KERNEL_COPY:
             raise
         return None
+    if size == 0 and os.fstat(source).st_size > at:
+        return None  # a file system whose files say they are empty to the kernel copy (procfs, some FUSE)
     reader.seek(at + size)
     writer.seek(start + size)
     digest, done = hashlib.sha256(), 0

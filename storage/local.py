@@ -335,8 +335,8 @@ class LocalStore:
             temp.unlink(missing_ok=True)
 
     def copy_in(self, key: str, source: Path, expect: os.stat_result) -> str:
-        """Copy `source` to `key`, hashing what is written as it goes (one read, not a kernel copy and
-        a second read to hash); returns its hex SHA-256, also recorded with the file. Blocking (a
+        """Copy `source` to `key` (the kernel copies, then the copy is read back and hashed:
+        copy_hashing); returns its hex SHA-256, also recorded with the file. Blocking (a
         thread's work): what ingesting a file the server reads does. Not synced to disk, as an
         uploaded file is not: a sync per file took most of an ingest's time, and the database the
         asset is recorded in does not sync each commit either (README, "Two commands").

@@ -167,8 +167,12 @@ def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
 
 
 def copy_synced(source: Path, destination: Path) -> tuple[int, str]:
-    """Copy a file and sync it to disk, returning its size and SHA-256 from the one read."""
-    with source.open("rb") as reader, destination.open("w+b") as writer:  # read back: copy_hashing
+    """Copy a file and sync it to disk, returning its size and SHA-256 from the one read.
+
+    Through this process, never a kernel copy (the destination is opened write-only, which
+    copy_hashing takes as that): on XFS, btrfs or ZFS a kernel copy within one file system shares
+    the source's blocks, and a backup must not share a bad block with what it backs up."""
+    with source.open("rb") as reader, destination.open("wb") as writer:
         size, sha256 = copy_hashing(reader, writer)
         durable(writer)
     return size, sha256

@@ -5,6 +5,7 @@ the kernel copies and the copy is read back to hash; anything else goes through 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -171,3 +172,66 @@ def test_a_copy_the_kernel_refuses_goes_through_the_loop(tmp_path: Path, kernel_
             assert copy_hashing(reader, writer) == (len(data), hashlib.sha256(data).hexdigest())
     assert (tmp_path / "target").read_bytes() == data
     assert sum(kernel_copies) in (0, len(data))  # refused (nothing copied), or this kernel copies across
+
+
+def _kernel_copy_faulting(monkeypatch: pytest.MonkeyPatch, fault) -> None:  # type: ignore[no-untyped-def]
+    """copy_file_range as the kernel's, but `fault(real, calls, *args)` decides each call."""
+    real, calls = os.copy_file_range, []
+
+    def faulting(*args: int) -> int:
+        calls.append(args)
+        return fault(real, len(calls), *args)
+
+    monkeypatch.setattr(direct.os, "copy_file_range", faulting)
+
+
+def _copy_files(folder: Path, data: bytes) -> tuple[tuple[int, str], bytes]:
+    """`data` copied from one new file of `folder` (made) into another: the result, and the copy's bytes."""
+    folder.mkdir()
+    source, target = folder / "source", folder / "target"
+    source.write_bytes(data)
+    with source.open("rb") as reader, target.open("x+b") as writer:
+        result = copy_hashing(reader, writer)
+    return result, target.read_bytes()
+
+
+def test_a_kernel_copy_that_fails_part_way_or_for_want_of_space_is_an_error(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a kernel that copied nothing and cannot copy between the two files hands the copy to
+    the loop: a failure after some bytes, or a full disk, is the caller's error (it removes the
+    target), never a copy that silently starts again or comes out short."""
+    def part_then_refuse(real, calls, source, target, count, *offsets):  # type: ignore[no-untyped-def]
+        if calls == 1:
+            return real(source, target, 4096, *offsets)
+        raise OSError(errno.EXDEV, "refused after a part")
+
+    _kernel_copy_faulting(monkeypatch, part_then_refuse)
+    with pytest.raises(OSError, match="refused after a part"):
+        _copy_files(tmp_path / "a", os.urandom(10_000))
+
+    def no_space(real, calls, *args):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "no space left")
+
+    _kernel_copy_faulting(monkeypatch, no_space)
+    with pytest.raises(OSError, match="no space left"):
+        _copy_files(tmp_path / "b", os.urandom(10_000))
+
+
+def test_what_is_hashed_is_what_was_stored_and_a_kernel_copy_that_finds_nothing_is_redone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(3 * 4096)
+
+    def stores_other_bytes(real, calls, source, target, count, at, start):  # type: ignore[no-untyped-def]
+        copied = real(source, target, count, at, start)
+        if copied:
+            os.pwrite(target, b"\0" * 4096, start)  # the copy is not the source (a fault on the way)
+        return copied
+
+    _kernel_copy_faulting(monkeypatch, stores_other_bytes)
+    (size, digest), stored = _copy_files(tmp_path / "a", data)
+    assert stored != data and (size, digest) == (len(data), hashlib.sha256(stored).hexdigest())
+
+    # A file system whose files look empty to the kernel copy (procfs, some FUSE mounts): the
+    # first call copies nothing though the source has bytes; they are copied here instead.
+    _kernel_copy_faulting(monkeypatch, lambda real, calls, *args: 0)
+    assert _copy_files(tmp_path / "b", data) == ((len(data), hashlib.sha256(data).hexdigest()), data)
