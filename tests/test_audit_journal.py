@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 
 import bson
@@ -22,7 +23,15 @@ from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.errors import Conflict
-from services.events.journal import IDS, AuditJournal, complete_entries, live_writers, set_aside, store_left
+from services.events.journal import (
+    IDS,
+    STALE_MAKING_SECONDS,
+    AuditJournal,
+    complete_entries,
+    live_writers,
+    set_aside,
+    store_left,
+)
 from tests.operations import Api, object_id
 from tests.processes import start_server_process
 from tests.test_batches import admin_token, post
@@ -214,10 +223,19 @@ async def test_an_open_journal_is_seen_live_before_it_writes_and_cannot_be_moved
     """What a restore checks (live_writers, set_aside): a journal open in a live process, written to
     or not, holds its ALIVE file; a stopped process's is removed by the next replay."""
     (tmp_path / "stopped.alive").write_bytes(b"")  # a process that died with its journal open
+    # One that died making its ALIVE file (before locking it), long ago: removed. One as old as a
+    # process between making and locking its own could be: left for that process.
+    died_making, making = tmp_path / "died.alive.alive-making", tmp_path / "starting.alive.alive-making"
+    died_making.write_bytes(b"")
+    long_ago = time.time() - 2 * STALE_MAKING_SECONDS
+    os.utime(died_making, (long_ago, long_ago))
+    making.write_bytes(b"")
     journal = AuditJournal(tmp_path, "quiet", state.feed.write, 0)
     await journal.open()
     try:
         assert not (tmp_path / "stopped.alive").exists()
+        assert not died_making.exists() and making.exists()
+        making.unlink()
         assert live_writers(tmp_path) == [tmp_path / "quiet.alive"]
         with pytest.raises(Conflict, match=r"quiet\.alive"):
             set_aside(tmp_path, "replaced")

@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,8 +69,10 @@ MAKING = ".making"  # a segment being made (renamed to SUFFIX once locked)
 # that a server journals into this lake (`live_writers`).
 ALIVE = ".alive"
 # An ALIVE file before it is locked: no replay takes it for a segment (one could remove it between its
-# creation and its lock). One a process died making (a moment's window) is left: it is empty.
+# creation and its lock). One a process died making (a moment's window) is empty, and a replay
+# removes it once it is older than STALE_MAKING_SECONDS, which no process takes to lock a file.
 ALIVE_MAKING = ".alive-making"
+STALE_MAKING_SECONDS = 300.0
 IDS = "graphlake_journal_ids"  # the key of a record of the IDs a flush gave its entries: [[written as, stored as]]
 _READ = CodecOptions(tz_aware=True)
 
@@ -409,6 +412,8 @@ async def store_left(directory: Path, events: AsyncCollection, mine: str = "\0",
     for path in sorted(directory.iterdir(), key=_segment_order):
         if path.suffix == ALIVE and not path.name.startswith(mine) and not _held(path):
             path.unlink(missing_ok=True)  # a stopped process's
+        if path.suffix == ALIVE_MAKING and not path.name.startswith(mine) and _stale(path) and not _held(path):
+            path.unlink(missing_ok=True)  # a process that died making it
         if path.name.startswith(mine) or path.suffix not in (SUFFIX, MAKING):
             continue
         try:  # written to only to record the IDs a replay through the feed gives
@@ -507,6 +512,14 @@ def _made_locked(path: Path, making: Path, flags: int) -> int:
         making.unlink(missing_ok=True)
         raise
     return fd
+
+
+def _stale(path: Path) -> bool:
+    """Whether `path` was last changed more than STALE_MAKING_SECONDS ago (False if it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime > STALE_MAKING_SECONDS
+    except FileNotFoundError:
+        return False
 
 
 def _held(path: Path) -> bool:
