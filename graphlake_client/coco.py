@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,8 +75,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     _check_keys(coco, results, annotations.name)
     images_by_id = {image["id"]: image for image in coco["images"]}
     for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
-        seen: set[Any] = set()
-        twice = next((i[key] for i in coco["images"] if i[key] in seen or seen.add(i[key])), None)
+        twice = next((value for value, n in Counter(i[key] for i in coco["images"]).items() if n > 1), None)
         if twice is not None:
             raise GraphlakeClientError(f"image {key} {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
     root = images.resolve()
