@@ -161,6 +161,9 @@ class AnnotationRecord(Document):
     supersede_reason: str | None = None
     superseded_by: PydanticObjectId | None = None
     superseded_at: datetime | None = None
+    # Its name in the source it came from (`coco:42`), unique within its set: a record sent again under
+    # its key is found, not stored twice (services/record_keys.py). Not part of a version's hash (an id).
+    key: str | None = None
 
     class Settings:
         name = "annotation_records"
@@ -177,4 +180,10 @@ class AnnotationRecord(Document):
             IndexModel([("purpose", ASCENDING), ("source.kind", ASCENDING)], name="purpose_source"),
             IndexModel("verified", name="verified"),
             IndexModel("score", name="score"),
+            # One record per key in a set. The embedded default lets many records lack a key under a
+            # unique index (SQLite's NULLs are distinct) but knows no partial indexes; MongoDB needs the
+            # filter, or every record without one would share the key null.
+            Index([("set_id", ASCENDING), ("key", ASCENDING)], name="set_key_unique", unique=True, on=On.EMBEDDED),
+            Index([("set_id", ASCENDING), ("key", ASCENDING)], name="set_key_unique_partial", unique=True,
+                  partialFilterExpression={"key": {"$type": "string"}}, on=On.MONGODB),
         ]

@@ -165,8 +165,8 @@ async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGO
                 for name, info in (await collection.index_information()).items()}
     for field in model.get_settings().indexes or []:
         index = field.index
-        if servers is None:
-            wanted = index.document.get("unique", False)
+        if servers is None:  # a FerretDB not ours: it takes the unique indexes the embedded default has
+            wanted = index.document.get("unique", False) and bool(servers_of(index) & On.EMBEDDED)
         else:
             wanted = bool(servers_of(index) & servers)
         declared = [(key, int(direction)) for key, direction in index.document["key"].items()]

@@ -56,7 +56,8 @@ def geometry_input(geometry: dict[str, Any] | None) -> dict[str, Any] | None:
 def _record(record: dict[str, Any]) -> dict[str, Any]:
     return {"set": record["set"]["id"], "asset": record["asset"]["id"], "kind": record["kind"], "label": record["label"],
             "score": record["score"], "value": record["value"], "geometry": geometry_input(record["geometry"]),
-            "attributes": record["attributes"] or {}, "verified": record["verified"], "source": record["source"]}
+            "attributes": record["attributes"] or {}, "verified": record["verified"], "source": record["source"],
+            **({"key": record["key"]} if record.get("key") is not None else {})}
 
 
 def _schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ file per distinct payload, named by the SHA-256 of its bytes. The manifest holds
 - `schemas` {ref: {name, version, kinds, labels [{name, display_name, color}], allow_scores,
   required_attributes}} and `sets` {ref: {name, purpose, source, schema}};
 - `datums` [{ref, split, metadata, roles [{role, asset}], records [{set, asset, kind, label, score,
-  value, geometry, attributes, verified, source}]}] with geometry as GraphQL's GeometryInput takes it
-  (a mask's `{"mask": {"asset": ref}}`).
+  value, geometry, attributes, verified, source, key?}]}] with geometry as GraphQL's GeometryInput takes it
+  (a mask's `{"mask": {"asset": ref}}`), and `key` the record's name in its source, where it has one
+  (kept by the import: a rerun then adds none twice).
 Refs are the source lake's ids: opaque, only ever looked up inside the manifest.
 
 `check_manifest` validates a manifest read from disk (it is input: it may have been edited) and
@@ -138,6 +139,8 @@ def _check_datum(where: str, datum: Any, assets: dict[str, Any], sets: dict[str,
         if record.get("asset") not in assets:
             raise bad(f"{field}.asset", f"names no asset of the bundle ({record.get('asset')!r})")
         _need(record.get("kind"), str, f"{field}.kind", "a string")
+        if record.get("key") is not None:
+            _need(record["key"], str, f"{field}.key", "a string")
         geometry = record.get("geometry")
         if geometry is not None:
             if not isinstance(geometry, dict) or len(geometry) != 1 or next(iter(geometry)) not in GEOMETRIES:

@@ -91,9 +91,9 @@ async def _add(job: Pass, set_id: str, missing: list[tuple[str, dict[str, Any]]]
         inputs = [{"assetId": job.asset_of[r["asset"]], "datumId": job.datum_of[datum_ref], "kind": r["kind"],
                    "label": r["label"], "score": r["score"], "value": r["value"],
                    "geometry": _geometry_in(job, r["geometry"], key=False), "attributes": r["attributes"],
-                   "source": r["source"]} for datum_ref, r in chunk]
+                   "source": r["source"], "key": r.get("key")} for datum_ref, r in chunk]
         added = (await job.lake.execute(ops.ADD_BUNDLE_RECORDS, {"setId": set_id, "records": inputs}))["addAnnotations"]
-        verify += [made["id"] for (_, r), made in zip(chunk, added["records"], strict=True) if r["verified"]]
+        verify += [made for (_, r), made in zip(chunk, added["ids"], strict=True) if r["verified"]]
         done += len(chunk)
         job.say(f"added {done} of {len(missing)} records")
     return verify

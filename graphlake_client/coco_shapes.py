@@ -58,12 +58,13 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
     if category.get("supercategory") is not None:
         attributes["supercategory"] = category["supercategory"]
     common = {"label": category["name"], "attributes": attributes}
+    key = f"coco:{annotation['id']}"  # each record's name in the set (services/record_keys.py): a rerun adds none twice
     if annotation.get("score") is not None:
         common["score"] = float(annotation["score"])
     records = []
     box = annotation.get("bbox")
     if box and box[2] > 0 and box[3] > 0:
-        records.append({**common, "kind": "BBOX",
+        records.append({**common, "kind": "BBOX", "key": f"{key}:bbox",
                         "geometry": {"bbox": {"x": box[0], "y": box[1], "width": box[2], "height": box[3]}}})
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, list):
@@ -71,9 +72,9 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
             points = [{"x": x, "y": y} for x, y in zip(flat[0::2], flat[1::2], strict=False)]
             if len(points) >= 3:  # COCO has degenerate polygons; the API wants 3 points or more
                 records.append({**common, "kind": "POLYGON", "geometry": {"polygon": {"points": points}},
-                                "attributes": {**attributes, "part": part}})
+                                "attributes": {**attributes, "part": part}, "key": f"{key}:polygon:{part}"})
     elif isinstance(segmentation, dict) and mask_asset:
-        records.append({**common, "kind": "MASK", "geometry": {"mask": {"assetId": mask_asset}}})
+        records.append({**common, "kind": "MASK", "geometry": {"mask": {"assetId": mask_asset}}, "key": f"{key}:mask"})
     flat = annotation.get("keypoints")
     if flat and category.get("keypoints"):
         names = category["keypoints"]
@@ -81,7 +82,7 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
                    "visible": VISIBLE.get(int(flat[3 * i + 2]))} for i in range(len(flat) // 3)]
         # The annotation schema has no place for a skeleton (labels are name, displayName, colour): the
         # keypoints record keeps it, so an export can give the category its skeleton back.
-        records.append({**common, "kind": "KEYPOINTS", "geometry": {"keypoints": {"points": points}},
+        records.append({**common, "kind": "KEYPOINTS", "key": f"{key}:keypoints", "geometry": {"keypoints": {"points": points}},
                         "attributes": {**attributes, "num_keypoints": annotation.get("num_keypoints"),
                                        "skeleton": category.get("skeleton")}})
     return records

@@ -85,18 +85,19 @@ def image_batches(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 async def add_records(lake: Client, set_id: str, records: list[dict[str, Any]]) -> int:
     """Add `records` to the set grouped by image (`by_image`, `image_batches`), RECORD_BATCHES_IN_FLIGHT
     mutations at once; every batch runs to its end before a failure is reported. Returns how many
-    were added."""
+    were added: records the set held already under their keys (sent by an import that was stopped
+    while its batches were in flight) are found, not added again."""
     records = by_image(records)
     gate = asyncio.Semaphore(RECORD_BATCHES_IN_FLIGHT)
 
-    async def add(batch: list[dict[str, Any]]) -> None:
+    async def add(batch: list[dict[str, Any]]) -> int:
         async with gate:
-            await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": batch})
+            return (await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": batch}))["addAnnotations"]["count"]
 
     done = await asyncio.gather(*(add(batch) for batch in image_batches(records)), return_exceptions=True)
     if failed := next((d for d in done if isinstance(d, BaseException)), None):
         raise failed
-    return len(records)
+    return sum(done)  # type: ignore[arg-type]  # ints, once no exception is among them
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ BUNDLE_VERSION = """query ($id: ID, $dataset: String, $version: String) {
       schema { id name version kinds labels { name displayName color } allowScores requiredAttributes } }
   }
 }"""
-BUNDLE_RECORD_FIELDS = """id kind label score value attributes verified source { kind name version } set { id } asset { id }
+BUNDLE_RECORD_FIELDS = """id key kind label score value attributes verified source { kind name version } set { id } asset { id }
   geometry { __typename ... on BBox { x y width height } ... on RotatedBBox { cx cy width height angle }
     ... on Polygon { points { x y } } ... on Polyline { points { x y } }
     ... on Keypoints { points { name x y visible } } ... on Mask { asset { id } } }"""
@@ -159,7 +159,7 @@ BUNDLE_SET_RECORDS = f"""query ($setId: ID!, $after: String) {{
   }}
 }}"""
 ADD_BUNDLE_RECORDS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!]!) {
-  addAnnotations(setId: $setId, records: $records) { count records { id } }
+  addAnnotations(setId: $setId, records: $records) { count ids }
 }"""
 VERIFY_RECORDS = """mutation ($ids: [ID!]!) { verifyAnnotations(ids: $ids, verified: true) { id } }"""
 UPDATE_ASSET_NAME = """mutation ($input: UpdateAssetInput!) { updateAsset(input: $input) { id } }"""

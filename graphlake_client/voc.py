@@ -283,17 +283,20 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
     records = []
     for image in images:
         on = {"assetId": asset_of[image.id], "datumId": datum_of[image.id]}
+        key = f"voc:{image.id}"  # each record's name in the dataset (services/record_keys.py): a rerun adds none twice
         for n, obj in enumerate(image.objects, start=1):
             records.append({**on, "kind": "BBOX", "label": obj["name"], "geometry": {"bbox": obj["box"]},
-                            "attributes": obj["attributes"]})
+                            "attributes": obj["attributes"], "key": f"{key}:object:{n}"})
             records += [{**on, "kind": "BBOX", "label": part["name"], "geometry": {"bbox": part["box"]},
-                         "attributes": {"voc_part_of": n}} for part in obj["parts"]]
+                         "attributes": {"voc_part_of": n}, "key": f"{key}:object:{n}:part:{p}"}
+                        for p, part in enumerate(obj["parts"], start=1)]
         for number in image.object_numbers:
             records.append({**on, "kind": "MASK", "label": image.objects[number - 1]["name"],
                             "geometry": {"mask": {"assetId": masks[(image.id, "object", number)]}},
-                            "attributes": {"voc_object": number, "voc_segmentation": "object"}})
+                            "attributes": {"voc_object": number, "voc_segmentation": "object"},
+                            "key": f"{key}:object:{number}:mask"})
         for index in image.class_indices:
             records.append({**on, "kind": "MASK", "label": CLASSES[index - 1],
                             "geometry": {"mask": {"assetId": masks[(image.id, "class", index)]}},
-                            "attributes": {"voc_segmentation": "class"}})
+                            "attributes": {"voc_segmentation": "class"}, "key": f"{key}:class:{index}:mask"})
     return await add_records(lake, set_id, records)

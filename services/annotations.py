@@ -18,7 +18,7 @@ from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
 from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
-from services import batches
+from services import batches, record_keys
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
@@ -48,6 +48,16 @@ class NewRecord:
     attributes: JsonText | None = None
     attribute_keys: Sequence[str] = ()
     source: docs.AnnotationSource | None = None
+    key: str | None = None  # services/record_keys.py
+
+
+@dataclass
+class Added:
+    """What add_records did: each record's document, in the order given (stored now, or held already
+    under its key), and how many were held already."""
+
+    documents: list[dict[str, Any]]
+    existing: int
 
 
 async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.LabelClass], version: int | None,
@@ -178,10 +188,12 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: dict[Obje
 
 
 async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str | None, max_items: int,
-                      *, supersedes: docs.AnnotationRecord | None = None, reason: str | None = None) -> list[dict[str, Any]]:
+                      *, supersedes: docs.AnnotationRecord | None = None, reason: str | None = None) -> Added:
     """Check every record against the set's schema, then write them all, or none (with
-    `supersedes`, the one record replacing it, and why). Returns the documents stored, in order:
-    reading them as models (lean(AnnotationRecord)) is left to whoever shows them."""
+    `supersedes`, the one record replacing it, and why). Returns the documents, in order:
+    reading them as models (lean(AnnotationRecord)) is left to whoever shows them. A record whose
+    key the set holds already with the same content is not stored again: the held one is returned
+    in its place (services/record_keys.py)."""
     annotation_set = await docs.AnnotationSet.get(set_id)
     if annotation_set is None:
         raise NotFound(f"no annotation set {set_id}", field="setId")
@@ -198,6 +210,9 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
              if a.status is not AssetStatus.DELETED}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
     rules = _Rules.of(schema, annotation_set.source, await docs_by_ids(Datum, datum_ids, read_only=True))
+    if supersedes and records[0].key is not None:
+        raise BadUserInput("a correction carries no key: the record it replaces keeps its own", field="record.key")
+    record_keys.check_keys([r.key for r in records])
     for i, record in enumerate(records):
         field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:
@@ -206,12 +221,18 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
 
     shared = record_fields(annotation_set, actor, supersedes.id if supersedes else None, reason)
     new = [record_document(r, shared) for r in records]
-    await batches.insert_all(docs.AnnotationRecord.get_pymongo_collection(), new)
+    collection = docs.AnnotationRecord.get_pymongo_collection()
+    if any(r.key is not None for r in records):
+        stored = await record_keys.insert_keyed(collection, new)
+    else:
+        await batches.insert_all(collection, new)
+        stored = new
+    made = [d["_id"] for d, n in zip(stored, new, strict=True) if d is n]  # not those the set held already
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
-    if deleted:  # a delete ran between the check and the write: the records go, not the delete
-        await docs.AnnotationRecord.get_pymongo_collection().delete_many({"_id": {"$in": [d["_id"] for d in new]}})
+    if deleted and made:  # a delete ran between the check and the write: the records go, not the delete
+        await collection.delete_many({"_id": {"$in": made}})
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="records")
-    return new
+    return Added(stored, len(stored) - len(made))
 
 
 def record_fields(annotation_set: docs.AnnotationSet, actor: str | None, supersedes: ObjectId | None,
@@ -232,7 +253,7 @@ def record_document(record: NewRecord, shared: dict[str, Any]) -> dict[str, Any]
         "label": record.label, "score": record.score, "value": record.value,
         "geometry": record.geometry.model_dump() if record.geometry is not None else None,
         "attributes": {"json": record.attributes.json if record.attributes is not None else "{}"},
-        **({"source": record.source.model_dump()} if record.source is not None else {}),
+        **({"source": record.source.model_dump()} if record.source is not None else {}), "key": record.key,
     })
 
 
@@ -262,7 +283,7 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
     if old.superseded_by is not None:
         raise Conflict(f"superseded already, by {encode_id(NodeType.ANNOTATION_RECORD, old.superseded_by)}: "
                        "supersede that one", field="id")
-    (stored,) = await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)
+    (stored,) = (await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)).documents
     new = lean(docs.AnnotationRecord).model_validate(stored)
     # Marked after the new record exists, and only if no other correction got there first.
     marked = await docs.AnnotationRecord.get_pymongo_collection().update_one(

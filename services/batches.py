@@ -19,6 +19,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from documents.clock import utcnow
 from migrations.liveness import gone, this_process
@@ -34,7 +35,8 @@ class BatchLost(RuntimeError):
 
 
 async def insert_all(collection: AsyncCollection, documents: list[dict[str, Any]]) -> None:
-    """Insert every document, or (after a failure here, or a crash) none of them stays. Without a
+    """Insert every document, or (after a failure here, or a crash) none of them stays. A unique
+    index's refusal raises BulkWriteError with `position`: the index in `documents` it refused. Without a
     time limit: an insert this side gave up on may still commit on the server after the rollback ran."""
     with no_time_limit():
         await _insert_all(collection, documents)
@@ -52,7 +54,12 @@ async def _insert_all(collection: AsyncCollection, documents: list[dict[str, Any
             renewed = await journal.update_one({"_id": batch_id}, {"$set": {"expires_at": utcnow() + LEASE}})
             if renewed.matched_count == 0:
                 raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
-            await collection.insert_many(documents[start:start + CHUNK])
+            try:
+                await collection.insert_many(documents[start:start + CHUNK])
+            except BulkWriteError as error:  # ordered: the first refusal stops the chunk
+                refused = error.details.get("writeErrors") or [{}]
+                error.position = start + refused[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
+                raise
         if (await journal.delete_one({"_id": batch_id})).deleted_count == 0:
             raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
     except BaseException:

@@ -98,7 +98,7 @@ async def make_version(lake: Client, scratch: Path) -> dict[str, Any]:
     truth_records = [
         on(0, kind="CLASSIFICATION", label="scratch", attributes={"severity": 2}),
         on(0, kind="REGRESSION", value=3.25),
-        on(0, kind="BBOX", label="scratch", geometry={"bbox": {"x": 1, "y": 2.5, "width": 10, "height": 5}}),
+        on(0, kind="BBOX", label="scratch", geometry={"bbox": {"x": 1, "y": 2.5, "width": 10, "height": 5}}, key="src:7"),
         on(1, kind="ROTATED_BBOX", label="dent", geometry={"rotatedBbox": {"cx": 10, "cy": 10, "width": 4, "height": 2, "angle": 30}}),
         on(1, kind="POLYGON", label="dent", geometry={"polygon": {"points": [{"x": 1, "y": 1}, {"x": 5, "y": 1}, {"x": 3, "y": 4}]}}),
         on(2, kind="POLYLINE", label="scratch", geometry={"polyline": {"points": [{"x": 0, "y": 0}, {"x": 9, "y": 9}]}}),
@@ -108,7 +108,7 @@ async def make_version(lake: Client, scratch: Path) -> dict[str, Any]:
         on(3, kind="BBOX", label="dent", geometry={"bbox": {"x": 1, "y": 2.5, "width": 10, "height": 5}}),  # same as on 0, another datum
     ]
     added = (await lake.execute(ops.ADD_BUNDLE_RECORDS, {"setId": truth["id"], "records": truth_records}))["addAnnotations"]
-    await lake.execute(ops.VERIFY_RECORDS, {"ids": [r["id"] for r in added["records"][:4]]})
+    await lake.execute(ops.VERIFY_RECORDS, {"ids": added["ids"][:4]})
     await lake.execute(ops.ADD_BUNDLE_RECORDS, {"setId": guess["id"], "records": [
         on(0, kind="BBOX", label="scratch", score=0.9, geometry={"bbox": {"x": 1, "y": 2, "width": 10, "height": 5}}),
         on(1, kind="CLASSIFICATION", label="dent", score=0.4)]})
@@ -177,6 +177,9 @@ async def test_a_bundle_moves_a_version_to_another_lake_with_the_same_hash(serve
         assert version["splitCounts"] == source["splitCounts"]
         after = await counts()
         assert after["Datum"] == 4 and after["AnnotationRecord"] == 11 and after["AnnotationSet"] == 2
+        # A record's key travels with it (a rerun of the import then adds it at most once).
+        assert [r["key"] for d in manifest["datums"] for r in d["records"] if r.get("key")] == ["src:7"]
+        assert await AnnotationRecord.get_pymongo_collection().count_documents({"key": "src:7"}) == 1
 
         again = await lake.import_bundle(bundle)  # importing twice makes nothing
         assert await counts() == after

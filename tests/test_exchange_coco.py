@@ -316,6 +316,52 @@ async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token
         comparable(json.loads(results.read_text()), source["images"], source["categories"])
 
 
+async def test_a_rerun_adds_nothing_twice_when_the_stopped_imports_batch_lands_late(
+        served: Served, make_token: MakeToken, tmp_path: Path, one_image_a_stage: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stopped import's last batch reaches the server only after the rerun counted what each set
+    holds (it was still in flight): the rerun sends those records again, and their keys
+    (`coco:<annotation id>:<shape>`) keep the set from holding them twice."""
+    from documents.roles import Role
+    from graphlake_client import coco
+
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        execute, in_flight = lake.execute, []
+
+        async def lost_in_flight(document: str, variables: dict | None = None) -> Any:
+            if document == ops.ADD_ANNOTATIONS and len(in_flight) < 1 and variables["records"][0].get("score") is None:
+                in_flight.append(variables)  # sent, and still on its way when the client stops
+                from graphlake_client.errors import GraphlakeClientError
+                raise GraphlakeClientError("connection lost", "UNAVAILABLE")
+            return await execute(document, variables)
+
+        lake.execute = lost_in_flight  # type: ignore[method-assign]
+        from graphlake_client.errors import GraphlakeClientError
+        with pytest.raises(GraphlakeClientError, match="connection lost"):
+            await lake.import_coco(annotations, tmp_path / "images", "late", version="v1", predictions=results)
+        lake.execute = execute  # type: ignore[method-assign]
+        counted = coco.records_held
+
+        async def then_it_lands(*args: Any, **kwargs: Any) -> Any:
+            held = await counted(*args, **kwargs)
+            if in_flight:
+                landed = (await execute(ops.ADD_ANNOTATIONS, in_flight.pop()))["addAnnotations"]
+                assert landed["count"] > 0
+            return held
+
+        monkeypatch.setattr(coco, "records_held", then_it_lands)
+        done = await lake.import_coco(annotations, tmp_path / "images", "late", version="v1", predictions=results)
+        assert not in_flight  # it did land, after the count
+        assert await counts() == (3 + 2, 3, 13)  # every record once
+        assert len(await AnnotationRecord.get_pymongo_collection().distinct("key")) == 13  # each its own name
+        assert sum(done.records_added.values()) < 13  # what landed late was found, not counted as added
+        await lake.export_coco("late/v1", tmp_path / "out")
+    back, source = json.loads((tmp_path / "out" / "annotations.json").read_text()), json.loads(annotations.read_text())
+    assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
+
+
 async def test_a_rerun_with_other_images_stops_before_it_adds(served: Served, make_token: MakeToken, tmp_path: Path,
                                                               one_image_a_stage: None) -> None:
     """After an interrupted import, the file's image ids swapped between two files, or an image's

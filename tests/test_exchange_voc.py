@@ -125,6 +125,14 @@ async def test_voc_import_gives_the_expected_records(served: Served, make_token:
     assert summary["records_added"] == 9  # 3 boxes, 2 parts, 2 object masks, 2 class masks
     before = await counts()
     assert before == (2 + 4, 2, 9)  # images and mask PNGs
+    from documents.annotation import AnnotationRecord
+
+    # Each record named in the dataset (services/record_keys.py): a rerun whose count raced a stopped
+    # import's last batch finds those records by key instead of adding them again.
+    assert sorted(await AnnotationRecord.get_pymongo_collection().distinct("key")) == [
+        "voc:2008_000001:class:12:mask", "voc:2008_000001:class:15:mask", "voc:2008_000001:object:1",
+        "voc:2008_000001:object:1:mask", "voc:2008_000001:object:2", "voc:2008_000001:object:2:mask",
+        "voc:2008_000001:object:2:part:1", "voc:2008_000001:object:2:part:2", "voc:2008_000002:object:1"]
 
     async with Client(served.base_url, token) as lake:
         datums = await read_version(lake, "VOC2012/v1")

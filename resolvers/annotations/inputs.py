@@ -169,6 +169,10 @@ class AnnotationRecordInput:
     attributes: JSON | None = strawberry.field(default=None, description=(
         "A JSON object holding at least the schema's required attributes; null stores {}."))
     source: AnnotationSourceInput | None = strawberry.field(default=None, description="Defaults to the set's source.")
+    key: str | None = strawberry.field(default=None, description=(
+        "Its name in the source it came from (e.g. `coco:42`), 1 to 200 characters, unique within the set. Sent again "
+        "with the same content, the record is not stored twice: the one the set holds is returned in its place "
+        "(CONFLICT if its content differs). Null for none; a correction (supersedeAnnotation) takes none."))
 
 
 @strawberry.input(description="A correction: the record that replaces `id`, and why.")

@@ -30,13 +30,17 @@ from services.node_ids import NodeType, decode_object_id, decode_object_ids, enc
 
 @strawberry.type(description="The records an addAnnotations call stored.")
 class AddAnnotationsPayload:
-    count: int = strawberry.field(description="How many records were stored (all that were given).")
+    count: int = strawberry.field(description=(
+        "How many records this call stored: all that were given, less those the set held already under their keys."))
+    existing: int = strawberry.field(description=(
+        "How many of the records given the set held already under their keys (stored by an earlier call): "
+        "not stored again, their IDs returned in their places."))
     # A field of its own (not only inside `records`): the audit entry lists these IDs whatever the
     # client selects, and the records are only built when asked for.
-    ids: list[strawberry.ID] = strawberry.field(description="The stored records' IDs, in the order given.")
+    ids: list[strawberry.ID] = strawberry.field(description="The records' IDs, in the order given.")
     stored: strawberry.Private[list[dict[str, Any]]]
 
-    @strawberry.field(description="The stored records, in the order given.")
+    @strawberry.field(description="The records, in the order given (those held already under their keys as they are).")
     async def records(self) -> list[AnnotationRecord]:
         return [AnnotationRecord.from_document(d) for d in await validate_all(lean(docs.AnnotationRecord), self.stored)]
 
@@ -73,7 +77,7 @@ def _record(field: str, record: AnnotationRecordInput) -> service.NewRecord:
         kind=record.kind, label=record.label, score=record.score, value=record.value,
         geometry=_shape(record.geometry, f"{field}.geometry"),
         attributes=encode_json(attributes, field=f"{field}.attributes", form=JsonText), attribute_keys=list(attributes),
-        source=_source(record.source),
+        source=_source(record.source), key=record.key,
     )
 
 
@@ -107,10 +111,11 @@ class AnnotationMutations:
             "The records: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default)."))],
     ) -> AddAnnotationsPayload:
         new = [_record(f"records[{i}]", r) for i, r in enumerate(records)]
-        stored = await service.add_records(decode_object_id(set_id, NodeType.ANNOTATION_SET, field="setId"), new,
-                                           info.context.actor, info.context.settings.max_batch_items)
-        return AddAnnotationsPayload(count=len(stored), ids=[encode_id(NodeType.ANNOTATION_RECORD, d["_id"]) for d in stored],
-                                     stored=stored)
+        added = await service.add_records(decode_object_id(set_id, NodeType.ANNOTATION_SET, field="setId"), new,
+                                          info.context.actor, info.context.settings.max_batch_items)
+        return AddAnnotationsPayload(count=len(added.documents) - added.existing, existing=added.existing,
+                                     ids=[encode_id(NodeType.ANNOTATION_RECORD, d["_id"]) for d in added.documents],
+                                     stored=added.documents)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark records verified (or not), recording who and when.")
     async def verify_annotations(

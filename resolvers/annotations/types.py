@@ -224,6 +224,10 @@ class AnnotationRecord(Node):
     def attributes(self) -> JSON:
         return self.doc.attributes.decode()
 
+    @strawberry.field(description="Its name in the source it came from (e.g. `coco:42`), unique within its set; null for none.")
+    def key(self) -> str | None:
+        return self.doc.key
+
     @strawberry.field(description="The set it belongs to.")
     def set(self, info: Info) -> AnnotationSet:  # or an awaitable of it (resolvers/lookahead.py)
         return now_or_later(info.context.loaders.by_id(docs.AnnotationSet), self.doc.set_id, AnnotationSet.from_document)

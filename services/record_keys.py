@@ -1,0 +1,124 @@
+"""Records sent again under their keys are found, not stored twice.
+
+A record may carry a key: its name in the source it came from (`coco:42`, a COCO annotation's id),
+unique within its set by a unique index (documents/annotation.py). An import that died part-way is
+run again; the batches the dead client had sent may still be landing while the rerun decides what
+is missing, and without keys it would add those records a second time. With keys, a batch is
+written whole (services/batches.py) unless a key is taken. Then the batch is rolled back, the
+records holding those keys are read, and:
+- one with the same content as the record sent is that record: its id is returned in its place,
+  and nothing is stored for it;
+- one with other content is a CONFLICT naming the key (the batch stores nothing);
+- one still being written by another call (its batch is open in the write journal) is waited
+  for, since that call may yet roll it back; if it is still open after WAIT_SECONDS, UNAVAILABLE.
+The rest of the batch is then written again, the same way.
+
+Keyed records are looked up by asset and key (the `asset` index; an asset holds few records),
+never by set and key: the embedded default answers a query from its own indexes only, and
+a unique index is not one of them, while a set may hold millions of records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from services import batches
+from services.errors import BadUserInput, Conflict, Unavailable
+
+MAX_KEY = 200
+WAIT_SECONDS = 30.0  # for a batch another call is writing; its lease is batches.LEASE
+# What makes two records the same (all but who added it, when, and what happened to it since).
+CONTENT = ("datum_id", "asset_id", "kind", "label", "score", "value", "geometry", "attributes", "source")
+
+
+def check_keys(keys: Sequence[str | None], field: str = "records") -> None:
+    """Refuse an empty or over-long key, or one given twice in one call."""
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        if not key.strip() or len(key) > MAX_KEY:
+            raise BadUserInput(f"a key has 1 to {MAX_KEY} characters, not all blank", field=f"{field}[{i}].key")
+        if key in first:
+            raise BadUserInput(f"given twice in this call (also {field}[{first[key]}].key)", field=f"{field}[{i}].key")
+        first[key] = i
+
+
+def _same(held: dict[str, Any], sent: dict[str, Any]) -> bool:
+    return all(held.get(name) == sent.get(name) for name in CONTENT)
+
+
+async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert these new records of one set (some with a `key`), all or none; returns, in order, each
+    document stored or the one the set held already under its key. Raises CONFLICT for a key held
+    with other content."""
+    result: list[dict[str, Any] | None] = [None] * len(documents)
+    pending = list(range(len(documents)))
+    deadline = time.monotonic() + WAIT_SECONDS
+    pause = 0.05
+    while pending:
+        try:
+            await batches.insert_all(collection, [documents[i] for i in pending])
+        except BulkWriteError as error:
+            if not _taken_key(error):
+                raise
+            refused = pending[error.position]  # type: ignore[attr-defined]  # see batches.insert_all
+        else:
+            for i in pending:
+                result[i] = documents[i]
+            break
+        # A key was taken: the batch was rolled back. Read what holds the batch's keys.
+        keyed = [i for i in pending if documents[i].get("key") is not None]
+        held = await _held(collection, [documents[i] for i in keyed])
+        open_batches = await _open(collection, {d["batch"] for d in held.values() if d.get("batch")})
+        waiting = False
+        for i in keyed:
+            found = held.get(documents[i]["key"])
+            if found is None:
+                continue
+            if found.get("batch") in open_batches:
+                waiting = True
+                continue
+            if not _same(found, documents[i]):
+                raise Conflict(f"the set holds record {found['_id']} under this key, with other content",
+                               field=f"records[{i}].key", record=str(found["_id"]))
+            result[i] = found
+        if waiting:
+            if time.monotonic() > deadline:
+                raise Unavailable("another call is still writing records with these keys; try again shortly",
+                                  field="records")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        elif result[refused] is None:  # nothing on its asset holds its key: a record on another asset does
+            raise Conflict("the set holds a record on another asset under this key", field=f"records[{refused}].key")
+        pending = [i for i in pending if result[i] is None]
+    return [document for document in result if document is not None]
+
+
+def _taken_key(error: BulkWriteError) -> bool:
+    """Whether a unique index refused the insert (for a record, only the set's key can be taken)."""
+    errors = error.details.get("writeErrors", [])
+    return bool(errors) and all(e.get("code") == 11000 for e in errors)
+
+
+async def _held(collection: AsyncCollection, documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The records of the documents' set holding their keys, by key."""
+    if not documents:
+        return {}
+    set_id = documents[0]["set_id"]
+    query = {"asset_id": {"$in": list({d["asset_id"] for d in documents})}, "key": {"$in": [d["key"] for d in documents]}}
+    return {d["key"]: d async for d in collection.find(query) if d["set_id"] == set_id}
+
+
+async def _open(collection: AsyncCollection, batch_ids: set[Any]) -> set[Any]:
+    """Which of these batches are still being written (their journal entries are there)."""
+    if not batch_ids:
+        return set()
+    journal = collection.database[batches.JOURNAL]
+    return {entry["_id"] async for entry in journal.find({"_id": {"$in": list(batch_ids)}}, {"_id": 1})}
