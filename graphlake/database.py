@@ -158,7 +158,8 @@ async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGO
     Beanie re-sends every index, old and new, in one createIndexes command; FerretDB v1.24
     panics on such a command when two or more of them exist already (every restart). Creating
     only the missing ones, one per command, is idempotent and equally right on MongoDB.
-    With `servers` None, only unique indexes are kept (they enforce rules).
+    With `servers` None (a FerretDB not ours), only the embedded default's unique indexes are kept
+    (they enforce rules).
     """
     collection = model.get_pymongo_collection()
     existing = {name: [(key, int(direction)) for key, direction in info["key"]]

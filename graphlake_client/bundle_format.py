@@ -38,6 +38,7 @@ SPLITS = ("TRAIN", "VALIDATION", "TEST", "UNASSIGNED")
 PURPOSES = ("GROUND_TRUTH", "PREDICTION", "REVIEW")
 GEOMETRIES = ("bbox", "rotatedBbox", "polygon", "polyline", "keypoints", "mask")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_KEY = 200  # a record key's length, as the server allows (services/record_keys.py)
 
 
 def payload_path(sha256: str) -> str:
@@ -94,8 +95,9 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
             raise bad(f"sets.{ref}.purpose", f"must be one of {', '.join(PURPOSES)}")
         if found.get("schema") not in schemas:
             raise bad(f"sets.{ref}.schema", f"names no schema of the bundle ({found.get('schema')!r})")
+    keys: dict[tuple[str, str], str] = {}  # (set, key) -> the record holding it
     for n, datum in enumerate(_need(manifest.get("datums"), list, "datums", "a list")):
-        _check_datum(f"datums[{n}]", datum, assets, sets)
+        _check_datum(f"datums[{n}]", datum, assets, sets, keys)
     return manifest
 
 
@@ -119,7 +121,8 @@ def _check_asset(ref: str, asset: Any) -> None:
         raise bad(f"{where}.payload.sha256", "a FILE's payload is its bytes: it must equal the asset's sha256")
 
 
-def _check_datum(where: str, datum: Any, assets: dict[str, Any], sets: dict[str, Any]) -> None:
+def _check_datum(where: str, datum: Any, assets: dict[str, Any], sets: dict[str, Any],
+                 keys: dict[tuple[str, str], str]) -> None:
     _need(datum, dict, where, "an object")
     if datum.get("split") not in SPLITS:
         raise bad(f"{where}.split", f"must be one of {', '.join(SPLITS)}")
@@ -139,8 +142,13 @@ def _check_datum(where: str, datum: Any, assets: dict[str, Any], sets: dict[str,
         if record.get("asset") not in assets:
             raise bad(f"{field}.asset", f"names no asset of the bundle ({record.get('asset')!r})")
         _need(record.get("kind"), str, f"{field}.kind", "a string")
-        if record.get("key") is not None:
-            _need(record["key"], str, f"{field}.key", "a string")
+        if record.get("key") is not None:  # as addAnnotations takes it: refused here, before anything is written
+            key = _need(record["key"], str, f"{field}.key", "a string")
+            if not key.strip() or len(key) > MAX_KEY:
+                raise bad(f"{field}.key", f"must have 1 to {MAX_KEY} characters, not all blank")
+            if (record["set"], key) in keys:
+                raise bad(f"{field}.key", f"is also the key of {keys[record['set'], key]} in the same set")
+            keys[record["set"], key] = field
         geometry = record.get("geometry")
         if geometry is not None:
             if not isinstance(geometry, dict) or len(geometry) != 1 or next(iter(geometry)) not in GEOMETRIES:

@@ -90,6 +90,12 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     for annotation in coco.get("annotations", []) + (results or []):
         if annotation["category_id"] not in categories or annotation["image_id"] not in images_by_id:
             raise GraphlakeClientError(f"annotation {annotation.get('id')} names an unknown category or image", "BAD_USER_INPUT")
+    for items, where in ((coco.get("annotations", []), annotations.name), (results or [], "the results file")):
+        # An annotation's id names its records (their keys): two of one id would be one annotation to the set.
+        twice = next((value for value, n in Counter(_ids(items)).items() if n > 1), None)
+        if twice is not None:
+            raise GraphlakeClientError(f"annotation id {twice!r} appears twice in {where} (an annotation without an id "
+                                       "is numbered by its place, from 1)", "BAD_USER_INPUT")
     done = CocoImport(dataset)
     collection = await lake.collection_id(dataset)
     schema = await _schema(lake, dataset, list(categories.values()))
@@ -105,9 +111,8 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         found = await _set(lake, name, purpose, schema, source)
         done.set_ids[purpose] = found["id"]
         on_image: dict[Any, list[dict[str, Any]]] = {}
-        for n, annotation in enumerate(items):
-            # A results file's entries need not have ids: number them so their records still group.
-            on_image.setdefault(annotation["image_id"], []).append({**annotation, "id": annotation.get("id", n + 1)})
+        for annotation, annotation_id in zip(items, _ids(items), strict=True):
+            on_image.setdefault(annotation["image_id"], []).append({**annotation, "id": annotation_id})
         made = {image: (images_by_id[image]["file_name"], n) for image, on in on_image.items()
                 if (n := sum(len(records_of(a, categories[a["category_id"]], "mask")) for a in on))}
         held = await records_held(lake, found, made, known)
@@ -141,6 +146,12 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         say(f"building version {version}")
         done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()))
     return done
+
+
+def _ids(annotations: list[dict[str, Any]]) -> list[Any]:
+    """Each annotation's id. A results file's entries need not have one: they are numbered by their
+    place (from 1), so their records still group and are keyed alike on every run."""
+    return [annotation.get("id", n + 1) for n, annotation in enumerate(annotations)]
 
 
 def _check_keys(coco: Any, results: Any, name: str) -> None:

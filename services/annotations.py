@@ -229,8 +229,9 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         stored = new
     made = [d["_id"] for d, n in zip(stored, new, strict=True) if d is n]  # not those the set held already
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
-    if deleted and made:  # a delete ran between the check and the write: the records go, not the delete
-        await collection.delete_many({"_id": {"$in": made}})
+    if deleted:  # a delete ran between the check and the write: the records go, not the delete
+        if made:
+            await collection.delete_many({"_id": {"$in": made}})
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="records")
     return Added(stored, len(stored) - len(made))
 

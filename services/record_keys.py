@@ -11,7 +11,9 @@ records holding those keys are read, and:
 - one with other content is a CONFLICT naming the key (the batch stores nothing);
 - one still being written by another call (its batch is open in the write journal) is waited
   for, since that call may yet roll it back; if it is still open after WAIT_SECONDS, UNAVAILABLE.
-The rest of the batch is then written again, the same way.
+The rest of the batch is then written again, the same way. Two calls sending the same keys at
+once may each refuse the other's records (FerretDB goes on inserting after a refusal, 100
+documents at a time) and both roll back: each then waits a jittered moment and tries again.
 
 Keyed records are looked up by asset and key (the `asset` index; an asset holds few records),
 never by set and key: the embedded default answers a query from its own indexes only, and
@@ -21,6 +23,7 @@ a unique index is not one of them, while a set may hold millions of records.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -57,11 +60,12 @@ def _same(held: dict[str, Any], sent: dict[str, Any]) -> bool:
 async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert these new records of one set (some with a `key`), all or none; returns, in order, each
     document stored or the one the set held already under its key. Raises CONFLICT for a key held
-    with other content."""
+    with other content, UNAVAILABLE if another call's batch holds a key for WAIT_SECONDS."""
     result: list[dict[str, Any] | None] = [None] * len(documents)
     pending = list(range(len(documents)))
     deadline = time.monotonic() + WAIT_SECONDS
     pause = 0.05
+    unexplained: set[int] = set()  # refused records whose key nothing on the batch's assets held, last round
     while pending:
         try:
             await batches.insert_all(collection, [documents[i] for i in pending])
@@ -73,30 +77,40 @@ async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, An
             for i in pending:
                 result[i] = documents[i]
             break
-        # A key was taken: the batch was rolled back. Read what holds the batch's keys.
+        # A key was taken: the batch was rolled back. Read what holds the batch's keys, then which of
+        # those are committed: a batch rolls back by deleting its records, then its journal entry, so
+        # a record still there once its entry is gone is committed (the third read sees a rollback
+        # that ran between the first two).
         keyed = [i for i in pending if documents[i].get("key") is not None]
         held = await _held(collection, [documents[i] for i in keyed])
         open_batches = await _open(collection, {d["batch"] for d in held.values() if d.get("batch")})
-        waiting = False
+        committed = await _there(collection, [d["_id"] for d in held.values() if d.get("batch") not in open_batches])
+        waiting = resolved = False
         for i in keyed:
             found = held.get(documents[i]["key"])
             if found is None:
                 continue
             if found.get("batch") in open_batches:
                 waiting = True
-                continue
-            if not _same(found, documents[i]):
-                raise Conflict(f"the set holds record {found['_id']} under this key, with other content",
-                               field=f"records[{i}].key", record=str(found["_id"]))
-            result[i] = found
-        if waiting:
+            elif found["_id"] in committed:
+                if not _same(found, documents[i]):
+                    raise Conflict(f"the set holds record {found['_id']} under this key, with other content",
+                                   field=f"records[{i}].key", record=str(found["_id"]))
+                result[i] = found
+                resolved = True
+        if documents[refused].get("key") not in held:
+            # Nothing on the batch's assets holds the key refused: a record on another asset does, or
+            # one whose batch rolled back since. Refused so twice in a row, it is the first.
+            if refused in unexplained:
+                raise Conflict("the set holds a record on another asset under this key", field=f"records[{refused}].key")
+            unexplained.add(refused)
+        if waiting or not resolved:
             if time.monotonic() > deadline:
                 raise Unavailable("another call is still writing records with these keys; try again shortly",
                                   field="records")
-            await asyncio.sleep(pause)
+            # Jittered: two calls sending the same keys at once must not retry in step forever.
+            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, 1.0)
-        elif result[refused] is None:  # nothing on its asset holds its key: a record on another asset does
-            raise Conflict("the set holds a record on another asset under this key", field=f"records[{refused}].key")
         pending = [i for i in pending if result[i] is None]
     return [document for document in result if document is not None]
 
@@ -114,6 +128,13 @@ async def _held(collection: AsyncCollection, documents: list[dict[str, Any]]) ->
     set_id = documents[0]["set_id"]
     query = {"asset_id": {"$in": list({d["asset_id"] for d in documents})}, "key": {"$in": [d["key"] for d in documents]}}
     return {d["key"]: d async for d in collection.find(query) if d["set_id"] == set_id}
+
+
+async def _there(collection: AsyncCollection, ids: list[Any]) -> set[Any]:
+    """Which of these records exist now."""
+    if not ids:
+        return set()
+    return {d["_id"] async for d in collection.find({"_id": {"$in": ids}}, {"_id": 1})}
 
 
 async def _open(collection: AsyncCollection, batch_ids: set[Any]) -> set[Any]:

@@ -235,6 +235,12 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
     lacking = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
                                       "--images", str(tmp_path / "images"), "--dataset", "parts")
     assert lacking.returncode == 1 and "image 1 of annotations.json has no file_name" in lacking.stderr, lacking.stderr
+    coco = json.loads(coco_files(tmp_path)[0].read_text())
+    coco["annotations"][1]["id"] = coco["annotations"][0]["id"]  # its records' keys would be the first one's
+    annotations.write_text(json.dumps(coco))
+    twice = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                    "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert twice.returncode == 1 and "annotation id 100 appears twice in annotations.json" in twice.stderr, twice.stderr
     assert await counts() == (0, 0, 0)
 
 

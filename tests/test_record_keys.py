@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from documents.annotation import AnnotationRecord
+from documents.clock import utcnow
+from migrations.liveness import this_process
 from resolvers.context import AppState
 from services import batches
 from tests import factories
@@ -108,6 +110,13 @@ async def test_the_same_keyed_batch_twice_at_once_is_stored_once(api: Api, contr
     assert sorted([one["count"], two["count"]]) == [0, 300] and one["existing"] + two["existing"] == 300
     assert one["ids"] == two["ids"]
     assert await stored(lake) == 300
+    # In opposite orders each may refuse the other's records (FerretDB inserts on past a refusal) and
+    # both roll back; each then retries after a jittered pause, and every record is stored once.
+    more = [box(lake, f"coco:{n}:bbox", x=n) for n in range(300, 600)]
+    one, two = await asyncio.gather(add(api, contributor, lake, more), add(api, contributor, lake, more[::-1]))
+    assert one["count"] + two["count"] == 300 and one["existing"] + two["existing"] == 300
+    assert one["ids"] == two["ids"][::-1]
+    assert await stored(lake) == 600
 
 
 async def test_a_key_another_call_is_still_writing_is_waited_for(api: Api, contributor: str, lake: dict,
@@ -119,7 +128,8 @@ async def test_a_key_another_call_is_still_writing_is_waited_for(api: Api, contr
     records = AnnotationRecord.get_pymongo_collection()
     batch = (await records.find_one({"_id": object_id(held["ids"][0])}))["batch"]
     journal = state.db[batches.JOURNAL]
-    await journal.insert_one({"_id": batch, "collection": records.name})  # reopened: as if still being written
+    await journal.insert_one({"_id": batch, "collection": records.name, **this_process(),  # reopened: as if
+                              "expires_at": utcnow() + batches.LEASE})  # still being written by this process
     served.commands.clear()
     adding = asyncio.create_task(add(api, contributor, lake, [box(lake, "coco:1:bbox")]))
 

@@ -28,7 +28,7 @@ from services.errors import BadUserInput
 from services.node_ids import NodeType, decode_object_id, decode_object_ids, encode_id
 
 
-@strawberry.type(description="The records an addAnnotations call stored.")
+@strawberry.type(description="The records of an addAnnotations call: those it stored, and those the set held already under their keys.")
 class AddAnnotationsPayload:
     count: int = strawberry.field(description=(
         "How many records this call stored: all that were given, less those the set held already under their keys."))
