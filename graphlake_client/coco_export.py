@@ -74,20 +74,39 @@ async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
                     set_id = record["set"]["id"]  # two sets' COCO ids may overlap: never merge across sets
                     grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
     categories = _categories(labels, category_id, grouped)
-    truth, results = [], []
-    for (purpose, _, datum_id, _), records in grouped.items():
+    truth: list[tuple[Any, dict[str, Any]]] = []  # (its records' coco_id, the annotation)
+    results = []
+    for (purpose, _, datum_id, group), records in grouped.items():
         annotation = {"image_id": image_of[datum_id], "category_id": category_id[records[0]["label"]],
                       **annotation_of(records, masks, derive_area=purpose == "GROUND_TRUTH")}
-        (truth if purpose == "GROUND_TRUTH" else results).append(annotation)
-    for n, annotation in enumerate(truth):
-        annotation["id"] = n + 1
+        if purpose == "GROUND_TRUTH":
+            truth.append((group, annotation))
+        else:
+            results.append(annotation)
+    _number(truth)
     version_info = summary(found)
     (dest / "annotations.json").write_text(json.dumps(
         {"info": {"description": f"{version_info['dataset']}/{version_info['version']}", "graphlake": version_info},
-         "images": images, "categories": categories, "annotations": truth}))
+         "images": images, "categories": categories, "annotations": [a for _, a in truth]}))
     if results:
         (dest / "results.json").write_text(json.dumps(results))
     return {"images": len(images), "annotations": len(truth), "results": len(results), "version": version_info}
+
+
+def _number(truth: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Give each annotation an id: the one it was imported with (its records' `coco_id`) when that is
+    a whole number no annotation before it took, as images keep theirs; the others are numbered after
+    the largest kept."""
+    kept: set[int] = set()
+    for coco_id, annotation in truth:
+        if isinstance(coco_id, int) and not isinstance(coco_id, bool) and coco_id not in kept:
+            annotation["id"] = coco_id
+            kept.add(coco_id)
+    last = max(kept, default=0)
+    for _, annotation in truth:
+        if "id" not in annotation:
+            last += 1
+            annotation["id"] = last
 
 
 def _categories(labels: list[str], category_id: dict[str, int],

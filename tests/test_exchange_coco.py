@@ -174,6 +174,7 @@ async def test_coco_round_trip_through_the_command(served: Served, make_token: M
     for name in SIZES:
         assert (out / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
     assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
+    assert sorted(a["id"] for a in back["annotations"]) == [100, 101, 102, 103, 104]  # the ids they came with
     assert comparable(json.loads((out / "results.json").read_text()), back["images"], back["categories"]) == \
         comparable(json.loads(results.read_text()), source["images"], source["categories"])
     person = next(c for c in back["categories"] if c["name"] == "person")
