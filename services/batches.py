@@ -56,7 +56,7 @@ async def _insert_all(collection: AsyncCollection, documents: list[dict[str, Any
                 raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
             try:
                 await collection.insert_many(documents[start:start + CHUNK])
-            except BulkWriteError as error:  # the first refusal (FerretDB may go on past it)
+            except BulkWriteError as error:  # ordered: the first refusal stops it (scripts/ferretdb/patch.py, 11)
                 refused = error.details.get("writeErrors") or [{}]
                 error.position = start + refused[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
                 raise

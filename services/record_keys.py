@@ -12,8 +12,8 @@ records holding those keys are read, and:
 - one still being written by another call (its batch is open in the write journal) is waited
   for, since that call may yet roll it back; if it is still open after WAIT_SECONDS, UNAVAILABLE.
 The rest of the batch is then written again, the same way. Two calls sending the same keys at
-once may each refuse the other's records (FerretDB goes on inserting after a refusal, 100
-documents at a time) and both roll back: each then waits a jittered moment and tries again.
+once in other orders may each refuse the other's records and both roll back: each then waits a
+jittered moment and tries again.
 
 Keyed records are looked up by asset and key (the `asset` index; an asset holds few records),
 never by set and key: the embedded default answers a query from its own indexes only, and

@@ -110,8 +110,8 @@ async def test_the_same_keyed_batch_twice_at_once_is_stored_once(api: Api, contr
     assert sorted([one["count"], two["count"]]) == [0, 300] and one["existing"] + two["existing"] == 300
     assert one["ids"] == two["ids"]
     assert await stored(lake) == 300
-    # In opposite orders each may refuse the other's records (FerretDB inserts on past a refusal) and
-    # both roll back; each then retries after a jittered pause, and every record is stored once.
+    # In opposite orders each may refuse the other's records and both roll back; each then retries
+    # after a jittered pause, and every record is stored once.
     more = [box(lake, f"coco:{n}:bbox", x=n) for n in range(300, 600)]
     one, two = await asyncio.gather(add(api, contributor, lake, more), add(api, contributor, lake, more[::-1]))
     assert one["count"] + two["count"] == 300 and one["existing"] + two["existing"] == 300

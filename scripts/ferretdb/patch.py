@@ -45,6 +45,13 @@ upstream text it replaces and stops the build if that text is not there once.
 10. `$in` over a list of at least 16 ObjectIDs is decided by a set, made once per list, where
    upstream compared a value with each element: reading a version's records by the thousand datums
    of a batch cost a thousand comparisons a record (graphlake_in.go).
+11. An ordered insert stops at its first refused document, as MongoDB's does. Upstream inserts a
+   command's documents 100 at a time and, when one is refused (a duplicate key), inserts that
+   hundred one by one and stops there, but then goes on with the next hundred: an ordered
+   insert_many of a thousand records refused at the first still wrote nine hundred. Graphlake
+   rolls such a batch back (services/batches.py), so the writes were wasted, and two calls sending
+   the same keyed records in other orders refused each other's and both rolled back
+   (services/record_keys.py; tests/test_ferretdb_inserts.py).
 build-services.sh runs the tests of the packages 4 to 8 and 10 change, upstream's and ours, before it builds
 (8 in tests/test_ferretdb_updates.py too); every reply the suite reads goes through 9.
 """
@@ -398,3 +405,11 @@ replace("internal/handler/common/filter.go", in_operand,
         "\t\t\t\t}\n\n"
         "\t\t\t\tcontinue\n"
         "\t\t\t}\n")
+
+# 11. an ordered insert stops at its first refusal, not only within the hundred documents holding it
+replace("internal/handler/msg_insert.go",
+        "\t\t\tif params.Ordered {\n\t\t\t\tbreak\n\t\t\t}\n\t\t}\n\t}\n\n\tres := must.NotFail(types.NewDocument(\n",
+        "\t\t\tif params.Ordered {\n\t\t\t\tbreak\n\t\t\t}\n\t\t}\n\n"
+        "\t\t// Graphlake's build: the documents after an ordered insert's refusal are not inserted (step 11).\n"
+        "\t\tif params.Ordered && len(writeErrors) > 0 {\n\t\t\tbreak\n\t\t}\n"
+        "\t}\n\n\tres := must.NotFail(types.NewDocument(\n")
