@@ -40,16 +40,16 @@ WAIT_SECONDS = 30.0  # for a batch another call is writing; its lease is batches
 CONTENT = ("datum_id", "asset_id", "kind", "label", "score", "value", "geometry", "attributes", "source")
 
 
-def check_keys(keys: Sequence[str | None], field: str = "records") -> None:
-    """Refuse an empty or over-long key, or one given twice in one call."""
+def check_keys(keys: Sequence[str | None]) -> None:
+    """Refuse an empty or over-long key, or one given twice in one call (`records[i].key`)."""
     first: dict[str, int] = {}
     for i, key in enumerate(keys):
         if key is None:
             continue
         if not key.strip() or len(key) > MAX_KEY:
-            raise BadUserInput(f"a key has 1 to {MAX_KEY} characters, not all blank", field=f"{field}[{i}].key")
+            raise BadUserInput(f"a key has 1 to {MAX_KEY} characters, not all blank", field=f"records[{i}].key")
         if key in first:
-            raise BadUserInput(f"given twice in this call (also {field}[{first[key]}].key)", field=f"{field}[{i}].key")
+            raise BadUserInput(f"given twice in this call (also records[{first[key]}].key)", field=f"records[{i}].key")
         first[key] = i
 
 
