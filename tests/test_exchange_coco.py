@@ -331,6 +331,7 @@ async def test_a_rerun_adds_nothing_twice_when_the_stopped_imports_batch_lands_l
     (`coco:<annotation id>:<shape>`) keep the set from holding them twice."""
     from documents.roles import Role
     from graphlake_client import coco
+    from graphlake_client.errors import GraphlakeClientError
 
     write_images(tmp_path / "images")
     annotations, results = coco_files(tmp_path)
@@ -338,14 +339,12 @@ async def test_a_rerun_adds_nothing_twice_when_the_stopped_imports_batch_lands_l
         execute, in_flight = lake.execute, []
 
         async def lost_in_flight(document: str, variables: dict | None = None) -> Any:
-            if document == ops.ADD_ANNOTATIONS and len(in_flight) < 1 and variables["records"][0].get("score") is None:
+            if document == ops.ADD_ANNOTATIONS and not in_flight and variables["records"][0].get("score") is None:
                 in_flight.append(variables)  # sent, and still on its way when the client stops
-                from graphlake_client.errors import GraphlakeClientError
                 raise GraphlakeClientError("connection lost", "UNAVAILABLE")
             return await execute(document, variables)
 
         lake.execute = lost_in_flight  # type: ignore[method-assign]
-        from graphlake_client.errors import GraphlakeClientError
         with pytest.raises(GraphlakeClientError, match="connection lost"):
             await lake.import_coco(annotations, tmp_path / "images", "late", version="v1", predictions=results)
         lake.execute = execute  # type: ignore[method-assign]

@@ -8,26 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
-from graphlake.local_services import start_ferretdb
-from tests.test_pushdown import ferretdb_binary
+from tests.test_pushdown import our_ferretdb
 
 
 @pytest.fixture
 def things(tmp_path: Path) -> Iterator[Collection]:
-    service = start_ferretdb(ferretdb_binary(), tmp_path / "ferretdb")
-    client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{service.port}/")
-    try:
+    with our_ferretdb(tmp_path / "ferretdb") as client:
         collection = client.writes.things
         collection.create_index("code", unique=True, name="code")
         collection.insert_one({"_id": -1, "code": "taken"})
         yield collection
-    finally:
-        client.close()
-        service.stop()
 
 
 def documents(refused_at: int, count: int = 450) -> list[dict]:

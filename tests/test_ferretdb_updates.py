@@ -12,29 +12,23 @@ from pathlib import Path
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient, ReturnDocument, UpdateMany, UpdateOne
+from pymongo import ReturnDocument, UpdateMany, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
-from graphlake.local_services import start_ferretdb
-from tests.test_pushdown import ferretdb_binary
+from tests.test_pushdown import our_ferretdb
 
 COUNT = 2500  # over two batches of a thousand, and a part of one
 
 
 @pytest.fixture
 def things(tmp_path: Path) -> Iterator[Collection]:
-    service = start_ferretdb(ferretdb_binary(), tmp_path / "ferretdb")
-    client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{service.port}/")
-    try:
+    with our_ferretdb(tmp_path / "ferretdb") as client:
         collection = client.writes.things
         collection.create_index("code", unique=True, name="code")
         collection.create_index("group", name="group")
         collection.insert_many([{"_id": i, "code": f"c{i}", "group": i % 3, "n": 0} for i in range(COUNT)])
         yield collection
-    finally:
-        client.close()
-        service.stop()
 
 
 def test_a_statement_changes_every_document_it_matches_across_batches(things: Collection) -> None:

@@ -9,6 +9,7 @@ documents in the same order (sorted fields hold one type each besides null, as t
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,20 @@ def ferretdb_binary() -> Path:
         return find_binary("ferretdb")
     except ServiceError as error:
         pytest.skip(str(error))
+
+
+@contextlib.contextmanager
+def our_ferretdb(path: Path) -> Iterator[MongoClient]:
+    """A client of our FerretDB build with its files under `path`, stopped afterwards."""
+    service = start_ferretdb(ferretdb_binary(), path)
+    client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{service.port}/")
+    try:
+        yield client
+    finally:
+        client.close()
+        service.stop()
+
+
 IDS = [ObjectId() for _ in range(8)]
 
 
