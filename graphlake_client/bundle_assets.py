@@ -50,6 +50,7 @@ async def place_assets(job: Pass, write: bool) -> None:
         found = await assets_by_sha(job.lake, files, None)
     found.update(await assets_by_sha(job.lake, [key for key in groups if key[0] in STORED_KINDS], None))
     new = [key for key in groups if key not in found and key[1] not in referenced]
+    job.to_read = {assets[groups[key][0]]["payload"]["path"] for key in new}
     job.report.assets.present = len(found)
     # Registering an object again is a no-op the server reports unchanged: counted new, made at most once.
     job.report.assets.new = len(new) + len(externals) + len(referenced)

@@ -1,7 +1,8 @@
 """Bundle import: a bundle (bundle_format.py) into this lake, in two steps.
 
-Prepare validates the bundle (its manifest and, for the copy policies, every payload's size and
-SHA-256) and reports what the lake lacks, what it holds already and what conflicts, writing nothing.
+Prepare validates the bundle (its manifest, and the size and SHA-256 of every payload the commit
+would read: those of the assets the lake lacks) and reports what the lake lacks, what it holds
+already and what conflicts, writing nothing.
 Commit then makes what is missing, in an order a crash can be finished from: assets (uploaded
 through the normal signed-URL path, or stored as values and texts), datums, schemas and sets,
 records (and their verification), and last the version, with the same name and splits.
@@ -99,8 +100,9 @@ async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", 
         manifest = reader.manifest()
         if locate is None and policy == "reference" and referenced_files(manifest) and not isinstance(reader, BundleReader):
             locate = reader.locator(mount or await _s3_mount(lake, src))
-        await _check_payloads(reader, manifest, policy, say, lake.concurrency)
-        prepared = await Pass(lake, reader, manifest, policy, say, progress, locate).run(write=False)
+        prepared_pass = Pass(lake, reader, manifest, policy, say, progress, locate)
+        prepared = await prepared_pass.run(write=False)
+        await _check_payloads(reader, manifest, prepared_pass.to_read, say, lake.concurrency)
         if dry_run:
             return prepared.as_dict()
         if prepared.conflicts:
@@ -127,14 +129,16 @@ async def _s3_mount(lake: Client, src: Path | str) -> str:
         "BAD_USER_INPUT", "mount" if mounts else "policy")
 
 
-async def _check_payloads(reader: Any, manifest: dict[str, Any], policy: str, say: Callable[[str], None],
+async def _check_payloads(reader: Any, manifest: dict[str, Any], to_read: set[str], say: Callable[[str], None],
                           concurrency: int) -> None:
-    """Refuse a bundle whose payloads are missing or not what the manifest says, naming the file.
+    """Refuse a bundle whose payloads `to_read` (the paths the commit reads) are missing or not what
+    the manifest says, naming the file. The others are not read: an asset the lake holds already
+    (by SHA-256) is used as it is, and a file the reference policy registers stays where it lies,
+    so a rerun of a large import hashes only what is still missing.
     Hashing is most of an import's own work: payloads are read in threads (hashlib lets go of the
     GIL), `concurrency` at a time, or one at a time from a tar (a single stream)."""
-    referenced = referenced_files(manifest) if policy == "reference" else set()  # left where they lie: not read
     payloads = {a["payload"]["path"]: a["payload"] for a in manifest["assets"].values()
-                if a["kind"] != "EXTERNAL" and a["sha256"] not in referenced}
+                if a["kind"] != "EXTERNAL" and a["payload"]["path"] in to_read}
     say(f"checking {len(payloads)} payloads")
     gate = asyncio.Semaphore(concurrency if reader.side_by_side else 1)
 
@@ -158,6 +162,7 @@ class Pass:
         self.say, self.progress, self.locate = say, progress, locate
         head = manifest["version"]
         self.report = Report(manifest["dataset"]["name"], head["name"], head["manifest_sha256"], policy)
+        self.to_read: set[str] = set()  # the payloads a commit reads: those of the assets the lake lacks
         self.asset_of: dict[str, str] = {}  # bundle ref -> lake id, for the assets found or made
         self.datum_of: dict[str, str] = {}
         self.schema_of: dict[str, str] = {}

@@ -296,6 +296,36 @@ async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, mak
         assert await counts() == before
 
 
+async def test_only_the_payloads_a_commit_reads_are_checked(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """A payload of an asset the lake holds already is never read, so it is not hashed either: a
+    rerun of a large import hashes only what is still missing. What it would read is still checked."""
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    payload_of = {a["name"]: a["payload"]["path"] for a in manifest["assets"].values()}
+    await wipe(served)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        # The lake holds img0 already; img1's payload in the bundle is damaged.
+        await lake.upload_batch([(tmp_path / "made" / "img0.png", {"name": "mine0.png"})])
+        held, damaged = bundle / payload_of["img0.png"], bundle / payload_of["img1.png"]
+        assert hashlib.sha256(held.read_bytes()).hexdigest() == held.name  # the one the lake holds, checked below
+        damaged.write_bytes(damaged.read_bytes()[:-1])
+        said: list[str] = []
+        with pytest.raises(GraphlakeClientError, match=f"{payload_of['img1.png']}: .* the manifest says") as refused:
+            await lake.import_bundle(bundle, policy="copy-if-missing", say=said.append)
+        assert refused.value.code == "BAD_USER_INPUT" and (await counts())["Asset"] == 1
+        assert len(set(payload_of.values())) == 7 and "checking 6 payloads" in said  # all but img0's
+        shutil.copyfile(tmp_path / "made" / "img1.png", damaged)  # mended
+        held.write_bytes(b"not read")  # the lake's own copy is what the version names
+        report = await lake.import_bundle(bundle, policy="copy-if-missing", say=said.append)
+        version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
+
+
+def every_payload(manifest: dict[str, Any]) -> set[str]:
+    return {a["payload"]["path"] for a in manifest["assets"].values() if a["payload"]}
+
+
 async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
     """Prepare hashes every payload, in threads: the bundle mutations run the import inside the
     server's process, whose other requests must go on meanwhile (a loop busy hashing would not tick)."""
@@ -318,7 +348,7 @@ async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make
             with open_reader(src) as reader:
                 manifest = reader.manifest()
                 before = ticks
-                await bundle_import._check_payloads(reader, manifest, "copy", lambda _: None, 4)
+                await bundle_import._check_payloads(reader, manifest, every_payload(manifest), lambda _: None, 4)
                 assert ticks > before, src
             victim = next(a["payload"] for a in manifest["assets"].values() if a["kind"] == "FILE")
             with open_reader(src) as reader:  # still checked: a payload unlike its entry is named
@@ -326,7 +356,7 @@ async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make
                     await bundle_import._check_payloads(
                         reader, {**manifest, "assets": {"x": {"kind": "FILE", "sha256": "0" * 64,
                                                               "payload": {**victim, "sha256": "0" * 64}}}},
-                        "copy", lambda _: None, 4)
+                        {victim["path"]}, lambda _: None, 4)
     finally:
         ticker.cancel()
 
@@ -481,7 +511,10 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
             assert missing["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "input.path"}, (mount, path)
     control = await api.run("PrepareBundleImport", {"input": {"path": "a\u0000b"}}, token=token)
     assert control["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
-    tampered = local.root / "bundles" / "b1" / next(f.relative_to(bundle) for f in files if f.parent.name == "payloads")  # type: ignore[attr-defined]
+    # An image: the lake holds none of them as a file (they were registered in place just before),
+    # so the commit reads its payload (one of an asset the lake holds is not read: tested below).
+    image = next(a for a in json.loads((bundle / "manifest.json").read_text())["assets"].values() if a["name"] == "img0.png")
+    tampered = local.root / "bundles" / "b1" / image["payload"]["path"]  # type: ignore[attr-defined]
     tampered.write_bytes(tampered.read_bytes() + b"!")
     bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}

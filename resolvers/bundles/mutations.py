@@ -17,7 +17,8 @@ _INPUT = strawberry.argument(description="Where the bundle lies, and the policy.
 @strawberry.type
 class BundleMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description=(
-        "Check a bundle on a mount (its manifest, and for the copy policies every payload's size and SHA-256) and "
+        "Check a bundle on a mount (its manifest, and for the copy policies the size and SHA-256 of every payload a commit "
+        "would read: those of the assets the lake lacks) and "
         "report what the lake lacks, holds already or conflicts with. Writes nothing."))
     async def prepare_bundle_import(self, info: Info, input: Annotated[BundleImportInput, _INPUT]) -> BundleImportReport:
         return BundleImportReport.of(await run_import(info.context, input.mount, input.path, input.policy.value,
