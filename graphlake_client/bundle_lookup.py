@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
 
 SHA_LOOKUPS = 25  # aliased lookups per query, under the server's alias limit (GRAPHLAKE_MAX_ALIASES, 30)
-NODES = 100  # assets per nodes() query for their datums
+SHA_PAGE = 500  # digests a query asks about, and assets a page (the server's largest page by default)
+NODES = 500  # assets per nodes() query for their datums (the server's largest list of ids by default): on the
+# embedded default each query reads the datums collection through, whatever the number of assets it names
 DATUM_PAGE = 500  # datums of one asset a page (the server's largest page by default)
 
 T = TypeVar("T")
@@ -48,23 +50,22 @@ async def collection_named(lake: Client, name: str) -> str | None:
 
 
 async def assets_by_sha(lake: Client, wanted: list[tuple[str, str]], collection: str | None) -> dict[tuple[str, str], str]:
-    """An ACTIVE asset for each (kind, sha256) the lake holds (in `collection`, if given): its id."""
+    """An ACTIVE asset for each (kind, sha256) the lake holds (in `collection`, if given): its id, the
+    newest when several hold it. One `sha256In` query per kind and SHA_PAGE digests (paged on while a
+    digest held several times fills a page), where a filter per digest cost the server about 1.5 ms
+    each: 3 s for a bundle of 2,000 files, made twice (prepare, then commit)."""
+    by_kind: dict[str, set[str]] = {}
+    for kind, sha256 in wanted:
+        by_kind.setdefault(kind, set()).add(sha256)
     found: dict[tuple[str, str], str] = {}
 
-    async def ask(chunk: list[tuple[str, str]]) -> None:
-        params = ", ".join(f"$s{n}: String!, $k{n}: [AssetKind!]" for n in range(len(chunk)))
-        fields = " ".join(f"a{n}: assets(filter: {{sha256: $s{n}, kinds: $k{n}, statuses: [ACTIVE], collectionId: $c}}, "
-                          f"first: 1) {{ edges {{ node {{ id }} }} }}" for n in range(len(chunk)))
-        variables: dict[str, Any] = {"c": collection}
-        for n, (kind, sha256) in enumerate(chunk):
-            variables.update({f"s{n}": sha256, f"k{n}": [kind]})
-        answer = await lake.execute(f"query ($c: ID, {params}) {{ {fields} }}", variables)
-        for n, key in enumerate(chunk):
-            edges = answer[f"a{n}"]["edges"]
-            if edges:
-                found[key] = edges[0]["node"]["id"]
+    async def ask(job: tuple[str, list[str]]) -> None:
+        kind, digests = job
+        filter_ = {"sha256In": digests, "kinds": [kind], "statuses": ["ACTIVE"], "collectionId": collection}
+        for node in await pages(lake, ops.ASSETS_BY_SHA, "assets", {"filter": filter_, "first": SHA_PAGE}):
+            found.setdefault((kind, node["sha256"]), node["id"])  # newest first: a digest's first is its newest
 
-    await _each(lake, chunks(wanted, SHA_LOOKUPS), ask)
+    await _each(lake, [(kind, chunk) for kind, digests in by_kind.items() for chunk in chunks(sorted(digests), SHA_PAGE)], ask)
     return found
 
 

@@ -134,6 +134,9 @@ BUNDLE_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: Int
     }}
   }}
 }}"""
+ASSETS_BY_SHA = """query ($filter: AssetFilter!, $first: Int!, $after: String) {
+  assets(filter: $filter, first: $first, after: $after) { edges { node { id sha256 } } pageInfo { hasNextPage endCursor } }
+}"""
 BUNDLE_ASSETS = """query ($ids: [ID!]!, $expires: Int!) {
   nodes(ids: $ids) { ... on Asset { id kind status name description mediaType sizeBytes sha256 labels metadata
     storage { uri external mount key } value text downloadUrl(expiresInSeconds: $expires) } }

@@ -120,6 +120,9 @@ async def test_every_filter_field(api: Api, contributor: str) -> None:
         ({"mediaTypePrefix": "text/"}, {"readme"}),
         ({"nameContains": "OL"}, {"cold"}),
         ({"sha256": hot["sha256"]}, {"hot"}),
+        ({"sha256In": [hot["sha256"].upper(), "0" * 64], "kinds": ["VALUE"]}, {"hot"}),
+        ({"sha256In": [hot["sha256"], hot["sha256"]], "kinds": ["TEXT"]}, set()),
+        ({"sha256In": []}, set()),
         ({"owner": {"userId": "ann", "experimentId": "e1"}}, {"hot"}),
         ({"dataTimestampAfter": "2026-01-01T12:00:00Z"}, {"hot"}),
         ({"dataTimestampBefore": "2026-01-01T12:00:00Z"}, {"cold"}),
@@ -138,6 +141,15 @@ async def test_every_filter_field(api: Api, contributor: str) -> None:
     ]
     for filter, expected in expectations:
         assert set(await names(api, contributor, filter)) == expected, filter
+
+
+async def test_a_lookup_by_digests_is_bounded(api: Api, viewer: str) -> None:
+    digests = [f"{n:064x}" for n in range(501)]
+    error = await api.error("Assets", {"filter": {"sha256In": digests}}, token=viewer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "filter.sha256In"}
+    assert "at most 500 digests, got 501" in error["message"]
+    found = await api.data("Assets", {"filter": {"sha256In": digests[:500]}}, token=viewer)  # at the bound: asked
+    assert found["assets"]["edges"] == []
 
 
 async def test_bad_predicates_name_the_predicate(api: Api, viewer: str) -> None:

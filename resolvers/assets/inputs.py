@@ -82,6 +82,9 @@ class AssetFilter:
         'Only assets whose media type starts with this, e.g. "image/" (case-sensitive).'))
     name_contains: str | None = strawberry.field(default=None, description="Case-insensitive substring.")
     sha256: str | None = strawberry.field(default=None, description="Only assets with this payload SHA-256 (hex, any case).")
+    sha256_in: list[str] | None = strawberry.field(default=None, description=(
+        "Only assets whose payload SHA-256 is one of these (hex, any case; at most 500 distinct): what a lake "
+        "holds of a batch of files, in one query. An empty list matches nothing."))
     created_after: datetime | None = strawberry.field(default=None, description="Only assets created at or after this time.")
     created_before: datetime | None = strawberry.field(default=None, description="Only assets created before this time.")
     data_timestamp_after: datetime | None = strawberry.field(default=None, description=(

@@ -48,6 +48,11 @@ import (
 // is not pushed down at all.
 const graphlakeMaxArgs = 20000
 
+// graphlakeNarrowing bounds the values of a top-level $in that may let SQLite search that field's
+// index (one search per value, then a sort of what they find) instead of walking the sort's index.
+// Longer lists (a version's thousand datums, say) keep the sort's index.
+const graphlakeNarrowing = 500
+
 // graphlakeMaxTerms bounds the conditions joined by one AND or OR: SQLite refuses an expression
 // nested 1,000 deep, and a chain of N terms is N deep. Leaving conditions out of an AND, or an OR
 // out altogether, only lets more through.
@@ -84,16 +89,16 @@ type graphlakePlan struct {
 func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document) graphlakePlan {
 	p := graphlakePlan{exact: true}
 	scalar := graphlakeScalarFields(meta)
-	var pinned map[string]bool
+	var pinned, narrowed map[string]bool
 
 	where, args, byID, whole := graphlakeIDWhere(filter)
 	if byID {
 		p.where, p.args, p.exact = where, args, whole
 	} else if filter.Len() > 0 {
-		t := graphlakeTranslator{scalar: scalar, pinned: map[string]bool{}, exact: true}
+		t := graphlakeTranslator{scalar: scalar, pinned: map[string]bool{}, narrowed: map[string]bool{}, exact: true}
 		conds := t.and(filter, true)
 		p.exact = t.exact && len(t.args) <= graphlakeMaxArgs
-		pinned = t.pinned
+		pinned, narrowed = t.pinned, t.narrowed
 
 		if len(conds) > 0 && len(t.args) <= graphlakeMaxArgs {
 			p.where, p.args = " WHERE "+strings.Join(conds, " AND "), t.args
@@ -101,7 +106,7 @@ func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document)
 	}
 
 	if sort.Len() > 0 {
-		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, scalar, pinned, sort)
+		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, scalar, pinned, narrowed, sort)
 		if byID {
 			p.indexedBy = "" // a few documents by `_id`: sorted as they are, not by walking another index
 		}
@@ -178,7 +183,7 @@ func graphlakeCheckDocument(fields map[string]bool, doc *types.Document) error {
 
 // graphlakeOrder returns the ORDER BY for `sort`, the INDEXED BY of an index giving rows in that
 // order (after a prefix of fields the filter pins to one value), and whether the sort is pushed down.
-func graphlakeOrder(meta *metadata.Collection, scalar, pinned map[string]bool, sort *types.Document) (string, string, bool) {
+func graphlakeOrder(meta *metadata.Collection, scalar, pinned, narrowed map[string]bool, sort *types.Document) (string, string, bool) {
 	keys := sort.Keys()
 	desc := make([]bool, len(keys))
 	var terms []string
@@ -224,12 +229,13 @@ func graphlakeOrder(meta *metadata.Collection, scalar, pinned map[string]bool, s
 		}
 	}
 
-	// An index pinned by none of the filter's fields, while another index starts with one of them:
-	// walking the whole sort index could read far more than searching the other and sorting what it
-	// finds. SQLite weighs that better without being forced; the ORDER BY keeps the order either way.
+	// An index pinned by none of the filter's fields, while another index starts with one of them
+	// (held to one value, or to one of a short list): walking the whole sort index could read far
+	// more than searching the other and sorting what it finds (a lookup of 500 digests walked every
+	// asset). SQLite weighs that better without being forced; the ORDER BY keeps the order either way.
 	if best == 0 {
 		for _, index := range meta.Settings.Indexes {
-			if index.GraphlakeValue && pinned[index.Key[0].Field] {
+			if index.GraphlakeValue && (pinned[index.Key[0].Field] || narrowed[index.Key[0].Field]) {
 				chosen = ""
 			}
 		}
@@ -272,7 +278,8 @@ func graphlakeKeysMatch(index []metadata.IndexKeyPair, keys []string, desc []boo
 // Every other path (numbers, json_each, text tests, anything left out) calls loose.
 type graphlakeTranslator struct {
 	scalar map[string]bool
-	pinned map[string]bool // value fields the top level holds equal to one value
+	pinned   map[string]bool // value fields the top level holds equal to one value
+	narrowed map[string]bool // value fields the top level holds to one of a short list ($in, graphlakeNarrowing)
 	args   []any
 	exact  bool
 }
@@ -421,6 +428,8 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 			c = t.in(field, path, values[i])
 			if arr, ok := values[i].(*types.Array); ok && arr.Len() == 1 {
 				t.pin(field, c, must.NotFail(arr.Get(0)), top)
+			} else if ok && arr.Len() <= graphlakeNarrowing && c != "" && top && t.scalar[field] {
+				t.narrowed[field] = true
 			}
 		case "$all":
 			if arr, ok := values[i].(*types.Array); ok {
