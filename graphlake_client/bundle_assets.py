@@ -60,6 +60,7 @@ async def place_assets(job: Pass, write: bool) -> None:
             job.report.conflicts.append(f"asset {refs[0]} is an external object at {uri}: a bundle registers "
                                         "external objects again by https URL only")
     if write and (new or externals or referenced):
+        await job.check(job.to_read)  # what prepare found held, and the lake no longer holds
         collection = collection or await job.lake.collection_id(dataset)
         found.update(await _upload(job, [key for key in new if key[0] == "FILE"], groups, collection))
         found.update(await _store(job, [key for key in new if key[0] in STORED_KINDS], groups, collection))

@@ -100,15 +100,17 @@ async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", 
         manifest = reader.manifest()
         if locate is None and policy == "reference" and referenced_files(manifest) and not isinstance(reader, BundleReader):
             locate = reader.locator(mount or await _s3_mount(lake, src))
-        prepared_pass = Pass(lake, reader, manifest, policy, say, progress, locate)
-        prepared = await prepared_pass.run(write=False)
-        await _check_payloads(reader, manifest, prepared_pass.to_read, say, lake.concurrency)
+        preparing = Pass(lake, reader, manifest, policy, say, progress, locate)
+        prepared = await preparing.run(write=False)
+        await preparing.check(preparing.to_read)
         if dry_run:
             return prepared.as_dict()
         if prepared.conflicts:
             raise GraphlakeClientError("the bundle conflicts with what the lake holds: " + "; ".join(prepared.conflicts[:5]),
                                        "CONFLICT")
-        done = await Pass(lake, reader, manifest, policy, say, progress, locate).run(write=True)
+        committing = Pass(lake, reader, manifest, policy, say, progress, locate)
+        committing.checked = preparing.checked  # the commit checks only what the lake lost meanwhile
+        done = await committing.run(write=True)
         # What was made is what was new when prepared; the second pass finds it all present.
         for name in ("assets", "datums", "schemas", "sets", "records"):
             setattr(done, name, getattr(prepared, name))
@@ -163,10 +165,19 @@ class Pass:
         head = manifest["version"]
         self.report = Report(manifest["dataset"]["name"], head["name"], head["manifest_sha256"], policy)
         self.to_read: set[str] = set()  # the payloads a commit reads: those of the assets the lake lacks
+        self.checked: set[str] = set()  # the payloads checked against the manifest so far
         self.asset_of: dict[str, str] = {}  # bundle ref -> lake id, for the assets found or made
         self.datum_of: dict[str, str] = {}
         self.schema_of: dict[str, str] = {}
         self.set_of: dict[str, str] = {}
+
+    async def check(self, paths: set[str]) -> None:
+        """Check the payloads at `paths` not checked yet (_check_payloads), before anything is written
+        from them: prepare checks what it found missing, and a commit what went missing since."""
+        todo = paths - self.checked
+        if todo or not self.checked:
+            await _check_payloads(self.reader, self.manifest, todo, self.say, self.lake.concurrency)
+        self.checked |= todo
 
     async def run(self, write: bool) -> Report:
         await self._assets(write)

@@ -5,10 +5,9 @@ marker in a datum's metadata would change the version's manifest hash, which the
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
 from graphlake_client.dataset_import import chunks, pages
@@ -16,27 +15,12 @@ from graphlake_client.dataset_import import chunks, pages
 if TYPE_CHECKING:
     from graphlake_client.client import Client
 
-SHA_LOOKUPS = 25  # aliased lookups per query, under the server's alias limit (GRAPHLAKE_MAX_ALIASES, 30)
 SHA_PAGE = 500  # digests a query asks about, and assets a page (the server's largest page by default)
 NODES = 500  # assets per nodes() query for their datums (the server's largest list of ids by default): on the
 # embedded default each query reads the datums collection through, whatever the number of assets it names
-DATUM_PAGE = 500  # datums of one asset a page (the server's largest page by default)
-
-T = TypeVar("T")
-
-
-async def _each(lake: Client, chunks_: list[T], ask: Callable[[T], Awaitable[None]]) -> None:
-    """`ask` about every chunk, `lake.concurrency` queries at once: one after the other, the lookups
-    of a bundle of 2,000 files took one round trip of 25 sha256 filters after another (about 35 ms
-    each here), and prepare and commit each make them."""
-    gate = asyncio.Semaphore(lake.concurrency)
-
-    async def one(chunk: T) -> None:
-        async with gate:
-            await ask(chunk)
-
-    await asyncio.gather(*(one(chunk) for chunk in chunks_))
-
+FIRST_DATUMS = 20  # datums of each of them in that query (an image is in one or two): at most 10,000 an answer
+NEXT_PAGES = 25  # assets paged on per query (aliased), under the server's alias limit (GRAPHLAKE_MAX_ALIASES, 30)
+DATUM_PAGE = 500  # datums of one asset a page after its first (the server's largest page by default)
 
 def canonical(value: Any) -> str:
     """A JSON value as text that equal values share (sorted keys)."""
@@ -59,13 +43,11 @@ async def assets_by_sha(lake: Client, wanted: list[tuple[str, str]], collection:
         by_kind.setdefault(kind, set()).add(sha256)
     found: dict[tuple[str, str], str] = {}
 
-    async def ask(job: tuple[str, list[str]]) -> None:
-        kind, digests = job
-        filter_ = {"sha256In": digests, "kinds": [kind], "statuses": ["ACTIVE"], "collectionId": collection}
-        for node in await pages(lake, ops.ASSETS_BY_SHA, "assets", {"filter": filter_, "first": SHA_PAGE}):
-            found.setdefault((kind, node["sha256"]), node["id"])  # newest first: a digest's first is its newest
-
-    await _each(lake, [(kind, chunk) for kind, digests in by_kind.items() for chunk in chunks(sorted(digests), SHA_PAGE)], ask)
+    for kind, digests in by_kind.items():
+        for chunk in chunks(sorted(digests), SHA_PAGE):
+            filter_ = {"sha256In": chunk, "kinds": [kind], "statuses": ["ACTIVE"], "collectionId": collection}
+            for node in await pages(lake, ops.ASSETS_BY_SHA, "assets", {"filter": filter_, "first": SHA_PAGE}):
+                found.setdefault((kind, node["sha256"]), node["id"])  # newest first: a digest's first is its newest
     return found
 
 
@@ -76,9 +58,9 @@ def datum_key(split: str, roles: list[tuple[str, str]], metadata: Any) -> str:
 
 async def datums_using(lake: Client, asset_ids: list[str]) -> dict[str, list[str]]:
     """The datums that use any of these assets in a role, as {datum_key: [datum ids]}: every one of
-    them. A first page of each asset's datums comes with NODES assets a query; an asset with more
-    (thousands of datums on one image, say) is paged on with the others that have more, SHA_LOOKUPS
-    of them a query, so the round trips grow with the datums, not with the assets."""
+    them. A first page of each asset's datums (FIRST_DATUMS) comes with NODES assets a query; an
+    asset with more (thousands of datums on one image, say) is paged on with the others that have
+    more, NEXT_PAGES of them a query, so the round trips grow with the datums, not with the assets."""
     found: dict[str, dict[str, None]] = {}
     more: dict[str, str] = {}  # asset id -> the cursor after its last datum read
 
@@ -92,26 +74,28 @@ async def datums_using(lake: Client, asset_ids: list[str]) -> dict[str, list[str
         else:
             more.pop(asset_id, None)
 
-    async def first_pages(chunk: list[str]) -> None:
-        for node in (await lake.execute(ops.BUNDLE_ASSET_DATUMS, {"ids": chunk, "first": DATUM_PAGE}))["nodes"]:
+    for chunk in chunks(sorted(set(asset_ids)), NODES):
+        for node in (await lake.execute(ops.BUNDLE_ASSET_DATUMS, {"ids": chunk, "first": FIRST_DATUMS}))["nodes"]:
             if node and "datums" in node:
                 take(node["id"], node["datums"])
-
-    async def next_pages(chunk: list[str]) -> None:
-        params = ", ".join(f"$i{n}: ID!, $c{n}: String" for n in range(len(chunk)))
-        fields = " ".join(f"a{n}: node(id: $i{n}) {{ ... on Asset {{ datums(first: $first, after: $c{n}) "
-                          f"{{ {ops.BUNDLE_DATUM_PAGE} }} }} }}" for n in range(len(chunk)))
-        variables: dict[str, Any] = {"first": DATUM_PAGE}
-        for n, asset_id in enumerate(chunk):
-            variables.update({f"i{n}": asset_id, f"c{n}": more[asset_id]})
-        answer = await lake.execute(f"query ($first: Int!, {params}) {{ {fields} }}", variables)
-        for n, asset_id in enumerate(chunk):
-            take(asset_id, answer[f"a{n}"]["datums"])
-
-    await _each(lake, chunks(sorted(set(asset_ids)), NODES), first_pages)
     while more:  # each round asks for the next page of every asset that has more
-        await _each(lake, chunks(sorted(more), SHA_LOOKUPS), next_pages)
+        for chunk in chunks(sorted(more), NEXT_PAGES):
+            await _next_pages(lake, chunk, more, take)
     return {key: list(ids) for key, ids in found.items()}
+
+
+async def _next_pages(lake: Client, chunk: list[str], more: dict[str, str],
+                      take: Callable[[str, dict[str, Any]], None]) -> None:
+    """The next page of datums of each asset in `chunk`, after its cursor in `more`: one query."""
+    params = ", ".join(f"$i{n}: ID!, $c{n}: String" for n in range(len(chunk)))
+    fields = " ".join(f"a{n}: node(id: $i{n}) {{ ... on Asset {{ datums(first: $first, after: $c{n}) "
+                      f"{{ {ops.BUNDLE_DATUM_PAGE} }} }} }}" for n in range(len(chunk)))
+    variables: dict[str, Any] = {"first": DATUM_PAGE}
+    for n, asset_id in enumerate(chunk):
+        variables.update({f"i{n}": asset_id, f"c{n}": more[asset_id]})
+    answer = await lake.execute(f"query ($first: Int!, {params}) {{ {fields} }}", variables)
+    for n, asset_id in enumerate(chunk):
+        take(asset_id, answer[f"a{n}"]["datums"])
 
 
 async def schemas(lake: Client) -> list[dict[str, Any]]:

@@ -327,7 +327,7 @@ def every_payload(manifest: dict[str, Any]) -> set[str]:
 
 
 async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
-    """Prepare hashes every payload, in threads: the bundle mutations run the import inside the
+    """Prepare hashes the payloads a commit reads, in threads: the bundle mutations run the import inside the
     server's process, whose other requests must go on meanwhile (a loop busy hashing would not tick)."""
     bundle = tmp_path / "bundle"
     await exported(served, make_token, tmp_path, bundle)

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.asyncio
 
 async def test_datums_sharing_an_asset_are_found_past_a_page(served: Served, make_token: MakeToken, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundle_lookup, "FIRST_DATUMS", 2)
     monkeypatch.setattr(bundle_lookup, "DATUM_PAGE", 2)
     for n in range(2):
         (tmp_path / f"img{n}.png").write_bytes(png(n, (20, 10)))
@@ -48,3 +49,23 @@ async def test_datums_sharing_an_asset_are_found_past_a_page(served: Served, mak
     # One query for both assets' first pages, then one a round for the assets with more: 3-4 and 3 together, then 5.
     assert sum(d == ops.BUNDLE_ASSET_DATUMS for d in sent) == 1
     assert sum("datums(first: $first, after:" in d for d in sent) == 2
+
+
+async def test_assets_are_found_by_digest_past_a_page(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a lake holds of a bundle's assets, by kind and SHA-256 (`sha256In`, paged): a digest held
+    by several assets is found once, as its newest one (or the one in the collection asked about)."""
+    monkeypatch.setattr(bundle_lookup, "SHA_PAGE", 2)  # two digests a query, two assets a page
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        same = [(await lake.execute(ops.STORE_VALUE, {"input": {"name": f"s{n}", "value": {"x": 1}}}))["storeValue"]
+                for n in range(3)]
+        other = (await lake.execute(ops.STORE_VALUE, {"input": {"name": "o", "value": {"x": 2}}}))["storeValue"]
+        assert len({a["sha256"] for a in same}) == 1
+        digest = same[0]["sha256"]
+        kept = await lake.collection_id("kept")
+        await lake.execute(ops.ADD_TO_COLLECTION, {"input": {"collectionId": kept, "items": [{"assetId": same[0]["id"]}]}})
+        wanted = [("VALUE", digest), ("VALUE", other["sha256"]), ("TEXT", digest), ("VALUE", "0" * 64)]
+        assert await bundle_lookup.assets_by_sha(lake, wanted, None) == {
+            ("VALUE", digest): same[2]["id"], ("VALUE", other["sha256"]): other["id"]}
+        assert await bundle_lookup.assets_by_sha(lake, wanted, kept) == {("VALUE", digest): same[0]["id"]}
+        assert await bundle_lookup.assets_by_sha(lake, [], None) == {}

@@ -45,8 +45,7 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     if f.sha256_in is not None:
         digests = sorted({d.lower() for d in f.sha256_in})
         check_at_most(digests, MAX_SHA256_IN, "digests", "filter.sha256In")
-        # Nothing to match reads nothing (an empty $in on `_id`), rather than a list walked to its end.
-        clauses.append({"sha256": {"$in": digests}} if digests else {"_id": {"$in": []}})
+        clauses.append({"sha256": {"$in": digests}})
     clauses += time_bounds("created_at", f.created_after, f.created_before)
     clauses += time_bounds("data_timestamp", f.data_timestamp_after, f.data_timestamp_before)
     if f.owner:
@@ -55,6 +54,8 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
         clauses.append({"collection_ids": decode_object_id(f.collection_id, NodeType.COLLECTION, field="filter.collectionId")})
     clauses += json_filters("metadata", f.metadata, input_field="filter.metadata")
     clauses += json_filters("value", f.value, input_field="filter.value")
+    if f.sha256_in == []:  # nothing can match: read nothing (an empty `_id` list, alone at the top), walk no list
+        return {"_id": {"$in": []}}
     return {"$and": clauses}
 
 

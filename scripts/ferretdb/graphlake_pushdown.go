@@ -49,8 +49,8 @@ import (
 const graphlakeMaxArgs = 20000
 
 // graphlakeNarrowing bounds the values of a top-level $in that may let SQLite search that field's
-// index (one search per value, then a sort of what they find) instead of walking the sort's index.
-// Longer lists (a version's thousand datums, say) keep the sort's index.
+// index (one search per value, then a sort of what they find) instead of walking the sort's index
+// (graphlakeOrder says when). Longer lists (a version's thousand datums, say) keep the sort's index.
 const graphlakeNarrowing = 500
 
 // graphlakeMaxTerms bounds the conditions joined by one AND or OR: SQLite refuses an expression
@@ -229,13 +229,27 @@ func graphlakeOrder(meta *metadata.Collection, scalar, pinned, narrowed map[stri
 		}
 	}
 
-	// An index pinned by none of the filter's fields, while another index starts with one of them
-	// (held to one value, or to one of a short list): walking the whole sort index could read far
-	// more than searching the other and sorting what it finds (a lookup of 500 digests walked every
-	// asset). SQLite weighs that better without being forced; the ORDER BY keeps the order either way.
+	// An index pinned by none of the filter's fields, while another index starts with one of them:
+	// walking the whole sort index could read far more than searching the other and sorting what it
+	// finds. SQLite weighs that better without being forced; the ORDER BY keeps the order either way.
+	// So too for a field held to one of a short list, unless the sort index carries it (then the walk
+	// tests it in the index, reading no document it drops, and stops after its page, where a search
+	// would sort every match: a few sets' records by `_id`). A lookup of 500 digests in creation
+	// order had walked every asset.
 	if best == 0 {
+		carried := map[string]bool{}
+
 		for _, index := range meta.Settings.Indexes {
-			if index.GraphlakeValue && (pinned[index.Key[0].Field] || narrowed[index.Key[0].Field]) {
+			if index.Name == chosen {
+				for _, key := range index.Key {
+					carried[key.Field] = true
+				}
+			}
+		}
+
+		for _, index := range meta.Settings.Indexes {
+			lead := index.Key[0].Field
+			if index.GraphlakeValue && (pinned[lead] || narrowed[lead] && !carried[lead]) {
 				chosen = ""
 			}
 		}
@@ -277,11 +291,11 @@ func graphlakeKeysMatch(index []metadata.IndexKeyPair, keys []string, desc []boo
 // one type per value field (as for sorts). A count then needs no document read (graphlakeCount).
 // Every other path (numbers, json_each, text tests, anything left out) calls loose.
 type graphlakeTranslator struct {
-	scalar map[string]bool
+	scalar   map[string]bool
 	pinned   map[string]bool // value fields the top level holds equal to one value
 	narrowed map[string]bool // value fields the top level holds to one of a short list ($in, graphlakeNarrowing)
-	args   []any
-	exact  bool
+	args     []any
+	exact    bool
 }
 
 // loose records that the conditions may let through documents the filter does not match.
