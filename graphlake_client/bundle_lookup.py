@@ -22,6 +22,7 @@ FIRST_DATUMS = 20  # datums of each of them in that query (an image is in one or
 NEXT_PAGES = 25  # assets paged on per query (aliased), under the server's alias limit (GRAPHLAKE_MAX_ALIASES, 30)
 DATUM_PAGE = 500  # datums of one asset a page after its first (the server's largest page by default)
 
+
 def canonical(value: Any) -> str:
     """A JSON value as text that equal values share (sorted keys)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
