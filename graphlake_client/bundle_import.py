@@ -175,9 +175,9 @@ class Pass:
         """Check the payloads at `paths` not checked yet (_check_payloads), before anything is written
         from them: prepare checks what it found missing, and a commit what went missing since."""
         todo = paths - self.checked
-        if todo or not self.checked:
+        if todo:
             await _check_payloads(self.reader, self.manifest, todo, self.say, self.lake.concurrency)
-        self.checked |= todo
+            self.checked |= todo
 
     async def run(self, write: bool) -> Report:
         await self._assets(write)
