@@ -20,7 +20,10 @@ LOCK_INPUTS = $(PYTHON) -c 'import hashlib, json, tomllib; p = tomllib.load(open
 
 .PHONY: run test unit lint bench setup python lock assets webapp browser ferretdb minio schema check-python clean
 
+# A data dir an older Graphlake wrote is brought to this one's schema version first (backed up before
+# any step; nothing to do on a current or new one): the server itself refuses other versions.
 run: setup ferretdb
+	$(BIN)/graphlake db migrate
 	$(BIN)/graphlake serve
 
 test: setup ferretdb minio browser

@@ -15,6 +15,7 @@ rounds, and prints its median:
   assets totalCount      the count of every asset (what a client asking `totalCount` waits for)
   collection items       a collection's first page of items (it holds a tenth of the assets)
   version datums         a dataset version's first page of datums (a tenth of the assets)
+  asset datums           the datums using one asset (of the newest datum: its uses, then the datums)
   events newest          the first page of `events`
   events type 1%         an `eventTypes` filter, 1%
   events errors 1%       a `minLevel: ERROR` filter, 1%
@@ -66,6 +67,9 @@ ITEMS = """query ($id: ID!, $first: Int) {
 }"""
 DATUMS = """query ($id: ID!, $first: Int) {
   datasetVersion(id: $id) { datums(first: $first) { pageInfo { hasNextPage } edges { node { id split } } } }
+}"""
+ASSET_DATUMS = """query ($id: ID!, $first: Int) {
+  asset(id: $id) { datums(first: $first) { pageInfo { hasNextPage } edges { node { id split } } } }
 }"""
 EVENTS = """query ($filter: EventFilter, $first: Int) {
   events(filter: $filter, first: $first) { pageInfo { hasNextPage } edges { node { id eventType level timestamp } } }
@@ -120,7 +124,7 @@ class Lake:
         return time.perf_counter() - began
 
 
-def reads(collection_id: str, version_id: str) -> dict[str, tuple[str, dict]]:
+def reads(collection_id: str, version_id: str, asset_id: str) -> dict[str, tuple[str, dict]]:
     def predicate(path: str, value: int) -> list[dict]:
         return [{"path": path, "op": "EQ", "value": value}]
     return {
@@ -132,6 +136,7 @@ def reads(collection_id: str, version_id: str) -> dict[str, tuple[str, dict]]:
         "assets totalCount": (COUNT, {}),
         "collection items": (ITEMS, {"id": collection_id}),
         "version datums": (DATUMS, {"id": version_id}),
+        "asset datums": (ASSET_DATUMS, {"id": asset_id}),
         "events newest": (EVENTS, {}),
         "events type 1%": (EVENTS, {"filter": {"eventTypes": ["T7"]}}),
         "events errors 1%": (EVENTS, {"filter": {"minLevel": "ERROR"}}),
@@ -194,7 +199,9 @@ async def main() -> None:
                                                     assets_created_at=lake.start - timedelta(days=1))
                     rate = (lake.assets - assets_before + lake.events - events_before) / seconds
                     print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
-                    named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id))
+                    newest = await db.datums.find_one({}, sort=[("_id", -1)])
+                    named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id),
+                                  encode_id(NodeType.ASSET, newest["roles"][0]["asset_id"]))
                     results[size] = await time_reads(http, named, args.runs)
         finally:
             server.terminate()

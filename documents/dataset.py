@@ -37,8 +37,33 @@ class Datum(Document):
             # for its own `_id_`, whose key is not a value: a second field makes it a separate one.
             Index([("_id", ASCENDING), ("split", ASCENDING)], name="id_order", on=On.EMBEDDED),
             IndexModel("roles.role", name="role"),
-            IndexModel("roles.asset_id", name="role_asset"),
             *json_indexes("metadata"),
+        ]
+
+
+USES_COLLECTION = "datum_assets"
+
+
+class DatumAsset(Document):
+    """A datum's use of an asset (one per asset of its roles): how the datums using an asset are found.
+
+    A side collection because the embedded default indexes no arrays: a query on `roles.asset_id`
+    read every datum there, for an asset's `datums`, a delete's check of what uses the asset, and a
+    bundle import's lookups, each growing with the lake. Written with the datum in one batch (rows
+    first, so a datum is never visible without them; services/datums.insert_datums), removed after
+    it. A row whose datum is gone (a crash between the two deletes) is skipped by every reader.
+    Roles never change after a datum is made, so nothing else writes here.
+    """
+
+    asset_id: PydanticObjectId
+    datum_id: PydanticObjectId
+
+    class Settings:
+        name = USES_COLLECTION
+        indexes = [
+            # An asset's uses in `_id` order (its datums' order: services/datums.insert_datums), read as a
+            # range that stops after its page.
+            Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset_uses"),
         ]
 
 

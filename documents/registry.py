@@ -4,14 +4,14 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.api_token import ApiToken
 from documents.asset import Alias, Asset
 from documents.collection import Collection, CollectionItem
-from documents.dataset import Dataset, DatasetVersion, Datum, VersionMember, VersionRecord
+from documents.dataset import Dataset, DatasetVersion, Datum, DatumAsset, VersionMember, VersionRecord
 from documents.event import Event
 from documents.retention import AssetRetention
 from documents.upload import UploadClaim, UploadSession
 
 DOCUMENT_MODELS: list[type] = [
     ApiToken, Asset, Alias, Collection, CollectionItem, AssetRetention,
-    Datum, Dataset, DatasetVersion, VersionMember, VersionRecord,
+    Datum, DatumAsset, Dataset, DatasetVersion, VersionMember, VersionRecord,
     AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, UploadClaim, Event,
 ]
 

@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
 
 SHA_PAGE = 500  # digests a query asks about, and assets a page (the server's largest page by default)
-NODES = 500  # assets per nodes() query for their datums (the server's largest list of ids by default): on the
-# embedded default each query reads the datums collection through, whatever the number of assets it names
+NODES = 500  # assets per nodes() query for their datums (the server's largest list of ids by default)
 FIRST_DATUMS = 20  # datums of each of them in that query (an image is in one or two): at most 10,000 an answer
 NEXT_PAGES = 25  # assets paged on per query (aliased), under the server's alias limit (GRAPHLAKE_MAX_ALIASES, 30)
 DATUM_PAGE = 500  # datums of one asset a page after its first (the server's largest page by default)

@@ -20,7 +20,13 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from migrations import v002_upload_sweeps, v003_frozen_versions, v004_content_manifests, v005_corrections_and_batches
+from migrations import (
+    v002_upload_sweeps,
+    v003_frozen_versions,
+    v004_content_manifests,
+    v005_corrections_and_batches,
+    v006_datum_uses,
+)
 from migrations.liveness import gone, this_process
 
 STATE_COLLECTION = "graphlake_schema"
@@ -53,7 +59,7 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (
-    v002_upload_sweeps, v003_frozen_versions, v004_content_manifests, v005_corrections_and_batches))
+    v002_upload_sweeps, v003_frozen_versions, v004_content_manifests, v005_corrections_and_batches, v006_datum_uses))
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
 assert [m.version for m in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1)), "migrations are numbered 2, 3, ... in order"
 _BY_VERSION = {m.version: m for m in MIGRATIONS}

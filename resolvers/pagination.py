@@ -272,9 +272,12 @@ async def child_connection(loaders: Loaders, model: type[D], **where: Any) -> Co
 
 
 async def map_nodes(connection: Connection[T], convert: Callable[[list[T]], Awaitable[list[Any]]]) -> Connection[Any]:
-    """The same page (cursors, pageInfo, count) with each node replaced, converted in one batch."""
+    """The same page (cursors, pageInfo, count) with each node replaced, converted in one batch. An
+    edge whose node converts to None (a link to something gone) is left out; the page's cursors stay
+    its own, so the next page starts after it all the same."""
     nodes = await convert([edge.node for edge in connection.edges])
-    edges = [Edge(cursor=edge.cursor, node=node) for edge, node in zip(connection.edges, nodes, strict=True)]
+    edges = [Edge(cursor=edge.cursor, node=node) for edge, node in zip(connection.edges, nodes, strict=True)
+             if node is not None]
     return Connection(edges=edges, page_info=connection.page_info, count=connection.count)
 
 

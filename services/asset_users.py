@@ -1,11 +1,11 @@
 """What uses an asset without pinning it: datums (as a role) and annotation records (as the asset they
 annotate, or as a mask). A delete or the garbage collector must not leave these pointing at nothing.
 
-They are found by query rather than pinned: a pin per role and per record would double the writes of
-createDatums and addAnnotations, the lake's hottest batch writes, to speed up deletes, which are rare.
-Annotation records are found through indexes on both servers; datums through the multikey index on
-`roles.asset_id` on MongoDB, and by a scan of the datums on the embedded FerretDB (which indexes no
-arrays), once per delete or per collector batch of 500 assets.
+They are found by query rather than pinned (a pin per record would double the writes of
+addAnnotations, a hot batch write, to speed up deletes, which are rare), through indexes on both
+servers: annotation records by their asset fields, datums by their uses of assets
+(documents/dataset.DatumAsset: a small document per datum and asset, which the embedded default can
+index where it cannot index a datum's `roles` array).
 """
 
 from __future__ import annotations
@@ -15,23 +15,26 @@ from collections.abc import Sequence
 from bson import ObjectId
 
 from documents.annotation import AnnotationRecord
-from documents.dataset import Datum
+from documents.dataset import Datum, DatumAsset
+from services.batches import JOURNAL
 from services.node_ids import NodeType, encode_id
 
 NAMED = 5  # a refusal names this many users of each kind, and counts them all
+USES_PAGE = 100  # an asset's uses checked at once for a datum that is gone
 
-_QUERIES = (  # (collection, filter field, node type)
-    (Datum, "roles.asset_id", NodeType.DATUM),
-    (AnnotationRecord, "asset_id", NodeType.ANNOTATION_RECORD),
-    (AnnotationRecord, "geometry.asset_id", NodeType.ANNOTATION_RECORD),
+_QUERIES = (  # (collection, filter field) of each kind of use
+    (DatumAsset, "asset_id"),
+    (AnnotationRecord, "asset_id"),
+    (AnnotationRecord, "geometry.asset_id"),
 )
 
 
 async def used(asset_ids: Sequence[ObjectId]) -> set[ObjectId]:
-    """Those of these assets that a datum or an annotation record uses: one query per kind of use."""
+    """Those of these assets that a datum or an annotation record uses: one query per kind of use. A
+    use whose datum is gone still counts here (the asset is kept, never lost); users_of clears it."""
     wanted = set(asset_ids)
     found: set[ObjectId] = set()
-    for model, field, _ in _QUERIES:
+    for model, field in _QUERIES:
         if wanted - found:
             values = await model.get_pymongo_collection().distinct(field, {field: {"$in": list(wanted - found)}})
             found |= wanted & set(values)
@@ -42,12 +45,33 @@ async def users_of(asset_id: ObjectId) -> dict[NodeType, tuple[int, list[str]]]:
     """For each kind that uses the asset (DATUM, ANNOTATION_RECORD): how many, and the global ids of
     the first NAMED."""
     users = {}
-    for model, query, node_type in (
-        (Datum, {"roles.asset_id": asset_id}, NodeType.DATUM),
-        (AnnotationRecord, {"$or": [{"asset_id": asset_id}, {"geometry.asset_id": asset_id}]}, NodeType.ANNOTATION_RECORD),
-    ):
-        collection = model.get_pymongo_collection()
-        if count := await collection.count_documents(query):
-            first = await collection.find(query, {"_id": 1}, sort=[("_id", 1)], limit=NAMED).to_list()
-            users[node_type] = (count, [encode_id(node_type, doc["_id"]) for doc in first])
+    if datums := await _first_datums(asset_id):
+        count = await DatumAsset.get_pymongo_collection().count_documents({"asset_id": asset_id})
+        users[NodeType.DATUM] = (count, [encode_id(NodeType.DATUM, d) for d in datums])
+    query = {"$or": [{"asset_id": asset_id}, {"geometry.asset_id": asset_id}]}
+    collection = AnnotationRecord.get_pymongo_collection()
+    if count := await collection.count_documents(query):
+        first = await collection.find(query, {"_id": 1}, sort=[("_id", 1)], limit=NAMED).to_list()
+        users[NodeType.ANNOTATION_RECORD] = (count, [encode_id(NodeType.ANNOTATION_RECORD, doc["_id"]) for doc in first])
     return users
+
+
+async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
+    """The first NAMED datums using the asset, through its uses in order. A use whose datum is gone
+    was left by a delete that died between the two (services/datums.remove_datums): it is removed here,
+    unless its batch is still being written (its datum may be about to come)."""
+    uses = DatumAsset.get_pymongo_collection()
+    found: list[ObjectId] = []
+    after: dict = {}
+    while len(found) < NAMED:
+        page = await uses.find({"asset_id": asset_id, **after}, {"datum_id": 1, "batch": 1},
+                               sort=[("asset_id", 1), ("_id", 1)], limit=USES_PAGE).to_list()
+        live = set(await Datum.get_pymongo_collection().distinct("_id", {"_id": {"$in": [u["datum_id"] for u in page]}}))
+        found += [u["datum_id"] for u in page if u["datum_id"] in live]
+        if gone := [u for u in page if u["datum_id"] not in live]:
+            writing = set(await uses.database[JOURNAL].distinct("_id", {"_id": {"$in": [u.get("batch") for u in gone]}}))
+            await uses.delete_many({"_id": {"$in": [u["_id"] for u in gone if u.get("batch") not in writing]}})
+        if len(page) < USES_PAGE:
+            break
+        after = {"_id": {"$gt": page[-1]["_id"]}}
+    return found[:NAMED]

@@ -13,6 +13,7 @@ Until then a part of the batch is visible: what is promised is that it never sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,36 +35,43 @@ class BatchLost(RuntimeError):
     """The batch's journal entry was taken (its lease lapsed and a reaper removed it) while it was written."""
 
 
-async def insert_all(collection: AsyncCollection, documents: list[dict[str, Any]]) -> None:
+async def insert_all(collection: AsyncCollection, documents: list[dict[str, Any]], *,
+                     before: Sequence[tuple[AsyncCollection, list[dict[str, Any]]]] = ()) -> None:
     """Insert every document, or (after a failure here, or a crash) none of them stays. A unique
     index's refusal raises BulkWriteError with `position`: the index in `documents` it refused. Without a
-    time limit: an insert this side gave up on may still commit on the server after the rollback ran."""
+    time limit: an insert this side gave up on may still commit on the server after the rollback ran.
+    `before`: documents of other collections that belong to these (a datum's uses of its assets),
+    written first in the same batch: they stay or go with it."""
     with no_time_limit():
-        await _insert_all(collection, documents)
+        await _insert_all([*before, (collection, documents)])
 
 
-async def _insert_all(collection: AsyncCollection, documents: list[dict[str, Any]]) -> None:
+async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]) -> None:
     batch_id = ObjectId()
-    journal = collection.database[JOURNAL]
-    await journal.insert_one({"_id": batch_id, "collection": collection.name, **this_process(),
+    journal = writes[-1][0].database[JOURNAL]
+    names = [c.name for c, _ in writes]
+    # `collection` is the one an entry of an older Graphlake names; `collections` all of this batch's.
+    await journal.insert_one({"_id": batch_id, "collection": names[-1], "collections": names, **this_process(),
                               "expires_at": utcnow() + LEASE})
-    for document in documents:
-        document["batch"] = batch_id
     try:
-        for start in range(0, len(documents), CHUNK):
-            renewed = await journal.update_one({"_id": batch_id}, {"$set": {"expires_at": utcnow() + LEASE}})
-            if renewed.matched_count == 0:
-                raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
-            try:
-                await collection.insert_many(documents[start:start + CHUNK])
-            except BulkWriteError as error:  # ordered: the first refusal stops it (scripts/ferretdb/patch.py, 11)
-                refused = error.details.get("writeErrors") or [{}]
-                error.position = start + refused[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
-                raise
+        for collection, documents in writes:
+            for document in documents:
+                document["batch"] = batch_id
+            for start in range(0, len(documents), CHUNK):
+                renewed = await journal.update_one({"_id": batch_id}, {"$set": {"expires_at": utcnow() + LEASE}})
+                if renewed.matched_count == 0:
+                    raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
+                try:
+                    await collection.insert_many(documents[start:start + CHUNK])
+                except BulkWriteError as error:  # ordered: the first refusal stops it (scripts/ferretdb/patch.py, 11)
+                    refused = error.details.get("writeErrors") or [{}]
+                    error.position = start + refused[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
+                    raise
         if (await journal.delete_one({"_id": batch_id})).deleted_count == 0:
             raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
     except BaseException:
-        await collection.delete_many({"batch": batch_id})
+        for collection, _ in reversed(writes):
+            await collection.delete_many({"batch": batch_id})
         await journal.delete_one({"_id": batch_id})
         raise
 
@@ -74,7 +82,8 @@ async def remove_abandoned(db: AsyncDatabase) -> int:
     async for entry in db[JOURNAL].find():
         if entry["expires_at"] > utcnow() and not gone(entry):
             continue
-        await db[entry["collection"]].delete_many({"batch": entry["_id"]})
+        for name in reversed(entry.get("collections") or [entry["collection"]]):
+            await db[name].delete_many({"batch": entry["_id"]})
         await db[JOURNAL].delete_one({"_id": entry["_id"]})
         removed += 1
     return removed

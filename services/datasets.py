@@ -30,11 +30,11 @@ from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
-from documents.sparse import stored
-from services import batches, retention, snapshots
+from services import retention, snapshots
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, get_or_not_found, refuse_if_held
 from services.collections import get_collection
+from services.datums import insert_datums, remove_datums
 from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, decode_object_id, encode_id
 
@@ -124,7 +124,7 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None) ->
               metadata=StoredJson.encode({"path": item.path} if item.path else {}), created_at=now, created_by=actor)
         for item in items
     ]
-    await batches.insert_all(Datum.get_pymongo_collection(), [stored(d) for d in datums])
+    await insert_datums(datums)
     return {d.id: d.split for d in datums}
 
 
@@ -260,7 +260,7 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
         if state is None or state["status"] != VersionStatus.READY.value:  # never strip a version that made it
             await _discard(version.id)
             if made:
-                await Datum.get_pymongo_collection().delete_many({"_id": {"$in": made}})
+                await remove_datums(await Datum.find({"_id": {"$in": made}}).to_list())
         raise
 
 

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
-from documents.dataset import Datum, RoleRef, VersionMember
+from documents.dataset import USES_COLLECTION, Datum, DatumAsset, RoleRef, VersionMember
 from documents.sparse import setting, stored
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
@@ -41,13 +42,51 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
     for datum in datums:
         datum.id = ObjectId()
         datum.created_at = now
-    await batches.insert_all(Datum.get_pymongo_collection(), [stored(d) for d in datums])
+    await insert_datums(datums)
     deleted = await in_use_despite_delete([r.asset_id for d in datums for r in d.roles])
     if deleted:  # a delete ran between the check and the write: the datums go, not the delete
-        await Datum.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in datums]}})
+        await remove_datums(datums)
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="inputs",
                            missing=[str(a) for a in deleted])
     return list(datums)
+
+
+async def insert_datums(datums: Sequence[Datum]) -> None:
+    """Insert new datums (ids set) all or none, each with its uses of its assets (documents/dataset.DatumAsset).
+    The uses' ids are made after the datums', in their order: an asset's uses in `_id` order list its
+    datums oldest first."""
+    uses = [{"_id": ObjectId(), "asset_id": asset_id, "datum_id": d.id}
+            for d in datums for asset_id in dict.fromkeys(r.asset_id for r in d.roles)]  # an asset in two roles: once
+    await batches.insert_all(Datum.get_pymongo_collection(), [stored(d) for d in datums],
+                             before=[(DatumAsset.get_pymongo_collection(), uses)])
+
+
+async def remove_datums(datums: Sequence[Datum]) -> None:
+    """Delete datums, then their uses: in that order, so that a datum is never there without them (what
+    uses an asset must see it). A use left by a crash in between names a datum that is gone, which
+    every reader skips (services/asset_users.py)."""
+    await Datum.get_pymongo_collection().delete_many({"_id": {"$in": [d.id for d in datums]}})
+    await DatumAsset.get_pymongo_collection().delete_many({
+        "asset_id": {"$in": list({r.asset_id for d in datums for r in d.roles})},
+        "datum_id": {"$in": [d.id for d in datums]}})
+
+
+async def write_uses(db: AsyncDatabase) -> None:
+    """Write every datum's uses again from its roles (a restore: backups leave them out, see
+    services/backups/writer.py), in datum order. The datums of a batch still in the journal get none:
+    unfinished, they go at the next start (services/batches.remove_abandoned)."""
+    await db[USES_COLLECTION].delete_many({})
+    unfinished = [entry["_id"] async for entry in db[batches.JOURNAL].find({}, {"_id": 1})]
+    uses: list[dict] = []
+    async for datum in db[Datum.Settings.name].find({"batch": {"$nin": unfinished}}, {"roles.asset_id": 1},
+                                                    sort=[("_id", 1)]):
+        uses += [{"_id": ObjectId(), "asset_id": asset_id, "datum_id": datum["_id"]}
+                 for asset_id in dict.fromkeys(role["asset_id"] for role in datum.get("roles", []))]
+        if len(uses) >= batches.CHUNK:
+            await db[USES_COLLECTION].insert_many(uses)
+            uses = []
+    if uses:
+        await db[USES_COLLECTION].insert_many(uses)
 
 
 def role_refs(roles: Sequence[tuple[str, ObjectId]]) -> list[RoleRef]:
@@ -71,7 +110,7 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
 async def delete_datum(datum_id: ObjectId) -> None:
     """Delete a datum that no dataset version and no annotation record holds (those would point at
     nothing). Its assets stay; the garbage collector takes those nothing else holds."""
-    await get_or_not_found(Datum, datum_id, field="id", what="datum")
+    datum = await get_or_not_found(Datum, datum_id, field="id", what="datum")
     limit = HOLDERS_NAMED + 1
     versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
     records = AnnotationRecord.get_pymongo_collection().find({"datum_id": datum_id}, {"_id": 1}).limit(limit)
@@ -79,4 +118,4 @@ async def delete_datum(datum_id: ObjectId) -> None:
         "dataset versions": [encode_id(NodeType.DATASET_VERSION, m["version_id"]) async for m in versions],
         "annotation records": [encode_id(NodeType.ANNOTATION_RECORD, r["_id"]) async for r in records],
     }, "delete those first")
-    await Datum.get_pymongo_collection().delete_one({"_id": datum_id})
+    await remove_datums([datum])

@@ -12,6 +12,7 @@ from documents.common import AssetKind, AssetStatus, Split
 from documents.dataset import Datum, RoleRef
 from documents.json_value import StoredJson
 from services import annotations, datasets
+from services.datums import insert_datums
 
 ROLES = ("image", "mask")
 
@@ -34,7 +35,7 @@ async def seed_version(datum_count: int, annotations_per_datum: int = 3, name: s
               metadata=StoredJson.encode({"index": i}))
         for i in range(datum_count)
     ]
-    await Datum.get_pymongo_collection().insert_many([d.model_dump(by_alias=True) for d in datums])
+    await insert_datums(datums)  # with their uses of their assets
     schema = await annotations.create_schema(f"{name}-schema", [AnnotationKind.CLASSIFICATION],
                                              [LabelClass(name="ok"), LabelClass(name="defect")], None, True, [], "seed")
     labels = await annotations.create_set(f"{name}-labels", AnnotationPurpose.GROUND_TRUTH, schema.id,

@@ -4,11 +4,16 @@ through DataLoaders (a page of assets costs the same round trips with 3 and with
 from __future__ import annotations
 
 import pytest
+from bson import ObjectId
 
+from documents.clock import utcnow
+from migrations.liveness import this_process
 from resolvers import loaders as loaders_module
+from resolvers.context import AppState
+from services.batches import LEASE
 from tests import factories
 from tests.conftest import Served
-from tests.operations import Api
+from tests.operations import Api, object_id
 
 
 async def make_datum(api: Api, token: str, roles: dict[str, str]) -> dict:
@@ -67,8 +72,9 @@ async def test_referrers_of_a_page_of_assets_cost_constant_round_trips(
         assert sorted(e["node"]["name"] for e in node["derivedAssets"]["edges"]) == [f"{node['name']}-d0", f"{node['name']}-d1"]
         assert node["derivedAssets"]["totalCount"] == 2 and not node["derivedAssets"]["pageInfo"]["hasNextPage"]
     assert len(large_commands) == len(small_commands), (small_commands, large_commands)
-    # assets; datums and their count; derived assets and their count; records and their count
-    assert len(large_commands) <= 7, large_commands
+    # assets; the datums' uses of them, the datums and their count; derived assets and their count; records
+    # and their count
+    assert len(large_commands) <= 8, large_commands
 
 
 async def test_referrer_pages_are_complete_when_the_batch_is_cut_short(
@@ -90,3 +96,32 @@ async def test_referrer_pages_are_complete_when_the_batch_is_cut_short(
     asset_finds = [c for c, coll in zip(served.commands.commands, served.commands.collections, strict=True)
                    if coll == "assets" and c == "find"]
     assert len(asset_finds) == 1 + 1 + 2, served.commands.commands  # the page of sources, the batch, b and c
+
+
+async def test_a_datums_uses_come_and_go_with_it(api: Api, state: AppState, contributor: str) -> None:
+    """Each datum stores its uses of its assets beside it (documents/dataset.DatumAsset): made with it,
+    deleted after it. A use a crash left behind (its datum gone) is listed nowhere and holds nothing."""
+    image = await factories.value_asset(api, contributor, "image")
+    datum = await make_datum(api, contributor, {"image": image["id"], "preview": image["id"]})
+    assert await state.db.datum_assets.count_documents({"asset_id": object_id(image["id"])}) == 1  # once per asset
+    refused = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)
+    assert refused["extensions"]["code"] == "CONFLICT" and datum["id"] in refused["message"], refused
+
+    await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    assert await state.db.datum_assets.count_documents({}) == 0
+    # What a delete that died between the datum and its uses leaves: a use of a datum that is gone.
+    await state.db.datum_assets.insert_one({"asset_id": object_id(image["id"]), "datum_id": object_id(datum["id"])})
+    kept = await make_datum(api, contributor, {"image": image["id"]})
+    page = (await api.data("AssetReferrers", {"id": image["id"], "first": 5}, token=contributor))["asset"]["datums"]
+    assert [e["node"]["id"] for e in page["edges"]] == [kept["id"]]
+    # A use whose batch is still being written is not taken for one left behind: its datum may yet come.
+    writing = ObjectId()
+    await state.db.write_batches.insert_one({"_id": writing, "collection": "datums", "collections": ["datum_assets", "datums"],
+                                             **this_process(), "expires_at": utcnow() + LEASE})
+    await state.db.datum_assets.insert_one({"asset_id": object_id(image["id"]), "datum_id": ObjectId(), "batch": writing})
+    await api.data("DeleteDatum", {"id": kept["id"]}, token=contributor)
+    deleted = await api.data("DeleteAsset", {"id": image["id"]}, token=contributor)
+    assert deleted["deleteAsset"]["deleted"] and deleted["deleteAsset"]["broken"] == [], deleted
+    # The delete cleared the use left behind, and kept the one being written.
+    assert [u.get("batch") async for u in state.db.datum_assets.find()] == [writing]
+    await state.db.write_batches.delete_one({"_id": writing})  # the journal is not among the collections emptied between tests

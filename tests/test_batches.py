@@ -67,6 +67,7 @@ async def test_a_server_killed_mid_batch_leaves_none_of_it(kind: str, scratch_db
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
             operation, variables, collection = await batch_for(http, token, lake, kind)
             before = await collection.count_documents({})
+            uses = await lake.datum_assets.count_documents({})  # a datum's uses go in its batch, before it
 
             async def partly_stored() -> int | None:
                 stored = await collection.count_documents({}) - before
@@ -79,11 +80,14 @@ async def test_a_server_killed_mid_batch_leaves_none_of_it(kind: str, scratch_db
             with contextlib.suppress(httpx.HTTPError):
                 await sent
         assert 0 < seen < ITEMS and await lake[JOURNAL].count_documents({}) == 1  # half a batch, named in the journal
+        if kind == "createDatums":  # every use was written before the first datum
+            assert await lake.datum_assets.count_documents({}) == uses + ITEMS
 
         process, url = await start_server_process(mongodb_url, lake.name, tmp_path)  # the server comes back
 
         async def none_left() -> bool:
-            return await collection.count_documents({}) == before and await lake[JOURNAL].count_documents({}) == 0
+            return (await collection.count_documents({}) == before and await lake[JOURNAL].count_documents({}) == 0
+                    and await lake.datum_assets.count_documents({}) == uses)
 
         await wait_for(none_left, timeout=30, what="the half batch to be removed")
     finally:

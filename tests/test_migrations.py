@@ -31,6 +31,7 @@ from migrations import v002_upload_sweeps as v002
 from migrations import v003_frozen_versions as v003
 from migrations import v004_content_manifests as v004
 from migrations import v005_corrections_and_batches as v005
+from migrations import v006_datum_uses as v006
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from tests import factories
@@ -99,7 +100,7 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
     await fill_v1(scratch_db)
     steps = await migrate(scratch_db, writer="new", dry_run=True)
     assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}",
-                                       f"4 -> 5: {v005.SUMMARY}"]
+                                       f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -275,3 +276,29 @@ async def test_v005_backward_leaves_what_version_4_can_read(scratch_db: AsyncDat
     assert await scratch_db.version_members.count_documents({}) == 0 and await scratch_db.retentions.count_documents({}) == 0
     assert "write_batches" not in await scratch_db.list_collection_names()
     await v005.backward(scratch_db)  # idempotent
+
+
+async def test_v006_stores_each_datums_uses_in_datum_order(scratch_db: AsyncDatabase) -> None:
+    image, mask, other = ObjectId(), ObjectId(), ObjectId()
+    datums = [{"_id": ObjectId(), "roles": roles} for roles in (
+        [{"role": "image", "asset_id": image}, {"role": "preview", "asset_id": image}],  # one asset in two roles
+        [{"role": "image", "asset_id": other}, {"role": "mask", "asset_id": mask}],
+        [{"role": "image", "asset_id": image}])]
+    await scratch_db.datums.insert_many(datums)
+    on_mongodb = "ferretdbVersion" not in await scratch_db.client.admin.command("buildInfo")
+    if on_mongodb:  # version 5's multikey index, which the embedded default never had
+        await scratch_db.datums.create_index("roles.asset_id", name="role_asset")
+    await scratch_db.datum_assets.insert_one({"asset_id": other, "datum_id": ObjectId()})  # a run that died half way
+    unfinished = ObjectId()  # a batch whose writer died: the next start removes its datums
+    await scratch_db.write_batches.insert_one({"_id": unfinished, "collection": "datums"})
+    await scratch_db.datums.insert_one({"roles": [{"role": "image", "asset_id": other}], "batch": unfinished})
+
+    for _ in range(2):  # idempotent
+        await v006.forward(scratch_db)
+        uses = [(u["asset_id"], u["datum_id"]) async for u in scratch_db.datum_assets.find(sort=[("_id", 1)])]
+        assert uses == [(image, datums[0]["_id"]), (other, datums[1]["_id"]), (mask, datums[1]["_id"]),
+                        (image, datums[2]["_id"])]
+    assert "role_asset" not in await scratch_db.datums.index_information()
+    await v006.backward(scratch_db)
+    assert "datum_assets" not in await scratch_db.list_collection_names()
+    assert await scratch_db.datums.count_documents({}) == 4

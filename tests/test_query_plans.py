@@ -46,6 +46,8 @@ async def lake(api: Api, contributor: str) -> dict[str, Any]:
     await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
         {"assetId": a["id"], "path": f"{i:02}"} for i, a in enumerate(assets)]}}, token=contributor)
     datums = await factories.datums(api, contributor, 3)
+    await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "reading", "assetId": assets[0]["id"]}]}] * 2},
+                   token=contributor)
     ds = await factories.dataset(api, contributor)
     version = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums])
     schema = await factories.schema(api, contributor)
@@ -100,6 +102,9 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("retentions", "Asset", {"id": lake["asset"]}),
         ("datasets", "Dataset", {"name": lake["dataset"], "version": "v1"}),
         ("dataset_versions", "DatasetVersion", {"dataset": lake["dataset"], "version": "v1", "first": 2}),
+        # The datums using an asset (through their uses of it: `roles.asset_id` is an array, which the
+        # embedded default does not index).
+        ("datum_assets", "AssetReferrers", {"id": lake["asset"], "first": 1}),
         # A token's first request looks it up by its secret's hash (later ones find it in memory).
         ("api_tokens", "Assets", {"first": 1}),
     ]
@@ -165,8 +170,9 @@ async def test_the_write_paths_read_by_id_through_the_id_index(api: Api, served:
 async def test_lookups_that_grow_with_the_lake_use_an_index(api: Api, served: Served, state: AppState,
                                                              contributor: str, lake: dict[str, str]) -> None:
     """Writes that look something up by a field other than `_id`, in collections as large as the lake:
-    registering an object again finds its first registration by URI, and deleting a datum names the
-    versions holding it. Each used to read the whole collection per call on the embedded default."""
+    registering an object again finds its first registration by URI, deleting a datum names the
+    versions holding it, and deleting an asset the datums using it. Each used to read the whole
+    collection per call on the embedded default."""
     if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
         pytest.skip("the plans checked are the embedded default's")
     served.commands.clear()
@@ -175,10 +181,13 @@ async def test_lookups_that_grow_with_the_lake_use_an_index(api: Api, served: Se
     assert again["registerExternal"]["unchanged"][0]["id"] == first["registerExternal"]["assets"][0]["id"]
     refused = await api.error("DeleteDatum", {"id": lake["datum"]}, token=contributor)
     assert refused["extensions"]["code"] == "CONFLICT", refused
+    used = await api.error("DeleteAsset", {"id": lake["asset"]}, token=contributor)  # datums use it
+    assert used["extensions"]["code"] == "CONFLICT" and "DATUM" in used["message"], used
     lookups = [f for f in served.commands.finds
                if (f["find"] == "assets" and "storage.uri" in f.get("filter", {}))
-               or (f["find"] == "version_members" and "datum_id" in f.get("filter", {}))]
-    assert {f["find"] for f in lookups} == {"assets", "version_members"}, served.commands.finds
+               or (f["find"] == "version_members" and "datum_id" in f.get("filter", {}))
+               or f["find"] == "datum_assets"]
+    assert {f["find"] for f in lookups} == {"assets", "version_members", "datum_assets"}, served.commands.finds
     problems = {}
     for find in lookups:
         plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"]})

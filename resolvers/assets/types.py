@@ -15,6 +15,7 @@ from documents.common import AssetKind as AssetKindValue
 from documents.common import AssetStatus as AssetStatusValue
 from documents.common import RetentionOwnerType as RetentionOwnerTypeValue
 from documents.dataset import Datum as DatumDocument
+from documents.dataset import DatumAsset
 from documents.retention import AssetRetention as RetentionDocument
 from resolvers.common import Ownership
 from resolvers.context import Info
@@ -210,10 +211,18 @@ class Asset(Node):
     ) -> Connection[Annotated[Datum, strawberry.lazy("resolvers.datums.types")]]:
         from resolvers.datums.types import Datum
 
-        return await child_connection(
-            info.context.loaders, DatumDocument, field="roles.asset_id", parent_id=self.doc.id, query={},
-            page=info.context.page(first, after, last, before), to_node=Datum.from_document, many_valued=True,
+        # Through the asset's uses (an index range on both servers), then the datums by id.
+        loaders = info.context.loaders
+        uses = await child_connection(
+            loaders, DatumAsset, field="asset_id", parent_id=self.doc.id, query={},
+            page=info.context.page(first, after, last, before), to_node=lambda use: use.datum_id,
         )
+
+        async def datums(ids: list) -> list[Datum | None]:
+            found = await loaders.by_id(DatumDocument).load_many(ids)
+            return [Datum.from_document(doc) if doc is not None else None for doc in found]
+
+        return await map_nodes(uses, datums)
 
     @classmethod
     def from_document(cls, doc: AssetDocument) -> Asset:

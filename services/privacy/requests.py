@@ -102,7 +102,8 @@ async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
     one of their assets, or an annotation set they made or are the source of."""
     own = [a["_id"] async for a in db.assets.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}]},
                                                  {"_id": 1})]
-    datums = [d["_id"] async for d in db.datums.find({"$or": [{"created_by": user_id}, {"roles.asset_id": {"$in": own}}]},
+    uses = [u["datum_id"] async for u in db.datum_assets.find({"asset_id": {"$in": own}}, {"datum_id": 1})] if own else []
+    datums = [d["_id"] async for d in db.datums.find({"$or": [{"created_by": user_id}, {"_id": {"$in": uses}}]},
                                                     {"_id": 1})]
     sets = [s["_id"] async for s in db.annotation_sets.find(identity_filter("annotation_sets", user_id), {"_id": 1})]
     version_ids = {m["version_id"] async for m in db.version_members.find({"datum_id": {"$in": datums}}, {"version_id": 1})}
