@@ -16,6 +16,7 @@ rounds, and prints its median:
   collection items       a collection's first page of items (it holds a tenth of the assets)
   version datums         a dataset version's first page of datums (a tenth of the assets)
   asset datums           the datums using one asset (of the newest datum: its uses, then the datums)
+  asset derived          the assets derived from that asset (three, made through the service)
   events newest          the first page of `events`
   events type 1%         an `eventTypes` filter, 1%
   events errors 1%       a `minLevel: ERROR` filter, 1%
@@ -49,6 +50,7 @@ from documents.event import Event
 from documents.json_value import StoredJson
 from documents.roles import Role
 from graphlake.database import connect
+from services.assets import create_asset
 from services.auth import create_token
 from services.node_ids import NodeType, encode_id
 from tests.processes import bench_database, start_server_process
@@ -70,6 +72,9 @@ DATUMS = """query ($id: ID!, $first: Int) {
 }"""
 ASSET_DATUMS = """query ($id: ID!, $first: Int) {
   asset(id: $id) { datums(first: $first) { pageInfo { hasNextPage } edges { node { id split } } } }
+}"""
+ASSET_DERIVED = """query ($id: ID!, $first: Int) {
+  asset(id: $id) { derivedAssets(first: $first) { pageInfo { hasNextPage } edges { node { id name } } } }
 }"""
 EVENTS = """query ($filter: EventFilter, $first: Int) {
   events(filter: $filter, first: $first) { pageInfo { hasNextPage } edges { node { id eventType level timestamp } } }
@@ -137,6 +142,7 @@ def reads(collection_id: str, version_id: str, asset_id: str) -> dict[str, tuple
         "collection items": (ITEMS, {"id": collection_id}),
         "version datums": (DATUMS, {"id": version_id}),
         "asset datums": (ASSET_DATUMS, {"id": asset_id}),
+        "asset derived": (ASSET_DERIVED, {"id": asset_id}),
         "events newest": (EVENTS, {}),
         "events type 1%": (EVENTS, {"filter": {"eventTypes": ["T7"]}}),
         "events errors 1%": (EVENTS, {"filter": {"minLevel": "ERROR"}}),
@@ -200,6 +206,9 @@ async def main() -> None:
                     rate = (lake.assets - assets_before + lake.events - events_before) / seconds
                     print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
                     newest = await db.datums.find_one({}, sort=[("_id", -1)])
+                    for i in range(3):
+                        await create_asset(kind=AssetKind.VALUE, name=f"derived-{size}-{i}", actor="bench",
+                                           value=StoredJson.encode({"i": i}), derived_from=[newest["roles"][0]["asset_id"]])
                     named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id),
                                   encode_id(NodeType.ASSET, newest["roles"][0]["asset_id"]))
                     results[size] = await time_reads(http, named, args.runs)

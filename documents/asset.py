@@ -76,7 +76,6 @@ class Asset(Document):
             Index("sha256", name="sha256"),
             IndexModel("media_type", name="media_type"),
             IndexModel("collection_ids", name="collection_ids"),
-            IndexModel("derived_from", name="derived_from"),
             IndexModel("owner.user_id", name="owner_user"),
             IndexModel("owner.experiment_id", name="owner_experiment"),
             IndexModel("owner.workflow_id", name="owner_workflow"),
@@ -89,6 +88,25 @@ class Asset(Document):
             Index("storage.uri", name="storage_uri"),
             *json_indexes("metadata"),
             *json_indexes("value"),
+        ]
+
+
+LINKS_COLLECTION = "asset_lineage"
+
+
+class AssetLink(Document):
+    """That an asset derives from another (one of its `derived_from`): how the assets derived from
+    one are found (services/lineage.py). The embedded default cannot index the `derived_from` array,
+    so that read walked every asset. Only assets that are not DELETED have theirs."""
+
+    source_id: PydanticObjectId  # the asset derived from
+    asset_id: PydanticObjectId  # the one derived
+
+    class Settings:
+        name = LINKS_COLLECTION
+        indexes = [
+            # The assets derived from one, in the order they were linked, read as a range.
+            Index([("source_id", ASCENDING), ("_id", ASCENDING)], name="source_links"),
         ]
 
 

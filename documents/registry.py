@@ -2,7 +2,7 @@
 
 from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet
 from documents.api_token import ApiToken
-from documents.asset import Alias, Asset
+from documents.asset import Alias, Asset, AssetLink
 from documents.collection import Collection, CollectionItem
 from documents.dataset import Dataset, DatasetVersion, Datum, DatumAsset, VersionMember, VersionRecord
 from documents.event import Event
@@ -10,7 +10,7 @@ from documents.retention import AssetRetention
 from documents.upload import UploadClaim, UploadSession
 
 DOCUMENT_MODELS: list[type] = [
-    ApiToken, Asset, Alias, Collection, CollectionItem, AssetRetention,
+    ApiToken, Asset, AssetLink, Alias, Collection, CollectionItem, AssetRetention,
     Datum, DatumAsset, Dataset, DatasetVersion, VersionMember, VersionRecord,
     AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, UploadClaim, Event,
 ]

@@ -100,47 +100,6 @@ async def _first_children(model: type[Document], field: str, query: dict[str, An
     return grouped
 
 
-def _values(doc: dict, path: str) -> list[Any]:
-    """The values at a dotted `path` of a raw document, through arrays (`roles.asset_id` of every role)."""
-    values: list[Any] = [doc]
-    for key in path.split("."):
-        found: list[Any] = []
-        for value in values:
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, dict) and key in item:
-                    found.append(item[key])
-        values = found
-    return [v for value in values for v in (value if isinstance(value, list) else [value])]
-
-
-async def _first_referrers(model: type[Document], field: str, query: dict[str, Any], parent_ids: Sequence[ObjectId],
-                           n: int) -> dict[ObjectId, list[dict]]:
-    """Up to `n` raw documents naming each parent in the many-valued `field` (an array, or a field of an
-    array of subdocuments), in `_id` order. `_first_children` sorts by the parent field to split the batch
-    by parent; an array field has no one value to sort by, so one `$in` query sorted by `_id` reads at most
-    the budget, and only when it was cut short does each parent it found fewer than `n` for get its own
-    query limited to `n`. A document is one parent's at most once, however often it names it."""
-    collection = model.get_pymongo_collection()
-    ids = list(parent_ids)
-    wanted = set(ids)
-    budget = n if len(ids) == 1 else max(CHILD_BUDGET, n * len(ids))
-    raw = await collection.find({field: {"$in": ids}, **query}, sort=[("_id", ASCENDING)], limit=budget).to_list()
-    grouped: dict[ObjectId, list[dict]] = defaultdict(list)
-    for doc in raw:
-        for parent in dict.fromkeys(v for v in _values(doc, field) if v in wanted):
-            if len(grouped[parent]) < n:
-                grouped[parent].append(doc)
-    if len(ids) > 1 and len(raw) == budget:
-        short = [p for p in ids if len(grouped[p]) < n]
-
-        async def own_page(parent: ObjectId) -> list[dict]:
-            return await collection.find({field: parent, **query}, sort=[("_id", ASCENDING)], limit=n).to_list()
-
-        for parent, docs in zip(short, await asyncio.gather(*(own_page(p) for p in short)), strict=True):
-            grouped[parent] = docs
-    return grouped
-
-
 async def _child_pages(model: type[D], grouped: dict[ObjectId, list[dict]], parent_ids: Sequence[ObjectId],
                        first: int) -> list[ChildPage[D]]:
     """Each parent's first `first` raw children as models (all parents' together, validated in slices),
@@ -198,36 +157,6 @@ class Loaders:
             return await _child_pages(model, grouped, parent_ids, first)
 
         return self._get(_cache_key("children", model.__name__, field, query, first), load, f"children:{model.__name__}")
-
-    def referrers(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
-        """The first `first` documents of `model` whose many-valued `field` names each parent id, in `_id` order."""
-
-        async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
-            grouped = await _first_referrers(model, field, query, parent_ids, first + 1)  # one more: a next page?
-            return await _child_pages(model, grouped, parent_ids, first)
-
-        return self._get(_cache_key("referrers", model.__name__, field, query, first), load,
-                         f"referrers:{model.__name__}")
-
-    def referrer_counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
-        """How many documents of `model` name each parent id in the many-valued `field`: one aggregation
-        ($unwind and $group, which FerretDB v1 has), each document counted once per parent."""
-        array = field.split(".")[0]
-
-        async def load(parent_ids: Sequence[ObjectId]) -> list[int]:
-            ids = list(parent_ids)
-            pipeline = [
-                {"$match": {field: {"$in": ids}, **query}},
-                {"$unwind": f"${array}"},
-                {"$match": {field: {"$in": ids}}},
-                {"$group": {"_id": {"parent": f"${field}", "doc": "$_id"}}},
-                {"$group": {"_id": "$_id.parent", "n": {"$sum": 1}}},
-            ]
-            counted = {row["_id"]: row["n"] async for row in await model.get_pymongo_collection().aggregate(pipeline)}
-            return [counted.get(p, 0) for p in ids]
-
-        return self._get(_cache_key("referrer_counts", model.__name__, field, query), load,
-                         f"referrer_counts:{model.__name__}")
 
     def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
         """The newest (highest `_id`) document of `model` for each parent id."""

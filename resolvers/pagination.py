@@ -206,23 +206,21 @@ def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
 
 
 
-def first_children(loaders: Loaders, model: type[D], *, field: str, query: dict[str, Any], first: int,
-                   many_valued: bool = False) -> DataLoader[ObjectId, ChildPage[D]]:
+def first_children(loaders: Loaders, model: type[D], *, field: str, query: dict[str, Any],
+                   first: int) -> DataLoader[ObjectId, ChildPage[D]]:
     """The loader of each parent's first `first` children (see child_connection): one for the
     resolver and for a look-ahead (resolvers/lookahead.py), so both name the same batch."""
-    pages = loaders.referrers if many_valued else loaders.children
-    return pages(model, field, query, first)
+    return loaders.children(model, field, query, first)
 
 
 def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPage[D], *, field: str, parent_id: ObjectId,
-                          query: dict[str, Any], to_node: Callable[[D], T], many_valued: bool = False) -> Connection[T]:
+                          query: dict[str, Any], to_node: Callable[[D], T]) -> Connection[T]:
     """The connection of a parent's first page of children, as its loader gave it."""
     sort = [("_id", ASCENDING)]
     edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
 
     async def count() -> int:
-        counts = loaders.referrer_counts if many_valued else loaders.counts
-        return await counts(model, field, query).load(parent_id)
+        return await loaders.counts(model, field, query).load(parent_id)
 
     return Connection(
         edges=edges,
@@ -242,13 +240,11 @@ def child_connection_now_or_later(
     query: dict[str, Any],
     page: Page,
     to_node: Callable[[D], T],
-    many_valued: bool = False,
 ) -> Connection[T] | Awaitable[Connection[T]]:
     """A parent's children (`model` documents whose `field` is `parent_id`) in `_id` order.
 
     A first page comes from a DataLoader, so a list of parents costs one query for all their
     children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
-    `many_valued`: `field` is an array (or inside one), and names the parent among other values.
 
     Given at once (not as an awaitable) when the first page is loaded already, as a look-ahead leaves
     it (resolvers/lookahead.py): for a field resolver that is a plain `def`. Async resolvers await
@@ -259,10 +255,9 @@ def child_connection_now_or_later(
             model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[("_id", ASCENDING)], page=page,
             to_node=lambda raw: to_node(lean(model).model_validate(raw)),
         )
-    loaded = first_children(loaders, model, field=field, query=query, first=page.first, many_valued=many_valued)
+    loaded = first_children(loaders, model, field=field, query=query, first=page.first)
     return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(
-        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node,
-        many_valued=many_valued))
+        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node))
 
 
 async def child_connection(loaders: Loaders, model: type[D], **where: Any) -> Connection[Any]:

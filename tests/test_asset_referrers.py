@@ -72,14 +72,15 @@ async def test_referrers_of_a_page_of_assets_cost_constant_round_trips(
         assert sorted(e["node"]["name"] for e in node["derivedAssets"]["edges"]) == [f"{node['name']}-d0", f"{node['name']}-d1"]
         assert node["derivedAssets"]["totalCount"] == 2 and not node["derivedAssets"]["pageInfo"]["hasNextPage"]
     assert len(large_commands) == len(small_commands), (small_commands, large_commands)
-    # assets; the datums' uses of them, the datums and their count; derived assets and their count; records
-    # and their count
-    assert len(large_commands) <= 8, large_commands
+    # assets; the datums' uses of them, the datums and their count; the links to them, the derived assets and
+    # their count; records and their count
+    assert len(large_commands) <= 9, large_commands
 
 
 async def test_referrer_pages_are_complete_when_the_batch_is_cut_short(
         api: Api, served: Served, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One query sorted by `_id` reads at most the budget; a parent it found too few for reads its own page."""
+    """One query of the links, sorted by source, reads at most the budget; a parent it found too few for reads
+    its own page."""
     monkeypatch.setattr(loaders_module, "CHILD_BUDGET", 4)
     sources = {name: await factories.value_asset(api, contributor, name, labels=["cut"]) for name in ("a", "b", "c")}
     for name, count in (("a", 6), ("b", 1), ("c", 6)):  # made in this order: the batch reads a's first
@@ -92,10 +93,11 @@ async def test_referrer_pages_are_complete_when_the_batch_is_cut_short(
         "a": ["a-0", "a-1"], "b": ["b-0"], "c": ["c-0", "c-1"]}
     assert {name: page["pageInfo"]["hasNextPage"] for name, page in pages.items()} == {"a": True, "b": False, "c": True}
     assert {name: page["totalCount"] for name, page in pages.items()} == {"a": 6, "b": 1, "c": 6}
-    # A batch of 9 (3 parents x a page of 3) ends inside c: b and c, found short, read their own pages.
-    asset_finds = [c for c, coll in zip(served.commands.commands, served.commands.collections, strict=True)
-                   if coll == "assets" and c == "find"]
-    assert len(asset_finds) == 1 + 1 + 2, served.commands.commands  # the page of sources, the batch, b and c
+    # A batch of 9 links (3 parents x a page of 3) in source order reads a's 6, b's 1 and 2 of c's: only c,
+    # where it stopped, reads its own page.
+    finds = [coll for c, coll in zip(served.commands.commands, served.commands.collections, strict=True) if c == "find"]
+    assert finds.count("asset_lineage") == 1 + 1, finds  # the batch, and c
+    assert finds.count("assets") == 1 + 1, finds  # the page of sources, then every derived asset at once
 
 
 async def test_a_datums_uses_come_and_go_with_it(api: Api, state: AppState, contributor: str) -> None:
@@ -125,3 +127,25 @@ async def test_a_datums_uses_come_and_go_with_it(api: Api, state: AppState, cont
     # The delete cleared the use left behind, and kept the one being written.
     assert [u.get("batch") async for u in state.db.datum_assets.find()] == [writing]
     await state.db.write_batches.delete_one({"_id": writing})  # the journal is not among the collections emptied between tests
+
+
+async def test_lineage_follows_updates_and_deletes(api: Api, state: AppState, contributor: str) -> None:
+    """The links behind `derivedAssets` (services/lineage.py) follow `derivedFrom` as updateAsset changes
+    it, and an asset's go when it is deleted."""
+    first = await factories.value_asset(api, contributor, "first")
+    second = await factories.value_asset(api, contributor, "second")
+    child = await factories.value_asset(api, contributor, "child", derivedFrom=[first["id"]])
+
+    async def derived(source: dict) -> list[str]:
+        page = (await api.data("AssetReferrers", {"id": source["id"]}, token=contributor))["asset"]["derivedAssets"]
+        assert page["totalCount"] == len(page["edges"])
+        return [e["node"]["name"] for e in page["edges"]]
+
+    assert (await derived(first), await derived(second)) == (["child"], [])
+    await api.data("UpdateAsset", {"input": {"id": child["id"], "derivedFrom": [second["id"]]}}, token=contributor)
+    assert (await derived(first), await derived(second)) == ([], ["child"])
+    await api.data("UpdateAsset", {"input": {"id": child["id"], "derivedFrom": [first["id"], second["id"]]}}, token=contributor)
+    assert (await derived(first), await derived(second)) == (["child"], ["child"])
+    await api.data("DeleteAsset", {"id": child["id"]}, token=contributor)
+    assert (await derived(first), await derived(second)) == ([], [])
+    assert await state.db.asset_lineage.count_documents({}) == 0

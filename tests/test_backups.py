@@ -52,6 +52,7 @@ async def seed_lake(api: Api, token: str, served: Served, tmp_path: Path) -> dic
     """Something of every kind, through the API: values, a file on the local mount, a dataset version
     with annotations, events. Returns the ids the test reads back."""
     value = await factories.value_asset(api, token, "reading", {"temperature": 21.5, "unit": "C"})
+    await factories.value_asset(api, token, "reading in F", {"temperature": 70.7, "unit": "F"}, derivedFrom=[value["id"]])
     data = tmp_path / "frame.bin"
     data.write_bytes(os.urandom(300_000))
     async with Client(served.base_url, token, resume=ResumeState(tmp_path / "resume.json")) as lake:
@@ -94,12 +95,14 @@ async def test_a_round_trip_gives_the_same_answers_and_bytes(api: Api, admin: st
     assert (await read_state(scratch_db)).current
     for entry in manifest.collections:  # every document, byte for byte
         assert await documents(scratch_db, entry.name) == await documents(state.db, entry.name), entry.name
-    # Datums' uses of assets are left out, and made again from the datums.
-    assert "datum_assets" not in {entry.name for entry in manifest.collections}
+    # Datums' uses of assets and assets' lineage links are left out, and made again from the datums and assets.
+    assert not {"datum_assets", "asset_lineage"} & {entry.name for entry in manifest.collections}
 
-    async def uses(db: AsyncDatabase) -> list[tuple]:
-        return sorted([(u["asset_id"], u["datum_id"]) async for u in db.datum_assets.find()])
-    assert await uses(scratch_db) == await uses(state.db) and len(await uses(state.db)) >= 8
+    async def derived(db: AsyncDatabase) -> tuple[list[tuple], list[tuple]]:
+        return (sorted([(u["asset_id"], u["datum_id"]) async for u in db.datum_assets.find()]),
+                sorted([(link["source_id"], link["asset_id"]) async for link in db.asset_lineage.find()]))
+    uses, links = await derived(state.db)
+    assert await derived(scratch_db) == (uses, links) and len(uses) >= 8 and len(links) == 1
 
     process, url = await start_server_process(mongodb_url, scratch_db.name, new_data_dir)
     try:

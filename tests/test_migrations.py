@@ -32,6 +32,7 @@ from migrations import v003_frozen_versions as v003
 from migrations import v004_content_manifests as v004
 from migrations import v005_corrections_and_batches as v005
 from migrations import v006_datum_uses as v006
+from migrations import v007_asset_lineage as v007
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from tests import factories
@@ -100,7 +101,8 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
     await fill_v1(scratch_db)
     steps = await migrate(scratch_db, writer="new", dry_run=True)
     assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}",
-                                       f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}"]
+                                       f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}",
+                                       f"6 -> 7: {v007.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -302,3 +304,21 @@ async def test_v006_stores_each_datums_uses_in_datum_order(scratch_db: AsyncData
     await v006.backward(scratch_db)
     assert "datum_assets" not in await scratch_db.list_collection_names()
     assert await scratch_db.datums.count_documents({}) == 4
+
+
+async def test_v007_links_each_asset_to_its_sources_but_deleted_ones(scratch_db: AsyncDatabase) -> None:
+    a, b = ObjectId(), ObjectId()
+    assets = [{"_id": ObjectId(), "status": status, "derived_from": sources} for status, sources in (
+        ("ACTIVE", [a, b]), ("ACTIVE", []), ("DELETED", [a]), ("PENDING", [b]))]
+    await scratch_db.assets.insert_many([{"_id": a, "status": "ACTIVE"}, {"_id": b, "status": "ACTIVE"}, *assets])
+    if "ferretdbVersion" not in await scratch_db.client.admin.command("buildInfo"):
+        await scratch_db.assets.create_index("derived_from", name="derived_from")  # version 6's, on MongoDB
+    await scratch_db.asset_lineage.insert_one({"source_id": a, "asset_id": ObjectId()})  # a run that died half way
+
+    for _ in range(2):  # idempotent
+        await v007.forward(scratch_db)
+        links = [(link["source_id"], link["asset_id"]) async for link in scratch_db.asset_lineage.find(sort=[("_id", 1)])]
+        assert links == [(a, assets[0]["_id"]), (b, assets[0]["_id"]), (b, assets[3]["_id"])]
+    assert "derived_from" not in await scratch_db.assets.index_information()
+    await v007.backward(scratch_db)
+    assert "asset_lineage" not in await scratch_db.list_collection_names()

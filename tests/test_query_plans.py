@@ -48,6 +48,8 @@ async def lake(api: Api, contributor: str) -> dict[str, Any]:
     datums = await factories.datums(api, contributor, 3)
     await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "reading", "assetId": assets[0]["id"]}]}] * 2},
                    token=contributor)
+    for i in range(2):
+        await factories.value_asset(api, contributor, f"derived{i}", derivedFrom=[assets[0]["id"]])
     ds = await factories.dataset(api, contributor)
     version = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums])
     schema = await factories.schema(api, contributor)
@@ -103,8 +105,10 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("datasets", "Dataset", {"name": lake["dataset"], "version": "v1"}),
         ("dataset_versions", "DatasetVersion", {"dataset": lake["dataset"], "version": "v1", "first": 2}),
         # The datums using an asset (through their uses of it: `roles.asset_id` is an array, which the
-        # embedded default does not index).
+        # embedded default does not index). The page's datums (and derived assets) are then read by id.
         ("datum_assets", "AssetReferrers", {"id": lake["asset"], "first": 1}),
+        # The assets derived from one (through the links to it: `derived_from` is an array too).
+        ("asset_lineage", "AssetReferrers", {"id": lake["asset"], "first": 1}),
         # A token's first request looks it up by its secret's hash (later ones find it in memory).
         ("api_tokens", "Assets", {"first": 1}),
     ]

@@ -9,6 +9,7 @@ import strawberry
 
 from documents.annotation import AnnotationRecord as RecordDocument
 from documents.asset import Asset as AssetDocument
+from documents.asset import AssetLink as LinkDocument
 from documents.collection import Collection as CollectionDocument
 from documents.collection import CollectionItem as ItemDocument
 from documents.common import AssetKind as AssetKindValue
@@ -194,14 +195,22 @@ class Asset(Node):
         )
 
     @strawberry.field(description=(
-        "The assets derived from this one (whose `derivedFrom` names it), oldest first; DELETED ones left out. "
-        "Lineage downstream, where `derivedFrom` is upstream."))
+        "The assets derived from this one (whose `derivedFrom` names it), in the order they came to name it "
+        "(oldest first); DELETED ones left out. Lineage downstream, where `derivedFrom` is upstream."))
     async def derived_assets(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Asset]:
-        return await child_connection(
-            info.context.loaders, AssetDocument, field="derived_from", parent_id=self.doc.id,
-            query={"status": {"$ne": AssetStatusValue.DELETED.value}}, page=info.context.page(first, after, last, before),
-            to_node=Asset.from_document, many_valued=True,
+        # Through the links to it (an index range on both servers: services/lineage.py), then the assets by id.
+        loaders = info.context.loaders
+        links = await child_connection(
+            loaders, LinkDocument, field="source_id", parent_id=self.doc.id, query={},
+            page=info.context.page(first, after, last, before), to_node=lambda link: link.asset_id,
         )
+
+        async def assets(ids: list) -> list[Asset | None]:
+            found = await loaders.by_id(AssetDocument).load_many(ids)
+            return [Asset.from_document(doc) if doc is not None and doc.status is not AssetStatusValue.DELETED else None
+                    for doc in found]
+
+        return await map_nodes(links, assets)
 
     @strawberry.field(description=(
         "The datums that use this asset in one of their roles, oldest first (as they are now; a dataset version "

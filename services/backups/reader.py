@@ -27,11 +27,13 @@ from documents.registry import COLLECTION_NAMES
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
 from migrations.v006_datum_uses import VERSION as USES_SINCE
+from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from services import batches
 from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
 from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_synced, sync_directory
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
+from services.lineage import write_links
 from storage import ObjectStore
 from storage.local import PUT_TEMP_PREFIX, LocalStore
 
@@ -95,8 +97,10 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
             await _insert_all(db, entry.name, source / entry.file)
             if progress:
                 progress(f"{entry.name}: {entry.documents} documents")
-        if manifest.schema_version >= USES_SINCE:  # older ones get them from their migration
+        if manifest.schema_version >= USES_SINCE:  # older ones get them from their migrations
             await write_uses(db)
+        if manifest.schema_version >= LINKS_SINCE:
+            await write_links(db)
         await asyncio.to_thread(_place, staged)
         for payload in uploads:
             await stores[payload.mount].write(payload.key, source / payload.file)

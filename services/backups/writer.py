@@ -28,6 +28,7 @@ from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from documents.asset import LINKS_COLLECTION
 from documents.dataset import USES_COLLECTION
 from documents.event import FEED_COLLECTION
 from graphlake_client.direct import copy_hashing
@@ -40,10 +41,12 @@ from storage import ObjectStore
 from storage.local import is_stored_object_name
 
 # The live feed, its writers' heartbeats and the schedule are a running server's scratch space; the
-# schema record travels in the manifest instead (a restore writes its own). Datums' uses of assets are
-# made again from the datums by a restore: copied while the server writes, they could miss a datum
-# made between the two collections' copies (and its asset then look unused).
-NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION, SCHEDULES, USES_COLLECTION})
+# schema record travels in the manifest instead (a restore writes its own). Datums' uses of assets and
+# assets' lineage links are made again from the datums and assets by a restore: copied while the
+# server writes, they could miss a datum made between the two collections' copies (and its asset then
+# look unused).
+NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION, SCHEDULES, USES_COLLECTION,
+                           LINKS_COLLECTION})
 RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
 COPIES_AT_ONCE = 4
 
