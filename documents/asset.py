@@ -107,6 +107,8 @@ class AssetLink(Document):
         indexes = [
             # The assets derived from one, in the order they were linked, read as a range.
             Index([("source_id", ASCENDING), ("_id", ASCENDING)], name="source_links"),
+            # An asset's own links, which services/lineage.relink makes what the asset says.
+            Index([("asset_id", ASCENDING), ("source_id", ASCENDING)], name="asset_links"),
         ]
 
 

@@ -28,7 +28,8 @@ async def forward(db: AsyncDatabase) -> None:
     batch: list[dict] = []
     async for asset in db[ASSETS].find({"derived_from.0": {"$exists": True}, "status": {"$ne": "DELETED"}},
                                        {"derived_from": 1}, sort=[("_id", 1)]):
-        batch += [{"_id": ObjectId(), "source_id": source, "asset_id": asset["_id"]} for source in asset["derived_from"]]
+        batch += [{"_id": ObjectId(), "source_id": source, "asset_id": asset["_id"]}
+                  for source in dict.fromkeys(asset["derived_from"])]
         if len(batch) >= BATCH:
             await db[LINKS].insert_many(batch)
             batch = []

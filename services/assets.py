@@ -119,7 +119,8 @@ async def create_asset(
     except Conflict:
         await asset.delete()  # nothing half-written: the asset goes with its names
         raise
-    await lineage.link(asset.id, asset.derived_from)
+    if asset.derived_from:
+        await lineage.relink([asset.id])
     return asset
 
 
@@ -149,8 +150,7 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
     await Asset.get_pymongo_collection().update_one({"_id": asset_id}, setting(stored))
     if "derived_from" in changes:
-        await lineage.link(asset_id, [s for s in changes["derived_from"] if s not in asset.derived_from])
-        await lineage.unlink(asset_id, [s for s in asset.derived_from if s not in changes["derived_from"]])
+        await lineage.relink([asset_id])
     return await get_asset(asset_id)
 
 
@@ -241,7 +241,7 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     if not force:
         await _still_unused(asset)
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
-    await lineage.unlink_deleted([(asset_id, asset.derived_from)])
+    await lineage.unlink([asset_id])
     if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
         await remove_thumbnails(asset, stores)
@@ -321,7 +321,7 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     gone = [a.model_copy(update={"status": AssetStatus.DELETED, "deleted_at": now, "updated_at": now,
                                  "collection_ids": []}) for a in batch if a.id in flipped]
     await Alias.get_pymongo_collection().delete_many({"asset_id": {"$in": list(flipped)}})
-    await lineage.unlink_deleted([(a.id, a.derived_from) for a in gone])
+    await lineage.unlink([a.id for a in gone])
     files = [a.storage for a in gone if a.kind is AssetKind.FILE and a.storage and not a.storage.external
              and a.storage.mount in stores]
     await bounded_gather([lambda ref=ref: stores[ref.mount].delete(ref.key) for ref in files])

@@ -1,15 +1,18 @@
 """Lineage downstream: the assets derived from an asset, kept beside them as links
 (documents/asset.AssetLink), because the embedded default cannot index an asset's `derived_from`.
 
-A link is made when an asset names its sources (at its creation, or by updateAsset) and removed when
-that changes or the asset is deleted. It is not a rule anything relies on (lineage keeps nothing from
-deletion), so it is written after the asset: a crash in between leaves the link missing or stale,
-and readers skip links to assets that are gone or DELETED.
+Links follow the asset. After a write to its `derived_from` (a new asset, updateAsset), `relink`
+makes them what the asset says then (one per source), reading the asset after that write: of two
+writes racing, the relink that reads last settles them, and a relink lost to a crash is settled by
+the asset's next one. Once the asset is DELETED (a delete, the collector), `unlink` removes them all;
+an update racing the delete relinks from what it reads after its write, a DELETED asset: none.
+Lineage keeps nothing from deletion, so nothing relies on a link being there: the reader keeps an
+asset only if it still names the source and is not DELETED (resolvers/assets/types.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,27 +23,35 @@ from documents.common import AssetStatus
 CHUNK = 1000
 
 
-async def link(asset_id: ObjectId, sources: Sequence[ObjectId]) -> None:
-    """The asset derives from these too (each named once: derived_from is kept without repeats)."""
-    if sources:
-        await AssetLink.get_pymongo_collection().insert_many(
-            [{"_id": ObjectId(), "source_id": source, "asset_id": asset_id} for source in sources])
+async def relink(asset_ids: Sequence[ObjectId]) -> None:
+    """Make the links of these assets what each says now."""
+    if not asset_ids:
+        return
+    links = AssetLink.get_pymongo_collection()
+    for start in range(0, len(asset_ids), CHUNK):
+        chunk = list(asset_ids[start:start + CHUNK])
+        wanted = {(source, asset["_id"]) async for asset in Asset.get_pymongo_collection().find(
+            {"_id": {"$in": chunk}, "status": {"$ne": AssetStatus.DELETED.value}}, {"derived_from": 1})
+                  for source in asset.get("derived_from", [])}
+        held: dict[tuple[ObjectId, ObjectId], ObjectId] = {}
+        stale: list[ObjectId] = []
+        async for link in links.find({"asset_id": {"$in": chunk}}, {"source_id": 1, "asset_id": 1}):
+            pair = (link["source_id"], link["asset_id"])
+            if pair in wanted and pair not in held:
+                held[pair] = link["_id"]
+            else:  # no longer named, or a second link of one pair (two relinks racing)
+                stale.append(link["_id"])
+        if missing := [{"_id": ObjectId(), "source_id": source, "asset_id": asset_id}
+                       for source, asset_id in wanted if (source, asset_id) not in held]:
+            await links.insert_many(missing)
+        if stale:
+            await links.delete_many({"_id": {"$in": stale}})
 
 
-async def unlink(asset_id: ObjectId, sources: Sequence[ObjectId]) -> None:
-    """The asset no longer derives from these."""
-    if sources:
-        await AssetLink.get_pymongo_collection().delete_many({"source_id": {"$in": list(sources)}, "asset_id": asset_id})
-
-
-async def unlink_deleted(deleted: Iterable[tuple[ObjectId, Sequence[ObjectId]]]) -> None:
-    """Every link of these deleted assets (each given with its whole `derived_from`), in one query
-    through the sources' index: a link (source, asset) exists only where the asset names the source."""
-    deleted = [(asset_id, sources) for asset_id, sources in deleted if sources]
+async def unlink(deleted: Sequence[ObjectId]) -> None:
+    """Every link of these assets, once DELETED (what relink would do, in one command)."""
     if deleted:
-        await AssetLink.get_pymongo_collection().delete_many({
-            "source_id": {"$in": list({s for _, sources in deleted for s in sources})},
-            "asset_id": {"$in": [asset_id for asset_id, _ in deleted]}})
+        await AssetLink.get_pymongo_collection().delete_many({"asset_id": {"$in": list(deleted)}})
 
 
 async def write_links(db: AsyncDatabase) -> None:
@@ -50,7 +61,8 @@ async def write_links(db: AsyncDatabase) -> None:
     async for asset in db[Asset.Settings.name].find(
             {"derived_from.0": {"$exists": True}, "status": {"$ne": AssetStatus.DELETED.value}}, {"derived_from": 1},
             sort=[("_id", 1)]):
-        links += [{"_id": ObjectId(), "source_id": source, "asset_id": asset["_id"]} for source in asset["derived_from"]]
+        links += [{"_id": ObjectId(), "source_id": source, "asset_id": asset["_id"]}
+                  for source in dict.fromkeys(asset["derived_from"])]
         if len(links) >= CHUNK:
             await db[LINKS_COLLECTION].insert_many(links)
             links = []

@@ -206,9 +206,10 @@ class Asset(Node):
         )
 
         async def assets(ids: list) -> list[Asset | None]:
+            # A link is not trusted alone (services/lineage.py): the asset must still name this one.
             found = await loaders.by_id(AssetDocument).load_many(ids)
-            return [Asset.from_document(doc) if doc is not None and doc.status is not AssetStatusValue.DELETED else None
-                    for doc in found]
+            return [Asset.from_document(doc) if doc is not None and doc.status is not AssetStatusValue.DELETED
+                    and self.doc.id in doc.derived_from else None for doc in found]
 
         return await map_nodes(links, assets)
 
