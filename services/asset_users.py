@@ -43,7 +43,8 @@ async def used(asset_ids: Sequence[ObjectId]) -> set[ObjectId]:
 
 async def users_of(asset_id: ObjectId) -> dict[NodeType, tuple[int, list[str]]]:
     """For each kind that uses the asset (DATUM, ANNOTATION_RECORD): how many, and the global ids of
-    the first NAMED."""
+    the first NAMED. Datums are counted by their uses, once the first ones read are checked: a use left
+    by a crash further on counts until a delete reads that far."""
     users = {}
     if datums := await _first_datums(asset_id):
         count = await DatumAsset.get_pymongo_collection().count_documents({"asset_id": asset_id})

@@ -113,14 +113,14 @@ async def create_asset(
     # Inserted as the document it already is: Beanie's insert encodes it again (3.5 ms against 2.0 ms
     # for the same document raw, measured here), and Asset declares no event hooks for it to run.
     asset.id = ObjectId()
+    await lineage.add(asset.id, asset.derived_from)  # before the asset: services/lineage.py
     await Asset.get_pymongo_collection().insert_one(stored(asset))
     try:
         await _insert_aliases(alias_list, asset.id, "aliases")
     except Conflict:
-        await asset.delete()  # nothing half-written: the asset goes with its names
+        await asset.delete()  # nothing half-written: the asset goes with its names, and its links
+        await lineage.unlink([asset.id])
         raise
-    if asset.derived_from:
-        await lineage.relink([asset.id])
     return asset
 
 
@@ -148,6 +148,8 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
         return asset
     changes["updated_at"] = utcnow()
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
+    if "derived_from" in changes:
+        await lineage.add(asset_id, changes["derived_from"])
     await Asset.get_pymongo_collection().update_one({"_id": asset_id}, setting(stored))
     if "derived_from" in changes:
         await lineage.relink([asset_id])

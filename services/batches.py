@@ -41,7 +41,7 @@ async def insert_all(collection: AsyncCollection, documents: list[dict[str, Any]
     index's refusal raises BulkWriteError with `position`: the index in `documents` it refused. Without a
     time limit: an insert this side gave up on may still commit on the server after the rollback ran.
     `before`: documents of other collections that belong to these (a datum's uses of its assets),
-    written first in the same batch: they stay or go with it."""
+    written first in the same batch: they stay or go with it (`position` is then of the list refused)."""
     with no_time_limit():
         await _insert_all([*before, (collection, documents)])
 

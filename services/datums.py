@@ -55,10 +55,14 @@ async def insert_datums(datums: Sequence[Datum]) -> None:
     """Insert new datums (ids set) all or none, each with its uses of its assets (documents/dataset.DatumAsset).
     The uses' ids are made after the datums', in their order: an asset's uses in `_id` order list its
     datums oldest first."""
-    uses = [{"_id": ObjectId(), "asset_id": asset_id, "datum_id": d.id}
-            for d in datums for asset_id in dict.fromkeys(r.asset_id for r in d.roles)]  # an asset in two roles: once
+    uses = [use for d in datums for use in _uses(d.id, [r.asset_id for r in d.roles])]
     await batches.insert_all(Datum.get_pymongo_collection(), [stored(d) for d in datums],
                              before=[(DatumAsset.get_pymongo_collection(), uses)])
+
+
+def _uses(datum_id: ObjectId, asset_ids: Sequence[ObjectId]) -> list[dict]:
+    """A datum's uses of its role assets: one per asset (an asset in two roles is used once)."""
+    return [{"_id": ObjectId(), "asset_id": asset_id, "datum_id": datum_id} for asset_id in dict.fromkeys(asset_ids)]
 
 
 async def remove_datums(datums: Sequence[Datum]) -> None:
@@ -80,8 +84,7 @@ async def write_uses(db: AsyncDatabase) -> None:
     uses: list[dict] = []
     async for datum in db[Datum.Settings.name].find({"batch": {"$nin": unfinished}}, {"roles.asset_id": 1},
                                                     sort=[("_id", 1)]):
-        uses += [{"_id": ObjectId(), "asset_id": asset_id, "datum_id": datum["_id"]}
-                 for asset_id in dict.fromkeys(role["asset_id"] for role in datum.get("roles", []))]
+        uses += _uses(datum["_id"], [role["asset_id"] for role in datum.get("roles", [])])
         if len(uses) >= batches.CHUNK:
             await db[USES_COLLECTION].insert_many(uses)
             uses = []

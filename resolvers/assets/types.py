@@ -24,7 +24,7 @@ from resolvers.enums import described_enum
 from resolvers.pagination import child_connection, map_nodes
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON, BigInt
-from services import retention
+from services import lineage, retention
 from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
@@ -206,10 +206,11 @@ class Asset(Node):
         )
 
         async def assets(ids: list) -> list[Asset | None]:
-            # A link is not trusted alone (services/lineage.py): the asset must still name this one.
+            # A link alone is not trusted (services/lineage.py): each asset once, where the link stands.
             found = await loaders.by_id(AssetDocument).load_many(ids)
-            return [Asset.from_document(doc) if doc is not None and doc.status is not AssetStatusValue.DELETED
-                    and self.doc.id in doc.derived_from else None for doc in found]
+            first = {doc.id: i for i, doc in reversed(list(enumerate(found))) if doc is not None}
+            return [Asset.from_document(doc) if doc is not None and first[doc.id] == i and lineage.backs(doc, self.doc.id)
+                    else None for i, doc in enumerate(found)]
 
         return await map_nodes(links, assets)
 
