@@ -266,6 +266,26 @@ async def child_connection(loaders: Loaders, model: type[D], **where: Any) -> Co
     return await connection if inspect.isawaitable(connection) else connection
 
 
+async def linked_connection(loaders: Loaders, link: type[Any], *, field: str, target: str, parent_id: ObjectId,
+                            page: Page, model: type[D], to_node: Callable[[D], T],
+                            keep: Callable[[D], bool] = lambda doc: True) -> Connection[T]:
+    """A parent's children reached through links: `link` documents whose `field` is the parent, paged
+    in `_id` order like any children (an index range), then the documents their `target` names, read
+    by id. A link's document that is missing or not kept (`keep`), or already listed on the page, is
+    left out: links live beside what they point at (an asset's datums, its derived assets), and a
+    crash between the two writes leaves one behind."""
+    links = await child_connection(loaders, link, field=field, parent_id=parent_id, query={}, page=page,
+                                   to_node=lambda doc: getattr(doc, target))
+
+    async def targets(ids: list[ObjectId]) -> list[T | None]:
+        found = await loaders.by_id(model).load_many(ids)
+        first = {doc.id: i for i, doc in reversed(list(enumerate(found))) if doc is not None}  # type: ignore[attr-defined]
+        return [to_node(doc) if doc is not None and first[doc.id] == i and keep(doc) else None  # type: ignore[attr-defined]
+                for i, doc in enumerate(found)]
+
+    return await map_nodes(links, targets)
+
+
 async def map_nodes(connection: Connection[T], convert: Callable[[list[T]], Awaitable[list[Any]]]) -> Connection[Any]:
     """The same page (cursors, pageInfo, count) with each node replaced, converted in one batch. An
     edge whose node converts to None (a link to something gone) is left out; the page's cursors stay

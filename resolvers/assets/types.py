@@ -21,7 +21,7 @@ from documents.retention import AssetRetention as RetentionDocument
 from resolvers.common import Ownership
 from resolvers.context import Info
 from resolvers.enums import described_enum
-from resolvers.pagination import child_connection, map_nodes
+from resolvers.pagination import child_connection, linked_connection, map_nodes
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON, BigInt
 from services import lineage, retention
@@ -198,21 +198,12 @@ class Asset(Node):
         "The assets derived from this one (whose `derivedFrom` names it), in the order they came to name it "
         "(oldest first); DELETED ones left out. Lineage downstream, where `derivedFrom` is upstream."))
     async def derived_assets(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Asset]:
-        # Through the links to it (an index range on both servers: services/lineage.py), then the assets by id.
-        loaders = info.context.loaders
-        links = await child_connection(
-            loaders, LinkDocument, field="source_id", parent_id=self.doc.id, query={},
-            page=info.context.page(first, after, last, before), to_node=lambda link: link.asset_id,
+        # Through the links to it (services/lineage.py); a link alone is not trusted: `backs` says if it stands.
+        return await linked_connection(
+            info.context.loaders, LinkDocument, field="source_id", target="asset_id", parent_id=self.doc.id,
+            page=info.context.page(first, after, last, before), model=AssetDocument, to_node=Asset.from_document,
+            keep=lambda doc: lineage.backs(doc, self.doc.id),
         )
-
-        async def assets(ids: list) -> list[Asset | None]:
-            # A link alone is not trusted (services/lineage.py): each asset once, where the link stands.
-            found = await loaders.by_id(AssetDocument).load_many(ids)
-            first = {doc.id: i for i, doc in reversed(list(enumerate(found))) if doc is not None}
-            return [Asset.from_document(doc) if doc is not None and first[doc.id] == i and lineage.backs(doc, self.doc.id)
-                    else None for i, doc in enumerate(found)]
-
-        return await map_nodes(links, assets)
 
     @strawberry.field(description=(
         "The datums that use this asset in one of their roles, oldest first (as they are now; a dataset version "
@@ -222,18 +213,11 @@ class Asset(Node):
     ) -> Connection[Annotated[Datum, strawberry.lazy("resolvers.datums.types")]]:
         from resolvers.datums.types import Datum
 
-        # Through the asset's uses (an index range on both servers), then the datums by id.
-        loaders = info.context.loaders
-        uses = await child_connection(
-            loaders, DatumAsset, field="asset_id", parent_id=self.doc.id, query={},
-            page=info.context.page(first, after, last, before), to_node=lambda use: use.datum_id,
+        # Through its datums' uses of it (documents/dataset.DatumAsset).
+        return await linked_connection(
+            info.context.loaders, DatumAsset, field="asset_id", target="datum_id", parent_id=self.doc.id,
+            page=info.context.page(first, after, last, before), model=DatumDocument, to_node=Datum.from_document,
         )
-
-        async def datums(ids: list) -> list[Datum | None]:
-            found = await loaders.by_id(DatumDocument).load_many(ids)
-            return [Datum.from_document(doc) if doc is not None else None for doc in found]
-
-        return await map_nodes(uses, datums)
 
     @classmethod
     def from_document(cls, doc: AssetDocument) -> Asset:
