@@ -21,7 +21,7 @@ from documents.upload import UploadSession
 from graphlake.settings import Settings
 from graphlake_client.direct import direct_temp_path
 from resolvers.context import AppState
-from services.uploads.reconciler import reconcile, sweep_temp_files
+from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
 from storage.local import PUT_TEMP_PREFIX, UnsafeKey
 from tests import factories
@@ -871,3 +871,29 @@ async def test_register_external_tells_a_wrong_bucket_from_an_unreachable_store(
         finally:
             del state.stores[stuck.name]
             await stuck.close()
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_an_asset_deleted_while_it_uploads_stays_deleted(api: Api, contributor: str, state: AppState,
+                                                               mount: str) -> None:
+    """Completing, aborting or expiring the upload of an asset deleted meanwhile never brings it back."""
+    data = payload(50_000, seed=7)
+    completed, aborted, expired = [await start(api, contributor, data, mount) for _ in range(3)]
+    for session in (completed, aborted, expired):
+        await api.data("DeleteAsset", {"id": session["asset"]["id"]}, token=contributor)
+        assert (await put(session["url"], data, session["headers"])).status_code == 200
+
+    error = await api.error("CompleteUpload", {"input": {"id": completed["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and "deleted" in error["message"], error
+    await api.data("AbortUpload", {"id": aborted["id"]}, token=contributor)
+    await UploadSession.get_pymongo_collection().update_one(
+        {"_id": object_id(expired["id"])}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    assert await reconcile(state.stores, state.feed) == 1
+    for session, status in ((completed, "ABORTED"), (aborted, "ABORTED"), (expired, "EXPIRED")):
+        fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
+        assert (fetched["status"], fetched["asset"]["status"]) == (status, "DELETED"), session
+    long_ago = utcnow() - timedelta(hours=1)  # every URL of theirs dead: the sweep takes their keys
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
+    await sweep_closed(state.stores)
+    for session in (completed, aborted, expired):  # no object left behind
+        assert await state.stores[mount].stat(session["asset"]["storage"]["key"]) is None

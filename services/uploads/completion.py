@@ -93,6 +93,14 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
                                         assets_of(older))
     assets = {**assets, **more}  # finish_many changes them as it writes
     verified = dict(zip(session_ids, checks, strict=True))
+    # An asset deleted while it was uploading is not brought back: its upload is aborted (the object
+    # is swept), the asset stays DELETED (finish_many leaves it so), and the caller is told.
+    deleted = [found[i] for i, v in verified.items() if isinstance(v, Verified)
+               and (asset := assets.get(found[i].asset_id)) is not None and asset.status is AssetStatus.DELETED]
+    for session in deleted:
+        verified[session.id] = Conflict("the asset was deleted while it was uploading; the upload is aborted",
+                                        field="id")
+    await finish_many([(session, {}) for session in deleted], UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}

@@ -54,14 +54,17 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
         UploadSession.get_pymongo_collection().bulk_write(
             [UpdateMany({"_id": {"$in": ids}}, {"$set": {**closing, "to_file": mark}})
              for ids, mark in ((to_file, True), (rest, False)) if ids]),
+        # An asset deleted while it was uploading stays DELETED (and is not reported as settled).
         Asset.get_pymongo_collection().bulk_write(
-            [UpdateMany({"_id": {"$in": ids}}, {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)},
+            [UpdateMany({"_id": {"$in": ids}, "status": {"$ne": AssetStatus.DELETED.value}},
+                        {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)},
                                                 **({"$addToSet": {"collection_ids": joined}} if joined else {})})
              for (change, joined), ids in changes.items()]))
     # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
     finished = [_settled(assets[session.asset_id], {"status": asset_status, "updated_at": now, **fields},
                          joins.get(session.asset_id))
-                for session, fields in outcomes if session.asset_id in assets]
+                for session, fields in outcomes
+                if session.asset_id in assets and assets[session.asset_id].status is not AssetStatus.DELETED]
     await feed.write([status_event(asset, now) for asset in finished])
     return finished
 
@@ -93,9 +96,10 @@ def status_event(asset: Asset, at: datetime) -> Event:
 
 
 async def finish(session: UploadSession, status: UploadStatus, asset_status: AssetStatus, feed: FeedWriter,
-                  **asset_fields: object) -> Asset:
-    [asset] = await finish_many([(session, asset_fields)], status, asset_status, feed)
-    return asset
+                  **asset_fields: object) -> Asset | None:
+    """finish_many for one session; its asset as settled, or None if it was deleted meanwhile (or never stored)."""
+    settled = await finish_many([(session, asset_fields)], status, asset_status, feed)
+    return settled[0] if settled else None
 
 
 async def file_completed(sessions: Sequence[UploadSession], actor: str | None, max_items: int | None = None,
