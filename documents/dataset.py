@@ -51,7 +51,9 @@ class DatumAsset(Document):
     read every datum there, for an asset's `datums`, a delete's check of what uses the asset, and a
     bundle import's lookups, each growing with the lake. Written with the datum in one batch (rows
     first, so a datum is never visible without them; services/datums.insert_datums), removed after
-    it. A row whose datum is gone (a crash between the two deletes) is skipped by every reader.
+    it. A row whose datum is gone (a crash between the two deletes) lists nothing and names no holder;
+    the collector still counts it as a use (keeping the asset) until a delete of the asset clears it
+    (services/asset_users.py).
     Roles never change after a datum is made, so nothing else writes here.
     """
 
