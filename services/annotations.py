@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from services import batches, record_keys
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
-from services.id_reads import docs_by_ids
+from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 
 Kind = docs.AnnotationKind
@@ -102,11 +102,15 @@ async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: Obje
     return annotation_set
 
 
+SCHEMAS_KEPT = 256
+_SCHEMAS: dict[ObjectId, docs.AnnotationSchema] = {}  # see _schema
+
+
 def _finite(number: float | None) -> bool:
     return number is None or math.isfinite(number)
 
 
-def _check_geometry(record: NewRecord, field: str, masks: dict[ObjectId, Asset]) -> None:
+def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict[str, Any]]) -> None:
     expected = SHAPE_OF_KIND.get(record.kind)
     shape = record.geometry
     if expected is None:
@@ -131,8 +135,8 @@ def _check_geometry(record: NewRecord, field: str, masks: dict[ObjectId, Asset])
         mask = masks.get(shape.asset_id)
         if mask is None:
             raise BadUserInput(f"no asset {shape.asset_id}", field=f"{field}.geometry.mask.assetId")
-        if not (mask.media_type or "").startswith("image/"):
-            raise BadUserInput(f"the mask asset must be an image, it is {mask.media_type or 'untyped'}",
+        if not (mask.get("media_type") or "").startswith("image/"):
+            raise BadUserInput(f"the mask asset must be an image, it is {mask.get('media_type') or 'untyped'}",
                                field=f"{field}.geometry.mask.assetId")
 
 
@@ -151,13 +155,14 @@ class _Rules:
 
     @classmethod
     def of(cls, schema: docs.AnnotationSchema, set_source: docs.AnnotationSource | None,
-           datums: Iterable[Datum]) -> _Rules:
+           datums: Iterable[dict[str, Any]]) -> _Rules:
         return cls(schema=f"{schema.name} v{schema.version}", kinds=tuple(schema.kinds), labels=frozenset(c.name for c in schema.labels),
                    allow_scores=schema.allow_scores, required_attributes=tuple(schema.required_attributes),
-                   set_source=set_source, datum_assets={d.id: frozenset(r.asset_id for r in d.roles) for d in datums})
+                   set_source=set_source,
+                   datum_assets={d["_id"]: frozenset(r["asset_id"] for r in d.get("roles") or ()) for d in datums})
 
 
-def _check_record(field: str, record: NewRecord, rules: _Rules, masks: dict[ObjectId, Asset]) -> None:
+def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[ObjectId, dict[str, Any]]) -> None:
     if record.kind not in rules.kinds:
         raise BadUserInput(f"{record.kind.value} is not allowed by schema {rules.schema} (allowed: {', '.join(k.value for k in rules.kinds)})",
                            field=f"{field}.kind")
@@ -201,15 +206,15 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         raise BadUserInput("give at least one record", field="records")
     if len(records) > max_items:
         raise BadUserInput(f"at most {max_items} records at once", field="records")
-    schema = await docs.AnnotationSchema.get(annotation_set.schema_id)
-    assert schema is not None  # sets are created against an existing schema, which cannot be deleted while they exist
+    schema = await _schema(annotation_set.schema_id)
 
     asset_ids = {r.asset_id for r in records}
     mask_ids = {r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)}
-    found = {a.id: a for a in await docs_by_ids(Asset, asset_ids | mask_ids, read_only=True)
-             if a.status is not AssetStatus.DELETED}
+    # Raw, the fields checked only: building a model of each asset and datum named was CPU for nothing.
+    found = {a: doc for a, doc in (await fields_by_ids(Asset, asset_ids | mask_ids, ["status", "media_type"])).items()
+             if doc.get("status") != AssetStatus.DELETED.value}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
-    rules = _Rules.of(schema, annotation_set.source, await docs_by_ids(Datum, datum_ids, read_only=True))
+    rules = _Rules.of(schema, annotation_set.source, (await fields_by_ids(Datum, datum_ids, ["roles"])).values())
     if supersedes and records[0].key is not None:
         raise BadUserInput("a correction carries no key: the record it replaces keeps its own", field="record.key")
     record_keys.check_keys([r.key for r in records])
@@ -234,6 +239,19 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
             await collection.delete_many({"_id": {"$in": made}})
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="records")
     return Added(stored, len(stored) - len(made))
+
+
+async def _schema(schema_id: ObjectId) -> docs.AnnotationSchema:
+    """A set's schema, read once per process: a schema never changes (a new version is a new
+    document), and goes only once no set names it. An import's every addAnnotations read it again."""
+    schema = _SCHEMAS.get(schema_id)
+    if schema is None:
+        schema = await docs.AnnotationSchema.get(schema_id)
+        assert schema is not None  # sets are created against an existing schema, which cannot be deleted while they exist
+        if len(_SCHEMAS) >= SCHEMAS_KEPT:
+            _SCHEMAS.clear()
+        _SCHEMAS[schema_id] = schema
+    return schema
 
 
 def record_fields(annotation_set: docs.AnnotationSet, actor: str | None, supersedes: ObjectId | None,

@@ -80,8 +80,10 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     the add is caught after the write either way. `joined`: the caller has just written this
     collection into the assets' `collection_ids` (a completion, as it settled them), so they need
     no update per asset (FerretDB reads and rewrites each one). `made_here`: joined, and the assets
-    were just stored so, never unpinned (an ingest): no pin of theirs needs clearing either."""
-    await get_collection(collection_id, field="collectionId")
+    were just stored so, never unpinned (an ingest): no pin of theirs needs clearing either.
+    Returns the collection as read at the start, with its new `updated_at` (not read again: an
+    import filing its files paid for a read per call that told it nothing new)."""
+    collection = await get_collection(collection_id, field="collectionId")
     if not items:
         raise BadUserInput("give at least one item", field="items")
     if len(items) > max_items:
@@ -105,7 +107,8 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="items",
                            deleted=[str(a) for a in deleted])
     await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
-    return await get_collection(collection_id, field="collectionId")
+    collection.updated_at = now
+    return collection
 
 
 async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, now: datetime) -> None:

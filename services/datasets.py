@@ -36,6 +36,7 @@ from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, chec
 from services.collections import get_collection
 from services.datums import insert_datums, remove_datums
 from services.errors import BadUserInput, Conflict, NotFound
+from services.id_reads import docs_by_ids, fields_by_ids
 from services.node_ids import NodeType, decode_object_id, encode_id
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -181,8 +182,7 @@ async def _check_role_assets(datums: list[Datum], digests: dict[ObjectId, str]) 
     (into `digests`, as snapshots.asset_digests would): one read of the role assets, not two.
     By id alone, the status checked here: see services/id_reads.py."""
     role_assets = list({r.asset_id for d in datums for r in d.roles})
-    found = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
-        {"_id": {"$in": role_assets}}, {"status": 1, "sha256": 1, "storage": 1})} if role_assets else {}
+    found = await fields_by_ids(Asset, role_assets, ["status", "sha256", "storage"])
     unusable = {a: doc["status"] for a, doc in found.items() if doc.get("status") != AssetStatus.ACTIVE.value}
     for datum in datums:
         for role in datum.roles:
@@ -228,8 +228,8 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
     if not_in_parent:
         raise BadUserInput(f"not in the parent version: {', '.join(not_in_parent)}", field="removeDatums")
     # Their ids and splits only: _build reads each batch in full as it copies it.
-    added = {d["_id"]: Split(d.get("split", Split.UNASSIGNED.value)) async for d in Datum.get_pymongo_collection().find(
-        {"_id": {"$in": plan.add_datums}}, {"split": 1})}
+    added = {d: Split(doc.get("split", Split.UNASSIGNED.value))
+             for d, doc in (await fields_by_ids(Datum, plan.add_datums, ["split"])).items()}
     missing = [str(d) for d in dict.fromkeys(plan.add_datums) if d not in added]
     if missing:
         raise BadUserInput(f"no such datum(s): {', '.join(missing)}", field="addDatums", missing=missing)
@@ -277,7 +277,7 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     entries: list[bytes] = []
     for start in range(0, len(ids), snapshots.BATCH):
         wanted = ids[start:start + snapshots.BATCH]
-        batch = await Datum.find({"_id": {"$in": wanted}}).to_list()
+        batch = await docs_by_ids(Datum, wanted)
         if len(batch) != len(wanted):
             gone = sorted(set(wanted) - {d.id for d in batch})
             raise Conflict(f"datum(s) deleted while the version was built: {', '.join(map(str, gone))}", field="addDatums")

@@ -20,6 +20,7 @@ from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecor
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.sparse import sparse
 from services.availability import no_time_limit
+from services.id_reads import fields_by_ids
 from storage import ObjectStore
 
 BATCH = 1000  # datums copied (or checked) at a time, with their records
@@ -37,8 +38,7 @@ async def asset_digests(asset_ids: Iterable[ObjectId], into: dict[ObjectId, str]
     known = into if into is not None else {}
     missing = list({a for a in asset_ids if a not in known})
     if missing:
-        found = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
-            {"_id": {"$in": missing}}, {"sha256": 1, "storage": 1})}
+        found = await fields_by_ids(Asset, missing, ["sha256", "storage"])
         known.update({a: asset_digest(found.get(a)) for a in missing})
     return known
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.api_token import hash_secret, new_secret
 from documents.roles import Role
+from services import batches
 from services.batches import JOURNAL
 from tests.operations import document
 from tests.processes import start_server_process
@@ -94,3 +95,41 @@ async def test_a_server_killed_mid_batch_leaves_none_of_it(kind: str, scratch_db
         if process.returncode is None:
             process.terminate()
             await process.wait()
+
+
+class _Reaped:
+    """A collection after whose first insert the batch's journal entry is taken, as a reaper with a
+    clock far ahead would take it (it removes the batch's documents written so far, then the entry)."""
+
+    def __init__(self, inner: AsyncCollection) -> None:
+        self.inner, self.name, self.database = inner, inner.name, inner.database
+        self.reaped = False
+
+    async def insert_many(self, documents: list[dict], **options: object) -> object:
+        result = await self.inner.insert_many(documents, **options)
+        if not self.reaped:
+            self.reaped = True
+            await self.inner.delete_many({"batch": documents[0]["batch"]})
+            await self.database[JOURNAL].delete_one({"_id": documents[0]["batch"]})
+        return result
+
+    async def delete_many(self, query: dict) -> object:
+        return await self.inner.delete_many(query)
+
+
+@pytest.mark.parametrize(("chunks", "renew_each"), [(1, False), (3, False), (3, True)])
+async def test_a_batch_whose_entry_is_taken_while_it_is_written_keeps_nothing(
+        chunks: int, renew_each: bool, scratch_db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken while it is written: a renewal before the next chunk (a long batch renews its lease)
+    finds it gone, or else the final removal of the entry does. Either way the writer stops and
+    nothing of the batch stays."""
+    monkeypatch.setattr(batches, "CHUNK", 10)
+    if renew_each:
+        monkeypatch.setattr(batches, "RENEW_AFTER", timedelta(0))
+    collection = _Reaped(scratch_db.items)
+    with pytest.raises(batches.BatchLost):
+        await batches.insert_all(collection, [{"n": n} for n in range(10 * chunks)])  # type: ignore[arg-type]
+    assert await scratch_db.items.count_documents({}) == 0 and await scratch_db[JOURNAL].count_documents({}) == 0
+    assert collection.reaped
+    await batches.insert_all(scratch_db.items, [{"n": n} for n in range(25)])  # an untouched batch is kept whole
+    assert await scratch_db.items.count_documents({}) == 25 and await scratch_db[JOURNAL].count_documents({}) == 0
