@@ -1,6 +1,6 @@
 """Our FerretDB build writes the documents update statements change in one transaction per thousand
 (scripts/ferretdb/patch.py, step 8), where upstream committed each on its own: those of one
-statement, and those of the statements of one command that name their documents by `_id` alone.
+statement, and those of the statements of one command that name their documents by `_id`.
 What the statements do must not change: which documents each matches and changes (seeing what the
 statements before it changed), the counts reported, a unique index refusing them, and a
 findAndModify's single document."""
@@ -94,3 +94,21 @@ def test_a_unique_index_refusing_one_of_them_writes_none_held_with_it(things: Co
         things.bulk_write([UpdateOne({"_id": "x"}, {"$set": {"code": "dup", "n": 1}}),
                            UpdateOne({"_id": "y"}, {"$set": {"code": "dup", "n": 2}})])
     assert things.count_documents({"code": "dup"}) == 0 and things.count_documents({"n": {"$gt": 0}}) == 0
+
+
+def test_statements_by_id_with_other_conditions_are_held_together(things: Collection) -> None:
+    """`{_id: ..., status: {$ne: "DELETED"}}`, how an upload's completion settles its assets (one
+    statement each, their checksums differ): the other condition only narrows what `_id` names, so
+    such statements join the others (written apart, a completion of 100 uploads was 100 commits),
+    and still leave alone what it excludes."""
+    things.insert_many([{"_id": name, "code": name, "n": 0, "status": "ok"} for name in ("x", "y")]
+                       + [{"_id": "z", "code": "z", "n": 0, "status": "gone"}])
+    with pytest.raises(OperationFailure, match="UNIQUE constraint failed"):
+        things.bulk_write([UpdateOne({"_id": "x", "status": {"$ne": "gone"}}, {"$set": {"code": "dup", "n": 1}}),
+                           UpdateOne({"_id": "y", "status": {"$ne": "gone"}}, {"$set": {"code": "dup", "n": 2}})])
+    assert things.count_documents({"code": "dup"}) == 0  # x's change was held with y's, and went with it
+    result = things.bulk_write([UpdateMany({"_id": {"$in": ["x", "z"]}, "status": {"$ne": "gone"}}, {"$set": {"n": 5}}),
+                                UpdateOne({"_id": "y", "status": {"$ne": "gone"}}, {"$set": {"n": 6}}),
+                                UpdateOne({"_id": "z", "status": {"$ne": "gone"}}, {"$set": {"n": 7}})])
+    assert (result.matched_count, result.modified_count) == (2, 2)
+    assert {d["_id"]: d["n"] for d in things.find({"_id": {"$in": ["x", "y", "z"]}})} == {"x": 5, "y": 6, "z": 0}

@@ -37,11 +37,13 @@ func graphlakeUpdatesFrom(ctx context.Context) *GraphlakeUpdates {
 }
 
 // Takes reports whether a statement with this filter may join the documents held here: it names
-// its documents by _id alone (an ObjectID or a string, or $in a list of them), none named by a
-// statement held here. Such a statement reads and changes only those documents, so it cannot see
-// or miss what the others changed. If it may, its ids are remembered.
+// its documents by _id (an ObjectID or a string, or $in a list of them), none named by a statement
+// held here. Such a statement reads and changes only those documents, so it cannot see or miss what
+// the others changed. Other conditions beside _id (`status: {$ne: "DELETED"}`) only narrow those
+// documents further: the filter's top-level conditions all hold at once, so none can reach a
+// document the _id condition does not name. If it may, its ids are remembered.
 func (u *GraphlakeUpdates) Takes(filter *types.Document) bool {
-	if filter == nil || filter.Len() != 1 {
+	if filter == nil {
 		return false
 	}
 

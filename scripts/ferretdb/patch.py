@@ -32,8 +32,9 @@ upstream text it replaces and stops the build if that text is not there once.
    write of a thousand statements that each name one asset by `_id`, was a thousand commits (a
    thousand WAL appends of the same index pages), most of the cost of filing an import's uploads.
    Within a statement, its documents are distinct and read before any is written; across the
-   statements of one command, only those naming documents by `_id` alone, none named twice, are
-   written together (graphlake_update.go), so the outcome is the same. An error still stops the
+   statements of one command, only those naming their documents by `_id` (other conditions beside
+   it narrow them further), none named twice, are written together (graphlake_update.go), so the
+   outcome is the same. An error still stops the
    command, as upstream, and undoes what was held. Each statement's query is closed when it is done
    (upstream kept all open to the command's end: a bulk write of a few thousand single-document
    updates ran out of connections and hung). The documents written together share one compiled
@@ -334,10 +335,10 @@ replace("internal/handler/common/update.go",
         "\t\t\tif err = updates.add(ctx, c, doc); err != nil {\n\t\t\t\treturn nil, lazyerrors.Error(err)\n\t\t\t}\n\n"
         "\t\t\tresult.Modified.Count++\n"
         "\t\t} else if modified {\n\t\t\t_, err := c.UpdateAll(")
-# ... and an update command's statements that name their documents by _id alone share them
+# ... and an update command's statements that name their documents by _id share them
 replace("internal/handler/msg_update.go",
         "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)\n",
-        "\t// Graphlake's build: statements naming documents by _id alone are written together (graphlake_update.go).\n"
+        "\t// Graphlake's build: statements naming documents by _id are written together (graphlake_update.go).\n"
         "\tupdates := new(common.GraphlakeUpdates)\n"
         "\tbatched := common.WithGraphlakeUpdates(ctx, updates)\n\n"
         "\tfor _, u := range params.Updates {\n\t\tc, err := db.Collection(params.Collection)\n")
