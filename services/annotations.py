@@ -102,10 +102,6 @@ async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: Obje
     return annotation_set
 
 
-SCHEMAS_KEPT = 256
-_SCHEMAS: dict[ObjectId, docs.AnnotationSchema] = {}  # see _schema
-
-
 def _finite(number: float | None) -> bool:
     return number is None or math.isfinite(number)
 
@@ -239,6 +235,10 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
             await collection.delete_many({"_id": {"$in": made}})
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="records")
     return Added(stored, len(stored) - len(made))
+
+
+SCHEMAS_KEPT = 256
+_SCHEMAS: dict[ObjectId, docs.AnnotationSchema] = {}  # see _schema
 
 
 async def _schema(schema_id: ObjectId) -> docs.AnnotationSchema:
