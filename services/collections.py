@@ -21,7 +21,7 @@ from documents.json_value import StoredJson
 from services import retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, get_or_not_found
-from services.errors import BadUserInput, Conflict
+from services.errors import BadUserInput, Conflict, NotFound
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     no update per asset (FerretDB reads and rewrites each one). `made_here`: joined, and the assets
     were just stored so, never unpinned (an ingest): no pin of theirs needs clearing either.
     Returns the collection as read at the start, with its new `updated_at` (not read again: an
-    import filing its files paid for a read per call that told it nothing new)."""
+    import filing its files paid for a read per call that told it nothing new); NOT_FOUND, with
+    nothing of the call left, if the collection was deleted meanwhile."""
     collection = await get_collection(collection_id, field="collectionId")
     if not items:
         raise BadUserInput("give at least one item", field="items")
@@ -106,7 +107,10 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
         await remove_items(collection_id, deleted)
         raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="items",
                            deleted=[str(a) for a in deleted])
-    await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
+    touched = await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
+    if touched.matched_count == 0:  # deleted while these were added: what was written for it goes too
+        await _take_out(collection_id, asset_ids)
+        raise NotFound(f"no collection {collection_id}", field="collectionId")
     collection.updated_at = now
     return collection
 
@@ -137,12 +141,17 @@ async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor:
 
 async def remove_items(collection_id: ObjectId, asset_ids: Sequence[ObjectId]) -> Collection:
     await get_collection(collection_id, field="collectionId")
+    await _take_out(collection_id, asset_ids)
+    await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": utcnow()}})
+    return await get_collection(collection_id, field="collectionId")
+
+
+async def _take_out(collection_id: ObjectId, asset_ids: Sequence[ObjectId]) -> None:
+    """The assets' items in the collection, its place in them and its pins on them, removed."""
     asset_ids = list(dict.fromkeys(asset_ids))
     await CollectionItem.get_pymongo_collection().delete_many({"collection_id": collection_id, "asset_id": {"$in": asset_ids}})
     await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}}, {"$pull": {"collection_ids": collection_id}})
     await retention.release(RetentionOwnerType.COLLECTION, collection_id, asset_ids)
-    await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": utcnow()}})
-    return await get_collection(collection_id, field="collectionId")
 
 
 async def delete_collection(collection_id: ObjectId) -> None:

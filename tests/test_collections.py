@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+from bson import ObjectId
+
 from documents.asset import Asset
 from documents.collection import CollectionItem
 from documents.retention import AssetRetention
+from services import collections
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -130,3 +134,25 @@ async def test_delete_collection_keeps_assets_others_pin(api: Api, contributor: 
     # a forced asset delete takes it out of its collections
     await api.data("DeleteAsset", {"id": shared["id"], "force": True}, token=admin)
     assert (await api.data("Collection", {"id": other["id"]}, token=contributor))["collection"]["itemCount"] == 0
+
+
+async def test_a_collection_deleted_while_items_are_added_keeps_none_of_them(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete runs after the add checked the collection and wrote its items: the add answers
+    NOT_FOUND and takes back what it wrote (items, pins, the collection in the assets)."""
+    asset = await factories.value_asset(api, contributor)
+    doomed = await factories.collection(api, contributor, "doomed")
+    write_items = collections._write_items
+
+    async def then_deleted(collection_id: ObjectId, *args: object) -> None:
+        await write_items(collection_id, *args)  # type: ignore[arg-type]
+        await collections.delete_collection(collection_id)
+
+    monkeypatch.setattr(collections, "_write_items", then_deleted)
+    error = await api.error("AddToCollection", {"input": {"collectionId": doomed["id"], "items": [{"assetId": asset["id"]}]}},
+                            token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND" and error["extensions"]["field"] == "collectionId", error
+    assert await CollectionItem.find({"collection_id": object_id(doomed["id"])}).count() == 0
+    assert await AssetRetention.find({"owner_id": object_id(doomed["id"])}).count() == 0
+    stored = await Asset.get(object_id(asset["id"]))
+    assert stored.collection_ids == [] and stored.unpinned_at is not None  # pinned by nothing: flagged for GC
