@@ -7,8 +7,10 @@ they all are. If the writer dies in between, the documents already written are r
   tell the writer is gone (migrations/liveness.py);
 - otherwise once the entry's lease has lapsed. The writer renews the lease before a chunk once
   RENEW_AFTER has passed since it last set it, and stops (removing what it wrote) if its entry was
-  taken meanwhile; removing the entry at the end checks the same. So a slow writer or a reaper with
-  a skewed clock never leaves a batch that is half there and reported as stored.
+  taken meanwhile; removing the entry at the end checks the same. A reaper claims an entry
+  (`reaping`) before it removes any document, and a writer's renewal and final removal match only
+  an unclaimed entry: so a slow writer or a reaper with a skewed clock never leaves a batch that is
+  half there and reported as stored, and a reaper never removes a batch its writer finished.
 Until then a part of the batch is visible: what is promised is that it never stays.
 """
 
@@ -66,7 +68,7 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
                 document["batch"] = batch_id
             for start in range(0, len(documents), CHUNK):
                 if time.monotonic() - leased > RENEW_AFTER.total_seconds():
-                    renewed = await journal.update_one({"_id": batch_id}, {"$set": {"expires_at": utcnow() + LEASE}})
+                    renewed = await journal.update_one(_unclaimed(batch_id), {"$set": {"expires_at": utcnow() + LEASE}})
                     if renewed.matched_count == 0:
                         raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
                     leased = time.monotonic()
@@ -76,7 +78,7 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
                     refused = error.details.get("writeErrors") or [{}]
                     error.position = start + refused[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
                     raise
-        if (await journal.delete_one({"_id": batch_id})).deleted_count == 0:
+        if (await journal.delete_one(_unclaimed(batch_id))).deleted_count == 0:
             raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
     except BaseException:
         for collection, _ in reversed(writes):
@@ -85,11 +87,20 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
         raise
 
 
+def _unclaimed(batch_id: ObjectId) -> dict[str, Any]:
+    """The batch's journal entry, unless a reaper has claimed it (see remove_abandoned)."""
+    return {"_id": batch_id, "reaping": {"$exists": False}}
+
+
 async def remove_abandoned(db: AsyncDatabase) -> int:
     """Remove the documents of batches whose writer died; how many batches there were."""
     removed = 0
     async for entry in db[JOURNAL].find():
         if entry["expires_at"] > utcnow() and not gone(entry):
+            continue
+        # Claimed first: its writer, finishing now, then finds it taken and removes its documents
+        # itself; and one it finished since it was read is not there to claim.
+        if (await db[JOURNAL].update_one({"_id": entry["_id"]}, {"$set": {"reaping": True}})).matched_count == 0:
             continue
         for name in reversed(entry.get("collections") or [entry["collection"]]):
             await db[name].delete_many({"batch": entry["_id"]})

@@ -98,35 +98,40 @@ async def test_a_server_killed_mid_batch_leaves_none_of_it(kind: str, scratch_db
 
 
 class _Reaped:
-    """A collection after whose first insert the batch's journal entry is taken, as a reaper with a
-    clock far ahead would take it (it removes the batch's documents written so far, then the entry)."""
+    """A collection after whose first insert a reaper with a clock far ahead takes the batch's journal
+    entry: it claims the entry, then (unless `claim_only`: it is still at that point when the writer
+    goes on) removes the batch's documents written so far, then the entry."""
 
-    def __init__(self, inner: AsyncCollection) -> None:
+    def __init__(self, inner: AsyncCollection, *, claim_only: bool) -> None:
         self.inner, self.name, self.database = inner, inner.name, inner.database
-        self.reaped = False
+        self.claim_only, self.reaped = claim_only, False
 
     async def insert_many(self, documents: list[dict], **options: object) -> object:
         result = await self.inner.insert_many(documents, **options)
         if not self.reaped:
             self.reaped = True
-            await self.inner.delete_many({"batch": documents[0]["batch"]})
-            await self.database[JOURNAL].delete_one({"_id": documents[0]["batch"]})
+            batch = documents[0]["batch"]
+            await self.database[JOURNAL].update_one({"_id": batch}, {"$set": {"reaping": True}})
+            if not self.claim_only:
+                await self.inner.delete_many({"batch": batch})
+                await self.database[JOURNAL].delete_one({"_id": batch})
         return result
 
     async def delete_many(self, query: dict) -> object:
         return await self.inner.delete_many(query)
 
 
-@pytest.mark.parametrize(("chunks", "renew_each"), [(1, False), (3, False), (3, True)])
+@pytest.mark.parametrize(("chunks", "renew_each", "claim_only"),
+                         [(1, False, False), (3, False, False), (3, True, False), (1, False, True), (3, True, True)])
 async def test_a_batch_whose_entry_is_taken_while_it_is_written_keeps_nothing(
-        chunks: int, renew_each: bool, scratch_db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+        chunks: int, renew_each: bool, claim_only: bool, scratch_db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
     """Taken while it is written: a renewal before the next chunk (a long batch renews its lease)
-    finds it gone, or else the final removal of the entry does. Either way the writer stops and
-    nothing of the batch stays."""
+    finds it gone or claimed, or else the final removal of the entry does. Either way the writer
+    stops and nothing of the batch stays (claimed only, it was the writer that removed it all)."""
     monkeypatch.setattr(batches, "CHUNK", 10)
     if renew_each:
         monkeypatch.setattr(batches, "RENEW_AFTER", timedelta(0))
-    collection = _Reaped(scratch_db.items)
+    collection = _Reaped(scratch_db.items, claim_only=claim_only)
     with pytest.raises(batches.BatchLost):
         await batches.insert_all(collection, [{"n": n} for n in range(10 * chunks)])  # type: ignore[arg-type]
     assert await scratch_db.items.count_documents({}) == 0 and await scratch_db[JOURNAL].count_documents({}) == 0
