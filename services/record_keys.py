@@ -15,7 +15,8 @@ The rest of the batch is then written again, the same way. Two calls sending the
 once in other orders may each refuse the other's records and both roll back: each then waits a
 jittered moment and tries again. A key refused while nothing on the batch's assets holds it is
 held on another asset (a CONFLICT) or was held by a batch that rolled back since (a race): only
-when that repeats UNEXPLAINED_ROUNDS times in a row, each after a longer pause, is it the first.
+once that record has been refused so UNEXPLAINED_ROUNDS times, each after a longer pause, is it
+the first.
 
 Keyed records are looked up by asset and key (the `asset` index; an asset holds few records),
 never by set and key: the embedded default answers a query from its own indexes only, and
@@ -38,9 +39,9 @@ from services.errors import BadUserInput, Conflict, Unavailable
 
 MAX_KEY = 200
 WAIT_SECONDS = 30.0  # for a batch another call is writing; its lease is batches.LEASE
-# Rounds in a row that a key is refused with nothing on the batch's assets holding it before that is
-# a CONFLICT. Two calls racing in opposite orders can each see the other's batch roll back between
-# the refusal and the read; at two rounds that happened about once in a few hundred suite runs, and
+# Rounds in which a record is refused with nothing on the batch's assets holding its key before that
+# is a CONFLICT. Two calls racing in opposite orders can each see the other's batch roll back between
+# the refusal and the read; at two rounds that happened now and then (a CI run failed on it), and
 # each further round (after a doubled, jittered pause) needs the same race again. A true conflict
 # costs the caller these pauses (about 0.35 s) before its answer.
 UNEXPLAINED_ROUNDS = 4
@@ -73,8 +74,7 @@ async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, An
     pending = list(range(len(documents)))
     deadline = time.monotonic() + WAIT_SECONDS
     pause = 0.05
-    unexplained = 0  # rounds in a row refused at `refused` with nothing on the batch's assets holding its key
-    last_refused: int | None = None
+    unexplained: dict[int, int] = {}  # record -> rounds refused with nothing on the batch's assets holding its key
     while pending:
         try:
             await batches.insert_all(collection, [documents[i] for i in pending])
@@ -107,16 +107,14 @@ async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, An
                                    field=f"records[{i}].key", record=str(found["_id"]))
                 result[i] = found
                 resolved = True
-        if documents[refused].get("key") in held:
-            unexplained = 0
-        else:
+        puzzled = documents[refused].get("key") not in held
+        if puzzled:
             # Nothing on the batch's assets holds the key refused: a record on another asset does, or
             # one whose batch rolled back since (see UNEXPLAINED_ROUNDS).
-            unexplained = unexplained + 1 if refused == last_refused else 1
-            if unexplained >= UNEXPLAINED_ROUNDS:
+            unexplained[refused] = unexplained.get(refused, 0) + 1
+            if unexplained[refused] >= UNEXPLAINED_ROUNDS:
                 raise Conflict("the set holds a record on another asset under this key", field=f"records[{refused}].key")
-        last_refused = refused
-        if waiting or not resolved:
+        if waiting or puzzled or not resolved:
             if time.monotonic() > deadline:
                 raise Unavailable("another call is still writing records with these keys; try again shortly",
                                   field="records")
