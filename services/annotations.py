@@ -242,12 +242,12 @@ _SCHEMAS: dict[ObjectId, docs.AnnotationSchema] = {}  # see _schema
 
 
 async def _schema(schema_id: ObjectId) -> docs.AnnotationSchema:
-    """A set's schema, read once per process: a schema never changes (a new version is a new
-    document), and goes only once no set names it. An import's every addAnnotations read it again."""
+    """A set's schema, read once per process: its rules never change (a new version is a new
+    document), and it goes only once no set names it. An import's every addAnnotations read it again."""
     schema = _SCHEMAS.get(schema_id)
     if schema is None:
-        schema = await docs.AnnotationSchema.get(schema_id)
-        assert schema is not None  # sets are created against an existing schema, which cannot be deleted while they exist
+        # A set is created against an existing schema, which cannot be deleted while sets name it.
+        schema = await get_or_not_found(docs.AnnotationSchema, schema_id, field="setId", what="annotation schema")
         if len(_SCHEMAS) >= SCHEMAS_KEPT:
             _SCHEMAS.clear()
         _SCHEMAS[schema_id] = schema

@@ -17,26 +17,19 @@ from typing import TypeVar
 from beanie import Document
 from bson import ObjectId
 
-from documents.lean import lean
-
 D = TypeVar("D", bound=Document)
 
 
-async def docs_by_ids(model: type[D], ids: Iterable[ObjectId], *, read_only: bool = False) -> list[D]:
+async def docs_by_ids(model: type[D], ids: Iterable[ObjectId]) -> list[D]:
     """The documents of `model` with these ids (those that exist), one round trip, none for no ids.
-    `read_only` gives lean twins (documents/lean.py), for a caller that only checks what it reads:
-    addAnnotations building a Beanie document for each asset and datum a batch names was a fifth of
-    its CPU."""
+    A caller that only checks a field or two reads them raw with `fields_by_ids`: building a model of
+    each asset and datum an addAnnotations batch named was a fifth of its CPU."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
     # All in the first batch: one round trip, where the default first batch of 101 adds a getMore.
     # One more than can match, so that a full answer still tells the cursor is done (a first batch
     # of exactly batch_size leaves it open, and the driver asks a getMore to find it empty).
-    if read_only:
-        twin = lean(model)
-        raw = await model.get_pymongo_collection().find({"_id": {"$in": wanted}}, batch_size=len(wanted) + 1).to_list()
-        return [twin.model_validate(doc) for doc in raw]
     return await model.find({"_id": {"$in": wanted}}, batch_size=len(wanted) + 1).to_list()
 
 

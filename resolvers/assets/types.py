@@ -196,7 +196,7 @@ class Asset(Node):
 
     @strawberry.field(description=(
         "The assets derived from this one (whose `derivedFrom` names it), in the order they came to name it "
-        "(oldest first; what an upgrade to schema 7 or a restore linked, in the order those assets were made); "
+        "(oldest first; what a database upgrade or a restore linked, in the order those assets were made); "
         "DELETED ones left out. Lineage downstream, where `derivedFrom` is upstream."))
     async def derived_assets(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Asset]:
         # Through the links to it (services/lineage.py); a link alone is not trusted: `backs` says if it stands.
