@@ -71,7 +71,14 @@ async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
         found += [u["datum_id"] for u in page if u["datum_id"] in live]
         if gone := [u for u in page if u["datum_id"] not in live]:
             writing = set(await uses.database[JOURNAL].distinct("_id", {"_id": {"$in": [u.get("batch") for u in gone]}}))
-            await uses.delete_many({"_id": {"$in": [u["_id"] for u in gone if u.get("batch") not in writing]}})
+            # A batch writes its datums before it drops its entry, so one that ended between the two
+            # reads above has its datum now: look again before calling a use an orphan (without this
+            # a delete racing createDatums removed the new datum's use, then found nothing using the asset).
+            ended = [u for u in gone if u.get("batch") not in writing]
+            there = set(await Datum.get_pymongo_collection().distinct(
+                "_id", {"_id": {"$in": [u["datum_id"] for u in ended]}})) if ended else set()
+            found += [u["datum_id"] for u in ended if u["datum_id"] in there]
+            await uses.delete_many({"_id": {"$in": [u["_id"] for u in ended if u["datum_id"] not in there]}})
         if len(page) < USES_PAGE:
             break
         after = {"_id": {"$gt": page[-1]["_id"]}}

@@ -10,6 +10,7 @@ from documents.clock import utcnow
 from migrations.liveness import this_process
 from resolvers import loaders as loaders_module
 from resolvers.context import AppState
+from services import asset_users
 from services.batches import LEASE
 from tests import factories
 from tests.conftest import Served
@@ -158,3 +159,37 @@ async def test_lineage_follows_updates_and_deletes(api: Api, state: AppState, co
     await api.data("DeleteAsset", {"id": child["id"]}, token=contributor)
     assert (await derived(first), await derived(second)) == ([], [])
     assert await state.db.asset_lineage.count_documents({}) == 0
+
+
+async def test_a_batch_ending_while_a_delete_reads_its_use_keeps_the_asset(
+        api: Api, state: AppState, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete reads a use, finds no datum yet (createDatums writes its uses first), and then its
+    batch's journal entry is gone: the batch wrote its datum and ended in between. The use is no
+    orphan: the delete looks for the datum again, finds it, and refuses (it once removed the use and
+    went on, leaving a datum on a DELETED asset)."""
+    image = await factories.value_asset(api, contributor, "image")
+    datum = await make_datum(api, contributor, {"image": image["id"]})
+    stored = await state.db.datums.find_one_and_delete({"_id": object_id(datum["id"])})  # not written yet...
+    batch = ObjectId()  # ...by a batch still open
+    await state.db.write_batches.insert_one({"_id": batch, "collection": "datums", "collections": ["datum_assets", "datums"],
+                                             **this_process(), "expires_at": utcnow() + LEASE})
+    await state.db.datum_assets.update_one({"datum_id": stored["_id"]}, {"$set": {"batch": batch}})
+    datums = asset_users.Datum.get_pymongo_collection()
+
+    class BatchEndsAfterFirstLook:
+        """The datums, as the delete reads them: right after its first look, the batch writes its datum and ends."""
+        looked = False
+
+        async def distinct(self, key: str, query: dict) -> list:
+            found = await datums.distinct(key, query)
+            if not BatchEndsAfterFirstLook.looked:
+                BatchEndsAfterFirstLook.looked = True
+                await datums.insert_one(stored)
+                await state.db.write_batches.delete_one({"_id": batch})
+            return found
+
+    monkeypatch.setattr(asset_users, "Datum", type("Datum", (), {"get_pymongo_collection": staticmethod(BatchEndsAfterFirstLook)}))
+    refused = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)
+    assert BatchEndsAfterFirstLook.looked
+    assert refused["extensions"]["code"] == "CONFLICT" and datum["id"] in refused["message"], refused
+    assert await state.db.datum_assets.count_documents({"datum_id": stored["_id"]}) == 1
