@@ -60,7 +60,7 @@ async def users_of(asset_id: ObjectId) -> dict[NodeType, tuple[int, list[str]]]:
 async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
     """The first NAMED datums using the asset, through its uses in order. A use whose datum is gone
     was left by a delete that died between the two (services/datums.remove_datums): it is removed here,
-    unless its batch is still being written (its datum may be about to come)."""
+    unless its batch is still being written (its datum may be about to come) or its datum came since."""
     uses = DatumAsset.get_pymongo_collection()
     found: list[ObjectId] = []
     after: dict = {}
