@@ -20,6 +20,8 @@ rounds, and prints its median:
   events newest          the first page of `events`
   events type 1%         an `eventTypes` filter, 1%
   events errors 1%       a `minLevel: ERROR` filter, 1%
+  version of 100         building a dataset version of 100 datums with their annotations (10 each),
+                         from a set holding ten records for each datum of the version above
 
 No other read asks for `totalCount` (it counts, and is computed only when asked). The last column is the
 time at the largest size over the time at the smallest: a read that stays flat as the lake grows
@@ -52,6 +54,7 @@ from documents.roles import Role
 from graphlake.database import connect
 from services.assets import create_asset
 from services.auth import create_token
+from services.datasets import create_dataset
 from services.node_ids import NodeType, encode_id
 from tests.processes import bench_database, start_server_process
 from tests.seed import seed_version
@@ -76,6 +79,8 @@ ASSET_DATUMS = """query ($id: ID!, $first: Int) {
 ASSET_DERIVED = """query ($id: ID!, $first: Int) {
   asset(id: $id) { derivedAssets(first: $first) { pageInfo { hasNextPage } edges { node { id name } } } }
 }"""
+BUILD = """mutation ($input: CreateDatasetVersionInput!) { createDatasetVersion(input: $input) { id datumCount } }"""
+BUILT_DATUMS = 100
 EVENTS = """query ($filter: EventFilter, $first: Int) {
   events(filter: $filter, first: $first) { pageInfo { hasNextPage } edges { node { id eventType level timestamp } } }
 }"""
@@ -168,6 +173,22 @@ async def time_reads(http: httpx.AsyncClient, named: dict[str, tuple[str, dict]]
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+async def time_builds(http: httpx.AsyncClient, token: str, dataset_id: str, datum_ids: list[str], set_id: str,
+                      runs: int) -> float:
+    """The median seconds of building a version of these datums with the set's records on them."""
+    times = []
+    for run in range(runs + 1):  # the first warms up
+        start = time.perf_counter()
+        response = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, json={"query": BUILD, "variables": {
+            "input": {"datasetId": dataset_id, "version": f"v{run}", "addDatums": datum_ids, "addAnnotationSets": [set_id]}}})
+        elapsed = time.perf_counter() - start
+        body = response.json()
+        assert "errors" not in body and body["data"]["createDatasetVersion"]["datumCount"] == len(datum_ids), response.text[:500]
+        if run:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="asset counts, comma separated, ascending")
@@ -190,6 +211,7 @@ async def main() -> None:
         lake = Lake()
         await db.collections.insert_one({**Collection(name="scale").model_dump(by_alias=True), "_id": lake.collection_id})
         _, secret = await create_token("bench", Role.VIEWER)
+        _, builder = await create_token("bench-builder", Role.CONTRIBUTOR)
         server, base = await start_server_process(url, database, data_dir)
         try:
             async with httpx.AsyncClient(base_url=base, timeout=600, headers={"Authorization": f"Bearer {secret}"}) as http:
@@ -201,7 +223,7 @@ async def main() -> None:
                     # before the lake, so that the filtered reads meet their 1% evenly from the newest on.
                     # Seeded through this process's own client, which has no per-operation time limit
                     # (at 100,000 one insert of the version's role assets outlasts the server's).
-                    version_id = await seed_version(max(1, size // 10), annotations_per_datum=1, name=f"scale-{size}",
+                    version_id = await seed_version(max(1, size // 10), annotations_per_datum=10, name=f"scale-{size}",
                                                     assets_created_at=lake.start - timedelta(days=1))
                     rate = (lake.assets - assets_before + lake.events - events_before) / seconds
                     print(f"{size:>7} assets, {events:>8} events: loaded at {rate:,.0f} documents/s", flush=True)
@@ -212,6 +234,14 @@ async def main() -> None:
                     named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id),
                                   encode_id(NodeType.ASSET, newest["roles"][0]["asset_id"]))
                     results[size] = await time_reads(http, named, args.runs)
+                    seeded = await db.version_members.find({"version_id": version_id}, {"datum_id": 1},
+                                                           sort=[("datum_id", 1)], limit=BUILT_DATUMS).to_list()
+                    labels = await db.annotation_sets.find_one({"name": f"scale-{size}-labels"})
+                    dataset = await create_dataset(f"scale-{size}-built", None, "bench")
+                    results[size][f"version of {BUILT_DATUMS}"] = await time_builds(
+                        http, builder, encode_id(NodeType.DATASET, dataset.id),
+                        [encode_id(NodeType.DATUM, m["datum_id"]) for m in seeded],
+                        encode_id(NodeType.ANNOTATION_SET, labels["_id"]), args.runs)
         finally:
             server.terminate()
             await server.wait()
