@@ -16,11 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from documents.asset import Asset
 from documents.clock import utcnow
 from documents.upload import UploadSession
 from graphlake.settings import Settings
 from graphlake_client.direct import direct_temp_path
 from resolvers.context import AppState
+from services.uploads import completion
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
 from storage.local import PUT_TEMP_PREFIX, UnsafeKey
@@ -775,6 +777,44 @@ async def test_two_completions_at_once_finish_the_upload_once(api: Api, contribu
     assert len(items) == 1  # filed once
     logged = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]["edges"]
     assert len(logged) == 1  # announced once
+
+
+async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_reported_done(
+        api: Api, contributor: str, state: AppState, monkeypatch) -> None:
+    """A completion reads its assets, verifies the bytes, then settles the assets with a write that
+    leaves a DELETED one alone. An asset deleted in between stayed DELETED, but its upload was
+    reported completed, filed and announced ACTIVE. Now it is told as a delete before the completion
+    is (CONFLICT, the upload aborted, its object swept); the other upload of the batch completes."""
+    coll = await factories.collection(api, contributor, "late-delete")
+    files = [payload(4000, seed=20 + i) for i in range(2)]
+    inputs = [{"name": f"f{i}", "sizeBytes": len(d), "mount": "local", "sha256": hashlib.sha256(d).hexdigest(),
+               "collectionId": coll["id"], "path": f"f{i}"} for i, d in enumerate(files)]
+    sessions = (await api.data("CreateUploads", {"inputs": inputs}, token=contributor))["createUploads"]
+    for session, data in zip(sessions, files, strict=True):
+        await put(session["url"], data, session["headers"])
+    victim = object_id(sessions[0]["asset"]["id"])
+    read = completion.assets_by_id
+
+    async def read_then_deleted(ids):
+        found = await read(ids)
+        await Asset.get_pymongo_collection().update_one({"_id": victim}, {"$set": {"status": "DELETED"}})
+        return found
+
+    monkeypatch.setattr(completion, "assets_by_id", read_then_deleted)
+    done = (await api.data("CompleteUploads", {"ids": [s["id"] for s in sessions]}, token=contributor))["completeUploads"]
+    assert [a["name"] for a in done["assets"]] == ["f1"]
+    [failure] = done["failures"]
+    assert failure["uploadId"] == sessions[0]["id"] and failure["code"] == "CONFLICT" and "deleted" in failure["message"]
+    fetched = (await api.data("UploadSession", {"id": sessions[0]["id"]}, token=contributor))["uploadSession"]
+    assert (fetched["status"], fetched["asset"]["status"]) == ("ABORTED", "DELETED")
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert [i["node"]["path"] for i in items] == ["f1"]
+    logged = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]["edges"]
+    assert [e["node"]["message"] for e in logged] == ["f1 is ACTIVE"]
+    long_ago = utcnow() - timedelta(hours=1)  # its URLs dead: the sweep takes its object
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
+    await sweep_closed(state.stores)
+    assert await state.stores["local"].stat(f"assets/{victim}") is None
 
 
 async def test_a_completion_that_can_be_retried_releases_its_claim(api: Api, contributor: str) -> None:

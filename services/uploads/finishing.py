@@ -19,7 +19,7 @@ from documents.upload import UploadSession, UploadStatus
 from services import collections
 from services.errors import GraphlakeError, NotFound
 from services.events.feed import FeedWriter
-from services.id_reads import docs_by_ids
+from services.id_reads import docs_by_ids, fields_by_ids
 from services.node_ids import NodeType, encode_id
 from storage import ObjectStore
 
@@ -50,7 +50,7 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     closing = {"status": status.value, "finished_at": now, "sweep_due": not filed}
     to_file = [s.id for s, _ in outcomes if s.asset_id in joins]  # see file_completed
     rest = [s.id for s, _ in outcomes if s.asset_id not in joins]
-    await asyncio.gather(
+    _, written = await asyncio.gather(
         UploadSession.get_pymongo_collection().bulk_write(
             [UpdateMany({"_id": {"$in": ids}}, {"$set": {**closing, "to_file": mark}})
              for ids, mark in ((to_file, True), (rest, False)) if ids]),
@@ -61,12 +61,28 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
                                                 **({"$addToSet": {"collection_ids": joined}} if joined else {})})
              for (change, joined), ids in changes.items()]))
     # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
+    settling = {s.asset_id for s, _ in outcomes if s.asset_id in assets and assets[s.asset_id].status is not AssetStatus.DELETED}
+    if written.matched_count < len(settling):
+        settling -= await _deleted_meanwhile(settling, [s for s, _ in outcomes], filed)
     finished = [_settled(assets[session.asset_id], {"status": asset_status, "updated_at": now, **fields},
                          joins.get(session.asset_id))
-                for session, fields in outcomes
-                if session.asset_id in assets and assets[session.asset_id].status is not AssetStatus.DELETED]
+                for session, fields in outcomes if session.asset_id in settling]
     await feed.write([status_event(asset, now) for asset in finished])
     return finished
+
+
+async def _deleted_meanwhile(asset_ids: set[ObjectId], sessions: list[UploadSession], filed: bool) -> set[ObjectId]:
+    """Those of these assets that are DELETED now: deleted after finish_many read them and before it
+    wrote (its write left them DELETED), or just after it. Read only when its write matched fewer
+    assets than it read. A completed upload of one is aborted instead, as if the delete had come
+    first: its object is swept, and it is not filed."""
+    now = await fields_by_ids(Asset, asset_ids, ["status"])
+    deleted = {a for a in asset_ids if now.get(a, {}).get("status") in (None, AssetStatus.DELETED.value)}
+    if deleted and filed:
+        await UploadSession.get_pymongo_collection().update_many(
+            {"_id": {"$in": [s.id for s in sessions if s.asset_id in deleted]}},
+            {"$set": {"status": UploadStatus.ABORTED.value, "sweep_due": True, "to_file": False}})
+    return deleted
 
 
 def _settled(asset: Asset, changes: dict[str, object], joined: ObjectId | None) -> Asset:
