@@ -16,7 +16,7 @@ from bson import ObjectId
 
 from documents.annotation import AnnotationRecord
 from documents.dataset import Datum, DatumAsset
-from services.batches import JOURNAL
+from services.batches import still_written
 from services.node_ids import NodeType, encode_id
 
 NAMED = 5  # a refusal names this many users of each kind, and counts them all
@@ -70,10 +70,10 @@ async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
         live = set(await Datum.get_pymongo_collection().distinct("_id", {"_id": {"$in": [u["datum_id"] for u in page]}}))
         found += [u["datum_id"] for u in page if u["datum_id"] in live]
         if gone := [u for u in page if u["datum_id"] not in live]:
-            writing = set(await uses.database[JOURNAL].distinct("_id", {"_id": {"$in": [u.get("batch") for u in gone]}}))
-            # A batch writes its datums before it drops its entry, so one that ended between the two
-            # reads above has its datum now: look again before calling a use an orphan (without this
-            # a delete racing createDatums removed the new datum's use, then found nothing using the asset).
+            writing = await still_written(uses.database, [u.get("batch") for u in gone])
+            # A batch that ended between the two reads above has its datum now (see still_written): look
+            # again before calling a use an orphan (without this a delete racing createDatums removed
+            # the new datum's use, then found nothing using the asset).
             ended = [u for u in gone if u.get("batch") not in writing]
             there = set(await Datum.get_pymongo_collection().distinct(
                 "_id", {"_id": {"$in": [u["datum_id"] for u in ended]}})) if ended else set()

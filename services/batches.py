@@ -17,7 +17,7 @@ Until then a part of the batch is visible: what is promised is that it never sta
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -85,6 +85,19 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
             await collection.delete_many({"batch": batch_id})
         await journal.delete_one({"_id": batch_id})
         raise
+
+
+async def still_written(db: AsyncDatabase, batch_ids: Iterable[Any]) -> set[Any]:
+    """Which of these batches are still being written: their journal entries are there.
+
+    What a reader may conclude about the others: a batch writes its documents before it drops its
+    entry, and rolls back by removing them before it drops its entry. So a document of a batch
+    whose entry is gone is committed if it is there when read after this answer (read again: it may
+    have come, or gone, since the first read)."""
+    wanted = [b for b in set(batch_ids) if b is not None]
+    if not wanted:
+        return set()
+    return {entry["_id"] async for entry in db[JOURNAL].find({"_id": {"$in": wanted}}, {"_id": 1})}
 
 
 def _unclaimed(batch_id: ObjectId) -> dict[str, Any]:

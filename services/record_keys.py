@@ -87,12 +87,11 @@ async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, An
                 result[i] = documents[i]
             break
         # A key was taken: the batch was rolled back. Read what holds the batch's keys, then which of
-        # those are committed: a batch rolls back by deleting its records, then its journal entry, so
-        # a record still there once its entry is gone is committed (the third read sees a rollback
-        # that ran between the first two).
+        # those are committed (batches.still_written: the third read sees a rollback that ran
+        # between the first two).
         keyed = [i for i in pending if documents[i].get("key") is not None]
         held = await _held(collection, [documents[i] for i in keyed])
-        open_batches = await _open(collection, {d["batch"] for d in held.values() if d.get("batch")})
+        open_batches = await batches.still_written(collection.database, [d.get("batch") for d in held.values()])
         committed = await _there(collection, [d["_id"] for d in held.values() if d.get("batch") not in open_batches])
         waiting = resolved = False
         for i in keyed:
@@ -145,11 +144,3 @@ async def _there(collection: AsyncCollection, ids: list[Any]) -> set[Any]:
     if not ids:
         return set()
     return {d["_id"] async for d in collection.find({"_id": {"$in": ids}}, {"_id": 1})}
-
-
-async def _open(collection: AsyncCollection, batch_ids: set[Any]) -> set[Any]:
-    """Which of these batches are still being written (their journal entries are there)."""
-    if not batch_ids:
-        return set()
-    journal = collection.database[batches.JOURNAL]
-    return {entry["_id"] async for entry in journal.find({"_id": {"$in": list(batch_ids)}}, {"_id": 1})}
