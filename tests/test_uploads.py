@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from documents.asset import Asset
 from documents.clock import utcnow
 from documents.upload import UploadSession
 from graphlake.settings import Settings
 from graphlake_client.direct import direct_temp_path
 from resolvers.context import AppState
-from services.uploads import completion
+from services.assets import delete_asset
+from services.uploads import completion, finishing
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
 from storage.local import PUT_TEMP_PREFIX, UnsafeKey
@@ -207,6 +207,41 @@ async def test_reconciler_settles_assets_a_crash_left_pending_after_their_sessio
     assert statuses == {completed["id"]: "ACTIVE", aborted["id"]: "FAILED", fresh["id"]: "PENDING"}
     items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
     assert [e["node"]["path"] for e in items] == ["kept.bin"]  # filed, as completion would have
+
+
+async def test_reconciler_files_none_of_the_stranded_uploads_deleted_as_it_settles_them(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconciler settles completed uploads a crash left PENDING and files them into their
+    collection. One deleted between its read and its write stays DELETED and is not filed; the
+    other upload of the same collection still is (a failed filing of one failed them all)."""
+    from documents.asset import Asset
+
+    coll = await factories.collection(api, contributor, "stranded")
+    files = [payload(500, seed=40 + i) for i in range(2)]
+    sessions = [await start(api, contributor, data, "local", collectionId=coll["id"], path=f"s{i}.bin")
+                for i, data in enumerate(files)]
+    for session, data in zip(sessions, files, strict=True):
+        await put(session["url"], data, session["headers"])
+    long_ago = utcnow() - timedelta(minutes=10)
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {
+        "status": "COMPLETED", "finished_at": long_ago, "to_file": True}})
+    await Asset.get_pymongo_collection().update_many({}, {"$set": {"created_at": long_ago}})
+    victim = object_id(sessions[0]["asset"]["id"])
+    read = finishing.assets_of
+
+    async def read_then_deleted(of):
+        found = await read(of)
+        await delete_asset(victim, False, state.stores)
+        return found
+
+    monkeypatch.setattr(finishing, "assets_of", read_then_deleted)
+    await reconcile(state.stores, state.feed)
+    statuses = [(await api.data("UploadSession", {"id": s["id"]}, token=contributor))["uploadSession"]["asset"]["status"]
+                for s in sessions]
+    assert statuses == ["DELETED", "ACTIVE"]
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert [e["node"]["path"] for e in items] == ["s1.bin"]
+    assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
 
 
 async def test_reconciler_ends_open_sessions_by_what_a_crash_left_their_assets(
@@ -783,8 +818,9 @@ async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_repo
         api: Api, contributor: str, state: AppState, monkeypatch) -> None:
     """A completion reads its assets, verifies the bytes, then settles the assets with a write that
     leaves a DELETED one alone. An asset deleted in between stayed DELETED, but its upload was
-    reported completed, filed and announced ACTIVE. Now it is told as a delete before the completion
-    is (CONFLICT, the upload aborted, its object swept); the other upload of the batch completes."""
+    reported completed, filed and announced ACTIVE. Now the caller is told of the delete (CONFLICT),
+    nothing is filed or announced for it, and its object is gone (the delete removed it); the other
+    upload of the batch completes."""
     coll = await factories.collection(api, contributor, "late-delete")
     files = [payload(4000, seed=20 + i) for i in range(2)]
     inputs = [{"name": f"f{i}", "sizeBytes": len(d), "mount": "local", "sha256": hashlib.sha256(d).hexdigest(),
@@ -797,7 +833,7 @@ async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_repo
 
     async def read_then_deleted(ids):
         found = await read(ids)
-        await Asset.get_pymongo_collection().update_one({"_id": victim}, {"$set": {"status": "DELETED"}})
+        await delete_asset(victim, False, state.stores)
         return found
 
     monkeypatch.setattr(completion, "assets_by_id", read_then_deleted)
@@ -806,15 +842,14 @@ async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_repo
     [failure] = done["failures"]
     assert failure["uploadId"] == sessions[0]["id"] and failure["code"] == "CONFLICT" and "deleted" in failure["message"]
     fetched = (await api.data("UploadSession", {"id": sessions[0]["id"]}, token=contributor))["uploadSession"]
-    assert (fetched["status"], fetched["asset"]["status"]) == ("ABORTED", "DELETED")
+    assert fetched["asset"]["status"] == "DELETED"
+    assert (await UploadSession.get_pymongo_collection().find_one({"_id": object_id(sessions[0]["id"])}))["to_file"] is False
     items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
     assert [i["node"]["path"] for i in items] == ["f1"]
     logged = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]["edges"]
     assert [e["node"]["message"] for e in logged] == ["f1 is ACTIVE"]
-    long_ago = utcnow() - timedelta(hours=1)  # its URLs dead: the sweep takes its object
-    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
-    await sweep_closed(state.stores)
     assert await state.stores["local"].stat(f"assets/{victim}") is None
+    assert await state.stores["local"].stat(f"assets/{object_id(sessions[1]['asset']['id'])}") is not None
 
 
 async def test_a_completion_that_can_be_retried_releases_its_claim(api: Api, contributor: str) -> None:

@@ -89,18 +89,16 @@ type graphlakePlan struct {
 func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document) graphlakePlan {
 	p := graphlakePlan{exact: true}
 	scalar := graphlakeScalarFields(meta)
-	var held graphlakeHeld
+	var pinned, narrowed map[string]bool
 
 	where, args, byID, whole := graphlakeIDWhere(filter)
 	if byID {
 		p.where, p.args, p.exact = where, args, whole
 	} else if filter.Len() > 0 {
-		t := graphlakeTranslator{scalar: scalar, held: graphlakeHeld{
-			pinned: map[string]bool{}, narrowed: map[string]bool{}, listed: map[string]bool{},
-		}, exact: true}
+		t := graphlakeTranslator{scalar: scalar, pinned: map[string]bool{}, narrowed: map[string]bool{}, exact: true}
 		conds := t.and(filter, true)
 		p.exact = t.exact && len(t.args) <= graphlakeMaxArgs
-		held = t.held
+		pinned, narrowed = t.pinned, t.narrowed
 
 		if len(conds) > 0 && len(t.args) <= graphlakeMaxArgs {
 			p.where, p.args = " WHERE "+strings.Join(conds, " AND "), t.args
@@ -108,7 +106,7 @@ func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document)
 	}
 
 	if sort.Len() > 0 {
-		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, scalar, held, sort)
+		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, scalar, pinned, narrowed, sort)
 		if byID {
 			p.indexedBy = "" // a few documents by `_id`: sorted as they are, not by walking another index
 		}
@@ -185,8 +183,7 @@ func graphlakeCheckDocument(fields map[string]bool, doc *types.Document) error {
 
 // graphlakeOrder returns the ORDER BY for `sort`, the INDEXED BY of an index giving rows in that
 // order (after a prefix of fields the filter pins to one value), and whether the sort is pushed down.
-func graphlakeOrder(meta *metadata.Collection, scalar map[string]bool, held graphlakeHeld, sort *types.Document) (string, string, bool) {
-	pinned, narrowed := held.pinned, held.narrowed
+func graphlakeOrder(meta *metadata.Collection, scalar, pinned, narrowed map[string]bool, sort *types.Document) (string, string, bool) {
 	keys := sort.Keys()
 	desc := make([]bool, len(keys))
 	var terms []string
@@ -239,12 +236,7 @@ func graphlakeOrder(meta *metadata.Collection, scalar map[string]bool, held grap
 	// tests it in the index, reading no document it drops, and stops after its page, where a search
 	// would sort every match: a few sets' records by `_id`). A lookup of 500 digests in creation
 	// order had walked every asset.
-	//
-	// Unless the filter holds the sort's first field to a value or a list of them: the walk is then a
-	// search of each, in order (SQLite reads an IN list sorted), reading only the documents they name.
-	// A version of a thousand datums reads their records sorted by datum so; searching a whole set's
-	// records instead took 0.8 s a batch at 100,000 records, and grew with the set.
-	if best == 0 && !pinned[keys[0]] && !held.listed[keys[0]] {
+	if best == 0 {
 		carried := map[string]bool{}
 
 		for _, index := range meta.Settings.Indexes {
@@ -299,18 +291,11 @@ func graphlakeKeysMatch(index []metadata.IndexKeyPair, keys []string, desc []boo
 // one type per value field (as for sorts). A count then needs no document read (graphlakeCount).
 // Every other path (numbers, json_each, text tests, anything left out) calls loose.
 type graphlakeTranslator struct {
-	scalar map[string]bool
-	held   graphlakeHeld
-	args   []any
-	exact  bool
-}
-
-// graphlakeHeld is what the top level of a filter holds value fields to, which decides the index a
-// sort walks (graphlakeOrder).
-type graphlakeHeld struct {
-	pinned   map[string]bool // equal to one value
-	narrowed map[string]bool // one of a short list ($in, graphlakeNarrowing)
-	listed   map[string]bool // one of a list of strings, ObjectIDs or dates ($in of any length, no null)
+	scalar   map[string]bool
+	pinned   map[string]bool // value fields the top level holds equal to one value
+	narrowed map[string]bool // value fields the top level holds to one of a short list ($in, graphlakeNarrowing)
+	args     []any
+	exact    bool
 }
 
 // loose records that the conditions may let through documents the filter does not match.
@@ -457,9 +442,8 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 			c = t.in(field, path, values[i])
 			if arr, ok := values[i].(*types.Array); ok && arr.Len() == 1 {
 				t.pin(field, c, must.NotFail(arr.Get(0)), top)
-			} else if ok && c != "" && top && t.scalar[field] {
-				t.held.narrowed[field] = t.held.narrowed[field] || arr.Len() <= graphlakeNarrowing
-				t.held.listed[field] = t.held.listed[field] || graphlakeExactList(arr)
+			} else if ok && arr.Len() <= graphlakeNarrowing && c != "" && top && t.scalar[field] {
+				t.narrowed[field] = true
 			}
 		case "$all":
 			if arr, ok := values[i].(*types.Array); ok {
@@ -494,7 +478,7 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 // and the field need not be sorted by. A number's widened range pins nothing.
 func (t *graphlakeTranslator) pin(field, cond string, v any, top bool) {
 	if value, ok := graphlakeSQLValue(v); ok && cond != "" && top && t.scalar[field] && !value.inexact {
-		t.held.pinned[field] = true
+		t.pinned[field] = true
 	}
 }
 
@@ -725,23 +709,6 @@ func (t *graphlakeTranslator) oneOf(expr string, values []graphlakeValue) string
 	}
 
 	return "(" + strings.Join(parts, " OR ") + ")"
-}
-
-// graphlakeExactList reports whether a $in list holds only values SQL compares exactly, without null:
-// its condition is then one IN (...) that SQLite can search an index with.
-func graphlakeExactList(arr *types.Array) bool {
-	values, null, ok := graphlakeSQLValues(arr)
-	if !ok || null {
-		return false
-	}
-
-	for _, value := range values {
-		if value.inexact {
-			return false
-		}
-	}
-
-	return true
 }
 
 // graphlakeSQLValues returns the values of a $in list (without null), whether it holds null, and

@@ -30,8 +30,6 @@ from services.uploads.verification import Verified, mismatch, verify
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
 
-DELETED_WHILE_UPLOADING = "the asset was deleted while it was uploading; the upload is aborted"
-
 
 async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
                            actor: str | None, max_items: int,
@@ -100,14 +98,15 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     deleted = [found[i] for i, v in verified.items() if isinstance(v, Verified)
                and (asset := assets.get(found[i].asset_id)) is not None and asset.status is AssetStatus.DELETED]
     for session in deleted:
-        verified[session.id] = Conflict(DELETED_WHILE_UPLOADING, field="id")
+        verified[session.id] = Conflict("the asset was deleted while it was uploading; the upload is aborted",
+                                        field="id")
     await finish_many([(session, {}) for session in deleted], UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
     for session, _ in good:
-        if session.asset_id not in completed:  # deleted since it was read above: aborted by finish_many
-            verified[session.id] = Conflict(DELETED_WHILE_UPLOADING, field="id")
+        if session.asset_id not in completed:  # deleted since it was read above (see finishing._missed)
+            verified[session.id] = Conflict("the asset was deleted while its upload was being completed", field="id")
     good = [(session, fields) for session, fields in good if session.asset_id in completed]
     await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
     # Each upload a collection could not take (deleted meanwhile) reports why; the others are filed.

@@ -63,7 +63,12 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
     settling = {s.asset_id for s, _ in outcomes if s.asset_id in assets and assets[s.asset_id].status is not AssetStatus.DELETED}
     if written.matched_count < len(settling):
-        settling -= await _deleted_meanwhile(settling, [s for s, _ in outcomes], filed)
+        settling -= await _missed(settling, asset_status)
+        # Not filed: the asset is DELETED (its delete removes the object). Should the delete be undone
+        # (services/assets._still_unused), the asset is PENDING under a closed session, which the
+        # reconciler settles.
+        await UploadSession.get_pymongo_collection().update_many(
+            {"_id": {"$in": [s.id for s, _ in outcomes if s.asset_id not in settling]}}, {"$set": {"to_file": False}})
     finished = [_settled(assets[session.asset_id], {"status": asset_status, "updated_at": now, **fields},
                          joins.get(session.asset_id))
                 for session, fields in outcomes if session.asset_id in settling]
@@ -71,18 +76,13 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     return finished
 
 
-async def _deleted_meanwhile(asset_ids: set[ObjectId], sessions: list[UploadSession], filed: bool) -> set[ObjectId]:
-    """Those of these assets that are DELETED now: deleted after finish_many read them and before it
-    wrote (its write left them DELETED), or just after it. Read only when its write matched fewer
-    assets than it read. A completed upload of one is aborted instead, as if the delete had come
-    first: its object is swept, and it is not filed."""
-    now = await fields_by_ids(Asset, asset_ids, ["status"])
-    deleted = {a for a in asset_ids if now.get(a, {}).get("status") in (None, AssetStatus.DELETED.value)}
-    if deleted and filed:
-        await UploadSession.get_pymongo_collection().update_many(
-            {"_id": {"$in": [s.id for s in sessions if s.asset_id in deleted]}},
-            {"$set": {"status": UploadStatus.ABORTED.value, "sweep_due": True, "to_file": False}})
-    return deleted
+async def _missed(asset_ids: set[ObjectId], asset_status: AssetStatus) -> set[ObjectId]:
+    """Those of these assets finish_many's write did not settle: deleted after it read them (the write
+    leaves a DELETED asset alone; one whose delete was undone since is back in its old status). Read
+    only when the write matched fewer assets than it read. Only this call, holding the uploads'
+    claims, settles them, so one in `asset_status` now is one it settled."""
+    found = await fields_by_ids(Asset, asset_ids, ["status"])
+    return {a for a in asset_ids if found.get(a, {}).get("status") != asset_status.value}
 
 
 def _settled(asset: Asset, changes: dict[str, object], joined: ObjectId | None) -> Asset:

@@ -120,8 +120,9 @@ async def settle_stranded(feed: FeedWriter) -> int:
             by_status.setdefault(session.status, []).append(session)
     for status, closed in by_status.items():
         if status is UploadStatus.COMPLETED:
-            await finish_many([(s, {"sha256": s.sha256}) for s in closed], status, AssetStatus.ACTIVE, feed)
-            await _file_settled(closed)
+            settled = {a.id for a in await finish_many([(s, {"sha256": s.sha256}) for s in closed], status,
+                                                       AssetStatus.ACTIVE, feed)}
+            await _file_settled([s for s in closed if s.asset_id in settled])  # not one deleted meanwhile
         else:
             await finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
     with_session = {s.asset_id for s in sessions}
