@@ -39,6 +39,8 @@ from graphlake.view import GraphQLView
 from graphlake.webapp import not_built, webapp_built, webapp_fallback, webapp_routes
 from resolvers.context import AppState
 from resolvers.schema import build_schema
+from services import lineage
+from services.asset_users import remove_orphaned_uses
 from services.assets import collect_unpinned
 from services.auth import ensure_bootstrap_admin
 from services.availability import no_time_limit
@@ -70,6 +72,10 @@ CORS_REQUEST_HEADERS = [
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
 STRAY_SWEEP_EVERY = timedelta(days=1)  # it lists every file of each local mount's assets/
+# Uses and lineage links a crash left behind read every one of them: daily too. What is younger than
+# LINKS_SETTLED may still be in the middle of a write (services/lineage.remove_stale_links).
+STALE_LINKS_EVERY = timedelta(days=1)
+LINKS_SETTLED = timedelta(hours=1)
 SHUTDOWN_WAIT_SECONDS = 10  # for the workers and event writes still running when the server stops
 
 
@@ -207,6 +213,10 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
             log.info("removed %d temp file(s) of uploads that died", swept)
     if await claim_due(state.db, "stray-copies", STRAY_SWEEP_EVERY):  # one process of a cluster, daily
         await sweep_stray_copies(state.stores)
+    if await claim_due(state.db, "stale-links", STALE_LINKS_EVERY):
+        uses, links = await remove_orphaned_uses(), await lineage.remove_stale_links(LINKS_SETTLED)
+        if uses or links:
+            log.warning("removed %d datum use(s) and %d lineage link(s) a crash had left behind", uses, links)
     if settings.event_archive_after_days is not None:
         archived = await archive_events(timedelta(days=settings.event_archive_after_days))
         if archived:

@@ -21,6 +21,7 @@ from services.node_ids import NodeType, encode_id
 
 NAMED = 5  # a refusal names this many users of each kind, and counts them all
 USES_PAGE = 100  # an asset's uses checked at once for a datum that is gone
+USES_SWEPT = 1000  # uses checked at once by remove_orphaned_uses
 
 _QUERIES = (  # (collection, filter field) of each kind of use
     (DatumAsset, "asset_id"),
@@ -58,28 +59,54 @@ async def users_of(asset_id: ObjectId) -> dict[NodeType, tuple[int, list[str]]]:
 
 
 async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
-    """The first NAMED datums using the asset, through its uses in order. A use whose datum is gone
-    was left by a delete that died between the two (services/datums.remove_datums): it is removed here,
-    unless its batch is still being written (its datum may be about to come) or its datum came since."""
+    """The first NAMED datums using the asset, through its uses in order; orphaned uses met on the way
+    are removed (_orphaned)."""
     uses = DatumAsset.get_pymongo_collection()
     found: list[ObjectId] = []
     after: dict = {}
     while len(found) < NAMED:
         page = await uses.find({"asset_id": asset_id, **after}, {"datum_id": 1, "batch": 1},
                                sort=[("asset_id", 1), ("_id", 1)], limit=USES_PAGE).to_list()
-        live = set(await Datum.get_pymongo_collection().distinct("_id", {"_id": {"$in": [u["datum_id"] for u in page]}}))
-        found += [u["datum_id"] for u in page if u["datum_id"] in live]
-        if gone := [u for u in page if u["datum_id"] not in live]:
-            writing = await still_written(uses.database, [u.get("batch") for u in gone])
-            # A batch that ended between the two reads above has its datum now (see still_written): look
-            # again before calling a use an orphan (without this a delete racing createDatums removed
-            # the new datum's use, then found nothing using the asset).
-            ended = [u for u in gone if u.get("batch") not in writing]
-            there = set(await Datum.get_pymongo_collection().distinct(
-                "_id", {"_id": {"$in": [u["datum_id"] for u in ended]}})) if ended else set()
-            found += [u["datum_id"] for u in ended if u["datum_id"] in there]
-            await uses.delete_many({"_id": {"$in": [u["_id"] for u in ended if u["datum_id"] not in there]}})
+        there, orphans = await _orphaned(page)
+        found += [u["datum_id"] for u in page if u["datum_id"] in there]
+        if orphans:
+            await uses.delete_many({"_id": {"$in": orphans}})
         if len(page) < USES_PAGE:
             break
         after = {"_id": {"$gt": page[-1]["_id"]}}
     return found[:NAMED]
+
+
+async def remove_orphaned_uses() -> int:
+    """Remove every use whose datum is gone (_orphaned), reading every use once; how many. A use an
+    asset's `datums` meets is removed then, but its count (`totalCount`) counts them all."""
+    uses = DatumAsset.get_pymongo_collection()
+    removed = 0
+    after: dict = {}
+    while True:
+        page = await uses.find(after, {"datum_id": 1, "batch": 1}, sort=[("_id", 1)], limit=USES_SWEPT).to_list()
+        _, orphans = await _orphaned(page)
+        if orphans:
+            removed += (await uses.delete_many({"_id": {"$in": orphans}})).deleted_count
+        if len(page) < USES_SWEPT:
+            return removed
+        after = {"_id": {"$gt": page[-1]["_id"]}}
+
+
+async def _orphaned(uses: list[dict]) -> tuple[set[ObjectId], list[ObjectId]]:
+    """Of these uses, the datums that are there, and the ids of the uses that are orphans: left by a
+    delete that died between removing a datum and its uses (services/datums.remove_datums). A use
+    whose datum is missing is no orphan while its batch is being written (the datum may be about to
+    come), nor once its datum came since (see batches.still_written: a batch that ended between the
+    reads has its datum now; without the second look a delete racing createDatums removed the new
+    datum's use, then found nothing using the asset)."""
+    datums = Datum.get_pymongo_collection()
+    there = set(await datums.distinct("_id", {"_id": {"$in": [u["datum_id"] for u in uses]}}))
+    gone = [u for u in uses if u["datum_id"] not in there]
+    if not gone:
+        return there, []
+    writing = await still_written(DatumAsset.get_pymongo_collection().database, [u.get("batch") for u in gone])
+    ended = [u for u in gone if u.get("batch") not in writing]
+    if ended:
+        there |= set(await datums.distinct("_id", {"_id": {"$in": [u["datum_id"] for u in ended]}}))
+    return there, [u["_id"] for u in ended if u["datum_id"] not in there]

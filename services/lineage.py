@@ -13,11 +13,13 @@ an asset only where `backs` says so, once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.asset import LINKS_COLLECTION, Asset, AssetLink
+from documents.clock import utcnow
 from documents.common import AssetStatus
 
 CHUNK = 1000
@@ -84,3 +86,47 @@ async def write_links(db: AsyncDatabase) -> None:
             links = []
     if links:
         await db[LINKS_COLLECTION].insert_many(links)
+
+
+async def remove_stale_links(settled: timedelta) -> int:
+    """Remove the links no asset backs (`backs`): those of an asset DELETED by a delete that died
+    before `unlink`, or never stored (a create that died after `add`), a source the asset no longer
+    names, a second link of one pair (relinks racing). The derived assets of a source are read
+    through `backs`, but their count (`totalCount`) counts links. Reads every link once; returns how
+    many it removed.
+
+    Only what has been `settled` long: a younger link may be one an asset is about to name (`add`
+    writes it first), and an asset deleted moments ago may yet be kept (a delete is undone when
+    something began using the asset meanwhile, services/assets._still_unused)."""
+    cutoff = utcnow() - settled
+    young = ObjectId.from_datetime(cutoff)
+    links = AssetLink.get_pymongo_collection()
+    removed = 0
+    after: dict = {}
+    while True:
+        page = await links.find({"_id": {"$lt": young}, **after}, {"asset_id": 1}, sort=[("_id", 1)],
+                                limit=CHUNK).to_list()
+        asset_ids = list({link["asset_id"] for link in page})
+        assets = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
+            {"_id": {"$in": asset_ids}}, {"status": 1, "derived_from": 1, "deleted_at": 1})}
+        held: set[tuple[ObjectId, ObjectId]] = set()
+        stale: list[ObjectId] = []
+        # Each asset's links, all of them (a pair's second link may lie on another page), oldest first.
+        async for link in links.find({"asset_id": {"$in": asset_ids}, "_id": {"$lt": young}},
+                                     {"source_id": 1, "asset_id": 1}, sort=[("_id", 1)]):
+            asset = assets.get(link["asset_id"])
+            pair = (link["source_id"], link["asset_id"])
+            if asset is not None and asset.get("status") == AssetStatus.DELETED.value:
+                deleted_at = asset.get("deleted_at")
+                if deleted_at is None or deleted_at < cutoff:
+                    stale.append(link["_id"])
+            elif asset is None or link["source_id"] not in asset.get("derived_from", []) or pair in held:
+                stale.append(link["_id"])
+            else:
+                held.add(pair)
+        if stale:
+            removed += (await links.delete_many({"_id": {"$in": stale}})).deleted_count
+        if len(page) < CHUNK:
+            return removed
+        after = {"_id": {"$gt": page[-1]["_id"]}}
+

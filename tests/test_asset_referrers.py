@@ -3,15 +3,20 @@ through DataLoaders (a page of assets costs the same round trips with 3 and with
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
 from bson import ObjectId
 
 from documents.clock import utcnow
+from graphlake.app import _maintenance_round
 from migrations.liveness import this_process
 from resolvers import loaders as loaders_module
 from resolvers.context import AppState
 from services import asset_users
 from services.batches import LEASE
+from services.schedules import SCHEDULES
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -193,3 +198,56 @@ async def test_a_batch_ending_while_a_delete_reads_its_use_keeps_the_asset(
     assert BatchEndsAfterFirstLook.looked
     assert refused["extensions"]["code"] == "CONFLICT" and datum["id"] in refused["message"], refused
     assert await state.db.datum_assets.count_documents({"datum_id": stored["_id"]}) == 1
+
+
+async def test_the_daily_sweep_removes_the_uses_and_links_a_crash_left_behind(api: Api, state: AppState,
+                                                                             contributor: str) -> None:
+    """An asset's `datums` and `derivedAssets` skip uses and links nothing backs, but their
+    `totalCount` counts them. The daily maintenance removes those a crash left behind, and keeps
+    what may be in the middle of a write: a use whose batch is being written, a link younger than an
+    hour (a create writes it before the asset names its source), the links of an asset deleted in the
+    last hour (its delete may yet be undone)."""
+    image = await factories.value_asset(api, contributor, "image")
+    datum = await make_datum(api, contributor, {"image": image["id"]})
+    writing = ObjectId()
+    await state.db.write_batches.insert_one({"_id": writing, "collection": "datums", "collections": ["datum_assets", "datums"],
+                                             **this_process(), "expires_at": utcnow() + LEASE})
+    await state.db.datum_assets.insert_many([
+        {"asset_id": object_id(image["id"]), "datum_id": ObjectId()},  # its datum's delete died before it
+        {"asset_id": object_id(image["id"]), "datum_id": ObjectId(), "batch": writing}])
+
+    source = await factories.value_asset(api, contributor, "source")
+    child = await factories.value_asset(api, contributor, "child", derivedFrom=[source["id"]])
+    gone_long = await factories.value_asset(api, contributor, "gone-long", derivedFrom=[source["id"]])
+    gone_now = await factories.value_asset(api, contributor, "gone-now", derivedFrom=[source["id"]])
+    for asset, when in ((gone_long, utcnow() - timedelta(hours=2)), (gone_now, utcnow())):  # deletes that died before unlink
+        await state.db.assets.update_one({"_id": object_id(asset["id"])},
+                                         {"$set": {"status": "DELETED", "deleted_at": when}})
+
+    def old() -> ObjectId:  # an id made two hours ago (the rest of its bytes fresh)
+        return ObjectId(ObjectId.from_datetime(utcnow() - timedelta(hours=2)).binary[:4] + ObjectId().binary[4:])
+
+    async for link in state.db.asset_lineage.find():  # the links the creates wrote, as if long ago
+        await state.db.asset_lineage.delete_one({"_id": link["_id"]})
+        await state.db.asset_lineage.insert_one({**link, "_id": old()})
+    await state.db.asset_lineage.insert_many([
+        {"_id": old(), "source_id": object_id(source["id"]), "asset_id": object_id(child["id"])},  # doubled
+        {"_id": old(), "source_id": object_id(source["id"]), "asset_id": object_id(image["id"])},  # not named
+        {"_id": old(), "source_id": object_id(source["id"]), "asset_id": ObjectId()},  # a create that died
+        {"source_id": object_id(source["id"]), "asset_id": object_id(image["id"])},  # young: a create's, maybe
+    ])
+
+    async def counts() -> tuple[int, int]:
+        datums = (await api.data("AssetReferrers", {"id": image["id"], "first": 1}, token=contributor))["asset"]["datums"]
+        derived = (await api.data("AssetReferrers", {"id": source["id"], "first": 1}, token=contributor))["asset"]
+        return datums["totalCount"], derived["derivedAssets"]["totalCount"]
+
+    assert await counts() == (3, 7)
+    await state.db[SCHEDULES].delete_one({"_id": "stale-links"})  # due now, whenever the server last ran it
+    await _maintenance_round(state, time.monotonic())
+    # The datum, and the use being written; the child, the young link, the links of the asset deleted just now.
+    assert await counts() == (2, 3)
+    page = (await api.data("AssetReferrers", {"id": source["id"], "first": 10}, token=contributor))["asset"]["derivedAssets"]
+    assert [e["node"]["name"] for e in page["edges"]] == ["child"]
+    assert await state.db.datum_assets.count_documents({"datum_id": object_id(datum["id"])}) == 1
+    await state.db.write_batches.delete_one({"_id": writing})  # the journal is not among the collections emptied between tests
