@@ -216,7 +216,7 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
     if await claim_due(state.db, "stale-links", STALE_LINKS_EVERY):
         uses, links = await remove_orphaned_uses(), await lineage.remove_stale_links(LINKS_SETTLED)
         if uses or links:
-            log.warning("removed %d datum use(s) and %d lineage link(s) a crash had left behind", uses, links)
+            log.warning("removed %d datum use(s) and mended %d lineage link(s) a crash had left behind", uses, links)
     if settings.event_archive_after_days is not None:
         archived = await archive_events(timedelta(days=settings.event_archive_after_days))
         if archived:

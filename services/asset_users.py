@@ -82,15 +82,22 @@ async def remove_orphaned_uses() -> int:
     asset's `datums` meets is removed then, but its count (`totalCount`) counts them all."""
     uses = DatumAsset.get_pymongo_collection()
     removed = 0
-    after: dict = {}
-    while True:
-        page = await uses.find(after, {"datum_id": 1, "batch": 1}, sort=[("_id", 1)], limit=USES_SWEPT).to_list()
-        _, orphans = await _orphaned(page)
-        if orphans:
-            removed += (await uses.delete_many({"_id": {"$in": orphans}})).deleted_count
-        if len(page) < USES_SWEPT:
-            return removed
-        after = {"_id": {"$gt": page[-1]["_id"]}}
+    # One pass in stored order: the uses have no index on `_id` order on the embedded default, so
+    # pages by `_id` would each read them all.
+    batch: list[dict] = []
+    async for use in uses.find({}, {"datum_id": 1, "batch": 1}, batch_size=USES_SWEPT):
+        batch.append(use)
+        if len(batch) == USES_SWEPT:
+            removed += await _remove_orphans(batch)
+            batch = []
+    return removed + (await _remove_orphans(batch) if batch else 0)
+
+
+async def _remove_orphans(uses: list[dict]) -> int:
+    _, orphans = await _orphaned(uses)
+    if not orphans:
+        return 0
+    return (await DatumAsset.get_pymongo_collection().delete_many({"_id": {"$in": orphans}})).deleted_count
 
 
 async def _orphaned(uses: list[dict]) -> tuple[set[ObjectId], list[ObjectId]]:

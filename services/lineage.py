@@ -13,7 +13,7 @@ an asset only where `backs` says so, once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
@@ -44,21 +44,28 @@ async def add(asset_id: ObjectId, sources: Sequence[ObjectId]) -> None:
         await links.insert_many(missing)
 
 
-async def relink(asset_ids: Sequence[ObjectId]) -> None:
-    """Make the links of these assets what each says now."""
+async def relink(asset_ids: Sequence[ObjectId], *, settled_before: ObjectId | None = None) -> None:
+    """Make the links of these assets what each says now. `settled_before` (remove_stale_links): only
+    remove links made before that id's time, and leave alone the links of assets that are DELETED or
+    not stored (it judges those by age)."""
     links = AssetLink.get_pymongo_collection()
     for start in range(0, len(asset_ids), CHUNK):
         chunk = list(asset_ids[start:start + CHUNK])
-        wanted = {(source, asset["_id"]) async for asset in Asset.get_pymongo_collection().find(
-            {"_id": {"$in": chunk}, "status": {"$ne": AssetStatus.DELETED.value}}, {"derived_from": 1})
-                  for source in asset.get("derived_from", [])}
+        standing = {asset["_id"]: asset.get("derived_from", []) async for asset in Asset.get_pymongo_collection().find(
+            {"_id": {"$in": chunk}, "status": {"$ne": AssetStatus.DELETED.value}}, {"derived_from": 1})}
+        if settled_before is not None:
+            chunk = [a for a in chunk if a in standing]
+        wanted = {(source, asset_id) for asset_id, sources in standing.items() for source in sources}
         held: set[tuple[ObjectId, ObjectId]] = set()
         stale: list[ObjectId] = []
-        async for link in links.find({"asset_id": {"$in": chunk}}, {"source_id": 1, "asset_id": 1}):
+        found = await links.find({"asset_id": {"$in": chunk}}, {"source_id": 1, "asset_id": 1}).to_list()
+        # Oldest first, so that of a doubled pair the same link stays whoever relinks. (Sorted here: a
+        # sort on `_id` could lead MongoDB's planner to walk every link in `_id` order.)
+        for link in sorted(found, key=lambda link: link["_id"]):
             pair = (link["source_id"], link["asset_id"])
             if pair in wanted and pair not in held:
                 held.add(pair)
-            else:  # no longer named, or a second link of one pair
+            elif settled_before is None or link["_id"] < settled_before:  # not named, or a pair's second link
                 stale.append(link["_id"])
         if missing := [_link(source, asset_id) for source, asset_id in wanted - held]:
             await links.insert_many(missing)
@@ -89,44 +96,54 @@ async def write_links(db: AsyncDatabase) -> None:
 
 
 async def remove_stale_links(settled: timedelta) -> int:
-    """Remove the links no asset backs (`backs`): those of an asset DELETED by a delete that died
-    before `unlink`, or never stored (a create that died after `add`), a source the asset no longer
-    names, a second link of one pair (relinks racing). The derived assets of a source are read
-    through `backs`, but their count (`totalCount`) counts links. Reads every link once; returns how
-    many it removed.
+    """Remove the links no asset backs (`backs`), which the derived assets of a source skip but their
+    count (`totalCount`) counts: those of an asset DELETED by a delete that died before `unlink`, or
+    never stored (a create that died after `add`), a source the asset no longer names, a second link
+    of one pair (relinks racing). Reads every link once, in one pass; returns how many it mended:
+    links removed, and assets relinked.
 
     Only what has been `settled` long: a younger link may be one an asset is about to name (`add`
     writes it first), and an asset deleted moments ago may yet be kept (a delete is undone when
-    something began using the asset meanwhile, services/assets._still_unused)."""
+    something began using the asset meanwhile, services/assets._still_unused). A standing asset
+    with a link it does not back is relinked (`relink` reads it again), not judged from this read:
+    an update may have named the source since."""
     cutoff = utcnow() - settled
-    young = ObjectId.from_datetime(cutoff)
     links = AssetLink.get_pymongo_collection()
     removed = 0
-    after: dict = {}
-    while True:
-        page = await links.find({"_id": {"$lt": young}, **after}, {"asset_id": 1}, sort=[("_id", 1)],
-                                limit=CHUNK).to_list()
-        asset_ids = list({link["asset_id"] for link in page})
-        assets = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
-            {"_id": {"$in": asset_ids}}, {"status": 1, "derived_from": 1, "deleted_at": 1})}
-        held: set[tuple[ObjectId, ObjectId]] = set()
-        stale: list[ObjectId] = []
-        # Each asset's links, all of them (a pair's second link may lie on another page), oldest first.
-        async for link in links.find({"asset_id": {"$in": asset_ids}, "_id": {"$lt": young}},
-                                     {"source_id": 1, "asset_id": 1}, sort=[("_id", 1)]):
-            asset = assets.get(link["asset_id"])
-            pair = (link["source_id"], link["asset_id"])
-            if asset is not None and asset.get("status") == AssetStatus.DELETED.value:
-                deleted_at = asset.get("deleted_at")
-                if deleted_at is None or deleted_at < cutoff:
-                    stale.append(link["_id"])
-            elif asset is None or link["source_id"] not in asset.get("derived_from", []) or pair in held:
-                stale.append(link["_id"])
-            else:
-                held.add(pair)
-        if stale:
-            removed += (await links.delete_many({"_id": {"$in": stale}})).deleted_count
-        if len(page) < CHUNK:
-            return removed
-        after = {"_id": {"$gt": page[-1]["_id"]}}
+    # One pass in stored order: the links have no index on `_id` order on the embedded default, so
+    # pages by `_id` would each read them all.
+    cursor = links.find({"_id": {"$lt": ObjectId.from_datetime(cutoff)}}, {"source_id": 1, "asset_id": 1},
+                        batch_size=CHUNK)
+    batch: list[dict] = []
+    async for link in cursor:
+        batch.append(link)
+        if len(batch) == CHUNK:
+            removed += await _settle_links(batch, cutoff)
+            batch = []
+    return removed + (await _settle_links(batch, cutoff) if batch else 0)
 
+
+async def _settle_links(batch: list[dict], cutoff: datetime) -> int:
+    """remove_stale_links for a batch of its links; how many links it removed and assets it relinked."""
+    links = AssetLink.get_pymongo_collection()
+    assets = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
+        {"_id": {"$in": list({link["asset_id"] for link in batch})}}, {"status": 1, "derived_from": 1, "deleted_at": 1})}
+    gone: list[ObjectId] = []
+    doubtful: set[ObjectId] = set()
+    seen: set[tuple[ObjectId, ObjectId]] = set()
+    for link in batch:
+        asset = assets.get(link["asset_id"])
+        pair = (link["source_id"], link["asset_id"])
+        if asset is None:
+            gone.append(link["_id"])
+        elif asset.get("status") == AssetStatus.DELETED.value:
+            if asset.get("deleted_at") is None or asset["deleted_at"] < cutoff:
+                gone.append(link["_id"])
+        elif link["source_id"] not in asset.get("derived_from", []) or pair in seen:
+            doubtful.add(link["asset_id"])
+        seen.add(pair)
+    if gone:
+        await links.delete_many({"_id": {"$in": gone}})
+    if doubtful:
+        await relink(list(doubtful), settled_before=ObjectId.from_datetime(cutoff))
+    return len(gone) + len(doubtful)

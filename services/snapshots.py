@@ -147,10 +147,11 @@ async def _datum_pages(model: type[Document], query: dict[str, Any], datum_ids: 
     Read through the index on (datum_id, _id) (or one it ends, such as the version's), each datum
     searched in turn. In `_id` order alone the embedded default walks every record of the version's
     sets, however few of their datums a batch holds: a batch of 100 datums from a set of 100,000
-    records took 0.9 s so, and 40 ms this way. `query` must not hold another indexed field to one
-    value, or our FerretDB build leaves the choice of index to SQLite (graphlakeOrder), which walks
-    that field's. A query of one datum is sorted by `_id`: the datum is pinned, and our build walks
-    an index whose fields before `_id` are pinned."""
+    records took 0.9 s so, and 40 ms this way. `query` may pin fields that come before `datum_id` in
+    that index (a version's copies: `version_id`), no field leading another index: our FerretDB
+    build would leave the choice of index to SQLite (graphlakeOrder), which walks that field's. A
+    query of one datum is sorted by `_id`: the datum is pinned, and our build walks an index whose
+    fields before `_id` are pinned."""
     pending = sorted(set(datum_ids))
     while pending:
         page = await model.get_pymongo_collection().find(

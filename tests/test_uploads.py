@@ -843,13 +843,20 @@ async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_repo
     assert failure["uploadId"] == sessions[0]["id"] and failure["code"] == "CONFLICT" and "deleted" in failure["message"]
     fetched = (await api.data("UploadSession", {"id": sessions[0]["id"]}, token=contributor))["uploadSession"]
     assert fetched["asset"]["status"] == "DELETED"
-    assert (await UploadSession.get_pymongo_collection().find_one({"_id": object_id(sessions[0]["id"])}))["to_file"] is False
+    closed = await UploadSession.get_pymongo_collection().find_one({"_id": object_id(sessions[0]["id"])})
+    assert (closed["to_file"], closed["sweep_due"]) == (False, True)  # its key swept later, as the delete asked
     items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
     assert [i["node"]["path"] for i in items] == ["f1"]
     logged = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]["edges"]
     assert [e["node"]["message"] for e in logged] == ["f1 is ACTIVE"]
     assert await state.stores["local"].stat(f"assets/{victim}") is None
+    # The sweep never takes the object of an asset in use, whatever its session says (a delete undone).
+    long_ago = utcnow() - timedelta(hours=1)
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {
+        "expires_at": long_ago, "finished_at": long_ago, "sweep_due": True}})
+    assert await sweep_closed(state.stores) == 1
     assert await state.stores["local"].stat(f"assets/{object_id(sessions[1]['asset']['id'])}") is not None
+    assert not await UploadSession.get_pymongo_collection().count_documents({"sweep_due": True})
 
 
 async def test_a_completion_that_can_be_retried_releases_its_claim(api: Api, contributor: str) -> None:

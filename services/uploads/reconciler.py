@@ -18,6 +18,7 @@ from documents.common import AssetKind, AssetStatus
 from documents.sparse import cleared
 from documents.upload import UploadClaim, UploadSession, UploadStatus
 from services.events.feed import FeedWriter
+from services.id_reads import fields_by_ids
 from services.uploads.claims import CLAIM_SECONDS
 from services.uploads.finishing import (
     assets_by_id,
@@ -182,7 +183,14 @@ async def sweep_closed(stores: dict[str, ObjectStore]) -> int:
     due = await UploadSession.find({"sweep_due": True, "expires_at": {"$lt": now},
                                     "finished_at": {"$lt": now - timedelta(seconds=MIN_URL_SECONDS + SWEEP_MARGIN_SECONDS)}},
                                    ).limit(SWEEP_PER_ROUND).to_list()
-    swept = []
+    # An ACTIVE asset's object is never swept (its mark is dropped), nor a PENDING one's while it is
+    # (looked at again next round): a delete undone after it closed its upload (finishing._missed)
+    # leaves the session marked over a PENDING asset, which settle_stranded turns ACTIVE; a crash
+    # between an expiry's two writes, over one it turns FAILED.
+    statuses = {a: doc.get("status") for a, doc in (await fields_by_ids(Asset, [s.asset_id for s in due], ["status"])).items()}
+    spared = [s.id for s in due if statuses.get(s.asset_id) == AssetStatus.ACTIVE.value]
+    due = [s for s in due if statuses.get(s.asset_id) not in (AssetStatus.ACTIVE.value, AssetStatus.PENDING.value)]
+    swept: list[ObjectId] = []
 
     async def sweep(session: UploadSession) -> None:
         try:
@@ -192,8 +200,9 @@ async def sweep_closed(stores: dict[str, ObjectStore]) -> int:
             log.exception("could not sweep the key of closed upload %s", session.id)
 
     await bounded_gather([lambda s=s: sweep(s) for s in due])  # a few at a time, not one after another
-    if swept:
-        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": swept}}, {"$set": {"sweep_due": False}})
+    if swept or spared:
+        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": swept + spared}},
+                                                                 {"$set": {"sweep_due": False}})
     return len(swept)
 
 
