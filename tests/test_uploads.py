@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from documents.clock import utcnow
 from documents.upload import UploadSession
@@ -54,6 +55,20 @@ def multipart_from_one_mib(settings: Settings) -> Iterator[None]:
         yield
     finally:
         settings.multipart_threshold_bytes = 64 * MIB
+
+
+def deleted_once_read(monkeypatch: pytest.MonkeyPatch, module: object, reader: str, asset_id: ObjectId,
+                      state: AppState) -> None:
+    """Make `module.reader` (a read of assets) delete `asset_id` right after it read it: a delete
+    landing between a read of the asset and the write that follows."""
+    read = getattr(module, reader)
+
+    async def read_then_deleted(*args: object) -> object:
+        found = await read(*args)
+        await delete_asset(asset_id, False, state.stores)
+        return found
+
+    monkeypatch.setattr(module, reader, read_then_deleted)
 
 
 async def put(url: str, data: bytes, headers: dict | None = None) -> httpx.Response:
@@ -227,14 +242,7 @@ async def test_reconciler_files_none_of_the_stranded_uploads_deleted_as_it_settl
         "status": "COMPLETED", "finished_at": long_ago, "to_file": True}})
     await Asset.get_pymongo_collection().update_many({}, {"$set": {"created_at": long_ago}})
     victim = object_id(sessions[0]["asset"]["id"])
-    read = finishing.assets_of
-
-    async def read_then_deleted(of):
-        found = await read(of)
-        await delete_asset(victim, False, state.stores)
-        return found
-
-    monkeypatch.setattr(finishing, "assets_of", read_then_deleted)
+    deleted_once_read(monkeypatch, finishing, "assets_of", victim, state)
     await reconcile(state.stores, state.feed)
     statuses = [(await api.data("UploadSession", {"id": s["id"]}, token=contributor))["uploadSession"]["asset"]["status"]
                 for s in sessions]
@@ -829,14 +837,7 @@ async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_repo
     for session, data in zip(sessions, files, strict=True):
         await put(session["url"], data, session["headers"])
     victim = object_id(sessions[0]["asset"]["id"])
-    read = completion.assets_by_id
-
-    async def read_then_deleted(ids):
-        found = await read(ids)
-        await delete_asset(victim, False, state.stores)
-        return found
-
-    monkeypatch.setattr(completion, "assets_by_id", read_then_deleted)
+    deleted_once_read(monkeypatch, completion, "assets_by_id", victim, state)
     done = (await api.data("CompleteUploads", {"ids": [s["id"] for s in sessions]}, token=contributor))["completeUploads"]
     assert [a["name"] for a in done["assets"]] == ["f1"]
     [failure] = done["failures"]
