@@ -7,7 +7,8 @@ says then (one per source), dropping links it no longer backs. Once the asset is
 the collector), `unlink` removes them all; an update racing the delete relinks from what it reads
 after its write, a DELETED asset: none. Relinks racing each other can leave a link doubled, or one
 the asset no longer backs, until its next relink: nothing relies on a link alone, the reader keeps
-an asset only where `backs` says so, once.
+an asset only where `backs` says so, once. What crashes and races leave behind is mended daily
+(`remove_stale_links`), so that counts of links come right.
 """
 
 from __future__ import annotations
