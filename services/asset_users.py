@@ -79,21 +79,35 @@ async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
 
 async def remove_orphaned_uses() -> int:
     """Remove every use whose datum is gone (_orphaned), reading every use once; how many. A use an
-    asset's `datums` meets is removed then, but its count (`totalCount`) counts them all."""
+    asset's `datums` meets is removed then, but its count (`totalCount`) counts them all.
+
+    Read a page at a time in (asset, `_id`) order through the index on them, each page a query of its
+    own: pages by `_id` alone would each read every use on the embedded default (no index holds that
+    order there), and one cursor over them all would hold a SQLite reader (and its write-ahead log)
+    for the whole pass."""
     uses = DatumAsset.get_pymongo_collection()
+    fields = {"asset_id": 1, "datum_id": 1, "batch": 1}
     removed = 0
-    # One pass in stored order: the uses have no index on `_id` order on the embedded default, so
-    # pages by `_id` would each read them all.
-    batch: list[dict] = []
-    async for use in uses.find({}, {"datum_id": 1, "batch": 1}, batch_size=USES_SWEPT):
-        batch.append(use)
-        if len(batch) == USES_SWEPT:
-            removed += await _remove_orphans(batch)
-            batch = []
-    return removed + (await _remove_orphans(batch) if batch else 0)
+    after: dict = {}
+    while True:
+        page = await uses.find(after, fields, sort=[("asset_id", 1), ("_id", 1)], limit=USES_SWEPT).to_list()
+        removed += await _remove_orphans(page)
+        if len(page) < USES_SWEPT:
+            return removed
+        last, rest = page[-1]["asset_id"], page[-1]["_id"]
+        while True:  # the rest of the last asset's uses (sorted by `_id` alone: the asset is pinned)
+            more = await uses.find({"asset_id": last, "_id": {"$gt": rest}}, fields, sort=[("_id", 1)],
+                                   limit=USES_SWEPT).to_list()
+            removed += await _remove_orphans(more)
+            if len(more) < USES_SWEPT:
+                break
+            rest = more[-1]["_id"]
+        after = {"asset_id": {"$gt": last}}
 
 
 async def _remove_orphans(uses: list[dict]) -> int:
+    if not uses:
+        return 0
     _, orphans = await _orphaned(uses)
     if not orphans:
         return 0

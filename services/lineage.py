@@ -45,33 +45,45 @@ async def add(asset_id: ObjectId, sources: Sequence[ObjectId]) -> None:
         await links.insert_many(missing)
 
 
-async def relink(asset_ids: Sequence[ObjectId], *, settled_before: ObjectId | None = None) -> None:
-    """Make the links of these assets what each says now. `settled_before` (remove_stale_links): only
-    remove links made before that id's time, and leave alone the links of assets that are DELETED or
-    not stored (it judges those by age)."""
-    links = AssetLink.get_pymongo_collection()
+async def relink(asset_ids: Sequence[ObjectId], *, settled_before: ObjectId | None = None) -> int:
+    """Make the links of these assets what each says now; how many links it removed and added.
+    `settled_before` (remove_stale_links): only remove links made before that id's time, leave alone
+    the links of assets that are DELETED or not stored (it judges those by age), and look once more
+    after removing: an update that came to back a link meanwhile has relinked before this removed it."""
+    changed = 0
     for start in range(0, len(asset_ids), CHUNK):
         chunk = list(asset_ids[start:start + CHUNK])
-        standing = {asset["_id"]: asset.get("derived_from", []) async for asset in Asset.get_pymongo_collection().find(
-            {"_id": {"$in": chunk}, "status": {"$ne": AssetStatus.DELETED.value}}, {"derived_from": 1})}
-        if settled_before is not None:
-            chunk = [a for a in chunk if a in standing]
-        wanted = {(source, asset_id) for asset_id, sources in standing.items() for source in sources}
-        held: set[tuple[ObjectId, ObjectId]] = set()
-        stale: list[ObjectId] = []
-        found = await links.find({"asset_id": {"$in": chunk}}, {"source_id": 1, "asset_id": 1}).to_list()
-        # Oldest first, so that of a doubled pair the same link stays whoever relinks. (Sorted here: a
-        # sort on `_id` could lead MongoDB's planner to walk every link in `_id` order.)
-        for link in sorted(found, key=lambda link: link["_id"]):
-            pair = (link["source_id"], link["asset_id"])
-            if pair in wanted and pair not in held:
-                held.add(pair)
-            elif settled_before is None or link["_id"] < settled_before:  # not named, or a pair's second link
-                stale.append(link["_id"])
-        if missing := [_link(source, asset_id) for source, asset_id in wanted - held]:
-            await links.insert_many(missing)
-        if stale:
-            await links.delete_many({"_id": {"$in": stale}})
+        changed += await _relink_chunk(chunk, settled_before, remove=True)
+        if settled_before is not None and changed:
+            changed += await _relink_chunk(chunk, settled_before, remove=False)
+    return changed
+
+
+async def _relink_chunk(chunk: list[ObjectId], settled_before: ObjectId | None, *, remove: bool) -> int:
+    links = AssetLink.get_pymongo_collection()
+    standing = {asset["_id"]: asset.get("derived_from", []) async for asset in Asset.get_pymongo_collection().find(
+        {"_id": {"$in": chunk}, "status": {"$ne": AssetStatus.DELETED.value}}, {"derived_from": 1})}
+    if settled_before is not None:
+        chunk = [a for a in chunk if a in standing]
+    wanted = {(source, asset_id) for asset_id, sources in standing.items() for source in sources}
+    held: set[tuple[ObjectId, ObjectId]] = set()
+    stale: list[ObjectId] = []
+    found = await links.find({"asset_id": {"$in": chunk}}, {"source_id": 1, "asset_id": 1}).to_list()
+    # Oldest first, so that of a doubled pair the same link stays whoever relinks. (Sorted here: a
+    # sort on `_id` could lead MongoDB's planner to walk every link in `_id` order.)
+    for link in sorted(found, key=lambda link: link["_id"]):
+        pair = (link["source_id"], link["asset_id"])
+        if pair in wanted and pair not in held:
+            held.add(pair)
+        elif settled_before is None or link["_id"] < settled_before:  # not named, or a pair's second link
+            stale.append(link["_id"])
+    changed = 0
+    if missing := [_link(source, asset_id) for source, asset_id in wanted - held]:
+        await links.insert_many(missing)
+        changed += len(missing)
+    if stale and remove:
+        changed += (await links.delete_many({"_id": {"$in": stale}})).deleted_count
+    return changed
 
 
 async def unlink(deleted: Sequence[ObjectId]) -> None:
@@ -100,42 +112,48 @@ async def remove_stale_links(settled: timedelta) -> int:
     """Remove the links no asset backs (`backs`), which the derived assets of a source skip but their
     count (`totalCount`) counts: those of an asset DELETED by a delete that died before `unlink`, or
     never stored (a create that died after `add`), a source the asset no longer names, a second link
-    of one pair (relinks racing). Reads every link once, in one pass; returns how many it mended:
-    links removed, and assets relinked.
+    of one pair (relinks racing). Reads every link once; returns how many links it removed or added.
 
     Only what has been `settled` long: a younger link may be one an asset is about to name (`add`
     writes it first), and an asset deleted moments ago may yet be kept (a delete is undone when
     something began using the asset meanwhile, services/assets._still_unused). A standing asset
     with a link it does not back is relinked (`relink` reads it again), not judged from this read:
-    an update may have named the source since."""
+    an update may have named the source since.
+
+    Read a page of assets at a time, in asset order through the index on the links' assets, each
+    page a query of its own (all the links of its assets then read together): pages by `_id` would
+    each read every link on the embedded default (no index holds that order there), and one cursor
+    over them all would hold a SQLite reader (and its write-ahead log) for the whole pass."""
     cutoff = utcnow() - settled
     links = AssetLink.get_pymongo_collection()
-    removed = 0
-    # One pass in stored order: the links have no index on `_id` order on the embedded default, so
-    # pages by `_id` would each read them all.
-    cursor = links.find({"_id": {"$lt": ObjectId.from_datetime(cutoff)}}, {"source_id": 1, "asset_id": 1},
-                        batch_size=CHUNK)
-    batch: list[dict] = []
-    async for link in cursor:
-        batch.append(link)
-        if len(batch) == CHUNK:
-            removed += await _settle_links(batch, cutoff)
-            batch = []
-    return removed + (await _settle_links(batch, cutoff) if batch else 0)
+    mended = 0
+    after: dict = {}
+    while True:
+        page = await links.find(after, {"asset_id": 1}, sort=[("asset_id", 1)], limit=CHUNK).to_list()
+        asset_ids = sorted({link["asset_id"] for link in page})
+        if asset_ids:
+            mended += await _settle_links(asset_ids, cutoff)
+        if len(page) < CHUNK:
+            return mended
+        after = {"asset_id": {"$gt": asset_ids[-1]}}
 
 
-async def _settle_links(batch: list[dict], cutoff: datetime) -> int:
-    """remove_stale_links for a batch of its links; how many links it removed and assets it relinked."""
+async def _settle_links(asset_ids: list[ObjectId], cutoff: datetime) -> int:
+    """remove_stale_links for these assets, every link of theirs; how many links it removed or added."""
+    young = ObjectId.from_datetime(cutoff)
     links = AssetLink.get_pymongo_collection()
     assets = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
-        {"_id": {"$in": list({link["asset_id"] for link in batch})}}, {"status": 1, "derived_from": 1, "deleted_at": 1})}
+        {"_id": {"$in": asset_ids}}, {"status": 1, "derived_from": 1, "deleted_at": 1})}
+    found = await links.find({"asset_id": {"$in": asset_ids}}, {"source_id": 1, "asset_id": 1}).to_list()
     gone: list[ObjectId] = []
     doubtful: set[ObjectId] = set()
     seen: set[tuple[ObjectId, ObjectId]] = set()
-    for link in batch:
+    for link in sorted(found, key=lambda link: link["_id"]):
         asset = assets.get(link["asset_id"])
         pair = (link["source_id"], link["asset_id"])
-        if asset is None:
+        if link["_id"] >= young:
+            pass  # maybe a write in progress
+        elif asset is None:
             gone.append(link["_id"])
         elif asset.get("status") == AssetStatus.DELETED.value:
             if asset.get("deleted_at") is None or asset["deleted_at"] < cutoff:
@@ -143,8 +161,7 @@ async def _settle_links(batch: list[dict], cutoff: datetime) -> int:
         elif link["source_id"] not in asset.get("derived_from", []) or pair in seen:
             doubtful.add(link["asset_id"])
         seen.add(pair)
-    if gone:
-        await links.delete_many({"_id": {"$in": gone}})
+    mended = (await links.delete_many({"_id": {"$in": gone}})).deleted_count if gone else 0
     if doubtful:
-        await relink(list(doubtful), settled_before=ObjectId.from_datetime(cutoff))
-    return len(gone) + len(doubtful)
+        mended += await relink(sorted(doubtful), settled_before=young)
+    return mended

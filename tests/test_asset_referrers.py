@@ -14,7 +14,7 @@ from graphlake.app import _maintenance_round
 from migrations.liveness import this_process
 from resolvers import loaders as loaders_module
 from resolvers.context import AppState
-from services import asset_users
+from services import asset_users, lineage
 from services.batches import LEASE
 from services.schedules import SCHEDULES
 from tests import factories
@@ -200,13 +200,19 @@ async def test_a_batch_ending_while_a_delete_reads_its_use_keeps_the_asset(
     assert await state.db.datum_assets.count_documents({"datum_id": stored["_id"]}) == 1
 
 
+@pytest.mark.parametrize("page", [None, 2])
 async def test_the_daily_sweep_removes_the_uses_and_links_a_crash_left_behind(api: Api, state: AppState,
-                                                                             contributor: str) -> None:
+                                                                             contributor: str, page: int | None,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """An asset's `datums` and `derivedAssets` skip uses and links nothing backs, but their
     `totalCount` counts them. The daily maintenance removes those a crash left behind, and keeps
     what may be in the middle of a write: a use whose batch is being written, a link younger than an
     hour (a create writes it before the asset names its source), the links of an asset deleted in the
-    last hour (its delete may yet be undone)."""
+    last hour (its delete may yet be undone). With pages of 2, an asset's uses and a pair's doubled
+    links lie on several pages of the sweep."""
+    if page:
+        monkeypatch.setattr(asset_users, "USES_SWEPT", page)
+        monkeypatch.setattr(lineage, "CHUNK", page)
     image = await factories.value_asset(api, contributor, "image")
     datum = await make_datum(api, contributor, {"image": image["id"]})
     writing = ObjectId()
@@ -214,7 +220,8 @@ async def test_the_daily_sweep_removes_the_uses_and_links_a_crash_left_behind(ap
                                              **this_process(), "expires_at": utcnow() + LEASE})
     await state.db.datum_assets.insert_many([
         {"asset_id": object_id(image["id"]), "datum_id": ObjectId()},  # its datum's delete died before it
-        {"asset_id": object_id(image["id"]), "datum_id": ObjectId(), "batch": writing}])
+        {"asset_id": object_id(image["id"]), "datum_id": ObjectId(), "batch": writing},
+        {"asset_id": object_id(image["id"]), "datum_id": ObjectId()}])
 
     source = await factories.value_asset(api, contributor, "source")
     child = await factories.value_asset(api, contributor, "child", derivedFrom=[source["id"]])
@@ -242,7 +249,7 @@ async def test_the_daily_sweep_removes_the_uses_and_links_a_crash_left_behind(ap
         derived = (await api.data("AssetReferrers", {"id": source["id"], "first": 1}, token=contributor))["asset"]
         return datums["totalCount"], derived["derivedAssets"]["totalCount"]
 
-    assert await counts() == (3, 7)
+    assert await counts() == (4, 7)
     await state.db[SCHEDULES].delete_one({"_id": "stale-links"})  # due now, whenever the server last ran it
     await _maintenance_round(state, time.monotonic())
     # The datum, and the use being written; the child, the young link, the links of the asset deleted just now.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -246,6 +247,31 @@ async def test_a_version_reads_only_the_records_of_its_datums(api: Api, served: 
         indexes = {step.split("USING INDEX ")[1].split()[0].rsplit("_", 1)[-1] for step in steps if "USING INDEX" in step}
         if plan_problems(plan) or not plan["sortPushdown"] or indexes != {"datum"}:
             problems[find["find"]] = (find["filter"], find["sort"], steps)
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+async def test_the_daily_sweep_reads_uses_and_links_through_their_indexes(api: Api, served: Served, state: AppState,
+                                                                          contributor: str, lake: dict[str, Any]) -> None:
+    """The daily sweep of uses and lineage links (services/asset_users.remove_orphaned_uses,
+    services/lineage.remove_stale_links) pages through both collections in asset order: each page a
+    search of an index, never a walk of the whole collection per page."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    from services import asset_users, lineage
+
+    served.commands.clear()
+    await asset_users.remove_orphaned_uses()
+    await lineage.remove_stale_links(timedelta(0))
+    reads = [f for f in served.commands.finds if f["find"] in ("datum_assets", "asset_lineage") and f.get("sort")]
+    assert {f["find"] for f in reads} == {"datum_assets", "asset_lineage"}, served.commands.finds
+    problems = {}
+    for find in reads:
+        after = {**find, "filter": {"asset_id": {"$gt": object_id(lake["asset"])}}}  # a later page's
+        for asked in (find, after):
+            plan = await state.db.command("explain", {"find": asked["find"], "filter": asked.get("filter", {}),
+                                                      "sort": asked["sort"]})
+            if plan_problems(plan) or not plan["sortPushdown"]:
+                problems[asked["find"]] = (asked.get("filter"), asked["sort"], plan["queryPlanner"]["Plan"])
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
 

@@ -46,8 +46,9 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     changes: dict[tuple, list[ObjectId]] = {}
     for session, fields in outcomes:
         changes.setdefault((tuple(sorted(fields.items())), joins.get(session.asset_id)), []).append(session.asset_id)
-    # An aborted or expired upload's key is deleted once more after its URLs expire (sweep_closed).
-    closing = {"status": status.value, "finished_at": now, "sweep_due": not filed}
+    # An aborted or expired upload's key is deleted once more after its URLs expire (sweep_closed). A
+    # completed one's mark is left as it is: a delete of its asset may have just set it.
+    closing = {"status": status.value, "finished_at": now, **({} if filed else {"sweep_due": True})}
     to_file = [s.id for s, _ in outcomes if s.asset_id in joins]  # see file_completed
     rest = [s.id for s, _ in outcomes if s.asset_id not in joins]
     _, written = await asyncio.gather(
@@ -62,17 +63,14 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
              for (change, joined), ids in changes.items()]))
     # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
     settling = {s.asset_id for s, _ in outcomes if s.asset_id in assets and assets[s.asset_id].status is not AssetStatus.DELETED}
-    if written.matched_count != len(settling):  # more: one read as DELETED was kept meanwhile (a delete undone)
-        missed = await _missed(settling, asset_status)
-        settling -= set(missed)
-        # Not filed, and its key swept once its URLs are dead, as the delete asked (services/assets
-        # _sweep_later: this write closed the session over that mark). Should the delete be undone
-        # (services/assets._still_unused), the asset is PENDING under a closed session, which the
-        # reconciler settles, and the sweep spares it (reconciler.sweep_closed).
-        gone = [s.id for s, _ in outcomes if missed.get(s.asset_id) == AssetStatus.DELETED.value]
-        if gone:
-            await UploadSession.get_pymongo_collection().update_many(
-                {"_id": {"$in": gone}}, {"$set": {"to_file": False, "sweep_due": True}})
+    if written.matched_count != len(settling):  # a delete since the read; or one read, and undone since
+        settling = await _settled_now({s.asset_id for s, _ in outcomes if s.asset_id in assets}, asset_status)
+        # Not filed: the asset is DELETED (its delete marked the session's key for the sweep). Should
+        # the delete be undone (services/assets._still_unused), the asset is PENDING under a closed
+        # session, which the reconciler settles, and the sweep spares it (reconciler.sweep_closed).
+        missed = [s.id for s, _ in outcomes if s.asset_id not in settling]
+        if missed and filed:
+            await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": missed}}, {"$set": {"to_file": False}})
     finished = [_settled(assets[session.asset_id], {"status": asset_status, "updated_at": now, **fields},
                          joins.get(session.asset_id))
                 for session, fields in outcomes if session.asset_id in settling]
@@ -80,14 +78,14 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     return finished
 
 
-async def _missed(asset_ids: set[ObjectId], asset_status: AssetStatus) -> dict[ObjectId, str | None]:
-    """Those of these assets finish_many's write did not settle, with their status now: deleted after
-    it read them (the write leaves a DELETED asset alone; one whose delete was undone since is back
-    in its old status). Read only when the write matched other than what it read. Only this call,
-    holding the uploads' claims, settles them, so one in `asset_status` now is one it settled."""
+async def _settled_now(asset_ids: set[ObjectId], asset_status: AssetStatus) -> set[ObjectId]:
+    """Those of these assets finish_many's write settled, read again when its write matched other than
+    what it read: an asset deleted after the read stays DELETED (the write leaves it alone; one whose
+    delete was undone since is back in its old status), and one read DELETED whose delete was undone
+    before the write was settled. Only this call, holding the uploads' claims, settles them, so one in
+    `asset_status` now is one it settled."""
     found = await fields_by_ids(Asset, asset_ids, ["status"])
-    now = {a: found.get(a, {}).get("status") for a in asset_ids}
-    return {a: status for a, status in now.items() if status != asset_status.value}
+    return {a for a in asset_ids if found.get(a, {}).get("status") == asset_status.value}
 
 
 def _settled(asset: Asset, changes: dict[str, object], joined: ObjectId | None) -> Asset:

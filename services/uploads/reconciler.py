@@ -184,7 +184,7 @@ async def sweep_closed(stores: dict[str, ObjectStore]) -> int:
                                     "finished_at": {"$lt": now - timedelta(seconds=MIN_URL_SECONDS + SWEEP_MARGIN_SECONDS)}},
                                    ).limit(SWEEP_PER_ROUND).to_list()
     # An ACTIVE asset's object is never swept (its mark is dropped), nor a PENDING one's while it is
-    # (looked at again next round): a delete undone after it closed its upload (finishing._missed)
+    # (looked at again next round): a delete undone after it closed its upload (finishing._settled_now)
     # leaves the session marked over a PENDING asset, which settle_stranded turns ACTIVE; a crash
     # between an expiry's two writes, over one it turns FAILED.
     statuses = {a: doc.get("status") for a, doc in (await fields_by_ids(Asset, [s.asset_id for s in due], ["status"])).items()}
