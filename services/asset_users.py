@@ -17,11 +17,13 @@ from bson import ObjectId
 from documents.annotation import AnnotationRecord
 from documents.dataset import Datum, DatumAsset
 from services.batches import still_written
+from services.field_pages import field_pages
 from services.node_ids import NodeType, encode_id
 
 NAMED = 5  # a refusal names this many users of each kind, and counts them all
 USES_PAGE = 100  # an asset's uses checked at once for a datum that is gone
 USES_SWEPT = 1000  # uses checked at once by remove_orphaned_uses
+_USE_FIELDS = {"asset_id": 1, "datum_id": 1, "batch": 1}
 
 _QUERIES = (  # (collection, filter field) of each kind of use
     (DatumAsset, "asset_id"),
@@ -61,53 +63,29 @@ async def users_of(asset_id: ObjectId) -> dict[NodeType, tuple[int, list[str]]]:
 async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
     """The first NAMED datums using the asset, through its uses in order; orphaned uses met on the way
     are removed (_orphaned)."""
-    uses = DatumAsset.get_pymongo_collection()
     found: list[ObjectId] = []
-    after: dict = {}
-    while len(found) < NAMED:
-        page = await uses.find({"asset_id": asset_id, **after}, {"datum_id": 1, "batch": 1},
-                               sort=[("asset_id", 1), ("_id", 1)], limit=USES_PAGE).to_list()
+    async for page in field_pages(DatumAsset.get_pymongo_collection(), {}, "asset_id", USES_PAGE, values=[asset_id],
+                                  projection=_USE_FIELDS):
         there, orphans = await _orphaned(page)
         found += [u["datum_id"] for u in page if u["datum_id"] in there]
         if orphans:
-            await uses.delete_many({"_id": {"$in": orphans}})
-        if len(page) < USES_PAGE:
+            await DatumAsset.get_pymongo_collection().delete_many({"_id": {"$in": orphans}})
+        if len(found) >= NAMED:
             break
-        after = {"_id": {"$gt": page[-1]["_id"]}}
     return found[:NAMED]
 
 
 async def remove_orphaned_uses() -> int:
-    """Remove every use whose datum is gone (_orphaned), reading every use once; how many. A use an
-    asset's `datums` meets is removed then, but its count (`totalCount`) counts them all.
-
-    Read a page at a time in (asset, `_id`) order through the index on them, each page a query of its
-    own: pages by `_id` alone would each read every use on the embedded default (no index holds that
-    order there), and one cursor over them all would hold a SQLite reader (and its write-ahead log)
-    for the whole pass."""
-    uses = DatumAsset.get_pymongo_collection()
-    fields = {"asset_id": 1, "datum_id": 1, "batch": 1}
+    """Remove every use whose datum is gone (_orphaned), reading every use once (services/field_pages.py);
+    how many. A use an asset's `datums` meets is removed then, but its count (`totalCount`) counts them all."""
     removed = 0
-    after: dict = {}
-    while True:
-        page = await uses.find(after, fields, sort=[("asset_id", 1), ("_id", 1)], limit=USES_SWEPT).to_list()
+    async for page in field_pages(DatumAsset.get_pymongo_collection(), {}, "asset_id", USES_SWEPT,
+                                  projection=_USE_FIELDS):
         removed += await _remove_orphans(page)
-        if len(page) < USES_SWEPT:
-            return removed
-        last, rest = page[-1]["asset_id"], page[-1]["_id"]
-        while True:  # the rest of the last asset's uses (sorted by `_id` alone: the asset is pinned)
-            more = await uses.find({"asset_id": last, "_id": {"$gt": rest}}, fields, sort=[("_id", 1)],
-                                   limit=USES_SWEPT).to_list()
-            removed += await _remove_orphans(more)
-            if len(more) < USES_SWEPT:
-                break
-            rest = more[-1]["_id"]
-        after = {"asset_id": {"$gt": last}}
+    return removed
 
 
 async def _remove_orphans(uses: list[dict]) -> int:
-    if not uses:
-        return 0
     _, orphans = await _orphaned(uses)
     if not orphans:
         return 0

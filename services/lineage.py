@@ -53,9 +53,10 @@ async def relink(asset_ids: Sequence[ObjectId], *, settled_before: ObjectId | No
     changed = 0
     for start in range(0, len(asset_ids), CHUNK):
         chunk = list(asset_ids[start:start + CHUNK])
-        changed += await _relink_chunk(chunk, settled_before, remove=True)
-        if settled_before is not None and changed:
-            changed += await _relink_chunk(chunk, settled_before, remove=False)
+        here = await _relink_chunk(chunk, settled_before, remove=True)
+        if settled_before is not None and here:
+            here += await _relink_chunk(chunk, settled_before, remove=False)
+        changed += here
     return changed
 
 
@@ -139,29 +140,14 @@ async def remove_stale_links(settled: timedelta) -> int:
 
 
 async def _settle_links(asset_ids: list[ObjectId], cutoff: datetime) -> int:
-    """remove_stale_links for these assets, every link of theirs; how many links it removed or added."""
+    """remove_stale_links for these assets, every link of theirs; how many links it removed or added.
+    Those of an asset not stored, or DELETED before `cutoff`, go; a standing asset is relinked."""
     young = ObjectId.from_datetime(cutoff)
-    links = AssetLink.get_pymongo_collection()
     assets = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
-        {"_id": {"$in": asset_ids}}, {"status": 1, "derived_from": 1, "deleted_at": 1})}
-    found = await links.find({"asset_id": {"$in": asset_ids}}, {"source_id": 1, "asset_id": 1}).to_list()
-    gone: list[ObjectId] = []
-    doubtful: set[ObjectId] = set()
-    seen: set[tuple[ObjectId, ObjectId]] = set()
-    for link in sorted(found, key=lambda link: link["_id"]):
-        asset = assets.get(link["asset_id"])
-        pair = (link["source_id"], link["asset_id"])
-        if link["_id"] >= young:
-            pass  # maybe a write in progress
-        elif asset is None:
-            gone.append(link["_id"])
-        elif asset.get("status") == AssetStatus.DELETED.value:
-            if asset.get("deleted_at") is None or asset["deleted_at"] < cutoff:
-                gone.append(link["_id"])
-        elif link["source_id"] not in asset.get("derived_from", []) or pair in seen:
-            doubtful.add(link["asset_id"])
-        seen.add(pair)
-    mended = (await links.delete_many({"_id": {"$in": gone}})).deleted_count if gone else 0
-    if doubtful:
-        mended += await relink(sorted(doubtful), settled_before=young)
-    return mended
+        {"_id": {"$in": asset_ids}}, {"status": 1, "deleted_at": 1})}
+    deleted = {a for a, doc in assets.items() if doc.get("status") == AssetStatus.DELETED.value}
+    gone = [a for a in asset_ids if a not in assets
+            or (a in deleted and (assets[a].get("deleted_at") is None or assets[a]["deleted_at"] < cutoff))]
+    mended = (await AssetLink.get_pymongo_collection().delete_many(
+        {"asset_id": {"$in": gone}, "_id": {"$lt": young}})).deleted_count if gone else 0
+    return mended + await relink([a for a in asset_ids if a in assets and a not in deleted], settled_before=young)

@@ -5,7 +5,6 @@ the content hash over them (documents/manifest.py says what the hash covers)."""
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecor
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.sparse import sparse
 from services.availability import no_time_limit
+from services.field_pages import field_pages
 from services.id_reads import fields_by_ids
 from storage import ObjectStore
 
@@ -32,8 +32,6 @@ BATCH = 1000  # datums copied (or checked) at a time, with their records
 RECORDS_PER_READ = 2000
 DOCUMENTS_PER_WRITE = 1000
 PROBLEMS_KEPT = 100
-_BY_DATUM = [("datum_id", 1), ("_id", 1)]  # the order _datum_pages reads in
-_BY_ID = [("_id", 1)]
 
 
 async def asset_digests(asset_ids: Iterable[ObjectId], into: dict[ObjectId, str] | None = None) -> dict[ObjectId, str]:
@@ -64,10 +62,11 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     writing: asyncio.Task | None = None
     try:
         if sets and datums:
-            # The datums' records in every set, the version's kept: a set named in the query would be
-            # the index walked (see _datum_pages). What is read beyond them is the datums' own records.
-            async for page in _datum_pages(AnnotationRecord, {"superseded_by": None}, [d.id for d in datums],
-                                           RECORDS_PER_READ):
+            # Datum by datum (services/field_pages.py: in `_id` order each batch walked every record of
+            # the set), their records in every set, the version's kept: a set named in the query would
+            # be the index walked. What is read beyond them is the datums' own records.
+            async for page in field_pages(AnnotationRecord.get_pymongo_collection(), {"superseded_by": None},
+                                          "datum_id", RECORDS_PER_READ, values=[d.id for d in datums]):
                 page_copies = await _copies(version_id, [r for r in page if r["set_id"] in sets], digests)
                 copies += page_copies
                 if writing is not None:
@@ -140,39 +139,6 @@ async def _pages(model: type[Document], query: dict[str, Any], key: str, size: i
         after = {key: {"$gt": page[-1][key]}}
 
 
-async def _datum_pages(model: type[Document], query: dict[str, Any], datum_ids: Iterable[ObjectId],
-                       size: int) -> AsyncIterator[list[dict]]:
-    """The documents matching `query` of these datums, in order of datum then `_id`, `size` per read.
-
-    Read through the index on (datum_id, _id) (or one it ends, such as the version's), each datum
-    searched in turn. In `_id` order alone the embedded default walks every record of the version's
-    sets, however few of their datums a batch holds: a batch of 100 datums from a set of 100,000
-    records took 0.9 s so, and 40 ms this way. `query` may pin fields that come before `datum_id` in
-    that index (a version's copies: `version_id`), no field leading another index: our FerretDB
-    build would leave the choice of index to SQLite (graphlakeOrder), which walks that field's. A
-    query of one datum is sorted by `_id`: the datum is pinned, and our build walks an index whose
-    fields before `_id` are pinned."""
-    pending = sorted(set(datum_ids))
-    while pending:
-        page = await model.get_pymongo_collection().find(
-            {**query, "datum_id": {"$in": pending}}, sort=_BY_DATUM if len(pending) > 1 else _BY_ID,
-            limit=size, batch_size=size).to_list()
-        if page:
-            yield page
-        if len(page) < size:
-            return
-        last, after = page[-1]["datum_id"], page[-1]["_id"]
-        while True:  # the page may have stopped inside its last datum: the rest of that one
-            rest = await model.get_pymongo_collection().find({**query, "datum_id": last, "_id": {"$gt": after}},
-                                                             sort=_BY_ID, limit=size, batch_size=size).to_list()
-            if rest:
-                yield rest
-            if len(rest) < size:
-                break
-            after = rest[-1]["_id"]
-        pending = pending[bisect_right(pending, last):]
-
-
 @dataclass
 class Verification:
     """A version checked against its content hash and the assets it names."""
@@ -212,8 +178,9 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
 
 async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping[ObjectId, dict], result: Verification,
                         stores: Mapping[str, ObjectStore] | None) -> list[bytes]:
-    copies = [copy async for page in _datum_pages(VersionRecord, {"version_id": version_id},
-                                                  [m["datum_id"] for m in members], RECORDS_PER_READ) for copy in page]
+    copies = [copy async for page in field_pages(VersionRecord.get_pymongo_collection(), {"version_id": version_id},
+                                                 "datum_id", RECORDS_PER_READ, values=[m["datum_id"] for m in members])
+              for copy in page]
     result.datums += len(members)
     result.records += len(copies)
     held: dict[ObjectId, str] = {}  # asset -> the digest the version holds for it

@@ -1,0 +1,58 @@
+"""Reading a collection a page at a time in the order of one field, through an index on (field, `_id`).
+
+Each page is a query of its own: one cursor over them all would hold the request's time limit (or,
+on the embedded default, a SQLite reader and its write-ahead log) for its whole life. And the order
+is the field's, not `_id` alone: on the embedded default `_id` order is served by no index of ours,
+so with a filter beside it the walk reads every document the filter's other conditions allow (a
+version's records: every record of its set, for each batch of datums), and without one each page
+reads the whole collection.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+_BY_ID = [("_id", 1)]
+
+
+async def field_pages(collection: AsyncCollection, query: dict[str, Any], field: str, size: int, *,
+                      values: Iterable[Any] | None = None,
+                      projection: dict[str, int] | None = None) -> AsyncIterator[list[dict]]:
+    """The documents matching `query`, in order of `field` then `_id`, at most `size` per read. With
+    `values`, only those holding one of them (each searched in turn); else every one.
+
+    Served by an index on (field, _id), or on fields `query` pins followed by those two (a version's
+    record copies: version, datum, `_id`). `query` must hold no other field leading an index to one
+    value: our FerretDB build would then leave the choice of index to SQLite, which walks that one
+    (graphlakeOrder). A read of one value is sorted by `_id` alone: the value is pinned then, and the
+    build walks an index whose fields before `_id` are pinned. `projection` must keep `field`."""
+    by_field = [(field, 1), ("_id", 1)]
+    pending = sorted(set(values)) if values is not None else None
+    held: dict[str, Any] = {}
+    while pending is None or pending:
+        if pending is not None:
+            held = {field: {"$in": pending}}
+        one = pending is not None and len(pending) == 1
+        page = await collection.find({**query, **held}, projection, sort=_BY_ID if one else by_field,
+                                     limit=size, batch_size=size).to_list()
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last, after = page[-1][field], page[-1]["_id"]
+        while True:  # the page may have stopped inside its last value: the rest of that one
+            rest = await collection.find({**query, field: last, "_id": {"$gt": after}}, projection, sort=_BY_ID,
+                                         limit=size, batch_size=size).to_list()
+            if rest:
+                yield rest
+            if len(rest) < size:
+                break
+            after = rest[-1]["_id"]
+        if pending is not None:
+            pending = pending[bisect_right(pending, last):]
+        else:
+            held = {field: {"$gt": last}}
