@@ -6,13 +6,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient
 
 from documents.api_token import ApiToken
 from documents.event import Event
 from documents.indexes import On, servers_of
 from graphlake.database import ensure_indexes, index_servers
-from graphlake.local_services import embedded_database
+from graphlake.local_services import GO_RUNTIME, embedded_database, find_binary, start_ferretdb
 from resolvers.context import AppState
 
 
@@ -44,6 +45,33 @@ def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path
             assert client.lake.notes.find_one({"_id": "n1"}) == {"_id": "n1", "text": "kept"}
     finally:
         second.stop()
+
+
+def _environment(pid: int) -> dict[str, str]:
+    """What a running process was started with (Linux)."""
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(pair.decode().split("=", 1) for pair in pairs if b"=" in pair)
+
+
+def test_ferretdb_runs_with_graphlakes_collector_settings_unless_the_operator_sets_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    ours = start_ferretdb(find_binary("ferretdb"), tmp_path / "ours")
+    try:
+        assert ours.process is not None
+        seen = _environment(ours.process.pid)
+        assert {name: seen.get(name) for name in GO_RUNTIME} == {"GOGC": "400", "GOMEMLIMIT": "1GiB"}
+    finally:
+        ours.stop()
+    monkeypatch.setenv("GOGC", "150")  # the operator's, in Graphlake's environment
+    theirs = start_ferretdb(find_binary("ferretdb"), tmp_path / "theirs")
+    try:
+        assert theirs.process is not None
+        seen = _environment(theirs.process.pid)
+        assert (seen.get("GOGC"), seen.get("GOMEMLIMIT")) == ("150", "1GiB")
+    finally:
+        theirs.stop()
 
 
 def test_processes_starting_together_agree_on_one_ferretdb(tmp_path: Path) -> None:
