@@ -51,7 +51,7 @@ from services.events.log import archive as archive_events
 from services.metrics import task_outcome
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
-from services.schedules import claim_due
+from services.schedules import run_due
 from services.uploads.reconciler import reconcile, sweep_stray_copies, sweep_temp_files
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ async def _maintain(state: AppState) -> None:
                 with task_outcome(state.metrics, "maintenance"):
                     swept_at = await _maintenance_round(state, swept_at)
             except Exception:
-                log.exception("maintenance failed; retrying next interval")
+                log.exception("maintenance failed; the round runs again next interval (a daily job that failed, in an hour)")
             await asyncio.sleep(state.settings.reconcile_interval_seconds)
 
 
@@ -211,12 +211,10 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
         if swept:
             log.info("removed %d temp file(s) of uploads that died", swept)
-    if await claim_due(state.db, "stray-copies", STRAY_SWEEP_EVERY):  # one process of a cluster, daily
-        await sweep_stray_copies(state.stores)
-    if await claim_due(state.db, "stale-links", STALE_LINKS_EVERY):
-        uses, links = await remove_orphaned_uses(), await lineage.remove_stale_links(LINKS_SETTLED)
-        if uses or links:
-            log.warning("removed %d datum use(s) and mended %d lineage link(s) a crash had left behind", uses, links)
+    # One process of a cluster runs each daily job; one that fails is tried again an hour later
+    # (services/schedules.py), and the next round goes on to the jobs after it.
+    await run_due(state.db, "stray-copies", STRAY_SWEEP_EVERY, lambda: sweep_stray_copies(state.stores))
+    await run_due(state.db, "stale-links", STALE_LINKS_EVERY, _remove_stale_links)
     if settings.event_archive_after_days is not None:
         archived = await archive_events(timedelta(days=settings.event_archive_after_days))
         if archived:
@@ -231,6 +229,12 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         if collected:
             log.info("garbage-collected %d unpinned asset(s)", len(collected))
     return swept_at
+
+
+async def _remove_stale_links() -> None:
+    uses, links = await remove_orphaned_uses(), await lineage.remove_stale_links(LINKS_SETTLED)
+    if uses or links:
+        log.warning("removed %d datum use(s) and mended %d lineage link(s) a crash had left behind", uses, links)
 
 
 async def _scheduled_backups(state: AppState) -> None:

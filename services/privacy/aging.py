@@ -26,7 +26,7 @@ from services.privacy.places import (
     pseudonymized,
     rewrite,
 )
-from services.schedules import claim_due
+from services.schedules import run_due
 
 EVERY = timedelta(days=1)
 TIME_FIELDS = {"events": "timestamp", "collection_items": "added_at"}  # the rest: created_at
@@ -63,10 +63,14 @@ async def anonymize_older_than(db: AsyncDatabase, cutoff: datetime, key: bytes) 
 async def scheduled_anonymization(db: AsyncDatabase, feed: FeedWriter, settings: AgingSettings, key: bytes) -> dict[str, int] | None:
     """Run the day's anonymization if it is due here, and log it in the audit trail; None when not due."""
     days = settings.anonymize_after_days
-    if days is None or not await claim_due(db, "anonymize", EVERY):
+    if days is None:
         return None
-    changed = await anonymize_older_than(db, utcnow() - timedelta(days=days), key)
-    await audit.record(feed, settings, f"anonymized personal fields older than {days:g} days (automatic)", user_id=None,
-                       ids=[], command="anonymize-after-days", changed=str(sum(changed.values())),
-                       byCollection=", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
-    return changed
+
+    async def run() -> dict[str, int]:
+        changed = await anonymize_older_than(db, utcnow() - timedelta(days=days), key)
+        await audit.record(feed, settings, f"anonymized personal fields older than {days:g} days (automatic)",
+                           user_id=None, ids=[], command="anonymize-after-days", changed=str(sum(changed.values())),
+                           byCollection=", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+        return changed
+
+    return await run_due(db, "anonymize", EVERY, run)  # a run that fails is tried again an hour later

@@ -1,0 +1,86 @@
+"""Jobs a cluster runs once per period (services/schedules.py): one process takes each run, and a
+run that fails is tried again an hour later, not a whole period on."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from documents.clock import utcnow
+from resolvers.context import AppState
+from services.schedules import RETRY_AFTER, SCHEDULES, run_due
+
+DAY = timedelta(days=1)
+
+
+class Broken(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+async def no_schedules(state: AppState) -> None:
+    """The schedules collection is not among those emptied between tests (the app's own jobs use it)."""
+    await state.db[SCHEDULES].delete_many({"_id": {"$in": ["nightly", "often"]}})
+
+
+async def _next_at(state: AppState, job: str) -> datetime:
+    """When the job is next due, as stored."""
+    return (await state.db[SCHEDULES].find_one({"_id": job}))["next_at"]
+
+
+def _about(when: datetime, expected: datetime) -> bool:
+    """Whether a stored time (milliseconds, naive UTC as the driver gives it back) is within a minute of `expected`."""
+    return abs(when.replace(tzinfo=None) - expected.replace(tzinfo=None)) < timedelta(minutes=1)
+
+
+async def test_a_due_job_runs_in_one_process_of_a_period(state: AppState) -> None:
+    runs: list[str] = []
+
+    async def work() -> str:
+        runs.append("ran")
+        return "done"
+
+    assert await run_due(state.db, "nightly", DAY, work) == "done"  # never run: due at once
+    assert await run_due(state.db, "nightly", DAY, work) is None  # another process, the same day
+    assert runs == ["ran"] and _about(await _next_at(state, "nightly"), utcnow() + DAY)
+
+
+async def test_a_run_that_fails_is_due_again_an_hour_later_not_a_period_later(state: AppState) -> None:
+    async def failing() -> None:
+        raise Broken("the database went away")
+
+    with pytest.raises(Broken):
+        await run_due(state.db, "nightly", DAY, failing)
+    assert _about(await _next_at(state, "nightly"), utcnow() + RETRY_AFTER)
+    calls: list[str] = []
+
+    async def work() -> str:
+        calls.append("ran")
+        return "done"
+
+    assert await run_due(state.db, "nightly", DAY, work) is None and calls == []  # not every round: an hour on
+    await state.db[SCHEDULES].update_one({"_id": "nightly"}, {"$set": {"next_at": utcnow()}})  # that hour has passed
+    assert await run_due(state.db, "nightly", DAY, work) == "done"
+    assert _about(await _next_at(state, "nightly"), utcnow() + DAY)
+
+    # A job whose period is shorter than the hour is tried again after its period.
+    with pytest.raises(Broken):
+        await run_due(state.db, "often", timedelta(minutes=10), failing)
+    assert _about(await _next_at(state, "often"), utcnow() + timedelta(minutes=10))
+
+
+async def test_a_failed_run_leaves_the_claim_another_process_took_since_alone(state: AppState) -> None:
+    async def slow_then_failing() -> None:
+        # The run outlasts its period: the job falls due and another process takes the next run.
+        await state.db[SCHEDULES].update_one({"_id": "nightly"}, {"$set": {"next_at": utcnow()}})
+
+        async def other() -> str:
+            return "the other's"
+
+        assert await run_due(state.db, "nightly", DAY, other) == "the other's"
+        raise Broken("late failure")
+
+    with pytest.raises(Broken):
+        await run_due(state.db, "nightly", DAY, slow_then_failing)
+    assert _about(await _next_at(state, "nightly"), utcnow() + DAY)  # the other's claim: a day on, not an hour
