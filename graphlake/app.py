@@ -7,7 +7,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import timedelta
@@ -189,8 +189,11 @@ async def _maintain(state: AppState) -> None:
             try:
                 with task_outcome(state.metrics, "maintenance"):
                     swept_at = await _maintenance_round(state, swept_at)
+            except StepsFailed as error:  # each logged already, with its traceback
+                swept_at = error.swept_at
+                log.error("maintenance: %s", error)
             except Exception:
-                log.exception("maintenance failed; the round runs again next interval (a daily job that failed, in an hour)")
+                log.exception("maintenance failed; the round runs again next interval")
             await asyncio.sleep(state.settings.reconcile_interval_seconds)
 
 
@@ -211,30 +214,68 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
         if swept:
             log.info("removed %d temp file(s) of uploads that died", swept)
-    # One process of a cluster runs each daily job; one that fails is tried again an hour later
-    # (services/schedules.py), and the next round goes on to the jobs after it.
-    await run_due(state.db, "stray-copies", STRAY_SWEEP_EVERY, lambda: sweep_stray_copies(state.stores))
-    await run_due(state.db, "stale-links", STALE_LINKS_EVERY, _remove_stale_links)
-    if settings.event_archive_after_days is not None:
-        archived = await archive_events(timedelta(days=settings.event_archive_after_days))
-        if archived:
-            log.info("archived %d event(s)", archived)
-    if settings.anonymize_after_days is not None:
-        changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
-        if changed:
-            log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
-                     settings.anonymize_after_days)
-    if settings.asset_gc_after_days is not None:
-        collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
-        if collected:
-            log.info("garbage-collected %d unpinned asset(s)", len(collected))
+    # The steps below run each on its own: one that fails is logged and the others still run, where a
+    # step that kept failing (a daily job is due again an hour after it fails: services/schedules.py)
+    # would keep those after it from ever running. One process of a cluster runs each daily job.
+    steps = {
+        "stray-copies": lambda: run_due(state.db, "stray-copies", STRAY_SWEEP_EVERY, lambda: sweep_stray_copies(state.stores)),
+        "stale-links": lambda: run_due(state.db, "stale-links", STALE_LINKS_EVERY, _remove_stale_links),
+        "event archive": lambda: _archive_events(settings),
+        "anonymization": lambda: _anonymize(state),
+        "asset collection": lambda: _collect_assets(state),
+    }
+    failed = [name for name, step in steps.items() if not await _on_its_own(name, step)]
+    if failed:
+        raise StepsFailed(f"{', '.join(failed)} failed (logged above); the round's other steps ran", swept_at)
     return swept_at
+
+
+class StepsFailed(Exception):
+    """Steps of a maintenance round failed, each logged as it did; `swept_at` as the round returns it."""
+
+    def __init__(self, message: str, swept_at: float) -> None:
+        super().__init__(message)
+        self.swept_at = swept_at
+
+
+async def _on_its_own(name: str, step: Callable[[], Awaitable[object]]) -> bool:
+    """Run one step of the round; whether it succeeded (its error logged if not)."""
+    try:
+        await step()
+    except Exception:
+        log.exception("maintenance: %s failed", name)
+        return False
+    return True
 
 
 async def _remove_stale_links() -> None:
     uses, links = await remove_orphaned_uses(), await lineage.remove_stale_links(LINKS_SETTLED)
     if uses or links:
         log.warning("removed %d datum use(s) and mended %d lineage link(s) a crash had left behind", uses, links)
+
+
+async def _archive_events(settings: Settings) -> None:
+    if settings.event_archive_after_days is not None:
+        archived = await archive_events(timedelta(days=settings.event_archive_after_days))
+        if archived:
+            log.info("archived %d event(s)", archived)
+
+
+async def _anonymize(state: AppState) -> None:
+    settings = state.settings
+    if settings.anonymize_after_days is not None:
+        changed = await scheduled_anonymization(state.db, state.feed, settings, await pseudonym_key(state.db))
+        if changed:
+            log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
+                     settings.anonymize_after_days)
+
+
+async def _collect_assets(state: AppState) -> None:
+    settings = state.settings
+    if settings.asset_gc_after_days is not None:
+        collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
+        if collected:
+            log.info("garbage-collected %d unpinned asset(s)", len(collected))
 
 
 async def _scheduled_backups(state: AppState) -> None:

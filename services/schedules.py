@@ -3,6 +3,7 @@ sweeps): which process takes each run, and when a run that failed is tried again
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -13,9 +14,10 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.clock import utcnow
 
+log = logging.getLogger("graphlake.schedules")
 SCHEDULES = "graphlake_schedules"  # one record per job: when its next run is due, and who claimed the last
 # A run that failed is due again this long after (or its period, if shorter), not a whole period on:
-# a daily sweep or anonymization that met a passing fault (the database restarting, a full disk)
+# a daily sweep or anonymization that met a passing fault (a full disk, a dropped connection)
 # would otherwise wait a day. Not sooner: a fault that stays would fail every maintenance round.
 RETRY_AFTER = timedelta(hours=1)
 
@@ -31,15 +33,21 @@ async def claim_due(db: AsyncDatabase, job: str, every: timedelta) -> bool:
 async def run_due(db: AsyncDatabase, job: str, every: timedelta, work: Callable[[], Awaitable[T]]) -> T | None:
     """`work()`'s result if `job`'s run is due and this process takes it (claim_due); None if not.
     A run that raises is due again RETRY_AFTER later (its claim given back; another process's claim
-    taken since is left alone), and the error raised."""
+    taken since is left alone), and the error raised. A run cut short by its process stopping or
+    dying is due again a period later, as before: taking a run for an hour at a time instead would
+    let a second process start a run that lasts longer."""
     claim = await _claim(db, job, every)
     if claim is None:
         return None
     try:
         return await work()
     except Exception:
-        await db[SCHEDULES].update_one({"_id": job, "claim": claim},
-                                       {"$set": {"next_at": utcnow() + min(every, RETRY_AFTER)}})
+        try:
+            await db[SCHEDULES].update_one({"_id": job, "claim": claim},
+                                           {"$set": {"next_at": utcnow() + min(every, RETRY_AFTER)}})
+        except Exception:  # the database the work failed on, still away: the work's error is the one to raise
+            log.warning("could not move %s's next run an hour ahead after it failed: it runs again in %s",
+                        job, every, exc_info=True)
         raise
 
 

@@ -3,11 +3,13 @@ run that fails is tried again an hour later, not a whole period on."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
 
 from documents.clock import utcnow
+from graphlake import app as app_module
 from resolvers.context import AppState
 from services.schedules import RETRY_AFTER, SCHEDULES, run_due
 
@@ -21,7 +23,7 @@ class Broken(Exception):
 @pytest.fixture(autouse=True)
 async def no_schedules(state: AppState) -> None:
     """The schedules collection is not among those emptied between tests (the app's own jobs use it)."""
-    await state.db[SCHEDULES].delete_many({"_id": {"$in": ["nightly", "often"]}})
+    await state.db[SCHEDULES].delete_many({"_id": {"$in": ["nightly", "often", "stray-copies", "stale-links"]}})
 
 
 async def _next_at(state: AppState, job: str) -> datetime:
@@ -84,3 +86,17 @@ async def test_a_failed_run_leaves_the_claim_another_process_took_since_alone(st
     with pytest.raises(Broken):
         await run_due(state.db, "nightly", DAY, slow_then_failing)
     assert _about(await _next_at(state, "nightly"), utcnow() + DAY)  # the other's claim: a day on, not an hour
+
+
+async def test_a_failing_step_of_the_maintenance_leaves_the_others_to_run(state: AppState,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    async def sweep_fails(_stores: object) -> None:  # the stray-copies sweep meets a disk that fails
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(app_module, "sweep_stray_copies", sweep_fails)
+    swept_at = time.monotonic()
+    with pytest.raises(app_module.StepsFailed, match="stray-copies failed") as failure:
+        await app_module._maintenance_round(state, swept_at)
+    assert failure.value.swept_at == swept_at  # the hourly temp sweep is not run again each round
+    assert _about(await _next_at(state, "stray-copies"), utcnow() + RETRY_AFTER)
+    assert _about(await _next_at(state, "stale-links"), utcnow() + DAY)  # the step after it ran
