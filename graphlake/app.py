@@ -178,10 +178,11 @@ async def _finish(workers: list[asyncio.Task], background: set[asyncio.Task]) ->
 
 async def _maintain(state: AppState) -> None:
     """At start and then every interval: remove what batch writes that died left (services/batches.py),
-    expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died),
-    archive old events, and (when configured) anonymize what is old enough (daily) and delete assets
-    nothing has pinned for long enough. Each round counts in the metrics as ok or error, and the
-    reconcile step on its own too."""
+    expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died;
+    daily, set aside stray copies and remove stale uses and links), archive old events, and (when
+    configured) anonymize what is old enough (daily) and delete assets nothing has pinned for long
+    enough. Each round counts in the metrics as ok or error (an error when any of its steps failed,
+    the others having run), and the reconcile step on its own too."""
     in_background.set(True)  # this task's own context
     with no_time_limit():  # no client waits on this task: its operations have no time limit
         swept_at = -math.inf
@@ -198,26 +199,38 @@ async def _maintain(state: AppState) -> None:
 
 
 async def _maintenance_round(state: AppState, swept_at: float) -> float:
-    """One round of _maintain; returns when temp files were last swept."""
+    """One round of _maintain; returns when temp files were last swept.
+
+    Each step runs on its own: one that fails is logged and the others still run, where a step that
+    kept failing (a daily job is due again an hour after it fails: services/schedules.py) would keep
+    those after it from ever running. One process of a cluster runs each daily job."""
     settings = state.settings
-    abandoned = await remove_abandoned(state.db)
-    if abandoned:
-        log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
-    with task_outcome(state.metrics, "reconcile"):
-        expired = await reconcile(state.stores, state.feed)
-    if expired:
-        log.info("expired %d upload session(s)", expired)
-        if state.metrics is not None:
-            state.metrics.expired_uploads.inc(expired)
-    if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
-        swept_at = time.monotonic()
-        swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
-        if swept:
-            log.info("removed %d temp file(s) of uploads that died", swept)
-    # The steps below run each on its own: one that fails is logged and the others still run, where a
-    # step that kept failing (a daily job is due again an hour after it fails: services/schedules.py)
-    # would keep those after it from ever running. One process of a cluster runs each daily job.
+
+    async def abandoned_batches() -> None:
+        abandoned = await remove_abandoned(state.db)
+        if abandoned:
+            log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
+
+    async def uploads() -> None:
+        with task_outcome(state.metrics, "reconcile"):
+            expired = await reconcile(state.stores, state.feed)
+        if expired:
+            log.info("expired %d upload session(s)", expired)
+            if state.metrics is not None:
+                state.metrics.expired_uploads.inc(expired)
+
+    async def temp_files() -> None:
+        nonlocal swept_at
+        if time.monotonic() - swept_at >= TEMP_SWEEP_SECONDS:
+            swept_at = time.monotonic()  # hourly, whether or not this sweep gets through
+            swept = await sweep_temp_files(state.stores, timedelta(seconds=settings.upload_expiry_seconds))
+            if swept:
+                log.info("removed %d temp file(s) of uploads that died", swept)
+
     steps = {
+        "abandoned batches": abandoned_batches,
+        "reconcile": uploads,
+        "temp files": temp_files,
         "stray-copies": lambda: run_due(state.db, "stray-copies", STRAY_SWEEP_EVERY, lambda: sweep_stray_copies(state.stores)),
         "stale-links": lambda: run_due(state.db, "stale-links", STALE_LINKS_EVERY, _remove_stale_links),
         "event archive": lambda: _archive_events(settings),
