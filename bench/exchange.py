@@ -432,7 +432,7 @@ async def bench_bundle(args: argparse.Namespace, tmp: Path, url: str, lake_a: La
                 start = time.perf_counter()
                 await a.export_bundle("big/v1", bundle)
                 exported = time.perf_counter()
-                done = await b.import_bundle(bundle)
+                done = await b.import_bundle(bundle, say=phases())  # prints when each of its steps began
                 ended = time.perf_counter()
                 # Untimed for the ratio: the same import again (a rerun), which finds everything present.
                 again = await b.import_bundle(bundle)

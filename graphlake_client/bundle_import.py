@@ -152,6 +152,7 @@ async def _check_payloads(reader: Any, manifest: dict[str, Any], to_read: set[st
     if problems:
         raise GraphlakeClientError(f"{len(problems)} payloads of the bundle are not what its manifest says: "
                                    + "; ".join(problems[:5]), "BAD_USER_INPUT", problems[0].split(":", 1)[0])
+    say(f"checked {len(payloads)} payloads: each is what the manifest says")
 
 
 class Pass:

@@ -315,9 +315,11 @@ async def test_only_the_payloads_a_commit_reads_are_checked(served: Served, make
             await lake.import_bundle(bundle, policy="copy-if-missing", say=said.append)
         assert refused.value.code == "BAD_USER_INPUT" and (await counts())["Asset"] == 1
         assert len(set(payload_of.values())) == 7 and "checking 6 payloads" in said  # all but img0's
+        assert not any(line.startswith("checked") for line in said)  # a check that refused says so, not "checked"
         shutil.copyfile(tmp_path / "made" / "img1.png", damaged)  # mended
         held.write_bytes(b"not read")  # the lake's own copy is what the version names
         report = await lake.import_bundle(bundle, policy="copy-if-missing", say=said.append)
+        assert "checked 6 payloads: each is what the manifest says" in said
         version = await imported_version(lake, report)
         assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
 
