@@ -42,12 +42,12 @@ async def run_due(db: AsyncDatabase, job: str, every: timedelta, work: Callable[
     try:
         return await work()
     except Exception:
+        retry = min(every, RETRY_AFTER)
         try:
-            await db[SCHEDULES].update_one({"_id": job, "claim": claim},
-                                           {"$set": {"next_at": utcnow() + min(every, RETRY_AFTER)}})
+            await db[SCHEDULES].update_one({"_id": job, "claim": claim}, {"$set": {"next_at": utcnow() + retry}})
         except Exception:  # the database the work failed on, still away: the work's error is the one to raise
-            log.warning("could not move %s's next run an hour ahead after it failed: it runs again in %s",
-                        job, every, exc_info=True)
+            log.warning("%s failed, and its next run could not be brought forward to %s from now: it runs "
+                        "again %s from its start", job, retry, every, exc_info=True)
         raise
 
 
