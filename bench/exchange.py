@@ -296,6 +296,16 @@ async def make_big_version(lake: Client, files: list[Path]) -> None:
 Timed = Callable[[], Awaitable[object]]
 
 
+def recycled(path: Path, size: int) -> None:
+    """`size` bytes written to `path` through the page cache, then removed: that much memory freed
+    a moment ago (see bench_bundle)."""
+    block = bytes(8 << 20)
+    with path.open("wb") as out:
+        for _ in range(0, size, len(block)):
+            out.write(block)
+    path.unlink()
+
+
 async def timed(fn: Timed) -> float:
     start = time.perf_counter()
     await fn()
@@ -409,17 +419,20 @@ async def bench_bundle(args: argparse.Namespace, tmp: Path, url: str, lake_a: La
     source = Store(root=lake_a.data_dir / "objects" / "local", s3=store.s3)
     print(f"bundle: version big/v1 on lake A, {sizes['bundle']}", flush=True)
 
-    # What a timed step wrote (2 GiB at full scale) is removed just before the next one starts, so each
-    # side writes into memory freed a moment before, as the other does. On this project's VMs memory
-    # freed for a few seconds is handed back to the hypervisor, and writing into it again costs 4x: a
-    # two-hop copy of 1 GiB took 0.42 s right after its files were removed, 1.80 s five seconds later.
-    # The copy used to run right after the bundle's files were removed, the bundle after lake B's
-    # start-up (seconds): only the copy had that advantage.
+    # Each timed step starts right after what the last one wrote is removed and as much again (2 GiB
+    # at full scale) is written to a scratch file and removed (`recycled`), so each side writes into
+    # memory freed a moment before, as the other does. On this project's VMs memory freed for a few
+    # seconds is handed back to the hypervisor, and writing into it again costs 4x: a two-hop copy of
+    # 1 GiB took 0.42 s right after its files were removed, 1.80 s five seconds later. Removing the
+    # last step's files alone no longer frees that much: a lake writes its objects past the page cache
+    # (graphlake_client/direct._direct_copy), and the copy after a bundle ran at 0.8-1.8 s for it.
     leftovers: list[Path] = []
+    scratch_bytes = 2 * count * (args.file_mib << 20)
 
     async def clear() -> None:
         while leftovers:
             await asyncio.to_thread(shutil.rmtree, leftovers.pop(), True)
+        await asyncio.to_thread(recycled, tmp / "scratch", scratch_bytes)
 
     async def through_bundle(r: int) -> None:
         # Untimed: a new lake, which reads the bundle's directory itself (GRAPHLAKE_INGEST_ROOTS): on

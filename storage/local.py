@@ -335,8 +335,9 @@ class LocalStore:
             temp.unlink(missing_ok=True)
 
     def copy_in(self, key: str, source: Path, expect: os.stat_result) -> str:
-        """Copy `source` to `key` (the kernel copies, then the copy is read back and hashed:
-        copy_hashing); returns its hex SHA-256, also recorded with the file. Blocking (a
+        """Copy `source` to `key` (its blocks shared where the file system can, else a file of a
+        MiB or more written past the page cache and hashed on the way, else a kernel copy read back
+        and hashed: copy_hashing's `bypass_cache`); returns its hex SHA-256, also recorded with the file. Blocking (a
         thread's work): what ingesting a file the server reads does. Not synced to disk, as an
         uploaded file is not: a sync per file took most of an ingest's time, and the database the
         asset is recorded in does not sync each commit either (README, "Two commands").
@@ -349,7 +350,7 @@ class LocalStore:
         # Written in place, not through a temporary name: the key is new ("x": it must not exist),
         # and nothing names it until the copy is done and its asset recorded.
         with open_source(source, expect) as reader, target.open("x+b") as writer:  # read back: copy_hashing
-            copied, sha256 = copy_hashing(reader, writer)
+            copied, sha256 = copy_hashing(reader, writer, bypass_cache=True)  # an object: seldom read soon
         if copied != expect.st_size:
             raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
         self.record_sha256(target, sha256)

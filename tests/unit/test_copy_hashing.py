@@ -6,6 +6,7 @@ the kernel copies and the copy is read back to hash; anything else goes through 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from graphlake_client import direct
-from graphlake_client.direct import COPY_CHUNK, copy_hashing, file_sha256, stream_digest
+from graphlake_client.direct import COPY_CHUNK, DIRECT_MIN_BYTES, copy_hashing, file_sha256, stream_digest
+from tests.page_cache import cached_pages, file_pages
 
 
 def test_a_copy_is_the_source_byte_for_byte_with_its_digest(tmp_path: Path) -> None:
@@ -235,3 +237,119 @@ def test_what_is_hashed_is_what_was_stored_and_a_kernel_copy_that_finds_nothing_
     # first call copies nothing though the source has bytes; they are copied here instead.
     _kernel_copy_faulting(monkeypatch, lambda real, calls, *args: 0)
     assert _copy_files(tmp_path / "b", data) == ((len(data), hashlib.sha256(data).hexdigest()), data)
+
+
+# --- bypass_cache: a store's objects, written past the page cache
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """(bytes, whether the descriptor wrote past the page cache) of each pwrite copy_hashing made
+    (the real call, observed)."""
+    seen: list[tuple[int, bool]] = []
+    real = os.pwrite
+
+    def observed(fd: int, data, offset: int) -> int:  # type: ignore[no-untyped-def]
+        direct_now = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+        count = real(fd, data, offset)
+        seen.append((count, direct_now))
+        return count
+
+    monkeypatch.setattr(direct.os, "pwrite", observed)
+    return seen
+
+
+def _bypassing(folder: Path, data: bytes, *, head: bytes = b"") -> tuple[tuple[int, str], bytes]:
+    """`data` copied with bypass_cache from a new file of `folder` into another (after `head`, written
+    first); the result, and the copy's bytes (read last: reading it fills the page cache)."""
+    folder.mkdir()
+    source, target = folder / "source", folder / "target"
+    source.write_bytes(data)
+    with source.open("rb") as reader, target.open("x+b") as writer:
+        writer.write(head)
+        result = copy_hashing(reader, writer, bypass_cache=True)
+        assert reader.read() == b"" and writer.tell() == len(head) + len(data)  # both left after the copy
+    return result, target.read_bytes()
+
+
+def test_a_large_object_is_written_past_the_page_cache_and_hashed_on_the_way(tmp_path: Path, kernel_copies: list[int],
+                                                                            writes: list[tuple[int, bool]]) -> None:
+    data = os.urandom(2 * COPY_CHUNK + 3 * 4096 + 123)  # whole chunks, then the last read: blocks and a part of one
+    source, target, plain = tmp_path / "source", tmp_path / "target", tmp_path / "plain"
+    source.write_bytes(data)
+    with source.open("rb") as reader, target.open("x+b") as writer:
+        assert copy_hashing(reader, writer, bypass_cache=True) == (len(data), hashlib.sha256(data).hexdigest())
+    assert kernel_copies == []  # no kernel copy: read, hashed and written here
+    assert writes == [(COPY_CHUNK, True), (COPY_CHUNK, True), (3 * 4096 + 123, False)]  # the last read through the cache
+    # The kernel's own account: of the copy, only that last part is in the page cache; of a plain copy, all.
+    last = file_pages(3 * 4096 + 123)
+    assert cached_pages(target) <= last
+    with source.open("rb") as reader, plain.open("x+b") as writer:
+        copy_hashing(reader, writer)
+    assert cached_pages(plain) == file_pages(len(data))
+    assert target.read_bytes() == data
+
+
+def test_a_small_file_or_one_not_at_a_blocks_start_is_copied_by_the_kernel(tmp_path: Path, kernel_copies: list[int],
+                                                                          writes: list[tuple[int, bool]]) -> None:
+    small = os.urandom(DIRECT_MIN_BYTES - 1)
+    assert _bypassing(tmp_path / "a", small) == ((len(small), hashlib.sha256(small).hexdigest()), small)
+    large = os.urandom(DIRECT_MIN_BYTES * 2)
+    assert _bypassing(tmp_path / "b", large, head=b"head") == ((len(large), hashlib.sha256(large).hexdigest()),
+                                                               b"head" + large)
+    assert sum(kernel_copies) == len(small) + len(large) and writes == []
+
+
+def test_a_file_system_refusing_direct_writes_gets_a_kernel_copy_or_a_cached_rewrite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copies: list[int], writes: list[tuple[int, bool]]) -> None:
+    """Refused when asked (the flag cannot be set): nothing was written, the kernel copies. Refused
+    at the first write (EINVAL: a disk of larger blocks): that write and the rest go through the cache."""
+    data = os.urandom(COPY_CHUNK + 4096)
+    real = fcntl.fcntl
+
+    def refusing_the_flag(fd: int, command: int, *args: int) -> int:
+        if command == fcntl.F_SETFL and args and args[0] & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "no direct I/O here")
+        return real(fd, command, *args)
+
+    monkeypatch.setattr(direct.fcntl, "fcntl", refusing_the_flag)
+    assert _bypassing(tmp_path / "a", data) == ((len(data), hashlib.sha256(data).hexdigest()), data)
+    assert sum(kernel_copies) == len(data) and writes == []
+    monkeypatch.setattr(direct.fcntl, "fcntl", real)
+
+    real_pwrite = direct.os.pwrite  # `writes` observing the real call
+
+    def misaligned_for_this_disk(fd: int, piece, offset: int) -> int:  # type: ignore[no-untyped-def]
+        if real(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "misaligned for this disk")
+        return real_pwrite(fd, piece, offset)
+
+    monkeypatch.setattr(direct.os, "pwrite", misaligned_for_this_disk)
+    assert _bypassing(tmp_path / "b", data) == ((len(data), hashlib.sha256(data).hexdigest()), data)
+    assert sum(count for count, _ in writes) == len(data) and not any(direct_now for _, direct_now in writes)
+
+
+def test_where_the_file_system_shares_blocks_the_copy_is_a_clone_read_back(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           writes: list[tuple[int, bool]]) -> None:
+    """This disk (ext4) refuses FICLONE, so the copies above are real ones. On XFS or btrfs it shares
+    the source's blocks; the digest is then of the clone as read back, as a kernel copy's is. Here a
+    stand-in for the ioctl copies the file and spoils a block of it (a fault on the way)."""
+    data = os.urandom(DIRECT_MIN_BYTES * 3)
+    with (tmp_path / "s").open("wb") as source:
+        source.write(data)
+    with (tmp_path / "s").open("rb") as reader, (tmp_path / "t").open("x+b") as writer:
+        with pytest.raises(OSError):  # the real ioctl: ext4 shares no blocks
+            fcntl.ioctl(writer.fileno(), direct.FICLONE, reader.fileno())
+    clones: list[int] = []
+
+    def clone_spoiled(target: int, request: int, source: int) -> int:
+        assert request == direct.FICLONE
+        clones.append(os.copy_file_range(source, target, len(data), 0, 0))
+        os.pwritev(target, [b"\0" * 4096], 0)  # not pwrite, which `writes` counts
+        return 0
+
+    monkeypatch.setattr(direct.fcntl, "ioctl", clone_spoiled)
+    (size, digest), stored = _bypassing(tmp_path / "a", data)
+    assert clones == [len(data)] and writes == []
+    assert stored != data and (size, digest) == (len(data), hashlib.sha256(stored).hexdigest())
