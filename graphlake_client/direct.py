@@ -96,18 +96,21 @@ def copy_hashing(reader: BinaryIO, writer: BinaryIO | None, *, bypass_cache: boo
     Otherwise, and for a writer opened write-only (how a caller asks for bytes copied here, not
     blocks shared by the file system), the bytes are read, hashed and written (`_user_copy`).
 
-    `bypass_cache`: bytes that will not be read again soon (a store's objects). Between two plain
-    files from the start of each, the file system shares the source's blocks if it can (XFS, btrfs:
-    `_clone`, then the copy is hashed); else a copy of at least DIRECT_MIN_BYTES is read, hashed and
-    written past the page cache (`_direct_copy`), where the file system takes such writes."""
-    if writer is not None and (files := _plain_files(reader, writer)) is not None:
-        if bypass_cache:
-            copied = _clone(reader, writer, *files) or _direct_copy(reader, writer, *files)
-            if copied is not None:
-                return copied
-        copied = _kernel_copy(reader, writer, *files)
+    `bypass_cache`: bytes that will not be read again soon (a store's objects, a backup's). Between
+    two plain files from the start of each, a file system that can shares the source's blocks (XFS,
+    btrfs: `_clone`, then the copy is hashed), unless the writer is write-only; else a copy of at
+    least DIRECT_MIN_BYTES is read, hashed and written past the page cache (`_direct_copy`), where
+    the file system takes such writes."""
+    files = _plain_files(reader, writer) if writer is not None else None
+    if writer is None or files is None:
+        return _user_copy(reader, writer)
+    shares = writer.readable()  # a write-only writer: bytes copied here, never blocks shared
+    if bypass_cache:
+        copied = (_clone(reader, writer, *files) if shares else None) or _direct_copy(reader, writer, *files)
         if copied is not None:
             return copied
+    if shares and (copied := _kernel_copy(reader, writer, *files)) is not None:
+        return copied
     return _user_copy(reader, writer)
 
 
@@ -115,10 +118,10 @@ def _plain_files(reader: BinaryIO, writer: BinaryIO) -> tuple[int, int] | None:
     """The descriptors of `reader` and `writer` if both are regular files opened with `open` (a
     buffered file over the descriptor itself, not a wrapper such as a tar member or a gzip stream,
     whose descriptor holds other bytes, nor a subclass whose reads do more than read), `writer`
-    readable and not appending; else None."""
+    not appending (a positioned write would append all the same); else None."""
     plain = all(type(f) in (io.BufferedReader, io.BufferedWriter, io.BufferedRandom)
                 and type(getattr(f, "raw", None)) is io.FileIO for f in (reader, writer))
-    if not plain or not writer.readable() or "a" in writer.mode:  # type: ignore[attr-defined]
+    if not plain or "a" in writer.mode:  # type: ignore[attr-defined]
         return None
     source, target = reader.fileno(), writer.fileno()
     if not (stat.S_ISREG(os.fstat(source).st_mode) and stat.S_ISREG(os.fstat(target).st_mode)):

@@ -353,3 +353,21 @@ def test_where_the_file_system_shares_blocks_the_copy_is_a_clone_read_back(tmp_p
     (size, digest), stored = _bypassing(tmp_path / "a", data)
     assert clones == [len(data)] and writes == []
     assert stored != data and (size, digest) == (len(data), hashlib.sha256(stored).hexdigest())
+
+
+def test_a_write_only_writer_is_never_given_shared_blocks_but_is_written_past_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copies: list[int], writes: list[tuple[int, bool]]) -> None:
+    """How a backup copies (services/backups/writer.copy_synced): no clone, no kernel copy; a large
+    file written directly, a small one through the loop."""
+    def no_clone(*args: int) -> int:
+        raise AssertionError("a write-only writer asked for a clone")
+
+    monkeypatch.setattr(direct.fcntl, "ioctl", no_clone)
+    large, small = os.urandom(DIRECT_MIN_BYTES * 2), os.urandom(1000)
+    for name, data in (("large", large), ("small", small)):
+        (tmp_path / name).write_bytes(data)
+        with (tmp_path / name).open("rb") as reader, (tmp_path / f"{name}.copy").open("wb") as writer:
+            assert copy_hashing(reader, writer, bypass_cache=True) == (len(data), hashlib.sha256(data).hexdigest())
+    assert kernel_copies == [] and writes == [(len(large), True)]
+    assert cached_pages(tmp_path / "large.copy") == 0
+    assert (tmp_path / "large.copy").read_bytes() == large and (tmp_path / "small.copy").read_bytes() == small
