@@ -34,7 +34,8 @@ Bundle: a version of --bundle-mib MiB of files (random bytes, --file-mib each) o
   baseline:  a plain copy of the same files from lake A's store to another place of the same kind,
            through a local directory as the bundle goes (two hops, 4 at a time); and, on the local
            mount, the one-hop copy straight from lake A's directory to another.
-Rounds interleave Graphlake and the baseline, which goes first alternating; medians; ratio =
+Rounds interleave Graphlake and the baseline, which goes first alternating; medians (the bundle's
+baselines: their fastest round, bench_bundle says why); ratio =
 baseline time / Graphlake time (1.0x: as fast as raw; 0.5x: takes twice as long). Targets: COCO
 0.5x, bundle 0.7x. Each Graphlake COCO import prints when each of its steps began (where the time
 goes); the lakes run with GRAPHLAKE_DATABASE_TIMEOUT_SECONDS=300 (start_lake says why).
@@ -296,25 +297,14 @@ async def make_big_version(lake: Client, files: list[Path]) -> None:
 Timed = Callable[[], Awaitable[object]]
 
 
-# Where `recycled` writes: memory (tmpfs), so its pages are freed at once when it is removed, with no
-# dirty pages for the disk to write meanwhile (a scratch file on the disk slowed the copy after it).
-SCRATCH_DIR = Path("/dev/shm")
-
-
-def recycled(directory: Path, size: int) -> None:
-    """`size` bytes written to a file of `directory`, then removed: that much memory freed a moment
-    ago (see bench_bundle)."""
-    block = bytes(8 << 20)
-    with tempfile.NamedTemporaryFile(dir=directory) as out:
-        for _ in range(0, size, len(block)):
-            out.write(block)
-        out.flush()
-
-
 async def timed(fn: Timed) -> float:
     start = time.perf_counter()
     await fn()
     return time.perf_counter() - start
+
+
+# Rows whose baseline counts at its fastest round, not its median (bench_bundle says why).
+BEST_CASE = {"bundle", "bundle vs one-hop copy"}
 
 
 def report(times: dict[str, tuple[list[float], list[float]]], sizes: dict[str, str]) -> None:
@@ -323,11 +313,12 @@ def report(times: dict[str, tuple[list[float], list[float]]], sizes: dict[str, s
     for name, (g, b) in times.items():
         if not g:
             continue
-        g_med, b_med = statistics.median(g), statistics.median(b)
+        g_med, b_med = statistics.median(g), (min(b) if name in BEST_CASE else statistics.median(b))
         ratio, target = b_med / g_med, TARGETS[name]
         print(f"{name:<26}{g_med:>12.2f}{b_med:>12.2f}{ratio:>7.2f}x{target:>7.1f}x  {'ok' if ratio >= target else 'MISSED'}"
               f"   {sizes.get(name, '')}")
-    print("ratio = baseline / graphlake median (1.0x = as fast as raw, 0.5x = takes twice as long)")
+    print("ratio = baseline / graphlake median (1.0x = as fast as raw, 0.5x = takes twice as long); "
+          "the bundle's baselines at their fastest round")
 
 
 async def main() -> None:
@@ -424,20 +415,20 @@ async def bench_bundle(args: argparse.Namespace, tmp: Path, url: str, lake_a: La
     source = Store(root=lake_a.data_dir / "objects" / "local", s3=store.s3)
     print(f"bundle: version big/v1 on lake A, {sizes['bundle']}", flush=True)
 
-    # Each timed step starts right after what the last one wrote is removed and as much again (2 GiB
-    # at full scale) is written to a scratch file in memory and removed (`recycled`), so each side writes into
-    # memory freed a moment before, as the other does. On this project's VMs memory freed for a few
+    # What a timed step wrote (2 GiB at full scale) is removed just before the next one starts, so each
+    # side writes into memory freed a moment before. On this project's VMs memory freed for a few
     # seconds is handed back to the hypervisor, and writing into it again costs 4x: a two-hop copy of
-    # 1 GiB took 0.42 s right after its files were removed, 1.80 s five seconds later. Removing the
-    # last step's files alone no longer frees that much: a lake writes its objects past the page cache
-    # (graphlake_client/direct._direct_copy), and the copy after a bundle ran at 0.8-1.8 s for it.
+    # 1 GiB took 0.42 s right after its files were removed, 1.80 s five seconds later. Since a lake
+    # writes its objects past the page cache (graphlake_client/direct._direct_copy), a bundle frees
+    # half the memory it used to, and the copy after it ran at 0.8-2.0 s, the copy after the one-hop
+    # copy at 0.4-1.1 s. Freeing scratch memory first (from the disk, tmpfs, this process, or a copy
+    # of lake A's files) or syncing left it at 0.4-2.0 s. So the copies count at their best
+    # (BEST_CASE, and twice the one-hop copy below): Graphlake against the plain copy at its best.
     leftovers: list[Path] = []
-    scratch_bytes = 2 * count * (args.file_mib << 20)
 
     async def clear() -> None:
         while leftovers:
             await asyncio.to_thread(shutil.rmtree, leftovers.pop(), True)
-        await asyncio.to_thread(recycled, SCRATCH_DIR if SCRATCH_DIR.is_dir() else tmp, scratch_bytes)
 
     async def through_bundle(r: int) -> None:
         # Untimed: a new lake, which reads the bundle's directory itself (GRAPHLAKE_INGEST_ROOTS): on
@@ -499,6 +490,12 @@ async def bench_bundle(args: argparse.Namespace, tmp: Path, url: str, lake_a: La
             times["bundle vs one-hop copy"][0].append(times["bundle"][0][-1])
         print(f"  round {r + 1} bundle graphlake {times['bundle'][0][-1]:6.2f}s plain copy {times['bundle'][1][-1]:6.2f}s",
               flush=True)
+    # The two-hop copy does the one-hop copy's work twice, and the one-hop copy lands in freed memory
+    # every round: twice it bounds the two-hop copy's best case when no round of that reached it.
+    if one_hops := times["bundle vs one-hop copy"][1]:
+        times["bundle"][1].append(2 * min(one_hops))
+        print(f"  plain copy at its best: {min(times['bundle'][1]):.2f}s (its fastest round, or twice the fastest "
+              f"one-hop copy, {2 * min(one_hops):.2f}s)", flush=True)
 
 
 if __name__ == "__main__":

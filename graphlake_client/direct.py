@@ -124,6 +124,8 @@ def _plain_files(reader: BinaryIO, writer: BinaryIO) -> tuple[int, int] | None:
     if not plain or "a" in writer.mode:  # type: ignore[attr-defined]
         return None
     source, target = reader.fileno(), writer.fileno()
+    if fcntl.fcntl(target, fcntl.F_GETFL) & os.O_APPEND:  # opened appending through os.open: its mode hides it
+        return None
     if not (stat.S_ISREG(os.fstat(source).st_mode) and stat.S_ISREG(os.fstat(target).st_mode)):
         return None
     return source, target
@@ -163,6 +165,11 @@ def _kernel_copy(reader: BinaryIO, writer: BinaryIO, source: int, target: int) -
     return size, _hash_written(target, start, size)
 
 
+# Errors of FICLONE saying the file system cannot share blocks between these two files: nothing was done.
+_NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EBADF, errno.ENOSYS,
+             errno.EPERM}
+
+
 def _clone(reader: BinaryIO, writer: BinaryIO, source: int, target: int) -> tuple[int, str] | None:
     """The source's blocks shared with the writer's empty file (FICLONE: copy-on-write, so neither
     sees the other's later writes), then the copy hashed; None (nothing done) unless both stand at
@@ -172,7 +179,9 @@ def _clone(reader: BinaryIO, writer: BinaryIO, source: int, target: int) -> tupl
         return None
     try:
         fcntl.ioctl(target, FICLONE, source)
-    except OSError:  # not a file system that shares blocks, another one, or not this pair of files
+    except OSError as error:  # not a file system that shares blocks, another one, or not this pair of files
+        if error.errno not in _NO_CLONE or os.fstat(target).st_size != 0:
+            raise  # a clone that failed on the way (no space, a disk error), or left part of itself
         return None
     size = os.fstat(target).st_size
     reader.seek(size)
@@ -183,8 +192,9 @@ def _clone(reader: BinaryIO, writer: BinaryIO, source: int, target: int) -> tupl
 def _direct_copy(reader: BinaryIO, writer: BinaryIO, source: int, target: int) -> tuple[int, str] | None:
     """copy_hashing read into a buffer, hashed there, and written from it with O_DIRECT: past the
     page cache, straight to the disk; None (nothing written) for a copy under DIRECT_MIN_BYTES, a
-    writer not at a block's start, or a file system that refuses O_DIRECT (tmpfs). The last part
-    of a block, and every write after a short read, is written through the cache.
+    writer not at a block's start, or a file system that refuses O_DIRECT (tmpfs did before Linux
+    6.6; since, it takes such writes as plain ones). The part of a block at the file's end, and
+    everything after a short read, is written through the cache.
 
     Why: a store's objects are seldom read again soon, and on this project's VMs (a hypervisor
     that takes back memory freed for a few seconds) a kernel copy into new page-cache pages ran
@@ -210,10 +220,18 @@ def _direct_copy(reader: BinaryIO, writer: BinaryIO, source: int, target: int) -
             while count := os.preadv(source, [view], at + size):
                 with view[:count] as piece:
                     digest.update(piece)
-                    if direct and count % DIRECT_BLOCK:  # the file's last part (or a short read): cached
-                        fcntl.fcntl(target, fcntl.F_SETFL, flags)
-                        direct = False
-                    direct = _write_at(target, piece, start + size, direct, flags)
+                    # Whole blocks directly; the part of a block after them (the file's end, or a
+                    # short read) through the cache, and everything after it.
+                    aligned = count - count % DIRECT_BLOCK if direct else 0
+                    if aligned:
+                        with piece[:aligned] as blocks:
+                            direct = _write_at(target, blocks, start + size, direct, flags)
+                    if aligned < count:
+                        if direct:
+                            fcntl.fcntl(target, fcntl.F_SETFL, flags)
+                            direct = False
+                        with piece[aligned:] as rest:
+                            _write_at(target, rest, start + size + aligned, False, flags)
                 size += count
     finally:
         if direct:

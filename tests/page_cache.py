@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import os
 from pathlib import Path
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -28,3 +29,23 @@ def cached_pages(path: Path) -> int:
 
 def file_pages(size: int) -> int:
     return (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+
+
+def direct_writes_skip_cache(directory: Path) -> bool:
+    """Whether a write with O_DIRECT in `directory` leaves its pages out of the page cache: on a
+    disk's file system, yes; tmpfs takes such writes as plain ones (Linux 6.6 on) or refuses them."""
+    probe = directory / ".direct-probe"
+    block = mmap.mmap(-1, 1 << 20)  # page-aligned, as O_DIRECT needs
+    try:
+        block.write(os.urandom(1 << 20))
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o600)
+        try:
+            os.write(fd, block)
+        finally:
+            os.close(fd)
+        return cached_pages(probe) == 0
+    except OSError:
+        return False
+    finally:
+        block.close()
+        probe.unlink(missing_ok=True)

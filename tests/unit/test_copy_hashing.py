@@ -19,7 +19,7 @@ import pytest
 
 from graphlake_client import direct
 from graphlake_client.direct import COPY_CHUNK, DIRECT_MIN_BYTES, copy_hashing, file_sha256, stream_digest
-from tests.page_cache import cached_pages, file_pages
+from tests.page_cache import cached_pages, direct_writes_skip_cache, file_pages
 
 
 def test_a_copy_is_the_source_byte_for_byte_with_its_digest(tmp_path: Path) -> None:
@@ -243,7 +243,14 @@ def test_what_is_hashed_is_what_was_stored_and_a_kernel_copy_that_finds_nothing_
 
 
 @pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+def on_disk(tmp_path: Path) -> None:
+    """The tests below write past the page cache into tmp_path: it must be on a disk's file system."""
+    if not direct_writes_skip_cache(tmp_path):
+        pytest.skip(f"{tmp_path} is not on a file system whose O_DIRECT writes skip the page cache (tmpfs?)")
+
+
+@pytest.fixture
+def writes(on_disk: None, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     """(bytes, whether the descriptor wrote past the page cache) of each pwrite copy_hashing made
     (the real call, observed)."""
     seen: list[tuple[int, bool]] = []
@@ -259,9 +266,11 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     return seen
 
 
-def _bypassing(folder: Path, data: bytes, *, head: bytes = b"") -> tuple[tuple[int, str], bytes]:
+def _bypassing(folder: Path, data: bytes, *, head: bytes = b"", cached_at_most: int | None = None,
+               ) -> tuple[tuple[int, str], bytes]:
     """`data` copied with bypass_cache from a new file of `folder` into another (after `head`, written
-    first); the result, and the copy's bytes (read last: reading it fills the page cache)."""
+    first); the result, and the copy's bytes (read last: reading it fills the page cache), after
+    checking that at most `cached_at_most` of its pages are cached, if given."""
     folder.mkdir()
     source, target = folder / "source", folder / "target"
     source.write_bytes(data)
@@ -269,6 +278,8 @@ def _bypassing(folder: Path, data: bytes, *, head: bytes = b"") -> tuple[tuple[i
         writer.write(head)
         result = copy_hashing(reader, writer, bypass_cache=True)
         assert reader.read() == b"" and writer.tell() == len(head) + len(data)  # both left after the copy
+    if cached_at_most is not None:
+        assert cached_pages(target) <= cached_at_most
     return result, target.read_bytes()
 
 
@@ -279,15 +290,50 @@ def test_a_large_object_is_written_past_the_page_cache_and_hashed_on_the_way(tmp
     source.write_bytes(data)
     with source.open("rb") as reader, target.open("x+b") as writer:
         assert copy_hashing(reader, writer, bypass_cache=True) == (len(data), hashlib.sha256(data).hexdigest())
+        assert not fcntl.fcntl(writer.fileno(), fcntl.F_GETFL) & os.O_DIRECT  # the writer as it was given
     assert kernel_copies == []  # no kernel copy: read, hashed and written here
-    assert writes == [(COPY_CHUNK, True), (COPY_CHUNK, True), (3 * 4096 + 123, False)]  # the last read through the cache
-    # The kernel's own account: of the copy, only that last part is in the page cache; of a plain copy, all.
-    last = file_pages(3 * 4096 + 123)
-    assert cached_pages(target) <= last
+    assert writes == [(COPY_CHUNK, True), (COPY_CHUNK, True), (3 * 4096, True), (123, False)]  # the end: cached
+    # The kernel's own account: of the copy, only the end's page is in the page cache; of a plain copy, all.
+    assert cached_pages(target) <= 1
     with source.open("rb") as reader, plain.open("x+b") as writer:
         copy_hashing(reader, writer)
-    assert cached_pages(plain) == file_pages(len(data))
+    assert cached_pages(plain) >= file_pages(len(data)) * 9 // 10  # (the kernel may drop a few meanwhile)
     assert target.read_bytes() == data
+    # A file of a few MiB, not a whole number of blocks, is as much past the cache.
+    odd = os.urandom(3 * DIRECT_MIN_BYTES + 17)
+    assert _bypassing(tmp_path / "odd", odd, cached_at_most=1) == ((len(odd), hashlib.sha256(odd).hexdigest()), odd)
+
+
+def test_a_failed_direct_write_leaves_the_writer_as_it_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                writes: list[tuple[int, bool]]) -> None:
+    data = os.urandom(2 * COPY_CHUNK)
+    observed = direct.os.pwrite
+
+    def fails_second(fd: int, piece, offset: int) -> int:  # type: ignore[no-untyped-def]
+        if writes:
+            raise OSError(errno.EIO, "a disk error")
+        return observed(fd, piece, offset)
+
+    monkeypatch.setattr(direct.os, "pwrite", fails_second)
+    (tmp_path / "source").write_bytes(data)
+    with (tmp_path / "source").open("rb") as reader, (tmp_path / "target").open("x+b") as writer:
+        with pytest.raises(OSError, match="a disk error"):
+            copy_hashing(reader, writer, bypass_cache=True)
+        assert writes == [(COPY_CHUNK, True)]
+        assert not fcntl.fcntl(writer.fileno(), fcntl.F_GETFL) & os.O_DIRECT
+
+
+def test_a_writer_appending_by_its_descriptor_is_appended_to_not_written_at_its_position(
+        tmp_path: Path, writes: list[tuple[int, bool]]) -> None:
+    """Opened with O_APPEND through os.open, a writer's mode says "wb": a positioned write would
+    append all the same and leave the writer's position wrong, so the bytes go through the loop."""
+    data = os.urandom(2 * DIRECT_MIN_BYTES)
+    (tmp_path / "source").write_bytes(data)
+    (tmp_path / "target").write_bytes(b"x" * 4096)
+    fd = os.open(tmp_path / "target", os.O_WRONLY | os.O_APPEND)
+    with (tmp_path / "source").open("rb") as reader, open(fd, "wb") as writer:
+        assert copy_hashing(reader, writer, bypass_cache=True) == (len(data), hashlib.sha256(data).hexdigest())
+    assert writes == [] and (tmp_path / "target").read_bytes() == b"x" * 4096 + data
 
 
 def test_a_small_file_or_one_not_at_a_blocks_start_is_copied_by_the_kernel(tmp_path: Path, kernel_copies: list[int],
@@ -332,15 +378,13 @@ def test_a_file_system_refusing_direct_writes_gets_a_kernel_copy_or_a_cached_rew
 def test_where_the_file_system_shares_blocks_the_copy_is_a_clone_read_back(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch,
                                                                            writes: list[tuple[int, bool]]) -> None:
-    """This disk (ext4) refuses FICLONE, so the copies above are real ones. On XFS or btrfs it shares
-    the source's blocks; the digest is then of the clone as read back, as a kernel copy's is. Here a
-    stand-in for the ioctl copies the file and spoils a block of it (a fault on the way)."""
+    """This project's disks (ext4) refuse FICLONE, so the copies above are real ones (`writes`
+    checks that tmp_path takes direct writes; XFS and btrfs would clone instead). There the digest
+    is of the clone as read back, as a kernel copy's is. Here a stand-in for the ioctl copies the
+    file and spoils a block of it (a fault on the way); then one that fails part way."""
     data = os.urandom(DIRECT_MIN_BYTES * 3)
     with (tmp_path / "s").open("wb") as source:
         source.write(data)
-    with (tmp_path / "s").open("rb") as reader, (tmp_path / "t").open("x+b") as writer:
-        with pytest.raises(OSError):  # the real ioctl: ext4 shares no blocks
-            fcntl.ioctl(writer.fileno(), direct.FICLONE, reader.fileno())
     clones: list[int] = []
 
     def clone_spoiled(target: int, request: int, source: int) -> int:
@@ -353,6 +397,14 @@ def test_where_the_file_system_shares_blocks_the_copy_is_a_clone_read_back(tmp_p
     (size, digest), stored = _bypassing(tmp_path / "a", data)
     assert clones == [len(data)] and writes == []
     assert stored != data and (size, digest) == (len(data), hashlib.sha256(stored).hexdigest())
+
+    def clone_out_of_space(target: int, request: int, source: int) -> int:
+        os.copy_file_range(source, target, 4096, 0, 0)  # a part, as btrfs can leave
+        raise OSError(errno.ENOSPC, "no space left")
+
+    monkeypatch.setattr(direct.fcntl, "ioctl", clone_out_of_space)
+    with pytest.raises(OSError, match="no space left"):  # not a copy written after the part it left
+        _bypassing(tmp_path / "b", data)
 
 
 def test_a_write_only_writer_is_never_given_shared_blocks_but_is_written_past_the_cache(
@@ -369,5 +421,5 @@ def test_a_write_only_writer_is_never_given_shared_blocks_but_is_written_past_th
         with (tmp_path / name).open("rb") as reader, (tmp_path / f"{name}.copy").open("wb") as writer:
             assert copy_hashing(reader, writer, bypass_cache=True) == (len(data), hashlib.sha256(data).hexdigest())
     assert kernel_copies == [] and writes == [(len(large), True)]
-    assert cached_pages(tmp_path / "large.copy") == 0
+    assert cached_pages(tmp_path / "large.copy") == 0  # (the small copy's pages are, `writes` aside: it is a loop's)
     assert (tmp_path / "large.copy").read_bytes() == large and (tmp_path / "small.copy").read_bytes() == small

@@ -13,7 +13,7 @@ import pytest
 from graphlake_client.direct import DIRECT_MIN_BYTES
 from storage.local import SHA256_ATTR, LocalStore, SourceChanged
 from storage.signing import UrlSigner
-from tests.page_cache import cached_pages, file_pages
+from tests.page_cache import cached_pages, direct_writes_skip_cache, file_pages
 
 
 @pytest.fixture
@@ -54,13 +54,15 @@ def test_another_file_or_size_than_the_one_checked_is_refused(store: LocalStore,
 
 def test_an_object_of_a_mib_or_more_is_left_out_of_the_page_cache(store: LocalStore, tmp_path: Path) -> None:
     """An ingest's copy is written past the page cache (graphlake_client/direct._direct_copy says
-    why); a small one is not, and both are whole and hashed."""
+    why), but for the page of its end; a small one is not, and both are whole and hashed."""
+    if not direct_writes_skip_cache(tmp_path):
+        pytest.skip(f"{tmp_path} is not on a file system whose O_DIRECT writes skip the page cache (tmpfs?)")
     large, small = tmp_path / "large", tmp_path / "small"
-    large_data, small_data = os.urandom(DIRECT_MIN_BYTES * 4), os.urandom(DIRECT_MIN_BYTES // 4)
+    large_data, small_data = os.urandom(DIRECT_MIN_BYTES * 4 + 1), os.urandom(DIRECT_MIN_BYTES // 4)
     large.write_bytes(large_data)
     small.write_bytes(small_data)
     assert store.copy_in("assets/large", large, large.stat()) == hashlib.sha256(large_data).hexdigest()
     assert store.copy_in("assets/small", small, small.stat()) == hashlib.sha256(small_data).hexdigest()
-    assert cached_pages(store.path("assets/large")) == 0
-    assert cached_pages(store.path("assets/small")) == file_pages(len(small_data))
+    assert cached_pages(store.path("assets/large")) <= 1
+    assert cached_pages(store.path("assets/small")) >= file_pages(len(small_data)) // 2  # (the kernel may drop some)
     assert store.path("assets/large").read_bytes() == large_data and store.path("assets/small").read_bytes() == small_data
