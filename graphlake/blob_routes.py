@@ -20,9 +20,10 @@ from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from graphlake.object_files import ObjectFileResponse
 from services.uploads.sessions import refuses_writes
 from storage.local import PUT_TEMP_PREFIX, LocalStore, UnsafeKey
 from storage.signing import InvalidSignature
@@ -188,8 +189,8 @@ async def get_blob(request: Request) -> Response:
         return _error(400, str(error))
     if not path.is_file():
         return _error(404, "the object does not exist")
-    return FileResponse(path, filename=params.get("name") or path.name, media_type=params.get("type") or None,
-                        content_disposition_type="attachment")
+    return ObjectFileResponse(path, filename=params.get("name") or path.name, media_type=params.get("type") or None,
+                              content_disposition_type="attachment")
 
 
 def blob_routes(prefix: str = "/blobs") -> list[Route]:

@@ -24,12 +24,13 @@ from urllib.parse import quote
 
 from bson import ObjectId
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
+from graphlake.object_files import ObjectFileResponse
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
 from services.availability import unavailable
@@ -112,8 +113,8 @@ async def get_content(request: Request) -> Response:
             if path is None or not path.is_file():
                 raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
                                field="id")
-            return _described(asset, FileResponse(path, filename=asset.name, media_type=asset.media_type or None,
-                                                  content_disposition_type="attachment"))
+            return _described(asset, ObjectFileResponse(path, filename=asset.name, media_type=asset.media_type or None,
+                                                        content_disposition_type="attachment"))
         url = await download_url(asset, state.stores, URL_SECONDS, state.settings.max_download_url_seconds)
         if url is None:
             raise NotFound("the asset's content is on a mount this server does not have", field="id")

@@ -12,6 +12,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
+from graphlake.object_files import ObjectFileResponse
 from graphlake_client import Client, GraphlakeClientError, ResumeState
 from tests import factories
 from tests.conftest import S3Service, Served
@@ -181,3 +182,19 @@ async def test_load_and_read_bytes_take_one_request_whatever_the_kind(served: Se
         with pytest.raises(GraphlakeClientError) as not_a_file:
             await lake.read_bytes("runs/notes")
     assert "no file to download" in str(not_a_file.value)
+
+
+async def test_a_file_of_several_chunks_arrives_whole_and_by_ranges_across_their_edges(
+        http: httpx.AsyncClient, api: Api, contributor: str, viewer: str) -> None:
+    """Both routes that send a local file read and send ObjectFileResponse.chunk_size at a time."""
+    chunk = ObjectFileResponse.chunk_size
+    data = payload(2 * chunk + chunk // 2, seed=11)
+    asset = await uploaded(api, contributor, data, "local", "frames.bin")
+    async with httpx.AsyncClient() as signed:  # the signed GET of /blobs, an absolute URL
+        for client, url, headers in ((http, f"/assets/{asset['id']}/content", auth(viewer)),
+                                     (signed, asset["downloadUrl"], {})):
+            whole = await client.get(url, headers=headers)
+            assert whole.status_code == 200 and whole.content == data
+            for first, last in ((chunk - 5, chunk + 4), (0, chunk), (chunk * 2 - 1, len(data) - 1)):
+                ranged = await client.get(url, headers={**headers, "Range": f"bytes={first}-{last}"})
+                assert ranged.status_code == 206 and ranged.content == data[first:last + 1]
