@@ -9,9 +9,10 @@ class ObjectFileResponse(FileResponse):
     """Starlette's FileResponse, reading and sending 1 MiB at a time instead of 64 KiB.
 
     Why: each chunk is a read in a worker thread and a send through the event loop. bench/peer.py's
-    fetch of 100 files of 1 MiB, 4 at a time, 8 interleaved rounds against MADSci's data manager
-    (whose FastAPI FileResponse sends 64 KiB at a time) in each of 4 runs: 1.04-1.11x its time
-    with 64 KiB chunks, 1.05-1.18x with 256 KiB, 0.76-0.92x with 1 MiB. A download in flight holds
-    one chunk (and what the socket has not taken yet), so 1 MiB per download at most."""
+    fetch of 100 files of 1 MiB, 4 at a time, against MADSci's data manager (whose FastAPI
+    FileResponse sends 64 KiB at a time), runs of 8 interleaved rounds: 1.04-1.11x its time with
+    64 KiB chunks (3 runs), 1.05-1.18x with 256 KiB (2), 0.76-0.92x with 1 MiB (5). A download to a
+    slow client holds about two chunks (the one read next, and what the socket has not taken yet):
+    2 MiB, against 128 KiB before."""
 
     chunk_size = 1 << 20

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from graphlake.object_files import ObjectFileResponse
 from graphlake_client import Client, GraphlakeClientError, ResumeState
@@ -184,17 +186,38 @@ async def test_load_and_read_bytes_take_one_request_whatever_the_kind(served: Se
     assert "no file to download" in str(not_a_file.value)
 
 
-async def test_a_file_of_several_chunks_arrives_whole_and_by_ranges_across_their_edges(
-        http: httpx.AsyncClient, api: Api, contributor: str, viewer: str) -> None:
-    """Both routes that send a local file read and send ObjectFileResponse.chunk_size at a time."""
-    chunk = ObjectFileResponse.chunk_size
-    data = payload(2 * chunk + chunk // 2, seed=11)
-    asset = await uploaded(api, contributor, data, "local", "frames.bin")
-    async with httpx.AsyncClient() as signed:  # the signed GET of /blobs, an absolute URL
-        for client, url, headers in ((http, f"/assets/{asset['id']}/content", auth(viewer)),
-                                     (signed, asset["downloadUrl"], {})):
-            whole = await client.get(url, headers=headers)
-            assert whole.status_code == 200 and whole.content == data
-            for first, last in ((chunk - 5, chunk + 4), (0, chunk), (chunk * 2 - 1, len(data) - 1)):
-                ranged = await client.get(url, headers={**headers, "Range": f"bytes={first}-{last}"})
-                assert ranged.status_code == 206 and ranged.content == data[first:last + 1]
+async def test_a_file_is_sent_a_chunk_at_a_time_whole_and_by_ranges(app: Starlette, api: Api, contributor: str,
+                                                                    viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both routes that send a local file (the content route, a signed GET of /blobs) send
+    ObjectFileResponse.chunk_size at a time (a small one here, so a few KB cross many edges), and a
+    Range, several ranges or a HEAD get what Starlette's FileResponse gives."""
+    chunk = 4099
+    monkeypatch.setattr(ObjectFileResponse, "chunk_size", chunk)
+    bodies: list[int] = []
+
+    async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def sending(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.body" and message.get("body"):
+                bodies.append(len(message["body"]))
+            await send(message)
+        await app(scope, receive, sending)
+
+    rng = random.Random(11)
+    for size in (3 * chunk + 100, 2 * chunk):  # not a whole number of chunks, and exactly two
+        data = rng.randbytes(size)
+        asset = await uploaded(api, contributor, data, "local", f"frames-{size}.bin")
+        signed = httpx.URL(asset["downloadUrl"])
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recording), base_url="http://graphlake.test") as http:
+            for url, headers in ((f"/assets/{asset['id']}/content", auth(viewer)), (signed.raw_path.decode(), {})):
+                bodies.clear()
+                whole = await http.get(url, headers=headers)
+                assert whole.status_code == 200 and whole.content == data
+                assert bodies == [chunk] * (size // chunk) + ([size % chunk] if size % chunk else [])
+                for first, last in ((chunk // 2, chunk // 2 + chunk + 9), (0, chunk - 1), (size - 7, size - 1)):
+                    ranged = await http.get(url, headers={**headers, "Range": f"bytes={first}-{last}"})
+                    assert ranged.status_code == 206 and ranged.content == data[first:last + 1]
+                several = await http.get(url, headers={**headers, "Range": f"bytes=0-9,{chunk - 3}-{chunk + 2}"})
+                assert several.status_code == 206 and data[:10] in several.content
+                assert data[chunk - 3:chunk + 3] in several.content
+                head = await http.head(url, headers=headers)
+                assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(size)
