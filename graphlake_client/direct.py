@@ -21,6 +21,7 @@ import hashlib
 import io
 import mmap
 import os
+import re
 import shutil
 import stat
 import threading
@@ -40,6 +41,10 @@ COPY_CALL = 1 << 30  # bytes one copy_file_range may copy (the kernel copies at 
 DIRECT_BLOCK = 4096
 DIRECT_MIN_BYTES = 1 << 20
 FICLONE = 0x40049409  # Linux's ioctl sharing a whole file's blocks (fcntl.FICLONE from Python 3.12 on)
+# File systems of a local disk, where a write past the page cache goes straight to the device. Not
+# a network one (NFS, SMB: each direct write a synchronous round trip to the server), FUSE, overlay
+# or memory (tmpfs: nothing to bypass): those keep the copies through the cache (`on_local_disk`).
+LOCAL_DISK_FILE_SYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "bcachefs", "jfs"})
 
 
 def shares_directory(root: str | Path | None, mount_id: str | None) -> bool:
@@ -80,6 +85,37 @@ def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     with path.open("rb") as source:
         return stream_digest(source)[1]
+
+
+def on_local_disk(path: str | Path) -> bool:
+    """Whether `path` (which need not exist yet) lies on one of LOCAL_DISK_FILE_SYSTEMS, by the
+    mount holding it in /proc/self/mountinfo (Linux); False where that cannot be read."""
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return False
+    return file_system_of(os.path.realpath(path), mounts) in LOCAL_DISK_FILE_SYSTEMS
+
+
+def file_system_of(path: str, mountinfo: str) -> str | None:
+    """The type of the file system mounted deepest above the absolute `path`, in a mountinfo text
+    (proc(5): the mount point is the fifth field, octal-escaped; the type follows the "-"); of
+    two mounts on one point, the later (the one on top)."""
+    best, kind = "", None
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        try:
+            point, found = _unescaped(fields[4]), fields[fields.index("-", 6) + 1]
+        except (IndexError, ValueError):
+            continue
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, found
+    return kind
+
+
+def _unescaped(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda octal: chr(int(octal.group(1), 8)), field)
 
 
 def stream_digest(reader: BinaryIO) -> tuple[int, str]:

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from graphlake_client.direct import MARKER, copy_hashing, file_sha256, is_direct_temp_name, stream_digest
+from graphlake_client.direct import MARKER, copy_hashing, file_sha256, is_direct_temp_name, on_local_disk, stream_digest
 from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
 
@@ -70,6 +70,8 @@ class LocalStore:
         self.fallback = fallback
         self.direct_writes = direct_writes
         self.mount_id: str | None = None  # read from MARKER as the store opens, when direct writes are on
+        # Copies in skip the page cache only on a local disk's file system (direct.on_local_disk says why).
+        self.bypass_cache = on_local_disk(self.root)
 
     # --- paths
     def path(self, key: str) -> Path:
@@ -335,9 +337,10 @@ class LocalStore:
             temp.unlink(missing_ok=True)
 
     def copy_in(self, key: str, source: Path, expect: os.stat_result) -> str:
-        """Copy `source` to `key` (its blocks shared where the file system can, else a file of a
-        MiB or more written past the page cache and hashed on the way, else a kernel copy read back
-        and hashed: copy_hashing's `bypass_cache`); returns its hex SHA-256, also recorded with the file. Blocking (a
+        """Copy `source` to `key` (on a local disk: its blocks shared where the file system can,
+        else a file of a MiB or more written past the page cache and hashed on the way, as
+        copy_hashing's `bypass_cache` says; otherwise, and for smaller files, a kernel copy read back
+        and hashed); returns its hex SHA-256, also recorded with the file. Blocking (a
         thread's work): what ingesting a file the server reads does. Not synced to disk, as an
         uploaded file is not: a sync per file took most of an ingest's time, and the database the
         asset is recorded in does not sync each commit either (README, "Two commands").
@@ -350,7 +353,7 @@ class LocalStore:
         # Written in place, not through a temporary name: the key is new ("x": it must not exist),
         # and nothing names it until the copy is done and its asset recorded.
         with open_source(source, expect) as reader, target.open("x+b") as writer:  # read back: copy_hashing
-            copied, sha256 = copy_hashing(reader, writer, bypass_cache=True)  # an object: seldom read soon
+            copied, sha256 = copy_hashing(reader, writer, bypass_cache=self.bypass_cache)  # an object: seldom read soon
         if copied != expect.st_size:
             raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
         self.record_sha256(target, sha256)

@@ -24,6 +24,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.registry import COLLECTION_NAMES
+from graphlake_client.direct import on_local_disk
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
 from migrations.v006_datum_uses import VERSION as USES_SINCE
@@ -128,13 +129,14 @@ def _stage(source: Path, payloads: list[PayloadEntry], roots: Mapping[str, Path]
     size and SHA-256 against the manifest; on any difference remove them all and refuse. A temp name
     the reconciler sweeps if a crash leaves it. Blocking: a thread's work."""
     staged: Staged = []
+    bypass_cache = {mount: on_local_disk(root) for mount, root in roots.items()}
     try:
         for payload in payloads:
             target = roots[payload.mount] / payload.key
             target.parent.mkdir(parents=True, exist_ok=True)
             temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{target.name}")
             staged.append((temp, target))
-            size, actual = copy_synced(source / payload.file, temp)
+            size, actual = copy_synced(source / payload.file, temp, bypass_cache=bypass_cache[payload.mount])
             if (size, actual) != (payload.size, payload.sha256):
                 raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {actual}; the manifest says {payload.size} "
                                    f"bytes, {payload.sha256}", field="source")

@@ -31,7 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.asset import LINKS_COLLECTION
 from documents.dataset import USES_COLLECTION
 from documents.event import FEED_COLLECTION
-from graphlake_client.direct import copy_hashing
+from graphlake_client.direct import copy_hashing, on_local_disk
 from migrations import STATE_COLLECTION, SchemaState, read_state
 from services.backups.layout import CHUNK, CollectionEntry, Manifest, PayloadEntry
 from services.errors import BadUserInput, Conflict
@@ -162,28 +162,31 @@ def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .multipart: uploads in progress
         keys += [Path(folder, name).relative_to(root).as_posix() for name in sorted(filter(is_stored_object_name, files))]
 
+    bypass_cache = on_local_disk(target)
+
     def copy(key: str) -> PayloadEntry:
         destination = target / key
         destination.parent.mkdir(parents=True, exist_ok=True)
-        size, sha256 = copy_synced(root / key, destination)
+        size, sha256 = copy_synced(root / key, destination, bypass_cache=bypass_cache)
         return PayloadEntry(mount=mount, key=key, size=size, sha256=sha256)
 
     with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
         return list(pool.map(copy, keys))
 
 
-def copy_synced(source: Path, destination: Path) -> tuple[int, str]:
+def copy_synced(source: Path, destination: Path, *, bypass_cache: bool) -> tuple[int, str]:
     """Copy a file and sync it to disk, returning its size and SHA-256 from the one read.
 
     Through this process, never a kernel copy (the destination is opened write-only, which
     copy_hashing takes as that): on XFS, btrfs or ZFS a kernel copy within one file system shares
     the source's blocks, and a backup must not share a bad block with what it backs up. Written
-    past the page cache where it can (`bypass_cache`): a backup's or a restore's objects are not
+    past the page cache where it can (`bypass_cache`: the caller's `on_local_disk` of where it
+    writes, asked once): a backup's or a restore's objects are not
     read again soon, so what a backup of a large lake writes does not push the database's pages out
     of the cache (what it reads still passes through it). Not for speed: bench/backup.py (256 MiB in files of 4 MiB, 3 rounds) measured
     the same either way (backup 0.24 / 0.26 s, restore 0.43 / 0.42 s, synced)."""
     with source.open("rb") as reader, destination.open("wb") as writer:
-        size, sha256 = copy_hashing(reader, writer, bypass_cache=True)
+        size, sha256 = copy_hashing(reader, writer, bypass_cache=bypass_cache)
         durable(writer)
     return size, sha256
 

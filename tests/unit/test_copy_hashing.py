@@ -423,3 +423,26 @@ def test_a_write_only_writer_is_never_given_shared_blocks_but_is_written_past_th
     assert kernel_copies == [] and writes == [(len(large), True)]
     assert cached_pages(tmp_path / "large.copy") == 0  # (the small copy's pages are, `writes` aside: it is a loop's)
     assert (tmp_path / "large.copy").read_bytes() == large and (tmp_path / "small.copy").read_bytes() == small
+
+
+MOUNTINFO = "\n".join([
+    r"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw",
+    r"30 22 0:40 / /mnt/lab\040nas rw,relatime shared:9 - nfs4 nas:/export rw,vers=4.2",
+    r"31 30 8:17 / /mnt/lab\040nas/local rw,relatime - xfs /dev/sdb1 rw",
+    r"32 22 0:41 / /data rw - tmpfs tmpfs rw",
+    r"33 22 8:33 / /data rw - btrfs /dev/sdc rw",  # mounted later over /data: this one is seen there
+    r"34 22 0:50 / /home/u/s3 rw,nosuid - fuse.s3fs s3fs rw",
+    "not a mountinfo line",
+])
+
+
+def test_the_file_system_of_a_path_is_that_of_the_deepest_mount_above_it_the_latest_on_top() -> None:
+    assert direct.file_system_of("/srv/lake/objects", MOUNTINFO) == "ext4"
+    assert direct.file_system_of("/mnt/lab nas/lake", MOUNTINFO) == "nfs4"
+    assert direct.file_system_of("/mnt/lab nas/local/lake", MOUNTINFO) == "xfs"
+    assert direct.file_system_of("/mnt/lab nasty", MOUNTINFO) == "ext4"  # a prefix of the name is not a parent
+    assert direct.file_system_of("/data/lake", MOUNTINFO) == "btrfs"
+    assert direct.file_system_of("/home/u/s3/bucket", MOUNTINFO) == "fuse.s3fs"
+    kinds = {direct.file_system_of(p, MOUNTINFO) for p in ("/mnt/lab nas/x", "/home/u/s3/x")}
+    assert not kinds & direct.LOCAL_DISK_FILE_SYSTEMS
+    assert not direct.on_local_disk("/dev/shm/lake") and not direct.on_local_disk("/proc/self")  # this machine's own
