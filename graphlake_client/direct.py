@@ -136,7 +136,7 @@ def copy_hashing(reader: BinaryIO, writer: BinaryIO | None, *, bypass_cache: boo
     two plain files from the start of each, a file system that can shares the source's blocks (XFS,
     btrfs: `_clone`, then the copy is hashed), unless the writer is write-only; else a copy of at
     least DIRECT_MIN_BYTES is read, hashed and written past the page cache (`_direct_copy`), where
-    the file system takes such writes."""
+    the file system takes such writes. Callers ask it where `on_local_disk` says the writer is."""
     files = _plain_files(reader, writer) if writer is not None else None
     if writer is None or files is None:
         return _user_copy(reader, writer)
