@@ -15,20 +15,26 @@ them from the client library (never the other way round):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
-import fcntl
+import functools
 import hashlib
 import io
 import mmap
 import os
-import re
 import shutil
 import stat
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows: this client still uploads and downloads there, through the loop alone
+    fcntl = None  # type: ignore[assignment]
 
 MARKER = ".graphlake-mount"  # holds the mount's id, for clients to recognise a directory they share
 DIRECT_TEMP_SUFFIX = ".part"  # a direct writer's temp file: `.<name>.<anything>.part` beside directPath
@@ -41,10 +47,12 @@ COPY_CALL = 1 << 30  # bytes one copy_file_range may copy (the kernel copies at 
 DIRECT_BLOCK = 4096
 DIRECT_MIN_BYTES = 1 << 20
 FICLONE = 0x40049409  # Linux's ioctl sharing a whole file's blocks (fcntl.FICLONE from Python 3.12 on)
-# File systems of a local disk, where a write past the page cache goes straight to the device. Not
-# a network one (NFS, SMB: each direct write a synchronous round trip to the server), FUSE, overlay
-# or memory (tmpfs: nothing to bypass): those keep the copies through the cache (`on_local_disk`).
-LOCAL_DISK_FILE_SYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "bcachefs", "jfs"})
+# File systems of a local disk, where a write past the page cache goes straight to the device, by
+# their statfs(2) magic numbers (linux/magic.h). Not a network one (NFS, SMB: each direct write a
+# synchronous round trip to the server), FUSE, overlay or memory (tmpfs: nothing to bypass): those
+# keep the copies through the cache (`on_local_disk`).
+LOCAL_DISK_FILE_SYSTEMS = {"ext2/3/4": 0xEF53, "xfs": 0x58465342, "btrfs": 0x9123683E, "f2fs": 0xF2F52010,
+                           "zfs": 0x2FC12FC1, "bcachefs": 0xCA451A4E, "jfs": 0x3153464A}
 
 
 def shares_directory(root: str | Path | None, mount_id: str | None) -> bool:
@@ -88,34 +96,33 @@ def file_sha256(path: Path) -> str:
 
 
 def on_local_disk(path: str | Path) -> bool:
-    """Whether `path` (which need not exist yet) lies on one of LOCAL_DISK_FILE_SYSTEMS, by the
-    mount holding it in /proc/self/mountinfo (Linux); False where that cannot be read."""
+    """Whether `path` (which need not exist yet: its nearest existing parent is asked) lies on one of
+    LOCAL_DISK_FILE_SYSTEMS; False where that cannot be told."""
+    return file_system_magic(path) in LOCAL_DISK_FILE_SYSTEMS.values()
+
+
+def file_system_magic(path: str | Path) -> int | None:
+    """The type of the file system holding `path`'s nearest existing parent, as statfs(2) gives it
+    (its f_type: what `stat -f -c %t` prints, in hex); None where it cannot be read (not Linux).
+    Asked of the kernel rather than read from /proc/self/mountinfo: it is the mount that is
+    actually seen there, whatever is mounted under, over or beside it."""
+    if not sys.platform.startswith("linux") or (libc := _libc()) is None:
+        return None  # (another system's struct statfs is laid out otherwise)
+    where = os.path.realpath(path)
+    while not os.path.exists(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    buffer = ctypes.create_string_buffer(512)  # struct statfs (120 bytes on 64-bit Linux); f_type leads it
+    if libc.statfs(os.fsencode(where), buffer) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
     try:
-        mounts = Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return False
-    return file_system_of(os.path.realpath(path), mounts) in LOCAL_DISK_FILE_SYSTEMS
-
-
-def file_system_of(path: str, mountinfo: str) -> str | None:
-    """The type of the file system mounted deepest above the absolute `path`, in a mountinfo text
-    (proc(5): the mount point is the fifth field, octal-escaped; the type follows the "-"); of
-    two mounts on one point, the later (the one on top)."""
-    best, kind = "", None
-    for line in mountinfo.splitlines():
-        fields = line.split(" ")
-        try:
-            point, found = _unescaped(fields[4]), fields[fields.index("-", 6) + 1]
-        except (IndexError, ValueError):
-            continue
-        inside = path == point or path.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, found
-    return kind
-
-
-def _unescaped(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda octal: chr(int(octal.group(1), 8)), field)
+        return ctypes.CDLL(None, use_errno=True)
+    except (OSError, TypeError):
+        return None
 
 
 def stream_digest(reader: BinaryIO) -> tuple[int, str]:
@@ -157,7 +164,7 @@ def _plain_files(reader: BinaryIO, writer: BinaryIO) -> tuple[int, int] | None:
     not appending (a positioned write would append all the same); else None."""
     plain = all(type(f) in (io.BufferedReader, io.BufferedWriter, io.BufferedRandom)
                 and type(getattr(f, "raw", None)) is io.FileIO for f in (reader, writer))
-    if not plain or "a" in writer.mode:  # type: ignore[attr-defined]
+    if not plain or "a" in writer.mode or fcntl is None:  # type: ignore[attr-defined]
         return None
     source, target = reader.fileno(), writer.fileno()
     if fcntl.fcntl(target, fcntl.F_GETFL) & os.O_APPEND:  # opened appending through os.open: its mode hides it

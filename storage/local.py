@@ -70,7 +70,8 @@ class LocalStore:
         self.fallback = fallback
         self.direct_writes = direct_writes
         self.mount_id: str | None = None  # read from MARKER as the store opens, when direct writes are on
-        # Copies in skip the page cache only on a local disk's file system (direct.on_local_disk says why).
+        # Copies in skip the page cache only on a local disk's file system (LOCAL_DISK_FILE_SYSTEMS says
+        # why), as the root's is when the store opens (a mount made there later is not seen).
         self.bypass_cache = on_local_disk(self.root)
 
     # --- paths
@@ -337,10 +338,10 @@ class LocalStore:
             temp.unlink(missing_ok=True)
 
     def copy_in(self, key: str, source: Path, expect: os.stat_result) -> str:
-        """Copy `source` to `key` (on a local disk: its blocks shared where the file system can,
-        else a file of a MiB or more written past the page cache and hashed on the way, as
-        copy_hashing's `bypass_cache` says; otherwise, and for smaller files, a kernel copy read back
-        and hashed); returns its hex SHA-256, also recorded with the file. Blocking (a
+        """Copy `source` to `key` (on a local disk, as copy_hashing's `bypass_cache` says: its blocks
+        shared where the file system can, else a file of a MiB or more written past the page cache
+        and hashed on the way; otherwise a kernel copy read back and hashed); returns its hex
+        SHA-256, also recorded with the file. Blocking (a
         thread's work): what ingesting a file the server reads does. Not synced to disk, as an
         uploaded file is not: a sync per file took most of an ingest's time, and the database the
         asset is recorded in does not sync each commit either (README, "Two commands").

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from graphlake_client import direct
 from graphlake_client.direct import DIRECT_MIN_BYTES, on_local_disk
+from storage import local as local_storage
 from storage.local import SHA256_ATTR, LocalStore, SourceChanged
 from storage.signing import UrlSigner
 from tests.page_cache import cached_pages, direct_writes_skip_cache, file_pages
@@ -57,8 +57,10 @@ def test_another_file_or_size_than_the_one_checked_is_refused(store: LocalStore,
 def test_an_object_of_a_mib_or_more_is_left_out_of_the_page_cache(store: LocalStore, tmp_path: Path) -> None:
     """An ingest's copy is written past the page cache (graphlake_client/direct._direct_copy says
     why), but for the page of its end; a small one is not, and both are whole and hashed."""
-    if not (on_local_disk(tmp_path) and direct_writes_skip_cache(tmp_path)):
-        pytest.skip(f"{tmp_path} is not on a local disk whose O_DIRECT writes skip the page cache (tmpfs?)")
+    if not direct_writes_skip_cache(tmp_path):
+        pytest.skip(f"{tmp_path} is not on a file system whose O_DIRECT writes skip the page cache (tmpfs?)")
+    assert store.bypass_cache == on_local_disk(store.root)  # (its own test: tests/unit/test_copy_hashing.py)
+    store.bypass_cache = True  # whatever this machine's disk, so that a wrong answer there cannot skip this
     large, small = tmp_path / "large", tmp_path / "small"
     large_data, small_data = os.urandom(DIRECT_MIN_BYTES * 4 + 1), os.urandom(DIRECT_MIN_BYTES // 4)
     large.write_bytes(large_data)
@@ -70,23 +72,22 @@ def test_an_object_of_a_mib_or_more_is_left_out_of_the_page_cache(store: LocalSt
     assert store.path("assets/large").read_bytes() == large_data and store.path("assets/small").read_bytes() == small_data
 
 
-@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm here")
 def test_a_store_off_a_local_disk_copies_through_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """tmpfs here, as NFS or a FUSE mount would be: no direct writes (copy_hashing's loop or the kernel's copy)."""
-    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
-        store = LocalStore("shm", Path(shm) / "root", UrlSigner(b"k", "http://x"))
-        assert not store.bypass_cache
-        direct_sets: list[int] = []
-        real = direct.fcntl.fcntl
+    """On NFS, SMB, FUSE or tmpfs (as on_local_disk tells, here told so): no direct writes, the kernel's copy."""
+    monkeypatch.setattr(local_storage, "on_local_disk", lambda path: False)
+    store = LocalStore("nas", tmp_path / "root", UrlSigner(b"k", "http://x"))
+    assert not store.bypass_cache
+    direct_sets: list[int] = []
+    real = direct.fcntl.fcntl
 
-        def observed(fd: int, command: int, *args: int) -> int:
-            if command == direct.fcntl.F_SETFL and args and args[0] & os.O_DIRECT:
-                direct_sets.append(fd)
-            return real(fd, command, *args)
+    def observed(fd: int, command: int, *args: int) -> int:
+        if command == direct.fcntl.F_SETFL and args and args[0] & os.O_DIRECT:
+            direct_sets.append(fd)
+        return real(fd, command, *args)
 
-        monkeypatch.setattr(direct.fcntl, "fcntl", observed)
-        source = tmp_path / "large"
-        data = os.urandom(DIRECT_MIN_BYTES * 2)
-        source.write_bytes(data)
-        assert store.copy_in("assets/large", source, source.stat()) == hashlib.sha256(data).hexdigest()
-        assert store.path("assets/large").read_bytes() == data and direct_sets == []
+    monkeypatch.setattr(direct.fcntl, "fcntl", observed)
+    source = tmp_path / "large"
+    data = os.urandom(DIRECT_MIN_BYTES * 2)
+    source.write_bytes(data)
+    assert store.copy_in("assets/large", source, source.stat()) == hashlib.sha256(data).hexdigest()
+    assert store.path("assets/large").read_bytes() == data and direct_sets == []
