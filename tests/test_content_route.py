@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.responses import FileResponse
 
 from graphlake.object_files import ObjectFileResponse
 from graphlake_client import Client, GraphlakeClientError, ResumeState
@@ -190,7 +191,8 @@ async def test_a_file_is_sent_a_chunk_at_a_time_whole_and_by_ranges(app: Starlet
                                                                     viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both routes that send a local file (the content route, a signed GET of /blobs) send
     ObjectFileResponse.chunk_size at a time (a small one here, so a few KB cross many edges), and a
-    Range, several ranges or a HEAD get what Starlette's FileResponse gives."""
+    Range, several ranges or a HEAD get what Starlette's FileResponse gives; past LARGE_SENDS
+    downloads at once, Starlette's own chunks."""
     chunk = 4099
     monkeypatch.setattr(ObjectFileResponse, "chunk_size", chunk)
     bodies: list[int] = []
@@ -221,3 +223,12 @@ async def test_a_file_is_sent_a_chunk_at_a_time_whole_and_by_ranges(app: Starlet
                 assert data[chunk - 3:chunk + 3] in several.content
                 head = await http.head(url, headers=headers)
                 assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(size)
+    # Past the process's LARGE_SENDS downloads at once, Starlette's own chunks (what each one holds is bounded).
+    assert ObjectFileResponse._large_sending == 0  # every download above gave its slot back
+    monkeypatch.setattr(ObjectFileResponse, "LARGE_SENDS", 0)
+    data = rng.randbytes(FileResponse.chunk_size + 10)
+    asset = await uploaded(api, contributor, data, "local", "past-the-budget.bin")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recording), base_url="http://graphlake.test") as http:
+        bodies.clear()
+        whole = await http.get(f"/assets/{asset['id']}/content", headers=auth(viewer))
+    assert whole.content == data and bodies == [FileResponse.chunk_size, 10]
