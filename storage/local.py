@@ -341,8 +341,8 @@ class LocalStore:
         """Copy `source` to `key` (on a local disk, as copy_hashing's `bypass_cache` says: its blocks
         shared where the file system can, else a file of a MiB or more written past the page cache
         and hashed on the way; otherwise a kernel copy read back and hashed); returns its hex
-        SHA-256, also recorded with the file. Blocking (a
-        thread's work): what ingesting a file the server reads does. Not synced to disk, as an
+        SHA-256, also recorded with the file. Blocking (a thread's work): what ingesting a file the
+        server reads does. Not synced to disk, as an
         uploaded file is not: a sync per file took most of an ingest's time, and the database the
         asset is recorded in does not sync each commit either (README, "Two commands").
 
@@ -353,7 +353,8 @@ class LocalStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written in place, not through a temporary name: the key is new ("x": it must not exist),
         # and nothing names it until the copy is done and its asset recorded.
-        with open_source(source, expect) as reader, target.open("x+b") as writer:  # read back: copy_hashing
+        # "x+b": readable too, so copy_hashing may read back what the kernel copied or cloned.
+        with open_source(source, expect) as reader, target.open("x+b") as writer:
             copied, sha256 = copy_hashing(reader, writer, bypass_cache=self.bypass_cache)  # an object: seldom read soon
         if copied != expect.st_size:
             raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")

@@ -15,8 +15,7 @@ def cached_pages(path: Path) -> int:
     """How many of the file's pages are in the page cache now: mincore over a private mapping of it,
     the kernel's own account (mapping a page does not read it in; touching it would)."""
     size = path.stat().st_size
-    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-    vector = (ctypes.c_ubyte * pages)()
+    vector = (ctypes.c_ubyte * file_pages(size))()
     with path.open("rb") as file, mmap.mmap(file.fileno(), size, flags=mmap.MAP_PRIVATE) as mapped:
         start = ctypes.c_char.from_buffer(mapped)  # the mapping's address; its export ends with it
         try:
@@ -28,6 +27,7 @@ def cached_pages(path: Path) -> int:
 
 
 def file_pages(size: int) -> int:
+    """How many pages a file of `size` bytes spans."""
     return (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
 
 

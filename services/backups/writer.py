@@ -179,12 +179,13 @@ def copy_synced(source: Path, destination: Path, *, bypass_cache: bool) -> tuple
 
     Through this process, never a kernel copy (the destination is opened write-only, which
     copy_hashing takes as that): on XFS, btrfs or ZFS a kernel copy within one file system shares
-    the source's blocks, and a backup must not share a bad block with what it backs up. Written
-    past the page cache where it can (`bypass_cache`: the caller's `on_local_disk` of where it
-    writes, asked once): a backup's or a restore's objects are not
-    read again soon, so what a backup of a large lake writes does not push the database's pages out
-    of the cache (what it reads still passes through it). Not for speed: bench/backup.py (256 MiB in files of 4 MiB, 3 rounds) measured
-    the same either way (backup 0.24 / 0.26 s, restore 0.43 / 0.42 s, synced)."""
+    the source's blocks, and a backup must not share a bad block with what it backs up.
+
+    Written past the page cache where it can (`bypass_cache`: the caller's `on_local_disk` of where
+    it writes, asked once): a backup's or a restore's objects are not read again soon, so what a
+    backup of a large lake writes does not push the database's pages out of the cache (what it
+    reads still passes through it). Not for speed: bench/backup.py (256 MiB in files of 4 MiB, 3
+    rounds) measured the same either way (backup 0.24 / 0.26 s, restore 0.43 / 0.42 s, synced)."""
     with source.open("rb") as reader, destination.open("wb") as writer:
         size, sha256 = copy_hashing(reader, writer, bypass_cache=bypass_cache)
         durable(writer)
