@@ -22,6 +22,9 @@ rounds, and prints its median:
   events errors 1%       a `minLevel: ERROR` filter, 1%
   version of 100         building a dataset version of 100 datums with their annotations (10 each),
                          from a set holding ten records for each datum of the version above
+  version among sets     the same build once its datums also carry the records of other sets (one
+                         set per 1,000 assets, ten records each per datum: a lab's prediction sets
+                         on the same images), which the build has no reason to read
 
 No other read asks for `totalCount` (it counts, and is computed only when asked). The last column is the
 time at the largest size over the time at the smallest: a read that stays flat as the lake grows
@@ -44,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from bson import ObjectId
 
+from documents.annotation import AnnotationKind, AnnotationPurpose, AnnotationSource, SourceKind
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
@@ -52,6 +56,7 @@ from documents.event import Event
 from documents.json_value import StoredJson
 from documents.roles import Role
 from graphlake.database import connect
+from services import annotations
 from services.assets import create_asset
 from services.auth import create_token
 from services.datasets import create_dataset
@@ -189,6 +194,19 @@ async def time_builds(http: httpx.AsyncClient, token: str, dataset_id: str, datu
     return statistics.median(times)
 
 
+async def other_sets(db, size: int, datum_ids: list[ObjectId]) -> None:
+    """One prediction set per 1,000 assets (at least one), each with ten records on every one of these datums."""
+    schema = await db.annotation_schemas.find_one({"name": f"scale-{size}-schema"})
+    datums = await db.datums.find({"_id": {"$in": datum_ids}}, {"roles": 1}).to_list()
+    records = [annotations.NewRecord(asset_id=d["roles"][0]["asset_id"], datum_id=d["_id"], kind=AnnotationKind.CLASSIFICATION,
+                                     label="ok" if k % 2 else "defect", score=0.5) for d in datums for k in range(10)]
+    for n in range(max(1, size // 1000)):
+        predictions = await annotations.create_set(f"scale-{size}-predictions-{n}", AnnotationPurpose.PREDICTION,
+                                                   schema["_id"], AnnotationSource(kind=SourceKind.MODEL, name=f"model-{n}"),
+                                                   "bench")
+        await annotations.add_records(predictions.id, records, "bench", len(records))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="asset counts, comma separated, ascending")
@@ -241,6 +259,11 @@ async def main() -> None:
                     building = await db.events.find_one({}, sort=[("_id", -1)])
                     results[size][f"version of {BUILT_DATUMS}"] = await time_builds(
                         http, builder, encode_id(NodeType.DATASET, dataset.id),
+                        [encode_id(NodeType.DATUM, m["datum_id"]) for m in seeded],
+                        encode_id(NodeType.ANNOTATION_SET, labels["_id"]), args.runs)
+                    await other_sets(db, size, [m["datum_id"] for m in seeded])
+                    results[size]["version among sets"] = await time_builds(
+                        http, builder, encode_id(NodeType.DATASET, (await create_dataset(f"scale-{size}-among", None, "bench")).id),
                         [encode_id(NodeType.DATUM, m["datum_id"]) for m in seeded],
                         encode_id(NodeType.ANNOTATION_SET, labels["_id"]), args.runs)
                     # The builds' AUDIT events (each names its hundred datums) would be the newest events

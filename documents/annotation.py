@@ -170,6 +170,9 @@ class AnnotationRecord(Document):
         indexes = [
             Index([("set_id", ASCENDING), ("_id", ASCENDING)], name="set"),
             Index([("datum_id", ASCENDING), ("_id", ASCENDING)], name="datum"),
+            # A version's build: the records of its sets on a batch of its datums, set by set, without
+            # reading the records other sets hold on them (services/snapshots.copy_batch).
+            Index([("set_id", ASCENDING), ("datum_id", ASCENDING), ("_id", ASCENDING)], name="set_datum"),
             Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
             # A mask's asset: a delete or the garbage collector asks whether any record still uses it.
             Index([("geometry.asset_id", ASCENDING), ("_id", ASCENDING)], name="mask_asset"),

@@ -10,8 +10,9 @@ reads the whole collection.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -56,3 +57,38 @@ async def field_pages(collection: AsyncCollection, query: dict[str, Any], field:
             pending = pending[bisect_right(pending, last):]
         else:
             held = {field: {"$gt": last}}
+
+
+async def merged_pages(reads: Sequence[AsyncIterator[list[dict]]], key: Callable[[dict], Any],
+                       size: int) -> AsyncIterator[list[dict]]:
+    """The documents of several reads, each in `key` order (unique keys), as one read in `key` order,
+    `size` per page. A read's next page is asked for only once its last one is used up, so each holds
+    at most one page here. One read's pages come through as they are."""
+    if len(reads) == 1:
+        async for page in reads[0]:
+            yield page
+        return
+    pages: list[list[dict]] = [[] for _ in reads]
+    at = [0] * len(reads)
+    heads: list[tuple[Any, int]] = []  # (key of a read's next document, which read)
+    for n, read in enumerate(reads):
+        pages[n] = await anext(read, [])
+        if pages[n]:
+            heads.append((key(pages[n][0]), n))
+    heapq.heapify(heads)
+    out: list[dict] = []
+    while heads:
+        n = heads[0][1]
+        out.append(pages[n][at[n]])
+        at[n] += 1
+        if at[n] == len(pages[n]):
+            pages[n], at[n] = await anext(reads[n], []), 0
+        if pages[n]:
+            heapq.heapreplace(heads, (key(pages[n][at[n]]), n))
+        else:
+            heapq.heappop(heads)
+        if len(out) == size:
+            yield out
+            out = []
+    if out:
+        yield out

@@ -20,7 +20,7 @@ from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecor
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.sparse import sparse
 from services.availability import no_time_limit
-from services.field_pages import field_pages
+from services.field_pages import field_pages, merged_pages
 from services.id_reads import fields_by_ids
 from storage import ObjectStore
 
@@ -62,12 +62,14 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     writing: asyncio.Task | None = None
     try:
         if sets and datums:
-            # Datum by datum (services/field_pages.py: in `_id` order each batch walked every record of
-            # the set), their records in every set, the version's kept: a set named in the query would
-            # be the index walked. What is read beyond them is the datums' own records.
-            async for page in field_pages(AnnotationRecord.get_pymongo_collection(), {"superseded_by": None},
-                                          "datum_id", RECORDS_PER_READ, values=[d.id for d in datums]):
-                page_copies = await _copies(version_id, [r for r in page if r["set_id"] in sets], digests)
+            # Set by set, each datum's records in turn (the records' (set, datum, `_id`) index: in `_id`
+            # order each batch walked every record of the set, and by datum alone it read the records
+            # of every other set on the datums too), merged back into (datum, `_id`) order: the
+            # order of the copies is the order a version lists a datum's records in, oldest first.
+            reads = [field_pages(AnnotationRecord.get_pymongo_collection(), {"set_id": set_id, "superseded_by": None},
+                                 "datum_id", RECORDS_PER_READ, values=[d.id for d in datums]) for set_id in sets]
+            async for page in merged_pages(reads, _by_datum, RECORDS_PER_READ):
+                page_copies = await _copies(version_id, page, digests)
                 copies += page_copies
                 if writing is not None:
                     await writing
@@ -91,6 +93,10 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
         member["entry"] = entry.hex()  # what a diff compares
     await _write_later(VersionMember, members)
     return entries
+
+
+def _by_datum(record: dict) -> tuple[ObjectId, ObjectId]:
+    return record["datum_id"], record["_id"]
 
 
 async def _copies(version_id: ObjectId, records: list[dict], digests: dict[ObjectId, str]) -> list[dict]:

@@ -481,6 +481,42 @@ async def test_a_version_holds_the_same_records_whatever_its_page_size(api: Api,
         assert checked["ok"] and checked["datums"] == 3, checked  # checked with pages of 4 too
 
 
+async def test_a_version_reads_only_its_sets_records_and_lists_them_oldest_first(
+        api: Api, contributor: str, served: Served, monkeypatch) -> None:
+    """A build reads each of its sets' records on its datums, never the records other sets hold on
+    them (a lab's many prediction sets on the same images), and lists a datum's records of all its
+    sets oldest first, as they were written, whatever the page size: the sets' reads are merged."""
+    schema = (await factories.schema(api, contributor))["id"]
+    sets = [await factories.annotation_set(api, contributor, schema, name=name) for name in ("a", "b", "other")]
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    written: dict[str, list[str]] = {d["id"]: [] for d in datums}  # each datum's records of sets a and b, in order
+    for _ in range(7):  # one record at a time, turn by turn across the sets, so their ids interleave
+        for datum in datums:
+            for labelled in sets:
+                added = await api.data("AddAnnotations", {"setId": labelled["id"], "records": [
+                    {"assetId": datum["roles"][0]["asset"]["id"], "datumId": datum["id"], "kind": "CLASSIFICATION",
+                     "label": "scratch"}]}, token=contributor)
+                if labelled is not sets[2]:
+                    written[datum["id"]] += added["addAnnotations"]["ids"]
+    dataset = await factories.dataset(api, contributor)
+    versions = []
+    for size in (2000, 3):  # pages of 3 stop inside datums and inside each set's run of records
+        monkeypatch.setattr(snapshots, "RECORDS_PER_READ", size)
+        served.commands.clear()
+        versions.append(await factories.version(api, contributor, dataset["id"], f"by{size}",
+                                                addDatums=[d["id"] for d in datums],
+                                                addAnnotationSets=[sets[1]["id"], sets[0]["id"]]))
+        assert served.commands.returned["annotation_records"] == 28  # 2 datums x 7 records x 2 sets; none of "other"
+    assert versions[0]["manifestSha256"] == versions[1]["manifestSha256"]
+    for version in versions:
+        graph = (await api.data("VersionGraph", {"id": version["id"], "first": 2}, token=contributor))["datasetVersion"]
+        listed = {edge["node"]["id"]: [a["node"]["id"] for a in edge["node"]["annotations"]["edges"]]
+                  for edge in graph["datums"]["edges"]}
+        assert listed == written
+        checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
+        assert checked["ok"] and checked["records"] == 28, checked
+
+
 async def test_a_build_failing_between_pages_leaves_none_of_the_version(api: Api, contributor: str) -> None:
     """A version's records are read a page at a time, and each page's copies are written while the
     next page is read (services/snapshots.py). A build that fails on a later page (here a record
