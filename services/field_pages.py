@@ -10,6 +10,7 @@ reads the whole collection.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -27,10 +28,11 @@ async def field_pages(collection: AsyncCollection, query: dict[str, Any], field:
     `values`, only those holding one of them (each searched in turn); else every one.
 
     Served by an index on (field, _id), or on fields `query` pins followed by those two (a version's
-    record copies: version, datum, `_id`). `query` must hold no other field leading an index to one
-    value: our FerretDB build would then leave the choice of index to SQLite, which walks that one
-    (graphlakeOrder). A read of one value is sorted by `_id` alone: the value is pinned then, and the
-    build walks an index whose fields before `_id` are pinned. `projection` must keep `field`."""
+    record copies: version, datum, `_id`; a set's records: set, datum, `_id`). Unless such an index
+    exists, `query` must hold no other field leading an index to one value: our FerretDB build would
+    then leave the choice of index to SQLite, which walks that one (graphlakeOrder). A read of one
+    value is sorted by `_id` alone: the value is pinned then, and the build walks an index whose
+    fields before `_id` are pinned. `projection` must keep `field`."""
     by_field = [(field, 1), ("_id", 1)]
     pending = sorted(set(values)) if values is not None else None
     held: dict[str, Any] = {}
@@ -61,34 +63,52 @@ async def field_pages(collection: AsyncCollection, query: dict[str, Any], field:
 
 async def merged_pages(reads: Sequence[AsyncIterator[list[dict]]], key: Callable[[dict], Any],
                        size: int) -> AsyncIterator[list[dict]]:
-    """The documents of several reads, each in `key` order (unique keys), as one read in `key` order,
-    `size` per page. A read's next page is asked for only once its last one is used up, so each holds
-    at most one page here. One read's pages come through as they are."""
+    """The documents of several reads, each in `key` order (unique keys, no empty pages), as one read
+    in `key` order, `size` per page. Each read's next page is asked for as soon as its last one
+    arrives (all the first pages at once), so the reads go on while the caller handles what came:
+    a merge gives nothing before it has every read's first page. Each read holds at most two pages
+    here. One read's pages come through as they are."""
     if len(reads) == 1:
         async for page in reads[0]:
             yield page
         return
-    pages: list[list[dict]] = [[] for _ in reads]
-    at = [0] * len(reads)
-    heads: list[tuple[Any, int]] = []  # (key of a read's next document, which read)
-    for n, read in enumerate(reads):
-        pages[n] = await anext(read, [])
-        if pages[n]:
-            heads.append((key(pages[n][0]), n))
-    heapq.heapify(heads)
-    out: list[dict] = []
-    while heads:
-        n = heads[0][1]
-        out.append(pages[n][at[n]])
-        at[n] += 1
-        if at[n] == len(pages[n]):
-            pages[n], at[n] = await anext(reads[n], []), 0
-        if pages[n]:
-            heapq.heapreplace(heads, (key(pages[n][at[n]]), n))
-        else:
-            heapq.heappop(heads)
-        if len(out) == size:
+    coming: list[asyncio.Future[list[dict]] | None] = [asyncio.ensure_future(anext(read, [])) for read in reads]
+
+    async def next_page(n: int) -> list[dict]:
+        arriving = coming[n]
+        page = await arriving if arriving is not None else []
+        coming[n] = asyncio.ensure_future(anext(reads[n], [])) if page else None
+        return page
+
+    try:
+        pages = [await next_page(n) for n in range(len(reads))]
+        at = [0] * len(reads)
+        heads = [(key(page[0]), n) for n, page in enumerate(pages) if page]  # (key of a read's next document, which read)
+        heapq.heapify(heads)
+        out: list[dict] = []
+        while heads:
+            n = heads[0][1]
+            out.append(pages[n][at[n]])
+            at[n] += 1
+            if at[n] == len(pages[n]):
+                pages[n], at[n] = await next_page(n), 0
+            if pages[n]:
+                heapq.heapreplace(heads, (key(pages[n][at[n]]), n))
+            else:
+                heapq.heappop(heads)
+            if len(out) == size:
+                yield out
+                out = []
+        if out:
             yield out
-            out = []
-    if out:
-        yield out
+    finally:  # the caller stopped early or a read failed: the reads under way are dropped
+        pending = [future for future in coming if future is not None and not future.done()]
+        for future in pending:
+            future.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        for future in coming:
+            if future is not None and future.done() and not future.cancelled():
+                future.exception()  # retrieved: a failed read is raised where its page was awaited
+        for read in reads:  # none is running now
+            await read.aclose()  # type: ignore[attr-defined]  # field_pages' async generators

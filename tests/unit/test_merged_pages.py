@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
+
+import pytest
 
 from services.field_pages import merged_pages
 
 
 class Read:
-    """Pages of documents with these keys; counts the pages asked for."""
+    """Pages of documents with these keys; counts the pages asked for, and fails at one if told to."""
 
-    def __init__(self, keys: list[int], size: int) -> None:
+    def __init__(self, keys: list[int], size: int, fail_at: int | None = None) -> None:
         self.pages = [[{"k": k} for k in keys[i:i + size]] for i in range(0, len(keys), size)]
-        self.asked = 0
+        self.asked, self.fail_at, self.closed = 0, fail_at, False
 
     async def __call__(self) -> AsyncIterator[list[dict]]:
-        for page in self.pages:
-            self.asked += 1
-            yield page
+        try:
+            for n, page in enumerate(self.pages):
+                self.asked += 1
+                await asyncio.sleep(0)  # a database read
+                if n == self.fail_at:
+                    raise OSError(f"page {n} failed")
+                yield page
+        finally:
+            self.closed = True
 
 
 def key(doc: dict) -> int:
@@ -39,12 +48,27 @@ async def test_reads_merge_into_key_order_in_pages_of_the_size_asked() -> None:
     assert [len(page) for page in pages] == [6] * 16 + [4]
 
 
-async def test_a_read_is_asked_for_a_page_only_when_its_last_is_used_up() -> None:
-    early, late = Read([1, 2, 3, 4], 2), Read([10, 11, 12, 13], 2)
+async def test_each_read_runs_one_page_ahead_of_the_merge() -> None:
+    """The reads go on while the caller handles a page (their next pages are asked for at once),
+    never more than one page ahead, so a read holds at most two pages."""
+    early, late = Read(list(range(20)), 2), Read(list(range(100, 120)), 2)
     pages = merged_pages([early(), late()], key, 3)
-    assert [d["k"] for d in await anext(pages)] == [1, 2, 3]
-    assert (early.asked, late.asked) == (2, 1)
-    assert [[d["k"] for d in page] async for page in pages] == [[4, 10, 11], [12, 13]]
+    assert [d["k"] for d in await anext(pages)] == [0, 1, 2]
+    await asyncio.sleep(0.01)  # the caller's work on the page
+    assert (early.asked, late.asked) == (3, 2)  # early: two pages used, one coming; late: one, and one coming
+    rest = [d["k"] for page in [page async for page in pages] for d in page]
+    assert rest == [*range(3, 20), *range(100, 120)]
+    assert early.closed and late.closed
+
+
+async def test_a_failed_read_is_raised_and_the_other_reads_are_closed() -> None:
+    failing, other = Read(list(range(0, 10, 2)), 1, fail_at=2), Read(list(range(1, 10, 2)), 1)
+    seen = []
+    with pytest.raises(OSError, match="page 2 failed"):
+        async for page in merged_pages([failing(), other()], key, 1):
+            seen += [d["k"] for d in page]
+    assert seen == [0, 1]  # 2 waits for the page after it, which it is the failed read's turn to give
+    assert failing.closed and other.closed
 
 
 async def test_one_read_passes_through_and_empty_reads_give_nothing() -> None:
