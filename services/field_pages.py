@@ -69,8 +69,11 @@ async def merged_pages(reads: Sequence[AsyncIterator[list[dict]]], key: Callable
     a merge gives nothing before it has every read's first page. Each read holds at most two pages
     here. One read's pages come through as they are."""
     if len(reads) == 1:
-        async for page in reads[0]:
-            yield page
+        try:
+            async for page in reads[0]:
+                yield page
+        finally:
+            await reads[0].aclose()  # type: ignore[attr-defined]  # as below
         return
     coming: list[asyncio.Future[list[dict]] | None] = [asyncio.ensure_future(anext(read, [])) for read in reads]
 

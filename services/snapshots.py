@@ -64,7 +64,7 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     writing: asyncio.Task | None = None
     try:
         if sets and datums:
-            async with aclosing(_records_of(datums, sets)) as records:  # its reads end with it, however it ends
+            async with aclosing(_records_of(datums, sets)) as records:  # its reads end with it (it closes them)
                 async for page in records:
                     page_copies = await _copies(version_id, page, digests)
                     copies += page_copies
@@ -103,8 +103,11 @@ async def _records_of(datums: list[Datum], sets: Mapping[ObjectId, dict]) -> Asy
     reads are merged; otherwise, or for more than SETS_READ_APART sets, by datum, keeping its sets'
     records. A merge has the first page of every read before it gives a record, so its reads and the
     copies' writes overlap less: a version of 2 sets that hold all the records took 12% longer
-    merged (8 sets: 14%). Counting costs two counts a batch, read from the indexes alone. In `_id`
-    order each batch walked every record of the set (services/field_pages.py)."""
+    merged (8 sets: 14%). Choosing costs two counts a batch, which our FerretDB build answers from
+    the indexes alone: so they count superseded records too (a condition on `superseded_by` would
+    make it read every record), which only sways the choice. A version of one set always reads it
+    apart, without counting. In `_id` order each batch walked every record of the set
+    (services/field_pages.py)."""
     collection = AnnotationRecord.get_pymongo_collection()
     datum_ids = [d.id for d in datums]
     apart = len(sets) == 1
@@ -114,15 +117,18 @@ async def _records_of(datums: list[Datum], sets: Mapping[ObjectId, dict]) -> Asy
                                            collection.count_documents({"set_id": {"$in": list(sets)}, **held}))
         apart = ours * 2 <= every
     if not apart:
-        async for page in field_pages(collection, {"superseded_by": None}, "datum_id", RECORDS_PER_READ, values=datum_ids):
-            kept = [r for r in page if r["set_id"] in sets]
-            if kept:
-                yield kept
+        async with aclosing(field_pages(collection, {"superseded_by": None}, "datum_id", RECORDS_PER_READ,
+                                        values=datum_ids)) as pages:
+            async for page in pages:
+                kept = [r for r in page if r["set_id"] in sets]
+                if kept:
+                    yield kept
         return
     reads = [field_pages(collection, {"set_id": set_id, "superseded_by": None}, "datum_id", RECORDS_PER_READ,
                          values=datum_ids) for set_id in sets]
-    async for page in merged_pages(reads, _by_datum, RECORDS_PER_READ):
-        yield page
+    async with aclosing(merged_pages(reads, _by_datum, RECORDS_PER_READ)) as pages:
+        async for page in pages:
+            yield page
 
 
 def _by_datum(record: dict) -> bytes:

@@ -482,9 +482,11 @@ async def test_a_version_holds_the_same_records_whatever_its_page_size(api: Api,
         assert checked["ok"] and checked["datums"] == 3, checked  # checked with pages of 4 too
 
 
-@pytest.mark.parametrize(("others", "read"), [(3, 28), (1, 42)])
+@pytest.mark.parametrize(("others", "apart", "read"), [
+    (3, 8, 28), (2, 8, 28),  # 2: other sets hold exactly half
+    (1, 8, 42), (3, 1, 70)])  # most records are the version's; more sets than are read apart
 async def test_a_version_reads_its_sets_records_apart_where_others_hold_most_and_lists_them_oldest_first(
-        api: Api, contributor: str, served: Served, monkeypatch, others: int, read: int) -> None:
+        api: Api, contributor: str, served: Served, monkeypatch, others: int, apart: int, read: int) -> None:
     """Where other sets hold at least half the records on a version's datums (a lab's many prediction
     sets on the same images), a build reads each of its sets' records on its own and none of theirs;
     otherwise by datum, keeping its own. Either way it lists a datum's records of all its sets oldest
@@ -502,6 +504,7 @@ async def test_a_version_reads_its_sets_records_apart_where_others_hold_most_and
                 if n < 2:
                     written[datum["id"]] += added["addAnnotations"]["ids"]
     dataset = await factories.dataset(api, contributor)
+    monkeypatch.setattr(snapshots, "SETS_READ_APART", apart)
     versions = []
     for size in (2000, 3):  # pages of 3 stop inside datums and inside each set's run of records
         monkeypatch.setattr(snapshots, "RECORDS_PER_READ", size)

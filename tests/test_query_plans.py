@@ -227,11 +227,12 @@ async def test_a_batch_of_digests_is_looked_up_through_their_index(api: Api, ser
 async def test_a_version_reads_only_the_records_of_its_datums(api: Api, served: Served, state: AppState,
                                                               contributor: str, lake: dict[str, Any], datum_count: int,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Building a version reads its datums' records of each of its sets through the index on set and
-    datum (and checking it reads their copies through the index on version and datum): each datum
-    searched in turn, never a walk through every record of the set (a version of a few datums from a
-    set of 100,000 records read all of them for each batch), nor the records other sets hold on the
-    datums. One datum is a query of its own kind (pinned)."""
+    """Building a version of one set reads its datums' records through the index on set and datum
+    (and checking it reads their copies through the index on version and datum): each datum searched
+    in turn, never a walk through every record of the set (a version of a few datums from a set of
+    100,000 records read all of them for each batch). One datum is a query of its own kind (pinned),
+    and so are the reads that go on inside a datum. (Which records a version of several sets reads:
+    tests/test_datasets.py.)"""
     if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
         pytest.skip("the plans checked are the embedded default's")
     dataset = await factories.dataset(api, contributor, "planned")

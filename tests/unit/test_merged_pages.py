@@ -71,6 +71,15 @@ async def test_a_failed_read_is_raised_and_the_other_reads_are_closed() -> None:
     assert failing.closed and other.closed
 
 
+@pytest.mark.parametrize("count", [1, 3])
+async def test_a_caller_that_stops_early_leaves_every_read_closed(count: int) -> None:
+    reads = [Read(list(range(n, 60, count)), 2) for n in range(count)]
+    pages = merged_pages([read() for read in reads], key, 2)
+    assert [d["k"] for d in await anext(pages)] == [0, 1]
+    await pages.aclose()
+    assert all(read.closed for read in reads)
+
+
 async def test_one_read_passes_through_and_empty_reads_give_nothing() -> None:
     alone = Read([1, 2, 3, 4, 5], 2)
     assert await collect([alone], 1000) == [[1, 2], [3, 4], [5]]  # its own pages, as they come
