@@ -342,9 +342,9 @@ class LocalStore:
         shared where the file system can, else a file of a MiB or more written past the page cache
         and hashed on the way; otherwise a kernel copy read back and hashed); returns its hex
         SHA-256, also recorded with the file. Blocking (a thread's work): what ingesting a file the
-        server reads does. Not synced to disk, as an
-        uploaded file is not: a sync per file took most of an ingest's time, and the database the
-        asset is recorded in does not sync each commit either (README, "Two commands").
+        server reads does. Not synced to disk, as an uploaded file is not: a sync per file took most
+        of an ingest's time, and the database the asset is recorded in does not sync each commit
+        either (README, "Two commands").
 
         `expect`: the source as it was found (and judged) before. SourceChanged if what was opened
         is another file (a part of its path swapped for a link since: the caller's checks held for
