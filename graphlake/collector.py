@@ -10,19 +10,24 @@ Two standard measures (the approach of CPython's `gc.freeze` documentation and o
 services):
 - `gc.freeze()` once the app is built: the code, the schema and the settings live as long as the
   process, so no collection needs to walk them again.
-- A young-generation threshold of 20,000 allocations instead of 700: most of a request's objects
+- A young-generation threshold of 100,000 allocations instead of 700: most of a request's objects
   are freed (by reference counting) before a collection sees them, so far fewer reach the old
   generation and full collections become rare. Collections do not stop: reference cycles are
   still freed, a little later.
-Same load: the collector's share fell from 45% to about 20% of the CPU, requests per second rose
-from 6 to 8, and /healthz p99 fell from about 430 ms to about 190 ms (README, Performance).
+Same load, at 20,000: the collector's share fell from 45% to about 20% of the CPU, requests per
+second rose from 6 to 8, and /healthz p99 fell from about 430 ms to about 190 ms (README,
+Performance). Then 100,000: a page of a COCO version (100 datums, 1,000 records) keeps what it
+builds until it is answered, and at 20,000 each page met about one young collection (129 in 140
+pages, and 11 middle ones), which walked and promoted all of it; at 100,000 none did. Serving the
+version's 20 pages took the server 1.70 s of CPU against 1.91 s, and bench/health.py's p99 did
+not move (docs/performance-history.md, session 42).
 """
 
 from __future__ import annotations
 
 import gc
 
-YOUNG_THRESHOLD = 20_000
+YOUNG_THRESHOLD = 100_000
 
 
 def tune_for_serving() -> None:

@@ -111,6 +111,11 @@ VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: In
   }}
 }}"""
 
+# Where each page of a version's datums starts (graphlake_client/version_reading.py).
+VERSION_DATUM_CURSORS = """query ($id: ID!, $first: Int!, $after: String) {
+  datasetVersion(id: $id) { datums(first: $first, after: $after) { edges { cursor } pageInfo { hasNextPage endCursor } } }
+}"""
+
 # --- bundles between lakes (bundle_export.py, bundle_import.py); they store assets with the verbs' operations above
 BUNDLE_VERSION = """query ($id: ID, $dataset: String, $version: String) {
   datasetVersion(id: $id, dataset: $dataset, version: $version) {

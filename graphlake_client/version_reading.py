@@ -8,7 +8,7 @@ Kept apart from coco_export.py so an exporter that needs no pycocotools does not
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 DATUMS_PER_PAGE = 100
 RECORDS_PER_PAGE = 500  # of one datum, in the same request
+PAGES_AT_ONCE = 2  # pages of datums asked for at a time (version_datums says why)
+CURSORS_PER_READ = 500  # the most a connection gives at a time
 
 
 async def find_version(lake: Client, version: str) -> dict[str, Any]:
@@ -121,20 +123,25 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
                          ) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(datum, its records) for every datum of the version, reading on a datum's records when they
     fill more than one nested page. `query` takes VERSION_DATUMS's variables and paths, with other
-    fields (the bundle exporter asks for every role and every record field). The next page is asked
-    for as soon as a page arrives, so the server reads it while this one is used: a page is mostly
-    the database's time (its members, their records and assets), which then overlaps the caller's."""
+    fields (the bundle exporter asks for every role and every record field).
+
+    The version's datum cursors come first (a light read, CURSORS_PER_READ at a time), so the pages
+    can be asked for PAGES_AT_ONCE at a time: a page is mostly the server's CPU and the database's
+    time, and the server answers one page while it waits on the database for the other (a COCO
+    version of 2,000 images: 3.02 s of pages one ahead against 2.75 s two at a time). A version
+    never changes, so its cursors hold for the whole read."""
+    starts = await _page_starts(lake, version_id, datums_per_page)
+
     def ask(after: str | None) -> asyncio.Future[dict[str, Any]]:
         return asyncio.ensure_future(lake.execute(query, {"id": version_id, "first": datums_per_page, "after": after,
                                                           "records": records_per_page}))
 
-    after: str | None = None
-    pending: asyncio.Future[dict[str, Any]] | None = ask(after)
+    pending = deque(ask(after) for after in starts[:PAGES_AT_ONCE])
     try:
-        while pending is not None:
-            datums = (await pending)["datasetVersion"]["datums"]
-            previous, after = after, datums["pageInfo"]["endCursor"]
-            pending = ask(after) if datums["pageInfo"]["hasNextPage"] else None
+        for n, previous in enumerate(starts):
+            datums = (await pending.popleft())["datasetVersion"]["datums"]
+            if n + PAGES_AT_ONCE < len(starts):
+                pending.append(ask(starts[n + PAGES_AT_ONCE]))
             for edge in datums["edges"]:
                 datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
                 more = edge["node"]["annotations"]["pageInfo"]
@@ -146,6 +153,26 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
                     more = annotations["pageInfo"]
                 previous = edge["cursor"]
                 yield datum, records
-    finally:  # the caller stopped early: the page read ahead is not wanted
-        if pending is not None and not pending.cancel():
-            pending.exception()  # it ended already: its error, if any, is this one's to drop
+    finally:  # the caller stopped early, or a page failed: the pages read ahead are not wanted
+        for page in pending:
+            if not page.cancel():
+                page.exception()  # it ended already: its error, if any, is this one's to drop
+
+
+async def _page_starts(lake: Client, version_id: str, datums_per_page: int) -> list[str | None]:
+    """The cursor each page of `datums_per_page` datums starts after (None: the first page's)."""
+    starts: list[str | None] = [None]
+    after, seen = None, 0
+    while True:
+        datums = (await lake.execute(ops.VERSION_DATUM_CURSORS, {"id": version_id, "first": CURSORS_PER_READ,
+                                                                  "after": after}))["datasetVersion"]["datums"]
+        for edge in datums["edges"]:
+            seen += 1
+            if seen % datums_per_page == 0:
+                starts.append(edge["cursor"])
+        if not datums["pageInfo"]["hasNextPage"]:
+            break
+        after = datums["pageInfo"]["endCursor"]
+    if len(starts) > 1 and seen % datums_per_page == 0:
+        starts.pop()  # the last datum's cursor: no page starts after it
+    return starts

@@ -17,6 +17,15 @@ Speedups that reach past the public API (each module says why it must):
   `python_name`), and reads whether an extension wraps every resolver from the execution
   context's `middleware_manager`.
 
+- `direct_calls.py` calls plain resolvers directly and tells a union's members by their class: it
+  replaces graphql-core fields' `resolve` and unions' `resolve_type`, recognises Strawberry's sync
+  wrapper by its name (`_resolver`), reads a resolver's `wrapped_func` and reserved parameters
+  (`self_parameter`, `info_parameter`, `root_parameter`, `parent_parameter`), each argument's type
+  (`StrawberryOptional`, `StrawberryMaybe`) and GraphQL name (the config's `name_converter`), makes the
+  `Info` Strawberry would (the config's `info_class(_raw_info=..., _field=...)`), finds each type's
+  definition in its extensions (`strawberry_definition`) and leaves cast objects
+  (`get_strawberry_type_cast`) to Strawberry.
+
 `variable_coercion.py` coerces variables along a plan made once per input type: it replaces the
 `coerce_input_value` and `input_is_nested_too_deeply` that graphql-core's private `execution.values`
 module calls for each variable (`replace_variable_coercion`), answers `Undefined` where graphql-core
@@ -92,15 +101,42 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.arguments import InputContext
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
+from strawberry.types.base import StrawberryMaybe, StrawberryOptional
+from strawberry.types.cast import get_strawberry_type_cast
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
 
-__all__ = ["MAX_NESTING_DEPTH", "AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler",
-           "CannotGetOperationTypeError", "ExecutionContext", "Executor", "HTTPException", "InputContext",
-           "InvalidOperationTypeError", "MissingQueryError", "SSETransport", "StrawberryGraphQLCoreExecutionContext",
-           "ValidationAbortedError", "ValuesOfCorrectTypeRule", "graphql_schema", "graphql_variable_coercion",
-           "is_leaf_type", "provided_operation_name", "replace_variable_coercion", "set_merge_budget",
-           "spent_merge_budget", "strawberry_field", "token_limit_exceeded"]
+__all__ = [
+    "MAX_NESTING_DEPTH",
+    "AsyncHTTPRequestAdapter",
+    "BaseGraphQLTransportWSHandler",
+    "BaseGraphQLWSHandler",
+    "CannotGetOperationTypeError",
+    "ExecutionContext",
+    "Executor",
+    "HTTPException",
+    "InputContext",
+    "InvalidOperationTypeError",
+    "MissingQueryError",
+    "SSETransport",
+    "StrawberryField",
+    "StrawberryGraphQLCoreExecutionContext",
+    "StrawberryMaybe",
+    "StrawberryOptional",
+    "ValidationAbortedError",
+    "ValuesOfCorrectTypeRule",
+    "get_strawberry_type_cast",
+    "graphql_schema",
+    "graphql_variable_coercion",
+    "is_leaf_type",
+    "provided_operation_name",
+    "replace_variable_coercion",
+    "set_merge_budget",
+    "spent_merge_budget",
+    "strawberry_definition",
+    "strawberry_field",
+    "token_limit_exceeded",
+]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
@@ -132,6 +168,12 @@ def strawberry_field(field: GraphQLField) -> StrawberryField | None:
     """The Strawberry field a graphql-core field was made from (None for graphql-core's own, such as
     `__typename`): Strawberry keeps it in the field's extensions."""
     return field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+
+
+def strawberry_definition(graphql_type: Any) -> Any:
+    """The Strawberry type definition a graphql-core type was made from (None for graphql-core's
+    own): Strawberry keeps it in the type's extensions, as it does a field's."""
+    return getattr(graphql_type, "extensions", {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
 
 
 def provided_operation_name(context: ExecutionContext) -> str | None:

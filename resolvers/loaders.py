@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from services.metrics import Metrics
 
 D = TypeVar("D", bound=Document)
+K = TypeVar("K")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,15 @@ async def _child_pages(model: type[D], grouped: dict[ObjectId, list[dict]], pare
             for p, page in zip(parent_ids, pages, strict=True)]
 
 
+class ByIdLoader(DataLoader[K, T]):
+    """A loader of documents by id, which also keeps each one's GraphQL object once one is made, with
+    the answer it was made from (resolvers/lookahead.node_now_or_later)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.nodes: dict[K, tuple[Any, Any]] = {}
+
+
 def _measured(load_fn: Any, batch_size: Any) -> Any:
     async def load(keys: Sequence[Any]) -> Any:
         batch_size.observe(len(keys))
@@ -121,27 +132,33 @@ def _measured(load_fn: Any, batch_size: Any) -> Any:
 class Loaders:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._loaders: dict[bytes, DataLoader] = {}
+        self._by_id: dict[type, ByIdLoader] = {}  # by_id's, by class: asked once per item of a page
         self._metrics = metrics
 
-    def _get(self, key: bytes, load_fn: Any, label: str) -> DataLoader:
+    def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader) -> DataLoader:
         """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
         its batch sizes in the metrics."""
         loader = self._loaders.get(key)
         if loader is None:
             if self._metrics is not None:
                 load_fn = _measured(load_fn, self._metrics.loader_batch.labels(label))
-            loader = self._loaders[key] = DataLoader(load_fn=load_fn)
+            loader = self._loaders[key] = kind(load_fn=load_fn)
         return loader
 
-    def by_id(self, model: type[D]) -> DataLoader[ObjectId, D | None]:
+    def by_id(self, model: type[D]) -> ByIdLoader[ObjectId, D | None]:
         """Documents of `model` by `_id` (None where missing)."""
+        loader = self._by_id.get(model)
+        if loader is not None:
+            return loader
 
         async def load(ids: Sequence[ObjectId]) -> list[D | None]:
             raw = await model.get_pymongo_collection().find({"_id": {"$in": list(ids)}}).to_list()
             found = {doc.id: doc for doc in await validate_all(lean(model), raw)}
             return [found.get(i) for i in ids]
 
-        return self._get(_cache_key("by_id", model.__name__), load, f"by_id:{model.__name__}")
+        loader = self._by_id[model] = self._get(_cache_key("by_id", model.__name__), load, f"by_id:{model.__name__}",
+                                                ByIdLoader)
+        return loader
 
     def known(self, docs: Sequence[Document]) -> None:
         """Documents this request just wrote: fields that load them by id need not read them back.

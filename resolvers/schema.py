@@ -15,7 +15,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from resolvers import variable_coercion
+from resolvers import direct_calls, variable_coercion
 from resolvers.annotations.mutations import AnnotationMutations
 from resolvers.annotations.queries import AnnotationQueries
 from resolvers.assets.mutations import AssetMutations
@@ -120,6 +120,7 @@ class GraphlakeSchema(strawberry.Schema):
             definition = getattr(graphql_type, "extensions", {}).get("strawberry-definition")
             if isinstance(graphql_type, GraphQLInputObjectType) and getattr(definition, "is_one_of", False):
                 graphql_type.is_one_of = True
+        direct_calls.install(self._schema, self.config, self.schema_converter.scalar_registry)
 
     def create_extensions_runner(self, execution_context: ExecutionContext,
                                  extensions: list[SchemaExtension]) -> KeptHooksRunner:

@@ -69,6 +69,10 @@ class ObjectStore(Protocol):
                        expires_in: int) -> SignedRequest: ...
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
                        bucket: str | None = None) -> str: ...
+    def sign_get_now(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
+                     bucket: str | None = None) -> str | None:
+        """sign_get's URL when the store makes it without waiting on anything, else None. A page of a
+        version's images signs a URL per image: an awaitable each cost the server more than the signing."""
 
     async def start_multipart(self, key: str, *, content_type: str) -> str: ...
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,

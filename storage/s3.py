@@ -190,6 +190,10 @@ class S3Store:
         return await self._presign(key if bucket else self.object_key(key), method="GET", expires_in=expires_in,
                                    bucket=bucket, params=params)
 
+    def sign_get_now(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
+                     bucket: str | None = None) -> None:
+        return None  # the credentials may need refreshing first (an instance role's, say)
+
     # --- multipart
     async def start_multipart(self, key: str, *, content_type: str) -> str:
         answer = await self.client.create_multipart_upload(Bucket=self.bucket, Key=self.object_key(key),

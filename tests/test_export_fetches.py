@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from documents.roles import Role
-from graphlake_client import Client, ResumeState
+from graphlake_client import Client, ResumeState, version_reading
+from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.version_reading import version_datums
 from tests.conftest import MakeToken, Served
@@ -74,23 +75,25 @@ async def test_a_failed_download_fails_the_export_and_stops_the_rest(served: Ser
     assert calls >= 1
 
 
-async def test_the_next_page_is_asked_for_while_one_is_used_and_dropped_when_the_reader_stops(
+async def test_the_next_pages_are_asked_for_while_one_is_used_and_dropped_when_the_reader_stops(
         served: Served, make_token: MakeToken, tmp_path: Path) -> None:
     version = await imported(served, await make_token(Role.CONTRIBUTOR), tmp_path)
     async with Client(served.base_url, await make_token(Role.VIEWER)) as reader:
-        execute, asked = reader.execute, 0
+        execute, asked = reader.execute, []
 
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            nonlocal asked
-            asked += 1
-            return await execute(*args, **kwargs)
+        async def counted(query: str, variables: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            asked.append((query == ops.VERSION_DATUM_CURSORS, variables.get("after")))
+            return await execute(query, variables, *args, **kwargs)
 
         reader.execute = counted  # type: ignore[method-assign]
         pages = version_datums(reader, version, datums_per_page=1)
         first = await anext(pages)
         await asyncio.sleep(0)  # the read ahead starts
-        assert first[0]["asset"] is not None and asked == 2  # this page, and the next one already asked for
-        await pages.aclose()  # the reader stops: the page read ahead is dropped, nothing left running
+        assert first[0]["asset"] is not None and version_reading.PAGES_AT_ONCE == 2
+        # The cursors (one read), then the first two pages at once, and the third as soon as the first came.
+        assert [cursors for cursors, _ in asked] == [True, False, False, False]
+        assert asked[1][1] is None and len({after for _, after in asked[1:]}) == 3
+        await pages.aclose()  # the reader stops: the pages read ahead are dropped, nothing left running
         await wait_for(lambda: not [t for t in asyncio.all_tasks() if not t.done() and "counted" in repr(t.get_coro())],
                        what="the page read ahead to be dropped")
         assert len([pair async for pair in version_datums(reader, version, datums_per_page=1)]) == 3

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from strawberry.dataloader import DataLoader
 
-from resolvers.lookahead import now_or_later
+from resolvers.loaders import ByIdLoader
+from resolvers.lookahead import node_now_or_later, now_or_later
 from resolvers.loop_slices import SlicedExecutor
 from services.node_ids import NodeType, encode_id
 from tests import factories
@@ -111,6 +112,27 @@ async def test_now_or_later_gives_a_loaded_answer_at_once_and_asks_for_others_on
     assert await later == 11 and asked == [[1]]
     assert now_or_later(loader, 1, lambda n: n + 1) == 11  # loaded: a plain value
     assert asked == [[1]]
+
+
+async def test_a_node_is_converted_once_per_request_however_many_items_name_it() -> None:
+    """A page of 1,000 records names its one set 1,000 times: one object serves them all."""
+    async def load(keys: list[int]) -> list[int]:
+        return [key * 10 for key in keys]
+
+    made: list[int] = []
+
+    def convert(n: int) -> dict[str, int]:
+        made.append(n)
+        return {"n": n}
+
+    loader = ByIdLoader(load_fn=load)
+    later = node_now_or_later(loader, 1, convert)
+    assert asyncio.iscoroutine(later) and await later == {"n": 10}
+    first = node_now_or_later(loader, 1, convert)
+    assert first == {"n": 10} and all(node_now_or_later(loader, 1, convert) is first for _ in range(3))
+    assert made == [10, 10]  # the awaited one, then one for every item that found it loaded
+    loader.prime(1, 7, force=True)  # a document written since: its new state, converted anew
+    assert node_now_or_later(loader, 1, convert) == {"n": 7} and made == [10, 10, 7]
 
 
 MASKS = """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,13 +18,17 @@ import httpx
 import pytest
 from bson import ObjectId
 
+from documents.asset import Asset, StorageRef
 from documents.clock import utcnow
+from documents.common import AssetKind, AssetStatus
 from documents.upload import UploadSession
 from graphlake.settings import Settings
 from graphlake_client.direct import direct_temp_path
 from resolvers.context import AppState
 from services.assets import delete_asset
+from services.errors import BadUserInput
 from services.uploads import completion, finishing
+from services.uploads.downloads import download_url, download_url_now_or_later
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
 from storage.local import PUT_TEMP_PREFIX, UnsafeKey
@@ -538,6 +543,26 @@ async def test_a_signed_get_never_follows_a_link_out_of_the_mount(state: AppStat
     finally:
         link.unlink()
         link.parent.rmdir()
+
+
+async def test_a_local_mount_signs_a_download_url_at_once_and_an_s3_mount_when_awaited(state: AppState) -> None:
+    """A page of a version's images asks for hundreds of URLs: a local mount's come without an
+    awaitable each (services/uploads/downloads.py); an S3 mount's credentials may need refreshing first."""
+    def asset(mount: str, key: str) -> Asset:
+        return Asset(kind=AssetKind.FILE, status=AssetStatus.ACTIVE, name="a b.png", media_type="image/png",
+                     storage=StorageRef(mount=mount, key=key, uri=state.stores[mount].uri(key)))
+
+    local = download_url_now_or_later(asset("local", "ab/cd/x.png"), state.stores, 60, 3600)
+    assert isinstance(local, str)
+    url = httpx.URL(local)
+    mount, key = url.path.removeprefix("/blobs/").split("/", 1)
+    assert (mount, key) == ("local", "ab/cd/x.png")
+    assert state.stores["local"].signer.verify("GET", mount, key, dict(url.params))["name"] == "a b.png"
+    lab = download_url_now_or_later(asset("lab", "ab/cd/x.png"), state.stores, 60, 3600)
+    assert inspect.isawaitable(lab)
+    assert "X-Amz-Signature=" in await lab and await download_url(asset("lab", "k"), state.stores, 60, 3600)
+    with pytest.raises(BadUserInput):  # checked before anything is signed, on both paths
+        download_url_now_or_later(asset("local", "k"), state.stores, 0, 3600)
 
 
 @contextlib.asynccontextmanager

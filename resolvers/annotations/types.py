@@ -16,7 +16,7 @@ from documents.dataset import Datum as DatumDocument
 from resolvers.assets.types import Asset
 from resolvers.context import Context, Info
 from resolvers.enums import described_enum
-from resolvers.lookahead import now_or_later, selected
+from resolvers.lookahead import node_now_or_later, selected
 from resolvers.pagination import child_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
@@ -182,7 +182,7 @@ class Mask:
 
     @strawberry.field(description="The image asset holding the mask.")
     def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
-        return now_or_later(info.context.loaders.by_id(AssetDocument), self.asset_id, Asset.from_document)
+        return node_now_or_later(info.context.loaders.by_id(AssetDocument), self.asset_id, Asset.from_document)
 
 
 Geometry = Annotated[BBox | RotatedBBox | Polygon | Polyline | Keypoints | Mask, strawberry.union(
@@ -230,11 +230,11 @@ class AnnotationRecord(Node):
 
     @strawberry.field(description="The set it belongs to.")
     def set(self, info: Info) -> AnnotationSet:  # or an awaitable of it (resolvers/lookahead.py)
-        return now_or_later(info.context.loaders.by_id(docs.AnnotationSet), self.doc.set_id, AnnotationSet.from_document)
+        return node_now_or_later(info.context.loaders.by_id(docs.AnnotationSet), self.doc.set_id, AnnotationSet.from_document)
 
     @strawberry.field(description="The asset it annotates.")
     def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
-        return now_or_later(info.context.loaders.by_id(AssetDocument), self.doc.asset_id, Asset.from_document)
+        return node_now_or_later(info.context.loaders.by_id(AssetDocument), self.doc.asset_id, Asset.from_document)
 
     @strawberry.field(description="The record this one corrected (supersedeAnnotation), if any.")
     async def supersedes(self, info: Info) -> AnnotationRecord | None:

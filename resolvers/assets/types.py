@@ -113,16 +113,17 @@ class Asset(Node):
     @strawberry.field(description=(
         "A signed, short-lived URL to GET the bytes (FILE and EXTERNAL assets), keeping the file name; null for "
         "VALUE and TEXT assets and for assets with no stored bytes (PENDING, FAILED, DELETED)."))
-    async def download_url(
+    def download_url(
         self, info: Info,
         expires_in_seconds: Annotated[int, strawberry.argument(description=(
             "How long the URL stays valid, in seconds: 1 up to GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS (7 days by "
             "default). Default 900 (15 minutes)."))] = 900,
-    ) -> str | None:
-        from services.uploads.downloads import download_url
+    ) -> str | None:  # or an awaitable of it: a local mount's URL comes at once
+        from services.uploads.downloads import download_url_now_or_later
 
         settings = info.context.settings
-        return await download_url(self.doc, info.context.stores, expires_in_seconds, settings.max_download_url_seconds)
+        return download_url_now_or_later(self.doc, info.context.stores, expires_in_seconds,
+                                         settings.max_download_url_seconds)
 
     @strawberry.field(description=(
         "A signed URL (valid for an hour or more) of a WebP thumbnail at most `size` pixels a side, made once by the "

@@ -18,7 +18,7 @@ from documents.dataset import VersionMember, VersionRecord
 from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Context, Info
-from resolvers.lookahead import first_page_size, node_selections, now_or_later, selected
+from resolvers.lookahead import first_page_size, node_now_or_later, node_selections, selected
 from resolvers.pagination import child_connection_now_or_later, first_children
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
@@ -38,7 +38,7 @@ class DatumRole:
 
     @strawberry.field(description="The asset playing the role (shown DELETED if a forced delete took it).")
     def asset(self, info: Info) -> Asset:  # or an awaitable of it (resolvers/lookahead.py)
-        return now_or_later(info.context.loaders.by_id(AssetDocument), self.asset_id, Asset.from_document)
+        return node_now_or_later(info.context.loaders.by_id(AssetDocument), self.asset_id, Asset.from_document)
 
 
 @strawberry.type(description="One example: assets by role, a split, metadata, and the annotations on it. Reached "
@@ -62,7 +62,7 @@ class Datum(Node):
         ref = next((r for r in self.doc.roles if r.role == role), None)
         if ref is None:
             return None
-        return now_or_later(info.context.loaders.by_id(AssetDocument), ref.asset_id, Asset.from_document)
+        return node_now_or_later(info.context.loaders.by_id(AssetDocument), ref.asset_id, Asset.from_document)
 
     @strawberry.field(description="A JSON object describing the datum ({} if none was given).")
     def metadata(self) -> JSON:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from urllib.parse import urlparse
 
 from documents.asset import Asset
@@ -12,6 +13,15 @@ from storage import ObjectStore
 
 async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in: int, max_seconds: int) -> str | None:
     """A signed GET for a FILE or EXTERNAL asset's bytes, keeping its name; null for other kinds."""
+    url = download_url_now_or_later(asset, stores, expires_in, max_seconds)
+    return url if url is None or isinstance(url, str) else await url
+
+
+def download_url_now_or_later(asset: Asset, stores: dict[str, ObjectStore], expires_in: int,
+                              max_seconds: int) -> str | Awaitable[str] | None:
+    """download_url's answer, at once where the store signs without waiting (a local mount), else an
+    awaitable of it: a page of a version's images asks for hundreds, and a resolver that awaits
+    each costs the server several times the signing (resolvers/lookahead.py says why)."""
     if asset.storage is None or asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
         return None
     if not 1 <= expires_in <= max_seconds:
@@ -24,5 +34,9 @@ async def download_url(asset: Asset, stores: dict[str, ObjectStore], expires_in:
     bucket = None
     if asset.storage.external:
         bucket = urlparse(asset.storage.uri).netloc
-    return await store.sign_get(asset.storage.key, filename=asset.name, content_type=asset.media_type,
-                                expires_in=expires_in, bucket=bucket)
+    now = store.sign_get_now(asset.storage.key, filename=asset.name, content_type=asset.media_type,
+                             expires_in=expires_in, bucket=bucket)
+    if now is not None:
+        return now
+    return store.sign_get(asset.storage.key, filename=asset.name, content_type=asset.media_type,
+                          expires_in=expires_in, bucket=bucket)

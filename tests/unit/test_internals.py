@@ -246,3 +246,35 @@ def test_graphql_core_still_coerces_each_variable_through_the_two_names_graphlak
     variable_coercion.install()
     assert values.coerce_input_value is variable_coercion.coerce_input_value
     assert values.input_is_nested_too_deeply is variable_coercion.input_is_nested_too_deeply
+
+
+@strawberry.type
+class ResolverProbe:
+    @strawberry.field
+    def shout(self, info: strawberry.Info, times: int | None = 1) -> str:
+        return "x"
+
+
+@strawberry.type
+class ProbeQuery:
+    probe: ResolverProbe
+
+
+def test_what_direct_calls_reads_of_a_resolver_is_still_there() -> None:
+    """resolvers/direct_calls.py calls a plain resolver as Strawberry would: it reads the resolver's
+    function and reserved parameters, tells Strawberry's sync unhandled path by its name, and finds
+    each type's and each argument's definition where Strawberry keeps them."""
+    schema = strawberry.Schema(query=ProbeQuery)
+    graphql_type = internals.graphql_schema(schema).type_map["ResolverProbe"]
+    assert internals.strawberry_definition(graphql_type).origin is ResolverProbe, "Strawberry no longer keeps a type's definition"
+    field = graphql_type.fields["shout"]
+    assert field.resolve.__name__ == "_resolver", "Strawberry renamed its sync resolver wrapper"
+    resolver = internals.strawberry_field(field).base_resolver
+    for name in ("wrapped_func", "self_parameter", "info_parameter", "root_parameter", "parent_parameter", "is_async"):
+        assert hasattr(resolver, name), f"StrawberryResolver lost `{name}`"
+    assert resolver.info_parameter.name == "info" and resolver.self_parameter is not None
+    argument = internals.strawberry_field(field).arguments[0]
+    assert isinstance(argument.type, internals.StrawberryOptional) and argument.python_name == "times"
+    assert issubclass(internals.StrawberryMaybe, internals.StrawberryOptional)
+    assert schema.config.name_converter.from_argument(argument) == "times" and hasattr(schema.config, "info_class")
+    assert internals.get_strawberry_type_cast(ResolverProbe()) is None
