@@ -207,8 +207,9 @@ class GraphQLView(GraphQL[Context, None]):
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET with a persisted query's hash and no `query` is an API call (Apollo Client sends it so),
-        # even from a client whose Accept holds */*.
-        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+        # even from a client whose Accept holds */*. Strawberry's check first: it stops at a POST, whose
+        # query string would otherwise be parsed on every API call for nothing.
+        return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

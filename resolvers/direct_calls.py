@@ -13,8 +13,9 @@ of CPU, of which `set { id }` took 0.37 s and the geometry 0.34 s.
 `install` replaces, once when the schema is built:
 - the resolve function of every field whose resolver is a plain `def` taking the object, the info,
   and arguments of scalar or enum types (no field extension, no permission class, no exception
-  handler: then Strawberry's own wrapping does nothing but call it) with a direct call of the
-  method, with the same `Info` and the same argument values Strawberry would pass;
+  handler that could turn its errors into values, no StrawberryField of its own kind: then
+  Strawberry's own wrapping does nothing but call it) with a direct call of the method, with the
+  same `Info` and the same argument values Strawberry would pass;
 - the type resolver of every union of plain object types with a lookup of the object's own class,
   falling back to Strawberry's for anything else (a subclass, a `strawberry.cast`).
 
@@ -27,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, GraphQLUnionType
+import strawberry
+from graphql import GraphQLField, GraphQLObjectType, GraphQLUnionType
 from strawberry.relay import GlobalID
 from strawberry.schema.config import StrawberryConfig
 
@@ -35,32 +37,37 @@ from resolvers.internals import (
     StrawberryField,
     StrawberryMaybe,
     StrawberryOptional,
+    field_exception_handlers,
     get_strawberry_type_cast,
+    graphql_schema,
     is_leaf_type,
     strawberry_definition,
     strawberry_field,
 )
 
 
-def install(schema: GraphQLSchema, config: StrawberryConfig, scalar_registry: Mapping[object, Any]) -> None:
+def install(schema: strawberry.Schema) -> None:
     """Direct resolver calls and union lookups for `schema` (see the module docstring)."""
-    for graphql_type in schema.type_map.values():
+    config, scalar_registry = schema.config, schema.schema_converter.scalar_registry
+    for graphql_type in graphql_schema(schema).type_map.values():
         if isinstance(graphql_type, GraphQLObjectType) and not graphql_type.name.startswith("__"):
             for field in graphql_type.fields.values():
-                direct = _direct_resolver(field, config, scalar_registry)
+                direct = _direct_resolver(schema, field, config, scalar_registry)
                 if direct is not None:
                     field.resolve = direct
         elif isinstance(graphql_type, GraphQLUnionType):
             graphql_type.resolve_type = _union_lookup(graphql_type)
 
 
-def _direct_resolver(field: GraphQLField, config: StrawberryConfig,
+def _direct_resolver(schema: strawberry.Schema, field: GraphQLField, config: StrawberryConfig,
                      scalar_registry: Mapping[object, Any]) -> Callable[..., Any] | None:
     definition = strawberry_field(field)
     resolver = definition.base_resolver if definition is not None else None
     if (resolver is None or resolver.is_async or definition.extensions
             or resolver.root_parameter is not None or resolver.parent_parameter is not None
-            or getattr(field.resolve, "__name__", None) != "_resolver"):  # Strawberry's sync, unhandled path
+            or getattr(field.resolve, "__name__", None) != "_resolver"  # not Strawberry's sync wrapper
+            or type(definition).get_result is not StrawberryField.get_result  # a field that resolves its own way
+            or field_exception_handlers(schema, definition)):  # its errors may become values of its type
         return None
     names = _plain_arguments(definition, config, scalar_registry)
     if names is None:

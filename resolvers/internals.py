@@ -18,12 +18,12 @@ Speedups that reach past the public API (each module says why it must):
   context's `middleware_manager`.
 
 - `direct_calls.py` calls plain resolvers directly and tells a union's members by their class: it
-  replaces graphql-core fields' `resolve` and unions' `resolve_type`, recognises Strawberry's sync
-  wrapper by its name (`_resolver`), reads a resolver's `wrapped_func` and reserved parameters
+  replaces graphql-core fields' `resolve` and unions' `resolve_type`, reads a resolver's `wrapped_func` and reserved parameters
   (`self_parameter`, `info_parameter`, `root_parameter`, `parent_parameter`), each argument's type
   (`StrawberryOptional`, `StrawberryMaybe`) and GraphQL name (the config's `name_converter`), makes the
-  `Info` Strawberry would (the config's `info_class(_raw_info=..., _field=...)`), finds each type's
-  definition in its extensions (`strawberry_definition`) and leaves cast objects
+  `Info` Strawberry would (the config's `info_class(_raw_info=..., _field=...)`), asks Strawberry's
+  converter which exception handlers apply to a field (`field_exception_handlers`), finds each
+  type's definition in its extensions (`strawberry_definition`) and leaves cast objects
   (`get_strawberry_type_cast`) to Strawberry.
 
 `variable_coercion.py` coerces variables along a plan made once per input type: it replaces the
@@ -106,37 +106,14 @@ from strawberry.types.cast import get_strawberry_type_cast
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
 
-__all__ = [
-    "MAX_NESTING_DEPTH",
-    "AsyncHTTPRequestAdapter",
-    "BaseGraphQLTransportWSHandler",
-    "BaseGraphQLWSHandler",
-    "CannotGetOperationTypeError",
-    "ExecutionContext",
-    "Executor",
-    "HTTPException",
-    "InputContext",
-    "InvalidOperationTypeError",
-    "MissingQueryError",
-    "SSETransport",
-    "StrawberryField",
-    "StrawberryGraphQLCoreExecutionContext",
-    "StrawberryMaybe",
-    "StrawberryOptional",
-    "ValidationAbortedError",
-    "ValuesOfCorrectTypeRule",
-    "get_strawberry_type_cast",
-    "graphql_schema",
-    "graphql_variable_coercion",
-    "is_leaf_type",
-    "provided_operation_name",
-    "replace_variable_coercion",
-    "set_merge_budget",
-    "spent_merge_budget",
-    "strawberry_definition",
-    "strawberry_field",
-    "token_limit_exceeded",
-]
+__all__ = ["MAX_NESTING_DEPTH", "AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler",
+           "CannotGetOperationTypeError", "ExecutionContext", "Executor", "HTTPException", "InputContext",
+           "InvalidOperationTypeError", "MissingQueryError", "SSETransport", "StrawberryField",
+           "StrawberryGraphQLCoreExecutionContext", "StrawberryMaybe", "StrawberryOptional", "ValidationAbortedError",
+           "ValuesOfCorrectTypeRule", "field_exception_handlers", "get_strawberry_type_cast", "graphql_schema",
+           "graphql_variable_coercion", "is_leaf_type", "provided_operation_name", "replace_variable_coercion",
+           "set_merge_budget", "spent_merge_budget", "strawberry_definition", "strawberry_field",
+           "token_limit_exceeded"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
@@ -174,6 +151,12 @@ def strawberry_definition(graphql_type: Any) -> Any:
     """The Strawberry type definition a graphql-core type was made from (None for graphql-core's
     own): Strawberry keeps it in the type's extensions, as it does a field's."""
     return getattr(graphql_type, "extensions", {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+
+
+def field_exception_handlers(schema: Any, field: StrawberryField) -> tuple[Any, ...]:
+    """The schema's exception handlers that may turn the field's errors into values (its private
+    converter's `_get_field_exception_handlers`, worked out once per field)."""
+    return schema.schema_converter._get_field_exception_handlers(field)
 
 
 def provided_operation_name(context: ExecutionContext) -> str | None:

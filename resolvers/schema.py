@@ -120,7 +120,7 @@ class GraphlakeSchema(strawberry.Schema):
             definition = getattr(graphql_type, "extensions", {}).get("strawberry-definition")
             if isinstance(graphql_type, GraphQLInputObjectType) and getattr(definition, "is_one_of", False):
                 graphql_type.is_one_of = True
-        direct_calls.install(self._schema, self.config, self.schema_converter.scalar_registry)
+        direct_calls.install(self)
 
     def create_extensions_runner(self, execution_context: ExecutionContext,
                                  extensions: list[SchemaExtension]) -> KeptHooksRunner:

@@ -133,6 +133,9 @@ async def test_a_node_is_converted_once_per_request_however_many_items_name_it()
     assert made == [10, 10]  # the awaited one, then one for every item that found it loaded
     loader.prime(1, 7, force=True)  # a document written since: its new state, converted anew
     assert node_now_or_later(loader, 1, convert) == {"n": 7} and made == [10, 10, 7]
+    loader.clear(1)  # forgotten: asked for again, not answered from the object made before
+    again = node_now_or_later(loader, 1, convert)
+    assert asyncio.iscoroutine(again) and await again == {"n": 10} and made == [10, 10, 7, 10]
 
 
 MASKS = """

@@ -34,6 +34,25 @@ class Nobody(BasePermission):
         return False
 
 
+class Oops(Exception):
+    """What `risky` raises, and the handler below turns into a value."""
+
+
+@strawberry.type
+class Refusal:
+    reason: str
+
+
+@strawberry.type
+class Fine:
+    value: int
+
+
+class Handled(strawberry.ExceptionHandler[Oops, Refusal]):
+    def handle(self, exception: Oops, *, field: Any, info: Any) -> Refusal:
+        return Refusal(reason=str(exception))
+
+
 @strawberry.type
 class Box:
     width: float
@@ -65,8 +84,12 @@ class Thing:
         return f"{info.context['who']} asked {info.field_name} at {list(info.path.as_list())}"
 
     @strawberry.field
-    def scalars(self, times: int = 1, sep: str | None = None, size: Size = Size.SMALL) -> str:
-        return (sep or "-").join([self.name] * times) + size.value
+    def scalars(self, times: int = 1, sep: str | None = None, size: Size = Size.SMALL, how_loud: int | None = None) -> str:
+        return (sep or "-").join([self.name] * times) + size.value + "!" * (how_loud or 0)
+
+    @strawberry.field
+    def risky(self) -> Annotated[Fine | Refusal, strawberry.union("Outcome")]:
+        raise Oops(f"{self.name} refused")
 
     @strawberry.field
     def failing(self) -> str | None:
@@ -90,7 +113,10 @@ class Thing:
 
     @strawberry.field
     def shapes(self) -> list[Shape | None]:
-        return [Box(width=2.0), Dot(x=1.0), BigBox(width=3.0)]
+        # A Box cast as a Dot: Strawberry's resolution decides it (the lookup leaves casts alone).
+        box = Box(width=4.0)
+        box.x = 5.0  # type: ignore[attr-defined]
+        return [Box(width=2.0), Dot(x=1.0), BigBox(width=3.0), strawberry.cast(Dot, box)]
 
 
 @strawberry.type
@@ -105,16 +131,17 @@ class Query:
         return f"hello {name}"
 
 
-QUERY = """{ things { name plain context scalars two: scalars(times: 2, sep: "+", size: LARGE) nulled: scalars(sep: null)
-              failing later shout(how: {times: 3}) secret shapes { __typename ... on Box { width } ... on Dot { x } } }
+QUERY = """{ things { name plain context scalars two: scalars(times: 2, sep: "+", size: LARGE, howLoud: 2) nulled: scalars(sep: null)
+              failing later shout(how: {times: 3}) secret shapes { __typename ... on Box { width } ... on Dot { x } }
+              risky { __typename ... on Refusal { reason } } }
             hello named: hello(name: "me") }"""
 FAILING_REQUIRED = "{ things { name failingRequired } }"
 
 
 def schema(direct: bool) -> strawberry.Schema:
-    made = strawberry.Schema(query=Query, scalar_overrides=SCALAR_MAP)
+    made = strawberry.Schema(query=Query, scalar_overrides=SCALAR_MAP, exception_handlers=[Handled()])
     if direct:
-        direct_calls.install(graphql_schema(made), made.config, made.schema_converter.scalar_registry)
+        direct_calls.install(made)
     return made
 
 
@@ -125,6 +152,8 @@ def resolved_directly(made: strawberry.Schema) -> set[str]:
 
 
 def test_only_plain_sync_resolvers_with_scalar_arguments_are_called_directly() -> None:
+    """Not an async one, one with an input argument, one with a permission class (a field extension),
+    nor one whose errors an exception handler may turn into a value (`risky`)."""
     assert resolved_directly(schema(True)) == {"Thing.plain", "Thing.context", "Thing.scalars", "Thing.failing",
                                                "Thing.failingRequired", "Thing.shapes", "Query.things", "Query.hello"}
     assert resolved_directly(schema(False)) == set()
@@ -145,9 +174,11 @@ async def test_the_answers_are_the_resolvers_own() -> None:
     result = await schema(True).execute(QUERY, context_value={"who": "tester"})
     first = result.data["things"][0]
     assert first["plain"] == "A" and first["context"] == "tester asked context at ['things', 0, 'context']"
-    assert (first["scalars"], first["two"], first["nulled"]) == ("aSMALL", "a+aLARGE", "aSMALL")
+    assert (first["scalars"], first["two"], first["nulled"]) == ("aSMALL", "a+aLARGE!!", "aSMALL")
+    assert first["risky"] == {"__typename": "Refusal", "reason": "a refused"}  # the handler's, not an error
     assert first["secret"] is None and first["shout"] == "aaa" and first["later"] == "a"
-    assert first["shapes"] == [{"__typename": "Box", "width": 2.0}, {"__typename": "Dot", "x": 1.0}, None]
+    assert first["shapes"][:3] == [{"__typename": "Box", "width": 2.0}, {"__typename": "Dot", "x": 1.0}, None]
+    assert first["shapes"][3] == {"__typename": "Dot", "x": 5.0}  # as cast
     assert (result.data["hello"], result.data["named"]) == ("hello you", "hello me")
     assert first["failing"] is None and {e.message.split(" of ")[0] for e in result.errors} == {
         "no a", "no b", "nobody may", "The type \"<class 'tests.unit.test_direct_calls.BigBox'>\""}
