@@ -11,8 +11,9 @@ per level; the items just do not know their answer is coming.
 So a resolver of a list whose items are known (a version's datums) looks ahead: it reads what the
 operation selects on its items and loads it for all of them at once, level by level, through the
 same per-request loaders and the same loader keys the item resolvers use. Those resolvers are plain
-`def`s that return `now_or_later(loader, key, convert)`: the value itself when the loader has
-it, which graphql-core completes synchronously, or else an awaitable of it.
+`def`s that return `now_or_later(loader, key, convert)` (`node_now_or_later` for an object by id,
+converted once per request): the value itself when the loader has it, which graphql-core completes
+synchronously, or else an awaitable of it.
 
 Nothing relies on a look-ahead being complete or right. A field it does not cover (one with cursors
 or a filter, say), or one it loaded under another key, is loaded by its resolver as before, in the
