@@ -94,6 +94,16 @@ class VersionStatus(str, Enum):
     DELETING = "DELETING"
 
 
+class VersionContentFile(BaseModel):
+    """Where a version's content file is stored (services/version_content.py), with its size and SHA-256."""
+
+    format: str
+    mount: str
+    key: str
+    size_bytes: int
+    sha256: str
+
+
 class DatasetVersion(Document):
     dataset_id: PydanticObjectId
     version: str
@@ -104,6 +114,7 @@ class DatasetVersion(Document):
     datum_count: int = 0
     split_counts: dict[str, int] = Field(default_factory=dict)
     manifest_sha256: str = ""
+    content: VersionContentFile | None = None  # none: built before content files, or its write failed
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
 

@@ -285,7 +285,7 @@ def assets_gc(
     errors.print(f"{'would delete' if dry_run else 'deleted'} {len(assets)} unpinned asset(s)")  # type: ignore[arg-type]
 
 
-datasets_app = typer.Typer(help="Check dataset versions.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Check dataset versions, and write their content files.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 
 
@@ -312,6 +312,46 @@ def datasets_verify(
                  + f"; recorded {checked.stored}, computed {checked.computed}")
     console.print("ok" if checked.ok else "MISMATCH")
     if not checked.ok:
+        raise typer.Exit(1)
+
+
+@datasets_app.command("write-content")
+def datasets_write_content(
+    version: Annotated[str | None, typer.Argument(help="The version's ID, or DATASET/VERSION by name; omit with --all.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every READY version that has no content file.")] = False,
+) -> None:
+    """Write the content file (what exporters read) of versions built before Graphlake wrote them, on the default mount."""
+    from documents.dataset import DatasetVersion, VersionStatus
+    from graphlake.runtime import open_state
+    from services.datasets import find_ready_version
+    from services.events import audit
+    from services.node_ids import NodeType, encode_id
+    from services.version_content import write_missing
+
+    if (version is None) != every:
+        errors.print("name one version, or pass --all")
+        raise typer.Exit(2)
+    settings = load_settings()
+
+    async def go() -> tuple[list[str], list[str]]:
+        written: list[str] = []
+        failed: list[str] = []
+        async with open_state(settings) as state:
+            versions = ([await find_ready_version(version)] if version is not None
+                        else await DatasetVersion.find({"status": VersionStatus.READY.value, "content": None}).to_list())
+            for found in versions:
+                if found.content is None:
+                    done = await write_missing(found, state.stores[settings.default_mount])
+                    (written if done else failed).append(encode_id(NodeType.DATASET_VERSION, found.id))
+            if written:
+                await audit.record_command(state.feed, settings, "datasets write-content", written)
+        return written, failed
+
+    written, failed = run_command(go())
+    for version_id in failed:
+        errors.print(f"[red]not written:[/red] {version_id} (the server's log says why)")
+    console.print(f"wrote {len(written)} content file(s)")
+    if failed:
         raise typer.Exit(1)
 
 

@@ -75,7 +75,7 @@ async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     left_out: Counter[str] = Counter()
     count = 0
     async with ExportFetches(lake) as fetches:
-        async for datum, records in version_datums(lake, found["id"]):
+        async for datum, records in version_datums(lake, found["id"], from_file=True):
             asset = datum["asset"]
             if asset is None:
                 continue  # a datum without an image role has no image to load

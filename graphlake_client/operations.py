@@ -111,6 +111,12 @@ VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: In
   }}
 }}"""
 
+# A version's content file (graphlake_client/version_file.py), and the assets it names, by id.
+VERSION_CONTENT = """query ($id: ID!) {
+  datasetVersion(id: $id) { content { format mount key sizeBytes sha256 downloadUrl } }
+}"""
+FILES_BY_ID = f"""query ($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Asset {{ {FILE_FIELDS} }} }} }}"""
+
 # Where each page of a version's datums starts (graphlake_client/version_reading.py).
 VERSION_DATUM_CURSORS = """query ($id: ID!, $first: Int!, $after: String) {
   datasetVersion(id: $id) { datums(first: $first, after: $after) { edges { cursor } pageInfo { hasNextPage endCursor } } }

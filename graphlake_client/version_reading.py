@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
+from graphlake_client import version_file
 from graphlake_client.downloads import safe_name
 from graphlake_client.errors import GraphlakeClientError
 
@@ -121,16 +122,28 @@ def box_of(records: list[dict[str, Any]]) -> tuple[float, float, float, float] |
 
 async def version_datums(lake: Client, version_id: str, datums_per_page: int = DATUMS_PER_PAGE,
                          records_per_page: int = RECORDS_PER_PAGE, *, query: str = ops.VERSION_DATUMS,
-                         ) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+                         from_file: bool = False) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(datum, its records) for every datum of the version, reading on a datum's records when they
     fill more than one nested page. `query` takes VERSION_DATUMS's variables and paths, with other
     fields (the bundle exporter asks for every role and every record field).
+
+    `from_file` (VERSION_DATUMS only): read the version's content file where it has one
+    (graphlake_client/version_file.py), the same datums and records with more fields, and the pages
+    where it has none.
 
     The pages are asked for PAGES_AT_ONCE at a time, each after the cursor its first datum follows
     (read beforehand, a light read of many at a time: `_page_starts`): a page is mostly the server's
     CPU and the database's time, and the server answers one while it waits on the database for the
     other (a COCO export of 2,000 images: 2.82 s against 3.15 s one page ahead). A version never
     changes, so its cursors hold for the whole read."""
+    if from_file and query == ops.VERSION_DATUMS:
+        async with version_file.checked_content(lake, version_id) as file:
+            if file is not None:
+                async with aclosing(version_file.datums_of(lake, file)) as from_content:
+                    async for pair in from_content:
+                        yield pair
+                return
+
     def ask(after: str | None) -> asyncio.Future[dict[str, Any]]:
         return asyncio.ensure_future(lake.execute(query, {"id": version_id, "first": datums_per_page, "after": after,
                                                           "records": records_per_page}))

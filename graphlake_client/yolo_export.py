@@ -119,7 +119,7 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
     images: list[list[Any]] = []  # [split, path, width, height, objects]; the size once the image is in
     taken: set[tuple[str, str]] = set()  # (split, label path without suffix): two images must not share labels
     async with ExportFetches(lake) as fetches:
-        async for datum, records in version_datums(lake, found["id"]):
+        async for datum, records in version_datums(lake, found["id"], from_file=True):
             asset = datum["asset"]
             if asset is None:
                 continue  # a datum without an image role has no place in YOLO

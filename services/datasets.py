@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -30,7 +30,7 @@ from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
-from services import retention, snapshots
+from services import retention, snapshots, version_content
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, get_or_not_found, refuse_if_held
 from services.collections import get_collection
@@ -38,6 +38,7 @@ from services.datums import insert_datums, remove_datums
 from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import docs_by_ids, fields_by_ids
 from services.node_ids import NodeType, decode_object_id, encode_id
+from storage import ObjectStore
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 # A BUILDING version older than this was abandoned by a crashed build and may be replaced.
@@ -129,14 +130,15 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None) ->
     return {d.id: d.split for d in datums}
 
 
-async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[ObjectId]) -> DatasetVersion:
+async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[ObjectId],
+                      stores: Mapping[str, ObjectStore] | None) -> DatasetVersion:
     """Insert the BUILDING record; the unique (dataset, version) index settles races."""
     existing = await DatasetVersion.find_one({"dataset_id": plan.dataset_id, "version": plan.version})
     if existing is not None:
         building = existing.status is VersionStatus.BUILDING and utcnow() - existing.created_at < ABANDONED_AFTER
         if existing.status is VersionStatus.READY or building:
             raise Conflict(f"version {plan.version!r} exists already in this dataset", field="version")
-        await _discard(existing.id)  # an abandoned build, or a delete that did not finish
+        await _discard(existing.id, stores)  # an abandoned build, or a delete that did not finish
     version = DatasetVersion(dataset_id=plan.dataset_id, version=plan.version, description=plan.description,
                              parent_id=plan.parent_id, annotation_set_ids=set_ids, created_by=actor)
     try:
@@ -146,10 +148,10 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
     return version
 
 
-async def delete_version(version_id: ObjectId) -> None:
+async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
     """Delete a version no other version names as its parent: hidden from readers first (DELETING),
-    then its copies and pins go, then its record, so a retry (or a later build of the same name)
-    finishes a crash. Assets it alone pinned are flagged for the garbage collector."""
+    then its copies, pins and content file (from `stores`) go, then its record, so a retry (or a later
+    build of the same name) finishes a crash. Assets it alone pinned are flagged for the garbage collector."""
     version = await get_or_not_found(DatasetVersion, version_id, field="id", what="dataset version")
     children = DatasetVersion.get_pymongo_collection().find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this version", {
@@ -159,10 +161,10 @@ async def delete_version(version_id: ObjectId) -> None:
         raise Conflict("this version is being built; delete it once it is READY", field="id")
     await DatasetVersion.get_pymongo_collection().update_one({"_id": version_id},
                                                              {"$set": {"status": VersionStatus.DELETING.value}})
-    await _discard(version_id)
+    await _discard(version_id, stores)
 
 
-async def delete_dataset(dataset_id: ObjectId) -> None:
+async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
     """Delete a dataset that has no versions left (abandoned builds and half-deleted versions go with it)."""
     await get_or_not_found(Dataset, dataset_id, field="id", what="dataset")
     versions = DatasetVersion.get_pymongo_collection().find(
@@ -172,7 +174,7 @@ async def delete_dataset(dataset_id: ObjectId) -> None:
     async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}):
         if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
             raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done", field="id")
-        await _discard(leftover["_id"])
+        await _discard(leftover["_id"], stores)
     await Dataset.get_pymongo_collection().delete_one({"_id": dataset_id})
 
 
@@ -193,15 +195,17 @@ async def _check_role_assets(datums: list[Datum], digests: dict[ObjectId, str]) 
     digests.update({a: asset_digest(found.get(a)) for a in role_assets})
 
 
-async def _discard(version_id: ObjectId) -> None:
+async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
     """Remove what a version wrote, its record last (never called on a READY version). Without a
     time limit: the copies of a big version take longer to delete than a request's limit, and a
     delete cut short would make no progress on a retry either."""
     with no_time_limit():
-        await _remove_copies(version_id)
+        await _remove_copies(version_id, stores)
 
 
-async def _remove_copies(version_id: ObjectId) -> None:
+async def _remove_copies(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None) -> None:
+    named = await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}, {"content": 1})
+    await version_content.remove((named or {}).get("content"), stores)
     await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
     await VersionRecord.get_pymongo_collection().delete_many({"version_id": version_id})
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
@@ -209,7 +213,10 @@ async def _remove_copies(version_id: ObjectId) -> None:
         {"_id": version_id, "status": {"$in": [VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}})
 
 
-async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion:
+async def create_version(plan: VersionPlan, actor: str | None, content_store: ObjectStore | None = None,
+                         stores: Mapping[str, ObjectStore] | None = None) -> DatasetVersion:
+    """Build a version. With `content_store`, its content file is written there too
+    (services/version_content.py); `stores`: the lake's mounts, where an abandoned build's file may lie."""
     if not _VERSION.match(plan.version):
         raise BadUserInput("must be 1-100 letters, digits or ._+- and start with a letter or digit", field="version")
     if await Dataset.get(plan.dataset_id) is None:
@@ -251,22 +258,32 @@ async def create_version(plan: VersionPlan, actor: str | None) -> DatasetVersion
     check_at_most(set_ids, MAX_VERSION_SETS, "annotation sets in a version", "addAnnotationSets")
 
     # --- write: claim the name, then members and pins, then flip to READY
-    version = await _claim_name(plan, actor, set_ids)
+    version = await _claim_name(plan, actor, set_ids, stores)
     made: list[ObjectId] = []  # datums this build creates (from a collection): they go if it fails
+    content = version_content.ContentWriter() if content_store is not None else None
     try:
-        return await _build(version, plan, chosen, set_ids, made, actor)
-    except BaseException:
-        state = await DatasetVersion.get_pymongo_collection().find_one({"_id": version.id}, {"status": 1})
-        if state is None or state["status"] != VersionStatus.READY.value:  # never strip a version that made it
-            await _discard(version.id)
-            if made:
-                await remove_datums(await Datum.find({"_id": {"$in": made}}).to_list())
-        raise
+        try:
+            await _build(version, plan, chosen, set_ids, made, actor, content)
+        except BaseException:
+            state = await DatasetVersion.get_pymongo_collection().find_one({"_id": version.id}, {"status": 1})
+            if state is None or state["status"] != VersionStatus.READY.value:  # never strip a version that made it
+                await _discard(version.id)
+                if made:
+                    await remove_datums(await Datum.find({"_id": {"$in": made}}).to_list())
+            raise
+        # READY: from here on nothing undoes the build (a delete meanwhile is the deleter's to finish).
+        if content is not None and content_store is not None:
+            await content.attach(version.id, content_store)  # best effort: never raises but a cancellation
+        return await get_ready_version(version.id, "id")
+    finally:
+        if content is not None:
+            content.close()
 
 
 async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[ObjectId, Split], set_ids: list[ObjectId],
-                 made: list[ObjectId], actor: str | None) -> DatasetVersion:
-    """Write the version's members, copies and pins, then flip it READY (if it is still this build's)."""
+                 made: list[ObjectId], actor: str | None, content: version_content.ContentWriter | None) -> None:
+    """Write the version's members, copies and pins (and its content file's lines into `content`), then
+    flip it READY (if it is still this build's)."""
     if plan.from_collection:
         from_collection = await _datums_from_collection(plan.from_collection, actor)
         made.extend(from_collection)
@@ -282,7 +299,7 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
             gone = sorted(set(wanted) - {d.id for d in batch})
             raise Conflict(f"datum(s) deleted while the version was built: {', '.join(map(str, gone))}", field="addDatums")
         await _check_role_assets(batch, digests)
-        entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests)
+        entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests, content)
         with no_time_limit():  # undone by _discard if the build fails: as snapshots.copy_batch's writes
             await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
                                 version.id, actor)
@@ -296,7 +313,6 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     if flipped.matched_count == 0:  # taken for abandoned (a build that outlived ABANDONED_AFTER) or deleted meanwhile
         raise Conflict("the build was discarded while it ran (its dataset or name was deleted or taken over); "
                        "build it again", field="version")
-    return await get_ready_version(version.id, "id")
 
 
 def assign_split(seed: int, datum_id: ObjectId, ratios: tuple[float, float, float]) -> Split:

@@ -17,12 +17,13 @@ from bson import ObjectId
 from documents.annotation import AnnotationRecord, AnnotationSet
 from documents.asset import Asset
 from documents.common import Split
-from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
+from documents.dataset import DatasetVersion, Datum, VersionContentFile, VersionMember, VersionRecord
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.sparse import sparse
 from services.availability import no_time_limit
 from services.field_pages import field_pages, merged_pages
 from services.id_reads import fields_by_ids
+from services.version_content import ContentWriter
 from storage import ObjectStore
 
 BATCH = 1000  # datums copied (or checked) at a time, with their records
@@ -52,8 +53,11 @@ async def sets_of(version_set_ids: list[ObjectId]) -> dict[ObjectId, dict]:
 
 
 async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[ObjectId, Split],
-                     sets: Mapping[ObjectId, dict], digests: dict[ObjectId, str]) -> list[bytes]:
+                     sets: Mapping[ObjectId, dict], digests: dict[ObjectId, str],
+                     content: ContentWriter | None = None) -> list[bytes]:
     """Copy these datums and their records (those in `sets`) into the version; their manifest entries.
+    With `content`, their lines of the version's content file are written there too, in the order of
+    the members (the order the version lists its datums in).
 
     The records are read a page at a time, and each page's copies are written while the next is read:
     FerretDB/SQLite reads beside a write (WAL), so the two overlap where one after the other the
@@ -88,7 +92,15 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     entries = [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
     for member, entry in zip(members, entries, strict=True):
         member["entry"] = entry.hex()  # what a diff compares
-    await _write_later(VersionMember, members)
+    writing = _write_later(VersionMember, members)
+    try:
+        if content is not None:  # in a thread while the members are written (the insert adds their `_id`s only)
+            await asyncio.to_thread(content.add, members, by_datum)
+    finally:
+        await asyncio.wait([writing])
+        if not writing.cancelled():
+            writing.exception()  # retrieved: raised just below, unless this block is raising already
+    writing.result()
     return entries
 
 
@@ -216,7 +228,25 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
         result.problem("the hash of what the version holds is not the one recorded when it was built")
     if result.datums != version.datum_count:
         result.problem(f"it holds {result.datums} datums; {version.datum_count} were recorded")
+    if stores is not None and version.content is not None:
+        await _check_content(version.content, result, stores)
     return result
+
+
+async def _check_content(content: VersionContentFile, result: Verification, stores: Mapping[str, ObjectStore]) -> None:
+    """The version's content file (services/version_content.py) still has the SHA-256 it was stored with."""
+    if content.mount not in stores:
+        result.problem(f"its content file is on mount {content.mount!r}, which this lake does not have")
+        return
+    try:
+        actual = await stores[content.mount].sha256(content.key)
+    except Exception as error:  # a missing object, an unreachable store: a finding, as for an asset's bytes
+        result.problem(f"its content file {content.key} cannot be read ({type(error).__name__}: {error})")
+        return
+    result.files_read += 1
+    if actual != content.sha256:
+        result.problem(f"its content file {content.key} hashes to {actual}; {content.sha256} was recorded "
+                       "(exporters read its pages instead)")
 
 
 async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping[ObjectId, dict], result: Verification,

@@ -328,7 +328,7 @@ async def test_a_deep_verify_reads_the_stored_bytes_again(api: Api, contributor:
     assert shallow.returncode == 0 and shallow.stdout.strip() == "ok"  # the records alone still agree
     deep = await verify(v["id"], "--deep")
     assert deep.returncode == 1 and deep.stdout.strip() == "MISMATCH"
-    assert f"asset {stored['_id']}: its stored bytes hash to sha256:" in deep.stderr and "1 files read" in deep.stderr
+    assert f"asset {stored['_id']}: its stored bytes hash to sha256:" in deep.stderr and "2 files read" in deep.stderr  # and the content file
 
 
 async def test_deletes_refuse_what_is_held_and_name_the_holder(api: Api, contributor: str, admin: str) -> None:

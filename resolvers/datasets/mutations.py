@@ -39,14 +39,16 @@ class DatasetMutations:
             from_collection=decode_object_id(input.from_collection, NodeType.COLLECTION, field="fromCollection")
             if input.from_collection else None,
         )
-        return DatasetVersion.from_document(await service.create_version(plan, info.context.actor))
+        stores = info.context.stores  # its content file goes to the default mount (services/version_content.py)
+        return DatasetVersion.from_document(await service.create_version(
+            plan, info.context.actor, stores.get(info.context.settings.default_mount), stores))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a dataset that has no versions left "
                          "(CONFLICT names them).")
     async def delete_dataset(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The dataset to delete.")],
     ) -> DeletePayload:
-        await service.delete_dataset(decode_object_id(id, NodeType.DATASET))
+        await service.delete_dataset(decode_object_id(id, NodeType.DATASET), info.context.stores)
         return DeletePayload(id=id, deleted=True)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Delete a dataset version no other version has "
@@ -54,5 +56,5 @@ class DatasetMutations:
     async def delete_dataset_version(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The version to delete.")],
     ) -> DeletePayload:
-        await service.delete_version(decode_object_id(id, NodeType.DATASET_VERSION))
+        await service.delete_version(decode_object_id(id, NodeType.DATASET_VERSION), info.context.stores)
         return DeletePayload(id=id, deleted=True)

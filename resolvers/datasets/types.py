@@ -12,7 +12,7 @@ from documents.annotation import AnnotationSet as SetDocument
 from documents.common import Split as SplitValue
 from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
-from documents.dataset import VersionMember, VersionStatus
+from documents.dataset import VersionContentFile, VersionMember, VersionStatus
 from documents.lean import lean
 from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
@@ -21,7 +21,9 @@ from resolvers.datums.types import Datum
 from resolvers.lookahead import node_selections
 from resolvers.pagination import Page, child_connection, sorted_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
+from resolvers.scalars import BigInt
 from services import datasets as service
+from services import version_content
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.snapshots import Verification, verify
 
@@ -116,6 +118,30 @@ class VersionVerification:
                    records=checked.records, problems=checked.problems)
 
 
+@strawberry.type(description=(
+    "A version's whole content as one stored file, written when it was built: one JSON line per datum, in the "
+    "order `datums` lists them, each with the fields `datums` gives (id, split, metadata, roles) and its "
+    "`annotations` (id, key, kind, label, score, value, attributes, verified, set, asset, geometry with its "
+    "`__typename`); every asset named by `{\"id\"}` alone. Who made or verified a record is left out. Exporters "
+    "read it instead of paging through the version."))
+class VersionContent:
+    format: str = strawberry.field(description="Its format's name: `graphlake-version-content-1`.")
+    mount: str = strawberry.field(description="The mount holding it (a client sharing that directory may read it there).")
+    key: str = strawberry.field(description="Its key inside the mount.")
+    size_bytes: BigInt = strawberry.field(description="Its size in bytes.")
+    sha256: str = strawberry.field(description="The hex SHA-256 of its bytes: check it before trusting the file.")
+    doc: strawberry.Private[VersionContentFile]
+
+    @strawberry.field(description="A signed, short-lived URL to GET the file; null if its mount is gone.")
+    def download_url(
+        self, info: Info,
+        expires_in_seconds: Annotated[int, strawberry.argument(description=(
+            "How long the URL stays valid, in seconds: 1 up to GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS. Default 900."))] = 900,
+    ) -> str | None:  # or an awaitable of it: a local mount's URL comes at once
+        return version_content.download_url_now_or_later(self.doc, info.context.stores, expires_in_seconds,
+                                                         info.context.settings.max_download_url_seconds)
+
+
 @strawberry.type(description="An immutable version of a dataset: its datums (with the split each had), and annotation sets.")
 class DatasetVersion(Node):
     version: str = strawberry.field(description="Its name, unique in its dataset, e.g. `v3` or `2026-11-23`.")
@@ -127,6 +153,16 @@ class DatasetVersion(Node):
                                             "by their assets' content digests, metadata, annotations), never of ids: "
                                             "the same content gives the same hash in any lake.")
     doc: strawberry.Private[VersionDocument]
+
+    @strawberry.field(description=(
+        "Its content as one file (see `VersionContent`); null for a version built before such files were written, "
+        "or whose file could not be stored: then read `datums`."))
+    def content(self) -> VersionContent | None:
+        found = self.doc.content
+        if found is None:
+            return None
+        return VersionContent(format=found.format, mount=found.mount, key=found.key, size_bytes=BigInt(found.size_bytes),
+                              sha256=found.sha256, doc=found)
 
     @strawberry.field(description="The dataset it is a version of.")
     async def dataset(self, info: Info) -> Dataset:

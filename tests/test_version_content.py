@@ -1,0 +1,304 @@
+"""A dataset version's content file (services/version_content.py, graphlake_client/version_file.py):
+written when the version is built, holding what its pages give, read by exporters in their place,
+checked before it is trusted, and deleted with its version."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from unittest.mock import ANY
+
+import pytest
+from bson import ObjectId
+
+from documents.dataset import DatasetVersion
+from documents.roles import Role
+from graphlake.settings import Settings
+from graphlake_client import Client, GraphlakeClientError, version_file
+from graphlake_client import operations as ops
+from graphlake_client.version_reading import version_datums
+from resolvers.context import AppState
+from services import version_content as services_version_content
+from services.snapshots import verify
+from tests.conftest import MakeToken, Served
+from tests.operations import object_id
+from tests.test_exchange_bundle import make_version
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.asyncio
+
+CONTENT = """query ($id: ID!) { datasetVersion(id: $id) {
+  content { format mount key sizeBytes sha256 downloadUrl(expiresInSeconds: 60) } } }"""
+DELETE_VERSION = """mutation ($id: ID!) { deleteDatasetVersion(id: $id) { deleted } }"""
+
+
+def without_urls(value: Any) -> Any:
+    """`value` without its signed URLs: two signings of one key differ (their expiry)."""
+    if isinstance(value, dict):
+        return {k: without_urls(v) for k, v in value.items() if k != "downloadUrl"}
+    if isinstance(value, list):
+        return [without_urls(v) for v in value]
+    return value
+
+
+def only(value: Any, shape: Any) -> Any:
+    """`value` cut to the keys `shape` has (the page query's fields), recursively."""
+    if isinstance(shape, dict) and isinstance(value, dict):
+        return {k: only(value.get(k), shape[k]) for k in shape}
+    if isinstance(shape, list) and isinstance(value, list) and shape:
+        return [only(v, s) for v, s in zip(value, shape, strict=True)]
+    return value
+
+
+async def content_of(lake: Client, version_id: str) -> dict[str, Any]:
+    return (await lake.execute(CONTENT, {"id": version_id}))["datasetVersion"]["content"]
+
+
+async def test_the_file_holds_every_field_the_pages_give(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                        state: AppState) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        content = await content_of(lake, version["id"])
+        stored = Path(state.stores["local"].path(content["key"])).read_bytes()
+        assert content["format"] == "graphlake-version-content-1" and content["mount"] == "local"
+        assert int(content["sizeBytes"]) == len(stored) and content["sha256"] == hashlib.sha256(stored).hexdigest()
+        assert content["downloadUrl"]
+
+        # Each line against the datum the pages give with every field (the bundle exporter's query).
+        lines = [json.loads(line) for line in stored.splitlines()]
+        paged = [(datum, records) async for datum, records in version_datums(lake, version["id"], query=ops.BUNDLE_DATUMS)]
+        assert len(lines) == len(paged) == 4
+        for line, (datum, records) in zip(lines, paged, strict=True):
+            assert {k: line[k] for k in ("id", "split", "metadata", "roles")} == {
+                k: datum[k] for k in ("id", "split", "metadata", "roles")}
+            assert line["annotations"] == [{k: v for k, v in r.items() if k != "source"} for r in records]
+        kinds = {r["geometry"]["__typename"] for line in lines for r in line["annotations"] if r["geometry"]}
+        assert kinds == {"BBox", "RotatedBBox", "Polygon", "Polyline", "Keypoints", "Mask"}
+        assert not any("createdBy" in r or "verifiedBy" in r or "source" in r for line in lines for r in line["annotations"])
+
+        # What the exporters read: the same datums, images and records, read from the file or the pages.
+        from_file = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
+        from_pages = [pair async for pair in version_datums(lake, version["id"])]
+        assert [d["id"] for d, _ in from_file] == [d["id"] for d, _ in from_pages]
+        for (file_datum, file_records), (page_datum, page_records) in zip(from_file, from_pages, strict=True):
+            page_datum.pop("annotations")  # the records' connection: each reader gives them apart
+            assert without_urls(only(file_datum, page_datum)) == without_urls(page_datum)
+            assert without_urls(only(file_records, page_records)) == without_urls(page_records)
+            assert (file_datum["asset"] is None) == (page_datum["asset"] is None)
+            if file_datum["asset"]:
+                assert file_datum["asset"]["downloadUrl"]
+        masks = [r["geometry"]["asset"] for _, records in from_file for r in records
+                 if (r["geometry"] or {}).get("__typename") == "Mask"]
+        assert masks and all(m["sha256"] and m["downloadUrl"] for m in masks)
+
+
+async def test_exporters_read_the_file_and_not_the_pages(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        execute, asked = lake.execute, []
+
+        async def counted(query: str, variables: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+            asked.append(query)
+            return await execute(query, variables, *args, **kwargs)
+
+        lake.execute = counted  # type: ignore[method-assign]
+        done = await lake.export_coco(version["id"], tmp_path / "coco")
+        assert done["images"] == 4 and done["annotations"] > 0 and done["left_out"] == {"REGRESSION": 1}
+        assert ops.VERSION_CONTENT in asked and ops.FILES_BY_ID in asked
+        assert ops.VERSION_DATUMS not in asked and ops.VERSION_DATUM_CURSORS not in asked
+
+
+async def test_a_file_that_is_not_the_recorded_one_is_not_trusted(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                                  state: AppState, caplog: pytest.LogCaptureFixture) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        from_pages = [pair async for pair in version_datums(lake, version["id"])]
+        path = Path(state.stores["local"].path((await content_of(lake, version["id"]))["key"]))
+        original = path.read_bytes()
+        for tampered in (original.replace(b'"TRAIN"', b'"TEST"', 1), None):
+            if tampered is None:
+                path.unlink()  # gone from the mount (and so from the signed route too)
+            else:
+                path.write_bytes(tampered)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="graphlake_client.versions"):
+                read = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
+            assert without_urls(read) == without_urls(from_pages)  # the pages, not the file
+            if tampered is not None:
+                assert "not the one the server recorded" in caplog.text
+            # `graphlake datasets verify --deep` says so too.
+            checked = await verify(await DatasetVersion.get(object_id(version["id"])), state.stores)
+            assert not checked.ok and any("content file" in p for p in checked.problems)
+        path.write_bytes(original)
+        checked = await verify(await DatasetVersion.get(object_id(version["id"])), state.stores)
+        assert checked.ok and checked.files_read == 6  # five images (one also a mask) and the content file
+
+
+async def test_a_deleted_version_takes_its_file_with_it(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                       state: AppState) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        path = Path(state.stores["local"].path((await content_of(lake, version["id"]))["key"]))
+        assert path.is_file()
+    async with Client(served.base_url, await make_token(Role.ADMIN)) as admin:
+        assert (await admin.execute(DELETE_VERSION, {"id": version["id"]}))["deleteDatasetVersion"]["deleted"]
+    assert not path.exists()
+
+
+async def test_on_an_s3_mount_the_file_is_read_through_its_signed_url(served: Served, make_token: MakeToken,
+                                                                     tmp_path: Path, state: AppState,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state.settings, "default_mount", "lab")  # where new versions' files go
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        content = await content_of(lake, version["id"])
+        assert content["mount"] == "lab" and content["downloadUrl"].startswith("http")
+        stream, fetched = lake.storage_http.stream, []
+
+        def watched(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            fetched.append(url)
+            return stream(method, url, *args, **kwargs)
+
+        lake.storage_http.stream = watched  # type: ignore[method-assign]
+        from_file = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
+        from_pages = [pair async for pair in version_datums(lake, version["id"])]
+        assert len(fetched) == 1 and content["key"] in fetched[0]
+        for (file_datum, file_records), (page_datum, page_records) in zip(from_file, from_pages, strict=True):
+            page_datum.pop("annotations")
+            assert without_urls(only(file_datum, page_datum)) == without_urls(page_datum)
+            assert without_urls(only(file_records, page_records)) == without_urls(page_records)
+    async with Client(served.base_url, await make_token(Role.ADMIN)) as admin:
+        await admin.execute(DELETE_VERSION, {"id": version["id"]})
+    assert await state.stores["lab"].stat(content["key"]) is None
+
+
+async def test_a_client_that_does_not_share_the_mount_downloads_the_file(served: Served, make_token: MakeToken,
+                                                                        tmp_path: Path) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as maker:
+        version = await make_version(maker, tmp_path / "made")
+        from_pages = [pair async for pair in version_datums(maker, version["id"])]
+    async with Client(served.base_url, await make_token(Role.VIEWER), direct_writes=False) as lake:
+        stream, fetched = lake.storage_http.stream, []
+
+        def watched(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            fetched.append(url)
+            return stream(method, url, *args, **kwargs)
+
+        lake.storage_http.stream = watched  # type: ignore[method-assign]
+        read = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
+        assert len(fetched) == 1 and "/blobs/" in fetched[0]  # the server's signed route for the local mount
+        assert [d["id"] for d, _ in read] == [d["id"] for d, _ in from_pages]
+        assert sum(len(r) for _, r in read) == sum(len(r) for _, r in from_pages) > 0
+
+
+async def test_a_reader_that_stops_early_leaves_nothing_running(served: Served, make_token: MakeToken,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(version_file, "DATUMS_PER_STEP", 1)  # a step per datum: the next is read ahead
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        pages = version_datums(lake, version["id"], from_file=True)
+        first, _ = await anext(pages)
+        await asyncio.sleep(0)
+        [ahead] = [t for t in asyncio.all_tasks() if not t.done() and "_step" in repr(t.get_coro())]
+        await pages.aclose()
+        await wait_for(ahead.done, what="the step read ahead to end")
+        assert ahead.cancelled() and first["asset"] is not None  # dropped, not left to finish
+
+
+async def test_a_server_without_content_files_is_read_by_pages(served: Served, make_token: MakeToken,
+                                                              tmp_path: Path) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        from_pages = [pair async for pair in version_datums(lake, version["id"])]
+        execute = lake.execute
+
+        async def older(query: str, variables: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+            if query == ops.VERSION_CONTENT:  # what a server from before content files answers
+                raise GraphlakeClientError("Cannot query field 'content' on type 'DatasetVersion'.", "GRAPHQL_VALIDATION_FAILED")
+            return await execute(query, variables, *args, **kwargs)
+
+        lake.execute = older  # type: ignore[method-assign]
+        read = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
+        assert without_urls(read) == without_urls(from_pages)
+
+
+async def test_the_command_writes_the_file_of_a_version_built_without_one(served: Served, make_token: MakeToken,
+                                                                         tmp_path: Path, state: AppState,
+                                                                         settings: Settings) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        built = await content_of(lake, version["id"])
+        path = Path(state.stores["local"].path(built["key"]))
+        original = path.read_bytes()
+        path.unlink()  # as a version from before content files: none stored, none named
+        await DatasetVersion.get_pymongo_collection().update_one({"_id": object_id(version["id"])},
+                                                                 {"$unset": {"content": ""}})
+        assert await content_of(lake, version["id"]) is None
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+        env.update(GRAPHLAKE_MONGODB_URL=settings.mongodb_url.get_secret_value(), GRAPHLAKE_DATABASE=settings.database,  # type: ignore[union-attr]
+                   GRAPHLAKE_DATA_DIR=str(settings.data_dir), COLUMNS="2000")
+
+        def command(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "graphlake", "datasets", "write-content", *args], env=env,
+                                  cwd=settings.data_dir, capture_output=True, text=True, timeout=60)
+
+        assert (await asyncio.to_thread(command)).returncode == 2  # neither a version nor --all
+        done = await asyncio.to_thread(command, "--all")
+        assert done.returncode == 0 and done.stdout.strip() == "wrote 1 content file(s)", done.stderr
+        # The same bytes as the build wrote, from the copies the version holds.
+        assert await content_of(lake, version["id"]) == {**built, "downloadUrl": ANY}
+        assert path.read_bytes() == original
+        again = await asyncio.to_thread(command, "parts/v1")  # it has one now: nothing to write
+        assert again.returncode == 0 and again.stdout.strip() == "wrote 0 content file(s)"
+
+
+@pytest.mark.parametrize("failing", ["render", "store"])
+async def test_a_file_that_cannot_be_written_leaves_the_version_ready_without_one(
+        served: Served, make_token: MakeToken, tmp_path: Path, state: AppState, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, failing: str) -> None:
+    def cannot(*_: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    if failing == "render":  # a full temporary directory, say
+        monkeypatch.setattr(services_version_content, "datum_line", cannot)
+    else:  # the mount refuses it
+        async def refused(*_: Any) -> None:
+            cannot()
+        monkeypatch.setattr(state.stores["local"], "write", refused)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        with caplog.at_level(logging.WARNING, logger="graphlake.versions"):
+            version = await make_version(lake, tmp_path / "made")  # READY all the same
+        assert "exporters will read its pages" in caplog.text
+        assert await content_of(lake, version["id"]) is None
+        key = services_version_content.content_key(object_id(version["id"]))
+        assert not Path(state.stores["local"].path(key)).exists()  # nothing left behind
+        read = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
+        assert len(read) == 4 and sum(len(records) for _, records in read) == 11
+
+
+async def test_a_version_of_no_datums_has_an_empty_file(served: Served, make_token: MakeToken) -> None:
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        dataset = (await lake.execute(ops.CREATE_DATASET_DESCRIBED, {"input": {"name": "empty"}}))["createDataset"]
+        version = (await lake.execute(ops.CREATE_VERSION, {"input": {"datasetId": dataset["id"], "version": "v0"}}
+                                      ))["createDatasetVersion"]
+        content = await content_of(lake, version["id"])
+        assert int(content["sizeBytes"]) == 0 and content["sha256"] == hashlib.sha256(b"").hexdigest()
+        assert [pair async for pair in version_datums(lake, version["id"], from_file=True)] == []
+
+
+async def test_a_file_for_a_version_deleted_meanwhile_is_not_kept(state: AppState) -> None:
+    gone = ObjectId()  # a version no longer there (or no longer READY) when its file is stored
+    writer = services_version_content.ContentWriter()
+    try:
+        assert not await writer.attach(gone, state.stores["local"])
+    finally:
+        writer.close()
+    assert not Path(state.stores["local"].path(services_version_content.content_key(gone))).exists()
