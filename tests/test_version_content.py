@@ -57,6 +57,18 @@ def only(value: Any, shape: Any) -> Any:
     return value
 
 
+def watch_downloads(lake: Client) -> list[str]:
+    """The URLs `lake` streams from its stores from now on."""
+    stream, fetched = lake.storage_http.stream, []
+
+    def watched(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        fetched.append(url)
+        return stream(method, url, *args, **kwargs)
+
+    lake.storage_http.stream = watched  # type: ignore[method-assign]
+    return fetched
+
+
 async def content_of(lake: Client, version_id: str) -> dict[str, Any]:
     return (await lake.execute(CONTENT, {"id": version_id}))["datasetVersion"]["content"]
 
@@ -160,13 +172,7 @@ async def test_on_an_s3_mount_the_file_is_read_through_its_signed_url(served: Se
         version = await make_version(lake, tmp_path / "made")
         content = await content_of(lake, version["id"])
         assert content["mount"] == "lab" and content["downloadUrl"].startswith("http")
-        stream, fetched = lake.storage_http.stream, []
-
-        def watched(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            fetched.append(url)
-            return stream(method, url, *args, **kwargs)
-
-        lake.storage_http.stream = watched  # type: ignore[method-assign]
+        fetched = watch_downloads(lake)
         from_file = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
         from_pages = [pair async for pair in version_datums(lake, version["id"])]
         assert len(fetched) == 1 and content["key"] in fetched[0]
@@ -185,13 +191,7 @@ async def test_a_client_that_does_not_share_the_mount_downloads_the_file(served:
         version = await make_version(maker, tmp_path / "made")
         from_pages = [pair async for pair in version_datums(maker, version["id"])]
     async with Client(served.base_url, await make_token(Role.VIEWER), direct_writes=False) as lake:
-        stream, fetched = lake.storage_http.stream, []
-
-        def watched(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            fetched.append(url)
-            return stream(method, url, *args, **kwargs)
-
-        lake.storage_http.stream = watched  # type: ignore[method-assign]
+        fetched = watch_downloads(lake)
         read = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
         assert len(fetched) == 1 and "/blobs/" in fetched[0]  # the server's signed route for the local mount
         assert [d["id"] for d, _ in read] == [d["id"] for d, _ in from_pages]
