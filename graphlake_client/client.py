@@ -10,6 +10,8 @@ datasets in and out.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +73,20 @@ class Client(Vault):
         from graphlake_client.coco import import_coco
 
         return await import_coco(self, annotations, images, dataset, **options)
+
+    async def read_version(self, version: str) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Every datum of a dataset version (an id, or DATASET/VERSION) as it was frozen, with its
+        records: `(datum, records)` pairs in the version's order, read from its content file (one
+        download) where it has one, else page by page. A datum holds `id`, `split`, `metadata`,
+        `roles` and `asset` (its image, with `downloadUrl`); a record `id`, `kind`, `label`, `score`,
+        `value`, `attributes`, `verified`, `set` and `geometry`, a mask's `asset` in full. What the
+        exporters read (graphlake_client/version_reading.py)."""
+        from graphlake_client.version_reading import find_version, version_datums
+
+        found = await find_version(self, version)
+        async with aclosing(version_datums(self, found["id"], from_file=True)) as pairs:
+            async for pair in pairs:
+                yield pair
 
     async def export_coco(self, version: str, dest: Path) -> dict[str, Any]:
         """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,

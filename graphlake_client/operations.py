@@ -95,15 +95,17 @@ VERSION = f"""query ($id: ID, $dataset: String, $version: String) {{
   }}
 }}"""
 FILE_FIELDS = "id name sizeBytes sha256 downloadUrl storage { mount key external }"  # storage: for direct reads
-RECORD_FIELDS = f"""kind label score attributes set {{ id }}
-  geometry {{ __typename ... on BBox {{ x y width height }} ... on Polygon {{ points {{ x y }} }}
+# A version's records as its content file holds them (graphlake_client/version_file.py), a mask's asset in full.
+RECORD_FIELDS = f"""id key kind label score value attributes verified set {{ id }} asset {{ id }}
+  geometry {{ __typename ... on BBox {{ x y width height }} ... on RotatedBBox {{ cx cy width height angle }}
+    ... on Polygon {{ points {{ x y }} }} ... on Polyline {{ points {{ x y }} }}
     ... on Keypoints {{ points {{ name x y visible }} }} ... on Mask {{ asset {{ {FILE_FIELDS} }} }} }}"""
 # A version's datums as it froze them (roles, metadata, split, its copies of the records), a page at
 # a time; a datum with more records than one nested page is read on by asking for it alone again.
 VERSION_DATUMS = f"""query ($id: ID!, $first: Int!, $after: String, $records: Int!, $recordsAfter: String) {{
   datasetVersion(id: $id) {{
     datums(first: $first, after: $after) {{
-      edges {{ cursor node {{ id split metadata asset(role: "image") {{ {FILE_FIELDS} }}
+      edges {{ cursor node {{ id split metadata roles {{ role asset {{ id }} }} asset(role: "image") {{ {FILE_FIELDS} }}
         annotations(first: $records, after: $recordsAfter) {{
           edges {{ node {{ {RECORD_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }} }}
       pageInfo {{ hasNextPage endCursor }}

@@ -119,6 +119,7 @@ class SyncClient:
     find_collection = _blocking(Client.find_collection)
     dataset_id = _blocking(Client.dataset_id)
     # Moving datasets in and out (their extras)
+    read_version = _pages(Client.read_version)
     import_coco = _blocking(Client.import_coco)
     import_voc = _blocking(Client.import_voc)
     export_coco = _blocking(Client.export_coco)

@@ -21,7 +21,7 @@ from bson import ObjectId
 from documents.dataset import DatasetVersion
 from documents.roles import Role
 from graphlake.settings import Settings
-from graphlake_client import Client, GraphlakeClientError, version_file
+from graphlake_client import Client, GraphlakeClientError, SyncClient, version_file
 from graphlake_client import operations as ops
 from graphlake_client.version_reading import version_datums
 from resolvers.context import AppState
@@ -45,15 +45,6 @@ def without_urls(value: Any) -> Any:
         return {k: without_urls(v) for k, v in value.items() if k != "downloadUrl"}
     if isinstance(value, list):
         return [without_urls(v) for v in value]
-    return value
-
-
-def only(value: Any, shape: Any) -> Any:
-    """`value` cut to the keys `shape` has (the page query's fields), recursively."""
-    if isinstance(shape, dict) and isinstance(value, dict):
-        return {k: only(value.get(k), shape[k]) for k in shape}
-    if isinstance(shape, list) and isinstance(value, list) and shape:
-        return [only(v, s) for v, s in zip(value, shape, strict=True)]
     return value
 
 
@@ -101,8 +92,8 @@ async def test_the_file_holds_every_field_the_pages_give(served: Served, make_to
         assert [d["id"] for d, _ in from_file] == [d["id"] for d, _ in from_pages]
         for (file_datum, file_records), (page_datum, page_records) in zip(from_file, from_pages, strict=True):
             page_datum.pop("annotations")  # the records' connection: each reader gives them apart
-            assert without_urls(only(file_datum, page_datum)) == without_urls(page_datum)
-            assert without_urls(only(file_records, page_records)) == without_urls(page_records)
+            assert without_urls(file_datum) == without_urls(page_datum)
+            assert without_urls(file_records) == without_urls(page_records)
             assert (file_datum["asset"] is None) == (page_datum["asset"] is None)
             if file_datum["asset"]:
                 assert file_datum["asset"]["downloadUrl"]
@@ -178,8 +169,8 @@ async def test_on_an_s3_mount_the_file_is_read_through_its_signed_url(served: Se
         assert len(fetched) == 1 and content["key"] in fetched[0]
         for (file_datum, file_records), (page_datum, page_records) in zip(from_file, from_pages, strict=True):
             page_datum.pop("annotations")
-            assert without_urls(only(file_datum, page_datum)) == without_urls(page_datum)
-            assert without_urls(only(file_records, page_records)) == without_urls(page_records)
+            assert without_urls(file_datum) == without_urls(page_datum)
+            assert without_urls(file_records) == without_urls(page_records)
     async with Client(served.base_url, await make_token(Role.ADMIN)) as admin:
         await admin.execute(DELETE_VERSION, {"id": version["id"]})
     assert await state.stores["lab"].stat(content["key"]) is None
@@ -302,3 +293,20 @@ async def test_a_file_for_a_version_deleted_meanwhile_is_not_kept(state: AppStat
     finally:
         writer.close()
     assert not Path(state.stores["local"].path(services_version_content.content_key(gone))).exists()
+
+
+async def test_read_version_gives_every_datum_with_its_records_sync_and_async(served: Served, make_token: MakeToken,
+                                                                              tmp_path: Path) -> None:
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        read = [pair async for pair in lake.read_version("parts/v1")]
+        by_id = [pair async for pair in lake.read_version(version["id"])]
+
+    def script() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:  # a plain script: blocking calls
+        with SyncClient(served.base_url, token) as sync:
+            return list(sync.read_version("parts/v1"))
+
+    assert without_urls(await asyncio.to_thread(script)) == without_urls(read) == without_urls(by_id)
+    assert [d["split"] for d, _ in read] == ["TRAIN", "TRAIN", "TEST", "TRAIN"]
+    assert [len(records) for _, records in read] == [4, 3, 2, 2] and read[0][0]["asset"]["downloadUrl"]
