@@ -44,7 +44,7 @@ def comparable(value: Any) -> Any:
     its assets' digests, which a direct write's server may still be computing between two reads."""
     if isinstance(value, dict):
         return {k: comparable(v) for k, v in value.items() if k not in ("downloadUrl", "sha256")}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # pages of pairs
         return [comparable(v) for v in value]
     return value
 
