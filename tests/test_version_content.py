@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -18,6 +19,7 @@ from unittest.mock import ANY
 import pytest
 from bson import ObjectId
 
+from documents.clock import utcnow
 from documents.dataset import DatasetVersion
 from documents.roles import Role
 from graphlake.settings import Settings
@@ -27,6 +29,8 @@ from graphlake_client.version_reading import version_datums
 from resolvers.context import AppState
 from services import version_content as services_version_content
 from services.snapshots import verify
+from services.uploads.reconciler import STRAY_AFTER, sweep_stray_copies
+from storage.local import STRAY_DIR
 from tests.conftest import MakeToken, Served
 from tests.operations import object_id
 from tests.test_exchange_bundle import make_version
@@ -311,3 +315,31 @@ async def test_read_version_gives_every_datum_with_its_records_sync_and_async(se
     assert comparable(await asyncio.to_thread(script)) == comparable(read) == comparable(by_id)
     assert [d["split"] for d, _ in read] == ["TRAIN", "TRAIN", "TEST", "TRAIN"]
     assert [len(records) for _, records in read] == [4, 3, 2, 2] and read[0][0]["asset"]["downloadUrl"]
+
+
+async def test_a_file_no_version_names_is_set_aside_a_day_later(state: AppState) -> None:
+    """What a build left when its server stopped between storing the file and naming it (or a delete
+    that could not remove it) goes the way of the mount's other stray files (reconciler.sweep_stray_copies)."""
+    store = state.stores["local"]
+    old = utcnow() - STRAY_AFTER - timedelta(hours=1)
+    named, unnamed, gone = (ObjectId.from_datetime(old - timedelta(minutes=n)) for n in range(3))
+    keys = {v: services_version_content.content_key(v) for v in (named, unnamed, gone)}
+    for version_id, content in ((named, {"format": "graphlake-version-content-1", "mount": "local", "key": keys[named],
+                                         "size_bytes": 2, "sha256": "0" * 64}), (unnamed, None)):
+        await DatasetVersion.get_pymongo_collection().insert_one(
+            {"_id": version_id, "dataset_id": ObjectId(), "version": str(version_id), "status": "READY", "content": content})
+    paths = {v: Path(store.path(key)) for v, key in keys.items()}
+    fresh = Path(store.path(services_version_content.content_key(ObjectId())))  # named by no version, but new
+    try:
+        for path in [*paths.values(), fresh]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"{}")
+            if path is not fresh:
+                os.utime(path, (old.timestamp(), old.timestamp()))
+        assert await sweep_stray_copies(state.stores) == 2
+        assert paths[named].exists() and fresh.exists() and not paths[unnamed].exists() and not paths[gone].exists()
+        assert (store.root / STRAY_DIR / keys[gone]).read_bytes() == b"{}"
+    finally:
+        for path in [*paths.values(), fresh]:
+            path.unlink(missing_ok=True)
+        store.remove_set_aside(0)

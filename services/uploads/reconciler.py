@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from bson import ObjectId
@@ -15,6 +15,7 @@ from pymongo import UpdateOne
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
+from documents.dataset import DatasetVersion
 from documents.sparse import cleared
 from documents.upload import UploadClaim, UploadSession, UploadStatus
 from services.events.feed import FeedWriter
@@ -255,40 +256,62 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
 async def sweep_stray_copies(stores: dict[str, ObjectStore]) -> int:
     """Set aside the files under a local mount's `assets/` that no asset and no upload session
     names (their keys are assets/<the id of both>): what an ingest left when its server stopped or
-    its request was cancelled mid-copy. Only files written and named (by their id's time) more than
-    STRAY_AFTER ago, so never a copy or upload under way, nor a restore's fresh files. They go to the
-    mount's STRAY_DIR, and are deleted STRAY_KEPT later: if this database is not the mount's (a
-    wrong GRAPHLAKE_DATABASE), they can still be moved back. When most old files look stray, nothing
-    is moved, and the log says why. Lists each mount's `assets/`: once a day (graphlake/app.py).
-    Returns how many files it set aside."""
+    its request was cancelled mid-copy; and those under `versions/` that no version names as its
+    content file (versions/<its id>.jsonl: services/version_content.py), what a build left when its
+    server stopped between storing the file and naming it, or a version's delete that could not
+    remove it. Only files written and named (by their id's time) more than STRAY_AFTER ago, so
+    never a copy, upload or build under way, nor a restore's fresh files. They go to the mount's
+    STRAY_DIR, and are deleted STRAY_KEPT later: if this database is not the mount's (a wrong
+    GRAPHLAKE_DATABASE), they can still be moved back. When most old files of a folder look stray,
+    nothing of it is moved, and the log says why. Lists each mount's folders: once a day
+    (graphlake/app.py). Returns how many files it set aside."""
     moved = 0
-    cutoff = utcnow() - STRAY_AFTER
     for store in stores.values():
         if not isinstance(store, LocalStore):
             continue
-        keys = await asyncio.to_thread(store.files_older_than, "assets", STRAY_AFTER.total_seconds())
-        by_id = {ObjectId(name): key for key in keys
-                 if ObjectId.is_valid(name := key.rsplit("/", 1)[1]) and ObjectId(name).generation_time < cutoff}
-        stray: list[str] = []
-        ids = list(by_id)
-        for start in range(0, len(ids), STRAY_BATCH):
-            batch = ids[start:start + STRAY_BATCH]
-            known = {d["_id"] for model in (Asset, UploadSession)
-                     for d in await model.get_pymongo_collection().find({"_id": {"$in": batch}}, {"_id": 1}).to_list()}
-            stray += [by_id[i] for i in batch if i not in known]
-        if len(stray) > STRAY_MOST and len(stray) * 2 > len(by_id):
-            log.error("mount %r: %d of its %d older files are named by no asset or upload of this database; is it "
-                      "the lake's database? Nothing was set aside", store.name, len(stray), len(by_id))
-            continue
-        for key in stray:
-            try:
-                await asyncio.to_thread(store.set_aside, key)
-                moved += 1
-            except OSError as error:  # gone meanwhile, say: the others still go (the next run is a day away)
-                log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
-        if stray:
-            log.warning("mount %r: set aside %d file(s) no asset names, under %s", store.name, len(stray), STRAY_DIR)
+        moved += await _set_aside_stray(store, "assets", "", _named_by_assets)
+        moved += await _set_aside_stray(store, "versions", ".jsonl", _named_by_versions)
         await asyncio.to_thread(store.remove_set_aside, STRAY_KEPT.total_seconds())
+    return moved
+
+
+async def _named_by_assets(by_id: dict[ObjectId, str]) -> set[ObjectId]:
+    return {d["_id"] for model in (Asset, UploadSession)
+            for d in await model.get_pymongo_collection().find({"_id": {"$in": list(by_id)}}, {"_id": 1}).to_list()}
+
+
+async def _named_by_versions(by_id: dict[ObjectId, str]) -> set[ObjectId]:
+    return {d["_id"] for d in await DatasetVersion.get_pymongo_collection().find(
+        {"_id": {"$in": list(by_id)}}, {"content.key": 1}).to_list() if (d.get("content") or {}).get("key") == by_id[d["_id"]]}
+
+
+async def _set_aside_stray(store: LocalStore, folder: str, suffix: str,
+                           named: Callable[[dict[ObjectId, str]], Awaitable[set[ObjectId]]]) -> int:
+    """sweep_stray_copies for one folder of a mount: its files `<id><suffix>` of ids `named` does not return."""
+    cutoff = utcnow() - STRAY_AFTER
+    keys = await asyncio.to_thread(store.files_older_than, folder, STRAY_AFTER.total_seconds())
+    by_id = {ObjectId(stem): key for key in keys
+             if (name := key.rsplit("/", 1)[1]).endswith(suffix) and ObjectId.is_valid(stem := name.removesuffix(suffix))
+             and ObjectId(stem).generation_time < cutoff}
+    stray: list[str] = []
+    ids = list(by_id)
+    for start in range(0, len(ids), STRAY_BATCH):
+        batch = {i: by_id[i] for i in ids[start:start + STRAY_BATCH]}
+        known = await named(batch)
+        stray += [key for i, key in batch.items() if i not in known]
+    if len(stray) > STRAY_MOST and len(stray) * 2 > len(by_id):
+        log.error("mount %r: %d of the %d older files under %s/ are named by nothing of this database; is it the "
+                  "lake's database? Nothing was set aside", store.name, len(stray), len(by_id), folder)
+        return 0
+    moved = 0
+    for key in stray:
+        try:
+            await asyncio.to_thread(store.set_aside, key)
+            moved += 1
+        except OSError as error:  # gone meanwhile, say: the others still go (the next run is a day away)
+            log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
+    if stray:
+        log.warning("mount %r: set aside %d file(s) nothing names, under %s", store.name, len(stray), STRAY_DIR)
     return moved
 
 
