@@ -78,9 +78,9 @@ class Client(Vault):
         """Every datum of a dataset version (an id, or DATASET/VERSION) as it was frozen, with its
         records: `(datum, records)` pairs in the version's order, read from its content file (one
         download) where it has one, else page by page. A datum holds `id`, `split`, `metadata`,
-        `roles` and `asset` (its image, with `downloadUrl`); a record `id`, `kind`, `label`, `score`,
-        `value`, `attributes`, `verified`, `set` and `geometry`, a mask's `asset` in full. What the
-        exporters read (graphlake_client/version_reading.py)."""
+        `roles` and `asset` (its image, with `downloadUrl`); a record `id`, `key`, `kind`, `label`,
+        `score`, `value`, `attributes`, `verified`, `set`, `asset` (by id) and `geometry`, a mask's
+        `asset` in full. What the exporters read (graphlake_client/version_reading.py)."""
         from graphlake_client.version_reading import find_version, version_datums
 
         found = await find_version(self, version)
