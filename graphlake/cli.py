@@ -326,7 +326,7 @@ def datasets_write_content(
     from services.datasets import find_ready_version
     from services.events import audit
     from services.node_ids import NodeType, encode_id
-    from services.version_content import write_missing
+    from services.snapshots import write_missing_content
 
     if (version is None) != every:
         errors.print("name one version, or pass --all")
@@ -341,7 +341,7 @@ def datasets_write_content(
                         else await DatasetVersion.find({"status": VersionStatus.READY.value, "content": None}).to_list())
             for found in versions:
                 if found.content is None:
-                    done = await write_missing(found, state.stores[settings.default_mount])
+                    done = await write_missing_content(found, state.stores[settings.default_mount])
                     (written if done else failed).append(encode_id(NodeType.DATASET_VERSION, found.id))
             if written:
                 await audit.record_command(state.feed, settings, "datasets write-content", written)

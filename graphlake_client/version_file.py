@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import httpx
 
 from graphlake_client import operations as ops
+from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
 
 if TYPE_CHECKING:
@@ -107,12 +107,9 @@ async def _download(lake: Client, content: dict[str, Any], into: BinaryIO) -> Bi
 def _digest(file: BinaryIO) -> tuple[int, str]:
     """Size and SHA-256 of the whole file, left at its start."""
     file.seek(0)
-    digest, size = hashlib.sha256(), 0
-    while piece := file.read(CHUNK):
-        digest.update(piece)
-        size += len(piece)
+    checked = stream_digest(file)
     file.seek(0)
-    return size, digest.hexdigest()
+    return checked
 
 
 async def datums_of(lake: Client, file: BinaryIO) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:

@@ -17,7 +17,7 @@ from bson import ObjectId
 from documents.annotation import AnnotationRecord, AnnotationSet
 from documents.asset import Asset
 from documents.common import Split
-from documents.dataset import DatasetVersion, Datum, VersionContentFile, VersionMember, VersionRecord
+from documents.dataset import DatasetVersion, Datum, VersionContentFile, VersionMember, VersionRecord, VersionStatus
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.sparse import sparse
 from services.availability import no_time_limit
@@ -86,9 +86,7 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
         "version_id": version_id, "datum_id": d.id, "split": splits[d.id].value,
         "roles": [r.model_dump() for r in d.roles], "digests": {r.role: digests[r.asset_id] for r in d.roles},
         "metadata": {"json": d.metadata.json}, "datum_created_at": d.created_at} for d in datums]
-    by_datum = defaultdict(list)
-    for copy in copies:
-        by_datum[copy["datum_id"]].append(copy)
+    by_datum = _by_datum_of(copies)
     entries = [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
     for member, entry in zip(members, entries, strict=True):
         member["entry"] = entry.hex()  # what a diff compares
@@ -249,11 +247,39 @@ async def _check_content(content: VersionContentFile, result: Verification, stor
                        "(exporters read its pages instead)")
 
 
+async def _copies_of(version_id: ObjectId, members: list[dict]) -> list[dict]:
+    """The version's copies of these members' records, in (datum, `_id`) order: each datum's in the
+    order the version lists them."""
+    return [copy async for page in field_pages(VersionRecord.get_pymongo_collection(), {"version_id": version_id},
+                                               "datum_id", RECORDS_PER_READ, values=[m["datum_id"] for m in members])
+            for copy in page]
+
+
+def _by_datum_of(copies: list[dict]) -> dict[ObjectId, list[dict]]:
+    by_datum: dict[ObjectId, list[dict]] = defaultdict(list)
+    for copy in copies:
+        by_datum[copy["datum_id"]].append(copy)
+    return by_datum
+
+
+async def write_missing_content(version: DatasetVersion, store: ObjectStore) -> bool:
+    """Write the content file of a READY version that has none (built before Graphlake wrote them,
+    or its write failed), from the copies it holds, a batch of datums at a time in the order the
+    version lists them; whether it now has one. `graphlake datasets write-content` calls it."""
+    if version.status is not VersionStatus.READY or version.content is not None:
+        return version.content is not None
+    writer = ContentWriter()
+    try:
+        async for members in _pages(VersionMember, {"version_id": version.id}, "_id", BATCH):
+            await asyncio.to_thread(writer.add, members, _by_datum_of(await _copies_of(version.id, members)))
+        return await writer.attach(version.id, store)
+    finally:
+        writer.close()
+
+
 async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping[ObjectId, dict], result: Verification,
                         stores: Mapping[str, ObjectStore] | None) -> list[bytes]:
-    copies = [copy async for page in field_pages(VersionRecord.get_pymongo_collection(), {"version_id": version_id},
-                                                 "datum_id", RECORDS_PER_READ, values=[m["datum_id"] for m in members])
-              for copy in page]
+    copies = await _copies_of(version_id, members)
     result.datums += len(members)
     result.records += len(copies)
     held: dict[ObjectId, str] = {}  # asset -> the digest the version holds for it
@@ -265,9 +291,7 @@ async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping
         if (copy.get("geometry") or {}).get("type") == "MASK":
             held[copy["geometry"]["asset_id"]] = copy.get("mask_digest", PENDING)
     await _check_assets(held, result, stores)
-    by_datum = defaultdict(list)
-    for copy in copies:
-        by_datum[copy["datum_id"]].append(copy)
+    by_datum = _by_datum_of(copies)
     return [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
 
 

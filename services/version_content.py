@@ -27,7 +27,6 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections import defaultdict
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,18 +34,15 @@ from typing import Any, BinaryIO
 import orjson
 from bson import ObjectId
 
-from documents.dataset import DatasetVersion, VersionContentFile, VersionMember, VersionRecord, VersionStatus
-from services.errors import BadUserInput
-from services.field_pages import field_pages
+from documents.dataset import DatasetVersion, VersionContentFile, VersionStatus
 from services.node_ids import NodeType, encode_id
+from services.uploads.downloads import check_expiry
 from storage import ObjectStore
 
 log = logging.getLogger("graphlake.versions")
 
 FORMAT = "graphlake-version-content-1"
 MEDIA_TYPE = "application/x-ndjson"
-BATCH = 1000  # datums written at a time by write_missing, with their records' copies
-RECORDS_PER_READ = 2000  # copies per read (as a build reads records: services/snapshots.py says why)
 
 # The GraphQL type of each stored geometry, and its number fields (GraphQL Floats: written as floats,
 # as the API gives them, even where a client stored a whole number).
@@ -201,8 +197,7 @@ def download_url_now_or_later(content: VersionContentFile, stores: Mapping[str, 
                               max_seconds: int) -> str | Awaitable[str] | None:
     """A signed GET of the file (at once from a local mount, else an awaitable of it), as an asset's
     download URL is signed; null where its mount is not this lake's any more."""
-    if not 1 <= expires_in <= max_seconds:
-        raise BadUserInput(f"must be between 1 and {max_seconds}", field="expiresInSeconds")
+    check_expiry(expires_in, max_seconds)
     store = stores.get(content.mount)
     if store is None:
         return None
@@ -210,26 +205,3 @@ def download_url_now_or_later(content: VersionContentFile, stores: Mapping[str, 
     return (store.sign_get_now(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in)
             or store.sign_get(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in))
 
-
-async def write_missing(version: DatasetVersion, store: ObjectStore) -> bool:
-    """Write the content file of a READY version that has none (built before Graphlake wrote them,
-    or its write failed), from the copies it holds, a batch of datums at a time; whether it now has
-    one. `graphlake datasets write-content` calls it."""
-    if version.status is not VersionStatus.READY or version.content is not None:
-        return version.content is not None
-    members_of, copies_of = VersionMember.get_pymongo_collection(), VersionRecord.get_pymongo_collection()
-    writer = ContentWriter()
-    try:
-        after: dict[str, Any] = {}
-        while members := await members_of.find({"version_id": version.id, **after}, sort=[("_id", 1)],  # listing order
-                                               limit=BATCH, batch_size=BATCH).to_list():
-            copies: dict[ObjectId, list[dict]] = defaultdict(list)
-            async for page in field_pages(copies_of, {"version_id": version.id}, "datum_id", RECORDS_PER_READ,
-                                          values=[m["datum_id"] for m in members]):
-                for copy in page:  # each datum's in `_id` order: the order the version lists them in
-                    copies[copy["datum_id"]].append(copy)
-            await asyncio.to_thread(writer.add, members, copies)
-            after = {"_id": {"$gt": members[-1]["_id"]}}
-        return await writer.attach(version.id, store)
-    finally:
-        writer.close()

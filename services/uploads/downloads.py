@@ -24,8 +24,7 @@ def download_url_now_or_later(asset: Asset, stores: dict[str, ObjectStore], expi
     each costs the server several times the signing (resolvers/lookahead.py says why)."""
     if asset.storage is None or asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
         return None
-    if not 1 <= expires_in <= max_seconds:
-        raise BadUserInput(f"must be between 1 and {max_seconds}", field="expiresInSeconds")
+    check_expiry(expires_in, max_seconds)
     if asset.storage.uri.startswith(("https://", "http://")):
         return asset.storage.uri
     store = stores.get(asset.storage.mount)
@@ -40,3 +39,9 @@ def download_url_now_or_later(asset: Asset, stores: dict[str, ObjectStore], expi
         return now
     return store.sign_get(asset.storage.key, filename=asset.name, content_type=asset.media_type,
                           expires_in=expires_in, bucket=bucket)
+
+
+def check_expiry(expires_in: int, max_seconds: int) -> None:
+    """A signed download's `expiresInSeconds`: 1 up to GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS."""
+    if not 1 <= expires_in <= max_seconds:
+        raise BadUserInput(f"must be between 1 and {max_seconds}", field="expiresInSeconds")
