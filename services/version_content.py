@@ -27,7 +27,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -193,15 +193,15 @@ async def remove(content: Mapping[str, Any] | None, stores: Mapping[str, ObjectS
                     exc_info=True)
 
 
-def download_url_now_or_later(content: VersionContentFile, stores: Mapping[str, ObjectStore], expires_in: int,
-                              max_seconds: int) -> str | Awaitable[str] | None:
-    """A signed GET of the file (at once from a local mount, else an awaitable of it), as an asset's
-    download URL is signed; null where its mount is not this lake's any more."""
+async def download_url(content: VersionContentFile, stores: Mapping[str, ObjectStore], expires_in: int,
+                       max_seconds: int, *, filename: str | None = None) -> str | None:
+    """A signed GET of the file, as an asset's download URL is signed, saved as `filename` (default
+    `<version id>.jsonl`); null where its mount is not this lake's any more."""
     check_expiry(expires_in, max_seconds)
     store = stores.get(content.mount)
     if store is None:
         return None
-    name = content.key.rpartition("/")[2]  # <version id>.jsonl
+    name = filename or content.key.rpartition("/")[2]
     return (store.sign_get_now(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in)
-            or store.sign_get(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in))
+            or await store.sign_get(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in))
 

@@ -12,10 +12,12 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from email.message import Message
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
+import httpx
 import pytest
 from bson import ObjectId
 
@@ -53,6 +55,17 @@ def comparable(value: Any) -> Any:
     return value
 
 
+async def saved_as(url: str) -> tuple[str, bytes]:
+    """The name a browser saves `url`'s answer under (its Content-Disposition), and its bytes."""
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(url)
+    answer.raise_for_status()
+    header = Message()
+    header["content-disposition"] = answer.headers["content-disposition"]
+    assert header.get_content_disposition() == "attachment", answer.headers
+    return str(header.get_filename()), answer.content  # filename*=UTF-8''... decoded
+
+
 def watch_downloads(lake: Client) -> list[str]:
     """The URLs `lake` streams from its stores from now on."""
     stream, fetched = lake.storage_http.stream, []
@@ -77,7 +90,7 @@ async def test_the_file_holds_every_field_the_pages_give(served: Served, make_to
         stored = Path(state.stores["local"].path(content["key"])).read_bytes()
         assert content["format"] == "graphlake-version-content-1" and content["mount"] == "local"
         assert int(content["sizeBytes"]) == len(stored) and content["sha256"] == hashlib.sha256(stored).hexdigest()
-        assert content["downloadUrl"]
+        assert await saved_as(content["downloadUrl"]) == ("parts-v1.jsonl", stored)
 
         # Each line against the datum the pages give with every field (the bundle exporter's query).
         lines = [json.loads(line) for line in stored.splitlines()]
@@ -168,6 +181,8 @@ async def test_on_an_s3_mount_the_file_is_read_through_its_signed_url(served: Se
         version = await make_version(lake, tmp_path / "made")
         content = await content_of(lake, version["id"])
         assert content["mount"] == "lab" and content["downloadUrl"].startswith("http")
+        name, body = await saved_as(content["downloadUrl"])
+        assert name == "parts-v1.jsonl" and hashlib.sha256(body).hexdigest() == content["sha256"]
         fetched = watch_downloads(lake)
         from_file = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
         from_pages = [pair async for pair in version_datums(lake, version["id"])]

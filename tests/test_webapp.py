@@ -30,12 +30,13 @@ from pathlib import Path
 from PIL import Image
 
 from documents.annotation import AnnotationRecord
+from documents.dataset import DatasetVersion
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.settings import Settings
 from tests import factories
 from tests.conftest import MakeToken, Served
-from tests.operations import Api
+from tests.operations import Api, object_id
 from tests.waiting import live_subscribers, wait_for
 
 CHROMIUM = Path(os.environ.get("GRAPHLAKE_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -43,6 +44,7 @@ WEBAPP = PROJECT_ROOT / "webapp"
 SCRIPT = PROJECT_ROOT / "tests" / "js" / "webapp_browser.cjs"
 STEP_SECONDS = 60  # the longest a milestone of the walk may take (the browser's own waits are 15 s)
 ASSETS = 55  # more than the app's page of 50, so the list must load a second page on scroll
+VERSIONS = 52  # a dataset's versions, also a page and more
 
 
 class Walk:
@@ -145,8 +147,9 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
     return truth["id"]
 
 
-async def _file_and_version(api: Api, token: str, tag: str, image_id: str, truth_id: str) -> None:
-    """The image filed in a collection; a dataset whose v2 drops one of v1's three datums and adds two."""
+async def _file_and_version(api: Api, token: str, tag: str, image_id: str, truth_id: str) -> str:
+    """The image filed in a collection; a dataset whose v2 drops one of v1's three datums and adds two
+    (v1's id is returned)."""
     plates = await factories.collection(api, token, f"plates-{tag}")
     await api.data("AddToCollection", {"input": {"collectionId": plates["id"], "items": [
         {"assetId": image_id, "path": "plates/a.png", "split": "TRAIN"}]}}, token=token)
@@ -156,6 +159,14 @@ async def _file_and_version(api: Api, token: str, tag: str, image_id: str, truth
     more = await factories.datums(api, token, 2)
     await factories.version(api, token, widgets["id"], "v2", parentId=v1["id"],
                             addDatums=[d["id"] for d in more], removeDatums=[datums[0]["id"]])
+    return v1["id"]
+
+
+async def _many_versions(api: Api, token: str, name: str) -> None:
+    """A dataset of more versions than the app's page (empty ones: only their listing matters)."""
+    dataset = await factories.dataset(api, token, name)
+    for number in range(1, VERSIONS + 1):
+        await factories.version(api, token, dataset["id"], f"v{number}")
 
 
 async def _sha256_of(api: Api, token: str, asset_id: str) -> str:
@@ -176,6 +187,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     viewer = await make_token(Role.VIEWER, name="webapp-viewer")
     tag = uuid.uuid4().hex[:8]
     await _seed(api, contributor, tag)
+    await _many_versions(api, contributor, f"many-{tag}")
     files = _files(tmp_path, tag, settings.multipart_threshold_bytes)
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")
     folder_files = [f"{files['folder'].name}/a.txt", f"{files['folder'].name}/sub/b.csv"]
@@ -192,7 +204,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files,
         "droppedFolderPath": str(files["dropped"]), "droppedFolderFiles": dropped_folder_files, "bigPath": str(files["big"]),
         "bigReloadPath": str(files["again"]),
-        "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "artifacts": str(tmp_path), "screenshots": screenshots,
+        "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "manyVersions": f"many-{tag}", "versionCount": VERSIONS, "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
@@ -238,14 +250,21 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
 
         assert await walk.expect("THUMBNAIL") == "256 192"  # the 320 x 240 image, at most 256 a side
         truth_id = await _annotate(api, contributor, image_id)
-        await _file_and_version(api, contributor, tag, image_id, truth_id)
+        v1_id = await _file_and_version(api, contributor, tag, image_id, truth_id)
         walk.send("ANNOTATED")
         assert await walk.expect("OVERLAY_OK") == "0 0 320 240"
         await walk.expect("VERIFIED")
         verified = await AnnotationRecord.find({"verified": True}).to_list()
         assert [(r.label, r.verified_by) for r in verified] == [("scratch", "token:lab-member")]
         await walk.expect("COLLECTION_OK")
-        await walk.expect("DATASET_OK")
+        # v1's content file, downloaded by the app's button: the bytes the version recorded.
+        name, saved = (await walk.expect("DATASET_OK")).split()
+        assert name == f"widgets-{tag}-v1.jsonl"
+        v1 = await DatasetVersion.get(object_id(v1_id))
+        assert v1 is not None and v1.content is not None
+        assert hashlib.sha256(Path(saved).read_bytes()).hexdigest() == v1.content.sha256
+        assert len(Path(saved).read_text().splitlines()) == 3
+        await walk.expect("VERSIONS_PAGED")
 
         await walk.expect("VIEWER_OK")
         await walk.expect("VIEWER_LIVE")

@@ -131,15 +131,20 @@ class VersionContent:
     size_bytes: BigInt = strawberry.field(description="Its size in bytes.")
     sha256: str = strawberry.field(description="The hex SHA-256 of its bytes: check it before trusting the file.")
     doc: strawberry.Private[VersionContentFile]
+    version: strawberry.Private[VersionDocument]
 
-    @strawberry.field(description="A signed, short-lived URL to GET the file; null if its mount is gone.")
-    def download_url(
+    @strawberry.field(description=(
+        "A signed, short-lived URL to GET the file, which a browser saves as `<dataset>-<version>.jsonl`; null if "
+        "its mount is gone."))
+    async def download_url(
         self, info: Info,
         expires_in_seconds: Annotated[int, strawberry.argument(description=(
             "How long the URL stays valid, in seconds: 1 up to GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS. Default 900."))] = 900,
-    ) -> str | None:  # or an awaitable of it: a local mount's URL comes at once
-        return version_content.download_url_now_or_later(self.doc, info.context.stores, expires_in_seconds,
-                                                         info.context.settings.max_download_url_seconds)
+    ) -> str | None:
+        dataset = await info.context.loaders.by_id(DatasetDocument).load(self.version.dataset_id)
+        name = f"{dataset.name}-{self.version.version}.jsonl" if dataset else None
+        return await version_content.download_url(self.doc, info.context.stores, expires_in_seconds,
+                                                  info.context.settings.max_download_url_seconds, filename=name)
 
 
 @strawberry.type(description="An immutable version of a dataset: its datums (with the split each had), and annotation sets.")
@@ -162,7 +167,7 @@ class DatasetVersion(Node):
         if found is None:
             return None
         return VersionContent(format=found.format, mount=found.mount, key=found.key, size_bytes=BigInt(found.size_bytes),
-                              sha256=found.sha256, doc=found)
+                              sha256=found.sha256, doc=found, version=self.doc)
 
     @strawberry.field(description="The dataset it is a version of.")
     async def dataset(self, info: Info) -> Dataset:

@@ -293,7 +293,31 @@ async function main() {
     await shot("dataset");
     await page.getByLabel("Against").selectOption("v2");  // a version against itself: nothing to compare
     await page.getByText("Pick two different versions.").waitFor();
-    say("DATASET_OK");
+
+    step = "a version's content file downloads through a URL signed at the click";
+    const [download] = await Promise.all([
+      page.waitForEvent("download", { timeout: TIMEOUT }),
+      version.getByTestId("content-download").click(),
+    ]);
+    const saved = path.join(config.artifacts, "content-v1.jsonl");
+    await download.saveAs(saved);
+    say(`DATASET_OK ${download.suggestedFilename()} ${saved}`);
+
+    step = "a dataset of many versions lists the newest first and pages back to the oldest";
+    await page.getByRole("link", { name: "Datasets" }).click();
+    await page.getByTestId("dataset-row").filter({ hasText: config.manyVersions }).click();
+    const versionRows = page.getByTestId("version-row");
+    await page.locator(`[data-testid=version-row][data-version=v${config.versionCount}]`).waitFor();
+    if ((await versionRows.first().getAttribute("data-version")) !== `v${config.versionCount}`) throw new Error("the newest version is not first");
+    if ((await versionRows.count()) !== 50) throw new Error(`the first page shows ${await versionRows.count()} versions, not 50`);
+    await versionRows.last().scrollIntoViewIfNeeded();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=version-row]").length === n, config.versionCount);
+    const listed = await versionRows.evaluateAll((all) => all.map((r) => r.getAttribute("data-version")));
+    const expected = Array.from({ length: config.versionCount }, (_, i) => `v${config.versionCount - i}`);
+    if (JSON.stringify(listed) !== JSON.stringify(expected)) throw new Error(`versions listed as ${listed.join(" ")}`);
+    const options = await page.getByLabel("Against").locator("option").count();
+    if (options !== config.versionCount) throw new Error(`${options} versions to compare, not ${config.versionCount}`);
+    say("VERSIONS_PAGED");
 
     step = "a VIEWER gets a read-only app";
     const viewer = await (await browser.newContext()).newPage();

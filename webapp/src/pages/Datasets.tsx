@@ -1,21 +1,39 @@
 // Datasets and their immutable versions: datums per split, the manifest hash (what a version
-// holds, so two equal hashes hold the same), its parent and its annotation sets.
-import { useState } from "react";
-import { useQuery } from "urql";
+// holds, so two equal hashes hold the same), its content file, its parent and its annotation sets.
+// Both lists load a page at a time as they scroll (the versions newest first).
+import { useCallback, useEffect, useState } from "react";
+import { useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
-import { errorText } from "../client";
+import { errorText, safeUrl } from "../client";
 import { assetHref } from "../components/AssetRow";
-import { DatasetDetailDocument, DatasetListDocument, VersionDiffDocument, type DiffDatumFragment } from "../generated/graphql";
-import { when } from "../format";
+import { addCursor, Sentinel } from "../components/Sentinel";
+import {
+  DatasetDetailDocument, DatasetListDocument, DatasetVersionsDocument, VersionContentUrlDocument, VersionDiffDocument,
+  type DiffDatumFragment, type VersionRowFragment,
+} from "../generated/graphql";
+import { bytes, when } from "../format";
+
+const PAGE_SIZE = 50;
 
 export function DatasetList() {
-  const [{ data, error }] = useQuery({ query: DatasetListDocument, variables: { first: 100 } });
-  if (error) return <p role="alert" className="error">{errorText(error)}</p>;
-  if (!data) return <p className="muted">Loading…</p>;
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <section className="asset-list" data-testid="datasets">
-      <p className="muted">{data.datasets.totalCount} datasets</p>
+      {cursors.map((after, i) => <DatasetsPage key={after ?? "first"} after={after} last={i === cursors.length - 1} onMore={more} />)}
+    </section>
+  );
+}
+
+function DatasetsPage({ after, last, onMore }: { after: string | null; last: boolean; onMore: (c: string) => void }) {
+  const [{ data, error }] = useQuery({ query: DatasetListDocument, variables: { first: PAGE_SIZE, after, withCount: after === null } });
+  if (error) return <p role="alert" className="error">{errorText(error)}</p>;
+  if (!data) return after === null ? <p className="muted">Loading…</p> : null;
+  const next = data.datasets.pageInfo.hasNextPage ? data.datasets.pageInfo.endCursor : null;
+  return (
+    <>
+      {after === null && <p className="muted">{data.datasets.totalCount} datasets</p>}
       {data.datasets.edges.map(({ node }) => (
         <Link key={node.id} href={`/datasets/${encodeURIComponent(node.id)}`} className="collection-row" data-testid="dataset-row">
           <span className="name">{node.name}</span>
@@ -24,42 +42,110 @@ export function DatasetList() {
           <span className="muted">created {when(node.createdAt)}</span>
         </Link>
       ))}
-      {data.datasets.pageInfo.hasNextPage && <p className="muted">Showing the first 100.</p>}
-    </section>
+      {last && next && <Sentinel next={next} onMore={onMore} />}
+    </>
   );
 }
 
+/** What a page of versions reported up: its rows (newest first) and the cursor of the page before it. */
+type LoadedPage = { rows: VersionRowFragment[]; older: string | null };
+
 export function DatasetPage({ id }: { id: string }) {
   const [{ data, error }] = useQuery({ query: DatasetDetailDocument, variables: { id } });
+  // The versions' pages, each keyed by the `before` cursor it was asked with (null: the newest).
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [loaded, setLoaded] = useState<Record<string, LoadedPage>>({});
+  const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
+  const onLoaded = useCallback((key: string, page: LoadedPage) => setLoaded((pages) => ({ ...pages, [key]: page })), []);
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return <p className="muted">Loading…</p>;
   const dataset = data.dataset;
   if (!dataset) return <p className="error">No dataset {id}.</p>;
-  // Newest first (the connection lists them oldest first; equal times keep that order, reversed).
-  const versions = dataset.versions.edges.map((e, i) => ({ ...e.node, i }))
-    .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.i - a.i);
+  const versions = cursors.flatMap((c) => loaded[c ?? "first"]?.rows ?? []);
+  const older = loaded[cursors[cursors.length - 1] ?? "first"]?.older ?? null;
   return (
     <article>
       <h1 data-testid="dataset-name">{dataset.name}</h1>
       {dataset.description && <p>{dataset.description}</p>}
       <table className="events" data-testid="versions">
-        <thead><tr><th>Version</th><th>Datums</th><th>Per split</th><th>Manifest SHA-256</th><th>Parent</th><th>Annotation sets</th><th>Created</th></tr></thead>
-        <tbody>
-          {versions.map((v) => (
-            <tr key={v.id} data-testid="version-row" data-version={v.version}>
-              <td><strong>{v.version}</strong>{v.description && <div className="muted">{v.description}</div>}</td>
-              <td>{v.datumCount}</td>
-              <td>{v.splitCounts.filter((s) => s.count).map((s) => `${s.split} ${s.count}`).join(", ")}</td>
-              <td><code title={v.manifestSha256}>{v.manifestSha256.slice(0, 12)}…</code></td>
-              <td>{v.parent?.version ?? ""}</td>
-              <td>{v.annotationSets.map((s) => `${s.name} (${s.purpose}, ${s.recordCount})`).join(", ")}</td>
-              <td>{when(v.createdAt)}{v.createdBy && ` by ${v.createdBy}`}</td>
-            </tr>
-          ))}
-        </tbody>
+        <thead><tr><th>Version</th><th>Datums</th><th>Per split</th><th>Manifest SHA-256</th><th>Content</th><th>Parent</th><th>Annotation sets</th><th>Created</th></tr></thead>
+        {cursors.map((before) => (
+          <VersionsPage key={before ?? "first"} datasetId={id} before={before} onLoaded={onLoaded} />
+        ))}
       </table>
+      {older && <Sentinel next={older} onMore={more} />}
       {versions.length > 1 && <Diff versions={versions} />}
     </article>
+  );
+}
+
+function VersionsPage({ datasetId, before, onLoaded }: {
+  datasetId: string; before: string | null; onLoaded: (key: string, page: LoadedPage) => void;
+}) {
+  const [{ data, error }] = useQuery({
+    query: DatasetVersionsDocument, variables: { id: datasetId, last: PAGE_SIZE, before, withCount: before === null },
+  });
+  const connection = data?.dataset?.versions;
+  useEffect(() => {
+    if (!connection) return;
+    const rows = connection.edges.map((e) => e.node).reverse();  // the page comes oldest first
+    onLoaded(before ?? "first", { rows, older: connection.pageInfo.hasPreviousPage ? connection.pageInfo.startCursor : null });
+  }, [connection, before, onLoaded]);
+  if (error) return <tbody><tr><td colSpan={8} role="alert" className="error">{errorText(error)}</td></tr></tbody>;
+  if (!connection) return null;
+  return (
+    <tbody>
+      {before === null && connection.totalCount === 0 && <tr><td colSpan={8} className="muted">No version yet.</td></tr>}
+      {[...connection.edges].reverse().map(({ node: v }) => (
+        <tr key={v.id} data-testid="version-row" data-version={v.version}>
+          <td><strong>{v.version}</strong>{v.description && <div className="muted">{v.description}</div>}</td>
+          <td>{v.datumCount}</td>
+          <td>{v.splitCounts.filter((s) => s.count).map((s) => `${s.split} ${s.count}`).join(", ")}</td>
+          <td><code title={v.manifestSha256}>{v.manifestSha256.slice(0, 12)}…</code></td>
+          <td><ContentDownload version={v} /></td>
+          <td>{v.parent?.version ?? ""}</td>
+          <td>{v.annotationSets.map((s) => `${s.name} (${s.purpose}, ${s.recordCount})`).join(", ")}</td>
+          <td>{when(v.createdAt)}{v.createdBy && ` by ${v.createdBy}`}</td>
+        </tr>
+      ))}
+    </tbody>
+  );
+}
+
+/** A version's content file (one JSON line per datum, with its annotations), downloaded through a
+ *  signed URL asked for at the click: one in the list would expire while the page stays open. */
+function ContentDownload({ version }: { version: VersionRowFragment }) {
+  const client = useClient();
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const content = version.content;
+  if (!content) {
+    return <span className="muted" title="Built before versions had content files: `graphlake datasets write-content` writes one">none</span>;
+  }
+  const download = async () => {
+    setBusy(true);
+    setProblem(null);
+    const result = await client.query(VersionContentUrlDocument, { id: version.id }, { requestPolicy: "network-only" }).toPromise();
+    setBusy(false);
+    const url = safeUrl(result.data?.datasetVersion?.content?.downloadUrl);
+    if (!url) {
+      setProblem(result.error ? errorText(result.error) : "its file is not available on this lake");
+      return;
+    }
+    // The URL's response is an attachment named <dataset>-<version>.jsonl: the browser saves it and stays here.
+    const link = document.createElement("a");
+    link.href = url;
+    document.body.append(link);
+    link.click();
+    link.remove();
+  };
+  return (
+    <>
+      <button type="button" onClick={download} disabled={busy} title={`SHA-256 ${content.sha256}`} data-testid="content-download">
+        JSONL {bytes(content.sizeBytes)}
+      </button>
+      {problem && <div role="alert" className="error">{problem}</div>}
+    </>
   );
 }
 
