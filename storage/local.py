@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from graphlake_client.direct import MARKER, copy_hashing, file_sha256, is_direct_temp_name, on_local_disk, stream_digest
-from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
+from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
 
 SHA256_ATTR = "user.graphlake.sha256"
@@ -40,7 +40,6 @@ _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads o
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 READ_CHUNK = 1024 * 1024
 PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place
-STRAY_DIR = ".stray"  # files no record names, set aside by the reconciler (services/uploads/reconciler.py)
 
 
 def is_temp_name(name: str) -> bool:

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from storage.s3 import S3Store
 
 
+# Where a store keeps the objects no record names, set aside by the reconciler's daily sweep
+# (services/uploads/reconciler.sweep_stray_copies) and deleted a while later.
+STRAY_DIR = ".stray"
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached or used right now; the message says why."""
 

@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage import retries
-from storage.protocol import ObjectInfo, SignedRequest, StoredPart, StoreRefused, StoreUnavailable
+from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreRefused, StoreUnavailable
 from storage.retries import Retryable
 from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
 
@@ -295,6 +296,48 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    # --- objects no record names (services/uploads/reconciler.sweep_stray_copies), as LocalStore's
+    # Each raises StoreUnavailable when the store fails it (the sweep goes on with the other mounts).
+    async def files_older_than(self, prefix: str, seconds: float) -> list[str]:
+        """Keys of the objects directly under `prefix/` last written more than `seconds` ago."""
+        return [key for key, _ in await self._listed(prefix + "/", seconds, nested=False)]
+
+    async def set_aside(self, key: str) -> None:
+        """Move `key`'s object under STRAY_DIR (a copy, then a delete: S3 has no move), where
+        remove_set_aside deletes it later. The copy's time is the set-aside time."""
+        try:
+            await self.client.copy({"Bucket": self.bucket, "Key": self.object_key(key)}, self.bucket,
+                                   self.object_key(f"{STRAY_DIR}/{key}"))  # managed: multipart above 5 GiB
+            await self.delete(key)
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailable(f"s3 mount {self.name!r}: setting aside {key!r}: {error}") from None
+
+    async def remove_set_aside(self, seconds: float) -> int:
+        """Delete what was set aside more than `seconds` ago; returns how many objects went."""
+        old = [self.object_key(key) for key, _ in await self._listed(STRAY_DIR + "/", seconds, nested=True)]
+        try:
+            for start in range(0, len(old), 1000):  # DeleteObjects takes at most 1,000 keys
+                await self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": key} for key in old[start:start + 1000]], "Quiet": True})
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailable(f"s3 mount {self.name!r}: deleting what was set aside: {error}") from None
+        return len(old)
+
+    async def _listed(self, folder: str, seconds: float, *, nested: bool) -> list[tuple[str, datetime]]:
+        """(key, last written) of the objects under `folder` (a key prefix ending in /) written more
+        than `seconds` ago: those directly in it, or with `nested` those at any depth."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=seconds)
+        start = self.object_key(folder)
+        listed: list[tuple[str, datetime]] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=start, **({} if nested else {"Delimiter": "/"})):
+                listed += [(folder + o["Key"][len(start):], o["LastModified"]) for o in page.get("Contents", [])
+                           if o["LastModified"] < cutoff and not o["Key"].endswith("/")]
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailable(f"s3 mount {self.name!r}: listing {folder}: {error}") from None
+        return listed
 
     async def list_objects(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
         """The objects under `prefix` in `bucket` (for registering external data in place), at most

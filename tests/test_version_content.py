@@ -31,9 +31,10 @@ from graphlake_client.version_reading import version_datums
 from resolvers.context import AppState
 from services import version_content as services_version_content
 from services.snapshots import verify
-from services.uploads.reconciler import STRAY_AFTER, sweep_stray_copies
-from storage.local import STRAY_DIR
-from tests.conftest import MakeToken, Served
+from services.uploads.reconciler import STRAY_AFTER, STRAY_KEPT, sweep_stray_copies
+from storage.protocol import STRAY_DIR, ObjectInfo
+from storage.s3 import S3Store
+from tests.conftest import MakeToken, S3Service, Served
 from tests.operations import object_id
 from tests.test_exchange_bundle import make_version
 from tests.waiting import wait_for
@@ -358,3 +359,46 @@ async def test_a_file_no_version_names_is_set_aside_a_day_later(state: AppState)
         for path in [*paths.values(), fresh]:
             path.unlink(missing_ok=True)
         store.remove_set_aside(0)
+
+
+async def test_on_an_s3_mount_a_file_no_version_names_is_set_aside_too(s3: S3Service, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """The same sweep on an S3 mount: old objects nothing names are copied under .stray/ and deleted,
+    and removed from there later; a mount the sweep cannot list is logged, and the others swept."""
+    credentials = {"endpoint_url": s3.endpoint, "access_key_id": s3.access_key, "secret_access_key": s3.secret_key}
+    store = S3Store("sweep", bucket=s3.bucket, prefix=f"sweep-{ObjectId()}", **credentials)
+    broken = S3Store("broken", bucket="no-such-bucket", **credentials)
+    await store.open()
+    await broken.open()
+    try:
+        old = utcnow() - timedelta(days=3)
+        named, unnamed, late = (ObjectId.from_datetime(old - timedelta(minutes=n)) for n in range(3))
+        keys = {v: services_version_content.content_key(v) for v in (named, unnamed, late)}
+        await DatasetVersion.get_pymongo_collection().insert_many([
+            {"_id": named, "dataset_id": ObjectId(), "version": "named", "status": "READY",
+             "content": {"format": "graphlake-version-content-1", "mount": "sweep", "key": keys[named], "size_bytes": 2,
+                         "sha256": "0" * 64}},
+            {"_id": unnamed, "dataset_id": ObjectId(), "version": "unnamed", "status": "READY"}])
+        (tmp_path / "file").write_bytes(b"{}")
+        for version_id in (named, unnamed):
+            await store.write(keys[version_id], tmp_path / "file")
+        # Judged by when it was written too (S3's LastModified, in whole seconds): wait until both are 2 s old.
+        await wait_for(lambda: _both_listed(store, [keys[named], keys[unnamed]]), what="the objects 2 s old")
+        await store.write(keys[late], tmp_path / "file")  # named by an old id, but just written: kept
+        with caplog.at_level(logging.WARNING, logger="services.uploads.reconciler"):
+            assert await sweep_stray_copies({"broken": broken, "sweep": store}, after=timedelta(seconds=2)) == 1
+        assert "mount 'broken' was not swept for stray files" in caplog.text
+        assert await store.stat(keys[named]) and await store.stat(keys[late]) and not await store.stat(keys[unnamed])
+        assert await store.stat(f"{STRAY_DIR}/{keys[unnamed]}") == ObjectInfo(size=2, sha256=None)
+        assert await store.remove_set_aside(STRAY_KEPT.total_seconds()) == 0  # kept a week
+        assert await wait_for(lambda: store.remove_set_aside(0)) == 1
+        assert await store.stat(f"{STRAY_DIR}/{keys[unnamed]}") is None
+    finally:
+        for key in keys.values():
+            await store.delete(key)
+        await store.close()
+        await broken.close()
+
+
+async def _both_listed(store: S3Store, keys: list[str]) -> bool:
+    return set(keys) <= set(await store.files_older_than("versions", 2))

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
@@ -33,7 +34,7 @@ from services.uploads.interrupted import finish_interrupted
 from services.uploads.sessions import MIN_URL_SECONDS
 from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.concurrency import bounded_gather
-from storage.local import STRAY_DIR
+from storage.protocol import STRAY_DIR
 
 log = logging.getLogger("graphlake.uploads")
 
@@ -253,26 +254,37 @@ async def fill_digests(stores: dict[str, ObjectStore]) -> int:
     return len(digests)
 
 
-async def sweep_stray_copies(stores: dict[str, ObjectStore]) -> int:
-    """Set aside the files under a local mount's `assets/` that no asset and no upload session
-    names (their keys are assets/<the id of both>): what an ingest left when its server stopped or
-    its request was cancelled mid-copy; and those under `versions/` that no version names as its
-    content file (versions/<its id>.jsonl: services/version_content.py), what a build left when its
-    server stopped between storing the file and naming it, or a version's delete that could not
-    remove it. Only files written and named (by their id's time) more than STRAY_AFTER ago, so
-    never a copy, upload or build under way, nor a restore's fresh files. They go to the mount's
-    STRAY_DIR, and are deleted STRAY_KEPT later: if this database is not the mount's (a wrong
-    GRAPHLAKE_DATABASE), they can still be moved back. When most old files of a folder look stray,
-    nothing of it is moved, and the log says why. Lists each mount's folders: once a day
-    (graphlake/app.py). Returns how many files it set aside."""
+async def sweep_stray_copies(stores: dict[str, ObjectStore], *, after: timedelta = STRAY_AFTER) -> int:
+    """Set aside the files under a mount's `assets/` that no asset and no upload session names
+    (their keys are assets/<the id of both>): what an ingest left when its server stopped or its
+    request was cancelled mid-copy; and those under `versions/` that no version names as its content
+    file (versions/<its id>.jsonl: services/version_content.py), what a build left when its server
+    stopped between storing the file and naming it, or a version's delete that could not remove it.
+    Only files written and named (by their id's time) more than `after` ago, so never a copy,
+    upload or build under way, nor a restore's fresh files. They go to the mount's STRAY_DIR (on S3
+    a copy there, then a delete), and are deleted STRAY_KEPT later: if this database is not the
+    mount's (a wrong GRAPHLAKE_DATABASE), they can still be moved back. When most old files of a
+    folder look stray, nothing of it is moved, and the log says why. Lists each mount's folders:
+    once a day (graphlake/app.py); a mount that fails it is logged, and the others still swept.
+    Returns how many files it set aside."""
     moved = 0
     for store in stores.values():
-        if not isinstance(store, LocalStore):
-            continue
-        moved += await _set_aside_stray(store, "assets", "", _named_by_assets)
-        moved += await _set_aside_stray(store, "versions", ".jsonl", _named_by_versions)
-        await asyncio.to_thread(store.remove_set_aside, STRAY_KEPT.total_seconds())
+        try:
+            moved += await _set_aside_stray(store, "assets", "", _named_by_assets, after)
+            moved += await _set_aside_stray(store, "versions", ".jsonl", _named_by_versions, after)
+            await _stray_call(store, "remove_set_aside", STRAY_KEPT.total_seconds())
+        except StoreUnavailable as error:
+            log.warning("mount %r was not swept for stray files: %s", store.name, error)
     return moved
+
+
+async def _stray_call(store: ObjectStore, method: str, *args: Any) -> Any:
+    """A stray-file call (files_older_than, set_aside, remove_set_aside) of either backend: a
+    LocalStore's block on the file system (a thread), an S3Store's are requests (awaited). Both take
+    the same arguments and give the same answers; they are no part of ObjectStore, as only this
+    sweep uses them."""
+    call = getattr(store, method)
+    return await (asyncio.to_thread(call, *args) if isinstance(store, LocalStore) else call(*args))
 
 
 async def _named_by_assets(by_id: dict[ObjectId, str]) -> set[ObjectId]:
@@ -285,11 +297,11 @@ async def _named_by_versions(by_id: dict[ObjectId, str]) -> set[ObjectId]:
         {"_id": {"$in": list(by_id)}}, {"content.key": 1}).to_list() if (d.get("content") or {}).get("key") == by_id[d["_id"]]}
 
 
-async def _set_aside_stray(store: LocalStore, folder: str, suffix: str,
-                           named: Callable[[dict[ObjectId, str]], Awaitable[set[ObjectId]]]) -> int:
+async def _set_aside_stray(store: ObjectStore, folder: str, suffix: str,
+                           named: Callable[[dict[ObjectId, str]], Awaitable[set[ObjectId]]], after: timedelta) -> int:
     """sweep_stray_copies for one folder of a mount: its files `<id><suffix>` of ids `named` does not return."""
-    cutoff = utcnow() - STRAY_AFTER
-    keys = await asyncio.to_thread(store.files_older_than, folder, STRAY_AFTER.total_seconds())
+    cutoff = utcnow() - after
+    keys = await _stray_call(store, "files_older_than", folder, after.total_seconds())
     by_id = {ObjectId(stem): key for key in keys
              if (name := key.rsplit("/", 1)[1]).endswith(suffix) and ObjectId.is_valid(stem := name.removesuffix(suffix))
              and ObjectId(stem).generation_time < cutoff}
@@ -306,9 +318,9 @@ async def _set_aside_stray(store: LocalStore, folder: str, suffix: str,
     moved = 0
     for key in stray:
         try:
-            await asyncio.to_thread(store.set_aside, key)
+            await _stray_call(store, "set_aside", key)
             moved += 1
-        except OSError as error:  # gone meanwhile, say: the others still go (the next run is a day away)
+        except (OSError, StoreUnavailable) as error:  # gone meanwhile, say: the others still go (the next run is a day away)
             log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
     if stray:
         log.warning("mount %r: set aside %d file(s) nothing names, under %s", store.name, len(stray), STRAY_DIR)
