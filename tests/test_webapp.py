@@ -3,11 +3,12 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 
 One walk through the app, as a lab member would: sign in (a wrong token first); page through the
 assets by scrolling, search them (predicates too) and open one; watch events arrive live (filtered,
-paused, resumed); see a node's utilization; upload an image by the file input, a text by drag and
+paused, resumed) and scroll back to older ones; see a node's utilization; upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
 annotations of every kind drawn over it (keypoints with their skeleton) and verify one; browse a
-collection, a dataset and the difference of two versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
+collection, a dataset and the difference of two versions, download a version's content file and scroll a
+dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
 the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
 
@@ -45,6 +46,7 @@ SCRIPT = PROJECT_ROOT / "tests" / "js" / "webapp_browser.cjs"
 STEP_SECONDS = 60  # the longest a milestone of the walk may take (the browser's own waits are 15 s)
 ASSETS = 55  # more than the app's page of 50, so the list must load a second page on scroll
 VERSIONS = 52  # a dataset's versions, also a page and more
+OLDER_EVENTS = 55  # events logged before the walk, beyond the events page's first 50
 
 
 class Walk:
@@ -103,8 +105,8 @@ def _files(root: Path, tag: str, big_bytes: int) -> dict[str, Path]:
 async def _seed(api: Api, token: str, tag: str) -> None:
     """What the walk finds before it uploads anything: ASSETS value assets (one with labels, metadata
     and a value to search by), a node's thirty busy minutes ended twenty minutes ago (the utilization
-    page's row), and an event the events page's first query shows (its live stream then starts just
-    after it, with `after`)."""
+    page's row), OLDER_EVENTS events the events page loads as it scrolls, and an event newer than
+    those, which its first query shows (its live stream then starts just after it, with `after`)."""
     for i in range(ASSETS - 1):
         await factories.value_asset(api, token, f"filler-{i:02d}", {"i": i})
     await factories.value_asset(api, token, f"reading-{tag}", {"temperature": 21.5, "unit": "C"}, labels=[f"batch-{tag}"],
@@ -113,6 +115,8 @@ async def _seed(api: Api, token: str, tag: str) -> None:
     sessions = [{"eventType": kind, "source": {"nodeId": "ot2-robot"}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
                 for kind, ago in (("NODE_START", 50), ("NODE_STOP", 20))]
     await api.data("LogEvents", {"inputs": sessions}, token=token)
+    await api.data("LogEvents", {"inputs": [{"eventType": "WEBAPP_CHECK", "message": f"older event {tag} {i:02d}"}
+                                            for i in range(OLDER_EVENTS)]}, token=token)
     await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": f"logged before {tag}"}}, token=token)
 
 
@@ -190,6 +194,8 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     await _many_versions(api, contributor, f"many-{tag}")
     files = _files(tmp_path, tag, settings.multipart_threshold_bytes)
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")
+    for i in range(50):  # newer than the inbox, so the upload page's picker must search for it
+        await factories.collection(api, contributor, f"shelf-{tag}-{i:02d}")
     folder_files = [f"{files['folder'].name}/a.txt", f"{files['folder'].name}/sub/b.csv"]
     dropped_folder_files = [f"{files['dropped'].name}/deeper/c.json"]
     dropped_text = f"dropped by the browser test {tag}\n"
@@ -199,7 +205,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     config = {
         "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
         "assetCount": ASSETS, "assetName": f"reading-{tag}", "assetLabel": f"batch-{tag}", "valueText": "temperature",
-        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}",
+        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}", "olderEvent": f"older event {tag}", "olderEvents": OLDER_EVENTS,
         "imagePath": str(files["image"]), "droppedName": f"notes-{tag}.txt", "droppedText": dropped_text,
         "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files,
         "droppedFolderPath": str(files["dropped"]), "droppedFolderFiles": dropped_folder_files, "bigPath": str(files["big"]),
@@ -227,6 +233,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": second}}, token=contributor)
         walk.send(second)
         await walk.expect("PAUSE_OK")
+        await walk.expect("OLDER_EVENTS")
 
         # What the uploads stored: the very bytes, checked by the server against the browser's SHA-256.
         image_id = await walk.expect("UPLOADED")

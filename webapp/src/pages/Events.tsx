@@ -1,16 +1,19 @@
 // The event log, live: the latest events first, then each new one as the server pushes it
-// (subscription over graphql-ws). Pause holds new events back (counted) until Resume.
-import { useEffect, useRef, useState } from "react";
+// (subscription over graphql-ws). Pause holds new events back (counted) until Resume. Scrolling
+// down loads older events a page at a time.
+import { useCallback, useEffect, useRef, useState } from "react";
 import { useClient } from "urql";
 
 import { errorText, type SocketStatus } from "../client";
 import { JsonTree } from "../components/JsonTree";
+import { Sentinel } from "../components/Sentinel";
 import { LiveEventsDocument, RecentEventsDocument, type EventFilter, type EventRowFragment, type LogLevel } from "../generated/graphql";
 import { when, words } from "../format";
 import { useSession } from "../session";
 
 const LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
-const KEEP = 500; // events kept on screen; older ones drop off the bottom
+const PAGE = 50;
+const KEEP = 2000; // events kept on screen; older ones drop off the bottom (and load again by scrolling)
 
 // The filters live in the query string too (/events?types=A,B&level=ERROR&node=n1): a link or a
 // reload opens the same stream.
@@ -57,10 +60,21 @@ function Stream({ filter }: { filter: EventFilter }) {
   const [paused, setPaused] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [socket, setSocket] = useState<SocketStatus>("connecting");
+  // Paging back: each event a query gave has its cursor (live ones have none); `oldest` is the
+  // filter's oldest event once a page said there is none after it.
+  const cursors = useRef(new Map<string, string>());
+  const [oldest, setOldest] = useState<string | null>(null);
+  const loading = useRef<string | null>(null);
   const { onSocket } = useSession();
   useEffect(() => onSocket(setSocket), [onSocket]);
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
+
+  type Page = { edges: { cursor: string; node: EventRowFragment }[]; pageInfo: { hasNextPage: boolean } };
+  const remember = useCallback((page: Page, last: EventRowFragment | undefined) => {
+    page.edges.forEach((e) => cursors.current.set(e.node.id, e.cursor));
+    if (!page.pageInfo.hasNextPage) setOldest(page.edges.at(-1)?.node.id ?? last?.id ?? null);
+  }, []);
 
   useEffect(() => {
     const add = (list: EventRowFragment[], more: EventRowFragment[]) => {
@@ -69,10 +83,11 @@ function Stream({ filter }: { filter: EventFilter }) {
     };
     let current = true;
     let live: { unsubscribe: () => void } | null = null;
-    void client.query(RecentEventsDocument, { filter, first: 50 }, { requestPolicy: "network-only" }).toPromise().then((r) => {
+    void client.query(RecentEventsDocument, { filter, first: PAGE }, { requestPolicy: "network-only" }).toPromise().then((r) => {
       if (!current) return;
       if (r.error) setError(errorText(r.error));
       const recent = r.data?.events.edges.map((e) => e.node) ?? [];
+      if (r.data) remember(r.data.events, undefined);
       setEvents(recent);
       live = client.subscription(LiveEventsDocument, { filter, after: recent[0]?.id ?? null }).subscribe((result) => {
         if (result.error) { setError(errorText(result.error)); return; }
@@ -83,7 +98,23 @@ function Stream({ filter }: { filter: EventFilter }) {
       });
     });
     return () => { current = false; live?.unsubscribe(); };
-  }, [client, filter]);
+  }, [client, filter, remember]);
+
+  const last = events.at(-1);
+  const olderFrom = last && last.id !== oldest ? cursors.current.get(last.id) ?? null : null;
+  const loadOlder = useCallback(async (cursor: string) => {
+    if (loading.current === cursor) return;  // the sentinel may fire again while its page loads
+    loading.current = cursor;
+    const r = await client.query(RecentEventsDocument, { filter, first: PAGE, after: cursor }, { requestPolicy: "network-only" }).toPromise();
+    if (r.error) { setError(errorText(r.error)); return; }
+    if (!r.data) return;
+    const page = r.data.events;
+    remember(page, events.at(-1));
+    setEvents((list) => {
+      const seen = new Set(list.map((e) => e.id));
+      return [...list, ...page.edges.map((e) => e.node).filter((e) => !seen.has(e.id))];
+    });
+  }, [client, filter, remember, events]);
 
   const resume = () => {
     setEvents((list) => [...held, ...list].slice(0, KEEP));
@@ -114,6 +145,7 @@ function Stream({ filter }: { filter: EventFilter }) {
           ))}
         </tbody>
       </table>
+      {olderFrom && <Sentinel next={olderFrom} onMore={loadOlder} />}
       {events.length === 0 && !error && <p className="muted">No events yet; new ones appear here as they are logged.</p>}
     </>
   );

@@ -1,6 +1,6 @@
 // Drop files or folders (or pick them) to upload them, optionally into a collection at their
 // relative paths; each shows its progress and the status of its asset.
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
@@ -18,7 +18,6 @@ export function Upload() {
   const [rows, setRows] = useState<Row[]>([]);
   const [over, setOver] = useState(false);
   const [collectionId, setCollectionId] = useState("");
-  const [{ data: collections }] = useQuery({ query: CollectionListDocument, variables: { first: 100 } });
 
   const start = async (files: { file: File; path: string }[]) => {
     const jobs = files.map(({ file, path }) => {
@@ -42,13 +41,7 @@ export function Upload() {
   return (
     <section>
       <p>
-        <label>
-          Into collection{" "}
-          <select aria-label="Into collection" value={collectionId} onChange={(e) => setCollectionId(e.target.value)}>
-            <option value="">none</option>
-            {collections?.collections.edges.map(({ node }) => <option key={node.id} value={node.id}>{node.name}</option>)}
-          </select>
-        </label>{" "}
+        <CollectionPicker value={collectionId} onChange={setCollectionId} />{" "}
         <span className="muted">files go in at their paths (a folder's files at folder/…)</span>
       </p>
       <div className={`dropzone${over ? " over" : ""}`} data-testid="dropzone"
@@ -90,5 +83,36 @@ export function Upload() {
         </tbody>
       </table>
     </section>
+  );
+}
+
+/** The collection uploads go into: the newest 50 collections whose name contains what is typed
+ *  (a lab has more than a list can hold), the one chosen kept while another search runs. */
+function CollectionPicker({ value, onChange }: { value: string; onChange: (id: string) => void }) {
+  const [typed, setTyped] = useState("");
+  const [name, setName] = useState<string | null>(null);
+  const [chosen, setChosen] = useState<{ id: string; name: string } | null>(null);
+  useEffect(() => {
+    const timer = setTimeout(() => setName(typed.trim() || null), 300);
+    return () => clearTimeout(timer);
+  }, [typed]);
+  const [{ data }] = useQuery({ query: CollectionListDocument, variables: { nameContains: name, first: 50 } });
+  const found = data?.collections.edges.map((e) => e.node) ?? [];
+  const options = chosen && value === chosen.id && !found.some((c) => c.id === chosen.id) ? [chosen, ...found] : found;
+  return (
+    <>
+      <input aria-label="Find a collection" placeholder="Find a collection…" value={typed} onChange={(e) => setTyped(e.target.value)} />{" "}
+      <label>
+        Into collection{" "}
+        <select aria-label="Into collection" value={value} onChange={(e) => {
+          const picked = options.find((c) => c.id === e.target.value);
+          setChosen(picked ? { id: picked.id, name: picked.name } : null);
+          onChange(e.target.value);
+        }}>
+          <option value="">none</option>
+          {options.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
+        </select>
+      </label>
+    </>
   );
 }
