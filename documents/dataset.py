@@ -115,6 +115,9 @@ class DatasetVersion(Document):
     split_counts: dict[str, int] = Field(default_factory=dict)
     manifest_sha256: str = ""
     content: VersionContentFile | None = None  # none: built before content files, or its write failed
+    # When its content file was last begun (by its build, or the maintenance writing a missing one):
+    # the maintenance tries a version again a day after (services/snapshots.write_missing_contents).
+    content_tried_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
 

@@ -52,6 +52,7 @@ from services.metrics import task_outcome
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.schedules import run_due
+from services.snapshots import write_missing_contents
 from services.uploads.reconciler import reconcile, sweep_stray_copies, sweep_temp_files
 
 if TYPE_CHECKING:
@@ -71,7 +72,12 @@ CORS_REQUEST_HEADERS = [
 
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
-STRAY_SWEEP_EVERY = timedelta(days=1)  # it lists every file of each local mount's assets/
+STRAY_SWEEP_EVERY = timedelta(days=1)  # it lists every file of each mount's assets/ and versions/
+# Versions without a content file (built before them, or its write failed) get one, a few an hour:
+# each reads its whole version, and the round's other steps wait for it.
+CONTENT_FILES_EVERY = timedelta(hours=1)
+CONTENT_FILES_PER_ROUND = 20
+CONTENT_FILES_SECONDS = 60  # none begun after this long
 # Uses and lineage links a crash left behind read every one of them: daily too. What is younger than
 # LINKS_SETTLED may still be in the middle of a write (services/lineage.remove_stale_links).
 STALE_LINKS_EVERY = timedelta(days=1)
@@ -233,6 +239,7 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         "temp files": temp_files,
         "stray-copies": lambda: run_due(state.db, "stray-copies", STRAY_SWEEP_EVERY, lambda: sweep_stray_copies(state.stores)),
         "stale-links": lambda: run_due(state.db, "stale-links", STALE_LINKS_EVERY, _remove_stale_links),
+        "content-files": lambda: run_due(state.db, "content-files", CONTENT_FILES_EVERY, lambda: _write_content_files(state)),
         "event archive": lambda: _archive_events(settings),
         "anonymization": lambda: _anonymize(state),
         "asset collection": lambda: _collect_assets(state),
@@ -281,6 +288,14 @@ async def _anonymize(state: AppState) -> None:
         if changed:
             log.info("anonymized %d document(s) older than %g days", sum(changed.values()),
                      settings.anonymize_after_days)
+
+
+async def _write_content_files(state: AppState) -> None:
+    store = state.stores.get(state.settings.default_mount)
+    if store is not None:
+        written = await write_missing_contents(store, most=CONTENT_FILES_PER_ROUND, seconds=CONTENT_FILES_SECONDS)
+        if written:
+            log.info("wrote the content files of %d version(s) that had none", written)
 
 
 async def _collect_assets(state: AppState) -> None:

@@ -309,7 +309,9 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     flipped = await DatasetVersion.get_pymongo_collection().update_one(
         {"_id": version.id, "status": VersionStatus.BUILDING.value}, {"$set": {
             "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts,
-            "manifest_sha256": manifest_hash(entries, sets.values())}})
+            "manifest_sha256": manifest_hash(entries, sets.values()),
+            # Its content file is being written now: the maintenance leaves it to this build (snapshots.write_missing_contents).
+            "content_tried_at": utcnow()}})
     if flipped.matched_count == 0:  # taken for abandoned (a build that outlived ABANDONED_AFTER) or deleted meanwhile
         raise Conflict("the build was discarded while it ran (its dataset or name was deleted or taken over); "
                        "build it again", field="version")

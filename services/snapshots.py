@@ -5,10 +5,12 @@ the content hash over them (documents/manifest.py says what the hash covers)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from beanie import Document
@@ -16,6 +18,7 @@ from bson import ObjectId
 
 from documents.annotation import AnnotationRecord, AnnotationSet
 from documents.asset import Asset
+from documents.clock import utcnow
 from documents.common import Split
 from documents.dataset import DatasetVersion, Datum, VersionContentFile, VersionMember, VersionRecord, VersionStatus
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
@@ -35,6 +38,7 @@ RECORDS_PER_READ = 2000
 DOCUMENTS_PER_WRITE = 1000
 SETS_READ_APART = 8  # a version of more sets reads its datums' records by datum (_records_of says why)
 PROBLEMS_KEPT = 100
+CONTENT_RETRY_AFTER = timedelta(days=1)  # a version whose content file could not be written (write_missing_contents)
 
 
 async def asset_digests(asset_ids: Iterable[ObjectId], into: dict[ObjectId, str] | None = None) -> dict[ObjectId, str]:
@@ -275,6 +279,29 @@ async def write_missing_content(version: DatasetVersion, store: ObjectStore) -> 
         return await writer.attach(version.id, store)
     finally:
         writer.close()
+
+
+async def write_missing_contents(store: ObjectStore, *, most: int, seconds: float) -> int:
+    """The maintenance's round of write_missing_content: the files READY versions lack (built before
+    Graphlake wrote them, or their write failed: the store away, no room to stage one), oldest
+    version first; at most `most` of them, and none begun after `seconds`, since each reads its whole
+    version (a batch at a time) and the round's other steps wait for it. A version is marked as it is
+    begun, as its build marks it, so one whose file cannot be written is tried again a day later,
+    not every round, and a version a build is still writing the file of is left to it. Returns how
+    many files it wrote."""
+    if most < 1:  # (a limit of 0 is none at all to the database)
+        return 0
+    started = time.monotonic()
+    due = {"status": VersionStatus.READY.value, "content": None,
+           "$or": [{"content_tried_at": None}, {"content_tried_at": {"$lte": utcnow() - CONTENT_RETRY_AFTER}}]}
+    written = 0
+    for version in await DatasetVersion.find(due).sort("_id").limit(most).to_list():
+        if time.monotonic() - started > seconds:
+            break
+        await DatasetVersion.get_pymongo_collection().update_one({"_id": version.id},
+                                                                 {"$set": {"content_tried_at": utcnow()}})
+        written += await write_missing_content(version, store)
+    return written
 
 
 async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping[ObjectId, dict], result: Verification,

@@ -183,7 +183,7 @@ class ContentWriter:
 async def remove(content: Mapping[str, Any] | None, stores: Mapping[str, ObjectStore] | None) -> None:
     """Delete a version's file (`content` as stored on the version), if it has one on a mount of this
     lake. Best effort, as `attach`: a store that fails leaves the file behind (logged), not the
-    version; on a local mount the daily stray sweep sets it aside (reconciler.sweep_stray_copies)."""
+    version; the daily stray sweep sets it aside (reconciler.sweep_stray_copies)."""
     if not content or stores is None or content.get("mount") not in stores:
         return
     try:

@@ -11,7 +11,7 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, timedelta
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from graphlake_client import operations as ops
 from graphlake_client.version_reading import version_datums
 from resolvers.context import AppState
 from services import version_content as services_version_content
-from services.snapshots import verify
+from services.snapshots import CONTENT_RETRY_AFTER, verify, write_missing_contents
 from services.uploads.reconciler import STRAY_AFTER, STRAY_KEPT, sweep_stray_copies
 from storage.protocol import STRAY_DIR, ObjectInfo
 from storage.s3 import S3Store
@@ -402,3 +402,48 @@ async def test_on_an_s3_mount_a_file_no_version_names_is_set_aside_too(s3: S3Ser
 
 async def _both_listed(store: S3Store, keys: list[str]) -> bool:
     return set(keys) <= set(await store.files_older_than("versions", 2))
+
+
+async def test_the_maintenance_writes_a_missing_file_and_tries_a_failed_one_a_day_later(
+        served: Served, make_token: MakeToken, tmp_path: Path, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version without a file (built before them, or its write failed) gets one from the hourly
+    maintenance (snapshots.write_missing_contents), unless its build is still writing it; one whose
+    file cannot be written is not tried again before a day has passed."""
+    store = state.stores["local"]
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        built = await content_of(lake, version["id"])
+    version_id = object_id(version["id"])
+    path = Path(store.path(built["key"]))
+    original = path.read_bytes()
+    path.unlink()
+    versions = DatasetVersion.get_pymongo_collection()
+
+    async def without_file(tried: timedelta | None) -> None:
+        await versions.update_one({"_id": version_id}, {"$unset": {"content": ""}, "$set": {
+            "content_tried_at": None if tried is None else utcnow() - tried}})
+
+    await without_file(timedelta(seconds=5))  # READY a moment ago, its build storing the file now
+    assert await write_missing_contents(store, most=20, seconds=60) == 0 and not path.exists()
+
+    writes: list[str] = []
+
+    async def refused(key: str, _: Path) -> None:
+        writes.append(key)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write", refused)
+    await without_file(CONTENT_RETRY_AFTER + timedelta(minutes=1))  # its build's write failed over a day ago
+    assert await write_missing_contents(store, most=20, seconds=60) == 0 and writes == [built["key"]]
+    stored = await versions.find_one({"_id": version_id})
+    assert stored is not None and "content" not in stored
+    assert abs(stored["content_tried_at"].replace(tzinfo=UTC) - utcnow()) < timedelta(seconds=30)
+    assert await write_missing_contents(store, most=20, seconds=60) == 0 and len(writes) == 1  # not again today
+
+    monkeypatch.undo()
+    await without_file(None)  # built before content files
+    assert await write_missing_contents(store, most=0, seconds=60) == 0  # at most that many a round
+    assert await write_missing_contents(store, most=20, seconds=60) == 1
+    assert path.read_bytes() == original
+    async with Client(served.base_url, await make_token(Role.VIEWER)) as lake:
+        assert await content_of(lake, version["id"]) == {**built, "downloadUrl": ANY}
