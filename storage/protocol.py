@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 # Where a store keeps the objects no record names, set aside by the reconciler's daily sweep
 # (services/uploads/reconciler.sweep_stray_copies) and deleted a while later.
 STRAY_DIR = ".stray"
+# The folders of a mount where the lake keeps its own objects: uploads' and ingests' (assets/<id>,
+# services/uploads/sessions.py), versions' content files (services/version_content.py), thumbnails
+# (services/thumbnails.py) and what the sweep set aside. Registering one as EXTERNAL is refused
+# (services/uploads/external.py): the lake deletes and sets aside what it keeps there.
+LAKE_FOLDERS = ("assets/", "versions/", "thumbnails/", STRAY_DIR + "/")
 
 
 class StoreUnavailable(Exception):

@@ -36,6 +36,7 @@ CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # How long a multipart completion may take to answer (AWS documents "several minutes" for big objects).
 COMPLETION_READ_SECONDS = 900.0
+MAX_COPY_BYTES = 5 * 1024**3  # the largest object CopyObject copies in one request
 
 # Told of every request to the store: its operation (GetObject, HeadObject, ...), seconds (retries
 # included) and whether it succeeded. The app shell passes one that records metrics and spans.
@@ -306,9 +307,17 @@ class S3Store:
     async def set_aside(self, key: str) -> None:
         """Move `key`'s object under STRAY_DIR (a copy, then a delete: S3 has no move), where
         remove_set_aside deletes it later. The copy's time is the set-aside time."""
+        source = {"Bucket": self.bucket, "Key": self.object_key(key)}
+        target = self.object_key(f"{STRAY_DIR}/{key}")
         try:
-            await self.client.copy({"Bucket": self.bucket, "Key": self.object_key(key)}, self.bucket,
-                                   self.object_key(f"{STRAY_DIR}/{key}"))  # managed: multipart above 5 GiB
+            found = await self.stat(key)
+            if found is None:
+                return  # gone meanwhile: nothing to keep
+            if found.size <= MAX_COPY_BYTES:  # one request: its metadata and media type kept, its SHA-256 stored again
+                await self.client.copy_object(CopySource=source, Bucket=self.bucket, Key=target, MetadataDirective="COPY",
+                                              ChecksumAlgorithm="SHA256")
+            else:  # only a multipart copy takes it (metadata and checksum not carried: the bytes are what is kept)
+                await self.client.copy(source, self.bucket, target)
             await self.delete(key)
         except (ClientError, BotoCoreError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r}: setting aside {key!r}: {error}") from None
@@ -316,12 +325,18 @@ class S3Store:
     async def remove_set_aside(self, seconds: float) -> int:
         """Delete what was set aside more than `seconds` ago; returns how many objects went."""
         old = [self.object_key(key) for key, _ in await self._listed(STRAY_DIR + "/", seconds, nested=True)]
+        refused: list[dict[str, Any]] = []
         try:
             for start in range(0, len(old), 1000):  # DeleteObjects takes at most 1,000 keys
-                await self.client.delete_objects(Bucket=self.bucket, Delete={
+                answer = await self.client.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": key} for key in old[start:start + 1000]], "Quiet": True})
+                refused += answer.get("Errors", [])  # quiet: only the keys it did not delete are named
         except (ClientError, BotoCoreError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r}: deleting what was set aside: {error}") from None
+        if refused:
+            first = refused[0]
+            raise StoreUnavailable(f"s3 mount {self.name!r}: {len(refused)} of {len(old)} objects set aside were not "
+                                   f"deleted, e.g. {first.get('Key')!r}: {first.get('Code')} {first.get('Message')}")
         return len(old)
 
     async def _listed(self, folder: str, seconds: float, *, nested: bool) -> list[tuple[str, datetime]]:

@@ -104,6 +104,11 @@ async def test_names_are_unique_and_updatable(api: Api, contributor: str) -> Non
     assert renamed["name"] == "c" and renamed["metadata"] == {"x": [1]}
     listed = (await api.data("Collections", {"nameContains": "C"}, token=contributor))["collections"]
     assert [e["node"]["name"] for e in listed["edges"]] == ["c"]
+    # By exact name (case counts), alone or with nameContains; an operator-shaped name is a plain string.
+    for variables, names in [({"name": "b"}, ["b"]), ({"name": "B"}, []), ({"name": "b", "nameContains": "c"}, []),
+                             ({"name": "c", "nameContains": "c"}, ["c"]), ({"name": '{"$ne": null}'}, [])]:
+        listed = (await api.data("Collections", variables, token=contributor))["collections"]
+        assert [e["node"]["name"] for e in listed["edges"]] == names, variables
 
 
 async def test_remove_releases_only_this_collections_pin(api: Api, contributor: str) -> None:

@@ -101,3 +101,4 @@ async def test_a_failing_step_of_the_maintenance_leaves_the_others_to_run(state:
     assert failure.value.swept_at >= before  # handed back: that sweep is not run again each round
     assert _about(await _next_at(state, "stray-copies"), utcnow() + RETRY_AFTER)
     assert _about(await _next_at(state, "stale-links"), utcnow() + DAY)  # the step after it ran
+    assert _about(await _next_at(state, "content-files"), utcnow() + app_module.CONTENT_FILES_EVERY)  # and the next

@@ -650,6 +650,15 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     error = await api.error("RegisterExternal", {"input": {"url": "ftp://x/y"}}, token=contributor)
     assert error["extensions"]["field"] == "url"
 
+    # The lake's own objects (an upload's bytes on the lab mount, whose bucket this is) are not external.
+    data = payload(64)
+    own = await start(api, contributor, data, "lab")
+    assert (await put(own["url"], data, own["headers"])).status_code == 200
+    await complete(api, contributor, own["id"])
+    error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "assets/"}},
+                            token=contributor)
+    assert error["extensions"]["field"] == "prefix" and "this lake's own" in error["message"], error
+
 
 async def test_upload_into_a_collection_and_status_subscription(api: Api, served: Served, state: AppState,
                                                                 contributor: str) -> None:

@@ -31,7 +31,7 @@ from graphlake_client.version_reading import version_datums
 from resolvers.context import AppState
 from services import version_content as services_version_content
 from services.snapshots import CONTENT_RETRY_AFTER, verify, write_missing_contents
-from services.uploads.reconciler import STRAY_AFTER, STRAY_KEPT, sweep_stray_copies
+from services.uploads.reconciler import STRAY_AFTER, STRAY_KEPT, StrayMountsFailed, sweep_stray_copies
 from storage.protocol import STRAY_DIR, ObjectInfo
 from storage.s3 import S3Store
 from tests.conftest import MakeToken, S3Service, Served
@@ -382,14 +382,16 @@ async def test_on_an_s3_mount_a_file_no_version_names_is_set_aside_too(s3: S3Ser
         (tmp_path / "file").write_bytes(b"{}")
         for version_id in (named, unnamed):
             await store.write(keys[version_id], tmp_path / "file")
-        # Judged by when it was written too (S3's LastModified, in whole seconds): wait until both are 2 s old.
-        await wait_for(lambda: _both_listed(store, [keys[named], keys[unnamed]]), what="the objects 2 s old")
+        # Judged by when it was written too (S3's LastModified, in whole seconds): wait until both are AFTER old.
+        await wait_for(lambda: _both_listed(store, [keys[named], keys[unnamed]]), what="the objects AFTER old")
         await store.write(keys[late], tmp_path / "file")  # named by an old id, but just written: kept
-        with caplog.at_level(logging.WARNING, logger="services.uploads.reconciler"):
-            assert await sweep_stray_copies({"broken": broken, "sweep": store}, after=timedelta(seconds=2)) == 1
+        with caplog.at_level(logging.WARNING, logger="graphlake.uploads"), \
+                pytest.raises(StrayMountsFailed, match=r"mount\(s\) 'broken' not swept .* 1 file\(s\) of the others set aside"):
+            await sweep_stray_copies({"broken": broken, "sweep": store}, after=AFTER)
         assert "mount 'broken' was not swept for stray files" in caplog.text
         assert await store.stat(keys[named]) and await store.stat(keys[late]) and not await store.stat(keys[unnamed])
-        assert await store.stat(f"{STRAY_DIR}/{keys[unnamed]}") == ObjectInfo(size=2, sha256=None)
+        # Kept whole, with its SHA-256 stored by S3 (a restore can check it).
+        assert await store.stat(f"{STRAY_DIR}/{keys[unnamed]}") == ObjectInfo(size=2, sha256=hashlib.sha256(b"{}").hexdigest())
         assert await store.remove_set_aside(STRAY_KEPT.total_seconds()) == 0  # kept a week
         assert await wait_for(lambda: store.remove_set_aside(0)) == 1
         assert await store.stat(f"{STRAY_DIR}/{keys[unnamed]}") is None
@@ -401,7 +403,12 @@ async def test_on_an_s3_mount_a_file_no_version_names_is_set_aside_too(s3: S3Ser
 
 
 async def _both_listed(store: S3Store, keys: list[str]) -> bool:
-    return set(keys) <= set(await store.files_older_than("versions", 2))
+    return set(keys) <= set(await store.files_older_than("versions", AFTER.total_seconds()))
+
+
+# Old enough for the S3 sweep test: an object written just before the sweep must be younger when it
+# lists them (LastModified is in whole seconds: up to one is lost).
+AFTER = timedelta(seconds=3)
 
 
 async def test_the_maintenance_writes_a_missing_file_and_tries_a_failed_one_a_day_later(

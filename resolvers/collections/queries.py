@@ -32,8 +32,12 @@ class CollectionQueries:
         name_contains: Annotated[str | None, strawberry.argument(description=(
             "Only collections whose name contains this (case-insensitive); null for all."))] = None,
         first: First = None, after: After = None, last: Last = None, before: Before = None,
+        name: Annotated[str | None, strawberry.argument(description=(
+            "Only the collection of exactly this name (names are unique: at most one); null for all."))] = None,
     ) -> Connection[Collection]:
-        query = {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
+        query: dict = {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
+        if name is not None:  # a string, compared as one (never an operator)
+            query = {"$and": [query, {"name": {"$eq": name}}]} if query else {"name": {"$eq": name}}
         return await paginate(
             CollectionDocument.get_pymongo_collection(), query=query, sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after, last, before),

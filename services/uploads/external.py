@@ -6,6 +6,7 @@ from __future__ import annotations
 import mimetypes
 import posixpath
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from bson import ObjectId
@@ -20,6 +21,10 @@ from services import collections
 from services.checks import check_labels, check_metadata
 from services.errors import BadUserInput, Unavailable
 from storage import ObjectStore, StoreRefused, as_s3
+from storage.protocol import LAKE_FOLDERS
+
+if TYPE_CHECKING:
+    from storage.s3 import S3Store
 
 
 @dataclass
@@ -69,6 +74,7 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
         if len(objects) > max_items:
             raise BadUserInput(f"more than {max_items} objects under that prefix, the most one call registers; "
                                "register narrower prefixes one by one", field="prefix")
+        _refuse_the_lakes_own(objects, bucket, store, stores)
         for obj in objects:
             filename = posixpath.basename(obj["Key"])
             assets.append(Asset(
@@ -87,6 +93,18 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
         items = [collections.NewItem(a.id, a.storage.key or None, None) for a in assets + unchanged]  # path: the object key
         await collections.add_items(collection_id, items, actor, max_items)
     return Registered(new=assets, unchanged=unchanged)
+
+
+def _refuse_the_lakes_own(objects: list[dict], bucket: str, through: S3Store, stores: dict[str, ObjectStore]) -> None:
+    """Refuse objects of this lake's own folders on its S3 mounts (the same bucket of the same
+    store): an EXTERNAL asset must not name bytes the lake deletes with another asset or sets aside."""
+    owned = tuple(mount.object_key(folder) for mount in map(as_s3, stores.values())
+                  if mount is not None and mount.bucket == bucket and mount.endpoint_url == through.endpoint_url
+                  for folder in LAKE_FOLDERS)
+    inside = [o["Key"] for o in objects if o["Key"].startswith(owned)] if owned else []
+    if inside:
+        raise BadUserInput(f"{len(inside)} object(s) under that prefix are this lake's own (e.g. {inside[0]!r}), kept "
+                           f"under its mounts' {', '.join(LAKE_FOLDERS)}: register a prefix outside them", field="prefix")
 
 
 def _identity(asset: Asset) -> tuple[str, str | None]:

@@ -265,17 +265,27 @@ async def sweep_stray_copies(stores: dict[str, ObjectStore], *, after: timedelta
     a copy there, then a delete), and are deleted STRAY_KEPT later: if this database is not the
     mount's (a wrong GRAPHLAKE_DATABASE), they can still be moved back. When most old files of a
     folder look stray, nothing of it is moved, and the log says why. Lists each mount's folders:
-    once a day (graphlake/app.py); a mount that fails it is logged, and the others still swept.
+    once a day (graphlake/app.py). A mount that fails it is logged and the others are still swept;
+    then it raises StrayMountsFailed, so the run is tried again an hour later (schedules.run_due).
     Returns how many files it set aside."""
     moved = 0
+    failed: list[str] = []
     for store in stores.values():
         try:
             moved += await _set_aside_stray(store, "assets", "", _named_by_assets, after)
             moved += await _set_aside_stray(store, "versions", ".jsonl", _named_by_versions, after)
             await _stray_call(store, "remove_set_aside", STRAY_KEPT.total_seconds())
-        except StoreUnavailable as error:
-            log.warning("mount %r was not swept for stray files: %s", store.name, error)
+        except Exception:  # a disk or a store that fails: whatever it raised, the other mounts still go
+            log.warning("mount %r was not swept for stray files", store.name, exc_info=True)
+            failed.append(store.name)
+    if failed:
+        raise StrayMountsFailed(f"mount(s) {', '.join(map(repr, failed))} not swept for stray files (logged above); "
+                                f"{moved} file(s) of the others set aside")
     return moved
+
+
+class StrayMountsFailed(Exception):
+    """sweep_stray_copies could not sweep some mounts (it swept the others)."""
 
 
 async def _stray_call(store: ObjectStore, method: str, *args: Any) -> Any:

@@ -38,9 +38,10 @@ export function Layout() {
           <Route path="/assets"><AssetList /></Route>
           <Route path="/assets/:id">{(params) => <AssetPage id={decodeURIComponent(params.id)} />}</Route>
           <Route path="/collections"><CollectionList /></Route>
-          <Route path="/collections/:id">{(params) => <CollectionPage id={decodeURIComponent(params.id)} />}</Route>
+          {/* Keyed by id: another collection's or dataset's pages start afresh, not from this one's cursors. */}
+          <Route path="/collections/:id">{(params) => <CollectionPage key={params.id} id={decodeURIComponent(params.id)} />}</Route>
           <Route path="/datasets"><DatasetList /></Route>
-          <Route path="/datasets/:id">{(params) => <DatasetPage id={decodeURIComponent(params.id)} />}</Route>
+          <Route path="/datasets/:id">{(params) => <DatasetPage key={params.id} id={decodeURIComponent(params.id)} />}</Route>
           <Route path="/events"><Events /></Route>
           <Route path="/utilization"><Utilization /></Route>
           <Route path="/upload">{writer ? <Upload /> : <p>A {session.role} token cannot upload.</p>}</Route>

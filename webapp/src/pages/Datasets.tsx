@@ -82,8 +82,11 @@ export function DatasetPage({ id }: { id: string }) {
 function VersionsPage({ datasetId, before, onLoaded }: {
   datasetId: string; before: string | null; onLoaded: (key: string, page: LoadedPage) => void;
 }) {
+  // From the network each time: the pages before it are asked from its startCursor, and a cached
+  // newest page refreshed after them would leave the versions between out.
   const [{ data, error }] = useQuery({
     query: DatasetVersionsDocument, variables: { id: datasetId, last: PAGE_SIZE, before, withCount: before === null },
+    requestPolicy: "network-only",
   });
   const connection = data?.dataset?.versions;
   useEffect(() => {
@@ -120,7 +123,7 @@ function ContentDownload({ version }: { version: VersionRowFragment }) {
   const [busy, setBusy] = useState(false);
   const content = version.content;
   if (!content) {
-    return <span className="muted" title="Built before versions had content files: `graphlake datasets write-content` writes one">none</span>;
+    return <span className="muted" title="Not written yet (built before versions had content files, or its write failed): the server's hourly maintenance writes it">none</span>;
   }
   const download = async () => {
     setBusy(true);

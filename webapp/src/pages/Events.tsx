@@ -64,22 +64,26 @@ function Stream({ filter }: { filter: EventFilter }) {
   // filter's oldest event once a page said there is none after it.
   const cursors = useRef(new Map<string, string>());
   const [oldest, setOldest] = useState<string | null>(null);
-  const loading = useRef<string | null>(null);
+  const loading = useRef(false);
+  const trimmed = useRef(false);  // live events pushed some off the bottom
+  const lastShown = useRef<string | undefined>(undefined);
   const { onSocket } = useSession();
   useEffect(() => onSocket(setSocket), [onSocket]);
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
 
   type Page = { edges: { cursor: string; node: EventRowFragment }[]; pageInfo: { hasNextPage: boolean } };
-  const remember = useCallback((page: Page, last: EventRowFragment | undefined) => {
+  const remember = useCallback((page: Page, after: string | undefined) => {
     page.edges.forEach((e) => cursors.current.set(e.node.id, e.cursor));
-    if (!page.pageInfo.hasNextPage) setOldest(page.edges.at(-1)?.node.id ?? last?.id ?? null);
+    if (!page.pageInfo.hasNextPage) setOldest(page.edges.at(-1)?.node.id ?? after ?? null);
   }, []);
 
   useEffect(() => {
     const add = (list: EventRowFragment[], more: EventRowFragment[]) => {
       const seen = new Set(list.map((e) => e.id));
-      return [...more.filter((e) => !seen.has(e.id)), ...list].slice(0, KEEP);
+      const all = [...more.filter((e) => !seen.has(e.id)), ...list];
+      if (all.length > KEEP) trimmed.current = true;
+      return all.slice(0, KEEP);
     };
     let current = true;
     let live: { unsubscribe: () => void } | null = null;
@@ -101,20 +105,28 @@ function Stream({ filter }: { filter: EventFilter }) {
   }, [client, filter, remember]);
 
   const last = events.at(-1);
+  lastShown.current = last?.id;
   const olderFrom = last && last.id !== oldest ? cursors.current.get(last.id) ?? null : null;
   const loadOlder = useCallback(async (cursor: string) => {
-    if (loading.current === cursor) return;  // the sentinel may fire again while its page loads
-    loading.current = cursor;
-    const r = await client.query(RecentEventsDocument, { filter, first: PAGE, after: cursor }, { requestPolicy: "network-only" }).toPromise();
-    if (r.error) { setError(errorText(r.error)); return; }
-    if (!r.data) return;
-    const page = r.data.events;
-    remember(page, events.at(-1));
-    setEvents((list) => {
-      const seen = new Set(list.map((e) => e.id));
-      return [...list, ...page.edges.map((e) => e.node).filter((e) => !seen.has(e.id))];
-    });
-  }, [client, filter, remember, events]);
+    if (loading.current) return;  // one page at a time (the sentinel may fire again meanwhile)
+    loading.current = true;
+    const after = lastShown.current;
+    try {
+      const r = await client.query(RecentEventsDocument, { filter, first: PAGE, after: cursor }, { requestPolicy: "network-only" }).toPromise();
+      if (r.error) { setError(errorText(r.error)); return; }
+      if (!r.data) return;
+      const page = r.data.events;
+      remember(page, after);
+      setEvents((list) => {
+        // Live events trimmed the list meanwhile: this page no longer follows its end (the sentinel asks again).
+        if (list.at(-1)?.id !== after) return list;
+        const seen = new Set(list.map((e) => e.id));
+        return [...list, ...page.edges.map((e) => e.node).filter((e) => !seen.has(e.id))];
+      });
+    } finally {
+      loading.current = false;
+    }
+  }, [client, filter, remember]);
 
   const resume = () => {
     setEvents((list) => [...held, ...list].slice(0, KEEP));
@@ -146,6 +158,9 @@ function Stream({ filter }: { filter: EventFilter }) {
         </tbody>
       </table>
       {olderFrom && <Sentinel next={olderFrom} onMore={loadOlder} />}
+      {!olderFrom && trimmed.current && last && last.id !== oldest && (
+        <p className="muted">Older events dropped off this page as new ones came: reload it to page through them.</p>
+      )}
       {events.length === 0 && !error && <p className="muted">No events yet; new ones appear here as they are logged.</p>}
     </>
   );

@@ -6,7 +6,7 @@ import { Link } from "wouter";
 
 import { assetHref } from "../components/AssetRow";
 import { bytes } from "../format";
-import { CollectionListDocument } from "../generated/graphql";
+import { CollectionByNameDocument, CollectionListDocument } from "../generated/graphql";
 import { droppedFiles, uploadFile, type Progress } from "../upload";
 
 type Row = Progress & { key: string; name: string; retry?: () => void };
@@ -86,8 +86,8 @@ export function Upload() {
   );
 }
 
-/** The collection uploads go into: the newest 50 collections whose name contains what is typed
- *  (a lab has more than a list can hold), the one chosen kept while another search runs. */
+/** The collection uploads go into: the one named exactly what is typed, then the newest 50 whose
+ *  name contains it (a lab has more than a list can hold); the one chosen kept while another search runs. */
 function CollectionPicker({ value, onChange }: { value: string; onChange: (id: string) => void }) {
   const [typed, setTyped] = useState("");
   const [name, setName] = useState<string | null>(null);
@@ -97,7 +97,9 @@ function CollectionPicker({ value, onChange }: { value: string; onChange: (id: s
     return () => clearTimeout(timer);
   }, [typed]);
   const [{ data }] = useQuery({ query: CollectionListDocument, variables: { nameContains: name, first: 50 } });
-  const found = data?.collections.edges.map((e) => e.node) ?? [];
+  const [{ data: exact }] = useQuery({ query: CollectionByNameDocument, variables: { name: name ?? "" }, pause: name === null });
+  const named = name === null ? [] : exact?.collections.edges.map((e) => e.node) ?? [];
+  const found = [...named, ...(data?.collections.edges.map((e) => e.node) ?? []).filter((c) => !named.some((n) => n.id === c.id))];
   const options = chosen && value === chosen.id && !found.some((c) => c.id === chosen.id) ? [chosen, ...found] : found;
   return (
     <>
