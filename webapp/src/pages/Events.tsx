@@ -129,7 +129,10 @@ function Stream({ filter }: { filter: EventFilter }) {
   }, [client, filter, remember]);
 
   const resume = () => {
-    setEvents((list) => [...held, ...list].slice(0, KEEP));
+    setEvents((list) => {
+      if (held.length + list.length > KEEP) trimmed.current = true;
+      return [...held, ...list].slice(0, KEEP);
+    });
     setHeld([]);
     setPaused(false);
   };
