@@ -130,6 +130,11 @@ async function main() {
     await robot.filter({ hasText: "30 min busy, 1 session" }).waitFor();
     await robot.filter({ hasText: "2.1%" }).waitFor();  // 30 min of 24 h (the window ends at the next minute)
     await shot("utilization");
+    const utilizationRows = page.getByTestId("utilization-row");
+    await utilizationRows.nth(49).waitFor();
+    if ((await utilizationRows.count()) !== 50) throw new Error(`the first page shows ${await utilizationRows.count()} nodes, not 50`);
+    await utilizationRows.last().scrollIntoViewIfNeeded();  // the next page, as the list scrolls
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=utilization-row]").length === n, config.busyNodes + 1);
 
     step = "an upload by the file input turns ACTIVE";
     await page.getByRole("link", { name: "Upload" }).click();

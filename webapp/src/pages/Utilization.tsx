@@ -1,14 +1,16 @@
 // Utilization from start/stop events: one row per node (or workflow, or user) with its busy share of
 // the window and a bar per hour or day.
-import { useMemo, useState } from "react";
+import { useCallback, useMemo, useState } from "react";
 import { useQuery } from "urql";
 
 import { errorText } from "../client";
+import { addCursor, Sentinel } from "../components/Sentinel";
 import { UtilizationDocument, type UtilizationGroup } from "../generated/graphql";
 
 const WINDOWS = { "Last 24 hours": { hours: 24, bucket: "HOUR" }, "Last 7 days": { hours: 24 * 7, bucket: "DAY" },
   "Last 30 days": { hours: 24 * 30, bucket: "DAY" } } as const;
 type Window = keyof typeof WINDOWS;
+const PAGE_SIZE = 50;
 
 function duration(seconds: number): string {
   if (seconds < 90) return `${Math.round(seconds)} s`;
@@ -25,8 +27,6 @@ export function Utilization() {
     const from = new Date(to.getTime() - WINDOWS[span].hours * 3600 * 1000);
     return { from: from.toISOString(), to: to.toISOString(), groupBy, bucket: WINDOWS[span].bucket };
   }, [span, groupBy]);
-  const [{ data, error }] = useQuery({ query: UtilizationDocument, variables });
-  const rows = data?.utilization.edges.map((e) => e.node) ?? [];
   return (
     <section>
       <form className="filters" onSubmit={(e) => e.preventDefault()}>
@@ -38,32 +38,58 @@ export function Utilization() {
         </select>
       </form>
       <p className="muted">Busy time from NODE_START/NODE_STOP and WORKFLOW_START/WORKFLOW_COMPLETE events; overlapping sessions count once.</p>
-      {error && <p role="alert" className="error">{errorText(error)}</p>}
-      {data && rows.length === 0 && <p className="muted">No sessions in this window.</p>}
-      <table className="events utilization" data-testid="utilization">
-        <tbody>
-          {rows.map((row) => {
-            const peak = Math.max(...row.buckets.map((b) => b.utilization), 0.0001);
-            return (
-              <tr key={row.group} data-testid="utilization-row">
-                <td><strong>{row.group}</strong></td>
-                <td className="share"><span className="bar" style={{ width: `${Math.min(100, row.utilization * 100)}%` }} /></td>
-                <td>{(row.utilization * 100).toFixed(1)}%</td>
-                <td>{duration(row.busySeconds)} busy, {row.sessions} {row.sessions === 1 ? "session" : "sessions"}</td>
-                <td>
-                  <svg className="spark" viewBox={`0 0 ${row.buckets.length} 1`} preserveAspectRatio="none" aria-label="busy share per bucket">
-                    {row.buckets.map((b, i) => (
-                      <rect key={b.start} x={i + 0.1} width={0.8} y={1 - b.utilization / peak} height={b.utilization / peak}>
-                        <title>{`${new Date(b.start).toLocaleString()}: ${(b.utilization * 100).toFixed(0)}%`}</title>
-                      </rect>
-                    ))}
-                  </svg>
-                </td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <Groups key={JSON.stringify(variables)} variables={variables} />
     </section>
+  );
+}
+
+type Variables = { from: string; to: string; groupBy: UtilizationGroup; bucket: "HOUR" | "DAY" };
+
+// Keyed by the window and grouping: another starts again from the first page.
+function Groups({ variables }: { variables: Variables }) {
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
+  return (
+    <table className="events utilization" data-testid="utilization">
+      {cursors.map((after, i) => (
+        <GroupsPage key={after ?? "first"} variables={variables} after={after} last={i === cursors.length - 1} onMore={more} />
+      ))}
+    </table>
+  );
+}
+
+function GroupsPage({ variables, after, last, onMore }: {
+  variables: Variables; after: string | null; last: boolean; onMore: (cursor: string) => void;
+}) {
+  const [{ data, error }] = useQuery({ query: UtilizationDocument, variables: { ...variables, first: PAGE_SIZE, after } });
+  if (error) return <tbody><tr><td role="alert" className="error">{errorText(error)}</td></tr></tbody>;
+  if (!data) return null;
+  const rows = data.utilization.edges.map((e) => e.node);
+  const next = data.utilization.pageInfo.hasNextPage ? data.utilization.pageInfo.endCursor : null;
+  return (
+    <tbody>
+      {after === null && rows.length === 0 && <tr><td className="muted">No sessions in this window.</td></tr>}
+      {rows.map((row) => {
+        const peak = Math.max(...row.buckets.map((b) => b.utilization), 0.0001);
+        return (
+          <tr key={row.group} data-testid="utilization-row">
+            <td><strong>{row.group}</strong></td>
+            <td className="share"><span className="bar" style={{ width: `${Math.min(100, row.utilization * 100)}%` }} /></td>
+            <td>{(row.utilization * 100).toFixed(1)}%</td>
+            <td>{duration(row.busySeconds)} busy, {row.sessions} {row.sessions === 1 ? "session" : "sessions"}</td>
+            <td>
+              <svg className="spark" viewBox={`0 0 ${row.buckets.length} 1`} preserveAspectRatio="none" aria-label="busy share per bucket">
+                {row.buckets.map((b, i) => (
+                  <rect key={b.start} x={i + 0.1} width={0.8} y={1 - b.utilization / peak} height={b.utilization / peak}>
+                    <title>{`${new Date(b.start).toLocaleString()}: ${(b.utilization * 100).toFixed(0)}%`}</title>
+                  </rect>
+                ))}
+              </svg>
+            </td>
+          </tr>
+        );
+      })}
+      {last && next && <tr><td colSpan={5}><Sentinel next={next} onMore={onMore} /></td></tr>}
+    </tbody>
   );
 }
