@@ -2,7 +2,8 @@
 tests/js/webapp_browser.cjs with playwright-core, against the suite's live server.
 
 One walk through the app, as a lab member would: sign in (a wrong token first); page through the
-assets by scrolling, search them (predicates too) and open one; watch events arrive live (filtered,
+assets by scrolling, search them (predicates too) and open one (its collections past the first 20
+too); watch events arrive live (filtered,
 paused, resumed) and scroll back to older ones; see a node's utilization (and scroll to the
 second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
@@ -48,6 +49,7 @@ STEP_SECONDS = 60  # the longest a milestone of the walk may take (the browser's
 ASSETS = 55  # more than the app's page of 50, so the list must load a second page on scroll
 VERSIONS = 52  # a dataset's versions, also a page and more
 OLDER_EVENTS = 55  # events logged before the walk, beyond the events page's first 50
+FILED_IN = 25  # collections the searched asset is in: its page lists 20, then the rest on "Show more"
 BUSY_NODES = 55  # nodes busy five minutes each beside the robot: the utilization page scrolls to a second page
 
 
@@ -106,14 +108,18 @@ def _files(root: Path, tag: str, big_bytes: int) -> dict[str, Path]:
 
 async def _seed(api: Api, token: str, tag: str) -> None:
     """What the walk finds before it uploads anything: ASSETS value assets (one with labels, metadata
-    and a value to search by), a node's thirty busy minutes ended twenty minutes ago (the utilization
+    and a value to search by, filed in FILED_IN collections), a node's thirty busy minutes ended twenty minutes ago (the utilization
     page's row) and BUSY_NODES nodes' five minutes each, OLDER_EVENTS events the events page loads
     as it scrolls, and an event newer than those, which its first query shows (its live stream then
     starts just after it, with `after`)."""
     for i in range(ASSETS - 1):
         await factories.value_asset(api, token, f"filler-{i:02d}", {"i": i})
-    await factories.value_asset(api, token, f"reading-{tag}", {"temperature": 21.5, "unit": "C"}, labels=[f"batch-{tag}"],
-                                metadata={"plate": 7, "operator": "alice"})
+    reading = await factories.value_asset(api, token, f"reading-{tag}", {"temperature": 21.5, "unit": "C"},
+                                          labels=[f"batch-{tag}"], metadata={"plate": 7, "operator": "alice"})
+    for i in range(FILED_IN):  # more than its page lists at first
+        bin_ = await factories.collection(api, token, f"bin-{tag}-{i:02d}")
+        await api.data("AddToCollection", {"input": {"collectionId": bin_["id"], "items": [{"assetId": reading["id"]}]}},
+                       token=token)
     now = datetime.now(UTC)
     sessions = [{"eventType": kind, "source": {"nodeId": node}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
                 for node, (start, stop) in [("ot2-robot", (50, 20)), *((f"pipette-{n:02d}", (40, 35)) for n in range(BUSY_NODES))]
@@ -209,7 +215,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     config = {
         "baseUrl": served.base_url, "chromium": str(CHROMIUM), "token": contributor, "viewerToken": viewer,
         "assetCount": ASSETS, "assetName": f"reading-{tag}", "assetLabel": f"batch-{tag}", "valueText": "temperature",
-        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}", "olderEvent": f"older event {tag}", "olderEvents": OLDER_EVENTS, "busyNodes": BUSY_NODES,
+        "eventType": "WEBAPP_CHECK", "earlierEvent": f"logged before {tag}", "olderEvent": f"older event {tag}", "olderEvents": OLDER_EVENTS, "busyNodes": BUSY_NODES, "filedIn": FILED_IN,
         "imagePath": str(files["image"]), "droppedName": f"notes-{tag}.txt", "droppedText": dropped_text,
         "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files,
         "droppedFolderPath": str(files["dropped"]), "droppedFolderFiles": dropped_folder_files, "bigPath": str(files["big"]),

@@ -92,6 +92,13 @@ async function main() {
     await page.getByTestId("asset-name").filter({ hasText: config.assetName }).waitFor();
     await page.getByTestId("asset-value").filter({ hasText: config.valueText }).waitFor();
     await shot("asset-value");
+    step = "the asset page lists its first 20 collections, then the rest on Show more";
+    const filedIn = page.getByTestId("related-collections");
+    await filedIn.getByRole("heading").filter({ hasText: `(${config.filedIn})` }).waitFor();
+    if ((await filedIn.locator("li").count()) !== 20) throw new Error(`${await filedIn.locator("li").count()} collections listed, not 20`);
+    await filedIn.getByRole("button", { name: `Show more (${config.filedIn - 20} more)` }).click();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=related-collections] li").length === n, config.filedIn);
+    if (await filedIn.getByRole("button").count()) throw new Error("Show more is still offered with every collection listed");
     say("ASSET_SHOWN " + new URL(page.url()).pathname);
 
     step = "the events page streams live events of the type asked for";

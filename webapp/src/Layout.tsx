@@ -36,9 +36,9 @@ export function Layout() {
         <Switch>
           <Route path="/"><AssetList /></Route>
           <Route path="/assets"><AssetList /></Route>
-          <Route path="/assets/:id">{(params) => <AssetPage id={decodeURIComponent(params.id)} />}</Route>
+          {/* Keyed by id: another asset's, collection's or dataset's lists start afresh, not from this one's cursors. */}
+          <Route path="/assets/:id">{(params) => <AssetPage key={params.id} id={decodeURIComponent(params.id)} />}</Route>
           <Route path="/collections"><CollectionList /></Route>
-          {/* Keyed by id: another collection's or dataset's pages start afresh, not from this one's cursors. */}
           <Route path="/collections/:id">{(params) => <CollectionPage key={params.id} id={decodeURIComponent(params.id)} />}</Route>
           <Route path="/datasets"><DatasetList /></Route>
           <Route path="/datasets/:id">{(params) => <DatasetPage key={params.id} id={decodeURIComponent(params.id)} />}</Route>

@@ -1,19 +1,23 @@
 // One asset: what it is, its value or text, where it is filed, its lineage, a signed download link
 // and, for an image with annotations, the records drawn over it.
-import { useQuery } from "urql";
+import { useState } from "react";
+import { useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
 import { errorText, safeUrl } from "../client";
 import { AnnotationOverlay } from "../components/AnnotationOverlay";
 import { assetHref } from "../components/AssetRow";
 import { JsonTree } from "../components/JsonTree";
-import { AssetDetailDocument } from "../generated/graphql";
+import {
+  AssetCollectionsMoreDocument, AssetDatumsMoreDocument, AssetDerivedMoreDocument, AssetDetailDocument,
+} from "../generated/graphql";
 import { bytes, when } from "../format";
 import { canWrite, useSession } from "../session";
 
 
 export function AssetPage({ id }: { id: string }) {
   const [{ data, error, fetching }] = useQuery({ query: AssetDetailDocument, variables: { id } });
+  const client = useClient();
   const { role } = useSession();
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return fetching ? <p className="muted">Loading…</p> : null;
@@ -60,31 +64,59 @@ export function AssetPage({ id }: { id: string }) {
       )}
 
       <section className="relations">
-        <Related title="Collections" total={asset.collections.totalCount}
-          items={asset.collections.edges.map(({ node }) => (
-            <Link key={node.id} href={`/collections/${encodeURIComponent(node.id)}`}>{node.name} <span className="muted">({node.itemCount} items)</span></Link>
-          ))} />
-        <Related title="Datums" total={asset.datums.totalCount}
-          items={asset.datums.edges.map(({ node }) => (
-            <span key={node.id}>{node.split}: {node.roles.map((r) => <Link key={r.role} href={assetHref(r.asset.id)}>{r.role} </Link>)}</span>
-          ))} />
-        <Related title="Derived from" total={asset.derivedFrom.length}
-          items={asset.derivedFrom.map((a) => <Link key={a.id} href={assetHref(a.id)}>{a.name}</Link>)} />
-        <Related title="Derived assets" total={asset.derivedAssets.totalCount}
-          items={asset.derivedAssets.edges.map(({ node }) => <Link key={node.id} href={assetHref(node.id)}>{node.name}</Link>)} />
-        {!isImage && <Related title="Annotations" total={asset.annotations.totalCount}
-          items={records.map((r) => <span key={r.id}>{r.kind} {r.label} {r.score != null && r.score.toFixed(2)} {r.verified && "✓"}</span>)} />}
+        <Related title="Collections" total={asset.collections.totalCount} first={asset.collections}
+          more={async (after) => (await client.query(AssetCollectionsMoreDocument, { id, after }).toPromise()).data?.asset?.collections}
+          render={(node) => (
+            <Link href={`/collections/${encodeURIComponent(node.id)}`}>{node.name} <span className="muted">({node.itemCount} items)</span></Link>
+          )} />
+        <Related title="Datums" total={asset.datums.totalCount} first={asset.datums}
+          more={async (after) => (await client.query(AssetDatumsMoreDocument, { id, after }).toPromise()).data?.asset?.datums}
+          render={(node) => (
+            <span>{node.split}: {node.roles.map((r) => <Link key={r.role} href={assetHref(r.asset.id)}>{r.role} </Link>)}</span>
+          )} />
+        <Related title="Derived from" total={asset.derivedFrom.length} first={{ edges: asset.derivedFrom.map((node) => ({ node })) }}
+          render={(a) => <Link href={assetHref(a.id)}>{a.name}</Link>} />
+        <Related title="Derived assets" total={asset.derivedAssets.totalCount} first={asset.derivedAssets}
+          more={async (after) => (await client.query(AssetDerivedMoreDocument, { id, after }).toPromise()).data?.asset?.derivedAssets}
+          render={(node) => <Link href={assetHref(node.id)}>{node.name}</Link>} />
+        {!isImage && <Related title="Annotations" total={asset.annotations.totalCount} first={asset.annotations}
+          render={(r) => <span>{r.kind} {r.label} {r.score != null && r.score.toFixed(2)} {r.verified && "✓"}</span>} />}
       </section>
     </article>
   );
 }
 
-function Related({ title, total, items }: { title: string; total: number; items: React.ReactNode[] }) {
+type Page<T> = { edges: { node: T }[]; pageInfo?: { hasNextPage: boolean; endCursor: string | null } };
+
+/** One of the asset's lists: its first page, and "Show more" for the next pages of those that page. */
+function Related<T extends { id: string }>({ title, total, first, render, more }: {
+  title: string; total: number; first: Page<T>; render: (node: T) => React.ReactNode;
+  more?: (after: string) => Promise<Page<T> | null | undefined>;
+}) {
+  const [extra, setExtra] = useState<T[]>([]);
+  const [next, setNext] = useState(first.pageInfo?.hasNextPage ? first.pageInfo.endCursor : null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   if (total === 0) return null;
+  const shown = [...first.edges.map((e) => e.node), ...extra];
+  const showMore = async () => {
+    if (!more || !next) return;
+    setBusy(true);
+    const page = await more(next).catch(() => null);
+    setBusy(false);
+    if (!page) { setProblem("could not load more; try again"); return; }
+    setProblem(null);
+    setExtra((list) => [...list, ...page.edges.map((e) => e.node)]);
+    setNext(page.pageInfo?.hasNextPage ? page.pageInfo.endCursor : null);
+  };
   return (
-    <div>
+    <div data-testid={`related-${title.toLowerCase().replace(/ /g, "-")}`}>
       <h3>{title} <span className="muted">({total})</span></h3>
-      <ul>{items.map((item, i) => <li key={i}>{item}</li>)}</ul>
+      <ul>{shown.map((node) => <li key={node.id}>{render(node)}</li>)}</ul>
+      {more && next && (
+        <button type="button" className="link" onClick={showMore} disabled={busy}>Show more ({total - shown.length} more)</button>
+      )}
+      {problem && <p role="alert" className="error">{problem}</p>}
     </div>
   );
 }
