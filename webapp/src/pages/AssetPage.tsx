@@ -1,7 +1,7 @@
 // One asset: what it is, its value or text, where it is filed, its lineage, a signed download link
 // and, for an image with annotations, the records drawn over it.
 import { useState } from "react";
-import { useClient, useQuery } from "urql";
+import { type CombinedError, useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
 import { errorText, safeUrl } from "../client";
@@ -65,19 +65,22 @@ export function AssetPage({ id }: { id: string }) {
 
       <section className="relations">
         <Related title="Collections" total={asset.collections.totalCount} first={asset.collections}
-          more={async (after) => (await client.query(AssetCollectionsMoreDocument, { id, after }).toPromise()).data?.asset?.collections}
+          key={asset.collections.pageInfo.endCursor ?? "collections"}
+          more={async (after) => answered(await client.query(AssetCollectionsMoreDocument, { id, after }).toPromise())?.asset?.collections}
           render={(node) => (
             <Link href={`/collections/${encodeURIComponent(node.id)}`}>{node.name} <span className="muted">({node.itemCount} items)</span></Link>
           )} />
         <Related title="Datums" total={asset.datums.totalCount} first={asset.datums}
-          more={async (after) => (await client.query(AssetDatumsMoreDocument, { id, after }).toPromise()).data?.asset?.datums}
+          key={asset.datums.pageInfo.endCursor ?? "datums"}
+          more={async (after) => answered(await client.query(AssetDatumsMoreDocument, { id, after }).toPromise())?.asset?.datums}
           render={(node) => (
             <span>{node.split}: {node.roles.map((r) => <Link key={r.role} href={assetHref(r.asset.id)}>{r.role} </Link>)}</span>
           )} />
         <Related title="Derived from" total={asset.derivedFrom.length} first={{ edges: asset.derivedFrom.map((node) => ({ node })) }}
           render={(a) => <Link href={assetHref(a.id)}>{a.name}</Link>} />
         <Related title="Derived assets" total={asset.derivedAssets.totalCount} first={asset.derivedAssets}
-          more={async (after) => (await client.query(AssetDerivedMoreDocument, { id, after }).toPromise()).data?.asset?.derivedAssets}
+          key={asset.derivedAssets.pageInfo.endCursor ?? "derivedAssets"}
+          more={async (after) => answered(await client.query(AssetDerivedMoreDocument, { id, after }).toPromise())?.asset?.derivedAssets}
           render={(node) => <Link href={assetHref(node.id)}>{node.name}</Link>} />
         {!isImage && <Related title="Annotations" total={asset.annotations.totalCount} first={asset.annotations}
           render={(r) => <span>{r.kind} {r.label} {r.score != null && r.score.toFixed(2)} {r.verified && "✓"}</span>} />}
@@ -86,9 +89,16 @@ export function AssetPage({ id }: { id: string }) {
   );
 }
 
+/** An answer's data, or its error thrown (Related shows it). */
+function answered<D>(result: { data?: D; error?: CombinedError }): D | undefined {
+  if (result.error) throw result.error;
+  return result.data;
+}
+
 type Page<T> = { edges: { node: T }[]; pageInfo?: { hasNextPage: boolean; endCursor: string | null } };
 
-/** One of the asset's lists: its first page, and "Show more" for the next pages of those that page. */
+/** One of the asset's lists: its first page, and "Show more" for the next pages of those that page.
+ *  Keyed by its first page's end cursor: a refetched first page that changed starts it afresh. */
 function Related<T extends { id: string }>({ title, total, first, render, more }: {
   title: string; total: number; first: Page<T>; render: (node: T) => React.ReactNode;
   more?: (after: string) => Promise<Page<T> | null | undefined>;
@@ -102,9 +112,16 @@ function Related<T extends { id: string }>({ title, total, first, render, more }
   const showMore = async () => {
     if (!more || !next) return;
     setBusy(true);
-    const page = await more(next).catch(() => null);
-    setBusy(false);
-    if (!page) { setProblem("could not load more; try again"); return; }
+    let page: Page<T> | null | undefined;
+    try {
+      page = await more(next);
+    } catch (error) {
+      setProblem(`could not load more: ${errorText(error as CombinedError)}`);
+      return;
+    } finally {
+      setBusy(false);
+    }
+    if (!page) { setProblem("could not load more: this asset is gone"); return; }
     setProblem(null);
     setExtra((list) => [...list, ...page.edges.map((e) => e.node)]);
     setNext(page.pageInfo?.hasNextPage ? page.pageInfo.endCursor : null);

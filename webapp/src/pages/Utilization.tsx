@@ -62,13 +62,13 @@ function GroupsPage({ variables, after, last, onMore }: {
   variables: Variables; after: string | null; last: boolean; onMore: (cursor: string) => void;
 }) {
   const [{ data, error }] = useQuery({ query: UtilizationDocument, variables: { ...variables, first: PAGE_SIZE, after } });
-  if (error) return <tbody><tr><td role="alert" className="error">{errorText(error)}</td></tr></tbody>;
+  if (error) return <tbody><tr><td colSpan={5}><p role="alert" className="error">{errorText(error)}</p></td></tr></tbody>;
   if (!data) return null;
   const rows = data.utilization.edges.map((e) => e.node);
   const next = data.utilization.pageInfo.hasNextPage ? data.utilization.pageInfo.endCursor : null;
   return (
     <tbody>
-      {after === null && rows.length === 0 && <tr><td className="muted">No sessions in this window.</td></tr>}
+      {after === null && rows.length === 0 && <tr><td colSpan={5} className="muted">No sessions in this window.</td></tr>}
       {rows.map((row) => {
         const peak = Math.max(...row.buckets.map((b) => b.utilization), 0.0001);
         return (
