@@ -69,8 +69,9 @@ function Stream({ filter }: { filter: EventFilter }) {
   const lastShown = useRef<string | undefined>(undefined);
   const { onSocket } = useSession();
   useEffect(() => onSocket(setSocket), [onSocket]);
+  // The live handler reads these as they are now, not as of its render: set with the state they mirror.
   const pausedRef = useRef(paused);
-  pausedRef.current = paused;
+  const heldRef = useRef<EventRowFragment[]>([]);
 
   type Page = { edges: { cursor: string; node: EventRowFragment }[]; pageInfo: { hasNextPage: boolean } };
   const remember = useCallback((page: Page, after: string | undefined) => {
@@ -97,8 +98,10 @@ function Stream({ filter }: { filter: EventFilter }) {
         if (result.error) { setError(errorText(result.error)); return; }
         const event = result.data?.events;
         if (!event) return;
-        if (pausedRef.current) setHeld((list) => add(list, [event]));
-        else setEvents((list) => add(list, [event]));
+        if (pausedRef.current) {  // kept in the ref at once: a Resume before the next render takes it too
+          heldRef.current = add(heldRef.current, [event]);
+          setHeld(heldRef.current);
+        } else setEvents((list) => add(list, [event]));
       });
     });
     return () => { current = false; live?.unsubscribe(); };
@@ -128,10 +131,17 @@ function Stream({ filter }: { filter: EventFilter }) {
     }
   }, [client, filter, remember]);
 
+  const pause = () => {
+    pausedRef.current = true;
+    setPaused(true);
+  };
   const resume = () => {
+    const taken = heldRef.current;
+    heldRef.current = [];
+    pausedRef.current = false;
     setEvents((list) => {
-      if (held.length + list.length > KEEP) trimmed.current = true;
-      return [...held, ...list].slice(0, KEEP);
+      if (taken.length + list.length > KEEP) trimmed.current = true;
+      return [...taken, ...list].slice(0, KEEP);
     });
     setHeld([]);
     setPaused(false);
@@ -141,7 +151,7 @@ function Stream({ filter }: { filter: EventFilter }) {
       <p className="toolbar">
         {paused
           ? <button type="button" onClick={resume}>Resume{held.length > 0 && ` (${held.length} new)`}</button>
-          : <button type="button" onClick={() => setPaused(true)}>Pause</button>}
+          : <button type="button" onClick={pause}>Pause</button>}
         <span className={`socket socket-${socket}`} data-testid="stream-status">{paused ? "paused" : socket}</span>
       </p>
       {error && <p role="alert" className="error">{error}</p>}
