@@ -319,17 +319,19 @@ def datasets_verify(
 def datasets_write_content(
     version: Annotated[str | None, typer.Argument(help="The version's ID, or DATASET/VERSION by name; omit with --all.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every READY version that has no content file.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Write the named version's file again though it has one (one `verify --deep` found damaged).")] = False,
 ) -> None:
-    """Write the content file (what exporters read) of versions built before Graphlake wrote them, on the default mount."""
+    """Write the content file (what exporters read) of versions that have none, on the default mount, from the copies they hold."""
     from documents.dataset import DatasetVersion, VersionStatus
     from graphlake.runtime import open_state
     from services.datasets import find_ready_version
     from services.events import audit
     from services.node_ids import NodeType, encode_id
-    from services.snapshots import write_missing_content
+    from services.snapshots import write_content
 
-    if (version is None) != every:
-        errors.print("name one version, or pass --all")
+    if (version is None) != every or (replace and every):
+        errors.print("name one version (--replace only with one), or pass --all")
         raise typer.Exit(2)
     settings = load_settings()
 
@@ -340,8 +342,8 @@ def datasets_write_content(
             versions = ([await find_ready_version(version)] if version is not None
                         else await DatasetVersion.find({"status": VersionStatus.READY.value, "content": None}).to_list())
             for found in versions:
-                if found.content is None:
-                    done = await write_missing_content(found, state.stores[settings.default_mount])
+                if found.content is None or replace:
+                    done = await write_content(found, state.stores[settings.default_mount], replace=replace)
                     (written if done else failed).append(encode_id(NodeType.DATASET_VERSION, found.id))
             if written:
                 await audit.record_command(state.feed, settings, "datasets write-content", written)

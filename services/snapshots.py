@@ -266,12 +266,16 @@ def _by_datum_of(copies: list[dict]) -> dict[ObjectId, list[dict]]:
     return by_datum
 
 
-async def write_missing_content(version: DatasetVersion, store: ObjectStore) -> bool:
+async def write_content(version: DatasetVersion, store: ObjectStore, *, replace: bool = False) -> bool:
     """Write the content file of a READY version that has none (built before Graphlake wrote them,
-    or its write failed), from the copies it holds, a batch of datums at a time in the order the
-    version lists them; whether it now has one. `graphlake datasets write-content` calls it."""
-    if version.status is not VersionStatus.READY or version.content is not None:
-        return version.content is not None
+    or its write failed), or with `replace` one that has (a file `verify --deep` found damaged or
+    gone), from the copies it holds, a batch of datums at a time in the order the version lists
+    them: the bytes its build wrote. Whether it now has one. `graphlake datasets write-content`
+    calls it. A replaced file on another mount is left unnamed, for the stray sweep."""
+    if version.status is not VersionStatus.READY:
+        return False
+    if version.content is not None and not replace:
+        return True
     writer = ContentWriter()
     try:
         async for members in _pages(VersionMember, {"version_id": version.id}, "_id", BATCH):
@@ -282,7 +286,7 @@ async def write_missing_content(version: DatasetVersion, store: ObjectStore) -> 
 
 
 async def write_missing_contents(store: ObjectStore, *, most: int, seconds: float) -> int:
-    """The maintenance's round of write_missing_content: the files READY versions lack (built before
+    """The maintenance's round of write_content: the files READY versions lack (built before
     Graphlake wrote them, or their write failed: the store away, no room to stage one), oldest
     version first; at most `most` of them, and none begun after `seconds`, since each reads its whole
     version (a batch at a time) and the round's other steps wait for it. A version is marked as it is
@@ -300,7 +304,7 @@ async def write_missing_contents(store: ObjectStore, *, most: int, seconds: floa
             break
         await DatasetVersion.get_pymongo_collection().update_one({"_id": version.id},
                                                                  {"$set": {"content_tried_at": utcnow()}})
-        written += await write_missing_content(version, store)
+        written += await write_content(version, store)
     return written
 
 

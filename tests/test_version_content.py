@@ -271,6 +271,18 @@ async def test_the_command_writes_the_file_of_a_version_built_without_one(served
         again = await asyncio.to_thread(command, "parts/v1")  # it has one now: nothing to write
         assert again.returncode == 0 and again.stdout.strip() == "wrote 0 content file(s)"
 
+        # A file damaged since (verify --deep names it) is written again from the copies with --replace.
+        path.write_bytes(original.replace(b'"split"', b'"SPLIT"', 1))
+        stored = await DatasetVersion.get(object_id(version["id"]))
+        assert stored is not None
+        checked = await verify(stored, state.stores)
+        assert any("its content file" in problem for problem in checked.problems), checked.problems
+        assert (await asyncio.to_thread(command, "--all", "--replace")).returncode == 2  # one version at a time
+        replaced = await asyncio.to_thread(command, "parts/v1", "--replace")
+        assert replaced.returncode == 0 and replaced.stdout.strip() == "wrote 1 content file(s)", replaced.stderr
+        assert path.read_bytes() == original and (await verify(stored, state.stores)).ok
+        assert await content_of(lake, version["id"]) == {**built, "downloadUrl": ANY}
+
 
 @pytest.mark.parametrize("failing", ["render", "store"])
 async def test_a_file_that_cannot_be_written_leaves_the_version_ready_without_one(
