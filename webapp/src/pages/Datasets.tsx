@@ -94,7 +94,7 @@ function VersionsPage({ datasetId, before, onLoaded }: {
     const rows = connection.edges.map((e) => e.node).reverse();  // the page comes oldest first
     onLoaded(before ?? "first", { rows, older: connection.pageInfo.hasPreviousPage ? connection.pageInfo.startCursor : null });
   }, [connection, before, onLoaded]);
-  if (error) return <tbody><tr><td colSpan={8} role="alert" className="error">{errorText(error)}</td></tr></tbody>;
+  if (error) return <tbody><tr><td colSpan={8}><p role="alert" className="error">{errorText(error)}</p></td></tr></tbody>;
   if (!connection) return null;
   return (
     <tbody>
