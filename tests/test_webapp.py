@@ -9,8 +9,8 @@ second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
 annotations of every kind drawn over it (keypoints with their skeleton) and verify one; browse a
-collection, a dataset and the difference of two versions, download a version's content file and scroll a
-dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
+collection, a dataset and the difference of two versions, download a version's content file, verify
+a version intact and one changed behind its back, and scroll a dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
 the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from PIL import Image
 
 from documents.annotation import AnnotationRecord
-from documents.dataset import DatasetVersion
+from documents.dataset import DatasetVersion, VersionMember
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.settings import Settings
@@ -281,6 +281,13 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         assert v1 is not None and v1.content is not None
         assert hashlib.sha256(Path(saved).read_bytes()).hexdigest() == v1.content.sha256
         assert len(Path(saved).read_text().splitlines()) == 3
+        await walk.expect("VERIFIED_V1")
+        v2 = await DatasetVersion.find_one({"parent_id": object_id(v1_id)})
+        assert v2 is not None
+        changed = await VersionMember.get_pymongo_collection().update_one({"version_id": v2.id}, {"$set": {"split": "TEST"}})
+        assert changed.modified_count == 1
+        walk.send("TAMPERED")
+        await walk.expect("VERSIONS_CHECKED")
         await walk.expect("VERSIONS_PAGED")
 
         await walk.expect("VIEWER_OK")

@@ -331,6 +331,17 @@ async function main() {
     await download.saveAs(saved);
     say(`DATASET_OK ${download.suggestedFilename()} ${saved}`);
 
+    step = "Verify: a version intact, then one whose frozen copy was changed behind its back";
+    await version.getByTestId("verify").getByRole("button", { name: "Verify" }).click();
+    await version.getByTestId("verify").filter({ hasText: "✓ intact" }).waitFor();
+    say("VERIFIED_V1");
+    await nextLine();  // the test changes a datum's split in v2's frozen copy
+    const v2 = page.locator("[data-testid=version-row][data-version=v2]");
+    await v2.getByTestId("verify").getByRole("button", { name: "Verify" }).click();
+    await v2.getByTestId("verify").filter({ hasText: "✗" }).waitFor();
+    if (await v2.getByTestId("verify").filter({ hasText: "intact" }).count()) throw new Error("a changed version is called intact");
+    say("VERSIONS_CHECKED");
+
     step = "a dataset of many versions lists the newest first and pages back to the oldest";
     await page.getByRole("link", { name: "Datasets" }).click();
     await page.getByTestId("dataset-row").filter({ hasText: config.manyVersions }).click();

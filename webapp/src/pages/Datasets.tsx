@@ -10,7 +10,7 @@ import { assetHref } from "../components/AssetRow";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import {
   DatasetDetailDocument, DatasetListDocument, DatasetVersionsDocument, VersionContentUrlDocument, VersionDiffDocument,
-  type DiffDatumFragment, type VersionRowFragment,
+  VersionVerificationDocument, type DiffDatumFragment, type VersionRowFragment, type VersionVerificationQuery,
 } from "../generated/graphql";
 import { bytes, when } from "../format";
 
@@ -68,7 +68,7 @@ export function DatasetPage({ id }: { id: string }) {
       <h1 data-testid="dataset-name">{dataset.name}</h1>
       {dataset.description && <p>{dataset.description}</p>}
       <table className="events" data-testid="versions">
-        <thead><tr><th>Version</th><th>Datums</th><th>Per split</th><th>Manifest SHA-256</th><th>Content</th><th>Parent</th><th>Annotation sets</th><th>Created</th></tr></thead>
+        <thead><tr><th>Version</th><th>Datums</th><th>Per split</th><th>Manifest SHA-256</th><th>Content</th><th>Parent</th><th>Annotation sets</th><th>Created</th><th>Integrity</th></tr></thead>
         {cursors.map((before) => (
           <VersionsPage key={before ?? "first"} datasetId={id} before={before} onLoaded={onLoaded} />
         ))}
@@ -94,11 +94,11 @@ function VersionsPage({ datasetId, before, onLoaded }: {
     const rows = connection.edges.map((e) => e.node).reverse();  // the page comes oldest first
     onLoaded(before ?? "first", { rows, older: connection.pageInfo.hasPreviousPage ? connection.pageInfo.startCursor : null });
   }, [connection, before, onLoaded]);
-  if (error) return <tbody><tr><td colSpan={8}><p role="alert" className="error">{errorText(error)}</p></td></tr></tbody>;
+  if (error) return <tbody><tr><td colSpan={9}><p role="alert" className="error">{errorText(error)}</p></td></tr></tbody>;
   if (!connection) return null;
   return (
     <tbody>
-      {before === null && connection.totalCount === 0 && <tr><td colSpan={8} className="muted">No version yet.</td></tr>}
+      {before === null && connection.totalCount === 0 && <tr><td colSpan={9} className="muted">No version yet.</td></tr>}
       {[...connection.edges].reverse().map(({ node: v }) => (
         <tr key={v.id} data-testid="version-row" data-version={v.version}>
           <td><strong>{v.version}</strong>{v.description && <div className="muted">{v.description}</div>}</td>
@@ -109,9 +109,41 @@ function VersionsPage({ datasetId, before, onLoaded }: {
           <td>{v.parent?.version ?? ""}</td>
           <td>{v.annotationSets.map((s) => `${s.name} (${s.purpose}, ${s.recordCount})`).join(", ")}</td>
           <td>{when(v.createdAt)}{v.createdBy && ` by ${v.createdBy}`}</td>
+          <td><Verify versionId={v.id} /></td>
         </tr>
       ))}
     </tbody>
+  );
+}
+
+/** Check a version against its manifest hash and its assets' digests, when asked (it reads the
+ *  whole version): what `graphlake datasets verify` says, without re-reading the stored bytes. */
+function Verify({ versionId }: { versionId: string }) {
+  const client = useClient();
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<VersionVerificationQuery["datasetVersion"] | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const check = async () => {
+    setBusy(true);
+    setProblem(null);
+    const answer = await client.query(VersionVerificationDocument, { id: versionId }, { requestPolicy: "network-only" }).toPromise();
+    setBusy(false);
+    if (answer.error) setProblem(errorText(answer.error));
+    setResult(answer.data?.datasetVersion ?? null);
+  };
+  const checked = result?.verification;
+  return (
+    <div data-testid="verify">
+      <button type="button" className="link" onClick={check} disabled={busy}>{busy ? "Verifying…" : "Verify"}</button>
+      {checked?.ok && <span className="muted"> ✓ intact ({checked.datums} datums, {checked.records} records)</span>}
+      {checked && !checked.ok && (
+        <details className="error" open>
+          <summary>✗ {checked.problems.length} problem(s)</summary>
+          <ul>{checked.problems.map((p, i) => <li key={i}>{p}</li>)}</ul>
+        </details>
+      )}
+      {problem && <p role="alert" className="error">{problem}</p>}
+    </div>
   );
 }
 
