@@ -1,6 +1,6 @@
 // One asset: what it is, its value or text, where it is filed, its lineage, a signed download link
 // and, for an image with annotations, the records drawn over it.
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { type CombinedError, useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
@@ -107,10 +107,18 @@ function Related<T extends { id: string }>({ title, total, first, render, more }
   const [next, setNext] = useState(first.pageInfo?.hasNextPage ? first.pageInfo.endCursor : null);
   const [problem, setProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Keyboard focus goes to the first item a Show more brought (the button may be gone by then).
+  const list = useRef<HTMLUListElement>(null);
+  const [focusAt, setFocusAt] = useState<number | null>(null);
+  useEffect(() => {
+    if (focusAt === null) return;
+    (list.current?.children[focusAt] as HTMLElement | undefined)?.focus();
+    setFocusAt(null);
+  }, [focusAt]);
   if (total === 0) return null;
   const shown = [...first.edges.map((e) => e.node), ...extra];
   const showMore = async () => {
-    if (!more || !next) return;
+    if (!more || !next || busy) return;
     setBusy(true);
     let page: Page<T> | null | undefined;
     try {
@@ -123,15 +131,16 @@ function Related<T extends { id: string }>({ title, total, first, render, more }
     }
     if (!page) { setProblem("could not load more: this asset is gone"); return; }
     setProblem(null);
-    setExtra((list) => [...list, ...page.edges.map((e) => e.node)]);
+    setExtra((loaded) => [...loaded, ...page.edges.map((e) => e.node)]);
     setNext(page.pageInfo?.hasNextPage ? page.pageInfo.endCursor : null);
+    if (page.edges.length) setFocusAt(shown.length);
   };
   return (
     <div data-testid={`related-${title.toLowerCase().replace(/ /g, "-")}`}>
       <h3>{title} <span className="muted">({total})</span></h3>
-      <ul>{shown.map((node) => <li key={node.id}>{render(node)}</li>)}</ul>
-      {more && next && (
-        <button type="button" className="link" onClick={showMore} disabled={busy}>Show more ({total - shown.length} more)</button>
+      <ul ref={list}>{shown.map((node) => <li key={node.id} tabIndex={-1}>{render(node)}</li>)}</ul>
+      {more && next && (  // aria-disabled, not disabled: a disabled button loses the keyboard's focus
+        <button type="button" className="link" onClick={showMore} aria-disabled={busy}>Show more ({total - shown.length} more)</button>
       )}
       {problem && <p role="alert" className="error">{problem}</p>}
     </div>
