@@ -12,7 +12,7 @@ from documents.annotation import AnnotationSet as SetDocument
 from documents.common import Split as SplitValue
 from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
-from documents.dataset import VersionContentFile, VersionMember, VersionStatus
+from documents.dataset import VersionMember, VersionStatus
 from documents.lean import lean
 from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split
@@ -130,8 +130,7 @@ class VersionContent:
     key: str = strawberry.field(description="Its key inside the mount.")
     size_bytes: BigInt = strawberry.field(description="Its size in bytes.")
     sha256: str = strawberry.field(description="The hex SHA-256 of its bytes: check it before trusting the file.")
-    doc: strawberry.Private[VersionContentFile]
-    version: strawberry.Private[VersionDocument]
+    version: strawberry.Private[VersionDocument]  # whose `content` this is
 
     @strawberry.field(description=(
         "A signed, short-lived URL to GET the file, which a browser saves as `<dataset>-<version>.jsonl`; null if "
@@ -141,9 +140,12 @@ class VersionContent:
         expires_in_seconds: Annotated[int, strawberry.argument(description=(
             "How long the URL stays valid, in seconds: 1 up to GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS. Default 900."))] = 900,
     ) -> str | None:
+        content = self.version.content
+        if content is None:  # (never: made only for a version that has one)
+            return None
         dataset = await info.context.loaders.by_id(DatasetDocument).load(self.version.dataset_id)
         name = f"{dataset.name}-{self.version.version}.jsonl" if dataset else None
-        return await version_content.download_url(self.doc, info.context.stores, expires_in_seconds,
+        return await version_content.download_url(content, info.context.stores, expires_in_seconds,
                                                   info.context.settings.max_download_url_seconds, filename=name)
 
 
@@ -167,7 +169,7 @@ class DatasetVersion(Node):
         if found is None:
             return None
         return VersionContent(format=found.format, mount=found.mount, key=found.key, size_bytes=BigInt(found.size_bytes),
-                              sha256=found.sha256, doc=found, version=self.doc)
+                              sha256=found.sha256, version=self.doc)
 
     @strawberry.field(description="The dataset it is a version of.")
     async def dataset(self, info: Info) -> Dataset:
