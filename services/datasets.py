@@ -260,7 +260,7 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     # --- write: claim the name, then members and pins, then flip to READY
     version = await _claim_name(plan, actor, set_ids, stores)
     made: list[ObjectId] = []  # datums this build creates (from a collection): they go if it fails
-    content = version_content.ContentWriter() if content_store is not None else None
+    content = version_content.ContentWriter(version.id, content_store) if content_store is not None else None
     try:
         try:
             await _build(version, plan, chosen, set_ids, made, actor, content)
@@ -272,8 +272,8 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
                     await remove_datums(await Datum.find({"_id": {"$in": made}}).to_list())
             raise
         # READY: from here on nothing undoes the build (a delete meanwhile is the deleter's to finish).
-        if content is not None and content_store is not None:
-            await content.attach(version.id, content_store)  # best effort: never raises but a cancellation
+        if content is not None:
+            await content.attach()  # best effort: never raises but a cancellation
         return await get_ready_version(version.id, "id")
     finally:
         if content is not None:

@@ -276,11 +276,11 @@ async def write_content(version: DatasetVersion, store: ObjectStore, *, replace:
         return False
     if version.content is not None and not replace:
         return True
-    writer = ContentWriter()
+    writer = ContentWriter(version.id, store)
     try:
         async for members in _pages(VersionMember, {"version_id": version.id}, "_id", BATCH):
             await asyncio.to_thread(writer.add, members, _by_datum_of(await _copies_of(version.id, members)))
-        return await writer.attach(version.id, store)
+        return await writer.attach()
     finally:
         writer.close()
 

@@ -222,24 +222,32 @@ class Thumbnailer:
     async def _make_in_slot(self, store: ObjectStore, key: str, thumbnail: str, size: int) -> None:
         if await store.stat(thumbnail) is not None:  # made meanwhile, by a request or another process
             return
-        with tempfile.TemporaryDirectory(prefix="graphlake-thumbnail-") as folder:
-            target = Path(folder, "thumbnail.webp")
-            if isinstance(store, LocalStore):  # read in place: no copy
-                source = store.path(key)
-                if not source.is_file():
-                    raise FileNotFoundError(key)
-            else:
+        if isinstance(store, LocalStore):  # read in place, and written beside its place (staging_path): no copy
+            source = store.path(key)
+            if not source.is_file():
+                raise FileNotFoundError(key)
+            target = await asyncio.to_thread(store.staging_path, thumbnail)
+            try:
+                await self._made(store, source, target, thumbnail, size)
+            finally:
+                target.unlink(missing_ok=True)  # renamed into place, unless it failed
+        else:
+            with tempfile.TemporaryDirectory(prefix="graphlake-thumbnail-") as folder:
                 await self._check_size(store, key)
                 source = Path(folder, "source")
                 await _download(store, key, source)
-            try:
-                await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
-            except ImageRefused:
-                self._count(store, "refused")
-                raise
-            await store.write(thumbnail, target)
+                await self._made(store, source, Path(folder, "thumbnail.webp"), thumbnail, size)
         self.made += 1
         self._count(store, "made")
+
+    async def _made(self, store: ObjectStore, source: Path, target: Path, thumbnail: str, size: int) -> None:
+        """Make the thumbnail of `source` at `target`, then store it as `thumbnail`."""
+        try:
+            await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+        except ImageRefused:
+            self._count(store, "refused")
+            raise
+        await store.write(thumbnail, target)
 
     async def _check_size(self, store: ObjectStore, key: str) -> None:
         """Before an object is downloaded to be read: FileNotFoundError if it is gone, ImageRefused if it

@@ -114,12 +114,14 @@ def datum_line(member: Mapping[str, Any], copies: list[Mapping[str, Any]]) -> by
 
 
 class ContentWriter:
-    """The file of a version being built, written batch by batch into a temporary file, then stored
-    whole (`attach`). Best effort throughout: the version stands without its file (clients then read
-    its pages), so nothing here fails a build. A failure is logged, and the rest is skipped. Close it
-    in every case."""
+    """The file of version `version_id`, written batch by batch where `store` stages it (beside its
+    place on a local mount, else in a temporary file: ObjectStore.staging_path), then stored whole
+    (`attach`). Best effort throughout: the version stands without its file (clients then read its
+    pages), so nothing here fails a build. A failure is logged, and the rest is skipped. Close it in
+    every case."""
 
-    def __init__(self) -> None:
+    def __init__(self, version_id: ObjectId, store: ObjectStore) -> None:
+        self.version_id, self.store, self.key = version_id, store, content_key(version_id)
         self._file: BinaryIO | None = None
         self._path: Path | None = None
         self._digest = hashlib.sha256()
@@ -132,8 +134,12 @@ class ContentWriter:
             return
         try:
             if self._file is None:
-                handle, name = tempfile.mkstemp(prefix="graphlake-version-", suffix=".jsonl")
-                self._file, self._path = os.fdopen(handle, "wb"), Path(name)
+                if (staged := self.store.staging_path(self.key)) is not None:
+                    self._path = staged
+                    self._file = staged.open("xb")
+                else:
+                    handle, name = tempfile.mkstemp(prefix="graphlake-version-", suffix=".jsonl")
+                    self._file, self._path = os.fdopen(handle, "wb"), Path(name)
             lines = b"".join(datum_line(m, copies.get(m["datum_id"], [])) for m in members)
             self._file.write(lines)
         except Exception:  # no room for it, or a shape this format does not know: no file for this version
@@ -144,13 +150,13 @@ class ContentWriter:
         self._digest.update(lines)
         self.size += len(lines)
 
-    async def attach(self, version_id: ObjectId, store: ObjectStore) -> bool:
+    async def attach(self) -> bool:
         """Store the file and name it on the (READY) version; whether it was."""
         if self._file is None:  # a version of no datums: an empty file
             await asyncio.to_thread(self.add, [], {})
         if self.broken or self._file is None or self._path is None:
             return False
-        key = content_key(version_id)
+        version_id, store, key = self.version_id, self.store, self.key
         stored = False
         try:
             await asyncio.to_thread(self._file.close)

@@ -40,6 +40,9 @@ _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads o
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 READ_CHUNK = 1024 * 1024
 PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place
+# A file the server makes, until `write` renames it into place: named as an upload's temp file, so
+# the hourly temp sweep removes one whose writer died (remove_stale_temp_files).
+STAGED_PREFIX = f"{PUT_TEMP_PREFIX}staged-"
 
 
 def is_temp_name(name: str) -> bool:
@@ -325,11 +328,21 @@ class LocalStore:
     async def sha256(self, key: str) -> str:
         return await asyncio.to_thread(file_sha256, self.path(key))
 
+    def staging_path(self, key: str) -> Path:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.with_name(f"{STAGED_PREFIX}{uuid.uuid4().hex}")
+
     async def write(self, key: str, path: Path) -> None:
         await asyncio.to_thread(self._write, self.path(key), path)
 
     @staticmethod
     def _write(target: Path, source: Path) -> None:
+        if source.parent == target.parent and source.name.startswith(STAGED_PREFIX):  # staging_path's: in place
+            with source.open("rb") as file:
+                os.fsync(file.fileno())  # whole before it is named: never an empty file under the key after a crash
+            os.replace(source, target)
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f"{PUT_TEMP_PREFIX}write-{uuid.uuid4().hex}")
         try:

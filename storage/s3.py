@@ -295,6 +295,9 @@ class S3Store:
     async def write(self, key: str, path: Path) -> None:
         await self.client.upload_file(str(path), self.bucket, self.object_key(key))  # multipart when large
 
+    def staging_path(self, key: str) -> None:
+        return None  # the bytes are sent anyway: staged in a temporary directory (ObjectStore.staging_path)
+
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 

@@ -103,6 +103,11 @@ def settings(mongodb_url: str, s3: S3Service, tmp_path_factory: pytest.TempPathF
         port=free_port(),  # chosen now: signed local URLs must name the port the server listens on
         # As on the embedded default (this FerretDB is reached by URL, where the default is off).
         audit_journal=True,
+        # The served app's own maintenance runs its round at start and then not again in a session:
+        # tests that run a round themselves (tests/test_schedules.py, test_asset_referrers.py) clear
+        # a daily job's claim and then run it, and a background round every 300 s could take the
+        # claim in between (a window of milliseconds, so failing at random).
+        reconcile_interval_seconds=86_400,
     )
 
 

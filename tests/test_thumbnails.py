@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import tempfile
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -113,6 +114,24 @@ async def test_a_thumbnail_is_made_once_and_fits_its_size(api: Api, contributor:
     assert default.status_code == 200 and state.thumbnailer.made == made + 1
     with Image.open(io.BytesIO(default.content)) as image:
         assert image.size == (256, 192)
+
+
+async def test_on_a_local_mount_a_thumbnail_is_written_in_place_not_in_the_temporary_directory(
+        api: Api, contributor: str, state: AppState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside its place, then renamed there: no copy, and the server's temporary directory unused."""
+    asset = await uploaded(api, contributor, png(320, 200), "local", "image/png")  # bytes no other test stores
+    await settled(state)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))  # every temporary file fails now
+    with pytest.raises(FileNotFoundError):
+        tempfile.mkstemp()
+    answer = await fetch(await thumbnail_url(api, contributor, asset["id"], 128) or "")
+    assert answer.status_code == 200, answer.text
+    with Image.open(io.BytesIO(answer.content)) as image:
+        assert image.format == "WEBP" and image.size == (128, 80)
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    folder = store.path(thumbnail_key(asset["sha256"], 128)).parent
+    assert sorted(p.name for p in folder.iterdir()) == ["128.webp", "256.webp"]  # nothing half-made beside them
 
 
 async def test_a_backlog_of_eager_thumbnails_never_delays_a_requested_one(api: Api, contributor: str,

@@ -482,8 +482,9 @@ async def test_the_sweep_removes_temp_files_of_uploads_that_died(api: Api, contr
     key = (await complete(api, contributor, session["id"]))["storage"]["key"]
     store = state.stores["local"]
     folder = store.path(key).parent
-    dead = [folder / f"{PUT_TEMP_PREFIX}k2j4x9", direct_temp_path(folder / "6b04f9")]
-    live = [folder / f"{PUT_TEMP_PREFIX}p0q8r1", direct_temp_path(folder / "6b04fa")]
+    # And a file the server was making (a version's content, a thumbnail) when it stopped.
+    dead = [folder / f"{PUT_TEMP_PREFIX}k2j4x9", direct_temp_path(folder / "6b04f9"), store.staging_path("versions/6b.jsonl")]
+    live = [folder / f"{PUT_TEMP_PREFIX}p0q8r1", direct_temp_path(folder / "6b04fa"), store.staging_path("versions/6c.jsonl")]
     other = folder / ".notes"  # not an upload's temp name, however old
     for path in [*dead, *live, other]:
         path.write_bytes(b"half a file")
@@ -491,10 +492,12 @@ async def test_the_sweep_removes_temp_files_of_uploads_that_died(api: Api, contr
     for path in [*dead, other]:
         os.utime(path, (two_hours_ago, two_hours_ago))
 
-    assert await sweep_temp_files(state.stores, timedelta(hours=1)) == 2
+    assert await sweep_temp_files(state.stores, timedelta(hours=1)) == 3
     assert not any(p.exists() for p in dead)
     assert all(p.exists() for p in [*live, other]) and (await store.stat(key)).size == len(data)
     assert await sweep_temp_files(state.stores, timedelta(hours=1)) == 0
+    for path in live:  # the mount is the session's: other tests look for leftovers
+        path.unlink()
 
 
 async def test_abort_removes_parts(api: Api, contributor: str, state: AppState) -> None:

@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, timedelta
 from email.message import Message
 from pathlib import Path
@@ -32,6 +33,7 @@ from resolvers.context import AppState
 from services import version_content as services_version_content
 from services.snapshots import CONTENT_RETRY_AFTER, verify, write_missing_contents
 from services.uploads.reconciler import STRAY_AFTER, STRAY_KEPT, StrayMountsFailed, sweep_stray_copies
+from storage.local import STAGED_PREFIX
 from storage.protocol import STRAY_DIR, ObjectInfo
 from storage.s3 import S3Store
 from tests.conftest import MakeToken, S3Service, Served
@@ -304,6 +306,7 @@ async def test_a_file_that_cannot_be_written_leaves_the_version_ready_without_on
         assert await content_of(lake, version["id"]) is None
         key = services_version_content.content_key(object_id(version["id"]))
         assert not Path(state.stores["local"].path(key)).exists()  # nothing left behind
+        assert staged_files(state) == []  # nor half a file beside it
         read = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
         assert len(read) == 4 and sum(len(records) for _, records in read) == 11
 
@@ -320,12 +323,39 @@ async def test_a_version_of_no_datums_has_an_empty_file(served: Served, make_tok
 
 async def test_a_file_for_a_version_deleted_meanwhile_is_not_kept(state: AppState) -> None:
     gone = ObjectId()  # a version no longer there (or no longer READY) when its file is stored
-    writer = services_version_content.ContentWriter()
+    writer = services_version_content.ContentWriter(gone, state.stores["local"])
     try:
-        assert not await writer.attach(gone, state.stores["local"])
+        assert not await writer.attach()
     finally:
         writer.close()
     assert not Path(state.stores["local"].path(services_version_content.content_key(gone))).exists()
+    assert staged_files(state) == []
+
+
+def staged_files(state: AppState) -> list[Path]:
+    """Files of versions being written, left in the local mount's `versions/` folder."""
+    return list(state.stores["local"].path("versions/x").parent.glob(f"{STAGED_PREFIX}*"))
+
+
+async def test_on_a_local_mount_the_file_is_written_in_place_not_in_the_temporary_directory(
+        served: Served, make_token: MakeToken, tmp_path: Path, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version's file can be as large as its records: the server's temporary directory (often a
+    small tmpfs) never holds it when the file's mount is local. It is written beside its place and
+    renamed there."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))  # every temporary file fails now
+    with pytest.raises(FileNotFoundError):
+        tempfile.mkstemp()
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        content = await content_of(lake, version["id"])
+        assert content is not None and content["mount"] == "local"
+        path = state.stores["local"].path(content["key"])
+        assert path.stat().st_size == int(content["sizeBytes"]) > 0
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == content["sha256"]
+        monkeypatch.undo()  # the client stages what it reads: its own temporary directory, not the server's
+        read = [pair async for pair in version_datums(lake, version["id"], from_file=True)]
+        assert len(read) == 4 and sum(len(records) for _, records in read) == 11
+    assert staged_files(state) == []
 
 
 async def test_read_version_gives_every_datum_with_its_records_sync_and_async(served: Served, make_token: MakeToken,
