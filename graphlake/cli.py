@@ -232,7 +232,9 @@ def upload(
 @app.command()
 def download(
     asset: Annotated[str, typer.Argument(help="Asset ID or alias.")],
-    dest: Annotated[Path | None, typer.Argument(help="File or directory; default: the asset's name here.")] = None,
+    # Text, not a Path: a Path drops the trailing slash that says `newdir/` is a directory to make.
+    dest: Annotated[str | None, typer.Argument(help="File or directory (made if missing when it ends in /); "
+                                                    "default: the asset's name here.")] = None,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:

@@ -43,6 +43,8 @@ def import_coco(
     mount: Annotated[str | None, typer.Option(help="Store the images on this mount (default: the server's).")] = None,
     set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> predictions' "
                                                       "(default: the dataset's name).")] = None,
+    split: Annotated[str, typer.Option(help="The images' split: TRAIN, VALIDATION, TEST or UNASSIGNED (a COCO file "
+                                            "is usually one split, e.g. instances_train2017.json).")] = "UNASSIGNED",
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -54,7 +56,8 @@ def import_coco(
     async def run() -> Any:
         async with Client(server_url(url), token) as lake:
             return await lake.import_coco(annotations, images, dataset, version=version, predictions=predictions,
-                                          model=model, mount=mount, set_name=set_name, say=lambda line: errors.print(line))
+                                          model=model, mount=mount, set_name=set_name, split=split,
+                                          say=lambda line: errors.print(line))
 
     done = client_run(_needs_coco(run))
     summary = {"images_uploaded": done.images_uploaded, "images_unchanged": done.images_unchanged,  # type: ignore[attr-defined]
@@ -81,10 +84,30 @@ def export_coco(
     typer.echo(json.dumps(client_run(_needs_coco(run)), indent=2))
 
 
+SplitRatiosOption = Annotated[str | None, typer.Option(
+    "--split-ratios", help="TRAIN,VALIDATION,TEST shares (e.g. 0.8,0.1,0.1): UNASSIGNED datums go to the split "
+                           "trainingSplit gives them with these ratios and --seed (without it, to `unassigned`).")]
+SeedOption = Annotated[int, typer.Option(help="The seed of --split-ratios' partition (trainingSplit's `seed`).")]
+
+
+def _ratios(text: str | None) -> tuple[float, float, float] | None:
+    """--split-ratios as three numbers; the exporter checks their values (splits.normalised)."""
+    if text is None:
+        return None
+    try:
+        train, validation, test = (float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"three numbers separated by commas, such as 0.8,0.1,0.1: not {text!r}",
+                                 param_hint="--split-ratios") from None
+    return train, validation, test
+
+
 @export_app.command("yolo")
 def export_yolo(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
     dest: Annotated[Path, typer.Argument(help="Directory to write data.yaml, images/<split>/ and labels/<split>/ into.")],
+    split_ratios: SplitRatiosOption = None,
+    seed: SeedOption = 0,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -93,9 +116,11 @@ def export_yolo(
     does not map (masks, predictions, keypoints outside a pose export) is counted under left_out."""
     from graphlake_client import Client
 
+    ratios = _ratios(split_ratios)
+
     async def run() -> Any:
         async with Client(server_url(url), token) as lake:
-            return await lake.export_yolo(version, dest)
+            return await lake.export_yolo(version, dest, split_ratios=ratios, seed=seed)
 
     typer.echo(json.dumps(client_run(_needs("yolo", ["PIL", "yaml"], run)), indent=2))
 
@@ -105,6 +130,8 @@ def export_hf(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
     dest: Annotated[Path, typer.Argument(help="Directory for datasets.load_dataset: <split>/ images, "
                                               "metadata.parquet, README.md.")],
+    split_ratios: SplitRatiosOption = None,
+    seed: SeedOption = 0,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -112,9 +139,11 @@ def export_hf(
     and category). What does not map (masks, keypoints, predictions) is counted under left_out."""
     from graphlake_client import Client
 
+    ratios = _ratios(split_ratios)
+
     async def run() -> Any:
         async with Client(server_url(url), token) as lake:
-            return await lake.export_hf(version, dest)
+            return await lake.export_hf(version, dest, split_ratios=ratios, seed=seed)
 
     typer.echo(json.dumps(client_run(_needs("hf", ["PIL", "datasets", "pyarrow"], run)), indent=2))
 

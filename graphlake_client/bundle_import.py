@@ -119,6 +119,21 @@ async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", 
         return done.as_dict()
 
 
+def report_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """A BundleImportReport as the server answers it (prepareBundleImport / commitBundleImport), in the
+    shape import_bundle gives (Report.as_dict): a script reads one shape whichever side imported."""
+    def tally(t: dict[str, int]) -> dict[str, int]:
+        return {"new": t["new"], "present": t["present"]}
+    version = answer.get("version") or {}
+    return {"dataset": answer["dataset"], "version": answer["versionName"], "manifest_sha256": answer["manifestSha256"],
+            "policy": answer["policy"].lower().replace("_", "-"),
+            "assets": {**tally(answer["assets"]), "new_bytes": int(answer["newBytes"])},
+            "datums": tally(answer["datums"]), "schemas": tally(answer["schemas"]), "sets": tally(answer["sets"]),
+            "records": {**tally(answer["records"]), "to_verify": answer["toVerify"]},
+            "version_state": answer["versionState"], "conflicts": answer["conflicts"], "committed": answer["committed"],
+            "version_id": version.get("id"), "same_hash": answer["sameHash"]}
+
+
 async def _s3_mount(lake: Client, src: Path | str) -> str:
     """The lake's S3 mount that registers an s3:// bundle's files in place: its only one."""
     mounts = [m["name"] for m in (await lake.execute(ops.MOUNT_BACKENDS))["mounts"] if m["backend"] == "s3"]

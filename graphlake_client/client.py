@@ -69,7 +69,7 @@ class Client(Vault):
     # --- moving datasets in and out (the coco extra: pycocotools, Pillow)
     async def import_coco(self, annotations: Path, images: Path, dataset: str, **options: Any) -> CocoImport:
         """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco:
-        `version`, `predictions`, `model`, `mount`, `set_name`). Returns a CocoImport."""
+        `version`, `predictions`, `model`, `mount`, `set_name`, `split`). Returns a CocoImport."""
         from graphlake_client.coco import import_coco
 
         return await import_coco(self, annotations, images, dataset, **options)
@@ -95,19 +95,24 @@ class Client(Vault):
 
         return await export_coco(self, version, dest)
 
-    async def export_yolo(self, version: str, dest: Path) -> dict[str, Any]:
+    async def export_yolo(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
+                          seed: int = 0) -> dict[str, Any]:
         """Write a dataset version as an Ultralytics YOLO dataset under `dest`: images/<split>/,
-        labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra)."""
+        labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra). With
+        `split_ratios` (train, validation, test), UNASSIGNED datums go where trainingSplit puts them
+        with those ratios and `seed`."""
         from graphlake_client.yolo_export import export_yolo
 
-        return await export_yolo(self, version, dest)
+        return await export_yolo(self, version, dest, split_ratios=split_ratios, seed=seed)
 
-    async def export_hf(self, version: str, dest: Path) -> dict[str, Any]:
+    async def export_hf(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
+                        seed: int = 0) -> dict[str, Any]:
         """Write a dataset version as a folder `datasets.load_dataset` loads: <split>/ images with
-        metadata.parquet, and a README naming the splits (graphlake_client.hf_export; the hf extra)."""
+        metadata.parquet, and a README naming the splits (graphlake_client.hf_export; the hf extra).
+        `split_ratios` and `seed` as for export_yolo."""
         from graphlake_client.hf_export import export_hf
 
-        return await export_hf(self, version, dest)
+        return await export_hf(self, version, dest, split_ratios=split_ratios, seed=seed)
 
     async def import_voc(self, root: Path, split: str, dataset: str, **options: Any) -> VocImport:
         """Import one split of a Pascal VOC tree (ImageSets/Main/<split>.txt, Annotations,
@@ -138,8 +143,11 @@ class Client(Vault):
                                      dry_run: bool = False) -> dict[str, Any]:
         """Have the server import a bundle that lies on one of its mounts (`path` relative to the
         mount's root): prepareBundleImport, or commitBundleImport unless `dry_run`. The server's
-        BundleImportReport. Nothing passes through this machine."""
+        BundleImportReport, in import_bundle's shape (bundle_import.report_of). Nothing passes
+        through this machine."""
+        from graphlake_client.bundle_import import report_of
+
         document = ops.PREPARE_BUNDLE_IMPORT if dry_run else ops.COMMIT_BUNDLE_IMPORT
         answer = await self.execute(document, {"input": {"path": path, "mount": mount,
                                                          "policy": policy.upper().replace("-", "_")}})
-        return answer["prepareBundleImport" if dry_run else "commitBundleImport"]
+        return report_of(answer["prepareBundleImport" if dry_run else "commitBundleImport"])

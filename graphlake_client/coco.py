@@ -3,7 +3,8 @@
 Images go up through the batch upload path into a collection named after the dataset, at their
 `file_name`, so a rerun uploads nothing twice (the server keeps a file already at that path with
 the same SHA-256: `unchanged`). Each image gets one datum (role `image`, metadata with the COCO
-image id, file_name, width and height, and the dataset's name, by which a rerun finds it again).
+image id, file_name, width and height, and the dataset's name, by which a rerun finds it again), in
+`split` (a COCO file is usually one split: `instances_train2017.json`; a datum found again keeps its own).
 Categories become the labels of an annotation schema named after the dataset; annotations become
 records of a GROUND_TRUTH set (`<dataset> ground truth`), a results file those of a PREDICTION set
 with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
@@ -45,6 +46,7 @@ from graphlake_client.dataset_import import annotation_set as _set
 from graphlake_client.dataset_import import dataset_version as _version
 from graphlake_client.dataset_import import labelled_schema as _schema
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.splits import SPLITS
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -68,8 +70,12 @@ class CocoImport:
 
 async def import_coco(lake: Client, annotations: Path, images: Path, dataset: str, *, version: str | None = None,
                       predictions: Path | None = None, model: str = "coco-results", mount: str | None = None,
-                      set_name: str | None = None, say: Callable[[str], None] = lambda _: None) -> CocoImport:
+                      set_name: str | None = None, split: str = "UNASSIGNED",
+                      say: Callable[[str], None] = lambda _: None) -> CocoImport:
     """Import a COCO file (and optionally a results file) into `dataset`; see the module's docstring."""
+    if split.upper() not in (*SPLITS, "UNASSIGNED"):
+        raise GraphlakeClientError(f"split is one of TRAIN, VALIDATION, TEST or UNASSIGNED, not {split!r}",
+                                   "BAD_USER_INPUT", "split")
     coco = json.loads(annotations.read_text())
     results = json.loads(predictions.read_text()) if predictions else None
     _check_keys(coco, results, annotations.name)
@@ -123,7 +129,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
             done.resumed.append(purpose)
         adding.append((found, held, {image: on for image, on in on_image.items() if image not in held}))
         done.records_added[purpose] = 0
-    stages = ImageStages(lake, "coco", dataset, known, done)
+    stages = ImageStages(lake, "coco", dataset, known, done, split.upper())
 
     async def store(chunk: list[dict[str, Any]]) -> None:
         await stages.store(chunk, [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,

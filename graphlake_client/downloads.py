@@ -35,9 +35,15 @@ def safe_name(name: str) -> str:
 
 
 def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
-    """Where an asset goes: `dest`, or its safe name inside `dest` when that is a directory (or the cwd)."""
+    """Where an asset goes: `dest`, or its safe name inside `dest` when that is a directory (or the
+    cwd). A `dest` given as text ending in a slash names a directory, made if missing: a Path drops
+    the slash, and `newdir/` became a file named newdir."""
     name = safe_name(found["name"])
-    target = Path(dest) if dest is not None else Path(name)
+    if dest is None:
+        return Path(name)
+    target = Path(dest)
+    if isinstance(dest, str) and dest.endswith(("/", os.sep)):
+        target.mkdir(parents=True, exist_ok=True)
     return target / name if target.is_dir() else target
 
 
@@ -85,8 +91,9 @@ def _write_new(target: Path, data: bytes) -> None:
 class Downloads(Assets):
     """Downloads and saving assets to paths, on top of the asset verbs."""
 
-    async def download(self, asset: str, dest: Path | None = None) -> Path:
-        """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name).
+    async def download(self, asset: str, dest: Path | str | None = None) -> Path:
+        """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name: one that
+        exists, or text ending in a slash, made if missing).
 
         One request to the server's content route (GET /assets/{id or alias}/content), which streams a
         local mount's file or redirects to a store's signed GET; from a server without that route,

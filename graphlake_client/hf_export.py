@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from graphlake_client import splits
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.version_reading import (
     GroundTruth,
@@ -66,8 +67,12 @@ def sized(row: dict[str, Any], image: Path) -> None:
         row["width"], row["height"] = opened.size
 
 
-async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
-    """Write the version's images, per-split metadata and README under `dest`; what was written, by count."""
+async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
+                    seed: int = 0) -> dict[str, Any]:
+    """Write the version's images, per-split metadata and README under `dest`; what was written, by count.
+    `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit
+    does (graphlake_client/splits.py); without them they go to `unassigned`."""
+    ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
     truth = GroundTruth.of(found)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -79,7 +84,7 @@ async def export_hf(lake: Client, version: str, dest: Path) -> dict[str, Any]:
             asset = datum["asset"]
             if asset is None:
                 continue  # a datum without an image role has no image to load
-            split = SPLITS[datum["split"]]
+            split = SPLITS[splits.split_of(datum, ratios, seed)]
             path = image_path(file_name_of(datum), asset["name"])
             if (split, path) in taken:  # the same name twice: the second gets its asset id, never overwrites
                 stem, dot, suffix = path.rpartition(".")

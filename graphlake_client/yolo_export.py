@@ -4,8 +4,10 @@
     DEST/images/<split>/<file_name>         the images, downloaded and checked
     DEST/labels/<split>/<file stem>.txt     one line per object, coordinates normalised to 0..1
 
-Splits: TRAIN -> train, VALIDATION -> val, TEST -> test; UNASSIGNED datums go to `unassigned`,
-which data.yaml does not list (give the version splits first: `trainingSplit`).
+Splits: TRAIN -> train, VALIDATION -> val, TEST -> test. UNASSIGNED datums go to `unassigned`, which
+data.yaml does not list, unless `split_ratios` (and `seed`) are given: then each goes to the split
+`trainingSplit` gives it with those ratios and that seed (graphlake_client/splits.py). Ultralytics
+trains only on a data.yaml with `train` and `val`.
 
 The format's rules, as Ultralytics reads them:
 - a class is the 0-based index of its name in `names` (the ground-truth schemas' labels, in order);
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from PIL import Image
 
+from graphlake_client import splits
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.version_reading import (
     GroundTruth,
@@ -111,8 +114,11 @@ def sized(entry: list[Any], image: Path) -> None:
         entry[2], entry[3] = opened.size
 
 
-async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
-    """Write the version's images, labels and data.yaml under `dest`; what was written, by count."""
+async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
+                      seed: int = 0) -> dict[str, Any]:
+    """Write the version's images, labels and data.yaml under `dest`; what was written, by count.
+    `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit does."""
+    ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
     truth = GroundTruth.of(found)
     left_out: Counter[str] = Counter()
@@ -123,7 +129,7 @@ async def export_yolo(lake: Client, version: str, dest: Path) -> dict[str, Any]:
             asset = datum["asset"]
             if asset is None:
                 continue  # a datum without an image role has no place in YOLO
-            split = SPLITS[datum["split"]]
+            split = SPLITS[splits.split_of(datum, ratios, seed)]
             path = label_safe(image_path(file_name_of(datum), asset["name"]))
             stem = str(PurePosixPath(path).with_suffix(""))
             if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id

@@ -12,7 +12,6 @@ leaves a BUILDING version that readers never see and that a later build of the s
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
 from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
+from graphlake_client import splits
 from services import retention, snapshots, version_content
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, get_or_not_found, refuse_if_held
@@ -318,13 +318,9 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
 
 
 def assign_split(seed: int, datum_id: ObjectId, ratios: tuple[float, float, float]) -> Split:
-    """Deterministic: the same seed, datum and ratios always give the same split, on any machine."""
-    digest = hashlib.sha256(f"{seed}:{datum_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    train, validation, _ = ratios
-    if u < train:
-        return Split.TRAIN
-    return Split.VALIDATION if u < train + validation else Split.TEST
+    """Deterministic: the same seed, datum and ratios always give the same split, on any machine
+    (graphlake_client/splits.py, which the exporters use too)."""
+    return Split(splits.assign_split(seed, str(datum_id), ratios))
 
 
 def normalise_ratios(train: float, validation: float, test: float) -> tuple[float, float, float]:

@@ -333,9 +333,11 @@ async def test_download_by_id_or_alias(served: Served, api: Api, contributor: st
         out = tmp_path / "out"
         out.mkdir()
         by_id = await lake.download(asset["id"], out)
+        into_new = await lake.download(asset["id"], f"{tmp_path / 'fresh'}/")  # text ending in a slash: a directory
         with pytest.raises(GraphlakeClientError) as missing:
             await lake.download("no/such/alias", tmp_path)
     assert by_alias.read_bytes() == by_id.read_bytes() == b"%PDF-1.7 ..." and by_id.name == "report.pdf"
+    assert into_new == tmp_path / "fresh" / "report.pdf" and into_new.read_bytes() == b"%PDF-1.7 ..."
     assert missing.value.code == "NOT_FOUND"
 
 
@@ -380,6 +382,10 @@ async def test_cli_upload_and_download(served: Served, contributor: str, tree: P
     code, _, err = await graphlake(env, "download", asset_id, str(tmp_path / "n.txt"))
     assert code == 0, err
     assert (tmp_path / "n.txt").read_bytes() == b"hello"
+    # A destination spelt with a trailing slash is a directory, made if missing (not a file of that name).
+    code, _, err = await graphlake(env, "download", asset_id, f"{tmp_path / 'new' / 'dir'}/")
+    assert code == 0, err
+    assert (tmp_path / "new" / "dir" / "notes.txt").read_bytes() == b"hello"
     code, _, err = await graphlake({**env, "GRAPHLAKE_TOKEN": "glk_wrong"}, "upload", str(tree / "notes.txt"))
     assert code == 1 and "UNAUTHENTICATED" in err
 

@@ -541,8 +541,16 @@ async def test_the_command_has_the_server_import_a_bundle_on_its_mount(served: S
                                    "--policy", "copy-if-missing")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["committed"] and report["sameHash"] and report["policy"] == "COPY_IF_MISSING"
-    assert report["version"]["manifestSha256"] == source["manifestSha256"]
+    assert report["committed"] and report["same_hash"] and report["policy"] == "copy-if-missing"
+    assert report["manifest_sha256"] == source["manifestSha256"] and report["version_id"] is not None
+    # The shape a bundle imported through this machine gives, key for key.
+    local = tmp_path / "local-copy"
+    shutil.copytree(on_mount, local)
+    await wipe(served)
+    here = await asyncio.to_thread(graphlake, served, await make_token(Role.CONTRIBUTOR), "import", "bundle", str(local))
+    assert here.returncode == 0, here.stderr
+    assert json.loads(here.stdout).keys() == report.keys()
+    assert json.loads(here.stdout)["assets"].keys() == report["assets"].keys()
 
     lost = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli")  # not here: on the mount
     assert lost.returncode == 2 and "no such file or directory" in lost.stderr

@@ -213,3 +213,92 @@ async def test_hf_export_loads_with_datasets(served: Served, make_token: MakeTok
         "d.png": [],
     }
     assert loaded["test"][0]["objects"] == {"bbox": [], "category": []}
+
+
+TRAINING_SPLIT = """query ($version: ID!, $ratios: SplitRatios!, $seed: Int!) {
+  trainingSplit(datasetVersion: $version, ratios: $ratios, seed: $seed) {
+    train(first: 100) { edges { node { id } } }
+    validation(first: 100) { edges { node { id } } }
+    test(first: 100) { edges { node { id } } }
+  } }"""
+
+
+def tiny_coco(root: Path, count: int) -> Path:
+    """`count` small images, each with one box, as a COCO file (one category)."""
+    images = []
+    for n in range(count):
+        name = f"i{n:02d}.png"
+        Image.fromarray(np.full((8, 10, 3), n * 9, dtype=np.uint8)).save(root / name)
+        images.append({"id": n + 1, "file_name": name, "width": 10, "height": 8})
+    annotations = [{"id": 100 + i["id"], "image_id": i["id"], "category_id": 1, "bbox": [1, 1, 4, 3], "area": 12.0,
+                    "iscrowd": 0} for i in images]
+    path = root / "instances.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "thing"}]}))
+    return path
+
+
+async def test_unassigned_datums_are_exported_in_the_split_training_split_gives_them(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """A COCO file imported without a split leaves its datums UNASSIGNED; `--split-ratios` and `--seed`
+    put each in the split trainingSplit gives it (the same partition, computed by the exporter), so
+    data.yaml has the train and val that Ultralytics needs."""
+    from documents.roles import Role
+    from graphlake_client import GraphlakeClientError
+
+    token = await make_token(Role.CONTRIBUTOR)
+    (tmp_path / "images").mkdir()
+    annotations = tiny_coco(tmp_path / "images", 24)
+    async with Client(served.base_url, token) as lake:
+        done = await lake.import_coco(annotations, tmp_path / "images", "parts", version="v1")
+        assert done.version is not None
+        datum_name = {datum: f"i{n:02d}.png" for n, datum in enumerate(done.datum_ids)}
+        parts = (await lake.execute(TRAINING_SPLIT, {"version": done.version["id"], "seed": 7, "ratios": {
+            "train": 0.5, "validation": 0.25, "test": 0.25}}))["trainingSplit"]
+        expected = {split: sorted(datum_name[e["node"]["id"]] for e in parts[key]["edges"])
+                    for split, key in (("train", "train"), ("val", "validation"), ("test", "test"))}
+        assert all(expected.values()) and sum(map(len, expected.values())) == 24  # every split has some: a real check
+
+        out = tmp_path / "yolo"
+        exported = await asyncio.to_thread(graphlake, served, token, "export", "yolo", "parts/v1", str(out),
+                                           "--split-ratios", "0.5,0.25,0.25", "--seed", "7")
+        assert exported.returncode == 0, exported.stderr
+        assert json.loads(exported.stdout)["splits"] == {split: len(names) for split, names in expected.items() if names}
+        data, _ = check_yolo_rules(out)
+        assert (data["train"], data["val"], data["test"]) == ("images/train", "images/val", "images/test")
+        assert {split: sorted(p.name for p in (out / "images" / split).iterdir()) for split in expected} == expected
+
+        # The same shares as other numbers (2:1:1) are the same ratios; Hugging Face calls val `validation`.
+        summary = await lake.export_hf("parts/v1", tmp_path / "hf", split_ratios=(2, 1, 1), seed=7)
+        assert summary["splits"] == {"train": len(expected["train"]), "validation": len(expected["val"]),
+                                     "test": len(expected["test"])}
+        assert sorted(p.name for p in (tmp_path / "hf" / "validation").glob("*.png")) == expected["val"]
+        unassigned = await lake.export_yolo("parts/v1", tmp_path / "plain")  # without ratios: as frozen
+        assert unassigned["splits"] == {"unassigned": 24}
+
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.export_yolo("parts/v1", tmp_path / "bad", split_ratios=(1, -1, 0))
+        assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "split_ratios"
+    malformed = await asyncio.to_thread(graphlake, served, token, "export", "hf", "parts/v1", str(tmp_path / "bad"),
+                                        "--split-ratios", "0.8,0.2")
+    assert malformed.returncode == 2 and "--split-ratios" in malformed.stderr
+
+
+async def test_a_coco_import_puts_its_images_in_the_split_it_is_given(served: Served, make_token: MakeToken,
+                                                                      tmp_path: Path) -> None:
+    from documents.roles import Role
+    from graphlake_client import GraphlakeClientError
+
+    token = await make_token(Role.CONTRIBUTOR)
+    (tmp_path / "images").mkdir()
+    annotations = tiny_coco(tmp_path / "images", 3)
+    imported = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations), "--images",
+                                       str(tmp_path / "images"), "--dataset", "val2017", "--split", "validation",
+                                       "--version", "v1")
+    assert imported.returncode == 0, imported.stderr
+    async with Client(served.base_url, token) as lake:
+        version = (await lake.execute(ops.BUNDLE_VERSION, {"dataset": "val2017", "version": "v1"}))["datasetVersion"]
+        assert {c["split"]: c["count"] for c in version["splitCounts"] if c["count"]} == {"VALIDATION": 3}
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_coco(annotations, tmp_path / "images", "other", split="holdout")
+        assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "split"

@@ -60,7 +60,7 @@ class DatasetQueries:
             raise BadUserInput("give id, or dataset and version", field="id")
         return DatasetVersion.from_document(doc) if doc and doc.status is VersionStatus.READY else None
 
-    @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums: assigned splits are kept, UNASSIGNED datums are spread by `seed` and `ratios`; `verifiedOnly` keeps datums whose ground-truth annotations (as the version holds them) are all verified.")
+    @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums: assigned splits are kept, UNASSIGNED datums are spread by `seed` and `ratios`; `verifiedOnly` keeps only datums with at least one ground-truth annotation (as the version holds them), every one verified: a datum with none is left out.")
     async def training_split(
         self, info: Info,
         dataset_version: Annotated[strawberry.ID, strawberry.argument(description="The version to partition.")],
@@ -69,7 +69,8 @@ class DatasetQueries:
         seed: Annotated[int, strawberry.argument(description=(
             "Chooses the partition: the same seed, version and ratios give the same parts on any machine. Default 0."))] = 0,
         verified_only: Annotated[bool, strawberry.argument(description=(
-            "Keep only datums whose ground-truth annotations are all verified. Default false."))] = False,
+            "Keep only datums with at least one ground-truth annotation, every one verified (a datum with none is "
+            "left out, whatever its split). Default false."))] = False,
     ) -> TrainingSplit:
         normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
         version_id = decode_object_id(dataset_version, NodeType.DATASET_VERSION, field="datasetVersion")
