@@ -6,8 +6,8 @@ the same SHA-256: `unchanged`). Each image gets one datum (role `image`, metadat
 image id, file_name, width and height, and the dataset's name, by which a rerun finds it again), in
 `split` (a COCO file is usually one split: `instances_train2017.json`; a datum found again keeps its own).
 Categories become the labels of an annotation schema named after the dataset; annotations become
-records of a GROUND_TRUTH set (`<dataset> ground truth`), a results file those of a PREDICTION set
-with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
+records of a GROUND_TRUTH set (`<dataset> ground truth`, or `<dataset> ground truth (<split>)` for
+a file given a split), a results file those of a PREDICTION set with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
 MASK record points at an image asset.
 
 The images go in stages of STAGE_IMAGES (dataset_import.in_stages): while some stages' records are
@@ -103,6 +103,9 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
             raise GraphlakeClientError(f"annotation id {twice!r} appears twice in {where} (an annotation without an id "
                                        "is numbered by its place, from 1)", "BAD_USER_INPUT")
     done = CocoImport(dataset)
+    # A file of one split gets sets of its own (as VOC's do): the train and val files of one dataset
+    # are two imports, and one set holding both would refuse the second (records on images it lacks).
+    in_split = f" ({split.lower()})" if split.upper() != "UNASSIGNED" else ""
     collection = await lake.collection_id(dataset)
     schema = await _schema(lake, dataset, list(categories.values()))
     done.schema_id = schema
@@ -113,7 +116,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     # The set, the images whose records it holds already (with their datums), annotations to add by image.
     adding: list[tuple[dict[str, Any], dict[Any, str], dict[Any, list[dict[str, Any]]]]] = []
     for purpose, items, source in wanted:
-        name = f"{set_name or dataset} {'ground truth' if purpose == 'GROUND_TRUTH' else 'predictions'}"
+        name = f"{set_name or dataset} {'ground truth' if purpose == 'GROUND_TRUTH' else 'predictions'}{in_split}"
         found = await _set(lake, name, purpose, schema, source)
         done.set_ids[purpose] = found["id"]
         on_image: dict[Any, list[dict[str, Any]]] = {}

@@ -223,12 +223,12 @@ TRAINING_SPLIT = """query ($version: ID!, $ratios: SplitRatios!, $seed: Int!) {
   } }"""
 
 
-def tiny_coco(root: Path, count: int) -> Path:
+def tiny_coco(root: Path, count: int, prefix: str = "i") -> Path:
     """`count` small images, each with one box, as a COCO file (one category)."""
     images = []
     for n in range(count):
-        name = f"i{n:02d}.png"
-        Image.fromarray(np.full((8, 10, 3), n * 9, dtype=np.uint8)).save(root / name)
+        name = f"{prefix}{n:02d}.png"
+        Image.fromarray(np.full((8, 10, 3), n * 9 + len(prefix), dtype=np.uint8)).save(root / name)
         images.append({"id": n + 1, "file_name": name, "width": 10, "height": 8})
     annotations = [{"id": 100 + i["id"], "image_id": i["id"], "category_id": 1, "bbox": [1, 1, 4, 3], "area": 12.0,
                     "iscrowd": 0} for i in images]
@@ -286,19 +286,30 @@ async def test_unassigned_datums_are_exported_in_the_split_training_split_gives_
 
 async def test_a_coco_import_puts_its_images_in_the_split_it_is_given(served: Served, make_token: MakeToken,
                                                                       tmp_path: Path) -> None:
+    """COCO ships one file per split (train2017, val2017): each is imported with its split into one
+    dataset, into sets of its own, and one version holds both (the README's recipe)."""
     from documents.roles import Role
     from graphlake_client import GraphlakeClientError
 
     token = await make_token(Role.CONTRIBUTOR)
-    (tmp_path / "images").mkdir()
-    annotations = tiny_coco(tmp_path / "images", 3)
-    imported = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations), "--images",
-                                       str(tmp_path / "images"), "--dataset", "val2017", "--split", "validation",
-                                       "--version", "v1")
-    assert imported.returncode == 0, imported.stderr
+    for split, count in (("train", 3), ("val", 2)):
+        (tmp_path / split).mkdir()
+        annotations = tiny_coco(tmp_path / split, count, prefix=split)
+        imported = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations), "--images",
+                                           str(tmp_path / split), "--dataset", "coco2017",
+                                           "--split", "train" if split == "train" else "validation")
+        assert imported.returncode == 0, imported.stderr
     async with Client(served.base_url, token) as lake:
-        version = (await lake.execute(ops.BUNDLE_VERSION, {"dataset": "val2017", "version": "v1"}))["datasetVersion"]
-        assert {c["split"]: c["count"] for c in version["splitCounts"] if c["count"]} == {"VALIDATION": 3}
+        # Found again, as a rerun finds them: the datums and sets each import made.
+        train = await lake.import_coco(tmp_path / "train" / "instances.json", tmp_path / "train", "coco2017", split="TRAIN")
+        val = await lake.import_coco(tmp_path / "val" / "instances.json", tmp_path / "val", "coco2017", split="VALIDATION")
+        assert train.kept == val.kept == ["GROUND_TRUTH"] and train.datums_created == val.datums_created == 0
+        made = await lake.create_dataset_version("coco2017", "v1", add_datums=train.datum_ids + val.datum_ids,
+                                                 add_annotation_sets=[*train.set_ids.values(), *val.set_ids.values()])
+        version = (await lake.execute(ops.BUNDLE_VERSION, {"id": made["id"]}))["datasetVersion"]
+        assert {c["split"]: c["count"] for c in version["splitCounts"] if c["count"]} == {"TRAIN": 3, "VALIDATION": 2}
+        assert sorted(s["name"] for s in version["annotationSets"]) == ["coco2017 ground truth (train)",
+                                                                       "coco2017 ground truth (validation)"]
         with pytest.raises(GraphlakeClientError) as refused:
-            await lake.import_coco(annotations, tmp_path / "images", "other", split="holdout")
+            await lake.import_coco(tmp_path / "val" / "instances.json", tmp_path / "val", "other", split="holdout")
         assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "split"
