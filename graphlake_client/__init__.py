@@ -37,6 +37,7 @@ directories.py (directory walking, archives), direct.py (the direct-write protoc
 export, with the coco extra: pycocotools, Pillow); voc.py (Pascal VOC import, the voc extra),
 yolo_export.py and hf_export.py (YOLO and Hugging Face export, the yolo and hf extras);
 dataset_import.py and version_reading.py (the steps importers and exporters share, no extra needed);
+splits.py (the train/validation/test partition, which the server's trainingSplit uses too);
 bundle_format.py, bundle_files.py, bundle_export.py, bundle_import.py, bundle_lookup.py, bundle_assets.py
 and bundle_records.py (bundles between lakes, no extra needed).
 """
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
     from graphlake_client.errors import GraphlakeClientError, SaveConflict
     from graphlake_client.logs import GraphlakeLogHandler
-    from graphlake_client.predicates import Predicate, metadata, value
+    from graphlake_client.predicates import Predicate, join_path, metadata, value
     from graphlake_client.resume import ResumeState
     from graphlake_client.sync import SyncClient
 
@@ -59,10 +60,10 @@ if TYPE_CHECKING:
 # shares with the client, without httpx and the whole client (most of a second on a slow machine).
 _HOME = {"Asset": "assets", "Page": "assets", "Client": "client", "GraphlakeClientError": "errors",
          "SaveConflict": "errors", "GraphlakeLogHandler": "logs", "Predicate": "predicates", "metadata": "predicates",
-         "value": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
+         "value": "predicates", "join_path": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
 
 __all__ = ["Asset", "Client", "GraphlakeClientError", "GraphlakeLogHandler", "Page", "Predicate", "ResumeState",
-           "SaveConflict", "SyncClient", "metadata", "value"]
+           "SaveConflict", "SyncClient", "join_path", "metadata", "value"]
 
 
 def __getattr__(name: str) -> Any:

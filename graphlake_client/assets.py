@@ -6,7 +6,6 @@ Files and directories go through the upload code (uploads.py): bytes never pass 
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict, cast
 
 from graphlake_client import operations as ops
-from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.errors import GraphlakeClientError, check_json
 from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.uploads import Uploader
 
@@ -99,7 +98,8 @@ class Assets(Uploader):
                           labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
                           description: str | None = None, **fields: Any) -> Asset:
         """Store any JSON as a VALUE asset (`fields`: StoreValueInput's aliases, owner, dataTimestamp, derivedFrom)."""
-        json.dumps(value, allow_nan=False)  # fails here, naming the culprit, rather than as a vague server error
+        check_json(value, "value")  # fails here, naming the culprit, rather than as a vague error from httpx
+        check_json(metadata, "metadata")
         made = (await self.execute(ops.STORE_VALUE, {"input": {**_present({
             "name": name or "value", "labels": labels, "metadata": metadata, "description": description, **fields}),
             "value": value}}))["storeValue"]  # always sent: null is a value too
@@ -109,6 +109,7 @@ class Assets(Uploader):
                          labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
                          media_type: str | None = None, description: str | None = None, **fields: Any) -> Asset:
         """Store a text as a TEXT asset (text/plain unless `media_type`; `fields` as for store_value)."""
+        check_json(metadata, "metadata")
         made = (await self.execute(ops.STORE_TEXT, {"input": _present({
             "name": name or "text", "text": text, "mediaType": media_type, "labels": labels, "metadata": metadata,
             "description": description, **fields})}))["storeText"]

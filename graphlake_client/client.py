@@ -51,9 +51,10 @@ class Client(Vault):
                                      remove_annotation_sets: list[str] | None = None,
                                      from_collection: str | None = None) -> dict[str, Any]:
         """Freeze a new version of `dataset` (by name, made if new) from a `parent` version name, datum and set IDs, or a collection."""
-        inputs: dict[str, Any] = {"datasetId": await self.dataset_id(dataset), "version": version,
-                                  "description": description, "addDatums": add_datums, "removeDatums": remove_datums,
-                                  "addAnnotationSets": add_annotation_sets, "removeAnnotationSets": remove_annotation_sets}
+        inputs: dict[str, Any] = {"version": version, "description": description, "addDatums": add_datums,
+                                  "removeDatums": remove_datums, "addAnnotationSets": add_annotation_sets,
+                                  "removeAnnotationSets": remove_annotation_sets}
+        # Both looked up before the dataset is made: a misspelt dataset name must not leave a dataset behind.
         if parent is not None:
             found = (await self.execute(ops.VERSION_ID, {"dataset": dataset, "version": parent}))["datasetVersion"]
             if found is None:
@@ -63,6 +64,7 @@ class Client(Vault):
             inputs["fromCollection"] = await self.find_collection(from_collection)
             if inputs["fromCollection"] is None:
                 raise GraphlakeClientError(f"no collection named {from_collection!r}", "NOT_FOUND", "from_collection")
+        inputs["datasetId"] = await self.dataset_id(dataset)
         inputs = {k: v for k, v in inputs.items() if v is not None}
         return (await self.execute(ops.CREATE_VERSION, {"input": inputs}))["createDatasetVersion"]
 

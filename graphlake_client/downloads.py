@@ -112,7 +112,7 @@ class Downloads(Assets):
         """Write an asset (ID, alias or asset) to `path`: a value as JSON, a text as UTF-8, a file's bytes streamed."""
         found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if found["kind"] in HAS_BYTES:
-            return await self.download(found["id"], Path(path))
+            return await self.download(found["id"], path)  # as given: text ending in a slash names a directory
         target = _target(found, path)
         if found["kind"] == "VALUE":
             data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()

@@ -89,6 +89,14 @@ class GraphlakeLogHandler(logging.Handler):
         self._thread.start()
 
     # --- the caller's side: never waits
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The sender's own records (httpx logs each request at INFO) are refused here, before the
+        # handler's lock: logging.shutdown holds that lock while it flushes and closes this handler, so
+        # a sender waiting for it stalled until close gave up, and the records still queued were lost.
+        if record.thread == self._thread.ident:
+            return False
+        return bool(super().handle(record))
+
     def emit(self, record: logging.LogRecord) -> None:
         if self._closed or record.thread == self._thread.ident:
             return  # the sender's own records (httpx's, say) would feed themselves forever
@@ -138,10 +146,12 @@ class GraphlakeLogHandler(logging.Handler):
                                     self.close_timeout if timeout is None else timeout)
 
     def close(self) -> None:
-        """Flush (at most close_timeout seconds), then stop the sender; records still queued then are lost."""
+        """Flush (at most close_timeout seconds), then stop the sender; records still queued then are
+        lost (counted in `lost`, and said on stderr)."""
         if not self._closed:
             self.flush()
             self._closed = True
+            lost_before = self.lost
             # What a slow or stuck sender left queued will not go: count it lost, and make room for the stop.
             while True:
                 try:
@@ -150,6 +160,9 @@ class GraphlakeLogHandler(logging.Handler):
                     break
                 if item is not _FLUSH:
                     self._settle(1, lost=True)
+            if self.lost > lost_before:
+                sys.stderr.write(f"GraphlakeLogHandler: {self.lost - lost_before} log records not sent before the handler "
+                                 f"closed (its close_timeout, {self.close_timeout:g} s, ran out)\n")
             try:  # emptied now; only an emit already past its closed check can still add a record
                 self._queue.put(_STOP, timeout=self.close_timeout)
             except queue.Full:

@@ -30,7 +30,8 @@ class Transport:
     def __init__(self, url: str, token: str | None, *, retries: int = RETRIES, timeout: float = 300,
                  storage_transport: httpx.AsyncBaseTransport | None = None,
                  graphql_transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.url = url.rstrip("/")
+        # The server prints its endpoint (`.../graphql`); that URL works too, not only the server's root.
+        self.url = url.rstrip("/").removesuffix("/graphql")
         self.retries = retries
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=graphql_transport)

@@ -23,7 +23,7 @@ from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import make_archive, walk
-from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError
+from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, check_json
 from graphlake_client.resume import ResumeState
 from graphlake_client.retries import RETRIES, completion_waits
 from graphlake_client.transport import Progress, Transport
@@ -214,6 +214,7 @@ class Uploader(Transport):
                           labels: list[str] | None = None, mount: str | None = None,
                           progress: Progress | None = None) -> dict[str, Any]:
         """Upload one file, resuming an earlier interrupted upload of the same file if there is one."""
+        check_json(metadata, "metadata")
         resume_key, size = await asyncio.to_thread(ResumeState.key_and_size, self.url, path)
         session = await self._resumed(self.resume.get(resume_key))
         if session is None:

@@ -59,14 +59,15 @@ class Vault(Downloads):
             else:
                 await self.execute(ops.MOVE_ALIAS, {"alias": alias, "assetId": stored["id"], "expectedAssetId": expected})
         except GraphlakeClientError as error:
-            if error.code != "CONFLICT":
-                raise
-            # Lost the race: our object is under no name, so nobody needs it. Deleting it is tidying
-            # up; should that fail too, the conflict is still what the caller must hear about.
+            # Lost the race, or the alias was refused (BAD_USER_INPUT): either way our object is under
+            # no name, so nobody needs it (each retry left another behind). Deleting it is tidying up;
+            # should that fail too, the first error is still what the caller must hear about.
             try:
                 await self.execute(ops.DELETE_ASSET, {"id": stored["id"]})
             except GraphlakeClientError:
                 pass
+            if error.code != "CONFLICT":
+                raise
             raise SaveConflict(alias, expected, await self.alias_target(alias)) from error
         return {**stored, "aliases": [*stored.get("aliases", []), alias]}
 
@@ -86,7 +87,8 @@ class Vault(Downloads):
         return await self.store_value(obj, name=name or alias, labels=labels, metadata=metadata)
 
     async def load(self, alias: str, *, to: Path | str | None = None) -> Any:
-        """The object under `alias`: a value's Python object, a text's str, a file's bytes (or its Path with `to`)."""
+        """The object under `alias`: a value's Python object, a text's str, a file's bytes; with `to`,
+        the Path it was written to instead (as save_to writes it: a value as JSON, a text as UTF-8)."""
         if to is None and (got := await self._read_content(alias)) is not None:
             # One request, whatever the kind: the server's content route (ID or alias) answers a value's
             # JSON and a text as stored, a file's bytes from its mount or a store's signed GET.
@@ -96,6 +98,8 @@ class Vault(Downloads):
             return data.decode() if described["kind"] == "TEXT" else data
         # An alias is what load is usually given: asked for first, so that takes one request, not two.
         found = (await self.execute(ops.ASSET_BY_ALIAS, {"alias": alias}))["assetByAlias"] or await self.get_asset(alias)
+        if to is not None and found["kind"] in ("VALUE", "TEXT"):
+            return await self.save_to(found, to)
         if found["kind"] == "VALUE":
             return found["value"]
         if found["kind"] == "TEXT":
@@ -103,5 +107,5 @@ class Vault(Downloads):
         if found["kind"] not in HAS_BYTES:
             raise GraphlakeClientError(f"asset {found['id']} is a {found['kind']}, which load cannot read")
         if to is not None:
-            return await self.download(found["id"], Path(to))
+            return await self.download(found["id"], to)
         return await self.read_bytes(found)

@@ -23,10 +23,11 @@ from graphlake_client import (
     ResumeState,
     SaveConflict,
     SyncClient,
+    join_path,
     metadata,
     value,
 )
-from graphlake_client.predicates import join_path
+from graphlake_client import operations as ops
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
@@ -59,7 +60,7 @@ async def test_store_value_text_and_file_then_get_them(served: Served, api: Api,
         got_file = await lake.get_asset(stored["id"])
         with pytest.raises(GraphlakeClientError) as missing:
             await lake.get_asset("no/such/alias")
-        with pytest.raises(ValueError, match="JSON compliant"):
+        with pytest.raises(GraphlakeClientError, match=r"^value\.x: nan is not a JSON number"):
             await lake.store_value({"x": float("nan")})
     assert (reading["kind"], got_value["value"], got_value["labels"], got_value["metadata"]) == \
         ("VALUE", {"od600": 0.42, "a.b": [[1, 2]]}, ["raw"], {"plate": 7})
@@ -251,6 +252,40 @@ async def test_a_concurrent_saver_gets_a_conflict(served: Served, api: Api, cont
         assert await other.load("runs/latest") == {"run": 5} and moved["aliases"] == ["runs/latest"]
 
 
+async def test_what_a_user_gets_wrong_is_said_before_anything_is_stored(served: Served, api: Api, contributor: str,
+                                                                         tmp_path: Path) -> None:
+    """A refused alias leaves no asset behind (each retry had left one), `replaces=None` on a taken
+    alias says it is taken, JSON that is not JSON names where, and `load(to=)` writes any kind."""
+    async with client(served, contributor, tmp_path) as lake:
+        before = (await api.data("Assets", {"first": 1}, token=contributor))["assets"]["totalCount"]
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.save("bad alias", {"x": 1})
+        assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "aliases[0]"
+        live = await api.data("Assets", {"first": 1}, token=contributor)
+        assert live["assets"]["totalCount"] == before  # the stored object was deleted again
+
+        await lake.save("runs/taken", {"run": 1})
+        with pytest.raises(SaveConflict) as taken:
+            await lake.save("runs/taken", {"run": 2}, replaces=None)
+        assert "is taken" in str(taken.value) and "moved by another saver" not in str(taken.value)
+
+        for bad, where in (({"when": {1, 2}}, "value.when"), ({"a": [1, float("nan")]}, "value.a[1]")):
+            with pytest.raises(GraphlakeClientError) as not_json:
+                await lake.store_value(bad)
+            assert not_json.value.field == "value" and str(not_json.value).startswith(where), str(not_json.value)
+        with pytest.raises(GraphlakeClientError) as bad_metadata:
+            await lake.store_text("t", metadata={"at": datetime.now(UTC)})
+        assert bad_metadata.value.field == "metadata" and "datetime" in str(bad_metadata.value)
+
+        written = await lake.load("runs/taken", to=tmp_path / "run.json")
+        assert written == tmp_path / "run.json" and json.loads(written.read_text()) == {"run": 1}
+        into_dir = await lake.save_to("runs/taken", f"{tmp_path / 'out'}/")  # text ending in a slash: a directory
+        assert into_dir.parent == tmp_path / "out" and json.loads(into_dir.read_text()) == {"run": 1}
+    # The URL the server prints is its endpoint: the client takes it as well as the server's root.
+    async with Client(f"{served.base_url}/graphql", contributor) as by_endpoint:
+        assert await by_endpoint.load("runs/taken") == {"run": 1}
+
+
 async def test_create_dataset_version(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
     datums = await factories.datums(api, contributor, 3, roles=("image",))
     async with client(served, contributor, tmp_path) as lake:
@@ -261,6 +296,10 @@ async def test_create_dataset_version(served: Served, api: Api, contributor: str
         v3 = await lake.create_dataset_version("widgets", "v3", from_collection="picked")
         with pytest.raises(GraphlakeClientError) as no_parent:
             await lake.create_dataset_version("widgets", "v4", parent="v9")
+        with pytest.raises(GraphlakeClientError) as misspelt:  # checked before the dataset is made
+            await lake.create_dataset_version("widgetz", "v2", parent="v1")
+        assert misspelt.value.field == "parent"
+        assert (await lake.execute(ops.DATASET, {"name": "widgetz"}))["dataset"] is None
         with pytest.raises(GraphlakeClientError) as taken:
             await lake.create_dataset_version("widgets", "v1")
     assert (v1["datumCount"], v1["description"], v1["parent"], v1["dataset"]["name"]) == (3, "first cut", None, "widgets")
@@ -375,6 +414,34 @@ async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, ap
     (notice,) = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
     assert notice["level"] == "WARNING" and notice["data"] == {"log": {"dropped": 3}}
     assert handler.lost == 0
+
+
+AT_EXIT_SCRIPT = r"""
+import logging, sys
+from graphlake_client import GraphlakeLogHandler
+
+url, token = sys.argv[1:3]
+logging.basicConfig(level=logging.INFO)  # so httpx logs the sender's own requests, through the root logger
+logging.getLogger().addHandler(GraphlakeLogHandler(url, token))
+for i in range(2000):
+    logging.getLogger("burst").warning("record %d", i)
+# The script ends here: logging.shutdown flushes and closes the handler.
+"""
+
+
+async def test_the_log_handler_sends_what_was_logged_when_the_script_ends(served: Served, api: Api,
+                                                                          contributor: str) -> None:
+    """With INFO on the root logger (logging.basicConfig), the sender's own httpx records waited for
+    the lock logging.shutdown held while it closed the handler: exit hung its close_timeout three
+    times over, and all but the first batch were lost."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", AT_EXIT_SCRIPT, served.base_url, contributor,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    _, err = await asyncio.wait_for(process.communicate(), 60)  # the server runs on this loop: never block it
+    assert process.returncode == 0, err.decode()
+    assert b"not sent before the handler closed" not in err, err.decode()
+    stored = await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 1}, token=contributor)
+    assert stored["events"]["totalCount"] == 2000
 
 
 SYNC_SCRIPT = r"""

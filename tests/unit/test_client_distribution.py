@@ -32,3 +32,11 @@ def test_the_client_distribution_declares_what_the_client_imports() -> None:
     third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "graphlake_client"}
     assert third_party, "the walk found no imports at all"
     assert third_party <= declared, f"imported but not declared in graphlake_client/pyproject.toml: {third_party - declared}"
+
+
+def test_the_client_ships_its_type_hints() -> None:
+    """PEP 561: without py.typed in the installed package, mypy treats every client result as Any
+    (and --strict refuses the import)."""
+    assert (CLIENT / "py.typed").is_file()
+    for pyproject in (CLIENT / "pyproject.toml", CLIENT.parent / "pyproject.toml"):
+        assert "py.typed" in tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["graphlake_client"]
