@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, TypedDict
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError, check_json
@@ -137,15 +137,25 @@ class Assets(Uploader):
         uploaded = await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
                                           collection_path=(name or path.name) if collection_id else None,
                                           description=description, metadata=metadata, labels=labels, mount=mount)
-        return cast(Asset, uploaded)  # the upload's fields (operations.ASSET_FIELDS), a part of Asset
+        [stored] = await self._in_detail([uploaded["id"]])
+        return stored
 
     async def store_directory(self, path: Path | str, *, collection: str | None = None,
                               as_archive: bool = False, ignore: Iterable[str] = ()) -> list[Asset]:
         """Upload a directory: file by file keeping relative paths in `collection`, or as one zip (`as_archive`)."""
         path = Path(path)
         if not path.is_dir():
-            raise GraphlakeClientError(f"{path}: not a directory")
-        return cast(list[Asset], await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore))
+            raise GraphlakeClientError(f"{path}: not a directory", "BAD_USER_INPUT", "path")
+        uploaded = await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore)
+        return await self._in_detail([a["id"] for a in uploaded])
+
+    async def _in_detail(self, ids: list[str]) -> list[Asset]:
+        """These assets as the other verbs answer them (operations.ASSET_DETAIL): an upload answers
+        with a few fields only, so metadata, labels and the rest are read back, 100 a call."""
+        found: list[Asset] = []
+        for start in range(0, len(ids), 100):
+            found += (await self.execute(ops.ASSETS_BY_IDS, {"ids": ids[start:start + 100]}))["nodes"]
+        return found
 
     async def register_external(self, url: str | None = None, *, bucket: str | None = None, prefix: str | None = None,
                                 mount: str | None = None, name: str | None = None, collection: str | None = None,

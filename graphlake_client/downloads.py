@@ -47,6 +47,11 @@ def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
     return target / name if target.is_dir() else target
 
 
+def _no_file(found: Mapping[str, Any]) -> GraphlakeClientError:
+    return GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text? save_to or load "
+                                "writes those)", "BAD_USER_INPUT", "asset")
+
+
 def _described(headers: httpx.Headers) -> dict[str, Any] | None:
     """What the content route's headers say of the asset (as the asset query names it); None without them."""
     if "x-graphlake-kind" not in headers or "x-graphlake-name" not in headers:
@@ -103,7 +108,7 @@ class Downloads(Assets):
             return fetched
         found = await self.get_asset(asset)
         if not found.get("downloadUrl"):
-            raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
+            raise _no_file(found)
         target = _target(found, dest)
         await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
         return target
@@ -127,12 +132,12 @@ class Downloads(Assets):
         if isinstance(asset, str) and (got := await self._read_content(asset)) is not None:
             described, data = got
             if described["kind"] not in HAS_BYTES:
-                raise GraphlakeClientError(f"asset {described['name']!r} has no file to download (a value or text?)")
+                raise _no_file(described)
             return data
         found = asset if not isinstance(asset, str) and asset.get("downloadUrl") else \
             await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if not found.get("downloadUrl"):
-            raise GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text?)")
+            raise _no_file(found)
 
         async def attempt() -> bytes:
             out = io.BytesIO()
@@ -149,7 +154,7 @@ class Downloads(Assets):
             if described is None:
                 return None
             if described["kind"] not in HAS_BYTES:
-                raise GraphlakeClientError(f"asset {described['name']!r} has no file to download (a value or text?)")
+                raise _no_file(described)
             target = _target(described, dest)
             if response.status_code in REDIRECTS:  # a store's signed GET: fetched without our token
                 await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)

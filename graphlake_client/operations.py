@@ -38,6 +38,9 @@ PAYLOAD = "value text downloadUrl"  # what loading an asset's content needs: one
 ASSET = f"""query ($id: ID!) {{ asset(id: $id) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""
 ASSET_BY_ALIAS = f"""query ($alias: String!) {{ assetByAlias(alias: $alias) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""
 ASSET_ID_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id } }"""
+# The file verbs' answer: uploads answer with ASSET_FIELDS alone (an import completes thousands), so
+# store_file and store_directory read the rest of what they stored, up to 100 assets a call.
+ASSETS_BY_IDS = f"""query ($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Asset {{ {ASSET_DETAIL} }} }} }}"""
 STORE_VALUE = f"""mutation ($input: StoreValueInput!) {{ storeValue(input: $input) {{ {ASSET_DETAIL} }} }}"""
 STORE_TEXT = f"""mutation ($input: StoreTextInput!) {{ storeText(input: $input) {{ {ASSET_DETAIL} }} }}"""
 REGISTER_EXTERNAL = f"""mutation ($input: RegisterExternalInput!) {{

@@ -105,7 +105,7 @@ class Vault(Downloads):
         if found["kind"] == "TEXT":
             return found["text"]
         if found["kind"] not in HAS_BYTES:
-            raise GraphlakeClientError(f"asset {found['id']} is a {found['kind']}, which load cannot read")
+            raise GraphlakeClientError(f"asset {found['id']} is a {found['kind']}, which load cannot read", "BAD_USER_INPUT", "alias")
         if to is not None:
             return await self.download(found["id"], to)
         return await self.read_bytes(found)

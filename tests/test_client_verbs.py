@@ -68,6 +68,9 @@ async def test_store_value_text_and_file_then_get_them(served: Served, api: Api,
     assert got_text["aliases"] == ["notes/plate-7"] and got_text["downloadUrl"] is None
     assert got_file["kind"] == "FILE" and got_file["status"] == "ACTIVE" and got_file["sizeBytes"] == 104
     assert got_file["metadata"] == {"plate": 7} and got_file["downloadUrl"].startswith("http")
+    # store_file answers as store_value does: what it stored, in full (an upload's answer has a few fields).
+    assert (stored["metadata"], stored["labels"], stored["aliases"]) == ({"plate": 7}, ["raw"], [])
+    assert stored["createdAt"] and stored["storage"]["mount"]
     assert missing.value.code == "NOT_FOUND"
     assert await collection_paths(api, contributor, "run-42") == {
         "reading": reading["id"], "note.md": note["id"], "scan.tif": stored["id"]}
@@ -85,6 +88,7 @@ async def test_store_directory_file_by_file_or_as_one_archive(served: Served, ap
         with pytest.raises(GraphlakeClientError, match="not a directory"):
             await lake.store_directory(root / "a" / "1.txt")
     assert sorted(a["name"] for a in files) == [".gitignore", "1.txt", "2.txt"]
+    assert all(a["metadata"] == {} and a["labels"] == [] and a["status"] == "ACTIVE" for a in files)  # in full
     assert set(await collection_paths(api, contributor, "run-7")) == {".gitignore", "a/1.txt", "b/2.txt"}
     assert archive["name"] == "run-7.zip" and archive["mediaType"] == "application/zip"
     assert list(await collection_paths(api, contributor, "run-7-zip")) == ["run-7.zip"]
