@@ -27,6 +27,20 @@ from services.errors import GraphlakeError
 log = logging.getLogger("graphlake.errors")
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+# graphql-core's variable-coercion errors name the variable and where in its value, in words only:
+# "Variable '$input' has invalid value at .policy: Value 'BOGUS' does not exist in 'BundlePolicy' enum."
+_VARIABLE = re.compile(r"^Variable '\$(\w+)' has invalid value(?: at ([^:\s]+))?:")
+
+
+def variable_field(message: str) -> str | None:
+    """The `field` of a variable-coercion error: the place in the variable's value (`input.policy`,
+    as an error in the same input given inline names it), or the variable (`$first`); None for
+    any other message."""
+    variable = _VARIABLE.match(message)
+    if variable is None:
+        return None
+    name, at = variable.groups()
+    return f"{name}{at}" if at else f"${name}"
 
 
 class ErrorPolicy(SchemaExtension):
@@ -82,6 +96,8 @@ class ErrorPolicy(SchemaExtension):
         if original is None or isinstance(original, GraphQLError):
             # Parse, validation and variable-coercion errors: the document or variables were wrong.
             extensions = {**(error.extensions or {}), "code": (error.extensions or {}).get("code", "BAD_USER_INPUT")}
+            if "field" not in extensions and (field := variable_field(error.message)) is not None:
+                extensions["field"] = field
             if isinstance(error, GraphQLSyntaxError):
                 # Kept as is, code added: over graphql-transport-ws, Strawberry knows a syntax error by its
                 # class and closes the socket (4400) as the protocol says. Parse errors are never cached.

@@ -78,9 +78,12 @@ NUMBERS = [  # (document, variables, where the message must say the fault is, ex
     ("{ annotations(filter: {minScore: 1e400}) { totalCount } }", None, "filter.minScore: ", "filter.minScore"),
     ("{ annotations(filter: {minScore: " + "9" * 400 + "}) { totalCount } }", None, "filter.minScore: ", "filter.minScore"),
     ("query ($f: Int = 99999999999) { assets(first: $f) { totalCount } }", None, "$f: ", "$f"),
-    ("query ($f: Int) { assets(first: $f) { totalCount } }", {"f": 99999999999}, "'$f'", None),
-    ("query ($f: Int) { assets(first: $f) { totalCount } }", {"f": 1e300}, "'$f'", None),
-    ("query ($m: Float) { annotations(filter: {minScore: $m}) { totalCount } }", {"m": float("inf")}, "'$m'", None),
+    ("query ($f: Int) { assets(first: $f) { totalCount } }", {"f": 99999999999}, "'$f'", "$f"),
+    ("query ($f: Int) { assets(first: $f) { totalCount } }", {"f": 1e300}, "'$f'", "$f"),
+    ("query ($m: Float) { annotations(filter: {minScore: $m}) { totalCount } }", {"m": float("inf")}, "'$m'", "$m"),
+    # Inside a variable's value: the place, as the same input given inline is named.
+    ("query ($a: AnnotationFilter) { annotations(filter: $a) { totalCount } }", {"a": {"minScore": float("inf")}},
+     "'$a'", "a.minScore"),
     ('mutation { storeValue(input: {name: "n", value: {x: 1e400}}) { id } }', None, "input.value.x: ", "input.value.x"),
     ('mutation { storeValue(input: {name: "n", value: {x: ' + "9" * 5000 + "}}) { id } }", None, "input.value.x: ",
      "input.value.x"),
@@ -89,8 +92,8 @@ NUMBERS = [  # (document, variables, where the message must say the fault is, ex
     ('mutation { createUpload(input: {name: "n", sizeBytes: 99999999999999999999999}) { id } }', None,
      "input.sizeBytes: BigInt must fit in 64 bits", "input.sizeBytes"),
     ("mutation ($s: BigInt!) { createUpload(input: {name: \"n\", sizeBytes: $s}) { id } }", {"s": "9" * 5000},
-     "'$s'", None),
-    ("mutation ($s: BigInt!) { createUpload(input: {name: \"n\", sizeBytes: $s}) { id } }", {"s": {"a": 1}}, "'$s'", None),
+     "'$s'", "$s"),
+    ("mutation ($s: BigInt!) { createUpload(input: {name: \"n\", sizeBytes: $s}) { id } }", {"s": {"a": 1}}, "'$s'", "$s"),
 ]
 PYTHON = ("Traceback", "int()", "ValueError", "TypeError", "set_int_max_str_digits", "dict", "NoneType", "object of type",
           "Internal server error")
@@ -114,6 +117,16 @@ async def test_numbers_out_of_range_are_bad_user_input_naming_where(
     assert error["extensions"].get("field") == field
     assert where in error["message"][:80], error["message"]
     assert not [word for word in PYTHON if word in error["message"]], error["message"]
+
+
+async def test_a_bad_enum_in_a_variable_names_its_place(http: httpx.AsyncClient, viewer: str) -> None:
+    """What a client sends as variables is named as precisely as what it writes inline (`field`),
+    so a client can point at the argument it got wrong."""
+    query = "query ($filter: AssetFilter, $first: Int!) { assets(filter: $filter, first: $first) { totalCount } }"
+    answer = (await http.post("/graphql", json={"query": query, "variables": {"filter": {"kinds": ["VALUE", "BOGUS"]}}},
+                              headers={"Authorization": f"Bearer {viewer}"})).json()
+    assert [e["extensions"] for e in answer["errors"]] == [{"code": "BAD_USER_INPUT", "field": "filter.kinds[1]"},
+                                                           {"code": "BAD_USER_INPUT", "field": "$first"}]
 
 
 async def test_a_document_of_several_operations_needs_their_name(http: httpx.AsyncClient, viewer: str) -> None:
