@@ -108,6 +108,11 @@ async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", 
         if prepared.conflicts:
             raise GraphlakeClientError("the bundle conflicts with what the lake holds: " + "; ".join(prepared.conflicts[:5]),
                                        "CONFLICT")
+        if prepared.version_state == "present":
+            # The version is here already (with the bundle's hash): nothing of the bundle is needed. Going
+            # on, the copy policy uploaded a bundle's files again into the lake it came from, and made a
+            # datum for each, which no version holds.
+            return _nothing_new(prepared).as_dict()
         committing = Pass(lake, reader, manifest, policy, say, progress, locate)
         committing.checked = preparing.checked  # the commit checks only what the lake lost meanwhile
         done = await committing.run(write=True)
@@ -132,6 +137,15 @@ def report_of(answer: dict[str, Any]) -> dict[str, Any]:
             "records": {**tally(answer["records"]), "to_verify": answer["toVerify"]},
             "version_state": answer["versionState"], "conflicts": answer["conflicts"], "committed": answer["committed"],
             "version_id": version.get("id"), "same_hash": answer["sameHash"]}
+
+
+def _nothing_new(report: Report) -> Report:
+    """`report` of a version the lake holds already: what the bundle has is there, nothing is made."""
+    for name in ("assets", "datums", "schemas", "sets", "records"):
+        tally = getattr(report, name)
+        tally.present, tally.new = tally.present + tally.new, 0
+    report.new_bytes = report.to_verify = 0
+    return report
 
 
 async def _s3_mount(lake: Client, src: Path | str) -> str:

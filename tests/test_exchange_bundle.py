@@ -187,6 +187,21 @@ async def test_a_bundle_moves_a_version_to_another_lake_with_the_same_hash(serve
         assert again["version_state"] == "present" and again["version_id"] == report["version_id"]
 
 
+async def test_a_bundle_imported_into_its_own_lake_makes_nothing(served: Served, make_token: MakeToken,
+                                                                tmp_path: Path) -> None:
+    """The version is there, with the bundle's hash: no file is uploaded again (the copy policy
+    finds only its own earlier uploads) and no datum is made that no version would hold."""
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    before = await counts()
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        report = await lake.import_bundle(bundle)
+    assert await counts() == before
+    assert report["version_state"] == "present" and report["same_hash"] and not report["committed"]
+    assert report["version_id"] == source["id"] and report["assets"] == {"new": 0, "present": 7, "new_bytes": 0}
+    assert report["datums"]["new"] == 0 and report["records"]["new"] == 0
+
+
 async def test_the_sync_client_exports_and_prepares_a_bundle(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
     token = await make_token(Role.CONTRIBUTOR)
     async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
