@@ -185,7 +185,7 @@ class Assets(Uploader):
             raise GraphlakeClientError(f"no asset with ID or alias {id_or_alias!r}", "NOT_FOUND")
         return found
 
-    async def query_assets(self, *where: Predicate, kinds: Iterable[AssetKind] | None = None,
+    async def query_assets(self, *where: Predicate, kinds: Iterable[AssetKind | str] | None = None,
                            statuses: Iterable[AssetStatus] | None = None, labels_all: Iterable[str] | None = None,
                            labels_any: Iterable[str] | None = None, name_contains: str | None = None,
                            media_type_prefix: str | None = None, sha256: str | None = None,

@@ -10,7 +10,7 @@ datasets in and out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,10 @@ from graphlake_client.vault import Vault
 if TYPE_CHECKING:
     from graphlake_client.coco import CocoImport
     from graphlake_client.voc import VocImport
+
+
+def _silent(_: str) -> None:
+    """The default `say` of the importers: no progress lines."""
 
 
 class Client(Vault):
@@ -69,12 +73,16 @@ class Client(Vault):
         return (await self.execute(ops.CREATE_VERSION, {"input": inputs}))["createDatasetVersion"]
 
     # --- moving datasets in and out (the coco extra: pycocotools, Pillow)
-    async def import_coco(self, annotations: Path, images: Path, dataset: str, **options: Any) -> CocoImport:
-        """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco:
-        `version`, `predictions`, `model`, `mount`, `set_name`, `split`). Returns a CocoImport."""
+    async def import_coco(self, annotations: Path, images: Path, dataset: str, *, version: str | None = None,
+                          predictions: Path | None = None, model: str = "coco-results", mount: str | None = None,
+                          set_name: str | None = None, split: str = "UNASSIGNED",
+                          say: Callable[[str], None] = _silent) -> CocoImport:
+        """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco), the
+        images in `split`, finishing with dataset version `version` if given. Returns a CocoImport."""
         from graphlake_client.coco import import_coco
 
-        return await import_coco(self, annotations, images, dataset, **options)
+        return await import_coco(self, annotations, images, dataset, version=version, predictions=predictions,
+                                 model=model, mount=mount, set_name=set_name, split=split, say=say)
 
     async def read_version(self, version: str) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Every datum of a dataset version (an id, or DATASET/VERSION) as it was frozen, with its
@@ -116,30 +124,37 @@ class Client(Vault):
 
         return await export_hf(self, version, dest, split_ratios=split_ratios, seed=seed)
 
-    async def import_voc(self, root: Path, split: str, dataset: str, **options: Any) -> VocImport:
+    async def import_voc(self, root: Path, split: str, dataset: str, *, version: str | None = None,
+                         mount: str | None = None, set_name: str | None = None,
+                         say: Callable[[str], None] = _silent) -> VocImport:
         """Import one split of a Pascal VOC tree (ImageSets/Main/<split>.txt, Annotations,
-        JPEGImages, SegmentationClass, SegmentationObject) into `dataset` (graphlake_client.voc:
-        `version`, `mount`, `set_name`; the voc extra). Returns a VocImport."""
+        JPEGImages, SegmentationClass, SegmentationObject) into `dataset` (graphlake_client.voc;
+        the voc extra). Returns a VocImport."""
         from graphlake_client.voc import import_voc
 
-        return await import_voc(self, root, split, dataset, **options)
+        return await import_voc(self, root, split, dataset, version=version, mount=mount, set_name=set_name, say=say)
 
-    async def export_bundle(self, version: str, dest: Path | str, **options: Any) -> dict[str, Any]:
+    async def export_bundle(self, version: str, dest: Path | str, *,
+                            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """Write a dataset version as a self-contained bundle at `dest`: a directory, or a path ending
         in .tar (graphlake_client.bundle_export; `progress(done, total)` in bytes). No extra needed;
         or an "s3://bucket/prefix" (a str), written with boto3's credentials (the s3 extra)."""
         from graphlake_client.bundle_export import export_bundle
 
-        return await export_bundle(self, version, dest, **options)
+        return await export_bundle(self, version, dest, progress=progress)
 
-    async def import_bundle(self, src: Path | str, **options: Any) -> dict[str, Any]:
+    async def import_bundle(self, src: Path | str, *, policy: str = "copy", dry_run: bool = False,
+                            mount: str | None = None, say: Callable[[str], None] = _silent,
+                            progress: Callable[[int], None] | None = None,
+                            locate: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
         """Import a bundle (a directory or a .tar, or an "s3://bucket/prefix" read with boto3's
         credentials): prepare, then commit unless `dry_run` (graphlake_client.bundle_import: `policy`
         copy, copy-if-missing or reference, `mount` for reference from S3, `say`, `progress`).
         Returns the report."""
         from graphlake_client.bundle_import import import_bundle
 
-        return await import_bundle(self, src, **options)
+        return await import_bundle(self, src, policy=policy, dry_run=dry_run, mount=mount, say=say, progress=progress,
+                                   locate=locate)
 
     async def import_bundle_on_mount(self, path: str, *, mount: str | None = None, policy: str = "copy",
                                      dry_run: bool = False) -> dict[str, Any]:
