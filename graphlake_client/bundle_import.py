@@ -99,7 +99,7 @@ async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", 
     with open_reader(src) as reader:
         manifest = reader.manifest()
         if locate is None and policy == "reference" and referenced_files(manifest) and not isinstance(reader, BundleReader):
-            locate = reader.locator(mount or await _s3_mount(lake, src))
+            locate = reader.locator(await _s3_mount(lake, src, mount))
         preparing = Pass(lake, reader, manifest, policy, say, progress, locate)
         prepared = await preparing.run(write=False)
         await preparing.check(preparing.to_read)
@@ -148,9 +148,15 @@ def _nothing_new(report: Report) -> Report:
     return report
 
 
-async def _s3_mount(lake: Client, src: Path | str) -> str:
-    """The lake's S3 mount that registers an s3:// bundle's files in place: its only one."""
+async def _s3_mount(lake: Client, src: Path | str, named: str | None) -> str:
+    """The lake's S3 mount that registers an s3:// bundle's files in place: `named`, checked before
+    anything is read (a lake holding the version already would never ask the server), else its only one."""
     mounts = [m["name"] for m in (await lake.execute(ops.MOUNT_BACKENDS))["mounts"] if m["backend"] == "s3"]
+    if named is not None:
+        if named not in mounts:
+            raise GraphlakeClientError(f"mount: must name an s3 mount whose credentials can read the bucket; the lake's "
+                                       f"S3 mounts: {', '.join(mounts) or 'none'}", "BAD_USER_INPUT", "mount")
+        return named
     if len(mounts) == 1:
         return mounts[0]
     raise GraphlakeClientError(
