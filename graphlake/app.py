@@ -366,5 +366,5 @@ def _announce(settings: Settings, admin_secret: str | None) -> None:
             '  Send it as the header  Authorization: Bearer <token>  (GraphiQL: the Headers tab).',
         ]
     else:
-        lines += ["", "  Authenticate with `Authorization: Bearer <token>`; new tokens: `graphlake token create NAME`."]
+        lines += ["", "  Authenticate with `Authorization: Bearer <token>`; new tokens: `graphlake token create NAME --role ADMIN|CONTRIBUTOR|VIEWER` (VIEWER when no role is given)."]
     print("\n".join(lines) + "\n", flush=True)

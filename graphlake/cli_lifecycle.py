@@ -202,7 +202,7 @@ def restore(
     from graphlake.database_access import raw_database
     from graphlake.mounts import local_roots, opened_stores
     from migrations import SCHEMA_VERSION, migrate
-    from services.backups.reader import restore_backup
+    from services.backups.reader import missing_local_files, restore_backup
     from services.events import journal
 
     settings = load_settings()
@@ -216,6 +216,8 @@ def restore(
         # while the database is marked as being restored, before any process could replay them into it.
         aside[0] = journal.set_aside(settings.audit_journal_dir, "replaced")
 
+    missing: dict[str, int] = {}
+
     async def go() -> Manifest:
         journal.refuse_if_live(settings.audit_journal_dir)  # a server journaling here would mix its events in
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
@@ -223,10 +225,17 @@ def restore(
                                             progress=lambda line: errors.print(f"  {line}"), replacing=set_journal_aside)
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
                 await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))
+            missing.update(await missing_local_files(db, local_roots(settings)))
             return manifest
 
     manifest = run(go())
     errors.print(f"restored {manifest.documents} documents and {len(manifest.payloads)} objects "
                  f"from {source}")
+    for mount, count in missing.items():
+        # A backup holds a local mount's files only with --with-payloads: without them, say so now
+        # rather than at each download that fails.
+        errors.print(f"[yellow]warning:[/yellow] {count} stored files of mount {mount} are not in "
+                     f"{local_roots(settings)[mount]}: a backup holds them only with --with-payloads. Copy them "
+                     f"from the old data dir's objects/{mount}/, or their downloads fail.")
     if aside[0]:
         errors.print(f"the replaced lake's unstored audit journal was moved to {aside[0]}")

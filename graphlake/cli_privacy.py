@@ -11,7 +11,7 @@ import typer
 from graphlake.cli_support import console, errors, load_settings, run
 
 if TYPE_CHECKING:
-    from services.privacy.requests import Erasure
+    from services.privacy.requests import Erasure, ErasurePlan
 
 privacy_app = typer.Typer(help="Privacy requests: export, anonymize or erase what names a user.", no_args_is_help=True)
 User = Annotated[str, typer.Argument(help="The user's id (the userId their tokens carry).")]
@@ -97,14 +97,14 @@ def erase(
     from graphlake.runtime import open_state
     from services.events import audit
     from services.privacy.places import pseudonym_key
-    from services.privacy.requests import Erasure, check_user, erase_user, versions_holding
+    from services.privacy.requests import Erasure, erase_user, erasure_plan
 
     settings = load_settings()
 
-    async def go() -> Erasure | list[str]:
+    async def go() -> Erasure | ErasurePlan:
         async with open_state(settings) as state:
             if not confirm:
-                return await versions_holding(state.db, check_user(user))
+                return await erasure_plan(state.db, user)
             erasure = await erase_user(state.db, user, await pseudonym_key(state.db), state.stores)
             await audit.record_command(state.feed, settings, "privacy erase", erasure.deleted_assets,
                                        subject=erasure.pseudonym, tokensDeleted=str(erasure.tokens_deleted),
@@ -115,7 +115,19 @@ def erase(
     if isinstance(outcome, Erasure):
         _report(outcome)
         return
-    for version in outcome:
-        errors.print(f"dataset version {version} holds the user's data (it would be left whole)")
+    _plan(outcome)
     errors.print("nothing changed: pass --confirm to erase the user")
     raise typer.Exit(1)
+
+
+def _plan(plan: ErasurePlan) -> None:
+    """What an erase would touch, as _report says what it did."""
+    errors.print(f"would delete {len(plan.assets_deleted)} asset(s) and {plan.tokens} token(s)")
+    for asset in plan.assets_deleted:
+        errors.print(f"  delete asset {asset}")
+    for asset in plan.assets_kept:
+        errors.print(f"[yellow]  keep[/yellow] asset {asset}: a pin, datum or annotation record holds it (as deleteAsset would)")
+    for collection, count in plan.anonymized.items():
+        errors.print(f"  replace the user's id with their pseudonym in {count} {collection} document(s)")
+    for version in plan.versions_holding:
+        errors.print(f"[yellow]dataset version {version} holds the user's data[/yellow] (it would be left whole)")

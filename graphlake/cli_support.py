@@ -62,6 +62,8 @@ def print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """A table on a terminal; tab-separated lines when piped, so scripts can cut and grep."""
     if console.is_terminal:
         table = Table(*columns)
+        # The first column is what a command is given back (an id for `token revoke`): never cut short.
+        table.columns[0].no_wrap, table.columns[0].min_width = True, max((len(r[0]) for r in rows), default=0)
         for row in rows:
             table.add_row(*row)
         console.print(table)

@@ -295,6 +295,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _body_holds_a_text(self) -> Settings:
+        # A storeText comes in the request body: a body limit below the text limit would answer every
+        # large text 413 before its own limit, with its own message, could apply.
+        if self.max_body_bytes <= self.max_text_bytes:
+            raise ValueError(f"max_body_bytes ({self.max_body_bytes}) must exceed max_text_bytes ({self.max_text_bytes}): "
+                             "a text comes in the request body")
+        return self
+
+    @model_validator(mode="after")
     def _complete_mounts(self) -> Settings:
         # The local mount always exists, so a fresh install stores files with no configuration.
         mounts = dict(self.mounts)

@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ from graphlake_client import Client, ResumeState
 from migrations import SCHEMA_VERSION, read_state
 from resolvers.context import AppState
 from services.backups.layout import Manifest, verify_backup
-from services.backups.reader import restore_backup
+from services.backups.reader import missing_local_files, restore_backup
 from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, scheduled_backup
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
@@ -145,6 +146,21 @@ async def test_a_backup_under_load_holds_every_write_acknowledged_before_it(api:
     assert len(acknowledged) > len(before)  # the writers did run during the backup
 
 
+async def test_a_restore_counts_the_local_files_it_did_not_bring(api: Api, admin: str, served: Served, state: AppState,
+                                                                 settings: Settings, scratch_db: AsyncDatabase,
+                                                                 tmp_path: Path) -> None:
+    """A backup holds a local mount's files only with --with-payloads: restored elsewhere without
+    them, the lake names files its mount does not hold, and `graphlake restore` says how many."""
+    await seed_lake(api, admin, served, tmp_path)
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")  # documents only, as `graphlake backup`
+    await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "new-root"})
+    files = await scratch_db["assets"].count_documents({"kind": "FILE", "status": "ACTIVE", "storage.mount": "local"})
+    assert files > 0  # else this checks nothing
+    assert await missing_local_files(scratch_db, {"local": tmp_path / "new-root"}) == {"local": files}
+    assert await missing_local_files(scratch_db, {"local": local_root(settings)}) == {}  # the old root holds them
+
+
 async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, contributor: str, tmp_path: Path,
                                                      scratch_db: AsyncDatabase) -> None:
     await factories.value_asset(api, contributor)
@@ -156,6 +172,10 @@ async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, 
     assets.write_bytes(bytes(damaged))
     _, problems = await verify_backup(backup)
     assert len(problems) == 1 and problems[0].startswith("collections/assets.bson:")
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o700  # owner-only, as the data dir: token hashes, every document
+    (backup / "collections" / "extra.bson").write_bytes(b"put there since")
+    _, problems = await verify_backup(backup)
+    assert problems[1:] == ["collections/extra.bson: not in the manifest"]
     with pytest.raises(BadUserInput, match="does not match its manifest"):
         await restore_backup(scratch_db, backup, local_roots={})
     assert await scratch_db.list_collection_names() == []  # nothing written

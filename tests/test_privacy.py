@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -116,6 +117,7 @@ async def test_the_export_holds_every_place_that_names_the_user(api: Api, admin:
 
     archive = tmp_path / "alice.zip"
     counts = await write_export(state.db, ALICE, archive, stores=state.stores)
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600  # a person's data: owner-only
     assert counts["files"] == 1 and counts["assets"] == len(places["assets"])
     with zipfile.ZipFile(archive) as zipped:
         document = json.loads(zipped.read("export.json"))
@@ -137,7 +139,13 @@ async def test_erase_leaves_no_field_naming_the_user(api: Api, make_token: MakeT
     assert await places_naming(state.db, ALICE)
     asked = await cli(settings, "privacy", "erase", ALICE)  # without --confirm: says what it would touch, changes nothing
     assert asked.returncode == 1 and seeded["version"] in asked.stderr and "--confirm" in asked.stderr
+    said = " ".join(asked.stderr.split())
+    assert f"delete asset {seeded['scan']['id']}" in said and f"keep asset {seeded['note']}" in said
+    assert "would delete 1 asset(s) and 1 token(s)" in said
+    assert "replace the user's id with their pseudonym in 2 api_tokens document(s)" in said  # hers, and one she made
     assert (await state.db.api_tokens.find_one({"user_id": ALICE})) is not None
+    assert await places_naming(state.db, ALICE) and (await state.db.assets.find_one(
+        {"_id": object_id(seeded["scan"]["id"])}))["status"] == "ACTIVE"
 
     erased = await cli(settings, "privacy", "erase", ALICE, "--confirm")
     assert erased.returncode == 0, erased.stderr

@@ -138,4 +138,14 @@ async def verify_backup(directory: Path, *, payloads: bool = True) -> tuple[Mani
         actual_size, actual = await asyncio.to_thread(file_digest, path)
         if (actual_size, actual) != (size, sha256):
             problems.append(f"{relative}: {actual_size} bytes, SHA-256 {actual}; the manifest says {size} bytes, {sha256}")
+    # A file the manifest does not list was put there since: a restore would never read it, but a
+    # backup that holds more than it says is not the one that was written.
+    listed = {MANIFEST} | {c.file for c in manifest.collections} | {p.file for p in manifest.payloads}
+    problems += [f"{relative}: not in the manifest" for relative in await asyncio.to_thread(_files_under, directory)
+                 if relative not in listed]
     return manifest, problems
+
+
+def _files_under(directory: Path) -> list[str]:
+    """Every file below `directory`, as a path relative to it (as the manifest names them)."""
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if not path.is_dir())

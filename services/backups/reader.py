@@ -158,3 +158,17 @@ def _place(staged: Staged) -> None:
 def _discard(staged: Staged) -> None:
     for temp, _target in staged:
         temp.unlink(missing_ok=True)
+
+
+async def missing_local_files(db: AsyncDatabase, local_roots: Mapping[str, Path]) -> dict[str, int]:
+    """How many stored files each local mount lacks: the ACTIVE FILE assets on it whose file is not
+    under its root. What a restore of a backup made without its payloads (the default) leaves to the
+    operator to copy over, said after the restore rather than at each download that fails."""
+    missing: dict[str, int] = {}
+    for mount, root in local_roots.items():
+        keys = [a["storage"]["key"] async for a in db["assets"].find(
+            {"kind": "FILE", "status": "ACTIVE", "storage.mount": mount}, {"storage.key": 1})]
+        gone = await asyncio.to_thread(lambda root=root, keys=keys: sum(not (root / key).is_file() for key in keys))
+        if gone:
+            missing[mount] = gone
+    return missing

@@ -70,7 +70,10 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
     partial = destination.with_name(f".{destination.name}.partial")
     if partial.exists():  # a backup that died here before
         await asyncio.to_thread(shutil.rmtree, partial)
-    (partial / "collections").mkdir(parents=True)
+    # Owner-only, as the data dir is: a backup holds token hashes, the pseudonym key and every document.
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial.mkdir(mode=0o700)
+    (partial / "collections").mkdir()
     try:
         manifest = await _write_into(db, partial, state, graphlake_version=graphlake_version, local_roots=local_roots,
                                      stores=stores, referenced_mounts=referenced_mounts, progress=progress)

@@ -4,6 +4,7 @@ memory than one with ten."""
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections.abc import Mapping
@@ -27,10 +28,16 @@ async def write_export(db: AsyncDatabase, user_id: str, output: Path, *,
     """Write the export to `output`: the JSON document, or with `stores` a zip of it and the user's
     files (those on the given stores). How many documents by collection, and `files`."""
     user_id = check_user(user_id)
-    if stores is None:
-        with output.open("wb") as out:
+    # Owner-only from its first byte, as the data dir is: it holds a person's data.
+    with os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # a file that was there keeps its mode through O_CREAT
+        if stores is None:
             return await _write_document(db, user_id, out)
-    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        return await _write_zip(db, user_id, out, stores)
+
+
+async def _write_zip(db: AsyncDatabase, user_id: str, out: IO[bytes], stores: Mapping[str, ObjectStore]) -> dict[str, int]:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open(DOCUMENT_NAME, "w", force_zip64=True) as entry:
             counts = await _write_document(db, user_id, entry)
         counts["files"] = 0

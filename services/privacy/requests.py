@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.json_value import JsonText, StoredJson, is_stored_json
-from services import assets
+from services import asset_users, assets
 from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
 from services.privacy.places import (
@@ -109,6 +109,39 @@ async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
     version_ids = {m["version_id"] async for m in db.version_members.find({"datum_id": {"$in": datums}}, {"version_id": 1})}
     version_ids |= {v["_id"] async for v in db.dataset_versions.find({"annotation_set_ids": {"$in": sets}}, {"_id": 1})}
     return sorted(encode_id(NodeType.DATASET_VERSION, v) for v in version_ids)
+
+
+@dataclass
+class ErasurePlan:
+    """What an erase would do, found without changing anything (`graphlake privacy erase` without --confirm)."""
+
+    assets_deleted: list[str] = field(default_factory=list)  # the user's own assets nothing holds
+    assets_kept: list[str] = field(default_factory=list)  # the user's own assets a pin, datum or record holds
+    tokens: int = 0
+    anonymized: dict[str, int] = field(default_factory=dict)  # documents naming the user, by collection
+    versions_holding: list[str] = field(default_factory=list)
+
+
+async def erasure_plan(db: AsyncDatabase, user_id: str) -> ErasurePlan:
+    """What erase_user would touch. An asset is kept (as deleteAsset without force keeps it) when a
+    pin (a collection's, a version's, a manual one) or a datum or record holds it; one held or freed
+    between this and the erase is judged again then."""
+    user_id = check_user(user_id)
+    plan = ErasurePlan(versions_holding=await versions_holding(db, user_id))
+    own = [a["_id"] async for a in db.assets.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}],
+                                                  "status": {"$ne": AssetStatus.DELETED.value}}, {"_id": 1})]
+    held: set[ObjectId] = set()
+    for start in range(0, len(own), 1000):
+        batch = own[start:start + 1000]
+        held |= set(await db.retentions.distinct("asset_id", {"asset_id": {"$in": batch}}))
+        held |= await asset_users.used(batch)
+    plan.assets_kept = [encode_id(NodeType.ASSET, a) for a in own if a in held]
+    plan.assets_deleted = [encode_id(NodeType.ASSET, a) for a in own if a not in held]
+    plan.tokens = await db.api_tokens.count_documents({"user_id": user_id})
+    for collection in IDENTITY_FIELDS:
+        if count := await db[collection].count_documents(identity_filter(collection, user_id)):
+            plan.anonymized[collection] = count
+    return plan
 
 
 async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mapping[str, ObjectStore]) -> Erasure:

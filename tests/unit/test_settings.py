@@ -39,6 +39,7 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_LOG_LEVEL": "LOUD"}, "log_level"),
     ({"GRAPHLAKE_CORS_ORIGINS": "https://lab.example/app"}, "cors_origins"),
     ({"GRAPHLAKE_CORS_ORIGINS": "lab.example"}, "cors_origins"),
+    ({"GRAPHLAKE_MAX_BODY_BYTES": "2000"}, "must exceed max_text_bytes"),  # a text comes in the body
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
     for key, value in env.items():
