@@ -1,7 +1,8 @@
 """Counts and times every GraphQL operation for /metrics (services/metrics.py defines the metrics).
 
-After ErrorPolicy in the schema's extensions: Strawberry ends their `on_operation` hooks in the
-order it starts them, so every error has its code by the time this one reads the outcome.
+After ErrorPolicy in the schema's extensions, so an error raised in execution has its code by the
+time this one reads the outcome; a document refused before execution does not yet (its result is
+shaped later), and services/metrics.error_code counts it as the BAD_USER_INPUT its client gets.
 """
 
 from __future__ import annotations

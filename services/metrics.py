@@ -55,6 +55,10 @@ def error_code(errors: list[Any] | None) -> str:
     if not errors:
         return "ok"
     code = (getattr(errors[0], "extensions", None) or {}).get("code")
+    if code is None and hasattr(errors[0], "original_error") and errors[0].original_error is None:
+        # A document or variable refused before execution (parse, validation, coercion): its client
+        # gets BAD_USER_INPUT (resolvers/errors.py), a code it is given only after this counts it.
+        code = "BAD_USER_INPUT"
     return code if code in ERROR_CODES else OTHER
 
 

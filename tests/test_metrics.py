@@ -75,6 +75,9 @@ async def test_operations_are_counted_by_name_and_outcome(api: Api, http: httpx.
     anonymous = await http.post("/graphql", json={"query": "{ me { role } }"}, headers={"Authorization": f"Bearer {viewer}"})
     assert anonymous.status_code == 200 and "errors" not in anonymous.json()
     refused = await api.error("StoreValue", {"input": {"name": "no", "value": 1}}, token=viewer)
+    misspelt = await http.post("/graphql", json={"query": "query Misspelt { asets { totalCount } }"},
+                               headers={"Authorization": f"Bearer {viewer}"})
+    assert misspelt.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     after = await scrape(http)
 
     def moved(metric: str, /, **labels: str) -> float:
@@ -87,6 +90,8 @@ async def test_operations_are_counted_by_name_and_outcome(api: Api, http: httpx.
     assert moved("graphlake_operations_total", type="mutation", name="StoreValue",
                  outcome=refused["extensions"]["code"]) == 1
     assert moved("graphlake_operations_total", type="query", name="anonymous", outcome="ok") == 1
+    # A document the server refuses is counted under the code its client got, not as "other".
+    assert moved("graphlake_operations_total", type="query", name="Misspelt", outcome="BAD_USER_INPUT") == 1
     assert moved("graphlake_operation_seconds_count", type="query", name="Asset") == 3
     assert moved("graphlake_operation_seconds_count", type="mutation", name="LogEvents") == 1
     assert moved("graphlake_events_ingested_total", level="ERROR") == 2
@@ -209,3 +214,4 @@ async def test_background_tasks_count_their_outcomes(settings: Settings, state: 
     assert value(samples, "graphlake_background_runs_total", task="reconcile", outcome="ok") >= 1
     assert total(samples, "graphlake_background_runs_total", outcome="error") == 0
     assert [p.name.startswith("scheduled-") for p in tmp_path.iterdir()] == [True]
+
