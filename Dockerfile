@@ -19,7 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     GRAPHLAKE_HOST=0.0.0.0 GRAPHLAKE_PORT=8000 GRAPHLAKE_DATA_DIR=/data \
     GRAPHLAKE_GRAPHIQL_ASSETS_DIR=/app/assets/node_modules GRAPHLAKE_WEBAPP_DIR=/app/webapp/dist GRAPHLAKE_LOG_JSON=true
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY graphlake graphlake
 COPY graphlake_client graphlake_client
 COPY resolvers resolvers
@@ -28,8 +28,13 @@ COPY documents documents
 COPY storage storage
 COPY migrations migrations
 COPY graphql graphql
-RUN pip install --no-cache-dir ".[brotli,tracing]" && useradd --system --uid 10001 --home /data graphlake \
-    && mkdir -p /data && chown graphlake /data
+# The versions the suite passed with (requirements.lock, as `make test` installs them), as constraints:
+# the code leans on private parts of Strawberry and graphql-core (resolvers/internals.py), so an open
+# range resolved on a later day could build an image of versions never tested together. Constraints
+# pin without installing the lock's dev tools; pip takes no hashes in a constraints file.
+RUN sed -n 's/^\([A-Za-z0-9_.-]*==[^ ;]*\).*/\1/p' requirements.lock > /tmp/constraints.txt \
+    && pip install --no-cache-dir -c /tmp/constraints.txt ".[brotli,tracing]" && rm /tmp/constraints.txt \
+    && useradd --system --uid 10001 --home /data graphlake && mkdir -p /data && chown graphlake /data
 COPY --from=assets /app/assets/node_modules /app/assets/node_modules
 COPY --from=webapp /app/webapp/dist /app/webapp/dist
 USER graphlake

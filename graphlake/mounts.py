@@ -53,6 +53,7 @@ def build_stores(settings: Settings, observe_s3: Callable[[str], Observer] | Non
                 bucket=mount.bucket,
                 prefix=mount.prefix,
                 endpoint_url=mount.endpoint_url,
+                public_endpoint_url=mount.public_endpoint_url,
                 region=mount.region,
                 access_key_id=mount.access_key_id.get_secret_value() if mount.access_key_id else None,
                 secret_access_key=mount.secret_access_key.get_secret_value() if mount.secret_access_key else None,

@@ -33,6 +33,9 @@ class S3MountSettings(BaseModel):
     bucket: str
     prefix: str = ""
     endpoint_url: str | None = None
+    public_endpoint_url: str | None = Field(
+        default=None, description="Where clients reach the store, when that differs from endpoint_url (a "
+                                  "container network's name, say): the signed URLs handed to clients name it.")
     region: str = "us-east-1"
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None

@@ -17,10 +17,11 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aioboto3
 import aiohttp
@@ -57,6 +58,7 @@ class S3Store:
         bucket: str,
         prefix: str = "",
         endpoint_url: str | None = None,
+        public_endpoint_url: str | None = None,
         region: str = "us-east-1",
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
@@ -70,6 +72,9 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
+        # Where clients reach the store, if not at endpoint_url (in a compose network the server says
+        # http://minio:9000, a name no browser resolves): the URLs handed out are signed for it.
+        self._public = urlsplit(public_endpoint_url) if public_endpoint_url else None
         self.fallback = fallback
         self._session = aioboto3.Session(
             aws_access_key_id=access_key_id,
@@ -153,8 +158,15 @@ class S3Store:
         return self._endpoints[bucket], Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
     async def _presign(self, key: str, *, method: str, expires_in: int, bucket: str | None = None,
-                       params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> str:
+                       params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+                       for_client: bool = False) -> str:
+        """A URL signed for `key`; `for_client`: one handed to a client, so at the public endpoint."""
         endpoint, credentials = await self._signer(bucket)
+        if for_client and self._public is not None:
+            # SigV4 signs the Host header: signed for the host the client will send. Path addressing
+            # keeps the bucket in the path; virtual addressing puts it before the public host.
+            host = self._public.netloc if endpoint.path else f"{bucket or self.bucket}.{self._public.netloc}"
+            endpoint = replace(endpoint, scheme=self._public.scheme, host=host)
         return presign(endpoint, key, credentials, method=method, expires_in=expires_in, params=params, headers=headers)
 
     async def check(self) -> None:
@@ -180,7 +192,8 @@ class S3Store:
         headers = {"Content-Type": content_type, "If-None-Match": "*"}
         if sha256:
             headers["x-amz-checksum-sha256"] = _b64_sha256(sha256)
-        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in, headers=headers)
+        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in, headers=headers,
+                                  for_client=True)
         return SignedRequest(url=url, headers=headers)
 
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
@@ -190,7 +203,7 @@ class S3Store:
         if content_type:
             params["response-content-type"] = content_type
         return await self._presign(key if bucket else self.object_key(key), method="GET", expires_in=expires_in,
-                                   bucket=bucket, params=params)
+                                   bucket=bucket, params=params, for_client=True)
 
     def sign_get_now(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
                      bucket: str | None = None) -> None:
@@ -205,7 +218,7 @@ class S3Store:
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
                         expires_in: int) -> SignedRequest:
         url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in,
-                                  params={"uploadId": upload_id, "partNumber": str(number)})
+                                  params={"uploadId": upload_id, "partNumber": str(number)}, for_client=True)
         return SignedRequest(url=url)
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:

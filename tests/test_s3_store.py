@@ -83,3 +83,32 @@ async def test_a_completion_slower_than_the_mount_timeout_is_waited_for(s3: S3Se
             await store.complete_multipart(key, upload_id, parts)
         finally:
             await store.close()
+
+
+async def test_urls_for_clients_name_the_public_endpoint_and_work_there(s3: S3Service) -> None:
+    """In a compose network the server reaches MinIO as http://minio:9000, a name no client resolves:
+    with public_endpoint_url the signed URLs it hands out name the address clients use (here the same
+    MinIO as `localhost`), signed for that host, while its own requests still go to endpoint_url."""
+    public = s3.endpoint.replace("127.0.0.1", "localhost")
+    assert public != s3.endpoint  # else this checks nothing
+    store = S3Store("public", bucket=s3.bucket, endpoint_url=s3.endpoint, public_endpoint_url=public,
+                    access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    await store.open()
+    try:
+        key = f"public/{uuid.uuid4().hex}"
+        body = b"through the public address"
+        put = await store.sign_put(key, size=len(body), content_type="text/plain", sha256=None, expires_in=60)
+        assert put.url.startswith(public + "/")
+        async with httpx.AsyncClient() as http:
+            assert (await http.put(put.url, content=body, headers=put.headers)).status_code == 200
+            info = await store.stat(key)  # the server's own request, at endpoint_url
+            assert info is not None and info.size == len(body)
+            get = await store.sign_get(key, filename="x.txt", content_type="text/plain", expires_in=60)
+            assert get.startswith(public + "/") and (await http.get(get)).content == body
+            upload_id = await store.start_multipart(key + "-parts", content_type="text/plain")
+            part = await store.sign_part(key + "-parts", upload_id, 1, size=len(body), offset=0, expires_in=60)
+            assert part.url.startswith(public + "/") and (await http.put(part.url, content=body)).status_code == 200
+            await store.abort_multipart(key + "-parts", upload_id)
+        await store.delete(key)
+    finally:
+        await store.close()

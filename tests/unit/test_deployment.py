@@ -58,3 +58,25 @@ def test_the_image_serves_the_web_app() -> None:
     assert "COPY --from=webapp /app/webapp/dist /app/webapp/dist" in dockerfile
     assert "GRAPHLAKE_WEBAPP_DIR=/app/webapp/dist" in dockerfile
     assert "COPY graphql/schema.graphql" in dockerfile  # the app's types are generated from it
+
+
+def test_the_image_installs_the_versions_the_suite_passed_with() -> None:
+    """The code leans on private parts of Strawberry and graphql-core: the image constrains its
+    install to requirements.lock's versions rather than resolving open ranges on the day it is built."""
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "COPY pyproject.toml README.md requirements.lock ./" in dockerfile
+    assert 'pip install --no-cache-dir -c /tmp/constraints.txt ".[brotli,tracing]"' in dockerfile
+    lock = (PROJECT_ROOT / "requirements.lock").read_text()
+    pinned = re.findall(r"^([A-Za-z0-9_.-]*==[^ ;]*)", lock, flags=re.M)  # what the sed in the image keeps
+    assert any(p.startswith("strawberry-graphql==") for p in pinned) and any(p.startswith("graphql-core==") for p in pinned)
+
+
+def test_the_compose_stack_hands_clients_urls_they_can_reach() -> None:
+    """Inside the stack MinIO is http://minio:9000, which no client resolves: the signed URLs name
+    the public address; and scrapes, which never come from loopback there, use the token."""
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    environment = compose["services"]["graphlake"]["environment"]
+    assert environment["GRAPHLAKE_MOUNTS__LAKE__ENDPOINT_URL"] == "http://minio:9000"
+    assert "localhost:9000" in environment["GRAPHLAKE_MOUNTS__LAKE__PUBLIC_ENDPOINT_URL"]
+    assert environment["GRAPHLAKE_METRICS"] == "token" and "GRAPHLAKE_METRICS_TOKEN" in environment
+    assert compose["services"]["minio"]["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
