@@ -3,6 +3,7 @@ server uses too, so the suite exercises the same HTTP and WebSocket implementati
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from graphlake.settings import Settings
@@ -20,3 +21,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None, "proxy_headers": True, "ws": WEBSOCKETS,
         "ws_max_size": settings.max_body_bytes, "ws_per_message_deflate": settings.websocket_compression,
     }
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound and listening before anything else starts: a port already taken is
+    said at once, where uvicorn bound it only after the app's startup (the embedded database started,
+    the banner printed "is up") and then exited. OSError if it cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)  # uvicorn's default backlog

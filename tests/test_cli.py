@@ -132,3 +132,17 @@ def test_ages_must_be_more_than_zero_days(cli_env: dict[str, str]) -> None:
             assert refused.returncode == 2 and "must be more than 0 days" in refused.stderr, (command, days, refused.stderr)
     bad_setting = graphlake({**cli_env, "GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS": "-1"}, "events", "archive", "--older-than", "1")
     assert bad_setting.returncode != 0 and "event_archive_after_days" in bad_setting.stderr
+
+
+def test_serve_on_a_taken_port_says_so_before_anything_starts(cli_env: dict[str, str]) -> None:
+    """The port is bound first: a taken one is one line and exit 1, before the database is opened
+    and before any banner says the server is up (uvicorn bound it only after the app's startup)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        served = graphlake(cli_env, "serve", "--port", str(port))
+    assert served.returncode == 1, served.stderr
+    said = " ".join(served.stderr.split())
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "GRAPHLAKE_PORT" in said
+    assert "is up" not in served.stdout + served.stderr
