@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pymongo.monitoring import CommandListener
+
 from graphlake import __version__
 from graphlake.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
-    from pymongo.monitoring import CommandListener
 
 # Not traced: probes and scrapes come every few seconds and say nothing about a request's path.
 UNTRACED_PATHS = "/healthz,/readyz,/metrics"
@@ -75,15 +76,19 @@ class Tracing:
 
         # The instrumentor's own listener, given to our client (PymongoInstrumentor registers it
         # process-wide instead, which reaches only clients made after it).
-        return CommandTracer(self.provider.get_tracer("opentelemetry.instrumentation.pymongo", instrumentation_version))
+        return _InTraces(CommandTracer(self.provider.get_tracer("opentelemetry.instrumentation.pymongo",
+                                                                instrumentation_version)))
 
     def s3_observer(self, mount: str) -> Callable[[str, float, bool], None]:
         """A span for each S3 request, told of it as it ends (storage.s3.Observer)."""
+        from opentelemetry import trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         tracer = self.provider.get_tracer("graphlake.s3", __version__)
 
         def observe(operation: str, seconds: float, ok: bool) -> None:
+            if not trace.get_current_span().get_span_context().is_valid:
+                return  # outside a traced operation (a readiness probe, the maintenance): as _InTraces
             end = time.time_ns()
             span = tracer.start_span(f"S3.{operation}", kind=SpanKind.CLIENT, start_time=end - int(seconds * 1e9),
                                      attributes={"rpc.system": "aws-api", "rpc.service": "S3", "rpc.method": operation,
@@ -93,6 +98,29 @@ class Tracing:
             span.end(end_time=end)
 
         return observe
+
+
+class _InTraces(CommandListener):
+    """The instrumentor's command tracer, for commands made inside a traced operation only. The
+    event feed's tail, the maintenance and the health probes run outside any request, and each of
+    their commands became a trace of its own: about two a second from an idle server, and one per
+    /readyz, whose request is not traced. Finishing events pass through: the tracer ends only the
+    spans it began."""
+
+    def __init__(self, tracer: CommandListener) -> None:
+        self._tracer = tracer
+
+    def started(self, event: Any) -> None:
+        from opentelemetry import trace
+
+        if trace.get_current_span().get_span_context().is_valid:
+            self._tracer.started(event)
+
+    def succeeded(self, event: Any) -> None:
+        self._tracer.succeeded(event)
+
+    def failed(self, event: Any) -> None:
+        self._tracer.failed(event)
 
 
 def start_tracing(settings: Settings, provider: TracerProvider | None = None) -> Tracing | None:

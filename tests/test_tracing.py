@@ -4,6 +4,7 @@ requests to S3. Spans are kept by the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import httpx
@@ -68,7 +69,13 @@ async def test_a_traceparent_is_continued_down_to_the_database_and_s3(settings: 
         upload_spans = of_trace(exporter.get_finished_spans(), upload_trace)
         untraced = await http.get("/healthz")
         assert untraced.status_code == 200
+        exporter.clear()
+        assert (await http.get("/readyz")).status_code == 200  # pings the database: no trace of its own
+        await asyncio.sleep(1.5)  # the feed's tail reads every few hundred milliseconds meanwhile
+        idle = exporter.get_finished_spans()
     provider.shutdown()
+    # Commands outside any request (probes, the feed's tail, the maintenance) make no traces.
+    assert [span.name for span in idle] == []
 
     # The server span continues the client's: its parent is the client's span, in the client's trace.
     servers = [span for span in read_spans if span.kind is SpanKind.SERVER and span.name.startswith("POST")]
