@@ -157,6 +157,15 @@ class S3Store:
         frozen = await self._credentials.get_frozen_credentials()
         return self._endpoints[bucket], Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
+    def internal_address(self) -> tuple[str, str] | None:
+        """(the public host the URLs for clients name, the scheme and host the server reaches the
+        store at), where the two differ: what a client inside this server (a server-side bundle
+        import) sends to instead, keeping the Host header the URL was signed for. None otherwise."""
+        if self._public is None or not self.endpoint_url:
+            return None
+        internal = urlsplit(self.endpoint_url)
+        return self._public.netloc, f"{internal.scheme}://{internal.netloc}"
+
     async def _presign(self, key: str, *, method: str, expires_in: int, bucket: str | None = None,
                        params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
                        for_client: bool = False) -> str:

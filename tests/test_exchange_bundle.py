@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,6 +28,9 @@ from documents.asset import Asset
 from documents.dataset import Dataset, DatasetVersion, Datum
 from documents.registry import DOCUMENT_MODELS
 from documents.roles import Role
+from graphlake.app import create_app
+from graphlake.local_services import free_port
+from graphlake.settings import S3MountSettings, Settings
 from graphlake_client import (
     Client,
     GraphlakeClientError,
@@ -39,8 +43,10 @@ from graphlake_client import (
 from graphlake_client import operations as ops
 from graphlake_client.bundle_files import open_reader
 from resolvers.context import AppState
+from services.node_ids import NodeType, encode_id
 from tests.conftest import MakeToken, Served
-from tests.operations import Api, object_id
+from tests.operations import Api, document, object_id
+from tests.processes import serving
 
 pytestmark = pytest.mark.asyncio
 
@@ -569,3 +575,35 @@ async def test_the_command_has_the_server_import_a_bundle_on_its_mount(served: S
 
     lost = await asyncio.to_thread(graphlake, served, token, "import", "bundle", "bundles/cli")  # not here: on the mount
     assert lost.returncode == 2 and "no such file or directory" in lost.stderr
+
+
+async def test_a_server_side_import_reaches_a_store_whose_public_address_it_cannot(
+        served: Served, make_token: MakeToken, tmp_path: Path, state: AppState, settings: Settings) -> None:
+    """In a compose network the URLs an S3 mount signs for clients name its public address, which the
+    server itself may not reach: the importer it runs in process sends them to the mount's
+    endpoint_url instead, with the Host header they were signed for."""
+    on_mount = state.stores["local"].root / "bundles" / "public"  # type: ignore[attr-defined]
+    source = await exported(served, make_token, tmp_path, on_mount)
+    await wipe(served)
+    lab = settings.mounts["lab"]
+    assert isinstance(lab, S3MountSettings)
+    unreachable = lab.model_copy(update={"public_endpoint_url": "http://public.invalid:9"})  # .invalid never resolves
+    elsewhere = settings.model_copy(update={"mounts": {**settings.mounts, "lab": unreachable}, "default_mount": "lab",
+                                            "port": free_port()})
+    token = await make_token(Role.CONTRIBUTOR)
+    async with serving(create_app(elsewhere), elsewhere.port) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+        answer = (await http.post("/graphql", json={"query": document("CommitBundleImport"), "operationName":
+                                                    "CommitBundleImport", "variables": {"input": {"path": "bundles/public", "mount": "local"}}},
+                                  headers={"Authorization": f"Bearer {token}"})).json()
+        assert not answer.get("errors"), answer
+        done = answer["data"]["commitBundleImport"]
+        assert done["committed"] and done["version"]["manifestSha256"] == source["manifestSha256"]
+        assert done["version"]["verification"] == {"ok": True, "problems": []}
+        # What a client outside is handed names the public address.
+        files = await Asset.get_pymongo_collection().find({"kind": "FILE", "storage.mount": "lab"}).to_list()
+        assert files  # uploaded to the S3 mount through the rewritten URLs
+        url = (await http.post("/graphql", json={"query": "query ($id: ID!) { asset(id: $id) { downloadUrl } }",
+                                                 "variables": {"id": encode_id(NodeType.ASSET, files[0]["_id"])}},
+                               headers={"Authorization": f"Bearer {token}"})).json()["data"]["asset"]["downloadUrl"]
+        assert url.startswith("http://public.invalid:9/")

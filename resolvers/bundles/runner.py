@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -123,6 +123,25 @@ def _gate(context: Context, app: Any) -> asyncio.Semaphore:
     return _gates[app]
 
 
+class _InternalStores(httpx.AsyncHTTPTransport):
+    """The in-process client's requests to signed URLs, sent where this server reaches each store.
+    A URL signed for a client names an S3 mount's public endpoint (public_endpoint_url), which the
+    server itself may not reach (in a compose network, localhost:9000 is its own container): sent to
+    the internal address instead, with the Host header it was signed for, which the store checks."""
+
+    def __init__(self, stores: Mapping[str, ObjectStore]) -> None:
+        super().__init__()
+        self._internal = dict(address for store in stores.values()
+                              if (s3 := as_s3(store)) is not None and (address := s3.internal_address()) is not None)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if (internal := self._internal.get(request.url.netloc.decode())) is not None:
+            target = httpx.URL(internal)
+            # The Host header stays as the request made it (the public host): the signature covers it.
+            request.url = request.url.copy_with(scheme=target.scheme, host=target.host, port=target.port)
+        return await super().handle_async_request(request)
+
+
 async def run_import(context: Context, mount: str | None, path: str, policy: str, *, dry_run: bool) -> dict[str, Any]:
     """Prepare (dry_run) or prepare-and-commit the bundle at `path` on `mount`, as the caller; the report."""
     request = context.request
@@ -137,6 +156,7 @@ async def run_import(context: Context, mount: str | None, path: str, policy: str
         with tempfile.TemporaryDirectory(prefix="graphlake-bundle-resume-") as resume:
             transport = httpx.ASGITransport(app=request.app)
             async with Client("http://graphlake.internal", secret, graphql_transport=transport,
+                              storage_transport=_InternalStores(context.stores),
                               resume=ResumeState(Path(resume) / "uploads.json")) as lake:
                 try:
                     return await import_bundle(lake, src, policy=policy, dry_run=dry_run, locate=_locator(store, path))
