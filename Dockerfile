@@ -31,8 +31,9 @@ COPY graphql graphql
 # The versions the suite passed with (requirements.lock, as `make test` installs them), as constraints:
 # the code leans on private parts of Strawberry and graphql-core (resolvers/internals.py), so an open
 # range resolved on a later day could build an image of versions never tested together. Constraints
-# pin without installing the lock's dev tools; pip takes no hashes in a constraints file.
-RUN sed -n 's/^\([A-Za-z0-9_.-]*==[^ ;]*\).*/\1/p' requirements.lock > /tmp/constraints.txt \
+# pin without installing the lock's dev tools; pip takes no hashes in a constraints file, so each
+# requirement line is kept with its environment marker (numpy has one per Python) and without them.
+RUN grep -E '^[A-Za-z0-9_.-]+==' requirements.lock | sed 's/ *\\$//' > /tmp/constraints.txt \
     && pip install --no-cache-dir -c /tmp/constraints.txt ".[brotli,tracing]" && rm /tmp/constraints.txt \
     && useradd --system --uid 10001 --home /data graphlake && mkdir -p /data && chown graphlake /data
 COPY --from=assets /app/assets/node_modules /app/assets/node_modules

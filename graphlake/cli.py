@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import faulthandler
 import json
 import signal
@@ -43,19 +43,18 @@ def serve(
     from graphlake.app import create_app
     from graphlake.collector import tune_for_serving
     from graphlake.database_access import require_current_schema
-    from graphlake.http_server import listening_socket, uvicorn_options
+    from graphlake.http_server import port_taken, uvicorn_options
     from graphlake.local_services import ServiceError
     from graphlake.logs import configure_logging
 
     settings = load_settings()
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     configure_logging(settings.log_level, settings.log_json)
-    try:
-        listening = listening_socket(settings.host, settings.port)
-    except OSError as error:
-        errors.print(f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: {error.strerror or error} "
-                     "(another server there? choose another with GRAPHLAKE_PORT or --port)")
-        raise typer.Exit(1) from None
+    if (error := port_taken(settings.host, settings.port)) is not None:
+        hint = " (another server there? choose another with GRAPHLAKE_PORT or --port)" \
+            if error.errno == errno.EADDRINUSE else ""
+        errors.print(f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: {error.strerror or error}{hint}")
+        raise typer.Exit(1)
     # Checked here too, so a database that needs a migration gets one line saying what to run
     # rather than a failed startup's traceback.
     run_command(require_current_schema(settings))
@@ -65,11 +64,7 @@ def serve(
     try:
         app = create_app(settings, announce=True)
         tune_for_serving()  # graphlake/collector.py says why
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, **uvicorn_options(settings)))
-        with contextlib.suppress(KeyboardInterrupt):
-            server.run(sockets=[listening])
-        if not server.started:  # its startup failed (logged): the exit code uvicorn.run gives
-            raise typer.Exit(3)
+        uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     except ServiceError as error:
         errors.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

@@ -236,6 +236,6 @@ def restore(
         # rather than at each download that fails.
         errors.print(f"[yellow]warning:[/yellow] {count} stored files of mount {mount} are not in "
                      f"{local_roots(settings)[mount]}: a backup holds them only with --with-payloads. Copy them "
-                     f"from the old data dir's objects/{mount}/, or their downloads fail.")
+                     "there from the old lake's root of that mount, or their downloads fail.")
     if aside[0]:
         errors.print(f"the replaced lake's unstored audit journal was moved to {aside[0]}")

@@ -23,9 +23,23 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The server's socket, bound and listening before anything else starts: a port already taken is
-    said at once, where uvicorn bound it only after the app's startup (the embedded database started,
-    the banner printed "is up") and then exited. OSError if it cannot be bound."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=2048)  # uvicorn's default backlog
+
+def port_taken(host: str, port: int) -> OSError | None:
+    """Why `host`:`port` cannot be listened on now (another server holds it, say), else None: asked
+    before anything starts, where uvicorn binds only after the app's startup (the embedded database
+    started, the banner printed "is up") and then exits. Each address the host names is tried, as
+    uvicorn's bind takes them all; the sockets are closed again at once, and uvicorn binds for real."""
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as error:
+        return error
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a TIME_WAIT port is free
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                return error
+    return None

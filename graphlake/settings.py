@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +47,19 @@ class S3MountSettings(BaseModel):
     timeout_seconds: float = Field(
         default=5.0, gt=0, description="Longest wait for a connection or for any answer from the store; "
                                         "a store that accepts connections but never answers fails within it.")
+
+    @model_validator(mode="after")
+    def _public_endpoint(self) -> S3MountSettings:
+        # Checked here, where the setting is named: a URL without a scheme parsed to an empty host and
+        # gave broken URLs with no error. Path addressing only: the bucket stays in the path, so the
+        # public address is one host whatever the bucket (storage/s3.py signs for it).
+        if self.public_endpoint_url is not None:
+            parts = urlsplit(self.public_endpoint_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+                raise ValueError(f"public_endpoint_url must be http(s)://host[:port], not {self.public_endpoint_url!r}")
+            if self.addressing_style != "path":
+                raise ValueError("public_endpoint_url needs addressing_style path (the bucket in the URL's path)")
+        return self
 
 
 MountSettings = Annotated[LocalMountSettings | S3MountSettings, Field(discriminator="backend")]

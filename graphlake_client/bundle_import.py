@@ -102,17 +102,17 @@ async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", 
             locate = reader.locator(await _s3_mount(lake, src, mount))
         preparing = Pass(lake, reader, manifest, policy, say, progress, locate)
         prepared = await preparing.run(write=False)
+        if prepared.version_state == "present" and prepared.same_hash:
+            # The version is here already, with the bundle's hash: nothing of the bundle is needed, and
+            # no payload is read (a dry run says so too). Going on, the copy policy uploaded a bundle's
+            # files again into the lake it came from, and made a datum for each, which no version holds.
+            return _nothing_new(prepared).as_dict()
         await preparing.check(preparing.to_read)
         if dry_run:
             return prepared.as_dict()
         if prepared.conflicts:
             raise GraphlakeClientError("the bundle conflicts with what the lake holds: " + "; ".join(prepared.conflicts[:5]),
                                        "CONFLICT")
-        if prepared.version_state == "present":
-            # The version is here already (with the bundle's hash): nothing of the bundle is needed. Going
-            # on, the copy policy uploaded a bundle's files again into the lake it came from, and made a
-            # datum for each, which no version holds.
-            return _nothing_new(prepared).as_dict()
         committing = Pass(lake, reader, manifest, policy, say, progress, locate)
         committing.checked = preparing.checked  # the commit checks only what the lake lost meanwhile
         done = await committing.run(write=True)

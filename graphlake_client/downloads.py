@@ -43,6 +43,8 @@ def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
         return Path(name)
     target = Path(dest)
     if isinstance(dest, str) and dest.endswith(("/", os.sep)):
+        if target.exists() and not target.is_dir():
+            raise GraphlakeClientError(f"{dest} names a directory, but {target} is a file", "BAD_USER_INPUT", "dest")
         target.mkdir(parents=True, exist_ok=True)
     return target / name if target.is_dir() else target
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+MAX_JSON_DEPTH = 500  # the nesting the server takes (documents/json_value/encoding.MAX_DEPTH): a bound on the walk
+
 
 class GraphlakeClientError(Exception):
     """An error the server answered with; `code` and `field` come from its extensions."""
@@ -37,26 +41,35 @@ class SaveConflict(GraphlakeClientError):
 
 def check_json(obj: object, field: str) -> None:
     """BAD_USER_INPUT naming `field` and the place inside it of the first thing JSON cannot hold (a
-    set, a datetime, NaN...), before anything is sent: json.dumps says only "Object of type set is
-    not JSON serializable", and inside httpx not even which argument. Keys are taken as json.dumps
-    takes them (numbers, booleans and null become strings)."""
-    stack: list[tuple[object, str]] = [(obj, field)]
-    while stack:
-        item, where = stack.pop()
+    set, a datetime, NaN, a list that holds itself...), before anything is sent: json.dumps says only
+    "Object of type set is not JSON serializable", and inside httpx not even which argument. Keys are
+    taken as json.dumps takes them (numbers, booleans and null become strings)."""
+    def refuse(where: str, why: str) -> GraphlakeClientError:
+        return GraphlakeClientError(f"{where}: {why}", "BAD_USER_INPUT", field)
+
+    def walk(item: object, where: str, ancestors: set[int]) -> None:
         if item is None or isinstance(item, str | bool | int):
-            continue
+            return
         if isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
-                raise GraphlakeClientError(f"{where}: {item} is not a JSON number", "BAD_USER_INPUT", field)
-            continue
+            if not math.isfinite(item):
+                raise refuse(where, f"{item} is not a JSON number")
+            return
+        if not isinstance(item, dict | list | tuple):
+            raise refuse(where, f"a {type(item).__name__} is not JSON (store str(...) of it, or a list for a set)")
+        if id(item) in ancestors:  # the same list twice side by side is fine; inside itself it never ends
+            raise refuse(where, "holds itself (a circular reference), which JSON cannot")
+        if len(ancestors) >= MAX_JSON_DEPTH:
+            raise refuse(where, f"nested more than {MAX_JSON_DEPTH} deep")
+        ancestors.add(id(item))
         if isinstance(item, dict):
             for key, inner in item.items():
-                if not isinstance(key, str | int | float | bool) and key is not None:
-                    raise GraphlakeClientError(f"{where}: a key of type {type(key).__name__} ({key!r}) is not JSON",
-                                               "BAD_USER_INPUT", field)
-                stack.append((inner, f"{where}.{key}"))
-        elif isinstance(item, list | tuple):
-            stack.extend((inner, f"{where}[{n}]") for n, inner in enumerate(item))
+                if (isinstance(key, float) and not math.isfinite(key)) or \
+                        (not isinstance(key, str | int | float | bool) and key is not None):
+                    raise refuse(where, f"a key {key!r} ({type(key).__name__}) is not JSON")
+                walk(inner, f"{where}.{key}", ancestors)
         else:
-            raise GraphlakeClientError(f"{where}: a {type(item).__name__} is not JSON (store str(...) of it, "
-                                       "or a list for a set)", "BAD_USER_INPUT", field)
+            for n, inner in enumerate(item):
+                walk(inner, f"{where}[{n}]", ancestors)
+        ancestors.discard(id(item))
+
+    walk(obj, field, set())

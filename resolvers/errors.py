@@ -29,18 +29,24 @@ log = logging.getLogger("graphlake.errors")
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # graphql-core's variable-coercion errors name the variable and where in its value, in words only:
 # "Variable '$input' has invalid value at .policy: Value 'BOGUS' does not exist in 'BundlePolicy' enum."
-_VARIABLE = re.compile(r"^Variable '\$(\w+)' has invalid value(?: at ([^:\s]+))?:")
+# (3.3), "Variable '$input' got invalid value 'BOGUS' at 'input.policy'; Value ..." (3.2).
+_VARIABLE = re.compile(r"^Variable '\$(\w+)'")
+_AT = (re.compile(r"^Variable '\$\w+' has invalid value at ([^:\s]+):"), re.compile(r" at '([^']+)'; "))
 
 
 def variable_field(message: str) -> str | None:
-    """The `field` of a variable-coercion error: the place in the variable's value (`input.policy`,
-    as an error in the same input given inline names it), or the variable (`$first`); None for
-    any other message."""
+    """The `field` of a variable-coercion error: the place in the variable's value, named from the
+    variable (`$input`'s `policy` is `input.policy`, as the same input written inline is named when
+    the variable is named after its argument), or the variable itself (`$first`); None for any other
+    message."""
     variable = _VARIABLE.match(message)
     if variable is None:
         return None
-    name, at = variable.groups()
-    return f"{name}{at}" if at else f"${name}"
+    name = variable.group(1)
+    newer, older = (pattern.search(message) for pattern in _AT)
+    if newer:
+        return f"{name}{newer.group(1)}"
+    return older.group(1) if older else f"${name}"
 
 
 class ErrorPolicy(SchemaExtension):

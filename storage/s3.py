@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import aioboto3
 import aiohttp
@@ -46,6 +46,16 @@ Observer = Callable[[str, float, bool], None]
 
 def _b64_sha256(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def _public_address(url: str) -> SplitResult:
+    """`url` as the Host header a client sends for it: a default port (80 for http, 443 for https) is
+    left out by browsers and HTTP libraries, so it is left out of what is signed too."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    if parts.port is not None and parts.port == default:
+        parts = parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])
+    return parts
 
 
 class S3Store:
@@ -73,8 +83,11 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
         # Where clients reach the store, if not at endpoint_url (in a compose network the server says
-        # http://minio:9000, a name no browser resolves): the URLs handed out are signed for it.
-        self._public = urlsplit(public_endpoint_url) if public_endpoint_url else None
+        # http://minio:9000, a name no browser resolves): the URLs handed out are signed for it. Path
+        # addressing only (settings check it): the bucket stays in the path, one public host for all.
+        self._public = _public_address(public_endpoint_url) if public_endpoint_url else None
+        if self._public is not None and addressing_style != "path":
+            raise ValueError("public_endpoint_url needs addressing_style path")
         self.fallback = fallback
         self._session = aioboto3.Session(
             aws_access_key_id=access_key_id,
@@ -172,10 +185,8 @@ class S3Store:
         """A URL signed for `key`; `for_client`: one handed to a client, so at the public endpoint."""
         endpoint, credentials = await self._signer(bucket)
         if for_client and self._public is not None:
-            # SigV4 signs the Host header: signed for the host the client will send. Path addressing
-            # keeps the bucket in the path; virtual addressing puts it before the public host.
-            host = self._public.netloc if endpoint.path else f"{bucket or self.bucket}.{self._public.netloc}"
-            endpoint = replace(endpoint, scheme=self._public.scheme, host=host)
+            # SigV4 signs the Host header: signed for the host the client will send.
+            endpoint = replace(endpoint, scheme=self._public.scheme, host=self._public.netloc)
         return presign(endpoint, key, credentials, method=method, expires_in=expires_in, params=params, headers=headers)
 
     async def check(self) -> None:

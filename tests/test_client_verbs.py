@@ -273,7 +273,12 @@ async def test_what_a_user_gets_wrong_is_said_before_anything_is_stored(served: 
             await lake.save("runs/taken", {"run": 2}, replaces=None)
         assert "is taken" in str(taken.value) and "moved by another saver" not in str(taken.value)
 
-        for bad, where in (({"when": {1, 2}}, "value.when"), ({"a": [1, float("nan")]}, "value.a[1]")):
+        looped: list = []
+        looped.append(looped)
+        shared = [1, 2]
+        assert (await lake.store_value({"a": shared, "b": shared}))["kind"] == "VALUE"  # twice side by side is fine
+        for bad, where in (({"when": {1, 2}}, "value.when"), ({"a": [1, float("nan")]}, "value.a[1]"),
+                           ({"loop": looped}, "value.loop[0]"), ({"k": {float("inf"): 1}}, "value.k")):
             with pytest.raises(GraphlakeClientError) as not_json:
                 await lake.store_value(bad)
             assert not_json.value.field == "value" and str(not_json.value).startswith(where), str(not_json.value)

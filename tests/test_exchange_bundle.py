@@ -201,8 +201,9 @@ async def test_a_bundle_imported_into_its_own_lake_makes_nothing(served: Served,
     source = await exported(served, make_token, tmp_path, bundle)
     before = await counts()
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        dry = await lake.import_bundle(bundle, dry_run=True)  # says what the commit will do: nothing
         report = await lake.import_bundle(bundle)
-    assert await counts() == before
+    assert await counts() == before and dry == report
     assert report["version_state"] == "present" and report["same_hash"] and not report["committed"]
     assert report["version_id"] == source["id"] and report["assets"] == {"new": 0, "present": 7, "new_bytes": 0}
     assert report["datums"]["new"] == 0 and report["records"]["new"] == 0

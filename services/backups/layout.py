@@ -122,9 +122,11 @@ def file_digest(path: Path) -> tuple[int, str]:
         return stream_digest(file)
 
 
-async def verify_backup(directory: Path, *, payloads: bool = True) -> tuple[Manifest, list[str]]:
+async def verify_backup(directory: Path, *, payloads: bool = True, unlisted: bool = True) -> tuple[Manifest, list[str]]:
     """The manifest, and every way the backup differs from it (none: it is whole). Without
-    `payloads`, the objects' files are not read (a restore checks each as it copies it)."""
+    `payloads`, the objects' files are not read (a restore checks each as it copies it); without
+    `unlisted`, files the manifest does not name are not looked for (a restore reads none of them,
+    so a checksum file an operator put beside them must not stop a recovery)."""
     manifest = Manifest.read(directory)
     checks = [(c.file, c.bytes, c.sha256) for c in manifest.collections]
     if payloads:
@@ -140,9 +142,10 @@ async def verify_backup(directory: Path, *, payloads: bool = True) -> tuple[Mani
             problems.append(f"{relative}: {actual_size} bytes, SHA-256 {actual}; the manifest says {size} bytes, {sha256}")
     # A file the manifest does not list was put there since: a restore would never read it, but a
     # backup that holds more than it says is not the one that was written.
-    listed = {MANIFEST} | {c.file for c in manifest.collections} | {p.file for p in manifest.payloads}
-    problems += [f"{relative}: not in the manifest" for relative in await asyncio.to_thread(_files_under, directory)
-                 if relative not in listed]
+    if unlisted:
+        listed = {MANIFEST} | {c.file for c in manifest.collections} | {p.file for p in manifest.payloads}
+        problems += [f"{relative}: not in the manifest" for relative in await asyncio.to_thread(_files_under, directory)
+                     if relative not in listed]
     return manifest, problems
 
 

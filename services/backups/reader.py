@@ -50,7 +50,7 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     `replacing` is called once the database is marked as being restored (no server starts on it
     from then on) and before anything of it is dropped: what else belongs to the lake being
     replaced goes then (its audit journal); an error it raises stops the restore there."""
-    manifest, problems = await verify_backup(source, payloads=False)  # objects are checked as they are copied
+    manifest, problems = await verify_backup(source, payloads=False, unlisted=False)  # objects: as they are copied
     if problems:
         raise BadUserInput("the backup does not match its manifest: " + "; ".join(problems[:5]), field="source")
     if manifest.schema_version > SCHEMA_VERSION:

@@ -139,7 +139,10 @@ async def erasure_plan(db: AsyncDatabase, user_id: str) -> ErasurePlan:
     plan.assets_deleted = [encode_id(NodeType.ASSET, a) for a in own if a not in held]
     plan.tokens = await db.api_tokens.count_documents({"user_id": user_id})
     for collection in IDENTITY_FIELDS:
-        if count := await db[collection].count_documents(identity_filter(collection, user_id)):
+        query = identity_filter(collection, user_id)
+        if collection == "api_tokens":  # their own are deleted, not rewritten: only those they made for others
+            query = {**query, "user_id": {"$ne": user_id}}
+        if count := await db[collection].count_documents(query):
             plan.anonymized[collection] = count
     return plan
 

@@ -40,6 +40,12 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_CORS_ORIGINS": "https://lab.example/app"}, "cors_origins"),
     ({"GRAPHLAKE_CORS_ORIGINS": "lab.example"}, "cors_origins"),
     ({"GRAPHLAKE_MAX_BODY_BYTES": "2000"}, "must exceed max_text_bytes"),  # a text comes in the body
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "localhost:9000"}}'},
+     "public_endpoint_url must be http(s)://host[:port]"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "http://s3.lab/x", '
+                          '"addressing_style": "path"}}'}, "public_endpoint_url must be"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "https://s3.lab", '
+                          '"addressing_style": "virtual"}}'}, "needs addressing_style path"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
     for key, value in env.items():
