@@ -52,6 +52,8 @@ async function main() {
     await page.locator("#token").fill("glk_not-a-token");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("alert").filter({ hasText: "UNAUTHENTICATED" }).waitFor();
+    // The token tried is given back, so a typo is mended in place rather than pasted again.
+    if (await page.locator("#token").inputValue() !== "glk_not-a-token") throw new Error("the refused token was cleared");
 
     step = "sign in";
     await signIn(page, config.token, "CONTRIBUTOR");
@@ -68,14 +70,14 @@ async function main() {
 
     step = "search by name, then labels, finds the asset";
     await page.getByLabel("Name contains").fill(config.assetName);
-    await page.getByTestId("asset-count").filter({ hasText: "1 assets" }).waitFor();
+    await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
     await page.getByLabel("Name contains").fill("");
     await page.getByLabel("Labels").fill(config.assetLabel);
-    await page.getByTestId("asset-count").filter({ hasText: "1 assets" }).waitFor();
+    await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
     await page.getByLabel("Labels").fill("");
 
     step = "search by metadata and value predicates; a predicate it cannot read says why";
-    const count = (n) => page.getByTestId("asset-count").filter({ hasText: new RegExp(`^${n} assets$`) }).waitFor();
+    const count = (n) => page.getByTestId("asset-count").filter({ hasText: new RegExp(`^${n} assets?$`) }).waitFor();
     await page.getByLabel("Metadata").fill("plate = 7; operator ~ ali");
     await count(1);
     await page.getByLabel("Value").fill("temperature > 30");
@@ -92,6 +94,7 @@ async function main() {
     await page.getByTestId("asset-name").filter({ hasText: config.assetName }).waitFor();
     await page.getByTestId("asset-value").filter({ hasText: config.valueText }).waitFor();
     await shot("asset-value");
+    if (await page.getByTestId("asset-download").count()) throw new Error("a value offers a file download");
     step = "the asset page lists its first 20 collections, then the rest on Show more";
     const filedIn = page.getByTestId("related-collections");
     await filedIn.getByRole("heading").filter({ hasText: `(${config.filedIn})` }).waitFor();
@@ -179,6 +182,20 @@ async function main() {
       await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
     }
 
+    step = "the same folder again into the same collection: each file is found stored, nothing sent or failed";
+    await page.getByTestId("folder-input").setInputFiles(config.folderPath);
+    for (const file of config.folderFiles) {
+      await page.getByTestId("upload-row").filter({ hasText: file }).filter({ hasText: "done (already stored)" }).waitFor();
+    }
+    if (await page.getByTestId("upload-row").filter({ hasText: "failed" }).count()) throw new Error("an upload failed");
+
+    step = "the file pickers are reached from the keyboard";
+    await page.getByLabel("Into collection").focus();
+    await page.keyboard.press("Tab");
+    if (!(await page.getByTestId("file-input").evaluate((input) => input === document.activeElement))) {
+      throw new Error("Tab from the collection picker does not reach the file input");
+    }
+
     step = "a folder dropped goes into the collection at its files' relative paths";
     // A script's DataTransfer cannot hold a folder; a drag the browser itself delivers can: CDP's drag
     // events with a path give the page a real directory entry, as a drag from the desktop does.
@@ -243,7 +260,7 @@ async function main() {
     await page.getByRole("link", { name: "Assets" }).click();
     await page.getByRole("button", { name: "Grid" }).click();
     await page.getByLabel("Name contains").fill(imageName);
-    await page.getByTestId("asset-count").filter({ hasText: /^1 assets$/ }).waitFor();
+    await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
     const card = page.getByTestId("asset-row").filter({ hasText: imageName });
     const thumbnail = card.getByTestId("thumbnail");
     await thumbnail.waitFor();
@@ -262,6 +279,14 @@ async function main() {
     step = "the image's annotations are drawn over it";
     await nextLine();  // the test has added annotations to the uploaded image
     await page.goto(config.baseUrl + imageHref);
+    // Its file downloads through a URL signed at the click (one signed as the page loaded would expire).
+    const [imageDownload] = await Promise.all([
+      page.waitForEvent("download", { timeout: TIMEOUT }),
+      page.getByTestId("asset-download").click(),
+    ]);
+    if (imageDownload.suggestedFilename() !== imageName) {
+      throw new Error(`the image downloads as ${imageDownload.suggestedFilename()}, not ${imageName}`);
+    }
     const overlay = page.getByTestId("annotation-overlay");
     await overlay.locator("rect[data-kind=BBOX][data-label=scratch]").waitFor();
     await overlay.locator("polygon[data-kind=POLYGON][data-label=dent]").waitFor();

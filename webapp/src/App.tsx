@@ -12,6 +12,9 @@ export function App() {
   const [token, setToken] = useState<string | null>(() => sessionStorage.getItem(TOKEN_KEY));
   const [me, setMe] = useState<MeQuery | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // The last token tried, given back to the sign-in form when the server refuses it: a typo is
+  // mended in place rather than the whole token pasted again. In memory only, never stored.
+  const [tried, setTried] = useState("");
   const lake = useMemo(() => (token ? makeClient(token, (reason) => {
     sessionStorage.removeItem(TOKEN_KEY);
     setError(`${reason} (UNAUTHENTICATED)`);
@@ -29,6 +32,7 @@ export function App() {
       if (!current) return;
       if (result.data?.me) {
         sessionStorage.setItem(TOKEN_KEY, token);
+        setTried("");
         setMe(result.data);
         return;
       }
@@ -40,7 +44,7 @@ export function App() {
   }, [lake, token]);
 
   if (!token || !lake) {
-    return <SignIn error={error} onSubmit={(value) => { setError(null); setMe(null); setToken(value); }} />;
+    return <SignIn error={error} initial={tried} onSubmit={(value) => { setError(null); setMe(null); setTried(value); setToken(value); }} />;
   }
   if (!me?.me) return <p className="center">Signing in…</p>;
   const signOut = () => {

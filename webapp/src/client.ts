@@ -108,3 +108,14 @@ export function safeUrl(url: string | null | undefined): string | null {
     return null;
   }
 }
+
+/** Save what a signed URL answers (an attachment): the browser downloads it and the page stays. The
+ *  URL is asked for at the click by the caller: one signed when the page loaded would expire while
+ *  the page stays open. */
+export function startDownload(url: string): void {
+  const link = document.createElement("a");
+  link.href = url;
+  document.body.append(link);
+  link.click();
+  link.remove();
+}

@@ -28,3 +28,8 @@ export function words(text: string): string[] | null {
   const list = text.split(",").map((w) => w.trim()).filter(Boolean);
   return list.length ? list : null;
 }
+
+/** "1 asset", "3 assets": a count with its noun. */
+export function counted(n: number, noun: string): string {
+  return `${n} ${n === 1 ? noun : `${noun}s`}`;
+}

@@ -44,6 +44,11 @@ export async function uploadFile(client: Client, file: File, target: Target, rep
     }).toPromise();
     if (created.error || !created.data) throw new Error(created.error ? errorText(created.error) : "createUpload returned nothing");
     session = created.data.createUpload;
+    if (session.unchanged) {
+      // The same bytes are filed at that path already: that asset is the result, with nothing to send.
+      report({ sent: total, status: "done (already stored)", assetId: session.asset.id, assetStatus: session.asset.status });
+      return;
+    }
     localStorage.setItem(resumeKey, session.id);
   }
   report({ status: "sending", assetId: session.asset.id, assetStatus: session.asset.status });

@@ -9,11 +9,13 @@ import { VerifyRecordsDocument, type AnnotationShapeFragment } from "../generate
 import { labelColour } from "../format";
 import { skeletonEdges } from "../skeleton";
 
-export function AnnotationOverlay({ src, records, canVerify }: { src: string; records: AnnotationShapeFragment[]; canVerify: boolean }) {
+export function AnnotationOverlay({ src, records, draw = true, canVerify }: {
+  src: string; records: AnnotationShapeFragment[]; draw?: boolean; canVerify: boolean;
+}) {
   const [size, setSize] = useState<{ w: number; h: number } | null>(null);
   const sets = useMemo(() => [...new Map(records.map((r) => [r.set.id, r.set])).values()], [records]);
   const [hidden, setHidden] = useState<Set<string>>(new Set());
-  const shown = records.filter((r) => r.geometry && !hidden.has(r.set.id));
+  const shown = draw ? records.filter((r) => r.geometry && !hidden.has(r.set.id)) : [];
   const toggle = (id: string) => setHidden((old) => {
     const next = new Set(old);
     if (!next.delete(id)) next.add(id);
@@ -33,7 +35,7 @@ export function AnnotationOverlay({ src, records, canVerify }: { src: string; re
         {[...new Set(shown.map((r) => r.label ?? r.kind))].map((label) => (
           <li key={label}><span className="swatch" style={{ background: labelColour(label) }} /> {label}</li>
         ))}
-        <li className="muted">dashed: not verified</li>
+        {shown.length > 0 && <li className="muted">dashed: not verified</li>}
       </ul>
       <div className="overlay">
         <img src={src} alt="" onLoad={(e) => setSize({ w: e.currentTarget.naturalWidth, h: e.currentTarget.naturalHeight })} />
@@ -85,8 +87,10 @@ function Shape({ record, stroke }: { record: AnnotationShapeFragment; stroke: nu
   const g = record.geometry;
   const colour = labelColour(record.label ?? record.kind);
   const title = <title>{`${record.label ?? record.kind}${record.score != null ? ` ${record.score.toFixed(2)}` : ""}${record.verified ? " (verified)" : ""}`}</title>;
-  const common = { stroke: colour, strokeWidth: stroke, fill: "none", "data-kind": record.kind, "data-label": record.label ?? "",
-    strokeDasharray: record.verified ? undefined : `${stroke * 3} ${stroke * 2}` };
+  // Drawn in the image's pixels but stroked in the screen's (non-scaling-stroke): a line of a 160-px
+  // image scaled by its size was half a screen pixel wide, a 4000-px one's a thick smear.
+  const common = { stroke: colour, strokeWidth: 2, fill: "none", vectorEffect: "non-scaling-stroke", "data-kind": record.kind,
+    "data-label": record.label ?? "", strokeDasharray: record.verified ? undefined : "6 4" };
   const points = (list: { x: number; y: number }[]) => list.map((p) => `${p.x},${p.y}`).join(" ");
   switch (g?.__typename) {
     case "BBox":

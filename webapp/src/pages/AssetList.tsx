@@ -8,7 +8,7 @@ import { errorText } from "../client";
 import { AssetRow } from "../components/AssetRow";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { AssetCountDocument, AssetListDocument, type AssetFilter, type AssetKind, type AssetStatus } from "../generated/graphql";
-import { words } from "../format";
+import { counted, words } from "../format";
 import { parsePredicates, PREDICATE_HELP } from "../predicates";
 
 const PAGE_SIZE = 50;
@@ -118,5 +118,5 @@ function Page({ filter, after, first, last, onMore, grid }: {
 /** The list's count, asked on its own beside the first page (counting every match is the slow part). */
 function Count({ filter }: { filter: AssetFilter }) {
   const [{ data }] = useQuery({ query: AssetCountDocument, variables: { filter } });
-  return <p className="muted count" data-testid="asset-count">{data ? `${data.assets.totalCount} assets` : "Counting…"}</p>;
+  return <p className="muted count" data-testid="asset-count">{data ? counted(data.assets.totalCount, "asset") : "Counting…"}</p>;
 }

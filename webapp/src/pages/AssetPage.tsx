@@ -4,14 +4,15 @@ import { useEffect, useRef, useState } from "react";
 import { type CombinedError, useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
-import { errorText, safeUrl } from "../client";
+import { errorText, safeUrl, startDownload } from "../client";
 import { AnnotationOverlay } from "../components/AnnotationOverlay";
 import { assetHref } from "../components/AssetRow";
 import { JsonTree } from "../components/JsonTree";
 import {
+  AssetDownloadUrlDocument,
   AssetCollectionsMoreDocument, AssetDatumsMoreDocument, AssetDerivedMoreDocument, AssetDetailDocument,
 } from "../generated/graphql";
-import { bytes, when } from "../format";
+import { bytes, counted, when } from "../format";
 import { canWrite, useSession } from "../session";
 
 
@@ -26,6 +27,10 @@ export function AssetPage({ id }: { id: string }) {
   const records = asset.annotations.edges.map((e) => e.node);
   const download = safeUrl(asset.downloadUrl);
   const isImage = asset.mediaType?.startsWith("image/") && download;
+  // A browser draws these itself; any other image (TIFF, say) is shown from its server-made thumbnail,
+  // without the annotations, whose coordinates are the original's pixels.
+  const drawable = BROWSER_IMAGES.has((asset.mediaType ?? "").split(";")[0].trim().toLowerCase());
+  const shownImage = drawable ? download : safeUrl(asset.displayUrl);
   const owner = Object.entries(asset.owner).filter(([k, v]) => k !== "__typename" && v);
   return (
     <article className="asset">
@@ -34,7 +39,7 @@ export function AssetPage({ id }: { id: string }) {
         <span className={`badge status-${asset.status}`} data-testid="asset-status">{asset.status}</span>{" "}
         <span className="badge">{asset.kind}</span>{" "}
         {asset.labels.map((l) => <span key={l} className="label">{l}</span>)}
-        {download && <> <a className="button" href={download} download={asset.name}>Download</a></>}
+        {download && <> <AssetDownload id={asset.id} /></>}
       </p>
       {asset.description && <p>{asset.description}</p>}
       <dl className="facts">
@@ -51,12 +56,14 @@ export function AssetPage({ id }: { id: string }) {
         {owner.length > 0 && <><dt>Owner</dt><dd>{owner.map(([k, v]) => `${k}: ${v}`).join(", ")}</dd></>}
       </dl>
 
-      {isImage && (
+      {isImage && shownImage && (
         <section>
           <h2>Image{records.length > 0 && ` and ${asset.annotations.totalCount} annotations`}</h2>
-          <AnnotationOverlay src={download} records={records} canVerify={canWrite(role)} />
+          {!drawable && <p className="muted">Shown from its 512-pixel thumbnail: a browser cannot show {asset.mediaType}.</p>}
+          <AnnotationOverlay src={shownImage} records={records} draw={drawable} canVerify={canWrite(role)} />
         </section>
       )}
+      {isImage && !shownImage && <p className="muted">A browser cannot show {asset.mediaType}: download it.</p>}
       {asset.kind === "VALUE" && <section><h2>Value</h2><div className="json" data-testid="asset-value"><JsonTree value={asset.value} /></div></section>}
       {asset.kind === "TEXT" && <section><h2>Text</h2><pre className="text" data-testid="asset-text">{asset.text}</pre></section>}
       {Object.keys(asset.metadata as object ?? {}).length > 0 && (
@@ -68,7 +75,7 @@ export function AssetPage({ id }: { id: string }) {
           key={asset.collections.pageInfo.endCursor ?? "collections"}
           more={async (after) => answered(await client.query(AssetCollectionsMoreDocument, { id, after }).toPromise())?.asset?.collections}
           render={(node) => (
-            <Link href={`/collections/${encodeURIComponent(node.id)}`}>{node.name} <span className="muted">({node.itemCount} items)</span></Link>
+            <Link href={`/collections/${encodeURIComponent(node.id)}`}>{node.name} <span className="muted">({counted(node.itemCount, "item")})</span></Link>
           )} />
         <Related title="Datums" total={asset.datums.totalCount} first={asset.datums}
           key={asset.datums.pageInfo.endCursor ?? "datums"}
@@ -90,6 +97,32 @@ export function AssetPage({ id }: { id: string }) {
 }
 
 /** An answer's data, or its error thrown (Related shows it). */
+// What a browser's <img> shows: the rest (image/tiff above all) is shown from its thumbnail.
+const BROWSER_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif",
+  "image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon"]);
+
+/** The asset's file, through a URL signed at the click: the page's own expires while the page stays open. */
+function AssetDownload({ id }: { id: string }) {
+  const client = useClient();
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const download = async () => {
+    setBusy(true);
+    setProblem(null);
+    const result = await client.query(AssetDownloadUrlDocument, { id }, { requestPolicy: "network-only" }).toPromise();
+    setBusy(false);
+    const url = safeUrl(result.data?.asset?.downloadUrl);
+    if (url) startDownload(url);
+    else setProblem(result.error ? errorText(result.error) : "its file is not available (deleted meanwhile?)");
+  };
+  return (
+    <>
+      <button type="button" className="button" onClick={download} disabled={busy} data-testid="asset-download">Download</button>
+      {problem && <span role="alert" className="error"> {problem}</span>}
+    </>
+  );
+}
+
 function answered<D>(result: { data?: D; error?: CombinedError }): D | undefined {
   if (result.error) throw result.error;
   return result.data;

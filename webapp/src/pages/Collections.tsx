@@ -8,7 +8,7 @@ import { AssetRow } from "../components/AssetRow";
 import { JsonTree } from "../components/JsonTree";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { CollectionItemsDocument, CollectionListDocument } from "../generated/graphql";
-import { when } from "../format";
+import { counted, when } from "../format";
 
 const PAGE_SIZE = 50;
 
@@ -53,7 +53,7 @@ function CollectionsPage({ name, after, last, onMore }: { name: string | null; a
       {data.collections.edges.map(({ node }) => (
         <Link key={node.id} href={`/collections/${encodeURIComponent(node.id)}`} className="collection-row" data-testid="collection-row">
           <span className="name">{node.name}</span>
-          <span className="muted">{node.itemCount} items</span>
+          <span className="muted">{counted(node.itemCount, "item")}</span>
           <span className="muted">{node.description ?? ""}</span>
           <span className="muted">updated {when(node.updatedAt)}</span>
         </Link>
@@ -86,7 +86,7 @@ function ItemsPage({ id, after, last, onMore }: { id: string; after: string | nu
         <header>
           <h1 data-testid="collection-name">{collection.name}</h1>
           {collection.description && <p>{collection.description}</p>}
-          <p className="muted">{collection.itemCount} items</p>
+          <p className="muted">{counted(collection.itemCount, "item")}</p>
           {Object.keys(collection.metadata as object ?? {}).length > 0 && <div className="json"><JsonTree value={collection.metadata} /></div>}
         </header>
       )}

@@ -5,14 +5,14 @@ import { useCallback, useEffect, useState } from "react";
 import { useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
-import { errorText, safeUrl } from "../client";
+import { errorText, safeUrl, startDownload } from "../client";
 import { assetHref } from "../components/AssetRow";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import {
   DatasetDetailDocument, DatasetListDocument, DatasetVersionsDocument, VersionContentUrlDocument, VersionDiffDocument,
   VersionVerificationDocument, type DiffDatumFragment, type VersionRowFragment, type VersionVerificationQuery,
 } from "../generated/graphql";
-import { bytes, when } from "../format";
+import { bytes, counted, when } from "../format";
 
 const PAGE_SIZE = 50;
 
@@ -33,7 +33,7 @@ function DatasetsPage({ after, last, onMore }: { after: string | null; last: boo
   const next = data.datasets.pageInfo.hasNextPage ? data.datasets.pageInfo.endCursor : null;
   return (
     <>
-      {after === null && <p className="muted">{data.datasets.totalCount} datasets</p>}
+      {after === null && <p className="muted">{counted(data.datasets.totalCount ?? 0, "dataset")}</p>}
       {data.datasets.edges.map(({ node }) => (
         <Link key={node.id} href={`/datasets/${encodeURIComponent(node.id)}`} className="collection-row" data-testid="dataset-row">
           <span className="name">{node.name}</span>
@@ -167,12 +167,7 @@ function ContentDownload({ version }: { version: VersionRowFragment }) {
       setProblem(result.error ? errorText(result.error) : "its file is not available on this lake");
       return;
     }
-    // The URL's response is an attachment named <dataset>-<version>.jsonl: the browser saves it and stays here.
-    const link = document.createElement("a");
-    link.href = url;
-    document.body.append(link);
-    link.click();
-    link.remove();
+    startDownload(url);  // an attachment named <dataset>-<version>.jsonl
   };
   return (
     <>

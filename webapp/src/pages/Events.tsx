@@ -174,7 +174,10 @@ function Stream({ filter }: { filter: EventFilter }) {
       {!olderFrom && trimmed.current && last && last.id !== oldest && (
         <p className="muted">Older events dropped off this page as new ones came: reload it to page through them.</p>
       )}
-      {events.length === 0 && !error && <p className="muted">No events yet; new ones appear here as they are logged.</p>}
+      {events.length === 0 && !error && <p className="muted">{
+        filter.eventTypes?.length || filter.minLevel || filter.source
+          ? "No event matches these filters (event types match exactly, capitals too); new ones appear here as they are logged."
+          : "No events yet; new ones appear here as they are logged."}</p>}
     </>
   );
 }

@@ -1,7 +1,9 @@
 import { useState } from "react";
 
-export function SignIn({ error, onSubmit }: { error: string | null; onSubmit: (token: string) => void }) {
-  const [token, setToken] = useState("");
+export function SignIn({ error, initial = "", onSubmit }: {
+  error: string | null; initial?: string; onSubmit: (token: string) => void;
+}) {
+  const [token, setToken] = useState(initial);
   const trimmed = token.trim();
   return (
     <main className="signin">

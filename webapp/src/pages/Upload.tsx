@@ -58,11 +58,11 @@ export function Upload() {
         <p>Drop files or folders here, or</p>
         <label className="button">
           Choose files
-          <input type="file" multiple hidden data-testid="file-input" onChange={(e) => { void picked(e.target.files); e.target.value = ""; }} />
+          <input type="file" multiple className="picker" data-testid="file-input" onChange={(e) => { void picked(e.target.files); e.target.value = ""; }} />
         </label>{" "}
         <label className="button">
           Choose a folder
-          <input type="file" hidden data-testid="folder-input" {...{ webkitdirectory: "" }}
+          <input type="file" className="picker" data-testid="folder-input" {...{ webkitdirectory: "" }}
             onChange={(e) => { void picked(e.target.files); e.target.value = ""; }} />
         </label>
       </div>
