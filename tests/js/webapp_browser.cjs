@@ -84,6 +84,10 @@ async function main() {
     await count(0);
     await page.getByLabel("Value").fill("temperature >= 21.5");
     await count(1);
+    await page.getByLabel("Metadata").fill("plate == 7; operator ~ ali");  // "==" is equality, as in most languages
+    await count(1);
+    await page.getByLabel("Metadata").fill("plate => 7");  // a typo, not a search for the text "> 7"
+    await page.getByRole("alert").filter({ hasText: 'Metadata: "plate => 7": write one operator' }).waitFor();
     await page.getByLabel("Metadata").fill("plate ≈ 7");
     await page.getByRole("alert").filter({ hasText: 'Metadata: cannot read "plate ≈ 7"' }).waitFor();
     await page.getByLabel("Metadata").fill("");
@@ -138,6 +142,7 @@ async function main() {
 
     step = "utilization: a node's busy share of the last 24 hours";
     await page.getByRole("link", { name: "Utilization" }).click();
+    await page.getByTestId("utilization").locator("th", { hasText: "Busy share" }).waitFor();  // the columns are named
     const robot = page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" });
     await robot.filter({ hasText: "30 min busy, 1 session" }).waitFor();
     await robot.filter({ hasText: "2.1%" }).waitFor();  // 30 min of 24 h (the window ends at the next minute)

@@ -3,8 +3,9 @@
 // that the server answers from its index of JSON paths.
 import type { JsonOp, JsonPredicate } from "./generated/graphql";
 
+// "==" is read as "=" (how most languages spell equality): split as "=" it compared with the text "= 1".
 const OPS: [string, JsonOp][] = [
-  [">=", "GTE"], ["<=", "LTE"], ["!=", "NE"], ["=", "EQ"], [">", "GT"], ["<", "LT"], ["~", "CONTAINS"],
+  ["==", "EQ"], [">=", "GTE"], ["<=", "LTE"], ["!=", "NE"], ["=", "EQ"], [">", "GT"], ["<", "LT"], ["~", "CONTAINS"],
   [" not in ", "NIN"], [" in ", "IN"], [" matches ", "REGEX"],
 ];
 
@@ -26,6 +27,8 @@ export function parsePredicates(text: string): { predicates: JsonPredicate[] | n
     const raw = part.slice(found.at + found.symbol.length).trim();
     if (!path || /\s/.test(path)) return { error: `"${part}": the path before ${found.symbol.trim()} must be keys joined by "." (no spaces)` };
     if (!raw) return { error: `"${part}": a value must follow ${found.symbol.trim()}` };
+    // A value that starts with another operator is a typo ("plate >= = 7", "plate => 7"), not a text to match.
+    if (/^[=<>!~]/.test(raw)) return { error: `"${part}": write one operator (${OPS.slice(0, 8).map(([s]) => s).join(" ")})` };
     const value = jsonOrText(raw);
     if ((found.op === "IN" || found.op === "NIN") && !Array.isArray(value)) {
       return { error: `"${part}": ${found.symbol.trim()} takes a list, e.g. ["a", "b"]` };

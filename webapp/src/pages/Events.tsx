@@ -53,6 +53,12 @@ export function Events() {
   );
 }
 
+/** An event whose own time is over a minute before the lake received it (logged late, or back-dated):
+ *  said beside its time, since the list is in the order received. */
+function late(e: EventRowFragment): boolean {
+  return Date.parse(e.receivedAt as string) - Date.parse(e.timestamp as string) > 60_000;
+}
+
 function Stream({ filter }: { filter: EventFilter }) {
   const client = useClient();
   const [events, setEvents] = useState<EventRowFragment[]>([]);
@@ -156,11 +162,11 @@ function Stream({ filter }: { filter: EventFilter }) {
       </p>
       {error && <p role="alert" className="error">{error}</p>}
       <table className="events" data-testid="events">
-        <thead><tr><th>Time</th><th>Level</th><th>Type</th><th>Message</th><th>Source</th><th>Data</th></tr></thead>
+        <thead><tr><th title="Listed in the order the lake received them, newest first; the time is the sender's">Time</th><th>Level</th><th>Type</th><th>Message</th><th>Source</th><th>Data</th></tr></thead>
         <tbody>
           {events.map((e) => (
             <tr key={e.id} className={`level-${e.level}${e.alert ? " alert" : ""}`} data-testid="event-row">
-              <td>{when(e.timestamp)}</td>
+              <td title={`received ${when(e.receivedAt)}`}>{when(e.timestamp)}{late(e) && <span className="muted"> (sent late)</span>}</td>
               <td>{e.level}</td>
               <td>{e.eventType}</td>
               <td>{e.message}</td>

@@ -51,6 +51,13 @@ function Groups({ variables }: { variables: Variables }) {
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <table className="events utilization" data-testid="utilization">
+      <thead>
+        <tr>
+          <th>{{ NODE: "Node", WORKFLOW: "Workflow", USER: "User" }[variables.groupBy] ?? "Group"}</th>
+          <th colSpan={2}>Busy share</th><th>Busy time</th>
+          <th>{`Per ${variables.bucket === "HOUR" ? "hour" : "day"}, `}{new Date(variables.from).toLocaleString()} → {new Date(variables.to).toLocaleString()}</th>
+        </tr>
+      </thead>
       {cursors.map((after, i) => (
         <GroupsPage key={after ?? "first"} variables={variables} after={after} last={i === cursors.length - 1} onMore={more} />
       ))}
