@@ -23,7 +23,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-
 def port_taken(host: str, port: int) -> OSError | None:
     """Why `host`:`port` cannot be listened on now (another server holds it, say), else None: asked
     before anything starts, where uvicorn binds only after the app's startup (the embedded database

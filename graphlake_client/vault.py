@@ -60,8 +60,11 @@ class Vault(Downloads):
                 await self.execute(ops.MOVE_ALIAS, {"alias": alias, "assetId": stored["id"], "expectedAssetId": expected})
         except GraphlakeClientError as error:
             # Lost the race, or the alias was refused (BAD_USER_INPUT): either way our object is under
-            # no name, so nobody needs it (each retry left another behind). Deleting it is tidying up;
-            # should that fail too, the first error is still what the caller must hear about.
+            # no name, so nobody needs it (each retry left another behind). Any other error (UNAVAILABLE:
+            # the move may yet have landed) leaves it, as it may be what the alias names now. Deleting
+            # it is tidying up; should that fail too, the first error is what the caller must hear about.
+            if error.code not in ("CONFLICT", "BAD_USER_INPUT"):
+                raise
             try:
                 await self.execute(ops.DELETE_ASSET, {"id": stored["id"]})
             except GraphlakeClientError:
