@@ -68,6 +68,8 @@ def refusal(full: SocketLimitReached) -> tuple[int, str]:
     return 1013, f"Too many WebSockets on this server (GRAPHLAKE_MAX_WEBSOCKETS={full.limit}); try again later"
 
 
+STRAWBERRY_LIMIT_MESSAGE = "Subscription limit reached"  # what Strawberry's handlers send, both protocols
+
 class _Hardened:
     """What both protocol handlers get (a mixin: it sits before Strawberry's class)."""
 
@@ -100,7 +102,20 @@ class _Hardened:
     async def send_message(self, message: Any) -> None:
         # Every message Strawberry sends (results, completions, keep-alives) passes here.
         if not self.ending:
-            await super().send_message(message)
+            await super().send_message(self._limit_named(message))
+
+    def _limit_named(self, message: Any) -> Any:
+        """Strawberry's refusal of an operation past the per-connection limit says only "Subscription
+        limit reached", with no code: it gets the code and the setting every other limit's error has."""
+        if not isinstance(message, dict) or message.get("type") != "error":
+            return message
+        payload = message.get("payload")
+        for error in payload if isinstance(payload, list) else [payload]:
+            if isinstance(error, dict) and error.get("message") == STRAWBERRY_LIMIT_MESSAGE:
+                error["message"] = (f"this connection runs {self.max_subscriptions_per_connection} operations already "
+                                    "(GRAPHLAKE_MAX_SUBSCRIPTIONS_PER_CONNECTION): complete one, or open another connection")
+                error["extensions"] = {"code": "BAD_USER_INPUT"}
+        return message
 
     async def handle_connection_init(self, message: Any) -> None:
         self.init_received = True

@@ -30,6 +30,10 @@ _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # graphql-core's variable-coercion errors name the variable and where in its value, in words only:
 # "Variable '$input' has invalid value at .policy: Value 'BOGUS' does not exist in 'BundlePolicy' enum."
 # (3.3), "Variable '$input' got invalid value 'BOGUS' at 'input.policy'; Value ..." (3.2).
+# Strawberry's depth and alias limits say their numbers but not the settings that raise them, as
+# every other limit's error does.
+_UNNAMED_LIMITS = ((re.compile(r"exceeds maximum operation depth of \d+"), "GRAPHLAKE_MAX_QUERY_DEPTH"),
+                   (re.compile(r"aliases found\. Allowed: \d+"), "GRAPHLAKE_MAX_ALIASES"))
 _VARIABLE = re.compile(r"^Variable '\$(\w+)'")
 _AT = (re.compile(r"^Variable '\$\w+' has invalid value at ([^:\s]+):"), re.compile(r" at '([^']+)'; "))
 
@@ -112,6 +116,8 @@ class ErrorPolicy(SchemaExtension):
             message = error.message
             if self.hide_suggestions:
                 message = _SUGGESTION.sub("", message)
+            message += next((f" (the server's limit: {setting})" for pattern, setting in _UNNAMED_LIMITS
+                             if pattern.search(message)), "")
             return GraphQLError(
                 message,
                 nodes=error.nodes,

@@ -279,6 +279,9 @@ async def test_alerts_email_and_signed_webhooks(api: Api, contributor: str, aler
     expected = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
     assert headers["x-graphlake-signature"] == expected
     assert sorted(a["eventType"] for a in json.loads(body)["alerts"]) == ["FURNACE", "NOTE"]
+    # Each names its event by the id the API knows: a receiver looks it up (or resumes from it).
+    for alert in json.loads(body)["alerts"]:
+        assert (await api.data("Event", {"id": alert["id"]}, token=contributor))["event"]["eventType"] == alert["eventType"]
 
 
 async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, contributor: str, alert_sinks: dict,
@@ -300,6 +303,7 @@ async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, con
     await wait_for(failure_logged, what="ALERT_DELIVERY_FAILED to be logged")
     failed = await Event.find_one({"event_type": "ALERT_DELIVERY_FAILED"})
     assert "/closed" in failed.data.decode()["target"] and failed.level == 30
+    assert failed.data.decode()["events"] == ids  # the ids logEvents answered, which the API takes
 
 
 async def test_a_mutations_events_and_its_audit_are_one_insert(api: Api, served: Served, contributor: str,
@@ -451,3 +455,14 @@ async def test_the_latest_received_cannot_be_pinned_by_a_senders_clock(api: Api,
     arrived = datetime.fromisoformat(early_node["receivedAt"])
     assert abs((arrived - datetime.now(UTC)).total_seconds()) < 60  # now, not the timestamp it was sent with
     assert datetime.fromisoformat(early_node["timestamp"]) - arrived > timedelta(seconds=60)
+
+
+async def test_one_event_logged_alone_is_named_as_its_argument(api: Api, contributor: str) -> None:
+    """logEvent's errors name its `input`, not a batch's `inputs[0]` (an argument it does not have)."""
+    for event, field in (({"eventType": "bad type!"}, "input.eventType"), ({"eventType": "AUDIT"}, "input.eventType"),
+                         ({"eventType": "OK", "message": "m" * 10_001}, "input.message"),
+                         ({"eventType": "OK", "timestamp": "2099-01-01T00:00:00Z"}, "input.timestamp")):
+        refused = await api.error("LogEvent", {"input": event}, token=contributor)
+        assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (event, refused)
+    batch = await api.error("LogEvents", {"inputs": [{"eventType": "OK"}, {"eventType": "bad type!"}]}, token=contributor)
+    assert batch["extensions"]["field"] == "inputs[1].eventType"

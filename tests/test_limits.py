@@ -24,7 +24,8 @@ async def test_query_depth(api: Api, viewer: str, settings: Settings) -> None:
     shallow = build_schema(settings.model_copy(update={"max_query_depth": 2}))
     result = await shallow.execute("query Deep { apiTokens { edges { node { name } } } }")
     assert len(result.errors) == 1
-    assert result.errors[0].message == "'Deep' exceeds maximum operation depth of 2"
+    assert result.errors[0].message == ("'Deep' exceeds maximum operation depth of 2 "
+                                        "(the server's limit: GRAPHLAKE_MAX_QUERY_DEPTH)")
     assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
     ok = await shallow.execute("{ __typename }")
     assert not ok.errors and ok.data == {"__typename": "Query"}  # shallow queries still pass
@@ -35,7 +36,7 @@ async def test_aliases(api: Api, viewer: str, settings: Settings) -> None:
     many = "{ " + " ".join(f"a{i}: health {{ ok }}" for i in range(settings.max_aliases + 1)) + " }"
     error = await api.error(None, query=many, token=viewer)  # type: ignore[arg-type]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "aliases" in error["message"]
+    assert "aliases" in error["message"] and "GRAPHLAKE_MAX_ALIASES" in error["message"]
     await still_serving(api, viewer)
 
 

@@ -79,7 +79,9 @@ async def test_subscriptions_per_connection_limit(served: Served, viewer: str, s
         over = await ws.subscribe("Heartbeat", {"intervalSeconds": 3600})
         refused = await asyncio.wait_for(ws.receive(), 5)
         assert refused["type"] == "error" and refused["id"] == over
-        assert "limit" in refused["payload"][0]["message"].lower()
+        # A code, as every error has, and the setting named, as every limit's error does.
+        assert refused["payload"][0]["extensions"] == {"code": "BAD_USER_INPUT"}
+        assert "GRAPHLAKE_MAX_SUBSCRIPTIONS_PER_CONNECTION" in refused["payload"][0]["message"]
         # Freeing one slot lets a new subscription in, at once: the server handles a connection's
         # messages in order, so "complete" has freed the slot before the next "subscribe" is read.
         await ws.complete("1")

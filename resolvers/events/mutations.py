@@ -17,12 +17,13 @@ from services.events import log as service
 from services.node_ids import NodeType, encode_id
 
 
-def _new_event(i: int, event: EventInput) -> service.NewEvent:
+def _new_event(where: str, event: EventInput) -> service.NewEvent:
+    """`event`, named `where` in its errors (`inputs[3]` of logEvents, `input` of logEvent)."""
     if event.event_type.strip().upper() in RESERVED_TYPES:  # in any case: "audit" must not pass for AUDIT
-        raise BadUserInput(f"{event.event_type.strip()} events are written by Graphlake itself", field=f"inputs[{i}].eventType")
+        raise BadUserInput(f"{event.event_type.strip()} events are written by Graphlake itself", field=f"{where}.eventType")
     return service.NewEvent(
         event_type=event.event_type, level=event.level.value if event.level else LEVELS["INFO"], message=event.message,
-        data=encode_json(event.data if event.data is not None else {}, field=f"inputs[{i}].data"),
+        data=encode_json(event.data if event.data is not None else {}, field=f"{where}.data"),
         source=event.source.to_value() if event.source else Ownership(), timestamp=event.timestamp,
         alert=bool(event.alert), trace_id=event.trace_id, span_id=event.span_id,
     )
@@ -35,7 +36,8 @@ class EventMutations:
         self, info: Info, input: Annotated[EventInput, strawberry.argument(description="The event.")],
     ) -> Event:
         state = info.context.state
-        [stored] = await service.log_events(state.feed, [_new_event(0, input)], state.settings, state.background)
+        [stored] = await service.log_events(state.feed, [_new_event("input", input)], state.settings, state.background,
+                                            one=True)
         if state.metrics is not None:
             state.metrics.count_events([stored.level])
         return Event.from_document(stored)
@@ -47,8 +49,8 @@ class EventMutations:
             "The events: 1 to GRAPHLAKE_MAX_EVENTS_PER_BATCH (10,000 by default)."))],
     ) -> LogEventsPayload:
         state = info.context.state
-        stored = await service.log_events(state.feed, [_new_event(i, e) for i, e in enumerate(inputs)], state.settings,
-                                          state.background)
+        stored = await service.log_events(state.feed, [_new_event(f"inputs[{i}]", e) for i, e in enumerate(inputs)],
+                                          state.settings, state.background)
         if state.metrics is not None:
             state.metrics.count_events(e.level for e in stored)
         return LogEventsPayload(count=len(stored), ids=[encode_id(NodeType.EVENT, e.id) for e in stored])

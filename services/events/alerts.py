@@ -23,6 +23,7 @@ from documents.clock import utcnow
 from documents.event import ALERT_DELIVERY_FAILED, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from services.events.feed import FeedWriter
+from services.node_ids import NodeType, encode_id
 from storage import retries
 
 log = logging.getLogger("graphlake.alerts")
@@ -47,7 +48,8 @@ class AlertSettings(Protocol):
 
 def alert_body(events: list[Event]) -> dict:
     return {"alerts": [{
-        "id": str(e.id), "eventType": e.event_type, "level": _NAMES.get(e.level, str(e.level)), "message": e.message,
+        # The id the API knows (event(id:), `after`): a receiver looks the event up, or resumes from it.
+        "id": encode_id(NodeType.EVENT, e.id), "eventType": e.event_type, "level": _NAMES.get(e.level, str(e.level)), "message": e.message,
         "timestamp": e.timestamp.isoformat(), "source": e.source.model_dump(exclude_none=True), "data": e.data.decode(),
         "traceId": e.trace_id,
     } for e in events]}
@@ -106,7 +108,8 @@ async def notify(events: list[Event], writer: FeedWriter, settings: AlertSetting
     failures = [
         Event(id=new_event_id(), event_type=ALERT_DELIVERY_FAILED, level=LEVELS["WARNING"],
               message=f"alert delivery to {what} failed", timestamp=utcnow(),
-              data=StoredJson.encode({"target": what, "error": error, "events": [str(e.id) for e in events]}))
+              data=StoredJson.encode({"target": what, "error": error,
+                                      "events": [encode_id(NodeType.EVENT, e.id) for e in events]}))
         for what, error in zip(deliveries, results, strict=True) if error
     ]
     if failures:

@@ -58,8 +58,7 @@ class NewEvent:
     span_id: str | None = None
 
 
-def _check(i: int, event: NewEvent) -> None:
-    where = f"inputs[{i}]"
+def _check(where: str, event: NewEvent) -> None:
     if not event.event_type.strip() or len(event.event_type) > MAX_TYPE_LENGTH:
         raise BadUserInput(f"must be 1 to {MAX_TYPE_LENGTH} characters", field=f"{where}.eventType")
     if not EVENT_TYPE.fullmatch(event.event_type.strip()):
@@ -70,8 +69,9 @@ def _check(i: int, event: NewEvent) -> None:
 
 
 async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: EventSettings,
-                     tasks: set[asyncio.Task] | None = None) -> list[Event]:
-    """Store a batch (all checked first), publish it live, and fire alerts in the background."""
+                     tasks: set[asyncio.Task] | None = None, *, one: bool = False) -> list[Event]:
+    """Store a batch (all checked first), publish it live, and fire alerts in the background. An
+    error names the event as `inputs[i]`, or with `one` (logEvent's single event) as `input`."""
     if not events:
         raise BadUserInput("give at least one event", field="inputs")
     if len(events) > settings.max_events_per_batch:
@@ -79,10 +79,11 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
     now = utcnow()
     latest = now + timedelta(seconds=settings.event_clock_skew_seconds)
     for i, event in enumerate(events):
-        _check(i, event)
+        where = "input" if one else f"inputs[{i}]"
+        _check(where, event)
         if event.timestamp is not None and to_millis(event.timestamp) > latest:  # naive means UTC, as stored
             raise BadUserInput(f"is more than {settings.event_clock_skew_seconds} s ahead of the server's clock",
-                               field=f"inputs[{i}].timestamp")
+                               field=f"{where}.timestamp")
     # Built without re-validation: every field was checked above or typed by GraphQL (the hot path).
     stored = [
         Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
