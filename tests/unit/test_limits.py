@@ -40,7 +40,8 @@ async def test_documents_are_validated_once_and_limits_still_hold(settings: Sett
     shallow = build_schema(settings.model_copy(update={"max_query_depth": 2}))
     for _ in range(3):
         deep = await shallow.execute("query Deep { apiTokens { edges { node { name } } } }")
-        assert [e.message for e in deep.errors] == ["'Deep' exceeds maximum operation depth of 2"]
+        assert [e.message for e in deep.errors] == [
+            "'Deep' exceeds maximum operation depth of 2 (the server's limit: GRAPHLAKE_MAX_QUERY_DEPTH)"]
         ok = await shallow.execute("query Fine { __typename }")
         assert not ok.errors and ok.data == {"__typename": "Query"}
     assert sorted(validations) == ["Deep", "Fine"]  # once each, not three times
