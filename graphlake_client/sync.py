@@ -49,7 +49,8 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
                 except StopAsyncIteration:
                     return
         finally:
-            self.run(pages.aclose())  # type: ignore[attr-defined]
+            if not self._loop.is_closed():  # an iterator kept past close(): nothing left to close on that loop
+                self.run(pages.aclose())  # type: ignore[attr-defined]
 
     return call
 
@@ -69,6 +70,9 @@ class SyncClient:
         if threading.current_thread() is self._thread:
             work.close()
             raise RuntimeError("a SyncClient call from inside its own loop would wait forever: await the async Client")
+        if self._loop.is_closed():  # said plainly, where the loop said "Event loop is closed" and warned of a coroutine
+            work.close()
+            raise RuntimeError("this SyncClient is closed: make a new one (or use it as a context manager around its calls)")
         future: Future[R] = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
             return future.result()

@@ -504,7 +504,17 @@ async def test_the_sync_client_pages_uploads_and_conflicts(served: Served, contr
                 conflict = None
             except SaveConflict as error:
                 conflict = error.code
-            return {"pages": pages, "file": lake.read_bytes(stored), "conflict": conflict, "loaded": lake.load("sync/cas")}
+            kept = lake.query_assets(labels_all=["sync"], page_size=2)  # an iterator kept past close()
+            next(kept)
+            result = {"pages": pages, "file": lake.read_bytes(stored), "conflict": conflict, "loaded": lake.load("sync/cas")}
+        try:  # a call after close is told so, plainly
+            lake.load("sync/cas")
+            result["after_close"] = None
+        except RuntimeError as error:
+            result["after_close"] = str(error)
+        kept.close()  # its cleanup has no loop left to run on: nothing raised, nothing printed
+        return result
 
     result = await asyncio.to_thread(script)  # off the loop the server runs on
-    assert result == {"pages": [2, 1], "file": b"a,b\n1,2\n", "conflict": "CONFLICT", "loaded": "two"}
+    assert result == {"pages": [2, 1], "file": b"a,b\n1,2\n", "conflict": "CONFLICT", "loaded": "two",
+                      "after_close": "this SyncClient is closed: make a new one (or use it as a context manager around its calls)"}
