@@ -4,10 +4,11 @@ import { useEffect, useRef, useState } from "react";
 import { type CombinedError, useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
-import { errorText, safeUrl, startDownload } from "../client";
+import { errorText, safeUrl } from "../client";
 import { AnnotationOverlay } from "../components/AnnotationOverlay";
 import { assetHref } from "../components/AssetRow";
 import { JsonTree } from "../components/JsonTree";
+import { useSignedDownload } from "../components/SignedDownload";
 import {
   AssetDownloadUrlDocument,
   AssetCollectionsMoreDocument, AssetDatumsMoreDocument, AssetDerivedMoreDocument, AssetDetailDocument,
@@ -101,20 +102,13 @@ export function AssetPage({ id }: { id: string }) {
 const BROWSER_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif",
   "image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon"]);
 
-/** The asset's file, through a URL signed at the click: the page's own expires while the page stays open. */
+/** The asset's file, through a URL signed at the click (components/SignedDownload.tsx). */
 function AssetDownload({ id }: { id: string }) {
   const client = useClient();
-  const [problem, setProblem] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const download = async () => {
-    setBusy(true);
-    setProblem(null);
+  const { download, busy, problem } = useSignedDownload(async () => {
     const result = await client.query(AssetDownloadUrlDocument, { id }, { requestPolicy: "network-only" }).toPromise();
-    setBusy(false);
-    const url = safeUrl(result.data?.asset?.downloadUrl);
-    if (url) startDownload(url);
-    else setProblem(result.error ? errorText(result.error) : "its file is not available (deleted meanwhile?)");
-  };
+    return { url: result.data?.asset?.downloadUrl, error: result.error };
+  }, "its file is not available (deleted meanwhile?)");
   return (
     <>
       <button type="button" className="button" onClick={download} disabled={busy} data-testid="asset-download">Download</button>

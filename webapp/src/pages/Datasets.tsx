@@ -5,8 +5,9 @@ import { useCallback, useEffect, useState } from "react";
 import { useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
-import { errorText, safeUrl, startDownload } from "../client";
+import { errorText } from "../client";
 import { assetHref } from "../components/AssetRow";
+import { useSignedDownload } from "../components/SignedDownload";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import {
   DatasetDetailDocument, DatasetListDocument, DatasetVersionsDocument, VersionContentUrlDocument, VersionDiffDocument,
@@ -151,24 +152,14 @@ function Verify({ versionId }: { versionId: string }) {
  *  signed URL asked for at the click: one in the list would expire while the page stays open. */
 function ContentDownload({ version }: { version: VersionRowFragment }) {
   const client = useClient();
-  const [problem, setProblem] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { download, busy, problem } = useSignedDownload(async () => {
+    const result = await client.query(VersionContentUrlDocument, { id: version.id }, { requestPolicy: "network-only" }).toPromise();
+    return { url: result.data?.datasetVersion?.content?.downloadUrl, error: result.error };  // saved as <dataset>-<version>.jsonl
+  }, "its file is not available on this lake");
   const content = version.content;
   if (!content) {
     return <span className="muted" title="Not written yet (built before versions had content files, or its write failed): the server's hourly maintenance writes it">none</span>;
   }
-  const download = async () => {
-    setBusy(true);
-    setProblem(null);
-    const result = await client.query(VersionContentUrlDocument, { id: version.id }, { requestPolicy: "network-only" }).toPromise();
-    setBusy(false);
-    const url = safeUrl(result.data?.datasetVersion?.content?.downloadUrl);
-    if (!url) {
-      setProblem(result.error ? errorText(result.error) : "its file is not available on this lake");
-      return;
-    }
-    startDownload(url);  // an attachment named <dataset>-<version>.jsonl
-  };
   return (
     <>
       <button type="button" onClick={download} disabled={busy} title={`SHA-256 ${content.sha256}`} data-testid="content-download">

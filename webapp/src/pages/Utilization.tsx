@@ -6,6 +6,7 @@ import { useQuery } from "urql";
 import { errorText } from "../client";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { UtilizationDocument, type UtilizationGroup } from "../generated/graphql";
+import { counted } from "../format";
 
 const WINDOWS = { "Last 24 hours": { hours: 24, bucket: "HOUR" }, "Last 7 days": { hours: 24 * 7, bucket: "DAY" },
   "Last 30 days": { hours: 24 * 30, bucket: "DAY" } } as const;
@@ -83,7 +84,7 @@ function GroupsPage({ variables, after, last, onMore }: {
             <td><strong>{row.group}</strong></td>
             <td className="share"><span className="bar" style={{ width: `${Math.min(100, row.utilization * 100)}%` }} /></td>
             <td>{(row.utilization * 100).toFixed(1)}%</td>
-            <td>{duration(row.busySeconds)} busy, {row.sessions} {row.sessions === 1 ? "session" : "sessions"}</td>
+            <td>{duration(row.busySeconds)} busy, {counted(row.sessions, "session")}</td>
             <td>
               <svg className="spark" viewBox={`0 0 ${row.buckets.length} 1`} preserveAspectRatio="none" aria-label="busy share per bucket">
                 {row.buckets.map((b, i) => (
