@@ -83,6 +83,11 @@ class Event(Document):
     span_id: str | None = None
     # Archived events leave default queries but stay retrievable (`includeArchived`).
     archived: bool = False
+    # True on the events Graphlake writes itself (AUDIT, ASSET_STATUS, alerts' failures, scheduled
+    # backups): `events(filter: {origin})` tells them from those clients log, which they would bury
+    # (every mutation writes an AUDIT event). Stored sparse, as nothing on a client's event, so a
+    # query for CLIENT pins it to null, which the indexes below hold as a value.
+    by_lake: bool | None = None
 
     class Settings:
         name = "events"
@@ -96,6 +101,10 @@ class Event(Document):
                   name="type_timeline"),
             # The order of receipt (`events(orderBy: RECEIVED)`): the server makes each id as it stores the event.
             Index([("archived", ASCENDING), ("_id", DESCENDING)], name="received"),
+            # Both orders again with the origin pinned: the events clients logged, or the lake's own.
+            Index([("archived", ASCENDING), ("by_lake", ASCENDING), ("timestamp", DESCENDING), ("_id", DESCENDING)],
+                  name="origin_timeline"),
+            Index([("archived", ASCENDING), ("by_lake", ASCENDING), ("_id", DESCENDING)], name="origin_received"),
             IndexModel([("level", ASCENDING), ("timestamp", DESCENDING)], name="level_time"),
             IndexModel([("alert", ASCENDING), ("timestamp", DESCENDING)], name="alert_time"),
             IndexModel([("source.node_id", ASCENDING), ("timestamp", DESCENDING)], name="node_time"),

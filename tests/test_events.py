@@ -74,6 +74,36 @@ async def test_log_and_query_with_every_filter(api: Api, contributor: str) -> No
     assert fetched["message"] == "gripper jam"
 
 
+async def test_origin_tells_what_clients_logged_from_the_lakes_own_events(api: Api, contributor: str, admin: str) -> None:
+    await log(api, contributor, ev("NODE_START"))
+    await api.data("StoreValue", {"input": {"name": "reading", "value": {"plate": 7}}}, token=contributor)  # AUDIT
+    await log(api, contributor, ev("NODE_STOP"))
+    for order in ("TIMESTAMP", "RECEIVED"):
+        async def listed(origin: str | None) -> list[tuple[str, str]]:
+            data = await api.data("Events", {"filter": {"origin": origin}, "first": 50, "orderBy": order}, token=admin)
+            return [(e["node"]["eventType"], e["node"]["origin"]) for e in data["events"]["edges"]]
+
+        assert await listed("CLIENT") == [("NODE_STOP", "CLIENT"), ("NODE_START", "CLIENT")]
+        lake = await listed("LAKE")
+        assert lake and {t for t, _ in lake} == {"AUDIT"} and {o for _, o in lake} == {"LAKE"}
+        assert len(await listed(None)) == 2 + len(lake)
+
+
+async def test_a_subscription_for_client_events_gets_no_audit(api: Api, served: Served, state: AppState, viewer: str,
+                                                             contributor: str) -> None:
+    async with Subscriber(served.ws_url, TRANSPORT_WS) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.subscribe("EventStream", {"filter": {"origin": "CLIENT"}})
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the subscription to listen")
+        await api.data("StoreValue", {"input": {"name": "reading", "value": 1}}, token=contributor)  # its AUDIT first
+        await log(api, contributor, ev("NODE_START"))
+        got = await asyncio.wait_for(ws.receive(), 10)
+        assert (got["payload"]["data"]["events"]["eventType"], got["payload"]["data"]["events"]["origin"]) == (
+            "NODE_START", "CLIENT")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.receive(), 1.5)
+
+
 async def test_a_batch_is_checked_whole(api: Api, contributor: str, settings: Settings) -> None:
     before = await Event.find({"event_type": {"$ne": "AUDIT"}}).count()
     error = await api.error("LogEvents", {"inputs": [ev(), ev(""), ev()]}, token=contributor)

@@ -33,6 +33,7 @@ from migrations import v004_content_manifests as v004
 from migrations import v005_corrections_and_batches as v005
 from migrations import v006_datum_uses as v006
 from migrations import v007_asset_lineage as v007
+from migrations import v008_event_origin as v008
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from tests import factories
@@ -102,7 +103,7 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
     steps = await migrate(scratch_db, writer="new", dry_run=True)
     assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}",
                                        f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}",
-                                       f"6 -> 7: {v007.SUMMARY}"]
+                                       f"6 -> 7: {v007.SUMMARY}", f"7 -> 8: {v008.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -322,3 +323,19 @@ async def test_v007_links_each_asset_to_its_sources_but_deleted_ones(scratch_db:
     assert "derived_from" not in await scratch_db.assets.index_information()
     await v007.backward(scratch_db)
     assert "asset_lineage" not in await scratch_db.list_collection_names()
+
+
+async def test_v008_marks_the_events_the_lake_wrote_and_backward_clears_them(scratch_db: AsyncDatabase) -> None:
+    types = ["AUDIT", "NODE_START", "ASSET_STATUS", "BACKUP_COMPLETED", "audit", "ALERT_DELIVERY_FAILED"]
+    events = [{"_id": ObjectId(), "event_type": t, "level": 20, "archived": n % 2 == 0} for n, t in enumerate(types)]
+    await scratch_db.events.insert_many(events)
+    await scratch_db.events.create_index([("archived", 1), ("by_lake", 1), ("_id", -1)], name="origin_received")
+
+    for _ in range(2):  # idempotent
+        await v008.forward(scratch_db)
+        marked = [e["event_type"] async for e in scratch_db.events.find({"by_lake": True}, sort=[("_id", 1)])]
+        assert marked == ["AUDIT", "ASSET_STATUS", "BACKUP_COMPLETED", "ALERT_DELIVERY_FAILED"]  # types are exact
+        assert await scratch_db.events.count_documents({"by_lake": None}) == 2
+    await v008.backward(scratch_db)
+    assert await scratch_db.events.count_documents({"by_lake": {"$exists": True}}) == 0
+    assert "origin_received" not in await scratch_db.events.index_information()

@@ -91,6 +91,9 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("events", "Events", {"first": 2, "filter": {"eventTypes": ["T1"]}}),
         ("events", "Events", {"first": 2, "filter": {"minLevel": "ERROR"}}),
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED"}),
+        # What clients logged, without the lake's own events (an AUDIT per mutation), and those alone.
+        *[("events", "Events", {"first": 2, "orderBy": order, "filter": {"origin": origin}})
+          for order in ("TIMESTAMP", "RECEIVED") for origin in ("CLIENT", "LAKE")],
         # Oldest first, and newer than a position (what a client that reconnects reads forward).
         ("events", "Events", {"first": 2, "direction": "ASC"}),
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED", "direction": "ASC"}),
@@ -143,6 +146,23 @@ async def test_hot_reads_use_indexes_on_the_embedded_default(api: Api, served: S
                 break
             variables = {**variables, key: cursor}
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+async def test_events_by_origin_pin_it_in_the_index(api: Api, served: Served, state: AppState, contributor: str,
+                                                    lake: dict[str, str]) -> None:
+    """The lake's own events outnumber what clients log (an AUDIT per mutation): a list of the
+    clients' events walking the timeline and skipping the rest would read the whole audit trail to
+    fill a page. So its index search pins `by_lake` beside `archived`, in either order."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    for order in ("TIMESTAMP", "RECEIVED"):
+        for origin in ("CLIENT", "LAKE"):
+            served.commands.clear()
+            await api.data("Events", {"first": 2, "orderBy": order, "filter": {"origin": origin}}, token=contributor)
+            [find] = [f for f in served.commands.finds if f["find"] == "events"]
+            plan = await state.db.command("explain", {"find": "events", "filter": find["filter"], "sort": find["sort"]})
+            [search] = plan["queryPlanner"]["Plan"]
+            assert "origin_" in search and search.count("=?") == 2, (order, origin, search)
 
 
 async def test_the_write_paths_read_by_id_through_the_id_index(api: Api, served: Served, state: AppState,

@@ -244,6 +244,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         walk.send(second)
         await walk.expect("PAUSE_OK")
         await walk.expect("OLDER_EVENTS")
+        await walk.expect("ORIGIN_OK")
 
         # What the uploads stored: the very bytes, checked by the server against the browser's SHA-256.
         image_id = await walk.expect("UPLOADED")

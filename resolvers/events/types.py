@@ -34,6 +34,15 @@ def level_of(number: int) -> LogLevel:
     return max((level for level in LogLevel if level.value <= number), key=lambda level: level.value, default=LogLevel.DEBUG)
 
 
+@strawberry.enum(description="Who wrote an event: a client, or Graphlake itself.")
+class EventOrigin(Enum):
+    CLIENT = strawberry.enum_value("CLIENT", description=(
+        "Logged by a client: `logEvent` / `logEvents`, an instrument, a workflow, the Python log handler."))
+    LAKE = strawberry.enum_value("LAKE", description=(
+        "Written by Graphlake itself: AUDIT (one per mutation and CLI change), ASSET_STATUS, "
+        "ALERT_DELIVERY_FAILED, BACKUP_COMPLETED and BACKUP_FAILED of scheduled backups."))
+
+
 @strawberry.type(description="One structured event: what happened, how severe, where it came from.")
 class Event(Node):
     event_type: str = strawberry.field(description="e.g. LOG_INFO, NODE_START, WORKFLOW_COMPLETE, AUDIT.")
@@ -48,6 +57,7 @@ class Event(Node):
     span_id: str | None = strawberry.field(description="The span within that trace; null if none.")
     archived: bool = strawberry.field(description=(
         "Moved out of default queries by age (`graphlake events archive`); `EventFilter.includeArchived` shows it."))
+    origin: EventOrigin = strawberry.field(description="Whether a client logged it or Graphlake wrote it itself.")
     doc: strawberry.Private[EventDocument]
     # Streamed live, one Event object reaches every subscriber; its fields read nothing per caller.
     shared_results: strawberry.Private[SharedResults] = field(default_factory=SharedResults)
@@ -66,7 +76,7 @@ class Event(Node):
         return cls(id=encode_id(NodeType.EVENT, doc.id), event_type=doc.event_type, level=level_of(doc.level),
                    level_number=doc.level, message=doc.message, source=Ownership.from_value(doc.source),
                    timestamp=doc.timestamp, alert=doc.alert, trace_id=doc.trace_id, span_id=doc.span_id,
-                   archived=doc.archived, doc=doc)
+                   archived=doc.archived, origin=EventOrigin.LAKE if doc.by_lake else EventOrigin.CLIENT, doc=doc)
 
 
 @strawberry.input(description="Which events; every given field must match.")
@@ -79,6 +89,9 @@ class EventFilter:
     alert_only: bool | None = strawberry.field(default=None, description="True: only events sent with `alert: true`.")
     data: list[JsonPredicate] | None = strawberry.field(default=None, description="Predicates on `data`, all of which must hold.")
     include_archived: bool = strawberry.field(default=False, description="Also archived events (queries only).")
+    origin: EventOrigin | None = strawberry.field(default=None, description=(
+        "Only the events clients logged (CLIENT), or only Graphlake's own (LAKE: the audit trail, asset status, ...); "
+        "null: both."))
 
     def accepts(self, event: EventDocument) -> bool:
         """The same filter, applied in memory to a live event (see events_query for the stored ones)."""
@@ -93,6 +106,8 @@ class EventFilter:
         if self.before and event.timestamp >= to_millis(self.before):
             return False
         if self.alert_only and not event.alert:
+            return False
+        if self.origin is not None and bool(event.by_lake) != (self.origin is EventOrigin.LAKE):
             return False
         return all(matches(event.data, p.path, p.op.value, p.value) for p in self.data or [])
 

@@ -56,6 +56,7 @@ class NewEvent:
     alert: bool = False
     trace_id: str | None = None
     span_id: str | None = None
+    by_lake: bool = False  # written by Graphlake itself (documents/event.py), never by a client's request
 
 
 def _check(where: str, event: NewEvent) -> None:
@@ -88,7 +89,8 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
     stored = [
         Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
               data=e.data or StoredJson.encode({}), source=e.source,
-              timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
+              timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id,
+              by_lake=True if e.by_lake else None)
         for e in events
     ]
     alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]
@@ -271,11 +273,15 @@ async def utilization(start: datetime, end: datetime, group_by: str, bucket: str
 
 def event_query(*, min_level: int | None = None, event_types: Sequence[str] | None = None,
                 source: dict[str, Any] | None = None, after: datetime | None = None, before: datetime | None = None,
-                alert_only: bool = False, data: Sequence[dict[str, Any]] = (), include_archived: bool = False) -> dict[str, Any]:
-    """The MongoDB filter for an EventFilter (data predicates come compiled)."""
+                alert_only: bool = False, data: Sequence[dict[str, Any]] = (), include_archived: bool = False,
+                by_lake: bool | None = None) -> dict[str, Any]:
+    """The MongoDB filter for an EventFilter (data predicates come compiled). `by_lake`: True for
+    only the events Graphlake wrote itself, False for only those clients logged, None for both."""
     clauses: list[dict[str, Any]] = []
     if not include_archived:
         clauses.append({"archived": False})
+    if by_lake is not None:
+        clauses.append({"by_lake": True if by_lake else None})
     if min_level is not None:
         clauses.append({"level": {"$gte": min_level}})
     if event_types:

@@ -140,6 +140,19 @@ async function main() {
     if (JSON.stringify(shown) !== JSON.stringify(expectedEvents)) throw new Error(`events shown: ${shown.join(" | ")}`);
     say("OLDER_EVENTS");
 
+    step = "the lake's own events (the audit trail) are apart from what clients logged, one choice away";
+    await page.getByLabel("Event types").fill("");
+    await page.getByLabel("Logged by").selectOption("lake");
+    await page.waitForFunction(() => new URLSearchParams(location.search).get("from") === "lake");
+    await eventRows.filter({ hasText: "AUDIT" }).first().waitFor();
+    const lakeTypes = new Set(await eventRows.evaluateAll((rows) => rows.map((r) => r.children[2].textContent)));
+    if (lakeTypes.has(config.eventType)) throw new Error(`the lake's own events include a client's: ${[...lakeTypes].join(", ")}`);
+    await page.getByLabel("Logged by").selectOption("");
+    await eventRows.filter({ hasText: first }).waitFor();
+    const clientTypes = await eventRows.evaluateAll((rows) => rows.map((r) => r.children[2].textContent));
+    if (clientTypes.includes("AUDIT")) throw new Error("the events logged by clients include AUDIT");
+    say("ORIGIN_OK");
+
     step = "utilization: a node's busy share of the last 24 hours";
     await page.getByRole("link", { name: "Utilization" }).click();
     await page.getByTestId("utilization").locator("th", { hasText: "Busy share" }).waitFor();  // the columns are named

@@ -7,7 +7,7 @@ import { useClient } from "urql";
 import { errorText, type SocketStatus } from "../client";
 import { JsonTree } from "../components/JsonTree";
 import { Sentinel } from "../components/Sentinel";
-import { LiveEventsDocument, RecentEventsDocument, type EventFilter, type EventRowFragment, type LogLevel } from "../generated/graphql";
+import { LiveEventsDocument, RecentEventsDocument, type EventFilter, type EventOrigin, type EventRowFragment, type LogLevel } from "../generated/graphql";
 import { when, words } from "../format";
 import { useSession } from "../session";
 
@@ -15,10 +15,15 @@ const LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const PAGE = 50;
 const KEEP = 2000; // events kept on screen; older ones drop off the bottom (and load again by scrolling)
 
-// The filters live in the query string too (/events?types=A,B&level=ERROR&node=n1): a link or a
-// reload opens the same stream.
-function filterOf(types: string, level: LogLevel | "", node: string): EventFilter {
-  return { includeArchived: false, eventTypes: words(types), minLevel: level || null, source: node.trim() ? { nodeId: node.trim() } : null };
+// Whose events: what the lab's clients logged (the default: every mutation also writes an AUDIT
+// event, which would bury them), the lake's own, or both. In the query string as `from=lake|all`.
+const ORIGINS: Record<string, EventOrigin | ""> = { "": "CLIENT", lake: "LAKE", all: "" };
+
+// The filters live in the query string too (/events?types=A,B&level=ERROR&node=n1&from=all): a link
+// or a reload opens the same stream.
+function filterOf(types: string, level: LogLevel | "", node: string, from: string): EventFilter {
+  return { includeArchived: false, eventTypes: words(types), minLevel: level || null, source: node.trim() ? { nodeId: node.trim() } : null,
+           origin: (Object.hasOwn(ORIGINS, from) ? ORIGINS[from] : "CLIENT") || null };
 }
 
 export function Events() {
@@ -26,17 +31,18 @@ export function Events() {
   const [types, setTypes] = useState(query.get("types") ?? "");
   const [level, setLevel] = useState<LogLevel | "">(LEVELS.find((l) => l === query.get("level")) ?? "");
   const [node, setNode] = useState(query.get("node") ?? "");
-  const [filter, setFilter] = useState<EventFilter>(() => filterOf(types, level, node));
+  const [from, setFrom] = useState(query.get("from") ?? "");
+  const [filter, setFilter] = useState<EventFilter>(() => filterOf(types, level, node, from));
   useEffect(() => {
     const timer = setTimeout(() => {
-      const next = filterOf(types, level, node);
+      const next = filterOf(types, level, node, from);
       // The same filter again must not restart the stream (Stream subscribes per filter object).
       setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
-      const search = new URLSearchParams(Object.entries({ types, level, node }).filter(([, v]) => v.trim()));
+      const search = new URLSearchParams(Object.entries({ types, level, node, from }).filter(([, v]) => v.trim()));
       history.replaceState(history.state, "", search.size ? `?${search}` : location.pathname);
     }, 300);
     return () => clearTimeout(timer);
-  }, [types, level, node]);
+  }, [types, level, node, from]);
 
   return (
     <section>
@@ -47,6 +53,12 @@ export function Events() {
           {LEVELS.map((l) => <option key={l} value={l}>{l} and above</option>)}
         </select>
         <input aria-label="Source node" placeholder="Source node" value={node} onChange={(e) => setNode(e.target.value)} />
+        <select aria-label="Logged by" value={Object.hasOwn(ORIGINS, from) ? from : ""} onChange={(e) => setFrom(e.target.value)}
+                title="The lake's own events: an AUDIT event for every change, asset status, alert failures, scheduled backups">
+          <option value="">Logged by clients</option>
+          <option value="lake">The lake's own events</option>
+          <option value="all">Both</option>
+        </select>
       </form>
       <Stream key={JSON.stringify(filter)} filter={filter} />
     </section>
@@ -181,9 +193,9 @@ function Stream({ filter }: { filter: EventFilter }) {
         <p className="muted">Older events dropped off this page as new ones came: reload it to page through them.</p>
       )}
       {events.length === 0 && !error && <p className="muted">{
-        filter.eventTypes?.length || filter.minLevel || filter.source
-          ? "No event matches these filters (event types match exactly, capitals too); new ones appear here as they are logged."
-          : "No events yet; new ones appear here as they are logged."}</p>}
+        filter.eventTypes?.length || filter.minLevel || filter.source || filter.origin === "LAKE"
+          ? "No event matches these filters (event types match exactly, capitals too; the lake's own, such as AUDIT, are under \"Logged by\"); new ones appear here as they are logged."
+          : "No events logged by clients yet; new ones appear here as they are logged (the lake's own are under \"Logged by\")."}</p>}
     </>
   );
 }
