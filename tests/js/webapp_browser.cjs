@@ -92,10 +92,13 @@ async function main() {
     await page.getByRole("alert").filter({ hasText: 'Metadata: cannot read "plate ≈ 7"' }).waitFor();
     await page.getByLabel("Metadata").fill("");
     await page.getByRole("alert").waitFor({ state: "detached" });
-    await rows.filter({ hasText: config.assetName }).click();
+    await rows.filter({ hasText: config.assetName }).focus();
+    await page.keyboard.press("Enter");
 
     step = "the asset page shows the value as a tree";
     await page.getByTestId("asset-name").filter({ hasText: config.assetName }).waitFor();
+    // The keyboard's focus moved to the new page's content, not left on the list's vanished link.
+    await page.waitForFunction(() => document.activeElement?.matches("main.page"));
     await page.getByTestId("asset-value").filter({ hasText: config.valueText }).waitFor();
     await shot("asset-value");
     if (await page.getByTestId("asset-download").count()) throw new Error("a value offers a file download");

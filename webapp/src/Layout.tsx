@@ -1,4 +1,5 @@
-import { Link, Route, Switch } from "wouter";
+import { useEffect, useRef } from "react";
+import { Link, Route, Switch, useLocation } from "wouter";
 
 import { AssetList } from "./pages/AssetList";
 import { AssetPage } from "./pages/AssetPage";
@@ -12,6 +13,18 @@ import { canWrite, useSession } from "./session";
 export function Layout() {
   const session = useSession();
   const writer = canWrite(session.role);
+  // After a link (or Enter on one) opens another page, the keyboard's focus and a screen reader start
+  // at its content, at the top, as after a full page load; otherwise focus stays on a link that is
+  // gone and Tab starts over from the page's beginning. Not on the first page: a load does that itself.
+  const [path] = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const shown = useRef(path);
+  useEffect(() => {
+    if (shown.current === path) return;
+    shown.current = path;
+    window.scrollTo(0, 0);
+    main.current?.focus({ preventScroll: true });
+  }, [path]);
   return (
     <>
       <header className="top">
@@ -32,7 +45,7 @@ export function Layout() {
           <button type="button" className="link" onClick={session.signOut}>Sign out</button>
         </span>
       </header>
-      <main className="page">
+      <main className="page" tabIndex={-1} ref={main}>
         <Switch>
           <Route path="/"><AssetList /></Route>
           <Route path="/assets"><AssetList /></Route>
