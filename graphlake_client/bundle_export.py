@@ -24,6 +24,7 @@ from graphlake_client import operations as ops
 from graphlake_client.bundle_files import open_writer
 from graphlake_client.bundle_format import FORMAT, FORMAT_VERSION, payload_path
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.results import BundleExport
 from graphlake_client.retries import store_failures
 from graphlake_client.version_reading import summary, version_datums
 
@@ -78,7 +79,7 @@ async def read_version(lake: Client, version: str) -> dict[str, Any]:
 
 
 async def export_bundle(lake: Client, version: str, dest: Path | str, *,
-                        progress: ByteProgress | None = None) -> dict[str, Any]:
+                        progress: ByteProgress | None = None) -> BundleExport:
     """Write the version as a bundle at `dest` (a directory, or a path ending in .tar; or, as a str,
     an `s3://bucket/prefix`, with boto3's credentials: bundle_s3.py); what was written."""
     found = await read_version(lake, version)

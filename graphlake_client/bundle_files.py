@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 from graphlake_client.bundle_format import MANIFEST, PAYLOADS, check_manifest
 from graphlake_client.direct import stream_digest
@@ -78,7 +78,7 @@ class BundleReader:
             self._tar.close()
 
     @contextmanager
-    def _open(self, path: str) -> Iterator[IO[bytes] | None]:
+    def _open(self, path: str) -> Iterator[BinaryIO | None]:
         """The member at `path` (a plain file), or None if the bundle has none."""
         if self._tar is None:
             file = self.src / path
@@ -93,12 +93,13 @@ class BundleReader:
         except KeyError:
             yield None
             return
-        stream = self._tar.extractfile(member) if member.isfile() else None
+        # A tar member reads as a BufferedReader, a BinaryIO (typeshed types extractfile's answer IO[bytes]).
+        member_stream = cast("BinaryIO | None", self._tar.extractfile(member) if member.isfile() else None)
         try:
-            yield stream
+            yield member_stream
         finally:
-            if stream is not None:
-                stream.close()
+            if member_stream is not None:
+                member_stream.close()
 
     def locator(self, mount: str) -> None:
         """The files of a bundle here lie on no mount of a lake: nothing to register in place."""

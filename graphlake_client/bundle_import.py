@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from graphlake_client import bundle_lookup as lookup
 from graphlake_client import operations as ops
+from graphlake_client import results
 from graphlake_client.bundle_assets import place_assets, referenced_files
 from graphlake_client.bundle_files import BundleReader, open_reader
 from graphlake_client.bundle_records import place_records
 from graphlake_client.dataset_import import chunks
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.results import BundleImport, Policy, VersionState
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -56,7 +58,7 @@ class Report:
     dataset: str
     version: str
     manifest_sha256: str
-    policy: str
+    policy: Policy
     assets: Tally = field(default_factory=Tally)
     new_bytes: int = 0
     datums: Tally = field(default_factory=Tally)
@@ -64,19 +66,21 @@ class Report:
     sets: Tally = field(default_factory=Tally)
     records: Tally = field(default_factory=Tally)
     to_verify: int = 0
-    version_state: str = "new"  # new, present, or conflict
+    version_state: VersionState = "new"
     conflicts: list[str] = field(default_factory=list)
     committed: bool = False
     version_id: str | None = None
     same_hash: bool | None = None  # the version here hashes as the source's (None: no version yet)
 
-    def as_dict(self) -> dict[str, Any]:
-        def tally(t: Tally) -> dict[str, int]:
+    def as_dict(self) -> BundleImport:
+        def tally(t: Tally) -> results.Tally:
             return {"new": t.new, "present": t.present}
         return {"dataset": self.dataset, "version": self.version, "manifest_sha256": self.manifest_sha256,
-                "policy": self.policy, "assets": {**tally(self.assets), "new_bytes": self.new_bytes},
+                "policy": self.policy,
+                "assets": {"new": self.assets.new, "present": self.assets.present, "new_bytes": self.new_bytes},
                 "datums": tally(self.datums), "schemas": tally(self.schemas), "sets": tally(self.sets),
-                "records": {**tally(self.records), "to_verify": self.to_verify}, "version_state": self.version_state,
+                "records": {"new": self.records.new, "present": self.records.present, "to_verify": self.to_verify},
+                "version_state": self.version_state,
                 "conflicts": self.conflicts, "committed": self.committed, "version_id": self.version_id,
                 "same_hash": self.same_hash}
 
@@ -84,9 +88,9 @@ class Report:
 Locate = Callable[[str], dict[str, Any]]
 
 
-async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", dry_run: bool = False,
+async def import_bundle(lake: Client, src: Path | str, *, policy: Policy = "copy", dry_run: bool = False,
                         say: Callable[[str], None] = lambda _: None, progress: Callable[[int], None] | None = None,
-                        locate: Locate | None = None, mount: str | None = None) -> dict[str, Any]:
+                        locate: Locate | None = None, mount: str | None = None) -> BundleImport:
     """Prepare, then (unless `dry_run`, or there are conflicts: CONFLICT) commit; the report.
     `src`: a directory or a .tar here, or (a str) an `s3://bucket/prefix` read with boto3's credentials.
     `locate(payload path)` says where a payload lies for the reference policy, as registerExternal's
@@ -124,17 +128,19 @@ async def import_bundle(lake: Client, src: Path | str, *, policy: str = "copy", 
         return done.as_dict()
 
 
-def report_of(answer: dict[str, Any]) -> dict[str, Any]:
+def report_of(answer: dict[str, Any]) -> BundleImport:
     """A BundleImportReport as the server answers it (prepareBundleImport / commitBundleImport), in the
     shape import_bundle gives (Report.as_dict): a script reads one shape whichever side imported."""
-    def tally(t: dict[str, int]) -> dict[str, int]:
+    def tally(t: dict[str, int]) -> results.Tally:
         return {"new": t["new"], "present": t["present"]}
     version = answer.get("version") or {}
     return {"dataset": answer["dataset"], "version": answer["versionName"], "manifest_sha256": answer["manifestSha256"],
             "policy": answer["policy"].lower().replace("_", "-"),
-            "assets": {**tally(answer["assets"]), "new_bytes": int(answer["newBytes"])},
+            "assets": {"new": answer["assets"]["new"], "present": answer["assets"]["present"],
+                       "new_bytes": int(answer["newBytes"])},
             "datums": tally(answer["datums"]), "schemas": tally(answer["schemas"]), "sets": tally(answer["sets"]),
-            "records": {**tally(answer["records"]), "to_verify": answer["toVerify"]},
+            "records": {"new": answer["records"]["new"], "present": answer["records"]["present"],
+                        "to_verify": answer["toVerify"]},
             "version_state": answer["versionState"], "conflicts": answer["conflicts"], "committed": answer["committed"],
             "version_id": version.get("id"), "same_hash": answer["sameHash"]}
 
@@ -194,7 +200,7 @@ class Pass:
     """One pass over the bundle: with write=False it only reads and reports (prepare); with
     write=True it makes what is missing as it goes (commit)."""
 
-    def __init__(self, lake: Client, reader: Any, manifest: dict[str, Any], policy: str,
+    def __init__(self, lake: Client, reader: Any, manifest: dict[str, Any], policy: Policy,
                  say: Callable[[str], None], progress: Callable[[int], None] | None, locate: Locate | None) -> None:
         self.lake, self.reader, self.manifest, self.policy = lake, reader, manifest, policy
         self.say, self.progress, self.locate = say, progress, locate

@@ -55,8 +55,8 @@ async def place_records(job: Pass, write: bool) -> None:
                 pool.setdefault(key, []).append((held["id"], held["verified"]))
         missing = []
         for datum_ref, record in records:
-            key = _key(job, datum_ref, record)
-            candidates = pool.get(key or "", [])
+            wanted = _key(job, datum_ref, record)
+            candidates = pool.get(wanted or "", [])
             if not candidates:
                 missing.append((datum_ref, record))
                 continue

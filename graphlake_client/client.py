@@ -10,13 +10,24 @@ datasets in and out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.results import (
+    BundleExport,
+    BundleImport,
+    CocoExport,
+    DatasetVersion,
+    EventInput,
+    HfExport,
+    Level,
+    Policy,
+    YoloExport,
+)
 from graphlake_client.vault import Vault
 
 if TYPE_CHECKING:
@@ -33,15 +44,19 @@ class Client(Vault):
     save / load, events, dataset versions. Use it as an async context manager, which closes its connections."""
 
     # --- events
-    async def log_event(self, event_type: str, message: str | None = None, *, level: str = "INFO",
+    async def log_event(self, event_type: str, message: str | None = None, *, level: Level = "INFO",
                         data: Any = None, **fields: Any) -> str:
         """Log one event; `fields` are EventInput fields (source, alert, traceId, ...). Returns its ID."""
-        return (await self.log_events([{"eventType": event_type, "message": message, "level": level, "data": data, **fields}]))[0]
+        return (await self._log([{"eventType": event_type, "message": message, "level": level, "data": data, **fields}]))[0]
 
-    async def log_events(self, events: list[dict[str, Any]]) -> list[str]:
-        """Log a batch of EventInput dicts with one request and one bulk write. Returns their IDs."""
+    async def log_events(self, events: Sequence[EventInput]) -> list[str]:
+        """Log a batch of events (results.EventInput) with one request and one bulk write. Returns their IDs."""
+        return await self._log([dict(e) for e in events])
+
+    async def _log(self, events: list[dict[str, Any]]) -> list[str]:
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
-        return (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
+        ids: list[str] = (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
+        return ids
 
     # --- dataset versions
     async def dataset_id(self, name: str) -> str:
@@ -53,7 +68,7 @@ class Client(Vault):
                                      description: str | None = None, add_datums: list[str] | None = None,
                                      remove_datums: list[str] | None = None, add_annotation_sets: list[str] | None = None,
                                      remove_annotation_sets: list[str] | None = None,
-                                     from_collection: str | None = None) -> dict[str, Any]:
+                                     from_collection: str | None = None) -> DatasetVersion:
         """Freeze a new version of `dataset` (by name, made if new) from a `parent` version name, datum and set IDs, or a collection."""
         inputs: dict[str, Any] = {"version": version, "description": description, "addDatums": add_datums,
                                   "removeDatums": remove_datums, "addAnnotationSets": add_annotation_sets,
@@ -70,7 +85,8 @@ class Client(Vault):
                 raise GraphlakeClientError(f"no collection named {from_collection!r}", "NOT_FOUND", "from_collection")
         inputs["datasetId"] = await self.dataset_id(dataset)
         inputs = {k: v for k, v in inputs.items() if v is not None}
-        return (await self.execute(ops.CREATE_VERSION, {"input": inputs}))["createDatasetVersion"]
+        made: DatasetVersion = (await self.execute(ops.CREATE_VERSION, {"input": inputs}))["createDatasetVersion"]
+        return made
 
     # --- moving datasets in and out (the coco extra: pycocotools, Pillow)
     async def import_coco(self, annotations: Path, images: Path, dataset: str, *, version: str | None = None,
@@ -84,7 +100,7 @@ class Client(Vault):
         return await import_coco(self, annotations, images, dataset, version=version, predictions=predictions,
                                  model=model, mount=mount, set_name=set_name, split=split, say=say)
 
-    async def read_version(self, version: str) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    async def read_version(self, version: str) -> AsyncGenerator[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """Every datum of a dataset version (an id, or DATASET/VERSION) as it was frozen, with its
         records: `(datum, records)` pairs in the version's order, read from its content file (one
         download) where it has one, else page by page. A datum holds `id`, `split`, `metadata`,
@@ -98,7 +114,7 @@ class Client(Vault):
             async for pair in pairs:
                 yield pair
 
-    async def export_coco(self, version: str, dest: Path) -> dict[str, Any]:
+    async def export_coco(self, version: str, dest: Path) -> CocoExport:
         """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,
         annotations.json, and results.json when it holds predictions (graphlake_client.coco_export)."""
         from graphlake_client.coco_export import export_coco
@@ -106,7 +122,7 @@ class Client(Vault):
         return await export_coco(self, version, dest)
 
     async def export_yolo(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                          seed: int = 0) -> dict[str, Any]:
+                          seed: int = 0) -> YoloExport:
         """Write a dataset version as an Ultralytics YOLO dataset under `dest`: images/<split>/,
         labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra). With
         `split_ratios` (train, validation, test), UNASSIGNED datums go where trainingSplit puts them
@@ -116,7 +132,7 @@ class Client(Vault):
         return await export_yolo(self, version, dest, split_ratios=split_ratios, seed=seed)
 
     async def export_hf(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                        seed: int = 0) -> dict[str, Any]:
+                        seed: int = 0) -> HfExport:
         """Write a dataset version as a folder `datasets.load_dataset` loads: <split>/ images with
         metadata.parquet, and a README naming the splits (graphlake_client.hf_export; the hf extra).
         `split_ratios` and `seed` as for export_yolo."""
@@ -135,7 +151,7 @@ class Client(Vault):
         return await import_voc(self, root, split, dataset, version=version, mount=mount, set_name=set_name, say=say)
 
     async def export_bundle(self, version: str, dest: Path | str, *,
-                            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                            progress: Callable[[int, int], None] | None = None) -> BundleExport:
         """Write a dataset version as a self-contained bundle at `dest`: a directory, or a path ending
         in .tar (graphlake_client.bundle_export; `progress(done, total)` in bytes). No extra needed;
         or an "s3://bucket/prefix" (a str), written with boto3's credentials (the s3 extra)."""
@@ -143,10 +159,10 @@ class Client(Vault):
 
         return await export_bundle(self, version, dest, progress=progress)
 
-    async def import_bundle(self, src: Path | str, *, policy: str = "copy", dry_run: bool = False,
+    async def import_bundle(self, src: Path | str, *, policy: Policy = "copy", dry_run: bool = False,
                             mount: str | None = None, say: Callable[[str], None] = _silent,
                             progress: Callable[[int], None] | None = None,
-                            locate: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
+                            locate: Callable[[str], dict[str, Any]] | None = None) -> BundleImport:
         """Import a bundle (a directory or a .tar, or an "s3://bucket/prefix" read with boto3's
         credentials): prepare, then commit unless `dry_run` (graphlake_client.bundle_import: `policy`
         copy, copy-if-missing or reference, `mount` for reference from S3, `say`, `progress`).
@@ -156,8 +172,8 @@ class Client(Vault):
         return await import_bundle(self, src, policy=policy, dry_run=dry_run, mount=mount, say=say, progress=progress,
                                    locate=locate)
 
-    async def import_bundle_on_mount(self, path: str, *, mount: str | None = None, policy: str = "copy",
-                                     dry_run: bool = False) -> dict[str, Any]:
+    async def import_bundle_on_mount(self, path: str, *, mount: str | None = None, policy: Policy = "copy",
+                                     dry_run: bool = False) -> BundleImport:
         """Have the server import a bundle that lies on one of its mounts (`path` relative to the
         mount's root): prepareBundleImport, or commitBundleImport unless `dry_run`. The server's
         BundleImportReport, in import_bundle's shape (bundle_import.report_of). Nothing passes

@@ -46,6 +46,7 @@ from graphlake_client.dataset_import import annotation_set as _set
 from graphlake_client.dataset_import import dataset_version as _version
 from graphlake_client.dataset_import import labelled_schema as _schema
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.results import DatasetVersion
 from graphlake_client.splits import SPLITS
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class CocoImport:
     records_added: dict[str, int] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)  # purposes whose set already held records
     resumed: list[str] = field(default_factory=list)  # purposes whose set an interrupted import had begun: the rest added
-    version: dict[str, Any] | None = None
+    version: DatasetVersion | None = None
 
 
 async def import_coco(lake: Client, annotations: Path, images: Path, dataset: str, *, version: str | None = None,
@@ -194,7 +195,11 @@ async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categorie
             for n, annotation in enumerate(rles):
                 image = images[annotation["image_id"]]
                 png = Path(scratch) / f"{n}.png"
-                png.write_bytes(png_of(mask_of(annotation["segmentation"], image.get("height"), image.get("width"))))
+                try:
+                    mask = mask_of(annotation["segmentation"], image.get("height"), image.get("width"))
+                except ValueError as error:
+                    raise GraphlakeClientError(f"annotation {annotation.get('id')}: {error}", "BAD_USER_INPUT") from None
+                png.write_bytes(png_of(mask))
                 files.append((png, {"name": f"mask-{annotation['id']}.png", "mediaType": "image/png",
                                     "collectionId": collection, "mount": mount,
                                     "path": f"masks/{set_id}/{annotation['id']}.png"}))

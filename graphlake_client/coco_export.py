@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.export_fetches import ExportFetches
+from graphlake_client.results import CocoExport
 from graphlake_client.retries import store_failures
 from graphlake_client.version_reading import find_version, image_path, summary, version_datums
 
@@ -27,7 +28,7 @@ DATUMS_PER_PAGE = 100  # the tests make these small to read on across pages
 RECORDS_PER_PAGE = 500
 
 
-async def export_coco(lake: Client, version: str, dest: Path) -> dict[str, Any]:
+async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
     """Write the version's images and COCO files under `dest`; what was written, by count."""
     found = await find_version(lake, version)
     sets = {s["id"]: s for s in found["annotationSets"]}
@@ -116,7 +117,7 @@ def _number(truth: list[tuple[Any, dict[str, Any]]]) -> None:
 
 
 def _categories(labels: list[str], category_id: dict[str, int],
-                grouped: dict[tuple[str, str, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+                grouped: dict[tuple[str, str, str, Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The schema labels as COCO categories; supercategory, keypoint names and skeleton come from the
     records that kept them (the schema has no place for them)."""
     categories = {name: {"id": category_id[name], "name": name} for name in labels}

@@ -21,10 +21,14 @@ VISIBLE = {0: None, 1: False, 2: True}
 VISIBILITY = {None: 0, False: 1, True: 2}
 
 
-def mask_of(segmentation: dict[str, Any], height: int, width: int) -> np.ndarray:
-    """The binary mask (height x width, uint8) of a compressed or uncompressed RLE segmentation."""
+def mask_of(segmentation: dict[str, Any], height: int | None, width: int | None) -> np.ndarray:
+    """The binary mask (height x width, uint8) of a compressed or uncompressed RLE segmentation: its
+    own `size`, else its image's height and width. ValueError if neither says how large it is."""
     if isinstance(segmentation["counts"], list):  # uncompressed: pycocotools compresses it first
-        encoded = rle.frPyObjects(segmentation, *segmentation.get("size", (height, width)))
+        size = segmentation.get("size") or (height, width)
+        if None in size:
+            raise ValueError("an uncompressed RLE without `size` needs its image's height and width")
+        encoded = rle.frPyObjects(segmentation, *size)
     else:
         counts = segmentation["counts"]
         encoded = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.results import DatasetVersion
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -161,7 +162,7 @@ async def records_held(lake: Client, found: dict[str, Any], made: dict[Any, tupl
     other = sum(n for datum, n in held.items() if datum not in image_of or made[image_of[datum]][1] != n)
     if other:
         raise _conflict(found, what, f"{other} of them not as this {what} makes them")
-    datum_of = {image_of[datum]: datum for datum in held}
+    datum_of = {image_of[datum]: datum for datum in held if datum is not None}  # (one without raised above)
     if len(datum_of) < len(held):
         raise _conflict(found, what, f"on {len(held) - len(datum_of)} more datums than images of this {what}")
     return datum_of
@@ -275,10 +276,10 @@ async def annotation_set(lake: Client, name: str, purpose: str, schema: str, sou
                                                           "source": source}}))["createAnnotationSet"]
 
 
-async def dataset_version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str]) -> dict[str, Any]:
+async def dataset_version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str]) -> DatasetVersion:
     """Version `version` of the dataset with these datums and sets; the existing one on a rerun
     (versions are immutable: it is never rebuilt)."""
-    found = (await lake.execute(ops.VERSION, {"dataset": dataset, "version": version}))["datasetVersion"]
+    found: DatasetVersion | None = (await lake.execute(ops.VERSION, {"dataset": dataset, "version": version}))["datasetVersion"]
     if found:
         return found
     return await lake.create_dataset_version(dataset, version, add_datums=datum_ids, add_annotation_sets=set_ids)

@@ -333,7 +333,7 @@ def _user_copy(reader: BinaryIO, writer: BinaryIO | None) -> tuple[int, str]:
     gigabyte against 1.4 s with none idle. Writes are smaller (see _kernel_copy on large folios)."""
     digest, size = hashlib.sha256(), 0
     with _BUFFERS.lent() as buffer, memoryview(buffer) as view:
-        while count := reader.readinto(view):
+        while count := reader.readinto(view):  # type: ignore[attr-defined]  # every binary file has it; typeshed's BinaryIO does not say so
             with view[:count] as piece:  # released at once: a buffer with views left cannot be closed
                 digest.update(piece)
                 if writer is not None:

@@ -33,6 +33,7 @@ from PIL import Image
 
 from graphlake_client import splits
 from graphlake_client.export_fetches import ExportFetches
+from graphlake_client.results import HfExport
 from graphlake_client.version_reading import (
     GroundTruth,
     box_of,
@@ -68,7 +69,7 @@ def sized(row: dict[str, Any], image: Path) -> None:
 
 
 async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0) -> HfExport:
     """Write the version's images, per-split metadata and README under `dest`; what was written, by count.
     `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit
     does (graphlake_client/splits.py); without them they go to `unassigned`."""

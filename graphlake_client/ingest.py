@@ -108,9 +108,9 @@ async def ingest_chunk(lake: Uploader, found: Found, progress: Progress | None) 
     except GraphlakeClientError as error:
         if (error.field or "").endswith(REFUSED):
             return None
-        found = re.match(r"inputs\[(\d+)\]", error.field or "")  # "inputs[7].sha256: ..." -> which file that is
-        if found and int(found.group(1)) < len(files):
-            raise GraphlakeClientError(f"{files[int(found.group(1))][0]}: {error}", error.code, error.field) from None
+        which = re.match(r"inputs\[(\d+)\]", error.field or "")  # "inputs[7].sha256: ..." -> which file that is
+        if which and int(which.group(1)) < len(files):
+            raise GraphlakeClientError(f"{files[int(which.group(1))][0]}: {error}", error.code, error.field) from None
         raise
     if progress:
         progress(sum(seen.st_size for seen in found.stats))

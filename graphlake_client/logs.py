@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphlake_client.client import Client
+from graphlake_client.results import EventInput, Level, Source
 
 MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
 # What every LogRecord carries: anything else on a record came from `extra=`.
@@ -40,10 +41,11 @@ _FLUSH = object()  # on the queue: send what is gathered now
 _STOP = object()  # on the queue: send what is gathered, then end the thread
 
 
-def level_name(levelno: int) -> str:
+def level_name(levelno: int) -> Level:
     """The event level for a Python level: the highest LogLevel at or below it (custom levels round down)."""
-    for threshold, name in ((logging.CRITICAL, "CRITICAL"), (logging.ERROR, "ERROR"),
-                            (logging.WARNING, "WARNING"), (logging.INFO, "INFO")):
+    names: tuple[tuple[int, Level], ...] = ((logging.CRITICAL, "CRITICAL"), (logging.ERROR, "ERROR"),
+                                            (logging.WARNING, "WARNING"), (logging.INFO, "INFO"))
+    for threshold, name in names:
         if levelno >= threshold:
             return name
     return "DEBUG"
@@ -68,7 +70,7 @@ class GraphlakeLogHandler(logging.Handler):
     `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` bounds the queue."""
 
     def __init__(self, url: str, token: str | None, *, event_type: str = "PYTHON_LOG",
-                 source: dict[str, str] | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
+                 source: Source | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 10.0,
                  close_timeout: float = 5.0) -> None:
         super().__init__(level)
@@ -118,7 +120,7 @@ class GraphlakeLogHandler(logging.Handler):
             sys.stderr.write(f"GraphlakeLogHandler: queue full ({self._queue.maxsize} records): dropping log records "
                              "until it drains (the count goes to the lake as a WARNING event)\n")
 
-    def _event(self, record: logging.LogRecord) -> dict[str, Any]:
+    def _event(self, record: logging.LogRecord) -> EventInput:
         log: dict[str, Any] = {"logger": record.name, "module": record.module, "function": record.funcName,
                                "line": record.lineno, "path": record.pathname, "thread": record.threadName,
                                "process": record.process}
@@ -128,9 +130,12 @@ class GraphlakeLogHandler(logging.Handler):
             log["stack"] = record.stack_info
         extra = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
         created = datetime.fromtimestamp(record.created, UTC)
-        return {"eventType": self.event_type, "level": level_name(record.levelno),
-                "message": record.getMessage()[:MAX_MESSAGE], "data": jsonable({**extra, "log": log}),
-                "source": self.source, "timestamp": created.isoformat(timespec="milliseconds")}
+        event: EventInput = {"eventType": self.event_type, "level": level_name(record.levelno),
+                             "message": record.getMessage()[:MAX_MESSAGE], "data": jsonable({**extra, "log": log}),
+                             "timestamp": created.isoformat(timespec="milliseconds")}
+        if self.source:
+            event["source"] = self.source
+        return event
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until what was logged before this call is sent (or lost), at most `timeout` (close_timeout) seconds."""
@@ -184,9 +189,9 @@ class GraphlakeLogHandler(logging.Handler):
             finally:
                 runner.run(lake.aclose())
 
-    def _gather(self) -> tuple[list[dict[str, Any]], bool]:
+    def _gather(self) -> tuple[list[EventInput], bool]:
         """The next batch: from the first record on, until batch_size, flush_interval, a flush or the stop."""
-        batch: list[dict[str, Any]] = []
+        batch: list[EventInput] = []
         item = self._queue.get()
         deadline = time.monotonic() + self.flush_interval
         while True:
@@ -204,12 +209,16 @@ class GraphlakeLogHandler(logging.Handler):
             except queue.Empty:
                 return batch, False
 
-    async def _send(self, lake: Client, batch: list[dict[str, Any]]) -> None:
+    async def _send(self, lake: Client, batch: list[EventInput]) -> None:
         with self._progress:
             dropped, self._unreported = self._unreported, 0
-        notice = [{"eventType": self.event_type, "level": "WARNING", "source": self.source,
-                   "message": f"{dropped} log records dropped: the handler's queue was full",
-                   "data": {"log": {"dropped": dropped}}}] if dropped else []
+        notice: list[EventInput] = []
+        if dropped:
+            notice.append({"eventType": self.event_type, "level": "WARNING",
+                           "message": f"{dropped} log records dropped: the handler's queue was full",
+                           "data": {"log": {"dropped": dropped}}})
+            if self.source:
+                notice[0]["source"] = self.source
         try:
             await lake.log_events(notice + batch)
         except Exception as error:

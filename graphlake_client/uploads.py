@@ -305,12 +305,13 @@ class Uploader(Transport):
             if progress:
                 progress(sizes[i])
         rest = [i for i in range(len(files)) if i not in kept]
-        done = iter(await self._send_and_complete([(*files[i], keys[i], sizes[i]) for i in rest], [sessions[i] for i in rest],
+        opened = [session for i in rest if (session := sessions[i]) is not None]  # every one by now
+        done = iter(await self._send_and_complete([(*files[i], keys[i], sizes[i]) for i in rest], opened,
                                                   progress, gate) if rest else ())
         return [kept[i] if i in kept else next(done) for i in range(len(files))]
 
     async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any], str, int]],
-                                 sessions: list[dict[str, Any] | None], progress: Progress | None,
+                                 sessions: list[dict[str, Any]], progress: Progress | None,
                                  gate: asyncio.Semaphore) -> list[dict[str, Any]]:
         """`files`: each with its createUpload fields, resume key and size."""
         async def send(path: Path, size: int, session: dict[str, Any], declared: bool) -> str | None:

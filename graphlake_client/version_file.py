@@ -21,7 +21,7 @@ import itertools
 import json
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -112,7 +112,7 @@ def _digest(file: BinaryIO) -> tuple[int, str]:
     return checked
 
 
-async def datums_of(lake: Client, file: BinaryIO) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+async def datums_of(lake: Client, file: BinaryIO) -> AsyncGenerator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(datum, its records) from a checked content file, as `version_reading.version_datums` gives
     them from VERSION_DATUMS pages: the datum's `asset` is its image's, and a mask's asset is the
     asset itself (FILE_FIELDS)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, Collection
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -19,6 +19,7 @@ from graphlake_client import operations as ops
 from graphlake_client import version_file
 from graphlake_client.downloads import safe_name
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.results import VersionRef
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -39,7 +40,7 @@ async def find_version(lake: Client, version: str) -> dict[str, Any]:
     return found
 
 
-def summary(found: dict[str, Any]) -> dict[str, Any]:
+def summary(found: dict[str, Any]) -> VersionRef:
     """The version an export came from, as every exporter reports it."""
     return {"dataset": found["dataset"]["name"], "version": found["version"], "id": found["id"],
             "manifest_sha256": found["manifestSha256"]}
@@ -122,7 +123,7 @@ def box_of(records: list[dict[str, Any]]) -> tuple[float, float, float, float] |
 
 async def version_datums(lake: Client, version_id: str, datums_per_page: int = DATUMS_PER_PAGE,
                          records_per_page: int = RECORDS_PER_PAGE, *, query: str = ops.VERSION_DATUMS,
-                         from_file: bool = False) -> AsyncIterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+                         from_file: bool = False) -> AsyncGenerator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(datum, its records) for every datum of the version, reading on a datum's records when they
     fill more than one nested page. `query` takes VERSION_DATUMS's variables and paths, with other
     fields (the bundle exporter asks for every role and every record field).
@@ -181,7 +182,7 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
                     page.exception()  # it ended already: its error, if any, is this one's to drop
 
 
-async def _page_starts(lake: Client, version_id: str, datums_per_page: int) -> AsyncIterator[str | None]:
+async def _page_starts(lake: Client, version_id: str, datums_per_page: int) -> AsyncGenerator[str | None]:
     """The cursor each page of `datums_per_page` datums starts after (None: the first page's), each
     as soon as a datum after it is known. Read CURSORS_PER_READ at a time, or a page's worth where
     the server allows fewer (GRAPHLAKE_MAX_PAGE_SIZE)."""

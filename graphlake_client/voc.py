@@ -58,6 +58,7 @@ from graphlake_client.dataset_import import (
     records_held,
 )
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.results import DatasetVersion
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -85,7 +86,7 @@ class VocImport:
     records_added: int = 0
     kept: bool = False  # the set already held this split's records
     resumed: bool = False  # an interrupted import had begun the set: the other images' records were added
-    version: dict[str, Any] | None = None
+    version: DatasetVersion | None = None
 
 
 @dataclass
@@ -268,7 +269,7 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
     wanted = [(image, kind, png, number) for image in images
               for kind, png, numbers in (("object", image.object_png, image.object_numbers),
                                          ("class", image.class_png, image.class_indices))
-              for number in numbers]
+              if png is not None for number in numbers]
     if wanted:
         with tempfile.TemporaryDirectory(prefix="graphlake-voc-") as scratch:
             files = []

@@ -41,6 +41,7 @@ from PIL import Image
 
 from graphlake_client import splits
 from graphlake_client.export_fetches import ExportFetches
+from graphlake_client.results import YoloExport
 from graphlake_client.version_reading import (
     GroundTruth,
     box_of,
@@ -115,7 +116,7 @@ def sized(entry: list[Any], image: Path) -> None:
 
 
 async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                      seed: int = 0) -> dict[str, Any]:
+                      seed: int = 0) -> YoloExport:
     """Write the version's images, labels and data.yaml under `dest`; what was written, by count.
     `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit does."""
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
@@ -161,8 +162,8 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
                 # A box of no size (one labelled point, say) is still a pose object's place.
                 line = box_line(label, box, width, height) or f"{label} {_clip(box[0] / width):.6f} {_clip(box[1] / height):.6f} 0 0"
                 lines.append(f"{line} {keypoints_part(points, width, height)}")
-            elif (box := box_of(obj)) and (line := box_line(label, box, width, height)):
-                lines.append(line)
+            elif (bounds := box_of(obj)) and (box_text := box_line(label, bounds, width, height)):
+                lines.append(box_text)
             else:  # keypoints alone (counted above), or a box wholly outside the image
                 left_out.update(r["kind"] for r in obj if r["geometry"]["__typename"] != "Keypoints")
         label_file = (dest / "labels" / split / path).with_suffix(".txt")

@@ -1,0 +1,153 @@
+"""The shapes the client's verbs take and return, as TypedDicts and Literals: a type checker
+(mypy, pyright) and an editor know each key and each allowed word, where `dict[str, Any]` let a
+misspelt key pass until it raised KeyError at run time. They describe plain dicts, as returned:
+a script can `json.dumps` any of them.
+
+GraphQL answers keep the schema's field names (`datumCount`, `manifestSha256`); the reports the
+client writes itself (exports, bundle imports) use snake_case, as the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Required, TypedDict
+
+Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Policy = Literal["copy", "copy-if-missing", "reference"]
+VersionState = Literal["new", "present", "conflict"]
+
+
+class Source(TypedDict, total=False):
+    """Where an event came from (OwnershipInput): every field is optional."""
+
+    userId: str
+    experimentId: str
+    campaignId: str
+    projectId: str
+    workflowId: str
+    stepId: str
+    nodeId: str
+    labId: str
+
+
+class EventInput(TypedDict, total=False):
+    """One event for `log_events` (EventInput): only `eventType` is required."""
+
+    eventType: Required[str]
+    level: Level
+    message: str | None
+    data: Any
+    source: Source
+    timestamp: str  # ISO 8601; now if left out
+    alert: bool
+    traceId: str
+    spanId: str
+
+
+class DatasetRef(TypedDict):
+    id: str
+    name: str
+
+
+class ParentRef(TypedDict):
+    id: str
+    version: str
+
+
+class DatasetVersion(TypedDict):
+    """A dataset version as `create_dataset_version` and the importers' `version` give it."""
+
+    id: str
+    version: str
+    description: str | None
+    datumCount: int
+    manifestSha256: str
+    createdAt: str
+    dataset: DatasetRef
+    parent: ParentRef | None
+
+
+class VersionRef(TypedDict):
+    """The version an export came from."""
+
+    dataset: str
+    version: str
+    id: str
+    manifest_sha256: str
+
+
+class CocoExport(TypedDict):
+    """What `export_coco` wrote: images, ground-truth annotations, results (predictions), and what
+    COCO cannot hold, counted by kind (`left_out`)."""
+
+    images: int
+    annotations: int
+    results: int
+    left_out: dict[str, int]
+    version: VersionRef
+
+
+class YoloExport(TypedDict):
+    """What `export_yolo` wrote: `format` is detect, segment or pose; `splits` counts images per split."""
+
+    images: int
+    objects: int
+    format: Literal["detect", "segment", "pose"]
+    splits: dict[str, int]
+    left_out: dict[str, int]
+    version: VersionRef
+
+
+class HfExport(TypedDict):
+    """What `export_hf` wrote: `splits` counts images per split."""
+
+    images: int
+    objects: int
+    splits: dict[str, int]
+    left_out: dict[str, int]
+    version: VersionRef
+
+
+class BundleExport(TypedDict):
+    """What `export_bundle` wrote at `dest`."""
+
+    datums: int
+    records: int
+    assets: int
+    payloads: int
+    payload_bytes: int
+    dest: str
+    version: VersionRef
+
+
+class Tally(TypedDict):
+    new: int
+    present: int
+
+
+class AssetTally(Tally):
+    new_bytes: int  # of the new assets' payloads
+
+
+class RecordTally(Tally):
+    to_verify: int  # records the bundle has verified, marked verified here once made
+
+
+class BundleImport(TypedDict):
+    """What an import found (a dry run: would make) and made, whichever side imported it:
+    `import_bundle` and `import_bundle_on_mount` give the same shape. `same_hash`: whether the
+    version here hashes as the source's (None until one exists)."""
+
+    dataset: str
+    version: str
+    manifest_sha256: str
+    policy: Policy
+    assets: AssetTally
+    datums: Tally
+    schemas: Tally
+    sets: Tally
+    records: RecordTally
+    version_state: VersionState
+    conflicts: list[str]
+    committed: bool
+    version_id: str | None
+    same_hash: bool | None
