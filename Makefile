@@ -49,6 +49,8 @@ bench: setup ferretdb minio browser
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/webapp.py
 	$(BIN)/python bench/thumbnails.py
+	$(BIN)/python bench/health.py
+	$(BIN)/python bench/exchange.py
 
 setup: python assets webapp
 

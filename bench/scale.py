@@ -20,6 +20,8 @@ rounds, and prints its median:
   events newest          the first page of `events`
   events type 1%         an `eventTypes` filter, 1%
   events errors 1%       a `minLevel: ERROR` filter, 1%
+  events clients 1%      `origin: CLIENT`: what clients logged, 1% (the rest the lake's own, as an
+                         AUDIT event per mutation makes them)
   version of 100         building a dataset version of 100 datums with their annotations (10 each),
                          from a set holding ten records for each datum of the version above
   version among sets     the same build once its datums also carry the records of other sets (one
@@ -119,7 +121,7 @@ class Lake:
     def event_doc(self, i: int) -> dict:
         k = i % SPREAD
         return {**self.event, "_id": ObjectId(), "event_type": f"T{k}", "level": 40 if k == 7 else 20,
-                "timestamp": self.start + timedelta(milliseconds=3100 * i)}
+                "timestamp": self.start + timedelta(milliseconds=3100 * i), **({} if k == 3 else {"by_lake": True})}
 
     async def grow(self, db, assets: int, events: int) -> float:
         """Inserts documents up to `assets` assets and `events` events; returns the seconds it took."""
@@ -156,6 +158,7 @@ def reads(collection_id: str, version_id: str, asset_id: str) -> dict[str, tuple
         "events newest": (EVENTS, {}),
         "events type 1%": (EVENTS, {"filter": {"eventTypes": ["T7"]}}),
         "events errors 1%": (EVENTS, {"filter": {"minLevel": "ERROR"}}),
+        "events clients 1%": (EVENTS, {"filter": {"origin": "CLIENT"}}),
     }
 
 

@@ -23,7 +23,9 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 AUDIT = "AUDIT"  # every successful mutation: who, which mutation, which ids
 ASSET_STATUS = "ASSET_STATUS"  # an asset turned ACTIVE or FAILED (feeds `assetStatusChanged`)
 ALERT_DELIVERY_FAILED = "ALERT_DELIVERY_FAILED"  # an alert could not be delivered
-RESERVED_TYPES = frozenset({AUDIT, ASSET_STATUS, ALERT_DELIVERY_FAILED})
+BACKUP_COMPLETED = "BACKUP_COMPLETED"  # a scheduled backup was written (services/backups/schedule.py)
+BACKUP_FAILED = "BACKUP_FAILED"  # ... or failed: an alert a monitor acts on
+RESERVED_TYPES = frozenset({AUDIT, ASSET_STATUS, ALERT_DELIVERY_FAILED, BACKUP_COMPLETED, BACKUP_FAILED})
 # The capped collection live events travel through to every server process (see services/events/feed.py).
 FEED_COLLECTION = "event_feed"
 

@@ -128,8 +128,10 @@ def token_create(
     from services.events import audit
     from services.node_ids import NodeType, encode_id
 
+    if expires_in_days is not None and not expires_in_days > 0:  # 0 made a token that never expired
+        raise typer.BadParameter(f"must be more than 0 days, not {expires_in_days}", param_hint="--expires-in-days")
     settings = load_settings()
-    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days is not None else None
 
     async def run() -> str:
         async with open_state(settings) as state:

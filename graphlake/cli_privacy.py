@@ -31,18 +31,23 @@ def export(
     """Write everything that names the user (what they own, made, verified or logged, their tokens,
     the audit entries of what they did) as one JSON document, with their files in a zip when asked."""
     from graphlake.runtime import open_state
+    from services.errors import BadUserInput
     from services.events import audit
     from services.privacy.export import write_export
     from services.privacy.places import pseudonym, pseudonym_key
     from services.privacy.requests import check_user
 
     settings = load_settings()
-    user = check_user(user)
-    output = output or Path(f"privacy-{re.sub(r'[^A-Za-z0-9._-]+', '_', user)}.{'zip' if with_payloads else 'json'}")
+    try:
+        user = check_user(user)
+    except BadUserInput as error:  # one line, as every command says what is wrong (run() does for the rest)
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+    target = output or Path(f"privacy-{re.sub(r'[^A-Za-z0-9._-]+', '_', user)}.{'zip' if with_payloads else 'json'}")
 
     async def go() -> dict[str, int]:
         async with open_state(settings) as state:
-            counts = await write_export(state.db, user, output, stores=state.stores if with_payloads else None)
+            counts = await write_export(state.db, user, target, stores=state.stores if with_payloads else None)
             subject = pseudonym(user, await pseudonym_key(state.db))  # the audit trail never names the user
             await audit.record_command(state.feed, settings, "privacy export", subject=subject,
                                        documents=str(sum(v for k, v in counts.items() if k != "files")))
@@ -51,7 +56,7 @@ def export(
     counts = run(go())
     for place, count in sorted(counts.items()):
         errors.print(f"  {place}: {count}")
-    console.print(str(output))
+    console.print(str(target))
 
 
 @privacy_app.command("anonymize")
@@ -117,7 +122,6 @@ def erase(
         return
     _plan(outcome)
     errors.print("nothing changed: pass --confirm to erase the user")
-    raise typer.Exit(1)
 
 
 def _plan(plan: ErasurePlan) -> None:
@@ -125,8 +129,10 @@ def _plan(plan: ErasurePlan) -> None:
     errors.print(f"would delete {len(plan.assets_deleted)} asset(s) and {plan.tokens} token(s)")
     for asset in plan.assets_deleted:
         errors.print(f"  delete asset {asset}")
-    for asset in plan.assets_kept:
-        errors.print(f"[yellow]  keep[/yellow] asset {asset}: a pin, datum or annotation record holds it (as deleteAsset would)")
+    for asset, why in plan.assets_kept.items():
+        errors.print(f"[yellow]  keep[/yellow] asset {asset}: {why}")
+    if plan.contents_cleared:
+        errors.print(f"  clear the name, description and content of {plan.contents_cleared} asset(s) of theirs deleted before")
     for collection, count in plan.anonymized.items():
         errors.print(f"  replace the user's id with their pseudonym in {count} {collection} document(s)")
     for version in plan.versions_holding:

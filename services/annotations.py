@@ -60,6 +60,9 @@ class Added:
     existing: int
 
 
+MAX_VERSION = 2**31 - 1  # GraphQL's Int is 32-bit signed
+
+
 async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.LabelClass], version: int | None,
                         allow_scores: bool, required_attributes: Sequence[str], actor: str | None) -> docs.AnnotationSchema:
     name = check_name(name)
@@ -77,6 +80,9 @@ async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.
     if version is None:
         newest = await docs.AnnotationSchema.find({"name": name}).sort([("version", -1)]).first_or_none()
         version = newest.version + 1 if newest else 1
+        if version > MAX_VERSION:  # the API's Int could not show it: every list of schemas would fail
+            raise BadUserInput(f"schema {name!r} is at version {MAX_VERSION}, the last there is: give the new one "
+                               "another name", field="version")
     elif version < 1:
         raise BadUserInput("must be 1 or more", field="version")
     schema = docs.AnnotationSchema(
@@ -165,8 +171,13 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
     if record.kind is Kind.REGRESSION:
         if record.value is None or not math.isfinite(record.value):
             raise BadUserInput("a REGRESSION record needs a finite value", field=f"{field}.value")
+        if record.label is not None:
+            raise BadUserInput("a REGRESSION record has a value, not a label: leave label out", field=f"{field}.label")
     elif record.label is None:
         raise BadUserInput(f"a {record.kind.value} record needs a label", field=f"{field}.label")
+    elif record.value is not None:
+        raise BadUserInput(f"a {record.kind.value} record has a label, not a value (REGRESSION records have one): "
+                           "leave value out", field=f"{field}.value")
     if record.label is not None and rules.labels and record.label not in rules.labels:
         raise BadUserInput(f"{record.label!r} is not a label of schema {rules.schema}", field=f"{field}.label")
     if record.score is not None:
@@ -179,6 +190,8 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
         raise BadUserInput(f"missing required attribute(s): {', '.join(missing)}", field=f"{field}.attributes")
     if record.source is None and rules.set_source is None:
         raise BadUserInput("the set has no source, so each record needs one", field=f"{field}.source")
+    if record.source is not None and not record.source.name.strip():
+        raise BadUserInput("a source needs a name", field=f"{field}.source.name")
     if record.datum_id is not None:
         assets = rules.datum_assets.get(record.datum_id)
         if assets is None:
@@ -277,15 +290,24 @@ def record_document(record: NewRecord, shared: dict[str, Any]) -> dict[str, Any]
 
 
 async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | None) -> list[docs.AnnotationRecord]:
+    """Mark records verified (or not); answered in the order given, an id given twice twice. A
+    superseded record is refused: a correction replaced it, and it is never edited otherwise."""
     ids = list(dict.fromkeys(record_ids))
-    found = {r.id for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
-    missing = [str(i) for i in ids if i not in found]
-    if missing:
-        raise NotFound(f"no annotation record(s): {', '.join(missing)}", field="ids", missing=missing)
+    held = {r["_id"]: r for r in await docs.AnnotationRecord.get_pymongo_collection().find(
+        {"_id": {"$in": ids}}, {"superseded_by": 1}).to_list()}
+    for i, record_id in enumerate(record_ids):
+        if record_id not in held:
+            raise NotFound(f"no annotation record {encode_id(NodeType.ANNOTATION_RECORD, record_id)}", field=f"ids[{i}]")
+        if held[record_id].get("superseded_by") is not None:
+            raise Conflict(f"{encode_id(NodeType.ANNOTATION_RECORD, record_id)} was superseded by "
+                           f"{encode_id(NodeType.ANNOTATION_RECORD, held[record_id]['superseded_by'])}: "
+                           "verify the correction", field=f"ids[{i}]")
     change = {"verified": verified, "verified_by": actor if verified else None, "verified_at": utcnow() if verified else None}
-    await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}}, setting(change))
+    # The condition again in the write: a correction that lands between the check and here keeps its record as it was.
+    await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}, "superseded_by": None},
+                                                                     setting(change))
     by_id = {r.id: r for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
-    return [by_id[i] for i in ids]
+    return [by_id[i] for i in record_ids]
 
 
 MAX_REASON = 1000

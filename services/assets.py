@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -204,6 +205,37 @@ def holder_ids(pins: Sequence[AssetRetention]) -> list[str]:
     return list(dict.fromkeys(retention.holder_id(p.owner_type, p.owner_id) for p in pins))
 
 
+@dataclass
+class _Holding:
+    """What holds or uses an asset: the global ids of every pin's holder and of the first few datums
+    and records using it (`holders`), and, while anything does, how many and the first few named."""
+
+    holders: list[str]
+    pins: int
+    count: int = 0
+    named: list[str] = field(default_factory=list)
+    text: str = ""  # e.g. "2 holder(s) keep this asset (COLLECTION, DATUM: Q29s..., RGF0...)"
+
+
+async def _holding(asset_id: ObjectId) -> _Holding:
+    pins = await AssetRetention.find({"asset_id": asset_id}).to_list()
+    pinned_by = holder_ids(pins)
+    users = await asset_users.users_of(asset_id)
+    found = _Holding(pinned_by + [gid for _, named in users.values() for gid in named], len(pins),
+                     len(pinned_by) + sum(count for count, _ in users.values()))
+    if found.count:
+        kinds = sorted({p.owner_type.value for p in pins} | {kind.name for kind in users})
+        found.named = pinned_by[:HOLDERS_NAMED] + [gid for _, first in users.values() for gid in first]
+        shown = ", ".join(found.named) + (", ..." if found.count > len(found.named) else "")
+        found.text = f"{found.count} holder(s) keep this asset ({', '.join(kinds)}: {shown})"
+    return found
+
+
+async def holders_of(asset_id: ObjectId) -> str | None:
+    """What keeps the asset from a delete without force (its holders, as that delete names them), or None."""
+    return (await _holding(asset_id)).text or None
+
+
 async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, list[str]]:
     """Mark an asset DELETED and remove its uploaded bytes (never an EXTERNAL object's); returns it
     with the global ids of the holders the delete broke (every pin holder; the first few datums and
@@ -213,18 +245,11 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         return asset, []
-    pins = await AssetRetention.find({"asset_id": asset_id}).to_list()
-    pinned_by = holder_ids(pins)
-    users = await asset_users.users_of(asset_id)
-    holders = pinned_by + [gid for _, named in users.values() for gid in named]
-    held = len(pinned_by) + sum(count for count, _ in users.values())
-    if held and not force:
-        kinds = sorted({p.owner_type.value for p in pins} | {kind.name for kind in users})
-        named = pinned_by[:HOLDERS_NAMED] + [gid for _, first in users.values() for gid in first]
-        shown = ", ".join(named) + (", ..." if held > len(named) else "")
-        raise Conflict(f"{held} holder(s) keep this asset ({', '.join(kinds)}: {shown}); "
-                       "an ADMIN may pass force: true to delete it anyway",
-                       field="id", pins=len(pins), holders=named)
+    holding = await _holding(asset_id)
+    if holding.count and not force:
+        raise Conflict(f"{holding.text}; an ADMIN may pass force: true to delete it anyway", field="id",
+                       pins=holding.pins, holders=holding.named)
+    holders = holding.holders
     # Order: leave collections and pins first, then flip the status, then free the names.
     collection_ids = list(asset.collection_ids)
     if collection_ids:

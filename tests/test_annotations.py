@@ -67,6 +67,10 @@ async def test_invalid_records_name_index_and_field_and_write_nothing(api: Api, 
         (record(s, "CLASSIFICATION", label="crack"), "records[1].label"),
         (record(s, "CLASSIFICATION"), "records[1].label"),
         (record(s, "REGRESSION"), "records[1].value"),
+        (record(s, "REGRESSION", value=1.0, label="dent"), "records[1].label"),  # a value, not a label
+        (record(s, "CLASSIFICATION", label="dent", value=2.0), "records[1].value"),  # a label, not a value
+        ({**record(s, "CLASSIFICATION", label="dent"), "source": {"kind": "DERIVED", "name": " "}},
+         "records[1].source.name"),
         (record(s, "BBOX", label="dent"), "records[1].geometry"),
         (record(s, "BBOX", label="dent", geometry={"bbox": {"x": 0, "y": 0, "width": 0, "height": 1}}), "records[1].geometry"),
         (record(s, "BBOX", label="dent", geometry={"polygon": {"points": []}}), "records[1].geometry"),
@@ -107,6 +111,12 @@ async def test_schema_rules(api: Api, contributor: str) -> None:
         {"assetId": image["id"], "kind": "BBOX", "label": "scratch", "geometry": {"bbox": {"x": 0, "y": 0, "width": 1, "height": 1}}}]},
         token=contributor)
     assert error["extensions"]["field"] == "records[0].kind" and "allowed: CLASSIFICATION" in error["message"]
+    # The last version there is: a schema numbered past it would break every list of schemas (GraphQL's Int).
+    await factories.schema(api, contributor, "huge", version=2**31 - 1)
+    error = await api.error("CreateAnnotationSchema", {"input": {"name": "huge", "kinds": ["BBOX"], "labels": []}},
+                            token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "version"}
+    assert len((await api.data("AnnotationSchemas", {"first": 10}, token=contributor))["annotationSchemas"]["edges"]) == 3
 
 
 async def test_filters_and_verification(api: Api, contributor: str, setup: dict) -> None:
@@ -134,14 +144,22 @@ async def test_filters_and_verification(api: Api, contributor: str, setup: dict)
     assert await labels({"verified": True}) == [("CLASSIFICATION", "dent")]
     undone = (await api.data("VerifyAnnotations", {"ids": [truth[0]["id"]], "verified": False}, token=contributor))
     assert undone["verifyAnnotations"][0]["verifiedBy"] is None
-    error = await api.error("VerifyAnnotations", {"ids": ["QW5ub3RhdGlvblJlY29yZDo2NGIwMDAwMDAwMDAwMDAwMDAwMDAwMDA"],
-                                                  "verified": True}, token=contributor)
-    assert error["extensions"]["code"] == "NOT_FOUND"
+    missing = "QW5ub3RhdGlvblJlY29yZDo2NGIwMDAwMDAwMDAwMDAwMDAwMDAwMDA"
+    error = await api.error("VerifyAnnotations", {"ids": [truth[0]["id"], missing], "verified": True}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "ids[1]"} and missing in error["message"]
+    twice = (await api.data("VerifyAnnotations", {"ids": [truth[1]["id"], truth[1]["id"]], "verified": True},
+                            token=contributor))["verifyAnnotations"]
+    assert [r["id"] for r in twice] == [truth[1]["id"]] * 2  # answered in the order given, one per id
+    # A superseded record is never edited again (Guarantees): verifying it is refused, naming its correction.
+    fix = {"id": truth[0]["id"], "reason": "wrong label", "record": record(s, "CLASSIFICATION", label="scratch")}
+    correction = (await api.data("SupersedeAnnotation", {"input": fix}, token=contributor))["supersedeAnnotation"]
+    error = await api.error("VerifyAnnotations", {"ids": [truth[0]["id"]], "verified": True}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "ids[0]"} and correction["id"] in error["message"]
 
     datum = (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"]
     assert datum["annotations"]["totalCount"] == 4 and datum["asset"]["id"] == s["image"]["id"]
     sets = (await api.data("AnnotationSets", {"first": 10}, token=contributor))["annotationSets"]["edges"]
-    assert sorted(e["node"]["recordCount"] for e in sets) == [2, 2]
+    assert sorted(e["node"]["recordCount"] for e in sets) == [2, 3]  # superseded ones included: the correction is a third
 
 
 async def test_assets_datums_and_annotations_use_are_neither_deleted_nor_collected(

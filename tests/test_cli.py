@@ -47,6 +47,9 @@ def test_token_lifecycle(cli_env: dict[str, str]) -> None:
 
     again = graphlake(cli_env, "token", "create", "ci-bot")
     assert again.returncode == 1 and "exists already" in again.stderr
+    for days in ("0", "-1"):  # 0 used to make a token that never expired
+        never = graphlake(cli_env, "token", "create", "ci-bot-2", "--expires-in-days", days)
+        assert never.returncode == 2 and "--expires-in-days" in never.stderr and "more than 0" in never.stderr, never.stderr
 
     revoked = graphlake(cli_env, "token", "revoke", "ci-bot")
     assert revoked.returncode == 0, revoked.stderr

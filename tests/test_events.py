@@ -118,7 +118,8 @@ async def test_a_batch_is_checked_whole(api: Api, contributor: str, settings: Se
     assert error["extensions"]["field"] == "inputs" and "at most 3" in error["message"]
     # Graphlake's own event types cannot be forged: the audit trail and status notifications rely on them.
     # Not in another case, nor with a look-alike or invisible character: event types are plain ASCII.
-    for reserved in ("AUDIT", "ASSET_STATUS", "ALERT_DELIVERY_FAILED", "audit", "Asset_Status", "AUDIT\u200b",
+    for reserved in ("AUDIT", "ASSET_STATUS", "ALERT_DELIVERY_FAILED", "BACKUP_COMPLETED", "backup_failed", "audit",
+                     "Asset_Status", "AUDIT\u200b",
                      "\u0410UDIT", "AU DIT", "-AUDIT"):
         error = await api.error("LogEvents", {"inputs": [ev(), ev(reserved)]}, token=contributor)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].eventType"}, reserved

@@ -14,15 +14,13 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
-from documents.event import LEVELS
+from documents.event import BACKUP_COMPLETED, BACKUP_FAILED, LEVELS
 from documents.json_value import StoredJson
 from services.backups.writer import write_backup
 from services.events.feed import FeedWriter
 from services.events.log import EventSettings, NewEvent, log_events
 from services.schedules import claim_due
 
-BACKUP_COMPLETED = "BACKUP_COMPLETED"
-BACKUP_FAILED = "BACKUP_FAILED"
 PREFIX = "scheduled-"  # only these are pruned: manual and pre-migration backups stay until removed
 
 

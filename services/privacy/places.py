@@ -65,6 +65,14 @@ def pseudonym(user_id: str, key: bytes) -> str:
     return PSEUDONYM_PREFIX + hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:20]
 
 
+async def person(db: AsyncDatabase, user_id: str) -> Any:
+    """What names the user in an identity field: their id, and their pseudonym once the lake has a
+    key (an anonymize or an erase made it; looked up, never made here). After `privacy anonymize`
+    their documents name the pseudonym, and an erase or an export must still reach them there."""
+    record = await db[KEYS].find_one({"_id": "pseudonyms"})
+    return {"$in": [user_id, pseudonym(user_id, bytes(record["key"]))]} if record else user_id
+
+
 def mention_pattern(user_id: str) -> re.Pattern[str]:
     """`user_id` as a whole word: inside `alice.smith` or `malice`, `alice` is not the user.
     Built from the escaped id (never a client's pattern), so Python's engine is safe here."""

@@ -27,6 +27,7 @@ from services.privacy.places import (
     PSEUDONYM_PREFIX,
     documents_naming,
     identity_filter,
+    person,
     pseudonym,
     pseudonymized,
     rewrite,
@@ -64,14 +65,28 @@ def plain(value: Any) -> Any:
 
 async def export_places(db: AsyncDatabase, user_id: str, *, limit: int = 0) -> AsyncIterator[tuple[str, dict]]:
     """Every document that names the user, as plain JSON, by collection (at most `limit` per collection)."""
-    async for collection, document in documents_naming(db, check_user(user_id), limit=limit):
+    async for collection, document in documents_naming(db, await person(db, check_user(user_id)), limit=limit):
         yield collection, plain(document)
 
 
 async def own_files(db: AsyncDatabase, user_id: str) -> list[Asset]:
     """The user's stored files (owned or created by them, not deleted)."""
-    return await Asset.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}],
-                             "kind": AssetKind.FILE.value, "status": {"$ne": AssetStatus.DELETED.value}}).to_list()
+    return await Asset.find({**_own(await person(db, user_id)), "kind": AssetKind.FILE.value,
+                             "status": {"$ne": AssetStatus.DELETED.value}}).to_list()
+
+
+def _own(who: Any) -> dict[str, Any]:
+    """The filter for the assets of the user `who` names (places.person): owned or made by them."""
+    return {"$or": [{"owner.user_id": who}, {"created_by": who}]}
+
+
+ERASED = "(erased)"  # the name an erased asset keeps
+HOLDERS_DESCRIBED = 200  # kept assets an erase plan names the holders of (a few reads each); the rest in short
+
+
+def _erasable(who: Any) -> dict[str, Any]:
+    """The user's DELETED assets whose content an erase has not cleared yet."""
+    return {**_own(who), "status": AssetStatus.DELETED.value, "name": {"$ne": ERASED}}
 
 
 async def anonymize_user(db: AsyncDatabase, user_id: str, key: bytes) -> tuple[str, dict[str, int]]:
@@ -100,12 +115,12 @@ class Erasure:
 async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
     """The dataset versions that hold something of the user's: a datum they made or whose role is
     one of their assets, or an annotation set they made or are the source of."""
-    own = [a["_id"] async for a in db.assets.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}]},
-                                                 {"_id": 1})]
+    who = await person(db, user_id)
+    own = [a["_id"] async for a in db.assets.find(_own(who), {"_id": 1})]
     uses = [u["datum_id"] async for u in db.datum_assets.find({"asset_id": {"$in": own}}, {"datum_id": 1})] if own else []
-    datums = [d["_id"] async for d in db.datums.find({"$or": [{"created_by": user_id}, {"_id": {"$in": uses}}]},
+    datums = [d["_id"] async for d in db.datums.find({"$or": [{"created_by": who}, {"_id": {"$in": uses}}]},
                                                     {"_id": 1})]
-    sets = [s["_id"] async for s in db.annotation_sets.find(identity_filter("annotation_sets", user_id), {"_id": 1})]
+    sets = [s["_id"] async for s in db.annotation_sets.find(identity_filter("annotation_sets", who), {"_id": 1})]
     version_ids = {m["version_id"] async for m in db.version_members.find({"datum_id": {"$in": datums}}, {"version_id": 1})}
     version_ids |= {v["_id"] async for v in db.dataset_versions.find({"annotation_set_ids": {"$in": sets}}, {"_id": 1})}
     return sorted(encode_id(NodeType.DATASET_VERSION, v) for v in version_ids)
@@ -116,7 +131,8 @@ class ErasurePlan:
     """What an erase would do, found without changing anything (`graphlake privacy erase` without --confirm)."""
 
     assets_deleted: list[str] = field(default_factory=list)  # the user's own assets nothing holds
-    assets_kept: list[str] = field(default_factory=list)  # the user's own assets a pin, datum or record holds
+    assets_kept: dict[str, str] = field(default_factory=dict)  # the user's own assets something holds -> its holders
+    contents_cleared: int = 0  # the user's assets deleted before, whose name, description and content go
     tokens: int = 0
     anonymized: dict[str, int] = field(default_factory=dict)  # documents naming the user, by collection
     versions_holding: list[str] = field(default_factory=list)
@@ -127,17 +143,20 @@ async def erasure_plan(db: AsyncDatabase, user_id: str) -> ErasurePlan:
     pin (a collection's, a version's, a manual one) or a datum or record holds it; one held or freed
     between this and the erase is judged again then."""
     user_id = check_user(user_id)
+    who = await person(db, user_id)
     plan = ErasurePlan(versions_holding=await versions_holding(db, user_id))
-    own = [a["_id"] async for a in db.assets.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}],
-                                                  "status": {"$ne": AssetStatus.DELETED.value}}, {"_id": 1})]
+    own = [a["_id"] async for a in db.assets.find({**_own(who), "status": {"$ne": AssetStatus.DELETED.value}}, {"_id": 1})]
     held: set[ObjectId] = set()
     for start in range(0, len(own), 1000):
         batch = own[start:start + 1000]
         held |= set(await db.retentions.distinct("asset_id", {"asset_id": {"$in": batch}}))
         held |= await asset_users.used(batch)
-    plan.assets_kept = [encode_id(NodeType.ASSET, a) for a in own if a in held]
+    for n, asset_id in enumerate(a for a in own if a in held):  # each named with its holders, as the erase will
+        why = await assets.holders_of(asset_id) if n < HOLDERS_DESCRIBED else None
+        plan.assets_kept[encode_id(NodeType.ASSET, asset_id)] = why or "a pin, datum or annotation record holds it"
     plan.assets_deleted = [encode_id(NodeType.ASSET, a) for a in own if a not in held]
-    plan.tokens = await db.api_tokens.count_documents({"user_id": user_id})
+    plan.contents_cleared = await db.assets.count_documents(_erasable(who))
+    plan.tokens = await db.api_tokens.count_documents({"user_id": who})
     for collection in IDENTITY_FIELDS:
         query = identity_filter(collection, user_id)
         if collection == "api_tokens":  # their own are deleted, not rewritten: only those they made for others
@@ -153,22 +172,24 @@ async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mappin
     Dataset versions that hold their data are listed and left whole."""
     user_id = check_user(user_id)
     erasure = Erasure(pseudonym=pseudonym(user_id, key), versions_holding=await versions_holding(db, user_id))
-    own = db.assets.find({"$or": [{"owner.user_id": user_id}, {"created_by": user_id}],
-                          "status": {"$ne": AssetStatus.DELETED.value}}, {"_id": 1})
+    who = {"$in": [user_id, erasure.pseudonym]}  # an anonymize before left their documents under the pseudonym
+    own = db.assets.find({**_own(who), "status": {"$ne": AssetStatus.DELETED.value}}, {"_id": 1})
     deleted: list[ObjectId] = []
     async for asset in own:
         try:
             await assets.delete_asset(asset["_id"], False, dict(stores))
-        except Conflict as held:
-            erasure.kept_assets[encode_id(NodeType.ASSET, asset["_id"])] = str(held)
+        except Conflict as held:  # named as the plan names it (the delete's own advice, force, is not an erase's)
+            why = await assets.holders_of(asset["_id"])
+            erasure.kept_assets[encode_id(NodeType.ASSET, asset["_id"])] = why or str(held)
             continue
         deleted.append(asset["_id"])
     erasure.deleted_assets = [encode_id(NodeType.ASSET, a) for a in deleted]
-    if deleted:  # their content is the user's too: only the record that they existed stays
-        await db.assets.update_many({"_id": {"$in": deleted}}, {
-            "$set": {"name": "(erased)", "labels": [], "metadata": StoredJson.encode({}).model_dump()},
-            "$unset": {"description": "", "value": "", "text": ""}})
-    erasure.tokens_deleted = (await db.api_tokens.delete_many({"user_id": user_id})).deleted_count
+    # The content of every DELETED asset of theirs is theirs too (those just deleted, those deleted
+    # before, and those a crashed erase deleted): only the record that they existed stays.
+    await db.assets.update_many(_erasable(who), {
+        "$set": {"name": ERASED, "labels": [], "metadata": StoredJson.encode({}).model_dump()},
+        "$unset": {"description": "", "value": "", "text": ""}})
+    erasure.tokens_deleted = (await db.api_tokens.delete_many({"user_id": who})).deleted_count
     _, erasure.anonymized = await anonymize_user(db, user_id, key)
     return erasure
 
