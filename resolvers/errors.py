@@ -34,7 +34,7 @@ _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # every other limit's error does.
 _UNNAMED_LIMITS = ((re.compile(r"exceeds maximum operation depth of \d+"), "GRAPHLAKE_MAX_QUERY_DEPTH"),
                    (re.compile(r"aliases found\. Allowed: \d+"), "GRAPHLAKE_MAX_ALIASES"))
-_VARIABLE = re.compile(r"^Variable '\$(\w+)'")
+_VARIABLE = re.compile(r"^(?:Expected )?[Vv]ariable '\$(\w+)'")  # "Expected variable '$seed' provided to non-null ..."
 _AT = (re.compile(r"^Variable '\$\w+' has invalid value at ([^:\s]+):"), re.compile(r" at '([^']+)'; "))
 
 

@@ -195,7 +195,7 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
     if record.datum_id is not None:
         assets = rules.datum_assets.get(record.datum_id)
         if assets is None:
-            raise BadUserInput(f"no datum {record.datum_id}", field=f"{field}.datumId")
+            raise NotFound(f"no datum {encode_id(NodeType.DATUM, record.datum_id)}", field=f"{field}.datumId")
         if record.asset_id not in assets:
             raise BadUserInput("the asset is not one of the datum's roles", field=f"{field}.assetId")
     _check_geometry(record, field, masks)
@@ -230,7 +230,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     for i, record in enumerate(records):
         field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:
-            raise BadUserInput(f"no asset {record.asset_id}", field=f"{field}.assetId")
+            raise NotFound(f"no asset {encode_id(NodeType.ASSET, record.asset_id)}", field=f"{field}.assetId")
         _check_record(field, record, rules, found)
 
     shared = record_fields(annotation_set, actor, supersedes.id if supersedes else None, reason)
@@ -246,7 +246,8 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     if deleted:  # a delete ran between the check and the write: the records go, not the delete
         if made:
             await collection.delete_many({"_id": {"$in": made}})
-        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="records")
+        raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
+                       field="records")
     return Added(stored, len(stored) - len(made))
 
 
@@ -338,7 +339,9 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
 async def delete_record(record_id: ObjectId) -> None:
     """Delete one record. The dataset versions built with it keep showing their copy of it. A
     correction's deletion makes the record it corrected current again."""
-    record = await get_or_not_found(docs.AnnotationRecord, record_id, field="id", what="annotation record")
+    record = await docs.AnnotationRecord.get(record_id)
+    if record is None:  # gone already: deleting it again is done (DeletePayload.deleted)
+        return
     await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id})
     if record.supersedes is not None:
         await docs.AnnotationRecord.get_pymongo_collection().update_one(
@@ -347,8 +350,9 @@ async def delete_record(record_id: ObjectId) -> None:
 
 async def delete_set(set_id: ObjectId) -> int:
     """Delete a set and its records, unless a dataset version includes it (it shows the set); how
-    many records went. The set goes last, so a retry finishes a crash."""
-    await get_or_not_found(docs.AnnotationSet, set_id, field="id", what="annotation set")
+    many records went. The set goes last, so a retry finishes a crash; one gone already is done."""
+    if await docs.AnnotationSet.get(set_id) is None:
+        return 0
     versions = DatasetVersion.get_pymongo_collection().find({"annotation_set_ids": set_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this annotation set", {
         "dataset versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
@@ -359,8 +363,9 @@ async def delete_set(set_id: ObjectId) -> int:
 
 
 async def delete_schema(schema_id: ObjectId) -> None:
-    """Delete a schema no annotation set uses."""
-    await get_or_not_found(docs.AnnotationSchema, schema_id, field="id", what="annotation schema")
+    """Delete a schema no annotation set uses (one gone already is done)."""
+    if await docs.AnnotationSchema.get(schema_id) is None:
+        return
     sets = docs.AnnotationSet.get_pymongo_collection().find({"schema_id": schema_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this annotation schema", {
         "annotation sets": [encode_id(NodeType.ANNOTATION_SET, s["_id"]) async for s in sets]}, "delete those sets first")

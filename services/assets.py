@@ -36,6 +36,7 @@ from services.checks import (
 )
 from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import fields_by_ids
+from services.node_ids import NodeType, encode_id
 from services.thumbnails import remove_thumbnails
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
@@ -47,19 +48,27 @@ async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
     return await get_or_not_found(Asset, asset_id, field=field, what="asset")
 
 
-async def existing_assets(asset_ids: Sequence[ObjectId], field: str, *, allow_deleted: bool = False,
+async def existing_assets(asset_ids: Sequence[ObjectId], field: str | Sequence[str], *, allow_deleted: bool = False,
                           known: Mapping[ObjectId, Asset] | None = None) -> None:
-    """BAD_USER_INPUT naming every id that names no asset (or a deleted one). Only their status is
-    read, in one round trip: a createDatums of 1,000 datums built a Beanie document for each asset.
-    `known`: assets the caller has just read or written (a completion filing its uploads), not read again."""
+    """NOT_FOUND naming every id (as the API gives it) that names no asset, else CONFLICT naming
+    every DELETED one (unless `allow_deleted`); `field` is the input holding them all, or one per
+    id, of which the first at fault is named. Only their status is read, in one round trip: a
+    createDatums of 1,000 datums built a Beanie document for each asset. `known`: assets the caller
+    has just read or written (a completion filing its uploads), not read again."""
     known = known or {}
     status = {a: doc.status.value for a, doc in known.items()}
     read = await fields_by_ids(Asset, [a for a in asset_ids if a not in known], ["status"])
     status.update({a: doc.get("status") for a, doc in read.items()})
-    missing = [str(a) for a in dict.fromkeys(asset_ids)
-               if a not in status or (not allow_deleted and status[a] == AssetStatus.DELETED.value)]
+    fields = [field] * len(asset_ids) if isinstance(field, str) else list(field)
+    missing = {a: f for a, f in zip(asset_ids, fields, strict=True) if a not in status}
     if missing:
-        raise BadUserInput(f"no such asset(s): {', '.join(missing)}", field=field, missing=missing)
+        named = list(dict.fromkeys(encode_id(NodeType.ASSET, a) for a in missing))
+        raise NotFound(f"no such asset(s): {', '.join(named)}", field=next(iter(missing.values())), missing=named)
+    deleted = {a: f for a, f in zip(asset_ids, fields, strict=True)
+               if not allow_deleted and status[a] == AssetStatus.DELETED.value}
+    if deleted:
+        named = list(dict.fromkeys(encode_id(NodeType.ASSET, a) for a in deleted))
+        raise Conflict(f"asset(s) DELETED: {', '.join(named)}", field=next(iter(deleted.values())), deleted=named)
 
 
 async def _check_aliases_free(aliases: list[str], asset_id: ObjectId | None, field: str) -> None:
@@ -101,7 +110,7 @@ async def create_asset(
     metadata = check_metadata(metadata or StoredJson.encode({}))
     if derived_from:
         check_at_most(derived_from, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
-        await existing_assets(derived_from, "derivedFrom", allow_deleted=True)
+        await existing_assets(derived_from, [f"derivedFrom[{i}]" for i in range(len(derived_from))], allow_deleted=True)
     await _check_aliases_free(alias_list, None, "aliases")
     payload = value.json.encode() if value is not None else (text or "").encode()
     asset = Asset(
@@ -143,7 +152,7 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
         if asset_id in derived:
             raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
         check_at_most(derived, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
-        await existing_assets(derived, "derivedFrom", allow_deleted=True)
+        await existing_assets(derived, [f"derivedFrom[{i}]" for i in range(len(derived))], allow_deleted=True)
         changes["derived_from"] = derived
     if not changes:
         return asset
@@ -382,8 +391,8 @@ async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
 
 async def unpin_asset(retention_id: ObjectId) -> None:
     pin = await AssetRetention.get(retention_id)
-    if pin is None:
-        raise NotFound(f"no retention {retention_id}", field="retentionId")
+    if pin is None:  # released already (or by a forced delete): unpinning again is done
+        return
     if pin.owner_type is not RetentionOwnerType.MANUAL_PIN:
         raise Conflict(f"this pin belongs to a {pin.owner_type.value.lower().replace('_', ' ')}; "
                        "remove the asset from it instead", field="retentionId")

@@ -13,6 +13,7 @@ from beanie import Document
 from documents.clock import to_millis
 from documents.json_value import StoredJson
 from services.errors import BadUserInput, Conflict, NotFound
+from services.node_ids import NodeType, encode_id
 
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 200
@@ -65,11 +66,20 @@ D = TypeVar("D", bound=Document)
 
 
 async def get_or_not_found(model: type[D], doc_id: Any, *, field: str, what: str) -> D:
-    """The document with this id, or NOT_FOUND naming `field`."""
+    """The document with this id, or NOT_FOUND naming `field` and the id as the API gave it."""
     doc = await model.get(doc_id)
     if doc is None:
-        raise NotFound(f"no {what} {doc_id}", field=field)
+        raise NotFound(f"no {what} {api_id(model, doc_id)}", field=field)
     return doc
+
+
+def api_id(model: type[Document], doc_id: Any) -> str:
+    """A document's id as the API shows it: its global id (each document class is named as its
+    GraphQL type), so an error names what the client sent, not the database's id."""
+    try:
+        return encode_id(NodeType(model.__name__), doc_id)
+    except ValueError:  # a document the API does not show by id
+        return str(doc_id)
 
 
 def time_bounds(field: str, after: datetime | None, before: datetime | None) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
             raise BadUserInput("the same asset appears twice", field=f"items[{i}].assetId")
         seen.add(item.asset_id)
     asset_ids = [item.asset_id for item in items]
-    await existing_assets(asset_ids, "items", known=read)
+    await existing_assets(asset_ids, [f"items[{i}].assetId" for i in range(len(items))], known=read)
     await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor, never_unpinned=made_here)
     now = utcnow()
     await _write_items(collection_id, items, actor, now)
@@ -156,8 +156,10 @@ async def _take_out(collection_id: ObjectId, asset_ids: Sequence[ObjectId]) -> N
 
 async def delete_collection(collection_id: ObjectId) -> None:
     """Removes the collection, its items and its pins. Its assets stay; those no one else pins are
-    flagged for garbage collection. The collection record goes last, so a retry finishes a crash."""
-    await get_collection(collection_id)
+    flagged for garbage collection. The collection record goes last, so a retry finishes a crash; one
+    gone already is done."""
+    if await Collection.get(collection_id) is None:
+        return
     await CollectionItem.get_pymongo_collection().delete_many({"collection_id": collection_id})
     await Asset.get_pymongo_collection().update_many({"collection_ids": collection_id},
                                                      {"$pull": {"collection_ids": collection_id}})

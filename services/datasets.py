@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,7 +32,7 @@ from documents.manifest import asset_digest, manifest_hash
 from graphlake_client import splits
 from services import retention, snapshots, version_content
 from services.availability import no_time_limit
-from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, get_or_not_found, refuse_if_held
+from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held
 from services.collections import get_collection
 from services.datums import insert_datums, remove_datums
 from services.errors import BadUserInput, Conflict, NotFound
@@ -152,7 +152,9 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
     """Delete a version no other version names as its parent: hidden from readers first (DELETING),
     then its copies, pins and content file (from `stores`) go, then its record, so a retry (or a later
     build of the same name) finishes a crash. Assets it alone pinned are flagged for the garbage collector."""
-    version = await get_or_not_found(DatasetVersion, version_id, field="id", what="dataset version")
+    version = await DatasetVersion.get(version_id)
+    if version is None:  # gone already: deleting it again is done
+        return
     children = DatasetVersion.get_pymongo_collection().find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this version", {
         "child versions": [encode_id(NodeType.DATASET_VERSION, c["_id"]) async for c in children]},
@@ -165,8 +167,10 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
 
 
 async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
-    """Delete a dataset that has no versions left (abandoned builds and half-deleted versions go with it)."""
-    await get_or_not_found(Dataset, dataset_id, field="id", what="dataset")
+    """Delete a dataset that has no versions left (abandoned builds and half-deleted versions go with
+    it); one gone already is done."""
+    if await Dataset.get(dataset_id) is None:
+        return
     versions = DatasetVersion.get_pymongo_collection().find(
         {"dataset_id": dataset_id, "status": VersionStatus.READY.value}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
@@ -231,29 +235,34 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
             raise BadUserInput("the parent belongs to another dataset", field="parentId")
         chosen = await members(parent.id)
         set_ids = list(parent.annotation_set_ids)
-    not_in_parent = [str(d) for d in plan.remove_datums if d not in chosen]
-    if not_in_parent:
-        raise BadUserInput(f"not in the parent version: {', '.join(not_in_parent)}", field="removeDatums")
+    if (plan.remove_datums or plan.remove_sets) and not plan.parent_id:
+        raise BadUserInput("removes from a parent version: give parentId",
+                           field="removeDatums" if plan.remove_datums else "removeAnnotationSets")
+    both = set(plan.add_datums) & set(plan.remove_datums)
+    if both:
+        raise BadUserInput(f"both added and removed: {', '.join(encode_id(NodeType.DATUM, d) for d in both)}",
+                           field="removeDatums")
+    for i, datum_id in enumerate(plan.remove_datums):
+        if datum_id not in chosen:
+            raise BadUserInput(f"{encode_id(NodeType.DATUM, datum_id)} is not in the parent version",
+                               field=f"removeDatums[{i}]")
     # Their ids and splits only: _build reads each batch in full as it copies it.
     added = {d: Split(doc.get("split", Split.UNASSIGNED.value))
              for d, doc in (await fields_by_ids(Datum, plan.add_datums, ["split"])).items()}
-    missing = [str(d) for d in dict.fromkeys(plan.add_datums) if d not in added]
-    if missing:
-        raise BadUserInput(f"no such datum(s): {', '.join(missing)}", field="addDatums", missing=missing)
+    _refuse_missing(NodeType.DATUM, plan.add_datums, added, "addDatums")
     sets_found = {s.id for s in await AnnotationSet.find({"_id": {"$in": plan.add_sets}}).to_list()}
-    missing = [str(s) for s in plan.add_sets if s not in sets_found]
-    if missing:
-        raise BadUserInput(f"no such annotation set(s): {', '.join(missing)}", field="addAnnotationSets")
-    not_in_parent = [str(s) for s in plan.remove_sets if s not in set_ids]
-    if not_in_parent:
-        raise BadUserInput(f"not in the parent version: {', '.join(not_in_parent)}", field="removeAnnotationSets")
+    _refuse_missing(NodeType.ANNOTATION_SET, plan.add_sets, sets_found, "addAnnotationSets")
+    for i, set_id in enumerate(plan.remove_sets):
+        if set_id not in set_ids:
+            raise BadUserInput(f"{encode_id(NodeType.ANNOTATION_SET, set_id)} is not in the parent version",
+                               field=f"removeAnnotationSets[{i}]")
     if plan.from_collection:
         await get_collection(plan.from_collection, field="fromCollection")
 
     for datum_id in plan.remove_datums:
         chosen.pop(datum_id)
-    for datum_id, split in added.items():
-        chosen.setdefault(datum_id, split)
+    for datum_id, split in added.items():  # each as it is now: one the parent holds takes its split of today
+        chosen[datum_id] = split
     set_ids = [s for s in dict.fromkeys(set_ids + plan.add_sets) if s not in set(plan.remove_sets)]
     check_at_most(set_ids, MAX_VERSION_SETS, "annotation sets in a version", "addAnnotationSets")
 
@@ -278,6 +287,14 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     finally:
         if content is not None:
             content.close()
+
+
+def _refuse_missing(node: NodeType, given: list[ObjectId], found: Container[ObjectId], field: str) -> None:
+    """NOT_FOUND naming the first of `given` (an input list) that is not `found`, and every such one."""
+    missing = [(i, x) for i, x in enumerate(given) if x not in found]
+    if missing:
+        named = list(dict.fromkeys(encode_id(node, x) for _, x in missing))
+        raise NotFound(f"no such {node.value}(s): {', '.join(named)}", field=f"{field}[{missing[0][0]}]", missing=named)
 
 
 async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[ObjectId, Split], set_ids: list[ObjectId],

@@ -14,7 +14,7 @@ from documents.dataset import USES_COLLECTION, Datum, DatumAsset, RoleRef, Versi
 from documents.sparse import setting, stored
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
-from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, get_or_not_found, refuse_if_held
+from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, refuse_if_held
 from services.errors import BadUserInput, NotFound
 from services.node_ids import NodeType, encode_id
 
@@ -37,7 +37,8 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
                 raise BadUserInput(f"role {role.role!r} appears twice", field=f"inputs[{i}].roles[{j}].role")
             seen.add(role.role)
         check_metadata(datum.metadata, field=f"inputs[{i}].metadata")
-    await existing_assets([r.asset_id for d in datums for r in d.roles], "inputs")
+    await existing_assets([r.asset_id for d in datums for r in d.roles],
+                          [f"inputs[{i}].roles[{j}].assetId" for i, d in enumerate(datums) for j in range(len(d.roles))])
     now = utcnow()
     for datum in datums:
         datum.id = ObjectId()
@@ -113,7 +114,9 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
 async def delete_datum(datum_id: ObjectId) -> None:
     """Delete a datum that no dataset version and no annotation record holds (those would point at
     nothing). Its assets stay; the garbage collector takes those nothing else holds."""
-    datum = await get_or_not_found(Datum, datum_id, field="id", what="datum")
+    datum = await Datum.get(datum_id)
+    if datum is None:  # gone already: deleting it again is done
+        return
     limit = HOLDERS_NAMED + 1
     versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
     records = AnnotationRecord.get_pymongo_collection().find({"datum_id": datum_id}, {"_id": 1}).limit(limit)

@@ -36,6 +36,7 @@ from pymongo.errors import BulkWriteError
 
 from services import batches
 from services.errors import BadUserInput, Conflict, Unavailable
+from services.node_ids import NodeType, encode_id
 
 MAX_KEY = 200
 WAIT_SECONDS = 30.0  # for a batch another call is writing; its lease is batches.LEASE
@@ -102,8 +103,9 @@ async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, An
                 waiting = True
             elif found["_id"] in committed:
                 if not _same(found, documents[i]):
-                    raise Conflict(f"the set holds record {found['_id']} under this key, with other content",
-                                   field=f"records[{i}].key", record=str(found["_id"]))
+                    held = encode_id(NodeType.ANNOTATION_RECORD, found["_id"])
+                    raise Conflict(f"the set holds record {held} under this key, with other content",
+                                   field=f"records[{i}].key", record=held)
                 result[i] = found
                 resolved = True
         puzzled = documents[refused].get("key") not in held

@@ -26,6 +26,7 @@ from documents.sparse import sparse
 from services.availability import no_time_limit
 from services.field_pages import field_pages, merged_pages
 from services.id_reads import fields_by_ids
+from services.node_ids import NodeType, encode_id
 from services.version_content import ContentWriter
 from storage import ObjectStore
 
@@ -334,9 +335,9 @@ async def _check_assets(held: Mapping[ObjectId, str], result: Verification,
         asset = found.get(asset_id)
         now = asset_digest(asset)
         if asset is None or asset.get("status") == "DELETED":
-            result.problem(f"asset {asset_id} is {'gone' if asset is None else 'DELETED'}")
+            result.problem(f"asset {encode_id(NodeType.ASSET, asset_id)} is {'gone' if asset is None else 'DELETED'}")
         elif digest != PENDING and now != digest:
-            result.problem(f"asset {asset_id} now has {now}; the version holds {digest}")
+            result.problem(f"asset {encode_id(NodeType.ASSET, asset_id)} now has {now}; the version holds {digest}")
         elif stores is not None and digest.startswith("sha256:") and _stored(asset, stores):
             result.files_read += 1
             await _check_bytes(asset, digest, result, stores)
@@ -353,7 +354,9 @@ async def _check_bytes(asset: Mapping[str, Any], digest: str, result: Verificati
     try:
         actual = await stores[storage["mount"]].sha256(storage["key"])
     except Exception as error:  # a missing object, an unreachable store: each is a finding, not a crash
-        result.problem(f"asset {asset['_id']}: its bytes cannot be read ({type(error).__name__}: {error})")
+        result.problem(f"asset {encode_id(NodeType.ASSET, asset['_id'])}: its bytes cannot be read "
+                       f"({type(error).__name__}: {error})")
         return
     if f"sha256:{actual}" != digest:
-        result.problem(f"asset {asset['_id']}: its stored bytes hash to sha256:{actual}; the version holds {digest}")
+        result.problem(f"asset {encode_id(NodeType.ASSET, asset['_id'])}: its stored bytes hash to sha256:{actual}; "
+                       f"the version holds {digest}")

@@ -82,11 +82,15 @@ async def test_invalid_records_name_index_and_field_and_write_nothing(api: Api, 
         ({**record(s, "CLASSIFICATION", label="dent"), "attributes": {}}, "records[1].attributes"),
         (record(s, "CLASSIFICATION", label="dent", score=1.5), "records[1].score"),
         ({**record(s, "CLASSIFICATION", label="dent"), "assetId": s["mask"]["id"]}, "records[1].assetId"),
-        (record(s, "CLASSIFICATION", label="dent", datumId="RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"), "records[1].datumId"),
     ]
     for bad, field in cases:
         error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [good, bad]}, token=contributor)
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (bad, error)
+    # A datum or asset the lake does not have is NOT_FOUND, named by the ID sent.
+    unknown = "RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"
+    error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        good, record(s, "CLASSIFICATION", label="dent", datumId=unknown)]}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "records[1].datumId"} and unknown in error["message"]
     assert await AnnotationRecord.count() == 0
 
 

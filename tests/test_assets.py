@@ -257,6 +257,8 @@ async def test_delete_respects_pins_unless_an_admin_forces(api: Api, contributor
 
     await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
     assert (await Asset.get(object_id(asset["id"]))).unpinned_at is not None  # flagged for garbage collection
+    again_unpinned = await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)  # a retry: done
+    assert again_unpinned["unpinAsset"] == {"id": pin["id"], "deleted": True}
     again = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
     refused = await api.error("DeleteAsset", {"id": asset["id"], "force": True}, token=contributor)
     assert refused["extensions"]["code"] == "FORBIDDEN"  # force is for an ADMIN
@@ -299,6 +301,7 @@ async def test_garbage_collector_deletes_long_unpinned_assets(api: Api, contribu
     items = [{"assetId": a["id"]} for a in (old_value, recent, old_file)]
     await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": items}}, token=contributor)
     await api.data("DeleteCollection", {"id": coll["id"]}, token=contributor)  # all three unpinned now
+    assert (await api.data("DeleteCollection", {"id": coll["id"]}, token=contributor))["deleteCollection"]["deleted"]
     long_ago = utcnow() - timedelta(days=10)
     await Asset.get_pymongo_collection().update_many(
         {"_id": {"$in": [object_id(old_value["id"]), object_id(old_file["id"])]}}, {"$set": {"unpinned_at": long_ago}})

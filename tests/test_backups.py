@@ -156,7 +156,9 @@ async def test_a_restore_counts_the_local_files_it_did_not_bring(api: Api, admin
     await write_backup(state.db, backup, graphlake_version="test")  # documents only, as `graphlake backup`
     await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "new-root"})
     files = await scratch_db["assets"].count_documents({"kind": "FILE", "status": "ACTIVE", "storage.mount": "local"})
-    assert files > 0  # else this checks nothing
+    contents = await scratch_db["dataset_versions"].count_documents({"status": "READY", "content.mount": "local"})
+    assert files > 0 and contents > 0  # else this checks nothing
+    files += contents  # a version's content file is one of them
     assert await missing_local_files(scratch_db, {"local": tmp_path / "new-root"}) == {"local": files}
     assert await missing_local_files(scratch_db, {"local": local_root(settings)}) == {}  # the old root holds them
 

@@ -78,17 +78,20 @@ async def test_new_items_go_in_one_insert_and_present_ones_move(api: Api, contri
 async def test_bad_items_write_nothing(api: Api, contributor: str) -> None:
     coll = await factories.collection(api, contributor)
     asset = await factories.value_asset(api, contributor)
+    gone = await factories.value_asset(api, contributor, "gone")
+    await api.data("DeleteAsset", {"id": gone["id"]}, token=contributor)
     cases = [
-        ([{"assetId": asset["id"], "path": "../etc/passwd"}], "items[0].path"),
-        ([{"assetId": asset["id"], "path": "/abs"}], "items[0].path"),
-        ([{"assetId": asset["id"], "path": "a//b"}], "items[0].path"),
-        ([{"assetId": asset["id"]}, {"assetId": asset["id"]}], "items[1].assetId"),
-        ([{"assetId": asset["id"]}, {"assetId": "QXNzZXQ6NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"}], "items"),
-        ([], "items"),
+        ([{"assetId": asset["id"], "path": "../etc/passwd"}], "BAD_USER_INPUT", "items[0].path"),
+        ([{"assetId": asset["id"], "path": "/abs"}], "BAD_USER_INPUT", "items[0].path"),
+        ([{"assetId": asset["id"], "path": "a//b"}], "BAD_USER_INPUT", "items[0].path"),
+        ([{"assetId": asset["id"]}, {"assetId": asset["id"]}], "BAD_USER_INPUT", "items[1].assetId"),
+        ([{"assetId": asset["id"]}, {"assetId": "QXNzZXQ6NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"}], "NOT_FOUND", "items[1].assetId"),
+        ([{"assetId": asset["id"]}, {"assetId": gone["id"]}], "CONFLICT", "items[1].assetId"),  # DELETED, said so
+        ([], "BAD_USER_INPUT", "items"),
     ]
-    for items, field in cases:
+    for items, code, field in cases:
         error = await api.error("AddToCollection", {"input": {"collectionId": coll["id"], "items": items}}, token=contributor)
-        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (items, error)
+        assert error["extensions"]["code"] == code and error["extensions"]["field"] == field, (items, error)
     assert await CollectionItem.count() == 0 and await AssetRetention.count() == 0
 
 

@@ -19,6 +19,7 @@ from documents.retention import AssetRetention
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from services import snapshots
+from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -32,18 +33,19 @@ async def test_create_datums_checks_everything_first(api: Api, contributor: str)
     deleted = await factories.image_asset(api, contributor)
     await api.data("DeleteAsset", {"id": deleted["id"]}, token=contributor)
     before = await Datum.count()
-    cases = [
+    cases = [  # (the inputs, the code, the field at fault, what the message names: the IDs sent)
         ([{"roles": [{"role": "image", "assetId": image["id"]}]},
-          {"roles": [{"role": "image", "assetId": unknown}]}], "inputs", "64b000000000000000000001"),
-        ([{"roles": [{"role": "image", "assetId": image["id"]}, {"role": "old", "assetId": deleted["id"]}]}], "inputs",
-         f"no such asset(s): {object_id(deleted['id'])}"),  # refused before anything is written
-        ([{"roles": []}], "inputs[0].roles", None),
-        ([{"roles": [{"role": "a", "assetId": image["id"]}, {"role": "a", "assetId": image["id"]}]}], "inputs[0].roles[1].role", None),
-        ([{"roles": [{"role": "a", "assetId": "garbage"}]}], "inputs[0].roles[0].assetId", None),
+          {"roles": [{"role": "image", "assetId": unknown}]}], "NOT_FOUND", "inputs[1].roles[0].assetId", unknown),
+        ([{"roles": [{"role": "image", "assetId": image["id"]}, {"role": "old", "assetId": deleted["id"]}]}], "CONFLICT",
+         "inputs[0].roles[1].assetId", f"asset(s) DELETED: {deleted['id']}"),  # refused before anything is written
+        ([{"roles": []}], "BAD_USER_INPUT", "inputs[0].roles", None),
+        ([{"roles": [{"role": "a", "assetId": image["id"]}, {"role": "a", "assetId": image["id"]}]}], "BAD_USER_INPUT",
+         "inputs[0].roles[1].role", None),
+        ([{"roles": [{"role": "a", "assetId": "garbage"}]}], "BAD_USER_INPUT", "inputs[0].roles[0].assetId", None),
     ]
-    for inputs, field, named in cases:
+    for inputs, code, field, named in cases:
         error = await api.error("CreateDatums", {"inputs": inputs}, token=contributor)
-        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, error
+        assert error["extensions"]["code"] == code and error["extensions"]["field"] == field, error
         if named:
             assert named in error["message"]
     assert await Datum.count() == before
@@ -78,12 +80,20 @@ async def test_versions_build_from_parents_and_stay_immutable(api: Api, contribu
     diff = (await api.data("VersionDiff", {"id": v3["id"], "against": v2["id"]}, token=contributor))["datasetVersion"]["diff"]
     assert (diff["addedCount"], diff["removedCount"], diff["changedCount"]) == (0, 0, 1)
     assert [e["node"] for e in diff["changed"]["edges"]] == [{"id": d[1]["id"], "split": "TRAIN", "metadata": {"index": 42}}]
+    # A datum the parent holds, added again, comes as it is now: its split of today (TEST), not the parent's.
+    v4 = await factories.version(api, contributor, ds["id"], "v4", parentId=v3["id"], addDatums=[d[1]["id"]])
+    diff = (await api.data("VersionDiff", {"id": v4["id"], "against": v3["id"]}, token=contributor))["datasetVersion"]["diff"]
+    assert [e["node"]["split"] for e in diff["changed"]["edges"]] == ["TEST"]
 
     data = (await api.data("Dataset", {"name": "widgets", "version": "v1"}, token=contributor))["dataset"]
-    assert data["latest"]["version"] == "v3" and data["version"]["id"] == v1["id"]
-    assert [e["node"]["version"] for e in data["versions"]["edges"]] == ["v1", "v2", "v1-again", "v3"]
+    assert data["latest"]["version"] == "v4" and data["version"]["id"] == v1["id"]
+    assert [e["node"]["version"] for e in data["versions"]["edges"]] == ["v1", "v2", "v1-again", "v3", "v4"]
     by_name = (await api.data("DatasetVersion", {"dataset": "widgets", "version": "v2"}, token=contributor))["datasetVersion"]
     assert by_name["id"] == v2["id"]
+    for asked, field in (({"id": v2["id"], "dataset": "widgets", "version": "v1"}, "id"), ({"dataset": "widgets"}, "version"),
+                         ({"version": "v1"}, "dataset"), ({}, "id")):
+        error = await api.error("DatasetVersion", asked, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, asked
 
 
 async def test_version_errors_write_nothing(api: Api, contributor: str) -> None:
@@ -97,10 +107,14 @@ async def test_version_errors_write_nothing(api: Api, contributor: str) -> None:
         ({"version": "v1"}, "CONFLICT", "version"),
         ({"version": "bad name"}, "BAD_USER_INPUT", "version"),
         ({"version": "v2", "parentId": foreign["id"]}, "BAD_USER_INPUT", "parentId"),
-        ({"version": "v2", "parentId": v1["id"], "removeDatums": [d[1]["id"]]}, "BAD_USER_INPUT", "removeDatums"),
-        ({"version": "v2", "addDatums": ["RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"]}, "BAD_USER_INPUT", "addDatums"),
-        ({"version": "v2", "addAnnotationSets": ["QW5ub3RhdGlvblNldDo2NGIwMDAwMDAwMDAwMDAwMDAwMDAwMDA"]}, "BAD_USER_INPUT",
-         "addAnnotationSets"),
+        ({"version": "v2", "parentId": v1["id"], "removeDatums": [d[1]["id"]]}, "BAD_USER_INPUT", "removeDatums[0]"),
+        ({"version": "v2", "removeDatums": [d[0]["id"]]}, "BAD_USER_INPUT", "removeDatums"),  # no parent to remove from
+        ({"version": "v2", "parentId": v1["id"], "addDatums": [d[0]["id"]], "removeDatums": [d[0]["id"]]},
+         "BAD_USER_INPUT", "removeDatums"),
+        ({"version": "v2", "addDatums": [d[1]["id"], "RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"]}, "NOT_FOUND",
+         "addDatums[1]"),
+        ({"version": "v2", "addAnnotationSets": ["QW5ub3RhdGlvblNldDo2NGIwMDAwMDAwMDAwMDAwMDAwMDAwMDA"]}, "NOT_FOUND",
+         "addAnnotationSets[0]"),
     ]
     for fields, code, field in cases:
         error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], **fields}}, token=contributor)
@@ -158,6 +172,11 @@ async def test_training_split_is_deterministic_and_can_require_verification(api:
     assert 10 <= len(a["train"]) <= 26  # roughly 60% of 30
     verified = await split(1, verified_only=True)
     assert sorted(x for ids in verified.values() for x in ids) == sorted(x["id"] for x in d[:4])
+    # Null for either (what Python's None sends) is its default, as the contract has them nullable.
+    nulls = (await api.data("TrainingSplit", {"version": v["id"], "ratios": ratios, "seed": None, "verifiedOnly": None,
+                                              "first": 100}, token=contributor))["trainingSplit"]
+    assert {part: [e["node"]["id"] for e in nulls[part]["edges"]] for part in ("train", "validation", "test")} == \
+        await split(0)
     for bad, field in (({"train": -1, "validation": 0, "test": 0}, "ratios.train"),
                        ({"train": 0, "validation": 0, "test": 0}, "ratios")):
         error = await api.error("TrainingSplit", {"version": v["id"], "ratios": bad}, token=contributor)
@@ -297,7 +316,8 @@ async def test_verify_recomputes_the_hash_and_checks_every_asset(api: Api, contr
     asset_id = object_id(datums[1]["roles"][0]["asset"]["id"])
     await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": {"sha256": "0" * 64}})
     checked = await verification()
-    assert not checked["ok"] and checked["problems"] == [f"asset {asset_id} now has sha256:{'0' * 64}; the version holds "
+    shown = datums[1]["roles"][0]["asset"]["id"]  # the ID the API gives, not the database's
+    assert not checked["ok"] and checked["problems"] == [f"asset {shown} now has sha256:{'0' * 64}; the version holds "
                                                          f"sha256:{hashlib.sha256(b'PNG').hexdigest()}"]
 
 
@@ -328,7 +348,7 @@ async def test_a_deep_verify_reads_the_stored_bytes_again(api: Api, contributor:
     assert shallow.returncode == 0 and shallow.stdout.strip() == "ok"  # the records alone still agree
     deep = await verify(v["id"], "--deep")
     assert deep.returncode == 1 and deep.stdout.strip() == "MISMATCH"
-    assert f"asset {stored['_id']}: its stored bytes hash to sha256:" in deep.stderr and "2 files read" in deep.stderr  # and the content file
+    assert f"asset {encode_id(NodeType.ASSET, stored['_id'])}: its stored bytes hash to sha256:" in deep.stderr and "2 files read" in deep.stderr  # and the content file
 
 
 async def test_deletes_refuse_what_is_held_and_name_the_holder(api: Api, contributor: str, admin: str) -> None:
@@ -373,8 +393,13 @@ async def test_deletes_refuse_what_is_held_and_name_the_holder(api: Api, contrib
                           ("DeleteAnnotationSchema", schema["id"]), ("DeleteDataset", ds["id"])):
         assert (await api.data(operation, {"id": id}, token=contributor))[operation[0].lower() + operation[1:]]["deleted"]
     assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0 and await VersionRecord.count() == 0
-    error = await api.error("DeleteDataset", {"id": ds["id"]}, token=contributor)
-    assert error["extensions"]["code"] == "NOT_FOUND"
+    # Deleting what is gone already is done (DeletePayload.deleted): a retry after a lost answer is no error.
+    again = [("DeleteDatum", d[0]["id"], contributor), ("DeleteAnnotationSet", labels["id"], contributor),
+             ("DeleteAnnotationSchema", schema["id"], contributor), ("DeleteDataset", ds["id"], contributor),
+             ("DeleteDatasetVersion", v1["id"], admin), ("DeleteAnnotationRecord", record["id"], contributor)]
+    for operation, id, token in again:
+        assert (await api.data(operation, {"id": id}, token=token))[operation[0].lower() + operation[1:]] == {
+            "id": id, "deleted": True}, operation
 
 
 async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, contributor: str) -> None:

@@ -106,6 +106,10 @@ async def test_the_export_holds_every_place_that_names_the_user(api: Api, admin:
     seeded = await seed_alice(api, make_token, served, tmp_path)
     answer = (await api.data("PrivacyExport", {"userId": ALICE}, token=admin))["privacyExport"]
     places = {p["collection"]: p["documents"] for p in answer["places"]}
+    await served.app.state.graphlake.feed.settled()
+    asked = await state.db.events.find_one({"event_type": "AUDIT", "message": {"$regex": "^privacyExport by"}})
+    assert asked is not None and ALICE not in json.dumps(asked, default=str)  # audited, under the pseudonym
+    assert json.loads(asked["data"]["json"])["subject"] == pseudonym(ALICE, await pseudonym_key(state.db))
     assert set(places) == set(IDENTITY_FIELDS)  # every identity field was seeded, and each is found
     assert all("secret_hash" not in token for token in places["api_tokens"])
     assert {e["event_type"] for e in places["events"]} >= {"CALIBRATED", "AUDIT"}

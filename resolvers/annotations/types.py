@@ -215,7 +215,8 @@ class AnnotationRecord(Node):
     geometry: Geometry | None = strawberry.field(description="Its shape; null for CLASSIFICATION and REGRESSION records.")
     source: AnnotationSource = strawberry.field(description="Who made it: its own source, or its set's.")
     verified: bool = strawberry.field(description="Whether someone confirmed it (`verifyAnnotations`).")
-    verified_by: str | None = strawberry.field(description="The name of the API token that verified it; null while unverified.")
+    verified_by: str | None = strawberry.field(description=(
+        "Who verified it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; null while unverified."))
     verified_at: datetime | None = strawberry.field(description="When it was verified (UTC); null while unverified.")
     created_at: datetime = strawberry.field(description="When it was added (UTC).")
     doc: strawberry.Private[docs.AnnotationRecord]

@@ -107,7 +107,8 @@ class Asset(Node):
     data_timestamp: datetime | None = strawberry.field(description="When the data was produced (not stored).")
     created_at: datetime = strawberry.field(description="When the asset was created in the lake (UTC, milliseconds).")
     updated_at: datetime = strawberry.field(description="When the asset or its status last changed (UTC, milliseconds).")
-    created_by: str | None = strawberry.field(description="The name of the API token that created it; null for system writes.")
+    created_by: str | None = strawberry.field(description=(
+        "Who created it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; null for system writes."))
     doc: strawberry.Private[AssetDocument]
 
     @strawberry.field(description=(

@@ -15,6 +15,8 @@ from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import IsAdmin
 from resolvers.relay import After, Before, Connection, First, Last
 from services.errors import BadUserInput, Unauthenticated
+from services.events import audit
+from services.privacy.places import pseudonym, pseudonym_key
 from services.privacy.requests import export_places
 
 
@@ -57,6 +59,13 @@ class AuthQueries:
         found: dict[str, list] = {}
         async for collection, document in export_places(info.context.db, user_id, limit=limit_per_collection + 1):
             found.setdefault(collection, []).append(document)
+        # Audited as the CLI's export is (a query is not, as a rule), under the pseudonym, never the id.
+        principal = info.context.principal
+        await audit.record(info.context.state.feed, info.context.settings,
+                           f"privacyExport by {principal.actor if principal else 'anonymous'}",
+                           user_id=principal.user_id if principal else None, ids=[], query="privacyExport",
+                           token=principal.token_name if principal else None, requestId=info.context.request_id,
+                           subject=pseudonym(user_id.strip(), await pseudonym_key(info.context.db)))
         return PrivacyExport(user_id=user_id.strip(), exported_at=utcnow(), places=[
             PrivacyPlace(collection=name, documents=docs[:limit_per_collection], truncated=len(docs) > limit_per_collection)
             for name, docs in found.items()])

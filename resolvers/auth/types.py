@@ -25,7 +25,9 @@ Role = described_enum(RoleValue, "What a token may do: VIEWER reads, CONTRIBUTOR
 
 @strawberry.type(description="The caller, as identified by their API token.")
 class Principal:
-    token_name: str = strawberry.field(description="The name of the caller's token (what `createdBy` fields show).")
+    token_name: str = strawberry.field(description=(
+        "The name of the caller's token. `createdBy` and the other audit fields show the token's `userId`, "
+        "else `token:` and this name."))
     role: Role = strawberry.field(description="What the caller may do.")
     user_id: str | None = strawberry.field(description="The person or service the token acts for; null if not set.")
 

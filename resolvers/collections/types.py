@@ -25,14 +25,15 @@ class CollectionItem(Node):
     path: str | None = strawberry.field(description="Place in a hierarchical upload, e.g. `images/cam1/0001.png`.")
     split: Split | None = strawberry.field(description="The training split the item was filed under; null if none was given.")
     added_at: datetime = strawberry.field(description="When the asset was first put into the collection (UTC); adding it again keeps this time.")
-    added_by: str | None = strawberry.field(description="The name of the API token that added it; null for system writes.")
+    added_by: str | None = strawberry.field(description=(
+        "Who added it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; null for system writes."))
     doc: strawberry.Private[ItemDocument]
 
     @strawberry.field(description="The collection the item belongs to.")
     async def collection(self, info: Info) -> Collection:
         return Collection.from_document(await info.context.loaders.by_id(CollectionDocument).load(self.doc.collection_id))
 
-    @strawberry.field(description="The asset the item files (it may be DELETED if a forced delete took it).")
+    @strawberry.field(description="The asset the item files (a delete, forced or not, takes it out of its collections).")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.doc.asset_id))
 

@@ -51,13 +51,16 @@ class DatasetQueries:
         dataset: Annotated[str | None, strawberry.argument(description="The dataset's name, with `version`.")] = None,
         version: Annotated[str | None, strawberry.argument(description="The version's name, with `dataset`.")] = None,
     ) -> DatasetVersion | None:
+        if id is not None and (dataset is not None or version is not None):  # which would win is a guess
+            raise BadUserInput("give id, or dataset and version, not both", field="id")
         if id is not None:
             doc = await VersionDocument.get(decode_object_id(id, NodeType.DATASET_VERSION))
         elif dataset is not None and version is not None:
             owner = await DatasetDocument.find_one({"name": dataset})
             doc = await VersionDocument.find_one({"dataset_id": owner.id, "version": version}) if owner else None
         else:
-            raise BadUserInput("give id, or dataset and version", field="id")
+            missing = "version" if dataset is not None else "dataset" if version is not None else "id"
+            raise BadUserInput("give id, or dataset and version", field=missing)
         return DatasetVersion.from_document(doc) if doc and doc.status is VersionStatus.READY else None
 
     @strawberry.field(permission_classes=[CanRead], description="A deterministic train/validation/test partition of a version's datums: assigned splits are kept, UNASSIGNED datums are spread by `seed` and `ratios`; `verifiedOnly` keeps only datums with at least one ground-truth annotation (as the version holds them), every one verified: a datum with none is left out.")
@@ -66,13 +69,15 @@ class DatasetQueries:
         dataset_version: Annotated[strawberry.ID, strawberry.argument(description="The version to partition.")],
         ratios: Annotated[SplitRatios, strawberry.argument(description=(
             "Relative sizes of the parts for the datums the version holds as UNASSIGNED (the others keep their split)."))],
-        seed: Annotated[int, strawberry.argument(description=(
-            "Chooses the partition: the same seed, version and ratios give the same parts on any machine. Default 0."))] = 0,
-        verified_only: Annotated[bool, strawberry.argument(description=(
+        # Nullable, as the contract has them: a client sending null (Python's None) gets the default.
+        seed: Annotated[int | None, strawberry.argument(description=(
+            "Chooses the partition: the same seed, version and ratios give the same parts on any machine. "
+            "Default (and null) 0."))] = 0,
+        verified_only: Annotated[bool | None, strawberry.argument(description=(
             "Keep only datums with at least one ground-truth annotation, every one verified (a datum with none is "
-            "left out, whatever its split). Default false."))] = False,
+            "left out, whatever its split). Default (and null) false."))] = False,
     ) -> TrainingSplit:
         normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
         version_id = decode_object_id(dataset_version, NodeType.DATASET_VERSION, field="datasetVersion")
-        parts = await service.training_split(version_id, normalised, seed, verified_only)
+        parts = await service.training_split(version_id, normalised, seed or 0, bool(verified_only))
         return TrainingSplit(version_id=version_id, parts=parts)

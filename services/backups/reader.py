@@ -161,13 +161,16 @@ def _discard(staged: Staged) -> None:
 
 
 async def missing_local_files(db: AsyncDatabase, local_roots: Mapping[str, Path]) -> dict[str, int]:
-    """How many stored files each local mount lacks: the ACTIVE FILE assets on it whose file is not
-    under its root. What a restore of a backup made without its payloads (the default) leaves to the
-    operator to copy over, said after the restore rather than at each download that fails."""
+    """How many stored files each local mount lacks: those of the ACTIVE FILE assets on it, and the
+    content files of READY dataset versions (their exporters and `verify --deep` read them), that are
+    not under its root. What a restore of a backup made without its payloads (the default) leaves to
+    the operator to copy over, said after the restore rather than at each download that fails."""
     missing: dict[str, int] = {}
     for mount, root in local_roots.items():
         keys = [a["storage"]["key"] async for a in db["assets"].find(
             {"kind": "FILE", "status": "ACTIVE", "storage.mount": mount}, {"storage.key": 1})]
+        keys += [v["content"]["key"] async for v in db["dataset_versions"].find(
+            {"status": "READY", "content.mount": mount}, {"content.key": 1})]
         gone = await asyncio.to_thread(lambda root=root, keys=keys: sum(not (root / key).is_file() for key in keys))
         if gone:
             missing[mount] = gone

@@ -16,6 +16,8 @@ from resolvers.errors import variable_field
     ("Variable '$input' got invalid value 'BOGUS' at 'input.policy'; Value 'BOGUS' does not exist in 'BundlePolicy'.",
      "input.policy"),
     ("Variable '$f' got invalid value 99999999999; Int cannot represent non 32-bit signed integer value.", "$f"),
+    # A nullable variable, null, used where an argument is non-null (graphql-core names the variable only).
+    ("Expected variable '$seed' provided to non-null type 'Int!' not to be None.", "$seed"),
     ("Cannot query field 'asets' on type 'Query'.", None),
 ])
 def test_a_variable_error_names_its_place(message: str, field: str | None) -> None:
