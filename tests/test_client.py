@@ -379,6 +379,10 @@ async def test_cli_upload_and_download(served: Served, contributor: str, tree: P
     header, row = out.strip().splitlines()
     asset_id = row.split("\t")[0]
     assert header.startswith("id\tname") and "notes.txt\tACTIVE\t5" in row
+    # Guarantees: uploading again stores nothing twice, and the command says so.
+    code, out, err = await graphlake(env, "upload", str(tree / "notes.txt"), "--collection", "cli")
+    assert code == 0, err
+    assert out.strip().splitlines()[1].split("\t")[:3] == [row.split("\t")[0], "notes.txt", "UNCHANGED"]
     code, _, err = await graphlake(env, "download", asset_id, str(tmp_path / "n.txt"))
     assert code == 0, err
     assert (tmp_path / "n.txt").read_bytes() == b"hello"

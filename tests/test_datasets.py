@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,12 @@ from bson import ObjectId
 
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
+from documents.clock import utcnow
 from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
 from documents.retention import AssetRetention
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
-from services import snapshots
+from services import datasets, snapshots
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
@@ -582,3 +584,41 @@ async def test_a_build_failing_between_pages_leaves_none_of_the_version(api: Api
                                       addAnnotationSets=[labels["id"]])
     assert await VersionRecord.get_pymongo_collection().count_documents(copied) == len(planted)
     assert version["datumCount"] == 1
+
+
+async def test_a_build_cut_off_part_way_is_removed_by_a_later_build_of_its_name(api: Api, contributor: str) -> None:
+    """Guarantees: what a build cut off from its database left stays BUILDING, and a later build of
+    the same name removes it first once it is 10 minutes old (a younger one is still being built)."""
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 2, roles=("image",))
+    left = {"_id": ObjectId(), "dataset_id": object_id(ds["id"]), "version": "v1", "status": "BUILDING",
+            "annotation_set_ids": [], "created_at": utcnow()}
+    await DatasetVersion.get_pymongo_collection().insert_one(left)
+    await VersionMember.get_pymongo_collection().insert_one({"version_id": left["_id"], "datum_id": object_id(d[0]["id"]),
+                                                             "split": "TRAIN"})
+    young = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v1"}}, token=contributor)
+    assert young["extensions"]["code"] == "CONFLICT"
+    await DatasetVersion.get_pymongo_collection().update_one(
+        {"_id": left["_id"]}, {"$set": {"created_at": utcnow() - datasets.ABANDONED_AFTER - timedelta(seconds=1)}})
+    made = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d[1]["id"]])
+    assert made["datumCount"] == 1
+    assert await DatasetVersion.get_pymongo_collection().find_one({"_id": left["_id"]}) is None
+    assert await VersionMember.get_pymongo_collection().count_documents({"version_id": left["_id"]}) == 0
+
+
+async def test_a_version_delete_that_crashed_part_way_is_finished_by_a_retry(api: Api, contributor: str,
+                                                                            admin: str) -> None:
+    """Guarantees: deleting a version hides it first (DELETING), then removes its copies and pins,
+    then its record; a delete that died after hiding it is finished by the next one."""
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 2, roles=("image",))
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d])
+    version_id = object_id(v1["id"])
+    await DatasetVersion.get_pymongo_collection().update_one({"_id": version_id}, {"$set": {"status": "DELETING"}})
+    assert (await api.data("DatasetVersion", {"id": v1["id"]}, token=contributor))["datasetVersion"] is None  # hidden
+    assert await VersionMember.get_pymongo_collection().count_documents({"version_id": version_id}) == 2  # not gone yet
+    done = (await api.data("DeleteDatasetVersion", {"id": v1["id"]}, token=admin))["deleteDatasetVersion"]
+    assert done == {"id": v1["id"], "deleted": True}
+    assert await VersionMember.get_pymongo_collection().count_documents({"version_id": version_id}) == 0
+    assert await AssetRetention.find({"owner_id": version_id}).count() == 0
+    assert await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}) is None

@@ -209,8 +209,14 @@ async def test_an_erase_after_anonymize_still_reaches_the_user_and_their_deleted
 async def test_anonymize_keeps_everything_under_a_stable_pseudonym(api: Api, make_token: MakeToken, served: Served,
                                                                    state: AppState, tmp_path: Path) -> None:
     seeded = await seed_alice(api, make_token, served, tmp_path)
+    reader = await make_token(Role.VIEWER)
+    before = (await api.data("VerifyVersion", {"id": seeded["version"]}, token=reader))["datasetVersion"]
     key = await pseudonym_key(state.db)
     alias, changed = await anonymize_user(state.db, ALICE, key)
+    # Guarantees: who made or verified a version's copies is rewritten, what they hold is not: its hash stays.
+    after = (await api.data("VerifyVersion", {"id": seeded["version"]}, token=reader))["datasetVersion"]
+    assert after["verification"]["ok"] and after["manifestSha256"] == before["manifestSha256"]
+    assert await state.db.version_records.count_documents({"verified_by": alias}) == 2  # the copies were rewritten
     assert alias == pseudonym(ALICE, key) and set(changed) == set(IDENTITY_FIELDS)
     assert await places_naming(state.db, ALICE) == []
     note = await state.db.assets.find_one({"_id": object_id(seeded["note"])})

@@ -70,6 +70,35 @@ async def test_an_aborted_uploads_url_is_refused_on_the_local_mount(api: Api, co
     assert await state.stores["local"].stat(session["asset"]["storage"]["key"]) is None
 
 
+async def test_an_expired_uploads_url_is_refused_before_the_reconciler_closes_it(api: Api, contributor: str,
+                                                                                 state: AppState) -> None:
+    """Guarantees: a PUT of an upload that expired, still OPEN until the reconciler's next round, is
+    refused (409, saying so) and stores nothing."""
+    data = payload(1000, seed=46)
+    session = await start(api, contributor, data, "local")
+    await UploadSession.get_pymongo_collection().update_one(
+        {"_id": object_id(session["id"])}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    late = await put(session["url"], data, session["headers"])
+    assert late.status_code == 409 and "expired" in late.json()["error"]
+    assert await state.stores["local"].stat(session["asset"]["storage"]["key"]) is None
+
+
+async def test_an_upload_closed_while_its_body_arrives_keeps_nothing(api: Api, contributor: str, state: AppState) -> None:
+    """Guarantees: the local mount asks again once the body has arrived: an abort while it was on its
+    way refuses the PUT (409) and nothing of it stays."""
+    data = payload(256 * 1024, seed=47)
+    session = await start(api, contributor, data, "local")
+
+    async def body():  # the first half, then the abort, then the rest: the first check passed already
+        yield data[:128 * 1024]
+        await api.data("AbortUpload", {"id": session["id"]}, token=contributor)
+        yield data[128 * 1024:]
+
+    late = await put(session["url"], body(), session["headers"])
+    assert late.status_code == 409 and "aborted" in late.json()["error"], late.text
+    assert await state.stores["local"].stat(session["asset"]["storage"]["key"]) is None
+
+
 async def test_what_an_aborted_uploads_url_leaves_on_s3_is_swept_once_its_urls_expire(
         api: Api, contributor: str, state: AppState) -> None:
     data = payload(1000, seed=45)

@@ -76,7 +76,7 @@ def deleted_once_read(monkeypatch: pytest.MonkeyPatch, module: object, reader: s
     monkeypatch.setattr(module, reader, read_then_deleted)
 
 
-async def put(url: str, data: bytes, headers: dict | None = None) -> httpx.Response:
+async def put(url: str, data: bytes | AsyncIterator[bytes], headers: dict | None = None) -> httpx.Response:
     async with httpx.AsyncClient(timeout=60) as http:
         return await http.put(url, content=data, headers=headers or {})
 
