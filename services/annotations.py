@@ -112,6 +112,9 @@ def _finite(number: float | None) -> bool:
     return number is None or math.isfinite(number)
 
 
+_INPUT_FIELD = {"ROTATED_BBOX": "rotatedBbox"}  # a shape's type -> its GeometryInput field, where not its lower case
+
+
 def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict[str, Any]]) -> None:
     expected = SHAPE_OF_KIND.get(record.kind)
     shape = record.geometry
@@ -124,19 +127,24 @@ def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict
     if not isinstance(shape, expected):
         raise BadUserInput(f"a {record.kind.value} record needs a {record.kind.value.lower()} geometry, "
                            f"got {shape.type.lower()}", field=f"{field}.geometry")
-    numbers = [v for v in vars(shape).values() if isinstance(v, float)]  # its fields, without dumping it
+    # Named as the input names it: GeometryInput's one field (bbox, rotatedBbox, polygon, ...), then its own.
+    at = f"{field}.geometry.{_INPUT_FIELD.get(shape.type, shape.type.lower())}"
+    numbers = [(k, v) for k, v in vars(shape).items() if isinstance(v, float)]  # its fields, without dumping it
     points = getattr(shape, "points", [])
-    numbers += [c for p in points for c in (p.x, p.y)]
-    if not all(math.isfinite(n) for n in numbers):
-        raise BadUserInput("coordinates must be finite numbers", field=f"{field}.geometry")
-    if isinstance(shape, docs.BBoxShape | docs.RotatedBBoxShape) and not (shape.width > 0 and shape.height > 0):
-        raise BadUserInput("width and height must be positive", field=f"{field}.geometry")
+    if bad := next((k for k, v in numbers if not math.isfinite(v)), None):
+        raise BadUserInput("coordinates must be finite numbers", field=f"{at}.{bad}")
+    if bad := next((i for i, p in enumerate(points) if not (math.isfinite(p.x) and math.isfinite(p.y))), None):
+        raise BadUserInput("coordinates must be finite numbers", field=f"{at}.points[{bad}]")
+    if isinstance(shape, docs.BBoxShape | docs.RotatedBBoxShape):
+        for side in ("width", "height"):
+            if not getattr(shape, side) > 0:
+                raise BadUserInput(f"{side} must be positive", field=f"{at}.{side}")
     if expected in MIN_POINTS and len(points) < MIN_POINTS[expected]:
-        raise BadUserInput(f"needs at least {MIN_POINTS[expected]} points, got {len(points)}", field=f"{field}.geometry.points")
+        raise BadUserInput(f"needs at least {MIN_POINTS[expected]} points, got {len(points)}", field=f"{at}.points")
     if isinstance(shape, docs.MaskShape):
         mask = masks.get(shape.asset_id)
         if mask is None:
-            raise BadUserInput(f"no asset {shape.asset_id}", field=f"{field}.geometry.mask.assetId")
+            raise NotFound(f"no asset {encode_id(NodeType.ASSET, shape.asset_id)}", field=f"{field}.geometry.mask.assetId")
         if not (mask.get("media_type") or "").startswith("image/"):
             raise BadUserInput(f"the mask asset must be an image, it is {mask.get('media_type') or 'untyped'}",
                                field=f"{field}.geometry.mask.assetId")
