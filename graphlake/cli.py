@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape  # a message's [brackets] are text, not styles
 
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
@@ -66,7 +67,7 @@ def serve(
         tune_for_serving()  # graphlake/collector.py says why
         uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     except ServiceError as error:
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
 
 

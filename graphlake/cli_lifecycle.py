@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape  # a message's [brackets] are text, not styles
 from typer.core import TyperGroup
 
 from graphlake import __version__
@@ -104,7 +105,7 @@ def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) ->
     try:
         steps = run(go())
     except ValueError as error:  # a version this code does not know (a newer database, or --to out of range)
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     if dry_run:
         for step in steps:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape  # a message's [brackets] are text, not styles
 
 from graphlake.cli_support import console, errors, load_settings, run
 
@@ -41,7 +42,7 @@ def export(
     try:
         user = check_user(user)
     except BadUserInput as error:  # one line, as every command says what is wrong (run() does for the rest)
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     target = output or Path(f"privacy-{re.sub(r'[^A-Za-z0-9._-]+', '_', user)}.{'zip' if with_payloads else 'json'}")
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape  # a message's [brackets] are text, not styles
 from rich.table import Table
 
 from graphlake.logs import redact
@@ -51,7 +52,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
     except (ServiceError, GraphlakeError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress) as error:
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     except PyMongoError as error:
         errors.print(f"[red]error:[/red] the database cannot be reached or refused the request: {error}")
@@ -105,7 +106,7 @@ def client_run(coroutine: object) -> object:
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except GraphlakeClientError as error:
-        errors.print(f"[red]error:[/red] {error}" + (f" ({error.code})" if error.code else ""))
+        errors.print(f"[red]error:[/red] {escape(str(error))}" + (f" ({error.code})" if error.code else ""))
         raise typer.Exit(1) from None
     except httpx.TransportError as error:  # no answer at all: say where it was asked
         where = error.request.url.copy_with(path="/", query=None) if _has_request(error) else "the server"
@@ -113,7 +114,7 @@ def client_run(coroutine: object) -> object:
                      "(is it running? set GRAPHLAKE_URL or --url)")
         raise typer.Exit(1) from None
     except httpx.HTTPError as error:
-        errors.print(f"[red]error:[/red] {error}")
+        errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
 
 

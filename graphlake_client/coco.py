@@ -24,6 +24,7 @@ stage comes. To import corrected annotations, give another set name (`set_name`)
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -77,8 +78,8 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     if split.upper() not in (*SPLITS, "UNASSIGNED"):
         raise GraphlakeClientError(f"split is one of TRAIN, VALIDATION, TEST or UNASSIGNED, not {split!r}",
                                    "BAD_USER_INPUT", "split")
-    coco = json.loads(annotations.read_text())
-    results = json.loads(predictions.read_text()) if predictions else None
+    coco = _read_json(annotations)
+    results = _read_json(predictions) if predictions else None
     _check_keys(coco, results, annotations.name)
     images_by_id = {image["id"]: image for image in coco["images"]}
     for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
@@ -94,9 +95,10 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     if missing:  # before anything is written
         raise GraphlakeClientError(f"{len(missing)} images are not under {images}, e.g. {missing[0]}", "BAD_USER_INPUT")
     categories = {c["id"]: c for c in coco.get("categories", [])}
-    for annotation in coco.get("annotations", []) + (results or []):
-        if annotation["category_id"] not in categories or annotation["image_id"] not in images_by_id:
-            raise GraphlakeClientError(f"annotation {annotation.get('id')} names an unknown category or image", "BAD_USER_INPUT")
+    for items, where in ((coco.get("annotations", []), f"annotation {{}} of {annotations.name}"),
+                         (results or [], f"entry {{}} of {predictions.name if predictions else ''}")):
+        for n, annotation in enumerate(items):
+            _check_annotation(annotation, where.format(n), categories, images_by_id, annotations.name)
     for items, where in ((coco.get("annotations", []), annotations.name), (results or [], "the results file")):
         # An annotation's id names its records (their keys): two of one id would be one annotation to the set.
         twice = next((value for value, n in Counter(_ids(items)).items() if n > 1), None)
@@ -162,6 +164,48 @@ def _ids(annotations: list[dict[str, Any]]) -> list[Any]:
     """Each annotation's id. A results file's entries need not have one: they are numbered by their
     place (from 1), so their records still group and are keyed alike on every run."""
     return [annotation.get("id", n + 1) for n, annotation in enumerate(annotations)]
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON in `path`; BAD_USER_INPUT naming the file and the place when it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise GraphlakeClientError(f"{path.name} is not JSON ({error})", "BAD_USER_INPUT") from None
+
+
+def _finite(values: Any) -> bool:
+    return isinstance(values, list) and all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+def _check_annotation(annotation: dict[str, Any], where: str, categories: dict[Any, Any], images: dict[Any, Any],
+                      name: str) -> None:
+    """BAD_USER_INPUT naming the entry (by its place in its file) and what is wrong with it, before
+    anything is written: an unknown category or image, or a bbox, polygon, keypoints or score that
+    is not what COCO's format says (they failed deep in the import, after sets were made)."""
+    def bad(what: str) -> GraphlakeClientError:
+        return GraphlakeClientError(f"{where}: {what}", "BAD_USER_INPUT")
+
+    if annotation["category_id"] not in categories:
+        raise bad(f"category_id {annotation['category_id']!r} is not a category of {name}")
+    if annotation["image_id"] not in images:
+        raise bad(f"image_id {annotation['image_id']!r} is not an image of {name}")
+    box = annotation.get("bbox")
+    if box is not None and not (_finite(box) and len(box) == 4):
+        raise bad(f"bbox is [x, y, width, height], four numbers, not {box!r}")
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, list):
+        for part, flat in enumerate(segmentation):
+            if not (_finite(flat) and len(flat) % 2 == 0):
+                raise bad(f"segmentation[{part}] is a polygon, an even count of numbers (x, y, x, y, ...)")
+    elif segmentation is not None and not (isinstance(segmentation, dict) and "counts" in segmentation):
+        raise bad("segmentation is a list of polygons or an RLE ({counts, size})")
+    keypoints = annotation.get("keypoints")
+    if keypoints is not None and not (_finite(keypoints) and len(keypoints) % 3 == 0):
+        raise bad("keypoints are x, y, visibility for each point: a count of numbers divisible by 3")
+    score = annotation.get("score")
+    if score is not None and not (_finite([score]) and 0 <= score <= 1):
+        raise bad(f"score must be between 0 and 1, not {score!r}")
 
 
 def _check_keys(coco: Any, results: Any, name: str) -> None:

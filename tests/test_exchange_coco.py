@@ -230,7 +230,26 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
     annotations.write_text(json.dumps(coco))
     unknown = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
                                       "--images", str(tmp_path / "images"), "--dataset", "parts")
-    assert unknown.returncode == 1 and "annotation 100 names an unknown category or image" in unknown.stderr
+    said = " ".join(unknown.stderr.split())
+    assert unknown.returncode == 1 and "annotation 0 of annotations.json: category_id 42 is not a category" in said, said
+    # What COCO's format says an entry holds, checked before anything is written (they failed deep in
+    # the import, after its sets were made, or dropped a polygon without a word).
+    for change, named in ((lambda a: a.update(bbox=[1, 2, 3]), "bbox is [x, y, width, height]"),
+                          (lambda a: a.update(segmentation=[[1, 2, 3, 4, 5]]), "segmentation[0] is a polygon"),
+                          (lambda a: a.update(keypoints=[1, 2]), "keypoints are x, y, visibility"),
+                          (lambda a: a.update(score=1.27), "score must be between 0 and 1")):
+        broken = json.loads(coco_files(tmp_path)[0].read_text())
+        change(broken["annotations"][1])
+        annotations.write_text(json.dumps(broken))
+        refused = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                          "--images", str(tmp_path / "images"), "--dataset", "parts")
+        said = " ".join(refused.stderr.split())
+        assert refused.returncode == 1 and f"annotation 1 of annotations.json: {named}" in said, said
+    annotations.write_text(json.dumps(coco)[:-20])  # cut short
+    cut = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                  "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert cut.returncode == 1 and "annotations.json is not JSON" in cut.stderr and "Traceback" not in cut.stderr
+    annotations.write_text(json.dumps(coco))
     del coco["images"][1]["file_name"]
     annotations.write_text(json.dumps(coco))
     lacking = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
