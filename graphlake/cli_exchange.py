@@ -213,6 +213,8 @@ def import_bundle(
                                                    "(prepareBundleImport / commitBundleImport), nothing passes through "
                                                    "here. With an s3:// SRC: the lake's S3 mount that registers its "
                                                    "files under --policy reference (default: the lake's only one).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Import it into the dataset of this name, not the bundle's "
+                                                     "(when this lake has another version of that name there).")] = None,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -225,7 +227,7 @@ def import_bundle(
     if mount is not None and not s3:
         async def on_mount() -> Any:
             async with Client(server_url(url), token) as lake:
-                return await lake.import_bundle_on_mount(src, mount=mount, policy=policy, dry_run=dry_run)
+                return await lake.import_bundle_on_mount(src, mount=mount, policy=policy, dry_run=dry_run, dataset=dataset)
 
         typer.echo(json.dumps(client_run(on_mount()), indent=2))
         return
@@ -244,7 +246,8 @@ def import_bundle(
 
             async with Client(server_url(url), token) as lake:
                 return await lake.import_bundle(src if s3 else Path(src), policy=policy, dry_run=dry_run,
-                                                progress=count, say=lambda line: errors.print(line), mount=mount)
+                                                progress=count, say=lambda line: errors.print(line), mount=mount,
+                                                dataset=dataset)
 
     typer.echo(json.dumps(client_run(run()), indent=2))
 

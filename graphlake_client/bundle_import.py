@@ -90,18 +90,25 @@ Locate = Callable[[str], dict[str, Any]]
 
 async def import_bundle(lake: Client, src: Path | str, *, policy: Policy = "copy", dry_run: bool = False,
                         say: Callable[[str], None] = lambda _: None, progress: Callable[[int], None] | None = None,
-                        locate: Locate | None = None, mount: str | None = None) -> BundleImport:
+                        locate: Locate | None = None, mount: str | None = None,
+                        dataset: str | None = None) -> BundleImport:
     """Prepare, then (unless `dry_run`, or there are conflicts: CONFLICT) commit; the report.
     `src`: a directory or a .tar here, or (a str) an `s3://bucket/prefix` read with boto3's credentials.
     `locate(payload path)` says where a payload lies for the reference policy, as registerExternal's
     {mount, bucket, prefix} (the server knows, for a bundle on an S3 mount; for an s3:// bundle, its
     objects, read by the lake's S3 mount `mount`: by default its only one); without it a bundle
-    holding files cannot be referenced."""
+    holding files cannot be referenced. `dataset`: the name of the dataset to import it into, in
+    place of the bundle's (a lake holding another version of that name and dataset)."""
     if policy not in POLICIES:
         raise GraphlakeClientError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}", "BAD_USER_INPUT",
                                    "policy")
+    if dataset is not None and not dataset.strip():
+        raise GraphlakeClientError("name a dataset, or leave dataset out to keep the bundle's", "BAD_USER_INPUT",
+                                   "dataset")
     with open_reader(src) as reader:
         manifest = reader.manifest()
+        if dataset is not None:  # the name is not in the version's hash: the imported version hashes the same
+            manifest["dataset"]["name"] = dataset.strip()
         if locate is None and policy == "reference" and referenced_files(manifest) and not isinstance(reader, BundleReader):
             locate = reader.locator(await _s3_mount(lake, src, mount))
         preparing = Pass(lake, reader, manifest, policy, say, progress, locate)
@@ -316,7 +323,8 @@ class Pass:
                 self.report.version_state = "conflict"
                 self.report.conflicts.append(
                     f"version {dataset['name']}/{head['name']} exists with manifest hash {found['manifestSha256']}, "
-                    f"the bundle's is {head['manifest_sha256']}: import into another dataset name, or delete it")
+                    f"the bundle's is {head['manifest_sha256']}: import it into another dataset (--dataset NAME, "
+                    "dataset=), or delete that version first (deleteDatasetVersion, ADMIN)")
             return
         if not write:
             return

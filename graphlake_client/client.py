@@ -162,18 +162,19 @@ class Client(Vault):
     async def import_bundle(self, src: Path | str, *, policy: Policy = "copy", dry_run: bool = False,
                             mount: str | None = None, say: Callable[[str], None] = _silent,
                             progress: Callable[[int], None] | None = None,
-                            locate: Callable[[str], dict[str, Any]] | None = None) -> BundleImport:
+                            locate: Callable[[str], dict[str, Any]] | None = None,
+                            dataset: str | None = None) -> BundleImport:
         """Import a bundle (a directory or a .tar, or an "s3://bucket/prefix" read with boto3's
         credentials): prepare, then commit unless `dry_run` (graphlake_client.bundle_import: `policy`
-        copy, copy-if-missing or reference, `mount` for reference from S3, `say`, `progress`).
-        Returns the report."""
+        copy, copy-if-missing or reference, `mount` for reference from S3, `say`, `progress`;
+        `dataset` imports it into a dataset of that name instead of the bundle's). Returns the report."""
         from graphlake_client.bundle_import import import_bundle
 
         return await import_bundle(self, src, policy=policy, dry_run=dry_run, mount=mount, say=say, progress=progress,
-                                   locate=locate)
+                                   locate=locate, dataset=dataset)
 
     async def import_bundle_on_mount(self, path: str, *, mount: str | None = None, policy: Policy = "copy",
-                                     dry_run: bool = False) -> BundleImport:
+                                     dry_run: bool = False, dataset: str | None = None) -> BundleImport:
         """Have the server import a bundle that lies on one of its mounts (`path` relative to the
         mount's root): prepareBundleImport, or commitBundleImport unless `dry_run`. The server's
         BundleImportReport, in import_bundle's shape (bundle_import.report_of). Nothing passes
@@ -181,6 +182,6 @@ class Client(Vault):
         from graphlake_client.bundle_import import report_of
 
         document = ops.PREPARE_BUNDLE_IMPORT if dry_run else ops.COMMIT_BUNDLE_IMPORT
-        answer = await self.execute(document, {"input": {"path": path, "mount": mount,
+        answer = await self.execute(document, {"input": {"path": path, "mount": mount, "dataset": dataset,
                                                          "policy": policy.upper().replace("-", "_")}})
         return report_of(answer["prepareBundleImport" if dry_run else "commitBundleImport"])

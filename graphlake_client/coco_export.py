@@ -19,7 +19,7 @@ from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import CocoExport
 from graphlake_client.retries import store_failures
-from graphlake_client.version_reading import find_version, image_path, summary, version_datums
+from graphlake_client.version_reading import find_version, group_of, image_path, summary, version_datums
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -50,7 +50,9 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
                 asset = datum["asset"]
                 if asset is None:
                     continue  # a datum without an image role has no place in COCO
-                meta = (datum["metadata"] or {}).get("coco") or {}
+                metadata = datum["metadata"] or {}
+                meta = metadata.get("coco") or {}
+                size = meta or metadata.get("voc") or {}  # a VOC import keeps the image's size under `voc`
                 # Ids aside, the COCO id is kept when there is one (and it is not taken).
                 image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else None
                 while image_id is None or image_id in used:  # a fallback id no COCO id of this export has
@@ -65,10 +67,13 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 await fetches.add(asset, target)
                 image_of[datum["id"]] = image_id
-                images.append({"id": image_id, "file_name": file_name, "width": meta.get("width"),
-                               "height": meta.get("height"), "graphlake_split": datum["split"]})
+                images.append({"id": image_id, "file_name": file_name, "width": size.get("width"),
+                               "height": size.get("height"), "graphlake_split": datum["split"]})
                 for n, record in enumerate(records):
-                    if record["label"] not in category_id:  # a REGRESSION value: COCO has no place for it
+                    attributes = record.get("attributes") or {}
+                    # A REGRESSION value, or a VOC class mask (every object of a class at once, not an
+                    # instance): COCO has no place for them.
+                    if record["label"] not in category_id or attributes.get("voc_segmentation") == "class":
                         left_out[record["kind"]] += 1
                         continue
                     geometry = record["geometry"] or {}
@@ -76,7 +81,9 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
                         png = Path(scratch) / "mask.png"
                         await fetch(lake._fetch, geometry["asset"], png)
                         masks[geometry["asset"]["id"]] = rle_of_png(png.read_bytes())
-                    group = (record.get("attributes") or {}).get("coco_id", f"record-{n}")
+                    # The records of one COCO annotation or one VOC object are one annotation (version_reading).
+                    origin, number = group_of(record, n)
+                    group = number if origin == "coco" else f"{origin}-{number}"
                     set_id = record["set"]["id"]  # two sets' COCO ids may overlap: never merge across sets
                     grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
     categories = _categories(labels, category_id, grouped)

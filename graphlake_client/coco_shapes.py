@@ -53,6 +53,16 @@ def rle_area(segmentation: dict[str, Any]) -> float:
     return float(rle.area({"size": segmentation["size"], "counts": segmentation["counts"].encode()}))
 
 
+def rle_bbox(segmentation: dict[str, Any]) -> list[float]:
+    """The [x, y, width, height] of an RLE mask's pixels (pycocotools' toBbox)."""
+    box = rle.toBbox({"size": segmentation["size"], "counts": segmentation["counts"].encode()})
+    return [float(v) for v in box]
+
+
+def _bounds(xs: list[float], ys: list[float]) -> list[float]:
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
 def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset: str | None) -> list[dict[str, Any]]:
     """AnnotationRecordInput dicts (without assetId/datumId) for one COCO annotation. `mask_asset` is
     the uploaded PNG of its RLE segmentation, if it has one."""
@@ -117,6 +127,13 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
             out["score"] = record["score"]
     if polygons and "segmentation" not in out:
         out["segmentation"] = polygons
+    if "bbox" not in out:  # every COCO annotation has one (COCOeval reads it): from the shape it has
+        if isinstance(out.get("segmentation"), dict):
+            out["bbox"] = rle_bbox(out["segmentation"])
+        elif polygons:
+            out["bbox"] = _bounds([c for p in polygons for c in p[0::2]], [c for p in polygons for c in p[1::2]])
+        elif labelled := [(x, y) for x, y, v in zip(*(iter(out.get("keypoints") or []),) * 3, strict=True) if v]:
+            out["bbox"] = _bounds([x for x, _ in labelled], [y for _, y in labelled])
     if "area" in attributes:
         out["area"] = attributes["area"]
     elif not derive_area:

@@ -434,6 +434,26 @@ async def test_an_existing_version_with_other_content_conflicts(served: Served, 
         assert await counts() == before
 
 
+async def test_a_bundle_whose_version_name_is_taken_goes_into_another_dataset(served: Served, make_token: MakeToken,
+                                                                               tmp_path: Path) -> None:
+    """The lake has its own parts/v1: the conflict says how to import anyway, and `dataset=` (the
+    command's --dataset) does, the version hashing as the source's (the name is not in its hash)."""
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    await wipe(served)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r2.json")) as lake:
+        await lake.create_dataset_version("parts", "v1")  # another parts/v1: no datums at all
+        prepared = await lake.import_bundle(bundle, dry_run=True)
+        assert prepared["version_state"] == "conflict" and "--dataset NAME" in prepared["conflicts"][0]
+        with pytest.raises(GraphlakeClientError) as blank:
+            await lake.import_bundle(bundle, dataset=" ")
+        assert (blank.value.code, blank.value.field) == ("BAD_USER_INPUT", "dataset")
+        report = await lake.import_bundle(bundle, dataset="parts-from-a")
+        assert report["committed"] and report["same_hash"] and report["dataset"] == "parts-from-a"
+        version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
+
+
 async def test_the_reference_policy_says_why_a_local_bundle_cannot_be_referenced(served: Served, make_token: MakeToken,
                                                                                 tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"

@@ -275,6 +275,11 @@ async def test_unassigned_datums_are_exported_in_the_split_training_split_gives_
         assert sorted(p.name for p in (tmp_path / "hf" / "validation").glob("*.png")) == expected["val"]
         unassigned = await lake.export_yolo("parts/v1", tmp_path / "plain")  # without ratios: as frozen
         assert unassigned["splits"] == {"unassigned": 24}
+        # Again into the same folder, with another seed, would leave images in two splits: refused.
+        with pytest.raises(GraphlakeClientError) as again:
+            await lake.export_yolo("parts/v1", out, split_ratios=(2, 1, 1), seed=8)
+        assert again.value.code == "CONFLICT" and again.value.field == "dest" and "earlier export" in str(again.value)
+        assert {split: sorted(p.name for p in (out / "images" / split).iterdir()) for split in expected} == expected
 
         with pytest.raises(GraphlakeClientError) as refused:
             await lake.export_yolo("parts/v1", tmp_path / "bad", split_ratios=(1, -1, 0))

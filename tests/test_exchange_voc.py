@@ -184,6 +184,22 @@ async def test_voc_import_gives_the_expected_records(served: Served, make_token:
         # Out again as YOLO: one line per object and part; an object's mask joins its box (voc_object)
         # and is left out with the class masks, which are no objects.
         exported = await lake.export_yolo("VOC2012/v1", tmp_path / "yolo")
+        # ... and as COCO, which COCO's own tools read: each image's size, one annotation per object
+        # (its box, and its object mask as its segmentation), every one with a bbox; the class masks left out.
+        as_coco = await lake.export_coco("VOC2012/v1", tmp_path / "coco")
+    assert as_coco["annotations"] == 5 and as_coco["left_out"] == {"MASK": 2}, as_coco
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert all((i["width"], i["height"]) == (WIDTH, HEIGHT) for i in coco["images"])
+    assert all(len(a["bbox"]) == 4 and a["area"] > 0 for a in coco["annotations"])
+    assert sum(isinstance(a.get("segmentation"), dict) for a in coco["annotations"]) == 2  # the object masks
+    truth = COCO(str(tmp_path / "coco" / "annotations.json"))
+    found = truth.loadRes([{**a, "score": 1.0} for a in coco["annotations"]])
+    evaluation = COCOeval(truth, found, "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()  # the file is whole to COCO's evaluator (a missing bbox was a KeyError)
     assert exported["objects"] == 5 and exported["left_out"] == {"MASK": 4} and exported["format"] == "detect"
     data_yaml = (tmp_path / "yolo" / "data.yaml").read_text()
     assert "dog" in data_yaml and "head" in data_yaml

@@ -22,7 +22,7 @@ class BundleMutations:
         "report what the lake lacks, holds already or conflicts with. Writes nothing."))
     async def prepare_bundle_import(self, info: Info, input: Annotated[BundleImportInput, _INPUT]) -> BundleImportReport:
         return BundleImportReport.of(await run_import(info.context, input.mount, input.path, input.policy.value,
-                                                      dry_run=True))
+                                                      dry_run=True, dataset=input.dataset))
 
     @strawberry.mutation(permission_classes=[CanWrite], description=(
         "Import a bundle on a mount: prepare, then (CONFLICT if it reports conflicts) upload what is missing, make "
@@ -30,4 +30,4 @@ class BundleMutations:
         "A rerun after a failure finishes the job; importing twice makes nothing new."))
     async def commit_bundle_import(self, info: Info, input: Annotated[BundleImportInput, _INPUT]) -> BundleImportReport:
         return BundleImportReport.of(await run_import(info.context, input.mount, input.path, input.policy.value,
-                                                      dry_run=False))
+                                                      dry_run=False, dataset=input.dataset))

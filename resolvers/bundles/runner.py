@@ -142,7 +142,8 @@ class _InternalStores(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-async def run_import(context: Context, mount: str | None, path: str, policy: str, *, dry_run: bool) -> dict[str, Any]:
+async def run_import(context: Context, mount: str | None, path: str, policy: str, *, dry_run: bool,
+                     dataset: str | None = None) -> dict[str, Any]:
     """Prepare (dry_run) or prepare-and-commit the bundle at `path` on `mount`, as the caller; the report."""
     request = context.request
     if not isinstance(request, Request):
@@ -159,10 +160,11 @@ async def run_import(context: Context, mount: str | None, path: str, policy: str
                               storage_transport=_InternalStores(context.stores),
                               resume=ResumeState(Path(resume) / "uploads.json")) as lake:
                 try:
-                    return await import_bundle(lake, src, policy=policy, dry_run=dry_run, locate=_locator(store, path))
+                    return await import_bundle(lake, src, policy=policy, dry_run=dry_run, locate=_locator(store, path),
+                                               dataset=dataset)
                 except GraphlakeClientError as error:
                     # The bundle is at fault (a manifest field, a payload file) unless the policy is: name the input;
                     # where the server staged it is no business of the caller's.
                     message = str(error).replace(str(src), f"{name}:{_relative(path)}")
-                    field = "input.policy" if error.field == "policy" else "input.path"
+                    field = f"input.{error.field}" if error.field in ("policy", "dataset") else "input.path"
                     raise _ERRORS.get(error.code, Conflict)(message, field=field) from None

@@ -35,6 +35,9 @@ class BundleImportInput:
         "The bundle's directory, or its .tar, relative to the mount's root: no `..`, no leading `/`."))
     mount: str | None = strawberry.field(default=None, description="The mount it lies on; null for the default mount.")
     policy: BundlePolicy = strawberry.field(default=BundlePolicy.COPY, description="What becomes of its payloads (default COPY).")  # type: ignore[valid-type]
+    dataset: str | None = strawberry.field(default=None, description=(
+        "The dataset to import it into; null for the bundle's own (a lake holding another version of that name "
+        "there imports it under another dataset)."))
 
 
 @strawberry.type(description="How many things of one kind the bundle holds that the lake lacks, and holds already.")
