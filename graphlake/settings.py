@@ -141,7 +141,9 @@ class Settings(BaseSettings):
         default=0.05, ge=0, le=10, description="How long a journaled AUDIT event waits for others to be stored "
                                                 "with it (readers on the same process never wait for it).")
     event_feed_bytes: int = Field(default=16 * 1_048_576, description="Size of the capped collection live events travel through.")
-    subscriber_queue_size: int = Field(default=10_000, description="Events a slow subscriber may lag before it is dropped.")
+    # More than one logEvents batch: a batch reaches each subscriber's queue whole, so a queue no
+    # larger dropped a subscriber that read promptly after one batch of the largest size.
+    subscriber_queue_size: int = Field(default=20_000, description="Events a slow subscriber may lag before it is dropped.")
     max_event_replay: int = Field(
         default=10_000, description="Events a resuming `events(after:)` subscription replays; past them it ends with "
                                     "an error and the client resumes from the last it received.")
@@ -334,6 +336,9 @@ class Settings(BaseSettings):
             raise ValueError(f"default_mount: no mount named {self.default_mount!r} (have {sorted(mounts)})")
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size: must not exceed max_page_size")
+        if self.subscriber_queue_size <= self.max_events_per_batch:
+            raise ValueError("subscriber_queue_size: must be more than max_events_per_batch (one logEvents batch reaches "
+                             "a subscriber's queue at once: a queue no larger drops a subscriber that reads promptly)")
         self.mounts = mounts
         return self
 

@@ -40,6 +40,8 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_CORS_ORIGINS": "https://lab.example/app"}, "cors_origins"),
     ({"GRAPHLAKE_CORS_ORIGINS": "lab.example"}, "cors_origins"),
     ({"GRAPHLAKE_MAX_BODY_BYTES": "2000"}, "must exceed max_text_bytes"),  # a text comes in the body
+    # One logEvents batch reaches a subscriber's queue whole: a queue no larger drops a prompt reader.
+    ({"GRAPHLAKE_SUBSCRIBER_QUEUE_SIZE": "10000"}, "subscriber_queue_size: must be more than max_events_per_batch"),
     ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "localhost:9000"}}'},
      "public_endpoint_url must be http(s)://host[:port]"),
     ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "http://s3.lab/x", '
