@@ -318,7 +318,7 @@ def datasets_verify(
 
     checked = run_command(go())
     for problem in checked.problems:
-        errors.print(f"[red]differs:[/red] {problem}")
+        errors.print(f"[red]differs:[/red] {escape(problem)}")
     errors.print(f"{checked.datums} datums, {checked.records} records" + (f", {checked.files_read} files read" if deep else "")
                  + f"; recorded {checked.stored}, computed {checked.computed}")
     console.print("ok" if checked.ok else "MISMATCH")

@@ -184,7 +184,7 @@ def backup_verify(source: Annotated[Path, typer.Argument(help="The backup direct
     manifest, problems = run(verify_backup(source))
     if problems:
         for problem in problems:
-            errors.print(f"[red]differs:[/red] {problem}")
+            errors.print(f"[red]differs:[/red] {escape(problem)}")
         raise typer.Exit(1)
     print_rows(("collection", "documents", "bytes"),
                [(c.name, str(c.documents), str(c.bytes)) for c in manifest.collections])

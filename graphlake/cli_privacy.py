@@ -87,7 +87,7 @@ def _report(erasure: Erasure) -> None:
     errors.print(f"deleted {len(erasure.deleted_assets)} asset(s) and {erasure.tokens_deleted} token(s); "
                  f"the user is now {erasure.pseudonym}")
     for asset, why in erasure.kept_assets.items():
-        errors.print(f"[yellow]kept[/yellow] asset {asset}: {why}")
+        errors.print(f"[yellow]kept[/yellow] asset {asset}: {escape(why)}")
     for version in erasure.versions_holding:
         errors.print(f"[yellow]dataset version {version} holds the user's data[/yellow] (left whole, now under the pseudonym)")
 
@@ -131,7 +131,7 @@ def _plan(plan: ErasurePlan) -> None:
     for asset in plan.assets_deleted:
         errors.print(f"  delete asset {asset}")
     for asset, why in plan.assets_kept.items():
-        errors.print(f"[yellow]  keep[/yellow] asset {asset}: {why}")
+        errors.print(f"[yellow]  keep[/yellow] asset {asset}: {escape(why)}")
     if plan.contents_cleared:
         errors.print(f"  clear the name, description and content of {plan.contents_cleared} asset(s) of theirs deleted before")
     for collection, count in plan.anonymized.items():

@@ -36,7 +36,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{error}")
+        errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{escape(str(error))}")
         raise typer.Exit(2) from None
 
 
@@ -55,7 +55,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     except PyMongoError as error:
-        errors.print(f"[red]error:[/red] the database cannot be reached or refused the request: {error}")
+        errors.print(f"[red]error:[/red] the database cannot be reached or refused the request: {escape(str(error))}")
         raise typer.Exit(1) from None
 
 
@@ -110,7 +110,7 @@ def client_run(coroutine: object) -> object:
         raise typer.Exit(1) from None
     except httpx.TransportError as error:  # no answer at all: say where it was asked
         where = error.request.url.copy_with(path="/", query=None) if _has_request(error) else "the server"
-        errors.print(f"[red]error:[/red] cannot reach {where}: {error or type(error).__name__} "
+        errors.print(f"[red]error:[/red] cannot reach {where}: {escape(str(error)) or type(error).__name__} "
                      "(is it running? set GRAPHLAKE_URL or --url)")
         raise typer.Exit(1) from None
     except httpx.HTTPError as error:

@@ -40,6 +40,7 @@ from graphlake_client.version_reading import (
     file_name_of,
     find_version,
     image_path,
+    refuse_earlier_export,
     summary,
     version_datums,
 )
@@ -75,6 +76,7 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
     does (graphlake_client/splits.py); without them they go to `unassigned`."""
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
+    refuse_earlier_export(dest, SPLITS.values(), "Hugging Face")  # its README globs each split's folder
     truth = GroundTruth.of(found)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: set[tuple[str, str]] = set()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Collection, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
@@ -77,6 +77,17 @@ class GroundTruth:
             else:
                 left_out[record["kind"]] += 1
         return list(objects.values())
+
+
+def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str) -> None:
+    """CONFLICT naming `dest` when any of its `folders` holds files: a YOLO or Hugging Face dataset is
+    what its folders hold, so an earlier export's files left there (another seed's split put an image
+    in two splits) would train too, and removing a user's files is not the exporter's call."""
+    held = [f for f in folders if (dest / f).is_dir() and any((dest / f).iterdir())]
+    if held:
+        raise GraphlakeClientError(f"{dest} holds an earlier export ({', '.join(f'{f}/' for f in held)}): a {fmt} "
+                                   "dataset is what its folders hold, so export into an empty directory (or remove "
+                                   "those first)", "CONFLICT", "dest")
 
 
 def image_path(file_name: str | None, fallback: str) -> str:

@@ -40,7 +40,6 @@ import yaml
 from PIL import Image
 
 from graphlake_client import splits
-from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import YoloExport
 from graphlake_client.version_reading import (
@@ -49,6 +48,7 @@ from graphlake_client.version_reading import (
     file_name_of,
     find_version,
     image_path,
+    refuse_earlier_export,
     summary,
     version_datums,
 )
@@ -122,14 +122,7 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit does."""
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
-    # A YOLO dataset is what its folders hold: an earlier export's files left there would train too
-    # (another seed's split put an image in train/ and val/ both). Removing them is not the
-    # exporter's to decide, so an export goes only where there are none.
-    held = [d for d in ("images", "labels") if (dest / d).is_dir() and any((dest / d).iterdir())]
-    if held:
-        raise GraphlakeClientError(f"{dest} holds an earlier export ({' and '.join(f'{d}/' for d in held)}): a YOLO "
-                                   "dataset is what its folders hold, so export into an empty directory (or remove "
-                                   "those first)", "CONFLICT", "dest")
+    refuse_earlier_export(dest, ("images", "labels"), "YOLO")
     truth = GroundTruth.of(found)
     left_out: Counter[str] = Counter()
     images: list[list[Any]] = []  # [split, path, width, height, objects]; the size once the image is in

@@ -131,9 +131,9 @@ def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict
     at = f"{field}.geometry.{_INPUT_FIELD.get(shape.type, shape.type.lower())}"
     numbers = [(k, v) for k, v in vars(shape).items() if isinstance(v, float)]  # its fields, without dumping it
     points = getattr(shape, "points", [])
-    if bad := next((k for k, v in numbers if not math.isfinite(v)), None):
+    if (bad := next((k for k, v in numbers if not math.isfinite(v)), None)) is not None:
         raise BadUserInput("coordinates must be finite numbers", field=f"{at}.{bad}")
-    if bad := next((i for i, p in enumerate(points) if not (math.isfinite(p.x) and math.isfinite(p.y))), None):
+    if (bad := next((i for i, p in enumerate(points) if not (math.isfinite(p.x) and math.isfinite(p.y))), None)) is not None:
         raise BadUserInput("coordinates must be finite numbers", field=f"{at}.points[{bad}]")
     if isinstance(shape, docs.BBoxShape | docs.RotatedBBoxShape):
         for side in ("width", "height"):
@@ -316,6 +316,10 @@ async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | No
     await docs.AnnotationRecord.get_pymongo_collection().update_many({"_id": {"$in": ids}, "superseded_by": None},
                                                                      setting(change))
     by_id = {r.id: r for r in await docs.AnnotationRecord.find({"_id": {"$in": ids}}).to_list()}
+    for i, record_id in enumerate(record_ids):  # ... and is said so, not answered unchanged
+        if by_id[record_id].superseded_by is not None:
+            raise Conflict(f"{encode_id(NodeType.ANNOTATION_RECORD, record_id)} was superseded meanwhile: verify the "
+                           "correction", field=f"ids[{i}]")
     return [by_id[i] for i in record_ids]
 
 

@@ -148,11 +148,12 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
     if "data_timestamp" in changes and changes["data_timestamp"] is not None:
         changes["data_timestamp"] = to_millis(changes["data_timestamp"])
     if "derived_from" in changes:
-        derived = list(dict.fromkeys(changes["derived_from"] or []))
+        given = list(changes["derived_from"] or [])
+        derived = list(dict.fromkeys(given))
         if asset_id in derived:
             raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
         check_at_most(derived, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
-        await existing_assets(derived, [f"derivedFrom[{i}]" for i in range(len(derived))], allow_deleted=True)
+        await existing_assets(given, [f"derivedFrom[{i}]" for i in range(len(given))], allow_deleted=True)
         changes["derived_from"] = derived
     if not changes:
         return asset

@@ -22,6 +22,7 @@ from services import retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict, NotFound
+from services.node_ids import NodeType, encode_id
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,12 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     deleted = await in_use_despite_delete(asset_ids)
     if deleted:  # a delete ran between the check and the write: these items go, not the delete
         await remove_items(collection_id, deleted)
-        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="items",
-                           deleted=[str(a) for a in deleted])
+        named = [encode_id(NodeType.ASSET, a) for a in deleted]
+        raise Conflict(f"asset(s) deleted meanwhile: {', '.join(named)}", field="items", deleted=named)
     touched = await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
     if touched.matched_count == 0:  # deleted while these were added: what was written for it goes too
         await _take_out(collection_id, asset_ids)
-        raise NotFound(f"no collection {collection_id}", field="collectionId")
+        raise NotFound(f"no collection {encode_id(NodeType.COLLECTION, collection_id)}", field="collectionId")
     collection.updated_at = now
     return collection
 

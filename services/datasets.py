@@ -72,7 +72,7 @@ async def create_dataset(name: str, description: str | None, actor: str | None) 
 async def get_ready_version(version_id: ObjectId, field: str) -> DatasetVersion:
     version = await DatasetVersion.get(version_id)
     if version is None or version.status is not VersionStatus.READY:
-        raise NotFound(f"no dataset version {version_id}", field=field)
+        raise NotFound(f"no dataset version {encode_id(NodeType.DATASET_VERSION, version_id)}", field=field)
     return version
 
 
@@ -224,7 +224,7 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     if not _VERSION.match(plan.version):
         raise BadUserInput("must be 1-100 letters, digits or ._+- and start with a letter or digit", field="version")
     if await Dataset.get(plan.dataset_id) is None:
-        raise NotFound(f"no dataset {plan.dataset_id}", field="datasetId")
+        raise NotFound(f"no dataset {encode_id(NodeType.DATASET, plan.dataset_id)}", field="datasetId")
 
     # --- everything the client named must exist and fit, before anything is written
     chosen: dict[ObjectId, Split] = {}
@@ -243,6 +243,8 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
         raise BadUserInput(f"both added and removed: {', '.join(encode_id(NodeType.DATUM, d) for d in both)}",
                            field="removeDatums")
     for i, datum_id in enumerate(plan.remove_datums):
+        if datum_id in plan.remove_datums[:i]:
+            raise BadUserInput(f"{encode_id(NodeType.DATUM, datum_id)} is named twice", field=f"removeDatums[{i}]")
         if datum_id not in chosen:
             raise BadUserInput(f"{encode_id(NodeType.DATUM, datum_id)} is not in the parent version",
                                field=f"removeDatums[{i}]")
@@ -314,7 +316,8 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
         batch = await docs_by_ids(Datum, wanted)
         if len(batch) != len(wanted):
             gone = sorted(set(wanted) - {d.id for d in batch})
-            raise Conflict(f"datum(s) deleted while the version was built: {', '.join(map(str, gone))}", field="addDatums")
+            raise Conflict("datum(s) deleted while the version was built: "
+                           f"{', '.join(encode_id(NodeType.DATUM, d) for d in gone)}", field="addDatums")
         await _check_role_assets(batch, digests)
         entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests, content)
         with no_time_limit():  # undone by _discard if the build fails: as snapshots.copy_batch's writes

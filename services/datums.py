@@ -15,7 +15,7 @@ from documents.sparse import setting, stored
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, refuse_if_held
-from services.errors import BadUserInput, NotFound
+from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, encode_id
 
 
@@ -47,8 +47,8 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
     deleted = await in_use_despite_delete([r.asset_id for d in datums for r in d.roles])
     if deleted:  # a delete ran between the check and the write: the datums go, not the delete
         await remove_datums(datums)
-        raise BadUserInput(f"asset(s) deleted meanwhile: {', '.join(map(str, deleted))}", field="inputs",
-                           missing=[str(a) for a in deleted])
+        named = [encode_id(NodeType.ASSET, a) for a in deleted]
+        raise Conflict(f"asset(s) deleted meanwhile: {', '.join(named)}", field="inputs", deleted=named)
     return list(datums)
 
 
@@ -99,7 +99,7 @@ def role_refs(roles: Sequence[tuple[str, ObjectId]]) -> list[RoleRef]:
 
 async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
     if await Datum.get(datum_id) is None:
-        raise NotFound(f"no datum {datum_id}", field="id")
+        raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)}", field="id")
     if "metadata" in changes:
         changes["metadata"] = check_metadata(changes["metadata"]).model_dump()
     if "split" in changes:

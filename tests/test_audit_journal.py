@@ -297,3 +297,14 @@ async def test_a_replay_skips_an_entry_stored_under_any_id_it_had_and_stores_unr
     assert await Event.find({"message": "m14 by test"}).count() == 1
     [raw] = await Event.get_pymongo_collection().find({"message": "m15 by test"}).to_list()
     assert raw["_id"] == later.id and raw["level"] == "not a level"
+
+
+async def test_entries_journaled_before_schema_8_are_stored_as_the_lakes_own(state: AppState, tmp_path: Path) -> None:
+    """A server of schema 7 killed with AUDIT events in its journal: they carry no `by_lake`, and
+    are stored after the migration as the lake's events all the same (origin LAKE, not CLIENT)."""
+    old = {k: v for k, v in stored(audit(21)).items() if k != "by_lake"}
+    assert old["event_type"] == AUDIT
+    (tmp_path / "dead-1.bson").write_bytes(bson.encode(old))
+    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write) == 1
+    replayed = await Event.get_pymongo_collection().find_one({"message": "m21 by test"})
+    assert replayed["by_lake"] is True

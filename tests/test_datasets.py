@@ -111,6 +111,8 @@ async def test_version_errors_write_nothing(api: Api, contributor: str) -> None:
         ({"version": "v2", "parentId": foreign["id"]}, "BAD_USER_INPUT", "parentId"),
         ({"version": "v2", "parentId": v1["id"], "removeDatums": [d[1]["id"]]}, "BAD_USER_INPUT", "removeDatums[0]"),
         ({"version": "v2", "removeDatums": [d[0]["id"]]}, "BAD_USER_INPUT", "removeDatums"),  # no parent to remove from
+        ({"version": "v2", "parentId": v1["id"], "removeDatums": [d[0]["id"], d[0]["id"]]}, "BAD_USER_INPUT",
+         "removeDatums[1]"),  # named twice (the second removal failed INTERNAL)
         ({"version": "v2", "parentId": v1["id"], "addDatums": [d[0]["id"]], "removeDatums": [d[0]["id"]]},
          "BAD_USER_INPUT", "removeDatums"),
         ({"version": "v2", "addDatums": [d[1]["id"], "RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"]}, "NOT_FOUND",

@@ -273,6 +273,9 @@ async def test_unassigned_datums_are_exported_in_the_split_training_split_gives_
         assert summary["splits"] == {"train": len(expected["train"]), "validation": len(expected["val"]),
                                      "test": len(expected["test"])}
         assert sorted(p.name for p in (tmp_path / "hf" / "validation").glob("*.png")) == expected["val"]
+        with pytest.raises(GraphlakeClientError) as hf_again:  # its README globs each split's folder: the same rule
+            await lake.export_hf("parts/v1", tmp_path / "hf", split_ratios=(2, 1, 1), seed=8)
+        assert (hf_again.value.code, hf_again.value.field) == ("CONFLICT", "dest")
         unassigned = await lake.export_yolo("parts/v1", tmp_path / "plain")  # without ratios: as frozen
         assert unassigned["splits"] == {"unassigned": 24}
         # Again into the same folder, with another seed, would leave images in two splits: refused.

@@ -67,7 +67,7 @@ def pseudonym(user_id: str, key: bytes) -> str:
 
 async def person(db: AsyncDatabase, user_id: str) -> Any:
     """What names the user in an identity field: their id, and their pseudonym once the lake has a
-    key (an anonymize or an erase made it; looked up, never made here). After `privacy anonymize`
+    key (its first privacy request made it; looked up, never made here). After `privacy anonymize`
     their documents name the pseudonym, and an erase or an export must still reach them there."""
     record = await db[KEYS].find_one({"_id": "pseudonyms"})
     return {"$in": [user_id, pseudonym(user_id, bytes(record["key"]))]} if record else user_id

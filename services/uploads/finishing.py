@@ -140,14 +140,16 @@ async def file_completed(sessions: Sequence[UploadSession], actor: str | None, m
         try:
             await collections.add_items(collection_id, items, actor, max_items or len(items), read=assets,
                                         joined=assets is not None)
-        except NotFound as error:  # the collection is gone: so is its place in the assets
+        except NotFound as error:
+            if error.extensions.get("field") == "collectionId":  # the collection is gone: so is its place in the assets
+                await Asset.get_pymongo_collection().update_many(
+                    {"_id": {"$in": [s.asset_id for s in group]}}, {"$pull": {"collection_ids": collection_id}})
             errors.update((s.id, _unfiled(error)) for s in group)
-            await Asset.get_pymongo_collection().update_many(
-                {"_id": {"$in": [s.asset_id for s in group]}}, {"$pull": {"collection_ids": collection_id}})
         except GraphlakeError as error:
             # Items of assets deleted meanwhile were taken out again; the rest of the group is filed.
-            deleted = set(error.extensions.get("deleted") or [str(s.asset_id) for s in group])
-            errors.update((s.id, _unfiled(error)) for s in group if str(s.asset_id) in deleted)
+            # (`deleted` names them as the API does; without it, the error is every session's.)
+            deleted = set(error.extensions.get("deleted") or [encode_id(NodeType.ASSET, s.asset_id) for s in group])
+            errors.update((s.id, _unfiled(error)) for s in group if encode_id(NodeType.ASSET, s.asset_id) in deleted)
     if groups:
         await UploadSession.get_pymongo_collection().update_many(
             {"_id": {"$in": [s.id for group in groups.values() for s in group]}}, {"$set": {"to_file": False}})
