@@ -155,8 +155,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     await in_stages(chunks(coco["images"], STAGE_IMAGES), store, stages.datums, add)
     done.datum_ids = [stages.datum_of[i["id"]] for i in coco["images"]]
     if version:
-        say(f"building version {version}")
-        done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()))
+        done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()), say)
     return done
 
 

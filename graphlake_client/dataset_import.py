@@ -276,10 +276,14 @@ async def annotation_set(lake: Client, name: str, purpose: str, schema: str, sou
                                                           "source": source}}))["createAnnotationSet"]
 
 
-async def dataset_version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str]) -> DatasetVersion:
+async def dataset_version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str],
+                          say: Callable[[str], None] = lambda _: None) -> DatasetVersion:
     """Version `version` of the dataset with these datums and sets; the existing one on a rerun
-    (versions are immutable: it is never rebuilt)."""
+    (versions are immutable: it is never rebuilt), said so, since it holds what it was built with."""
     found: DatasetVersion | None = (await lake.execute(ops.VERSION, {"dataset": dataset, "version": version}))["datasetVersion"]
     if found:
+        say(f"version {dataset}/{version} exists already ({found['datumCount']} datums): returned as it is, since "
+            "versions never change; name another --version to freeze what this import made")
         return found
+    say(f"building version {dataset}/{version}")
     return await lake.create_dataset_version(dataset, version, add_datums=datum_ids, add_annotation_sets=set_ids)

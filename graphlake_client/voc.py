@@ -257,7 +257,7 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
     await in_stages(chunks(images, STAGE_IMAGES), store, make_datums, add)
     done.datum_ids = [stages.datum_of[image.id] for image in images]
     if version:
-        done.version = await dataset_version(lake, dataset, version, done.datum_ids, [found["id"]])
+        done.version = await dataset_version(lake, dataset, version, done.datum_ids, [found["id"]], say)
     return done
 
 
