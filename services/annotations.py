@@ -100,7 +100,7 @@ async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: Obje
                      source: docs.AnnotationSource | None, actor: str | None) -> docs.AnnotationSet:
     name = check_name(name)
     if await docs.AnnotationSchema.get(schema_id) is None:
-        raise NotFound(f"no annotation schema {schema_id}", field="schemaId")
+        raise NotFound(f"no annotation schema {encode_id(NodeType.ANNOTATION_SCHEMA, schema_id)}", field="schemaId")
     if source is not None and not source.name.strip():
         raise BadUserInput("a source needs a name", field="source.name")
     annotation_set = docs.AnnotationSet(name=name, purpose=purpose, schema_id=schema_id, source=source, created_by=actor)
@@ -218,7 +218,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     in its place (services/record_keys.py)."""
     annotation_set = await docs.AnnotationSet.get(set_id)
     if annotation_set is None:
-        raise NotFound(f"no annotation set {set_id}", field="setId")
+        raise NotFound(f"no annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)}", field="setId")
     if not records:
         raise BadUserInput("give at least one record", field="records")
     if len(records) > max_items:

@@ -13,6 +13,7 @@ from documents.upload import UploadSession, UploadStatus
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound
 from services.events.feed import FeedWriter
 from services.id_reads import docs_by_ids
+from services.node_ids import NodeType, encode_id
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
 from services.uploads.finishing import (
@@ -74,7 +75,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     async def check_one(session_id: ObjectId) -> Verified | GraphlakeError:
         session = found.get(session_id)
         if session is None:
-            return NotFound(f"no upload session {session_id}", field="id")
+            return NotFound(f"no upload session {encode_id(NodeType.UPLOAD_SESSION, session_id)}", field="id")
         if session.status is not UploadStatus.OPEN:  # said first: a finished session keeps its claim a while
             return Conflict(f"the upload is {session.status.value.lower()}", field="id")
         if session_id not in claimed:

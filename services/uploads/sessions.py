@@ -25,6 +25,7 @@ from services import collections
 from services.checks import check_labels, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, NotFound
 from services.id_reads import docs_by_ids
+from services.node_ids import NodeType, encode_id
 from services.uploads import stat_hints
 from services.uploads.mounts import choose_store
 from services.uploads.verification import check_sha256
@@ -197,7 +198,8 @@ async def check_collections(requests: Sequence[UploadRequest], where: Callable[[
              .to_list()} if wanted else set()
     for i, request in enumerate(requests):
         if request.collection_id and request.collection_id not in found:
-            raise NotFound(f"no collection {request.collection_id}", field=f"{where(i)}collectionId")
+            raise NotFound(f"no collection {encode_id(NodeType.COLLECTION, request.collection_id)}",
+                           field=f"{where(i)}collectionId")
 
 
 async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, ObjectStore], settings: UploadSettings,
