@@ -88,6 +88,8 @@ SplitRatiosOption = Annotated[str | None, typer.Option(
     "--split-ratios", help="TRAIN,VALIDATION,TEST shares (e.g. 0.8,0.1,0.1): UNASSIGNED datums go to the split "
                            "trainingSplit gives them with these ratios and --seed (without it, to `unassigned`).")]
 SeedOption = Annotated[int, typer.Option(help="The seed of --split-ratios' partition (trainingSplit's `seed`).")]
+ReplaceOption = Annotated[bool, typer.Option("--replace", help="DEST holds an earlier export: remove its folders of "
+                                                              "images and labels (or splits) first; without it, refused.")]
 
 
 def _ratios(text: str | None) -> tuple[float, float, float] | None:
@@ -108,6 +110,7 @@ def export_yolo(
     dest: Annotated[Path, typer.Argument(help="Directory to write data.yaml, images/<split>/ and labels/<split>/ into.")],
     split_ratios: SplitRatiosOption = None,
     seed: SeedOption = 0,
+    replace: ReplaceOption = False,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -120,7 +123,7 @@ def export_yolo(
 
     async def run() -> Any:
         async with Client(server_url(url), token) as lake:
-            return await lake.export_yolo(version, dest, split_ratios=ratios, seed=seed)
+            return await lake.export_yolo(version, dest, split_ratios=ratios, seed=seed, replace=replace)
 
     typer.echo(json.dumps(client_run(_needs("yolo", ["PIL", "yaml"], run)), indent=2))
 
@@ -132,6 +135,7 @@ def export_hf(
                                               "metadata.parquet, README.md.")],
     split_ratios: SplitRatiosOption = None,
     seed: SeedOption = 0,
+    replace: ReplaceOption = False,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -143,7 +147,7 @@ def export_hf(
 
     async def run() -> Any:
         async with Client(server_url(url), token) as lake:
-            return await lake.export_hf(version, dest, split_ratios=ratios, seed=seed)
+            return await lake.export_hf(version, dest, split_ratios=ratios, seed=seed, replace=replace)
 
     typer.echo(json.dumps(client_run(_needs("hf", ["PIL", "datasets", "pyarrow"], run)), indent=2))
 

@@ -122,23 +122,24 @@ class Client(Vault):
         return await export_coco(self, version, dest)
 
     async def export_yolo(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                          seed: int = 0) -> YoloExport:
+                          seed: int = 0, replace: bool = False) -> YoloExport:
         """Write a dataset version as an Ultralytics YOLO dataset under `dest`: images/<split>/,
         labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra). With
         `split_ratios` (train, validation, test), UNASSIGNED datums go where trainingSplit puts them
-        with those ratios and `seed`."""
+        with those ratios and `seed`. A `dest` holding an earlier export's images/ or labels/ is refused
+        (CONFLICT) unless `replace`, which removes those two folders first."""
         from graphlake_client.yolo_export import export_yolo
 
-        return await export_yolo(self, version, dest, split_ratios=split_ratios, seed=seed)
+        return await export_yolo(self, version, dest, split_ratios=split_ratios, seed=seed, replace=replace)
 
     async def export_hf(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                        seed: int = 0) -> HfExport:
+                        seed: int = 0, replace: bool = False) -> HfExport:
         """Write a dataset version as a folder `datasets.load_dataset` loads: <split>/ images with
         metadata.parquet, and a README naming the splits (graphlake_client.hf_export; the hf extra).
-        `split_ratios` and `seed` as for export_yolo."""
+        `split_ratios`, `seed` and `replace` (its split folders) as for export_yolo."""
         from graphlake_client.hf_export import export_hf
 
-        return await export_hf(self, version, dest, split_ratios=split_ratios, seed=seed)
+        return await export_hf(self, version, dest, split_ratios=split_ratios, seed=seed, replace=replace)
 
     async def import_voc(self, root: Path, split: str, dataset: str, *, version: str | None = None,
                          mount: str | None = None, set_name: str | None = None,

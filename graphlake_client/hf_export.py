@@ -70,13 +70,13 @@ def sized(row: dict[str, Any], image: Path) -> None:
 
 
 async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                    seed: int = 0) -> HfExport:
+                    seed: int = 0, replace: bool = False) -> HfExport:
     """Write the version's images, per-split metadata and README under `dest`; what was written, by count.
     `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit
     does (graphlake_client/splits.py); without them they go to `unassigned`."""
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
-    refuse_earlier_export(dest, SPLITS.values(), "Hugging Face")  # its README globs each split's folder
+    refuse_earlier_export(dest, SPLITS.values(), "Hugging Face", replace=replace)  # its README globs each split's folder
     truth = GroundTruth.of(found)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: set[tuple[str, str]] = set()

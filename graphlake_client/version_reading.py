@@ -8,6 +8,7 @@ Kept apart from coco_export.py so an exporter that needs no pycocotools does not
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncGenerator, Collection, Iterable
 from contextlib import aclosing
@@ -79,15 +80,19 @@ class GroundTruth:
         return list(objects.values())
 
 
-def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str) -> None:
+def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str, *, replace: bool = False) -> None:
     """CONFLICT naming `dest` when any of its `folders` holds files: a YOLO or Hugging Face dataset is
     what its folders hold, so an earlier export's files left there (another seed's split put an image
-    in two splits) would train too, and removing a user's files is not the exporter's call."""
+    in two splits) would train too. Removing them is the user's call: with `replace` (--replace),
+    those folders are removed first, and nothing else of `dest`."""
     held = [f for f in folders if (dest / f).is_dir() and any((dest / f).iterdir())]
-    if held:
+    if held and replace:
+        for folder in held:
+            shutil.rmtree(dest / folder)
+    elif held:
         raise GraphlakeClientError(f"{dest} holds an earlier export ({', '.join(f'{f}/' for f in held)}): a {fmt} "
-                                   "dataset is what its folders hold, so export into an empty directory (or remove "
-                                   "those first)", "CONFLICT", "dest")
+                                   "dataset is what its folders hold, so export into an empty directory, or pass "
+                                   "--replace (replace=True) to remove those folders first", "CONFLICT", "dest")
 
 
 def image_path(file_name: str | None, fallback: str) -> str:

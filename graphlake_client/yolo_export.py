@@ -117,12 +117,12 @@ def sized(entry: list[Any], image: Path) -> None:
 
 
 async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
-                      seed: int = 0) -> YoloExport:
+                      seed: int = 0, replace: bool = False) -> YoloExport:
     """Write the version's images, labels and data.yaml under `dest`; what was written, by count.
     `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit does."""
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
-    refuse_earlier_export(dest, ("images", "labels"), "YOLO")
+    refuse_earlier_export(dest, ("images", "labels"), "YOLO", replace=replace)
     truth = GroundTruth.of(found)
     left_out: Counter[str] = Counter()
     images: list[list[Any]] = []  # [split, path, width, height, objects]; the size once the image is in
