@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,9 @@ class Added:
 
 
 MAX_VERSION = 2**31 - 1  # GraphQL's Int is 32-bit signed
+# What the web app and other viewers draw labels in: a colour, not any text a style could hold.
+_CSS_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|[a-zA-Z]{3,30}"
+                         r"|(?:rgba?|hsla?)\([0-9.,%\s/a-z]{1,60}\)")
 
 
 async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.LabelClass], version: int | None,
@@ -74,6 +78,9 @@ async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.
             raise BadUserInput("a label needs a name", field=f"labels[{i}].name")
         if label.name in seen:
             raise BadUserInput(f"label {label.name!r} appears twice", field=f"labels[{i}].name")
+        if label.color is not None and not _CSS_COLOUR.fullmatch(label.color):
+            raise BadUserInput("a CSS colour: #rgb, #rrggbb (with alpha: #rgba, #rrggbbaa), a name such as teal, or "
+                               "rgb(), rgba(), hsl(), hsla()", field=f"labels[{i}].color")
         seen.add(label.name)
     if any(not a.strip() for a in required_attributes):
         raise BadUserInput("attribute names must not be empty", field="requiredAttributes")

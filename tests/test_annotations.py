@@ -107,6 +107,11 @@ async def test_schema_rules(api: Api, contributor: str) -> None:
     error = await api.error("CreateAnnotationSchema", {"input": {"name": "p", "kinds": ["BBOX"],
                                                                  "labels": [{"name": "a"}, {"name": "a"}]}}, token=contributor)
     assert error["extensions"]["field"] == "labels[1].name"
+    for colour in ("#ff8800", "#f80", "teal", "rgb(255, 136, 0)", "hsl(30 100% 50%)"):
+        await factories.schema(api, contributor, f"c{len(colour)}-{colour[:3]}", labels=[{"name": "a", "color": colour}])
+    error = await api.error("CreateAnnotationSchema", {"input": {"name": "p", "kinds": ["BBOX"], "labels": [
+        {"name": "a", "color": "#ff0000"}, {"name": "b", "color": "red; } body { display: none"}]}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "labels[1].color"}
     image = await factories.image_asset(api, contributor)
     no_scores = await factories.annotation_set(api, contributor, first["id"])
     error = await api.error("AddAnnotations", {"setId": no_scores["id"], "records": [
@@ -121,7 +126,8 @@ async def test_schema_rules(api: Api, contributor: str) -> None:
     error = await api.error("CreateAnnotationSchema", {"input": {"name": "huge", "kinds": ["BBOX"], "labels": []}},
                             token=contributor)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "version"}
-    assert len((await api.data("AnnotationSchemas", {"first": 10}, token=contributor))["annotationSchemas"]["edges"]) == 3
+    listed = (await api.data("AnnotationSchemas", {"first": 10}, token=contributor))["annotationSchemas"]["edges"]
+    assert len(listed) == 3 + 5  # parts v1, v2, huge, and the five colours above
 
 
 async def test_filters_and_verification(api: Api, contributor: str, setup: dict) -> None:

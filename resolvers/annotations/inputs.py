@@ -55,7 +55,8 @@ def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
 class LabelClassInput:
     name: str = strawberry.field(description="The label records will carry: not empty, once per schema.")
     display_name: str | None = strawberry.field(default=None, description="A name to show people; null for none.")
-    color: str | None = strawberry.field(default=None, description="CSS colour, e.g. `#ff8800`.")
+    color: str | None = strawberry.field(default=None, description=(
+        "A CSS colour: `#rgb`, `#rrggbb` (or with alpha), a name such as `teal`, or `rgb()` / `hsl()`; other text is refused."))
 
 
 @strawberry.input(description="A schema to create. `version` defaults to one above the newest of that name.")
