@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
@@ -26,6 +26,8 @@ from graphlake_client.results import (
     HfExport,
     Level,
     Policy,
+    VersionDatum,
+    VersionRecord,
     YoloExport,
 )
 from graphlake_client.vault import Vault
@@ -100,7 +102,7 @@ class Client(Vault):
         return await import_coco(self, annotations, images, dataset, version=version, predictions=predictions,
                                  model=model, mount=mount, set_name=set_name, split=split, say=say)
 
-    async def read_version(self, version: str) -> AsyncGenerator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    async def read_version(self, version: str) -> AsyncGenerator[tuple[VersionDatum, list[VersionRecord]]]:
         """Every datum of a dataset version (an id, or DATASET/VERSION) as it was frozen, with its
         records: `(datum, records)` pairs in the version's order, read from its content file (one
         download) where it has one, else page by page. A datum holds `id`, `split`, `metadata`,
@@ -111,8 +113,8 @@ class Client(Vault):
 
         found = await find_version(self, version)
         async with aclosing(version_datums(self, found["id"], from_file=True)) as pairs:
-            async for pair in pairs:
-                yield pair
+            async for datum, records in pairs:  # the readers' plain dicts, in the shapes results.py names
+                yield cast(VersionDatum, datum), cast(list[VersionRecord], records)
 
     async def export_coco(self, version: str, dest: Path) -> CocoExport:
         """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal, Required, TypedDict
 
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Split = Literal["TRAIN", "VALIDATION", "TEST", "UNASSIGNED"]
 Policy = Literal["copy", "copy-if-missing", "reference"]
 VersionState = Literal["new", "present", "conflict"]
 
@@ -151,3 +152,52 @@ class BundleImport(TypedDict):
     committed: bool
     version_id: str | None
     same_hash: bool | None
+
+
+class Ref(TypedDict):
+    id: str
+
+
+class FileRef(TypedDict):
+    """An image or mask as `read_version` gives it: where to get its bytes (`downloadUrl`, or
+    `storage` for a direct read from a mount this machine shares) and what to check them against."""
+
+    id: str
+    name: str
+    sizeBytes: int | None
+    sha256: str | None
+    downloadUrl: str | None
+    storage: dict[str, Any] | None
+
+
+class RoleRef(TypedDict):
+    role: str
+    asset: Ref
+
+
+class VersionDatum(TypedDict):
+    """A datum as a version froze it (`read_version`): `asset` is its image role's file, if any."""
+
+    id: str
+    split: Split
+    metadata: dict[str, Any]
+    roles: list[RoleRef]
+    asset: FileRef | None
+
+
+class VersionRecord(TypedDict):
+    """An annotation record as a version froze it (`read_version`). `geometry` is the API's union as
+    JSON, told by `__typename` (BBox, RotatedBBox, Polygon, Polyline, Keypoints, Mask), a Mask's
+    `asset` a FileRef; null for CLASSIFICATION and REGRESSION records."""
+
+    id: str
+    key: str | None
+    kind: str
+    label: str | None
+    score: float | None
+    value: float | None
+    attributes: dict[str, Any] | None
+    verified: bool
+    set: Ref
+    asset: Ref
+    geometry: dict[str, Any] | None

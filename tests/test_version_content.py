@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from email.message import Message
 from pathlib import Path
@@ -358,6 +359,13 @@ async def test_on_a_local_mount_the_file_is_written_in_place_not_in_the_temporar
     assert staged_files(state) == []
 
 
+async def version_datums_paged(served: Served, token: str, version_id: str) -> AsyncIterator[tuple[dict, list[dict]]]:
+    """The version read a page at a time, as a version without a content file is."""
+    async with Client(served.base_url, token) as lake:
+        async for pair in version_datums(lake, version_id, from_file=False):
+            yield pair
+
+
 async def test_read_version_gives_every_datum_with_its_records_sync_and_async(served: Served, make_token: MakeToken,
                                                                               tmp_path: Path) -> None:
     token = await make_token(Role.CONTRIBUTOR)
@@ -373,6 +381,12 @@ async def test_read_version_gives_every_datum_with_its_records_sync_and_async(se
     assert comparable(await asyncio.to_thread(script)) == comparable(read) == comparable(by_id)
     assert [d["split"] for d, _ in read] == ["TRAIN", "TRAIN", "TEST", "TRAIN"]
     assert [len(records) for _, records in read] == [4, 3, 2, 2] and read[0][0]["asset"]["downloadUrl"]
+    # Every key its types (graphlake_client.results) promise is there, from the content file as from pages.
+    from graphlake_client.results import FileRef, VersionDatum, VersionRecord
+
+    for datum, records in read + [pair async for pair in version_datums_paged(served, token, version["id"])]:
+        assert VersionDatum.__required_keys__ <= datum.keys() and FileRef.__required_keys__ <= datum["asset"].keys()
+        assert all(VersionRecord.__required_keys__ <= r.keys() for r in records)
 
 
 async def test_a_file_no_version_names_is_set_aside_a_day_later(state: AppState) -> None:

@@ -17,6 +17,9 @@ async def mistakes(lake: Client) -> None:
     await lake.log_event("NODE_START", level="WARN")  # error: level
     version = await lake.create_dataset_version("parts", "v2", parent="v1")
     print(version["manifest_sha256"])  # error: manifest_sha256
+    async for datum, records in lake.read_version("parts/v2"):
+        print(datum["asset"]["name"])  # error: the datum may have no image (None)
+        print([r["labels"] for r in records])  # error: labels
 
 
 def sync_mistakes(url: str, token: str) -> None:

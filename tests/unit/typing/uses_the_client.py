@@ -33,7 +33,9 @@ async def pipeline(lake: Client) -> None:
     yolo = await lake.export_yolo("parts/v1", Path("yolo"), split_ratios=(0.8, 0.1, 0.1), seed=7)
     print(yolo["format"], yolo["splits"])
     async for datum, records in lake.read_version("parts/v1"):
-        print(datum["id"], len(records))
+        image = datum["asset"]
+        print(datum["id"], datum["split"], image["downloadUrl"] if image else None,
+              [(r["label"], r["score"], (r["geometry"] or {}).get("__typename")) for r in records])
 
 
 def script(url: str, token: str) -> None:
