@@ -10,6 +10,19 @@ import { Upload } from "./pages/Upload";
 import { Utilization } from "./pages/Utilization";
 import { canWrite, useSession } from "./session";
 
+// The page's name, for the window's title and for a screen reader arriving at its content.
+const PAGES: Record<string, [string, string]> = {
+  "": ["Assets", "Asset"], assets: ["Assets", "Asset"], collections: ["Collections", "Collection"],
+  datasets: ["Datasets", "Dataset"], events: ["Events", "Events"], utilization: ["Utilization", "Utilization"],
+  upload: ["Upload", "Upload"],
+};
+
+function pageName(path: string): string {
+  const [section = "", item] = path.split("/").filter(Boolean);
+  const names = Object.hasOwn(PAGES, section) ? PAGES[section] : undefined;
+  return names ? names[item ? 1 : 0] : "Not found";
+}
+
 export function Layout() {
   const session = useSession();
   const writer = canWrite(session.role);
@@ -19,6 +32,8 @@ export function Layout() {
   const [path] = useLocation();
   const main = useRef<HTMLElement>(null);
   const shown = useRef(path);
+  const name = pageName(path);
+  useEffect(() => { document.title = `${name} · Graphlake`; }, [name]);
   useEffect(() => {
     if (shown.current === path) return;
     shown.current = path;
@@ -45,7 +60,7 @@ export function Layout() {
           <button type="button" className="link" onClick={session.signOut}>Sign out</button>
         </span>
       </header>
-      <main className="page" tabIndex={-1} ref={main}>
+      <main className="page" tabIndex={-1} ref={main} aria-label={name}>
         <Switch>
           <Route path="/"><AssetList /></Route>
           <Route path="/assets"><AssetList /></Route>

@@ -49,7 +49,7 @@ function CollectionsPage({ name, after, last, onMore }: { name: string | null; a
   const next = data.collections.pageInfo.hasNextPage ? data.collections.pageInfo.endCursor : null;
   return (
     <>
-      {after === null && <p className="muted">{data.collections.totalCount} collections</p>}
+      {after === null && <p className="muted">{counted(data.collections.totalCount ?? 0, "collection")}</p>}
       {data.collections.edges.map(({ node }) => (
         <Link key={node.id} href={`/collections/${encodeURIComponent(node.id)}`} className="collection-row" data-testid="collection-row">
           <span className="name">{node.name}</span>

@@ -3,6 +3,7 @@
 // down loads older events a page at a time.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useClient } from "urql";
+import { useSearch } from "wouter";
 
 import { errorText, type SocketStatus } from "../client";
 import { JsonTree } from "../components/JsonTree";
@@ -26,20 +27,39 @@ function filterOf(types: string, level: LogLevel | "", node: string, from: strin
            origin: (Object.hasOwn(ORIGINS, from) ? ORIGINS[from] : "CLIENT") || null };
 }
 
+/** The filters a query string asks for (unknown values as their defaults). */
+function asked(search: string) {
+  const query = new URLSearchParams(search);
+  const from = query.get("from") ?? "";
+  return { types: query.get("types") ?? "", level: LEVELS.find((l) => l === query.get("level")) ?? ("" as LogLevel | ""),
+           node: query.get("node") ?? "", from: Object.hasOwn(ORIGINS, from) ? from : "" };
+}
+
 export function Events() {
-  const query = new URLSearchParams(location.search);
-  const [types, setTypes] = useState(query.get("types") ?? "");
-  const [level, setLevel] = useState<LogLevel | "">(LEVELS.find((l) => l === query.get("level")) ?? "");
-  const [node, setNode] = useState(query.get("node") ?? "");
-  const [from, setFrom] = useState(query.get("from") ?? "");
+  const first = asked(location.search);
+  const [types, setTypes] = useState(first.types);
+  const [level, setLevel] = useState<LogLevel | "">(first.level);
+  const [node, setNode] = useState(first.node);
+  const [from, setFrom] = useState(first.from);
   const [filter, setFilter] = useState<EventFilter>(() => filterOf(types, level, node, from));
+  // A link to /events (the header's) while the page is open changes the query string under it: the
+  // filters follow it, so what is shown is what the URL says. Our own writes below are not news.
+  const search = useSearch();
+  const written = useRef(search);
+  useEffect(() => {
+    if (search === written.current) return;
+    written.current = search;
+    const now = asked(search);
+    setTypes(now.types); setLevel(now.level); setNode(now.node); setFrom(now.from);
+  }, [search]);
   useEffect(() => {
     const timer = setTimeout(() => {
       const next = filterOf(types, level, node, from);
       // The same filter again must not restart the stream (Stream subscribes per filter object).
       setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
-      const search = new URLSearchParams(Object.entries({ types, level, node, from }).filter(([, v]) => v.trim()));
-      history.replaceState(history.state, "", search.size ? `?${search}` : location.pathname);
+      const query = new URLSearchParams(Object.entries({ types, level, node, from }).filter(([, v]) => v.trim()));
+      written.current = query.toString();
+      history.replaceState(history.state, "", query.size ? `?${query}` : location.pathname);
     }, 300);
     return () => clearTimeout(timer);
   }, [types, level, node, from]);
@@ -193,9 +213,12 @@ function Stream({ filter }: { filter: EventFilter }) {
         <p className="muted">Older events dropped off this page as new ones came: reload it to page through them.</p>
       )}
       {events.length === 0 && !error && <p className="muted">{
-        filter.eventTypes?.length || filter.minLevel || filter.source || filter.origin === "LAKE"
-          ? "No event matches these filters (event types match exactly, capitals too; the lake's own, such as AUDIT, are under \"Logged by\"); new ones appear here as they are logged."
-          : "No events logged by clients yet; new ones appear here as they are logged (the lake's own are under \"Logged by\")."}</p>}
+        filter.eventTypes?.length || filter.minLevel || filter.source
+          ? `No event matches these filters (event types match exactly, capitals too${filter.origin === "CLIENT"
+              ? "; the lake's own, such as AUDIT, are under \"Logged by\"" : ""}); new ones appear here as they are logged.`
+          : filter.origin === "CLIENT"
+            ? "No events logged by clients yet; new ones appear here as they are logged (the lake's own are under \"Logged by\")."
+            : "No events yet; new ones appear here as they are logged."}</p>}
     </>
   );
 }
