@@ -26,6 +26,12 @@ ALERT_DELIVERY_FAILED = "ALERT_DELIVERY_FAILED"  # an alert could not be deliver
 BACKUP_COMPLETED = "BACKUP_COMPLETED"  # a scheduled backup was written (services/backups/schedule.py)
 BACKUP_FAILED = "BACKUP_FAILED"  # ... or failed: an alert a monitor acts on
 RESERVED_TYPES = frozenset({AUDIT, ASSET_STATUS, ALERT_DELIVERY_FAILED, BACKUP_COMPLETED, BACKUP_FAILED})
+
+
+def lake_mark(event_type: str) -> bool | None:
+    """An event's `by_lake`: True for the reserved types, which only Graphlake writes (a client's
+    logEvent of one is refused); None, stored as nothing, for every other."""
+    return True if event_type in RESERVED_TYPES else None
 # The capped collection live events travel through to every server process (see services/events/feed.py).
 FEED_COLLECTION = "event_feed"
 
@@ -85,10 +91,11 @@ class Event(Document):
     span_id: str | None = None
     # Archived events leave default queries but stay retrievable (`includeArchived`).
     archived: bool = False
-    # True on the events Graphlake writes itself (AUDIT, ASSET_STATUS, alerts' failures, scheduled
-    # backups): `events(filter: {origin})` tells them from those clients log, which they would bury
-    # (every mutation writes an AUDIT event). Stored sparse, as nothing on a client's event, so a
-    # query for CLIENT pins it to null, which the indexes below hold as a value.
+    # True on the events Graphlake writes itself (lake_mark: the reserved types): `events(filter:
+    # {origin})` tells them from those clients log, which they would bury (every mutation writes an
+    # AUDIT event). Derived from the type, but stored, since an index can hold a field and not a
+    # set of types: FeedWriter sets it as every event is inserted. Sparse, as nothing on a client's
+    # event, so a query for CLIENT pins it to null, which the indexes below hold as a value.
     by_lake: bool | None = None
 
     class Settings:

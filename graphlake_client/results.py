@@ -87,17 +87,6 @@ class CocoExport(TypedDict):
     version: VersionRef
 
 
-class YoloExport(TypedDict):
-    """What `export_yolo` wrote: `format` is detect, segment or pose; `splits` counts images per split."""
-
-    images: int
-    objects: int
-    format: Literal["detect", "segment", "pose"]
-    splits: dict[str, int]
-    left_out: dict[str, int]
-    version: VersionRef
-
-
 class HfExport(TypedDict):
     """What `export_hf` wrote: `splits` counts images per split."""
 
@@ -106,6 +95,12 @@ class HfExport(TypedDict):
     splits: dict[str, int]
     left_out: dict[str, int]
     version: VersionRef
+
+
+class YoloExport(HfExport):
+    """What `export_yolo` wrote: the same counts, and the task its labels are for."""
+
+    format: Literal["detect", "segment", "pose"]
 
 
 class BundleExport(TypedDict):

@@ -16,6 +16,12 @@ from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 from services.errors import BadUserInput
 
+
+def who_did(what: str, otherwise: str) -> str:
+    """The description of an audit field (createdBy, addedBy, ...): how services.auth names the caller."""
+    return (f"Who {what} it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; "
+            f"null {otherwise}.")
+
 Split = described_enum(SplitValue, "Which part of training a datum belongs to.", {
     "TRAIN": "Used to fit a model.",
     "VALIDATION": "Held out to tune and choose a model while training.",

@@ -242,9 +242,11 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     if both:
         raise BadUserInput(f"both added and removed: {', '.join(encode_id(NodeType.DATUM, d) for d in both)}",
                            field="removeDatums")
+    named: set[ObjectId] = set()
     for i, datum_id in enumerate(plan.remove_datums):
-        if datum_id in plan.remove_datums[:i]:
+        if datum_id in named:
             raise BadUserInput(f"{encode_id(NodeType.DATUM, datum_id)} is named twice", field=f"removeDatums[{i}]")
+        named.add(datum_id)
         if datum_id not in chosen:
             raise BadUserInput(f"{encode_id(NodeType.DATUM, datum_id)} is not in the parent version",
                                field=f"removeDatums[{i}]")

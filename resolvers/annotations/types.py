@@ -14,6 +14,7 @@ from documents import annotation as docs
 from documents.asset import Asset as AssetDocument
 from documents.dataset import Datum as DatumDocument
 from resolvers.assets.types import Asset
+from resolvers.common import who_did
 from resolvers.context import Context, Info
 from resolvers.enums import described_enum
 from resolvers.lookahead import node_now_or_later, selected
@@ -215,8 +216,7 @@ class AnnotationRecord(Node):
     geometry: Geometry | None = strawberry.field(description="Its shape; null for CLASSIFICATION and REGRESSION records.")
     source: AnnotationSource = strawberry.field(description="Who made it: its own source, or its set's.")
     verified: bool = strawberry.field(description="Whether someone confirmed it (`verifyAnnotations`).")
-    verified_by: str | None = strawberry.field(description=(
-        "Who verified it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; null while unverified."))
+    verified_by: str | None = strawberry.field(description=who_did("verified", "while unverified"))
     verified_at: datetime | None = strawberry.field(description="When it was verified (UTC); null while unverified.")
     created_at: datetime = strawberry.field(description="When it was added (UTC).")
     doc: strawberry.Private[docs.AnnotationRecord]

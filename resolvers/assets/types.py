@@ -18,7 +18,7 @@ from documents.common import RetentionOwnerType as RetentionOwnerTypeValue
 from documents.dataset import Datum as DatumDocument
 from documents.dataset import DatumAsset
 from documents.retention import AssetRetention as RetentionDocument
-from resolvers.common import Ownership
+from resolvers.common import Ownership, who_did
 from resolvers.context import Info
 from resolvers.enums import described_enum
 from resolvers.pagination import child_connection, linked_connection, map_nodes
@@ -107,8 +107,7 @@ class Asset(Node):
     data_timestamp: datetime | None = strawberry.field(description="When the data was produced (not stored).")
     created_at: datetime = strawberry.field(description="When the asset was created in the lake (UTC, milliseconds).")
     updated_at: datetime = strawberry.field(description="When the asset or its status last changed (UTC, milliseconds).")
-    created_by: str | None = strawberry.field(description=(
-        "Who created it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; null for system writes."))
+    created_by: str | None = strawberry.field(description=who_did("created", "for system writes"))
     doc: strawberry.Private[AssetDocument]
 
     @strawberry.field(description=(

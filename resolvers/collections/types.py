@@ -12,7 +12,7 @@ from documents.asset import Asset as AssetDocument
 from documents.collection import Collection as CollectionDocument
 from documents.collection import CollectionItem as ItemDocument
 from resolvers.assets.types import Asset
-from resolvers.common import Split
+from resolvers.common import Split, who_did
 from resolvers.context import Info
 from resolvers.pagination import child_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
@@ -25,8 +25,7 @@ class CollectionItem(Node):
     path: str | None = strawberry.field(description="Place in a hierarchical upload, e.g. `images/cam1/0001.png`.")
     split: Split | None = strawberry.field(description="The training split the item was filed under; null if none was given.")
     added_at: datetime = strawberry.field(description="When the asset was first put into the collection (UTC); adding it again keeps this time.")
-    added_by: str | None = strawberry.field(description=(
-        "Who added it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; null for system writes."))
+    added_by: str | None = strawberry.field(description=who_did("added", "for system writes"))
     doc: strawberry.Private[ItemDocument]
 
     @strawberry.field(description="The collection the item belongs to.")

@@ -15,7 +15,7 @@ from documents.dataset import DatasetVersion as VersionDocument
 from documents.dataset import VersionMember, VersionStatus
 from documents.lean import lean
 from resolvers.annotations.types import AnnotationSet
-from resolvers.common import Split
+from resolvers.common import Split, who_did
 from resolvers.context import Info
 from resolvers.datums.types import Datum
 from resolvers.lookahead import node_selections
@@ -154,8 +154,7 @@ class DatasetVersion(Node):
     version: str = strawberry.field(description="Its name, unique in its dataset, e.g. `v3` or `2026-11-23`.")
     description: str | None = strawberry.field(description="Free text; null if none was given.")
     created_at: datetime = strawberry.field(description="When it was built (UTC).")
-    created_by: str | None = strawberry.field(description=(
-        "Who built it: the caller's user (its token's `--user` / `userId`), else `token:<the token's name>`; null for system writes."))
+    created_by: str | None = strawberry.field(description=who_did("built", "for system writes"))
     datum_count: int = strawberry.field(description="How many datums it holds.")
     manifest_sha256: str = strawberry.field(description="SHA-256 of what the version holds (each datum's split, roles "
                                             "by their assets' content digests, metadata, annotations), never of ids: "

@@ -49,7 +49,7 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
                                       referenced_mounts=referenced_mounts)
     except Exception as error:  # any failure is reported, as an alert, and the server goes on
         await log_events(feed, [NewEvent(
-            event_type=BACKUP_FAILED, level=LEVELS["ERROR"], alert=True, by_lake=True,
+            event_type=BACKUP_FAILED, level=LEVELS["ERROR"], alert=True,
             message=f"scheduled backup to {destination} failed: {error}",
             data=StoredJson.encode({"path": str(destination), "error": f"{type(error).__name__}: {error}"}))], settings)
         if on_outcome is not None:
@@ -57,7 +57,7 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
         return None
     seconds = round(time.monotonic() - started, 3)
     await log_events(feed, [NewEvent(
-        event_type=BACKUP_COMPLETED, message=f"scheduled backup to {destination}", by_lake=True,
+        event_type=BACKUP_COMPLETED, message=f"scheduled backup to {destination}",
         data=StoredJson.encode({"path": str(destination), "documents": manifest.documents,
                                 "objects": len(manifest.payloads), "payloadBytes": manifest.payload_bytes,
                                 "seconds": seconds}))], settings)

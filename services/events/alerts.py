@@ -106,7 +106,7 @@ async def notify(events: list[Event], writer: FeedWriter, settings: AlertSetting
         deliveries[url] = lambda url=url: _webhook(url, body, settings)
     results = await asyncio.gather(*(_with_retries(what, send) for what, send in deliveries.items()))
     failures = [
-        Event(id=new_event_id(), event_type=ALERT_DELIVERY_FAILED, level=LEVELS["WARNING"], by_lake=True,
+        Event(id=new_event_id(), event_type=ALERT_DELIVERY_FAILED, level=LEVELS["WARNING"],
               message=f"alert delivery to {what} failed", timestamp=utcnow(),
               data=StoredJson.encode({"target": what, "error": error,
                                       "events": [encode_id(NodeType.EVENT, e.id) for e in events]}))

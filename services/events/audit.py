@@ -19,7 +19,7 @@ async def record(feed: FeedWriter, settings: EventSettings, message: str, *, use
     """Log one AUDIT event: `message` says who did what, `what` names it (the mutation and token,
     or the CLI command and the operating-system user), `ids` what it touched."""
     await log.log_events(feed, [log.NewEvent(
-        event_type=AUDIT, message=message, source=Ownership(user_id=user_id), by_lake=True,
+        event_type=AUDIT, message=message, source=Ownership(user_id=user_id),
         data=StoredJson.encode({**what, "ids": ids[:MAX_IDS], "idCount": len(ids)}),
     )], settings)
 

@@ -42,7 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
 from documents.clock import utcnow
-from documents.event import AUDIT, FEED_COLLECTION
+from documents.event import AUDIT, FEED_COLLECTION, lake_mark
 from documents.event import Event as EventDocument
 from documents.sparse import stored
 from services.broadcast import Broadcast
@@ -193,6 +193,8 @@ class FeedWriter:
         return not self._idle.is_set()
 
     async def _insert(self, events: list[EventDocument]) -> None:
+        for event in events:  # before the live delivery too: a subscription's origin filter reads it
+            event.by_lake = lake_mark(event.event_type)
         raw = [stored(e) for e in events]
         try:
             await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)

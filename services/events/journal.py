@@ -49,7 +49,7 @@ from pydantic import ValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from documents.event import RESERVED_TYPES, Event, new_event_id
+from documents.event import Event, lake_mark, new_event_id
 from documents.sparse import stored
 from services.errors import Conflict
 
@@ -459,7 +459,7 @@ async def _store_entries(fd: int, used: int, entries: list[dict[str, Any]], even
     if not todo:
         return 0
     for entry, _ in todo:  # journaled before schema 8 marked the lake's own events: marked as they are stored
-        if entry.get("event_type") in RESERVED_TYPES:
+        if lake_mark(entry.get("event_type", "")):
             entry["by_lake"] = True
     if store is not None:
         try:

@@ -21,7 +21,7 @@ from bson import ObjectId
 
 from documents.clock import to_millis, utcnow
 from documents.common import Ownership
-from documents.event import LEVELS, RESERVED_TYPES, Event, new_event_id
+from documents.event import LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from services.checks import time_bounds
 from services.errors import BadUserInput
@@ -56,7 +56,6 @@ class NewEvent:
     alert: bool = False
     trace_id: str | None = None
     span_id: str | None = None
-    by_lake: bool = False  # written by Graphlake itself (documents/event.py), never by a client's request
 
 
 def _check(where: str, event: NewEvent) -> None:
@@ -89,8 +88,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
     stored = [
         Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
               data=e.data or StoredJson.encode({}), source=e.source,
-              timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id,
-              by_lake=True if e.by_lake or e.event_type in RESERVED_TYPES else None)  # only the lake writes those
+              timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
         for e in events
     ]
     alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]

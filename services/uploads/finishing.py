@@ -108,7 +108,7 @@ def status_event(asset: Asset, at: datetime) -> Event:
     """The ASSET_STATUS event of an asset that just turned ACTIVE or FAILED."""
     return Event(
         id=new_event_id(), event_type=ASSET_STATUS, level=LEVELS["INFO" if asset.status is AssetStatus.ACTIVE else "WARNING"],
-        message=f"{asset.name} is {asset.status.value}", source=asset.owner, timestamp=at, by_lake=True,
+        message=f"{asset.name} is {asset.status.value}", source=asset.owner, timestamp=at,
         data=StoredJson.encode({"assetId": encode_id(NodeType.ASSET, asset.id), "status": asset.status.value,
                                 "sizeBytes": asset.size_bytes, "mount": asset.storage.mount if asset.storage else None}),
     )
