@@ -92,6 +92,18 @@ async function main() {
     await page.getByRole("alert").filter({ hasText: 'Metadata: cannot read "plate ≈ 7"' }).waitFor();
     await page.getByLabel("Metadata").fill("");
     await page.getByRole("alert").waitFor({ state: "detached" });
+
+    step = "the search is in the URL: a reload opens the same search";
+    await page.getByLabel("Labels").fill(config.assetLabel);
+    await page.getByLabel("Kind").selectOption("VALUE");
+    // The value predicate typed above is still there: an operator and spaces travel encoded.
+    await page.waitForFunction((label) => location.search === `?labels=${label}&kind=VALUE&value=temperature+%3E%3D+21.5`, config.assetLabel);
+    await page.reload();
+    await count(1);
+    if ((await page.getByLabel("Labels").inputValue()) !== config.assetLabel || (await page.getByLabel("Kind").inputValue()) !== "VALUE"
+        || (await page.getByLabel("Value").inputValue()) !== "temperature >= 21.5") {
+      throw new Error("the search fields did not come back from the URL");
+    }
     await rows.filter({ hasText: config.assetName }).focus();
     await page.keyboard.press("Enter");
 
@@ -112,6 +124,14 @@ async function main() {
     // The keyboard's focus is on the first collection it brought, not lost with the button.
     await page.waitForFunction(() => document.activeElement?.matches("[data-testid=related-collections] li:nth-child(21)"));
     say("ASSET_SHOWN " + new URL(page.url()).pathname);
+    step = "Back from the asset returns to the search it was found by";
+    await page.goBack();
+    await count(1);
+    if ((await page.getByLabel("Labels").inputValue()) !== config.assetLabel) throw new Error("Back lost the search");
+    await page.getByLabel("Labels").fill("");
+    await page.getByLabel("Kind").selectOption("");
+    await page.getByLabel("Value").fill("");
+    await page.waitForFunction(() => location.search === "");
 
     step = "the events page streams live events of the type asked for";
     await page.goto(`${config.baseUrl}/events?types=${config.eventType}`);  // a page load of an app path
@@ -349,11 +369,15 @@ async function main() {
 
     step = "a collection lists its items with their paths and splits";
     await page.getByRole("link", { name: "Collections" }).click();
+    await page.getByLabel("Collection name contains").fill(config.collection);
+    await page.waitForFunction((name) => new URLSearchParams(location.search).get("name") === name, config.collection);
     await page.getByTestId("collection-row").filter({ hasText: config.collection }).click();
     await page.getByTestId("collection-name").filter({ hasText: config.collection }).waitFor();
     const item = page.locator(".item").filter({ hasText: "plates/a.png" });
     await item.filter({ hasText: "TRAIN" }).waitFor();
     await shot("collection");
+    await page.goBack();  // to the search the collection was found by
+    if ((await page.getByLabel("Collection name contains").inputValue()) !== config.collection) throw new Error("Back lost the search");
     say("COLLECTION_OK");
 
     step = "a dataset shows its versions with counts per split";

@@ -10,72 +10,70 @@ import { addCursor, Sentinel } from "../components/Sentinel";
 import { AssetCountDocument, AssetListDocument, type AssetFilter, type AssetKind, type AssetStatus } from "../generated/graphql";
 import { counted, words } from "../format";
 import { parsePredicates, PREDICATE_HELP } from "../predicates";
+import { oneOf, useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
 const GRID_PAGE_SIZE = 100; // cards are small: a page fills a large screen
 const KINDS: AssetKind[] = ["FILE", "VALUE", "TEXT", "EXTERNAL"];
 const STATUSES: AssetStatus[] = ["ACTIVE", "PENDING", "FAILED"];
+const EVERY: AssetFilter = { nameContains: null, labelsAll: null, kinds: null, statuses: null, metadata: null, value: null };
 // The list or the grid, as the user left it: someone who browses images by their thumbnails should
 // not have to ask for the grid again each visit (a choice of display, not a secret: localStorage).
 type View = "list" | "grid";
 const VIEW_KEY = "graphlake.assetView";
 const savedView = (): View => (localStorage.getItem(VIEW_KEY) === "grid" ? "grid" : "list");
 
+/** The search a query string asks for (/assets?labels=plate&kind=FILE; unknown values as their defaults). */
+function asked(query: URLSearchParams) {
+  return { name: query.get("name") ?? "", labels: query.get("labels") ?? "", kind: oneOf(query.get("kind"), KINDS),
+           status: oneOf(query.get("status"), STATUSES), metadata: query.get("metadata") ?? "", value: query.get("value") ?? "" };
+}
+
 export function AssetList() {
-  const [name, setName] = useState("");
-  const [labels, setLabels] = useState("");
-  const [kind, setKind] = useState<AssetKind | "">("");
-  const [status, setStatus] = useState<AssetStatus | "">("");
-  const [metadata, setMetadata] = useState("");
-  const [value, setValue] = useState("");
-  const [problem, setProblem] = useState<string | null>(null);
+  const { fields, set, settled } = useQueryFields(asked);
+  const { name, labels, kind, status, metadata, value } = fields;
   const [view, setView] = useState<View>(savedView);
   useEffect(() => localStorage.setItem(VIEW_KEY, view), [view]);
-  const [filter, setFilter] = useState<AssetFilter>({ nameContains: null, labelsAll: null, kinds: null, statuses: null,
-    metadata: null, value: null });
-
-  // Typing waits for a pause before it asks the server again.
+  // A predicate that cannot be read says why, and the list stays as it was meanwhile.
+  const [filter, setFilter] = useState<AssetFilter | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
-    const timer = setTimeout(() => {
-      const byMetadata = parsePredicates(metadata);
-      const byValue = parsePredicates(value);
-      // A predicate that cannot be read says why, and the list stays as it was meanwhile.
-      if ("error" in byMetadata || "error" in byValue) {
-        setProblem("error" in byMetadata ? `Metadata: ${byMetadata.error}` : `Value: ${(byValue as { error: string }).error}`);
-        return;
-      }
-      setProblem(null);
-      const next = { nameContains: name.trim() || null, labelsAll: words(labels), kinds: kind ? [kind] : null,
-        statuses: status ? [status] : null, metadata: byMetadata.predicates, value: byValue.predicates };
-      setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
-    }, 300);
-    return () => clearTimeout(timer);
-  }, [name, labels, kind, status, metadata, value]);
+    const byMetadata = parsePredicates(settled.metadata);
+    const byValue = parsePredicates(settled.value);
+    if ("error" in byMetadata || "error" in byValue) {
+      setProblem("error" in byMetadata ? `Metadata: ${byMetadata.error}` : `Value: ${(byValue as { error: string }).error}`);
+      setFilter((old) => old ?? EVERY);
+      return;
+    }
+    setProblem(null);
+    setFilter({ nameContains: settled.name.trim() || null, labelsAll: words(settled.labels), kinds: settled.kind ? [settled.kind] : null,
+      statuses: settled.status ? [settled.status] : null, metadata: byMetadata.predicates, value: byValue.predicates });
+  }, [settled]);
 
   return (
     <section>
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
-        <input aria-label="Name contains" placeholder="Name contains…" value={name} onChange={(e) => setName(e.target.value)} />
-        <input aria-label="Labels" placeholder="Labels (all of, comma-separated)" value={labels} onChange={(e) => setLabels(e.target.value)} />
-        <select aria-label="Kind" value={kind} onChange={(e) => setKind(e.target.value as AssetKind | "")}>
+        <input aria-label="Name contains" placeholder="Name contains…" value={name} onChange={(e) => set("name", e.target.value)} />
+        <input aria-label="Labels" placeholder="Labels (all of, comma-separated)" value={labels} onChange={(e) => set("labels", e.target.value)} />
+        <select aria-label="Kind" value={kind} onChange={(e) => set("kind", e.target.value)}>
           <option value="">Any kind</option>
           {KINDS.map((k) => <option key={k}>{k}</option>)}
         </select>
-        <select aria-label="Status" value={status} onChange={(e) => setStatus(e.target.value as AssetStatus | "")}>
+        <select aria-label="Status" value={status} onChange={(e) => set("status", e.target.value)}>
           <option value="">Any status</option>
           {STATUSES.map((s) => <option key={s}>{s}</option>)}
         </select>
         <input aria-label="Metadata" className="wide" placeholder="Metadata: plate = 7; operator ~ ali" title={PREDICATE_HELP}
-          value={metadata} onChange={(e) => setMetadata(e.target.value)} />
+          value={metadata} onChange={(e) => set("metadata", e.target.value)} />
         <input aria-label="Value" className="wide" placeholder="Value: temperature > 20" title={PREDICATE_HELP}
-          value={value} onChange={(e) => setValue(e.target.value)} />
+          value={value} onChange={(e) => set("value", e.target.value)} />
         <button type="button" onClick={() => setView(view === "list" ? "grid" : "list")}>
           {view === "list" ? "Grid" : "List"}
         </button>
       </form>
       {problem && <p role="alert" className="error">{problem}</p>}
       {/* Keyed by the view too: its pages are of another size, so the cursors start over. */}
-      <Pages key={`${view} ${JSON.stringify(filter)}`} filter={filter} view={view} />
+      {filter && <Pages key={`${view} ${JSON.stringify(filter)}`} filter={filter} view={view} />}
     </section>
   );
 }

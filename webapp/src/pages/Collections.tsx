@@ -1,5 +1,5 @@
 // Collections, and one collection's items (path, split, asset), both scrolled a page at a time.
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useState } from "react";
 import { useQuery } from "urql";
 import { Link } from "wouter";
 
@@ -9,20 +9,20 @@ import { JsonTree } from "../components/JsonTree";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { CollectionItemsDocument, CollectionListDocument } from "../generated/graphql";
 import { counted, when } from "../format";
+import { useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
 
+/** The search a query string asks for (/collections?name=plate). */
+const asked = (query: URLSearchParams) => ({ name: query.get("name") ?? "" });
+
 export function CollectionList() {
-  const [typed, setTyped] = useState("");
-  const [name, setName] = useState<string | null>(null);
-  useEffect(() => {
-    const timer = setTimeout(() => setName(typed.trim() || null), 300);
-    return () => clearTimeout(timer);
-  }, [typed]);
+  const { fields, set, settled } = useQueryFields(asked);
+  const name = settled.name.trim() || null;
   return (
     <section>
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
-        <input aria-label="Collection name contains" placeholder="Name contains…" value={typed} onChange={(e) => setTyped(e.target.value)} />
+        <input aria-label="Collection name contains" placeholder="Name contains…" value={fields.name} onChange={(e) => set("name", e.target.value)} />
       </form>
       <CollectionPages key={name} name={name} />
     </section>

@@ -1,15 +1,15 @@
 // The event log, live: the latest events first, then each new one as the server pushes it
 // (subscription over graphql-ws). Pause holds new events back (counted) until Resume. Scrolling
 // down loads older events a page at a time.
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useClient } from "urql";
-import { useSearch } from "wouter";
 
 import { errorText, type SocketStatus } from "../client";
 import { JsonTree } from "../components/JsonTree";
 import { Sentinel } from "../components/Sentinel";
 import { LiveEventsDocument, RecentEventsDocument, type EventFilter, type EventOrigin, type EventRowFragment, type LogLevel } from "../generated/graphql";
 import { when, words } from "../format";
+import { oneOf, useQueryFields } from "../queryFields";
 import { useSession } from "../session";
 
 const LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
@@ -22,58 +22,37 @@ const ORIGINS: Record<string, EventOrigin | ""> = { "": "CLIENT", lake: "LAKE", 
 
 // The filters live in the query string too (/events?types=A,B&level=ERROR&node=n1&from=all): a link
 // or a reload opens the same stream.
-function filterOf(types: string, level: LogLevel | "", node: string, from: string): EventFilter {
-  return { includeArchived: false, eventTypes: words(types), minLevel: level || null, source: node.trim() ? { nodeId: node.trim() } : null,
+function filterOf({ types, level, node, from }: Asked): EventFilter {
+  return { includeArchived: false, eventTypes: words(types), minLevel: (level as LogLevel) || null,
+           source: node.trim() ? { nodeId: node.trim() } : null,
            origin: (Object.hasOwn(ORIGINS, from) ? ORIGINS[from] : "CLIENT") || null };
 }
 
+type Asked = { types: string; level: LogLevel | ""; node: string; from: string };
+
 /** The filters a query string asks for (unknown values as their defaults). */
-function asked(search: string) {
-  const query = new URLSearchParams(search);
+function asked(query: URLSearchParams): Asked {
   const from = query.get("from") ?? "";
-  return { types: query.get("types") ?? "", level: LEVELS.find((l) => l === query.get("level")) ?? ("" as LogLevel | ""),
-           node: query.get("node") ?? "", from: Object.hasOwn(ORIGINS, from) ? from : "" };
+  return { types: query.get("types") ?? "", level: oneOf(query.get("level"), LEVELS), node: query.get("node") ?? "",
+           from: Object.hasOwn(ORIGINS, from) ? from : "" };
 }
 
 export function Events() {
-  const first = asked(location.search);
-  const [types, setTypes] = useState(first.types);
-  const [level, setLevel] = useState<LogLevel | "">(first.level);
-  const [node, setNode] = useState(first.node);
-  const [from, setFrom] = useState(first.from);
-  const [filter, setFilter] = useState<EventFilter>(() => filterOf(types, level, node, from));
-  // A link to /events (the header's) while the page is open changes the query string under it: the
-  // filters follow it, so what is shown is what the URL says. Our own writes below are not news.
-  const search = useSearch();
-  const written = useRef(search);
-  useEffect(() => {
-    if (search === written.current) return;
-    written.current = search;
-    const now = asked(search);
-    setTypes(now.types); setLevel(now.level); setNode(now.node); setFrom(now.from);
-  }, [search]);
-  useEffect(() => {
-    const timer = setTimeout(() => {
-      const next = filterOf(types, level, node, from);
-      // The same filter again must not restart the stream (Stream subscribes per filter object).
-      setFilter((old) => (JSON.stringify(old) === JSON.stringify(next) ? old : next));
-      const query = new URLSearchParams(Object.entries({ types, level, node, from }).filter(([, v]) => v.trim()));
-      written.current = query.toString();
-      history.replaceState(history.state, "", query.size ? `?${query}` : location.pathname);
-    }, 300);
-    return () => clearTimeout(timer);
-  }, [types, level, node, from]);
+  const { fields, set, settled } = useQueryFields(asked);
+  const { types, level, node, from } = fields;
+  // One object per search: Stream subscribes per filter object.
+  const filter = useMemo(() => filterOf(settled), [settled]);
 
   return (
     <section>
       <form className="filters" onSubmit={(e) => e.preventDefault()}>
-        <input aria-label="Event types" placeholder="Event types (comma-separated)" value={types} onChange={(e) => setTypes(e.target.value)} />
-        <select aria-label="Minimum level" value={level} onChange={(e) => setLevel(e.target.value as LogLevel | "")}>
+        <input aria-label="Event types" placeholder="Event types (comma-separated)" value={types} onChange={(e) => set("types", e.target.value)} />
+        <select aria-label="Minimum level" value={level} onChange={(e) => set("level", e.target.value)}>
           <option value="">Any level</option>
           {LEVELS.map((l) => <option key={l} value={l}>{l} and above</option>)}
         </select>
-        <input aria-label="Source node" placeholder="Source node" value={node} onChange={(e) => setNode(e.target.value)} />
-        <select aria-label="Logged by" value={Object.hasOwn(ORIGINS, from) ? from : ""} onChange={(e) => setFrom(e.target.value)}
+        <input aria-label="Source node" placeholder="Source node" value={node} onChange={(e) => set("node", e.target.value)} />
+        <select aria-label="Logged by" value={Object.hasOwn(ORIGINS, from) ? from : ""} onChange={(e) => set("from", e.target.value)}
                 title="The lake's own events: an AUDIT event for every change, asset status, alert failures, scheduled backups">
           <option value="">Logged by clients</option>
           <option value="lake">The lake's own events</option>
