@@ -232,7 +232,7 @@ def upload(
                                                manifest=entries, follow_symlinks=follow_symlinks,
                                                progress=lambda sent, total: bar.update(task, completed=sent, total=total))
 
-    assets = client_run(run())
+    assets = client_run(run(), token=token)
     print_rows(("id", "name", "status", "bytes", "sha256"),
                 [(a["id"], a["name"], "UNCHANGED" if a.get("unchanged") else a["status"], str(a["sizeBytes"]), a["sha256"] or "")
                  for a in assets])  # type: ignore[union-attr]
@@ -247,14 +247,14 @@ def download(
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
-    """Download an asset's file."""
+    """Download an asset: a file's bytes, a value's JSON (`NAME.json`) or a text, checked by size and SHA-256."""
     from graphlake_client import Client
 
     async def run() -> Path:
         async with Client(server_url(url), token) as lake:
             return await lake.download(asset, dest)
 
-    errors.print(f"saved {client_run(run())}")
+    errors.print(f"saved {client_run(run(), token=token)}")
 
 
 def _positive_days(days: float) -> float:

@@ -59,7 +59,7 @@ def import_coco(
                                           model=model, mount=mount, set_name=set_name, split=split,
                                           say=lambda line: errors.print(line))
 
-    done = client_run(_needs_coco(run))
+    done = client_run(_needs_coco(run), token=token)
     summary = {"images_uploaded": done.images_uploaded, "images_unchanged": done.images_unchanged,  # type: ignore[attr-defined]
                "datums_created": done.datums_created, "schema": done.schema_id, "sets": done.set_ids,  # type: ignore[attr-defined]
                "records_added": done.records_added, "kept": done.kept, "resumed": done.resumed,  # type: ignore[attr-defined]
@@ -81,7 +81,7 @@ def export_coco(
         async with Client(server_url(url), token) as lake:
             return await lake.export_coco(version, dest)
 
-    typer.echo(json.dumps(client_run(_needs_coco(run)), indent=2))
+    typer.echo(json.dumps(client_run(_needs_coco(run), token=token), indent=2))
 
 
 SplitRatiosOption = Annotated[str | None, typer.Option(
@@ -125,7 +125,7 @@ def export_yolo(
         async with Client(server_url(url), token) as lake:
             return await lake.export_yolo(version, dest, split_ratios=ratios, seed=seed, replace=replace)
 
-    typer.echo(json.dumps(client_run(_needs("yolo", ["PIL", "yaml"], run)), indent=2))
+    typer.echo(json.dumps(client_run(_needs("yolo", ["PIL", "yaml"], run), token=token), indent=2))
 
 
 @export_app.command("hf")
@@ -149,7 +149,7 @@ def export_hf(
         async with Client(server_url(url), token) as lake:
             return await lake.export_hf(version, dest, split_ratios=ratios, seed=seed, replace=replace)
 
-    typer.echo(json.dumps(client_run(_needs("hf", ["PIL", "datasets", "pyarrow"], run)), indent=2))
+    typer.echo(json.dumps(client_run(_needs("hf", ["PIL", "datasets", "pyarrow"], run), token=token), indent=2))
 
 
 @import_app.command("voc")
@@ -174,7 +174,7 @@ def import_voc(
             return await lake.import_voc(root, split, dataset or root.resolve().name, version=version, mount=mount,
                                          set_name=set_name, say=lambda line: errors.print(line))
 
-    done = client_run(_needs("voc", ["PIL", "numpy", "defusedxml"], run))
+    done = client_run(_needs("voc", ["PIL", "numpy", "defusedxml"], run), token=token)
     summary = {k: v for k, v in dataclasses.asdict(done).items() if k != "datum_ids"}  # type: ignore[call-overload]
     typer.echo(json.dumps(summary, indent=2))  # (datum ids would be thousands of lines: the version has them)
 
@@ -200,7 +200,7 @@ def export_bundle(
                 return await lake.export_bundle(version, dest if dest.startswith("s3://") else Path(dest),
                                                 progress=lambda done, total: advance(done, total))
 
-    typer.echo(json.dumps(client_run(run()), indent=2))
+    typer.echo(json.dumps(client_run(run(), token=token), indent=2))
 
 
 @import_app.command("bundle")
@@ -233,7 +233,7 @@ def import_bundle(
             async with Client(server_url(url), token) as lake:
                 return await lake.import_bundle_on_mount(src, mount=mount, policy=policy, dry_run=dry_run, dataset=dataset)
 
-        typer.echo(json.dumps(client_run(on_mount()), indent=2))
+        typer.echo(json.dumps(client_run(on_mount(), token=token), indent=2))
         return
     if not s3 and not Path(src).exists():
         errors.print(f"[red]error:[/red] {src}: no such file or directory (a bundle on a server mount needs --mount)")
@@ -253,7 +253,7 @@ def import_bundle(
                                                 progress=count, say=lambda line: errors.print(line), mount=mount,
                                                 dataset=dataset)
 
-    typer.echo(json.dumps(client_run(run()), indent=2))
+    typer.echo(json.dumps(client_run(run(), token=token), indent=2))
 
 
 @contextmanager

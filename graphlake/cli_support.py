@@ -95,8 +95,9 @@ def say_retry(details: stamina.instrumentation.RetryDetails) -> None:
                  f"{type(details.caused_by).__name__}: {redact(str(details.caused_by))}")  # a signed URL is a capability
 
 
-def client_run(coroutine: object) -> object:
-    """Runs a client command's coroutine: a retry is told on stderr, a client error is one line and exit 1."""
+def client_run(coroutine: object, *, token: str | None) -> object:
+    """Runs a client command's coroutine: a retry is told on stderr, a client error is one line and exit 1.
+    `token` is the one the command was given, so a refusal for want of one says how to give it."""
     import httpx
     import stamina.instrumentation
 
@@ -106,6 +107,10 @@ def client_run(coroutine: object) -> object:
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except GraphlakeClientError as error:
+        if error.code == "UNAUTHENTICATED" and not token:  # the server's words are for HTTP clients: no header to send here
+            errors.print("[red]error:[/red] no API token: set GRAPHLAKE_TOKEN or pass --token "
+                         "(`graphlake token create NAME` makes one) (UNAUTHENTICATED)")
+            raise typer.Exit(1) from None
         errors.print(f"[red]error:[/red] {escape(str(error))}" + (f" ({error.code})" if error.code else ""))
         raise typer.Exit(1) from None
     except httpx.TransportError as error:  # no answer at all: say where it was asked

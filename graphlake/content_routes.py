@@ -10,7 +10,8 @@ that URL). It needs what `asset(id)` needs: VIEWER, or no token under GRAPHLAKE_
   Content-Disposition. Nothing passes through the API process in memory.
 - A FILE on an S3 mount, or an EXTERNAL asset: 307 to a signed GET of 15 minutes (the same URL
   `downloadUrl` gives), so the bytes never pass through the server at all.
-- A VALUE: its JSON as stored (application/json); a TEXT: its text, in its media type.
+- A VALUE: its JSON as stored (application/json), named `<name>.json` when its name has no extension;
+  a TEXT: its text, in its media type, named as the asset is.
 Every answer names the asset in X-Graphlake-Id, X-Graphlake-Kind, X-Graphlake-Name (percent-encoded)
 and X-Graphlake-Size, and carries X-Graphlake-SHA256 where the lake knows it, so a client checks
 what it received. Refusals are GraphQL-shaped errors with a code: 400 BAD_USER_INPUT, 401 UNAUTHENTICATED, 403 FORBIDDEN,
@@ -20,6 +21,7 @@ what it received. Refusals are GraphQL-shaped errors with a code: 400 BAD_USER_I
 from __future__ import annotations
 
 import logging
+from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from bson import ObjectId
@@ -82,6 +84,19 @@ async def _find(ref: str) -> Asset:
     return asset
 
 
+def _value_file_name(name: str) -> str:
+    """A value saved under its name is JSON: `.json` is added to a name without an extension (the
+    Python client's `file_name` names it so too)."""
+    return name if PurePosixPath(name).suffix else f"{name}.json"
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition naming the file as Starlette's FileResponse does for a local file: plain
+    when the name needs no escaping, else RFC 5987's `filename*` (a quote or newline cannot break out)."""
+    escaped = quote(name, safe="")
+    return f'attachment; filename="{name}"' if escaped == name else f"attachment; filename*=utf-8''{escaped}"
+
+
 def _described(asset: Asset, response: Response) -> Response:
     response.headers["X-Graphlake-Id"] = encode_id(NodeType.ASSET, asset.id)
     response.headers["X-Graphlake-Kind"] = asset.kind.value
@@ -100,9 +115,11 @@ async def get_content(request: Request) -> Response:
         asset = await _find(request.path_params["ref"])
         if asset.kind is AssetKind.VALUE:
             body = asset.value.json.encode() if asset.value is not None else b"null"
-            return _described(asset, Response(body, media_type="application/json"))
+            return _described(asset, Response(body, media_type="application/json",
+                                              headers={"Content-Disposition": _attachment(_value_file_name(asset.name))}))
         if asset.kind is AssetKind.TEXT:
-            return _described(asset, Response((asset.text or "").encode(), media_type=asset.media_type or "text/plain"))
+            return _described(asset, Response((asset.text or "").encode(), media_type=asset.media_type or "text/plain",
+                                              headers={"Content-Disposition": _attachment(asset.name)}))
         storage = asset.storage
         store = state.stores.get(storage.mount) if storage is not None else None
         if storage is not None and isinstance(store, LocalStore) and not storage.external:

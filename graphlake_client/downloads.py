@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
@@ -34,11 +34,18 @@ def safe_name(name: str) -> str:
     return base if base not in ("", ".", "..") else "download"
 
 
+def file_name(found: Mapping[str, Any]) -> str:
+    """The file an asset is saved as under its own name: a value's JSON gets `.json` when its name has
+    no extension (`plate-7` -> `plate-7.json`), as the server's content route names it for curl -OJ."""
+    name = safe_name(found["name"])
+    return f"{name}.json" if found["kind"] == "VALUE" and not PurePosixPath(name).suffix else name
+
+
 def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
-    """Where an asset goes: `dest`, or its safe name inside `dest` when that is a directory (or the
+    """Where an asset goes: `dest`, or its file name inside `dest` when that is a directory (or the
     cwd). A `dest` given as text ending in a slash names a directory, made if missing: a Path drops
     the slash, and `newdir/` became a file named newdir."""
-    name = safe_name(found["name"])
+    name = file_name(found)
     if dest is None:
         return Path(name)
     target = Path(dest)
@@ -100,7 +107,8 @@ class Downloads(Assets):
 
     async def download(self, asset: str, dest: Path | str | None = None) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name: one that
-        exists, or text ending in a slash, made if missing).
+        exists, or text ending in a slash, made if missing): a file's bytes, a value's JSON or a text
+        as stored, checked against the asset's size and SHA-256.
 
         One request to the server's content route (GET /assets/{id or alias}/content), which streams a
         local mount's file or redirects to a store's signed GET; from a server without that route,
@@ -155,9 +163,7 @@ class Downloads(Assets):
             described = await _described_or_refused(response)
             if described is None:
                 return None
-            if described["kind"] not in HAS_BYTES:
-                raise _no_file(described)
-            target = _target(described, dest)
+            target = _target(described, dest)  # a value's JSON or a text as stored, checked as a file is
             if response.status_code in REDIRECTS:  # a store's signed GET: fetched without our token
                 await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)
             else:

@@ -27,6 +27,9 @@ from services.errors import GraphlakeError
 log = logging.getLogger("graphlake.errors")
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+# graphql-core suggests an enum value only when the one sent is a near miss; `WARN` (Python's
+# logging.WARN) is not near WARNING by its measure, and the client is left guessing.
+_UNKNOWN_ENUM_VALUE = re.compile(r"Value '[^']*' does not exist in '(\w+)' enum\.$")
 # graphql-core's variable-coercion errors name the variable and where in its value, in words only:
 # "Variable '$input' has invalid value at .policy: Value 'BOGUS' does not exist in 'BundlePolicy' enum."
 # (3.3), "Variable '$input' got invalid value 'BOGUS' at 'input.policy'; Value ..." (3.2).
@@ -80,6 +83,10 @@ class ErrorPolicy(SchemaExtension):
             result.errors = [self.shape(error) for error in result.errors]
         yield
 
+    def _enum_values(self, name: str) -> list[str]:
+        found = self.execution_context.schema._schema.get_type(name)
+        return list(getattr(found, "values", None) or [])
+
     def shape(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         request_id = getattr(self.execution_context.context, "request_id", None)
@@ -116,6 +123,8 @@ class ErrorPolicy(SchemaExtension):
             message = error.message
             if self.hide_suggestions:
                 message = _SUGGESTION.sub("", message)
+            elif (enum := _UNKNOWN_ENUM_VALUE.search(message)) and (values := self._enum_values(enum.group(1))):
+                message += f" Allowed: {', '.join(values)}."
             message += next((f" (the server's limit: {setting})" for pattern, setting in _UNNAMED_LIMITS
                              if pattern.search(message)), "")
             return GraphQLError(

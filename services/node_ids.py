@@ -70,11 +70,16 @@ def is_node_id(value: str) -> bool:
         return False
 
 
+def _article(type_name: str) -> str:
+    """`an Asset`, `a Datum`: type names are English nouns in messages."""
+    return f"{'an' if type_name[:1] in 'AEIOU' else 'a'} {type_name}"
+
+
 def decode_id(global_id: str, type_name: NodeType, *, field: str = "id") -> str:
     """The raw id inside a global ID that must name an object of `type_name`."""
     actual, raw_id = split_id(global_id, field=field)
     if actual != type_name:
-        raise BadUserInput(f"expected the ID of a {type_name}, got one of a {actual}", field=field)
+        raise BadUserInput(f"expected the ID of {_article(type_name)}, got one of {_article(actual)}", field=field)
     return raw_id
 
 

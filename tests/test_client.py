@@ -391,7 +391,11 @@ async def test_cli_upload_and_download(served: Served, contributor: str, tree: P
     assert code == 0, err
     assert (tmp_path / "new" / "dir" / "notes.txt").read_bytes() == b"hello"
     code, _, err = await graphlake({**env, "GRAPHLAKE_TOKEN": "glk_wrong"}, "upload", str(tree / "notes.txt"))
-    assert code == 1 and "UNAUTHENTICATED" in err
+    assert code == 1 and "the API token is not valid" in " ".join(err.split()) and "UNAUTHENTICATED" in err
+    # No token at all: the command says how to give one, not which HTTP header the server missed.
+    code, _, err = await graphlake({k: v for k, v in env.items() if k != "GRAPHLAKE_TOKEN"}, "download", asset_id)
+    assert code == 1 and "no API token: set GRAPHLAKE_TOKEN or pass --token" in " ".join(err.split()), err
+    assert "Authorization" not in err
 
 
 async def test_logging_events_from_python(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from pathlib import Path
 from urllib.parse import unquote
@@ -20,6 +21,7 @@ from graphlake_client import Client, GraphlakeClientError, ResumeState
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
+from tests.test_client import graphlake
 from tests.test_uploads import MOUNTS, complete, payload, put
 
 
@@ -71,6 +73,31 @@ async def test_values_and_texts_by_id_or_alias(http: httpx.AsyncClient, api: Api
     response = await http.get(f"/assets/{text['id']}/content", headers=auth(viewer))
     assert response.status_code == 200 and response.text == "größe: 3\n"
     assert response.headers["content-type"].startswith("text/markdown")
+    assert response.headers["content-disposition"] == 'attachment; filename="notes"'
+    # Named for `curl -OJ`: a value is JSON (.json added to a name without an extension), and a name
+    # with a quote or a line break is escaped, never breaking the header.
+    for name, disposition in (("reading", 'attachment; filename="reading.json"'),
+                              ("plate.v2", 'attachment; filename="plate.v2"'),
+                              ('a "b"\nc', "attachment; filename*=utf-8''a%20%22b%22%0Ac.json")):
+        named = await factories.value_asset(api, contributor, name)
+        response = await http.get(f"/assets/{named['id']}/content", headers=auth(viewer))
+        assert response.headers["content-disposition"] == disposition
+
+
+async def test_the_client_and_the_command_download_values_and_texts_too(served: Served, api: Api, contributor: str,
+                                                                       tmp_path: Path) -> None:
+    value = await factories.value_asset(api, contributor, "plate-7", value={"od600": 0.42, "big": 2**70})
+    text = (await api.data("StoreText", {"input": {"name": "notes.md", "text": "größe: 3\n"}}, token=contributor))["storeText"]
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        saved = await lake.download(value["id"], f"{tmp_path}/out/")
+        assert saved == tmp_path / "out" / "plate-7.json" and json.loads(saved.read_bytes()) == {"od600": 0.42, "big": 2**70}
+        assert hashlib.sha256(saved.read_bytes()).hexdigest() == value["sha256"]  # the JSON as stored
+        assert (await lake.download(text["id"], tmp_path)).read_text() == "größe: 3\n"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_URL": served.base_url, "GRAPHLAKE_TOKEN": contributor}
+    code, _, err = await graphlake(env, "download", value["id"], f"{tmp_path}/cli/")
+    assert code == 0, err
+    assert json.loads((tmp_path / "cli" / "plate-7.json").read_text()) == {"od600": 0.42, "big": 2**70}
 
 
 async def test_an_external_object_is_a_redirect_to_its_signed_get(http: httpx.AsyncClient, api: Api, s3: S3Service,

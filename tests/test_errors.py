@@ -129,6 +129,22 @@ async def test_a_bad_enum_in_a_variable_names_its_place(http: httpx.AsyncClient,
                                                            {"code": "BAD_USER_INPUT", "field": "$first"}]
 
 
+async def test_an_unknown_enum_value_lists_the_allowed_ones(http: httpx.AsyncClient, viewer: str) -> None:
+    """graphql-core suggests only near misses; `WARN` (Python's logging.WARN) is not one by its measure."""
+    headers = {"Authorization": f"Bearer {viewer}"}
+    query = "query ($level: LogLevel) { events(filter: {minLevel: $level}) { totalCount } }"
+    sent = (await http.post("/graphql", json={"query": query, "variables": {"level": "WARN"}}, headers=headers)).json()
+    inline = (await http.post("/graphql", json={"query": "{ events(filter: {minLevel: WARN}) { totalCount } }"},
+                              headers=headers)).json()
+    for answer, field in ((sent, "$level"), (inline, "filter.minLevel")):
+        [error] = answer["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+        assert error["message"].endswith("Value 'WARN' does not exist in 'LogLevel' enum. "
+                                         "Allowed: DEBUG, INFO, WARNING, ERROR, CRITICAL."), error["message"]
+    near = (await http.post("/graphql", json={"query": query, "variables": {"level": "WARNIN"}}, headers=headers)).json()
+    assert near["errors"][0]["message"].endswith("Did you mean the enum value 'WARNING'?")  # graphql-core's own
+
+
 async def test_a_document_of_several_operations_needs_their_name(http: httpx.AsyncClient, viewer: str) -> None:
     """The GraphQL spec: without operationName, a document of several operations is an error, not its first one."""
     document = "query A { me { role } } query B { health { ok } }"

@@ -60,6 +60,10 @@ async def test_field_suggestions_hidden_only_without_introspection(settings: Set
     assert result.errors[0].extensions["code"] == "BAD_USER_INPUT"
     introspection = await closed.execute("{ __schema { types { name } } }")
     assert introspection.errors and "introspection" in introspection.errors[0].message.lower()
+    # An unknown enum value lists the allowed ones only where suggestions are given.
+    enum = "{ events(filter: {minLevel: WARN}) { totalCount } }"
+    assert "Allowed: DEBUG, INFO, WARNING" in (await open_schema.execute(enum)).errors[0].message
+    assert "Allowed" not in (await closed.execute(enum)).errors[0].message
 
 
 def test_document_memo_is_bounded_by_text() -> None:

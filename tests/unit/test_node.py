@@ -3,10 +3,12 @@ Fetching through the API: tests/test_node.py."""
 
 from __future__ import annotations
 
+import pytest
 from graphql import GraphQLObjectType
 
 from resolvers.node import NODE_KINDS
 from resolvers.schema import build_schema
+from services.errors import BadUserInput
 from services.node_ids import NodeType, decode_id, encode_id, split_id
 
 
@@ -24,6 +26,11 @@ def test_ids_are_opaque_and_round_trip() -> None:
     assert "ApiToken" not in gid and ":" not in gid
     assert split_id(gid) == ("ApiToken", "64b000000000000000000001")
     assert decode_id(gid, NodeType.API_TOKEN) == "64b000000000000000000001"
+
+
+def test_an_id_of_another_type_is_named_in_plain_english() -> None:
+    with pytest.raises(BadUserInput, match=r"^assetId: expected the ID of an Asset, got one of a Datum$"):
+        decode_id(encode_id(NodeType.DATUM, "64b000000000000000000001"), NodeType.ASSET, field="assetId")
 
 
 def test_node_type_is_the_registry_of_id_bearing_types() -> None:
