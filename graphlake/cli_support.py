@@ -101,11 +101,14 @@ def client_run(coroutine: object, *, token: str | None) -> object:
     import httpx
     import stamina.instrumentation
 
-    from graphlake_client import GraphlakeClientError
+    from graphlake_client import GraphlakeClientError, ServerUnreachable
 
     stamina.instrumentation.set_on_retry_hooks([say_retry])
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except ServerUnreachable as error:  # the server never answered, retried: say where it was asked
+        errors.print(f"[red]error:[/red] {escape(str(error))} (is it running? set GRAPHLAKE_URL or --url)")
+        raise typer.Exit(1) from None
     except GraphlakeClientError as error:
         if error.code == "UNAUTHENTICATED" and not token:  # the server's words are for HTTP clients: no header to send here
             errors.print("[red]error:[/red] no API token: set GRAPHLAKE_TOKEN or pass --token "
@@ -113,7 +116,7 @@ def client_run(coroutine: object, *, token: str | None) -> object:
             raise typer.Exit(1) from None
         errors.print(f"[red]error:[/red] {escape(str(error))}" + (f" ({error.code})" if error.code else ""))
         raise typer.Exit(1) from None
-    except httpx.TransportError as error:  # no answer at all: say where it was asked
+    except httpx.TransportError as error:  # a download or a store that never answered: say where it was asked
         where = error.request.url.copy_with(path="/", query=None) if _has_request(error) else "the server"
         errors.print(f"[red]error:[/red] cannot reach {where}: {escape(str(error)) or type(error).__name__} "
                      "(is it running? set GRAPHLAKE_URL or --url)")

@@ -16,6 +16,17 @@ class GraphlakeClientError(Exception):
         self.field = field
 
 
+class ServerUnreachable(GraphlakeClientError):
+    """The server never answered (refused, timed out, the connection broke), after the retries the
+    request was safe for (retries.py). UNAVAILABLE, as the server's own outages are, so one
+    `except GraphlakeClientError` catches whatever stopped a call; the network's error is its cause."""
+
+    def __init__(self, url: str, cause: Exception, *, sent: bool) -> None:
+        what = f"no answer from {url}/ (the request may have run)" if sent else f"cannot reach {url}/"
+        super().__init__(f"{what}: {str(cause) or type(cause).__name__}", "UNAVAILABLE")
+        self.url = url
+
+
 class CompletionUnderWay(GraphlakeClientError):
     """CONFLICT while the upload is still open: another request is completing it. The client waits
     for it (retries.completion_waits); this escapes only where that wait is cut short (stamina's

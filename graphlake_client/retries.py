@@ -3,6 +3,10 @@ the client waits in between. Built on stamina (tenacity underneath); the modules
 say which policy applies.
 
 What is retried:
+- `unsent_requests`: any GraphQL request, a mutation too, that never reached the server (the
+  connection refused or not made in time: a server restarting): nothing ran, so it is sent again.
+- `failed_reads`: a query (it changes nothing), also when its answer was lost on the way or the
+  server answered UNAVAILABLE (its database or a store was down for a moment).
 - `lost_answers`: a GraphQL request that is safe to send twice, when its answer was lost on the
   way (a timeout, a broken connection, a gateway's 502/503/504): the server may have run it.
 - `store_failures`: a PUT to or GET from a signed URL, on a transport error or the store's 5xx. A 4xx (an
@@ -27,7 +31,7 @@ from typing import Any
 import httpx
 import stamina
 
-from graphlake_client.errors import CompletionUnderWay
+from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError
 
 RETRIES = 5  # attempts after the first, by default
 BACKOFF_SECONDS = 0.5  # the first wait, by default
@@ -46,6 +50,16 @@ def answer_lost(error: Exception) -> bool:
     return isinstance(error, httpx.TransportError)
 
 
+def never_sent(error: Exception) -> bool:
+    """Whether a request failed before any of it reached the server (so it cannot have run)."""
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def read_failed(error: Exception) -> bool:
+    """Whether a query failed in a way another attempt may fix: on the way, or the server's UNAVAILABLE."""
+    return answer_lost(error) or (isinstance(error, GraphlakeClientError) and error.code == "UNAVAILABLE")
+
+
 def store_failed(error: Exception) -> bool:
     """Whether a PUT to or GET from a store failed in a way another attempt may fix: the network, or the store's 5xx."""
     if isinstance(error, httpx.HTTPStatusError):
@@ -62,6 +76,16 @@ def _waits(retries: int | None, backoff_seconds: float) -> dict[str, Any]:
 def lost_answers(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
     """Calls a repeatable GraphQL request again while its answer is lost: `await policy(fn, *args)`."""
     return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(answer_lost)
+
+
+def unsent_requests(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
+    """Calls any GraphQL request again while it cannot reach the server: `await policy(fn, *args)`."""
+    return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(never_sent)
+
+
+def failed_reads(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
+    """Calls a query again while it fails on the way or the server is UNAVAILABLE: `await policy(fn, *args)`."""
+    return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(read_failed)
 
 
 def store_failures(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:

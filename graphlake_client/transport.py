@@ -8,16 +8,29 @@ the client waits, is the retry policy (retries.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
+import stamina
 
-from graphlake_client.errors import GraphlakeClientError
-from graphlake_client.retries import BACKOFF_SECONDS, RETRIES, lost_answers, store_failures
+from graphlake_client.errors import GraphlakeClientError, ServerUnreachable
+from graphlake_client.retries import (
+    BACKOFF_SECONDS,
+    RETRIES,
+    failed_reads,
+    lost_answers,
+    never_sent,
+    store_failures,
+    unsent_requests,
+)
 
 Progress = Callable[[int], None]  # called with the bytes just sent
+# A document that changes something (the client sends one operation a request): not sent twice
+# unless it never left, or the verb says it is safe to (`_repeatable`).
+_MUTATION = re.compile(r"\s*(?:#[^\n]*\n\s*)*mutation\b")
 
 
 class Transport:
@@ -49,7 +62,22 @@ class Transport:
         await self.storage_http.aclose()
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Run one GraphQL operation; its `data`, or GraphlakeClientError with the first error's code."""
+        """Run one GraphQL operation; its `data`, or GraphlakeClientError with the first error's code
+        (ServerUnreachable when no answer came). Sent again while it cannot reach the server (a
+        server restarting), and a query also while its answer is lost or the server is UNAVAILABLE
+        (retries.py); a mutation whose answer was lost is not: it may have run."""
+        policy = unsent_requests if _MUTATION.match(query) else failed_reads
+        return await self._attempts(policy, query, variables)
+
+    async def _attempts(self, policy: Callable[[int, float], stamina.BoundAsyncRetryingCaller], query: str,
+                        variables: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            return await policy(self.retries, self.backoff_seconds)(self._post, query, variables)
+        except httpx.TransportError as error:
+            raise ServerUnreachable(self.url, error, sent=not never_sent(error)) from error
+
+    async def _post(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
+        """One attempt at a GraphQL operation."""
         response = await self.http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}})
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if body.get("errors"):
@@ -63,7 +91,7 @@ class Transport:
         """`execute` for a request that is safe to send twice, sent again (up to `retries` times,
         with backoff) when its answer is lost on the way: a timeout, a broken connection, a
         gateway's 502/503/504. The server may have run it all the same."""
-        return await lost_answers(self.retries, self.backoff_seconds)(self.execute, query, variables)
+        return await self._attempts(lost_answers, query, variables)
 
     async def _put(self, url: str, path: Path, offset: int, size: int, headers: dict[str, str],
                    progress: Progress | None, *, create_only: bool = False) -> None:

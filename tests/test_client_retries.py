@@ -1,0 +1,96 @@
+"""Which GraphQL calls the client sends again (graphlake_client/retries.py): any call that never
+reached the server (a server restarting), a query also when its answer was lost or the server was
+UNAVAILABLE; never a mutation whose answer was lost (it may have run). What is left after the
+retries is a GraphlakeClientError, so one `except` catches whatever stopped a call."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphlake_client import Client, GraphlakeClientError, ResumeState, ServerUnreachable
+from tests.conftest import Served
+from tests.operations import Api
+
+
+class Failing(httpx.AsyncHTTPTransport):
+    """Fails the first `times` GraphQL requests whose body holds `operation`, in the way given:
+    `refused` before sending (nothing ran), `lost` after the server answered (it ran), or
+    `unavailable` (the server's own 503 UNAVAILABLE answer)."""
+
+    def __init__(self, operation: str, how: str, times: int) -> None:
+        super().__init__()
+        self.operation, self.how, self.times, self.ran = operation.encode(), how, times, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        failing = self.operation in request.content and self.times > 0
+        if failing and self.how == "refused":
+            self.times -= 1
+            raise httpx.ConnectError("simulated: connection refused", request=request)
+        if failing and self.how == "unavailable":
+            self.times -= 1
+            return httpx.Response(503, json={"data": None, "errors": [
+                {"message": "the database did not answer in time; retry shortly", "extensions": {"code": "UNAVAILABLE"}}]})
+        response = await super().handle_async_request(request)
+        if self.operation in request.content:
+            self.ran += 1
+        if failing:  # lost
+            self.times -= 1
+            await response.aread()
+            await response.aclose()
+            raise httpx.ReadTimeout("simulated: the answer never arrived", request=request)
+        return response
+
+
+def lake(served: Served, token: str, tmp_path: Path, transport: httpx.AsyncBaseTransport | None = None) -> Client:
+    client = Client(served.base_url, token, retries=3, graphql_transport=transport,
+                    resume=ResumeState(tmp_path / "resume.json"))
+    client.backoff_seconds = 0.01
+    return client
+
+
+@pytest.mark.parametrize("how", ["refused", "lost", "unavailable"])
+async def test_a_query_is_asked_again(served: Served, contributor: str, tmp_path: Path, how: str) -> None:
+    async with lake(served, contributor, tmp_path) as plain:
+        stored = await plain.store_value({"t": 1}, name="reading")
+    failing = Failing("asset(id:", how, times=2)
+    async with lake(served, contributor, tmp_path, failing) as flaky:
+        found = await flaky.get_asset(stored["id"])
+    assert found["value"] == {"t": 1} and failing.times == 0
+
+
+async def test_a_mutation_is_sent_again_only_if_it_never_left(served: Served, api: Api, contributor: str,
+                                                              tmp_path: Path) -> None:
+    refused = Failing("storeValue(", "refused", times=2)
+    async with lake(served, contributor, tmp_path, refused) as flaky:
+        await flaky.store_value({"t": 1}, name="first")
+    assert refused.ran == 1  # stored once, after two refusals
+
+    lost = Failing("storeValue(", "lost", times=1)
+    async with lake(served, contributor, tmp_path, lost) as flaky:
+        with pytest.raises(ServerUnreachable, match=r"^no answer from .* \(the request may have run\)") as raised:
+            await flaky.store_value({"t": 2}, name="second")
+    assert lost.ran == 1 and raised.value.code == "UNAVAILABLE"  # ran once, not sent again
+
+    unavailable = Failing("storeValue(", "unavailable", times=1)
+    async with lake(served, contributor, tmp_path, unavailable) as flaky:
+        with pytest.raises(GraphlakeClientError) as refused_once:
+            await flaky.store_value({"t": 3}, name="third")
+    assert refused_once.value.code == "UNAVAILABLE" and unavailable.ran == 0
+    names = {e["node"]["name"] for e in (await api.data("Assets", {"first": 10}, token=contributor))["assets"]["edges"]}
+    assert names == {"first", "second"}
+
+
+async def test_no_server_at_all_is_one_client_error_naming_where(contributor: str, tmp_path: Path) -> None:
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    async with Client(f"http://127.0.0.1:{port}", contributor, retries=2,
+                      resume=ResumeState(tmp_path / "resume.json")) as nowhere:
+        nowhere.backoff_seconds = 0.01
+        with pytest.raises(GraphlakeClientError, match=rf"^cannot reach http://127.0.0.1:{port}/: ") as raised:
+            await nowhere.get_asset("reading")
+    assert raised.value.code == "UNAVAILABLE" and isinstance(raised.value.__cause__, httpx.ConnectError)
