@@ -12,7 +12,8 @@ waits for the network. A background thread sends the queue in batches (one `logE
 most `batch_size` records or `flush_interval` seconds apart). When the queue is full, records are
 dropped and counted (`dropped`); the handler says so on stderr at once and, as soon as it can, in
 the lake (a WARNING event). Batches the server refuses or cannot be sent are counted in `lost`,
-also said on stderr. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops.
+also said on stderr. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
+in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck).
 
 Each event: `level` from the record's level, `message` its message, `timestamp` when it was made,
 `data` its `extra` fields (JSON-safe: anything else as its repr) plus a reserved key `log` with the
@@ -84,6 +85,8 @@ class GraphlakeLogHandler(logging.Handler):
         self._progress = threading.Condition()
         self._queue: queue.Queue[Any] = queue.Queue(capacity)
         self._closed = False
+        self._stalled_at: int | None = None  # _settled when a flush last ran out of time
+        self._abandoned = False  # close gave up on the sender: what it still settles was counted lost
         self._failing = False  # the last batch failed: say so once per run of failures
         # No retries: logEvents is not safe to send twice, and a stuck retry would only fill the queue.
         self._thread = threading.Thread(target=self._work, args=(url, token, timeout), daemon=True,
@@ -147,14 +150,20 @@ class GraphlakeLogHandler(logging.Handler):
             except queue.Full:
                 pass  # full: it sends full batches anyway
         with self._progress:
-            self._progress.wait_for(lambda: self._settled >= target or not self._thread.is_alive(),
-                                    self.close_timeout if timeout is None else timeout)
+            if not self._progress.wait_for(lambda: self._settled >= target or not self._thread.is_alive(),
+                                           self.close_timeout if timeout is None else timeout):
+                self._stalled_at = self._settled
 
     def close(self) -> None:
-        """Flush (at most close_timeout seconds), then stop the sender; records still queued then are
+        """Flush, then stop the sender, in close_timeout seconds in all; records not sent by then are
         lost (counted in `lost`, and said on stderr)."""
         if not self._closed:
-            self.flush()
+            # logging.shutdown flushes, then closes: when that flush ran out of time and the sender has
+            # settled nothing since, it is stuck, and waiting again would only double the hang at exit.
+            stuck = self._stalled_at is not None and self._stalled_at == self._settled
+            deadline = time.monotonic() + (0.0 if stuck else self.close_timeout)
+            if not stuck:
+                self.flush()
             self._closed = True
             lost_before = self.lost
             # What a slow or stuck sender left queued will not go: count it lost, and make room for the stop.
@@ -165,14 +174,18 @@ class GraphlakeLogHandler(logging.Handler):
                     break
                 if item is not _FLUSH:
                     self._settle(1, lost=True)
+            try:  # emptied now; only an emit already past its closed check can still add a record
+                self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                pass  # the sender is a daemon thread: it ends with the process
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            with self._progress:
+                if self._thread.is_alive():  # still at a batch: it will not be waited for
+                    self.lost += self._accepted - self._settled
+                    self._settled, self._abandoned = self._accepted, True
             if self.lost > lost_before:
                 sys.stderr.write(f"GraphlakeLogHandler: {self.lost - lost_before} log records not sent before the handler "
                                  f"closed (its close_timeout, {self.close_timeout:g} s, ran out)\n")
-            try:  # emptied now; only an emit already past its closed check can still add a record
-                self._queue.put(_STOP, timeout=self.close_timeout)
-            except queue.Full:
-                pass  # the sender is a daemon thread: it ends with the process
-            self._thread.join(self.close_timeout)
         super().close()
 
     # --- the sender's side: its own thread and event loop
@@ -235,6 +248,8 @@ class GraphlakeLogHandler(logging.Handler):
 
     def _settle(self, count: int, *, lost: bool = False) -> None:
         with self._progress:
+            if self._abandoned:
+                return  # counted when close gave up on it
             self._settled += count
             if lost:
                 self.lost += count

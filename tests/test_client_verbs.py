@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -451,6 +452,37 @@ async def test_the_log_handler_sends_what_was_logged_when_the_script_ends(served
     assert b"not sent before the handler closed" not in err, err.decode()
     stored = await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 1}, token=contributor)
     assert stored["events"]["totalCount"] == 2000
+
+
+STUCK_AT_EXIT_SCRIPT = r"""
+import logging, socket, sys, time
+from graphlake_client import GraphlakeLogHandler
+
+blackhole = socket.socket()
+blackhole.bind(("127.0.0.1", 0))
+blackhole.listen(50)  # takes connections, never answers
+handler = GraphlakeLogHandler(f"http://127.0.0.1:{blackhole.getsockname()[1]}", "glk_none", timeout=60, close_timeout=2)
+logging.getLogger().addHandler(handler)
+for i in range(3000):
+    logging.getLogger("burst").warning("record %d", i)
+while handler._queue.qsize() > 2500:  # the sender has taken its first batch of 500, and is stuck on it
+    time.sleep(0.01)
+started = time.monotonic()
+logging.shutdown()  # what the end of a script runs: a flush, then close
+print(f"{time.monotonic() - started:.2f} {handler.lost}")
+"""
+
+
+def test_the_log_handler_at_exit_waits_its_close_timeout_once_and_counts_every_record_lost() -> None:
+    """A server that never answers: logging.shutdown's flush ran out its close_timeout, then close
+    waited it out twice more (6 s for 2), and the batch in flight was never counted lost."""
+    done = subprocess.run([sys.executable, "-c", STUCK_AT_EXIT_SCRIPT], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    waited, lost = done.stdout.split()
+    assert float(waited) < 4, done.stdout  # one close_timeout (2 s), not three
+    assert int(lost) == 3000, done.stdout
+    assert "3000 log records not sent before the handler closed" in done.stderr, done.stderr
 
 
 SYNC_SCRIPT = r"""
