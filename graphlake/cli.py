@@ -39,12 +39,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (GRAPHLAKE_PORT).")] = None,
 ) -> None:
     """Start the server (the embedded FerretDB too, unless GRAPHLAKE_MONGODB_URL is set)."""
-    import uvicorn
-
     from graphlake.app import create_app
     from graphlake.collector import tune_for_serving
     from graphlake.database_access import require_current_schema
-    from graphlake.http_server import port_taken, uvicorn_options
+    from graphlake.http_server import port_taken, serve
     from graphlake.local_services import ServiceError
     from graphlake.logs import configure_logging
 
@@ -65,7 +63,10 @@ def serve(
     try:
         app = create_app(settings, announce=True)
         tune_for_serving()  # graphlake/collector.py says why
-        uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
+        server = serve(app, settings)
+        server.run()
+        if not server.started:  # the app's startup failed (said in the log): as uvicorn.run exits
+            raise typer.Exit(3)
     except ServiceError as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import uvicorn
+
 from graphlake.settings import Settings
 
 # uvicorn's implementation over the `websockets` library's Sans-I/O core: what its "auto" picks since
@@ -13,6 +15,25 @@ from graphlake.settings import Settings
 # (deprecated upstream), which spent about 10% more of a process's CPU per streamed message (200
 # subscribers, 3 interleaved rounds).
 WEBSOCKETS = "websockets-sansio"
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the app when it starts to shut down (AppState.stopping): uvicorn
+    closes WebSockets itself, but waits for every HTTP response to end, and an SSE stream of a
+    subscription never does by itself (one open stream held a stop for as long as its client stayed)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        state = getattr(getattr(self.config.app, "state", None), "graphlake", None)  # None before the lifespan ran
+        if state is not None:
+            state.stopping.set()
+        await super().shutdown(sockets)
+
+
+def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | None = None,
+          **options: Any) -> Server:
+    """The server for `app` as `graphlake serve` runs it (host and port from the settings unless given)."""
+    return Server(uvicorn.Config(app, host=host or settings.host, port=settings.port if port is None else port,
+                                 **uvicorn_options(settings), **options))
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -105,29 +105,33 @@ def event_stream_response(request: Request, context: Context | None, stream: Asy
     secret = bearer_secret(request.headers.get("authorization")) if principal is not None else None
 
     async def body() -> AsyncGenerator[str, None]:
+        refused = state.tokens.wait_until_refused(secret) if secret is not None else asyncio.Event().wait()
         try:
-            if secret is None:
-                async for chunk in stream():
-                    yield chunk
-            else:
-                async for chunk in _until_refused(stream(), state.tokens.wait_until_refused(secret), encode_json):
-                    yield chunk
+            async for chunk in _until_ended(stream(), refused, state.stopping, encode_json):
+                yield chunk
         finally:
             state.sockets.close(request)
 
     return EventStreamResponse(body(), headers=dict(headers))
 
 
-async def _until_refused(chunks: AsyncIterator[str], refused: Awaitable[Unauthenticated],
-                         encode_json: Callable[[object], str]) -> AsyncGenerator[str, None]:
-    """`chunks` until they end, or until the token is refused: then an UNAUTHENTICATED result and
-    `complete`, as a WebSocket's operations get an error then (graphlake/websocket_handlers.py)."""
-    watch: asyncio.Future[Unauthenticated] = asyncio.ensure_future(refused)
+async def _until_ended(chunks: AsyncIterator[str], refused: Awaitable[Unauthenticated] | Awaitable[object],
+                       stopping: asyncio.Event, encode_json: Callable[[object], str]) -> AsyncGenerator[str, None]:
+    """`chunks` until they end; or until the token is refused: then an UNAUTHENTICATED result and
+    `complete`, as a WebSocket's operations get an error then (graphlake/websocket_handlers.py); or
+    until the server stops: then the stream just ends, without `complete` (the operation did not
+    finish: a graphql-sse client takes the end for a lost connection and subscribes again, as a
+    WebSocket client does on uvicorn's 1012)."""
+    watch: asyncio.Future[Any] = asyncio.ensure_future(refused)
+    stop = asyncio.ensure_future(stopping.wait())
     step: asyncio.Future[Any] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(chunks))  # type: ignore[arg-type]
-            await asyncio.wait({step, watch}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({step, watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.done() and not step.done():
+                log.info("ending an SSE stream: the server is stopping")
+                return
             if step.done():
                 try:
                     chunk = step.result()
@@ -148,6 +152,7 @@ async def _until_refused(chunks: AsyncIterator[str], refused: Awaitable[Unauthen
             return
     finally:
         watch.cancel()
+        stop.cancel()
         if step is not None and not step.done():
             step.cancel()  # unwinds the operation: its subscriber leaves the broadcast
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):

@@ -177,6 +177,20 @@ class _Hardened:
 class TransportWSHandler(_Hardened, BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws: Strawberry times out a socket that never initialises itself."""
 
+    async def handle_message(self, message: Any) -> None:
+        # PROTOCOL.md's ids are `'<unique-operation-id>'`: graphql-ws's own validateMessage refuses a
+        # number or an empty string, which Strawberry ran (1 and "1" side by side). And a
+        # connection_init's payload may be null (`Record<string, unknown> | null`), which Strawberry
+        # refused with 4400: it is an init without a token.
+        if isinstance(message, dict):
+            kind = message.get("type")
+            if kind in ("subscribe", "complete") and not (isinstance(message.get("id"), str) and message["id"]):
+                await self.handle_invalid_message(f"Invalid message: a {kind} message's id must be a non-empty string")
+                return
+            if kind == "connection_init" and message.get("payload", {}) is None:
+                message = {**message, "payload": {}}
+        await super().handle_message(message)
+
     def operation_ids(self) -> list[str]:
         return list(self.operations)
 

@@ -87,6 +87,9 @@ class AppState:
     sockets: SocketSlots = field(default_factory=SocketSlots)
     # What /metrics exposes (services/metrics.py); None when GRAPHLAKE_METRICS is off: nothing is recorded.
     metrics: Metrics | None = None
+    # Set as the server begins to shut down (graphlake/http_server.Server): live SSE streams end then,
+    # as uvicorn closes WebSockets (1012), rather than hold the shutdown open for as long as a client stays.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from resolvers.internals import InvalidOperationTypeError
+from resolvers.internals import CannotGetOperationTypeError, InvalidOperationTypeError
 from services.availability import unavailable
 from services.errors import GraphlakeError
 
@@ -100,6 +100,11 @@ class ErrorPolicy(SchemaExtension):
                 response.headers["Retry-After"] = "1"
             return GraphQLError(str(outage), nodes=error.nodes, path=error.path,
                                 extensions={**outage.extensions, "requestId": request_id})
+        if isinstance(original, CannotGetOperationTypeError):
+            # Over a WebSocket or SSE Strawberry reports an `operationName` the document lacks as a bare
+            # exception (over plain HTTP the view answers 400 itself): the request was wrong, not the server.
+            return GraphQLError(original.as_http_error_reason(), nodes=error.nodes,
+                                extensions={"code": "BAD_USER_INPUT", "field": "operationName"})
         if isinstance(original, InvalidOperationTypeError):
             # Over SSE (graphlake/sse.py) Strawberry reports an operation the method does not allow
             # from inside the stream, as a bare exception: a GET that carries a mutation.

@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from graphlake.http_server import uvicorn_options
+from graphlake.http_server import serve
 from graphlake.local_services import find_binary, free_port, start_ferretdb
 from tests.waiting import wait_for
 
@@ -73,8 +72,7 @@ async def serving(app, port: int | None = None, log_level: str = "warning") -> A
     the port. (A bench's clients then share this event loop: fine for sequential timings.)"""
     port = port or free_port()
     # As `graphlake serve` runs it (WebSocket implementation, limits, compression), with the app's settings.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level,
-                                           **uvicorn_options(app.state.settings)))
+    server = serve(app, app.state.settings, host="127.0.0.1", port=port, log_level=log_level)
     task = asyncio.create_task(server.serve())
 
     def started() -> bool:

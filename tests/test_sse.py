@@ -8,9 +8,11 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ from graphlake.settings import Settings
 from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
 from tests.operations import Api, document
+from tests.processes import start_server_process
 from tests.waiting import live_subscribers, wait_for
 
 SSE = {"Accept": "text/event-stream"}
@@ -98,6 +101,36 @@ async def test_a_subscription_streams_events_and_ends_with_the_client(
     # The client went: its subscriber leaves the broadcast and its slot is given back.
     await wait_for(lambda: live_subscribers(state.events) == 0, what="the SSE subscriber to be let go")
     await wait_for(lambda: state.sockets.open_count == 0, what="the SSE stream's slot to be given back")
+
+
+async def test_a_stopping_server_ends_its_sse_streams(settings: Settings, viewer: str, tmp_path: Path) -> None:
+    """uvicorn waits for every HTTP response to end before it stops, and a subscription's stream never
+    does: one open stream held `graphlake serve` after SIGTERM for as long as its client stayed. It now
+    ends, without `complete` (the operation did not finish: a client subscribes again), and the
+    process exits."""
+    process, base = await start_server_process(settings.mongodb_url.get_secret_value(), settings.database, tmp_path)
+    try:
+        async with sse(base, "Heartbeat", {"intervalSeconds": 0.1}, token=viewer) as stream:
+            assert (await stream.message())[0] == "next"
+            process.send_signal(signal.SIGTERM)
+            events = []
+            with pytest.raises(EOFError):  # the stream ends (a deadline: it never ended before)
+                while True:
+                    events.append((await stream.message(timeout=20))[0])
+        assert "complete" not in events
+        # uvicorn raises the signal again once it has shut down gracefully: the exit says SIGTERM.
+        assert await asyncio.wait_for(process.wait(), 30) == -signal.SIGTERM
+    finally:
+        if process.returncode is None:
+            process.kill()
+
+
+async def test_an_unknown_operation_name_over_sse_is_bad_user_input(served: Served, viewer: str) -> None:
+    async with sse(served.base_url, "B", token=viewer, query="query A { me { role } }") as stream:
+        event, data = await stream.message()
+    assert event == "next" and data is not None
+    [error] = data["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "operationName"}, data
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])

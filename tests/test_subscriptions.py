@@ -245,6 +245,41 @@ MISSHAPEN = [
 ]
 
 
+@pytest.mark.parametrize("op_id", [1, "", None], ids=["number", "empty", "null"])
+async def test_a_graphql_transport_ws_operation_id_must_be_a_non_empty_string(served: Served, viewer: str,
+                                                                               op_id: object) -> None:
+    """PROTOCOL.md's `id: '<unique-operation-id>'`, as graphql-ws's own validateMessage reads it:
+    Strawberry ran 1 and "1" side by side."""
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.send({"id": op_id, "type": "subscribe", "payload": {"query": "subscription { heartbeat { sequence } }"}})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.receive(), 5)
+    assert closed.value.rcvd.code == 4400 and "id must be a non-empty string" in closed.value.rcvd.reason
+
+
+async def test_a_null_connection_init_payload_is_an_init_without_a_token(served: Served) -> None:
+    """PROTOCOL.md: `payload?: Record<string, unknown> | null`. Strawberry closed it as malformed (4400)."""
+    async with websockets.connect(served.ws_url, subprotocols=[TRANSPORT_WS]) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": None}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd.code == 4403  # as any init without a token
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_unknown_operation_name_over_a_websocket_is_bad_user_input(served: Served, viewer: str,
+                                                                            protocol: str) -> None:
+    async with Subscriber(served.ws_url, protocol) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+        await ws.send({"id": "a", "type": kind, "payload": {"query": "query A { me { role } }", "operationName": "B"}})
+        message = await asyncio.wait_for(ws.receive(), 5)
+    [error] = _errors(message)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "operationName"}, message
+    assert error["message"] == 'Unknown operation named "B".'
+
+
 @pytest.mark.parametrize("message", MISSHAPEN, ids=lambda m: m[:40])
 async def test_a_misshapen_message_gets_the_protocols_answer(served: Served, viewer: str, message: str) -> None:
     """graphql-transport-ws closes with 4400, as its spec says of an invalid message; graphql-ws skips it,
