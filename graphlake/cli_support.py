@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape  # a message's [brackets] are text, not styles
 from rich.table import Table
@@ -37,6 +38,11 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{escape(str(error))}")
+        raise typer.Exit(2) from None
+    except SettingsError as error:  # a value pydantic-settings could not even decode (GRAPHLAKE_MOUNTS='{bad json')
+        cause = f": {error.__cause__}" if error.__cause__ else ""
+        errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{escape(str(error))}"
+                     f"{escape(cause)} (JSON expected)")
         raise typer.Exit(2) from None
 
 

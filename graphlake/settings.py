@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     alert_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="ERROR", description="Events at or above it (or with alert: true) fire the notifiers.")
     alert_smtp_host: str | None = None
-    alert_smtp_port: int = 587
+    alert_smtp_port: int = Field(default=587, ge=1, le=65535)
     alert_smtp_username: str | None = None
     alert_smtp_password: SecretStr | None = None
     alert_smtp_starttls: bool = True
@@ -164,7 +164,7 @@ class Settings(BaseSettings):
 
     # --- HTTP
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(default=None, description="Base URL clients use; default http://host:port.")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     signing_secret: SecretStr | None = Field(
@@ -280,6 +280,16 @@ class Settings(BaseSettings):
 
         normalize_allowed_origins(value)  # raises, naming the origin
         return [origin if origin == "*" else str(normalize_origin(origin)) for origin in value]
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_url(cls, value: str | None) -> str | None:
+        # Every signed URL, the banner and the web app's links begin with it: "notaurl" made them all wrong.
+        if value is not None:
+            parsed = urlsplit(value)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+                raise ValueError(f"{value!r} is not an http(s)://host[:port][/path] URL")
+        return value
 
     @field_validator("ingest_roots", mode="before")
     @classmethod

@@ -68,7 +68,7 @@ class InputListLimit(SchemaExtension):
         schema = graphql_schema(context.schema)
         operation = get_operation_ast(context.graphql_document, context.operation_name)
         if operation is not None:  # None for several operations without a name: NamedOperation refuses those
-            for declared in operation.variable_definitions:
+            for declared in operation.variable_definitions or ():  # None when it declares none
                 name = declared.variable.name.value
                 type_ = type_from_ast(schema, declared.type)
                 if name in variables and type_ is not None:

@@ -45,7 +45,9 @@ class UrlSigner:
         """The signed parameters (without `sig`) if the URL is genuine and unexpired."""
         params = {k: v for k, v in query.items() if k != "sig"}
         expected = self._signature(method, mount, key, params)
-        if not hmac.compare_digest(expected, query.get("sig", "")):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500), and a
+        # forged `sig=é` must be refused as any other wrong signature.
+        if not hmac.compare_digest(expected.encode(), query.get("sig", "").encode()):
             raise InvalidSignature("the signature does not match this URL")
         if not params.get("exp", "").isdigit() or int(params["exp"]) < time.time():
             raise InvalidSignature("the URL has expired")

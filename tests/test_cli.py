@@ -119,6 +119,11 @@ def test_invalid_configuration_is_reported_by_field(cli_env: dict[str, str]) -> 
     cli_env["GRAPHLAKE_DEFAULT_MOUNT"] = "nowhere"
     result = graphlake(cli_env, "check")
     assert result.returncode == 2 and "default_mount" in result.stderr
+    # A value that cannot even be decoded: one clean message too, not a traceback.
+    undecodable = graphlake({**cli_env, "GRAPHLAKE_MOUNTS": "{bad json"}, "check")
+    said = " ".join(undecodable.stderr.split())
+    assert undecodable.returncode == 2 and 'error parsing value for field "mounts"' in said, undecodable.stderr
+    assert "Expecting property name" in said and "Traceback" not in said
 
 
 def test_export_schema_matches_the_committed_file(cli_env: dict[str, str]) -> None:

@@ -129,6 +129,16 @@ async def test_a_bad_enum_in_a_variable_names_its_place(http: httpx.AsyncClient,
                                                            {"code": "BAD_USER_INPUT", "field": "$first"}]
 
 
+async def test_a_variable_the_operation_does_not_declare_is_ignored(http: httpx.AsyncClient, viewer: str) -> None:
+    """graphql-core leaves an operation's variable definitions None when it declares none: the
+    list-size check walked them and answered "'NoneType' object is not iterable", with no code."""
+    headers = {"Authorization": f"Bearer {viewer}"}
+    posted = await http.post("/graphql", json={"query": "{ health { ok } }", "variables": {"x": [1] * 5}}, headers=headers)
+    got = await http.get("/graphql", params={"query": "{ health { ok } }", "variables": '{"x": 1}'}, headers=headers)
+    for answer in (posted, got):
+        assert answer.status_code == 200 and answer.json() == {"data": {"health": {"ok": True}}}, answer.text
+
+
 async def test_an_unknown_enum_value_lists_the_allowed_ones(http: httpx.AsyncClient, viewer: str) -> None:
     """graphql-core suggests only near misses; `WARN` (Python's logging.WARN) is not one by its measure."""
     headers = {"Authorization": f"Bearer {viewer}"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -243,7 +244,7 @@ async def test_tampered_expired_and_replayed_urls_are_refused(api: Api, contribu
     other = await uploaded(api, contributor, png(310, 200), "local", "image/png", name="other")
     for bad in [url.replace("sig=", "sig=x"), url.replace("size=128", "size=512"),
                 url.replace(asset["storage"]["key"], other["storage"]["key"]),
-                url.replace("sha=", "sha=0"), url.replace("exp=", "exp=1")]:
+                url.replace("sha=", "sha=0"), url.replace("exp=", "exp=1"), re.sub(r"sig=[^&]*", "sig=%C3%A9", url)]:
         assert (await fetch(bad)).status_code == 403, bad
     key = asset["storage"]["key"]
     expired = state.thumbnail_signer.sign(SIGN_METHOD, "local", key, -5, size="128", sha=asset["sha256"])

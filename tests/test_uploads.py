@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import inspect
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -513,8 +514,9 @@ async def test_tampered_expired_and_hostile_local_urls(api: Api, contributor: st
     data = payload(64)
     session = await start(api, contributor, data, "local")
     url = session["url"]
+    forged = re.sub(r"sig=[^&]*", "sig=%C3%A9", url)  # not ASCII: once a 500 from compare_digest
     for bad in [url.replace("sig=", "sig=x"), url.replace("size=64", "size=9999"),
-                url.replace("/assets/", "/assets/other-"), url.replace("exp=", "exp=1")]:
+                url.replace("/assets/", "/assets/other-"), url.replace("exp=", "exp=1"), forged]:
         assert (await put(bad, data, session["headers"])).status_code == 403, bad
     store = state.stores["local"]
     expired = store.signer.sign("PUT", "local", session["asset"]["storage"]["key"], -5, size="64")

@@ -48,6 +48,12 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
                           '"addressing_style": "path"}}'}, "public_endpoint_url must be"),
     ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "https://s3.lab", '
                           '"addressing_style": "virtual"}}'}, "needs addressing_style path"),
+    # uvicorn listened on 70000 % 65536 while signed URLs named :70000.
+    ({"GRAPHLAKE_PORT": "70000"}, "port\n  Input should be less than or equal to 65535"),
+    ({"GRAPHLAKE_PORT": "0"}, "port\n  Input should be greater than or equal to 1"),
+    ({"GRAPHLAKE_PUBLIC_URL": "notaurl"}, "'notaurl' is not an http(s)://host[:port][/path] URL"),
+    ({"GRAPHLAKE_PUBLIC_URL": "https://lab.example/?x=1"}, "public_url"),
+    ({"GRAPHLAKE_ALERT_SMTP_PORT": "-5"}, "alert_smtp_port"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
     for key, value in env.items():
