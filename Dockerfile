@@ -41,5 +41,5 @@ COPY --from=webapp /app/webapp/dist /app/webapp/dist
 USER graphlake
 VOLUME /data
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
+HEALTHCHECK --interval=15s --timeout=5s CMD python -c "import os,urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('GRAPHLAKE_PORT', '8000')).status != 200)"
 CMD ["graphlake", "serve"]

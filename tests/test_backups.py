@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -241,8 +242,8 @@ async def test_a_restore_that_died_keeps_the_server_off(state: AppState, setting
 
 
 async def test_scheduled_backups_are_taken_once_per_period_logged_and_pruned(state: AppState, settings: Settings,
-                                                                            api: Api, contributor: str,
-                                                                            tmp_path: Path) -> None:
+                                                                            api: Api, contributor: str, tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
     await factories.value_asset(api, contributor)
     schedule = settings.model_copy(update={"backup_every_hours": 1.0, "backup_keep": 2})
     directory = tmp_path / "scheduled"
@@ -267,7 +268,10 @@ async def test_scheduled_backups_are_taken_once_per_period_logged_and_pruned(sta
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the backup directory should be")
     await an_hour_later()
-    assert await take(blocked) is None
+    with caplog.at_level(logging.ERROR, logger="graphlake.backups"):
+        assert await take(blocked) is None
+    logged = [r.getMessage() for r in caplog.records if r.name == "graphlake.backups"]  # in the server's log too
+    assert len(logged) == 1 and logged[0].startswith(f"scheduled backup to {blocked}/scheduled-") and " failed: " in logged[0]
     failed = await state.db.events.find_one({"event_type": BACKUP_FAILED})
     assert failed["level"] == LEVELS["ERROR"] and failed["alert"] is True and str(blocked) in failed["message"]
 

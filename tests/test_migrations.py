@@ -36,6 +36,8 @@ from migrations import v007_asset_lineage as v007
 from migrations import v008_event_origin as v008
 from migrations.liveness import this_process
 from resolvers.context import AppState
+from services.backups.writer import write_backup
+from services.errors import Conflict
 from tests import factories
 from tests.operations import Api
 
@@ -158,6 +160,10 @@ async def test_a_newer_database_is_refused_with_the_way_back(scratch_db: AsyncDa
         await require_current_schema(other)
     with pytest.raises(ValueError, match="unknown to this code"):
         await migrate(scratch_db, writer="new")
+    # Nor is it backed up: the backup's manifest would name this release as the one to restore it with.
+    with pytest.raises(Conflict, match=rf"schema {SCHEMA_VERSION + 1} \(written by Graphlake 9\.0\), newer than"):
+        await write_backup(scratch_db, settings.data_dir / "newer-backup", graphlake_version="0.1.0")
+    assert not (settings.data_dir / "newer-backup").exists()
 
 
 async def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,7 @@ failure as an alerting error), and only the newest few scheduled backups are kep
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ from services.events.feed import FeedWriter
 from services.events.log import EventSettings, NewEvent, log_events
 from services.schedules import claim_due
 
+log = logging.getLogger("graphlake.backups")
 PREFIX = "scheduled-"  # only these are pruned: manual and pre-migration backups stay until removed
 
 
@@ -48,6 +50,8 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
         manifest = await write_backup(db, destination, graphlake_version=graphlake_version, local_roots=local_roots,
                                       referenced_mounts=referenced_mounts)
     except Exception as error:  # any failure is reported, as an alert, and the server goes on
+        # In the server's log too: an operator reading it after the fact should not need the event log.
+        log.error("scheduled backup to %s failed: %s: %s", destination, type(error).__name__, error)
         await log_events(feed, [NewEvent(
             event_type=BACKUP_FAILED, level=LEVELS["ERROR"], alert=True,
             message=f"scheduled backup to {destination} failed: {error}",

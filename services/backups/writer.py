@@ -32,7 +32,7 @@ from documents.asset import LINKS_COLLECTION
 from documents.dataset import USES_COLLECTION
 from documents.event import FEED_COLLECTION
 from graphlake_client.direct import copy_hashing, on_local_disk
-from migrations import STATE_COLLECTION, SchemaState, read_state
+from migrations import SCHEMA_VERSION, STATE_COLLECTION, SchemaState, read_state
 from services.backups.layout import CHUNK, CollectionEntry, Manifest, PayloadEntry
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
@@ -64,6 +64,10 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
     state = await read_state(db)
     if state.version is None:
         raise BadUserInput(f"database {db.name!r} holds no Graphlake data", field="database")
+    if state.version > SCHEMA_VERSION:  # its manifest would name this release as the one to restore it with
+        raise Conflict(f"database {db.name!r} is at schema {state.version} (written by Graphlake "
+                       f"{state.written_by or 'a later release'}), newer than this Graphlake's {SCHEMA_VERSION}: "
+                       "back it up with that release", field="database")
     if state.restoring or state.interrupted:  # a backup would label half-written data as whole
         raise Conflict(f"database {db.name!r} is half-{'restored' if state.restoring else 'migrated'}: finish that "
                        "first (graphlake restore ... --replace, or graphlake db migrate)", field="database")

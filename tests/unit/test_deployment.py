@@ -92,3 +92,16 @@ def test_the_compose_stack_hands_clients_urls_they_can_reach() -> None:
     assert "localhost:9000" in environment["GRAPHLAKE_MOUNTS__LAKE__PUBLIC_ENDPOINT_URL"]
     assert environment["GRAPHLAKE_METRICS"] == "token" and "GRAPHLAKE_METRICS_TOKEN" in environment
     assert compose["services"]["minio"]["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+
+
+def test_the_stack_restarts_and_the_image_context_leaves_secrets_out() -> None:
+    """The long-running services come back after a crash or a reboot; the build context (sent whole to
+    the Docker daemon) leaves out a local data dir (its signing key and database), .venv and node_modules;
+    the health check asks the port the server listens on."""
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    assert {name for name, service in compose["services"].items() if service.get("restart") == "unless-stopped"} \
+        == {"mongo", "minio", "graphlake"}
+    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".graphlake", "**/node_modules"} <= set(ignored)
+    healthcheck = next(line for line in (PROJECT_ROOT / "Dockerfile").read_text().splitlines() if line.startswith("HEALTHCHECK"))
+    assert "GRAPHLAKE_PORT" in healthcheck and "127.0.0.1:8000" not in healthcheck
