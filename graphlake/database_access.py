@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from graphlake import __version__
 from graphlake.data_dir import owner_only_dir
-from graphlake.local_services import ServiceError, embedded_database
+from graphlake.local_services import EmbeddedDatabase, ServiceError, embedded_database
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
 from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
@@ -96,9 +96,14 @@ def database_url(settings: Settings, stack: AsyncExitStack) -> str:
     """The MongoDB URL set, or the embedded FerretDB's (started now unless it runs; stopped with `stack`)."""
     if settings.mongodb_url:
         return settings.mongodb_url.get_secret_value()
-    embedded = embedded_database(settings.ferretdb_bin, settings.data_dir, sync_every_commit=settings.ferretdb_sync_every_commit)
-    stack.callback(embedded.stop)
-    return embedded.url
+    return embedded(settings, stack).url
+
+
+def embedded(settings: Settings, stack: AsyncExitStack) -> EmbeddedDatabase:
+    """The embedded FerretDB (started now unless it runs), used until `stack` closes."""
+    database = embedded_database(settings.ferretdb_bin, settings.data_dir, sync_every_commit=settings.ferretdb_sync_every_commit)
+    stack.callback(database.stop)
+    return database
 
 
 async def require_current_schema(settings: Settings) -> None:

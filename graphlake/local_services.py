@@ -217,6 +217,8 @@ class EmbeddedDatabase:
     service: Service | None  # the FerretDB this process started; None when another process did
     ferret_dir: Path
     socket: Path
+    binary: Path | None = None  # as configured (GRAPHLAKE_FERRETDB_BIN), for starting it again
+    sync_every_commit: bool = False
     user: int | None = None  # the descriptor holding this process's shared lock while it uses the database
 
     def stop(self) -> None:
@@ -228,12 +230,37 @@ class EmbeddedDatabase:
             self.user = None
             if not _no_users(self.ferret_dir):
                 return  # a FerretDB this process started outlives it (it runs in a session of its own)
-            if self.service:
+            if self.service and self.service.process and self.service.process.poll() is None:
                 self.service.stop()
-            else:
+            else:  # another process's, or one started after ours died: the pid file names the one running
                 _stop_ferretdb(self.ferret_dir / "ferretdb.pid", self.socket)
             with contextlib.suppress(FileNotFoundError):
                 (self.ferret_dir / "ferretdb.pid").unlink()
+
+    def revive(self) -> int | None:
+        """Start FerretDB again if its socket no longer answers (it crashed, or was killed): the exit
+        status of the one this process had started (-9 for SIGKILL), or 0 for one it had not; None
+        when it runs. The server calls this every few seconds (graphlake/runtime.py): without it, a
+        FerretDB that died left the lake UNAVAILABLE until some command happened to start one."""
+        with _locked(self.ferret_dir / "start.lock"):
+            if self.user is None or socket_open(self.socket):
+                return None
+            ours = self.service.process if self.service else None
+            if ours is not None and ours.poll() is None:
+                return None  # alive, only slow to accept: never a second FerretDB over the same files
+            if ours is None and _running_pid(self.ferret_dir / "ferretdb.pid"):
+                return None  # the one another process started is still there
+            self._start()
+            return ours.returncode if ours is not None else 0
+
+    def _start(self) -> None:
+        """Start FerretDB on the socket (start.lock held) and record its pid for the other processes."""
+        _refuse_an_older_tcp_instance(self.ferret_dir / "ferretdb.pid")
+        self.socket.unlink(missing_ok=True)  # left by a FerretDB that was killed: it would refuse to listen
+        self.service = start_ferretdb(find_binary("ferretdb", self.binary), self.ferret_dir, unix_socket=self.socket,
+                                      sync_every_commit=self.sync_every_commit)
+        assert self.service.process is not None
+        _write_owner_only(self.ferret_dir / "ferretdb.pid", str(self.service.process.pid))
 
 
 def embedded_database(binary: Path | None, data_dir: Path, *, sync_every_commit: bool = False) -> EmbeddedDatabase:
@@ -243,18 +270,13 @@ def embedded_database(binary: Path | None, data_dir: Path, *, sync_every_commit:
     ferret_dir = owner_only_dir(owner_only_dir(data_dir) / "ferretdb")
     tighten_tree(ferret_dir)
     sock = socket_dir(ferret_dir) / SOCKET_NAME
-    db = EmbeddedDatabase(url="mongodb://" + quote(str(sock), safe=""), service=None, ferret_dir=ferret_dir, socket=sock)
-    pid_file = ferret_dir / "ferretdb.pid"
+    db = EmbeddedDatabase(url="mongodb://" + quote(str(sock), safe=""), service=None, ferret_dir=ferret_dir, socket=sock,
+                          binary=binary, sync_every_commit=sync_every_commit)
     # One process at a time decides whether to start it: two starting together would both find no
     # socket, and the second would remove the first one's to listen on it over the same files.
     with _locked(ferret_dir / "start.lock"):
         if not socket_open(sock):  # one there was made by a process of its owner: only it can enter that directory
-            _refuse_an_older_tcp_instance(pid_file)
-            sock.unlink(missing_ok=True)  # left by a FerretDB that was killed: it would refuse to listen
-            db.service = start_ferretdb(find_binary("ferretdb", binary), ferret_dir, unix_socket=sock,
-                                        sync_every_commit=sync_every_commit)
-            assert db.service.process is not None
-            _write_owner_only(pid_file, str(db.service.process.pid))
+            db._start()
         db.user = os.open(ferret_dir / "users.lock", os.O_RDONLY | os.O_CREAT, 0o600)
         fcntl.flock(db.user, fcntl.LOCK_SH)
     return db
@@ -285,6 +307,14 @@ def _stop_ferretdb(pid_file: Path, sock: Path, timeout: float = 10.0) -> None:
             time.sleep(0.05)
         if _running(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def _running_pid(pid_file: Path) -> bool:
+    """Whether the process a pid file names still runs."""
+    try:
+        return _running(int(pid_file.read_text().partition(":")[0]))
+    except (FileNotFoundError, ValueError):
+        return False
 
 
 def _running(pid: int) -> bool:

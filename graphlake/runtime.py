@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
@@ -12,7 +15,8 @@ from documents.clock import utcnow
 from graphlake import __version__
 from graphlake.data_dir import owner_only_dir
 from graphlake.database import connected
-from graphlake.database_access import database_url
+from graphlake.database_access import database_url, embedded
+from graphlake.local_services import EmbeddedDatabase
 from graphlake.mounts import build_stores, signing_secret
 from graphlake.settings import Settings
 from graphlake.tracing import Tracing
@@ -26,6 +30,8 @@ from services.metrics import Metrics
 from services.thumbnails import Thumbnailer
 from services.token_cache import TokenCache
 from storage.signing import UrlSigner
+
+log = logging.getLogger("graphlake.database")
 
 if TYPE_CHECKING:
     from storage.s3 import Observer
@@ -44,7 +50,14 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
     """
     owner_only_dir(settings.data_dir)  # whatever the database: it holds secrets and the local mount's objects
     async with AsyncExitStack() as stack:
-        url = database_url(settings, stack)
+        if settings.mongodb_url:
+            url = database_url(settings, stack)
+        else:
+            database = embedded(settings, stack)
+            url = database.url
+            if serving:  # cancelled before the database stops (the stack unwinds in reverse)
+                watchdog = asyncio.create_task(keep_running(database))
+                stack.push_async_callback(_cancelled, watchdog)
         timeout = settings.database_timeout_seconds if serving else None
         metrics = Metrics(max_operation_names=settings.metrics_max_operation_names) \
             if serving and settings.metrics != "off" else None
@@ -73,6 +86,31 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
                        thumbnail_signer=UrlSigner(signing_secret(settings), settings.base_url, route="/thumbnails"),
                        thumbnailer=Thumbnailer(settings.thumbnail_concurrency, settings.thumbnail_max_pixels, metrics,
                                                quiet=quiet))
+
+
+# How often the server checks that the embedded FerretDB still answers: a database that died is
+# back within this (and its start, about a second), where requests meanwhile get UNAVAILABLE.
+REVIVE_SECONDS = 2.0
+
+
+async def keep_running(database: EmbeddedDatabase) -> None:
+    """Start the embedded FerretDB again whenever it has stopped (crashed, killed, out of memory)."""
+    while True:
+        await asyncio.sleep(REVIVE_SECONDS)
+        try:
+            status = await asyncio.to_thread(database.revive)
+        except Exception as error:  # its binary gone, its files unreadable: said, and tried again
+            log.error("the embedded FerretDB has stopped and could not be started again: %s", error)
+            continue
+        if status is not None:
+            log.error("the embedded FerretDB had stopped (exit status %s); started it again (its log: %s)",
+                      status, database.ferret_dir / "ferretdb.log")
+
+
+async def _cancelled(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Observer]:

@@ -3,9 +3,14 @@ and the indexes Graphlake keeps on it."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from pymongo import MongoClient
 
@@ -13,8 +18,9 @@ from documents.api_token import ApiToken
 from documents.event import Event
 from documents.indexes import On, servers_of
 from graphlake.database import ensure_indexes, index_servers
-from graphlake.local_services import GO_RUNTIME, embedded_database, find_binary, start_ferretdb
+from graphlake.local_services import GO_RUNTIME, embedded_database, find_binary, free_port, start_ferretdb
 from resolvers.context import AppState
+from tests.waiting import wait_for
 
 
 def test_data_survives_a_restart_and_a_running_instance_is_shared(tmp_path: Path) -> None:
@@ -102,6 +108,79 @@ def test_a_killed_ferretdb_leaves_nothing_in_the_way(tmp_path: Path) -> None:
         killed.stop()
         again.stop()
     assert not again.socket.exists()
+
+
+def test_a_dead_ferretdb_is_started_again_by_the_process_using_it(tmp_path: Path) -> None:
+    """What the server's watchdog calls (graphlake/runtime.keep_running): a FerretDB killed under a
+    running server left the lake UNAVAILABLE until some command happened to start one."""
+    database = embedded_database(None, tmp_path)
+    try:
+        assert database.revive() is None  # it runs: nothing to do
+        first = database.service.process  # type: ignore[union-attr]
+        first.kill()
+        first.wait()
+        assert database.revive() == -9  # SIGKILL, said; and a new one serves the same files
+        assert database.service.process is not first and database.service.process.poll() is None  # type: ignore[union-attr]
+        assert (tmp_path / "ferretdb" / "ferretdb.pid").read_text() == str(database.service.process.pid)  # type: ignore[union-attr]
+        with MongoClient(database.url, serverSelectionTimeoutMS=5000) as client:
+            client.lake.notes.insert_one({"_id": "n1"})
+        # Another process's FerretDB (this one did not start it) dies: the same.
+        other = embedded_database(None, tmp_path)
+        assert other.service is None
+        database.service.process.kill()  # type: ignore[union-attr]
+        database.service.process.wait()  # type: ignore[union-attr]
+        assert other.revive() == 0 and other.service is not None
+        with MongoClient(other.url, serverSelectionTimeoutMS=5000) as client:
+            assert client.lake.notes.find_one({"_id": "n1"}) == {"_id": "n1"}
+        other.stop()  # not the last user: the FerretDB it started outlives it
+        assert other.service.process.poll() is None
+    finally:
+        database.stop()  # the last user: stops the FerretDB running now (the pid file's), not the dead one it had started
+    assert not database.socket.exists()
+    assert other.service.process.wait(10) is not None
+
+
+async def test_the_server_brings_a_killed_ferretdb_back(tmp_path: Path) -> None:
+    """`graphlake serve` on the embedded default: FerretDB killed, the lake is UNAVAILABLE for a
+    moment, then ready again without anyone running anything; and stopping the server stops the
+    FerretDB it started second."""
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_") or k == "GRAPHLAKE_BIN_CACHE"},
+           "GRAPHLAKE_DATA_DIR": str(tmp_path), "GRAPHLAKE_PORT": str(port), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false"}
+    with open(tmp_path / "server.log", "ab") as log:  # noqa: ASYNC230
+        server = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "serve", env=env,
+                                                      stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    pid_file = tmp_path / "ferretdb" / "ferretdb.pid"
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        await wait_for(ready, timeout=60, what="the server to be ready")
+        first = int(pid_file.read_text())
+        os.kill(first, signal.SIGKILL)
+        await wait_for(lambda: pid_file.read_text() != str(first), timeout=30, what="a new FerretDB")
+        await wait_for(ready, timeout=30, what="the lake to be ready again")
+        second = int(pid_file.read_text())
+        assert "the embedded FerretDB had stopped (exit status -9); started it again" in (tmp_path / "server.log").read_text()
+        server.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.wait(), 30)
+        await wait_for(lambda: not _alive(second), timeout=15, what="the second FerretDB to stop with the server")
+    finally:
+        if server.returncode is None:
+            server.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
 
 
 async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: AppState) -> None:
