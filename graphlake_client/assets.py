@@ -100,28 +100,42 @@ class Assets(Uploader):
         """Store any JSON as a VALUE asset (`fields`: StoreValueInput's aliases, owner, dataTimestamp, derivedFrom)."""
         check_json(value, "value")  # fails here, naming the culprit, rather than as a vague error from httpx
         check_json(metadata, "metadata")
+        collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_VALUE, {"input": {**_present({
             "name": name or "value", "labels": labels, "metadata": metadata, "description": description, **fields}),
             "value": value}}))["storeValue"]  # always sent: null is a value too
-        return await self._filed(made, collection)
+        return await self._filed(made, collection, collection_id)
 
     async def store_text(self, text: str, *, name: str | None = None, collection: str | None = None,
                          labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
                          media_type: str | None = None, description: str | None = None, **fields: Any) -> Asset:
         """Store a text as a TEXT asset (text/plain unless `media_type`; `fields` as for store_value)."""
         check_json(metadata, "metadata")
+        collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_TEXT, {"input": _present({
             "name": name or "text", "text": text, "mediaType": media_type, "labels": labels, "metadata": metadata,
             "description": description, **fields})}))["storeText"]
-        return await self._filed(made, collection)
+        return await self._filed(made, collection, collection_id)
 
-    async def _filed(self, asset: Asset, collection: str | None) -> Asset:
-        """The asset, put into `collection` (by name, made if new). A second write: should it fail,
-        the asset stays stored, outside the collection, and the error says so."""
-        if collection:
+    async def _collection_first(self, collection: str | None) -> str | None:
+        """The collection's id (made if new), found before anything is stored: a name the server refuses
+        fails the call with nothing stored, naming `collection`."""
+        if not collection:
+            return None
+        try:
+            return await self.collection_id(collection)
+        except GraphlakeClientError as error:
+            if error.code != "BAD_USER_INPUT":
+                raise
+            raise GraphlakeClientError(f"collection {collection[:80]!r}: {error}", error.code, "collection") from error
+
+    async def _filed(self, asset: Asset, collection: str | None, collection_id: str | None) -> Asset:
+        """The asset, put into the collection found first. A second write: should it fail, the asset
+        stays stored, outside the collection, and the error says so."""
+        if collection and collection_id:
             try:
                 await self.execute(ops.ADD_TO_COLLECTION, {"input": {
-                    "collectionId": await self.collection_id(collection), "items": [{"assetId": asset["id"]}]}})
+                    "collectionId": collection_id, "items": [{"assetId": asset["id"]}]}})
             except GraphlakeClientError as error:
                 raise GraphlakeClientError(f"asset {asset['id']} was stored but not put into collection "
                                            f"{collection!r}: {error}", error.code, error.field) from error
@@ -133,7 +147,7 @@ class Assets(Uploader):
                          mount: str | None = None) -> Asset:
         """Upload one file as a FILE asset through signed URLs (into `collection` by name, under its file name)."""
         path = Path(path)
-        collection_id = await self.collection_id(collection) if collection else None
+        collection_id = await self._collection_first(collection)
         uploaded = await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
                                           collection_path=(name or path.name) if collection_id else None,
                                           description=description, metadata=metadata, labels=labels, mount=mount)
@@ -162,7 +176,8 @@ class Assets(Uploader):
                                 labels: list[str] | None = None,
                                 metadata: dict[str, Any] | None = None) -> Registered:
         """Register an https `url`, or the objects of an S3 `bucket`/`prefix` on `mount`, as EXTERNAL assets, uncopied."""
-        collection_id = await self.collection_id(collection) if collection else None
+        check_json(metadata, "metadata")  # as store_value's: a datetime is refused, not sent as text
+        collection_id = await self._collection_first(collection)
         return (await self.execute(ops.REGISTER_EXTERNAL, {"input": _present({
             "url": url, "bucket": bucket, "prefix": prefix, "mount": mount, "name": name,
             "collectionId": collection_id, "labels": labels, "metadata": metadata})}))["registerExternal"]

@@ -44,7 +44,7 @@ def file_name(found: Mapping[str, Any]) -> str:
 def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
     """Where an asset goes: `dest`, or its file name inside `dest` when that is a directory (or the
     cwd). A `dest` given as text ending in a slash names a directory, made if missing: a Path drops
-    the slash, and `newdir/` became a file named newdir."""
+    the slash, and `newdir/` became a file named newdir. A file's missing directories are made."""
     name = file_name(found)
     if dest is None:
         return Path(name)
@@ -53,7 +53,11 @@ def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
         if target.exists() and not target.is_dir():
             raise GraphlakeClientError(f"{dest} names a directory, but {target} is a file", "BAD_USER_INPUT", "dest")
         target.mkdir(parents=True, exist_ok=True)
-    return target / name if target.is_dir() else target
+    if target.is_dir():
+        return target / name
+    # A file in a directory not made yet (`results/run-1/best.json`): made, as the target's would be.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _no_file(found: Mapping[str, Any]) -> GraphlakeClientError:

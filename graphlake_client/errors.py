@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date, datetime
 
 MAX_JSON_DEPTH = 500  # the nesting the server takes (documents/json_value/encoding.MAX_DEPTH): a bound on the walk
 
@@ -50,16 +51,21 @@ class SaveConflict(GraphlakeClientError):
         self.alias, self.expected, self.current = alias, expected, current
 
 
-def check_json(obj: object, field: str) -> None:
+def check_json(obj: object, field: str, *, times: bool = False) -> None:
     """BAD_USER_INPUT naming `field` and the place inside it of the first thing JSON cannot hold (a
     set, a datetime, NaN, a list that holds itself...), before anything is sent: json.dumps says only
     "Object of type set is not JSON serializable", and inside httpx not even which argument. Keys are
-    taken as json.dumps takes them (numbers, booleans and null become strings)."""
+    taken as json.dumps takes them (numbers, booleans and null become strings). With `times`, an
+    aware datetime (or a date) passes, as `encode_times` sends it: a GraphQL DateTime argument."""
     def refuse(where: str, why: str) -> GraphlakeClientError:
         return GraphlakeClientError(f"{where}: {why}", "BAD_USER_INPUT", field)
 
     def walk(item: object, where: str, ancestors: set[int]) -> None:
         if item is None or isinstance(item, str | bool | int):
+            return
+        if times and isinstance(item, datetime | date):
+            if isinstance(item, datetime) and item.tzinfo is None:
+                raise refuse(where, f"{item!r} has no time zone: give an aware datetime (e.g. datetime.now(UTC))")
             return
         if isinstance(item, float):
             if not math.isfinite(item):
@@ -84,3 +90,11 @@ def check_json(obj: object, field: str) -> None:
         ancestors.discard(id(item))
 
     walk(obj, field, set())
+
+
+def encode_times(item: object) -> str:
+    """json.dumps' `default` for a request's variables: an aware datetime (or a date) as ISO 8601, as
+    GraphQL's DateTime takes it; anything else is refused (TypeError), and check_json says where."""
+    if isinstance(item, datetime | date) and not (isinstance(item, datetime) and item.tzinfo is None):
+        return item.isoformat()
+    raise TypeError(f"{type(item).__name__} is not JSON")

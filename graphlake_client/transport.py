@@ -8,6 +8,7 @@ the client waits, is the retry policy (retries.py).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Self
 import httpx
 import stamina
 
-from graphlake_client.errors import GraphlakeClientError, ServerUnreachable
+from graphlake_client.errors import GraphlakeClientError, ServerUnreachable, check_json, encode_times
 from graphlake_client.retries import (
     BACKOFF_SECONDS,
     RETRIES,
@@ -31,6 +32,19 @@ Progress = Callable[[int], None]  # called with the bytes just sent
 # A document that changes something (the client sends one operation a request): not sent twice
 # unless it never left, or the verb says it is safe to (`_repeatable`).
 _MUTATION = re.compile(r"\s*(?:#[^\n]*\n\s*)*mutation\b")
+
+
+def _body(query: str, variables: dict[str, Any]) -> bytes:
+    """The request's JSON, aware datetimes as ISO 8601 (`dataTimestamp=datetime.now(UTC)`, a predicate
+    on a time). What JSON cannot hold is BAD_USER_INPUT naming the argument and the place inside it,
+    before anything is sent; httpx would raise a bare TypeError naming neither."""
+    try:
+        return json.dumps({"query": query, "variables": variables}, default=encode_times, allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":")).encode()
+    except (TypeError, ValueError):
+        for name, value in variables.items():
+            check_json(value, name, times=True)
+        raise
 
 
 class Transport:
@@ -78,7 +92,8 @@ class Transport:
 
     async def _post(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
         """One attempt at a GraphQL operation."""
-        response = await self.http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}})
+        response = await self.http.post(f"{self.url}/graphql", content=_body(query, variables or {}),
+                                        headers={"Content-Type": "application/json"})
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if body.get("errors"):
             error = body["errors"][0]

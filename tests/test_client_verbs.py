@@ -296,6 +296,40 @@ async def test_what_a_user_gets_wrong_is_said_before_anything_is_stored(served: 
         assert await by_endpoint.load("runs/taken") == {"run": 1}
 
 
+async def test_every_verb_names_what_json_cannot_send_and_takes_aware_times(served: Served, api: Api, contributor: str,
+                                                                            tmp_path: Path) -> None:
+    """Where a verb does not check its arguments itself, the request's encoding does, naming the
+    argument and the place: httpx raised a bare "Object of type set is not JSON serializable".
+    A DateTime argument takes an aware datetime; a naive one is refused, as the server could not
+    know its zone."""
+    when = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    async with client(served, contributor, tmp_path) as lake:
+        stamped = await lake.store_value({"t": 1}, name="stamped", dataTimestamp=when, metadata={"at": when.isoformat()})
+        assert stamped["dataTimestamp"].startswith("2026-11-23T09:00:00")
+        pages = [page async for page in lake.query_assets(metadata("at") >= when)]  # compared as ISO 8601 text
+        assert [a["id"] for page in pages for a in page] == [stamped["id"]]
+        cases = [
+            (lake.register_external("https://data.example/a.csv", metadata={"s": {1}}), "metadata", "metadata.s: a set"),
+            (lake.log_event("X", data={"t": datetime(2026, 1, 1)}), "inputs", "inputs[0].data.t: datetime.datetime(2026, 1, 1, 0, 0) has no time zone"),
+            (lake.store_value(1, dataTimestamp=datetime(2026, 1, 1)), "input", "input.dataTimestamp: "),
+            (lake.log_event("X", data={"x": float("nan")}), "inputs", "inputs[0].data.x: nan is not a JSON number"),
+        ]
+        for call, field, message in cases:
+            with pytest.raises(GraphlakeClientError) as refused:
+                await call
+            assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == field, refused.value
+            assert str(refused.value).startswith(message), str(refused.value)
+        # A collection name the server refuses fails the store before anything is stored, naming `collection`.
+        before = (await api.data("Assets", {"first": 1}, token=contributor))["assets"]["totalCount"]
+        with pytest.raises(GraphlakeClientError) as long_name:
+            await lake.store_value(1, collection="c" * 600)
+        assert long_name.value.field == "collection" and long_name.value.code == "BAD_USER_INPUT", long_name.value
+        assert (await api.data("Assets", {"first": 1}, token=contributor))["assets"]["totalCount"] == before
+        # A file in directories not made yet: they are made (the temporary file beside it had failed).
+        saved = await lake.save_to(stamped, tmp_path / "results" / "run-1" / "stamped.json")
+        assert json.loads(saved.read_text()) == {"t": 1}
+
+
 async def test_create_dataset_version(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
     datums = await factories.datums(api, contributor, 3, roles=("image",))
     async with client(served, contributor, tmp_path) as lake:
