@@ -57,12 +57,14 @@ setup: python assets webapp
 python: $(VENV)/.installed
 
 # Python packages come from $(LOCK) only, exactly (a package it lacks is removed), checked by hash;
-# Graphlake itself is then installed editable, without dependencies of its own.
+# Graphlake itself is then installed editable, without dependencies of its own: in compat mode (a path
+# in a .pth file), which mypy, pyright and editors follow to the client's type hints; setuptools' default
+# import hook they cannot see, and scripts type-checked outside the checkout got Any everywhere.
 $(VENV)/.installed: $(LOCK) pyproject.toml $(UV) | check-python
 	@grep -qx "# pyproject.toml dependencies: $$($(LOCK_INPUTS))" $(LOCK) || \
 	  { echo "error: $(LOCK) was made for other dependencies than pyproject.toml declares: run make lock, and commit both." >&2; exit 1; }
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . --config-settings editable_mode=compat
 	touch $@
 
 # uv, pinned here, installs and locks; a new UV_VERSION installs it again (and syncs again).
