@@ -203,7 +203,7 @@ def restore(
     from graphlake.database_access import raw_database
     from graphlake.mounts import local_roots, opened_stores
     from migrations import SCHEMA_VERSION, migrate
-    from services.backups.reader import missing_local_files, restore_backup
+    from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
     from services.events import journal
 
     settings = load_settings()
@@ -218,6 +218,7 @@ def restore(
         aside[0] = journal.set_aside(settings.audit_journal_dir, "replaced")
 
     missing: dict[str, int] = {}
+    unknown: dict[str, int] = {}
 
     async def go() -> Manifest:
         journal.refuse_if_live(settings.audit_journal_dir)  # a server journaling here would mix its events in
@@ -227,6 +228,7 @@ def restore(
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
                 await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))
             missing.update(await missing_local_files(db, local_roots(settings)))
+            unknown.update(await files_on_unknown_mounts(db, settings.mounts))
             return manifest
 
     manifest = run(go())
@@ -238,5 +240,8 @@ def restore(
         errors.print(f"[yellow]warning:[/yellow] {count} stored files of mount {mount} are not in "
                      f"{local_roots(settings)[mount]}: a backup holds them only with --with-payloads. Copy them "
                      "there from the old lake's root of that mount, or their downloads fail.")
+    for mount, count in unknown.items():
+        errors.print(f"[yellow]warning:[/yellow] {count} stored files are on mount {mount}, which this configuration "
+                     f"does not have: configure it (GRAPHLAKE_MOUNTS__{mount.upper()}__...), or they have no download URL.")
     if aside[0]:
         errors.print(f"the replaced lake's unstored audit journal was moved to {aside[0]}")

@@ -28,7 +28,7 @@ from graphlake_client import Client, ResumeState
 from migrations import SCHEMA_VERSION, read_state
 from resolvers.context import AppState
 from services.backups.layout import Manifest, verify_backup
-from services.backups.reader import missing_local_files, restore_backup
+from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
 from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, scheduled_backup
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
@@ -332,15 +332,27 @@ async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contribut
     data.write_bytes(os.urandom(70_000))
     async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
         file = await lake.upload_file(data, mount="lab")
+    # A READY version whose content file is on the mount: exporters and `verify --deep` read it.
+    content = tmp_path / "content.jsonl"
+    content.write_bytes(b'{"datum": 1}\n')
+    version_id = ObjectId()
+    await state.stores["lab"].write(f"versions/{version_id}.jsonl", content)
+    await state.db["dataset_versions"].insert_one({"_id": version_id, "status": "READY", "content": {
+        "format": "graphlake-version-jsonl", "mount": "lab", "key": f"versions/{version_id}.jsonl",
+        "size_bytes": content.stat().st_size, "sha256": hashlib.sha256(content.read_bytes()).hexdigest()}})
     backup = tmp_path / "backup"
     manifest = await write_backup(state.db, backup, graphlake_version="test", stores={"lab": state.stores["lab"]})
-    (payload,) = manifest.payloads
+    payload, version_file = manifest.payloads
     assert payload.mount == "lab" and payload.sha256 == file["sha256"] and manifest.referenced_mounts == []
     assert (backup / payload.file).read_bytes() == data.read_bytes()
+    assert version_file.key == f"versions/{version_id}.jsonl" and (backup / version_file.file).read_bytes() == content.read_bytes()
 
     key = state.stores["lab"].object_key(payload.key)  # type: ignore[attr-defined]
     s3.client().delete_object(Bucket=s3.bucket, Key=key)  # the bucket lost it
     await restore_backup(scratch_db, backup, local_roots={}, stores={"lab": state.stores["lab"]})
     assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data.read_bytes()
+    # A lake restored without the mount serves these files with no URL: `graphlake restore` says so.
+    assert await files_on_unknown_mounts(scratch_db, {"local"}) == {"lab": 2}  # the file, the version's content
+    assert await files_on_unknown_mounts(scratch_db, {"local", "lab"}) == {}
     with pytest.raises(BadUserInput, match=r"mount\(s\) lab, which this configuration does not have"):
         await restore_backup(scratch_db, backup, local_roots={}, replace=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -175,3 +175,20 @@ async def missing_local_files(db: AsyncDatabase, local_roots: Mapping[str, Path]
         if gone:
             missing[mount] = gone
     return missing
+
+
+async def files_on_unknown_mounts(db: AsyncDatabase, mounts: Collection[str]) -> dict[str, int]:
+    """How many stored files (ACTIVE FILE and EXTERNAL assets, READY versions' content files) name a
+    mount outside `mounts`: a backup references an S3 mount's objects rather than copying them
+    (unless --with-s3-payloads), and a lake restored without that mount configured serves them as
+    ACTIVE with no download URL, saying nothing. Said after the restore instead."""
+    found: dict[str, int] = {}
+    for mount in await db["assets"].distinct("storage.mount", {"status": "ACTIVE", "kind": {"$in": ["FILE", "EXTERNAL"]}}):
+        if isinstance(mount, str) and mount not in mounts:
+            found[mount] = await db["assets"].count_documents(
+                {"status": "ACTIVE", "kind": {"$in": ["FILE", "EXTERNAL"]}, "storage.mount": mount})
+    for mount in await db["dataset_versions"].distinct("content.mount", {"status": "READY"}):
+        if isinstance(mount, str) and mount not in mounts:
+            found[mount] = found.get(mount, 0) + await db["dataset_versions"].count_documents(
+                {"status": "READY", "content.mount": mount})
+    return found

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,12 +141,11 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> Co
 
 
 async def _download_mount(db: AsyncDatabase, mount: str, store: ObjectStore, target: Path) -> list[PayloadEntry]:
-    """Read the object of every stored (ACTIVE, not external) file on `mount` into the backup."""
+    """Read the object of every stored (ACTIVE, not external) file on `mount` into the backup, and the
+    content file of every READY dataset version there (its exporters and `verify --deep` read it; a
+    local mount's copy takes them with the rest of its tree)."""
     copied = []
-    files = db.assets.find({"kind": "FILE", "status": "ACTIVE", "storage.mount": mount, "storage.external": {"$ne": True}},
-                           {"storage.key": 1}).sort([("_id", 1)])
-    async for asset in files:
-        key = asset["storage"]["key"]
+    async for key in _stored_keys(db, mount):
         destination = target / key
         await asyncio.to_thread(destination.parent.mkdir, parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0
@@ -158,6 +157,17 @@ async def _download_mount(db: AsyncDatabase, mount: str, store: ObjectStore, tar
             await asyncio.to_thread(durable, out)
         copied.append(PayloadEntry(mount=mount, key=key, size=size, sha256=digest.hexdigest()))
     return copied
+
+
+async def _stored_keys(db: AsyncDatabase, mount: str) -> AsyncIterator[str]:
+    """The keys `_download_mount` reads, as the database lists them (never all held at once)."""
+    files = db.assets.find({"kind": "FILE", "status": "ACTIVE", "storage.mount": mount, "storage.external": {"$ne": True}},
+                           {"storage.key": 1}).sort([("_id", 1)])
+    async for asset in files:
+        yield asset["storage"]["key"]
+    async for version in db["dataset_versions"].find({"status": "READY", "content.mount": mount},
+                                                     {"content.key": 1}).sort([("_id", 1)]):
+        yield version["content"]["key"]
 
 
 def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
