@@ -56,7 +56,33 @@ class Compression:
         if (scope["type"] != "http" or b"range" in headers
                 or wants_event_stream(headers.get(b"accept", b"").decode("latin-1"))):
             return await self.app(scope, receive, send)
+        asked = headers.get(b"accept-encoding", b"").decode("latin-1")
+        if (allowed := acceptable_codings(asked)) != asked:
+            # Both middlewares look for "br" and "gzip" as substrings: `gzip;q=0` (RFC 9110: not
+            # acceptable) got gzip. They are shown only the codings the client accepts.
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+                     + ([(b"accept-encoding", allowed.encode("latin-1"))] if allowed else [])}
         await self.compressing(scope, receive, send)
+
+
+def acceptable_codings(header: str) -> str:
+    """An Accept-Encoding header without the codings it gives a q-value of 0 (or one that is not a number)."""
+    parts = [part for part in header.split(",") if part.strip()]
+    kept = []
+    for part in parts:
+        coding, _, parameters = part.partition(";")
+        quality = "1"
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                quality = value.strip()
+        try:
+            acceptable = float(quality) > 0
+        except ValueError:
+            acceptable = False
+        if coding.strip() and acceptable:
+            kept.append(part.strip())
+    return header if len(kept) == len(parts) else ", ".join(kept)  # unchanged, as sent, when nothing is refused
 
 
 def compression(minimum_size: int) -> Middleware:

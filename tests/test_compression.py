@@ -28,6 +28,11 @@ async def raw(http: httpx.AsyncClient, method: str, url: str, **kwargs: object) 
     ("gzip, deflate, br", "br", brotli.decompress),
     ("gzip", "gzip", gzip.decompress),
     ("identity", None, lambda body: body),
+    # q=0 is "not acceptable" (RFC 9110): both middlewares matched the name as a substring.
+    ("br;q=0, gzip", "gzip", gzip.decompress),
+    ("gzip;q=0", None, lambda body: body),
+    ("br;q=0.0, gzip;q=0", None, lambda body: body),
+    ("gzip;q=0.5, br;q=1", "br", brotli.decompress),
 ])
 async def test_large_graphql_answers_are_compressed_as_the_client_accepts(
         http: httpx.AsyncClient, viewer: str, accept_encoding: str, encoding: str | None, decode) -> None:
