@@ -52,18 +52,20 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
     from graphlake_client.errors import GraphlakeClientError, SaveConflict, ServerUnreachable
     from graphlake_client.logs import GraphlakeLogHandler
-    from graphlake_client.predicates import Predicate, join_path, metadata, value
+    from graphlake_client.predicates import Predicate, data, join_path, metadata, value
+    from graphlake_client.results import EventPage
     from graphlake_client.resume import ResumeState
     from graphlake_client.sync import SyncClient
 
 # Imported on first use (PEP 562), so the server's local mount can import direct.py, the protocol it
 # shares with the client, without httpx and the whole client (most of a second on a slow machine).
-_HOME = {"Asset": "assets", "Page": "assets", "Client": "client", "GraphlakeClientError": "errors",
-         "SaveConflict": "errors", "ServerUnreachable": "errors", "GraphlakeLogHandler": "logs", "Predicate": "predicates", "metadata": "predicates",
-         "value": "predicates", "join_path": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
+_HOME = {"Asset": "assets", "Page": "assets", "Client": "client", "EventPage": "results", "GraphlakeClientError": "errors",
+         "SaveConflict": "errors", "ServerUnreachable": "errors", "GraphlakeLogHandler": "logs",
+         "Predicate": "predicates", "metadata": "predicates", "value": "predicates", "data": "predicates",
+         "join_path": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
 
-__all__ = ["Asset", "Client", "GraphlakeClientError", "GraphlakeLogHandler", "Page", "Predicate", "ResumeState",
-           "SaveConflict", "ServerUnreachable", "SyncClient", "join_path", "metadata", "value"]
+__all__ = ["Asset", "Client", "EventPage", "GraphlakeClientError", "GraphlakeLogHandler", "Page", "Predicate",
+           "ResumeState", "SaveConflict", "ServerUnreachable", "SyncClient", "data", "join_path", "metadata", "value"]
 
 
 def __getattr__(name: str) -> Any:

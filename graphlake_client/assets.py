@@ -182,6 +182,41 @@ class Assets(Uploader):
             "url": url, "bucket": bucket, "prefix": prefix, "mount": mount, "name": name,
             "collectionId": collection_id, "labels": labels, "metadata": metadata})}))["registerExternal"]
 
+    # --- change
+    async def update_asset(self, asset: str | Asset, *, name: str | None = None, description: str | None = None,
+                           labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                           data_timestamp: datetime | None = None) -> Asset:
+        """Change an asset (by ID, alias or as returned): each field given replaces its value (`labels`
+        the whole list, `metadata` the whole object); the rest stay. Returns the asset as get_asset does."""
+        check_json(metadata, "metadata")
+        asset_id = await self._asset_id(asset)
+        await self.execute(ops.UPDATE_ASSET, {"input": {"id": asset_id, **_present({
+            "name": name, "description": description, "labels": labels, "metadata": metadata,
+            "dataTimestamp": _time(data_timestamp)})}})
+        return await self.get_asset(asset_id)
+
+    async def delete_asset(self, asset: str | Asset) -> bool:
+        """Delete an asset (by ID, alias or as returned): its payload goes once nothing holds it. True once
+        it is gone, also when it was gone already; CONFLICT, naming what holds it, while a datum or
+        version still does."""
+        deleted: bool = (await self.execute(ops.DELETE_ASSET, {"id": await self._asset_id(asset)}))["deleteAsset"]["deleted"]
+        return deleted
+
+    async def _asset_id(self, asset: str | Asset) -> str:
+        """The ID of an asset given by ID, alias or as returned (looked up without its payload); NOT_FOUND if none."""
+        if not isinstance(asset, str):
+            return asset["id"]
+        try:
+            found = (await self.execute(ops.ASSET_ID, {"id": asset}))["asset"]
+        except GraphlakeClientError as error:
+            if error.code != "BAD_USER_INPUT":
+                raise
+            found = None  # not an ID: an alias
+        found = found or (await self.execute(ops.ASSET_ID_BY_ALIAS, {"alias": asset}))["assetByAlias"]
+        if found is None:
+            raise GraphlakeClientError(f"no asset with ID or alias {asset!r}", "NOT_FOUND", "asset")
+        return str(found["id"])
+
     # --- read
     async def find_asset(self, id_or_alias: str) -> Asset | None:
         """The asset with this ID or alias, with its content (value, text or downloadUrl); None if none."""
@@ -205,10 +240,13 @@ class Assets(Uploader):
                            labels_any: Iterable[str] | None = None, name_contains: str | None = None,
                            media_type_prefix: str | None = None, sha256: str | None = None,
                            collection: str | None = None, created_after: datetime | None = None,
-                           created_before: datetime | None = None, order_by: OrderField = "CREATED_AT",
+                           created_before: datetime | None = None, data_after: datetime | None = None,
+                           data_before: datetime | None = None, owner: dict[str, str] | None = None,
+                           order_by: OrderField = "CREATED_AT",
                            descending: bool = True, page_size: int = PAGE_SIZE, after: str | None = None,
                            payload: bool = False) -> AsyncIterator[Page]:
-        """Pages of the assets matching every predicate and filter (`payload`: with values and texts)."""
+        """Pages of the assets matching every predicate and filter (`payload`: with values and texts).
+        `data_after` / `data_before` bound `dataTimestamp`; `owner` is OwnershipInput (`{"nodeId": "reader-1"}`)."""
         collection_id = None
         if collection:
             collection_id = await self.find_collection(collection)
@@ -219,6 +257,7 @@ class Assets(Uploader):
             "labelsAll": labels_all and list(labels_all), "labelsAny": labels_any and list(labels_any),
             "nameContains": name_contains, "mediaTypePrefix": media_type_prefix, "sha256": sha256,
             "collectionId": collection_id, "createdAfter": _time(created_after), "createdBefore": _time(created_before),
+            "dataTimestampAfter": _time(data_after), "dataTimestampBefore": _time(data_before), "owner": owner,
             **filter_inputs(where)})
         variables = {"filter": asset_filter, "orderBy": {"field": order_by, "direction": "DESC" if descending else "ASC"},
                      "first": page_size, "payload": payload}

@@ -144,6 +144,6 @@ async def _register(job: Pass, where: dict[str, Any], asset: dict[str, Any]) -> 
     if len(found) != 1:
         raise GraphlakeClientError(f"registering {where} found {len(found)} objects, not one", "CONFLICT")
     if (found[0]["name"], found[0]["description"]) != (asset["name"], asset.get("description")):
-        await job.lake.execute(ops.UPDATE_ASSET_NAME, {"input": {"id": found[0]["id"], "name": asset["name"],
+        await job.lake.execute(ops.UPDATE_ASSET, {"input": {"id": found[0]["id"], "name": asset["name"],
                                                                  "description": asset.get("description")}})
     return found[0]["id"]

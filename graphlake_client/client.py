@@ -10,22 +10,27 @@ datasets in and out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from graphlake_client import operations as ops
+from graphlake_client.assets import PAGE_SIZE
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.results import (
     BundleExport,
     BundleImport,
     CocoExport,
     DatasetVersion,
     EventInput,
+    EventPage,
     HfExport,
     Level,
     Policy,
+    Source,
     VersionDatum,
     VersionRecord,
     YoloExport,
@@ -54,6 +59,30 @@ class Client(Vault):
     async def log_events(self, events: Sequence[EventInput]) -> list[str]:
         """Log a batch of events (results.EventInput) with one request and one bulk write. Returns their IDs."""
         return await self._log([dict(e) for e in events])
+
+    async def query_events(self, *where: Predicate, event_types: Sequence[str] | None = None,
+                           min_level: Level | None = None, source: Source | None = None,
+                           after: datetime | None = None, before: datetime | None = None,
+                           origin: Literal["CLIENT", "LAKE"] | None = None, alert_only: bool = False,
+                           include_archived: bool = False, by_received: bool = False, oldest_first: bool = False,
+                           page_size: int = PAGE_SIZE, cursor: str | None = None) -> AsyncIterator[EventPage]:
+        """Pages of the events matching every filter, newest first (by the sender's clock, or with
+        `by_received` by when the lake stored them; `oldest_first` reverses): `where` holds predicates on
+        their data (`data("od600") > 0.3`), `after` / `before` bound their time, `origin` picks the lab's
+        own (CLIENT) or the lake's (LAKE). `cursor` resumes after a page's `end_cursor`."""
+        event_filter = {k: v for k, v in {
+            "eventTypes": event_types and list(event_types), "minLevel": min_level, "source": source,
+            "after": after, "before": before, "origin": origin, "alertOnly": alert_only or None,
+            "includeArchived": include_archived, **filter_inputs(where, ("data",))}.items() if v is not None}
+        variables = {"filter": event_filter, "first": page_size, "orderBy": "RECEIVED" if by_received else "TIMESTAMP",
+                     "direction": "ASC" if oldest_first else "DESC"}
+        while True:
+            found = (await self.execute(ops.EVENTS_PAGE, {**variables, "after": cursor}))["events"]
+            info = found["pageInfo"]
+            yield EventPage([edge["node"] for edge in found["edges"]], info["endCursor"], info["hasNextPage"])
+            if not info["hasNextPage"]:
+                return
+            cursor = info["endCursor"]
 
     async def _log(self, events: list[dict[str, Any]]) -> list[str]:
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]

@@ -38,6 +38,7 @@ PAYLOAD = "value text downloadUrl"  # what loading an asset's content needs: one
 ASSET = f"""query ($id: ID!) {{ asset(id: $id) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""
 ASSET_BY_ALIAS = f"""query ($alias: String!) {{ assetByAlias(alias: $alias) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""
 ASSET_ID_BY_ALIAS = """query ($alias: String!) { assetByAlias(alias: $alias) { id } }"""
+ASSET_ID = """query ($id: ID!) { asset(id: $id) { id } }"""
 # The file verbs' answer: uploads answer with ASSET_FIELDS alone (an import completes thousands), so
 # store_file and store_directory read the rest of what they stored, up to 100 assets a call.
 ASSETS_BY_IDS = f"""query ($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on Asset {{ {ASSET_DETAIL} }} }} }}"""
@@ -58,6 +59,14 @@ MOVE_ALIAS = """mutation ($alias: String!, $assetId: ID!, $expectedAssetId: ID) 
   moveAlias(alias: $alias, assetId: $assetId, expectedAssetId: $expectedAssetId) { id aliases }
 }"""
 DELETE_ASSET = """mutation ($id: ID!) { deleteAsset(id: $id) { id deleted } }"""
+UPDATE_ASSET = """mutation ($input: UpdateAssetInput!) { updateAsset(input: $input) { id } }"""
+EVENT_FIELDS = ("id eventType level levelNumber message timestamp receivedAt alert traceId spanId archived origin data "
+                "source { userId experimentId campaignId projectId workflowId stepId nodeId labId }")
+EVENTS_PAGE = f"""query ($filter: EventFilter, $first: Int, $after: String, $orderBy: EventOrder!, $direction: OrderDirection!) {{
+  events(filter: $filter, first: $first, after: $after, orderBy: $orderBy, direction: $direction) {{
+    edges {{ node {{ {EVENT_FIELDS} }} }} pageInfo {{ endCursor hasNextPage }}
+  }}
+}}"""
 
 # --- COCO import and export (coco.py, coco_export.py)
 DATUMS_BY_METADATA = """query ($metadata: [JsonPredicate!], $after: String) {
@@ -181,7 +190,6 @@ ADD_BUNDLE_RECORDS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!
   addAnnotations(setId: $setId, records: $records) { count ids }
 }"""
 VERIFY_RECORDS = """mutation ($ids: [ID!]!) { verifyAnnotations(ids: $ids, verified: true) { id } }"""
-UPDATE_ASSET_NAME = """mutation ($input: UpdateAssetInput!) { updateAsset(input: $input) { id } }"""
 CREATE_DATASET_DESCRIBED = """mutation ($input: CreateDatasetInput!) { createDataset(input: $input) { id } }"""
 VERSION_VERIFICATION = """query ($id: ID!) {
   datasetVersion(id: $id) { verification { ok storedSha256 computedSha256 datums records problems } }

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Literal
 
 JsonOp = Literal["EQ", "NE", "GT", "GTE", "LT", "LTE", "IN", "NIN", "EXISTS", "CONTAINS", "REGEX"]
-Target = Literal["metadata", "value"]  # the AssetFilter field a predicate goes into
+Target = Literal["metadata", "value", "data"]  # the filter field a predicate goes into (data: EventFilter's)
 Scalar = str | int | float | bool | None
+Ordered = str | float | datetime | date  # what >, >=, <, <= compare with
 
 
 @dataclass(frozen=True)
 class Predicate:
-    """One condition on a JSON path of an asset's metadata or (VALUE assets) value."""
+    """One condition on a JSON path of an asset's metadata or (VALUE assets) value, or of an event's data."""
 
     target: Target
     path: str
@@ -41,7 +43,8 @@ def join_path(*keys: str) -> str:
 
 
 class JsonPath:
-    """A path inside `metadata` or `value`; comparing it builds a Predicate (it is not itself comparable)."""
+    """A path inside `metadata`, `value` or `data`; comparing it builds a Predicate (it is not itself comparable).
+    An aware datetime compares as its ISO 8601 text, as such times are stored in JSON."""
 
     __hash__ = None  # type: ignore[assignment]  # == builds a predicate, so a path cannot be a dict key
 
@@ -62,16 +65,16 @@ class JsonPath:
     def __ne__(self, other: Scalar) -> Predicate:  # type: ignore[override]
         return self._make("NE", other)
 
-    def __gt__(self, other: str | float) -> Predicate:
+    def __gt__(self, other: Ordered) -> Predicate:
         return self._make("GT", other)
 
-    def __ge__(self, other: str | float) -> Predicate:
+    def __ge__(self, other: Ordered) -> Predicate:
         return self._make("GTE", other)
 
-    def __lt__(self, other: str | float) -> Predicate:
+    def __lt__(self, other: Ordered) -> Predicate:
         return self._make("LT", other)
 
-    def __le__(self, other: str | float) -> Predicate:
+    def __le__(self, other: Ordered) -> Predicate:
         return self._make("LTE", other)
 
     def is_in(self, options: Iterable[Scalar]) -> Predicate:
@@ -105,11 +108,22 @@ def value(path: str) -> JsonPath:
     return JsonPath("value", path)
 
 
-def filter_inputs(predicates: Iterable[Predicate]) -> dict[str, list[dict[str, Any]]]:
-    """The AssetFilter fields `metadata` and `value` these predicates fill (all must hold)."""
+def data(path: str) -> JsonPath:
+    """A path inside an event's data, for `query_events`, e.g. data("od600") > 0.3."""
+    return JsonPath("data", path)
+
+
+def filter_inputs(predicates: Iterable[Predicate], targets: tuple[Target, ...] = ("metadata", "value"),
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """The filter fields these predicates fill (all must hold): AssetFilter's `metadata` and `value`,
+    or with `targets=("data",)` EventFilter's `data`."""
     fields: dict[str, list[dict[str, Any]]] = {}
     for predicate in predicates:
         if not isinstance(predicate, Predicate):  # `metadata("a") is None` and friends are not predicates
-            raise TypeError(f"not a predicate: {predicate!r} (build one with metadata(...) or value(...) and an operator)")
+            raise TypeError(f"not a predicate: {predicate!r} (build one with {' or '.join(f'{t}(...)' for t in targets)} "
+                            "and an operator)")
+        if predicate.target not in targets:
+            raise TypeError(f"{predicate.target}({predicate.path!r}) is not a path of what this asks for: "
+                            f"use {' or '.join(f'{t}(...)' for t in targets)}")
         fields.setdefault(predicate.target, []).append(predicate.as_input())
     return fields

@@ -9,6 +9,8 @@ client writes itself (exports, bundle imports) use snake_case, as the CLI prints
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal, Required, TypedDict
 
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -42,6 +44,40 @@ class EventInput(TypedDict, total=False):
     alert: bool
     traceId: str
     spanId: str
+
+
+class Event(TypedDict):
+    """An event as `query_events` gives it (the Event type's fields)."""
+
+    id: str
+    eventType: str
+    level: Level
+    levelNumber: int
+    message: str | None
+    timestamp: str  # ISO 8601, by the sender's clock
+    receivedAt: str  # ISO 8601, when the lake stored it
+    alert: bool
+    traceId: str | None
+    spanId: str | None
+    archived: bool
+    origin: Literal["CLIENT", "LAKE"]
+    data: Any
+    source: dict[str, str | None]  # Source's fields, null where not given
+
+
+@dataclass
+class EventPage:
+    """One page of `query_events`: its events, and the cursor to resume after it (`after=`)."""
+
+    events: list[Event]
+    end_cursor: str | None
+    has_next: bool
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
 
 
 class DatasetRef(TypedDict):

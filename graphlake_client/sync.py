@@ -107,6 +107,8 @@ class SyncClient:
     get_asset = _blocking(Client.get_asset)
     find_asset = _blocking(Client.find_asset)
     query_assets = _pages(Client.query_assets)
+    update_asset = _blocking(Client.update_asset)
+    delete_asset = _blocking(Client.delete_asset)
     save_to = _blocking(Client.save_to)
     read_bytes = _blocking(Client.read_bytes)
     save = _blocking(Client.save)
@@ -115,6 +117,7 @@ class SyncClient:
     create_dataset_version = _blocking(Client.create_dataset_version)
     log_event = _blocking(Client.log_event)
     log_events = _blocking(Client.log_events)
+    query_events = _pages(Client.query_events)
     # Uploads, downloads, collections
     upload_file = _blocking(Client.upload_file)
     upload_paths = _blocking(Client.upload_paths)

@@ -24,6 +24,7 @@ from graphlake_client import (
     ResumeState,
     SaveConflict,
     SyncClient,
+    data,
     join_path,
     metadata,
     value,
@@ -294,6 +295,40 @@ async def test_what_a_user_gets_wrong_is_said_before_anything_is_stored(served: 
     # The URL the server prints is its endpoint: the client takes it as well as the server's root.
     async with Client(f"{served.base_url}/graphql", contributor) as by_endpoint:
         assert await by_endpoint.load("runs/taken") == {"run": 1}
+
+
+async def test_update_delete_and_query_events_as_madsci_users_do(served: Served, api: Api, contributor: str,
+                                                                 tmp_path: Path) -> None:
+    """The verbs users of MADSci's data and event managers reach for beside storing: changing an
+    asset's labels and metadata, deleting it, listing by owner and by when the data was taken, and
+    querying the event log by type, level, source, time and data."""
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    async with client(served, contributor, tmp_path) as lake:
+        first = await lake.store_value({"od600": 0.4}, name="a", owner={"nodeId": "reader-1"}, dataTimestamp=early)
+        second = await lake.store_value({"od600": 0.5}, name="b", owner={"nodeId": "reader-2"}, dataTimestamp=late)
+        await api.data("AddAliases", {"assetId": second["id"], "aliases": ["plates/latest"]}, token=contributor)
+        changed = await lake.update_asset("plates/latest", labels=["checked"], metadata={"plate": 7})
+        assert changed["id"] == second["id"] and changed["labels"] == ["checked"] and changed["metadata"] == {"plate": 7}
+        assert changed["name"] == "b"  # what was not given stays
+        by_owner = [a["id"] async for page in lake.query_assets(owner={"nodeId": "reader-1"}) for a in page]
+        taken_late = [a["id"] async for page in lake.query_assets(data_after=datetime(2026, 3, 1, tzinfo=UTC)) for a in page]
+        assert by_owner == [first["id"]] and taken_late == [second["id"]]
+        assert await lake.delete_asset(first) is True and await lake.delete_asset(first["id"]) is True  # idempotent
+        with pytest.raises(GraphlakeClientError) as missing:
+            await lake.delete_asset("no/such-alias")
+        assert missing.value.code == "NOT_FOUND"
+
+        await lake.log_events([{"eventType": "PLATE_READ", "level": "INFO", "data": {"od600": 0.2}, "source": {"nodeId": "reader-1"}},
+                               {"eventType": "PLATE_READ", "level": "ERROR", "data": {"od600": 0.9}, "source": {"nodeId": "reader-2"}},
+                               {"eventType": "OTHER", "level": "ERROR", "data": {"od600": 0.9}}])
+        pages = [page async for page in lake.query_events(data("od600") > 0.5, event_types=["PLATE_READ"], page_size=1)]
+        assert [[e["source"]["nodeId"] for e in page] for page in pages] == [["reader-2"]]
+        errors = [e["eventType"] async for page in lake.query_events(min_level="ERROR", origin="CLIENT") for e in page]
+        assert sorted(errors) == ["OTHER", "PLATE_READ"]
+        both = [e async for page in lake.query_events(event_types=["PLATE_READ"], oldest_first=True, page_size=1) for e in page]
+        assert [e["level"] for e in both] == ["INFO", "ERROR"] and both[0]["data"] == {"od600": 0.2}
+        with pytest.raises(TypeError, match=r"use data\(\.\.\.\)"):
+            [p async for p in lake.query_events(metadata("plate") == 7)]
 
 
 async def test_every_verb_names_what_json_cannot_send_and_takes_aware_times(served: Served, api: Api, contributor: str,
