@@ -6,7 +6,7 @@ Files and directories go through the upload code (uploads.py): bytes never pass 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -154,13 +154,19 @@ class Assets(Uploader):
         [stored] = await self._in_detail([uploaded["id"]])
         return stored
 
-    async def store_directory(self, path: Path | str, *, collection: str | None = None,
-                              as_archive: bool = False, ignore: Iterable[str] = ()) -> list[Asset]:
-        """Upload a directory: file by file keeping relative paths in `collection`, or as one zip (`as_archive`)."""
+    async def store_directory(self, path: Path | str, *, collection: str | None = None, as_archive: bool = False,
+                              ignore: Iterable[str] = (), manifest: dict[str, dict[str, Any]] | None = None,
+                              follow_symlinks: bool = False,
+                              progress: Callable[[int, int], None] | None = None) -> list[Asset]:
+        """Upload a directory: file by file keeping relative paths (as the items' paths in `collection`,
+        else as the assets' names), or as one zip (`as_archive`). `ignore`, `manifest` (per-file
+        description, metadata, labels), `follow_symlinks` and `progress(done_bytes, total_bytes)` as
+        for upload_paths."""
         path = Path(path)
         if not path.is_dir():
             raise GraphlakeClientError(f"{path}: not a directory", "BAD_USER_INPUT", "path")
-        uploaded = await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore)
+        uploaded = await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore,
+                                           manifest=manifest, follow_symlinks=follow_symlinks, progress=progress)
         return await self._in_detail([a["id"] for a in uploaded])
 
     async def _in_detail(self, ids: list[str]) -> list[Asset]:

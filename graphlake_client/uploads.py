@@ -421,7 +421,10 @@ class Uploader(Transport):
         for path, relative in jobs:
             details = manifest.get(relative, {})
             files.append((path, {
-                "name": Path(relative).name, "collectionId": collection_id, "path": relative if collection_id else None,
+                # In a collection the item keeps the path; without one the name must, or `a/x.csv` and
+                # `b/x.csv` came back as two assets named x.csv and nothing said which was which.
+                "name": Path(relative).name if collection_id else relative, "collectionId": collection_id,
+                "path": relative if collection_id else None,
                 "description": details.get("description"), "metadata": details.get("metadata"),
                 "labels": details.get("labels"), "mediaType": "application/zip" if path in archives else None,
             }))
