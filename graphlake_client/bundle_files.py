@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -31,14 +32,14 @@ def is_tar(path: Path) -> bool:
     return path.name.endswith((".tar", ".tar.gz", ".tgz"))
 
 
-def open_reader(src: Path | str) -> Any:
+def open_reader(src: Path | str, *, confined: bool = False) -> Any:
     """The reader for a bundle at SRC: a directory or a .tar here (a Path or a str), or an
-    `s3://bucket/prefix` (bundle_s3.py; boto3's credentials)."""
+    `s3://bucket/prefix` (bundle_s3.py; boto3's credentials). `confined`: see BundleReader."""
     if isinstance(src, str) and src.startswith("s3://"):
         from graphlake_client.bundle_s3 import S3BundleReader
 
         return S3BundleReader(src)
-    return BundleReader(Path(src))
+    return BundleReader(Path(src), confined=confined)
 
 
 def open_writer(dest: Path | str) -> Any:
@@ -51,10 +52,16 @@ def open_writer(dest: Path | str) -> Any:
 
 
 class BundleReader:
-    """A bundle to import. Use as a context manager (a tar stays open while it is read)."""
+    """A bundle to import. Use as a context manager (a tar stays open while it is read).
 
-    def __init__(self, src: Path) -> None:
+    `confined`: the server reads it on a caller's behalf (a bundle on one of its mounts), so a
+    directory bundle's files must be its own: a symbolic link (the file's or a directory's on its
+    way) or a hard link is refused. Followed, a link in a mount that others may write to copied
+    any file the server could read, its signing key among them, into the lake for its caller."""
+
+    def __init__(self, src: Path, *, confined: bool = False) -> None:
         self.src = src
+        self.confined = confined
         self._tar: tarfile.TarFile | None = None
         if is_tar(src) or src.is_file():
             try:
@@ -85,7 +92,7 @@ class BundleReader:
             if not file.is_file():
                 yield None
                 return
-            with file.open("rb") as stream:
+            with self._own(path) if self.confined else file.open("rb") as stream:
                 yield stream
             return
         try:
@@ -100,6 +107,22 @@ class BundleReader:
         finally:
             if member_stream is not None:
                 member_stream.close()
+
+    def _own(self, path: str) -> BinaryIO:
+        """The bundle's own file at `path`, opened, or BAD_USER_INPUT if it is a link (see `confined`).
+        Checked on the open file: it cannot be swapped for a link between the check and the read."""
+        try:
+            fd = os.open(self.src / path, os.O_RDONLY | os.O_NOFOLLOW)  # ELOOP: the file itself is a link
+        except OSError as error:
+            raise GraphlakeClientError(f"{path}: not a file of the bundle's own ({error.strerror})", "BAD_USER_INPUT") from None
+        stream = os.fdopen(fd, "rb")
+        found = os.fstat(fd)
+        where = Path(os.readlink(f"/proc/self/fd/{fd}")) if Path("/proc/self/fd").is_dir() else (self.src / path).resolve()
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or not where.is_relative_to(self.src.resolve()):
+            stream.close()
+            raise GraphlakeClientError(f"{path}: a link, not a file of the bundle's own (a bundle on a mount holds its "
+                                       "payloads themselves)", "BAD_USER_INPUT")
+        return stream
 
     def locator(self, mount: str) -> None:
         """The files of a bundle here lie on no mount of a lake: nothing to register in place."""
@@ -140,6 +163,9 @@ class BundleReader:
         """A file on disk for each payload path, to upload: a directory's own files, or a tar's
         members extracted into a temporary directory that goes afterwards."""
         if self._tar is None:
+            if self.confined:
+                for path in paths:
+                    self._own(path).close()  # refuses links before any is read
             yield {path: self.src / path for path in paths}
             return
         with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:

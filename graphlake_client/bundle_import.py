@@ -91,21 +91,22 @@ Locate = Callable[[str], dict[str, Any]]
 async def import_bundle(lake: Client, src: Path | str, *, policy: Policy = "copy", dry_run: bool = False,
                         say: Callable[[str], None] = lambda _: None, progress: Callable[[int], None] | None = None,
                         locate: Locate | None = None, mount: str | None = None,
-                        dataset: str | None = None) -> BundleImport:
+                        dataset: str | None = None, confined: bool = False) -> BundleImport:
     """Prepare, then (unless `dry_run`, or there are conflicts: CONFLICT) commit; the report.
     `src`: a directory or a .tar here, or (a str) an `s3://bucket/prefix` read with boto3's credentials.
     `locate(payload path)` says where a payload lies for the reference policy, as registerExternal's
     {mount, bucket, prefix} (the server knows, for a bundle on an S3 mount; for an s3:// bundle, its
     objects, read by the lake's S3 mount `mount`: by default its only one); without it a bundle
     holding files cannot be referenced. `dataset`: the name of the dataset to import it into, in
-    place of the bundle's (a lake holding another version of that name and dataset)."""
+    place of the bundle's (a lake holding another version of that name and dataset). `confined`: the
+    server reads a bundle on its mount for a caller, and refuses links in it (BundleReader)."""
     if policy not in POLICIES:
         raise GraphlakeClientError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}", "BAD_USER_INPUT",
                                    "policy")
     if dataset is not None and not dataset.strip():
         raise GraphlakeClientError("name a dataset, or leave dataset out to keep the bundle's", "BAD_USER_INPUT",
                                    "dataset")
-    with open_reader(src) as reader:
+    with open_reader(src, confined=confined) as reader:
         manifest = reader.manifest()
         if dataset is not None:  # the name is not in the version's hash: the imported version hashes the same
             manifest["dataset"]["name"] = dataset.strip()

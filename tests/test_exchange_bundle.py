@@ -569,6 +569,51 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     assert "manifest.json: format:" in bad["errors"][0]["message"] and str(local.root) not in bad["errors"][0]["message"]  # type: ignore[attr-defined]
 
 
+async def test_a_bundle_on_a_mount_may_not_hold_links(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                      api: Api, state: AppState, settings: Settings) -> None:
+    """The server reads a bundle on its mount for the caller: a payload that is a symbolic link, lies
+    under a linked directory, or is a hard link, once copied whatever it led to into the lake (the
+    server's signing key, for anyone who could write into the mount). Each is refused, nothing stored."""
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    image = next(a for a in manifest["assets"].values() if a["name"] == "img0.png")["payload"]["path"]
+    local = state.stores["local"]
+    secret = settings.data_dir / "not-for-callers.bin"
+    secret.write_bytes((bundle / image).read_bytes())  # the same bytes: the digest check alone would pass
+    root = local.root / "bundles"  # type: ignore[attr-defined]
+
+    def linked(name: str, link: Callable[[Path], None]) -> str:
+        shutil.copytree(bundle, root / name)
+        link(root / name / image)
+        return f"bundles/{name}"
+
+    def symlink(payload: Path) -> None:
+        payload.unlink()
+        payload.symlink_to(secret)
+
+    def hard_link(payload: Path) -> None:
+        payload.unlink()
+        os.link(secret, payload)
+
+    def linked_directory(payload: Path) -> None:
+        elsewhere = tmp_path / "elsewhere"
+        shutil.copytree(payload.parent, elsewhere)
+        shutil.rmtree(payload.parent)
+        payload.parent.symlink_to(elsewhere)
+
+    for path in (linked("symlink", symlink), linked("hard", hard_link), linked("dir", linked_directory)):
+        await wipe(served)
+        token = await make_token(Role.CONTRIBUTOR)
+        before = await counts()
+        for operation in ("PrepareBundleImport", "CommitBundleImport"):
+            refused = await api.run(operation, {"input": {"path": path}}, token=token)
+            [error] = refused["errors"]
+            assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}, (path, error)
+            assert "not a file of the bundle's own" in error["message"] and str(settings.data_dir) not in error["message"]
+        assert await counts() == before, path
+
+
 async def test_the_command_has_the_server_import_a_bundle_on_its_mount(served: Served, make_token: MakeToken,
                                                                       tmp_path: Path, state: AppState) -> None:
     on_mount = state.stores["local"].root / "bundles" / "cli"  # type: ignore[attr-defined]

@@ -125,6 +125,17 @@ async def test_a_stopping_server_ends_its_sse_streams(settings: Settings, viewer
             process.kill()
 
 
+async def test_a_costly_pattern_is_refused_before_the_stream_starts(served: Served, viewer: str) -> None:
+    """A 483-character pattern of sixty `a{1,999}` passed the length limit; matched against an event's
+    10,000-character string in a live subscription it held the server's event loop for seconds."""
+    costly = {"filter": {"data": [{"path": "s", "op": "REGEX", "value": "a{1,999}" * 60 + "bq<i>"}]}}
+    async with sse(served.base_url, "EventStream", costly, token=viewer) as stream:
+        event, data = await stream.message()
+    assert event == "next" and data is not None
+    [error] = data["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "the limit is 200" in error["message"], error
+
+
 async def test_an_unknown_operation_name_over_sse_is_bad_user_input(served: Served, viewer: str) -> None:
     async with sse(served.base_url, "B", token=viewer, query="query A { me { role } }") as stream:
         event, data = await stream.message()

@@ -161,7 +161,7 @@ async def run_import(context: Context, mount: str | None, path: str, policy: str
                               resume=ResumeState(Path(resume) / "uploads.json")) as lake:
                 try:
                     return await import_bundle(lake, src, policy=policy, dry_run=dry_run, locate=_locator(store, path),
-                                               dataset=dataset)
+                                               dataset=dataset, confined=True)
                 except GraphlakeClientError as error:
                     # The bundle is at fault (a manifest field, a payload file) unless the policy is: name the input;
                     # where the server staged it is no business of the caller's.

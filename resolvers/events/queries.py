@@ -171,6 +171,10 @@ class EventSubscriptions:
                         "The matching events received since it are replayed in the order they arrived, then the "
                         "stream goes live, with none missed or repeated at the seam.")] = None,
     ) -> AsyncGenerator[Event, None]:
+        if filter is not None:
+            # Its predicates checked now, as a query's are, rather than at each event (where a pattern
+            # too costly to run, or one that cannot run, reached the fan-out of every event logged).
+            events_query(filter, include_archived=True)
         accept = (lambda event: filter.accepts(event.doc)) if filter else (lambda _: True)
         state = info.context.state
         try:

@@ -130,11 +130,20 @@ def test_path_examples() -> None:
     ("a", JsonOp.REGEX, "(?<=a)b", "no lookaround or backreferences"),  # once reached FerretDB: INTERNAL
     ("a", JsonOp.REGEX, r"(a)\1", "no lookaround or backreferences"),
     ("a", JsonOp.REGEX, "a" * 501, "limit is 500"),
+    # Within 500 characters but costly to run: a large program (FerretDB's engine pays per instruction per character).
+    ("a", JsonOp.REGEX, "a{1,999}" * 60 + "bq<i>", r"compiles to 119829 instructions; the limit is 200"),
+    ("a", JsonOp.REGEX, "(?:(?:a{1,9}){1,9}){1,9}b", "the limit is 200"),
     ("a", JsonOp.REGEX, "a\x00", "NUL"),
 ])
 def test_invalid_predicates(path: str, op: JsonOp, value: Any, message: str) -> None:
     with pytest.raises(InvalidPredicate, match=message):
         predicate_filter("meta", path, op, value)
+
+
+@pytest.mark.parametrize("pattern", [r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                                     r"(?i)^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$", r"\d{4}-\d{2}-\d{2}T", r"a{1,50}"])
+def test_ordinary_patterns_are_well_within_the_program_limit(pattern: str) -> None:
+    assert predicate_filter("meta", "a", JsonOp.REGEX, pattern)
 
 
 def test_matches_selects_what_the_database_filters_select() -> None:
