@@ -52,7 +52,7 @@ _PAGE = Template(r"""<!doctype html>
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL...</div>
-  <script>
+  <script nonce="$nonce">
     const endpoint = $endpoint;
     const httpUrl = new URL(endpoint, location.href).href;
     const wsUrl = httpUrl.replace(/^http/, "ws");
@@ -113,6 +113,10 @@ _PAGE = Template(r"""<!doctype html>
         defaultQuery: $default_query,
         defaultHeaders: $default_headers,
         defaultEditorToolsVisibility: "headers",
+        // Its tabs and headers (the token among them) kept for this browser tab only, as the web app
+        // keeps its token: GraphiQL's default, localStorage, held the token for good, for any page
+        // of this origin to read, long after a sign-out.
+        storage: window.sessionStorage,
         shouldPersistHeaders: true,
         isHeadersEditorEnabled: true,
       }));
@@ -129,13 +133,24 @@ def _js(value: str) -> str:
     return json.dumps(value).replace("</", "<\\/")
 
 
-def graphiql_html(endpoint_path: str) -> str:
+def graphiql_html(endpoint_path: str, nonce: str) -> str:
     return _PAGE.substitute(
+        nonce=html.escape(nonce),
         prefix=html.escape(ASSET_PREFIX),
         endpoint=_js(endpoint_path),
         default_query=_js(DEFAULT_QUERY),
         default_headers=_js(DEFAULT_HEADERS),
     )
+
+
+def graphiql_headers(nonce: str) -> dict[str, str]:
+    """The page's own script runs by its nonce, and nothing but the page's assets and its endpoint
+    loads: as the web app at / is, but for GraphiQL's inline script and CodeMirror's inline styles."""
+    return {"Content-Security-Policy": (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+                                        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+                                        "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
+                                        "frame-ancestors 'none'"),
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
 def graphiql_asset_route(settings: Settings, middleware: Sequence[Middleware] = ()) -> Route:

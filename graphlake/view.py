@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from graphlake.admission import Admission
-from graphlake.graphiql import graphiql_html
+from graphlake.graphiql import graphiql_headers, graphiql_html
 from graphlake.graphql_http import GRAPHQL_RESPONSE_JSON, is_request_error, request_error_status, response_media_type
 from graphlake.logs import request_id_var
 from graphlake.persisted_queries import PersistedQueries, PersistedQueryError
@@ -149,7 +150,8 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(400, "No GraphQL query found in the request") from None
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_html(request.url.path))
+        nonce = secrets.token_urlsafe(16)
+        return HTMLResponse(graphiql_html(request.url.path, nonce), headers=graphiql_headers(nonce))
 
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry answers a body it cannot read (bad JSON, no query, a wrong method) in plain text;

@@ -30,6 +30,7 @@ from services.checks import (
     check_aliases,
     check_at_most,
     check_labels,
+    check_media_type,
     check_metadata,
     check_name,
     get_or_not_found,
@@ -105,6 +106,8 @@ async def create_asset(
 ) -> Asset:
     """A new ACTIVE VALUE or TEXT asset (FILE assets come from uploads)."""
     name = check_name(name)
+    if media_type is not None:
+        check_media_type(media_type)
     labels = check_labels(labels)
     alias_list = check_aliases(aliases)
     metadata = check_metadata(metadata or StoredJson.encode({}))

@@ -24,6 +24,18 @@ MAX_VERSION_SETS = 100  # annotation sets one dataset version holds
 _ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
 
 
+# type/subtype, with parameters (`text/csv; charset=utf-8`): what a Content-Type header carries, and
+# nothing that could break one (a line break, a character outside ASCII).
+_MEDIA_TYPE = re.compile(r'[\w.+-]+/[\w.+-]+(?:\s*;\s*[\w.+-]+=(?:[\w.+-]+|"[^"\\\x00-\x1f\x7f]*"))*', re.ASCII)
+
+
+def check_media_type(media_type: str, field: str = "mediaType") -> str:
+    """A media type as sent back in Content-Type on download; BAD_USER_INPUT naming `field` otherwise."""
+    if len(media_type) > 200 or not _MEDIA_TYPE.fullmatch(media_type):
+        raise BadUserInput("must look like type/subtype (parameters such as ; charset=utf-8 allowed)", field=field)
+    return media_type
+
+
 def check_name(name: str, field: str = "name") -> str:
     name = name.strip()
     if not name or len(name) > 500:

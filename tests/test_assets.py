@@ -55,6 +55,23 @@ async def test_text_assets(api: Api, contributor: str) -> None:
     assert asset["createdBy"].startswith("token:")
 
 
+async def test_a_text_media_type_is_one_a_content_type_header_can_carry(api: Api, contributor: str) -> None:
+    """storeText took any string: `text/html\r\nX-Evil: 1` was stored, and its content route then broke
+    the connection (uvicorn refused the header) with a traceback in the log."""
+    for bad in ("text/html\r\nX-Evil: 1", "text", "текст/plain", "text/plain; charset"):
+        error = await api.error("StoreText", {"input": {"name": "x", "text": "y", "mediaType": bad}}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "mediaType"}, (bad, error)  # as its other fields
+    fine = await api.data("StoreText", {"input": {"name": "t.csv", "text": "a,b", "mediaType": "text/csv; charset=utf-8"}},
+                          token=contributor)
+    assert fine["storeText"]["mediaType"] == "text/csv; charset=utf-8"
+    upload = await api.data("CreateUpload", {"input": {"name": "t.csv", "sizeBytes": 3, "mediaType": 'text/csv; header="present"'}},
+                            token=contributor)
+    assert upload["createUpload"]["id"]
+    refused = await api.error("CreateUpload", {"input": {"name": "t.csv", "sizeBytes": 3, "mediaType": "a/b\nc: d"}},
+                              token=contributor)
+    assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "mediaType"}
+
+
 async def test_size_limits_refuse_and_store_nothing(api: Api, contributor: str, settings: Settings) -> None:
     big_value = "x" * settings.max_value_bytes
     error = await api.error("StoreValue", {"input": {"name": "big", "value": big_value}}, token=contributor)

@@ -33,6 +33,21 @@ async def uploaded(api: Api, token: str, data: bytes, mount: str, name: str) -> 
     return await complete(api, token, session["id"])
 
 
+async def test_a_local_files_path_on_the_server_is_for_writers_only(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                                    viewer: str) -> None:
+    """`storage.uri` of a local mount's file named the server's directory (file:///...) to any VIEWER,
+    where `mounts { localRoot }` shows it only to tokens that may write."""
+    stored = await uploaded(api, contributor, b"abc", "local", "a.bin")
+    query = "query ($id: ID!) { asset(id: $id) { storage { mount key uri } } }"
+    seen = {}
+    for who, token in (("contributor", contributor), ("viewer", viewer)):
+        answer = (await http.post("/graphql", json={"query": query, "variables": {"id": stored["id"]}},
+                                  headers=auth(token))).json()
+        seen[who] = answer["data"]["asset"]["storage"]
+    assert seen["contributor"]["uri"].startswith("file:///") and seen["contributor"]["uri"].endswith(seen["contributor"]["key"])
+    assert seen["viewer"]["uri"] == f"local:{seen['viewer']['key']}"
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

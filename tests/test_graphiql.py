@@ -18,6 +18,13 @@ async def test_graphiql_page_uses_only_local_assets(http: httpx.AsyncClient) -> 
     sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert sources and all(s.startswith(ASSET_PREFIX + "/") for s in sources), sources
     assert "Authorization" in page.text  # the headers editor starts with the auth header to fill in
+    # Its one inline script runs by a nonce of its own answer; nothing else inline runs, nor loads from elsewhere.
+    [nonce] = re.findall(r'<script nonce="([\w-]+)">', page.text)
+    policy = page.headers["content-security-policy"]
+    assert f"script-src 'self' 'nonce-{nonce}';" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    again = await http.get("/graphql", headers={"Accept": "text/html"})
+    assert nonce not in again.text  # a nonce per answer
     for name in ASSETS:
         asset = await http.get(f"{ASSET_PREFIX}/{name}")
         assert asset.status_code == 200, f"{name}: {asset.text[:200]}"

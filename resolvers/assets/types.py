@@ -18,10 +18,12 @@ from documents.common import RetentionOwnerType as RetentionOwnerTypeValue
 from documents.dataset import Datum as DatumDocument
 from documents.dataset import DatumAsset
 from documents.retention import AssetRetention as RetentionDocument
+from documents.roles import Role
 from resolvers.common import Ownership, who_did
 from resolvers.context import Info
 from resolvers.enums import described_enum
 from resolvers.pagination import child_connection, linked_connection, map_nodes
+from resolvers.permissions import has_role
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON, BigInt
 from services import lineage, retention
@@ -59,9 +61,24 @@ RetentionOwnerType = described_enum(RetentionOwnerTypeValue, "What holds a reten
 class StorageRef:
     mount: str = strawberry.field(description="The name of the mount (see `mounts`) holding the bytes.")
     key: str = strawberry.field(description="The object's key inside the mount; made by the server, never by a client.")
-    uri: str = strawberry.field(description="s3://bucket/key, file://..., https://...")
     external: bool = strawberry.field(description="Registered in place: never copied or deleted by Graphlake.")
     etag: str | None = strawberry.field(default=None, description="An external S3 object's ETag when it was registered.")
+    stored_uri: strawberry.Private[str]
+
+    @strawberry.field(description=(
+        "s3://bucket/key, https://..., or for a local mount's file file:///... (a path on the server's disk, shown "
+        "only to tokens that may write, as `mounts { localRoot }` is; others get `mount:key`)."))
+    def uri(self, info: Info) -> str:
+        if self.stored_uri.startswith("file:") and not has_role(info.context, Role.CONTRIBUTOR):
+            return f"{self.mount}:{self.key}"
+        return self.stored_uri
+
+
+def _storage(doc: AssetDocument) -> StorageRef | None:
+    if doc.storage is None:
+        return None
+    stored = doc.storage
+    return StorageRef(mount=stored.mount, key=stored.key, external=stored.external, etag=stored.etag, stored_uri=stored.uri)
 
 
 @strawberry.type(description="A pin that keeps an asset alive. Deleting a collection never deletes an asset another owner still pins.")
@@ -227,7 +244,7 @@ class Asset(Node):
             id=encode_id(NodeType.ASSET, doc.id), kind=doc.kind, status=doc.status, name=doc.name,
             description=doc.description, media_type=doc.media_type, size_bytes=doc.size_bytes, sha256=doc.sha256,
             digest_error=doc.digest_error,
-            storage=StorageRef(**doc.storage.model_dump()) if doc.storage else None, labels=doc.labels,
+            storage=_storage(doc), labels=doc.labels,
             owner=Ownership.from_value(doc.owner), data_timestamp=doc.data_timestamp, created_at=doc.created_at,
             updated_at=doc.updated_at, created_by=doc.created_by, doc=doc,
         )

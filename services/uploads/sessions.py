@@ -4,7 +4,6 @@ PENDING asset stored at once; and fresh signed URLs for what a session still nee
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from documents.json_value import StoredJson
 from documents.sparse import stored
 from documents.upload import UploadSession, UploadStatus
 from services import collections
-from services.checks import check_labels, check_metadata, check_name, get_or_not_found
+from services.checks import check_labels, check_media_type, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, NotFound
 from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
@@ -44,7 +43,6 @@ MAX_PARTS = 10_000
 MIN_URL_SECONDS = 60
 
 
-_MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 
 
 class UploadSettings(Protocol):
@@ -100,8 +98,7 @@ def check_request(request: UploadRequest, settings: UploadSettings, where: str =
         raise BadUserInput(f"must be between 0 and {settings.max_upload_bytes}", field=f"{where}sizeBytes")
     if request.sha256 is not None:
         check_sha256(request.sha256, f"{where}sha256")
-    if not _MEDIA_TYPE.match(request.media_type):
-        raise BadUserInput("must look like type/subtype", field=f"{where}mediaType")
+    check_media_type(request.media_type, f"{where}mediaType")
     request.labels = check_labels(request.labels, field=f"{where}labels")
     check_metadata(request.metadata or StoredJson.encode({}), field=f"{where}metadata")
     request.path = collections.check_path(request.path, f"{where}path")

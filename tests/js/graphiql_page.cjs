@@ -6,7 +6,7 @@ const vm = require("vm");
 const assert = require("assert");
 
 const html = require("fs").readFileSync(0, "utf8");
-const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
+const scripts = [...html.matchAll(/<script nonce="[\w-]+">([\s\S]*?)<\/script>/g)].map((m) => m[1]);
 assert.strictEqual(scripts.length, 1, "the page has one inline script");
 
 const renders = [];
@@ -16,6 +16,7 @@ const sent = [];
 const sandbox = {
   URL,
   location: { href: "http://lake.test/graphql" },
+  window: { sessionStorage: "sessionStorage" },
   document: { getElementById: () => ({}) },
   React: { createElement: (type, props) => ({ type, props }) },
   ReactDOM: { createRoot: () => ({ render: (element) => renders.push(element) }) },
@@ -36,6 +37,7 @@ vm.runInContext(scripts[0], sandbox);
   const first = renders[0].props;
   assert.strictEqual(renders[0].type, "GraphiQL");
   assert.strictEqual(typeof first.onEditHeaders, "function", "the page listens to edits of the headers");
+  assert.strictEqual(first.storage, "sessionStorage", "the token typed is kept for the browser tab only");
   first.onEditHeaders('{"Authorization": "Bearer g"}');
   first.onEditHeaders('{"Authorization": "Bearer glk_t"}');
   assert.strictEqual(timers.size, 1, "edits in quick succession wait for a pause");
