@@ -36,6 +36,7 @@ from graphlake.object_files import ObjectFileResponse
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
 from services.availability import unavailable
+from services.checks import valid_media_type
 from services.errors import Conflict, Forbidden, GraphlakeError, NotFound, Unauthenticated
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.uploads.downloads import download_url
@@ -118,7 +119,9 @@ async def get_content(request: Request) -> Response:
             return _described(asset, Response(body, media_type="application/json",
                                               headers={"Content-Disposition": _attachment(_value_file_name(asset.name))}))
         if asset.kind is AssetKind.TEXT:
-            return _described(asset, Response((asset.text or "").encode(), media_type=asset.media_type or "text/plain",
+            # One stored before media types were checked may not go into a header as it is.
+            media_type = asset.media_type if asset.media_type and valid_media_type(asset.media_type) else "text/plain"
+            return _described(asset, Response((asset.text or "").encode(), media_type=media_type,
                                               headers={"Content-Disposition": _attachment(asset.name)}))
         storage = asset.storage
         store = state.stores.get(storage.mount) if storage is not None else None

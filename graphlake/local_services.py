@@ -248,8 +248,8 @@ class EmbeddedDatabase:
             ours = self.service.process if self.service else None
             if ours is not None and ours.poll() is None:
                 return None  # alive, only slow to accept: never a second FerretDB over the same files
-            if ours is None and _running_pid(self.ferret_dir / "ferretdb.pid"):
-                return None  # the one another process started is still there
+            if _ferretdb_running(self.ferret_dir / "ferretdb.pid"):
+                return None  # one another process started (after ours died, maybe) is there, slow to accept
             self._start()
             return ours.returncode if ours is not None else 0
 
@@ -309,12 +309,21 @@ def _stop_ferretdb(pid_file: Path, sock: Path, timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _running_pid(pid_file: Path) -> bool:
-    """Whether the process a pid file names still runs."""
+def _ferretdb_running(pid_file: Path) -> bool:
+    """Whether the process a pid file names still runs, and is a FerretDB (not a process that took
+    its pid since; without /proc, any process of that pid counts)."""
     try:
-        return _running(int(pid_file.read_text().partition(":")[0]))
+        pid = int(pid_file.read_text().partition(":")[0])
     except (FileNotFoundError, ValueError):
         return False
+    if not _running(pid):
+        return False
+    try:
+        return b"ferretdb" in Path(f"/proc/{pid}/cmdline").read_bytes().lower()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
 
 
 def _running(pid: int) -> bool:

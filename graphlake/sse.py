@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -106,13 +108,30 @@ def event_stream_response(request: Request, context: Context | None, stream: Asy
 
     async def body() -> AsyncGenerator[str, None]:
         refused = state.tokens.wait_until_refused(secret) if secret is not None else asyncio.Event().wait()
+        # Only a subscription ends when the server stops: a query or a mutation runs to its answer,
+        # as over plain HTTP (cut short, a mutation could be half done, and sent again by the client).
+        stopping = state.stopping if await _streams_until_ended(request) else asyncio.Event()
         try:
-            async for chunk in _until_ended(stream(), refused, state.stopping, encode_json):
+            async for chunk in _until_ended(stream(), refused, stopping, encode_json):
                 yield chunk
         finally:
             state.sockets.close(request)
 
     return EventStreamResponse(body(), headers=dict(headers))
+
+
+async def _streams_until_ended(request: Request) -> bool:
+    """Whether the request's operation is a subscription (what it cannot tell, it takes for one)."""
+    try:
+        if request.method == "GET":
+            query, name = request.query_params.get("query"), request.query_params.get("operationName")
+        else:
+            sent = json.loads(await request.body())  # read already, and kept: Strawberry parsed it
+            query, name = sent.get("query"), sent.get("operationName")
+        operation = get_operation_ast(parse(query), name) if isinstance(query, str) else None
+    except (ValueError, AttributeError, RuntimeError, GraphQLError):  # RuntimeError: a body streamed, not kept
+        return True
+    return operation is None or operation.operation is OperationType.SUBSCRIPTION
 
 
 async def _until_ended(chunks: AsyncIterator[str], refused: Awaitable[Unauthenticated] | Awaitable[object],

@@ -16,7 +16,7 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -112,7 +112,9 @@ class BundleReader:
         """The bundle's own file at `path`, opened, or BAD_USER_INPUT if it is a link (see `confined`).
         Checked on the open file: it cannot be swapped for a link between the check and the read."""
         try:
-            fd = os.open(self.src / path, os.O_RDONLY | os.O_NOFOLLOW)  # ELOOP: the file itself is a link
+            # ELOOP: the file itself is a link. O_NONBLOCK: a FIFO put there opens at once (and is then
+            # refused) rather than holding the server's event loop until a writer comes.
+            fd = os.open(self.src / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as error:
             raise GraphlakeClientError(f"{path}: not a file of the bundle's own ({error.strerror})", "BAD_USER_INPUT") from None
         stream = os.fdopen(fd, "rb")
@@ -163,9 +165,16 @@ class BundleReader:
         """A file on disk for each payload path, to upload: a directory's own files, or a tar's
         members extracted into a temporary directory that goes afterwards."""
         if self._tar is None:
-            if self.confined:
+            if self.confined and Path("/proc/self/fd").is_dir():
+                # Read through the descriptors checked (their /proc/self/fd names open the very files),
+                # so a payload swapped for a link after its check is never what the upload reads.
+                with ExitStack() as held:
+                    streams = {path: held.enter_context(self._own(path)) for path in paths}
+                    yield {path: Path(f"/proc/self/fd/{stream.fileno()}") for path, stream in streams.items()}
+                return
+            if self.confined:  # no /proc: checked, then read by name
                 for path in paths:
-                    self._own(path).close()  # refuses links before any is read
+                    self._own(path).close()
             yield {path: self.src / path for path in paths}
             return
         with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:

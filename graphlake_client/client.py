@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from graphlake_client import operations as ops
 from graphlake_client.assets import PAGE_SIZE
-from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.errors import GraphlakeClientError, check_json
 from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.results import (
     BundleExport,
@@ -85,6 +85,8 @@ class Client(Vault):
             cursor = info["endCursor"]
 
     async def _log(self, events: list[dict[str, Any]]) -> list[str]:
+        for n, event in enumerate(events):  # as a value or metadata: a datetime in data is refused, not made text
+            check_json(event.get("data"), f"inputs[{n}].data")
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
         ids: list[str] = (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
         return ids

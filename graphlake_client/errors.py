@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 MAX_JSON_DEPTH = 500  # the nesting the server takes (documents/json_value/encoding.MAX_DEPTH): a bound on the walk
 
@@ -95,6 +95,8 @@ def check_json(obj: object, field: str, *, times: bool = False) -> None:
 def encode_times(item: object) -> str:
     """json.dumps' `default` for a request's variables: an aware datetime (or a date) as ISO 8601, as
     GraphQL's DateTime takes it; anything else is refused (TypeError), and check_json says where."""
-    if isinstance(item, datetime | date) and not (isinstance(item, datetime) and item.tzinfo is None):
+    if isinstance(item, datetime) and item.tzinfo is not None:
+        return item.astimezone(UTC).isoformat()  # one offset, so that times compare as text too
+    if isinstance(item, date) and not isinstance(item, datetime):
         return item.isoformat()
     raise TypeError(f"{type(item).__name__} is not JSON")

@@ -151,8 +151,8 @@ class GraphlakeLogHandler(logging.Handler):
                 pass  # full: it sends full batches anyway
         with self._progress:
             if not self._progress.wait_for(lambda: self._settled >= target or not self._thread.is_alive(),
-                                           self.close_timeout if timeout is None else timeout):
-                self._stalled_at = self._settled
+                                           self.close_timeout if timeout is None else timeout) and timeout is None:
+                self._stalled_at = self._settled  # a whole close_timeout with nothing settled: stuck
 
     def close(self) -> None:
         """Flush, then stop the sender, in close_timeout seconds in all; records not sent by then are

@@ -20,6 +20,7 @@ import stamina
 from graphlake_client.errors import GraphlakeClientError, ServerUnreachable, check_json, encode_times
 from graphlake_client.retries import (
     BACKOFF_SECONDS,
+    GATEWAY_ERRORS,
     RETRIES,
     failed_reads,
     lost_answers,
@@ -29,9 +30,24 @@ from graphlake_client.retries import (
 )
 
 Progress = Callable[[int], None]  # called with the bytes just sent
-# A document that changes something (the client sends one operation a request): not sent twice
-# unless it never left, or the verb says it is safe to (`_repeatable`).
-_MUTATION = re.compile(r"\s*(?:#[^\n]*\n\s*)*mutation\b")
+CONNECT_SECONDS = 10.0
+# A document holding a mutation is not sent twice unless it never left, or the verb says it is
+# safe to (`_repeatable`). Told by its definitions' keywords, outside strings and comments: a
+# fragment, a comma or a BOM may come first. (graphql-core is not a dependency of the client alone.)
+_NOT_TOKENS = re.compile(r'"""(?:\\"""|.)*?"""|"(?:\\.|[^"\\\n])*"|#[^\n\r]*', re.S)
+_TOKENS = re.compile(r"[{}]|[_A-Za-z][_0-9A-Za-z]*")
+
+
+def holds_mutation(document: str) -> bool:
+    """Whether `document` defines a mutation (`mutation` as a keyword outside any selection set)."""
+    depth = 0
+    for token in _TOKENS.finditer(_NOT_TOKENS.sub(" ", document)):
+        word = token.group()
+        if word in "{}":
+            depth += 1 if word == "{" else -1
+        elif depth == 0 and word == "mutation":
+            return True
+    return False
 
 
 def _body(query: str, variables: dict[str, Any]) -> bytes:
@@ -41,10 +57,10 @@ def _body(query: str, variables: dict[str, Any]) -> bytes:
     try:
         return json.dumps({"query": query, "variables": variables}, default=encode_times, allow_nan=False, ensure_ascii=False,
                           separators=(",", ":")).encode()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as error:  # UnicodeEncodeError too: a lone surrogate in a string
         for name, value in variables.items():
             check_json(value, name, times=True)
-        raise
+        raise GraphlakeClientError(f"the variables cannot be sent as JSON: {error}", "BAD_USER_INPUT") from None
 
 
 class Transport:
@@ -61,9 +77,12 @@ class Transport:
         self.url = url.rstrip("/").removesuffix("/graphql")
         self.retries = retries
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=graphql_transport)
+        # `timeout` is for an answer (a completion may read a big object back for minutes); a connection
+        # is made in seconds or not at all, and is tried again (retries.py): 300 s each was half an hour.
+        limits = httpx.Timeout(timeout, connect=CONNECT_SECONDS)
+        self.http = httpx.AsyncClient(headers=headers, timeout=limits, transport=graphql_transport)
         # Signed URLs carry their own authorization: never send our token to a store.
-        self.storage_http = httpx.AsyncClient(timeout=timeout, transport=storage_transport)
+        self.storage_http = httpx.AsyncClient(timeout=limits, transport=storage_transport)
 
     async def __aenter__(self) -> Self:
         return self
@@ -80,7 +99,7 @@ class Transport:
         (ServerUnreachable when no answer came). Sent again while it cannot reach the server (a
         server restarting), and a query also while its answer is lost or the server is UNAVAILABLE
         (retries.py); a mutation whose answer was lost is not: it may have run."""
-        policy = unsent_requests if _MUTATION.match(query) else failed_reads
+        policy = unsent_requests if holds_mutation(query) else failed_reads
         return await self._attempts(policy, query, variables)
 
     async def _attempts(self, policy: Callable[[int, float], stamina.BoundAsyncRetryingCaller], query: str,
@@ -89,17 +108,30 @@ class Transport:
             return await policy(self.retries, self.backoff_seconds)(self._post, query, variables)
         except httpx.TransportError as error:
             raise ServerUnreachable(self.url, error, sent=not never_sent(error)) from error
+        except httpx.HTTPStatusError as error:  # an answer that is no GraphQL one: a proxy's 502, say
+            status = error.response.status_code
+            raise GraphlakeClientError(f"{self.url}/graphql answered HTTP {status} without a GraphQL answer",
+                                       "UNAVAILABLE" if status in GATEWAY_ERRORS else "INTERNAL") from error
 
     async def _post(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
         """One attempt at a GraphQL operation."""
         response = await self.http.post(f"{self.url}/graphql", content=_body(query, variables or {}),
                                         headers={"Content-Type": "application/json"})
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        try:
+            body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        except ValueError:  # cut short on the way, or no JSON after all
+            response.raise_for_status()
+            raise GraphlakeClientError(f"{self.url}/graphql answered JSON that does not parse", "INTERNAL") from None
+        if not isinstance(body, dict):
+            body = {}
         if body.get("errors"):
             error = body["errors"][0]
             extensions = error.get("extensions", {})
             raise GraphlakeClientError(error["message"], extensions.get("code"), extensions.get("field"))
         response.raise_for_status()
+        if not isinstance(body.get("data"), dict):
+            raise GraphlakeClientError(f"{self.url}/graphql answered without data or errors (HTTP {response.status_code})",
+                                       "INTERNAL")
         return body["data"]
 
     async def _repeatable(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:

@@ -26,12 +26,18 @@ _ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
 
 # type/subtype, with parameters (`text/csv; charset=utf-8`): what a Content-Type header carries, and
 # nothing that could break one (a line break, a character outside ASCII).
-_MEDIA_TYPE = re.compile(r'[\w.+-]+/[\w.+-]+(?:\s*;\s*[\w.+-]+=(?:[\w.+-]+|"[^"\\\x00-\x1f\x7f]*"))*', re.ASCII)
+# Spaces and tabs only around `;` (`\s` took CR and LF), and inside quotes printable ASCII but `"` and `\`.
+_MEDIA_TYPE = re.compile(r'[\w.+-]+/[\w.+-]+(?:[ \t]*;[ \t]*[\w.+-]+=(?:[\w.+-]+|"[\x20\x21\x23-\x5b\x5d-\x7e]*"))*', re.ASCII)
+
+
+def valid_media_type(media_type: str) -> bool:
+    """Whether `media_type` can go into a Content-Type header as it is."""
+    return len(media_type) <= 200 and _MEDIA_TYPE.fullmatch(media_type) is not None
 
 
 def check_media_type(media_type: str, field: str = "mediaType") -> str:
     """A media type as sent back in Content-Type on download; BAD_USER_INPUT naming `field` otherwise."""
-    if len(media_type) > 200 or not _MEDIA_TYPE.fullmatch(media_type):
+    if not valid_media_type(media_type):
         raise BadUserInput("must look like type/subtype (parameters such as ; charset=utf-8 allowed)", field=field)
     return media_type
 

@@ -18,8 +18,8 @@ from tests.operations import Api
 
 class Failing(httpx.AsyncHTTPTransport):
     """Fails the first `times` GraphQL requests whose body holds `operation`, in the way given:
-    `refused` before sending (nothing ran), `lost` after the server answered (it ran), or
-    `unavailable` (the server's own 503 UNAVAILABLE answer)."""
+    `refused` before sending (nothing ran), `lost` after the server answered (it ran),
+    `unavailable` (the server's own 503 UNAVAILABLE answer), or `gateway` (a proxy's 502, no JSON)."""
 
     def __init__(self, operation: str, how: str, times: int) -> None:
         super().__init__()
@@ -30,6 +30,9 @@ class Failing(httpx.AsyncHTTPTransport):
         if failing and self.how == "refused":
             self.times -= 1
             raise httpx.ConnectError("simulated: connection refused", request=request)
+        if failing and self.how == "gateway":
+            self.times -= 1
+            return httpx.Response(502, text="<html>Bad Gateway</html>", headers={"Content-Type": "text/html"})
         if failing and self.how == "unavailable":
             self.times -= 1
             return httpx.Response(503, json={"data": None, "errors": [
@@ -94,3 +97,28 @@ async def test_no_server_at_all_is_one_client_error_naming_where(contributor: st
         with pytest.raises(GraphlakeClientError, match=rf"^cannot reach http://127.0.0.1:{port}/: ") as raised:
             await nowhere.get_asset("reading")
     assert raised.value.code == "UNAVAILABLE" and isinstance(raised.value.__cause__, httpx.ConnectError)
+
+
+async def test_a_mutation_after_a_fragment_is_still_a_mutation(served: Served, api: Api, contributor: str,
+                                                               tmp_path: Path) -> None:
+    """Told by its keyword anywhere outside a selection set: a fragment (or a comma) first made it a
+    query, sent again after a lost answer, storing it twice."""
+    document = ('fragment Stored on Asset { id name }\n'
+                'mutation ($input: StoreValueInput!) { storeValue(input: $input) { ...Stored } }')
+    lost = Failing("storeValue(", "lost", times=1)
+    async with lake(served, contributor, tmp_path, lost) as flaky:
+        with pytest.raises(ServerUnreachable):
+            await flaky.execute(document, {"input": {"name": "once", "value": 1}})
+    assert lost.ran == 1
+    assert (await api.data("Assets", {"first": 10}, token=contributor))["assets"]["totalCount"] == 1
+
+
+async def test_what_is_not_a_graphql_answer_is_a_client_error_too(served: Served, contributor: str, tmp_path: Path) -> None:
+    gateway = Failing("asset(id:", "gateway", times=9)  # more than the retries
+    async with lake(served, contributor, tmp_path, gateway) as flaky:
+        with pytest.raises(GraphlakeClientError, match="answered HTTP 502 without a GraphQL answer") as proxied:
+            await flaky.get_asset("QXNzZXQ6NmIxM2Y1M2EzYjJiNzlkNjVmZWVjNTIw")
+        assert proxied.value.code == "UNAVAILABLE" and gateway.times == 9 - 4  # the first and 3 retries
+        with pytest.raises(GraphlakeClientError, match="cannot be sent as JSON") as unsendable:
+            await flaky.store_text("\ud800", name="surrogate")  # a lone surrogate: no UTF-8 for it
+        assert unsendable.value.code == "BAD_USER_INPUT"

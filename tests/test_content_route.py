@@ -89,6 +89,14 @@ async def test_values_and_texts_by_id_or_alias(http: httpx.AsyncClient, api: Api
     assert response.status_code == 200 and response.text == "größe: 3\n"
     assert response.headers["content-type"].startswith("text/markdown")
     assert response.headers["content-disposition"] == 'attachment; filename="notes"'
+    # A text stored before media types were checked, with one no header can carry: served as text/plain.
+    from documents.asset import Asset as AssetDocument
+    from tests.operations import object_id
+    await AssetDocument.get_pymongo_collection().update_one({"_id": object_id(text["id"])},
+                                                            {"$set": {"media_type": "text/html\r\nX-Evil: 1"}})
+    response = await http.get(f"/assets/{text['id']}/content", headers=auth(viewer))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert "x-evil" not in response.headers
     # Named for `curl -OJ`: a value is JSON (.json added to a name without an extension), and a name
     # with a quote or a line break is escaped, never breaking the header.
     for name, disposition in (("reading", 'attachment; filename="reading.json"'),

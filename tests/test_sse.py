@@ -125,6 +125,25 @@ async def test_a_stopping_server_ends_its_sse_streams(settings: Settings, viewer
             process.kill()
 
 
+async def test_a_stopping_server_lets_queries_and_mutations_over_sse_finish(served: Served, state: AppState,
+                                                                           contributor: str) -> None:
+    """Only subscriptions end when the server stops: a mutation cut short could be half done, and a
+    graphql-sse client would send it again."""
+    state.stopping.set()
+    try:
+        mutation = "mutation M { storeValue(input: {name: \"during a stop\", value: 1}) { name } }"
+        for method, query, operation in (("POST", mutation, "M"), ("GET", "query Me { me { role } }", "Me")):
+            async with sse(served.base_url, operation, token=contributor, query=query, method=method) as stream:
+                first, data = await stream.message()
+                assert first == "next" and data is not None and data["data"], (method, data)
+                assert (await stream.message())[0] == "complete"
+        async with sse(served.base_url, "Heartbeat", {"intervalSeconds": 0.1}, token=contributor) as stream:
+            with pytest.raises(EOFError):  # a subscription ends at once, without complete
+                await stream.message()
+    finally:
+        state.stopping.clear()
+
+
 async def test_a_costly_pattern_is_refused_before_the_stream_starts(served: Served, viewer: str) -> None:
     """A 483-character pattern of sixty `a{1,999}` passed the length limit; matched against an event's
     10,000-character string in a live subscription it held the server's event loop for seconds."""

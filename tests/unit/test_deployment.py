@@ -102,6 +102,6 @@ def test_the_stack_restarts_and_the_image_context_leaves_secrets_out() -> None:
     assert {name for name, service in compose["services"].items() if service.get("restart") == "unless-stopped"} \
         == {"mongo", "minio", "graphlake"}
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
-    assert {".git", ".venv", ".graphlake", "**/node_modules"} <= set(ignored)
+    assert {".git", ".env", ".venv", ".graphlake", "**/node_modules"} <= set(ignored)
     healthcheck = next(line for line in (PROJECT_ROOT / "Dockerfile").read_text().splitlines() if line.startswith("HEALTHCHECK"))
     assert "GRAPHLAKE_PORT" in healthcheck and "127.0.0.1:8000" not in healthcheck

@@ -40,8 +40,10 @@ function asked(query: URLSearchParams): Asked {
 export function Events() {
   const { fields, set, settled } = useQueryFields(asked);
   const { types, level, node, from } = fields;
-  // One object per search: Stream subscribes per filter object.
-  const filter = useMemo(() => filterOf(settled), [settled]);
+  // One object per search: Stream subscribes per filter object, and a trailing space or comma typed
+  // makes the same filter, which must not restart the stream (and drop the older pages loaded).
+  const wanted = JSON.stringify(filterOf(settled));
+  const filter = useMemo(() => JSON.parse(wanted) as EventFilter, [wanted]);
 
   return (
     <section>
