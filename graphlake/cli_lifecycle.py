@@ -74,6 +74,9 @@ def status() -> None:
     steps = plan(state.version, SCHEMA_VERSION) if state.version and state.version <= SCHEMA_VERSION else []
     for step in steps:
         console.print(f"pending: {step}")
+    if state.version is not None and state.version > SCHEMA_VERSION:
+        console.print(f"[red]the database is newer than this Graphlake[/red]: run Graphlake "
+                      f"{state.written_by or 'of that schema'}, or `graphlake db downgrade --to {SCHEMA_VERSION}` with it")
     if state.version is not None and not state.current:
         raise typer.Exit(3)
 
@@ -204,6 +207,7 @@ def restore(
     from graphlake.mounts import local_roots, opened_stores
     from migrations import SCHEMA_VERSION, migrate
     from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
+    from services.errors import Conflict
     from services.events import journal
 
     settings = load_settings()
@@ -223,8 +227,14 @@ def restore(
     async def go() -> Manifest:
         journal.refuse_if_live(settings.audit_journal_dir)  # a server journaling here would mix its events in
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
-            manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores, replace=replace,
-                                            progress=lambda line: errors.print(f"  {line}"), replacing=set_journal_aside)
+            try:
+                manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores,
+                                                replace=replace, progress=lambda line: errors.print(f"  {line}"),
+                                                replacing=set_journal_aside)
+            except Conflict as refused:  # the service names its `replace`; the command's user needs the flag
+                if refused.extensions.get("field") != "replace":
+                    raise
+                raise Conflict(f"{str(refused).removeprefix('replace: ')} (--replace drops it first)") from None
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
                 await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))
             missing.update(await missing_local_files(db, local_roots(settings)))

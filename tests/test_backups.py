@@ -300,7 +300,7 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
     assert "lab-bot" in graphlake(new, "token", "list").stdout
     assert (new / "objects" / "local" / stored.relative_to(old / "objects" / "local")).read_bytes() == stored.read_bytes()
     again = graphlake(new, "restore", str(backup))
-    assert again.returncode == 1 and "holds Graphlake data" in again.stderr
+    assert again.returncode == 1 and "holds Graphlake data" in again.stderr and "(--replace drops it first)" in " ".join(again.stderr.split())
 
     # The lake being replaced left AUDIT events in its journal (a server that died): they are its
     # own, and must not be stored into the lake the restore puts in its place.

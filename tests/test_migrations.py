@@ -160,6 +160,12 @@ async def test_a_newer_database_is_refused_with_the_way_back(scratch_db: AsyncDa
         await require_current_schema(other)
     with pytest.raises(ValueError, match="unknown to this code"):
         await migrate(scratch_db, writer="new")
+    # `db status` says why it exits 3.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=settings.mongodb_url.get_secret_value(), GRAPHLAKE_DATABASE=scratch_db.name,
+               GRAPHLAKE_DATA_DIR=str(settings.data_dir), COLUMNS="2000")
+    status = await cli(env, "db", "status")
+    assert status.returncode == 3 and "the database is newer than this Graphlake: run Graphlake 9.0" in status.stdout
     # Nor is it backed up: the backup's manifest would name this release as the one to restore it with.
     with pytest.raises(Conflict, match=rf"schema {SCHEMA_VERSION + 1} \(written by Graphlake 9\.0\), newer than"):
         await write_backup(scratch_db, settings.data_dir / "newer-backup", graphlake_version="0.1.0")
