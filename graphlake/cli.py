@@ -17,6 +17,7 @@ from rich.markup import escape  # a message's [brackets] are text, not styles
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.cli_exchange import register as register_exchange
+from graphlake.cli_lake import register as register_lake
 from graphlake.cli_lifecycle import register as register_lifecycle
 from graphlake.cli_privacy import register as register_privacy
 from graphlake.cli_support import ServerUrl, Token, client_run, console, errors, load_settings, print_rows, server_url
@@ -427,6 +428,7 @@ def events_utilization(
         print_rows(columns, rows)
 
 
+register_lake(app, events_app)  # store, get, log, events list
 register_lifecycle(app)  # db, backup, restore
 register_privacy(app)
 register_exchange(app)  # import coco, export coco

@@ -44,6 +44,7 @@ class Asset(TypedDict, total=False):
     labels: list[str]
     metadata: dict[str, Any]
     aliases: list[str]
+    owner: dict[str, str | None]  # Source's fields (nodeId, workflowId, ...), null where not recorded
     dataTimestamp: str | None
     createdAt: str
     updatedAt: str

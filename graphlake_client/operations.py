@@ -33,6 +33,7 @@ LOG_EVENTS = """mutation ($inputs: [EventInput!]!) { logEvents(inputs: $inputs) 
 
 # --- the verbs (assets.py, downloads.py, vault.py): an asset as users read it
 ASSET_DETAIL = ("id kind status name description mediaType sizeBytes sha256 labels metadata aliases "
+                "owner { userId experimentId campaignId projectId workflowId stepId nodeId labId } "
                 "dataTimestamp createdAt updatedAt storage { mount uri external }")
 PAYLOAD = "value text downloadUrl"  # what loading an asset's content needs: one of the three is set
 ASSET = f"""query ($id: ID!) {{ asset(id: $id) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""

@@ -1,0 +1,57 @@
+"""The commands a shell script or an instrument's hook uses against a running lake (graphlake/cli_lake.py):
+store a value or a text, get an asset, log an event, list events; each prints what the script reads next."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import Served
+from tests.operations import Api
+from tests.test_client import graphlake
+
+
+def environment(served: Served, token: str, tmp_path: Path) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+            "GRAPHLAKE_URL": served.base_url, "GRAPHLAKE_TOKEN": token, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+async def test_store_get_log_and_list_from_a_shell(served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    env = environment(served, contributor, tmp_path)
+    code, out, err = await graphlake(env, "store", "value", "plate 7", '{"od600": 0.42, "big": 12345678901234567890}',
+                                     "--label", "raw", "--metadata", '{"plate": 7}', "--alias", "plates/7",
+                                     "--collection", "run-42", "--node", "reader-1")
+    assert code == 0, err
+    value_id = out.strip()
+    code, out, err = await graphlake(env, "get", "plates/7")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["id"] == value_id and got["value"] == {"od600": 0.42, "big": 12345678901234567890}  # exact, big too
+    assert got["labels"] == ["raw"] and got["metadata"] == {"plate": 7} and got["owner"]["nodeId"] == "reader-1"
+    code, out, err = await graphlake(env, "store", "text", "notes.md", "# plate 7\nfine", "--media-type", "text/markdown")
+    assert code == 0, err
+    text = (await api.data("Asset", {"id": out.strip()}, token=contributor))["asset"]
+    assert text["text"] == "# plate 7\nfine" and text["mediaType"] == "text/markdown"
+
+    code, out, err = await graphlake(env, "log", "PLATE_READ", "plate 7 read", "--level", "warning",
+                                     "--data", '{"od600": 0.42}', "--node", "reader-1")
+    assert code == 0, err
+    event_id = out.strip()
+    code, out, err = await graphlake(env, "events", "list", "--type", "PLATE_READ", "--json")
+    assert code == 0, err
+    [event] = [json.loads(line) for line in out.splitlines()]
+    assert event["id"] == event_id and event["level"] == "WARNING" and event["data"] == {"od600": 0.42}
+    assert event["source"]["nodeId"] == "reader-1" and event["origin"] == "CLIENT"
+    code, out, err = await graphlake(env, "events", "list", "--lake", "--limit", "2", "--json")
+    assert code == 0 and [json.loads(line)["eventType"] for line in out.splitlines()] == ["AUDIT", "AUDIT"], err
+
+
+async def test_what_a_shell_user_gets_wrong_is_one_line(served: Served, viewer: str, tmp_path: Path) -> None:
+    env = environment(served, viewer, tmp_path)
+    code, _, err = await graphlake(env, "store", "value", "x", "{bad")
+    assert code == 2 and "the value is not JSON" in err and "Traceback" not in err
+    code, _, err = await graphlake(env, "store", "value", "x", "1")  # a VIEWER may not write
+    assert code == 1 and "FORBIDDEN" in err and "Traceback" not in err
+    code, _, err = await graphlake(env, "get", "no/such-alias")
+    assert code == 1 and "NOT_FOUND" in err
