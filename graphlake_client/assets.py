@@ -6,8 +6,7 @@ Files and directories go through the upload code (uploads.py): bytes never pass 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -15,6 +14,7 @@ from typing import Any, Literal, TypedDict
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError, check_json
 from graphlake_client.predicates import Predicate, filter_inputs
+from graphlake_client.results import Paged
 from graphlake_client.uploads import Uploader
 
 AssetKind = Literal["FILE", "VALUE", "TEXT", "EXTERNAL"]
@@ -63,19 +63,12 @@ class Registered(TypedDict):
     unchanged: list[Asset]
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of `query_assets`: its assets, and the cursor to resume after it (`after=`)."""
+class Page(Paged[Asset]):
+    """One page of `query_assets`; resume after it with `after=page.end_cursor`."""
 
-    assets: list[Asset]
-    end_cursor: str | None
-    has_next: bool
-
-    def __iter__(self) -> Iterator[Asset]:
-        return iter(self.assets)
-
-    def __len__(self) -> int:
-        return len(self.assets)
+    @property
+    def assets(self) -> list[Asset]:
+        return self.items
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -268,10 +261,16 @@ class Assets(Uploader):
             **filter_inputs(where)})
         variables = {"filter": asset_filter, "orderBy": {"field": order_by, "direction": "DESC" if descending else "ASC"},
                      "first": page_size, "payload": payload}
+        async for nodes, end_cursor, has_next in self._walk(ops.ASSETS_PAGE, "assets", variables, after):
+            yield Page(nodes, end_cursor, has_next)
+
+    async def _walk(self, operation: str, field: str, variables: dict[str, Any],
+                    after: str | None) -> AsyncIterator[tuple[list[Any], str | None, bool]]:
+        """A connection's pages, one request each, from `after`: (nodes, endCursor, hasNextPage)."""
         while True:
-            found = (await self.execute(ops.ASSETS_PAGE, {**variables, "after": after}))["assets"]
+            found = (await self.execute(operation, {**variables, "after": after}))[field]
             info = found["pageInfo"]
-            yield Page([edge["node"] for edge in found["edges"]], info["endCursor"], info["hasNextPage"])
+            yield [edge["node"] for edge in found["edges"]], info["endCursor"], info["hasNextPage"]
             if not info["hasNextPage"]:
                 return
             after = info["endCursor"]

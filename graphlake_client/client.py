@@ -76,13 +76,8 @@ class Client(Vault):
             "includeArchived": include_archived, **filter_inputs(where, ("data",))}.items() if v is not None}
         variables = {"filter": event_filter, "first": page_size, "orderBy": "RECEIVED" if by_received else "TIMESTAMP",
                      "direction": "ASC" if oldest_first else "DESC"}
-        while True:
-            found = (await self.execute(ops.EVENTS_PAGE, {**variables, "after": cursor}))["events"]
-            info = found["pageInfo"]
-            yield EventPage([edge["node"] for edge in found["edges"]], info["endCursor"], info["hasNextPage"])
-            if not info["hasNextPage"]:
-                return
-            cursor = info["endCursor"]
+        async for nodes, end_cursor, has_next in self._walk(ops.EVENTS_PAGE, "events", variables, cursor):
+            yield EventPage(nodes, end_cursor, has_next)
 
     async def _log(self, events: list[dict[str, Any]]) -> list[str]:
         for n, event in enumerate(events):  # as a value or metadata: a datetime in data is refused, not made text

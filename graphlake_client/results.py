@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Required, TypedDict
+from typing import Any, Generic, Literal, Required, TypedDict, TypeVar
 
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Split = Literal["TRAIN", "VALIDATION", "TEST", "UNASSIGNED"]
@@ -65,19 +65,31 @@ class Event(TypedDict):
     source: dict[str, str | None]  # Source's fields, null where not given
 
 
-@dataclass
-class EventPage:
-    """One page of `query_events`: its events, and the cursor to resume after it (`after=`)."""
+T = TypeVar("T")
 
-    events: list[Event]
+
+@dataclass(frozen=True)
+class Paged(Generic[T]):
+    """One page of a list the client walks a page at a time: its items, and the cursor to resume
+    after it. Iterating it gives the items."""
+
+    items: list[T]
     end_cursor: str | None
     has_next: bool
 
-    def __iter__(self) -> Iterator[Event]:
-        return iter(self.events)
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self.items)
+
+
+class EventPage(Paged[Event]):
+    """One page of `query_events`; resume after it with `cursor=page.end_cursor`."""
+
+    @property
+    def events(self) -> list[Event]:
+        return self.items
 
 
 class DatasetRef(TypedDict):
