@@ -96,7 +96,7 @@ class Assets(Uploader):
         check_json(metadata, "metadata")
         collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_VALUE, {"input": {**_present({
-            "name": name or "value", "labels": labels, "metadata": metadata, "description": description, **fields}),
+            "name": "value" if name is None else name, "labels": labels, "metadata": metadata, "description": description, **fields}),
             "value": value}}))["storeValue"]  # always sent: null is a value too
         return await self._filed(made, collection, collection_id)
 
@@ -107,7 +107,7 @@ class Assets(Uploader):
         check_json(metadata, "metadata")
         collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_TEXT, {"input": _present({
-            "name": name or "text", "text": text, "mediaType": media_type, "labels": labels, "metadata": metadata,
+            "name": "text" if name is None else name, "text": text, "mediaType": media_type, "labels": labels, "metadata": metadata,
             "description": description, **fields})}))["storeText"]
         return await self._filed(made, collection, collection_id)
 

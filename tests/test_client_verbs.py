@@ -354,6 +354,9 @@ async def test_every_verb_names_what_json_cannot_send_and_takes_aware_times(serv
                 await call
             assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == field, refused.value
             assert str(refused.value).startswith(message), str(refused.value)
+        with pytest.raises(GraphlakeClientError) as blank:  # an empty name is the user's mistake, not "value"
+            await lake.store_value(1, name="")
+        assert blank.value.code == "BAD_USER_INPUT" and blank.value.field == "name"
         # A collection name the server refuses fails the store before anything is stored, naming `collection`.
         before = (await api.data("Assets", {"first": 1}, token=contributor))["assets"]["totalCount"]
         with pytest.raises(GraphlakeClientError) as long_name:
