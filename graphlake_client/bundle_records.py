@@ -49,10 +49,13 @@ async def place_records(job: Pass, write: bool) -> None:
     for set_ref, records in by_set.items():
         set_id = job.set_of.get(set_ref)
         pool: dict[str, list[tuple[str, bool]]] = {}  # key -> (record id, verified) the set holds
+        elsewhere: set[str] = set()  # record keys the set holds on other datums than this import's
         for held in await lookup.set_records(job.lake, set_id) if set_id else []:
             if held["datum"] and held["datum"]["id"] in ours:
                 key = lookup.record_key(held["datum"]["id"], held["asset"]["id"], held, geometry_input(held["geometry"]))
                 pool.setdefault(key, []).append((held["id"], held["verified"]))
+            elif held.get("key"):
+                elsewhere.add(held["key"])
         missing = []
         for datum_ref, record in records:
             wanted = _key(job, datum_ref, record)
@@ -76,22 +79,25 @@ async def place_records(job: Pass, write: bool) -> None:
         job.report.records.new += len(missing)
         job.report.to_verify += sum(1 for _, r in missing if r["verified"])
         if write and missing:
-            to_verify += await _add(job, set_id, missing)  # type: ignore[arg-type]
+            to_verify += await _add(job, set_id, missing, elsewhere)  # type: ignore[arg-type]
     job.report.to_verify += len(to_verify) if not write else 0
     if write:
         for chunk in chunks(to_verify):
             await job.lake.execute(ops.VERIFY_RECORDS, {"ids": chunk})
 
 
-async def _add(job: Pass, set_id: str, missing: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Add the records; the ids of those to verify."""
+async def _add(job: Pass, set_id: str, missing: list[tuple[str, dict[str, Any]]], elsewhere: set[str]) -> list[str]:
+    """Add the records; the ids of those to verify. A record whose key the set holds already on another
+    datum (the same bundle imported before into another dataset, its files copied again) goes without
+    its key: keys are unique in a set, and leave a version's hash alone; a rerun finds it by content."""
     verify: list[str] = []
     done = 0
     for chunk in chunks(missing, RECORD_BATCH):
         inputs = [{"assetId": job.asset_of[r["asset"]], "datumId": job.datum_of[datum_ref], "kind": r["kind"],
                    "label": r["label"], "score": r["score"], "value": r["value"],
                    "geometry": _geometry_in(job, r["geometry"], key=False), "attributes": r["attributes"],
-                   "source": r["source"], "key": r.get("key")} for datum_ref, r in chunk]
+                   "source": r["source"], "key": None if r.get("key") in elsewhere else r.get("key")}
+                  for datum_ref, r in chunk]
         added = (await job.lake.execute(ops.ADD_BUNDLE_RECORDS, {"setId": set_id, "records": inputs}))["addAnnotations"]
         verify += [made for (_, r), made in zip(chunk, added["ids"], strict=True) if r["verified"]]
         done += len(chunk)

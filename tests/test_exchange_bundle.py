@@ -452,6 +452,16 @@ async def test_a_bundle_whose_version_name_is_taken_goes_into_another_dataset(se
         assert report["committed"] and report["same_hash"] and report["dataset"] == "parts-from-a"
         version = await imported_version(lake, report)
         assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
+        # Into a third dataset: its files are copied again (copy policy), its records land in the same
+        # sets, whose keys the second import holds on other datums. The commit failed there on a
+        # record key, after writing files and datums, where the dry run had seen no conflict.
+        keyed = [r for d in json.loads((bundle / "manifest.json").read_text())["datums"] for r in d["records"] if r.get("key")]
+        assert keyed, "the bundle's records carry no keys: this checks nothing"
+        again = await lake.import_bundle(bundle, dataset="parts-again")
+        assert again["committed"] and again["same_hash"], again
+        assert (await imported_version(lake, again))["verification"]["ok"]
+        rerun = await lake.import_bundle(bundle, dataset="parts-again")
+        assert not rerun["committed"] and rerun["records"]["new"] == 0
 
 
 async def test_the_reference_policy_says_why_a_local_bundle_cannot_be_referenced(served: Served, make_token: MakeToken,
