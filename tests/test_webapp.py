@@ -112,8 +112,8 @@ async def _seed(api: Api, token: str, tag: str) -> None:
     page's row) and BUSY_NODES nodes' five minutes each, OLDER_EVENTS events the events page loads
     as it scrolls, and an event newer than those, which its first query shows (its live stream then
     starts just after it, with `after`)."""
-    for i in range(ASSETS - 1):
-        await factories.value_asset(api, token, f"filler-{i:02d}", {"i": i})
+    for i in range(ASSETS - 1):  # the first a long series, which its page draws a hundred points of at first
+        await factories.value_asset(api, token, f"filler-{i:02d}", {"i": i} if i else {"points": list(range(5000))})
     reading = await factories.value_asset(api, token, f"reading-{tag}", {"temperature": 21.5, "unit": "C"},
                                           labels=[f"batch-{tag}"], metadata={"plate": 7, "operator": "alice"})
     for i in range(FILED_IN):  # more than its page lists at first

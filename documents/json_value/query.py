@@ -148,8 +148,9 @@ def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str,
     try:
         size = _program_size(value)
     except re2.error as error:
-        raise InvalidPredicate(f"REGEX pattern is not one a linear-time engine runs (no lookaround or "
-                               f"backreferences): {error}") from None
+        reason = error.args[0].decode(errors="replace") if error.args and isinstance(error.args[0], bytes) else str(error)
+        raise InvalidPredicate(f"REGEX pattern is not valid RE2, the linear-time syntax (no lookaround or "
+                               f"backreferences): {reason}") from None
     if size > MAX_REGEX_PROGRAM:
         raise InvalidPredicate(f"REGEX pattern compiles to {size} instructions; the limit is {MAX_REGEX_PROGRAM} "
                                "(repeat counts such as {1,100} make a pattern large: use + or * where they will do)")

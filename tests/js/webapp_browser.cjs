@@ -133,6 +133,19 @@ async function main() {
     await page.getByLabel("Value").fill("");
     await page.waitForFunction(() => location.search === "");
 
+    step = "a long series is drawn a hundred points at a time";
+    await page.getByLabel("Name contains").fill("filler-00");
+    await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
+    await rows.filter({ hasText: "filler-00" }).click();
+    const more = page.getByRole("button", { name: "Show 1,000 more (of 4,900 not shown)" });
+    await more.waitFor();
+    if ((await page.locator(".json-leaf").count()) > 150) throw new Error("the whole series was drawn at once");
+    await more.click();
+    await page.getByRole("button", { name: "Show 1,000 more (of 3,900 not shown)" }).waitFor();
+    await page.goBack();
+    await page.getByLabel("Name contains").fill("");
+    await page.waitForFunction(() => location.search === "");
+
     step = "the events page streams live events of the type asked for";
     await page.goto(`${config.baseUrl}/events?types=${config.eventType}`);  // a page load of an app path
     await page.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();  // the WebSocket is up
@@ -191,6 +204,14 @@ async function main() {
     if ((await utilizationRows.count()) !== 50) throw new Error(`the first page shows ${await utilizationRows.count()} nodes, not 50`);
     await utilizationRows.last().scrollIntoViewIfNeeded();  // the next page, as the list scrolls
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=utilization-row]").length === n, config.busyNodes + 1);
+    // The window and grouping are in the URL: a reload keeps them.
+    await page.getByLabel("Window").selectOption({ label: "Last 7 days" });
+    await page.waitForFunction(() => location.search === "?window=7d");
+    await page.reload();
+    if ((await page.getByLabel("Window").inputValue()) !== "7d") throw new Error("the window did not come back from the URL");
+    await robot.filter({ hasText: "30 min busy, 1 session" }).waitFor();
+    await page.getByLabel("Window").selectOption({ label: "Last 24 hours" });
+    await page.waitForFunction(() => location.search === "");
 
     step = "an upload by the file input turns ACTIVE";
     await page.getByRole("link", { name: "Upload" }).click();
@@ -220,7 +241,11 @@ async function main() {
     }
     await page.getByLabel("Find a collection").fill(config.inbox);
     await page.getByLabel("Into collection").locator("option", { hasText: config.inbox }).waitFor({ state: "attached" });
-    await page.getByLabel("Into collection").selectOption({ label: config.inbox });
+    // Its exact name typed chooses it (typing it and uploading had put the files into no collection).
+    await page.waitForFunction((name) => {
+      const select = document.querySelector("select[aria-label='Into collection']");
+      return select && select.selectedOptions[0]?.textContent === name;
+    }, config.inbox);
     await page.getByTestId("folder-input").setInputFiles(config.folderPath);
     for (const file of config.folderFiles) {
       await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();

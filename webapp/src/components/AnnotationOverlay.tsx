@@ -70,7 +70,9 @@ function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; c
               <td>
                 {r.verified ? "✓ verified" : "not verified"}{" "}
                 {canVerify && (
-                  <button type="button" disabled={fetching} onClick={() => verify({ ids: [r.id], verified: !r.verified })}>
+                  // Not `disabled` while it runs: a disabled button loses the keyboard's focus to the page.
+                  <button type="button" aria-disabled={fetching}
+                          onClick={() => { if (!fetching) verify({ ids: [r.id], verified: !r.verified }); }}>
                     {r.verified ? "Unverify" : "Verify"}
                   </button>
                 )}

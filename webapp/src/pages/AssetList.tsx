@@ -115,6 +115,7 @@ function Page({ filter, after, first, last, onMore, grid }: {
 
 /** The list's count, asked on its own beside the first page (counting every match is the slow part). */
 function Count({ filter }: { filter: AssetFilter }) {
-  const [{ data }] = useQuery({ query: AssetCountDocument, variables: { filter } });
-  return <p className="muted count" data-testid="asset-count">{data ? counted(data.assets.totalCount, "asset") : "Counting…"}</p>;
+  const [{ data, error }] = useQuery({ query: AssetCountDocument, variables: { filter } });
+  // A refused search says why beside the list (Page): the count then says nothing, not "Counting…" for good.
+  return <p className="muted count" data-testid="asset-count">{data ? counted(data.assets.totalCount, "asset") : error ? "" : "Counting…"}</p>;
 }

@@ -1,6 +1,6 @@
 // Drop files or folders (or pick them) to upload them, optionally into a collection at their
 // relative paths; each shows its progress and the status of its asset.
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
@@ -101,6 +101,16 @@ function CollectionPicker({ value, onChange }: { value: string; onChange: (id: s
   const named = name === null ? [] : exact?.collections.edges.map((e) => e.node) ?? [];
   const found = [...named, ...(data?.collections.edges.map((e) => e.node) ?? []).filter((c) => !named.some((n) => n.id === c.id))];
   const options = chosen && value === chosen.id && !found.some((c) => c.id === chosen.id) ? [chosen, ...found] : found;
+  // A collection's exact name typed chooses it (once per name typed: "none" picked after it stays);
+  // typing the name and uploading had put the files into no collection, saying nothing.
+  const choseFor = useRef<string | null>(null);
+  const exactMatch = named.find((c) => c.name === name);
+  useEffect(() => {
+    if (!exactMatch || choseFor.current === exactMatch.name) return;
+    choseFor.current = exactMatch.name;
+    setChosen({ id: exactMatch.id, name: exactMatch.name });
+    onChange(exactMatch.id);
+  }, [exactMatch, onChange]);
   return (
     <>
       <input aria-label="Find a collection" placeholder="Find a collection…" value={typed} onChange={(e) => setTyped(e.target.value)} />{" "}

@@ -7,6 +7,7 @@ import { errorText } from "../client";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { UtilizationDocument, type UtilizationGroup } from "../generated/graphql";
 import { counted } from "../format";
+import { oneOf, useQueryFields } from "../queryFields";
 
 const WINDOWS = { "Last 24 hours": { hours: 24, bucket: "HOUR" }, "Last 7 days": { hours: 24 * 7, bucket: "DAY" },
   "Last 30 days": { hours: 24 * 30, bucket: "DAY" } } as const;
@@ -19,9 +20,19 @@ function duration(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
+// In the URL (/utilization?window=7d&by=WORKFLOW), as the other pages' searches: a reload keeps them.
+const SPANS: Record<string, Window> = { "": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days" };
+const GROUPS: UtilizationGroup[] = ["NODE", "WORKFLOW", "USER"];
+
+function asked(query: URLSearchParams) {
+  const code = query.get("window") ?? "";
+  return { window: Object.hasOwn(SPANS, code) ? code : "", by: oneOf(query.get("by"), GROUPS) };
+}
+
 export function Utilization() {
-  const [span, setSpan] = useState<Window>("Last 24 hours");
-  const [groupBy, setGroupBy] = useState<UtilizationGroup>("NODE");
+  const { fields, set, settled } = useQueryFields(asked);
+  const span = SPANS[settled.window];
+  const groupBy: UtilizationGroup = settled.by || "NODE";
   // The window ends now (rounded to the minute, so a re-render does not ask again).
   const variables = useMemo(() => {
     const to = new Date(Math.ceil(Date.now() / 60000) * 60000);
@@ -31,10 +42,10 @@ export function Utilization() {
   return (
     <section>
       <form className="filters" onSubmit={(e) => e.preventDefault()}>
-        <select aria-label="Window" value={span} onChange={(e) => setSpan(e.target.value as Window)}>
-          {Object.keys(WINDOWS).map((w) => <option key={w}>{w}</option>)}
+        <select aria-label="Window" value={fields.window} onChange={(e) => set("window", e.target.value)}>
+          {Object.entries(SPANS).map(([code, w]) => <option key={w} value={code}>{w}</option>)}
         </select>
-        <select aria-label="Group by" value={groupBy} onChange={(e) => setGroupBy(e.target.value as UtilizationGroup)}>
+        <select aria-label="Group by" value={fields.by || "NODE"} onChange={(e) => set("by", e.target.value === "NODE" ? "" : e.target.value)}>
           <option value="NODE">per node</option><option value="WORKFLOW">per workflow</option><option value="USER">per user</option>
         </select>
       </form>
