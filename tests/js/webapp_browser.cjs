@@ -68,6 +68,17 @@ async function main() {
     await rows.last().scrollIntoViewIfNeeded();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
 
+    step = "Back from an asset far down the list returns to it, its pages loaded, where it was";
+    await page.waitForTimeout(300);  // the position is saved a moment after scrolling stops
+    const scrolled = await page.evaluate(() => window.scrollY);
+    if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
+    await rows.nth(config.assetCount - 2).click();
+    await page.getByTestId("asset-name").waitFor();
+    await page.goBack();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
+    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 50, scrolled);
+    await page.evaluate(() => window.scrollTo(0, 0));
+
     step = "search by name, then labels, finds the asset";
     await page.getByLabel("Name contains").fill(config.assetName);
     await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
@@ -113,7 +124,18 @@ async function main() {
     await page.waitForFunction(() => document.activeElement?.matches("main.page"));
     await page.getByTestId("asset-value").filter({ hasText: config.valueText }).waitFor();
     await shot("asset-value");
-    if (await page.getByTestId("asset-download").count()) throw new Error("a value offers a file download");
+    // A value downloads as its JSON, as stored, named after the asset (.json added).
+    const [valueDownload] = await Promise.all([
+      page.waitForEvent("download", { timeout: TIMEOUT }),
+      page.getByTestId("asset-download").click(),
+    ]);
+    if (valueDownload.suggestedFilename() !== `${config.assetName}.json`) {
+      throw new Error(`the value downloads as ${valueDownload.suggestedFilename()}`);
+    }
+    const valuePath = path.join(config.artifacts, "value.json");
+    await valueDownload.saveAs(valuePath);
+    const downloaded = JSON.parse(fs.readFileSync(valuePath, "utf8"));
+    if (downloaded.temperature !== 21.5 || downloaded.unit !== "C") throw new Error(`the value downloaded is ${JSON.stringify(downloaded)}`);
     step = "the asset page lists its first 20 collections, then the rest on Show more";
     const filedIn = page.getByTestId("related-collections");
     await filedIn.getByRole("heading").filter({ hasText: `(${config.filedIn})` }).waitFor();

@@ -10,6 +10,7 @@ import { addCursor, Sentinel } from "../components/Sentinel";
 import { AssetCountDocument, AssetListDocument, type AssetFilter, type AssetKind, type AssetStatus } from "../generated/graphql";
 import { counted, words } from "../format";
 import { parsePredicates, PREDICATE_HELP } from "../predicates";
+import { useListMemory } from "../listMemory";
 import { oneOf, useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
@@ -79,7 +80,7 @@ export function AssetList() {
 }
 
 function Pages({ filter, view }: { filter: AssetFilter; view: View }) {
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [cursors, setCursors] = useListMemory(`assets ${view} ${JSON.stringify(filter)}`);
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <div className={view === "grid" ? "asset-grid" : "asset-list"} data-testid="assets">

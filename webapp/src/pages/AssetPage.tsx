@@ -41,6 +41,7 @@ export function AssetPage({ id }: { id: string }) {
         <span className="badge">{asset.kind}</span>{" "}
         {asset.labels.map((l) => <span key={l} className="label">{l}</span>)}
         {download && <> <AssetDownload id={asset.id} /></>}
+        {(asset.kind === "VALUE" || asset.kind === "TEXT") && <> <ContentDownload id={asset.id} name={asset.name} kind={asset.kind} /></>}
       </p>
       {asset.description && <p>{asset.description}</p>}
       <dl className="facts">
@@ -112,6 +113,35 @@ function AssetDownload({ id }: { id: string }) {
   return (
     <>
       <button type="button" className="button" onClick={download} disabled={busy} data-testid="asset-download">Download</button>
+      {problem && <span role="alert" className="error"> {problem}</span>}
+    </>
+  );
+}
+
+/** A value's JSON or a text, as stored, from the content route (with the token: no signed URL
+ *  serves them), saved under the asset's name (a value's with .json when it has no extension). */
+function ContentDownload({ id, name, kind }: { id: string; name: string; kind: string }) {
+  const { token } = useSession();
+  const [problem, setProblem] = useState<string | null>(null);
+  const save = async () => {
+    setProblem(null);
+    const response = await fetch(`/assets/${encodeURIComponent(id)}/content`, { headers: { Authorization: `Bearer ${token}` } });
+    if (!response.ok) {
+      setProblem(`could not download it (HTTP ${response.status})`);
+      return;
+    }
+    const base = name.split("/").pop() || "download";
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = kind === "VALUE" && !/\.[^.]+$/.test(base) ? `${base}.json` : base;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  };
+  return (
+    <>
+      <button type="button" className="button" onClick={save} data-testid="asset-download">Download</button>
       {problem && <span role="alert" className="error"> {problem}</span>}
     </>
   );
