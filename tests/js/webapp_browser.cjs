@@ -432,7 +432,7 @@ async function main() {
     await page.getByTestId("dataset-row").filter({ hasText: config.dataset }).click();
     const version = page.locator("[data-testid=version-row][data-version=v1]");
     await version.filter({ hasText: "UNASSIGNED 3" }).waitFor();
-    await version.filter({ hasText: "labels (GROUND_TRUTH, 2)" }).waitFor();
+    await version.filter({ hasText: "labels (GROUND_TRUTH; 2 in the set now)" }).waitFor();
     await page.locator("[data-testid=version-row][data-version=v2]").filter({ hasText: "UNASSIGNED 4" }).waitFor();
 
     step = "two versions compared: what the newer added and removed";
