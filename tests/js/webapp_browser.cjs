@@ -58,6 +58,12 @@ async function main() {
     step = "sign in";
     await signIn(page, config.token, "CONTRIBUTOR");
     say(`SIGNED_IN ${await page.getByTestId("token-name").textContent()}`);
+    // The first Tab reaches "Skip to content", which takes the keyboard past the header's links.
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.keyboard.press("Tab");
+    await page.waitForFunction(() => document.activeElement?.textContent === "Skip to content");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.activeElement?.matches("main.page"));
 
     step = "the assets list pages by infinite scroll";
     const rows = page.getByTestId("asset-row");

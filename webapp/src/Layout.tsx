@@ -42,6 +42,8 @@ export function Layout() {
   }, [path]);
   return (
     <>
+      {/* The first thing Tab reaches: past the header's nine links to the page's own content. */}
+      <a href="#content" className="skip" onClick={(e) => { e.preventDefault(); main.current?.focus(); }}>Skip to content</a>
       <header className="top">
         <Link href="/" className="brand">Graphlake</Link>
         <nav>
@@ -60,7 +62,7 @@ export function Layout() {
           <button type="button" className="link" onClick={session.signOut}>Sign out</button>
         </span>
       </header>
-      <main className="page" tabIndex={-1} ref={main} aria-label={name}>
+      <main className="page" id="content" tabIndex={-1} ref={main} aria-label={name}>
         <Switch>
           <Route path="/"><AssetList /></Route>
           <Route path="/assets"><AssetList /></Route>
