@@ -133,7 +133,7 @@ def token_create(
 
     if expires_in_days is not None and not expires_in_days > 0:  # 0 made a token that never expired
         raise typer.BadParameter(f"must be more than 0 days, not {expires_in_days}", param_hint="--expires-in-days")
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days is not None else None
 
     async def run() -> str:
@@ -158,7 +158,7 @@ def token_list(
     from graphlake.runtime import open_state
     from services.node_ids import NodeType, encode_id
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def run() -> list[ApiToken]:
         async with open_state(settings):
@@ -184,7 +184,7 @@ def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id 
     from services.events import audit
     from services.node_ids import NodeType, encode_id
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def run() -> ApiToken:
         async with open_state(settings) as state:
@@ -282,7 +282,7 @@ def assets_gc(
     from services.events import audit
     from services.node_ids import NodeType, encode_id
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def run() -> list:
         async with open_state(settings) as state:
@@ -312,7 +312,7 @@ def datasets_verify(
     from services.datasets import find_ready_version
     from services.snapshots import Verification, verify
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def go() -> Verification:
         async with open_state(settings) as state:
@@ -346,7 +346,7 @@ def datasets_write_content(
     if (version is None) != every or (replace and every):
         errors.print("name one version (--replace only with one), or pass --all")
         raise typer.Exit(2)
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def go() -> tuple[list[str], list[str]]:
         written: list[str] = []
@@ -384,7 +384,7 @@ def events_archive(
     from services.events import audit
     from services.events.log import archive
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def run() -> int:
         async with open_state(settings) as state:
@@ -413,7 +413,7 @@ def events_utilization(
     if group_by.upper() not in SESSION_KINDS:
         errors.print(f"[red]error:[/red] --group-by must be one of {', '.join(SESSION_KINDS)}")
         raise typer.Exit(2)
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def run() -> list:
         async with open_state(settings):

@@ -159,7 +159,7 @@ def backup(
     from services.backups.writer import write_backup
     from services.events.journal import store_left
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
     destination = destination or settings.backups / f"graphlake-{_stamp()}"
     roots = local_roots(settings) if with_payloads else {}
     remote = [m for m in settings.mounts if m not in local_roots(settings)] if with_s3_payloads else []

@@ -38,7 +38,7 @@ def export(
     from services.privacy.places import pseudonym, pseudonym_key
     from services.privacy.requests import check_user
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
     try:
         user = check_user(user)
     except BadUserInput as error:  # one line, as every command says what is wrong (run() does for the rest)
@@ -68,7 +68,7 @@ def anonymize(user: User) -> None:
     from services.privacy.places import pseudonym_key
     from services.privacy.requests import anonymize_user
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def go() -> tuple[str, dict[str, int]]:
         async with open_state(settings) as state:
@@ -105,7 +105,7 @@ def erase(
     from services.privacy.places import pseudonym_key
     from services.privacy.requests import Erasure, erase_user, erasure_plan
 
-    settings = load_settings()
+    settings = load_settings(existing_lake=True)
 
     async def go() -> Erasure | ErasurePlan:
         async with open_state(settings) as state:

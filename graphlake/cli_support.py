@@ -33,9 +33,12 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def load_settings() -> Settings:
+def load_settings(*, existing_lake: bool = False) -> Settings:
+    """The settings, or exit 2 saying what is wrong with them. `existing_lake`: the command works on a
+    lake that must exist already (a token, a privacy request, a backup): on the embedded default, one
+    run where no lake is would start a new, empty one there, and answer for it (a token no server takes)."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{escape(str(error))}")
         raise typer.Exit(2) from None
@@ -44,6 +47,11 @@ def load_settings() -> Settings:
         errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{escape(str(error))}"
                      f"{escape(cause)} (JSON expected)")
         raise typer.Exit(2) from None
+    if existing_lake and settings.embedded_database and not (settings.data_dir / "ferretdb" / "sqlite").is_dir():
+        errors.print(f"[red]error:[/red] no lake in {escape(str(settings.data_dir.resolve()))} (GRAPHLAKE_DATA_DIR): run "
+                     "this where `make run` ran, or set GRAPHLAKE_DATA_DIR to the lake's data dir")
+        raise typer.Exit(1)
+    return settings
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -286,6 +286,11 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
                               text=True, timeout=120)
 
     old, new, backup = tmp_path / "old", tmp_path / "new", tmp_path / "backup"
+    # Where no lake is, a command that works on one says so rather than making an empty one there.
+    nowhere = graphlake(old, "token", "create", "lab-bot", "--role", "contributor")
+    assert nowhere.returncode == 1 and f"no lake in {old}" in " ".join(nowhere.stderr.split()), nowhere.stderr
+    assert not (old / "ferretdb").exists()
+    assert graphlake(old, "db", "migrate").returncode == 0  # as `make run` makes it, before it serves
     assert graphlake(old, "token", "create", "lab-bot", "--role", "contributor").returncode == 0
     stored = old / "objects" / "local" / "assets" / "0123456789abcdef01234567"
     stored.parent.mkdir(parents=True)
