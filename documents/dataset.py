@@ -113,6 +113,9 @@ class DatasetVersion(Document):
     annotation_set_ids: list[PydanticObjectId] = Field(default_factory=list)
     datum_count: int = 0
     split_counts: dict[str, int] = Field(default_factory=dict)
+    # Its records per annotation set (set id as text), counted as its build copied them; None for a
+    # version built before they were counted (services/datasets.record_counts counts those).
+    record_counts: dict[str, int] | None = None
     manifest_sha256: str = ""
     content: VersionContentFile | None = None  # none: built before content files, or its write failed
     # When its content file was last begun (by its build, or the maintenance writing a missing one):

@@ -313,6 +313,7 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     sets = await snapshots.sets_of(set_ids)
     digests: dict[ObjectId, str] = {}
     entries: list[bytes] = []
+    records = {str(set_id): 0 for set_id in sets}  # a set with none on the version's datums counts 0
     for start in range(0, len(ids), snapshots.BATCH):
         wanted = ids[start:start + snapshots.BATCH]
         batch = await docs_by_ids(Datum, wanted)
@@ -321,7 +322,7 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
             raise Conflict("datum(s) deleted while the version was built: "
                            f"{', '.join(encode_id(NodeType.DATUM, d) for d in gone)}", field="addDatums")
         await _check_role_assets(batch, digests)
-        entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests, content)
+        entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests, content, records)
         with no_time_limit():  # undone by _discard if the build fails: as snapshots.copy_batch's writes
             await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
                                 version.id, actor)
@@ -330,7 +331,7 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
         counts[split.value] += 1
     flipped = await DatasetVersion.get_pymongo_collection().update_one(
         {"_id": version.id, "status": VersionStatus.BUILDING.value}, {"$set": {
-            "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts,
+            "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts, "record_counts": records,
             "manifest_sha256": manifest_hash(entries, sets.values()),
             # Its content file is being written now: the maintenance leaves it to this build (snapshots.write_missing_contents).
             "content_tried_at": utcnow()}})
@@ -357,6 +358,19 @@ def normalise_ratios(train: float, validation: float, test: float) -> tuple[floa
     if total <= 0:
         raise BadUserInput("must not all be zero", field="ratios")
     return train / total, validation / total, test / total
+
+
+async def record_counts(version: DatasetVersion) -> dict[str, int]:
+    """The version's records per set (its id as text): as its build counted them, or, for a version
+    built before builds counted, from its copies (one aggregation, remembered on the version)."""
+    if version.record_counts is not None:
+        return version.record_counts
+    pipeline = [{"$match": {"version_id": version.id}}, {"$group": {"_id": "$set_id", "n": {"$sum": 1}}}]
+    found = {str(row["_id"]): row["n"] async for row in await VersionRecord.get_pymongo_collection().aggregate(pipeline)}
+    counted = {str(set_id): found.get(str(set_id), 0) for set_id in version.annotation_set_ids}
+    await DatasetVersion.get_pymongo_collection().update_one(
+        {"_id": version.id, "status": VersionStatus.READY.value}, {"$set": {"record_counts": counted}})
+    return counted
 
 
 async def verified_datums(version: DatasetVersion, datum_ids: Sequence[ObjectId]) -> set[ObjectId]:

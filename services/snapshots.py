@@ -59,10 +59,11 @@ async def sets_of(version_set_ids: list[ObjectId]) -> dict[ObjectId, dict]:
 
 async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[ObjectId, Split],
                      sets: Mapping[ObjectId, dict], digests: dict[ObjectId, str],
-                     content: ContentWriter | None = None) -> list[bytes]:
+                     content: ContentWriter | None = None, counts: dict[str, int] | None = None) -> list[bytes]:
     """Copy these datums and their records (those in `sets`) into the version; their manifest entries.
     With `content`, their lines of the version's content file are written there too, in the order of
-    the members (the order the version lists its datums in).
+    the members (the order the version lists its datums in); with `counts`, the records copied are
+    added to it per set (its id as text).
 
     The records are read a page at a time, and each page's copies are written while the next is read:
     FerretDB/SQLite reads beside a write (WAL), so the two overlap where one after the other the
@@ -77,6 +78,9 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
                 async for page in records:
                     page_copies = await _copies(version_id, page, digests)
                     copies += page_copies
+                    if counts is not None:
+                        for copy in page_copies:
+                            counts[str(copy["set_id"])] = counts.get(str(copy["set_id"]), 0) + 1
                     if writing is not None:
                         await writing
                     writing = _write_later(VersionRecord, page_copies)

@@ -273,6 +273,22 @@ async def test_a_ready_version_shows_what_it_was_built_from_whatever_changes_lat
     assert later["datums"]["edges"][0]["node"]["annotations"]["edges"][0]["node"]["verified"] is True
     assert await verified_split(v2) == [d[0]["id"]]
 
+    # Each version's own count of a set's records, where the set's recordCount is what it holds now.
+    counts = "query Counts($id: ID!) { datasetVersion(id: $id) { annotationCounts { set { id recordCount } records } } }"
+
+    async def counted(version: dict) -> list[tuple[str, int, int]]:
+        body = await api.run("Counts", {"id": version["id"]}, query=counts, token=contributor)
+        return [(c["set"]["id"], c["set"]["recordCount"], c["records"]) for c in body["data"]["datasetVersion"]["annotationCounts"]]
+
+    assert await counted(v1) == [(labels["id"], 2, 1)] and await counted(v2) == [(labels["id"], 2, 2)]
+    # A version built before builds counted is counted from its copies, once.
+    from documents.dataset import DatasetVersion as VersionDocument
+    from tests.operations import object_id
+    await VersionDocument.get_pymongo_collection().update_one({"_id": object_id(v1["id"])}, {"$unset": {"record_counts": ""}})
+    assert await counted(v1) == [(labels["id"], 2, 1)]
+    stored = await VersionDocument.get_pymongo_collection().find_one({"_id": object_id(v1["id"])})
+    assert stored["record_counts"] == {str(object_id(labels["id"])): 1}
+
 
 async def test_the_manifest_hash_covers_content_not_ids(api: Api, contributor: str) -> None:
     """Separately stored copies of the same content give the same hash; any change of content changes it."""

@@ -149,6 +149,12 @@ class VersionContent:
                                                   info.context.settings.max_download_url_seconds, filename=name)
 
 
+@strawberry.type(description="One of a version's annotation sets, with how many of its records the version holds.")
+class VersionAnnotationCount:
+    set: AnnotationSet = strawberry.field(description="The annotation set.")
+    records: int = strawberry.field(description="Its records the version holds (as its build froze them).")
+
+
 @strawberry.type(description="An immutable version of a dataset: its datums (with the split each had), and annotation sets.")
 class DatasetVersion(Node):
     version: str = strawberry.field(description="Its name, unique in its dataset, e.g. `v3` or `2026-11-23`.")
@@ -201,6 +207,14 @@ class DatasetVersion(Node):
     async def annotation_sets(self, info: Info) -> list[AnnotationSet]:
         docs = await info.context.loaders.by_id(SetDocument).load_many(self.doc.annotation_set_ids)
         return [AnnotationSet.from_document(d) for d in docs if d is not None]
+
+    @strawberry.field(description="How many records the version holds of each of its annotation sets, as its build "
+                                  "froze them (a set's own `recordCount` is what the set holds now).")
+    async def annotation_counts(self, info: Info) -> list[VersionAnnotationCount]:
+        counts = await service.record_counts(self.doc)
+        docs = await info.context.loaders.by_id(SetDocument).load_many(self.doc.annotation_set_ids)
+        return [VersionAnnotationCount(set=AnnotationSet.from_document(d), records=counts.get(str(d.id), 0))
+                for d in docs if d is not None]
 
     @strawberry.field(description="Recompute the manifest hash from what the version holds, and check that every "
                                   "asset it names still has the digest it had at build (reads the whole version; "

@@ -438,7 +438,8 @@ async function main() {
     await page.getByTestId("dataset-row").filter({ hasText: config.dataset }).click();
     const version = page.locator("[data-testid=version-row][data-version=v1]");
     await version.filter({ hasText: "UNASSIGNED 3" }).waitFor();
-    await version.filter({ hasText: "labels (GROUND_TRUTH; 2 in the set now)" }).waitFor();
+    // The version's own count: the set's two records annotate an image none of its datums holds.
+    await version.filter({ hasText: "labels (GROUND_TRUTH, 0)" }).waitFor();
     await page.locator("[data-testid=version-row][data-version=v2]").filter({ hasText: "UNASSIGNED 4" }).waitFor();
 
     step = "two versions compared: what the newer added and removed";

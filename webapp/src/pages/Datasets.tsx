@@ -108,9 +108,8 @@ function VersionsPage({ datasetId, before, onLoaded }: {
           <td><code title={v.manifestSha256}>{v.manifestSha256.slice(0, 12)}…</code></td>
           <td><ContentDownload version={v} /></td>
           <td>{v.parent?.version ?? ""}</td>
-          {/* recordCount is the set's now, not the version's (which froze its own copies): said so, where
-              it read as the version's and two versions of one set showed the same number. */}
-          <td>{v.annotationSets.map((s) => `${s.name} (${s.purpose}; ${s.recordCount} in the set now)`).join(", ")}</td>
+          {/* The version's own count of each set's records (a set's recordCount is what it holds now). */}
+          <td>{v.annotationCounts.map((c) => `${c.set.name} (${c.set.purpose}, ${c.records})`).join(", ")}</td>
           <td>{when(v.createdAt)}{v.createdBy && ` by ${v.createdBy}`}</td>
           <td><Verify versionId={v.id} /></td>
         </tr>
