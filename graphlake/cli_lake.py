@@ -130,13 +130,14 @@ def events_list(
 ) -> None:
     """List the newest events (what clients logged, unless --lake), newest first."""
     from graphlake_client import Client
+    from graphlake_client.assets import PAGE_SIZE
 
     async def run() -> list[dict]:
         found: list[dict] = []
         async with Client(server_url(url), token) as lake:
             pages = lake.query_events(event_types=types, min_level=level.upper() if level else None,  # type: ignore[arg-type]
                                       source={"nodeId": node} if node else None, origin="LAKE" if lake_own else "CLIENT",
-                                      page_size=min(limit, 500))
+                                      page_size=min(limit, PAGE_SIZE))  # within any server's maximum page
             async for page in pages:
                 found += page.events[:limit - len(found)]
                 if len(found) >= limit:

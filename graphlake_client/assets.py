@@ -72,6 +72,9 @@ class Page(Paged[Asset]):
 
 
 def _time(moment: datetime | None) -> str | None:
+    """A filter's time as the server takes it. Checked here, before the request, as a ValueError (as
+    these filters always were); the variables' own encoding (transport._body) refuses a naive time
+    anywhere else as BAD_USER_INPUT."""
     if moment is None:
         return None
     if moment.tzinfo is None:  # the server cannot know which zone a naive time meant
@@ -206,13 +209,7 @@ class Assets(Uploader):
         """The ID of an asset given by ID, alias or as returned (looked up without its payload); NOT_FOUND if none."""
         if not isinstance(asset, str):
             return asset["id"]
-        try:
-            found = (await self.execute(ops.ASSET_ID, {"id": asset}))["asset"]
-        except GraphlakeClientError as error:
-            if error.code != "BAD_USER_INPUT":
-                raise
-            found = None  # not an ID: an alias
-        found = found or (await self.execute(ops.ASSET_ID_BY_ALIAS, {"alias": asset}))["assetByAlias"]
+        found = await self._by_id_or_alias(asset, ops.ASSET_ID, ops.ASSET_ID_BY_ALIAS)
         if found is None:
             raise GraphlakeClientError(f"no asset with ID or alias {asset!r}", "NOT_FOUND", "asset")
         return str(found["id"])
@@ -220,13 +217,18 @@ class Assets(Uploader):
     # --- read
     async def find_asset(self, id_or_alias: str) -> Asset | None:
         """The asset with this ID or alias, with its content (value, text or downloadUrl); None if none."""
+        found: Asset | None = await self._by_id_or_alias(id_or_alias, ops.ASSET, ops.ASSET_BY_ALIAS)
+        return found
+
+    async def _by_id_or_alias(self, ref: str, by_id: str, by_alias: str) -> Any:
+        """`by_id`'s asset for `ref`, else (`ref` is no ID, or no asset's) `by_alias`'s; None if neither."""
         try:
-            found = (await self.execute(ops.ASSET, {"id": id_or_alias}))["asset"]
+            found = (await self.execute(by_id, {"id": ref}))["asset"]
         except GraphlakeClientError as error:
             if error.code != "BAD_USER_INPUT":
                 raise
             found = None  # not an ID: try it as an alias
-        return found or (await self.execute(ops.ASSET_BY_ALIAS, {"alias": id_or_alias}))["assetByAlias"]
+        return found or (await self.execute(by_alias, {"alias": ref}))["assetByAlias"]
 
     async def get_asset(self, id_or_alias: str) -> Asset:
         """One asset by ID or alias, with its value, text or downloadUrl; NOT_FOUND if none."""

@@ -161,6 +161,7 @@ _LATIN1 = re2.Options()
 _LATIN1.encoding = re2.Options.Encoding.LATIN1
 
 
+@lru_cache(maxsize=1024)  # validated again at each event a live subscription matches (evaluator.py)
 def _program_size(pattern: str) -> int:
     """MAX_REGEX_PROGRAM's measure: the pattern's size compiled as Latin-1 (its own compile, as UTF-8,
     raises re2.error for a pattern RE2 cannot run); as UTF-8 where Latin-1 does not compile it."""
