@@ -152,7 +152,10 @@ def create_app(
         ))
     compressed = [compression(settings.compression_min_bytes)] if settings.compression else []
     routes = [
-        Route("/graphql", view, methods=["GET", "POST"], middleware=compressed),
+        # Every method reaches the view, which answers the ones GraphQL over HTTP has no use for (HEAD,
+        # PUT, ...) with a GraphQL error and `Allow: GET, POST`: the route's own 405 was plain text
+        # and listed HEAD, which the view refuses.
+        Route("/graphql", view, methods=None, middleware=compressed),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
@@ -145,7 +146,11 @@ class GraphQLView(GraphQL[Context, None]):
             # Chained: `run` answers a mutation sent with GET with 405 naming POST.
             raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
         except CannotGetOperationTypeError as error:
-            raise HTTPException(400, error.as_http_error_reason()) from None
+            # A request error like a document that does not validate, answered as one (process_result
+            # picks the status for the media type: 400 for the spec's, 200 with null data for plain JSON),
+            # with the error WebSocket and SSE clients get (resolvers/errors.py).
+            return ExecutionResult(data=None, errors=[GraphQLError(
+                error.as_http_error_reason(), extensions={"code": "BAD_USER_INPUT", "field": "operationName"})])
         except MissingQueryError:
             raise HTTPException(400, "No GraphQL query found in the request") from None
 

@@ -102,7 +102,7 @@ class ErrorPolicy(SchemaExtension):
                                 extensions={**outage.extensions, "requestId": request_id})
         if isinstance(original, CannotGetOperationTypeError):
             # Over a WebSocket or SSE Strawberry reports an `operationName` the document lacks as a bare
-            # exception (over plain HTTP the view answers 400 itself): the request was wrong, not the server.
+            # exception (graphlake/view.py answers plain HTTP alike): the request was wrong, not the server.
             return GraphQLError(original.as_http_error_reason(), nodes=error.nodes,
                                 extensions={"code": "BAD_USER_INPUT", "field": "operationName"})
         if isinstance(original, InvalidOperationTypeError):

@@ -103,6 +103,18 @@ async def test_unreadable_bodies_are_400_in_the_media_type_asked_for(http: httpx
             assert answer.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
+async def test_an_unknown_operation_name_is_a_request_error_in_either_media_type(http: httpx.AsyncClient,
+                                                                                  viewer: str) -> None:
+    """As a document that does not validate: the spec's media type gets 400 and no `data`; plain JSON,
+    which the spec asks to answer 200 for any well-formed request, gets 200 and null data."""
+    body = {"query": "query A { __typename }", "operationName": "B"}
+    expected = {"message": 'Unknown operation named "B".', "extensions": {"code": "BAD_USER_INPUT", "field": "operationName"}}
+    spec = await http.post("/graphql", json=body, headers={"Authorization": f"Bearer {viewer}", **NEW})
+    assert spec.status_code == 400 and spec.json() == {"errors": [expected]}, spec.text
+    plain = await http.post("/graphql", json=body, headers={"Authorization": f"Bearer {viewer}", "Accept": "application/json"})
+    assert plain.status_code == 200 and plain.json() == {"data": None, "errors": [expected]}, plain.text
+
+
 async def test_a_mutation_sent_with_get_is_405_naming_post(http: httpx.AsyncClient, contributor: str) -> None:
     auth = {"Authorization": f"Bearer {contributor}"}
     for accept in (NEW["Accept"], "application/json"):
@@ -113,6 +125,10 @@ async def test_a_mutation_sent_with_get_is_405_naming_post(http: httpx.AsyncClie
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and "POST" in error["message"]
     head = await http.head("/graphql", params={"query": "{ __typename }"}, headers=auth)
     assert head.status_code == 405 and head.headers["allow"] == "GET, POST"
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):  # one answer for every other method, naming those that work
+        other = await http.request(method, "/graphql", headers=auth)
+        assert other.status_code == 405 and other.headers["allow"] == "GET, POST", (method, other.text)
+        assert other.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     # Nothing was written; a query over GET still works.
     texts = await http.get("/graphql", params={"query": "{ assets { totalCount } }"}, headers=auth)
     assert texts.json() == {"data": {"assets": {"totalCount": 0}}}
