@@ -17,6 +17,7 @@ from rich.markup import escape  # a message's [brackets] are text, not styles
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.cli_exchange import register as register_exchange
+from graphlake.cli_lake import Node, Owner, owner_of
 from graphlake.cli_lake import register as register_lake
 from graphlake.cli_lifecycle import register as register_lifecycle
 from graphlake.cli_privacy import register as register_privacy
@@ -215,6 +216,8 @@ def upload(
                                               "GRAPHLAKE_INGEST_ROOTS); --no-ingest: always upload.")] = True,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links in directories "
                                                   "(by default they are skipped: a link may point out of the tree).")] = False,
+    node: Node = None,
+    owner: Owner = None,
 ) -> None:
     """Upload files and directories (directories keep relative paths in the collection, or go as one zip).
     Rerun after an interruption: uploads resume from the parts already stored."""
@@ -223,6 +226,7 @@ def upload(
     from graphlake_client import Client
 
     entries = json.loads(manifest.read_text()) if manifest else None
+    produced_by = owner_of(owner, node)
 
     async def run() -> list[dict]:
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -231,7 +235,7 @@ def upload(
             async with Client(server_url(url), token, concurrency=concurrency, direct_writes=direct,
                               server_ingest=ingest) as lake:
                 return await lake.upload_paths(paths, collection=collection, as_archive=as_archive, ignore=ignore or [],
-                                               manifest=entries, follow_symlinks=follow_symlinks,
+                                               manifest=entries, follow_symlinks=follow_symlinks, owner=produced_by,
                                                progress=lambda sent, total: bar.update(task, completed=sent, total=total))
 
     assets = client_run(run(), token=token)
@@ -400,7 +404,7 @@ def events_archive(
 def events_utilization(
     start: Annotated[datetime, typer.Option("--from", help="Window start (ISO-8601, UTC if no offset).")],
     end: Annotated[datetime | None, typer.Option("--to", help="Window end; default now.")] = None,
-    group_by: Annotated[str, typer.Option("--group-by", help="NODE, WORKFLOW or USER.")] = "NODE",
+    group_by: Annotated[str, typer.Option("--group-by", help="NODE, WORKFLOW, USER or EXPERIMENT.")] = "NODE",
     csv_out: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
 ) -> None:
     """Busy time, sessions and utilization per node, workflow or user, from start/stop events."""

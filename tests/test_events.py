@@ -302,7 +302,8 @@ async def alert_sinks(settings: Settings) -> dict:
 
 
 async def test_alerts_email_and_signed_webhooks(api: Api, contributor: str, alert_sinks: dict) -> None:
-    await log(api, contributor, ev("LOG_INFO", message="routine"), ev("FURNACE", level="CRITICAL", message="overheat"),
+    await log(api, contributor, ev("LOG_INFO", message="routine"),
+              ev("FURNACE", level="CRITICAL", message="overheat", source={"nodeId": "furnace-2", "workflowId": "wf-1"}),
               ev("NOTE", level="INFO", alert=True, message="look at this"))
     await wait_for(lambda: alert_sinks["mails"] and alert_sinks["hooks"], what="an email and a webhook")
     mail = email.message_from_bytes(alert_sinks["mails"][0].content)
@@ -311,6 +312,10 @@ async def test_alerts_email_and_signed_webhooks(api: Api, contributor: str, aler
     expected = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
     assert headers["x-graphlake-signature"] == expected
     assert sorted(a["eventType"] for a in json.loads(body)["alerts"]) == ["FURNACE", "NOTE"]
+    # The source as the API names it (a receiver reads `source.nodeId`, as of the event), in both.
+    [furnace] = [a for a in json.loads(body)["alerts"] if a["eventType"] == "FURNACE"]
+    assert furnace["source"] == {"nodeId": "furnace-2", "workflowId": "wf-1"}
+    assert furnace in json.loads(mail.get_payload())["alerts"]
     # Each names its event by the id the API knows: a receiver looks it up (or resumes from it).
     for alert in json.loads(body)["alerts"]:
         assert (await api.data("Event", {"id": alert["id"]}, token=contributor))["event"]["eventType"] == alert["eventType"]
@@ -439,6 +444,32 @@ async def test_utilization_from_start_stop_pairs(api: Api, contributor: str, vie
     assert process.returncode == 0, err
     assert out.decode().splitlines() == ["group,busy_seconds,sessions,utilization", "a,2400.000,2,0.333333",
                                          "b,1800.000,1,0.250000"]
+
+
+async def test_utilization_reads_madsci_event_names(api: Api, contributor: str, viewer: str) -> None:
+    """MADSci's clients send its EventType values, in lower case, and end a workflow with workflow_abort."""
+    t0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
+
+    def at(minutes: int) -> str:
+        return (t0 + timedelta(minutes=minutes)).isoformat()
+
+    await log(api, contributor,
+              ev("node_start", source={"nodeId": "n1"}, timestamp=at(0)), ev("node_stop", source={"nodeId": "n1"}, timestamp=at(20)),
+              ev("workflow_start", source={"workflowId": "w1", "userId": "bo"}, timestamp=at(10)),
+              ev("workflow_abort", source={"workflowId": "w1", "userId": "bo"}, timestamp=at(20)),
+              ev("experiment_start", source={"experimentId": "e1"}, timestamp=at(0)),
+              ev("EXPERIMENT_COMPLETE", source={"experimentId": "e1"}, timestamp=at(30)),
+              ev("experiment_start", source={"experimentId": "e2"}, timestamp=at(50)))  # still running at the end
+    window = {"from": at(0), "to": at(60)}
+
+    async def busy(group_by: str) -> dict[str, float]:
+        page = (await api.data("Utilization", {**window, "groupBy": group_by}, token=viewer))["utilization"]
+        return {e["node"]["group"]: e["node"]["busySeconds"] for e in page["edges"]}
+
+    assert await busy("NODE") == {"n1": 20 * 60}
+    assert await busy("WORKFLOW") == {"w1": 10 * 60}  # aborted: not running to the window's end
+    assert await busy("USER") == {"bo": 10 * 60}
+    assert await busy("EXPERIMENT") == {"e1": 30 * 60, "e2": 10 * 60}
 
 
 async def test_archived_events_leave_default_queries(api: Api, contributor: str, settings: Settings, tmp_path: Path) -> None:

@@ -146,12 +146,16 @@ class EventOrder(Enum):
                                      "received, which no sender's clock can change.")
 
 
-@strawberry.enum(description="What utilization groups sessions by.")
+@strawberry.enum(description="What utilization groups sessions by. Event types count in upper case or in lower "
+                              "case (`node_start`, as MADSci's clients send them).")
 class UtilizationGroup(Enum):
     NODE = strawberry.enum_value("NODE", description="By `source.nodeId`: NODE_START to NODE_STOP.")
     WORKFLOW = strawberry.enum_value("WORKFLOW", description=(
-        "By `source.workflowId`: WORKFLOW_START to WORKFLOW_COMPLETE, WORKFLOW_FAILED or WORKFLOW_CANCELLED."))
+        "By `source.workflowId`: WORKFLOW_START to WORKFLOW_COMPLETE, WORKFLOW_FAILED, WORKFLOW_CANCELLED or "
+        "WORKFLOW_ABORT."))
     USER = strawberry.enum_value("USER", description="By `source.userId`: the workflows each user ran.")
+    EXPERIMENT = strawberry.enum_value("EXPERIMENT", description=(
+        "By `source.experimentId`: EXPERIMENT_START to EXPERIMENT_COMPLETE, EXPERIMENT_FAILED or EXPERIMENT_CANCELLED."))
 
 
 @strawberry.enum(description="How utilization is cut into periods (UTC).")

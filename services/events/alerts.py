@@ -18,6 +18,7 @@ import aiosmtplib
 import httpx
 import orjson
 from pydantic import SecretStr
+from pydantic.alias_generators import to_camel
 
 from documents.clock import utcnow
 from documents.event import ALERT_DELIVERY_FAILED, LEVELS, Event, new_event_id
@@ -47,10 +48,13 @@ class AlertSettings(Protocol):
 
 
 def alert_body(events: list[Event]) -> dict:
+    """The alerts as emailed and POSTed: the keys the API uses (`source.nodeId`), so a receiver reads
+    an alert as it would the event."""
     return {"alerts": [{
         # The id the API knows (event(id:), `after`): a receiver looks the event up, or resumes from it.
         "id": encode_id(NodeType.EVENT, e.id), "eventType": e.event_type, "level": _NAMES.get(e.level, str(e.level)), "message": e.message,
-        "timestamp": e.timestamp.isoformat(), "source": e.source.model_dump(exclude_none=True), "data": e.data.decode(),
+        "timestamp": e.timestamp.isoformat(), "source": {to_camel(k): v for k, v in e.source.model_dump().items()},
+        "data": e.data.decode(),
         "traceId": e.trace_id,
     } for e in events]}
 

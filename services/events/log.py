@@ -150,11 +150,16 @@ async def received_since(query: dict[str, Any], after: ObjectId, *, limit: int) 
 # --- utilization: sessions from start/stop pairs --------------------------------------------------
 
 # Per grouping: the source field that names the group, the events that open and close a session.
+# Named in upper case; MADSci's clients send the same names in lower case (`node_start`), which count
+# alike (`_session_types`).
+_WORKFLOW_ENDS = {"WORKFLOW_COMPLETE", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED", "WORKFLOW_ABORT"}
 SESSION_KINDS = {
     "NODE": ("node_id", {"NODE_START"}, {"NODE_STOP"}),
-    "WORKFLOW": ("workflow_id", {"WORKFLOW_START"}, {"WORKFLOW_COMPLETE", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED"}),
+    "WORKFLOW": ("workflow_id", {"WORKFLOW_START"}, _WORKFLOW_ENDS),
     # People: the workflows each user ran.
-    "USER": ("user_id", {"WORKFLOW_START"}, {"WORKFLOW_COMPLETE", "WORKFLOW_FAILED", "WORKFLOW_CANCELLED"}),
+    "USER": ("user_id", {"WORKFLOW_START"}, _WORKFLOW_ENDS),
+    "EXPERIMENT": ("experiment_id", {"EXPERIMENT_START"},
+                   {"EXPERIMENT_COMPLETE", "EXPERIMENT_FAILED", "EXPERIMENT_CANCELLED"}),
 }
 LOOKBACK = timedelta(days=30)  # how far before `start` a still-open session may have begun
 
@@ -235,7 +240,7 @@ async def utilization(start: datetime, end: datetime, group_by: str, bucket: str
         raise BadUserInput(f"the window holds more than {MAX_BUCKETS} buckets of one {bucket.lower()}: "
                            "shorten it or use a longer bucket", field="bucket")
     group_field, opens, closes = SESSION_KINDS[group_by]
-    query = {"event_type": {"$in": sorted(opens | closes)}, f"source.{group_field}": {"$ne": None},
+    query = {"event_type": {"$in": _session_types(opens | closes)}, f"source.{group_field}": {"$ne": None},
              "timestamp": {"$gte": start - LOOKBACK, "$lt": end}}
     raw = await Event.get_pymongo_collection().find(
         query, {"event_type": 1, "timestamp": 1, "source": 1}, sort=[("timestamp", 1), ("_id", 1)]).to_list()
@@ -251,7 +256,7 @@ async def utilization(start: datetime, end: datetime, group_by: str, bucket: str
         group = doc["source"][group_field]
         # A user may run several workflows at once: each is its own session.
         key = (group, doc["source"].get("workflow_id") if group_by == "USER" else None)
-        if doc["event_type"] in opens:
+        if doc["event_type"].upper() in opens:
             open_since.setdefault(key, doc["timestamp"])
         elif key in open_since:
             close(group, key[1], open_since.pop(key), doc["timestamp"], still_open=False)
@@ -267,6 +272,12 @@ async def utilization(start: datetime, end: datetime, group_by: str, bucket: str
             session_list=sorted(sessions[group], key=lambda s: (s.start, s.end)),
             buckets=_buckets(busy, start, end, BUCKETS[bucket]) if bucket else []))
     return rows
+
+
+def _session_types(names: set[str]) -> list[str]:
+    """The stored event types that name these: as written, and in lower case (MADSci's EventType
+    values). Two spellings rather than a case-insensitive match, which no index serves."""
+    return sorted(names | {name.lower() for name in names})
 
 
 def event_query(*, min_level: int | None = None, event_types: Sequence[str] | None = None,

@@ -22,7 +22,7 @@ function duration(seconds: number): string {
 
 // In the URL (/utilization?window=7d&by=WORKFLOW), as the other pages' searches: a reload keeps them.
 const SPANS: Record<string, Window> = { "": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days" };
-const GROUPS: UtilizationGroup[] = ["NODE", "WORKFLOW", "USER"];
+const GROUPS: UtilizationGroup[] = ["NODE", "WORKFLOW", "USER", "EXPERIMENT"];
 
 function asked(query: URLSearchParams) {
   const code = query.get("window") ?? "";
@@ -46,10 +46,10 @@ export function Utilization() {
           {Object.entries(SPANS).map(([code, w]) => <option key={w} value={code}>{w}</option>)}
         </select>
         <select aria-label="Group by" value={fields.by || "NODE"} onChange={(e) => set("by", e.target.value === "NODE" ? "" : e.target.value)}>
-          <option value="NODE">per node</option><option value="WORKFLOW">per workflow</option><option value="USER">per user</option>
+          <option value="NODE">per node</option><option value="WORKFLOW">per workflow</option><option value="USER">per user</option><option value="EXPERIMENT">per experiment</option>
         </select>
       </form>
-      <p className="muted">Busy time from NODE_START/NODE_STOP and WORKFLOW_START/WORKFLOW_COMPLETE events; overlapping sessions count once.</p>
+      <p className="muted">Busy time from start and stop events (NODE_START/NODE_STOP, WORKFLOW_START/WORKFLOW_COMPLETE, EXPERIMENT_START/EXPERIMENT_COMPLETE, in either case); overlapping sessions count once.</p>
       <Groups key={JSON.stringify(variables)} variables={variables} />
     </section>
   );
@@ -65,7 +65,7 @@ function Groups({ variables }: { variables: Variables }) {
     <table className="events utilization" data-testid="utilization">
       <thead>
         <tr>
-          <th>{{ NODE: "Node", WORKFLOW: "Workflow", USER: "User" }[variables.groupBy] ?? "Group"}</th>
+          <th>{{ NODE: "Node", WORKFLOW: "Workflow", USER: "User", EXPERIMENT: "Experiment" }[variables.groupBy] ?? "Group"}</th>
           <th colSpan={2}>Busy share</th><th>Busy time</th>
           <th>{`Per ${variables.bucket === "HOUR" ? "hour" : "day"}, `}{new Date(variables.from).toLocaleString()} → {new Date(variables.to).toLocaleString()}</th>
         </tr>
