@@ -20,6 +20,20 @@ Metadata = Annotated[str | None, typer.Option(help='Metadata as a JSON object, e
 Collection = Annotated[str | None, typer.Option(help="Put it in this collection (made if missing).")]
 Aliases = Annotated[list[str] | None, typer.Option("--alias", help="An alias to give it (repeatable).")]
 Node = Annotated[str | None, typer.Option(help="The instrument or node it comes from (source/owner nodeId).")]
+Owner = Annotated[str | None, typer.Option(help=(
+    'Who or what produced it (an event: its source), as a JSON object of ownership fields, e.g. '
+    '\'{"userId": "ann", "workcellId": "wc-1"}\' (--node sets nodeId).'))]
+
+
+def owner_of(owner: str | None, node: str | None) -> dict[str, Any] | None:
+    """--owner's object with --node's nodeId; None when neither is given."""
+    fields = _json(owner, "--owner") if owner is not None else {}
+    if not isinstance(fields, dict):
+        errors.print('[red]error:[/red] --owner must be a JSON object, e.g. \'{"userId": "ann"}\'')
+        raise typer.Exit(2)
+    if node:
+        fields["nodeId"] = node
+    return fields or None
 
 
 def _json(text: str, what: str) -> Any:
@@ -33,12 +47,11 @@ def _json(text: str, what: str) -> Any:
         raise typer.Exit(2) from None
 
 
-def _fields(labels: list[str] | None, metadata: str | None, aliases: list[str] | None, node: str | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"labels": labels or None, "aliases": aliases or None}
+def _fields(labels: list[str] | None, metadata: str | None, aliases: list[str] | None, node: str | None,
+            owner: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"labels": labels or None, "aliases": aliases or None, "owner": owner_of(owner, node)}
     if metadata is not None:
         fields["metadata"] = _json(metadata, "--metadata")
-    if node:
-        fields["owner"] = {"nodeId": node}
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -47,12 +60,12 @@ def store_value(
     name: Annotated[str, typer.Argument(help="The asset's name.")],
     value: Annotated[str, typer.Argument(help="Any JSON (quote it for the shell), or - to read it from stdin.")],
     labels: Labels = None, metadata: Metadata = None, collection: Collection = None, aliases: Aliases = None,
-    node: Node = None, url: ServerUrl = None, token: Token = None,
+    node: Node = None, owner: Owner = None, url: ServerUrl = None, token: Token = None,
 ) -> None:
     """Store a JSON value as a VALUE asset; prints its ID."""
     from graphlake_client import Client
 
-    parsed, fields = _json(value, "the value"), _fields(labels, metadata, aliases, node)
+    parsed, fields = _json(value, "the value"), _fields(labels, metadata, aliases, node, owner)
 
     async def run() -> dict:
         async with Client(server_url(url), token) as lake:
@@ -67,12 +80,12 @@ def store_text(
     text: Annotated[str, typer.Argument(help="The text, or - to read it from stdin.")],
     media_type: Annotated[str | None, typer.Option(help="Its media type (default text/plain).")] = None,
     labels: Labels = None, metadata: Metadata = None, collection: Collection = None, aliases: Aliases = None,
-    node: Node = None, url: ServerUrl = None, token: Token = None,
+    node: Node = None, owner: Owner = None, url: ServerUrl = None, token: Token = None,
 ) -> None:
     """Store a text as a TEXT asset; prints its ID."""
     from graphlake_client import Client
 
-    body, fields = sys.stdin.read() if text == "-" else text, _fields(labels, metadata, aliases, node)
+    body, fields = sys.stdin.read() if text == "-" else text, _fields(labels, metadata, aliases, node, owner)
 
     async def run() -> dict:
         async with Client(server_url(url), token) as lake:
@@ -100,7 +113,7 @@ def log(
     message: Annotated[str | None, typer.Argument(help="A human-readable message.")] = None,
     level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR or CRITICAL.")] = "INFO",
     data: Annotated[str | None, typer.Option(help="JSON to attach, queryable by path.")] = None,
-    node: Node = None, url: ServerUrl = None, token: Token = None,
+    node: Node = None, owner: Owner = None, url: ServerUrl = None, token: Token = None,
 ) -> None:
     """Log an event; prints its ID."""
     from graphlake_client import Client
@@ -108,8 +121,8 @@ def log(
     event: dict[str, Any] = {"eventType": event_type, "message": message, "level": level.upper()}
     if data is not None:
         event["data"] = _json(data, "--data")
-    if node:
-        event["source"] = {"nodeId": node}
+    if source := owner_of(owner, node):
+        event["source"] = source
 
     async def run() -> list[str]:
         async with Client(server_url(url), token) as lake:

@@ -14,7 +14,7 @@ from typing import Any, Literal, TypedDict
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError, check_json
 from graphlake_client.predicates import Predicate, filter_inputs
-from graphlake_client.results import Paged
+from graphlake_client.results import Paged, Source
 from graphlake_client.uploads import Uploader
 
 AssetKind = Literal["FILE", "VALUE", "TEXT", "EXTERNAL"]
@@ -141,29 +141,34 @@ class Assets(Uploader):
     async def store_file(self, path: Path | str, *, name: str | None = None, collection: str | None = None,
                          labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
                          media_type: str | None = None, description: str | None = None,
-                         mount: str | None = None) -> Asset:
-        """Upload one file as a FILE asset through signed URLs (into `collection` by name, under its file name)."""
+                         mount: str | None = None, owner: Source | None = None,
+                         data_timestamp: datetime | None = None) -> Asset:
+        """Upload one file as a FILE asset through signed URLs (into `collection` by name, under its file
+        name); `owner` and `data_timestamp` (aware) as store_value's `owner` and `dataTimestamp`."""
         path = Path(path)
         collection_id = await self._collection_first(collection)
         uploaded = await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
                                           collection_path=(name or path.name) if collection_id else None,
-                                          description=description, metadata=metadata, labels=labels, mount=mount)
+                                          description=description, metadata=metadata, labels=labels, mount=mount,
+                                          owner=owner, data_timestamp=data_timestamp)
         [stored] = await self._in_detail([uploaded["id"]])
         return stored
 
     async def store_directory(self, path: Path | str, *, collection: str | None = None, as_archive: bool = False,
                               ignore: Iterable[str] = (), manifest: dict[str, dict[str, Any]] | None = None,
                               follow_symlinks: bool = False,
-                              progress: Callable[[int, int], None] | None = None) -> list[Asset]:
+                              progress: Callable[[int, int], None] | None = None, owner: Source | None = None,
+                              data_timestamp: datetime | None = None) -> list[Asset]:
         """Upload a directory: file by file keeping relative paths (as the items' paths in `collection`,
         else as the assets' names), or as one zip (`as_archive`). `ignore`, `manifest` (per-file
-        description, metadata, labels), `follow_symlinks` and `progress(done_bytes, total_bytes)` as
-        for upload_paths."""
+        description, metadata, labels), `follow_symlinks`, `progress(done_bytes, total_bytes)`, `owner`
+        and `data_timestamp` as for upload_paths."""
         path = Path(path)
         if not path.is_dir():
             raise GraphlakeClientError(f"{path}: not a directory", "BAD_USER_INPUT", "path")
         uploaded = await self.upload_paths([path], collection=collection, as_archive=as_archive, ignore=ignore,
-                                           manifest=manifest, follow_symlinks=follow_symlinks, progress=progress)
+                                           manifest=manifest, follow_symlinks=follow_symlinks, progress=progress,
+                                           owner=owner, data_timestamp=data_timestamp)
         return await self._in_detail([a["id"] for a in uploaded])
 
     async def _in_detail(self, ids: list[str]) -> list[Asset]:
@@ -176,26 +181,29 @@ class Assets(Uploader):
 
     async def register_external(self, url: str | None = None, *, bucket: str | None = None, prefix: str | None = None,
                                 mount: str | None = None, name: str | None = None, collection: str | None = None,
-                                labels: list[str] | None = None,
-                                metadata: dict[str, Any] | None = None) -> Registered:
-        """Register an https `url`, or the objects of an S3 `bucket`/`prefix` on `mount`, as EXTERNAL assets, uncopied."""
+                                labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                                owner: Source | None = None, data_timestamp: datetime | None = None) -> Registered:
+        """Register an https `url`, or the objects of an S3 `bucket`/`prefix` on `mount`, as EXTERNAL assets,
+        uncopied (`owner` and `data_timestamp` as for store_file)."""
         check_json(metadata, "metadata")  # as store_value's: a datetime is refused, not sent as text
         collection_id = await self._collection_first(collection)
         return (await self.execute(ops.REGISTER_EXTERNAL, {"input": _present({
             "url": url, "bucket": bucket, "prefix": prefix, "mount": mount, "name": name,
-            "collectionId": collection_id, "labels": labels, "metadata": metadata})}))["registerExternal"]
+            "collectionId": collection_id, "labels": labels, "metadata": metadata, "owner": owner,
+            "dataTimestamp": _time(data_timestamp)})}))["registerExternal"]
 
     # --- change
     async def update_asset(self, asset: str | Asset, *, name: str | None = None, description: str | None = None,
                            labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
-                           data_timestamp: datetime | None = None) -> Asset:
+                           data_timestamp: datetime | None = None, owner: Source | None = None) -> Asset:
         """Change an asset (by ID, alias or as returned): each field given replaces its value (`labels`
-        the whole list, `metadata` the whole object); the rest stay. Returns the asset as get_asset does."""
+        the whole list, `metadata` the whole object, `owner` every ownership field); the rest stay.
+        Returns the asset as get_asset does."""
         check_json(metadata, "metadata")
         asset_id = await self._asset_id(asset)
         await self.execute(ops.UPDATE_ASSET, {"input": {"id": asset_id, **_present({
             "name": name, "description": description, "labels": labels, "metadata": metadata,
-            "dataTimestamp": _time(data_timestamp)})}})
+            "dataTimestamp": _time(data_timestamp), "owner": owner})}})
         return await self.get_asset(asset_id)
 
     async def delete_asset(self, asset: str | Asset) -> bool:

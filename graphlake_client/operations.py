@@ -33,7 +33,7 @@ LOG_EVENTS = """mutation ($inputs: [EventInput!]!) { logEvents(inputs: $inputs) 
 
 # --- the verbs (assets.py, downloads.py, vault.py): an asset as users read it
 ASSET_DETAIL = ("id kind status name description mediaType sizeBytes sha256 labels metadata aliases "
-                "owner { userId experimentId campaignId projectId workflowId stepId nodeId labId } "
+                "owner { userId experimentId campaignId projectId workflowId stepId nodeId labId workcellId managerId } "
                 "dataTimestamp createdAt updatedAt storage { mount uri external }")
 PAYLOAD = "value text downloadUrl"  # what loading an asset's content needs: one of the three is set
 ASSET = f"""query ($id: ID!) {{ asset(id: $id) {{ {ASSET_DETAIL} {PAYLOAD} }} }}"""
@@ -62,7 +62,7 @@ MOVE_ALIAS = """mutation ($alias: String!, $assetId: ID!, $expectedAssetId: ID) 
 DELETE_ASSET = """mutation ($id: ID!) { deleteAsset(id: $id) { id deleted } }"""
 UPDATE_ASSET = """mutation ($input: UpdateAssetInput!) { updateAsset(input: $input) { id } }"""
 EVENT_FIELDS = ("id eventType level levelNumber message timestamp receivedAt alert traceId spanId archived origin data "
-                "source { userId experimentId campaignId projectId workflowId stepId nodeId labId }")
+                "source { userId experimentId campaignId projectId workflowId stepId nodeId labId workcellId managerId }")
 EVENTS_PAGE = f"""query ($filter: EventFilter, $first: Int, $after: String, $orderBy: EventOrder!, $direction: OrderDirection!) {{
   events(filter: $filter, first: $first, after: $after, orderBy: $orderBy, direction: $direction) {{
     edges {{ node {{ {EVENT_FIELDS} }} }} pageInfo {{ endCursor hasNextPage }}

@@ -30,6 +30,8 @@ class Source(TypedDict, total=False):
     stepId: str
     nodeId: str
     labId: str
+    workcellId: str
+    managerId: str
 
 
 class EventInput(TypedDict, total=False):

@@ -24,6 +24,7 @@ from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import make_archive, walk
 from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, check_json
+from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
 from graphlake_client.retries import RETRIES, completion_waits
 from graphlake_client.transport import Progress, Transport
@@ -212,15 +213,18 @@ class Uploader(Transport):
                           collection_id: str | None = None, collection_path: str | None = None,
                           description: str | None = None, metadata: dict[str, Any] | None = None,
                           labels: list[str] | None = None, mount: str | None = None,
-                          progress: Progress | None = None) -> dict[str, Any]:
-        """Upload one file, resuming an earlier interrupted upload of the same file if there is one."""
+                          progress: Progress | None = None, owner: Source | None = None,
+                          data_timestamp: datetime | None = None) -> dict[str, Any]:
+        """Upload one file, resuming an earlier interrupted upload of the same file if there is one.
+        `owner` (who or what produced it: `{"nodeId": ..., "workflowId": ...}`) and `data_timestamp`
+        (an aware datetime: when its data was taken) as for store_value."""
         check_json(metadata, "metadata")
         resume_key, size = await asyncio.to_thread(ResumeState.key_and_size, self.url, path)
         session = await self._resumed(self.resume.get(resume_key))
         if session is None:
             upload = await self._upload_input(path, size, name=name, mediaType=media_type, collectionId=collection_id,
                                               path=collection_path, description=description, metadata=metadata,
-                                              labels=labels, mount=mount,
+                                              labels=labels, mount=mount, owner=owner, dataTimestamp=data_timestamp,
                                               direct=await self._writes_directly(mount) or None)
             session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
@@ -366,12 +370,14 @@ class Uploader(Transport):
     async def upload_paths(self, paths: Iterable[Path], *, collection: str | None = None, as_archive: bool = False,
                            ignore: Iterable[str] = (), manifest: dict[str, dict[str, Any]] | None = None,
                            progress: Callable[[int, int], None] | None = None,
-                           follow_symlinks: bool = False) -> list[dict[str, Any]]:
+                           follow_symlinks: bool = False, owner: Source | None = None,
+                           data_timestamp: datetime | None = None) -> list[dict[str, Any]]:
         """Upload files and directories. A directory goes file by file keeping relative paths
         (hierarchical mode), or as one zip with `as_archive`. `ignore` patterns and the tree's
         .gitignore files are honoured, and symbolic links skipped unless `follow_symlinks`;
         `manifest` gives per-file description, metadata and labels (an entry naming no file sent
-        is an error: a typo would otherwise drop its labels silently)."""
+        is an error: a typo would otherwise drop its labels silently). `owner` and `data_timestamp`
+        (aware) go to every file, as upload_file's."""
         manifest = manifest or {}
         # First what goes, and whether the manifest fits it: nothing is made (a collection, a zip) before.
         walked: list[tuple[Path, list[str] | None]] = []  # a directory with its files, or a file
@@ -400,14 +406,15 @@ class Uploader(Transport):
                     jobs.append((archive, f"{root.resolve().name}.zip"))
                 else:
                     jobs += [(root / rel, rel) for rel in files]
-            return await self._upload_jobs(jobs, archives, collection_id, manifest, progress)
+            return await self._upload_jobs(jobs, archives, collection_id, manifest, progress,
+                                           {"owner": owner, "dataTimestamp": data_timestamp})
         finally:
             for archive in archives:
                 archive.unlink(missing_ok=True)
 
     async def _upload_jobs(self, jobs: list[tuple[Path, str]], archives: list[Path], collection_id: str | None,
                            manifest: dict[str, dict[str, Any]],
-                           progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+                           progress: Callable[[int, int], None] | None, shared: dict[str, Any]) -> list[dict[str, Any]]:
         total = sum(path.stat().st_size for path, _ in jobs)
         done = 0
 
@@ -427,5 +434,6 @@ class Uploader(Transport):
                 "path": relative if collection_id else None,
                 "description": details.get("description"), "metadata": details.get("metadata"),
                 "labels": details.get("labels"), "mediaType": "application/zip" if path in archives else None,
+                **shared,
             }))
         return await self.upload_batch(files, progress=advance)

@@ -62,6 +62,9 @@ OWNERSHIP_DESCRIPTIONS = {
     "step_id": "The workflow step that produced it; null if not recorded.",
     "node_id": "The instrument or node (a lab device or service) that produced it; null if not recorded.",
     "lab_id": "The lab it comes from; null if not recorded.",
+    "workcell_id": "The workcell (a group of nodes run together) it comes from; null if not recorded.",
+    "manager_id": "The manager (a lab service, such as a workcell or experiment manager) that produced it; "
+                  "null if not recorded.",
 }
 
 
@@ -75,6 +78,8 @@ class Ownership:
     step_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["step_id"])
     node_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["node_id"])
     lab_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["lab_id"])
+    workcell_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["workcell_id"])
+    manager_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["manager_id"])
 
     @classmethod
     def from_value(cls, value: OwnershipValue) -> Ownership:
@@ -92,6 +97,8 @@ class OwnershipInput:
     step_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["step_id"])
     node_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["node_id"])
     lab_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["lab_id"])
+    workcell_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["workcell_id"])
+    manager_id: str | None = strawberry.field(default=None, description=OWNERSHIP_DESCRIPTIONS["manager_id"])
 
     def to_value(self) -> OwnershipValue:
         return OwnershipValue(**{k: v for k, v in vars(self).items() if v is not None})

@@ -150,6 +150,9 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
         changes["metadata"] = check_metadata(changes["metadata"] or StoredJson.encode({}))
     if "data_timestamp" in changes and changes["data_timestamp"] is not None:
         changes["data_timestamp"] = to_millis(changes["data_timestamp"])
+    if "owner" in changes:  # an Ownership, or None: stored without its null fields, and none at all when empty
+        changes["owner"] = changes["owner"].model_dump() if changes["owner"] is not None else None
+        changes["owner"] = changes["owner"] or None
     if "derived_from" in changes:
         given = list(changes["derived_from"] or [])
         derived = list(dict.fromkeys(given))

@@ -331,6 +331,40 @@ async def test_update_delete_and_query_events_as_madsci_users_do(served: Served,
             [p async for p in lake.query_events(metadata("plate") == 7)]
 
 
+async def test_files_and_external_objects_carry_an_owner_and_a_data_time(served: Served, api: Api, contributor: str,
+                                                                          s3: S3Service, tmp_path: Path) -> None:
+    """As MADSci's file and object-storage datapoints carry their ownership and data time, every kind
+    of asset takes them, from each verb that makes one, and an owner is changed or cleared later."""
+    taken = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    who = {"userId": "ann", "workcellId": "wc-1", "managerId": "data-manager", "nodeId": "reader-1"}
+    scan = tmp_path / "scan.tif"
+    scan.write_bytes(b"II*\x00" + b"\x02" * 100)
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    (folder / "p1.csv").write_text("a,b\n")
+    prefix = f"owned-{uuid.uuid4().hex[:8]}/"
+    await asyncio.to_thread(s3.client().put_object, Bucket=s3.bucket, Key=prefix + "o.csv", Body=b"x\n")
+    async with client(served, contributor, tmp_path) as lake:
+        made = [await lake.store_file(scan, owner=who, data_timestamp=taken),
+                *await lake.store_directory(folder, owner=who, data_timestamp=taken),
+                *(await lake.register_external("https://example.org/run/plate.csv", owner=who,
+                                               data_timestamp=taken))["assets"],
+                *(await lake.register_external(bucket=s3.bucket, prefix=prefix, mount="lab", owner=who,
+                                               data_timestamp=taken))["assets"]]
+        for asset in made:
+            got = await lake.get_asset(asset["id"])
+            assert {k: v for k, v in got["owner"].items() if v is not None} == who, got
+            assert datetime.fromisoformat(got["dataTimestamp"]) == taken, got
+        by_workcell = [a["id"] async for page in lake.query_assets(owner={"workcellId": "wc-1"}) for a in page]
+        assert sorted(by_workcell) == sorted(a["id"] for a in made)
+        moved = await lake.update_asset(made[0], owner={"userId": "bo"})  # every field replaced
+        assert {k: v for k, v in moved["owner"].items() if v is not None} == {"userId": "bo"}
+    cleared = await api.data("UpdateAsset", {"input": {"id": made[0]["id"], "owner": None}}, token=contributor)
+    assert cleared["updateAsset"]["id"] == made[0]["id"]
+    async with client(served, contributor, tmp_path) as lake:
+        assert not any((await lake.get_asset(made[0]["id"]))["owner"].values())
+
+
 async def test_every_verb_names_what_json_cannot_send_and_takes_aware_times(served: Served, api: Api, contributor: str,
                                                                             tmp_path: Path) -> None:
     """Where a verb does not check its arguments itself, the request's encoding does, naming the

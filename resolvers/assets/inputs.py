@@ -67,6 +67,8 @@ class UpdateAssetInput:
         "A new JSON object, replacing the old one whole; null makes it {}."))
     data_timestamp: datetime | None = strawberry.field(default=strawberry.UNSET, description=(
         "When the data was produced; null clears it."))
+    owner: OwnershipInput | None = strawberry.field(default=strawberry.UNSET, description=(
+        "Who or what produced the data, replacing every ownership field (those left out become null); null clears it."))
     derived_from: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET, description=(
         "The new lineage, replacing the old: IDs of existing assets (at most 100), not this one; null clears it."))
 

@@ -53,13 +53,15 @@ class AssetMutations:
         )
         return Asset.from_document(doc)
 
-    @strawberry.mutation(permission_classes=[CanWrite], description="Change an asset's name, description, labels, metadata, dataTimestamp or lineage.")
+    @strawberry.mutation(permission_classes=[CanWrite], description="Change an asset's name, description, labels, metadata, dataTimestamp, owner or lineage.")
     async def update_asset(self, info: Info, input: Annotated[UpdateAssetInput, strawberry.argument(description="Which asset, and what to change.")]) -> Asset:
         changes = {
             name: getattr(input, name)
-            for name in ("name", "description", "labels", "metadata", "data_timestamp", "derived_from")
+            for name in ("name", "description", "labels", "metadata", "data_timestamp", "derived_from", "owner")
             if getattr(input, name) is not strawberry.UNSET
         }
+        if "owner" in changes:
+            changes["owner"] = changes["owner"].to_value() if changes["owner"] is not None else None
         if "metadata" in changes:
             changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
         if "derived_from" in changes:

@@ -58,6 +58,8 @@ class RegisterExternalInput:
     metadata: JSON | None = strawberry.field(default=None, description=METADATA)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description=(
         "Put every registered asset into this collection; null for none."))
+    owner: OwnershipInput | None = strawberry.field(default=None, description=OWNER)
+    data_timestamp: datetime | None = strawberry.field(default=None, description=DATA_TIMESTAMP)
 
 
 @batch_input

@@ -155,6 +155,7 @@ class UploadMutations:
             metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
             collection_id=decode_object_id(input.collection_id, NodeType.COLLECTION, field="collectionId") if input.collection_id else None,
             actor=info.context.actor, max_items=info.context.settings.max_batch_items,
+            owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
         )
         most = info.context.settings.max_page_size
         return RegisterExternalPayload(count=len(registered.new), assets=[Asset.from_document(a) for a in registered.new[:most]],

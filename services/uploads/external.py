@@ -6,15 +6,16 @@ from __future__ import annotations
 import mimetypes
 import posixpath
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from bson import ObjectId
 
 import storage
 from documents.asset import Asset, StorageRef
-from documents.clock import utcnow
-from documents.common import AssetKind, AssetStatus
+from documents.clock import to_millis, utcnow
+from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
 from documents.sparse import stored
 from services import collections
@@ -37,7 +38,8 @@ class Registered:
 
 async def register_external(*, stores: dict[str, ObjectStore], mount: str | None, bucket: str | None, prefix: str | None,
                             url: str | None, name: str | None, labels: list[str], metadata: StoredJson,
-                            collection_id: ObjectId | None, actor: str | None, max_items: int) -> Registered:
+                            collection_id: ObjectId | None, actor: str | None, max_items: int,
+                            owner: Ownership | None = None, data_timestamp: datetime | None = None) -> Registered:
     """EXTERNAL assets for objects that already exist (an S3 prefix, or an https URL), never copied.
     Deleting such an asset never deletes the object. An object registered before (the same URI and,
     for S3, the same ETag, still ACTIVE) is not registered twice: it is reported unchanged."""
@@ -48,6 +50,9 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
     if collection_id:
         await collections.get_collection(collection_id, field="collectionId")
     now = utcnow()
+    # Who produced the objects and when, as a stored file may say (MADSci's object-storage datapoints carry both).
+    produced: dict[str, Any] = {"owner": owner or Ownership(),
+                                "data_timestamp": to_millis(data_timestamp) if data_timestamp else None}
     assets: list[Asset] = []
     if url is not None:
         parsed = urlparse(url)
@@ -57,7 +62,7 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
         assets.append(Asset(id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=name or filename,
                             media_type=mimetypes.guess_type(filename)[0], metadata=metadata, labels=labels,
                             storage=StorageRef(mount="", key="", uri=url, external=True), created_at=now, updated_at=now,
-                            created_by=actor))
+                            created_by=actor, **produced))
     else:
         store = as_s3(stores.get(mount or ""))
         if store is None:
@@ -82,7 +87,7 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
                 media_type=mimetypes.guess_type(filename)[0], size_bytes=obj["Size"], metadata=metadata, labels=labels,
                 storage=StorageRef(mount=store.name, key=obj["Key"], uri=f"s3://{bucket}/{obj['Key']}", external=True,
                                    etag=obj.get("ETag")),
-                created_at=now, updated_at=now, created_by=actor,
+                created_at=now, updated_at=now, created_by=actor, **produced,
             ))
     known = await _registered(assets)
     unchanged = [known[_identity(a)] for a in assets if _identity(a) in known]
