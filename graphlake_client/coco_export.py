@@ -9,11 +9,14 @@ down through the client's download path, which checks each file's size and SHA-2
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from PIL import Image
 
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.export_fetches import ExportFetches
@@ -86,6 +89,10 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
                     group = number if origin == "coco" else f"{origin}-{number}"
                     set_id = record["set"]["id"]  # two sets' COCO ids may overlap: never merge across sets
                     grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
+    # COCO's readers (detectron2, mmdetection) need each image's size: one not imported from COCO or
+    # VOC has it in no metadata, so it is read from its pixels (the header only), as YOLO's export does.
+    await asyncio.to_thread(_measure, [(image, dest / "images" / image["file_name"]) for image in images
+                                       if image["width"] is None or image["height"] is None])
     categories = _categories(labels, category_id, grouped)
     truth: list[tuple[Any, dict[str, Any]]] = []  # (its records' coco_id, the annotation)
     results = []
@@ -105,6 +112,17 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
         (dest / "results.json").write_text(json.dumps(results))
     return {"images": len(images), "annotations": len(truth), "results": len(results), "left_out": dict(left_out),
             "version": version_info}
+
+
+def _measure(unsized: list[tuple[dict[str, Any], Path]]) -> None:
+    """Each image entry's width and height from its file; left null for a file Pillow cannot read
+    (not an image: COCO has no size for it either)."""
+    for entry, path in unsized:
+        try:
+            with Image.open(path) as opened:
+                entry["width"], entry["height"] = opened.size
+        except (OSError, Image.DecompressionBombError):  # UnidentifiedImageError is an OSError
+            continue
 
 
 def _number(truth: list[tuple[Any, dict[str, Any]]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bson import ObjectId
@@ -344,6 +344,19 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
     if old.superseded_by is not None:
         raise Conflict(f"superseded already, by {encode_id(NodeType.ANNOTATION_RECORD, old.superseded_by)}: "
                        "supersede that one", field="id")
+    # A correction says what the record says on the same thing: moved to another image, the chain of
+    # corrections would no longer be the history of one annotation.
+    if old.datum_id is not None and replacement.datum_id != old.datum_id:
+        raise BadUserInput(f"a correction stays on the datum of the record it corrects "
+                           f"({encode_id(NodeType.DATUM, old.datum_id)}); add a new record for another", field="record.datumId")
+    if old.datum_id is None and replacement.asset_id != old.asset_id:
+        raise BadUserInput(f"a correction stays on the asset of the record it corrects "
+                           f"({encode_id(NodeType.ASSET, old.asset_id)}); add a new record for another", field="record.assetId")
+    if replacement.source is None:
+        # The caller's, unless it names another: the set's default source (often the model whose
+        # prediction is being corrected) would credit the fix to that model.
+        replacement = replace(replacement, source=docs.AnnotationSource(
+            kind=docs.SourceKind.HUMAN, name=actor or "anonymous"))
     (stored,) = (await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)).documents
     new = lean(docs.AnnotationRecord).model_validate(stored)
     # Marked after the new record exists, and only if no other correction got there first.
@@ -361,6 +374,10 @@ async def delete_record(record_id: ObjectId) -> None:
     record = await docs.AnnotationRecord.get(record_id)
     if record is None:  # gone already: deleting it again is done (DeletePayload.deleted)
         return
+    if record.superseded_by is not None:  # the history a correction keeps is never lost on its own
+        raise Conflict(f"{encode_id(NodeType.ANNOTATION_RECORD, record_id)} was corrected by "
+                       f"{encode_id(NodeType.ANNOTATION_RECORD, record.superseded_by)}, which keeps it as its history: "
+                       "delete that correction first (or the whole set)", field="id")
     await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id})
     if record.supersedes is not None:
         await docs.AnnotationRecord.get_pymongo_collection().update_one(

@@ -146,6 +146,8 @@ async def test_filters_and_verification(api: Api, contributor: str, setup: dict)
 
     assert await labels({"purposes": ["PREDICTION"]}) == [("CLASSIFICATION", "dent"), ("CLASSIFICATION", "scratch")]
     assert await labels({"sourceKinds": ["MODEL"], "minScore": 0.5}) == [("CLASSIFICATION", "dent")]
+    assert await labels({"maxScore": 0.5}) == [("CLASSIFICATION", "scratch")]  # records without a score never match
+    assert await labels({"minScore": 0.3, "maxScore": 0.9}) == [("CLASSIFICATION", "scratch")]  # [0.3, 0.9)
     assert await labels({"kinds": ["BBOX"]}) == [("BBOX", "scratch")]
     assert await labels({"labels": ["dent"], "setIds": [s["truth"]["id"]]}) == [("CLASSIFICATION", "dent")]
 
@@ -166,6 +168,8 @@ async def test_filters_and_verification(api: Api, contributor: str, setup: dict)
     correction = (await api.data("SupersedeAnnotation", {"input": fix}, token=contributor))["supersedeAnnotation"]
     error = await api.error("VerifyAnnotations", {"ids": [truth[0]["id"]], "verified": True}, token=contributor)
     assert error["extensions"] == {"code": "CONFLICT", "field": "ids[0]"} and correction["id"] in error["message"]
+    assert await labels({"superseded": True}) == [("CLASSIFICATION", "dent")]  # what people corrected
+    assert ("CLASSIFICATION", "dent") not in await labels({"superseded": False, "setIds": [s["truth"]["id"]]})
 
     datum = (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"]
     assert datum["annotations"]["totalCount"] == 4 and datum["asset"]["id"] == s["image"]["id"]

@@ -426,7 +426,7 @@ async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, 
     ds = await factories.dataset(api, contributor)
     (datum,) = await factories.datums(api, contributor, 1, roles=("image",))
     schema = await factories.schema(api, contributor)
-    labels = await factories.annotation_set(api, contributor, schema["id"])
+    labels = await factories.annotation_set(api, contributor, schema["id"], source={"kind": "MODEL", "name": "detector"})
     asset = datum["roles"][0]["asset"]["id"]
     (wrong,) = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
         {"assetId": asset, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "dent"}]},
@@ -439,6 +439,16 @@ async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, 
     assert fixed["label"] == "scratch" and fixed["supersedeReason"] == "it is a scratch, not a dent"
     assert fixed["supersedes"]["id"] == wrong["id"] and fixed["supersedes"]["supersededBy"]["id"] == fixed["id"]
     assert fixed["supersedes"]["supersededAt"] is not None
+    # Credited to whoever made it, not to the set's source (a model's, for a prediction set).
+    assert fixed["source"]["kind"] == "HUMAN" and fixed["source"]["name"] == fixed["createdBy"] is not None
+    assert fixed["supersedes"]["source"] == {"kind": "MODEL", "name": "detector"}
+    # The history of one annotation stays on its image, and is not lost on its own.
+    (other,) = await factories.datums(api, contributor, 1, roles=("image",))
+    moved = await api.error("SupersedeAnnotation", {"input": {**fix, "id": fixed["id"], "record": {
+        **fix["record"], "assetId": other["roles"][0]["asset"]["id"], "datumId": other["id"]}}}, token=contributor)
+    assert moved["extensions"] == {"code": "BAD_USER_INPUT", "field": "record.datumId"}, moved
+    kept = await api.error("DeleteAnnotationRecord", {"id": wrong["id"]}, token=contributor)
+    assert kept["extensions"] == {"code": "CONFLICT", "field": "id"} and fixed["id"] in kept["message"]
 
     async def labels_of(filter: dict | None = None) -> list[str]:
         data = await api.data("Annotations", {"filter": filter, "first": 10}, token=contributor)

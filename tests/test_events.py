@@ -30,6 +30,7 @@ from graphlake.local_services import free_port
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from resolvers.events.types import Event as EventType
+from tests import factories
 from tests.conftest import Served
 from tests.operations import Api
 from tests.waiting import live_subscribers, wait_for
@@ -403,6 +404,23 @@ async def test_every_mutation_is_audited_without_secrets(api: Api, admin: str, c
     assert created["token"]["id"] in by_mutation["createApiToken"]["data"]["ids"]
     everything = json.dumps([a["node"] for a in audits])
     assert created["secret"] not in everything and "pepper" not in everything
+
+
+async def test_an_audit_entry_says_which_way_a_switch_went(api: Api, contributor: str, admin: str) -> None:
+    """Verifying and un-verifying were the same entry: a mutation's Boolean arguments are recorded."""
+    (datum,) = await factories.datums(api, contributor, 1, roles=("image",))
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    (record,) = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": datum["roles"][0]["asset"]["id"], "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "dent"}]},
+        token=contributor))["addAnnotations"]["records"]
+    for verified in (True, False):
+        await api.data("VerifyAnnotations", {"ids": [record["id"]], "verified": verified}, token=contributor)
+    audits = (await api.data("Events", {"filter": {"eventTypes": ["AUDIT"]}, "first": 50}, token=admin))["events"]["edges"]
+    verifies = [a["node"]["data"] for a in audits if a["node"]["data"]["mutation"] == "verifyAnnotations"]
+    assert [v["arguments"] for v in verifies] == [{"verified": False}, {"verified": True}]  # newest first
+    assert all(v["ids"] == [record["id"]] and v["idCount"] == 1 for v in verifies)
+    assert all("arguments" not in a["node"]["data"] for a in audits if a["node"]["data"]["mutation"] == "addAnnotations")
 
 
 async def test_utilization_from_start_stop_pairs(api: Api, contributor: str, viewer: str, settings: Settings,

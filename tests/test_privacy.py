@@ -171,6 +171,16 @@ async def test_erase_leaves_no_field_naming_the_user(api: Api, make_token: MakeT
     assert json.loads(audit["data"]["json"])["subject"] == alias
 
 
+async def test_an_erase_plan_names_the_versions_holding_records_the_user_added(api: Api, make_token: MakeToken,
+                                                                               served: Served, settings: Settings,
+                                                                               tmp_path: Path) -> None:
+    """Bob only added records (to Alice's set, on Alice's datums): the version holds copies naming him,
+    which the erase rewrites, so its plan names the version as Alice's does."""
+    seeded = await seed_alice(api, make_token, served, tmp_path)
+    asked = await cli(settings, "privacy", "erase", "bob")
+    assert asked.returncode == 0 and seeded["version"] in asked.stderr, asked.stderr
+
+
 async def test_an_erase_after_anonymize_still_reaches_the_user_and_their_deleted_assets(
         api: Api, make_token: MakeToken, served: Served, state: AppState, settings: Settings, tmp_path: Path) -> None:
     """Anonymized first (by hand, or by GRAPHLAKE_ANONYMIZE_AFTER_DAYS), the user's documents name

@@ -138,6 +138,9 @@ async def test_exporters_read_the_file_and_not_the_pages(served: Served, make_to
         assert done["images"] == 4 and done["annotations"] > 0 and done["left_out"] == {"REGRESSION": 1}
         assert ops.VERSION_CONTENT in asked and ops.FILES_BY_ID in asked
         assert ops.VERSION_DATUMS not in asked and ops.VERSION_DATUM_CURSORS not in asked
+    # Images not imported from COCO carry no size in their metadata: it is read from their pixels.
+    written = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert sorted((i["width"], i["height"]) for i in written["images"]) == [(30, 30), (40, 30), (50, 40), (60, 20)]
 
 
 async def test_a_file_that_is_not_the_recorded_one_is_not_trusted(served: Served, make_token: MakeToken, tmp_path: Path,

@@ -23,10 +23,16 @@ class AnnotationFilter:
         "Only records made by one of these kinds of source."))
     min_score: float | None = strawberry.field(default=None, description=(
         "Only records with a score at least this (records without a score never match)."))
+    max_score: float | None = strawberry.field(default=None, description=(
+        "Only records with a score below this (records without a score never match): with `minScore`, the "
+        "half-open range [minScore, maxScore)."))
     verified: bool | None = strawberry.field(default=None, description=(
         "Only verified records (true) or unverified ones (false); null for both."))
     include_superseded: bool = strawberry.field(default=False, description="Also records a correction replaced "
                                                 "(supersedeAnnotation); by default lists show the current ones.")
+    superseded: bool | None = strawberry.field(default=None, description=(
+        "Only records a correction replaced (true: e.g. the predictions people corrected, with `purposes: "
+        "[PREDICTION]`), or only current ones (false); null leaves it to `includeSuperseded`."))
 
 
 def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
@@ -34,6 +40,8 @@ def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
     if filter is None:
         return {"superseded_by": None}
     query: dict[str, Any] = {} if filter.include_superseded else {"superseded_by": None}
+    if filter.superseded is not None:
+        query["superseded_by"] = {"$ne": None} if filter.superseded else None
     if filter.kinds:
         query["kind"] = {"$in": [k.value for k in filter.kinds]}
     if filter.labels:
@@ -44,8 +52,9 @@ def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
         query["purpose"] = {"$in": [p.value for p in filter.purposes]}
     if filter.source_kinds:
         query["source.kind"] = {"$in": [k.value for k in filter.source_kinds]}
-    if filter.min_score is not None:
-        query["score"] = {"$gte": filter.min_score}
+    if filter.min_score is not None or filter.max_score is not None:
+        query["score"] = {**({"$gte": filter.min_score} if filter.min_score is not None else {}),
+                          **({"$lt": filter.max_score} if filter.max_score is not None else {})}
     if filter.verified is not None:
         query["verified"] = filter.verified
     return query

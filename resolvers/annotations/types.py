@@ -219,6 +219,9 @@ class AnnotationRecord(Node):
     verified_by: str | None = strawberry.field(description=who_did("verified", "while unverified"))
     verified_at: datetime | None = strawberry.field(description="When it was verified (UTC); null while unverified.")
     created_at: datetime = strawberry.field(description="When it was added (UTC).")
+    created_by: str | None = strawberry.field(description=(
+        who_did("added", "for records written by the lake itself (a migration)") + " Unlike `source`, which the "
+        "writer states (a model, or the annotator an import names), this is who was signed in."))
     doc: strawberry.Private[docs.AnnotationRecord]
 
     @strawberry.field(description="Any JSON object: the schema's required attributes and more.")
@@ -288,5 +291,6 @@ class AnnotationRecord(Node):
         return cls(
             id=encode_id(NodeType.ANNOTATION_RECORD, doc.id if record_id is None else record_id), kind=doc.kind, label=doc.label, score=doc.score, value=doc.value,
             geometry=_geometry(doc.geometry), source=AnnotationSource.from_value(doc.source), verified=doc.verified,
-            verified_by=doc.verified_by, verified_at=doc.verified_at, created_at=doc.created_at, doc=doc,
+            verified_by=doc.verified_by, verified_at=doc.verified_at, created_at=doc.created_at,
+            created_by=doc.created_by, doc=doc,
         )

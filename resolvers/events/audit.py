@@ -18,6 +18,7 @@ from strawberry.types.base import StrawberryList, StrawberryOptional
 from strawberry.types.field import StrawberryField
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
+from strawberry.utils.str_converters import to_camel_case
 
 from services.events import audit
 from services.node_ids import is_node_id
@@ -35,6 +36,12 @@ def _may_hold_ids(type_: Any, seen: frozenset = frozenset()) -> bool:
     if not fields or type_ in seen:
         return False
     return any(_may_hold_ids(f.type, seen | {type_}) for f in fields)
+
+
+def _unwrapped(type_: Any) -> Any:
+    while isinstance(type_, StrawberryOptional):
+        type_ = type_.of_type
+    return type_
 
 
 @cache
@@ -65,6 +72,10 @@ class AuditTrail(FieldExtension):
 
     def apply(self, field: StrawberryField) -> None:
         self.id_arguments = [a.python_name for a in field.arguments if _may_hold_ids(a.type)]
+        # Its switches (verifyAnnotations' `verified`, deleteAsset's `force`), which say what it did to
+        # those ids: verifying and un-verifying were the same entry.
+        self.flags = {a.python_name: a.graphql_name or to_camel_case(a.python_name)
+                      for a in field.arguments if _unwrapped(a.type) is bool}
 
     async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: strawberry.Info,
                             **kwargs: Any) -> Any:
@@ -73,8 +84,9 @@ class AuditTrail(FieldExtension):
             result = await next_(source, info, **kwargs)
             principal = context.principal
             ids = list(dict.fromkeys([*_ids_in([kwargs.get(name) for name in self.id_arguments]), *_ids_in(result)]))
+            flags = {shown: kwargs[name] for name, shown in self.flags.items() if kwargs.get(name) is not None}
             await audit.record(context.state.feed, context.settings, f"{info.field_name} by {principal.actor if principal else 'anonymous'}",
                          user_id=principal.user_id if principal else None, ids=ids,
                          mutation=info.field_name, token=principal.token_name if principal else None,
-                         requestId=context.request_id)
+                         requestId=context.request_id, **({"arguments": flags} if flags else {}))
         return result

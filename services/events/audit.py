@@ -15,9 +15,10 @@ MAX_IDS = 100  # a batch of 10,000 events is audited by its count and first ids
 
 
 async def record(feed: FeedWriter, settings: EventSettings, message: str, *, user_id: str | None, ids: list[str],
-                 **what: str | None) -> None:
+                 **what: object) -> None:
     """Log one AUDIT event: `message` says who did what, `what` names it (the mutation and token,
-    or the CLI command and the operating-system user), `ids` what it touched."""
+    or the CLI command and the operating-system user, and a mutation's switches), `ids` what it
+    touched (the first MAX_IDS; `idCount` says how many)."""
     await log.log_events(feed, [log.NewEvent(
         event_type=AUDIT, message=message, source=Ownership(user_id=user_id),
         data=StoredJson.encode({**what, "ids": ids[:MAX_IDS], "idCount": len(ids)}),

@@ -114,7 +114,8 @@ class Erasure:
 
 async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
     """The dataset versions that hold something of the user's: a datum they made or whose role is
-    one of their assets, or an annotation set they made or are the source of."""
+    one of their assets, an annotation set they made or are the source of, or a copy of a record
+    they made, verified or are the source of (what an erase rewrites in the version)."""
     who = await person(db, user_id)
     own = [a["_id"] async for a in db.assets.find(_own(who), {"_id": 1})]
     uses = [u["datum_id"] async for u in db.datum_assets.find({"asset_id": {"$in": own}}, {"datum_id": 1})] if own else []
@@ -123,6 +124,9 @@ async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
     sets = [s["_id"] async for s in db.annotation_sets.find(identity_filter("annotation_sets", who), {"_id": 1})]
     version_ids = {m["version_id"] async for m in db.version_members.find({"datum_id": {"$in": datums}}, {"version_id": 1})}
     version_ids |= {v["_id"] async for v in db.dataset_versions.find({"annotation_set_ids": {"$in": sets}}, {"_id": 1})}
+    copies = await db.version_records.aggregate([{"$match": identity_filter("version_records", who)},
+                                                 {"$group": {"_id": "$version_id"}}])
+    version_ids |= {c["_id"] async for c in copies}
     return sorted(encode_id(NodeType.DATASET_VERSION, v) for v in version_ids)
 
 
