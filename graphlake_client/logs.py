@@ -124,9 +124,10 @@ class GraphlakeLogHandler(logging.Handler):
                              "until it drains (the count goes to the lake as a WARNING event)\n")
 
     def _event(self, record: logging.LogRecord) -> EventInput:
+        # The record's own level too: a custom one (25, say) goes as the named level below it.
         log: dict[str, Any] = {"logger": record.name, "module": record.module, "function": record.funcName,
                                "line": record.lineno, "path": record.pathname, "thread": record.threadName,
-                               "process": record.process}
+                               "process": record.process, "levelno": record.levelno, "levelname": record.levelname}
         if record.exc_info:
             log["exception"] = record.exc_text or logging.Formatter().formatException(record.exc_info)
         if record.stack_info:
