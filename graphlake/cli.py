@@ -374,7 +374,7 @@ def datasets_write_content(
         raise typer.Exit(1)
 
 
-events_app = typer.Typer(help="Archive events and report utilization.", no_args_is_help=True)
+events_app = typer.Typer(help="List, archive and purge events, and report utilization.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 
 
@@ -398,6 +398,30 @@ def events_archive(
             return archived
 
     errors.print(f"archived {run_command(run())} event(s)")
+
+
+@events_app.command("purge")
+def events_purge(
+    older_than: Annotated[float, typer.Option("--older-than", callback=_positive_days,
+                                              help="Delete archived events older than this many days (more than 0).")],
+    audit_too: Annotated[bool, typer.Option("--audit-too", help="Delete archived AUDIT events too (the audit "
+                                                                "trail is kept otherwise).")] = False,
+) -> None:
+    """Delete archived events for good (events not archived are never touched)."""
+    from graphlake.runtime import open_state
+    from services.events import audit
+    from services.events.log import purge
+
+    settings = load_settings(existing_lake=True)
+
+    async def run() -> int:
+        async with open_state(settings) as state:
+            purged = await purge(timedelta(days=older_than), audit_too=audit_too)
+            await audit.record_command(state.feed, settings, "events purge", olderThanDays=str(older_than),
+                                       auditToo=str(audit_too).lower(), purged=str(purged))
+            return purged
+
+    errors.print(f"deleted {run_command(run())} archived event(s)")
 
 
 @events_app.command("utilization")

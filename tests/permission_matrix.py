@@ -97,6 +97,7 @@ MATRIX: dict[str, tuple[str, dict[str, Any], Role | None]] = {
     "Query.utilization": ("Utilization", {"from": "2026-01-01T00:00:00Z", "groupBy": "NODE"}, Role.VIEWER),
     "Mutation.logEvent": ("LogEvent", {"input": {"eventType": "LOG_INFO"}}, W),
     "Mutation.logEvents": ("LogEvents", {"inputs": [{"eventType": "LOG_INFO"}]}, W),
+    "Mutation.archiveEvents": ("ArchiveEvents", {"ids": [encode_id(NodeType.EVENT, NONE)]}, Role.ADMIN),
     "Subscription.events": ("EventStream", {}, Role.VIEWER),
 }
 

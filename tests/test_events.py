@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
+from bson import ObjectId
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +31,7 @@ from graphlake.local_services import free_port
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from resolvers.events.types import Event as EventType
+from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api
@@ -504,6 +506,35 @@ async def test_archived_events_leave_default_queries(api: Api, contributor: str,
     assert await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"]}) == ["FRESH_ONE"]
     archived = await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"], "includeArchived": True})
     assert archived == ["FRESH_ONE", "OLD_ONE"]
+
+
+async def test_events_are_archived_by_id_and_archived_ones_purged(api: Api, admin: str, contributor: str,
+                                                                 settings: Settings, tmp_path: Path) -> None:
+    """As MADSci's archive_events and purge_events: an ADMIN archives events by ID (and back); an
+    operator deletes archived ones past an age for good, the audit trail only when asked."""
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    noisy, _ = await log(api, contributor, ev("NOISE", timestamp=old), ev("KEEP", timestamp=old))
+    refused = await api.run("ArchiveEvents", {"ids": [noisy]}, token=contributor)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    missing = await api.run("ArchiveEvents", {"ids": [noisy, encode_id(NodeType.EVENT, ObjectId())]}, token=admin)
+    assert missing["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "ids[1]"}, missing
+    assert (await api.run("ArchiveEvents", {"ids": [noisy]}, token=admin))["data"] == {"archiveEvents": 1}
+    assert await types(api, contributor, {"eventTypes": ["NOISE", "KEEP"]}) == ["KEEP"]
+    back = await api.run("ArchiveEvents", {"ids": [noisy], "archived": False}, token=admin)
+    assert back["data"] == {"archiveEvents": 1}
+    assert sorted(await types(api, contributor, {"eventTypes": ["NOISE", "KEEP"]})) == ["KEEP", "NOISE"]
+    await api.run("ArchiveEvents", {"ids": [noisy]}, token=admin)
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
+           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graphlake", "events", "purge", "--older-than", "30", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0 and b"deleted 1 archived event" in err, err
+    assert await Event.find({"event_type": "NOISE"}).count() == 0 and await Event.find({"event_type": "KEEP"}).count() == 1
+    assert await Event.find({"event_type": "AUDIT"}).count() > 0  # archived or not, the trail stays without --audit-too
 
 
 async def test_an_event_from_the_future_is_refused(api: Api, contributor: str, settings: Settings) -> None:

@@ -11,10 +11,10 @@ from documents.event import LEVELS, RESERVED_TYPES
 from resolvers.common import encode_json
 from resolvers.context import Info
 from resolvers.events.types import Event, EventInput, LogEventsPayload
-from resolvers.permissions import CanWrite
+from resolvers.permissions import CanWrite, IsAdmin
 from services.errors import BadUserInput
 from services.events import log as service
-from services.node_ids import NodeType, encode_id
+from services.node_ids import NodeType, decode_object_ids, encode_id
 
 
 def _new_event(where: str, event: EventInput) -> service.NewEvent:
@@ -54,3 +54,17 @@ class EventMutations:
         if state.metrics is not None:
             state.metrics.count_events(e.level for e in stored)
         return LogEventsPayload(count=len(stored), ids=[encode_id(NodeType.EVENT, e.id) for e in stored])
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description=(
+        "Archive events by ID: they leave default queries and stay retrievable (`includeArchived: true`); with "
+        "`archived: false`, bring archived ones back. Returns how many changed. ADMIN. (By age: `graphlake events "
+        "archive --older-than DAYS`, or GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS.)"))
+    async def archive_events(
+        self, info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description=(
+            "The events: 1 to GRAPHLAKE_MAX_BATCH_ITEMS; an ID no event has is NOT_FOUND and changes nothing."))],
+        archived: Annotated[bool, strawberry.argument(description="True archives them (default); false un-archives.")] = True,
+    ) -> int:
+        if not ids or len(ids) > info.context.settings.max_batch_items:
+            raise BadUserInput(f"give 1 to {info.context.settings.max_batch_items} event IDs", field="ids")
+        return await service.set_archived(decode_object_ids(ids, NodeType.EVENT, field="ids"), archived)

@@ -21,12 +21,13 @@ from bson import ObjectId
 
 from documents.clock import to_millis, utcnow
 from documents.common import Ownership
-from documents.event import LEVELS, Event, new_event_id
+from documents.event import AUDIT, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from services.checks import time_bounds
-from services.errors import BadUserInput
+from services.errors import BadUserInput, NotFound
 from services.events import alerts
 from services.events.feed import FeedWriter
+from services.node_ids import NodeType, encode_id
 
 log = logging.getLogger("graphlake.events")
 
@@ -112,6 +113,30 @@ async def archive(older_than: timedelta) -> int:
     result = await Event.get_pymongo_collection().update_many(
         {"archived": False, "timestamp": {"$lt": utcnow() - older_than}}, {"$set": {"archived": True}})
     return result.modified_count
+
+
+async def set_archived(event_ids: list[ObjectId], archived: bool) -> int:
+    """Archive the events named (or, with archived=False, bring them back into default queries);
+    how many changed. NOT_FOUND, naming the first, for an id no event has."""
+    found = {doc["_id"] for doc in await Event.get_pymongo_collection().find(
+        {"_id": {"$in": event_ids}}, {"_id": 1}).to_list()}
+    for i, event_id in enumerate(event_ids):
+        if event_id not in found:
+            raise NotFound(f"no event {encode_id(NodeType.EVENT, event_id)}", field=f"ids[{i}]")
+    result = await Event.get_pymongo_collection().update_many(
+        {"_id": {"$in": event_ids}, "archived": not archived}, {"$set": {"archived": archived}})
+    return result.modified_count
+
+
+async def purge(older_than: timedelta, *, audit_too: bool) -> int:
+    """Delete archived events older than that for good; the audit trail (AUDIT events) only with
+    `audit_too`. How many went."""
+    if older_than <= timedelta(0):
+        raise BadUserInput("must be more than 0 days", field="olderThan")
+    query: dict[str, Any] = {"archived": True, "timestamp": {"$lt": utcnow() - older_than}}
+    if not audit_too:
+        query["event_type"] = {"$ne": AUDIT}
+    return (await Event.get_pymongo_collection().delete_many(query)).deleted_count
 
 
 REPLAY_PAGE = 500
