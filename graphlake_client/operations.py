@@ -109,7 +109,7 @@ VERSION = f"""query ($id: ID, $dataset: String, $version: String) {{
 }}"""
 FILE_FIELDS = "id name sizeBytes sha256 downloadUrl storage { mount key external }"  # storage: for direct reads
 # A version's records as its content file holds them (graphlake_client/version_file.py), a mask's asset in full.
-RECORD_FIELDS = f"""id key kind label score value attributes verified set {{ id }} asset {{ id }}
+RECORD_FIELDS = f"""id key kind label score value attributes verified source {{ kind }} set {{ id }} asset {{ id }}
   geometry {{ __typename ... on BBox {{ x y width height }} ... on RotatedBBox {{ cx cy width height angle }}
     ... on Polygon {{ points {{ x y }} }} ... on Polyline {{ points {{ x y }} }}
     ... on Keypoints {{ points {{ name x y visible }} }} ... on Mask {{ asset {{ {FILE_FIELDS} }} }} }}"""

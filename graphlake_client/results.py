@@ -230,6 +230,13 @@ class VersionDatum(TypedDict):
     asset: FileRef | None
 
 
+class RecordSource(TypedDict):
+    """What kind of source made a record: a person, a model, or a derivation (never a person's name:
+    a privacy erase could not reach it in a version's file)."""
+
+    kind: Literal["HUMAN", "MODEL", "DERIVED"]
+
+
 class VersionRecord(TypedDict):
     """An annotation record as a version froze it (`read_version`). `geometry` is the API's union as
     JSON, told by `__typename` (BBox, RotatedBBox, Polygon, Polyline, Keypoints, Mask), a Mask's
@@ -243,6 +250,7 @@ class VersionRecord(TypedDict):
     value: float | None
     attributes: dict[str, Any] | None
     verified: bool
+    source: RecordSource | None  # null from the file of a version built before Graphlake recorded it there
     set: Ref
     asset: Ref
     geometry: dict[str, Any] | None

@@ -15,7 +15,7 @@ this, or its write failed) or the file is not the one recorded (its size and SHA
 
 Who made or verified a record, and a person's name as a record's source, are left out: a privacy
 erase rewrites them in the version's copies (services/privacy/places.py), and would have to rewrite
-the file. Nothing an exporter reads is among them.
+the file. Nothing an exporter reads is among them. A record's kind of source (human or model) is in.
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ def _record(copy: Mapping[str, Any]) -> dict[str, Any]:
         "id": encode_id(NodeType.ANNOTATION_RECORD, copy["record_id"]), "key": copy.get("key"), "kind": copy["kind"],
         "label": copy.get("label"), "score": _number(copy.get("score")), "value": _number(copy.get("value")),
         "attributes": _json(copy.get("attributes")), "verified": bool(copy.get("verified")),
+        # Its kind of source only (HUMAN, MODEL, DERIVED), which training code filters on: see above for names.
+        "source": {"kind": copy["source"]["kind"]} if copy.get("source") else None,
         "set": _named(NodeType.ANNOTATION_SET, copy["set_id"]), "asset": _asset(copy["asset_id"]),
         "geometry": _geometry(copy.get("geometry")),
     }
