@@ -183,7 +183,7 @@ class Assets(Uploader):
                                 mount: str | None = None, name: str | None = None, collection: str | None = None,
                                 labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
                                 owner: Source | None = None, data_timestamp: datetime | None = None) -> Registered:
-        """Register an https `url`, or the objects of an S3 `bucket`/`prefix` on `mount`, as EXTERNAL assets,
+        """Register an http(s) `url`, or the objects of an S3 `bucket`/`prefix` on `mount`, as EXTERNAL assets,
         uncopied (`owner` and `data_timestamp` as for store_file)."""
         check_json(metadata, "metadata")  # as store_value's: a datetime is refused, not sent as text
         collection_id = await self._collection_first(collection)

@@ -38,7 +38,7 @@ async def place_assets(job: Pass, write: bool) -> None:
     if referenced and job.locate is None:
         raise GraphlakeClientError(
             "the reference policy registers payloads where they lie, as EXTERNAL assets, and a lake registers only "
-            "objects of its S3 mounts or https URLs: the files of a bundle in a directory or a tar cannot be "
+            "objects of its S3 mounts or http(s) URLs: the files of a bundle in a directory or a tar cannot be "
             "referenced (a bundle on an S3 mount can, through commitBundleImport). Import it with --policy copy or "
             "copy-if-missing", "BAD_USER_INPUT", "policy")
     dataset = job.manifest["dataset"]["name"]
@@ -56,9 +56,9 @@ async def place_assets(job: Pass, write: bool) -> None:
     job.report.assets.new = len(new) + len(externals) + len(referenced)
     job.report.new_bytes = sum(assets[groups[key][0]]["payload"]["size"] for key in new)
     for uri, refs in externals.items():
-        if not uri.startswith("https://"):
+        if not uri.startswith(("https://", "http://")):
             job.report.conflicts.append(f"asset {refs[0]} is an external object at {uri}: a bundle registers "
-                                        "external objects again by https URL only")
+                                        "external objects again by http(s) URL only")
     if write and (new or externals or referenced):
         await job.check(job.to_read)  # what prepare found held, and the lake no longer holds
         collection = collection or await job.lake.collection_id(dataset)
@@ -136,7 +136,7 @@ async def _store(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str,
 
 
 async def _register(job: Pass, where: dict[str, Any], asset: dict[str, Any]) -> str:
-    """An object registered where it lies (an https URL, or an S3 mount's object), keeping the
+    """An object registered where it lies (an http(s) URL, or an S3 mount's object), keeping the
     asset's name and description; a no-op for an object registered already."""
     fields = {k: v for k, v in _fields(asset).items() if k not in ("name", "description")}  # not registerExternal's
     done = (await job.lake.execute(ops.REGISTER_EXTERNAL, {"input": {**where, **fields}}))["registerExternal"]

@@ -652,8 +652,12 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     same = (await api.data("RegisterExternal", {"input": {"url": "https://data.example.org/files/survey.json"}},
                            token=contributor))["registerExternal"]
     assert (same["count"], same["unchangedCount"], same["unchanged"][0]["id"]) == (0, 1, url["id"])
-    error = await api.error("RegisterExternal", {"input": {"url": "ftp://x/y"}}, token=contributor)
-    assert error["extensions"]["field"] == "url"
+    for bad in ("ftp://x/y", "javascript:alert(1)", "file:///etc/passwd", "http:///no-host"):  # a link in the web app
+        error = await api.error("RegisterExternal", {"input": {"url": bad}}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "url"}, bad
+    lab = (await api.data("RegisterExternal", {"input": {"url": "http://minio.lab:9000/runs/plate.csv"}},
+                          token=contributor))["registerExternal"]["assets"][0]  # a lab server without TLS
+    assert lab["storage"]["uri"] == "http://minio.lab:9000/runs/plate.csv"
 
     # The lake's own objects (an upload's bytes on the lab mount, whose bucket this is) are not external.
     data = payload(64)

@@ -44,7 +44,7 @@ class CompleteUploadInput:
 
 
 @strawberry.input(description="Objects that already exist, registered in place: an S3 `bucket` + `prefix` read "
-                              "through an S3 `mount`'s credentials (one asset per object), or an https `url`.")
+                              "through an S3 `mount`'s credentials (one asset per object), or an http(s) `url`.")
 class RegisterExternalInput:
     mount: str | None = strawberry.field(default=None, description=(
         "With `bucket`: the S3 mount whose credentials read the bucket. Null with `url`."))
@@ -52,7 +52,7 @@ class RegisterExternalInput:
     prefix: str | None = strawberry.field(default=None, description=(
         "With `bucket`: register the objects whose keys start with this (at most GRAPHLAKE_MAX_BATCH_ITEMS of them); "
         "null for the whole bucket."))
-    url: str | None = strawberry.field(default=None, description="An https URL to register as one asset (or give `bucket`).")
+    url: str | None = strawberry.field(default=None, description="An https (or http) URL to register as one asset (or give `bucket`).")
     name: str | None = strawberry.field(default=None, description="For a url; objects are named by their key.")
     labels: list[str] | None = strawberry.field(default=None, description=LABELS)
     metadata: JSON | None = strawberry.field(default=None, description=METADATA)

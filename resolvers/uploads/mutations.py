@@ -144,7 +144,7 @@ class UploadMutations:
                                              info.context.state.feed)
         return UploadSession.from_signed(await sessions.sign_session(session, info.context.stores))
 
-    @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets, without copying them.")
+    @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an http(s) URL) as EXTERNAL assets, without copying them.")
     async def register_external(
         self, info: Info,
         input: Annotated[RegisterExternalInput, strawberry.argument(description="Where the objects are, and how to file them.")],

@@ -1,4 +1,4 @@
-"""Registering objects that already exist (an S3 prefix, or an https URL) as EXTERNAL assets,
+"""Registering objects that already exist (an S3 prefix, or an http(s) URL) as EXTERNAL assets,
 in place: never copied, never deleted with their asset."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
                             url: str | None, name: str | None, labels: list[str], metadata: StoredJson,
                             collection_id: ObjectId | None, actor: str | None, max_items: int,
                             owner: Ownership | None = None, data_timestamp: datetime | None = None) -> Registered:
-    """EXTERNAL assets for objects that already exist (an S3 prefix, or an https URL), never copied.
+    """EXTERNAL assets for objects that already exist (an S3 prefix, or an http(s) URL), never copied.
     Deleting such an asset never deletes the object. An object registered before (the same URI and,
     for S3, the same ETag, still ACTIVE) is not registered twice: it is reported unchanged."""
     labels = check_labels(labels)
@@ -56,8 +56,10 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
     assets: list[Asset] = []
     if url is not None:
         parsed = urlparse(url)
-        if parsed.scheme != "https" or not parsed.netloc:
-            raise BadUserInput("must be an https URL", field="url")
+        # Plain http too: a lab's MinIO or instrument server often has no TLS. Nothing else: the URL
+        # becomes a download link, where a `javascript:` or `file:` one would act in the reader's browser.
+        if parsed.scheme not in ("https", "http") or not parsed.netloc:
+            raise BadUserInput("must be an http or https URL", field="url")
         filename = posixpath.basename(parsed.path) or parsed.netloc
         assets.append(Asset(id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=name or filename,
                             media_type=mimetypes.guess_type(filename)[0], metadata=metadata, labels=labels,
