@@ -263,10 +263,14 @@ def download(
     errors.print(f"saved {client_run(run(), token=token)}")
 
 
+MAX_DAYS = 36_500  # a century: older than any lake, and within what a date can go back from today
+
+
 def _positive_days(days: float) -> float:
-    """An age in days must be more than 0: `--older-than -5` would otherwise reach every event or asset."""
-    if not days > 0:  # also NaN
-        raise typer.BadParameter(f"must be more than 0 days, not {days}")
+    """An age in days must be more than 0: `--older-than -5` would otherwise reach every event or
+    asset; and at most MAX_DAYS (`inf` or 1e6 overflowed the date arithmetic into a traceback)."""
+    if not 0 < days <= MAX_DAYS:  # also NaN
+        raise typer.BadParameter(f"must be 0 < days <= {MAX_DAYS}, not {days}")
     return days
 
 

@@ -164,6 +164,10 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             return await self._run_socket(request, context, root_value)
         media_type = response_media_type(request.headers.get("accept"))
+        if request.method not in ("GET", "POST"):
+            # Before the body, a slot or the token's lookup, which Strawberry's own check comes after.
+            return _error_response(f"{request.method} is not a GraphQL over HTTP method: send GET or POST",
+                                   {"code": "BAD_USER_INPUT"}, 405, media_type, {"Allow": "GET, POST"})
         try:
             # The body is read before the request takes a slot: a client sending it slowly waits alone.
             await request.body()  # kept by the Request: Strawberry reads it from there
@@ -176,7 +180,7 @@ class GraphQLView(GraphQL[Context, None]):
                 return _error_response("a mutation cannot be sent with GET, which only runs queries: send it with POST",
                                        {"code": "BAD_USER_INPUT"}, 405, media_type, {"Allow": "POST"})
             code = _HTTP_CODES.get(error.status_code, "BAD_USER_INPUT")
-            headers = {"Allow": "GET, POST"} if error.status_code == 405 else None  # HEAD, say
+            headers = {"Allow": "GET, POST"} if error.status_code == 405 else None
             return _error_response(error.reason, {"code": code}, error.status_code, media_type, headers)
         except PersistedQueryError as error:
             status = error.new_status if media_type == GRAPHQL_RESPONSE_JSON else error.status

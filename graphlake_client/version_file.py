@@ -132,6 +132,7 @@ async def datums_of(lake: Client, file: BinaryIO) -> AsyncGenerator[tuple[dict[s
                 image = next((r["asset"]["id"] for r in datum["roles"] if r["role"] == "image"), None)
                 datum["asset"] = assets.get(image) if image else None
                 for record in records:
+                    record.setdefault("source", None)  # the file of a version built before it was written there
                     geometry = record.get("geometry")
                     if geometry and geometry["__typename"] == "Mask":
                         geometry["asset"] = assets.get(geometry["asset"]["id"])

@@ -333,10 +333,12 @@ async def verify(record_ids: Sequence[ObjectId], verified: bool, actor: str | No
 MAX_REASON = 1000
 
 
-async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, actor: str | None) -> docs.AnnotationRecord:
+async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, actor: str | None,
+                    author: str | None = None) -> docs.AnnotationRecord:
     """Replace a record with a new one in the same set, keeping both: the new one says what it
     supersedes and why, the old one which record superseded it and when, and lists show the new
-    one only. Dataset versions built before keep showing the old one."""
+    one only. Dataset versions built before keep showing the old one. `author`: the caller's user,
+    whose HUMAN source a replacement without its own takes."""
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON:
         raise BadUserInput(f"say why, in 1 to {MAX_REASON} characters", field="reason")
@@ -349,14 +351,15 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
     if old.datum_id is not None and replacement.datum_id != old.datum_id:
         raise BadUserInput(f"a correction stays on the datum of the record it corrects "
                            f"({encode_id(NodeType.DATUM, old.datum_id)}); add a new record for another", field="record.datumId")
-    if old.datum_id is None and replacement.asset_id != old.asset_id:
+    if old.datum_id is None and (replacement.asset_id != old.asset_id or replacement.datum_id is not None):
         raise BadUserInput(f"a correction stays on the asset of the record it corrects "
-                           f"({encode_id(NodeType.ASSET, old.asset_id)}); add a new record for another", field="record.assetId")
-    if replacement.source is None:
-        # The caller's, unless it names another: the set's default source (often the model whose
-        # prediction is being corrected) would credit the fix to that model.
-        replacement = replace(replacement, source=docs.AnnotationSource(
-            kind=docs.SourceKind.HUMAN, name=actor or "anonymous"))
+                           f"({encode_id(NodeType.ASSET, old.asset_id)}), with no datum as it has none; add a new "
+                           "record for another", field="record.datumId" if replacement.datum_id else "record.assetId")
+    if replacement.source is None and author is not None:
+        # The person's, unless it names another source: the set's default (often the model whose
+        # prediction is being corrected) would credit the fix to that model. A token without a user
+        # may be a pipeline's: its corrections keep the set's source, as its records do.
+        replacement = replace(replacement, source=docs.AnnotationSource(kind=docs.SourceKind.HUMAN, name=author))
     (stored,) = (await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)).documents
     new = lean(docs.AnnotationRecord).model_validate(stored)
     # Marked after the new record exists, and only if no other correction got there first.
@@ -375,13 +378,23 @@ async def delete_record(record_id: ObjectId) -> None:
     if record is None:  # gone already: deleting it again is done (DeletePayload.deleted)
         return
     if record.superseded_by is not None:  # the history a correction keeps is never lost on its own
-        raise Conflict(f"{encode_id(NodeType.ANNOTATION_RECORD, record_id)} was corrected by "
-                       f"{encode_id(NodeType.ANNOTATION_RECORD, record.superseded_by)}, which keeps it as its history: "
-                       "delete that correction first (or the whole set)", field="id")
-    await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id})
+        raise _corrected(record_id, record.superseded_by)
+    # The condition again in the write: a correction that lands between the read and here keeps it.
+    gone = await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id, "superseded_by": None})
+    if gone.deleted_count == 0:
+        now = await docs.AnnotationRecord.get_pymongo_collection().find_one({"_id": record_id}, {"superseded_by": 1})
+        if now is not None and now.get("superseded_by") is not None:
+            raise _corrected(record_id, now["superseded_by"])
+        return  # deleted meanwhile by another request: done all the same
     if record.supersedes is not None:
         await docs.AnnotationRecord.get_pymongo_collection().update_one(
             {"_id": record.supersedes, "superseded_by": record_id}, cleared("superseded_by", "superseded_at"))
+
+
+def _corrected(record_id: ObjectId, correction: ObjectId) -> Conflict:
+    return Conflict(f"{encode_id(NodeType.ANNOTATION_RECORD, record_id)} was corrected by "
+                    f"{encode_id(NodeType.ANNOTATION_RECORD, correction)}, which keeps it as its history: "
+                    "delete that correction first (or the whole set)", field="id")
 
 
 async def delete_set(set_id: ObjectId) -> int:

@@ -177,6 +177,24 @@ async def test_filters_and_verification(api: Api, contributor: str, setup: dict)
     assert sorted(e["node"]["recordCount"] for e in sets) == [2, 3]  # superseded ones included: the correction is a third
 
 
+async def test_a_correction_from_a_token_without_a_user_keeps_the_sets_source_and_its_asset(
+        api: Api, contributor: str, setup: dict) -> None:
+    """A pipeline's token names no person: its correction keeps the set's source, as its records do.
+    A record on an asset alone is corrected on that asset alone (no datum added, no other asset)."""
+    s = setup
+    (guess,) = (await api.data("AddAnnotations", {"setId": s["model"]["id"], "records": [
+        {"assetId": s["image"]["id"], "kind": "CLASSIFICATION", "label": "dent", "score": 0.4,
+         "attributes": {"occluded": False}}]}, token=contributor))["addAnnotations"]["records"]
+    fix = {"id": guess["id"], "reason": "rerun", "record": {"assetId": s["image"]["id"], "kind": "CLASSIFICATION",
+                                                             "label": "scratch", "attributes": {"occluded": False}}}
+    for moved, field in (({"datumId": s["datum"]["id"]}, "record.datumId"), ({"assetId": s["mask"]["id"]}, "record.assetId")):
+        error = await api.error("SupersedeAnnotation", {"input": {**fix, "record": {**fix["record"], **moved}}},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+    fixed = (await api.data("SupersedeAnnotation", {"input": fix}, token=contributor))["supersedeAnnotation"]
+    assert fixed["source"] == {"kind": "MODEL", "name": "detr"} and fixed["createdBy"].startswith("token:")
+
+
 async def test_assets_datums_and_annotations_use_are_neither_deleted_nor_collected(
         api: Api, contributor: str, admin: str, setup: dict) -> None:
     """References never dangle (README, Guarantees): an asset a datum holds as a role, or an

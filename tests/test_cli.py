@@ -133,11 +133,14 @@ def test_export_schema_matches_the_committed_file(cli_env: dict[str, str]) -> No
 
 
 def test_ages_must_be_more_than_zero_days(cli_env: dict[str, str]) -> None:
-    """`--older-than -5` once archived every event: an age of 0 days or less is refused before anything opens."""
-    for command in (("events", "archive"), ("assets", "gc")):
-        for days in ("-5", "0"):
+    """`--older-than -5` once archived every event: an age of 0 days or less is refused before anything
+    opens; one past a century (`inf` overflowed the date arithmetic into a traceback) too."""
+    for command in (("events", "archive"), ("events", "purge"), ("assets", "gc")):
+        for days in ("-5", "0", "inf", "1e6"):
             refused = graphlake(cli_env, *command, "--older-than", days)
-            assert refused.returncode == 2 and "must be more than 0 days" in refused.stderr, (command, days, refused.stderr)
+            assert refused.returncode == 2 and "must be 0 < days <= 36500" in refused.stderr, (
+                command, days, refused.stderr)
+            assert "Traceback" not in refused.stderr
     bad_setting = graphlake({**cli_env, "GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS": "-1"}, "events", "archive", "--older-than", "1")
     assert bad_setting.returncode != 0 and "event_archive_after_days" in bad_setting.stderr
 

@@ -18,12 +18,13 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
 from documents.retention import AssetRetention
+from documents.roles import Role
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from services import datasets, snapshots
 from services.node_ids import NodeType, encode_id
 from tests import factories
-from tests.conftest import Served
+from tests.conftest import MakeToken, Served
 from tests.operations import Api, object_id
 
 
@@ -422,7 +423,8 @@ async def test_deletes_refuse_what_is_held_and_name_the_holder(api: Api, contrib
             "id": id, "deleted": True}, operation
 
 
-async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, contributor: str) -> None:
+async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, contributor: str,
+                                                                      make_token: MakeToken) -> None:
     ds = await factories.dataset(api, contributor)
     (datum,) = await factories.datums(api, contributor, 1, roles=("image",))
     schema = await factories.schema(api, contributor)
@@ -435,12 +437,13 @@ async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, 
 
     fix = {"id": wrong["id"], "reason": "it is a scratch, not a dent",
            "record": {"assetId": asset, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "scratch"}}
-    fixed = (await api.data("SupersedeAnnotation", {"input": fix}, token=contributor))["supersedeAnnotation"]
+    annotator = await make_token(Role.CONTRIBUTOR, "ann-laptop", user_id="ann@lab")
+    fixed = (await api.data("SupersedeAnnotation", {"input": fix}, token=annotator))["supersedeAnnotation"]
     assert fixed["label"] == "scratch" and fixed["supersedeReason"] == "it is a scratch, not a dent"
     assert fixed["supersedes"]["id"] == wrong["id"] and fixed["supersedes"]["supersededBy"]["id"] == fixed["id"]
     assert fixed["supersedes"]["supersededAt"] is not None
-    # Credited to whoever made it, not to the set's source (a model's, for a prediction set).
-    assert fixed["source"]["kind"] == "HUMAN" and fixed["source"]["name"] == fixed["createdBy"] is not None
+    # Credited to the person who made it, not to the set's source (a model's, for a prediction set).
+    assert fixed["source"] == {"kind": "HUMAN", "name": "ann@lab"} and fixed["createdBy"] == "ann@lab"
     assert fixed["supersedes"]["source"] == {"kind": "MODEL", "name": "detector"}
     # The history of one annotation stays on its image, and is not lost on its own.
     (other,) = await factories.datums(api, contributor, 1, roles=("image",))

@@ -534,7 +534,25 @@ async def test_events_are_archived_by_id_and_archived_ones_purged(api: Api, admi
     _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0 and b"deleted 1 archived event" in err, err
     assert await Event.find({"event_type": "NOISE"}).count() == 0 and await Event.find({"event_type": "KEEP"}).count() == 1
-    assert await Event.find({"event_type": "AUDIT"}).count() > 0  # archived or not, the trail stays without --audit-too
+
+    # The audit trail, archived and old, stays unless --audit-too.
+    await Event.get_pymongo_collection().update_many({"event_type": "AUDIT"}, {"$set": {
+        "archived": True, "timestamp": datetime.now(UTC) - timedelta(days=40)}})
+    trail = await Event.find({"event_type": "AUDIT", "archived": True}).count()
+
+    async def purge(*flags: str) -> bytes:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "graphlake", "events", "purge", "--older-than", "30", *flags, env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err
+        return err
+
+    assert trail > 0 and b"deleted 0 archived event" in await purge()
+    assert await Event.find({"event_type": "AUDIT", "archived": True}).count() == trail
+    assert f"deleted {trail} archived event".encode() in await purge("--audit-too")
+    assert await Event.find({"event_type": "AUDIT", "archived": True}).count() == 0
+    assert await Event.find({"event_type": "AUDIT"}).count() >= 2  # each purge's own entry, new and not archived
 
 
 async def test_an_event_from_the_future_is_refused(api: Api, contributor: str, settings: Settings) -> None:

@@ -171,6 +171,26 @@ async def test_a_file_that_is_not_the_recorded_one_is_not_trusted(served: Served
         assert checked.ok and checked.files_read == 6  # five images (one also a mask) and the content file
 
 
+async def test_a_file_written_before_sources_reads_with_a_null_source(served: Served, make_token: MakeToken,
+                                                                     tmp_path: Path, state: AppState) -> None:
+    """A version built by an earlier release has a file without `source`: read_version gives null
+    there (its pages say more), not a KeyError."""
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        version = await make_version(lake, tmp_path / "made")
+        path = Path(state.stores["local"].path((await content_of(lake, version["id"]))["key"]))
+        lines = [json.loads(line) for line in path.read_bytes().splitlines()]
+        for line in lines:
+            for record in line["annotations"]:
+                del record["source"]
+        older = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+        path.write_bytes(older)
+        await DatasetVersion.get_pymongo_collection().update_one({"_id": object_id(version["id"])}, {"$set": {
+            "content.size_bytes": len(older), "content.sha256": hashlib.sha256(older).hexdigest()}})
+        read = [pair async for pair in lake.read_version(version["id"])]
+    assert len(read) == 4 and all(r["source"] is None for _, records in read for r in records)
+    assert sum(len(records) for _, records in read) > 0
+
+
 async def test_a_deleted_version_takes_its_file_with_it(served: Served, make_token: MakeToken, tmp_path: Path,
                                                        state: AppState) -> None:
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:

@@ -136,8 +136,9 @@ class AnnotationMutations:
         self, info: Info,
         input: Annotated[SupersedeAnnotationInput, strawberry.argument(description="The record, its replacement, and why.")],
     ) -> AnnotationRecord:
+        principal = info.context.principal
         new = await service.supersede(decode_object_id(input.id, NodeType.ANNOTATION_RECORD), _record("record", input.record),
-                                      input.reason, info.context.actor)
+                                      input.reason, info.context.actor, principal.user_id if principal else None)
         return AnnotationRecord.from_document(new)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete one annotation record. The dataset versions "
