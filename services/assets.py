@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.asset import Alias, Asset
@@ -22,7 +23,7 @@ from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerTy
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
 from documents.sparse import cleared, setting, stored
-from documents.upload import UploadSession
+from documents.upload import UploadSession, UploadStatus
 from services import asset_users, lineage, retention
 from services.checks import (
     HOLDERS_NAMED,
@@ -276,6 +277,9 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         await AssetRetention.get_pymongo_collection().delete_many(
             {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
         )
+    stored_bytes = asset.kind is AssetKind.FILE and asset.storage is not None and not asset.storage.external
+    if stored_bytes:
+        await _sweep_later([asset])  # before the flip: a delete cut short after it still loses the bytes
     now = utcnow()
     await Asset.get_pymongo_collection().update_one(
         {"_id": asset_id},
@@ -285,10 +289,9 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         await _still_unused(asset)
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
     await lineage.unlink([asset_id])
-    if asset.kind is AssetKind.FILE and asset.storage and not asset.storage.external and asset.storage.mount in stores:
+    if stored_bytes and asset.storage and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
         await remove_thumbnails(asset, stores)
-        await _sweep_later([asset_id])
     return await get_asset(asset_id), holders
 
 
@@ -347,6 +350,8 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [i for i in ids if i not in in_use]
     if not ids:
         return []
+    await _sweep_later([a for a in batch if a.id in set(ids) and a.kind is AssetKind.FILE and a.storage
+                        and not a.storage.external])  # before the flip, as deleteAsset's
     now = utcnow()
     # `due` again: an asset a pin reached meanwhile (its unpinned_at cleared) or deleted by hand is left alone.
     await Asset.get_pymongo_collection().update_many(
@@ -369,16 +374,26 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
              and a.storage.mount in stores]
     await bounded_gather([lambda ref=ref: stores[ref.mount].delete(ref.key) for ref in files])
     await bounded_gather([lambda a=a: remove_thumbnails(a, stores) for a in gone])
-    await _sweep_later([a.id for a in gone if a.kind is AssetKind.FILE])
     return gone
 
 
-async def _sweep_later(asset_ids: list[ObjectId]) -> None:
-    """Once an uploaded file's bytes are deleted, its upload's PUT URL (create-only, and valid until
-    the session expires) could store them again: the reconciler deletes the key once more after
-    that (reconciler.sweep_closed). A session shares its asset's id."""
-    if asset_ids:
-        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}}, {"$set": {"sweep_due": True}})
+async def _sweep_later(assets: list[Asset]) -> None:
+    """Mark the asset's upload to have its key deleted once more by the reconciler
+    (reconciler.sweep_closed), which it does only to the key of an asset then DELETED. Marked before
+    the asset turns DELETED, so that a delete cut short (a crash, the store down) between that and
+    the bytes' deletion still loses them; and after, since the upload's PUT URL (create-only, valid
+    until the session expires) could store them again. A session shares its asset's id; a file
+    stored without one (ingested, copied in) gets a closed one for this alone."""
+    if not assets:
+        return
+    now = utcnow()
+    await UploadSession.get_pymongo_collection().bulk_write([UpdateOne({"_id": asset.id}, {
+        "$set": {"sweep_due": True},
+        "$setOnInsert": {"asset_id": asset.id, "mount": asset.storage.mount, "key": asset.storage.key,
+                         "status": UploadStatus.COMPLETED.value, "size_bytes": asset.size_bytes or 0,
+                         "media_type": asset.media_type or "application/octet-stream", "direct": False,
+                         "to_file": False, "expires_at": now, "created_at": now, "finished_at": now}}, upsert=True)
+        for asset in assets if asset.storage is not None], ordered=False)
 
 
 async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:

@@ -87,6 +87,40 @@ async def complete(api: Api, token: str, session_id: str) -> dict:
 
 
 @pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_delete_cut_short_after_the_flip_still_loses_the_bytes(api: Api, contributor: str, state: AppState,
+                                                                       monkeypatch: pytest.MonkeyPatch, mount: str) -> None:
+    """A delete (deleteAsset, a privacy erase, the collector) that dies between marking the asset
+    DELETED and deleting its bytes left them for good: its upload is marked first, and the
+    reconciler's sweep deletes them. A file stored without an upload (ingested) alike."""
+    made = []
+    for seed in (21, 22):
+        data = payload(20_000, seed=seed)
+        session = await start(api, contributor, data, mount)
+        assert (await put(session["url"], data, session["headers"])).status_code == 200
+        made.append(await complete(api, contributor, session["id"]))
+    # The second as an ingest stores a file: no upload session at all.
+    await UploadSession.get_pymongo_collection().delete_one({"_id": object_id(made[1]["id"])})
+    store = state.stores[mount]
+
+    async def dies(key: str) -> None:
+        raise RuntimeError("the server died here")
+
+    monkeypatch.setattr(store, "delete", dies)
+    for asset in made:
+        error = await api.error("DeleteAsset", {"id": asset["id"]}, token=contributor)
+        assert error["extensions"]["code"] == "INTERNAL", error
+    monkeypatch.undo()
+    left = [await state.db.assets.find_one({"_id": object_id(a["id"])}) for a in made]
+    assert all(a["status"] == "DELETED" for a in left)
+    stored = [a["storage"]["key"] for a in left]
+    assert all([await store.stat(key) is not None for key in stored])  # the bytes outlived the delete
+    long_ago = utcnow() - timedelta(hours=1)  # past every URL's life: the sweep may run
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
+    assert await sweep_closed(state.stores) == 2
+    assert [await store.stat(key) for key in stored] == [None, None]
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
 async def test_single_upload_and_download(api: Api, contributor: str, mount: str) -> None:
     data = payload(100_000)
     session = await start(api, contributor, data, mount)
