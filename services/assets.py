@@ -287,6 +287,8 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     )
     if not force:
         await _still_unused(asset)
+    else:  # and who holds it now: a version build that pinned it meanwhile is broken too, and named
+        holders = list(dict.fromkeys(holders + (await _holding(asset_id)).holders))
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
     await lineage.unlink([asset_id])
     if stored_bytes and asset.storage and asset.storage.mount in stores:

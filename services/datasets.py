@@ -31,6 +31,7 @@ from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
 from graphlake_client import splits
 from services import retention, snapshots, version_content
+from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held
 from services.collections import get_collection
@@ -323,9 +324,15 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
                            f"{', '.join(encode_id(NodeType.DATUM, d) for d in gone)}", field="addDatums")
         await _check_role_assets(batch, digests)
         entries += await snapshots.copy_batch(version.id, batch, chosen, sets, digests, content, records)
+        role_assets = [r.asset_id for d in batch for r in d.roles]
         with no_time_limit():  # undone by _discard if the build fails: as snapshots.copy_batch's writes
-            await retention.pin([r.asset_id for d in batch for r in d.roles], RetentionOwnerType.DATASET_VERSION,
-                                version.id, actor)
+            await retention.pin(role_assets, RetentionOwnerType.DATASET_VERSION, version.id, actor)
+        # Looked at again once pinned: a forced delete that read the holders before these pins existed
+        # (and so will not name this version as one it broke) has flipped its asset by now, or will
+        # find the pins when it reads them again after its flip (services/assets.delete_asset).
+        if deleted := await in_use_despite_delete(role_assets):
+            raise Conflict(f"asset(s) deleted while the version was built: "
+                           f"{', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}", field="addDatums")
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
         counts[split.value] += 1

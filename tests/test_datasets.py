@@ -21,6 +21,7 @@ from documents.retention import AssetRetention
 from documents.roles import Role
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
+from resolvers.context import AppState
 from services import datasets, snapshots
 from services.node_ids import NodeType, encode_id
 from tests import factories
@@ -475,6 +476,32 @@ async def test_a_correction_supersedes_a_record_and_keeps_its_history(api: Api, 
 
     await api.data("DeleteAnnotationRecord", {"id": fixed["id"]}, token=contributor)  # the correction withdrawn
     assert await labels_of() == ["dent"]  # the record it corrected is current again
+
+
+async def test_a_forced_delete_racing_a_build_fails_the_build(api: Api, contributor: str, admin: str,
+                                                              state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forced delete that read the asset's holders before the build pinned it, and flipped it before
+    the build looked again, left a READY version pinning a DELETED asset that its `broken` did not
+    name. The build looks again once its pins are written, and gives way."""
+    from services import datasets as building
+    from services.assets import delete_asset
+
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 2, roles=("image",))
+    victim = object_id(d[1]["roles"][0]["asset"]["id"])
+    pin = building.retention.pin
+
+    async def deleted_just_before(asset_ids, *args, **kwargs):  # the delete lands between check and pin
+        await delete_asset(victim, True, state.stores)
+        return await pin(asset_ids, *args, **kwargs)
+
+    monkeypatch.setattr(building.retention, "pin", deleted_just_before)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v1",
+                                                               "addDatums": [x["id"] for x in d]}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "addDatums"} and d[1]["roles"][0]["asset"]["id"] in error["message"]
+    monkeypatch.undo()
+    assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0  # nothing of the build stays
+    assert not await AssetRetention.find({"asset_id": victim}).count()  # nor its pins
 
 
 async def test_a_version_holds_active_assets_only(api: Api, contributor: str) -> None:
