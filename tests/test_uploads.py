@@ -408,6 +408,31 @@ async def test_a_batch_completion_reports_an_upload_its_deleted_collection_could
     assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
 
 
+async def test_a_rerun_after_a_completion_cut_short_before_filing_sends_nothing_twice(
+        api: Api, contributor: str, state: AppState) -> None:
+    """A crash between an upload's completion (ACTIVE) and its filing into its collection left it
+    unfiled until the reconciler came by; a rerun asked first, sent the file again, and two assets
+    ended up at one path. The rerun files it, and is answered with it, unchanged."""
+    coll = await factories.collection(api, contributor, "run-7")
+    data = payload(800, seed=51)
+    sha = hashlib.sha256(data).hexdigest()
+    upload = {"name": "p.bin", "sizeBytes": len(data), "mount": "local", "sha256": sha, "collectionId": coll["id"],
+              "path": "plates/p.bin"}
+    [session] = (await api.data("CreateUploads", {"inputs": [upload]}, token=contributor))["createUploads"]
+    await put(session["url"], data, session["headers"])
+    await complete(api, contributor, session["id"])
+    # Back to where the crash left it: ACTIVE and joined to its collection, its item not yet written.
+    await state.db.collection_items.delete_many({"asset_id": object_id(session["asset"]["id"])})
+    await UploadSession.get_pymongo_collection().update_one({"_id": object_id(session["id"])}, {"$set": {"to_file": True}})
+
+    [again] = (await api.data("CreateUploads", {"inputs": [upload]}, token=contributor))["createUploads"]
+    assert (again["id"], again["status"]) == (session["id"], "COMPLETED")  # nothing to send
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert [(i["node"]["path"], i["node"]["asset"]["id"]) for i in items] == [("plates/p.bin", session["asset"]["id"])]
+    assert not await UploadSession.get_pymongo_collection().count_documents({"to_file": True})
+    assert await state.db.assets.count_documents({"sha256": sha}) == 1
+
+
 async def test_reconciler_leaves_a_session_alone_while_a_completion_holds_it(
         api: Api, contributor: str, state: AppState) -> None:
     """A completion that verified just before expiry still holds its claim: expiring the session

@@ -26,6 +26,7 @@ from services.errors import BadUserInput, NotFound
 from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import stat_hints
+from services.uploads.finishing import file_completed
 from services.uploads.mounts import choose_store
 from services.uploads.verification import check_sha256
 from storage import LocalStore, ObjectStore
@@ -162,7 +163,32 @@ async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None =
         index = asked.get((item["collection_id"], item["path"], asset.sha256)) if asset else None
         if index is not None:
             found[index] = asset
+    missed = {key: i for key, i in asked.items() if i not in found}
+    if missed and await _finish_filing(missed):
+        return await filed_at(requests)  # their items are there now
     return found
+
+
+async def _finish_filing(missed: dict[tuple[ObjectId, str, str], int]) -> bool:
+    """File the completed uploads of these (collection, path, SHA-256) that a completion cut short
+    left unfiled (ACTIVE, their session still `to_file`); whether there were any. A rerun after a
+    crash asks for them before the reconciler files them (CLAIM_SECONDS on): it sent them again, and
+    both copies ended up at one path. Filing twice changes nothing, so a completion still filing
+    them in another request does no harm. Found through the assets' SHA-256 index: by their session's
+    collection and path, the embedded default would scan every session."""
+    twins = await Asset.get_pymongo_collection().find(
+        {"sha256": {"$in": list({sha for _, _, sha in missed})}, "status": AssetStatus.ACTIVE.value},
+        {"sha256": 1, "collection_ids": 1}).to_list()
+    wanted = {collection for collection, _, _ in missed}
+    candidates = {t["_id"]: t["sha256"] for t in twins if wanted.intersection(t.get("collection_ids") or ())}
+    if not candidates:
+        return False
+    unfiled = [s for s in await docs_by_ids(UploadSession, list(candidates))
+               if s.to_file and s.status is UploadStatus.COMPLETED and s.collection_id and s.path
+               and (s.collection_id, s.path, candidates[s.asset_id]) in missed]
+    for actor in {s.created_by for s in unfiled}:
+        await file_completed([s for s in unfiled if s.created_by == actor], actor)
+    return bool(unfiled)
 
 
 async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started]:
