@@ -137,8 +137,12 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
     existing = await DatasetVersion.find_one({"dataset_id": plan.dataset_id, "version": plan.version})
     if existing is not None:
         building = existing.status is VersionStatus.BUILDING and utcnow() - existing.created_at < ABANDONED_AFTER
-        if existing.status is VersionStatus.READY or building:
+        if existing.status is VersionStatus.READY:
             raise Conflict(f"version {plan.version!r} exists already in this dataset", field="version")
+        if building:  # not listed yet: say why the name is taken, and until when a dead build holds it
+            free_at = (existing.created_at + ABANDONED_AFTER).isoformat(timespec="seconds")
+            raise Conflict(f"version {plan.version!r} of this dataset is being built (it is listed once READY); "
+                           f"if that build died, the name is free again from {free_at}", field="version")
         await _discard(existing.id, stores)  # an abandoned build, or a delete that did not finish
     version = DatasetVersion(dataset_id=plan.dataset_id, version=plan.version, description=plan.description,
                              parent_id=plan.parent_id, annotation_set_ids=set_ids, created_by=actor)

@@ -655,7 +655,8 @@ async def test_a_build_cut_off_part_way_is_removed_by_a_later_build_of_its_name(
     await VersionMember.get_pymongo_collection().insert_one({"version_id": left["_id"], "datum_id": object_id(d[0]["id"]),
                                                              "split": "TRAIN"})
     young = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v1"}}, token=contributor)
-    assert young["extensions"]["code"] == "CONFLICT"
+    assert young["extensions"] == {"code": "CONFLICT", "field": "version"}
+    assert "is being built" in young["message"] and "free again from" in young["message"]  # not "exists": none is listed
     await DatasetVersion.get_pymongo_collection().update_one(
         {"_id": left["_id"]}, {"$set": {"created_at": utcnow() - datasets.ABANDONED_AFTER - timedelta(seconds=1)}})
     made = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d[1]["id"]])
