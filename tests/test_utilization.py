@@ -69,3 +69,35 @@ async def test_too_many_buckets_are_refused(api: Api, viewer: str) -> None:
     error = await api.error("UtilizationDetail", {"from": at(0), "to": (T0 + timedelta(days=200)).isoformat(),
                                                   "bucket": "HOUR"}, token=viewer)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "bucket"}
+
+
+async def test_days_weeks_and_months_follow_a_time_zones_calendar(api: Api, contributor: str, viewer: str) -> None:
+    """As MADSci's reports in the user's time zone: days from Berlin's midnight (23 hours on the
+    day its clocks go forward), weeks from Monday, months their own length."""
+    def on(day: str, hour: int) -> str:
+        return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00").isoformat()
+
+    # One workflow from Saturday 28 March 2026 22:00 UTC to Sunday 29 March 02:00 UTC (Berlin: 23:00 to 04:00 summer time).
+    await api.data("LogEvents", {"inputs": [
+        {"eventType": "WORKFLOW_START", "source": {"workflowId": "night", "userId": "dora"}, "timestamp": on("2026-03-28", 22)},
+        {"eventType": "WORKFLOW_COMPLETE", "source": {"workflowId": "night", "userId": "dora"}, "timestamp": on("2026-03-29", 2)},
+    ]}, token=contributor)
+    window = {"from": on("2026-03-27", 23), "to": on("2026-03-30", 22), "groupBy": "USER"}  # Berlin: 28 00:00 to 31 00:00
+
+    async def buckets(bucket: str, zone: str | None) -> list[tuple[str, str, float]]:
+        data = await api.data("UtilizationDetail", {**window, "bucket": bucket, "timeZone": zone}, token=viewer)
+        [row] = [e["node"] for e in data["utilization"]["edges"]]
+        return [(b["start"], b["end"], b["busySeconds"]) for b in row["buckets"]]
+
+    assert await buckets("DAY", "Europe/Berlin") == [
+        (on("2026-03-27", 23), on("2026-03-28", 23), 3600.0),   # the 28th in Berlin: 23:00 to midnight
+        (on("2026-03-28", 23), on("2026-03-29", 22), 3 * 3600.0),  # the 29th: 23 hours long, busy to 04:00
+        (on("2026-03-29", 22), on("2026-03-30", 22), 0.0)]
+    assert [b[:2] for b in await buckets("DAY", None)][:2] == [  # UTC by default
+        (on("2026-03-27", 23), on("2026-03-28", 0)), (on("2026-03-28", 0), on("2026-03-29", 0))]
+    assert await buckets("WEEK", "Europe/Berlin") == [  # Monday 23 March to Monday 30 March, then the next week
+        (on("2026-03-27", 23), on("2026-03-29", 22), 4 * 3600.0), (on("2026-03-29", 22), on("2026-03-30", 22), 0.0)]
+    assert await buckets("MONTH", "Europe/Berlin") == [(on("2026-03-27", 23), on("2026-03-30", 22), 4 * 3600.0)]
+    error = await api.error("UtilizationDetail", {**window, "bucket": "DAY", "timeZone": "Mars/Olympus"}, token=viewer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "timeZone"} and "Mars/Olympus" in error["message"]
+

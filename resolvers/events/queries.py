@@ -138,9 +138,13 @@ class EventQueries:
             "What to group sessions by (default NODE)."))] = UtilizationGroup.NODE,
         first: First = None, after: After = None, last: Last = None, before: Before = None,
         bucket: Annotated[TimeBucket | None, strawberry.argument(
-            description=f"Also cut each row's busy time by UTC hour or day (`buckets`); at most "
+            description=f"Also cut each row's busy time by hour, day, week or month (`buckets`); at most "
                         f"{service.MAX_BUCKETS} buckets in the window.")] = None,
+        time_zone: Annotated[str | None, strawberry.argument(description=(
+            "The IANA time zone whose calendar the buckets follow (`Europe/Berlin`: days from its midnight, "
+            "23 or 25 hours long across a change of daylight saving time); null is UTC."))] = None,
     ) -> Connection[UtilizationRow]:
+        zone = service.time_zone(time_zone)
         page = info.context.page(first, after, last, before)
         rows = {
             r.group: UtilizationRow(
@@ -149,7 +153,8 @@ class EventQueries:
                          for b in r.buckets],
                 session_rows=[UtilizationSession(start=s.start, end=s.end, open=s.open, workflow_id=s.workflow_id)
                               for s in r.session_list])
-            for r in await service.utilization(from_, to or utcnow(), group_by.value, bucket.value if bucket else None)}
+            for r in await service.utilization(from_, to or utcnow(), group_by.value, bucket.value if bucket else None,
+                                               zone)}
 
         async def load(groups: list[str]) -> list[UtilizationRow]:
             return [rows[g] for g in groups]

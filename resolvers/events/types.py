@@ -158,10 +158,12 @@ class UtilizationGroup(Enum):
         "By `source.experimentId`: EXPERIMENT_START to EXPERIMENT_COMPLETE, EXPERIMENT_FAILED or EXPERIMENT_CANCELLED."))
 
 
-@strawberry.enum(description="How utilization is cut into periods (UTC).")
+@strawberry.enum(description="How utilization is cut into periods (of `timeZone`'s calendar; UTC by default).")
 class TimeBucket(Enum):
-    HOUR = strawberry.enum_value("HOUR", description="Each UTC hour of the window.")
-    DAY = strawberry.enum_value("DAY", description="Each UTC day of the window.")
+    HOUR = strawberry.enum_value("HOUR", description="Each hour of the window.")
+    DAY = strawberry.enum_value("DAY", description="Each day of the window, midnight to midnight.")
+    WEEK = strawberry.enum_value("WEEK", description="Each week of the window, from Monday.")
+    MONTH = strawberry.enum_value("MONTH", description="Each calendar month of the window.")
 
 
 @strawberry.type(description="One session behind a utilization row: from a start event to its stop event, "
@@ -174,7 +176,7 @@ class UtilizationSession:
                                                            "the workflows they ran); null otherwise.")
 
 
-@strawberry.type(description="A group's busy time within one hour or day of the window.")
+@strawberry.type(description="A group's busy time within one hour, day, week or month of the window.")
 class UtilizationBucket:
     start: datetime = strawberry.field(description="The period's start (the window's, for a first partial one).")
     end: datetime = strawberry.field(description="The period's end (the window's, for a last partial one).")

@@ -10,12 +10,14 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bson import ObjectId
 
@@ -189,9 +191,10 @@ SESSION_KINDS = {
 LOOKBACK = timedelta(days=30)  # how far before `start` a still-open session may have begun
 
 
-# Buckets a utilization may be cut into: with more, the window is too long for the bucket.
+# Buckets a utilization may be cut into: with more, the window is too long for the bucket. Each
+# kind by its shortest length (a month by 28 days), which the count of a window is checked with.
 MAX_BUCKETS = 2000
-BUCKETS = {"HOUR": timedelta(hours=1), "DAY": timedelta(days=1)}
+BUCKETS = {"HOUR": timedelta(hours=1), "DAY": timedelta(days=1), "WEEK": timedelta(days=7), "MONTH": timedelta(days=28)}
 
 
 @dataclass(frozen=True)
@@ -236,28 +239,64 @@ def _merged(sessions: list[Session]) -> list[tuple[datetime, datetime]]:
     return merged
 
 
-def _buckets(busy: list[tuple[datetime, datetime]], start: datetime, end: datetime, size: timedelta) -> list[Bucket]:
-    """Busy time per bucket of `size`, aligned to UTC hours or days, clipped to [start, end)."""
-    first = start.replace(minute=0, second=0, microsecond=0)
-    if size >= timedelta(days=1):
-        first = first.replace(hour=0)
+def time_zone(name: str | None) -> tzinfo:
+    """An IANA time zone by name (`Europe/Berlin`), UTC for none; BAD_USER_INPUT naming `timeZone`."""
+    if not name or name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: a path-like or malformed name
+        raise BadUserInput(f"{name[:100]!r} is not a time zone: give an IANA name such as Europe/Berlin",
+                           field="timeZone") from None
+
+
+def _bucket_starts(start: datetime, end: datetime, bucket: str, zone: tzinfo) -> list[datetime]:
+    """Where each bucket touching [start, end) begins, in UTC: hours, and days, weeks (from Monday)
+    and months by the wall clock of `zone`, so a day is 23 or 25 hours across a change of daylight
+    saving time there, and a month its own length."""
+    local = start.astimezone(zone)
+    if bucket == "HOUR":
+        first = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return [first + timedelta(hours=n) for n in range(math.ceil((end - first) / timedelta(hours=1)) + 1)]
+    day = local.date()
+    if bucket == "WEEK":
+        day -= timedelta(days=day.weekday())
+    elif bucket == "MONTH":
+        day = day.replace(day=1)
+    starts = []
+    while True:
+        at = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        starts.append(at)
+        if at >= end:
+            return starts
+        if bucket == "MONTH":
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            day += timedelta(days=7 if bucket == "WEEK" else 1)
+
+
+def _buckets(busy: list[tuple[datetime, datetime]], start: datetime, end: datetime, bucket: str,
+             zone: tzinfo) -> list[Bucket]:
+    """Busy time per bucket (_bucket_starts), clipped to [start, end)."""
+    bounds = _bucket_starts(start, end, bucket, zone)
     buckets = []
-    lo = first
-    while lo < end:
-        hi = lo + size
+    for lo, hi in itertools.pairwise(bounds):
         b_lo, b_hi = max(lo, start), min(hi, end)
+        if b_hi <= b_lo:
+            continue
         seconds = sum(max(0.0, (min(e, b_hi) - max(s, b_lo)).total_seconds()) for s, e in busy if s < b_hi and e > b_lo)
         buckets.append(Bucket(start=b_lo, end=b_hi, busy_seconds=seconds, utilization=seconds / (b_hi - b_lo).total_seconds()))
-        lo = hi
     return buckets
 
 
-async def utilization(start: datetime, end: datetime, group_by: str, bucket: str | None = None) -> list[UtilizationRow]:
+async def utilization(start: datetime, end: datetime, group_by: str, bucket: str | None = None,
+                      zone: tzinfo = UTC) -> list[UtilizationRow]:
     """Busy time per group within [start, end): each start event opens a session of its group (by
     source field, and by workflow for USER) and the next stop event closes it; a session still open
     at `end` counts up to `end`. Sessions are clipped to the window, and the time they cover is
     merged: a user running two workflows at once is busy once, so utilization stays within 0..1.
-    With `bucket` (HOUR or DAY), each row also has its busy time per UTC hour or day."""
+    With `bucket` (HOUR, DAY, WEEK or MONTH), each row also has its busy time per hour, or per day,
+    week or month of `zone`'s calendar."""
     start, end = to_millis(start), to_millis(end)
     if end <= start:
         raise BadUserInput("must be after `from`", field="to")
@@ -295,7 +334,7 @@ async def utilization(start: datetime, end: datetime, group_by: str, bucket: str
         rows.append(UtilizationRow(
             group=group, busy_seconds=seconds, sessions=len(sessions[group]), utilization=seconds / window,
             session_list=sorted(sessions[group], key=lambda s: (s.start, s.end)),
-            buckets=_buckets(busy, start, end, BUCKETS[bucket]) if bucket else []))
+            buckets=_buckets(busy, start, end, bucket, zone) if bucket else []))
     return rows
 
 

@@ -37,7 +37,9 @@ export function Utilization() {
   const variables = useMemo(() => {
     const to = new Date(Math.ceil(Date.now() / 60000) * 60000);
     const from = new Date(to.getTime() - WINDOWS[span].hours * 3600 * 1000);
-    return { from: from.toISOString(), to: to.toISOString(), groupBy, bucket: WINDOWS[span].bucket };
+    // Days from the reader's own midnight, not UTC's.
+    const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+    return { from: from.toISOString(), to: to.toISOString(), groupBy, bucket: WINDOWS[span].bucket, timeZone };
   }, [span, groupBy]);
   return (
     <section>
@@ -55,7 +57,7 @@ export function Utilization() {
   );
 }
 
-type Variables = { from: string; to: string; groupBy: UtilizationGroup; bucket: "HOUR" | "DAY" };
+type Variables = { from: string; to: string; groupBy: UtilizationGroup; bucket: "HOUR" | "DAY"; timeZone: string | null };
 
 // Keyed by the window and grouping: another starts again from the first page.
 function Groups({ variables }: { variables: Variables }) {
