@@ -352,7 +352,8 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [i for i in ids if i not in in_use]
     if not ids:
         return []
-    await _sweep_later([a for a in batch if a.id in set(ids) and a.kind is AssetKind.FILE and a.storage
+    going = set(ids)
+    await _sweep_later([a for a in batch if a.id in going and a.kind is AssetKind.FILE and a.storage
                         and not a.storage.external])  # before the flip, as deleteAsset's
     now = utcnow()
     # `due` again: an asset a pin reached meanwhile (its unpinned_at cleared) or deleted by hand is left alone.
