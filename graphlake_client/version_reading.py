@@ -179,7 +179,7 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
             await ask_on()
             while pending:
                 previous, page = pending.popleft()
-                datums = (await page)["datasetVersion"]["datums"]
+                datums = _datums(await page, version_id)
                 await ask_on()  # while this page is used
                 for edge in datums["edges"]:
                     datum, records = edge["node"], [e["node"] for e in edge["node"]["annotations"]["edges"]]
@@ -187,7 +187,7 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
                     while more["hasNextPage"]:  # the same datum alone: the one after the edge before it
                         again = (await lake.execute(query, {"id": version_id, "first": 1, "after": previous,
                                                             "records": records_per_page, "recordsAfter": more["endCursor"]}))
-                        annotations = again["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]
+                        annotations = _datums(again, version_id)["edges"][0]["node"]["annotations"]
                         records += [e["node"] for e in annotations["edges"]]
                         more = annotations["pageInfo"]
                     previous = edge["cursor"]
@@ -196,6 +196,13 @@ async def version_datums(lake: Client, version_id: str, datums_per_page: int = D
             for _, page in pending:
                 if not page.cancel():
                     page.exception()  # it ended already: its error, if any, is this one's to drop
+
+
+def _datums(answer: dict[str, Any], version_id: str) -> dict[str, Any]:
+    """A page's datums; NOT_FOUND once the version is gone (an ADMIN deleted it while it was read)."""
+    if answer.get("datasetVersion") is None:
+        raise GraphlakeClientError(f"dataset version {version_id} was deleted while it was read", "NOT_FOUND", "version")
+    return answer["datasetVersion"]["datums"]
 
 
 async def _page_starts(lake: Client, version_id: str, datums_per_page: int) -> AsyncGenerator[str | None]:
@@ -207,8 +214,8 @@ async def _page_starts(lake: Client, version_id: str, datums_per_page: int) -> A
     held: str | None = None  # a page's start, given once a datum is known to follow it
     while True:
         try:
-            datums = (await lake.execute(ops.VERSION_DATUM_CURSORS, {"id": version_id, "first": per_read,
-                                                                      "after": after}))["datasetVersion"]["datums"]
+            datums = _datums(await lake.execute(ops.VERSION_DATUM_CURSORS, {"id": version_id, "first": per_read,
+                                                                             "after": after}), version_id)
         except GraphlakeClientError as error:
             if error.code != "BAD_USER_INPUT" or error.field != "first" or per_read == datums_per_page:
                 raise

@@ -191,6 +191,19 @@ async def test_a_file_written_before_sources_reads_with_a_null_source(served: Se
     assert sum(len(records) for _, records in read) > 0
 
 
+async def test_a_version_deleted_while_its_pages_are_read_is_not_found(served: Served, make_token: MakeToken,
+                                                                       tmp_path: Path) -> None:
+    """An exporter reading a version page by page while an ADMIN deletes it stops with NOT_FOUND
+    (it was a TypeError and a traceback)."""
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake, \
+            Client(served.base_url, await make_token(Role.ADMIN)) as admin:
+        version = await make_version(lake, tmp_path / "made")
+        with pytest.raises(GraphlakeClientError) as gone:
+            async for _ in version_datums(lake, version["id"], datums_per_page=1, query=ops.BUNDLE_DATUMS):
+                await admin.execute(DELETE_VERSION, {"id": version["id"]})
+        assert gone.value.code == "NOT_FOUND" and "deleted while it was read" in str(gone.value)
+
+
 async def test_a_deleted_version_takes_its_file_with_it(served: Served, make_token: MakeToken, tmp_path: Path,
                                                        state: AppState) -> None:
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
