@@ -15,7 +15,6 @@ as a request would, and every socket and request presenting one token shares one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -26,6 +25,7 @@ from documents.api_token import hash_secret
 from documents.clock import utcnow
 from services.auth import Principal, authenticate
 from services.errors import Unauthenticated
+from services.pauses import event_within
 
 log = logging.getLogger("graphlake.auth")
 
@@ -105,8 +105,7 @@ class TokenCache:
                                 type(error).__name__, error)
                 failing = True
                 wait = UNREMEMBERED_RECHECK_SECONDS
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(forgotten.wait(), wait)
+            await event_within(forgotten, wait)
 
     def _remembered_for(self, key: str) -> float:
         """Seconds until the memory of a token lapses or the token expires, whichever comes first."""

@@ -46,6 +46,7 @@ from documents.event import AUDIT, FEED_COLLECTION, lake_mark
 from documents.event import Event as EventDocument
 from documents.sparse import stored
 from services.broadcast import Broadcast
+from services.pauses import event_within
 
 if TYPE_CHECKING:
     from services.events.journal import AuditJournal
@@ -427,8 +428,7 @@ class FeedTail:
                     found = await self._read_writer(writer) or found
                     await asyncio.sleep(0)  # let subscribers drain between writers
                 if not found:  # wait a round, or until this process gains its first or loses its last subscriber
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.broadcast.listening_changed.wait(), POLL_SECONDS)
+                    await event_within(self.broadcast.listening_changed, POLL_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:

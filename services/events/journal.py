@@ -28,7 +28,6 @@ write (the process died inside it) was never answered for, and is dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import fcntl
 import logging
@@ -52,6 +51,7 @@ from pymongo.errors import BulkWriteError
 from documents.event import Event, lake_mark, new_event_id
 from documents.sparse import stored
 from services.errors import Conflict
+from services.pauses import event_within
 
 log = logging.getLogger("graphlake.events.journal")
 
@@ -300,8 +300,7 @@ class AuditJournal:
         loop = asyncio.get_running_loop()
         replay_at = loop.time() + self.replay_every
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, replay_at - loop.time()))
+            await event_within(self._wake, max(0.0, replay_at - loop.time()))
             if loop.time() >= replay_at:
                 replay_at = loop.time() + self.replay_every
                 try:
@@ -311,8 +310,7 @@ class AuditJournal:
             if not self._wake.is_set():
                 continue
             if self.delay_seconds and not self._urgent.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), self.delay_seconds)
+                await event_within(self._urgent, self.delay_seconds)
             self._wake.clear()
             self._urgent.clear()
             try:
