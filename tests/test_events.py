@@ -47,6 +47,18 @@ async def log(api: Api, token: str, *events: dict) -> list[str]:
     return (await api.data("LogEvents", {"inputs": list(events)}, token=token))["logEvents"]["ids"]
 
 
+async def lake_command(settings: Settings, tmp_path: Path, *args: str) -> tuple[bytes, bytes]:
+    """Run `graphlake ARGS` on the suite's lake (stdout, stderr); it must succeed."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
+           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", *args, env=env, cwd=tmp_path,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    return out, err
+
+
 async def types(api: Api, token: str, filter: dict | None = None) -> list[str]:
     data = await api.data("Events", {"filter": {"eventTypes": None, **(filter or {})}, "first": 100}, token=token)
     return [e["node"]["eventType"] for e in data["events"]["edges"] if e["node"]["eventType"] != "AUDIT"]
@@ -454,14 +466,8 @@ async def test_utilization_from_start_stop_pairs(api: Api, contributor: str, vie
                            token=viewer))["utilization"]
     assert [e["node"]["group"] for e in rest["edges"]] == sorted(nodes)[1:] and not rest["pageInfo"]["hasNextPage"]
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
-           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
-           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graphlake", "events", "utilization", "--from", at(0), "--to", at(120), "--group-by", "node",
-        "--csv", env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err
+    out, _ = await lake_command(settings, tmp_path, "events", "utilization", "--from", at(0), "--to", at(120),
+                                "--group-by", "node", "--csv")
     assert out.decode().splitlines() == ["group,busy_seconds,sessions,utilization", "a,2400.000,2,0.333333",
                                          "b,1800.000,1,0.250000"]
 
@@ -495,14 +501,8 @@ async def test_utilization_reads_madsci_event_names(api: Api, contributor: str, 
 async def test_archived_events_leave_default_queries(api: Api, contributor: str, settings: Settings, tmp_path: Path) -> None:
     old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
     await log(api, contributor, ev("OLD_ONE", timestamp=old), ev("FRESH_ONE"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
-           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
-           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graphlake", "events", "archive", "--older-than", "30", env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0 and b"archived 1 event" in err
+    _, err = await lake_command(settings, tmp_path, "events", "archive", "--older-than", "30")
+    assert b"archived 1 event" in err
     assert await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"]}) == ["FRESH_ONE"]
     archived = await types(api, contributor, {"eventTypes": ["OLD_ONE", "FRESH_ONE"], "includeArchived": True})
     assert archived == ["FRESH_ONE", "OLD_ONE"]
@@ -525,14 +525,8 @@ async def test_events_are_archived_by_id_and_archived_ones_purged(api: Api, admi
     assert sorted(await types(api, contributor, {"eventTypes": ["NOISE", "KEEP"]})) == ["KEEP", "NOISE"]
     await api.run("ArchiveEvents", {"ids": [noisy]}, token=admin)
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
-           "GRAPHLAKE_MONGODB_URL": settings.mongodb_url.get_secret_value(), "GRAPHLAKE_DATABASE": settings.database,
-           "GRAPHLAKE_DATA_DIR": str(tmp_path)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "graphlake", "events", "purge", "--older-than", "30", env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0 and b"deleted 1 archived event" in err, err
+    _, err = await lake_command(settings, tmp_path, "events", "purge", "--older-than", "30")
+    assert b"deleted 1 archived event" in err, err
     assert await Event.find({"event_type": "NOISE"}).count() == 0 and await Event.find({"event_type": "KEEP"}).count() == 1
 
     # The audit trail, archived and old, stays unless --audit-too.
@@ -541,12 +535,7 @@ async def test_events_are_archived_by_id_and_archived_ones_purged(api: Api, admi
     trail = await Event.find({"event_type": "AUDIT", "archived": True}).count()
 
     async def purge(*flags: str) -> bytes:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "graphlake", "events", "purge", "--older-than", "30", *flags, env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        _, err = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, err
-        return err
+        return (await lake_command(settings, tmp_path, "events", "purge", "--older-than", "30", *flags))[1]
 
     assert trail > 0 and b"deleted 0 archived event" in await purge()
     assert await Event.find({"event_type": "AUDIT", "archived": True}).count() == trail
