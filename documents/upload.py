@@ -9,6 +9,7 @@ from beanie import Document, PydanticObjectId
 from pydantic import Field
 from pymongo import ASCENDING
 
+from documents.asset import Asset
 from documents.clock import utcnow
 from documents.indexes import Index
 
@@ -57,6 +58,19 @@ class UploadSession(Document):
             Index("asset_id", name="asset"),
             Index([("sweep_due", ASCENDING), ("expires_at", ASCENDING)], name="sweep"),
         ]
+
+    @classmethod
+    def completed_for(cls, asset: Asset) -> UploadSession:
+        """A session completed now for a file stored without an upload (ingested, copied in), under
+        its asset's id as every session: what the upload path answers an upload of it again with
+        (services/uploads/sessions.py), and what the reconciler sweeps its bytes by once it is
+        deleted (services/assets.py)."""
+        assert asset.storage is not None
+        now = utcnow()
+        return cls(id=asset.id, asset_id=asset.id, mount=asset.storage.mount, key=asset.storage.key,
+                   status=UploadStatus.COMPLETED, size_bytes=asset.size_bytes or 0, sha256=asset.sha256,
+                   media_type=asset.media_type or "application/octet-stream", expires_at=now, finished_at=now,
+                   created_by=asset.created_by)
 
     @property
     def part_count(self) -> int:

@@ -377,24 +377,19 @@ async def delete_record(record_id: ObjectId) -> None:
     record = await docs.AnnotationRecord.get(record_id)
     if record is None:  # gone already: deleting it again is done (DeletePayload.deleted)
         return
-    if record.superseded_by is not None:  # the history a correction keeps is never lost on its own
-        raise _corrected(record_id, record.superseded_by)
-    # The condition again in the write: a correction that lands between the read and here keeps it.
+    # The history a correction keeps is never lost on its own: a superseded record stays, checked in
+    # the write itself, so that a correction landing after the read above keeps it too.
     gone = await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": record_id, "superseded_by": None})
     if gone.deleted_count == 0:
         now = await docs.AnnotationRecord.get_pymongo_collection().find_one({"_id": record_id}, {"superseded_by": 1})
         if now is not None and now.get("superseded_by") is not None:
-            raise _corrected(record_id, now["superseded_by"])
+            raise Conflict(f"{encode_id(NodeType.ANNOTATION_RECORD, record_id)} was corrected by "
+                           f"{encode_id(NodeType.ANNOTATION_RECORD, now['superseded_by'])}, which keeps it as its "
+                           "history: delete that correction first (or the whole set)", field="id")
         return  # deleted meanwhile by another request: done all the same
     if record.supersedes is not None:
         await docs.AnnotationRecord.get_pymongo_collection().update_one(
             {"_id": record.supersedes, "superseded_by": record_id}, cleared("superseded_by", "superseded_at"))
-
-
-def _corrected(record_id: ObjectId, correction: ObjectId) -> Conflict:
-    return Conflict(f"{encode_id(NodeType.ANNOTATION_RECORD, record_id)} was corrected by "
-                    f"{encode_id(NodeType.ANNOTATION_RECORD, correction)}, which keeps it as its history: "
-                    "delete that correction first (or the whole set)", field="id")
 
 
 async def delete_set(set_id: ObjectId) -> int:

@@ -23,7 +23,7 @@ from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerTy
 from documents.json_value import StoredJson
 from documents.retention import AssetRetention
 from documents.sparse import cleared, setting, stored
-from documents.upload import UploadSession, UploadStatus
+from documents.upload import UploadSession
 from services import asset_users, lineage, retention
 from services.checks import (
     HOLDERS_NAMED,
@@ -387,16 +387,13 @@ async def _sweep_later(assets: list[Asset]) -> None:
     the bytes' deletion still loses them; and after, since the upload's PUT URL (create-only, valid
     until the session expires) could store them again. A session shares its asset's id; a file
     stored without one (ingested, copied in) gets a closed one for this alone."""
-    if not assets:
-        return
-    now = utcnow()
-    await UploadSession.get_pymongo_collection().bulk_write([UpdateOne({"_id": asset.id}, {
-        "$set": {"sweep_due": True},
-        "$setOnInsert": {"asset_id": asset.id, "mount": asset.storage.mount, "key": asset.storage.key,
-                         "status": UploadStatus.COMPLETED.value, "size_bytes": asset.size_bytes or 0,
-                         "media_type": asset.media_type or "application/octet-stream", "direct": False,
-                         "to_file": False, "expires_at": now, "created_at": now, "finished_at": now}}, upsert=True)
-        for asset in assets if asset.storage is not None], ordered=False)
+    marks = []
+    for asset in assets:
+        if asset.storage is not None:
+            made = UploadSession.completed_for(asset).model_dump(by_alias=True, exclude={"id", "sweep_due"})
+            marks.append(UpdateOne({"_id": asset.id}, {"$set": {"sweep_due": True}, "$setOnInsert": made}, upsert=True))
+    if marks:
+        await UploadSession.get_pymongo_collection().bulk_write(marks, ordered=False)
 
 
 async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:

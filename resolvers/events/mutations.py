@@ -65,6 +65,5 @@ class EventMutations:
             "The events: 1 to GRAPHLAKE_MAX_BATCH_ITEMS; an ID no event has is NOT_FOUND and changes nothing."))],
         archived: Annotated[bool, strawberry.argument(description="True archives them (default); false un-archives.")] = True,
     ) -> int:
-        if not ids or len(ids) > info.context.settings.max_batch_items:
-            raise BadUserInput(f"give 1 to {info.context.settings.max_batch_items} event IDs", field="ids")
-        return await service.set_archived(decode_object_ids(ids, NodeType.EVENT, field="ids"), archived)
+        return await service.set_archived(decode_object_ids(ids, NodeType.EVENT, field="ids"), archived,
+                                          info.context.settings.max_batch_items)

@@ -25,7 +25,7 @@ from documents.clock import to_millis, utcnow
 from documents.common import Ownership
 from documents.event import AUDIT, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
-from services.checks import time_bounds
+from services.checks import check_at_most, time_bounds
 from services.errors import BadUserInput, NotFound
 from services.events import alerts
 from services.events.feed import FeedWriter
@@ -117,9 +117,12 @@ async def archive(older_than: timedelta) -> int:
     return result.modified_count
 
 
-async def set_archived(event_ids: list[ObjectId], archived: bool) -> int:
+async def set_archived(event_ids: list[ObjectId], archived: bool, max_items: int) -> int:
     """Archive the events named (or, with archived=False, bring them back into default queries);
     how many changed. NOT_FOUND, naming the first, for an id no event has."""
+    if not event_ids:
+        raise BadUserInput("give at least one event", field="ids")
+    check_at_most(event_ids, max_items, "events at once", "ids")
     found = {doc["_id"] for doc in await Event.get_pymongo_collection().find(
         {"_id": {"$in": event_ids}}, {"_id": 1}).to_list()}
     for i, event_id in enumerate(event_ids):

@@ -197,12 +197,7 @@ async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started
     completed session now, once, so uploading it again stores nothing twice either."""
     assets = await filed_at(requests)
     done = {s.id: s for s in await docs_by_ids(UploadSession, [a.id for a in assets.values()])}
-    now = utcnow()
-    missing = {a.id: UploadSession(
-        id=a.id, asset_id=a.id, mount=a.storage.mount, key=a.storage.key, status=UploadStatus.COMPLETED,
-        size_bytes=a.size_bytes or 0, sha256=a.sha256, media_type=a.media_type or "application/octet-stream",
-        expires_at=now, finished_at=now, created_by=a.created_by,
-    ) for a in assets.values() if a.id not in done and a.storage}
+    missing = {a.id: UploadSession.completed_for(a) for a in assets.values() if a.id not in done and a.storage}
     if missing:
         try:
             await UploadSession.get_pymongo_collection().insert_many(
