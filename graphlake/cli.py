@@ -313,7 +313,7 @@ app.add_typer(datasets_app, name="datasets")
 @datasets_app.command("verify")
 def datasets_verify(
     version: Annotated[str, typer.Argument(help="The version's ID, or DATASET/VERSION by name.")],
-    deep: Annotated[bool, typer.Option("--deep", help="Also read every stored file again and hash its bytes.")] = False,
+    deep: Annotated[bool, typer.Option("--deep", help="Also read every stored file again and hash its bytes, and ask S3 whether each object registered in place is unchanged.")] = False,
 ) -> None:
     """Recompute a version's manifest hash from what it holds and check every asset it names; exits 1 naming what differs."""
     from graphlake.runtime import open_state
@@ -329,7 +329,8 @@ def datasets_verify(
     checked = run_command(go())
     for problem in checked.problems:
         errors.print(f"[red]differs:[/red] {escape(problem)}")
-    errors.print(f"{checked.datums} datums, {checked.records} records" + (f", {checked.files_read} files read" if deep else "")
+    errors.print(f"{checked.datums} datums, {checked.records} records"
+                 + (f", {checked.files_read} files read, {checked.external_checked} external objects asked" if deep else "")
                  + f"; recorded {checked.stored}, computed {checked.computed}")
     console.print("ok" if checked.ok else "MISMATCH")
     if not checked.ok:

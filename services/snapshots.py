@@ -23,6 +23,7 @@ from documents.common import Split
 from documents.dataset import DatasetVersion, Datum, VersionContentFile, VersionMember, VersionRecord, VersionStatus
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.sparse import sparse
+from services import external_s3
 from services.availability import no_time_limit
 from services.field_pages import field_pages, merged_pages
 from services.id_reads import fields_by_ids
@@ -210,6 +211,7 @@ class Verification:
     datums: int = 0
     records: int = 0
     files_read: int = 0
+    external_checked: int = 0  # objects registered in place (S3) asked whether they changed
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -224,7 +226,7 @@ class Verification:
 async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | None = None) -> Verification:
     """Recompute the version's hash from its copies, and check each asset it names still has the
     digest it had when the version was built; with `stores`, also read each stored file again and
-    hash its bytes."""
+    hash its bytes, and ask S3 whether each object registered in place is still the one registered."""
     result = Verification(stored=version.manifest_sha256)
     sets = await sets_of(version.annotation_set_ids)
     entries: list[bytes] = []
@@ -334,7 +336,8 @@ async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping
 async def _check_assets(held: Mapping[ObjectId, str], result: Verification,
                         stores: Mapping[str, ObjectStore] | None) -> None:
     found = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
-        {"_id": {"$in": list(held)}}, {"sha256": 1, "storage": 1, "status": 1})}
+        {"_id": {"$in": list(held)}}, {"sha256": 1, "storage": 1, "status": 1, "size_bytes": 1})}
+    external: list[Mapping[str, Any]] = []
     for asset_id, digest in held.items():
         asset = found.get(asset_id)
         now = asset_digest(asset)
@@ -345,6 +348,13 @@ async def _check_assets(held: Mapping[ObjectId, str], result: Verification,
         elif stores is not None and digest.startswith("sha256:") and _stored(asset, stores):
             result.files_read += 1
             await _check_bytes(asset, digest, result, stores)
+        elif stores is not None and external_s3.registered_on(asset, stores):
+            external.append(asset)
+    if external:
+        assert stores is not None
+        for problem in await external_s3.changes(external, stores):
+            result.problem(problem)
+        result.external_checked += len(external)
 
 
 def _stored(asset: Mapping[str, Any], stores: Mapping[str, ObjectStore]) -> bool:

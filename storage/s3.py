@@ -404,3 +404,15 @@ class S3Store:
         except ClientError as error:  # no such bucket, access denied: the asker's to fix
             raise StoreRefused(error.response.get("Error", {}).get("Code", "?")) from None
         return objects
+
+    async def head_external(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """An object registered in place (`list_objects`) as S3 now describes it ({"ETag", "Size"}),
+        or None when it is gone: `verify --deep` compares it with what was registered."""
+        try:
+            answer = await self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "?")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreRefused(code) from None
+        return {"ETag": answer.get("ETag"), "Size": answer.get("ContentLength")}

@@ -25,7 +25,7 @@ from resolvers.context import AppState
 from services import datasets, snapshots
 from services.node_ids import NodeType, encode_id
 from tests import factories
-from tests.conftest import MakeToken, Served
+from tests.conftest import MakeToken, S3Service, Served
 from tests.operations import Api, object_id
 
 
@@ -681,3 +681,35 @@ async def test_a_version_delete_that_crashed_part_way_is_finished_by_a_retry(api
     assert await VersionMember.get_pymongo_collection().count_documents({"version_id": version_id}) == 0
     assert await AssetRetention.find({"owner_id": version_id}).count() == 0
     assert await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}) is None
+
+
+async def test_a_deep_verify_asks_s3_whether_objects_registered_in_place_changed(
+        api: Api, contributor: str, state: AppState, s3: S3Service) -> None:
+    client = s3.client()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        client.put_object(Bucket=s3.bucket, Key=f"ext/verify/{name}", Body=f"{name}\n1,2\n".encode())
+    registered = (await api.data("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/verify/"}},
+                                 token=contributor))["registerExternal"]["assets"]
+    by_name = {a["name"]: a["id"] for a in registered}
+    datums = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "table", "assetId": by_name[n]}]}
+                                                         for n in sorted(by_name)]}, token=contributor))["createDatums"]
+    ds = await factories.dataset(api, contributor, "tables")
+    v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums])
+    version = await DatasetVersion.get(object_id(v["id"]))
+    assert version is not None
+
+    checked = await snapshots.verify(version, state.stores)
+    assert checked.ok and checked.external_checked == 3, checked.problems
+
+    before = client.head_object(Bucket=s3.bucket, Key="ext/verify/a.csv")["ETag"]
+    client.put_object(Bucket=s3.bucket, Key="ext/verify/a.csv", Body=b"rewritten by the bucket's owner\n")
+    after = client.head_object(Bucket=s3.bucket, Key="ext/verify/a.csv")["ETag"]
+    client.delete_object(Bucket=s3.bucket, Key="ext/verify/b.csv")
+    assert (await snapshots.verify(version, None)).ok  # the lake's own records still agree: only S3 knows
+    checked = await snapshots.verify(version, state.stores)
+    assert not checked.ok and checked.external_checked == 3
+    assert sorted(checked.problems) == [
+        f"asset {by_name['a.csv']}: its object s3://{s3.bucket}/ext/verify/a.csv, registered in place, has changed: "
+        f"ETag {after} and 32 bytes now, {before} and 10 bytes when registered",
+        f"asset {by_name['b.csv']}: its object s3://{s3.bucket}/ext/verify/b.csv, registered in place, is gone",
+    ]
