@@ -60,17 +60,21 @@ class UploadSession(Document):
         ]
 
     @classmethod
-    def completed_for(cls, asset: Asset) -> UploadSession:
+    def completed_for(cls, asset: Asset, *, collection_id: PydanticObjectId | None = None,
+                      path: str | None = None) -> UploadSession:
         """A session completed now for a file stored without an upload (ingested, copied in), under
         its asset's id as every session: what the upload path answers an upload of it again with
         (services/uploads/sessions.py), and what the reconciler sweeps its bytes by once it is
-        deleted (services/assets.py)."""
+        deleted (services/assets.py). With a `collection_id` it is still `to_file` there (at `path`):
+        an ingest writes it before its asset, so a server stopping before the filing leaves what a
+        rerun or the reconciler finishes, as for a completed upload."""
         assert asset.storage is not None
         now = utcnow()
         return cls(id=asset.id, asset_id=asset.id, mount=asset.storage.mount, key=asset.storage.key,
                    status=UploadStatus.COMPLETED, size_bytes=asset.size_bytes or 0, sha256=asset.sha256,
                    media_type=asset.media_type or "application/octet-stream", expires_at=now, finished_at=now,
-                   created_by=asset.created_by)
+                   created_by=asset.created_by, collection_id=collection_id, path=path,
+                   to_file=collection_id is not None)
 
     @property
     def part_count(self) -> int:

@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from graphlake_client import debris
 from graphlake_client.bundle_format import MANIFEST, PAYLOADS, check_manifest
 from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
@@ -198,11 +199,15 @@ class BundleWriter:
         self.one_at_a_time = is_tar(dest)  # a tar takes one member at a time
         if is_tar(dest):
             dest.parent.mkdir(parents=True, exist_ok=True)
+            debris.sweep(dest.parent, recursive=False)  # what an export killed here left (debris.py)
             self._partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
-            self._tar = tarfile.open(self._partial, "w:gz" if dest.name.endswith(("gz", "tgz")) else "w")
+            self._file = self._partial.open("xb")
+            debris.hold(self._file)
+            self._tar = tarfile.open(fileobj=self._file, mode="w:gz" if dest.name.endswith(("gz", "tgz")) else "w")
             self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
         else:
             (dest / PAYLOADS).mkdir(parents=True, exist_ok=True)
+            debris.sweep(dest)  # what an export killed here left half-written (debris.py); whole payloads stay
             self.scratch = dest / PAYLOADS
 
     def download_target(self, path: str) -> Path:
@@ -229,7 +234,7 @@ class BundleWriter:
         """Put a small payload (a value, a text) into the bundle."""
         target = self.download_target(path)
         temp = target.with_name(f".{target.name}.partial")
-        temp.write_bytes(data)
+        debris.write_held(temp, data)
         os.replace(temp, target)
         self.add_downloaded(path)
 
@@ -238,13 +243,14 @@ class BundleWriter:
         data = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
         if self._tar is None:
             temp = self.dest / f".{MANIFEST}.partial"
-            temp.write_bytes(data)
+            debris.write_held(temp, data)
             os.replace(temp, self.dest / MANIFEST)
             return
         manifest_file = self.scratch / MANIFEST
         manifest_file.write_bytes(data)
         self._tar.add(manifest_file, arcname=MANIFEST, recursive=False)
         self._tar.close()
+        self._file.close()  # a tar given its file leaves it open
         os.replace(self._partial, self.dest)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -252,5 +258,6 @@ class BundleWriter:
         """Leave no half-written tar behind (a directory keeps its payloads: a rerun skips them)."""
         if self._tar is not None:
             self._tar.close()
+            self._file.close()
             self._partial.unlink(missing_ok=True)
             shutil.rmtree(self.scratch, ignore_errors=True)

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -18,6 +17,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 
+from graphlake_client import debris
 from graphlake_client.assets import Asset, Assets
 from graphlake_client.direct import copy_hashing
 from graphlake_client.errors import GraphlakeClientError
@@ -60,6 +60,14 @@ def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
     return target
 
 
+async def _swept_target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
+    """_target, where the temporaries an earlier download killed there left are removed first
+    (debris.py): one look at the target's directory per download, not its tree."""
+    target = _target(found, dest)
+    await asyncio.to_thread(debris.sweep, target.parent, recursive=False)
+    return target
+
+
 def _no_file(found: Mapping[str, Any]) -> GraphlakeClientError:
     return GraphlakeClientError(f"asset {found['name']!r} has no file to download (a value or text? save_to or load "
                                 "writes those)", "BAD_USER_INPUT", "asset")
@@ -96,9 +104,10 @@ async def _described_or_refused(response: httpx.Response) -> dict[str, Any] | No
 
 def _write_new(target: Path, data: bytes) -> None:
     """Write beside the target under a temporary name, then rename: a reader never sees half a file."""
-    temp = target.parent / f".download-{secrets.token_hex(8)}"
+    temp = debris.download_temp(target)
     try:
         with temp.open("xb") as out:  # created new, binary, with the user's umask
+            debris.hold(out)
             out.write(data)
         os.replace(temp, target)
     except BaseException:
@@ -123,7 +132,7 @@ class Downloads(Assets):
         found = await self.get_asset(asset)
         if not found.get("downloadUrl"):
             raise _no_file(found)
-        target = _target(found, dest)
+        target = await _swept_target(found, dest)
         await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
         return target
 
@@ -132,7 +141,7 @@ class Downloads(Assets):
         found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if found["kind"] in HAS_BYTES:
             return await self.download(found["id"], path)  # as given: text ending in a slash names a directory
-        target = _target(found, path)
+        target = await _swept_target(found, path)
         if found["kind"] == "VALUE":
             data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()
         else:
@@ -167,7 +176,7 @@ class Downloads(Assets):
             described = await _described_or_refused(response)
             if described is None:
                 return None
-            target = _target(described, dest)  # a value's JSON or a text as stored, checked as a file is
+            target = await _swept_target(described, dest)  # a value's JSON or a text as stored, checked as a file is
             if response.status_code in REDIRECTS:  # a store's signed GET: fetched without our token
                 await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)
             else:
@@ -199,10 +208,11 @@ class Downloads(Assets):
         """One attempt: stream the bytes (from `response`, or from the signed URL) beside the target under
         a temporary name, checked (`_copy`), then rename. An interrupted or wrong download never leaves
         a file under the asset's name. The file gets the user's usual permissions (umask)."""
-        temp = target.parent / f".download-{secrets.token_hex(8)}"
+        temp = debris.download_temp(target)
         try:
             # Created new, binary, with the user's umask; readable, so copy_hashing can check a copy.
             with temp.open("x+b") as out:
+                debris.hold(out)  # until renamed: a rerun after a kill removes it only then (debris.py)
                 if response is not None:
                     await self._copy(response, found, out)
                 elif not await self._read_directly(found, out):

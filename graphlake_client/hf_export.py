@@ -21,6 +21,7 @@ polygon's bounds. Prediction sets, MASK and KEYPOINTS records do not; the result
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from graphlake_client import splits
+from graphlake_client import debris, splits
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import HfExport
 from graphlake_client.version_reading import (
@@ -76,6 +77,8 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
     does (graphlake_client/splits.py); without them they go to `unassigned`."""
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
+    # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
+    await asyncio.to_thread(debris.sweep, dest)
     refuse_earlier_export(dest, SPLITS.values(), "Hugging Face", replace=replace)  # its README globs each split's folder
     truth = GroundTruth.of(found)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -1,7 +1,7 @@
 """Server-side ingest: when the server reads the files itself (they sit under one of its
 `ingestRoots`, as this machine names them, e.g. a dataset on the lab's NAS mounted on both), a batch
 goes up as one `ingestFiles` naming their paths: the server copies and hashes them into its local
-mount, with no upload session, signed URL or completion (services/uploads/ingest.py). Uploader
+mount, with no upload to open, signed URL or completion (services/uploads/ingest.py). Uploader
 .upload_batch takes this path on its own when it applies, batch by batch, and uploads a batch the
 server turns away (it sees other files at those paths: another machine that happens to mount the
 same path) as before.

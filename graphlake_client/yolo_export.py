@@ -31,6 +31,7 @@ wholly outside its image; the result counts what was left out, by record kind.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from PIL import Image
 
-from graphlake_client import splits
+from graphlake_client import debris, splits
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import YoloExport
 from graphlake_client.version_reading import (
@@ -122,6 +123,8 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     `split_ratios` (train, validation, test) and `seed` place its UNASSIGNED datums as trainingSplit does."""
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
+    # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
+    await asyncio.to_thread(debris.sweep, dest)
     refuse_earlier_export(dest, ("images", "labels"), "YOLO", replace=replace)
     truth = GroundTruth.of(found)
     left_out: Counter[str] = Counter()

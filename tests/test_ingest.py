@@ -51,6 +51,13 @@ async def stored() -> int:
     return await Asset.get_pymongo_collection().count_documents({})
 
 
+async def opened() -> int:
+    """Upload sessions opened for a client to send bytes. An ingest's, which file its assets, are
+    born completed (they expire as they finish): no claim or URL."""
+    return sum(1 for s in await UploadSession.get_pymongo_collection().find({}, {"expires_at": 1, "finished_at": 1}).to_list()
+               if s.get("finished_at") != s["expires_at"])
+
+
 async def test_ingested_files_are_copied_hashed_filed_and_announced(api: Api, contributor: str, root: Path,
                                                                    state: AppState) -> None:
     (root / "scans").mkdir()
@@ -74,7 +81,8 @@ async def test_ingested_files_are_copied_hashed_filed_and_announced(api: Api, co
             assert isinstance(store, LocalStore)
             copy = store.path(asset["storage"]["key"])
             assert os.getxattr(copy, SHA256_ATTR).decode() == asset["sha256"]  # recorded while it was written
-    assert await UploadSession.get_pymongo_collection().count_documents({}) == 0  # no session, claim or URL
+    assert await opened() == 0  # no session to send through, claim or URL
+    assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0  # filed
     items = await CollectionItem.get_pymongo_collection().find({}, {"path": 1}).to_list()
     assert sorted(i["path"] for i in items) == sorted(frames)
     events = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]
@@ -190,18 +198,18 @@ async def test_the_client_ingests_what_the_server_reads_and_uploads_the_rest(ser
     seen: list[int] = []
     async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "r.json")) as lake:
         ingested = await lake.upload_paths([root / "run1"], collection="runs", progress=lambda done, total: seen.append(done))
-        assert await UploadSession.get_pymongo_collection().count_documents({}) == 0  # copied by the server
+        assert await opened() == 0  # copied by the server
         assert sorted(a["name"] for a in ingested) == [f"{i}.json" for i in range(5)]
         assert {a["status"] for a in ingested} == {"ACTIVE"} and seen[-1] == sum(
             (root / "run1" / f"{i}.json").stat().st_size for i in range(5))
         uploaded = await lake.upload_paths([elsewhere], collection="runs")
         assert [a["name"] for a in uploaded] == ["notes.txt"]
-        assert await UploadSession.get_pymongo_collection().count_documents({}) == 1  # the server cannot read it: uploaded
+        assert await opened() == 1  # the server cannot read it: uploaded
         again = await lake.upload_paths([root / "run1"], collection="runs")
         assert all(a.get("unchanged") for a in again) and {a["id"] for a in again} == {a["id"] for a in ingested}
     async with Client(served.base_url, contributor, server_ingest=False, resume=ResumeState(tmp_path / "r2.json")) as lake:
         await lake.upload_paths([root / "run1" / "0.json"])
-        assert await UploadSession.get_pymongo_collection().count_documents({}) == 2  # asked not to: uploaded
+        assert await opened() == 2  # asked not to: uploaded
         # Uploading what was ingested stores nothing twice: the same content at the same path is found.
         again = await lake.upload_paths([root / "run1"], collection="runs")
         assert all(a.get("unchanged") for a in again) and {a["id"] for a in again} == {a["id"] for a in ingested}
@@ -291,3 +299,76 @@ async def test_copies_no_record_names_are_set_aside_then_removed(api: Api, contr
     finally:
         for path in paths + many:
             path.unlink(missing_ok=True)
+
+
+async def test_a_server_stopped_before_the_filing_leaves_what_a_rerun_finishes(api: Api, contributor: str, root: Path,
+                                                                              state: AppState,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server killed between storing an ingest's ACTIVE assets and filing them left assets that
+    named their collection with no item there, and a rerun copied and stored every file again. The
+    cut is made here by letting the call store its assets and then stop, cleaning nothing up (as
+    kill -9 would): the rerun files those assets (unchanged, nothing stored twice), and when nobody
+    reruns, the reconciler does."""
+    from services.uploads import ingest
+    from services.uploads.reconciler import file_unfiled
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    before = sum(1 for _ in (store.root / "assets").iterdir())
+    frames = {f"f{i}.bin": os.urandom(700 + i) for i in range(3)}
+    for name, data in frames.items():
+        (root / name).write_bytes(data)
+
+    class Killed(Exception):
+        """The server's process ends here."""
+
+    async def killed(*_: object, **__: object) -> None:
+        raise Killed
+
+    async def nothing(*_: object) -> None:  # a killed process undoes nothing
+        return None
+
+    async def cut(collection: dict, names: list[str]) -> list[dict]:
+        """Ingest `names` into `collection`, stopping after the assets' insert; the assets it left."""
+        inputs = [ingest_input(root / n, collectionId=collection["id"], path=n) for n in names]
+        with monkeypatch.context() as patched:
+            patched.setattr(ingest, "_file", killed)
+            patched.setattr(ingest, "_undo", nothing)
+            assert (await api.error("IngestFiles", {"inputs": inputs}, token=contributor))["extensions"]["code"] == "INTERNAL"
+        left = await Asset.get_pymongo_collection().find({"collection_ids": object_id(collection["id"])}).to_list()
+        assert len(left) == len(names) and {a["status"] for a in left} == {"ACTIVE"}
+        assert await CollectionItem.get_pymongo_collection().count_documents(
+            {"collection_id": object_id(collection["id"])}) == 0  # the half-state: named, not filed
+        return left
+
+    def copies() -> int:
+        return sum(1 for _ in (store.root / "assets").iterdir()) - before  # the mount is the session's
+
+    # Rerun: the files are found stored, and filed where asked; the copies this call made are dropped.
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    left = await cut(scans, ["f0.bin", "f1.bin"])
+    inputs = [ingest_input(root / n, collectionId=scans["id"], path=n) for n in frames]
+    again = (await api.data("IngestFiles", {"inputs": inputs}, token=contributor))["ingestFiles"]
+    assert [d["unchanged"] for d in again] == [True, True, False]
+    assert {object_id(d["asset"]["id"]) for d in again[:2]} == {a["_id"] for a in left}
+    assert [[e["node"]["id"] for e in d["asset"]["collections"]["edges"]] for d in again] == [[scans["id"]]] * 3
+    items = await CollectionItem.get_pymongo_collection().find({"collection_id": object_id(scans["id"])}).to_list()
+    assert sorted(i["path"] for i in items) == sorted(frames)
+    assert {i["asset_id"] for i in items} == {object_id(d["asset"]["id"]) for d in again}
+    assert await stored() == 3 and copies() == 3  # no second asset, no second copy
+    assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
+
+    # Nobody reruns: the reconciler files them once a completion could no longer be under way.
+    plates = (await api.data("CreateCollection", {"input": {"name": "plates"}}, token=contributor))["createCollection"]
+    left = await cut(plates, ["f2.bin"])
+    # And a session whose asset was never stored (a server stopped between the two inserts) is dropped.
+    orphan = UploadSession.completed_for(Asset.model_validate(left[0]), collection_id=object_id(plates["id"]), path="x")
+    orphan.id = orphan.asset_id = ObjectId()
+    await UploadSession.get_pymongo_collection().insert_one(orphan.model_dump(by_alias=True))
+    long_ago = utcnow() - timedelta(hours=1)
+    await UploadSession.get_pymongo_collection().update_many({"to_file": True}, {"$set": {"finished_at": long_ago}})
+    assert await file_unfiled() == 1
+    items = await CollectionItem.get_pymongo_collection().find({"collection_id": object_id(plates["id"])}).to_list()
+    assert [(i["asset_id"], i["path"]) for i in items] == [(left[0]["_id"], "f2.bin")]
+    assert await UploadSession.get_pymongo_collection().count_documents({"_id": orphan.id}) == 0
+    assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0

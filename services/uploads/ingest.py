@@ -7,14 +7,17 @@ is coming, a signed URL or a direct write, a claim and a read-back to check what
 flip to ACTIVE, about eleven document writes a file. Here the server makes the copy, so it knows
 what it wrote: each file is hashed as it is copied, and only then is its asset stored, ACTIVE, with
 that digest and its collection (one insert for the batch), pinned and filed, and announced: about
-four writes a file. Nothing is written to the database before every copy is in place; a copy that
-fails, or finds its file is not the one checked, removes this call's copies and names the file, and
-a filing that fails removes the batch's assets too. A server stopping mid-call (or a request
-cancelled mid-copy) can leave copies no asset names (bytes, never a record pointing at nothing)
-or, stopping between the asset insert and the filing, assets that name their collection without
-an item there yet; calling again copies and files afresh, and the reconciler sets stray copies
-aside a day later (reconciler.sweep_stray_copies). Thumbnails and metrics follow as for
-uploads (the resolver asks).
+four writes a file, six when it is filed into a collection (its completed session, marked
+`to_file` before the asset is stored and cleared once it is filed). Nothing is written to the
+database before every copy is in place; a copy that fails, or finds its file is not the one
+checked, removes this call's copies and names the file, and a filing that fails removes the
+batch's assets too. A server stopping mid-call (or a request cancelled mid-copy) can leave copies
+no asset names (bytes, never a record pointing at nothing), which the reconciler sets aside a day
+later (reconciler.sweep_stray_copies); stopping between the asset insert and the filing, it leaves
+ACTIVE assets whose sessions are still `to_file`, as a completion cut short does: calling again
+files them where they were going (and drops the copies it made meanwhile), and else the
+reconciler does (reconciler.file_unfiled). Thumbnails and metrics follow as for uploads (the
+resolver asks).
 
 Only local mounts take ingests: a copy to S3 would carry every byte through the API process,
 which the upload path's signed URLs exist to avoid.
@@ -38,6 +41,7 @@ from documents.collection import CollectionItem
 from documents.common import AssetStatus
 from documents.retention import AssetRetention
 from documents.sparse import stored
+from documents.upload import UploadSession
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events.feed import FeedWriter
@@ -123,20 +127,48 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     ids = {i: ObjectId() for i in fresh}
     copied = await _copy(store, {i: (found[i], asset_key(ids[i]), digests.get(i)) for i in fresh}, set(hashed))
     uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
+    late = await _left_unfiled(uploads, fresh, items)
+    if late:  # the copies just made are not needed: an earlier call stored these files
+        await asyncio.gather(*(store.delete(asset_key(ids[i])) for i in late), return_exceptions=True)
+        unchanged.update(late)
+        fresh = [i for i in fresh if i not in late]
 
     now = utcnow()
     made = {i: file_asset(uploads[i], ids[i], store, AssetStatus.ACTIVE, actor, sha256=uploads[i].sha256,  # see _file
                           collection_ids=[uploads[i].collection_id] if uploads[i].collection_id else [])
             for i in fresh}
     if made:
+        filing = [UploadSession.completed_for(made[i], collection_id=uploads[i].collection_id, path=uploads[i].path)
+                  for i in made if uploads[i].collection_id]
+        # Each filed asset's completed session, `to_file`, goes first: a server stopping after the
+        # assets' insert and before the filing leaves what a rerun (sessions._finish_filing) or the
+        # reconciler (file_unfiled) files, not assets that name their collection and are in it for
+        # nobody. Stopping before the assets' insert leaves sessions that name no asset, which the
+        # reconciler removes (the copies are then stray).
+        if filing:
+            await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in filing])
         await Asset.get_pymongo_collection().insert_many([stored(a) for a in made.values()])
         try:
             await _file(made, uploads, actor, settings.max_batch_items)
         except BaseException:  # a collection deleted since it was checked, say: nothing of the batch stays
             await _undo(store, list(made.values()))
             raise
+        if filing:
+            await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": [s.id for s in filing]}},
+                                                                     {"$set": {"to_file": False}})
         await feed.write([status_event(a, now) for a in made.values()])
     return [Ingested(unchanged[i], unchanged=True) if i in unchanged else Ingested(made[i]) for i in range(len(uploads))]
+
+
+async def _left_unfiled(uploads: Sequence[UploadRequest], fresh: Sequence[int], items: list[dict]) -> dict[int, Asset]:
+    """The fresh requests (now of known digest) whose file an earlier call stored and did not get
+    to file (its server stopped between the two): those assets, filed now, by request index. Their
+    digests are known only once copied, so a rerun copies such a file once more, and drops the copy;
+    one read of the assets' SHA-256 index when there is none."""
+    wanted = {(uploads[i].collection_id, uploads[i].path) for i in fresh}
+    found = await filed_at([uploads[i] for i in fresh],
+                           [item for item in items if (item["collection_id"], item["path"]) in wanted])
+    return {fresh[j]: asset for j, asset in found.items()}
 
 
 def _find_sources(sources: Sequence[str], roots: Sequence[Path], private: Sequence[Path]) -> list[tuple[Path, os.stat_result]]:
@@ -215,7 +247,8 @@ async def _undo(store: LocalStore, assets: list[Asset]) -> None:
     """Remove what this call stored: the assets, whatever of their filing happened, their copies."""
     ids = [a.id for a in assets]
     await asyncio.gather(CollectionItem.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
-                         AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}))
+                         AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
+                         UploadSession.get_pymongo_collection().delete_many({"_id": {"$in": ids}}))
     await Asset.get_pymongo_collection().delete_many({"_id": {"$in": ids}})
     await asyncio.gather(*(store.delete(a.storage.key) for a in assets if a.storage), return_exceptions=True)
 

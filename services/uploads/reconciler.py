@@ -163,8 +163,15 @@ async def file_unfiled() -> int:
     cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
     unfiled = await UploadSession.find({"status": UploadStatus.COMPLETED.value, "to_file": True,
                                         "finished_at": {"$lt": cutoff}}).to_list()
-    await _file_settled(unfiled)
-    return len(unfiled)
+    # An ingest writes its sessions before its assets (services/uploads/ingest.py): a server stopping
+    # between the two left sessions that name no asset. Filed with the others, they would fail their
+    # whole collection's group (NOT_FOUND); removed, their copies are the stray sweep's.
+    present = await fields_by_ids(Asset, [s.asset_id for s in unfiled], ["_id"])
+    orphans = [s.id for s in unfiled if s.asset_id not in present]
+    if orphans:
+        await UploadSession.get_pymongo_collection().delete_many({"_id": {"$in": orphans}, "to_file": True})
+    await _file_settled([s for s in unfiled if s.asset_id in present])
+    return len(unfiled) - len(orphans)
 
 
 async def drop_stale_claims() -> int:

@@ -1,0 +1,122 @@
+"""An export or download killed mid-way (kill -9: no cleanup runs) leaves its temporaries in the
+destination; a rerun into it removes those of the client's own naming that no running process
+holds, never a user's file nor another run's, and finishes (graphlake_client/debris.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graphlake_client import Client, ResumeState, debris
+from tests.conftest import MakeToken, Served
+from tests.test_exchange_coco import SIZES, coco_files, write_images
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
+
+# `graphlake`, whose downloads stop for good once their bytes are in their temporary file (before
+# the rename), having said so in the file named by argv[1]: where a kill leaves debris behind.
+STALLED = """
+import sys, time
+from pathlib import Path
+from graphlake_client import downloads
+
+marker = Path(sys.argv.pop(1))
+checked = downloads._check
+
+def stalls(*args):
+    checked(*args)
+    marker.touch()
+    while True:
+        time.sleep(60)
+
+downloads._check = stalls
+from graphlake.cli import app
+app()
+"""
+
+
+def environment(served: Served, token: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_URL=served.base_url, GRAPHLAKE_TOKEN=token)
+    return env
+
+
+def own_debris(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if debris.OWN.fullmatch(p.name))
+
+
+@pytest.mark.parametrize("kind", ["coco", "bundle"])
+async def test_a_killed_export_leaves_debris_a_rerun_removes(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                             kind: str) -> None:
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        await lake.import_coco(annotations, tmp_path / "images", "parts", version="v1")
+    out = tmp_path / "out"
+    dest = out / "parts.tar" if kind == "bundle" else out
+    out.mkdir()
+    # A user's files that look alike, and another run's temporary still held: none of them goes.
+    users = [out / ".download-notes", out / "draft.partial", out / ".download-0123456789abcdeg"]
+    for path in users:
+        path.write_text("mine")
+    held = (out / f".download-{secrets.token_hex(8)}").open("wb")
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    marker = tmp_path / "stalled"
+    with open(tmp_path / "stalled.log", "wb") as log:  # noqa: ASYNC230 (opening a local file is instant)
+        process = await asyncio.create_subprocess_exec(sys.executable, "-c", STALLED, str(marker), "export", kind,
+                                                       "parts/v1", str(dest), env=environment(served, token),
+                                                       stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    try:
+        await wait_for(lambda: marker.exists() or process.returncode is not None, timeout=60, what="a download to stall")
+        assert process.returncode is None, (tmp_path / "stalled.log").read_text()
+        process.send_signal(signal.SIGKILL)  # no cleanup runs
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    left = [p for p in own_debris(out) if p.name != Path(held.name).name]
+    assert left, "the kill left no temporary: nothing tested"  # .download-* (COCO), .parts.tar.partial-* (bundle)
+
+    rerun = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "export", kind, "parts/v1", str(dest)],
+                                    env=environment(served, token), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert own_debris(out) == [Path(held.name)]  # the killed run's went; the held one is another run's
+    assert all(p.read_text() == "mine" for p in users)
+    held.close()
+    if kind == "coco":
+        assert len(json.loads((out / "annotations.json").read_text())["images"]) == len(SIZES)
+        for name in SIZES:
+            assert (out / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
+    else:
+        assert dest.is_file() and json.loads(rerun.stdout)["payloads"] >= len(SIZES)
+
+
+def test_only_unheld_files_of_its_own_names_are_removed(tmp_path: Path) -> None:
+    """Names exactly of the client's temporaries, regular files, held by no process: a link of such
+    a name (to a user's file) is neither followed nor removed."""
+    mine = [tmp_path / f".download-{secrets.token_hex(8)}", tmp_path / f".x.tar.partial-{secrets.token_hex(4)}",
+            tmp_path / "payloads" / f".{'a' * 64}.partial", tmp_path / ".manifest.json.partial"]
+    theirs = [tmp_path / ".download-1", tmp_path / "a.partial", tmp_path / ".x.partial", tmp_path / "payloads" / "b.partial"]
+    (tmp_path / "payloads").mkdir()
+    for path in mine + theirs:
+        path.write_text("x")
+    link = tmp_path / f".download-{secrets.token_hex(8)}"
+    link.symlink_to(theirs[0])
+    assert debris.sweep(tmp_path, recursive=False) == 3  # not into payloads/
+    assert debris.sweep(tmp_path) == 1
+    assert [p.exists() for p in mine] == [False] * 4 and all(p.exists() for p in theirs) and link.is_symlink()
