@@ -17,6 +17,7 @@ import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -59,6 +60,14 @@ class VersionPlan:
     add_sets: list[ObjectId] = field(default_factory=list)
     remove_sets: list[ObjectId] = field(default_factory=list)
     from_collection: ObjectId | None = None
+
+
+def datasets_filter(name_contains: str | None) -> dict[str, Any]:
+    """The `datasets` list's filter: names containing `name_contains` in any case (every dataset for
+    None or ""), the text matched as typed (escaped: `.` or `(` in it are not patterns). No index
+    serves a search inside names: the list walks its `created_at` index newest first and tests each
+    name as it goes, stopping once its page is full, as the collections' search does."""
+    return {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
 
 
 async def create_dataset(name: str, description: str | None, actor: str | None) -> Dataset:

@@ -713,3 +713,24 @@ async def test_a_deep_verify_asks_s3_whether_objects_registered_in_place_changed
         f"ETag {after} and 32 bytes now, {before} and 10 bytes when registered",
         f"asset {by_name['b.csv']}: its object s3://{s3.bucket}/ext/verify/b.csv, registered in place, is gone",
     ]
+
+
+async def test_datasets_are_searched_by_name_in_any_case_page_by_page(api: Api, contributor: str) -> None:
+    """`datasets(nameContains:)`: names containing the text in any case, as typed (a `.` is a dot, not
+    any character), newest first, and the search kept from page to page (the cursor and the filter)."""
+    for name in ("plates-2024", "widgets", "Plates.old", "platesXold", "PLATES-2025"):
+        await factories.dataset(api, contributor, name)
+
+    async def names(**variables: object) -> tuple[list[str], int, dict]:
+        found = (await api.data("Datasets", variables, token=contributor))["datasets"]
+        return [e["node"]["name"] for e in found["edges"]], found["totalCount"], found["pageInfo"]
+
+    assert (await names(nameContains="plates"))[:2] == (["PLATES-2025", "platesXold", "Plates.old", "plates-2024"], 4)
+    assert (await names(nameContains="s.o"))[:2] == (["Plates.old"], 1)
+    assert (await names(nameContains="nothing"))[:2] == ([], 0)
+    assert (await names(nameContains=""))[1] == (await names(nameContains=None))[1] == 5
+
+    first, _, page = await names(nameContains="PLATES", first=3)
+    assert first == ["PLATES-2025", "platesXold", "Plates.old"] and page["hasNextPage"]
+    rest, _, page = await names(nameContains="PLATES", first=3, after=page["endCursor"])
+    assert rest == ["plates-2024"] and not page["hasNextPage"]

@@ -53,6 +53,7 @@ async def lake(api: Api, contributor: str) -> dict[str, Any]:
     for i in range(2):
         await factories.value_asset(api, contributor, f"derived{i}", derivedFrom=[assets[0]["id"]])
     ds = await factories.dataset(api, contributor)
+    await factories.dataset(api, contributor, "widgets-2")  # a second page of a dataset search
     version = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums])
     schema = await factories.schema(api, contributor)
     labels = await factories.annotation_set(api, contributor, schema["id"])
@@ -108,6 +109,9 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         # it, so as many as the lake has memberships), a dataset by name, a version by names.
         ("retentions", "Asset", {"id": lake["asset"]}),
         ("datasets", "Dataset", {"name": lake["dataset"], "version": "v1"}),
+        # The datasets newest first, and a search of their names (tested on each as the index is walked).
+        ("datasets", "Datasets", {"first": 1}),
+        ("datasets", "Datasets", {"first": 1, "nameContains": "WIDG"}),
         ("dataset_versions", "DatasetVersion", {"dataset": lake["dataset"], "version": "v1", "first": 2}),
         # The datums using an asset (through their uses of it: `roles.asset_id` is an array, which the
         # embedded default does not index). The page's datums (and derived assets) are then read by id.

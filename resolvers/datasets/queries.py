@@ -35,10 +35,16 @@ class DatasetQueries:
                else await DatasetDocument.find_one({"name": name}))
         return Dataset.from_document(doc) if doc else None
 
-    @strawberry.field(permission_classes=[CanRead], description="Datasets, newest first.")
-    async def datasets(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Dataset]:
+    @strawberry.field(permission_classes=[CanRead], description="Datasets, newest first; `nameContains` is case-insensitive.")
+    async def datasets(
+        self, info: Info,
+        name_contains: Annotated[str | None, strawberry.argument(description=(
+            "Only datasets whose name contains this (case-insensitive); null or empty for all."))] = None,
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
+    ) -> Connection[Dataset]:
         return await paginate(
-            DatasetDocument.get_pymongo_collection(), query={}, sort=[("created_at", DESCENDING)],
+            DatasetDocument.get_pymongo_collection(), query=service.datasets_filter(name_contains),
+            sort=[("created_at", DESCENDING)],
             page=info.context.page(first, after, last, before),
             to_node=lambda raw: Dataset.from_document(lean(DatasetDocument).model_validate(raw)),
         )
