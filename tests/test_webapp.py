@@ -9,7 +9,7 @@ second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
 annotations of every kind drawn over it (keypoints with their skeleton) and verify one; browse a
-collection, a dataset and the difference of two versions, download a version's content file, verify
+collection, search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
 a version intact and one changed behind its back, and scroll a dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
 the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.

@@ -433,9 +433,21 @@ async function main() {
     if ((await page.getByLabel("Collection name contains").inputValue()) !== config.collection) throw new Error("Back lost the search");
     say("COLLECTION_OK");
 
-    step = "a dataset shows its versions with counts per split";
+    step = "the datasets are searched by name, in any case; the search is in the URL";
     await page.getByRole("link", { name: "Datasets" }).click();
-    await page.getByTestId("dataset-row").filter({ hasText: config.dataset }).click();
+    const datasetRows = page.getByTestId("dataset-row");
+    await datasetRows.filter({ hasText: config.manyVersions }).waitFor();  // listed before the search
+    await page.getByLabel("Dataset name contains").fill(config.dataset.toUpperCase());
+    await page.waitForFunction((name) => new URLSearchParams(location.search).get("name") === name, config.dataset.toUpperCase());
+    await page.getByTestId("dataset-count").filter({ hasText: /^1 dataset$/ }).waitFor();
+    await datasetRows.filter({ hasText: config.manyVersions }).waitFor({ state: "detached" });
+    await page.reload();  // a link or a reload opens the same search
+    await page.getByTestId("dataset-count").filter({ hasText: /^1 dataset$/ }).waitFor();
+    if ((await page.getByLabel("Dataset name contains").inputValue()) !== config.dataset.toUpperCase()) throw new Error("a reload lost the search");
+    if ((await datasetRows.count()) !== 1) throw new Error(`${await datasetRows.count()} datasets match, not 1`);
+
+    step = "a dataset shows its versions with counts per split";
+    await datasetRows.filter({ hasText: config.dataset }).click();
     const version = page.locator("[data-testid=version-row][data-version=v1]");
     await version.filter({ hasText: "UNASSIGNED 3" }).waitFor();
     // The version's own count: the set's two records annotate an image none of its datums holds.

@@ -1,6 +1,7 @@
 // Datasets and their immutable versions: datums per split, the manifest hash (what a version
 // holds, so two equal hashes hold the same), its content file, its parent and its annotation sets.
-// Both lists load a page at a time as they scroll (the versions newest first).
+// Both lists load a page at a time as they scroll (the versions newest first); the datasets are
+// searched by name on the server, the search kept in the URL (/datasets?name=plate).
 import { useCallback, useEffect, useState } from "react";
 import { useClient, useQuery } from "urql";
 import { Link } from "wouter";
@@ -14,27 +15,45 @@ import {
   VersionVerificationDocument, type DiffDatumFragment, type VersionRowFragment, type VersionVerificationQuery,
 } from "../generated/graphql";
 import { bytes, counted, when } from "../format";
+import { useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
 
+/** The search a query string asks for (/datasets?name=plate). */
+const asked = (query: URLSearchParams) => ({ name: query.get("name") ?? "" });
+
 export function DatasetList() {
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
+  const { fields, set, settled } = useQueryFields(asked);
+  const name = settled.name.trim() || null;
   return (
-    <section className="asset-list" data-testid="datasets">
-      {cursors.map((after, i) => <DatasetsPage key={after ?? "first"} after={after} last={i === cursors.length - 1} onMore={more} />)}
+    <section>
+      <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <input aria-label="Dataset name contains" placeholder="Name contains…" value={fields.name} onChange={(e) => set("name", e.target.value)} />
+      </form>
+      <DatasetPages key={name} name={name} />
     </section>
   );
 }
 
-function DatasetsPage({ after, last, onMore }: { after: string | null; last: boolean; onMore: (c: string) => void }) {
-  const [{ data, error }] = useQuery({ query: DatasetListDocument, variables: { first: PAGE_SIZE, after, withCount: after === null } });
+// Keyed by the name searched: a new search starts again from the first page.
+function DatasetPages({ name }: { name: string | null }) {
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
+  return (
+    <div className="asset-list" data-testid="datasets">
+      {cursors.map((after, i) => <DatasetsPage key={after ?? "first"} name={name} after={after} last={i === cursors.length - 1} onMore={more} />)}
+    </div>
+  );
+}
+
+function DatasetsPage({ name, after, last, onMore }: { name: string | null; after: string | null; last: boolean; onMore: (c: string) => void }) {
+  const [{ data, error }] = useQuery({ query: DatasetListDocument, variables: { nameContains: name, first: PAGE_SIZE, after, withCount: after === null } });
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return after === null ? <p className="muted">Loading…</p> : null;
   const next = data.datasets.pageInfo.hasNextPage ? data.datasets.pageInfo.endCursor : null;
   return (
     <>
-      {after === null && <p className="muted">{counted(data.datasets.totalCount ?? 0, "dataset")}</p>}
+      {after === null && <p className="muted" data-testid="dataset-count">{counted(data.datasets.totalCount ?? 0, "dataset")}</p>}
       {data.datasets.edges.map(({ node }) => (
         <Link key={node.id} href={`/datasets/${encodeURIComponent(node.id)}`} className="collection-row" data-testid="dataset-row">
           <span className="name">{node.name}</span>
