@@ -8,7 +8,8 @@ paused, resumed) and scroll back to older ones; see a node's utilization (and sc
 second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
-annotations of every kind drawn over it (keypoints with their skeleton) and verify one; browse a
+annotations of every kind drawn over it (keypoints with their skeleton; ground truth solid,
+predictions dashed with their scores; a corrected record hidden, then faded) and verify one; browse a
 collection, search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
 a version intact and one changed behind its back, and scroll a dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
@@ -131,8 +132,8 @@ async def _seed(api: Api, token: str, tag: str) -> None:
 
 
 async def _annotate(api: Api, token: str, image_id: str) -> str:
-    """Ground truth (a box, a polygon) and a model's predictions of every other kind, in two sets
-    (the viewer toggles sets); returns the ground truth's set."""
+    """Ground truth (a box, a polygon, then that polygon corrected) and a model's predictions of every
+    other kind, in two sets (the viewer toggles sets); returns the ground truth's set."""
     schema = await factories.schema(api, token)
     truth = await factories.annotation_set(api, token, schema["id"])
     records = [
@@ -140,8 +141,12 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
         {"kind": "POLYGON", "label": "dent",
          "geometry": {"polygon": {"points": [{"x": 200, "y": 40}, {"x": 300, "y": 80}, {"x": 240, "y": 200}]}}},
     ]
-    await api.data("AddAnnotations", {"setId": truth["id"], "records": [{"assetId": image_id, **r} for r in records]},
-                   token=token)
+    added = (await api.data("AddAnnotations", {"setId": truth["id"], "records": [{"assetId": image_id, **r} for r in records]},
+                            token=token))["addAnnotations"]["ids"]
+    # The polygon corrected: the viewer draws the correction, and the one it replaced only when asked.
+    await api.data("SupersedeAnnotation", {"input": {"id": added[1], "reason": "the dent is smaller", "record": {
+        "assetId": image_id, "kind": "POLYGON", "label": "dent",
+        "geometry": {"polygon": {"points": [{"x": 210, "y": 50}, {"x": 280, "y": 80}, {"x": 240, "y": 160}]}}}}}, token=token)
     model = await factories.annotation_set(api, token, schema["id"], "PREDICTION",
                                            {"kind": "MODEL", "name": "detector", "version": "3"}, name="detector-v3")
     predictions = [

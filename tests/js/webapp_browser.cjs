@@ -408,15 +408,47 @@ async function main() {
     await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
     say(`OVERLAY_OK ${viewBox}`);
 
-    step = "a CONTRIBUTOR verifies a record from the viewer; its outline turns solid";
+    step = "ground truth is drawn solid, a model's predictions dashed with their scores, as the legend says";
     await truthSwitch.check();
+    const truthBox = overlay.locator("rect[data-kind=BBOX][data-purpose=GROUND_TRUTH]");
+    const predicted = overlay.locator("rect[data-kind=ROTATED_BBOX][data-purpose=PREDICTION]");
+    await truthBox.waitFor();
+    if (await truthBox.getAttribute("stroke-dasharray")) throw new Error("the ground truth's box is dashed");
+    if (!(await predicted.getAttribute("stroke-dasharray"))) throw new Error("the prediction's box is not dashed");
+    if (!(await overlay.locator("polyline[data-kind=POLYLINE]").getAttribute("stroke-dasharray"))) throw new Error("a prediction's line is not dashed");
+    // Each prediction's score beside it; nothing beside ground truth that has none and is not verified.
+    const captions = await overlay.locator("text[data-caption]").allTextContents();
+    if (JSON.stringify(captions.sort()) !== JSON.stringify(["0.55", "0.70", "0.91"])) throw new Error(`captions ${captions}`);
+    const legend = page.getByTestId("legend");
+    await legend.locator("li[data-purpose=GROUND_TRUTH]").filter({ hasText: "ground truth" }).waitFor();
+    await legend.locator("li[data-purpose=PREDICTION]").filter({ hasText: "prediction" }).waitFor();
+    if (await legend.locator("li[data-purpose=GROUND_TRUTH] line").getAttribute("stroke-dasharray")) throw new Error("the legend's ground truth is dashed");
+    if (!(await legend.locator("li[data-purpose=PREDICTION] line").getAttribute("stroke-dasharray"))) throw new Error("the legend's prediction is solid");
+
+    step = "the polygon a correction replaced is hidden, and shown faded when asked";
+    const polygons = overlay.locator("polygon[data-kind=POLYGON]");
+    if ((await polygons.count()) !== 1) throw new Error(`${await polygons.count()} polygons drawn, not the correction alone`);
+    if (await overlay.locator("[data-superseded]").count()) throw new Error("a superseded record is drawn by default");
+    const withSuperseded = page.getByRole("checkbox", { name: /^Show superseded/ });
+    await withSuperseded.check();
+    await overlay.locator("g[data-superseded] polygon[data-kind=POLYGON]").waitFor();
+    if ((await polygons.count()) !== 2) throw new Error(`${await polygons.count()} polygons with the superseded one, not 2`);
+    if ((await overlay.locator("g[data-superseded]").getAttribute("opacity")) !== "0.4") throw new Error("the superseded polygon is not faded");
+    await legend.filter({ hasText: "superseded" }).waitFor();
+    const replaced = page.locator("[data-testid=record-row].superseded");
+    await replaced.filter({ hasText: "superseded" }).waitFor();
+    if (await replaced.getByRole("button").count()) throw new Error("a superseded record offers Verify");
+    await withSuperseded.uncheck();
+    await overlay.locator("g[data-superseded]").waitFor({ state: "detached" });
+
+    step = "a CONTRIBUTOR verifies a record from the viewer; a ✓ shows beside its outline";
     const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]");
+    const truthCaption = overlay.locator("g:has(> rect[data-kind=BBOX]) text[data-caption]");
+    if (await truthCaption.count()) throw new Error("an unverified box without a score has a caption");
     await scratch.getByRole("button", { name: "Verify" }).click();
     await scratch.filter({ hasText: "✓ verified" }).waitFor();
-    await page.waitForFunction(() => {
-      const box = document.querySelector("[data-testid=annotation-overlay] rect[data-label=scratch]");
-      return box && !box.hasAttribute("stroke-dasharray");
-    });
+    await truthCaption.filter({ hasText: "✓" }).waitFor();
+    await legend.filter({ hasText: "✓ verified" }).waitFor();
     await shot("asset-annotations");
     say("VERIFIED");
 

@@ -1,6 +1,9 @@
 // An image with its annotation records drawn over it in SVG, in the image's own pixel coordinates
 // (the viewBox is the natural size, so the shapes scale with the image). One checkbox per
 // annotation set: ground truth and predictions can be compared by toggling.
+// What a record is shows in its line, not in colour alone (the colour is its label's): ground truth
+// solid, a prediction dashed with its score beside it, a review note dotted, a ✓ beside a verified
+// one; the records corrections replaced are left out unless asked for, then drawn faded.
 import { useMemo, useState } from "react";
 import { useMutation } from "urql";
 
@@ -9,13 +12,21 @@ import { VerifyRecordsDocument, type AnnotationShapeFragment } from "../generate
 import { labelColour } from "../format";
 import { skeletonEdges } from "../skeleton";
 
-export function AnnotationOverlay({ src, records, draw = true, canVerify }: {
-  src: string; records: AnnotationShapeFragment[]; draw?: boolean; canVerify: boolean;
+/** Each set purpose's line (an SVG dash array, in screen pixels) and its name in the legend. */
+const PURPOSES: Record<string, [string | undefined, string]> = {
+  GROUND_TRUTH: [undefined, "ground truth"], PREDICTION: ["6 4", "prediction (score shown)"], REVIEW: ["2 4", "review"],
+};
+
+export function AnnotationOverlay({ src, records, superseded, draw = true, canVerify }: {
+  src: string; records: AnnotationShapeFragment[]; superseded: AnnotationShapeFragment[]; draw?: boolean; canVerify: boolean;
 }) {
-  const [size, setSize] = useState<{ w: number; h: number } | null>(null);
-  const sets = useMemo(() => [...new Map(records.map((r) => [r.set.id, r.set])).values()], [records]);
+  // The image's natural size, and how many of its pixels make one on screen (for the captions' size).
+  const [size, setSize] = useState<{ w: number; h: number; px: number } | null>(null);
+  const [withSuperseded, setWithSuperseded] = useState(false);
+  const all = useMemo(() => (withSuperseded ? [...records, ...superseded] : records), [records, superseded, withSuperseded]);
+  const sets = useMemo(() => [...new Map(all.map((r) => [r.set.id, r.set])).values()], [all]);
   const [hidden, setHidden] = useState<Set<string>>(new Set());
-  const shown = draw ? records.filter((r) => r.geometry && !hidden.has(r.set.id)) : [];
+  const shown = draw ? all.filter((r) => r.geometry && !hidden.has(r.set.id)) : [];
   const toggle = (id: string) => setHidden((old) => {
     const next = new Set(old);
     if (!next.delete(id)) next.add(id);
@@ -30,22 +41,40 @@ export function AnnotationOverlay({ src, records, draw = true, canVerify }: {
             <span className="muted">({s.purpose})</span>
           </label>
         ))}
+        {superseded.length > 0 && (
+          <label>
+            <input type="checkbox" checked={withSuperseded} onChange={() => setWithSuperseded(!withSuperseded)} />{" "}
+            Show superseded <span className="muted">({superseded.length} corrected)</span>
+          </label>
+        )}
       </div>
-      <ul className="legend">
+      <ul className="legend" data-testid="legend">
         {[...new Set(shown.map((r) => r.label ?? r.kind))].map((label) => (
           <li key={label}><span className="swatch" style={{ background: labelColour(label) }} /> {label}</li>
         ))}
-        {shown.length > 0 && <li className="muted">dashed: not verified</li>}
+        {[...new Set(shown.map((r) => r.set.purpose))].map((purpose) => (
+          <li key={purpose} data-purpose={purpose}>
+            <svg className="line" viewBox="0 0 24 8" aria-hidden="true">
+              <line x1="0" y1="4" x2="24" y2="4" stroke="currentColor" strokeWidth="2" strokeDasharray={PURPOSES[purpose]?.[0]} />
+            </svg>{" "}
+            {PURPOSES[purpose]?.[1] ?? purpose}
+          </li>
+        ))}
+        {shown.some((r) => r.verified) && <li>✓ verified</li>}
+        {shown.some((r) => r.supersededAt) && <li><span className="superseded">faded</span>: superseded</li>}
       </ul>
       <div className="overlay">
-        <img src={src} alt="" onLoad={(e) => setSize({ w: e.currentTarget.naturalWidth, h: e.currentTarget.naturalHeight })} />
+        <img src={src} alt="" onLoad={(e) => {
+          const img = e.currentTarget;
+          setSize({ w: img.naturalWidth, h: img.naturalHeight, px: img.naturalWidth / (img.clientWidth || img.naturalWidth) });
+        }} />
         {size && (
           <svg viewBox={`0 0 ${size.w} ${size.h}`} preserveAspectRatio="none" data-testid="annotation-overlay">
-            {shown.map((r) => <Shape key={r.id} record={r} stroke={Math.max(size.w, size.h) / 300} />)}
+            {shown.map((r) => <Shape key={r.id} record={r} stroke={Math.max(size.w, size.h) / 300} px={size.px} />)}
           </svg>
         )}
       </div>
-      <Records records={records} canVerify={canVerify} />
+      <Records records={all} canVerify={canVerify} />
     </div>
   );
 }
@@ -61,7 +90,7 @@ function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; c
         <thead><tr><th>Label</th><th>Kind</th><th>Score</th><th>Set</th><th>Source</th><th>Verified</th></tr></thead>
         <tbody>
           {records.map((r) => (
-            <tr key={r.id} data-testid="record-row" data-kind={r.kind}>
+            <tr key={r.id} data-testid="record-row" data-kind={r.kind} className={r.supersededAt ? "superseded" : undefined}>
               <td><span className="swatch" style={{ background: labelColour(r.label ?? r.kind) }} /> {r.label}</td>
               <td>{r.kind}</td>
               <td>{r.score?.toFixed(2) ?? ""}</td>
@@ -69,7 +98,8 @@ function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; c
               <td>{r.source.kind} {r.source.name}</td>
               <td>
                 {r.verified ? "✓ verified" : "not verified"}{" "}
-                {canVerify && (
+                {r.supersededAt && <span className="muted">superseded</span>}
+                {canVerify && !r.supersededAt && (
                   // Not `disabled` while it runs: a disabled button loses the keyboard's focus to the page.
                   <button type="button" aria-disabled={fetching}
                           onClick={() => { if (!fetching) verify({ ids: [r.id], verified: !r.verified }); }}>
@@ -85,52 +115,67 @@ function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; c
   );
 }
 
-function Shape({ record, stroke }: { record: AnnotationShapeFragment; stroke: number }) {
+function Shape({ record, stroke, px }: { record: AnnotationShapeFragment; stroke: number; px: number }) {
   const g = record.geometry;
   const colour = labelColour(record.label ?? record.kind);
-  const title = <title>{`${record.label ?? record.kind}${record.score != null ? ` ${record.score.toFixed(2)}` : ""}${record.verified ? " (verified)" : ""}`}</title>;
+  const [dash, purpose] = PURPOSES[record.set.purpose] ?? [undefined, record.set.purpose];
+  const score = record.score != null ? record.score.toFixed(2) : "";
+  const title = <title>{[record.label ?? record.kind, purpose, `by ${record.source.kind} ${record.source.name}`, score,
+    record.verified && "verified", record.supersededAt && "superseded"].filter(Boolean).join(", ")}</title>;
   // Drawn in the image's pixels but stroked in the screen's (non-scaling-stroke): a line of a 160-px
   // image scaled by its size was half a screen pixel wide, a 4000-px one's a thick smear.
   const common = { stroke: colour, strokeWidth: 2, fill: "none", vectorEffect: "non-scaling-stroke", "data-kind": record.kind,
-    "data-label": record.label ?? "", strokeDasharray: record.verified ? undefined : "6 4" };
+    "data-label": record.label ?? "", "data-purpose": record.set.purpose, strokeDasharray: dash };
   const points = (list: { x: number; y: number }[]) => list.map((p) => `${p.x},${p.y}`).join(" ");
-  switch (g?.__typename) {
-    case "BBox":
-      return <rect x={g.x} y={g.y} width={g.width} height={g.height} {...common}>{title}</rect>;
-    case "RotatedBBox":
-      return (
-        <rect x={g.cx - g.width / 2} y={g.cy - g.height / 2} width={g.width} height={g.height}
-          transform={`rotate(${g.angle} ${g.cx} ${g.cy})`} {...common}>{title}</rect>
-      );
-    case "Polygon":
-      return <polygon points={points(g.points)} {...common} fill={colour} fillOpacity={0.2}>{title}</polygon>;
-    case "Polyline":
-      return <polyline points={points(g.points)} {...common}>{title}</polyline>;
-    case "Keypoints":
-      // Skeleton edges first, so the keypoints sit on top of them.
-      return (
-        <g {...common} fill={colour}>
-          {title}
-          {skeletonEdges(record.attributes, g.points).map(([a, b], i) => (
-            <line key={`edge-${i}`} x1={a.x} y1={a.y} x2={b.x} y2={b.y} data-skeleton="" />
-          ))}
-          {g.points.filter((p) => p.visible !== false).map((p, i) => <circle key={i} cx={p.x} cy={p.y} r={stroke * 2} />)}
-        </g>
-      );
-    case "Mask": {
-      // The mask image as a luminance mask over a rectangle of the label's colour: its white pixels
-      // show in that colour, its black ones not at all.
-      const mask = safeUrl(g.asset.downloadUrl);
-      const maskId = `mask-${record.id.replace(/[^\w-]/g, "")}`;
-      return mask ? (
-        <g data-kind={record.kind} data-label={record.label ?? ""}>
-          {title}
-          <mask id={maskId}><image href={mask} width="100%" height="100%" preserveAspectRatio="none" /></mask>
-          <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
-        </g>
-      ) : null;
+  // The score and a ✓ (verified) beside the shape's first point, 12 screen pixels high, white-edged.
+  const at = g?.__typename === "BBox" ? g : g?.__typename === "RotatedBBox" ? { x: g.cx - g.width / 2, y: g.cy - g.height / 2 }
+    : g && "points" in g ? g.points.find((p) => !("visible" in p) || p.visible !== false) : undefined;
+  const text = [score, record.verified && "✓"].filter(Boolean).join(" ");
+  const caption = at && text && (
+    <text x={at.x} y={Math.max(at.y - 3 * px, 12 * px)} fontSize={12 * px} fill={colour} stroke="white" strokeWidth={3}
+      paintOrder="stroke" vectorEffect="non-scaling-stroke" data-caption="">{text}</text>
+  );
+  return <g opacity={record.supersededAt ? 0.4 : undefined} data-superseded={record.supersededAt ? "" : undefined}>{drawn()}{caption}</g>;
+
+  function drawn() {
+    switch (g?.__typename) {
+      case "BBox":
+        return <rect x={g.x} y={g.y} width={g.width} height={g.height} {...common}>{title}</rect>;
+      case "RotatedBBox":
+        return (
+          <rect x={g.cx - g.width / 2} y={g.cy - g.height / 2} width={g.width} height={g.height}
+            transform={`rotate(${g.angle} ${g.cx} ${g.cy})`} {...common}>{title}</rect>
+        );
+      case "Polygon":
+        return <polygon points={points(g.points)} {...common} fill={colour} fillOpacity={0.2}>{title}</polygon>;
+      case "Polyline":
+        return <polyline points={points(g.points)} {...common}>{title}</polyline>;
+      case "Keypoints":
+        // Skeleton edges first, so the keypoints sit on top of them.
+        return (
+          <g {...common} fill={colour}>
+            {title}
+            {skeletonEdges(record.attributes, g.points).map(([a, b], i) => (
+              <line key={`edge-${i}`} x1={a.x} y1={a.y} x2={b.x} y2={b.y} data-skeleton="" />
+            ))}
+            {g.points.filter((p) => p.visible !== false).map((p, i) => <circle key={i} cx={p.x} cy={p.y} r={stroke * 2} />)}
+          </g>
+        );
+      case "Mask": {
+        // The mask image as a luminance mask over a rectangle of the label's colour: its white pixels
+        // show in that colour, its black ones not at all.
+        const mask = safeUrl(g.asset.downloadUrl);
+        const maskId = `mask-${record.id.replace(/[^\w-]/g, "")}`;
+        return mask ? (
+          <g data-kind={record.kind} data-label={record.label ?? ""} data-purpose={record.set.purpose}>
+            {title}
+            <mask id={maskId}><image href={mask} width="100%" height="100%" preserveAspectRatio="none" /></mask>
+            <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
+          </g>
+        ) : null;
+      }
+      default:
+        return null;
     }
-    default:
-      return null;
   }
 }

@@ -62,7 +62,8 @@ export function AssetPage({ id }: { id: string }) {
         <section>
           <h2>Image{records.length > 0 && ` and ${asset.annotations.totalCount} annotations`}</h2>
           {!drawable && <p className="muted">Shown from its 512-pixel thumbnail: a browser cannot show {asset.mediaType}.</p>}
-          <AnnotationOverlay src={shownImage} records={records} draw={drawable} canVerify={canWrite(role)} />
+          <AnnotationOverlay src={shownImage} records={records} superseded={asset.superseded.edges.map((e) => e.node)}
+            draw={drawable} canVerify={canWrite(role)} />
         </section>
       )}
       {isImage && !shownImage && <p className="muted">A browser cannot show {asset.mediaType}: download it.</p>}
