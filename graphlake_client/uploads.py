@@ -55,8 +55,6 @@ class Uploader(Transport):
         self.direct_writes = direct_writes
         # Where the server reads a batch's files itself, it copies them in (ingest.py); False: always upload.
         self.server_ingest = server_ingest
-        self._facts: asyncio.Future[dict[str, Any]] | None = None  # see _storage_facts
-        self._shared: asyncio.Future[dict[str | None, Path]] | None = None  # mount name (None: default) -> its directory here
 
     # --- where the bytes go
     async def _writes_directly(self, mount: str | None) -> bool:
@@ -67,18 +65,17 @@ class Uploader(Transport):
         server reports), or None. Asked of the server once per client, however many files ask at once."""
         if not self.direct_writes:
             return None
-        if self._shared is None:  # once, however many files ask at once: marker files are read on the event loop
-            self._shared = asyncio.ensure_future(self._shared_of_facts())
-        return (await self._shared).get(mount)
+        # Once, however many files ask at once: marker files are read on the event loop.
+        shared: dict[str | None, Path] = await self._once("shared", self._shared_of_facts)
+        return shared.get(mount)
 
     async def _shared_of_facts(self) -> dict[str | None, Path]:
         return self._shared_mounts(await self._storage_facts())
 
     async def _storage_facts(self) -> dict[str, Any]:
         """The server's mounts and ingest roots, asked once per client (for direct writes and ingests alike)."""
-        if self._facts is None:
-            self._facts = asyncio.ensure_future(self._ask_storage_facts())
-        return await self._facts
+        facts: dict[str, Any] = await self._once("facts", self._ask_storage_facts)
+        return facts
 
     async def _ask_storage_facts(self) -> dict[str, Any]:
         try:

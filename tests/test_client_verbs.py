@@ -657,3 +657,28 @@ async def test_the_sync_client_pages_uploads_and_conflicts(served: Served, contr
     result = await asyncio.to_thread(script)  # off the loop the server runs on
     assert result == {"pages": [2, 1], "file": b"a,b\n1,2\n", "conflict": "CONFLICT", "loaded": "two",
                       "after_close": "this SyncClient is closed: make a new one (or use it as a context manager around its calls)"}
+
+
+async def test_one_client_serves_several_asyncio_runs(served: Served, contributor: str, tmp_path: Path) -> None:
+    """A script or notebook makes one Client and calls asyncio.run for each step: every run has a new
+    loop, and the connections the first one opened died with it. Each run gets its own; closing the
+    client in one run (async with) closes that run's, and a later run opens new ones. Off the loop
+    the server runs on, as a script's main thread would be."""
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(os.urandom(3000))
+
+    def script() -> dict[str, object]:
+        lake = client(served, contributor, tmp_path)
+        stored = asyncio.run(lake.store_value({"run": 1}, name="first-run"))
+        uploaded = asyncio.run(lake.store_file(scan))  # the shared mount, asked for in a run of its own
+        got = asyncio.run(lake.get_asset(stored["id"]))
+
+        async def closing() -> bytes:
+            async with lake:
+                return await lake.read_bytes(uploaded)
+
+        first, second = asyncio.run(closing()), asyncio.run(closing())  # closed at the end of a run, used again
+        asyncio.run(lake.aclose())
+        return {"value": got["value"], "first": first, "second": second}
+
+    assert await asyncio.to_thread(script) == {"value": {"run": 1}, "first": scan.read_bytes(), "second": scan.read_bytes()}
