@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from graphlake_client import operations as ops
 from graphlake_client.assets import PAGE_SIZE
-from graphlake_client.errors import GraphlakeClientError, check_json
+from graphlake_client.errors import GraphlakeClientError, check_json, wire_time
 from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.results import (
     BundleExport,
@@ -72,7 +72,7 @@ class Client(Vault):
         own (CLIENT) or the lake's (LAKE). `cursor` resumes after a page's `end_cursor`."""
         event_filter = {k: v for k, v in {
             "eventTypes": event_types and list(event_types), "minLevel": min_level, "source": source,
-            "after": after, "before": before, "origin": origin, "alertOnly": alert_only or None,
+            "after": wire_time(after, "after"), "before": wire_time(before, "before"), "origin": origin, "alertOnly": alert_only or None,
             "includeArchived": include_archived, **filter_inputs(where, ("data",))}.items() if v is not None}
         variables = {"filter": event_filter, "first": page_size, "orderBy": "RECEIVED" if by_received else "TIMESTAMP",
                      "direction": "ASC" if oldest_first else "DESC"}
@@ -82,6 +82,8 @@ class Client(Vault):
     async def _log(self, events: list[dict[str, Any]]) -> list[str]:
         for n, event in enumerate(events):  # as a value or metadata: a datetime in data is refused, not made text
             check_json(event.get("data"), f"inputs[{n}].data")
+            if event.get("timestamp") is not None:
+                event["timestamp"] = wire_time(event["timestamp"], f"inputs[{n}].timestamp")
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
         ids: list[str] = (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
         return ids
