@@ -135,8 +135,9 @@ class Client(Vault):
         records: `(datum, records)` pairs in the version's order, read from its content file (one
         download) where it has one, else page by page. A datum holds `id`, `split`, `metadata`,
         `roles` and `asset` (its image, with `downloadUrl`); a record `id`, `key`, `kind`, `label`,
-        `score`, `value`, `attributes`, `verified`, `set`, `asset` (by id) and `geometry`, a mask's
-        `asset` in full. What the exporters read (graphlake_client/version_reading.py)."""
+        `score`, `value`, `attributes`, `verified`, `source` (its `kind` alone: HUMAN, MODEL or
+        DERIVED; null from the file of a version built before it was written there), `set`, `asset`
+        (by id) and `geometry`, a mask's `asset` in full. What the exporters read (graphlake_client/version_reading.py)."""
         from graphlake_client.version_reading import find_version, version_datums
 
         found = await find_version(self, version)
@@ -154,10 +155,11 @@ class Client(Vault):
     async def export_yolo(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
                           seed: int = 0, replace: bool = False) -> YoloExport:
         """Write a dataset version as an Ultralytics YOLO dataset under `dest`: images/<split>/,
-        labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra). With
-        `split_ratios` (train, validation, test), UNASSIGNED datums go where trainingSplit puts them
-        with those ratios and `seed`. A `dest` holding an earlier export's images/ or labels/ is refused
-        (CONFLICT) unless `replace`, which removes those two folders first."""
+        labels/<split>/*.txt, sources/<split>/*.txt (who made each label line), data.yaml
+        (graphlake_client.yolo_export; the yolo extra). With `split_ratios` (train, validation,
+        test), UNASSIGNED datums go where trainingSplit puts them with those ratios and `seed`. A
+        `dest` holding an earlier export's images/, labels/ or sources/ is refused (CONFLICT) unless
+        `replace`, which removes those folders first."""
         from graphlake_client.yolo_export import export_yolo
 
         return await export_yolo(self, version, dest, split_ratios=split_ratios, seed=seed, replace=replace)
