@@ -89,7 +89,7 @@ SplitRatiosOption = Annotated[str | None, typer.Option(
                            "trainingSplit gives them with these ratios and --seed (without it, to `unassigned`).")]
 SeedOption = Annotated[int, typer.Option(help="The seed of --split-ratios' partition (trainingSplit's `seed`).")]
 ReplaceOption = Annotated[bool, typer.Option("--replace", help="DEST holds an earlier export: remove its folders of "
-                                                              "images and labels (or splits) first; without it, refused.")]
+                                                              "images, labels and sources (or splits) first; without it, refused.")]
 
 
 def _ratios(text: str | None) -> tuple[float, float, float] | None:
@@ -107,7 +107,8 @@ def _ratios(text: str | None) -> tuple[float, float, float] | None:
 @export_app.command("yolo")
 def export_yolo(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
-    dest: Annotated[Path, typer.Argument(help="Directory to write data.yaml, images/<split>/ and labels/<split>/ into.")],
+    dest: Annotated[Path, typer.Argument(help="Directory to write data.yaml, images/<split>/, labels/<split>/ and "
+                                                 "sources/<split>/ into.")],
     split_ratios: SplitRatiosOption = None,
     seed: SeedOption = 0,
     replace: ReplaceOption = False,

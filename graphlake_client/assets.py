@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from graphlake_client import operations as ops
-from graphlake_client.errors import GraphlakeClientError, check_json
+from graphlake_client.errors import GraphlakeClientError, check_json, wire_time
 from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.results import Paged, Source
 from graphlake_client.uploads import Uploader
@@ -71,15 +71,10 @@ class Page(Paged[Asset]):
         return self.items
 
 
-def _time(moment: datetime | None) -> str | None:
-    """A filter's time as the server takes it. Checked here, before the request, as a ValueError (as
-    these filters always were); the variables' own encoding (transport._body) refuses a naive time
-    anywhere else as BAD_USER_INPUT."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # the server cannot know which zone a naive time meant
-        raise ValueError(f"{moment!r} has no time zone: give an aware datetime (e.g. datetime.now(UTC))")
-    return moment.isoformat()
+def _times(fields: dict[str, Any]) -> dict[str, Any]:
+    """An input's fields given by name (`dataTimestamp=`), each time checked and written out as
+    wire_time does, naming the field."""
+    return {name: wire_time(given, name) if isinstance(given, datetime) else given for name, given in fields.items()}
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +92,7 @@ class Assets(Uploader):
         """Store any JSON as a VALUE asset (`fields`: StoreValueInput's aliases, owner, dataTimestamp, derivedFrom)."""
         check_json(value, "value")  # fails here, naming the culprit, rather than as a vague error from httpx
         check_json(metadata, "metadata")
+        fields = _times(fields)
         collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_VALUE, {"input": {**_present({
             "name": "value" if name is None else name, "labels": labels, "metadata": metadata, "description": description, **fields}),
@@ -108,6 +104,7 @@ class Assets(Uploader):
                          media_type: str | None = None, description: str | None = None, **fields: Any) -> Asset:
         """Store a text as a TEXT asset (text/plain unless `media_type`; `fields` as for store_value)."""
         check_json(metadata, "metadata")
+        fields = _times(fields)
         collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_TEXT, {"input": _present({
             "name": "text" if name is None else name, "text": text, "mediaType": media_type, "labels": labels, "metadata": metadata,
@@ -146,6 +143,7 @@ class Assets(Uploader):
         """Upload one file as a FILE asset through signed URLs (into `collection` by name, under its file
         name); `owner` and `data_timestamp` (aware) as store_value's `owner` and `dataTimestamp`."""
         path = Path(path)
+        wire_time(data_timestamp, "data_timestamp")  # refused before the collection is made (upload_file sends it)
         collection_id = await self._collection_first(collection)
         uploaded = await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
                                           collection_path=(name or path.name) if collection_id else None,
@@ -186,11 +184,12 @@ class Assets(Uploader):
         """Register an http(s) `url`, or the objects of an S3 `bucket`/`prefix` on `mount`, as EXTERNAL assets,
         uncopied (`owner` and `data_timestamp` as for store_file)."""
         check_json(metadata, "metadata")  # as store_value's: a datetime is refused, not sent as text
+        taken = wire_time(data_timestamp, "data_timestamp")  # before the collection is made
         collection_id = await self._collection_first(collection)
         return (await self.execute(ops.REGISTER_EXTERNAL, {"input": _present({
             "url": url, "bucket": bucket, "prefix": prefix, "mount": mount, "name": name,
             "collectionId": collection_id, "labels": labels, "metadata": metadata, "owner": owner,
-            "dataTimestamp": _time(data_timestamp)})}))["registerExternal"]
+            "dataTimestamp": taken})}))["registerExternal"]
 
     # --- change
     async def update_asset(self, asset: str | Asset, *, name: str | None = None, description: str | None = None,
@@ -200,10 +199,11 @@ class Assets(Uploader):
         the whole list, `metadata` the whole object, `owner` every ownership field); the rest stay.
         Returns the asset as get_asset does."""
         check_json(metadata, "metadata")
+        taken = wire_time(data_timestamp, "data_timestamp")
         asset_id = await self._asset_id(asset)
         await self.execute(ops.UPDATE_ASSET, {"input": {"id": asset_id, **_present({
             "name": name, "description": description, "labels": labels, "metadata": metadata,
-            "dataTimestamp": _time(data_timestamp), "owner": owner})}})
+            "dataTimestamp": taken, "owner": owner})}})
         return await self.get_asset(asset_id)
 
     async def delete_asset(self, asset: str | Asset) -> bool:
@@ -257,6 +257,9 @@ class Assets(Uploader):
                            payload: bool = False) -> AsyncIterator[Page]:
         """Pages of the assets matching every predicate and filter (`payload`: with values and texts).
         `data_after` / `data_before` bound `dataTimestamp`; `owner` is OwnershipInput (`{"nodeId": "reader-1"}`)."""
+        bounds = {name: wire_time(moment, name) for name, moment in (
+            ("created_after", created_after), ("created_before", created_before), ("data_after", data_after),
+            ("data_before", data_before))}
         collection_id = None
         if collection:
             collection_id = await self.find_collection(collection)
@@ -266,8 +269,9 @@ class Assets(Uploader):
             "kinds": kinds and list(kinds), "statuses": statuses and list(statuses),
             "labelsAll": labels_all and list(labels_all), "labelsAny": labels_any and list(labels_any),
             "nameContains": name_contains, "mediaTypePrefix": media_type_prefix, "sha256": sha256,
-            "collectionId": collection_id, "createdAfter": _time(created_after), "createdBefore": _time(created_before),
-            "dataTimestampAfter": _time(data_after), "dataTimestampBefore": _time(data_before), "owner": owner,
+            "collectionId": collection_id, "createdAfter": bounds["created_after"],
+            "createdBefore": bounds["created_before"], "dataTimestampAfter": bounds["data_after"],
+            "dataTimestampBefore": bounds["data_before"], "owner": owner,
             **filter_inputs(where)})
         variables = {"filter": asset_filter, "orderBy": {"field": order_by, "direction": "DESC" if descending else "ASC"},
                      "first": page_size, "payload": payload}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from graphlake_client import operations as ops
 from graphlake_client.assets import PAGE_SIZE
-from graphlake_client.errors import GraphlakeClientError, check_json
+from graphlake_client.errors import GraphlakeClientError, check_json, wire_time
 from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.results import (
     BundleExport,
@@ -72,7 +72,7 @@ class Client(Vault):
         own (CLIENT) or the lake's (LAKE). `cursor` resumes after a page's `end_cursor`."""
         event_filter = {k: v for k, v in {
             "eventTypes": event_types and list(event_types), "minLevel": min_level, "source": source,
-            "after": after, "before": before, "origin": origin, "alertOnly": alert_only or None,
+            "after": wire_time(after, "after"), "before": wire_time(before, "before"), "origin": origin, "alertOnly": alert_only or None,
             "includeArchived": include_archived, **filter_inputs(where, ("data",))}.items() if v is not None}
         variables = {"filter": event_filter, "first": page_size, "orderBy": "RECEIVED" if by_received else "TIMESTAMP",
                      "direction": "ASC" if oldest_first else "DESC"}
@@ -82,6 +82,8 @@ class Client(Vault):
     async def _log(self, events: list[dict[str, Any]]) -> list[str]:
         for n, event in enumerate(events):  # as a value or metadata: a datetime in data is refused, not made text
             check_json(event.get("data"), f"inputs[{n}].data")
+            if event.get("timestamp") is not None:
+                event["timestamp"] = wire_time(event["timestamp"], f"inputs[{n}].timestamp")
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
         ids: list[str] = (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
         return ids
@@ -133,8 +135,9 @@ class Client(Vault):
         records: `(datum, records)` pairs in the version's order, read from its content file (one
         download) where it has one, else page by page. A datum holds `id`, `split`, `metadata`,
         `roles` and `asset` (its image, with `downloadUrl`); a record `id`, `key`, `kind`, `label`,
-        `score`, `value`, `attributes`, `verified`, `set`, `asset` (by id) and `geometry`, a mask's
-        `asset` in full. What the exporters read (graphlake_client/version_reading.py)."""
+        `score`, `value`, `attributes`, `verified`, `source` (its `kind` alone: HUMAN, MODEL or
+        DERIVED; null from the file of a version built before it was written there), `set`, `asset`
+        (by id) and `geometry`, a mask's `asset` in full. What the exporters read (graphlake_client/version_reading.py)."""
         from graphlake_client.version_reading import find_version, version_datums
 
         found = await find_version(self, version)
@@ -152,10 +155,11 @@ class Client(Vault):
     async def export_yolo(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
                           seed: int = 0, replace: bool = False) -> YoloExport:
         """Write a dataset version as an Ultralytics YOLO dataset under `dest`: images/<split>/,
-        labels/<split>/*.txt, data.yaml (graphlake_client.yolo_export; the yolo extra). With
-        `split_ratios` (train, validation, test), UNASSIGNED datums go where trainingSplit puts them
-        with those ratios and `seed`. A `dest` holding an earlier export's images/ or labels/ is refused
-        (CONFLICT) unless `replace`, which removes those two folders first."""
+        labels/<split>/*.txt, sources/<split>/*.txt (who made each label line), data.yaml
+        (graphlake_client.yolo_export; the yolo extra). With `split_ratios` (train, validation,
+        test), UNASSIGNED datums go where trainingSplit puts them with those ratios and `seed`. A
+        `dest` holding an earlier export's images/, labels/ or sources/ is refused (CONFLICT) unless
+        `replace`, which removes those folders first."""
         from graphlake_client.yolo_export import export_yolo
 
         return await export_yolo(self, version, dest, split_ratios=split_ratios, seed=seed, replace=replace)

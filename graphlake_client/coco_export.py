@@ -5,6 +5,12 @@ prediction sets.
 Everything is read through GraphQL from the version itself: its datums with the split, roles and
 metadata it froze and its copies of their records, a page at a time. Images and mask PNGs come
 down through the client's download path, which checks each file's size and SHA-256.
+
+Each annotation (and result) carries `graphlake_source`, the kind of source that made it (HUMAN,
+MODEL, DERIVED, or null for a version whose content file predates sources; version_reading.source_of
+for one of several records), beside the images' `graphlake_split`: COCO's readers ignore keys they
+do not know, and training code tells people's labels from a model's by it, as it does by the YOLO
+export's sources/ files and the Hugging Face export's `objects.source`.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import CocoExport
 from graphlake_client.retries import store_failures
-from graphlake_client.version_reading import find_version, group_of, image_path, summary, version_datums
+from graphlake_client.version_reading import find_version, group_of, image_path, source_of, summary, version_datums
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -100,7 +106,8 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
     results = []
     for (purpose, _, datum_id, group), records in grouped.items():
         annotation = {"image_id": image_of[datum_id], "category_id": category_id[records[0]["label"]],
-                      **annotation_of(records, masks, derive_area=purpose == "GROUND_TRUTH")}
+                      **annotation_of(records, masks, derive_area=purpose == "GROUND_TRUTH"),
+                      "graphlake_source": source_of(records)}
         if purpose == "GROUND_TRUTH":
             truth.append((group, annotation))
         else:

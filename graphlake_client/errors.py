@@ -51,12 +51,38 @@ class SaveConflict(GraphlakeClientError):
         self.alias, self.expected, self.current = alias, expected, current
 
 
+class NaiveTime(GraphlakeClientError, ValueError):
+    """A datetime without a time zone where the API takes a DateTime (`data_timestamp=`, a filter's
+    `created_after=` or `after=`, an event's `timestamp`, a predicate on a time): BAD_USER_INPUT
+    naming the argument (and the place inside it), before anything is sent. The server reads a time
+    written without an offset as UTC, but a naive Python datetime is most often the machine's local
+    time (`datetime.now()`, as MADSci makes them): sent as UTC, it would move by the machine's offset
+    without a word. A ValueError too, as the asset filters raised one before."""
+
+    def __init__(self, field: str, moment: datetime, where: str | None = None) -> None:
+        super().__init__(f"{where or field}: {moment!r} has no time zone: give an aware datetime "
+                         "(datetime.now(UTC), or .astimezone() for the machine's local time)", "BAD_USER_INPUT", field)
+
+
+def wire_time(moment: datetime | None, field: str) -> str | None:
+    """A DateTime argument as a request sends it, checked where the verb takes it: an aware datetime
+    as ISO 8601 in UTC (one offset, so that times compare as text too), a naive one refused
+    (NaiveTime naming `field`). None, or a time already written out as text, goes as it is: the
+    server judges it."""
+    if not isinstance(moment, datetime):
+        return moment
+    if moment.tzinfo is None:
+        raise NaiveTime(field, moment)
+    return moment.astimezone(UTC).isoformat()
+
+
 def check_json(obj: object, field: str, *, times: bool = False) -> None:
     """BAD_USER_INPUT naming `field` and the place inside it of the first thing JSON cannot hold (a
     set, a datetime, NaN, a list that holds itself...), before anything is sent: json.dumps says only
     "Object of type set is not JSON serializable", and inside httpx not even which argument. Keys are
     taken as json.dumps takes them (numbers, booleans and null become strings). With `times`, an
-    aware datetime (or a date) passes, as `encode_times` sends it: a GraphQL DateTime argument."""
+    aware datetime (or a date) passes, as `encode_times` sends it: a GraphQL DateTime argument, or a
+    predicate's operand; a naive one is NaiveTime, as `wire_time` refuses it."""
     def refuse(where: str, why: str) -> GraphlakeClientError:
         return GraphlakeClientError(f"{where}: {why}", "BAD_USER_INPUT", field)
 
@@ -65,7 +91,7 @@ def check_json(obj: object, field: str, *, times: bool = False) -> None:
             return
         if times and isinstance(item, datetime | date):
             if isinstance(item, datetime) and item.tzinfo is None:
-                raise refuse(where, f"{item!r} has no time zone: give an aware datetime (e.g. datetime.now(UTC))")
+                raise NaiveTime(field, item, where)
             return
         if isinstance(item, float):
             if not math.isfinite(item):
@@ -96,7 +122,7 @@ def encode_times(item: object) -> str:
     """json.dumps' `default` for a request's variables: an aware datetime (or a date) as ISO 8601, as
     GraphQL's DateTime takes it; anything else is refused (TypeError), and check_json says where."""
     if isinstance(item, datetime) and item.tzinfo is not None:
-        return item.astimezone(UTC).isoformat()  # one offset, so that times compare as text too
+        return str(wire_time(item, ""))
     if isinstance(item, date) and not isinstance(item, datetime):
         return item.isoformat()
     raise TypeError(f"{type(item).__name__} is not JSON")

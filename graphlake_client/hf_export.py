@@ -4,12 +4,14 @@ loads (the imagefolder builder):
     DEST/README.md                        the splits (a `configs` block), so any split name loads
     DEST/<split>/<file_name>              the images, downloaded and checked
     DEST/<split>/metadata.parquet         one row per image: file_name, width, height, datum_id,
-                                          objects {bbox [x, y, w, h] in pixels, category}
+                                          objects {bbox [x, y, w, h] in pixels, category, source}
 
     load_dataset("DEST")  ->  DatasetDict(train / validation / test / unassigned)
 
 `category` is a ClassLabel over the ground-truth schemas' labels, `bbox` COCO-style (the layout of
-the Hub's object-detection sets). The metadata is Parquet, not JSON lines, because the builder
+the Hub's object-detection sets), `source` the kind of source that made the object (HUMAN, MODEL,
+DERIVED; null for a version whose content file predates sources: version_reading.source_of), so
+training code can keep people's labels apart from a model's that were accepted into ground truth. The metadata is Parquet, not JSON lines, because the builder
 infers a JSON file's types from its rows: a split whose images have no objects gives empty lists,
 typed null, and the builder refuses splits whose types differ. Parquet carries the types (with
 the `datasets` features) in the file.
@@ -42,6 +44,7 @@ from graphlake_client.version_reading import (
     find_version,
     image_path,
     refuse_earlier_export,
+    source_of,
     summary,
     version_datums,
 )
@@ -60,7 +63,8 @@ def features(names: list[str]) -> datasets.Features:
         "height": datasets.Value("int32"),
         "datum_id": datasets.Value("string"),
         "objects": {"bbox": datasets.List(datasets.List(datasets.Value("float32"), length=4)),
-                    "category": datasets.List(datasets.ClassLabel(names=names))},
+                    "category": datasets.List(datasets.ClassLabel(names=names)),
+                    "source": datasets.List(datasets.Value("string"))},
     })
 
 
@@ -99,10 +103,11 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
             target = dest / split / path
             target.parent.mkdir(parents=True, exist_ok=True)
             objects = truth.objects(records, ("BBox", "Polygon"), left_out)
-            boxes = [(box, obj[0]["label"]) for obj in objects if (box := box_of(obj))]
+            boxes = [(box, obj[0]["label"], source_of(obj)) for obj in objects if (box := box_of(obj))]
             row = {"file_name": path, "width": 0, "height": 0, "datum_id": datum["id"],  # the size once the image is in
-                   "objects": {"bbox": [[float(v) for v in box] for box, _ in boxes],
-                               "category": [truth.index[label] for _, label in boxes]}}
+                   "objects": {"bbox": [[float(v) for v in box] for box, _, _ in boxes],
+                               "category": [truth.index[label] for _, label, _ in boxes],
+                               "source": [source for _, _, source in boxes]}}
             rows[split].append(row)
             await fetches.add(asset, target, then=partial(sized, row, target))
             count += len(boxes)

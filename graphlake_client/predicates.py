@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
+from graphlake_client.errors import NaiveTime
+
 JsonOp = Literal["EQ", "NE", "GT", "GTE", "LT", "LTE", "IN", "NIN", "EXISTS", "CONTAINS", "REGEX"]
 Target = Literal["metadata", "value", "data"]  # the filter field a predicate goes into (data: EventFilter's)
 Scalar = str | int | float | bool | None
@@ -57,6 +59,8 @@ class JsonPath:
         return f"{self.target}({self.path!r})"
 
     def _make(self, op: JsonOp, operand: Any = None) -> Predicate:
+        if isinstance(operand, datetime) and operand.tzinfo is None:  # said where it is written, not at the query
+            raise NaiveTime(repr(self), operand)
         return Predicate(self.target, self.path, op, operand)
 
     def __eq__(self, other: Scalar) -> Predicate:  # type: ignore[override]

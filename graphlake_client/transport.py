@@ -4,13 +4,22 @@ Two connection pools: one to the server, carrying the API token, and one to the 
 signed URLs point at (S3, MinIO, the server's own /blobs route), which never sees the token.
 Requests whose answer may be lost on the way are retried here; what is retried, and how long
 the client waits, is the retry policy (retries.py).
+
+The pools belong to the event loop they run on: a connection is the loop's socket transport, and
+an asyncio.run closes its loop when it ends, so a Client made once and used from several
+asyncio.run calls (a script's steps, a notebook's cells) would reach for the first loop's
+connections in the second and fail with "Event loop is closed". So each loop the client runs on
+gets pools of its own, made when it first sends (`_on_loop`), with whatever else a client asks
+once per loop (`LoopState.asked`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -63,10 +72,21 @@ def _body(query: str, variables: dict[str, Any]) -> bytes:
         raise GraphlakeClientError(f"the variables cannot be sent as JSON: {error}", "BAD_USER_INPUT") from None
 
 
+@dataclass
+class LoopState:
+    """What a client holds on one event loop: its two connection pools, and the answers it asks for
+    once per client (the server's mounts, say) as futures of that loop."""
+
+    http: httpx.AsyncClient
+    storage_http: httpx.AsyncClient
+    asked: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+
+
 class Transport:
     """The connections to a server and its stores, and the retry knobs: `retries` (how many times a
     failed request is sent again) and `backoff_seconds` (the first wait between attempts); what
-    they mean is the retry policy (retries.py)."""
+    they mean is the retry policy (retries.py). The connections are made on the loop that first
+    sends, one set per loop (see the module's docstring)."""
 
     backoff_seconds = BACKOFF_SECONDS  # first retry delay; doubles each attempt (with jitter), at most 30 s
 
@@ -76,13 +96,45 @@ class Transport:
         # The server prints its endpoint (`.../graphql`); that URL works too, not only the server's root.
         self.url = url.rstrip("/").removesuffix("/graphql")
         self.retries = retries
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         # `timeout` is for an answer (a completion may read a big object back for minutes); a connection
         # is made in seconds or not at all, and is tried again (retries.py): 300 s each was half an hour.
-        limits = httpx.Timeout(timeout, connect=CONNECT_SECONDS)
-        self.http = httpx.AsyncClient(headers=headers, timeout=limits, transport=graphql_transport)
-        # Signed URLs carry their own authorization: never send our token to a store.
-        self.storage_http = httpx.AsyncClient(timeout=limits, transport=storage_transport)
+        self._timeout = httpx.Timeout(timeout, connect=CONNECT_SECONDS)
+        self._transports = graphql_transport, storage_transport
+        self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
+
+    def _on_loop(self) -> LoopState:
+        """The running loop's pools, made on its first request. Those of a loop that has closed are
+        dropped: they cannot be closed without it (httpcore would call on it), and their sockets are
+        closed when they are collected."""
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            self._loops = {other: kept for other, kept in self._loops.items() if not other.is_closed()}
+            graphql_transport, storage_transport = self._transports
+            state = self._loops[loop] = LoopState(
+                httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=graphql_transport),
+                # Signed URLs carry their own authorization: never send our token to a store.
+                httpx.AsyncClient(timeout=self._timeout, transport=storage_transport))
+        return state
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The connections to the server, on the running loop."""
+        return self._on_loop().http
+
+    @property
+    def storage_http(self) -> httpx.AsyncClient:
+        """The connections to the stores signed URLs point at, on the running loop."""
+        return self._on_loop().storage_http
+
+    def _once(self, name: str, ask: Callable[[], Coroutine[Any, Any, Any]]) -> asyncio.Future[Any]:
+        """`ask()`'s answer, asked for once per client on this loop however many callers want it at
+        once: a future of another loop cannot be awaited on this one."""
+        asked = self._on_loop().asked
+        if name not in asked:
+            asked[name] = asyncio.ensure_future(ask())
+        return asked[name]
 
     async def __aenter__(self) -> Self:
         return self
@@ -91,8 +143,12 @@ class Transport:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self.http.aclose()
-        await self.storage_http.aclose()
+        """Close the connections of the running loop. A later call opens new ones (a client used in
+        `async with` within one asyncio.run and again in the next), as a later loop's call does."""
+        state = self._loops.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            await state.http.aclose()
+            await state.storage_http.aclose()
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one GraphQL operation; its `data`, or GraphlakeClientError with the first error's code

@@ -23,7 +23,7 @@ from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import make_archive, walk
-from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, check_json
+from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, check_json, wire_time
 from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
 from graphlake_client.retries import RETRIES, completion_waits
@@ -55,8 +55,6 @@ class Uploader(Transport):
         self.direct_writes = direct_writes
         # Where the server reads a batch's files itself, it copies them in (ingest.py); False: always upload.
         self.server_ingest = server_ingest
-        self._facts: asyncio.Future[dict[str, Any]] | None = None  # see _storage_facts
-        self._shared: asyncio.Future[dict[str | None, Path]] | None = None  # mount name (None: default) -> its directory here
 
     # --- where the bytes go
     async def _writes_directly(self, mount: str | None) -> bool:
@@ -67,18 +65,17 @@ class Uploader(Transport):
         server reports), or None. Asked of the server once per client, however many files ask at once."""
         if not self.direct_writes:
             return None
-        if self._shared is None:  # once, however many files ask at once: marker files are read on the event loop
-            self._shared = asyncio.ensure_future(self._shared_of_facts())
-        return (await self._shared).get(mount)
+        # Once, however many files ask at once: marker files are read on the event loop.
+        shared: dict[str | None, Path] = await self._once("shared", self._shared_of_facts)
+        return shared.get(mount)
 
     async def _shared_of_facts(self) -> dict[str | None, Path]:
         return self._shared_mounts(await self._storage_facts())
 
     async def _storage_facts(self) -> dict[str, Any]:
         """The server's mounts and ingest roots, asked once per client (for direct writes and ingests alike)."""
-        if self._facts is None:
-            self._facts = asyncio.ensure_future(self._ask_storage_facts())
-        return await self._facts
+        facts: dict[str, Any] = await self._once("facts", self._ask_storage_facts)
+        return facts
 
     async def _ask_storage_facts(self) -> dict[str, Any]:
         try:
@@ -219,12 +216,13 @@ class Uploader(Transport):
         `owner` (who or what produced it: `{"nodeId": ..., "workflowId": ...}`) and `data_timestamp`
         (an aware datetime: when its data was taken) as for store_value."""
         check_json(metadata, "metadata")
+        taken = wire_time(data_timestamp, "data_timestamp")
         resume_key, size = await asyncio.to_thread(ResumeState.key_and_size, self.url, path)
         session = await self._resumed(self.resume.get(resume_key))
         if session is None:
             upload = await self._upload_input(path, size, name=name, mediaType=media_type, collectionId=collection_id,
                                               path=collection_path, description=description, metadata=metadata,
-                                              labels=labels, mount=mount, owner=owner, dataTimestamp=data_timestamp,
+                                              labels=labels, mount=mount, owner=owner, dataTimestamp=taken,
                                               direct=await self._writes_directly(mount) or None)
             session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
@@ -378,6 +376,7 @@ class Uploader(Transport):
         `manifest` gives per-file description, metadata and labels (an entry naming no file sent
         is an error: a typo would otherwise drop its labels silently). `owner` and `data_timestamp`
         (aware) go to every file, as upload_file's."""
+        taken = wire_time(data_timestamp, "data_timestamp")  # before a collection or an archive is made
         manifest = manifest or {}
         # First what goes, and whether the manifest fits it: nothing is made (a collection, a zip) before.
         walked: list[tuple[Path, list[str] | None]] = []  # a directory with its files, or a file
@@ -407,7 +406,7 @@ class Uploader(Transport):
                 else:
                     jobs += [(root / rel, rel) for rel in files]
             return await self._upload_jobs(jobs, archives, collection_id, manifest, progress,
-                                           {"owner": owner, "dataTimestamp": data_timestamp})
+                                           {"owner": owner, "dataTimestamp": taken})
         finally:
             for archive in archives:
                 archive.unlink(missing_ok=True)

@@ -124,6 +124,19 @@ def group_of(record: dict[str, Any], n: int) -> tuple[str, Any]:
     return "record", n
 
 
+# From least to most a person's: see source_of.
+_PERSONS = {None: 0, "MODEL": 1, "DERIVED": 2, "HUMAN": 3}
+
+
+def source_of(records: list[dict[str, Any]]) -> str | None:
+    """The kind of source of one object made of `records`, as every exporter writes it (HUMAN, MODEL,
+    DERIVED): the one its records share, else the least a person's (MODEL, then DERIVED), so that
+    training code keeping HUMAN objects keeps only what people made whole (a person's box around a
+    model's polygon is not). None when a record's is not known: a content file written before
+    Graphlake recorded sources there (version_file.datums_of)."""
+    return min(((r.get("source") or {}).get("kind") for r in records), key=lambda kind: _PERSONS.get(kind, 0))
+
+
 def box_of(records: list[dict[str, Any]]) -> tuple[float, float, float, float] | None:
     """x, y, width, height in pixels of one object: its BBOX record, else the bounds of its polygons."""
     for record in records:

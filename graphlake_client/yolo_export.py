@@ -3,6 +3,7 @@
     DEST/data.yaml                          path, train / val / test, names
     DEST/images/<split>/<file_name>         the images, downloaded and checked
     DEST/labels/<split>/<file stem>.txt     one line per object, coordinates normalised to 0..1
+    DEST/sources/<split>/<file stem>.txt    beside each label line, the kind of source that made it
 
 Splits: TRAIN -> train, VALIDATION -> val, TEST -> test. UNASSIGNED datums go to `unassigned`, which
 data.yaml does not list, unless `split_ratios` (and `seed`) are given: then each goes to the split
@@ -27,6 +28,15 @@ annotation or VOC object (the records they became share `coco_id` / `voc_object`
 of a COCO annotation is its own segmentation line). What does not: prediction sets, MASK records (a
 mask would need contour tracing to become a polygon), keypoints outside a pose export, and a box
 wholly outside its image; the result counts what was left out, by record kind.
+
+Sources: a label line has no place for who made it (Ultralytics reads every number on it; a sixth
+column is a segment's point, or an error), and Ultralytics finds labels only where an image's path
+has `labels` for `images`, so a labels folder per source would need the images twice. So each
+label file has a sidecar under `sources/` (which Ultralytics never reads) with the same lines, in
+the same order: HUMAN, MODEL or DERIVED (version_reading.source_of for an object of several
+records), or `null` for a version whose content file predates sources. Training code that wants
+people's labels only reads both files side by side; COCO's export writes the same kinds per
+annotation (`graphlake_source`), the Hugging Face one per object (`objects.source`).
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from graphlake_client.version_reading import (
     find_version,
     image_path,
     refuse_earlier_export,
+    source_of,
     summary,
     version_datums,
 )
@@ -125,7 +136,8 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
     await asyncio.to_thread(debris.sweep, dest)
-    refuse_earlier_export(dest, ("images", "labels"), "YOLO", replace=replace)
+    # sources/ too: an earlier export's sidecars would no longer line up with the labels.
+    refuse_earlier_export(dest, ("images", "labels", "sources"), "YOLO", replace=replace)
     truth = GroundTruth.of(found)
     left_out: Counter[str] = Counter()
     images: list[list[Any]] = []  # [split, path, width, height, objects]; the size once the image is in
@@ -154,26 +166,28 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
         left_out.update(r["kind"] for obj in every_object for r in obj if r["geometry"]["__typename"] == "Keypoints")
     lines_written = 0
     for split, path, width, height, objs in images:
-        lines = []
+        lines: list[tuple[str, str | None]] = []  # (label line, its source's kind)
         for obj in objs:
             label = truth.index[obj[0]["label"]]
-            if segment:
+            if segment:  # a line per polygon part: each is one record, with its own source
                 parts = sorted((r for r in obj if r["geometry"]["__typename"] == "Polygon"),
                                key=lambda r: (r.get("attributes") or {}).get("part", 0))
-                lines += [polygon_line(label, r["geometry"]["points"], width, height) for r in parts]
+                lines += [(polygon_line(label, r["geometry"]["points"], width, height), source_of([r])) for r in parts]
             elif shape is not None:
                 points = next(r for r in obj if r["geometry"]["__typename"] == "Keypoints")["geometry"]["points"]
                 box = box_of(obj) or _bounds([p for p in points if p["visible"] is not None] or points)
                 # A box of no size (one labelled point, say) is still a pose object's place.
                 line = box_line(label, box, width, height) or f"{label} {_clip(box[0] / width):.6f} {_clip(box[1] / height):.6f} 0 0"
-                lines.append(f"{line} {keypoints_part(points, width, height)}")
+                lines.append((f"{line} {keypoints_part(points, width, height)}", source_of(obj)))
             elif (bounds := box_of(obj)) and (box_text := box_line(label, bounds, width, height)):
-                lines.append(box_text)
+                lines.append((box_text, source_of(obj)))
             else:  # keypoints alone (counted above), or a box wholly outside the image
                 left_out.update(r["kind"] for r in obj if r["geometry"]["__typename"] != "Keypoints")
-        label_file = (dest / "labels" / split / path).with_suffix(".txt")
-        label_file.parent.mkdir(parents=True, exist_ok=True)
-        label_file.write_text("".join(f"{line}\n" for line in lines))
+        label_file, source_file = ((dest / folder / split / path).with_suffix(".txt") for folder in ("labels", "sources"))
+        for file in (label_file, source_file):
+            file.parent.mkdir(parents=True, exist_ok=True)
+        label_file.write_text("".join(f"{line}\n" for line, _ in lines))  # an empty pair for a background image
+        source_file.write_text("".join(f"{source or 'null'}\n" for _, source in lines))
         lines_written += len(lines)
     present = {split for split, *_ in images}
     data = {"path": str(dest.resolve()),

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ from graphlake_client import (
     Client,
     GraphlakeClientError,
     GraphlakeLogHandler,
+    NaiveTime,
     ResumeState,
     SaveConflict,
     SyncClient,
@@ -149,7 +150,7 @@ async def test_query_assets_with_typed_predicates_page_by_page(served: Served, c
         assert [a["name"] for a in first] == ["r1", "r2"] and first.has_next and rest == [["r3", "r4"], ["t"]]
         with pytest.raises(GraphlakeClientError) as no_collection:
             await names(collection="nobody")
-        with pytest.raises(ValueError, match="time zone"):
+        with pytest.raises(ValueError, match="time zone"):  # NaiveTime is one, as this filter's error was
             await names(created_after=datetime(2000, 1, 1))
         with pytest.raises(TypeError, match="not a predicate"):
             await names(metadata("plate") is None)
@@ -380,7 +381,7 @@ async def test_every_verb_names_what_json_cannot_send_and_takes_aware_times(serv
         cases = [
             (lake.register_external("https://data.example/a.csv", metadata={"s": {1}}), "metadata", "metadata.s: a set"),
             (lake.log_event("X", data={"t": when}), "inputs[0].data", "inputs[0].data.t: a datetime is not JSON"),
-            (lake.store_value(1, dataTimestamp=datetime(2026, 1, 1)), "input", "input.dataTimestamp: "),
+            (lake.store_value(1, dataTimestamp=datetime(2026, 1, 1)), "dataTimestamp", "dataTimestamp: "),
             (lake.log_event("X", data={"x": float("nan")}), "inputs[0].data", "inputs[0].data.x: nan is not a JSON number"),
         ]
         for call, field, message in cases:
@@ -657,3 +658,104 @@ async def test_the_sync_client_pages_uploads_and_conflicts(served: Served, contr
     result = await asyncio.to_thread(script)  # off the loop the server runs on
     assert result == {"pages": [2, 1], "file": b"a,b\n1,2\n", "conflict": "CONFLICT", "loaded": "two",
                       "after_close": "this SyncClient is closed: make a new one (or use it as a context manager around its calls)"}
+
+
+async def test_one_client_serves_several_asyncio_runs(served: Served, contributor: str, tmp_path: Path) -> None:
+    """A script or notebook makes one Client and calls asyncio.run for each step: every run has a new
+    loop, and the connections the first one opened died with it. Each run gets its own; closing the
+    client in one run (async with) closes that run's, and a later run opens new ones. Off the loop
+    the server runs on, as a script's main thread would be."""
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(os.urandom(3000))
+
+    def script() -> dict[str, object]:
+        lake = client(served, contributor, tmp_path)
+        stored = asyncio.run(lake.store_value({"run": 1}, name="first-run"))
+        uploaded = asyncio.run(lake.store_file(scan))  # the shared mount, asked for in a run of its own
+        got = asyncio.run(lake.get_asset(stored["id"]))
+
+        async def closing() -> bytes:
+            async with lake:
+                return await lake.read_bytes(uploaded)
+
+        first, second = asyncio.run(closing()), asyncio.run(closing())  # closed at the end of a run, used again
+        asyncio.run(lake.aclose())
+        return {"value": got["value"], "first": first, "second": second}
+
+    assert await asyncio.to_thread(script) == {"value": {"run": 1}, "first": scan.read_bytes(), "second": scan.read_bytes()}
+
+
+async def test_a_naive_datetime_is_one_error_naming_its_argument_in_every_verb(served: Served, api: Api, contributor: str,
+                                                                              tmp_path: Path) -> None:
+    """Wherever a verb takes a time, a naive datetime is NaiveTime (BAD_USER_INPUT, and a ValueError)
+    naming the argument as the caller wrote it, before anything is stored: these verbs raised a bare
+    ValueError, or BAD_USER_INPUT naming a GraphQL variable (`input`), after making a collection.
+    Refused, not taken as UTC: `datetime.now()` is local time. An aware time in any zone is sent as UTC."""
+    naive = datetime(2026, 1, 1, 9, 30)
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(b"\x01" * 100)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.txt").write_text("a")
+
+    async def events() -> list[object]:
+        return [p async for p in lake.query_events(after=naive)]
+
+    async def before_events() -> list[object]:
+        return [p async for p in lake.query_events(before=naive)]
+
+    async def assets(**bound: datetime) -> list[object]:
+        return [p async for p in lake.query_assets(**bound)]
+
+    async def stored() -> tuple[int, int]:
+        counts = await api.data("Assets", {"first": 1}, token=contributor)
+        named = (await api.data("Collections", {"nameContains": "naive-"}, token=contributor))["collections"]["edges"]
+        return counts["assets"]["totalCount"], len(named)
+
+    async with client(served, contributor, tmp_path) as lake:
+        existing = await lake.store_value(1, name="existing")
+        before = await stored()
+        cases = [
+            (lake.store_value(1, collection="naive-1", dataTimestamp=naive), "dataTimestamp"),
+            (lake.store_text("t", collection="naive-2", dataTimestamp=naive), "dataTimestamp"),
+            (lake.store_file(scan, collection="naive-3", data_timestamp=naive), "data_timestamp"),
+            (lake.upload_file(scan, data_timestamp=naive), "data_timestamp"),
+            (lake.store_directory(tmp_path / "dir", collection="naive-4", data_timestamp=naive), "data_timestamp"),
+            (lake.upload_paths([tmp_path / "dir"], collection="naive-5", as_archive=True, data_timestamp=naive),
+             "data_timestamp"),
+            (lake.register_external("https://data.example/a.csv", collection="naive-6", data_timestamp=naive),
+             "data_timestamp"),
+            (lake.update_asset(existing, data_timestamp=naive), "data_timestamp"),
+            (assets(created_after=naive), "created_after"), (assets(created_before=naive), "created_before"),
+            (assets(data_after=naive), "data_after"), (assets(data_before=naive), "data_before"),
+            (events(), "after"), (before_events(), "before"),
+            (lake.log_event("X", timestamp=naive), "inputs[0].timestamp"),
+            (lake.log_events([{"eventType": "X"}, {"eventType": "Y", "timestamp": naive}]), "inputs[1].timestamp"),
+        ]
+        for call, field in cases:
+            with pytest.raises(NaiveTime) as refused:
+                await call
+            assert (refused.value.code, refused.value.field) == ("BAD_USER_INPUT", field), (field, refused.value)
+            assert str(refused.value).startswith(f"{field}: datetime.datetime(2026, 1, 1, 9, 30) has no time zone: ")
+            assert isinstance(refused.value, ValueError)
+        with pytest.raises(NaiveTime) as in_predicate:  # where the comparison is written
+            _ = metadata("taken") >= naive
+        assert in_predicate.value.field == "metadata('taken')"
+        assert await stored() == before  # no asset, no collection
+        assert (await lake.get_asset(existing["id"]))["dataTimestamp"] is None
+        # An aware time in another zone is the same instant, sent as UTC.
+        berlin = datetime(2026, 1, 1, 10, 30, tzinfo=timezone(timedelta(hours=1)))
+        await lake.update_asset(existing, data_timestamp=berlin)
+        assert datetime.fromisoformat((await lake.get_asset(existing["id"]))["dataTimestamp"]) == naive.replace(tzinfo=UTC)
+        found = [a["id"] async for page in lake.query_assets(data_after=berlin - timedelta(seconds=1),
+                                                             data_before=berlin + timedelta(seconds=1)) for a in page]
+        assert found == [existing["id"]]
+
+    def sync() -> tuple[str | None, str | None]:
+        with SyncClient(served.base_url, contributor) as lake:
+            try:
+                lake.store_value(1, dataTimestamp=naive)
+            except NaiveTime as error:
+                return error.code, error.field
+        return None, None
+
+    assert await asyncio.to_thread(sync) == ("BAD_USER_INPUT", "dataTimestamp")

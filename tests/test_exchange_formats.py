@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from PIL import Image
 
 from graphlake_client import Client
 from graphlake_client import operations as ops
+from graphlake_client.coco import CocoImport
 from graphlake_client.dataset_import import dataset_version
 from tests.conftest import MakeToken, Served
 from tests.test_exchange_coco import SIZES, coco_files, graphlake, write_images
@@ -28,9 +30,10 @@ SPLITS_YOLO = {"TRAIN": "train", "VALIDATION": "val", "TEST": "test", "UNASSIGNE
 
 
 async def a_version(lake: Client, tmp_path: Path, splits: dict[str, str], *, mount: str | None = None,
-                    coco: dict[str, Any] | None = None) -> str:
+                    coco: dict[str, Any] | None = None,
+                    then: Callable[[CocoImport], Awaitable[None]] | None = None) -> str:
     """Import the COCO test's data (or `coco`, over the same images) plus EMPTY, give each image the
-    split `splits` names for its file, and freeze version `data/v1`."""
+    split `splits` names for its file, run `then` on what was imported, and freeze version `data/v1`."""
     write_images(tmp_path / "images")
     pixels = np.random.default_rng(9).integers(0, 255, (EMPTY[1][1], EMPTY[1][0], 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "images" / EMPTY[0])
@@ -41,6 +44,8 @@ async def a_version(lake: Client, tmp_path: Path, splits: dict[str, str], *, mou
     done = await lake.import_coco(annotations, tmp_path / "images", "data", mount=mount, predictions=results)
     for image, datum in zip(source["images"], done.datum_ids, strict=True):
         await lake.execute(UPDATE_DATUM, {"input": {"id": datum, "split": splits[image["file_name"]]}})
+    if then is not None:
+        await then(done)
     await dataset_version(lake, "data", "v1", done.datum_ids, list(done.set_ids.values()))
     return "data/v1"
 
@@ -212,7 +217,81 @@ async def test_hf_export_loads_with_datasets(served: Served, make_token: MakeTok
         "c.png": [("person", [4, 4, 20, 30])],
         "d.png": [],
     }
-    assert loaded["test"][0]["objects"] == {"bbox": [], "category": []}
+    assert loaded["test"][0]["objects"] == {"bbox": [], "category": [], "source": []}
+
+
+async def test_every_export_says_which_labels_people_made(served: Served, make_token: MakeToken,
+                                                          tmp_path: Path) -> None:
+    """A ground-truth set may hold a model's labels (pre-labels accepted as they were) and derived
+    ones beside people's: COCO (`graphlake_source`), Hugging Face (`objects.source`) and YOLO (a
+    sources/ file beside each label file, line for line) each say which kind made each object. An
+    object of records from several kinds is the least a person's: MODEL here."""
+    import datasets
+
+    from documents.roles import Role
+    from graphlake_client import GraphlakeClientError
+
+    async def prelabels(done: CocoImport) -> None:
+        found = (await lake.execute(ops.DATUMS_BY_METADATA, {"metadata": [
+            {"path": "coco.dataset", "op": "EQ", "value": "data"}]}))["datums"]["edges"]
+        image = {e["node"]["metadata"]["coco"]["file_name"]: e["node"] for e in found}
+
+        def record(name: str, label: str, kind: str, geometry: dict[str, Any], source: str, **attributes: Any) -> dict:
+            return {"assetId": image[name]["roles"][0]["asset"]["id"], "datumId": image[name]["id"], "kind": kind,
+                    "label": label, "geometry": geometry, "attributes": attributes or None,
+                    "source": {"kind": source, "name": "prelabel" if source == "MODEL" else "bounds"}}
+
+        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": done.set_ids["GROUND_TRUTH"], "records": [
+            record("a.png", "scratch", "BBOX", {"bbox": {"x": 40, "y": 30, "width": 10, "height": 10}}, "MODEL"),
+            # A model's outline of annotation 100, whose box a person drew: one object, not all a person's.
+            record("a.png", "scratch", "POLYGON", {"polygon": {"points": [{"x": 10, "y": 12}, {"x": 30, "y": 12},
+                                                                         {"x": 30, "y": 20}]}}, "MODEL", coco_id=100),
+            record("b.png", "dent", "BBOX", {"bbox": {"x": 50, "y": 40, "width": 10, "height": 10}}, "DERIVED")]})
+
+    token = await make_token(Role.CONTRIBUTOR)
+    splits = {"a.png": "TRAIN", "b.png": "VALIDATION", "sub/c.png": "TEST", EMPTY[0]: "TRAIN"}
+    made = {"a.png": {(10, 12): "MODEL", (2, 2): "HUMAN", (40, 30): "MODEL"},  # by each object's box corner
+            "b.png": {(5, 6): "HUMAN", (30, 20): "HUMAN", (50, 40): "DERIVED"}, "c.png": {(4, 4): "HUMAN"}, "d.png": {}}
+    async with Client(served.base_url, token) as lake:
+        version = await a_version(lake, tmp_path, splits, then=prelabels)
+
+        await lake.export_coco(version, tmp_path / "coco")
+        coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+        name = {i["id"]: Path(i["file_name"]).name for i in coco["images"]}
+        annotated: dict[str, dict[tuple[float, float], str]] = {n: {} for n in name.values()}
+        for annotation in coco["annotations"]:
+            annotated[name[annotation["image_id"]]][tuple(annotation["bbox"][:2])] = annotation["graphlake_source"]
+        assert annotated == made
+        results = json.loads((tmp_path / "coco" / "results.json").read_text())
+        assert [r["graphlake_source"] for r in results] == ["MODEL"] * len(results) and results  # the import's model
+
+        await lake.export_hf(version, tmp_path / "hf")
+        loaded = await asyncio.to_thread(datasets.load_dataset, str(tmp_path / "hf"), cache_dir=str(tmp_path / "hf-cache"))
+        rows = {Path(row["image"].filename).name: row["objects"] for split in loaded.values() for row in split}
+        assert {n: {(b[0], b[1]): s for b, s in zip(o["bbox"], o["source"], strict=True)} for n, o in rows.items()} == made
+
+        summary = await lake.export_yolo(version, tmp_path / "yolo")
+        assert summary["format"] == "detect" and summary["objects"] == 7
+        out = tmp_path / "yolo"
+        check_yolo_rules(out)  # the sources/ files change nothing Ultralytics reads
+        sizes = {Path(n).name: size for n, size in (*SIZES.items(), EMPTY)}
+        written: dict[str, dict[tuple[float, float], str]] = {}
+        for label in (out / "labels").rglob("*.txt"):
+            sources = (out / "sources" / label.relative_to(out / "labels")).read_text().splitlines()
+            boxes = [[float(v) for v in line.split()[1:]] for line in label.read_text().splitlines()]
+            assert len(sources) == len(boxes), label  # line for line
+            width, height = sizes[label.with_suffix(".png").name]
+            written[label.with_suffix(".png").name] = {
+                (round((cx - w / 2) * width, 3), round((cy - h / 2) * height, 3)): source
+                for (cx, cy, w, h), source in zip(boxes, sources, strict=True)}
+        assert written == made
+        (tmp_path / "again" / "sources").mkdir(parents=True)  # an earlier export's sidecars: they would not line up
+        (tmp_path / "again" / "sources" / "old.txt").write_text("HUMAN\n")
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.export_yolo(version, tmp_path / "again")
+        assert (refused.value.code, refused.value.field) == ("CONFLICT", "dest") and "sources/" in str(refused.value)
+        await lake.export_yolo(version, tmp_path / "again", replace=True)
+        assert not (tmp_path / "again" / "sources" / "old.txt").exists()
 
 
 TRAINING_SPLIT = """query ($version: ID!, $ratios: SplitRatios!, $seed: Int!) {
