@@ -21,7 +21,7 @@ from tests.conftest import MakeToken, Served
 from tests.test_exchange_coco import SIZES, coco_files, write_images
 from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
 # `graphlake`, whose downloads stop for good once their bytes are in their temporary file (before
 # the rename), having said so in the file named by argv[1]: where a kill leaves debris behind.
