@@ -416,6 +416,9 @@ async function main() {
     if (await truthBox.getAttribute("stroke-dasharray")) throw new Error("the ground truth's box is dashed");
     if (!(await predicted.getAttribute("stroke-dasharray"))) throw new Error("the prediction's box is not dashed");
     if (!(await overlay.locator("polyline[data-kind=POLYLINE]").getAttribute("stroke-dasharray"))) throw new Error("a prediction's line is not dashed");
+    // A label the schema gives a colour is drawn in it (dent: #ff0000), one it does not in the palette's.
+    await overlay.locator('polygon[data-kind=POLYGON][data-purpose=GROUND_TRUTH][stroke="#ff0000"]').first().waitFor();
+    if ((await truthBox.getAttribute("stroke")) === "#ff0000") throw new Error("scratch, which the schema gives no colour, is drawn in dent's");
     // Each prediction's score beside it; nothing beside ground truth that has none and is not verified.
     const captions = await overlay.locator("text[data-caption]").allTextContents();
     if (JSON.stringify(captions.sort()) !== JSON.stringify(["0.55", "0.70", "0.91"])) throw new Error(`captions ${captions}`);

@@ -3,12 +3,13 @@
 // annotation set: ground truth and predictions can be compared by toggling.
 // What a record is shows in its line, not in colour alone (the colour is its label's): ground truth
 // solid, a prediction dashed with its score beside it, a review note dotted, a ✓ beside a verified
-// one; the records corrections replaced are left out unless asked for, then drawn faded.
+// one; the records corrections replaced are left out unless asked for, then drawn faded. A label is
+// drawn in the colour its set's schema gives it, else in one of the app's palette.
 import { useMemo, useState } from "react";
-import { useMutation } from "urql";
+import { useMutation, useQuery } from "urql";
 
 import { errorText, safeUrl } from "../client";
-import { VerifyRecordsDocument, type AnnotationShapeFragment } from "../generated/graphql";
+import { SetLabelColoursDocument, VerifyRecordsDocument, type AnnotationShapeFragment } from "../generated/graphql";
 import { labelColour } from "../format";
 import { skeletonEdges } from "../skeleton";
 
@@ -25,6 +26,7 @@ export function AnnotationOverlay({ src, records, superseded, draw = true, canVe
   const [withSuperseded, setWithSuperseded] = useState(false);
   const all = useMemo(() => (withSuperseded ? [...records, ...superseded] : records), [records, superseded, withSuperseded]);
   const sets = useMemo(() => [...new Map(all.map((r) => [r.set.id, r.set])).values()], [all]);
+  const colourOf = useSchemaColours(sets.map((s) => s.id));
   const [hidden, setHidden] = useState<Set<string>>(new Set());
   const shown = draw ? all.filter((r) => r.geometry && !hidden.has(r.set.id)) : [];
   const toggle = (id: string) => setHidden((old) => {
@@ -50,7 +52,7 @@ export function AnnotationOverlay({ src, records, superseded, draw = true, canVe
       </div>
       <ul className="legend" data-testid="legend">
         {[...new Set(shown.map((r) => r.label ?? r.kind))].map((label) => (
-          <li key={label}><span className="swatch" style={{ background: labelColour(label) }} /> {label}</li>
+          <li key={label}><span className="swatch" style={{ background: colourOf(shown.find((r) => (r.label ?? r.kind) === label)!) }} /> {label}</li>
         ))}
         {[...new Set(shown.map((r) => r.set.purpose))].map((purpose) => (
           <li key={purpose} data-purpose={purpose}>
@@ -70,17 +72,19 @@ export function AnnotationOverlay({ src, records, superseded, draw = true, canVe
         }} />
         {size && (
           <svg viewBox={`0 0 ${size.w} ${size.h}`} preserveAspectRatio="none" data-testid="annotation-overlay">
-            {shown.map((r) => <Shape key={r.id} record={r} stroke={Math.max(size.w, size.h) / 300} px={size.px} />)}
+            {shown.map((r) => <Shape key={r.id} record={r} colour={colourOf(r)} stroke={Math.max(size.w, size.h) / 300} px={size.px} />)}
           </svg>
         )}
       </div>
-      <Records records={all} canVerify={canVerify} />
+      <Records records={all} colourOf={colourOf} canVerify={canVerify} />
     </div>
   );
 }
 
 /** The records as a table: score, source and verification, and (for a CONTRIBUTOR) a Verify button. */
-function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; canVerify: boolean }) {
+function Records({ records, colourOf, canVerify }: {
+  records: AnnotationShapeFragment[]; colourOf: (r: AnnotationShapeFragment) => string; canVerify: boolean;
+}) {
   const [{ fetching, error }, verify] = useMutation(VerifyRecordsDocument);
   if (!records.length) return null;
   return (
@@ -91,7 +95,7 @@ function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; c
         <tbody>
           {records.map((r) => (
             <tr key={r.id} data-testid="record-row" data-kind={r.kind} className={r.supersededAt ? "superseded" : undefined}>
-              <td><span className="swatch" style={{ background: labelColour(r.label ?? r.kind) }} /> {r.label}</td>
+              <td><span className="swatch" style={{ background: colourOf(r) }} /> {r.label}</td>
               <td>{r.kind}</td>
               <td>{r.score?.toFixed(2) ?? ""}</td>
               <td>{r.set.name} <span className="muted">({r.set.purpose})</span></td>
@@ -115,9 +119,22 @@ function Records({ records, canVerify }: { records: AnnotationShapeFragment[]; c
   );
 }
 
-function Shape({ record, stroke, px }: { record: AnnotationShapeFragment; stroke: number; px: number }) {
+/** A record's colour: its label's in its set's schema, else the palette's for its label (or kind). */
+function useSchemaColours(setIds: string[]): (record: AnnotationShapeFragment) => string {
+  const [{ data }] = useQuery({ query: SetLabelColoursDocument, variables: { ids: setIds }, pause: !setIds.length });
+  const bySet = useMemo(() => {
+    const found = new Map<string, Map<string, string>>();
+    for (const node of data?.nodes ?? []) {
+      if (node?.__typename !== "AnnotationSet") continue;  // a set deleted meanwhile is null
+      found.set(node.id, new Map(node.schema.labels.filter((l) => l.color).map((l) => [l.name, l.color!])));
+    }
+    return found;
+  }, [data]);
+  return (record) => (record.label && bySet.get(record.set.id)?.get(record.label)) || labelColour(record.label ?? record.kind);
+}
+
+function Shape({ record, colour, stroke, px }: { record: AnnotationShapeFragment; colour: string; stroke: number; px: number }) {
   const g = record.geometry;
-  const colour = labelColour(record.label ?? record.kind);
   const [dash, purpose] = PURPOSES[record.set.purpose] ?? [undefined, record.set.purpose];
   const score = record.score != null ? record.score.toFixed(2) : "";
   const title = <title>{[record.label ?? record.kind, purpose, `by ${record.source.kind} ${record.source.name}`, score,
