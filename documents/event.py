@@ -14,7 +14,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.common import Ownership
-from documents.indexes import Index
+from documents.indexes import Index, On
 from documents.json_value import StoredJson, json_indexes
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -97,6 +97,10 @@ class Event(Document):
     # set of types: FeedWriter sets it as every event is inserted. Sparse, as nothing on a client's
     # event, so a query for CLIENT pins it to null, which the indexes below hold as a value.
     by_lake: bool | None = None
+    # The client's own name for it (a UUID it made per event), unique among the lake's keyed events:
+    # an event sent again under its key is found, not stored twice (services/events/keys.py). Sparse:
+    # nothing on an unkeyed event. Not its id, which the server makes (received order, live resumes).
+    key: str | None = None
 
     class Settings:
         name = "events"
@@ -121,5 +125,14 @@ class Event(Document):
             IndexModel([("source.user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_time"),
             IndexModel([("source.experiment_id", ASCENDING), ("timestamp", DESCENDING)], name="experiment_time"),
             IndexModel("trace_id", name="trace"),
+            # One event per key. The embedded default lets many events lack a key under a unique index
+            # (SQLite's NULLs are distinct) but knows no partial indexes, and answers no query from a
+            # unique index: the plain one beside it serves the lookup of a batch's keys (its fields
+            # differ from the unique one's, or the server takes it for the same index). On MongoDB the
+            # partial unique index does both, and an event without a key costs it nothing.
+            Index([("key", ASCENDING)], name="key_unique", unique=True, on=On.EMBEDDED),
+            Index([("key", ASCENDING), ("_id", ASCENDING)], name="key", on=On.EMBEDDED),
+            Index([("key", ASCENDING)], name="key_unique_partial", unique=True,
+                  partialFilterExpression={"key": {"$type": "string"}}, on=On.MONGODB),
             *json_indexes("data"),
         ]

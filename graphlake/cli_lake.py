@@ -113,12 +113,15 @@ def log(
     message: Annotated[str | None, typer.Argument(help="A human-readable message.")] = None,
     level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR or CRITICAL.")] = "INFO",
     data: Annotated[str | None, typer.Option(help="JSON to attach, queryable by path.")] = None,
+    key: Annotated[str | None, typer.Option(help=(
+        "Your own name for the event (a UUID, say): run again with the same key, the command stores nothing new and "
+        "prints the same ID, so a hook may simply retry; the same key with other content is refused."))] = None,
     node: Node = None, owner: Owner = None, url: ServerUrl = None, token: Token = None,
 ) -> None:
     """Log an event; prints its ID."""
     from graphlake_client import Client
 
-    event: dict[str, Any] = {"eventType": event_type, "message": message, "level": level.upper()}
+    event: dict[str, Any] = {"eventType": event_type, "message": message, "level": level.upper(), "key": key}
     if data is not None:
         event["data"] = _json(data, "--data")
     if source := owner_of(owner, node):

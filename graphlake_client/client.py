@@ -52,12 +52,17 @@ class Client(Vault):
 
     # --- events
     async def log_event(self, event_type: str, message: str | None = None, *, level: Level = "INFO",
-                        data: Any = None, **fields: Any) -> str:
-        """Log one event; `fields` are EventInput fields (source, alert, traceId, ...). Returns its ID."""
-        return (await self._log([{"eventType": event_type, "message": message, "level": level, "data": data, **fields}]))[0]
+                        data: Any = None, key: str | None = None, **fields: Any) -> str:
+        """Log one event; `fields` are EventInput fields (source, alert, traceId, ...). Returns its ID.
+        With a `key` (your own name for it: a UUID, say), sending it again stores nothing new and
+        returns the same ID, so the call is sent again when its answer is lost (`_log`)."""
+        return (await self._log([{"eventType": event_type, "message": message, "level": level, "data": data,
+                                  "key": key, **fields}]))[0]
 
     async def log_events(self, events: Sequence[EventInput]) -> list[str]:
-        """Log a batch of events (results.EventInput) with one request and one bulk write. Returns their IDs."""
+        """Log a batch of events (results.EventInput) with one request and one bulk write. Returns their IDs.
+        When every event has a `key`, the batch is sent again if its answer is lost: the lake finds
+        what an earlier attempt stored (the same IDs back), and stores each event once."""
         return await self._log([dict(e) for e in events])
 
     async def query_events(self, *where: Predicate, event_types: Sequence[str] | None = None,
@@ -85,7 +90,10 @@ class Client(Vault):
             if event.get("timestamp") is not None:
                 event["timestamp"] = wire_time(event["timestamp"], f"inputs[{n}].timestamp")
         inputs = [{k: v for k, v in e.items() if v is not None} for e in events]
-        ids: list[str] = (await self.execute(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
+        # Keyed, every event: safe to send twice (the lake finds them by key). One without a key would
+        # be stored again, so such a batch is sent again only when it never reached the server.
+        send = self._keyed if inputs and all("key" in e for e in inputs) else self.execute
+        ids: list[str] = (await send(ops.LOG_EVENTS, {"inputs": inputs}))["logEvents"]["ids"]
         return ids
 
     # --- dataset versions

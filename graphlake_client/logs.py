@@ -9,11 +9,16 @@ the code that logs.
 
 `emit` turns a record into an EventInput and puts it on a bounded queue, nothing more: it never
 waits for the network. A background thread sends the queue in batches (one `logEvents` each, at
-most `batch_size` records or `flush_interval` seconds apart). When the queue is full, records are
-dropped and counted (`dropped`); the handler says so on stderr at once and, as soon as it can, in
-the lake (a WARNING event). Batches the server refuses or cannot be sent are counted in `lost`,
+most `batch_size` records or `flush_interval` seconds apart). Each record gets a key as it is
+made (a UUID), so a batch is safe to send twice: one that failed on the way (a timeout whose batch
+was in fact stored, a server restarting, a gateway's 503) is sent again, `retries` times with
+backoff from `backoff_seconds` (retries.keyed_writes), and the lake stores each record once. While
+it waits, new records queue up behind it. When the queue is full, records are dropped and counted
+(`dropped`); the handler says so on stderr at once and, as soon as it can, in the lake (a WARNING
+event). Batches the server refuses, or that still fail after the retries, are counted in `lost`,
 also said on stderr. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
-in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck).
+in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck);
+a batch still being tried then is given up (counted lost), its retries cancelled.
 
 Each event: `level` from the record's level, `message` its message, `timestamp` when it was made,
 `data` its `extra` fields (JSON-safe: anything else as its repr) plus a reserved key `log` with the
@@ -29,11 +34,13 @@ import queue
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from graphlake_client.client import Client
 from graphlake_client.results import EventInput, Level, Source
+from graphlake_client.retries import RETRIES
 
 MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
 # What every LogRecord carries: anything else on a record came from `extra=`.
@@ -68,13 +75,15 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
 class GraphlakeLogHandler(logging.Handler):
     """Ships log records as events of `event_type`, batched in the background; never blocks `emit`.
-    `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` bounds the queue."""
+    `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` bounds the queue; a
+    failed batch is sent again `retries` times, the first wait `backoff_seconds`, doubling."""
 
     def __init__(self, url: str, token: str | None, *, event_type: str = "PYTHON_LOG",
                  source: Source | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 10.0,
-                 close_timeout: float = 5.0) -> None:
+                 close_timeout: float = 5.0, retries: int = RETRIES, backoff_seconds: float = 0.5) -> None:
         super().__init__(level)
+        self.retries, self.backoff_seconds = retries, backoff_seconds
         self.event_type, self.source = event_type, source
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
         self.dropped = 0  # records not queued: the queue was full
@@ -88,7 +97,7 @@ class GraphlakeLogHandler(logging.Handler):
         self._stalled_at: int | None = None  # _settled when a flush last ran out of time
         self._abandoned = False  # close gave up on the sender: what it still settles was counted lost
         self._failing = False  # the last batch failed: say so once per run of failures
-        # No retries: logEvents is not safe to send twice, and a stuck retry would only fill the queue.
+        self._sending: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None  # the batch being sent, for close
         self._thread = threading.Thread(target=self._work, args=(url, token, timeout), daemon=True,
                                         name="graphlake-log-handler")
         self._thread.start()
@@ -134,9 +143,10 @@ class GraphlakeLogHandler(logging.Handler):
             log["stack"] = record.stack_info
         extra = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
         created = datetime.fromtimestamp(record.created, UTC)
+        # Keyed, and timed by the record: a batch sent again (its answer lost) is found, not stored twice.
         event: EventInput = {"eventType": self.event_type, "level": level_name(record.levelno),
                              "message": record.getMessage()[:MAX_MESSAGE], "data": jsonable({**extra, "log": log}),
-                             "timestamp": created.isoformat(timespec="milliseconds")}
+                             "timestamp": created.isoformat(timespec="milliseconds"), "key": str(uuid.uuid4())}
         if self.source:
             event["source"] = self.source
         return event
@@ -180,10 +190,15 @@ class GraphlakeLogHandler(logging.Handler):
             except queue.Full:
                 pass  # the sender is a daemon thread: it ends with the process
             self._thread.join(max(0.0, deadline - time.monotonic()))
+            sending = None
             with self._progress:
                 if self._thread.is_alive():  # still at a batch: it will not be waited for
                     self.lost += self._accepted - self._settled
                     self._settled, self._abandoned = self._accepted, True
+                    sending = self._sending
+            if self._abandoned and sending is not None:  # nor tried again: its retries could go on for a minute
+                loop, task = sending
+                loop.call_soon_threadsafe(task.cancel)
             if self.lost > lost_before:
                 sys.stderr.write(f"GraphlakeLogHandler: {self.lost - lost_before} log records not sent before the handler "
                                  f"closed (its close_timeout, {self.close_timeout:g} s, ran out)\n")
@@ -192,12 +207,17 @@ class GraphlakeLogHandler(logging.Handler):
     # --- the sender's side: its own thread and event loop
     def _work(self, url: str, token: str | None, timeout: float) -> None:
         with asyncio.Runner() as runner:
-            lake = Client(url, token, retries=0, timeout=timeout, direct_writes=False)
+            # Its retries are the handler's: every event it sends is keyed, so lost answers are sent again.
+            lake = Client(url, token, retries=self.retries, timeout=timeout, direct_writes=False)
+            lake.backoff_seconds = self.backoff_seconds
             try:
                 while True:
                     batch, stop = self._gather()
                     if batch:
-                        runner.run(self._send(lake, batch))
+                        try:
+                            runner.run(self._send(lake, batch))
+                        except asyncio.CancelledError:
+                            pass  # close gave up on it (counted lost there); the stop follows
                     if stop:
                         return
             finally:
@@ -224,26 +244,32 @@ class GraphlakeLogHandler(logging.Handler):
                 return batch, False
 
     async def _send(self, lake: Client, batch: list[EventInput]) -> None:
+        task = asyncio.current_task()
         with self._progress:
             dropped, self._unreported = self._unreported, 0
+            if task is not None:
+                self._sending = (asyncio.get_running_loop(), task)
         notice: list[EventInput] = []
         if dropped:
             notice.append({"eventType": self.event_type, "level": "WARNING",
                            "message": f"{dropped} log records dropped: the handler's queue was full",
-                           "data": {"log": {"dropped": dropped}}})
+                           "data": {"log": {"dropped": dropped}}, "key": str(uuid.uuid4())})
             if self.source:
                 notice[0]["source"] = self.source
         try:
-            await lake.log_events(notice + batch)
+            await lake.log_events(notice + batch)  # keyed, all: sent again while it fails on the way (retries)
         except Exception as error:
             with self._progress:
                 self._unreported += dropped  # told nobody: tell the lake with the next batch
             if not self._failing:
-                sys.stderr.write(f"GraphlakeLogHandler: {len(batch)} log records not stored at {lake.url}: "
-                                 f"{type(error).__name__}: {error}\n")
+                sys.stderr.write(f"GraphlakeLogHandler: {len(batch)} log records not stored at {lake.url} "
+                                 f"(tried {1 + self.retries} times at most): {type(error).__name__}: {error}\n")
             self._failing = True
             self._settle(len(batch), lost=True)
             return
+        finally:
+            with self._progress:
+                self._sending = None
         self._failing = False
         self._settle(len(batch))
 

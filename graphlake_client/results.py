@@ -46,6 +46,7 @@ class EventInput(TypedDict, total=False):
     alert: bool
     traceId: str
     spanId: str
+    key: str  # the client's own name for it (a UUID per event): sent again, it is not stored twice
 
 
 class Event(TypedDict):

@@ -9,6 +9,10 @@ What is retried:
   server answered UNAVAILABLE (its database or a store was down for a moment).
 - `lost_answers`: a GraphQL request that is safe to send twice, when its answer was lost on the
   way (a timeout, a broken connection, a gateway's 502/503/504): the server may have run it.
+- `keyed_writes`: a write each of whose items carries a key the client chose (`logEvents` with
+  every event keyed): the server finds what an earlier attempt stored under those keys, so it is
+  sent again as a query is, also when the server answered UNAVAILABLE (its database was down for
+  a moment, or another call was storing the same keys).
 - `store_failures`: a PUT to or GET from a signed URL, on a transport error or the store's 5xx. A 4xx (an
   expired or refused URL) is never retried: sending the same bytes again cannot fix it.
 - `completion_waits`: a completion another request is still at (CONFLICT while the session is
@@ -76,6 +80,11 @@ def _waits(retries: int | None, backoff_seconds: float) -> dict[str, Any]:
 def lost_answers(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
     """Calls a repeatable GraphQL request again while its answer is lost: `await policy(fn, *args)`."""
     return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(answer_lost)
+
+
+def keyed_writes(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
+    """Calls a keyed write again while it fails on the way or the server is UNAVAILABLE: `await policy(fn, *args)`."""
+    return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(read_failed)
 
 
 def unsent_requests(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:

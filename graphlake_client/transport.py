@@ -32,6 +32,7 @@ from graphlake_client.retries import (
     GATEWAY_ERRORS,
     RETRIES,
     failed_reads,
+    keyed_writes,
     lost_answers,
     never_sent,
     store_failures,
@@ -195,6 +196,12 @@ class Transport:
         with backoff) when its answer is lost on the way: a timeout, a broken connection, a
         gateway's 502/503/504. The server may have run it all the same."""
         return await self._attempts(lost_answers, query, variables)
+
+    async def _keyed(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """`execute` for a write whose every item carries a key the client chose: the server finds
+        what an earlier attempt stored, so it is sent again (up to `retries` times, with backoff)
+        when its answer is lost or the server is UNAVAILABLE (retries.keyed_writes)."""
+        return await self._attempts(keyed_writes, query, variables)
 
     async def _put(self, url: str, path: Path, offset: int, size: int, headers: dict[str, str],
                    progress: Progress | None, *, create_only: bool = False) -> None:

@@ -45,6 +45,13 @@ async def test_store_get_log_and_list_from_a_shell(served: Served, api: Api, con
     assert event["source"]["nodeId"] == "reader-1" and event["source"]["workcellId"] == "wc-1" and event["origin"] == "CLIENT"
     code, out, err = await graphlake(env, "events", "list", "--lake", "--limit", "2", "--json")
     assert code == 0 and [json.loads(line)["eventType"] for line in out.splitlines()] == ["AUDIT", "AUDIT"], err
+    # A hook that retries under its key stores the event once and prints the same ID; other content is refused.
+    keyed = [await graphlake(env, "log", "RUN_DONE", "run 7 done", "--key", "run-7-done") for _ in range(2)]
+    assert [code for code, _, _ in keyed] == [0, 0] and keyed[0][1] == keyed[1][1], keyed
+    code, out, err = await graphlake(env, "log", "RUN_DONE", "run 7 failed", "--key", "run-7-done")
+    assert code != 0 and "inputs[0].key" in err + out and "other content" in err + out, (code, out, err)
+    code, out, err = await graphlake(env, "events", "list", "--type", "RUN_DONE", "--json")
+    assert len(out.splitlines()) == 1, out
 
 
 async def test_uploads_and_stores_name_who_produced_them(served: Served, api: Api, contributor: str,

@@ -87,6 +87,27 @@ async def test_a_mutation_is_sent_again_only_if_it_never_left(served: Served, ap
     assert names == {"first", "second"}
 
 
+@pytest.mark.parametrize("how", ["lost", "gateway", "unavailable"])
+async def test_keyed_events_are_sent_again_and_stored_once(served: Served, api: Api, contributor: str,
+                                                           tmp_path: Path, how: str) -> None:
+    """A batch whose every event has a key is safe to send twice: its answer lost (after it ran), a
+    gateway's 502 or the server's UNAVAILABLE, it is sent again and answers with the ids stored."""
+    failing = Failing("logEvents(", how, times=1)
+    async with lake(served, contributor, tmp_path, failing) as flaky:
+        ids = await flaky.log_events([{"eventType": "KEYED", "message": f"m{i}", "key": f"{how}-{i}"} for i in range(3)])
+        again = await flaky.log_event("KEYED", "m0", key=f"{how}-0")
+    assert failing.ran == 2 + (how == "lost")  # the batch (twice if its answer was lost), the single event
+    assert again == ids[0]
+    stored = (await api.data("Events", {"filter": {"eventTypes": ["KEYED"]}, "first": 10}, token=contributor))
+    assert sorted(e["node"]["id"] for e in stored["events"]["edges"]) == sorted(ids)
+
+    unkeyed = Failing("logEvents(", "lost", times=1)  # one event without a key: not sent again
+    async with lake(served, contributor, tmp_path, unkeyed) as flaky:
+        with pytest.raises(ServerUnreachable):
+            await flaky.log_events([{"eventType": "KEYED", "key": "k"}, {"eventType": "KEYED"}])
+    assert unkeyed.ran == 1
+
+
 async def test_no_server_at_all_is_one_client_error_naming_where(contributor: str, tmp_path: Path) -> None:
     with socket.socket() as free:  # a port nothing listens on
         free.bind(("127.0.0.1", 0))

@@ -487,7 +487,8 @@ async def test_the_log_handler_never_blocks_the_caller(capfd: pytest.CaptureFixt
         blackhole.close()
     assert handler.lost == 21 and handler.dropped == 5  # the stuck batch and the 20 queued; 5 never queued
     err = capfd.readouterr().err
-    assert "dropping log records" in err and "not stored at" in err
+    # The stuck batch's attempt (and so its retries) is cancelled as close gives up on it.
+    assert "dropping log records" in err and "21 log records not sent before the handler closed" in err
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -532,6 +533,65 @@ async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, ap
     (notice,) = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
     assert notice["level"] == "WARNING" and notice["data"] == {"log": {"dropped": 3}}
     assert handler.lost == 0
+
+
+@pytest.mark.parametrize("how", ["lost", "gateway"])
+async def test_the_log_handler_sends_a_batch_again_and_the_lake_holds_each_record_once(
+        served: Served, api: Api, contributor: str, how: str) -> None:
+    """A proxy passes the first batch to the server, which stores it, and then drops its answer (the
+    connection closed, or a gateway's 504): the sender cannot know it was stored and sends it again,
+    under the same keys, and the lake finds it rather than storing it twice."""
+    port = int(served.base_url.rsplit(":", 1)[1])
+    batches: list[bytes] = []  # the logEvents requests that went through
+
+    async def proxy_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+
+        async def requests() -> None:
+            while data := await reader.read(65536):
+                if b"logEvents" in data:
+                    batches.append(data)
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def answers() -> None:
+            while data := await up_reader.read(65536):
+                if len(batches) == 1 and not dropped:  # the first batch's answer: the server stored it
+                    dropped.append(data)
+                    if how == "gateway":
+                        writer.write(b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        await writer.drain()
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        await asyncio.gather(requests(), answers(), return_exceptions=True)
+        up_writer.close()
+
+    dropped: list[bytes] = []
+    proxy = await asyncio.start_server(proxy_one, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    handler = GraphlakeLogHandler(url, contributor, flush_interval=0.05, backoff_seconds=0.05)
+    logger = logger_with(handler)
+    try:
+        for i in range(5):
+            logger.info("reading %d", i)
+        await asyncio.to_thread(handler.flush, 20)  # off the loop: the proxy and the server answer on it
+        logger.info("after")
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+        proxy.close()
+    assert dropped and b'"data":{"logEvents"' in dropped[0], dropped  # the first attempt was stored
+    assert len(batches) >= 3, len(batches)  # the first batch twice, then "after"
+    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
+                            token=contributor))["events"]["edges"]
+    messages = sorted(e["node"]["message"] for e in edges)
+    assert messages == ["after", *(f"reading {i}" for i in range(5))]
+    assert len({e["node"]["key"] for e in edges}) == 6
+    assert handler.lost == 0 and handler.dropped == 0
 
 
 AT_EXIT_SCRIPT = r"""

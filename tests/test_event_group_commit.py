@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from pymongo.errors import BulkWriteError
 
 from documents.event import Event, new_event_id
@@ -81,6 +82,41 @@ async def test_a_failing_write_fails_alone_and_the_writes_after_it_are_stored(se
     # The one in flight; the three together, which stored "before" and stopped at the clash; "after" again.
     assert event_inserts(served) == 3, served.commands.commands
     assert not feed.inserting and not feed._waiting
+
+
+async def test_a_write_refused_part_way_leaves_nothing_of_it(served: Served, state: AppState, viewer: str) -> None:
+    """A write is stored whole or not at all: the events it had stored before the refused one are
+    taken out again, and no subscriber is told of them; in a group, the writes before it stay."""
+    feed = state.feed
+    taken = Event.model_construct(id=new_event_id(), event_type="HALF", level=20, message="held")
+    await feed.write([taken])
+
+    def event(message: str) -> Event:
+        return Event.model_construct(id=new_event_id(), event_type="HALF", level=20, message=message)
+
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.subscribe("EventStream", {"filter": {"eventTypes": ["HALF"]}})
+        await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+        clash = Event.model_construct(id=taken.id, event_type="HALF", level=20, message="clash")
+        with pytest.raises(BulkWriteError):
+            await feed.write([event("a"), event("b"), clash, event("c")])
+        # In a group: the write before the clash stays, the one holding it goes whole.
+        in_flight = asyncio.create_task(feed.write([event("in flight")]))
+        await asyncio.sleep(0)
+        assert feed.inserting
+        before = asyncio.create_task(feed.write([event("before")]))
+        holding = asyncio.create_task(feed.write([event("d"), clash]))
+        results = await asyncio.wait_for(asyncio.gather(in_flight, before, holding, return_exceptions=True), 30)
+        assert results[:2] == [None, None] and isinstance(results[2], BulkWriteError), results
+        got = [(await asyncio.wait_for(ws.receive(), 15))["payload"]["data"]["events"]["message"] for _ in range(2)]
+        assert got == ["in flight", "before"]
+        late = asyncio.create_task(ws.receive())
+        await asyncio.sleep(0.3)
+        assert not late.done(), late  # "a", "b" and "d" were never news
+        late.cancel()
+    messages = sorted([e["message"] async for e in Event.get_pymongo_collection().find({"event_type": "HALF"})])
+    assert messages == ["before", "held", "in flight"]
 
 
 async def test_a_group_holds_at_most_group_events(served: Served, state: AppState) -> None:

@@ -34,6 +34,7 @@ from migrations import v005_corrections_and_batches as v005
 from migrations import v006_datum_uses as v006
 from migrations import v007_asset_lineage as v007
 from migrations import v008_event_origin as v008
+from migrations import v009_event_keys as v009
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from services.backups.writer import write_backup
@@ -105,7 +106,8 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
     steps = await migrate(scratch_db, writer="new", dry_run=True)
     assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}",
                                        f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}",
-                                       f"6 -> 7: {v007.SUMMARY}", f"7 -> 8: {v008.SUMMARY}"]
+                                       f"6 -> 7: {v007.SUMMARY}", f"7 -> 8: {v008.SUMMARY}",
+                                       f"8 -> 9: {v009.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -351,3 +353,18 @@ async def test_v008_marks_the_events_the_lake_wrote_and_backward_clears_them(scr
     await v008.backward(scratch_db)
     assert await scratch_db.events.count_documents({"by_lake": {"$exists": True}}) == 0
     assert "origin_received" not in await scratch_db.events.index_information()
+
+
+async def test_v009_backward_takes_the_keys_and_their_indexes(scratch_db: AsyncDatabase) -> None:
+    await scratch_db.events.insert_many([{"_id": ObjectId(), "event_type": "T", "level": 20, "key": "k1"},
+                                         {"_id": ObjectId(), "event_type": "T", "level": 20}])
+    await scratch_db.events.create_index("key", name="key_unique", unique=True)
+    await scratch_db.events.create_index([("key", 1), ("_id", 1)], name="key")
+    for _ in range(2):  # idempotent
+        await v009.forward(scratch_db)
+        assert await scratch_db.events.count_documents({"key": "k1"}) == 1
+    for _ in range(2):
+        await v009.backward(scratch_db)
+        assert await scratch_db.events.count_documents({"key": {"$exists": True}}) == 0
+        assert {"key_unique", "key"}.isdisjoint(await scratch_db.events.index_information())
+    assert await scratch_db.events.count_documents({}) == 2

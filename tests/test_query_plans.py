@@ -197,6 +197,33 @@ async def test_the_write_paths_read_by_id_through_the_id_index(api: Api, served:
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
 
+async def test_events_sent_again_are_found_by_key_through_an_index(api: Api, served: Served, state: AppState,
+                                                                   contributor: str, lake: dict[str, str]) -> None:
+    """A batch of keyed events looks its keys up before it is stored (services/events/keys.py), in a
+    collection as large as the event log; the unique index serves no query on the embedded default,
+    so the plain `key` index beside it must. `events(filter: {key:})` reads through it too, and sorts
+    what it finds: at most the one event holding the key."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    events = [{"eventType": "KEYED", "key": f"k{i}"} for i in range(3)]
+    await api.data("LogEvents", {"inputs": events}, token=contributor)
+    served.commands.clear()
+    again = await api.data("LogEvents", {"inputs": events}, token=contributor)
+    assert again["logEvents"]["stored"] == 0
+    await api.data("Events", {"first": 2, "filter": {"key": "k1"}}, token=contributor)
+    lookups = [f for f in served.commands.finds if f["find"] == "events" and "key" in str(f.get("filter"))]
+    assert len(lookups) == 2, served.commands.finds
+    problems = {}
+    for find in lookups:
+        plan = await state.db.command("explain", {"find": "events", "filter": find["filter"],
+                                                  "sort": find.get("sort", {})})
+        steps = plan["queryPlanner"]["Plan"]
+        scans = [p for p in plan_problems(plan) if p.startswith("full scan")]
+        if scans or not any(re.search(r"USING INDEX \S+_key \(", step) for step in steps):
+            problems[str(find["filter"])] = steps
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
 async def test_lookups_that_grow_with_the_lake_use_an_index(api: Api, served: Served, state: AppState,
                                                              contributor: str, lake: dict[str, str]) -> None:
     """Writes that look something up by a field other than `_id`, in collections as large as the lake:

@@ -25,7 +25,7 @@ def _new_event(where: str, event: EventInput) -> service.NewEvent:
         event_type=event.event_type, level=event.level.value if event.level else LEVELS["INFO"], message=event.message,
         data=encode_json(event.data if event.data is not None else {}, field=f"{where}.data"),
         source=event.source.to_value() if event.source else Ownership(), timestamp=event.timestamp,
-        alert=bool(event.alert), trace_id=event.trace_id, span_id=event.span_id,
+        alert=bool(event.alert), trace_id=event.trace_id, span_id=event.span_id, key=event.key,
     )
 
 
@@ -36,24 +36,27 @@ class EventMutations:
         self, info: Info, input: Annotated[EventInput, strawberry.argument(description="The event.")],
     ) -> Event:
         state = info.context.state
-        [stored] = await service.log_events(state.feed, [_new_event("input", input)], state.settings, state.background,
-                                            one=True)
-        if state.metrics is not None:
-            state.metrics.count_events([stored.level])
-        return Event.from_document(stored)
+        logged = await service.log_events(state.feed, [_new_event("input", input)], state.settings, state.background,
+                                          one=True)
+        if state.metrics is not None:  # an event sent again under its key was counted when it was stored
+            state.metrics.count_events(e.level for e in logged.stored)
+        return Event.from_document(logged.events[0])
 
-    @strawberry.mutation(permission_classes=[CanWrite], description="Log a batch of events: all are checked, then stored with one bulk write.")
+    @strawberry.mutation(permission_classes=[CanWrite], description=(
+        "Log a batch of events: all are checked, then stored with one bulk write. Safe to send again when every "
+        "event has a `key`: an event the lake holds under its key is not stored again, and its ID is returned."))
     async def log_events(
         self, info: Info,
         inputs: Annotated[list[EventInput], strawberry.argument(description=(
             "The events: 1 to GRAPHLAKE_MAX_EVENTS_PER_BATCH (10,000 by default)."))],
     ) -> LogEventsPayload:
         state = info.context.state
-        stored = await service.log_events(state.feed, [_new_event(f"inputs[{i}]", e) for i, e in enumerate(inputs)],
+        logged = await service.log_events(state.feed, [_new_event(f"inputs[{i}]", e) for i, e in enumerate(inputs)],
                                           state.settings, state.background)
         if state.metrics is not None:
-            state.metrics.count_events(e.level for e in stored)
-        return LogEventsPayload(count=len(stored), ids=[encode_id(NodeType.EVENT, e.id) for e in stored])
+            state.metrics.count_events(e.level for e in logged.stored)
+        return LogEventsPayload(count=len(logged.events), stored=len(logged.stored),
+                                ids=[encode_id(NodeType.EVENT, e.id) for e in logged.events])
 
     @strawberry.mutation(permission_classes=[IsAdmin], description=(
         "Archive events by ID: they leave default queries and stay retrievable (`includeArchived: true`); with "

@@ -44,7 +44,7 @@ def events_query(filter: EventFilter | None, *, include_archived: bool | None = 
         source=f.source.to_filter("source") if f.source else None, after=f.after, before=f.before,
         alert_only=bool(f.alert_only), data=json_filters("data", f.data, input_field="filter.data"),
         include_archived=f.include_archived if include_archived is None else include_archived,
-        by_lake=None if f.origin is None else f.origin is EventOrigin.LAKE,
+        by_lake=None if f.origin is None else f.origin is EventOrigin.LAKE, key=f.key,
     )
 
 

@@ -58,6 +58,8 @@ class Event(Node):
     archived: bool = strawberry.field(description=(
         "Moved out of default queries by age (`graphlake events archive`); `EventFilter.includeArchived` shows it."))
     origin: EventOrigin = strawberry.field(description="Whether a client logged it or Graphlake wrote it itself.")
+    key: str | None = strawberry.field(description=(
+        "The name its client gave it (`EventInput.key`), unique among the lake's keyed events; null if none."))
     doc: strawberry.Private[EventDocument]
     # Streamed live, one Event object reaches every subscriber; its fields read nothing per caller.
     shared_results: strawberry.Private[SharedResults] = field(default_factory=SharedResults)
@@ -76,7 +78,8 @@ class Event(Node):
         return cls(id=encode_id(NodeType.EVENT, doc.id), event_type=doc.event_type, level=level_of(doc.level),
                    level_number=doc.level, message=doc.message, source=Ownership.from_value(doc.source),
                    timestamp=doc.timestamp, alert=doc.alert, trace_id=doc.trace_id, span_id=doc.span_id,
-                   archived=doc.archived, origin=EventOrigin.LAKE if doc.by_lake else EventOrigin.CLIENT, doc=doc)
+                   archived=doc.archived, origin=EventOrigin.LAKE if doc.by_lake else EventOrigin.CLIENT, key=doc.key,
+                   doc=doc)
 
 
 @strawberry.input(description="Which events; every given field must match.")
@@ -92,6 +95,8 @@ class EventFilter:
     origin: EventOrigin | None = strawberry.field(default=None, description=(
         "Only the events clients logged (CLIENT), or only Graphlake's own (LAKE: the audit trail, asset status, ...); "
         "null: both."))
+    key: str | None = strawberry.field(default=None, description=(
+        "Only the event its client logged under this key (`EventInput.key`): the client's own name for it."))
 
     def accepts(self, event: EventDocument) -> bool:
         """The same filter, applied in memory to a live event (see events_query for the stored ones)."""
@@ -108,6 +113,8 @@ class EventFilter:
         if self.alert_only and not event.alert:
             return False
         if self.origin is not None and bool(event.by_lake) != (self.origin is EventOrigin.LAKE):
+            return False
+        if self.key is not None and event.key != self.key:
             return False
         return all(matches(event.data, p.path, p.op.value, p.value) for p in self.data or [])
 
@@ -129,12 +136,20 @@ class EventInput:
         "True fires the alert notifiers whatever the level; null or false leaves it to the level."))
     trace_id: str | None = strawberry.field(default=None, description="The distributed trace it belongs to; null for none.")
     span_id: str | None = strawberry.field(default=None, description="The span within that trace; null for none.")
+    key: str | None = strawberry.field(default=None, description=(
+        "The client's own name for it, 1 to 200 characters (a UUID it made per event), unique among the lake's keyed "
+        "events: sent again under its key, the event is not stored again and the call answers with the event stored "
+        "first (its ID); the same key with other content is CONFLICT naming it, and nothing of the batch is stored. "
+        "A resend without a timestamp matches the first whatever its timestamp. Null: no key, stored each time sent."))
 
 
-@strawberry.type(description="How many events a logEvents call stored, and their IDs in order.")
+@strawberry.type(description="How many events a logEvents call was given and stored, and their IDs in order.")
 class LogEventsPayload:
-    count: int = strawberry.field(description="How many events were stored (all that were given).")
-    ids: list[strawberry.ID] = strawberry.field(description="Their IDs, in the order given.")
+    count: int = strawberry.field(description="How many events were given (each is in the lake now).")
+    stored: int = strawberry.field(description=(
+        "How many of them this call stored: fewer than `count` when the lake held some under their keys already."))
+    ids: list[strawberry.ID] = strawberry.field(description=(
+        "Their IDs, in the order given: for an event the lake held under its key, that event's."))
 
 
 @strawberry.enum(description="What `events` is ordered by: newest first, or oldest first with `direction: ASC`.")

@@ -45,6 +45,7 @@ from documents.clock import utcnow
 from documents.event import AUDIT, FEED_COLLECTION, lake_mark
 from documents.event import Event as EventDocument
 from documents.sparse import stored
+from services.availability import no_time_limit
 from services.broadcast import Broadcast
 from services.pauses import event_within
 
@@ -149,19 +150,23 @@ class FeedWriter:
         # None: stored before the answer, as every other event.
         self.ahead: AuditJournal | None = None
 
-    async def write(self, events: list[EventDocument], then: Sequence[Callable[[], None]] = ()) -> None:
-        """Store events in the log (inside together(): when it ends), hand them to this process's
-        subscribers, and queue their copy for the other processes (sent in the background), then
-        call `then` (an alert, say): only once they are stored, and even if the caller stopped
+    async def write(self, events: list[EventDocument], then: Sequence[Callable[[], None]] = (), *,
+                    now: bool = False) -> None:
+        """Store events in the log (inside together(): when it ends, unless `now`), hand them to this
+        process's subscribers, and queue their copy for the other processes (sent in the background),
+        then call `then` (an alert, say): only once they are stored, and even if the caller stopped
         waiting for them meanwhile (its request cancelled while its events wait in a group).
 
         Returns once they are stored. Writes that arrive while an insert is in flight wait for it and
         then go in one insert together (group commit): sixteen clients logging one event at a time
         made half the inserts, and FerretDB spends about 40% less CPU per event in an insert of
-        eight than alone. Each write still learns its own outcome, as if it had been inserted alone.
+        eight than alone. Each write still learns its own outcome, as if it had been inserted alone,
+        and is stored whole or not at all: a write the database refuses part of (a key another
+        event holds) is taken out again, before anyone is told of it. `now`: a caller that must
+        learn that outcome before it answers (keyed events, services/events/keys.py).
         """
         batch = _batch.get()
-        if batch is not None and batch.open:  # stored as the block ends; `then` after that, as for its own events
+        if batch is not None and batch.open and not now:  # stored as the block ends; `then` after that, as for its own events
             batch.events.extend(events)
             batch.stored.extend(then)
             return
@@ -183,7 +188,7 @@ class FeedWriter:
             return
         self._idle.clear()  # the common case, nothing in flight: inserted here, in the request's own context
         try:
-            await self._insert(events)
+            await self._insert(events, [len(events)])
         finally:
             self._insert_waiting()
         _call(then)
@@ -193,15 +198,32 @@ class FeedWriter:
         """Whether an insert of events is in flight (later writes then wait and go in the next one)."""
         return not self._idle.is_set()
 
-    async def _insert(self, events: list[EventDocument]) -> None:
+    async def _insert(self, events: list[EventDocument], writes: Sequence[int]) -> None:
+        """Insert the events of one or more writes (`writes`: how many events each has, in order).
+        Ordered: a refused event stops the insert. The writes wholly before it are stored, and news;
+        what the write holding it had stored before it is deleted again, never delivered, so that
+        write fails whole, as if it had been inserted alone."""
         for event in events:  # before the live delivery too: a subscription's origin filter reads it
             event.by_lake = lake_mark(event.event_type)
         raw = [stored(e) for e in events]
+        collection = EventDocument.get_pymongo_collection()
         try:
-            await EventDocument.get_pymongo_collection().insert_many(raw, ordered=True)
-        except BulkWriteError as error:  # those before the failing one are stored: they are news too
+            await collection.insert_many(raw, ordered=True)
+        except BulkWriteError as error:
             inserted = error.details.get("nInserted", 0)
-            self._stored(events[:inserted], raw[:inserted])
+            kept = 0
+            for size in writes:
+                if kept + size > inserted:
+                    break
+                kept += size
+            self._stored(events[:kept], raw[:kept])
+            if inserted > kept:
+                try:
+                    with no_time_limit():  # an undo cut short would leave half a write
+                        await collection.delete_many({"_id": {"$in": [e.id for e in events[kept:inserted]]}})
+                except Exception:
+                    log.exception("event log: %d event(s) of a refused write could not be taken out again",
+                                  inserted - kept)
             raise
         self._stored(events, raw)
 
@@ -249,11 +271,11 @@ class FeedWriter:
     async def _insert_group(self, group: list[_Waiting]) -> None:
         events = [event for waiting in group for event in waiting.events]
         try:
-            await self._insert(events)
+            await self._insert(events, [len(waiting.events) for waiting in group])
         except BulkWriteError as error:
             # Ordered: what comes before the failing event is stored, the rest was not tried. The writes
-            # wholly before it succeeded, the one holding it fails as it would have alone, and the later
-            # ones are tried again in the next insert.
+            # wholly before it succeeded, the one holding it fails as it would have alone (_insert took
+            # out what of it was stored), and the later ones are tried again in the next insert.
             stored = error.details.get("nInserted", 0)
             for index, waiting in enumerate(group):
                 stored -= len(waiting.events)

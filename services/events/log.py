@@ -1,7 +1,8 @@
 """Event business steps: validate and log batches, query, archive, and compute utilization.
 
 A batch is checked whole, then written with one bulk insert into `events` and one into the live
-feed; alerts are scheduled after the write and never hold it up.
+feed; alerts are scheduled after the write and never hold it up. A batch holding keyed events is
+written before the call answers, leaving out those the lake holds already (services/events/keys.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import math
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ from documents.event import AUDIT, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
 from services.checks import check_at_most, time_bounds
 from services.errors import BadUserInput, NotFound
-from services.events import alerts
+from services.events import alerts, keys
 from services.events.feed import FeedWriter
 from services.node_ids import NodeType, encode_id
 
@@ -59,6 +60,16 @@ class NewEvent:
     alert: bool = False
     trace_id: str | None = None
     span_id: str | None = None
+    key: str | None = None  # the client's name for it: sent again under it, it is found (services/events/keys.py)
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What a log_events call answers with: every event, in the order given (for a keyed one the
+    lake held already, that event), and those this call stored (broadcast, alerted, counted)."""
+
+    events: list[Event]
+    stored: list[Event]
 
 
 def _check(where: str, event: NewEvent) -> None:
@@ -72,40 +83,56 @@ def _check(where: str, event: NewEvent) -> None:
 
 
 async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: EventSettings,
-                     tasks: set[asyncio.Task] | None = None, *, one: bool = False) -> list[Event]:
+                     tasks: set[asyncio.Task] | None = None, *, one: bool = False) -> Logged:
     """Store a batch (all checked first), publish it live, and fire alerts in the background. An
     error names the event as `inputs[i]`, or with `one` (logEvent's single event) as `input`."""
     if not events:
         raise BadUserInput("give at least one event", field="inputs")
     if len(events) > settings.max_events_per_batch:
         raise BadUserInput(f"at most {settings.max_events_per_batch} events at once", field="inputs")
+
+    def where(i: int) -> str:
+        return "input" if one else f"inputs[{i}]"
+
     now = utcnow()
     latest = now + timedelta(seconds=settings.event_clock_skew_seconds)
     for i, event in enumerate(events):
-        where = "input" if one else f"inputs[{i}]"
-        _check(where, event)
+        _check(where(i), event)
         if event.timestamp is not None and to_millis(event.timestamp) > latest:  # naive means UTC, as stored
             raise BadUserInput(f"is more than {settings.event_clock_skew_seconds} s ahead of the server's clock",
-                               field=f"{where}.timestamp")
+                               field=f"{where(i)}.timestamp")
+    keyed = any(e.key is not None for e in events)
+    if keyed:
+        keys.check_keys([e.key for e in events], where)
     # Built without re-validation: every field was checked above or typed by GraphQL (the hot path).
     stored = [
         Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
               data=e.data or StoredJson.encode({}), source=e.source,
-              timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id)
+              timestamp=to_millis(e.timestamp) if e.timestamp else now, alert=e.alert, trace_id=e.trace_id, span_id=e.span_id,
+              key=e.key)
         for e in events
     ]
-    alerting = [e for e in stored if e.alert or e.level >= LEVELS[settings.alert_level]]
 
-    def fire() -> None:
-        task = asyncio.create_task(alerts.notify(alerting, writer, settings))
-        if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+    def alerting(new: list[Event]) -> list[Callable[[], None]]:
+        """What runs once `new` are stored: their alerts, in the background."""
+        due = [e for e in new if e.alert or e.level >= LEVELS[settings.alert_level]]
 
+        def fire() -> None:
+            task = asyncio.create_task(alerts.notify(due, writer, settings))
+            if tasks is not None:  # keep a reference until done: the loop holds tasks only weakly
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        return [fire] if due else []
+
+    if keyed:  # stored before the answer: it is the first event stored under a key, or the batch fails whole
+        answered, new = await keys.write_keyed(writer, stored, [e.timestamp is not None for e in events], where,
+                                               alerting)
+        return Logged(answered, new)
     # Alerts only for stored events: inside a mutation they are stored as it ends, and a request
     # cancelled while its events wait for an insert in flight still has them stored, and alerted.
-    await writer.write(stored, then=[fire] if alerting else [])
-    return stored
+    await writer.write(stored, then=alerting(stored))
+    return Logged(stored, stored)
 
 
 async def archive(older_than: timedelta) -> int:
@@ -350,14 +377,19 @@ def _session_types(names: set[str]) -> list[str]:
 def event_query(*, min_level: int | None = None, event_types: Sequence[str] | None = None,
                 source: dict[str, Any] | None = None, after: datetime | None = None, before: datetime | None = None,
                 alert_only: bool = False, data: Sequence[dict[str, Any]] = (), include_archived: bool = False,
-                by_lake: bool | None = None) -> dict[str, Any]:
+                by_lake: bool | None = None, key: str | None = None) -> dict[str, Any]:
     """The MongoDB filter for an EventFilter (data predicates come compiled). `by_lake`: True for
-    only the events Graphlake wrote itself, False for only those clients logged, None for both."""
+    only the events Graphlake wrote itself, False for only those clients logged, None for both;
+    `key`: the event its client logged under that key (keys.lookup: its index)."""
     clauses: list[dict[str, Any]] = []
     if not include_archived:
-        clauses.append({"archived": False})
+        # With a key, as `$ne`, which pins no index: pinned to false, the embedded default walked the
+        # timeline (archived first) in order for the one event the `key` index finds at once.
+        clauses.append({"archived": False} if key is None else {"archived": {"$ne": True}})
     if by_lake is not None:
         clauses.append({"by_lake": True if by_lake else None})
+    if key is not None:
+        clauses.append(keys.lookup([key]))
     if min_level is not None:
         clauses.append({"level": {"$gte": min_level}})
     if event_types:

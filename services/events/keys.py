@@ -1,0 +1,128 @@
+"""Events sent again under their keys are found, not stored twice.
+
+An event may carry a key: a name its client chose (a UUID made per event), unique among the lake's
+keyed events by a unique index (documents/event.py). A client whose call timed out cannot tell
+whether its batch was stored; with keys it simply sends the batch again. For each keyed event:
+- the lake holds an event under its key with the same content (_same): that event is the answer,
+  its id returned in the new one's place, and nothing is stored, broadcast, alerted or counted;
+- the lake holds one with other content: CONFLICT naming the key, and nothing of the batch is stored;
+- else it is new, and stored with the rest of the batch in one write.
+
+The keys are looked up before the write, and the write is stored whole or not at all
+(FeedWriter.write): so when another call stores one of the keys between the lookup and the write
+(two senders of one event at once: a retry while the first attempt is still in flight), the write
+is refused, nothing of it stays, and the batch is looked up and written again, after a jittered
+pause (two calls sending the same keys in opposite orders may each refuse the other's write), for
+at most WAIT_SECONDS: then UNAVAILABLE, which a client sends again (as its keys make safe).
+
+The lookup reads `{key: {$in: ...}}`: through the partial unique index on MongoDB (the query names
+its filter, `$type: "string"`, so the server may use it), and on the embedded default through the
+plain `key` index beside its unique one, which serves no query (tests/test_query_plans.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+from documents.common import Ownership
+from documents.event import Event, new_event_id
+from services.errors import BadUserInput, Conflict, Unavailable
+from services.events.feed import FeedWriter
+from services.node_ids import NodeType, encode_id
+
+MAX_KEY = 200
+WAIT_SECONDS = 10.0  # for another call storing the same keys; a write of a whole batch takes milliseconds
+# What makes two events the same: all a client sends (the timestamp only when the resend gives one,
+# see _same), none of what the server adds (id, archived, by_lake).
+CONTENT = ("event_type", "level", "message", "alert", "trace_id", "span_id")
+
+
+def check_keys(keys: Sequence[str | None], where: Callable[[int], str]) -> None:
+    """Refuse an empty or over-long key, or one given twice in one call (`inputs[i].key`)."""
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        if not key.strip() or len(key) > MAX_KEY:
+            raise BadUserInput(f"a key has 1 to {MAX_KEY} characters, not all blank", field=f"{where(i)}.key")
+        if key in first:
+            raise BadUserInput(f"given twice in this call (also {where(first[key])}.key)", field=f"{where(i)}.key")
+        first[key] = i
+
+
+def _same(held: dict[str, Any], sent: Event, timed: bool) -> bool:
+    """Whether the stored event `held` is the one `sent` again. A resend that gives no timestamp
+    matches any (the first was stamped with the time the server stored it, a resend's would be later)."""
+    if any(held.get(name) != getattr(sent, name) for name in CONTENT):
+        return False
+    if timed and held.get("timestamp") != sent.timestamp:
+        return False
+    if Ownership.model_validate(held.get("source") or {}) != sent.source:
+        return False
+    return Event.model_validate(held).data.decode() == sent.data.decode()
+
+
+def lookup(keys: list[str]) -> dict[str, Any]:
+    """The filter that finds the events holding these keys (see the module docstring for its index)."""
+    return {"key": {"$type": "string", "$in": keys}}
+
+
+async def _held(keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored events holding these keys, by key."""
+    if not keys:
+        return {}
+    return {d["key"]: d async for d in Event.get_pymongo_collection().find(lookup(keys))}
+
+
+def _taken_key(error: BulkWriteError) -> bool:
+    """Whether a unique index refused the insert (for an event, only its key can be taken)."""
+    errors = error.details.get("writeErrors", [])
+    return bool(errors) and all(e.get("code") == 11000 for e in errors)
+
+
+async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool], where: Callable[[int], str],
+                      then: Callable[[list[Event]], Sequence[Callable[[], None]]]) -> tuple[list[Event], list[Event]]:
+    """Store the new ones of these events (some keyed) in one write, stored whole or not at all;
+    returns, in order, each event stored or the one the lake held already under its key, and
+    those stored now (`then(new)` runs once they are stored: their alerts). `timed[i]`: whether
+    event i was sent with a timestamp. CONFLICT for a key held with other content, UNAVAILABLE
+    when other calls keep refusing this one's keys for WAIT_SECONDS."""
+    result: list[Event | None] = [None] * len(events)
+    deadline = time.monotonic() + WAIT_SECONDS
+    pause = 0.05
+    while True:
+        pending = [i for i in range(len(events)) if result[i] is None]
+        held = await _held([events[i].key for i in pending if events[i].key is not None])
+        for i in pending:
+            found = held.get(events[i].key) if events[i].key is not None else None
+            if found is None:
+                continue
+            if not _same(found, events[i], timed[i]):
+                held_id = encode_id(NodeType.EVENT, found["_id"])
+                raise Conflict(f"the lake holds event {held_id} under this key, with other content",
+                               field=f"{where(i)}.key", event=held_id)
+            result[i] = Event.model_validate(found)
+        new = [events[i] for i in range(len(events)) if result[i] is None]
+        try:
+            if new:
+                await writer.write(new, then=then(new), now=True)
+        except BulkWriteError as error:
+            if not _taken_key(error):
+                raise
+            # Another call stored one of these keys since the lookup: nothing of this write stayed.
+            if time.monotonic() > deadline:
+                raise Unavailable("other calls are storing events under these keys; send the batch again shortly",
+                                  field="inputs") from None
+            # Jittered: two calls sending the same keys at once must not retry in step forever.
+            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 1.0)
+            for event in new:  # ids in the order stored: a resume by id must not miss one stored late
+                event.id = new_event_id()
+            continue
+        return [event if event is not None else events[i] for i, event in enumerate(result)], new

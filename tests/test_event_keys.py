@@ -1,0 +1,142 @@
+"""Keyed events: a batch sent again under its keys is found, not stored twice (services/events/keys.py).
+Through GraphQL on the suite's real database, and through the served app for what races."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from documents.event import Event
+from resolvers.context import AppState
+from services.events import alerts
+from tests.conftest import Served
+from tests.operations import Api, document, object_id
+from tests.waiting import wait_for
+from tests.ws_client import Subscriber
+
+
+def keyed(event_type: str = "PLATE_READ", **fields: object) -> dict:
+    return {"eventType": event_type, "key": str(uuid.uuid4()), **fields}
+
+
+async def log(api: Api, token: str, events: list[dict]) -> dict:
+    return (await api.data("LogEvents", {"inputs": events}, token=token))["logEvents"]
+
+
+async def stored_keys(event_type: str = "PLATE_READ") -> list[str]:
+    return sorted([d.get("key") async for d in Event.get_pymongo_collection().find({"event_type": event_type})],
+                  key=str)
+
+
+async def test_a_keyed_batch_sent_twice_is_stored_once_and_answers_with_the_same_ids(api: Api, contributor: str) -> None:
+    events = [keyed(message=f"plate {i}", data={"od600": i / 10}, source={"nodeId": "reader-1"},
+                    timestamp=f"2026-01-0{i + 1}T00:00:00.123Z") for i in range(3)]
+    first = await log(api, contributor, events)
+    again = await log(api, contributor, events)
+    assert (first["count"], first["stored"]) == (3, 3)
+    assert (again["count"], again["stored"]) == (3, 0)
+    assert again["ids"] == first["ids"]
+    assert await stored_keys() == sorted(e["key"] for e in events)
+    # Without a timestamp the first was stamped by the server; a resend (stamped later) is still the same event.
+    bare = keyed(message="no clock")
+    [bare_id] = (await log(api, contributor, [bare]))["ids"]
+    await asyncio.sleep(0.01)
+    assert (await log(api, contributor, [bare]))["ids"] == [bare_id]
+    shown = await api.data("Events", {"filter": {"key": events[1]["key"]}}, token=contributor)
+    assert [e["node"]["id"] for e in shown["events"]["edges"]] == [first["ids"][1]]
+    assert shown["events"]["edges"][0]["node"]["key"] == events[1]["key"]
+    one = await api.data("LogEvent", {"input": events[0]}, token=contributor)
+    assert one["logEvent"]["id"] == first["ids"][0] and one["logEvent"]["message"] == "plate 0"
+
+
+async def test_the_same_key_with_other_content_is_a_conflict_naming_it_and_stores_nothing(api: Api,
+                                                                                       contributor: str) -> None:
+    held = keyed(message="plate 7", data={"od600": 0.42, "well": "A1"})
+    [held_id] = (await log(api, contributor, [held]))["ids"]
+    same_data_other_order = {**held, "data": {"well": "A1", "od600": 0.42}}  # JSON objects: order is no content
+    assert (await log(api, contributor, [same_data_other_order]))["ids"] == [held_id]
+    for changed in ({"message": "plate 8"}, {"data": {"od600": 0.43, "well": "A1"}}, {"level": "ERROR"},
+                    {"source": {"nodeId": "reader-2"}}, {"timestamp": "2026-01-01T00:00:00Z"}):
+        fresh = keyed(message="new")
+        error = await api.error("LogEvents", {"inputs": [fresh, {**held, **changed}]}, token=contributor)
+        assert error["extensions"]["code"] == "CONFLICT", (changed, error)
+        assert error["extensions"]["field"] == "inputs[1].key", error
+        assert error["extensions"]["event"] == held_id
+        assert await stored_keys() == [held["key"]], changed  # the new event of that batch was not stored either
+    twice = keyed()
+    error = await api.error("LogEvents", {"inputs": [twice, {**twice, "message": "x"}]}, token=contributor)
+    assert error["extensions"] == {**error["extensions"], "code": "BAD_USER_INPUT", "field": "inputs[1].key"}
+    for bad in ("", " ", "k" * 201):
+        error = await api.error("LogEvent", {"input": {"eventType": "X", "key": bad}}, token=contributor)
+        assert error["extensions"]["field"] == "input.key", error
+
+
+async def test_a_mixed_batch_stores_the_new_and_finds_the_old(api: Api, contributor: str, state: AppState,
+                                                              viewer: str, served: Served,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    alerted: list[str] = []
+
+    async def notify(events: list[Event], *_: object) -> None:
+        alerted.extend(e.message or "" for e in events)
+
+    monkeypatch.setattr(alerts, "notify", notify)
+    old = [keyed(message=f"old {i}", level="ERROR") for i in range(2)]
+    first = await log(api, contributor, old)
+    await wait_for(lambda: sorted(alerted) == ["old 0", "old 1"], what="the first alerts")
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        await ws.subscribe("EventStream", {"filter": {"eventTypes": ["PLATE_READ"]}})
+        await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+        new = keyed(message="new", level="ERROR")
+        batch = [old[0], new, {"eventType": "PLATE_READ", "message": "unkeyed"}, old[1]]
+        logged = await log(api, contributor, batch)
+        assert (logged["count"], logged["stored"]) == (4, 2)
+        assert [logged["ids"][0], logged["ids"][3]] == first["ids"]
+        assert len(set(logged["ids"])) == 4
+        got = [(await asyncio.wait_for(ws.receive(), 15))["payload"]["data"]["events"] for _ in range(2)]
+        assert sorted(e["message"] for e in got) == ["new", "unkeyed"]  # the old ones are not news again
+        with_nothing_more = asyncio.create_task(ws.receive())
+        await asyncio.sleep(0.3)
+        assert not with_nothing_more.done()
+        with_nothing_more.cancel()
+    messages = sorted([d["message"] async for d in Event.get_pymongo_collection().find({"event_type": "PLATE_READ"})])
+    assert messages == ["new", "old 0", "old 1", "unkeyed"]
+    # The old ERROR events were alerted when stored; sent again they alert nothing, the new one once.
+    await wait_for(lambda: "new" in alerted, what="the new event's alert")
+    assert sorted(alerted) == ["new", "old 0", "old 1"]
+    # Unkeyed events sent again are stored again, as before keys.
+    plain = {"eventType": "PLATE_READ", "message": "unkeyed"}
+    assert (await log(api, contributor, [plain]))["ids"] != logged["ids"][2:3]
+    assert await Event.get_pymongo_collection().count_documents({"message": "unkeyed"}) == 2
+
+
+async def test_concurrent_senders_of_the_same_keys_store_each_once(app, contributor: str) -> None:
+    """Clients retrying while their first attempt is still in flight: every call answers with the same
+    ids, each event is stored once, whatever order the calls send the keys in."""
+    events = [keyed(message=f"m{i}") for i in range(20)]
+
+    async def send(order: list[dict]) -> list[str]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://graphlake.test",
+                                     headers={"Authorization": f"Bearer {contributor}"}) as http:
+            response = await http.post("/graphql", json={"query": document("LogEvents"), "operationName": "LogEvents",
+                                                          "variables": {"inputs": order}})
+            body = response.json()
+            assert not body.get("errors"), body
+            by_key = dict(zip([e["key"] for e in order], body["data"]["logEvents"]["ids"], strict=True))
+            return [by_key[e["key"]] for e in events]
+
+    for _ in range(3):
+        orders = [events, events[::-1], events[5:] + events[:5], events[::2] + events[1::2]] * 2
+        answers = await asyncio.gather(*(send(order) for order in orders))
+        assert all(answer == answers[0] for answer in answers), answers
+        assert await stored_keys() == sorted(e["key"] for e in events)
+        assert sorted(await _ids()) == sorted(object_id(i) for i in answers[0])
+        events = [keyed(message=f"m{i}") for i in range(20)]
+        await Event.get_pymongo_collection().delete_many({"event_type": "PLATE_READ"})
+
+
+async def _ids() -> list:
+    return [d["_id"] async for d in Event.get_pymongo_collection().find({"event_type": "PLATE_READ"}, {"_id": 1})]
