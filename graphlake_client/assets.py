@@ -71,10 +71,16 @@ class Page(Paged[Asset]):
         return self.items
 
 
-def _times(fields: dict[str, Any]) -> dict[str, Any]:
-    """An input's fields given by name (`dataTimestamp=`), each time checked and written out as
-    wire_time does, naming the field."""
-    return {name: wire_time(given, name) if isinstance(given, datetime) else given for name, given in fields.items()}
+def _produced(fields: dict[str, Any], owner: Source | None, data_timestamp: datetime | None) -> dict[str, Any]:
+    """An input's fields given by name (`dataTimestamp=`), with `owner` and `data_timestamp` as
+    store_file takes them (the same words in every verb); each time checked and written out as
+    wire_time does, naming the argument as the caller wrote it."""
+    made = {name: wire_time(given, name) if isinstance(given, datetime) else given for name, given in fields.items()}
+    if owner is not None:
+        made["owner"] = owner
+    if data_timestamp is not None:
+        made["dataTimestamp"] = wire_time(data_timestamp, "data_timestamp")
+    return made
 
 
 def _present(fields: dict[str, Any]) -> dict[str, Any]:
@@ -88,11 +94,13 @@ class Assets(Uploader):
     # --- store
     async def store_value(self, value: Any, *, name: str | None = None, collection: str | None = None,
                           labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
-                          description: str | None = None, **fields: Any) -> Asset:
-        """Store any JSON as a VALUE asset (`fields`: StoreValueInput's aliases, owner, dataTimestamp, derivedFrom)."""
+                          description: str | None = None, owner: Source | None = None,
+                          data_timestamp: datetime | None = None, **fields: Any) -> Asset:
+        """Store any JSON as a VALUE asset; `owner` and `data_timestamp` (aware) as for store_file
+        (`fields`: StoreValueInput's others by their GraphQL names, such as aliases and derivedFrom)."""
         check_json(value, "value")  # fails here, naming the culprit, rather than as a vague error from httpx
         check_json(metadata, "metadata")
-        fields = _times(fields)
+        fields = _produced(fields, owner, data_timestamp)
         collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_VALUE, {"input": {**_present({
             "name": "value" if name is None else name, "labels": labels, "metadata": metadata, "description": description, **fields}),
@@ -101,10 +109,11 @@ class Assets(Uploader):
 
     async def store_text(self, text: str, *, name: str | None = None, collection: str | None = None,
                          labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
-                         media_type: str | None = None, description: str | None = None, **fields: Any) -> Asset:
-        """Store a text as a TEXT asset (text/plain unless `media_type`; `fields` as for store_value)."""
+                         media_type: str | None = None, description: str | None = None, owner: Source | None = None,
+                         data_timestamp: datetime | None = None, **fields: Any) -> Asset:
+        """Store a text as a TEXT asset (text/plain unless `media_type`; the rest as for store_value)."""
         check_json(metadata, "metadata")
-        fields = _times(fields)
+        fields = _produced(fields, owner, data_timestamp)
         collection_id = await self._collection_first(collection)
         made = (await self.execute(ops.STORE_TEXT, {"input": _present({
             "name": "text" if name is None else name, "text": text, "mediaType": media_type, "labels": labels, "metadata": metadata,

@@ -89,6 +89,11 @@ async def test_a_round_trip_gives_the_same_answers_and_bytes(api: Api, admin: st
     manifest = await write_backup(state.db, backup, graphlake_version="test", local_roots={"local": local_root(settings)})
     assert manifest.schema_version == SCHEMA_VERSION and manifest.payloads and manifest.documents >= 20
     assert await verify_backup(backup) == (Manifest.read(backup), [])
+    # Owner-only all through, payloads included: a copy of its contents keeps them private.
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in [backup, *backup.rglob("*")] if p.is_dir()}
+    assert modes == {0o700}
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in backup.rglob("*") if p.is_file()}
+    assert modes == {0o600} and len(list((backup / "payloads").rglob("*"))) > 1
 
     new_data_dir = tmp_path / "new-lake"
     new_root = new_data_dir / "objects" / "local"

@@ -306,7 +306,12 @@ async def test_update_delete_and_query_events_as_madsci_users_do(served: Served,
     early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
     async with client(served, contributor, tmp_path) as lake:
         first = await lake.store_value({"od600": 0.4}, name="a", owner={"nodeId": "reader-1"}, dataTimestamp=early)
-        second = await lake.store_value({"od600": 0.5}, name="b", owner={"nodeId": "reader-2"}, dataTimestamp=late)
+        # The same words as store_file's (data_timestamp=), or the input's own (dataTimestamp=).
+        second = await lake.store_value({"od600": 0.5}, name="b", owner={"nodeId": "reader-2"}, data_timestamp=late)
+        text = await lake.store_text("od600 0.5", name="c", owner={"nodeId": "reader-2"}, data_timestamp=late)
+        assert (second["dataTimestamp"], text["dataTimestamp"], text["owner"]["nodeId"]) == (
+            first["dataTimestamp"].replace("2026-01-01", "2026-06-01"), second["dataTimestamp"], "reader-2")
+        await lake.delete_asset(text)
         await api.data("AddAliases", {"assetId": second["id"], "aliases": ["plates/latest"]}, token=contributor)
         changed = await lake.update_asset("plates/latest", labels=["checked"], metadata={"plate": 7})
         assert changed["id"] == second["id"] and changed["labels"] == ["checked"] and changed["metadata"] == {"plate": 7}
@@ -777,6 +782,8 @@ async def test_a_naive_datetime_is_one_error_naming_its_argument_in_every_verb(s
         cases = [
             (lake.store_value(1, collection="naive-1", dataTimestamp=naive), "dataTimestamp"),
             (lake.store_text("t", collection="naive-2", dataTimestamp=naive), "dataTimestamp"),
+            (lake.store_value(1, collection="naive-1", data_timestamp=naive), "data_timestamp"),
+            (lake.store_text("t", collection="naive-2", data_timestamp=naive), "data_timestamp"),
             (lake.store_file(scan, collection="naive-3", data_timestamp=naive), "data_timestamp"),
             (lake.upload_file(scan, data_timestamp=naive), "data_timestamp"),
             (lake.store_directory(tmp_path / "dir", collection="naive-4", data_timestamp=naive), "data_timestamp"),

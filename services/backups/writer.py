@@ -81,12 +81,25 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
     try:
         manifest = await _write_into(db, partial, state, graphlake_version=graphlake_version, local_roots=local_roots,
                                      stores=stores, referenced_mounts=referenced_mounts, progress=progress)
+        await asyncio.to_thread(_owner_only, partial)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, partial, True)  # a failed backup leaves nothing behind
         raise
     partial.rename(destination)
     await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
     return manifest
+
+
+def _owner_only(root: Path) -> None:
+    """Every folder and file of a backup owner-only (0700 / 0600), not only its top folder: a copy of
+    its contents elsewhere (`cp -r backup/* shared/`) would otherwise carry them readable by all,
+    as the process's umask made them (0755 / 0644 by default). One walk here, rather than a mode at
+    each of the places that write into a backup."""
+    for folder, subfolders, files in os.walk(root):  # a backup writes no links (os.walk does not enter one)
+        for name in subfolders:
+            os.chmod(os.path.join(folder, name), 0o700)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o600)
 
 
 async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, graphlake_version: str,
