@@ -35,6 +35,7 @@ from migrations import v006_datum_uses as v006
 from migrations import v007_asset_lineage as v007
 from migrations import v008_event_origin as v008
 from migrations import v009_event_keys as v009
+from migrations import v010_full_json_views as v010
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from services.backups.writer import write_backup
@@ -107,7 +108,7 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
     assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}",
                                        f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}",
                                        f"6 -> 7: {v007.SUMMARY}", f"7 -> 8: {v008.SUMMARY}",
-                                       f"8 -> 9: {v009.SUMMARY}"]
+                                       f"8 -> 9: {v009.SUMMARY}", f"9 -> 10: {v010.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -368,3 +369,38 @@ async def test_v009_backward_takes_the_keys_and_their_indexes(scratch_db: AsyncD
         assert await scratch_db.events.count_documents({"key": {"$exists": True}}) == 0
         assert {"key_unique", "key"}.isdisjoint(await scratch_db.events.index_information())
     assert await scratch_db.events.count_documents({}) == 2
+
+
+async def test_v010_backward_gives_every_stored_value_all_its_views_as_earlier_releases_require(
+        scratch_db: AsyncDatabase) -> None:
+    from documents.json_value.encoding import JsonText, StoredJson
+
+    def full(value: object) -> dict:  # every view, as releases before version 10 stored and required them
+        made = StoredJson.encode(value)
+        return {"json": made.json, "attrs": [a.model_dump() for a in made.attrs], "paths": made.paths,
+                "truncated": made.truncated, "leaves": made.leaves}
+
+    value = {"plate": {"well.A1": [0.5, 7]}, "big": 2**70, "tags": ["x", {"deep": None}], "n": list(range(1200))}
+    asset, record, untouched = ObjectId(), ObjectId(), ObjectId()
+    await scratch_db.assets.insert_many([
+        # As today's code stores them: empty views left out, a value's others kept.
+        {"_id": asset, "value": StoredJson.encode(value).model_dump(), "metadata": StoredJson.encode({}).model_dump(),
+         "owner": {}},
+        {"_id": untouched, "metadata": full({"a": 1})}])
+    await scratch_db.annotation_records.insert_one({"_id": record, "attributes": JsonText.encode({"iscrowd": 0}).model_dump()})
+    await scratch_db.version_members.insert_one({"roles": [{"role": "image", "metadata": {"json": "[1,2]"}}]})
+    await scratch_db.events.insert_one({"data": {"json": "{}"}, "note": {"json": "not stored JSON", "other": 1}})
+    before = await scratch_db.assets.find_one({"_id": untouched})
+
+    await v010.forward(scratch_db)  # either form reads: nothing to do
+    assert (await scratch_db.assets.find_one({"_id": asset}))["metadata"] == {"json": "{}"}
+    for _ in range(2):  # idempotent
+        await v010.backward(scratch_db)
+        stored = await scratch_db.assets.find_one({"_id": asset})
+        assert stored["value"] == full(value) and stored["value"]["truncated"] is True
+        assert stored["metadata"] == full({}) and stored["owner"] == {}
+        assert (await scratch_db.annotation_records.find_one({"_id": record}))["attributes"] == full({"iscrowd": 0})
+        assert (await scratch_db.version_members.find_one())["roles"][0]["metadata"] == full([1, 2])
+        event = await scratch_db.events.find_one()
+        assert event["data"] == full({}) and event["note"] == {"json": "not stored JSON", "other": 1}
+        assert await scratch_db.assets.find_one({"_id": untouched}) == before
