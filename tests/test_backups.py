@@ -342,6 +342,7 @@ async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contribut
     data.write_bytes(os.urandom(70_000))
     async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
         file = await lake.upload_file(data, mount="lab")
+        await lake.register_external(url="https://data.example.org/run7.csv")  # a link: no mount to configure
     # A READY version whose content file is on the mount: exporters and `verify --deep` read it.
     content = tmp_path / "content.jsonl"
     content.write_bytes(b'{"datum": 1}\n')

@@ -181,10 +181,11 @@ async def files_on_unknown_mounts(db: AsyncDatabase, mounts: Collection[str]) ->
     """How many stored files (ACTIVE FILE and EXTERNAL assets, READY versions' content files) name a
     mount outside `mounts`: a backup references an S3 mount's objects rather than copying them
     (unless --with-s3-payloads), and a lake restored without that mount configured serves them as
-    ACTIVE with no download URL, saying nothing. Said after the restore instead."""
+    ACTIVE with no download URL, saying nothing. Said after the restore instead. A link registered
+    by URL names no mount (""): its URL is its download, whatever the lake's mounts."""
     found: dict[str, int] = {}
     for mount in await db["assets"].distinct("storage.mount", {"status": "ACTIVE", "kind": {"$in": ["FILE", "EXTERNAL"]}}):
-        if isinstance(mount, str) and mount not in mounts:
+        if isinstance(mount, str) and mount and mount not in mounts:
             found[mount] = await db["assets"].count_documents(
                 {"status": "ACTIVE", "kind": {"$in": ["FILE", "EXTERNAL"]}, "storage.mount": mount})
     for mount in await db["dataset_versions"].distinct("content.mount", {"status": "READY"}):
