@@ -76,7 +76,8 @@ def status() -> None:
         console.print(f"pending: {step}")
     if state.version is not None and state.version > SCHEMA_VERSION:
         console.print(f"[red]the database is newer than this Graphlake[/red]: run Graphlake "
-                      f"{state.written_by or 'of that schema'}, or `graphlake db downgrade --to {SCHEMA_VERSION}` with it")
+                      f"{state.written_by or 'of that schema'} (a release that reads schema version {state.version}), "
+                      f"or `graphlake db downgrade --to {SCHEMA_VERSION}` with it")
     if state.version is not None and not state.current:
         raise typer.Exit(3)
 

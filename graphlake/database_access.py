@@ -37,7 +37,9 @@ class SchemaNotCurrent(Exception):
             how = ("upgrade it with `graphlake db migrate` (it backs the database up first); "
                    "`graphlake db status` lists the steps")
         else:
-            how = (f"it was written by Graphlake {state.written_by or '(unknown)'}: run that version, or run "
+            # The schema version, not only the release's name: releases have shared one version string.
+            how = (f"it was written by Graphlake {state.written_by or '(unknown)'}: run a release that reads schema "
+                   f"version {state.version} (`graphlake db status` says which it reads), or run "
                    f"`graphlake db downgrade --to {SCHEMA_VERSION}` with it first")
         super().__init__(f"{mismatch}; {how}")
 
