@@ -21,7 +21,7 @@ from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
 from services import batches, record_keys
 from services.assets import in_use_despite_delete
-from services.checks import HOLDERS_NAMED, check_name, get_or_not_found, refuse_if_held
+from services.checks import HOLDERS_NAMED, check_client_keys, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
@@ -241,7 +241,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     rules = _Rules.of(schema, annotation_set.source, (await fields_by_ids(Datum, datum_ids, ["roles"])).values())
     if supersedes and records[0].key is not None:
         raise BadUserInput("a correction carries no key: the record it replaces keeps its own", field="record.key")
-    record_keys.check_keys([r.key for r in records])
+    check_client_keys([r.key for r in records], lambda i: f"records[{i}]")
     for i, record in enumerate(records):
         field = "record" if supersedes else f"records[{i}]"
         if record.asset_id not in found:

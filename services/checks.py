@@ -4,7 +4,7 @@ an error naming the field; a document fetched or NOT_FOUND; a time range as a fi
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -123,3 +123,21 @@ def refuse_if_held(what: str, held: dict[str, list[str]], remedy: str) -> None:
     more = ", ..." if any(len(ids) > HOLDERS_NAMED for ids in held.values()) else ""
     raise Conflict(f"{what} is held by {' and '.join(sorted(held))} ({', '.join(named)}{more}); {remedy}",
                    field="id", holders=named)
+
+
+MAX_CLIENT_KEY = 200  # characters of a client's key for what it sends (records, events)
+
+
+def check_client_keys(keys: Sequence[str | None], where: Callable[[int], str]) -> None:
+    """Refuse an empty or over-long key, or one given twice in one call (`where(i)`: the i-th item's
+    path, such as `records[3]`): a client's names for the records or events it sends, which make a
+    resend find what the first send stored (services/record_keys.py, services/events/keys.py)."""
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        if not key.strip() or len(key) > MAX_CLIENT_KEY:
+            raise BadUserInput(f"a key has 1 to {MAX_CLIENT_KEY} characters, not all blank", field=f"{where(i)}.key")
+        if key in first:
+            raise BadUserInput(f"given twice in this call (also {where(first[key])}.key)", field=f"{where(i)}.key")
+        first[key] = i

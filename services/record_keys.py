@@ -28,17 +28,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from services import batches
-from services.errors import BadUserInput, Conflict, Unavailable
+from services.errors import Conflict, Unavailable
 from services.node_ids import NodeType, encode_id
 
-MAX_KEY = 200
 WAIT_SECONDS = 30.0  # for a batch another call is writing; its lease is batches.LEASE
 # Rounds in which a record is refused with nothing on the batch's assets holding its key before that
 # is a CONFLICT. Two calls racing in opposite orders can each see the other's batch roll back between
@@ -48,19 +46,6 @@ WAIT_SECONDS = 30.0  # for a batch another call is writing; its lease is batches
 UNEXPLAINED_ROUNDS = 4
 # What makes two records the same (all but who added it, when, and what happened to it since).
 CONTENT = ("datum_id", "asset_id", "kind", "label", "score", "value", "geometry", "attributes", "source")
-
-
-def check_keys(keys: Sequence[str | None]) -> None:
-    """Refuse an empty or over-long key, or one given twice in one call (`records[i].key`)."""
-    first: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key is None:
-            continue
-        if not key.strip() or len(key) > MAX_KEY:
-            raise BadUserInput(f"a key has 1 to {MAX_KEY} characters, not all blank", field=f"records[{i}].key")
-        if key in first:
-            raise BadUserInput(f"given twice in this call (also records[{first[key]}].key)", field=f"records[{i}].key")
-        first[key] = i
 
 
 def _same(held: dict[str, Any], sent: dict[str, Any]) -> bool:

@@ -32,28 +32,14 @@ from pymongo.errors import BulkWriteError
 
 from documents.common import Ownership
 from documents.event import Event, new_event_id
-from services.errors import BadUserInput, Conflict, Unavailable
+from services.errors import Conflict, Unavailable
 from services.events.feed import FeedWriter
 from services.node_ids import NodeType, encode_id
 
-MAX_KEY = 200
 WAIT_SECONDS = 10.0  # for another call storing the same keys; a write of a whole batch takes milliseconds
 # What makes two events the same: all a client sends (the timestamp only when the resend gives one,
 # see _same), none of what the server adds (id, archived, by_lake).
 CONTENT = ("event_type", "level", "message", "alert", "trace_id", "span_id")
-
-
-def check_keys(keys: Sequence[str | None], where: Callable[[int], str]) -> None:
-    """Refuse an empty or over-long key, or one given twice in one call (`inputs[i].key`)."""
-    first: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key is None:
-            continue
-        if not key.strip() or len(key) > MAX_KEY:
-            raise BadUserInput(f"a key has 1 to {MAX_KEY} characters, not all blank", field=f"{where(i)}.key")
-        if key in first:
-            raise BadUserInput(f"given twice in this call (also {where(first[key])}.key)", field=f"{where(i)}.key")
-        first[key] = i
 
 
 def _same(held: dict[str, Any], sent: Event, timed: bool) -> bool:

@@ -26,7 +26,7 @@ from documents.clock import to_millis, utcnow
 from documents.common import Ownership
 from documents.event import AUDIT, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
-from services.checks import check_at_most, time_bounds
+from services.checks import check_at_most, check_client_keys, time_bounds
 from services.errors import BadUserInput, NotFound
 from services.events import alerts, keys
 from services.events.feed import FeedWriter
@@ -103,7 +103,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
                                field=f"{where(i)}.timestamp")
     keyed = any(e.key is not None for e in events)
     if keyed:
-        keys.check_keys([e.key for e in events], where)
+        check_client_keys([e.key for e in events], where)
     # Built without re-validation: every field was checked above or typed by GraphQL (the hot path).
     stored = [
         Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
