@@ -202,7 +202,7 @@ class BundleWriter:
             debris.sweep(dest.parent, recursive=False)  # what an export killed here left (debris.py)
             self._partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
             self._file = self._partial.open("xb")
-            debris.hold(self._file)
+            debris.hold(self._file)  # until renamed to `dest` (finish)
             self._tar = tarfile.open(fileobj=self._file, mode="w:gz" if dest.name.endswith(("gz", "tgz")) else "w")
             self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
         else:
@@ -233,25 +233,22 @@ class BundleWriter:
     def add_bytes(self, path: str, data: bytes) -> None:
         """Put a small payload (a value, a text) into the bundle."""
         target = self.download_target(path)
-        temp = target.with_name(f".{target.name}.partial")
-        debris.write_held(temp, data)
-        os.replace(temp, target)
+        debris.write_held(target.with_name(f".{target.name}.partial"), data, target)
         self.add_downloaded(path)
 
     def finish(self, manifest: dict[str, Any]) -> None:
         """Write the manifest last: only then is the bundle whole."""
         data = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
         if self._tar is None:
-            temp = self.dest / f".{MANIFEST}.partial"
-            debris.write_held(temp, data)
-            os.replace(temp, self.dest / MANIFEST)
+            debris.write_held(self.dest / f".{MANIFEST}.partial", data, self.dest / MANIFEST)
             return
         manifest_file = self.scratch / MANIFEST
         manifest_file.write_bytes(data)
         self._tar.add(manifest_file, arcname=MANIFEST, recursive=False)
-        self._tar.close()
-        self._file.close()  # a tar given its file leaves it open
+        self._tar.close()  # a tar given its file leaves it open: still held while renamed (debris.py)
+        self._file.flush()
         os.replace(self._partial, self.dest)
+        self._file.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def abort(self) -> None:

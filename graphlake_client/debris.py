@@ -2,11 +2,17 @@
 and removing those a killed run left there (kill -9 runs no cleanup: an export into a directory of
 images left a `.download-*` per image in flight, a bundle .tar its `.NAME.partial-*`).
 
-Each is held under an exclusive lock (flock) while it is written. The kernel lets go of a killed
-process's locks, so a file of these names that nobody holds is debris, while one that is held
-belongs to a run under way (another export into the same place) and is left alone. Only these
-names are ever touched, never a user's file. Without flock (Windows) nothing is removed: a file
-nobody can be asked about may be another run's.
+Each is held under an exclusive lock (flock) from just after it is created until it has been
+renamed to its result's name (`writing`). The kernel lets go of a killed process's locks, so a
+file of these names that nobody holds is debris, while one that is held belongs to a run under way
+(another download into the same folder, another export) and is left alone. Two more guards, since
+a sweep and a writer run at once (downloads in parallel into one folder each sweep it):
+- a file younger than GRACE_SECONDS is never removed: between its creation and its lock, a writer
+  has not taken it yet (and waits for the lock, never fails, should a sweep be looking at it);
+- a sweep removes a file while holding its lock, and only if the name still names the file it
+  locked (a writer renames its file away while holding it, so the name may have moved on).
+Only these names are ever touched, never a user's file. Without flock (Windows) nothing is removed:
+a file nobody can be asked about may be another run's.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import os
 import re
 import secrets
 import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +35,7 @@ except ImportError:  # Windows
 # `.download-<16 hex>` beside a download's target; `.<name>.partial-<8 hex>` beside a bundle .tar;
 # `.<SHA-256>.partial` and `.manifest.json.partial` in a bundle directory.
 OWN = re.compile(r"\.download-[0-9a-f]{16}|\..+\.partial-[0-9a-f]{8}|\.[0-9a-f]{64}\.partial|\.manifest\.json\.partial")
+GRACE_SECONDS = 60.0  # a temporary this young is never debris (a rerun a minute later removes it)
 
 
 def download_temp(target: Path) -> Path:
@@ -34,47 +43,69 @@ def download_temp(target: Path) -> Path:
     return target.parent / f".download-{secrets.token_hex(8)}"
 
 
+@contextlib.contextmanager
+def writing(temp: Path, mode: str = "xb") -> Iterator[IO[bytes]]:
+    """The temporary file `temp`, created (`mode`: "xb", or "x+b" to read it back) and held until
+    the block ends: rename it to its result's name inside the block, so no sweep ever finds it
+    unheld under its temporary name. An exception removes it."""
+    try:
+        with temp.open(mode) as out:
+            if fcntl is not None:
+                fcntl.flock(out.fileno(), fcntl.LOCK_EX)  # blocking: a sweep may be looking at it this instant
+            yield out  # type: ignore[misc]
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def hold(stream: IO[bytes]) -> None:
-    """Mark a temporary file just opened as this process's (for as long as it is open)."""
+    """Hold a temporary file just created that stays open longer than a block (a bundle's .tar):
+    close it only once it is renamed."""
     if fcntl is not None:
-        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)  # blocking, as in `writing`
 
 
-def write_held(temp: Path, data: bytes) -> None:
-    """Write `data` to the temporary file `temp`, held while it is written."""
-    with temp.open("wb") as out:
-        hold(out)
+def write_held(temp: Path, data: bytes, target: Path) -> None:
+    """Write `data` to `target` through the temporary file `temp`, held until renamed."""
+    with writing(temp) as out:
         out.write(data)
+        out.flush()
+        os.replace(temp, target)
 
 
 def sweep(directory: Path, *, recursive: bool = True) -> int:
     """Remove the temporaries of these names under `directory` (or in it alone) that no running
-    process holds; how many. Blocking: run it in a thread."""
+    process holds and that are older than GRACE_SECONDS; how many. Blocking: run it in a thread."""
     if fcntl is None or not directory.is_dir():
         return 0
     removed = 0
+    old_before = time.time() - GRACE_SECONDS
     for folder, subfolders, names in os.walk(directory) if recursive else [(str(directory), [], os.listdir(directory))]:
         for name in names:
-            if OWN.fullmatch(name) and _unheld(path := Path(folder) / name):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed += 1
+            if OWN.fullmatch(name):
+                removed += _remove_if_debris(Path(folder) / name, old_before)
         subfolders[:] = [s for s in subfolders if not os.path.islink(os.path.join(folder, s))]
     return removed
 
 
-def _unheld(path: Path) -> bool:
-    """Whether `path` is a regular file no process holds (its lock is free), never following a link."""
+def _remove_if_debris(path: Path, old_before: float) -> bool:
+    """Remove `path` if it is a regular file no process holds, last written before `old_before`;
+    under its lock, and only while the name still names that file. Never follows a link."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:  # a link, gone meanwhile, not ours to read
         return False
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        held = os.fstat(fd)
+        if not stat.S_ISREG(held.st_mode) or held.st_mtime >= old_before:
             return False
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        named = os.lstat(path)
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            return False  # renamed away meanwhile, and another file took the name
+        os.unlink(path)
         return True
-    except OSError:  # held: a run under way
+    except OSError:  # held: a run under way (or gone meanwhile)
         return False
     finally:
         os.close(fd)

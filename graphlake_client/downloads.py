@@ -60,11 +60,14 @@ def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
     return target
 
 
-async def _swept_target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
+async def _swept_target(found: Mapping[str, Any], dest: Path | str | None, swept: set[Path]) -> Path:
     """_target, where the temporaries an earlier download killed there left are removed first
-    (debris.py): one look at the target's directory per download, not its tree."""
+    (debris.py): one look at the target's directory (not its tree), the first time this client
+    writes there (`swept`)."""
     target = _target(found, dest)
-    await asyncio.to_thread(debris.sweep, target.parent, recursive=False)
+    if target.parent not in swept:
+        swept.add(target.parent)
+        await asyncio.to_thread(debris.sweep, target.parent, recursive=False)
     return target
 
 
@@ -103,16 +106,9 @@ async def _described_or_refused(response: httpx.Response) -> dict[str, Any] | No
 
 
 def _write_new(target: Path, data: bytes) -> None:
-    """Write beside the target under a temporary name, then rename: a reader never sees half a file."""
-    temp = debris.download_temp(target)
-    try:
-        with temp.open("xb") as out:  # created new, binary, with the user's umask
-            debris.hold(out)
-            out.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    """Write beside the target under a temporary name, then rename: a reader never sees half a file.
+    The file is created new, with the user's umask."""
+    debris.write_held(debris.download_temp(target), data, target)
 
 
 class Downloads(Assets):
@@ -132,7 +128,7 @@ class Downloads(Assets):
         found = await self.get_asset(asset)
         if not found.get("downloadUrl"):
             raise _no_file(found)
-        target = await _swept_target(found, dest)
+        target = await _swept_target(found, dest, self.swept_folders)
         await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
         return target
 
@@ -141,7 +137,7 @@ class Downloads(Assets):
         found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if found["kind"] in HAS_BYTES:
             return await self.download(found["id"], path)  # as given: text ending in a slash names a directory
-        target = await _swept_target(found, path)
+        target = await _swept_target(found, path, self.swept_folders)
         if found["kind"] == "VALUE":
             data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()
         else:
@@ -176,7 +172,7 @@ class Downloads(Assets):
             described = await _described_or_refused(response)
             if described is None:
                 return None
-            target = await _swept_target(described, dest)  # a value's JSON or a text as stored, checked as a file is
+            target = await _swept_target(described, dest, self.swept_folders)  # a value's JSON or a text as stored, checked as a file is
             if response.status_code in REDIRECTS:  # a store's signed GET: fetched without our token
                 await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)
             else:
@@ -209,18 +205,15 @@ class Downloads(Assets):
         a temporary name, checked (`_copy`), then rename. An interrupted or wrong download never leaves
         a file under the asset's name. The file gets the user's usual permissions (umask)."""
         temp = debris.download_temp(target)
-        try:
-            # Created new, binary, with the user's umask; readable, so copy_hashing can check a copy.
-            with temp.open("x+b") as out:
-                debris.hold(out)  # until renamed: a rerun after a kill removes it only then (debris.py)
-                if response is not None:
-                    await self._copy(response, found, out)
-                elif not await self._read_directly(found, out):
-                    await self._receive(found, out)
+        # Created new, binary, with the user's umask; readable, so copy_hashing can check a copy; held
+        # until renamed (debris.py), removed on any failure.
+        with debris.writing(temp, "x+b") as out:
+            if response is not None:
+                await self._copy(response, found, out)
+            elif not await self._read_directly(found, out):
+                await self._receive(found, out)
+            out.flush()
             os.replace(temp, target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
 
     async def _receive(self, found: Mapping[str, Any], out: BinaryIO) -> None:
         """Stream the bytes from the signed URL into `out`, checked (`_copy`)."""

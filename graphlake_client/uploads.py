@@ -55,6 +55,9 @@ class Uploader(Transport):
         self.direct_writes = direct_writes
         # Where the server reads a batch's files itself, it copies them in (ingest.py); False: always upload.
         self.server_ingest = server_ingest
+        # Folders this client has cleared of a killed run's temporaries (downloads.py): once each, not
+        # once per download (a listing of a folder of 20,000 files took 9 ms).
+        self.swept_folders: set[Path] = set()
 
     # --- where the bytes go
     async def _writes_directly(self, mount: str | None) -> bool:

@@ -60,7 +60,10 @@ def _complete(value: Any) -> bool:
         if isinstance(value.get("json"), str) and value.keys() <= STORED_JSON_KEYS:
             if all(view in value for view in VIEWS):
                 return False
-            value.update(_views(value["json"]))
+            try:
+                value.update(_views(value["json"]))
+            except ValueError:  # not JSON text: a dict of that shape that is not a stored value, left alone
+                return False
             return True
         for item in value.values():
             changed = _complete(item) or changed

@@ -11,7 +11,7 @@ import pytest
 
 from documents.event import Event
 from resolvers.context import AppState
-from services.events import alerts
+from services.events import alerts, keys
 from tests.conftest import Served
 from tests.operations import Api, document, object_id
 from tests.waiting import wait_for
@@ -140,3 +140,54 @@ async def test_concurrent_senders_of_the_same_keys_store_each_once(app, contribu
 
 async def _ids() -> list:
     return [d["_id"] async for d in Event.get_pymongo_collection().find({"event_type": "PLATE_READ"}, {"_id": 1})]
+
+
+async def test_a_round_refused_part_way_keeps_its_keyed_events_and_counts_them_its_own(
+        api: Api, contributor: str, served: Served, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another call stores one of a batch's keys between the batch's lookup and its write: the write
+    is refused at that key, and what it stored before it stays. Taken out again, a resend looking in
+    between was answered with ids that then named nothing (a review's reproduction: the take-out held
+    here until the resend has answered). The next round finds those events by the ids it gave them:
+    every sender answers with the same ids, each event is stored and delivered once."""
+    first, second = keyed(message="one"), keyed(message="two")
+    [second_id] = (await log(api, contributor, [second]))["ids"]  # the other call's
+    lookups = 0
+    real = keys._held
+
+    async def held(wanted: list[str]) -> dict:
+        nonlocal lookups
+        lookups += 1
+        return {} if lookups == 1 else await real(wanted)  # the first lookup ran before `second` was stored
+
+    monkeypatch.setattr(keys, "_held", held)
+    collection_class = type(Event.get_pymongo_collection())
+    real_delete, resent, deleting = collection_class.delete_many, asyncio.Event(), asyncio.Event()
+
+    async def delete_after_the_resend(self, *args, **kwargs):
+        if self.name == "events":
+            deleting.set()
+            await resent.wait()
+        return await real_delete(self, *args, **kwargs)
+
+    monkeypatch.setattr(collection_class, "delete_many", delete_after_the_resend)
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {contributor}"})
+        await ws.subscribe("EventStream", {"filter": {"eventTypes": ["PLATE_READ"]}})
+        await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+        sending = asyncio.create_task(log(api, contributor, [first, second]))
+        # Until the refused round would take its events out, or has answered, keeping them.
+        await asyncio.wait([sending, asyncio.create_task(deleting.wait())], return_when=asyncio.FIRST_COMPLETED,
+                           timeout=15)
+        resend = await log(api, contributor, [first, second])
+        resent.set()
+        answer = await sending
+        got = [(await asyncio.wait_for(ws.receive(), 15))["payload"]["data"]["events"]["message"]]
+        late = asyncio.create_task(ws.receive())
+        await asyncio.sleep(0.3)
+        assert not late.done(), late  # "one" once; "two" was the other call's, before the subscription
+        late.cancel()
+    assert lookups >= 3 and got == ["one"]
+    assert answer["ids"] == resend["ids"] and answer["ids"][1] == second_id
+    assert answer["stored"] + resend["stored"] == 1
+    assert sorted([d["_id"] async for d in Event.get_pymongo_collection().find({"key": first["key"]})]) == [
+        object_id(answer["ids"][0])]

@@ -12,6 +12,8 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,7 @@ async def test_a_killed_export_leaves_debris_a_rerun_removes(served: Served, mak
             await process.wait()
     left = [p for p in own_debris(out) if p.name != Path(held.name).name]
     assert left, "the kill left no temporary: nothing tested"  # .download-* (COCO), .parts.tar.partial-* (bundle)
+    aged(own_debris(out))  # a rerun a while later (a temporary a minute old or less may be a run's just begun)
 
     rerun = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "export", kind, "parts/v1", str(dest)],
                                     env=environment(served, token), capture_output=True, text=True, timeout=120)
@@ -106,9 +109,16 @@ async def test_a_killed_export_leaves_debris_a_rerun_removes(served: Served, mak
         assert dest.is_file() and json.loads(rerun.stdout)["payloads"] >= len(SIZES)
 
 
+def aged(paths: list[Path]) -> None:
+    """Last written two minutes ago: past debris.GRACE_SECONDS."""
+    then = time.time() - 2 * debris.GRACE_SECONDS
+    for path in paths:
+        os.utime(path, (then, then))
+
+
 def test_only_unheld_files_of_its_own_names_are_removed(tmp_path: Path) -> None:
-    """Names exactly of the client's temporaries, regular files, held by no process: a link of such
-    a name (to a user's file) is neither followed nor removed."""
+    """Names exactly of the client's temporaries, regular files, held by no process, older than a
+    minute: a link of such a name (to a user's file) is neither followed nor removed."""
     mine = [tmp_path / f".download-{secrets.token_hex(8)}", tmp_path / f".x.tar.partial-{secrets.token_hex(4)}",
             tmp_path / "payloads" / f".{'a' * 64}.partial", tmp_path / ".manifest.json.partial"]
     theirs = [tmp_path / ".download-1", tmp_path / "a.partial", tmp_path / ".x.partial", tmp_path / "payloads" / "b.partial"]
@@ -117,6 +127,35 @@ def test_only_unheld_files_of_its_own_names_are_removed(tmp_path: Path) -> None:
         path.write_text("x")
     link = tmp_path / f".download-{secrets.token_hex(8)}"
     link.symlink_to(theirs[0])
+    young = tmp_path / f".download-{secrets.token_hex(8)}"  # a run's just begun: not taken yet, perhaps
+    young.write_text("x")
+    assert debris.sweep(tmp_path) == 0
+    aged(mine + theirs)
     assert debris.sweep(tmp_path, recursive=False) == 3  # not into payloads/
     assert debris.sweep(tmp_path) == 1
     assert [p.exists() for p in mine] == [False] * 4 and all(p.exists() for p in theirs) and link.is_symlink()
+    assert young.exists()
+
+
+def test_downloads_into_one_folder_while_it_is_swept_all_land(tmp_path: Path) -> None:
+    """Downloads in parallel each sweep their folder: a sweep never takes a file from a writer (each
+    temporary is held until it has its result's name, and a young one is left alone), and a writer
+    never fails for a sweep looking at its file."""
+    stop = threading.Event()
+    swept: list[int] = []
+
+    def sweeping() -> None:
+        while not stop.is_set():
+            swept.append(debris.sweep(tmp_path, recursive=False))
+
+    sweeper = threading.Thread(target=sweeping)
+    sweeper.start()
+    try:
+        for i in range(2000):
+            target = tmp_path / f"file-{i}"
+            debris.write_held(debris.download_temp(target), str(i).encode(), target)
+    finally:
+        stop.set()
+        sweeper.join()
+    assert sum(swept) == 0 and len(swept) > 10  # it did look, many times, and took nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"file-{i}" for i in range(2000))

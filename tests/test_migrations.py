@@ -389,7 +389,8 @@ async def test_v010_backward_gives_every_stored_value_all_its_views_as_earlier_r
         {"_id": untouched, "metadata": full({"a": 1})}])
     await scratch_db.annotation_records.insert_one({"_id": record, "attributes": JsonText.encode({"iscrowd": 0}).model_dump()})
     await scratch_db.version_members.insert_one({"roles": [{"role": "image", "metadata": {"json": "[1,2]"}}]})
-    await scratch_db.events.insert_one({"data": {"json": "{}"}, "note": {"json": "not stored JSON", "other": 1}})
+    await scratch_db.events.insert_one({"data": {"json": "{}"}, "note": {"json": "not stored JSON", "other": 1},
+                                        "text": {"json": "not JSON text"}})
     before = await scratch_db.assets.find_one({"_id": untouched})
 
     await v010.forward(scratch_db)  # either form reads: nothing to do
@@ -403,4 +404,5 @@ async def test_v010_backward_gives_every_stored_value_all_its_views_as_earlier_r
         assert (await scratch_db.version_members.find_one())["roles"][0]["metadata"] == full([1, 2])
         event = await scratch_db.events.find_one()
         assert event["data"] == full({}) and event["note"] == {"json": "not stored JSON", "other": 1}
+        assert event["text"] == {"json": "not JSON text"}
         assert await scratch_db.assets.find_one({"_id": untouched}) == before

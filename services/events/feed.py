@@ -162,8 +162,10 @@ class FeedWriter:
         made half the inserts, and FerretDB spends about 40% less CPU per event in an insert of
         eight than alone. Each write still learns its own outcome, as if it had been inserted alone,
         and is stored whole or not at all: a write the database refuses part of (a key another
-        event holds) is taken out again, before anyone is told of it. `now`: a caller that must
-        learn that outcome before it answers (keyed events, services/events/keys.py).
+        event holds) is taken out again, before anyone is told of it, but for its keyed events,
+        which stay (and are news): their caller finds them by key and counts them as its own, or
+        takes them out itself (services/events/keys.py). `now`: a caller that must learn that
+        outcome before it answers (keyed events).
         """
         batch = _batch.get()
         if batch is not None and batch.open and not now:  # stored as the block ends; `then` after that, as for its own events
@@ -202,7 +204,9 @@ class FeedWriter:
         """Insert the events of one or more writes (`writes`: how many events each has, in order).
         Ordered: a refused event stops the insert. The writes wholly before it are stored, and news;
         what the write holding it had stored before it is deleted again, never delivered, so that
-        write fails whole, as if it had been inserted alone."""
+        write fails whole, as if it had been inserted alone; but its keyed events stay, and are news:
+        their caller adopts them (keys.write_keyed), since another sender of the same keys may
+        already have been answered with their ids."""
         for event in events:  # before the live delivery too: a subscription's origin filter reads it
             event.by_lake = lake_mark(event.event_type)
         raw = [stored(e) for e in events]
@@ -216,14 +220,16 @@ class FeedWriter:
                 if kept + size > inserted:
                     break
                 kept += size
-            self._stored(events[:kept], raw[:kept])
-            if inserted > kept:
+            keyed = [i for i in range(kept, inserted) if events[i].key is not None]
+            self._stored([*events[:kept], *(events[i] for i in keyed)], [*raw[:kept], *(raw[i] for i in keyed)])
+            unkeyed = [events[i].id for i in range(kept, inserted) if events[i].key is None]
+            if unkeyed:
                 try:
                     with no_time_limit():  # an undo cut short would leave half a write
-                        await collection.delete_many({"_id": {"$in": [e.id for e in events[kept:inserted]]}})
+                        await collection.delete_many({"_id": {"$in": unkeyed}})
                 except Exception:
                     log.exception("event log: %d event(s) of a refused write could not be taken out again",
-                                  inserted - kept)
+                                  len(unkeyed))
             raise
         self._stored(events, raw)
 

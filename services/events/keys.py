@@ -28,10 +28,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from documents.common import Ownership
 from documents.event import Event, new_event_id
+from services.availability import no_time_limit
 from services.errors import Conflict, Unavailable
 from services.events.feed import FeedWriter
 from services.node_ids import NodeType, encode_id
@@ -74,12 +76,20 @@ def _taken_key(error: BulkWriteError) -> bool:
 
 async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool], where: Callable[[int], str],
                       then: Callable[[list[Event]], Sequence[Callable[[], None]]]) -> tuple[list[Event], list[Event]]:
-    """Store the new ones of these events (some keyed) in one write, stored whole or not at all;
-    returns, in order, each event stored or the one the lake held already under its key, and
-    those stored now (`then(new)` runs once they are stored: their alerts). `timed[i]`: whether
-    event i was sent with a timestamp. CONFLICT for a key held with other content, UNAVAILABLE
-    when other calls keep refusing this one's keys for WAIT_SECONDS."""
+    """Store the new ones of these events (some keyed) in one write; returns, in order, each event
+    stored or the one the lake held already under its key, and those this call stored (`then(...)`
+    runs once they are stored: their alerts). `timed[i]`: whether event i was sent with a timestamp.
+    CONFLICT for a key held with other content (nothing of the batch stored), UNAVAILABLE when other
+    calls keep refusing this one's keys for WAIT_SECONDS (what it stored of them stays: sent again,
+    the batch finds it by key).
+
+    A write refused part-way keeps the keyed events it stored before the refusal (FeedWriter._insert):
+    taken out again, they would be seen by a third sender of the same batch in between, which would
+    answer with ids that then named nothing. So the next round finds them by key, by the ids this
+    call gave them, and counts them as its own."""
     result: list[Event | None] = [None] * len(events)
+    attempted: set[ObjectId] = set()  # every id this call wrote under (renumbered each round)
+    adopted: list[Event] = []  # its own, stored by a refused round
     deadline = time.monotonic() + WAIT_SECONDS
     pause = 0.05
     while True:
@@ -89,26 +99,50 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
             found = held.get(events[i].key) if events[i].key is not None else None
             if found is None:
                 continue
+            if found["_id"] in attempted:
+                result[i] = Event.model_validate(found)
+                adopted.append(result[i])
+                continue
             if not _same(found, events[i], timed[i]):
+                await _take_out(adopted)  # nothing of the batch stored
                 held_id = encode_id(NodeType.EVENT, found["_id"])
                 raise Conflict(f"the lake holds event {held_id} under this key, with other content",
                                field=f"{where(i)}.key", event=held_id)
             result[i] = Event.model_validate(found)
         new = [events[i] for i in range(len(events)) if result[i] is None]
+        attempted.update(event.id for event in new)
         try:
             if new:
                 await writer.write(new, then=then(new), now=True)
         except BulkWriteError as error:
             if not _taken_key(error):
+                await _take_out(adopted)
                 raise
-            # Another call stored one of these keys since the lookup: nothing of this write stayed.
+            # Another call stored one of these keys since the lookup.
             if time.monotonic() > deadline:
+                _call(then(adopted))  # stored: they stay, found by key when the batch is sent again
                 raise Unavailable("other calls are storing events under these keys; send the batch again shortly",
-                                  field="inputs") from None
+                                  field=where(0).partition("[")[0]) from None
             # Jittered: two calls sending the same keys at once must not retry in step forever.
             await asyncio.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, 1.0)
             for event in new:  # ids in the order stored: a resume by id must not miss one stored late
                 event.id = new_event_id()
             continue
-        return [event if event is not None else events[i] for i, event in enumerate(result)], new
+        except BaseException:
+            await _take_out(adopted)
+            raise
+        _call(then(adopted))
+        return [event if event is not None else events[i] for i, event in enumerate(result)], [*adopted, *new]
+
+
+def _call(calls: Sequence[Callable[[], None]]) -> None:
+    for call in calls:
+        call()
+
+
+async def _take_out(events: list[Event]) -> None:
+    """Delete the events this call stored in a refused round, as it fails whole."""
+    if events:
+        with no_time_limit():  # an undo cut short would leave half a batch
+            await Event.get_pymongo_collection().delete_many({"_id": {"$in": [e.id for e in events]}})
