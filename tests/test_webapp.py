@@ -163,6 +163,11 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
     ]
     await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
                    token=token)
+    # Labels of the whole image, enough that the records listed run past one page (200): the rest come
+    # with "Show more".
+    tags = await factories.annotation_set(api, token, schema["id"], name="tags")
+    await api.data("AddAnnotations", {"setId": tags["id"], "records": [
+        {"assetId": image_id, "kind": "CLASSIFICATION", "label": "scratch"} for _ in range(200)]}, token=token)
     return truth["id"]
 
 

@@ -198,7 +198,7 @@ class Asset(Node):
         page = await info.context.loaders.children(RetentionDocument, "asset_id", {}, limit).load(self.doc.id)
         return [AssetRetention.from_document(d) for d in page.docs]
 
-    @strawberry.field(description="Annotations on this asset.")
+    @strawberry.field(description="Annotations on this asset, oldest first.")
     async def annotations(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         filter: Annotated[Annotated[AnnotationFilter, strawberry.lazy("resolvers.annotations.inputs")] | None,

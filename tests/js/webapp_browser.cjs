@@ -455,6 +455,14 @@ async function main() {
     await shot("asset-annotations");
     say("VERIFIED");
 
+    step = "an image's records past the first page of 200 come with Show more";
+    const recordRows = page.getByTestId("record-row");
+    if ((await recordRows.count()) !== 200) throw new Error(`${await recordRows.count()} records listed at first, not a page of 200`);
+    await page.getByRole("button", { name: "Show more annotations (6 more)" }).click();
+    await recordRows.nth(205).waitFor();
+    if ((await recordRows.count()) !== 206) throw new Error(`${await recordRows.count()} records listed after Show more, not 206`);
+    if (await page.getByRole("button", { name: /^Show more annotations/ }).count()) throw new Error("Show more stays with all shown");
+
     step = "a collection lists its items with their paths and splits";
     await page.getByRole("link", { name: "Collections" }).click();
     await page.getByLabel("Collection name contains").fill(config.collection);

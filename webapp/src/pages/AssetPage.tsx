@@ -11,7 +11,8 @@ import { JsonTree } from "../components/JsonTree";
 import { useSignedDownload } from "../components/SignedDownload";
 import {
   AssetDownloadUrlDocument,
-  AssetCollectionsMoreDocument, AssetDatumsMoreDocument, AssetDerivedMoreDocument, AssetDetailDocument,
+  AssetAnnotationsMoreDocument, AssetCollectionsMoreDocument, AssetDatumsMoreDocument, AssetDerivedMoreDocument,
+  AssetDetailDocument, type AnnotationFilter, type AnnotationShapeFragment,
 } from "../generated/graphql";
 import { bytes, counted, when } from "../format";
 import { canWrite, useSession } from "../session";
@@ -26,6 +27,8 @@ export function AssetPage({ id }: { id: string }) {
   const asset = data.asset;
   if (!asset) return <p className="error">No asset {id} (deleted, or never existed).</p>;
   const records = asset.annotations.edges.map((e) => e.node);
+  const moreRecords = (filter: AnnotationFilter | null) => async (after: string) =>
+    answered(await client.query(AssetAnnotationsMoreDocument, { id, after, filter }).toPromise())?.asset?.annotations;
   const download = safeUrl(asset.downloadUrl);
   const isImage = asset.mediaType?.startsWith("image/") && download;
   // A browser draws these itself; any other image (TIFF, say) is shown from its server-made thumbnail,
@@ -62,8 +65,9 @@ export function AssetPage({ id }: { id: string }) {
         <section>
           <h2>Image{records.length > 0 && ` and ${asset.annotations.totalCount} annotations`}</h2>
           {!drawable && <p className="muted">Shown from its 512-pixel thumbnail: a browser cannot show {asset.mediaType}.</p>}
-          <AnnotationOverlay src={shownImage} records={records} superseded={asset.superseded.edges.map((e) => e.node)}
-            draw={drawable} canVerify={canWrite(role)} />
+          <AnnotatedImage key={asset.annotations.pageInfo.endCursor ?? "annotations"} src={shownImage}
+            records={asset.annotations} superseded={asset.superseded} draw={drawable} canVerify={canWrite(role)}
+            more={moreRecords} />
         </section>
       )}
       {isImage && !shownImage && <p className="muted">A browser cannot show {asset.mediaType}: download it.</p>}
@@ -93,6 +97,7 @@ export function AssetPage({ id }: { id: string }) {
           more={async (after) => answered(await client.query(AssetDerivedMoreDocument, { id, after }).toPromise())?.asset?.derivedAssets}
           render={(node) => <Link href={assetHref(node.id)}>{node.name}</Link>} />
         {!isImage && <Related title="Annotations" total={asset.annotations.totalCount} first={asset.annotations}
+          key={asset.annotations.pageInfo.endCursor ?? "annotations"} more={moreRecords(null)}
           render={(r) => <span>{r.kind} {r.label} {r.score != null && r.score.toFixed(2)} {r.verified && "✓"}</span>} />}
       </section>
     </article>
@@ -155,12 +160,42 @@ function answered<D>(result: { data?: D; error?: CombinedError }): D | undefined
 
 type Page<T> = { edges: { node: T }[]; pageInfo?: { hasNextPage: boolean; endCursor: string | null } };
 
-/** One of the asset's lists: its first page, and "Show more" for the next pages of those that page.
- *  Keyed by its first page's end cursor: a refetched first page that changed starts it afresh. */
-function Related<T extends { id: string }>({ title, total, first, render, more }: {
-  title: string; total: number; first: Page<T>; render: (node: T) => React.ReactNode;
-  more?: (after: string) => Promise<Page<T> | null | undefined>;
+type Records = Page<AnnotationShapeFragment> & { totalCount: number };
+
+/** An image with its records drawn over it: the first 200 current and 200 superseded came with the
+ *  asset; "Show more" brings the next 200 of either, drawn with the rest. */
+function AnnotatedImage({ src, records, superseded, draw, canVerify, more }: {
+  src: string; records: Records; superseded: Records; draw: boolean; canVerify: boolean;
+  more: (filter: AnnotationFilter | null) => (after: string) => Promise<Page<AnnotationShapeFragment> | null | undefined>;
 }) {
+  const current = usePages(records, more(null));
+  const replaced = usePages(superseded, more({ superseded: true }));
+  return (
+    <>
+      <AnnotationOverlay src={src} records={current.shown} superseded={replaced.shown} draw={draw} canVerify={canVerify} />
+      <ShowMore pages={current} total={records.totalCount} what="annotations" />
+      <ShowMore pages={replaced} total={superseded.totalCount} what="superseded records" />
+    </>
+  );
+}
+
+function ShowMore<T>({ pages, total, what }: { pages: ReturnType<typeof usePages<T>>; total: number; what: string }) {
+  if (!pages.hasMore && !pages.problem) return null;
+  return (
+    <p>
+      {pages.hasMore && (  // aria-disabled, not disabled: a disabled button loses the keyboard's focus
+        <button type="button" className="link" onClick={pages.showMore} aria-disabled={pages.busy}>
+          Show more {what} ({total - pages.shown.length} more)
+        </button>
+      )}
+      {pages.problem && <span role="alert" className="error"> {pages.problem}</span>}
+    </p>
+  );
+}
+
+/** A list's first page and the pages "Show more" brings after it (`more(after)`), with the
+ *  keyboard's focus moved to the first item a page brought (`list`: the element holding the items). */
+function usePages<T>(first: Page<T>, more?: (after: string) => Promise<Page<T> | null | undefined>) {
   const [extra, setExtra] = useState<T[]>([]);
   const [next, setNext] = useState(first.pageInfo?.hasNextPage ? first.pageInfo.endCursor : null);
   const [problem, setProblem] = useState<string | null>(null);
@@ -173,7 +208,6 @@ function Related<T extends { id: string }>({ title, total, first, render, more }
     (list.current?.children[focusAt] as HTMLElement | undefined)?.focus();
     setFocusAt(null);
   }, [focusAt]);
-  if (total === 0) return null;
   const shown = [...first.edges.map((e) => e.node), ...extra];
   const showMore = async () => {
     if (!more || !next || busy) return;
@@ -193,11 +227,22 @@ function Related<T extends { id: string }>({ title, total, first, render, more }
     setNext(page.pageInfo?.hasNextPage ? page.pageInfo.endCursor : null);
     if (page.edges.length) setFocusAt(shown.length);
   };
+  return { shown, hasMore: Boolean(more && next), showMore, busy, problem, list };
+}
+
+/** One of the asset's lists: its first page, and "Show more" for the next pages of those that page.
+ *  Keyed by its first page's end cursor: a refetched first page that changed starts it afresh. */
+function Related<T extends { id: string }>({ title, total, first, render, more }: {
+  title: string; total: number; first: Page<T>; render: (node: T) => React.ReactNode;
+  more?: (after: string) => Promise<Page<T> | null | undefined>;
+}) {
+  const { shown, hasMore, showMore, busy, problem, list } = usePages(first, more);
+  if (total === 0) return null;
   return (
     <div data-testid={`related-${title.toLowerCase().replace(/ /g, "-")}`}>
       <h3>{title} <span className="muted">({total})</span></h3>
       <ul ref={list}>{shown.map((node) => <li key={node.id} tabIndex={-1}>{render(node)}</li>)}</ul>
-      {more && next && (  // aria-disabled, not disabled: a disabled button loses the keyboard's focus
+      {hasMore && (  // aria-disabled, not disabled: a disabled button loses the keyboard's focus
         <button type="button" className="link" onClick={showMore} aria-disabled={busy}>Show more ({total - shown.length} more)</button>
       )}
       {problem && <p role="alert" className="error">{problem}</p>}
