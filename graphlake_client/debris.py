@@ -25,7 +25,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 try:
     import fcntl
@@ -44,7 +44,7 @@ def download_temp(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def writing(temp: Path, mode: str = "xb") -> Iterator[IO[bytes]]:
+def writing(temp: Path, mode: str = "xb") -> Iterator[BinaryIO]:
     """The temporary file `temp`, created (`mode`: "xb", or "x+b" to read it back) and held until
     the block ends: rename it to its result's name inside the block, so no sweep ever finds it
     unheld under its temporary name. An exception removes it."""
