@@ -12,11 +12,14 @@ waits for the network. A background thread sends the queue in batches (one `logE
 most `batch_size` records or `flush_interval` seconds apart). Each record gets a key as it is
 made (a UUID), so a batch is safe to send twice: one that failed on the way (a timeout whose batch
 was in fact stored, a server restarting, a gateway's 503) is sent again, `retries` times with
-backoff from `backoff_seconds` (retries.keyed_writes), and the lake stores each record once. While
-it waits, new records queue up behind it. When the queue is full, records are dropped and counted
+backoff from `backoff_seconds` (retries.keyed_writes; by default about two minutes of waits, which
+a server's restart or upgrade fits in), and the lake stores each record once. While it waits, new
+records queue up behind it. When the queue is full, records are dropped and counted
 (`dropped`); the handler says so on stderr at once and, as soon as it can, in the lake (a WARNING
-event). Batches the server refuses, or that still fail after the retries, are counted in `lost`,
-also said on stderr. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
+event; kept, with its key, until the lake confirms it, so a notice whose answer was lost is not
+counted twice). Batches the server refuses, or that still fail after the retries, are counted in
+`lost`, also said on stderr: records the lake did not confirm storing (a batch whose last answer was
+lost on the way may be stored all the same; sent again, its keys find it). `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
 in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck);
 a batch still being tried then is given up (counted lost), its retries cancelled.
 
@@ -40,7 +43,11 @@ from typing import Any
 
 from graphlake_client.client import Client
 from graphlake_client.results import EventInput, Level, Source
-from graphlake_client.retries import RETRIES
+
+# Attempts after the first: waits of 0.5, 1, 2 ... s, at most 30 s each, about two minutes in all. A
+# background sender can wait that long (records queue up behind it; the caller never waits), and a
+# lake restarting or being upgraded takes longer than the interactive default's 15 s.
+HANDLER_RETRIES = 9
 
 MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
 # What every LogRecord carries: anything else on a record came from `extra=`.
@@ -81,14 +88,15 @@ class GraphlakeLogHandler(logging.Handler):
     def __init__(self, url: str, token: str | None, *, event_type: str = "PYTHON_LOG",
                  source: Source | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 10.0,
-                 close_timeout: float = 5.0, retries: int = RETRIES, backoff_seconds: float = 0.5) -> None:
+                 close_timeout: float = 5.0, retries: int = HANDLER_RETRIES, backoff_seconds: float = 0.5) -> None:
         super().__init__(level)
         self.retries, self.backoff_seconds = retries, backoff_seconds
         self.event_type, self.source = event_type, source
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
         self.dropped = 0  # records not queued: the queue was full
-        self.lost = 0  # records queued but never stored: their batch failed
+        self.lost = 0  # records queued whose storing the lake never confirmed: their batch failed
         self._unreported = 0  # dropped records the lake has not been told about
+        self._notice: EventInput | None = None  # the drop notice being sent, with its key, until confirmed
         self._accepted = 0  # records queued so far
         self._settled = 0  # of those, sent or lost
         self._progress = threading.Condition()
@@ -246,23 +254,19 @@ class GraphlakeLogHandler(logging.Handler):
     async def _send(self, lake: Client, batch: list[EventInput]) -> None:
         task = asyncio.current_task()
         with self._progress:
-            dropped, self._unreported = self._unreported, 0
+            if self._notice is None and self._unreported:
+                self._notice = self._drop_notice(self._unreported)
+                self._unreported = 0
+            # The same notice (its key) until the lake confirms it: one whose answer was lost, sent
+            # again with the next batch, is found, not counted twice.
+            notice = [self._notice] if self._notice is not None else []
             if task is not None:
                 self._sending = (asyncio.get_running_loop(), task)
-        notice: list[EventInput] = []
-        if dropped:
-            notice.append({"eventType": self.event_type, "level": "WARNING",
-                           "message": f"{dropped} log records dropped: the handler's queue was full",
-                           "data": {"log": {"dropped": dropped}}, "key": str(uuid.uuid4())})
-            if self.source:
-                notice[0]["source"] = self.source
         try:
             await lake.log_events(notice + batch)  # keyed, all: sent again while it fails on the way (retries)
         except Exception as error:
-            with self._progress:
-                self._unreported += dropped  # told nobody: tell the lake with the next batch
             if not self._failing:
-                sys.stderr.write(f"GraphlakeLogHandler: {len(batch)} log records not stored at {lake.url} "
+                sys.stderr.write(f"GraphlakeLogHandler: {len(batch)} log records not confirmed stored at {lake.url} "
                                  f"(tried {1 + self.retries} times at most): {type(error).__name__}: {error}\n")
             self._failing = True
             self._settle(len(batch), lost=True)
@@ -271,7 +275,18 @@ class GraphlakeLogHandler(logging.Handler):
             with self._progress:
                 self._sending = None
         self._failing = False
+        with self._progress:
+            if notice and self._notice is notice[0]:
+                self._notice = None
         self._settle(len(batch))
+
+    def _drop_notice(self, dropped: int) -> EventInput:
+        notice: EventInput = {"eventType": self.event_type, "level": "WARNING",
+                              "message": f"{dropped} log records dropped: the handler's queue was full",
+                              "data": {"log": {"dropped": dropped}}, "key": str(uuid.uuid4())}
+        if self.source:
+            notice["source"] = self.source
+        return notice
 
     def _settle(self, count: int, *, lost: bool = False) -> None:
         with self._progress:

@@ -540,6 +540,70 @@ async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, ap
     assert handler.lost == 0
 
 
+async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key(served: Served, api: Api,
+                                                                                 contributor: str) -> None:
+    """The queue overflows while the sender is held; then every answer to the batch carrying the drop
+    notice is lost (the server stores it each time), its retries run out, and the next batch carries
+    the same notice under the same key: the lake counts the drops once, not once per notice made."""
+    port = int(served.base_url.rsplit(":", 1)[1])
+    release = asyncio.Event()
+    answers_lost = 0
+
+    async def proxy_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answers_lost
+        await release.wait()
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        notices: list[bool] = []
+
+        async def requests() -> None:
+            while data := await reader.read(65536):
+                notices.append(b"records dropped" in data)
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def answering() -> None:
+            nonlocal answers_lost
+            while data := await up_reader.read(65536):
+                if notices and notices[-1] and answers_lost < 2:  # stored, and the answer lost on the way
+                    answers_lost += 1
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        await asyncio.gather(requests(), answering(), return_exceptions=True)
+        up_writer.close()
+
+    proxy = await asyncio.start_server(proxy_one, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01, retries=1,
+                                  backoff_seconds=0.01)
+    logger = logger_with(handler)
+    try:
+        logger.warning("held")
+        await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
+        for i in range(13):
+            logger.info("queued %d", i)
+        assert handler.dropped == 3
+        release.set()
+        await asyncio.to_thread(handler.flush, 20)
+        logger.info("after")
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+        proxy.close()
+    assert answers_lost == 2  # both attempts of the batch carrying the notice
+    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
+                            token=contributor))["events"]["edges"]
+    notices = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
+    assert [n["data"] for n in notices] == [{"log": {"dropped": 3}}]  # once, though sent in three batches
+    # Every queued record is stored; the one whose batch was never answered counts as not confirmed.
+    assert sorted(e["node"]["message"] for e in edges if "dropped" not in e["node"]["message"]) == sorted(
+        ["held", "after", *(f"queued {i}" for i in range(10))])
+    assert handler.lost == 1
+
+
 @pytest.mark.parametrize("how", ["lost", "gateway"])
 async def test_the_log_handler_sends_a_batch_again_and_the_lake_holds_each_record_once(
         served: Served, api: Api, contributor: str, how: str) -> None:

@@ -191,3 +191,27 @@ async def test_a_round_refused_part_way_keeps_its_keyed_events_and_counts_them_i
     assert answer["stored"] + resend["stored"] == 1
     assert sorted([d["_id"] async for d in Event.get_pymongo_collection().find({"key": first["key"]})]) == [
         object_id(answer["ids"][0])]
+
+
+async def test_a_conflict_found_after_a_refused_round_names_what_that_round_stored(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key another call stored in between holds other content: the batch is a CONFLICT, and the
+    events its refused round stored stay (a third sender may have been answered with their ids), named
+    in the error; the batch sent again without the conflicting event finds them."""
+    first, second = keyed(message="one"), keyed(message="two")
+    await log(api, contributor, [{**second, "message": "two, as the other call has it"}])
+    lookups = 0
+    real = keys._held
+
+    async def held(wanted: list[str]) -> dict:
+        nonlocal lookups
+        lookups += 1
+        return {} if lookups == 1 else await real(wanted)
+
+    monkeypatch.setattr(keys, "_held", held)
+    error = await api.error("LogEvents", {"inputs": [first, second]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and error["extensions"]["field"] == "inputs[1].key", error
+    [kept] = error["extensions"]["stored"]
+    assert [d["_id"] async for d in Event.get_pymongo_collection().find({"key": first["key"]})] == [object_id(kept)]
+    again = await log(api, contributor, [first])
+    assert (again["ids"], again["stored"]) == ([kept], 0)

@@ -33,7 +33,6 @@ from pymongo.errors import BulkWriteError
 
 from documents.common import Ownership
 from documents.event import Event, new_event_id
-from services.availability import no_time_limit
 from services.errors import Conflict, Unavailable
 from services.events.feed import FeedWriter
 from services.node_ids import NodeType, encode_id
@@ -79,14 +78,15 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
     """Store the new ones of these events (some keyed) in one write; returns, in order, each event
     stored or the one the lake held already under its key, and those this call stored (`then(...)`
     runs once they are stored: their alerts). `timed[i]`: whether event i was sent with a timestamp.
-    CONFLICT for a key held with other content (nothing of the batch stored), UNAVAILABLE when other
-    calls keep refusing this one's keys for WAIT_SECONDS (what it stored of them stays: sent again,
-    the batch finds it by key).
+    CONFLICT for a key held with other content (nothing of the batch stored, but what a refused
+    round stored, which stays and is named), UNAVAILABLE when other calls keep refusing this one's
+    keys for WAIT_SECONDS (what it stored of them stays: sent again, the batch finds it by key).
 
     A write refused part-way keeps the keyed events it stored before the refusal (FeedWriter._insert):
     taken out again, they would be seen by a third sender of the same batch in between, which would
     answer with ids that then named nothing. So the next round finds them by key, by the ids this
-    call gave them, and counts them as its own."""
+    call gave them, and counts them as its own; and they stay even when the batch then ends in
+    CONFLICT (the error names them: sent again without the conflicting event, they are found)."""
     result: list[Event | None] = [None] * len(events)
     attempted: set[ObjectId] = set()  # every id this call wrote under (renumbered each round)
     adopted: list[Event] = []  # its own, stored by a refused round
@@ -104,10 +104,8 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
                 adopted.append(result[i])
                 continue
             if not _same(found, events[i], timed[i]):
-                await _take_out(adopted)  # nothing of the batch stored
-                held_id = encode_id(NodeType.EVENT, found["_id"])
-                raise Conflict(f"the lake holds event {held_id} under this key, with other content",
-                               field=f"{where(i)}.key", event=held_id)
+                _call(then(adopted))  # stored: they stay (another sender may have been answered with them)
+                raise _conflict(found, where(i), adopted)
             result[i] = Event.model_validate(found)
         new = [events[i] for i in range(len(events)) if result[i] is None]
         attempted.update(event.id for event in new)
@@ -116,7 +114,7 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
                 await writer.write(new, then=then(new), now=True)
         except BulkWriteError as error:
             if not _taken_key(error):
-                await _take_out(adopted)
+                _call(then(adopted))
                 raise
             # Another call stored one of these keys since the lookup.
             if time.monotonic() > deadline:
@@ -130,7 +128,7 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
                 event.id = new_event_id()
             continue
         except BaseException:
-            await _take_out(adopted)
+            _call(then(adopted))
             raise
         _call(then(adopted))
         return [event if event is not None else events[i] for i, event in enumerate(result)], [*adopted, *new]
@@ -141,8 +139,12 @@ def _call(calls: Sequence[Callable[[], None]]) -> None:
         call()
 
 
-async def _take_out(events: list[Event]) -> None:
-    """Delete the events this call stored in a refused round, as it fails whole."""
-    if events:
-        with no_time_limit():  # an undo cut short would leave half a batch
-            await Event.get_pymongo_collection().delete_many({"_id": {"$in": [e.id for e in events]}})
+def _conflict(held: dict[str, Any], where: str, adopted: list[Event]) -> Conflict:
+    held_id = encode_id(NodeType.EVENT, held["_id"])
+    message = f"the lake holds event {held_id} under this key, with other content"
+    if not adopted:
+        return Conflict(message, field=f"{where}.key", event=held_id)
+    stored = [encode_id(NodeType.EVENT, e.id) for e in adopted]
+    return Conflict(f"{message}; {len(stored)} other event(s) of this batch were stored before it was found "
+                    "(`extensions.stored`; sent again, they are found by key)", field=f"{where}.key", event=held_id,
+                    stored=stored)
