@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import pytest
+from pymongo.errors import NetworkTimeout
 
 from documents.event import Event
 from resolvers.context import AppState
@@ -215,3 +216,91 @@ async def test_a_conflict_found_after_a_refused_round_names_what_that_round_stor
     assert [d["_id"] async for d in Event.get_pymongo_collection().find({"key": first["key"]})] == [object_id(kept)]
     again = await log(api, contributor, [first])
     assert (again["ids"], again["stored"]) == ([kept], 0)
+
+
+def collect(state: AppState) -> tuple[list, asyncio.Task]:
+    """What this process's live subscribers are handed, as they are handed it."""
+    got: list = []
+
+    async def run() -> None:
+        async for event in state.events.subscribe():
+            got.append(event)
+
+    return got, asyncio.create_task(run())
+
+
+def first_lookup_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's first lookup ran before another call stored one of its keys."""
+    lookups = 0
+    real = keys._held
+
+    async def held(wanted: list[str]) -> dict:
+        nonlocal lookups
+        lookups += 1
+        return {} if lookups == 1 else await real(wanted)
+
+    monkeypatch.setattr(keys, "_held", held)
+
+
+def alerts_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    sent: list[str] = []
+
+    async def notify(events, *_):
+        sent.extend(e.message or "" for e in events)
+
+    monkeypatch.setattr(alerts, "notify", notify)
+    return sent
+
+
+async def test_what_a_call_stored_before_it_gave_up_is_delivered_alerted_and_keeps_its_id(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused at a key another call stored, with no time left to look again (UNAVAILABLE): the keyed
+    event its write stored stays, and is news once, alerted once, under the id it went out with."""
+    sent = alerts_sent(monkeypatch)
+    first, second = keyed(message="one", level="ERROR"), keyed(message="two")
+    await log(api, contributor, [second])
+    first_lookup_empty(monkeypatch)
+    monkeypatch.setattr(keys, "WAIT_SECONDS", 0.0)
+    got, task = collect(state)
+    await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+    error = await api.error("LogEvents", {"inputs": [first, second]}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE" and error["extensions"]["field"] == "inputs"
+    again = await log(api, contributor, [first, second])
+    await wait_for(lambda: sent, what="the alert")
+    task.cancel()
+    [doc] = [d async for d in Event.get_pymongo_collection().find({"key": first["key"]})]
+    assert again["stored"] == 0 and object_id(again["ids"][0]) == doc["_id"]
+    assert sent == ["one"]
+    [live] = [e for e in got if e.message == "one"]
+    assert live.doc.id == doc["_id"]  # delivered as stored: a round after it never renumbers what went out
+
+
+async def test_a_keyed_write_whose_answer_was_lost_after_it_stored_is_news_all_the_same(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database stored the batch and its answer never came (a time limit, a dropped connection):
+    the call looks, finds it stored, and hands it to subscribers and alerts as any stored event;
+    the resend finds it by key."""
+    sent = alerts_sent(monkeypatch)
+    collection_class = type(Event.get_pymongo_collection())
+    real_insert = collection_class.insert_many
+    cut = False
+
+    async def insert_then_time_out(self, docs, *args, **kwargs):
+        nonlocal cut
+        result = await real_insert(self, docs, *args, **kwargs)
+        if self.name == "events" and not cut and any(d.get("key") for d in docs):
+            cut = True
+            raise NetworkTimeout("timed out after the server stored it", 50)
+        return result
+
+    monkeypatch.setattr(collection_class, "insert_many", insert_then_time_out)
+    got, task = collect(state)
+    await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+    event = keyed(message="critical", level="CRITICAL")
+    error = await api.error("LogEvents", {"inputs": [event]}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    again = await log(api, contributor, [event])
+    await wait_for(lambda: sent, what="the alert")
+    task.cancel()
+    assert again["stored"] == 0 and [e.message for e in got if e.event_type == "PLATE_READ"] == ["critical"]
+    assert sent == ["critical"]

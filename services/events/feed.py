@@ -222,6 +222,7 @@ class FeedWriter:
                 kept += size
             keyed = [i for i in range(kept, inserted) if events[i].key is not None]
             self._stored([*events[:kept], *(events[i] for i in keyed)], [*raw[:kept], *(raw[i] for i in keyed)])
+            error.kept = [events[i] for i in keyed]  # type: ignore[attr-defined]  # for their caller (keys.write_keyed)
             unkeyed = [events[i].id for i in range(kept, inserted) if events[i].key is None]
             if unkeyed:
                 try:
@@ -232,6 +233,11 @@ class FeedWriter:
                                   len(unkeyed))
             raise
         self._stored(events, raw)
+
+    def stored_after_all(self, events: list[EventDocument]) -> None:
+        """Events an insert that failed (a lost answer, a time limit) stored all the same, as their
+        writer found: news like any stored event (keys.write_keyed)."""
+        self._stored(events, [stored(e) for e in events])
 
     def _stored(self, events: list[EventDocument], raw: list[dict[str, Any]]) -> None:
         """Stored: no await from here to the queue, so this process's subscribers and the feed see

@@ -23,6 +23,7 @@ plain `key` index beside its unique one, which serves no query (tests/test_query
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -33,9 +34,12 @@ from pymongo.errors import BulkWriteError
 
 from documents.common import Ownership
 from documents.event import Event, new_event_id
+from services.availability import no_time_limit
 from services.errors import Conflict, Unavailable
 from services.events.feed import FeedWriter
 from services.node_ids import NodeType, encode_id
+
+log = logging.getLogger("graphlake.events")
 
 WAIT_SECONDS = 10.0  # for another call storing the same keys; a write of a whole batch takes milliseconds
 # What makes two events the same: all a client sends (the timestamp only when the resend gives one,
@@ -87,51 +91,82 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
     answer with ids that then named nothing. So the next round finds them by key, by the ids this
     call gave them, and counts them as its own; and they stay even when the batch then ends in
     CONFLICT (the error names them: sent again without the conflicting event, they are found)."""
+    events = list(events)  # renumbered by replacing, never in place: a kept event went out as it is
     result: list[Event | None] = [None] * len(events)
-    attempted: set[ObjectId] = set()  # every id this call wrote under (renumbered each round)
-    adopted: list[Event] = []  # its own, stored by a refused round
+    attempted: set[ObjectId] = set()  # every id this call wrote under (each round's are new)
+    adopted: list[Event] = []  # its own, stored by a round that then failed
     deadline = time.monotonic() + WAIT_SECONDS
     pause = 0.05
-    while True:
-        pending = [i for i in range(len(events)) if result[i] is None]
-        held = await _held([events[i].key for i in pending if events[i].key is not None])
-        for i in pending:
-            found = held.get(events[i].key) if events[i].key is not None else None
-            if found is None:
-                continue
-            if found["_id"] in attempted:
+
+    def adopt(i: int, event: Event) -> None:
+        result[i] = event
+        adopted.append(event)
+
+    try:
+        while True:
+            pending = [i for i in range(len(events)) if result[i] is None]
+            held = await _held([events[i].key for i in pending if events[i].key is not None])
+            for i in pending:
+                found = held.get(events[i].key) if events[i].key is not None else None
+                if found is None:
+                    continue
+                if found["_id"] in attempted:  # kept, though a round's error did not say so (an earlier round's)
+                    adopt(i, Event.model_validate(found))
+                    continue
+                if not _same(found, events[i], timed[i]):
+                    raise _conflict(found, where(i), adopted)  # what it adopted stays (a sender may hold its ids)
                 result[i] = Event.model_validate(found)
-                adopted.append(result[i])
+            round_ = [i for i in range(len(events)) if result[i] is None]
+            new = [events[i] for i in round_]
+            attempted.update(event.id for event in new)
+            try:
+                if new:
+                    await writer.write(new, then=then(new), now=True)
+            except BulkWriteError as error:
+                by_object = {id(events[i]): i for i in round_}
+                for event in getattr(error, "kept", ()):  # stored and delivered (FeedWriter._insert): ours now
+                    adopt(by_object[id(event)], event)
+                if not _taken_key(error):
+                    raise
+                # Another call stored one of these keys since the lookup.
+                if time.monotonic() > deadline:
+                    raise Unavailable("other calls are storing events under these keys; send the batch again "
+                                      "shortly", field=where(0).partition("[")[0]) from None
+                # Jittered: two calls sending the same keys at once must not retry in step forever.
+                await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+                pause = min(pause * 2, 1.0)
+                for i in round_:  # ids in the order stored: a resume by id must not miss one stored late
+                    if result[i] is None:
+                        events[i] = events[i].model_copy(update={"id": new_event_id()})
                 continue
-            if not _same(found, events[i], timed[i]):
-                _call(then(adopted))  # stored: they stay (another sender may have been answered with them)
-                raise _conflict(found, where(i), adopted)
-            result[i] = Event.model_validate(found)
-        new = [events[i] for i in range(len(events)) if result[i] is None]
-        attempted.update(event.id for event in new)
-        try:
-            if new:
-                await writer.write(new, then=then(new), now=True)
-        except BulkWriteError as error:
-            if not _taken_key(error):
-                _call(then(adopted))
+            except BaseException:
+                # A lost answer, a time limit, the request cancelled: the insert may have stored some
+                # of them. Those found are stored events like any: delivered, alerted, this call's.
+                found = await asyncio.shield(_stored_after_all(writer, new))
+                by_object = {id(events[i]): i for i in round_}
+                for event in found:
+                    adopt(by_object[id(event)], event)
                 raise
-            # Another call stored one of these keys since the lookup.
-            if time.monotonic() > deadline:
-                _call(then(adopted))  # stored: they stay, found by key when the batch is sent again
-                raise Unavailable("other calls are storing events under these keys; send the batch again shortly",
-                                  field=where(0).partition("[")[0]) from None
-            # Jittered: two calls sending the same keys at once must not retry in step forever.
-            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
-            pause = min(pause * 2, 1.0)
-            for event in new:  # ids in the order stored: a resume by id must not miss one stored late
-                event.id = new_event_id()
-            continue
-        except BaseException:
-            _call(then(adopted))
-            raise
-        _call(then(adopted))
-        return [event if event is not None else events[i] for i, event in enumerate(result)], [*adopted, *new]
+            return [event if event is not None else events[i] for i, event in enumerate(result)], [*adopted, *new]
+    finally:
+        _call(then(adopted))  # stored, whatever the call ends in: alerted once
+
+
+async def _stored_after_all(writer: FeedWriter, events: list[Event]) -> list[Event]:
+    """Those of `events` a failed insert stored all the same, handed to the subscribers as any
+    stored event (FeedWriter.stored_after_all); none when the database cannot say."""
+    if not events:
+        return []
+    try:
+        with no_time_limit():
+            present = {d["_id"] async for d in Event.get_pymongo_collection().find(
+                {"_id": {"$in": [e.id for e in events]}}, {"_id": 1})}
+    except Exception:  # the database away: a resend finds them by key, undelivered (logged)
+        log.warning("event log: could not learn which of %d keyed event(s) a failed insert stored", len(events))
+        return []
+    found = [e for e in events if e.id in present]
+    writer.stored_after_all(found)
+    return found
 
 
 def _call(calls: Sequence[Callable[[], None]]) -> None:
