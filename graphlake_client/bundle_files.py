@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import stat
 import tarfile
@@ -200,9 +199,14 @@ class BundleWriter:
         if is_tar(dest):
             dest.parent.mkdir(parents=True, exist_ok=True)
             debris.sweep(dest.parent, recursive=False)  # what an export killed here left (debris.py)
-            self._partial = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
+            self._partial = debris.partial_temp(dest)
             self._file = self._partial.open("xb")
-            debris.hold(self._file)  # until renamed to `dest` (finish)
+            try:
+                debris.hold(self._file)  # until renamed to `dest` (finish)
+            except BaseException:
+                self._file.close()
+                self._partial.unlink(missing_ok=True)
+                raise
             self._tar = tarfile.open(fileobj=self._file, mode="w:gz" if dest.name.endswith(("gz", "tgz")) else "w")
             self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
         else:
@@ -233,14 +237,14 @@ class BundleWriter:
     def add_bytes(self, path: str, data: bytes) -> None:
         """Put a small payload (a value, a text) into the bundle."""
         target = self.download_target(path)
-        debris.write_held(target.with_name(f".{target.name}.partial"), data, target)
+        debris.write_held(debris.partial_temp(target), data, target)
         self.add_downloaded(path)
 
     def finish(self, manifest: dict[str, Any]) -> None:
         """Write the manifest last: only then is the bundle whole."""
         data = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
         if self._tar is None:
-            debris.write_held(self.dest / f".{MANIFEST}.partial", data, self.dest / MANIFEST)
+            debris.write_held(debris.partial_temp(self.dest / MANIFEST), data, self.dest / MANIFEST)
             return
         manifest_file = self.scratch / MANIFEST
         manifest_file.write_bytes(data)

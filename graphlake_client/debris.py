@@ -11,13 +11,15 @@ a sweep and a writer run at once (downloads in parallel into one folder each swe
   has not taken it yet (and waits for the lock, never fails, should a sweep be looking at it);
 - a sweep removes a file while holding its lock, and only if the name still names the file it
   locked (a writer renames its file away while holding it, so the name may have moved on).
-Only these names are ever touched, never a user's file. Without flock (Windows) nothing is removed:
-a file nobody can be asked about may be another run's.
+Only these names are ever touched, never a user's file. Without flock (Windows, or a file system
+that refuses it: NFS without its lock manager, some FUSE or SMB mounts) nothing is removed, and
+writes go on unheld: a file nobody can be asked about may be another run's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -32,10 +34,12 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-# `.download-<16 hex>` beside a download's target; `.<name>.partial-<8 hex>` beside a bundle .tar;
+# `.download-<16 hex>` beside a download's target; `.<name>.partial-<8 hex>` beside a bundle .tar and its files;
 # `.<SHA-256>.partial` and `.manifest.json.partial` in a bundle directory.
 OWN = re.compile(r"\.download-[0-9a-f]{16}|\..+\.partial-[0-9a-f]{8}|\.[0-9a-f]{64}\.partial|\.manifest\.json\.partial")
 GRACE_SECONDS = 60.0  # a temporary this young is never debris (a rerun a minute later removes it)
+# What flock says on a file system that does not do it: writes go on unheld (and sweeps remove nothing there).
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS}
 
 
 def download_temp(target: Path) -> Path:
@@ -43,15 +47,21 @@ def download_temp(target: Path) -> Path:
     return target.parent / f".download-{secrets.token_hex(8)}"
 
 
+def partial_temp(target: Path) -> Path:
+    """A new temporary name for `target` beside it, of its name (`.NAME.partial-<8 hex>`): never one
+    another export into the same folder, or a killed run's leftover, could hold."""
+    return target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+
+
 @contextlib.contextmanager
 def writing(temp: Path, mode: str = "xb") -> Iterator[BinaryIO]:
     """The temporary file `temp`, created (`mode`: "xb", or "x+b" to read it back) and held until
     the block ends: rename it to its result's name inside the block, so no sweep ever finds it
     unheld under its temporary name. An exception removes it."""
+    out = temp.open(mode)  # created here, or FileExistsError: then it is not this call's to remove
     try:
-        with temp.open(mode) as out:
-            if fcntl is not None:
-                fcntl.flock(out.fileno(), fcntl.LOCK_EX)  # blocking: a sweep may be looking at it this instant
+        with out:
+            hold(out)
             yield out  # type: ignore[misc]
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -61,8 +71,13 @@ def writing(temp: Path, mode: str = "xb") -> Iterator[BinaryIO]:
 def hold(stream: IO[bytes]) -> None:
     """Hold a temporary file just created that stays open longer than a block (a bundle's .tar):
     close it only once it is renamed."""
-    if fcntl is not None:
-        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)  # blocking, as in `writing`
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)  # blocking: a sweep may be looking at it this instant
+    except OSError as error:
+        if error.errno not in _NO_LOCKS:
+            raise
 
 
 def write_held(temp: Path, data: bytes, target: Path) -> None:

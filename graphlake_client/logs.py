@@ -69,15 +69,27 @@ def level_name(levelno: int) -> Level:
 def jsonable(value: Any, depth: int = 0) -> Any:
     """`value` as JSON the server stores: finite numbers, string keys, lists; anything else as its
     repr. One odd `extra` field must not make the server refuse the whole batch."""
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        return text(value)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if depth < 20 and isinstance(value, dict):
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+        return {text(str(k)): jsonable(v, depth + 1) for k, v in value.items()}
     if depth < 20 and isinstance(value, list | tuple | set | frozenset):
         return [jsonable(v, depth + 1) for v in value]
-    return repr(value)
+    return text(repr(value))
+
+
+def text(value: str) -> str:
+    """`value` as UTF-8 can carry it: a lone surrogate (a file name of another encoding read through
+    os.fsdecode, say) written as its escape, where it made the server refuse the record's whole batch."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
 
 
 class GraphlakeLogHandler(logging.Handler):
@@ -153,7 +165,7 @@ class GraphlakeLogHandler(logging.Handler):
         created = datetime.fromtimestamp(record.created, UTC)
         # Keyed, and timed by the record: a batch sent again (its answer lost) is found, not stored twice.
         event: EventInput = {"eventType": self.event_type, "level": level_name(record.levelno),
-                             "message": record.getMessage()[:MAX_MESSAGE], "data": jsonable({**extra, "log": log}),
+                             "message": text(record.getMessage()[:MAX_MESSAGE]), "data": jsonable({**extra, "log": log}),
                              "timestamp": created.isoformat(timespec="milliseconds"), "key": str(uuid.uuid4())}
         if self.source:
             event["source"] = self.source

@@ -890,3 +890,23 @@ async def test_a_naive_datetime_is_one_error_naming_its_argument_in_every_verb(s
         return None, None
 
     assert await asyncio.to_thread(sync) == ("BAD_USER_INPUT", "dataTimestamp")
+
+
+async def test_a_record_that_utf8_cannot_carry_is_stored_escaped_with_its_batch(served: Served, api: Api,
+                                                                                contributor: str) -> None:
+    """A file name of another encoding read through os.fsdecode holds a lone surrogate, which JSON
+    in UTF-8 cannot carry: the record goes with it escaped, and its batch is not refused."""
+    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=0.05)
+    logger = logger_with(handler)
+    try:
+        name = os.fsdecode(b"caf\xe9.txt")
+        logger.warning("read %s", name, extra={"file": name, name: 1})
+        logger.info("next")
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 10},
+                            token=contributor))["events"]["edges"]
+    by_message = {e["node"]["message"]: e["node"] for e in edges}
+    assert set(by_message) == {"read caf\\udce9.txt", "next"} and handler.lost == 0
+    assert by_message["read caf\\udce9.txt"]["data"]["file"] == "caf\\udce9.txt"

@@ -5,6 +5,7 @@ holds, never a user's file nor another run's, and finishes (graphlake_client/deb
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import os
@@ -159,3 +160,34 @@ def test_downloads_into_one_folder_while_it_is_swept_all_land(tmp_path: Path) ->
         sweeper.join()
     assert sum(swept) == 0 and len(swept) > 10  # it did look, many times, and took nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"file-{i}" for i in range(2000))
+
+
+def test_a_writer_never_removes_a_temporary_it_did_not_create(tmp_path: Path) -> None:
+    """A name already taken (another writer's, held) is refused, not removed; bundle files get names
+    of their own each time, so two exports into one folder, or a rerun right after a kill, never meet."""
+    taken = tmp_path / ".x.partial-00000000"
+    with debris.writing(taken) as out:
+        out.write(b"another writer's")
+        out.flush()
+        with pytest.raises(FileExistsError):
+            with debris.writing(taken):
+                pass
+        assert taken.read_bytes() == b"another writer's"
+        os.replace(taken, tmp_path / "x")
+    target = tmp_path / "manifest.json"
+    assert debris.partial_temp(target) != debris.partial_temp(target)
+    assert debris.OWN.fullmatch(debris.partial_temp(target).name)
+
+
+def test_where_flock_is_refused_writes_go_on_unheld_and_nothing_is_swept(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")  # NFS without its lock manager
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    debris.write_held(debris.download_temp(tmp_path / "a"), b"a", tmp_path / "a")
+    assert (tmp_path / "a").read_bytes() == b"a"
+    stale = tmp_path / f".download-{secrets.token_hex(8)}"
+    stale.write_bytes(b"x")
+    aged([stale])
+    assert debris.sweep(tmp_path) == 0 and stale.exists()  # nobody can say it is not another run's
