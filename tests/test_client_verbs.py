@@ -505,6 +505,18 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
+async def overflow(handler: GraphlakeLogHandler, logger: logging.Logger, release: asyncio.Event) -> None:
+    """One record taken by the sender, held at the proxy until `release`; thirteen more logged into a
+    queue of ten (three dropped); then released and flushed."""
+    logger.warning("held")
+    await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
+    for i in range(13):
+        logger.info("queued %d", i)
+    assert handler.dropped == 3
+    release.set()
+    await asyncio.to_thread(handler.flush, 20)
+
+
 async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, api: Api, contributor: str) -> None:
     """A proxy holds the sender's connection to the real server until released: the queue fills
     meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest."""
@@ -520,13 +532,7 @@ async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, ap
     handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
     logger = logger_with(handler)
     try:
-        logger.warning("held")
-        await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
-        for i in range(13):
-            logger.info("queued %d", i)
-        assert handler.dropped == 3
-        release.set()
-        await asyncio.to_thread(handler.flush, 20)
+        await overflow(handler, logger, release)
     finally:
         await asyncio.to_thread(handler.close)
         proxy.close()
@@ -581,13 +587,7 @@ async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key
                                   backoff_seconds=0.01)
     logger = logger_with(handler)
     try:
-        logger.warning("held")
-        await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
-        for i in range(13):
-            logger.info("queued %d", i)
-        assert handler.dropped == 3
-        release.set()
-        await asyncio.to_thread(handler.flush, 20)
+        await overflow(handler, logger, release)
         logger.info("after")
         await asyncio.to_thread(handler.flush, 20)
     finally:
