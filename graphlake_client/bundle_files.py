@@ -211,7 +211,7 @@ class BundleWriter:
             self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
         else:
             (dest / PAYLOADS).mkdir(parents=True, exist_ok=True)
-            debris.sweep(dest)  # what an export killed here left half-written (debris.py); whole payloads stay
+            debris.sweep_export(dest, [PAYLOADS])  # what an export killed here left half-written (debris.py); whole payloads stay
             self.scratch = dest / PAYLOADS
 
     def download_target(self, path: str) -> Path:

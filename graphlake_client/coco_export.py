@@ -45,7 +45,7 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
     labels = list(dict.fromkeys(label["name"] for s in sets.values() for label in s["schema"]["labels"]))
     category_id = {name: n + 1 for n, name in enumerate(labels)}
     (dest / "images").mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(debris.sweep, dest)  # what an export killed here left half-downloaded
+    await asyncio.to_thread(debris.sweep_export, dest, ["images"])  # what an export killed here left half-downloaded
     images: list[dict[str, Any]] = []
     grouped: dict[tuple[str, str, str, Any], list[dict[str, Any]]] = defaultdict(list)  # (purpose, set, image, coco id)
     image_of: dict[str, int] = {}

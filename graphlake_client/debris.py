@@ -25,7 +25,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -101,6 +101,13 @@ def sweep(directory: Path, *, recursive: bool = True) -> int:
                 removed += _remove_if_debris(Path(folder) / name, old_before)
         subfolders[:] = [s for s in subfolders if not os.path.islink(os.path.join(folder, s))]
     return removed
+
+
+def sweep_export(dest: Path, folders: Iterable[str]) -> int:
+    """`sweep` where an export writes: `dest` itself, and the `folders` it writes its files into,
+    with what they hold; never the rest of the tree (an export into a home directory must not walk
+    it, nor touch files of these names another program left there). Blocking: run it in a thread."""
+    return sweep(dest, recursive=False) + sum(sweep(dest / folder) for folder in folders)
 
 
 def _remove_if_debris(path: Path, old_before: float) -> bool:

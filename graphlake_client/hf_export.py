@@ -82,7 +82,7 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
-    await asyncio.to_thread(debris.sweep, dest)
+    await asyncio.to_thread(debris.sweep_export, dest, SPLITS.values())
     refuse_earlier_export(dest, SPLITS.values(), "Hugging Face", replace=replace)  # its README globs each split's folder
     truth = GroundTruth.of(found)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -135,7 +135,7 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
-    await asyncio.to_thread(debris.sweep, dest)
+    await asyncio.to_thread(debris.sweep_export, dest, ["images", "labels", "sources"])
     # sources/ too: an earlier export's sidecars would no longer line up with the labels.
     refuse_earlier_export(dest, ("images", "labels", "sources"), "YOLO", replace=replace)
     truth = GroundTruth.of(found)

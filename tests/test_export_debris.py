@@ -191,3 +191,16 @@ def test_where_flock_is_refused_writes_go_on_unheld_and_nothing_is_swept(tmp_pat
     stale.write_bytes(b"x")
     aged([stale])
     assert debris.sweep(tmp_path) == 0 and stale.exists()  # nobody can say it is not another run's
+
+
+def test_an_export_sweeps_where_it_writes_not_the_rest_of_the_tree(tmp_path: Path) -> None:
+    """An export into a folder that holds other things (a home directory) looks only at the folder
+    itself and the folders it writes into."""
+    name = f".x.partial-{secrets.token_hex(4)}"
+    ours, theirs, beside = tmp_path / "images" / "a" / name, tmp_path / "projects" / name, tmp_path / name
+    for path in (ours, theirs, beside):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    aged([ours, theirs, beside])
+    assert debris.sweep_export(tmp_path, ["images", "labels"]) == 2
+    assert not ours.exists() and not beside.exists() and theirs.exists()
