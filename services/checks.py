@@ -100,6 +100,13 @@ def api_id(model: type[Document], doc_id: Any) -> str:
         return str(doc_id)
 
 
+def text_contains(field: str, text: str) -> dict[str, Any]:
+    """A filter for `field` containing `text` in any case, matched as typed (escaped: a `.` or `(`
+    in it is not a pattern). No index serves a search inside a text: a list walks its sort's index
+    and tests each document as it goes, stopping once its page is full."""
+    return {field: {"$regex": re.escape(text), "$options": "i"}}
+
+
 def time_bounds(field: str, after: datetime | None, before: datetime | None) -> list[dict[str, Any]]:
     """A filter clause for `after` <= field < `before` (either side optional), at stored precision."""
     bounds: dict[str, Any] = {}

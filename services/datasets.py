@@ -34,7 +34,7 @@ from graphlake_client import splits
 from services import retention, snapshots, version_content
 from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
-from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held
+from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held, text_contains
 from services.collections import get_collection
 from services.datums import insert_datums, remove_datums
 from services.errors import BadUserInput, Conflict, NotFound
@@ -64,10 +64,8 @@ class VersionPlan:
 
 def datasets_filter(name_contains: str | None) -> dict[str, Any]:
     """The `datasets` list's filter: names containing `name_contains` in any case (every dataset for
-    None or ""), the text matched as typed (escaped: `.` or `(` in it are not patterns). No index
-    serves a search inside names: the list walks its `created_at` index newest first and tests each
-    name as it goes, stopping once its page is full, as the collections' search does."""
-    return {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
+    None or ""; checks.text_contains), read along the `created_at` index newest first."""
+    return text_contains("name", name_contains) if name_contains else {}
 
 
 async def create_dataset(name: str, description: str | None, actor: str | None) -> Dataset:

@@ -18,7 +18,7 @@ from resolvers.pagination import paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
 from services import assets as service
-from services.checks import check_at_most, time_bounds
+from services.checks import check_at_most, text_contains, time_bounds
 from services.node_ids import NodeType, decode_object_id
 
 MAX_SHA256_IN = 500  # digests in one `sha256In`: the embedded default searches its index for lists this short (graphlakeNarrowing)
@@ -39,7 +39,7 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     if f.media_type_prefix:
         clauses.append({"media_type": {"$regex": "^" + re.escape(f.media_type_prefix)}})
     if f.name_contains:
-        clauses.append({"name": {"$regex": re.escape(f.name_contains), "$options": "i"}})
+        clauses.append(text_contains("name", f.name_contains))
     if f.sha256:
         clauses.append({"sha256": f.sha256.lower()})
     if f.sha256_in is not None:

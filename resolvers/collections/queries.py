@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import strawberry
@@ -14,6 +13,7 @@ from resolvers.context import Info
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
+from services.checks import text_contains
 from services.node_ids import NodeType, decode_object_id
 
 
@@ -35,7 +35,7 @@ class CollectionQueries:
         name: Annotated[str | None, strawberry.argument(description=(
             "Only the collection of exactly this name (names are unique: at most one); null for all."))] = None,
     ) -> Connection[Collection]:
-        query: dict = {"name": {"$regex": re.escape(name_contains), "$options": "i"}} if name_contains else {}
+        query: dict = text_contains("name", name_contains) if name_contains else {}
         if name is not None:  # a string, compared as one (never an operator)
             query = {"$and": [query, {"name": {"$eq": name}}]} if query else {"name": {"$eq": name}}
         return await paginate(

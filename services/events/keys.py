@@ -118,12 +118,12 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
                 result[i] = Event.model_validate(found)
             round_ = [i for i in range(len(events)) if result[i] is None]
             new = [events[i] for i in round_]
+            by_object = {id(events[i]): i for i in round_}  # a round's event objects, to their places
             attempted.update(event.id for event in new)
             try:
                 if new:
                     await writer.write(new, then=then(new), now=True)
             except BulkWriteError as error:
-                by_object = {id(events[i]): i for i in round_}
                 for event in getattr(error, "kept", ()):  # stored and delivered (FeedWriter._insert): ours now
                     adopt(by_object[id(event)], event)
                 if not _taken_key(error):
@@ -143,7 +143,6 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
                 # A lost answer, a time limit, the request cancelled: the insert may have stored some
                 # of them. Those found are stored events like any: delivered, alerted, this call's.
                 found = await asyncio.shield(_stored_after_all(writer, new))
-                by_object = {id(events[i]): i for i in round_}
                 for event in found:
                     adopt(by_object[id(event)], event)
                 raise
