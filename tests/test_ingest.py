@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ from storage import LocalStore
 from storage.local import SHA256_ATTR
 from tests.conftest import Served
 from tests.operations import Api, object_id
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -372,3 +375,89 @@ async def test_a_server_stopped_before_the_filing_leaves_what_a_rerun_finishes(a
     assert [(i["asset_id"], i["path"]) for i in items] == [(left[0]["_id"], "f2.bin")]
     assert await UploadSession.get_pymongo_collection().count_documents({"_id": orphan.id}) == 0
     assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
+
+
+async def test_a_second_ingest_of_files_another_is_filing_waits_for_its_outcome(
+        api: Api, contributor: str, root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Two ingests of one file into one collection at once. The first is held (a real request, on
+    the real database) after it stored its assets and before it filed them; the second took the
+    first's sessions, still `to_file`, for a crashed run's and filed them, answering with the
+    first's asset; the first then failed (a collection of its batch was deleted meanwhile) and
+    removed its assets, as a batch is all-or-nothing: the second had answered with an asset that no
+    longer exists. Now the second waits while the first is filing, and answers with what it left:
+    its own asset here, the first's once the first succeeds."""
+    from services.uploads import claims, ingest
+
+    (root / "f0.bin").write_bytes(os.urandom(900))
+    (root / "f1.bin").write_bytes(os.urandom(901))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    extra = (await api.data("CreateCollection", {"input": {"name": "extra"}}, token=contributor))["createCollection"]
+    shared = ingest_input(root / "f0.bin", collectionId=scans["id"], path="f0.bin")
+    hold = Hold(ingest._file)
+    monkeypatch.setattr(ingest, "_file", hold)
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 0.05)  # a filing held this long renews its lease
+
+    async def race(first_inputs: list[dict]) -> tuple[asyncio.Task, asyncio.Task]:
+        """The first ingest held before its filing; the second run until it answers or waits."""
+        hold.reset()
+        caplog.clear()
+        first = asyncio.create_task(api.run("IngestFiles", {"inputs": first_inputs}, token=contributor))
+        await wait_for(hold.reached.is_set, what="the first ingest to store its assets")
+        second = asyncio.create_task(api.data("IngestFiles", {"inputs": [shared]}, token=contributor))
+        await wait_for(lambda: second.done() or "another request is filing" in caplog.text,
+                       what="the second ingest to answer or wait")
+        return first, second
+
+    with caplog.at_level(logging.INFO, logger="graphlake.uploads"):
+        # The first fails: its batch's other collection is deleted while it is held.
+        first, second = await race([shared, ingest_input(root / "f1.bin", collectionId=extra["id"], path="f1.bin")])
+        leases = UploadSession.get_pymongo_collection()
+        taken = {s["_id"]: s["filing_at"] for s in await leases.find({"to_file": True}).to_list()}
+        assert len(taken) == 2 and not second.done()
+        await wait_for(lambda: renewed(leases, taken), what="the first ingest to renew its lease")
+        await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+        hold.go.set()
+        failed = await first
+        assert failed["errors"][0]["extensions"]["code"] == "NOT_FOUND", failed
+        [answer] = (await second)["ingestFiles"]
+        kept = await Asset.get_pymongo_collection().find({}).to_list()
+        assert [(a["_id"], a["status"]) for a in kept] == [(object_id(answer["asset"]["id"]), "ACTIVE")]
+        assert answer["unchanged"] is False  # nothing of the first's was left to find: its own copy
+        items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+        assert [(i["asset_id"], i["path"]) for i in items] == [(kept[0]["_id"], "f0.bin")]
+
+        # The first succeeds: the second answers with its asset, unchanged, and nothing is filed twice.
+        (root / "f0.bin").write_bytes(os.urandom(900))
+        shared.update(ingest_input(root / "f0.bin"))
+        first, second = await race([shared])
+        hold.go.set()
+        [made] = (await first)["data"]["ingestFiles"]
+        [answer] = (await second)["ingestFiles"]
+        assert (answer["unchanged"], answer["asset"]["id"]) == (True, made["asset"]["id"])
+    assert await stored() == 2
+    assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
+
+
+async def renewed(sessions: Any, taken: dict[ObjectId, datetime]) -> bool:
+    """Whether every one of these sessions' leases is newer than `taken`."""
+    now = {s["_id"]: s.get("filing_at") for s in await sessions.find({"_id": {"$in": list(taken)}}).to_list()}
+    return now.keys() == taken.keys() and all(now[i] and now[i] > at for i, at in taken.items())
+
+
+class Hold:
+    """A step of the service (ingest._file, patched with this) held on its first call until `go`:
+    the request making it stays between its writes while another runs."""
+
+    def __init__(self, step: Callable[..., Awaitable[None]]) -> None:
+        self.step = step
+        self.reset()
+
+    def reset(self) -> None:
+        self.reached, self.go, self.calls = asyncio.Event(), asyncio.Event(), 0
+
+    async def __call__(self, *args: object, **kwargs: object) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.reached.set()
+            await self.go.wait()
+        await self.step(*args, **kwargs)
