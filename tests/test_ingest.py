@@ -369,7 +369,9 @@ async def test_a_server_stopped_before_the_filing_leaves_what_a_rerun_finishes(a
     orphan.id = orphan.asset_id = ObjectId()
     await UploadSession.get_pymongo_collection().insert_one(orphan.model_dump(by_alias=True))
     long_ago = utcnow() - timedelta(hours=1)
-    await UploadSession.get_pymongo_collection().update_many({"to_file": True}, {"$set": {"finished_at": long_ago}})
+    # An hour on: the stopped server renewed none of its leases (filing_at) either.
+    await UploadSession.get_pymongo_collection().update_many({"to_file": True}, {"$set": {"finished_at": long_ago,
+                                                                                         "filing_at": long_ago}})
     assert await file_unfiled() == 1
     items = await CollectionItem.get_pymongo_collection().find({"collection_id": object_id(plates["id"])}).to_list()
     assert [(i["asset_id"], i["path"]) for i in items] == [(left[0]["_id"], "f2.bin")]
@@ -436,6 +438,61 @@ async def test_a_second_ingest_of_files_another_is_filing_waits_for_its_outcome(
         assert (answer["unchanged"], answer["asset"]["id"]) == (True, made["asset"]["id"])
     assert await stored() == 2
     assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
+
+
+async def test_a_rerun_waits_out_a_stopped_servers_lease_and_a_live_writer_is_told(
+        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A server killed between storing an ingest's assets and filing them leaves its lease on them
+    fresh for up to CLAIM_SECONDS, as a live writer's: a rerun then waits for it to run out and files
+    what the server left (unchanged), and the reconciler leaves them alone until it has. A writer
+    still renewing its lease when the rerun has waited FILING_WAIT_SECONDS is alive: the rerun is
+    refused, naming the file's path, and keeps no copy."""
+    from services.uploads import claims, ingest
+    from services.uploads.reconciler import file_unfiled
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    (root / "f.bin").write_bytes(os.urandom(800))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    inputs = [ingest_input(root / "f.bin", collectionId=scans["id"], path="f.bin")]
+
+    async def killed(*_: object, **__: object) -> None:
+        raise RuntimeError("the server's process ends here")
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest, "_file", killed)
+        patched.setattr(ingest, "_undo", nothing)
+        assert (await api.error("IngestFiles", {"inputs": inputs}, token=contributor))["extensions"]["code"] == "INTERNAL"
+    [left] = await Asset.get_pymongo_collection().find({}).to_list()
+    sessions = UploadSession.get_pymongo_collection()
+    # kill -9 ends no lease: as the killed server left it, renewed just now.
+    await sessions.update_many({"to_file": True}, {"$set": {"filing_at": utcnow(), "finished_at": utcnow() - timedelta(hours=1)}})
+    assert await file_unfiled() == 0  # old enough, but maybe still being filed
+    copies = sorted((store.root / "assets").iterdir())
+
+    (root / "g.bin").write_bytes(os.urandom(700))
+    batch = [ingest_input(root / "g.bin", collectionId=scans["id"], path="g.bin"), *inputs]
+    with monkeypatch.context() as patched:
+        patched.setattr(claims, "FILING_WAIT_SECONDS", 0.2)  # less than the lease has left: its writer looks alive
+        error = await api.error("IngestFiles", {"inputs": batch}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "inputs[1].path"} and "still filing" in error["message"]
+    assert sorted((store.root / "assets").iterdir()) == copies  # the refused call's copies went
+    assert await stored() == 1
+
+    with caplog.at_level(logging.INFO, logger="graphlake.uploads"):
+        rerun = asyncio.create_task(api.data("IngestFiles", {"inputs": inputs}, token=contributor))
+        await wait_for(lambda: "another request is filing" in caplog.text, what="the rerun to wait for the lease")
+        assert not rerun.done()
+        await sessions.update_many({"to_file": True}, {"$set": {"filing_at": utcnow() - timedelta(hours=1)}})  # ran out
+        [again] = (await rerun)["ingestFiles"]
+    assert (again["unchanged"], object_id(again["asset"]["id"])) == (True, left["_id"])
+    items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+    assert [(i["asset_id"], i["path"]) for i in items] == [(left["_id"], "f.bin")]
+    assert await stored() == 1 and await sessions.count_documents({"to_file": True}) == 0
 
 
 async def renewed(sessions: Any, taken: dict[ObjectId, datetime]) -> bool:
