@@ -39,6 +39,11 @@ class UploadSession(Document):
     # Completed, and not yet filed into `collection_id`: set as the session completes, cleared once
     # filed, so a crash in between leaves the reconciler something to finish.
     to_file: bool = False
+    # An ingest's lease on a session it is still filing: set as it writes the session, renewed every
+    # CLAIM_RENEW_SECONDS (services/uploads/claims.py), cleared with `to_file`. While it is fresh the
+    # ingest may yet fail and remove the asset, so no other request files it or answers with it;
+    # once older than CLAIM_SECONDS its writer is gone, and a rerun or the reconciler files it.
+    filing_at: datetime | None = None
     expires_at: datetime
     # Set by a completion just before the store joins a multipart upload's parts (which consumes
     # them): from then on the object, not the parts, is what a retry or the reconciler checks to
@@ -67,14 +72,15 @@ class UploadSession(Document):
         (services/uploads/sessions.py), and what the reconciler sweeps its bytes by once it is
         deleted (services/assets.py). With a `collection_id` it is still `to_file` there (at `path`):
         an ingest writes it before its asset, so a server stopping before the filing leaves what a
-        rerun or the reconciler finishes, as for a completed upload."""
+        rerun or the reconciler finishes, as for a completed upload; leased to the ingest writing it
+        (`filing_at`) until then."""
         assert asset.storage is not None
         now = utcnow()
         return cls(id=asset.id, asset_id=asset.id, mount=asset.storage.mount, key=asset.storage.key,
                    status=UploadStatus.COMPLETED, size_bytes=asset.size_bytes or 0, sha256=asset.sha256,
                    media_type=asset.media_type or "application/octet-stream", expires_at=now, finished_at=now,
                    created_by=asset.created_by, collection_id=collection_id, path=path,
-                   to_file=collection_id is not None)
+                   to_file=collection_id is not None, filing_at=now if collection_id is not None else None)
 
     @property
     def part_count(self) -> int:

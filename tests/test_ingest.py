@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ from storage import LocalStore
 from storage.local import SHA256_ATTR
 from tests.conftest import Served
 from tests.operations import Api, object_id
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -366,9 +369,152 @@ async def test_a_server_stopped_before_the_filing_leaves_what_a_rerun_finishes(a
     orphan.id = orphan.asset_id = ObjectId()
     await UploadSession.get_pymongo_collection().insert_one(orphan.model_dump(by_alias=True))
     long_ago = utcnow() - timedelta(hours=1)
-    await UploadSession.get_pymongo_collection().update_many({"to_file": True}, {"$set": {"finished_at": long_ago}})
+    # An hour on: the stopped server renewed none of its leases (filing_at) either.
+    await UploadSession.get_pymongo_collection().update_many({"to_file": True}, {"$set": {"finished_at": long_ago,
+                                                                                         "filing_at": long_ago}})
     assert await file_unfiled() == 1
     items = await CollectionItem.get_pymongo_collection().find({"collection_id": object_id(plates["id"])}).to_list()
     assert [(i["asset_id"], i["path"]) for i in items] == [(left[0]["_id"], "f2.bin")]
     assert await UploadSession.get_pymongo_collection().count_documents({"_id": orphan.id}) == 0
     assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
+
+
+async def test_a_second_ingest_of_files_another_is_filing_waits_for_its_outcome(
+        api: Api, contributor: str, root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Two ingests of one file into one collection at once. The first is held (a real request, on
+    the real database) after it stored its assets and before it filed them; the second took the
+    first's sessions, still `to_file`, for a crashed run's and filed them, answering with the
+    first's asset; the first then failed (a collection of its batch was deleted meanwhile) and
+    removed its assets, as a batch is all-or-nothing: the second had answered with an asset that no
+    longer exists. Now the second waits while the first is filing, and answers with what it left:
+    its own asset here, the first's once the first succeeds."""
+    from services.uploads import claims, ingest
+
+    (root / "f0.bin").write_bytes(os.urandom(900))
+    (root / "f1.bin").write_bytes(os.urandom(901))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    extra = (await api.data("CreateCollection", {"input": {"name": "extra"}}, token=contributor))["createCollection"]
+    shared = ingest_input(root / "f0.bin", collectionId=scans["id"], path="f0.bin")
+    hold = Hold(ingest._file)
+    monkeypatch.setattr(ingest, "_file", hold)
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 0.05)  # a filing held this long renews its lease
+
+    async def race(first_inputs: list[dict]) -> tuple[asyncio.Task, asyncio.Task]:
+        """The first ingest held before its filing; the second run until it answers or waits."""
+        hold.reset()
+        caplog.clear()
+        first = asyncio.create_task(api.run("IngestFiles", {"inputs": first_inputs}, token=contributor))
+        await wait_for(hold.reached.is_set, what="the first ingest to store its assets")
+        second = asyncio.create_task(api.data("IngestFiles", {"inputs": [shared]}, token=contributor))
+        await wait_for(lambda: second.done() or "another request is filing" in caplog.text,
+                       what="the second ingest to answer or wait")
+        return first, second
+
+    with caplog.at_level(logging.INFO, logger="graphlake.uploads"):
+        # The first fails: its batch's other collection is deleted while it is held.
+        first, second = await race([shared, ingest_input(root / "f1.bin", collectionId=extra["id"], path="f1.bin")])
+        leases = UploadSession.get_pymongo_collection()
+        taken = {s["_id"]: s["filing_at"] for s in await leases.find({"to_file": True}).to_list()}
+        assert len(taken) == 2 and not second.done()
+        await wait_for(lambda: renewed(leases, taken), what="the first ingest to renew its lease")
+        await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+        hold.go.set()
+        failed = await first
+        assert failed["errors"][0]["extensions"]["code"] == "NOT_FOUND", failed
+        [answer] = (await second)["ingestFiles"]
+        kept = await Asset.get_pymongo_collection().find({}).to_list()
+        assert [(a["_id"], a["status"]) for a in kept] == [(object_id(answer["asset"]["id"]), "ACTIVE")]
+        assert answer["unchanged"] is False  # nothing of the first's was left to find: its own copy
+        items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+        assert [(i["asset_id"], i["path"]) for i in items] == [(kept[0]["_id"], "f0.bin")]
+
+        # The first succeeds: the second answers with its asset, unchanged, and nothing is filed twice.
+        (root / "f0.bin").write_bytes(os.urandom(900))
+        shared.update(ingest_input(root / "f0.bin"))
+        first, second = await race([shared])
+        hold.go.set()
+        [made] = (await first)["data"]["ingestFiles"]
+        [answer] = (await second)["ingestFiles"]
+        assert (answer["unchanged"], answer["asset"]["id"]) == (True, made["asset"]["id"])
+    assert await stored() == 2
+    assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
+
+
+async def test_a_rerun_waits_out_a_stopped_servers_lease_and_a_live_writer_is_told(
+        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A server killed between storing an ingest's assets and filing them leaves its lease on them
+    fresh for up to CLAIM_SECONDS, as a live writer's: a rerun then waits for it to run out and files
+    what the server left (unchanged), and the reconciler leaves them alone until it has. A writer
+    still renewing its lease when the rerun has waited FILING_WAIT_SECONDS is alive: the rerun is
+    refused, naming the file's path, and keeps no copy."""
+    from services.uploads import claims, ingest
+    from services.uploads.reconciler import file_unfiled
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    (root / "f.bin").write_bytes(os.urandom(800))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    inputs = [ingest_input(root / "f.bin", collectionId=scans["id"], path="f.bin")]
+
+    async def killed(*_: object, **__: object) -> None:
+        raise RuntimeError("the server's process ends here")
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest, "_file", killed)
+        patched.setattr(ingest, "_undo", nothing)
+        assert (await api.error("IngestFiles", {"inputs": inputs}, token=contributor))["extensions"]["code"] == "INTERNAL"
+    [left] = await Asset.get_pymongo_collection().find({}).to_list()
+    sessions = UploadSession.get_pymongo_collection()
+    # kill -9 ends no lease: as the killed server left it, renewed just now.
+    await sessions.update_many({"to_file": True}, {"$set": {"filing_at": utcnow(), "finished_at": utcnow() - timedelta(hours=1)}})
+    assert await file_unfiled() == 0  # old enough, but maybe still being filed
+    copies = sorted((store.root / "assets").iterdir())
+
+    (root / "g.bin").write_bytes(os.urandom(700))
+    batch = [ingest_input(root / "g.bin", collectionId=scans["id"], path="g.bin"), *inputs]
+    with monkeypatch.context() as patched:
+        patched.setattr(claims, "FILING_WAIT_SECONDS", 0.2)  # less than the lease has left: its writer looks alive
+        error = await api.error("IngestFiles", {"inputs": batch}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "inputs[1].path"} and "still filing" in error["message"]
+    assert sorted((store.root / "assets").iterdir()) == copies  # the refused call's copies went
+    assert await stored() == 1
+
+    with caplog.at_level(logging.INFO, logger="graphlake.uploads"):
+        rerun = asyncio.create_task(api.data("IngestFiles", {"inputs": inputs}, token=contributor))
+        await wait_for(lambda: "another request is filing" in caplog.text, what="the rerun to wait for the lease")
+        assert not rerun.done()
+        await sessions.update_many({"to_file": True}, {"$set": {"filing_at": utcnow() - timedelta(hours=1)}})  # ran out
+        [again] = (await rerun)["ingestFiles"]
+    assert (again["unchanged"], object_id(again["asset"]["id"])) == (True, left["_id"])
+    items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+    assert [(i["asset_id"], i["path"]) for i in items] == [(left["_id"], "f.bin")]
+    assert await stored() == 1 and await sessions.count_documents({"to_file": True}) == 0
+
+
+async def renewed(sessions: Any, taken: dict[ObjectId, datetime]) -> bool:
+    """Whether every one of these sessions' leases is newer than `taken`."""
+    now = {s["_id"]: s.get("filing_at") for s in await sessions.find({"_id": {"$in": list(taken)}}).to_list()}
+    return now.keys() == taken.keys() and all(now[i] and now[i] > at for i, at in taken.items())
+
+
+class Hold:
+    """A step of the service (ingest._file, patched with this) held on its first call until `go`:
+    the request making it stays between its writes while another runs."""
+
+    def __init__(self, step: Callable[..., Awaitable[None]]) -> None:
+        self.step = step
+        self.reset()
+
+    def reset(self) -> None:
+        self.reached, self.go, self.calls = asyncio.Event(), asyncio.Event(), 0
+
+    async def __call__(self, *args: object, **kwargs: object) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.reached.set()
+            await self.go.wait()
+        await self.step(*args, **kwargs)

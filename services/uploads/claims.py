@@ -1,8 +1,11 @@
-"""Claims on sessions being completed: of two requests completing one upload at once, one does it and the other is told so."""
+"""Claims on sessions being completed: of two requests completing one upload at once, one does it and the other is told so.
+And leases on the sessions an ingest is filing: of two requests ingesting one file at once, the
+second waits for what the first leaves (services/uploads/ingest.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -11,7 +14,10 @@ from pymongo.errors import BulkWriteError
 
 from documents.clock import utcnow
 from documents.duplicates import duplicates_only
-from documents.upload import UploadClaim
+from documents.upload import UploadClaim, UploadSession
+from services.id_reads import fields_by_ids
+
+log = logging.getLogger("graphlake.uploads")
 
 # A completion renews its claims every CLAIM_RENEW_SECONDS while it works (reading a huge object
 # back can take minutes); a claim not renewed for CLAIM_SECONDS is from a request that died, and a
@@ -21,6 +27,10 @@ CLAIM_SECONDS = 30
 
 
 CLAIM_RENEW_SECONDS = 10
+# How long a request waits for another one filing the same files (filing_ended): past the longest a
+# dead writer's lease can still look fresh, so a rerun right after a crash still files what the
+# crash left; a writer still renewing its lease after that is alive and slow, and the caller is told.
+FILING_WAIT_SECONDS = CLAIM_SECONDS + CLAIM_RENEW_SECONDS
 
 
 async def claim(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
@@ -55,3 +65,38 @@ async def renew(session_ids: list[ObjectId]) -> None:
         await asyncio.sleep(CLAIM_RENEW_SECONDS)
         await UploadClaim.get_pymongo_collection().update_many({"_id": {"$in": session_ids}},
                                                                {"$set": {"claimed_at": utcnow()}})
+
+
+async def filing(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
+    """Those of these sessions an ingest is still filing: `to_file`, with a lease (`filing_at`)
+    renewed within CLAIM_SECONDS. One read by _id alone (see services/id_reads.py), judged here;
+    none for no ids."""
+    fresh = utcnow() - timedelta(seconds=CLAIM_SECONDS)
+    return {id for id, s in (await fields_by_ids(UploadSession, session_ids, ["to_file", "filing_at"])).items()
+            if s.get("to_file") and s.get("filing_at") and s["filing_at"] >= fresh}
+
+
+async def filing_ended(session_ids: set[ObjectId]) -> set[ObjectId]:
+    """Wait until no request is filing these sessions any more (it filed them, removed them, or died
+    and its lease ran out), for at most FILING_WAIT_SECONDS; those still being filed then. A
+    filing takes a few round trips, so the first looks come soon after each other."""
+    log.info("waiting: another request is filing %d of the files asked for (an ingest storing them)", len(session_ids))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FILING_WAIT_SECONDS
+    pause = 0.05
+    while session_ids and loop.time() < deadline:
+        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+        session_ids = await filing(list(session_ids))
+        pause = min(pause * 2, 1.0)
+    return session_ids
+
+
+async def keep_filing(session_ids: list[ObjectId]) -> None:
+    """Keep an ingest's lease on the sessions it is filing fresh until it is cancelled: a filing that
+    takes longer than CLAIM_SECONDS (a big batch) is not taken for a dead one's."""
+    while session_ids:
+        await asyncio.sleep(CLAIM_RENEW_SECONDS)
+        # By _id alone (services/id_reads.py): a lease left on a session filed meanwhile counts
+        # for nothing, as only `to_file` ones are leased (filing).
+        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": session_ids}},
+                                                                 {"$set": {"filing_at": utcnow()}})

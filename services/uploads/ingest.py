@@ -16,8 +16,11 @@ no asset names (bytes, never a record pointing at nothing), which the reconciler
 later (reconciler.sweep_stray_copies); stopping between the asset insert and the filing, it leaves
 ACTIVE assets whose sessions are still `to_file`, as a completion cut short does: calling again
 files them where they were going (and drops the copies it made meanwhile), and else the
-reconciler does (reconciler.file_unfiled). Thumbnails and metrics follow as for uploads (the
-resolver asks).
+reconciler does (reconciler.file_unfiled). Until then the call holds a lease on those sessions
+(`filing_at`, services/uploads/claims.py): another call ingesting the same files meanwhile must
+not take them for a crash's leftovers (it would answer with assets this call removes if its filing
+fails), so it waits for this one to end, or for a dead server's lease to lapse. Thumbnails and
+metrics follow as for uploads (the resolver asks).
 
 Only local mounts take ingests: a copy to S3 would carry every byte through the API process,
 which the upload path's signed URLs exist to avoid.
@@ -26,6 +29,7 @@ which the upload path's signed URLs exist to avoid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import os
 import stat
@@ -40,11 +44,12 @@ from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.common import AssetStatus
 from documents.retention import AssetRetention
-from documents.sparse import stored
+from documents.sparse import cleared, stored
 from documents.upload import UploadSession
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events.feed import FeedWriter
+from services.uploads import claims
 from services.uploads.finishing import status_event
 from services.uploads.mounts import choose_store
 from services.uploads.sessions import (
@@ -127,7 +132,11 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     ids = {i: ObjectId() for i in fresh}
     copied = await _copy(store, {i: (found[i], asset_key(ids[i]), digests.get(i)) for i in fresh}, set(hashed))
     uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
-    late = await _left_unfiled(uploads, fresh, items)
+    try:
+        late = await _left_unfiled(uploads, fresh, items)
+    except BaseException:  # another ingest still filing these files (CONFLICT), say: this call's copies go
+        await asyncio.gather(*(store.delete(asset_key(ids[i])) for i in fresh), return_exceptions=True)
+        raise
     if late:  # the copies just made are not needed: an earlier call stored these files
         await asyncio.gather(*(store.delete(asset_key(ids[i])) for i in late), return_exceptions=True)
         unchanged.update(late)
@@ -141,33 +150,52 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
         filing = [UploadSession.completed_for(made[i], collection_id=uploads[i].collection_id, path=uploads[i].path)
                   for i in made if uploads[i].collection_id]
         # Each filed asset's completed session, `to_file`, goes first: a server stopping after the
-        # assets' insert and before the filing leaves what a rerun (sessions._finish_filing) or the
+        # assets' insert and before the filing leaves what a rerun (sessions.filed_at) or the
         # reconciler (file_unfiled) files, not assets that name their collection and are in it for
         # nobody. Stopping before the assets' insert leaves sessions that name no asset, which the
-        # reconciler removes (the copies are then stray).
-        if filing:
-            await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in filing])
-        await Asset.get_pymongo_collection().insert_many([stored(a) for a in made.values()])
+        # reconciler removes (the copies are then stray). Until this call has filed them, its
+        # lease on them (`filing_at`, renewed while it works) keeps every other request from taking
+        # them for a crash's leftovers: it may yet fail and remove them.
+        leased: list[ObjectId] = [s.asset_id for s in filing]  # each session's id is its asset's
+        renewing = asyncio.create_task(claims.keep_filing(leased))
         try:
-            await _file(made, uploads, actor, settings.max_batch_items)
-        except BaseException:  # a collection deleted since it was checked, say: nothing of the batch stays
-            await _undo(store, list(made.values()))
+            if filing:
+                await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in filing])
+            await Asset.get_pymongo_collection().insert_many([stored(a) for a in made.values()])
+            try:
+                await _file(made, uploads, actor, settings.max_batch_items)
+            except BaseException:  # a collection deleted since it was checked, say: nothing of the batch stays
+                await _undo(store, list(made.values()))
+                raise
+            if filing:  # filed: the lease ends with the mark, in the same write
+                await UploadSession.get_pymongo_collection().update_many(
+                    {"_id": {"$in": leased}}, {"$set": {"to_file": False}, **cleared("filing_at")})
+        except BaseException:
+            # What the undo could not remove (or a failed insert left) is a stopped writer's: the
+            # lease goes, so a rerun or the reconciler files it now, not CLAIM_SECONDS later. Should
+            # this write fail too, the lease runs out all the same; the error that stopped the call
+            # is the one to tell.
+            if leased:
+                with contextlib.suppress(Exception):
+                    await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": leased}},
+                                                                             cleared("filing_at"))
             raise
-        if filing:
-            await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": [s.id for s in filing]}},
-                                                                     {"$set": {"to_file": False}})
+        finally:
+            renewing.cancel()
         await feed.write([status_event(a, now) for a in made.values()])
     return [Ingested(unchanged[i], unchanged=True) if i in unchanged else Ingested(made[i]) for i in range(len(uploads))]
 
 
 async def _left_unfiled(uploads: Sequence[UploadRequest], fresh: Sequence[int], items: list[dict]) -> dict[int, Asset]:
     """The fresh requests (now of known digest) whose file an earlier call stored and did not get
-    to file (its server stopped between the two): those assets, filed now, by request index. Their
+    to file (its server stopped between the two; one still filing them is waited for, see
+    sessions.filed_at): those assets, filed now, by request index. Their
     digests are known only once copied, so a rerun copies such a file once more, and drops the copy;
     one read of the assets' SHA-256 index when there is none."""
     wanted = {(uploads[i].collection_id, uploads[i].path) for i in fresh}
     found = await filed_at([uploads[i] for i in fresh],
-                           [item for item in items if (item["collection_id"], item["path"]) in wanted])
+                           [item for item in items if (item["collection_id"], item["path"]) in wanted],
+                           where=lambda j: f"inputs[{fresh[j]}].")
     return {fresh[j]: asset for j, asset in found.items()}
 
 

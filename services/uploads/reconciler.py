@@ -159,10 +159,13 @@ async def _file_settled(completed: Sequence[UploadSession]) -> None:
 
 async def file_unfiled() -> int:
     """File completed uploads a crash left unfiled (their session still marked `to_file`), once
-    they are older than a completion can take; returns how many."""
+    they are older than a completion can take and no ingest still holds them (its lease renewed
+    within CLAIM_SECONDS: a big batch can take longer to file, and it removes what it stored if
+    its filing fails); returns how many."""
     cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
     unfiled = await UploadSession.find({"status": UploadStatus.COMPLETED.value, "to_file": True,
-                                        "finished_at": {"$lt": cutoff}}).to_list()
+                                        "finished_at": {"$lt": cutoff},
+                                        "$or": [{"filing_at": None}, {"filing_at": {"$lt": cutoff}}]}).to_list()
     # An ingest writes its sessions before its assets (services/uploads/ingest.py): a server stopping
     # between the two left sessions that name no asset. Filed with the others, they would fail their
     # whole collection's group (NOT_FOUND); removed, their copies are the stray sweep's.

@@ -22,10 +22,10 @@ from documents.sparse import stored
 from documents.upload import UploadSession, UploadStatus
 from services import collections
 from services.checks import check_labels, check_media_type, check_metadata, check_name, get_or_not_found
-from services.errors import BadUserInput, NotFound
+from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
-from services.uploads import stat_hints
+from services.uploads import claims, stat_hints
 from services.uploads.finishing import file_completed
 from services.uploads.mounts import choose_store
 from services.uploads.verification import check_sha256
@@ -145,10 +145,16 @@ async def items_at(requests: Sequence[UploadRequest]) -> list[dict]:
         {"collection_id": 1, "path": 1, "asset_id": 1}).to_list()
 
 
-async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None = None) -> dict[int, Asset]:
+async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None = None,
+                   where: Callable[[int], str] = lambda i: f"inputs[{i}].") -> dict[int, Asset]:
     """The requests whose file is in their collection already, at the same path with the same
     SHA-256 and ACTIVE (a directory uploaded or ingested again): those assets, by request index.
-    `items`: items_at's answer for these requests, if the caller has read it already."""
+    `items`: items_at's answer for these requests, if the caller has read it already.
+
+    An ingest still filing such a file (its sessions leased: services/uploads/claims.py) may yet
+    fail and remove it, as its batch is all-or-nothing: this waits for it to end and answers with
+    what it left. One that still files after FILING_WAIT_SECONDS is CONFLICT on the request's
+    path (`where` prefixes it: "inputs[3]." in a batch)."""
     asked = {(r.collection_id, r.path, r.sha256): i for i, r in enumerate(requests) if r.collection_id and r.path and r.sha256}
     if not asked:
         return {}
@@ -157,45 +163,60 @@ async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None =
     # By id alone, the status checked here, and only when there is something to find: see services/id_reads.py.
     assets = {a.id: a for a in await docs_by_ids(Asset, [i["asset_id"] for i in items])
               if a.status is AssetStatus.ACTIVE}
-    found = {}
+    found: dict[int, Asset] = {}
     for item in items:
         asset = assets.get(item["asset_id"])
         index = asked.get((item["collection_id"], item["path"], asset.sha256)) if asset else None
-        if index is not None:
+        if asset and index is not None:
             found[index] = asset
     missed = {key: i for key, i in asked.items() if i not in found}
-    if missed and await _finish_filing(missed):
-        return await filed_at(requests)  # their items are there now
+    unfiled = await _unfiled_sessions(missed) if missed else {}
+    # Both what an ingest has filed already (an item of a batch filing into several collections)
+    # and what it has yet to file: a session shares its asset's id.
+    asking: dict[ObjectId, int] = {id: i for id, (i, _) in unfiled.items()}
+    asking.update((a.id, i) for i, a in found.items() if a.id)
+    held = await claims.filing(list(asking))
+    if held:
+        still = await claims.filing_ended(held)
+        if still:
+            raise Conflict("another request is still filing this file at this path (an ingest of it); try again once "
+                           "it has answered", field=f"{where(min(asking[id] for id in still))}path")
+        return await filed_at(requests, where=where)  # filed or removed meanwhile: read again
+    if unfiled:
+        sessions = [session for _, session in unfiled.values()]
+        for actor in {s.created_by for s in sessions}:
+            await file_completed([s for s in sessions if s.created_by == actor], actor)
+        return await filed_at(requests, where=where)  # their items are there now
     return found
 
 
-async def _finish_filing(missed: dict[tuple[ObjectId, str, str], int]) -> bool:
-    """File the completed uploads of these (collection, path, SHA-256) that a completion cut short
-    left unfiled (ACTIVE, their session still `to_file`); whether there were any. A rerun after a
-    crash asks for them before the reconciler files them (CLAIM_SECONDS on): it sent them again, and
-    both copies ended up at one path. Filing twice changes nothing, so a completion still filing
-    them in another request does no harm. Found through the assets' SHA-256 index: by their session's
-    collection and path, the embedded default would scan every session."""
+async def _unfiled_sessions(missed: dict[tuple[ObjectId, str, str], int]) -> dict[ObjectId, tuple[int, UploadSession]]:
+    """The completed uploads of these (collection, path, SHA-256) that a completion cut short left
+    unfiled (ACTIVE, their session still `to_file`), by session id, with the index `missed` gives
+    them, for filed_at to file. A rerun after a crash asks for them before the reconciler files
+    them (CLAIM_SECONDS on): it sent them again, and both copies ended up at one path. Filing twice
+    changes nothing, so a completion still filing them in another request does no harm; an ingest
+    still filing them may yet remove them (filed_at waits for it). Found through the assets'
+    SHA-256 index: by their session's collection and path, the embedded default would scan every
+    session."""
     twins = await Asset.get_pymongo_collection().find(
         {"sha256": {"$in": list({sha for _, _, sha in missed})}, "status": AssetStatus.ACTIVE.value},
         {"sha256": 1, "collection_ids": 1}).to_list()
     wanted = {collection for collection, _, _ in missed}
     candidates = {t["_id"]: t["sha256"] for t in twins if wanted.intersection(t.get("collection_ids") or ())}
     if not candidates:
-        return False
-    unfiled = [s for s in await docs_by_ids(UploadSession, list(candidates))
-               if s.to_file and s.status is UploadStatus.COMPLETED and s.collection_id and s.path
-               and (s.collection_id, s.path, candidates[s.asset_id]) in missed]
-    for actor in {s.created_by for s in unfiled}:
-        await file_completed([s for s in unfiled if s.created_by == actor], actor)
-    return bool(unfiled)
+        return {}
+    return {s.id: (missed[(s.collection_id, s.path, candidates[s.asset_id])], s)
+            for s in await docs_by_ids(UploadSession, list(candidates))
+            if s.id and s.to_file and s.status is UploadStatus.COMPLETED and s.collection_id and s.path
+            and (s.collection_id, s.path, candidates[s.asset_id]) in missed}
 
 
-async def _filed_already(requests: Sequence[UploadRequest]) -> dict[int, Started]:
+async def _filed_already(requests: Sequence[UploadRequest], where: Callable[[int], str]) -> dict[int, Started]:
     """filed_at's, with their completed sessions (what createUploads answers with; a session's id is
     its asset's). A file filed without an upload (ingested: services/uploads/ingest.py) gets its
     completed session now, once, so uploading it again stores nothing twice either."""
-    assets = await filed_at(requests)
+    assets = await filed_at(requests, where=where)
     done = {s.id: s for s in await docs_by_ids(UploadSession, [a.id for a in assets.values()])}
     missing = {a.id: UploadSession.completed_for(a) for a in assets.values() if a.id not in done and a.storage}
     if missing:
@@ -257,7 +278,7 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
             expires_at=utcnow() + timedelta(seconds=settings.upload_expiry_seconds), created_by=actor,
         )
 
-    unchanged = await _filed_already(requests)
+    unchanged = await _filed_already(requests, where)
     fresh = [r for i, r in enumerate(requests) if i not in unchanged]
     if not fresh:
         return [unchanged[i] for i in range(len(requests))]
