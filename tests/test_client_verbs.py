@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from graphlake.app import create_app
+from graphlake.settings import Settings
 from graphlake_client import (
     Client,
     GraphlakeClientError,
@@ -34,6 +36,7 @@ from graphlake_client import operations as ops
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
+from tests.processes import serving
 from tests.waiting import wait_for
 
 
@@ -509,6 +512,8 @@ async def overflow(handler: GraphlakeLogHandler, logger: logging.Logger, release
     """One record taken by the sender, held at the proxy until `release`; thirteen more logged into a
     queue of ten (three dropped); then released and flushed."""
     logger.warning("held")
+    if handler.batch_size > 1:  # sent alone, now: a batch still gathering would take some of the thirteen
+        handler.flush(0)
     await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
     for i in range(13):
         logger.info("queued %d", i)
@@ -517,25 +522,20 @@ async def overflow(handler: GraphlakeLogHandler, logger: logging.Logger, release
     await asyncio.to_thread(handler.flush, 20)
 
 
-async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, api: Api, contributor: str) -> None:
-    """A proxy holds the sender's connection to the real server until released: the queue fills
-    meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest."""
-    release = asyncio.Event()
+async def held_proxy(port: int, release: asyncio.Event) -> tuple[asyncio.Server, str]:
+    """A proxy to the server on `port` that holds every connection until `release`; and its URL."""
 
     async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await release.wait()
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(served.base_url.rsplit(":", 1)[1]))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
 
     proxy = await asyncio.start_server(held, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
-    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
-    logger = logger_with(handler)
-    try:
-        await overflow(handler, logger, release)
-    finally:
-        await asyncio.to_thread(handler.close)
-        proxy.close()
+    return proxy, f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+
+
+async def shipped_overflow(api: Api, contributor: str, handler: GraphlakeLogHandler) -> None:
+    """What overflow() logged is in the lake: every queued record once, and one WARNING counting the rest."""
     edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
                             token=contributor))["events"]["edges"]
     messages = sorted(e["node"]["message"] for e in edges)
@@ -544,6 +544,41 @@ async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, ap
     (notice,) = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
     assert notice["level"] == "WARNING" and notice["data"] == {"log": {"dropped": 3}}
     assert handler.lost == 0
+
+
+async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, api: Api, contributor: str) -> None:
+    """A proxy holds the sender's connection to the real server until released: the queue fills
+    meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest
+    (at batch_size 1, the notice goes in a batch of its own)."""
+    release = asyncio.Event()
+    proxy, url = await held_proxy(int(served.base_url.rsplit(":", 1)[1]), release)
+    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
+    logger = logger_with(handler)
+    try:
+        await overflow(handler, logger, release)
+    finally:
+        await asyncio.to_thread(handler.close)
+        proxy.close()
+    await shipped_overflow(api, contributor, handler)
+
+
+async def test_a_drop_notice_takes_a_place_in_its_batch(served: Served, settings: Settings, api: Api,
+                                                        contributor: str) -> None:
+    """A server taking at most 5 events a call, and a handler whose batch_size is that limit: the
+    notice rode on top of a full batch, 6 events, which the server refused whole (the records counted
+    lost, the notice never stored), and so every batch after it that carried the notice again."""
+    limited = create_app(settings.model_copy(update={"max_events_per_batch": 5}))
+    release = asyncio.Event()
+    async with serving(limited, log_level="info") as port:  # "warning" would silence uvicorn.access for later tests
+        proxy, url = await held_proxy(port, release)
+        handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=5, flush_interval=0.01)
+        logger = logger_with(handler)
+        try:
+            await overflow(handler, logger, release)
+        finally:
+            await asyncio.to_thread(handler.close)
+            proxy.close()
+    await shipped_overflow(api, contributor, handler)
 
 
 async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key(served: Served, api: Api,
@@ -597,11 +632,12 @@ async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key
     edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
                             token=contributor))["events"]["edges"]
     notices = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
-    assert [n["data"] for n in notices] == [{"log": {"dropped": 3}}]  # once, though sent in three batches
-    # Every queued record is stored; the one whose batch was never answered counts as not confirmed.
+    assert [n["data"] for n in notices] == [{"log": {"dropped": 3}}]  # once, though sent three times
+    # Every queued record is stored and confirmed: at batch_size 1 the notice went alone, the batches
+    # whose answers were lost held no record.
     assert sorted(e["node"]["message"] for e in edges if "dropped" not in e["node"]["message"]) == sorted(
         ["held", "after", *(f"queued {i}" for i in range(10))])
-    assert handler.lost == 1
+    assert handler.lost == 0
 
 
 @pytest.mark.parametrize("how", ["lost", "gateway"])
