@@ -10,7 +10,8 @@ an asyncio.run closes its loop when it ends, so a Client made once and used from
 asyncio.run calls (a script's steps, a notebook's cells) would reach for the first loop's
 connections in the second and fail with "Event loop is closed". So each loop the client runs on
 gets pools of its own, made when it first sends (`_on_loop`), with whatever else a client asks
-once per loop (`LoopState.asked`).
+once per loop (`LoopState.asked`). A transport the caller hands in is loop-bound the same way: given
+as a factory it is made again for each loop; given as an instance it serves the first loop only.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from graphlake_client.retries import (
 )
 
 Progress = Callable[[int], None]  # called with the bytes just sent
+# A transport for the client's pools: an instance (serves one event loop), or a factory called once per loop.
+TransportOption = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
 CONNECT_SECONDS = 10.0
 # A document holding a mutation is not sent twice unless it never left, or the verb says it is
 # safe to (`_repeatable`). Told by its definitions' keywords, outside strings and comments: a
@@ -83,6 +86,19 @@ class LoopState:
     asked: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
 
+class TransportOnAnotherLoop(RuntimeError):
+    """A transport instance given to the client, used on a second event loop: its connections belong
+    to the first. Named by its argument; a factory (`graphql_transport=lambda: MyTransport(...)`)
+    gives each loop one of its own."""
+
+    def __init__(self, argument: str, transport: httpx.AsyncBaseTransport) -> None:
+        super().__init__(
+            f"{argument}: the transport {transport!r} serves the event loop it first ran on, and this client now "
+            f"runs on another (a second asyncio.run, say), where its connections would fail with 'Event loop is "
+            f"closed'. Pass a factory instead, called once per loop: {argument}=lambda: {type(transport).__name__}(...)")
+        self.argument = argument
+
+
 class Transport:
     """The connections to a server and its stores, and the retry knobs: `retries` (how many times a
     failed request is sent again) and `backoff_seconds` (the first wait between attempts); what
@@ -92,8 +108,7 @@ class Transport:
     backoff_seconds = BACKOFF_SECONDS  # first retry delay; doubles each attempt (with jitter), at most 30 s
 
     def __init__(self, url: str, token: str | None, *, retries: int = RETRIES, timeout: float = 300,
-                 storage_transport: httpx.AsyncBaseTransport | None = None,
-                 graphql_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 storage_transport: TransportOption = None, graphql_transport: TransportOption = None) -> None:
         # The server prints its endpoint (`.../graphql`); that URL works too, not only the server's root.
         self.url = url.rstrip("/").removesuffix("/graphql")
         self.retries = retries
@@ -101,7 +116,8 @@ class Transport:
         # `timeout` is for an answer (a completion may read a big object back for minutes); a connection
         # is made in seconds or not at all, and is tried again (retries.py): 300 s each was half an hour.
         self._timeout = httpx.Timeout(timeout, connect=CONNECT_SECONDS)
-        self._transports = graphql_transport, storage_transport
+        self._transports = {"graphql_transport": graphql_transport, "storage_transport": storage_transport}
+        self._transport_loops: dict[str, asyncio.AbstractEventLoop] = {}  # the loop each given instance serves
         self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
 
     def _on_loop(self) -> LoopState:
@@ -112,12 +128,22 @@ class Transport:
         state = self._loops.get(loop)
         if state is None:
             self._loops = {other: kept for other, kept in self._loops.items() if not other.is_closed()}
-            graphql_transport, storage_transport = self._transports
+            graphql_transport = self._transport("graphql_transport", loop)
+            storage_transport = self._transport("storage_transport", loop)
             state = self._loops[loop] = LoopState(
                 httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=graphql_transport),
                 # Signed URLs carry their own authorization: never send our token to a store.
                 httpx.AsyncClient(timeout=self._timeout, transport=storage_transport))
         return state
+
+    def _transport(self, argument: str, loop: asyncio.AbstractEventLoop) -> httpx.AsyncBaseTransport | None:
+        """The transport `argument` gives for `loop`: a factory's new one, or the instance, on its first loop only."""
+        given = self._transports[argument]
+        if given is None or isinstance(given, httpx.AsyncBaseTransport):
+            if given is not None and self._transport_loops.setdefault(argument, loop) is not loop:
+                raise TransportOnAnotherLoop(argument, given)
+            return given
+        return given()
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -848,6 +849,63 @@ async def test_one_client_serves_several_asyncio_runs(served: Served, contributo
         return {"value": got["value"], "first": first, "second": second}
 
     assert await asyncio.to_thread(script) == {"value": {"run": 1}, "first": scan.read_bytes(), "second": scan.read_bytes()}
+
+
+class Counting(httpx.AsyncHTTPTransport):
+    """httpx's own transport, counting the requests it sends: a transport a user hands to Client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return await super().handle_async_request(request)
+
+
+async def test_a_transport_handed_to_the_client_serves_several_asyncio_runs(served: Served, contributor: str,
+                                                                            tmp_path: Path) -> None:
+    """A transport holds connections of the loop that ran it, as the client's own pools do: one handed
+    in as an instance was used again on the next run's loop and failed with "Event loop is closed".
+    Handed in as a factory, each run's loop gets its own; an instance is refused on a second loop,
+    naming its argument, before anything is sent."""
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(os.urandom(3000))
+
+    def script() -> dict[str, object]:
+        made: dict[str, list[Counting]] = {"graphql": [], "storage": []}
+
+        def factory(kind: str) -> Callable[[], Counting]:
+            def make() -> Counting:
+                made[kind].append(Counting())
+                return made[kind][-1]
+            return make
+
+        lake = client(served, contributor, tmp_path, direct_writes=False, graphql_transport=factory("graphql"),
+                      storage_transport=factory("storage"))
+        first = asyncio.run(lake.store_file(scan, name="first.bin"))  # PUT to its signed URL; not closed
+        second = asyncio.run(lake.store_file(scan, name="second.bin"))
+        copy = asyncio.run(lake.read_bytes(second))
+        asyncio.run(lake.aclose())
+        shared = Counting()
+        other = client(served, contributor, tmp_path, graphql_transport=shared)
+        got = asyncio.run(other.get_asset(first["id"]))
+        sent = shared.sent
+        try:
+            asyncio.run(other.get_asset(first["id"]))
+            refused = ""
+        except RuntimeError as error:
+            refused = str(error)
+        return {"names": [got["name"], second["name"]], "copy": copy, "refused": refused, "after": shared.sent - sent,
+                "graphql": [t.sent > 0 for t in made["graphql"]], "storage": [t.sent for t in made["storage"]]}
+
+    result = await asyncio.to_thread(script)  # off the loop the server runs on, as a script's main thread
+    assert result["names"] == ["first.bin", "second.bin"] and result["copy"] == scan.read_bytes()
+    # One of each per run, each used there: a PUT in each upload's run.
+    assert result["graphql"] == [True, True, True] and len(result["storage"]) == 3 and result["storage"][:2] == [1, 1]
+    refused = str(result["refused"])
+    assert refused.startswith("graphql_transport: ") and "graphql_transport=lambda: Counting(...)" in refused, refused
+    assert result["after"] == 0
 
 
 async def test_a_naive_datetime_is_one_error_naming_its_argument_in_every_verb(served: Served, api: Api, contributor: str,
