@@ -12,6 +12,11 @@ connections in the second and fail with "Event loop is closed". So each loop the
 gets pools of its own, made when it first sends (`_on_loop`), with whatever else a client asks
 once per loop (`LoopState.asked`). A transport the caller hands in is loop-bound the same way: given
 as a factory it is made again for each loop; given as an instance it serves the first loop only.
+
+A run that ends without closing the client closes its connections all the same: each loop's pools
+are closed by an async generator parked on that loop (`LoopState.closer`), which asyncio.run closes
+as it ends (loop.shutdown_asyncgens), while the loop still runs. Left open, their sockets were closed
+only when collected, and a script that never called aclose ended in ResourceWarnings.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -84,6 +89,7 @@ class LoopState:
     http: httpx.AsyncClient
     storage_http: httpx.AsyncClient
     asked: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    closer: AsyncGenerator[None] | None = None  # closes the pools when closed (Transport._closing)
 
 
 class TransportOnAnotherLoop(RuntimeError):
@@ -121,19 +127,27 @@ class Transport:
         self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
 
     def _on_loop(self) -> LoopState:
-        """The running loop's pools, made on its first request. Those of a loop that has closed are
-        dropped: they cannot be closed without it (httpcore would call on it), and their sockets are
-        closed when they are collected."""
+        """The running loop's pools, made on its first request. Those of a loop that closed without
+        closing them (not run by asyncio.run, which does) are dropped: they cannot be closed without
+        it (httpcore would call on it), and their sockets are closed when they are collected."""
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
             self._loops = {other: kept for other, kept in self._loops.items() if not other.is_closed()}
             graphql_transport = self._transport("graphql_transport", loop)
             storage_transport = self._transport("storage_transport", loop)
-            state = self._loops[loop] = LoopState(
+            state = LoopState(
                 httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=graphql_transport),
                 # Signed URLs carry their own authorization: never send our token to a store.
                 httpx.AsyncClient(timeout=self._timeout, transport=storage_transport))
+            state.closer = self._closing(loop, state)
+            # Started here, to its yield (nothing before it awaits): its first step registers it with the
+            # running loop (the loop's asyncgen hook), whose shutdown_asyncgens then closes it.
+            try:
+                state.closer.asend(None).send(None)
+            except StopIteration:
+                pass
+            self._loops[loop] = state
         return state
 
     def _transport(self, argument: str, loop: asyncio.AbstractEventLoop) -> httpx.AsyncBaseTransport | None:
@@ -144,6 +158,17 @@ class Transport:
                 raise TransportOnAnotherLoop(argument, given)
             return given
         return given()
+
+    async def _closing(self, loop: asyncio.AbstractEventLoop, state: LoopState) -> AsyncGenerator[None]:
+        """Waits at its yield for as long as `loop` runs the client; closed by aclose(), or by
+        asyncio.run as the run ends, it closes the loop's pools while the loop still runs."""
+        try:
+            yield
+        finally:
+            if self._loops.get(loop) is state:
+                del self._loops[loop]
+            await state.http.aclose()
+            await state.storage_http.aclose()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -171,11 +196,11 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close the connections of the running loop. A later call opens new ones (a client used in
-        `async with` within one asyncio.run and again in the next), as a later loop's call does."""
+        `async with` within one asyncio.run and again in the next), as a later loop's call does.
+        asyncio.run closes them as it ends, when this was not called."""
         state = self._loops.pop(asyncio.get_running_loop(), None)
-        if state is not None:
-            await state.http.aclose()
-            await state.storage_http.aclose()
+        if state is not None and state.closer is not None:
+            await state.closer.aclose()
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one GraphQL operation; its `data`, or GraphlakeClientError with the first error's code

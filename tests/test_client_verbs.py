@@ -908,6 +908,45 @@ async def test_a_transport_handed_to_the_client_serves_several_asyncio_runs(serv
     assert result["after"] == 0
 
 
+UNCLOSED_SCRIPT = r"""
+import asyncio, sys
+from graphlake_client import Client, SyncClient
+
+url, token = sys.argv[1:3]
+lake = Client(url, token)  # one client, two runs, never closed
+stored = asyncio.run(lake.store_value({"run": 1}, name="first"))
+print(asyncio.run(lake.get_asset(stored["id"]))["value"]["run"])
+
+async def main():
+    inner = Client(url, token)  # made and used in one run, never closed
+    return (await inner.store_value({"run": 2}, name="second"))["name"]
+
+print(asyncio.run(main()))
+
+def step():
+    return SyncClient(url, token).store_value({"run": 3}, name="third")["name"]  # dropped at once, never closed
+
+print(step())
+kept = SyncClient(url, token)  # alive at exit, never closed
+print(kept.get_asset(stored["id"])["value"]["run"])
+"""
+
+
+async def test_clients_never_closed_leave_nothing_open_at_exit(served: Served, contributor: str) -> None:
+    """A script that never closes its clients: async ones across asyncio.runs and within one, a
+    SyncClient dropped and one alive at exit. Each run's connections were left to the closed loop,
+    and the SyncClient's to a loop nobody stopped: under python -X dev, every socket was a
+    ResourceWarning ("unclosed transport") as the interpreter ended."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", UNCLOSED_SCRIPT, served.base_url, contributor,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    out, err = await asyncio.wait_for(process.communicate(), 60)  # the server runs on this loop: never block it
+    assert process.returncode == 0, err.decode()
+    assert out.decode().split() == ["1", "second", "third", "1"]
+    for sign in ("ResourceWarning", "unclosed", "Exception ignored", "was destroyed but it is pending"):
+        assert sign.lower() not in err.decode().lower(), err.decode()
+
+
 async def test_a_naive_datetime_is_one_error_naming_its_argument_in_every_verb(served: Served, api: Api, contributor: str,
                                                                               tmp_path: Path) -> None:
     """Wherever a verb takes a time, a naive datetime is NaiveTime (BAD_USER_INPUT, and a ValueError)
