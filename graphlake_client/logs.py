@@ -298,8 +298,9 @@ class GraphlakeLogHandler(logging.Handler):
             await lake.log_events(notice + records)  # keyed, all: sent again while it fails on the way (retries)
         except Exception as error:
             if not self._failing:
-                what = f"{len(records)} log records" + (" and the drop notice" if notice else "")
-                sys.stderr.write(f"GraphlakeLogHandler: {what} not confirmed stored at {lake.url} "
+                what = [f"{len(records)} log records"] if records else []
+                what += ["the drop notice"] if notice else []
+                sys.stderr.write(f"GraphlakeLogHandler: {' and '.join(what)} not confirmed stored at {lake.url} "
                                  f"(tried {1 + self.retries} times at most): {type(error).__name__}: {error}\n")
             self._failing = True
             self._settle(len(records), lost=True)
