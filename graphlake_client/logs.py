@@ -9,7 +9,7 @@ the code that logs.
 
 `emit` turns a record into an EventInput and puts it on a bounded queue, nothing more: it never
 waits for the network. A background thread sends the queue in batches (one `logEvents` each, at
-most `batch_size` records or `flush_interval` seconds apart). Each record gets a key as it is
+most `batch_size` events, a drop notice included, or `flush_interval` seconds apart). Each record gets a key as it is
 made (a UUID), so a batch is safe to send twice: one that failed on the way (a timeout whose batch
 was in fact stored, a server restarting, a gateway's 503) is sent again, `retries` times with
 backoff from `backoff_seconds` (retries.keyed_writes; by default about two minutes of waits, which
