@@ -9,7 +9,7 @@ the code that logs.
 
 `emit` turns a record into an EventInput and puts it on a bounded queue, nothing more: it never
 waits for the network. A background thread sends the queue in batches (one `logEvents` each, at
-most `batch_size` records or `flush_interval` seconds apart). Each record gets a key as it is
+most `batch_size` events, a drop notice included, or `flush_interval` seconds apart). Each record gets a key as it is
 made (a UUID), so a batch is safe to send twice: one that failed on the way (a timeout whose batch
 was in fact stored, a server restarting, a gateway's 503) is sent again, `retries` times with
 backoff from `backoff_seconds` (retries.keyed_writes; by default about two minutes of waits, which
@@ -244,7 +244,7 @@ class GraphlakeLogHandler(logging.Handler):
                 runner.run(lake.aclose())
 
     def _gather(self) -> tuple[list[EventInput], bool]:
-        """The next batch: from the first record on, until batch_size, flush_interval, a flush or the stop."""
+        """The next batch: from the first record on, until it is full (_room), flush_interval, a flush or the stop."""
         batch: list[EventInput] = []
         item = self._queue.get()
         deadline = time.monotonic() + self.flush_interval
@@ -256,12 +256,19 @@ class GraphlakeLogHandler(logging.Handler):
                     return batch, False
             else:
                 batch.append(item)
-                if len(batch) >= self.batch_size:
+                if len(batch) >= self._room():
                     return batch, False
             try:
                 item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return batch, False
+
+    def _room(self) -> int:
+        """How many records the next batch takes: batch_size, less the drop notice's place when one
+        waits to go. The server counts the notice as an event (GRAPHLAKE_MAX_EVENTS_PER_BATCH): a full
+        batch beside it was refused whole, notice included, batch after batch."""
+        waiting = self._notice is not None or self._unreported > 0  # read unlocked: _send checks again
+        return max(1, self.batch_size - waiting)
 
     async def _send(self, lake: Client, batch: list[EventInput]) -> None:
         task = asyncio.current_task()
@@ -274,23 +281,35 @@ class GraphlakeLogHandler(logging.Handler):
             notice = [self._notice] if self._notice is not None else []
             if task is not None:
                 self._sending = (asyncio.get_running_loop(), task)
+        # Never more than batch_size events in all. A drop counted after the batch was gathered (or a
+        # batch_size of 1) leaves no room beside the notice: what does not fit follows, without it.
+        room = self.batch_size - len(notice)
         try:
-            await lake.log_events(notice + batch)  # keyed, all: sent again while it fails on the way (retries)
-        except Exception as error:
-            if not self._failing:
-                sys.stderr.write(f"GraphlakeLogHandler: {len(batch)} log records not confirmed stored at {lake.url} "
-                                 f"(tried {1 + self.retries} times at most): {type(error).__name__}: {error}\n")
-            self._failing = True
-            self._settle(len(batch), lost=True)
-            return
+            await self._deliver(lake, batch[:room], notice)
+            if batch[room:]:
+                await self._deliver(lake, batch[room:], [])
         finally:
             with self._progress:
                 self._sending = None
+
+    async def _deliver(self, lake: Client, records: list[EventInput], notice: list[EventInput]) -> None:
+        """One logEvents call: `records`, after the drop `notice` when one goes along."""
+        try:
+            await lake.log_events(notice + records)  # keyed, all: sent again while it fails on the way (retries)
+        except Exception as error:
+            if not self._failing:
+                what = [f"{len(records)} log records"] if records else []
+                what += ["the drop notice"] if notice else []
+                sys.stderr.write(f"GraphlakeLogHandler: {' and '.join(what)} not confirmed stored at {lake.url} "
+                                 f"(tried {1 + self.retries} times at most): {type(error).__name__}: {error}\n")
+            self._failing = True
+            self._settle(len(records), lost=True)
+            return
         self._failing = False
         with self._progress:
             if notice and self._notice is notice[0]:
                 self._notice = None
-        self._settle(len(batch))
+        self._settle(len(records))
 
     def _drop_notice(self, dropped: int) -> EventInput:
         notice: EventInput = {"eventType": self.event_type, "level": "WARNING",

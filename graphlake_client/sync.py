@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
@@ -55,15 +56,51 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
     return call
 
 
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    """The background thread: runs `loop` until stopped, then closes it (and the async generators it
+    still holds: a page iterator left unfinished, say)."""
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Client) -> None:
+    """Close `client`'s connections on `loop`, then stop the loop (which then closes). What close()
+    does, and what a SyncClient never closed gets when it is collected, or at exit at the latest
+    (weakref.finalize): its connections and loop were left open, and Python warned of each."""
+    if loop.is_closed():
+        return
+    if threading.current_thread() is thread:  # collected on its own loop, which cannot wait for itself
+
+        async def closing() -> None:
+            try:
+                await client.aclose()
+            finally:
+                loop.stop()
+
+        loop.create_task(closing())
+        return
+    try:
+        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+
+
 class SyncClient:
     """A Graphlake server through plain (blocking) calls: every verb of `Client`, same arguments.
     Use it as a context manager, or call `close()`; `options` go to Client (retries, timeout, ...)."""
 
     def __init__(self, url: str, token: str | None, **options: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="graphlake-client", daemon=True)
-        self._thread.start()
         self.client = Client(url, token, **options)  # used only on self._loop, through run()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=_serve, args=(self._loop,), name="graphlake-client", daemon=True)
+        self._thread.start()
+        self._closer = weakref.finalize(self, _shut, self._loop, self._thread, self.client)
 
     def run(self, work: Coroutine[Any, Any, R]) -> R:
         """Run a coroutine on the client's loop and wait for its result (Ctrl-C cancels it there too)."""
@@ -81,15 +118,9 @@ class SyncClient:
             raise
 
     def close(self) -> None:
-        """Close the connections and stop the background loop."""
-        if self._loop.is_closed():
-            return
-        try:
-            self.run(self.client.aclose())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+        """Close the connections and stop the background loop (done at exit, or when the client is
+        collected, if never called)."""
+        self._closer()
 
     def __enter__(self) -> Self:
         return self

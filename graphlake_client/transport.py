@@ -10,7 +10,13 @@ an asyncio.run closes its loop when it ends, so a Client made once and used from
 asyncio.run calls (a script's steps, a notebook's cells) would reach for the first loop's
 connections in the second and fail with "Event loop is closed". So each loop the client runs on
 gets pools of its own, made when it first sends (`_on_loop`), with whatever else a client asks
-once per loop (`LoopState.asked`).
+once per loop (`LoopState.asked`). A transport the caller hands in is loop-bound the same way: given
+as a factory it is made again for each loop; given as an instance it serves the first loop only.
+
+A run that ends without closing the client closes its connections all the same: each loop's pools
+are closed by an async generator parked on that loop (`LoopState.closer`), which asyncio.run closes
+as it ends (loop.shutdown_asyncgens), while the loop still runs. Left open, their sockets were closed
+only when collected, and a script that never called aclose ended in ResourceWarnings.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -40,6 +46,8 @@ from graphlake_client.retries import (
 )
 
 Progress = Callable[[int], None]  # called with the bytes just sent
+# A transport for the client's pools: an instance (serves one event loop), or a factory called once per loop.
+TransportOption = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
 CONNECT_SECONDS = 10.0
 # A document holding a mutation is not sent twice unless it never left, or the verb says it is
 # safe to (`_repeatable`). Told by its definitions' keywords, outside strings and comments: a
@@ -81,6 +89,20 @@ class LoopState:
     http: httpx.AsyncClient
     storage_http: httpx.AsyncClient
     asked: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    closer: AsyncGenerator[None] | None = None  # closes the pools when closed (Transport._closing)
+
+
+class TransportOnAnotherLoop(RuntimeError):
+    """A transport instance given to the client, used on a second event loop: its connections belong
+    to the first. Named by its argument; a factory (`graphql_transport=lambda: MyTransport(...)`)
+    gives each loop one of its own."""
+
+    def __init__(self, argument: str, transport: httpx.AsyncBaseTransport) -> None:
+        super().__init__(
+            f"{argument}: the transport {transport!r} serves the event loop it first ran on, and this client now "
+            f"runs on another (a second asyncio.run, say), where its connections would fail with 'Event loop is "
+            f"closed'. Pass a factory instead, called once per loop: {argument}=lambda: {type(transport).__name__}(...)")
+        self.argument = argument
 
 
 class Transport:
@@ -92,8 +114,7 @@ class Transport:
     backoff_seconds = BACKOFF_SECONDS  # first retry delay; doubles each attempt (with jitter), at most 30 s
 
     def __init__(self, url: str, token: str | None, *, retries: int = RETRIES, timeout: float = 300,
-                 storage_transport: httpx.AsyncBaseTransport | None = None,
-                 graphql_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 storage_transport: TransportOption = None, graphql_transport: TransportOption = None) -> None:
         # The server prints its endpoint (`.../graphql`); that URL works too, not only the server's root.
         self.url = url.rstrip("/").removesuffix("/graphql")
         self.retries = retries
@@ -101,23 +122,53 @@ class Transport:
         # `timeout` is for an answer (a completion may read a big object back for minutes); a connection
         # is made in seconds or not at all, and is tried again (retries.py): 300 s each was half an hour.
         self._timeout = httpx.Timeout(timeout, connect=CONNECT_SECONDS)
-        self._transports = graphql_transport, storage_transport
+        self._transports = {"graphql_transport": graphql_transport, "storage_transport": storage_transport}
+        self._transport_loops: dict[str, asyncio.AbstractEventLoop] = {}  # the loop each given instance serves
         self._loops: dict[asyncio.AbstractEventLoop, LoopState] = {}
 
     def _on_loop(self) -> LoopState:
-        """The running loop's pools, made on its first request. Those of a loop that has closed are
-        dropped: they cannot be closed without it (httpcore would call on it), and their sockets are
-        closed when they are collected."""
+        """The running loop's pools, made on its first request. Those of a loop that closed without
+        closing them (not run by asyncio.run, which does) are dropped: they cannot be closed without
+        it (httpcore would call on it), and their sockets are closed when they are collected."""
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
             self._loops = {other: kept for other, kept in self._loops.items() if not other.is_closed()}
-            graphql_transport, storage_transport = self._transports
-            state = self._loops[loop] = LoopState(
+            graphql_transport = self._transport("graphql_transport", loop)
+            storage_transport = self._transport("storage_transport", loop)
+            state = LoopState(
                 httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=graphql_transport),
                 # Signed URLs carry their own authorization: never send our token to a store.
                 httpx.AsyncClient(timeout=self._timeout, transport=storage_transport))
+            state.closer = self._closing(loop, state)
+            # Started here, to its yield (nothing before it awaits): its first step registers it with the
+            # running loop (the loop's asyncgen hook), whose shutdown_asyncgens then closes it.
+            try:
+                state.closer.asend(None).send(None)
+            except StopIteration:
+                pass
+            self._loops[loop] = state
         return state
+
+    def _transport(self, argument: str, loop: asyncio.AbstractEventLoop) -> httpx.AsyncBaseTransport | None:
+        """The transport `argument` gives for `loop`: a factory's new one, or the instance, on its first loop only."""
+        given = self._transports[argument]
+        if given is None or isinstance(given, httpx.AsyncBaseTransport):
+            if given is not None and self._transport_loops.setdefault(argument, loop) is not loop:
+                raise TransportOnAnotherLoop(argument, given)
+            return given
+        return given()
+
+    async def _closing(self, loop: asyncio.AbstractEventLoop, state: LoopState) -> AsyncGenerator[None]:
+        """Waits at its yield for as long as `loop` runs the client; closed by aclose(), or by
+        asyncio.run as the run ends, it closes the loop's pools while the loop still runs."""
+        try:
+            yield
+        finally:
+            if self._loops.get(loop) is state:
+                del self._loops[loop]
+            await state.http.aclose()
+            await state.storage_http.aclose()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -145,11 +196,11 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close the connections of the running loop. A later call opens new ones (a client used in
-        `async with` within one asyncio.run and again in the next), as a later loop's call does."""
+        `async with` within one asyncio.run and again in the next), as a later loop's call does.
+        asyncio.run closes them as it ends, when this was not called."""
         state = self._loops.pop(asyncio.get_running_loop(), None)
-        if state is not None:
-            await state.http.aclose()
-            await state.storage_http.aclose()
+        if state is not None and state.closer is not None:
+            await state.closer.aclose()
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one GraphQL operation; its `data`, or GraphlakeClientError with the first error's code

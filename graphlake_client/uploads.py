@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
@@ -27,7 +25,7 @@ from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, ch
 from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
 from graphlake_client.retries import RETRIES, completion_waits
-from graphlake_client.transport import Progress, Transport
+from graphlake_client.transport import Progress, Transport, TransportOption
 
 BATCH_FILES = 100  # files per createUploads / completeUploads: a directory of small files is not 3 round trips each
 # Batches under way at once: while the server completes one (reads back and checks every file), the
@@ -44,8 +42,8 @@ class Uploader(Transport):
 
     def __init__(self, url: str, token: str | None, *, concurrency: int = 4, retries: int = RETRIES,
                  resume: ResumeState | None = None, timeout: float = 300,
-                 storage_transport: httpx.AsyncBaseTransport | None = None, direct_writes: bool = True,
-                 graphql_transport: httpx.AsyncBaseTransport | None = None, server_ingest: bool = True) -> None:
+                 storage_transport: TransportOption = None, direct_writes: bool = True,
+                 graphql_transport: TransportOption = None, server_ingest: bool = True) -> None:
         super().__init__(url, token, retries=retries, timeout=timeout, storage_transport=storage_transport,
                          graphql_transport=graphql_transport)
         self.concurrency = concurrency

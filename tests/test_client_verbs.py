@@ -11,12 +11,15 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
+from graphlake.app import create_app
+from graphlake.settings import Settings
 from graphlake_client import (
     Client,
     GraphlakeClientError,
@@ -34,6 +37,7 @@ from graphlake_client import operations as ops
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
+from tests.processes import serving
 from tests.waiting import wait_for
 
 
@@ -509,6 +513,8 @@ async def overflow(handler: GraphlakeLogHandler, logger: logging.Logger, release
     """One record taken by the sender, held at the proxy until `release`; thirteen more logged into a
     queue of ten (three dropped); then released and flushed."""
     logger.warning("held")
+    if handler.batch_size > 1:  # sent alone, now: a batch still gathering would take some of the thirteen
+        handler.flush(0)
     await wait_for(lambda: handler._queue.qsize() == 0, what="the sender to take the first record")
     for i in range(13):
         logger.info("queued %d", i)
@@ -517,25 +523,20 @@ async def overflow(handler: GraphlakeLogHandler, logger: logging.Logger, release
     await asyncio.to_thread(handler.flush, 20)
 
 
-async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, api: Api, contributor: str) -> None:
-    """A proxy holds the sender's connection to the real server until released: the queue fills
-    meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest."""
-    release = asyncio.Event()
+async def held_proxy(port: int, release: asyncio.Event) -> tuple[asyncio.Server, str]:
+    """A proxy to the server on `port` that holds every connection until `release`; and its URL."""
 
     async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await release.wait()
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(served.base_url.rsplit(":", 1)[1]))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
 
     proxy = await asyncio.start_server(held, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
-    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
-    logger = logger_with(handler)
-    try:
-        await overflow(handler, logger, release)
-    finally:
-        await asyncio.to_thread(handler.close)
-        proxy.close()
+    return proxy, f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+
+
+async def shipped_overflow(api: Api, contributor: str, handler: GraphlakeLogHandler) -> None:
+    """What overflow() logged is in the lake: every queued record once, and one WARNING counting the rest."""
     edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
                             token=contributor))["events"]["edges"]
     messages = sorted(e["node"]["message"] for e in edges)
@@ -544,6 +545,41 @@ async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, ap
     (notice,) = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
     assert notice["level"] == "WARNING" and notice["data"] == {"log": {"dropped": 3}}
     assert handler.lost == 0
+
+
+async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, api: Api, contributor: str) -> None:
+    """A proxy holds the sender's connection to the real server until released: the queue fills
+    meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest
+    (at batch_size 1, the notice goes in a batch of its own)."""
+    release = asyncio.Event()
+    proxy, url = await held_proxy(int(served.base_url.rsplit(":", 1)[1]), release)
+    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
+    logger = logger_with(handler)
+    try:
+        await overflow(handler, logger, release)
+    finally:
+        await asyncio.to_thread(handler.close)
+        proxy.close()
+    await shipped_overflow(api, contributor, handler)
+
+
+async def test_a_drop_notice_takes_a_place_in_its_batch(served: Served, settings: Settings, api: Api,
+                                                        contributor: str) -> None:
+    """A server taking at most 5 events a call, and a handler whose batch_size is that limit: the
+    notice rode on top of a full batch, 6 events, which the server refused whole (the records counted
+    lost, the notice never stored), and so every batch after it that carried the notice again."""
+    limited = create_app(settings.model_copy(update={"max_events_per_batch": 5}))
+    release = asyncio.Event()
+    async with serving(limited, log_level="info") as port:  # "warning" would silence uvicorn.access for later tests
+        proxy, url = await held_proxy(port, release)
+        handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=5, flush_interval=0.01)
+        logger = logger_with(handler)
+        try:
+            await overflow(handler, logger, release)
+        finally:
+            await asyncio.to_thread(handler.close)
+            proxy.close()
+    await shipped_overflow(api, contributor, handler)
 
 
 async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key(served: Served, api: Api,
@@ -597,11 +633,12 @@ async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key
     edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 50},
                             token=contributor))["events"]["edges"]
     notices = [e["node"] for e in edges if "dropped" in e["node"]["message"]]
-    assert [n["data"] for n in notices] == [{"log": {"dropped": 3}}]  # once, though sent in three batches
-    # Every queued record is stored; the one whose batch was never answered counts as not confirmed.
+    assert [n["data"] for n in notices] == [{"log": {"dropped": 3}}]  # once, though sent three times
+    # Every queued record is stored and confirmed: at batch_size 1 the notice went alone, the batches
+    # whose answers were lost held no record.
     assert sorted(e["node"]["message"] for e in edges if "dropped" not in e["node"]["message"]) == sorted(
         ["held", "after", *(f"queued {i}" for i in range(10))])
-    assert handler.lost == 1
+    assert handler.lost == 0
 
 
 @pytest.mark.parametrize("how", ["lost", "gateway"])
@@ -812,6 +849,102 @@ async def test_one_client_serves_several_asyncio_runs(served: Served, contributo
         return {"value": got["value"], "first": first, "second": second}
 
     assert await asyncio.to_thread(script) == {"value": {"run": 1}, "first": scan.read_bytes(), "second": scan.read_bytes()}
+
+
+class Counting(httpx.AsyncHTTPTransport):
+    """httpx's own transport, counting the requests it sends: a transport a user hands to Client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return await super().handle_async_request(request)
+
+
+async def test_a_transport_handed_to_the_client_serves_several_asyncio_runs(served: Served, contributor: str,
+                                                                            tmp_path: Path) -> None:
+    """A transport holds connections of the loop that ran it, as the client's own pools do: one handed
+    in as an instance was used again on the next run's loop and failed with "Event loop is closed".
+    Handed in as a factory, each run's loop gets its own; an instance is refused on a second loop,
+    naming its argument, before anything is sent."""
+    scan = tmp_path / "scan.bin"
+    scan.write_bytes(os.urandom(3000))
+
+    def script() -> dict[str, object]:
+        made: dict[str, list[Counting]] = {"graphql": [], "storage": []}
+
+        def factory(kind: str) -> Callable[[], Counting]:
+            def make() -> Counting:
+                made[kind].append(Counting())
+                return made[kind][-1]
+            return make
+
+        lake = client(served, contributor, tmp_path, direct_writes=False, graphql_transport=factory("graphql"),
+                      storage_transport=factory("storage"))
+        first = asyncio.run(lake.store_file(scan, name="first.bin"))  # PUT to its signed URL; not closed
+        second = asyncio.run(lake.store_file(scan, name="second.bin"))
+        copy = asyncio.run(lake.read_bytes(second))
+        asyncio.run(lake.aclose())
+        shared = Counting()
+        other = client(served, contributor, tmp_path, graphql_transport=shared)
+        got = asyncio.run(other.get_asset(first["id"]))
+        sent = shared.sent
+        try:
+            asyncio.run(other.get_asset(first["id"]))
+            refused = ""
+        except RuntimeError as error:
+            refused = str(error)
+        return {"names": [got["name"], second["name"]], "copy": copy, "refused": refused, "after": shared.sent - sent,
+                "graphql": [t.sent > 0 for t in made["graphql"]], "storage": [t.sent for t in made["storage"]]}
+
+    result = await asyncio.to_thread(script)  # off the loop the server runs on, as a script's main thread
+    assert result["names"] == ["first.bin", "second.bin"] and result["copy"] == scan.read_bytes()
+    # One of each per run, each used there: a PUT in each upload's run.
+    assert result["graphql"] == [True, True, True] and len(result["storage"]) == 3 and result["storage"][:2] == [1, 1]
+    refused = str(result["refused"])
+    assert refused.startswith("graphql_transport: ") and "graphql_transport=lambda: Counting(...)" in refused, refused
+    assert result["after"] == 0
+
+
+UNCLOSED_SCRIPT = r"""
+import asyncio, sys
+from graphlake_client import Client, SyncClient
+
+url, token = sys.argv[1:3]
+lake = Client(url, token)  # one client, two runs, never closed
+stored = asyncio.run(lake.store_value({"run": 1}, name="first"))
+print(asyncio.run(lake.get_asset(stored["id"]))["value"]["run"])
+
+async def main():
+    inner = Client(url, token)  # made and used in one run, never closed
+    return (await inner.store_value({"run": 2}, name="second"))["name"]
+
+print(asyncio.run(main()))
+
+def step():
+    return SyncClient(url, token).store_value({"run": 3}, name="third")["name"]  # dropped at once, never closed
+
+print(step())
+kept = SyncClient(url, token)  # alive at exit, never closed
+print(kept.get_asset(stored["id"])["value"]["run"])
+"""
+
+
+async def test_clients_never_closed_leave_nothing_open_at_exit(served: Served, contributor: str) -> None:
+    """A script that never closes its clients: async ones across asyncio.runs and within one, a
+    SyncClient dropped and one alive at exit. Each run's connections were left to the closed loop,
+    and the SyncClient's to a loop nobody stopped: under python -X dev, every socket was a
+    ResourceWarning ("unclosed transport") as the interpreter ended."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", UNCLOSED_SCRIPT, served.base_url, contributor,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    out, err = await asyncio.wait_for(process.communicate(), 60)  # the server runs on this loop: never block it
+    assert process.returncode == 0, err.decode()
+    assert out.decode().split() == ["1", "second", "third", "1"]
+    for sign in ("ResourceWarning", "unclosed", "Exception ignored", "was destroyed but it is pending"):
+        assert sign.lower() not in err.decode().lower(), err.decode()
 
 
 async def test_a_naive_datetime_is_one_error_naming_its_argument_in_every_verb(served: Served, api: Api, contributor: str,
