@@ -22,8 +22,10 @@ only when collected, and a script that never called aclose ended in ResourceWarn
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
+import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +94,15 @@ class LoopState:
     closer: AsyncGenerator[None] | None = None  # closes the pools when closed (Transport._closing)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR), made once per
+    process: each httpx client made its own, about 20 ms of loading certificates on the event loop,
+    twice for every loop a client runs on (a script's each asyncio.run, each CLI command). An
+    SSLContext is safe to share across clients, threads and loops."""
+    return httpx.create_ssl_context()
+
+
 class TransportOnAnotherLoop(RuntimeError):
     """A transport instance given to the client, used on a second event loop: its connections belong
     to the first. Named by its argument; a factory (`graphql_transport=lambda: MyTransport(...)`)
@@ -137,9 +148,10 @@ class Transport:
             graphql_transport = self._transport("graphql_transport", loop)
             storage_transport = self._transport("storage_transport", loop)
             state = LoopState(
-                httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=graphql_transport),
+                httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=graphql_transport,
+                                  verify=tls_context()),
                 # Signed URLs carry their own authorization: never send our token to a store.
-                httpx.AsyncClient(timeout=self._timeout, transport=storage_transport))
+                httpx.AsyncClient(timeout=self._timeout, transport=storage_transport, verify=tls_context()))
             state.closer = self._closing(loop, state)
             # Started here, to its yield (nothing before it awaits): its first step registers it with the
             # running loop (the loop's asyncgen hook), whose shutdown_asyncgens then closes it.
