@@ -50,11 +50,13 @@ def test_a_client_verb_runs_without_the_server_stack() -> None:
 from typer.testing import CliRunner
 from graphlake.cli import app
 outcome = CliRunner().invoke(app, ["download", "some-alias", "--url", "http://127.0.0.1:{port}", "--token", "t"])
-result.update(code=outcome.exit_code, output=outcome.output)
+result.update(code=outcome.exit_code, output=outcome.output, settings="pydantic_settings" in sys.modules)
 import httpx  # loaded by the verb itself; a no-op here
 """)
     assert result["code"] == 1 and "cannot reach http://127.0.0.1" in result["output"], result
     assert loaded == []
+    # Given its server, a client verb reads no settings: importing pydantic-settings took a fifth of a second.
+    assert result["settings"] is False
 
 
 def test_check_loads_the_driver_and_the_local_store_but_not_the_documents_graphql_or_s3(tmp_path: Path) -> None:
