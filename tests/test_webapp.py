@@ -10,7 +10,8 @@ drop, a folder into a collection (picked, and dropped) and a big file in parts, 
 picking the file again after a page reload); see the image's thumbnail in the grid and its
 annotations of every kind drawn over it (keypoints with their skeleton; ground truth solid,
 predictions dashed with their scores; a corrected record hidden, then faded) and verify one; browse a
-collection, search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
+collection, come Back to the assets, collections and datasets lists where they were scrolled (past
+their first page), search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
 a version intact and one changed behind its back, and scroll a dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
 the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
@@ -52,6 +53,7 @@ VERSIONS = 52  # a dataset's versions, also a page and more
 OLDER_EVENTS = 55  # events logged before the walk, beyond the events page's first 50
 FILED_IN = 25  # collections the searched asset is in: its page lists 20, then the rest on "Show more"
 BUSY_NODES = 55  # nodes busy five minutes each beside the robot: the utilization page scrolls to a second page
+SHELVED = 60  # datasets beside the walk's two: the datasets list scrolls to a second page of 12
 
 
 class Walk:
@@ -211,6 +213,8 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     viewer = await make_token(Role.VIEWER, name="webapp-viewer")
     tag = uuid.uuid4().hex[:8]
     await _seed(api, contributor, tag)
+    for i in range(SHELVED):  # older than the walk's datasets, which the first page shows
+        await factories.dataset(api, contributor, f"shelved-{tag}-{i:02d}")
     await _many_versions(api, contributor, f"many-{tag}")
     files = _files(tmp_path, tag, settings.multipart_threshold_bytes)
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")

@@ -38,6 +38,31 @@ async function signIn(p, token, role) {
   await p.getByTestId("role").filter({ hasText: role }).waitFor();
 }
 
+/** Scrolls a list (rows with data-testid `rowId`) past its first page, opens an item near its end,
+ *  goes Back and checks the list came back with those pages, where it was scrolled. */
+async function backKeepsPlace(rowId) {
+  const rows = page.getByTestId(rowId);
+  await rows.nth(49).waitFor();
+  await rows.last().scrollIntoViewIfNeeded();
+  await rows.nth(50).waitFor();  // the second page
+  // To its end: further down than Back could land with the first page alone (the browser's own
+  // scroll restoration stops there, and the list then loads the second page with no one at its end).
+  await rows.last().scrollIntoViewIfNeeded();
+  // The app keeps the pages and the position in the history entry, the position a moment after
+  // scrolling stops (listMemory.ts): wait for both, where it keeps them (else Back below must fail).
+  await page.waitForFunction(() => !history.state?.list
+    || (history.state.list.cursors.length > 1 && history.state.list.scrollY === window.scrollY));
+  const shown = await rows.count();
+  const scrolled = await page.evaluate(() => window.scrollY);
+  if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
+  await rows.nth(shown - 2).click();
+  await rows.first().waitFor({ state: "detached" });
+  await page.goBack();
+  await page.waitForFunction(([id, n]) => document.querySelectorAll(`[data-testid=${id}]`).length === n, [rowId, shown]);
+  await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 2, scrolled);
+  await page.evaluate(() => window.scrollTo(0, 0));
+}
+
 async function main() {
   const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
   try {
@@ -75,15 +100,7 @@ async function main() {
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
 
     step = "Back from an asset far down the list returns to it, its pages loaded, where it was";
-    await page.waitForTimeout(300);  // the position is saved a moment after scrolling stops
-    const scrolled = await page.evaluate(() => window.scrollY);
-    if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
-    await rows.nth(config.assetCount - 2).click();
-    await page.getByTestId("asset-name").waitFor();
-    await page.goBack();
-    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
-    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 50, scrolled);
-    await page.evaluate(() => window.scrollTo(0, 0));
+    await backKeepsPlace("asset-row");
 
     step = "search by name, then labels, finds the asset";
     await page.getByLabel("Name contains").fill(config.assetName);
@@ -474,12 +491,22 @@ async function main() {
     await shot("collection");
     await page.goBack();  // to the search the collection was found by
     if ((await page.getByLabel("Collection name contains").inputValue()) !== config.collection) throw new Error("Back lost the search");
+
+    step = "Back from a collection far down the list returns to it, its pages loaded, where it was";
+    await page.getByLabel("Collection name contains").fill("");
+    await page.waitForFunction(() => location.search === "");
+    await backKeepsPlace("collection-row");
     say("COLLECTION_OK");
 
     step = "the datasets are searched by name, in any case; the search is in the URL";
     await page.getByRole("link", { name: "Datasets" }).click();
     const datasetRows = page.getByTestId("dataset-row");
     await datasetRows.filter({ hasText: config.manyVersions }).waitFor();  // listed before the search
+
+    step = "Back from a dataset far down the list returns to it, its pages loaded, where it was";
+    await backKeepsPlace("dataset-row");
+
+    step = "the datasets are searched by name, in any case; the search is in the URL";
     await page.getByLabel("Dataset name contains").fill(config.dataset.toUpperCase());
     await page.waitForFunction((name) => new URLSearchParams(location.search).get("name") === name, config.dataset.toUpperCase());
     await page.getByTestId("dataset-count").filter({ hasText: /^1 dataset$/ }).waitFor();
