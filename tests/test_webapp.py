@@ -8,8 +8,9 @@ paused, resumed) and scroll back to older ones; see a node's utilization (and sc
 second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
-annotations of every kind drawn over it (keypoints with their skeleton; ground truth solid,
-predictions dashed with their scores; a corrected record hidden, then faded) and verify one; browse a
+annotations of every kind drawn over it (keypoints with their skeleton; a person's records solid, a
+model's dashed with their scores, whatever their set's purpose; a corrected record
+hidden, then faded) and verify one; browse a
 collection, come Back to the assets, collections and datasets lists where they were scrolled (past
 their first page), search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
 a version intact and one changed behind its back, and scroll a dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
@@ -135,7 +136,8 @@ async def _seed(api: Api, token: str, tag: str) -> None:
 
 async def _annotate(api: Api, token: str, image_id: str) -> str:
     """Ground truth (a box, a polygon, then that polygon corrected) and a model's predictions of every
-    other kind, in two sets (the viewer toggles sets); returns the ground truth's set."""
+    other kind, with a person's box among them, in two sets (the viewer toggles sets); returns the
+    ground truth's set."""
     schema = await factories.schema(api, token)
     truth = await factories.annotation_set(api, token, schema["id"])
     records = [
@@ -162,6 +164,9 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
          # As a COCO import keeps a category's skeleton: 1-based pairs. The edge to the hidden one is not drawn.
          "attributes": {"skeleton": [[1, 2], [2, 3]]}},
         {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
+        # A person's correction among the model's records: drawn as a person's, whatever the set's purpose.
+        {"kind": "BBOX", "label": "dent", "source": {"kind": "HUMAN", "name": "bob"},
+         "geometry": {"bbox": {"x": 180, "y": 20, "width": 60, "height": 40}}},
     ]
     await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
                    token=token)

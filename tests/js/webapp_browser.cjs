@@ -421,17 +421,21 @@ async function main() {
     if (viewBox !== `0 0 ${natural[0]} ${natural[1]}`) throw new Error(`overlay viewBox ${viewBox}, image ${natural}`);
     const truthSwitch = page.getByRole("checkbox", { name: /^labels/ });
     await truthSwitch.uncheck();  // hide the ground truth: its shapes go, the predictions stay
-    await overlay.locator("[data-kind=BBOX], [data-kind=POLYGON]").first().waitFor({ state: "detached" });
+    await overlay.locator("[data-purpose=GROUND_TRUTH]").first().waitFor({ state: "detached" });
     await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
     say(`OVERLAY_OK ${viewBox}`);
 
-    step = "ground truth is drawn solid, a model's predictions dashed with their scores, as the legend says";
+    step = "a person's records are drawn solid, a model's dashed with their scores, whatever their set's purpose, as the legend says";
     await truthSwitch.check();
     const truthBox = overlay.locator("rect[data-kind=BBOX][data-purpose=GROUND_TRUTH]");
     const predicted = overlay.locator("rect[data-kind=ROTATED_BBOX][data-purpose=PREDICTION]");
+    const corrected = overlay.locator("rect[data-kind=BBOX][data-purpose=PREDICTION]");  // a person's, in the model's set
     await truthBox.waitFor();
     if (await truthBox.getAttribute("stroke-dasharray")) throw new Error("the ground truth's box is dashed");
     if (!(await predicted.getAttribute("stroke-dasharray"))) throw new Error("the prediction's box is not dashed");
+    if (await corrected.getAttribute("stroke-dasharray")) throw new Error("a person's box in a set of predictions is dashed");
+    // The purpose still shows, as text beside the set's switch.
+    await page.locator(".sets label").filter({ hasText: "detector-v3 (PREDICTION)" }).waitFor();
     if (!(await overlay.locator("polyline[data-kind=POLYLINE]").getAttribute("stroke-dasharray"))) throw new Error("a prediction's line is not dashed");
     // A label the schema gives a colour is drawn in it (dent: #ff0000), one it does not in the palette's.
     await overlay.locator('polygon[data-kind=POLYGON][data-purpose=GROUND_TRUTH][stroke="#ff0000"]').first().waitFor();
@@ -440,10 +444,10 @@ async function main() {
     const captions = await overlay.locator("text[data-caption]").allTextContents();
     if (JSON.stringify(captions.sort()) !== JSON.stringify(["0.55", "0.70", "0.91"])) throw new Error(`captions ${captions}`);
     const legend = page.getByTestId("legend");
-    await legend.locator("li[data-purpose=GROUND_TRUTH]").filter({ hasText: "ground truth" }).waitFor();
-    await legend.locator("li[data-purpose=PREDICTION]").filter({ hasText: "prediction" }).waitFor();
-    if (await legend.locator("li[data-purpose=GROUND_TRUTH] line").getAttribute("stroke-dasharray")) throw new Error("the legend's ground truth is dashed");
-    if (!(await legend.locator("li[data-purpose=PREDICTION] line").getAttribute("stroke-dasharray"))) throw new Error("the legend's prediction is solid");
+    await legend.locator("li[data-source=HUMAN]").filter({ hasText: "by a person" }).waitFor();
+    await legend.locator("li[data-source=MODEL]").filter({ hasText: "by a model" }).waitFor();
+    if (await legend.locator("li[data-source=HUMAN] line").getAttribute("stroke-dasharray")) throw new Error("the legend's person is dashed");
+    if (!(await legend.locator("li[data-source=MODEL] line").getAttribute("stroke-dasharray"))) throw new Error("the legend's model is solid");
 
     step = "the polygon a correction replaced is hidden, and shown faded when asked";
     const polygons = overlay.locator("polygon[data-kind=POLYGON]");
@@ -462,8 +466,8 @@ async function main() {
     await overlay.locator("g[data-superseded]").waitFor({ state: "detached" });
 
     step = "a CONTRIBUTOR verifies a record from the viewer; a ✓ shows beside its outline";
-    const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]");
-    const truthCaption = overlay.locator("g:has(> rect[data-kind=BBOX]) text[data-caption]");
+    const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]").filter({ hasText: "GROUND_TRUTH" });
+    const truthCaption = overlay.locator("g:has(> rect[data-kind=BBOX][data-purpose=GROUND_TRUTH]) text[data-caption]");
     if (await truthCaption.count()) throw new Error("an unverified box without a score has a caption");
     await scratch.getByRole("button", { name: "Verify" }).click();
     await scratch.filter({ hasText: "✓ verified" }).waitFor();
@@ -475,9 +479,9 @@ async function main() {
     step = "an image's records past the first page of 200 come with Show more";
     const recordRows = page.getByTestId("record-row");
     if ((await recordRows.count()) !== 200) throw new Error(`${await recordRows.count()} records listed at first, not a page of 200`);
-    await page.getByRole("button", { name: "Show more annotations (6 more)" }).click();
-    await recordRows.nth(205).waitFor();
-    if ((await recordRows.count()) !== 206) throw new Error(`${await recordRows.count()} records listed after Show more, not 206`);
+    await page.getByRole("button", { name: "Show more annotations (7 more)" }).click();
+    await recordRows.nth(206).waitFor();
+    if ((await recordRows.count()) !== 207) throw new Error(`${await recordRows.count()} records listed after Show more, not 207`);
     if (await page.getByRole("button", { name: /^Show more annotations/ }).count()) throw new Error("Show more stays with all shown");
 
     step = "a collection lists its items with their paths and splits";
