@@ -9,7 +9,7 @@ second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
 annotations of every kind drawn over it (keypoints with their skeleton; a person's records solid, a
-model's dashed with their scores, whatever their set's purpose; a corrected record
+model's dashed with their scores, whatever their set's purpose; a mask outlined; a corrected record
 hidden, then faded) and verify one; browse a
 collection, come Back to the assets, collections and datasets lists where they were scrolled (past
 their first page), search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify

@@ -449,6 +449,17 @@ async function main() {
     if (await legend.locator("li[data-source=HUMAN] line").getAttribute("stroke-dasharray")) throw new Error("the legend's person is dashed");
     if (!(await legend.locator("li[data-source=MODEL] line").getAttribute("stroke-dasharray"))) throw new Error("the legend's model is solid");
 
+    step = "a mask is outlined in its label's colour, dashed as a model's";
+    // The mask is the image itself, a gradient from black (top) to white: the half that shows is the lower one.
+    const outline = overlay.locator("g[data-kind=MASK] path[data-outline]");
+    await outline.waitFor();
+    if ((await outline.getAttribute("stroke")) !== "#ff0000") throw new Error(`the mask's outline is ${await outline.getAttribute("stroke")}, not dent's colour`);
+    if (!(await outline.getAttribute("stroke-dasharray"))) throw new Error("a model's mask is outlined solid");
+    const box = await outline.evaluate((p) => { const b = p.getBBox(); return [b.x, b.y, b.width, b.height].map(Math.round); });
+    if (box[0] !== 0 || box[2] !== 320 || Math.abs(box[1] - 120) > 8 || Math.abs(box[1] + box[3] - 240) > 0) {
+      throw new Error(`the mask's outline spans ${box}, not its lower half`);
+    }
+
     step = "the polygon a correction replaced is hidden, and shown faded when asked";
     const polygons = overlay.locator("polygon[data-kind=POLYGON]");
     if ((await polygons.count()) !== 1) throw new Error(`${await polygons.count()} polygons drawn, not the correction alone`);
