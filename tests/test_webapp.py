@@ -8,9 +8,11 @@ paused, resumed) and scroll back to older ones; see a node's utilization (and sc
 second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
-annotations of every kind drawn over it (keypoints with their skeleton; ground truth solid,
-predictions dashed with their scores; a corrected record hidden, then faded) and verify one; browse a
-collection, search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
+annotations of every kind drawn over it (keypoints with their skeleton; a person's records solid, a
+model's dashed with their scores, whatever their set's purpose; a mask outlined; a corrected record
+hidden, then faded) and verify one; browse a
+collection, come Back to the assets, collections and datasets lists where they were scrolled (past
+their first page), search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
 a version intact and one changed behind its back, and scroll a dataset's many versions; check a VIEWER's read-only app, and that VIEWER sent back to sign-in,
 with the reason, when its token is revoked while the app is open. The test acts on the server where
 the walk needs it (logging events, adding annotations, revoking) and checks what the uploads stored.
@@ -52,6 +54,7 @@ VERSIONS = 52  # a dataset's versions, also a page and more
 OLDER_EVENTS = 55  # events logged before the walk, beyond the events page's first 50
 FILED_IN = 25  # collections the searched asset is in: its page lists 20, then the rest on "Show more"
 BUSY_NODES = 55  # nodes busy five minutes each beside the robot: the utilization page scrolls to a second page
+SHELVED = 60  # datasets beside the walk's two: the datasets list scrolls to a second page of 12
 
 
 class Walk:
@@ -133,7 +136,8 @@ async def _seed(api: Api, token: str, tag: str) -> None:
 
 async def _annotate(api: Api, token: str, image_id: str) -> str:
     """Ground truth (a box, a polygon, then that polygon corrected) and a model's predictions of every
-    other kind, in two sets (the viewer toggles sets); returns the ground truth's set."""
+    other kind, with a person's box among them, in two sets (the viewer toggles sets); returns the
+    ground truth's set."""
     schema = await factories.schema(api, token)
     truth = await factories.annotation_set(api, token, schema["id"])
     records = [
@@ -160,6 +164,9 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
          # As a COCO import keeps a category's skeleton: 1-based pairs. The edge to the hidden one is not drawn.
          "attributes": {"skeleton": [[1, 2], [2, 3]]}},
         {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
+        # A person's correction among the model's records: drawn as a person's, whatever the set's purpose.
+        {"kind": "BBOX", "label": "dent", "source": {"kind": "HUMAN", "name": "bob"},
+         "geometry": {"bbox": {"x": 180, "y": 20, "width": 60, "height": 40}}},
     ]
     await api.data("AddAnnotations", {"setId": model["id"], "records": [{"assetId": image_id, **p} for p in predictions]},
                    token=token)
@@ -211,6 +218,8 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
     viewer = await make_token(Role.VIEWER, name="webapp-viewer")
     tag = uuid.uuid4().hex[:8]
     await _seed(api, contributor, tag)
+    for i in range(SHELVED):  # older than the walk's datasets, which the first page shows
+        await factories.dataset(api, contributor, f"shelved-{tag}-{i:02d}")
     await _many_versions(api, contributor, f"many-{tag}")
     files = _files(tmp_path, tag, settings.multipart_threshold_bytes)
     inbox = await factories.collection(api, contributor, f"inbox-{tag}")

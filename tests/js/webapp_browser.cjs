@@ -38,6 +38,31 @@ async function signIn(p, token, role) {
   await p.getByTestId("role").filter({ hasText: role }).waitFor();
 }
 
+/** Scrolls a list (rows with data-testid `rowId`) past its first page, opens an item near its end,
+ *  goes Back and checks the list came back with those pages, where it was scrolled. */
+async function backKeepsPlace(rowId) {
+  const rows = page.getByTestId(rowId);
+  await rows.nth(49).waitFor();
+  await rows.last().scrollIntoViewIfNeeded();
+  await rows.nth(50).waitFor();  // the second page
+  // To its end: further down than Back could land with the first page alone (the browser's own
+  // scroll restoration stops there, and the list then loads the second page with no one at its end).
+  await rows.last().scrollIntoViewIfNeeded();
+  // The app keeps the pages and the position in the history entry, the position a moment after
+  // scrolling stops (listMemory.ts): wait for both, where it keeps them (else Back below must fail).
+  await page.waitForFunction(() => !history.state?.list
+    || (history.state.list.cursors.length > 1 && history.state.list.scrollY === window.scrollY));
+  const shown = await rows.count();
+  const scrolled = await page.evaluate(() => window.scrollY);
+  if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
+  await rows.nth(shown - 2).click();
+  await rows.first().waitFor({ state: "detached" });
+  await page.goBack();
+  await page.waitForFunction(([id, n]) => document.querySelectorAll(`[data-testid=${id}]`).length === n, [rowId, shown]);
+  await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 2, scrolled);
+  await page.evaluate(() => window.scrollTo(0, 0));
+}
+
 async function main() {
   const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
   try {
@@ -75,15 +100,7 @@ async function main() {
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
 
     step = "Back from an asset far down the list returns to it, its pages loaded, where it was";
-    await page.waitForTimeout(300);  // the position is saved a moment after scrolling stops
-    const scrolled = await page.evaluate(() => window.scrollY);
-    if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
-    await rows.nth(config.assetCount - 2).click();
-    await page.getByTestId("asset-name").waitFor();
-    await page.goBack();
-    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
-    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 50, scrolled);
-    await page.evaluate(() => window.scrollTo(0, 0));
+    await backKeepsPlace("asset-row");
 
     step = "search by name, then labels, finds the asset";
     await page.getByLabel("Name contains").fill(config.assetName);
@@ -404,17 +421,21 @@ async function main() {
     if (viewBox !== `0 0 ${natural[0]} ${natural[1]}`) throw new Error(`overlay viewBox ${viewBox}, image ${natural}`);
     const truthSwitch = page.getByRole("checkbox", { name: /^labels/ });
     await truthSwitch.uncheck();  // hide the ground truth: its shapes go, the predictions stay
-    await overlay.locator("[data-kind=BBOX], [data-kind=POLYGON]").first().waitFor({ state: "detached" });
+    await overlay.locator("[data-purpose=GROUND_TRUTH]").first().waitFor({ state: "detached" });
     await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
     say(`OVERLAY_OK ${viewBox}`);
 
-    step = "ground truth is drawn solid, a model's predictions dashed with their scores, as the legend says";
+    step = "a person's records are drawn solid, a model's dashed with their scores, whatever their set's purpose, as the legend says";
     await truthSwitch.check();
     const truthBox = overlay.locator("rect[data-kind=BBOX][data-purpose=GROUND_TRUTH]");
     const predicted = overlay.locator("rect[data-kind=ROTATED_BBOX][data-purpose=PREDICTION]");
+    const corrected = overlay.locator("rect[data-kind=BBOX][data-purpose=PREDICTION]");  // a person's, in the model's set
     await truthBox.waitFor();
     if (await truthBox.getAttribute("stroke-dasharray")) throw new Error("the ground truth's box is dashed");
     if (!(await predicted.getAttribute("stroke-dasharray"))) throw new Error("the prediction's box is not dashed");
+    if (await corrected.getAttribute("stroke-dasharray")) throw new Error("a person's box in a set of predictions is dashed");
+    // The purpose still shows, as text beside the set's switch.
+    await page.locator(".sets label").filter({ hasText: "detector-v3 (PREDICTION)" }).waitFor();
     if (!(await overlay.locator("polyline[data-kind=POLYLINE]").getAttribute("stroke-dasharray"))) throw new Error("a prediction's line is not dashed");
     // A label the schema gives a colour is drawn in it (dent: #ff0000), one it does not in the palette's.
     await overlay.locator('polygon[data-kind=POLYGON][data-purpose=GROUND_TRUTH][stroke="#ff0000"]').first().waitFor();
@@ -423,10 +444,21 @@ async function main() {
     const captions = await overlay.locator("text[data-caption]").allTextContents();
     if (JSON.stringify(captions.sort()) !== JSON.stringify(["0.55", "0.70", "0.91"])) throw new Error(`captions ${captions}`);
     const legend = page.getByTestId("legend");
-    await legend.locator("li[data-purpose=GROUND_TRUTH]").filter({ hasText: "ground truth" }).waitFor();
-    await legend.locator("li[data-purpose=PREDICTION]").filter({ hasText: "prediction" }).waitFor();
-    if (await legend.locator("li[data-purpose=GROUND_TRUTH] line").getAttribute("stroke-dasharray")) throw new Error("the legend's ground truth is dashed");
-    if (!(await legend.locator("li[data-purpose=PREDICTION] line").getAttribute("stroke-dasharray"))) throw new Error("the legend's prediction is solid");
+    await legend.locator("li[data-source=HUMAN]").filter({ hasText: "by a person" }).waitFor();
+    await legend.locator("li[data-source=MODEL]").filter({ hasText: "by a model" }).waitFor();
+    if (await legend.locator("li[data-source=HUMAN] line").getAttribute("stroke-dasharray")) throw new Error("the legend's person is dashed");
+    if (!(await legend.locator("li[data-source=MODEL] line").getAttribute("stroke-dasharray"))) throw new Error("the legend's model is solid");
+
+    step = "a mask is outlined in its label's colour, dashed as a model's";
+    // The mask is the image itself, a gradient from black (top) to white: the half that shows is the lower one.
+    const outline = overlay.locator("g[data-kind=MASK] path[data-outline]");
+    await outline.waitFor();
+    if ((await outline.getAttribute("stroke")) !== "#ff0000") throw new Error(`the mask's outline is ${await outline.getAttribute("stroke")}, not dent's colour`);
+    if (!(await outline.getAttribute("stroke-dasharray"))) throw new Error("a model's mask is outlined solid");
+    const box = await outline.evaluate((p) => { const b = p.getBBox(); return [b.x, b.y, b.width, b.height].map(Math.round); });
+    if (box[0] !== 0 || box[2] !== 320 || Math.abs(box[1] - 120) > 8 || Math.abs(box[1] + box[3] - 240) > 0) {
+      throw new Error(`the mask's outline spans ${box}, not its lower half`);
+    }
 
     step = "the polygon a correction replaced is hidden, and shown faded when asked";
     const polygons = overlay.locator("polygon[data-kind=POLYGON]");
@@ -445,8 +477,8 @@ async function main() {
     await overlay.locator("g[data-superseded]").waitFor({ state: "detached" });
 
     step = "a CONTRIBUTOR verifies a record from the viewer; a ✓ shows beside its outline";
-    const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]");
-    const truthCaption = overlay.locator("g:has(> rect[data-kind=BBOX]) text[data-caption]");
+    const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]").filter({ hasText: "GROUND_TRUTH" });
+    const truthCaption = overlay.locator("g:has(> rect[data-kind=BBOX][data-purpose=GROUND_TRUTH]) text[data-caption]");
     if (await truthCaption.count()) throw new Error("an unverified box without a score has a caption");
     await scratch.getByRole("button", { name: "Verify" }).click();
     await scratch.filter({ hasText: "✓ verified" }).waitFor();
@@ -458,9 +490,9 @@ async function main() {
     step = "an image's records past the first page of 200 come with Show more";
     const recordRows = page.getByTestId("record-row");
     if ((await recordRows.count()) !== 200) throw new Error(`${await recordRows.count()} records listed at first, not a page of 200`);
-    await page.getByRole("button", { name: "Show more annotations (6 more)" }).click();
-    await recordRows.nth(205).waitFor();
-    if ((await recordRows.count()) !== 206) throw new Error(`${await recordRows.count()} records listed after Show more, not 206`);
+    await page.getByRole("button", { name: "Show more annotations (7 more)" }).click();
+    await recordRows.nth(206).waitFor();
+    if ((await recordRows.count()) !== 207) throw new Error(`${await recordRows.count()} records listed after Show more, not 207`);
     if (await page.getByRole("button", { name: /^Show more annotations/ }).count()) throw new Error("Show more stays with all shown");
 
     step = "a collection lists its items with their paths and splits";
@@ -474,12 +506,22 @@ async function main() {
     await shot("collection");
     await page.goBack();  // to the search the collection was found by
     if ((await page.getByLabel("Collection name contains").inputValue()) !== config.collection) throw new Error("Back lost the search");
+
+    step = "Back from a collection far down the list returns to it, its pages loaded, where it was";
+    await page.getByLabel("Collection name contains").fill("");
+    await page.waitForFunction(() => location.search === "");
+    await backKeepsPlace("collection-row");
     say("COLLECTION_OK");
 
     step = "the datasets are searched by name, in any case; the search is in the URL";
     await page.getByRole("link", { name: "Datasets" }).click();
     const datasetRows = page.getByTestId("dataset-row");
     await datasetRows.filter({ hasText: config.manyVersions }).waitFor();  // listed before the search
+
+    step = "Back from a dataset far down the list returns to it, its pages loaded, where it was";
+    await backKeepsPlace("dataset-row");
+
+    step = "the datasets are searched by name, in any case; the search is in the URL";
     await page.getByLabel("Dataset name contains").fill(config.dataset.toUpperCase());
     await page.waitForFunction((name) => new URLSearchParams(location.search).get("name") === name, config.dataset.toUpperCase());
     await page.getByTestId("dataset-count").filter({ hasText: /^1 dataset$/ }).waitFor();

@@ -1,6 +1,10 @@
 // A list scrolled a page at a time, remembered in its history entry: Back to it loads the same pages
 // again (urql answers them from its cache) and scrolls to where it was. It had come back at its
-// first page, at the top, however far the user had scrolled before opening an item.
+// first page, at the top, however far the user had scrolled before opening an item. The search stays
+// in the URL (queryFields.ts); this keeps what a URL should not: how far down one reader got.
+// One list per page (one slot per history entry): the assets, collections, a collection's items and
+// the datasets. Not the events (live, asked from the network each time: its cursors would be stale)
+// nor a dataset's versions (each page is asked from the one before it, from the network too).
 import { useEffect, useRef, useState } from "react";
 
 type Cursors = (string | null)[];

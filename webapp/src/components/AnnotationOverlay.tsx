@@ -1,9 +1,11 @@
 // An image with its annotation records drawn over it in SVG, in the image's own pixel coordinates
 // (the viewBox is the natural size, so the shapes scale with the image). One checkbox per
 // annotation set: ground truth and predictions can be compared by toggling.
-// What a record is shows in its line, not in colour alone (the colour is its label's): ground truth
-// solid, a prediction dashed with its score beside it, a review note dotted, a ✓ beside a verified
-// one; the records corrections replaced are left out unless asked for, then drawn faded. A label is
+// Who made a record shows in its line, not in colour alone (the colour is its label's): a person's
+// solid, a model's dashed with its score beside it, a program's (derived) dotted, a ✓ beside a
+// verified one. Who made it, not its set's purpose: a person's correction in a set of predictions is
+// a person's (the purpose shows as text, beside the set's switch, in the tooltip and in the table).
+// The records corrections replaced are left out unless asked for, then drawn faded. A label is
 // drawn in the colour its set's schema gives it, else in one of the app's palette.
 import { useMemo, useState } from "react";
 import { useMutation, useQuery } from "urql";
@@ -11,11 +13,12 @@ import { useMutation, useQuery } from "urql";
 import { errorText, safeUrl } from "../client";
 import { SetLabelColoursDocument, VerifyRecordsDocument, type AnnotationShapeFragment } from "../generated/graphql";
 import { labelColour } from "../format";
+import { useMaskOutline } from "../maskOutline";
 import { skeletonEdges } from "../skeleton";
 
-/** Each set purpose's line (an SVG dash array, in screen pixels) and its name in the legend. */
-const PURPOSES: Record<string, [string | undefined, string]> = {
-  GROUND_TRUTH: [undefined, "ground truth"], PREDICTION: ["6 4", "prediction (score shown)"], REVIEW: ["2 4", "review"],
+/** Each record source kind's line (an SVG dash array, in screen pixels) and its name in the legend. */
+const SOURCES: Record<string, [string | undefined, string]> = {
+  HUMAN: [undefined, "by a person"], MODEL: ["6 4", "by a model (score shown)"], DERIVED: ["2 4", "derived by a program"],
 };
 
 export function AnnotationOverlay({ src, records, superseded, draw = true, canVerify }: {
@@ -54,12 +57,12 @@ export function AnnotationOverlay({ src, records, superseded, draw = true, canVe
         {[...new Set(shown.map((r) => r.label ?? r.kind))].map((label) => (
           <li key={label}><span className="swatch" style={{ background: colourOf(shown.find((r) => (r.label ?? r.kind) === label)!) }} /> {label}</li>
         ))}
-        {[...new Set(shown.map((r) => r.set.purpose))].map((purpose) => (
-          <li key={purpose} data-purpose={purpose}>
+        {[...new Set(shown.map((r) => r.source.kind))].map((kind) => (
+          <li key={kind} data-source={kind}>
             <svg className="line" viewBox="0 0 24 8" aria-hidden="true">
-              <line x1="0" y1="4" x2="24" y2="4" stroke="currentColor" strokeWidth="2" strokeDasharray={PURPOSES[purpose]?.[0]} />
+              <line x1="0" y1="4" x2="24" y2="4" stroke="currentColor" strokeWidth="2" strokeDasharray={SOURCES[kind]?.[0]} />
             </svg>{" "}
-            {PURPOSES[purpose]?.[1] ?? purpose}
+            {SOURCES[kind]?.[1] ?? kind}
           </li>
         ))}
         {shown.some((r) => r.verified) && <li>✓ verified</li>}
@@ -72,7 +75,7 @@ export function AnnotationOverlay({ src, records, superseded, draw = true, canVe
         }} />
         {size && (
           <svg viewBox={`0 0 ${size.w} ${size.h}`} preserveAspectRatio="none" data-testid="annotation-overlay">
-            {shown.map((r) => <Shape key={r.id} record={r} colour={colourOf(r)} stroke={Math.max(size.w, size.h) / 300} px={size.px} />)}
+            {shown.map((r) => <Shape key={r.id} record={r} colour={colourOf(r)} size={size} />)}
           </svg>
         )}
       </div>
@@ -133,16 +136,22 @@ function useSchemaColours(setIds: string[]): (record: AnnotationShapeFragment) =
   return (record) => (record.label && bySet.get(record.set.id)?.get(record.label)) || labelColour(record.label ?? record.kind);
 }
 
-function Shape({ record, colour, stroke, px }: { record: AnnotationShapeFragment; colour: string; stroke: number; px: number }) {
+type Size = { w: number; h: number; px: number };  // the image's natural size, and its pixels per screen pixel
+
+function Shape({ record, colour, size }: { record: AnnotationShapeFragment; colour: string; size: Size }) {
   const g = record.geometry;
-  const [dash, purpose] = PURPOSES[record.set.purpose] ?? [undefined, record.set.purpose];
+  const { px } = size;
+  const stroke = Math.max(size.w, size.h) / 300;
+  const [dash] = SOURCES[record.source.kind] ?? [undefined];
   const score = record.score != null ? record.score.toFixed(2) : "";
-  const title = <title>{[record.label ?? record.kind, purpose, `by ${record.source.kind} ${record.source.name}`, score,
-    record.verified && "verified", record.supersededAt && "superseded"].filter(Boolean).join(", ")}</title>;
+  const title = <title>{[record.label ?? record.kind, `in ${record.set.name} (${record.set.purpose})`,
+    `by ${record.source.kind} ${record.source.name}`, score, record.verified && "verified", record.supersededAt && "superseded"]
+    .filter(Boolean).join(", ")}</title>;
   // Drawn in the image's pixels but stroked in the screen's (non-scaling-stroke): a line of a 160-px
   // image scaled by its size was half a screen pixel wide, a 4000-px one's a thick smear.
-  const common = { stroke: colour, strokeWidth: 2, fill: "none", vectorEffect: "non-scaling-stroke", "data-kind": record.kind,
-    "data-label": record.label ?? "", "data-purpose": record.set.purpose, strokeDasharray: dash };
+  const line = { stroke: colour, strokeWidth: 2, fill: "none", vectorEffect: "non-scaling-stroke", strokeDasharray: dash };
+  const common = { ...line, "data-kind": record.kind, "data-label": record.label ?? "", "data-purpose": record.set.purpose,
+    "data-source": record.source.kind };
   const points = (list: { x: number; y: number }[]) => list.map((p) => `${p.x},${p.y}`).join(" ");
   // The score and a ✓ (verified) beside the shape's first point, 12 screen pixels high, white-edged.
   const at = g?.__typename === "BBox" ? g : g?.__typename === "RotatedBBox" ? { x: g.cx - g.width / 2, y: g.cy - g.height / 2 }
@@ -178,21 +187,31 @@ function Shape({ record, colour, stroke, px }: { record: AnnotationShapeFragment
             {g.points.filter((p) => p.visible !== false).map((p, i) => <circle key={i} cx={p.x} cy={p.y} r={stroke * 2} />)}
           </g>
         );
-      case "Mask": {
-        // The mask image as a luminance mask over a rectangle of the label's colour: its white pixels
-        // show in that colour, its black ones not at all.
-        const mask = safeUrl(g.asset.downloadUrl);
-        const maskId = `mask-${record.id.replace(/[^\w-]/g, "")}`;
-        return mask ? (
-          <g data-kind={record.kind} data-label={record.label ?? ""} data-purpose={record.set.purpose}>
-            {title}
-            <mask id={maskId}><image href={mask} width="100%" height="100%" preserveAspectRatio="none" /></mask>
-            <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
-          </g>
-        ) : null;
-      }
+      case "Mask":
+        return <MaskShape record={record} assetId={g.asset.id} url={safeUrl(g.asset.downloadUrl)} colour={colour} size={size}
+          line={line} title={title} />;
       default:
         return null;
     }
   }
+}
+
+/** A mask: its image as a luminance mask over a rectangle of the label's colour (its white pixels show
+ *  in that colour, its black ones not at all), outlined as the other shapes are (maskOutline.ts). */
+function MaskShape({ record, assetId, url, colour, size, line, title }: {
+  record: AnnotationShapeFragment; assetId: string; url: string | null; colour: string; size: Size;
+  line: React.SVGProps<SVGPathElement>; title: React.ReactNode;
+}) {
+  const outline = useMaskOutline(assetId, url);
+  if (!url) return null;
+  const maskId = `mask-${record.id.replace(/[^\w-]/g, "")}`;
+  return (
+    <g data-kind={record.kind} data-label={record.label ?? ""} data-purpose={record.set.purpose} data-source={record.source.kind}>
+      {title}
+      <mask id={maskId}><image href={url} width="100%" height="100%" preserveAspectRatio="none" /></mask>
+      <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
+      {/* Traced in the mask's pixels, which are stretched over the image's (as the image above is). */}
+      {outline && <path d={outline.d} transform={`scale(${size.w / outline.w} ${size.h / outline.h})`} {...line} data-outline="" />}
+    </g>
+  );
 }

@@ -1,5 +1,5 @@
 // Collections, and one collection's items (path, split, asset), both scrolled a page at a time.
-import { useCallback, useState } from "react";
+import { useCallback } from "react";
 import { useQuery } from "urql";
 import { Link } from "wouter";
 
@@ -9,6 +9,7 @@ import { JsonTree } from "../components/JsonTree";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { CollectionItemsDocument, CollectionListDocument } from "../generated/graphql";
 import { counted, when } from "../format";
+import { useListMemory } from "../listMemory";
 import { useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
@@ -29,9 +30,10 @@ export function CollectionList() {
   );
 }
 
-// Keyed by the name searched: a new search starts again from the first page.
+// Keyed by the name searched: a new search starts again from the first page. Back from a collection
+// returns to the pages loaded, where the list was scrolled (listMemory.ts).
 function CollectionPages({ name }: { name: string | null }) {
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [cursors, setCursors] = useListMemory(`collections ${name ?? ""}`);
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <div className="asset-list" data-testid="collections">
@@ -64,7 +66,7 @@ function CollectionsPage({ name, after, last, onMore }: { name: string | null; a
 }
 
 export function CollectionPage({ id }: { id: string }) {
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [cursors, setCursors] = useListMemory(`collection ${id}`);  // Back from an item returns to it
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <section className="asset-list" data-testid="collection-items">

@@ -15,6 +15,7 @@ import {
   VersionVerificationDocument, type DiffDatumFragment, type VersionRowFragment, type VersionVerificationQuery,
 } from "../generated/graphql";
 import { bytes, counted, when } from "../format";
+import { useListMemory } from "../listMemory";
 import { useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
@@ -35,9 +36,10 @@ export function DatasetList() {
   );
 }
 
-// Keyed by the name searched: a new search starts again from the first page.
+// Keyed by the name searched: a new search starts again from the first page. Back from a dataset
+// returns to the pages loaded, where the list was scrolled (listMemory.ts).
 function DatasetPages({ name }: { name: string | null }) {
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [cursors, setCursors] = useListMemory(`datasets ${name ?? ""}`);
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <div className="asset-list" data-testid="datasets">
