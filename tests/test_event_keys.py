@@ -188,19 +188,28 @@ async def test_a_round_refused_part_way_keeps_its_keyed_events_and_counts_them_i
 
 
 async def test_a_conflict_found_after_a_refused_round_names_what_that_round_stored(
-        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
     """The key another call stored in between holds other content: the batch is a CONFLICT, and the
     events its refused round stored stay (a third sender may have been answered with their ids), named
-    in the error; the batch sent again without the conflicting event finds them."""
+    in the error, and counted in the metrics as stored; the batch sent again without the conflicting
+    event finds them (and counts nothing again)."""
+    assert state.metrics is not None
+
+    def ingested() -> float:
+        return state.metrics.registry.get_sample_value("graphlake_events_ingested_total", {"level": "INFO"}) or 0
+
     first, second = keyed(message="one"), keyed(message="two")
     await log(api, contributor, [{**second, "message": "two, as the other call has it"}])
+    before = ingested()
     first_lookup_empty(monkeypatch)
     error = await api.error("LogEvents", {"inputs": [first, second]}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT" and error["extensions"]["field"] == "inputs[1].key", error
     [kept] = error["extensions"]["stored"]
     assert [d["_id"] async for d in Event.get_pymongo_collection().find({"key": first["key"]})] == [object_id(kept)]
+    assert ingested() - before == 1
     again = await log(api, contributor, [first])
     assert (again["ids"], again["stored"]) == ([kept], 0)
+    assert ingested() - before == 1
 
 
 def collect(state: AppState) -> tuple[list, asyncio.Task]:

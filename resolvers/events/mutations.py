@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
@@ -9,7 +10,7 @@ import strawberry
 from documents.common import Ownership
 from documents.event import LEVELS, RESERVED_TYPES
 from resolvers.common import encode_json
-from resolvers.context import Info
+from resolvers.context import AppState, Info
 from resolvers.events.types import Event, EventInput, LogEventsPayload
 from resolvers.permissions import CanWrite, IsAdmin
 from services.errors import BadUserInput
@@ -29,6 +30,12 @@ def _new_event(where: str, event: EventInput) -> service.NewEvent:
     )
 
 
+def _counter(state: AppState) -> Callable[[list[int]], None] | None:
+    """The metrics' count of events stored, by level (an event sent again under its key was counted
+    when it was first stored)."""
+    return state.metrics.count_events if state.metrics is not None else None
+
+
 @strawberry.type
 class EventMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Log one event.")
@@ -37,9 +44,7 @@ class EventMutations:
     ) -> Event:
         state = info.context.state
         logged = await service.log_events(state.feed, [_new_event("input", input)], state.settings, state.background,
-                                          one=True)
-        if state.metrics is not None:  # an event sent again under its key was counted when it was stored
-            state.metrics.count_events(e.level for e in logged.stored)
+                                          one=True, count=_counter(state))
         return Event.from_document(logged.events[0])
 
     @strawberry.mutation(permission_classes=[CanWrite], description=(
@@ -52,9 +57,7 @@ class EventMutations:
     ) -> LogEventsPayload:
         state = info.context.state
         logged = await service.log_events(state.feed, [_new_event(f"inputs[{i}]", e) for i, e in enumerate(inputs)],
-                                          state.settings, state.background)
-        if state.metrics is not None:
-            state.metrics.count_events(e.level for e in logged.stored)
+                                          state.settings, state.background, count=_counter(state))
         return LogEventsPayload(count=len(logged.events), stored=len(logged.stored),
                                 ids=[encode_id(NodeType.EVENT, e.id) for e in logged.events])
 

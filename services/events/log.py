@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from functools import partial
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -83,9 +84,13 @@ def _check(where: str, event: NewEvent) -> None:
 
 
 async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: EventSettings,
-                     tasks: set[asyncio.Task] | None = None, *, one: bool = False) -> Logged:
+                     tasks: set[asyncio.Task] | None = None, *, one: bool = False,
+                     count: Callable[[list[int]], None] | None = None) -> Logged:
     """Store a batch (all checked first), publish it live, and fire alerts in the background. An
-    error names the event as `inputs[i]`, or with `one` (logEvent's single event) as `input`."""
+    error names the event as `inputs[i]`, or with `one` (logEvent's single event) as `input`.
+    `count` is given the levels of the events this call stored, once they are stored, whatever the
+    call ends in: a keyed batch refused on one key keeps the events an earlier round stored, which
+    counting from its answer missed (services/events/keys.py)."""
     if not events:
         raise BadUserInput("give at least one event", field="inputs")
     if len(events) > settings.max_events_per_batch:
@@ -114,7 +119,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
     ]
 
     def alerting(new: list[Event]) -> list[Callable[[], None]]:
-        """What runs once `new` are stored: their alerts, in the background."""
+        """What runs once `new` are stored: their count, and their alerts in the background."""
         due = [e for e in new if e.alert or e.level >= LEVELS[settings.alert_level]]
 
         def fire() -> None:
@@ -123,7 +128,8 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
-        return [fire] if due else []
+        counted = [partial(count, [e.level for e in new])] if count is not None and new else []
+        return [*counted, fire] if due else counted
 
     if keyed:  # stored before the answer: it is the first event stored under a key, or the batch fails whole
         answered, new = await keys.write_keyed(writer, stored, [e.timestamp is not None for e in events], where,
