@@ -496,6 +496,47 @@ async def test_a_rerun_waits_out_a_stopped_servers_lease_and_a_live_writer_is_to
     assert await stored() == 1 and await sessions.count_documents({"to_file": True}) == 0
 
 
+async def test_a_writer_frozen_past_its_lease_removes_nothing_another_took_over(
+        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest's writer frozen (SIGSTOP, a GC pause) past CLAIM_SECONDS, between storing its
+    assets and filing them, has lost its lease: a rerun takes its sessions over and answers with
+    its asset. When the frozen writer wakes and its filing fails (a collection of its batch deleted
+    meanwhile), it removed the whole batch, the asset the rerun answered with too. Now it removes
+    only what it still owns. The freeze is its lease backdated, its renewals held off."""
+    from services.uploads import claims, ingest
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    (root / "f0.bin").write_bytes(os.urandom(900))
+    (root / "f1.bin").write_bytes(os.urandom(901))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    extra = (await api.data("CreateCollection", {"input": {"name": "extra"}}, token=contributor))["createCollection"]
+    shared = ingest_input(root / "f0.bin", collectionId=scans["id"], path="f0.bin")
+    monkeypatch.setattr(ingest, "_file", hold := Hold(ingest._file))
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 3600)  # frozen: it renews nothing
+    frozen = asyncio.create_task(api.run("IngestFiles", {"inputs": [
+        shared, ingest_input(root / "f1.bin", collectionId=extra["id"], path="f1.bin")]}, token=contributor))
+    await wait_for(hold.reached.is_set, what="the first ingest to store its assets")
+    sessions = UploadSession.get_pymongo_collection()
+    await sessions.update_many({"to_file": True}, {"$set": {"filing_at": utcnow() - timedelta(minutes=1)}})  # lapsed
+
+    [rerun] = (await api.data("IngestFiles", {"inputs": [shared]}, token=contributor))["ingestFiles"]
+    assert rerun["unchanged"] is True  # the frozen writer's asset, taken over and filed
+
+    await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+    hold.go.set()  # it wakes, and its filing fails
+    failed = await frozen
+    assert failed["errors"][0]["extensions"]["code"] == "NOT_FOUND", failed
+    [kept] = await Asset.get_pymongo_collection().find({}).to_list()
+    assert (kept["_id"], kept["status"]) == (object_id(rerun["asset"]["id"]), "ACTIVE")
+    items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+    assert [(i["asset_id"], i["path"]) for i in items] == [(kept["_id"], "f0.bin")]
+    assert store.path(kept["storage"]["key"]).exists()  # its bytes too
+    assert await sessions.count_documents({}) == 1 and await sessions.count_documents({"to_file": True}) == 0
+    again = (await api.data("Asset", {"id": rerun["asset"]["id"]}, token=contributor))["asset"]
+    assert again["status"] == "ACTIVE"
+
+
 async def renewed(sessions: Any, taken: dict[ObjectId, datetime]) -> bool:
     """Whether every one of these sessions' leases is newer than `taken`."""
     now = {s["_id"]: s.get("filing_at") for s in await sessions.find({"_id": {"$in": list(taken)}}).to_list()}

@@ -49,6 +49,7 @@ from documents.upload import UploadSession
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events.feed import FeedWriter
+from services.id_reads import fields_by_ids
 from services.uploads import claims
 from services.uploads.finishing import status_event
 from services.uploads.mounts import choose_store
@@ -147,7 +148,9 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
                           collection_ids=[uploads[i].collection_id] if uploads[i].collection_id else [])
             for i in fresh}
     if made:
-        filing = [UploadSession.completed_for(made[i], collection_id=uploads[i].collection_id, path=uploads[i].path)
+        owner = claims.filing_token()
+        filing = [UploadSession.completed_for(made[i], collection_id=uploads[i].collection_id, path=uploads[i].path,
+                                              owner=owner)
                   for i in made if uploads[i].collection_id]
         # Each filed asset's completed session, `to_file`, goes first: a server stopping after the
         # assets' insert and before the filing leaves what a rerun (sessions.filed_at) or the
@@ -155,9 +158,11 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
         # nobody. Stopping before the assets' insert leaves sessions that name no asset, which the
         # reconciler removes (the copies are then stray). Until this call has filed them, its
         # lease on them (`filing_at`, renewed while it works) keeps every other request from taking
-        # them for a crash's leftovers: it may yet fail and remove them.
+        # them for a crash's leftovers: it may yet fail and remove them. Its lease bears this call's
+        # token (`filing_owner`): a writer frozen past it is taken over (claims.take_over), and then
+        # removes and renews nothing of what it no longer owns.
         leased: list[ObjectId] = [s.asset_id for s in filing]  # each session's id is its asset's
-        renewing = asyncio.create_task(claims.keep_filing(leased))
+        renewing = asyncio.create_task(claims.keep_filing(leased, owner))
         try:
             if filing:
                 await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in filing])
@@ -165,11 +170,12 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
             try:
                 await _file(made, uploads, actor, settings.max_batch_items)
             except BaseException:  # a collection deleted since it was checked, say: nothing of the batch stays
-                await _undo(store, list(made.values()))
+                await _undo(store, list(made.values()), owner)
                 raise
-            if filing:  # filed: the lease ends with the mark, in the same write
+            if filing:  # filed: the lease ends with the mark, in the same write (if still this call's)
                 await UploadSession.get_pymongo_collection().update_many(
-                    {"_id": {"$in": leased}}, {"$set": {"to_file": False}, **cleared("filing_at")})
+                    {"_id": {"$in": leased}, "filing_owner": owner},
+                    {"$set": {"to_file": False}, **cleared("filing_at", "filing_owner")})
         except BaseException:
             # What the undo could not remove (or a failed insert left) is a stopped writer's: the
             # lease goes, so a rerun or the reconciler files it now, not CLAIM_SECONDS later. Should
@@ -177,7 +183,7 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
             # is the one to tell.
             if leased:
                 with contextlib.suppress(Exception):
-                    await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": leased}},
+                    await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": leased}, "filing_owner": owner},
                                                                              cleared("filing_at"))
             raise
         finally:
@@ -271,12 +277,23 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_r
     raise BadUserInput(f"the file's SHA-256 is {outcome}, not the one given", field=f"inputs[{i}].sha256")
 
 
-async def _undo(store: LocalStore, assets: list[Asset]) -> None:
-    """Remove what this call stored: the assets, whatever of their filing happened, their copies."""
+async def _undo(store: LocalStore, assets: list[Asset], owner: str) -> None:
+    """Remove what this call stored and still owns: the assets, whatever of their filing happened,
+    their copies. A session whose lease another took over (this call was
+    frozen past it: claims.take_over) is left with its asset, which the other has filed and may
+    have answered with; the first delete, conditional on this call's token, tells them apart. A
+    file stored with no collection has no session, and is this call's alone."""
     ids = [a.id for a in assets]
+    sessions = UploadSession.get_pymongo_collection()
+    gone = await sessions.delete_many({"_id": {"$in": ids}, "filing_owner": owner})
+    if gone.deleted_count < len(ids):  # taken over, or never leased (no collection), or never written
+        kept = await fields_by_ids(UploadSession, ids, ["filing_owner"])
+        ids = [id for id in ids if id not in kept]
+        assets = [a for a in assets if a.id not in kept]
+    if not ids:
+        return
     await asyncio.gather(CollectionItem.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
-                         AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
-                         UploadSession.get_pymongo_collection().delete_many({"_id": {"$in": ids}}))
+                         AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}))
     await Asset.get_pymongo_collection().delete_many({"_id": {"$in": ids}})
     await asyncio.gather(*(store.delete(a.storage.key) for a in assets if a.storage), return_exceptions=True)
 
