@@ -569,6 +569,25 @@ async def test_two_first_ingests_of_one_file_at_one_path_store_it_once(
     assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
 
 
+async def test_a_file_moved_to_another_path_is_stored_again_at_its_old_one(api: Api, contributor: str, root: Path) -> None:
+    """A file ingested at one path, its item moved to another: its session still names the first
+    path, so an ingest of it there again finds that asset when it looks for another call's, gives
+    way, finds nothing filed there, and stores its own, once (it looked again at the same session,
+    and went round for ever)."""
+    (root / "f.bin").write_bytes(os.urandom(700))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    inputs = [ingest_input(root / "f.bin", collectionId=scans["id"], path="a/f.bin")]
+    [first] = (await api.data("IngestFiles", {"inputs": inputs}, token=contributor))["ingestFiles"]
+    await api.data("AddToCollection", {"input": {"collectionId": scans["id"], "items": [
+        {"assetId": first["asset"]["id"], "path": "b/f.bin"}]}}, token=contributor)
+    [again] = (await asyncio.wait_for(api.data("IngestFiles", {"inputs": inputs}, token=contributor), 30))["ingestFiles"]
+    assert again["unchanged"] is False and again["asset"]["id"] != first["asset"]["id"]
+    items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+    assert sorted((i["path"], i["asset_id"]) for i in items) == sorted(
+        [("b/f.bin", object_id(first["asset"]["id"])), ("a/f.bin", object_id(again["asset"]["id"]))])
+    assert await stored() == 2
+
+
 async def test_an_ingest_of_new_files_costs_no_command_for_the_race_it_guards_against(
         api: Api, served: Served, contributor: str, root: Path) -> None:
     """Finding another call storing the same file at once (test above) reads the assets of the

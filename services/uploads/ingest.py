@@ -19,8 +19,11 @@ files them where they were going (and drops the copies it made meanwhile), and e
 reconciler does (reconciler.file_unfiled). Until then the call holds a lease on those sessions
 (`filing_at`, services/uploads/claims.py): another call ingesting the same files meanwhile must
 not take them for a crash's leftovers (it would answer with assets this call removes if its filing
-fails), so it waits for this one to end, or for a dead server's lease to lapse. Thumbnails and
-metrics follow as for uploads (the resolver asks).
+fails), so it waits for this one to end, or for a dead server's lease to lapse; the lease bears
+this call's token, so a writer frozen past it removes nothing another took over. Two calls storing
+the same new file at one path at once both read no item there: each looks for the other once its
+assets are stored, and one gives way (_stored_by_others). Thumbnails and metrics follow as for
+uploads (the resolver asks).
 
 Only local mounts take ingests: a copy to S3 would carry every byte through the API process,
 which the upload path's signed URLs exist to avoid.
@@ -210,7 +213,10 @@ async def _stored_by_others(store: LocalStore, uploads: Sequence[UploadRequest],
     filed_at finds it (waiting while the other still files it). One that sees only twins of larger
     ids, still leased, waits until they are removed (they gave way) or filed (they looked first and
     saw nothing: it gives way then). Should the other fail and remove its batch, this call stores
-    its own again. A file with no twin, the common case, costs one read: the one a rerun paid
+    its own again. Waits run while this call holds its own lease, and a call only waits for twins
+    that looked before it stored (else they saw it and gave way), so two calls never wait for each
+    other; a batch's insert seen half-done could, and ends as CONFLICT after FILING_WAIT_SECONDS,
+    the batch removed. A file with no twin, the common case, costs one read: the one a rerun paid
     before (sessions._unfiled_sessions), moved after the insert."""
     given: dict[int, Asset] = {}
     checking = [i for i in made if uploads[i].collection_id and uploads[i].path]
@@ -225,17 +231,18 @@ async def _stored_by_others(store: LocalStore, uploads: Sequence[UploadRequest],
                 if j in answers:
                     given[i] = answers[j]
                     await store.delete(asset_key(made[i].id))
+            # Nothing there after all: the other failed and removed its asset, or its item was moved
+            # to another path since its session recorded this one. This call's is stored once more,
+            # and not looked at again (the same stale session would send it round forever).
             again = [i for i in giving if i not in given]
-            if again:  # the other failed, and removed its asset: this call's is stored once more
+            if again:
                 await _store([made[i] for i in again], uploads, made, owner)
-        else:
-            again = []
         if waiting:
             still = await claims.filing_ended(set(waiting))
             if still:
                 raise Conflict("another request is still storing this file at this path (an ingest of it); try again "
                                "once it has answered", field=f"inputs[{min(waiting[id] for id in still)}].path")
-        checking = sorted({*waiting.values(), *again})
+        checking = sorted(set(waiting.values()))
     return given
 
 
