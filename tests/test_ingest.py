@@ -27,6 +27,7 @@ from documents.upload import UploadSession
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from resolvers.context import AppState
+from services.node_ids import NodeType, encode_id
 from storage import LocalStore
 from storage.local import SHA256_ATTR
 from tests.conftest import Served
@@ -608,13 +609,15 @@ async def test_an_ingest_of_new_files_costs_no_command_for_the_race_it_guards_ag
     assert ("find", "upload_sessions") not in sent and len(sent) == COMMANDS_FOR_NEW_FILES, sent
 
 
+@pytest.mark.parametrize("taker", ["rerun", "reconciler"])
 async def test_a_writer_frozen_past_its_lease_removes_nothing_another_took_over(
-        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch, taker: str) -> None:
     """An ingest's writer frozen (SIGSTOP, a GC pause) past CLAIM_SECONDS, between storing its
     assets and filing them, has lost its lease: a rerun takes its sessions over and answers with
-    its asset. When the frozen writer wakes and its filing fails (a collection of its batch deleted
-    meanwhile), it removed the whole batch, the asset the rerun answered with too. Now it removes
-    only what it still owns. The freeze is its lease backdated, its renewals held off."""
+    its asset (or the reconciler files them). When the frozen writer wakes and its filing fails (a
+    collection of its batch deleted meanwhile), it removed the whole batch, the asset the rerun
+    answered with too. Now it removes only what it still owns: the taker writes its own token
+    before it files. The freeze is its lease backdated, its renewals held off."""
     from services.uploads import claims, ingest
 
     store = state.stores["local"]
@@ -630,21 +633,38 @@ async def test_a_writer_frozen_past_its_lease_removes_nothing_another_took_over(
         shared, ingest_input(root / "f1.bin", collectionId=extra["id"], path="f1.bin")]}, token=contributor))
     await wait_for(hold.reached.is_set, what="the first ingest to store its assets")
     sessions = UploadSession.get_pymongo_collection()
-    await sessions.update_many({"to_file": True}, {"$set": {"filing_at": utcnow() - timedelta(minutes=1)}})  # lapsed
+    lapsed = utcnow() - timedelta(minutes=1)
+    await sessions.update_many({"to_file": True}, {"$set": {"filing_at": lapsed, "finished_at": lapsed}})
 
-    [rerun] = (await api.data("IngestFiles", {"inputs": [shared]}, token=contributor))["ingestFiles"]
-    assert rerun["unchanged"] is True  # the frozen writer's asset, taken over and filed
+    if taker == "rerun":
+        [rerun] = (await api.data("IngestFiles", {"inputs": [shared]}, token=contributor))["ingestFiles"]
+        assert rerun["unchanged"] is True  # the frozen writer's asset, taken over and filed
+        await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+        hold.go.set()  # it wakes, and its filing fails
+        failed = await frozen
+    else:  # the reconciler, held once it has taken the lease and before it files: the writer wakes then
+        from services.uploads import reconciler
 
-    await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
-    hold.go.set()  # it wakes, and its filing fails
-    failed = await frozen
+        monkeypatch.setattr(reconciler, "_file_settled", filing := Hold(reconciler._file_settled))
+        filed = asyncio.create_task(reconciler.file_unfiled())
+        await wait_for(filing.reached.is_set, what="the reconciler to take the lease over")
+        await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+        hold.go.set()
+        failed = await frozen
+        filing.go.set()
+        assert await filed == 2  # both of its files, each into its collection (extra's is gone)
+        [item] = await CollectionItem.get_pymongo_collection().find({"path": "f0.bin"}).to_list()
+        rerun = {"asset": {"id": encode_id(NodeType.ASSET, item["asset_id"])}}
     assert failed["errors"][0]["extensions"]["code"] == "NOT_FOUND", failed
-    [kept] = await Asset.get_pymongo_collection().find({}).to_list()
-    assert (kept["_id"], kept["status"]) == (object_id(rerun["asset"]["id"]), "ACTIVE")
+    # What was taken over stays: the shared file (and, for the reconciler, which took both, the other
+    # too, in no collection now that its collection is gone).
+    assets = {a["_id"]: a for a in await Asset.get_pymongo_collection().find({}).to_list()}
+    kept = assets[object_id(rerun["asset"]["id"])]
+    assert kept["status"] == "ACTIVE" and len(assets) == (1 if taker == "rerun" else 2)
     items = await CollectionItem.get_pymongo_collection().find({}).to_list()
     assert [(i["asset_id"], i["path"]) for i in items] == [(kept["_id"], "f0.bin")]
     assert store.path(kept["storage"]["key"]).exists()  # its bytes too
-    assert await sessions.count_documents({}) == 1 and await sessions.count_documents({"to_file": True}) == 0
+    assert await sessions.count_documents({"to_file": True}) == 0
     again = (await api.data("Asset", {"id": rerun["asset"]["id"]}, token=contributor))["asset"]
     assert again["status"] == "ACTIVE"
 
