@@ -44,6 +44,11 @@ class UploadSession(Document):
     # ingest may yet fail and remove the asset, so no other request files it or answers with it;
     # once older than CLAIM_SECONDS its writer is gone, and a rerun or the reconciler files it.
     filing_at: datetime | None = None
+    # Whose lease it is: a token per ingest call, written with `filing_at`. A writer frozen past
+    # CLAIM_SECONDS (SIGSTOP, a long GC pause) loses its lease to a rerun or the reconciler, which
+    # write their own token before they file; the frozen one, waking, renews and removes only the
+    # sessions still bearing its token, so it never removes what another has answered with.
+    filing_owner: str | None = None
     expires_at: datetime
     # Set by a completion just before the store joins a multipart upload's parts (which consumes
     # them): from then on the object, not the parts, is what a retry or the reconciler checks to
@@ -66,21 +71,22 @@ class UploadSession(Document):
 
     @classmethod
     def completed_for(cls, asset: Asset, *, collection_id: PydanticObjectId | None = None,
-                      path: str | None = None) -> UploadSession:
+                      path: str | None = None, owner: str | None = None) -> UploadSession:
         """A session completed now for a file stored without an upload (ingested, copied in), under
         its asset's id as every session: what the upload path answers an upload of it again with
         (services/uploads/sessions.py), and what the reconciler sweeps its bytes by once it is
         deleted (services/assets.py). With a `collection_id` it is still `to_file` there (at `path`):
         an ingest writes it before its asset, so a server stopping before the filing leaves what a
         rerun or the reconciler finishes, as for a completed upload; leased to the ingest writing it
-        (`filing_at`) until then."""
+        (`filing_at`, `filing_owner`: its token) until then."""
         assert asset.storage is not None
         now = utcnow()
         return cls(id=asset.id, asset_id=asset.id, mount=asset.storage.mount, key=asset.storage.key,
                    status=UploadStatus.COMPLETED, size_bytes=asset.size_bytes or 0, sha256=asset.sha256,
                    media_type=asset.media_type or "application/octet-stream", expires_at=now, finished_at=now,
                    created_by=asset.created_by, collection_id=collection_id, path=path,
-                   to_file=collection_id is not None, filing_at=now if collection_id is not None else None)
+                   to_file=collection_id is not None, filing_at=now if collection_id is not None else None,
+                   filing_owner=owner if collection_id is not None else None)
 
     @property
     def part_count(self) -> int:

@@ -27,11 +27,16 @@ from documents.upload import UploadSession
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from resolvers.context import AppState
+from services.node_ids import NodeType, encode_id
 from storage import LocalStore
 from storage.local import SHA256_ATTR
 from tests.conftest import Served
 from tests.operations import Api, object_id
 from tests.waiting import wait_for
+
+# An ingest of three new files into a collection, measured on main before the guard against racing
+# first ingests (3ec09f7, the assets' read came before the inserts) and with it: the same 14.
+COMMANDS_FOR_NEW_FILES = 14
 
 
 @pytest.fixture
@@ -496,6 +501,181 @@ async def test_a_rerun_waits_out_a_stopped_servers_lease_and_a_live_writer_is_to
     assert await stored() == 1 and await sessions.count_documents({"to_file": True}) == 0
 
 
+async def test_two_first_ingests_of_one_file_at_one_path_store_it_once(
+        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two ingests of a file no collection held yet, into one collection at one path, at once: each
+    read no item there, so both copied it and filed their own asset, the bytes stored twice at one
+    path. Now each looks for the other once its own asset is stored: the later to look gives way
+    and answers with the other's asset, unchanged, keeping no copy. Held between their real steps:
+    the first, held once it has copied the file, looks after the second has filed its own; and the
+    first, held before it stored its asset, looks while the second is filing (the second looked
+    first and saw nothing; the first, of the smaller id, waits for it, then gives way)."""
+
+    from services.uploads import claims, ingest
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 0.05)
+
+    def copies() -> set[str]:
+        return {p.name for p in (store.root / "assets").iterdir()} if (store.root / "assets").is_dir() else set()
+
+    before = copies()  # the mount is the session's
+
+    # The first held once it has copied the file (it read no item at its path, nor anything to
+    # file): the second stores and files its own meanwhile, and the first gives way to it.
+    (root / "f0.bin").write_bytes(os.urandom(900))
+    inputs = [ingest_input(root / "f0.bin", collectionId=scans["id"], path="f0.bin")]
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest, "_copy", copied := Hold(ingest._copy, after=True))
+        first_task = asyncio.create_task(api.data("IngestFiles", {"inputs": inputs}, token=contributor))
+        await wait_for(copied.reached.is_set, what="the first ingest to have copied the file")
+        [second] = (await api.data("IngestFiles", {"inputs": inputs}, token=contributor))["ingestFiles"]
+        copied.go.set()
+        [first] = (await first_task)["ingestFiles"]
+    assert (first["unchanged"], second["unchanged"]) == (True, False)
+    assert first["asset"]["id"] == second["asset"]["id"]
+
+    with caplog.at_level(logging.INFO, logger="graphlake.uploads"):
+        # The first held before it stored anything, the second before filing: the first, looking
+        # last, sees the second's asset (a larger id) still being filed, waits, then gives way.
+        (root / "f1.bin").write_bytes(os.urandom(900))
+        inputs = [ingest_input(root / "f1.bin", collectionId=scans["id"], path="f1.bin")]
+        stores_held, files_held = Hold(ingest._store), Hold(ingest._file)
+        caplog.clear()
+        with monkeypatch.context() as patched:
+            patched.setattr(ingest, "_store", stores_held)
+            patched.setattr(ingest, "_file", files_held)
+            first_task = asyncio.create_task(api.data("IngestFiles", {"inputs": inputs}, token=contributor))
+            await wait_for(stores_held.reached.is_set, what="the first ingest to have copied the file")
+            second_task = asyncio.create_task(api.data("IngestFiles", {"inputs": inputs}, token=contributor))
+            await wait_for(files_held.reached.is_set, what="the second ingest to store its asset")
+            stores_held.go.set()
+            await wait_for(lambda: first_task.done() or "another request is filing" in caplog.text,
+                           what="the first ingest to wait for the second")
+            assert not first_task.done()
+            files_held.go.set()
+            [first] = (await first_task)["ingestFiles"]
+            [second] = (await second_task)["ingestFiles"]
+        assert (first["unchanged"], second["unchanged"]) == (True, False)
+        assert first["asset"]["id"] == second["asset"]["id"]
+
+    assets = await Asset.get_pymongo_collection().find({}).to_list()
+    assert sorted(a["name"] for a in assets) == ["f0.bin", "f1.bin"]  # one asset each
+    items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+    assert sorted((i["path"], i["asset_id"]) for i in items) == sorted((a["name"], a["_id"]) for a in assets)
+    assert copies() - before == {str(a["_id"]) for a in assets}  # one copy of each file
+    assert await UploadSession.get_pymongo_collection().count_documents({"to_file": True}) == 0
+
+
+async def test_a_file_moved_to_another_path_is_stored_again_at_its_old_one(api: Api, contributor: str, root: Path) -> None:
+    """A file ingested at one path, its item moved to another: its session still names the first
+    path, so an ingest of it there again finds that asset when it looks for another call's, gives
+    way, finds nothing filed there, and stores its own, once (it looked again at the same session,
+    and went round for ever)."""
+    (root / "f.bin").write_bytes(os.urandom(700))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    inputs = [ingest_input(root / "f.bin", collectionId=scans["id"], path="a/f.bin")]
+    [first] = (await api.data("IngestFiles", {"inputs": inputs}, token=contributor))["ingestFiles"]
+    await api.data("AddToCollection", {"input": {"collectionId": scans["id"], "items": [
+        {"assetId": first["asset"]["id"], "path": "b/f.bin"}]}}, token=contributor)
+    [again] = (await asyncio.wait_for(api.data("IngestFiles", {"inputs": inputs}, token=contributor), 30))["ingestFiles"]
+    assert again["unchanged"] is False and again["asset"]["id"] != first["asset"]["id"]
+    items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+    assert sorted((i["path"], i["asset_id"]) for i in items) == sorted(
+        [("b/f.bin", object_id(first["asset"]["id"])), ("a/f.bin", object_id(again["asset"]["id"]))])
+    assert await stored() == 2
+
+
+async def test_an_ingest_of_new_files_costs_no_command_for_the_race_it_guards_against(
+        api: Api, served: Served, contributor: str, root: Path, state: AppState) -> None:
+    """Finding another call storing the same file at once (test above) reads the assets of the
+    batch's digests once its assets are stored: the read a rerun paid for before them, moved. An
+    ingest of new files into a collection sends the same commands it sent before that guard."""
+    for i in range(3):
+        (root / f"n{i}.bin").write_bytes(os.urandom(600 + i))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    inputs = [ingest_input(root / f"n{i}.bin", collectionId=scans["id"], path=f"n{i}.bin") for i in range(3)]
+    await api.data("Me", token=contributor)  # the token lookup, remembered from here on
+    served.commands.clear()
+    await api.data("IngestFiles", {"inputs": inputs}, token=contributor)
+    sent = list(zip(served.commands.commands, served.commands.collections, strict=True))
+    # The look for another call's assets comes after this call's are stored, and reads no session
+    # when it finds none (the later find of assets is the filing's check for deletes).
+    assert sent[:5] == [("find", "collections"), ("find", "collection_items"), ("insert", "upload_sessions"),
+                        ("insert", "assets"), ("find", "assets")], sent
+    assert ("find", "upload_sessions") not in sent and len(sent) == COMMANDS_FOR_NEW_FILES, sent
+    # The lease's end names its owner beside the ids: still read through the `_id` index on our
+    # FerretDB build, which takes ids at the top of a filter whatever else it says.
+    [(_, ended)] = [(c, q) for c, q in served.commands.updates if c == "upload_sessions"]
+    assert next(iter(ended)) == "_id" and "filing_owner" in ended, ended
+    if "ferretdbVersion" in await state.db.client.admin.command("buildInfo"):
+        plan = await state.db.command("explain", {"find": "upload_sessions", "filter": ended})
+        assert plan.get("filterPushdown") and any("__id_" in step for step in plan["queryPlanner"]["Plan"]), plan
+
+
+@pytest.mark.parametrize("taker", ["rerun", "reconciler"])
+async def test_a_writer_frozen_past_its_lease_removes_nothing_another_took_over(
+        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch, taker: str) -> None:
+    """An ingest's writer frozen (SIGSTOP, a GC pause) past CLAIM_SECONDS, between storing its
+    assets and filing them, has lost its lease: a rerun takes its sessions over and answers with
+    its asset (or the reconciler files them). When the frozen writer wakes and its filing fails (a
+    collection of its batch deleted meanwhile), it removed the whole batch, the asset the rerun
+    answered with too. Now it removes only what it still owns: the taker writes its own token
+    before it files. The freeze is its lease backdated, its renewals held off."""
+    from services.uploads import claims, ingest
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    (root / "f0.bin").write_bytes(os.urandom(900))
+    (root / "f1.bin").write_bytes(os.urandom(901))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    extra = (await api.data("CreateCollection", {"input": {"name": "extra"}}, token=contributor))["createCollection"]
+    shared = ingest_input(root / "f0.bin", collectionId=scans["id"], path="f0.bin")
+    monkeypatch.setattr(ingest, "_file", hold := Hold(ingest._file))
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 3600)  # frozen: it renews nothing
+    frozen = asyncio.create_task(api.run("IngestFiles", {"inputs": [
+        shared, ingest_input(root / "f1.bin", collectionId=extra["id"], path="f1.bin")]}, token=contributor))
+    await wait_for(hold.reached.is_set, what="the first ingest to store its assets")
+    sessions = UploadSession.get_pymongo_collection()
+    lapsed = utcnow() - timedelta(minutes=1)
+    await sessions.update_many({"to_file": True}, {"$set": {"filing_at": lapsed, "finished_at": lapsed}})
+
+    if taker == "rerun":
+        [rerun] = (await api.data("IngestFiles", {"inputs": [shared]}, token=contributor))["ingestFiles"]
+        assert rerun["unchanged"] is True  # the frozen writer's asset, taken over and filed
+        await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+        hold.go.set()  # it wakes, and its filing fails
+        failed = await frozen
+    else:  # the reconciler, held once it has taken the lease and before it files: the writer wakes then
+        from services.uploads import reconciler
+
+        monkeypatch.setattr(reconciler, "_file_settled", filing := Hold(reconciler._file_settled))
+        filed = asyncio.create_task(reconciler.file_unfiled())
+        await wait_for(filing.reached.is_set, what="the reconciler to take the lease over")
+        await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+        hold.go.set()
+        failed = await frozen
+        filing.go.set()
+        assert await filed == 2  # both of its files, each into its collection (extra's is gone)
+        [item] = await CollectionItem.get_pymongo_collection().find({"path": "f0.bin"}).to_list()
+        rerun = {"asset": {"id": encode_id(NodeType.ASSET, item["asset_id"])}}
+    assert failed["errors"][0]["extensions"]["code"] == "NOT_FOUND", failed
+    # What was taken over stays: the shared file (and, for the reconciler, which took both, the other
+    # too, in no collection now that its collection is gone).
+    assets = {a["_id"]: a for a in await Asset.get_pymongo_collection().find({}).to_list()}
+    kept = assets[object_id(rerun["asset"]["id"])]
+    assert kept["status"] == "ACTIVE" and len(assets) == (1 if taker == "rerun" else 2)
+    items = await CollectionItem.get_pymongo_collection().find({}).to_list()
+    assert [(i["asset_id"], i["path"]) for i in items] == [(kept["_id"], "f0.bin")]
+    assert store.path(kept["storage"]["key"]).exists()  # its bytes too
+    assert await sessions.count_documents({"to_file": True}) == 0
+    again = (await api.data("Asset", {"id": rerun["asset"]["id"]}, token=contributor))["asset"]
+    assert again["status"] == "ACTIVE"
+
+
 async def renewed(sessions: Any, taken: dict[ObjectId, datetime]) -> bool:
     """Whether every one of these sessions' leases is newer than `taken`."""
     now = {s["_id"]: s.get("filing_at") for s in await sessions.find({"_id": {"$in": list(taken)}}).to_list()}
@@ -503,19 +683,25 @@ async def renewed(sessions: Any, taken: dict[ObjectId, datetime]) -> bool:
 
 
 class Hold:
-    """A step of the service (ingest._file, patched with this) held on its first call until `go`:
-    the request making it stays between its writes while another runs."""
+    """A step of the service (ingest._file, patched with this) held on its first call until `go`
+    (`after`: once that call has made its step): the request making it stays between its writes
+    while another runs."""
 
-    def __init__(self, step: Callable[..., Awaitable[None]]) -> None:
-        self.step = step
+    def __init__(self, step: Callable[..., Awaitable[Any]], *, after: bool = False) -> None:
+        self.step, self.after = step, after
         self.reset()
 
     def reset(self) -> None:
         self.reached, self.go, self.calls = asyncio.Event(), asyncio.Event(), 0
 
-    async def __call__(self, *args: object, **kwargs: object) -> None:
+    async def __call__(self, *args: object, **kwargs: object) -> Any:
         self.calls += 1
-        if self.calls == 1:
+        held = self.calls == 1
+        if held and not self.after:
             self.reached.set()
             await self.go.wait()
-        await self.step(*args, **kwargs)
+        done = await self.step(*args, **kwargs)
+        if held and self.after:
+            self.reached.set()
+            await self.go.wait()
+        return done

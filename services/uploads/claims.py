@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -91,12 +92,37 @@ async def filing_ended(session_ids: set[ObjectId]) -> set[ObjectId]:
     return session_ids
 
 
-async def keep_filing(session_ids: list[ObjectId]) -> None:
+def filing_token() -> str:
+    """A new owner for an ingest's lease (UploadSession.filing_owner): one per call."""
+    return secrets.token_hex(12)
+
+
+async def keep_filing(session_ids: list[ObjectId], owner: str) -> None:
     """Keep an ingest's lease on the sessions it is filing fresh until it is cancelled: a filing that
-    takes longer than CLAIM_SECONDS (a big batch) is not taken for a dead one's."""
+    takes longer than CLAIM_SECONDS (a big batch) is not taken for a dead one's. Only those still
+    bearing `owner`: a writer that was frozen past its lease and taken over must not make the new
+    owner's lease look like its own again."""
     while session_ids:
         await asyncio.sleep(CLAIM_RENEW_SECONDS)
-        # By _id alone (services/id_reads.py): a lease left on a session filed meanwhile counts
-        # for nothing, as only `to_file` ones are leased (filing).
-        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": session_ids}},
+        # The ids at the top of the filter: our FerretDB build reads them through the `_id` index
+        # whatever else it says (tests/test_import_reads.py); a lease left on a session filed
+        # meanwhile counts for nothing, as only `to_file` ones are leased (filing).
+        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": session_ids}, "filing_owner": owner},
                                                                  {"$set": {"filing_at": utcnow()}})
+
+
+async def take_over(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
+    """Take the lapsed leases on these unfiled sessions (their ingest's writer died, or is frozen)
+    before filing them: a new owner and a fresh lease, so a frozen writer waking and failing leaves
+    them alone (it removes only sessions bearing its own token, ingest._undo). Returns those this
+    call got: not one whose lease was renewed meanwhile, nor one its writer removed first. A write
+    and a read by id, on the crash path only; none for no ids."""
+    if not session_ids:
+        return set()
+    owner, now = filing_token(), utcnow()
+    await UploadSession.get_pymongo_collection().update_many(
+        {"_id": {"$in": list(session_ids)}, "to_file": True, "filing_at": {"$lt": now - timedelta(seconds=CLAIM_SECONDS)}},
+        {"$set": {"filing_at": now, "filing_owner": owner}})
+    # Read back: a write racing this one (the writer's removal, another takeover) has the last word.
+    return {id for id, s in (await fields_by_ids(UploadSession, session_ids, ["filing_owner"])).items()
+            if s.get("filing_owner") == owner}

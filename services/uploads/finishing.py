@@ -15,6 +15,7 @@ from documents.clock import utcnow
 from documents.common import AssetStatus
 from documents.event import ASSET_STATUS, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
+from documents.sparse import cleared
 from documents.upload import UploadSession, UploadStatus
 from services import collections
 from services.errors import GraphlakeError, NotFound
@@ -152,7 +153,8 @@ async def file_completed(sessions: Sequence[UploadSession], actor: str | None, m
             errors.update((s.id, _unfiled(error)) for s in group if encode_id(NodeType.ASSET, s.asset_id) in deleted)
     if groups:
         await UploadSession.get_pymongo_collection().update_many(
-            {"_id": {"$in": [s.id for group in groups.values() for s in group]}}, {"$set": {"to_file": False}})
+            {"_id": {"$in": [s.id for group in groups.values() for s in group]}},
+            {"$set": {"to_file": False}, **cleared("filing_at", "filing_owner")})  # an ingest's lease ends with it
     return errors
 
 

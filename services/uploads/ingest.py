@@ -19,8 +19,11 @@ files them where they were going (and drops the copies it made meanwhile), and e
 reconciler does (reconciler.file_unfiled). Until then the call holds a lease on those sessions
 (`filing_at`, services/uploads/claims.py): another call ingesting the same files meanwhile must
 not take them for a crash's leftovers (it would answer with assets this call removes if its filing
-fails), so it waits for this one to end, or for a dead server's lease to lapse. Thumbnails and
-metrics follow as for uploads (the resolver asks).
+fails), so it waits for this one to end, or for a dead server's lease to lapse; the lease bears
+this call's token, so a writer frozen past it removes nothing another took over. Two calls storing
+the same new file at one path at once both read no item there: each looks for the other once its
+assets are stored, and one gives way (_stored_by_others). Thumbnails and metrics follow as for
+uploads (the resolver asks).
 
 Only local mounts take ingests: a copy to S3 would carry every byte through the API process,
 which the upload path's signed URLs exist to avoid.
@@ -35,6 +38,7 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 
 from bson import ObjectId
@@ -49,6 +53,7 @@ from documents.upload import UploadSession
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events.feed import FeedWriter
+from services.id_reads import fields_by_ids
 from services.uploads import claims
 from services.uploads.finishing import status_event
 from services.uploads.mounts import choose_store
@@ -132,44 +137,43 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     ids = {i: ObjectId() for i in fresh}
     copied = await _copy(store, {i: (found[i], asset_key(ids[i]), digests.get(i)) for i in fresh}, set(hashed))
     uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
-    try:
-        late = await _left_unfiled(uploads, fresh, items)
-    except BaseException:  # another ingest still filing these files (CONFLICT), say: this call's copies go
-        await asyncio.gather(*(store.delete(asset_key(ids[i])) for i in fresh), return_exceptions=True)
-        raise
-    if late:  # the copies just made are not needed: an earlier call stored these files
-        await asyncio.gather(*(store.delete(asset_key(ids[i])) for i in late), return_exceptions=True)
-        unchanged.update(late)
-        fresh = [i for i in fresh if i not in late]
 
     now = utcnow()
     made = {i: file_asset(uploads[i], ids[i], store, AssetStatus.ACTIVE, actor, sha256=uploads[i].sha256,  # see _file
                           collection_ids=[uploads[i].collection_id] if uploads[i].collection_id else [])
             for i in fresh}
     if made:
-        filing = [UploadSession.completed_for(made[i], collection_id=uploads[i].collection_id, path=uploads[i].path)
-                  for i in made if uploads[i].collection_id]
         # Each filed asset's completed session, `to_file`, goes first: a server stopping after the
         # assets' insert and before the filing leaves what a rerun (sessions.filed_at) or the
         # reconciler (file_unfiled) files, not assets that name their collection and are in it for
         # nobody. Stopping before the assets' insert leaves sessions that name no asset, which the
         # reconciler removes (the copies are then stray). Until this call has filed them, its
-        # lease on them (`filing_at`, renewed while it works) keeps every other request from taking
-        # them for a crash's leftovers: it may yet fail and remove them.
-        leased: list[ObjectId] = [s.asset_id for s in filing]  # each session's id is its asset's
-        renewing = asyncio.create_task(claims.keep_filing(leased))
+        # lease on them (`filing_at`, renewed while it works, under this call's `filing_owner`
+        # token) keeps every other request from taking them for a crash's leftovers: it may yet
+        # fail and remove them. A writer frozen past its lease is taken over (claims.take_over),
+        # and then removes and renews nothing of what it no longer owns.
+        owner = claims.filing_token()
+        leased: list[ObjectId] = [ids[i] for i in made if uploads[i].collection_id]  # each session's id is its asset's
+        renewing = asyncio.create_task(claims.keep_filing(leased, owner))
         try:
-            if filing:
-                await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in filing])
-            await Asset.get_pymongo_collection().insert_many([stored(a) for a in made.values()])
             try:
-                await _file(made, uploads, actor, settings.max_batch_items)
+                await _store([made[i] for i in made], uploads, made, owner)
+                # Another call storing the same file at the same path for the first time, at the
+                # same moment, read no item there either: each must find the other now, after
+                # its own assets are stored, so that one asset stays (the same read a rerun pays
+                # for its crash's leftovers, moved here: none more for new files).
+                for i, asset in (await _stored_by_others(store, uploads, made, owner)).items():
+                    unchanged[i] = asset
+                    del made[i]
+                if made:
+                    await _file(made, uploads, actor, settings.max_batch_items)
             except BaseException:  # a collection deleted since it was checked, say: nothing of the batch stays
-                await _undo(store, list(made.values()))
+                await _undo(store, list(made.values()), owner)
                 raise
-            if filing:  # filed: the lease ends with the mark, in the same write
+            if leased:  # filed: the lease ends with the mark, in the same write (if still this call's)
                 await UploadSession.get_pymongo_collection().update_many(
-                    {"_id": {"$in": leased}}, {"$set": {"to_file": False}, **cleared("filing_at")})
+                    {"_id": {"$in": leased}, "filing_owner": owner},
+                    {"$set": {"to_file": False}, **cleared("filing_at", "filing_owner")})
         except BaseException:
             # What the undo could not remove (or a failed insert left) is a stopped writer's: the
             # lease goes, so a rerun or the reconciler files it now, not CLAIM_SECONDS later. Should
@@ -177,7 +181,7 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
             # is the one to tell.
             if leased:
                 with contextlib.suppress(Exception):
-                    await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": leased}},
+                    await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": leased}, "filing_owner": owner},
                                                                              cleared("filing_at"))
             raise
         finally:
@@ -186,17 +190,90 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     return [Ingested(unchanged[i], unchanged=True) if i in unchanged else Ingested(made[i]) for i in range(len(uploads))]
 
 
-async def _left_unfiled(uploads: Sequence[UploadRequest], fresh: Sequence[int], items: list[dict]) -> dict[int, Asset]:
-    """The fresh requests (now of known digest) whose file an earlier call stored and did not get
-    to file (its server stopped between the two; one still filing them is waited for, see
-    sessions.filed_at): those assets, filed now, by request index. Their
-    digests are known only once copied, so a rerun copies such a file once more, and drops the copy;
-    one read of the assets' SHA-256 index when there is none."""
-    wanted = {(uploads[i].collection_id, uploads[i].path) for i in fresh}
-    found = await filed_at([uploads[i] for i in fresh],
-                           [item for item in items if (item["collection_id"], item["path"]) in wanted],
-                           where=lambda j: f"inputs[{fresh[j]}].")
-    return {fresh[j]: asset for j, asset in found.items()}
+async def _store(assets: list[Asset], uploads: Sequence[UploadRequest], made: dict[int, Asset], owner: str) -> None:
+    """The assets' completed sessions (`to_file`, leased to `owner`, for those filed into a
+    collection), then the assets."""
+    at = {a.id: i for i, a in made.items()}
+    filing = [UploadSession.completed_for(a, collection_id=uploads[at[a.id]].collection_id, path=uploads[at[a.id]].path,
+                                          owner=owner)
+              for a in assets if uploads[at[a.id]].collection_id]
+    if filing:
+        await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in filing])
+    await Asset.get_pymongo_collection().insert_many([stored(a) for a in assets])
+
+
+async def _stored_by_others(store: LocalStore, uploads: Sequence[UploadRequest], made: dict[int, Asset],
+                            owner: str) -> dict[int, Asset]:
+    """The files of `made` (stored, not yet filed) that another call stores too, at the same path of
+    the same collection: the other's asset for each, this call's own removed (its copy too).
+
+    Each call stores its assets, then looks (_others): of two racing, the later to look sees the
+    other. One that sees the other's asset filed, or left unfiled by a crash, or leased with a
+    smaller id than its own, gives way: it removes its own and answers with the other's, as
+    filed_at finds it (waiting while the other still files it). One that sees only twins of larger
+    ids, still leased, waits until they are removed (they gave way) or filed (they looked first and
+    saw nothing: it gives way then). Should the other fail and remove its batch, this call stores
+    its own again. Waits run while this call holds its own lease, and a call only waits for twins
+    that looked before it stored (else they saw it and gave way), so two calls never wait for each
+    other; a batch's insert seen half-done could, and ends as CONFLICT after FILING_WAIT_SECONDS,
+    the batch removed. A file with no twin, the common case, costs one read: the one a rerun paid
+    before (sessions._unfiled_sessions), moved after the insert."""
+    given: dict[int, Asset] = {}
+    checking = [i for i in made if uploads[i].collection_id and uploads[i].path]
+    while checking:
+        twins = await _others(uploads, {i: made[i].id for i in checking})
+        waiting = {t["_id"]: i for i, found in twins.items() if all(_ahead(t, made[i].id) for t in found) for t in found}
+        giving = [i for i in twins if i not in waiting.values()]
+        if giving:
+            await _undo(store, [made[i] for i in giving], owner, keep_copies=True)
+            answers = await filed_at([uploads[i] for i in giving], where=lambda j, giving=giving: f"inputs[{giving[j]}].")
+            for j, i in enumerate(giving):
+                if j in answers:
+                    given[i] = answers[j]
+                    await store.delete(asset_key(made[i].id))
+            # Nothing there after all: the other failed and removed its asset, or its item was moved
+            # to another path since its session recorded this one. This call's is stored once more,
+            # and not looked at again (the same stale session would send it round forever).
+            again = [i for i in giving if i not in given]
+            if again:
+                await _store([made[i] for i in again], uploads, made, owner)
+        if waiting:
+            still = await claims.filing_ended(set(waiting))
+            if still:
+                raise Conflict("another request is still storing this file at this path (an ingest of it); try again "
+                               "once it has answered", field=f"inputs[{min(waiting[id] for id in still)}].path")
+        checking = sorted(set(waiting.values()))
+    return given
+
+
+def _ahead(twin: dict, mine: ObjectId) -> bool:
+    """Whether a twin found by _others is another call's, storing the same file at the same moment,
+    that gives way to this one if it saw this one's (a larger id, still leased)."""
+    fresh = utcnow() - timedelta(seconds=claims.CLAIM_SECONDS)
+    return bool(twin.get("to_file") and twin.get("filing_at") and twin["filing_at"] >= fresh and twin["_id"] > mine)
+
+
+async def _others(uploads: Sequence[UploadRequest], mine: dict[int, ObjectId]) -> dict[int, list[dict]]:
+    """Other calls' ACTIVE assets of these files' SHA-256, in their collection at their path, by
+    request index: their sessions (to_file, filing_at), which say the path. Found through the
+    assets' SHA-256 index, as sessions._unfiled_sessions; one read, and one more by id when any."""
+    wanted = {(uploads[i].collection_id, uploads[i].path, uploads[i].sha256): i for i in mine}
+    ours = set(mine.values())
+    twins = await Asset.get_pymongo_collection().find(
+        {"sha256": {"$in": list({sha for _, _, sha in wanted})}, "status": AssetStatus.ACTIVE.value},
+        {"sha256": 1, "collection_ids": 1}).to_list()
+    collections_wanted = {collection for collection, _, _ in wanted}
+    candidates = {t["_id"]: t["sha256"] for t in twins
+                  if t["_id"] not in ours and collections_wanted.intersection(t.get("collection_ids") or ())}
+    if not candidates:
+        return {}
+    found: dict[int, list[dict]] = {}
+    for id, session in (await fields_by_ids(UploadSession, candidates,
+                                            ["collection_id", "path", "to_file", "filing_at"])).items():
+        i = wanted.get((session.get("collection_id"), session.get("path"), candidates[id]))
+        if i is not None:
+            found.setdefault(i, []).append(session)
+    return found
 
 
 def _find_sources(sources: Sequence[str], roots: Sequence[Path], private: Sequence[Path]) -> list[tuple[Path, os.stat_result]]:
@@ -271,14 +348,26 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_r
     raise BadUserInput(f"the file's SHA-256 is {outcome}, not the one given", field=f"inputs[{i}].sha256")
 
 
-async def _undo(store: LocalStore, assets: list[Asset]) -> None:
-    """Remove what this call stored: the assets, whatever of their filing happened, their copies."""
+async def _undo(store: LocalStore, assets: list[Asset], owner: str, *, keep_copies: bool = False) -> None:
+    """Remove what this call stored and still owns: the assets, whatever of their filing happened,
+    their copies (unless `keep_copies`). A session whose lease another took over (this call was
+    frozen past it: claims.take_over) is left with its asset, which the other has filed and may
+    have answered with; the first delete, conditional on this call's token, tells them apart. A
+    file stored with no collection has no session, and is this call's alone."""
     ids = [a.id for a in assets]
+    sessions = UploadSession.get_pymongo_collection()
+    gone = await sessions.delete_many({"_id": {"$in": ids}, "filing_owner": owner})
+    if gone.deleted_count < len(ids):  # taken over, or never leased (no collection), or never written
+        kept = await fields_by_ids(UploadSession, ids, ["filing_owner"])
+        ids = [id for id in ids if id not in kept]
+        assets = [a for a in assets if a.id not in kept]
+    if not ids:
+        return
     await asyncio.gather(CollectionItem.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
-                         AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
-                         UploadSession.get_pymongo_collection().delete_many({"_id": {"$in": ids}}))
+                         AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}))
     await Asset.get_pymongo_collection().delete_many({"_id": {"$in": ids}})
-    await asyncio.gather(*(store.delete(a.storage.key) for a in assets if a.storage), return_exceptions=True)
+    if not keep_copies:
+        await asyncio.gather(*(store.delete(a.storage.key) for a in assets if a.storage), return_exceptions=True)
 
 
 async def _file(made: dict[int, Asset], uploads: Sequence[UploadRequest], actor: str | None, max_items: int) -> None:

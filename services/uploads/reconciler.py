@@ -21,7 +21,7 @@ from documents.sparse import cleared
 from documents.upload import UploadClaim, UploadSession, UploadStatus
 from services.events.feed import FeedWriter
 from services.id_reads import fields_by_ids
-from services.uploads.claims import CLAIM_SECONDS
+from services.uploads.claims import CLAIM_SECONDS, take_over
 from services.uploads.finishing import (
     assets_by_id,
     assets_of,
@@ -173,8 +173,13 @@ async def file_unfiled() -> int:
     orphans = [s.id for s in unfiled if s.asset_id not in present]
     if orphans:
         await UploadSession.get_pymongo_collection().delete_many({"_id": {"$in": orphans}, "to_file": True})
-    await _file_settled([s for s in unfiled if s.asset_id in present])
-    return len(unfiled) - len(orphans)
+    # A lapsed ingest lease is taken first: its writer may only be frozen, and removes on waking
+    # what it still owns (ingest._undo). One renewed or removed since the read is left alone.
+    leased = [s for s in unfiled if s.asset_id in present and s.filing_at is not None]
+    taken = await take_over([s.id for s in leased])
+    filing = [s for s in unfiled if s.asset_id in present and (s.filing_at is None or s.id in taken)]
+    await _file_settled(filing)
+    return len(filing)
 
 
 async def drop_stale_claims() -> int:

@@ -184,6 +184,11 @@ async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None =
         return await filed_at(requests, where=where)  # filed or removed meanwhile: read again
     if unfiled:
         sessions = [session for _, session in unfiled.values()]
+        # An ingest's lapsed lease is taken before its sessions are filed: its writer may only be
+        # frozen, and waking it removes what it still owns if its filing fails (ingest._undo).
+        # What was renewed or removed meanwhile is left to the read below.
+        taken = await claims.take_over([s.id for s in sessions if s.filing_at is not None])
+        sessions = [s for s in sessions if s.filing_at is None or s.id in taken]
         for actor in {s.created_by for s in sessions}:
             await file_completed([s for s in sessions if s.created_by == actor], actor)
         return await filed_at(requests, where=where)  # their items are there now
