@@ -94,6 +94,10 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     missing = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).is_file()]
     if missing:  # before anything is written
         raise GraphlakeClientError(f"{len(missing)} images are not under {images}, e.g. {missing[0]}", "BAD_USER_INPUT")
+    for key in ("id", "name"):  # a second id would take the first's annotations; a second name is one label
+        twice = next((value for value, n in Counter(c[key] for c in coco.get("categories", [])).items() if n > 1), None)
+        if twice is not None:
+            raise GraphlakeClientError(f"category {key} {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
     categories = {c["id"]: c for c in coco.get("categories", [])}
     for items, where in ((coco.get("annotations", []), f"annotation {{}} of {annotations.name}"),
                          (results or [], f"entry {{}} of {predictions.name if predictions else ''}")):
@@ -199,6 +203,15 @@ def _check_annotation(annotation: dict[str, Any], where: str, categories: dict[A
                 raise bad(f"segmentation[{part}] is a polygon, an even count of numbers (x, y, x, y, ...)")
     elif segmentation is not None and not (isinstance(segmentation, dict) and "counts" in segmentation):
         raise bad("segmentation is a list of polygons or an RLE ({counts, size})")
+    elif isinstance(segmentation, dict):  # pycocotools needs the mask's size: checked before anything is written
+        size = segmentation.get("size")
+        if size is not None and not (_finite(size) and len(size) == 2 and all(v == int(v) > 0 for v in size)):
+            raise bad(f"segmentation.size is [height, width], two positive whole numbers, not {size!r}")
+        if size is None and not isinstance(segmentation["counts"], list):
+            raise bad("segmentation is a compressed RLE without its size ([height, width])")
+        image = images[annotation["image_id"]]
+        if size is None and not (image.get("height") and image.get("width")):
+            raise bad("segmentation is an uncompressed RLE without its size, and its image has no height and width")
     keypoints = annotation.get("keypoints")
     if keypoints is not None and not (_finite(keypoints) and len(keypoints) % 3 == 0):
         raise bad("keypoints are x, y, visibility for each point: a count of numbers divisible by 3")

@@ -28,7 +28,7 @@ def mask_of(segmentation: dict[str, Any], height: int | None, width: int | None)
         size = segmentation.get("size") or (height, width)
         if None in size:
             raise ValueError("an uncompressed RLE without `size` needs its image's height and width")
-        encoded = rle.frPyObjects(segmentation, *size)
+        encoded = rle.frPyObjects({"counts": segmentation["counts"], "size": list(size)}, *size)
     else:
         counts = segmentation["counts"]
         encoded = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}

@@ -267,6 +267,44 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
     assert await counts() == (0, 0, 0)
 
 
+async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
+                                                                    tmp_path: Path) -> None:
+    """COCO's crowd files may leave `size` out of an uncompressed RLE: its image's height and width
+    are its size (pycocotools refused the segmentation, with a traceback, after the images were
+    stored). A compressed one without it, or two categories of one id (the second took the first's
+    annotations, relabelled without a word), are refused before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    source = json.loads(annotations.read_text())
+    for change, named in ((lambda c: c["annotations"][2]["segmentation"].pop("size"),
+                           "annotation 2 of annotations.json: segmentation is a compressed RLE without its size"),
+                          (lambda c: c["categories"].append({"id": 3, "name": "crack"}),
+                           "category id 3 appears twice in annotations.json"),
+                          (lambda c: c["categories"].append({"id": 4, "name": "dent"}),
+                           "category name 'dent' appears twice in annotations.json")):
+        broken = json.loads(json.dumps(source))
+        change(broken)
+        annotations.write_text(json.dumps(broken))
+        refused = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                          "--images", str(tmp_path / "images"), "--dataset", "parts")
+        said = " ".join(refused.stderr.split())
+        assert refused.returncode == 1 and named in said and "Traceback" not in said, said
+    assert await counts() == (0, 0, 0)
+    del source["annotations"][3]["segmentation"]["size"]  # uncompressed: the image is 80 x 60
+    annotations.write_text(json.dumps(source))
+    done = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts", "--version", "v1")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    exported = await asyncio.to_thread(graphlake, served, token, "export", "coco", "parts/v1", str(out))
+    assert exported.returncode == 0, exported.stderr
+    back = json.loads((out / "annotations.json").read_text())
+    assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
+
+
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
     from documents.roles import Role
