@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphlake_client.coco_shapes import mask_of, png_of, records_of
+from graphlake_client.coco_shapes import left_out_of, mask_of, png_of, records_of
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
     ImageStages,
@@ -67,6 +67,9 @@ class CocoImport:
     records_added: dict[str, int] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)  # purposes whose set already held records
     resumed: list[str] = field(default_factory=list)  # purposes whose set an interrupted import had begun: the rest added
+    # What of the files' annotations makes no record (coco_shapes.left_out_of), by reason: a box of no
+    # size, a polygon part under 3 points, keypoints without names; and annotations so left out whole.
+    left_out: dict[str, int] = field(default_factory=dict)
     version: DatasetVersion | None = None
 
 
@@ -110,6 +113,12 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
             raise GraphlakeClientError(f"annotation id {twice!r} appears twice in {where} (an annotation without an id "
                                        "is numbered by its place, from 1)", "BAD_USER_INPUT")
     done = CocoImport(dataset)
+    left_out = Counter(reason for items in (coco.get("annotations", []), results or []) for annotation in items
+                       for reason in left_out_of(annotation, categories[annotation["category_id"]]))
+    done.left_out = dict(left_out)
+    if left_out:
+        say("left out, as no record can hold them: "
+            + ", ".join(f"{n} {reason}" for reason, n in left_out.items()))
     # A file of one split gets sets of its own (as VOC's do): the train and val files of one dataset
     # are two imports, and one set holding both would refuse the second (records on images it lacks).
     in_split = f" ({split.lower()})" if split.upper() != "UNASSIGNED" else ""
@@ -196,6 +205,8 @@ def _check_annotation(annotation: dict[str, Any], where: str, categories: dict[A
     box = annotation.get("bbox")
     if box is not None and not (_finite(box) and len(box) == 4):
         raise bad(f"bbox is [x, y, width, height], four numbers, not {box!r}")
+    if box is not None and (box[2] < 0 or box[3] < 0):
+        raise bad(f"bbox is [x, y, width, height], the width and height not negative, not {box!r}")
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, list):
         for part, flat in enumerate(segmentation):

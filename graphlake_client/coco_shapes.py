@@ -102,6 +102,24 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
     return records
 
 
+def left_out_of(annotation: dict[str, Any], category: dict[str, Any]) -> list[str]:
+    """What of one COCO annotation `records_of` makes no record of, by reason: the API takes no box of
+    no width or height, no polygon under 3 points, and no keypoints without the category's names for
+    them; an annotation with nothing else is left out whole."""
+    reasons = []
+    box = annotation.get("bbox")
+    if box and not (box[2] > 0 and box[3] > 0):
+        reasons.append("bbox of no size")
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, list):
+        reasons += ["polygon under 3 points" for flat in segmentation if len(flat) < 6]
+    if annotation.get("keypoints") and not category.get("keypoints"):
+        reasons.append("keypoints without names")
+    if reasons and not records_of(annotation, category, "mask"):
+        reasons.append("annotation with nothing stored")
+    return reasons
+
+
 def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]], *, derive_area: bool = True) -> dict[str, Any]:
     """One COCO annotation (without id, image_id, category_id) from the records that share a COCO id.
     `masks` maps a mask asset id to its RLE. A ground-truth annotation needs an `area` (derived from

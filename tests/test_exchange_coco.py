@@ -305,6 +305,46 @@ async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Ser
     assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
 
 
+async def test_what_no_record_can_hold_is_counted_not_dropped_silently(served: Served, make_token: MakeToken,
+                                                                      tmp_path: Path) -> None:
+    """A box of no size (the API takes none), a polygon part under 3 points, keypoints on a category
+    without keypoint names: the import left them out without a word, and an annotation of nothing
+    else vanished from the export. They are counted by reason (`left_out`) and said; a negative width
+    is no COCO box, refused before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    coco = json.loads(annotations.read_text())
+    coco["annotations"] += [
+        {"id": 200, "image_id": 7, "category_id": 1, "bbox": [3, 3, 0, 4], "area": 0.0, "iscrowd": 0, "segmentation": []},
+        {"id": 201, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5], "area": 25.0, "iscrowd": 0,
+         "segmentation": [[1, 1, 6, 1], [1, 1, 6, 1, 6, 6]], "keypoints": [2, 2, 2], "num_keypoints": 1}]
+    negative = json.loads(json.dumps(coco))
+    negative["annotations"][0]["bbox"] = [10, 12, -20, 8.5]
+    annotations.write_text(json.dumps(negative))
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                      "--images", str(tmp_path / "images"), "--dataset", "parts")
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "annotation 0 of annotations.json: bbox is [x, y, width, height], the width and " \
+        "height not negative" in said, said
+    assert await counts() == (0, 0, 0)
+    annotations.write_text(json.dumps(coco))
+    done = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts", "--version", "v1")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["left_out"] == {"bbox of no size": 1, "polygon under 3 points": 1, "keypoints without names": 1,
+                                   "annotation with nothing stored": 1}
+    assert summary["records_added"] == {"GROUND_TRUTH": 10 + 2}  # 201's box and its one whole polygon
+    said = " ".join(done.stderr.split())
+    assert "left out, as no record can hold them: 1 bbox of no size, 1 annotation with nothing stored" in said, said
+    again = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                    "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert again.returncode == 0 and json.loads(again.stdout)["kept"] == ["GROUND_TRUTH"], again.stderr
+
+
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
     from documents.roles import Role
