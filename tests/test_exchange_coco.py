@@ -345,6 +345,32 @@ async def test_what_no_record_can_hold_is_counted_not_dropped_silently(served: S
     assert again.returncode == 0 and json.loads(again.stdout)["kept"] == ["GROUND_TRUTH"], again.stderr
 
 
+async def test_an_annotations_other_keys_come_back(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """CVAT writes `attributes` (occluded, rotation, a track id) on every annotation, other tools keys
+    of their own: the import dropped them without a word, and the export said everything else came
+    back as it went in. They ride on the records (`coco_extra`) and come back; a `graphlake_source`
+    of an earlier export is the records' own source here, so not kept twice."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    coco = json.loads(annotations.read_text())
+    for annotation in coco["annotations"]:
+        annotation["attributes"] = {"occluded": annotation["id"] % 2 == 0, "rotation": 0.0, "track_id": annotation["id"]}
+    coco["annotations"][0]["graphlake_source"] = "MODEL"
+    annotations.write_text(json.dumps(coco))
+    found = json.loads(results.read_text())
+    found[0]["tracker"] = "sort"
+    results.write_text(json.dumps(found))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        await lake.import_coco(annotations, tmp_path / "images", "parts", version="v1", predictions=results)
+        await lake.export_coco("parts/v1", tmp_path / "out")
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert {a["id"]: a["attributes"] for a in back["annotations"]} == {a["id"]: a["attributes"] for a in coco["annotations"]}
+    assert {a["graphlake_source"] for a in back["annotations"]} == {"HUMAN"}
+    assert [r.get("tracker") for r in json.loads((tmp_path / "out" / "results.json").read_text())] == ["sort", None]
+
+
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
     from documents.roles import Role
