@@ -29,7 +29,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client.coco_shapes import left_out_of, mask_of, png_of, records_of
@@ -151,8 +151,11 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     stages = ImageStages(lake, "coco", dataset, known, done, split.upper())
 
     async def store(chunk: list[dict[str, Any]]) -> None:
+        # At the file name as a path in the collection takes it: `./a.jpg` and `sub//b.jpg` (some tools
+        # write them) are a.jpg and sub/b.jpg, which the server's paths must be.
         await stages.store(chunk, [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,
-                                                              "path": i["file_name"], "mount": mount}) for i in chunk])
+                                                              "path": str(PurePosixPath(i["file_name"])), "mount": mount})
+                                   for i in chunk])
 
     async def add(chunk: list[dict[str, Any]]) -> None:
         for found, held, _ in adding:  # every set's, before either gets a record of this chunk

@@ -371,6 +371,27 @@ async def test_an_annotations_other_keys_come_back(served: Served, make_token: M
     assert [r.get("tracker") for r in json.loads((tmp_path / "out" / "results.json").read_text())] == ["sort", None]
 
 
+async def test_a_file_name_with_dot_or_doubled_slashes_is_stored_at_its_plain_path(served: Served, make_token: MakeToken,
+                                                                                  tmp_path: Path) -> None:
+    """`./a.png` and `sub//c.png` name files under --images like any other: the server refused them as
+    paths (after the import had made its schema and sets). They are stored at a.png and sub/c.png."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    coco = json.loads(annotations.read_text())
+    coco["images"][0]["file_name"], coco["images"][2]["file_name"] = "./a.png", "sub//c.png"
+    annotations.write_text(json.dumps(coco))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        done = await lake.import_coco(annotations, tmp_path / "images", "parts", version="v1")
+        await lake.export_coco("parts/v1", tmp_path / "out")
+    assert done.images_uploaded == 3
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in back["images"]) == ["a.png", "b.png", "sub/c.png"]
+    for name in SIZES:
+        assert (tmp_path / "out" / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
+
+
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
     from documents.roles import Role
