@@ -95,18 +95,28 @@ class BundleReader:
             with self._own(path) if self.confined else file.open("rb") as stream:
                 yield stream
             return
+        # A tar cut short (a copy that did not finish) fails where its end is read: finding a member
+        # (the manifest is the last one) or reading one. Said as what it is, not as tarfile's traceback.
         try:
             member = self._tar.getmember(path)
         except KeyError:
             yield None
             return
+        except tarfile.TarError as error:
+            raise self._damaged(error) from None
         # A tar member reads as a BufferedReader, a BinaryIO (typeshed types extractfile's answer IO[bytes]).
         member_stream = cast("BinaryIO | None", self._tar.extractfile(member) if member.isfile() else None)
         try:
             yield member_stream
+        except tarfile.TarError as error:
+            raise self._damaged(error) from None
         finally:
             if member_stream is not None:
                 member_stream.close()
+
+    def _damaged(self, error: tarfile.TarError) -> GraphlakeClientError:
+        return GraphlakeClientError(f"{self.src}: the tar is cut short or damaged ({error}): copy the bundle again",
+                                    "BAD_USER_INPUT")
 
     def _own(self, path: str) -> BinaryIO:
         """The bundle's own file at `path`, opened, or BAD_USER_INPUT if it is a link (see `confined`).

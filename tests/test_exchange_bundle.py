@@ -520,6 +520,12 @@ async def test_a_tar_bundle_through_the_command(served: Served, make_token: Make
     await wipe(served)
     token = await make_token(Role.CONTRIBUTOR)
     before = await counts()
+    # A copy that did not finish: tarfile's ReadError came out as a traceback.
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(tar.read_bytes()[:tar.stat().st_size // 2])
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(cut), "--dry-run")
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "the tar is cut short or damaged" in said and "Traceback" not in said, said
     dry = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(tar), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["datums"]["new"] == 4 and await counts() == before
