@@ -63,6 +63,7 @@ def import_coco(
     summary = {"images_uploaded": done.images_uploaded, "images_unchanged": done.images_unchanged,  # type: ignore[attr-defined]
                "datums_created": done.datums_created, "schema": done.schema_id, "sets": done.set_ids,  # type: ignore[attr-defined]
                "records_added": done.records_added, "kept": done.kept, "resumed": done.resumed,  # type: ignore[attr-defined]
+               "left_out": done.left_out,  # type: ignore[attr-defined]
                "version": done.version}  # type: ignore[attr-defined]
     typer.echo(json.dumps(summary, indent=2))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
@@ -101,7 +102,10 @@ async def export_bundle(lake: Client, version: str, dest: Path | str, *,
             "dataset": {"name": found["dataset"]["name"], "description": found["dataset"]["description"]},
             "version": {"name": found["version"], "description": found["description"],
                         "manifest_sha256": found["manifestSha256"], "datum_count": found["datumCount"],
-                        "splits": {s["split"]: s["count"] for s in found["splitCounts"]}},
+                        "splits": {s["split"]: s["count"] for s in found["splitCounts"]},
+                        # What the datums below hold, so an importer tells an entry removed from them
+                        # before it writes anything (bundle_format.check_manifest).
+                        "record_counts": dict(Counter(r["set"] for d in datums for r in d["records"]))},
             "assets": assets,
             "schemas": {s["schema"]["id"]: _schema(s["schema"]) for s in found["annotationSets"]},
             "sets": {s["id"]: {"name": s["name"], "purpose": s["purpose"], "source": s["source"], "schema": s["schema"]["id"]}

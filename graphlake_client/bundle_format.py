@@ -5,7 +5,10 @@ file per distinct payload, named by the SHA-256 of its bytes. The manifest holds
 
 - `format` ("graphlake-bundle") and `format_version` (FORMAT_VERSION): a reader refuses a newer one;
 - `dataset` {name, description} and `version` {name, description, manifest_sha256 (the source's
-  portable hash, documents/manifest.py on the server), datum_count, splits {SPLIT: count}};
+  portable hash, documents/manifest.py on the server), datum_count, splits {SPLIT: count},
+  record_counts {set ref: count} (from bundles written after it was added)}: the counts are checked
+  against `datums`, so an entry removed from them is refused before anything is written (the hash
+  alone would say so only once the version was built from what is left);
 - `assets` {ref: {kind, name, description, media_type, size, sha256, labels, metadata, payload,
   uri}}: `sha256` is the lake's digest of the asset, `payload` {path, size, sha256} the file holding
   its bytes (a FILE's bytes, a TEXT's UTF-8, a VALUE's JSON), null for an EXTERNAL object (`uri`);
@@ -25,6 +28,7 @@ a server-side one.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 from graphlake_client.errors import GraphlakeClientError
@@ -98,7 +102,33 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
     keys: dict[tuple[str, str], str] = {}  # (set, key) -> the record holding it
     for n, datum in enumerate(_need(manifest.get("datums"), list, "datums", "a list")):
         _check_datum(f"datums[{n}]", datum, assets, sets, keys)
+    _check_counts(head, manifest["datums"])
     return manifest
+
+
+def _check_counts(head: dict[str, Any], datums: list[dict[str, Any]]) -> None:
+    """The version's counts (where the manifest has them) against the datums it lists: a datum or
+    record removed from the manifest would otherwise be found only by the version hash, once the
+    commit had built the version from what is left."""
+    lists = "an entry was removed from the manifest, or it was cut short"
+    if head.get("datum_count") is not None:
+        count = _need(head["datum_count"], int, "version.datum_count", "an integer")
+        if count != len(datums):
+            raise bad("version.datum_count", f"is {count}, but the manifest lists {len(datums)} datums ({lists})")
+    if head.get("splits") is not None:
+        splits = _need(head["splits"], dict, "version.splits", "an object")
+        listed = Counter(d["split"] for d in datums)
+        for split in sorted(set(splits) | set(listed)):
+            if splits.get(split, 0) != listed.get(split, 0):
+                raise bad(f"version.splits.{split}", f"is {splits.get(split, 0)}, but the manifest lists "
+                                                     f"{listed.get(split, 0)} datums of that split ({lists})")
+    if head.get("record_counts") is not None:
+        counts = _need(head["record_counts"], dict, "version.record_counts", "an object")
+        listed = Counter(r["set"] for d in datums for r in d["records"])
+        for ref in sorted(set(counts) | set(listed)):
+            if counts.get(ref, 0) != listed.get(ref, 0):
+                raise bad(f"version.record_counts.{ref}", f"is {counts.get(ref, 0)}, but the manifest lists "
+                                                          f"{listed.get(ref, 0)} records of that set ({lists})")
 
 
 def _check_asset(ref: str, asset: Any) -> None:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from graphlake_client.bundle_files import CHUNK, BundleReader, BundleWriter, is_tar
+from graphlake_client.bundle_files import CHUNK, BundleReader, BundleWriter, dump_manifest, is_tar
 from graphlake_client.bundle_format import MANIFEST, check_manifest
 from graphlake_client.errors import GraphlakeClientError
 
@@ -267,9 +267,12 @@ class S3BundleWriter:
                 self._tar.finish(manifest)
                 self.client.upload_file(str(self._tar.dest), self.bucket, self.prefix, Config=_transfer())
             else:
-                data = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
-                self.client.put_object(Bucket=self.bucket, Key=self.key(MANIFEST), Body=data,
-                                       ContentType="application/json")
+                written = self.scratch / MANIFEST  # streamed to disk, then sent from it: never whole in memory
+                with written.open("xb") as out:
+                    dump_manifest(manifest, out)
+                with written.open("rb") as body:
+                    self.client.put_object(Bucket=self.bucket, Key=self.key(MANIFEST), Body=body,
+                                           ContentType="application/json")
         except GraphlakeClientError:
             raise
         except Exception as error:

@@ -29,10 +29,10 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from graphlake_client.coco_shapes import mask_of, png_of, records_of
+from graphlake_client.coco_shapes import left_out_of, mask_of, png_of, records_of
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
     ImageStages,
@@ -67,6 +67,9 @@ class CocoImport:
     records_added: dict[str, int] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)  # purposes whose set already held records
     resumed: list[str] = field(default_factory=list)  # purposes whose set an interrupted import had begun: the rest added
+    # What of the files' annotations makes no record (coco_shapes.left_out_of), by reason: a box of no
+    # size, a polygon part under 3 points, keypoints without names; and annotations so left out whole.
+    left_out: dict[str, int] = field(default_factory=dict)
     version: DatasetVersion | None = None
 
 
@@ -94,6 +97,10 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     missing = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).is_file()]
     if missing:  # before anything is written
         raise GraphlakeClientError(f"{len(missing)} images are not under {images}, e.g. {missing[0]}", "BAD_USER_INPUT")
+    for key in ("id", "name"):  # a second id would take the first's annotations; a second name is one label
+        twice = next((value for value, n in Counter(c[key] for c in coco.get("categories", [])).items() if n > 1), None)
+        if twice is not None:
+            raise GraphlakeClientError(f"category {key} {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
     categories = {c["id"]: c for c in coco.get("categories", [])}
     for items, where in ((coco.get("annotations", []), f"annotation {{}} of {annotations.name}"),
                          (results or [], f"entry {{}} of {predictions.name if predictions else ''}")):
@@ -106,6 +113,12 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
             raise GraphlakeClientError(f"annotation id {twice!r} appears twice in {where} (an annotation without an id "
                                        "is numbered by its place, from 1)", "BAD_USER_INPUT")
     done = CocoImport(dataset)
+    left_out = Counter(reason for items in (coco.get("annotations", []), results or []) for annotation in items
+                       for reason in left_out_of(annotation, categories[annotation["category_id"]]))
+    done.left_out = dict(left_out)
+    if left_out:
+        say("left out, as no record can hold them: "
+            + ", ".join(f"{n} {reason}" for reason, n in left_out.items()))
     # A file of one split gets sets of its own (as VOC's do): the train and val files of one dataset
     # are two imports, and one set holding both would refuse the second (records on images it lacks).
     in_split = f" ({split.lower()})" if split.upper() != "UNASSIGNED" else ""
@@ -138,8 +151,11 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     stages = ImageStages(lake, "coco", dataset, known, done, split.upper())
 
     async def store(chunk: list[dict[str, Any]]) -> None:
+        # At the file name as a path in the collection takes it: `./a.jpg` and `sub//b.jpg` (some tools
+        # write them) are a.jpg and sub/b.jpg, which the server's paths must be.
         await stages.store(chunk, [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,
-                                                              "path": i["file_name"], "mount": mount}) for i in chunk])
+                                                              "path": str(PurePosixPath(i["file_name"])), "mount": mount})
+                                   for i in chunk])
 
     async def add(chunk: list[dict[str, Any]]) -> None:
         for found, held, _ in adding:  # every set's, before either gets a record of this chunk
@@ -192,6 +208,8 @@ def _check_annotation(annotation: dict[str, Any], where: str, categories: dict[A
     box = annotation.get("bbox")
     if box is not None and not (_finite(box) and len(box) == 4):
         raise bad(f"bbox is [x, y, width, height], four numbers, not {box!r}")
+    if box is not None and (box[2] < 0 or box[3] < 0):
+        raise bad(f"bbox is [x, y, width, height], the width and height not negative, not {box!r}")
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, list):
         for part, flat in enumerate(segmentation):
@@ -199,6 +217,15 @@ def _check_annotation(annotation: dict[str, Any], where: str, categories: dict[A
                 raise bad(f"segmentation[{part}] is a polygon, an even count of numbers (x, y, x, y, ...)")
     elif segmentation is not None and not (isinstance(segmentation, dict) and "counts" in segmentation):
         raise bad("segmentation is a list of polygons or an RLE ({counts, size})")
+    elif isinstance(segmentation, dict):  # pycocotools needs the mask's size: checked before anything is written
+        size = segmentation.get("size")
+        if size is not None and not (_finite(size) and len(size) == 2 and all(v == int(v) > 0 for v in size)):
+            raise bad(f"segmentation.size is [height, width], two positive whole numbers, not {size!r}")
+        if size is None and not isinstance(segmentation["counts"], list):
+            raise bad("segmentation is a compressed RLE without its size ([height, width])")
+        image = images[annotation["image_id"]]
+        if size is None and not (image.get("height") and image.get("width")):
+            raise bad("segmentation is an uncompressed RLE without its size, and its image has no height and width")
     keypoints = annotation.get("keypoints")
     if keypoints is not None and not (_finite(keypoints) and len(keypoints) % 3 == 0):
         raise bad("keypoints are x, y, visibility for each point: a count of numbers divisible by 3")

@@ -19,6 +19,10 @@ from pycocotools import mask as rle
 # `visible: Boolean`: null keeps "not labelled" apart from "hidden".
 VISIBLE = {0: None, 1: False, 2: True}
 VISIBILITY = {None: 0, False: 1, True: 2}
+# What an annotation's own keys become; any other (CVAT's `attributes`, a tool's track id) is kept as
+# it is under the records' `coco_extra` attribute, and the export gives it back.
+READ = frozenset({"id", "image_id", "category_id", "bbox", "segmentation", "area", "iscrowd", "keypoints",
+                  "num_keypoints", "score"})
 
 
 def mask_of(segmentation: dict[str, Any], height: int | None, width: int | None) -> np.ndarray:
@@ -28,7 +32,7 @@ def mask_of(segmentation: dict[str, Any], height: int | None, width: int | None)
         size = segmentation.get("size") or (height, width)
         if None in size:
             raise ValueError("an uncompressed RLE without `size` needs its image's height and width")
-        encoded = rle.frPyObjects(segmentation, *size)
+        encoded = rle.frPyObjects({"counts": segmentation["counts"], "size": list(size)}, *size)
     else:
         counts = segmentation["counts"]
         encoded = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
@@ -71,6 +75,9 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
         attributes["area"] = annotation["area"]
     if category.get("supercategory") is not None:
         attributes["supercategory"] = category["supercategory"]
+    # graphlake_source: what an export of a lake said, which the records' own source says here.
+    if extra := {k: v for k, v in annotation.items() if k not in READ and not k.startswith("graphlake_")}:
+        attributes["coco_extra"] = extra
     common = {"label": category["name"], "attributes": attributes}
     key = f"coco:{annotation['id']}"  # each record's name in the set (services/record_keys.py): a rerun adds none twice
     if annotation.get("score") is not None:
@@ -100,6 +107,24 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
                         "attributes": {**attributes, "num_keypoints": annotation.get("num_keypoints"),
                                        "skeleton": category.get("skeleton")}})
     return records
+
+
+def left_out_of(annotation: dict[str, Any], category: dict[str, Any]) -> list[str]:
+    """What of one COCO annotation `records_of` makes no record of, by reason: the API takes no box of
+    no width or height, no polygon under 3 points, and no keypoints without the category's names for
+    them; an annotation with nothing else is left out whole."""
+    reasons = []
+    box = annotation.get("bbox")
+    if box and not (box[2] > 0 and box[3] > 0):
+        reasons.append("bbox of no size")
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, list):
+        reasons += ["polygon under 3 points" for flat in segmentation if len(flat) < 6]
+    if annotation.get("keypoints") and not category.get("keypoints"):
+        reasons.append("keypoints without names")
+    if reasons and not records_of(annotation, category, "mask"):
+        reasons.append("annotation with nothing stored")
+    return reasons
 
 
 def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]], *, derive_area: bool = True) -> dict[str, Any]:
@@ -134,6 +159,8 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
             out["bbox"] = _bounds([c for p in polygons for c in p[0::2]], [c for p in polygons for c in p[1::2]])
         elif labelled := [(x, y) for x, y, v in zip(*(iter(out.get("keypoints") or []),) * 3, strict=True) if v]:
             out["bbox"] = _bounds([x for x, _ in labelled], [y for _, y in labelled])
+    for key, value in (attributes.get("coco_extra") or {}).items():
+        out.setdefault(key, value)
     if "area" in attributes:
         out["area"] = attributes["area"]
     elif not derive_area:

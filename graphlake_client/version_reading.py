@@ -67,12 +67,17 @@ class GroundTruth:
                 left_out: Counter[str]) -> list[list[dict[str, Any]]]:
         """The image's ground-truth objects, each the records of one object (see `group_of`; records
         of different sets never merge), keeping the geometry `kinds` with a known label; every other
-        record is counted in `left_out` (predictions as PREDICTION, the rest by kind)."""
+        record is counted in `left_out` (predictions as PREDICTION, a crowd region's as CROWD, the rest
+        by kind). A COCO crowd (`iscrowd` 1) is a region of many objects, not one: Ultralytics' own
+        COCO converter, Detectron2 and MMDetection leave it out of training, and a box around it taught
+        as an object would be wrong; COCO's export keeps it, as COCO does."""
         objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
         for n, record in enumerate(records):
             kind = (record["geometry"] or {}).get("__typename")
             if record["set"]["id"] not in self.sets:
                 left_out["PREDICTION"] += 1
+            elif (record.get("attributes") or {}).get("iscrowd"):
+                left_out["CROWD"] += 1
             elif kind in kinds and record["label"] in self.index:
                 objects[(record["set"]["id"], *group_of(record, n))].append(record)
             else:

@@ -86,6 +86,9 @@ class VocImport:
     records_added: int = 0
     kept: bool = False  # the set already held this split's records
     resumed: bool = False  # an interrupted import had begun the set: the other images' records were added
+    # Ids of the split without an Annotations/<id>.xml: imported as images without objects, which
+    # training reads as background (a test split's may have none; a lost file should be put back).
+    without_xml: list[str] = field(default_factory=list)
     version: DatasetVersion | None = None
 
 
@@ -102,11 +105,23 @@ class _Image:
     object_numbers: list[int] = field(default_factory=list)
     class_png: Path | None = None
     class_indices: list[int] = field(default_factory=list)
+    has_xml: bool = True
 
 
-def _flag(element: Any, name: str) -> bool | None:
-    text = element.findtext(name)
-    return None if text is None or not text.strip() else bool(int(float(text)))
+FLAGS = {"0": False, "1": True, "false": False, "true": True, "no": False, "yes": True}
+
+
+def _flag(element: Any, name: str, where: str) -> bool | None:
+    """A VOC flag (difficult, truncated, occluded): 0 or 1 as the devkit writes it, or true/false,
+    yes/no as other tools do (a ValueError's traceback said nothing of which file)."""
+    text = (element.findtext(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return FLAGS[text.lower()] if text.lower() in FLAGS else bool(int(float(text)))
+    except (ValueError, OverflowError):
+        raise GraphlakeClientError(f"{where}: {name} is 0 or 1 (or true / false), not {text!r}",
+                                   "BAD_USER_INPUT") from None
 
 
 def _box(element: Any, where: str) -> tuple[list[float], dict[str, float]]:
@@ -136,9 +151,9 @@ def _objects(xml: Path) -> tuple[str | None, list[dict[str, Any]]]:
         if not name:
             raise GraphlakeClientError(f"{where} has no name", "BAD_USER_INPUT")
         raw, box = _box(element, where)
-        attributes: dict[str, Any] = {"voc_object": n, "difficult": bool(_flag(element, "difficult")),
-                                      "truncated": bool(_flag(element, "truncated")), "voc_bndbox": raw}
-        if (occluded := _flag(element, "occluded")) is not None:
+        attributes: dict[str, Any] = {"voc_object": n, "difficult": bool(_flag(element, "difficult", where)),
+                                      "truncated": bool(_flag(element, "truncated", where)), "voc_bndbox": raw}
+        if (occluded := _flag(element, "occluded", where)) is not None:
             attributes["occluded"] = occluded
         if (pose := (element.findtext("pose") or "").strip()) and pose != "Unspecified":
             attributes["pose"] = pose
@@ -173,7 +188,7 @@ def _read(root: Path, voc_id: str) -> _Image:
         raise GraphlakeClientError(f"image {voc_id}: {file.relative_to(root)} is missing", "BAD_USER_INPUT")
     with Image.open(file) as image:
         size = image.size
-    found = _Image(voc_id, file, size[0], size[1], objects)
+    found = _Image(voc_id, file, size[0], size[1], objects, has_xml=xml.is_file())
     if (png := root / "SegmentationObject" / f"{voc_id}.png").is_file():
         found.object_png, found.object_numbers = png, _values(png, size)
         if found.object_numbers and found.object_numbers[-1] > len(objects):
@@ -222,7 +237,10 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
             raise GraphlakeClientError(f"images {other} and {image.id} are both {image.file.name}", "BAD_USER_INPUT")
     names = {n for image in images for o in image.objects for n in (o["name"], *(p["name"] for p in o["parts"]))}
     labels = CLASSES + sorted(names - set(CLASSES))
-    done = VocImport(dataset, split)
+    done = VocImport(dataset, split, without_xml=[image.id for image in images if not image.has_xml])
+    if done.without_xml:
+        say(f"{len(done.without_xml)} images have no Annotations/<id>.xml, e.g. {done.without_xml[0]}: "
+            "imported without objects")
     collection = await lake.collection_id(dataset)
     done.schema_id = await labelled_schema(lake, dataset, [{"name": label} for label in labels])
     name = f"{set_name or dataset} ground truth ({split})"

@@ -418,6 +418,36 @@ async def test_a_bad_manifest_is_refused_naming_the_field(served: Served, make_t
             assert refused.value.field == field and field in str(refused.value)
 
 
+async def test_an_entry_removed_from_the_manifest_is_refused_before_anything_is_written(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """A datum or a record taken out of the manifest left every reference whole: prepare reported the
+    bundle `new`, and the commit wrote everything before the version's hash said it differed. The
+    manifest's counts (datums, splits, records by set) name what is missing first."""
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    await wipe(served)
+    good = json.loads((bundle / "manifest.json").read_text())
+    with_records = next(n for n, d in enumerate(good["datums"]) if d["records"])
+    fewer_records = json.loads(json.dumps(good))
+    dropped = fewer_records["datums"][with_records]["records"].pop(0)
+    cases = [({**good, "datums": good["datums"][1:]}, "version.datum_count"),
+             ({**good, "version": {**good["version"], "datum_count": None}, "datums": good["datums"][1:]},
+              f"version.splits.{good['datums'][0]['split']}"),
+             (fewer_records, f"version.record_counts.{dropped['set']}")]
+    before = await counts()
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        for manifest, field in cases:
+            (bundle / "manifest.json").write_text(json.dumps(manifest))
+            for dry_run in (True, False):
+                with pytest.raises(GraphlakeClientError) as refused:
+                    await lake.import_bundle(bundle, dry_run=dry_run)
+                assert refused.value.field == field and "an entry was removed" in str(refused.value), str(refused.value)
+        assert await counts() == before
+        (bundle / "manifest.json").write_text(json.dumps(good))
+        report = await lake.import_bundle(bundle)
+    assert report["committed"] and report["same_hash"]
+
+
 async def test_an_existing_version_with_other_content_conflicts(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     await exported(served, make_token, tmp_path, bundle)
@@ -490,6 +520,12 @@ async def test_a_tar_bundle_through_the_command(served: Served, make_token: Make
     await wipe(served)
     token = await make_token(Role.CONTRIBUTOR)
     before = await counts()
+    # A copy that did not finish: tarfile's ReadError came out as a traceback.
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(tar.read_bytes()[:tar.stat().st_size // 2])
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(cut), "--dry-run")
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "the tar is cut short or damaged" in said and "Traceback" not in said, said
     dry = await asyncio.to_thread(graphlake, served, token, "import", "bundle", str(tar), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["datums"]["new"] == 4 and await counts() == before

@@ -267,6 +267,131 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
     assert await counts() == (0, 0, 0)
 
 
+async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
+                                                                    tmp_path: Path) -> None:
+    """COCO's crowd files may leave `size` out of an uncompressed RLE: its image's height and width
+    are its size (pycocotools refused the segmentation, with a traceback, after the images were
+    stored). A compressed one without it, or two categories of one id (the second took the first's
+    annotations, relabelled without a word), are refused before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    source = json.loads(annotations.read_text())
+    for change, named in ((lambda c: c["annotations"][2]["segmentation"].pop("size"),
+                           "annotation 2 of annotations.json: segmentation is a compressed RLE without its size"),
+                          (lambda c: c["categories"].append({"id": 3, "name": "crack"}),
+                           "category id 3 appears twice in annotations.json"),
+                          (lambda c: c["categories"].append({"id": 4, "name": "dent"}),
+                           "category name 'dent' appears twice in annotations.json")):
+        broken = json.loads(json.dumps(source))
+        change(broken)
+        annotations.write_text(json.dumps(broken))
+        refused = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                          "--images", str(tmp_path / "images"), "--dataset", "parts")
+        said = " ".join(refused.stderr.split())
+        assert refused.returncode == 1 and named in said and "Traceback" not in said, said
+    assert await counts() == (0, 0, 0)
+    del source["annotations"][3]["segmentation"]["size"]  # uncompressed: the image is 80 x 60
+    annotations.write_text(json.dumps(source))
+    done = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts", "--version", "v1")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    exported = await asyncio.to_thread(graphlake, served, token, "export", "coco", "parts/v1", str(out))
+    assert exported.returncode == 0, exported.stderr
+    back = json.loads((out / "annotations.json").read_text())
+    assert comparable(back, back["images"], back["categories"]) == comparable(source, source["images"], source["categories"])
+
+
+async def test_what_no_record_can_hold_is_counted_not_dropped_silently(served: Served, make_token: MakeToken,
+                                                                      tmp_path: Path) -> None:
+    """A box of no size (the API takes none), a polygon part under 3 points, keypoints on a category
+    without keypoint names: the import left them out without a word, and an annotation of nothing
+    else vanished from the export. They are counted by reason (`left_out`) and said; a negative width
+    is no COCO box, refused before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    coco = json.loads(annotations.read_text())
+    coco["annotations"] += [
+        {"id": 200, "image_id": 7, "category_id": 1, "bbox": [3, 3, 0, 4], "area": 0.0, "iscrowd": 0, "segmentation": []},
+        {"id": 201, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5], "area": 25.0, "iscrowd": 0,
+         "segmentation": [[1, 1, 6, 1], [1, 1, 6, 1, 6, 6]], "keypoints": [2, 2, 2], "num_keypoints": 1}]
+    negative = json.loads(json.dumps(coco))
+    negative["annotations"][0]["bbox"] = [10, 12, -20, 8.5]
+    annotations.write_text(json.dumps(negative))
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                      "--images", str(tmp_path / "images"), "--dataset", "parts")
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "annotation 0 of annotations.json: bbox is [x, y, width, height], the width and " \
+        "height not negative" in said, said
+    assert await counts() == (0, 0, 0)
+    annotations.write_text(json.dumps(coco))
+    done = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts", "--version", "v1")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["left_out"] == {"bbox of no size": 1, "polygon under 3 points": 1, "keypoints without names": 1,
+                                   "annotation with nothing stored": 1}
+    assert summary["records_added"] == {"GROUND_TRUTH": 10 + 2}  # 201's box and its one whole polygon
+    said = " ".join(done.stderr.split())
+    assert "left out, as no record can hold them: 1 bbox of no size, 1 annotation with nothing stored" in said, said
+    again = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                    "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert again.returncode == 0 and json.loads(again.stdout)["kept"] == ["GROUND_TRUTH"], again.stderr
+
+
+async def test_an_annotations_other_keys_come_back(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """CVAT writes `attributes` (occluded, rotation, a track id) on every annotation, other tools keys
+    of their own: the import dropped them without a word, and the export said everything else came
+    back as it went in. They ride on the records (`coco_extra`) and come back; a `graphlake_source`
+    of an earlier export is the records' own source here, so not kept twice."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    coco = json.loads(annotations.read_text())
+    for annotation in coco["annotations"]:
+        annotation["attributes"] = {"occluded": annotation["id"] % 2 == 0, "rotation": 0.0, "track_id": annotation["id"]}
+    coco["annotations"][0]["graphlake_source"] = "MODEL"
+    annotations.write_text(json.dumps(coco))
+    found = json.loads(results.read_text())
+    found[0]["tracker"] = "sort"
+    results.write_text(json.dumps(found))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        await lake.import_coco(annotations, tmp_path / "images", "parts", version="v1", predictions=results)
+        await lake.export_coco("parts/v1", tmp_path / "out")
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert {a["id"]: a["attributes"] for a in back["annotations"]} == {a["id"]: a["attributes"] for a in coco["annotations"]}
+    assert {a["graphlake_source"] for a in back["annotations"]} == {"HUMAN"}
+    assert [r.get("tracker") for r in json.loads((tmp_path / "out" / "results.json").read_text())] == ["sort", None]
+
+
+async def test_a_file_name_with_dot_or_doubled_slashes_is_stored_at_its_plain_path(served: Served, make_token: MakeToken,
+                                                                                  tmp_path: Path) -> None:
+    """`./a.png` and `sub//c.png` name files under --images like any other: the server refused them as
+    paths (after the import had made its schema and sets). They are stored at a.png and sub/c.png."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    coco = json.loads(annotations.read_text())
+    coco["images"][0]["file_name"], coco["images"][2]["file_name"] = "./a.png", "sub//c.png"
+    annotations.write_text(json.dumps(coco))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        done = await lake.import_coco(annotations, tmp_path / "images", "parts", version="v1")
+        await lake.export_coco("parts/v1", tmp_path / "out")
+    assert done.images_uploaded == 3
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in back["images"]) == ["a.png", "b.png", "sub/c.png"]
+    for name in SIZES:
+        assert (tmp_path / "out" / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
+
+
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
     from documents.roles import Role

@@ -120,9 +120,10 @@ async def test_yolo_export_follows_the_format(served: Served, make_token: MakeTo
     exported = await asyncio.to_thread(graphlake, served, token, "export", "yolo", version, str(out))
     assert exported.returncode == 0, exported.stderr
     summary = json.loads(exported.stdout)
-    # Boxes only: not every object has a polygon. Masks, keypoints and predictions do not map.
-    assert summary["format"] == "detect" and summary["images"] == 4 and summary["objects"] == 6
-    assert summary["left_out"] == {"MASK": 2, "KEYPOINTS": 1, "PREDICTION": 3}
+    # Boxes only: not every object has a polygon. Keypoints and predictions do not map, nor do b.png's
+    # two crowds (iscrowd 1, a box and a mask each): a region of many objects is not an object to learn.
+    assert summary["format"] == "detect" and summary["images"] == 4 and summary["objects"] == 4
+    assert summary["left_out"] == {"CROWD": 4, "KEYPOINTS": 1, "PREDICTION": 3}
     assert summary["splits"] == {"train": 2, "val": 1, "test": 1}
     data, lines = check_yolo_rules(out)
     assert data["names"] == {0: "scratch", 1: "dent", 2: "person"}
@@ -134,7 +135,7 @@ async def test_yolo_export_follows_the_format(served: Served, make_token: MakeTo
         [0, (10 + 10) / 64, (12 + 4.25) / 48, 20 / 64, 8.5 / 48],  # scratch 100
         [1, 12 / 64, 12 / 48, 20 / 64, 20 / 48],  # dent 101: its box (its polygon parts' bounds differ)
         [1, (50 + 64) / 2 / 64, (40 + 48) / 2 / 48, 14 / 64, 8 / 48]])  # 105, cut at the edges
-    assert sorted(row[0] for row in lines["val/b.png"]) == [0, 1] and lines["test/sub/c.png"][0][0] == 2
+    assert lines["val/b.png"] == [] and lines["test/sub/c.png"][0][0] == 2
 
 
 async def test_yolo_export_writes_segments_when_every_object_has_a_polygon(served: Served, make_token: MakeToken,
@@ -199,8 +200,8 @@ async def test_hf_export_loads_with_datasets(served: Served, make_token: MakeTok
     exported = await asyncio.to_thread(graphlake, served, token, "export", "hf", "data/v1", str(out))
     assert exported.returncode == 0, exported.stderr
     summary = json.loads(exported.stdout)
-    assert summary["splits"] == {"train": 2, "unassigned": 1, "test": 1} and summary["objects"] == 5
-    assert summary["left_out"] == {"MASK": 2, "KEYPOINTS": 1, "PREDICTION": 3}
+    assert summary["splits"] == {"train": 2, "unassigned": 1, "test": 1} and summary["objects"] == 3
+    assert summary["left_out"] == {"CROWD": 4, "KEYPOINTS": 1, "PREDICTION": 3}  # b.png's two crowds, as in YOLO
 
     loaded = await asyncio.to_thread(datasets.load_dataset, str(out), cache_dir=str(tmp_path / "hf-cache"))
     assert set(loaded) == {"train", "unassigned", "test"}
@@ -213,7 +214,7 @@ async def test_hf_export_loads_with_datasets(served: Served, make_token: MakeTok
                               strict=True)) for name, row in rows.items()}
     assert named == {
         "a.png": [("dent", [2, 2, 20, 20]), ("scratch", [10, 12, 20, 8.5])],
-        "b.png": [("dent", [30, 20, 15, 25]), ("scratch", [5, 6, 20, 10])],
+        "b.png": [],
         "c.png": [("person", [4, 4, 20, 30])],
         "d.png": [],
     }
@@ -252,6 +253,7 @@ async def test_every_export_says_which_labels_people_made(served: Served, make_t
     splits = {"a.png": "TRAIN", "b.png": "VALIDATION", "sub/c.png": "TEST", EMPTY[0]: "TRAIN"}
     made = {"a.png": {(10, 12): "MODEL", (2, 2): "HUMAN", (40, 30): "MODEL"},  # by each object's box corner
             "b.png": {(5, 6): "HUMAN", (30, 20): "HUMAN", (50, 40): "DERIVED"}, "c.png": {(4, 4): "HUMAN"}, "d.png": {}}
+    trained = {**made, "b.png": {(50, 40): "DERIVED"}}  # b.png's crowds are COCO's only
     async with Client(served.base_url, token) as lake:
         version = await a_version(lake, tmp_path, splits, then=prelabels)
 
@@ -268,10 +270,10 @@ async def test_every_export_says_which_labels_people_made(served: Served, make_t
         await lake.export_hf(version, tmp_path / "hf")
         loaded = await asyncio.to_thread(datasets.load_dataset, str(tmp_path / "hf"), cache_dir=str(tmp_path / "hf-cache"))
         rows = {Path(row["image"].filename).name: row["objects"] for split in loaded.values() for row in split}
-        assert {n: {(b[0], b[1]): s for b, s in zip(o["bbox"], o["source"], strict=True)} for n, o in rows.items()} == made
+        assert {n: {(b[0], b[1]): s for b, s in zip(o["bbox"], o["source"], strict=True)} for n, o in rows.items()} == trained
 
         summary = await lake.export_yolo(version, tmp_path / "yolo")
-        assert summary["format"] == "detect" and summary["objects"] == 7
+        assert summary["format"] == "detect" and summary["objects"] == 5
         out = tmp_path / "yolo"
         check_yolo_rules(out)  # the sources/ files change nothing Ultralytics reads
         sizes = {Path(n).name: size for n, size in (*SIZES.items(), EMPTY)}
@@ -284,7 +286,7 @@ async def test_every_export_says_which_labels_people_made(served: Served, make_t
             written[label.with_suffix(".png").name] = {
                 (round((cx - w / 2) * width, 3), round((cy - h / 2) * height, 3)): source
                 for (cx, cy, w, h), source in zip(boxes, sources, strict=True)}
-        assert written == made
+        assert written == trained
         (tmp_path / "again" / "sources").mkdir(parents=True)  # an earlier export's sidecars: they would not line up
         (tmp_path / "again" / "sources" / "old.txt").write_text("HUMAN\n")
         with pytest.raises(GraphlakeClientError) as refused:

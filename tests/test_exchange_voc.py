@@ -277,3 +277,33 @@ async def test_a_rerun_finishes_an_interrupted_voc_import(served: Served, make_t
         datums = await read_version(lake, "VOC2012/v1")
     assert sorted((d["metadata"]["voc"]["id"], len(records)) for d, records in datums) == \
         [("2008_000001", 8), ("2008_000002", 1)]
+
+
+async def test_flags_other_tools_write_and_a_missing_xml_are_said(served: Served, make_token: MakeToken,
+                                                                  tmp_path: Path) -> None:
+    """Tools other than the devkit write a flag as true / false: read as 1 / 0 (a ValueError's traceback
+    named no file). A flag that is neither is refused naming its file and object, before anything is
+    written. An id of the split without its XML is imported without objects, and the result says so."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    root = voc_tree(tmp_path / "VOC2012")
+    clean = (root / "Annotations/2008_000002.xml").read_text()
+    (root / "Annotations/2008_000002.xml").write_text(clean.replace("<truncated>0</truncated>", "<truncated>maybe</truncated>"))
+    refused = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train")
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "2008_000002.xml object 1: truncated is 0 or 1" in said and "Traceback" not in said, said
+    assert await counts() == (0, 0, 0)
+    (root / "Annotations/2008_000002.xml").write_text(
+        clean.replace("<truncated>0</truncated>", "<truncated>True</truncated><difficult>false</difficult>"))
+    (root / "Annotations/2008_000001.xml").unlink()
+    (root / "SegmentationObject/2008_000001.png").unlink()  # its objects are the XML's
+    done = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train",
+                                   "--version", "v1")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["without_xml"] == ["2008_000001"]
+    assert "1 images have no Annotations/<id>.xml, e.g. 2008_000001" in " ".join(done.stderr.split())
+    async with Client(served.base_url, token) as lake:
+        read = await read_version(lake, "VOC2012/v1")
+    cat = next(r for _, records in read for r in records if r["label"] == "cat")
+    assert cat["attributes"]["truncated"] is True and cat["attributes"]["difficult"] is False
