@@ -50,8 +50,8 @@ async function backKeepsPlace(rowId) {
   await rows.last().scrollIntoViewIfNeeded();
   // The app keeps the pages and the position in the history entry, the position a moment after
   // scrolling stops (listMemory.ts): wait for both, where it keeps them (else Back below must fail).
-  await page.waitForFunction(() => !history.state?.list
-    || (history.state.list.cursors.length > 1 && history.state.list.scrollY === window.scrollY));
+  await page.waitForFunction(() => history.state?.scrollY === window.scrollY
+    && Object.values(history.state.lists ?? {}).some((cursors) => cursors.length > 1));
   const shown = await rows.count();
   const scrolled = await page.evaluate(() => window.scrollY);
   if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
