@@ -38,6 +38,13 @@ async function signIn(p, token, role) {
   await p.getByTestId("role").filter({ hasText: role }).waitFor();
 }
 
+/** Waits until the page has kept where it is scrolled and a list's pages past its first in its history
+ *  entry (listMemory.ts: the position a moment after scrolling stops), else Back must fail. */
+async function placeKept() {
+  await page.waitForFunction(() => history.state?.scrollY === window.scrollY
+    && Object.values(history.state.lists ?? {}).some((cursors) => cursors.length > 1));
+}
+
 /** Scrolls a list (rows with data-testid `rowId`) past its first page, opens an item near its end,
  *  goes Back and checks the list came back with those pages, where it was scrolled. */
 async function backKeepsPlace(rowId) {
@@ -48,10 +55,7 @@ async function backKeepsPlace(rowId) {
   // To its end: further down than Back could land with the first page alone (the browser's own
   // scroll restoration stops there, and the list then loads the second page with no one at its end).
   await rows.last().scrollIntoViewIfNeeded();
-  // The app keeps the pages and the position in the history entry, the position a moment after
-  // scrolling stops (listMemory.ts): wait for both, where it keeps them (else Back below must fail).
-  await page.waitForFunction(() => history.state?.scrollY === window.scrollY
-    && Object.values(history.state.lists ?? {}).some((cursors) => cursors.length > 1));
+  await placeKept();
   const shown = await rows.count();
   const scrolled = await page.evaluate(() => window.scrollY);
   if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
@@ -168,6 +172,18 @@ async function main() {
     if (await filedIn.getByRole("button").count()) throw new Error("Show more is still offered with every collection listed");
     // The keyboard's focus is on the first collection it brought, not lost with the button.
     await page.waitForFunction(() => document.activeElement?.matches("[data-testid=related-collections] li:nth-child(21)"));
+
+    step = "Back to the asset from a collection Show more brought shows it as it was, where it was";
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await placeKept();
+    const assetScrolled = await page.evaluate(() => window.scrollY);
+    if (assetScrolled < 100) throw new Error(`the asset's page did not scroll (${assetScrolled} px): this checks nothing`);
+    await filedIn.locator("li").last().getByRole("link").click();
+    await page.getByTestId("collection-name").waitFor();
+    await page.goBack();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=related-collections] li").length === n, config.filedIn);
+    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 2, assetScrolled);
+    if (await filedIn.getByRole("button").count()) throw new Error("Show more is offered again after Back");
     say("ASSET_SHOWN " + new URL(page.url()).pathname);
     step = "Back from the asset returns to the search it was found by";
     await page.goBack();
@@ -494,6 +510,11 @@ async function main() {
     await recordRows.nth(206).waitFor();
     if ((await recordRows.count()) !== 207) throw new Error(`${await recordRows.count()} records listed after Show more, not 207`);
     if (await page.getByRole("button", { name: /^Show more annotations/ }).count()) throw new Error("Show more stays with all shown");
+    await page.getByRole("link", { name: "Collections" }).click();
+    await page.getByLabel("Collection name contains").waitFor();
+    await page.goBack();  // the records Show more brought are listed and drawn again
+    await recordRows.nth(206).waitFor();
+    if ((await recordRows.count()) !== 207) throw new Error(`${await recordRows.count()} records listed after Back, not 207`);
 
     step = "a collection lists its items with their paths and splits";
     await page.getByRole("link", { name: "Collections" }).click();
