@@ -180,10 +180,24 @@ async function main() {
     if (assetScrolled < 100) throw new Error(`the asset's page did not scroll (${assetScrolled} px): this checks nothing`);
     await filedIn.locator("li").last().getByRole("link").click();
     await page.getByTestId("collection-name").waitFor();
+    // What each frame shows (sampled after the frame's callbacks, as it is painted), from Back on.
+    await page.evaluate(() => {
+      window.framesShown = [];
+      const sample = () => setTimeout(() => {
+        window.framesShown.push([window.scrollY, document.querySelectorAll("[data-testid=related-collections] li").length]);
+        if (window.framesShown.length < 300) requestAnimationFrame(sample);
+      });
+      requestAnimationFrame(sample);
+    });
     await page.goBack();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=related-collections] li").length === n, config.filedIn);
     await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 2, assetScrolled);
     if (await filedIn.getByRole("button").count()) throw new Error("Show more is offered again after Back");
+    // Drawn whole and in its place from its first frame: not its first page of collections, at the
+    // top or where the browser's own restoration stopped short, then moved down.
+    const frames = await page.evaluate(() => window.framesShown.filter(([, items]) => items > 0));
+    const astray = frames.filter(([y, items]) => items !== config.filedIn || Math.abs(y - assetScrolled) >= 2);
+    if (astray.length) throw new Error(`Back showed the asset's page ${JSON.stringify(astray)} (scrollY, collections) before ${assetScrolled}`);
     say("ASSET_SHOWN " + new URL(page.url()).pathname);
     step = "Back from the asset returns to the search it was found by";
     await page.goBack();
