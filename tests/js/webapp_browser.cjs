@@ -174,12 +174,17 @@ async function main() {
     await page.waitForFunction(() => document.activeElement?.matches("[data-testid=related-collections] li:nth-child(21)"));
 
     step = "Back to the asset from a collection Show more brought shows it as it was, where it was";
+    // The app scrolls a page on Back itself (listMemory.ts): the browser's own restoration, run once
+    // the page had its first page of a list only, had stopped short there first.
+    if (await page.evaluate(() => history.scrollRestoration) !== "manual") throw new Error("the browser restores the scroll on Back");
     await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
     await placeKept();
     const assetScrolled = await page.evaluate(() => window.scrollY);
     if (assetScrolled < 100) throw new Error(`the asset's page did not scroll (${assetScrolled} px): this checks nothing`);
     await filedIn.locator("li").last().getByRole("link").click();
     await page.getByTestId("collection-name").waitFor();
+    const opened = await page.evaluate(() => window.scrollY);
+    if (opened !== 0) throw new Error(`a page opened by a link starts ${opened} px down, not at its top`);
     // What each frame shows (sampled after the frame's callbacks, as it is painted), from Back on.
     await page.evaluate(() => {
       window.framesShown = [];
@@ -618,6 +623,14 @@ async function main() {
     const options = await page.getByLabel("Against").locator("option").count();
     if (options !== config.versionCount) throw new Error(`${options} versions to compare, not ${config.versionCount}`);
     say("VERSIONS_PAGED");
+
+    step = "Back to a page that remembers nothing (a dataset's versions, asked afresh) opens at its top";
+    if (await page.evaluate(() => window.scrollY) < 200) throw new Error("the versions did not scroll: this checks nothing");
+    await page.evaluate(() => document.querySelector("nav a[href='/datasets']").click());  // no scroll up to the link first
+    await datasetRows.first().waitFor();
+    await page.goBack();
+    await versionRows.nth(49).waitFor();  // its first page of 50, asked again
+    if (await page.evaluate(() => window.scrollY) !== 0) throw new Error(`Back to the dataset opens ${await page.evaluate(() => window.scrollY)} px down`);
 
     step = "a VIEWER gets a read-only app";
     const viewer = await (await browser.newContext()).newPage();

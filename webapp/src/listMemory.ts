@@ -16,6 +16,18 @@ type Memory = { lists?: Record<string, Cursors>; scrollY?: number };
 const memory = (): Memory => (history.state ?? {}) as Memory;
 const keep = (change: Memory) => history.replaceState({ ...history.state, ...change }, "");
 
+/**
+ * Once, at start-up: the app, not the browser, scrolls a page on Back, Forward and reload. The
+ * browser restores its guess right after the page draws what it has at once: when a remembered
+ * list's pages were still on their way it stopped short (at the end of the first page, where a list's
+ * sentinel then asks for a page nobody scrolled to), and useScrollMemory moved the page again. Pages
+ * that remember nothing open at the top (the layout's scroll), as they did: their contents are asked
+ * afresh (the events, a dataset's versions), so the browser's guess found them short anyway.
+ */
+export function manageScrolling() {
+  history.scrollRestoration = "manual";
+}
+
 /** A list's page cursors (as useState gives them: null for the first page), kept in the history entry
  *  under `key` (the list's query: another search is another list, which starts at its first page). */
 export function useListMemory(key: string) {
