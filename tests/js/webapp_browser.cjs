@@ -185,14 +185,21 @@ async function main() {
     await page.getByTestId("collection-name").waitFor();
     const opened = await page.evaluate(() => window.scrollY);
     if (opened !== 0) throw new Error(`a page opened by a link starts ${opened} px down, not at its top`);
-    // What each frame shows (sampled after the frame's callbacks, as it is painted), from Back on.
+    // What each frame shows as it is painted, from Back on: a ResizeObserver's callback runs after the
+    // frame's animation callbacks (where the app scrolls), just before the paint; a hidden ticker
+    // resized every frame calls it every frame.
     await page.evaluate(() => {
       window.framesShown = [];
-      const sample = () => setTimeout(() => {
+      const ticker = document.body.appendChild(document.createElement("div"));
+      ticker.style.cssText = "position: absolute; top: 0; height: 1px; visibility: hidden";
+      new ResizeObserver(() => {
         window.framesShown.push([window.scrollY, document.querySelectorAll("[data-testid=related-collections] li").length]);
-        if (window.framesShown.length < 300) requestAnimationFrame(sample);
-      });
-      requestAnimationFrame(sample);
+      }).observe(ticker);
+      const tick = () => {
+        ticker.style.width = `${1 + (window.framesShown.length % 2)}px`;
+        if (window.framesShown.length < 300) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
     });
     await page.goBack();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=related-collections] li").length === n, config.filedIn);
