@@ -432,9 +432,23 @@ async function main() {
     await page.getByRole("button", { name: "List" }).click();
     say(`THUMBNAIL ${thumbSize}`);
 
-    step = "the image's annotations are drawn over it";
+    step = "a mask the page cannot read (an S3 bucket without CORS for the app) is drawn from its URL, not outlined";
     await nextLine();  // the test has added annotations to the uploaded image
+    // The mask's own downloads (the image's have another name).
+    const isMask = (url) => url.includes("/blobs/") && new URL(url, config.baseUrl).searchParams.get("name") === config.maskName;
+    const maskUrl = (url) => isMask(url.href);
+    const unread = (route) => (route.request().resourceType() === "fetch" ? route.abort("accessdenied") : route.continue());
+    await page.route(maskUrl, unread);
+    const drawnAnyway = page.waitForResponse((r) => isMask(r.url()) && r.request().resourceType() === "image" && r.ok());
     await page.goto(config.baseUrl + imageHref);
+    await drawnAnyway;
+    const maskImage = page.locator("[data-testid=annotation-overlay] g[data-kind=MASK] mask image");
+    if (!isMask(await maskImage.getAttribute("href"))) throw new Error(`an unreadable mask is drawn from ${await maskImage.getAttribute("href")}`);
+    if (await page.locator("g[data-kind=MASK] path[data-outline]").count()) throw new Error("an unreadable mask is outlined");
+    await page.unroute(maskUrl, unread);
+
+    step = "the image's annotations are drawn over it";
+    await page.reload();
     // Its file downloads through a URL signed at the click (one signed as the page loaded would expire).
     const [imageDownload] = await Promise.all([
       page.waitForEvent("download", { timeout: TIMEOUT }),
@@ -501,6 +515,10 @@ async function main() {
     if (box[0] !== 0 || box[2] !== 320 || Math.abs(box[1] - 120) > 8 || Math.abs(box[1] + box[3] - 240) > 0) {
       throw new Error(`the mask's outline spans ${box}, not its lower half`);
     }
+    // One download draws it and traces it.
+    const maskDownloads = () => page.evaluate((name) => performance.getEntriesByType("resource")
+      .filter((e) => e.name.includes("/blobs/") && new URL(e.name).searchParams.get("name") === name).length, config.maskName);
+    if (await maskDownloads() !== 1) throw new Error(`the mask was downloaded ${await maskDownloads()} times`);
 
     step = "the polygon a correction replaced is hidden, and shown faded when asked";
     const polygons = overlay.locator("polygon[data-kind=POLYGON]");
@@ -541,6 +559,9 @@ async function main() {
     await page.goBack();  // the records Show more brought are listed and drawn again
     await recordRows.nth(206).waitFor();
     if ((await recordRows.count()) !== 207) throw new Error(`${await recordRows.count()} records listed after Back, not 207`);
+    // Drawn again from the bytes already read, though Verify had the page's data (and the mask's URL) asked anew.
+    await overlay.locator("g[data-kind=MASK] path[data-outline]").waitFor();
+    if (await maskDownloads() !== 1) throw new Error(`the mask was downloaded ${await maskDownloads()} times by Back`);
 
     step = "a collection lists its items with their paths and splits";
     await page.getByRole("link", { name: "Collections" }).click();
