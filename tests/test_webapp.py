@@ -3,13 +3,14 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 
 One walk through the app, as a lab member would: sign in (a wrong token first); page through the
 assets by scrolling, search them (predicates too) and open one (its collections past the first 20
-too); watch events arrive live (filtered,
+too, kept on Back from one of them); watch events arrive live (filtered,
 paused, resumed) and scroll back to older ones; see a node's utilization (and scroll to the
 second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
 annotations of every kind drawn over it (keypoints with their skeleton; a person's records solid, a
-model's dashed with their scores, whatever their set's purpose; a mask outlined; a corrected record
+model's dashed with their scores, whatever their set's purpose; a mask outlined from one download,
+and drawn unoutlined when the page may not read it; a corrected record
 hidden, then faded) and verify one; browse a
 collection, come Back to the assets, collections and datasets lists where they were scrolled (past
 their first page), search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
