@@ -19,8 +19,8 @@ const keep = (change: Memory) => history.replaceState({ ...history.state, ...cha
 /**
  * Once, at start-up: the app, not the browser, scrolls a page on Back, Forward and reload. The
  * browser restores its guess right after the page draws what it has at once: when a remembered
- * list's pages were still on their way it stopped short (at the end of the first page, where a list's
- * sentinel then asks for a page nobody scrolled to), and useScrollMemory moved the page again. Pages
+ * list's pages were still on their way it stopped short (at the end of what was drawn: an asset's
+ * first 20 collections), and useScrollMemory moved the page again. Pages
  * that remember nothing open at the top (the layout's scroll), as they did: their contents are asked
  * afresh (the events, a dataset's versions), so the browser's guess found them short anyway.
  */
