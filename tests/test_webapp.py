@@ -3,13 +3,14 @@ tests/js/webapp_browser.cjs with playwright-core, against the suite's live serve
 
 One walk through the app, as a lab member would: sign in (a wrong token first); page through the
 assets by scrolling, search them (predicates too) and open one (its collections past the first 20
-too); watch events arrive live (filtered,
+too, kept on Back from one of them); watch events arrive live (filtered,
 paused, resumed) and scroll back to older ones; see a node's utilization (and scroll to the
 second page of nodes); upload an image by the file input, a text by drag and
 drop, a folder into a collection (picked, and dropped) and a big file in parts, cut off and resumed (by Retry, and by
 picking the file again after a page reload); see the image's thumbnail in the grid and its
 annotations of every kind drawn over it (keypoints with their skeleton; a person's records solid, a
-model's dashed with their scores, whatever their set's purpose; a mask outlined; a corrected record
+model's dashed with their scores, whatever their set's purpose; a mask outlined from one download,
+and drawn unoutlined when the page may not read it; a corrected record
 hidden, then faded) and verify one; browse a
 collection, come Back to the assets, collections and datasets lists where they were scrolled (past
 their first page), search the datasets by name, browse a dataset and the difference of two versions, download a version's content file, verify
@@ -43,6 +44,7 @@ from graphlake.settings import Settings
 from tests import factories
 from tests.conftest import MakeToken, Served
 from tests.operations import Api, object_id
+from tests.test_uploads import complete, put
 from tests.waiting import live_subscribers, wait_for
 
 CHROMIUM = Path(os.environ.get("GRAPHLAKE_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -134,10 +136,21 @@ async def _seed(api: Api, token: str, tag: str) -> None:
     await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": f"logged before {tag}"}}, token=token)
 
 
-async def _annotate(api: Api, token: str, image_id: str) -> str:
+async def _mask(api: Api, token: str, name: str) -> str:
+    """A mask as its own image asset (the image's gradient: its lower half shows), uploaded as the
+    app does; its id. Its own name tells its downloads from the image's apart in the page."""
+    data = _png(320, 240)
+    session = (await api.data("CreateUpload", {"input": {"name": name, "sizeBytes": len(data), "mediaType": "image/png",
+                                                         "sha256": hashlib.sha256(data).hexdigest()}}, token=token))["createUpload"]
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    return (await complete(api, token, session["id"]))["id"]
+
+
+async def _annotate(api: Api, token: str, image_id: str, mask_name: str) -> str:
     """Ground truth (a box, a polygon, then that polygon corrected) and a model's predictions of every
     other kind, with a person's box among them, in two sets (the viewer toggles sets); returns the
     ground truth's set."""
+    mask_id = await _mask(api, token, mask_name)
     schema = await factories.schema(api, token)
     truth = await factories.annotation_set(api, token, schema["id"])
     records = [
@@ -163,7 +176,7 @@ async def _annotate(api: Api, token: str, image_id: str) -> str:
             {"name": "hidden", "x": 5, "y": 5, "visible": False}]}},
          # As a COCO import keeps a category's skeleton: 1-based pairs. The edge to the hidden one is not drawn.
          "attributes": {"skeleton": [[1, 2], [2, 3]]}},
-        {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": image_id}}},
+        {"kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": mask_id}}},
         # A person's correction among the model's records: drawn as a person's, whatever the set's purpose.
         {"kind": "BBOX", "label": "dent", "source": {"kind": "HUMAN", "name": "bob"},
          "geometry": {"bbox": {"x": 180, "y": 20, "width": 60, "height": 40}}},
@@ -239,7 +252,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         "inbox": inbox["name"], "folderPath": str(files["folder"]), "folderFiles": folder_files,
         "droppedFolderPath": str(files["dropped"]), "droppedFolderFiles": dropped_folder_files, "bigPath": str(files["big"]),
         "bigReloadPath": str(files["again"]),
-        "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "manyVersions": f"many-{tag}", "versionCount": VERSIONS, "artifacts": str(tmp_path), "screenshots": screenshots,
+        "maskName": f"mask-{tag}.png", "collection": f"plates-{tag}", "dataset": f"widgets-{tag}", "manyVersions": f"many-{tag}", "versionCount": VERSIONS, "artifacts": str(tmp_path), "screenshots": screenshots,
     }
     process = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), json.dumps(config), env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
@@ -286,7 +299,7 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         assert await _sha256_of(api, viewer, again_id) == hashlib.sha256(files["again"].read_bytes()).hexdigest()
 
         assert await walk.expect("THUMBNAIL") == "256 192"  # the 320 x 240 image, at most 256 a side
-        truth_id = await _annotate(api, contributor, image_id)
+        truth_id = await _annotate(api, contributor, image_id, config["maskName"])
         v1_id = await _file_and_version(api, contributor, tag, image_id, truth_id)
         walk.send("ANNOTATED")
         assert await walk.expect("OVERLAY_OK") == "0 0 320 240"

@@ -38,6 +38,13 @@ async function signIn(p, token, role) {
   await p.getByTestId("role").filter({ hasText: role }).waitFor();
 }
 
+/** Waits until the page has kept where it is scrolled and a list's pages past its first in its history
+ *  entry (listMemory.ts: the position a moment after scrolling stops), else Back must fail. */
+async function placeKept() {
+  await page.waitForFunction(() => history.state?.scrollY === window.scrollY
+    && Object.values(history.state.lists ?? {}).some((cursors) => cursors.length > 1));
+}
+
 /** Scrolls a list (rows with data-testid `rowId`) past its first page, opens an item near its end,
  *  goes Back and checks the list came back with those pages, where it was scrolled. */
 async function backKeepsPlace(rowId) {
@@ -48,10 +55,7 @@ async function backKeepsPlace(rowId) {
   // To its end: further down than Back could land with the first page alone (the browser's own
   // scroll restoration stops there, and the list then loads the second page with no one at its end).
   await rows.last().scrollIntoViewIfNeeded();
-  // The app keeps the pages and the position in the history entry, the position a moment after
-  // scrolling stops (listMemory.ts): wait for both, where it keeps them (else Back below must fail).
-  await page.waitForFunction(() => !history.state?.list
-    || (history.state.list.cursors.length > 1 && history.state.list.scrollY === window.scrollY));
+  await placeKept();
   const shown = await rows.count();
   const scrolled = await page.evaluate(() => window.scrollY);
   if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
@@ -168,6 +172,44 @@ async function main() {
     if (await filedIn.getByRole("button").count()) throw new Error("Show more is still offered with every collection listed");
     // The keyboard's focus is on the first collection it brought, not lost with the button.
     await page.waitForFunction(() => document.activeElement?.matches("[data-testid=related-collections] li:nth-child(21)"));
+
+    step = "Back to the asset from a collection Show more brought shows it as it was, where it was";
+    // The app scrolls a page on Back itself (listMemory.ts): the browser's own restoration, run once
+    // the page had its first page of a list only, had stopped short there first.
+    if (await page.evaluate(() => history.scrollRestoration) !== "manual") throw new Error("the browser restores the scroll on Back");
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await placeKept();
+    const assetScrolled = await page.evaluate(() => window.scrollY);
+    if (assetScrolled < 100) throw new Error(`the asset's page did not scroll (${assetScrolled} px): this checks nothing`);
+    await filedIn.locator("li").last().getByRole("link").click();
+    await page.getByTestId("collection-name").waitFor();
+    const opened = await page.evaluate(() => window.scrollY);
+    if (opened !== 0) throw new Error(`a page opened by a link starts ${opened} px down, not at its top`);
+    // What each frame shows as it is painted, from Back on: a ResizeObserver's callback runs after the
+    // frame's animation callbacks (where the app scrolls), just before the paint; a hidden ticker
+    // resized every frame calls it every frame.
+    await page.evaluate(() => {
+      window.framesShown = [];
+      const ticker = document.body.appendChild(document.createElement("div"));
+      ticker.style.cssText = "position: absolute; top: 0; height: 1px; visibility: hidden";
+      new ResizeObserver(() => {
+        window.framesShown.push([window.scrollY, document.querySelectorAll("[data-testid=related-collections] li").length]);
+      }).observe(ticker);
+      const tick = () => {
+        ticker.style.width = `${1 + (window.framesShown.length % 2)}px`;
+        if (window.framesShown.length < 300) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    await page.goBack();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=related-collections] li").length === n, config.filedIn);
+    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 2, assetScrolled);
+    if (await filedIn.getByRole("button").count()) throw new Error("Show more is offered again after Back");
+    // Drawn whole and in its place from its first frame: not its first page of collections, at the
+    // top or where the browser's own restoration stopped short, then moved down.
+    const frames = await page.evaluate(() => window.framesShown.filter(([, items]) => items > 0));
+    const astray = frames.filter(([y, items]) => items !== config.filedIn || Math.abs(y - assetScrolled) >= 2);
+    if (astray.length) throw new Error(`Back showed the asset's page ${JSON.stringify(astray)} (scrollY, collections) before ${assetScrolled}`);
     say("ASSET_SHOWN " + new URL(page.url()).pathname);
     step = "Back from the asset returns to the search it was found by";
     await page.goBack();
@@ -390,9 +432,23 @@ async function main() {
     await page.getByRole("button", { name: "List" }).click();
     say(`THUMBNAIL ${thumbSize}`);
 
-    step = "the image's annotations are drawn over it";
+    step = "a mask the page cannot read (an S3 bucket without CORS for the app) is drawn from its URL, not outlined";
     await nextLine();  // the test has added annotations to the uploaded image
+    // The mask's own downloads (the image's have another name).
+    const isMask = (url) => url.includes("/blobs/") && new URL(url, config.baseUrl).searchParams.get("name") === config.maskName;
+    const maskUrl = (url) => isMask(url.href);
+    const unread = (route) => (route.request().resourceType() === "fetch" ? route.abort("accessdenied") : route.continue());
+    await page.route(maskUrl, unread);
+    const drawnAnyway = page.waitForResponse((r) => isMask(r.url()) && r.request().resourceType() === "image" && r.ok());
     await page.goto(config.baseUrl + imageHref);
+    await drawnAnyway;
+    const maskImage = page.locator("[data-testid=annotation-overlay] g[data-kind=MASK] mask image");
+    if (!isMask(await maskImage.getAttribute("href"))) throw new Error(`an unreadable mask is drawn from ${await maskImage.getAttribute("href")}`);
+    if (await page.locator("g[data-kind=MASK] path[data-outline]").count()) throw new Error("an unreadable mask is outlined");
+    await page.unroute(maskUrl, unread);
+
+    step = "the image's annotations are drawn over it";
+    await page.reload();
     // Its file downloads through a URL signed at the click (one signed as the page loaded would expire).
     const [imageDownload] = await Promise.all([
       page.waitForEvent("download", { timeout: TIMEOUT }),
@@ -459,6 +515,10 @@ async function main() {
     if (box[0] !== 0 || box[2] !== 320 || Math.abs(box[1] - 120) > 8 || Math.abs(box[1] + box[3] - 240) > 0) {
       throw new Error(`the mask's outline spans ${box}, not its lower half`);
     }
+    // One download draws it and traces it.
+    const maskDownloads = () => page.evaluate((name) => performance.getEntriesByType("resource")
+      .filter((e) => e.name.includes("/blobs/") && new URL(e.name).searchParams.get("name") === name).length, config.maskName);
+    if (await maskDownloads() !== 1) throw new Error(`the mask was downloaded ${await maskDownloads()} times`);
 
     step = "the polygon a correction replaced is hidden, and shown faded when asked";
     const polygons = overlay.locator("polygon[data-kind=POLYGON]");
@@ -494,6 +554,14 @@ async function main() {
     await recordRows.nth(206).waitFor();
     if ((await recordRows.count()) !== 207) throw new Error(`${await recordRows.count()} records listed after Show more, not 207`);
     if (await page.getByRole("button", { name: /^Show more annotations/ }).count()) throw new Error("Show more stays with all shown");
+    await page.getByRole("link", { name: "Collections" }).click();
+    await page.getByLabel("Collection name contains").waitFor();
+    await page.goBack();  // the records Show more brought are listed and drawn again
+    await recordRows.nth(206).waitFor();
+    if ((await recordRows.count()) !== 207) throw new Error(`${await recordRows.count()} records listed after Back, not 207`);
+    // Drawn again from the bytes already read, though Verify had the page's data (and the mask's URL) asked anew.
+    await overlay.locator("g[data-kind=MASK] path[data-outline]").waitFor();
+    if (await maskDownloads() !== 1) throw new Error(`the mask was downloaded ${await maskDownloads()} times by Back`);
 
     step = "a collection lists its items with their paths and splits";
     await page.getByRole("link", { name: "Collections" }).click();
@@ -583,6 +651,14 @@ async function main() {
     const options = await page.getByLabel("Against").locator("option").count();
     if (options !== config.versionCount) throw new Error(`${options} versions to compare, not ${config.versionCount}`);
     say("VERSIONS_PAGED");
+
+    step = "Back to a page that remembers nothing (a dataset's versions, asked afresh) opens at its top";
+    if (await page.evaluate(() => window.scrollY) < 200) throw new Error("the versions did not scroll: this checks nothing");
+    await page.evaluate(() => document.querySelector("nav a[href='/datasets']").click());  // no scroll up to the link first
+    await datasetRows.first().waitFor();
+    await page.goBack();
+    await versionRows.nth(49).waitFor();  // its first page of 50, asked again
+    if (await page.evaluate(() => window.scrollY) !== 0) throw new Error(`Back to the dataset opens ${await page.evaluate(() => window.scrollY)} px down`);
 
     step = "a VIEWER gets a read-only app";
     const viewer = await (await browser.newContext()).newPage();

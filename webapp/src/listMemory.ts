@@ -1,45 +1,75 @@
-// A list scrolled a page at a time, remembered in its history entry: Back to it loads the same pages
-// again (urql answers them from its cache) and scrolls to where it was. It had come back at its
-// first page, at the top, however far the user had scrolled before opening an item. The search stays
-// in the URL (queryFields.ts); this keeps what a URL should not: how far down one reader got.
-// One list per page (one slot per history entry): the assets, collections, a collection's items and
-// the datasets. Not the events (live, asked from the network each time: its cursors would be stale)
-// nor a dataset's versions (each page is asked from the one before it, from the network too).
+// Lists loaded a page at a time, remembered in their history entry: Back to a page (or a reload)
+// loads the same pages again (urql answers them from its cache) and scrolls to where it was. A page
+// had come back at its first page, at the top, however far the user had scrolled or shown more
+// before opening an item. The search stays in the URL (queryFields.ts); this keeps what a URL
+// should not: how far down one reader got.
+// Remembered: the assets, collections, a collection's items, the datasets, and an asset's own lists
+// (its collections, datums, derived assets and annotations, "Show more" at a time). Not the events
+// (live, asked from the network each time: its cursors would be stale) nor a dataset's versions
+// (each page is asked from the one before it, from the network too): those pages open at the top.
 import { useEffect, useRef, useState } from "react";
 
 type Cursors = (string | null)[];
-type Memory = { key: string; cursors: Cursors; scrollY: number };
+/** What the app keeps in a history entry (beside what the router keeps there). */
+type Memory = { lists?: Record<string, Cursors>; scrollY?: number };
 
-/** The list's page cursors (as useState gives them), kept in the history entry under `key` (the
- *  list's query: another search is another list, which starts at its first page). */
+const memory = (): Memory => (history.state ?? {}) as Memory;
+const keep = (change: Memory) => history.replaceState({ ...history.state, ...change }, "");
+
+/**
+ * Once, at start-up: the app, not the browser, scrolls a page on Back, Forward and reload. The
+ * browser restores its guess right after the page draws what it has at once: when a remembered
+ * list's pages were still on their way it stopped short (at the end of what was drawn: an asset's
+ * first 20 collections), and useScrollMemory moved the page again. Pages
+ * that remember nothing open at the top (the layout's scroll), as they did: their contents are asked
+ * afresh (the events, a dataset's versions), so the browser's guess found them short anyway.
+ */
+export function manageScrolling() {
+  history.scrollRestoration = "manual";
+}
+
+/** A list's page cursors (as useState gives them: null for the first page), kept in the history entry
+ *  under `key` (the list's query: another search is another list, which starts at its first page). */
 export function useListMemory(key: string) {
-  const restored = useRef<Memory | null>(null);
-  if (restored.current === null) {
-    const saved = (history.state as { list?: Memory } | null)?.list;
-    restored.current = saved?.key === key ? saved : { key, cursors: [null], scrollY: 0 };
-  }
-  const [cursors, setCursors] = useState<Cursors>(restored.current.cursors);
+  const [cursors, setCursors] = useState<Cursors>(() => memory().lists?.[key] ?? [null]);
   useEffect(() => {
-    const save = () => history.replaceState({ ...history.state, list: { key, cursors, scrollY: window.scrollY } }, "");
-    save();
-    let timer = 0;
-    const scrolled = () => { clearTimeout(timer); timer = window.setTimeout(save, 150); };
-    window.addEventListener("scroll", scrolled, { passive: true });
-    return () => { clearTimeout(timer); window.removeEventListener("scroll", scrolled); };
+    const lists = { ...memory().lists };
+    // A list at its first page has nothing to remember: nothing is kept for it.
+    if (cursors.length > 1) lists[key] = cursors; else delete lists[key];
+    keep({ lists });
   }, [key, cursors]);
+  return [cursors, setCursors] as const;
+}
+
+/** Where a page that remembers its lists was scrolled, kept in its history entry, and scrolled back to
+ *  when the page is shown from that entry again, once its lists are tall enough. Once per page. */
+export function useScrollMemory() {
+  const target = useRef<number | null>(null);
+  if (target.current === null) target.current = memory().scrollY ?? 0;  // before anything scrolls this page
   useEffect(() => {
+    let restoring = Boolean(target.current);
+    let timer = 0;
+    let frame = 0;
+    const save = () => keep({ scrollY: window.scrollY });
+    const scrolled = () => {
+      if (restoring) return;  // the layout's scroll to the top must not overwrite where it is going back to
+      clearTimeout(timer);
+      timer = window.setTimeout(save, 150);
+    };
+    window.addEventListener("scroll", scrolled, { passive: true });
     // After the page's own effects (the layout scrolls a new page to the top), once the pages are tall enough.
-    const target = restored.current?.scrollY ?? 0;
-    if (!target) return;
     let frames = 0;
     const step = () => {
-      if (document.documentElement.scrollHeight - window.innerHeight >= target || ++frames > 120) {
-        window.scrollTo(0, target);
+      const y = target.current!;
+      if (document.documentElement.scrollHeight - window.innerHeight >= y || ++frames > 120) {
+        window.scrollTo(0, y);
+        restoring = false;
+        save();
         return;
       }
-      requestAnimationFrame(step);
+      frame = requestAnimationFrame(step);
     };
-    requestAnimationFrame(step);
+    if (restoring) frame = requestAnimationFrame(step);
+    return () => { clearTimeout(timer); cancelAnimationFrame(frame); window.removeEventListener("scroll", scrolled); };
   }, []);
-  return [cursors, setCursors] as const;
 }

@@ -2,9 +2,10 @@
 // in its label's colour, the same width on screen, dashed or not by who made it. An SVG filter (the
 // mask dilated, minus itself) would cost no JavaScript but draws a ring only solid, and in the
 // image's pixels (thicker on a bigger image): it could not show who made the record. Tracing costs
-// one pass over the mask's pixels, once per mask asset (its bytes never change). Reading them needs
-// the mask's URL readable by the page: a local mount's is the app's own origin; an S3 bucket must
-// allow the app's origin to GET (CORS), else the mask is drawn filled, without its outline.
+// one pass over the mask's pixels, once per mask asset (its bytes never change), read by the download
+// that also draws it (useMask). Reading them needs the mask's URL readable by the page: a local mount's
+// is the app's own origin; an S3 bucket must allow the app's origin to GET (CORS), else the mask is
+// drawn filled, from its URL as an <image> loads any, without its outline.
 import { useEffect, useState } from "react";
 
 /** A traced outline: its path in the mask's own pixels, and the mask's size (to scale it to the image). */
@@ -59,33 +60,60 @@ export function traceOutline(rgba: Uint8ClampedArray, w: number, h: number): Out
   return { d: parts.join(""), w, h };
 }
 
-const traced = new Map<string, Promise<Outline | null>>();  // by mask asset id
+/** A mask to draw: `href` for its <image> (its bytes, read once, as an object URL; else its own URL),
+ *  and its outline once traced (null if the page could not read its bytes). */
+export type Mask = { href: string; outline: Outline | null };
 
-async function trace(url: string): Promise<Outline | null> {
+type Read = { objectUrl: string; outline: Outline | null };
+type Entry = { read: Promise<Read | null>; users: number; timer: number };
+const masks = new Map<string, Entry>();  // by mask asset id: its bytes never change
+const KEEP_MS = 60_000;  // after its last drawing goes: a set switched back on, or Back, draws it again at once
+
+async function download(url: string): Promise<Read | null> {
   const response = await fetch(url);
   if (!response.ok) return null;
-  const bitmap = await createImageBitmap(await response.blob());
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-  const context = canvas.getContext("2d");
-  if (!context) return null;
-  context.drawImage(bitmap, 0, 0);
-  return traceOutline(context.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.width, bitmap.height);
+  const blob = await response.blob();
+  const bitmap = await createImageBitmap(blob);
+  const { width, height } = bitmap;
+  const context = new OffscreenCanvas(width, height).getContext("2d");
+  context?.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const outline = context ? traceOutline(context.getImageData(0, 0, width, height).data, width, height) : null;
+  return { objectUrl: URL.createObjectURL(blob), outline };
 }
 
-/** The outline of the mask asset `assetId` (read from `url`), once traced; null until then, or if unreadable. */
-export function useMaskOutline(assetId: string, url: string | null): Outline | null {
-  const [outline, setOutline] = useState<Outline | null>(null);
+/**
+ * The mask asset `assetId` (at `url`), downloaded once for both its drawing and its outline: the
+ * <image> draws the bytes the tracing read (it had downloaded them a second time, and again whenever
+ * the page's data came back with the URL signed anew). Null until read. If the page cannot read them
+ * (an S3 bucket without CORS for the app, a failed or expired URL), the <image> loads `url` itself as
+ * before, without an outline. Kept while drawn (and a minute after), then its object URL is revoked.
+ */
+export function useMask(assetId: string, url: string | null): Mask | null {
+  const [mask, setMask] = useState<Mask | null>(null);
   useEffect(() => {
     if (!url) return;
-    let current = true;
-    let job = traced.get(assetId);
-    if (!job) {
-      // A failure (a blocked or failed read) is not kept: the next page showing the mask tries again.
-      job = trace(url).catch(() => null).then((found) => { if (!found) traced.delete(assetId); return found; });
-      traced.set(assetId, job);
+    let entry = masks.get(assetId);
+    if (!entry) {
+      const made: Entry = { read: download(url).catch(() => null), users: 0, timer: 0 };
+      // A failure is not kept: the next drawing of the mask tries again.
+      void made.read.then((found) => { if (!found && masks.get(assetId) === made) masks.delete(assetId); });
+      masks.set(assetId, (entry = made));
     }
-    void job.then((found) => { if (current) setOutline(found); });
-    return () => { current = false; };
+    const held = entry;
+    held.users += 1;
+    clearTimeout(held.timer);
+    let current = true;
+    void held.read.then((found) => { if (current) setMask(found ? { href: found.objectUrl, outline: found.outline } : { href: url, outline: null }); });
+    return () => {
+      current = false;
+      if (--held.users > 0) return;
+      held.timer = window.setTimeout(() => {
+        if (held.users > 0) return;
+        if (masks.get(assetId) === held) masks.delete(assetId);
+        void held.read.then((found) => { if (found) URL.revokeObjectURL(found.objectUrl); });
+      }, KEEP_MS);
+    };
   }, [assetId, url]);
-  return outline;
+  return mask;
 }

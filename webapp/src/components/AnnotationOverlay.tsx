@@ -13,7 +13,7 @@ import { useMutation, useQuery } from "urql";
 import { errorText, safeUrl } from "../client";
 import { SetLabelColoursDocument, VerifyRecordsDocument, type AnnotationShapeFragment } from "../generated/graphql";
 import { labelColour } from "../format";
-import { useMaskOutline } from "../maskOutline";
+import { useMask } from "../maskOutline";
 import { skeletonEdges } from "../skeleton";
 
 /** Each record source kind's line (an SVG dash array, in screen pixels) and its name in the legend. */
@@ -197,18 +197,20 @@ function Shape({ record, colour, size }: { record: AnnotationShapeFragment; colo
 }
 
 /** A mask: its image as a luminance mask over a rectangle of the label's colour (its white pixels show
- *  in that colour, its black ones not at all), outlined as the other shapes are (maskOutline.ts). */
+ *  in that colour, its black ones not at all), outlined as the other shapes are (maskOutline.ts: one
+ *  download of its bytes serves both). */
 function MaskShape({ record, assetId, url, colour, size, line, title }: {
   record: AnnotationShapeFragment; assetId: string; url: string | null; colour: string; size: Size;
   line: React.SVGProps<SVGPathElement>; title: React.ReactNode;
 }) {
-  const outline = useMaskOutline(assetId, url);
-  if (!url) return null;
+  const mask = useMask(assetId, url);
+  if (!mask) return null;
+  const { outline } = mask;
   const maskId = `mask-${record.id.replace(/[^\w-]/g, "")}`;
   return (
     <g data-kind={record.kind} data-label={record.label ?? ""} data-purpose={record.set.purpose} data-source={record.source.kind}>
       {title}
-      <mask id={maskId}><image href={url} width="100%" height="100%" preserveAspectRatio="none" /></mask>
+      <mask id={maskId}><image href={mask.href} width="100%" height="100%" preserveAspectRatio="none" /></mask>
       <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
       {/* Traced in the mask's pixels, which are stretched over the image's (as the image above is). */}
       {outline && <path d={outline.d} transform={`scale(${size.w / outline.w} ${size.h / outline.h})`} {...line} data-outline="" />}

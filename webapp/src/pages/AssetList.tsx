@@ -10,7 +10,7 @@ import { addCursor, Sentinel } from "../components/Sentinel";
 import { AssetCountDocument, AssetListDocument, type AssetFilter, type AssetKind, type AssetStatus } from "../generated/graphql";
 import { counted, words } from "../format";
 import { parsePredicates, PREDICATE_HELP } from "../predicates";
-import { useListMemory } from "../listMemory";
+import { useListMemory, useScrollMemory } from "../listMemory";
 import { oneOf, useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
@@ -34,6 +34,7 @@ export function AssetList() {
   const { fields, set, settled } = useQueryFields(asked);
   const { name, labels, kind, status, metadata, value } = fields;
   const [view, setView] = useState<View>(savedView);
+  useScrollMemory();
   useEffect(() => localStorage.setItem(VIEW_KEY, view), [view]);
   // A predicate that cannot be read says why, and the list stays as it was meanwhile.
   const [filter, setFilter] = useState<AssetFilter | null>(null);

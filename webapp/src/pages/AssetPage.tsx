@@ -1,7 +1,7 @@
 // One asset: what it is, its value or text, where it is filed, its lineage, a signed download link
 // and, for an image with annotations, the records drawn over it.
 import { useEffect, useRef, useState } from "react";
-import { type CombinedError, useClient, useQuery } from "urql";
+import { type AnyVariables, type Client, type CombinedError, type DocumentInput, useClient, useQuery } from "urql";
 import { Link } from "wouter";
 
 import { errorText, safeUrl } from "../client";
@@ -15,6 +15,7 @@ import {
   AssetDetailDocument, type AnnotationFilter, type AnnotationShapeFragment,
 } from "../generated/graphql";
 import { bytes, counted, when } from "../format";
+import { useListMemory, useScrollMemory } from "../listMemory";
 import { canWrite, useSession } from "../session";
 
 
@@ -22,13 +23,14 @@ export function AssetPage({ id }: { id: string }) {
   const [{ data, error, fetching }] = useQuery({ query: AssetDetailDocument, variables: { id } });
   const client = useClient();
   const { role } = useSession();
+  useScrollMemory();  // Back from a collection or asset it links to returns to where it was
   if (error) return <p role="alert" className="error">{errorText(error)}</p>;
   if (!data) return fetching ? <p className="muted">Loading…</p> : null;
   const asset = data.asset;
   if (!asset) return <p className="error">No asset {id} (deleted, or never existed).</p>;
   const records = asset.annotations.edges.map((e) => e.node);
-  const moreRecords = (filter: AnnotationFilter | null) => async (after: string) =>
-    answered(await client.query(AssetAnnotationsMoreDocument, { id, after, filter }).toPromise())?.asset?.annotations;
+  const moreRecords = (filter: AnnotationFilter | null) =>
+    pager(client, AssetAnnotationsMoreDocument, (after) => ({ id, after, filter }), (d) => d?.asset?.annotations);
   const download = safeUrl(asset.downloadUrl);
   const isImage = asset.mediaType?.startsWith("image/") && download;
   // A browser draws these itself; any other image (TIFF, say) is shown from its server-made thumbnail,
@@ -67,7 +69,7 @@ export function AssetPage({ id }: { id: string }) {
           {!drawable && <p className="muted">Shown from its 512-pixel thumbnail: a browser cannot show {asset.mediaType}.</p>}
           <AnnotatedImage key={asset.annotations.pageInfo.endCursor ?? "annotations"} src={shownImage}
             records={asset.annotations} superseded={asset.superseded} draw={drawable} canVerify={canWrite(role)}
-            more={moreRecords} />
+            more={moreRecords} remember={`asset ${id}`} />
         </section>
       )}
       {isImage && !shownImage && <p className="muted">A browser cannot show {asset.mediaType}: download it.</p>}
@@ -79,25 +81,26 @@ export function AssetPage({ id }: { id: string }) {
 
       <section className="relations">
         <Related title="Collections" total={asset.collections.totalCount} first={asset.collections}
-          key={asset.collections.pageInfo.endCursor ?? "collections"}
-          more={async (after) => answered(await client.query(AssetCollectionsMoreDocument, { id, after }).toPromise())?.asset?.collections}
+          key={asset.collections.pageInfo.endCursor ?? "collections"} remember={`asset ${id} collections`}
+          more={pager(client, AssetCollectionsMoreDocument, (after) => ({ id, after }), (d) => d?.asset?.collections)}
           render={(node) => (
             <Link href={`/collections/${encodeURIComponent(node.id)}`}>{node.name} <span className="muted">({counted(node.itemCount, "item")})</span></Link>
           )} />
         <Related title="Datums" total={asset.datums.totalCount} first={asset.datums}
-          key={asset.datums.pageInfo.endCursor ?? "datums"}
-          more={async (after) => answered(await client.query(AssetDatumsMoreDocument, { id, after }).toPromise())?.asset?.datums}
+          key={asset.datums.pageInfo.endCursor ?? "datums"} remember={`asset ${id} datums`}
+          more={pager(client, AssetDatumsMoreDocument, (after) => ({ id, after }), (d) => d?.asset?.datums)}
           render={(node) => (
             <span>{node.split}: {node.roles.map((r) => <Link key={r.role} href={assetHref(r.asset.id)}>{r.role} </Link>)}</span>
           )} />
         <Related title="Derived from" total={asset.derivedFrom.length} first={{ edges: asset.derivedFrom.map((node) => ({ node })) }}
+          remember={`asset ${id} derived from`}
           render={(a) => <Link href={assetHref(a.id)}>{a.name}</Link>} />
         <Related title="Derived assets" total={asset.derivedAssets.totalCount} first={asset.derivedAssets}
-          key={asset.derivedAssets.pageInfo.endCursor ?? "derivedAssets"}
-          more={async (after) => answered(await client.query(AssetDerivedMoreDocument, { id, after }).toPromise())?.asset?.derivedAssets}
+          key={asset.derivedAssets.pageInfo.endCursor ?? "derivedAssets"} remember={`asset ${id} derived assets`}
+          more={pager(client, AssetDerivedMoreDocument, (after) => ({ id, after }), (d) => d?.asset?.derivedAssets)}
           render={(node) => <Link href={assetHref(node.id)}>{node.name}</Link>} />
         {!isImage && <Related title="Annotations" total={asset.annotations.totalCount} first={asset.annotations}
-          key={asset.annotations.pageInfo.endCursor ?? "annotations"} more={moreRecords(null)}
+          key={asset.annotations.pageInfo.endCursor ?? "annotations"} remember={`asset ${id} annotations`} more={moreRecords(null)}
           render={(r) => <span>{r.kind} {r.label} {r.score != null && r.score.toFixed(2)} {r.verified && "✓"}</span>} />}
       </section>
     </article>
@@ -162,14 +165,32 @@ type Page<T> = { edges: { node: T }[]; pageInfo?: { hasNextPage: boolean; endCur
 
 type Records = Page<AnnotationShapeFragment> & { totalCount: number };
 
+/** Where a list's pages after its first come from: asked of the server (Show more), or as urql's cache
+ *  holds them, at once (Back: the page is drawn as tall as it was before it scrolls back down). */
+type Pager<T> = {
+  more: (after: string) => Promise<Page<T> | null | undefined>;
+  cached: (after: string) => Page<T> | null | undefined;
+};
+
+function pager<D, V extends AnyVariables, T>(client: Client, query: DocumentInput<D, V>, variables: (after: string) => V,
+  pick: (data: D | undefined) => Page<T> | null | undefined): Pager<T> {
+  return {
+    more: async (after) => pick(answered(await client.query(query, variables(after)).toPromise())),
+    cached: (after) => {
+      const kept = client.readQuery(query, variables(after), { requestPolicy: "cache-only" });
+      return kept && !kept.error ? pick(kept.data) : undefined;
+    },
+  };
+}
+
 /** An image with its records drawn over it: the first 200 current and 200 superseded came with the
  *  asset; "Show more" brings the next 200 of either, drawn with the rest. */
-function AnnotatedImage({ src, records, superseded, draw, canVerify, more }: {
+function AnnotatedImage({ src, records, superseded, draw, canVerify, more, remember }: {
   src: string; records: Records; superseded: Records; draw: boolean; canVerify: boolean;
-  more: (filter: AnnotationFilter | null) => (after: string) => Promise<Page<AnnotationShapeFragment> | null | undefined>;
+  more: (filter: AnnotationFilter | null) => Pager<AnnotationShapeFragment>; remember: string;
 }) {
-  const current = usePages(records, more(null));
-  const replaced = usePages(superseded, more({ superseded: true }));
+  const current = usePages(records, `${remember} annotations`, more(null));
+  const replaced = usePages(superseded, `${remember} superseded`, more({ superseded: true }));
   return (
     <>
       <AnnotationOverlay src={src} records={current.shown} superseded={replaced.shown} draw={draw} canVerify={canVerify} />
@@ -193,13 +214,40 @@ function ShowMore<T>({ pages, total, what }: { pages: ReturnType<typeof usePages
   );
 }
 
-/** A list's first page and the pages "Show more" brings after it (`more(after)`), with the
- *  keyboard's focus moved to the first item a page brought (`list`: the element holding the items). */
-function usePages<T>(first: Page<T>, more?: (after: string) => Promise<Page<T> | null | undefined>) {
-  const [extra, setExtra] = useState<T[]>([]);
-  const [next, setNext] = useState(first.pageInfo?.hasNextPage ? first.pageInfo.endCursor : null);
+/** A list's first page and the pages "Show more" brings after it (`more`), with the keyboard's focus
+ *  moved to the first item a page brought (`list`: the element holding the items). The pages shown are
+ *  remembered in the history entry under `remember` (listMemory.ts): Back to the asset shows them again. */
+function usePages<T>(first: Page<T>, remember: string, more?: Pager<T>) {
+  // The first page's end cursor in the key: a first page that changed meanwhile starts the list afresh.
+  const [cursors, setCursors] = useListMemory(`${remember} ${first.pageInfo?.endCursor ?? ""}`);
+  const [pages, setPages] = useState<Page<T>[]>(() => {  // those after the first: cursors[1:], once loaded
+    const kept: Page<T>[] = [];
+    for (const after of cursors.slice(1) as string[]) {  // null is the first page's
+      const page = more?.cached(after);
+      if (!page) break;
+      kept.push(page);
+    }
+    return kept;
+  });
   const [problem, setProblem] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const [busy, setBusy] = useState(pages.length < cursors.length - 1);
+  useEffect(() => {
+    // Those the cache no longer holds (a change since dropped them), asked again.
+    const have = pages.length;
+    const missing = cursors.slice(1 + have) as string[];
+    if (!missing.length) return;
+    let current = true;
+    void Promise.all(missing.map((after) => more?.more(after).catch(() => null) ?? null)).then((found) => {
+      if (!current) return;
+      // Up to the first that failed (an asset changed or deleted meanwhile): the rest come with Show more.
+      const failed = found.findIndex((page) => !page);
+      const kept = (failed < 0 ? found : found.slice(0, failed)) as Page<T>[];
+      setPages((old) => [...old, ...kept]);
+      setCursors(cursors.slice(0, 1 + have + kept.length));
+      setBusy(false);
+    });
+    return () => { current = false; };
+  }, []);  // once, as the list is shown: later cursors come with their pages
   // Keyboard focus goes to the first item a Show more brought (the button may be gone by then).
   const list = useRef<HTMLUListElement>(null);
   const [focusAt, setFocusAt] = useState<number | null>(null);
@@ -208,13 +256,16 @@ function usePages<T>(first: Page<T>, more?: (after: string) => Promise<Page<T> |
     (list.current?.children[focusAt] as HTMLElement | undefined)?.focus();
     setFocusAt(null);
   }, [focusAt]);
-  const shown = [...first.edges.map((e) => e.node), ...extra];
+  const shown = [first, ...pages].flatMap((page) => page.edges.map((e) => e.node));
+  const last = pages.at(-1) ?? first;
+  const next = last.pageInfo?.hasNextPage ? last.pageInfo.endCursor : null;
   const showMore = async () => {
     if (!more || !next || busy) return;
+    const after = next;
     setBusy(true);
     let page: Page<T> | null | undefined;
     try {
-      page = await more(next);
+      page = await more.more(after);
     } catch (error) {
       setProblem(`could not load more: ${errorText(error as CombinedError)}`);
       return;
@@ -223,8 +274,8 @@ function usePages<T>(first: Page<T>, more?: (after: string) => Promise<Page<T> |
     }
     if (!page) { setProblem("could not load more: this asset is gone"); return; }
     setProblem(null);
-    setExtra((loaded) => [...loaded, ...page.edges.map((e) => e.node)]);
-    setNext(page.pageInfo?.hasNextPage ? page.pageInfo.endCursor : null);
+    setPages((loaded) => [...loaded, page]);
+    setCursors((old) => [...old, after]);
     if (page.edges.length) setFocusAt(shown.length);
   };
   return { shown, hasMore: Boolean(more && next), showMore, busy, problem, list };
@@ -232,11 +283,11 @@ function usePages<T>(first: Page<T>, more?: (after: string) => Promise<Page<T> |
 
 /** One of the asset's lists: its first page, and "Show more" for the next pages of those that page.
  *  Keyed by its first page's end cursor: a refetched first page that changed starts it afresh. */
-function Related<T extends { id: string }>({ title, total, first, render, more }: {
+function Related<T extends { id: string }>({ title, total, first, render, more, remember }: {
   title: string; total: number; first: Page<T>; render: (node: T) => React.ReactNode;
-  more?: (after: string) => Promise<Page<T> | null | undefined>;
+  more?: Pager<T>; remember: string;
 }) {
-  const { shown, hasMore, showMore, busy, problem, list } = usePages(first, more);
+  const { shown, hasMore, showMore, busy, problem, list } = usePages(first, remember, more);
   if (total === 0) return null;
   return (
     <div data-testid={`related-${title.toLowerCase().replace(/ /g, "-")}`}>

@@ -9,7 +9,7 @@ import { JsonTree } from "../components/JsonTree";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { CollectionItemsDocument, CollectionListDocument } from "../generated/graphql";
 import { counted, when } from "../format";
-import { useListMemory } from "../listMemory";
+import { useListMemory, useScrollMemory } from "../listMemory";
 import { useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
@@ -19,6 +19,7 @@ const asked = (query: URLSearchParams) => ({ name: query.get("name") ?? "" });
 
 export function CollectionList() {
   const { fields, set, settled } = useQueryFields(asked);
+  useScrollMemory();
   const name = settled.name.trim() || null;
   return (
     <section>
@@ -67,6 +68,7 @@ function CollectionsPage({ name, after, last, onMore }: { name: string | null; a
 
 export function CollectionPage({ id }: { id: string }) {
   const [cursors, setCursors] = useListMemory(`collection ${id}`);  // Back from an item returns to it
+  useScrollMemory();
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <section className="asset-list" data-testid="collection-items">

@@ -15,7 +15,7 @@ import {
   VersionVerificationDocument, type DiffDatumFragment, type VersionRowFragment, type VersionVerificationQuery,
 } from "../generated/graphql";
 import { bytes, counted, when } from "../format";
-import { useListMemory } from "../listMemory";
+import { useListMemory, useScrollMemory } from "../listMemory";
 import { useQueryFields } from "../queryFields";
 
 const PAGE_SIZE = 50;
@@ -25,6 +25,7 @@ const asked = (query: URLSearchParams) => ({ name: query.get("name") ?? "" });
 
 export function DatasetList() {
   const { fields, set, settled } = useQueryFields(asked);
+  useScrollMemory();
   const name = settled.name.trim() || null;
   return (
     <section>
