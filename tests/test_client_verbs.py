@@ -38,6 +38,7 @@ from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
 from tests.processes import serving
+from tests.transports import Counting
 from tests.waiting import wait_for
 
 
@@ -551,15 +552,7 @@ async def test_the_log_handler_tells_the_lake_what_it_dropped(served: Served, ap
     """A proxy holds the sender's connection to the real server until released: the queue fills
     meanwhile, and once through, the lake holds every queued record and a WARNING counting the rest
     (at batch_size 1, the notice goes in a batch of its own)."""
-    release = asyncio.Event()
-    proxy, url = await held_proxy(int(served.base_url.rsplit(":", 1)[1]), release)
-    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=1, flush_interval=0.01)
-    logger = logger_with(handler)
-    try:
-        await overflow(handler, logger, release)
-    finally:
-        await asyncio.to_thread(handler.close)
-        proxy.close()
+    handler = await overflow_through(int(served.base_url.rsplit(":", 1)[1]), contributor, batch_size=1)
     await shipped_overflow(api, contributor, handler)
 
 
@@ -569,17 +562,23 @@ async def test_a_drop_notice_takes_a_place_in_its_batch(served: Served, settings
     notice rode on top of a full batch, 6 events, which the server refused whole (the records counted
     lost, the notice never stored), and so every batch after it that carried the notice again."""
     limited = create_app(settings.model_copy(update={"max_events_per_batch": 5}))
-    release = asyncio.Event()
     async with serving(limited, log_level="info") as port:  # "warning" would silence uvicorn.access for later tests
-        proxy, url = await held_proxy(port, release)
-        handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=5, flush_interval=0.01)
-        logger = logger_with(handler)
-        try:
-            await overflow(handler, logger, release)
-        finally:
-            await asyncio.to_thread(handler.close)
-            proxy.close()
+        handler = await overflow_through(port, contributor, batch_size=5)
     await shipped_overflow(api, contributor, handler)
+
+
+async def overflow_through(port: int, contributor: str, *, batch_size: int) -> GraphlakeLogHandler:
+    """A handler sending to the server on `port` through a proxy held while its queue overflows
+    (overflow), then closed: what it shipped is shipped_overflow's to check."""
+    release = asyncio.Event()
+    proxy, url = await held_proxy(port, release)
+    handler = GraphlakeLogHandler(url, contributor, capacity=10, batch_size=batch_size, flush_interval=0.01)
+    try:
+        await overflow(handler, logger_with(handler), release)
+    finally:
+        await asyncio.to_thread(handler.close)
+        proxy.close()
+    return handler
 
 
 async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key(served: Served, api: Api,
@@ -849,18 +848,6 @@ async def test_one_client_serves_several_asyncio_runs(served: Served, contributo
         return {"value": got["value"], "first": first, "second": second}
 
     assert await asyncio.to_thread(script) == {"value": {"run": 1}, "first": scan.read_bytes(), "second": scan.read_bytes()}
-
-
-class Counting(httpx.AsyncHTTPTransport):
-    """httpx's own transport, counting the requests it sends: a transport a user hands to Client."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.sent += 1
-        return await super().handle_async_request(request)
 
 
 async def test_a_transport_handed_to_the_client_serves_several_asyncio_runs(served: Served, contributor: str,

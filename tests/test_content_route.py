@@ -23,6 +23,7 @@ from tests.conftest import S3Service, Served
 from tests.operations import Api
 from tests.test_client import graphlake
 from tests.test_uploads import MOUNTS, complete, payload, put
+from tests.transports import Counting
 
 
 async def uploaded(api: Api, token: str, data: bytes, mount: str, name: str) -> dict:
@@ -203,24 +204,12 @@ async def test_the_client_downloads_in_one_request_and_falls_back_without_the_ro
     assert missing.value.code == "NOT_FOUND"
 
 
-class Counted(httpx.AsyncHTTPTransport):
-    """Counts the requests sent through it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.sent += 1
-        return await super().handle_async_request(request)
-
-
 async def test_load_and_read_bytes_take_one_request_whatever_the_kind(served: Served, api: Api, contributor: str,
                                                                       tmp_path: Path) -> None:
     data = payload(50_000, seed=3)
     on_s3 = await uploaded(api, contributor, data, "lab", "weights.bin")
     await api.data("AddAliases", {"assetId": on_s3["id"], "aliases": ["models/weights"]}, token=contributor)
-    server, store = Counted(), Counted()
+    server, store = Counting(), Counting()
     async with Client(served.base_url, contributor, graphql_transport=server, storage_transport=store,
                       resume=ResumeState(tmp_path / "resume.json")) as lake:
         await lake.save("runs/params", {"lr": 0.001, "steps": 2**63})
