@@ -86,7 +86,9 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     _check_keys(coco, results, annotations.name)
     images_by_id = {image["id"]: image for image in coco["images"]}
     for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
-        twice = next((value for value, n in Counter(i[key] for i in coco["images"]).items() if n > 1), None)
+        # File names as the path they are stored at (store below): ./a.jpg is a.jpg's.
+        named = Counter(str(PurePosixPath(i[key])) if key == "file_name" else i[key] for i in coco["images"])
+        twice = next((value for value, n in named.items() if n > 1), None)
         if twice is not None:
             raise GraphlakeClientError(f"image {key} {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
     root = images.resolve()

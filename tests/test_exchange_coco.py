@@ -21,7 +21,7 @@ from documents.asset import Asset
 from documents.dataset import Datum
 from documents.upload import UploadSession
 from graphlake.settings import Settings
-from graphlake_client import Client, ResumeState, coco_export
+from graphlake_client import Client, GraphlakeClientError, ResumeState, coco_export
 from graphlake_client import operations as ops
 from graphlake_client.coco_shapes import mask_of
 from tests.conftest import MakeToken, Served
@@ -566,3 +566,21 @@ async def test_every_stage_counts_the_records_it_adds(served: Served, make_token
         done = await lake.import_coco(annotations, tmp_path / "images", "staged", predictions=results)
     assert done.records_added == {"GROUND_TRUTH": 10, "PREDICTION": 3}
     assert await counts() == (3 + 2, 3, 13)
+
+
+async def test_two_images_naming_one_file_two_ways_are_refused(served: Served, make_token: MakeToken,
+                                                               tmp_path: Path) -> None:
+    """`a.png` and `./a.png` are one path in the collection (the import stores ./a.png at a.png): two
+    image entries naming it so share one asset and one datum, as two entries of one file_name would,
+    which the import refuses before anything is written. The check compared the names as written."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    coco = json.loads(annotations.read_text())
+    coco["images"][1]["file_name"] = "./" + coco["images"][0]["file_name"]
+    annotations.write_text(json.dumps(coco))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_coco(annotations, tmp_path / "images", "twice", version="v1")
+    assert refused.value.code == "BAD_USER_INPUT" and "twice" in str(refused.value), refused.value

@@ -705,3 +705,91 @@ class Hold:
             self.reached.set()
             await self.go.wait()
         return done
+
+
+async def test_a_frozen_writer_giving_way_keeps_the_copy_of_its_asset_taken_over(
+        api: Api, contributor: str, root: Path, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer frozen past its lease between storing its asset and looking for another call's,
+    taken over (here by the reconciler, which files it): waking, it finds a twin to give way to (a
+    file once ingested at that path, its item moved since), undoes nothing of what it no longer
+    owns, and filed_at answers with its own asset, taken over. It then deleted that asset's copy
+    as a given-way call's spare: an ACTIVE asset, filed, with no bytes."""
+    from services.uploads import claims, ingest
+    from services.uploads.reconciler import file_unfiled
+
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    (root / "f.bin").write_bytes(os.urandom(700))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    inputs = [ingest_input(root / "f.bin", collectionId=scans["id"], path="a/f.bin")]
+    [old] = (await api.data("IngestFiles", {"inputs": inputs}, token=contributor))["ingestFiles"]
+    await api.data("AddToCollection", {"input": {"collectionId": scans["id"], "items": [
+        {"assetId": old["asset"]["id"], "path": "b/f.bin"}]}}, token=contributor)
+
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 3600)  # frozen: it renews nothing
+    monkeypatch.setattr(ingest, "_stored_by_others", looking := Hold(ingest._stored_by_others))
+    frozen = asyncio.create_task(api.data("IngestFiles", {"inputs": inputs}, token=contributor))
+    await wait_for(looking.reached.is_set, what="the writer to store its asset")
+    sessions = UploadSession.get_pymongo_collection()
+    lapsed = utcnow() - timedelta(minutes=1)
+    await sessions.update_many({"to_file": True}, {"$set": {"filing_at": lapsed, "finished_at": lapsed}})
+    assert await file_unfiled() == 1  # taken over and filed at a/f.bin
+    looking.go.set()
+    [woke] = (await frozen)["ingestFiles"]
+
+    [item] = await CollectionItem.get_pymongo_collection().find({"path": "a/f.bin"}).to_list()
+    assert object_id(woke["asset"]["id"]) == item["asset_id"]
+    kept = await Asset.get_pymongo_collection().find_one({"_id": item["asset_id"]})
+    assert kept is not None and kept["status"] == "ACTIVE"
+    assert store.path(kept["storage"]["key"]).exists()  # its bytes too
+
+
+async def test_a_file_stored_again_after_the_other_failed_still_looks_for_a_third(
+        api: Api, contributor: str, root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The second of two first ingests of one file gives way to the first, which then fails and
+    removes its batch: the second stores its asset once more. A third ingest of the file that
+    looked between the second's removal and its storing again saw neither, and files its own; the
+    second, storing again without looking again, filed its own too: two assets at one path."""
+    from services.uploads import claims, ingest
+
+    (root / "f0.bin").write_bytes(os.urandom(900))
+    (root / "f1.bin").write_bytes(os.urandom(901))
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    extra = (await api.data("CreateCollection", {"input": {"name": "extra"}}, token=contributor))["createCollection"]
+    shared = ingest_input(root / "f0.bin", collectionId=scans["id"], path="f0.bin")
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 0.05)
+    monkeypatch.setattr(ingest, "_file", filing := Hold(ingest._file))
+    monkeypatch.setattr(ingest, "_store", storing := HoldCall(ingest._store, 3))  # the second's storing again
+
+    with caplog.at_level(logging.INFO, logger="graphlake.uploads"):
+        first = asyncio.create_task(api.run("IngestFiles", {"inputs": [
+            shared, ingest_input(root / "f1.bin", collectionId=extra["id"], path="f1.bin")]}, token=contributor))
+        await wait_for(filing.reached.is_set, what="the first ingest to store its assets")
+        second = asyncio.create_task(api.data("IngestFiles", {"inputs": [shared]}, token=contributor))
+        await wait_for(lambda: "another request is filing" in caplog.text, what="the second to give way and wait")
+        await api.data("DeleteCollection", {"id": extra["id"]}, token=contributor)
+        filing.go.set()
+        assert (await first)["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        await wait_for(storing.reached.is_set, what="the second to store its asset again")
+        [third] = (await api.data("IngestFiles", {"inputs": [shared]}, token=contributor))["ingestFiles"]
+        storing.go.set()
+        [again] = (await second)["ingestFiles"]
+    items = await CollectionItem.get_pymongo_collection().find({"path": "f0.bin"}).to_list()
+    assert [i["asset_id"] for i in items] == [object_id(third["asset"]["id"])]
+    assert again["asset"]["id"] == third["asset"]["id"]
+    assert await stored() == 1
+
+
+class HoldCall:
+    """A step held on its `n`th call (counting every request's) until `go`."""
+
+    def __init__(self, step: Callable[..., Awaitable[Any]], n: int) -> None:
+        self.step, self.n, self.calls = step, n, 0
+        self.reached, self.go = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, *args: object, **kwargs: object) -> Any:
+        self.calls += 1
+        if self.calls == self.n:
+            self.reached.set()
+            await self.go.wait()
+        return await self.step(*args, **kwargs)

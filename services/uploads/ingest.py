@@ -219,30 +219,39 @@ async def _stored_by_others(store: LocalStore, uploads: Sequence[UploadRequest],
     the batch removed. A file with no twin, the common case, costs one read: the one a rerun paid
     before (sessions._unfiled_sessions), moved after the insert."""
     given: dict[int, Asset] = {}
+    stale: set[ObjectId] = set()  # filed twins whose item left this path: no other call's, never given way to again
     checking = [i for i in made if uploads[i].collection_id and uploads[i].path]
     while checking:
-        twins = await _others(uploads, {i: made[i].id for i in checking})
+        twins = {i: live for i, found in (await _others(uploads, {i: made[i].id for i in checking})).items()
+                 if (live := [t for t in found if t["_id"] not in stale])}
         waiting = {t["_id"]: i for i, found in twins.items() if all(_ahead(t, made[i].id) for t in found) for t in found}
         giving = [i for i in twins if i not in waiting.values()]
+        again: list[int] = []
         if giving:
-            await _undo(store, [made[i] for i in giving], owner, keep_copies=True)
+            # One taken over (this call was frozen past its lease) is the taker's to file, and
+            # filed_at may answer with it: its copy is the asset's, not a spare.
+            taken = await _undo(store, [made[i] for i in giving], owner, keep_copies=True)
             answers = await filed_at([uploads[i] for i in giving], where=lambda j, giving=giving: f"inputs[{giving[j]}].")
             for j, i in enumerate(giving):
                 if j in answers:
                     given[i] = answers[j]
-                    await store.delete(asset_key(made[i].id))
+                    if answers[j].id != made[i].id:
+                        await store.delete(asset_key(made[i].id))
             # Nothing there after all: the other failed and removed its asset, or its item was moved
-            # to another path since its session recorded this one. This call's is stored once more,
-            # and not looked at again (the same stale session would send it round forever).
-            again = [i for i in giving if i not in given]
+            # to another path since its session recorded this one (stale: not given way to again,
+            # else it sends this file round for ever). This call's is stored once more and looked
+            # at again, as a first store is: a third call that looked while it was removed saw
+            # neither, and may be filing its own.
+            again = [i for i in giving if i not in given and made[i].id not in taken]
             if again:
+                stale.update(t["_id"] for i in again for t in twins[i] if not t.get("to_file"))
                 await _store([made[i] for i in again], uploads, made, owner)
         if waiting:
             still = await claims.filing_ended(set(waiting))
             if still:
                 raise Conflict("another request is still storing this file at this path (an ingest of it); try again "
                                "once it has answered", field=f"inputs[{min(waiting[id] for id in still)}].path")
-        checking = sorted(set(waiting.values()))
+        checking = sorted({*waiting.values(), *again})
     return given
 
 
@@ -348,26 +357,29 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_r
     raise BadUserInput(f"the file's SHA-256 is {outcome}, not the one given", field=f"inputs[{i}].sha256")
 
 
-async def _undo(store: LocalStore, assets: list[Asset], owner: str, *, keep_copies: bool = False) -> None:
+async def _undo(store: LocalStore, assets: list[Asset], owner: str, *, keep_copies: bool = False) -> set[ObjectId]:
     """Remove what this call stored and still owns: the assets, whatever of their filing happened,
     their copies (unless `keep_copies`). A session whose lease another took over (this call was
     frozen past it: claims.take_over) is left with its asset, which the other has filed and may
     have answered with; the first delete, conditional on this call's token, tells them apart. A
-    file stored with no collection has no session, and is this call's alone."""
+    file stored with no collection has no session, and is this call's alone. Returns the ids left
+    to their taker."""
     ids = [a.id for a in assets]
     sessions = UploadSession.get_pymongo_collection()
     gone = await sessions.delete_many({"_id": {"$in": ids}, "filing_owner": owner})
+    kept: dict[ObjectId, dict] = {}
     if gone.deleted_count < len(ids):  # taken over, or never leased (no collection), or never written
         kept = await fields_by_ids(UploadSession, ids, ["filing_owner"])
         ids = [id for id in ids if id not in kept]
         assets = [a for a in assets if a.id not in kept]
     if not ids:
-        return
+        return set(kept)
     await asyncio.gather(CollectionItem.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}),
                          AssetRetention.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}}))
     await Asset.get_pymongo_collection().delete_many({"_id": {"$in": ids}})
     if not keep_copies:
         await asyncio.gather(*(store.delete(a.storage.key) for a in assets if a.storage), return_exceptions=True)
+    return set(kept)
 
 
 async def _file(made: dict[int, Asset], uploads: Sequence[UploadRequest], actor: str | None, max_items: int) -> None:
