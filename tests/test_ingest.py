@@ -793,3 +793,43 @@ class HoldCall:
             self.reached.set()
             await self.go.wait()
         return await self.step(*args, **kwargs)
+
+
+async def test_a_lease_renewal_that_fails_once_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database refusing one renewal (an outage's moment) does not end the renewing: it is logged
+    and tried again, so a live writer's lease does not lapse for one failed write."""
+    from services.uploads import claims
+
+    sessions = UploadSession.get_pymongo_collection()
+    session_id, owner = ObjectId(), claims.filing_token()
+    long_ago = utcnow() - timedelta(hours=1)
+    await sessions.insert_one({"_id": session_id, "to_file": True, "filing_at": long_ago, "filing_owner": owner})
+    real = UploadSession.get_pymongo_collection
+    refused = 0
+
+    class RefusingOnce:
+        """The real collection, but its first update_many fails as a dropped connection would."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real(), name)
+
+        async def update_many(self, *args: Any, **kwargs: Any) -> Any:
+            nonlocal refused
+            if not refused:
+                refused += 1
+                raise ConnectionError("the database went away for a moment")
+            return await real().update_many(*args, **kwargs)
+
+    monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 0.01)
+    monkeypatch.setattr(UploadSession, "get_pymongo_collection", classmethod(lambda cls: RefusingOnce()))
+    renewing = asyncio.create_task(claims.keep_filing([session_id], owner))
+    try:
+        await wait_for(lambda: _renewed(real(), session_id, long_ago), what="the lease renewed after a failed renewal")
+        assert refused == 1 and not renewing.done()  # still renewing
+    finally:
+        renewing.cancel()
+
+
+async def _renewed(sessions: Any, session_id: ObjectId, since: datetime) -> bool:
+    found = await sessions.find_one({"_id": session_id}, {"filing_at": 1})
+    return found["filing_at"].replace(tzinfo=None) > since.replace(tzinfo=None)

@@ -107,8 +107,12 @@ async def keep_filing(session_ids: list[ObjectId], owner: str) -> None:
         # The ids at the top of the filter: our FerretDB build reads them through the `_id` index
         # whatever else it says (tests/test_import_reads.py); a lease left on a session filed
         # meanwhile counts for nothing, as only `to_file` ones are leased (filing).
-        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": session_ids}, "filing_owner": owner},
-                                                                 {"$set": {"filing_at": utcnow()}})
+        try:
+            await UploadSession.get_pymongo_collection().update_many(
+                {"_id": {"$in": session_ids}, "filing_owner": owner}, {"$set": {"filing_at": utcnow()}})
+        except Exception:  # tried again next time: a task that ended here would let the lease lapse unsaid
+            log.warning("renewing the lease of an ingest's %d sessions failed; trying again in %d s",
+                        len(session_ids), CLAIM_RENEW_SECONDS, exc_info=True)
 
 
 async def take_over(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
