@@ -134,6 +134,10 @@ async def test_only_files_under_a_root_of_the_size_given_are_read(api: Api, cont
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "mount"} and "local mounts only" in error["message"]
     error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin", name="")]}, token=contributor)
     assert error["extensions"]["field"] == "inputs[0].name"
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    twice = ingest_input(root / "good.bin", collectionId=scans["id"], path="good.bin")
+    error = await api.error("IngestFiles", {"inputs": [twice, twice]}, token=contributor)  # one path of a collection twice
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].path"}, error
     assert await stored() == 0
 
 

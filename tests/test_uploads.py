@@ -901,6 +901,13 @@ async def test_a_bad_input_in_a_batch_names_it_and_stores_nothing(api: Api, cont
     error = await api.error("CreateUploads", {"inputs": [good, {**good, "collectionId": "Q29sbGVjdGlvbjo2NTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA="}]},
                             token=contributor)
     assert error["extensions"]["field"] == "inputs[1].collectionId"
+    # One path of a collection twice in a batch: which file it holds would be a race.
+    scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
+    at = {"collectionId": scans["id"], "path": "a/f.bin"}
+    error = await api.error("CreateUploads", {"inputs": [{**good, **at}, {**good, "collectionId": scans["id"], "path": "b.bin"},
+                                                        {**good, **at}]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[2].path"}, error
+    assert "inputs[0].path" in error["message"]
     for empty in (("CreateUploads", {"inputs": []}, "inputs"), ("CompleteUploads", {"ids": []}, "ids")):
         error = await api.error(empty[0], empty[1], token=contributor)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": empty[2]}

@@ -62,6 +62,7 @@ from services.uploads.sessions import (
     UploadSettings,
     asset_key,
     check_collections,
+    check_distinct_paths,
     check_request,
     file_asset,
     filed_at,
@@ -117,6 +118,7 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
             raise Conflict(f"the server's file was modified at {seen.st_mtime_ns} ns, not {request.modified_ns}: it sees "
                            "another file at this path (another machine?), or it changed; upload it instead",
                            field=f"inputs[{i}].modifiedNs")
+    check_distinct_paths(uploads, lambda i: f"inputs[{i}].")
     await check_collections(uploads, lambda i: f"inputs[{i}].")
     store = await choose_store(stores, mount, settings.default_mount)
     if not isinstance(store, LocalStore):

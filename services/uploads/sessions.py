@@ -235,6 +235,19 @@ async def _filed_already(requests: Sequence[UploadRequest], where: Callable[[int
             if a.id in done and done[a.id].status is UploadStatus.COMPLETED}
 
 
+def check_distinct_paths(requests: Sequence[UploadRequest], where: Callable[[int], str]) -> None:
+    """BAD_USER_INPUT naming the second request of a batch to file into a collection at a path an
+    earlier one names: which of the two files the path holds would be a race, and two of the same
+    bytes were stored twice (neither sees the other as stored: sessions.filed_at, ingest._others)."""
+    first: dict[tuple[ObjectId, str], int] = {}
+    for i, request in enumerate(requests):
+        if request.collection_id and request.path:
+            earlier = first.setdefault((request.collection_id, request.path), i)
+            if earlier != i:
+                raise BadUserInput(f"{where(earlier)}path names the same path of the same collection: a batch files "
+                                   "one file at a path", field=f"{where(i)}path")
+
+
 async def check_collections(requests: Sequence[UploadRequest], where: Callable[[int], str]) -> None:
     """NOT_FOUND naming the first request whose collection does not exist."""
     wanted = {r.collection_id for r in requests if r.collection_id}
@@ -259,6 +272,7 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     where = (lambda i: f"inputs[{i}].") if batch else (lambda i: "")
     for i, request in enumerate(requests):
         check_request(request, settings, where(i))
+    check_distinct_paths(requests, where)
     await check_collections(requests, where)
     chosen: dict[str | None, ObjectStore] = {}
     for i, request in enumerate(requests):  # one reachability check per mount, not per file
