@@ -14,7 +14,9 @@ or any code whose thread already runs a loop, where `asyncio.run` would refuse t
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
+import sys
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -56,6 +58,9 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
     return call
 
 
+CLOSE_SECONDS = 10.0  # how long closing a SyncClient waits for its loop to close its connections
+
+
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
     """The background thread: runs `loop` until stopped, then closes it (and the async generators it
     still holds: a page iterator left unfinished, say)."""
@@ -85,10 +90,15 @@ def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Cli
         loop.create_task(closing())
         return
     try:
-        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result()
+        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=CLOSE_SECONDS)
+    except concurrent.futures.TimeoutError:
+        # Its loop is held by something that never yields (a blocking call inside a coroutine): at
+        # exit, waiting for it would hang the interpreter for good.
+        sys.stderr.write(f"graphlake_client: a SyncClient's connections did not close within {CLOSE_SECONDS:g} s "
+                         "(its event loop is busy); they close with the process\n")
     finally:
         loop.call_soon_threadsafe(loop.stop)
-        thread.join()
+        thread.join(timeout=CLOSE_SECONDS)
 
 
 class SyncClient:

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -1030,3 +1031,26 @@ async def test_a_record_that_utf8_cannot_carry_is_stored_escaped_with_its_batch(
     by_message = {e["node"]["message"]: e["node"] for e in edges}
     assert set(by_message) == {"read caf\\udce9.txt", "next"} and handler.lost == 0
     assert by_message["read caf\\udce9.txt"]["data"]["file"] == "caf\\udce9.txt"
+
+
+def test_closing_a_sync_client_whose_loop_is_held_does_not_hang(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A coroutine that never yields (a blocking call inside it) holds the SyncClient's loop: closing,
+    and so the interpreter's exit, which closes a client never closed, waited for it for good. It
+    waits CLOSE_SECONDS, says so, and returns."""
+    from graphlake_client import sync
+
+    monkeypatch.setattr(sync, "CLOSE_SECONDS", 0.2)
+    lake = SyncClient("http://127.0.0.1:9", None)
+    released = threading.Event()
+
+    async def hold() -> None:
+        released.wait(30)  # blocks the loop's thread, as a blocking call in a coroutine does
+
+    asyncio.run_coroutine_threadsafe(hold(), lake._loop)
+    try:
+        lake.close()
+        assert not released.is_set()  # close returned while the loop was still held
+        assert "did not close within 0.2 s" in capsys.readouterr().err
+    finally:
+        released.set()
