@@ -175,7 +175,9 @@ async def test_training_split_is_deterministic_and_can_require_verification(api:
     a, b, c = await split(1), await split(1), await split(2)
     assert a == b and a != c
     assert sorted(x for ids in a.values() for x in ids) == sorted(x["id"] for x in d)
-    assert 10 <= len(a["train"]) <= 26  # roughly 60% of 30
+    # Roughly 60% of 30 (18): the ids are new each run, and 10..26 failed about one run in 500; this
+    # band fails one in 250,000, and still catches ratios ignored (all or none in train).
+    assert 5 <= len(a["train"]) <= 28
     verified = await split(1, verified_only=True)
     assert sorted(x for ids in verified.values() for x in ids) == sorted(x["id"] for x in d[:4])
     # Null for either (what Python's None sends) is its default, as the contract has them nullable.
