@@ -8,7 +8,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
@@ -68,13 +68,19 @@ async def renew(session_ids: list[ObjectId]) -> None:
                                                                {"$set": {"claimed_at": utcnow()}})
 
 
+def leased(to_file: bool | None, filing_at: datetime | None) -> bool:
+    """Whether an ingest still files a session of these fields: `to_file`, with a lease
+    (`filing_at`) renewed within CLAIM_SECONDS."""
+    return bool(to_file and filing_at and filing_at >= utcnow() - timedelta(seconds=CLAIM_SECONDS))
+
+
 async def filing(session_ids: Sequence[ObjectId]) -> set[ObjectId]:
-    """Those of these sessions an ingest is still filing: `to_file`, with a lease (`filing_at`)
-    renewed within CLAIM_SECONDS. One read by _id alone (see services/id_reads.py), judged here;
-    none for no ids."""
-    fresh = utcnow() - timedelta(seconds=CLAIM_SECONDS)
+    """Those of these sessions an ingest is still filing (leased). One read by _id alone (see
+    services/id_reads.py); none for no ids."""
+    if not session_ids:
+        return set()
     return {id for id, s in (await fields_by_ids(UploadSession, session_ids, ["to_file", "filing_at"])).items()
-            if s.get("to_file") and s.get("filing_at") and s["filing_at"] >= fresh}
+            if leased(s.get("to_file"), s.get("filing_at"))}
 
 
 async def filing_ended(session_ids: set[ObjectId]) -> set[ObjectId]:

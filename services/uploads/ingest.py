@@ -38,7 +38,6 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path, PurePosixPath
 
 from bson import ObjectId
@@ -67,6 +66,7 @@ from services.uploads.sessions import (
     file_asset,
     filed_at,
     items_at,
+    twins_of,
 )
 from storage import LocalStore, ObjectStore
 from storage.concurrency import bounded_gather
@@ -260,22 +260,15 @@ async def _stored_by_others(store: LocalStore, uploads: Sequence[UploadRequest],
 def _ahead(twin: dict, mine: ObjectId) -> bool:
     """Whether a twin found by _others is another call's, storing the same file at the same moment,
     that gives way to this one if it saw this one's (a larger id, still leased)."""
-    fresh = utcnow() - timedelta(seconds=claims.CLAIM_SECONDS)
-    return bool(twin.get("to_file") and twin.get("filing_at") and twin["filing_at"] >= fresh and twin["_id"] > mine)
+    return claims.leased(twin.get("to_file"), twin.get("filing_at")) and twin["_id"] > mine
 
 
 async def _others(uploads: Sequence[UploadRequest], mine: dict[int, ObjectId]) -> dict[int, list[dict]]:
     """Other calls' ACTIVE assets of these files' SHA-256, in their collection at their path, by
-    request index: their sessions (to_file, filing_at), which say the path. Found through the
-    assets' SHA-256 index, as sessions._unfiled_sessions; one read, and one more by id when any."""
+    request index: their sessions (to_file, filing_at), which say the path. One read
+    (sessions.twins_of), and one more by id when any."""
     wanted = {(uploads[i].collection_id, uploads[i].path, uploads[i].sha256): i for i in mine}
-    ours = set(mine.values())
-    twins = await Asset.get_pymongo_collection().find(
-        {"sha256": {"$in": list({sha for _, _, sha in wanted})}, "status": AssetStatus.ACTIVE.value},
-        {"sha256": 1, "collection_ids": 1}).to_list()
-    collections_wanted = {collection for collection, _, _ in wanted}
-    candidates = {t["_id"]: t["sha256"] for t in twins
-                  if t["_id"] not in ours and collections_wanted.intersection(t.get("collection_ids") or ())}
+    candidates = await twins_of(wanted, excluding=set(mine.values()))
     if not candidates:
         return {}
     found: dict[int, list[dict]] = {}

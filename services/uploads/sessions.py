@@ -4,7 +4,7 @@ PENDING asset stored at once; and fresh signed URLs for what a session still nee
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -175,7 +175,9 @@ async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None =
     # and what it has yet to file: a session shares its asset's id.
     asking: dict[ObjectId, int] = {id: i for id, (i, _) in unfiled.items()}
     asking.update((a.id, i) for i, a in found.items() if a.id)
-    held = await claims.filing(list(asking))
+    # The unfiled sessions were just read whole: only the filed ones' leases are read.
+    held = {id for id, (_, s) in unfiled.items() if claims.leased(s.to_file, s.filing_at)}
+    held |= await claims.filing([a.id for a in found.values() if a.id])
     if held:
         still = await claims.filing_ended(held)
         if still:
@@ -195,20 +197,28 @@ async def filed_at(requests: Sequence[UploadRequest], items: list[dict] | None =
     return found
 
 
+async def twins_of(files: Iterable[tuple[ObjectId, str, str]], excluding: Container[ObjectId] = ()) -> dict[ObjectId, str]:
+    """The ACTIVE assets (but those `excluding`) with the SHA-256 of one of these (collection, path,
+    SHA-256) and in one of their collections: each one's SHA-256, by id (its session, which shares
+    its id, says the path). Found through the assets' SHA-256 index: by their session's collection
+    and path, the embedded default would scan every session. One read."""
+    files = list(files)
+    twins = await Asset.get_pymongo_collection().find(
+        {"sha256": {"$in": list({sha for _, _, sha in files})}, "status": AssetStatus.ACTIVE.value},
+        {"sha256": 1, "collection_ids": 1}).to_list()
+    wanted = {collection for collection, _, _ in files}
+    return {t["_id"]: t["sha256"] for t in twins
+            if t["_id"] not in excluding and wanted.intersection(t.get("collection_ids") or ())}
+
+
 async def _unfiled_sessions(missed: dict[tuple[ObjectId, str, str], int]) -> dict[ObjectId, tuple[int, UploadSession]]:
     """The completed uploads of these (collection, path, SHA-256) that a completion cut short left
     unfiled (ACTIVE, their session still `to_file`), by session id, with the index `missed` gives
     them, for filed_at to file. A rerun after a crash asks for them before the reconciler files
     them (CLAIM_SECONDS on): it sent them again, and both copies ended up at one path. Filing twice
     changes nothing, so a completion still filing them in another request does no harm; an ingest
-    still filing them may yet remove them (filed_at waits for it). Found through the assets'
-    SHA-256 index: by their session's collection and path, the embedded default would scan every
-    session."""
-    twins = await Asset.get_pymongo_collection().find(
-        {"sha256": {"$in": list({sha for _, _, sha in missed})}, "status": AssetStatus.ACTIVE.value},
-        {"sha256": 1, "collection_ids": 1}).to_list()
-    wanted = {collection for collection, _, _ in missed}
-    candidates = {t["_id"]: t["sha256"] for t in twins if wanted.intersection(t.get("collection_ids") or ())}
+    still filing them may yet remove them (filed_at waits for it)."""
+    candidates = await twins_of(missed)
     if not candidates:
         return {}
     return {s.id: (missed[(s.collection_id, s.path, candidates[s.asset_id])], s)
