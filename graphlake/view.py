@@ -172,6 +172,8 @@ class GraphQLView(GraphQL[Context, None]):
             # The body is read before the request takes a slot: a client sending it slowly waits alone.
             await request.body()  # kept by the Request: Strawberry reads it from there
             async with self.admission.slot():
+                if request.method == "POST" and _plain_json_call(request.headers):
+                    return await self._answer_post(request)
                 return await super().run(request, context, root_value)
         except HTTPException as error:
             if isinstance(error.__cause__, InvalidOperationTypeError) and request.method == "GET":
@@ -207,13 +209,34 @@ class GraphQLView(GraphQL[Context, None]):
         request.state.graphql_response = sub_response  # for process_result, which sees only the request
         return sub_response
 
+    async def _answer_post(self, request: Request) -> Response:
+        """A POST of one operation in JSON, to be answered in JSON: nearly every call. Strawberry's `run`
+        does the same in more steps (an adapter around the request, its content type parsed through
+        `email.message`, the stream transports asked whether they take it, the IDE check), which cost
+        a tenth of a by-id read's CPU (docs/performance-history.md, session 51). Anything else (a
+        batch, GET, another content type, a stream) goes the whole way."""
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, response=sub_response)
+        data = self.parse_json(await request.body())
+        if not isinstance(data, dict):  # a batch: Strawberry refuses or runs it (the body stays on the request)
+            return await super().run(request)
+        request_data = self._checked(GraphQLRequestData(
+            query=_field(data, "query", str, "a string"), variables=_field(data, "variables", dict, "an object"),
+            operation_name=data.get("operationName"), extensions=_field(data, "extensions", dict, "an object"),
+            protocol="http"))
+        result = await self.execute_single(request, _POST, sub_response, context, None, request_data)
+        return self.create_response(await self.process_result(request, result), sub_response)
+
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
         data = await super().parse_http_body(request)
-        if isinstance(data, GraphQLRequestData):
-            if not isinstance(data.operation_name, str | None):
-                # Strawberry passes it on unchecked, to fail deep inside graphql-core.
-                raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
-            data.query = self.persisted_queries.document(data.query, data.extensions)
+        return self._checked(data) if isinstance(data, GraphQLRequestData) else data
+
+    def _checked(self, data: GraphQLRequestData) -> GraphQLRequestData:
+        """One operation's request, its `operationName` checked and a persisted query's document found."""
+        if not isinstance(data.operation_name, str | None):
+            # Strawberry passes it on unchecked, to fail deep inside graphql-core.
+            raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
+        data.query = self.persisted_queries.document(data.query, data.extensions)
         return data
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -304,6 +327,35 @@ class GraphQLView(GraphQL[Context, None]):
             return orjson.dumps(data).decode()
         except TypeError:
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Post:
+    """What execute_single reads of Strawberry's request adapter: the method."""
+
+    method = "POST"
+
+
+_POST = _Post()
+
+# Accepted media types that ask for a stream (graphql-sse; incremental delivery's multipart): Strawberry's path.
+_STREAMED = ("text/event-stream", "multipart/mixed")
+
+
+def _plain_json_call(headers: Mapping[str, str]) -> bool:
+    """Whether a POST sends JSON and asks for no stream back, so _answer_post may answer it."""
+    content_type = headers.get("content-type", "")
+    if content_type.partition(";")[0].strip().lower() != "application/json":
+        return False
+    accept = headers.get("accept", "").lower()
+    return not any(media in accept for media in _STREAMED)
+
+
+def _field(data: dict[str, Any], name: str, kind: type, described: str) -> Any:
+    """A request body's field, checked as Strawberry's parse_http_body checks it (with its message)."""
+    value = data.get(name)
+    if not isinstance(value, kind | None):
+        raise HTTPException(400, f"The GraphQL operation's `{name}` must be {described} or null, if provided.")
+    return value
 
 
 def _content_type(media_type: str) -> str:

@@ -103,6 +103,22 @@ async def test_unreadable_bodies_are_400_in_the_media_type_asked_for(http: httpx
             assert answer.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
+async def test_a_body_field_of_the_wrong_kind_is_refused_naming_it(http: httpx.AsyncClient, viewer: str) -> None:
+    """A POST of one operation in JSON is read by the view itself (graphlake/view.py `_answer_post`), a
+    batch (a JSON array) by Strawberry: each refuses what it cannot run with a GraphQL error saying why."""
+    auth = {"Authorization": f"Bearer {viewer}", "Content-Type": "application/json; charset=utf-8"}
+    for body, named in (({"query": 5}, "`query` must be a string"), ({"query": "{ __typename }", "variables": [1]},
+                        "`variables` must be an object"), ({"query": "{ __typename }", "extensions": "x"},
+                        "`extensions` must be an object"), ({"query": "{ __typename }", "operationName": 5},
+                        "`operationName` must be a string"), ([{"query": "{ __typename }"}], "atching")):
+        answer = await http.post("/graphql", json=body, headers=auth)
+        assert answer.status_code == 400, (body, answer.text)
+        [error] = answer.json()["errors"]
+        assert named in error["message"] and error["extensions"]["code"] == "BAD_USER_INPUT", (body, error)
+    fine = await http.post("/graphql", json={"query": "{ __typename }", "variables": None, "extensions": None}, headers=auth)
+    assert fine.json() == {"data": {"__typename": "Query"}}
+
+
 async def test_an_unknown_operation_name_is_a_request_error_in_either_media_type(http: httpx.AsyncClient,
                                                                                   viewer: str) -> None:
     """As a document that does not validate: the spec's media type gets 400 and no `data`; plain JSON,
