@@ -170,7 +170,9 @@ class VersionMember(Document):
 
 class VersionRecord(AnnotationRecord):
     """One annotation record of one version as it was when the version was built (a copy: adding,
-    changing or verifying records later never reaches the version). `record_id` is the original's."""
+    changing or verifying records later never reaches the version). `record_id` is the original's.
+    Copies are stored packed, a datum's to a document (documents/record_pack.py): this is the model
+    each reads as, not a collection of its own."""
 
     version_id: PydanticObjectId
     record_id: PydanticObjectId
@@ -178,8 +180,4 @@ class VersionRecord(AnnotationRecord):
     mask_digest: str | None = None
 
     class Settings:
-        name = "version_records"
-        indexes = [
-            # A version's records of a page of its datums, in `_id` order (the copies keep the originals' order).
-            Index([("version_id", ASCENDING), ("datum_id", ASCENDING), ("_id", ASCENDING)], name="version_datum"),
-        ]
+        name = "version_records"  # where copies lived, one a document, until schema version 11
