@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
@@ -170,7 +171,9 @@ class VersionMember(Document):
 
 class VersionRecord(AnnotationRecord):
     """One annotation record of one version as it was when the version was built (a copy: adding,
-    changing or verifying records later never reaches the version). `record_id` is the original's."""
+    changing or verifying records later never reaches the version). `record_id` is the original's.
+    Copies are stored packed, a datum's to a document (documents/record_pack.py): this is the model
+    each reads as, not a collection of its own."""
 
     version_id: PydanticObjectId
     record_id: PydanticObjectId
@@ -178,8 +181,9 @@ class VersionRecord(AnnotationRecord):
     mask_digest: str | None = None
 
     class Settings:
-        name = "version_records"
-        indexes = [
-            # A version's records of a page of its datums, in `_id` order (the copies keep the originals' order).
-            Index([("version_id", ASCENDING), ("datum_id", ASCENDING), ("_id", ASCENDING)], name="version_datum"),
-        ]
+        name = "version_records"  # where copies lived, one a document, until schema version 11
+
+    @classmethod
+    def get_pymongo_collection(cls) -> Any:
+        # Inherited, it would be the originals' collection (Beanie's settings are a class attribute).
+        raise TypeError("a version's copies of records are stored packed: read them through documents/record_pack.py")

@@ -4,14 +4,15 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.api_token import ApiToken
 from documents.asset import Alias, Asset, AssetLink
 from documents.collection import Collection, CollectionItem
-from documents.dataset import Dataset, DatasetVersion, Datum, DatumAsset, VersionMember, VersionRecord
+from documents.dataset import Dataset, DatasetVersion, Datum, DatumAsset, VersionMember
 from documents.event import Event
+from documents.record_pack import VersionRecordPack
 from documents.retention import AssetRetention
 from documents.upload import UploadClaim, UploadSession
 
 DOCUMENT_MODELS: list[type] = [
     ApiToken, Asset, AssetLink, Alias, Collection, CollectionItem, AssetRetention,
-    Datum, DatumAsset, Dataset, DatasetVersion, VersionMember, VersionRecord,
+    Datum, DatumAsset, Dataset, DatasetVersion, VersionMember, VersionRecordPack,
     AnnotationSchema, AnnotationSet, AnnotationRecord, UploadSession, UploadClaim, Event,
 ]
 

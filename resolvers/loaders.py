@@ -21,8 +21,11 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
+from documents.dataset import VersionRecord
 from documents.lean import lean
 from resolvers.loop_slices import validate_all
+from services import snapshots
+from services.query_match import matcher
 
 if TYPE_CHECKING:
     from services.metrics import Metrics
@@ -197,6 +200,20 @@ class Loaders:
             return [counted.get(p, 0) for p in parent_ids]
 
         return self._get(_cache_key("counts", model.__name__, field, query), load, f"counts:{model.__name__}")
+
+    def version_copies(self, version_id: ObjectId, query: dict[str, Any]) -> DataLoader[ObjectId, list[Any]]:
+        """The copies a dataset version froze of each datum's records that match `query` (a record
+        filter's: services/query_match.py), in `_id` order: its packs of a batch of datums in one read."""
+
+        async def load(datum_ids: Sequence[ObjectId]) -> list[list[Any]]:
+            keep = matcher(query)
+            kept = [copy for copy in await snapshots.copies_of(version_id, datum_ids) if keep(copy)]
+            grouped: dict[ObjectId, list[Any]] = defaultdict(list)
+            for copy in await validate_all(lean(VersionRecord), kept):  # in slices
+                grouped[copy.datum_id].append(copy)
+            return [grouped[d] for d in datum_ids]
+
+        return self._get(_cache_key("version_copies", version_id, query), load, "version_copies")
 
     def aliases(self) -> DataLoader[ObjectId, list[str]]:
         async def load(asset_ids: Sequence[ObjectId]) -> list[list[str]]:

@@ -301,6 +301,22 @@ async def sorted_list_connection(
 ) -> Connection[T]:
     """A page of a computed list of keys in ascending order (the datum ids of a diff or a split,
     utilization groups), its nodes loaded in one batch."""
+    start, end = _window(ids, page)
+    chosen = list(ids[start:end])
+    return _list_connection(ids, start, end, chosen, await load(chosen))
+
+
+def held_list_connection(docs: Sequence[D], page: Page, to_node: Callable[[D], T]) -> Connection[T]:
+    """A page of documents held already, in ascending `_id` order (a dataset version's copies of a
+    datum's records, which it keeps packed: documents/record_pack.py), with the cursors a
+    collection's page of them would have."""
+    ids = [doc.id for doc in docs]  # type: ignore[attr-defined]
+    start, end = _window(ids, page)
+    return _list_connection(ids, start, end, ids[start:end], [to_node(doc) for doc in docs[start:end]])
+
+
+def _window(ids: Sequence[Any], page: Page) -> tuple[int, int]:
+    """Where the page lies in `ids` (ascending): its first and one past its last position."""
     sort = [("_id", ASCENDING)]
     start, end = 0, len(ids)
     cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
@@ -317,16 +333,20 @@ async def sorted_list_connection(
         start = max(0, end - page.first)
     else:
         end = min(end, start + page.first)
-    chosen = list(ids[start:end])
-    nodes = await load(chosen)
+    return start, end
+
+
+def _list_connection(ids: Sequence[Any], start: int, end: int, chosen: Sequence[Any], nodes: list[T]) -> Connection[T]:
+    sort = [("_id", ASCENDING)]
     edges = [Edge(cursor=encode_cursor({"_id": i}, sort), node=n) for i, n in zip(chosen, nodes, strict=True)]
+    total = len(ids)
 
     async def count() -> int:
-        return len(ids)
+        return total
 
     return Connection(
         edges=edges,
-        page_info=PageInfo(has_next_page=end < len(ids), has_previous_page=start > 0,
+        page_info=PageInfo(has_next_page=end < total, has_previous_page=start > 0,
                            start_cursor=edges[0].cursor if edges else None,
                            end_cursor=edges[-1].cursor if edges else None),
         count=count,

@@ -2,7 +2,8 @@
 
 A version is immutable: once READY, nothing changes what it shows. The build copies each datum
 (split, roles, metadata) into its member record and each record of its annotation sets on those
-datums into `version_records`, with the digests of the assets they name (services/snapshots.py);
+datums into its datum's pack of copies (documents/record_pack.py), with the digests of the assets
+they name (services/snapshots.py);
 reads come from those copies, so a later updateDatum, a record added to one of its sets, or a
 verification changes later versions only. Its manifest hash is computed over the copies' content
 (documents/manifest.py): the same content gives the same hash in any lake.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,9 +29,10 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.common import AssetStatus, RetentionOwnerType, Split
-from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionRecord, VersionStatus
+from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionStatus
 from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
+from documents.record_pack import VersionRecordPack
 from graphlake_client import splits
 from services import retention, snapshots, version_content
 from services.assets import in_use_despite_delete
@@ -223,7 +226,7 @@ async def _remove_copies(version_id: ObjectId, stores: Mapping[str, ObjectStore]
     named = await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}, {"content": 1})
     await version_content.remove((named or {}).get("content"), stores)
     await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
-    await VersionRecord.get_pymongo_collection().delete_many({"version_id": version_id})
+    await VersionRecordPack.get_pymongo_collection().delete_many({"version_id": version_id})
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
     await DatasetVersion.get_pymongo_collection().delete_one(
         {"_id": version_id, "status": {"$in": [VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}})
@@ -383,8 +386,9 @@ async def record_counts(version: DatasetVersion) -> dict[str, int]:
     built before builds counted, from its copies (one aggregation, remembered on the version)."""
     if version.record_counts is not None:
         return version.record_counts
-    pipeline = [{"$match": {"version_id": version.id}}, {"$group": {"_id": "$set_id", "n": {"$sum": 1}}}]
-    found = {str(row["_id"]): row["n"] async for row in await VersionRecord.get_pymongo_collection().aggregate(pipeline)}
+    found: Counter[str] = Counter()
+    async for copies in snapshots.version_copies(version.id):
+        found.update(str(copy["set_id"]) for copy in copies)
     counted = {str(set_id): found.get(str(set_id), 0) for set_id in version.annotation_set_ids}
     await DatasetVersion.get_pymongo_collection().update_one(
         {"_id": version.id, "status": VersionStatus.READY.value}, {"$set": {"record_counts": counted}})
@@ -394,15 +398,15 @@ async def record_counts(version: DatasetVersion) -> dict[str, int]:
 async def verified_datums(version: DatasetVersion, datum_ids: Sequence[ObjectId]) -> set[ObjectId]:
     """Datums with at least one ground-truth annotation in the version, every one of them verified
     (as the version holds them). Predictions and reviews it also holds do not count: they are not labels."""
-    base = {"version_id": version.id, "datum_id": {"$in": list(datum_ids)}, "purpose": AnnotationPurpose.GROUND_TRUTH.value}
-
-    async def count_by_datum(query: dict) -> dict[ObjectId, int]:
-        pipeline = [{"$match": query}, {"$group": {"_id": "$datum_id", "n": {"$sum": 1}}}]
-        return {row["_id"]: row["n"] async for row in await VersionRecord.get_pymongo_collection().aggregate(pipeline)}
-
-    total = await count_by_datum(base)
-    verified = await count_by_datum({**base, "verified": True})
-    return {d for d, n in total.items() if verified.get(d) == n}
+    labelled: set[ObjectId] = set()
+    unverified: set[ObjectId] = set()
+    for start in range(0, len(datum_ids), snapshots.BATCH):
+        for copy in await snapshots.copies_of(version.id, datum_ids[start:start + snapshots.BATCH]):
+            if copy.get("purpose") == AnnotationPurpose.GROUND_TRUTH.value:
+                labelled.add(copy["datum_id"])
+                if copy.get("verified") is not True:
+                    unverified.add(copy["datum_id"])
+    return labelled - unverified
 
 
 async def training_split(version_id: ObjectId, ratios: tuple[float, float, float], seed: int,

@@ -20,8 +20,9 @@ from documents.annotation import AnnotationRecord, AnnotationSet
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.common import Split
-from documents.dataset import DatasetVersion, Datum, VersionContentFile, VersionMember, VersionRecord, VersionStatus
+from documents.dataset import DatasetVersion, Datum, VersionContentFile, VersionMember, VersionStatus
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
+from documents.record_pack import VersionRecordPack, pack, unpack_all
 from documents.sparse import sparse
 from services import external_s3
 from services.availability import no_time_limit
@@ -66,41 +67,31 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     the members (the order the version lists its datums in); with `counts`, the records copied are
     added to it per set (its id as text).
 
-    The records are read a page at a time, and each page's copies are written while the next is read:
-    FerretDB/SQLite reads beside a write (WAL), so the two overlap where one after the other the
-    build waited for each in turn (a version of 5,000 records: 1.6 s -> 1.4 s). Members go last: a
-    member holds the hash of its datum's records, which may lie on any page."""
+    The records are read a page at a time; their copies are packed a datum's to a document
+    (documents/record_pack.py says why) and written with the members, which hold the hash of their
+    datum's records: a datum's may lie on two pages."""
     await asset_digests([r.asset_id for d in datums for r in d.roles], digests)
     copies: list[dict] = []
-    writing: asyncio.Task | None = None
-    try:
-        if sets and datums:
-            async with aclosing(_records_of(datums, sets)) as records:  # its reads end with it (it closes them)
-                async for page in records:
-                    page_copies = await _copies(version_id, page, digests)
-                    copies += page_copies
-                    if counts is not None:
-                        for copy in page_copies:
-                            counts[str(copy["set_id"])] = counts.get(str(copy["set_id"]), 0) + 1
-                    if writing is not None:
-                        await writing
-                    writing = _write_later(VersionRecord, page_copies)
-    finally:
-        if writing is not None:  # awaited even when a read failed: the discard that follows must come after it
-            await asyncio.wait([writing])
-            if not writing.cancelled():
-                writing.exception()  # retrieved: raised just below, unless a read failed first
-    if writing is not None:
-        writing.result()
+    if sets and datums:
+        async with aclosing(_records_of(datums, sets)) as records:  # its reads end with it (it closes them)
+            async for page in records:
+                page_copies = await _copies(version_id, page, digests)
+                copies += page_copies
+                if counts is not None:
+                    for copy in page_copies:
+                        counts[str(copy["set_id"])] = counts.get(str(copy["set_id"]), 0) + 1
+    by_datum = _by_datum_of(copies)
     members = [{
         "version_id": version_id, "datum_id": d.id, "split": splits[d.id].value,
         "roles": [r.model_dump() for r in d.roles], "digests": {r.role: digests[r.asset_id] for r in d.roles},
         "metadata": {"json": d.metadata.json}, "datum_created_at": d.created_at} for d in datums]
-    by_datum = _by_datum_of(copies)
     entries = [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
     for member, entry in zip(members, entries, strict=True):
         member["entry"] = entry.hex()  # what a diff compares
-    writing = _write_later(VersionMember, members)
+    # In a thread: some 20 ms of encoding and compressing a batch of 10,000 copies, which would hold the loop.
+    packs = await asyncio.to_thread(lambda: [document for datum_id, held in by_datum.items() if held
+                                             for document in pack(version_id, datum_id, held)])
+    writing = _write_later((VersionRecordPack, packs), (VersionMember, members))
     try:
         if content is not None:  # in a thread while the members are written (the insert adds their `_id`s only)
             await asyncio.to_thread(content.add, members, by_datum)
@@ -174,13 +165,15 @@ async def _copies(version_id: ObjectId, records: list[dict], digests: dict[Objec
     return copies
 
 
-def _write_later(model: type[Document], documents: list[dict]) -> asyncio.Task:
-    """Insert the documents (DOCUMENTS_PER_WRITE at a time) in a task of their own. Without a time
-    limit, as every write a failed build undoes (datasets._discard): an insert this side gave up on
-    could still commit on the server after the discard ran."""
+def _write_later(*writes: tuple[type[Document], list[dict]]) -> asyncio.Task:
+    """Insert the documents of each model (DOCUMENTS_PER_WRITE at a time), one model after the other,
+    in a task of their own. Without a time limit, as every write a failed build undoes
+    (datasets._discard): an insert this side gave up on could still commit on the server after the
+    discard ran."""
     async def write() -> None:
-        for start in range(0, len(documents), DOCUMENTS_PER_WRITE):
-            await model.get_pymongo_collection().insert_many(documents[start:start + DOCUMENTS_PER_WRITE])
+        for model, documents in writes:
+            for start in range(0, len(documents), DOCUMENTS_PER_WRITE):
+                await model.get_pymongo_collection().insert_many(documents[start:start + DOCUMENTS_PER_WRITE])
 
     with no_time_limit():  # the task takes the block's context with it
         return asyncio.create_task(write())
@@ -258,12 +251,23 @@ async def _check_content(content: VersionContentFile, result: Verification, stor
                        "(exporters read its pages instead)")
 
 
+async def copies_of(version_id: ObjectId, datum_ids: Iterable[ObjectId]) -> list[dict]:
+    """The version's copies of the records on these datums, in (datum, `_id`) order: each datum's in
+    the order the version lists them."""
+    return [copy async for page in field_pages(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id},
+                                               "datum_id", BATCH, values=datum_ids)
+            for copy in unpack_all(page)]
+
+
+async def version_copies(version_id: ObjectId) -> AsyncIterator[list[dict]]:
+    """All of a version's copies, a batch of datums' at a time, in (datum, `_id`) order."""
+    async for page in field_pages(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id},
+                                  "datum_id", BATCH):
+        yield unpack_all(page)
+
+
 async def _copies_of(version_id: ObjectId, members: list[dict]) -> list[dict]:
-    """The version's copies of these members' records, in (datum, `_id`) order: each datum's in the
-    order the version lists them."""
-    return [copy async for page in field_pages(VersionRecord.get_pymongo_collection(), {"version_id": version_id},
-                                               "datum_id", RECORDS_PER_READ, values=[m["datum_id"] for m in members])
-            for copy in page]
+    return await copies_of(version_id, [m["datum_id"] for m in members])
 
 
 def _by_datum_of(copies: list[dict]) -> dict[ObjectId, list[dict]]:

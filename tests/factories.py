@@ -57,3 +57,12 @@ async def annotation_set(api: Api, token: str, schema_id: str, purpose: str = "G
     data = await api.data("CreateAnnotationSet", {"input": {"name": name, "purpose": purpose, "schemaId": schema_id,
                                                             "source": source}}, token=token)
     return data["createAnnotationSet"]
+
+
+async def version_copies(version_id: str) -> list[dict]:
+    """The copies of records a version froze, as stored (packed a datum's to a document:
+    documents/record_pack.py) and unpacked, in (datum, `_id`) order."""
+    from services.snapshots import version_copies as pages
+    from tests.operations import object_id
+
+    return [copy async for page in pages(object_id(version_id)) for copy in page]

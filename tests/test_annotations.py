@@ -9,7 +9,6 @@ import pytest
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.clock import utcnow
-from documents.dataset import VersionRecord
 from documents.json_value import StoredJson, dumps_json
 from services.assets import collect_unpinned
 from tests import factories
@@ -247,7 +246,7 @@ async def test_attributes_are_stored_as_text_alone_and_older_records_still_read(
     older = await factories.version(api, contributor, ds["id"], "older", addDatums=[s["datum"]["id"]],
                                     addAnnotationSets=[s["truth"]["id"]])
     assert older["manifestSha256"] == lean["manifestSha256"]
-    copies = await VersionRecord.get_pymongo_collection().find({"version_id": object_id(older["id"])}).to_list()
+    copies = await factories.version_copies(older["id"])
     assert [c["attributes"] for c in copies] == [{"json": dumps_json(attributes)}]
     checked = (await api.data("VerifyVersion", {"id": older["id"]}, token=contributor))["datasetVersion"]["verification"]
     assert checked["ok"] and checked["records"] == 1, checked

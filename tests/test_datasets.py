@@ -16,7 +16,8 @@ from bson import ObjectId
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.clock import utcnow
-from documents.dataset import DatasetVersion, Datum, VersionMember, VersionRecord
+from documents.dataset import DatasetVersion, Datum, VersionMember
+from documents.record_pack import VersionRecordPack
 from documents.retention import AssetRetention
 from documents.roles import Role
 from graphlake.settings import Settings
@@ -416,7 +417,7 @@ async def test_deletes_refuse_what_is_held_and_name_the_holder(api: Api, contrib
     for operation, id in (("DeleteDatum", d[0]["id"]), ("DeleteAnnotationSet", labels["id"]),
                           ("DeleteAnnotationSchema", schema["id"]), ("DeleteDataset", ds["id"])):
         assert (await api.data(operation, {"id": id}, token=contributor))[operation[0].lower() + operation[1:]]["deleted"]
-    assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0 and await VersionRecord.count() == 0
+    assert await DatasetVersion.count() == 0 and await VersionMember.count() == 0 and await VersionRecordPack.count() == 0
     # Deleting what is gone already is done (DeletePayload.deleted): a retry after a lost answer is no error.
     again = [("DeleteDatum", d[0]["id"], contributor), ("DeleteAnnotationSet", labels["id"], contributor),
              ("DeleteAnnotationSchema", schema["id"], contributor), ("DeleteDataset", ds["id"], contributor),
@@ -563,8 +564,8 @@ async def test_a_version_holds_the_same_records_whatever_its_page_size(api: Api,
         {"datum_id": {"$in": [object_id(d) for d in chosen]}}, {"_id": 1})}
     assert len(records) == 10
     for version in versions:
-        copies = VersionRecord.get_pymongo_collection().find({"version_id": object_id(version["id"])}, {"record_id": 1})
-        assert sorted([c["record_id"] async for c in copies]) == sorted(records)
+        copies = await factories.version_copies(version["id"])
+        assert sorted(c["record_id"] for c in copies) == sorted(records)
         checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
         assert checked["ok"] and checked["datums"] == 3, checked  # checked with pages of 4 too
 
@@ -636,13 +637,13 @@ async def test_a_build_failing_between_pages_leaves_none_of_the_version(api: Api
     assert error["extensions"]["code"] == "INTERNAL"
     assert await DatasetVersion.find({"dataset_id": object_id(dataset["id"])}).count() == 0
     assert await VersionMember.get_pymongo_collection().count_documents({"datum_id": object_id(datum["id"])}) == 0
-    copied = {"record_id": {"$in": [record["_id"]] + [p["_id"] for p in planted]}}
-    assert await VersionRecord.get_pymongo_collection().count_documents(copied) == 0
+    assert await VersionRecordPack.count() == 0
     # The name is free again: the same build, once the record is mended, makes the version.
     await records.delete_one({"_id": planted[-1]["_id"]})
     version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datum["id"]],
                                       addAnnotationSets=[labels["id"]])
-    assert await VersionRecord.get_pymongo_collection().count_documents(copied) == len(planted)
+    copied = {record["_id"]} | {p["_id"] for p in planted}
+    assert len([c for c in await factories.version_copies(version["id"]) if c["record_id"] in copied]) == len(planted)
     assert version["datumCount"] == 1
 
 

@@ -36,6 +36,7 @@ from migrations import v007_asset_lineage as v007
 from migrations import v008_event_origin as v008
 from migrations import v009_event_keys as v009
 from migrations import v010_full_json_views as v010
+from migrations import v011_record_packs as v011
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from services.backups.writer import write_backup
@@ -108,7 +109,8 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
     assert [str(s) for s in steps] == [f"1 -> 2: {v002.SUMMARY}", f"2 -> 3: {v003.SUMMARY}", f"3 -> 4: {v004.SUMMARY}",
                                        f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}",
                                        f"6 -> 7: {v007.SUMMARY}", f"7 -> 8: {v008.SUMMARY}",
-                                       f"8 -> 9: {v009.SUMMARY}", f"9 -> 10: {v010.SUMMARY}"]
+                                       f"8 -> 9: {v009.SUMMARY}", f"9 -> 10: {v010.SUMMARY}",
+                                       f"10 -> 11: {v011.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -264,6 +266,7 @@ async def test_v004_gives_versions_built_before_the_hash_the_builder_gives(api: 
     built = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
                                     addAnnotationSets=[labels["id"]])
     db = state.db
+    await v011.backward(db)  # the copies one a document, as version 4 read them
     await v004.backward(db)  # as version 3 left it: no digests, the id-based hash
     id_hash = (await db.dataset_versions.find_one())["manifest_sha256"]
     assert id_hash != built["manifestSha256"]
@@ -273,6 +276,9 @@ async def test_v004_gives_versions_built_before_the_hash_the_builder_gives(api: 
     assert await db.version_records.count_documents({"mask_digest": {"$regex": "^sha256:"}}) == 3
     await v004.forward(db)  # idempotent
     assert (await db.dataset_versions.find_one())["manifest_sha256"] == built["manifestSha256"]
+    await v011.forward(db)
+    verified = (await api.data("VerifyVersion", {"id": built["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert verified["ok"] and verified["records"] == 3, verified
 
 
 async def test_v005_backward_leaves_what_version_4_can_read(scratch_db: AsyncDatabase) -> None:

@@ -298,10 +298,10 @@ async def test_a_version_reads_only_the_records_of_its_datums(api: Api, served: 
     version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums],
                                       addAnnotationSets=lake["sets"][:1])
     await api.data("VerifyVersion", {"id": version["id"]}, token=contributor)
-    reads = [f for f in served.commands.finds if f["find"] in ("annotation_records", "version_records")]
-    assert {f["find"] for f in reads} == {"annotation_records", "version_records"}, served.commands.finds
+    reads = [f for f in served.commands.finds if f["find"] in ("annotation_records", "version_record_packs")]
+    assert {f["find"] for f in reads} == {"annotation_records", "version_record_packs"}, served.commands.finds
     problems = {}
-    expected = {"annotation_records": "set_datum", "version_records": "version_datum"}
+    expected = {"annotation_records": "set_datum", "version_record_packs": "version_datum"}
     for find in reads:
         plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"], "sort": find["sort"]})
         steps = plan["queryPlanner"]["Plan"]

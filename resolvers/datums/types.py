@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,8 +18,8 @@ from documents.dataset import VersionMember, VersionRecord
 from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Context, Info
-from resolvers.lookahead import first_page_size, node_now_or_later, node_selections, selected
-from resolvers.pagination import child_connection_now_or_later, first_children
+from resolvers.lookahead import first_page_size, node_now_or_later, node_selections, now_or_later, selected
+from resolvers.pagination import child_connection_now_or_later, first_children, held_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
@@ -77,22 +77,15 @@ class Datum(Node):
                           strawberry.argument(description="Only records matching this; null for all.")] = None,
     ) -> Connection[Annotated[AnnotationRecord, strawberry.lazy("resolvers.annotations.types")]]:
         # or an awaitable of it (resolvers/lookahead.py)
-        model, query, to_node = self._records(filter)
-        return child_connection_now_or_later(info.context.loaders, model, field="datum_id", parent_id=self.doc.id,
-                                             query=query, page=info.context.page(first, after, last, before),
-                                             to_node=to_node)
-
-    def _records(self, filter: AnnotationFilter | None) -> tuple[type[RecordDocument], dict[str, Any],
-                                                                  Callable[[Any], AnnotationRecord]]:
-        """Where its annotation records are read (the collection, the query) and how each becomes a node:
-        through a version, that version's frozen copies, each shown under its original's id."""
         from resolvers.annotations.inputs import annotation_query
         from resolvers.annotations.types import AnnotationRecord
 
-        if self.version_id is not None:
-            return (VersionRecord, {"version_id": self.version_id, **annotation_query(filter)},
-                    lambda copy: AnnotationRecord.from_document(copy, record_id=copy.record_id))
-        return RecordDocument, annotation_query(filter), AnnotationRecord.from_document
+        page, query = info.context.page(first, after, last, before), annotation_query(filter)
+        if self.version_id is not None:  # the version's copies, packed a datum's to a document: read whole
+            return now_or_later(info.context.loaders.version_copies(self.version_id, query), self.doc.id,
+                                lambda copies: held_list_connection(copies, page, _frozen))
+        return child_connection_now_or_later(info.context.loaders, RecordDocument, field="datum_id", parent_id=self.doc.id,
+                                             query=query, page=page, to_node=AnnotationRecord.from_document)
 
     @classmethod
     async def look_ahead(cls, context: Context, datums: Sequence[Datum], selections: list[Selection]) -> None:
@@ -114,6 +107,7 @@ class Datum(Node):
     @staticmethod
     async def _look_ahead_records(context: Context, datums: Sequence[Datum], first: int,
                                   selections: list[Selection]) -> None:
+        from resolvers.annotations.inputs import annotation_query
         from resolvers.annotations.types import AnnotationRecord
 
         by_source: dict[ObjectId | None, list[Datum]] = defaultdict(list)  # a page's datums share one version
@@ -121,10 +115,15 @@ class Datum(Node):
             by_source[datum.version_id].append(datum)
 
         async def records(group: list[Datum]) -> None:
-            model, query, _ = group[0]._records(None)
-            pages = await first_children(context.loaders, model, field="datum_id", query=query,
-                                         first=first).load_many([datum.doc.id for datum in group])
-            await AnnotationRecord.look_ahead(context, [doc for page in pages for doc in page.docs], selections)
+            datum_ids, version_id = [datum.doc.id for datum in group], group[0].version_id
+            if version_id is not None:
+                held = await context.loaders.version_copies(version_id, annotation_query(None)).load_many(datum_ids)
+                docs = [doc for copies in held for doc in copies[:first]]
+            else:
+                pages = await first_children(context.loaders, RecordDocument, field="datum_id",
+                                             query=annotation_query(None), first=first).load_many(datum_ids)
+                docs = [doc for page in pages for doc in page.docs]
+            await AnnotationRecord.look_ahead(context, docs, selections)
 
         await asyncio.gather(*(records(group) for group in by_source.values()))
 
@@ -138,3 +137,10 @@ class Datum(Node):
         doc = member.as_datum()
         return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at, doc=doc,
                    version_id=member.version_id)
+
+
+def _frozen(copy: VersionRecord) -> AnnotationRecord:
+    """A version's copy of a record, shown under its original's id."""
+    from resolvers.annotations.types import AnnotationRecord
+
+    return AnnotationRecord.from_document(copy, record_id=copy.record_id)

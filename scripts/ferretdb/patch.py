@@ -53,6 +53,11 @@ upstream text it replaces and stops the build if that text is not there once.
    rolls such a batch back (services/batches.py), so the writes were wasted, and two calls sending
    the same keyed records in other orders refused each other's and both rolled back
    (services/record_keys.py; tests/test_ferretdb_inserts.py).
+12. A delete of many documents is split into statements of at most 10,000 ids, run in one
+   transaction. Upstream deleted them in one `DELETE ... WHERE _id IN (?, ?, ...)`, and SQLite takes
+   at most 32,766 variables a statement: deleting more documents at once failed ("too many SQL
+   variables"), so a dataset version of 40,000 datums could not be deleted, nor a lake upgraded whose
+   version held 40,000 copies of records (tests/test_ferretdb_deletes.py).
 build-services.sh runs the tests of the packages 4 to 8 and 10 change, upstream's and ours, before it builds
 (8 in tests/test_ferretdb_updates.py too); every reply the suite reads goes through 9.
 """
@@ -414,3 +419,25 @@ replace("internal/handler/msg_insert.go",
         "\t\t// Graphlake's build: the documents after an ordered insert's refusal are not inserted (step 11).\n"
         "\t\tif params.Ordered && len(writeErrors) > 0 {\n\t\t\tbreak\n\t\t}\n"
         "\t}\n\n\tres := must.NotFail(types.NewDocument(\n")
+
+# 12. a delete of many documents in statements of at most 10,000 ids, in one transaction
+replace("internal/backends/sqlite/collection.go",
+        "\tq := fmt.Sprintf(`DELETE FROM %q WHERE %s IN (%s)`, meta.TableName, column, strings.Join(placeholders, \", \"))\n\n"
+        "\tres, err := db.ExecContext(ctx, q, args...)\n\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n"
+        "\tra, err := res.RowsAffected()\n\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n",
+        "\t// Graphlake's build: at most 10,000 ids a statement (SQLite takes 32,766 variables), in one transaction (step 12).\n"
+        "\tvar ra int64\n\n"
+        "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n"
+        "\t\tfor start := 0; start < len(args); start += 10000 {\n"
+        "\t\t\tend := start + 10000\n"
+        "\t\t\tif end > len(args) {\n\t\t\t\tend = len(args)\n\t\t\t}\n\n"
+        "\t\t\tq := fmt.Sprintf(`DELETE FROM %q WHERE %s IN (%s)`, meta.TableName, column, strings.Join(placeholders[start:end], \", \"))\n\n"
+        "\t\t\tres, err := tx.ExecContext(ctx, q, args[start:end]...)\n"
+        "\t\t\tif err != nil {\n\t\t\t\treturn lazyerrors.Error(err)\n\t\t\t}\n\n"
+        "\t\t\tn, err := res.RowsAffected()\n"
+        "\t\t\tif err != nil {\n\t\t\t\treturn lazyerrors.Error(err)\n\t\t\t}\n\n"
+        "\t\t\tra += n\n"
+        "\t\t}\n\n"
+        "\t\treturn nil\n"
+        "\t})\n"
+        "\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n")

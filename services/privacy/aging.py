@@ -21,7 +21,7 @@ from services.privacy.places import (
     IDENTITY_FIELDS,
     PSEUDONYM_PREFIX,
     identity_clause,
-    named_in,
+    persons_in,
     pseudonym,
     pseudonymized,
     rewrite,
@@ -46,7 +46,7 @@ def _naming_someone(collection: str) -> dict:
 def _pseudonymized(document: dict, *, collection: str, key: bytes) -> dict:
     """The fields that change when each person the document's identity fields name is replaced by their pseudonym."""
     names = {who: pseudonym(who, key) for path in IDENTITY_FIELDS[collection]
-             if isinstance(who := named_in(document, path), str) and who and not who.startswith(PSEUDONYM_PREFIX)}
+             for who in persons_in(document, path) if not who.startswith(PSEUDONYM_PREFIX)}
     return pseudonymized(document, collection, names) if names else {}
 
 

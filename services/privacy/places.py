@@ -28,7 +28,9 @@ IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
     "annotation_schemas": ("created_by",),
     "annotation_sets": ("created_by", "source.name"),
     "annotation_records": ("created_by", "verified_by", "source.name"),
-    "version_records": ("created_by", "verified_by", "source.name"),  # a version's copies of them
+    # A version's copies of records, packed a datum's to a document, list the people they name there
+    # (documents/record_pack.py): a list of names, each rewritten as a field of its own would be.
+    "version_record_packs": ("people",),
     "retentions": ("created_by",),
     "upload_sessions": ("created_by",),
     "events": ("source.user_id",),
@@ -88,14 +90,15 @@ def identity_filter(collection: str, user_id: str) -> dict[str, Any]:
     return {"$or": [identity_clause(field, user_id) for field in IDENTITY_FIELDS[collection]]}
 
 
-def named_in(document: dict[str, Any], path: str) -> Any:
-    """The person `path` names in `document` (None: none)."""
+def persons_in(document: dict[str, Any], path: str) -> list[str]:
+    """The people `path` names in `document`: none or one, or each name of a list of them."""
     value: Any = document
     for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     if path == SOURCE_NAME and (document.get("source") or {}).get("kind") != "HUMAN":
-        return None
-    return value
+        return []
+    named = value if isinstance(value, list) else [value]
+    return [who for who in named if isinstance(who, str) and who]
 
 
 def pseudonymized(document: dict[str, Any], collection: str, names: dict[str, str]) -> dict[str, Any]:
@@ -103,10 +106,14 @@ def pseudonymized(document: dict[str, Any], collection: str, names: dict[str, st
     is replaced: identity fields that name one of them, and their mentions in free text."""
     changed: dict[str, Any] = {}
     for path in IDENTITY_FIELDS.get(collection, ()):
-        who = named_in(document, path)
-        if isinstance(who, str) and who in names:
-            top, _, rest = path.partition(".")
-            value = changed.get(top, document.get(top))
+        if not any(who in names for who in persons_in(document, path)):
+            continue
+        top, _, rest = path.partition(".")
+        value = changed.get(top, document.get(top))
+        if isinstance(value, list):  # a list of names (only ever at the top level)
+            changed[top] = [names.get(who, who) if isinstance(who, str) else who for who in value]
+        else:
+            who = persons_in(document, path)[0]
             changed[top] = _set_path(value, rest, names[who]) if rest else names[who]
     for field in FREE_TEXT.get(collection, ()):
         value = changed.get(field, document.get(field))

@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.json_value import JsonText, StoredJson, is_stored_json
+from documents.record_pack import VersionRecordPack, unpack
 from services import asset_users, assets
 from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
@@ -28,12 +29,15 @@ from services.privacy.places import (
     documents_naming,
     identity_filter,
     person,
+    persons_in,
     pseudonym,
     pseudonymized,
     rewrite,
 )
 from storage import ObjectStore
 
+PACKS = VersionRecordPack.Settings.name
+COPY_IDENTITY_FIELDS = IDENTITY_FIELDS["annotation_records"]  # a version's copy names people as its record does
 NEVER_EXPORTED = frozenset({"secret_hash"})  # a token's secret hash identifies a credential, not a person
 
 
@@ -64,9 +68,18 @@ def plain(value: Any) -> Any:
 
 
 async def export_places(db: AsyncDatabase, user_id: str, *, limit: int = 0) -> AsyncIterator[tuple[str, dict]]:
-    """Every document that names the user, as plain JSON, by collection (at most `limit` per collection)."""
-    async for collection, document in documents_naming(db, await person(db, check_user(user_id)), limit=limit):
-        yield collection, plain(document)
+    """Every document that names the user, as plain JSON, by collection (at most `limit` per collection).
+    A version's packed copies of records (documents/record_pack.py) come as the copies that name
+    them, unpacked: what a reader can make sense of."""
+    who = await person(db, check_user(user_id))
+    async for collection, document in documents_naming(db, who, limit=limit):
+        if collection != PACKS:
+            yield collection, plain(document)
+            continue
+        names = set(who["$in"]) if isinstance(who, dict) else {who}
+        for copy in unpack(document):
+            if any(name in names for path in COPY_IDENTITY_FIELDS for name in persons_in(copy, path)):
+                yield PACKS, plain(copy)
 
 
 async def own_files(db: AsyncDatabase, user_id: str) -> list[Asset]:
@@ -124,8 +137,7 @@ async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
     sets = [s["_id"] async for s in db.annotation_sets.find(identity_filter("annotation_sets", who), {"_id": 1})]
     version_ids = {m["version_id"] async for m in db.version_members.find({"datum_id": {"$in": datums}}, {"version_id": 1})}
     version_ids |= {v["_id"] async for v in db.dataset_versions.find({"annotation_set_ids": {"$in": sets}}, {"_id": 1})}
-    copies = await db.version_records.aggregate([{"$match": identity_filter("version_records", who)},
-                                                 {"$group": {"_id": "$version_id"}}])
+    copies = await db[PACKS].aggregate([{"$match": identity_filter(PACKS, who)}, {"$group": {"_id": "$version_id"}}])
     version_ids |= {c["_id"] async for c in copies}
     return sorted(encode_id(NodeType.DATASET_VERSION, v) for v in version_ids)
 

@@ -1,0 +1,144 @@
+"""Version 11: a dataset version's copies of records are packed, one document per datum.
+
+Until now a version held a document of its own for each record it froze (`version_records`);
+now it holds their datum's copies in one (`version_record_packs`: documents/record_pack.py says
+why and how). Forward packs every version's copies, datum by datum, counts its records per set
+where the version has no counts yet (those were counted from the copies when asked, which packs
+no longer allow cheaply), and drops `version_records`. Backward unpacks them again.
+
+A version at a time, so a run that died half-way is finished by running it again: a version is
+packed only while it still has copies (its packs of an earlier, cut-short run are replaced), and
+unpacked only while it still has packs. Offline and reading every copy once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+from bson.codec_options import CodecOptions
+from pymongo.asynchronous.database import AsyncDatabase
+
+VERSION = 11
+SUMMARY = "a dataset version's copies of records are packed, one document per datum"
+
+VERSIONS, COPIES, PACKS = "dataset_versions", "version_records", "version_record_packs"
+BATCH = 500  # packs, or copies, written per insert
+
+# The pack of this version's time (documents/record_pack.py, format 1), frozen here.
+FORMAT = 1
+PART_BYTES = 4 << 20
+IDENTITY = ("created_by", "verified_by")
+ON_THE_PACK = ("version_id", "datum_id")
+CODEC = CodecOptions(tz_aware=True)
+
+
+def pack(version_id: Any, datum_id: Any, copies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"version_id": version_id, "datum_id": datum_id, "part": n, "held": len(part), "format": FORMAT,
+             "records": records, "people": people, "created_at": _oldest(part)}
+            for n, (part, records, people) in enumerate(_parts(copies))]
+
+
+def _parts(copies: list[dict[str, Any]]) -> list[tuple[list[dict[str, Any]], bytes, list[str]]]:
+    people: dict[str, int] = {}
+
+    def place(name: Any) -> Any:
+        return people.setdefault(name, len(people)) if isinstance(name, str) else name
+
+    stored = []
+    for copy in copies:
+        copy = {key: value for key, value in copy.items() if key not in ON_THE_PACK}
+        for field in IDENTITY:
+            if field in copy:
+                copy[field] = place(copy[field])
+        source = copy.get("source")
+        if isinstance(source, dict) and source.get("kind") == "HUMAN" and "name" in source:
+            copy["source"] = {**source, "name": place(source["name"])}
+        stored.append(copy)
+    records = zlib.compress(bson.encode({"r": stored}), 1)
+    if len(records) <= PART_BYTES or len(copies) == 1:
+        return [(copies, records, list(people))]
+    middle = len(copies) // 2
+    return _parts(copies[:middle]) + _parts(copies[middle:])
+
+
+def _oldest(copies: list[dict[str, Any]]) -> datetime:
+    times = [c["created_at"] for c in copies if isinstance(c.get("created_at"), datetime)]
+    return min(times) if times else datetime.now(UTC)
+
+
+def unpack(document: dict[str, Any]) -> list[dict[str, Any]]:
+    people = document.get("people") or []
+    copies = bson.decode(zlib.decompress(document["records"]), CODEC)["r"]
+    for copy in copies:
+        copy["version_id"], copy["datum_id"] = document["version_id"], document["datum_id"]
+        for field in IDENTITY:
+            if isinstance(copy.get(field), int):
+                copy[field] = people[copy[field]]
+        source = copy.get("source")
+        if isinstance(source, dict) and isinstance(source.get("name"), int):
+            source["name"] = people[source["name"]]
+    return copies
+
+
+async def forward(db: AsyncDatabase) -> None:
+    if COPIES not in await db.list_collection_names():
+        return
+    # The index the copies were read by (a version's, by datum): one walk of each version's copies.
+    await db[COPIES].create_index([("version_id", 1), ("datum_id", 1), ("_id", 1)], name="version_datum")
+    async for version in db[VERSIONS].find({}, {"_id": 1, "annotation_set_ids": 1, "record_counts": 1}):
+        if await db[COPIES].find_one({"version_id": version["_id"]}, {"_id": 1}) is not None:
+            await _pack(db, version)
+    await db.drop_collection(COPIES)
+
+
+async def _pack(db: AsyncDatabase, version: dict[str, Any]) -> None:
+    version_id = version["_id"]
+    await db[PACKS].delete_many({"version_id": version_id})  # a cut-short run's, made again below
+    counts: Counter[str] = Counter()
+    packs: list[dict[str, Any]] = []
+    datum, held = None, []
+    async for copy in db[COPIES].find({"version_id": version_id}, sort=[("datum_id", 1), ("_id", 1)]):
+        counts[str(copy["set_id"])] += 1
+        if copy["datum_id"] != datum and held:
+            packs += pack(version_id, datum, held)
+            held = []
+        datum = copy["datum_id"]
+        held.append(copy)
+        if len(packs) >= BATCH:
+            await db[PACKS].insert_many(packs)
+            packs = []
+    if held:
+        packs += pack(version_id, datum, held)
+    if packs:
+        await db[PACKS].insert_many(packs)
+    if version.get("record_counts") is None:
+        counted = {str(s): counts.get(str(s), 0) for s in version.get("annotation_set_ids") or []}
+        await db[VERSIONS].update_one({"_id": version_id}, {"$set": {"record_counts": counted}})
+    await db[COPIES].delete_many({"version_id": version_id})
+
+
+async def backward(db: AsyncDatabase) -> None:
+    if PACKS not in await db.list_collection_names():
+        return
+    async for version_id in _versions_packed(db):
+        await db[COPIES].delete_many({"version_id": version_id})  # a cut-short run's, made again below
+        copies: list[dict[str, Any]] = []
+        async for document in db[PACKS].find({"version_id": version_id}, sort=[("datum_id", 1), ("_id", 1)]):
+            copies += unpack(document)
+            if len(copies) >= BATCH:
+                await db[COPIES].insert_many(copies)
+                copies = []
+        if copies:
+            await db[COPIES].insert_many(copies)
+        await db[PACKS].delete_many({"version_id": version_id})
+    await db.drop_collection(PACKS)
+
+
+async def _versions_packed(db: AsyncDatabase) -> Any:
+    async for version in db[VERSIONS].find({}, {"_id": 1}):
+        if await db[PACKS].find_one({"version_id": version["_id"]}, {"_id": 1}) is not None:
+            yield version["_id"]
