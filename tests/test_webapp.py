@@ -20,6 +20,9 @@ the walk needs it (logging events, adding annotations, revoking) and checks what
 
 GRAPHLAKE_WEBAPP_SCREENSHOTS=DIR also saves screenshots of the main pages there (the README's are
 made so: see README, Web app).
+
+Beside the walk, short scenarios (tests/js/webapp_scenarios.cjs), a test each, for what needs data or
+services of its own: Back to the utilization page, a search typed again.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ from tests.waiting import live_subscribers, wait_for
 CHROMIUM = Path(os.environ.get("GRAPHLAKE_TEST_CHROMIUM", "/usr/bin/chromium"))
 WEBAPP = PROJECT_ROOT / "webapp"
 SCRIPT = PROJECT_ROOT / "tests" / "js" / "webapp_browser.cjs"
+SCENARIOS = PROJECT_ROOT / "tests" / "js" / "webapp_scenarios.cjs"
 STEP_SECONDS = 60  # the longest a milestone of the walk may take (the browser's own waits are 15 s)
 ASSETS = 55  # more than the app's page of 50, so the list must load a second page on scroll
 VERSIONS = 52  # a dataset's versions, also a page and more
@@ -220,13 +224,36 @@ async def _sha256_of(api: Api, token: str, asset_id: str) -> str:
     return stored["sha256"]
 
 
-async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+def _node() -> str:
+    """Node.js, once Chromium, the built app and playwright-core are there too."""
     assert CHROMIUM.exists(), f"Chromium is missing at {CHROMIUM}: `make test` installs it (make browser), " \
                               "or apt-get install -y --no-install-recommends chromium"
     node = shutil.which("node")
     assert node, "Node.js is needed (make installs and builds the web app with npm)"
     assert (WEBAPP / "dist" / "index.html").is_file(), "the web app is not built: run `make webapp` (make test does)"
     assert (WEBAPP / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `make webapp`"
+    return node
+
+
+async def _scenario(base_url: str, token: str, tmp_path: Path, scenario: str, **config: object) -> None:
+    """Runs one scenario of tests/js/webapp_scenarios.cjs, signed in with `token`; fails with the step it
+    failed at (its screenshot and page text in tmp_path)."""
+    process = await asyncio.create_subprocess_exec(
+        _node(), str(SCENARIOS), json.dumps({"baseUrl": base_url, "chromium": str(CHROMIUM), "token": token,
+                                              "scenario": scenario, "artifacts": str(tmp_path), **config}),
+        env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), 3 * STEP_SECONDS)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()
+
+
+async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+    node = _node()
     contributor = await make_token(Role.CONTRIBUTOR, name="lab-member")
     viewer = await make_token(Role.VIEWER, name="webapp-viewer")
     tag = uuid.uuid4().hex[:8]
@@ -337,3 +364,15 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_back_to_utilization_keeps_its_groups(served: Served, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+    """Back to the utilization page from another shows the window chosen, the groups it had loaded
+    (past its first page of 50) and where it was scrolled, as Back to the other lists does."""
+    token = await make_token(Role.CONTRIBUTOR)
+    now = datetime.now(UTC)
+    await api.data("LogEvents", {"inputs": [
+        {"eventType": kind, "source": {"nodeId": node}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
+        for node in ["ot2-robot", *(f"pipette-{n:02d}" for n in range(BUSY_NODES))]
+        for kind, ago in (("NODE_START", 40), ("NODE_STOP", 35))]}, token=token)
+    await _scenario(served.base_url, token, tmp_path, "utilizationBack", rows=BUSY_NODES + 1)

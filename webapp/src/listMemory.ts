@@ -3,8 +3,9 @@
 // had come back at its first page, at the top, however far the user had scrolled or shown more
 // before opening an item. The search stays in the URL (queryFields.ts); this keeps what a URL
 // should not: how far down one reader got.
-// Remembered: the assets, collections, a collection's items, the datasets, and an asset's own lists
-// (its collections, datums, derived assets and annotations, "Show more" at a time). Not the events
+// Remembered: the assets, collections, a collection's items, the datasets, the utilization's groups,
+// and an asset's own lists (its collections, datums, derived assets and annotations, "Show more" at a
+// time). Not the events
 // (live, asked from the network each time: its cursors would be stale) nor a dataset's versions
 // (each page is asked from the one before it, from the network too): those pages open at the top.
 import { useEffect, useRef, useState } from "react";

@@ -1,0 +1,94 @@
+// Short scenarios of Graphlake's web app in Chromium (playwright-core), one per run, for the tests of
+// tests/test_webapp.py that check one behaviour each (the walk, webapp_browser.cjs, checks the rest).
+//   node webapp_scenarios.cjs CONFIG_JSON      (WEBAPP_NODE_MODULES: webapp/node_modules)
+// CONFIG: baseUrl, chromium, token, scenario (a name below), artifacts, and what the scenario needs.
+// Exits 0 once the scenario passed; else non-zero naming its step, with a screenshot and the page's
+// text in CONFIG.artifacts.
+const path = require("path");
+const fs = require("fs");
+const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
+
+const config = JSON.parse(process.argv[2]);
+const TIMEOUT = 15000;
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+let page = null;
+let step = "launch";
+const errors = [];
+
+/** Waits until the page has kept where it is scrolled, and a list's pages past its first, in its history
+ *  entry (listMemory.ts: a moment after scrolling stops); a page that keeps nothing fails here. */
+async function placeKept() {
+  await page.waitForFunction(() => history.state?.scrollY === window.scrollY
+    && Object.values(history.state.lists ?? {}).some((cursors) => cursors.length > 1));
+}
+
+/** Rows with data-testid `rowId` scrolled past their first page to all `total`, then to their end;
+ *  returns how far down the page is. */
+async function scrollToAll(rowId, total) {
+  const rows = page.getByTestId(rowId);
+  await rows.nth(49).waitFor();
+  await rows.last().scrollIntoViewIfNeeded();
+  await page.waitForFunction(([id, n]) => document.querySelectorAll(`[data-testid=${id}]`).length === n, [rowId, total]);
+  await rows.last().scrollIntoViewIfNeeded();
+  const scrolled = await page.evaluate(() => window.scrollY);
+  if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
+  return scrolled;
+}
+
+const scenarios = {
+  /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
+  async utilizationBack() {
+    step = "the utilization of the last 7 days, scrolled past its first page of nodes";
+    await page.getByRole("link", { name: "Utilization" }).click();
+    await page.getByLabel("Window").selectOption({ label: "Last 7 days" });
+    await page.waitForFunction(() => location.search === "?window=7d");
+    await page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" }).waitFor();
+    const scrolled = await scrollToAll("utilization-row", config.rows);
+    step = "the utilization page keeps its groups and where it is scrolled in its history entry";
+    await placeKept();
+    step = "Back from another page returns to the window, the groups loaded, where it was scrolled";
+    await page.getByRole("link", { name: "Events" }).click();
+    await page.getByTestId("utilization").waitFor({ state: "detached" });
+    await page.goBack();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=utilization-row]").length === n, config.rows);
+    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 2, scrolled);
+    if ((await page.getByLabel("Window").inputValue()) !== "7d") throw new Error("Back lost the window");
+  },
+};
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(TIMEOUT);
+    page = await context.newPage();
+    page.on("pageerror", (error) => errors.push(String(error)));
+    step = "sign in";
+    await page.goto(config.baseUrl + "/");
+    await page.locator("#token").fill(config.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("role").waitFor();
+    await page.getByTestId("asset-count").waitFor();  // the app's first page is up: a link opens the scenario's
+    await scenarios[config.scenario]();
+    if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
+  } catch (error) {
+    if (page && config.artifacts) {
+      try {
+        await page.screenshot({ path: path.join(config.artifacts, "failure.png") });
+        fs.writeFileSync(path.join(config.artifacts, "failure.txt"), await page.locator("body").innerText());
+        console.error(`page text and screenshot: ${config.artifacts}`);
+      } catch (e) { console.error(`no screenshot: ${e.message}`); }
+    }
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(`failed at step "${step}": ${error.message}`);
+  if (errors.length) console.error(`page errors: ${errors.join("; ")}`);
+  process.exit(1);
+});
