@@ -22,7 +22,7 @@ GRAPHLAKE_WEBAPP_SCREENSHOTS=DIR also saves screenshots of the main pages there 
 made so: see README, Web app).
 
 Beside the walk, short scenarios (tests/js/webapp_scenarios.cjs), a test each, for what needs data or
-services of its own: Back to the utilization page, a search typed again.
+services of its own: Back to the utilization page, a search typed again (its pages then start afresh).
 """
 from __future__ import annotations
 
@@ -376,3 +376,15 @@ async def test_back_to_utilization_keeps_its_groups(served: Served, api: Api, ma
         for node in ["ot2-robot", *(f"pipette-{n:02d}" for n in range(BUSY_NODES))]
         for kind, ago in (("NODE_START", 40), ("NODE_STOP", 35))]}, token=token)
     await _scenario(served.base_url, token, tmp_path, "utilizationBack", rows=BUSY_NODES + 1)
+
+
+async def test_a_search_typed_again_starts_at_its_first_page(served: Served, api: Api, make_token: MakeToken,
+                                                            tmp_path: Path) -> None:
+    """A list remembers the pages of the search it shows only: a search typed again, after another,
+    starts at its first page, and Back shows the pages of the search that was shown, not those an
+    earlier showing of it had loaded."""
+    token = await make_token(Role.CONTRIBUTOR)
+    for i in range(60):
+        await factories.collection(api, token, f"shelf-{i:02d}")
+    await _scenario(served.base_url, token, tmp_path, "searchTypedAgain", search="shelf", rows=60,
+                    narrower="shelf-0", narrowerRows=10)

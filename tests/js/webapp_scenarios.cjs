@@ -37,7 +37,49 @@ async function scrollToAll(rowId, total) {
   return scrolled;
 }
 
+/** Once a list's first page is drawn, how many of its rows (data-testid `rowId`) are shown: its first page
+ *  alone (so its next page is offered: the sentinel) or every one of `total`, come back at once. */
+async function listShown(rowId, total) {
+  await page.waitForFunction(([id, n]) => {
+    const rows = document.querySelectorAll(`[data-testid=${id}]`).length;
+    return rows >= 50 && (document.querySelector(".sentinel") || rows === n);
+  }, [rowId, total]);
+  return page.getByTestId(rowId).count();
+}
+
 const scenarios = {
+  /** A search typed again starts at its first page, and Back shows the pages of the search shown. */
+  async searchTypedAgain() {
+    step = "collections searched, scrolled past their first page";
+    await page.getByRole("link", { name: "Collections" }).click();
+    const search = page.getByLabel("Collection name contains");
+    const searched = (name) => page.waitForFunction((n) => new URLSearchParams(location.search).get("name") === n, name);
+    await search.fill(config.search);
+    await searched(config.search);
+    await scrollToAll("collection-row", config.rows);
+    await placeKept();
+    step = "another search, then Back to it from a collection";
+    await search.fill(config.narrower);
+    await searched(config.narrower);
+    const rows = page.getByTestId("collection-row");
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=collection-row]").length === n, config.narrowerRows);
+    await rows.first().click();
+    await page.getByTestId("collection-name").waitFor();
+    await page.goBack();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=collection-row]").length === n, config.narrowerRows);
+    step = "the first search typed again starts at its first page";
+    await search.fill(config.search);
+    await searched(config.search);
+    let shown = await listShown("collection-row", config.rows);
+    if (shown !== 50) throw new Error(`typed again, the search came back with the ${shown} rows its first showing had loaded`);
+    step = "Back from a collection shows the pages of the search shown";
+    await rows.first().click();
+    await page.getByTestId("collection-name").waitFor();
+    await page.goBack();
+    shown = await listShown("collection-row", config.rows);
+    if (shown !== 50) throw new Error(`Back shows ${shown} rows, not the first page of 50 the search showed`);
+  },
+
   /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
   async utilizationBack() {
     step = "the utilization of the last 7 days, scrolled past its first page of nodes";

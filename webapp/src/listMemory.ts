@@ -29,16 +29,24 @@ export function manageScrolling() {
   history.scrollRestoration = "manual";
 }
 
+/** Keeps a list's cursors in the history entry; a list at its first page has nothing to remember. */
+function remember(key: string, cursors: Cursors) {
+  const lists = { ...memory().lists };
+  if (cursors.length > 1) lists[key] = cursors; else delete lists[key];
+  keep({ lists });
+}
+
 /** A list's page cursors (as useState gives them: null for the first page), kept in the history entry
- *  under `key` (the list's query: another search is another list, which starts at its first page). */
+ *  under `key` (the list's query: another search is another list, which starts at its first page) for
+ *  as long as the list is shown. */
 export function useListMemory(key: string) {
   const [cursors, setCursors] = useState<Cursors>(() => memory().lists?.[key] ?? [null]);
-  useEffect(() => {
-    const lists = { ...memory().lists };
-    // A list at its first page has nothing to remember: nothing is kept for it.
-    if (cursors.length > 1) lists[key] = cursors; else delete lists[key];
-    keep({ lists });
-  }, [key, cursors]);
+  useEffect(() => remember(key, cursors), [key, cursors]);
+  // Forgotten when it goes. A search typed again (another in between) had come back with the pages
+  // its first showing had loaded, and Back then showed those too, rather than the page it was left at.
+  // Leaving for another page, the entry is already the next one's (a link pushed it, or Back or
+  // Forward moved to it), where this list has nothing to forget: its own entry keeps it for Back.
+  useEffect(() => () => remember(key, [null]), [key]);
   return [cursors, setCursors] as const;
 }
 
