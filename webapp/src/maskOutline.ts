@@ -85,12 +85,16 @@ async function download(url: string): Promise<Read | null> {
 /**
  * The mask asset `assetId` (at `url`), downloaded once for both its drawing and its outline: the
  * <image> draws the bytes the tracing read (it had downloaded them a second time, and again whenever
- * the page's data came back with the URL signed anew). Null until read. If the page cannot read them
- * (an S3 bucket without CORS for the app, a failed or expired URL), the <image> loads `url` itself as
- * before, without an outline. Kept while drawn (and a minute after), then its object URL is revoked.
+ * the page's data came back with the URL signed anew). Null until read, and at once when `assetId`
+ * changes (another mask is not shown meanwhile, nor a late answer for this one). If the page cannot
+ * read them (an S3 bucket without CORS for the app, a failed or expired URL), the <image> loads `url`
+ * itself as before, without an outline. Kept while drawn (and a minute after), then its object URL
+ * is revoked.
  */
 export function useMask(assetId: string, url: string | null): Mask | null {
-  const [mask, setMask] = useState<Mask | null>(null);
+  // The mask shown, with whose it is: the state of a drawing given another mask is not reset by the
+  // effect until it runs, after a frame drawn with the old mask (or never, for another without a URL).
+  const [shown, setShown] = useState<{ assetId: string; mask: Mask } | null>(null);
   useEffect(() => {
     if (!url) return;
     let entry = masks.get(assetId);
@@ -104,7 +108,9 @@ export function useMask(assetId: string, url: string | null): Mask | null {
     held.users += 1;
     clearTimeout(held.timer);
     let current = true;
-    void held.read.then((found) => { if (current) setMask(found ? { href: found.objectUrl, outline: found.outline } : { href: url, outline: null }); });
+    void held.read.then((found) => {
+      if (current) setShown({ assetId, mask: found ? { href: found.objectUrl, outline: found.outline } : { href: url, outline: null } });
+    });
     return () => {
       current = false;
       if (--held.users > 0) return;
@@ -115,5 +121,5 @@ export function useMask(assetId: string, url: string | null): Mask | null {
       }, KEEP_MS);
     };
   }, [assetId, url]);
-  return mask;
+  return shown?.assetId === assetId ? shown.mask : null;
 }
