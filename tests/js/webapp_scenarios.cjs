@@ -48,6 +48,44 @@ async function listShown(rowId, total) {
 }
 
 const scenarios = {
+  /** A mask on a bucket that lets no page of this origin read it: drawn from one download, unoutlined. */
+  async unreadableMask() {
+    const asked = {};  // the store's requests, by kind: the page's fetch (to read it), the <image>'s
+    page.on("request", (r) => {
+      if (r.url().startsWith(config.storeOrigin)) asked[r.resourceType()] = (asked[r.resourceType()] ?? 0) + 1;
+    });
+    const once = (when) => {
+      if (JSON.stringify(asked) !== JSON.stringify({ fetch: 1, image: 1 })) throw new Error(`${when}, the mask was asked for ${JSON.stringify(asked)}`);
+    };
+    step = "the mask is drawn from its URL, without an outline";
+    const drawn = page.waitForResponse((r) => r.url().startsWith(config.storeOrigin) && r.request().resourceType() === "image" && r.ok());
+    await page.goto(`${config.baseUrl}/assets/${encodeURIComponent(config.imageId)}`);
+    await drawn;
+    const overlay = page.getByTestId("annotation-overlay");
+    const image = overlay.locator("g[data-kind=MASK] mask image");
+    await image.waitFor({ state: "attached" });
+    const href = await image.getAttribute("href");
+    if (!href.startsWith(config.storeOrigin)) throw new Error(`the mask is drawn from ${href}`);
+    if (await overlay.locator("path[data-outline]").count()) throw new Error("a mask the page cannot read is outlined");
+    once("drawn");
+    step = "Back to the image draws the mask again, neither tried nor downloaded again";
+    await page.getByRole("link", { name: "Collections" }).click();
+    await overlay.waitFor({ state: "detached" });
+    await page.goBack();
+    await image.waitFor({ state: "attached" });  // drawn once the page had tried to read it (if it tries)
+    if ((await image.getAttribute("href")) !== href) throw new Error(`Back draws the mask from ${await image.getAttribute("href")}`);
+    once("after Back");
+    step = "the page's data asked anew (a Verify), the mask is neither tried nor downloaded again";
+    const row = page.locator("[data-testid=record-row][data-kind=MASK]");
+    const asked_anew = page.waitForResponse((r) => r.url().endsWith("/graphql") && (r.request().postData() ?? "").includes("AssetDetail"));
+    await row.getByRole("button", { name: "Verify" }).click();
+    await row.filter({ hasText: "✓ verified" }).waitFor();
+    await asked_anew;
+    await image.waitFor({ state: "attached" });
+    if ((await image.getAttribute("href")) !== href) throw new Error(`the mask is drawn from another URL after Verify`);
+    once("after Verify");
+  },
+
   /** A search typed again starts at its first page, and Back shows the pages of the search shown. */
   async searchTypedAgain() {
     step = "collections searched, scrolled past their first page";

@@ -60,18 +60,30 @@ export function traceOutline(rgba: Uint8ClampedArray, w: number, h: number): Out
   return { d: parts.join(""), w, h };
 }
 
-/** A mask to draw: `href` for its <image> (its bytes, read once, as an object URL; else its own URL),
- *  and its outline once traced (null if the page could not read its bytes). */
+/** A mask to draw: `href` for its <image> (its bytes, read once, as an object URL; else a URL of its
+ *  own), and its outline once traced (null if the page could not read its bytes). */
 export type Mask = { href: string; outline: Outline | null };
 
-type Read = { objectUrl: string; outline: Outline | null };
+/** A mask read: what its <image> draws (`objectUrl` if the page holds its bytes), and its outline. */
+type Read = { href: string; objectUrl: string | null; outline: Outline | null };
 type Entry = { read: Promise<Read | null>; users: number; timer: number };
 const masks = new Map<string, Entry>();  // by mask asset id: its bytes never change
 const KEEP_MS = 60_000;  // after its last drawing goes: a set switched back on, or Back, draws it again at once
 
 async function download(url: string): Promise<Read | null> {
-  const response = await fetch(url);
-  if (!response.ok) return null;
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch {
+    // Refused: an S3 bucket that does not allow the app's origin (CORS) answers, but not to the page
+    // (fetch tells that from a network failure no better). The browser drops such an answer at its
+    // headers, before its body: this one attempt cost no download. The <image> then draws the mask
+    // from this URL, its one download, without an outline; kept, with this URL rather than one
+    // signed later, so the mask is neither asked again each time the page is (Back, a Verify) nor
+    // downloaded again by its <image> (the same URL: the browser's copy).
+    return { href: url, objectUrl: null, outline: null };
+  }
+  if (!response.ok) return null;  // a failed or expired URL
   const blob = await response.blob();
   const bitmap = await createImageBitmap(blob);
   const { width, height } = bitmap;
@@ -79,17 +91,18 @@ async function download(url: string): Promise<Read | null> {
   context?.drawImage(bitmap, 0, 0);
   bitmap.close();
   const outline = context ? traceOutline(context.getImageData(0, 0, width, height).data, width, height) : null;
-  return { objectUrl: URL.createObjectURL(blob), outline };
+  const objectUrl = URL.createObjectURL(blob);
+  return { href: objectUrl, objectUrl, outline };
 }
 
 /**
  * The mask asset `assetId` (at `url`), downloaded once for both its drawing and its outline: the
  * <image> draws the bytes the tracing read (it had downloaded them a second time, and again whenever
  * the page's data came back with the URL signed anew). Null until read, and at once when `assetId`
- * changes (another mask is not shown meanwhile, nor a late answer for this one). If the page cannot
- * read them (an S3 bucket without CORS for the app, a failed or expired URL), the <image> loads `url`
- * itself as before, without an outline. Kept while drawn (and a minute after), then its object URL
- * is revoked.
+ * changes (another mask is not shown meanwhile, nor a late answer for this one). A mask the page may
+ * not read is drawn by the <image> from its URL, without an outline (download); a URL that fails is
+ * drawn as it is, and tried again the next time the mask is drawn. Kept while drawn (and a minute
+ * after), then its object URL is revoked.
  */
 export function useMask(assetId: string, url: string | null): Mask | null {
   // The mask shown, with whose it is: the state of a drawing given another mask is not reset by the
@@ -109,7 +122,7 @@ export function useMask(assetId: string, url: string | null): Mask | null {
     clearTimeout(held.timer);
     let current = true;
     void held.read.then((found) => {
-      if (current) setShown({ assetId, mask: found ? { href: found.objectUrl, outline: found.outline } : { href: url, outline: null } });
+      if (current) setShown({ assetId, mask: found ? { href: found.href, outline: found.outline } : { href: url, outline: null } });
     });
     return () => {
       current = false;
@@ -117,7 +130,7 @@ export function useMask(assetId: string, url: string | null): Mask | null {
       held.timer = window.setTimeout(() => {
         if (held.users > 0) return;
         if (masks.get(assetId) === held) masks.delete(assetId);
-        void held.read.then((found) => { if (found) URL.revokeObjectURL(found.objectUrl); });
+        void held.read.then((found) => { if (found?.objectUrl) URL.revokeObjectURL(found.objectUrl); });
       }, KEEP_MS);
     };
   }, [assetId, url]);
