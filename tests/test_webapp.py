@@ -23,7 +23,7 @@ made so: see README, Web app).
 
 Beside the walk, short scenarios (tests/js/webapp_scenarios.cjs), a test each, for what needs data or
 services of its own: Back to the utilization page, a search typed again (its pages then start afresh),
-a mask on a bucket without CORS for the app.
+a large mask outlined while the page stays live, a mask on a bucket without CORS for the app.
 """
 from __future__ import annotations
 
@@ -410,6 +410,15 @@ async def test_a_search_typed_again_starts_at_its_first_page(served: Served, api
         await factories.collection(api, token, f"shelf-{i:02d}")
     await _scenario(served.base_url, token, tmp_path, "searchTypedAgain", search="shelf", rows=60,
                     narrower="shelf-0", narrowerRows=10)
+
+
+async def test_a_large_mask_is_outlined_while_the_page_stays_live(served: Served, api: Api, make_token: MakeToken,
+                                                                 tmp_path: Path) -> None:
+    """A 4000 x 3000 mask is drawn at once and outlined by a worker: the page paints frames while it
+    is traced (traced on the page's main thread, it froze the page until drawn, outlined, at once)."""
+    token = await make_token(Role.CONTRIBUTOR)
+    _, name = await _masked_image(api, token, (4000, 3000))
+    await _scenario(served.base_url, token, tmp_path, "largeMask", imageName=name, size=[4000, 3000])
 
 
 async def test_a_mask_on_a_bucket_without_cors_is_drawn_unoutlined_from_one_download(

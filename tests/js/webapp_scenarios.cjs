@@ -48,6 +48,41 @@ async function listShown(rowId, total) {
 }
 
 const scenarios = {
+  /** A large mask: drawn at once, outlined by a worker while the page goes on painting frames. */
+  async largeMask() {
+    step = "the image found by its name";
+    await page.getByLabel("Name contains").fill(config.imageName);
+    const row = page.getByTestId("asset-row").filter({ hasText: config.imageName });
+    await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
+    step = "its mask is drawn, then outlined, frames painted in between";
+    // What each frame (its animation callbacks, run before it paints) finds drawn, from the click on:
+    // the mask's image and its outline. The page asks for no frame itself meanwhile; this does.
+    await page.evaluate(() => {
+      window.maskFrames = [];
+      const tick = () => {
+        const mask = document.querySelector("[data-testid=annotation-overlay] g[data-kind=MASK]");
+        const outlined = Boolean(mask?.querySelector("path[data-outline]"));
+        window.maskFrames.push([Boolean(mask?.querySelector("mask image")), outlined]);
+        if (!outlined) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    await row.click();
+    const outline = page.locator("[data-testid=annotation-overlay] g[data-kind=MASK] path[data-outline]");
+    await outline.waitFor({ timeout: 60000 });
+    // Traced whole: the mask's lower half (a gradient from black to white), in its own pixels.
+    const box = await outline.evaluate((p) => { const b = p.getBBox(); return [b.x, b.y, b.width, b.height].map(Math.round); });
+    const [w, h] = config.size;
+    if (box[0] !== 0 || box[2] !== w || Math.abs(box[1] - h / 2) > h / 30 || box[1] + box[3] !== h) {
+      throw new Error(`the outline spans ${box}, not the mask's lower half`);
+    }
+    // Frames painted with the mask drawn and its outline still being traced: the page was live. Two
+    // at least: a main thread tracing it (after drawing it) would let one through at most.
+    const frames = await page.evaluate(() => window.maskFrames);
+    const whileTraced = frames.filter(([drawn, outlined]) => drawn && !outlined).length;
+    if (whileTraced < 2) throw new Error(`${whileTraced} frames painted while the mask was traced (of ${frames.length})`);
+  },
+
   /** A mask on a bucket that lets no page of this origin read it: drawn from one download, unoutlined. */
   async unreadableMask() {
     const asked = {};  // the store's requests, by kind: the page's fetch (to read it), the <image>'s
