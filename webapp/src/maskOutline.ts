@@ -39,8 +39,8 @@ async function download(url: string): Promise<Read | null> {
     response = await fetch(url);
   } catch {
     // Refused: an S3 bucket that does not allow the app's origin (CORS) answers, but not to the page
-    // (fetch tells that from a network failure no better). The browser drops such an answer at its
-    // headers, before its body: this one attempt cost no download. The <image> then draws the mask
+    // (fetch tells that from a network failure no better). The browser refuses such an answer at its
+    // headers, so the attempt costs little more than a request. The <image> then draws the mask
     // from this URL, its one download, without an outline; kept, with this URL rather than one
     // signed later, so the mask is neither asked again each time the page is (Back, a Verify) nor
     // downloaded again by its <image> (the same URL: the browser's copy).
