@@ -380,8 +380,10 @@ def _refuse_an_older_tcp_instance(pid_file: Path) -> None:
                                "Graphlake: stop that Graphlake first (this one serves it on a Unix socket only)")
 
 
-def start_minio(binary: Path, data_dir: Path, access_key: str, secret_key: str) -> Service:
-    """A single-node MinIO on loopback, its objects under `data_dir`."""
+def start_minio(binary: Path, data_dir: Path, access_key: str, secret_key: str,
+                cors_allow_origin: str | None = None) -> Service:
+    """A single-node MinIO on loopback, its objects under `data_dir`; with `cors_allow_origin`, it lets
+    the pages of those origins only (comma-separated) read its answers, else any (MinIO's default)."""
     port, console_port = free_port(), free_port()
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
 
@@ -399,7 +401,8 @@ def start_minio(binary: Path, data_dir: Path, access_key: str, secret_key: str) 
         port=port,
         log_path=data_dir / "minio.log",
         env={"MINIO_ROOT_USER": access_key, "MINIO_ROOT_PASSWORD": secret_key,
-             "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"},
+             "MINIO_BROWSER": "off", "MINIO_UPDATE": "off",
+             **({"MINIO_API_CORS_ALLOW_ORIGIN": cors_allow_origin} if cors_allow_origin else {})},
     )
     service.start(ready=ready, timeout=60)
     return service

@@ -20,6 +20,10 @@ the walk needs it (logging events, adding annotations, revoking) and checks what
 
 GRAPHLAKE_WEBAPP_SCREENSHOTS=DIR also saves screenshots of the main pages there (the README's are
 made so: see README, Web app).
+
+Beside the walk, short scenarios (tests/js/webapp_scenarios.cjs), a test each, for what needs data or
+services of its own: Back to the utilization page, a search typed again (its pages then start afresh),
+a large mask outlined while the page stays live, a mask on a bucket without CORS for the app.
 """
 from __future__ import annotations
 
@@ -34,22 +38,27 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from PIL import Image
 
 from documents.annotation import AnnotationRecord
 from documents.dataset import DatasetVersion, VersionMember
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
-from graphlake.settings import Settings
+from graphlake.app import create_app
+from graphlake.local_services import find_binary, free_port, start_minio
+from graphlake.settings import S3MountSettings, Settings
 from tests import factories
-from tests.conftest import MakeToken, Served
+from tests.conftest import MakeToken, S3Service, Served
 from tests.operations import Api, object_id
+from tests.processes import serving
 from tests.test_uploads import complete, put
 from tests.waiting import live_subscribers, wait_for
 
 CHROMIUM = Path(os.environ.get("GRAPHLAKE_TEST_CHROMIUM", "/usr/bin/chromium"))
 WEBAPP = PROJECT_ROOT / "webapp"
 SCRIPT = PROJECT_ROOT / "tests" / "js" / "webapp_browser.cjs"
+SCENARIOS = PROJECT_ROOT / "tests" / "js" / "webapp_scenarios.cjs"
 STEP_SECONDS = 60  # the longest a milestone of the walk may take (the browser's own waits are 15 s)
 ASSETS = 55  # more than the app's page of 50, so the list must load a second page on scroll
 VERSIONS = 52  # a dataset's versions, also a page and more
@@ -136,14 +145,31 @@ async def _seed(api: Api, token: str, tag: str) -> None:
     await api.data("LogEvent", {"input": {"eventType": "WEBAPP_CHECK", "message": f"logged before {tag}"}}, token=token)
 
 
-async def _mask(api: Api, token: str, name: str) -> str:
+async def _mask(api: Api, token: str, name: str, size: tuple[int, int] = (320, 240), mount: str | None = None) -> str:
     """A mask as its own image asset (the image's gradient: its lower half shows), uploaded as the
-    app does; its id. Its own name tells its downloads from the image's apart in the page."""
-    data = _png(320, 240)
+    app does (into `mount`, else the default); its id. Its own name tells its downloads from the
+    image's apart in the page. Any image asset so, in fact."""
+    data = _png(*size)
     session = (await api.data("CreateUpload", {"input": {"name": name, "sizeBytes": len(data), "mediaType": "image/png",
-                                                         "sha256": hashlib.sha256(data).hexdigest()}}, token=token))["createUpload"]
+                                                         "sha256": hashlib.sha256(data).hexdigest(), "mount": mount}},
+                              token=token))["createUpload"]
     assert (await put(session["url"], data, session["headers"])).status_code == 200
     return (await complete(api, token, session["id"]))["id"]
+
+
+async def _masked_image(api: Api, token: str, size: tuple[int, int], mask_mount: str | None = None) -> tuple[str, str]:
+    """An image (a gradient) with a model's mask of it (the same gradient, stored in `mask_mount`) as
+    its one record: the image's id and name."""
+    tag = uuid.uuid4().hex[:8]
+    name = f"plate-{tag}.png"
+    image_id = await _mask(api, token, name, size)
+    mask_id = await _mask(api, token, f"mask-{tag}.png", size, mask_mount)
+    schema = await factories.schema(api, token)
+    model = await factories.annotation_set(api, token, schema["id"], "PREDICTION", {"kind": "MODEL", "name": "segmenter"})
+    await api.data("AddAnnotations", {"setId": model["id"], "records": [
+        {"assetId": image_id, "kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": mask_id}}}]},
+                   token=token)
+    return image_id, name
 
 
 async def _annotate(api: Api, token: str, image_id: str, mask_name: str) -> str:
@@ -220,13 +246,36 @@ async def _sha256_of(api: Api, token: str, asset_id: str) -> str:
     return stored["sha256"]
 
 
-async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+def _node() -> str:
+    """Node.js, once Chromium, the built app and playwright-core are there too."""
     assert CHROMIUM.exists(), f"Chromium is missing at {CHROMIUM}: `make test` installs it (make browser), " \
                               "or apt-get install -y --no-install-recommends chromium"
     node = shutil.which("node")
     assert node, "Node.js is needed (make installs and builds the web app with npm)"
     assert (WEBAPP / "dist" / "index.html").is_file(), "the web app is not built: run `make webapp` (make test does)"
     assert (WEBAPP / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `make webapp`"
+    return node
+
+
+async def _scenario(base_url: str, token: str, tmp_path: Path, scenario: str, **config: object) -> None:
+    """Runs one scenario of tests/js/webapp_scenarios.cjs, signed in with `token`; fails with the step it
+    failed at (its screenshot and page text in tmp_path)."""
+    process = await asyncio.create_subprocess_exec(
+        _node(), str(SCENARIOS), json.dumps({"baseUrl": base_url, "chromium": str(CHROMIUM), "token": token,
+                                              "scenario": scenario, "artifacts": str(tmp_path), **config}),
+        env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), 3 * STEP_SECONDS)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()
+
+
+async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+    node = _node()
     contributor = await make_token(Role.CONTRIBUTOR, name="lab-member")
     viewer = await make_token(Role.VIEWER, name="webapp-viewer")
     tag = uuid.uuid4().hex[:8]
@@ -337,3 +386,61 @@ async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, 
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_back_to_utilization_keeps_its_groups(served: Served, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+    """Back to the utilization page from another shows the window chosen, the groups it had loaded
+    (past its first page of 50) and where it was scrolled, as Back to the other lists does."""
+    token = await make_token(Role.CONTRIBUTOR)
+    now = datetime.now(UTC)
+    await api.data("LogEvents", {"inputs": [
+        {"eventType": kind, "source": {"nodeId": node}, "timestamp": (now - timedelta(minutes=ago)).isoformat()}
+        for node in ["ot2-robot", *(f"pipette-{n:02d}" for n in range(BUSY_NODES))]
+        for kind, ago in (("NODE_START", 40), ("NODE_STOP", 35))]}, token=token)
+    await _scenario(served.base_url, token, tmp_path, "utilizationBack", rows=BUSY_NODES + 1)
+
+
+async def test_a_search_typed_again_starts_at_its_first_page(served: Served, api: Api, make_token: MakeToken,
+                                                            tmp_path: Path) -> None:
+    """A list remembers the pages of the search it shows only: a search typed again, after another,
+    starts at its first page, and Back shows the pages of the search that was shown, not those an
+    earlier showing of it had loaded."""
+    token = await make_token(Role.CONTRIBUTOR)
+    for i in range(60):
+        await factories.collection(api, token, f"shelf-{i:02d}")
+    await _scenario(served.base_url, token, tmp_path, "searchTypedAgain", search="shelf", rows=60,
+                    narrower="shelf-0", narrowerRows=10)
+
+
+async def test_a_large_mask_is_outlined_while_the_page_stays_live(served: Served, api: Api, make_token: MakeToken,
+                                                                 tmp_path: Path) -> None:
+    """A 4000 x 3000 mask is drawn at once and outlined by a worker: the page paints frames while it
+    is traced (traced on the page's main thread, it froze the page until drawn, outlined, at once)."""
+    token = await make_token(Role.CONTRIBUTOR)
+    _, name = await _masked_image(api, token, (4000, 3000))
+    await _scenario(served.base_url, token, tmp_path, "largeMask", imageName=name, size=[4000, 3000])
+
+
+async def test_a_mask_on_a_bucket_without_cors_is_drawn_unoutlined_from_one_download(
+        served: Served, settings: Settings, make_token: MakeToken, tmp_path: Path) -> None:
+    """A mask on an S3 mount whose bucket lets no page of the app's origin read it (MinIO answering
+    another origin only): the page tries once to read it, and its <image> draws it from its URL,
+    without an outline; Back to the image, and the page's data asked anew (Verify), neither try again
+    nor download it again (it was tried, and downloaded, each time)."""
+    token = await make_token(Role.CONTRIBUTOR)
+    minio = start_minio(find_binary("minio"), tmp_path / "minio", "graphlake", "graphlake-secret",
+                        cors_allow_origin="http://elsewhere.invalid")
+    try:
+        store = S3Service(f"http://127.0.0.1:{minio.port}", "graphlake", "graphlake-secret", "no-cors")
+        store.client().create_bucket(Bucket=store.bucket)
+        mount = S3MountSettings(bucket=store.bucket, endpoint_url=store.endpoint, access_key_id=store.access_key,
+                                secret_access_key=store.secret_key)
+        # A second app on the same lake, with that mount too (the first one's mounts are the session's).
+        port = free_port()
+        second = create_app(settings.model_copy(update={"port": port, "mounts": {**settings.mounts, "nocors": mount}}))
+        base_url = f"http://127.0.0.1:{port}"
+        async with serving(second, port), httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            image_id, _ = await _masked_image(Api(http), token, (320, 240), mask_mount="nocors")
+            await _scenario(base_url, token, tmp_path, "unreadableMask", imageId=image_id, storeOrigin=store.endpoint)
+    finally:
+        minio.stop()

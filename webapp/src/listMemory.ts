@@ -3,8 +3,9 @@
 // had come back at its first page, at the top, however far the user had scrolled or shown more
 // before opening an item. The search stays in the URL (queryFields.ts); this keeps what a URL
 // should not: how far down one reader got.
-// Remembered: the assets, collections, a collection's items, the datasets, and an asset's own lists
-// (its collections, datums, derived assets and annotations, "Show more" at a time). Not the events
+// Remembered: the assets, collections, a collection's items, the datasets, the utilization's groups,
+// and an asset's own lists (its collections, datums, derived assets and annotations, "Show more" at a
+// time). Not the events
 // (live, asked from the network each time: its cursors would be stale) nor a dataset's versions
 // (each page is asked from the one before it, from the network too): those pages open at the top.
 import { useEffect, useRef, useState } from "react";
@@ -28,16 +29,24 @@ export function manageScrolling() {
   history.scrollRestoration = "manual";
 }
 
+/** Keeps a list's cursors in the history entry; a list at its first page has nothing to remember. */
+function remember(key: string, cursors: Cursors) {
+  const lists = { ...memory().lists };
+  if (cursors.length > 1) lists[key] = cursors; else delete lists[key];
+  keep({ lists });
+}
+
 /** A list's page cursors (as useState gives them: null for the first page), kept in the history entry
- *  under `key` (the list's query: another search is another list, which starts at its first page). */
+ *  under `key` (the list's query: another search is another list, which starts at its first page) for
+ *  as long as the list is shown. */
 export function useListMemory(key: string) {
   const [cursors, setCursors] = useState<Cursors>(() => memory().lists?.[key] ?? [null]);
-  useEffect(() => {
-    const lists = { ...memory().lists };
-    // A list at its first page has nothing to remember: nothing is kept for it.
-    if (cursors.length > 1) lists[key] = cursors; else delete lists[key];
-    keep({ lists });
-  }, [key, cursors]);
+  useEffect(() => remember(key, cursors), [key, cursors]);
+  // Forgotten when it goes. A search typed again (another in between) had come back with the pages
+  // its first showing had loaded, and Back then showed those too, rather than the page it was left at.
+  // Leaving for another page, the entry is already the next one's (a link pushed it, or Back or
+  // Forward moved to it), where this list has nothing to forget: its own entry keeps it for Back.
+  useEffect(() => () => remember(key, [null]), [key]);
   return [cursors, setCursors] as const;
 }
 

@@ -1,12 +1,13 @@
 // Utilization from start/stop events: one row per node (or workflow, or user) with its busy share of
 // the window and a bar per hour or day.
-import { useCallback, useMemo, useState } from "react";
+import { useCallback, useMemo } from "react";
 import { useQuery } from "urql";
 
 import { errorText } from "../client";
 import { addCursor, Sentinel } from "../components/Sentinel";
 import { UtilizationDocument, type UtilizationGroup } from "../generated/graphql";
 import { counted } from "../format";
+import { useListMemory, useScrollMemory } from "../listMemory";
 import { oneOf, useQueryFields } from "../queryFields";
 
 const WINDOWS = { "Last 24 hours": { hours: 24, bucket: "HOUR" }, "Last 7 days": { hours: 24 * 7, bucket: "DAY" },
@@ -31,6 +32,7 @@ function asked(query: URLSearchParams) {
 
 export function Utilization() {
   const { fields, set, settled } = useQueryFields(asked);
+  useScrollMemory();  // Back from another page returns to where it was, its pages loaded (Groups)
   const span = SPANS[settled.window];
   const groupBy: UtilizationGroup = settled.by || "NODE";
   // The window ends now (rounded to the minute, so a re-render does not ask again).
@@ -52,16 +54,18 @@ export function Utilization() {
         </select>
       </form>
       <p className="muted">Busy time from start and stop events (NODE_START/NODE_STOP, WORKFLOW_START/WORKFLOW_COMPLETE, EXPERIMENT_START/EXPERIMENT_COMPLETE, in either case); overlapping sessions count once.</p>
-      <Groups key={JSON.stringify(variables)} variables={variables} />
+      <Groups key={JSON.stringify(variables)} variables={variables} remember={`utilization ${settled.window} ${groupBy}`} />
     </section>
   );
 }
 
 type Variables = { from: string; to: string; groupBy: UtilizationGroup; bucket: "HOUR" | "DAY"; timeZone: string | null };
 
-// Keyed by the window and grouping: another starts again from the first page.
-function Groups({ variables }: { variables: Variables }) {
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+// Keyed by the window and grouping: another starts again from the first page. Its pages are
+// remembered (`remember`) by the window's length and the grouping, not its times: Back a minute later
+// asks for the window ending then, from the same cursors (groups page in name order: they still apply).
+function Groups({ variables, remember }: { variables: Variables; remember: string }) {
+  const [cursors, setCursors] = useListMemory(remember);
   const more = useCallback((cursor: string) => setCursors(addCursor(cursor)), []);
   return (
     <table className="events utilization" data-testid="utilization">

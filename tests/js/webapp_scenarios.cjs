@@ -1,0 +1,209 @@
+// Short scenarios of Graphlake's web app in Chromium (playwright-core), one per run, for the tests of
+// tests/test_webapp.py that check one behaviour each (the walk, webapp_browser.cjs, checks the rest).
+//   node webapp_scenarios.cjs CONFIG_JSON      (WEBAPP_NODE_MODULES: webapp/node_modules)
+// CONFIG: baseUrl, chromium, token, scenario (a name below), artifacts, and what the scenario needs.
+// Exits 0 once the scenario passed; else non-zero naming its step, with a screenshot and the page's
+// text in CONFIG.artifacts.
+const path = require("path");
+const fs = require("fs");
+const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
+
+const config = JSON.parse(process.argv[2]);
+const TIMEOUT = 15000;
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+let page = null;
+let step = "launch";
+const errors = [];
+
+/** Waits until the page has kept where it is scrolled, and a list's pages past its first, in its history
+ *  entry (listMemory.ts: a moment after scrolling stops); a page that keeps nothing fails here. */
+async function placeKept() {
+  await page.waitForFunction(() => history.state?.scrollY === window.scrollY
+    && Object.values(history.state.lists ?? {}).some((cursors) => cursors.length > 1));
+}
+
+/** Rows with data-testid `rowId` scrolled past their first page to all `total`, then to their end;
+ *  returns how far down the page is. */
+async function scrollToAll(rowId, total) {
+  const rows = page.getByTestId(rowId);
+  await rows.nth(49).waitFor();
+  await rows.last().scrollIntoViewIfNeeded();
+  await page.waitForFunction(([id, n]) => document.querySelectorAll(`[data-testid=${id}]`).length === n, [rowId, total]);
+  await rows.last().scrollIntoViewIfNeeded();
+  const scrolled = await page.evaluate(() => window.scrollY);
+  if (scrolled < 200) throw new Error(`the list did not scroll (${scrolled} px): this checks nothing`);
+  return scrolled;
+}
+
+/** Once a list's first page is drawn, how many of its rows (data-testid `rowId`) are shown: its first page
+ *  alone (so its next page is offered: the sentinel) or every one of `total`, come back at once. */
+async function listShown(rowId, total) {
+  await page.waitForFunction(([id, n]) => {
+    const rows = document.querySelectorAll(`[data-testid=${id}]`).length;
+    return rows >= 50 && (document.querySelector(".sentinel") || rows === n);
+  }, [rowId, total]);
+  return page.getByTestId(rowId).count();
+}
+
+const scenarios = {
+  /** A large mask: drawn at once, outlined by a worker while the page goes on painting frames. */
+  async largeMask() {
+    step = "the image found by its name";
+    await page.getByLabel("Name contains").fill(config.imageName);
+    const row = page.getByTestId("asset-row").filter({ hasText: config.imageName });
+    await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
+    step = "its mask is drawn, then outlined, frames painted in between";
+    // What each frame (its animation callbacks, run before it paints) finds drawn, from the click on:
+    // the mask's image and its outline. The page asks for no frame itself meanwhile; this does.
+    await page.evaluate(() => {
+      window.maskFrames = [];
+      const tick = () => {
+        const mask = document.querySelector("[data-testid=annotation-overlay] g[data-kind=MASK]");
+        const outlined = Boolean(mask?.querySelector("path[data-outline]"));
+        window.maskFrames.push([Boolean(mask?.querySelector("mask image")), outlined]);
+        if (!outlined) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    await row.click();
+    const outline = page.locator("[data-testid=annotation-overlay] g[data-kind=MASK] path[data-outline]");
+    await outline.waitFor({ timeout: 60000 });
+    // Traced whole: the mask's lower half (a gradient from black to white), in its own pixels.
+    const box = await outline.evaluate((p) => { const b = p.getBBox(); return [b.x, b.y, b.width, b.height].map(Math.round); });
+    const [w, h] = config.size;
+    if (box[0] !== 0 || box[2] !== w || Math.abs(box[1] - h / 2) > h / 30 || box[1] + box[3] !== h) {
+      throw new Error(`the outline spans ${box}, not the mask's lower half`);
+    }
+    // Frames painted with the mask drawn and its outline still being traced: the page was live. Two
+    // at least: a main thread tracing it (after drawing it) would let one through at most.
+    const frames = await page.evaluate(() => window.maskFrames);
+    const whileTraced = frames.filter(([drawn, outlined]) => drawn && !outlined).length;
+    if (whileTraced < 2) throw new Error(`${whileTraced} frames painted while the mask was traced (of ${frames.length})`);
+  },
+
+  /** A mask on a bucket that lets no page of this origin read it: drawn from one download, unoutlined. */
+  async unreadableMask() {
+    const asked = {};  // the store's requests, by kind: the page's fetch (to read it), the <image>'s
+    page.on("request", (r) => {
+      if (r.url().startsWith(config.storeOrigin)) asked[r.resourceType()] = (asked[r.resourceType()] ?? 0) + 1;
+    });
+    const once = (when) => {
+      if (JSON.stringify(asked) !== JSON.stringify({ fetch: 1, image: 1 })) throw new Error(`${when}, the mask was asked for ${JSON.stringify(asked)}`);
+    };
+    step = "the mask is drawn from its URL, without an outline";
+    const drawn = page.waitForResponse((r) => r.url().startsWith(config.storeOrigin) && r.request().resourceType() === "image" && r.ok());
+    await page.goto(`${config.baseUrl}/assets/${encodeURIComponent(config.imageId)}`);
+    await drawn;
+    const overlay = page.getByTestId("annotation-overlay");
+    const image = overlay.locator("g[data-kind=MASK] mask image");
+    await image.waitFor({ state: "attached" });
+    const href = await image.getAttribute("href");
+    if (!href.startsWith(config.storeOrigin)) throw new Error(`the mask is drawn from ${href}`);
+    if (await overlay.locator("path[data-outline]").count()) throw new Error("a mask the page cannot read is outlined");
+    once("drawn");
+    step = "Back to the image draws the mask again, neither tried nor downloaded again";
+    await page.getByRole("link", { name: "Collections" }).click();
+    await overlay.waitFor({ state: "detached" });
+    await page.goBack();
+    await image.waitFor({ state: "attached" });  // drawn once the page had tried to read it (if it tries)
+    if ((await image.getAttribute("href")) !== href) throw new Error(`Back draws the mask from ${await image.getAttribute("href")}`);
+    once("after Back");
+    step = "the page's data asked anew (a Verify), the mask is neither tried nor downloaded again";
+    const row = page.locator("[data-testid=record-row][data-kind=MASK]");
+    const asked_anew = page.waitForResponse((r) => r.url().endsWith("/graphql") && (r.request().postData() ?? "").includes("AssetDetail"));
+    await row.getByRole("button", { name: "Verify" }).click();
+    await row.filter({ hasText: "✓ verified" }).waitFor();
+    await asked_anew;
+    await image.waitFor({ state: "attached" });
+    if ((await image.getAttribute("href")) !== href) throw new Error(`the mask is drawn from another URL after Verify`);
+    once("after Verify");
+  },
+
+  /** A search typed again starts at its first page, and Back shows the pages of the search shown. */
+  async searchTypedAgain() {
+    step = "collections searched, scrolled past their first page";
+    await page.getByRole("link", { name: "Collections" }).click();
+    const search = page.getByLabel("Collection name contains");
+    const searched = (name) => page.waitForFunction((n) => new URLSearchParams(location.search).get("name") === n, name);
+    await search.fill(config.search);
+    await searched(config.search);
+    await scrollToAll("collection-row", config.rows);
+    await placeKept();
+    step = "another search, then Back to it from a collection";
+    await search.fill(config.narrower);
+    await searched(config.narrower);
+    const rows = page.getByTestId("collection-row");
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=collection-row]").length === n, config.narrowerRows);
+    await rows.first().click();
+    await page.getByTestId("collection-name").waitFor();
+    await page.goBack();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=collection-row]").length === n, config.narrowerRows);
+    step = "the first search typed again starts at its first page";
+    await search.fill(config.search);
+    await searched(config.search);
+    let shown = await listShown("collection-row", config.rows);
+    if (shown !== 50) throw new Error(`typed again, the search came back with the ${shown} rows its first showing had loaded`);
+    step = "Back from a collection shows the pages of the search shown";
+    await rows.first().click();
+    await page.getByTestId("collection-name").waitFor();
+    await page.goBack();
+    shown = await listShown("collection-row", config.rows);
+    if (shown !== 50) throw new Error(`Back shows ${shown} rows, not the first page of 50 the search showed`);
+  },
+
+  /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
+  async utilizationBack() {
+    step = "the utilization of the last 7 days, scrolled past its first page of nodes";
+    await page.getByRole("link", { name: "Utilization" }).click();
+    await page.getByLabel("Window").selectOption({ label: "Last 7 days" });
+    await page.waitForFunction(() => location.search === "?window=7d");
+    await page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" }).waitFor();
+    const scrolled = await scrollToAll("utilization-row", config.rows);
+    step = "the utilization page keeps its groups and where it is scrolled in its history entry";
+    await placeKept();
+    step = "Back from another page returns to the window, the groups loaded, where it was scrolled";
+    await page.getByRole("link", { name: "Events" }).click();
+    await page.getByTestId("utilization").waitFor({ state: "detached" });
+    await page.goBack();
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=utilization-row]").length === n, config.rows);
+    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 2, scrolled);
+    if ((await page.getByLabel("Window").inputValue()) !== "7d") throw new Error("Back lost the window");
+  },
+};
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(TIMEOUT);
+    page = await context.newPage();
+    page.on("pageerror", (error) => errors.push(String(error)));
+    step = "sign in";
+    await page.goto(config.baseUrl + "/");
+    await page.locator("#token").fill(config.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("role").waitFor();
+    await page.getByTestId("asset-count").waitFor();  // the app's first page is up: a link opens the scenario's
+    await scenarios[config.scenario]();
+    if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
+  } catch (error) {
+    if (page && config.artifacts) {
+      try {
+        await page.screenshot({ path: path.join(config.artifacts, "failure.png") });
+        fs.writeFileSync(path.join(config.artifacts, "failure.txt"), await page.locator("body").innerText());
+        console.error(`page text and screenshot: ${config.artifacts}`);
+      } catch (e) { console.error(`no screenshot: ${e.message}`); }
+    }
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(`failed at step "${step}": ${error.message}`);
+  if (errors.length) console.error(`page errors: ${errors.join("; ")}`);
+  process.exit(1);
+});
