@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field
@@ -181,9 +180,6 @@ class VersionRecord(AnnotationRecord):
     mask_digest: str | None = None
 
     class Settings:
-        name = "version_records"  # where copies lived, one a document, until schema version 11
-
-    @classmethod
-    def get_pymongo_collection(cls) -> Any:
-        # Inherited, it would be the originals' collection (Beanie's settings are a class attribute).
-        raise TypeError("a version's copies of records are stored packed: read them through documents/record_pack.py")
+        # Where copies lived, one a document, until schema version 11. Not registered: what Beanie's
+        # methods would reach through it is the originals' collection (its settings are inherited).
+        name = "version_records"
