@@ -6,6 +6,7 @@
 // screenshot and the page's text in CONFIG.artifacts.
 const path = require("path");
 const fs = require("fs");
+const { run, keepFailure } = require("./browser_script.cjs");
 const readline = require("readline");
 const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
 
@@ -24,8 +25,7 @@ const nextLine = () => (queued.length ? Promise.resolve(queued.shift()) : new Pr
 const say = (line) => process.stdout.write(line + "\n");
 
 let page = null;
-let step = "launch";
-const errors = [];
+const progress = { step: "launch", errors: [] };  // read by browser_script.run when a step fails
 
 async function shot(name) {
   if (config.screenshots) await page.screenshot({ path: path.join(config.screenshots, `${name}.png`) });
@@ -73,9 +73,9 @@ async function main() {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     context.setDefaultTimeout(TIMEOUT);
     page = await context.newPage();
-    page.on("pageerror", (error) => errors.push(String(error)));
+    page.on("pageerror", (error) => progress.errors.push(String(error)));
 
-    step = "a wrong token is refused with the server's reason";
+    progress.step = "a wrong token is refused with the server's reason";
     await page.goto(config.baseUrl + "/");
     await shot("sign-in");
     await page.locator("#token").fill("glk_not-a-token");
@@ -84,7 +84,7 @@ async function main() {
     // The token tried is given back, so a typo is mended in place rather than pasted again.
     if (await page.locator("#token").inputValue() !== "glk_not-a-token") throw new Error("the refused token was cleared");
 
-    step = "sign in";
+    progress.step = "sign in";
     await signIn(page, config.token, "CONTRIBUTOR");
     say(`SIGNED_IN ${await page.getByTestId("token-name").textContent()}`);
     // The first Tab reaches "Skip to content", which takes the keyboard past the header's links.
@@ -94,7 +94,7 @@ async function main() {
     await page.keyboard.press("Enter");
     await page.waitForFunction(() => document.activeElement?.matches("main.page"));
 
-    step = "the assets list pages by infinite scroll";
+    progress.step = "the assets list pages by infinite scroll";
     const rows = page.getByTestId("asset-row");
     await page.getByTestId("asset-count").filter({ hasText: `${config.assetCount} assets` }).waitFor();
     await rows.nth(49).waitFor(); // the count is a query of its own: the page may come after it
@@ -103,10 +103,10 @@ async function main() {
     await rows.last().scrollIntoViewIfNeeded();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=asset-row]").length === n, config.assetCount);
 
-    step = "Back from an asset far down the list returns to it, its pages loaded, where it was";
+    progress.step = "Back from an asset far down the list returns to it, its pages loaded, where it was";
     await backKeepsPlace("asset-row");
 
-    step = "search by name, then labels, finds the asset";
+    progress.step = "search by name, then labels, finds the asset";
     await page.getByLabel("Name contains").fill(config.assetName);
     await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
     await page.getByLabel("Name contains").fill("");
@@ -114,7 +114,7 @@ async function main() {
     await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
     await page.getByLabel("Labels").fill("");
 
-    step = "search by metadata and value predicates; a predicate it cannot read says why";
+    progress.step = "search by metadata and value predicates; a predicate it cannot read says why";
     const count = (n) => page.getByTestId("asset-count").filter({ hasText: new RegExp(`^${n} assets?$`) }).waitFor();
     await page.getByLabel("Metadata").fill("plate = 7; operator ~ ali");
     await count(1);
@@ -131,7 +131,7 @@ async function main() {
     await page.getByLabel("Metadata").fill("");
     await page.getByRole("alert").waitFor({ state: "detached" });
 
-    step = "the search is in the URL: a reload opens the same search";
+    progress.step = "the search is in the URL: a reload opens the same search";
     await page.getByLabel("Labels").fill(config.assetLabel);
     await page.getByLabel("Kind").selectOption("VALUE");
     // The value predicate typed above is still there: an operator and spaces travel encoded.
@@ -145,7 +145,7 @@ async function main() {
     await rows.filter({ hasText: config.assetName }).focus();
     await page.keyboard.press("Enter");
 
-    step = "the asset page shows the value as a tree";
+    progress.step = "the asset page shows the value as a tree";
     await page.getByTestId("asset-name").filter({ hasText: config.assetName }).waitFor();
     // The keyboard's focus moved to the new page's content, not left on the list's vanished link.
     await page.waitForFunction(() => document.activeElement?.matches("main.page"));
@@ -163,7 +163,7 @@ async function main() {
     await valueDownload.saveAs(valuePath);
     const downloaded = JSON.parse(fs.readFileSync(valuePath, "utf8"));
     if (downloaded.temperature !== 21.5 || downloaded.unit !== "C") throw new Error(`the value downloaded is ${JSON.stringify(downloaded)}`);
-    step = "the asset page lists its first 20 collections, then the rest on Show more";
+    progress.step = "the asset page lists its first 20 collections, then the rest on Show more";
     const filedIn = page.getByTestId("related-collections");
     await filedIn.getByRole("heading").filter({ hasText: `(${config.filedIn})` }).waitFor();
     if ((await filedIn.locator("li").count()) !== 20) throw new Error(`${await filedIn.locator("li").count()} collections listed, not 20`);
@@ -173,7 +173,7 @@ async function main() {
     // The keyboard's focus is on the first collection it brought, not lost with the button.
     await page.waitForFunction(() => document.activeElement?.matches("[data-testid=related-collections] li:nth-child(21)"));
 
-    step = "Back to the asset from a collection Show more brought shows it as it was, where it was";
+    progress.step = "Back to the asset from a collection Show more brought shows it as it was, where it was";
     // The app scrolls a page on Back itself (listMemory.ts): the browser's own restoration, run once
     // the page had its first page of a list only, had stopped short there first.
     if (await page.evaluate(() => history.scrollRestoration) !== "manual") throw new Error("the browser restores the scroll on Back");
@@ -211,7 +211,7 @@ async function main() {
     const astray = frames.filter(([y, items]) => items !== config.filedIn || Math.abs(y - assetScrolled) >= 2);
     if (astray.length) throw new Error(`Back showed the asset's page ${JSON.stringify(astray)} (scrollY, collections) before ${assetScrolled}`);
     say("ASSET_SHOWN " + new URL(page.url()).pathname);
-    step = "Back from the asset returns to the search it was found by";
+    progress.step = "Back from the asset returns to the search it was found by";
     await page.goBack();
     await count(1);
     if ((await page.getByLabel("Labels").inputValue()) !== config.assetLabel) throw new Error("Back lost the search");
@@ -220,7 +220,7 @@ async function main() {
     await page.getByLabel("Value").fill("");
     await page.waitForFunction(() => location.search === "");
 
-    step = "a long series is drawn a hundred points at a time";
+    progress.step = "a long series is drawn a hundred points at a time";
     await page.getByLabel("Name contains").fill("filler-00");
     await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
     await rows.filter({ hasText: "filler-00" }).click();
@@ -233,7 +233,7 @@ async function main() {
     await page.getByLabel("Name contains").fill("");
     await page.waitForFunction(() => location.search === "");
 
-    step = "the events page streams live events of the type asked for";
+    progress.step = "the events page streams live events of the type asked for";
     await page.goto(`${config.baseUrl}/events?types=${config.eventType}`);  // a page load of an app path
     await page.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();  // the WebSocket is up
     await page.getByTestId("event-row").filter({ hasText: config.earlierEvent }).waitFor();
@@ -244,7 +244,7 @@ async function main() {
     if (await eventRows.filter({ hasText: "not-for-this-filter" }).count()) throw new Error("an event of another type is shown");
     await shot("events");
 
-    step = "pause holds new events back until resume";
+    progress.step = "pause holds new events back until resume";
     await page.getByRole("button", { name: "Pause" }).click();
     say("PAUSED");
     const second = await nextLine();
@@ -254,7 +254,7 @@ async function main() {
     await eventRows.filter({ hasText: second }).waitFor();
     say("PAUSE_OK");
 
-    step = "scrolling down the events loads the older ones, a page at a time";
+    progress.step = "scrolling down the events loads the older ones, a page at a time";
     await eventRows.last().scrollIntoViewIfNeeded();
     await eventRows.filter({ hasText: `${config.olderEvent} 00` }).waitFor();
     const shown = await eventRows.evaluateAll((rows) => rows.map((r) => r.children[3].textContent));
@@ -263,7 +263,7 @@ async function main() {
     if (JSON.stringify(shown) !== JSON.stringify(expectedEvents)) throw new Error(`events shown: ${shown.join(" | ")}`);
     say("OLDER_EVENTS");
 
-    step = "the lake's own events (the audit trail) are apart from what clients logged, one choice away";
+    progress.step = "the lake's own events (the audit trail) are apart from what clients logged, one choice away";
     await page.getByLabel("Event types").fill("");
     await page.getByLabel("Logged by").selectOption("lake");
     await page.waitForFunction(() => new URLSearchParams(location.search).get("from") === "lake");
@@ -279,7 +279,7 @@ async function main() {
     if (await page.title() !== "Events · Graphlake") throw new Error(`the window's title is ${await page.title()}`);
     say("ORIGIN_OK");
 
-    step = "utilization: a node's busy share of the last 24 hours";
+    progress.step = "utilization: a node's busy share of the last 24 hours";
     await page.getByRole("link", { name: "Utilization" }).click();
     await page.getByTestId("utilization").locator("th", { hasText: "Busy share" }).waitFor();  // the columns are named
     const robot = page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" });
@@ -300,7 +300,7 @@ async function main() {
     await page.getByLabel("Window").selectOption({ label: "Last 24 hours" });
     await page.waitForFunction(() => location.search === "");
 
-    step = "an upload by the file input turns ACTIVE";
+    progress.step = "an upload by the file input turns ACTIVE";
     await page.getByRole("link", { name: "Upload" }).click();
     await page.getByTestId("file-input").setInputFiles(config.imagePath);
     const imageName = path.basename(config.imagePath);
@@ -309,7 +309,7 @@ async function main() {
     const imageHref = await imageRow.getByRole("link").getAttribute("href");
     say(`UPLOADED ${decodeURIComponent(imageHref.split("/").pop())}`);
 
-    step = "an upload by drag and drop turns ACTIVE";
+    progress.step = "an upload by drag and drop turns ACTIVE";
     const dropped = await page.evaluateHandle(({ name, text }) => {
       const transfer = new DataTransfer();
       transfer.items.add(new File([text], name, { type: "text/plain" }));
@@ -320,7 +320,7 @@ async function main() {
     await droppedRow.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
     say(`DROPPED ${decodeURIComponent((await droppedRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
 
-    step = "a folder goes into a collection at its files' relative paths";
+    progress.step = "a folder goes into a collection at its files' relative paths";
     // Newer collections fill the picker's 50 (and "none"): the inbox is found by its name.
     await page.waitForFunction(() => document.querySelectorAll("select[aria-label='Into collection'] option").length === 51);
     if (await page.getByLabel("Into collection").locator("option", { hasText: config.inbox }).count()) {
@@ -338,21 +338,21 @@ async function main() {
       await page.getByTestId("upload-row").filter({ hasText: file }).getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
     }
 
-    step = "the same folder again into the same collection: each file is found stored, nothing sent or failed";
+    progress.step = "the same folder again into the same collection: each file is found stored, nothing sent or failed";
     await page.getByTestId("folder-input").setInputFiles(config.folderPath);
     for (const file of config.folderFiles) {
       await page.getByTestId("upload-row").filter({ hasText: file }).filter({ hasText: "done (already stored)" }).waitFor();
     }
     if (await page.getByTestId("upload-row").filter({ hasText: "failed" }).count()) throw new Error("an upload failed");
 
-    step = "the file pickers are reached from the keyboard";
+    progress.step = "the file pickers are reached from the keyboard";
     await page.getByLabel("Into collection").focus();
     await page.keyboard.press("Tab");
     if (!(await page.getByTestId("file-input").evaluate((input) => input === document.activeElement))) {
       throw new Error("Tab from the collection picker does not reach the file input");
     }
 
-    step = "a folder dropped goes into the collection at its files' relative paths";
+    progress.step = "a folder dropped goes into the collection at its files' relative paths";
     // A script's DataTransfer cannot hold a folder; a drag the browser itself delivers can: CDP's drag
     // events with a path give the page a real directory entry, as a drag from the desktop does.
     const dropzone = page.getByTestId("dropzone");
@@ -370,7 +370,7 @@ async function main() {
     await shot("upload");
     say("FOLDER_UPLOADED");
 
-    step = "a multipart upload cut off at its third part resumes with the parts still missing";
+    progress.step = "a multipart upload cut off at its third part resumes with the parts still missing";
     await page.getByLabel("Into collection").selectOption({ label: "none" });
     let puts = 0;
     await page.route("**/blobs/**", (route) => {
@@ -387,7 +387,7 @@ async function main() {
     await page.unroute("**/blobs/**");
     say(`RESUMED ${sentBefore} ${puts - sentBefore} ${decodeURIComponent((await bigRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
 
-    step = "an upload cut off, then the page reloaded: the same file picked again sends only the missing parts";
+    progress.step = "an upload cut off, then the page reloaded: the same file picked again sends only the missing parts";
     puts = 0;
     await page.route("**/blobs/**", (route) => {
       if (route.request().method() !== "PUT") return route.continue();
@@ -412,7 +412,7 @@ async function main() {
     await page.unroute("**/blobs/**");
     say(`RELOAD_RESUMED ${sentBeforeReload} ${putsAfterReload} ${decodeURIComponent((await reloadRow.getByRole("link").getAttribute("href")).split("/").pop())}`);
 
-    step = "the asset grid shows the uploaded image's thumbnail, made by the server";
+    progress.step = "the asset grid shows the uploaded image's thumbnail, made by the server";
     await page.getByRole("link", { name: "Assets" }).click();
     await page.getByRole("button", { name: "Grid" }).click();
     await page.getByLabel("Name contains").fill(imageName);
@@ -432,7 +432,7 @@ async function main() {
     await page.getByRole("button", { name: "List" }).click();
     say(`THUMBNAIL ${thumbSize}`);
 
-    step = "a mask the page cannot read (an S3 bucket without CORS for the app) is drawn from its URL, not outlined";
+    progress.step = "a mask the page cannot read (an S3 bucket without CORS for the app) is drawn from its URL, not outlined";
     await nextLine();  // the test has added annotations to the uploaded image
     // The mask's own downloads (the image's have another name).
     const isMask = (url) => url.includes("/blobs/") && new URL(url, config.baseUrl).searchParams.get("name") === config.maskName;
@@ -447,7 +447,7 @@ async function main() {
     if (await page.locator("g[data-kind=MASK] path[data-outline]").count()) throw new Error("an unreadable mask is outlined");
     await page.unroute(maskUrl, unread);
 
-    step = "the image's annotations are drawn over it";
+    progress.step = "the image's annotations are drawn over it";
     await page.reload();
     // Its file downloads through a URL signed at the click (one signed as the page loaded would expire).
     const [imageDownload] = await Promise.all([
@@ -481,7 +481,7 @@ async function main() {
     await overlay.locator("rect[data-kind=ROTATED_BBOX]").waitFor();
     say(`OVERLAY_OK ${viewBox}`);
 
-    step = "a person's records are drawn solid, a model's dashed with their scores, whatever their set's purpose, as the legend says";
+    progress.step = "a person's records are drawn solid, a model's dashed with their scores, whatever their set's purpose, as the legend says";
     await truthSwitch.check();
     const truthBox = overlay.locator("rect[data-kind=BBOX][data-purpose=GROUND_TRUTH]");
     const predicted = overlay.locator("rect[data-kind=ROTATED_BBOX][data-purpose=PREDICTION]");
@@ -505,7 +505,7 @@ async function main() {
     if (await legend.locator("li[data-source=HUMAN] line").getAttribute("stroke-dasharray")) throw new Error("the legend's person is dashed");
     if (!(await legend.locator("li[data-source=MODEL] line").getAttribute("stroke-dasharray"))) throw new Error("the legend's model is solid");
 
-    step = "a mask is outlined in its label's colour, dashed as a model's";
+    progress.step = "a mask is outlined in its label's colour, dashed as a model's";
     // The mask is the image itself, a gradient from black (top) to white: the half that shows is the lower one.
     const outline = overlay.locator("g[data-kind=MASK] path[data-outline]");
     await outline.waitFor();
@@ -520,7 +520,7 @@ async function main() {
       .filter((e) => e.name.includes("/blobs/") && new URL(e.name).searchParams.get("name") === name).length, config.maskName);
     if (await maskDownloads() !== 1) throw new Error(`the mask was downloaded ${await maskDownloads()} times`);
 
-    step = "the polygon a correction replaced is hidden, and shown faded when asked";
+    progress.step = "the polygon a correction replaced is hidden, and shown faded when asked";
     const polygons = overlay.locator("polygon[data-kind=POLYGON]");
     if ((await polygons.count()) !== 1) throw new Error(`${await polygons.count()} polygons drawn, not the correction alone`);
     if (await overlay.locator("[data-superseded]").count()) throw new Error("a superseded record is drawn by default");
@@ -536,7 +536,7 @@ async function main() {
     await withSuperseded.uncheck();
     await overlay.locator("g[data-superseded]").waitFor({ state: "detached" });
 
-    step = "a CONTRIBUTOR verifies a record from the viewer; a ✓ shows beside its outline";
+    progress.step = "a CONTRIBUTOR verifies a record from the viewer; a ✓ shows beside its outline";
     const scratch = page.locator("[data-testid=record-row][data-kind=BBOX]").filter({ hasText: "GROUND_TRUTH" });
     const truthCaption = overlay.locator("g:has(> rect[data-kind=BBOX][data-purpose=GROUND_TRUTH]) text[data-caption]");
     if (await truthCaption.count()) throw new Error("an unverified box without a score has a caption");
@@ -547,7 +547,7 @@ async function main() {
     await shot("asset-annotations");
     say("VERIFIED");
 
-    step = "an image's records past the first page of 200 come with Show more";
+    progress.step = "an image's records past the first page of 200 come with Show more";
     const recordRows = page.getByTestId("record-row");
     if ((await recordRows.count()) !== 200) throw new Error(`${await recordRows.count()} records listed at first, not a page of 200`);
     await page.getByRole("button", { name: "Show more annotations (7 more)" }).click();
@@ -563,7 +563,7 @@ async function main() {
     await overlay.locator("g[data-kind=MASK] path[data-outline]").waitFor();
     if (await maskDownloads() !== 1) throw new Error(`the mask was downloaded ${await maskDownloads()} times by Back`);
 
-    step = "a collection lists its items with their paths and splits";
+    progress.step = "a collection lists its items with their paths and splits";
     await page.getByRole("link", { name: "Collections" }).click();
     await page.getByLabel("Collection name contains").fill(config.collection);
     await page.waitForFunction((name) => new URLSearchParams(location.search).get("name") === name, config.collection);
@@ -575,21 +575,21 @@ async function main() {
     await page.goBack();  // to the search the collection was found by
     if ((await page.getByLabel("Collection name contains").inputValue()) !== config.collection) throw new Error("Back lost the search");
 
-    step = "Back from a collection far down the list returns to it, its pages loaded, where it was";
+    progress.step = "Back from a collection far down the list returns to it, its pages loaded, where it was";
     await page.getByLabel("Collection name contains").fill("");
     await page.waitForFunction(() => location.search === "");
     await backKeepsPlace("collection-row");
     say("COLLECTION_OK");
 
-    step = "the datasets are searched by name, in any case; the search is in the URL";
+    progress.step = "the datasets are searched by name, in any case; the search is in the URL";
     await page.getByRole("link", { name: "Datasets" }).click();
     const datasetRows = page.getByTestId("dataset-row");
     await datasetRows.filter({ hasText: config.manyVersions }).waitFor();  // listed before the search
 
-    step = "Back from a dataset far down the list returns to it, its pages loaded, where it was";
+    progress.step = "Back from a dataset far down the list returns to it, its pages loaded, where it was";
     await backKeepsPlace("dataset-row");
 
-    step = "the datasets are searched by name, in any case; the search is in the URL";
+    progress.step = "the datasets are searched by name, in any case; the search is in the URL";
     await page.getByLabel("Dataset name contains").fill(config.dataset.toUpperCase());
     await page.waitForFunction((name) => new URLSearchParams(location.search).get("name") === name, config.dataset.toUpperCase());
     await page.getByTestId("dataset-count").filter({ hasText: /^1 dataset$/ }).waitFor();
@@ -599,7 +599,7 @@ async function main() {
     if ((await page.getByLabel("Dataset name contains").inputValue()) !== config.dataset.toUpperCase()) throw new Error("a reload lost the search");
     if ((await datasetRows.count()) !== 1) throw new Error(`${await datasetRows.count()} datasets match, not 1`);
 
-    step = "a dataset shows its versions with counts per split";
+    progress.step = "a dataset shows its versions with counts per split";
     await datasetRows.filter({ hasText: config.dataset }).click();
     const version = page.locator("[data-testid=version-row][data-version=v1]");
     await version.filter({ hasText: "UNASSIGNED 3" }).waitFor();
@@ -607,7 +607,7 @@ async function main() {
     await version.filter({ hasText: "labels (GROUND_TRUTH, 0)" }).waitFor();
     await page.locator("[data-testid=version-row][data-version=v2]").filter({ hasText: "UNASSIGNED 4" }).waitFor();
 
-    step = "two versions compared: what the newer added and removed";
+    progress.step = "two versions compared: what the newer added and removed";
     await page.getByTestId("diff-added").filter({ hasText: "Added (2)" }).waitFor();
     await page.getByTestId("diff-removed").filter({ hasText: "Removed (1)" }).waitFor();
     await page.getByTestId("diff-changed").filter({ hasText: "Changed (0)" }).waitFor();
@@ -616,7 +616,7 @@ async function main() {
     await page.getByLabel("Against").selectOption("v2");  // a version against itself: nothing to compare
     await page.getByText("Pick two different versions.").waitFor();
 
-    step = "a version's content file downloads through a URL signed at the click";
+    progress.step = "a version's content file downloads through a URL signed at the click";
     const [download] = await Promise.all([
       page.waitForEvent("download", { timeout: TIMEOUT }),
       version.getByTestId("content-download").click(),
@@ -625,7 +625,7 @@ async function main() {
     await download.saveAs(saved);
     say(`DATASET_OK ${download.suggestedFilename()} ${saved}`);
 
-    step = "Verify: a version intact, then one whose frozen copy was changed behind its back";
+    progress.step = "Verify: a version intact, then one whose frozen copy was changed behind its back";
     await version.getByTestId("verify").getByRole("button", { name: "Verify" }).click();
     await version.getByTestId("verify").filter({ hasText: "✓ intact" }).waitFor();
     say("VERIFIED_V1");
@@ -636,7 +636,7 @@ async function main() {
     if (await v2.getByTestId("verify").filter({ hasText: "intact" }).count()) throw new Error("a changed version is called intact");
     say("VERSIONS_CHECKED");
 
-    step = "a dataset of many versions lists the newest first and pages back to the oldest";
+    progress.step = "a dataset of many versions lists the newest first and pages back to the oldest";
     await page.getByRole("link", { name: "Datasets" }).click();
     await page.getByTestId("dataset-row").filter({ hasText: config.manyVersions }).click();
     const versionRows = page.getByTestId("version-row");
@@ -652,7 +652,7 @@ async function main() {
     if (options !== config.versionCount) throw new Error(`${options} versions to compare, not ${config.versionCount}`);
     say("VERSIONS_PAGED");
 
-    step = "Back to a page that remembers nothing (a dataset's versions, asked afresh) opens at its top";
+    progress.step = "Back to a page that remembers nothing (a dataset's versions, asked afresh) opens at its top";
     if (await page.evaluate(() => window.scrollY) < 200) throw new Error("the versions did not scroll: this checks nothing");
     await page.evaluate(() => document.querySelector("nav a[href='/datasets']").click());  // no scroll up to the link first
     await datasetRows.first().waitFor();
@@ -660,7 +660,7 @@ async function main() {
     await versionRows.nth(49).waitFor();  // its first page of 50, asked again
     if (await page.evaluate(() => window.scrollY) !== 0) throw new Error(`Back to the dataset opens ${await page.evaluate(() => window.scrollY)} px down`);
 
-    step = "a VIEWER gets a read-only app";
+    progress.step = "a VIEWER gets a read-only app";
     const viewer = await (await browser.newContext()).newPage();
     await signIn(viewer, config.viewerToken, "VIEWER");
     if (await viewer.getByRole("link", { name: "Upload" }).count()) throw new Error("a VIEWER is offered Upload");
@@ -671,7 +671,7 @@ async function main() {
     if (await viewer.getByRole("button", { name: /Verify/ }).count()) throw new Error("a VIEWER is offered Verify");
     say("VIEWER_OK");
 
-    step = "a token revoked while the app is open leads back to sign-in, saying why";
+    progress.step = "a token revoked while the app is open leads back to sign-in, saying why";
     await viewer.goto(config.baseUrl + "/events");
     await viewer.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();
     say("VIEWER_LIVE");
@@ -682,25 +682,14 @@ async function main() {
     if (await viewer.evaluate(() => sessionStorage.getItem("graphlake.token"))) throw new Error("the refused token is still kept");
     say("REVOKED_OK");
 
-    if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
+    if (progress.errors.length) throw new Error(`the page threw: ${progress.errors.join("; ")}`);
     say("DONE");
   } catch (error) {
-    // While the browser is still open: what the page showed when the step failed.
-    if (page && config.artifacts) {
-      try {
-        await page.screenshot({ path: path.join(config.artifacts, "failure.png") });
-        fs.writeFileSync(path.join(config.artifacts, "failure.txt"), await page.locator("body").innerText());
-        console.error(`page text and screenshot: ${config.artifacts}`);
-      } catch (e) { console.error(`no screenshot: ${e.message}`); }
-    }
+    await keepFailure(page, config.artifacts);  // while the browser is still open
     throw error;
   } finally {
     await browser.close();
   }
 }
 
-main().then(() => process.exit(0), (error) => {
-  console.error(`failed at step "${step}": ${error.message}`);
-  if (errors.length) console.error(`page errors: ${errors.join("; ")}`);
-  process.exit(1);
-});
+run(main, progress);

@@ -5,7 +5,7 @@
 // Exits 0 once the scenario passed; else non-zero naming its step, with a screenshot and the page's
 // text in CONFIG.artifacts.
 const path = require("path");
-const fs = require("fs");
+const { run, keepFailure } = require("./browser_script.cjs");
 const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
 
 const config = JSON.parse(process.argv[2]);
@@ -14,8 +14,7 @@ const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 let page = null;
-let step = "launch";
-const errors = [];
+const progress = { step: "launch", errors: [] };  // read by browser_script.run when a step fails
 
 /** Waits until the page has kept where it is scrolled, and a list's pages past its first, in its history
  *  entry (listMemory.ts: a moment after scrolling stops); a page that keeps nothing fails here. */
@@ -50,11 +49,11 @@ async function listShown(rowId, total) {
 const scenarios = {
   /** A large mask: drawn at once, outlined by a worker while the page goes on painting frames. */
   async largeMask() {
-    step = "the image found by its name";
+    progress.step = "the image found by its name";
     await page.getByLabel("Name contains").fill(config.imageName);
     const row = page.getByTestId("asset-row").filter({ hasText: config.imageName });
     await page.getByTestId("asset-count").filter({ hasText: /^1 asset$/ }).waitFor();
-    step = "its mask is drawn, then outlined, frames painted in between";
+    progress.step = "its mask is drawn, then outlined, frames painted in between";
     // What each frame (its animation callbacks, run before it paints) finds drawn, from the click on:
     // the mask's image and its outline. The page asks for no frame itself meanwhile; this does.
     await page.evaluate(() => {
@@ -92,7 +91,7 @@ const scenarios = {
     const once = (when) => {
       if (JSON.stringify(asked) !== JSON.stringify({ fetch: 1, image: 1 })) throw new Error(`${when}, the mask was asked for ${JSON.stringify(asked)}`);
     };
-    step = "the mask is drawn from its URL, without an outline";
+    progress.step = "the mask is drawn from its URL, without an outline";
     const drawn = page.waitForResponse((r) => r.url().startsWith(config.storeOrigin) && r.request().resourceType() === "image" && r.ok());
     await page.goto(`${config.baseUrl}/assets/${encodeURIComponent(config.imageId)}`);
     await drawn;
@@ -103,14 +102,14 @@ const scenarios = {
     if (!href.startsWith(config.storeOrigin)) throw new Error(`the mask is drawn from ${href}`);
     if (await overlay.locator("path[data-outline]").count()) throw new Error("a mask the page cannot read is outlined");
     once("drawn");
-    step = "Back to the image draws the mask again, neither tried nor downloaded again";
+    progress.step = "Back to the image draws the mask again, neither tried nor downloaded again";
     await page.getByRole("link", { name: "Collections" }).click();
     await overlay.waitFor({ state: "detached" });
     await page.goBack();
     await image.waitFor({ state: "attached" });  // drawn once the page had tried to read it (if it tries)
     if ((await image.getAttribute("href")) !== href) throw new Error(`Back draws the mask from ${await image.getAttribute("href")}`);
     once("after Back");
-    step = "the page's data asked anew (a Verify), the mask is neither tried nor downloaded again";
+    progress.step = "the page's data asked anew (a Verify), the mask is neither tried nor downloaded again";
     const row = page.locator("[data-testid=record-row][data-kind=MASK]");
     const asked_anew = page.waitForResponse((r) => r.url().endsWith("/graphql") && (r.request().postData() ?? "").includes("AssetDetail"));
     await row.getByRole("button", { name: "Verify" }).click();
@@ -123,7 +122,7 @@ const scenarios = {
 
   /** A search typed again starts at its first page, and Back shows the pages of the search shown. */
   async searchTypedAgain() {
-    step = "collections searched, scrolled past their first page";
+    progress.step = "collections searched, scrolled past their first page";
     await page.getByRole("link", { name: "Collections" }).click();
     const search = page.getByLabel("Collection name contains");
     const searched = (name) => page.waitForFunction((n) => new URLSearchParams(location.search).get("name") === n, name);
@@ -131,7 +130,7 @@ const scenarios = {
     await searched(config.search);
     await scrollToAll("collection-row", config.rows);
     await placeKept();
-    step = "another search, then Back to it from a collection";
+    progress.step = "another search, then Back to it from a collection";
     await search.fill(config.narrower);
     await searched(config.narrower);
     const rows = page.getByTestId("collection-row");
@@ -140,12 +139,12 @@ const scenarios = {
     await page.getByTestId("collection-name").waitFor();
     await page.goBack();
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=collection-row]").length === n, config.narrowerRows);
-    step = "the first search typed again starts at its first page";
+    progress.step = "the first search typed again starts at its first page";
     await search.fill(config.search);
     await searched(config.search);
     let shown = await listShown("collection-row", config.rows);
     if (shown !== 50) throw new Error(`typed again, the search came back with the ${shown} rows its first showing had loaded`);
-    step = "Back from a collection shows the pages of the search shown";
+    progress.step = "Back from a collection shows the pages of the search shown";
     await rows.first().click();
     await page.getByTestId("collection-name").waitFor();
     await page.goBack();
@@ -155,15 +154,15 @@ const scenarios = {
 
   /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
   async utilizationBack() {
-    step = "the utilization of the last 7 days, scrolled past its first page of nodes";
+    progress.step = "the utilization of the last 7 days, scrolled past its first page of nodes";
     await page.getByRole("link", { name: "Utilization" }).click();
     await page.getByLabel("Window").selectOption({ label: "Last 7 days" });
     await page.waitForFunction(() => location.search === "?window=7d");
     await page.getByTestId("utilization-row").filter({ hasText: "ot2-robot" }).waitFor();
     const scrolled = await scrollToAll("utilization-row", config.rows);
-    step = "the utilization page keeps its groups and where it is scrolled in its history entry";
+    progress.step = "the utilization page keeps its groups and where it is scrolled in its history entry";
     await placeKept();
-    step = "Back from another page returns to the window, the groups loaded, where it was scrolled";
+    progress.step = "Back from another page returns to the window, the groups loaded, where it was scrolled";
     await page.getByRole("link", { name: "Events" }).click();
     await page.getByTestId("utilization").waitFor({ state: "detached" });
     await page.goBack();
@@ -179,31 +178,21 @@ async function main() {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     context.setDefaultTimeout(TIMEOUT);
     page = await context.newPage();
-    page.on("pageerror", (error) => errors.push(String(error)));
-    step = "sign in";
+    page.on("pageerror", (error) => progress.errors.push(String(error)));
+    progress.step = "sign in";
     await page.goto(config.baseUrl + "/");
     await page.locator("#token").fill(config.token);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByTestId("role").waitFor();
     await page.getByTestId("asset-count").waitFor();  // the app's first page is up: a link opens the scenario's
     await scenarios[config.scenario]();
-    if (errors.length) throw new Error(`the page threw: ${errors.join("; ")}`);
+    if (progress.errors.length) throw new Error(`the page threw: ${progress.errors.join("; ")}`);
   } catch (error) {
-    if (page && config.artifacts) {
-      try {
-        await page.screenshot({ path: path.join(config.artifacts, "failure.png") });
-        fs.writeFileSync(path.join(config.artifacts, "failure.txt"), await page.locator("body").innerText());
-        console.error(`page text and screenshot: ${config.artifacts}`);
-      } catch (e) { console.error(`no screenshot: ${e.message}`); }
-    }
+    await keepFailure(page, config.artifacts);  // while the browser is still open
     throw error;
   } finally {
     await browser.close();
   }
 }
 
-main().then(() => process.exit(0), (error) => {
-  console.error(`failed at step "${step}": ${error.message}`);
-  if (errors.length) console.error(`page errors: ${errors.join("; ")}`);
-  process.exit(1);
-});
+run(main, progress);
