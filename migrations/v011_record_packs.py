@@ -90,17 +90,21 @@ def unpack(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def forward(db: AsyncDatabase) -> None:
-    if COPIES not in await db.list_collection_names():
-        return
-    # The index the copies were read by (a version's, by datum): one walk of each version's copies.
-    await db[COPIES].create_index([("version_id", 1), ("datum_id", 1), ("_id", 1)], name="version_datum")
-    async for version in db[VERSIONS].find({}, {"_id": 1, "annotation_set_ids": 1, "record_counts": 1, PACKED: 1}):
-        if await db[COPIES].find_one({"version_id": version["_id"]}, {"_id": 1}) is not None:
-            if not version.get(PACKED):
-                await _pack(db, version)
-            await db[COPIES].delete_many({"version_id": version["_id"]})
-    await db.drop_collection(COPIES)
-    await db[VERSIONS].update_many({PACKED: {"$exists": True}}, {"$unset": {PACKED: ""}})
+    await _unmark(db, UNPACKED)  # a cut-short backward run's: the copies it wrote are whole, and read here
+    if COPIES in await db.list_collection_names():
+        # The index the copies were read by (a version's, by datum): one walk of each version's copies.
+        await db[COPIES].create_index([("version_id", 1), ("datum_id", 1), ("_id", 1)], name="version_datum")
+        async for version in db[VERSIONS].find({}, {"_id": 1, "annotation_set_ids": 1, "record_counts": 1, PACKED: 1}):
+            if await db[COPIES].find_one({"version_id": version["_id"]}, {"_id": 1}) is not None:
+                if not version.get(PACKED):
+                    await _pack(db, version)
+                await db[COPIES].delete_many({"version_id": version["_id"]})
+        await db.drop_collection(COPIES)
+    await _unmark(db, PACKED)
+
+
+async def _unmark(db: AsyncDatabase, mark: str) -> None:
+    await db[VERSIONS].update_many({mark: {"$exists": True}}, {"$unset": {mark: ""}})
 
 
 async def _pack(db: AsyncDatabase, version: dict[str, Any]) -> None:
@@ -131,14 +135,14 @@ async def _pack(db: AsyncDatabase, version: dict[str, Any]) -> None:
 
 
 async def backward(db: AsyncDatabase) -> None:
-    if PACKS not in await db.list_collection_names():
-        return
-    async for version_id, unpacked in _versions_packed(db):
-        if not unpacked:
-            await _unpack(db, version_id)
-        await db[PACKS].delete_many({"version_id": version_id})
-    await db.drop_collection(PACKS)
-    await db[VERSIONS].update_many({UNPACKED: {"$exists": True}}, {"$unset": {UNPACKED: ""}})
+    await _unmark(db, PACKED)  # a cut-short forward run's: the packs it wrote are whole, and read here
+    if PACKS in await db.list_collection_names():
+        async for version_id, unpacked in _versions_packed(db):
+            if not unpacked:
+                await _unpack(db, version_id)
+            await db[PACKS].delete_many({"version_id": version_id})
+        await db.drop_collection(PACKS)
+    await _unmark(db, UNPACKED)
 
 
 async def _unpack(db: AsyncDatabase, version_id: Any) -> None:

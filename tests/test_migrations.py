@@ -444,6 +444,15 @@ async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, co
     assert checked["ok"] and checked["records"] == 6, checked
     assert v011.PACKED not in await db.dataset_versions.find_one()
 
+    # Forward died there again, and the lake was taken back to version 10 before it was run again.
+    await v011.backward(db)
+    await v011._pack(db, await db.dataset_versions.find_one())
+    await db.version_records.delete_many({"datum_id": first["datum_id"]})
+    await v011.backward(db)
+    await v011.forward(db)
+    checked = await verified()
+    assert checked["ok"] and checked["records"] == 6, checked
+
     # Backward died in its delete of the version's packs: its copies all written, a datum's pack deleted.
     await v011._unpack(db, version["_id"])
     one = await db.version_record_packs.find_one(sort=[("datum_id", 1)])
