@@ -8,7 +8,10 @@ no longer allow cheaply), and drops `version_records`. Backward unpacks them aga
 
 A version at a time, so a run that died half-way is finished by running it again: a version is
 packed only while it still has copies (its packs of an earlier, cut-short run are replaced), and
-unpacked only while it still has packs. Offline and reading every copy once.
+unpacked only while it still has packs. Once a version's packs (or copies) are all written, the
+version is marked so before what they replace is deleted: a delete_many is not atomic (on MongoDB
+a run that died in it left some of the version's documents), and packing again what was left of
+them would have replaced the whole packs with those of the rest. Offline and reading every copy once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ SUMMARY = "a dataset version's copies of records are packed, one document per da
 
 VERSIONS, COPIES, PACKS = "dataset_versions", "version_records", "version_record_packs"
 BATCH = 500  # packs, or copies, written per insert
+# On a version while what replaces its copies (packs) is all written and what it replaces is being deleted.
+PACKED, UNPACKED = "v011_packed", "v011_unpacked"
 
 # The pack of this version's time (documents/record_pack.py, format 1), frozen here.
 FORMAT = 1
@@ -85,17 +90,25 @@ def unpack(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def forward(db: AsyncDatabase) -> None:
-    if COPIES not in await db.list_collection_names():
-        return
-    # The index the copies were read by (a version's, by datum): one walk of each version's copies.
-    await db[COPIES].create_index([("version_id", 1), ("datum_id", 1), ("_id", 1)], name="version_datum")
-    async for version in db[VERSIONS].find({}, {"_id": 1, "annotation_set_ids": 1, "record_counts": 1}):
-        if await db[COPIES].find_one({"version_id": version["_id"]}, {"_id": 1}) is not None:
-            await _pack(db, version)
-    await db.drop_collection(COPIES)
+    await _unmark(db, UNPACKED)  # a cut-short backward run's: the copies it wrote are whole, and read here
+    if COPIES in await db.list_collection_names():
+        # The index the copies were read by (a version's, by datum): one walk of each version's copies.
+        await db[COPIES].create_index([("version_id", 1), ("datum_id", 1), ("_id", 1)], name="version_datum")
+        async for version in db[VERSIONS].find({}, {"_id": 1, "annotation_set_ids": 1, "record_counts": 1, PACKED: 1}):
+            if await db[COPIES].find_one({"version_id": version["_id"]}, {"_id": 1}) is not None:
+                if not version.get(PACKED):
+                    await _pack(db, version)
+                await db[COPIES].delete_many({"version_id": version["_id"]})
+        await db.drop_collection(COPIES)
+    await _unmark(db, PACKED)
+
+
+async def _unmark(db: AsyncDatabase, mark: str) -> None:
+    await db[VERSIONS].update_many({mark: {"$exists": True}}, {"$unset": {mark: ""}})
 
 
 async def _pack(db: AsyncDatabase, version: dict[str, Any]) -> None:
+    """Write the version's packs, and mark it as packed (its copies are deleted next)."""
     version_id = version["_id"]
     await db[PACKS].delete_many({"version_id": version_id})  # a cut-short run's, made again below
     counts: Counter[str] = Counter()
@@ -115,30 +128,38 @@ async def _pack(db: AsyncDatabase, version: dict[str, Any]) -> None:
         packs += pack(version_id, datum, held)
     if packs:
         await db[PACKS].insert_many(packs)
+    marks: dict[str, Any] = {PACKED: True}
     if version.get("record_counts") is None:
-        counted = {str(s): counts.get(str(s), 0) for s in version.get("annotation_set_ids") or []}
-        await db[VERSIONS].update_one({"_id": version_id}, {"$set": {"record_counts": counted}})
-    await db[COPIES].delete_many({"version_id": version_id})
+        marks["record_counts"] = {str(s): counts.get(str(s), 0) for s in version.get("annotation_set_ids") or []}
+    await db[VERSIONS].update_one({"_id": version_id}, {"$set": marks})
 
 
 async def backward(db: AsyncDatabase) -> None:
-    if PACKS not in await db.list_collection_names():
-        return
-    async for version_id in _versions_packed(db):
-        await db[COPIES].delete_many({"version_id": version_id})  # a cut-short run's, made again below
-        copies: list[dict[str, Any]] = []
-        async for document in db[PACKS].find({"version_id": version_id}, sort=[("datum_id", 1), ("_id", 1)]):
-            copies += unpack(document)
-            if len(copies) >= BATCH:
-                await db[COPIES].insert_many(copies)
-                copies = []
-        if copies:
+    await _unmark(db, PACKED)  # a cut-short forward run's: the packs it wrote are whole, and read here
+    if PACKS in await db.list_collection_names():
+        async for version_id, unpacked in _versions_packed(db):
+            if not unpacked:
+                await _unpack(db, version_id)
+            await db[PACKS].delete_many({"version_id": version_id})
+        await db.drop_collection(PACKS)
+    await _unmark(db, UNPACKED)
+
+
+async def _unpack(db: AsyncDatabase, version_id: Any) -> None:
+    """Write the version's copies, and mark it as unpacked (its packs are deleted next)."""
+    await db[COPIES].delete_many({"version_id": version_id})  # a cut-short run's, made again below
+    copies: list[dict[str, Any]] = []
+    async for document in db[PACKS].find({"version_id": version_id}, sort=[("datum_id", 1), ("_id", 1)]):
+        copies += unpack(document)
+        if len(copies) >= BATCH:
             await db[COPIES].insert_many(copies)
-        await db[PACKS].delete_many({"version_id": version_id})
-    await db.drop_collection(PACKS)
+            copies = []
+    if copies:
+        await db[COPIES].insert_many(copies)
+    await db[VERSIONS].update_one({"_id": version_id}, {"$set": {UNPACKED: True}})
 
 
 async def _versions_packed(db: AsyncDatabase) -> Any:
-    async for version in db[VERSIONS].find({}, {"_id": 1}):
+    async for version in db[VERSIONS].find({}, {"_id": 1, UNPACKED: 1}):
         if await db[PACKS].find_one({"version_id": version["_id"]}, {"_id": 1}) is not None:
-            yield version["_id"]
+            yield version["_id"], bool(version.get(UNPACKED))

@@ -367,3 +367,18 @@ async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contribut
     assert await files_on_unknown_mounts(scratch_db, {"local", "lab"}) == {}
     with pytest.raises(BadUserInput, match=r"mount\(s\) lab, which this configuration does not have"):
         await restore_backup(scratch_db, backup, local_roots={}, replace=True)
+
+
+async def test_a_restore_replaces_collections_of_an_older_schema_too(state: AppState, api: Api, contributor: str,
+                                                                     tmp_path: Path, scratch_db: AsyncDatabase) -> None:
+    """A lake still at schema 10 holds its versions' copies of records one a document (`version_records`,
+    packed since: migrations/v011_record_packs.py). Replaced by a backup of schema 11, none of it may
+    stay: nothing would read it again, and no privacy request would reach the people it names."""
+    await factories.value_asset(api, contributor, "kept")
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    await scratch_db.version_records.insert_one({"version_id": ObjectId(), "created_by": "alice@lab.org"})
+    with pytest.raises(Conflict, match="holds Graphlake data"):
+        await restore_backup(scratch_db, backup, local_roots={})
+    await restore_backup(scratch_db, backup, local_roots={}, replace=True)
+    assert "version_records" not in await scratch_db.list_collection_names()

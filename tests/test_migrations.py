@@ -412,3 +412,54 @@ async def test_v010_backward_gives_every_stored_value_all_its_views_as_earlier_r
         assert event["data"] == full({}) and event["note"] == {"json": "not stored JSON", "other": 1}
         assert event["text"] == {"json": "not JSON text"}
         assert await scratch_db.assets.find_one({"_id": untouched}) == before
+
+
+async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, contributor: str, state: AppState) -> None:
+    """A run of version 11 (either way) that died while deleting what it had just rewritten (a
+    delete_many is not atomic on MongoDB: some of the version's documents gone, the rest not) is
+    finished by running it again: every copy is still there, once. Packing again what was left of
+    the copies replaced the whole packs with those of the rest."""
+    ds = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 3)
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": label}
+        for d in datums for label in ("dent", "scratch")]}, token=contributor)
+    built = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
+                                    addAnnotationSets=[labels["id"]])
+    db = state.db
+
+    async def verified() -> dict:
+        return (await api.data("VerifyVersion", {"id": built["id"]}, token=contributor))["datasetVersion"]["verification"]
+
+    # Forward died in its delete of the version's copies: its packs all written, a datum's copies deleted.
+    await v011.backward(db)
+    version = await db.dataset_versions.find_one()
+    await v011._pack(db, version)
+    first = await db.version_records.find_one(sort=[("datum_id", 1)])
+    await db.version_records.delete_many({"datum_id": first["datum_id"]})
+    await v011.forward(db)  # run again
+    checked = await verified()
+    assert checked["ok"] and checked["records"] == 6, checked
+    assert v011.PACKED not in await db.dataset_versions.find_one()
+
+    # Forward died there again, and the lake was taken back to version 10 before it was run again.
+    await v011.backward(db)
+    await v011._pack(db, await db.dataset_versions.find_one())
+    await db.version_records.delete_many({"datum_id": first["datum_id"]})
+    await v011.backward(db)
+    await v011.forward(db)
+    checked = await verified()
+    assert checked["ok"] and checked["records"] == 6, checked
+
+    # Backward died in its delete of the version's packs: its copies all written, a datum's pack deleted.
+    await v011._unpack(db, version["_id"])
+    one = await db.version_record_packs.find_one(sort=[("datum_id", 1)])
+    await db.version_record_packs.delete_one({"_id": one["_id"]})
+    await v011.backward(db)  # run again
+    assert await db.version_records.count_documents({}) == 6
+    assert v011.UNPACKED not in await db.dataset_versions.find_one()
+    await v011.forward(db)
+    checked = await verified()
+    assert checked["ok"] and checked["records"] == 6, checked

@@ -29,6 +29,7 @@ from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
 from migrations.v006_datum_uses import VERSION as USES_SINCE
 from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
+from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
 from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
 from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_synced, sync_directory
@@ -64,7 +65,9 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
                            "does not have", field="mounts")
     uploads = [p for p in manifest.payloads if p.mount in stores]
     local = [p for p in manifest.payloads if p.mount in local_roots]
-    ours = {c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES | {batches.JOURNAL}
+    # With the collections of an older schema since retired (a lake not migrated yet holds them).
+    ours = ({c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES | {batches.JOURNAL}
+            | {UNPACKED_COPIES})
     present = [name for name in await db.list_collection_names() if name in ours]
     holding = [name for name in present if name != STATE_COLLECTION and await db[name].find_one({}, {"_id": 1})]
     if holding and not replace:
