@@ -215,11 +215,11 @@ class GraphQLView(GraphQL[Context, None]):
         `email.message`, the stream transports asked whether they take it, the IDE check), which cost
         a tenth of a by-id read's CPU (docs/performance-history.md, session 51). Anything else (a
         batch, GET, another content type, a stream) goes the whole way."""
-        sub_response = await self.get_sub_response(request)
-        context = await self.get_context(request, response=sub_response)
         data = self.parse_json(await request.body())
         if not isinstance(data, dict):  # a batch: Strawberry refuses or runs it (the body stays on the request)
             return await super().run(request)
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, response=sub_response)
         request_data = self._checked(GraphQLRequestData(
             query=_field(data, "query", str, "a string"), variables=_field(data, "variables", dict, "an object"),
             operation_name=data.get("operationName"), extensions=_field(data, "extensions", dict, "an object"),

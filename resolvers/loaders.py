@@ -21,7 +21,6 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
-from documents.dataset import VersionRecord
 from documents.lean import lean
 from resolvers.loop_slices import validate_all
 from services import snapshots
@@ -201,16 +200,17 @@ class Loaders:
 
         return self._get(_cache_key("counts", model.__name__, field, query), load, f"counts:{model.__name__}")
 
-    def version_copies(self, version_id: ObjectId, query: dict[str, Any]) -> DataLoader[ObjectId, list[Any]]:
+    def version_copies(self, version_id: ObjectId, query: dict[str, Any]) -> DataLoader[ObjectId, list[dict]]:
         """The copies a dataset version froze of each datum's records that match `query` (a record
-        filter's: services/query_match.py), in `_id` order: its packs of a batch of datums in one read."""
+        filter's: services/query_match.py), in `_id` order, as stored: its packs of a batch of datums in
+        one read. A page validates only the copies it shows (a datum may hold thousands)."""
 
-        async def load(datum_ids: Sequence[ObjectId]) -> list[list[Any]]:
+        async def load(datum_ids: Sequence[ObjectId]) -> list[list[dict]]:
             keep = matcher(query)
-            kept = [copy for copy in await snapshots.copies_of(version_id, datum_ids) if keep(copy)]
-            grouped: dict[ObjectId, list[Any]] = defaultdict(list)
-            for copy in await validate_all(lean(VersionRecord), kept):  # in slices
-                grouped[copy.datum_id].append(copy)
+            grouped: dict[ObjectId, list[dict]] = defaultdict(list)
+            for copy in await snapshots.copies_of(version_id, datum_ids):
+                if keep(copy):
+                    grouped[copy["datum_id"]].append(copy)
             return [grouped[d] for d in datum_ids]
 
         return self._get(_cache_key("version_copies", version_id, query), load, "version_copies")

@@ -306,11 +306,12 @@ async def sorted_list_connection(
     return _list_connection(ids, start, end, chosen, await load(chosen))
 
 
-def held_list_connection(docs: Sequence[D], page: Page, to_node: Callable[[D], T]) -> Connection[T]:
-    """A page of documents held already, in ascending `_id` order (a dataset version's copies of a
+def held_list_connection(docs: Sequence[Mapping[str, Any]], page: Page,
+                         to_node: Callable[[Mapping[str, Any]], T]) -> Connection[T]:
+    """A page of raw documents held already, in ascending `_id` order (a dataset version's copies of a
     datum's records, which it keeps packed: documents/record_pack.py), with the cursors a
-    collection's page of them would have."""
-    ids = [doc.id for doc in docs]  # type: ignore[attr-defined]
+    collection's page of them would have. Only the page's documents are made nodes."""
+    ids = [doc["_id"] for doc in docs]
     start, end = _window(ids, page)
     return _list_connection(ids, start, end, ids[start:end], [to_node(doc) for doc in docs[start:end]])
 

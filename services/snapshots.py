@@ -254,16 +254,24 @@ async def _check_content(content: VersionContentFile, result: Verification, stor
 async def copies_of(version_id: ObjectId, datum_ids: Iterable[ObjectId]) -> list[dict]:
     """The version's copies of the records on these datums, in (datum, `_id`) order: each datum's in
     the order the version lists them."""
-    return [copy async for page in field_pages(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id},
-                                               "datum_id", BATCH, values=datum_ids)
-            for copy in unpack_all(page)]
+    copies: list[dict] = []
+    async for page in field_pages(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id}, "datum_id",
+                                  BATCH, values=datum_ids):
+        copies += await _unpacked(page)
+    return copies
 
 
 async def version_copies(version_id: ObjectId) -> AsyncIterator[list[dict]]:
     """All of a version's copies, a batch of datums' at a time, in (datum, `_id`) order."""
     async for page in field_pages(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id},
                                   "datum_id", BATCH):
-        yield unpack_all(page)
+        yield await _unpacked(page)
+
+
+async def _unpacked(packs: list[dict]) -> list[dict]:
+    """The copies these packs hold. In a thread: a page of 100 datums of 500 records each took 0.6 s
+    to decompress and decode, which would hold the event loop."""
+    return await asyncio.to_thread(unpack_all, packs)
 
 
 async def _copies_of(version_id: ObjectId, members: list[dict]) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,10 +15,12 @@ from documents.annotation import AnnotationRecord as RecordDocument
 from documents.asset import Asset as AssetDocument
 from documents.dataset import Datum as DatumDocument
 from documents.dataset import VersionMember, VersionRecord
+from documents.lean import lean
 from resolvers.assets.types import Asset
 from resolvers.common import Split
 from resolvers.context import Context, Info
 from resolvers.lookahead import first_page_size, node_now_or_later, node_selections, now_or_later, selected
+from resolvers.loop_slices import validate_all
 from resolvers.pagination import child_connection_now_or_later, first_children, held_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
@@ -118,7 +120,7 @@ class Datum(Node):
             datum_ids, version_id = [datum.doc.id for datum in group], group[0].version_id
             if version_id is not None:
                 held = await context.loaders.version_copies(version_id, annotation_query(None)).load_many(datum_ids)
-                docs = [doc for copies in held for doc in copies[:first]]
+                docs = await validate_all(lean(VersionRecord), [copy for copies in held for copy in copies[:first]])
             else:
                 pages = await first_children(context.loaders, RecordDocument, field="datum_id",
                                              query=annotation_query(None), first=first).load_many(datum_ids)
@@ -139,8 +141,9 @@ class Datum(Node):
                    version_id=member.version_id)
 
 
-def _frozen(copy: VersionRecord) -> AnnotationRecord:
-    """A version's copy of a record, shown under its original's id."""
+def _frozen(raw: Mapping[str, Any]) -> AnnotationRecord:
+    """A version's copy of a record (as stored), shown under its original's id."""
     from resolvers.annotations.types import AnnotationRecord
 
+    copy = lean(VersionRecord).model_validate(raw)
     return AnnotationRecord.from_document(copy, record_id=copy.record_id)
