@@ -211,6 +211,8 @@ class Loaders:
             for copy in await snapshots.copies_of(version_id, datum_ids):
                 if keep(copy):
                     grouped[copy["datum_id"]].append(copy)
+            for copies in grouped.values():  # in `_id` order already (a pack keeps its build's), unless
+                copies.sort(key=_id_of)      # ObjectId's counter wrapped within one second of it: cursors bisect
             return [grouped[d] for d in datum_ids]
 
         return self._get(_cache_key("version_copies", version_id, query), load, "version_copies")
@@ -224,3 +226,7 @@ class Loaders:
             return [grouped[a] for a in asset_ids]
 
         return self._get(_cache_key("aliases"), load, "aliases")
+
+
+def _id_of(document: dict) -> ObjectId:
+    return document["_id"]
