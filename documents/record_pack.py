@@ -7,8 +7,8 @@ them back a page of 100 datums at a time 0.45 s against 0.07 s (docs/performance
 session 51). Nothing queries a version's copies by their fields inside the database: a version's
 datum lists its own, filtered in Python (services/query_match.py), and its counts are kept on the version.
 
-A pack holds its datum's copies in the order the version lists them (their `_id`s, as the
-originals'), as one zlib-compressed BSON array. The people the copies name (who made or verified a
+A pack holds its datum's copies in the order the version lists them (the originals', which the copies'
+`_id`s follow), as one zlib-compressed BSON array. The people the copies name (who made or verified a
 record, a HUMAN source) are not in it: they are listed in `people`, each copy naming them by their
 place in that list, so a privacy request finds and rewrites them as any other document's names
 (services/privacy/places.py). A datum whose copies pack to more than PART_BYTES gets several

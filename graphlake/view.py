@@ -212,9 +212,9 @@ class GraphQLView(GraphQL[Context, None]):
     async def _answer_post(self, request: Request) -> Response:
         """A POST of one operation in JSON, to be answered in JSON: nearly every call. Strawberry's `run`
         does the same in more steps (an adapter around the request, its content type parsed through
-        `email.message`, the stream transports asked whether they take it, the IDE check), which cost
-        a tenth of a by-id read's CPU (docs/performance-history.md, session 51). Anything else (a
-        batch, GET, another content type, a stream) goes the whole way."""
+        `email.message`, the stream transports asked whether they take it, the IDE check): about 3.5%
+        of a by-id read's CPU in the server (docs/performance-history.md, session 51). Anything else
+        (a batch, GET, another content type, a stream) goes the whole way."""
         data = self.parse_json(await request.body())
         if not isinstance(data, dict):  # a batch: Strawberry refuses or runs it (the body stays on the request)
             return await super().run(request)
