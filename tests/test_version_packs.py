@@ -4,12 +4,17 @@ filter, count and page exactly as the records they copy do, read from the databa
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from documents import record_pack
+from documents.clock import utcnow
 from documents.record_pack import VersionRecordPack
+from resolvers.context import AppState
+from services.privacy.aging import anonymize_older_than
+from services.privacy.places import pseudonym, pseudonym_key
 from tests import factories
 from tests.operations import Api, object_id
 
@@ -145,3 +150,33 @@ def test_a_pack_gives_back_its_copies_naming_their_people() -> None:
     renamed = record_pack.unpack({**document, "people": ["anon-b", "anon-a", "anon-c"]})
     assert [c["created_by"] for c in renamed] == ["anon-b", "anon-a"] * 3
     assert [c["source"]["name"] for c in renamed] == ["anon-a"] * 4 + ["yolo"] * 2
+
+
+async def test_a_packs_people_are_anonymized_with_its_oldest_copy(api: Api, contributor: str, state: AppState) -> None:
+    """README, Privacy requests: a version's copies on one datum age together, by the oldest of them."""
+    [datum] = await factories.datums(api, contributor, 1, roles=("image",))
+    asset = datum["roles"][0]["asset"]["id"]
+    labels = await factories.annotation_set(api, contributor, (await factories.schema(api, contributor))["id"],
+                                            source={"kind": "HUMAN", "name": "alice"})
+    ids = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": asset, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "dent"}] * 3},
+        token=contributor))["addAnnotations"]["ids"]
+    long_ago = utcnow() - timedelta(days=40)
+    await state.db.annotation_records.update_one({"_id": object_id(ids[0])}, {"$set": {"created_at": long_ago}})
+    dataset = await factories.dataset(api, contributor)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datum["id"]],
+                                      addAnnotationSets=[labels["id"]])
+    before = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]
+    [held] = await state.db.version_record_packs.find({"version_id": object_id(version["id"])}).to_list()
+    assert "alice" in held["people"] and abs((held["created_at"] - long_ago).total_seconds()) < 0.01
+
+    key = await pseudonym_key(state.db)
+    changed = await anonymize_older_than(state.db, utcnow() - timedelta(days=30), key)
+    assert changed["version_record_packs"] == 1 and changed["annotation_records"] == 1, changed
+    alias = pseudonym("alice", key)
+    copies = await factories.version_copies(version["id"])
+    assert [c["source"]["name"] for c in copies] == [alias] * 3  # together, the newer copies too
+    live = {r["_id"]: r["source"]["name"] async for r in state.db.annotation_records.find({"set_id": object_id(labels["id"])})}
+    assert sorted(live.values()) == sorted([alias, "alice", "alice"])  # the originals each by their own age
+    after = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]
+    assert after["verification"]["ok"] and after["manifestSha256"] == before["manifestSha256"]
