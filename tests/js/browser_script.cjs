@@ -1,7 +1,30 @@
-// What the browser scripts (webapp_browser.cjs, webapp_scenarios.cjs) share around their steps: a
-// failed step leaves the page's text and a screenshot to read, and the process exits naming the step.
+// What the browser scripts (webapp_browser.cjs, webapp_scenarios.cjs) share around their steps: the
+// browser and its page, a failed step's page text and screenshot to read, and an exit naming the step.
 const path = require("path");
 const fs = require("fs");
+const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
+
+const TIMEOUT = 15000;  // the longest a step waits for what it expects
+// Without the background-networking flags Chromium keeps calling Google's services, on a machine
+// that may have no route to them.
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/** Chromium (the OS package at `config.chromium`) and a page of 1280 x 800 in it, whose uncaught errors
+ *  go to `progress.errors`. */
+async function openPage(config, progress) {
+  const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(TIMEOUT);
+    const page = await context.newPage();
+    page.on("pageerror", (error) => progress.errors.push(String(error)));
+    return { browser, page };
+  } catch (error) {
+    await browser.close();
+    throw error;
+  }
+}
 
 /** Run `main`; `progress` is read when it fails: `{ step, errors }`, the step it was at and what the page threw. */
 function run(main, progress) {
@@ -22,4 +45,4 @@ async function keepFailure(page, artifacts) {
   } catch (e) { console.error(`no screenshot: ${e.message}`); }
 }
 
-module.exports = { run, keepFailure };
+module.exports = { TIMEOUT, openPage, run, keepFailure };

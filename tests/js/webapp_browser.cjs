@@ -6,16 +6,10 @@
 // screenshot and the page's text in CONFIG.artifacts.
 const path = require("path");
 const fs = require("fs");
-const { run, keepFailure } = require("./browser_script.cjs");
+const { TIMEOUT, openPage, run, keepFailure } = require("./browser_script.cjs");
 const readline = require("readline");
-const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
 
 const config = JSON.parse(process.argv[2]);
-const TIMEOUT = 15000;
-// Without the background-networking flags Chromium keeps calling Google's services, on a machine
-// that may have no route to them.
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 const lines = readline.createInterface({ input: process.stdin });
 const waiting = [];
@@ -68,12 +62,10 @@ async function backKeepsPlace(rowId) {
 }
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
+  const opened = await openPage(config, progress);
+  const browser = opened.browser;
+  page = opened.page;
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(TIMEOUT);
-    page = await context.newPage();
-    page.on("pageerror", (error) => progress.errors.push(String(error)));
 
     progress.step = "a wrong token is refused with the server's reason";
     await page.goto(config.baseUrl + "/");

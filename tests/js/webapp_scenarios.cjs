@@ -4,14 +4,9 @@
 // CONFIG: baseUrl, chromium, token, scenario (a name below), artifacts, and what the scenario needs.
 // Exits 0 once the scenario passed; else non-zero naming its step, with a screenshot and the page's
 // text in CONFIG.artifacts.
-const path = require("path");
-const { run, keepFailure } = require("./browser_script.cjs");
-const { chromium } = require(path.join(process.env.WEBAPP_NODE_MODULES, "playwright-core"));
+const { openPage, run, keepFailure } = require("./browser_script.cjs");
 
 const config = JSON.parse(process.argv[2]);
-const TIMEOUT = 15000;
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 let page = null;
 const progress = { step: "launch", errors: [] };  // read by browser_script.run when a step fails
@@ -173,12 +168,10 @@ const scenarios = {
 };
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: config.chromium, args: ARGS, timeout: 60000 });
+  const opened = await openPage(config, progress);
+  const browser = opened.browser;
+  page = opened.page;
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(TIMEOUT);
-    page = await context.newPage();
-    page.on("pageerror", (error) => progress.errors.push(String(error)));
     progress.step = "sign in";
     await page.goto(config.baseUrl + "/");
     await page.locator("#token").fill(config.token);
