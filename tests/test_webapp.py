@@ -414,8 +414,10 @@ async def test_a_search_typed_again_starts_at_its_first_page(served: Served, api
 
 async def test_a_large_mask_is_outlined_while_the_page_stays_live(served: Served, api: Api, make_token: MakeToken,
                                                                  tmp_path: Path) -> None:
-    """A 4000 x 3000 mask is drawn at once and outlined by a worker: the page paints frames while it
-    is traced (traced on the page's main thread, it froze the page until drawn, outlined, at once)."""
+    """A 4000 x 3000 mask is drawn at once and outlined by a worker sent its bytes: the page paints
+    frames while the outline is still to come (traced on the page's main thread, it froze the page
+    until drawn, outlined, at once); the worker's answer is held by the scenario, so this does not
+    pass or fail by how fast the machine traces."""
     token = await make_token(Role.CONTRIBUTOR)
     _, name = await _masked_image(api, token, (4000, 3000))
     await _scenario(served.base_url, token, tmp_path, "largeMask", imageName=name, size=[4000, 3000])
