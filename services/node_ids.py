@@ -47,10 +47,17 @@ def encode_id(type_name: NodeType, raw_id: object) -> str:
     return base64.urlsafe_b64encode((type_name + ":" + str(raw_id)).encode()).decode().rstrip("=")
 
 
+# base64.urlsafe_b64decode's own steps (the alphabet mapped, then binascii's lenient decoding), without
+# its wrappers' checks and copies: half the cost of telling an ID, which the audit trail does for every
+# ID a batch names (resolvers/events/audit.py).
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def split_id(global_id: str, *, field: str = "id") -> tuple[str, str]:
     """(type name, raw id) of a global ID; BAD_USER_INPUT naming `field` when it is not one."""
     try:
-        decoded = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
+        padded = (global_id + "=" * (-len(global_id) % 4)).encode("ascii")
+        decoded = binascii.a2b_base64(padded.translate(_FROM_URLSAFE)).decode()
         type_name, raw_id = decoded.split(":", 1)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadUserInput(f"{global_id!r} is not a Graphlake ID", field=field) from None

@@ -39,3 +39,19 @@ def test_node_type_is_the_registry_of_id_bearing_types() -> None:
     schema = build_schema()._schema
     assert {str(t) for t in NodeType} <= set(schema.type_map)
     assert set(NODE_KINDS) == set(NodeType)
+
+
+@pytest.mark.parametrize("text", ["", "not an id", "QXNzZXQ", "é", "QXNzZXQ6\x00", "Zm9v", "OmFiYw"])
+def test_what_is_not_a_global_id_is_refused_naming_the_field(text: str) -> None:
+    """split_id decodes with binascii directly (services/node_ids.py says why): a string that is no
+    base64, or decodes to no `Type:id` (no colon, an empty side, bytes that are no UTF-8), is refused."""
+    with pytest.raises(BadUserInput, match=r"^assetId: .* is not a Graphlake ID$"):
+        split_id(text, field="assetId")
+
+
+def test_url_safe_ids_decode_whatever_their_padding() -> None:
+    """IDs are URL-safe base64 without padding: their `-` and `_` (which a raw id with `>` or `?` in
+    it makes) decode, and so does an ID sent with its padding back on."""
+    gid = encode_id(NodeType.ASSET, "a>?b")
+    assert "-" in gid or "_" in gid
+    assert split_id(gid) == ("Asset", "a>?b") == split_id(gid + "=" * (-len(gid) % 4))
