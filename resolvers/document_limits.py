@@ -30,6 +30,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from resolvers.internals import ValidationAbortedError, set_merge_budget, spent_merge_budget
+from resolvers.validation_rules import replaced
 from services.errors import BadUserInput
 
 
@@ -86,8 +87,7 @@ class DocumentLimits(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
-        context.validation_rules = tuple(self.rule if rule is OverlappingFieldsCanBeMergedRule else rule
-                                         for rule in context.validation_rules)
+        context.validation_rules = replaced(context.validation_rules, OverlappingFieldsCanBeMergedRule, self.rule)
         yield
 
     def on_validate(self) -> Iterator[None]:

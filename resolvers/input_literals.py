@@ -42,6 +42,7 @@ from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 
 from resolvers.internals import ValuesOfCorrectTypeRule
+from resolvers.validation_rules import replaced
 
 Path = list[str | int]
 
@@ -129,8 +130,7 @@ class InputLiteralErrors(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
-        context.validation_rules = tuple(NamedInputLiterals if rule is ValuesOfCorrectTypeRule else rule
-                                         for rule in context.validation_rules)
+        context.validation_rules = replaced(context.validation_rules, ValuesOfCorrectTypeRule, NamedInputLiterals)
         yield
 
     def on_validate(self) -> Iterator[None]:
