@@ -13,13 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from bson import ObjectId
-from pymongo import AsyncMongoClient
 
 from graphlake.local_services import Service, find_binary, start_ferretdb
 from tests.operations import document
@@ -27,9 +25,6 @@ from tests.processes import start_server_process
 from tests.waiting import wait_for
 
 WRITERS = 4
-# Assets a case-insensitive substring match reads past a 0.3 s limit: 15,000 once took under it here
-# (a quiet moment; the match is tested on each document's name), so well above that.
-COPIES = 40_000
 DATABASE = "faults"
 
 
@@ -126,23 +121,33 @@ async def write_through_an_outage(lake: Lake, tmp_path: Path) -> None:
 
 
 async def test_a_query_past_the_time_limit_is_stopped_with_unavailable(tmp_path: Path) -> None:
-    async with own_lake(tmp_path, DATABASE_TIMEOUT_SECONDS="0.3") as lake:
-        stored = (await post(lake.http, "StoreValue", {"input": {"name": "seed", "value": {"n": 0}}})).json()
-        assert not stored.get("errors"), stored
-        # Enough assets that a substring match scans for longer than the limit (copies of the one
-        # stored, written straight to the database: through the API this would take minutes).
-        async with AsyncMongoClient(lake.url) as client:
-            assets = client[DATABASE]["assets"]
-            seed = await assets.find_one({})
-            copies = [{**seed, "_id": ObjectId(), "name": f"copy-{i:06d}"} for i in range(COPIES)]
-            for start in range(0, COPIES, 5000):
-                await assets.insert_many(copies[start:start + 5000])
-            query = {"filter": {"nameContains": "no-such-name"}, "first": 10}
+    # The token cached for longer than the test: once the first query has looked it up, the query's
+    # own command is the only thing the second one asks of the database.
+    async with own_lake(tmp_path, DATABASE_TIMEOUT_SECONDS="0.3", TOKEN_CACHE_SECONDS="60") as lake:
+        query = {"filter": {"nameContains": "no-such-name"}, "first": 10}
+        answered = await post(lake.http, "Assets", query)
+        assert answered.status_code == 200, answered.json()  # the same query, on a database that answers
+        # A database that does not answer at all, not one made slow enough with many assets to scan:
+        # whether a scan outlasts the limit depends on the machine (15,000 once took under 0.3 s).
+        with stalled(lake.ferret):
             response = await post(lake.http, "Assets", query)
-            answer = response.json()
-            assert response.status_code == 503, answer
-            assert [e["extensions"]["code"] for e in answer["errors"]] == ["UNAVAILABLE"]
-            assert "time limit" in answer["errors"][0]["message"]
+        answer = response.json()
+        assert response.status_code == 503, answer
+        assert [e["extensions"]["code"] for e in answer["errors"]] == ["UNAVAILABLE"]
+        assert "time limit" in answer["errors"][0]["message"]
+
+
+@contextlib.contextmanager
+def stalled(ferret: Service) -> Iterator[None]:
+    """FerretDB stopped (SIGSTOP) for the block: its connections stay open and every command sent
+    waits unanswered, as on a database too busy to answer in time, however fast the machine is.
+    It is continued (SIGCONT) however the block ends, so a failing test leaves no FerretDB stopped."""
+    assert ferret.process is not None
+    ferret.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        ferret.process.send_signal(signal.SIGCONT)
 
 
 async def test_a_server_whose_database_is_gone_stops_soon_after_sigterm(tmp_path: Path) -> None:
@@ -154,7 +159,9 @@ async def test_a_server_whose_database_is_gone_stops_soon_after_sigterm(tmp_path
         lake.ferret.stop()
         await wait_for(lambda: ready_status(lake.http, 503), timeout=30, what="/readyz to report the database gone")
         lake.process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(lake.process.wait(), timeout=5)
+        # Below the 10 s PyMongo would wait, with room for a normal stop on a loaded 2-core CI machine
+        # (2-3 s there): 5 s left so little that the machine's speed, not that wait, could fail it.
+        await asyncio.wait_for(lake.process.wait(), timeout=8)
 
 
 async def ready_status(http: httpx.AsyncClient, status: int) -> bool:
