@@ -123,6 +123,10 @@ class CommandCounter(CommandListener):
         self.returned: Counter[str] = Counter()  # documents finds answered with, by collection
         self.finds: list[dict] = []  # the find commands themselves, for their query plans
         self.updates: list[tuple[str, dict]] = []  # (collection, filter) of each update statement sent
+        # The size of each command, for tests that check none is unbounded: (find or getMore, collection,
+        # documents it answered with) of each reply, and (collection, documents it carried) of each insert.
+        self.batches: list[tuple[str, str, int]] = []
+        self.inserts: list[tuple[str, int]] = []
 
     def clear(self) -> None:
         self.commands.clear()
@@ -130,6 +134,8 @@ class CommandCounter(CommandListener):
         self.returned.clear()
         self.finds.clear()
         self.updates.clear()
+        self.batches.clear()
+        self.inserts.clear()
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
@@ -147,13 +153,17 @@ class CommandCounter(CommandListener):
                 self.finds.append(dict(event.command))
             if event.command_name == "update":
                 self.updates += [(str(target[0]), dict(u.get("q", {}))) for u in event.command.get("updates", [])]
+            if event.command_name == "insert":
+                self.inserts.append((str(target[0]), len(event.command.get("documents", []))))
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         cursor = event.reply.get("cursor") if event.command_name in ("find", "getMore") else None
         if cursor is not None:
             collection = cursor.get("ns", "").partition(".")[2]
             if collection not in (FEED_COLLECTION, WRITERS_COLLECTION):
-                self.returned[collection] += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+                answered = len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+                self.returned[collection] += answered
+                self.batches.append((event.command_name, collection, answered))
 
     def failed(self, event: object) -> None:
         pass
