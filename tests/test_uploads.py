@@ -999,9 +999,12 @@ async def test_a_long_completion_keeps_its_claim_fresh(api: Api, contributor: st
     monkeypatch.setattr(claims, "CLAIM_RENEW_SECONDS", 0.05)
     store = state.stores["local"]
     stat = store.stat
+    # The store answers once the test has seen the claim renewed, not after a guessed time: a sleep
+    # in the store gave the test a window of a few renewals on a loop it shares with the server.
+    answering = asyncio.Event()
 
     async def slow_stat(key: str):  # reading a huge object back takes a while
-        await asyncio.sleep(0.4)  # kept: the slow store is what is tested; the claim must be renewed meanwhile
+        await answering.wait()  # the slow store is what is tested; the claim must be renewed meanwhile
         return await stat(key)
 
     monkeypatch.setattr(store, "stat", slow_stat)
@@ -1018,9 +1021,12 @@ async def test_a_long_completion_keeps_its_claim_fresh(api: Api, contributor: st
         seen.append(claim["claimed_at"])
         return True
 
-    for _ in range(3):
-        await wait_for(claimed_anew, interval=0.01, what=f"the claim to be renewed (seen so far: {seen})")
-    assert not completing.done()  # renewed while it works
+    try:
+        for _ in range(3):
+            await wait_for(claimed_anew, interval=0.01, what=f"the claim to be renewed (seen so far: {seen})")
+        assert not completing.done()  # renewed while it works
+    finally:
+        answering.set()  # also when the renewals never came: the request then ends rather than hangs
     assert seen[0] < seen[1] < seen[2]
     assert (await completing)["status"] == "ACTIVE"
 
