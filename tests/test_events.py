@@ -168,7 +168,8 @@ async def test_python_subscriber_gets_each_matching_event_once_in_order(
             await asyncio.wait_for(ws.receive(), 1.5)  # nothing unmatched, nothing twice
 
 
-async def test_npm_graphql_ws_client_receives_live_events(api: Api, served: Served, viewer: str, contributor: str) -> None:
+async def test_npm_graphql_ws_client_receives_live_events(api: Api, served: Served, state: AppState, viewer: str,
+                                                          contributor: str) -> None:
     node = shutil.which("node")
     modules = PROJECT_ROOT / "assets" / "node_modules"
     assert node and (modules / "ws").is_dir(), "make installs Node.js packages into assets/node_modules"
@@ -176,7 +177,10 @@ async def test_npm_graphql_ws_client_receives_live_events(api: Api, served: Serv
         node, str(PROJECT_ROOT / "tests" / "js" / "subscribe_events.cjs"), served.ws_url, viewer, "5", "JS_CHECK",
         env={**os.environ, "ASSETS_NODE_MODULES": str(modules)}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        assert (await asyncio.wait_for(process.stdout.readline(), 20)).strip() == b"READY"
+        assert (await asyncio.wait_for(process.stdout.readline(), 20)).strip() == b"READY"  # connected
+        # Live events reach only subscriptions already listening, and the client's subscribe message may
+        # land any time after it connected: the server's count says when it does.
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the npm client's subscription to listen")
         await log(api, contributor, *[ev("JS_CHECK", message=f"m{i}", source={"nodeId": "n"}) for i in range(5)])
         lines = [json.loads(await asyncio.wait_for(process.stdout.readline(), 10)) for _ in range(5)]
         assert await asyncio.wait_for(process.wait(), 10) == 0

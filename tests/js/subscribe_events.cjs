@@ -1,5 +1,7 @@
 // Subscribes to events with the npm graphql-ws client (as a browser or Node app would) and prints
-// each event as a JSON line; prints READY once the subscription is running, exits after COUNT events.
+// each event as a JSON line; prints READY once connected, exits after COUNT events. Connected is not
+// listening (the protocol does not say when a subscription starts to): the test waits on the server's
+// subscriber count for that before it logs anything.
 //   node subscribe_events.cjs URL TOKEN COUNT EVENT_TYPE   (ASSETS_NODE_MODULES: where npm installed)
 const path = require("path");
 const modules = process.env.ASSETS_NODE_MODULES;
@@ -12,7 +14,7 @@ const client = createClient({
   url,
   webSocketImpl: WebSocket,
   connectionParams: { Authorization: `Bearer ${token}` },
-  on: { connected: () => setTimeout(() => console.log("READY"), 300) },
+  on: { connected: () => console.log("READY") },
 });
 client.subscribe(
   {
