@@ -11,6 +11,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
@@ -212,7 +213,7 @@ class Loaders:
                 if keep(copy):
                     grouped[copy["datum_id"]].append(copy)
             for copies in grouped.values():  # in `_id` order already (a pack keeps its build's), unless
-                copies.sort(key=_id_of)      # ObjectId's counter wrapped within one second of it: cursors bisect
+                copies.sort(key=itemgetter("_id"))  # ObjectId's counter wrapped within one second of it: cursors bisect
             return [grouped[d] for d in datum_ids]
 
         return self._get(_cache_key("version_copies", version_id, query), load, "version_copies")
@@ -226,7 +227,3 @@ class Loaders:
             return [grouped[a] for a in asset_ids]
 
         return self._get(_cache_key("aliases"), load, "aliases")
-
-
-def _id_of(document: dict) -> ObjectId:
-    return document["_id"]
