@@ -3,33 +3,44 @@
 A page of a dataset version (100 datums, 1,000 records) calls some resolvers once per record or
 datum: a record's `set`, `asset` and `attributes`, a mask's `asset`, a datum's `asset(role:)`, an
 image's `downloadUrl`. For each call Strawberry builds its `Info`, converts the arguments
-(graphql-core has already coerced every scalar one), asks each field extension (there are none) to
-map them, chains the extensions' resolvers with `functools.partial`s and only then calls the method.
-Each record's geometry is a union member, and Strawberry tells which by walking the union's types
-(and then every type of the schema) asking each whether it implements the object. Serving a COCO
-version's 20 pages (bench/exchange.py's export: 2,000 images, 20,000 boxes) cost the server 2.25 s
-of CPU, of which `set { id }` took 0.37 s and the geometry 0.34 s.
+(graphql-core has already coerced every scalar one), asks each field extension to map them,
+chains the extensions' resolvers with `functools.partial`s made anew for the call, and only then
+calls the method. Each record's geometry is a union member, and Strawberry tells which by walking
+the union's types (and then every type of the schema) asking each whether it implements the
+object. Serving a COCO version's 20 pages (bench/exchange.py's export: 2,000 images, 20,000 boxes)
+cost the server 2.25 s of CPU, of which `set { id }` took 0.37 s and the geometry 0.34 s. Every
+root field pays the same wrapping once per request, and more: its role check is a field extension
+(Strawberry's PermissionExtension) and a mutation's audit entry another (AuditTrail), each one more
+coroutine and partial per call: about 60 us of a by-id read's 750 in-process.
 
 `install` replaces, once when the schema is built:
-- the resolve function of every field whose resolver is a plain `def` taking the object, the info,
-  and arguments of scalar or enum types (no field extension, no permission class, no exception
-  handler that could turn its errors into values, no StrawberryField of its own kind: then
-  Strawberry's own wrapping does nothing but call it) with a direct call of the method, with the
-  same `Info` and the same argument values Strawberry would pass;
+- the resolve function of every field whose resolver is a plain `def` or `async def` taking the
+  object, the info and its arguments (not a subscription's generator; no exception handler that
+  could turn its errors into values; no StrawberryField of its own kind, which resolves its own
+  way) and whose field extensions are only role checks (resolvers/permissions.py) and extensions
+  that neither reshape the arguments nor fail silently, with a direct call: the same `Info`, the same
+  argument values (scalars and enums as graphql-core coerced them, anything else through
+  Strawberry's own `convert_arguments`), the role checks and the extensions' `resolve` or
+  `resolve_async` chained once, in Strawberry's order (the last extension outermost);
 - the type resolver of every union of plain object types with a lookup of the object's own class,
   falling back to Strawberry's for anything else (a subclass, a `strawberry.cast`).
 
-What the resolvers return, and how graphql-core completes, checks and reports it, is unchanged.
+What the resolvers return, and how graphql-core completes, checks and reports it, is unchanged;
+an async field's work, its role check included, still starts when graphql-core awaits it.
 tests/unit/test_direct_calls.py compares both paths, errors included.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import strawberry
 from graphql import GraphQLField, GraphQLObjectType, GraphQLUnionType
+from strawberry.extensions import FieldExtension
+from strawberry.permission import PermissionExtension
 from strawberry.relay import GlobalID
 from strawberry.schema.config import StrawberryConfig
 
@@ -37,6 +48,7 @@ from resolvers.internals import (
     StrawberryField,
     StrawberryMaybe,
     StrawberryOptional,
+    convert_arguments,
     field_exception_handlers,
     get_strawberry_type_cast,
     graphql_schema,
@@ -44,6 +56,7 @@ from resolvers.internals import (
     strawberry_definition,
     strawberry_field,
 )
+from resolvers.permissions import RoleRequired
 
 
 def install(schema: strawberry.Schema) -> None:
@@ -63,25 +76,103 @@ def _direct_resolver(schema: strawberry.Schema, field: GraphQLField, config: Str
                      scalar_registry: Mapping[object, Any]) -> Callable[..., Any] | None:
     definition = strawberry_field(field)
     resolver = definition.base_resolver if definition is not None else None
-    if (resolver is None or resolver.is_async or definition.extensions
-            or resolver.root_parameter is not None or resolver.parent_parameter is not None
-            or getattr(field.resolve, "__name__", None) != "_resolver"  # not Strawberry's sync wrapper
+    if (resolver is None or resolver.root_parameter is not None or resolver.parent_parameter is not None
+            or inspect.isasyncgenfunction(resolver.wrapped_func)  # a subscription's stream
+            # Strawberry's sync or async wrapper, not a resolver someone else set
+            or getattr(field.resolve, "__name__", None) != ("_async_resolver" if resolver.is_async else "_resolver")
             or type(definition).get_result is not StrawberryField.get_result  # a field that resolves its own way
             or field_exception_handlers(schema, definition)):  # its errors may become values of its type
         return None
-    names = _plain_arguments(definition, config, scalar_registry)
-    if names is None:
+    steps = _steps(definition.extensions, resolver.is_async)
+    if steps is None:
         return None
+    names = _plain_arguments(definition, config, scalar_registry)
+    arguments = definition.arguments
     method, takes_self, info_class = resolver.wrapped_func, resolver.self_parameter is not None, config.info_class
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
 
-    def direct(source: Any, info: Any, **arguments: Any) -> Any:
-        kwargs = {names[name]: value for name, value in arguments.items()}
+    def call(source: Any, info: Any, **kwargs: Any) -> Any:
         if info_name is not None:
-            kwargs[info_name] = info_class(_raw_info=info, _field=definition)
+            kwargs[info_name] = info
         return method(source, **kwargs) if takes_self else method(**kwargs)
 
+    chained = _chain(steps, call, resolver.is_async)
+
+    def converted(arguments_in: dict[str, Any], info: Any) -> dict[str, Any]:
+        if names is not None:
+            return {names[name]: value for name, value in arguments_in.items()}
+        return convert_arguments(arguments_in, arguments, scalar_registry=scalar_registry, config=config, info=info)
+
+    if resolver.is_async:
+        async def direct_async(source: Any, info: Any, **arguments_in: Any) -> Any:
+            strawberry_info = info_class(_raw_info=info, _field=definition)
+            return await chained(source, strawberry_info, **converted(arguments_in, strawberry_info))
+
+        direct_async.__name__ = "direct"
+        return direct_async
+
+    def direct(source: Any, info: Any, **arguments_in: Any) -> Any:
+        strawberry_info = info_class(_raw_info=info, _field=definition)
+        return chained(source, strawberry_info, **converted(arguments_in, strawberry_info))
+
     return direct
+
+
+# A step of a field's chain: the role checks of a PermissionExtension, or another field extension.
+_Step = tuple[str, Any]
+
+
+def _steps(extensions: list[FieldExtension], is_async: bool) -> list[_Step] | None:
+    """The field's extensions as steps, innermost first; None when one cannot be called directly:
+    it reshapes the arguments, its permissions are not plain role checks or may fail silently, or
+    it lacks the resolve hook the field's kind needs (Strawberry then makes a chain of its own)."""
+    steps: list[_Step] = []
+    for extension in extensions:
+        if type(extension).map_arguments is not FieldExtension.map_arguments:
+            return None
+        if isinstance(extension, PermissionExtension):
+            if extension.fail_silently or not all(type(p).has_permission is RoleRequired.has_permission
+                                                  for p in extension.permissions):
+                return None
+            steps.append(("roles", tuple(extension.permissions)))
+        elif not extension.has_resolver:
+            continue  # Strawberry leaves it out of the chain too
+        elif is_async and extension.supports_async:
+            steps.append(("async", extension))
+        elif not is_async and extension.supports_sync:
+            steps.append(("sync", extension))
+        else:
+            return None
+    return steps
+
+
+def _chain(steps: list[_Step], call: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+    """`call` inside the steps, the first innermost, made once for the field."""
+    chained = call
+    for kind, step in steps:
+        if kind == "roles":
+            chained = _checked_async(step, chained) if is_async else _checked(step, chained)
+        else:
+            chained = partial(step.resolve_async if is_async else step.resolve, chained)
+    return chained
+
+
+def _checked(permissions: tuple[RoleRequired, ...], next_: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(source: Any, info: Any, **kwargs: Any) -> Any:
+        for permission in permissions:
+            permission.has_permission(source, info, **kwargs)  # raises unless the caller holds the role
+        return next_(source, info, **kwargs)
+
+    return checked
+
+
+def _checked_async(permissions: tuple[RoleRequired, ...], next_: Callable[..., Any]) -> Callable[..., Any]:
+    async def checked(source: Any, info: Any, **kwargs: Any) -> Any:
+        for permission in permissions:
+            permission.has_permission(source, info, **kwargs)
+        return await next_(source, info, **kwargs)
+
+    return checked
 
 
 def _plain_arguments(definition: StrawberryField, config: StrawberryConfig,

@@ -21,7 +21,10 @@ Speedups that reach past the public API (each module says why it must):
   replaces graphql-core fields' `resolve` and unions' `resolve_type`, reads a resolver's `wrapped_func` and reserved parameters
   (`self_parameter`, `info_parameter`, `root_parameter`, `parent_parameter`), each argument's type
   (`StrawberryOptional`, `StrawberryMaybe`) and GraphQL name (the config's `name_converter`), makes the
-  `Info` Strawberry would (the config's `info_class(_raw_info=..., _field=...)`), asks Strawberry's
+  `Info` Strawberry would (the config's `info_class(_raw_info=..., _field=...)`), converts input
+  arguments with Strawberry's `convert_arguments`, reads a PermissionExtension's `permissions` and
+  `fail_silently` and a field extension's `map_arguments`, `has_resolver` and `supports_sync` /
+  `supports_async` (which Strawberry's own chain builder reads), asks Strawberry's
   converter which exception handlers apply to a field (`field_exception_handlers`), finds each
   type's definition in its extensions (`strawberry_definition`) and leaves cast objects
   (`get_strawberry_type_cast`) to Strawberry.
@@ -99,7 +102,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.types.arguments import InputContext
+from strawberry.types.arguments import InputContext, convert_arguments
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 from strawberry.types.cast import get_strawberry_type_cast
@@ -110,7 +113,7 @@ __all__ = ["MAX_NESTING_DEPTH", "AsyncHTTPRequestAdapter", "BaseGraphQLTransport
            "CannotGetOperationTypeError", "ExecutionContext", "Executor", "HTTPException", "InputContext",
            "InvalidOperationTypeError", "MissingQueryError", "SSETransport", "StrawberryField",
            "StrawberryGraphQLCoreExecutionContext", "StrawberryMaybe", "StrawberryOptional", "ValidationAbortedError",
-           "ValuesOfCorrectTypeRule", "field_exception_handlers", "get_strawberry_type_cast", "graphql_schema",
+           "ValuesOfCorrectTypeRule", "convert_arguments", "field_exception_handlers", "get_strawberry_type_cast", "graphql_schema",
            "graphql_variable_coercion", "is_leaf_type", "provided_operation_name", "replace_variable_coercion",
            "set_merge_budget", "spent_merge_budget", "strawberry_definition", "strawberry_field",
            "token_limit_exceeded"]

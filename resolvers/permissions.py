@@ -38,7 +38,9 @@ def require_role(context: Any, role: Role) -> None:
         raise Forbidden(f"this needs role {role.value}; your token has {principal.role.value}")
 
 
-class _RoleRequired(BasePermission):
+class RoleRequired(BasePermission):
+    """A role check and nothing else, which resolvers/direct_calls.py calls without Strawberry's chain."""
+
     role: Role
 
     def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
@@ -46,13 +48,13 @@ class _RoleRequired(BasePermission):
         return True
 
 
-class CanRead(_RoleRequired):
+class CanRead(RoleRequired):
     role = Role.VIEWER
 
 
-class CanWrite(_RoleRequired):
+class CanWrite(RoleRequired):
     role = Role.CONTRIBUTOR
 
 
-class IsAdmin(_RoleRequired):
+class IsAdmin(RoleRequired):
     role = Role.ADMIN

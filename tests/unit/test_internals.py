@@ -7,8 +7,11 @@ import dataclasses
 import inspect
 
 import strawberry
+from strawberry.extensions import FieldExtension
+from strawberry.permission import PermissionExtension
 
 from resolvers import internals
+from resolvers.permissions import CanRead
 
 
 def test_is_leaf_type_still_takes_a_type_a_registry_and_classes_to_skip() -> None:
@@ -254,6 +257,15 @@ class ResolverProbe:
     def shout(self, info: strawberry.Info, times: int | None = 1) -> str:
         return "x"
 
+    @strawberry.field(permission_classes=[CanRead])
+    async def later(self, how: ProbeInput) -> str:
+        return "x" * how.times
+
+
+@strawberry.input
+class ProbeInput:
+    times: int
+
 
 @strawberry.type
 class ProbeQuery:
@@ -278,3 +290,24 @@ def test_what_direct_calls_reads_of_a_resolver_is_still_there() -> None:
     assert issubclass(internals.StrawberryMaybe, internals.StrawberryOptional)
     assert schema.config.name_converter.from_argument(argument) == "times" and hasattr(schema.config, "info_class")
     assert internals.get_strawberry_type_cast(ResolverProbe()) is None
+
+
+def test_what_direct_calls_reads_of_a_checked_async_resolver_is_still_there() -> None:
+    """direct_calls.py also calls async resolvers behind role checks and field extensions: it tells
+    Strawberry's async wrapper by its name, finds the role check in a PermissionExtension's
+    `permissions` (and `fail_silently`), reads what Strawberry's chain builder reads of an extension,
+    and converts input arguments with Strawberry's `convert_arguments`."""
+    schema = strawberry.Schema(query=ProbeQuery)
+    field = internals.graphql_schema(schema).type_map["ResolverProbe"].fields["later"]
+    assert field.resolve.__name__ == "_async_resolver", "Strawberry renamed its async resolver wrapper"
+    definition = internals.strawberry_field(field)
+    (extension,) = definition.extensions
+    assert isinstance(extension, PermissionExtension) and extension.fail_silently is False
+    assert [type(p) for p in extension.permissions] == [CanRead], "PermissionExtension no longer keeps `permissions`"
+    for name in ("map_arguments", "has_resolver", "supports_sync", "supports_async", "resolve", "resolve_async"):
+        assert hasattr(FieldExtension, name), f"FieldExtension lost `{name}`"
+    assert list(inspect.signature(internals.convert_arguments).parameters) == [
+        "value", "arguments", "scalar_registry", "config", "info"], "convert_arguments changed its signature"
+    converted = internals.convert_arguments({"how": {"times": 2}}, definition.arguments,
+                                            scalar_registry=schema.schema_converter.scalar_registry, config=schema.config)
+    assert converted["how"].times == 2 and isinstance(converted["how"], ProbeInput)
