@@ -28,6 +28,10 @@ the query's count, the fetched files' SHA-256), so a broken path cannot look fas
 interleave the two systems step by step, alternating which goes first; the table gives the median
 over rounds of each and their ratio, Graphlake / MADSci (below 1.0x: Graphlake is faster; the
 target is 1.0x or better on every row). Data accumulates over rounds, alike on both sides.
+
+A second table gives the CPU each system's server process and its database process used in each
+step, per operation (Linux: /proc), medians over rounds: where a row's time goes, and a measure
+that a slow phase of the machine moves less than the time itself.
 """
 
 from __future__ import annotations
@@ -100,20 +104,38 @@ def digests_in(directory: Path) -> dict[str, str]:
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in directory.iterdir()}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time a process has used so far, user and system, all its threads; None where /proc
+    does not tell (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Rounds:
-    """Runs each step on both systems in turn and keeps the times, per step and system."""
+    """Runs each step on both systems in turn and keeps the times, per step and system, and the CPU
+    their processes used, per operation."""
 
     def __init__(self, systems: list[System], args: argparse.Namespace, tmp: Path) -> None:
         self.systems, self.args, self.tmp = systems, args, tmp
         self.times: dict[str, dict[str, list[float]]] = {}
+        self.cpu: dict[str, dict[str, dict[str, list[float]]]] = {}  # step -> system -> process -> s per operation
 
     async def step(self, label: str, order: list[System], work: Callable[[System], Awaitable[Any]],
-                   verify: Callable[[System, Any], None]) -> dict[str, Any]:
+                   verify: Callable[[System, Any], None], operations: int) -> dict[str, Any]:
         results, line = {}, []
         for system in order:
+            used = {role: cpu_seconds(pid) for role, pid in system.processes.items()}
             start = time.perf_counter()
             result = await work(system)
             elapsed = time.perf_counter() - start
+            for role, before in used.items():
+                after = cpu_seconds(system.processes[role])
+                if before is not None and after is not None:
+                    self.cpu.setdefault(label, {}).setdefault(system.name, {}).setdefault(role, []).append(
+                        (after - before) / operations)
             verify(system, result)  # untimed
             self.times.setdefault(label, {}).setdefault(system.name, []).append(elapsed)
             results[system.name] = result
@@ -135,21 +157,24 @@ class Rounds:
             return lambda system, ids: check(system, len(set(ids)) == len(samples), "a store lost a value")
 
         ids = await self.step(f"store {args.values} values, 1 client", order,
-                              lambda s: store_one_at_a_time(s, one_by_one), all_stored(one_by_one))
+                              lambda s: store_one_at_a_time(s, one_by_one), all_stored(one_by_one), args.values)
         await self.step(f"store {args.values} values, {CLIENTS} clients", order,
-                        lambda s: store_from_clients(s, together), all_stored(together))
+                        lambda s: store_from_clients(s, together), all_stored(together), args.values)
         await self.step(f"get {args.values} values by id", order, lambda s: get_each(s, ids[s.name]),
-                        lambda s, values: check(s, values == [value_of(i) for i in one_by_one], "a value read back differs"))
+                        lambda s, values: check(s, values == [value_of(i) for i in one_by_one], "a value read back differs"),
+                        args.values)
         await self.step(f"query by value x{QUERIES}", order, query_repeatedly,
                         lambda s, answers: check(s, all(sorted(v["sample"] for v in values) == expected for values in answers),
-                                                 f"the query did not find the {len(expected)} values of group {QUERY_GROUP}"))
+                                                 f"the query did not find the {len(expected)} values of group {QUERY_GROUP}"),
+                        QUERIES)
 
         source = self.tmp / f"files-{r}"
         digests = make_files(source, args.files, args.file_size)  # untimed
         size = f"{args.file_size / CHUNK:g} MiB" if args.file_size >= CHUNK else f"{args.file_size} B"
         file_ids = await self.step(f"store {args.files} files of {size}", order,
                                    lambda s: s.store_files(sorted(source.iterdir())),
-                                   lambda s, found: check(s, sorted(found) == sorted(digests), "a file was not stored"))
+                                   lambda s, found: check(s, sorted(found) == sorted(digests), "a file was not stored"),
+                                   args.files)
 
         async def fetch(system: System) -> Path:
             dest = self.tmp / f"fetched-{r}-{system.name}"
@@ -158,7 +183,8 @@ class Rounds:
             return dest
 
         fetched = await self.step(f"fetch {args.files} files", order, fetch,
-                                  lambda s, dest: check(s, digests_in(dest) == digests, "a fetched file differs from the one stored"))
+                                  lambda s, dest: check(s, digests_in(dest) == digests, "a fetched file differs from the one stored"),
+                                  args.files)
         for directory in [source, *fetched.values()]:  # the servers keep their own copies
             shutil.rmtree(directory)
 
@@ -169,6 +195,21 @@ class Rounds:
         for label, times in self.times.items():
             madsci, lake = statistics.median(times["MADSci"]), statistics.median(times["Graphlake"])
             print(f"  {label:<30} {madsci:8.3f} s {lake:8.3f} s   {lake / madsci:.2f}x")
+        if not self.cpu:
+            return
+        print("\nCPU per operation of each system's server and database process, ms (medians of the rounds; "
+              "ratio = Graphlake / MADSci)")
+        print(f"  {'operation':<30} {'MADSci':>17} {'Graphlake':>17}   {'server':>6} {'database':>8}")
+        print(f"  {'':<30} {'server':>8} {'database':>8} {'server':>8} {'database':>8}   {'ratio':>6} {'ratio':>8}")
+        for label, by_system in self.cpu.items():
+            cells, medians = [], {}
+            for name in names:
+                for role in ("server", "database"):
+                    medians[name, role] = statistics.median(by_system[name][role]) * 1e3
+                    cells.append(f"{medians[name, role]:8.3f}")
+            ratios = [f"{medians['Graphlake', role] / medians['MADSci', role]:.2f}x" if medians["MADSci", role] else "-"
+                      for role in ("server", "database")]
+            print(f"  {label:<30} {' '.join(cells)}   {ratios[0]:>6} {ratios[1]:>8}")
 
 
 async def warm_up(systems: list[System], tmp: Path) -> None:

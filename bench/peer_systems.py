@@ -127,6 +127,7 @@ class Madsci:
 
     def __init__(self, url: str) -> None:
         self.clients = [httpx.AsyncClient(base_url=url, timeout=300) for _ in range(CLIENTS)]
+        self.processes: dict[str, int] = {}  # "server" and "database": their process ids (started_systems)
 
     async def close(self) -> None:
         for http in self.clients:
@@ -187,6 +188,7 @@ class Graphlake:
         # disk would make. The resume state lives with the bench's other files, not in the user's cache.
         self.lake = Client(url, token, concurrency=FILE_CONCURRENCY, direct_writes=False,
                            resume=ResumeState(path=resume_state))
+        self.processes: dict[str, int] = {}  # "server" and "database": their process ids (started_systems)
 
     async def close(self) -> None:
         for http in self.clients:
@@ -251,8 +253,8 @@ async def started_systems(tmp: Path) -> AsyncIterator[list[System]]:
         stack.callback(lake_db.stop)
         lake_url = f"mongodb://127.0.0.1:{lake_db.port}/"
 
-        process, madsci_url = await start_madsci(python, f"mongodb://127.0.0.1:{madsci_db.port}/", tmp / "madsci")
-        stack.push_async_callback(stop_process, process)
+        madsci_process, madsci_url = await start_madsci(python, f"mongodb://127.0.0.1:{madsci_db.port}/", tmp / "madsci")
+        stack.push_async_callback(stop_process, madsci_process)
 
         database = await connect(lake_url, DATABASE)  # the token goes straight into Graphlake's database
         stack.push_async_callback(database.close)
@@ -266,6 +268,8 @@ async def started_systems(tmp: Path) -> AsyncIterator[list[System]]:
 
         madsci = Madsci(madsci_url)
         stack.push_async_callback(madsci.close)
+        madsci.processes = {"server": madsci_process.pid, "database": madsci_db.process.pid}
         lake = Graphlake(lake_base, token, tmp / "uploads.json")
         stack.push_async_callback(lake.close)
+        lake.processes = {"server": process.pid, "database": lake_db.process.pid}
         yield [madsci, lake]
