@@ -29,14 +29,21 @@ from tests.ws_client import LEGACY_WS, TRANSPORT_WS, Subscriber
 UNAUTHENTICATED = {"code": "UNAUTHENTICATED"}
 
 
-async def _until_closed(ws: Subscriber) -> tuple[list[dict], websockets.ConnectionClosed]:
-    """Every message up to the close, and the close."""
-    messages = []
+async def _until_closed(ws: Subscriber, within: float = 30) -> tuple[list[dict], websockets.ConnectionClosed]:
+    """Every message up to the close, and the close. Fails, saying what came, if the socket is still
+    open after `within` seconds: a server that never ends it keeps sending heartbeats, which alone
+    would keep this waiting until the suite's watchdog stopped it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    messages: list[dict] = []
     while True:
         try:
-            messages.append(await asyncio.wait_for(ws.receive(), 10))
+            messages.append(await asyncio.wait_for(ws.receive(), max(deadline - loop.time(), 0)))
         except websockets.ConnectionClosed as closed:
             return messages, closed
+        except TimeoutError:
+            raise AssertionError(f"the socket was still open after {within} s; {len(messages)} messages came, "
+                                 f"the last {messages[-1:]}") from None
 
 
 def _assert_ended_unauthenticated(protocol: str, op: str, messages: list[dict], closed: websockets.ConnectionClosed) -> None:
