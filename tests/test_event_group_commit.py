@@ -38,6 +38,9 @@ async def test_concurrent_mutations_share_inserts_and_every_event_arrives_once_i
     insert = feed._insert
     sizes: list[int] = []  # how many of the clients' writes each insert took, in order
     taken: dict[int, int] = {}  # client -> the index of its latest write an insert took
+    # Why a held insert failed (the wait below timing out, say): the clients see only the masked
+    # error the server answers, so their assertion shows this too.
+    problems: list[BaseException] = []
 
     def clients_of(events: list[Event]) -> dict[int, int]:
         return dict(tuple(map(int, e.message.split("-"))) for e in events if e.event_type == "GROUPED")
@@ -58,7 +61,11 @@ async def test_concurrent_mutations_share_inserts_and_every_event_arrives_once_i
                 waiting = waiting_writes()
                 return waiting == min(slots - len(inserted), left) and waiting + admission.waiting == left
 
-            await wait_for(all_sent, what="the other clients' writes to wait for this insert")
+            try:
+                await wait_for(all_sent, what="the other clients' writes to wait for this insert")
+            except BaseException as error:
+                problems.append(error)
+                raise
         await insert(events, writes)
 
     monkeypatch.setattr(feed, "_insert", held)
@@ -75,7 +82,7 @@ async def test_concurrent_mutations_share_inserts_and_every_event_arrives_once_i
                     response = await http.post("/graphql", json={
                         "query": document("LogEvent"), "operationName": "LogEvent",
                         "variables": {"input": {"eventType": "GROUPED", "message": f"{k}-{i}", "source": {"nodeId": f"n{k}"}}}})
-                    assert not response.json().get("errors"), response.text[:300]
+                    assert not response.json().get("errors"), (response.text[:300], problems)
 
         await asyncio.gather(*(client(k) for k in range(CLIENTS)))
         mutations = CLIENTS * EACH
