@@ -1,6 +1,6 @@
 """Peer: Graphlake against MADSci's data manager, the same work over HTTP from the same client.
 
-    .venv/bin/python bench/peer.py [--rounds 3] [--values 1000] [--files 100] [--file-size 1048576]
+    .venv/bin/python bench/peer.py [--rounds 3] [--values 1000] [--files 100] [--file-size 1048576] [--blocks 10]
 
 MADSci's data manager (madsci-data-manager 0.8.1 from PyPI, in a virtual environment of its own
 under ~/.cache/graphlake/peer-venv, made on first use: 0.8.1 needs pydantic 2.10.x, newer pydantic
@@ -25,8 +25,10 @@ both, with httpx (keep-alive) for every request it sends itself. Each round time
 Both sides ask for the same fields: what a MADSci datapoint carries (id, label/name, type, value,
 timestamp, ownership). Every step's answer is checked after it is timed (the values read back,
 the query's count, the fetched files' SHA-256), so a broken path cannot look fast. Rounds
-interleave the two systems step by step, alternating which goes first; the table gives the median
-over rounds of each and their ratio, Graphlake / MADSci (below 1.0x: Graphlake is faster; the
+interleave the two systems step by step, alternating which goes first, and within the steps on values
+block by block (`--blocks`, 10: a block of 100 stores on one, then on the other, and so on), so that
+both meet the same phases of this machine, whose speed moves by a third within minutes; a system's
+time for a step is the sum of its blocks. The table gives the median over rounds of each and their ratio, Graphlake / MADSci (below 1.0x: Graphlake is faster; the
 target is 1.0x or better on every row). Data accumulates over rounds, alike on both sides.
 
 A second table gives the CPU each system's server process and its database process used in each
@@ -79,9 +81,9 @@ async def get_each(system: System, ids: list[str]) -> list[Any]:
     return [await system.get_value(http, datapoint_id) for datapoint_id in ids]
 
 
-async def query_repeatedly(system: System) -> list[list[Any]]:
+async def query_repeatedly(system: System, times: int) -> list[list[Any]]:
     http = system.clients[0]
-    return [await system.query_group(http, QUERY_GROUP) for _ in range(QUERIES)]
+    return [await system.query_group(http, QUERY_GROUP) for _ in range(times)]
 
 
 def check(system: System, ok: bool, what: str) -> None:
@@ -123,23 +125,34 @@ class Rounds:
         self.times: dict[str, dict[str, list[float]]] = {}
         self.cpu: dict[str, dict[str, dict[str, list[float]]]] = {}  # step -> system -> process -> s per operation
 
-    async def step(self, label: str, order: list[System], work: Callable[[System], Awaitable[Any]],
+    async def step(self, label: str, order: list[System], blocks: list[Callable[[System], Awaitable[Any]]],
                    verify: Callable[[System, Any], None], operations: int) -> dict[str, Any]:
+        """Each block of the step's work on each system in turn, which goes first alternating from
+        block to block, so that both meet the same phases of the machine (a step of 1,000 requests
+        one system after the other met phases a third apart). A system's time and CPU are the sums
+        over its blocks, its result theirs joined (lists one after the other; one block's as it is)."""
+        elapsed = {system.name: 0.0 for system in order}
+        used: dict[str, dict[str, float | None]] = {system.name: dict.fromkeys(system.processes, 0.0) for system in order}
+        parts: dict[str, list[Any]] = {system.name: [] for system in order}
+        for b, block in enumerate(blocks):
+            for system in order if b % 2 == 0 else order[::-1]:
+                before = {role: cpu_seconds(pid) for role, pid in system.processes.items()}
+                start = time.perf_counter()
+                parts[system.name].append(await block(system))
+                elapsed[system.name] += time.perf_counter() - start
+                for role, then in before.items():
+                    now, total = cpu_seconds(system.processes[role]), used[system.name][role]
+                    used[system.name][role] = None if now is None or then is None or total is None else total + now - then
         results, line = {}, []
         for system in order:
-            used = {role: cpu_seconds(pid) for role, pid in system.processes.items()}
-            start = time.perf_counter()
-            result = await work(system)
-            elapsed = time.perf_counter() - start
-            for role, before in used.items():
-                after = cpu_seconds(system.processes[role])
-                if before is not None and after is not None:
-                    self.cpu.setdefault(label, {}).setdefault(system.name, {}).setdefault(role, []).append(
-                        (after - before) / operations)
-            verify(system, result)  # untimed
-            self.times.setdefault(label, {}).setdefault(system.name, []).append(elapsed)
-            results[system.name] = result
-            line.append(f"{system.name} {elapsed:7.3f} s")
+            got = parts[system.name]
+            results[system.name] = got[0] if len(got) == 1 else [item for part in got for item in part]
+            verify(system, results[system.name])  # untimed
+            self.times.setdefault(label, {}).setdefault(system.name, []).append(elapsed[system.name])
+            for role, total in used[system.name].items():
+                if total is not None:
+                    self.cpu.setdefault(label, {}).setdefault(system.name, {}).setdefault(role, []).append(total / operations)
+            line.append(f"{system.name} {elapsed[system.name]:7.3f} s")
         print(f"  {label:<30} {'   '.join(line)}", flush=True)
         return results
 
@@ -156,23 +169,32 @@ class Rounds:
         def all_stored(samples: range) -> Callable[[System, list[str]], None]:
             return lambda system, ids: check(system, len(set(ids)) == len(samples), "a store lost a value")
 
+        def blocks(items: Any) -> list[Any]:  # `items` in args.blocks runs of (nearly) equal length, in order
+            count = max(1, min(args.blocks, len(items)))
+            return [items[len(items) * k // count:len(items) * (k + 1) // count] for k in range(count)]
+
         ids = await self.step(f"store {args.values} values, 1 client", order,
-                              lambda s: store_one_at_a_time(s, one_by_one), all_stored(one_by_one), args.values)
+                              [lambda s, part=part: store_one_at_a_time(s, part) for part in blocks(one_by_one)],
+                              all_stored(one_by_one), args.values)
         await self.step(f"store {args.values} values, {CLIENTS} clients", order,
-                        lambda s: store_from_clients(s, together), all_stored(together), args.values)
-        await self.step(f"get {args.values} values by id", order, lambda s: get_each(s, ids[s.name]),
+                        [lambda s, part=part: store_from_clients(s, part) for part in blocks(together)],
+                        all_stored(together), args.values)
+        await self.step(f"get {args.values} values by id", order,
+                        [lambda s, part=part: get_each(s, ids[s.name][part.start:part.stop]) for part in blocks(range(args.values))],
                         lambda s, values: check(s, values == [value_of(i) for i in one_by_one], "a value read back differs"),
                         args.values)
-        await self.step(f"query by value x{QUERIES}", order, query_repeatedly,
-                        lambda s, answers: check(s, all(sorted(v["sample"] for v in values) == expected for values in answers),
-                                                 f"the query did not find the {len(expected)} values of group {QUERY_GROUP}"),
+        await self.step(f"query by value x{QUERIES}", order,
+                        [lambda s, part=part: query_repeatedly(s, len(part)) for part in blocks(range(QUERIES))],
+                        lambda s, answers: check(s, len(answers) == QUERIES and all(
+                            sorted(v["sample"] for v in values) == expected for values in answers),
+                            f"the query did not find the {len(expected)} values of group {QUERY_GROUP}"),
                         QUERIES)
 
         source = self.tmp / f"files-{r}"
         digests = make_files(source, args.files, args.file_size)  # untimed
         size = f"{args.file_size / CHUNK:g} MiB" if args.file_size >= CHUNK else f"{args.file_size} B"
         file_ids = await self.step(f"store {args.files} files of {size}", order,
-                                   lambda s: s.store_files(sorted(source.iterdir())),
+                                   [lambda s: s.store_files(sorted(source.iterdir()))],
                                    lambda s, found: check(s, sorted(found) == sorted(digests), "a file was not stored"),
                                    args.files)
 
@@ -182,7 +204,7 @@ class Rounds:
             await system.fetch_files(file_ids[system.name], dest)
             return dest
 
-        fetched = await self.step(f"fetch {args.files} files", order, fetch,
+        fetched = await self.step(f"fetch {args.files} files", order, [fetch],
                                   lambda s, dest: check(s, digests_in(dest) == digests, "a fetched file differs from the one stored"),
                                   args.files)
         for directory in [source, *fetched.values()]:  # the servers keep their own copies
@@ -232,6 +254,8 @@ async def main() -> None:
     parser.add_argument("--values", type=int, default=1000, help="values per store step (default 1000)")
     parser.add_argument("--files", type=int, default=100, help="files per round (default 100)")
     parser.add_argument("--file-size", type=int, default=CHUNK, help="bytes per file (default 1 MiB)")
+    parser.add_argument("--blocks", type=int, default=10,
+                        help="blocks each value step is run in, the systems taking turns (default 10)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="graphlake-peer-") as name:
