@@ -90,28 +90,38 @@ def _direct_resolver(schema: strawberry.Schema, field: GraphQLField, config: Str
     arguments = definition.arguments
     method, takes_self, info_class = resolver.wrapped_func, resolver.self_parameter is not None, config.info_class
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+    # Strawberry hands the chain an Info parameter named `info` apart, and puts it back for the
+    # method; one named otherwise rides in the arguments every step sees, as here.
+    info_apart = info_name == "info"
 
-    def call(source: Any, info: Any, **kwargs: Any) -> Any:
-        if info_name is not None:
-            kwargs[info_name] = info
+    # Positional-only: a GraphQL argument may be named `source` or `info`.
+    def call(source: Any, info: Any, /, **kwargs: Any) -> Any:
+        if info_apart:
+            kwargs["info"] = info
         return method(source, **kwargs) if takes_self else method(**kwargs)
 
     chained = _chain(steps, call, resolver.is_async)
 
     def converted(arguments_in: dict[str, Any], info: Any) -> dict[str, Any]:
         if names is not None:
-            return {names[name]: value for name, value in arguments_in.items()}
-        return convert_arguments(arguments_in, arguments, scalar_registry=scalar_registry, config=config, info=info)
+            kwargs = {names[name]: value for name, value in arguments_in.items()}
+        else:
+            kwargs = convert_arguments(arguments_in, arguments, scalar_registry=scalar_registry, config=config,
+                                       info=info)
+        if info_name is not None and not info_apart:
+            kwargs[info_name] = info
+        return kwargs
 
     if resolver.is_async:
-        async def direct_async(source: Any, info: Any, **arguments_in: Any) -> Any:
+        async def direct_async(source: Any, info: Any, /, **arguments_in: Any) -> Any:
             strawberry_info = info_class(_raw_info=info, _field=definition)
-            return await chained(source, strawberry_info, **converted(arguments_in, strawberry_info))
+            result = chained(source, strawberry_info, **converted(arguments_in, strawberry_info))
+            return await result if inspect.isawaitable(result) else result  # Strawberry's `await_maybe`
 
         direct_async.__name__ = "direct"
         return direct_async
 
-    def direct(source: Any, info: Any, **arguments_in: Any) -> Any:
+    def direct(source: Any, info: Any, /, **arguments_in: Any) -> Any:
         strawberry_info = info_class(_raw_info=info, _field=definition)
         return chained(source, strawberry_info, **converted(arguments_in, strawberry_info))
 
@@ -125,7 +135,9 @@ _Step = tuple[str, Any]
 def _steps(extensions: list[FieldExtension], is_async: bool) -> list[_Step] | None:
     """The field's extensions as steps, innermost first; None when one cannot be called directly:
     it reshapes the arguments, its permissions are not plain role checks or may fail silently, or
-    it lacks the resolve hook the field's kind needs (Strawberry then makes a chain of its own)."""
+    it lacks the resolve hook the field's kind needs (Strawberry then makes a chain of its own).
+    An extension must pass on the source and info it was given (AuditTrail does): Strawberry binds
+    the method's `self` and its Info before the chain runs, this path when the chain reaches it."""
     steps: list[_Step] = []
     for extension in extensions:
         if type(extension).map_arguments is not FieldExtension.map_arguments:
@@ -158,19 +170,22 @@ def _chain(steps: list[_Step], call: Callable[..., Any], is_async: bool) -> Call
 
 
 def _checked(permissions: tuple[RoleRequired, ...], next_: Callable[..., Any]) -> Callable[..., Any]:
-    def checked(source: Any, info: Any, **kwargs: Any) -> Any:
+    def checked(source: Any, info: Any, /, **kwargs: Any) -> Any:
         for permission in permissions:
-            permission.has_permission(source, info, **kwargs)  # raises unless the caller holds the role
+            # Refused unless it says True (a role check raises first): closed, whatever it answers.
+            if permission.has_permission(source, info, **kwargs) is not True:
+                return permission.on_unauthorized()
         return next_(source, info, **kwargs)
 
     return checked
 
 
 def _checked_async(permissions: tuple[RoleRequired, ...], next_: Callable[..., Any]) -> Callable[..., Any]:
-    async def checked(source: Any, info: Any, **kwargs: Any) -> Any:
+    async def checked(source: Any, info: Any, /, **kwargs: Any) -> Any:
         for permission in permissions:
-            permission.has_permission(source, info, **kwargs)
-        return await next_(source, info, **kwargs)
+            if permission.has_permission(source, info, **kwargs) is not True:
+                return permission.on_unauthorized()
+        return await next_(source, info, **kwargs)  # as PermissionExtension.resolve_async awaits it
 
     return checked
 

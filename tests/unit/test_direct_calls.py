@@ -17,7 +17,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 from documents.roles import Role
 from resolvers import direct_calls
 from resolvers.internals import graphql_schema
-from resolvers.permissions import CanRead, CanWrite, IsAdmin
+from resolvers.permissions import CanRead, CanWrite, IsAdmin, RoleRequired
 from resolvers.scalars import SCALAR_MAP
 
 
@@ -178,6 +178,13 @@ class Thing:
         return self.name * times
 
     @strawberry.field
+    async def named(self, i: strawberry.Info, source: str = "dflt") -> str:
+        # An argument named as graphql-core's first parameter (which Strawberry's chain of extensions
+        # could not take either), and an Info under another name.
+        i.context.log.append(f"named {i.field_name}")
+        return f"{self.name}:{source}"
+
+    @strawberry.field
     def shapes(self) -> list[Shape | None]:
         # A Box cast as a Dot: Strawberry's resolution decides it (the lookup leaves casts alone).
         box = Box(width=4.0)
@@ -200,6 +207,7 @@ class Query:
 QUERY = """{ things { name plain context scalars two: scalars(times: 2, sep: "+", size: LARGE, howLoud: 2) nulled: scalars(sep: null)
               failing later shout(how: {times: 3}) secret shapes { __typename ... on Box { width } ... on Dot { x } }
               checked loud: checked(how: {times: 2}) checkedSync(times: 3) writer quiet renamed(count: 2)
+              named other: named(source: "s")
               risky { __typename ... on Refusal { reason } } }
             hello named: hello(name: "me") }"""
 FAILING_REQUIRED = "{ things { name failingRequired } }"
@@ -225,8 +233,8 @@ def test_resolvers_are_called_directly_unless_strawberry_must_wrap_them() -> Non
     into a value (`risky`)."""
     assert resolved_directly(schema(True)) == {
         "Thing.plain", "Thing.context", "Thing.scalars", "Thing.failing", "Thing.failingRequired", "Thing.shapes",
-        "Thing.later", "Thing.shout", "Thing.checked", "Thing.checkedSync", "Thing.writer", "Query.things",
-        "Query.hello"}
+        "Thing.later", "Thing.shout", "Thing.checked", "Thing.checkedSync", "Thing.writer", "Thing.named",
+        "Query.things", "Query.hello"}
     assert resolved_directly(schema(False)) == set()
     assert graphql_schema(schema(True)).type_map["Shape"].resolve_type.__name__ == "resolve_type"  # the lookup's
     assert graphql_schema(schema(False)).type_map["Shape"].resolve_type.__name__ == "_resolve_union_type"
@@ -274,6 +282,25 @@ async def test_the_answers_are_the_resolvers_own() -> None:
     assert (first["checked"], first["loud"], first["checkedSync"]) == ("outermost(outer(a))", "outermost(outer(aa))",
                                                                        "sync(aaa)")
     assert (first["writer"], first["quiet"], first["renamed"]) == (None, None, "aa")
+    assert (first["named"], first["other"]) == ("a:dflt", "a:s")
     assert first["failing"] is None and {e.message.split(" of ")[0] for e in result.errors} == {
         "no a", "no b", "nobody may", "The type \"<class 'tests.unit.test_direct_calls.BigBox'>\"",
         "this needs role CONTRIBUTOR; your token has VIEWER", "this needs role ADMIN; your token has VIEWER"}
+
+
+async def test_a_role_check_that_answers_false_refuses_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our role checks raise when they refuse; one that answered False instead must still refuse,
+    never let the caller through, and as Strawberry refuses it."""
+    def refusing(self: Any, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(RoleRequired, "has_permission", refusing)
+    results = []
+    for direct in (False, True):
+        made = schema(direct)
+        assert ("Thing.checked" in resolved_directly(made)) is direct
+        results.append(await made.execute("{ things { checked checkedSync } }", context_value=Caller(Role.ADMIN)))
+    usual, direct_result = results
+    assert direct_result.data == usual.data == {"things": [None, None]}  # refused: the non-null fields null each thing
+    assert [(e.message, e.path) for e in direct_result.errors] == [(e.message, e.path) for e in usual.errors]
+    assert direct_result.errors and {e.path[0] for e in direct_result.errors} == {"things"}
