@@ -28,8 +28,9 @@ the query's count, the fetched files' SHA-256), so a broken path cannot look fas
 interleave the two systems step by step, alternating which goes first, and within the steps on values
 block by block (`--blocks`, 10: a block of 100 stores on one, then on the other, and so on), so that
 both meet the same phases of this machine, whose speed moves by a third within minutes; a system's
-time for a step is the sum of its blocks. The table gives the median over rounds of each and their ratio, Graphlake / MADSci (below 1.0x: Graphlake is faster; the
-target is 1.0x or better on every row). Data accumulates over rounds, alike on both sides.
+time for a step is the sum of its blocks. The table gives the median over rounds of each and their
+ratio, Graphlake / MADSci (below 1.0x: Graphlake is faster; the target is 1.0x or better on every
+row). Data accumulates over rounds, alike on both sides.
 
 A second table gives the CPU each system's server process and its database process used in each
 step, per operation (Linux: /proc), medians over rounds: where a row's time goes, and a measure

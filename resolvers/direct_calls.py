@@ -128,8 +128,9 @@ def _direct_resolver(schema: strawberry.Schema, field: GraphQLField, config: Str
     return direct
 
 
-# A step of a field's chain: the role checks of a PermissionExtension, or another field extension.
-_Step = tuple[str, Any]
+# A step of a field's chain: the role checks of a PermissionExtension, or another field extension
+# (called by its `resolve` or `resolve_async`, as the field is sync or async).
+_Step = tuple[RoleRequired, ...] | FieldExtension
 
 
 def _steps(extensions: list[FieldExtension], is_async: bool) -> list[_Step] | None:
@@ -146,13 +147,11 @@ def _steps(extensions: list[FieldExtension], is_async: bool) -> list[_Step] | No
             if extension.fail_silently or not all(type(p).has_permission is RoleRequired.has_permission
                                                   for p in extension.permissions):
                 return None
-            steps.append(("roles", tuple(extension.permissions)))
+            steps.append(tuple(extension.permissions))
         elif not extension.has_resolver:
             continue  # Strawberry leaves it out of the chain too
-        elif is_async and extension.supports_async:
-            steps.append(("async", extension))
-        elif not is_async and extension.supports_sync:
-            steps.append(("sync", extension))
+        elif extension.supports_async if is_async else extension.supports_sync:
+            steps.append(extension)
         else:
             return None
     return steps
@@ -161,8 +160,8 @@ def _steps(extensions: list[FieldExtension], is_async: bool) -> list[_Step] | No
 def _chain(steps: list[_Step], call: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
     """`call` inside the steps, the first innermost, made once for the field."""
     chained = call
-    for kind, step in steps:
-        if kind == "roles":
+    for step in steps:
+        if isinstance(step, tuple):
             chained = _checked_async(step, chained) if is_async else _checked(step, chained)
         else:
             chained = partial(step.resolve_async if is_async else step.resolve, chained)
