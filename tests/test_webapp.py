@@ -37,6 +37,7 @@ import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from PIL import Image
@@ -157,9 +158,15 @@ async def _mask(api: Api, token: str, name: str, size: tuple[int, int] = (320, 2
     return (await complete(api, token, session["id"]))["id"]
 
 
-async def _masked_image(api: Api, token: str, size: tuple[int, int], mask_mount: str | None = None) -> tuple[str, str]:
+class MaskedImage(NamedTuple):
+    image_id: str
+    name: str
+    mask_name: str
+
+
+async def _masked_image(api: Api, token: str, size: tuple[int, int], mask_mount: str | None = None) -> MaskedImage:
     """An image (a gradient) with a model's mask of it (the same gradient, stored in `mask_mount`) as
-    its one record: the image's id and name."""
+    its one record: the image's id and name, and the mask's name."""
     tag = uuid.uuid4().hex[:8]
     name = f"plate-{tag}.png"
     image_id = await _mask(api, token, name, size)
@@ -169,7 +176,7 @@ async def _masked_image(api: Api, token: str, size: tuple[int, int], mask_mount:
     await api.data("AddAnnotations", {"setId": model["id"], "records": [
         {"assetId": image_id, "kind": "MASK", "label": "dent", "score": 0.8, "geometry": {"mask": {"assetId": mask_id}}}]},
                    token=token)
-    return image_id, name
+    return MaskedImage(image_id, name, f"mask-{tag}.png")
 
 
 async def _annotate(api: Api, token: str, image_id: str, mask_name: str) -> str:
@@ -419,8 +426,20 @@ async def test_a_large_mask_is_outlined_while_the_page_stays_live(served: Served
     until drawn, outlined, at once); the worker's answer is held by the scenario, so this does not
     pass or fail by how fast the machine traces."""
     token = await make_token(Role.CONTRIBUTOR)
-    _, name = await _masked_image(api, token, (4000, 3000))
+    name = (await _masked_image(api, token, (4000, 3000))).name
     await _scenario(served.base_url, token, tmp_path, "largeMask", imageName=name, size=[4000, 3000])
+
+
+async def test_a_mask_whose_download_met_a_network_failure_is_read_again_the_next_time_it_is_drawn(
+        served: Served, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
+    """The page's read of a mask fails as a network failure does (the scenario aborts its requests,
+    as a dropped connection would): fetch cannot tell that from a bucket refusing the page (CORS),
+    which is kept a minute without an outline; but the mask's <image> fails too, so it is forgotten,
+    and the next drawing (Back to the image, the network back) reads it again and outlines it."""
+    token = await make_token(Role.CONTRIBUTOR)
+    masked = await _masked_image(api, token, (320, 240))
+    await _scenario(served.base_url, token, tmp_path, "maskAfterNetworkFailure", imageId=masked.image_id,
+                    maskName=masked.mask_name)
 
 
 async def test_a_mask_on_a_bucket_without_cors_is_drawn_unoutlined_from_one_download(
@@ -442,7 +461,7 @@ async def test_a_mask_on_a_bucket_without_cors_is_drawn_unoutlined_from_one_down
         second = create_app(settings.model_copy(update={"port": port, "mounts": {**settings.mounts, "nocors": mount}}))
         base_url = f"http://127.0.0.1:{port}"
         async with serving(second, port), httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-            image_id, _ = await _masked_image(Api(http), token, (320, 240), mask_mount="nocors")
+            image_id = (await _masked_image(Api(http), token, (320, 240), mask_mount="nocors")).image_id
             await _scenario(base_url, token, tmp_path, "unreadableMask", imageId=image_id, storeOrigin=store.endpoint)
     finally:
         minio.stop()

@@ -133,6 +133,38 @@ const scenarios = {
     once("after Verify");
   },
 
+  /** A mask whose reads meet a network failure: drawn (unoutlined) from its URL meanwhile, and read
+   *  again, and outlined, the next time it is drawn once the network is back. */
+  async maskAfterNetworkFailure() {
+    const isMask = (url) => url.includes("/blobs/") && new URL(url, config.baseUrl).searchParams.get("name") === config.maskName;
+    const failing = (url) => isMask(url.toString());
+    // The connection drops for the mask's requests alone: the page's fetch and its <image>'s load.
+    await page.route(failing, (route) => route.abort("internetdisconnected"));
+    // Counted as they reach the page (capture, before the <image>'s own handler), to wait on.
+    await page.addInitScript(() => {
+      window.imageErrors = 0;
+      document.addEventListener("error", (event) => { if (event.target?.tagName === "image") window.imageErrors += 1; }, true);
+    });
+    progress.step = "the mask's read fails, and so does its <image>";
+    await page.goto(`${config.baseUrl}/assets/${encodeURIComponent(config.imageId)}`);
+    const overlay = page.getByTestId("annotation-overlay");
+    const image = overlay.locator("g[data-kind=MASK] mask image");
+    await image.waitFor({ state: "attached" });
+    await page.waitForFunction(() => window.imageErrors >= 1);
+    if (await overlay.locator("path[data-outline]").count()) throw new Error("a mask never read is outlined");
+    progress.step = "the network back, Back to the image reads the mask again and outlines it";
+    await page.unroute(failing);
+    const read = page.waitForResponse((r) => isMask(r.url()) && r.request().resourceType() === "fetch" && r.ok());
+    await page.getByRole("link", { name: "Collections" }).click();
+    await overlay.waitFor({ state: "detached" });
+    await page.goBack();
+    // Kept as a refusal, it would be drawn from its URL without an outline for a minute: the read and
+    // outline are waited on for less than that.
+    await read;
+    await overlay.locator("path[data-outline]").waitFor({ timeout: 30000 });
+    if (!(await image.getAttribute("href")).startsWith("blob:")) throw new Error("the mask is not drawn from the bytes read");
+  },
+
   /** A search typed again starts at its first page, and Back shows the pages of the search shown. */
   async searchTypedAgain() {
     progress.step = "collections searched, scrolled past their first page";

@@ -13,8 +13,9 @@ import { useEffect, useState } from "react";
 export type Outline = { d: string; w: number; h: number };
 
 /** A mask to draw: `href` for its <image> (its bytes, read once, as an object URL; else a URL of its
- *  own), and its outline once traced (null meanwhile, and for good if the page cannot read its bytes). */
-export type Mask = { href: string; outline: Outline | null };
+ *  own), its outline once traced (null meanwhile, and for good if the page cannot read its bytes), and
+ *  what its <image> calls if it cannot load `href` (`failed`). */
+export type Mask = { href: string; outline: Outline | null; failed: () => void };
 
 /** A mask read: what its <image> draws (`objectUrl` if the page holds its bytes), and its outline to come. */
 type Read = { href: string; objectUrl: string | null; outline: Promise<Outline | null> };
@@ -44,6 +45,8 @@ async function download(url: string): Promise<Read | null> {
     // from this URL, its one download, without an outline; kept, with this URL rather than one
     // signed later, so the mask is neither asked again each time the page is (Back, a Verify) nor
     // downloaded again by its <image> (the same URL: the browser's copy).
+    // A network failure (the server restarting, the connection lost) looks the same to fetch: the
+    // <image> then fails too, and says so (useMask's `failed`), so it is not kept as a refusal.
     return { href: url, objectUrl: null, outline: Promise.resolve(null) };
   }
   if (!response.ok) return null;  // a failed or expired URL
@@ -58,8 +61,9 @@ async function download(url: string): Promise<Read | null> {
  * the page's data came back with the URL signed anew). Null until read, and at once when `assetId`
  * changes (another mask is not shown meanwhile, nor a late answer for this one). Drawn once read,
  * outlined once traced. A mask the page may not read is drawn by the <image> from its URL, without
- * an outline (download); a URL that fails is drawn as it is, and tried again the next time the mask
- * is drawn. Kept while drawn (and a minute after), then its object URL is revoked.
+ * an outline (download); a URL that fails (for the <image> too, if the page may not read it) is drawn
+ * as it is, and tried again the next time the mask is drawn. Kept while drawn (and a minute after),
+ * then its object URL is revoked.
  */
 export function useMask(assetId: string, url: string | null): Mask | null {
   // The mask shown, with whose it is: the state of a drawing given another mask is not reset by the
@@ -78,7 +82,15 @@ export function useMask(assetId: string, url: string | null): Mask | null {
     held.users += 1;
     clearTimeout(held.timer);
     let current = true;
-    const show = (mask: Mask) => { if (current) setShown({ assetId, mask }); };
+    const show = (mask: Omit<Mask, "failed">) => { if (current) setShown({ assetId, mask: { ...mask, failed } }); };
+    // Its <image> could not load the URL: taken for a refusal (CORS), the fetch had met a network
+    // failure. Forgotten then, so the next drawing (Back, a set shown again, the page's data come back)
+    // reads it again, rather than drawing it unoutlined for as long as it is kept.
+    const failed = () => {
+      void held.read.then((found) => {
+        if (found && !found.objectUrl && masks.get(assetId) === held) masks.delete(assetId);
+      });
+    };
     void held.read.then((found) => {
       if (!found) return show({ href: url, outline: null });
       show({ href: found.href, outline: null });  // drawn at once, outlined once traced

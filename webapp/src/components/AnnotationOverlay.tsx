@@ -210,7 +210,7 @@ function MaskShape({ record, assetId, url, colour, size, line, title }: {
   return (
     <g data-kind={record.kind} data-label={record.label ?? ""} data-purpose={record.set.purpose} data-source={record.source.kind}>
       {title}
-      <mask id={maskId}><image href={mask.href} width="100%" height="100%" preserveAspectRatio="none" /></mask>
+      <mask id={maskId}><image href={mask.href} width="100%" height="100%" preserveAspectRatio="none" onError={mask.failed} /></mask>
       <rect width="100%" height="100%" fill={colour} opacity={0.5} mask={`url(#${maskId})`} />
       {/* Traced in the mask's pixels, which are stretched over the image's (as the image above is). */}
       {outline && <path d={outline.d} transform={`scale(${size.w / outline.w} ${size.h / outline.h})`} {...line} data-outline="" />}
