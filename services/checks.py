@@ -12,6 +12,7 @@ from beanie import Document
 
 from documents.clock import to_millis
 from documents.json_value import StoredJson
+from documents.patterns import literal
 from services.errors import BadUserInput, Conflict, NotFound
 from services.node_ids import NodeType, encode_id
 
@@ -101,10 +102,15 @@ def api_id(model: type[Document], doc_id: Any) -> str:
 
 
 def text_contains(field: str, text: str) -> dict[str, Any]:
-    """A filter for `field` containing `text` in any case, matched as typed (escaped: a `.` or `(`
-    in it is not a pattern). No index serves a search inside a text: a list walks its sort's index
-    and tests each document as it goes, stopping once its page is full."""
-    return {field: {"$regex": re.escape(text), "$options": "i"}}
+    """A filter for `field` containing `text` in any case, matched as typed (documents/patterns.py).
+    No index serves a search inside a text: a list walks its sort's index and tests each document as
+    it goes, stopping once its page is full."""
+    return {field: {"$regex": literal(text), "$options": "i"}}
+
+
+def text_starts_with(field: str, text: str) -> dict[str, Any]:
+    """A filter for `field` starting with `text` (case-sensitive), matched as typed (documents/patterns.py)."""
+    return {field: {"$regex": "^" + literal(text)}}
 
 
 def time_bounds(field: str, after: datetime | None, before: datetime | None) -> list[dict[str, Any]]:

@@ -161,6 +161,18 @@ async def test_every_filter_field(api: Api, contributor: str) -> None:
         assert set(await names(api, contributor, filter)) == expected, filter
 
 
+async def test_searches_match_what_was_typed_nul_and_pattern_characters_included(api: Api, contributor: str) -> None:
+    """A search is matched as typed (documents/patterns.py): a NUL in it (which MongoDB refuses in a
+    pattern, unescaped) and characters a pattern would read are the characters themselves."""
+    for name in ("nul\x00name", "nul0name", "dot.name", "dotxname"):
+        await api.data("StoreValue", {"input": {"name": name, "value": 1}}, token=contributor)
+    assert set(await names(api, contributor, {"nameContains": "l\x00n"})) == {"nul\x00name"}
+    assert set(await names(api, contributor, {"nameContains": "t.n"})) == {"dot.name"}
+    assert await names(api, contributor, {"mediaTypePrefix": "application/\x00"}) == []
+    assert set(await names(api, contributor, {"mediaTypePrefix": "application/json", "nameContains": "NUL"})) == {
+        "nul\x00name", "nul0name"}
+
+
 async def test_a_lookup_by_digests_is_bounded(api: Api, viewer: str) -> None:
     digests = [f"{n:064x}" for n in range(501)]
     error = await api.error("Assets", {"filter": {"sha256In": digests}}, token=viewer)

@@ -10,7 +10,6 @@ Every filter pairs two conditions (why there are two views of the leaves: `encod
 from __future__ import annotations
 
 import math
-import re
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -21,6 +20,7 @@ from pymongo import ASCENDING, IndexModel
 from documents.json_value.encoding import Scalar, indexed
 from documents.json_value.errors import InvalidJson, InvalidPredicate, kind_of
 from documents.json_value.paths import leaf_field, split_path
+from documents.patterns import literal
 
 MAX_REGEX_LENGTH = 500
 # RE2's measure of a compiled pattern (its instructions), compiled as Latin-1 so that a character
@@ -132,8 +132,7 @@ def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str,
     if op is JsonOp.CONTAINS:
         item = _scalar(op, value)
         if isinstance(item, str):
-            # Equal leaves contain it too. re.escape leaves NUL as is; the servers refuse NUL in a pattern.
-            return _matches(attrs, leaves, path, re.escape(item).replace("\x00", "\\x00"))
+            return _matches(attrs, leaves, path, literal(item))  # equal leaves contain it too
         return _equals(attrs, leaves, path, [item])
 
     # REGEX: only what RE2 can run (no lookaround, no backreferences), which both servers then run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import strawberry
@@ -18,7 +17,7 @@ from resolvers.pagination import paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
 from services import assets as service
-from services.checks import check_at_most, text_contains, time_bounds
+from services.checks import check_at_most, text_contains, text_starts_with, time_bounds
 from services.node_ids import NodeType, decode_object_id
 
 MAX_SHA256_IN = 500  # digests in one `sha256In`: the embedded default searches its index for lists this short (graphlakeNarrowing)
@@ -37,7 +36,7 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     if f.labels_any:
         clauses.append({"labels": {"$in": f.labels_any}})
     if f.media_type_prefix:
-        clauses.append({"media_type": {"$regex": "^" + re.escape(f.media_type_prefix)}})
+        clauses.append(text_starts_with("media_type", f.media_type_prefix))
     if f.name_contains:
         clauses.append(text_contains("name", f.name_contains))
     if f.sha256:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from resolvers.context import Info
 from resolvers.pagination import child_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
+from services.checks import text_starts_with
 from services.node_ids import NodeType, encode_id
 
 
@@ -67,7 +67,7 @@ class Collection(Node):
     ) -> Connection[CollectionItem]:
         query: dict = {}
         if path_prefix:
-            query["path"] = {"$regex": "^" + re.escape(path_prefix)}
+            query |= text_starts_with("path", path_prefix)
         if split:
             query["split"] = split.value
         return await child_connection(
