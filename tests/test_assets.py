@@ -316,6 +316,27 @@ async def test_pinned_by_collection_cannot_be_deleted(api: Api, contributor: str
     assert error["extensions"]["code"] == "CONFLICT"
 
 
+async def test_an_assets_pins_page_through_them_all(api: Api, contributor: str) -> None:
+    """`pins` pages through what `retentions` lists (at most a page of): oldest first, with a count."""
+    asset = await factories.value_asset(api, contributor)
+    for i in range(4):
+        coll = await factories.collection(api, contributor, f"holder-{i}")
+        await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset["id"]}]}},
+                       token=contributor)
+    manual = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    listed = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["retentions"]
+    paged, after, counts = [], None, set()
+    while True:
+        pins = (await api.data("AssetPins", {"id": asset["id"], "first": 2, "after": after}, token=contributor))["asset"]["pins"]
+        counts.add(pins["totalCount"])
+        paged += [edge["node"] for edge in pins["edges"]]
+        if not pins["pageInfo"]["hasNextPage"]:
+            break
+        after = pins["pageInfo"]["endCursor"]
+    assert paged == listed and len(paged) == 5 and counts == {5}
+    assert [p["ownerType"] for p in paged] == ["COLLECTION"] * 4 + ["MANUAL_PIN"] and paged[-1]["id"] == manual["id"]
+
+
 async def test_garbage_collector_deletes_long_unpinned_assets(api: Api, contributor: str, state: AppState,
                                                              settings: Settings, tmp_path: Path) -> None:
     coll = await factories.collection(api, contributor, "scratch")

@@ -108,6 +108,7 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         # Lookups by a field other than `_id`: an asset's pins (one per collection or version holding
         # it, so as many as the lake has memberships), a dataset by name, a version by names.
         ("retentions", "Asset", {"id": lake["asset"]}),
+        ("retentions", "AssetPins", {"id": lake["asset"], "first": 1}),
         ("datasets", "Dataset", {"name": lake["dataset"], "version": "v1"}),
         # The datasets newest first, and a search of their names (tested on each as the index is walked).
         ("datasets", "Datasets", {"first": 1}),

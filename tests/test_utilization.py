@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from services.events import log
 from tests.operations import Api
 
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
@@ -69,6 +72,40 @@ async def test_too_many_buckets_are_refused(api: Api, viewer: str) -> None:
     error = await api.error("UtilizationDetail", {"from": at(0), "to": (T0 + timedelta(days=200)).isoformat(),
                                                   "bucket": "HOUR"}, token=viewer)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "bucket"}
+
+
+async def test_a_rows_sessions_page_through_them_all(api: Api, contributor: str, viewer: str) -> None:
+    """`sessionList` shows a row's first sessions; `allSessions` pages through every one, in the order they began."""
+    await api.data("LogEvents", {"inputs": [
+        e for i in range(5) for e in (workflow("WORKFLOW_START", f"w{i}", 10 * i), workflow("WORKFLOW_COMPLETE", f"w{i}", 10 * i + 5))
+    ]}, token=contributor)
+    seen, after, counts = [], None, set()
+    while True:
+        data = await api.data("UtilizationSessions", {"from": at(0), "to": at(120), "groupBy": "USER", "first": 2,
+                                                      "after": after}, token=viewer)
+        [row] = [e["node"] for e in data["utilization"]["edges"]]
+        page = row["allSessions"]
+        counts.add(page["totalCount"])
+        seen += [(e["node"]["workflowId"], e["node"]["start"], e["node"]["end"]) for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == [(f"w{i}", at(10 * i), at(10 * i + 5)) for i in range(5)] and counts == {5} and row["sessions"] == 5
+
+
+async def test_a_window_of_too_many_session_events_is_refused(api: Api, contributor: str, viewer: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A utilization reads at most MAX_SESSION_EVENTS start and stop events (all of a lab's history had
+    been read into memory at once); one more is BAD_USER_INPUT naming `from`."""
+    monkeypatch.setattr(log, "MAX_SESSION_EVENTS", 4)
+    await api.data("LogEvents", {"inputs": [
+        e for i in range(2) for e in (workflow("WORKFLOW_START", f"w{i}", 10 * i), workflow("WORKFLOW_COMPLETE", f"w{i}", 10 * i + 5))
+    ]}, token=contributor)
+    assert (await detail(api, viewer))["ann"]["sessions"] == 2  # four events: read
+    await api.data("LogEvents", {"inputs": [workflow("WORKFLOW_START", "w9", 50)]}, token=contributor)
+    error = await api.error("UtilizationDetail", {"from": at(0), "to": at(120), "groupBy": "USER"}, token=viewer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "from"}
+    assert "more than 4 start and stop events" in error["message"]
 
 
 async def test_days_weeks_and_months_follow_a_time_zones_calendar(api: Api, contributor: str, viewer: str) -> None:

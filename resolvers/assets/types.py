@@ -192,11 +192,22 @@ class Asset(Node):
 
         return await map_nodes(items, to_collections)
 
-    @strawberry.field(description="The pins keeping this asset alive (at most the page-size limit).")
+    @strawberry.field(description="The pins keeping this asset alive, the oldest first: at most GRAPHLAKE_MAX_PAGE_SIZE "
+                                  "of them; `pins` pages through them all.")
     async def retentions(self, info: Info) -> list[AssetRetention]:
         limit = info.context.settings.max_page_size
         page = await info.context.loaders.children(RetentionDocument, "asset_id", {}, limit).load(self.doc.id)
         return [AssetRetention.from_document(d) for d in page.docs]
+
+    @strawberry.field(description="The pins keeping this asset alive (as `retentions`), the oldest first, page by page: "
+                                  "an asset a dataset builds versions of every night holds one per version.")
+    async def pins(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
+    ) -> Connection[AssetRetention]:
+        return await child_connection(
+            info.context.loaders, RetentionDocument, field="asset_id", parent_id=self.doc.id, query={},
+            page=info.context.page(first, after, last, before), to_node=AssetRetention.from_document,
+        )
 
     @strawberry.field(description="Annotations on this asset, oldest first.")
     async def annotations(

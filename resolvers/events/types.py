@@ -14,7 +14,8 @@ from documents.json_value import matches
 from resolvers.common import JsonPredicate, Ownership, OwnershipInput
 from resolvers.fanout import SharedResults
 from resolvers.inputs import batch_input
-from resolvers.relay import First, Node
+from resolvers.pagination import sorted_list_connection
+from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
@@ -212,7 +213,17 @@ class UtilizationRow:
 
     @strawberry.field(description="The sessions behind the busy time, in the order they began: the first `first` "
                                   "(default GRAPHLAKE_DEFAULT_PAGE_SIZE, at most GRAPHLAKE_MAX_PAGE_SIZE); `sessions` "
-                                  "says how many there are.")
+                                  "says how many there are, and `allSessions` pages through them all.")
     def session_list(self, info: strawberry.Info, first: First = None) -> list[UtilizationSession]:
         page = info.context.page(first, None)
         return self.session_rows[:page.first]
+
+    @strawberry.field(description="The sessions behind the busy time, in the order they began, page by page. A "
+                                  "cursor is a position in that order, which sessions logged meanwhile may shift.")
+    async def all_sessions(self, info: strawberry.Info, first: First = None, after: After = None, last: Last = None,
+                           before: Before = None) -> Connection[UtilizationSession]:
+        async def load(positions: list[int]) -> list[UtilizationSession]:
+            return [self.session_rows[i] for i in positions]
+
+        return await sorted_list_connection(range(len(self.session_rows)), info.context.page(first, after, last, before),
+                                            load)
