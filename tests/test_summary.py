@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from resolvers.summary.types import EventSummary
 from tests import factories
 from tests.operations import Api
 
@@ -61,6 +64,13 @@ async def test_summary_counts_assets_records_events_and_containers(api: Api, con
     assert window["count"] == 3 and window["after"] == "2020-01-01T00:00:00+00:00"
     assert [(row["level"], row["levelNumber"], row["count"]) for row in window["byLevel"]] == [("INFO", 20, 2), ("ERROR", 40, 1)]
     assert [(row["eventType"], row["count"]) for row in window["byType"]] == [("NODE_START", 2), ("NODE_STOP", 1)]
+    assert window["typeCount"] == 2
+
+
+def test_the_types_of_a_window_cut_short_are_counted_whole() -> None:
+    window = EventSummary(after=datetime(2020, 1, 1, tzinfo=UTC), before=datetime(2020, 1, 2, tzinfo=UTC),
+                          by_level_counts={20: 6}, by_type_counts={"A": 1, "B": 3, "C": 2}, max_types=2)
+    assert [(row.event_type, row.count) for row in window.by_type()] == [("B", 3), ("C", 2)] and window.type_count() == 3
 
 
 async def test_a_window_must_end_after_it_starts(api: Api, viewer: str) -> None:

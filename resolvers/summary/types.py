@@ -136,10 +136,14 @@ class EventSummary:
 
     @strawberry.field(description=(
         "By type, the most frequent first (ties by name): at most the maximum page size (GRAPHLAKE_MAX_PAGE_SIZE, "
-        "500 by default) of them."))
+        "500 by default) of them; `typeCount` says how many types there are."))
     def by_type(self) -> list[EventTypeTally]:
         ranked = sorted(self.by_type_counts.items(), key=lambda item: (-item[1], item[0]))[:self.max_types]
         return [EventTypeTally(event_type=t, count=c) for t, c in ranked]
+
+    @strawberry.field(description="How many event types the window holds: more than `byType` lists, if it was cut short.")
+    def type_count(self) -> int:
+        return len(self.by_type_counts)
 
 
 @strawberry.type(description=(
