@@ -48,12 +48,43 @@ def _operator_test(name: str, argument: Any) -> Callable[[Any], bool]:
     if name == "$ne":
         return lambda value: not _equal(value, argument)
     if name == "$in":
-        choices = list(argument)
-        return lambda value: any(_equal(value, choice) for choice in choices)
+        return _membership(list(argument))
     if name in _RANGES:
         compare, kind = _RANGES[name], _kind(argument)
         return lambda value: value is not _MISSING and _kind(value) == kind and compare(value, argument)
     raise ValueError(f"{name} is not an operator a record filter uses")
+
+
+def _membership(choices: list[Any]) -> Callable[[Any], bool]:
+    """`$in`: whether a value `_equal`s one of `choices`, found in a set. A filter may name a thousand
+    labels or sets, tested against every copy of a page's datums: compared one by one, 1.2 s per
+    10,000 copies on the event loop. Booleans are kept apart (True is not 1 to MongoDB, but is to a
+    Python set); choices no set holds (documents, lists) are still compared one by one."""
+    with_null = any(choice is None for choice in choices)
+    flags = {choice for choice in choices if isinstance(choice, bool)}
+    hashed: set[Any] = set()
+    others: list[Any] = []
+    for choice in choices:
+        if choice is None or isinstance(choice, bool):
+            continue
+        try:
+            hashed.add(choice)
+        except TypeError:
+            others.append(choice)
+
+    def test(value: Any) -> bool:
+        if value is None or value is _MISSING:
+            return with_null
+        if isinstance(value, bool):
+            return value in flags
+        try:
+            if value in hashed:
+                return True
+        except TypeError:  # a document or a list: equal to no hashable choice
+            pass
+        return any(_equal(value, choice) for choice in others)
+
+    return test
 
 
 def _equal(value: Any, expected: Any) -> bool:
