@@ -8,7 +8,11 @@ earlier uploads on a rerun: the server answers `unchanged` for a file filed ther
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
@@ -103,7 +107,7 @@ async def _upload(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str
     made: dict[tuple[str, str], str] = {}
     for n, chunk in enumerate(chunks(keys, UPLOAD_BATCH)):
         entries = [job.manifest["assets"][groups[key][0]] for key in chunk]
-        with job.reader.files([e["payload"]["path"] for e in entries]) as local:
+        async with _in_threads(job.reader.files([e["payload"]["path"] for e in entries])) as local:
             # The manifest's digest, which prepare checked each payload against, is declared as is:
             # the files are not hashed again here, and the server checks what it stores against it.
             files = [(local[e["payload"]["path"]], {**_fields(e), "mediaType": e.get("media_type"),
@@ -116,12 +120,27 @@ async def _upload(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str
     return made
 
 
+@asynccontextmanager
+async def _in_threads(files: AbstractContextManager[dict[str, Path]]) -> AsyncIterator[dict[str, Path]]:
+    """A reader's `files` entered and left in threads: a tar's members are extracted (and then removed)
+    there, and an S3 bundle's downloaded, which on the server's event loop (commitBundleImport) held
+    every other request for as long as a batch of files took to copy."""
+    local = await asyncio.to_thread(files.__enter__)
+    try:
+        yield local
+    except BaseException as error:
+        if not await asyncio.to_thread(files.__exit__, type(error), error, error.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(files.__exit__, None, None, None)
+
+
 async def _store(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str, str], list[str]],
                  collection: str) -> dict[tuple[str, str], str]:
     made: dict[tuple[str, str], str] = {}
     for key in keys:
         entry = job.manifest["assets"][groups[key][0]]
-        data = job.reader.read_bytes(entry["payload"]["path"])
+        data = await asyncio.to_thread(job.reader.read_bytes, entry["payload"]["path"])
         if key[0] == "VALUE":
             asset = (await job.lake.execute(ops.STORE_VALUE, {"input": {**_fields(entry), "value": json.loads(data)}}))["storeValue"]
         else:

@@ -385,6 +385,39 @@ async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make
         ticker.cancel()
 
 
+async def test_reading_a_tar_bundle_leaves_the_event_loop_free(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """A tar's manifest (its last member: the whole tar is read to find it, a .tar.gz decompressed) and
+    the files a commit uploads (extracted from it) are read in threads, as the payload check is: the
+    server imports bundles on its mounts in its own process (a gzip bomb held its loop 2.6 s)."""
+    bundle = tmp_path / "bundle"
+    await exported(served, make_token, tmp_path, bundle)
+    with tarfile.open(tmp_path / "bundle.tar.gz", "w:gz") as tar:
+        for file in sorted(p for p in bundle.rglob("*") if p.is_file()):
+            tar.add(file, arcname=str(file.relative_to(bundle)))
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        before = ticks
+        reader, manifest = await bundle_import._opened(tmp_path / "bundle.tar.gz", False)
+        assert ticks > before and manifest["format"] == "graphlake-bundle"
+        with reader:
+            paths = sorted(every_payload(manifest))
+            before = ticks
+            async with bundle_assets._in_threads(reader.files(paths)) as local:
+                assert ticks > before
+                assert all(local[path].read_bytes() == (bundle / path).read_bytes() for path in paths)
+            assert not any(local[path].exists() for path in paths)  # extracted into a scratch directory, removed
+    finally:
+        ticker.cancel()
+
+
 async def test_a_declared_digest_is_checked_by_the_lake(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
     """An import declares each payload's SHA-256 from the manifest instead of hashing the file again:
     the lake checks the bytes it stores against it, so a file changed after prepare checked it fails
