@@ -1,4 +1,4 @@
-"""How many GraphQL requests over HTTP run at once on one process; the rest wait their turn.
+"""How many GraphQL requests run at once on one process; the rest wait their turn.
 
 One process runs every request on one event loop. Fifty heavy reads admitted together each
 complete a few fields, then yield, so every turn of the loop runs fifty slices of work: a /healthz
@@ -15,7 +15,8 @@ bench/health.py's load on 2 cores, 4 slots gave /healthz p99 76-80 ms where 8 ga
 the same requests per second: the loop is one CPU either way, and 4 still overlap the database's
 round trips.
 
-WebSocket operations are not counted: a subscription holds its socket for hours.
+Queries and mutations sent on a WebSocket take a slot too (graphlake/websocket_handlers.py);
+subscriptions do not: one holds its socket for hours.
 """
 
 from __future__ import annotations

@@ -21,12 +21,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from strawberry.exceptions import ConnectionRejectionError
 
 from resolvers.context import Context
 from resolvers.internals import BaseGraphQLTransportWSHandler, BaseGraphQLWSHandler
 from services.auth import bearer_secret
-from services.errors import Unauthenticated
+from services.errors import Unauthenticated, Unavailable
 from services.socket_slots import SocketLimitReached
 
 if TYPE_CHECKING:
@@ -174,6 +175,16 @@ class _Hardened:
         raise NotImplementedError
 
 
+def _is_subscription(query: str, operation_name: str | None) -> bool:
+    """Whether the operation a socket's `subscribe` message names is a subscription (True for a
+    document that does not parse, or names no operation: not run here, nor admitted)."""
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return True
+    return operation is None or operation.operation is OperationType.SUBSCRIPTION
+
+
 class TransportWSHandler(_Hardened, BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws: Strawberry times out a socket that never initialises itself."""
 
@@ -190,6 +201,22 @@ class TransportWSHandler(_Hardened, BaseGraphQLTransportWSHandler[Context, None]
             if kind == "connection_init" and message.get("payload", {}) is None:
                 message = {**message, "payload": {}}
         await super().handle_message(message)
+
+    async def run_operation(self, operation: Any) -> None:
+        """A query or mutation sent on the socket waits for one of the process's request slots, as over
+        HTTP (graphlake/admission.py): 50 sockets of a token, 20 operations each, ran 1,000 heavy
+        operations at once past them. A subscription takes none: it holds its socket for hours (a
+        document that does not parse goes Strawberry's way, which closes the socket naming why)."""
+        if _is_subscription(operation.query, operation.operation_name):
+            await super().run_operation(operation)
+            return
+        async with contextlib.AsyncExitStack() as admitted:
+            try:
+                await admitted.enter_async_context(self.view.admission.slot())
+            except Unavailable as busy:
+                await operation.send_initial_errors([GraphQLError(str(busy), extensions=busy.extensions)])
+                return
+            await super().run_operation(operation)
 
     def operation_ids(self) -> list[str]:
         return list(self.operations)

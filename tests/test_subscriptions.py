@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import datetime
@@ -106,6 +107,41 @@ async def test_each_operation_on_a_socket_reads_fresh_data(served: Served, api, 
     assert first["payload"]["data"]["asset"]["name"] == "before"
     second = next(r for r in replies if r["id"] == "q2" and r["type"] == "next")
     assert second["payload"]["data"]["asset"]["name"] == "after"
+
+
+async def test_a_query_on_a_socket_waits_for_a_request_slot_as_over_http(served: Served, viewer: str) -> None:
+    """Queries and mutations sent on a socket take one of the process's request slots
+    (graphlake/admission.py), as over HTTP: sockets of one token had run a thousand past them. A
+    subscription takes none; a query that waits longer than the queue allows gets UNAVAILABLE."""
+    admission = served.app.state.admission
+    held = contextlib.AsyncExitStack()
+    async with Subscriber(served.ws_url) as ws, held:
+        await ws.connect({"Authorization": f"Bearer {viewer}"})
+        for _ in range(admission.concurrent):  # every slot taken, as by slow HTTP requests
+            await held.enter_async_context(admission.slot())
+        await ws.send({"id": "q1", "type": "subscribe", "payload": {"query": "{ __typename }"}})
+        await wait_for(lambda: admission.waiting == 1)
+        beat = await ws.subscribe("Heartbeat", {"intervalSeconds": 3600})  # runs at once meanwhile
+        message = await asyncio.wait_for(ws.receive(), 5)
+        assert message["type"] == "next" and message["id"] == beat
+        await held.aclose()  # the slots free: the query runs
+        answers = [await asyncio.wait_for(ws.receive(), 5) for _ in range(2)]
+        assert [(m["id"], m["type"]) for m in answers] == [("q1", "next"), ("q1", "complete")]
+        assert answers[0]["payload"]["data"] == {"__typename": "Query"}
+
+        wait_seconds = admission.wait_seconds
+        try:
+            admission.wait_seconds = 0.2
+            async with contextlib.AsyncExitStack() as full:
+                for _ in range(admission.concurrent):
+                    await full.enter_async_context(admission.slot())
+                await ws.send({"id": "q2", "type": "subscribe", "payload": {"query": "{ __typename }"}})
+                refused = await asyncio.wait_for(ws.receive(), 5)
+        finally:
+            admission.wait_seconds = wait_seconds
+        assert refused["id"] == "q2" and refused["type"] == "error"
+        assert refused["payload"][0]["extensions"]["code"] == "UNAVAILABLE"
+        assert "GRAPHLAKE_MAX_CONCURRENT_REQUESTS" in refused["payload"][0]["message"]
 
 
 def _errors(message: dict) -> list[dict]:
