@@ -90,7 +90,7 @@ class Settings(BaseSettings):
                                        "included (sent as maxTimeMS); past it the request gets UNAVAILABLE.")
 
     max_concurrent_requests: int = Field(
-        default=4, description="GraphQL requests over HTTP run at once on one process; more wait their turn "
+        default=4, description="GraphQL requests (queries and mutations, over HTTP or a WebSocket) run at once on one process; more wait their turn "
                                "(graphlake/admission.py says why).")
     request_queue_seconds: float = Field(
         default=30.0, gt=0, description="How long a request may wait for its turn; then UNAVAILABLE (HTTP 503).")
