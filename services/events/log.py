@@ -319,14 +319,23 @@ def _bucket_starts(start: datetime, end: datetime, bucket: str, zone: tzinfo) ->
 
 def _buckets(busy: list[tuple[datetime, datetime]], start: datetime, end: datetime, bucket: str,
              zone: tzinfo) -> list[Bucket]:
-    """Busy time per bucket (_bucket_starts), clipped to [start, end)."""
+    """Busy time per bucket (_bucket_starts), clipped to [start, end). `busy` is _merged's: in order,
+    none overlapping, so its ends are in order too, and one sweep finds each bucket's intervals (every
+    interval tested against every bucket took 0.57 s of the event loop a group at 10,000 sessions and
+    2,000 hours)."""
     bounds = _bucket_starts(start, end, bucket, zone)
     buckets = []
+    first = 0  # the first interval that ends after the bucket's start
     for lo, hi in itertools.pairwise(bounds):
         b_lo, b_hi = max(lo, start), min(hi, end)
         if b_hi <= b_lo:
             continue
-        seconds = sum(max(0.0, (min(e, b_hi) - max(s, b_lo)).total_seconds()) for s, e in busy if s < b_hi and e > b_lo)
+        while first < len(busy) and busy[first][1] <= b_lo:
+            first += 1
+        seconds, at = 0.0, first
+        while at < len(busy) and busy[at][0] < b_hi:
+            seconds += (min(busy[at][1], b_hi) - max(busy[at][0], b_lo)).total_seconds()
+            at += 1
         buckets.append(Bucket(start=b_lo, end=b_hi, busy_seconds=seconds, utilization=seconds / (b_hi - b_lo).total_seconds()))
     return buckets
 
