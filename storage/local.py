@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from graphlake_client.direct import MARKER, copy_hashing, file_sha256, is_direct_temp_name, on_local_disk, stream_digest
+from storage.concurrency import in_file_thread
 from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
 
@@ -326,7 +327,7 @@ class LocalStore:
                 yield chunk
 
     async def sha256(self, key: str) -> str:
-        return await asyncio.to_thread(file_sha256, self.path(key))
+        return await in_file_thread(file_sha256, self.path(key))
 
     def staging_path(self, key: str) -> Path:
         target = self.path(key)

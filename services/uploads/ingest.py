@@ -69,7 +69,7 @@ from services.uploads.sessions import (
     twins_of,
 )
 from storage import LocalStore, ObjectStore
-from storage.concurrency import bounded_gather
+from storage.concurrency import bounded_gather, in_file_thread
 from storage.local import SourceChanged, sha256_of_source
 
 
@@ -105,7 +105,7 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
         raise BadUserInput("give at least one file", field="inputs")
     if len(requests) > settings.max_batch_items:
         raise BadUserInput(f"at most {settings.max_batch_items} files at once", field="inputs")
-    found = await asyncio.to_thread(_find_sources, [r.source for r in requests], roots, private)  # one thread
+    found = await in_file_thread(_find_sources, [r.source for r in requests], roots, private)  # one thread
     uploads = [_named(r) for r in requests]
     for i, (request, upload, (_, seen)) in enumerate(zip(requests, uploads, found, strict=True)):
         check_request(upload, settings, f"inputs[{i}].")
@@ -131,7 +131,7 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     items = await items_at(uploads)
     taken = {(item["collection_id"], item["path"]) for item in items}
     again = [i for i, u in enumerate(uploads) if (u.collection_id, u.path) in taken and not u.sha256]
-    hashed = dict(zip(again, await bounded_gather([lambda i=i: asyncio.to_thread(sha256_of_source, *found[i])
+    hashed = dict(zip(again, await bounded_gather([lambda i=i: in_file_thread(sha256_of_source, *found[i])
                                                    for i in again]), strict=True))
     digests = {**{i: u.sha256 for i, u in enumerate(uploads) if u.sha256}, **hashed}
     unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)], items)
@@ -329,7 +329,7 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_r
     async def one(i: int) -> str | BaseException:  # every copy ends before any is judged, or removed
         (source, seen), key, _ = copies[i]
         try:
-            return await asyncio.to_thread(store.copy_in, key, source, seen)
+            return await in_file_thread(store.copy_in, key, source, seen)
         except SourceChanged as error:
             return Conflict(f"{error}: ingest it again once it is written", field=f"inputs[{i}].source")
         except (FileNotFoundError, PermissionError) as error:  # the source went, or its permissions changed
