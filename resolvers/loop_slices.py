@@ -13,60 +13,27 @@ Slices bound one step of one task. They do not bound a loop iteration: asyncio r
 is ready before it looks at its sockets again, and a nested page makes thousands of ready steps at
 once (each datum's resolvers, then each record's, as their loaders answer). Eight such requests
 queued about 300 ms of steps ahead of a /healthz that had just arrived (#16). So every awaited
-resolver result also takes a turn (`take_turn`): once the loop's current stretch of request work
-has lasted STRETCH, the step waits for the next iteration, after the sockets have been read.
+resolver result also takes a turn (`take_turn`, services/pauses.py): once the loop's current stretch
+of work has lasted STRETCH, the step waits for the next iteration, after the sockets have been read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from graphql.pyutils import gather_with_cancel
 
 from resolvers.plain_fields import PlainLeafExecutor
+from services.pauses import take_turn
 
 # Items completed (or documents validated) between two yields. A yield costs about a microsecond of
 # loop bookkeeping; 25 items of a nested page cost about 1-3 ms.
 SLICE = 25
 
-# The longest stretch of resolver steps one loop iteration runs before the next ones wait for the
-# loop to read its sockets (and so answer /healthz). Shorter costs more re-queued steps at saturation.
-STRETCH = 0.01
-
 M = TypeVar("M")
 T = TypeVar("T")
-
-# The current stretch: the loop it runs on and when it began (None: the loop has read its sockets
-# since). One event loop serves every request of a process; a new loop (a test's) starts afresh.
-_loop: asyncio.AbstractEventLoop | None = None
-_began: float | None = None
-
-
-def _stretch_over() -> None:
-    global _began
-    _began = None
-
-
-async def take_turn() -> None:
-    """Return at once while the loop's current stretch of request work is shorter than STRETCH;
-    otherwise wait for the next iteration, which reads the sockets first. A stretch's first step
-    schedules its end: a callback that runs first thing in the next iteration, so there the steps
-    that waited start a new stretch, and those still over it wait again, behind what the sockets
-    brought (a /healthz, say)."""
-    global _loop, _began
-    loop = asyncio.get_running_loop()
-    while True:
-        now = time.perf_counter()
-        if _began is None or _loop is not loop:
-            _loop, _began = loop, now
-            loop.call_soon(_stretch_over)
-            return
-        if now - _began < STRETCH:
-            return
-        await asyncio.sleep(0)
 
 
 async def validate_all(model: Any, docs: Sequence[Mapping[str, Any]]) -> list[M]:

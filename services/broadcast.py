@@ -2,17 +2,30 @@
 
 A slow subscriber never blocks the publisher: when its queue is full it is dropped, and its
 stream ends with SubscriberOverflow once it has read what it was sent. Each subscriber's filter
-runs as a message is published, so its queue holds (and its lag counts) only what it asked for: a
+runs as a message is handed out, so its queue holds (and its lag counts) only what it asked for: a
 subscriber that wants little is never dropped for messages it did not want. Across server processes,
 the event feed (services/events/feed.py) publishes into each process's Broadcast.
+
+Publishing returns at once; one task per Broadcast hands the messages out, in the order they were
+published, to the subscribers listening as each was published, and takes its turn on the event loop
+(services/pauses.py) as it goes. Filters are the costly part: one logEvents of 10,000 events, handed
+to one subscriber whose filter took 2 ms an event, held the loop 20 s in the publisher, and every
+other request of the process waited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import contextvars
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
+
+from services.pauses import take_turn, turn_due
+
+log = logging.getLogger("graphlake.broadcast")
 
 
 class SubscriberOverflow(Exception):
@@ -29,6 +42,7 @@ class _Subscriber:
 
 # Wakes a subscriber waiting on an empty queue to read why it ends.
 _WAKE = object()
+_UNSET = object()  # a message not presented yet
 
 
 class Broadcast:
@@ -42,6 +56,10 @@ class Broadcast:
         # Set when the first subscriber arrives or the last one leaves (the event feed tells other
         # processes whether to send it anything); whoever acts on it clears it.
         self.listening_changed = asyncio.Event()
+        # Published, not yet handed out: each publish's messages with the subscribers listening then,
+        # in the order published. `_handing_out` works through them, while there are any.
+        self._pending: deque[tuple[list[Any], tuple[_Subscriber, ...]]] = deque()
+        self._handing_out: asyncio.Task | None = None
 
     @property
     def has_subscribers(self) -> bool:
@@ -54,26 +72,59 @@ class Broadcast:
         return len(self._subscribers)
 
     def publish(self, message: Any) -> None:
+        self.publish_all((message,))
+
+    def publish_all(self, messages: Iterable[Any]) -> None:
+        """Queue messages for the subscribers listening now, in order (read only when there are any).
+        Returns at once: they are handed out in the background, after what was published before."""
         if not self._subscribers:
             return
-        message = self.present(message)
-        for subscriber in list(self._subscribers):
-            # Filtered here, not as the subscriber reads: a queue holds only what its subscriber wants,
-            # so a burst of unrelated events (one large logEvents) never fills an idle subscriber's queue.
-            try:
-                if not subscriber.accept(message):
-                    continue
-            except Exception as error:  # ends its own subscription, never the publisher's round
-                subscriber.failed = error
-                self._remove(subscriber)
-                with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its reader anyway
-                    subscriber.queue.put_nowait(_WAKE)
-                continue
-            try:
-                subscriber.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                subscriber.overflowed = True
-                self._remove(subscriber)
+        batch = list(messages)
+        if not batch:
+            return
+        self._pending.append((batch, tuple(self._subscribers)))
+        if self._handing_out is None or self._handing_out.done():
+            # A context of its own: not the publishing request's time limit, tracing span or event batch.
+            self._handing_out = asyncio.get_running_loop().create_task(
+                self._hand_out(), name="live fan-out", context=contextvars.Context())
+
+    async def _hand_out(self) -> None:
+        """Each pending message to each of its subscribers still listening, taking turns on the loop
+        between subscribers: one task, so each subscriber gets the messages in the order published."""
+        while self._pending:
+            messages, subscribers = self._pending.popleft()
+            for message in messages:
+                presented = _UNSET
+                for subscriber in subscribers:
+                    if turn_due():
+                        await take_turn()
+                    if subscriber not in self._subscribers:
+                        continue  # left, or ended, since it was published
+                    if presented is _UNSET:
+                        try:
+                            presented = self.present(message)
+                        except Exception:  # never the fan-out's end: the next messages still go out
+                            log.exception("live fan-out: a message could not be presented; not sent")
+                            break
+                    self._offer(subscriber, presented)
+
+    def _offer(self, subscriber: _Subscriber, message: Any) -> None:
+        # Filtered here, not as the subscriber reads: a queue holds only what its subscriber wants,
+        # so a burst of unrelated events (one large logEvents) never fills an idle subscriber's queue.
+        try:
+            if not subscriber.accept(message):
+                return
+        except Exception as error:  # ends its own subscription, never the others' delivery
+            subscriber.failed = error
+            self._remove(subscriber)
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its reader anyway
+                subscriber.queue.put_nowait(_WAKE)
+            return
+        try:
+            subscriber.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            subscriber.overflowed = True
+            self._remove(subscriber)
 
     def _remove(self, subscriber: _Subscriber) -> None:
         if subscriber in self._subscribers:
@@ -82,7 +133,7 @@ class Broadcast:
                 self.listening_changed.set()
 
     async def subscribe(self, accept: Callable[[Any], bool] = lambda _: True) -> AsyncIterator[Any]:
-        """The presented messages `accept` takes, in order. `accept` runs as they are published, once
+        """The presented messages `accept` takes, in order. `accept` runs as they are handed out, once
         per subscriber; if it raises, this subscription ends with that error once it has read the rest."""
         async with self.listen(accept) as messages:
             async for message in messages:

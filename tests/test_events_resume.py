@@ -16,7 +16,6 @@ from documents.event import Event as EventDocument
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.events import log as log_service
-from services.events.feed import deliver
 from tests.conftest import Served
 from tests.operations import Api, document, object_id
 from tests.processes import start_server_process
@@ -242,7 +241,7 @@ async def test_a_late_copy_of_an_event_before_the_position_is_not_sent_live(api:
         await wait_for(lambda: live_subscribers(state.events) == 1, what="the resuming subscription to listen")
         stored = await EventDocument.get(object_id(start))
         assert stored is not None
-        deliver(state.events, [stored])  # as the feed tail hands over another process's copy, late
+        state.events.publish_all([stored])  # as the feed tail hands over another process's copy, late
         await log(api, contributor, "after")
         assert await receive(ws, 1) == ["after"]
         await nothing_more(ws)

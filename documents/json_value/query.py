@@ -52,7 +52,8 @@ class JsonOp(str, Enum):
 _COMPARISONS = {JsonOp.GT: "$gt", JsonOp.GTE: "$gte", JsonOp.LT: "$lt", JsonOp.LTE: "$lte"}
 
 
-def _scalar(op: JsonOp, value: Any) -> Scalar:
+def operand(op: JsonOp, value: Any) -> Scalar:
+    """A predicate's scalar as its filter compares it (the in-memory evaluator compares the same one)."""
     if isinstance(value, dict | list | tuple):
         raise InvalidPredicate(f"{op.value} compares a scalar (string, number, boolean or null), got {kind_of(value)}")
     try:
@@ -111,26 +112,26 @@ def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str,
         raise InvalidPredicate(f"EXISTS takes true, false or no value, got {kind_of(value)}")
 
     if op in (JsonOp.EQ, JsonOp.NE):
-        found = _equals(attrs, leaves, path, [_scalar(op, value)])
+        found = _equals(attrs, leaves, path, [operand(op, value)])
         return found if op is JsonOp.EQ else {"$nor": [found]}  # $nor: documents without the path match
 
     if op in (JsonOp.IN, JsonOp.NIN):
         if not isinstance(value, list) or not value:
             raise InvalidPredicate(f"{op.value} needs a non-empty list of scalars, got {kind_of(value)}")
-        found = _equals(attrs, leaves, path, [_scalar(op, item) for item in value])
+        found = _equals(attrs, leaves, path, [operand(op, item) for item in value])
         return found if op is JsonOp.IN else {"$nor": [found]}
 
     if op in _COMPARISONS:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise InvalidPredicate(f"{op.value} compares a number or a string, got {kind_of(value)}")
-        bound, operator = _scalar(op, value), _COMPARISONS[op]
+        bound, operator = operand(op, value), _COMPARISONS[op]
         floor, ceiling = _type_bounds(path, bound)
         narrow = {operator: _attr(path, bound), **ceiling} if op in (JsonOp.GT, JsonOp.GTE) else \
             {**floor, operator: _attr(path, bound)}
         return {attrs: {"$elemMatch": narrow}, leaves: {"$elemMatch": {operator: bound}}}
 
     if op is JsonOp.CONTAINS:
-        item = _scalar(op, value)
+        item = operand(op, value)
         if isinstance(item, str):
             return _matches(attrs, leaves, path, literal(item))  # equal leaves contain it too
         return _equals(attrs, leaves, path, [item])
@@ -160,7 +161,7 @@ _LATIN1 = re2.Options()
 _LATIN1.encoding = re2.Options.Encoding.LATIN1
 
 
-@lru_cache(maxsize=1024)  # validated again at each event a live subscription matches (evaluator.py)
+@lru_cache(maxsize=1024)  # the same patterns come again: each query of a page, each subscription of a dashboard
 def _program_size(pattern: str) -> int:
     """MAX_REGEX_PROGRAM's measure: the pattern's size compiled as Latin-1 (its own compile, as UTF-8,
     raises re2.error for a pattern RE2 cannot run); as UTF-8 where Latin-1 does not compile it."""
@@ -173,8 +174,8 @@ def _program_size(pattern: str) -> int:
 
 @lru_cache(maxsize=1024)
 def compiled_pattern(pattern: str) -> Any:
-    """A client's REGEX pattern compiled by RE2 (google-re2) once: a live subscription matches it
-    against every event that passes."""
+    """A client's REGEX pattern compiled by RE2 (google-re2); cached, as validating it compiles it
+    (`_program_size`) and the evaluator then runs it."""
     return re2.compile(pattern)
 
 

@@ -180,7 +180,8 @@ class EventSubscriptions:
             # Its predicates checked now, as a query's are, rather than at each event (where a pattern
             # too costly to run, or one that cannot run, reached the fan-out of every event logged).
             events_query(filter, include_archived=True)
-        accept = (lambda event: filter.accepts(event.doc)) if filter else (lambda _: True)
+        accepts = filter.acceptor() if filter else None  # made once: it runs on every event logged meanwhile
+        accept = (lambda event: accepts(event.doc)) if accepts is not None else (lambda _: True)
         state = info.context.state
         try:
             if after is None:

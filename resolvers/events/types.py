@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import field
 from datetime import datetime
 from enum import Enum
@@ -10,7 +11,7 @@ import strawberry
 
 from documents.clock import to_millis
 from documents.event import Event as EventDocument
-from documents.json_value import matches
+from documents.json_value import compile_predicate
 from resolvers.common import JsonPredicate, Ownership, OwnershipInput
 from resolvers.fanout import SharedResults
 from resolvers.inputs import batch_input
@@ -99,25 +100,32 @@ class EventFilter:
     key: str | None = strawberry.field(default=None, description=(
         "Only the event its client logged under this key (`EventInput.key`): the client's own name for it."))
 
-    def accepts(self, event: EventDocument) -> bool:
-        """The same filter, applied in memory to a live event (see events_query for the stored ones)."""
-        if self.min_level is not None and event.level < self.min_level.value:
-            return False
-        if self.event_types and event.event_type not in self.event_types:
-            return False
-        if self.source and any(getattr(event.source, k) != v for k, v in vars(self.source).items() if v is not None):
-            return False
-        if self.after and event.timestamp < to_millis(self.after):
-            return False
-        if self.before and event.timestamp >= to_millis(self.before):
-            return False
-        if self.alert_only and not event.alert:
-            return False
-        if self.origin is not None and bool(event.by_lake) != (self.origin is EventOrigin.LAKE):
-            return False
-        if self.key is not None and event.key != self.key:
-            return False
-        return all(matches(event.data, p.path, p.op.value, p.value) for p in self.data or [])
+    def acceptor(self) -> Callable[[EventDocument], bool]:
+        """The same filter, applied in memory to live events (see events_query for the stored ones).
+        Made once per subscription, and its predicates compiled then: it runs on every event logged
+        while the subscription lasts, and a logEvents call brings thousands at once."""
+        min_level = self.min_level.value if self.min_level is not None else None
+        event_types = frozenset(self.event_types) if self.event_types else None
+        source = [(k, v) for k, v in vars(self.source).items() if v is not None] if self.source else []
+        after = to_millis(self.after) if self.after else None
+        before = to_millis(self.before) if self.before else None
+        alert_only = bool(self.alert_only)
+        by_lake = None if self.origin is None else self.origin is EventOrigin.LAKE
+        key = self.key
+        predicates = [compile_predicate(p.path, p.op.value, p.value) for p in self.data or []]
+
+        def accepts(event: EventDocument) -> bool:
+            return ((min_level is None or event.level >= min_level)
+                    and (event_types is None or event.event_type in event_types)
+                    and all(getattr(event.source, k) == v for k, v in source)
+                    and (after is None or event.timestamp >= after)
+                    and (before is None or event.timestamp < before)
+                    and (not alert_only or event.alert)
+                    and (by_lake is None or bool(event.by_lake) == by_lake)
+                    and (key is None or event.key == key)
+                    and all(predicate(event.data) for predicate in predicates))
+
+        return accepts
 
 
 @batch_input  # thousands per logEvents call

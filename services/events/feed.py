@@ -123,13 +123,6 @@ def _call(callbacks: Iterable[Callable[[], None]]) -> None:
             log.exception("event log: a callback after a stored write failed")
 
 
-def deliver(broadcast: Broadcast, events: Iterable[EventDocument]) -> None:
-    """Hand stored events to this process's subscribers: each presented once, shared by all."""
-    if broadcast.has_subscribers:
-        for event in events:
-            broadcast.publish(event)
-
-
 class FeedWriter:
     """This process's publishes: one numbered feed document each (chunked), in insertion order."""
 
@@ -240,12 +233,12 @@ class FeedWriter:
         self._stored(events, [stored(e) for e in events])
 
     def _stored(self, events: list[EventDocument], raw: list[dict[str, Any]]) -> None:
-        """Stored: no await from here to the queue, so this process's subscribers and the feed see
-        concurrent writes in the same order."""
+        """Stored: no await from here to the queues (the fan-out's and the feed's), so this process's
+        subscribers and the feed see concurrent writes in the same order."""
         if not events:
             return
         if self.broadcast is not None:
-            deliver(self.broadcast, events)
+            self.broadcast.publish_all(events)  # each presented once, shared by all
         self._unpublished.extend(raw)
         if self._publisher is None or self._publisher.done():
             # A context of its own: not the request's time limit, tracing span or event batch.
@@ -427,7 +420,7 @@ class FeedTail:
                 if self.advertised.get(writer, 0) >= seq and await self._overwritten(writer, seq):
                     continue
                 return found
-            deliver(self.broadcast, (EventDocument.model_validate(raw) for raw in doc["events"]))
+            self.broadcast.publish_all(EventDocument.model_validate(raw) for raw in doc["events"])
             self.next[writer] = seq + 1
             found = True
 

@@ -4,6 +4,7 @@ what a failing filter ends."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -55,3 +56,80 @@ async def test_a_filter_that_raises_ends_its_own_subscription_only() -> None:
     assert await waiting[1] == "event"
     assert broadcast.subscriber_count == 1
     await healthy.aclose()
+
+
+def busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+async def test_a_long_publish_is_handed_out_in_turns_with_the_loops_other_work() -> None:
+    """1,000 messages through a filter of 0.1 ms each: 100 ms of work, which held the loop in one go
+    from the publisher (a logEvents of 10,000 events through a costly filter: 20 s). Now other work
+    runs between stretches of it, and the subscriber still gets every message, in order."""
+    turns = 0
+
+    async def spin() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    def costly(message: object) -> bool:
+        busy(0.0001)
+        return True
+
+    broadcast = Broadcast(queue_size=2000)
+    stream = broadcast.subscribe(costly)
+    first = asyncio.ensure_future(anext(stream))
+    await _listening(broadcast, 1)
+    spinner = asyncio.create_task(spin())
+    await asyncio.sleep(0)
+    broadcast.publish_all(range(1000))
+    before = turns
+    got = [await first, *[await anext(stream) for _ in range(999)]]
+    spinner.cancel()
+    assert got == list(range(1000))
+    assert turns - before >= 5  # about one turn per STRETCH of filtering (10 ms); in one go, one
+
+
+async def test_each_subscriber_gets_what_was_published_while_it_listened_in_order() -> None:
+    broadcast = Broadcast(queue_size=2000)
+
+    def slow(message: object) -> bool:
+        busy(0.00005)
+        return True
+
+    early = broadcast.subscribe(slow)
+    waiting = asyncio.ensure_future(anext(early))
+    await _listening(broadcast, 1)
+    broadcast.publish_all(range(1000))  # still being handed out as the next subscriber arrives
+    late = broadcast.subscribe()
+    late_first = asyncio.ensure_future(anext(late))
+    await _listening(broadcast, 2)
+    broadcast.publish("after")
+    assert await late_first == "after"  # nothing published before it listened
+    assert [await waiting, *[await anext(early) for _ in range(1000)]] == [*range(1000), "after"]
+    await late.aclose()
+    await early.aclose()
+
+
+async def test_a_subscriber_that_leaves_gets_nothing_more_of_a_long_publish() -> None:
+    handed: list[object] = []
+
+    def counted(message: object) -> bool:
+        busy(0.00005)
+        handed.append(message)
+        return True
+
+    broadcast = Broadcast(queue_size=2000)
+    leaving, witness = broadcast.subscribe(counted), broadcast.subscribe()
+    first = [asyncio.ensure_future(anext(leaving)), asyncio.ensure_future(anext(witness))]
+    await _listening(broadcast, 2)
+    broadcast.publish_all(range(1000))
+    assert await first[0] == 0
+    await leaving.aclose()
+    assert [await first[1], *[await anext(witness) for _ in range(999)]] == list(range(1000))  # all handed out
+    assert len(handed) < 1000  # its filter stopped running as it left
+    await witness.aclose()

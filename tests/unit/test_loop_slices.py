@@ -9,7 +9,8 @@ import time
 from graphql import build_schema, execute, parse
 from graphql.execution.executor import Executor
 
-from resolvers.loop_slices import SLICE, STRETCH, SlicedExecutor, take_turn, validate_all
+from resolvers.loop_slices import SLICE, SlicedExecutor, validate_all
+from services.pauses import STRETCH, take_turn
 
 SCHEMA = build_schema("type Item { n: Int! turn: Int! } type Query { items(count: Int!, bad: Int): [Item!] }")
 QUERY = parse("query Items($count: Int!, $bad: Int) { items(count: $count, bad: $bad) { n turn } }")
