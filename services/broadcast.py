@@ -29,14 +29,22 @@ log = logging.getLogger("graphlake.broadcast")
 
 
 class SubscriberOverflow(Exception):
-    """The subscriber fell more than its queue size behind and was dropped."""
+    """The subscriber fell too far behind (its queue full, or the fan-out's backlog) and was dropped."""
+
+
+# Messages published and not yet handed out, past which every subscriber listening is dropped as
+# overflowed (they all wait on the same backlog, handed out in order). Publishing no longer waits for
+# the fan-out, so a lake logging faster than its subscribers' filters keep up with would otherwise
+# hold ever more in memory; dropped, a subscriber's client resumes from the log by event ID. Several
+# of the largest logEvents batches, so one batch handed to a cheap filter never reaches it.
+PENDING_LIMIT = 100_000
 
 
 class _Subscriber:
     def __init__(self, size: int, accept: Callable[[Any], bool]) -> None:
         self.queue: asyncio.Queue = asyncio.Queue(size)
         self.accept = accept
-        self.overflowed = False
+        self.overflowed: str | None = None  # why it was dropped, behind
         self.failed: Exception | None = None  # its filter raised: that ends this subscription only
 
 
@@ -59,6 +67,7 @@ class Broadcast:
         # Published, not yet handed out: each publish's messages with the subscribers listening then,
         # in the order published. `_handing_out` works through them, while there are any.
         self._pending: deque[tuple[list[Any], tuple[_Subscriber, ...]]] = deque()
+        self._pending_count = 0  # the messages in `_pending`
         self._handing_out: asyncio.Task | None = None
 
     @property
@@ -82,7 +91,14 @@ class Broadcast:
         batch = list(messages)
         if not batch:
             return
+        if self._pending_count + len(batch) > PENDING_LIMIT:
+            for subscriber in list(self._subscribers):
+                self._drop(subscriber, f"fell more than {PENDING_LIMIT} messages behind the live fan-out")
+            self._pending.clear()
+            self._pending_count = 0
+            return
         self._pending.append((batch, tuple(self._subscribers)))
+        self._pending_count += len(batch)
         if self._handing_out is None or self._handing_out.done():
             # A context of its own: not the publishing request's time limit, tracing span or event batch.
             self._handing_out = asyncio.get_running_loop().create_task(
@@ -93,6 +109,7 @@ class Broadcast:
         between subscribers: one task, so each subscriber gets the messages in the order published."""
         while self._pending:
             messages, subscribers = self._pending.popleft()
+            self._pending_count -= len(messages)
             for message in messages:
                 presented = _UNSET
                 for subscriber in subscribers:
@@ -123,8 +140,14 @@ class Broadcast:
         try:
             subscriber.queue.put_nowait(message)
         except asyncio.QueueFull:
-            subscriber.overflowed = True
-            self._remove(subscriber)
+            self._drop(subscriber, f"fell more than {subscriber.queue.maxsize} messages behind")
+
+    def _drop(self, subscriber: _Subscriber, why: str) -> None:
+        """End a subscription that fell behind, once its reader has read what it was sent."""
+        subscriber.overflowed = f"{why} and was dropped"
+        self._remove(subscriber)
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its reader anyway
+            subscriber.queue.put_nowait(_WAKE)
 
     def _remove(self, subscriber: _Subscriber) -> None:
         if subscriber in self._subscribers:
@@ -159,7 +182,7 @@ class Broadcast:
                 if subscriber.failed is not None:
                     raise subscriber.failed
                 if subscriber.overflowed:
-                    raise SubscriberOverflow(f"fell more than {subscriber.queue.maxsize} messages behind and was dropped")
+                    raise SubscriberOverflow(subscriber.overflowed)
             message = await subscriber.queue.get()
             if message is not _WAKE:
                 yield message

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from services import broadcast as broadcast_module
 from services.broadcast import Broadcast, SubscriberOverflow
 from tests.waiting import wait_for
 
@@ -133,3 +134,27 @@ async def test_a_subscriber_that_leaves_gets_nothing_more_of_a_long_publish() ->
     assert [await first[1], *[await anext(witness) for _ in range(999)]] == list(range(1000))  # all handed out
     assert len(handed) < 1000  # its filter stopped running as it left
     await witness.aclose()
+
+
+async def test_a_backlog_past_the_limit_drops_every_subscriber_behind_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publishing does not wait for the fan-out: past PENDING_LIMIT messages not yet handed out, the
+    subscribers (all behind that backlog) end with SubscriberOverflow, and nothing more is held."""
+    monkeypatch.setattr(broadcast_module, "PENDING_LIMIT", 10)
+    broadcast = Broadcast(queue_size=1000)
+    stream = broadcast.subscribe()
+    first = asyncio.ensure_future(anext(stream))
+    await _listening(broadcast, 1)
+    broadcast.publish_all(range(6))
+    broadcast.publish_all(range(6, 10))  # 10 pending, the hand-out not run yet: at the limit, kept
+    assert await first == 0 and [await anext(stream) for _ in range(9)] == list(range(1, 10))
+    broadcast.publish_all(range(6))
+    broadcast.publish_all(range(6, 12))  # 12 pending: past it
+    assert broadcast.subscriber_count == 0
+    with pytest.raises(SubscriberOverflow, match="more than 10 messages behind the live fan-out"):
+        await anext(stream)
+    late = broadcast.subscribe()
+    second = asyncio.ensure_future(anext(late))
+    await _listening(broadcast, 1)
+    broadcast.publish("after")  # a new subscriber is fed again
+    assert await second == "after"
+    await late.aclose()
