@@ -231,6 +231,9 @@ class Settings(BaseSettings):
 
     # --- stored payload sizes
     max_value_bytes: int = Field(default=1_048_576, description="JSON of one storeValue.")
+    max_metadata_bytes: int = Field(default=1_048_576, description=(
+        "JSON of one metadata (an asset's, a datum's, a collection's, an upload's)."))
+    max_event_data_bytes: int = Field(default=1_048_576, description="JSON of one event's data.")
     max_text_bytes: int = Field(default=10 * 1_048_576, description="UTF-8 bytes of one storeText.")
 
     # --- logs
@@ -310,7 +313,8 @@ class Settings(BaseSettings):
 
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
                      "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
-                     "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
+                     "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_metadata_bytes",
+                     "max_event_data_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "thumbnail_concurrency", "thumbnail_max_pixels",
                      "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size", "max_event_replay",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
 
@@ -15,6 +15,9 @@ from resolvers.enums import described_enum
 from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 from services.errors import BadUserInput
+
+if TYPE_CHECKING:
+    from resolvers.context import ServerSettings
 
 
 def who_did(what: str, otherwise: str) -> str:
@@ -120,17 +123,24 @@ class JsonPredicate:
 
 J = TypeVar("J", bound=JsonText)
 
+# Said in the description of every metadata input (encode_metadata applies it).
+METADATA_LIMIT = "At most GRAPHLAKE_MAX_METADATA_BYTES (1 MiB by default) as JSON."
+
 
 def encode_json(value: Any, *, field: str, max_bytes: int | None = None, form: type[J] = StoredJson) -> J:  # type: ignore[assignment]
     """Client JSON in its stored `form` (StoredJson, or JsonText for what is never queried by path);
-    BAD_USER_INPUT naming `field` when it cannot be stored."""
+    BAD_USER_INPUT naming `field` when it cannot be stored, or is more than `max_bytes` of JSON (refused
+    before its query views are built)."""
     try:
-        stored = form.encode(value)
+        return form.encode(value, max_bytes=max_bytes)
     except InvalidJson as error:
         raise BadUserInput(str(error), field=field) from None
-    if max_bytes is not None and len(stored.json.encode()) > max_bytes:
-        raise BadUserInput(f"is {len(stored.json.encode())} bytes of JSON; the limit is {max_bytes}", field=field)
-    return stored
+
+
+def encode_metadata(value: Any, settings: ServerSettings, *, field: str) -> StoredJson:
+    """A client's `metadata` of an asset, a datum, a collection or an upload (null stores {}), at most
+    GRAPHLAKE_MAX_METADATA_BYTES of JSON."""
+    return encode_json(value if value is not None else {}, field=field, max_bytes=settings.max_metadata_bytes)
 
 
 def json_filters(field: str, predicates: list[JsonPredicate] | None, *, input_field: str) -> list[dict[str, Any]]:

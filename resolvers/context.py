@@ -42,6 +42,8 @@ class ServerSettings(UploadSettings, EventSettings, Protocol):
     default_page_size: int
     max_page_size: int
     max_value_bytes: int
+    max_metadata_bytes: int
+    max_event_data_bytes: int
     max_text_bytes: int
     max_download_url_seconds: int
     anonymous_read: bool

@@ -16,6 +16,26 @@ def nested(depth: int) -> Any:
     return value
 
 
+def deep(levels: int, key_length: int) -> Any:
+    """Objects nested `levels` deep, each with one key of `key_length` characters."""
+    value: Any = 0
+    for level in range(levels):
+        value = {chr(ord("a") + level % 26) * key_length: value}
+    return value
+
+
+# Shapes whose query views cost far more than their text (documents/json_value/encoding.py,
+# PATH_CHARS_PER_CHAR), each about 1 MB of JSON: within GRAPHLAKE_MAX_VALUE_BYTES, and refused.
+COSTLY: dict[str, Any] = {
+    # 100 M characters of paths (each container's holds every key above it), 103 MB of BSON
+    "long keys nested deep": deep(200, 5000),
+    # `attrs` repeats the 1 MB path for each of the 1,000 numbers: a 1 GB document
+    "a long key over an array": {"k" * 1_000_000: [0] * 1000},
+    # Little stored (`paths` lists "K.x" once), but each element made its 100 KB path again: 2.7 s
+    "an array of objects under a long key": {"k" * 100_000: [{"x": {}}] * 100_000},
+}
+
+
 HOSTILE: list[Any] = [
     [[1, [2]], []],
     {"a.b": 1, "$set": 2, "": 3, "\\": 4, "a\\.b": 5, ".": {"..": [[[]]]}},

@@ -10,6 +10,8 @@ Only the names the rest of the code imports are re-exported here.
 from documents.json_value.encoding import (
     MAX_DEPTH,
     MAX_INDEXED_LEAVES,
+    MIN_PATH_CHARS,
+    PATH_CHARS_PER_CHAR,
     JsonAttr,
     JsonText,
     StoredJson,
@@ -23,7 +25,7 @@ from documents.json_value.query import JsonOp, json_indexes, predicate_filter
 from documents.json_value.text import loads_json
 
 __all__ = [
-    "MAX_DEPTH", "MAX_INDEXED_LEAVES", "InvalidJson", "InvalidPredicate", "JsonAttr", "JsonOp", "JsonText", "Predicate",
-    "StoredJson", "compile_predicate", "dumps_json", "is_stored_json", "json_indexes", "loads_json", "matches", "path_of",
-    "predicate_filter", "split_path",
+    "MAX_DEPTH", "MAX_INDEXED_LEAVES", "MIN_PATH_CHARS", "PATH_CHARS_PER_CHAR", "InvalidJson", "InvalidPredicate",
+    "JsonAttr", "JsonOp", "JsonText", "Predicate", "StoredJson", "compile_predicate", "dumps_json", "is_stored_json",
+    "json_indexes", "loads_json", "matches", "path_of", "predicate_filter", "split_path",
 ]

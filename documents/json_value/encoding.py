@@ -29,10 +29,21 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 
 from documents.json_value.errors import InvalidJson, kind_of
 from documents.json_value.paths import escape_key, leaf_field
-from documents.json_value.text import dump_text, loads_json
+from documents.json_value.text import dump_text, loads_json, orjson_text
 
 MAX_INDEXED_LEAVES = 1000
 MAX_DEPTH = 500  # nesting levels; deeper input is refused rather than risking a RecursionError
+# The views write every path out in full: each member's under its whole path, and `attrs` that path
+# again for each indexed leaf. So they grow with the square of how deep long keys nest (1 MB of JSON,
+# 200 levels of 5,000-character keys, made 100 M characters of paths) and with a long path over an
+# array (a 1 MB key over 1,000 numbers made 1 G). The walk counts the characters of the paths it
+# writes and refuses the value once they pass PATH_CHARS_PER_CHAR per character of its JSON text, or
+# MIN_PATH_CHARS if that is more, so the work and the views stay linear in the input. Over 1,633 real
+# JSON documents (AWS's API models, Babel's data, npm lockfiles, SBOMs) the most was 5 per character,
+# and 2.6 over 100 KB. MIN_PATH_CHARS lets a small value nest objects 300 deep with one-character
+# keys (90,000) or hold a thousand leaves in one array under an 80-character path.
+PATH_CHARS_PER_CHAR = 8
+MIN_PATH_CHARS = 100_000
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _FLOAT_MAX = sys.float_info.max
@@ -64,9 +75,11 @@ with warnings.catch_warnings():
         json: str
 
         @classmethod
-        def encode(cls, value: Any) -> Self:
-            """Raises InvalidJson for what is not JSON (as StoredJson.encode)."""
-            return cls(json=dumps_json(value))
+        def encode(cls, value: Any, *, max_bytes: int | None = None) -> Self:
+            """Raises InvalidJson for what is not JSON, or JSON text over `max_bytes` (as StoredJson.encode)."""
+            text = _text_within(value, max_bytes)
+            _check(value, 0)
+            return cls(json=text)
 
         def decode(self) -> Any:
             return loads_json(self.json)
@@ -97,11 +110,13 @@ with warnings.catch_warnings():
             return {key: value for key, value in dump(self).items() if key == "json" or value}
 
         @classmethod
-        def encode(cls, value: Any) -> StoredJson:
-            """Raises InvalidJson for NaN, Infinity, non-JSON Python types or nesting beyond MAX_DEPTH."""
-            walk = _Walk()
+        def encode(cls, value: Any, *, max_bytes: int | None = None) -> StoredJson:
+            """Raises InvalidJson for NaN, Infinity, non-JSON Python types, nesting beyond MAX_DEPTH, JSON
+            text over `max_bytes` (UTF-8) or paths beyond their budget (PATH_CHARS_PER_CHAR)."""
+            text = _text_within(value, max_bytes)
+            walk = _Walk(max(MIN_PATH_CHARS, PATH_CHARS_PER_CHAR * len(text)))
             walk.visit(value, None, 0)
-            return cls(json=dump_text(value), attrs=walk.attrs, paths=list(walk.paths),
+            return cls(json=text, attrs=walk.attrs, paths=list(walk.paths),
                        truncated=walk.leaf_count > MAX_INDEXED_LEAVES)
 
 
@@ -115,6 +130,22 @@ def dumps_json(value: Any) -> str:
     # Here rather than in `text`: what counts as JSON is decided here, by the rules the encoding walk follows.
     _check(value, 0)
     return dump_text(value)
+
+
+def _text_within(value: Any, max_bytes: int | None) -> str:
+    """The exact JSON text of `value`, refused when over `max_bytes` before anything else is built from
+    it; the caller validates `value` after (`_check`, or the walk)."""
+    # Written before validating, so that an oversized value costs no walk: orjson writes 1 MB in about a
+    # millisecond. It also writes what is not JSON (NaN as null, a datetime as a string), which the
+    # caller's validation then refuses; for a value it accepts, this is the text dump_text writes. What
+    # orjson cannot write (integers beyond 64 bits, nesting beyond 255 levels, a lone surrogate) goes to
+    # the standard library, validated first, as its errors would not say what is wrong in our words.
+    text = orjson_text(value)
+    if text is None:
+        text = dumps_json(value)
+    if max_bytes is not None and (size := len(text.encode())) > max_bytes:
+        raise InvalidJson(f"is {size} bytes of JSON; the limit is {max_bytes}")
+    return text
 
 
 def _check(value: Any, depth: int) -> None:
@@ -168,10 +199,22 @@ class _Walk:
     listed in `paths`, and its leaves are indexed under k "".
     """
 
-    def __init__(self) -> None:
+    def __init__(self, path_chars: int) -> None:
         self.attrs: list[JsonAttr] = []
         self.paths: dict[str, None] = {}  # an ordered set
         self.leaf_count = 0
+        self.path_chars = path_chars  # characters of paths it may write (see PATH_CHARS_PER_CHAR)
+        self.left = path_chars
+
+    def spend(self, path: str) -> None:
+        """Count a path written: each member's (made once per member, even where `paths` lists it
+        already, as under an array of objects) and each indexed leaf's (`attrs` repeats it)."""
+        self.left -= len(path)
+        if self.left < 0:
+            raise InvalidJson(
+                f"has paths too long to index: the path to each of its members and leaves, written out in full, "
+                f"would come to more than {self.path_chars:,} characters ({PATH_CHARS_PER_CHAR} per character of "
+                f"its JSON, at least {MIN_PATH_CHARS:,}); nest it less deeply or use shorter keys")
 
     def visit(self, value: Any, path: str | None, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -182,7 +225,9 @@ class _Walk:
             for key, item in value.items():
                 _check_key(key)
                 escaped = escape_key(key)
-                self.visit(item, escaped if path is None else f"{path}.{escaped}", depth + 1)
+                member = escaped if path is None else f"{path}.{escaped}"
+                self.spend(member)
+                self.visit(item, member, depth + 1)
         elif isinstance(value, list):
             for item in value:  # elements share the array's path; nested arrays flatten into it
                 self.visit(item, path, depth + 1)
@@ -192,6 +237,7 @@ class _Walk:
                 self.paths[path] = None
             self.leaf_count += 1
             if self.leaf_count <= MAX_INDEXED_LEAVES:
+                self.spend(path or "")
                 self.attrs.append(JsonAttr(k=path or "", v=v))
 
 

@@ -23,10 +23,9 @@ _LONG_DIGITS = re.compile(r"\d{19,}")
 
 def dump_text(value: Any) -> str:
     """Compact JSON text of a value already validated (orjson alone would write NaN as null)."""
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:
-        pass  # integers beyond 64 bits, nesting beyond orjson's 255 levels, or a lone surrogate
+    text = orjson_text(value)
+    if text is not None:
+        return text
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         text.encode()
@@ -35,6 +34,16 @@ def dump_text(value: Any) -> str:
     except (TypeError, ValueError, RecursionError) as error:
         raise InvalidJson(str(error)) from None
     return text
+
+
+def orjson_text(value: Any) -> str | None:
+    """orjson's compact text of `value`, which is exact for what it writes, or None for what it cannot:
+    integers beyond 64 bits, nesting beyond its 255 levels, a lone surrogate, or a type it does not know.
+    Not validated: it writes NaN as null and a datetime as a string."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return None
 
 
 def loads_json(text: str) -> Any:

@@ -8,14 +8,14 @@ from enum import Enum
 import strawberry
 
 from resolvers.assets.types import AssetKind, AssetStatus
-from resolvers.common import JsonPredicate, OrderDirection, OwnershipInput
+from resolvers.common import METADATA_LIMIT, JsonPredicate, OrderDirection, OwnershipInput
 from resolvers.scalars import JSON
 
 # What storeValue, storeText and createUpload take alike, described once.
 NAME = "A human name, 1 to 500 characters (surrounding spaces trimmed); need not be unique."
 DESCRIPTION = "Free text about the asset; null for none."
 LABELS = "Free tags to filter by: at most 100, each 1 to 200 characters; duplicates dropped. Null for none."
-METADATA = "A JSON object describing the asset, queryable by path (`AssetFilter.metadata`); null stores {}."
+METADATA = f"A JSON object describing the asset, queryable by path (`AssetFilter.metadata`); null stores {{}}. {METADATA_LIMIT}"
 OWNER = "Who or what produced the data; null records nothing."
 DATA_TIMESTAMP = "When the data was produced (not stored), with a time zone; kept to the millisecond. Null if unknown."
 ALIASES = ("Lake-wide unique names (1 to 200 characters, no spaces, not starting with '/'): CONFLICT if one already "
@@ -64,7 +64,7 @@ class UpdateAssetInput:
     labels: list[str] | None = strawberry.field(default=strawberry.UNSET, description=(
         "The new labels, replacing all (at most 100, each 1 to 200 characters); null clears them."))
     metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
-        "A new JSON object, replacing the old one whole; null makes it {}."))
+        f"A new JSON object, replacing the old one whole; null makes it {{}}. {METADATA_LIMIT}"))
     data_timestamp: datetime | None = strawberry.field(default=strawberry.UNSET, description=(
         "When the data was produced; null clears it."))
     owner: OwnershipInput | None = strawberry.field(default=strawberry.UNSET, description=(

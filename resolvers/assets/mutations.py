@@ -10,8 +10,8 @@ from documents.common import AssetKind
 from documents.roles import Role
 from resolvers.assets.inputs import StoreTextInput, StoreValueInput, UpdateAssetInput
 from resolvers.assets.types import Asset, AssetRetention
-from resolvers.common import encode_json
-from resolvers.context import Info
+from resolvers.common import encode_json, encode_metadata
+from resolvers.context import Info, ServerSettings
 from resolvers.payloads import DeletePayload
 from resolvers.permissions import CanWrite, require_role
 from services import assets as service
@@ -19,11 +19,11 @@ from services.errors import BadUserInput
 from services.node_ids import NodeType, decode_object_id, decode_object_ids
 
 
-def _shared_fields(input: StoreValueInput | StoreTextInput) -> dict:
+def _shared_fields(input: StoreValueInput | StoreTextInput, settings: ServerSettings) -> dict:
     """What storeValue and storeText take alike, decoded and checked."""
     return {
         "name": input.name, "description": input.description, "labels": input.labels, "aliases": input.aliases,
-        "metadata": encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
+        "metadata": encode_metadata(input.metadata, settings, field="metadata"),
         "owner": input.owner.to_value() if input.owner else None, "data_timestamp": input.data_timestamp,
         "derived_from": decode_object_ids(input.derived_from or [], NodeType.ASSET, field="derivedFrom"),
     }
@@ -38,18 +38,20 @@ class AssetMutations:
             raise BadUserInput("is required (send null to store null)", field="value")
         doc = await service.create_asset(
             kind=AssetKind.VALUE, actor=info.context.actor, media_type="application/json",
-            value=encode_json(input.value, field="value", max_bytes=settings.max_value_bytes), **_shared_fields(input),
+            value=encode_json(input.value, field="value", max_bytes=settings.max_value_bytes),
+            **_shared_fields(input, settings),
         )
         return Asset.from_document(doc)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Store a text as an ACTIVE TEXT asset.")
     async def store_text(self, info: Info, input: Annotated[StoreTextInput, strawberry.argument(description="The text and its description.")]) -> Asset:
-        limit = info.context.settings.max_text_bytes
+        settings = info.context.settings
+        limit = settings.max_text_bytes
         if len(input.text.encode()) > limit:
             raise BadUserInput(f"is {len(input.text.encode())} bytes; the limit is {limit}", field="text")
         doc = await service.create_asset(
             kind=AssetKind.TEXT, actor=info.context.actor, text=input.text, media_type=input.media_type,
-            **_shared_fields(input),
+            **_shared_fields(input, settings),
         )
         return Asset.from_document(doc)
 
@@ -63,7 +65,7 @@ class AssetMutations:
         if "owner" in changes:
             changes["owner"] = changes["owner"].to_value() if changes["owner"] is not None else None
         if "metadata" in changes:
-            changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
+            changes["metadata"] = encode_metadata(changes["metadata"], info.context.settings, field="metadata")
         if "derived_from" in changes:
             changes["derived_from"] = decode_object_ids(changes["derived_from"] or [], NodeType.ASSET, field="derivedFrom")
         return Asset.from_document(await service.update_asset(decode_object_id(input.id, NodeType.ASSET), changes))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers.common import Split
+from resolvers.common import METADATA_LIMIT, Split
 from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 
@@ -13,7 +13,8 @@ from resolvers.scalars import JSON
 class CreateCollectionInput:
     name: str = strawberry.field(description="Its name: 1 to 500 characters, unique in the lake (CONFLICT if taken).")
     description: str | None = strawberry.field(default=None, description="Free text; null for none.")
-    metadata: JSON | None = strawberry.field(default=None, description="A JSON object describing it; null stores {}.")
+    metadata: JSON | None = strawberry.field(default=None, description=(
+        f"A JSON object describing it; null stores {{}}. {METADATA_LIMIT}"))
 
 
 @strawberry.input(description="Changes to a collection; fields left out stay as they are.")
@@ -23,7 +24,7 @@ class UpdateCollectionInput:
         "A new unique name (CONFLICT if taken); null or empty is refused."))
     description: str | None = strawberry.field(default=strawberry.UNSET, description="New free text; null clears it.")
     metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
-        "A new JSON object, replacing the old one whole; null makes it {}."))
+        f"A new JSON object, replacing the old one whole; null makes it {{}}. {METADATA_LIMIT}"))
 
 
 @batch_input

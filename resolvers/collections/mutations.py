@@ -8,7 +8,7 @@ import strawberry
 
 from resolvers.collections.inputs import AddToCollectionInput, CreateCollectionInput, UpdateCollectionInput
 from resolvers.collections.types import Collection
-from resolvers.common import encode_json
+from resolvers.common import encode_metadata
 from resolvers.context import Info
 from resolvers.payloads import DeletePayload
 from resolvers.permissions import CanWrite
@@ -22,7 +22,7 @@ class CollectionMutations:
     async def create_collection(
         self, info: Info, input: Annotated[CreateCollectionInput, strawberry.argument(description="Its name, description and metadata.")],
     ) -> Collection:
-        metadata = encode_json(input.metadata if input.metadata is not None else {}, field="metadata")
+        metadata = encode_metadata(input.metadata, info.context.settings, field="metadata")
         doc = await service.create_collection(input.name, input.description, metadata, info.context.actor)
         return Collection.from_document(doc)
 
@@ -32,7 +32,7 @@ class CollectionMutations:
     ) -> Collection:
         changes = {k: getattr(input, k) for k in ("name", "description", "metadata") if getattr(input, k) is not strawberry.UNSET}
         if "metadata" in changes:
-            changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
+            changes["metadata"] = encode_metadata(changes["metadata"], info.context.settings, field="metadata")
         return Collection.from_document(await service.update_collection(decode_object_id(input.id, NodeType.COLLECTION), changes))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a collection and its pins; assets no one else pins are flagged for garbage collection, never deleted here.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers.common import Split
+from resolvers.common import METADATA_LIMIT, Split
 from resolvers.inputs import batch_input
 from resolvers.scalars import JSON
 
@@ -21,7 +21,8 @@ class DatumRoleInput:
 class CreateDatumInput:
     roles: list[DatumRoleInput] = strawberry.field(description="Its assets by role: 1 to 20, each role named once.")
     split: Split = strawberry.field(default=Split.UNASSIGNED, description="Its split (default UNASSIGNED).")
-    metadata: JSON | None = strawberry.field(default=None, description="A JSON object describing it; null stores {}.")
+    metadata: JSON | None = strawberry.field(default=None, description=(
+        f"A JSON object describing it; null stores {{}}. {METADATA_LIMIT}"))
 
 
 @strawberry.input(description="Changes to a datum; dataset versions keep the split it had when they were built.")
@@ -30,4 +31,4 @@ class UpdateDatumInput:
     split: Split | None = strawberry.field(default=strawberry.UNSET, description=(
         "A new split; null is refused (a datum always has one, UNASSIGNED at least)."))
     metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
-        "A new JSON object, replacing the old one whole; null makes it {}."))
+        f"A new JSON object, replacing the old one whole; null makes it {{}}. {METADATA_LIMIT}"))

@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from documents.dataset import Datum as DatumDocument
-from resolvers.common import encode_json
+from resolvers.common import encode_metadata
 from resolvers.context import Info
 from resolvers.datums.inputs import CreateDatumInput, UpdateDatumInput
 from resolvers.datums.types import Datum
@@ -33,7 +33,7 @@ class DatumMutations:
                     (r.role, decode_object_id(r.asset_id, NodeType.ASSET, field=f"inputs[{i}].roles[{j}].assetId"))
                     for j, r in enumerate(item.roles)
                 ]),
-                metadata=encode_json(item.metadata if item.metadata is not None else {}, field=f"inputs[{i}].metadata"),
+                metadata=encode_metadata(item.metadata, info.context.settings, field=f"inputs[{i}].metadata"),
                 created_by=actor,
             )
             for i, item in enumerate(inputs)
@@ -47,7 +47,7 @@ class DatumMutations:
     ) -> Datum:
         changes = {k: getattr(input, k) for k in ("split", "metadata") if getattr(input, k) is not strawberry.UNSET}
         if "metadata" in changes:
-            changes["metadata"] = encode_json(changes["metadata"] if changes["metadata"] is not None else {}, field="metadata")
+            changes["metadata"] = encode_metadata(changes["metadata"], info.context.settings, field="metadata")
         return Datum.from_document(await service.update_datum(decode_object_id(input.id, NodeType.DATUM), changes))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a datum no dataset version and no "

@@ -136,7 +136,9 @@ class EventInput:
         "Types Graphlake writes itself (AUDIT, ASSET_STATUS, ...) are refused, in any case."))
     level: LogLevel | None = strawberry.field(default=None, description="Its severity; null is INFO.")
     message: str | None = strawberry.field(default=None, description="A human-readable message, at most 10,000 characters.")
-    data: JSON | None = strawberry.field(default=None, description="Any JSON to attach, queryable by path; null stores {}.")
+    data: JSON | None = strawberry.field(default=None, description=(
+        "Any JSON to attach, queryable by path; null stores {}. At most GRAPHLAKE_MAX_EVENT_DATA_BYTES (1 MiB by "
+        "default) as JSON."))
     source: OwnershipInput | None = strawberry.field(default=None, description="Where it came from; null records nothing.")
     timestamp: datetime | None = strawberry.field(default=None, description=(
         "When it happened; null is now. At most GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS (300 by default) ahead of the "

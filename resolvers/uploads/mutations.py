@@ -7,8 +7,8 @@ from typing import Annotated
 import strawberry
 
 from resolvers.assets.types import Asset
-from resolvers.common import encode_json
-from resolvers.context import Info
+from resolvers.common import encode_metadata
+from resolvers.context import Info, ServerSettings
 from resolvers.permissions import CanWrite
 from resolvers.uploads.inputs import CompleteUploadInput, CreateUploadInput, IngestFileInput, RegisterExternalInput
 from resolvers.uploads.types import (
@@ -25,7 +25,7 @@ from services.uploads.finishing import Unfiled
 from storage.concurrency import bounded_gather
 
 
-def _request(input: CreateUploadInput | IngestFileInput, where: str) -> sessions.UploadRequest:
+def _request(input: CreateUploadInput | IngestFileInput, where: str, settings: ServerSettings) -> sessions.UploadRequest:
     """The service's request from one input; `where` prefixes field names in errors (batches). An
     ingest's name and media type are the server's to find (services/uploads/ingest.py)."""
     upload = isinstance(input, CreateUploadInput)
@@ -34,7 +34,7 @@ def _request(input: CreateUploadInput | IngestFileInput, where: str) -> sessions
         media_type=input.media_type if upload else "",
         sha256=input.sha256.lower() if input.sha256 else None, mount=input.mount if upload else None,
         description=input.description,
-        labels=input.labels or [], metadata=encode_json(input.metadata if input.metadata is not None else {}, field=f"{where}metadata"),
+        labels=input.labels or [], metadata=encode_metadata(input.metadata, settings, field=f"{where}metadata"),
         owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
         collection_id=decode_object_id(input.collection_id, NodeType.COLLECTION, field=f"{where}collectionId") if input.collection_id else None,
         path=input.path, direct=upload and input.direct,
@@ -47,7 +47,8 @@ class UploadMutations:
     async def create_upload(
         self, info: Info, input: Annotated[CreateUploadInput, strawberry.argument(description="The file to upload.")],
     ) -> UploadSession:
-        started = await sessions.create_upload(_request(input, ""), info.context.stores, info.context.settings,
+        settings = info.context.settings
+        started = await sessions.create_upload(_request(input, "", settings), info.context.stores, settings,
                                               info.context.actor)
         info.context.loaders.known([started.asset])
         return UploadSession.from_signed(await sessions.sign_session(started.session, info.context.stores),
@@ -60,9 +61,9 @@ class UploadMutations:
         inputs: Annotated[list[CreateUploadInput], strawberry.argument(description=(
             "The files: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default)."))],
     ) -> list[UploadSession]:
-        stores = info.context.stores
-        started = await sessions.create_uploads([_request(input, f"inputs[{i}].") for i, input in enumerate(inputs)],
-                                               stores, info.context.settings, info.context.actor)
+        stores, settings = info.context.stores, info.context.settings
+        started = await sessions.create_uploads([_request(input, f"inputs[{i}].", settings) for i, input in enumerate(inputs)],
+                                               stores, settings, info.context.actor)
         info.context.loaders.known([s.asset for s in started])
         signed = await bounded_gather([lambda s=s: sessions.sign_session(s.session, stores) for s in started])
         return [UploadSession.from_signed(s, unchanged=st.unchanged) for s, st in zip(signed, started, strict=True)]
@@ -122,7 +123,7 @@ class UploadMutations:
         mount: Annotated[str | None, strawberry.argument(description="A local mount; default: the server's default mount.")] = None,
     ) -> list[IngestedFile]:
         settings = info.context.settings
-        requests = [ingest.IngestRequest(source=input.source, upload=_request(input, f"inputs[{i}]."),
+        requests = [ingest.IngestRequest(source=input.source, upload=_request(input, f"inputs[{i}].", settings),
                                          modified_ns=input.modified_ns, name=input.name, media_type=input.media_type)
                     for i, input in enumerate(inputs)]
         # The data dir holds the embedded database and the server's secrets: never ingested, whatever the roots say.
@@ -152,7 +153,7 @@ class UploadMutations:
         registered = await external.register_external(
             stores=info.context.stores, mount=input.mount, bucket=input.bucket, prefix=input.prefix, url=input.url,
             name=input.name, labels=input.labels or [],
-            metadata=encode_json(input.metadata if input.metadata is not None else {}, field="metadata"),
+            metadata=encode_metadata(input.metadata, info.context.settings, field="metadata"),
             collection_id=decode_object_id(input.collection_id, NodeType.COLLECTION, field="collectionId") if input.collection_id else None,
             actor=info.context.actor, max_items=info.context.settings.max_batch_items,
             owner=input.owner.to_value() if input.owner else None, data_timestamp=input.data_timestamp,
