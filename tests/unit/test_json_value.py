@@ -135,7 +135,7 @@ def test_path_examples() -> None:
     ("a", JsonOp.REGEX, r"(a)\1", "no lookaround or backreferences"),
     ("a", JsonOp.REGEX, "a" * 501, "limit is 500"),
     # Within 500 characters but costly to run: a large program (FerretDB's engine pays per instruction per character).
-    ("a", JsonOp.REGEX, "a{1,999}" * 60 + "bq<i>", r"compiles to 119829 instructions; the limit is 200"),
+    ("a", JsonOp.REGEX, "a{1,999}" * 60 + "bq<i>", r"compiles to tens of thousands of instructions; the limit is 200"),
     ("a", JsonOp.REGEX, "(?:(?:a{1,9}){1,9}){1,9}b", "the limit is 200"),
     ("a", JsonOp.REGEX, "a\x00", "NUL"),
 ])
