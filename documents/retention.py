@@ -26,7 +26,8 @@ class AssetRetention(Document):
         indexes = [
             IndexModel([("asset_id", ASCENDING), ("owner_type", ASCENDING), ("owner_id", ASCENDING)],
                        name="asset_owner_unique", unique=True),
-            Index([("owner_type", ASCENDING), ("owner_id", ASCENDING)], name="owner"),
+            # An owner's pins, in `_id` order: a release reads them a round at a time (services/bulk_deletes.py).
+            Index([("owner_type", ASCENDING), ("owner_id", ASCENDING), ("_id", ASCENDING)], name="owner"),
             # An asset's pins, and which of some assets are pinned, on the embedded default (MongoDB
             # reads them from the unique index above; on our FerretDB build a unique index serves no query).
             Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset", on=On.EMBEDDED),

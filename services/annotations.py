@@ -19,7 +19,7 @@ from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
 from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
-from services import batches, record_keys
+from services import batches, bulk_deletes, record_keys
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_client_keys, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
@@ -394,16 +394,17 @@ async def delete_record(record_id: ObjectId) -> None:
 
 async def delete_set(set_id: ObjectId) -> int:
     """Delete a set and its records, unless a dataset version includes it (it shows the set); how
-    many records went. The set goes last, so a retry finishes a crash; one gone already is done."""
+    many records went. The records go a round at a time (services/bulk_deletes.py), and the set
+    last, so a retry finishes a delete cut short; one gone already is done."""
     if await docs.AnnotationSet.get(set_id) is None:
         return 0
     versions = DatasetVersion.get_pymongo_collection().find({"annotation_set_ids": set_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this annotation set", {
         "dataset versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
         "delete those versions first")
-    removed = await docs.AnnotationRecord.get_pymongo_collection().delete_many({"set_id": set_id})
+    removed = await bulk_deletes.delete_all(docs.AnnotationRecord.get_pymongo_collection(), {"set_id": set_id})
     await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": set_id})
-    return removed.deleted_count
+    return removed
 
 
 async def delete_schema(schema_id: ObjectId) -> None:

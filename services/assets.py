@@ -329,11 +329,12 @@ async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore]
     due = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
            "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
     candidates = await Asset.find(due).to_list()
-    if dry_run:
-        in_use: set = set()
+    if dry_run:  # what _collect would keep, left out: one pinned again (or whose release was cut short), one in use
+        kept: set = set()
         for start in range(0, len(candidates), GC_BATCH):
-            in_use |= await asset_users.used([a.id for a in candidates[start:start + GC_BATCH]])
-        return [a for a in candidates if a.id not in in_use]
+            ids = [a.id for a in candidates[start:start + GC_BATCH]]
+            kept |= await retention.pinned(ids) | await asset_users.used(ids)
+        return [a for a in candidates if a.id not in kept]
     collected = []
     for start in range(0, len(candidates), GC_BATCH):
         collected += await _collect(candidates[start:start + GC_BATCH], due, stores)
@@ -344,8 +345,8 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     """Delete a batch of unpinned assets in a few round trips, whatever its size. An unpinned
     asset is in no collection and has no pins, so only its status, its aliases and its bytes go."""
     ids = [a.id for a in batch]
-    pinned = set(await AssetRetention.get_pymongo_collection().distinct("asset_id", {"asset_id": {"$in": ids}}))
-    ids = [i for i in ids if i not in pinned]  # pinned again since it was listed
+    pinned = await retention.pinned(ids)
+    ids = [i for i in ids if i not in pinned]  # pinned again since it was listed (or still: a release cut short)
     in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
     if in_use:  # and no longer a candidate: later rounds need not load and check it again
         await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, cleared("unpinned_at"))
@@ -363,8 +364,7 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     flipped = set(await Asset.get_pymongo_collection().distinct(
         "_id", {"_id": {"$in": ids}, "status": AssetStatus.DELETED.value, "deleted_at": now}))
     # Look again, as deleteAsset does: what a datum, record or pin took meanwhile is given back.
-    taken = (set(await AssetRetention.get_pymongo_collection().distinct("asset_id", {"asset_id": {"$in": list(flipped)}}))
-             | set(await asset_users.used(list(flipped))))
+    taken = await retention.pinned(list(flipped)) | await asset_users.used(list(flipped))
     for asset in (a for a in batch if a.id in taken):
         await Asset.get_pymongo_collection().update_one(
             {"_id": asset.id}, {"$set": {"status": asset.status.value}, **cleared("unpinned_at", "deleted_at")})

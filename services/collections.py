@@ -18,7 +18,7 @@ from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType, Split
 from documents.duplicates import duplicates_only, is_duplicate_key
 from documents.json_value import StoredJson
-from services import retention
+from services import bulk_deletes, retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict, NotFound
@@ -147,22 +147,34 @@ async def remove_items(collection_id: ObjectId, asset_ids: Sequence[ObjectId]) -
     return await get_collection(collection_id, field="collectionId")
 
 
-async def _take_out(collection_id: ObjectId, asset_ids: Sequence[ObjectId]) -> None:
-    """The assets' items in the collection, its place in them and its pins on them, removed."""
+async def _take_out(collection_id: ObjectId, asset_ids: Sequence[ObjectId], item_ids: Sequence[ObjectId] | None = None) -> None:
+    """The assets' items in the collection (`item_ids`, when the caller read them) removed, then its
+    place in the assets and its pins on them, in one write of each asset as the pins are released.
+    An asset whose item went keeps its pin until it has left the collection: a delete cut short in
+    between finds it through the pin."""
     asset_ids = list(dict.fromkeys(asset_ids))
-    await CollectionItem.get_pymongo_collection().delete_many({"collection_id": collection_id, "asset_id": {"$in": asset_ids}})
-    await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}}, {"$pull": {"collection_ids": collection_id}})
-    await retention.release(RetentionOwnerType.COLLECTION, collection_id, asset_ids)
+    await CollectionItem.get_pymongo_collection().delete_many(
+        {"_id": {"$in": list(item_ids)}} if item_ids is not None else {"collection_id": collection_id, "asset_id": {"$in": asset_ids}})
+    await retention.release(RetentionOwnerType.COLLECTION, collection_id, asset_ids, also=_leaving(collection_id))
+
+
+def _leaving(collection_id: ObjectId) -> dict[str, Any]:
+    """The update that takes the collection out of an asset."""
+    return {"$pull": {"collection_ids": collection_id}}
 
 
 async def delete_collection(collection_id: ObjectId) -> None:
     """Removes the collection, its items and its pins. Its assets stay; those no one else pins are
-    flagged for garbage collection. The collection record goes last, so a retry finishes a crash; one
-    gone already is done."""
+    flagged for garbage collection. A round of items at a time (services/bulk_deletes.py), each
+    round taken out whole as `_take_out` says, so that no command holds the database for long; the
+    assets are found through the items and pins (a query on the assets' `collection_ids` reads every
+    asset on the embedded default, which indexes no array). The collection record goes last, so a
+    retry finishes a delete cut short; one gone already is done."""
     if await Collection.get(collection_id) is None:
         return
-    await CollectionItem.get_pymongo_collection().delete_many({"collection_id": collection_id})
-    await Asset.get_pymongo_collection().update_many({"collection_ids": collection_id},
-                                                     {"$pull": {"collection_ids": collection_id}})
-    await retention.release(RetentionOwnerType.COLLECTION, collection_id)
+    items = CollectionItem.get_pymongo_collection()
+    while found := await bulk_deletes.first_left(items, {"collection_id": collection_id}, ["asset_id"]):
+        await _take_out(collection_id, [item["asset_id"] for item in found], [item["_id"] for item in found])
+    # The pins of a round cut short after its items went: their assets are taken out of the collection too.
+    await retention.release(RetentionOwnerType.COLLECTION, collection_id, also=_leaving(collection_id))
     await Collection.get_pymongo_collection().delete_one({"_id": collection_id})

@@ -34,7 +34,7 @@ from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
 from documents.record_pack import VersionRecordPack
 from graphlake_client import splits
-from services import retention, snapshots, version_content
+from services import bulk_deletes, retention, snapshots, version_content
 from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held, text_contains
@@ -215,9 +215,11 @@ async def _check_role_assets(datums: list[Datum], digests: dict[ObjectId, str]) 
 
 
 async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
-    """Remove what a version wrote, its record last (never called on a READY version). Without a
-    time limit: the copies of a big version take longer to delete than a request's limit, and a
-    delete cut short would make no progress on a retry either."""
+    """Remove what a version wrote, its record last (never called on a READY version). Its copies and
+    pins go a round at a time (services/bulk_deletes.py): no command holds the database for long, and
+    a delete cut short keeps the rounds it finished for its retry. Without a time limit all the same:
+    a failed build's cleanup is not to stop at a slow moment of the database, leaving its debris to a
+    later build of the name."""
     with no_time_limit():
         await _remove_copies(version_id, stores)
 
@@ -225,8 +227,9 @@ async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | Non
 async def _remove_copies(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None) -> None:
     named = await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}, {"content": 1})
     await version_content.remove((named or {}).get("content"), stores)
-    await VersionMember.get_pymongo_collection().delete_many({"version_id": version_id})
-    await VersionRecordPack.get_pymongo_collection().delete_many({"version_id": version_id})
+    await bulk_deletes.delete_all(VersionMember.get_pymongo_collection(), {"version_id": version_id})
+    await bulk_deletes.delete_all(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id},
+                                  order=("datum_id", "_id"))
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
     await DatasetVersion.get_pymongo_collection().delete_one(
         {"_id": version_id, "status": {"$in": [VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}})

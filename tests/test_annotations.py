@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from documents.annotation import AnnotationRecord
+from documents.annotation import AnnotationRecord, AnnotationSet
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
+from services import bulk_deletes
 from services.assets import collect_unpinned
 from tests import factories
+from tests.conftest import Served
 from tests.operations import Api, object_id
 
 
@@ -281,3 +284,39 @@ async def test_a_literal_geometry_with_two_shapes_gets_one_error_naming_the_argu
     error = await api.error("Two", {"setId": s["truth"]["id"]}, query=query, token=contributor)  # one here too
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"].startswith("records[0].geometry"), error
     assert await AnnotationRecord.count() == 0
+
+
+async def test_a_set_of_many_records_is_deleted_a_round_at_a_time_and_a_delete_cut_short_by_a_retry(
+        api: Api, contributor: str, setup: dict, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its records go a few at a time (services/bulk_deletes.py), each delete naming at most a round's
+    records, and the set last: a delete that dies part-way leaves the set with the records it had not
+    reached, and deleting it again removes them. Another set's records on the same datum stay."""
+    s = setup
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 7)
+    labels = [record(s, "CLASSIFICATION", label="dent")] * 45  # six full rounds and a part
+    await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": labels}, token=contributor)
+    await api.data("AddAnnotations", {"setId": s["model"]["id"], "records": labels[:4]}, token=contributor)
+    truth, model = object_id(s["truth"]["id"]), object_id(s["model"]["id"])
+    read, reads = bulk_deletes.first_left, 0
+
+    async def dies_at_the_fourth_read(*args: Any, **kwargs: Any) -> list[dict]:
+        nonlocal reads
+        reads += 1
+        if reads == 4:
+            raise ConnectionError("the server died here")
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(bulk_deletes, "first_left", dies_at_the_fourth_read)
+    failed = await api.run("DeleteAnnotationSet", {"id": s["truth"]["id"]}, token=contributor)
+    assert failed.get("errors") and reads == 4, failed
+    monkeypatch.setattr(bulk_deletes, "first_left", read)
+    assert await AnnotationRecord.find({"set_id": truth}).count() == 45 - 3 * 7
+    assert await AnnotationSet.get(truth) is not None  # the set goes last
+
+    served.commands.clear()
+    assert (await api.data("DeleteAnnotationSet", {"id": s["truth"]["id"]}, token=contributor))["deleteAnnotationSet"]["deleted"]
+    deletes = [name for c, name in zip(served.commands.commands, served.commands.collections, strict=True) if c == "delete"]
+    assert deletes.count("annotation_records") == 4, deletes  # the 24 left: three full rounds and a part
+    assert await AnnotationRecord.find({"set_id": truth}).count() == 0
+    assert await AnnotationSet.get(truth) is None
+    assert await AnnotationRecord.find({"set_id": model}).count() == 4

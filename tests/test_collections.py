@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
 from bson import ObjectId
 
 from documents.asset import Asset
-from documents.collection import CollectionItem
+from documents.collection import Collection, CollectionItem
 from documents.retention import AssetRetention
-from services import collections
+from resolvers.context import AppState
+from services import bulk_deletes, collections, retention
+from services.assets import collect_unpinned
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -164,3 +169,87 @@ async def test_a_collection_deleted_while_items_are_added_keeps_none_of_them(
     assert await AssetRetention.find({"owner_id": object_id(doomed["id"])}).count() == 0
     stored = await Asset.get(object_id(asset["id"]))
     assert stored.collection_ids == [] and stored.unpinned_at is not None  # pinned by nothing: flagged for GC
+
+
+async def many_items(api: Api, token: str, count: int) -> tuple[dict, list[ObjectId], set[ObjectId]]:
+    """A collection of `count` items, for deletes of several rounds: the first five of its assets are
+    in another collection too, and the next three pinned by hand. Returns the collection, its assets'
+    ids and those that something else holds."""
+    assets = [await factories.value_asset(api, token, name=f"a{i}") for i in range(count)]
+    doomed, other = await factories.collection(api, token, "doomed"), await factories.collection(api, token, "other")
+    await add(api, token, doomed["id"], [{"assetId": a["id"], "path": f"p/{i}"} for i, a in enumerate(assets)])
+    await add(api, token, other["id"], [{"assetId": a["id"]} for a in assets[:5]])
+    for asset in assets[5:8]:
+        await api.data("PinAsset", {"assetId": asset["id"]}, token=token)
+    ids = [object_id(a["id"]) for a in assets]
+    return doomed, ids, set(ids[:8])
+
+
+async def assert_deleted_whole(collection_id: ObjectId, ids: list[ObjectId], held: set[ObjectId]) -> None:
+    """The collection, its items and its pins are gone; no asset lists it; those nothing else holds are
+    flagged for the garbage collector, and the others keep their own pins, unflagged."""
+    assert await Collection.get(collection_id) is None
+    assert await CollectionItem.find({"collection_id": collection_id}).count() == 0
+    assert await AssetRetention.find({"owner_id": collection_id}).count() == 0
+    stored = await Asset.find({"_id": {"$in": ids}}).to_list()
+    assert len(stored) == len(ids) and not [a.id for a in stored if collection_id in a.collection_ids]
+    assert {a.id for a in stored if a.unpinned_at is not None} == set(ids) - held
+    assert {p.asset_id for p in await AssetRetention.find_all().to_list()} == held
+
+
+async def test_a_collection_of_many_items_is_deleted_a_round_at_a_time(
+        api: Api, contributor: str, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its items and pins go a few at a time (services/bulk_deletes.py), never in one command: each
+    delete names at most a round's documents, by id."""
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 7)
+    doomed, ids, held = await many_items(api, contributor, 45)  # six full rounds and a part
+    served.commands.clear()
+    assert (await api.data("DeleteCollection", {"id": doomed["id"]}, token=contributor))["deleteCollection"]["deleted"]
+    deletes = [name for c, name in zip(served.commands.commands, served.commands.collections, strict=True) if c == "delete"]
+    assert deletes.count("collection_items") == 7 and deletes.count("retentions") == 7, deletes
+    await assert_deleted_whole(object_id(doomed["id"]), ids, held)
+
+
+@pytest.mark.parametrize(("cut_at", "done"), [("release", False), ("_write_released", True)])
+async def test_a_collection_delete_cut_short_is_finished_by_a_retry(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch, cut_at: str, done: bool) -> None:
+    """The delete dies in its third round: after the round's items went but before its assets were
+    written and their pins released, or after the assets were written (those only the collection held
+    flagged) but before the pins went. What it left holds together: every asset the collection still
+    holds or that still lists it keeps its pin, and the garbage collector would take no asset a pin
+    still holds; deleting the collection again finishes the job."""
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 7)
+    doomed, ids, held = await many_items(api, contributor, 45)
+    collection_id = object_id(doomed["id"])
+    step, calls = getattr(retention, cut_at), 0
+
+    async def dies_at_the_third(*args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3 or done:  # the step itself, then death; or death on the way in
+            await step(*args, **kwargs)
+        if calls == 3:
+            raise ConnectionError("the server died here")
+
+    monkeypatch.setattr(retention, cut_at, dies_at_the_third)
+    failed = await api.run("DeleteCollection", {"id": doomed["id"]}, token=contributor)
+    assert failed.get("errors") and calls == 3, failed
+    monkeypatch.setattr(retention, cut_at, step)
+
+    assert await Collection.get(collection_id) is not None  # the record goes last
+    items = {i.asset_id for i in await CollectionItem.find({"collection_id": collection_id}).to_list()}
+    assert len(items) == 45 - 3 * 7
+    pins = {p.asset_id for p in await AssetRetention.find({"owner_id": collection_id}).to_list()}
+    stored = await Asset.find({"_id": {"$in": ids}}).to_list()
+    listing = {a.id for a in stored if collection_id in a.collection_ids}
+    flagged = {a.id for a in stored if a.unpinned_at is not None}
+    assert items | listing <= pins and len(pins) == len(items) + 7  # the third round's pins are left
+    if cut_at == "release":
+        assert listing - items  # out of the collection's items, not yet out of the assets: found by their pins
+    else:
+        assert flagged & pins and listing == items  # flagged, its pin not yet gone: what the collector must see through
+    collectable = await collect_unpinned(timedelta(microseconds=1), state.stores, dry_run=True)
+    assert collectable and not {a.id for a in collectable} & {p.asset_id for p in await AssetRetention.find_all().to_list()}
+
+    assert (await api.data("DeleteCollection", {"id": doomed["id"]}, token=contributor))["deleteCollection"]["deleted"]
+    await assert_deleted_whole(collection_id, ids, held)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -23,7 +24,7 @@ from documents.roles import Role
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from resolvers.context import AppState
-from services import datasets, snapshots
+from services import bulk_deletes, datasets, retention, snapshots
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import MakeToken, S3Service, Served
@@ -684,6 +685,57 @@ async def test_a_version_delete_that_crashed_part_way_is_finished_by_a_retry(api
     assert await VersionMember.get_pymongo_collection().count_documents({"version_id": version_id}) == 0
     assert await AssetRetention.find({"owner_id": version_id}).count() == 0
     assert await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}) is None
+
+
+async def test_a_version_of_many_datums_is_deleted_a_round_at_a_time_releasing_only_its_own_pins(
+        api: Api, contributor: str, admin: str, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its copies and pins go a few at a time (services/bulk_deletes.py), each delete naming at most a
+    round's documents. A delete that dies while it releases the pins is finished by the next one: the
+    assets only it held end flagged for the garbage collector, and those another version holds keep
+    that version's pins, unflagged."""
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 7)
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 20)  # 40 role assets: six full rounds of pins and a part
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": x["roles"][0]["asset"]["id"], "datumId": x["id"], "kind": "CLASSIFICATION", "label": "dent"}
+        for x in d]}, token=contributor)
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d],
+                                 addAnnotationSets=[labels["id"]])
+    v2 = await factories.version(api, contributor, ds["id"], "v2", addDatums=[x["id"] for x in d[:6]])
+    version_id, kept_id = object_id(v1["id"]), object_id(v2["id"])
+    assets = [object_id(r["asset"]["id"]) for x in d for r in x["roles"]]
+    held = {a for a in assets if await AssetRetention.find({"asset_id": a, "owner_id": kept_id}).count()}
+    assert len(held) == 12
+    write, calls = retention._write_released, 0
+
+    async def dies_after_the_third(*args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        await write(*args, **kwargs)
+        calls += 1
+        if calls == 3:
+            raise ConnectionError("the server died here")
+
+    monkeypatch.setattr(retention, "_write_released", dies_after_the_third)
+    served.commands.clear()
+    failed = await api.run("DeleteDatasetVersion", {"id": v1["id"]}, token=admin)
+    assert failed.get("errors") and calls == 3, failed
+    monkeypatch.setattr(retention, "_write_released", write)
+    deletes = [name for c, name in zip(served.commands.commands, served.commands.collections, strict=True) if c == "delete"]
+    assert deletes.count("version_members") == deletes.count("version_record_packs") == 3, deletes  # 20 each
+    assert (await api.data("DatasetVersion", {"id": v1["id"]}, token=contributor))["datasetVersion"] is None  # hidden
+    assert 0 < await AssetRetention.find({"owner_id": version_id}).count() < 40
+
+    assert (await api.data("DeleteDatasetVersion", {"id": v1["id"]}, token=admin))["deleteDatasetVersion"]["deleted"]
+    assert await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}) is None
+    assert await VersionMember.get_pymongo_collection().count_documents({"version_id": version_id}) == 0
+    assert await VersionRecordPack.get_pymongo_collection().count_documents({"version_id": version_id}) == 0
+    assert await AssetRetention.find({"owner_id": version_id}).count() == 0
+    stored = await Asset.find({"_id": {"$in": assets}}).to_list()
+    assert {a.id for a in stored if a.unpinned_at is not None} == set(assets) - held
+    assert {p.asset_id for p in await AssetRetention.find({"owner_id": kept_id}).to_list()} == held
+    assert (await api.data("DatasetVersion", {"id": v2["id"]}, token=contributor))["datasetVersion"]["datumCount"] == 6
 
 
 async def test_a_deep_verify_asks_s3_whether_objects_registered_in_place_changed(

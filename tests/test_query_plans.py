@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from resolvers.context import AppState
-from services import snapshots
+from services import bulk_deletes, snapshots
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -336,6 +336,34 @@ async def test_the_daily_sweep_reads_uses_and_links_through_their_indexes(api: A
                                                       "sort": asked["sort"]})
             if plan_problems(plan) or not plan["sortPushdown"]:
                 problems[asked["find"]] = (asked.get("filter"), asked["sort"], plan["queryPlanner"]["Plan"])
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+async def test_deletes_read_each_round_through_an_index(api: Api, served: Served, state: AppState, contributor: str,
+                                                        admin: str, lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a collection, a dataset version and annotation sets reads what it removes a round at a
+    time (services/bulk_deletes.py): each round's read searches an index for the owner and stops after
+    the round, in the order the index holds (no sort of all that is left, once per round), and the pins
+    on a round's assets are found through the index on their asset."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 2)  # several rounds of each
+    served.commands.clear()
+    await api.data("DeleteCollection", {"id": lake["collection"]}, token=contributor)
+    await api.data("DeleteDatasetVersion", {"id": lake["version"]}, token=admin)
+    for set_id in lake["sets"]:
+        await api.data("DeleteAnnotationSet", {"id": set_id}, token=contributor)
+    removed = ("collection_items", "version_members", "version_record_packs", "annotation_records", "retentions")
+    reads = [f for f in served.commands.finds if f["find"] in removed]
+    assert {f["find"] for f in reads} == set(removed), served.commands.finds
+    assert any("asset_id" in f["filter"] for f in reads if f["find"] == "retentions"), reads  # the pins on a round's assets
+    problems = {}
+    for find in reads:
+        plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"], "sort": find.get("sort", {})})
+        steps = plan["queryPlanner"]["Plan"]
+        if (plan_problems(plan) or (find.get("sort") and not plan["sortPushdown"])
+                or not any("USING INDEX" in step for step in steps)):
+            problems[f"{find['find']} {find['filter']}"] = (find.get("sort"), steps)
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
 

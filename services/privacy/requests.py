@@ -20,7 +20,7 @@ from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.json_value import JsonText, StoredJson, is_stored_json
 from documents.record_pack import VersionRecordPack, unpack
-from services import asset_users, assets
+from services import asset_users, assets, retention
 from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
 from services.privacy.places import (
@@ -165,7 +165,7 @@ async def erasure_plan(db: AsyncDatabase, user_id: str) -> ErasurePlan:
     held: set[ObjectId] = set()
     for start in range(0, len(own), 1000):
         batch = own[start:start + 1000]
-        held |= set(await db.retentions.distinct("asset_id", {"asset_id": {"$in": batch}}))
+        held |= await retention.pinned(batch)
         held |= await asset_users.used(batch)
     for n, asset_id in enumerate(a for a in own if a in held):  # each named with its holders, as the erase will
         why = await assets.holders_of(asset_id) if n < HOLDERS_DESCRIBED else None

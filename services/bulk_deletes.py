@@ -1,0 +1,42 @@
+"""Deleting a query's documents a round at a time, so that no one command holds the database.
+
+A `delete_many` is one command however much it matches, and on the embedded default one write
+transaction (scripts/ferretdb/patch.py, step 12), while SQLite lets one writer in at a time: deleting
+a collection's 100,000 items took 1.9 s, and every other write of the lake waited behind it, up to
+1.24 s. So a delete of something that grows with the lake (a collection's items, a set's records, a
+version's copies, an owner's pins) reads the first DELETE_ROUND documents left, in the order of an
+index that serves the query, and deletes those by `_id`, until none is left: each command is a few
+milliseconds, and other writes get their turn between them.
+
+Each round deletes what it read, so the next one reads the next documents from the index's start;
+one written meanwhile is met too. A delete cut short has removed whole rounds, and what it left is
+found the same way by its retry (each caller deletes the record that names what it removes last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+# Documents per round. Deleting 500 holds the embedded default's one writer about 20 ms here; a
+# collection's round also rewrites its 500 assets as their pins go (services/retention.py), 100-200 ms.
+DELETE_ROUND = 500
+
+
+async def first_left(collection: AsyncCollection, query: dict[str, Any], fields: Sequence[str] = (),
+                     order: Sequence[str] = ("_id",)) -> list[dict[str, Any]]:
+    """The first DELETE_ROUND documents matching `query` in `order`, their `_id` and `fields` only.
+    `order`: the fields of an index after those `query` holds to one value each (documents/indexes.py),
+    so that the read walks that index and stops after its round (tests/test_query_plans.py)."""
+    return await collection.find(query, {"_id": 1, **dict.fromkeys(fields, 1)}, sort=[(f, 1) for f in order],
+                                 limit=DELETE_ROUND, batch_size=DELETE_ROUND).to_list()
+
+
+async def delete_all(collection: AsyncCollection, query: dict[str, Any], order: Sequence[str] = ("_id",)) -> int:
+    """Delete every document matching `query`, a round at a time (see the module); how many went."""
+    deleted = 0
+    while found := await first_left(collection, query, order=order):
+        deleted += (await collection.delete_many({"_id": {"$in": [doc["_id"] for doc in found]}})).deleted_count
+    return deleted
