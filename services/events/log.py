@@ -27,6 +27,7 @@ from documents.clock import to_millis, utcnow
 from documents.common import Ownership
 from documents.event import AUDIT, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
+from services.bulk_deletes import delete_all
 from services.checks import check_at_most, check_client_keys, time_bounds
 from services.errors import BadUserInput, NotFound
 from services.events import alerts, keys
@@ -174,7 +175,8 @@ async def purge(older_than: timedelta, *, audit_too: bool) -> int:
     query: dict[str, Any] = {"archived": True, "timestamp": {"$lt": utcnow() - older_than}}
     if not audit_too:
         query["event_type"] = {"$ne": AUDIT}
-    return (await Event.get_pymongo_collection().delete_many(query)).deleted_count
+    # A round at a time (services/bulk_deletes.py): a year of events in one delete held the lake's writes.
+    return await delete_all(Event.get_pymongo_collection(), query, order=("timestamp", "_id"))
 
 
 REPLAY_PAGE = 500
