@@ -10,13 +10,14 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from bson import ObjectId
 
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.clock import utcnow
-from documents.dataset import DatasetVersion, Datum, VersionMember
+from documents.dataset import DatasetVersion, Datum, DatumAsset, VersionMember
 from documents.record_pack import VersionRecordPack
 from documents.retention import AssetRetention
 from documents.roles import Role
@@ -153,6 +154,54 @@ async def test_version_from_a_collection(api: Api, contributor: str) -> None:
     datums = (await api.data("DatasetVersion", {"id": v["id"]}, token=contributor))["datasetVersion"]["datums"]["edges"]
     first = (await api.data("Datum", {"id": datums[0]["node"]["id"], "role": "asset"}, token=contributor))["datum"]
     assert first["asset"]["id"] in {a["id"] for a in assets} and first["metadata"]["path"].startswith("imgs/")
+
+
+async def test_a_version_from_a_collection_is_made_a_batch_at_a_time_and_undone_whole(
+        api: Api, contributor: str, served: Served, monkeypatch) -> None:
+    """A collection's items become datums ITEMS_PER_BATCH at a time (here 2: five items, three
+    batches), each batch read and inserted on its own, in the items' order with their splits and
+    paths. A build that fails once they are all written (an asset not ACTIVE) removes the datums of
+    every batch, and their uses of their assets, a batch at a time too."""
+    monkeypatch.setattr(datasets, "ITEMS_PER_BATCH", 2)
+    splits = ["TRAIN", "TEST", "VALIDATION", "UNASSIGNED", "TRAIN"]
+
+    async def collection_of(name: str) -> tuple[dict, list[dict]]:
+        coll = await factories.collection(api, contributor, name)
+        assets = [await factories.image_asset(api, contributor, f"{name}-{i}.png") for i in range(5)]
+        await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+            {"assetId": a["id"], "path": f"{name}/{i}.png", "split": splits[i]} for i, a in enumerate(assets)]}},
+            token=contributor)
+        return coll, assets
+
+    coll, assets = await collection_of("scan")
+    ds = await factories.dataset(api, contributor)
+    served.commands.clear()
+    v = await factories.version(api, contributor, ds["id"], "v1", fromCollection=coll["id"])
+    assert v["datumCount"] == 5
+    assert [n for collection, n in served.commands.inserts if collection == "datums"] == [2, 2, 1]
+    read = [f for f in served.commands.finds if f["find"] == "collection_items"]
+    assert [f["limit"] for f in read] == [2, 2, 2] and "_id" not in read[0]["filter"]  # resuming after the last `_id`
+    made = await Datum.get_pymongo_collection().find({}, sort=[("_id", 1)]).to_list()
+    assert [d["roles"] for d in made] == [[{"role": "asset", "asset_id": object_id(a["id"])}] for a in assets]
+    assert [d["split"] for d in made] == splits
+    assert [orjson.loads(d["metadata"]["json"]) for d in made] == [{"path": f"scan/{i}.png"} for i in range(5)]
+    members = (await api.data("DatasetVersion", {"id": v["id"], "first": 10}, token=contributor))["datasetVersion"]
+    assert [e["node"] for e in members["datums"]["edges"]] == [
+        {"id": encode_id(NodeType.DATUM, d["_id"]), "split": d["split"]} for d in made]
+
+    failing, assets = await collection_of("failing")
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(assets[4]["id"])}, {"$set": {"status": "PENDING"}})
+    datums_before, uses_before = await Datum.count(), await DatumAsset.count()
+    served.commands.clear()
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v2",
+                                                               "fromCollection": failing["id"]}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "addDatums"} and assets[4]["id"] in error["message"]
+    assert [n for collection, n in served.commands.inserts if collection == "datums"] == [2, 2, 1]
+    assert (await Datum.count(), await DatumAsset.count()) == (datums_before, uses_before)
+    removed = [c for c, collection in zip(served.commands.commands, served.commands.collections, strict=True)
+               if (c, collection) == ("delete", "datums")]
+    assert len(removed) == 3  # a batch at a time
+    assert await DatasetVersion.find({"version": "v2"}).count() == 0
 
 
 async def test_training_split_is_deterministic_and_can_require_verification(api: Api, contributor: str) -> None:
