@@ -30,6 +30,7 @@ from resolvers.loop_slices import validate_all
 from services import datasets, snapshots
 from services.errors import GraphlakeError
 from services.query_match import matcher
+from services.uploads.sessions import PartUrls
 
 if TYPE_CHECKING:
     from services.metrics import Metrics
@@ -143,6 +144,9 @@ class Loaders:
         self._loaders: dict[bytes, DataLoader] = {}
         self._by_id: dict[type, ByIdLoader] = {}  # by_id's, by class: asked once per item of a page
         self._metrics = metrics
+        # The upload part URLs the request may still be handed, whichever fields sign them (aliases
+        # of uploadSession, nodes, createUploads): new with the loaders, so for each operation.
+        self.part_urls = PartUrls()
 
     def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader) -> DataLoader:
         """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
