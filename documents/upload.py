@@ -90,9 +90,14 @@ class UploadSession(Document):
 
     @property
     def part_count(self) -> int:
-        if not self.part_size:
-            return 0
-        return max(1, -(-self.size_bytes // self.part_size))
+        return part_count(self.size_bytes, self.part_size)
+
+
+def part_count(size_bytes: int, part_size: int | None) -> int:
+    """How many parts an upload of `size_bytes` in parts of `part_size` has (0: not in parts)."""
+    if not part_size:
+        return 0
+    return max(1, -(-size_bytes // part_size))
 
 
 class UploadClaim(Document):

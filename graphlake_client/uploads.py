@@ -35,6 +35,30 @@ BATCHES_IN_FLIGHT = 2
 # first would hold up its first byte by seconds. Smaller ones declare it up front, which lets S3
 # check a single PUT itself instead of the server reading the object back.
 LATE_HASH_BYTES = 64 * 1024 * 1024
+# A request is handed at most MAX_PART_URLS upload part URLs, and parts are at least MIN_PART_BYTES
+# (README, Uploading): a createUploads is kept within them whatever the server's multipart threshold.
+MAX_PART_URLS = 10_000
+MIN_PART_BYTES = 8 * 1024 * 1024
+
+
+def part_urls_at_most(size: int) -> int:
+    """The most part URLs an upload of `size` bytes can be handed (one if it goes whole)."""
+    return min(MAX_PART_URLS, max(1, -(-size // MIN_PART_BYTES)))
+
+
+def within_part_urls(sizes: list[int]) -> list[range]:
+    """Consecutive runs of these uploads (by position) whose parts fit in one request."""
+    runs: list[range] = []
+    start, parts = 0, 0
+    for i, size in enumerate(sizes):
+        wanted = part_urls_at_most(size)
+        if i > start and parts + wanted > MAX_PART_URLS:
+            runs.append(range(start, i))
+            start, parts = i, 0
+        parts += wanted
+    if sizes:
+        runs.append(range(start, len(sizes)))
+    return runs
 
 
 class Uploader(Transport):
@@ -289,18 +313,21 @@ class Uploader(Transport):
                     return await self._upload_input(files[i][0], sizes[i], **files[i][1], direct=direct)
 
             inputs = await asyncio.gather(*(upload_input(i) for i in fresh))
-            try:
-                created = (await self.execute(ops.CREATE_UPLOADS, {"inputs": inputs}))["createUploads"]
-            except GraphlakeClientError as error:  # "inputs[7].name: ..." -> which file that is
-                found = re.match(r"inputs\[(\d+)\]", error.field or "")
-                if found and int(found.group(1)) < len(fresh):
-                    raise GraphlakeClientError(f"{files[fresh[int(found.group(1))]][0]}: {error}", error.code,
-                                               error.field) from None
-                raise
-            for i, session in zip(fresh, created, strict=True):
-                sessions[i] = session
-            self.resume.put_many({keys[i]: None if session["unchanged"] else session["id"]
-                                  for i, session in zip(fresh, created, strict=True)})
+            # In runs whose part URLs fit in a request, each remembered as it is created: a later run
+            # refused leaves the earlier ones to resume.
+            for run in within_part_urls([sizes[i] for i in fresh]):
+                try:
+                    created = (await self.execute(ops.CREATE_UPLOADS, {"inputs": inputs[run.start:run.stop]}))["createUploads"]
+                except GraphlakeClientError as error:  # "inputs[7].name: ..." -> which file that is
+                    found = re.match(r"inputs\[(\d+)\]", error.field or "")
+                    if found and int(found.group(1)) < len(run):
+                        raise GraphlakeClientError(f"{files[fresh[run.start + int(found.group(1))]][0]}: {error}",
+                                                   error.code, error.field) from None
+                    raise
+                for i, session in zip(fresh[run.start:run.stop], created, strict=True):
+                    sessions[i] = session
+                self.resume.put_many({keys[i]: None if session["unchanged"] else session["id"]
+                                      for i, session in zip(fresh[run.start:run.stop], created, strict=True)})
         # Filed already with the same content (a directory uploaded again): nothing to send or complete.
         kept = {i: {**session["asset"], "unchanged": True} for i, session in enumerate(sessions)
                 if session and session.get("unchanged")}

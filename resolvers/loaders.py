@@ -1,5 +1,7 @@
 """Per-request DataLoaders: every relation costs one `$in` query per level, whatever the page size
-(child pages of parents with very many children add one limited query for each such parent).
+(child pages of parents with very many children add one limited query for each such parent). Results
+computed over a whole version (diffs, training splits) are kept the same way: once per request,
+whatever number of aliases and pages ask.
 
 A fresh `Loaders` comes with each request (see Context), so cached documents never outlive it.
 """
@@ -22,10 +24,13 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
+from documents.common import Split
 from documents.lean import lean
 from resolvers.loop_slices import validate_all
-from services import snapshots
+from services import datasets, snapshots
+from services.errors import GraphlakeError
 from services.query_match import matcher
+from services.uploads.sessions import PartUrls
 
 if TYPE_CHECKING:
     from services.metrics import Metrics
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 D = TypeVar("D", bound=Document)
 K = TypeVar("K")
 T = TypeVar("T")
+# A training split's arguments: its version, normalised ratios, seed, and whether verified datums only.
+SplitKey = tuple[ObjectId, tuple[float, float, float], int, bool]
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,9 @@ class Loaders:
         self._loaders: dict[bytes, DataLoader] = {}
         self._by_id: dict[type, ByIdLoader] = {}  # by_id's, by class: asked once per item of a page
         self._metrics = metrics
+        # The upload part URLs the request may still be handed, whichever fields sign them (aliases
+        # of uploadSession, nodes, createUploads): new with the loaders, so for each operation.
+        self.part_urls = PartUrls()
 
     def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader) -> DataLoader:
         """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
@@ -217,6 +227,30 @@ class Loaders:
             return [grouped[d] for d in datum_ids]
 
         return self._get(_cache_key("version_copies", version_id, query), load, "version_copies")
+
+    def version_diffs(self) -> DataLoader[tuple[ObjectId, ObjectId], datasets.Diff]:
+        """The diff of each (version, against): computed once per operation, however many of its
+        fields (aliases, pages of added/removed/changed) ask; pairs asked together against one
+        version read its members once (services/datasets.diffs)."""
+        async def load(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[datasets.Diff]:
+            return await datasets.diffs(pairs)
+
+        return self._get(_cache_key("version_diffs"), load, "version_diffs")
+
+    def training_splits(self) -> DataLoader[SplitKey, dict[Split, list[ObjectId]]]:
+        """Training splits by (version, normalised ratios, seed, verified only): each computed once per
+        operation, however many `trainingSplit` fields ask for it. One after the other: each holds its
+        version's members while it runs. A version that is not READY fails its own keys alone."""
+        async def load(keys: Sequence[SplitKey]) -> list[dict[Split, list[ObjectId]] | BaseException]:
+            found: list[dict[Split, list[ObjectId]] | BaseException] = []
+            for key in keys:
+                try:
+                    found.append(await datasets.training_split(*key))
+                except GraphlakeError as error:
+                    found.append(error)
+            return found
+
+        return self._get(_cache_key("training_splits"), load, "training_splits")
 
     def aliases(self) -> DataLoader[ObjectId, list[str]]:
         async def load(asset_ids: Sequence[ObjectId]) -> list[list[str]]:

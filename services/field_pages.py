@@ -61,6 +61,23 @@ async def field_pages(collection: AsyncCollection, query: dict[str, Any], field:
             held = {field: {"$gt": last}}
 
 
+async def key_pages(collection: AsyncCollection, query: dict[str, Any], key: str, size: int, *,
+                    projection: dict[str, int] | None = None) -> AsyncIterator[list[dict]]:
+    """The documents matching `query` in order of `key` (unique among them), `size` per read: each
+    read is an operation of its own (see above), resuming after the last `key` read. Served by an
+    index on the fields `query` pins followed by `key`. `projection` must keep `key`."""
+    after: dict[str, Any] = {}
+    while True:
+        # The whole page in the first batch: one round trip, not a find and a getMore.
+        page = await collection.find({**query, **after}, projection, sort=[(key, 1)], limit=size,
+                                     batch_size=size).to_list()
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        after = {key: {"$gt": page[-1][key]}}
+
+
 async def merged_pages(reads: Sequence[AsyncIterator[list[dict]]], key: Callable[[dict], Any],
                        size: int) -> AsyncIterator[list[dict]]:
     """The documents of several reads, each in `key` order (unique keys, no empty pages), as one read

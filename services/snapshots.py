@@ -26,7 +26,7 @@ from documents.record_pack import VersionRecordPack, pack, unpack_all
 from documents.sparse import sparse
 from services import external_s3
 from services.availability import no_time_limit
-from services.field_pages import field_pages, merged_pages
+from services.field_pages import field_pages, key_pages, merged_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.version_content import ContentWriter
@@ -179,22 +179,6 @@ def _write_later(*writes: tuple[type[Document], list[dict]]) -> asyncio.Task:
         return asyncio.create_task(write())
 
 
-async def _pages(model: type[Document], query: dict[str, Any], key: str, size: int) -> AsyncIterator[list[dict]]:
-    """The documents matching `query` in order of `key` (unique among them), `size` per read: each
-    read is an operation of its own, where one cursor over them all would have the request's time
-    limit for its whole life."""
-    after: dict[str, Any] = {}
-    while True:
-        # The whole page in the first batch: one round trip, not a find and a getMore.
-        page = await model.get_pymongo_collection().find({**query, **after}, sort=[(key, 1)], limit=size,
-                                                         batch_size=size).to_list()
-        if page:
-            yield page
-        if len(page) < size:
-            return
-        after = {key: {"$gt": page[-1][key]}}
-
-
 @dataclass
 class Verification:
     """A version checked against its content hash and the assets it names."""
@@ -223,7 +207,7 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
     result = Verification(stored=version.manifest_sha256)
     sets = await sets_of(version.annotation_set_ids)
     entries: list[bytes] = []
-    async for batch in _pages(VersionMember, {"version_id": version.id}, "datum_id", BATCH):
+    async for batch in key_pages(VersionMember.get_pymongo_collection(), {"version_id": version.id}, "datum_id", BATCH):
         entries += await _verify_batch(version.id, batch, sets, result, stores)
     result.computed = manifest_hash(entries, sets.values())
     if result.computed != result.stored:
@@ -297,7 +281,7 @@ async def write_content(version: DatasetVersion, store: ObjectStore, *, replace:
         return True
     writer = ContentWriter(version.id, store)
     try:
-        async for members in _pages(VersionMember, {"version_id": version.id}, "_id", BATCH):
+        async for members in key_pages(VersionMember.get_pymongo_collection(), {"version_id": version.id}, "_id", BATCH):
             await asyncio.to_thread(writer.add, members, _by_datum_of(await _copies_of(version.id, members)))
         return await writer.attach()
     finally:

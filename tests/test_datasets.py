@@ -11,13 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from bson import ObjectId
 
 from documents.annotation import AnnotationRecord
 from documents.asset import Asset
 from documents.clock import utcnow
-from documents.dataset import DatasetVersion, Datum, VersionMember
+from documents.dataset import DatasetVersion, Datum, DatumAsset, VersionMember
 from documents.record_pack import VersionRecordPack
 from documents.retention import AssetRetention
 from documents.roles import Role
@@ -154,6 +155,144 @@ async def test_version_from_a_collection(api: Api, contributor: str) -> None:
     datums = (await api.data("DatasetVersion", {"id": v["id"]}, token=contributor))["datasetVersion"]["datums"]["edges"]
     first = (await api.data("Datum", {"id": datums[0]["node"]["id"], "role": "asset"}, token=contributor))["datum"]
     assert first["asset"]["id"] in {a["id"] for a in assets} and first["metadata"]["path"].startswith("imgs/")
+
+
+async def test_a_version_from_a_collection_is_made_a_batch_at_a_time_and_undone_whole(
+        api: Api, contributor: str, served: Served, monkeypatch) -> None:
+    """A collection's items become datums ITEMS_PER_BATCH at a time (here 2: five items, three
+    batches), each batch read and inserted on its own, in the items' order with their splits and
+    paths. A build that fails once they are all written (an asset not ACTIVE) removes the datums of
+    every batch, and their uses of their assets, a batch at a time too."""
+    monkeypatch.setattr(datasets, "ITEMS_PER_BATCH", 2)
+    splits = ["TRAIN", "TEST", "VALIDATION", "UNASSIGNED", "TRAIN"]
+
+    async def collection_of(name: str) -> tuple[dict, list[dict]]:
+        coll = await factories.collection(api, contributor, name)
+        assets = [await factories.image_asset(api, contributor, f"{name}-{i}.png") for i in range(5)]
+        await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+            {"assetId": a["id"], "path": f"{name}/{i}.png", "split": splits[i]} for i, a in enumerate(assets)]}},
+            token=contributor)
+        return coll, assets
+
+    coll, assets = await collection_of("scan")
+    ds = await factories.dataset(api, contributor)
+    served.commands.clear()
+    v = await factories.version(api, contributor, ds["id"], "v1", fromCollection=coll["id"])
+    assert v["datumCount"] == 5
+    assert [n for collection, n in served.commands.inserts if collection == "datums"] == [2, 2, 1]
+    read = [f for f in served.commands.finds if f["find"] == "collection_items"]
+    assert [f["limit"] for f in read] == [2, 2, 2] and "_id" not in read[0]["filter"]  # resuming after the last `_id`
+    made = await Datum.get_pymongo_collection().find({}, sort=[("_id", 1)]).to_list()
+    assert [d["roles"] for d in made] == [[{"role": "asset", "asset_id": object_id(a["id"])}] for a in assets]
+    assert [d["split"] for d in made] == splits
+    assert [orjson.loads(d["metadata"]["json"]) for d in made] == [{"path": f"scan/{i}.png"} for i in range(5)]
+    members = (await api.data("DatasetVersion", {"id": v["id"], "first": 10}, token=contributor))["datasetVersion"]
+    assert [e["node"] for e in members["datums"]["edges"]] == [
+        {"id": encode_id(NodeType.DATUM, d["_id"]), "split": d["split"]} for d in made]
+
+    failing, assets = await collection_of("failing")
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(assets[4]["id"])}, {"$set": {"status": "PENDING"}})
+    datums_before, uses_before = await Datum.count(), await DatumAsset.count()
+    served.commands.clear()
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v2",
+                                                               "fromCollection": failing["id"]}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "addDatums"} and assets[4]["id"] in error["message"]
+    assert [n for collection, n in served.commands.inserts if collection == "datums"] == [2, 2, 1]
+    assert (await Datum.count(), await DatumAsset.count()) == (datums_before, uses_before)
+    removed = [c for c, collection in zip(served.commands.commands, served.commands.collections, strict=True)
+               if (c, collection) == ("delete", "datums")]
+    assert len(removed) == 3  # a batch at a time
+    assert await DatasetVersion.find({"version": "v2"}).count() == 0
+
+
+DIFF_PAGES = """query DiffPages($id: ID!, $against: ID!, $after: String) {
+  datasetVersion(id: $id) {
+    a: diff(against: $against) { addedCount added(first: 2, after: $after) { edges { node { id } } pageInfo { endCursor hasNextPage } } }
+    b: diff(against: $against) {
+      added(first: 100) { edges { node { id } } }
+      removed(last: 1) { edges { node { id } } }
+      changed(first: 100) { edges { node { id split } } }
+    }
+  }
+}"""
+VERSIONS_DIFF = """query VersionsDiff($name: String!, $against: ID!) {
+  dataset(name: $name) { versions(first: 10) { edges { node { version diff(against: $against) { addedCount removedCount } } } } }
+}"""
+SPLIT_PAGES = """query SplitPages($version: ID!, $ratios: SplitRatios!, $after: String) {
+  a: trainingSplit(datasetVersion: $version, ratios: $ratios, seed: 7) {
+    train(first: 2, after: $after) { totalCount edges { node { id } } pageInfo { endCursor hasNextPage } }
+  }
+  b: trainingSplit(datasetVersion: $version, ratios: $ratios, seed: 7) {
+    train(first: 100) { edges { node { id } } }
+    validation(first: 100) { edges { node { id } } }
+    test(first: 100) { edges { node { id } } }
+  }
+}"""
+
+
+async def test_a_diff_and_a_split_are_computed_once_per_request_and_page_consistently(
+        api: Api, contributor: str, served: Served, monkeypatch) -> None:
+    """A diff or a training split is computed over whole versions: once per request, whatever number
+    of aliases and pages ask (each version's members are walked once, MEMBERS_PER_READ at a time: here
+    3), and a version list's diffs against one version read that one once. Its pages, across requests,
+    give the whole list in order."""
+    monkeypatch.setattr(datasets, "MEMBERS_PER_READ", 3)
+    ds = await factories.dataset(api, contributor)
+    d = await factories.datums(api, contributor, 10, roles=("image",))
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d[:7]])
+    await api.data("UpdateDatum", {"input": {"id": d[2]["id"], "split": "TEST"}}, token=contributor)
+    v2 = await factories.version(api, contributor, ds["id"], "v2", parentId=v1["id"],
+                                 addDatums=[x["id"] for x in (d[2], d[7], d[8], d[9])], removeDatums=[d[0]["id"], d[1]["id"]])
+
+    def member_walks() -> int:  # a page of a version's members read whole (not a page's datums by id)
+        return len([f for f in served.commands.finds
+                    if f["find"] == "version_members" and "datum_id" not in f.get("filter", {})])
+
+    served.commands.clear()
+    pages, after = [], None
+    while True:
+        body = await api.run("DiffPages", {"id": v2["id"], "against": v1["id"], "after": after}, token=contributor,
+                             query=DIFF_PAGES)
+        assert not body.get("errors"), body
+        if after is None:
+            assert member_walks() == 6  # v2's 8 members and v1's 7, three a page: once for both aliases
+            whole = body["data"]["datasetVersion"]["b"]
+        page = body["data"]["datasetVersion"]["a"]
+        pages += [e["node"]["id"] for e in page["added"]["edges"]]
+        if not page["added"]["pageInfo"]["hasNextPage"]:
+            break
+        after = page["added"]["pageInfo"]["endCursor"]
+    assert pages == [e["node"]["id"] for e in whole["added"]["edges"]] == sorted((x["id"] for x in d[7:]), key=object_id)
+    assert page["addedCount"] == 3 and [e["node"]["id"] for e in whole["removed"]["edges"]] == [max((d[0]["id"], d[1]["id"]), key=object_id)]
+    assert [e["node"] for e in whole["changed"]["edges"]] == [{"id": d[2]["id"], "split": "TEST"}]
+
+    served.commands.clear()
+    listed = (await api.run("VersionsDiff", {"name": "widgets", "against": v1["id"]}, token=contributor,
+                            query=VERSIONS_DIFF))["data"]["dataset"]["versions"]["edges"]
+    assert [(e["node"]["version"], e["node"]["diff"]["addedCount"], e["node"]["diff"]["removedCount"]) for e in listed] == [
+        ("v1", 0, 0), ("v2", 3, 2)]
+    assert member_walks() == 6  # v1 once (the one compared against, and compared with itself), v2 once
+
+    ratios = {"train": 0.5, "validation": 0.25, "test": 0.25}
+    served.commands.clear()
+    pages, after = [], None
+    while True:
+        body = await api.run("SplitPages", {"version": v2["id"], "ratios": ratios, "after": after}, token=contributor,
+                             query=SPLIT_PAGES)
+        assert not body.get("errors"), body
+        if after is None:
+            assert member_walks() == 3  # v2's 8 members, once for both aliases
+            whole = body["data"]["b"]
+        page = body["data"]["a"]["train"]
+        pages += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert pages == [e["node"]["id"] for e in whole["train"]["edges"]] and page["totalCount"] == len(pages)
+    parts = {part: [e["node"]["id"] for e in whole[part]["edges"]] for part in ("train", "validation", "test")}
+    assert all(ids == sorted(ids, key=object_id) for ids in parts.values())
+    assert sorted(x for ids in parts.values() for x in ids) == sorted(x["id"] for x in d[2:])
+    assert d[2]["id"] in parts["test"]  # its split was assigned: it keeps it
 
 
 async def test_training_split_is_deterministic_and_can_require_verification(api: Api, contributor: str) -> None:

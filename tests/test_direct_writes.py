@@ -99,7 +99,7 @@ async def test_direct_writes_only_where_a_mount_takes_them(api: Api, contributor
     assert not (tmp_path / "closed" / MARKER).exists()  # nothing for a client to recognise
     with pytest.raises(BadUserInput) as refused:
         await sessions.create_uploads([sessions.UploadRequest(name="a", size_bytes=1, mount="closed", direct=True)],
-                                     {"closed": closed}, settings, None, batch=False)
+                                     {"closed": closed}, settings, None, part_urls=sessions.PartUrls(), batch=False)
     assert refused.value.extensions["field"] == "direct"
 
 

@@ -1095,3 +1095,38 @@ async def test_an_asset_deleted_while_it_uploads_stays_deleted(api: Api, contrib
     await sweep_closed(state.stores)
     for session in (completed, aborted, expired):  # no object left behind
         assert await state.stores[mount].stat(session["asset"]["storage"]["key"]) is None
+
+
+async def test_a_request_is_handed_at_most_10000_part_urls(api: Api, contributor: str, state: AppState) -> None:
+    """createUploads refuses a batch whose parts come to more than 10,000 on the `sizeBytes` of the
+    first input that does not fit, and starts nothing (no session, no asset, no multipart upload on
+    the store); within them every part gets its URL. The limit is the request's, whichever fields
+    sign: of two aliases reading one upload of 5 TiB (nearly 10,000 parts), one gets its URLs and
+    the other is refused on its `id`."""
+    gib = 1024**3
+    small, big = {"name": "small.bin", "sizeBytes": 1, "mount": "local"}, {"name": "big.bin", "sizeBytes": 40 * gib, "mount": "local"}
+    multipart = state.stores["local"].root / ".multipart"
+    started_before = len(list(multipart.iterdir())) if multipart.exists() else 0
+    error = await api.error("CreateUploads", {"inputs": [small, big, big]}, token=contributor)  # one PUT, 5,120 parts twice
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[2].sizeBytes"}, error
+    assert "at most 10000 part URLs" in error["message"] and "needs 5120 (10240 with those before it" in error["message"]
+    assert await UploadSession.count() == 0 and await Asset.count() == 0
+    assert (len(list(multipart.iterdir())) if multipart.exists() else 0) == started_before
+
+    fits = (await api.data("CreateUploads", {"inputs": [small, big, {**big, "sizeBytes": 30 * gib}]},
+                           token=contributor))["createUploads"]
+    assert fits[0]["parts"] is None and fits[0]["url"]
+    assert [len(s["parts"]) for s in fits[1:]] == [5120, 3840]
+    assert [p["partNumber"] for p in fits[2]["parts"]] == list(range(1, 3841)) and all(p["url"] for p in fits[2]["parts"])
+
+    largest = await start(api, contributor, b"", "local", sizeBytes=5 * 1024**4)
+    parts = -(-5 * 1024**4 // largest["partSizeBytes"])
+    assert len(largest["parts"]) == parts > 5000
+    twice = ("query Twice($id: ID!) { a: uploadSession(id: $id) { parts { partNumber } } "
+             "b: uploadSession(id: $id) { parts { partNumber } } }")
+    body = await api.run("Twice", {"id": largest["id"]}, token=contributor, query=twice)
+    [refused] = body["errors"]
+    assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}, refused
+    answered = [alias for alias in ("a", "b") if body["data"][alias] is not None]
+    assert len(answered) == 1 and len(body["data"][answered[0]]["parts"]) == parts
+    assert [refused["path"][0]] == [alias for alias in ("a", "b") if alias not in answered]

@@ -85,5 +85,5 @@ class DatasetQueries:
     ) -> TrainingSplit:
         normalised = service.normalise_ratios(ratios.train, ratios.validation, ratios.test)
         version_id = decode_object_id(dataset_version, NodeType.DATASET_VERSION, field="datasetVersion")
-        parts = await service.training_split(version_id, normalised, seed or 0, bool(verified_only))
+        parts = await info.context.loaders.training_splits().load((version_id, normalised, seed or 0, bool(verified_only)))
         return TrainingSplit(version_id=version_id, parts=parts)

@@ -227,8 +227,9 @@ class DatasetVersion(Node):
         self, info: Info,
         against: Annotated[strawberry.ID, strawberry.argument(description="The other version (of any dataset).")],
     ) -> DatasetDiff:
-        other = await service.get_ready_version(decode_object_id(against, NodeType.DATASET_VERSION, field="against"), "against")
-        found = await service.diff(self.doc.id, other.id)
+        against_id = decode_object_id(against, NodeType.DATASET_VERSION, field="against")
+        other = service.ready(await info.context.loaders.by_id(VersionDocument).load(against_id), against_id, "against")
+        found = await info.context.loaders.version_diffs().load((self.doc.id, other.id))
         return DatasetDiff(version_id=self.doc.id, against_id=other.id, added_ids=found.added,
                            removed_ids=found.removed, changed_ids=found.changed)
 

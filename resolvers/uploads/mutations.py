@@ -47,11 +47,12 @@ class UploadMutations:
     async def create_upload(
         self, info: Info, input: Annotated[CreateUploadInput, strawberry.argument(description="The file to upload.")],
     ) -> UploadSession:
-        settings = info.context.settings
+        settings, part_urls = info.context.settings, info.context.loaders.part_urls
         started = await sessions.create_upload(_request(input, "", settings), info.context.stores, settings,
-                                              info.context.actor)
+                                              info.context.actor, part_urls=part_urls)
         info.context.loaders.known([started.asset])
-        return UploadSession.from_signed(await sessions.sign_session(started.session, info.context.stores),
+        return UploadSession.from_signed(await sessions.sign_session(started.session, info.context.stores, part_urls,
+                                                                     "sizeBytes"),
                                          unchanged=started.unchanged)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Start several uploads at once (a directory of small files): "
@@ -59,13 +60,18 @@ class UploadMutations:
     async def create_uploads(
         self, info: Info,
         inputs: Annotated[list[CreateUploadInput], strawberry.argument(description=(
-            "The files: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default)."))],
+            "The files: 1 to GRAPHLAKE_MAX_BATCH_ITEMS (10,000 by default), their parts 10,000 at most in all (a file "
+            "of S bytes has at most ceil(S / 8 MiB)); past that, BAD_USER_INPUT on the `sizeBytes` of the first that "
+            "does not fit, and nothing is started."))],
     ) -> list[UploadSession]:
-        stores, settings = info.context.stores, info.context.settings
+        stores, settings, part_urls = info.context.stores, info.context.settings, info.context.loaders.part_urls
         started = await sessions.create_uploads([_request(input, f"inputs[{i}].", settings) for i, input in enumerate(inputs)],
-                                               stores, settings, info.context.actor)
+                                               stores, settings, info.context.actor, part_urls=part_urls)
         info.context.loaders.known([s.asset for s in started])
-        signed = await bounded_gather([lambda s=s: sessions.sign_session(s.session, stores) for s in started])
+        # Their parts fit (create_uploads checked): the signing takes them, giving the loop turns.
+        signed = await bounded_gather([lambda i=i, s=s: sessions.sign_session(s.session, stores, part_urls,
+                                                                               f"inputs[{i}].sizeBytes")
+                                       for i, s in enumerate(started)])
         return [UploadSession.from_signed(s, unchanged=st.unchanged) for s, st in zip(signed, started, strict=True)]
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Finish an upload: the stored size (and SHA-256 if declared, here or in createUpload) must match; the asset turns ACTIVE, or FAILED with the difference named.")
@@ -143,7 +149,8 @@ class UploadMutations:
     ) -> UploadSession:
         session = await completion.abort_upload(decode_object_id(id, NodeType.UPLOAD_SESSION), info.context.stores,
                                              info.context.state.feed)
-        return UploadSession.from_signed(await sessions.sign_session(session, info.context.stores))
+        return UploadSession.from_signed(await sessions.sign_session(session, info.context.stores,
+                                                                     info.context.loaders.part_urls))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Register objects that already exist (an S3 prefix, or an http(s) URL) as EXTERNAL assets, without copying them.")
     async def register_external(

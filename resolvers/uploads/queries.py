@@ -21,11 +21,12 @@ from services.node_ids import NodeType, decode_object_id, decode_object_ids, enc
 from services.uploads import sessions
 
 
-async def visible_session(context: Context, found: SessionDocument) -> UploadSession:
+async def visible_session(context: Context, found: SessionDocument, field: str = "id") -> UploadSession:
     """A session as `context`'s caller may see it: signed URLs (and the direct-write path) only for whoever
-    created it, or an ADMIN, since they let the bearer write the upload's bytes."""
+    created it, or an ADMIN, since they let the bearer write the upload's bytes. Its parts count
+    against the request's part URLs (BAD_USER_INPUT on `field` past them)."""
     if has_role(context, Role.ADMIN) or (context.actor is not None and context.actor == found.created_by):
-        return UploadSession.from_signed(await sessions.sign_session(found, context.stores))
+        return UploadSession.from_signed(await sessions.sign_session(found, context.stores, context.loaders.part_urls, field))
     return UploadSession.from_signed(sessions.SignedSession(session=found, single=None, parts=[]))
 
 

@@ -42,7 +42,9 @@ class UploadSession(Node):
     part_size_bytes: BigInt | None = strawberry.field(description="Multipart uploads: every part but the last has this size.")
     parts: list[UploadPart] | None = strawberry.field(description=(
         "Multipart uploads: a signed URL per part, re-signed each time the session is read (to resume); null for a "
-        "single-part or direct upload, and empty for whoever did not create the session."))
+        "single-part or direct upload, and empty for whoever did not create the session. A request is handed at most "
+        "10,000 part URLs in all its fields (the parts of one upload of the largest size): a session past them is "
+        "BAD_USER_INPUT; read it in a request of its own."))
     direct_path: str | None = strawberry.field(description=(
         "Direct writes (createUpload with direct: true): the file to create on the mount's filesystem. Write it under "
         "another name in the same directory, rename it to this path, then call completeUpload. Name it "

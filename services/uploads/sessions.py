@@ -19,7 +19,7 @@ from documents.common import AssetKind, AssetStatus, Ownership
 from documents.duplicates import duplicates_only
 from documents.json_value import StoredJson
 from documents.sparse import stored
-from documents.upload import UploadSession, UploadStatus
+from documents.upload import UploadSession, UploadStatus, part_count
 from services import collections
 from services.checks import check_labels, check_media_type, check_metadata, check_name, get_or_not_found
 from services.errors import BadUserInput, Conflict, NotFound
@@ -42,8 +42,45 @@ MIN_PART = 8 * MIB  # S3 needs >= 5 MiB for every part but the last
 MAX_PARTS = 10_000
 # The least a signed URL lives: one signed just before its session expires outlives it by this much.
 MIN_URL_SECONDS = 60
+# The most part URLs one request is handed, in all its fields (createUpload, createUploads,
+# uploadSession, node(s)): the parts of one upload of the largest size. Each is signed here, about
+# 17 us of CPU, and sent: 10,000 inputs of 80 GiB would have been 100 million URLs, tens of GB.
+MAX_PART_URLS = MAX_PARTS
+# URLs signed between two turns of the event loop (about 4 ms of signing).
+SIGN_SLICE = 250
 
 
+class PartUrls:
+    """The part URLs one request may still be handed (MAX_PART_URLS in all), and the turns its
+    signing gives the event loop: signing is CPU alone, and nothing in it awaits."""
+
+    def __init__(self, most: int = MAX_PART_URLS) -> None:
+        self.left = most
+        self._unyielded = 0
+
+    def check(self, counts: Sequence[tuple[int, str]]) -> None:
+        """BAD_USER_INPUT naming the field of the first of these (part count, field) that does not fit
+        in what is left, counting those before it."""
+        wanted = 0
+        for parts, where in counts:
+            wanted += parts
+            if wanted > self.left:
+                raise BadUserInput(
+                    f"a request is handed at most {MAX_PART_URLS} part URLs (a file of S bytes has at most "
+                    f"ceil(S / {MIN_PART // MIB} MiB) parts); {self.left} are left in this one, and this upload "
+                    f"needs {parts} ({wanted} with those before it in the request): ask for it, and any after it, "
+                    "in another request", field=where)
+
+    def take(self, parts: int, field: str) -> None:
+        self.check([(parts, field)])
+        self.left -= parts
+
+    async def signed(self) -> None:
+        """Count one URL signed; every SIGN_SLICE, give the event loop a turn."""
+        self._unyielded += 1
+        if self._unyielded >= SIGN_SLICE:
+            self._unyielded = 0
+            await asyncio.sleep(0)
 
 
 class UploadSettings(Protocol):
@@ -270,11 +307,12 @@ async def check_collections(requests: Sequence[UploadRequest], where: Callable[[
 
 
 async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, ObjectStore], settings: UploadSettings,
-                         actor: str | None, *, batch: bool = True) -> list[Started]:
+                         actor: str | None, *, part_urls: PartUrls, batch: bool = True) -> list[Started]:
     """Sessions and PENDING assets for several files: every request is checked before anything is
     written, then all sessions and all assets are stored with one bulk insert each. A file filed in
     its collection already (same path, same declared SHA-256) is not uploaded again: its completed
-    session comes back, marked unchanged."""
+    session comes back, marked unchanged. The parts of those to upload must fit in `part_urls`, the
+    URLs the request may still be handed (their signing takes them: sign_session)."""
     if batch and not requests:
         raise BadUserInput("give at least one upload", field="inputs")
     if len(requests) > settings.max_batch_items:
@@ -311,6 +349,8 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
     fresh = [r for i, r in enumerate(requests) if i not in unchanged]
     if not fresh:
         return [unchanged[i] for i in range(len(requests))]
+    part_urls.check([(0 if r.direct else part_count(r.size_bytes, part_size_for(r.size_bytes, settings.multipart_threshold_bytes)),
+                      f"{where(i)}sizeBytes") for i, r in enumerate(requests) if i not in unchanged])
     sessions = await bounded_gather([lambda r=r: session_for(r) for r in fresh])
     assets = [file_asset(request, session.asset_id, chosen[request.mount], AssetStatus.PENDING, actor)
               for request, session in zip(fresh, sessions, strict=True)]
@@ -326,8 +366,8 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
 
 
 async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], settings: UploadSettings,
-                        actor: str | None) -> Started:
-    [started] = await create_uploads([request], stores, settings, actor, batch=False)
+                        actor: str | None, *, part_urls: PartUrls) -> Started:
+    [started] = await create_uploads([request], stores, settings, actor, part_urls=part_urls, batch=False)
     return started
 
 
@@ -335,8 +375,11 @@ async def get_session(session_id: ObjectId, field: str = "id") -> UploadSession:
     return await get_or_not_found(UploadSession, session_id, field=field, what="upload session")
 
 
-async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -> SignedSession:
-    """Fresh URLs for what is still to upload; URLs of an open session live until it expires."""
+async def sign_session(session: UploadSession, stores: dict[str, ObjectStore], part_urls: PartUrls,
+                       field: str = "id") -> SignedSession:
+    """Fresh URLs for what is still to upload; URLs of an open session live until it expires. Its
+    parts are taken from `part_urls` (BAD_USER_INPUT naming `field` once the request has had its
+    share), and signed a slice at a time."""
     if session.status is not UploadStatus.OPEN:
         return SignedSession(session=session, single=None, parts=[])
     store = stores[session.mount]
@@ -346,7 +389,9 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
     if session.multipart_id is None:
         single = await store.sign_put(session.key, size=session.size_bytes, content_type=session.media_type,
                                       sha256=session.sha256, expires_in=expires_in)
+        await part_urls.signed()
         return SignedSession(session=session, single=single, parts=[])
+    part_urls.take(session.part_count, field)
     stored = {p.number for p in await store.list_parts(session.key, session.multipart_id)}
     parts = []
     for number in range(1, session.part_count + 1):
@@ -354,6 +399,7 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore]) -
         signed = await store.sign_part(session.key, session.multipart_id, number, size=size,
                                        offset=(number - 1) * session.part_size, expires_in=expires_in)
         parts.append((number, signed, number in stored))
+        await part_urls.signed()
     return SignedSession(session=session, single=None, parts=parts)
 
 
