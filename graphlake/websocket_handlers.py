@@ -175,11 +175,16 @@ class _Hardened:
         raise NotImplementedError
 
 
-def _is_subscription(query: str, operation_name: str | None) -> bool:
-    """Whether the operation a socket's `subscribe` message names is a subscription (True for a
-    document that does not parse, or names no operation: not run here, nor admitted)."""
+def _is_subscription(query: object, operation_name: object, max_tokens: int) -> bool:
+    """Whether the operation a socket's `subscribe` message names is a subscription. True for anything
+    else than a document of at most `max_tokens` tokens that names one operation: Strawberry refuses
+    those itself, as before, and none takes a slot. Parsed within the token limit the schema's own
+    parse keeps (resolvers/guests.py TokenBudget): unbounded, a 2 MB message of `{ a a a ... }`
+    held the event loop 16 s."""
+    if not isinstance(query, str) or not isinstance(operation_name, str | None):
+        return True
     try:
-        operation = get_operation_ast(parse(query), operation_name)
+        operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
     except GraphQLError:
         return True
     return operation is None or operation.operation is OperationType.SUBSCRIPTION
@@ -207,7 +212,7 @@ class TransportWSHandler(_Hardened, BaseGraphQLTransportWSHandler[Context, None]
         HTTP (graphlake/admission.py): 50 sockets of a token, 20 operations each, ran 1,000 heavy
         operations at once past them. A subscription takes none: it holds its socket for hours (a
         document that does not parse goes Strawberry's way, which closes the socket naming why)."""
-        if _is_subscription(operation.query, operation.operation_name):
+        if _is_subscription(operation.query, operation.operation_name, self.view.settings.max_tokens):
             await super().run_operation(operation)
             return
         async with contextlib.AsyncExitStack() as admitted:
