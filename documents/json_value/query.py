@@ -146,43 +146,57 @@ def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str,
     if "\x00" in value:
         raise InvalidPredicate("REGEX pattern holds a NUL character; write \\x00 instead")
     try:
-        size = _program_size(value)
+        latin1, utf8 = _program_sizes(value)
     except re2.error as error:
         reason = error.args[0].decode(errors="replace") if error.args and isinstance(error.args[0], bytes) else str(error)
         raise InvalidPredicate(f"REGEX pattern is not valid RE2, the linear-time syntax (no lookaround or "
                                f"backreferences): {reason}") from None
-    if size is None or size > MAX_REGEX_PROGRAM:
-        measured = "tens of thousands of" if size is None else size  # None: past what _SIZING_MEMORY holds
-        raise InvalidPredicate(f"REGEX pattern compiles to {measured} instructions; the limit is {MAX_REGEX_PROGRAM} "
-                               "(repeat counts such as {1,100} make a pattern large: use + or * where they will do)")
+    advice = "(repeat counts such as {1,100} make a pattern large: use + or * where they will do)"
+    if latin1 is not None and latin1 > MAX_REGEX_PROGRAM:
+        measured = f"more than {MAX_REGEX_UTF8_PROGRAM:,}" if latin1 == _TOO_LARGE else latin1
+        raise InvalidPredicate(f"REGEX pattern compiles to {measured} instructions; the limit is {MAX_REGEX_PROGRAM} {advice}")
+    if utf8 > MAX_REGEX_UTF8_PROGRAM:
+        measured = f"more than {MAX_REGEX_UTF8_PROGRAM:,}" if utf8 == _TOO_LARGE else f"{utf8:,}"
+        raise InvalidPredicate(f"REGEX pattern compiles to {measured} instructions as UTF-8, where a class such as "
+                               f"\\p{{L}} counts its byte ranges; the limit is {MAX_REGEX_UTF8_PROGRAM:,} {advice}")
     return _matches(attrs, leaves, path, value)
 
 
-# The sizing compile's memory: RE2 stops compiling a program past about a sixth of it in instructions,
-# far above MAX_REGEX_PROGRAM. Unbounded (RE2's 8 MB), sixty `a{1,999}` compiled for 8-12 s on the
-# event loop before their size was refused; bounded, it is refused in about 10 ms.
-_SIZING_MEMORY = 1 << 20
+# RE2's own program for a pattern, compiled as UTF-8, is what live subscriptions match with here
+# (evaluator.py), and where a character class counts its byte ranges (`\p{L}` some 1,200 instructions):
+# up to 10,000 matched 100 KB in under a millisecond, `\p{Greek}\p{L}{1,100}\p{L}{1,99}1` (238,268,
+# one instruction as Latin-1, so within MAX_REGEX_PROGRAM) took 1.2 s.
+MAX_REGEX_UTF8_PROGRAM = 10_000
+# Patterns are sized by compiles bounded to this memory: RE2 gives up on a program past about 10,900
+# instructions in it, so both limits are checked without compiling more. Unbounded (RE2's 8 MB),
+# sixty `a{1,999}` compiled for 8-12 s on the event loop before their size was refused.
+_SIZING_MEMORY = 256 << 10
+_TOO_LARGE = 1 << 30  # a size RE2 gave up on within _SIZING_MEMORY: past both limits
 _LATIN1 = re2.Options()
 _LATIN1.encoding = re2.Options.Encoding.LATIN1
 _LATIN1.max_mem = _SIZING_MEMORY
+_UTF8 = re2.Options()
+_UTF8.max_mem = _SIZING_MEMORY
 
 
 @lru_cache(maxsize=1024)  # the same patterns come again: each query of a page, each subscription of a dashboard
-def _program_size(pattern: str) -> int | None:
-    """MAX_REGEX_PROGRAM's measure: the pattern's size compiled as Latin-1, within _SIZING_MEMORY (None
-    when it does not fit there, far past the limit). Then its own compile, as UTF-8, which raises re2.error for
-    a pattern RE2 cannot run, and measures one Latin-1 could not compile."""
-    size: int | None
+def _program_sizes(pattern: str) -> tuple[int | None, int]:
+    """The pattern's size compiled as Latin-1 (MAX_REGEX_PROGRAM's measure; None where Latin-1 cannot
+    compile it, e.g. `\\x{100}`) and as UTF-8 (MAX_REGEX_UTF8_PROGRAM's); _TOO_LARGE for one past what
+    _SIZING_MEMORY holds. re2.error for a pattern RE2 cannot run."""
+    def size(pattern: str | bytes, options: Any) -> int:
+        try:
+            return int(re2.compile(pattern, options=options).programsize)
+        except re2.error as error:
+            if error.args and isinstance(error.args[0], bytes) and b"too large" in error.args[0]:
+                return _TOO_LARGE
+            raise
+
+    utf8 = size(pattern, _UTF8)
     try:
-        size = int(re2.compile(pattern.encode(), options=_LATIN1).programsize)
-    except re2.error as error:
-        if error.args and b"too large" in error.args[0]:
-            return None  # past what fits in _SIZING_MEMORY: far past the limit
-        size = None
-    if size is not None and size > MAX_REGEX_PROGRAM:
-        return size  # refused: never compiled to run
-    utf8 = compiled_pattern(pattern)
-    return size if size is not None else int(utf8.programsize)
+        return size(pattern.encode(), _LATIN1), utf8
+    except re2.error:
+        return None, utf8
 
 
 @lru_cache(maxsize=1024)

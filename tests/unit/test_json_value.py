@@ -4,6 +4,7 @@ in-memory evaluator. What the database makes of the stored form and the filters:
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -135,7 +136,7 @@ def test_path_examples() -> None:
     ("a", JsonOp.REGEX, r"(a)\1", "no lookaround or backreferences"),
     ("a", JsonOp.REGEX, "a" * 501, "limit is 500"),
     # Within 500 characters but costly to run: a large program (FerretDB's engine pays per instruction per character).
-    ("a", JsonOp.REGEX, "a{1,999}" * 60 + "bq<i>", r"compiles to tens of thousands of instructions; the limit is 200"),
+    ("a", JsonOp.REGEX, "a{1,999}" * 60 + "bq<i>", r"compiles to more than 10,000 instructions; the limit is 200"),
     ("a", JsonOp.REGEX, "(?:(?:a{1,9}){1,9}){1,9}b", "the limit is 200"),
     ("a", JsonOp.REGEX, "a\x00", "NUL"),
 ])
@@ -263,3 +264,20 @@ def test_a_long_in_list_costs_about_what_a_short_one_does() -> None:
         stored = StoredJson.encode(data)
         assert many(stored) is one(stored) is False  # no item found: every leaf is looked at
         assert _cost(many, stored) < 100 * _cost(one, stored)
+
+
+@pytest.mark.parametrize(("pattern", "refusal"), [
+    # Latin-1 cannot compile \x{100}: sized as UTF-8 alone, within bounded memory (unbounded: 7 s).
+    ("\\x{100}" + "a{1,999}" * 61, "more than 10,000 instructions as UTF-8"),
+    # One instruction as Latin-1 (no Latin-1 letter is Greek), 238,268 as UTF-8: 1.2 s per 100 KB matched live.
+    ("\\p{Greek}\\p{L}{1,100}\\p{L}{1,99}1", "more than 10,000 instructions as UTF-8"),
+    ("\\p{L}{1,9}", "10,776 instructions as UTF-8"),
+])
+def test_a_pattern_large_as_utf8_is_refused(pattern: str, refusal: str) -> None:
+    with pytest.raises(InvalidPredicate, match=re.escape(refusal)):
+        predicate_filter("value", "s", JsonOp.REGEX, pattern)
+
+
+def test_patterns_with_classes_within_both_limits_are_taken() -> None:
+    for pattern in ("\\p{L}+", "\\p{L}{1,5}", "[\\p{L}\\p{N}_]+", "\\x{100}+", "(?i)café"):
+        assert predicate_filter("value", "s", JsonOp.REGEX, pattern)
