@@ -34,9 +34,21 @@ async def first_left(collection: AsyncCollection, query: dict[str, Any], fields:
                                  limit=DELETE_ROUND, batch_size=DELETE_ROUND).to_list()
 
 
-async def delete_all(collection: AsyncCollection, query: dict[str, Any], order: Sequence[str] = ("_id",)) -> int:
-    """Delete every document matching `query`, a round at a time (see the module); how many went."""
-    deleted = 0
-    while found := await first_left(collection, query, order=order):
-        deleted += (await collection.delete_many({"_id": {"$in": [doc["_id"] for doc in found]}})).deleted_count
-    return deleted
+async def delete_all(collection: AsyncCollection, query: dict[str, Any], order: Sequence[str] = ("_id",),
+                     *, onwards: bool = False) -> int:
+    """Delete every document matching `query`, a round at a time (see the module); how many went.
+    Each round's delete repeats `query`, so a document changed meanwhile to no longer match it (an
+    event un-archived) stays. `onwards`: each round reads from where the last one ended, by the first
+    field of `order`, not from the index's start: where the index walked also holds documents the
+    query passes over (the AUDIT events a purge keeps, at the oldest end), every round read them all."""
+    assert "_id" not in query, "a round's ids are its own condition on _id"
+    deleted, since = 0, None
+    while True:
+        # The bound beside the query's own on that field, where the index's range is read from.
+        reading = query if since is None else {**query, order[0]: {**query.get(order[0], {}), "$gte": since}}
+        found = await first_left(collection, reading, fields=order[:1] if onwards else (), order=order)
+        if not found:
+            return deleted
+        deleted += (await collection.delete_many({**query, "_id": {"$in": [doc["_id"] for doc in found]}})).deleted_count
+        if onwards:  # from the last one's value on: others of that value, which sort after it, are read again
+            since = found[-1][order[0]]

@@ -375,17 +375,24 @@ async def test_a_purge_reads_each_round_of_old_events_through_an_index(api: Api,
     lake's writes): each round's read walks the timeline index from the oldest and stops after the round."""
     if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
         pytest.skip("the plans checked are the embedded default's")
-    old = (utcnow() - timedelta(days=40)).isoformat()
-    await api.data("LogEvents", {"inputs": [{"eventType": "OLD", "timestamp": old} for _ in range(5)]}, token=contributor)
+    for days in (45, 44, 43, 42, 41):
+        at = (utcnow() - timedelta(days=days)).isoformat()
+        await api.data("LogEvents", {"inputs": [{"eventType": "OLD", "timestamp": at}]}, token=contributor)
     await state.db.events.update_many({"event_type": "OLD"}, {"$set": {"archived": True}})
+    # Kept AUDIT events older than all of them, at the start of the index each round walks.
+    await state.db.events.update_many({"event_type": "AUDIT"}, {"$set": {"archived": True, "timestamp": utcnow() - timedelta(days=50)}})
     monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 2)
     served.commands.clear()
     assert await events_log.purge(timedelta(days=30), audit_too=False) == 5
     reads = [f for f in served.commands.finds if f["find"] == "events"]
     assert len(reads) == 4 and all(f["limit"] == 2 for f in reads), reads  # 2, 2, 1, then none left
-    plan = await state.db.command("explain", {"find": "events", "filter": reads[0]["filter"], "sort": reads[0]["sort"]})
-    assert not plan_problems(plan) and plan["sortPushdown"], plan["queryPlanner"]["Plan"]
+    # After the first, each round reads on from the last one's time, past the kept AUDIT events.
+    assert all("$gte" in f["filter"]["timestamp"] for f in reads[1:]), reads
+    for find in reads:
+        plan = await state.db.command("explain", {"find": "events", "filter": find["filter"], "sort": find["sort"]})
+        assert not plan_problems(plan) and plan["sortPushdown"], plan["queryPlanner"]["Plan"]
     assert await state.db.events.count_documents({"event_type": "OLD"}) == 0
+    assert await state.db.events.count_documents({"event_type": "AUDIT", "archived": True}) > 0
 
 
 def _connections(data: Any) -> list[dict]:

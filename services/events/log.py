@@ -176,7 +176,7 @@ async def purge(older_than: timedelta, *, audit_too: bool) -> int:
     if not audit_too:
         query["event_type"] = {"$ne": AUDIT}
     # A round at a time (services/bulk_deletes.py): a year of events in one delete held the lake's writes.
-    return await delete_all(Event.get_pymongo_collection(), query, order=("timestamp", "_id"))
+    return await delete_all(Event.get_pymongo_collection(), query, order=("timestamp", "_id"), onwards=True)
 
 
 REPLAY_PAGE = 500
