@@ -110,11 +110,13 @@ with warnings.catch_warnings():
             return {key: value for key, value in dump(self).items() if key == "json" or value}
 
         @classmethod
-        def encode(cls, value: Any, *, max_bytes: int | None = None) -> StoredJson:
+        def encode(cls, value: Any, *, max_bytes: int | None = None, budget_paths: bool = True) -> StoredJson:
             """Raises InvalidJson for NaN, Infinity, non-JSON Python types, nesting beyond MAX_DEPTH, JSON
-            text over `max_bytes` (UTF-8) or paths beyond their budget (PATH_CHARS_PER_CHAR)."""
+            text over `max_bytes` (UTF-8) or paths beyond their budget (PATH_CHARS_PER_CHAR). The budget is
+            a client's: `budget_paths=False` for JSON the lake holds already, written again (a privacy
+            erasure's), which the lake took before there was one and must still be able to rewrite."""
             text = _text_within(value, max_bytes)
-            walk = _Walk(max(MIN_PATH_CHARS, PATH_CHARS_PER_CHAR * len(text)))
+            walk = _Walk(max(MIN_PATH_CHARS, PATH_CHARS_PER_CHAR * len(text)) if budget_paths else sys.maxsize)
             walk.visit(value, None, 0)
             return cls(json=text, attrs=walk.attrs, paths=list(walk.paths),
                        truncated=walk.leaf_count > MAX_INDEXED_LEAVES)

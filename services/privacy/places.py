@@ -149,10 +149,13 @@ def replaced(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
         return [replaced(item, pattern, replacement) for item in value]
     if isinstance(value, dict):
         if is_stored_json(value):
-            form = StoredJson if "attrs" in value else JsonText  # written back in the form it has
             decoded = JsonText.model_validate(value).decode()
             again = replaced(decoded, pattern, replacement)
-            return value if again == decoded else form.encode(again).model_dump()
+            if again == decoded:
+                return value
+            # Written back in the form it has, without a client's limits: the lake holds it already.
+            form = StoredJson.encode(again, budget_paths=False) if "attrs" in value else JsonText.encode(again)
+            return form.model_dump()
         return {replaced(k, pattern, replacement): replaced(v, pattern, replacement) for k, v in value.items()}
     return value
 
