@@ -374,6 +374,7 @@ async def utilization(start: datetime, end: datetime, group_by: str, bucket: str
     async for doc in raw:
         read += 1
         if read > MAX_SESSION_EVENTS:
+            await raw.close()
             raise BadUserInput(f"the window (and the {LOOKBACK.days} days before it, for sessions open at its start) "
                                f"holds more than {MAX_SESSION_EVENTS:,} start and stop events: shorten it", field="from")
         group = doc["source"][group_field]
