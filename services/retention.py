@@ -21,6 +21,7 @@ from documents.retention import AssetRetention
 from documents.sparse import cleared
 from services import bulk_deletes
 from services.node_ids import NodeType, encode_id
+from storage.concurrency import bounded_gather
 
 # The node type of what each kind of pin holds an asset for (a manual pin is its own holder).
 _HOLDER_TYPES = {
@@ -82,10 +83,9 @@ async def _release_round(owner: dict[str, Any], asset_ids: list[ObjectId], also:
     hold, which the garbage collector leaves alone (it looks for pins before it deletes) and a retry
     releases; the other way round it would leave assets that nothing pins and nothing flagged, which
     nothing would ever collect."""
-    pins = await _pins_on(asset_ids)
-    ours = [p["owner_type"] == owner["owner_type"] and p["owner_id"] == owner["owner_id"] for p in pins]
-    mine = [p for p, own in zip(pins, ours, strict=True) if own]
-    held = {p["asset_id"] for p, own in zip(pins, ours, strict=True) if not own}
+    mine = await AssetRetention.get_pymongo_collection().find(
+        {**owner, "asset_id": {"$in": asset_ids}}, {"asset_id": 1}, batch_size=len(asset_ids) + 1).to_list()
+    held = await _held([p["asset_id"] for p in mine], owner)
     await _write_released(list({p["asset_id"] for p in mine} - held), asset_ids, also)
     if mine:
         await AssetRetention.get_pymongo_collection().delete_many({"_id": {"$in": [p["_id"] for p in mine]}})
@@ -105,17 +105,44 @@ async def _write_released(orphans: list[ObjectId], asset_ids: list[ObjectId], al
 
 async def pinned(asset_ids: Sequence[ObjectId]) -> set[ObjectId]:
     """Those of these assets that some pin holds."""
-    return {p["asset_id"] for p in await _pins_on(asset_ids)}
+    return await _held(asset_ids, None)
 
 
-async def _pins_on(asset_ids: Sequence[ObjectId]) -> list[dict[str, Any]]:
-    """Every pin on these assets (its id, asset and owner), through the index on `asset_id`; callers ask
-    about at most a round of assets at once. Read as documents and told apart here, not by `distinct`:
-    FerretDB's distinct compares each value with every one kept so far, so its time grows with the
-    square of the values (20,000 took 4 s, 100,000 93 s, and went on using a core after its client gave up)."""
-    if not asset_ids:
-        return []
-    wanted = list(dict.fromkeys(asset_ids))
-    # A pin per asset is the usual answer: all of it in the first batch (services/id_reads.py says why one more).
-    return await AssetRetention.get_pymongo_collection().find(
-        {"asset_id": {"$in": wanted}}, {"asset_id": 1, "owner_type": 1, "owner_id": 1}, batch_size=len(wanted) + 1).to_list()
+# Pins read at most, per asset asked about, in the one read that answers for most assets.
+PINS_READ_PER_ASSET = 4
+
+
+async def _held(asset_ids: Sequence[ObjectId], owner: dict[str, Any] | None) -> set[ObjectId]:
+    """Those of these assets some pin holds, not counting `owner`'s. Read as documents and told apart
+    here, not by `distinct`: FerretDB's distinct compares each value with every one kept so far, so its
+    time grows with the square of the values (20,000 took 4 s, 100,000 93 s, and went on using a core
+    after its client gave up). And not every pin: an image a dataset versions every night holds one
+    per version, 365 in a year, and reading all of a round's took 180,000 documents. So one read, in
+    the order of the index on `asset_id`, of at most PINS_READ_PER_ASSET pins an asset answers for the
+    assets it read whole (a pin or two each, as usual); each one it did not is asked alone, for at
+    most two pins (one may be `owner`'s)."""
+    wanted = sorted(dict.fromkeys(asset_ids))
+    if not wanted:
+        return set()
+    limit = PINS_READ_PER_ASSET * len(wanted)
+    pins = await AssetRetention.get_pymongo_collection().find(
+        {"asset_id": {"$in": wanted}}, {"asset_id": 1, "owner_type": 1, "owner_id": 1},
+        sort=[("asset_id", 1), ("_id", 1)], limit=limit, batch_size=limit).to_list()
+
+    def others(found: list[dict[str, Any]]) -> set[ObjectId]:
+        return {p["asset_id"] for p in found if owner is None
+                or (p["owner_type"], p["owner_id"]) != (owner["owner_type"], owner["owner_id"])}
+
+    held = others(pins)
+    if len(pins) < limit:
+        return held  # every pin on them read
+    # Cut short: assets past the last one read were not reached, and that one perhaps not whole.
+    undecided = [a for a in wanted if a >= pins[-1]["asset_id"] and a not in held]
+
+    async def alone(asset_id: ObjectId) -> set[ObjectId]:
+        return others(await AssetRetention.get_pymongo_collection().find(
+            {"asset_id": asset_id}, {"asset_id": 1, "owner_type": 1, "owner_id": 1}, limit=2).to_list())
+
+    for found in await bounded_gather([lambda a=a: alone(a) for a in undecided]):
+        held |= found
+    return held

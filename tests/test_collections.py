@@ -149,6 +149,30 @@ async def test_delete_collection_keeps_assets_others_pin(api: Api, contributor: 
     assert (await api.data("Collection", {"id": other["id"]}, token=contributor))["collection"]["itemCount"] == 0
 
 
+async def test_assets_many_others_pin_are_told_apart_without_reading_every_pin(
+        api: Api, contributor: str, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether another pin holds an asset is read for a few pins an asset (retention._held): an image
+    versioned every night holds hundreds. Past what that read holds, each asset left is asked alone,
+    for two pins at most; the answer is the same as reading them all."""
+    monkeypatch.setattr(retention, "PINS_READ_PER_ASSET", 1)
+    crowded = [await factories.value_asset(api, contributor, name=f"crowded-{i}") for i in range(3)]
+    alone = [await factories.value_asset(api, contributor, name=f"alone-{i}") for i in range(3)]
+    doomed = await factories.collection(api, contributor, "doomed")
+    await add(api, contributor, doomed["id"], [{"assetId": a["id"]} for a in crowded + alone])
+    for k in range(3):  # three other holders of each crowded asset
+        other = await factories.collection(api, contributor, f"other-{k}")
+        await add(api, contributor, other["id"], [{"assetId": a["id"]} for a in crowded])
+    served.commands.clear()
+    assert (await api.data("DeleteCollection", {"id": doomed["id"]}, token=contributor))["deleteCollection"]["deleted"]
+    pin_reads = [f for f in served.commands.finds if f["find"] == "retentions" and "asset_id" in f["filter"]
+                 and "owner_id" not in f["filter"]]
+    assert all(f.get("limit") for f in pin_reads), pin_reads  # never every pin of the round's assets
+    for asset in crowded:
+        assert (await Asset.get(object_id(asset["id"]))).unpinned_at is None
+    for asset in alone:
+        assert (await Asset.get(object_id(asset["id"]))).unpinned_at is not None
+
+
 async def test_a_collection_deleted_while_items_are_added_keeps_none_of_them(
         api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The delete runs after the add checked the collection and wrote its items: the add answers
