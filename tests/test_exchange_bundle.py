@@ -47,6 +47,7 @@ from services.node_ids import NodeType, encode_id
 from tests.conftest import MakeToken, Served
 from tests.operations import Api, document, object_id
 from tests.processes import serving
+from tests.waiting import LoopTurns
 
 pytestmark = pytest.mark.asyncio
 
@@ -355,25 +356,16 @@ async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make
     server's process, whose other requests must go on meanwhile (a loop busy hashing would not tick)."""
     bundle = tmp_path / "bundle"
     await exported(served, make_token, tmp_path, bundle)
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
     with tarfile.open(tmp_path / "bundle.tar", "w") as tar:
         for file in sorted(p for p in bundle.rglob("*") if p.is_file()):
             tar.add(file, arcname=str(file.relative_to(bundle)))
-    ticker = asyncio.create_task(tick())
-    try:
+    async with LoopTurns() as turns:
         for src in (bundle, tmp_path / "bundle.tar"):  # read side by side, and one at a time from a tar
             with open_reader(src) as reader:
                 manifest = reader.manifest()
-                before = ticks
+                before = turns.count
                 await bundle_import._check_payloads(reader, manifest, every_payload(manifest), lambda _: None, 4)
-                assert ticks > before, src
+                assert turns.count > before, src
             victim = next(a["payload"] for a in manifest["assets"].values() if a["kind"] == "FILE")
             with open_reader(src) as reader:  # still checked: a payload unlike its entry is named
                 with pytest.raises(GraphlakeClientError, match=victim["path"]):
@@ -381,8 +373,6 @@ async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make
                         reader, {**manifest, "assets": {"x": {"kind": "FILE", "sha256": "0" * 64,
                                                               "payload": {**victim, "sha256": "0" * 64}}}},
                         {victim["path"]}, lambda _: None, 4)
-    finally:
-        ticker.cancel()
 
 
 async def test_reading_a_tar_bundle_leaves_the_event_loop_free(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
@@ -394,28 +384,17 @@ async def test_reading_a_tar_bundle_leaves_the_event_loop_free(served: Served, m
     with tarfile.open(tmp_path / "bundle.tar.gz", "w:gz") as tar:
         for file in sorted(p for p in bundle.rglob("*") if p.is_file()):
             tar.add(file, arcname=str(file.relative_to(bundle)))
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    ticker = asyncio.create_task(tick())
-    try:
-        before = ticks
+    async with LoopTurns() as turns:
+        before = turns.count
         reader, manifest = await bundle_import._opened(tmp_path / "bundle.tar.gz", False)
-        assert ticks > before and manifest["format"] == "graphlake-bundle"
+        assert turns.count > before and manifest["format"] == "graphlake-bundle"
         with reader:
             paths = sorted(every_payload(manifest))
-            before = ticks
+            before = turns.count
             async with bundle_assets._in_threads(reader.files(paths)) as local:
-                assert ticks > before
+                assert turns.count > before
                 assert all(local[path].read_bytes() == (bundle / path).read_bytes() for path in paths)
             assert not any(local[path].exists() for path in paths)  # extracted into a scratch directory, removed
-    finally:
-        ticker.cancel()
 
 
 async def test_a_declared_digest_is_checked_by_the_lake(served: Served, make_token: MakeToken, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ an idle machine is too short on a loaded one, and too long everywhere else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +28,31 @@ async def wait_for(condition: Callable[[], Any | Awaitable[Any]], *, timeout: fl
             raise AssertionError(f"waited {timeout} s for {what or getattr(condition, '__qualname__', condition)}")
         # A short poll: the event loop runs the served app too, so this is where the server makes progress.
         await asyncio.sleep(interval)
+
+
+class LoopTurns:
+    """The event loop's turns counted while the block runs (`async with LoopTurns() as turns:`, then
+    `turns.count`): a step that holds the loop in one go lets none pass, one that waits on a thread or
+    takes its turns lets some. A count, not a time: it says the same on a fast machine and a slow one."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._spinning: asyncio.Task | None = None
+
+    async def _spin(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._spinning = asyncio.create_task(self._spin())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._spinning is not None
+        self._spinning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._spinning
 
 
 def live_subscribers(events: Broadcast) -> int:

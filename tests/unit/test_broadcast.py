@@ -10,7 +10,7 @@ import pytest
 
 from services import broadcast as broadcast_module
 from services.broadcast import Broadcast, SubscriberOverflow
-from tests.waiting import wait_for
+from tests.waiting import LoopTurns, wait_for
 
 
 async def _listening(broadcast: Broadcast, count: int) -> None:
@@ -69,14 +69,6 @@ async def test_a_long_publish_is_handed_out_in_turns_with_the_loops_other_work()
     """1,000 messages through a filter of 0.1 ms each: 100 ms of work, which held the loop in one go
     from the publisher (a logEvents of 10,000 events through a costly filter: 20 s). Now other work
     runs between stretches of it, and the subscriber still gets every message, in order."""
-    turns = 0
-
-    async def spin() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
     def costly(message: object) -> bool:
         busy(0.0001)
         return True
@@ -85,14 +77,13 @@ async def test_a_long_publish_is_handed_out_in_turns_with_the_loops_other_work()
     stream = broadcast.subscribe(costly)
     first = asyncio.ensure_future(anext(stream))
     await _listening(broadcast, 1)
-    spinner = asyncio.create_task(spin())
-    await asyncio.sleep(0)
-    broadcast.publish_all(range(1000))
-    before = turns
-    got = [await first, *[await anext(stream) for _ in range(999)]]
-    spinner.cancel()
+    async with LoopTurns() as turns:
+        await asyncio.sleep(0)
+        broadcast.publish_all(range(1000))
+        before = turns.count
+        got = [await first, *[await anext(stream) for _ in range(999)]]
+        assert turns.count - before >= 5  # about one turn per STRETCH of filtering (10 ms); in one go, one
     assert got == list(range(1000))
-    assert turns - before >= 5  # about one turn per STRETCH of filtering (10 ms); in one go, one
 
 
 async def test_each_subscriber_gets_what_was_published_while_it_listened_in_order() -> None:
