@@ -347,6 +347,13 @@ async def test_only_the_payloads_a_commit_reads_are_checked(served: Served, make
         assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
 
 
+def tarred(bundle: Path, tar: Path, mode: str = "w") -> None:
+    """The bundle directory's files, as a tar (`mode` "w:gz": a .tar.gz), named as in the directory."""
+    with tarfile.open(tar, mode) as out:
+        for file in sorted(p for p in bundle.rglob("*") if p.is_file()):
+            out.add(file, arcname=str(file.relative_to(bundle)))
+
+
 def every_payload(manifest: dict[str, Any]) -> set[str]:
     return {a["payload"]["path"] for a in manifest["assets"].values() if a["payload"]}
 
@@ -356,9 +363,7 @@ async def test_the_payload_check_leaves_the_event_loop_free(served: Served, make
     server's process, whose other requests must go on meanwhile (a loop busy hashing would not tick)."""
     bundle = tmp_path / "bundle"
     await exported(served, make_token, tmp_path, bundle)
-    with tarfile.open(tmp_path / "bundle.tar", "w") as tar:
-        for file in sorted(p for p in bundle.rglob("*") if p.is_file()):
-            tar.add(file, arcname=str(file.relative_to(bundle)))
+    tarred(bundle, tmp_path / "bundle.tar")
     async with LoopTurns() as turns:
         for src in (bundle, tmp_path / "bundle.tar"):  # read side by side, and one at a time from a tar
             with open_reader(src) as reader:
@@ -381,9 +386,7 @@ async def test_reading_a_tar_bundle_leaves_the_event_loop_free(served: Served, m
     server imports bundles on its mounts in its own process (a gzip bomb held its loop 2.6 s)."""
     bundle = tmp_path / "bundle"
     await exported(served, make_token, tmp_path, bundle)
-    with tarfile.open(tmp_path / "bundle.tar.gz", "w:gz") as tar:
-        for file in sorted(p for p in bundle.rglob("*") if p.is_file()):
-            tar.add(file, arcname=str(file.relative_to(bundle)))
+    tarred(bundle, tmp_path / "bundle.tar.gz", "w:gz")
     async with LoopTurns() as turns:
         before = turns.count
         reader, manifest = await bundle_import._opened(tmp_path / "bundle.tar.gz", False)
@@ -565,9 +568,7 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     shutil.copytree(bundle, local.root / "bundles" / "b1")  # type: ignore[attr-defined]
     for file in files:  # the same bundle on the S3 mount, under a prefix, and as a tar
         await state.stores["lab"].write(f"bundles/b1/{file.relative_to(bundle)}", file)
-    with tarfile.open(tmp_path / "b1.tar", "w") as tar:
-        for file in files:
-            tar.add(file, arcname=str(file.relative_to(bundle)))
+    tarred(bundle, tmp_path / "b1.tar")
     await state.stores["lab"].write("bundles/b1.tar", tmp_path / "b1.tar")
 
     for mount, path in (("local", "bundles/b1"), ("lab", "bundles/b1"), ("lab", "bundles/b1.tar")):
