@@ -1130,3 +1130,11 @@ async def test_a_request_is_handed_at_most_10000_part_urls(api: Api, contributor
     answered = [alias for alias in ("a", "b") if body["data"][alias] is not None]
     assert len(answered) == 1 and len(body["data"][answered[0]]["parts"]) == parts
     assert [refused["path"][0]] == [alias for alias in ("a", "b") if alias not in answered]
+    # Through nodes(ids:), the entry past the limit fails alone; the other entries are still answered.
+    both = ("query Both($ids: [ID!]!) { nodes(ids: $ids) { id ... on UploadSession { parts { partNumber } } } }")
+    body = await api.run("Both", {"ids": [fits[0]["asset"]["id"], fits[1]["id"], largest["id"]]}, token=contributor,
+                         query=both)  # signed in the order made: 5,120 part URLs, then the 5 TiB upload's past the limit
+    [refused] = body["errors"]
+    assert refused["extensions"]["code"] == "BAD_USER_INPUT" and refused["path"] == ["nodes", 2], refused
+    asset, signed, past = body["data"]["nodes"]
+    assert asset["id"] == fits[0]["asset"]["id"] and len(signed["parts"]) == 5120 and past is None

@@ -152,8 +152,10 @@ def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str,
         raise InvalidPredicate(f"REGEX pattern is not valid RE2, the linear-time syntax (no lookaround or "
                                f"backreferences): {reason}") from None
     advice = "(repeat counts such as {1,100} make a pattern large: use + or * where they will do)"
-    if latin1 is not None and latin1 > MAX_REGEX_PROGRAM:
-        measured = f"more than {MAX_REGEX_UTF8_PROGRAM:,}" if latin1 == _TOO_LARGE else latin1
+    # Measured as Latin-1 where that compiles it; else (`\\x{100}`) as UTF-8, which counts no fewer.
+    size = latin1 if latin1 is not None else utf8
+    if size > MAX_REGEX_PROGRAM:
+        measured = f"more than {MAX_REGEX_UTF8_PROGRAM:,}" if size == _TOO_LARGE else size
         raise InvalidPredicate(f"REGEX pattern compiles to {measured} instructions; the limit is {MAX_REGEX_PROGRAM} {advice}")
     if utf8 > MAX_REGEX_UTF8_PROGRAM:
         measured = f"more than {MAX_REGEX_UTF8_PROGRAM:,}" if utf8 == _TOO_LARGE else f"{utf8:,}"
