@@ -127,7 +127,7 @@ async def _held(asset_ids: Sequence[ObjectId], owner: dict[str, Any] | None) -> 
     limit = PINS_READ_PER_ASSET * len(wanted)
     pins = await AssetRetention.get_pymongo_collection().find(
         {"asset_id": {"$in": wanted}}, {"asset_id": 1, "owner_type": 1, "owner_id": 1},
-        sort=[("asset_id", 1), ("_id", 1)], limit=limit, batch_size=limit).to_list()
+        sort=[("asset_id", 1)], limit=limit, batch_size=limit).to_list()  # an index on either server holds this order
 
     def others(found: list[dict[str, Any]]) -> set[ObjectId]:
         return {p["asset_id"] for p in found if owner is None
