@@ -6,6 +6,7 @@ The app shell (graphlake/runtime.py, graphlake/view.py) builds these; resolvers 
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
@@ -94,6 +95,9 @@ class AppState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+_operation_loaders: ContextVar[Loaders | None] = ContextVar("graphlake_operation_loaders", default=None)
+
+
 @dataclass
 class Context:
     """One per HTTP request, or one per WebSocket connection (its principal is set at connection_init)."""
@@ -107,8 +111,21 @@ class Context:
     auth_error: str | None = None
     # Filled by Strawberry from the `connection_init` payload of a WebSocket.
     connection_params: dict[str, Any] | None = field(default=None)
-    # Fresh per request: a DataLoader cache must not outlive the request it was filled for.
-    loaders: Loaders = field(default_factory=Loaders)
+    # Outside any operation (FreshLoaders gives each its own: see `loaders`).
+    connection_loaders: Loaders = field(default_factory=Loaders)
+
+    @property
+    def loaders(self) -> Loaders:
+        """The running operation's loaders (resolvers/loaders.FreshLoaders makes them as it starts): a
+        DataLoader cache, and a request's budget of part URLs, must not outlive the operation they
+        were filled for, nor be another's. A WebSocket's context is the connection's, shared by the
+        operations it runs at once, each in a task of its own; an attribute of the context, each
+        operation's start replaced the loaders of those running, their caches and their budgets."""
+        return _operation_loaders.get() or self.connection_loaders
+
+    @loaders.setter
+    def loaders(self, loaders: Loaders) -> None:
+        _operation_loaders.set(loaders)  # this task's, and the tasks it starts (a loader's batch)
 
     @property
     def settings(self) -> ServerSettings:
