@@ -195,6 +195,10 @@ class Settings(BaseSettings):
         default=10_000, description="Work graphql-core may spend checking that same-named fields can merge "
                                     "(OverlappingFieldsCanBeMerged; 2 per comparison of two fields). It grows with "
                                     "the square of repeated fields: graphql-core's own budget of 500,000 took 2 s.")
+    max_request_nodes: int = Field(
+        default=100_000, description="Items one request may return at most, weighed before it runs: each connection's "
+                                     "page size times those of the connections around it (resolvers/request_cost.py; "
+                                     "the Python client's largest read weighs 50,100).")
     max_body_bytes: int = Field(default=16 * 1_048_576, description="Must exceed max_text_bytes: texts come in the body.")
     default_page_size: int = 50
     max_page_size: int = 500
@@ -312,7 +316,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
-                     "max_merge_cost", "max_body_bytes", "max_page_size", "default_page_size",
+                     "max_merge_cost", "max_request_nodes", "max_body_bytes", "max_page_size", "default_page_size",
                      "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_metadata_bytes",
                      "max_event_data_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "thumbnail_concurrency", "thumbnail_max_pixels",

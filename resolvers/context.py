@@ -53,6 +53,7 @@ class ServerSettings(UploadSettings, EventSettings, Protocol):
     max_tokens_unauthenticated: int
     max_selections: int
     max_merge_cost: int
+    max_request_nodes: int
     max_query_depth: int
     max_aliases: int
     max_query_string_chars: int

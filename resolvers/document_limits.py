@@ -5,6 +5,11 @@ parts grow past what the token limit bounds well:
 - every rule visits every node: about 65-150 us per selection. `max_selections` counts the fields,
   fragment spreads and inline fragments in one linear walk before validation starts, and refuses
   the document without validating it.
+- Strawberry's depth and alias limits walk a fragment again wherever it is spread, so a fragment
+  spreading the next one five times, nine deep (551 bytes), was two million fields to walk: 4.9 s
+  before anything refused it, five times longer per level. `count_expanded` counts the fields as
+  those walks meet them, in one pass that counts each fragment once, and a document past
+  EXPANSION_FACTOR times `max_selections` is refused before validation too.
 - OverlappingFieldsCanBeMerged compares fields that share a response name pairwise, so it grows with
   the square of repeated fields: `{ me { role } me { role } ... }` in 14 KB held the loop about 2 s,
   until graphql-core's own complexity budget (500,000) stopped it. `max_merge_cost` gives that rule
@@ -47,6 +52,42 @@ def count_selections(document: DocumentNode, stop_after: int) -> int:
                 stack.append(selection.selection_set)
             # A FragmentSpreadNode has no selections of its own: its fragment's are counted once above.
     return count
+
+
+# Fields a document may expand to (its fragments written out where spread), per field of
+# GRAPHLAKE_MAX_SELECTIONS: our largest operation expands to 61, the web app's whole file of asset
+# operations to 319, GraphiQL's introspection query to 239; 3,000 take the limits' walks about 15 ms.
+EXPANSION_FACTOR = 10
+
+
+def count_expanded(document: DocumentNode, stop_after: int) -> int:
+    """Fields, fragment spreads and inline fragments with every fragment written out where it is
+    spread, as Strawberry's depth and alias limits walk them; each fragment counted once and its
+    count reused (a spread within a cycle counts as one: validation refuses the cycle). Stops
+    counting past `stop_after`."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    counted: dict[str, int] = {}
+
+    def count(selection_set: Any, spreading: frozenset[str]) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            total += 1
+            if isinstance(selection, FieldNode | InlineFragmentNode):
+                if selection.selection_set is not None:
+                    total += count(selection.selection_set, spreading)
+            elif (name := selection.name.value) in fragments and name not in spreading:
+                if name not in counted:
+                    counted[name] = count(fragments[name].selection_set, spreading | {name})
+                total += counted[name]
+            if total > stop_after:
+                break
+        return total
+
+    total = 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and total <= stop_after:
+            total += count(definition.selection_set, frozenset())
+    return total
 
 
 @cache  # one class per budget: DocumentLimits is built for every operation
@@ -94,9 +135,15 @@ class DocumentLimits(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if context.pre_execution_errors is None and document is not None:
-            count = count_selections(document, self.max_selections)
-            if count > self.max_selections:
+            problem = None
+            expanded = self.max_selections * EXPANSION_FACTOR
+            if count_selections(document, self.max_selections) > self.max_selections:
                 problem = BadUserInput(f"the document has more than {self.max_selections} fields, fragment spreads and "
                                        "inline fragments (GRAPHLAKE_MAX_SELECTIONS)")
+            elif count_expanded(document, expanded) > expanded:
+                problem = BadUserInput(f"the document's fragments, written out where they are spread, make more than "
+                                       f"{expanded} fields ({EXPANSION_FACTOR} times GRAPHLAKE_MAX_SELECTIONS): "
+                                       "spread each fragment fewer times")
+            if problem is not None:
                 context.pre_execution_errors = [GraphQLError(str(problem), original_error=problem)]
         yield

@@ -21,6 +21,7 @@ from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, 
 from resolvers.internals import Executor
 from resolvers.loop_slices import SlicedExecutor
 from resolvers.read_limits import oversized_read
+from resolvers.request_cost import weighed
 
 
 class SharedResults:
@@ -37,11 +38,15 @@ class FanoutExecutor(SlicedExecutor):
     def build(cls, schema: GraphQLSchema, document: DocumentNode, root_value: Any = None, context_value: Any = None,
               raw_variable_values: dict[str, Any] | None = None, operation_name: str | None = None,
               *args: Any, **kwargs: Any) -> Any:
-        # Every operation passes here before its variables are coerced: where reads are bounded.
+        # Every operation passes here before its variables are coerced: where reads are bounded, and
+        # every request weighed.
         settings = getattr(context_value, "settings", None)
         if settings is not None:
             problem = oversized_read(document, raw_variable_values, operation_name,
                                      max_chars=settings.max_query_string_chars, max_items=settings.max_query_list_items)
+            problem = problem or weighed(schema, document, raw_variable_values, operation_name,
+                                         max_nodes=settings.max_request_nodes, default_page=settings.default_page_size,
+                                         max_page=settings.max_page_size)
             if problem is not None:
                 return [GraphQLError(str(problem), original_error=problem, extensions=problem.extensions)]
         return super().build(schema, document, root_value, context_value, raw_variable_values, operation_name,

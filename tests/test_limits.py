@@ -173,3 +173,21 @@ async def test_mutations_carry_long_strings(api: Api, contributor: str, settings
     text = "y" * (settings.max_query_string_chars * 3)
     stored = (await api.data("StoreText", {"input": {"name": "long", "text": text}}, token=contributor))["storeText"]
     assert stored["sizeBytes"] == len(text)
+
+
+async def test_fragments_spread_again_and_again_are_refused_before_validation(
+        api: Api, viewer: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fragment spreads the next five times, nine deep: 551 bytes, 2 million fields written out,
+    which Strawberry's depth and alias limits walked for 4.9 s. Refused by count_expanded, unvalidated."""
+    validations = count_validations(monkeypatch)
+    levels = [f"fragment F{n} on Query {{ " + " ".join([f"...F{n + 1}"] * 5) + " }" for n in range(9)]
+    bomb = "query Bomb { ...F0 } " + " ".join(levels) + " fragment F9 on Query { __typename }"
+    error = await api.error("Bomb", query=bomb, token=viewer)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}, error
+    assert f"more than {settings.max_selections * 10} fields" in error["message"]
+    assert "GRAPHLAKE_MAX_SELECTIONS" in error["message"]
+    assert validations == []
+    # Spread as often as the expanded count allows, it runs.
+    small = "query Small { ...F0 } " + " ".join(levels[7:]) + " fragment F9 on Query { __typename }"
+    assert (await api.run("Small", query=small.replace("...F0", "...F7"), token=viewer))["data"] == {"__typename": "Query"}
+    await still_serving(api, viewer)

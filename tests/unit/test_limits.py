@@ -17,7 +17,7 @@ from graphql.language import Lexer
 
 from graphlake.settings import Settings
 from resolvers.document_cache import MAX_TEXT, DocumentMemo, token_key
-from resolvers.document_limits import count_selections, merge_rule
+from resolvers.document_limits import count_expanded, count_selections, merge_rule
 from resolvers.internals import graphql_schema
 from resolvers.schema import build_schema
 from tests.operations import document, operations
@@ -121,3 +121,12 @@ def test_selections_are_counted_once_per_fragment_and_the_count_stops_early() ->
     text = "query Q { a { b c ...F } ... on Query { d } } fragment F on T { e f { g } }"
     assert count_selections(parse(text), 100) == 9  # a b c ...F, ...on Query d, e f g
     assert 3 < count_selections(parse(text), 3) < 9  # stops once over: enough to refuse
+
+
+def test_fragments_are_counted_where_spread_each_counted_once() -> None:
+    text = "query Q { a ...F ...F } fragment F on T { b c ...G ...G } fragment G on T { d }"
+    assert count_expanded(parse(text), 1000) == 1 + 2 * (1 + 2 + 2 * (1 + 1))  # a, then each ...F with what it holds
+    levels = " ".join(f"fragment F{n} on Query {{ " + " ".join([f"...F{n + 1}"] * 5) + " }" for n in range(40))
+    bomb = parse("query B { ...F0 } " + levels + " fragment F40 on Query { x }")
+    assert 3000 < count_expanded(bomb, 3000) < 10**6  # 5^40 written out; counted in one pass, stopping once over
+    assert count_expanded(parse("query C { ...A } fragment A on Q { ...A x }"), 100) == 3  # a cycle: refused later

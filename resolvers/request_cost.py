@@ -1,0 +1,201 @@
+"""A request's whole size bounded before it runs: the list items its connections may return.
+
+The token, selection, depth and alias limits bound a document's text, not what it asks for. Each
+connection multiplies what is nested in it by its page size: `assets(first: 500) { edges { node {
+pins(first: 500) { ... } } } }` is 500 + 500 x 500 items, and a third level or a few aliases make it
+billions. Such a request held a request slot for as long as it ran. So, as GitHub's API does, a
+request is weighed before it runs: every connection field counts its page size times the page sizes
+of the connections around it (`nodes(ids:)` counts its ids), and a request whose sum passes
+GRAPHLAKE_MAX_REQUEST_NODES is refused with BAD_USER_INPUT naming the costliest connection, with
+nothing run. It is a worst case: a page asked for counts whole, a field under `@skip` or `@include`
+counts as included, and a list that is not paged (a datum's roles, a schema's labels) counts once.
+
+Fragments are followed wherever they are spread: validation has bounded what they expand to
+(resolvers/document_limits.py, count_expanded), so the walk is too.
+
+The weighing is planned once per parsed document (resolvers/document_cache.py hands back the same
+document for a text sent before): a plan is the product of page sizes for each connection, each
+size a number written in the document or a variable; a request only looks its variables up.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValueNode,
+    VariableNode,
+    get_named_type,
+    get_operation_ast,
+)
+
+from services.errors import BadUserInput
+
+PAGE_ARGUMENTS = ("first", "last")  # a connection's: the larger one given, else the default page size
+COUNT_ARGUMENT = "ids"  # a list of ids a field returning a list answers one item each for (`nodes(ids:)`)
+
+
+@dataclass(frozen=True)
+class Size:
+    """How many items one field may return: its `first` or `last` (`page`), or the length of its
+    `ids`. Each source is what the document writes there (a number, a list's length, None) or the
+    name of the variable it reads (a str)."""
+
+    page: tuple[int | str | None, ...] = ()  # first, last
+    ids: int | str | None = None
+    counts_ids: bool = False
+
+    def of(self, variables: dict[str, Any], default_page: int, max_page: int) -> int:
+        if self.counts_ids:
+            if not isinstance(self.ids, str):
+                return self.ids or 0
+            value = variables.get(self.ids)
+            return len(value) if isinstance(value, list) else int(value is not None)  # a lone id is a list of one
+        asked = [variables.get(source) if isinstance(source, str) else source for source in self.page]
+        given = [value for value in asked if isinstance(value, int) and not isinstance(value, bool)]
+        # Sizes out of range are refused where the page is read; weighed here as the most they could be.
+        return max(0, min(max(given), max_page)) if given else default_page
+
+
+@dataclass(frozen=True)
+class Term:
+    """One connection: where it is (for the error) and the sizes of it and every connection around it."""
+
+    path: str
+    sizes: tuple[Size, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    terms: tuple[Term, ...]
+    defaults: dict[str, Any]  # the operation's variables' defaults, for those a request leaves out
+
+
+class _Walk:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> None:
+        self.schema = schema
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.defaults = {d.variable.name.value: _literal(d.default_value) for d in operation.variable_definitions or ()
+                         if d.default_value is not None}
+        self.terms: list[Term] = []
+
+    def selections(self, parent: Any, selection_set: SelectionSetNode, sizes: tuple[Size, ...], path: str,
+                   spreading: frozenset[str]) -> None:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                self.field(parent, selection, sizes, path)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                self.selections(self.schema.get_type(condition.name.value) if condition else parent,
+                                selection.selection_set, sizes, path, spreading)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is not None and name not in spreading:  # a cycle is a validation error already
+                    self.selections(self.schema.get_type(fragment.type_condition.name.value), fragment.selection_set,
+                                    sizes, path, spreading | {name})
+
+    def field(self, parent: Any, node: FieldNode, sizes: tuple[Size, ...], path: str) -> None:
+        definition = getattr(parent, "fields", {}).get(node.name.value)
+        if definition is None:  # __typename, or a field validation refused
+            return
+        here = f"{path}.{(node.alias or node.name).value}" if path else (node.alias or node.name).value
+        size = self.size(definition, node)
+        if size is not None:
+            sizes = (*sizes, size)
+            self.terms.append(Term(here, sizes))
+        if node.selection_set is not None:
+            self.selections(get_named_type(definition.type), node.selection_set, sizes, here, frozenset())
+
+    def size(self, definition: Any, node: FieldNode) -> Size | None:
+        arguments = {a.name.value: a.value for a in node.arguments or ()}
+        if any(name in definition.args for name in PAGE_ARGUMENTS):
+            return Size(page=tuple(self.source(arguments.get(name)) for name in PAGE_ARGUMENTS))
+        declared = definition.args.get(COUNT_ARGUMENT)
+        # A list of ids it returns one item for (`nodes`), not a filter (`assetStatusChanged(ids:)`).
+        if declared is not None and _is_list(declared.type) and _is_list(definition.type):
+            value = arguments.get(COUNT_ARGUMENT)
+            if isinstance(value, VariableNode):
+                return Size(ids=value.name.value, counts_ids=True)
+            return Size(ids=len(value.values) if isinstance(value, ListValueNode) else int(value is not None),
+                        counts_ids=True)
+        return None
+
+    @staticmethod
+    def source(value: ValueNode | None) -> int | str | None:
+        return value.name.value if isinstance(value, VariableNode) else _literal(value)
+
+
+def _literal(value: ValueNode | None) -> Any:
+    """A page size or list of ids written in the document, as a request's variables would hold it."""
+    if isinstance(value, IntValueNode):
+        return int(value.value)
+    if isinstance(value, ListValueNode):
+        return [None] * len(value.values)
+    return None  # absent, null, or of a type validation refused
+
+
+def _is_list(type_: Any) -> bool:
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    return isinstance(type_, GraphQLList)
+
+
+def plan(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> Plan:
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:  # several without a name: refused elsewhere
+        return Plan((), {})
+    walk = _Walk(schema, document, operation)
+    walk.selections(schema.get_root_type(operation.operation), operation.selection_set, (), "", frozenset())
+    return Plan(tuple(walk.terms), walk.defaults)
+
+
+# Plans by document identity and operation, as read_limits keeps its checks: each entry holds a weak
+# reference that removes it when the document goes.
+_plans: dict[tuple[int, str | None], tuple[weakref.ref[DocumentNode], Plan]] = {}
+
+
+def _plan_of(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> Plan:
+    key = (id(document), operation_name)
+    kept = _plans.get(key)
+    if kept is not None and kept[0]() is document:
+        return kept[1]
+    made = plan(schema, document, operation_name)
+    _plans[key] = (weakref.ref(document, lambda _, key=key: _plans.pop(key, None)), made)
+    return made
+
+
+def weighed(schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any] | None,
+            operation_name: str | None, *, max_nodes: int, default_page: int, max_page: int) -> BadUserInput | None:
+    """BAD_USER_INPUT when the request may return more than `max_nodes` items, naming its costliest connection."""
+    found = _plan_of(schema, document, operation_name)
+    if not found.terms:
+        return None
+    values = {**found.defaults, **variables} if found.defaults and variables else found.defaults or variables or {}
+    total, costliest, most = 0, None, -1
+    for term in found.terms:
+        items = math.prod(size.of(values, default_page, max_page) for size in term.sizes)
+        total += items
+        if items > most:
+            costliest, most = term, items
+    if total <= max_nodes or costliest is None:
+        return None
+    return BadUserInput(
+        f"the request may return {total:,} items (each connection's page size times the page sizes of those around "
+        f"it), more than GRAPHLAKE_MAX_REQUEST_NODES ({max_nodes:,}); {costliest.path} alone may return {most:,}: "
+        "ask for smaller pages, or page the inner connection in requests of its own", field=costliest.path)

@@ -1,0 +1,81 @@
+"""How a request is weighed (resolvers/request_cost.py) and that what we send fits the default budget.
+Refusals over HTTP and WebSockets: tests/test_request_cost.py."""
+
+from __future__ import annotations
+
+from graphql import OperationDefinitionNode, parse, separate_operations
+
+import graphlake_client.operations as ops
+from graphlake import PROJECT_ROOT
+from graphlake.settings import Settings
+from graphlake_client import bundle_lookup, version_reading
+from resolvers.internals import graphql_schema
+from resolvers.request_cost import plan, weighed
+from resolvers.schema import build_schema
+from tests.operations import document, operations
+
+SETTINGS = Settings(_env_file=None)
+SCHEMA = graphql_schema(build_schema(SETTINGS))
+
+
+def _weight(text: str, variables: dict | None = None, name: str | None = None) -> int | None:
+    """The items the request may return, when over a budget of 0 (None when it counts none)."""
+    problem = weighed(SCHEMA, parse(text), variables, name, max_nodes=0, default_page=50, max_page=500)
+    if problem is None:
+        return None
+    return int(str(problem).split("may return ")[1].split(" items")[0].replace(",", ""))
+
+
+def test_page_sizes_multiply_and_add_up() -> None:
+    assert _weight("{ assets(first: 10) { edges { node { datums(first: 7) { totalCount } } } } }") == 10 + 70
+    assert _weight("{ assets { totalCount } }") == 50  # unset: the default page size
+    assert _weight("{ assets(first: 9000) { totalCount } }") == 500  # out of range: weighed at the most it could be
+    assert _weight("{ assets(last: 30) { totalCount } a: assets(first: 5) { totalCount } }") == 35
+    assert _weight("{ health { ok } }") is None  # no connection
+    # Fragments and inline fragments weigh where they are spread.
+    text = ("query Q { assets(first: 4) { edges { node { ...D } } } } "
+            "fragment D on Asset { datums(first: 3) { edges { node { ... on Datum { annotations(first: 2) { totalCount } } } } } }")
+    assert _weight(text, name="Q") == 4 + 12 + 24
+
+
+def test_variables_their_defaults_and_ids() -> None:
+    text = "query Q($n: Int = 20, $m: Int) { assets(first: $n) { edges { node { datums(first: $m) { totalCount } } } } }"
+    assert _weight(text, {}, "Q") == 20 + 20 * 50
+    assert _weight(text, {"n": 2, "m": 3}, "Q") == 2 + 6
+    assert _weight(text, {"n": None}, "Q") == 50 + 50 * 50  # an explicit null is the default page size, not $n's default
+    by_ids = "query Q($ids: [ID!]!) { nodes(ids: $ids) { ... on Asset { datums(first: 10) { totalCount } } } }"
+    assert _weight(by_ids, {"ids": ["a"] * 7}, "Q") == 7 + 70
+    assert _weight(by_ids, {"ids": "a"}, "Q") == 1 + 10  # a lone id is a list of one
+    assert _weight('{ nodes(ids: ["a", "b"]) { id } }') == 2
+    # A filter by ids is not one item each: a subscription's answer is one asset an event.
+    assert _weight("subscription { assetStatusChanged(ids: [\"a\", \"b\"]) { datums(first: 5) { totalCount } } }") == 5
+
+
+def test_plans_are_made_once_per_document() -> None:
+    parsed = parse("query Q($n: Int) { assets(first: $n) { totalCount } }")
+    first = plan(SCHEMA, parsed, "Q")
+    assert [term.path for term in first.terms] == ["assets"]
+    weighed(SCHEMA, parsed, {"n": 3}, "Q", max_nodes=10, default_page=50, max_page=500)
+    from resolvers import request_cost
+    kept = request_cost._plans[(id(parsed), "Q")][1]
+    assert weighed(SCHEMA, parsed, {"n": 4}, "Q", max_nodes=10, default_page=50, max_page=500) is None
+    assert request_cost._plans[(id(parsed), "Q")][1] is kept
+
+
+def test_what_we_send_fits_the_default_budget_with_room() -> None:
+    budget = SETTINGS.max_request_nodes
+    for name in operations():  # the operations the tests and README send, at their default page sizes
+        assert (_weight(document(name), {}, name) or 0) <= budget // 2, name
+    # The Python client's nested reads, with the page sizes it sends.
+    records = {"id": "x", "first": version_reading.DATUMS_PER_PAGE, "records": version_reading.RECORDS_PER_PAGE}
+    assert _weight(ops.VERSION_DATUMS, records) == 100 + 100 * 500 <= 0.6 * budget
+    assert _weight(ops.BUNDLE_DATUMS, records) <= 0.6 * budget
+    nodes = {"ids": ["x"] * bundle_lookup.NODES, "first": bundle_lookup.FIRST_DATUMS}
+    assert _weight(ops.BUNDLE_ASSET_DATUMS, nodes) <= 0.6 * budget
+    # The web app's, each page size it leaves to a variable at the largest page.
+    for path in sorted((PROJECT_ROOT / "webapp" / "src" / "operations").glob("*.graphql")):
+        for name, operation in separate_operations(parse(path.read_text())).items():
+            (declared,) = [d for d in operation.definitions if isinstance(d, OperationDefinitionNode)]
+            largest = {d.variable.name.value: SETTINGS.max_page_size for d in declared.variable_definitions or ()}
+            problem = weighed(SCHEMA, operation, largest, name, max_nodes=budget // 2, default_page=50, max_page=500)
+            assert problem is None, (path.name, name, str(problem))
