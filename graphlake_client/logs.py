@@ -19,7 +19,12 @@ records queue up behind it. When the queue is full, records are dropped and coun
 event; kept, with its key, until the lake confirms it, so a notice whose answer was lost is not
 counted twice). Batches the server refuses, or that still fail after the retries, are counted in
 `lost`, also said on stderr: records the lake did not confirm storing (a batch whose last answer was
-lost on the way may be stored all the same; sent again, its keys find it). `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
+lost on the way may be stored all the same; sent again, its keys find it). A batch the server
+refuses for one record (BAD_USER_INPUT naming `inputs[i]`) is sent again without it: that record
+alone is lost. A record whose `data` passes `max_data_bytes` of JSON (a huge `extra` field, a
+traceback of megabytes) goes shortened: tracebacks cut to their last MAX_TRACE_CHARS characters,
+then the largest `extra` fields left out, named under `log.truncated` with the size it had; and a
+batch stops short of `max_batch_bytes`, under the server's request body limit. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
 in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck);
 a batch still being tried then is given up (counted lost), its retries cancelled.
 
@@ -31,9 +36,11 @@ logger name, the place in the code, the thread and process, and the exception's 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import queue
+import re
 import sys
 import threading
 import time
@@ -42,6 +49,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphlake_client.client import Client
+from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.results import EventInput, Level, Source
 
 # Attempts after the first: waits of 0.5, 1, 2 ... s, at most 30 s each, about two minutes in all. A
@@ -50,6 +58,12 @@ from graphlake_client.results import EventInput, Level, Source
 HANDLER_RETRIES = 9
 
 MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
+# An event's data as JSON, and a batch's: under the server's defaults (GRAPHLAKE_MAX_EVENT_DATA_BYTES,
+# 1 MiB; GRAPHLAKE_MAX_BODY_BYTES, 16 MiB), which refuse a whole batch over them.
+MAX_DATA_BYTES = 256 * 1024
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_TRACE_CHARS = 32 * 1024  # of a traceback or stack in an event shortened to fit: its end, where the error is
+_REFUSED_EVENT = re.compile(r"inputs\[(\d+)\]")  # the event a BAD_USER_INPUT names (services/events/log.py)
 # What every LogRecord carries: anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _FLUSH = object()  # on the queue: send what is gathered now
@@ -82,6 +96,40 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     return text(repr(value))
 
 
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def shortened(data: dict[str, Any], size: int, most: int) -> dict[str, Any]:
+    """A record's `data` (its `extra` fields and `log`) within `most` bytes of JSON: its traceback
+    and stack cut to their last MAX_TRACE_CHARS characters, then its largest `extra` fields left
+    out until it fits; `log.truncated` says what it was and what went."""
+    log = dict(data.get("log") or {})
+    for name in ("exception", "stack"):
+        if isinstance(log.get(name), str) and len(log[name]) > MAX_TRACE_CHARS:
+            log[name] = "...\n" + log[name][-MAX_TRACE_CHARS:]
+    extra = {k: v for k, v in data.items() if k != "log"}
+    dropped: list[str] = []
+    log["truncated"] = {"bytes": size, "dropped": dropped}
+    by_size = sorted(extra, key=lambda k: _json_size(extra[k]), reverse=True)
+    while _json_size({**extra, "log": log}) > most and by_size:
+        name = by_size.pop(0)
+        del extra[name]
+        dropped.append(name)
+    if _json_size({**extra, "log": log}) > most:  # the log itself: a logger or path of megabytes
+        return {"log": {"truncated": log["truncated"]}}
+    return {**extra, "log": log}
+
+
+def _refused_index(error: Exception, count: int) -> int | None:
+    """The batch's event a BAD_USER_INPUT names (`inputs[3].data`), if it names one of `count`."""
+    if getattr(error, "code", None) != "BAD_USER_INPUT":
+        return None
+    found = _REFUSED_EVENT.match(getattr(error, "field", None) or "") or _REFUSED_EVENT.search(str(error))
+    index = int(found.group(1)) if found else None
+    return index if index is not None and index < count else None
+
+
 def text(value: str) -> str:
     """`value` as UTF-8 can carry it: a lone surrogate (a file name of another encoding read through
     os.fsdecode, say) written as its escape, where it made the server refuse the record's whole batch."""
@@ -100,8 +148,10 @@ class GraphlakeLogHandler(logging.Handler):
     def __init__(self, url: str, token: str | None, *, event_type: str = "PYTHON_LOG",
                  source: Source | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 10.0,
-                 close_timeout: float = 5.0, retries: int = HANDLER_RETRIES, backoff_seconds: float = 0.5) -> None:
+                 close_timeout: float = 5.0, retries: int = HANDLER_RETRIES, backoff_seconds: float = 0.5,
+                 max_data_bytes: int = MAX_DATA_BYTES, max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
         super().__init__(level)
+        self.max_data_bytes, self.max_batch_bytes = max_data_bytes, max_batch_bytes
         self.retries, self.backoff_seconds = retries, backoff_seconds
         self.event_type, self.source = event_type, source
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
@@ -283,33 +333,76 @@ class GraphlakeLogHandler(logging.Handler):
                 self._sending = (asyncio.get_running_loop(), task)
         # Never more than batch_size events in all. A drop counted after the batch was gathered (or a
         # batch_size of 1) leaves no room beside the notice: what does not fit follows, without it.
-        room = self.batch_size - len(notice)
+        # Nor more than max_batch_bytes: what does not fit follows in a batch of its own.
         try:
-            await self._deliver(lake, batch[:room], notice)
-            if batch[room:]:
-                await self._deliver(lake, batch[room:], [])
+            for part in self._parts(batch, room=self.batch_size - len(notice)):
+                await self._deliver(lake, part, notice)
+                notice = []
         finally:
             with self._progress:
                 self._sending = None
 
+    def _parts(self, batch: list[EventInput], room: int) -> list[list[EventInput]]:
+        """`batch`, each record's data shortened to max_data_bytes, in parts of at most `room`
+        records (then batch_size) and max_batch_bytes each."""
+        parts: list[list[EventInput]] = [[]]
+        size = 0
+        for record in batch:
+            record, record_size = self._fitted(record)
+            if len(parts[-1]) >= room or (parts[-1] and size + record_size > self.max_batch_bytes):
+                parts.append([])
+                room, size = self.batch_size, 0
+            parts[-1].append(record)
+            size += record_size
+        # The first part may be empty: no room beside the notice, which then goes alone.
+        return [part for i, part in enumerate(parts) if part or i == 0]
+
+    def _fitted(self, record: EventInput) -> tuple[EventInput, int]:
+        """The record with its data within max_data_bytes, and its size as JSON."""
+        data = record.get("data") or {}
+        size = _json_size(data)
+        if size > self.max_data_bytes:
+            record = {**record, "data": shortened(data, size, self.max_data_bytes)}
+        return record, _json_size(record)
+
     async def _deliver(self, lake: Client, records: list[EventInput], notice: list[EventInput]) -> None:
-        """One logEvents call: `records`, after the drop `notice` when one goes along."""
-        try:
-            await lake.log_events(notice + records)  # keyed, all: sent again while it fails on the way (retries)
-        except Exception as error:
-            if not self._failing:
-                what = [f"{len(records)} log records"] if records else []
-                what += ["the drop notice"] if notice else []
-                sys.stderr.write(f"GraphlakeLogHandler: {' and '.join(what)} not confirmed stored at {lake.url} "
-                                 f"(tried {1 + self.retries} times at most): {type(error).__name__}: {error}\n")
-            self._failing = True
-            self._settle(len(records), lost=True)
-            return
+        """One logEvents call: `records`, after the drop `notice` when one goes along. A record the
+        server refuses (BAD_USER_INPUT naming it) is left out and the rest sent again."""
+        while True:
+            try:
+                await lake.log_events(notice + records)  # keyed, all: sent again while it fails on the way (retries)
+            except GraphlakeClientError as error:
+                refused = _refused_index(error, len(notice) + len(records))
+                if refused is None:
+                    self._failed(lake, records, notice, error)
+                    return
+                sys.stderr.write(f"GraphlakeLogHandler: the lake refused a log record, sent without it: {error}\n")
+                if refused < len(notice):
+                    notice = []  # its count is said on stderr already
+                    with self._progress:
+                        self._notice = None
+                else:
+                    del records[refused - len(notice)]
+                    self._settle(1, lost=True)
+                continue
+            except Exception as error:
+                self._failed(lake, records, notice, error)
+                return
+            break
         self._failing = False
         with self._progress:
             if notice and self._notice is notice[0]:
                 self._notice = None
         self._settle(len(records))
+
+    def _failed(self, lake: Client, records: list[EventInput], notice: list[EventInput], error: Exception) -> None:
+        if not self._failing:
+            what = [f"{len(records)} log records"] if records else []
+            what += ["the drop notice"] if notice else []
+            sys.stderr.write(f"GraphlakeLogHandler: {' and '.join(what)} not confirmed stored at {lake.url} "
+                             f"(tried {1 + self.retries} times at most): {type(error).__name__}: {error}\n")
+        self._failing = True
+        self._settle(len(records), lost=True)
 
     def _drop_notice(self, dropped: int) -> EventInput:
         notice: EventInput = {"eventType": self.event_type, "level": "WARNING",

@@ -1033,6 +1033,65 @@ async def test_a_record_that_utf8_cannot_carry_is_stored_escaped_with_its_batch(
     assert by_message["read caf\\udce9.txt"]["data"]["file"] == "caf\\udce9.txt"
 
 
+async def test_a_record_too_large_goes_shortened_and_its_batch_with_it(served: Served, api: Api, contributor: str,
+                                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    """A record whose data passes the server's 1 MiB made the server refuse its whole batch, every
+    record in it lost. Now: shortened by the handler (its traceback's end kept, its largest `extra`
+    fields named and left out), or, past what the handler knows, refused alone and the rest sent."""
+    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=5)
+    logger = logger_with(handler)
+    try:
+        logger.info("before")
+        try:
+            raise ValueError("deep " + "x" * 2_000_000)
+        except ValueError:
+            logger.exception("huge", extra={"blob": "b" * 3_000_000, "small": 1})
+        logger.info("after")
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 10},
+                            token=contributor))["events"]["edges"]
+    by_message = {e["node"]["message"]: e["node"] for e in edges}
+    assert set(by_message) == {"before", "huge", "after"} and handler.lost == 0
+    huge = by_message["huge"]["data"]
+    assert huge["small"] == 1 and "blob" not in huge
+    assert huge["log"]["truncated"]["dropped"] == ["blob"] and huge["log"]["truncated"]["bytes"] > 5_000_000
+    assert huge["log"]["exception"].endswith("x" * 100) and len(huge["log"]["exception"]) < 40_000
+
+    # A handler told it may send more than this server takes: the server refuses that record alone.
+    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=5, max_data_bytes=4_000_000,
+                                  event_type="LARGE_LOG")
+    logger = logger_with(handler)
+    try:
+        logger.info("first")
+        logger.info("too large", extra={"blob": "b" * 2_000_000})
+        logger.info("last")
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+    edges = (await api.data("Events", {"filter": {"eventTypes": ["LARGE_LOG"]}, "first": 10},
+                            token=contributor))["events"]["edges"]
+    assert {e["node"]["message"] for e in edges} == {"first", "last"} and handler.lost == 1
+    assert "refused a log record, sent without it" in capfd.readouterr().err
+
+
+async def test_batches_stay_under_the_request_body_limit(served: Served, api: Api, contributor: str,
+                                                        settings: Settings) -> None:
+    # 24 records of 900 KB: 21 MB, past the 16 MiB body a server takes in one request.
+    assert 24 * 900_000 > settings.max_body_bytes
+    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=5, max_data_bytes=1_000_000)
+    logger = logger_with(handler)
+    try:
+        for i in range(24):
+            logger.info("record %d", i, extra={"blob": "b" * 900_000})
+        await asyncio.to_thread(handler.flush, 60)
+    finally:
+        await asyncio.to_thread(handler.close)
+    count = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 1}, token=contributor))
+    assert handler.lost == 0 and count["events"]["totalCount"] == 24
+
+
 def test_closing_a_sync_client_whose_loop_is_held_does_not_hang(monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """A coroutine that never yields (a blocking call inside it) holds the SyncClient's loop: closing,
