@@ -55,14 +55,10 @@ def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str
 
 
 async def _fetch_upload_sessions(context: Context, raw_ids: Sequence[str]) -> dict[str, Any]:
-    # Beanie documents: signing a session's URLs is a service's business (services/uploads/sessions.py).
-    async def visible(raw: dict[str, Any]) -> Any:
-        try:
-            return await visible_session(context, upload.UploadSession.model_validate(raw))
-        except BadUserInput as error:  # past the request's part URLs: that entry's error alone, as in `nodes`
-            return error
-
-    return {str(raw["_id"]): await visible(raw) for raw in await _find(upload.UploadSession, raw_ids)}
+    # Beanie documents: signing a session's URLs is a service's business (services/uploads/sessions.py),
+    # done when a field asks for them (a session past the request's part URLs: its `parts` error alone).
+    return {str(raw["_id"]): await visible_session(context, upload.UploadSession.model_validate(raw))
+            for raw in await _find(upload.UploadSession, raw_ids)}
 
 
 # Every type that implements Node has a row here; a test checks that against the schema.

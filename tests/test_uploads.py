@@ -1102,7 +1102,7 @@ async def test_a_request_is_handed_at_most_10000_part_urls(api: Api, contributor
     first input that does not fit, and starts nothing (no session, no asset, no multipart upload on
     the store); within them every part gets its URL. The limit is the request's, whichever fields
     sign: of two aliases reading one upload of 5 TiB (nearly 10,000 parts), one gets its URLs and
-    the other is refused on its `id`."""
+    the other's `parts` is refused on its `id`. A read that does not ask for URLs signs none."""
     gib = 1024**3
     small, big = {"name": "small.bin", "sizeBytes": 1, "mount": "local"}, {"name": "big.bin", "sizeBytes": 40 * gib, "mount": "local"}
     multipart = state.stores["local"].root / ".multipart"
@@ -1127,14 +1127,21 @@ async def test_a_request_is_handed_at_most_10000_part_urls(api: Api, contributor
     body = await api.run("Twice", {"id": largest["id"]}, token=contributor, query=twice)
     [refused] = body["errors"]
     assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}, refused
-    answered = [alias for alias in ("a", "b") if body["data"][alias] is not None]
+    answered = [alias for alias in ("a", "b") if body["data"][alias]["parts"] is not None]
     assert len(answered) == 1 and len(body["data"][answered[0]]["parts"]) == parts
-    assert [refused["path"][0]] == [alias for alias in ("a", "b") if alias not in answered]
-    # Through nodes(ids:), the entry past the limit fails alone; the other entries are still answered.
-    both = ("query Both($ids: [ID!]!) { nodes(ids: $ids) { id ... on UploadSession { parts { partNumber } } } }")
+    assert refused["path"] == [*(alias for alias in ("a", "b") if alias not in answered), "parts"]
+    # Through nodes(ids:), the entry past the limit fails alone (its `parts`); the others are still answered.
+    both = ("query Both($ids: [ID!]!) { nodes(ids: $ids) { id ... on UploadSession { status parts { partNumber } } } }")
     body = await api.run("Both", {"ids": [fits[0]["asset"]["id"], fits[1]["id"], largest["id"]]}, token=contributor,
-                         query=both)  # signed in the order made: 5,120 part URLs, then the 5 TiB upload's past the limit
+                         query=both)  # signed in the order read: 5,120 part URLs, then the 5 TiB upload's past the limit
     [refused] = body["errors"]
-    assert refused["extensions"]["code"] == "BAD_USER_INPUT" and refused["path"] == ["nodes", 2], refused
+    assert refused["extensions"]["code"] == "BAD_USER_INPUT" and refused["path"] == ["nodes", 2, "parts"], refused
     asset, signed, past = body["data"]["nodes"]
-    assert asset["id"] == fits[0]["asset"]["id"] and len(signed["parts"]) == 5120 and past is None
+    assert asset["id"] == fits[0]["asset"]["id"] and len(signed["parts"]) == 5120
+    assert past == {"id": largest["id"], "status": "OPEN", "parts": None}
+    # URLs are signed only when asked for: a read of the sessions' status takes none, however large they are.
+    status = ("query Status($ids: [ID!]!) { nodes(ids: $ids) { ... on UploadSession { status partSizeBytes } } "
+              "again: uploadSession(id: $one) { status } }").replace("$ids: [ID!]!)", "$ids: [ID!]!, $one: ID!)")
+    body = await api.run("Status", {"ids": [fits[1]["id"], fits[2]["id"], largest["id"]], "one": largest["id"]},
+                         token=contributor, query=status)
+    assert not body.get("errors") and [n["status"] for n in body["data"]["nodes"]] == ["OPEN"] * 3, body

@@ -16,17 +16,24 @@ from resolvers.context import Context, Info
 from resolvers.events.types import Event
 from resolvers.loaders import Loaders
 from resolvers.permissions import CanRead, has_role
-from resolvers.uploads.types import UploadSession
+from resolvers.uploads.types import Signing, UploadSession
 from services.node_ids import NodeType, decode_object_id, decode_object_ids, encode_id
 from services.uploads import sessions
 
 
 async def visible_session(context: Context, found: SessionDocument, field: str = "id") -> UploadSession:
     """A session as `context`'s caller may see it: signed URLs (and the direct-write path) only for whoever
-    created it, or an ADMIN, since they let the bearer write the upload's bytes. Its parts count
-    against the request's part URLs (BAD_USER_INPUT on `field` past them)."""
+    created it, or an ADMIN, since they let the bearer write the upload's bytes. Signed when a field
+    asks for them; its parts then count against the request's part URLs (BAD_USER_INPUT on `field`
+    past them), and a few sessions are signed at a time (each lists its stored parts)."""
     if has_role(context, Role.ADMIN) or (context.actor is not None and context.actor == found.created_by):
-        return UploadSession.from_signed(await sessions.sign_session(found, context.stores, context.loaders.part_urls, field))
+        part_urls = context.loaders.part_urls
+
+        async def sign() -> sessions.SignedSession:
+            async with part_urls.at_once:
+                return await sessions.sign_session(found, context.stores, part_urls, field)
+
+        return UploadSession.of(found, Signing(sign=sign))
     return UploadSession.from_signed(sessions.SignedSession(session=found, single=None, parts=[]))
 
 

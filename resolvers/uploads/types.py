@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import strawberry
 
 from documents.asset import Asset as AssetDocument
+from documents.upload import UploadSession as SessionDocument
 from documents.upload import UploadStatus as UploadStatusValue
 from resolvers.assets.types import Asset
 from resolvers.context import Info
@@ -31,46 +34,90 @@ class UploadPart:
     uploaded: bool = strawberry.field(description="Whether the store holds this part already (a resumed upload skips it).")
 
 
+class Signing:
+    """A session's signed URLs, made the first time a field asks for them and shared by the fields
+    that ask after: a read that selects only `status` (`nodes` over a page of large uploads) signs
+    nothing, and takes nothing from the request's part URLs (services/uploads/sessions.PartUrls)."""
+
+    def __init__(self, signed: SignedSession | None = None,
+                 sign: Callable[[], Awaitable[SignedSession]] | None = None) -> None:
+        self._signed = signed
+        self._sign = sign
+        self._signing: asyncio.Future[SignedSession] | None = None
+
+    async def signed(self) -> SignedSession:
+        if self._signed is not None:
+            return self._signed
+        if self._signing is None:
+            assert self._sign is not None
+            self._signing = asyncio.ensure_future(self._sign())
+        return await asyncio.shield(self._signing)  # one field cancelled does not cancel the others' signing
+
+
 @strawberry.type(description="How to upload a FILE asset's bytes: PUT them to `url` with `headers`, or each part to "
                              "its URL (or write them to `directPath`), then call completeUpload. Nothing goes through "
                              "the GraphQL request.")
 class UploadSession(Node):
     status: UploadStatus = strawberry.field(description="Where the upload stands.")
     method: str = strawberry.field(description="PUT.")
-    url: str | None = strawberry.field(description="Single-part uploads: where to PUT the whole file.")
-    headers: JSON = strawberry.field(description="Headers the client must send with each PUT.")
     part_size_bytes: BigInt | None = strawberry.field(description="Multipart uploads: every part but the last has this size.")
-    parts: list[UploadPart] | None = strawberry.field(description=(
-        "Multipart uploads: a signed URL per part, re-signed each time the session is read (to resume); null for a "
-        "single-part or direct upload, and empty for whoever did not create the session. A request is handed at most "
-        "10,000 part URLs in all its fields (the parts of one upload of the largest size): a session past them is "
-        "BAD_USER_INPUT; read it in a request of its own."))
-    direct_path: str | None = strawberry.field(description=(
-        "Direct writes (createUpload with direct: true): the file to create on the mount's filesystem. Write it under "
-        "another name in the same directory, rename it to this path, then call completeUpload. Name it "
-        "`.<file name>.<anything>.part` so that the server removes it should the write die halfway."))
     expires_at: datetime = strawberry.field(description="When an OPEN session expires and its URLs stop working (UTC).")
+    signing: strawberry.Private[Signing]
     unchanged: bool = strawberry.field(default=False, description=(
         "createUploads found this file filed already (the same collection path, the same sha256, ACTIVE): this is its "
         "completed session, and there is nothing to send."))
     asset_id: strawberry.Private[object] = None
+    multipart: strawberry.Private[bool] = False
+
+    @strawberry.field(description="Single-part uploads: where to PUT the whole file.")
+    async def url(self) -> str | None:
+        if self.multipart:
+            return None
+        signed = await self.signing.signed()
+        return signed.single.url if signed.single else None
+
+    @strawberry.field(description="Headers the client must send with each PUT.")
+    async def headers(self) -> JSON:
+        if self.multipart:
+            return {}
+        signed = await self.signing.signed()
+        return signed.single.headers if signed.single else {}
+
+    @strawberry.field(description=(
+        "Multipart uploads: a signed URL per part, re-signed each time the session is read (to resume); null for a "
+        "single-part or direct upload, and empty for whoever did not create the session. A request is handed at most "
+        "10,000 part URLs in all its fields (the parts of one upload of the largest size): a session past them is "
+        "BAD_USER_INPUT; read it in a request of its own. Signed only when asked for: a read of other fields takes "
+        "none of them."))
+    async def parts(self) -> list[UploadPart] | None:
+        if not self.multipart:
+            return None
+        signed = await self.signing.signed()
+        return [UploadPart(part_number=n, url=s.url, uploaded=done) for n, s, done in signed.parts]
+
+    @strawberry.field(description=(
+        "Direct writes (createUpload with direct: true): the file to create on the mount's filesystem. Write it under "
+        "another name in the same directory, rename it to this path, then call completeUpload. Name it "
+        "`.<file name>.<anything>.part` so that the server removes it should the write die halfway."))
+    async def direct_path(self) -> str | None:
+        return (await self.signing.signed()).direct_path
 
     @strawberry.field(description="The PENDING FILE asset this session fills.")
     async def asset(self, info: Info) -> Asset:
         return Asset.from_document(await info.context.loaders.by_id(AssetDocument).load(self.asset_id))
 
     @classmethod
-    def from_signed(cls, signed: SignedSession, *, unchanged: bool = False) -> UploadSession:
-        session = signed.session
+    def of(cls, session: SessionDocument, signing: Signing, *, unchanged: bool = False) -> UploadSession:
+        """The session, its URLs from `signing`."""
         return cls(
             id=encode_id(NodeType.UPLOAD_SESSION, session.id), status=session.status, method="PUT",
-            url=signed.single.url if signed.single else None,
-            headers=signed.single.headers if signed.single else {},
-            part_size_bytes=session.part_size,
-            parts=[UploadPart(part_number=n, url=s.url, uploaded=done) for n, s, done in signed.parts]
-            if session.multipart_id else None,
-            direct_path=signed.direct_path, expires_at=session.expires_at, unchanged=unchanged, asset_id=session.asset_id,
+            part_size_bytes=session.part_size, expires_at=session.expires_at, unchanged=unchanged,
+            asset_id=session.asset_id, multipart=session.multipart_id is not None, signing=signing,
         )
+
+    @classmethod
+    def from_signed(cls, signed: SignedSession, *, unchanged: bool = False) -> UploadSession:
+        return cls.of(signed.session, Signing(signed), unchanged=unchanged)
 
 
 @strawberry.type(description=(

@@ -48,6 +48,8 @@ MIN_URL_SECONDS = 60
 MAX_PART_URLS = MAX_PARTS
 # URLs signed between two turns of the event loop (about 4 ms of signing).
 SIGN_SLICE = 250
+# Sessions of one request signed at once when read (each lists its stored parts from the store first).
+SIGN_AT_ONCE = 8
 
 
 class PartUrls:
@@ -57,6 +59,7 @@ class PartUrls:
     def __init__(self, most: int = MAX_PART_URLS) -> None:
         self.left = most
         self._unyielded = 0
+        self.at_once = asyncio.Semaphore(SIGN_AT_ONCE)  # sessions read by one request, signed a few at a time
 
     def check(self, counts: Sequence[tuple[int, str]]) -> None:
         """BAD_USER_INPUT naming the field of the first of these (part count, field) that does not fit
