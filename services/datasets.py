@@ -346,6 +346,7 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     content = version_content.ContentWriter(version.id, content_store) if content_store is not None else None
     try:
         try:
+            await _sets_not_deleted(set_ids, plan)
             await _build(version, plan, chosen, set_ids, made, actor, content)
         except BaseException:
             state = await DatasetVersion.get_pymongo_collection().find_one({"_id": version.id}, {"status": 1})
@@ -360,6 +361,21 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     finally:
         if content is not None:
             content.close()
+
+
+async def _sets_not_deleted(set_ids: list[ObjectId], plan: VersionPlan) -> None:
+    """NOT_FOUND unless every set of the version is still there and no delete has started on it,
+    looked for once the version holds them (services/annotations.delete_set says why then)."""
+    if not set_ids:
+        return
+    kept = {s["_id"] for s in await AnnotationSet.get_pymongo_collection().find(
+        {"_id": {"$in": set_ids}, "deleting_at": None}, {"_id": 1}).to_list()}
+    for set_id in set_ids:
+        if set_id not in kept:
+            where = plan.add_sets.index(set_id) if set_id in plan.add_sets else None
+            raise NotFound(f"annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)} was deleted, or is being "
+                           "deleted, while this version was made", field="parentId" if where is None
+                           else f"addAnnotationSets[{where}]")
 
 
 def _refuse_missing(node: NodeType, given: list[ObjectId], found: Container[ObjectId], field: str) -> None:

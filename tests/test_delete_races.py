@@ -1,0 +1,150 @@
+"""Deletes that race the writes that need what they delete: an annotation set deleted while a version
+is built from it or records are added to it. Whichever comes second sees the other (the set is marked
+as its delete starts: services/annotations.delete_set), so no version holds a set that is gone or
+half its records, and no record outlives its set. Each test puts the other side in the gap a real
+race would, through the function that runs there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from resolvers.context import AppState
+from services import annotations, bulk_deletes, datasets
+from services.errors import Conflict
+from tests import factories
+from tests.operations import Api, object_id
+
+
+async def _labelled(api: Api, token: str, count: int = 3) -> tuple[list[dict], dict]:
+    datums = await factories.datums(api, token, count, roles=("image",))
+    schema = await factories.schema(api, token)
+    labels = await factories.annotation_set(api, token, schema["id"])
+    records = [{"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "dent"}
+               for d in datums]
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": records}, token=token)
+    return datums, labels
+
+
+async def _records_of(db: Any, set_id: str) -> int:
+    return await db.annotation_records.count_documents({"set_id": object_id(set_id)})
+
+
+async def test_a_set_deleted_before_a_build_claims_its_version_fails_the_build(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    claim = datasets._claim_name
+
+    async def deleted_first(*args: Any, **kwargs: Any) -> Any:  # the delete lands after the build checked the set
+        assert await annotations.delete_set(object_id(labels["id"])) == 3
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_claim_name", deleted_first)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "addDatums": [d["id"] for d in datums],
+                                                               "addAnnotationSets": [labels["id"]]}}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND" and error["extensions"]["field"] == "addAnnotationSets[0]", error
+    assert "being deleted" in error["message"]
+    assert await db.dataset_versions.count_documents({}) == 0  # its BUILDING record went with it
+
+
+async def test_a_build_that_starts_while_its_set_is_deleted_is_refused(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    delete_all, built, started = bulk_deletes.delete_all, [], []
+
+    async def build_in_the_gap(*args: Any, **kwargs: Any) -> Any:
+        # The delete found no version holding the set, and is about to take its records out: a build
+        # runs whole now. Finding the delete's mark on the set, it stops.
+        if not started:  # once: the failed build's own cleanup deletes through here too
+            started.append(True)
+            built.append(await api.run("CreateDatasetVersion", {"input": {
+                "datasetId": dataset["id"], "version": "v1", "addDatums": [d["id"] for d in datums],
+                "addAnnotationSets": [labels["id"]]}}, token=contributor))
+        return await delete_all(*args, **kwargs)
+
+    monkeypatch.setattr(bulk_deletes, "delete_all", build_in_the_gap)
+    assert await annotations.delete_set(object_id(labels["id"])) == 3
+    error = built[0]["errors"][0]
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "addAnnotationSets[0]"}, built
+    assert await _records_of(db, labels["id"]) == 0 and await db.dataset_versions.count_documents({}) == 0
+
+
+async def test_a_delete_refused_by_a_building_version_leaves_the_set_whole(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    build, refused = datasets._build, []
+
+    async def delete_while_building(*args: Any, **kwargs: Any) -> Any:
+        try:
+            await annotations.delete_set(object_id(labels["id"]))
+        except Conflict as error:
+            refused.append(error)
+        return await build(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_build", delete_while_building)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums],
+                                      addAnnotationSets=[labels["id"]])
+    assert len(refused) == 1 and "dataset versions" in str(refused[0])
+    assert len(await factories.version_copies(version["id"])) == 3 and await _records_of(db, labels["id"]) == 3
+    stored = await db.annotation_sets.find_one({"_id": object_id(labels["id"])})
+    assert "deleting_at" not in stored or stored["deleting_at"] is None  # the refused delete took its mark back
+    more = [{"assetId": datums[0]["roles"][0]["asset"]["id"], "datumId": datums[0]["id"], "kind": "CLASSIFICATION",
+             "label": "scratch"}]
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": more}, token=contributor)  # still open to writes
+
+
+async def test_records_added_while_their_set_is_deleted_do_not_outlive_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    schema_of = annotations._schema
+
+    async def deleted_meanwhile(schema_id: Any) -> Any:  # the add checked the set; the delete runs whole now
+        assert await annotations.delete_set(object_id(labels["id"])) == 3
+        return await schema_of(schema_id)
+
+    monkeypatch.setattr(annotations, "_schema", deleted_meanwhile)
+    records = [{"assetId": datums[1]["roles"][0]["asset"]["id"], "datumId": datums[1]["id"], "kind": "CLASSIFICATION",
+                "label": "dent"}]
+    error = await api.error("AddAnnotations", {"setId": labels["id"], "records": records}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "setId"}, error
+    assert await _records_of(db, labels["id"]) == 0
+
+
+async def test_items_added_as_their_collection_is_deleted_do_not_outlive_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete's rounds find no item left; before it removes the collection, an add writes its
+    items. It had been answered as done, and left items, pins and a `collection_ids` entry naming a
+    collection that was gone."""
+    db = state.db
+    kept = await factories.collection(api, contributor, "doomed")
+    first = await factories.value_asset(api, contributor, "first")
+    late = await factories.value_asset(api, contributor, "late")
+    await api.data("AddToCollection", {"input": {"collectionId": kept["id"], "items": [{"assetId": first["id"]}]}},
+                   token=contributor)
+    first_left, added = bulk_deletes.first_left, []
+
+    async def add_after_the_last_round(collection: Any, query: dict, *args: Any, **kwargs: Any) -> Any:
+        found = await first_left(collection, query, *args, **kwargs)
+        if not found and not added and collection.name == "collection_items":
+            added.append(await api.run("AddToCollection", {"input": {"collectionId": kept["id"],
+                                                                     "items": [{"assetId": late["id"]}]}}, token=contributor))
+        return found
+
+    monkeypatch.setattr(bulk_deletes, "first_left", add_after_the_last_round)
+    await api.data("DeleteCollection", {"id": kept["id"]}, token=contributor)
+    error = added[0]["errors"][0]
+    assert error["extensions"]["code"] == "NOT_FOUND" and "being deleted" in error["message"], added
+    gone = object_id(kept["id"])
+    assert await db.collection_items.count_documents({"collection_id": gone}) == 0
+    assert await db.retentions.count_documents({"owner_id": gone}) == 0
+    assert await db.assets.count_documents({"collection_ids": gone}) == 0
+    assert await db.collections.count_documents({"_id": gone}) == 0
