@@ -28,7 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from documents.annotation import AnnotationPurpose, AnnotationSet
 from documents.asset import Asset
 from documents.clock import utcnow
-from documents.collection import CollectionItem
+from documents.collection import Collection, CollectionItem
 from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionStatus
 from documents.json_value import StoredJson
@@ -171,8 +171,11 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None, ma
     A batch of ITEMS_PER_BATCH items at a time: read raw by `_id` (a query each), made datums in a
     thread and inserted before the next batch is read. Read whole, made and inserted at once, 100,000
     items held the event loop for 1.8 s (the items' models), 4.1 s (the datums') and 3.4 s (their
-    documents) in turn. An item added while the build runs may or may not be taken."""
-    await get_collection(collection_id, field="fromCollection")
+    documents) in turn. An item added while the build runs may or may not be taken. NOT_FOUND if a
+    delete of the collection (services/collections.delete_collection) has started by the end: its
+    rounds may have taken items before they were read, and a version never holds part of a collection."""
+    if (await get_collection(collection_id, field="fromCollection")).deleting_at is not None:
+        raise _collection_deleted(collection_id)
     now = utcnow()
     chosen: dict[ObjectId, Split] = {}
     async for items in key_pages(CollectionItem.get_pymongo_collection(), {"collection_id": collection_id}, "_id",
@@ -181,7 +184,15 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None, ma
         made.extend(d.id for d in datums)
         await insert_datums(datums)
         chosen.update((d.id, d.split) for d in datums)
+    # Unmarked now, every page above was read before the delete's rounds began.
+    if await Collection.get_pymongo_collection().count_documents({"_id": collection_id, "deleting_at": None}) == 0:
+        raise _collection_deleted(collection_id)
     return chosen
+
+
+def _collection_deleted(collection_id: ObjectId) -> NotFound:
+    return NotFound(f"collection {encode_id(NodeType.COLLECTION, collection_id)} was deleted, or is being deleted, "
+                    "while this version was made", field="fromCollection")
 
 
 def _datums_of_items(items: list[dict], now: datetime, actor: str | None) -> list[Datum]:

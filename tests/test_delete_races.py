@@ -148,3 +148,29 @@ async def test_items_added_as_their_collection_is_deleted_do_not_outlive_it(
     assert await db.retentions.count_documents({"owner_id": gone}) == 0
     assert await db.assets.count_documents({"collection_ids": gone}) == 0
     assert await db.collections.count_documents({"_id": gone}) == 0
+
+
+async def test_a_version_from_a_collection_deleted_while_it_is_read_fails(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read a page at a time, the collection lost its items to the delete's rounds after the first
+    page: the version was READY with two of its five items."""
+    db = state.db
+    doomed = await factories.collection(api, contributor, "doomed")
+    assets = [await factories.value_asset(api, contributor, f"v{i}") for i in range(5)]
+    await api.data("AddToCollection", {"input": {"collectionId": doomed["id"],
+                                                 "items": [{"assetId": a["id"]} for a in assets]}}, token=contributor)
+    dataset = await factories.dataset(api, contributor)
+    monkeypatch.setattr(datasets, "ITEMS_PER_BATCH", 2)
+    insert, deleted = datasets.insert_datums, []
+
+    async def delete_after_the_first_page(*args: Any, **kwargs: Any) -> Any:
+        if not deleted:
+            deleted.append(await api.run("DeleteCollection", {"id": doomed["id"]}, token=contributor))
+        return await insert(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "insert_datums", delete_after_the_first_page)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "fromCollection": doomed["id"]}}, token=contributor)
+    assert not deleted[0].get("errors"), deleted
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "fromCollection"}, error
+    assert await db.dataset_versions.count_documents({}) == 0 and await db.datums.count_documents({}) == 0
