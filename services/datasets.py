@@ -17,7 +17,7 @@ import asyncio
 import math
 import re
 from collections import Counter
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,8 +122,9 @@ class Diff:
     changed: list[ObjectId]  # in both, with another split, roles, metadata or annotations
 
 
-async def diffs(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Diff]:
-    """The Diff of each (mine, theirs), in order: membership and content, each member's entry hash
+async def diffs(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Diff | NotFound]:
+    """The Diff of each (mine, theirs), in order (NOT_FOUND for a pair one of whose versions was deleted
+    while it was read, on `id` or `against`): membership and content, each member's entry hash
     saying whether its copy differs. Pairs against the same version (every version of a list against
     one) read that one's members once; each comparison runs in a thread: 200,000 members took 0.7 s
     of set work and sorting, which held the event loop."""
@@ -133,12 +134,30 @@ async def diffs(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Diff]:
         for mine in dict.fromkeys(m for m, t in pairs if t == theirs):
             a = b if mine == theirs else await _entries(mine)
             found[mine, theirs] = await asyncio.to_thread(_compare, a, b)
-    return [found[pair] for pair in pairs]
+    # A version whose delete began while it was read may have lost members before they were read.
+    kept = await _still_ready({v for pair in pairs for v in pair})
+    return [found[pair] if pair[0] in kept and pair[1] in kept
+            else _deleted_meanwhile(pair[0] if pair[0] not in kept else pair[1],
+                                    "id" if pair[0] not in kept else "against") for pair in pairs]
 
 
 async def diff(mine: ObjectId, theirs: ObjectId) -> Diff:
     [found] = await diffs([(mine, theirs)])
+    if isinstance(found, NotFound):
+        raise found
     return found
+
+
+async def _still_ready(version_ids: Iterable[ObjectId]) -> set[ObjectId]:
+    """Which of these versions are READY now. A delete marks its version DELETING before it takes any
+    of its members or copies out, so a version still READY after it was read was read whole."""
+    return {v["_id"] for v in await DatasetVersion.get_pymongo_collection().find(
+        {"_id": {"$in": list(version_ids)}, "status": VersionStatus.READY.value}, {"_id": 1}).to_list()}
+
+
+def _deleted_meanwhile(version_id: ObjectId, field: str) -> NotFound:
+    return NotFound(f"dataset version {encode_id(NodeType.DATASET_VERSION, version_id)} was deleted while it was read",
+                    field=field)
 
 
 async def _entries(version_id: ObjectId) -> dict[ObjectId, str]:
@@ -233,14 +252,22 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
     version = await DatasetVersion.get(version_id)
     if version is None:  # gone already: deleting it again is done
         return
-    children = DatasetVersion.get_pymongo_collection().find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
-    refuse_if_held("this version", {
-        "child versions": [encode_id(NodeType.DATASET_VERSION, c["_id"]) async for c in children]},
-        "delete those first")
     if version.status is VersionStatus.BUILDING and utcnow() - version.created_at < ABANDONED_AFTER:
         raise Conflict("this version is being built; delete it once it is READY", field="id")
-    await DatasetVersion.get_pymongo_collection().update_one({"_id": version_id},
-                                                             {"$set": {"status": VersionStatus.DELETING.value}})
+    # Marked DELETING before its children are looked for; a build naming it as parent looks for the
+    # mark once it has claimed its own name (create_version): whichever comes second sees the other.
+    # Readers that find it READY after reading it (diffs, training_split) read it whole.
+    versions = DatasetVersion.get_pymongo_collection()
+    await versions.update_one({"_id": version_id}, {"$set": {"status": VersionStatus.DELETING.value}})
+    children = versions.find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+    try:
+        refuse_if_held("this version", {
+            "child versions": [encode_id(NodeType.DATASET_VERSION, c["_id"]) async for c in children]},
+            "delete those first")
+    except Conflict:
+        await versions.update_one({"_id": version_id, "status": VersionStatus.DELETING.value},
+                                  {"$set": {"status": version.status.value}})
+        raise
     await _discard(version_id, stores)
 
 
@@ -358,6 +385,8 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     try:
         try:
             await _sets_not_deleted(set_ids, plan)
+            if plan.parent_id and not await _still_ready([plan.parent_id]):  # delete_version says why here
+                raise _deleted_meanwhile(plan.parent_id, "parentId")
             await _build(version, plan, chosen, set_ids, made, actor, content)
         except BaseException:
             state = await DatasetVersion.get_pymongo_collection().find_one({"_id": version.id}, {"status": 1})
@@ -498,6 +527,8 @@ async def training_split(version_id: ObjectId, ratios: tuple[float, float, float
     frozen = await members(version.id)
     datum_ids = await asyncio.to_thread(sorted, frozen)
     keep = await verified_datums(version, datum_ids) if verified_only else None
+    if not await _still_ready([version.id]):
+        raise _deleted_meanwhile(version.id, "datasetVersion")
 
     def spread() -> dict[Split, list[ObjectId]]:
         parts: dict[Split, list[ObjectId]] = {Split.TRAIN: [], Split.VALIDATION: [], Split.TEST: []}

@@ -174,3 +174,81 @@ async def test_a_version_from_a_collection_deleted_while_it_is_read_fails(
     assert not deleted[0].get("errors"), deleted
     assert error["extensions"] == {"code": "NOT_FOUND", "field": "fromCollection"}, error
     assert await db.dataset_versions.count_documents({}) == 0 and await db.datums.count_documents({}) == 0
+
+
+async def _two_versions(api: Api, token: str) -> tuple[dict, dict, list[dict]]:
+    datums = await factories.datums(api, token, 5, roles=("image",))
+    dataset = await factories.dataset(api, token)
+    older = await factories.version(api, token, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
+    newer = await factories.version(api, token, dataset["id"], "v2", addDatums=[datums[0]["id"]])
+    return older, newer, datums
+
+
+def _delete_after_the_first_page(monkeypatch: pytest.MonkeyPatch, version_id: str, deleted: list) -> None:
+    """Members read two a page; once the first page of `version_id`'s is read, the version is deleted whole."""
+    pages = datasets.key_pages
+    monkeypatch.setattr(datasets, "MEMBERS_PER_READ", 2)
+
+    async def paged(collection: Any, query: dict, *args: Any, **kwargs: Any) -> Any:
+        async for page in pages(collection, query, *args, **kwargs):
+            yield page
+            if not deleted and query == {"version_id": object_id(version_id)}:
+                deleted.append(version_id)
+                await datasets.delete_version(object_id(version_id))
+
+    monkeypatch.setattr(datasets, "key_pages", paged)
+
+
+async def test_a_diff_against_a_version_deleted_while_it_is_read_fails(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its members read in pages, the version lost the rest to the delete's rounds: the diff said
+    four datums were added that both versions held."""
+    older, newer, _ = await _two_versions(api, contributor)
+    deleted: list = []
+    _delete_after_the_first_page(monkeypatch, older["id"], deleted)
+    error = await api.error("VersionDiff", {"id": newer["id"], "against": older["id"]}, token=contributor)
+    assert deleted and error["extensions"] == {"code": "NOT_FOUND", "field": "against"}, error
+
+
+async def test_a_training_split_of_a_version_deleted_while_it_is_read_fails(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    older, _, _ = await _two_versions(api, contributor)
+    deleted: list = []
+    _delete_after_the_first_page(monkeypatch, older["id"], deleted)
+    error = await api.error("TrainingSplit", {"version": older["id"], "ratios": {"train": 1, "validation": 0, "test": 0}},
+                            token=contributor)
+    assert deleted and error["extensions"] == {"code": "NOT_FOUND", "field": "datasetVersion"}, error
+
+
+async def test_a_child_built_while_its_parent_is_deleted_fails_or_stops_the_delete(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete looked for children before the child claimed its name, then took the parent's
+    members out while the child read them: the child was READY with part of its parent, naming a
+    parent that was gone. Now the delete marks the parent first: the child finds the mark."""
+    db = state.db
+    older, _, datums = await _two_versions(api, contributor)
+    deleted: list = []
+    _delete_after_the_first_page(monkeypatch, older["id"], deleted)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": older["dataset"]["id"], "version": "v3",
+                                                               "parentId": older["id"]}}, token=contributor)
+    assert deleted and error["extensions"] == {"code": "NOT_FOUND", "field": "parentId"}, error
+    assert await db.dataset_versions.count_documents({"version": {"$in": ["v1", "v3"]}}) == 0
+
+    # The other order: a delete that finds the child building is refused, and its version stays READY.
+    monkeypatch.undo()
+    parent = await factories.version(api, contributor, older["dataset"]["id"], "v4", addDatums=[datums[1]["id"]])
+    build, refused = datasets._build, []
+
+    async def delete_the_parent_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        try:
+            await datasets.delete_version(object_id(parent["id"]))
+        except Conflict as conflict:
+            refused.append(conflict)
+        return await build(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_build", delete_the_parent_meanwhile)
+    child = await factories.version(api, contributor, older["dataset"]["id"], "v5", parentId=parent["id"])
+    assert len(refused) == 1 and "child versions" in str(refused[0])
+    assert child["datumCount"] == 1
+    read = (await api.data("VersionDiff", {"id": child["id"], "against": parent["id"]}, token=contributor))
+    assert read["datasetVersion"]["diff"]["addedCount"] == 0  # the parent is READY again, whole
