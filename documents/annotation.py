@@ -75,6 +75,8 @@ class AnnotationSet(Document):
     source: AnnotationSource | None = None
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # Set as a delete starts (services/annotations.delete_set): a version build refuses the set from then on.
+    deleting_at: datetime | None = None
 
     class Settings:
         name = "annotation_sets"

@@ -21,6 +21,8 @@ class Collection(Document):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # Set as a delete starts (services/collections.delete_collection): adds refuse the collection from then on.
+    deleting_at: datetime | None = None
 
     class Settings:
         name = "collections"

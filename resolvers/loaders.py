@@ -231,8 +231,9 @@ class Loaders:
     def version_diffs(self) -> DataLoader[tuple[ObjectId, ObjectId], datasets.Diff]:
         """The diff of each (version, against): computed once per operation, however many of its
         fields (aliases, pages of added/removed/changed) ask; pairs asked together against one
-        version read its members once (services/datasets.diffs)."""
-        async def load(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[datasets.Diff]:
+        version read its members once (services/datasets.diffs). A pair with a version deleted
+        while it was read fails alone."""
+        async def load(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[datasets.Diff | datasets.NotFound]:
             return await datasets.diffs(pairs)
 
         return self._get(_cache_key("version_diffs"), load, "version_diffs")

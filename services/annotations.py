@@ -224,8 +224,8 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     key the set holds already with the same content is not stored again: the held one is returned
     in its place (services/record_keys.py)."""
     annotation_set = await docs.AnnotationSet.get(set_id)
-    if annotation_set is None:
-        raise NotFound(f"no annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)}", field="setId")
+    if annotation_set is None or annotation_set.deleting_at is not None:
+        raise _set_gone(set_id)
     if not records:
         raise BadUserInput("give at least one record", field="records")
     if len(records) > max_items:
@@ -257,6 +257,12 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         await batches.insert_all(collection, new)
         stored = new
     made = [d["_id"] for d, n in zip(stored, new, strict=True) if d is n]  # not those the set held already
+    # A delete of the set marked since the check above may have passed these records in its rounds
+    # (delete_set): they go, not the delete. Unmarked now, the delete's rounds, which follow its mark, find them.
+    if await docs.AnnotationSet.get_pymongo_collection().count_documents({"_id": set_id, "deleting_at": None}) == 0:
+        if made:
+            await collection.delete_many({"_id": {"$in": made}})
+        raise _set_gone(set_id)
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
     if deleted:  # a delete ran between the check and the write: the records go, not the delete
         if made:
@@ -264,6 +270,11 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
                        field="records")
     return Added(stored, len(stored) - len(made))
+
+
+def _set_gone(set_id: ObjectId) -> NotFound:
+    return NotFound(f"no annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)} (or it is being deleted)",
+                    field="setId")
 
 
 SCHEMAS_KEPT = 256
@@ -395,13 +406,24 @@ async def delete_record(record_id: ObjectId) -> None:
 async def delete_set(set_id: ObjectId) -> int:
     """Delete a set and its records, unless a dataset version includes it (it shows the set); how
     many records went. The records go a round at a time (services/bulk_deletes.py), and the set
-    last, so a retry finishes a delete cut short; one gone already is done."""
-    if await docs.AnnotationSet.get(set_id) is None:
+    last, so a retry finishes a delete cut short; one gone already is done.
+
+    The set is marked (`deleting_at`) before the versions holding it are looked for, and a version
+    build looks for the mark after it has claimed its name with the set in it (services/datasets.py,
+    `_sets_not_deleted`): whichever comes second sees the other, so a build never copies a set
+    while its records are being deleted, nor names one that is gone. A refused delete takes its
+    mark back; a delete cut short leaves it, and builds refuse the set until a retry finishes."""
+    sets = docs.AnnotationSet.get_pymongo_collection()
+    if (await sets.update_one({"_id": set_id}, {"$set": {"deleting_at": utcnow()}})).matched_count == 0:
         return 0
     versions = DatasetVersion.get_pymongo_collection().find({"annotation_set_ids": set_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
-    refuse_if_held("this annotation set", {
-        "dataset versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
-        "delete those versions first")
+    try:
+        refuse_if_held("this annotation set", {
+            "dataset versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
+            "delete those versions first")
+    except Conflict:
+        await sets.update_one({"_id": set_id}, {"$unset": {"deleting_at": ""}})
+        raise
     removed = await bulk_deletes.delete_all(docs.AnnotationRecord.get_pymongo_collection(), {"set_id": set_id})
     await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": set_id})
     return removed

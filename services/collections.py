@@ -86,6 +86,8 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     import filing its files paid for a read per call that told it nothing new); NOT_FOUND, with
     nothing of the call left, if the collection was deleted meanwhile."""
     collection = await get_collection(collection_id, field="collectionId")
+    if collection.deleting_at is not None:
+        raise _collection_gone(collection_id)
     if not items:
         raise BadUserInput("give at least one item", field="items")
     if len(items) > max_items:
@@ -108,12 +110,21 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
         await remove_items(collection_id, deleted)
         named = [encode_id(NodeType.ASSET, a) for a in deleted]
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(named)}", field="items", deleted=named)
-    touched = await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": {"updated_at": now}})
-    if touched.matched_count == 0:  # deleted while these were added: what was written for it goes too
+    # Matched only while no delete has started: one marked since the check above may have passed these
+    # items in its rounds (delete_collection), so they go, not the delete. Unmarked now, the delete's
+    # rounds, which follow its mark, find them.
+    touched = await Collection.get_pymongo_collection().update_one({"_id": collection_id, "deleting_at": None},
+                                                                   {"$set": {"updated_at": now}})
+    if touched.matched_count == 0:
         await _take_out(collection_id, asset_ids)
-        raise NotFound(f"no collection {encode_id(NodeType.COLLECTION, collection_id)}", field="collectionId")
+        raise _collection_gone(collection_id)
     collection.updated_at = now
     return collection
+
+
+def _collection_gone(collection_id: ObjectId) -> NotFound:
+    return NotFound(f"no collection {encode_id(NodeType.COLLECTION, collection_id)} (or it is being deleted)",
+                    field="collectionId")
 
 
 async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, now: datetime) -> None:
@@ -169,8 +180,14 @@ async def delete_collection(collection_id: ObjectId) -> None:
     round taken out whole as `_take_out` says, so that no command holds the database for long; the
     assets are found through the items and pins (a query on the assets' `collection_ids` reads every
     asset on the embedded default, which indexes no array). The collection record goes last, so a
-    retry finishes a delete cut short; one gone already is done."""
-    if await Collection.get(collection_id) is None:
+    retry finishes a delete cut short; one gone already is done.
+
+    The collection is marked (`deleting_at`) before the first round, and an add checks for the mark
+    after its write (add_items): an add that sees none wrote before the rounds began, which take its
+    items out; one that sees it takes them out itself."""
+    marked = await Collection.get_pymongo_collection().update_one({"_id": collection_id},
+                                                                  {"$set": {"deleting_at": utcnow()}})
+    if marked.matched_count == 0:
         return
     items = CollectionItem.get_pymongo_collection()
     while found := await bulk_deletes.first_left(items, {"collection_id": collection_id}, ["asset_id"]):

@@ -17,7 +17,7 @@ import asyncio
 import math
 import re
 from collections import Counter
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from documents.annotation import AnnotationPurpose, AnnotationSet
 from documents.asset import Asset
 from documents.clock import utcnow
-from documents.collection import CollectionItem
+from documents.collection import Collection, CollectionItem
 from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionStatus
 from documents.json_value import StoredJson
@@ -122,8 +122,9 @@ class Diff:
     changed: list[ObjectId]  # in both, with another split, roles, metadata or annotations
 
 
-async def diffs(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Diff]:
-    """The Diff of each (mine, theirs), in order: membership and content, each member's entry hash
+async def diffs(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Diff | NotFound]:
+    """The Diff of each (mine, theirs), in order (NOT_FOUND for a pair one of whose versions was deleted
+    while it was read, on `id` or `against`): membership and content, each member's entry hash
     saying whether its copy differs. Pairs against the same version (every version of a list against
     one) read that one's members once; each comparison runs in a thread: 200,000 members took 0.7 s
     of set work and sorting, which held the event loop."""
@@ -133,12 +134,30 @@ async def diffs(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Diff]:
         for mine in dict.fromkeys(m for m, t in pairs if t == theirs):
             a = b if mine == theirs else await _entries(mine)
             found[mine, theirs] = await asyncio.to_thread(_compare, a, b)
-    return [found[pair] for pair in pairs]
+    # A version whose delete began while it was read may have lost members before they were read.
+    kept = await _still_ready({v for pair in pairs for v in pair})
+    return [found[pair] if pair[0] in kept and pair[1] in kept
+            else _deleted_meanwhile(pair[0] if pair[0] not in kept else pair[1],
+                                    "id" if pair[0] not in kept else "against") for pair in pairs]
 
 
 async def diff(mine: ObjectId, theirs: ObjectId) -> Diff:
     [found] = await diffs([(mine, theirs)])
+    if isinstance(found, NotFound):
+        raise found
     return found
+
+
+async def _still_ready(version_ids: Iterable[ObjectId]) -> set[ObjectId]:
+    """Which of these versions are READY now. A delete marks its version DELETING before it takes any
+    of its members or copies out, so a version still READY after it was read was read whole."""
+    return {v["_id"] for v in await DatasetVersion.get_pymongo_collection().find(
+        {"_id": {"$in": list(version_ids)}, "status": VersionStatus.READY.value}, {"_id": 1}).to_list()}
+
+
+def _deleted_meanwhile(version_id: ObjectId, field: str) -> NotFound:
+    return NotFound(f"dataset version {encode_id(NodeType.DATASET_VERSION, version_id)} was deleted while it was read",
+                    field=field)
 
 
 async def _entries(version_id: ObjectId) -> dict[ObjectId, str]:
@@ -171,8 +190,11 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None, ma
     A batch of ITEMS_PER_BATCH items at a time: read raw by `_id` (a query each), made datums in a
     thread and inserted before the next batch is read. Read whole, made and inserted at once, 100,000
     items held the event loop for 1.8 s (the items' models), 4.1 s (the datums') and 3.4 s (their
-    documents) in turn. An item added while the build runs may or may not be taken."""
-    await get_collection(collection_id, field="fromCollection")
+    documents) in turn. An item added while the build runs may or may not be taken. NOT_FOUND if a
+    delete of the collection (services/collections.delete_collection) has started by the end: its
+    rounds may have taken items before they were read, and a version never holds part of a collection."""
+    if (await get_collection(collection_id, field="fromCollection")).deleting_at is not None:
+        raise _collection_deleted(collection_id)
     now = utcnow()
     chosen: dict[ObjectId, Split] = {}
     async for items in key_pages(CollectionItem.get_pymongo_collection(), {"collection_id": collection_id}, "_id",
@@ -181,7 +203,15 @@ async def _datums_from_collection(collection_id: ObjectId, actor: str | None, ma
         made.extend(d.id for d in datums)
         await insert_datums(datums)
         chosen.update((d.id, d.split) for d in datums)
+    # Unmarked now, every page above was read before the delete's rounds began.
+    if await Collection.get_pymongo_collection().count_documents({"_id": collection_id, "deleting_at": None}) == 0:
+        raise _collection_deleted(collection_id)
     return chosen
+
+
+def _collection_deleted(collection_id: ObjectId) -> NotFound:
+    return NotFound(f"collection {encode_id(NodeType.COLLECTION, collection_id)} was deleted, or is being deleted, "
+                    "while this version was made", field="fromCollection")
 
 
 def _datums_of_items(items: list[dict], now: datetime, actor: str | None) -> list[Datum]:
@@ -222,14 +252,22 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
     version = await DatasetVersion.get(version_id)
     if version is None:  # gone already: deleting it again is done
         return
-    children = DatasetVersion.get_pymongo_collection().find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
-    refuse_if_held("this version", {
-        "child versions": [encode_id(NodeType.DATASET_VERSION, c["_id"]) async for c in children]},
-        "delete those first")
     if version.status is VersionStatus.BUILDING and utcnow() - version.created_at < ABANDONED_AFTER:
         raise Conflict("this version is being built; delete it once it is READY", field="id")
-    await DatasetVersion.get_pymongo_collection().update_one({"_id": version_id},
-                                                             {"$set": {"status": VersionStatus.DELETING.value}})
+    # Marked DELETING before its children are looked for; a build naming it as parent looks for the
+    # mark once it has claimed its own name (create_version): whichever comes second sees the other.
+    # Readers that find it READY after reading it (diffs, training_split) read it whole.
+    versions = DatasetVersion.get_pymongo_collection()
+    await versions.update_one({"_id": version_id}, {"$set": {"status": VersionStatus.DELETING.value}})
+    children = versions.find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+    try:
+        refuse_if_held("this version", {
+            "child versions": [encode_id(NodeType.DATASET_VERSION, c["_id"]) async for c in children]},
+            "delete those first")
+    except Conflict:
+        await versions.update_one({"_id": version_id, "status": VersionStatus.DELETING.value},
+                                  {"$set": {"status": version.status.value}})
+        raise
     await _discard(version_id, stores)
 
 
@@ -346,6 +384,9 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     content = version_content.ContentWriter(version.id, content_store) if content_store is not None else None
     try:
         try:
+            await _sets_not_deleted(set_ids, plan)
+            if plan.parent_id and not await _still_ready([plan.parent_id]):  # delete_version says why here
+                raise _deleted_meanwhile(plan.parent_id, "parentId")
             await _build(version, plan, chosen, set_ids, made, actor, content)
         except BaseException:
             state = await DatasetVersion.get_pymongo_collection().find_one({"_id": version.id}, {"status": 1})
@@ -360,6 +401,21 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     finally:
         if content is not None:
             content.close()
+
+
+async def _sets_not_deleted(set_ids: list[ObjectId], plan: VersionPlan) -> None:
+    """NOT_FOUND unless every set of the version is still there and no delete has started on it,
+    looked for once the version holds them (services/annotations.delete_set says why then)."""
+    if not set_ids:
+        return
+    kept = {s["_id"] for s in await AnnotationSet.get_pymongo_collection().find(
+        {"_id": {"$in": set_ids}, "deleting_at": None}, {"_id": 1}).to_list()}
+    for set_id in set_ids:
+        if set_id not in kept:
+            where = plan.add_sets.index(set_id) if set_id in plan.add_sets else None
+            raise NotFound(f"annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)} was deleted, or is being "
+                           "deleted, while this version was made", field="parentId" if where is None
+                           else f"addAnnotationSets[{where}]")
 
 
 def _refuse_missing(node: NodeType, given: list[ObjectId], found: Container[ObjectId], field: str) -> None:
@@ -471,6 +527,8 @@ async def training_split(version_id: ObjectId, ratios: tuple[float, float, float
     frozen = await members(version.id)
     datum_ids = await asyncio.to_thread(sorted, frozen)
     keep = await verified_datums(version, datum_ids) if verified_only else None
+    if not await _still_ready([version.id]):
+        raise _deleted_meanwhile(version.id, "datasetVersion")
 
     def spread() -> dict[Split, list[ObjectId]]:
         parts: dict[Split, list[ObjectId]] = {Split.TRAIN: [], Split.VALIDATION: [], Split.TEST: []}

@@ -1,0 +1,254 @@
+"""Deletes that race the writes that need what they delete: an annotation set deleted while a version
+is built from it or records are added to it. Whichever comes second sees the other (the set is marked
+as its delete starts: services/annotations.delete_set), so no version holds a set that is gone or
+half its records, and no record outlives its set. Each test puts the other side in the gap a real
+race would, through the function that runs there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from resolvers.context import AppState
+from services import annotations, bulk_deletes, datasets
+from services.errors import Conflict
+from tests import factories
+from tests.operations import Api, object_id
+
+
+async def _labelled(api: Api, token: str, count: int = 3) -> tuple[list[dict], dict]:
+    datums = await factories.datums(api, token, count, roles=("image",))
+    schema = await factories.schema(api, token)
+    labels = await factories.annotation_set(api, token, schema["id"])
+    records = [{"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "dent"}
+               for d in datums]
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": records}, token=token)
+    return datums, labels
+
+
+async def _records_of(db: Any, set_id: str) -> int:
+    return await db.annotation_records.count_documents({"set_id": object_id(set_id)})
+
+
+async def test_a_set_deleted_before_a_build_claims_its_version_fails_the_build(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    claim = datasets._claim_name
+
+    async def deleted_first(*args: Any, **kwargs: Any) -> Any:  # the delete lands after the build checked the set
+        assert await annotations.delete_set(object_id(labels["id"])) == 3
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_claim_name", deleted_first)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "addDatums": [d["id"] for d in datums],
+                                                               "addAnnotationSets": [labels["id"]]}}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND" and error["extensions"]["field"] == "addAnnotationSets[0]", error
+    assert "being deleted" in error["message"]
+    assert await db.dataset_versions.count_documents({}) == 0  # its BUILDING record went with it
+
+
+async def test_a_build_that_starts_while_its_set_is_deleted_is_refused(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    delete_all, built, started = bulk_deletes.delete_all, [], []
+
+    async def build_in_the_gap(*args: Any, **kwargs: Any) -> Any:
+        # The delete found no version holding the set, and is about to take its records out: a build
+        # runs whole now. Finding the delete's mark on the set, it stops.
+        if not started:  # once: the failed build's own cleanup deletes through here too
+            started.append(True)
+            built.append(await api.run("CreateDatasetVersion", {"input": {
+                "datasetId": dataset["id"], "version": "v1", "addDatums": [d["id"] for d in datums],
+                "addAnnotationSets": [labels["id"]]}}, token=contributor))
+        return await delete_all(*args, **kwargs)
+
+    monkeypatch.setattr(bulk_deletes, "delete_all", build_in_the_gap)
+    assert await annotations.delete_set(object_id(labels["id"])) == 3
+    error = built[0]["errors"][0]
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "addAnnotationSets[0]"}, built
+    assert await _records_of(db, labels["id"]) == 0 and await db.dataset_versions.count_documents({}) == 0
+
+
+async def test_a_delete_refused_by_a_building_version_leaves_the_set_whole(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    build, refused = datasets._build, []
+
+    async def delete_while_building(*args: Any, **kwargs: Any) -> Any:
+        try:
+            await annotations.delete_set(object_id(labels["id"]))
+        except Conflict as error:
+            refused.append(error)
+        return await build(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_build", delete_while_building)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums],
+                                      addAnnotationSets=[labels["id"]])
+    assert len(refused) == 1 and "dataset versions" in str(refused[0])
+    assert len(await factories.version_copies(version["id"])) == 3 and await _records_of(db, labels["id"]) == 3
+    stored = await db.annotation_sets.find_one({"_id": object_id(labels["id"])})
+    assert "deleting_at" not in stored or stored["deleting_at"] is None  # the refused delete took its mark back
+    more = [{"assetId": datums[0]["roles"][0]["asset"]["id"], "datumId": datums[0]["id"], "kind": "CLASSIFICATION",
+             "label": "scratch"}]
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": more}, token=contributor)  # still open to writes
+
+
+async def test_records_added_while_their_set_is_deleted_do_not_outlive_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    schema_of = annotations._schema
+
+    async def deleted_meanwhile(schema_id: Any) -> Any:  # the add checked the set; the delete runs whole now
+        assert await annotations.delete_set(object_id(labels["id"])) == 3
+        return await schema_of(schema_id)
+
+    monkeypatch.setattr(annotations, "_schema", deleted_meanwhile)
+    records = [{"assetId": datums[1]["roles"][0]["asset"]["id"], "datumId": datums[1]["id"], "kind": "CLASSIFICATION",
+                "label": "dent"}]
+    error = await api.error("AddAnnotations", {"setId": labels["id"], "records": records}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "setId"}, error
+    assert await _records_of(db, labels["id"]) == 0
+
+
+async def test_items_added_as_their_collection_is_deleted_do_not_outlive_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete's rounds find no item left; before it removes the collection, an add writes its
+    items. It had been answered as done, and left items, pins and a `collection_ids` entry naming a
+    collection that was gone."""
+    db = state.db
+    kept = await factories.collection(api, contributor, "doomed")
+    first = await factories.value_asset(api, contributor, "first")
+    late = await factories.value_asset(api, contributor, "late")
+    await api.data("AddToCollection", {"input": {"collectionId": kept["id"], "items": [{"assetId": first["id"]}]}},
+                   token=contributor)
+    first_left, added = bulk_deletes.first_left, []
+
+    async def add_after_the_last_round(collection: Any, query: dict, *args: Any, **kwargs: Any) -> Any:
+        found = await first_left(collection, query, *args, **kwargs)
+        if not found and not added and collection.name == "collection_items":
+            added.append(await api.run("AddToCollection", {"input": {"collectionId": kept["id"],
+                                                                     "items": [{"assetId": late["id"]}]}}, token=contributor))
+        return found
+
+    monkeypatch.setattr(bulk_deletes, "first_left", add_after_the_last_round)
+    await api.data("DeleteCollection", {"id": kept["id"]}, token=contributor)
+    error = added[0]["errors"][0]
+    assert error["extensions"]["code"] == "NOT_FOUND" and "being deleted" in error["message"], added
+    gone = object_id(kept["id"])
+    assert await db.collection_items.count_documents({"collection_id": gone}) == 0
+    assert await db.retentions.count_documents({"owner_id": gone}) == 0
+    assert await db.assets.count_documents({"collection_ids": gone}) == 0
+    assert await db.collections.count_documents({"_id": gone}) == 0
+
+
+async def test_a_version_from_a_collection_deleted_while_it_is_read_fails(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read a page at a time, the collection lost its items to the delete's rounds after the first
+    page: the version was READY with two of its five items."""
+    db = state.db
+    doomed = await factories.collection(api, contributor, "doomed")
+    assets = [await factories.value_asset(api, contributor, f"v{i}") for i in range(5)]
+    await api.data("AddToCollection", {"input": {"collectionId": doomed["id"],
+                                                 "items": [{"assetId": a["id"]} for a in assets]}}, token=contributor)
+    dataset = await factories.dataset(api, contributor)
+    monkeypatch.setattr(datasets, "ITEMS_PER_BATCH", 2)
+    insert, deleted = datasets.insert_datums, []
+
+    async def delete_after_the_first_page(*args: Any, **kwargs: Any) -> Any:
+        if not deleted:
+            deleted.append(await api.run("DeleteCollection", {"id": doomed["id"]}, token=contributor))
+        return await insert(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "insert_datums", delete_after_the_first_page)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "fromCollection": doomed["id"]}}, token=contributor)
+    assert not deleted[0].get("errors"), deleted
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "fromCollection"}, error
+    assert await db.dataset_versions.count_documents({}) == 0 and await db.datums.count_documents({}) == 0
+
+
+async def _two_versions(api: Api, token: str) -> tuple[dict, dict, list[dict]]:
+    datums = await factories.datums(api, token, 5, roles=("image",))
+    dataset = await factories.dataset(api, token)
+    older = await factories.version(api, token, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
+    newer = await factories.version(api, token, dataset["id"], "v2", addDatums=[datums[0]["id"]])
+    return older, newer, datums
+
+
+def _delete_after_the_first_page(monkeypatch: pytest.MonkeyPatch, version_id: str, deleted: list) -> None:
+    """Members read two a page; once the first page of `version_id`'s is read, the version is deleted whole."""
+    pages = datasets.key_pages
+    monkeypatch.setattr(datasets, "MEMBERS_PER_READ", 2)
+
+    async def paged(collection: Any, query: dict, *args: Any, **kwargs: Any) -> Any:
+        async for page in pages(collection, query, *args, **kwargs):
+            yield page
+            if not deleted and query == {"version_id": object_id(version_id)}:
+                deleted.append(version_id)
+                await datasets.delete_version(object_id(version_id))
+
+    monkeypatch.setattr(datasets, "key_pages", paged)
+
+
+async def test_a_diff_against_a_version_deleted_while_it_is_read_fails(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its members read in pages, the version lost the rest to the delete's rounds: the diff said
+    four datums were added that both versions held."""
+    older, newer, _ = await _two_versions(api, contributor)
+    deleted: list = []
+    _delete_after_the_first_page(monkeypatch, older["id"], deleted)
+    error = await api.error("VersionDiff", {"id": newer["id"], "against": older["id"]}, token=contributor)
+    assert deleted and error["extensions"] == {"code": "NOT_FOUND", "field": "against"}, error
+
+
+async def test_a_training_split_of_a_version_deleted_while_it_is_read_fails(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    older, _, _ = await _two_versions(api, contributor)
+    deleted: list = []
+    _delete_after_the_first_page(monkeypatch, older["id"], deleted)
+    error = await api.error("TrainingSplit", {"version": older["id"], "ratios": {"train": 1, "validation": 0, "test": 0}},
+                            token=contributor)
+    assert deleted and error["extensions"] == {"code": "NOT_FOUND", "field": "datasetVersion"}, error
+
+
+async def test_a_child_built_while_its_parent_is_deleted_fails_or_stops_the_delete(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete looked for children before the child claimed its name, then took the parent's
+    members out while the child read them: the child was READY with part of its parent, naming a
+    parent that was gone. Now the delete marks the parent first: the child finds the mark."""
+    db = state.db
+    older, _, datums = await _two_versions(api, contributor)
+    deleted: list = []
+    _delete_after_the_first_page(monkeypatch, older["id"], deleted)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": older["dataset"]["id"], "version": "v3",
+                                                               "parentId": older["id"]}}, token=contributor)
+    assert deleted and error["extensions"] == {"code": "NOT_FOUND", "field": "parentId"}, error
+    assert await db.dataset_versions.count_documents({"version": {"$in": ["v1", "v3"]}}) == 0
+
+    # The other order: a delete that finds the child building is refused, and its version stays READY.
+    monkeypatch.undo()
+    parent = await factories.version(api, contributor, older["dataset"]["id"], "v4", addDatums=[datums[1]["id"]])
+    build, refused = datasets._build, []
+
+    async def delete_the_parent_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        try:
+            await datasets.delete_version(object_id(parent["id"]))
+        except Conflict as conflict:
+            refused.append(conflict)
+        return await build(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_build", delete_the_parent_meanwhile)
+    child = await factories.version(api, contributor, older["dataset"]["id"], "v5", parentId=parent["id"])
+    assert len(refused) == 1 and "child versions" in str(refused[0])
+    assert child["datumCount"] == 1
+    read = (await api.data("VersionDiff", {"id": child["id"], "against": parent["id"]}, token=contributor))
+    assert read["datasetVersion"]["diff"]["addedCount"] == 0  # the parent is READY again, whole
