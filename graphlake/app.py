@@ -41,7 +41,7 @@ from resolvers.context import AppState
 from resolvers.schema import build_schema
 from services import lineage
 from services.asset_users import remove_orphaned_uses
-from services.assets import collect_unpinned
+from services.assets import unpinned_rounds
 from services.auth import ensure_bootstrap_admin
 from services.availability import no_time_limit
 from services.backups.schedule import scheduled_backup
@@ -304,9 +304,11 @@ async def _write_content_files(state: AppState) -> None:
 async def _collect_assets(state: AppState) -> None:
     settings = state.settings
     if settings.asset_gc_after_days is not None:
-        collected = await collect_unpinned(timedelta(days=settings.asset_gc_after_days), state.stores)
+        collected = 0
+        async for deleted in unpinned_rounds(timedelta(days=settings.asset_gc_after_days), state.stores):
+            collected += len(deleted)  # a round at a time: a backlog is never held whole
         if collected:
-            log.info("garbage-collected %d unpinned asset(s)", len(collected))
+            log.info("garbage-collected %d unpinned asset(s)", collected)
 
 
 async def _scheduled_backups(state: AppState) -> None:

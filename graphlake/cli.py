@@ -286,24 +286,28 @@ def assets_gc(
 ) -> None:
     """Delete assets no collection, dataset version or pin has held for a while (deleteAsset without force)."""
     from graphlake.runtime import open_state
-    from services.assets import collect_unpinned
+    from services.assets import unpinned_rounds
     from services.events import audit
     from services.node_ids import NodeType, encode_id
 
     settings = load_settings(existing_lake=True)
 
-    async def run() -> list:
+    async def run() -> int:
+        count = 0
         async with open_state(settings) as state:
-            collected = await collect_unpinned(timedelta(days=older_than), state.stores, dry_run=dry_run)
-            if collected and not dry_run:
-                await audit.record_command(state.feed, settings, "assets gc", [encode_id(NodeType.ASSET, a.id) for a in collected],
-                                           olderThanDays=str(older_than))
-            return collected
+            # Said and audited a round at a time (each AUDIT event names its round's first ids and
+            # counts them): the list of a large backlog would wait in memory for the last round.
+            async for deleted in unpinned_rounds(timedelta(days=older_than), state.stores, dry_run=dry_run):
+                ids = [encode_id(NodeType.ASSET, a.id) for a in deleted]  # the API's ids
+                for asset, gid in zip(deleted, ids, strict=True):
+                    errors.print(f"  {gid}  {asset.kind.value:<8} {asset.name}")
+                if ids and not dry_run:
+                    await audit.record_command(state.feed, settings, "assets gc", ids, olderThanDays=str(older_than))
+                count += len(ids)
+        return count
 
-    assets = run_command(run())
-    for asset in assets:  # type: ignore[union-attr]
-        errors.print(f"  {encode_id(NodeType.ASSET, asset.id)}  {asset.kind.value:<8} {asset.name}")  # the API's ids
-    errors.print(f"{'would delete' if dry_run else 'deleted'} {len(assets)} unpinned asset(s)")  # type: ignore[arg-type]
+    count = run_command(run())
+    errors.print(f"{'would delete' if dry_run else 'deleted'} {count} unpinned asset(s)")
 
 
 datasets_app = typer.Typer(help="Check dataset versions, and write their content files.", no_args_is_help=True)

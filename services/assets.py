@@ -7,7 +7,7 @@ leaves nothing a reader would mistake for finished work.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from services.checks import (
     get_or_not_found,
 )
 from services.errors import BadUserInput, Conflict, NotFound
+from services.field_pages import key_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.thumbnails import remove_thumbnails
@@ -320,25 +321,31 @@ async def in_use_despite_delete(asset_ids: Sequence[ObjectId]) -> list[ObjectId]
 
 
 async def collect_unpinned(older_than: timedelta, stores: dict[str, ObjectStore], *, dry_run: bool = False) -> list[Asset]:
+    """Every round of unpinned_rounds, as one list (tests, and lakes small enough to hold it)."""
+    return [asset async for deleted in unpinned_rounds(older_than, stores, dry_run=dry_run) for asset in deleted]
+
+
+async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore], *,
+                          dry_run: bool = False) -> AsyncIterator[list[Asset]]:
     """The garbage collector: delete, as deleteAsset does without `force`, every asset nothing has
     pinned for `older_than` and no datum or annotation record uses (uploaded bytes go, EXTERNAL
-    objects never do). One pinned again in the meantime is kept. Returns what it deleted (with
-    `dry_run`, what it would delete)."""
+    objects never do). One pinned again in the meantime is kept. Yields what each round deleted
+    (with `dry_run`, what it would delete).
+
+    A round is GC_BATCH candidates, read in `_id` order after the last round's: the candidates were
+    read whole before, and a lake unpinning a million assets would have held all of their models."""
     if older_than <= timedelta(0):
         raise BadUserInput("must be more than 0 days", field="olderThan")
     due = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
            "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
-    candidates = await Asset.find(due).to_list()
-    if dry_run:  # what _collect would keep, left out: one pinned again (or whose release was cut short), one in use
-        kept: set = set()
-        for start in range(0, len(candidates), GC_BATCH):
-            ids = [a.id for a in candidates[start:start + GC_BATCH]]
-            kept |= await retention.pinned(ids) | await asset_users.used(ids)
-        return [a for a in candidates if a.id not in kept]
-    collected = []
-    for start in range(0, len(candidates), GC_BATCH):
-        collected += await _collect(candidates[start:start + GC_BATCH], due, stores)
-    return collected
+    async for page in key_pages(Asset.get_pymongo_collection(), due, "_id", GC_BATCH):
+        batch = [Asset.model_validate(raw) for raw in page]
+        if dry_run:  # what _collect would keep, left out: one pinned again (or whose release was cut short), one in use
+            ids = [a.id for a in batch]
+            kept = await retention.pinned(ids) | await asset_users.used(ids)
+            yield [a for a in batch if a.id not in kept]
+        else:
+            yield await _collect(batch, due, stores)
 
 
 async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, ObjectStore]) -> list[Asset]:

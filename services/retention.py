@@ -1,7 +1,7 @@
 """Retention pins: collections, dataset versions and people keep assets alive with them.
 
 An asset left with no pin is not deleted here: it gets `unpinned_at`, and the garbage collector
-(`services.assets.collect_unpinned`) removes it after a grace period. Writes are ordered so a crash leaves pins a retry completes.
+(`services.assets.unpinned_rounds`) removes it after a grace period. Writes are ordered so a crash leaves pins a retry completes.
 """
 
 from __future__ import annotations

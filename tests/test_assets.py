@@ -19,6 +19,7 @@ from documents.common import AssetStatus
 from documents.event import AUDIT, Event
 from graphlake.settings import Settings
 from resolvers.context import AppState
+from services import assets as assets_service
 from services.assets import collect_unpinned
 from tests import factories
 from tests.conftest import Served
@@ -376,6 +377,25 @@ async def test_garbage_collector_deletes_long_unpinned_assets(api: Api, contribu
     assert statuses == {"old-value": "DELETED", "old.bin": "DELETED", "recent": "ACTIVE", "loose": "ACTIVE"}
     assert await state.stores["local"].stat(old_file["storage"]["key"]) is None  # the bytes are reclaimed
     assert await collect_unpinned(timedelta(days=7), state.stores) == []  # nothing left to do
+
+
+async def test_the_garbage_collector_reads_and_deletes_a_round_at_a_time(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates are read GC_BATCH at a time in `_id` order, each round deleted (or, dry, listed)
+    before the next is read: they were all read into memory first."""
+    monkeypatch.setattr(assets_service, "GC_BATCH", 2)
+    assets = [await factories.value_asset(api, contributor, name=f"r{i}") for i in range(5)]
+    ids = [object_id(a["id"]) for a in assets]
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": ids}},
+                                                     {"$set": {"unpinned_at": utcnow() - timedelta(days=10)}})
+    dry = [[a.id for a in r] async for r in assets_service.unpinned_rounds(timedelta(days=7), state.stores, dry_run=True)]
+    assert dry == [sorted(ids)[:2], sorted(ids)[2:4], sorted(ids)[4:]]
+    rounds = []
+    async for deleted in assets_service.unpinned_rounds(timedelta(days=7), state.stores):
+        rounds.append(sorted(a.id for a in deleted))
+        left = await Asset.get_pymongo_collection().count_documents({"_id": {"$in": ids}, "status": "DELETED"})
+        assert left == sum(map(len, rounds))  # this round deleted before the next is read
+    assert rounds == dry
 
 
 async def test_the_garbage_collector_costs_the_same_commands_for_3_or_30_assets(
