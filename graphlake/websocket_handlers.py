@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -25,6 +26,7 @@ from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from strawberry.exceptions import ConnectionRejectionError
 
 from resolvers.context import Context
+from resolvers.document_cache import MAX_TEXT
 from resolvers.internals import BaseGraphQLTransportWSHandler, BaseGraphQLWSHandler
 from services.auth import bearer_secret
 from services.errors import Unauthenticated, Unavailable
@@ -183,6 +185,16 @@ def _is_subscription(query: object, operation_name: object, max_tokens: int) -> 
     held the event loop 16 s."""
     if not isinstance(query, str) or not isinstance(operation_name, str | None):
         return True
+    if len(query) <= MAX_TEXT:
+        return _parsed_kind(query, operation_name, max_tokens)
+    return _parsed_kind.__wrapped__(query, operation_name, max_tokens)
+
+
+# A socket's clients send the same few documents again and again: the answer is kept per text, so
+# each is parsed here once, not at every operation (Strawberry's own parse follows, memoized by the
+# schema's document cache, which keeps texts up to the same length).
+@functools.lru_cache(maxsize=256)
+def _parsed_kind(query: str, operation_name: str | None, max_tokens: int) -> bool:
     try:
         operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
     except GraphQLError:

@@ -95,8 +95,9 @@ async def _write_released(orphans: list[ObjectId], asset_ids: list[ObjectId], al
     """Flag the orphans for the garbage collector, from now (one flagged already keeps its time), and
     give every one of `asset_ids` the update `also`, in one command. An asset the first statement
     wrote is left as it is by the second (it changes nothing there), so none is written twice."""
-    now = utcnow()
-    writes = [UpdateMany({"_id": {"$in": orphans}, "unpinned_at": None}, {"$set": {"unpinned_at": now}, **(also or {})})] if orphans else []
+    flag = dict(also or {})
+    flag["$set"] = {**flag.get("$set", {}), "unpinned_at": utcnow()}  # beside any field `also` sets, not in place of them
+    writes = [UpdateMany({"_id": {"$in": orphans}, "unpinned_at": None}, flag)] if orphans else []
     if also:
         writes.append(UpdateMany({"_id": {"$in": asset_ids}}, also))
     if writes:

@@ -204,6 +204,10 @@ class LocalStore:
         return SignedRequest(url=url)
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        # In a thread: a part's record is a file of its own, and reading 10,000 of them held the loop.
+        return await asyncio.to_thread(self._list_parts, upload_id)
+
+    def _list_parts(self, upload_id: str) -> list[StoredPart]:
         folder = self.upload_dir(upload_id)
         if not self.data_path(upload_id).is_file():
             # Gone, or begun by a version that kept each part in its own file: not resumable here

@@ -44,6 +44,15 @@ MAX_COPY_BYTES = 5 * 1024**3  # the largest object CopyObject copies in one requ
 Observer = Callable[[str, float, bool], None]
 
 
+def _length(size: int) -> dict[str, str]:
+    """The Content-Length a signed PUT must send, signed with it: a URL for 1 byte stored 5 GB
+    before (S3 checks signed headers; the size was only checked at completion, and an upload never
+    completed kept its bytes until the reconciler swept it). Not among the headers handed to the
+    client: its HTTP stack sends the body's length itself (a browser refuses to set it), and a body
+    of another length, or one sent chunked without a length, is refused by the store (403)."""
+    return {"Content-Length": str(size)}
+
+
 def _b64_sha256(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
@@ -212,8 +221,8 @@ class S3Store:
         headers = {"Content-Type": content_type, "If-None-Match": "*"}
         if sha256:
             headers["x-amz-checksum-sha256"] = _b64_sha256(sha256)
-        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in, headers=headers,
-                                  for_client=True)
+        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in,
+                                  headers={**headers, **_length(size)}, for_client=True)
         return SignedRequest(url=url, headers=headers)
 
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
@@ -237,7 +246,7 @@ class S3Store:
 
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
                         expires_in: int) -> SignedRequest:
-        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in,
+        url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in, headers=_length(size),
                                   params={"uploadId": upload_id, "partNumber": str(number)}, for_client=True)
         return SignedRequest(url=url)
 

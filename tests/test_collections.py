@@ -10,6 +10,7 @@ from bson import ObjectId
 
 from documents.asset import Asset
 from documents.collection import Collection, CollectionItem
+from documents.common import RetentionOwnerType
 from documents.retention import AssetRetention
 from resolvers.context import AppState
 from services import bulk_deletes, collections, retention
@@ -277,3 +278,15 @@ async def test_a_collection_delete_cut_short_is_finished_by_a_retry(
 
     assert (await api.data("DeleteCollection", {"id": doomed["id"]}, token=contributor))["deleteCollection"]["deleted"]
     await assert_deleted_whole(collection_id, ids, held)
+
+
+async def test_a_release_flags_its_orphans_beside_the_update_it_carries(api: Api, contributor: str,
+                                                                        state: AppState) -> None:
+    """`also` may set fields of its own: the flag for the garbage collector is set beside them (a `$set`
+    in `also` had replaced the flag's)."""
+    asset = await factories.value_asset(api, contributor, name="carried")
+    owner = ObjectId()
+    await retention.pin([object_id(asset["id"])], RetentionOwnerType.MANUAL_PIN, owner, "tests")
+    await retention.release(RetentionOwnerType.MANUAL_PIN, owner, also={"$set": {"description": "released"}})
+    stored = await state.db.assets.find_one({"_id": object_id(asset["id"])})
+    assert stored["description"] == "released" and stored["unpinned_at"] is not None

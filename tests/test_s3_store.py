@@ -112,3 +112,34 @@ async def test_urls_for_clients_name_the_public_endpoint_and_work_there(s3: S3Se
         await store.delete(key)
     finally:
         await store.close()
+
+
+async def test_a_signed_put_takes_only_the_size_it_was_signed_for(s3: S3Service) -> None:
+    """The Content-Length is signed: a URL for 10 bytes stored any size before (checked only when the
+    upload completed, and an upload never completed kept its bytes until the reconciler swept it)."""
+    store = S3Store("sized", bucket=s3.bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
+                    secret_access_key=s3.secret_key)
+    await store.open()
+    try:
+        key = f"sized/{uuid.uuid4().hex}"
+        put = await store.sign_put(key, size=10, content_type="application/octet-stream", sha256=None, expires_in=60)
+        assert "Content-Length" not in put.headers  # the client's HTTP stack sends it from the body
+        upload_id = await store.start_multipart(key + "-parts", content_type="application/octet-stream")
+        part = await store.sign_part(key + "-parts", upload_id, 1, size=10, offset=0, expires_in=60)
+        async with httpx.AsyncClient() as http:
+            for url, headers in ((put.url, put.headers), (part.url, {})):
+                larger = await http.put(url, content=b"x" * 11_000_000, headers=headers)
+                assert larger.status_code == 403, larger.text
+                smaller = await http.put(url, content=b"x" * 9, headers=headers)
+                assert smaller.status_code == 403, smaller.text
+
+                async def chunked() -> AsyncIterator[bytes]:  # no length at all
+                    yield b"x" * 10
+
+                assert (await http.put(url, content=chunked(), headers=headers)).status_code in (403, 411, 501)
+                assert (await http.put(url, content=b"x" * 10, headers=headers)).status_code == 200
+        assert (await store.stat(key)).size == 10  # type: ignore[union-attr]
+        await store.abort_multipart(key + "-parts", upload_id)
+        await store.delete(key)
+    finally:
+        await store.close()
