@@ -63,7 +63,9 @@ MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
 MAX_DATA_BYTES = 256 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_TRACE_CHARS = 32 * 1024  # of a traceback or stack in an event shortened to fit: its end, where the error is
-_REFUSED_EVENT = re.compile(r"inputs\[(\d+)\]")  # the event a BAD_USER_INPUT names (services/events/log.py)
+# The event a BAD_USER_INPUT names for what it alone carries (services/events/log.py): its data or its
+# message. Refusals of what every record shares (the event type, the source) fail the batch whole.
+_REFUSED_EVENT = re.compile(r"inputs\[(\d+)\]\.(?:data|message)\b")
 # What every LogRecord carries: anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _FLUSH = object()  # on the queue: send what is gathered now
@@ -122,10 +124,10 @@ def shortened(data: dict[str, Any], size: int, most: int) -> dict[str, Any]:
 
 
 def _refused_index(error: Exception, count: int) -> int | None:
-    """The batch's event a BAD_USER_INPUT names (`inputs[3].data`), if it names one of `count`."""
+    """The batch's event a BAD_USER_INPUT names for its own data or message (`inputs[3].data`), if one of `count`."""
     if getattr(error, "code", None) != "BAD_USER_INPUT":
         return None
-    found = _REFUSED_EVENT.match(getattr(error, "field", None) or "") or _REFUSED_EVENT.search(str(error))
+    found = _REFUSED_EVENT.match(getattr(error, "field", None) or "")
     index = int(found.group(1)) if found else None
     return index if index is not None and index < count else None
 
@@ -368,7 +370,7 @@ class GraphlakeLogHandler(logging.Handler):
     async def _deliver(self, lake: Client, records: list[EventInput], notice: list[EventInput]) -> None:
         """One logEvents call: `records`, after the drop `notice` when one goes along. A record the
         server refuses (BAD_USER_INPUT naming it) is left out and the rest sent again."""
-        while True:
+        while notice or records:
             try:
                 await lake.log_events(notice + records)  # keyed, all: sent again while it fails on the way (retries)
             except GraphlakeClientError as error:

@@ -6,9 +6,11 @@ pins(first: 500) { ... } } } }` is 500 + 500 x 500 items, and a third level or a
 billions. Such a request held a request slot for as long as it ran. So, as GitHub's API does, a
 request is weighed before it runs: every connection field counts its page size times the page sizes
 of the connections around it (`nodes(ids:)` counts its ids), and a request whose sum passes
-GRAPHLAKE_MAX_REQUEST_NODES is refused with BAD_USER_INPUT naming the costliest connection, with
-nothing run. It is a worst case: a page asked for counts whole, a field under `@skip` or `@include`
-counts as included, and a list that is not paged (a datum's roles, a schema's labels) counts once.
+GRAPHLAKE_MAX_REQUEST_NODES is refused with BAD_USER_INPUT naming the costliest connection's
+response path (`extensions.connection`: `field` names inputs), with nothing run. It is a worst case: a page asked for counts whole, and a field under `@skip` or `@include`
+counts as included. A batch's list of results counts the longest list among its root field's
+arguments (`createDatums(inputs:)`, `completeUploads(ids:) { assets }`); other lists that are
+not paged (a datum's roles, at most 20; a version's annotation sets, at most 100) count once.
 
 Fragments are followed wherever they are spread: validation has bounded what they expand to
 (resolvers/document_limits.py, count_expanded), so the walk is too.
@@ -37,39 +39,56 @@ from graphql import (
     IntValueNode,
     ListValueNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     ValueNode,
     VariableNode,
     get_named_type,
     get_operation_ast,
+    is_leaf_type,
+    value_from_ast_untyped,
 )
 
 from services.errors import BadUserInput
 
 PAGE_ARGUMENTS = ("first", "last")  # a connection's: the larger one given, else the default page size
-COUNT_ARGUMENT = "ids"  # a list of ids a field returning a list answers one item each for (`nodes(ids:)`)
+# How deep into a root field's arguments a batch's list is looked for (`inputs`, `ids`, `input.objects`).
+BATCH_DEPTH = 3
 
 
 @dataclass(frozen=True)
 class Size:
-    """How many items one field may return: its `first` or `last` (`page`), or the length of its
-    `ids`. Each source is what the document writes there (a number, a list's length, None) or the
-    name of the variable it reads (a str)."""
+    """How many items one field may return: its `first` or `last` (`page`: each what the document
+    writes there, a number or None, or the name of the variable it reads), or, for a batch's list
+    of results (`nodes(ids:)`, `createDatums(inputs:)`, `completeUploads(ids:) { assets }`), the
+    longest list in its root field's arguments (`batch`)."""
 
     page: tuple[int | str | None, ...] = ()  # first, last
-    ids: int | str | None = None
-    counts_ids: bool = False
+    batch: tuple[ValueNode, ...] | None = None
 
     def of(self, variables: dict[str, Any], default_page: int, max_page: int) -> int:
-        if self.counts_ids:
-            if not isinstance(self.ids, str):
-                return self.ids or 0
-            value = variables.get(self.ids)
-            return len(value) if isinstance(value, list) else int(value is not None)  # a lone id is a list of one
+        if self.batch is not None:
+            return max((_longest(value_from_ast_untyped(v, variables), BATCH_DEPTH) for v in self.batch), default=1)
         asked = [variables.get(source) if isinstance(source, str) else source for source in self.page]
-        given = [value for value in asked if isinstance(value, int) and not isinstance(value, bool)]
+        given = [_page_size(value, max_page) for value in asked if value is not None]
         # Sizes out of range are refused where the page is read; weighed here as the most they could be.
         return max(0, min(max(given), max_page)) if given else default_page
+
+
+def _page_size(value: Any, max_page: int) -> int:
+    """A page size as graphql-core will read it (500.0 is 500), or the largest page for anything it refuses."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else max_page
+
+
+def _longest(value: Any, depth: int) -> int:
+    """The length of the longest list in `value` (its items are not looked into), at most `depth` deep."""
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, dict) and depth > 0:
+        return max((_longest(v, depth - 1) for v in value.values()), default=1)
+    return 1
 
 
 @dataclass(frozen=True)
@@ -93,48 +112,47 @@ class _Walk:
         self.defaults = {d.variable.name.value: _literal(d.default_value) for d in operation.variable_definitions or ()
                          if d.default_value is not None}
         self.terms: list[Term] = []
+        self.mutation = operation.operation is OperationType.MUTATION
 
     def selections(self, parent: Any, selection_set: SelectionSetNode, sizes: tuple[Size, ...], path: str,
-                   spreading: frozenset[str]) -> None:
+                   spreading: frozenset[str], batch: tuple[ValueNode, ...] | None) -> None:
+        """`batch`: the root field's arguments, while no list of results has counted them and no
+        connection has been passed on the way here."""
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                self.field(parent, selection, sizes, path)
+                self.field(parent, selection, sizes, path, batch)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 self.selections(self.schema.get_type(condition.name.value) if condition else parent,
-                                selection.selection_set, sizes, path, spreading)
+                                selection.selection_set, sizes, path, spreading, batch)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = self.fragments.get(name)
                 if fragment is not None and name not in spreading:  # a cycle is a validation error already
                     self.selections(self.schema.get_type(fragment.type_condition.name.value), fragment.selection_set,
-                                    sizes, path, spreading | {name})
+                                    sizes, path, spreading | {name}, batch)
 
-    def field(self, parent: Any, node: FieldNode, sizes: tuple[Size, ...], path: str) -> None:
+    def field(self, parent: Any, node: FieldNode, sizes: tuple[Size, ...], path: str,
+              batch: tuple[ValueNode, ...] | None) -> None:
         definition = getattr(parent, "fields", {}).get(node.name.value)
         if definition is None:  # __typename, or a field validation refused
             return
         here = f"{path}.{(node.alias or node.name).value}" if path else (node.alias or node.name).value
-        size = self.size(definition, node)
+        if not path:  # a root field: its arguments hold a batch's lists, for a mutation or a list it returns
+            arguments = tuple(a.value for a in node.arguments or ())
+            batch = arguments if self.mutation or _is_list(definition.type) else None
+        size = None
+        arguments_of = {a.name.value: a.value for a in node.arguments or ()}
+        if any(name in definition.args for name in PAGE_ARGUMENTS):
+            size = Size(page=tuple(self.source(arguments_of.get(name)) for name in PAGE_ARGUMENTS))
+            batch = None  # a connection's `edges` are its page, counted above
+        elif batch is not None and _is_list(definition.type) and not is_leaf_type(get_named_type(definition.type)):
+            size, batch = Size(batch=batch), None
         if size is not None:
             sizes = (*sizes, size)
             self.terms.append(Term(here, sizes))
         if node.selection_set is not None:
-            self.selections(get_named_type(definition.type), node.selection_set, sizes, here, frozenset())
-
-    def size(self, definition: Any, node: FieldNode) -> Size | None:
-        arguments = {a.name.value: a.value for a in node.arguments or ()}
-        if any(name in definition.args for name in PAGE_ARGUMENTS):
-            return Size(page=tuple(self.source(arguments.get(name)) for name in PAGE_ARGUMENTS))
-        declared = definition.args.get(COUNT_ARGUMENT)
-        # A list of ids it returns one item for (`nodes`), not a filter (`assetStatusChanged(ids:)`).
-        if declared is not None and _is_list(declared.type) and _is_list(definition.type):
-            value = arguments.get(COUNT_ARGUMENT)
-            if isinstance(value, VariableNode):
-                return Size(ids=value.name.value, counts_ids=True)
-            return Size(ids=len(value.values) if isinstance(value, ListValueNode) else int(value is not None),
-                        counts_ids=True)
-        return None
+            self.selections(get_named_type(definition.type), node.selection_set, sizes, here, frozenset(), batch)
 
     @staticmethod
     def source(value: ValueNode | None) -> int | str | None:
@@ -161,7 +179,7 @@ def plan(schema: GraphQLSchema, document: DocumentNode, operation_name: str | No
     if operation is None:  # several without a name: refused elsewhere
         return Plan((), {})
     walk = _Walk(schema, document, operation)
-    walk.selections(schema.get_root_type(operation.operation), operation.selection_set, (), "", frozenset())
+    walk.selections(schema.get_root_type(operation.operation), operation.selection_set, (), "", frozenset(), None)
     return Plan(tuple(walk.terms), walk.defaults)
 
 
@@ -198,4 +216,4 @@ def weighed(schema: GraphQLSchema, document: DocumentNode, variables: dict[str, 
     return BadUserInput(
         f"the request may return {total:,} items (each connection's page size times the page sizes of those around "
         f"it), more than GRAPHLAKE_MAX_REQUEST_NODES ({max_nodes:,}); {costliest.path} alone may return {most:,}: "
-        "ask for smaller pages, or page the inner connection in requests of its own", field=costliest.path)
+        "ask for smaller pages, or page the inner connection in requests of its own", connection=costliest.path)

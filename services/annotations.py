@@ -19,7 +19,7 @@ from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
 from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
-from services import batches, bulk_deletes, record_keys
+from services import batches, bulk_deletes, delete_marks, record_keys
 from services.assets import in_use_despite_delete
 from services.checks import HOLDERS_NAMED, check_client_keys, check_name, get_or_not_found, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
@@ -412,17 +412,20 @@ async def delete_set(set_id: ObjectId) -> int:
     build looks for the mark after it has claimed its name with the set in it (services/datasets.py,
     `_sets_not_deleted`): whichever comes second sees the other, so a build never copies a set
     while its records are being deleted, nor names one that is gone. A refused delete takes its
-    mark back; a delete cut short leaves it, and builds refuse the set until a retry finishes."""
+    mark back (services/delete_marks.py: its own, unless another delete has gone past its checks);
+    a delete cut short leaves it, and builds refuse the set until a retry finishes."""
     sets = docs.AnnotationSet.get_pymongo_collection()
-    if (await sets.update_one({"_id": set_id}, {"$set": {"deleting_at": utcnow()}})).matched_count == 0:
+    token = await delete_marks.mark(sets, set_id, {"deleting_at": utcnow()})
+    if token is None:
         return 0
-    versions = DatasetVersion.get_pymongo_collection().find({"annotation_set_ids": set_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     try:
+        versions = DatasetVersion.get_pymongo_collection().find({"annotation_set_ids": set_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
         refuse_if_held("this annotation set", {
             "dataset versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
             "delete those versions first")
-    except Conflict:
-        await sets.update_one({"_id": set_id}, {"$unset": {"deleting_at": ""}})
+        await delete_marks.commit(sets, set_id, token, "this annotation set")
+    except BaseException:
+        await delete_marks.take_back(sets, set_id, token, {"$unset": {"deleting_at": ""}})
         raise
     removed = await bulk_deletes.delete_all(docs.AnnotationRecord.get_pymongo_collection(), {"set_id": set_id})
     await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": set_id})

@@ -105,11 +105,6 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     if not (joined or made_here):
         await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
                                                          {"$addToSet": {"collection_ids": collection_id}})
-    deleted = await in_use_despite_delete(asset_ids)
-    if deleted:  # a delete ran between the check and the write: these items go, not the delete
-        await remove_items(collection_id, deleted)
-        named = [encode_id(NodeType.ASSET, a) for a in deleted]
-        raise Conflict(f"asset(s) deleted meanwhile: {', '.join(named)}", field="items", deleted=named)
     # Matched only while no delete has started: one marked since the check above may have passed these
     # items in its rounds (delete_collection), so they go, not the delete. Unmarked now, the delete's
     # rounds, which follow its mark, find them.
@@ -118,6 +113,11 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     if touched.matched_count == 0:
         await _take_out(collection_id, asset_ids)
         raise _collection_gone(collection_id)
+    deleted = await in_use_despite_delete(asset_ids)
+    if deleted:  # a delete ran between the check and the write: these items go, not the delete
+        await remove_items(collection_id, deleted)
+        named = [encode_id(NodeType.ASSET, a) for a in deleted]
+        raise Conflict(f"asset(s) deleted meanwhile: {', '.join(named)}", field="items", deleted=named)
     collection.updated_at = now
     return collection
 

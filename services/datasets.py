@@ -35,7 +35,7 @@ from documents.json_value import StoredJson
 from documents.manifest import asset_digest, manifest_hash
 from documents.record_pack import VersionRecordPack
 from graphlake_client import splits
-from services import bulk_deletes, retention, snapshots, version_content
+from services import bulk_deletes, delete_marks, retention, snapshots, version_content
 from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held, text_contains
@@ -254,19 +254,30 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
         return
     if version.status is VersionStatus.BUILDING and utcnow() - version.created_at < ABANDONED_AFTER:
         raise Conflict("this version is being built; delete it once it is READY", field="id")
+    versions = DatasetVersion.get_pymongo_collection()
+    raw = await versions.find_one({"_id": version_id}, {delete_marks.TOKEN: 1})
+    if version.status is VersionStatus.BUILDING or (version.status is VersionStatus.DELETING and raw
+                                                    and delete_marks.TOKEN not in raw):
+        # An abandoned build, or a delete of the release before this one cut short: nothing can
+        # name it as a parent (a build's parent is READY when it starts and when it has claimed its name).
+        await _discard(version_id, stores)
+        return
     # Marked DELETING before its children are looked for; a build naming it as parent looks for the
     # mark once it has claimed its own name (create_version): whichever comes second sees the other.
-    # Readers that find it READY after reading it (diffs, training_split) read it whole.
-    versions = DatasetVersion.get_pymongo_collection()
-    await versions.update_one({"_id": version_id}, {"$set": {"status": VersionStatus.DELETING.value}})
-    children = versions.find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+    # Readers that find it READY after reading it (diffs, training_split) read it whole. Refused, it
+    # is READY again (services/delete_marks.py: unless another delete has gone past its checks): a
+    # version marked and not committed has lost nothing.
+    token = await delete_marks.mark(versions, version_id, {"status": VersionStatus.DELETING.value})
+    if token is None:
+        return
     try:
+        children = versions.find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
         refuse_if_held("this version", {
             "child versions": [encode_id(NodeType.DATASET_VERSION, c["_id"]) async for c in children]},
             "delete those first")
-    except Conflict:
-        await versions.update_one({"_id": version_id, "status": VersionStatus.DELETING.value},
-                                  {"$set": {"status": version.status.value}})
+        await delete_marks.commit(versions, version_id, token, "this version")
+    except BaseException:
+        await delete_marks.take_back(versions, version_id, token, {"$set": {"status": VersionStatus.READY.value}})
         raise
     await _discard(version_id, stores)
 
@@ -311,6 +322,8 @@ async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | Non
     a failed build's cleanup is not to stop at a slow moment of the database, leaving its debris to a
     later build of the name."""
     with no_time_limit():
+        # Committed first: a delete refused meanwhile must not show it READY again (services/delete_marks.py).
+        await delete_marks.committed(DatasetVersion.get_pymongo_collection(), version_id)
         await _remove_copies(version_id, stores)
 
 

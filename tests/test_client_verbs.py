@@ -1076,6 +1076,22 @@ async def test_a_record_too_large_goes_shortened_and_its_batch_with_it(served: S
     assert "refused a log record, sent without it" in capfd.readouterr().err
 
 
+async def test_a_refusal_every_record_shares_fails_the_batch_at_once(served: Served, contributor: str,
+                                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    """An event type the server refuses is every record's: the batch fails in one request, said once,
+    not peeled a record at a time (a request each, down to an empty batch)."""
+    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=5, event_type="not a type!", retries=0)
+    logger = logger_with(handler)
+    try:
+        for i in range(3):
+            logger.info("record %d", i)
+        await asyncio.to_thread(handler.flush, 20)
+    finally:
+        await asyncio.to_thread(handler.close)
+    err = capfd.readouterr().err
+    assert handler.lost == 3 and "refused a log record" not in err and err.count("not confirmed stored") == 1, err
+
+
 async def test_batches_stay_under_the_request_body_limit(served: Served, api: Api, contributor: str,
                                                         settings: Settings) -> None:
     # 24 records of 900 KB: 21 MB, past the 16 MiB body a server takes in one request.

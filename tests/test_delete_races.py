@@ -6,12 +6,13 @@ race would, through the function that runs there."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from resolvers.context import AppState
-from services import annotations, bulk_deletes, datasets
+from services import annotations, bulk_deletes, datasets, delete_marks
 from services.errors import Conflict
 from tests import factories
 from tests.operations import Api, object_id
@@ -252,3 +253,73 @@ async def test_a_child_built_while_its_parent_is_deleted_fails_or_stops_the_dele
     assert child["datumCount"] == 1
     read = (await api.data("VersionDiff", {"id": child["id"], "against": parent["id"]}, token=contributor))
     assert read["datasetVersion"]["diff"]["addedCount"] == 0  # the parent is READY again, whole
+
+
+async def test_a_refused_delete_takes_back_only_its_own_mark(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two deletes of one set: the first finds a version holding it and is refused; before it takes
+    its mark back, the version goes and the second delete passes its checks and starts taking the
+    records out. The first's refusal had cleared the second's mark, and a build then copied a set
+    being deleted. Now it takes back only its own mark, never one a delete has committed."""
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    holder = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums],
+                                     addAnnotationSets=[labels["id"]])
+    take_back, second = delete_marks.take_back, []
+    delete_all = bulk_deletes.delete_all
+    removing = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def second_delete_in_the_gap(*args: Any, **kwargs: Any) -> None:
+        if not second:  # the first delete, refused, about to take its mark back: a second one runs meanwhile
+            second.append(asyncio.ensure_future(_second()))
+            await asyncio.wait_for(removing.wait(), 10)  # past its checks, removing the records
+        await take_back(*args, **kwargs)
+
+    async def slow_rounds(collection: Any, *args: Any, **kwargs: Any) -> Any:
+        if collection.name == "annotation_records":  # the second delete of the set stops in its first round
+            removing.set()
+            await go_on.wait()
+        return await delete_all(collection, *args, **kwargs)
+
+    async def _second() -> int:
+        await datasets.delete_version(object_id(holder["id"]))
+        return await annotations.delete_set(object_id(labels["id"]))
+
+    monkeypatch.setattr(delete_marks, "take_back", second_delete_in_the_gap)
+    monkeypatch.setattr(bulk_deletes, "delete_all", slow_rounds)
+    first = asyncio.ensure_future(annotations.delete_set(object_id(labels["id"])))
+    with pytest.raises(Conflict, match="dataset versions"):
+        await first  # the first was refused by the version it had read
+    stored = await db.annotation_sets.find_one({"_id": object_id(labels["id"])})
+    assert stored["deleting_at"] is not None  # the second's mark stands
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v2",
+                                                               "addAnnotationSets": [labels["id"]]}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "addAnnotationSets[0]"}, error
+    go_on.set()
+    assert await second[0] == 3
+    assert await db.annotation_sets.count_documents({"_id": object_id(labels["id"])}) == 0
+
+
+async def test_a_version_refused_by_a_child_is_shown_again_unless_a_delete_has_begun_removing_it(
+        api: Api, contributor: str, state: AppState) -> None:
+    db = state.db
+    older, _, _ = await _two_versions(api, contributor)
+    child = await factories.version(api, contributor, older["dataset"]["id"], "v3", parentId=older["id"])
+    with pytest.raises(Conflict, match="child versions"):
+        await datasets.delete_version(object_id(older["id"]))
+    stored = await db.dataset_versions.find_one({"_id": object_id(older["id"])})
+    assert stored["status"] == "READY" and "delete_token" not in stored  # shown again, unmarked
+    # Marked by one delete, then by another: the first may not go on (the second decides).
+    versions = db.dataset_versions
+    first = await delete_marks.mark(versions, object_id(older["id"]), {"status": "DELETING"})
+    second = await delete_marks.mark(versions, object_id(older["id"]), {"status": "DELETING"})
+    with pytest.raises(Conflict, match="another delete"):
+        await delete_marks.commit(versions, object_id(older["id"]), first, "this version")
+    await delete_marks.take_back(versions, object_id(older["id"]), first, {"$set": {"status": "READY"}})
+    assert (await versions.find_one({"_id": object_id(older["id"])}))["status"] == "DELETING"  # not the first's to undo
+    await delete_marks.commit(versions, object_id(older["id"]), second, "this version")
+    await delete_marks.take_back(versions, object_id(older["id"]), second, {"$set": {"status": "READY"}})
+    assert (await versions.find_one({"_id": object_id(older["id"])}))["status"] == "DELETING"  # committed: stays
+    assert child["id"]

@@ -427,3 +427,27 @@ async def test_a_resuming_subscription_reads_the_log_by_id_range(served: Served,
         plan = await state.db.command("explain", {"find": "events", "filter": find["filter"], "sort": find["sort"]})
         assert plan_problems(plan) == [], (find["filter"], plan)
         assert plan["sortPushdown"], (find["filter"], plan)
+
+
+async def test_verifying_a_version_reads_its_pages_through_an_index(api: Api, served: Served, state: AppState,
+                                                                    contributor: str, lake: dict[str, Any],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version's verification reads its members and their copies a page at a time in datum order:
+    each page's read must stop after the page in the order an index holds, not sort every member of
+    the version again (a page per 1,000 datums: quadratic in the version's size)."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    monkeypatch.setattr(snapshots, "BATCH", 1)  # several pages
+    served.commands.clear()
+    checked = (await api.data("VerifyVersion", {"id": lake["version"]}, token=contributor))["datasetVersion"]
+    assert checked["verification"]["ok"], checked
+    reads = [f for f in served.commands.finds if f["find"] in ("version_members", "version_record_packs")]
+    assert {f["find"] for f in reads} == {"version_members", "version_record_packs"}, served.commands.finds
+    problems = {}
+    for find in reads:
+        plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"], "sort": find.get("sort", {})})
+        steps = plan["queryPlanner"]["Plan"]
+        if (plan_problems(plan) or (find.get("sort") and not plan["sortPushdown"])
+                or not any("USING INDEX" in step for step in steps)):
+            problems[f"{find['find']} {find['filter']}"] = (find.get("sort"), steps)
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())

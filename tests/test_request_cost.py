@@ -13,7 +13,7 @@ NESTED = "datums(first: $outer) { edges { node { annotations(first: $inner) { ed
 
 
 def _refused(error: dict, settings: Settings, path: str, total: int) -> None:
-    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": path}, error
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "connection": path}, error
     assert f"{total:,} items" in error["message"] and "GRAPHLAKE_MAX_REQUEST_NODES" in error["message"]
     assert f"({settings.max_request_nodes:,})" in error["message"]
 

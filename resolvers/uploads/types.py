@@ -68,6 +68,7 @@ class UploadSession(Node):
         "completed session, and there is nothing to send."))
     asset_id: strawberry.Private[object] = None
     multipart: strawberry.Private[bool] = False
+    direct: strawberry.Private[bool] = False  # a direct write's: a path, never parts (nothing to sign otherwise)
 
     @strawberry.field(description="Single-part uploads: where to PUT the whole file.")
     async def url(self) -> str | None:
@@ -100,7 +101,7 @@ class UploadSession(Node):
         "another name in the same directory, rename it to this path, then call completeUpload. Name it "
         "`.<file name>.<anything>.part` so that the server removes it should the write die halfway."))
     async def direct_path(self) -> str | None:
-        return (await self.signing.signed()).direct_path
+        return (await self.signing.signed()).direct_path if self.direct else None
 
     @strawberry.field(description="The PENDING FILE asset this session fills.")
     async def asset(self, info: Info) -> Asset:
@@ -112,7 +113,8 @@ class UploadSession(Node):
         return cls(
             id=encode_id(NodeType.UPLOAD_SESSION, session.id), status=session.status, method="PUT",
             part_size_bytes=session.part_size, expires_at=session.expires_at, unchanged=unchanged,
-            asset_id=session.asset_id, multipart=session.multipart_id is not None, signing=signing,
+            asset_id=session.asset_id, multipart=session.multipart_id is not None, direct=session.direct,
+            signing=signing,
         )
 
     @classmethod

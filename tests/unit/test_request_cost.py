@@ -49,6 +49,23 @@ def test_variables_their_defaults_and_ids() -> None:
     assert _weight('{ nodes(ids: ["a", "b"]) { id } }') == 2
     # A filter by ids is not one item each: a subscription's answer is one asset an event.
     assert _weight("subscription { assetStatusChanged(ids: [\"a\", \"b\"]) { datums(first: 5) { totalCount } } }") == 5
+    # A page size sent as a whole float is read as the number (graphql-core takes 500.0 for Int 500).
+    assert _weight(text, {"n": 500.0, "m": 500.0}, "Q") == 500 + 500 * 500
+    assert _weight(text, {"n": "many"}, "Q") == 500 + 500 * 50  # refused later; weighed at the most
+
+
+def test_a_batch_weighs_its_results_by_its_inputs() -> None:
+    # A mutation's list of results counts its longest input list, once, where it first meets one.
+    create = ("mutation M($inputs: [CreateDatumInput!]!) { createDatums(inputs: $inputs) { roles { asset { "
+              "datums(first: 10) { totalCount } } } } }")
+    assert _weight(create, {"inputs": [{}] * 300}, "M") == 300 + 300 * 10  # roles counted once
+    complete = ("mutation C($ids: [ID!]!) { completeUploads(ids: $ids) { assets { datums(first: 4) { totalCount } } "
+                "failures { code } } }")
+    assert _weight(complete, {"ids": ["x"] * 50}, "C") == 50 + 50 * 4 + 50
+    # Not past a connection: its edges are its page.
+    paged = ('mutation P($input: StoreValueInput!) { storeValue(input: $input) { datums(first: 3) { edges { node { '
+             'roles { role } } } } } }')
+    assert _weight(paged, {"input": {"name": "x", "value": {"a": [1, 2, 3, 4]}}}, "P") == 3
 
 
 def test_plans_are_made_once_per_document() -> None:

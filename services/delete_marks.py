@@ -1,0 +1,53 @@
+"""A delete's mark on what it deletes, for deletes that look for holders and may be refused.
+
+A delete that checks for holders and then removes in rounds races the writes that would make a
+holder, or that read what it removes. So it marks the document first, then looks for holders, and
+the writes look for the mark after their own write (each module says where): whichever comes second
+sees the other. A delete refused after it marked must take its mark back, but only its own, and
+only while no delete of the same document has gone past its checks: two deletes at once would
+otherwise clear each other's marks (one refused by a holder that the other then saw gone), and
+a document being removed could be shown again half empty. So a mark carries a token of its delete
+(`delete_token`), and a delete that passes its checks commits (`delete_committed`) before it
+removes anything, and only while its token is still the mark's. Taking a mark back matches the
+token and no commit. Nothing here is a lock: a delete cut short (a crash) leaves its mark, and the
+next delete of the same document marks it again and finishes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.collection import AsyncCollection
+
+from services.errors import Conflict
+
+TOKEN = "delete_token"
+COMMITTED = "delete_committed"
+
+
+async def mark(collection: AsyncCollection, document_id: ObjectId, fields: dict[str, Any]) -> ObjectId | None:
+    """Set `fields` (what writes look for) and this delete's token on the document; None if it is gone."""
+    token = ObjectId()
+    marked = await collection.update_one({"_id": document_id}, {"$set": {**fields, TOKEN: token}})
+    return token if marked.matched_count else None
+
+
+async def commit(collection: AsyncCollection, document_id: ObjectId, token: ObjectId, what: str) -> None:
+    """Past its checks: from here on the mark stays. CONFLICT if another delete of the document has
+    marked it since (it decides; this one may try again)."""
+    committed = await collection.update_one({"_id": document_id, TOKEN: token}, {"$set": {COMMITTED: True}})
+    if committed.matched_count == 0:
+        raise Conflict(f"another delete of {what} is under way; try again once it is done", field="id")
+
+
+async def committed(collection: AsyncCollection, document_id: ObjectId) -> None:
+    """Commit whatever mark the document has: a removal that needs no checks (an abandoned build's)."""
+    await collection.update_one({"_id": document_id}, {"$set": {COMMITTED: True}})
+
+
+async def take_back(collection: AsyncCollection, document_id: ObjectId, token: ObjectId, update: dict[str, Any]) -> None:
+    """Undo this delete's mark with `update` (and drop the token), unless another delete has marked
+    the document since or any delete has committed."""
+    undo = {**update, "$unset": {**update.get("$unset", {}), TOKEN: ""}}
+    await collection.update_one({"_id": document_id, TOKEN: token, COMMITTED: {"$exists": False}}, undo)
