@@ -274,6 +274,9 @@ class Transport:
             with path.open("rb") as source:
                 source.seek(offset)
                 body = source.read(size)
+            if len(body) != size:  # shorter now: an S3 URL is signed for its length (403), the local one refuses it
+                raise GraphlakeClientError(f"{path} changed since its upload began: {offset + len(body)} bytes where "
+                                           f"at least {offset + size} were declared; upload it again", "BAD_USER_INPUT")
             response = await self.storage_http.put(url, content=body, headers=headers)
             if create_only and response.status_code == 412:
                 # Single-object URLs are create-only: the object is stored already (an earlier run, or

@@ -5,12 +5,15 @@ connection multiplies what is nested in it by its page size: `assets(first: 500)
 pins(first: 500) { ... } } } }` is 500 + 500 x 500 items, and a third level or a few aliases make it
 billions. Such a request held a request slot for as long as it ran. So, as GitHub's API does, a
 request is weighed before it runs: every connection field counts its page size times the page sizes
-of the connections around it (`nodes(ids:)` counts its ids), and a request whose sum passes
-GRAPHLAKE_MAX_REQUEST_NODES is refused with BAD_USER_INPUT naming the costliest connection's
-response path (`extensions.connection`: `field` names inputs), with nothing run. It is a worst case: a page asked for counts whole, and a field under `@skip` or `@include`
-counts as included. A batch's list of results counts the longest list among its root field's
-arguments (`createDatums(inputs:)`, `completeUploads(ids:) { assets }`); other lists that are
-not paged (a datum's roles, at most 20; a version's annotation sets, at most 100) count once.
+of the connections around it, and a request whose sum passes GRAPHLAKE_MAX_REQUEST_NODES is
+refused with BAD_USER_INPUT naming the costliest connection's response path
+(`extensions.connection`; `field` names inputs), with nothing run.
+
+It is a worst case: a page asked for counts whole, and a field under `@skip` or `@include` counts
+as included. A batch's list of results counts the longest list among its root field's arguments
+(`nodes(ids:)`, `createDatums(inputs:)`, `completeUploads(ids:) { assets }`: arguments declared
+as lists, not lists inside an input object or a JSON value); other lists that are not paged (a
+datum's roles, at most 20; a version's annotation sets, at most 100) count once.
 
 Fragments are followed wherever they are spread: validation has bounded what they expand to
 (resolvers/document_limits.py, count_expanded), so the walk is too.
@@ -52,8 +55,6 @@ from graphql import (
 from services.errors import BadUserInput
 
 PAGE_ARGUMENTS = ("first", "last")  # a connection's: the larger one given, else the default page size
-# How deep into a root field's arguments a batch's list is looked for (`inputs`, `ids`, `input.objects`).
-BATCH_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,14 @@ class Size:
     """How many items one field may return: its `first` or `last` (`page`: each what the document
     writes there, a number or None, or the name of the variable it reads), or, for a batch's list
     of results (`nodes(ids:)`, `createDatums(inputs:)`, `completeUploads(ids:) { assets }`), the
-    longest list in its root field's arguments (`batch`)."""
+    longest of its root field's arguments declared as lists (`batch`)."""
 
     page: tuple[int | str | None, ...] = ()  # first, last
     batch: tuple[ValueNode, ...] | None = None
 
     def of(self, variables: dict[str, Any], default_page: int, max_page: int) -> int:
         if self.batch is not None:
-            return max((_longest(value_from_ast_untyped(v, variables), BATCH_DEPTH) for v in self.batch), default=1)
+            return max((_length(value_from_ast_untyped(v, variables)) for v in self.batch), default=1)
         asked = [variables.get(source) if isinstance(source, str) else source for source in self.page]
         given = [_page_size(value, max_page) for value in asked if value is not None]
         # Sizes out of range are refused where the page is read; weighed here as the most they could be.
@@ -82,13 +83,9 @@ def _page_size(value: Any, max_page: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else max_page
 
 
-def _longest(value: Any, depth: int) -> int:
-    """The length of the longest list in `value` (its items are not looked into), at most `depth` deep."""
-    if isinstance(value, list):
-        return len(value)
-    if isinstance(value, dict) and depth > 0:
-        return max((_longest(v, depth - 1) for v in value.values()), default=1)
-    return 1
+def _length(value: Any) -> int:
+    """The items of a list argument's value (a lone value is a list of one to graphql-core)."""
+    return len(value) if isinstance(value, list) else int(value is not None)
 
 
 @dataclass(frozen=True)
@@ -138,9 +135,10 @@ class _Walk:
         if definition is None:  # __typename, or a field validation refused
             return
         here = f"{path}.{(node.alias or node.name).value}" if path else (node.alias or node.name).value
-        if not path:  # a root field: its arguments hold a batch's lists, for a mutation or a list it returns
-            arguments = tuple(a.value for a in node.arguments or ())
-            batch = arguments if self.mutation or _is_list(definition.type) else None
+        if not path:  # a root field: its list arguments are a batch's, for a mutation or a list it returns
+            listed = tuple(a.value for a in node.arguments or ()
+                           if (declared := definition.args.get(a.name.value)) is not None and _is_list(declared.type))
+            batch = listed if listed and (self.mutation or _is_list(definition.type)) else None
         size = None
         arguments_of = {a.name.value: a.value for a in node.arguments or ()}
         if any(name in definition.args for name in PAGE_ARGUMENTS):

@@ -235,7 +235,9 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
             free_at = (existing.created_at + ABANDONED_AFTER).isoformat(timespec="seconds")
             raise Conflict(f"version {plan.version!r} of this dataset is being built (it is listed once READY); "
                            f"if that build died, the name is free again from {free_at}", field="version")
-        await _discard(existing.id, stores)  # an abandoned build, or a delete that did not finish
+        # An abandoned build, or a delete that did not finish: through delete_version, which checks
+        # what a delete marked and did not commit (child versions may hold it: CONFLICT then).
+        await delete_version(existing.id, stores)
     version = DatasetVersion(dataset_id=plan.dataset_id, version=plan.version, description=plan.description,
                              parent_id=plan.parent_id, annotation_set_ids=set_ids, created_by=actor)
     try:
@@ -249,17 +251,18 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
     """Delete a version no other version names as its parent: hidden from readers first (DELETING),
     then its copies, pins and content file (from `stores`) go, then its record, so a retry (or a later
     build of the same name) finishes a crash. Assets it alone pinned are flagged for the garbage collector."""
-    version = await DatasetVersion.get(version_id)
+    versions = DatasetVersion.get_pymongo_collection()
+    version = await versions.find_one({"_id": version_id}, {"status": 1, "created_at": 1, delete_marks.TOKEN: 1,
+                                                            delete_marks.COMMITTED: 1})
     if version is None:  # gone already: deleting it again is done
         return
-    if version.status is VersionStatus.BUILDING and utcnow() - version.created_at < ABANDONED_AFTER:
+    status = VersionStatus(version["status"])
+    if status is VersionStatus.BUILDING and utcnow() - version["created_at"] < ABANDONED_AFTER:
         raise Conflict("this version is being built; delete it once it is READY", field="id")
-    versions = DatasetVersion.get_pymongo_collection()
-    raw = await versions.find_one({"_id": version_id}, {delete_marks.TOKEN: 1})
-    if version.status is VersionStatus.BUILDING or (version.status is VersionStatus.DELETING and raw
-                                                    and delete_marks.TOKEN not in raw):
-        # An abandoned build, or a delete of the release before this one cut short: nothing can
-        # name it as a parent (a build's parent is READY when it starts and when it has claimed its name).
+    if status is VersionStatus.BUILDING or (status is VersionStatus.DELETING and (
+            delete_marks.TOKEN not in version or version.get(delete_marks.COMMITTED))):
+        # An abandoned build, a delete past its checks cut short, or one of the release before this
+        # one (which looked for children before it marked): nothing is left to check.
         await _discard(version_id, stores)
         return
     # Marked DELETING before its children are looked for; a build naming it as parent looks for the
@@ -292,9 +295,11 @@ async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore]
     refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
                    "delete them first (deleteDatasetVersion, ADMIN)")
     async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}):
+        if leftover["status"] == VersionStatus.READY.value:  # a build that finished since the look above
+            raise Conflict(f"version {leftover['version']!r} was built meanwhile; delete it first", field="id")
         if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
             raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done", field="id")
-        await _discard(leftover["_id"], stores)
+        await delete_version(leftover["_id"], stores)  # as in _claim_name
     await Dataset.get_pymongo_collection().delete_one({"_id": dataset_id})
 
 
@@ -322,9 +327,11 @@ async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | Non
     a failed build's cleanup is not to stop at a slow moment of the database, leaving its debris to a
     later build of the name."""
     with no_time_limit():
-        # Committed first: a delete refused meanwhile must not show it READY again (services/delete_marks.py).
-        await delete_marks.committed(DatasetVersion.get_pymongo_collection(), version_id)
-        await _remove_copies(version_id, stores)
+        # Committed first, while it is still not READY: a delete refused meanwhile must not show it again
+        # once it loses anything, nor may one shown again lose anything (services/delete_marks.py).
+        if await delete_marks.committed(DatasetVersion.get_pymongo_collection(), version_id, {
+                "status": {"$in": [VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}}):
+            await _remove_copies(version_id, stores)
 
 
 async def _remove_copies(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None) -> None:

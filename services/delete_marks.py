@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.availability import no_time_limit
 from services.errors import Conflict
 
 TOKEN = "delete_token"
@@ -41,13 +42,17 @@ async def commit(collection: AsyncCollection, document_id: ObjectId, token: Obje
         raise Conflict(f"another delete of {what} is under way; try again once it is done", field="id")
 
 
-async def committed(collection: AsyncCollection, document_id: ObjectId) -> None:
-    """Commit whatever mark the document has: a removal that needs no checks (an abandoned build's)."""
-    await collection.update_one({"_id": document_id}, {"$set": {COMMITTED: True}})
+async def committed(collection: AsyncCollection, document_id: ObjectId, condition: dict[str, Any]) -> bool:
+    """Commit the document's mark, whoever made it, while it meets `condition` (still marked): a
+    removal needing no checks of its own (an abandoned build's, a committed delete's retry). False if
+    it does not: a refused delete has shown it again, and nothing of it may go."""
+    done = await collection.update_one({"_id": document_id, **condition}, {"$set": {COMMITTED: True}})
+    return done.matched_count == 1
 
 
 async def take_back(collection: AsyncCollection, document_id: ObjectId, token: ObjectId, update: dict[str, Any]) -> None:
     """Undo this delete's mark with `update` (and drop the token), unless another delete has marked
     the document since or any delete has committed."""
     undo = {**update, "$unset": {**update.get("$unset", {}), TOKEN: ""}}
-    await collection.update_one({"_id": document_id, TOKEN: token, COMMITTED: {"$exists": False}}, undo)
+    with no_time_limit():  # timed out, the document would stay marked (hidden, or closed to writes) until a retry
+        await collection.update_one({"_id": document_id, TOKEN: token, COMMITTED: {"$exists": False}}, undo)

@@ -427,3 +427,15 @@ async def test_a_manifest_entry_for_a_file_not_sent_is_an_error(served: Served, 
         with pytest.raises(GraphlakeClientError) as typo:
             await lake.upload_paths([tree], ignore=["cache/"], manifest={"notes.txt": {}, "notse.txt": {"labels": ["x"]}})
     assert "notse.txt" in str(typo.value) and "notes.txt" not in str(typo.value)
+
+
+async def test_a_file_shorter_than_its_upload_declared_is_said_so_before_it_is_sent(served: Served, contributor: str,
+                                                                                    tmp_path: Path) -> None:
+    """A file that shrank after its session was made: S3 refused the PUT with a bare 403 (the length is
+    signed into the URL). The client says what happened, and sends nothing."""
+    changed = tmp_path / "changed.bin"
+    changed.write_bytes(b"x" * 90)
+    async with Client(served.base_url, contributor) as lake:
+        with pytest.raises(GraphlakeClientError, match="changed since its upload began: 90 bytes") as raised:
+            await lake._put("http://127.0.0.1:9/never-reached", changed, 0, 100, {}, None)
+    assert raised.value.code == "BAD_USER_INPUT"

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from documents.clock import utcnow
 from resolvers.context import AppState
 from services import annotations, bulk_deletes, datasets, delete_marks
+from services import collections as collections_service
 from services.errors import Conflict
 from tests import factories
 from tests.operations import Api, object_id
@@ -149,6 +151,31 @@ async def test_items_added_as_their_collection_is_deleted_do_not_outlive_it(
     assert await db.retentions.count_documents({"owner_id": gone}) == 0
     assert await db.assets.count_documents({"collection_ids": gone}) == 0
     assert await db.collections.count_documents({"_id": gone}) == 0
+
+
+async def test_an_add_whose_asset_went_meanwhile_still_leaves_nothing_in_a_collection_being_deleted(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The add wrote its items; then a delete of the collection began, and one of its assets was
+    deleted. It answered that asset's refusal first and left the other items behind, in a collection
+    whose delete had passed them."""
+    db = state.db
+    doomed = await factories.collection(api, contributor, "doomed")
+    kept, gone = (await factories.value_asset(api, contributor, "kept"), await factories.value_asset(api, contributor, "gone"))
+    write = collections_service._write_items
+
+    async def delete_begins_after_the_write(collection_id: Any, *args: Any, **kwargs: Any) -> None:
+        await write(collection_id, *args, **kwargs)
+        await db.collections.update_one({"_id": collection_id}, {"$set": {"deleting_at": utcnow()}})
+
+    async def one_asset_went(asset_ids: Any) -> list:
+        return [object_id(gone["id"])]
+
+    monkeypatch.setattr(collections_service, "_write_items", delete_begins_after_the_write)
+    monkeypatch.setattr(collections_service, "in_use_despite_delete", one_asset_went)
+    error = await api.error("AddToCollection", {"input": {"collectionId": doomed["id"], "items": [
+        {"assetId": kept["id"]}, {"assetId": gone["id"]}]}}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND" and "being deleted" in error["message"], error
+    assert await db.collection_items.count_documents({"collection_id": object_id(doomed["id"])}) == 0
 
 
 async def test_a_version_from_a_collection_deleted_while_it_is_read_fails(
@@ -322,4 +349,24 @@ async def test_a_version_refused_by_a_child_is_shown_again_unless_a_delete_has_b
     await delete_marks.commit(versions, object_id(older["id"]), second, "this version")
     await delete_marks.take_back(versions, object_id(older["id"]), second, {"$set": {"status": "READY"}})
     assert (await versions.find_one({"_id": object_id(older["id"])}))["status"] == "DELETING"  # committed: stays
-    assert child["id"]
+    assert (await versions.find_one({"_id": object_id(child["id"])}))["parent_id"] == object_id(older["id"])
+
+
+async def test_a_version_shown_again_loses_nothing(api: Api, contributor: str, state: AppState) -> None:
+    """A delete marked a version with a child and is still looking. Another delete finds it marked and
+    uncommitted: it checks for itself (refused by the child), never removes it as a leftover. And what
+    removes leftovers (a rebuild of the name, a dataset's delete) removes nothing of a version shown
+    READY again: it had stripped one, left READY and empty."""
+    db = state.db
+    older, _, _ = await _two_versions(api, contributor)
+    await factories.version(api, contributor, older["dataset"]["id"], "v3", parentId=older["id"])
+    version_id = object_id(older["id"])
+    members = await db.version_members.count_documents({"version_id": version_id})
+    await delete_marks.mark(db.dataset_versions, version_id, {"status": "DELETING"})  # a delete, still looking
+    with pytest.raises(Conflict, match="child versions"):
+        await datasets.delete_version(version_id)
+    assert (await db.dataset_versions.find_one({"_id": version_id}))["status"] == "READY"
+    await datasets._discard(version_id)  # as a leftover: READY now, so nothing goes
+    assert await db.version_members.count_documents({"version_id": version_id}) == members
+    stored = await db.dataset_versions.find_one({"_id": version_id})
+    assert stored["status"] == "READY" and not stored.get("delete_committed")

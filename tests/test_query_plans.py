@@ -432,9 +432,10 @@ async def test_a_resuming_subscription_reads_the_log_by_id_range(served: Served,
 async def test_verifying_a_version_reads_its_pages_through_an_index(api: Api, served: Served, state: AppState,
                                                                     contributor: str, lake: dict[str, Any],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A version's verification reads its members and their copies a page at a time in datum order:
-    each page's read must stop after the page in the order an index holds, not sort every member of
-    the version again (a page per 1,000 datums: quadratic in the version's size)."""
+    """A version's verification reads its members and their copies a page at a time: each page's read
+    must stop after the page in the order an index holds, not sort every member of the version again
+    (it paged in datum order, which no index of the embedded default holds with the version: a sort
+    per page of 1,000 datums, quadratic in the version's size)."""
     if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
         pytest.skip("the plans checked are the embedded default's")
     monkeypatch.setattr(snapshots, "BATCH", 1)  # several pages

@@ -171,10 +171,17 @@ async def test_multipart_upload_resumes_after_an_interrupted_part(api: Api, cont
 
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_size_mismatch_fails_the_asset_and_removes_the_object(api: Api, contributor: str, state: AppState,
-                                                                    mount: str) -> None:
+                                                                    mount: str, tmp_path: Path) -> None:
     data = payload(5000)
     session = await start(api, contributor, data, mount, sha256=None)
-    assert (await put(session["url"], data[:4000], session["headers"])).status_code == 200
+    short = await put(session["url"], data[:4000], session["headers"])
+    if mount == "local":
+        assert short.status_code == 200  # the local route takes a shorter body (never a longer one): completion finds it
+    else:
+        assert short.status_code == 403, short.text  # S3 checks the Content-Length signed into the URL
+        # A store that took it all the same (one that does not check a signed length): completion still finds it.
+        (tmp_path / "short").write_bytes(data[:4000])
+        await state.stores[mount].write(session["asset"]["storage"]["key"], tmp_path / "short")
     error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "declared 5000 bytes, stored 4000" in error["message"]

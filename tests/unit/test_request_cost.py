@@ -3,7 +3,7 @@ Refusals over HTTP and WebSockets: tests/test_request_cost.py."""
 
 from __future__ import annotations
 
-from graphql import OperationDefinitionNode, parse, separate_operations
+from graphql import OperationDefinitionNode, parse, print_ast, separate_operations
 
 import graphlake_client.operations as ops
 from graphlake import PROJECT_ROOT
@@ -62,6 +62,11 @@ def test_a_batch_weighs_its_results_by_its_inputs() -> None:
     complete = ("mutation C($ids: [ID!]!) { completeUploads(ids: $ids) { assets { datums(first: 4) { totalCount } } "
                 "failures { code } } }")
     assert _weight(complete, {"ids": ["x"] * 50}, "C") == 50 + 50 * 4 + 50
+    # Lists inside an input object or a JSON value are not a batch: a version of 60,000 datums weighs its
+    # split counts and sets once.
+    version = ("mutation V($input: CreateDatasetVersionInput!) { createDatasetVersion(input: $input) { "
+               "splitCounts { split count } annotationSets { id } } }")
+    assert _weight(version, {"input": {"datasetId": "d", "version": "v", "addDatums": ["x"] * 60_000}}, "V") is None
     # Not past a connection: its edges are its page.
     paged = ('mutation P($input: StoreValueInput!) { storeValue(input: $input) { datums(first: 3) { edges { node { '
              'roles { role } } } } } }')
@@ -89,6 +94,15 @@ def test_what_we_send_fits_the_default_budget_with_room() -> None:
     assert _weight(ops.BUNDLE_DATUMS, records) <= 0.6 * budget
     nodes = {"ids": ["x"] * bundle_lookup.NODES, "first": bundle_lookup.FIRST_DATUMS}
     assert _weight(ops.BUNDLE_ASSET_DATUMS, nodes) <= 0.6 * budget
+    # Every operation with each of its list variables as long as a batch may be (the page sizes at their
+    # defaults): a batch of results is weighed by its inputs, and none of ours is refused for it.
+    for name in operations():
+        parsed = parse(document(name))
+        (declared,) = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+        batches = {d.variable.name.value: [{}] * SETTINGS.max_batch_items for d in declared.variable_definitions or ()
+                   if "[" in print_ast(d.type)}
+        problem = weighed(SCHEMA, parsed, batches, name, max_nodes=budget, default_page=50, max_page=500)
+        assert problem is None, (name, str(problem))
     # The web app's, each page size it leaves to a variable at the largest page.
     for path in sorted((PROJECT_ROOT / "webapp" / "src" / "operations").glob("*.graphql")):
         for name, operation in separate_operations(parse(path.read_text())).items():
