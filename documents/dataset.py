@@ -74,6 +74,8 @@ class Dataset(Document):
     description: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # Set as a delete starts (services/datasets.delete_dataset): a version build refuses the dataset from then on.
+    deleting_at: datetime | None = None
 
     class Settings:
         name = "datasets"

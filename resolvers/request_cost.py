@@ -135,10 +135,12 @@ class _Walk:
         if definition is None:  # __typename, or a field validation refused
             return
         here = f"{path}.{(node.alias or node.name).value}" if path else (node.alias or node.name).value
-        if not path:  # a root field: its list arguments are a batch's, for a mutation or a list it returns
+        if not path:  # a root field: its list arguments are a batch's, when it returns a list, or a mutation's
+            # payload (not a node, whose own lists are not one per input: addAliases' asset)
             listed = tuple(a.value for a in node.arguments or ()
                            if (declared := definition.args.get(a.name.value)) is not None and _is_list(declared.type))
-            batch = listed if listed and (self.mutation or _is_list(definition.type)) else None
+            payload = self.mutation and not _is_node(get_named_type(definition.type))
+            batch = listed if listed and (payload or _is_list(definition.type)) else None
         size = None
         arguments_of = {a.name.value: a.value for a in node.arguments or ()}
         if any(name in definition.args for name in PAGE_ARGUMENTS):
@@ -150,7 +152,10 @@ class _Walk:
             sizes = (*sizes, size)
             self.terms.append(Term(here, sizes))
         if node.selection_set is not None:
-            self.selections(get_named_type(definition.type), node.selection_set, sizes, here, frozenset(), batch)
+            # A batch's results are the root field's list or a list on the payload it returns (`assets`),
+            # no deeper.
+            self.selections(get_named_type(definition.type), node.selection_set, sizes, here, frozenset(),
+                            batch if not path else None)
 
     @staticmethod
     def source(value: ValueNode | None) -> int | str | None:
@@ -164,6 +169,10 @@ def _literal(value: ValueNode | None) -> Any:
     if isinstance(value, ListValueNode):
         return [None] * len(value.values)
     return None  # absent, null, or of a type validation refused
+
+
+def _is_node(type_: Any) -> bool:
+    return any(interface.name == "Node" for interface in getattr(type_, "interfaces", ()))
 
 
 def _is_list(type_: Any) -> bool:

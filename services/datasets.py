@@ -237,7 +237,11 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
                            f"if that build died, the name is free again from {free_at}", field="version")
         # An abandoned build, or a delete that did not finish: through delete_version, which checks
         # what a delete marked and did not commit (child versions may hold it: CONFLICT then).
-        await delete_version(existing.id, stores)
+        try:
+            await delete_version(existing.id, stores)
+        except Conflict as held:
+            raise Conflict(f"version {plan.version!r} of this dataset is being deleted, and cannot be yet: {held}",
+                           field="version") from None
     version = DatasetVersion(dataset_id=plan.dataset_id, version=plan.version, description=plan.description,
                              parent_id=plan.parent_id, annotation_set_ids=set_ids, created_by=actor)
     try:
@@ -287,20 +291,29 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
 
 async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
     """Delete a dataset that has no versions left (abandoned builds and half-deleted versions go with
-    it); one gone already is done."""
-    if await Dataset.get(dataset_id) is None:
+    it); one gone already is done. Marked first (services/delete_marks.py), as a set's delete is: a
+    build that claimed its version before the mark is found here (CONFLICT), one after finds the mark."""
+    datasets = Dataset.get_pymongo_collection()
+    token = await delete_marks.mark(datasets, dataset_id, {"deleting_at": utcnow()})
+    if token is None:
         return
-    versions = DatasetVersion.get_pymongo_collection().find(
-        {"dataset_id": dataset_id, "status": VersionStatus.READY.value}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
-    refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
-                   "delete them first (deleteDatasetVersion, ADMIN)")
-    async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}):
-        if leftover["status"] == VersionStatus.READY.value:  # a build that finished since the look above
-            raise Conflict(f"version {leftover['version']!r} was built meanwhile; delete it first", field="id")
-        if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
-            raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done", field="id")
-        await delete_version(leftover["_id"], stores)  # as in _claim_name
-    await Dataset.get_pymongo_collection().delete_one({"_id": dataset_id})
+    try:
+        versions = DatasetVersion.get_pymongo_collection().find(
+            {"dataset_id": dataset_id, "status": VersionStatus.READY.value}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
+        refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
+                       "delete them first (deleteDatasetVersion, ADMIN)")
+        async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}):
+            if leftover["status"] == VersionStatus.READY.value:  # a build that finished since the look above
+                raise Conflict(f"version {leftover['version']!r} was built meanwhile; delete it first", field="id")
+            if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
+                raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done",
+                               field="id")
+            await delete_version(leftover["_id"], stores)  # as in _claim_name
+        await delete_marks.commit(datasets, dataset_id, token, "this dataset")
+    except BaseException:
+        await delete_marks.take_back(datasets, dataset_id, token, {"$unset": {"deleting_at": ""}})
+        raise
+    await datasets.delete_one({"_id": dataset_id})
 
 
 async def _check_role_assets(datums: list[Datum], digests: dict[ObjectId, str]) -> None:
@@ -327,10 +340,14 @@ async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | Non
     a failed build's cleanup is not to stop at a slow moment of the database, leaving its debris to a
     later build of the name."""
     with no_time_limit():
-        # Committed first, while it is still not READY: a delete refused meanwhile must not show it again
-        # once it loses anything, nor may one shown again lose anything (services/delete_marks.py).
-        if await delete_marks.committed(DatasetVersion.get_pymongo_collection(), version_id, {
-                "status": {"$in": [VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}}):
+        # Committed first, and DELETING, while it is still not READY: a delete refused meanwhile must not
+        # show it again once it loses anything, a build taken over as abandoned must not flip it READY
+        # (its flip needs BUILDING), and one shown again loses nothing (services/delete_marks.py). One
+        # gone already may still have what a taken-over build wrote after: that goes.
+        versions = DatasetVersion.get_pymongo_collection()
+        if await delete_marks.committed(versions, version_id, {"status": {"$in": [
+                VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}}, {"status": VersionStatus.DELETING.value}) \
+                or await versions.find_one({"_id": version_id}, {"_id": 1}) is None:
             await _remove_copies(version_id, stores)
 
 
@@ -351,8 +368,9 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     (services/version_content.py); `stores`: the lake's mounts, where an abandoned build's file may lie."""
     if not _VERSION.match(plan.version):
         raise BadUserInput("must be 1-100 letters, digits or ._+- and start with a letter or digit", field="version")
-    if await Dataset.get(plan.dataset_id) is None:
-        raise NotFound(f"no dataset {encode_id(NodeType.DATASET, plan.dataset_id)}", field="datasetId")
+    dataset = await Dataset.get(plan.dataset_id)
+    if dataset is None or dataset.deleting_at is not None:
+        raise _dataset_gone(plan.dataset_id)
 
     # --- everything the client named must exist and fit, before anything is written
     chosen: dict[ObjectId, Split] = {}
@@ -405,6 +423,10 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     try:
         try:
             await _sets_not_deleted(set_ids, plan)
+            # A delete of the dataset marks it before it looks for versions (delete_dataset): it found
+            # this one building and is refused, or this finds its mark.
+            if await Dataset.get_pymongo_collection().count_documents({"_id": plan.dataset_id, "deleting_at": None}) == 0:
+                raise _dataset_gone(plan.dataset_id)
             if plan.parent_id and not await _still_ready([plan.parent_id]):  # delete_version says why here
                 raise _deleted_meanwhile(plan.parent_id, "parentId")
             await _build(version, plan, chosen, set_ids, made, actor, content)
@@ -421,6 +443,10 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     finally:
         if content is not None:
             content.close()
+
+
+def _dataset_gone(dataset_id: ObjectId) -> NotFound:
+    return NotFound(f"no dataset {encode_id(NodeType.DATASET, dataset_id)} (or it is being deleted)", field="datasetId")
 
 
 async def _sets_not_deleted(set_ids: list[ObjectId], plan: VersionPlan) -> None:

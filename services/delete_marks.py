@@ -42,11 +42,12 @@ async def commit(collection: AsyncCollection, document_id: ObjectId, token: Obje
         raise Conflict(f"another delete of {what} is under way; try again once it is done", field="id")
 
 
-async def committed(collection: AsyncCollection, document_id: ObjectId, condition: dict[str, Any]) -> bool:
-    """Commit the document's mark, whoever made it, while it meets `condition` (still marked): a
-    removal needing no checks of its own (an abandoned build's, a committed delete's retry). False if
-    it does not: a refused delete has shown it again, and nothing of it may go."""
-    done = await collection.update_one({"_id": document_id, **condition}, {"$set": {COMMITTED: True}})
+async def committed(collection: AsyncCollection, document_id: ObjectId, condition: dict[str, Any],
+                    fields: dict[str, Any]) -> bool:
+    """Commit the document's mark, whoever made it, with `fields` (the mark writers look for), while
+    it meets `condition`: a removal needing no checks of its own (an abandoned build's, a committed
+    delete's retry). False if it does not (a refused delete has shown it again, or it is gone)."""
+    done = await collection.update_one({"_id": document_id, **condition}, {"$set": {**fields, COMMITTED: True}})
     return done.matched_count == 1
 
 

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from documents.clock import utcnow
 from resolvers.context import AppState
@@ -370,3 +371,91 @@ async def test_a_version_shown_again_loses_nothing(api: Api, contributor: str, s
     assert await db.version_members.count_documents({"version_id": version_id}) == members
     stored = await db.dataset_versions.find_one({"_id": version_id})
     assert stored["status"] == "READY" and not stored.get("delete_committed")
+
+
+async def test_a_build_taken_over_while_it_runs_is_never_flipped_ready(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that outlived ABANDONED_AFTER is taken over (its name rebuilt, its dataset or itself
+    deleted), and the takeover's removal is under way when the old build reaches its flip to READY:
+    it flipped, and the removal went on, leaving a READY version with nothing in it."""
+    db = state.db
+    datums = await factories.datums(api, contributor, 3, roles=("image",))
+    dataset = await factories.dataset(api, contributor)
+    build, delete_all = datasets._build, bulk_deletes.delete_all
+    removing, flipped, takeover = asyncio.Event(), asyncio.Event(), []
+
+    async def paused_removal(collection: Any, *args: Any, **kwargs: Any) -> Any:
+        if collection.name == "version_members" and not removing.is_set():
+            removing.set()
+            await flipped.wait()
+        return await delete_all(collection, *args, **kwargs)
+
+    async def taken_over(version: Any, *args: Any, **kwargs: Any) -> Any:
+        takeover.append(asyncio.ensure_future(datasets._discard(version.id)))  # as a takeover would
+        await asyncio.wait_for(removing.wait(), 10)
+        try:
+            return await build(version, *args, **kwargs)  # runs to its flip while the removal waits
+        finally:
+            flipped.set()
+
+    monkeypatch.setattr(bulk_deletes, "delete_all", paused_removal)
+    monkeypatch.setattr(datasets, "_build", taken_over)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "addDatums": [d["id"] for d in datums]}}, token=contributor)
+    await takeover[0]
+    assert error["extensions"]["code"] == "CONFLICT" and "discarded while it ran" in error["message"], error
+    assert await db.dataset_versions.count_documents({}) == 0 and await db.version_members.count_documents({}) == 0
+
+
+async def test_what_a_build_wrote_after_its_record_went_is_removed_too(api: Api, contributor: str,
+                                                                        state: AppState) -> None:
+    """A build taken over keeps writing until its flip fails; its cleanup then finds its record gone,
+    and removed nothing, its members and pins left for good."""
+    db = state.db
+    gone = ObjectId()
+    await db.version_members.insert_one({"version_id": gone, "datum_id": ObjectId(), "split": "TRAIN"})
+    await db.retentions.insert_one({"asset_id": ObjectId(), "owner_type": "DATASET_VERSION", "owner_id": gone})
+    await datasets._discard(gone)
+    assert await db.version_members.count_documents({"version_id": gone}) == 0
+    assert await db.retentions.count_documents({"owner_id": gone}) == 0
+
+
+async def test_a_build_whose_dataset_is_deleted_before_it_claims_its_name_fails(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dataset was checked when the build started; its delete found no version yet and went
+    through; the build then made a READY version of a dataset that was gone."""
+    db = state.db
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    dataset = await factories.dataset(api, contributor)
+    claim = datasets._claim_name
+
+    async def deleted_first(*args: Any, **kwargs: Any) -> Any:
+        await datasets.delete_dataset(object_id(dataset["id"]))
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_claim_name", deleted_first)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "addDatums": [d["id"] for d in datums]}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "datasetId"}, error
+    assert await db.dataset_versions.count_documents({}) == 0 and await db.datasets.count_documents({}) == 0
+
+
+async def test_a_dataset_delete_that_finds_a_build_gives_its_mark_back(api: Api, contributor: str,
+                                                                        state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = state.db
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    dataset = await factories.dataset(api, contributor)
+    build, refused = datasets._build, []
+
+    async def delete_the_dataset_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        try:
+            await datasets.delete_dataset(object_id(dataset["id"]))
+        except Conflict as conflict:
+            refused.append(conflict)
+        return await build(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_build", delete_the_dataset_meanwhile)
+    await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
+    assert len(refused) == 1 and "being built" in str(refused[0])
+    stored = await db.datasets.find_one({"_id": object_id(dataset["id"])})
+    assert stored.get("deleting_at") is None and "delete_token" not in stored

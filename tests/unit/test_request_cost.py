@@ -67,6 +67,10 @@ def test_a_batch_weighs_its_results_by_its_inputs() -> None:
     version = ("mutation V($input: CreateDatasetVersionInput!) { createDatasetVersion(input: $input) { "
                "splitCounts { split count } annotationSets { id } } }")
     assert _weight(version, {"input": {"datasetId": "d", "version": "v", "addDatums": ["x"] * 60_000}}, "V") is None
+    # Nor a list below what the root field returns: an asset's pins are not one per alias added.
+    aliased = ("mutation A($aliases: [String!]!) { addAliases(assetId: \"a\", aliases: $aliases) { retentions { "
+               "asset { datums(first: 5) { totalCount } } } } }")
+    assert _weight(aliased, {"aliases": ["x"] * 100}, "A") == 5
     # Not past a connection: its edges are its page.
     paged = ('mutation P($input: StoreValueInput!) { storeValue(input: $input) { datums(first: 3) { edges { node { '
              'roles { role } } } } } }')
