@@ -238,10 +238,11 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
         # An abandoned build, or a delete that did not finish: through delete_version, which checks
         # what a delete marked and did not commit (child versions may hold it: CONFLICT then).
         try:
-            await delete_version(existing.id, stores)
+            await delete_version(existing.id, stores, leftover=True)
         except Conflict as held:
-            raise Conflict(f"version {plan.version!r} of this dataset is being deleted, and cannot be yet: {held}",
-                           field="version") from None
+            details = {k: v for k, v in held.extensions.items() if k not in ("code", "field")}
+            raise Conflict(f"version {plan.version!r} of this dataset is not free yet: {held.args[0]}",
+                           field="version", **details) from None
     version = DatasetVersion(dataset_id=plan.dataset_id, version=plan.version, description=plan.description,
                              parent_id=plan.parent_id, annotation_set_ids=set_ids, created_by=actor)
     try:
@@ -251,31 +252,42 @@ async def _claim_name(plan: VersionPlan, actor: str | None, set_ids: list[Object
     return version
 
 
-async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
+async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None, *,
+                         leftover: bool = False) -> None:
     """Delete a version no other version names as its parent: hidden from readers first (DELETING),
     then its copies, pins and content file (from `stores`) go, then its record, so a retry (or a later
-    build of the same name) finishes a crash. Assets it alone pinned are flagged for the garbage collector."""
+    build of the same name) finishes a crash. Assets it alone pinned are flagged for the garbage collector.
+
+    `leftover`: remove it only as what is not READY (a rebuild of its name, its dataset's delete): a
+    build taken over as abandoned may still turn READY, and is then CONFLICT, never removed here."""
     versions = DatasetVersion.get_pymongo_collection()
     version = await versions.find_one({"_id": version_id}, {"status": 1, "created_at": 1, delete_marks.TOKEN: 1,
                                                             delete_marks.COMMITTED: 1})
     if version is None:  # gone already: deleting it again is done
         return
     status = VersionStatus(version["status"])
+    built = Conflict("this version was built meanwhile (READY): delete it first", field="id")
+    if status is VersionStatus.READY and leftover:
+        raise built
     if status is VersionStatus.BUILDING and utcnow() - version["created_at"] < ABANDONED_AFTER:
         raise Conflict("this version is being built; delete it once it is READY", field="id")
     if status is VersionStatus.BUILDING or (status is VersionStatus.DELETING and (
             delete_marks.TOKEN not in version or version.get(delete_marks.COMMITTED))):
         # An abandoned build, a delete past its checks cut short, or one of the release before this
         # one (which looked for children before it marked): nothing is left to check.
-        await _discard(version_id, stores)
+        if not await _discard(version_id, stores) and leftover:
+            raise built  # the build it took for abandoned turned READY first
         return
     # Marked DELETING before its children are looked for; a build naming it as parent looks for the
     # mark once it has claimed its own name (create_version): whichever comes second sees the other.
     # Readers that find it READY after reading it (diffs, training_split) read it whole. Refused, it
     # is READY again (services/delete_marks.py: unless another delete has gone past its checks): a
     # version marked and not committed has lost nothing.
-    token = await delete_marks.mark(versions, version_id, {"status": VersionStatus.DELETING.value})
+    token = await delete_marks.mark(versions, version_id, {"status": VersionStatus.DELETING.value},
+                                    {"status": {"$ne": VersionStatus.READY.value}} if leftover else None)
     if token is None:
+        if leftover and await versions.count_documents({"_id": version_id}):
+            raise built
         return
     try:
         children = versions.find({"parent_id": version_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
@@ -308,7 +320,9 @@ async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore]
             if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
                 raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done",
                                field="id")
-            await delete_version(leftover["_id"], stores)  # as in _claim_name
+            await delete_version(leftover["_id"], stores, leftover=True)  # as in _claim_name
+        if await DatasetVersion.get_pymongo_collection().count_documents({"dataset_id": dataset_id}):
+            raise Conflict("a version of this dataset was built meanwhile; delete it first", field="id")
         await delete_marks.commit(datasets, dataset_id, token, "this dataset")
     except BaseException:
         await delete_marks.take_back(datasets, dataset_id, token, {"$unset": {"deleting_at": ""}})
@@ -333,7 +347,7 @@ async def _check_role_assets(datums: list[Datum], digests: dict[ObjectId, str]) 
     digests.update({a: asset_digest(found.get(a)) for a in role_assets})
 
 
-async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> None:
+async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> bool:
     """Remove what a version wrote, its record last (never called on a READY version). Its copies and
     pins go a round at a time (services/bulk_deletes.py): no command holds the database for long, and
     a delete cut short keeps the rounds it finished for its retry. Without a time limit all the same:
@@ -349,6 +363,8 @@ async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | Non
                 VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}}, {"status": VersionStatus.DELETING.value}) \
                 or await versions.find_one({"_id": version_id}, {"_id": 1}) is None:
             await _remove_copies(version_id, stores)
+            return True
+        return False  # READY: shown again, or a build taken over that finished first
 
 
 async def _remove_copies(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None) -> None:

@@ -27,10 +27,12 @@ TOKEN = "delete_token"
 COMMITTED = "delete_committed"
 
 
-async def mark(collection: AsyncCollection, document_id: ObjectId, fields: dict[str, Any]) -> ObjectId | None:
-    """Set `fields` (what writes look for) and this delete's token on the document; None if it is gone."""
+async def mark(collection: AsyncCollection, document_id: ObjectId, fields: dict[str, Any],
+               condition: dict[str, Any] | None = None) -> ObjectId | None:
+    """Set `fields` (what writes look for) and this delete's token on the document, while it meets
+    `condition`; None if it is gone (or does not meet it)."""
     token = ObjectId()
-    marked = await collection.update_one({"_id": document_id}, {"$set": {**fields, TOKEN: token}})
+    marked = await collection.update_one({"_id": document_id, **(condition or {})}, {"$set": {**fields, TOKEN: token}})
     return token if marked.matched_count else None
 
 

@@ -459,3 +459,34 @@ async def test_a_dataset_delete_that_finds_a_build_gives_its_mark_back(api: Api,
     assert len(refused) == 1 and "being built" in str(refused[0])
     stored = await db.datasets.find_one({"_id": object_id(dataset["id"])})
     assert stored.get("deleting_at") is None and "delete_token" not in stored
+
+
+async def test_a_leftover_that_turned_ready_is_not_removed_as_one(api: Api, contributor: str, state: AppState,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild of a name, or a dataset's delete, removes the version under that name as a leftover
+    (a build abandoned after 10 minutes). If that build turns READY first, it is CONFLICT: it had
+    deleted the READY version (mark, checks, removal), or left it without its dataset."""
+    db = state.db
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    dataset = await factories.dataset(api, contributor)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
+    with pytest.raises(Conflict, match="built meanwhile"):
+        await datasets.delete_version(object_id(version["id"]), leftover=True)
+    # Taken for abandoned while BUILDING, then turned READY before the removal committed it.
+    await db.dataset_versions.update_one({"_id": object_id(version["id"])}, {"$set": {"status": "BUILDING",
+                                                                                     "created_at": utcnow() - datasets.ABANDONED_AFTER}})
+    discard = datasets._discard
+
+    async def turned_ready_first(version_id: Any, *args: Any, **kwargs: Any) -> bool:
+        await db.dataset_versions.update_one({"_id": version_id}, {"$set": {"status": "READY"}})
+        return await discard(version_id, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_discard", turned_ready_first)
+    with pytest.raises(Conflict, match="built meanwhile"):
+        await datasets.delete_version(object_id(version["id"]), leftover=True)
+    monkeypatch.undo()
+    stored = await db.dataset_versions.find_one({"_id": object_id(version["id"])})
+    assert stored["status"] == "READY" and await db.version_members.count_documents(
+        {"version_id": object_id(version["id"])}) == 2
+    error = await api.error("DeleteDataset", {"id": dataset["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT", error
