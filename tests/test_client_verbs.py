@@ -436,6 +436,12 @@ async def test_create_dataset_version(served: Served, api: Api, contributor: str
     assert no_parent.value.code == "NOT_FOUND" and taken.value.code == "CONFLICT"
 
 
+async def logged(api: Api, token: str, event_type: str = "PYTHON_LOG") -> dict[str, dict]:
+    """The events a handler stored, by message."""
+    edges = (await api.data("Events", {"filter": {"eventTypes": [event_type]}, "first": 10}, token=token))["events"]["edges"]
+    return {e["node"]["message"]: e["node"] for e in edges}
+
+
 def logger_with(handler: logging.Handler) -> logging.Logger:
     logger = logging.getLogger(f"tests.verbs.{uuid.uuid4().hex[:8]}")
     logger.propagate, logger.level = False, logging.DEBUG
@@ -1026,9 +1032,7 @@ async def test_a_record_that_utf8_cannot_carry_is_stored_escaped_with_its_batch(
         await asyncio.to_thread(handler.flush, 20)
     finally:
         await asyncio.to_thread(handler.close)
-    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 10},
-                            token=contributor))["events"]["edges"]
-    by_message = {e["node"]["message"]: e["node"] for e in edges}
+    by_message = await logged(api, contributor)
     assert set(by_message) == {"read caf\\udce9.txt", "next"} and handler.lost == 0
     assert by_message["read caf\\udce9.txt"]["data"]["file"] == "caf\\udce9.txt"
 
@@ -1050,9 +1054,7 @@ async def test_a_record_too_large_goes_shortened_and_its_batch_with_it(served: S
         await asyncio.to_thread(handler.flush, 20)
     finally:
         await asyncio.to_thread(handler.close)
-    edges = (await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 10},
-                            token=contributor))["events"]["edges"]
-    by_message = {e["node"]["message"]: e["node"] for e in edges}
+    by_message = await logged(api, contributor)
     assert set(by_message) == {"before", "huge", "after"} and handler.lost == 0
     huge = by_message["huge"]["data"]
     assert huge["small"] == 1 and "blob" not in huge
@@ -1070,9 +1072,7 @@ async def test_a_record_too_large_goes_shortened_and_its_batch_with_it(served: S
         await asyncio.to_thread(handler.flush, 20)
     finally:
         await asyncio.to_thread(handler.close)
-    edges = (await api.data("Events", {"filter": {"eventTypes": ["LARGE_LOG"]}, "first": 10},
-                            token=contributor))["events"]["edges"]
-    assert {e["node"]["message"] for e in edges} == {"first", "last"} and handler.lost == 1
+    assert set(await logged(api, contributor, "LARGE_LOG")) == {"first", "last"} and handler.lost == 1
     assert "refused a log record, sent without it" in capfd.readouterr().err
 
 

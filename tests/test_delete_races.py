@@ -7,6 +7,7 @@ race would, through the function that runs there."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -29,6 +30,21 @@ async def _labelled(api: Api, token: str, count: int = 3) -> tuple[list[dict], d
                for d in datums]
     await api.data("AddAnnotations", {"setId": labels["id"], "records": records}, token=token)
     return datums, labels
+
+
+def _delete_while_building(monkeypatch: pytest.MonkeyPatch, delete: Callable[[], Awaitable[Any]]) -> list[Conflict]:
+    """Run `delete` once a build has claimed its name, before it copies anything; the refusals it met."""
+    build, refused = datasets._build, []
+
+    async def deleting_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        try:
+            await delete()
+        except Conflict as conflict:
+            refused.append(conflict)
+        return await build(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_build", deleting_meanwhile)
+    return refused
 
 
 async def _records_of(db: Any, set_id: str) -> int:
@@ -84,16 +100,7 @@ async def test_a_delete_refused_by_a_building_version_leaves_the_set_whole(
     db = state.db
     datums, labels = await _labelled(api, contributor)
     dataset = await factories.dataset(api, contributor)
-    build, refused = datasets._build, []
-
-    async def delete_while_building(*args: Any, **kwargs: Any) -> Any:
-        try:
-            await annotations.delete_set(object_id(labels["id"]))
-        except Conflict as error:
-            refused.append(error)
-        return await build(*args, **kwargs)
-
-    monkeypatch.setattr(datasets, "_build", delete_while_building)
+    refused = _delete_while_building(monkeypatch, lambda: annotations.delete_set(object_id(labels["id"])))
     version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums],
                                       addAnnotationSets=[labels["id"]])
     assert len(refused) == 1 and "dataset versions" in str(refused[0])
@@ -266,16 +273,7 @@ async def test_a_child_built_while_its_parent_is_deleted_fails_or_stops_the_dele
     # The other order: a delete that finds the child building is refused, and its version stays READY.
     monkeypatch.undo()
     parent = await factories.version(api, contributor, older["dataset"]["id"], "v4", addDatums=[datums[1]["id"]])
-    build, refused = datasets._build, []
-
-    async def delete_the_parent_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        try:
-            await datasets.delete_version(object_id(parent["id"]))
-        except Conflict as conflict:
-            refused.append(conflict)
-        return await build(*args, **kwargs)
-
-    monkeypatch.setattr(datasets, "_build", delete_the_parent_meanwhile)
+    refused = _delete_while_building(monkeypatch, lambda: datasets.delete_version(object_id(parent["id"])))
     child = await factories.version(api, contributor, older["dataset"]["id"], "v5", parentId=parent["id"])
     assert len(refused) == 1 and "child versions" in str(refused[0])
     assert child["datumCount"] == 1
@@ -445,16 +443,7 @@ async def test_a_dataset_delete_that_finds_a_build_gives_its_mark_back(api: Api,
     db = state.db
     datums = await factories.datums(api, contributor, 2, roles=("image",))
     dataset = await factories.dataset(api, contributor)
-    build, refused = datasets._build, []
-
-    async def delete_the_dataset_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        try:
-            await datasets.delete_dataset(object_id(dataset["id"]))
-        except Conflict as conflict:
-            refused.append(conflict)
-        return await build(*args, **kwargs)
-
-    monkeypatch.setattr(datasets, "_build", delete_the_dataset_meanwhile)
+    refused = _delete_while_building(monkeypatch, lambda: datasets.delete_dataset(object_id(dataset["id"])))
     await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
     assert len(refused) == 1 and "being built" in str(refused[0])
     stored = await db.datasets.find_one({"_id": object_id(dataset["id"])})

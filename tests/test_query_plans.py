@@ -40,6 +40,18 @@ def plan_problems(plan: dict) -> list[str]:
     return problems
 
 
+async def assert_paged_through_indexes(state: AppState, reads: list[dict]) -> None:
+    """Each read (a find the server sent) planned through an index, its sort too: no scan, no sort of every match."""
+    problems = {}
+    for find in reads:
+        plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"], "sort": find.get("sort", {})})
+        steps = plan["queryPlanner"]["Plan"]
+        if (plan_problems(plan) or (find.get("sort") and not plan["sortPushdown"])
+                or not any("USING INDEX" in step for step in steps)):
+            problems[f"{find['find']} {find['filter']}"] = (find.get("sort"), steps)
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
 @pytest.fixture
 async def lake(api: Api, contributor: str) -> dict[str, Any]:
     """A little of everything the hot reads read."""
@@ -359,14 +371,7 @@ async def test_deletes_read_each_round_through_an_index(api: Api, served: Served
     reads = [f for f in served.commands.finds if f["find"] in removed]
     assert {f["find"] for f in reads} == set(removed), served.commands.finds
     assert any("asset_id" in f["filter"] for f in reads if f["find"] == "retentions"), reads  # the pins on a round's assets
-    problems = {}
-    for find in reads:
-        plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"], "sort": find.get("sort", {})})
-        steps = plan["queryPlanner"]["Plan"]
-        if (plan_problems(plan) or (find.get("sort") and not plan["sortPushdown"])
-                or not any("USING INDEX" in step for step in steps)):
-            problems[f"{find['find']} {find['filter']}"] = (find.get("sort"), steps)
-    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    await assert_paged_through_indexes(state, reads)
 
 
 async def test_a_purge_reads_each_round_of_old_events_through_an_index(api: Api, served: Served, state: AppState,
@@ -444,11 +449,4 @@ async def test_verifying_a_version_reads_its_pages_through_an_index(api: Api, se
     assert checked["verification"]["ok"], checked
     reads = [f for f in served.commands.finds if f["find"] in ("version_members", "version_record_packs")]
     assert {f["find"] for f in reads} == {"version_members", "version_record_packs"}, served.commands.finds
-    problems = {}
-    for find in reads:
-        plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"], "sort": find.get("sort", {})})
-        steps = plan["queryPlanner"]["Plan"]
-        if (plan_problems(plan) or (find.get("sort") and not plan["sortPushdown"])
-                or not any("USING INDEX" in step for step in steps)):
-            problems[f"{find['find']} {find['filter']}"] = (find.get("sort"), steps)
-    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    await assert_paged_through_indexes(state, reads)
