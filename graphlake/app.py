@@ -39,7 +39,7 @@ from graphlake.view import GraphQLView
 from graphlake.webapp import not_built, webapp_built, webapp_fallback, webapp_routes
 from resolvers.context import AppState
 from resolvers.schema import build_schema
-from services import lineage
+from services import lineage, unfinished_deletes
 from services.asset_users import remove_orphaned_uses
 from services.assets import unpinned_rounds
 from services.auth import ensure_bootstrap_admin
@@ -81,6 +81,7 @@ CONTENT_FILES_SECONDS = 60  # none begun after this long
 # Uses and lineage links a crash left behind read every one of them: daily too. What is younger than
 # LINKS_SETTLED may still be in the middle of a write (services/lineage.remove_stale_links).
 STALE_LINKS_EVERY = timedelta(days=1)
+UNFINISHED_DELETES_EVERY = timedelta(hours=1)  # a version a dead delete hid stays hidden at most this (and 30 min)
 LINKS_SETTLED = timedelta(hours=1)
 SHUTDOWN_WAIT_SECONDS = 10  # for the workers and event writes still running when the server stops
 
@@ -188,7 +189,8 @@ async def _finish(workers: list[asyncio.Task], background: set[asyncio.Task]) ->
 async def _maintain(state: AppState) -> None:
     """At start and then every interval: remove what batch writes that died left (services/batches.py),
     expire upload sessions past their time (and, hourly, sweep the temp files of uploads that died;
-    daily, set aside stray copies and remove stale uses and links), archive old events, and (when
+    daily, set aside stray copies and remove stale uses and links; hourly, run again the deletes that
+    died half done: services/unfinished_deletes.py), archive old events, and (when
     configured) anonymize what is old enough (daily) and delete assets nothing has pinned for long
     enough. Each round counts in the metrics as ok or error (an error when any of its steps failed,
     the others having run), and the reconcile step on its own too."""
@@ -243,6 +245,8 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         "stray-copies": lambda: run_due(state.db, "stray-copies", STRAY_SWEEP_EVERY, lambda: sweep_stray_copies(state.stores)),
         "stale-links": lambda: run_due(state.db, "stale-links", STALE_LINKS_EVERY, _remove_stale_links),
         "content-files": lambda: run_due(state.db, "content-files", CONTENT_FILES_EVERY, lambda: _write_content_files(state)),
+        "unfinished-deletes": lambda: run_due(state.db, "unfinished-deletes", UNFINISHED_DELETES_EVERY,
+                                              lambda: _finish_deletes(state)),
         "event archive": lambda: _archive_events(settings),
         "anonymization": lambda: _anonymize(state),
         "asset collection": lambda: _collect_assets(state),
@@ -299,6 +303,12 @@ async def _write_content_files(state: AppState) -> None:
         written = await write_missing_contents(store, most=CONTENT_FILES_PER_ROUND, seconds=CONTENT_FILES_SECONDS)
         if written:
             log.info("wrote the content files of %d version(s) that had none", written)
+
+
+async def _finish_deletes(state: AppState) -> None:
+    finished = await unfinished_deletes.finish(state.stores)
+    if finished:
+        log.info("ran %d unfinished delete(s) again", finished)
 
 
 async def _collect_assets(state: AppState) -> None:

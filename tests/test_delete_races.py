@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from bson import ObjectId
 
 from documents.clock import utcnow
 from resolvers.context import AppState
-from services import annotations, bulk_deletes, datasets, delete_marks
+from services import annotations, bulk_deletes, datasets, delete_marks, unfinished_deletes
 from services import collections as collections_service
 from services.errors import Conflict
 from tests import factories
@@ -479,3 +480,33 @@ async def test_a_leftover_that_turned_ready_is_not_removed_as_one(api: Api, cont
         {"version_id": object_id(version["id"])}) == 2
     error = await api.error("DeleteDataset", {"id": dataset["id"]}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT", error
+
+
+async def test_deletes_that_died_half_done_are_run_again(api: Api, contributor: str, state: AppState) -> None:
+    """A delete that died after its mark left a version hidden, or a set closed to writes, until someone
+    deleted it again by id. The maintenance runs marks older than half an hour again: the delete
+    finishes, or, refused by a holder, shows the version again. A recent mark is left to its delete."""
+    db = state.db
+    long_ago = utcnow() - unfinished_deletes.STALE_AFTER - timedelta(minutes=5)
+    stale = {"delete_token": ObjectId.from_datetime(long_ago)}
+    older, newer, _ = await _two_versions(api, contributor)
+    held = await factories.version(api, contributor, older["dataset"]["id"], "v3", parentId=newer["id"])
+    _, labels = await _labelled(api, contributor)
+    doomed = await factories.collection(api, contributor, "doomed")
+    recent = await factories.collection(api, contributor, "recent")
+    await db.dataset_versions.update_one({"_id": object_id(older["id"])}, {"$set": {"status": "DELETING", **stale}})
+    await db.dataset_versions.update_one({"_id": object_id(newer["id"])}, {"$set": {"status": "DELETING", **stale}})
+    await db.annotation_sets.update_one({"_id": object_id(labels["id"])}, {"$set": {"deleting_at": long_ago, **stale}})
+    await db.collections.update_one({"_id": object_id(doomed["id"])}, {"$set": {"deleting_at": long_ago}})
+    await db.collections.update_one({"_id": object_id(recent["id"])}, {"$set": {"deleting_at": utcnow()}})
+
+    assert await unfinished_deletes.finish(state.stores) == 4
+    assert await db.dataset_versions.count_documents({"_id": object_id(older["id"])}) == 0  # finished
+    shown = await db.dataset_versions.find_one({"_id": object_id(newer["id"])})
+    assert shown["status"] == "READY" and "delete_token" not in shown  # its child holds it: shown again
+    assert await db.annotation_sets.count_documents({"_id": object_id(labels["id"])}) == 0
+    assert await db.annotation_records.count_documents({"set_id": object_id(labels["id"])}) == 0
+    assert await db.collections.count_documents({"_id": object_id(doomed["id"])}) == 0
+    assert await db.collections.count_documents({"_id": object_id(recent["id"])}) == 1  # its delete may still run
+    assert (await db.dataset_versions.find_one({"_id": object_id(held["id"])}))["status"] == "READY"
+    assert await unfinished_deletes.finish(state.stores) == 0

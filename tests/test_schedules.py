@@ -24,7 +24,8 @@ class Broken(Exception):
 @pytest.fixture(autouse=True)
 async def no_schedules(state: AppState) -> None:
     """The schedules collection is not among those emptied between tests (the app's own jobs use it)."""
-    await state.db[SCHEDULES].delete_many({"_id": {"$in": ["nightly", "often", "stray-copies", "stale-links"]}})
+    await state.db[SCHEDULES].delete_many({"_id": {"$in": ["nightly", "often", "stray-copies", "stale-links",
+                                                            "unfinished-deletes"]}})
 
 
 async def _next_at(state: AppState, job: str) -> datetime:
@@ -102,3 +103,4 @@ async def test_a_failing_step_of_the_maintenance_leaves_the_others_to_run(state:
     assert _about(await _next_at(state, "stray-copies"), utcnow() + RETRY_AFTER)
     assert _about(await _next_at(state, "stale-links"), utcnow() + DAY)  # the step after it ran
     assert _about(await _next_at(state, "content-files"), utcnow() + app_module.CONTENT_FILES_EVERY)  # and the next
+    assert _about(await _next_at(state, "unfinished-deletes"), utcnow() + app_module.UNFINISHED_DELETES_EVERY)
