@@ -10,7 +10,8 @@ a document being removed could be shown again half empty. So a mark carries a to
 (`delete_token`), and a delete that passes its checks commits (`delete_committed`) before it
 removes anything, and only while its token is still the mark's. Taking a mark back matches the
 token and no commit. Nothing here is a lock: a delete cut short (a crash) leaves its mark, and the
-next delete of the same document marks it again and finishes.
+next delete of the same document marks it again and finishes (the maintenance runs one whose mark
+is old: services/unfinished_deletes.py).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ async def finish(stores: Mapping[str, ObjectStore]) -> int:
         # release before this one carries none.
         (DatasetVersion, {"status": VersionStatus.DELETING.value, "$or": [
             {delete_marks.TOKEN: {"$lt": ObjectId.from_datetime(cutoff)}}, {delete_marks.TOKEN: {"$exists": False}}]},
-         lambda i: datasets.delete_version(i, stores)),
+         # Only as a leftover: a version a refused delete showed again since it was found stays.
+         lambda i: datasets.delete_version(i, stores, leftover=True)),
         (AnnotationSet, {"deleting_at": {"$lt": cutoff}}, annotations.delete_set),
         (Dataset, {"deleting_at": {"$lt": cutoff}}, lambda i: datasets.delete_dataset(i, stores)),
         (Collection, {"deleting_at": {"$lt": cutoff}}, collections.delete_collection),
