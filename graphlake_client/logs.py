@@ -361,11 +361,13 @@ class GraphlakeLogHandler(logging.Handler):
 
     def _fitted(self, record: EventInput) -> tuple[EventInput, int]:
         """The record with its data within max_data_bytes, and its size as JSON."""
-        data = record.get("data") or {}
-        size = _json_size(data)
-        if size > self.max_data_bytes:
-            record = {**record, "data": shortened(data, size, self.max_data_bytes)}
-        return record, _json_size(record)
+        size = _json_size(record)
+        if size > self.max_data_bytes:  # only then can its data be over (the record holds it)
+            data = record.get("data") or {}
+            if (data_size := _json_size(data)) > self.max_data_bytes:
+                record = {**record, "data": shortened(data, data_size, self.max_data_bytes)}
+                size = _json_size(record)
+        return record, size
 
     async def _deliver(self, lake: Client, records: list[EventInput], notice: list[EventInput]) -> None:
         """One logEvents call: `records`, after the drop `notice` when one goes along. A record the

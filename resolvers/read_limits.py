@@ -15,7 +15,6 @@ extension sets a result, and errors set as validation errors would be memoized w
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from graphql import (
@@ -32,6 +31,7 @@ from graphql import (
 )
 from graphql.language import Visitor
 
+from resolvers.per_document import PerDocument
 from services.errors import BadUserInput
 
 
@@ -44,21 +44,18 @@ def oversized_read(document: DocumentNode, variables: dict[str, Any] | None, ope
     return limits.check_value(variables or {}, "") or _document_problem(limits, document)
 
 
-# Documents whose written values are within the limits, by identity: resolvers/document_cache.py hands
-# back the same parsed document for a text sent before, and walking it again was 5% of a by-id read.
-# Keyed by id() (a graphql-core node hashes its whole tree), each entry holding a weak reference that
-# removes it when the document goes; documents over a limit are not kept (their error is rare and new).
-_within: dict[tuple[int, int, int], weakref.ref[DocumentNode]] = {}
+# Documents whose written values are within the limits (walking them again was 5% of a by-id read);
+# those over a limit are not kept (their error is rare and new).
+_within: PerDocument[bool] = PerDocument()
 
 
 def _document_problem(limits: _Limits, document: DocumentNode) -> BadUserInput | None:
-    key = (id(document), limits.max_chars, limits.max_items)
-    kept = _within.get(key)
-    if kept is not None and kept() is document:
+    key = (limits.max_chars, limits.max_items)
+    if _within.get(document, key):
         return None
     problem = limits.check_document(document)
     if problem is None:
-        _within[key] = weakref.ref(document, lambda _, key=key: _within.pop(key, None))
+        _within.put(document, key, True)
     return problem
 
 

@@ -26,7 +26,6 @@ size a number written in the document or a variable; a request only looks its va
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +51,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from resolvers.per_document import PerDocument
 from services.errors import BadUserInput
 
 PAGE_ARGUMENTS = ("first", "last")  # a connection's: the larger one given, else the default page size
@@ -190,18 +190,14 @@ def plan(schema: GraphQLSchema, document: DocumentNode, operation_name: str | No
     return Plan(tuple(walk.terms), walk.defaults)
 
 
-# Plans by document identity and operation, as read_limits keeps its checks: each entry holds a weak
-# reference that removes it when the document goes.
-_plans: dict[tuple[int, str | None], tuple[weakref.ref[DocumentNode], Plan]] = {}
+_plans: PerDocument[Plan] = PerDocument()  # by document and operation name
 
 
 def _plan_of(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> Plan:
-    key = (id(document), operation_name)
-    kept = _plans.get(key)
-    if kept is not None and kept[0]() is document:
-        return kept[1]
-    made = plan(schema, document, operation_name)
-    _plans[key] = (weakref.ref(document, lambda _, key=key: _plans.pop(key, None)), made)
+    made = _plans.get(document, operation_name)
+    if made is None:
+        made = plan(schema, document, operation_name)
+        _plans.put(document, operation_name, made)
     return made
 
 

@@ -315,12 +315,11 @@ async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore]
         refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
                        "delete them first (deleteDatasetVersion, ADMIN)")
         async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}):
-            if leftover["status"] == VersionStatus.READY.value:  # a build that finished since the look above
-                raise Conflict(f"version {leftover['version']!r} was built meanwhile; delete it first", field="id")
             if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
                 raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done",
                                field="id")
-            await delete_version(leftover["_id"], stores, leftover=True)  # as in _claim_name
+            # As in _claim_name; one built since the look above is CONFLICT there.
+            await delete_version(leftover["_id"], stores, leftover=True)
         if await DatasetVersion.get_pymongo_collection().count_documents({"dataset_id": dataset_id}):
             raise Conflict("a version of this dataset was built meanwhile; delete it first", field="id")
         await delete_marks.commit(datasets, dataset_id, token, "this dataset")

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
+from beanie import Document
 from bson import ObjectId
 
 from documents.annotation import AnnotationSet
@@ -35,7 +36,7 @@ MOST = 100  # run again per kind in one round: the rest in the next
 async def finish(stores: Mapping[str, ObjectStore]) -> int:
     """Run again the deletes whose marks are older than STALE_AFTER; how many finished or were refused."""
     cutoff = utcnow() - STALE_AFTER
-    kinds: list[tuple[object, dict, Callable[[ObjectId], Awaitable[object]]]] = [
+    kinds: list[tuple[type[Document], dict, Callable[[ObjectId], Awaitable[object]]]] = [
         # A version's mark is its token, an ObjectId made when it was marked; a version marked by the
         # release before this one carries none.
         (DatasetVersion, {"status": VersionStatus.DELETING.value, "$or": [
@@ -48,11 +49,11 @@ async def finish(stores: Mapping[str, ObjectStore]) -> int:
     ]
     done = 0
     for model, stale, delete in kinds:
-        found = await model.get_pymongo_collection().find(stale, {"_id": 1}).limit(MOST).to_list()  # type: ignore[attr-defined]
+        found = await model.get_pymongo_collection().find(stale, {"_id": 1}).limit(MOST).to_list()
         for document in found:
             try:
                 await delete(document["_id"])
             except GraphlakeError as refused:  # a holder found since: its mark is taken back
-                log.info("an unfinished delete of %s %s was refused: %s", model.__name__, document["_id"], refused)  # type: ignore[attr-defined]
+                log.info("an unfinished delete of %s %s was refused: %s", model.__name__, document["_id"], refused)
             done += 1
     return done

@@ -83,9 +83,9 @@ def test_plans_are_made_once_per_document() -> None:
     assert [term.path for term in first.terms] == ["assets"]
     weighed(SCHEMA, parsed, {"n": 3}, "Q", max_nodes=10, default_page=50, max_page=500)
     from resolvers import request_cost
-    kept = request_cost._plans[(id(parsed), "Q")][1]
+    kept = request_cost._plans.get(parsed, "Q")
     assert weighed(SCHEMA, parsed, {"n": 4}, "Q", max_nodes=10, default_page=50, max_page=500) is None
-    assert request_cost._plans[(id(parsed), "Q")][1] is kept
+    assert request_cost._plans.get(parsed, "Q") is kept
 
 
 def test_what_we_send_fits_the_default_budget_with_room() -> None:
