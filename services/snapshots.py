@@ -26,7 +26,7 @@ from documents.record_pack import VersionRecordPack, pack, unpack_all
 from documents.sparse import sparse
 from services import external_s3
 from services.availability import no_time_limit
-from services.field_pages import field_pages, key_pages, merged_pages
+from services.field_pages import field_pages, key_pages, merged_pages, read_ahead
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.version_content import ContentWriter
@@ -59,17 +59,27 @@ async def sets_of(version_set_ids: list[ObjectId]) -> dict[ObjectId, dict]:
         {"_id": {"$in": version_set_ids}}, {"name": 1, "purpose": 1})}
 
 
+@dataclass
+class CopiedBatch:
+    """A batch of datums as the version holds them, ready to be written (write_batch): its members,
+    with the manifest entry of each, its records' copies by datum and packed (documents/record_pack.py)."""
+
+    members: list[dict]
+    entries: list[bytes]
+    by_datum: dict[ObjectId, list[dict]]
+    packs: list[dict]
+
+
 async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[ObjectId, Split],
                      sets: Mapping[ObjectId, dict], digests: dict[ObjectId, str],
-                     content: ContentWriter | None = None, counts: dict[str, int] | None = None) -> list[bytes]:
-    """Copy these datums and their records (those in `sets`) into the version; their manifest entries.
-    With `content`, their lines of the version's content file are written there too, in the order of
-    the members (the order the version lists its datums in); with `counts`, the records copied are
-    added to it per set (its id as text).
+                     counts: dict[str, int] | None = None) -> CopiedBatch:
+    """The version's copies of these datums and of their records (those in `sets`), read but not
+    written (write_batch writes them), so a build reads the next batch while this one is written.
+    With `counts`, the records copied are added to it per set (its id as text).
 
-    The records are read a page at a time; their copies are packed a datum's to a document
-    (documents/record_pack.py says why) and written with the members, which hold the hash of their
-    datum's records: a datum's may lie on two pages."""
+    The records are read a page at a time, the next while this one's copies are made; their copies
+    are packed a datum's to a document (documents/record_pack.py says why), beside the members,
+    which hold the hash of their datum's records: a datum's may lie on two pages."""
     await asset_digests([r.asset_id for d in datums for r in d.roles], digests)
     copies: list[dict] = []
     if sets and datums:
@@ -91,16 +101,25 @@ async def copy_batch(version_id: ObjectId, datums: list[Datum], splits: Mapping[
     # In a thread: some 20 ms of encoding and compressing a batch of 10,000 copies, which would hold the loop.
     packs = await asyncio.to_thread(lambda: [document for datum_id, held in by_datum.items() if held
                                              for document in pack(version_id, datum_id, held)])
-    writing = _write_later((VersionRecordPack, packs), (VersionMember, members))
+    return CopiedBatch(members, entries, by_datum, packs)
+
+
+async def write_batch(batch: CopiedBatch, content: ContentWriter | None = None) -> None:
+    """Write a batch's packs and members (and, into `content`, its lines of the version's content
+    file: the batches in the order the version lists them, one at a time). Without a time limit, as
+    every write a failed build undoes (datasets._discard): an insert this side gave up on could
+    still commit on the server after the discard ran. Whatever fails, it returns only once none of
+    its writes is under way."""
+    with no_time_limit():  # the task takes the block's context with it
+        writing = asyncio.create_task(_write((VersionRecordPack, batch.packs), (VersionMember, batch.members)))
     try:
         if content is not None:  # in a thread while the members are written (the insert adds their `_id`s only)
-            await asyncio.to_thread(content.add, members, by_datum)
+            await asyncio.to_thread(content.add, batch.members, batch.by_datum)
     finally:
         await asyncio.wait([writing])
         if not writing.cancelled():
             writing.exception()  # retrieved: raised just below, unless this block is raising already
     writing.result()
-    return entries
 
 
 async def _records_of(datums: list[Datum], sets: Mapping[ObjectId, dict]) -> AsyncIterator[list[dict]]:
@@ -128,8 +147,8 @@ async def _records_of(datums: list[Datum], sets: Mapping[ObjectId, dict]) -> Asy
                                            collection.count_documents({"set_id": {"$in": list(sets)}, **held}))
         apart = ours * 2 <= every
     if not apart:
-        async with aclosing(field_pages(collection, {"superseded_by": None}, "datum_id", RECORDS_PER_READ,
-                                        values=datum_ids)) as pages:
+        async with aclosing(read_ahead(field_pages(collection, {"superseded_by": None}, "datum_id", RECORDS_PER_READ,
+                                                   values=datum_ids))) as pages:
             async for page in pages:
                 kept = [r for r in page if r["set_id"] in sets]
                 if kept:
@@ -165,18 +184,11 @@ async def _copies(version_id: ObjectId, records: list[dict], digests: dict[Objec
     return copies
 
 
-def _write_later(*writes: tuple[type[Document], list[dict]]) -> asyncio.Task:
-    """Insert the documents of each model (DOCUMENTS_PER_WRITE at a time), one model after the other,
-    in a task of their own. Without a time limit, as every write a failed build undoes
-    (datasets._discard): an insert this side gave up on could still commit on the server after the
-    discard ran."""
-    async def write() -> None:
-        for model, documents in writes:
-            for start in range(0, len(documents), DOCUMENTS_PER_WRITE):
-                await model.get_pymongo_collection().insert_many(documents[start:start + DOCUMENTS_PER_WRITE])
-
-    with no_time_limit():  # the task takes the block's context with it
-        return asyncio.create_task(write())
+async def _write(*writes: tuple[type[Document], list[dict]]) -> None:
+    """Insert the documents of each model (DOCUMENTS_PER_WRITE at a time), one model after the other."""
+    for model, documents in writes:
+        for start in range(0, len(documents), DOCUMENTS_PER_WRITE):
+            await model.get_pymongo_collection().insert_many(documents[start:start + DOCUMENTS_PER_WRITE])
 
 
 @dataclass

@@ -30,6 +30,7 @@ from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import MakeToken, S3Service, Served
 from tests.operations import Api, object_id
+from tests.waiting import wait_for
 
 
 async def test_create_datums_checks_everything_first(api: Api, contributor: str) -> None:
@@ -785,6 +786,81 @@ async def test_a_build_failing_between_pages_leaves_none_of_the_version(api: Api
     copied = {record["_id"]} | {p["_id"] for p in planted}
     assert len([c for c in await factories.version_copies(version["id"]) if c["record_id"] in copied]) == len(planted)
     assert version["datumCount"] == 1
+
+
+async def _labelled_datums(api: Api, contributor: str, count: int) -> tuple[dict, list[dict]]:
+    """A set and `count` datums, with a record of the set on each."""
+    labels = await factories.annotation_set(api, contributor, (await factories.schema(api, contributor))["id"])
+    made = await factories.datums(api, contributor, count, roles=("image",))
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "scratch"}
+        for d in made]}, token=contributor)
+    return labels, made
+
+
+async def test_a_build_a_batch_at_a_time_holds_every_datum_in_order(api: Api, contributor: str, state: AppState,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build reads and copies each batch of datums while the one before is written
+    (datasets.BUILD_BATCH): here a datum a batch. The version still holds every datum and record, in
+    the order it lists them, its content file's lines in that order too, and it verifies."""
+    monkeypatch.setattr(datasets, "BUILD_BATCH", 1)
+    labels, made = await _labelled_datums(api, contributor, 4)
+    dataset = await factories.dataset(api, contributor)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in made],
+                                      addAnnotationSets=[labels["id"]])
+    assert version["datumCount"] == 4
+    listed = [m["datum_id"] async for m in VersionMember.get_pymongo_collection().find(
+        {"version_id": object_id(version["id"])}).sort("_id", 1)]
+    assert sorted(listed) == sorted(object_id(d["id"]) for d in made)
+    copies = await factories.version_copies(version["id"])
+    assert sorted(c["datum_id"] for c in copies) == sorted(listed)
+    stored = await DatasetVersion.get(object_id(version["id"]))
+    assert stored is not None and stored.content is not None
+    lines = [orjson.loads(line) for line in Path(state.stores["local"].path(stored.content.key)).read_bytes().splitlines()]
+    assert [object_id(line["id"]) for line in lines] == listed  # written in the members' order, batch after batch
+    assert await AssetRetention.find({"owner_id": object_id(version["id"])}).count() == 4
+    checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert checked["ok"] and checked["records"] == 4, checked
+
+
+async def test_a_build_failing_in_a_later_batch_leaves_none_of_the_version(api: Api, contributor: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that fails while the one before is being written: the build waits for those writes,
+    then removes all of it (members, copies, pins), and the name is free again. The writes are held
+    back a while, so the failure comes while they are under way."""
+    monkeypatch.setattr(datasets, "BUILD_BATCH", 1)
+    write_batch, writes = snapshots.write_batch, {"begun": 0, "ended": 0}
+
+    async def held_back(batch: snapshots.CopiedBatch, content: Any = None) -> None:
+        writes["begun"] += 1
+        try:
+            await asyncio.sleep(0.3)
+            await write_batch(batch, content)
+        finally:
+            writes["ended"] += 1
+
+    monkeypatch.setattr(snapshots, "write_batch", held_back)
+    labels, made = await _labelled_datums(api, contributor, 3)
+    records = AnnotationRecord.get_pymongo_collection()
+    record = await records.find_one({"datum_id": object_id(made[2]["id"])})
+    damaged = {**record, "_id": ObjectId(), "geometry": {"type": "MASK"}}  # a mask without its asset
+    await records.insert_one(damaged)
+    dataset = await factories.dataset(api, contributor)
+    build = {"datasetId": dataset["id"], "version": "v1", "addDatums": [d["id"] for d in made],
+             "addAnnotationSets": [labels["id"]]}
+
+    error = await api.error("CreateDatasetVersion", {"input": build}, token=contributor)
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert writes["begun"] == 2  # the third batch failed while the second's writes were held back
+    await wait_for(lambda: writes["ended"] == writes["begun"])  # ended before the answer, or would land after it
+    assert await DatasetVersion.find({"dataset_id": object_id(dataset["id"])}).count() == 0
+    assert await VersionMember.get_pymongo_collection().count_documents(
+        {"datum_id": {"$in": [object_id(d["id"]) for d in made]}}) == 0
+    assert await VersionRecordPack.count() == 0
+    assert await AssetRetention.find({"owner_type": "DATASET_VERSION"}).count() == 0
+    await records.delete_one({"_id": damaged["_id"]})
+    version = (await api.data("CreateDatasetVersion", {"input": build}, token=contributor))["createDatasetVersion"]
+    assert version["datumCount"] == 3
 
 
 async def test_a_build_cut_off_part_way_is_removed_by_a_later_build_of_its_name(api: Api, contributor: str) -> None:

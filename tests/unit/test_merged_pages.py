@@ -1,4 +1,5 @@
-"""services/field_pages.merged_pages: reads each in key order, merged into one read in key order."""
+"""services/field_pages.merged_pages: reads each in key order, merged into one read in key order; and
+read_ahead, which asks for a read's next page while the caller handles one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.field_pages import merged_pages
+from services.field_pages import merged_pages, read_ahead
 
 
 class Read:
@@ -85,3 +86,35 @@ async def test_one_read_passes_through_and_empty_reads_give_nothing() -> None:
     assert await collect([alone], 1000) == [[1, 2], [3, 4], [5]]  # its own pages, as they come
     assert await collect([Read([], 3), Read([], 3)], 5) == []
     assert await collect([Read([], 3), Read([2, 3], 3)], 5) == [[2, 3]]
+
+
+async def test_one_read_runs_one_page_ahead_of_its_caller() -> None:
+    """read_ahead (and so a merge of one read) asks for the next page as it gives one, and no further."""
+    alone = Read(list(range(10)), 2)
+    pages = read_ahead(alone())
+    assert [d["k"] for d in await anext(pages)] == [0, 1]
+    await asyncio.sleep(0.01)  # the caller's work on the page
+    assert alone.asked == 2  # the page given, and the next one coming
+    await asyncio.sleep(0.01)
+    assert alone.asked == 2  # never two ahead
+    assert [d["k"] for page in [page async for page in pages] for d in page] == list(range(2, 10))
+    assert alone.closed
+
+
+async def test_read_ahead_raises_a_failed_read_where_its_page_is_asked_for() -> None:
+    failing = Read(list(range(6)), 2, fail_at=1)
+    pages = read_ahead(failing())
+    assert [d["k"] for d in await anext(pages)] == [0, 1]  # the failure is the next page's, not this one's
+    with pytest.raises(OSError, match="page 1 failed"):
+        await anext(pages)
+    assert failing.closed
+
+
+async def test_read_ahead_closed_early_drops_the_read_under_way() -> None:
+    slow = Read(list(range(10)), 2)
+    pages = read_ahead(slow())
+    await anext(pages)
+    await asyncio.sleep(0)  # the next page's read begins (a database read: it waits)
+    assert slow.asked == 2
+    await pages.aclose()
+    assert slow.closed and slow.asked == 2
