@@ -225,7 +225,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     in its place (services/record_keys.py)."""
     annotation_set = await docs.AnnotationSet.get(set_id)
     if annotation_set is None or annotation_set.deleting_at is not None:
-        raise _set_gone(set_id)
+        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, "setId")
     if not records:
         raise BadUserInput("give at least one record", field="records")
     if len(records) > max_items:
@@ -262,7 +262,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     if await docs.AnnotationSet.get_pymongo_collection().count_documents({"_id": set_id, "deleting_at": None}) == 0:
         if made:
             await collection.delete_many({"_id": {"$in": made}})
-        raise _set_gone(set_id)
+        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, "setId")
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
     if deleted:  # a delete ran between the check and the write: the records go, not the delete
         if made:
@@ -270,11 +270,6 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
                        field="records")
     return Added(stored, len(stored) - len(made))
-
-
-def _set_gone(set_id: ObjectId) -> NotFound:
-    return NotFound(f"no annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)} (or it is being deleted)",
-                    field="setId")
 
 
 SCHEMAS_KEPT = 256

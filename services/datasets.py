@@ -389,7 +389,7 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
         raise BadUserInput("must be 1-100 letters, digits or ._+- and start with a letter or digit", field="version")
     dataset = await Dataset.get(plan.dataset_id)
     if dataset is None or dataset.deleting_at is not None:
-        raise _dataset_gone(plan.dataset_id)
+        raise delete_marks.gone("dataset", NodeType.DATASET, plan.dataset_id, "datasetId")
 
     # --- everything the client named must exist and fit, before anything is written
     chosen: dict[ObjectId, Split] = {}
@@ -450,7 +450,7 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
                 _still_ready([plan.parent_id] if plan.parent_id else []))
             _refuse_deleted_sets(set_ids, kept_sets, plan)
             if not dataset_kept:
-                raise _dataset_gone(plan.dataset_id)
+                raise delete_marks.gone("dataset", NodeType.DATASET, plan.dataset_id, "datasetId")
             if plan.parent_id and plan.parent_id not in parent_ready:  # delete_version says why here
                 raise _deleted_meanwhile(plan.parent_id, "parentId")
             await _build(version, plan, chosen, set_ids, made, actor, content)
@@ -467,10 +467,6 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     finally:
         if content is not None:
             content.close()
-
-
-def _dataset_gone(dataset_id: ObjectId) -> NotFound:
-    return NotFound(f"no dataset {encode_id(NodeType.DATASET, dataset_id)} (or it is being deleted)", field="datasetId")
 
 
 async def _sets_kept(set_ids: list[ObjectId]) -> set[ObjectId]:
