@@ -12,8 +12,10 @@ refused with BAD_USER_INPUT naming the costliest connection's response path
 It is a worst case: a page asked for counts whole, and a field under `@skip` or `@include` counts
 as included. A batch's list of results counts the longest list among its root field's arguments
 (`nodes(ids:)`, `createDatums(inputs:)`, `completeUploads(ids:) { assets }`: arguments declared
-as lists, not lists inside an input object or a JSON value); other lists that are not paged (a
-datum's roles, at most 20; a version's annotation sets, at most 100) count once.
+as lists, not lists inside an input object or a JSON value). A list of other documents that is not
+paged counts the most it may hold (UNPAGED: an asset's pins, a page at most), as a connection counts
+its page; a list inside its own document (a datum's roles, at most 20; tallies; a shape's points)
+counts none: that document's size bounds it.
 
 Fragments are followed wherever they are spread: validation has bounded what they expand to
 (resolvers/document_limits.py, count_expanded), so the walk is too.
@@ -52,9 +54,17 @@ from graphql import (
 )
 
 from resolvers.per_document import PerDocument
+from services.checks import MAX_LINEAGE, MAX_VERSION_SETS
 from services.errors import BadUserInput
 
 PAGE_ARGUMENTS = ("first", "last")  # a connection's: the larger one given, else the default page size
+A_PAGE = -1  # an unpaged list's bound: the largest page (GRAPHLAKE_MAX_PAGE_SIZE)
+# The unpaged lists of other documents (each one read), with the most each may hold.
+UNPAGED = {
+    ("Asset", "retentions"): A_PAGE,  # resolvers/assets/types.py
+    ("Asset", "derivedFrom"): MAX_LINEAGE,
+    ("DatasetVersion", "annotationSets"): MAX_VERSION_SETS,
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +76,11 @@ class Size:
 
     page: tuple[int | str | None, ...] = ()  # first, last
     batch: tuple[ValueNode, ...] | None = None
+    bound: int | None = None  # an unpaged list's (UNPAGED)
 
     def of(self, variables: dict[str, Any], default_page: int, max_page: int) -> int:
+        if self.bound is not None:
+            return max_page if self.bound == A_PAGE else self.bound
         if self.batch is not None:
             return max((_length(value_from_ast_untyped(v, variables)) for v in self.batch), default=1)
         asked = [variables.get(source) if isinstance(source, str) else source for source in self.page]
@@ -148,6 +161,8 @@ class _Walk:
             batch = None  # a connection's `edges` are its page, counted above
         elif batch is not None and _is_list(definition.type) and not is_leaf_type(get_named_type(definition.type)):
             size, batch = Size(batch=batch), None
+        elif (bound := UNPAGED.get((parent.name, node.name.value))) is not None:
+            size = Size(bound=bound)
         if size is not None:
             sizes = (*sizes, size)
             self.terms.append(Term(here, sizes))

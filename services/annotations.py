@@ -225,7 +225,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     in its place (services/record_keys.py)."""
     annotation_set = await docs.AnnotationSet.get(set_id)
     if annotation_set is None or annotation_set.deleting_at is not None:
-        raise _set_gone(set_id)
+        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, "setId")
     if not records:
         raise BadUserInput("give at least one record", field="records")
     if len(records) > max_items:
@@ -262,7 +262,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     if await docs.AnnotationSet.get_pymongo_collection().count_documents({"_id": set_id, "deleting_at": None}) == 0:
         if made:
             await collection.delete_many({"_id": {"$in": made}})
-        raise _set_gone(set_id)
+        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, "setId")
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
     if deleted:  # a delete ran between the check and the write: the records go, not the delete
         if made:
@@ -270,11 +270,6 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
                        field="records")
     return Added(stored, len(stored) - len(made))
-
-
-def _set_gone(set_id: ObjectId) -> NotFound:
-    return NotFound(f"no annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)} (or it is being deleted)",
-                    field="setId")
 
 
 SCHEMAS_KEPT = 256
@@ -410,7 +405,7 @@ async def delete_set(set_id: ObjectId) -> int:
 
     The set is marked (`deleting_at`) before the versions holding it are looked for, and a version
     build looks for the mark after it has claimed its name with the set in it (services/datasets.py,
-    `_sets_not_deleted`): whichever comes second sees the other, so a build never copies a set
+    `_sets_kept`): whichever comes second sees the other, so a build never copies a set
     while its records are being deleted, nor names one that is gone. A refused delete takes its
     mark back (services/delete_marks.py: its own, unless another delete has gone past its checks);
     a delete cut short leaves it, and builds refuse the set until a retry finishes."""

@@ -18,10 +18,10 @@ from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType, Split
 from documents.duplicates import duplicates_only, is_duplicate_key
 from documents.json_value import StoredJson
-from services import bulk_deletes, retention
+from services import bulk_deletes, delete_marks, retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, get_or_not_found
-from services.errors import BadUserInput, Conflict, NotFound
+from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
 
 
@@ -87,7 +87,7 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     nothing of the call left, if the collection was deleted meanwhile."""
     collection = await get_collection(collection_id, field="collectionId")
     if collection.deleting_at is not None:
-        raise _collection_gone(collection_id)
+        raise delete_marks.gone("collection", NodeType.COLLECTION, collection_id, "collectionId")
     if not items:
         raise BadUserInput("give at least one item", field="items")
     if len(items) > max_items:
@@ -112,7 +112,7 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
                                                                    {"$set": {"updated_at": now}})
     if touched.matched_count == 0:
         await _take_out(collection_id, asset_ids)
-        raise _collection_gone(collection_id)
+        raise delete_marks.gone("collection", NodeType.COLLECTION, collection_id, "collectionId")
     deleted = await in_use_despite_delete(asset_ids)
     if deleted:  # a delete ran between the check and the write: these items go, not the delete
         await remove_items(collection_id, deleted)
@@ -120,11 +120,6 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(named)}", field="items", deleted=named)
     collection.updated_at = now
     return collection
-
-
-def _collection_gone(collection_id: ObjectId) -> NotFound:
-    return NotFound(f"no collection {encode_id(NodeType.COLLECTION, collection_id)} (or it is being deleted)",
-                    field="collectionId")
 
 
 async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, now: datetime) -> None:

@@ -152,8 +152,11 @@ async def diff(mine: ObjectId, theirs: ObjectId) -> Diff:
 async def _still_ready(version_ids: Iterable[ObjectId]) -> set[ObjectId]:
     """Which of these versions are READY now. A delete marks its version DELETING before it takes any
     of its members or copies out, so a version still READY after it was read was read whole."""
+    wanted = list(version_ids)
+    if not wanted:
+        return set()
     return {v["_id"] for v in await DatasetVersion.get_pymongo_collection().find(
-        {"_id": {"$in": list(version_ids)}, "status": VersionStatus.READY.value}, {"_id": 1}).to_list()}
+        {"_id": {"$in": wanted}, "status": VersionStatus.READY.value}, {"_id": 1}).to_list()}
 
 
 def _deleted_meanwhile(version_id: ObjectId, field: str) -> NotFound:
@@ -386,7 +389,7 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
         raise BadUserInput("must be 1-100 letters, digits or ._+- and start with a letter or digit", field="version")
     dataset = await Dataset.get(plan.dataset_id)
     if dataset is None or dataset.deleting_at is not None:
-        raise _dataset_gone(plan.dataset_id)
+        raise delete_marks.gone("dataset", NodeType.DATASET, plan.dataset_id, "datasetId")
 
     # --- everything the client named must exist and fit, before anything is written
     chosen: dict[ObjectId, Split] = {}
@@ -438,12 +441,17 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     content = version_content.ContentWriter(version.id, content_store) if content_store is not None else None
     try:
         try:
-            await _sets_not_deleted(set_ids, plan)
-            # A delete of the dataset marks it before it looks for versions (delete_dataset): it found
-            # this one building and is refused, or this finds its mark.
-            if await Dataset.get_pymongo_collection().count_documents({"_id": plan.dataset_id, "deleting_at": None}) == 0:
-                raise _dataset_gone(plan.dataset_id)
-            if plan.parent_id and not await _still_ready([plan.parent_id]):  # delete_version says why here
+            # What the version holds, looked at once it holds them (three reads at once): a delete of
+            # any marks it before it looks for versions (delete_dataset, delete_set, delete_version),
+            # so it found this one building and is refused, or this finds its mark.
+            kept_sets, dataset_kept, parent_ready = await asyncio.gather(
+                _sets_kept(set_ids),
+                Dataset.get_pymongo_collection().count_documents({"_id": plan.dataset_id, "deleting_at": None}),
+                _still_ready([plan.parent_id] if plan.parent_id else []))
+            _refuse_deleted_sets(set_ids, kept_sets, plan)
+            if not dataset_kept:
+                raise delete_marks.gone("dataset", NodeType.DATASET, plan.dataset_id, "datasetId")
+            if plan.parent_id and plan.parent_id not in parent_ready:  # delete_version says why here
                 raise _deleted_meanwhile(plan.parent_id, "parentId")
             await _build(version, plan, chosen, set_ids, made, actor, content)
         except BaseException:
@@ -461,17 +469,17 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
             content.close()
 
 
-def _dataset_gone(dataset_id: ObjectId) -> NotFound:
-    return NotFound(f"no dataset {encode_id(NodeType.DATASET, dataset_id)} (or it is being deleted)", field="datasetId")
-
-
-async def _sets_not_deleted(set_ids: list[ObjectId], plan: VersionPlan) -> None:
-    """NOT_FOUND unless every set of the version is still there and no delete has started on it,
-    looked for once the version holds them (services/annotations.delete_set says why then)."""
+async def _sets_kept(set_ids: list[ObjectId]) -> set[ObjectId]:
+    """Those of these sets that are there, with no delete started on them."""
     if not set_ids:
-        return
-    kept = {s["_id"] for s in await AnnotationSet.get_pymongo_collection().find(
+        return set()
+    return {s["_id"] for s in await AnnotationSet.get_pymongo_collection().find(
         {"_id": {"$in": set_ids}, "deleting_at": None}, {"_id": 1}).to_list()}
+
+
+def _refuse_deleted_sets(set_ids: list[ObjectId], kept: set[ObjectId], plan: VersionPlan) -> None:
+    """NOT_FOUND unless every set of the version is `kept` (_sets_kept), looked for once the version
+    holds them (services/annotations.delete_set says why then)."""
     for set_id in set_ids:
         if set_id not in kept:
             where = plan.add_sets.index(set_id) if set_id in plan.add_sets else None

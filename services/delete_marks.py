@@ -22,7 +22,8 @@ from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.availability import no_time_limit
-from services.errors import Conflict
+from services.errors import Conflict, NotFound
+from services.node_ids import NodeType, encode_id
 
 TOKEN = "delete_token"
 COMMITTED = "delete_committed"
@@ -60,3 +61,9 @@ async def take_back(collection: AsyncCollection, document_id: ObjectId, token: O
     undo = {**update, "$unset": {**update.get("$unset", {}), TOKEN: ""}}
     with no_time_limit():  # timed out, the document would stay marked (hidden, or closed to writes) until a retry
         await collection.update_one({"_id": document_id, TOKEN: token, COMMITTED: {"$exists": False}}, undo)
+
+
+def gone(what: str, node: NodeType, document_id: ObjectId, field: str) -> NotFound:
+    """NOT_FOUND for a write that needs a document that is not there, or that a delete has marked:
+    to the writer the two are one (the delete is finishing)."""
+    return NotFound(f"no {what} {encode_id(node, document_id)} (or it is being deleted)", field=field)

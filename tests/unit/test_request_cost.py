@@ -58,23 +58,33 @@ def test_a_batch_weighs_its_results_by_its_inputs() -> None:
     # A mutation's list of results counts its longest input list, once, where it first meets one.
     create = ("mutation M($inputs: [CreateDatumInput!]!) { createDatums(inputs: $inputs) { roles { asset { "
               "datums(first: 10) { totalCount } } } } }")
-    assert _weight(create, {"inputs": [{}] * 300}, "M") == 300 + 300 * 10  # roles counted once
+    assert _weight(create, {"inputs": [{}] * 300}, "M") == 300 + 300 * 10  # roles, inside their datum, count none
     complete = ("mutation C($ids: [ID!]!) { completeUploads(ids: $ids) { assets { datums(first: 4) { totalCount } } "
                 "failures { code } } }")
     assert _weight(complete, {"ids": ["x"] * 50}, "C") == 50 + 50 * 4 + 50
     # Lists inside an input object or a JSON value are not a batch: a version of 60,000 datums weighs its
-    # split counts and sets once.
+    # split counts (a tally) as none and its sets (read each) as the most it may hold, once.
     version = ("mutation V($input: CreateDatasetVersionInput!) { createDatasetVersion(input: $input) { "
                "splitCounts { split count } annotationSets { id } } }")
-    assert _weight(version, {"input": {"datasetId": "d", "version": "v", "addDatums": ["x"] * 60_000}}, "V") is None
+    assert _weight(version, {"input": {"datasetId": "d", "version": "v", "addDatums": ["x"] * 60_000}}, "V") == 100
     # Nor a list below what the root field returns: an asset's pins are not one per alias added.
     aliased = ("mutation A($aliases: [String!]!) { addAliases(assetId: \"a\", aliases: $aliases) { retentions { "
                "asset { datums(first: 5) { totalCount } } } } }")
-    assert _weight(aliased, {"aliases": ["x"] * 100}, "A") == 5
+    assert _weight(aliased, {"aliases": ["x"] * 100}, "A") == 500 + 500 * 5  # its pins: a page at most
     # Not past a connection: its edges are its page.
     paged = ('mutation P($input: StoreValueInput!) { storeValue(input: $input) { datums(first: 3) { edges { node { '
              'roles { role } } } } } }')
     assert _weight(paged, {"input": {"name": "x", "value": {"a": [1, 2, 3, 4]}}}, "P") == 3
+
+
+def test_an_unpaged_list_weighs_the_most_it_may_hold() -> None:
+    """A list of other documents without pages counts its bound (request_cost.UNPAGED), times the
+    pages around it: a page of 500 assets, each with up to a page of pins, is 250,000 items, not 500."""
+    assert _weight("{ assets(first: 500) { edges { node { retentions { ownerType } } } } }") == 500 + 500 * 500
+    assert _weight("{ assets(first: 2) { edges { node { derivedFrom { derivedFrom { id } } } } } }") == 2 + 200 + 20_000
+    # One inside its document (a datum's roles, a tally by kind, a shape's points) counts none.
+    assert _weight("{ datums(first: 10) { edges { node { roles { role } } } } }") == 10
+    assert _weight("{ summary { assets { byKind { kind count } } } }") is None
 
 
 def test_plans_are_made_once_per_document() -> None:
