@@ -405,7 +405,7 @@ async def delete_set(set_id: ObjectId) -> int:
 
     The set is marked (`deleting_at`) before the versions holding it are looked for, and a version
     build looks for the mark after it has claimed its name with the set in it (services/datasets.py,
-    `_sets_kept`): whichever comes second sees the other, so a build never copies a set
+    `_what_it_holds`): whichever comes second sees the other, so a build never copies a set
     while its records are being deleted, nor names one that is gone. A refused delete takes its
     mark back (services/delete_marks.py: its own, unless another delete has gone past its checks);
     a delete cut short leaves it, and builds refuse the set until a retry finishes."""

@@ -52,6 +52,9 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 ABANDONED_AFTER = timedelta(minutes=10)
 # Collection items a build from a collection makes datums of at a time (_datums_from_collection).
 ITEMS_PER_BATCH = snapshots.BATCH
+# How long a build waits out a delete's mark on what its version holds, while the delete is still
+# looking for holders (delete_marks.waited_out): it takes a few reads, and finds this build.
+MARK_WAIT_SECONDS = 2.0
 BUILD_BATCH = 500  # datums a build reads, copies and writes at a time: one is read while the one before is written
 # A version's members read at a time for a diff or a split (only their datum and entry, or split),
 # in `_id` order (the version_members index; by datum, our FerretDB build sorts the whole version
@@ -441,18 +444,12 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     content = version_content.ContentWriter(version.id, content_store) if content_store is not None else None
     try:
         try:
-            # What the version holds, looked at once it holds them (three reads at once): a delete of
-            # any marks it before it looks for versions (delete_dataset, delete_set, delete_version),
-            # so it found this one building and is refused, or this finds its mark.
-            kept_sets, dataset_kept, parent_ready = await asyncio.gather(
-                _sets_kept(set_ids),
-                Dataset.get_pymongo_collection().count_documents({"_id": plan.dataset_id, "deleting_at": None}),
-                _still_ready([plan.parent_id] if plan.parent_id else []))
-            _refuse_deleted_sets(set_ids, kept_sets, plan)
-            if not dataset_kept:
-                raise delete_marks.gone("dataset", NodeType.DATASET, plan.dataset_id, "datasetId")
-            if plan.parent_id and plan.parent_id not in parent_ready:  # delete_version says why here
-                raise _deleted_meanwhile(plan.parent_id, "parentId")
+            # What the version holds, looked at once it holds them: a delete of any of it marks it before
+            # it looks for versions (delete_set, delete_dataset, delete_version), so it finds this one
+            # building and is refused, taking its mark back (waited out here), or this finds its mark.
+            holds = await delete_marks.waited_out(lambda: _what_it_holds(set_ids, plan), _Holds.pending,
+                                                  MARK_WAIT_SECONDS)
+            _refuse_what_is_gone(holds, plan)
             await _build(version, plan, chosen, set_ids, made, actor, content)
         except BaseException:
             state = await DatasetVersion.get_pymongo_collection().find_one({"_id": version.id}, {"status": 1})
@@ -469,23 +466,56 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
             content.close()
 
 
-async def _sets_kept(set_ids: list[ObjectId]) -> set[ObjectId]:
-    """Those of these sets that are there, with no delete started on them."""
-    if not set_ids:
-        return set()
-    return {s["_id"] for s in await AnnotationSet.get_pymongo_collection().find(
-        {"_id": {"$in": set_ids}, "deleting_at": None}, {"_id": 1}).to_list()}
+@dataclass(frozen=True)
+class _Holds:
+    """What a build found of what its version holds, once it had claimed its name (delete_marks.Found)."""
+
+    sets: dict[ObjectId, delete_marks.Found]
+    dataset: delete_marks.Found
+    parent: delete_marks.Found | None  # None: no parent
+
+    def pending(self) -> bool:
+        return delete_marks.Found.PENDING in (*self.sets.values(), self.dataset, self.parent)
 
 
-def _refuse_deleted_sets(set_ids: list[ObjectId], kept: set[ObjectId], plan: VersionPlan) -> None:
-    """NOT_FOUND unless every set of the version is `kept` (_sets_kept), looked for once the version
-    holds them (services/annotations.delete_set says why then)."""
-    for set_id in set_ids:
-        if set_id not in kept:
+async def _what_it_holds(set_ids: list[ObjectId], plan: VersionPlan) -> _Holds:
+    """The version's sets, dataset and parent as deletes' marks leave them (three reads at once)."""
+    marks = delete_marks.MARK_FIELDS
+
+    async def sets() -> dict[ObjectId, delete_marks.Found]:
+        read = {s["_id"]: s for s in await AnnotationSet.get_pymongo_collection().find(
+            {"_id": {"$in": set_ids}}, {"deleting_at": 1, **marks}).to_list()} if set_ids else {}
+        return {s: delete_marks.found(read.get(s), (read.get(s) or {}).get("deleting_at") is not None) for s in set_ids}
+
+    async def dataset() -> delete_marks.Found:
+        read = await Dataset.get_pymongo_collection().find_one({"_id": plan.dataset_id}, {"deleting_at": 1, **marks})
+        return delete_marks.found(read, (read or {}).get("deleting_at") is not None)
+
+    async def parent() -> delete_marks.Found | None:
+        if plan.parent_id is None:
+            return None
+        read = await DatasetVersion.get_pymongo_collection().find_one({"_id": plan.parent_id}, {"status": 1, **marks})
+        if read is not None and read["status"] not in (VersionStatus.READY.value, VersionStatus.DELETING.value):
+            return delete_marks.Found.GONE
+        return delete_marks.found(read, (read or {}).get("status") == VersionStatus.DELETING.value)
+
+    found_sets, found_dataset, found_parent = await asyncio.gather(sets(), dataset(), parent())
+    return _Holds(found_sets, found_dataset, found_parent)
+
+
+def _refuse_what_is_gone(holds: _Holds, plan: VersionPlan) -> None:
+    """NOT_FOUND unless every set of the version, its dataset and its parent are CLEAR (a mark still
+    PENDING once waited out counts as gone)."""
+    for set_id, found in holds.sets.items():
+        if found is not delete_marks.Found.CLEAR:
             where = plan.add_sets.index(set_id) if set_id in plan.add_sets else None
             raise NotFound(f"annotation set {encode_id(NodeType.ANNOTATION_SET, set_id)} was deleted, or is being "
                            "deleted, while this version was made", field="parentId" if where is None
                            else f"addAnnotationSets[{where}]")
+    if holds.dataset is not delete_marks.Found.CLEAR:
+        raise delete_marks.gone("dataset", NodeType.DATASET, plan.dataset_id, "datasetId")
+    if plan.parent_id and holds.parent is not delete_marks.Found.CLEAR:  # delete_version says why here
+        raise _deleted_meanwhile(plan.parent_id, "parentId")
 
 
 def _refuse_missing(node: NodeType, given: list[ObjectId], found: Container[ObjectId], field: str) -> None:

@@ -16,7 +16,11 @@ is old: services/unfinished_deletes.py).
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
@@ -27,6 +31,20 @@ from services.node_ids import NodeType, encode_id
 
 TOKEN = "delete_token"
 COMMITTED = "delete_committed"
+MARK_FIELDS = {TOKEN: 1, COMMITTED: 1}  # a projection keeping what found() reads
+POLL_SECONDS = 0.05  # how often a writer waiting out a mark (waited_out) looks again
+
+_Looked = TypeVar("_Looked")
+
+
+class Found(Enum):
+    """What a writer that looks for a mark finds on a document it needs."""
+
+    CLEAR = "clear"  # there, unmarked
+    # Marked by a delete still looking for holders: refused (by this very writer, say), it takes its
+    # mark back; past its checks, it commits.
+    PENDING = "pending"
+    GONE = "gone"  # not there, or marked by a delete past its checks (or cut short before marks had tokens)
 
 
 async def mark(collection: AsyncCollection, document_id: ObjectId, fields: dict[str, Any],
@@ -67,3 +85,27 @@ def gone(what: str, node: NodeType, document_id: ObjectId, field: str) -> NotFou
     """NOT_FOUND for a write that needs a document that is not there, or that a delete has marked:
     to the writer the two are one (the delete is finishing)."""
     return NotFound(f"no {what} {encode_id(node, document_id)} (or it is being deleted)", field=field)
+
+
+def found(document: dict[str, Any] | None, marked: bool) -> Found:
+    """What the document (read with MARK_FIELDS) is to a writer; `marked`: whether it holds the mark
+    writers look for (a `deleting_at`, a version's DELETING)."""
+    if document is None:
+        return Found.GONE
+    if not marked:
+        return Found.CLEAR
+    return Found.PENDING if document.get(TOKEN) is not None and not document.get(COMMITTED) else Found.GONE
+
+
+async def waited_out(look: Callable[[], Awaitable[_Looked]], pending: Callable[[_Looked], bool],
+                     seconds: float) -> _Looked:
+    """`look`, again every POLL_SECONDS while what it found is `pending`, for `seconds` at most; what it
+    found last. For a writer that makes a holder (a version build): a delete that marked what it
+    needs and then finds it holding it is refused and takes its mark back, so the writer goes on,
+    where failing at once would fail both. A delete cut short leaves its mark pending until it is
+    run again: the writer then gives up after `seconds`, as if the mark were committed."""
+    deadline = time.monotonic() + seconds
+    # The delete may run in another server process: only the database tells of its step.
+    while pending(looked := await look()) and time.monotonic() < deadline:  # noqa: ASYNC110 (see above)
+        await asyncio.sleep(POLL_SECONDS)
+    return looked

@@ -113,6 +113,62 @@ async def test_a_delete_refused_by_a_building_version_leaves_the_set_whole(
     await api.data("AddAnnotations", {"setId": labels["id"], "records": more}, token=contributor)  # still open to writes
 
 
+async def test_a_build_waits_out_a_delete_still_looking_for_holders_and_goes_on(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete marks the set after the build claimed its name, and the build looks for marks
+    before the delete has looked for holders. Both used to fail: the build on the mark, the delete on
+    the build. Now the build waits out a mark not yet committed: the delete finds it building, is
+    refused and takes its mark back, and the build goes on."""
+    db = state.db
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    claim, look, mark = datasets._claim_name, datasets._what_it_holds, delete_marks.mark
+    marked, looked, deletes = asyncio.Event(), asyncio.Event(), []
+
+    async def delete_after_the_claim(*args: Any, **kwargs: Any) -> Any:
+        claimed = await claim(*args, **kwargs)
+        deletes.append(asyncio.ensure_future(annotations.delete_set(object_id(labels["id"]))))
+        await asyncio.wait_for(marked.wait(), 10)
+        return claimed
+
+    async def holders_looked_for_after_the_build(*args: Any, **kwargs: Any) -> Any:
+        token = await mark(*args, **kwargs)
+        marked.set()  # the set is marked: the delete looks for holders once the build has looked for marks
+        await asyncio.wait_for(looked.wait(), 10)
+        return token
+
+    async def build_looks(*args: Any, **kwargs: Any) -> Any:
+        found = await look(*args, **kwargs)
+        looked.set()
+        return found
+
+    monkeypatch.setattr(datasets, "_claim_name", delete_after_the_claim)
+    monkeypatch.setattr(delete_marks, "mark", holders_looked_for_after_the_build)
+    monkeypatch.setattr(datasets, "_what_it_holds", build_looks)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums],
+                                      addAnnotationSets=[labels["id"]])
+    with pytest.raises(Conflict, match="dataset versions"):
+        await deletes[0]
+    assert version["datumCount"] == 3 and len(await factories.version_copies(version["id"])) == 3
+    stored = await db.annotation_sets.find_one({"_id": object_id(labels["id"])})
+    assert stored.get("deleting_at") is None and await _records_of(db, labels["id"]) == 3
+
+
+async def test_a_build_gives_up_on_a_mark_a_delete_cut_short_left(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mark that stays pending (its delete died before it committed) is waited out only so long
+    (MARK_WAIT_SECONDS): the build then fails as for a set being deleted."""
+    datums, labels = await _labelled(api, contributor)
+    dataset = await factories.dataset(api, contributor)
+    await delete_marks.mark(state.db.annotation_sets, object_id(labels["id"]), {"deleting_at": utcnow()})
+    monkeypatch.setattr(datasets, "MARK_WAIT_SECONDS", 0.2)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "addDatums": [d["id"] for d in datums],
+                                                               "addAnnotationSets": [labels["id"]]}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "addAnnotationSets[0]"}, error
+    assert await state.db.dataset_versions.count_documents({}) == 0
+
+
 async def test_records_added_while_their_set_is_deleted_do_not_outlive_it(
         api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
     db = state.db
