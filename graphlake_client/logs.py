@@ -20,8 +20,10 @@ event; kept, with its key, until the lake confirms it, so a notice whose answer 
 counted twice). Batches the server refuses, or that still fail after the retries, are counted in
 `lost`, also said on stderr: records the lake did not confirm storing (a batch whose last answer was
 lost on the way may be stored all the same; sent again, its keys find it). A batch the server
-refuses for one record (BAD_USER_INPUT naming `inputs[i]`) is sent again without it: that record
-alone is lost. A record whose `data` passes `max_data_bytes` of JSON (a huge `extra` field, a
+refuses for one record's data or message (BAD_USER_INPUT naming `inputs[i]`) is sent again without
+it: that record alone is lost. One refused for a record's time (this machine's clock ahead of the
+lake's) is sent again untimed, as every record after it: the lake times them as they arrive, and
+their own time goes in their data as `log.created`. A record whose `data` passes `max_data_bytes` of JSON (a huge `extra` field, a
 traceback of megabytes) goes shortened: tracebacks cut to their last MAX_TRACE_CHARS characters,
 then the largest `extra` fields left out, named under `log.truncated` with the size it had; and a
 batch stops short of `max_batch_bytes`, under the server's request body limit. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
@@ -66,6 +68,9 @@ MAX_TRACE_CHARS = 32 * 1024  # of a traceback or stack in an event shortened to 
 # The event a BAD_USER_INPUT names for what it alone carries (services/events/log.py): its data or its
 # message. Refusals of what every record shares (the event type, the source) fail the batch whole.
 _REFUSED_EVENT = re.compile(r"inputs\[(\d+)\]\.(?:data|message)\b")
+# A record's time the server refuses: it is ahead of the server's clock by more than it allows
+# (GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS). This machine's clock is, and so would every record's be.
+_REFUSED_TIME = re.compile(r"inputs\[\d+\]\.timestamp\b")
 # What every LogRecord carries: anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _FLUSH = object()  # on the queue: send what is gathered now
@@ -132,6 +137,16 @@ def _refused_index(error: Exception, count: int) -> int | None:
     return index if index is not None and index < count else None
 
 
+def _untimed(event: EventInput) -> EventInput:
+    """The event without its `timestamp` (the lake times it as it arrives), which goes into its data
+    as `log.created`. Its key stays: sent again, it is found, not stored twice."""
+    untimed = {k: v for k, v in event.items() if k != "timestamp"}
+    data = dict(event.get("data") or {})
+    if "timestamp" in event:
+        data["log"] = {**(data.get("log") or {}), "created": event["timestamp"]}
+    return {**untimed, "data": data}  # type: ignore[return-value]  # an EventInput less an optional key
+
+
 def text(value: str) -> str:
     """`value` as UTF-8 can carry it: a lone surrogate (a file name of another encoding read through
     os.fsdecode, say) written as its escape, where it made the server refuse the record's whole batch."""
@@ -169,6 +184,9 @@ class GraphlakeLogHandler(logging.Handler):
         self._stalled_at: int | None = None  # _settled when a flush last ran out of time
         self._abandoned = False  # close gave up on the sender: what it still settles was counted lost
         self._failing = False  # the last batch failed: say so once per run of failures
+        # This clock is ahead of the lake's (a record's time refused): records go timed by the lake's
+        # clock from then on, their own time kept in their data (`log.created`).
+        self._untimed = False
         self._sending: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None  # the batch being sent, for close
         self._thread = threading.Thread(target=self._work, args=(url, token, timeout), daemon=True,
                                         name="graphlake-log-handler")
@@ -221,7 +239,7 @@ class GraphlakeLogHandler(logging.Handler):
                              "timestamp": created.isoformat(timespec="milliseconds"), "key": str(uuid.uuid4())}
         if self.source:
             event["source"] = self.source
-        return event
+        return _untimed(event) if self._untimed else event
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until what was logged before this call is sent (or lost), at most `timeout` (close_timeout) seconds."""
@@ -376,6 +394,13 @@ class GraphlakeLogHandler(logging.Handler):
             try:
                 await lake.log_events(notice + records)  # keyed, all: sent again while it fails on the way (retries)
             except GraphlakeClientError as error:
+                if _REFUSED_TIME.match(getattr(error, "field", None) or "") and not self._untimed:
+                    sys.stderr.write(f"GraphlakeLogHandler: the lake refused a record's time ({error}): this "
+                                     "machine's clock is ahead of the lake's; records are sent timed by the lake "
+                                     "from now on, their own time in their data as log.created\n")
+                    self._untimed = True
+                    records = [_untimed(record) for record in records]
+                    continue
                 refused = _refused_index(error, len(notice) + len(records))
                 if refused is None:
                     self._failed(lake, records, notice, error)

@@ -647,6 +647,33 @@ async def test_a_drop_notice_whose_answers_were_lost_is_sent_again_under_its_key
     assert handler.lost == 0
 
 
+async def test_the_log_handler_sends_records_of_a_clock_ahead_timed_by_the_lake(
+        served: Served, api: Api, contributor: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """A machine whose clock runs ahead of the lake's past the skew it allows: every batch used to be
+    refused for its records' time, and every record lost. Now the batch goes again untimed, as do the
+    records after it: the lake times them, their own time kept in their data."""
+    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=0.05, batch_size=10)
+    logger = logger_with(handler)
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    try:
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "from a clock ahead", (), None)
+        record.created = ahead.timestamp()
+        logger.handle(record)
+        await asyncio.to_thread(handler.flush, 10)
+        logger.info("after it")
+        await asyncio.to_thread(handler.flush, 10)
+    finally:
+        await asyncio.to_thread(handler.close)
+    stored = await logged(api, contributor)
+    assert set(stored) == {"from a clock ahead", "after it"} and handler.lost == 0
+    early = stored["from a clock ahead"]
+    assert datetime.fromisoformat(early["data"]["log"]["created"]) == ahead.replace(
+        microsecond=ahead.microsecond // 1000 * 1000)  # its own time, to the millisecond it was sent with
+    assert datetime.fromisoformat(early["timestamp"]) < ahead - timedelta(hours=1)  # the lake's
+    assert "created" in stored["after it"]["data"]["log"]  # untimed from then on
+    assert "clock is ahead of the lake's" in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("how", ["lost", "gateway"])
 async def test_the_log_handler_sends_a_batch_again_and_the_lake_holds_each_record_once(
         served: Served, api: Api, contributor: str, how: str) -> None:
