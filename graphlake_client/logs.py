@@ -394,10 +394,12 @@ class GraphlakeLogHandler(logging.Handler):
             try:
                 await lake.log_events(notice + records)  # keyed, all: sent again while it fails on the way (retries)
             except GraphlakeClientError as error:
-                if _REFUSED_TIME.match(getattr(error, "field", None) or "") and not self._untimed:
-                    sys.stderr.write(f"GraphlakeLogHandler: the lake refused a record's time ({error}): this "
-                                     "machine's clock is ahead of the lake's; records are sent timed by the lake "
-                                     "from now on, their own time in their data as log.created\n")
+                # (Records queued timed before that was found out are refused so too: untimed alike.)
+                if _REFUSED_TIME.match(getattr(error, "field", None) or "") and any("timestamp" in r for r in records):
+                    if not self._untimed:
+                        sys.stderr.write(f"GraphlakeLogHandler: the lake refused a record's time ({error}): this "
+                                         "machine's clock is ahead of the lake's; records are sent timed by the lake "
+                                         "from now on, their own time in their data as log.created\n")
                     self._untimed = True
                     records = [_untimed(record) for record in records]
                     continue

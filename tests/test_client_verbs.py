@@ -652,20 +652,21 @@ async def test_the_log_handler_sends_records_of_a_clock_ahead_timed_by_the_lake(
     """A machine whose clock runs ahead of the lake's past the skew it allows: every batch used to be
     refused for its records' time, and every record lost. Now the batch goes again untimed, as do the
     records after it: the lake times them, their own time kept in their data."""
-    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=0.05, batch_size=10)
+    handler = GraphlakeLogHandler(served.base_url, contributor, flush_interval=0.05, batch_size=1)
     logger = logger_with(handler)
     ahead = datetime.now(UTC) + timedelta(hours=2)
     try:
-        record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "from a clock ahead", (), None)
-        record.created = ahead.timestamp()
-        logger.handle(record)
+        for message in ("from a clock ahead", "queued behind it"):  # a batch each, both timed when queued
+            record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, message, (), None)
+            record.created = ahead.timestamp()
+            logger.handle(record)
         await asyncio.to_thread(handler.flush, 10)
         logger.info("after it")
         await asyncio.to_thread(handler.flush, 10)
     finally:
         await asyncio.to_thread(handler.close)
     stored = await logged(api, contributor)
-    assert set(stored) == {"from a clock ahead", "after it"} and handler.lost == 0
+    assert set(stored) == {"from a clock ahead", "queued behind it", "after it"} and handler.lost == 0
     early = stored["from a clock ahead"]
     assert datetime.fromisoformat(early["data"]["log"]["created"]) == ahead.replace(
         microsecond=ahead.microsecond // 1000 * 1000)  # its own time, to the millisecond it was sent with
