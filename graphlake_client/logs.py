@@ -140,11 +140,13 @@ def _refused_index(error: Exception, count: int) -> int | None:
 def _untimed(event: EventInput) -> EventInput:
     """The event without its `timestamp` (the lake times it as it arrives), which goes into its data
     as `log.created`. Its key stays: sent again, it is found, not stored twice."""
-    untimed = {k: v for k, v in event.items() if k != "timestamp"}
-    data = dict(event.get("data") or {})
-    if "timestamp" in event:
-        data["log"] = {**(data.get("log") or {}), "created": event["timestamp"]}
-    return {**untimed, "data": data}  # type: ignore[return-value]  # an EventInput less an optional key
+    untimed = event.copy()
+    created = untimed.pop("timestamp", None)
+    if created is not None:
+        data = dict(untimed.get("data") or {})
+        data["log"] = {**(data.get("log") or {}), "created": created}
+        untimed["data"] = data
+    return untimed
 
 
 def text(value: str) -> str:
