@@ -3,7 +3,7 @@
 A version is immutable: once READY, nothing changes what it shows. The build copies each datum
 (split, roles, metadata) into its member record and each record of its annotation sets on those
 datums into its datum's pack of copies (documents/record_pack.py), with the digests of the assets
-they name (services/snapshots.py);
+they name (services/snapshots.py), a batch of datums at a time (services/version_build.py);
 reads come from those copies, so a later updateDatum, a record added to one of its sets, or a
 verification changes later versions only. Its manifest hash is computed over the copies' content
 (documents/manifest.py): the same content gives the same hash in any lake.
@@ -26,24 +26,22 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from documents.annotation import AnnotationPurpose, AnnotationSet
-from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
-from documents.common import AssetStatus, RetentionOwnerType, Split
+from documents.common import RetentionOwnerType, Split
 from documents.dataset import Dataset, DatasetVersion, Datum, RoleRef, VersionMember, VersionStatus
 from documents.json_value import StoredJson
-from documents.manifest import asset_digest, manifest_hash
+from documents.manifest import manifest_hash
 from documents.record_pack import VersionRecordPack
 from graphlake_client import splits
-from services import bulk_deletes, delete_marks, retention, snapshots, version_content
-from services.assets import in_use_despite_delete
+from services import bulk_deletes, delete_marks, retention, snapshots, version_build, version_content
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held, text_contains
 from services.collections import get_collection
 from services.datums import insert_datums, remove_datums_by_id
 from services.errors import BadUserInput, Conflict, NotFound
 from services.field_pages import key_pages
-from services.id_reads import docs_by_ids, fields_by_ids
+from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, decode_object_id, encode_id
 from storage import ObjectStore
 
@@ -55,7 +53,6 @@ ITEMS_PER_BATCH = snapshots.BATCH
 # How long a build waits out a delete's mark on what its version holds, while the delete is still
 # looking for holders (delete_marks.waited_out): it takes a few reads, and finds this build.
 MARK_WAIT_SECONDS = 2.0
-BUILD_BATCH = 500  # datums a build reads, copies and writes at a time: one is read while the one before is written
 # A version's members read at a time for a diff or a split (only their datum and entry, or split),
 # in `_id` order (the version_members index; by datum, our FerretDB build sorts the whole version
 # for every page): each page is decoded on the event loop, a few ms here.
@@ -336,23 +333,6 @@ async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore]
     await datasets.delete_one({"_id": dataset_id})
 
 
-async def _check_role_assets(datums: list[Datum], digests: dict[ObjectId, str]) -> None:
-    """A version holds finished data only: every role asset of its datums must be ACTIVE (not an
-    upload still PENDING, one that FAILED, or a DELETED one). The same read gives their digests
-    (into `digests`, as snapshots.asset_digests would): one read of the role assets, not two.
-    By id alone, the status checked here: see services/id_reads.py."""
-    role_assets = list({r.asset_id for d in datums for r in d.roles})
-    found = await fields_by_ids(Asset, role_assets, ["status", "sha256", "storage"])
-    unusable = {a: doc["status"] for a, doc in found.items() if doc.get("status") != AssetStatus.ACTIVE.value}
-    for datum in datums:
-        for role in datum.roles:
-            if role.asset_id in unusable:
-                raise BadUserInput(f"datum {encode_id(NodeType.DATUM, datum.id)}: its {role.role!r} asset "
-                                   f"{encode_id(NodeType.ASSET, role.asset_id)} is {unusable[role.asset_id]}; a version "
-                                   "holds ACTIVE assets only", field="addDatums")
-    digests.update({a: asset_digest(found.get(a)) for a in role_assets})
-
-
 async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> bool:
     """Remove what a version wrote, its record last (never called on a READY version). Its copies and
     pins go a round at a time (services/bulk_deletes.py): no command holds the database for long, and
@@ -532,37 +512,8 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     flip it READY (if it is still this build's)."""
     if plan.from_collection:
         chosen.update(await _datums_from_collection(plan.from_collection, actor, made))
-    ids = list(chosen)
     sets = await snapshots.sets_of(set_ids)
-    digests: dict[ObjectId, str] = {}
-    entries: list[bytes] = []
-    records = {str(set_id): 0 for set_id in sets}  # a set with none on the version's datums counts 0
-    # Each batch is read and copied while the one before is written: the database writes one while this
-    # process makes the other's copies (a COCO version of 2,000 images and 20,000 boxes, read then
-    # written a batch at a time, kept each side idle half the time).
-    writing: asyncio.Task[list[ObjectId]] | None = None
-    try:
-        for start in range(0, len(ids), BUILD_BATCH):
-            wanted = ids[start:start + BUILD_BATCH]
-            batch = await docs_by_ids(Datum, wanted)
-            if len(batch) != len(wanted):
-                gone = sorted(set(wanted) - {d.id for d in batch})
-                raise Conflict("datum(s) deleted while the version was built: "
-                               f"{', '.join(encode_id(NodeType.DATUM, d) for d in gone)}", field="addDatums")
-            await _check_role_assets(batch, digests)
-            copied = await snapshots.copy_batch(version.id, batch, chosen, sets, digests, records)
-            entries += copied.entries
-            if writing is not None:  # shielded: a cancelled build still waits for its writes (below)
-                await _pinned_assets_kept(await asyncio.shield(writing))
-            with no_time_limit():  # undone by _discard if the build fails; the task takes the block's context
-                writing = asyncio.create_task(_write_batch(version.id, copied, batch, content, actor))
-        if writing is not None:
-            await _pinned_assets_kept(await asyncio.shield(writing))
-    finally:  # a failure: _discard runs once no write of the build is under way
-        if writing is not None and not writing.done():
-            await asyncio.wait([writing])
-        if writing is not None and not writing.cancelled():
-            writing.exception()  # retrieved: raised above, unless the build failed already
+    entries, records = await version_build.copy_in(version.id, chosen, sets, actor, content)
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
         counts[split.value] += 1
@@ -575,29 +526,6 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     if flipped.matched_count == 0:  # taken for abandoned (a build that outlived ABANDONED_AFTER) or deleted meanwhile
         raise Conflict("the build was discarded while it ran (its dataset or name was deleted or taken over); "
                        "build it again", field="version")
-
-
-async def _write_batch(version_id: ObjectId, copied: snapshots.CopiedBatch, datums: list[Datum],
-                       content: version_content.ContentWriter | None, actor: str | None) -> list[ObjectId]:
-    """Write a batch of the version (its copies and members, and its lines into `content`) and pin its
-    datums' role assets, at once; returns those assets. Ends only when none of its writes is under way."""
-    role_assets: list[ObjectId] = [r.asset_id for d in datums for r in d.roles]
-    done = await asyncio.gather(snapshots.write_batch(copied, content),
-                                retention.pin(role_assets, RetentionOwnerType.DATASET_VERSION, version_id, actor),
-                                return_exceptions=True)
-    if failed := next((d for d in done if isinstance(d, BaseException)), None):
-        raise failed
-    return role_assets
-
-
-async def _pinned_assets_kept(role_assets: list[ObjectId]) -> None:
-    """CONFLICT if one of these assets, now pinned by the version, was deleted. Looked at again once
-    pinned: a forced delete that read the holders before these pins existed (and so will not name
-    this version as one it broke) has flipped its asset by now, or will find the pins when it reads
-    them again after its flip (services/assets.delete_asset)."""
-    if deleted := await in_use_despite_delete(role_assets):
-        raise Conflict(f"asset(s) deleted while the version was built: "
-                       f"{', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}", field="addDatums")
 
 
 def assign_split(seed: int, datum_id: ObjectId, ratios: tuple[float, float, float]) -> Split:

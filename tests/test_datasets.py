@@ -25,7 +25,7 @@ from documents.roles import Role
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from resolvers.context import AppState
-from services import bulk_deletes, datasets, retention, snapshots
+from services import bulk_deletes, datasets, retention, snapshots, version_build
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import MakeToken, S3Service, Served
@@ -801,9 +801,9 @@ async def _labelled_datums(api: Api, contributor: str, count: int) -> tuple[dict
 async def test_a_build_a_batch_at_a_time_holds_every_datum_in_order(api: Api, contributor: str, state: AppState,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A build reads and copies each batch of datums while the one before is written
-    (datasets.BUILD_BATCH): here a datum a batch. The version still holds every datum and record, in
+    (version_build.BUILD_BATCH): here a datum a batch. The version still holds every datum and record, in
     the order it lists them, its content file's lines in that order too, and it verifies."""
-    monkeypatch.setattr(datasets, "BUILD_BATCH", 1)
+    monkeypatch.setattr(version_build, "BUILD_BATCH", 1)
     labels, made = await _labelled_datums(api, contributor, 4)
     dataset = await factories.dataset(api, contributor)
     version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in made],
@@ -828,7 +828,7 @@ async def test_a_build_failing_in_a_later_batch_leaves_none_of_the_version(api: 
     """A batch that fails while the one before is being written: the build waits for those writes,
     then removes all of it (members, copies, pins), and the name is free again. The writes are held
     back a while, so the failure comes while they are under way."""
-    monkeypatch.setattr(datasets, "BUILD_BATCH", 1)
+    monkeypatch.setattr(version_build, "BUILD_BATCH", 1)
     write_batch, writes = snapshots.write_batch, {"begun": 0, "ended": 0}
 
     async def held_back(batch: snapshots.CopiedBatch, content: Any = None) -> None:

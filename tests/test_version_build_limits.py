@@ -25,7 +25,7 @@ from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
 
-DATUMS = 1000  # two batches of the build (datasets.BUILD_BATCH): one is read while the other is written
+DATUMS = 1000  # two batches of the build (version_build.BUILD_BATCH): one is read while the other is written
 RECORDS_PER_DATUM = 30  # 29,971 records (the first datum has 1): one read of them all took ~6 s here
 RECORDS = 1 + (DATUMS - 1) * RECORDS_PER_DATUM
 # What one read may answer, as numbers, not services/snapshots.py's constants, so that raising a read
