@@ -15,7 +15,8 @@ as included. A batch's list of results counts the longest list among its root fi
 as lists, not lists inside an input object or a JSON value). A list of other documents that is not
 paged counts the most it may hold (UNPAGED: an asset's pins, a page at most), as a connection counts
 its page; a list inside its own document (a datum's roles, at most 20; tallies; a shape's points)
-counts none: that document's size bounds it.
+counts none itself, that document's size bounding it, but multiplies what is paged beneath it
+(WITHIN: each of a datum's roles names an asset, whose own connections each count).
 
 Fragments are followed wherever they are spread: validation has bounded what they expand to
 (resolvers/document_limits.py, count_expanded), so the walk is too.
@@ -54,7 +55,7 @@ from graphql import (
 )
 
 from resolvers.per_document import PerDocument
-from services.checks import MAX_LINEAGE, MAX_VERSION_SETS
+from services.checks import MAX_LINEAGE, MAX_ROLES, MAX_VERSION_SETS
 from services.errors import BadUserInput
 
 PAGE_ARGUMENTS = ("first", "last")  # a connection's: the larger one given, else the default page size
@@ -64,7 +65,10 @@ UNPAGED = {
     ("Asset", "retentions"): A_PAGE,  # resolvers/assets/types.py
     ("Asset", "derivedFrom"): MAX_LINEAGE,
     ("DatasetVersion", "annotationSets"): MAX_VERSION_SETS,
+    ("DatasetVersion", "annotationCounts"): MAX_VERSION_SETS,  # a count and the set it counts, each
 }
+# The lists inside their own document whose items lead to connections (see the module docstring).
+WITHIN = {("Datum", "roles"): MAX_ROLES}
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,8 @@ class _Walk:
         if size is not None:
             sizes = (*sizes, size)
             self.terms.append(Term(here, sizes))
+        elif (bound := WITHIN.get((parent.name, node.name.value))) is not None:
+            sizes = (*sizes, Size(bound=bound))  # no term of its own
         if node.selection_set is not None:
             # A batch's results are the root field's list or a list on the payload it returns (`assets`),
             # no deeper.

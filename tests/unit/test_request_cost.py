@@ -3,6 +3,8 @@ Refusals over HTTP and WebSockets: tests/test_request_cost.py."""
 
 from __future__ import annotations
 
+import re
+
 from graphql import OperationDefinitionNode, parse, print_ast, separate_operations
 
 import graphlake_client.operations as ops
@@ -58,7 +60,7 @@ def test_a_batch_weighs_its_results_by_its_inputs() -> None:
     # A mutation's list of results counts its longest input list, once, where it first meets one.
     create = ("mutation M($inputs: [CreateDatumInput!]!) { createDatums(inputs: $inputs) { roles { asset { "
               "datums(first: 10) { totalCount } } } } }")
-    assert _weight(create, {"inputs": [{}] * 300}, "M") == 300 + 300 * 10  # roles, inside their datum, count none
+    assert _weight(create, {"inputs": [{}] * 300}, "M") == 300 + 300 * 20 * 10  # each role's asset's datums
     complete = ("mutation C($ids: [ID!]!) { completeUploads(ids: $ids) { assets { datums(first: 4) { totalCount } } "
                 "failures { code } } }")
     assert _weight(complete, {"ids": ["x"] * 50}, "C") == 50 + 50 * 4 + 50
@@ -82,8 +84,13 @@ def test_an_unpaged_list_weighs_the_most_it_may_hold() -> None:
     pages around it: a page of 500 assets, each with up to a page of pins, is 250,000 items, not 500."""
     assert _weight("{ assets(first: 500) { edges { node { retentions { ownerType } } } } }") == 500 + 500 * 500
     assert _weight("{ assets(first: 2) { edges { node { derivedFrom { derivedFrom { id } } } } } }") == 2 + 200 + 20_000
-    # One inside its document (a datum's roles, a tally by kind, a shape's points) counts none.
+    versions = "{ datasets(first: 5) { edges { node { versions(first: 10) { edges { node { annotationCounts { records } } } } } } } }"
+    assert _weight(versions) == 5 + 50 + 50 * 100
+    # One inside its document (a datum's roles, a tally by kind, a shape's points) counts none, but
+    # what is paged beneath a datum's roles counts once for each role it may have.
     assert _weight("{ datums(first: 10) { edges { node { roles { role } } } } }") == 10
+    beneath = "{ datums(first: 200) { edges { node { roles { asset { datums(first: 400) { totalCount } } } } } } }"
+    assert _weight(beneath) == 200 + 200 * 20 * 400
     assert _weight("{ summary { assets { byKind { kind count } } } }") is None
 
 
@@ -117,10 +124,15 @@ def test_what_we_send_fits_the_default_budget_with_room() -> None:
                    if "[" in print_ast(d.type)}
         problem = weighed(SCHEMA, parsed, batches, name, max_nodes=budget, default_page=50, max_page=500)
         assert problem is None, (name, str(problem))
-    # The web app's, each page size it leaves to a variable at the largest page.
+    # The web app's, each page size it leaves to a variable at the largest page it sends (its pages'
+    # PAGE constants) within half the budget, and at the server's largest page within the budget.
+    sent = max(int(size) for page in (PROJECT_ROOT / "webapp" / "src" / "pages").glob("*.tsx")
+               for size in re.findall(r"^const [A-Z_]*PAGE[A-Z_]* = (\d+);", page.read_text(), re.MULTILINE))
+    assert 50 <= sent <= SETTINGS.max_page_size
     for path in sorted((PROJECT_ROOT / "webapp" / "src" / "operations").glob("*.graphql")):
         for name, operation in separate_operations(parse(path.read_text())).items():
             (declared,) = [d for d in operation.definitions if isinstance(d, OperationDefinitionNode)]
-            largest = {d.variable.name.value: SETTINGS.max_page_size for d in declared.variable_definitions or ()}
-            problem = weighed(SCHEMA, operation, largest, name, max_nodes=budget // 2, default_page=50, max_page=500)
-            assert problem is None, (path.name, name, str(problem))
+            for page, most in ((sent, budget // 2), (SETTINGS.max_page_size, budget)):
+                pages = {d.variable.name.value: page for d in declared.variable_definitions or ()}
+                problem = weighed(SCHEMA, operation, pages, name, max_nodes=most, default_page=50, max_page=500)
+                assert problem is None, (path.name, name, page, str(problem))
