@@ -318,10 +318,16 @@ async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore]
             {"dataset_id": dataset_id, "status": VersionStatus.READY.value}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
         refuse_if_held("this dataset", {"versions": [encode_id(NodeType.DATASET_VERSION, v["_id"]) async for v in versions]},
                        "delete them first (deleteDatasetVersion, ADMIN)")
+        # A build under way, looked for before any leftover is removed (which takes a while): a build
+        # that claimed its name before the mark waits for this refusal (services/delete_marks.waited_out).
+        building = await DatasetVersion.get_pymongo_collection().find_one({
+            "dataset_id": dataset_id, "status": VersionStatus.BUILDING.value,
+            "created_at": {"$gt": utcnow() - ABANDONED_AFTER}}, {"version": 1})
+        if building is not None:
+            raise _being_built(building)
         async for leftover in DatasetVersion.get_pymongo_collection().find({"dataset_id": dataset_id}):
             if leftover["status"] == VersionStatus.BUILDING.value and utcnow() - leftover["created_at"] < ABANDONED_AFTER:
-                raise Conflict(f"version {leftover['version']!r} is being built; delete the dataset once it is done",
-                               field="id")
+                raise _being_built(leftover)  # claimed since the look above
             # As in _claim_name; one built since the look above is CONFLICT there.
             await delete_version(leftover["_id"], stores, leftover=True)
         if await DatasetVersion.get_pymongo_collection().count_documents({"dataset_id": dataset_id}):
@@ -331,6 +337,10 @@ async def delete_dataset(dataset_id: ObjectId, stores: Mapping[str, ObjectStore]
         await delete_marks.take_back(datasets, dataset_id, token, {"$unset": {"deleting_at": ""}})
         raise
     await datasets.delete_one({"_id": dataset_id})
+
+
+def _being_built(version: dict) -> Conflict:
+    return Conflict(f"version {version['version']!r} is being built; delete the dataset once it is done", field="id")
 
 
 async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None = None) -> bool:

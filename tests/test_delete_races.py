@@ -507,6 +507,49 @@ async def test_a_dataset_delete_that_finds_a_build_gives_its_mark_back(api: Api,
     assert stored.get("deleting_at") is None and "delete_token" not in stored
 
 
+async def test_a_build_waits_out_a_dataset_delete_that_has_leftovers_to_remove(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dataset holds an abandoned build; its delete marks the dataset just after a new build
+    claimed its name. The delete removed its leftovers before it looked for the new build, longer
+    than the build waits, so both failed. It looks for a build under way first now: it is refused at
+    once, and the build goes on."""
+    db = state.db
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    dataset = await factories.dataset(api, contributor)
+    await db.dataset_versions.insert_one({"dataset_id": object_id(dataset["id"]), "version": "abandoned",
+                                          "status": "BUILDING", "annotation_set_ids": [],
+                                          "created_at": utcnow() - datasets.ABANDONED_AFTER - timedelta(minutes=1)})
+    claim, delete_version, mark, deletes = datasets._claim_name, datasets.delete_version, delete_marks.mark, []
+    marked = asyncio.Event()
+    monkeypatch.setattr(datasets, "MARK_WAIT_SECONDS", 0.5)
+
+    async def marking(*args: Any, **kwargs: Any) -> Any:
+        token = await mark(*args, **kwargs)
+        marked.set()
+        return token
+
+    async def slow_leftovers(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(1)  # longer than the build waits
+        return await delete_version(*args, **kwargs)
+
+    async def delete_after_the_claim(*args: Any, **kwargs: Any) -> Any:
+        claimed = await claim(*args, **kwargs)
+        deletes.append(asyncio.ensure_future(datasets.delete_dataset(object_id(dataset["id"]))))
+        await asyncio.wait_for(marked.wait(), 10)  # marked before the build looks
+        return claimed
+
+    monkeypatch.setattr(datasets, "delete_version", slow_leftovers)
+    monkeypatch.setattr(datasets, "_claim_name", delete_after_the_claim)
+    monkeypatch.setattr(delete_marks, "mark", marking)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[d["id"] for d in datums])
+    with pytest.raises(Conflict, match="being built"):
+        await deletes[0]
+    assert version["datumCount"] == 2
+    assert await db.dataset_versions.count_documents({"version": "abandoned"}) == 1  # nothing of it removed yet
+    stored = await db.datasets.find_one({"_id": object_id(dataset["id"])})
+    assert stored.get("deleting_at") is None
+
+
 async def test_a_leftover_that_turned_ready_is_not_removed_as_one(api: Api, contributor: str, state: AppState,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A rebuild of a name, or a dataset's delete, removes the version under that name as a leftover
