@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import Document
@@ -73,7 +73,7 @@ class DatumRead:
     id: ObjectId
     roles: list[dict]  # {"role", "asset_id"}, in the datum's order
     metadata: str  # its JSON text
-    created_at: Any
+    created_at: datetime | None  # as stored (the member keeps it as `datum_created_at`)
 
     @classmethod
     def of(cls, raw: dict) -> DatumRead:
