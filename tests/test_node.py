@@ -4,7 +4,9 @@ IDs, without a database: tests/unit/test_node.py."""
 from __future__ import annotations
 
 from services.node_ids import NodeType, encode_id
+from documents.roles import Role
 from tests import factories
+from tests.conftest import MakeToken
 from tests.operations import Api
 
 
@@ -57,3 +59,16 @@ async def test_collection_items_and_upload_sessions_are_nodes(api: Api, contribu
     assert theirs["status"] == "OPEN" and theirs["url"] is None
     both = (await api.data("Nodes", {"ids": [session["id"], item_id]}, token=viewer))["nodes"]
     assert [(n["__typename"], n["id"]) for n in both] == [("UploadSession", session["id"]), ("CollectionItem", item_id)]
+
+
+async def test_a_viewer_token_of_the_uploads_creator_gets_no_write_capability(api: Api, make_token: MakeToken) -> None:
+    """The same user holding a VIEWER token beside a CONTRIBUTOR one: the session's URL and direct-write
+    path let their bearer write, which a VIEWER may not, so only the token that may write sees them."""
+    writer = await make_token(Role.CONTRIBUTOR, user_id="alice")
+    reader = await make_token(Role.VIEWER, user_id="alice")
+    session = (await api.data("CreateUpload", {"input": {"name": "scan.bin", "sizeBytes": 3}}, token=writer))["createUpload"]
+    assert (await api.data("UploadSession", {"id": session["id"]}, token=writer))["uploadSession"]["url"]
+    for operation, variables, field in (("UploadSession", {"id": session["id"]}, "uploadSession"),
+                                        ("Node", {"id": session["id"]}, "node")):
+        seen = (await api.data(operation, variables, token=reader))[field]
+        assert seen["status"] == "OPEN" and seen["url"] is None and seen["parts"] is None

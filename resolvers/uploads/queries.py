@@ -23,10 +23,12 @@ from services.uploads import sessions
 
 async def visible_session(context: Context, found: SessionDocument, field: str = "id") -> UploadSession:
     """A session as `context`'s caller may see it: signed URLs (and the direct-write path) only for whoever
-    created it, or an ADMIN, since they let the bearer write the upload's bytes. Signed when a field
+    created it while they may still write (a VIEWER token of the same user may not), or an ADMIN,
+    since they let the bearer write the upload's bytes. Signed when a field
     asks for them; its parts then count against the request's part URLs (BAD_USER_INPUT on `field`
     past them), and a few sessions are signed at a time (each lists its stored parts)."""
-    if has_role(context, Role.ADMIN) or (context.actor is not None and context.actor == found.created_by):
+    mine = context.actor is not None and context.actor == found.created_by and has_role(context, Role.CONTRIBUTOR)
+    if mine or has_role(context, Role.ADMIN):
         part_urls = context.loaders.part_urls
 
         async def sign() -> sessions.SignedSession:
@@ -39,7 +41,7 @@ async def visible_session(context: Context, found: SessionDocument, field: str =
 
 @strawberry.type
 class UploadQueries:
-    @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none. The URLs and the direct-write path go only to whoever created the session, or an ADMIN: they let the bearer write the upload's bytes.")
+    @strawberry.field(permission_classes=[CanRead], description="An upload session with fresh URLs for the parts still missing; null if none. The URLs and the direct-write path go only to whoever created the session (while their token may write), or an ADMIN: they let the bearer write the upload's bytes.")
     async def upload_session(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The session's ID (createUpload's answer).")],
     ) -> UploadSession | None:
