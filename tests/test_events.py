@@ -345,7 +345,10 @@ async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, con
     from storage import retries
 
     monkeypatch.setattr(retries, "ALERT_FIRST_WAIT", 0.01)
-    settings.alert_webhooks = [f"http://127.0.0.1:{alert_sinks['port']}/hook?wait=1", f"http://127.0.0.1:{free_port()}/closed"]
+    closed, port = free_port(), alert_sinks["port"]
+    settings.alert_webhooks = [f"http://127.0.0.1:{port}/hook?wait=1",
+                               f"http://127.0.0.1:{port}/services/T0/B0/SECRET-PATH?key=hunter2",  # answers 404
+                               f"http://127.0.0.1:{closed}/services/T1/B1/SECRET-PATH?key=hunter2"]
     settings.alert_smtp_host = None
     # The first webhook hangs until released below: logging returns all the same.
     ids = await log(api, contributor, ev("FAULT", level="ERROR"))
@@ -353,13 +356,17 @@ async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, con
     await wait_for(lambda: len(alert_sinks["hooks"]) == 1, what="the first webhook")  # still in flight
     alert_sinks["release"].set()
 
-    async def failure_logged() -> bool:
-        return await Event.find({"event_type": "ALERT_DELIVERY_FAILED"}).count() == 1
+    async def failures_logged() -> bool:
+        return await Event.find({"event_type": "ALERT_DELIVERY_FAILED"}).count() == 2
 
-    await wait_for(failure_logged, what="ALERT_DELIVERY_FAILED to be logged")
-    failed = await Event.find_one({"event_type": "ALERT_DELIVERY_FAILED"})
-    assert "/closed" in failed.data.decode()["target"] and failed.level == 30
-    assert failed.data.decode()["events"] == ids  # the ids logEvents answered, which the API takes
+    await wait_for(failures_logged, what="two ALERT_DELIVERY_FAILED events to be logged")
+    failed = {e.data.decode()["target"]: e for e in await Event.find({"event_type": "ALERT_DELIVERY_FAILED"}).to_list()}
+    # Named by their place and host: a webhook's path and query are often its credential, and any reader may read events.
+    assert sorted(failed) == [f"webhook 2 (http://127.0.0.1:{port})", f"webhook 3 (http://127.0.0.1:{closed})"]
+    assert failed[f"webhook 2 (http://127.0.0.1:{port})"].data.decode()["error"] == "answered HTTP 404"
+    for event in failed.values():
+        assert event.level == 30 and "SECRET" not in event.model_dump_json() and "hunter2" not in event.model_dump_json()
+        assert event.data.decode()["events"] == ids  # the ids logEvents answered, which the API takes
 
 
 async def test_a_mutations_events_and_its_audit_are_one_insert(api: Api, served: Served, contributor: str,

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiosmtplib
 import httpx
@@ -59,6 +60,17 @@ def alert_body(events: list[Event]) -> dict:
     } for e in events]}
 
 
+def webhook_named(n: int, url: str) -> str:
+    """The `n`th webhook as a failure names it: its place in GRAPHLAKE_ALERT_WEBHOOKS and its scheme
+    and host. A webhook's path and query are often its credential (Slack's, Teams' and Discord's
+    URLs, a `?key=`), and a failure is an event any reader (a VIEWER, a guest) may read."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:  # an IPv6 address, bracketed again as a URL writes it
+        host = f"[{host}]"
+    return f"webhook {n + 1} ({parts.scheme}://{host}{f':{parts.port}' if parts.port else ''})"
+
+
 def signature(secret: bytes, body: bytes) -> str:
     """`sha256=<hex HMAC-SHA256 of the body>`: what receivers recompute to trust a webhook."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
@@ -71,7 +83,7 @@ async def _with_retries(what: str, send: Callable[[], Awaitable[None]]) -> str |
         return None
     except Exception as error:
         log.warning("alert delivery to %s failed after %d attempts: %s", what, retries.ALERT_ATTEMPTS, error)
-        return f"{type(error).__name__}: {error}"
+        return str(error) if isinstance(error, WebhookFailed) else f"{type(error).__name__}: {error}"
 
 
 async def _email(events: list[Event], settings: AlertSettings) -> None:
@@ -94,8 +106,18 @@ async def _webhook(url: str, body: bytes, settings: AlertSettings) -> None:
     if settings.alert_webhook_secret:
         headers[SIGNATURE_HEADER] = signature(settings.alert_webhook_secret.get_secret_value().encode(), body)
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(url, content=body, headers=headers)
-        response.raise_for_status()
+        try:
+            response = await http.post(url, content=body, headers=headers)
+        except httpx.InvalidURL:
+            raise WebhookFailed("not a URL httpx can send to") from None
+        except httpx.RequestError as error:  # its text names no URL; its class says what failed
+            raise WebhookFailed(f"{type(error).__name__}: {error}") from None
+    if response.is_error:  # httpx's own error would quote the whole URL
+        raise WebhookFailed(f"answered HTTP {response.status_code}")
+
+
+class WebhookFailed(Exception):
+    """A webhook not delivered, said without its URL (webhook_named)."""
 
 
 async def notify(events: list[Event], writer: FeedWriter, settings: AlertSettings) -> None:
@@ -106,8 +128,8 @@ async def notify(events: list[Event], writer: FeedWriter, settings: AlertSetting
     if settings.alert_smtp_host and settings.alert_email_to:
         deliveries[f"smtp://{settings.alert_smtp_host}"] = lambda: _email(events, settings)
     body = orjson.dumps(alert_body(events))
-    for url in settings.alert_webhooks:
-        deliveries[url] = lambda url=url: _webhook(url, body, settings)
+    for n, url in enumerate(settings.alert_webhooks):
+        deliveries[webhook_named(n, url)] = lambda url=url: _webhook(url, body, settings)
     results = await asyncio.gather(*(_with_retries(what, send) for what, send in deliveries.items()))
     failures = [
         Event(id=new_event_id(), event_type=ALERT_DELIVERY_FAILED, level=LEVELS["WARNING"],
