@@ -55,11 +55,15 @@ class PersistedQueries:
     def __len__(self) -> int:
         return len(self._documents)
 
-    def document(self, query: str | None, extensions: dict[str, object] | None) -> str | None:
+    def document(self, query: str | None, extensions: dict[str, object] | None, *, guest: bool = False) -> str | None:
         """The document to run: `query` itself, or the one a persisted-query hash names.
 
         Raises PersistedQueryError when the hash is unknown (PERSISTED_QUERY_NOT_FOUND, which tells
         the client to send the query along), does not match the query, or is malformed.
+        A `guest` (resolvers/permissions.is_guest: no valid token) neither fills the store nor
+        learns from it: every hash is unknown to them, and what they send is run (if they may) but
+        not remembered. Else anyone could push out the documents the lake's clients use, and tell
+        which documents those are by their hashes.
         """
         persisted = (extensions or {}).get("persistedQuery")
         if persisted is None:
@@ -83,7 +87,7 @@ class PersistedQueries:
                                       field="extensions.persistedQuery.sha256Hash")
         sha256 = sha256.lower()
         if query is None:
-            document = self._documents.get(sha256)
+            document = None if guest else self._documents.get(sha256)
             if document is None:
                 # Apollo's message and code, which its clients (and others) answer by sending the query.
                 raise PersistedQueryError("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND", status=200, new_status=404)
@@ -97,7 +101,7 @@ class PersistedQueries:
                 f"extensions.persistedQuery.sha256Hash: {sha256} is not the SHA-256 of the query sent with it "
                 f"({actual}); nothing was run or stored", "PERSISTED_QUERY_HASH_MISMATCH",
                 field="extensions.persistedQuery.sha256Hash")
-        if len(query) <= MAX_STORED_CHARS:
+        if len(query) <= MAX_STORED_CHARS and not guest:
             self._documents[sha256] = query
             self._documents.move_to_end(sha256)
             while len(self._documents) > self.max_entries:

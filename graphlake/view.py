@@ -33,12 +33,12 @@ from graphlake.sse import event_stream_response, sse_transport
 from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
 from resolvers.context import Context
 from resolvers.internals import (
-    AsyncHTTPRequestAdapter,
     CannotGetOperationTypeError,
     HTTPException,
     InvalidOperationTypeError,
     MissingQueryError,
 )
+from resolvers.permissions import is_guest
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated
@@ -220,23 +220,29 @@ class GraphQLView(GraphQL[Context, None]):
             return await super().run(request)
         sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, response=sub_response)
-        request_data = self._checked(GraphQLRequestData(
+        request_data = self._checked(context, GraphQLRequestData(
             query=_field(data, "query", str, "a string"), variables=_field(data, "variables", dict, "an object"),
             operation_name=data.get("operationName"), extensions=_field(data, "extensions", dict, "an object"),
             protocol="http"))
         result = await self.execute_single(request, _POST, sub_response, context, None, request_data)
         return self.create_response(await self.process_result(request, result), sub_response)
 
-    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
-        data = await super().parse_http_body(request)
-        return self._checked(data) if isinstance(data, GraphQLRequestData) else data
+    async def execute_operation(self, request: Any, request_adapter: Any, request_data: Any, context: Any,
+                                root_value: Any, sub_response: Any) -> Any:
+        """Strawberry's, once the request is `_checked` (the caller known: a guest's persisted query is
+        neither looked up nor stored)."""
+        if isinstance(request_data, GraphQLRequestData):
+            request_data = self._checked(context, request_data)
+        return await super().execute_operation(request, request_adapter, request_data, context, root_value,
+                                               sub_response)
 
-    def _checked(self, data: GraphQLRequestData) -> GraphQLRequestData:
-        """One operation's request, its `operationName` checked and a persisted query's document found."""
+    def _checked(self, context: Context | None, data: GraphQLRequestData) -> GraphQLRequestData:
+        """One operation's request, its `operationName` checked and a persisted query's document found
+        (not for a guest: persisted_queries.PersistedQueries.document)."""
         if not isinstance(data.operation_name, str | None):
             # Strawberry passes it on unchecked, to fail deep inside graphql-core.
             raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
-        data.query = self.persisted_queries.document(data.query, data.extensions)
+        data.query = self.persisted_queries.document(data.query, data.extensions, guest=is_guest(context))
         return data
 
     def should_render_graphql_ide(self, request: Any) -> bool:

@@ -72,7 +72,8 @@ And one shape for every error: graphlake/view.py catches the HTTPException (from
 HTTP layer Strawberry is built on) that Strawberry raises for a body it cannot read, and answers it
 as a GraphQL error with a code instead of plain text. It tells a mutation sent with GET (405) by the
 InvalidOperationTypeError Strawberry chains to that HTTPException, and checks the operation name
-in its `parse_http_body`, which takes cross-web's request adapter (`AsyncHTTPRequestAdapter`).
+(and finds a persisted query's document) in its `execute_operation`, which Strawberry's `run` calls
+with the request's context, made before the body is parsed.
 
 They import these names from here, and tests/test_internals.py (a canary) checks each of them and
 its shape, so an upgrade that moves or changes one fails there, naming it, before any request does.
@@ -83,7 +84,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import HTTPException
 from graphql import (
     GraphQLError,
     GraphQLField,
@@ -109,7 +110,7 @@ from strawberry.types.cast import get_strawberry_type_cast
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
 
-__all__ = ["MAX_NESTING_DEPTH", "AsyncHTTPRequestAdapter", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler",
+__all__ = ["MAX_NESTING_DEPTH", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler",
            "CannotGetOperationTypeError", "ExecutionContext", "Executor", "HTTPException", "InputContext",
            "InvalidOperationTypeError", "MissingQueryError", "SSETransport", "StrawberryField",
            "StrawberryGraphQLCoreExecutionContext", "StrawberryMaybe", "StrawberryOptional", "ValidationAbortedError",

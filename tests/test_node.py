@@ -3,8 +3,8 @@ IDs, without a database: tests/unit/test_node.py."""
 
 from __future__ import annotations
 
-from services.node_ids import NodeType, encode_id
 from documents.roles import Role
+from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import MakeToken
 from tests.operations import Api

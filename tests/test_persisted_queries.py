@@ -139,3 +139,28 @@ def test_the_store_is_bounded_and_keeps_the_recently_used() -> None:
     assert store.document(long, persisted(long_hash)) == long
     with pytest.raises(PersistedQueryError):
         store.document(None, persisted(long_hash))
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"], ids=["no token", "a wrong token"])
+async def test_a_guest_neither_fills_the_store_nor_learns_from_it(http: httpx.AsyncClient, viewer: str,
+                                                                  token: str | None) -> None:
+    """A guest (no valid token) is run what it may run, but its documents are not remembered, and no
+    hash is known to it: else anyone could push out the clients' documents and tell which they are."""
+    guest = {"Authorization": f"Bearer {token}"} if token else {}
+    auth = {"Authorization": f"Bearer {viewer}"}
+    query, sha = fresh()
+    sent = await http.post("/graphql", json={"query": query, "extensions": persisted(sha)}, headers=guest)
+    assert sent.status_code == 200 and sent.json()["data"]["health"]["ok"] is True  # Status needs no role
+    again = await http.get("/graphql", params={"query": query, "extensions": json.dumps(persisted(sha))},
+                           headers={**guest, "Accept": "application/json"})
+    assert again.json()["data"]["health"]["ok"] is True  # the GET path alike
+    unknown = await http.post("/graphql", json={"extensions": persisted(sha)}, headers=auth)
+    assert unknown.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"  # not remembered
+    # A document a client persisted is unknown to a guest, over POST and GET.
+    await http.post("/graphql", json={"query": query, "extensions": persisted(sha)}, headers=auth)
+    assert (await http.post("/graphql", json={"extensions": persisted(sha)}, headers=auth)).json()["data"]
+    hidden = await http.post("/graphql", json={"extensions": persisted(sha)}, headers=guest)
+    assert hidden.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    hidden = await http.get("/graphql", params={"extensions": json.dumps(persisted(sha))},
+                            headers={**guest, "Accept": "application/json"})
+    assert hidden.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
