@@ -28,6 +28,7 @@ from documents.common import Split
 from documents.lean import lean
 from resolvers.loop_slices import validate_all
 from services import datasets, snapshots
+from services.checks import MAX_ALIASES
 from services.errors import GraphlakeError
 from services.query_match import matcher
 from services.uploads.sessions import PartUrls
@@ -256,9 +257,11 @@ class Loaders:
     def aliases(self) -> DataLoader[ObjectId, list[str]]:
         async def load(asset_ids: Sequence[ObjectId]) -> list[list[str]]:
             grouped: dict[ObjectId, list[str]] = defaultdict(list)
+            # At most MAX_ALIASES an asset (services/assets._room_for_aliases); should racing writers
+            # have passed it, each asset still shows its first MAX_ALIASES, as the request was weighed.
             raw = await Alias.get_pymongo_collection().find({"asset_id": {"$in": list(asset_ids)}}, sort=[("_id", 1)]).to_list()
             for doc in raw:
                 grouped[doc["asset_id"]].append(doc["_id"])
-            return [grouped[a] for a in asset_ids]
+            return [grouped[a][:MAX_ALIASES] for a in asset_ids]
 
         return self._get(_cache_key("aliases"), load, "aliases")

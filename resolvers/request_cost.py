@@ -55,7 +55,7 @@ from graphql import (
 )
 
 from resolvers.per_document import PerDocument
-from services.checks import MAX_LINEAGE, MAX_ROLES, MAX_VERSION_SETS
+from services.checks import MAX_ALIASES, MAX_LINEAGE, MAX_ROLES, MAX_VERSION_SETS
 from services.errors import BadUserInput
 
 PAGE_ARGUMENTS = ("first", "last")  # a connection's: the larger one given, else the default page size
@@ -64,6 +64,7 @@ A_PAGE = -1  # an unpaged list's bound: the largest page (GRAPHLAKE_MAX_PAGE_SIZ
 UNPAGED = {
     ("Asset", "retentions"): A_PAGE,  # resolvers/assets/types.py
     ("Asset", "derivedFrom"): MAX_LINEAGE,
+    ("Asset", "aliases"): MAX_ALIASES,
     ("DatasetVersion", "annotationSets"): MAX_VERSION_SETS,
     ("DatasetVersion", "annotationCounts"): MAX_VERSION_SETS,  # a count and the set it counts, each
 }

@@ -27,6 +27,7 @@ from documents.upload import UploadSession
 from services import asset_users, lineage, retention
 from services.checks import (
     HOLDERS_NAMED,
+    MAX_ALIASES,
     MAX_LINEAGE,
     check_aliases,
     check_at_most,
@@ -181,8 +182,20 @@ async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
         raise Conflict("the asset is deleted", field="assetId")
     alias_list = check_aliases(aliases)
     await _check_aliases_free(alias_list, asset_id, "aliases")
+    await _room_for_aliases(asset_id, alias_list, "aliases")
     await _insert_aliases(alias_list, asset_id, "aliases")
     return asset
+
+
+async def _room_for_aliases(asset_id: ObjectId, adding: list[str], field: str) -> None:
+    """CONFLICT naming `field` when `adding` (those not the asset's already) would give the asset more
+    than MAX_ALIASES: `Asset.aliases` is a plain list, bounded so (README: Lists). Two requests adding
+    at once may each see room; a read gives the first MAX_ALIASES all the same (loaders.aliases)."""
+    held = set(await Alias.get_pymongo_collection().distinct("_id", {"asset_id": asset_id}))
+    new = [a for a in adding if a not in held]
+    if new and len(held) + len(new) > MAX_ALIASES:
+        raise Conflict(f"an asset holds at most {MAX_ALIASES} aliases; this one holds {len(held)}, and {len(new)} more "
+                       "were asked for: remove some first (removeAliases)", field=field)
 
 
 async def remove_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
@@ -200,6 +213,7 @@ async def move_alias(alias: str, asset_id: ObjectId, expected: ObjectId | None =
     if asset.status is AssetStatus.DELETED:
         raise Conflict("the asset is deleted", field="assetId")
     (alias,) = check_aliases([alias])
+    await _room_for_aliases(asset_id, [alias], "assetId")
     query: dict[str, Any] = {"_id": alias} if expected is None else {"_id": alias, "asset_id": expected}
     try:
         moved = await Alias.get_pymongo_collection().update_one(

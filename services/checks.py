@@ -22,6 +22,7 @@ MAX_LABEL_LENGTH = 200
 MAX_LINEAGE = 100  # assets one asset derives from (`derivedFrom`)
 MAX_ROLES = 20  # roles of one datum
 MAX_VERSION_SETS = 100  # annotation sets one dataset version holds
+MAX_ALIASES = 100  # aliases naming one asset (`aliases`)
 _ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
 
 
@@ -69,6 +70,7 @@ def check_at_most(items: Sequence[Any], limit: int, what: str, field: str) -> No
 
 def check_aliases(aliases: Sequence[str] | None, field: str = "aliases") -> list[str]:
     aliases = list(dict.fromkeys(aliases or []))
+    check_at_most(aliases, MAX_ALIASES, "aliases of one asset", field)
     for i, alias in enumerate(aliases):
         if not _ALIAS.match(alias):
             raise BadUserInput("an alias is 1 to 200 characters, no spaces, not starting with '/'", field=f"{field}[{i}]")

@@ -231,6 +231,24 @@ async def test_aliases_are_unique_across_the_lake(api: Api, contributor: str) ->
     assert moved["addAliases"]["aliases"] == ["run-7/best"]
 
 
+async def test_an_asset_holds_at_most_100_aliases(api: Api, contributor: str) -> None:
+    """`aliases` is a plain list: bounded when written, so a read of it is bounded too (README: Lists)."""
+    asset = await factories.value_asset(api, contributor, name="many", aliases=[f"a{i:03}" for i in range(60)])
+    error = await api.error("StoreValue", {"input": {"name": "x", "value": 1, "aliases": [f"b{i}" for i in range(101)]}},
+                            token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "aliases"} and "at most 100" in error["message"]
+    error = await api.error("AddAliases", {"assetId": asset["id"], "aliases": [f"a{i:03}" for i in range(50, 101)]},
+                            token=contributor)  # 10 of them held, 41 new: 101
+    assert error["extensions"] == {"code": "CONFLICT", "field": "aliases"} and "holds 60" in error["message"]
+    assert await Alias.find({"asset_id": object_id(asset["id"])}).count() == 60  # nothing written
+    await api.data("AddAliases", {"assetId": asset["id"], "aliases": [f"a{i:03}" for i in range(50, 100)]}, token=contributor)
+    error = await api.error("MoveAlias", {"alias": "one-more", "assetId": asset["id"]}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "assetId"}
+    await api.data("MoveAlias", {"alias": "a000", "assetId": asset["id"]}, token=contributor)  # its own already: room enough
+    read = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["aliases"]
+    assert read == [f"a{i:03}" for i in range(100)]
+
+
 async def test_move_alias_takes_a_name_over_in_one_write(api: Api, contributor: str) -> None:
     first = await factories.value_asset(api, contributor, name="model-v1")
     second = await factories.value_asset(api, contributor, name="model-v2")

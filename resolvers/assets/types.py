@@ -167,7 +167,7 @@ class Asset(Node):
     def metadata(self) -> JSON:
         return self.doc.metadata.decode()
 
-    @strawberry.field(description="Lake-wide unique names of this asset.")
+    @strawberry.field(description="Lake-wide unique names of this asset, in name order: at most 100 (adding more is CONFLICT).")
     async def aliases(self, info: Info) -> list[str]:
         return await info.context.loaders.aliases().load(self.doc.id)
 
