@@ -26,7 +26,7 @@ from urllib.parse import SplitResult, quote, urlsplit
 import aioboto3
 import aiohttp
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from storage import retries
 from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreRefused, StoreUnavailable
@@ -412,6 +412,8 @@ class S3Store:
                     return objects[:limit + 1]
         except ClientError as error:  # no such bucket, access denied: the asker's to fix
             raise StoreRefused(error.response.get("Error", {}).get("Code", "?")) from None
+        except ParamValidationError as error:  # a name botocore refuses before sending (`x/y`, spaces, too long)
+            raise StoreRefused(f"not a bucket name S3 takes ({' '.join(str(error).split())})") from None
         return objects
 
     async def head_external(self, bucket: str, key: str) -> dict[str, Any] | None:
