@@ -159,7 +159,8 @@ async def test_a_given_digest_is_checked_against_the_copy(api: Api, contributor:
 
 
 async def test_another_machines_file_of_the_same_size_is_told_apart(api: Api, contributor: str, root: Path,
-                                                                   settings: Settings) -> None:
+                                                                   settings: Settings, state: AppState,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     frame = root / "frame.raw"
     frame.write_bytes(b"1234")
     seen = frame.stat()
@@ -175,6 +176,20 @@ async def test_another_machines_file_of_the_same_size_is_told_apart(api: Api, co
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[0].source"}
     finally:
         (settings.data_dir / "ingest-probe").unlink()
+    # Nor the backups (every document, token hashes too) nor a local mount (others' unfinished uploads),
+    # wherever they lie.
+    backups, mount = root.parent / "backups-elsewhere", state.stores["local"]
+    monkeypatch.setattr(settings, "backup_dir", backups)
+    backups.mkdir()
+    (backups / "tokens.bson").write_text("hashes")
+    (mount.root / ".multipart-probe").write_text("someone's upload")
+    settings.ingest_roots = [root, backups, mount.root]
+    try:
+        for private in (backups / "tokens.bson", mount.root / ".multipart-probe"):
+            error = await api.error("IngestFiles", {"inputs": [ingest_input(private)]}, token=contributor)
+            assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[0].source"}, private
+    finally:
+        (mount.root / ".multipart-probe").unlink()
     # A link inside the root to a file inside it: ingested under the link's own name, as an upload of it would be.
     (root / "latest.raw").symlink_to(frame)
     [done] = (await api.data("IngestFiles", {"inputs": [ingest_input(root / "latest.raw", modifiedNs=seen.st_mtime_ns)]},

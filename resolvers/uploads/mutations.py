@@ -23,6 +23,7 @@ from services.node_ids import NodeType, decode_object_id
 from services.uploads import completion, external, ingest, sessions, verification
 from services.uploads.finishing import Unfiled
 from storage.concurrency import bounded_gather
+from storage.local import LocalStore
 
 
 def _request(input: CreateUploadInput | IngestFileInput, where: str, settings: ServerSettings) -> sessions.UploadRequest:
@@ -132,9 +133,13 @@ class UploadMutations:
         requests = [ingest.IngestRequest(source=input.source, upload=_request(input, f"inputs[{i}].", settings),
                                          modified_ns=input.modified_ns, name=input.name, media_type=input.media_type)
                     for i, input in enumerate(inputs)]
-        # The data dir holds the embedded database and the server's secrets: never ingested, whatever the roots say.
+        # Never ingested, whatever the roots say: the data dir (the embedded database, the server's
+        # secrets), the backups (every document, token hashes too) and the local mounts (others'
+        # unfinished uploads, which no reader may read; a stored file is an asset already).
+        private = [settings.data_dir, settings.backups,
+                   *(store.root for store in info.context.stores.values() if isinstance(store, LocalStore))]
         done = await ingest.ingest_files(requests, settings.ingest_roots, mount, info.context.stores, settings,
-                                         info.context.state.feed, info.context.actor, private=[settings.data_dir])
+                                         info.context.state.feed, info.context.actor, private=private)
         fresh = [d.asset for d in done if not d.unchanged]
         info.context.loaders.known([d.asset for d in done])
         state = info.context.state
