@@ -72,7 +72,7 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         feed = FeedWriter(db, events)
         stack.push_async_callback(feed.close)  # before the client closes: its last copies go out
-        journal = AuditJournal(settings.audit_journal_dir, feed.writer, feed.write, settings.audit_flush_seconds)
+        journal = AuditJournal(settings.audit_journal_dir, feed.writer, feed.write_numbered, settings.audit_flush_seconds)
         if serving and settings.journals_audit:
             await journal.open()  # stores what a process that stopped left first
             feed.ahead = journal

@@ -73,16 +73,18 @@ async def test_the_answer_comes_first_and_reads_of_events_wait_for_the_journal(a
         journal.delay_seconds = state.settings.audit_flush_seconds
 
 
-async def test_a_mutation_with_events_of_its_own_stores_its_audit_with_them(api: Api, contributor: str,
-                                                                            state: AppState) -> None:
-    """Only a lone AUDIT event is journaled: logEvents answers once its events are stored, and its
-    audit entry goes in the same insert."""
+async def test_logevents_answers_once_its_events_are_stored_and_journals_its_audit(api: Api, contributor: str,
+                                                                                  state: AppState) -> None:
+    """logEvents answers with its events' IDs, made as they are stored: they are stored before it
+    answers, and its AUDIT event, then all the mutation has left to log, is journaled as any lone one."""
     journal = state.feed.ahead
     assert journal is not None
     journal.delay_seconds = 60
     try:
         await api.data("LogEvents", {"inputs": [{"eventType": "CALIBRATED"}]}, token=contributor)
-        assert sorted(e.event_type for e in await Event.find().to_list()) == [AUDIT, "CALIBRATED"]
+        assert [e.event_type for e in await Event.find().to_list()] == ["CALIBRATED"]
+        on_disk = [e for path in segments(journal.directory) for e in complete_entries(path.read_bytes())[0]]
+        assert [e["message"].split(" ")[0] for e in on_disk] == ["logEvents"]
     finally:
         journal.delay_seconds = state.settings.audit_flush_seconds
 
@@ -144,7 +146,7 @@ async def test_a_replay_stores_each_entry_once_drops_a_torn_tail_and_leaves_live
     fcntl.flock(holder, fcntl.LOCK_EX)  # its process lives
     before = new_event_id()  # the last event stored before the replay, say
     try:
-        journal = AuditJournal(tmp_path, "this", state.feed.write, 0)
+        journal = AuditJournal(tmp_path, "this", state.feed.write_numbered, 0)
         async with state.events.listen() as live:
             assert await journal.replay() == 1  # the second: the first was in the log already
             sent = await asyncio.wait_for(anext(live), 5)
@@ -166,14 +168,14 @@ async def test_a_replay_cut_short_stores_nothing_twice(state: AppState, tmp_path
     (tmp_path / "dead-1.bson").write_bytes(bson.encode(stored(audit(12))) + bson.encode(stored(audit(13))))
 
     async def dies(events: list[Event]) -> None:
-        await state.feed.write(events[:1])  # the first is stored; then the process dies
+        await state.feed.write_numbered(events[:1])  # the first is stored; then the process dies
         raise RuntimeError("died")
 
     with pytest.raises(RuntimeError, match="died"):
         await store_left(tmp_path, Event.get_pymongo_collection(), store=dies)
     entries = complete_entries((tmp_path / "dead-1.bson").read_bytes())[0]
     assert [IDS in entry for entry in entries] == [False, False, True]  # the IDs were recorded first
-    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write) == 1
+    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write_numbered) == 1
     for n in (12, 13):
         assert await Event.find({"message": f"m{n} by test"}).count() == 1
     assert segments(tmp_path) == []
@@ -182,7 +184,7 @@ async def test_a_replay_cut_short_stores_nothing_twice(state: AppState, tmp_path
 async def test_a_damaged_segment_is_kept_aside(state: AppState, tmp_path: Path) -> None:
     """Bytes that are no torn last write (a whole entry that does not decode) are not deleted."""
     (tmp_path / "damaged-1.bson").write_bytes(bson.encode(stored(audit(5))) + b"\x10\x00\x00\x00" + b"\xff" * 12)
-    journal = AuditJournal(tmp_path, "this", state.feed.write, 0)
+    journal = AuditJournal(tmp_path, "this", state.feed.write_numbered, 0)
     assert await journal.replay() == 1
     assert await journal.replay() == 0  # kept aside, not replayed again
     assert (tmp_path / "damaged-1.corrupt").exists() and segments(tmp_path) == []
@@ -202,7 +204,7 @@ async def test_the_journal_is_on_where_it_is_as_durable_as_the_database(tmp_path
 async def test_a_server_finds_what_a_stopped_process_left_while_it_runs(state: AppState, tmp_path: Path) -> None:
     """A worker that died beside a running one: its segment is stored at the next look, even while
     writes keep the running process busy."""
-    journal = AuditJournal(tmp_path, "running", state.feed.write, 0, replay_every=0.2)
+    journal = AuditJournal(tmp_path, "running", state.feed.write_numbered, 0, replay_every=0.2)
     await journal.open()
     try:
         (tmp_path / "died-1.bson").write_bytes(bson.encode(stored(audit(7))))
@@ -230,7 +232,7 @@ async def test_an_open_journal_is_seen_live_before_it_writes_and_cannot_be_moved
     long_ago = time.time() - 2 * STALE_MAKING_SECONDS
     os.utime(died_making, (long_ago, long_ago))
     making.write_bytes(b"")
-    journal = AuditJournal(tmp_path, "quiet", state.feed.write, 0)
+    journal = AuditJournal(tmp_path, "quiet", state.feed.write_numbered, 0)
     await journal.open()
     try:
         assert not (tmp_path / "stopped.alive").exists()
@@ -266,7 +268,7 @@ async def test_a_flush_whose_answer_was_lost_stores_nothing_twice(state: AppStat
 
     async def store(events: list[Event]) -> None:
         attempts.append(len(events))
-        await state.feed.write(events)
+        await state.feed.write_numbered(events)
         if len(attempts) == 1:
             raise ConnectionError("the reply was lost")
 
@@ -293,7 +295,7 @@ async def test_a_replay_skips_an_entry_stored_under_any_id_it_had_and_stores_unr
     odd = {**stored(later), "level": "not a level"}
     (tmp_path / "dead-1.bson").write_bytes(b"".join(bson.encode(doc) for doc in (
         stored(early), {IDS: [[early.id, first_given]]}, {IDS: [[early.id, second_given]]}, odd)))
-    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write) == 1
+    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write_numbered) == 1
     assert await Event.find({"message": "m14 by test"}).count() == 1
     [raw] = await Event.get_pymongo_collection().find({"message": "m15 by test"}).to_list()
     assert raw["_id"] == later.id and raw["level"] == "not a level"
@@ -305,6 +307,6 @@ async def test_entries_journaled_before_schema_8_are_stored_as_the_lakes_own(sta
     old = {k: v for k, v in stored(audit(21)).items() if k != "by_lake"}
     assert old["event_type"] == AUDIT
     (tmp_path / "dead-1.bson").write_bytes(bson.encode(old))
-    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write) == 1
+    assert await store_left(tmp_path, Event.get_pymongo_collection(), store=state.feed.write_numbered) == 1
     replayed = await Event.get_pymongo_collection().find_one({"message": "m21 by test"})
     assert replayed["by_lake"] is True

@@ -106,7 +106,7 @@ async def test_concurrent_mutations_share_inserts_and_every_event_arrives_once_i
 async def test_a_failing_write_fails_alone_and_the_writes_after_it_are_stored(served: Served, state: AppState) -> None:
     feed = state.feed
     taken = Event.model_construct(id=new_event_id(), event_type="ONCE", level=20, message="first")
-    await feed.write([taken])
+    await feed.write([taken])  # numbered as it is stored: `taken.id` is the ID it was stored under
 
     def event(message: str) -> list[Event]:
         return [Event.model_construct(id=new_event_id(), event_type="ONCE", level=20, message=message)]
@@ -115,7 +115,8 @@ async def test_a_failing_write_fails_alone_and_the_writes_after_it_are_stored(se
     in_flight = asyncio.create_task(feed.write(event("in flight")))
     await asyncio.sleep(0)  # its insert has started: the three below wait for it, then go in one insert
     assert feed.inserting
-    before, clash, after = (asyncio.create_task(feed.write(events)) for events in (
+    # The clash keeps the ID it is given (`numbered`), which an event holds already: the database refuses it.
+    before, clash, after = (asyncio.create_task(feed.write(events, numbered=True)) for events in (
         event("before"), [Event.model_construct(id=taken.id, event_type="ONCE", level=20, message="again")], event("after")))
     # Bounded: a write left waiting (not put back after the clash) fails here rather than hanging.
     results = await asyncio.wait_for(asyncio.gather(in_flight, before, clash, after, return_exceptions=True), 30)
@@ -142,15 +143,16 @@ async def test_a_write_refused_part_way_leaves_nothing_of_it(served: Served, sta
         await ws.connect({"Authorization": f"Bearer {viewer}"})
         await ws.subscribe("EventStream", {"filter": {"eventTypes": ["HALF"]}})
         await wait_for(lambda: state.events.has_subscribers, what="the subscription")
+        # Written under the ID it is given (`numbered`), which an event holds already: the database refuses it.
         clash = Event.model_construct(id=taken.id, event_type="HALF", level=20, message="clash")
         with pytest.raises(BulkWriteError):
-            await feed.write([event("a"), event("b"), clash, event("c")])
+            await feed.write([event("a"), event("b"), clash, event("c")], numbered=True)
         # In a group: the write before the clash stays, the one holding it goes whole.
         in_flight = asyncio.create_task(feed.write([event("in flight")]))
         await asyncio.sleep(0)
         assert feed.inserting
         before = asyncio.create_task(feed.write([event("before")]))
-        holding = asyncio.create_task(feed.write([event("d"), clash]))
+        holding = asyncio.create_task(feed.write([event("d"), clash], numbered=True))
         results = await asyncio.wait_for(asyncio.gather(in_flight, before, holding, return_exceptions=True), 30)
         assert results[:2] == [None, None] and isinstance(results[2], BulkWriteError), results
         got = [(await asyncio.wait_for(ws.receive(), 15))["payload"]["data"]["events"]["message"] for _ in range(2)]

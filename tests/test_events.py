@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from graphlake.local_services import free_port
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from resolvers.events.types import Event as EventType
-from services.node_ids import NodeType, encode_id
+from services.node_ids import NodeType, decode_object_id, encode_id
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api
@@ -381,17 +382,19 @@ async def test_a_mutations_events_and_its_audit_are_one_insert(api: Api, served:
 
 
 async def test_events_held_for_one_write_are_stored_even_when_the_block_fails(state: AppState) -> None:
-    from services.events import log as service
-
+    """What a mutation writes (an upload's ASSET_STATUS, say) is held until its block ends, failed or not."""
     with pytest.raises(RuntimeError):
         async with state.feed.together():
-            await service.log_events(state.feed, [service.NewEvent(event_type="BEFORE_THE_FAILURE")], state.settings)
+            await state.feed.write([Event(event_type="BEFORE_THE_FAILURE", level=20)])
             assert await Event.find({"event_type": "BEFORE_THE_FAILURE"}).count() == 0  # held back
             raise RuntimeError("the mutation failed after its events")
     assert await Event.find({"event_type": "BEFORE_THE_FAILURE"}).count() == 1
 
 
-async def test_alerts_fire_only_once_their_events_are_stored(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_logged_events_are_stored_before_the_answer_even_in_a_mutation(state: AppState,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """logEvents answers with its events' IDs, made as they are stored: so they are stored before it
+    answers, not held with the mutation's AUDIT event, and alerted once stored."""
     from services.events import alerts
     from services.events import log as service
 
@@ -402,11 +405,44 @@ async def test_alerts_fire_only_once_their_events_are_stored(state: AppState, mo
 
     monkeypatch.setattr(alerts, "notify", notify)
     async with state.feed.together():
-        await service.log_events(state.feed, [service.NewEvent(event_type="MELTDOWN", level=50)], state.settings)
-        await asyncio.sleep(0.05)  # kept: no condition to wait on; gives an alert fired too early the time to show
-        assert fired == []  # not stored yet, so not announced
+        logged = await service.log_events(state.feed, [service.NewEvent(event_type="MELTDOWN", level=50)], state.settings)
+        [stored] = await Event.find({"event_type": "MELTDOWN"}).to_list()
+        assert [e.id for e in logged.events] == [stored.id]
     await wait_for(lambda: fired, what="the alert, once the event is stored")
     assert fired == [["MELTDOWN"]]
+
+
+async def test_events_reach_the_log_and_subscribers_in_id_order(api: Api, served: Served, state: AppState,
+                                                               contributor: str) -> None:
+    """Keyed batches (a lookup by key before their write) and plain ones logged at once, on one
+    process: each event's ID is made as it is stored, so the live stream comes in ID order and a
+    resume from any event it gave (`after`, `newerThan`) gives exactly those received after it. Made
+    before the lookup, a keyed event went in after plain ones made later, and a resume from one of
+    those missed it."""
+    race = {"eventTypes": ["RACE"]}
+    async with Subscriber(served.ws_url) as ws:
+        await ws.connect({"Authorization": f"Bearer {contributor}"})
+        await ws.subscribe("EventStream", {"filter": race})
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the subscription to listen")
+
+        async def one(name: str, key: str | None) -> None:
+            await api.data("LogEvents", {"inputs": [{"eventType": "RACE", "message": name,
+                                                     **({"key": key} if key else {})}]}, token=contributor)
+
+        await asyncio.gather(*(one(f"k{i}", f"race-{uuid.uuid4()}") for i in range(30)),
+                             *(one(f"p{i}", None) for i in range(30)))
+        live = [(await asyncio.wait_for(ws.receive(), 10))["payload"]["data"]["events"]["id"] for _ in range(60)]
+    assert live == sorted(live, key=lambda i: decode_object_id(i, NodeType.EVENT)), "the live stream is not in ID order"
+    for cut in (5, 20, 41):  # a resume from an event received: exactly the ones received after it
+        newer = (await api.data("Events", {"filter": race, "newerThan": live[cut], "first": 100, "orderBy": "RECEIVED",
+                                           "direction": "ASC"}, token=contributor))["events"]
+        assert [e["node"]["id"] for e in newer["edges"]] == live[cut + 1:]
+        async with Subscriber(served.ws_url) as ws:
+            await ws.connect({"Authorization": f"Bearer {contributor}"})
+            await ws.subscribe("EventStreamFrom", {"filter": race, "after": live[cut]})
+            replayed = [(await asyncio.wait_for(ws.receive(), 10))["payload"]["data"]["events"]["id"]
+                        for _ in live[cut + 1:]]
+        assert replayed == live[cut + 1:]
 
 
 async def test_every_mutation_is_audited_without_secrets(api: Api, admin: str, contributor: str) -> None:

@@ -22,7 +22,7 @@ async def record(feed: FeedWriter, settings: EventSettings, message: str, *, use
     await log.log_events(feed, [log.NewEvent(
         event_type=AUDIT, message=message, source=Ownership(user_id=user_id),
         data=StoredJson.encode({**what, "ids": ids[:MAX_IDS], "idCount": len(ids)}),
-    )], settings)
+    )], settings, held=True)  # in a mutation, its last write: stored as it ends, or journaled
 
 
 async def record_command(feed: FeedWriter, settings: EventSettings, command: str, ids: list[str] | None = None,

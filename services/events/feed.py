@@ -42,7 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
 from documents.clock import utcnow
-from documents.event import AUDIT, FEED_COLLECTION, lake_mark
+from documents.event import AUDIT, FEED_COLLECTION, lake_mark, new_event_id
 from documents.event import Event as EventDocument
 from documents.sparse import stored
 from services.availability import no_time_limit
@@ -143,8 +143,13 @@ class FeedWriter:
         # None: stored before the answer, as every other event.
         self.ahead: AuditJournal | None = None
 
+    async def write_numbered(self, events: list[EventDocument]) -> None:
+        """`write` for events whose IDs were made just before and recorded (the audit journal's:
+        services/events/journal.py): they keep them, and go in the order they were made."""
+        await self.write(events, now=True, numbered=True)
+
     async def write(self, events: list[EventDocument], then: Sequence[Callable[[], None]] = (), *,
-                    now: bool = False) -> None:
+                    now: bool = False, numbered: bool = False) -> None:
         """Store events in the log (inside together(): when it ends, unless `now`), hand them to this
         process's subscribers, and queue their copy for the other processes (sent in the background),
         then call `then` (an alert, say): only once they are stored, and even if the caller stopped
@@ -159,6 +164,11 @@ class FeedWriter:
         which stay (and are news): their caller finds them by key and counts them as its own, or
         takes them out itself (services/events/keys.py). `now`: a caller that must learn that
         outcome before it answers (keyed events).
+
+        Each event gets its ID here, as it takes its place in the order of inserts (unless
+        `numbered`): made earlier (before a keyed batch's lookup, or a mutation's other work), an
+        event went in after others made later, and a subscriber resuming by ID from one of those
+        missed it. So an ID is read only once its write has returned (when not held in a block).
         """
         batch = _batch.get()
         if batch is not None and batch.open and not now:  # stored as the block ends; `then` after that, as for its own events
@@ -168,6 +178,9 @@ class FeedWriter:
         if not events:
             _call(then)
             return
+        if not numbered:  # no await from here until the events are queued or their insert has begun
+            for event in events:
+                event.id = new_event_id()
         if not self._idle.is_set():
             waiting = _Waiting(events, asyncio.get_running_loop().create_future())
 

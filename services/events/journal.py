@@ -94,7 +94,7 @@ class _Entry:
 
 class AuditJournal:
     """This process's journal of AUDIT events (see the module docstring). `store` writes events into
-    the log (FeedWriter.write: published to subscribers as any stored event); only one flush runs at
+    the log (FeedWriter.write_numbered: under the IDs it records, published to subscribers as any stored event); only one flush runs at
     a time, so the log gets the entries in the order they were written."""
 
     def __init__(self, directory: Path, name: str, store: Callable[[list[Event]], Awaitable[None]],

@@ -33,7 +33,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from documents.common import Ownership
-from documents.event import Event, new_event_id
+from documents.event import Event
 from services.availability import no_time_limit
 from services.errors import Conflict, Unavailable
 from services.events.feed import FeedWriter
@@ -91,9 +91,9 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
     answer with ids that then named nothing. So the next round finds them by key, by the ids this
     call gave them, and counts them as its own; and they stay even when the batch then ends in
     CONFLICT (the error names them: sent again without the conflicting event, they are found)."""
-    events = list(events)  # renumbered by replacing, never in place: a kept event went out as it is
+    events = list(events)  # a retried event is replaced by a copy, never changed: a kept one went out as it is
     result: list[Event | None] = [None] * len(events)
-    attempted: set[ObjectId] = set()  # every id this call wrote under (each round's are new)
+    attempted: set[ObjectId] = set()  # every id this call wrote under (each round's write gives new ones)
     adopted: list[Event] = []  # its own, stored by a round that then failed
     deadline = time.monotonic() + WAIT_SECONDS
     pause = 0.05
@@ -119,11 +119,11 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
             round_ = [i for i in range(len(events)) if result[i] is None]
             new = [events[i] for i in round_]
             by_object = {id(events[i]): i for i in round_}  # a round's event objects, to their places
-            attempted.update(event.id for event in new)
             try:
                 if new:
-                    await writer.write(new, then=then(new), now=True)
+                    await writer.write(new, then=then(new), now=True)  # which gives them their IDs
             except BulkWriteError as error:
+                attempted.update(event.id for event in new)  # the IDs the write gave them
                 for event in getattr(error, "kept", ()):  # stored and delivered (FeedWriter._insert): ours now
                     adopt(by_object[id(event)], event)
                 if not _taken_key(error):
@@ -135,9 +135,9 @@ async def write_keyed(writer: FeedWriter, events: list[Event], timed: list[bool]
                 # Jittered: two calls sending the same keys at once must not retry in step forever.
                 await asyncio.sleep(pause * random.uniform(0.5, 1.5))
                 pause = min(pause * 2, 1.0)
-                for i in round_:  # ids in the order stored: a resume by id must not miss one stored late
+                for i in round_:  # a fresh object for the next round (whose write numbers it again)
                     if result[i] is None:
-                        events[i] = events[i].model_copy(update={"id": new_event_id()})
+                        events[i] = events[i].model_copy()
                 continue
             except BaseException:
                 # A lost answer, a time limit, the request cancelled: the insert may have stored some

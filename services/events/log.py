@@ -86,12 +86,13 @@ def _check(where: str, event: NewEvent) -> None:
 
 async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: EventSettings,
                      tasks: set[asyncio.Task] | None = None, *, one: bool = False,
-                     count: Callable[[list[int]], None] | None = None) -> Logged:
+                     count: Callable[[list[int]], None] | None = None, held: bool = False) -> Logged:
     """Store a batch (all checked first), publish it live, and fire alerts in the background. An
     error names the event as `inputs[i]`, or with `one` (logEvent's single event) as `input`.
     `count` is given the levels of the events this call stored, once they are stored, whatever the
     call ends in: a keyed batch refused on one key keeps the events an earlier round stored, which
-    counting from its answer missed (services/events/keys.py)."""
+    counting from its answer missed (services/events/keys.py). `held`: no one reads their IDs before
+    the mutation around the call ends (its AUDIT event), so they may wait and go in with it."""
     if not events:
         raise BadUserInput("give at least one event", field="inputs")
     if len(events) > settings.max_events_per_batch:
@@ -111,6 +112,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
     if keyed:
         check_client_keys([e.key for e in events], where)
     # Built without re-validation: every field was checked above or typed by GraphQL (the hot path).
+    # Each is numbered again as it is stored (FeedWriter.write); the audit journal keeps this one.
     stored = [
         Event.model_construct(id=new_event_id(), event_type=e.event_type.strip(), level=e.level, message=e.message,
               data=e.data or StoredJson.encode({}), source=e.source,
@@ -136,9 +138,13 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
         answered, new = await keys.write_keyed(writer, stored, [e.timestamp is not None for e in events], where,
                                                alerting)
         return Logged(answered, new)
-    # Alerts only for stored events: inside a mutation they are stored as it ends, and a request
-    # cancelled while its events wait for an insert in flight still has them stored, and alerted.
-    await writer.write(stored, then=alerting(stored))
+    if held:  # inside a mutation, stored as it ends (FeedWriter.together); `then` once they are
+        await writer.write(stored, then=alerting(stored))
+        return Logged(stored, stored)
+    # Stored before the answer, even inside a mutation (not as it ends, with its AUDIT event): the
+    # answer gives their IDs, which are made as they are stored (FeedWriter.write). Shielded: a
+    # request cancelled meanwhile still has them stored, published and alerted, as any stored event.
+    await asyncio.shield(writer.write(stored, then=alerting(stored), now=True))
     return Logged(stored, stored)
 
 
