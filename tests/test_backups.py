@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import bson
@@ -29,7 +30,7 @@ from migrations import SCHEMA_VERSION, read_state
 from resolvers.context import AppState
 from services.backups.layout import Manifest, verify_backup
 from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
-from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, scheduled_backup
+from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, prune, scheduled_backup
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
 from services.schedules import SCHEDULES
@@ -382,3 +383,63 @@ async def test_a_restore_replaces_collections_of_an_older_schema_too(state: AppS
         await restore_backup(scratch_db, backup, local_roots={})
     await restore_backup(scratch_db, backup, local_roots={}, replace=True)
     assert "version_records" not in await scratch_db.list_collection_names()
+
+
+KILLED_MID_BACKUP = """
+import asyncio, sys, time
+from pathlib import Path
+from pymongo import AsyncMongoClient
+from services.backups.writer import write_backup
+
+def stop_here(line):  # after its first collection: the partial holds documents, as a kill leaves it
+    print("writing", flush=True)
+    time.sleep(600)
+
+client = AsyncMongoClient(sys.argv[1], tz_aware=True)
+asyncio.run(write_backup(client[sys.argv[2]], Path(sys.argv[3]), graphlake_version="test", progress=stop_here))
+"""
+
+
+async def test_a_killed_backups_partial_is_removed_by_the_next_backup_and_prune_but_a_running_ones_is_not(
+        state: AppState, api: Api, contributor: str, mongodb_url: str, tmp_path: Path) -> None:
+    """A backup killed (kill -9: no cleanup) leaves `.<name>.partial` holding documents and token
+    hashes; later backups have other names. The next backup or prune removes it, once nobody holds
+    it: never while its backup still runs, nor a directory of that form that is not a backup's."""
+    await factories.value_asset(api, contributor)
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    hour_ago = time.time() - 3600
+
+    async def start_backup(name: str) -> tuple[asyncio.subprocess.Process, Path]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", KILLED_MID_BACKUP, mongodb_url, state.db.name, str(directory / name),
+            stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent)
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 60) == b"writing\n"
+        partial = directory / f".{name}.partial"
+        assert any((partial / "collections").iterdir())
+        os.utime(partial, (hour_ago, hour_ago))  # long past the grace a partial just made is given
+        return process, partial
+
+    running, running_partial = await start_backup("scheduled-1")
+    killed, killed_partial = await start_backup("scheduled-2")
+    killed.kill()
+    await killed.wait()
+    not_ours = directory / ".notes.partial"
+    not_ours.mkdir()
+    (not_ours / "mine.txt").write_text("a user's")
+    os.utime(not_ours, (hour_ago, hour_ago))
+    try:
+        await write_backup(state.db, directory / "manual", graphlake_version="test")
+        assert not killed_partial.exists()
+        assert running_partial.is_dir() and not_ours.is_dir()
+        # One that dies after that backup started is prune's (a scheduled backup prunes after it is written).
+        running.kill()
+        await running.wait()
+        prune(directory, keep=5)
+        assert sorted(p.name for p in directory.iterdir()) == [".notes.partial", "manual"]
+    finally:
+        for process in (running, killed):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()

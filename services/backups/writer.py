@@ -15,9 +15,14 @@ finish or expire as they would after a crash.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import hashlib
+import logging
 import os
+import re
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -49,6 +54,21 @@ NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION
                            LINKS_COLLECTION})
 RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
 COPIES_AT_ONCE = 4
+log = logging.getLogger("graphlake.backups")
+
+# A backup is written into `.<name>.partial` beside its destination, held under an exclusive lock
+# (flock on the directory) from just after it is made until it is renamed: the kernel lets go of a
+# killed process's lock, so a partial nobody holds is a dead backup's, which holds every document and
+# token hash and which nothing else would ever remove. Each backup, and each prune, removes those in
+# its directory. A partial younger than PARTIAL_GRACE_SECONDS is left alone (its writer may not hold
+# it yet), and so is a directory of that name that does not look like a backup's.
+PARTIAL = re.compile(r"\..+\.partial")
+PARTIAL_PARTS = frozenset({"collections", "payloads", "manifest.json"})
+PARTIAL_GRACE_SECONDS = 60.0
+# What flock says where the file system does not lock (NFS without its lock manager, some FUSE or SMB
+# mounts; NFS also refuses an exclusive lock on a directory, which cannot be opened for writing): there,
+# backups go on unheld and no partial is removed, since a running backup's cannot be told from a dead one's.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS, errno.EBADF})
 
 Progress = Callable[[str], None]
 
@@ -72,22 +92,96 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
         raise Conflict(f"database {db.name!r} is half-{'restored' if state.restoring else 'migrated'}: finish that "
                        "first (graphlake restore ... --replace, or graphlake db migrate)", field="database")
     partial = destination.with_name(f".{destination.name}.partial")
-    if partial.exists():  # a backup that died here before
-        await asyncio.to_thread(shutil.rmtree, partial)
+    if destination.parent.is_dir():
+        await asyncio.to_thread(remove_dead_partials, destination.parent)
+    if partial.exists():  # a backup to this very name that died (at any age: this run takes its name), or one under way
+        if await asyncio.to_thread(_remove_if_dead, partial, None) != "removed":
+            raise Conflict(f"{partial} is there and is not known to be a dead backup's: a backup into {destination} "
+                           "may be under way (remove it if none is)", field="destination")
     # Owner-only, as the data dir is: a backup holds token hashes, the pseudonym key and every document.
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial.mkdir(mode=0o700)
-    (partial / "collections").mkdir()
+    held: int | None = None
     try:
+        held = await asyncio.to_thread(_hold, partial)
+        (partial / "collections").mkdir()
         manifest = await _write_into(db, partial, state, graphlake_version=graphlake_version, local_roots=local_roots,
                                      stores=stores, referenced_mounts=referenced_mounts, progress=progress)
         await asyncio.to_thread(_owner_only, partial)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, partial, True)  # a failed backup leaves nothing behind
+        if held is not None:
+            os.close(held)
         raise
-    partial.rename(destination)
-    await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
+    try:
+        partial.rename(destination)  # still held: a sweep never finds it unheld under its partial name
+        await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
+    finally:
+        os.close(held)
     return manifest
+
+
+def _hold(partial: Path) -> int:
+    """Open and lock the partial directory just made: its descriptor, to close once it is renamed (or
+    removed). Blocking: a sweep may be looking at it this instant (one never removes so young a one)."""
+    fd = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as error:
+        if error.errno not in _NO_LOCKS:
+            os.close(fd)
+            raise
+    return fd
+
+
+def remove_dead_partials(directory: Path) -> list[Path]:
+    """Remove the partial directories of backups no longer running in `directory` (see PARTIAL); the
+    ones removed. Blocking: a thread's work."""
+    removed = []
+    old_before = time.time() - PARTIAL_GRACE_SECONDS
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    for name in filter(PARTIAL.fullmatch, names):
+        outcome = _remove_if_dead(directory / name, old_before)
+        if outcome == "removed":
+            log.warning("removed %s, left by a backup that did not finish", directory / name)
+            removed.append(directory / name)
+        elif outcome == "no locks":
+            break  # the same file system for all of them
+    return removed
+
+
+def _remove_if_dead(path: Path, old_before: float | None) -> str:
+    """Remove the partial backup `path` if no process holds it (and, given `old_before`, it was last
+    changed before then), under its lock and only while the name still names it. "removed", "held",
+    "no locks" (the file system cannot say), or "not one" (not a backup's partial directory, too young,
+    or gone). Never follows a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # a link, a file, gone meanwhile
+        return "not one"
+    try:
+        found = os.fstat(fd)
+        parts = set(os.listdir(fd))
+        if old_before is not None and found.st_mtime >= old_before:
+            return "not one"
+        if parts - PARTIAL_PARTS or (parts and "collections" not in parts):  # empty: killed before its first write
+            return "not one"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            return "no locks" if error.errno in _NO_LOCKS else "held"
+        named = os.lstat(path)
+        if (named.st_dev, named.st_ino) != (found.st_dev, found.st_ino):
+            return "not one"  # renamed away meanwhile, and another took the name
+        shutil.rmtree(path)
+        return "removed"
+    except OSError:
+        return "not one"
+    finally:
+        os.close(fd)
 
 
 def _owner_only(root: Path) -> None:
