@@ -443,3 +443,62 @@ async def test_a_killed_backups_partial_is_removed_by_the_next_backup_and_prune_
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+async def test_a_backup_copies_only_the_mounts_regular_files_and_a_restore_follows_no_planted_link(
+        state: AppState, api: Api, contributor: str, tmp_path: Path, scratch_db: AsyncDatabase,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The server stores only regular files in a mount. A link planted as `assets/<id>` would put
+    the file it points to into the backup (and a restore would write that back as the asset), and a
+    FIFO would hold the backup for ever: both are skipped, each named. A restore writes each object
+    through a new file of its own, never through a link planted under the name it would use."""
+    await factories.value_asset(api, contributor)
+    root = tmp_path / "objects"
+    (root / "assets").mkdir(parents=True)
+    stored = os.urandom(5000)
+    (root / "assets" / "a").write_bytes(stored)
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not the lake's")
+    (root / "assets" / "b").symlink_to(secret)
+    os.mkfifo(root / "assets" / "c")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x").write_text("not the lake's either")
+    (root / "assets" / "d").symlink_to(tmp_path / "elsewhere")
+    said: list[str] = []
+    backup = tmp_path / "backup"
+    with caplog.at_level(logging.WARNING, logger="graphlake.backups"):
+        task = asyncio.create_task(write_backup(state.db, backup, graphlake_version="test", local_roots={"local": root},
+                                                progress=said.append))
+        done, _ = await asyncio.wait({task}, timeout=30)
+        if not done:
+            os.close(os.open(root / "assets" / "c", os.O_WRONLY | os.O_NONBLOCK))  # ends the read it hangs in
+            await task
+            pytest.fail("the backup hung on a FIFO in the mount")
+    manifest = task.result()
+    assert [p.key for p in manifest.payloads] == ["assets/a"]
+    assert [p.name for p in (backup / "payloads" / "local").rglob("*") if p.is_file()] == ["a"]
+    warnings = [line for line in said if line.startswith("warning: ")]
+    assert warnings == ["warning: skipped local/assets/d: a symbolic link", "warning: skipped local/assets/b: a symbolic link",
+                        "warning: skipped local/assets/c: a FIFO"], said
+    assert [r.getMessage() for r in caplog.records if r.name == "graphlake.backups"] == [
+        w.replace("warning: ", "backup: ") for w in warnings]  # in a server's log, for a scheduled backup
+
+    # A restore's temporary name beside the object's place, planted as a link to a file outside.
+    target_root = tmp_path / "restored-objects"
+    (target_root / "assets").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("must stay")
+    for name in (".upload-restore-a", ".upload-a", ".upload-restore-a.partial"):
+        (target_root / "assets" / name).symlink_to(victim)
+    await restore_backup(scratch_db, backup, local_roots={"local": target_root})
+    assert victim.read_text() == "must stay"
+    placed = target_root / "assets" / "a"
+    assert not placed.is_symlink() and placed.read_bytes() == stored
+
+    # A backup's payload that is a link (to a file of the same bytes: the manifest's hash matches) is refused.
+    copied = backup / "payloads" / "local" / "assets" / "a"
+    (tmp_path / "same-bytes").write_bytes(stored)
+    copied.unlink()
+    copied.symlink_to(tmp_path / "same-bytes")
+    with pytest.raises(BadUserInput, match="payloads/local/assets/a in the backup is a symbolic link"):
+        await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "third"}, replace=True)

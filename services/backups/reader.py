@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
 from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
-from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_synced, sync_directory
+from services.backups.writer import NOT_BACKED_UP, RAW, NotAFile, Progress, copy_synced, open_regular, sync_directory
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
 from services.lineage import write_links
@@ -137,9 +138,17 @@ def _stage(source: Path, payloads: list[PayloadEntry], roots: Mapping[str, Path]
         for payload in payloads:
             target = roots[payload.mount] / payload.key
             target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{target.name}")
+            # A name nobody can guess, made new (never one planted there first: a link a predictable
+            # name could be, which the copy would follow and write through, outside the mount).
+            temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{secrets.token_hex(8)}-{target.name}")
+            try:
+                reader = open_regular(source / payload.file)
+            except NotAFile as error:  # a backup writes only files: this one was put there since
+                raise BadUserInput(f"{payload.file} in the backup is {error.what}, not a regular file",
+                                   field="source") from None
             staged.append((temp, target))
-            size, actual = copy_synced(source / payload.file, temp, bypass_cache=bypass_cache[payload.mount])
+            with reader:
+                size, actual = copy_synced(reader, temp, bypass_cache=bypass_cache[payload.mount])
             if (size, actual) != (payload.size, payload.sha256):
                 raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {actual}; the manifest says {payload.size} "
                                    f"bytes, {payload.sha256}", field="source")

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -209,8 +210,12 @@ async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, g
         if progress:
             progress(f"{name}: {manifest.collections[-1].documents} documents")
     for mount, root in (local_roots or {}).items():
-        copied = await asyncio.to_thread(_copy_mount, root, partial / "payloads" / mount, mount)
+        copied, skipped = await asyncio.to_thread(_copy_mount, root, partial / "payloads" / mount, mount)
         manifest.payloads.extend(copied)
+        for what in skipped:  # in the server's log (a scheduled backup) and on the command's output
+            log.warning("backup: %s", what)
+            if progress:
+                progress(f"warning: {what}")
         if progress:
             progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
     for mount, store in (stores or {}).items():
@@ -277,29 +282,88 @@ async def _stored_keys(db: AsyncDatabase, mount: str) -> AsyncIterator[str]:
         yield version["content"]["key"]
 
 
-def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
+def _copy_mount(root: Path, target: Path, mount: str) -> tuple[list[PayloadEntry], list[str]]:
     """Copy every stored object under `root` (not uploads in progress or temp files), hashing it as
-    it is read. A few files at a time, so one file's reads, another's hashing and a third's sync to
-    disk overlap (hashlib and file I/O release the GIL). Blocking: a thread's work."""
-    keys = []
+    it is read; and say what was left out. A few files at a time, so one file's reads, another's
+    hashing and a third's sync to disk overlap (hashlib and file I/O release the GIL). Blocking: a
+    thread's work.
+
+    Only regular files: the server stores nothing else, so anything else was put there by someone
+    else, and is skipped with a warning naming it. A link (`assets/<id>` pointing outside) would put
+    the file it points to into the backup, and a restore would write that back as the asset; a FIFO
+    would hold the backup forever."""
+    keys, skipped = [], []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .multipart: uploads in progress
+        for name in dirs:  # os.walk does not enter a linked folder: say so
+            if os.path.islink(os.path.join(folder, name)):
+                skipped.append(f"skipped {mount}/{Path(folder, name).relative_to(root).as_posix()}: a symbolic link")
         keys += [Path(folder, name).relative_to(root).as_posix() for name in sorted(filter(is_stored_object_name, files))]
 
     bypass_cache = on_local_disk(target)
 
-    def copy(key: str) -> PayloadEntry:
+    def copy(key: str) -> PayloadEntry | str:
+        try:
+            source = open_regular(root / key)
+        except NotAFile as error:
+            return f"skipped {mount}/{key}: {error.what}"
         destination = target / key
         destination.parent.mkdir(parents=True, exist_ok=True)
-        size, sha256 = copy_synced(root / key, destination, bypass_cache=bypass_cache)
+        with source:
+            size, sha256 = copy_synced(source, destination, bypass_cache=bypass_cache)
         return PayloadEntry(mount=mount, key=key, size=size, sha256=sha256)
 
     with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
-        return list(pool.map(copy, keys))
+        done = list(pool.map(copy, keys))
+    return [d for d in done if isinstance(d, PayloadEntry)], skipped + [d for d in done if isinstance(d, str)]
 
 
-def copy_synced(source: Path, destination: Path, *, bypass_cache: bool) -> tuple[int, str]:
-    """Copy a file and sync it to disk, returning its size and SHA-256 from the one read.
+class NotAFile(OSError):
+    """A path that is not a regular file of its own: `what` it is instead."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"{path} is {what}, not a regular file")
+        self.what = what
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading, only if it is a regular file itself: never through a symbolic link,
+    and never a FIFO, socket or device (whose open or read may block for ever, or do something).
+    NotAFile otherwise. Looked at before it is opened, and the file opened checked again (it may
+    have been swapped in between): opened without following a link and without blocking."""
+    found = os.lstat(path)
+    if stat.S_ISREG(found.st_mode):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            raise NotAFile(path, "a symbolic link") from None
+        found = os.fstat(fd)
+        if stat.S_ISREG(found.st_mode):
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    raise NotAFile(path, _kind(found.st_mode))
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def create_new(path: Path) -> BinaryIO:
+    """A new file at `path`, owner-only, opened for writing: never one that was there (a name planted
+    in its place, a link to follow elsewhere, raises FileExistsError instead)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), "wb")
+
+
+def copy_synced(source: BinaryIO, destination: Path, *, bypass_cache: bool) -> tuple[int, str]:
+    """Copy an open file (`open_regular`'s) into a new file `destination` (`create_new`) and sync it
+    to disk, returning its size and SHA-256 from the one read.
 
     Through this process, never a kernel copy (the destination is opened write-only, which
     copy_hashing takes as that): on XFS, btrfs or ZFS a kernel copy within one file system shares
@@ -310,8 +374,8 @@ def copy_synced(source: Path, destination: Path, *, bypass_cache: bool) -> tuple
     backup of a large lake writes does not push the database's pages out of the cache (what it
     reads still passes through it). Not for speed: bench/backup.py (256 MiB in files of 4 MiB, 3
     rounds) measured the same either way (backup 0.24 / 0.26 s, restore 0.43 / 0.42 s, synced)."""
-    with source.open("rb") as reader, destination.open("wb") as writer:
-        size, sha256 = copy_hashing(reader, writer, bypass_cache=bypass_cache)
+    with create_new(destination) as writer:
+        size, sha256 = copy_hashing(source, writer, bypass_cache=bypass_cache)
         durable(writer)
     return size, sha256
 
