@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -502,3 +503,45 @@ async def test_a_backup_copies_only_the_mounts_regular_files_and_a_restore_follo
     copied.symlink_to(tmp_path / "same-bytes")
     with pytest.raises(BadUserInput, match="payloads/local/assets/a in the backup is a symbolic link"):
         await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "third"}, replace=True)
+
+
+async def test_a_restore_refuses_a_backup_or_a_lake_newer_than_this_code(state: AppState, api: Api, contributor: str,
+                                                                         tmp_path: Path, scratch_db: AsyncDatabase,
+                                                                         mongodb_url: str) -> None:
+    """A backup of a newer schema is refused (this code cannot read it). So is a lake of a newer
+    schema under --replace: only the collections this code knows would be dropped, and the newer
+    release's others left beside the backup's, a database no release reads; unless asked."""
+    await factories.value_asset(api, contributor, "kept")
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    newer_backup = tmp_path / "newer-backup"
+    shutil.copytree(backup, newer_backup)
+    raw = json.loads((backup / "manifest.json").read_text())
+    (newer_backup / "manifest.json").write_text(json.dumps({**raw, "schema_version": SCHEMA_VERSION + 1,
+                                                            "graphlake_version": "9.0"}))
+    with pytest.raises(BadUserInput, match=rf"schema version {SCHEMA_VERSION + 1}, newer than this Graphlake reads "
+                                           rf"\({SCHEMA_VERSION}\); restore it with Graphlake 9\.0"):
+        await restore_backup(scratch_db, newer_backup, local_roots={})
+    assert await scratch_db.list_collection_names() == []
+
+    await scratch_db.graphlake_schema.insert_one({"_id": "schema", "version": SCHEMA_VERSION + 1, "written_by": "9.0",
+                                                  "history": []})
+    await scratch_db.assets.insert_one({"name": "the newer lake's"})
+    await scratch_db.future_things.insert_one({"made_by": "9.0"})  # a collection only the newer release knows
+    with pytest.raises(Conflict, match=rf"holds schema version {SCHEMA_VERSION + 1} \(written by Graphlake 9\.0\), "
+                                       rf"newer than this Graphlake's {SCHEMA_VERSION}"):
+        await restore_backup(scratch_db, backup, local_roots={}, replace=True)
+    assert [a["name"] async for a in scratch_db.assets.find()] == ["the newer lake's"]  # nothing touched
+    assert (await read_state(scratch_db)).version == SCHEMA_VERSION + 1
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, GRAPHLAKE_DATA_DIR=str(tmp_path),
+               COLUMNS="2000")
+    said = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "restore", str(backup), "--replace"],
+                                   env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
+    assert f"holds schema version {SCHEMA_VERSION + 1}" in said.stderr and "(--replace-newer does so)" in said.stderr
+
+    await restore_backup(scratch_db, backup, local_roots={}, replace=True, replace_newer=True)  # asked: done
+    assert [a["name"] async for a in scratch_db.assets.find()] == ["kept"]
+    assert (await read_state(scratch_db)).current

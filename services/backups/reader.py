@@ -45,9 +45,13 @@ BATCH = 1000
 
 async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mapping[str, Path],
                          stores: Mapping[str, ObjectStore] | None = None, replace: bool = False,
-                         progress: Progress | None = None, replacing: Callable[[], object] | None = None) -> Manifest:
+                         replace_newer: bool = False, progress: Progress | None = None,
+                         replacing: Callable[[], object] | None = None) -> Manifest:
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
     `replace`, which drops them first) and its payloads into the local mounts of `local_roots`.
+    A lake at a schema newer than this code's is refused unless `replace_newer`: only the
+    collections this code knows would be dropped, and the newer release's others would stay beside
+    the backup's, a database no release reads.
     The database is left at the backup's schema version: migrating it is the caller's next step.
     `replacing` is called once the database is marked as being restored (no server starts on it
     from then on) and before anything of it is dropped: what else belongs to the lake being
@@ -69,6 +73,14 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     # With the collections of an older schema since retired (a lake not migrated yet holds them).
     ours = ({c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES | {batches.JOURNAL}
             | {UNPACKED_COPIES})
+    replaced = await read_state(db)
+    if replaced.version is not None and replaced.version > SCHEMA_VERSION and not replace_newer:
+        raise Conflict(f"database {db.name!r} holds schema version {replaced.version} (written by Graphlake "
+                       f"{replaced.written_by or 'a later release'}), newer than this Graphlake's {SCHEMA_VERSION}: "
+                       "a restore would drop only the collections this release knows and leave the rest beside the "
+                       f"backup's. Take the lake back to {SCHEMA_VERSION} with that release (graphlake db downgrade "
+                       f"--to {SCHEMA_VERSION}), restore into an empty database, or replace it all the same",
+                       field="replace_newer")
     present = [name for name in await db.list_collection_names() if name in ours]
     holding = [name for name in present if name != STATE_COLLECTION and await db[name].find_one({}, {"_id": 1})]
     if holding and not replace:
@@ -84,14 +96,13 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
             raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {sha256}; the manifest says {payload.size} "
                                f"bytes, {payload.sha256}", field="source")
     try:
-        state = await read_state(db)
         history = [*manifest.schema_history, {"from": None, "to": manifest.schema_version, "at": datetime.now(UTC),
                                                "by": manifest.graphlake_version, "restored_from": str(source)}]
         await db[STATE_COLLECTION].replace_one({"_id": "schema"}, {
             "version": manifest.schema_version, "written_by": manifest.graphlake_version, "migrating": None,
             "history": history[-100:], "restoring": {"source": str(source), "started_at": datetime.now(UTC),
                                                      "host": socket.gethostname(), "pid": os.getpid(),
-                                                     "replacing_version": state.version}},
+                                                     "replacing_version": replaced.version}},
             upsert=True)
         if replacing is not None:
             replacing()
