@@ -45,7 +45,11 @@ async def write_export(db: AsyncDatabase, user_id: str, output: Path, *,
     temp = partial_temp(output)
     # Owner-only from its first byte, as the data dir is: it holds a person's data. Made new, never
     # through a name planted there.
-    out = os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), "wb")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as error:  # said of the output asked for: the temporary's name is nothing to the asker
+        raise OSError(error.errno, error.strerror, str(output)) from None
+    out = os.fdopen(fd, "wb")
     try:
         with out:
             hold(out)
