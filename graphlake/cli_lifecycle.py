@@ -201,6 +201,8 @@ def restore(
     replace: Annotated[bool, typer.Option("--replace", help="Drop what the lake holds first (documents; objects "
                                           "on mounts stay, replaced where the backup has the same key).")] = False,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Leave an older backup at its schema version.")] = False,
+    replace_newer: Annotated[bool, typer.Option("--replace-newer", help="With --replace: also over a lake a newer "
+                                                "Graphlake wrote (the collections this one does not know stay).")] = False,
 ) -> None:
     """Restore a backup into an empty lake (or, with --replace, over one), then migrate it if it is older.
     Stop the server first."""
@@ -230,12 +232,14 @@ def restore(
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
             try:
                 manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores,
-                                                replace=replace, progress=lambda line: errors.print(f"  {line}"),
-                                                replacing=set_journal_aside)
+                                                replace=replace, replace_newer=replace_newer,
+                                                progress=lambda line: errors.print(f"  {line}"), replacing=set_journal_aside)
             except Conflict as refused:  # the service names its `replace`; the command's user needs the flag
-                if refused.extensions.get("field") != "replace":
+                field = refused.extensions.get("field")
+                flag = {"replace": "--replace drops it first", "replace_newer": "--replace-newer does so"}.get(field)
+                if flag is None:
                     raise
-                raise Conflict(f"{str(refused).removeprefix('replace: ')} (--replace drops it first)") from None
+                raise Conflict(f"{str(refused).removeprefix(f'{field}: ')} ({flag})") from None
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
                 await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))
             missing.update(await missing_local_files(db, local_roots(settings)))

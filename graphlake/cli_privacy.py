@@ -48,7 +48,8 @@ def export(
 
     async def go() -> dict[str, int]:
         async with open_state(settings) as state:
-            counts = await write_export(state.db, user, target, stores=state.stores if with_payloads else None)
+            counts = await write_export(state.db, user, target, stores=state.stores if with_payloads else None,
+                                        on_missing=lambda what: errors.print(f"[yellow]warning:[/yellow] {escape(what)}"))
             subject = pseudonym(user, await pseudonym_key(state.db))  # the audit trail never names the user
             await audit.record_command(state.feed, settings, "privacy export", subject=subject,
                                        documents=str(sum(v for k, v in counts.items() if k != "files")))

@@ -77,6 +77,16 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     except PyMongoError as error:
         errors.print(f"[red]error:[/red] the database cannot be reached or refused the request: {escape(str(error))}")
         raise typer.Exit(1) from None
+    except OSError as error:  # a path the command cannot write or read: a folder not there, no permission, a full disk
+        errors.print(f"[red]error:[/red] {escape(describe_os_error(error))}")
+        raise typer.Exit(1) from None
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError as one line that names the path: "No such file or directory: /x/y", not "[Errno 2] ..."."""
+    what = error.strerror or str(error) or type(error).__name__
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return f"{what}: {' -> '.join(paths)}" if paths else what
 
 
 def print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

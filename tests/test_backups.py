@@ -9,9 +9,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import bson
@@ -29,7 +31,7 @@ from migrations import SCHEMA_VERSION, read_state
 from resolvers.context import AppState
 from services.backups.layout import Manifest, verify_backup
 from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
-from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, scheduled_backup
+from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, prune, scheduled_backup
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
 from services.schedules import SCHEDULES
@@ -382,3 +384,164 @@ async def test_a_restore_replaces_collections_of_an_older_schema_too(state: AppS
         await restore_backup(scratch_db, backup, local_roots={})
     await restore_backup(scratch_db, backup, local_roots={}, replace=True)
     assert "version_records" not in await scratch_db.list_collection_names()
+
+
+KILLED_MID_BACKUP = """
+import asyncio, sys, time
+from pathlib import Path
+from pymongo import AsyncMongoClient
+from services.backups.writer import write_backup
+
+def stop_here(line):  # after its first collection: the partial holds documents, as a kill leaves it
+    print("writing", flush=True)
+    time.sleep(600)
+
+client = AsyncMongoClient(sys.argv[1], tz_aware=True)
+asyncio.run(write_backup(client[sys.argv[2]], Path(sys.argv[3]), graphlake_version="test", progress=stop_here))
+"""
+
+
+async def test_a_killed_backups_partial_is_removed_by_the_next_backup_and_prune_but_a_running_ones_is_not(
+        state: AppState, api: Api, contributor: str, mongodb_url: str, tmp_path: Path) -> None:
+    """A backup killed (kill -9: no cleanup) leaves `.<name>.partial` holding documents and token
+    hashes; later backups have other names. The next backup or prune removes it, once nobody holds
+    it: never while its backup still runs, nor a directory of that form that is not a backup's."""
+    await factories.value_asset(api, contributor)
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    hour_ago = time.time() - 3600
+
+    async def start_backup(name: str) -> tuple[asyncio.subprocess.Process, Path]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", KILLED_MID_BACKUP, mongodb_url, state.db.name, str(directory / name),
+            stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent)
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 60) == b"writing\n"
+        partial = directory / f".{name}.partial"
+        assert any((partial / "collections").iterdir())
+        os.utime(partial, (hour_ago, hour_ago))  # long past the grace a partial just made is given
+        return process, partial
+
+    running, running_partial = await start_backup("scheduled-1")
+    killed, killed_partial = await start_backup("scheduled-2")
+    killed.kill()
+    await killed.wait()
+    not_ours = directory / ".notes.partial"
+    not_ours.mkdir()
+    (not_ours / "mine.txt").write_text("a user's")
+    os.utime(not_ours, (hour_ago, hour_ago))
+    try:
+        await write_backup(state.db, directory / "manual", graphlake_version="test")
+        assert not killed_partial.exists()
+        assert running_partial.is_dir() and not_ours.is_dir()
+        # One that dies after that backup started is prune's (a scheduled backup prunes after it is written).
+        running.kill()
+        await running.wait()
+        prune(directory, keep=5)
+        assert sorted(p.name for p in directory.iterdir()) == [".notes.partial", "manual"]
+    finally:
+        for process in (running, killed):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def test_a_backup_copies_only_the_mounts_regular_files_and_a_restore_follows_no_planted_link(
+        state: AppState, api: Api, contributor: str, tmp_path: Path, scratch_db: AsyncDatabase,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The server stores only regular files in a mount. A link planted as `assets/<id>` would put
+    the file it points to into the backup (and a restore would write that back as the asset), and a
+    FIFO would hold the backup for ever: both are skipped, each named. A restore writes each object
+    through a new file of its own, never through a link planted under the name it would use."""
+    await factories.value_asset(api, contributor)
+    root = tmp_path / "objects"
+    (root / "assets").mkdir(parents=True)
+    stored = os.urandom(5000)
+    (root / "assets" / "a").write_bytes(stored)
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not the lake's")
+    (root / "assets" / "b").symlink_to(secret)
+    os.mkfifo(root / "assets" / "c")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x").write_text("not the lake's either")
+    (root / "assets" / "d").symlink_to(tmp_path / "elsewhere")
+    said: list[str] = []
+    backup = tmp_path / "backup"
+    with caplog.at_level(logging.WARNING, logger="graphlake.backups"):
+        task = asyncio.create_task(write_backup(state.db, backup, graphlake_version="test", local_roots={"local": root},
+                                                progress=said.append))
+        done, _ = await asyncio.wait({task}, timeout=30)
+        if not done:
+            os.close(os.open(root / "assets" / "c", os.O_WRONLY | os.O_NONBLOCK))  # ends the read it hangs in
+            await task
+            pytest.fail("the backup hung on a FIFO in the mount")
+    manifest = task.result()
+    assert [p.key for p in manifest.payloads] == ["assets/a"]
+    assert [p.name for p in (backup / "payloads" / "local").rglob("*") if p.is_file()] == ["a"]
+    warnings = [line for line in said if line.startswith("warning: ")]
+    assert warnings == ["warning: skipped local/assets/d: a symbolic link", "warning: skipped local/assets/b: a symbolic link",
+                        "warning: skipped local/assets/c: a FIFO"], said
+    assert [r.getMessage() for r in caplog.records if r.name == "graphlake.backups"] == [
+        w.replace("warning: ", "backup: ") for w in warnings]  # in a server's log, for a scheduled backup
+
+    # A restore's temporary name beside the object's place, planted as a link to a file outside.
+    target_root = tmp_path / "restored-objects"
+    (target_root / "assets").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("must stay")
+    for name in (".upload-restore-a", ".upload-a", ".upload-restore-a.partial"):
+        (target_root / "assets" / name).symlink_to(victim)
+    await restore_backup(scratch_db, backup, local_roots={"local": target_root})
+    assert victim.read_text() == "must stay"
+    placed = target_root / "assets" / "a"
+    assert not placed.is_symlink() and placed.read_bytes() == stored
+
+    # A backup's payload that is a link (to a file of the same bytes: the manifest's hash matches) is refused.
+    copied = backup / "payloads" / "local" / "assets" / "a"
+    (tmp_path / "same-bytes").write_bytes(stored)
+    copied.unlink()
+    copied.symlink_to(tmp_path / "same-bytes")
+    with pytest.raises(BadUserInput, match="payloads/local/assets/a in the backup is a symbolic link"):
+        await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "third"}, replace=True)
+
+
+async def test_a_restore_refuses_a_backup_or_a_lake_newer_than_this_code(state: AppState, api: Api, contributor: str,
+                                                                         tmp_path: Path, scratch_db: AsyncDatabase,
+                                                                         mongodb_url: str) -> None:
+    """A backup of a newer schema is refused (this code cannot read it). So is a lake of a newer
+    schema under --replace: only the collections this code knows would be dropped, and the newer
+    release's others left beside the backup's, a database no release reads; unless asked."""
+    await factories.value_asset(api, contributor, "kept")
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    newer_backup = tmp_path / "newer-backup"
+    shutil.copytree(backup, newer_backup)
+    raw = json.loads((backup / "manifest.json").read_text())
+    (newer_backup / "manifest.json").write_text(json.dumps({**raw, "schema_version": SCHEMA_VERSION + 1,
+                                                            "graphlake_version": "9.0"}))
+    with pytest.raises(BadUserInput, match=rf"schema version {SCHEMA_VERSION + 1}, newer than this Graphlake reads "
+                                           rf"\({SCHEMA_VERSION}\); restore it with Graphlake 9\.0"):
+        await restore_backup(scratch_db, newer_backup, local_roots={})
+    assert await scratch_db.list_collection_names() == []
+
+    await scratch_db.graphlake_schema.insert_one({"_id": "schema", "version": SCHEMA_VERSION + 1, "written_by": "9.0",
+                                                  "history": []})
+    await scratch_db.assets.insert_one({"name": "the newer lake's"})
+    await scratch_db.future_things.insert_one({"made_by": "9.0"})  # a collection only the newer release knows
+    with pytest.raises(Conflict, match=rf"holds schema version {SCHEMA_VERSION + 1} \(written by Graphlake 9\.0\), "
+                                       rf"newer than this Graphlake's {SCHEMA_VERSION}"):
+        await restore_backup(scratch_db, backup, local_roots={}, replace=True)
+    assert [a["name"] async for a in scratch_db.assets.find()] == ["the newer lake's"]  # nothing touched
+    assert (await read_state(scratch_db)).version == SCHEMA_VERSION + 1
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, GRAPHLAKE_DATA_DIR=str(tmp_path),
+               COLUMNS="2000")
+    said = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "restore", str(backup), "--replace"],
+                                   env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
+    assert f"holds schema version {SCHEMA_VERSION + 1}" in said.stderr and "(--replace-newer does so)" in said.stderr
+
+    await restore_backup(scratch_db, backup, local_roots={}, replace=True, replace_newer=True)  # asked: done
+    assert [a["name"] async for a in scratch_db.assets.find()] == ["kept"]
+    assert (await read_state(scratch_db)).current

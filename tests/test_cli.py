@@ -157,3 +157,13 @@ def test_serve_on_a_taken_port_says_so_before_anything_starts(cli_env: dict[str,
     said = " ".join(served.stderr.split())
     assert f"cannot listen on 127.0.0.1:{port}" in said and "GRAPHLAKE_PORT" in said
     assert "is up" not in served.stdout + served.stderr
+
+
+def test_a_path_the_command_cannot_write_is_one_line_not_a_traceback(cli_env: dict[str, str]) -> None:
+    assert graphlake(cli_env, "token", "create", "ci-bot").returncode == 0  # a lake, with its schema recorded
+    for args, path in ((("backup", "/proc/nope/x"), "/proc/nope"),
+                       (("privacy", "export", "bob", "-o", "/proc/nope/bob.json"), "/proc/nope/bob.json")):
+        said = graphlake(cli_env, *args)
+        assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
+        (line,) = said.stderr.strip().splitlines()
+        assert line.startswith("error: ") and path in line, line

@@ -463,3 +463,63 @@ async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, co
     await v011.forward(db)
     checked = await verified()
     assert checked["ok"] and checked["records"] == 6, checked
+
+
+async def test_v011_cut_short_in_one_direction_then_run_the_other_loses_no_copy(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of version 11 that died while writing a version's new side (its packs going forward, its
+    copies going back: some written, the rest not) and is then run the other way, through the runner,
+    keeps every copy: the side it rebuilds from is the one still whole, not the one half written."""
+    ds = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 3)
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": label}
+        for d in datums for label in ("dent", "scratch")]}, token=contributor)
+    built = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
+                                    addAnnotationSets=[labels["id"]])
+    db = state.db
+    monkeypatch.setattr(v011, "BATCH", 1)  # a write per pack (per copy): the first datum's lands, then the crash
+
+    def dies_after_the_first(name: str) -> None:
+        real, calls = getattr(v011, name), []
+
+        def cut_short(*args: object) -> object:
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("killed")
+            return real(*args)
+        monkeypatch.setattr(v011, name, cut_short)
+
+    async def verified() -> dict:
+        return (await api.data("VerifyVersion", {"id": built["id"]}, token=contributor))["datasetVersion"]["verification"]
+
+    await migrate(db, writer="new", to=10)
+    assert await db.version_records.count_documents({}) == 6
+
+    # Forward dies in the version's packs (one datum's written), then the lake is taken back to 10.
+    dies_after_the_first("pack")
+    with pytest.raises(RuntimeError, match="killed"):
+        await migrate(db, writer="new")
+    assert await db.version_record_packs.count_documents({}) == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(v011, "BATCH", 1)
+    await migrate(db, writer="new", to=10)
+    assert await db.version_records.count_documents({}) == 6
+    assert "version_record_packs" not in await db.list_collection_names()
+    await migrate(db, writer="new")
+    checked = await verified()
+    assert checked["ok"] and checked["records"] == 6, checked
+
+    # Backward dies in the version's copies (one datum's written), then the lake is migrated again.
+    dies_after_the_first("unpack")
+    with pytest.raises(RuntimeError, match="killed"):
+        await migrate(db, writer="new", to=10)
+    assert await db.version_records.count_documents({}) == 2
+    monkeypatch.undo()
+    await migrate(db, writer="new")
+    assert (await read_state(db)).current
+    checked = await verified()
+    assert checked["ok"] and checked["records"] == 6, checked
+    assert {v011.PACKED, v011.UNPACKED}.isdisjoint(await db.dataset_versions.find_one())

@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from documents.clock import utcnow
 from documents.roles import Role
 from graphlake.settings import Settings
@@ -135,6 +137,43 @@ async def test_the_export_holds_every_place_that_names_the_user(api: Api, admin:
     assert set(json.loads((tmp_path / "alice.json").read_text())["places"]) == set(IDENTITY_FIELDS)
     audit = await state.db.events.find_one({"event_type": "AUDIT", "message": {"$regex": "^privacy export"}})
     assert ALICE not in json.dumps(audit, default=str)  # the audit trail names the pseudonym only
+
+
+async def test_an_export_with_files_is_whole_or_absent_and_lists_the_files_its_store_lacks(
+        api: Api, make_token: MakeToken, served: Served, state: AppState, settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export that fails half-way leaves no file under its name (a zip closed on the way out
+    looked whole, without the rest of the files); a file of the person's that its store does not
+    hold is named, and listed in the zip, while the rest is exported (it raised a bare
+    FileNotFoundError: the command printed a traceback)."""
+    seeded = await seed_alice(api, make_token, served, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    store = state.stores["local"]
+    real_read = store.read
+
+    async def stops_answering(key: str):  # a store that fails after the first bytes of a file
+        async for chunk in real_read(key):
+            yield chunk[:10]
+            raise OSError("the store stopped answering")
+
+    monkeypatch.setattr(store, "read", stops_answering)
+    with pytest.raises(OSError, match="stopped answering"):
+        await write_export(state.db, ALICE, out / "alice.zip", stores=state.stores)
+    assert list(out.iterdir()) == []  # neither a zip that looks whole nor its temporary
+    monkeypatch.undo()
+
+    scan = await state.db.assets.find_one({"_id": object_id(seeded["scan"]["id"])})
+    store.path(scan["storage"]["key"]).unlink()  # lost from the mount
+    exported = await cli(settings, "privacy", "export", ALICE, "--with-payloads", "-o", str(out / "alice.zip"))
+    said = " ".join(exported.stderr.split())
+    assert exported.returncode == 0 and "Traceback" not in said, exported.stderr
+    assert f"warning: asset {seeded['scan']['id']} (scan.bin, ACTIVE): its file local:{scan['storage']['key']} is not in " \
+        "the store; listed in missing-files.json" in said and "filesMissing: 1" in said
+    with zipfile.ZipFile(out / "alice.zip") as zipped:
+        assert sorted(zipped.namelist()) == ["export.json", "missing-files.json"]
+        assert [m["asset"] for m in json.loads(zipped.read("missing-files.json"))] == [seeded["scan"]["id"]]
+    assert stat.S_IMODE((out / "alice.zip").stat().st_mode) == 0o600 and len(list(out.iterdir())) == 1
 
 
 async def test_erase_leaves_no_field_naming_the_user(api: Api, make_token: MakeToken, served: Served, state: AppState,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
 from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
-from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_synced, sync_directory
+from services.backups.writer import NOT_BACKED_UP, RAW, NotAFile, Progress, copy_synced, open_regular, sync_directory
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
 from services.lineage import write_links
@@ -44,9 +45,13 @@ BATCH = 1000
 
 async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mapping[str, Path],
                          stores: Mapping[str, ObjectStore] | None = None, replace: bool = False,
-                         progress: Progress | None = None, replacing: Callable[[], object] | None = None) -> Manifest:
+                         replace_newer: bool = False, progress: Progress | None = None,
+                         replacing: Callable[[], object] | None = None) -> Manifest:
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
     `replace`, which drops them first) and its payloads into the local mounts of `local_roots`.
+    A lake at a schema newer than this code's is refused unless `replace_newer`: only the
+    collections this code knows would be dropped, and the newer release's others would stay beside
+    the backup's, a database no release reads.
     The database is left at the backup's schema version: migrating it is the caller's next step.
     `replacing` is called once the database is marked as being restored (no server starts on it
     from then on) and before anything of it is dropped: what else belongs to the lake being
@@ -68,6 +73,14 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     # With the collections of an older schema since retired (a lake not migrated yet holds them).
     ours = ({c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES | {batches.JOURNAL}
             | {UNPACKED_COPIES})
+    replaced = await read_state(db)
+    if replaced.version is not None and replaced.version > SCHEMA_VERSION and not replace_newer:
+        raise Conflict(f"database {db.name!r} holds schema version {replaced.version} (written by Graphlake "
+                       f"{replaced.written_by or 'a later release'}), newer than this Graphlake's {SCHEMA_VERSION}: "
+                       "a restore would drop only the collections this release knows and leave the rest beside the "
+                       f"backup's. Take the lake back to {SCHEMA_VERSION} with that release (graphlake db downgrade "
+                       f"--to {SCHEMA_VERSION}), restore into an empty database, or replace it all the same",
+                       field="replace_newer")
     present = [name for name in await db.list_collection_names() if name in ours]
     holding = [name for name in present if name != STATE_COLLECTION and await db[name].find_one({}, {"_id": 1})]
     if holding and not replace:
@@ -83,14 +96,13 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
             raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {sha256}; the manifest says {payload.size} "
                                f"bytes, {payload.sha256}", field="source")
     try:
-        state = await read_state(db)
         history = [*manifest.schema_history, {"from": None, "to": manifest.schema_version, "at": datetime.now(UTC),
                                                "by": manifest.graphlake_version, "restored_from": str(source)}]
         await db[STATE_COLLECTION].replace_one({"_id": "schema"}, {
             "version": manifest.schema_version, "written_by": manifest.graphlake_version, "migrating": None,
             "history": history[-100:], "restoring": {"source": str(source), "started_at": datetime.now(UTC),
                                                      "host": socket.gethostname(), "pid": os.getpid(),
-                                                     "replacing_version": state.version}},
+                                                     "replacing_version": replaced.version}},
             upsert=True)
         if replacing is not None:
             replacing()
@@ -137,9 +149,17 @@ def _stage(source: Path, payloads: list[PayloadEntry], roots: Mapping[str, Path]
         for payload in payloads:
             target = roots[payload.mount] / payload.key
             target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{target.name}")
+            # A name nobody can guess, made new (never one planted there first: a link a predictable
+            # name could be, which the copy would follow and write through, outside the mount).
+            temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{secrets.token_hex(8)}-{target.name}")
+            try:
+                reader = open_regular(source / payload.file)
+            except NotAFile as error:  # a backup writes only files: this one was put there since
+                raise BadUserInput(f"{payload.file} in the backup is {error.what}, not a regular file",
+                                   field="source") from None
             staged.append((temp, target))
-            size, actual = copy_synced(source / payload.file, temp, bypass_cache=bypass_cache[payload.mount])
+            with reader:
+                size, actual = copy_synced(reader, temp, bypass_cache=bypass_cache[payload.mount])
             if (size, actual) != (payload.size, payload.sha256):
                 raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {actual}; the manifest says {payload.size} "
                                    f"bytes, {payload.sha256}", field="source")

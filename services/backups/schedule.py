@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.clock import utcnow
 from documents.event import BACKUP_COMPLETED, BACKUP_FAILED, LEVELS
 from documents.json_value import StoredJson
-from services.backups.writer import write_backup
+from services.backups.writer import remove_dead_partials, write_backup
 from services.events.feed import FeedWriter
 from services.events.log import EventSettings, NewEvent, log_events
 from services.schedules import claim_due
@@ -72,7 +72,10 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
 
 
 def prune(directory: Path, keep: int) -> list[Path]:
-    """Remove all but the newest `keep` scheduled backups in `directory` (their names sort by time)."""
+    """Remove all but the newest `keep` scheduled backups in `directory` (their names sort by time),
+    and what backups that died there left (a backup also does, before it starts: this is for one that
+    died after it)."""
+    remove_dead_partials(directory)
     scheduled = sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
     removed = scheduled[:-keep] if keep else scheduled
     for path in removed:

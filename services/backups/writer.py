@@ -15,9 +15,15 @@ finish or expire as they would after a crash.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import hashlib
+import logging
 import os
+import re
 import shutil
+import stat
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -49,6 +55,21 @@ NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION
                            LINKS_COLLECTION})
 RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
 COPIES_AT_ONCE = 4
+log = logging.getLogger("graphlake.backups")
+
+# A backup is written into `.<name>.partial` beside its destination, held under an exclusive lock
+# (flock on the directory) from just after it is made until it is renamed: the kernel lets go of a
+# killed process's lock, so a partial nobody holds is a dead backup's, which holds every document and
+# token hash and which nothing else would ever remove. Each backup, and each prune, removes those in
+# its directory. A partial younger than PARTIAL_GRACE_SECONDS is left alone (its writer may not hold
+# it yet), and so is a directory of that name that does not look like a backup's.
+PARTIAL = re.compile(r"\..+\.partial")
+PARTIAL_PARTS = frozenset({"collections", "payloads", "manifest.json"})
+PARTIAL_GRACE_SECONDS = 60.0
+# What flock says where the file system does not lock (NFS without its lock manager, some FUSE or SMB
+# mounts; NFS also refuses an exclusive lock on a directory, which cannot be opened for writing): there,
+# backups go on unheld and no partial is removed, since a running backup's cannot be told from a dead one's.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS, errno.EBADF})
 
 Progress = Callable[[str], None]
 
@@ -72,22 +93,96 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
         raise Conflict(f"database {db.name!r} is half-{'restored' if state.restoring else 'migrated'}: finish that "
                        "first (graphlake restore ... --replace, or graphlake db migrate)", field="database")
     partial = destination.with_name(f".{destination.name}.partial")
-    if partial.exists():  # a backup that died here before
-        await asyncio.to_thread(shutil.rmtree, partial)
+    if destination.parent.is_dir():
+        await asyncio.to_thread(remove_dead_partials, destination.parent)
+    if partial.exists():  # a backup to this very name that died (at any age: this run takes its name), or one under way
+        if await asyncio.to_thread(_remove_if_dead, partial, None) != "removed":
+            raise Conflict(f"{partial} is there and is not known to be a dead backup's: a backup into {destination} "
+                           "may be under way (remove it if none is)", field="destination")
     # Owner-only, as the data dir is: a backup holds token hashes, the pseudonym key and every document.
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial.mkdir(mode=0o700)
-    (partial / "collections").mkdir()
+    held: int | None = None
     try:
+        held = await asyncio.to_thread(_hold, partial)
+        (partial / "collections").mkdir()
         manifest = await _write_into(db, partial, state, graphlake_version=graphlake_version, local_roots=local_roots,
                                      stores=stores, referenced_mounts=referenced_mounts, progress=progress)
         await asyncio.to_thread(_owner_only, partial)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, partial, True)  # a failed backup leaves nothing behind
+        if held is not None:
+            os.close(held)
         raise
-    partial.rename(destination)
-    await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
+    try:
+        partial.rename(destination)  # still held: a sweep never finds it unheld under its partial name
+        await asyncio.to_thread(sync_directory, destination.parent)  # the rename, too, survives a power cut
+    finally:
+        os.close(held)
     return manifest
+
+
+def _hold(partial: Path) -> int:
+    """Open and lock the partial directory just made: its descriptor, to close once it is renamed (or
+    removed). Blocking: a sweep may be looking at it this instant (one never removes so young a one)."""
+    fd = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as error:
+        if error.errno not in _NO_LOCKS:
+            os.close(fd)
+            raise
+    return fd
+
+
+def remove_dead_partials(directory: Path) -> list[Path]:
+    """Remove the partial directories of backups no longer running in `directory` (see PARTIAL); the
+    ones removed. Blocking: a thread's work."""
+    removed = []
+    old_before = time.time() - PARTIAL_GRACE_SECONDS
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    for name in filter(PARTIAL.fullmatch, names):
+        outcome = _remove_if_dead(directory / name, old_before)
+        if outcome == "removed":
+            log.warning("removed %s, left by a backup that did not finish", directory / name)
+            removed.append(directory / name)
+        elif outcome == "no locks":
+            break  # the same file system for all of them
+    return removed
+
+
+def _remove_if_dead(path: Path, old_before: float | None) -> str:
+    """Remove the partial backup `path` if no process holds it (and, given `old_before`, it was last
+    changed before then), under its lock and only while the name still names it. "removed", "held",
+    "no locks" (the file system cannot say), or "not one" (not a backup's partial directory, too young,
+    or gone). Never follows a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # a link, a file, gone meanwhile
+        return "not one"
+    try:
+        found = os.fstat(fd)
+        parts = set(os.listdir(fd))
+        if old_before is not None and found.st_mtime >= old_before:
+            return "not one"
+        if parts - PARTIAL_PARTS or (parts and "collections" not in parts):  # empty: killed before its first write
+            return "not one"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            return "no locks" if error.errno in _NO_LOCKS else "held"
+        named = os.lstat(path)
+        if (named.st_dev, named.st_ino) != (found.st_dev, found.st_ino):
+            return "not one"  # renamed away meanwhile, and another took the name
+        shutil.rmtree(path)
+        return "removed"
+    except OSError:
+        return "not one"
+    finally:
+        os.close(fd)
 
 
 def _owner_only(root: Path) -> None:
@@ -115,8 +210,12 @@ async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, g
         if progress:
             progress(f"{name}: {manifest.collections[-1].documents} documents")
     for mount, root in (local_roots or {}).items():
-        copied = await asyncio.to_thread(_copy_mount, root, partial / "payloads" / mount, mount)
+        copied, skipped = await asyncio.to_thread(_copy_mount, root, partial / "payloads" / mount, mount)
         manifest.payloads.extend(copied)
+        for what in skipped:  # in the server's log (a scheduled backup) and on the command's output
+            log.warning("backup: %s", what)
+            if progress:
+                progress(f"warning: {what}")
         if progress:
             progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
     for mount, store in (stores or {}).items():
@@ -183,29 +282,88 @@ async def _stored_keys(db: AsyncDatabase, mount: str) -> AsyncIterator[str]:
         yield version["content"]["key"]
 
 
-def _copy_mount(root: Path, target: Path, mount: str) -> list[PayloadEntry]:
+def _copy_mount(root: Path, target: Path, mount: str) -> tuple[list[PayloadEntry], list[str]]:
     """Copy every stored object under `root` (not uploads in progress or temp files), hashing it as
-    it is read. A few files at a time, so one file's reads, another's hashing and a third's sync to
-    disk overlap (hashlib and file I/O release the GIL). Blocking: a thread's work."""
-    keys = []
+    it is read; and say what was left out. A few files at a time, so one file's reads, another's
+    hashing and a third's sync to disk overlap (hashlib and file I/O release the GIL). Blocking: a
+    thread's work.
+
+    Only regular files: the server stores nothing else, so anything else was put there by someone
+    else, and is skipped with a warning naming it. A link (`assets/<id>` pointing outside) would put
+    the file it points to into the backup, and a restore would write that back as the asset; a FIFO
+    would hold the backup forever."""
+    keys, skipped = [], []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .multipart: uploads in progress
+        for name in dirs:  # os.walk does not enter a linked folder: say so
+            if os.path.islink(os.path.join(folder, name)):
+                skipped.append(f"skipped {mount}/{Path(folder, name).relative_to(root).as_posix()}: a symbolic link")
         keys += [Path(folder, name).relative_to(root).as_posix() for name in sorted(filter(is_stored_object_name, files))]
 
     bypass_cache = on_local_disk(target)
 
-    def copy(key: str) -> PayloadEntry:
+    def copy(key: str) -> PayloadEntry | str:
+        try:
+            source = open_regular(root / key)
+        except NotAFile as error:
+            return f"skipped {mount}/{key}: {error.what}"
         destination = target / key
         destination.parent.mkdir(parents=True, exist_ok=True)
-        size, sha256 = copy_synced(root / key, destination, bypass_cache=bypass_cache)
+        with source:
+            size, sha256 = copy_synced(source, destination, bypass_cache=bypass_cache)
         return PayloadEntry(mount=mount, key=key, size=size, sha256=sha256)
 
     with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
-        return list(pool.map(copy, keys))
+        done = list(pool.map(copy, keys))
+    return [d for d in done if isinstance(d, PayloadEntry)], skipped + [d for d in done if isinstance(d, str)]
 
 
-def copy_synced(source: Path, destination: Path, *, bypass_cache: bool) -> tuple[int, str]:
-    """Copy a file and sync it to disk, returning its size and SHA-256 from the one read.
+class NotAFile(OSError):
+    """A path that is not a regular file of its own: `what` it is instead."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"{path} is {what}, not a regular file")
+        self.what = what
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading, only if it is a regular file itself: never through a symbolic link,
+    and never a FIFO, socket or device (whose open or read may block for ever, or do something).
+    NotAFile otherwise. Looked at before it is opened, and the file opened checked again (it may
+    have been swapped in between): opened without following a link and without blocking."""
+    found = os.lstat(path)
+    if stat.S_ISREG(found.st_mode):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            raise NotAFile(path, "a symbolic link") from None
+        found = os.fstat(fd)
+        if stat.S_ISREG(found.st_mode):
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    raise NotAFile(path, _kind(found.st_mode))
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def create_new(path: Path) -> BinaryIO:
+    """A new file at `path`, owner-only, opened for writing: never one that was there (a name planted
+    in its place, a link to follow elsewhere, raises FileExistsError instead)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), "wb")
+
+
+def copy_synced(source: BinaryIO, destination: Path, *, bypass_cache: bool) -> tuple[int, str]:
+    """Copy an open file (`open_regular`'s) into a new file `destination` (`create_new`) and sync it
+    to disk, returning its size and SHA-256 from the one read.
 
     Through this process, never a kernel copy (the destination is opened write-only, which
     copy_hashing takes as that): on XFS, btrfs or ZFS a kernel copy within one file system shares
@@ -216,8 +374,8 @@ def copy_synced(source: Path, destination: Path, *, bypass_cache: bool) -> tuple
     backup of a large lake writes does not push the database's pages out of the cache (what it
     reads still passes through it). Not for speed: bench/backup.py (256 MiB in files of 4 MiB, 3
     rounds) measured the same either way (backup 0.24 / 0.26 s, restore 0.43 / 0.42 s, synced)."""
-    with source.open("rb") as reader, destination.open("wb") as writer:
-        size, sha256 = copy_hashing(reader, writer, bypass_cache=bypass_cache)
+    with create_new(destination) as writer:
+        size, sha256 = copy_hashing(source, writer, bypass_cache=bypass_cache)
         durable(writer)
     return size, sha256
 
