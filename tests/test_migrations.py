@@ -26,6 +26,7 @@ from migrations import (
     check_schema,
     migrate,
     read_state,
+    runner,
 )
 from migrations import v002_upload_sweeps as v002
 from migrations import v003_frozen_versions as v003
@@ -151,6 +152,45 @@ async def test_a_runner_alive_elsewhere_keeps_its_marker(scratch_db: AsyncDataba
     await fill_v1(scratch_db)
     marker = {"migration": 2, "direction": "forward", "host": "another-host", "pid": 1, "started_at": datetime.now(UTC)}
     await scratch_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": 1, "migrating": marker, "history": []})
+    with pytest.raises(MigrationInProgress, match="another-host"):
+        await migrate(scratch_db, writer="new")
+    await migrate(scratch_db, writer="new", take_over=True)  # its operator knows it is gone
+    assert (await read_state(scratch_db)).current
+
+
+async def test_of_runners_started_together_one_takes_each_step(scratch_db: AsyncDatabase) -> None:
+    """Eight runners at once, thirty times over: one runs the step, the others stop or find it done.
+    FerretDB's conditional update of the record let several match (up to three winners a round)."""
+    await fill_v1(scratch_db)
+    for round_ in range(30):
+        await scratch_db[STATE_COLLECTION].replace_one({"_id": "schema"}, {
+            "version": 1, "migrating": None, "history": [{"from": None, "to": 1, "at": datetime.now(UTC)}]}, upsert=True)
+        ran: list[object] = []
+        outcomes = await asyncio.gather(*(migrate(scratch_db, writer="new", to=2, on_step=ran.append)
+                                          for _ in range(8)), return_exceptions=True)
+        assert len(ran) == 1, (round_, outcomes)
+        assert all(o == [] or isinstance(o, MigrationInProgress) for o in outcomes if o != ran), outcomes
+        state = await read_state(scratch_db)
+        assert (state.version, state.interrupted) == (2, None)
+
+
+async def test_a_claim_whose_runner_died_before_it_marked_the_record_is_taken_over(scratch_db: AsyncDatabase) -> None:
+    """A runner that claimed the step and stopped before it set its marker leaves no marker, only its
+    claim: one gone is taken over, as a marker is; one alive elsewhere is left, unless `take_over`."""
+    await fill_v1(scratch_db)
+    claim = {"_id": runner._claim_id(None), "migration": 2, "direction": "forward", "claim": "elsewhere",
+             "host": "another-host", "pid": 1, "started_at": datetime.now(UTC)}
+    await scratch_db[STATE_COLLECTION].insert_one(claim)
+    with pytest.raises(MigrationInProgress, match="another-host"):
+        await migrate(scratch_db, writer="new")
+    await scratch_db[STATE_COLLECTION].replace_one({"_id": claim["_id"]}, {
+        **claim, **this_process(), "pid": dead_pid(), "claim": "dead"})
+    await migrate(scratch_db, writer="new")  # its runner is gone
+    assert (await read_state(scratch_db)).current
+
+    await migrate(scratch_db, writer="new", to=1)
+    record = await scratch_db[STATE_COLLECTION].find_one({"_id": "schema"})
+    await scratch_db[STATE_COLLECTION].insert_one({**claim, "_id": runner._claim_id(record)})  # alive elsewhere
     with pytest.raises(MigrationInProgress, match="another-host"):
         await migrate(scratch_db, writer="new")
     await migrate(scratch_db, writer="new", take_over=True)  # its operator knows it is gone
