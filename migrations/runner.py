@@ -192,7 +192,9 @@ async def migrate(db: AsyncDatabase, *, writer: str, to: int = SCHEMA_VERSION, d
     """Move the database to version `to` (forward or back), one recorded step at a time; the steps
     taken (with `dry_run`, the steps it would take, touching nothing). An empty database is just
     recorded at `to`. A marker left by a runner that is alive elsewhere raises MigrationInProgress
-    unless `take_over` (the caller knows that runner is gone)."""
+    unless `take_over` (the caller knows that runner is gone). A version this code does not know,
+    as `to` or stored, raises ValueError, with `dry_run` too."""
+    _known(to)  # before anything: a dry run on an empty database would otherwise promise any version
     record, state = await _read(db)
     if state.version is None:
         if not dry_run:

@@ -197,6 +197,27 @@ async def test_a_claim_whose_runner_died_before_it_marked_the_record_is_taken_ov
     assert (await read_state(scratch_db)).current
 
 
+async def test_a_version_this_code_does_not_know_is_refused_on_an_empty_database_too(scratch_db: AsyncDatabase,
+                                                                                    settings: Settings) -> None:
+    """The dry run the commands start with returned before the target was checked: `db downgrade
+    --to 99` exited 0 saying the database was at version 99, and `db migrate` said it was at this
+    code's version, where nothing was recorded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=settings.mongodb_url.get_secret_value(), GRAPHLAKE_DATABASE=scratch_db.name,
+               GRAPHLAKE_DATA_DIR=str(settings.data_dir), COLUMNS="2000")
+    for args in (("downgrade", "--to", "99"), ("downgrade", "--to", "0", "--dry-run"), ("migrate", "--to", "99")):
+        refused = await cli(env, "db", *args)
+        assert refused.returncode == 1, (args, refused.stderr)
+        assert "unknown to this code" in refused.stderr and "Traceback" not in refused.stderr
+    with pytest.raises(ValueError, match="unknown to this code"):
+        await migrate(scratch_db, writer="new", to=SCHEMA_VERSION + 1, dry_run=True)
+    for args in (("migrate",), ("migrate", "--dry-run")):
+        done = await cli(env, "db", *args)
+        assert done.returncode == 0, done.stderr
+        assert "the database is empty: nothing to migrate" in done.stderr and "at schema version" not in done.stderr
+    assert (await read_state(scratch_db)).version is None  # the first start records it
+
+
 async def test_a_newer_database_is_refused_with_the_way_back(scratch_db: AsyncDatabase, settings: Settings) -> None:
     await scratch_db[STATE_COLLECTION].insert_one({"_id": "schema", "version": SCHEMA_VERSION + 1, "written_by": "9.0",
                                                "history": []})
