@@ -90,12 +90,12 @@ def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) ->
     settings = load_settings()
     to = SCHEMA_VERSION if to is None else to
 
-    async def go() -> list[Step]:
+    async def go() -> tuple[list[Step], SchemaState]:
         async with raw_database(settings) as db:
             steps = await migrate(db, writer=__version__, to=to, dry_run=True, take_over=take_over)
-            if dry_run or not steps:
-                return steps
             state = await read_state(db)
+            if dry_run or not steps:
+                return steps, state
             if state.interrupted:  # its data is half-migrated: the backup taken before that step is the one to keep
                 errors.print("a step did not finish: finishing it without a new backup (the one taken before it stays)")
             elif not no_backup:
@@ -104,13 +104,17 @@ def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) ->
                                               referenced_mounts=list(settings.mounts))
                 errors.print(f"backed up {manifest.documents} documents to {destination}")
             return await migrate(db, writer=__version__, to=to, take_over=take_over,
-                                 on_step=lambda step: errors.print(f"done: {step}"))
+                                 on_step=lambda step: errors.print(f"done: {step}")), state
 
     try:
-        steps = run(go())
+        steps, state = run(go())
     except ValueError as error:  # a version this code does not know (a newer database, or --to out of range)
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
+    if state.version is None:  # nothing was recorded, so no version is claimed: the first start records its own
+        errors.print("the database is empty: nothing to migrate; the first start of a Graphlake records its schema "
+                     "version in it")
+        return
     if dry_run:
         for step in steps:
             console.print(f"would run: {step}")

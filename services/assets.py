@@ -41,7 +41,7 @@ from services.errors import BadUserInput, Conflict, NotFound
 from services.field_pages import key_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
-from services.thumbnails import remove_thumbnails
+from services.thumbnails import remove_thumbnails, thumbnail_keys
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
 
@@ -276,6 +276,9 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     manual pins; dataset versions, datums and records keep their reference and show it DELETED."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
+        # Asked again: finish what a delete cut short after its flip left (the store failed on the
+        # bytes, the process died), or the thumbnails and aliases would stay for good.
+        await _remove_what_it_left(asset, stores)
         return asset, []
     holding = await _holding(asset_id)
     if holding.count and not force:
@@ -292,8 +295,7 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         await AssetRetention.get_pymongo_collection().delete_many(
             {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
         )
-    stored_bytes = asset.kind is AssetKind.FILE and asset.storage is not None and not asset.storage.external
-    if stored_bytes:
+    if _stored_bytes(asset):
         await _sweep_later([asset])  # before the flip: a delete cut short after it still loses the bytes
     now = utcnow()
     await Asset.get_pymongo_collection().update_one(
@@ -304,12 +306,25 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         await _still_unused(asset)
     else:  # and who holds it now: a version build that pinned it meanwhile is broken too, and named
         holders = list(dict.fromkeys(holders + (await _holding(asset_id)).holders))
-    await Alias.get_pymongo_collection().delete_many({"asset_id": asset_id})
-    await lineage.unlink([asset_id])
-    if stored_bytes and asset.storage and asset.storage.mount in stores:
+    await _remove_what_it_left(asset, stores)
+    return await get_asset(asset_id), holders
+
+
+async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:
+    """What goes once an asset is DELETED: its aliases, lineage links, uploaded bytes and their
+    thumbnails (each idempotent: run again by a retry of the delete). Should the store fail, the
+    marks _sweep_later made have the reconciler delete the bytes and thumbnails later."""
+    await Alias.get_pymongo_collection().delete_many({"asset_id": asset.id})
+    await lineage.unlink([asset.id])
+    if _stored_bytes(asset) and asset.storage and asset.storage.mount in stores:
         await stores[asset.storage.mount].delete(asset.storage.key)
         await remove_thumbnails(asset, stores)
-    return await get_asset(asset_id), holders
+        await _thumbnails_removed([asset])
+
+
+def _stored_bytes(asset: Asset) -> bool:
+    """Whether the asset's bytes are the lake's to delete (uploaded, never an EXTERNAL object)."""
+    return asset.kind is AssetKind.FILE and asset.storage is not None and not asset.storage.external
 
 
 async def _still_unused(asset: Asset) -> None:
@@ -398,6 +413,7 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
              and a.storage.mount in stores]
     await bounded_gather([lambda ref=ref: stores[ref.mount].delete(ref.key) for ref in files])
     await bounded_gather([lambda a=a: remove_thumbnails(a, stores) for a in gone])
+    await _thumbnails_removed([a for a in gone if a.storage and a.storage.mount in stores])
     return gone
 
 
@@ -407,14 +423,33 @@ async def _sweep_later(assets: list[Asset]) -> None:
     the asset turns DELETED, so that a delete cut short (a crash, the store down) between that and
     the bytes' deletion still loses them; and after, since the upload's PUT URL (create-only, valid
     until the session expires) could store them again. A session shares its asset's id; a file
-    stored without one (ingested, copied in) gets a closed one for this alone."""
+    stored without one (ingested, copied in) gets a closed one for this alone.
+
+    An ACTIVE image's thumbnails (the only ones that may have any) are marked so too, each by a
+    closed session of its own under the asset: a delete whose store failed (or that died) after the
+    flip left them for good otherwise, since the sweep deleted the upload's key alone. Their marks
+    go once the delete has removed them (_thumbnails_removed); the sweep spares them, as the
+    bytes, if the delete is undone."""
     marks = []
     for asset in assets:
         if asset.storage is not None:
             made = UploadSession.completed_for(asset).model_dump(by_alias=True, exclude={"id", "sweep_due"})
             marks.append(UpdateOne({"_id": asset.id}, {"$set": {"sweep_due": True}, "$setOnInsert": made}, upsert=True))
+            if asset.status is AssetStatus.ACTIVE:
+                beside = {k: v for k, v in made.items() if k not in ("asset_id", "key")}
+                marks += [UpdateOne({"asset_id": asset.id, "key": key}, {"$set": {"sweep_due": True}, "$setOnInsert": beside},
+                                    upsert=True) for key in thumbnail_keys(asset)]
     if marks:
         await UploadSession.get_pymongo_collection().bulk_write(marks, ordered=False)
+
+
+async def _thumbnails_removed(assets: list[Asset]) -> None:
+    """Drop the marks of these assets' thumbnails (see _sweep_later): removed, nothing is left to sweep.
+    (The upload's own mark stays: its PUT URL could store the bytes again until it expires.)"""
+    keys = [key for asset in assets for key in thumbnail_keys(asset)]
+    if keys:
+        await UploadSession.get_pymongo_collection().delete_many(
+            {"asset_id": {"$in": [a.id for a in assets]}, "key": {"$in": keys}, "_id": {"$nin": [a.id for a in assets]}})
 
 
 async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:

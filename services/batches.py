@@ -12,10 +12,18 @@ they all are. If the writer dies in between, the documents already written are r
   an unclaimed entry: so a slow writer or a reaper with a skewed clock never leaves a batch that is
   half there and reported as stored, and a reaper never removes a batch its writer finished.
 Until then a part of the batch is visible: what is promised is that it never stays.
+
+The claim that decides between a writer finishing and a reaper is an insert, not the `reaping`
+update: on FerretDB a conditional update is not atomic, and a writer's final removal of its entry
+and a reaper's claim sent at once both succeeded (about one time in twenty): the batch was reported
+stored and then removed. A reaper inserts the batch's id into REAPED (a unique key holds on every
+server), then goes on only if the entry is still there; a writer, having removed its entry, fails
+if that id is in REAPED. Whichever order they run in, one of them sees the other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -24,13 +32,15 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.clock import utcnow
 from migrations.liveness import gone, this_process
 from services.availability import no_time_limit
 
 JOURNAL = "write_batches"
+REAPED = "write_batches_reaped"  # the ids of batches a reaper claimed (see above), kept REAPED_KEPT
+REAPED_KEPT = timedelta(days=1)  # far longer than a writer takes between removing its entry and looking here
 LEASE = timedelta(minutes=2)  # far longer than the largest batch takes (max_batch_items, a thousand per insert)
 CHUNK = 1000
 # A lease set this recently has most of its time left: renewing it before every chunk was a command
@@ -78,7 +88,8 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
                     refused = error.details.get("writeErrors") or [{}]
                     error.position = start + refused[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
                     raise
-        if (await journal.delete_one(_unclaimed(batch_id))).deleted_count == 0:
+        if ((await journal.delete_one(_unclaimed(batch_id))).deleted_count == 0
+                or await journal.database[REAPED].find_one({"_id": batch_id}, {"_id": 1})):
             raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
     except BaseException:
         for collection, _ in reversed(writes):
@@ -112,11 +123,16 @@ async def remove_abandoned(db: AsyncDatabase) -> int:
         if entry["expires_at"] > utcnow() and not gone(entry):
             continue
         # Claimed first: its writer, finishing now, then finds it taken and removes its documents
-        # itself; and one it finished since it was read is not there to claim.
+        # itself; and one it finished since it was read is not there to claim. Another reaper's
+        # claim is no matter: removing the documents twice removes them.
+        with contextlib.suppress(DuplicateKeyError):
+            await db[REAPED].insert_one({"_id": entry["_id"], "at": utcnow()})
+        # `reaping` too: the claim a writer of an earlier Graphlake looks for.
         if (await db[JOURNAL].update_one({"_id": entry["_id"]}, {"$set": {"reaping": True}})).matched_count == 0:
             continue
         for name in reversed(entry.get("collections") or [entry["collection"]]):
             await db[name].delete_many({"batch": entry["_id"]})
         await db[JOURNAL].delete_one({"_id": entry["_id"]})
         removed += 1
+    await db[REAPED].delete_many({"at": {"$lt": utcnow() - REAPED_KEPT}})
     return removed

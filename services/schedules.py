@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from bson import ObjectId
@@ -15,11 +15,15 @@ from pymongo.errors import DuplicateKeyError
 from documents.clock import utcnow
 
 log = logging.getLogger("graphlake.schedules")
-SCHEDULES = "graphlake_schedules"  # one record per job: when its next run is due, and who claimed the last
+SCHEDULES = "graphlake_schedules"  # one record per job (when its next run is due, and who claimed the last), and claims
 # A run that failed is due again this long after (or its period, if shorter), not a whole period on:
 # a daily sweep or anonymization that met a passing fault (a full disk, a dropped connection)
 # would otherwise wait a day. Not sooner: a fault that stays would fail every maintenance round.
 RETRY_AFTER = timedelta(hours=1)
+# How long a run's claim is kept (see _claim): far longer than a process takes between reading a job
+# due and claiming its run.
+CLAIMS_KEPT = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
 
@@ -52,11 +56,35 @@ async def run_due(db: AsyncDatabase, job: str, every: timedelta, work: Callable[
 
 
 async def _claim(db: AsyncDatabase, job: str, every: timedelta) -> ObjectId | None:
-    """The claim this process took of `job`'s run now due; None when it is not due."""
+    """The claim this process took of `job`'s run now due; None when it is not due, or another took it.
+
+    Decided by a unique key, not by a conditional update of the job's record: on FerretDB that update
+    is not atomic (of processes sending it at once, several matched the due record and ran the job).
+    Each process that reads the record due inserts a claim named by the job and the record as read:
+    one insert of that `_id` succeeds, on every server. The winner then moves the record a period on;
+    one that read the record before that finds the claim taken. Each state of the record is another
+    name, so a claim is wanted only for the moments around its taking: claims a day old go."""
     now, claim = utcnow(), ObjectId()
-    try:  # matches a due record, or makes the first one
-        await db[SCHEDULES].update_one({"_id": job, "next_at": {"$lte": now}},
-                                       {"$set": {"next_at": now + every, "claimed_at": now, "claim": claim}}, upsert=True)
-    except DuplicateKeyError:  # the record exists and is not due yet
+    record = await db[SCHEDULES].find_one({"_id": job})
+    if record is None:  # never run: due at once, since the time its first record (one process's) says
+        try:
+            await db[SCHEDULES].insert_one({"_id": job, "next_at": now})
+        except DuplicateKeyError:
+            pass
+        record = await db[SCHEDULES].find_one({"_id": job})
+    if record is None or _millis(record["next_at"]) > _millis(now):
         return None
+    try:
+        # Named by the due time and the claim before (the record's two changes), so by no other state of the record.
+        await db[SCHEDULES].insert_one({"_id": f"{job} due {_millis(record['next_at'])} after {record.get('claim')}",
+                                        "job": job, "claim": claim, "claimed_at": now})
+    except DuplicateKeyError:  # another process took this run
+        return None
+    await db[SCHEDULES].update_one({"_id": job}, {"$set": {"next_at": now + every, "claimed_at": now, "claim": claim}})
+    await db[SCHEDULES].delete_many({"job": job, "claimed_at": {"$lt": now - CLAIMS_KEPT}})
     return claim
+
+
+def _millis(value: datetime) -> int:
+    """A stored time as any client reads it (tz-aware, or naive UTC): milliseconds since the epoch."""
+    return ((value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH) // timedelta(milliseconds=1)

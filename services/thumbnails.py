@@ -99,17 +99,26 @@ def thumbnail_url(asset: Asset, size: int, signer: UrlSigner, stores: dict[str, 
     return signer.sign(SIGN_METHOD, mount, key, URL_SECONDS, expires_at=expires_at, size=str(size), sha=sha256)
 
 
+def thumbnail_keys(asset: Asset) -> list[str]:
+    """The keys (in the asset's mount) of every thumbnail an image asset may have; none for what
+    never has one."""
+    storage = asset.storage
+    if (asset.kind is not AssetKind.FILE or storage is None or storage.external or not asset.sha256
+            or not is_image(asset.media_type)):
+        return []
+    return [thumbnail_key(asset.sha256, size) for size in SIZES]
+
+
 async def remove_thumbnails(asset: Asset, stores: dict[str, ObjectStore]) -> None:
     """Delete an image's thumbnails with its bytes (a deleted or erased image leaves no picture of
     itself behind). Another asset with the same bytes simply has them made again when next asked:
     a thumbnail is a cache. Nothing to do for what never had one."""
-    storage = asset.storage
-    if (asset.kind is not AssetKind.FILE or storage is None or storage.external or not asset.sha256
-            or not is_image(asset.media_type) or storage.mount not in stores):
+    keys = thumbnail_keys(asset)
+    if not keys or asset.storage is None or asset.storage.mount not in stores:
         return
-    store = stores[storage.mount]
-    for size in SIZES:
-        await store.delete(thumbnail_key(asset.sha256, size))
+    store = stores[asset.storage.mount]
+    for key in keys:
+        await store.delete(key)
 
 
 # Pillow warns (a UserWarning, printed on the server's stderr) about a corrupt EXIF or TIFF

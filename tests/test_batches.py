@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -138,3 +139,26 @@ async def test_a_batch_whose_entry_is_taken_while_it_is_written_keeps_nothing(
     assert collection.reaped
     await batches.insert_all(scratch_db.items, [{"n": n} for n in range(25)])  # an untouched batch is kept whole
     assert await scratch_db.items.count_documents({}) == 25 and await scratch_db[JOURNAL].count_documents({}) == 0
+
+
+async def test_a_writer_finishing_as_a_reaper_claims_its_entry_keeps_all_or_nothing(
+        scratch_db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer removing its lapsed entry as a reaper claims it, 200 times, the reaper a little
+    later or earlier each time: the batch is reported stored and kept whole, or reported lost and
+    gone. On FerretDB the writer's conditional removal and the reaper's claim both succeeded about
+    one time in twenty: the batch was reported stored, then the reaper removed it."""
+    monkeypatch.setattr(batches, "LEASE", timedelta(seconds=-1))  # every entry lapsed as it is written
+    rng = random.Random(7)
+    for round_ in range(200):
+        documents = [{"round": round_, "n": n} for n in range(5)]
+
+        async def reaper(delay: float = rng.random() * 0.004) -> int:
+            await asyncio.sleep(delay)
+            return await batches.remove_abandoned(scratch_db)
+
+        written, _ = await asyncio.gather(batches.insert_all(scratch_db.items, documents), reaper(),
+                                          return_exceptions=True)
+        assert written is None or isinstance(written, batches.BatchLost), written
+        kept = await scratch_db.items.count_documents({"round": round_})
+        assert kept == (5 if written is None else 0), (round_, written, kept)
+    assert await scratch_db[JOURNAL].count_documents({}) == 0

@@ -26,6 +26,7 @@ from migrations import (
     check_schema,
     migrate,
     read_state,
+    runner,
 )
 from migrations import v002_upload_sweeps as v002
 from migrations import v003_frozen_versions as v003
@@ -155,6 +156,66 @@ async def test_a_runner_alive_elsewhere_keeps_its_marker(scratch_db: AsyncDataba
         await migrate(scratch_db, writer="new")
     await migrate(scratch_db, writer="new", take_over=True)  # its operator knows it is gone
     assert (await read_state(scratch_db)).current
+
+
+async def test_of_runners_started_together_one_takes_each_step(scratch_db: AsyncDatabase) -> None:
+    """Eight runners at once, thirty times over: one runs the step, the others stop or find it done.
+    FerretDB's conditional update of the record let several match (up to three winners a round)."""
+    await fill_v1(scratch_db)
+    for round_ in range(30):
+        await scratch_db[STATE_COLLECTION].replace_one({"_id": "schema"}, {
+            "version": 1, "migrating": None, "history": [{"from": None, "to": 1, "at": datetime.now(UTC)}]}, upsert=True)
+        ran: list[object] = []
+        outcomes = await asyncio.gather(*(migrate(scratch_db, writer="new", to=2, on_step=ran.append)
+                                          for _ in range(8)), return_exceptions=True)
+        assert len(ran) == 1, (round_, outcomes)
+        assert all(o == [] or isinstance(o, MigrationInProgress) for o in outcomes if o != ran), outcomes
+        state = await read_state(scratch_db)
+        assert (state.version, state.interrupted) == (2, None)
+
+
+async def test_a_claim_whose_runner_died_before_it_marked_the_record_is_taken_over(scratch_db: AsyncDatabase) -> None:
+    """A runner that claimed the step and stopped before it set its marker leaves no marker, only its
+    claim: one gone is taken over, as a marker is; one alive elsewhere is left, unless `take_over`."""
+    await fill_v1(scratch_db)
+    claim = {"_id": runner._claim_id(None), "migration": 2, "direction": "forward", "claim": "elsewhere",
+             "host": "another-host", "pid": 1, "started_at": datetime.now(UTC)}
+    await scratch_db[STATE_COLLECTION].insert_one(claim)
+    with pytest.raises(MigrationInProgress, match="another-host"):
+        await migrate(scratch_db, writer="new")
+    await scratch_db[STATE_COLLECTION].replace_one({"_id": claim["_id"]}, {
+        **claim, **this_process(), "pid": dead_pid(), "claim": "dead"})
+    await migrate(scratch_db, writer="new")  # its runner is gone
+    assert (await read_state(scratch_db)).current
+
+    await migrate(scratch_db, writer="new", to=1)
+    record = await scratch_db[STATE_COLLECTION].find_one({"_id": "schema"})
+    await scratch_db[STATE_COLLECTION].insert_one({**claim, "_id": runner._claim_id(record)})  # alive elsewhere
+    with pytest.raises(MigrationInProgress, match="another-host"):
+        await migrate(scratch_db, writer="new")
+    await migrate(scratch_db, writer="new", take_over=True)  # its operator knows it is gone
+    assert (await read_state(scratch_db)).current
+
+
+async def test_a_version_this_code_does_not_know_is_refused_on_an_empty_database_too(scratch_db: AsyncDatabase,
+                                                                                    settings: Settings) -> None:
+    """The dry run the commands start with returned before the target was checked: `db downgrade
+    --to 99` exited 0 saying the database was at version 99, and `db migrate` said it was at this
+    code's version, where nothing was recorded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=settings.mongodb_url.get_secret_value(), GRAPHLAKE_DATABASE=scratch_db.name,
+               GRAPHLAKE_DATA_DIR=str(settings.data_dir), COLUMNS="2000")
+    for args in (("downgrade", "--to", "99"), ("downgrade", "--to", "0", "--dry-run"), ("migrate", "--to", "99")):
+        refused = await cli(env, "db", *args)
+        assert refused.returncode == 1, (args, refused.stderr)
+        assert "unknown to this code" in refused.stderr and "Traceback" not in refused.stderr
+    with pytest.raises(ValueError, match="unknown to this code"):
+        await migrate(scratch_db, writer="new", to=SCHEMA_VERSION + 1, dry_run=True)
+    for args in (("migrate",), ("migrate", "--dry-run")):
+        done = await cli(env, "db", *args)
+        assert done.returncode == 0, done.stderr
+        assert "the database is empty: nothing to migrate" in done.stderr and "at schema version" not in done.stderr
+    assert (await read_state(scratch_db)).version is None  # the first start records it
 
 
 async def test_a_newer_database_is_refused_with_the_way_back(scratch_db: AsyncDatabase, settings: Settings) -> None:

@@ -10,6 +10,7 @@ import io
 import re
 import tempfile
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -18,12 +19,16 @@ import pytest
 from PIL import Image
 from starlette.applications import Starlette
 
+from documents.clock import utcnow
+from documents.upload import UploadSession
 from resolvers.context import AppState
+from services.assets import collect_unpinned
 from services.thumbnails import SIGN_METHOD, make_thumbnail, thumbnail_key
-from storage import LocalStore
+from services.uploads.reconciler import sweep_closed
+from storage import LocalStore, StoreUnavailable
 from tests import factories
 from tests.conftest import S3Service, Served
-from tests.operations import Api
+from tests.operations import Api, object_id
 from tests.test_uploads import MOUNTS, complete, put
 from tests.waiting import wait_for
 
@@ -319,6 +324,54 @@ async def test_deleting_an_image_deletes_its_thumbnails(api: Api, contributor: s
     await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor)
     assert all([await store.stat(key) is None for key in keys])  # no picture of a deleted image is left behind
     assert await thumbnail_url(api, contributor, asset["id"], 128) is None
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_delete_whose_store_failed_once_leaves_no_thumbnail_behind(api: Api, contributor: str, state: AppState,
+                                                                          monkeypatch: pytest.MonkeyPatch, mount: str) -> None:
+    """The store fails once on an image's bytes, after the asset turned DELETED (deleteAsset, the
+    collector). A retry returned at once (the asset was DELETED already) and the sweep deleted the
+    upload's key alone: the thumbnails stayed for good. Now a retry removes them, and without one
+    the sweep does."""
+    store = state.stores[mount]
+    images = [await uploaded(api, contributor, png(300, 200, (n, 2, 3, 255)), mount, "image/png", name=f"p{n}")
+              for n in range(3)]
+    for image in images:
+        assert (await fetch(await thumbnail_url(api, contributor, image["id"], 128) or "")).status_code == 200
+    await settled(state)  # and the 256 px one made as it completed
+    keys = {image["id"]: [image["storage"]["key"], *(thumbnail_key(image["sha256"], size) for size in (128, 256))]
+            for image in images}
+    assert all([await store.stat(key) is not None for image_keys in keys.values() for key in image_keys])
+    delete, failed = store.delete, []
+
+    async def fails_once(key: str) -> None:
+        if key.startswith("assets/") and not failed:
+            failed.append(key)
+            raise StoreUnavailable("the store went away")
+        await delete(key)
+
+    monkeypatch.setattr(store, "delete", fails_once)
+
+    async def left(image: dict) -> list[str]:
+        return [key for key in keys[image["id"]] if await store.stat(key) is not None]
+
+    # deleteAsset, then a retry.
+    error = await api.error("DeleteAsset", {"id": images[0]["id"]}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE" and failed, error
+    await api.data("DeleteAsset", {"id": images[0]["id"]}, token=contributor)
+    assert await left(images[0]) == []
+    # deleteAsset, not retried; and the collector: the sweep removes what each left.
+    failed.clear()
+    await api.error("DeleteAsset", {"id": images[1]["id"]}, token=contributor, status=503)
+    failed.clear()
+    await state.db.assets.update_one({"_id": object_id(images[2]["id"])}, {"$set": {"unpinned_at": utcnow() - timedelta(days=10)}})
+    with pytest.raises(StoreUnavailable):
+        await collect_unpinned(timedelta(days=7), state.stores)
+    assert await left(images[1]) and await left(images[2])
+    long_ago = utcnow() - timedelta(hours=1)  # every URL of theirs dead: the sweep may run
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
+    await sweep_closed(state.stores)
+    assert await left(images[1]) == [] and await left(images[2]) == []
 
 
 async def test_on_s3_a_missing_original_is_404_and_an_oversized_one_is_not_downloaded(
