@@ -157,11 +157,10 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
         return numbers
     number, size, offset = numbers
     try:
-        marker = store.part_path(params["upload"], number)
+        marker = store.part_name(number)
+        fd = await store.open_part_file(params["upload"])
     except (UnsafeKey, ValueError) as error:
         return _error(400, str(error))
-    try:
-        fd = await store.open_part_file(params["upload"])
     except FileNotFoundError:
         return _error(404, "the multipart upload is no longer open")
     try:
@@ -172,10 +171,13 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
         os.close(fd)
     if received != size:
         return _error(400, f"part {number} must be {size} bytes, got {received}")
-    temp = marker.with_name(f".{marker.name}.tmp")
-    temp.write_text(str(size))
-    os.replace(temp, marker)
-    return Response(status_code=200, headers={"ETag": f'"{marker.name}"'})
+    try:
+        await anyio.to_thread.run_sync(store.mark_part, params["upload"], number, size)
+    except UnsafeKey as error:  # the upload's folder swapped for a link since the part was written
+        return _error(400, str(error))
+    except FileNotFoundError:
+        return _error(404, "the multipart upload is no longer open")
+    return Response(status_code=200, headers={"ETag": f'"{marker}"'})
 
 
 async def get_blob(request: Request) -> Response:
