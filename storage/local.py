@@ -521,10 +521,11 @@ class LocalStore:
         return removed
 
     @staticmethod
-    def record_sha256(path: Path, sha256: str) -> None:
+    def record_sha256(path: Path | int, sha256: str) -> None:
         """Keep the digest computed while the object was written with the file (an extended
         attribute, so it goes wherever the file goes); where the filesystem has none, completion
-        reads the object back instead."""
+        reads the object back instead. `path` may be the file's descriptor: in a mount, always
+        (by name, a writer could have swapped the file for a link to another)."""
         if _XATTRS:
             with contextlib.suppress(OSError):
                 os.setxattr(path, SHA256_ATTR, sha256.encode())
@@ -536,6 +537,12 @@ class LocalStore:
 
     async def sha256(self, key: str) -> str:
         return await in_file_thread(file_sha256, self.path(key))
+
+    def stage(self, key: str, *, prefix: str = STAGED_PREFIX, mode: int = 0o666) -> StagedFile:
+        """A new file beside `key`'s place (its folders made), which StagedFile.store then puts there:
+        what a signed PUT, a thumbnail or a version's content file is written into. Blocking (small)."""
+        folders, name = _split(key)
+        return StagedFile(self._open_directory(folders, make=True), name, prefix, mode)
 
     def staging_path(self, key: str) -> Path:
         target = self.path(key)

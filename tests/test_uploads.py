@@ -718,6 +718,41 @@ async def test_uploads_in_parts_never_make_or_remove_folders_through_a_link(
     assert not upload.exists()
 
 
+async def test_a_put_whose_temporary_file_is_swapped_for_a_link_stores_nothing(
+        api: Api, contributor: str, state: AppState, tmp_path: Path) -> None:
+    """A PUT's body goes to a temporary file beside the key, which a writer sharing the mount sees.
+    Swapped for a link to a file the server may read (its signing key) while the body came, it was
+    hard-linked under the key, links followed, and given the digest of the bytes sent: the upload
+    completed ACTIVE and its downloads served that file. Now the key gets the file written or nothing
+    (409), and the file the link named is untouched."""
+    data = payload(100_000, seed=45)
+    secret = tmp_path / "signing.key"
+    secret.write_bytes(os.urandom(len(data)))  # of the declared size: only the digest could tell
+    held = secret.read_bytes()
+    session = await start(api, contributor, data, "local")
+    key = session["asset"]["storage"]["key"]
+    folder = state.stores["local"].root / key.rpartition("/")[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    before = set(os.listdir(folder))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data[:1000]
+        temp = await wait_for(lambda: [n for n in os.listdir(folder) if n.startswith(PUT_TEMP_PREFIX) and n not in before],
+                              what="the PUT's temporary file")
+        (folder / "swap").symlink_to(secret)
+        os.replace(folder / "swap", folder / temp[0])
+        yield data[1000:]
+
+    response = await put(session["url"], body(), session["headers"])
+    assert response.status_code == 409 and "replaced" in response.text, response.text
+    assert not os.path.lexists(folder / key.rpartition("/")[2]) and set(os.listdir(folder)) == before
+    assert secret.read_bytes() == held and secret.stat().st_nlink == 1
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "nothing has been uploaded" in error["message"]
+    assert (await put(session["url"], data, session["headers"])).status_code == 200  # the URL still works
+    assert (await complete(api, contributor, session["id"]))["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 async def test_a_signed_get_never_follows_a_link_out_of_the_mount(state: AppState, tmp_path: Path) -> None:
     """A GET URL is signed by the key's text alone (storage/local.py: sign_get); the route resolves
     the path before it serves a byte, so a link placed in the mount cannot lead a download out of it."""
