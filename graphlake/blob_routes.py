@@ -184,13 +184,13 @@ async def get_blob(request: Request) -> Response:
         return signed
     store, key, params = signed
     try:
-        path = store.path(key)
+        file = store.open_object(key)  # sent from this descriptor, never opened again by name
     except UnsafeKey as error:
         return _error(400, str(error))
-    if not path.is_file():
+    except FileNotFoundError:
         return _error(404, "the object does not exist")
-    return ObjectFileResponse(path, filename=params.get("name") or path.name, media_type=params.get("type") or None,
-                              content_disposition_type="attachment")
+    return ObjectFileResponse(file, filename=params.get("name") or key.rpartition("/")[2],
+                              media_type=params.get("type") or None)
 
 
 def blob_routes(prefix: str = "/blobs") -> list[Route]:
