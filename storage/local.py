@@ -554,30 +554,22 @@ class LocalStore:
         folders, name = _split(key)
         return StagedFile(self._open_directory(folders, make=True), name, prefix, mode)
 
-    def staging_path(self, key: str) -> Path:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target.with_name(f"{STAGED_PREFIX}{uuid.uuid4().hex}")
+    async def write(self, key: str, path: Path | StagedFile) -> None:
+        await asyncio.to_thread(self._write, key, path)
 
-    async def write(self, key: str, path: Path) -> None:
-        await asyncio.to_thread(self._write, self.path(key), path)
-
-    @staticmethod
-    def _write(target: Path, source: Path) -> None:
-        if source.parent == target.parent and source.name.startswith(STAGED_PREFIX):  # staging_path's: in place
-            with source.open("rb") as file:
-                os.fsync(file.fileno())  # whole before it is named: never an empty file under the key after a crash
-            os.replace(source, target)
+    def _write(self, key: str, source: Path | StagedFile) -> None:
+        if isinstance(source, StagedFile):  # stage's, for this key: renamed into place, not copied
+            if source.name != key.rpartition("/")[2]:
+                raise ValueError(f"a file staged for {source.name!r} cannot be stored as {key!r}")
+            source.store(replace=True, sync=True)  # whole before it is named: never an empty file under the key after a crash
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f"{PUT_TEMP_PREFIX}write-{uuid.uuid4().hex}")
+        staged = self.stage(key)
         try:
-            shutil.copyfile(source, temp)
-            with temp.open("rb") as file:
-                os.fsync(file.fileno())
-            os.replace(temp, target)
+            with source.open("rb") as reader:
+                shutil.copyfileobj(reader, staged.file)
+            self._write(key, staged)
         finally:
-            temp.unlink(missing_ok=True)
+            staged.close()
 
     def copy_in(self, key: str, source: Path, expect: os.stat_result) -> str:
         """Copy `source` to `key` (on a local disk, as copy_hashing's `bypass_cache` says: its blocks

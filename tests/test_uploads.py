@@ -32,7 +32,7 @@ from services.uploads import completion, finishing
 from services.uploads.downloads import download_url, download_url_now_or_later
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
-from storage.local import PUT_TEMP_PREFIX, UnsafeKey
+from storage.local import PUT_TEMP_PREFIX, STAGED_PREFIX, UnsafeKey
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
@@ -549,9 +549,11 @@ async def test_the_sweep_removes_temp_files_of_uploads_that_died(api: Api, contr
     key = (await complete(api, contributor, session["id"]))["storage"]["key"]
     store = state.stores["local"]
     folder = store.path(key).parent
-    # And a file the server was making (a version's content, a thumbnail) when it stopped.
-    dead = [folder / f"{PUT_TEMP_PREFIX}k2j4x9", direct_temp_path(folder / "6b04f9"), store.staging_path("versions/6b.jsonl")]
-    live = [folder / f"{PUT_TEMP_PREFIX}p0q8r1", direct_temp_path(folder / "6b04fa"), store.staging_path("versions/6c.jsonl")]
+    # And a file the server was making (a version's content, a thumbnail: LocalStore.stage) when it stopped.
+    versions = store.root / "versions"
+    versions.mkdir(exist_ok=True)
+    dead = [folder / f"{PUT_TEMP_PREFIX}k2j4x9", direct_temp_path(folder / "6b04f9"), versions / f"{STAGED_PREFIX}6b"]
+    live = [folder / f"{PUT_TEMP_PREFIX}p0q8r1", direct_temp_path(folder / "6b04fa"), versions / f"{STAGED_PREFIX}6c"]
     other = folder / ".notes"  # not an upload's temp name, however old
     for path in [*dead, *live, other]:
         path.write_bytes(b"half a file")
@@ -597,13 +599,13 @@ async def test_tampered_expired_and_hostile_local_urls(api: Api, contributor: st
 
 @contextmanager
 def linked_away(path: Path, target: Path) -> Iterator[None]:
-    """`path`, a folder of the session's local mount, replaced by a link to `target` while the block
-    runs, as a direct writer sharing the mount (possibly as another OS user) could do; put back after."""
+    """`path`, a file or folder of the session's local mount, replaced by a link to `target` while the
+    block runs, as a direct writer sharing the mount (possibly as another OS user) could do; put back after."""
     aside = path.with_name(path.name + ".aside")
     existed = path.exists()
     if existed:
         path.rename(aside)
-    path.symlink_to(target, target_is_directory=True)
+    path.symlink_to(target)
     try:
         yield
     finally:
