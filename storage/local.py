@@ -28,11 +28,11 @@ import stat
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from graphlake_client.direct import MARKER, copy_hashing, file_sha256, is_direct_temp_name, on_local_disk, stream_digest
+from graphlake_client.direct import MARKER, copy_hashing, is_direct_temp_name, on_local_disk, stream_digest
 from storage.concurrency import in_file_thread
 from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
@@ -238,7 +238,13 @@ class LocalStore:
         the descriptor stays in that directory, wherever its names are moved meanwhile. A check of
         the path first and an open by name after it let a writer swap a part between the two.
         `make` creates the missing ones; FileNotFoundError for one missing (or a file)."""
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the operator's, resolved as the store was made
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the operator's, resolved as the store was made
+        except FileNotFoundError:
+            if not make:
+                raise
+            self.root.mkdir(parents=True, exist_ok=True)  # `open` makes it; a store used before that, here
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             for part in folders:
                 if make:
@@ -297,14 +303,18 @@ class LocalStore:
             with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
                 with marker.open("x") as out:
                     out.write(uuid.uuid4().hex)
-            self.mount_id = marker.read_text().strip()
+            # Through no link: `mounts { localId }` shows what it holds, and a writer who put a link to
+            # the signing key in its place would have had the key shown (UnsafeKey: the server stops).
+            with self._directory([]) as root, os.fdopen(_open_regular(MARKER, os.O_RDONLY, root), "rb") as file:
+                self.mount_id = file.read(256).decode().strip()
 
     def direct_path(self, key: str) -> Path:
         """Where a direct writer puts `key`'s file (its directory made here, so the writer need
         not create anything but the file). The entry itself: whatever a writer left there so far
         is for completion to judge, not a reason to refuse the session."""
         path = self._entry(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._directory(_split(key)[0], make=True):  # made through no link
+            pass
         return path
 
     async def close(self) -> None:
@@ -466,8 +476,8 @@ class LocalStore:
         if not stat.S_ISREG(found.st_mode):
             return None
         size = found.st_size
-        try:
-            recorded = os.getxattr(path, SHA256_ATTR).decode() if _XATTRS else None
+        try:  # of the entry lstat judged, not of what a link swapped in since points to
+            recorded = os.getxattr(path, SHA256_ATTR, follow_symlinks=False).decode() if _XATTRS else None
         except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
             recorded = None
         return ObjectInfo(size=size, sha256=recorded)
@@ -478,14 +488,10 @@ class LocalStore:
         expiry, no open session can still own one. Blocking (a thread's work); returns how many went."""
         cutoff = time.time() - older_than
         removed = 0
-        for folder, dirs, files in os.walk(self.root):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]  # .multipart goes with its sessions
-            for name in filter(is_temp_name, files):
-                path = Path(folder, name)
-                with contextlib.suppress(FileNotFoundError):  # renamed into place or removed meanwhile
-                    if path.lstat().st_mtime < cutoff:
-                        path.unlink()
-                        removed += 1
+        with self._directory([]) as root:
+            for _, dirs, files, folder in os.fwalk(dir_fd=root):  # by descriptors: a link swapped in is not entered
+                dirs[:] = [d for d in dirs if not d.startswith(".")]  # .multipart goes with its sessions
+                removed += _remove_older(folder, filter(is_temp_name, files), cutoff, "st_mtime")
         return removed
 
     def files_older_than(self, prefix: str, seconds: float) -> list[str]:
@@ -501,23 +507,28 @@ class LocalStore:
 
     def set_aside(self, key: str) -> None:
         """Move `key`'s file under STRAY_DIR, where remove_set_aside deletes it later: a file the
-        server found no record of is kept a while, in case the record is what is missing."""
-        target = self.root / STRAY_DIR / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path(key), target)
+        server found no record of is kept a while, in case the record is what is missing. Renamed
+        between directories opened through no link: a link in place of STRAY_DIR is refused (UnsafeKey),
+        never a way to move the lake's files out of it."""
+        folders, name = _split(key)
+        with self._directory(folders) as source, self._directory([STRAY_DIR, *folders], make=True) as target:
+            os.replace(name, name, src_dir_fd=source, dst_dir_fd=target)
 
     def remove_set_aside(self, seconds: float) -> int:
         """Delete what was set aside more than `seconds` ago (a move sets a file's ctime); returns how
-        many files went. Blocking."""
+        many files went. Blocking. Walked by descriptors from STRAY_DIR opened through no link: a link
+        in its place (or below) must not have the server delete old files wherever it points."""
         cutoff = time.time() - seconds
         removed = 0
-        for folder, _, files in os.walk(self.root / STRAY_DIR):
-            for name in files:
-                path = Path(folder, name)
-                with contextlib.suppress(FileNotFoundError):
-                    if path.lstat().st_ctime < cutoff:
-                        path.unlink()
-                        removed += 1
+        try:
+            stray = self._open_directory([STRAY_DIR])
+        except (FileNotFoundError, UnsafeKey):  # nothing set aside, or nothing of ours there
+            return 0
+        try:
+            for _, _, files, folder in os.fwalk(dir_fd=stray):
+                removed += _remove_older(folder, files, cutoff, "st_ctime")
+        finally:
+            os.close(stray)
         return removed
 
     @staticmethod
@@ -541,12 +552,18 @@ class LocalStore:
             return os.fdopen(_open_regular(name, os.O_RDONLY, folder), "rb")
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        with self.path(key).open("rb") as file:
+        with await asyncio.to_thread(self.open_object, key) as file:
             while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
                 yield chunk
 
     async def sha256(self, key: str) -> str:
-        return await in_file_thread(file_sha256, self.path(key))
+        """What completion checks a declared digest against, and the reconciler records: of the file
+        stat judged a moment before, read through no link (a direct writer's swap gets UnsafeKey)."""
+        return await in_file_thread(self._sha256, key)
+
+    def _sha256(self, key: str) -> str:
+        with self.open_object(key) as file:
+            return stream_digest(file)[1]
 
     def stage(self, key: str, *, prefix: str = STAGED_PREFIX, mode: int = 0o666) -> StagedFile:
         """A new file beside `key`'s place (its folders made), which StagedFile.store then puts there:
@@ -583,16 +600,19 @@ class LocalStore:
         `expect`: the source as it was found (and judged) before. SourceChanged if what was opened
         is another file (a part of its path swapped for a link since: the caller's checks held for
         the file it found, not for this one), or if the bytes read are not of its size."""
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Written in place, not through a temporary name: the key is new ("x": it must not exist),
-        # and nothing names it until the copy is done and its asset recorded.
-        # "x+b": readable too, so copy_hashing may read back what the kernel copied or cloned.
-        with open_source(source, expect) as reader, target.open("x+b") as writer:
-            copied, sha256 = copy_hashing(reader, writer, bypass_cache=self.bypass_cache)  # an object: seldom read soon
-        if copied != expect.st_size:
-            raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
-        self.record_sha256(target, sha256)
+        folders, name = _split(key)
+        # Written in place, not through a temporary name: the key is new (O_EXCL: it must not exist),
+        # and nothing names it until the copy is done and its asset recorded. Its folders are opened
+        # through no link, as everything the server writes in a mount (StagedFile says why).
+        # Readable too, so copy_hashing may read back what the kernel copied or cloned.
+        with open_source(source, expect) as reader:
+            with self._directory(folders, make=True) as folder:
+                fd = _open_at(name, _NEW_FILE, folder)
+            with os.fdopen(fd, "r+b") as writer:
+                copied, sha256 = copy_hashing(reader, writer, bypass_cache=self.bypass_cache)  # an object: seldom read soon
+                if copied != expect.st_size:
+                    raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
+                self.record_sha256(fd, sha256)
         return sha256
 
     async def delete(self, key: str) -> None:
@@ -605,6 +625,17 @@ class LocalStore:
 
 class SourceChanged(Exception):
     """A file being copied in is not the one checked before (LocalStore.copy_in)."""
+
+
+def _remove_older(folder: int, names: Iterable[str], cutoff: float, time_field: str) -> int:
+    """Unlink the entries `names` of the directory `folder` whose `time_field` (lstat) is before `cutoff`."""
+    removed = 0
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):  # renamed into place or removed meanwhile
+            if getattr(os.stat(name, dir_fd=folder, follow_symlinks=False), time_field) < cutoff:
+                os.unlink(name, dir_fd=folder)
+                removed += 1
+    return removed
 
 
 def open_source(source: Path, expect: os.stat_result) -> BinaryIO:
