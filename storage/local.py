@@ -4,6 +4,14 @@ A multipart upload writes each part straight into place in one file under `.mult
 (beside one small marker per part that arrived whole), so completion is a rename, not a copy.
 Every key is checked to stay inside the root, although only the server ever makes keys.
 
+Direct writers (below) may put links, FIFOs or hard links anywhere under the root, or swap a name
+for one between the server's check of it and an open. So nothing is opened by its path: directories
+through _open_directory (each part relative to the one above, O_NOFOLLOW), files to read through
+open_object (a regular file, judged by its descriptor), files to write through StagedFile (O_EXCL
+under an unpredictable name, then renamed or linked relative to the same directory). A link met on
+the way is refused (UnsafeKey), never followed, even one that stays inside the root. `path` names
+a key's file for checks at signing time and messages, never to open it.
+
 Direct writes: a client that shares the root's filesystem (the same machine, or a cluster's
 shared filesystem) may write an upload's file into place itself, a kernel copy instead of an
 HTTP round trip through this process. It knows it sees the same directory when the root's
@@ -196,7 +204,8 @@ class LocalStore:
 
     # --- paths
     def path(self, key: str) -> Path:
-        """The file of `key`; UnsafeKey unless it (and anything a link there points to) lies strictly inside the root."""
+        """The file of `key`; UnsafeKey unless it (and anything a link there points to) lies strictly
+        inside the root. A name to check a key by, never to open it by (see the module's docstring)."""
         _check_key(key)
         if not self._stays_inside(key, entry_too=True):
             raise UnsafeKey(f"unsafe object key {key!r}")
@@ -290,7 +299,7 @@ class LocalStore:
 
     def uri(self, key: str) -> str:
         # Where the key's file is named to be, by its text alone: a URI describes, it never opens
-        # anything (reads go through `path`), and resolving links here cost a file-system call per
+        # anything (reads go through open_object), and resolving links here cost a file-system call per
         # part on the event loop for every asset recorded.
         _check_key(key)
         return (self.root / key).as_uri()
