@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,7 +23,7 @@ from starlette.routing import Route
 
 from graphlake.object_files import ObjectFileResponse
 from services.uploads.sessions import refuses_writes
-from storage.local import PUT_TEMP_PREFIX, LocalStore, UnsafeKey
+from storage.local import PUT_TEMP_PREFIX, FileSwapped, LocalStore, UnsafeKey
 from storage.signing import InvalidSignature
 
 WRITE_BLOCK = 4 * 1024 * 1024
@@ -109,7 +107,7 @@ async def put_blob(request: Request) -> Response:
         return signed
     store, key, params = signed
     try:
-        target = store.path(key)
+        store.path(key)
     except UnsafeKey as error:
         return _error(400, str(error))
     if "upload" in params:  # a closed multipart upload's data file is gone: its parts get 404 there
@@ -120,33 +118,33 @@ async def put_blob(request: Request) -> Response:
     if isinstance(numbers, Response):
         return numbers
     [limit] = numbers
-    if target.exists():  # said before the body is read; the link below decides a race
-        return _error(412, "an object is already stored for this upload; a URL cannot replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=PUT_TEMP_PREFIX, dir=target.parent)
-    digest = hashlib.sha256()  # on the way in, so completion need not read the object back
+    # Written under an unpredictable name beside the key, through no link (StagedFile), then linked
+    # to the key: its temporary name swapped for a link meanwhile must not put what the link points
+    # to under the key (os.link followed it, and the digest went onto that file too).
     try:
+        staged = store.stage(key, prefix=PUT_TEMP_PREFIX, mode=0o600)
+    except UnsafeKey as error:
+        return _error(400, str(error))
+    try:
+        if staged.taken():  # said before the body is read; the link below decides a race
+            return _error(412, "an object is already stored for this upload; a URL cannot replace it")
+        digest = hashlib.sha256()  # on the way in, so completion need not read the object back
         try:
-            await _write_body(request, fd, 0, limit, digest)
-        finally:
-            os.close(fd)
-        store.record_sha256(Path(temp), digest.hexdigest())
+            await _write_body(request, staged.file.fileno(), 0, limit, digest)
+        except _TooLarge:
+            return _error(413, f"the body is larger than the {limit} bytes this URL was signed for")
+        store.record_sha256(staged.file.fileno(), digest.hexdigest())
         if (refusal := await refuses_writes(key)) is not None:  # closed while the body was on its way
-            Path(temp).unlink(missing_ok=True)
             return _error(409, refusal)
         try:
-            os.link(temp, target)  # atomic and create-only: a reader sees no object or all of it
+            staged.store(replace=False)  # atomic and create-only: a reader sees no object or all of it
         except FileExistsError:
             return _error(412, "an object is already stored for this upload; a URL cannot replace it")
-        finally:
-            Path(temp).unlink(missing_ok=True)
-    except _TooLarge:
-        Path(temp).unlink(missing_ok=True)
-        return _error(413, f"the body is larger than the {limit} bytes this URL was signed for")
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return Response(status_code=200, headers={"ETag": f'"{target.name}"'})
+        except FileSwapped as error:
+            return _error(409, str(error))
+    finally:
+        staged.close()
+    return Response(status_code=200, headers={"ETag": f'"{staged.name}"'})
 
 
 async def _put_part(request: Request, store: LocalStore, params: dict[str, str]) -> Response:
@@ -157,11 +155,10 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
         return numbers
     number, size, offset = numbers
     try:
-        marker = store.part_path(params["upload"], number)
+        marker = store.part_name(number)
+        fd = await store.open_part_file(params["upload"])
     except (UnsafeKey, ValueError) as error:
         return _error(400, str(error))
-    try:
-        fd = await store.open_part_file(params["upload"])
     except FileNotFoundError:
         return _error(404, "the multipart upload is no longer open")
     try:
@@ -172,10 +169,13 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
         os.close(fd)
     if received != size:
         return _error(400, f"part {number} must be {size} bytes, got {received}")
-    temp = marker.with_name(f".{marker.name}.tmp")
-    temp.write_text(str(size))
-    os.replace(temp, marker)
-    return Response(status_code=200, headers={"ETag": f'"{marker.name}"'})
+    try:
+        await anyio.to_thread.run_sync(store.mark_part, params["upload"], number, size)
+    except UnsafeKey as error:  # the upload's folder swapped for a link since the part was written
+        return _error(400, str(error))
+    except FileNotFoundError:
+        return _error(404, "the multipart upload is no longer open")
+    return Response(status_code=200, headers={"ETag": f'"{marker}"'})
 
 
 async def get_blob(request: Request) -> Response:
@@ -184,13 +184,13 @@ async def get_blob(request: Request) -> Response:
         return signed
     store, key, params = signed
     try:
-        path = store.path(key)
+        file = store.open_object(key)  # sent from this descriptor, never opened again by name
     except UnsafeKey as error:
         return _error(400, str(error))
-    if not path.is_file():
+    except FileNotFoundError:
         return _error(404, "the object does not exist")
-    return ObjectFileResponse(path, filename=params.get("name") or path.name, media_type=params.get("type") or None,
-                              content_disposition_type="attachment")
+    return ObjectFileResponse(file, filename=params.get("name") or key.rpartition("/")[2],
+                              media_type=params.get("type") or None)
 
 
 def blob_routes(prefix: str = "/blobs") -> list[Route]:

@@ -127,14 +127,11 @@ async def get_content(request: Request) -> Response:
         store = state.stores.get(storage.mount) if storage is not None else None
         if storage is not None and isinstance(store, LocalStore) and not storage.external:
             try:
-                path = store.path(storage.key)
-            except UnsafeKey:
-                path = None
-            if path is None or not path.is_file():
+                file = store.open_object(storage.key)  # sent from this descriptor, never opened again by name
+            except (UnsafeKey, FileNotFoundError):
                 raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
-                               field="id")
-            return _described(asset, ObjectFileResponse(path, filename=asset.name, media_type=asset.media_type or None,
-                                                        content_disposition_type="attachment"))
+                               field="id") from None
+            return _described(asset, ObjectFileResponse(file, filename=asset.name, media_type=asset.media_type or None))
         url = await download_url(asset, state.stores, URL_SECONDS, state.settings.max_download_url_seconds)
         if url is None:
             raise NotFound("the asset's content is on a mount this server does not have", field="id")

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
@@ -134,9 +134,10 @@ def _quiet_pillow() -> None:
         warnings.filterwarnings("ignore", message=CORRUPT_EXIF, category=UserWarning)
 
 
-def make_thumbnail(source: Path, target: Path, size: int, max_pixels: int) -> None:
-    """Write a WebP of the image at `source`, at most `size` pixels a side. Blocking and CPU-bound:
-    run it in a thread. Pillow is imported here, so a server that never makes one does not load it."""
+def make_thumbnail(source: Path | BinaryIO, target: Path | BinaryIO, size: int, max_pixels: int) -> None:
+    """Write a WebP of the image at `source` (a path, or a file opened already) to `target`, at most
+    `size` pixels a side. Blocking and CPU-bound: run it in a thread. Pillow is imported here, so a
+    server that never makes one does not load it."""
     # Every format of PIL_FORMATS registered up front: Pillow's own few (BMP, GIF, JPEG, PNG; it skips
     # them for a file whose name has an extension) and TIFF and WEBP. Asked to try a format it has not
     # registered, Pillow imports every plugin it has (about 100 ms, once a process).
@@ -231,32 +232,33 @@ class Thumbnailer:
     async def _make_in_slot(self, store: ObjectStore, key: str, thumbnail: str, size: int) -> None:
         if await store.stat(thumbnail) is not None:  # made meanwhile, by a request or another process
             return
-        if isinstance(store, LocalStore):  # read in place, and written beside its place (staging_path): no copy
-            source = store.path(key)
-            if not source.is_file():
-                raise FileNotFoundError(key)
-            target = await asyncio.to_thread(store.staging_path, thumbnail)
+        if isinstance(store, LocalStore):
+            # Read in place, through the descriptor open_object judged, and written beside its place
+            # (a StagedFile, renamed there): no copy, and no name in the mount opened twice or through
+            # a link (Pillow had opened the image's path after it was checked, and written by path).
+            staged = await asyncio.to_thread(store.stage, thumbnail)
             try:
-                await self._made(store, source, target, thumbnail, size)
+                await self._render(store, partial(_render_stored, store, key, staged.file, size, self.max_pixels))
+                await store.write(thumbnail, staged)
             finally:
-                target.unlink(missing_ok=True)  # renamed into place, unless it failed
+                staged.close()
         else:
             with tempfile.TemporaryDirectory(prefix="graphlake-thumbnail-") as folder:
                 await self._check_size(store, key)
-                source = Path(folder, "source")
+                source, target = Path(folder, "source"), Path(folder, "thumbnail.webp")
                 await _download(store, key, source)
-                await self._made(store, source, Path(folder, "thumbnail.webp"), thumbnail, size)
+                await self._render(store, partial(make_thumbnail, source, target, size, self.max_pixels))
+                await store.write(thumbnail, target)
         self.made += 1
         self._count(store, "made")
 
-    async def _made(self, store: ObjectStore, source: Path, target: Path, thumbnail: str, size: int) -> None:
-        """Make the thumbnail of `source` at `target`, then store it as `thumbnail`."""
+    async def _render(self, store: ObjectStore, render: Callable[[], None]) -> None:
+        """Run `render` (make_thumbnail, in a thread), counting a refused image."""
         try:
-            await asyncio.to_thread(make_thumbnail, source, target, size, self.max_pixels)
+            await asyncio.to_thread(render)
         except ImageRefused:
             self._count(store, "refused")
             raise
-        await store.write(thumbnail, target)
 
     async def _check_size(self, store: ObjectStore, key: str) -> None:
         """Before an object is downloaded to be read: FileNotFoundError if it is gone, ImageRefused if it
@@ -306,17 +308,27 @@ class Thumbnailer:
         """The thumbnail's bytes from a local mount, made first if need be. A thumbnail is a few KB:
         one read in one thread hop is the hot path (a browser's grid asks for a hundred at once),
         cheaper than a stat, then a streamed response's hops for open, each chunk and close."""
-        path = store.path(thumbnail_key(sha256, size))
+        read = partial(_read_stored, store, thumbnail_key(sha256, size))
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread(read)
         except FileNotFoundError:
             await self.ensure(store, key, sha256, size)
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread(read)
 
     async def serve_url(self, store: ObjectStore, thumbnail: str) -> str:
         """A signed GET of a stored thumbnail in an S3 mount (the route redirects there)."""
         return await store.sign_get(thumbnail, filename=Path(thumbnail).name, content_type=MEDIA_TYPE,
                                     expires_in=URL_SECONDS)
+
+
+def _render_stored(store: LocalStore, key: str, target: BinaryIO, size: int, max_pixels: int) -> None:
+    with store.open_object(key) as source:
+        make_thumbnail(source, target, size, max_pixels)
+
+
+def _read_stored(store: LocalStore, key: str) -> bytes:
+    with store.open_object(key) as file:
+        return file.read()
 
 
 async def _download(store: ObjectStore, key: str, path: Path) -> None:

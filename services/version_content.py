@@ -29,7 +29,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 from bson import ObjectId
@@ -38,6 +38,9 @@ from documents.dataset import DatasetVersion, VersionContentFile, VersionStatus
 from services.node_ids import NodeType, encode_id
 from services.uploads.downloads import check_expiry
 from storage import ObjectStore
+
+if TYPE_CHECKING:
+    from storage.local import StagedFile
 
 log = logging.getLogger("graphlake.versions")
 
@@ -117,7 +120,7 @@ def datum_line(member: Mapping[str, Any], copies: list[Mapping[str, Any]]) -> by
 
 class ContentWriter:
     """The file of version `version_id`, written batch by batch where `store` stages it (beside its
-    place on a local mount, else in a temporary file: ObjectStore.staging_path), then stored whole
+    place on a local mount, else in a temporary file: ObjectStore.stage), then stored whole
     (`attach`). Best effort throughout: the version stands without its file (clients then read its
     pages), so nothing here fails a build. A failure is logged, and the rest is skipped. Close it in
     every case."""
@@ -125,7 +128,8 @@ class ContentWriter:
     def __init__(self, version_id: ObjectId, store: ObjectStore) -> None:
         self.version_id, self.store, self.key = version_id, store, content_key(version_id)
         self._file: BinaryIO | None = None
-        self._path: Path | None = None
+        self._staged: StagedFile | None = None  # on a local mount
+        self._path: Path | None = None  # elsewhere
         self._digest = hashlib.sha256()
         self.size = 0
         self.broken = False
@@ -136,9 +140,8 @@ class ContentWriter:
             return
         try:
             if self._file is None:
-                if (staged := self.store.staging_path(self.key)) is not None:
-                    self._path = staged
-                    self._file = staged.open("xb")
+                if (staged := self.store.stage(self.key)) is not None:
+                    self._staged, self._file = staged, staged.file
                 else:
                     handle, name = tempfile.mkstemp(prefix="graphlake-version-", suffix=".jsonl")
                     self._file, self._path = os.fdopen(handle, "wb"), Path(name)
@@ -156,13 +159,15 @@ class ContentWriter:
         """Store the file and name it on the (READY) version; whether it was."""
         if self._file is None:  # a version of no datums: an empty file
             await asyncio.to_thread(self.add, [], {})
-        if self.broken or self._file is None or self._path is None:
+        source = self._staged or self._path
+        if self.broken or self._file is None or source is None:
             return False
         version_id, store, key = self.version_id, self.store, self.key
         stored = False
         try:
-            await asyncio.to_thread(self._file.close)
-            await store.write(key, self._path)
+            if self._staged is None:
+                await asyncio.to_thread(self._file.close)
+            await store.write(key, source)
             stored = True
             content = VersionContentFile(format=FORMAT, mount=store.name, key=key, size_bytes=self.size,
                                          sha256=self._digest.hexdigest())
@@ -182,7 +187,9 @@ class ContentWriter:
             return False
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._staged is not None:
+            self._staged.close()
+        elif self._file is not None:
             self._file.close()
         if self._path is not None:
             self._path.unlink(missing_ok=True)

@@ -4,6 +4,14 @@ A multipart upload writes each part straight into place in one file under `.mult
 (beside one small marker per part that arrived whole), so completion is a rename, not a copy.
 Every key is checked to stay inside the root, although only the server ever makes keys.
 
+Direct writers (below) may put links, FIFOs or hard links anywhere under the root, or swap a name
+for one between the server's check of it and an open. So nothing is opened by its path: directories
+through _open_directory (each part relative to the one above, O_NOFOLLOW), files to read through
+open_object (a regular file, judged by its descriptor), files to write through StagedFile (O_EXCL
+under an unpredictable name, then renamed or linked relative to the same directory). A link met on
+the way is refused (UnsafeKey), never followed, even one that stays inside the root. `path` names
+a key's file for checks at signing time and messages, never to open it.
+
 Direct writes: a client that shares the root's filesystem (the same machine, or a cluster's
 shared filesystem) may write an upload's file into place itself, a kernel copy instead of an
 HTTP round trip through this process. It knows it sees the same directory when the root's
@@ -22,16 +30,17 @@ import errno
 import fcntl
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from graphlake_client.direct import MARKER, copy_hashing, file_sha256, is_direct_temp_name, on_local_disk, stream_digest
+from graphlake_client.direct import MARKER, copy_hashing, is_direct_temp_name, on_local_disk, stream_digest
 from storage.concurrency import in_file_thread
 from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
@@ -40,6 +49,7 @@ SHA256_ATTR = "user.graphlake.sha256"
 _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads objects back
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 READ_CHUNK = 1024 * 1024
+_PART_DATA = "data"  # a multipart upload's file, in its folder under .multipart
 PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place
 # A file the server makes, until `write` renames it into place: named as an upload's temp file, so
 # the hourly temp sweep removes one whose writer died (remove_stale_temp_files).
@@ -59,7 +69,122 @@ def is_stored_object_name(name: str) -> bool:
 
 
 class UnsafeKey(ValueError):
-    """A key that would reach outside the mount's root."""
+    """A key that would reach outside the mount's root, or whose way there holds a symbolic link."""
+
+
+# A directory below a mount's root, opened relative to the one above it and never through a link.
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+# A new file: created here or refused (EEXIST also for a link standing at its name, never followed).
+_NEW_FILE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+
+
+def _open_at(name: str, flags: int, folder: int, mode: int = 0o666) -> int:
+    """os.open of the entry `name` of the directory `folder`, `flags` holding O_NOFOLLOW: UnsafeKey
+    for a link found there (ELOOP), FileNotFoundError for a file where a directory was asked for
+    (ENOTDIR) or a FIFO with no reader (ENXIO): none is anything the server stored."""
+    try:
+        return os.open(name, flags, mode, dir_fd=folder)
+    except OSError as error:
+        # Linux says ENOTDIR, not ELOOP, for a link opened with O_DIRECTORY|O_NOFOLLOW.
+        if error.errno == errno.ELOOP or (error.errno == errno.ENOTDIR and _is_link(name, folder)):
+            raise UnsafeKey(f"{name!r} is a symbolic link; the server never follows one in a mount") from None
+        if error.errno in (errno.ENOTDIR, errno.ENXIO):
+            raise FileNotFoundError(errno.ENOENT, "no file the server stored", name) from None
+        raise
+
+
+def _is_link(name: str, folder: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_regular(name: str, flags: int, folder: int) -> int:
+    """`name` in `folder` opened with `flags` (through no link), only if it is a regular file, judged
+    by the descriptor itself: FileNotFoundError for anything else. Opened without blocking, so a
+    FIFO a writer put there cannot hold the thread; blocking again once judged."""
+    fd = _open_at(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK, folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", name)
+    os.set_blocking(fd, True)
+    return fd
+
+
+class FileSwapped(Exception):
+    """A file the server was writing in a mount is no longer the one at its name: a writer sharing the
+    mount renamed or linked something in its place meanwhile. Nothing of it was stored."""
+
+
+class StagedFile:
+    """A file the server writes in a mount: made under an unpredictable temporary name beside its
+    key's place, then given that place (`store`). Everything goes through the descriptor of the
+    key's directory (LocalStore._open_directory), never through a path, so no link or rename a
+    direct writer makes meanwhile can send a byte, or the name, outside of that directory: the
+    temporary name is created with O_EXCL|O_NOFOLLOW (a link planted there is refused, never
+    written through), and once placed, the entry is checked to be the very file written.
+    A predictable name and a write that followed links had let a writer aim the server's own
+    writes at any file it may write (its signing key). Close it in every case."""
+
+    def __init__(self, folder: int, name: str, prefix: str, mode: int = 0o666) -> None:
+        self._folder = folder  # owned: closed with the file
+        self.name = name
+        try:
+            for _ in range(100):
+                self.temp = f"{prefix}{secrets.token_hex(16)}"
+                try:
+                    fd = _open_at(self.temp, _NEW_FILE, folder, mode)
+                    break
+                except FileExistsError:
+                    continue
+            else:
+                raise FileExistsError(errno.EEXIST, "no free temporary name", prefix)
+        except BaseException:
+            os.close(folder)
+            raise
+        self.file: BinaryIO = os.fdopen(fd, "r+b")
+
+    def taken(self) -> bool:
+        """Whether anything (a link too) stands at the key's place now."""
+        try:
+            os.stat(self.name, dir_fd=self._folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def store(self, *, replace: bool, sync: bool = False) -> None:
+        """Give the file its key's place: `replace` renames it there over whatever is there, else it
+        is linked there only if nothing is (FileExistsError), so no name ever holds half of it.
+        `sync`: on disk first. FileSwapped, and nothing left at the place, if the temporary name held
+        another file by then (the rename or link moves the entry, never what a link points to)."""
+        self.file.flush()
+        if sync:
+            os.fsync(self.file.fileno())
+        folder = self._folder
+        if replace:
+            os.replace(self.temp, self.name, src_dir_fd=folder, dst_dir_fd=folder)
+        else:
+            os.link(self.temp, self.name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+        placed = os.stat(self.name, dir_fd=folder, follow_symlinks=False)
+        written = os.fstat(self.file.fileno())
+        if (placed.st_dev, placed.st_ino) != (written.st_dev, written.st_ino):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.name, dir_fd=folder)
+            raise FileSwapped(f"the file written for {self.name!r} was replaced while it was written")
+
+    def close(self) -> None:
+        """Close the file and remove its temporary name (gone already where `store` renamed it).
+        Safe to repeat."""
+        if self._folder < 0:
+            return
+        try:
+            self.file.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp, dir_fd=self._folder)
+        finally:
+            os.close(self._folder)
+            self._folder = -1
 
 
 class LocalStore:
@@ -79,7 +204,8 @@ class LocalStore:
 
     # --- paths
     def path(self, key: str) -> Path:
-        """The file of `key`; UnsafeKey unless it (and anything a link there points to) lies strictly inside the root."""
+        """The file of `key`; UnsafeKey unless it (and anything a link there points to) lies strictly
+        inside the root. A name to check a key by, never to open it by (see the module's docstring)."""
         _check_key(key)
         if not self._stays_inside(key, entry_too=True):
             raise UnsafeKey(f"unsafe object key {key!r}")
@@ -114,24 +240,66 @@ class LocalStore:
                 return resolved.is_relative_to(self.root) and not (entry_too and resolved == self.root)
         return True
 
+    def _open_directory(self, folders: Sequence[str], *, make: bool = False) -> int:
+        """A descriptor of the directory `root/folders...` (the caller closes it), each part opened
+        relative to the one above it and never through a link: a link a direct writer put (or swaps
+        in, at any moment) anywhere below the root is refused (UnsafeKey), and what is done through
+        the descriptor stays in that directory, wherever its names are moved meanwhile. A check of
+        the path first and an open by name after it let a writer swap a part between the two.
+        `make` creates the missing ones; FileNotFoundError for one missing (or a file)."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the operator's, resolved as the store was made
+        except FileNotFoundError:
+            if not make:
+                raise
+            self.root.mkdir(parents=True, exist_ok=True)  # `open` makes it; a store used before that, here
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in folders:
+                if make:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=fd)
+                inner = _open_at(part, _DIRECTORY, fd)
+                os.close(fd)
+                fd = inner
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @contextlib.contextmanager
+    def _directory(self, folders: Sequence[str], *, make: bool = False) -> Iterator[int]:
+        fd = self._open_directory(folders, make=make)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     def upload_dir(self, upload_id: str) -> Path:
+        """Where a multipart upload's files are (named for tests and messages: the store opens them
+        through _upload_folders)."""
+        return self.root.joinpath(*self._upload_folders(upload_id))
+
+    @staticmethod
+    def _upload_folders(upload_id: str) -> list[str]:
         if not _UPLOAD_ID.match(upload_id):
             raise UnsafeKey("unknown multipart upload")
-        return self.root / ".multipart" / upload_id
+        return [".multipart", upload_id]
 
     def data_path(self, upload_id: str) -> Path:
         """The file a multipart upload's parts are written into, each at its offset."""
-        return self.upload_dir(upload_id) / "data"
+        return self.upload_dir(upload_id) / _PART_DATA
 
-    def part_path(self, upload_id: str, number: int) -> Path:
-        """The marker saying part `number` arrived whole (it holds the part's size)."""
+    @staticmethod
+    def part_name(number: int) -> str:
+        """The marker saying part `number` arrived whole (it holds the part's size), in its upload's folder."""
         if not 1 <= number <= 10_000:
             raise UnsafeKey("unknown part")
-        return self.upload_dir(upload_id) / f"{number:05d}"
+        return f"{number:05d}"
 
     def uri(self, key: str) -> str:
         # Where the key's file is named to be, by its text alone: a URI describes, it never opens
-        # anything (reads go through `path`), and resolving links here cost a file-system call per
+        # anything (reads go through open_object), and resolving links here cost a file-system call per
         # part on the event loop for every asset recorded.
         _check_key(key)
         return (self.root / key).as_uri()
@@ -144,14 +312,18 @@ class LocalStore:
             with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
                 with marker.open("x") as out:
                     out.write(uuid.uuid4().hex)
-            self.mount_id = marker.read_text().strip()
+            # Through no link: `mounts { localId }` shows what it holds, and a writer who put a link to
+            # the signing key in its place would have had the key shown (UnsafeKey: the server stops).
+            with self._directory([]) as root, os.fdopen(_open_regular(MARKER, os.O_RDONLY, root), "rb") as file:
+                self.mount_id = file.read(256).decode().strip()
 
     def direct_path(self, key: str) -> Path:
         """Where a direct writer puts `key`'s file (its directory made here, so the writer need
         not create anything but the file). The entry itself: whatever a writer left there so far
         is for completion to judge, not a reason to refuse the session."""
         path = self._entry(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._directory(_split(key)[0], make=True):  # made through no link
+            pass
         return path
 
     async def close(self) -> None:
@@ -189,16 +361,19 @@ class LocalStore:
         return self.signer.sign("GET", self.name, key, expires_in, name=filename, type=content_type or "")
 
     # --- multipart
+    # A direct writer may write in the mount's root, so `.multipart` and everything below it can be
+    # a link or a FIFO by the time the server opens it: it is opened through no link (_open_directory,
+    # _open_regular), by name only inside a directory it holds open.
     async def start_multipart(self, key: str, *, content_type: str) -> str:
         self.path(key)
         upload_id = uuid.uuid4().hex
-        self.upload_dir(upload_id).mkdir(parents=True)
-        self.data_path(upload_id).touch()
+        with self._directory(self._upload_folders(upload_id), make=True) as folder:
+            os.close(_open_at(_PART_DATA, _NEW_FILE, folder))
         return upload_id
 
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
                         expires_in: int) -> SignedRequest:
-        self.part_path(upload_id, number)
+        self.part_name(number)
         url = self.signer.sign("PUT", self.name, key, expires_in, upload=upload_id, part=str(number), size=str(size),
                                offset=str(offset))
         return SignedRequest(url=url)
@@ -208,48 +383,96 @@ class LocalStore:
         return await asyncio.to_thread(self._list_parts, upload_id)
 
     def _list_parts(self, upload_id: str) -> list[StoredPart]:
-        folder = self.upload_dir(upload_id)
-        if not self.data_path(upload_id).is_file():
-            # Gone, or begun by a version that kept each part in its own file: not resumable here
-            # (its parts' URLs are refused too); the reconciler removes it when its session expires.
+        try:
+            folder = self._open_directory(self._upload_folders(upload_id))
+        except (FileNotFoundError, UnsafeKey):  # gone, or a link in its place: nothing of this upload's
             return []
-        return [StoredPart(number=int(p.name), etag=p.name, size=int(p.read_text() or 0))
-                for p in sorted(folder.iterdir()) if p.name.isdigit()]
+        try:
+            try:
+                data = os.stat(_PART_DATA, dir_fd=folder, follow_symlinks=False)
+            except FileNotFoundError:
+                data = None
+            if data is None or not stat.S_ISREG(data.st_mode):
+                # Gone, or begun by a version that kept each part in its own file: not resumable here
+                # (its parts' URLs are refused too); the reconciler removes it when its session expires.
+                return []
+            parts = []
+            for name in sorted(os.listdir(folder)):
+                if not name.isdigit():
+                    continue
+                try:
+                    marker = _open_regular(name, os.O_RDONLY, folder)
+                except (FileNotFoundError, UnsafeKey):  # a link or a FIFO is no marker the server wrote
+                    continue
+                with os.fdopen(marker, "rb") as file:
+                    parts.append(StoredPart(number=int(name), etag=name, size=int(file.read(32) or 0)))
+            return parts
+        finally:
+            os.close(folder)
 
     async def open_part_file(self, upload_id: str) -> int:
         """A descriptor to write a part into the upload's data file, shared-locked until it is closed;
-        FileNotFoundError once the upload is completed or aborted. The lock lets completion wait for
-        part writes under way, and the inode check refuses a writer that opened the file before
-        completion moved it into place: so a completed object never changes after it was verified."""
-        path = self.data_path(upload_id)
-        fd = os.open(path, os.O_WRONLY)
+        FileNotFoundError once the upload is completed or aborted, UnsafeKey for a link on the way.
+        The lock lets completion wait for part writes under way, and the check of the name against
+        the descriptor refuses a writer that opened the file before completion moved it into place:
+        so a completed object never changes after it was verified. Opened through no link, and only
+        a regular file with no other name (a hard link a writer made to another file): a part URL
+        writes into the upload's own file or nowhere."""
+        folder = self._open_directory(self._upload_folders(upload_id))
         try:
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_SH)
-            if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:
-                raise FileNotFoundError(path)
-        except BaseException:
-            os.close(fd)
-            raise
+            fd = _open_regular(_PART_DATA, os.O_WRONLY, folder)
+            try:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_SH)
+                named = os.stat(_PART_DATA, dir_fd=folder, follow_symlinks=False)  # FileNotFoundError once moved
+                opened = os.fstat(fd)
+                if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
+                    raise FileNotFoundError(errno.ENOENT, "the multipart upload is no longer open", upload_id)
+                if opened.st_nlink != 1:
+                    raise UnsafeKey("the multipart upload's file has another name (a hard link); it is not written")
+            except BaseException:
+                os.close(fd)
+                raise
+        finally:
+            os.close(folder)
         return fd
+
+    def mark_part(self, upload_id: str, number: int, size: int) -> None:
+        """Record that part `number` arrived whole: its marker written under a temporary name and
+        renamed into place (StagedFile), so a marker is whole or missing. Blocking (small)."""
+        name = self.part_name(number)
+        staged = StagedFile(self._open_directory(self._upload_folders(upload_id)), name, prefix=f".{name}-")
+        try:
+            staged.file.write(str(size).encode())
+            staged.store(replace=True)
+        finally:
+            staged.close()
 
     async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         """Move the upload's data file, its parts written in place, to `key` (a rename: atomic, no
         copy), then remove what is left of the upload. A crash leaves either the parts or the whole
         object at `key` (and maybe the part markers), never a part of it: the object's presence with
         the parts gone tells a later completion this one got that far."""
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = self.data_path(upload_id)
-        fd = os.open(data, os.O_RDONLY)
-        try:
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)  # part writes under way finish first
-            os.replace(data, target)
-        finally:
-            os.close(fd)
+        folders, name = _split(key)
+        with self._directory(self._upload_folders(upload_id)) as upload, self._directory(folders, make=True) as target:
+            fd = _open_regular(_PART_DATA, os.O_RDONLY, upload)
+            try:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)  # part writes under way finish first
+                os.replace(_PART_DATA, name, src_dir_fd=upload, dst_dir_fd=target)
+            finally:
+                os.close(fd)
         await self.abort_multipart(key, upload_id)  # the part markers; safe to repeat
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        await asyncio.to_thread(shutil.rmtree, self.upload_dir(upload_id), True)
+        await asyncio.to_thread(self._remove_upload, upload_id)
+
+    def _remove_upload(self, upload_id: str) -> None:
+        self._upload_folders(upload_id)
+        try:
+            with self._directory([".multipart"]) as uploads:
+                # rmtree by a directory's descriptor never follows a link, not even at its top.
+                shutil.rmtree(upload_id, ignore_errors=True, dir_fd=uploads)
+        except (FileNotFoundError, UnsafeKey):  # nothing there, or a writer's link: nothing of ours to remove
+            pass
 
     # --- objects
     async def stat(self, key: str) -> ObjectInfo | None:
@@ -262,8 +485,8 @@ class LocalStore:
         if not stat.S_ISREG(found.st_mode):
             return None
         size = found.st_size
-        try:
-            recorded = os.getxattr(path, SHA256_ATTR).decode() if _XATTRS else None
+        try:  # of the entry lstat judged, not of what a link swapped in since points to
+            recorded = os.getxattr(path, SHA256_ATTR, follow_symlinks=False).decode() if _XATTRS else None
         except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
             recorded = None
         return ObjectInfo(size=size, sha256=recorded)
@@ -274,14 +497,10 @@ class LocalStore:
         expiry, no open session can still own one. Blocking (a thread's work); returns how many went."""
         cutoff = time.time() - older_than
         removed = 0
-        for folder, dirs, files in os.walk(self.root):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]  # .multipart goes with its sessions
-            for name in filter(is_temp_name, files):
-                path = Path(folder, name)
-                with contextlib.suppress(FileNotFoundError):  # renamed into place or removed meanwhile
-                    if path.lstat().st_mtime < cutoff:
-                        path.unlink()
-                        removed += 1
+        with self._directory([]) as root:
+            for _, dirs, files, folder in os.fwalk(dir_fd=root):  # by descriptors: a link swapped in is not entered
+                dirs[:] = [d for d in dirs if not d.startswith(".")]  # .multipart goes with its sessions
+                removed += _remove_older(folder, filter(is_temp_name, files), cutoff, "st_mtime")
         return removed
 
     def files_older_than(self, prefix: str, seconds: float) -> list[str]:
@@ -297,66 +516,86 @@ class LocalStore:
 
     def set_aside(self, key: str) -> None:
         """Move `key`'s file under STRAY_DIR, where remove_set_aside deletes it later: a file the
-        server found no record of is kept a while, in case the record is what is missing."""
-        target = self.root / STRAY_DIR / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path(key), target)
+        server found no record of is kept a while, in case the record is what is missing. Renamed
+        between directories opened through no link: a link in place of STRAY_DIR is refused (UnsafeKey),
+        never a way to move the lake's files out of it."""
+        folders, name = _split(key)
+        with self._directory(folders) as source, self._directory([STRAY_DIR, *folders], make=True) as target:
+            os.replace(name, name, src_dir_fd=source, dst_dir_fd=target)
 
     def remove_set_aside(self, seconds: float) -> int:
         """Delete what was set aside more than `seconds` ago (a move sets a file's ctime); returns how
-        many files went. Blocking."""
+        many files went. Blocking. Walked by descriptors from STRAY_DIR opened through no link: a link
+        in its place (or below) must not have the server delete old files wherever it points."""
         cutoff = time.time() - seconds
         removed = 0
-        for folder, _, files in os.walk(self.root / STRAY_DIR):
-            for name in files:
-                path = Path(folder, name)
-                with contextlib.suppress(FileNotFoundError):
-                    if path.lstat().st_ctime < cutoff:
-                        path.unlink()
-                        removed += 1
+        try:
+            stray = self._open_directory([STRAY_DIR])
+        except (FileNotFoundError, UnsafeKey):  # nothing set aside, or nothing of ours there
+            return 0
+        try:
+            for _, _, files, folder in os.fwalk(dir_fd=stray):
+                removed += _remove_older(folder, files, cutoff, "st_ctime")
+        finally:
+            os.close(stray)
         return removed
 
     @staticmethod
-    def record_sha256(path: Path, sha256: str) -> None:
+    def record_sha256(path: Path | int, sha256: str) -> None:
         """Keep the digest computed while the object was written with the file (an extended
         attribute, so it goes wherever the file goes); where the filesystem has none, completion
-        reads the object back instead."""
+        reads the object back instead. `path` may be the file's descriptor: in a mount, always
+        (by name, a writer could have swapped the file for a link to another)."""
         if _XATTRS:
             with contextlib.suppress(OSError):
                 os.setxattr(path, SHA256_ATTR, sha256.encode())
 
+    def open_object(self, key: str) -> BinaryIO:
+        """`key`'s file opened for reading, through no link anywhere below the root, and only if it
+        is a regular file, judged by the descriptor itself: UnsafeKey for a link on the way,
+        FileNotFoundError for nothing there or anything else (a FIFO cannot hold the thread). Serve,
+        hash or decode what this returns, never the path: a writer sharing the mount can swap a name
+        for a link between a check of it and an open by it. Blocking (small)."""
+        folders, name = _split(key)
+        with self._directory(folders) as folder:
+            return os.fdopen(_open_regular(name, os.O_RDONLY, folder), "rb")
+
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        with self.path(key).open("rb") as file:
+        with await asyncio.to_thread(self.open_object, key) as file:
             while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
                 yield chunk
 
     async def sha256(self, key: str) -> str:
-        return await in_file_thread(file_sha256, self.path(key))
+        """What completion checks a declared digest against, and the reconciler records: of the file
+        stat judged a moment before, read through no link (a direct writer's swap gets UnsafeKey)."""
+        return await in_file_thread(self._sha256, key)
 
-    def staging_path(self, key: str) -> Path:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target.with_name(f"{STAGED_PREFIX}{uuid.uuid4().hex}")
+    def _sha256(self, key: str) -> str:
+        with self.open_object(key) as file:
+            return stream_digest(file)[1]
 
-    async def write(self, key: str, path: Path) -> None:
-        await asyncio.to_thread(self._write, self.path(key), path)
+    def stage(self, key: str, *, prefix: str = STAGED_PREFIX, mode: int = 0o666) -> StagedFile:
+        """A new file beside `key`'s place (its folders made), which StagedFile.store then puts there:
+        what a signed PUT, a thumbnail or a version's content file is written into. Blocking (small)."""
+        folders, name = _split(key)
+        return StagedFile(self._open_directory(folders, make=True), name, prefix, mode)
 
-    @staticmethod
-    def _write(target: Path, source: Path) -> None:
-        if source.parent == target.parent and source.name.startswith(STAGED_PREFIX):  # staging_path's: in place
-            with source.open("rb") as file:
-                os.fsync(file.fileno())  # whole before it is named: never an empty file under the key after a crash
-            os.replace(source, target)
+    async def write(self, key: str, path: Path | StagedFile) -> None:
+        await asyncio.to_thread(self._write, key, path)
+
+    def _write(self, key: str, source: Path | StagedFile) -> None:
+        if isinstance(source, StagedFile):  # stage's, for this key: renamed into place, not copied
+            if source.name != key.rpartition("/")[2]:
+                raise ValueError(f"a file staged for {source.name!r} cannot be stored as {key!r}")
+            source.store(replace=True, sync=True)  # whole before it is named: never an empty file under the key after a crash
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f"{PUT_TEMP_PREFIX}write-{uuid.uuid4().hex}")
+        staged = self.stage(key)
         try:
-            shutil.copyfile(source, temp)
-            with temp.open("rb") as file:
-                os.fsync(file.fileno())
-            os.replace(temp, target)
+            with source.open("rb") as reader:
+                shutil.copyfileobj(reader, staged.file)
+            self._write(key, staged)
         finally:
-            temp.unlink(missing_ok=True)
+            staged.close()
 
     def copy_in(self, key: str, source: Path, expect: os.stat_result) -> str:
         """Copy `source` to `key` (on a local disk, as copy_hashing's `bypass_cache` says: its blocks
@@ -370,16 +609,19 @@ class LocalStore:
         `expect`: the source as it was found (and judged) before. SourceChanged if what was opened
         is another file (a part of its path swapped for a link since: the caller's checks held for
         the file it found, not for this one), or if the bytes read are not of its size."""
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Written in place, not through a temporary name: the key is new ("x": it must not exist),
-        # and nothing names it until the copy is done and its asset recorded.
-        # "x+b": readable too, so copy_hashing may read back what the kernel copied or cloned.
-        with open_source(source, expect) as reader, target.open("x+b") as writer:
-            copied, sha256 = copy_hashing(reader, writer, bypass_cache=self.bypass_cache)  # an object: seldom read soon
-        if copied != expect.st_size:
-            raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
-        self.record_sha256(target, sha256)
+        folders, name = _split(key)
+        # Written in place, not through a temporary name: the key is new (O_EXCL: it must not exist),
+        # and nothing names it until the copy is done and its asset recorded. Its folders are opened
+        # through no link, as everything the server writes in a mount (StagedFile says why).
+        # Readable too, so copy_hashing may read back what the kernel copied or cloned.
+        with open_source(source, expect) as reader:
+            with self._directory(folders, make=True) as folder:
+                fd = _open_at(name, _NEW_FILE, folder)
+            with os.fdopen(fd, "r+b") as writer:
+                copied, sha256 = copy_hashing(reader, writer, bypass_cache=self.bypass_cache)  # an object: seldom read soon
+                if copied != expect.st_size:
+                    raise SourceChanged(f"{source} had {expect.st_size} bytes when checked, {copied} when copied")
+                self.record_sha256(fd, sha256)
         return sha256
 
     async def delete(self, key: str) -> None:
@@ -392,6 +634,17 @@ class LocalStore:
 
 class SourceChanged(Exception):
     """A file being copied in is not the one checked before (LocalStore.copy_in)."""
+
+
+def _remove_older(folder: int, names: Iterable[str], cutoff: float, time_field: str) -> int:
+    """Unlink the entries `names` of the directory `folder` whose `time_field` (lstat) is before `cutoff`."""
+    removed = 0
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):  # renamed into place or removed meanwhile
+            if getattr(os.stat(name, dir_fd=folder, follow_symlinks=False), time_field) < cutoff:
+                os.unlink(name, dir_fd=folder)
+                removed += 1
+    return removed
 
 
 def open_source(source: Path, expect: os.stat_result) -> BinaryIO:
@@ -417,6 +670,13 @@ def sha256_of_source(source: Path, expect: os.stat_result) -> str:
     """Hex SHA-256 of `source`, read through open_source. Blocking."""
     with open_source(source, expect) as reader:
         return stream_digest(reader)[1]
+
+
+def _split(key: str) -> tuple[list[str], str]:
+    """The folders and the name of `key`'s file, once `key` is checked as text (_check_key)."""
+    _check_key(key)
+    *folders, name = key.split("/")
+    return folders, name
 
 
 def _check_key(key: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from storage.local import StagedFile
     from storage.s3 import S3Store
 
 
@@ -99,18 +100,18 @@ class ObjectStore(Protocol):
 
     async def sha256(self, key: str) -> str:
         """Hex SHA-256 of the stored object, computed by reading it (streamed, never held whole)."""
-    async def write(self, key: str, path: Path) -> None:
+    async def write(self, key: str, path: Path | StagedFile) -> None:
         """Store a local file's bytes under `key`, whole or not at all (restoring a backup, a version's
-        content file, a thumbnail: uploads go through signed URLs). A file made at `staging_path(key)`
-        is moved into place, not copied."""
+        content file, a thumbnail: uploads go through signed URLs). A file `stage(key)` made is moved
+        into place, not copied."""
         ...
 
-    def staging_path(self, key: str) -> Path | None:
-        """A new path at which to write a file the server makes (a version's content file, a thumbnail)
-        that `write(key, path)` will then store, or None where its bytes are sent to the store anyway
-        (S3): stage it in a temporary directory then. On a local mount it lies beside `key`'s own file,
-        so storing it is a rename, and the server's temporary directory (often a small tmpfs) never
-        holds it. Blocking (it makes the folder)."""
+    def stage(self, key: str) -> StagedFile | None:
+        """A new file in which to write what the server makes (a version's content file, a thumbnail)
+        that `write(key, staged)` will then store, or None where its bytes are sent to the store anyway
+        (S3): stage it in a temporary directory then. On a local mount it lies beside `key`'s own file
+        (made through no link: storage/local.py), so storing it is a rename, and the server's temporary
+        directory (often a small tmpfs) never holds it. Blocking (it makes the folder). Close it."""
         ...
 
     async def delete(self, key: str) -> None: ...

@@ -20,7 +20,7 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 import aioboto3
@@ -32,6 +32,9 @@ from storage import retries
 from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreRefused, StoreUnavailable
 from storage.retries import Retryable
 from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
+
+if TYPE_CHECKING:
+    from storage.local import StagedFile
 
 CHUNK = 1024 * 1024
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -334,11 +337,12 @@ class S3Store:
             digest.update(chunk)
         return digest.hexdigest()
 
-    async def write(self, key: str, path: Path) -> None:
+    async def write(self, key: str, path: Path | StagedFile) -> None:
+        assert isinstance(path, Path)  # stage makes none here
         await self.client.upload_file(str(path), self.bucket, self.object_key(key))  # multipart when large
 
-    def staging_path(self, key: str) -> None:
-        return None  # the bytes are sent anyway: staged in a temporary directory (ObjectStore.staging_path)
+    def stage(self, key: str) -> None:
+        return None  # the bytes are sent anyway: staged in a temporary directory (ObjectStore.stage)
 
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))

@@ -271,3 +271,58 @@ async def test_a_file_is_sent_a_chunk_at_a_time_whole_and_by_ranges(app: Starlet
         bodies.clear()
         whole = await http.get(f"/assets/{asset['id']}/content", headers=auth(viewer))
     assert whole.content == data and bodies == [FileResponse.chunk_size, 10]
+
+
+async def test_a_local_file_is_sent_from_what_the_route_opened_never_through_a_link(
+        app: Starlette, api: Api, contributor: str, viewer: str, tmp_path: Path) -> None:
+    """Both routes that send a local file checked its path, then FileResponse opened it again by
+    name as the answer began: a writer sharing the mount who swapped `assets/<id>` for a link in
+    between got a file from outside the mount served (an audit raced 47 of 400 downloads so). Here
+    the swap happens, deterministically, once the route has answered: what is sent is the file the
+    route opened. A name that is a link when the route opens it (even to a file inside the mount)
+    is refused, and a FIFO is answered at once, as nothing."""
+    data = payload(50_000, seed=13)
+    asset = await uploaded(api, contributor, data, "local", "swapped.bin")
+    others = payload(50_000, seed=14)
+    other = await uploaded(api, contributor, others, "local", "other.bin")
+    root = app.state.graphlake.stores["local"].root
+    stored, aside = root / asset["storage"]["key"], tmp_path / "aside"
+    secret = tmp_path / "signing.key"
+    secret.write_bytes(b"not the lake's " * 4000)
+    swap = False
+
+    async def swapping(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def sending(message):  # type: ignore[no-untyped-def]
+            if swap and message["type"] == "http.response.start":  # checked and answered: now the name is a link
+                stored.rename(aside)
+                stored.symlink_to(secret)
+            await send(message)
+        await app(scope, receive, sending)
+
+    def put_back() -> None:
+        if stored.is_symlink():
+            stored.unlink()
+        if aside.exists():
+            aside.rename(stored)
+
+    urls = ((f"/assets/{asset['id']}/content", auth(viewer), 404), (httpx.URL(asset["downloadUrl"]).raw_path.decode(), {}, 400))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=swapping), base_url="http://graphlake.test") as http:
+        for url, headers, refused in urls:
+            for ranged in ({}, {"Range": "bytes=100-199"}):
+                swap = True
+                response = await http.get(url, headers={**headers, **ranged})
+                swap = False
+                put_back()
+                assert b"not the lake's" not in response.content
+                assert response.content == (data[100:200] if ranged else data), response.status_code
+            stored.rename(aside)
+            stored.symlink_to(root / other["storage"]["key"])  # a link that stays inside the mount: not followed either
+            try:
+                response = await http.get(url, headers=headers)
+                assert response.status_code == refused and others not in response.content, response.text
+                stored.unlink()
+                os.mkfifo(stored)  # nothing opens it (no reader would ever come)
+                assert (await http.get(url, headers=headers)).status_code == 404
+            finally:
+                stored.unlink()
+                put_back()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from documents.upload import UploadSession
 from graphlake.app import in_background
@@ -20,10 +21,12 @@ from resolvers.context import AppState
 from services.errors import BadUserInput
 from services.uploads import sessions
 from storage import LocalStore
-from storage.local import SHA256_ATTR
+from storage.local import SHA256_ATTR, UnsafeKey
+from storage.protocol import STRAY_DIR
 from storage.signing import UrlSigner
 from tests.conftest import Served
 from tests.operations import Api, object_id
+from tests.test_uploads import linked_away
 
 MIB = 1024 * 1024
 
@@ -209,3 +212,68 @@ async def test_files_whose_digest_cannot_be_read_do_not_hold_up_new_ones(
     assert restored.sha256 == hashlib.sha256(data).hexdigest() and restored.digest_error is None
     shown = (await api.data("Asset", {"id": broken_id}, token=contributor))["asset"]
     assert (shown["sha256"], shown["digestError"]) == (restored.sha256, None)
+
+
+async def test_a_mount_marker_that_is_a_link_is_refused_not_shown(tmp_path: Path) -> None:
+    """The marker's text is the mount's `localId`, which writers are shown: a writer who put a link
+    to the signing key in its place had the server read the key and show it. Now the server reads
+    it through no link, and refuses to open such a mount."""
+    secret = tmp_path / "signing.key"
+    secret.write_text("the server's own secret")
+    root = tmp_path / "mount"
+    root.mkdir()
+    (root / MARKER).symlink_to(secret)
+    store = LocalStore("linked", root, UrlSigner(b"k", "http://x"), direct_writes=True)
+    with pytest.raises(UnsafeKey, match="symbolic link"):
+        await store.open()
+    assert store.mount_id is None
+
+
+async def test_a_stored_file_is_hashed_and_read_through_no_link(api: Api, contributor: str, state: AppState,
+                                                                tmp_path: Path) -> None:
+    """Completion reads a direct write back for its declared SHA-256, and the reconciler for a
+    missing one, a moment after stat judged the entry a regular file: read by its path, a link a
+    writer swapped in meanwhile (one staying inside the mount passed every check) was followed, and
+    its target's digest recorded. Now what is read is opened through no link."""
+    data = b"frame" * 1000
+    session = await start_direct(api, contributor, data)
+    target = Path(session["directPath"])
+    target.write_bytes(data)
+    asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
+    store = state.stores["local"]
+    key = asset["storage"]["key"]
+    target.rename(tmp_path / "aside")
+    target.symlink_to(store.root / MARKER)  # inside the mount
+    try:
+        with pytest.raises(UnsafeKey):
+            await store.sha256(key)
+        with pytest.raises(UnsafeKey):
+            [chunk async for chunk in store.read(key)]
+    finally:
+        target.unlink()
+        (tmp_path / "aside").rename(target)
+    assert await store.sha256(key) == hashlib.sha256(data).hexdigest()
+
+
+async def test_the_stray_sweep_moves_and_removes_nothing_through_a_link(state: AppState, tmp_path: Path) -> None:
+    """The mount's `.stray` swapped for a link: setting a file aside moved the lake's file wherever it
+    pointed, and the sweep of what was set aside deleted every old file there. Now neither goes
+    through it: UnsafeKey (the sweep logs the mount as not swept), nothing removed."""
+    store = state.stores["local"]
+    key = f"assets/{ObjectId()}"
+    stray = store.root / key
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"named by nothing")
+    outside = tmp_path / "elsewhere"
+    (outside / "assets").mkdir(parents=True)
+    (outside / "assets" / "keep").write_text("not the lake's")
+    os.utime(outside / "assets" / "keep", (0, 0))
+    try:
+        with linked_away(store.root / STRAY_DIR, outside):
+            with pytest.raises(UnsafeKey):
+                store.set_aside(key)
+            assert store.remove_set_aside(0) == 0
+        assert stray.read_bytes() == b"named by nothing"
+        assert sorted(os.listdir(outside / "assets")) == ["keep"]
+    finally:
+        stray.unlink()

@@ -29,7 +29,7 @@ from storage import LocalStore, StoreUnavailable
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
-from tests.test_uploads import MOUNTS, complete, put
+from tests.test_uploads import MOUNTS, complete, linked_away, put
 from tests.waiting import wait_for
 
 
@@ -138,6 +138,39 @@ async def test_on_a_local_mount_a_thumbnail_is_written_in_place_not_in_the_tempo
     assert isinstance(store, LocalStore)
     folder = store.path(thumbnail_key(asset["sha256"], 128)).parent
     assert sorted(p.name for p in folder.iterdir()) == ["128.webp", "256.webp"]  # nothing half-made beside them
+
+
+async def test_on_a_local_mount_thumbnails_are_read_and_written_through_no_link(
+        api: Api, contributor: str, state: AppState) -> None:
+    """Pillow opened the image's path after the thumbnailer had checked it, the thumbnail was written
+    by path, and a stored one read by path: a writer sharing the mount who put a link in place of an
+    image, of its thumbnails' folder or of a thumbnail had another file rendered, another image's
+    folder written to, or another file served (a link staying inside the mount passed the check, and
+    one swapped in after it needed none). Now each is opened through no link: 400, nothing written."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    mine = await uploaded(api, contributor, png(300, 150, (1, 2, 3, 255)), "local", "image/png", "mine")
+    theirs = await uploaded(api, contributor, png(150, 300, (4, 5, 6, 255)), "local", "image/png", "theirs")
+    await settled(state)
+    theirs_file = store.root / theirs["storage"]["key"]
+    assert (await fetch(await thumbnail_url(api, contributor, theirs["id"], 128) or "")).status_code == 200
+    theirs_folder = store.root / thumbnail_key(theirs["sha256"], 128).rpartition("/")[0]
+    made = {p.name: p.read_bytes() for p in theirs_folder.iterdir()}
+
+    with linked_away(store.root / mine["storage"]["key"], theirs_file):  # the image: another one
+        answer = await fetch(await thumbnail_url(api, contributor, mine["id"], 128) or "")
+        assert answer.status_code == 400 and "symbolic link" in answer.text, answer.text
+    assert await store.stat(thumbnail_key(mine["sha256"], 128)) is None
+    with linked_away(store.root / thumbnail_key(mine["sha256"], 512).rpartition("/")[0], theirs_folder):  # its folder
+        answer = await fetch(await thumbnail_url(api, contributor, mine["id"], 512) or "")
+        assert answer.status_code == 400 and "symbolic link" in answer.text, answer.text
+    assert {p.name: p.read_bytes() for p in theirs_folder.iterdir()} == made
+    with linked_away(store.root / thumbnail_key(mine["sha256"], 256), theirs_file):  # a stored thumbnail
+        answer = await fetch(await thumbnail_url(api, contributor, mine["id"], 256) or "")
+        assert answer.status_code == 400 and theirs_file.read_bytes() not in answer.content, answer.status_code
+    answer = await fetch(await thumbnail_url(api, contributor, mine["id"], 128) or "")  # all put back: made
+    with Image.open(io.BytesIO(answer.content)) as image:
+        assert answer.status_code == 200 and image.size == (128, 64)
 
 
 async def test_a_backlog_of_eager_thumbnails_never_delays_a_requested_one(api: Api, contributor: str,

@@ -32,7 +32,7 @@ from services.uploads import completion, finishing
 from services.uploads.downloads import download_url, download_url_now_or_later
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
-from storage.local import PUT_TEMP_PREFIX, UnsafeKey
+from storage.local import PUT_TEMP_PREFIX, STAGED_PREFIX, UnsafeKey
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
@@ -549,9 +549,11 @@ async def test_the_sweep_removes_temp_files_of_uploads_that_died(api: Api, contr
     key = (await complete(api, contributor, session["id"]))["storage"]["key"]
     store = state.stores["local"]
     folder = store.path(key).parent
-    # And a file the server was making (a version's content, a thumbnail) when it stopped.
-    dead = [folder / f"{PUT_TEMP_PREFIX}k2j4x9", direct_temp_path(folder / "6b04f9"), store.staging_path("versions/6b.jsonl")]
-    live = [folder / f"{PUT_TEMP_PREFIX}p0q8r1", direct_temp_path(folder / "6b04fa"), store.staging_path("versions/6c.jsonl")]
+    # And a file the server was making (a version's content, a thumbnail: LocalStore.stage) when it stopped.
+    versions = store.root / "versions"
+    versions.mkdir(exist_ok=True)
+    dead = [folder / f"{PUT_TEMP_PREFIX}k2j4x9", direct_temp_path(folder / "6b04f9"), versions / f"{STAGED_PREFIX}6b"]
+    live = [folder / f"{PUT_TEMP_PREFIX}p0q8r1", direct_temp_path(folder / "6b04fa"), versions / f"{STAGED_PREFIX}6c"]
     other = folder / ".notes"  # not an upload's temp name, however old
     for path in [*dead, *live, other]:
         path.write_bytes(b"half a file")
@@ -593,6 +595,164 @@ async def test_tampered_expired_and_hostile_local_urls(api: Api, contributor: st
         assert not response.is_success, (hostile, response.status_code)
     assert not (store.root.parent / "outside").exists()
     assert (await put(url, data, session["headers"])).status_code == 200  # the genuine URL still works
+
+
+@contextmanager
+def linked_away(path: Path, target: Path) -> Iterator[None]:
+    """`path`, a file or folder of the session's local mount, replaced by a link to `target` while the
+    block runs, as a direct writer sharing the mount (possibly as another OS user) could do; put back after."""
+    aside = path.with_name(path.name + ".aside")
+    existed = path.exists()
+    if existed:
+        path.rename(aside)
+    path.symlink_to(target)
+    try:
+        yield
+    finally:
+        path.unlink()
+        if existed:
+            aside.rename(path)
+
+
+async def multipart_upload(api: Api, token: str, state: AppState, settings: Settings, data: bytes) -> tuple[dict, Path]:
+    """A local upload of `data` in parts, and its folder under `.multipart`."""
+    with multipart_from_one_mib(settings):
+        session = await start(api, token, data, "local")
+    return session, state.stores["local"].upload_dir(httpx.URL(session["parts"][0]["url"]).params["upload"])
+
+
+async def test_a_part_url_writes_into_its_uploads_own_file_or_nowhere(api: Api, contributor: str, state: AppState,
+                                                                       settings: Settings, tmp_path: Path) -> None:
+    """A part URL wrote into whatever `.multipart/<id>/data` named, links followed: a writer sharing
+    the mount who replaced it (or the upload's folder) with a link had the server overwrite any file
+    it may write, its signing key say. Now the file is opened through no link: refused (400)."""
+    data = payload(9 * MIB, seed=41)
+    victim = tmp_path / "signing.key"
+    victim.write_bytes(b"the server's own secret")
+
+    linked, upload = await multipart_upload(api, contributor, state, settings, data)
+    (upload / "data").unlink()
+    (upload / "data").symlink_to(victim)
+    response = await put(linked["parts"][1]["url"], data[8 * MIB:])
+    assert response.status_code == 400 and "symbolic link" in response.text, response.text
+    assert victim.read_bytes() == b"the server's own secret"
+
+    outside = tmp_path / "elsewhere"  # the upload's whole folder swapped for a link to one holding a `data`
+    outside.mkdir()
+    (outside / "data").write_bytes(b"not the lake's")
+    moved, upload = await multipart_upload(api, contributor, state, settings, data)
+    with linked_away(upload, outside):
+        response = await put(moved["parts"][1]["url"], data[8 * MIB:])
+        assert response.status_code == 400 and "symbolic link" in response.text, response.text
+    assert (outside / "data").read_bytes() == b"not the lake's" and sorted(os.listdir(outside)) == ["data"]
+    for session in (linked, moved):
+        await api.data("AbortUpload", {"id": session["id"]}, token=contributor)
+
+
+async def test_a_parts_marker_is_written_under_a_name_no_one_can_plant_a_link_at(
+        api: Api, contributor: str, state: AppState, settings: Settings, tmp_path: Path) -> None:
+    """The marker of a part that arrived whole was written through `.00001.tmp`, a name anyone could
+    foresee, following links and truncating: a link planted there had the server overwrite its
+    target. Now it is made new (O_EXCL, through no link) under an unpredictable name, then renamed."""
+    store = state.stores["local"]
+    data = payload(9 * MIB, seed=42)
+    victim = tmp_path / "signing.key"
+    victim.write_bytes(b"the server's own secret")
+    session, upload = await multipart_upload(api, contributor, state, settings, data)
+    for number in (1, 2):
+        (upload / f".{number:05d}.tmp").symlink_to(victim)
+    for number, chunk in ((1, data[:8 * MIB]), (2, data[8 * MIB:])):
+        assert (await put(session["parts"][number - 1]["url"], chunk)).status_code == 200
+    assert victim.read_bytes() == b"the server's own secret"
+    assert [(p.number, p.size) for p in await store.list_parts("k", upload.name)] == [(1, 8 * MIB), (2, MIB)]
+    asset = await complete(api, contributor, session["id"])
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_completion_never_takes_parts_from_a_folder_a_link_leads_to(
+        api: Api, contributor: str, state: AppState, settings: Settings, tmp_path: Path) -> None:
+    """An upload's folder swapped for a link to one outside holding a `data` file and part markers:
+    completion had listed those, then moved that `data` into the lake as the object (taking a file of
+    that name from any folder the server may write). Now the folder is not the upload's: its parts
+    are missing, a marker that is a link counts for none, and nothing outside is touched."""
+    data = payload(9 * MIB, seed=43)
+    session, upload = await multipart_upload(api, contributor, state, settings, data)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "data").write_bytes(b"x" * len(data))
+    (outside / "00001").write_text(str(8 * MIB))
+    (outside / "00002").write_text(str(MIB))
+    with linked_away(upload, outside):
+        error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["missingParts"] == [1, 2]
+    assert sorted(os.listdir(outside)) == ["00001", "00002", "data"] and (outside / "data").stat().st_size == len(data)
+
+    assert (await put(session["parts"][0]["url"], data[:8 * MIB])).status_code == 200
+    (upload / "00002").symlink_to(outside / "00002")  # a marker the server did not write
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["missingParts"] == [2]
+    (upload / "00002").unlink()
+    assert (await put(session["parts"][1]["url"], data[8 * MIB:])).status_code == 200
+    assert (await complete(api, contributor, session["id"]))["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_uploads_in_parts_never_make_or_remove_folders_through_a_link(
+        api: Api, contributor: str, state: AppState, settings: Settings, tmp_path: Path) -> None:
+    """`.multipart` swapped for a link: starting an upload in parts made its folder wherever the
+    link led, and aborting one removed the folder of its id there. Now neither goes through it: a
+    start is UNAVAILABLE naming the mount, an abort leaves what the link leads to alone."""
+    store = state.stores["local"]
+    data = payload(9 * MIB, seed=44)
+    started, upload = await multipart_upload(api, contributor, state, settings, data)
+    upload_id = upload.name
+    outside = tmp_path / "elsewhere"
+    (outside / upload_id).mkdir(parents=True)
+    (outside / upload_id / "keep").write_text("not the lake's")
+    with linked_away(store.root / ".multipart", outside):
+        with multipart_from_one_mib(settings):
+            error = await api.error("CreateUpload", {"input": {"name": "x", "sizeBytes": len(data), "mount": "local"}},
+                                    token=contributor, status=503)
+        assert error["extensions"]["code"] == "UNAVAILABLE" and error["extensions"]["field"] == "mount", error
+        aborted = (await api.data("AbortUpload", {"id": started["id"]}, token=contributor))["abortUpload"]
+        assert aborted["status"] == "ABORTED"
+    assert sorted(os.listdir(outside)) == [upload_id] and (outside / upload_id / "keep").read_text() == "not the lake's"
+    await store.abort_multipart("k", upload_id)  # what the abort left of it behind the link
+    assert not upload.exists()
+
+
+async def test_a_put_whose_temporary_file_is_swapped_for_a_link_stores_nothing(
+        api: Api, contributor: str, state: AppState, tmp_path: Path) -> None:
+    """A PUT's body goes to a temporary file beside the key, which a writer sharing the mount sees.
+    Swapped for a link to a file the server may read (its signing key) while the body came, it was
+    hard-linked under the key, links followed, and given the digest of the bytes sent: the upload
+    completed ACTIVE and its downloads served that file. Now the key gets the file written or nothing
+    (409), and the file the link named is untouched."""
+    data = payload(100_000, seed=45)
+    secret = tmp_path / "signing.key"
+    secret.write_bytes(os.urandom(len(data)))  # of the declared size: only the digest could tell
+    held = secret.read_bytes()
+    session = await start(api, contributor, data, "local")
+    key = session["asset"]["storage"]["key"]
+    folder = state.stores["local"].root / key.rpartition("/")[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    before = set(os.listdir(folder))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data[:1000]
+        temp = await wait_for(lambda: [n for n in os.listdir(folder) if n.startswith(PUT_TEMP_PREFIX) and n not in before],
+                              what="the PUT's temporary file")
+        (folder / "swap").symlink_to(secret)
+        os.replace(folder / "swap", folder / temp[0])
+        yield data[1000:]
+
+    response = await put(session["url"], body(), session["headers"])
+    assert response.status_code == 409 and "replaced" in response.text, response.text
+    assert not os.path.lexists(folder / key.rpartition("/")[2]) and set(os.listdir(folder)) == before
+    assert secret.read_bytes() == held and secret.stat().st_nlink == 1
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "nothing has been uploaded" in error["message"]
+    assert (await put(session["url"], data, session["headers"])).status_code == 200  # the URL still works
+    assert (await complete(api, contributor, session["id"]))["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 async def test_a_signed_get_never_follows_a_link_out_of_the_mount(state: AppState, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from documents.sparse import stored
 from documents.upload import UploadSession, UploadStatus, part_count
 from services import collections
 from services.checks import check_labels, check_media_type, check_metadata, check_name, get_or_not_found
-from services.errors import BadUserInput, Conflict, NotFound
+from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import claims, stat_hints
@@ -31,6 +31,7 @@ from services.uploads.mounts import choose_store
 from services.uploads.verification import check_sha256
 from storage import LocalStore, ObjectStore
 from storage.concurrency import bounded_gather
+from storage.local import UnsafeKey
 from storage.protocol import SignedRequest
 
 MIB = 1024 * 1024
@@ -334,13 +335,17 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
             raise BadUserInput(f"mount {store.name!r} does not take direct writes (only local mounts with direct_writes on)",
                                field=f"{where(i)}direct")
 
-    async def session_for(request: UploadRequest) -> UploadSession:
+    async def session_for(i: int, request: UploadRequest) -> UploadSession:
         store = chosen[request.mount]
         asset_id = ObjectId()  # the session's id too: a completion reads both at once, knowing only it
         key = asset_key(asset_id)
         # A direct write is one file written in place, whatever its size: no parts.
         part_size = None if request.direct else part_size_for(request.size_bytes, settings.multipart_threshold_bytes)
-        multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
+        try:
+            multipart_id = await store.start_multipart(key, content_type=request.media_type) if part_size else None
+        except UnsafeKey as error:  # a link someone sharing the local mount put where its uploads' parts go
+            raise Unavailable(f"mount {store.name!r} cannot take uploads in parts now: {error}",
+                              field=f"{where(i)}mount") from None
         return UploadSession(
             id=asset_id, asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
             sha256=request.sha256, media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
@@ -349,14 +354,14 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
         )
 
     unchanged = await _filed_already(requests, where)
-    fresh = [r for i, r in enumerate(requests) if i not in unchanged]
+    fresh = [(i, r) for i, r in enumerate(requests) if i not in unchanged]
     if not fresh:
         return [unchanged[i] for i in range(len(requests))]
     part_urls.check([(0 if r.direct else part_count(r.size_bytes, part_size_for(r.size_bytes, settings.multipart_threshold_bytes)),
                       f"{where(i)}sizeBytes") for i, r in enumerate(requests) if i not in unchanged])
-    sessions = await bounded_gather([lambda r=r: session_for(r) for r in fresh])
+    sessions = await bounded_gather([lambda i=i, r=r: session_for(i, r) for i, r in fresh])
     assets = [file_asset(request, session.asset_id, chosen[request.mount], AssetStatus.PENDING, actor)
-              for request, session in zip(fresh, sessions, strict=True)]
+              for (_, request), session in zip(fresh, sessions, strict=True)]
     # Both at once: a crash between the two leaves a session with no asset, which expires, or a
     # PENDING asset with no session, which settle_stranded fails.
     await asyncio.gather(
