@@ -52,7 +52,7 @@ def export(
                                         on_missing=lambda what: errors.print(f"[yellow]warning:[/yellow] {escape(what)}"))
             subject = pseudonym(user, await pseudonym_key(state.db))  # the audit trail never names the user
             await audit.record_command(state.feed, settings, "privacy export", subject=subject,
-                                       documents=str(sum(v for k, v in counts.items() if k != "files")))
+                                       documents=str(sum(v for k, v in counts.items() if k not in ("files", "filesMissing"))))
             return counts
 
     counts = run(go())

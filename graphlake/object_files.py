@@ -46,6 +46,11 @@ class ObjectFileResponse(FileResponse):
             ObjectFileResponse._large_sending += 1
         else:
             self.chunk_size = FileResponse.chunk_size
+        # A server that offers `http.response.pathsend` opens the path itself after `send` returns,
+        # by when the descriptor is closed (or another file's): the bytes go through here instead.
+        extensions = scope.get("extensions") or {}
+        if "http.response.pathsend" in extensions:
+            scope = {**scope, "extensions": {k: v for k, v in extensions.items() if k != "http.response.pathsend"}}
         try:
             await super().__call__(scope, receive, send)
         finally:

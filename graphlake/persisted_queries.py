@@ -60,7 +60,7 @@ class PersistedQueries:
 
         Raises PersistedQueryError when the hash is unknown (PERSISTED_QUERY_NOT_FOUND, which tells
         the client to send the query along), does not match the query, or is malformed.
-        A `guest` (resolvers/permissions.is_guest: no valid token) neither fills the store nor
+        A `guest` (a caller without a valid token, an anonymous reader too) neither fills the store nor
         learns from it: every hash is unknown to them, and what they send is run (if they may) but
         not remembered. Else anyone could push out the documents the lake's clients use, and tell
         which documents those are by their hashes.

@@ -38,7 +38,6 @@ from resolvers.internals import (
     InvalidOperationTypeError,
     MissingQueryError,
 )
-from resolvers.permissions import is_guest
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated
@@ -238,11 +237,13 @@ class GraphQLView(GraphQL[Context, None]):
 
     def _checked(self, context: Context | None, data: GraphQLRequestData) -> GraphQLRequestData:
         """One operation's request, its `operationName` checked and a persisted query's document found
-        (not for a guest: persisted_queries.PersistedQueries.document)."""
+        (not for a caller without a token: persisted_queries.PersistedQueries.document)."""
         if not isinstance(data.operation_name, str | None):
             # Strawberry passes it on unchecked, to fail deep inside graphql-core.
             raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null, if provided.")
-        data.query = self.persisted_queries.document(data.query, data.extensions, guest=is_guest(context))
+        # Any caller without a valid token, anonymous readers too: the store is the token holders'.
+        tokenless = context is not None and context.principal is None
+        data.query = self.persisted_queries.document(data.query, data.extensions, guest=tokenless)
         return data
 
     def should_render_graphql_ide(self, request: Any) -> bool:

@@ -23,6 +23,10 @@ RETRY_AFTER = timedelta(hours=1)
 # How long a run's claim is kept (see _claim): far longer than a process takes between reading a job
 # due and claiming its run.
 CLAIMS_KEPT = timedelta(days=1)
+# How long a claim may stand with its job's record not moved on before another process takes the run
+# over: its winner moves the record milliseconds after its insert, so one older than this died (or
+# lost its database) between the two writes, and its run would otherwise never be claimed again.
+CLAIM_ABANDONED_AFTER = timedelta(minutes=5)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
@@ -74,12 +78,17 @@ async def _claim(db: AsyncDatabase, job: str, every: timedelta) -> ObjectId | No
         record = await db[SCHEDULES].find_one({"_id": job})
     if record is None or _millis(record["next_at"]) > _millis(now):
         return None
-    try:
-        # Named by the due time and the claim before (the record's two changes), so by no other state of the record.
-        await db[SCHEDULES].insert_one({"_id": f"{job} due {_millis(record['next_at'])} after {record.get('claim')}",
-                                        "job": job, "claim": claim, "claimed_at": now})
-    except DuplicateKeyError:  # another process took this run
-        return None
+    # Named by the due time and the claim before (the record's two changes), so by no other state of the record.
+    name = f"{job} due {_millis(record['next_at'])} after {record.get('claim')}"
+    while True:
+        try:
+            await db[SCHEDULES].insert_one({"_id": name, "job": job, "claim": claim, "claimed_at": now})
+            break
+        except DuplicateKeyError:  # another process took this run: unless it died before moving the record on
+            taken = await db[SCHEDULES].find_one({"_id": name})
+            if taken is not None and _millis(taken["claimed_at"]) > _millis(now - CLAIM_ABANDONED_AFTER):
+                return None
+            name = f"{name} taken over"  # one process takes the abandoned claim over, by the same rule
     await db[SCHEDULES].update_one({"_id": job}, {"$set": {"next_at": now + every, "claimed_at": now, "claim": claim}})
     await db[SCHEDULES].delete_many({"job": job, "claimed_at": {"$lt": now - CLAIMS_KEPT}})
     return claim

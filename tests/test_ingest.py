@@ -176,26 +176,32 @@ async def test_another_machines_file_of_the_same_size_is_told_apart(api: Api, co
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[0].source"}
     finally:
         (settings.data_dir / "ingest-probe").unlink()
-    # Nor the backups (every document, token hashes too) nor a local mount (others' unfinished uploads),
-    # wherever they lie.
+    # Nor the backups (every document, token hashes too) nor the lake's own places in a local mount
+    # (others' unfinished uploads), wherever they lie; the rest of a mount (a bundle put there) is the users'.
     backups, mount = root.parent / "backups-elsewhere", state.stores["local"]
     monkeypatch.setattr(settings, "backup_dir", backups)
     backups.mkdir()
     (backups / "tokens.bson").write_text("hashes")
-    (mount.root / ".multipart-probe").write_text("someone's upload")
+    probes = [mount.root / ".multipart" / "probe" / "data", mount.root / "assets" / "probe", mount.root / "bundles" / "b.bin"]
+    for probe in probes:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text("someone's")
     settings.ingest_roots = [root, backups, mount.root]
     try:
-        for private in (backups / "tokens.bson", mount.root / ".multipart-probe"):
+        for private in (backups / "tokens.bson", *probes[:2]):
             error = await api.error("IngestFiles", {"inputs": [ingest_input(private)]}, token=contributor)
             assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[0].source"}, private
+        [theirs] = (await api.data("IngestFiles", {"inputs": [ingest_input(probes[2])]}, token=contributor))["ingestFiles"]
+        assert theirs["asset"]["sizeBytes"] == len("someone's")
     finally:
-        (mount.root / ".multipart-probe").unlink()
+        for probe in probes:
+            probe.unlink()
     # A link inside the root to a file inside it: ingested under the link's own name, as an upload of it would be.
     (root / "latest.raw").symlink_to(frame)
     [done] = (await api.data("IngestFiles", {"inputs": [ingest_input(root / "latest.raw", modifiedNs=seen.st_mtime_ns)]},
                              token=contributor))["ingestFiles"]
     assert done["asset"]["name"] == "latest.raw" and done["asset"]["sizeBytes"] == 4
-    assert await stored() == 1
+    assert await stored() == 2  # it and the mount's bundle file
 
 
 async def test_a_server_without_roots_ingests_nothing_and_viewers_see_no_roots(api: Api, contributor: str, viewer: str,

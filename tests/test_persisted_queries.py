@@ -141,11 +141,14 @@ def test_the_store_is_bounded_and_keeps_the_recently_used() -> None:
         store.document(None, persisted(long_hash))
 
 
-@pytest.mark.parametrize("token", [None, "not-a-token"], ids=["no token", "a wrong token"])
-async def test_a_guest_neither_fills_the_store_nor_learns_from_it(http: httpx.AsyncClient, viewer: str,
-                                                                  token: str | None) -> None:
-    """A guest (no valid token) is run what it may run, but its documents are not remembered, and no
-    hash is known to it: else anyone could push out the clients' documents and tell which they are."""
+@pytest.mark.parametrize(("token", "anonymous_read"), [(None, False), ("not-a-token", False), (None, True)],
+                         ids=["no token", "a wrong token", "an anonymous reader"])
+async def test_a_guest_neither_fills_the_store_nor_learns_from_it(http: httpx.AsyncClient, viewer: str, settings: Settings,
+                                                                  token: str | None, anonymous_read: bool,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller without a valid token is run what it may run, but its documents are not remembered,
+    and no hash is known to it: else anyone could push out the clients' documents and tell which they are."""
+    monkeypatch.setattr(settings, "anonymous_read", anonymous_read)
     guest = {"Authorization": f"Bearer {token}"} if token else {}
     auth = {"Authorization": f"Bearer {viewer}"}
     query, sha = fresh()

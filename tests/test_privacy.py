@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from documents.clock import utcnow
+from documents.json_value import StoredJson
 from documents.roles import Role
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
@@ -174,6 +175,12 @@ async def test_an_export_with_files_is_whole_or_absent_and_lists_the_files_its_s
         assert sorted(zipped.namelist()) == ["export.json", "missing-files.json"]
         assert [m["asset"] for m in json.loads(zipped.read("missing-files.json"))] == [seeded["scan"]["id"]]
     assert stat.S_IMODE((out / "alice.zip").stat().st_mode) == 0o600 and len(list(out.iterdir())) == 1
+    # Its audit entry counts the documents exported: the files, found or missing, are not documents.
+    [audit] = await state.db.events.find({"event_type": "AUDIT", "message": {"$regex": "^privacy export"}}).to_list()
+    counts = {k: int(v) for k, v in (line.strip().split(": ") for line in exported.stderr.splitlines()
+                                     if line.startswith("  ") and ": " in line)}
+    documents = sum(v for k, v in counts.items() if k not in ("files", "filesMissing"))
+    assert StoredJson.model_validate(audit["data"]).decode()["documents"] == str(documents)
 
 
 async def test_erase_leaves_no_field_naming_the_user(api: Api, make_token: MakeToken, served: Served, state: AppState,

@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
@@ -67,6 +68,32 @@ async def test_of_processes_asking_at_once_one_takes_each_run(scratch_db: AsyncD
         outcomes = await asyncio.gather(*(run_due(scratch_db, "together", DAY, work) for _ in range(16)))
         assert runs == list(range(round_ + 1)) and sorted(outcomes, key=str) == [round_] + [None] * 15, (round_, outcomes)
         assert _about((await scratch_db[SCHEDULES].find_one({"_id": "together"}))["next_at"], utcnow() + DAY)
+
+
+async def test_a_claim_whose_process_died_before_moving_the_record_on_is_taken_over(scratch_db: AsyncDatabase) -> None:
+    """The winner inserts its claim, then moves the job's record on: one that dies in between (or
+    whose update fails) leaves the record due and its claim standing, and every later process found
+    the claim taken, for good. Once the claim is older than CLAIM_ABANDONED_AFTER, one process takes
+    the run over."""
+    from services import schedules
+
+    runs: list[str] = []
+
+    async def work() -> str:
+        runs.append("ran")
+        return "done"
+
+    collection = scratch_db[SCHEDULES]
+    due = utcnow() - timedelta(seconds=1)
+    await collection.insert_one({"_id": "stranded", "next_at": due})
+    # What a winner that died between its two writes left: its claim, and the record as it found it.
+    await collection.insert_one({"_id": f"stranded due {schedules._millis(due)} after None", "job": "stranded",
+                                 "claim": ObjectId(), "claimed_at": utcnow()})
+    assert await run_due(scratch_db, "stranded", DAY, work) is None  # young: its process may yet go on
+    await collection.update_many({"job": "stranded"}, {"$set": {"claimed_at": utcnow() - schedules.CLAIM_ABANDONED_AFTER * 2}})
+    outcomes = await asyncio.gather(*(run_due(scratch_db, "stranded", DAY, work) for _ in range(8)))
+    assert sorted(outcomes, key=str) == ["done"] + [None] * 7 and runs == ["ran"]
+    assert _about((await collection.find_one({"_id": "stranded"}))["next_at"], utcnow() + DAY)
 
 
 async def test_a_run_that_fails_is_due_again_an_hour_later_not_a_period_later(state: AppState) -> None:

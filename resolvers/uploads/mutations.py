@@ -23,7 +23,8 @@ from services.node_ids import NodeType, decode_object_id
 from services.uploads import completion, external, ingest, sessions, verification
 from services.uploads.finishing import Unfiled
 from storage.concurrency import bounded_gather
-from storage.local import LocalStore
+from storage.local import MARKER, LocalStore
+from storage.protocol import LAKE_FOLDERS
 
 
 def _request(input: CreateUploadInput | IngestFileInput, where: str, settings: ServerSettings) -> sessions.UploadRequest:
@@ -134,10 +135,12 @@ class UploadMutations:
                                          modified_ns=input.modified_ns, name=input.name, media_type=input.media_type)
                     for i, input in enumerate(inputs)]
         # Never ingested, whatever the roots say: the data dir (the embedded database, the server's
-        # secrets), the backups (every document, token hashes too) and the local mounts (others'
-        # unfinished uploads, which no reader may read; a stored file is an asset already).
+        # secrets), the backups (every document, token hashes too) and the lake's own places in its
+        # local mounts (others' unfinished uploads, which no reader may read; a stored file is an
+        # asset already). The rest of a mount (a bundle put there, say) is the users'.
         private = [settings.data_dir, settings.backups,
-                   *(store.root for store in info.context.stores.values() if isinstance(store, LocalStore))]
+                   *(store.root / place for store in info.context.stores.values() if isinstance(store, LocalStore)
+                     for place in (*(folder.rstrip("/") for folder in LAKE_FOLDERS), ".multipart", MARKER))]
         done = await ingest.ingest_files(requests, settings.ingest_roots, mount, info.context.stores, settings,
                                          info.context.state.feed, info.context.actor, private=private)
         fresh = [d.asset for d in done if not d.unchanged]

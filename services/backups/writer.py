@@ -96,7 +96,11 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
     if destination.parent.is_dir():
         await asyncio.to_thread(remove_dead_partials, destination.parent)
     if partial.exists():  # a backup to this very name that died (at any age: this run takes its name), or one under way
-        if await asyncio.to_thread(_remove_if_dead, partial, None) != "removed":
+        outcome = await asyncio.to_thread(_remove_if_dead, partial, None)
+        if outcome == "no locks":  # (NFS without its lock manager): taken once it has rested PARTIAL_GRACE_SECONDS,
+            # as before locks, rather than refusing every rerun of a killed backup to this name
+            outcome = await asyncio.to_thread(_remove_if_dead, partial, time.time() - PARTIAL_GRACE_SECONDS, True)
+        if outcome != "removed":
             raise Conflict(f"{partial} is there and is not known to be a dead backup's: a backup into {destination} "
                            "may be under way (remove it if none is)", field="destination")
     # Owner-only, as the data dir is: a backup holds token hashes, the pseudonym key and every document.
@@ -154,11 +158,11 @@ def remove_dead_partials(directory: Path) -> list[Path]:
     return removed
 
 
-def _remove_if_dead(path: Path, old_before: float | None) -> str:
+def _remove_if_dead(path: Path, old_before: float | None, unlocked: bool = False) -> str:
     """Remove the partial backup `path` if no process holds it (and, given `old_before`, it was last
     changed before then), under its lock and only while the name still names it. "removed", "held",
-    "no locks" (the file system cannot say), or "not one" (not a backup's partial directory, too young,
-    or gone). Never follows a link."""
+    "no locks" (the file system cannot say; with `unlocked`, it is removed all the same), or "not
+    one" (not a backup's partial directory, too young, or gone). Never follows a link."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:  # a link, a file, gone meanwhile
@@ -173,7 +177,10 @@ def _remove_if_dead(path: Path, old_before: float | None) -> str:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
-            return "no locks" if error.errno in _NO_LOCKS else "held"
+            if error.errno not in _NO_LOCKS:
+                return "held"
+            if not unlocked:
+                return "no locks"
         named = os.lstat(path)
         if (named.st_dev, named.st_ino) != (found.st_dev, found.st_ino):
             return "not one"  # renamed away meanwhile, and another took the name
