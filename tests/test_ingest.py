@@ -180,6 +180,8 @@ async def test_another_machines_file_of_the_same_size_is_told_apart(api: Api, co
     # (others' unfinished uploads), wherever they lie; the rest of a mount (a bundle put there) is the users'.
     backups, mount = root.parent / "backups-elsewhere", state.stores["local"]
     monkeypatch.setattr(settings, "backup_dir", backups)
+    # The suite's mount lies in its data dir, never ingested: a mount elsewhere is as it would be with the data dir moved.
+    monkeypatch.setattr(settings, "data_dir", root.parent / "data-elsewhere")
     backups.mkdir()
     (backups / "tokens.bson").write_text("hashes")
     probes = [mount.root / ".multipart" / "probe" / "data", mount.root / "assets" / "probe", mount.root / "bundles" / "b.bin"]

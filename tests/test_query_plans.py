@@ -205,7 +205,10 @@ async def test_the_write_paths_read_by_id_through_the_id_index(api: Api, served:
     assert {f["find"] for f in by_id} >= {"assets", "datums"}, by_id  # the test sees the reads it is about
     assert any(len(f["filter"]) > 1 for f in by_id), by_id  # ... including ids beside another condition
     problems = {}
+    existing = set(await state.db.list_collection_names())
     for find in by_id:
+        if find["find"] not in existing:  # nothing there yet to scan (a batch's look for a reaper's claim)
+            continue
         plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"]})
         if not any("_id_" in step for step in plan["queryPlanner"]["Plan"]) or plan_problems(plan):
             problems[find["find"]] = (find["filter"], plan["queryPlanner"]["Plan"])
@@ -384,7 +387,10 @@ async def test_a_purge_reads_each_round_of_old_events_through_an_index(api: Api,
         at = (utcnow() - timedelta(days=days)).isoformat()
         await api.data("LogEvents", {"inputs": [{"eventType": "OLD", "timestamp": at}]}, token=contributor)
     await state.db.events.update_many({"event_type": "OLD"}, {"$set": {"archived": True}})
-    # Kept AUDIT events older than all of them, at the start of the index each round walks.
+    # Kept AUDIT events older than all of them, at the start of the index each round walks (the
+    # logEvents' own, journaled: stored first).
+    if state.feed.ahead is not None:
+        await state.feed.ahead.drained()
     await state.db.events.update_many({"event_type": "AUDIT"}, {"$set": {"archived": True, "timestamp": utcnow() - timedelta(days=50)}})
     monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 2)
     served.commands.clear()

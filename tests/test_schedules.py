@@ -92,7 +92,7 @@ async def test_a_claim_whose_process_died_before_moving_the_record_on_is_taken_o
     assert await run_due(scratch_db, "stranded", DAY, work) is None  # young: its process may yet go on
     await collection.update_many({"job": "stranded"}, {"$set": {"claimed_at": utcnow() - schedules.CLAIM_ABANDONED_AFTER * 2}})
     outcomes = await asyncio.gather(*(run_due(scratch_db, "stranded", DAY, work) for _ in range(8)))
-    assert sorted(outcomes, key=str) == ["done"] + [None] * 7 and runs == ["ran"]
+    assert outcomes.count("done") == 1 and outcomes.count(None) == 7 and runs == ["ran"]
     assert _about((await collection.find_one({"_id": "stranded"}))["next_at"], utcnow() + DAY)
 
 

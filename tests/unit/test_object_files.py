@@ -20,7 +20,7 @@ async def test_the_bytes_go_through_the_response_even_where_the_server_offers_pa
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"",
+    scope = {"type": "http", "asgi": {"spec_version": "2.4"}, "method": "GET", "path": "/", "headers": [], "query_string": b"",
              "extensions": {"http.response.pathsend": {}}}
     await response(scope, receive, send)
     assert next(m["type"] for m in sent) == "http.response.start"
