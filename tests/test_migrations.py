@@ -475,11 +475,8 @@ async def test_v010_backward_gives_every_stored_value_all_its_views_as_earlier_r
         assert await scratch_db.assets.find_one({"_id": untouched}) == before
 
 
-async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, contributor: str, state: AppState) -> None:
-    """A run of version 11 (either way) that died while deleting what it had just rewritten (a
-    delete_many is not atomic on MongoDB: some of the version's documents gone, the rest not) is
-    finished by running it again: every copy is still there, once. Packing again what was left of
-    the copies replaced the whole packs with those of the rest."""
+async def _labelled_version(api: Api, contributor: str) -> dict:
+    """A version of 3 datums holding a set of 6 records (2 a datum): what version 11 packs."""
     ds = await factories.dataset(api, contributor)
     datums = await factories.datums(api, contributor, 3)
     schema = await factories.schema(api, contributor)
@@ -489,6 +486,15 @@ async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, co
         for d in datums for label in ("dent", "scratch")]}, token=contributor)
     built = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
                                     addAnnotationSets=[labels["id"]])
+    return built
+
+
+async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, contributor: str, state: AppState) -> None:
+    """A run of version 11 (either way) that died while deleting what it had just rewritten (a
+    delete_many is not atomic on MongoDB: some of the version's documents gone, the rest not) is
+    finished by running it again: every copy is still there, once. Packing again what was left of
+    the copies replaced the whole packs with those of the rest."""
+    built = await _labelled_version(api, contributor)
     db = state.db
 
     async def verified() -> dict:
@@ -531,15 +537,7 @@ async def test_v011_cut_short_in_one_direction_then_run_the_other_loses_no_copy(
     """A run of version 11 that died while writing a version's new side (its packs going forward, its
     copies going back: some written, the rest not) and is then run the other way, through the runner,
     keeps every copy: the side it rebuilds from is the one still whole, not the one half written."""
-    ds = await factories.dataset(api, contributor)
-    datums = await factories.datums(api, contributor, 3)
-    schema = await factories.schema(api, contributor)
-    labels = await factories.annotation_set(api, contributor, schema["id"])
-    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
-        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": label}
-        for d in datums for label in ("dent", "scratch")]}, token=contributor)
-    built = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
-                                    addAnnotationSets=[labels["id"]])
+    built = await _labelled_version(api, contributor)
     db = state.db
     monkeypatch.setattr(v011, "BATCH", 1)  # a write per pack (per copy): the first datum's lands, then the crash
 
