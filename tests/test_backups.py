@@ -186,6 +186,20 @@ async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, 
     (backup / "collections" / "extra.bson").write_bytes(b"put there since")
     _, problems = await verify_backup(backup)
     assert problems[1:] == ["collections/extra.bson: not in the manifest"]
+    # A link to a file of the same bytes outside the backup vouched for it; a FIFO held the check for good.
+    outside, whole = tmp_path / "outside.bson", bytearray(damaged)
+    whole[-2] ^= 0xFF
+    outside.write_bytes(bytes(whole))  # the bytes the manifest names
+    assets.rename(tmp_path / "aside.bson")
+    assets.symlink_to(outside)
+    _, problems = await asyncio.wait_for(verify_backup(backup), 30)
+    assert problems[0] == "collections/assets.bson: a symbolic link, not a file the backup wrote", problems
+    assets.unlink()
+    os.mkfifo(assets)
+    _, problems = await asyncio.wait_for(verify_backup(backup), 30)
+    assert problems[0] == "collections/assets.bson: not a regular file", problems
+    assets.unlink()
+    (tmp_path / "aside.bson").rename(assets)
     with pytest.raises(BadUserInput, match="does not match its manifest"):
         await restore_backup(scratch_db, backup, local_roots={})
     assert await scratch_db.list_collection_names() == []  # nothing written

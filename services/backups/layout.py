@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,9 +118,24 @@ class Manifest:
         return manifest
 
 
+class NotABackupFile(OSError):
+    """A name in a backup that is a link, a FIFO or a directory, not a file the backup wrote."""
+
+
 def file_digest(path: Path) -> tuple[int, str]:
-    """Size and SHA-256 of a file, read in chunks (blocking: a thread's work)."""
-    with path.open("rb") as file:
+    """Size and SHA-256 of a file, read in chunks (blocking: a thread's work). A backup writes only
+    regular files: a link is not followed (it vouched for a file outside the backup that happened to
+    match) and a FIFO is not waited on (it held `backup verify` for good): NotABackupFile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise NotABackupFile(errno.ELOOP, "a symbolic link, not a file the backup wrote", str(path)) from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotABackupFile(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
         return stream_digest(file)
 
 
@@ -134,10 +151,14 @@ async def verify_backup(directory: Path, *, payloads: bool = True, unlisted: boo
     problems = []
     for relative, size, sha256 in checks:
         path = directory / relative
-        if not path.is_file():
+        if not os.path.lexists(path):
             problems.append(f"{relative}: missing")
             continue
-        actual_size, actual = await asyncio.to_thread(file_digest, path)
+        try:
+            actual_size, actual = await asyncio.to_thread(file_digest, path)
+        except NotABackupFile as error:
+            problems.append(f"{relative}: {error.strerror}")
+            continue
         if (actual_size, actual) != (size, sha256):
             problems.append(f"{relative}: {actual_size} bytes, SHA-256 {actual}; the manifest says {size} bytes, {sha256}")
     # A file the manifest does not list was put there since: a restore would never read it, but a

@@ -32,7 +32,7 @@ from migrations.v006_datum_uses import VERSION as USES_SINCE
 from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
-from services.backups.layout import Manifest, PayloadEntry, file_digest, verify_backup
+from services.backups.layout import Manifest, NotABackupFile, PayloadEntry, file_digest, verify_backup
 from services.backups.writer import NOT_BACKED_UP, RAW, NotAFile, Progress, copy_synced, open_regular, sync_directory
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
@@ -90,7 +90,11 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     # stops the restore before anything is written.
     staged = await asyncio.to_thread(_stage, source, local, local_roots)
     for payload in uploads:  # objects for other stores (S3) are checked here, and sent once the documents are in
-        size, sha256 = await asyncio.to_thread(file_digest, source / payload.file)
+        try:
+            size, sha256 = await asyncio.to_thread(file_digest, source / payload.file)
+        except NotABackupFile as error:
+            await asyncio.to_thread(_discard, staged)
+            raise BadUserInput(f"{payload.file}: {error.strerror}", field="source") from None
         if (size, sha256) != (payload.size, payload.sha256):
             await asyncio.to_thread(_discard, staged)
             raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {sha256}; the manifest says {payload.size} "
