@@ -197,7 +197,7 @@ async def test_a_damaged_backup_is_named_and_refused(state: AppState, api: Api, 
     assets.unlink()
     os.mkfifo(assets)
     _, problems = await asyncio.wait_for(verify_backup(backup), 30)
-    assert problems[0] == "collections/assets.bson: not a regular file", problems
+    assert problems[0] == "collections/assets.bson: a FIFO, not a file the backup wrote", problems
     assets.unlink()
     (tmp_path / "aside.bson").rename(assets)
     with pytest.raises(BadUserInput, match="does not match its manifest"):

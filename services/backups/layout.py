@@ -10,7 +10,7 @@ import re
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from graphlake_client.direct import stream_digest
 from services.errors import BadUserInput
@@ -118,24 +118,48 @@ class Manifest:
         return manifest
 
 
-class NotABackupFile(OSError):
-    """A name in a backup that is a link, a FIFO or a directory, not a file the backup wrote."""
+class NotAFile(OSError):
+    """A path that is not a regular file of its own: `what` it is instead."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"{path} is {what}, not a regular file")
+        self.what = what
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading, only if it is a regular file itself: never through a symbolic link,
+    and never a FIFO, socket or device (whose open or read may block for ever, or do something).
+    NotAFile otherwise. Looked at before it is opened, and the file opened checked again (it may
+    have been swapped in between): opened without following a link and without blocking."""
+    found = os.lstat(path)
+    if stat.S_ISREG(found.st_mode):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            raise NotAFile(path, "a symbolic link") from None
+        found = os.fstat(fd)
+        if stat.S_ISREG(found.st_mode):
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    raise NotAFile(path, _kind(found.st_mode))
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return what
+    return "not a regular file"
 
 
 def file_digest(path: Path) -> tuple[int, str]:
     """Size and SHA-256 of a file, read in chunks (blocking: a thread's work). A backup writes only
-    regular files: a link is not followed (it vouched for a file outside the backup that happened to
-    match) and a FIFO is not waited on (it held `backup verify` for good): NotABackupFile."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise NotABackupFile(errno.ELOOP, "a symbolic link, not a file the backup wrote", str(path)) from None
-        raise
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotABackupFile(errno.EINVAL, "not a regular file", str(path))
-        os.set_blocking(fd, True)
+    regular files (open_regular): a link is not followed (it vouched for a file outside the backup
+    that happened to match) and a FIFO is not waited on (it held `backup verify` for good)."""
+    with open_regular(path) as file:
         return stream_digest(file)
 
 
@@ -156,8 +180,8 @@ async def verify_backup(directory: Path, *, payloads: bool = True, unlisted: boo
             continue
         try:
             actual_size, actual = await asyncio.to_thread(file_digest, path)
-        except NotABackupFile as error:
-            problems.append(f"{relative}: {error.strerror}")
+        except NotAFile as error:
+            problems.append(f"{relative}: {error.what}, not a file the backup wrote")
             continue
         if (actual_size, actual) != (size, sha256):
             problems.append(f"{relative}: {actual_size} bytes, SHA-256 {actual}; the manifest says {size} bytes, {sha256}")

@@ -32,8 +32,8 @@ from migrations.v006_datum_uses import VERSION as USES_SINCE
 from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
-from services.backups.layout import Manifest, NotABackupFile, PayloadEntry, file_digest, verify_backup
-from services.backups.writer import NOT_BACKED_UP, RAW, NotAFile, Progress, copy_synced, open_regular, sync_directory
+from services.backups.layout import Manifest, NotAFile, PayloadEntry, file_digest, open_regular, verify_backup
+from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_synced, sync_directory
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
 from services.lineage import write_links
@@ -92,9 +92,9 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     for payload in uploads:  # objects for other stores (S3) are checked here, and sent once the documents are in
         try:
             size, sha256 = await asyncio.to_thread(file_digest, source / payload.file)
-        except NotABackupFile as error:
+        except NotAFile as error:  # a backup writes only files: this one was put there since
             await asyncio.to_thread(_discard, staged)
-            raise BadUserInput(f"{payload.file}: {error.strerror}", field="source") from None
+            raise BadUserInput(f"{payload.file} in the backup is {error.what}, not a regular file", field="source") from None
         if (size, sha256) != (payload.size, payload.sha256):
             await asyncio.to_thread(_discard, staged)
             raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {sha256}; the manifest says {payload.size} "

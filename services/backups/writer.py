@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import shutil
-import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,7 @@ from documents.dataset import USES_COLLECTION
 from documents.event import FEED_COLLECTION
 from graphlake_client.direct import copy_hashing, on_local_disk
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, SchemaState, read_state
-from services.backups.layout import CHUNK, CollectionEntry, Manifest, PayloadEntry
+from services.backups.layout import CHUNK, CollectionEntry, Manifest, NotAFile, PayloadEntry, open_regular
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
 from services.schedules import SCHEDULES
@@ -323,43 +322,6 @@ def _copy_mount(root: Path, target: Path, mount: str) -> tuple[list[PayloadEntry
     with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
         done = list(pool.map(copy, keys))
     return [d for d in done if isinstance(d, PayloadEntry)], skipped + [d for d in done if isinstance(d, str)]
-
-
-class NotAFile(OSError):
-    """A path that is not a regular file of its own: `what` it is instead."""
-
-    def __init__(self, path: Path, what: str) -> None:
-        super().__init__(f"{path} is {what}, not a regular file")
-        self.what = what
-
-
-def open_regular(path: Path) -> BinaryIO:
-    """`path` opened for reading, only if it is a regular file itself: never through a symbolic link,
-    and never a FIFO, socket or device (whose open or read may block for ever, or do something).
-    NotAFile otherwise. Looked at before it is opened, and the file opened checked again (it may
-    have been swapped in between): opened without following a link and without blocking."""
-    found = os.lstat(path)
-    if stat.S_ISREG(found.st_mode):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as error:
-            if error.errno != errno.ELOOP:
-                raise
-            raise NotAFile(path, "a symbolic link") from None
-        found = os.fstat(fd)
-        if stat.S_ISREG(found.st_mode):
-            os.set_blocking(fd, True)
-            return os.fdopen(fd, "rb")
-        os.close(fd)
-    raise NotAFile(path, _kind(found.st_mode))
-
-
-def _kind(mode: int) -> str:
-    for test, what in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
-        if test(mode):
-            return what
-    return "not a regular file"
 
 
 def create_new(path: Path) -> BinaryIO:
