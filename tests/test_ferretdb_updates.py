@@ -7,7 +7,9 @@ findAndModify's single document."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,65 @@ def test_statements_by_id_with_other_conditions_are_held_together(things: Collec
                                 UpdateOne({"_id": "z", "status": {"$ne": "gone"}}, {"$set": {"n": 7}})])
     assert (result.matched_count, result.modified_count) == (2, 2)
     assert {d["_id"]: d["n"] for d in things.find({"_id": {"$in": ["x", "y", "z"]}})} == {"x": 5, "y": 6, "z": 0}
+
+
+# Read, then write: a command that changes documents it matched must not interleave with another
+# doing the same to one document (patch.py, step 13). Upstream read a document, applied the update
+# and wrote it back with nothing between the two holding other writers off: two conditional updates
+# sent at once both matched, and of two increments one was lost.
+THREADS, ROUNDS = 8, 25
+
+
+def _at_once(work: Callable[[int], int]) -> list[int]:
+    """What `work(i)` returned for each of THREADS threads started together (each its own connection
+    of the client's pool)."""
+    start = threading.Barrier(THREADS)
+
+    def run(i: int) -> int:
+        start.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(run, range(THREADS)))
+
+
+def test_increments_sent_at_once_are_all_kept(things: Collection) -> None:
+    def bump(_: int) -> int:
+        for _ in range(ROUNDS):
+            things.update_one({"_id": 0}, {"$inc": {"n": 1}})
+        return 0
+
+    _at_once(bump)
+    assert things.find_one({"_id": 0})["n"] == THREADS * ROUNDS
+
+
+def test_of_conditional_updates_sent_at_once_one_wins(things: Collection) -> None:
+    for _ in range(ROUNDS):
+        things.update_one({"_id": 1}, {"$unset": {"owner": ""}})
+        won = _at_once(lambda i: things.update_one({"_id": 1, "owner": None}, {"$set": {"owner": i}}).modified_count)
+        assert sum(won) == 1
+        assert things.find_one({"_id": 1})["owner"] == won.index(1)
+
+
+def test_of_find_and_modifies_sent_at_once_one_wins(things: Collection) -> None:
+    for _ in range(ROUNDS):
+        things.update_one({"_id": 2}, {"$set": {"state": "free"}})
+        won = _at_once(lambda i: int(things.find_one_and_update(
+            {"_id": 2, "state": "free"}, {"$set": {"state": f"taken by {i}"}}) is not None))
+        assert sum(won) == 1
+        assert things.find_one({"_id": 2})["state"] == f"taken by {won.index(1)}"
+
+
+def test_a_conditional_delete_and_update_sent_at_once_do_not_both_happen(things: Collection) -> None:
+    for _ in range(ROUNDS):
+        things.replace_one({"_id": 3}, {"code": "c3", "state": "open"}, upsert=True)
+
+        def either(i: int) -> int:
+            if i % 2:
+                return things.delete_one({"_id": 3, "state": "open"}).deleted_count
+            return things.update_one({"_id": 3, "state": "open"}, {"$set": {"state": "closed"}}).modified_count
+
+        done = _at_once(either)
+        assert sum(done) == 1
+        kept = things.find_one({"_id": 3})
+        assert (kept is None) == (done.index(1) % 2 == 1)

@@ -58,6 +58,12 @@ upstream text it replaces and stops the build if that text is not there once.
    at most 32,766 variables a statement: deleting more documents at once failed ("too many SQL
    variables"), so a dataset version of 40,000 datums could not be deleted, nor a lake upgraded whose
    version held 40,000 copies of records (tests/test_ferretdb_deletes.py).
+13. An update, a findAndModify and a delete each hold their collection from reading what their filter
+   matches to writing it (graphlake_lock.go): upstream read a document, applied the update and wrote
+   it back with nothing holding other writers off, so two conditional updates sent at once both
+   matched one document (a claim taken twice), and one of two `$inc`s was lost. MongoDB makes each
+   document's match and write one step; here the collection's writers take turns (SQLite has one
+   writer anyway), and inserts do not wait (tests/test_ferretdb_updates.py).
 build-services.sh runs the tests of the packages 4 to 8 and 10 change, upstream's and ours, before it builds
 (8 in tests/test_ferretdb_updates.py too); every reply the suite reads goes through 9.
 """
@@ -100,6 +106,7 @@ def replaced_module(path: str) -> Path:
 shutil.copy(here / "graphlake_expr.go", root / "internal/backends/sqlite/metadata/graphlake_expr.go")
 shutil.copy(here / "graphlake_pushdown.go", root / "internal/backends/sqlite/graphlake_pushdown.go")
 shutil.copy(here / "graphlake_count.go", root / "internal/handler/graphlake_count.go")
+shutil.copy(here / "graphlake_lock.go", root / "internal/handler/graphlake_lock.go")
 for name, package in (("graphlake_update.go", "common"), ("graphlake_sjson.go", "sjson"), ("graphlake_sjson_test.go", "sjson"),
                       ("graphlake_sjson_marshal.go", "sjson"), ("graphlake_sjson_marshal_test.go", "sjson"),
                       ("graphlake_projection.go", "common"), ("graphlake_projection_test.go", "common"),
@@ -441,3 +448,18 @@ replace("internal/backends/sqlite/collection.go",
         "\t\treturn nil\n"
         "\t})\n"
         "\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n")
+
+# 13. an update, findAndModify or delete holds its collection from its read to its last write (graphlake_lock.go)
+HOLD = ("\t// Graphlake's build: no other update, findAndModify or delete of the collection meanwhile (step 13).\n"
+        "\trelease, err := graphlakeHold(connCtx, params.DB, params.Collection)\n"
+        "\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n"
+        "\tdefer release()\n\n")
+replace("internal/handler/msg_update.go",
+        "\tmatched, modified, upserted, err := h.updateDocument(connCtx, params)\n",
+        HOLD + "\tmatched, modified, upserted, err := h.updateDocument(connCtx, params)\n")
+replace("internal/handler/msg_findandmodify.go",
+        "\tres, err := h.findAndModifyDocument(connCtx, params)\n",
+        HOLD + "\tres, err := h.findAndModifyDocument(connCtx, params)\n")
+replace("internal/handler/msg_delete.go",
+        "\tvar deleted int32\n\twriteErrors := types.MakeArray(0)\n",
+        HOLD + "\tvar deleted int32\n\twriteErrors := types.MakeArray(0)\n")
