@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,6 +113,35 @@ def _open_regular(name: str, flags: int, folder: int) -> int:
     return fd
 
 
+def open_folder(root: Path, folders: Sequence[str], *, make: bool = False) -> int:
+    """A descriptor of the directory `root/folders...` of a mount (the caller closes it), each part
+    opened relative to the one above it and never through a link (`root` is the operator's:
+    resolved when the mount was configured): a link a direct writer put (or swaps
+    in, at any moment) anywhere below the root is refused (UnsafeKey), and what is done through
+    the descriptor stays in that directory, wherever its names are moved meanwhile. A check of
+    the path first and an open by name after it let a writer swap a part between the two.
+    `make` creates the missing ones; FileNotFoundError for one missing (or a file)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        if not make:
+            raise
+        root.mkdir(parents=True, exist_ok=True)  # `open` makes it; a store used before that, here
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in folders:
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            inner = _open_at(part, _DIRECTORY, fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class FileSwapped(Exception):
     """A file the server was writing in a mount is no longer the one at its name: a writer sharing the
     mount renamed or linked something in its place meanwhile. Nothing of it was stored."""
@@ -127,14 +157,17 @@ class StagedFile:
     A predictable name and a write that followed links had let a writer aim the server's own
     writes at any file it may write (its signing key). Close it in every case."""
 
-    def __init__(self, folder: int, name: str, prefix: str, mode: int = 0o666) -> None:
+    def __init__(self, folder: int, name: str, prefix: str, mode: int = 0o666, *, write_only: bool = False) -> None:
+        """`write_only`: the file is opened for writing alone, which copy_hashing takes as a request
+        for the bytes themselves, never blocks shared with the source (a restore's copies)."""
         self._folder = folder  # owned: closed with the file
         self.name = name
+        flags = (_NEW_FILE & ~os.O_RDWR) | os.O_WRONLY if write_only else _NEW_FILE
         try:
             for _ in range(100):
                 self.temp = f"{prefix}{secrets.token_hex(16)}"
                 try:
-                    fd = _open_at(self.temp, _NEW_FILE, folder, mode)
+                    fd = _open_at(self.temp, flags, folder, mode)
                     break
                 except FileExistsError:
                     continue
@@ -143,7 +176,7 @@ class StagedFile:
         except BaseException:
             os.close(folder)
             raise
-        self.file: BinaryIO = os.fdopen(fd, "r+b")
+        self.file: BinaryIO = os.fdopen(fd, "wb" if write_only else "r+b")
 
     def taken(self) -> bool:
         """Whether anything (a link too) stands at the key's place now."""
@@ -173,6 +206,17 @@ class StagedFile:
                 os.unlink(self.name, dir_fd=folder)
             raise FileSwapped(f"the file written for {self.name!r} was replaced while it was written")
 
+    def set_down(self, root: Path, folders: Sequence[str]) -> SetDown:
+        """Close the file, written in full, and its folder (`open_folder(root, folders)`'s), keeping its
+        temporary name: what a restore stages for thousands of objects before it places any, where
+        holding two descriptors each would exhaust the process's."""
+        self.file.flush()
+        written = os.fstat(self.file.fileno())
+        self.file.close()
+        os.close(self._folder)
+        self._folder = -1
+        return SetDown(root, tuple(folders), self.temp, self.name, (written.st_dev, written.st_ino))
+
     def close(self) -> None:
         """Close the file and remove its temporary name (gone already where `store` renamed it).
         Safe to repeat."""
@@ -185,6 +229,55 @@ class StagedFile:
         finally:
             os.close(self._folder)
             self._folder = -1
+
+
+@dataclass(frozen=True)
+class SetDown:
+    """A file StagedFile wrote, closed under its temporary name, to be given its place (`place`) or
+    removed (`discard`) later, through its folder opened again through no link: either one acts
+    only on the very file written (`file`: device, inode), never on what a direct writer put at
+    the temporary name since."""
+
+    root: Path
+    folders: tuple[str, ...]
+    temp: str
+    name: str
+    file: tuple[int, int]
+
+    def place(self) -> tuple[int, int]:
+        """Rename it over whatever is at its place; the folder's (device, inode), to sync once
+        (sync_folders). FileSwapped, and nothing left there, if another file was at the temporary name."""
+        folder = open_folder(self.root, self.folders)
+        try:
+            os.replace(self.temp, self.name, src_dir_fd=folder, dst_dir_fd=folder)
+            placed = os.stat(self.name, dir_fd=folder, follow_symlinks=False)
+            if (placed.st_dev, placed.st_ino) != self.file:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.name, dir_fd=folder)
+                raise FileSwapped(f"the file written for {self.name!r} was replaced before it was placed")
+            found = os.fstat(folder)
+            return found.st_dev, found.st_ino
+        finally:
+            os.close(folder)
+
+    def sync_folder(self) -> None:
+        """Make the folder's entries (the name `place` gave) durable."""
+        folder = open_folder(self.root, self.folders)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    def discard(self) -> None:
+        """Remove the temporary name, if it still holds the file written (placed, it is gone)."""
+        with contextlib.suppress(FileNotFoundError, UnsafeKey):
+            folder = open_folder(self.root, self.folders)
+            try:
+                found = os.stat(self.temp, dir_fd=folder, follow_symlinks=False)
+                if (found.st_dev, found.st_ino) == self.file:
+                    os.unlink(self.temp, dir_fd=folder)
+            finally:
+                os.close(folder)
 
 
 class LocalStore:
@@ -241,31 +334,8 @@ class LocalStore:
         return True
 
     def _open_directory(self, folders: Sequence[str], *, make: bool = False) -> int:
-        """A descriptor of the directory `root/folders...` (the caller closes it), each part opened
-        relative to the one above it and never through a link: a link a direct writer put (or swaps
-        in, at any moment) anywhere below the root is refused (UnsafeKey), and what is done through
-        the descriptor stays in that directory, wherever its names are moved meanwhile. A check of
-        the path first and an open by name after it let a writer swap a part between the two.
-        `make` creates the missing ones; FileNotFoundError for one missing (or a file)."""
-        try:
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the operator's, resolved as the store was made
-        except FileNotFoundError:
-            if not make:
-                raise
-            self.root.mkdir(parents=True, exist_ok=True)  # `open` makes it; a store used before that, here
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            for part in folders:
-                if make:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, dir_fd=fd)
-                inner = _open_at(part, _DIRECTORY, fd)
-                os.close(fd)
-                fd = inner
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        """open_folder of this store's root."""
+        return open_folder(self.root, folders, make=make)
 
     @contextlib.contextmanager
     def _directory(self, folders: Sequence[str], *, make: bool = False) -> Iterator[int]:
@@ -322,7 +392,7 @@ class LocalStore:
         not create anything but the file). The entry itself: whatever a writer left there so far
         is for completion to judge, not a reason to refuse the session."""
         path = self._entry(key)
-        with self._directory(_split(key)[0], make=True):  # made through no link
+        with self._directory(split_key(key)[0], make=True):  # made through no link
             pass
         return path
 
@@ -452,7 +522,7 @@ class LocalStore:
         copy), then remove what is left of the upload. A crash leaves either the parts or the whole
         object at `key` (and maybe the part markers), never a part of it: the object's presence with
         the parts gone tells a later completion this one got that far."""
-        folders, name = _split(key)
+        folders, name = split_key(key)
         with self._directory(self._upload_folders(upload_id)) as upload, self._directory(folders, make=True) as target:
             fd = _open_regular(_PART_DATA, os.O_RDONLY, upload)
             try:
@@ -476,19 +546,24 @@ class LocalStore:
 
     # --- objects
     async def stat(self, key: str) -> ObjectInfo | None:
-        """What `key` holds; None for nothing, or for anything but a regular file (a direct writer's symlink)."""
-        path = self._entry(key)
+        """What `key` holds; None for nothing, or for anything but a regular file (a direct writer's
+        symlink or FIFO). Judged, size and digest alike, through the descriptor of the file itself,
+        opened through no link (a link among its folders: UnsafeKey): by path, a writer could swap a
+        folder for a link between the look at it and the read of its digest."""
+        folders, name = split_key(key)
         try:
-            found = path.lstat()
+            with self._directory(folders) as folder:
+                fd = _open_regular(name, os.O_RDONLY, folder)
         except FileNotFoundError:
             return None
-        if not stat.S_ISREG(found.st_mode):
-            return None
-        size = found.st_size
-        try:  # of the entry lstat judged, not of what a link swapped in since points to
-            recorded = os.getxattr(path, SHA256_ATTR, follow_symlinks=False).decode() if _XATTRS else None
-        except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
-            recorded = None
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                recorded = os.getxattr(fd, SHA256_ATTR).decode() if _XATTRS else None
+            except OSError:  # not recorded (a multipart object), or no user xattrs on this filesystem
+                recorded = None
+        finally:
+            os.close(fd)
         return ObjectInfo(size=size, sha256=recorded)
 
     def remove_stale_temp_files(self, older_than: float) -> int:
@@ -505,13 +580,14 @@ class LocalStore:
 
     def files_older_than(self, prefix: str, seconds: float) -> list[str]:
         """Keys of the regular files directly under `prefix/` nobody has written to for `seconds`.
-        Blocking (lists the directory)."""
+        Blocking (lists the directory, opened through no link: a link in `prefix`'s place lists
+        nothing, never the folder it points to)."""
         cutoff = time.time() - seconds
         try:
-            with os.scandir(self.root / prefix) as entries:
+            with self._directory(prefix.split("/")) as folder, os.scandir(folder) as entries:
                 return [f"{prefix}/{e.name}" for e in entries
                         if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < cutoff]
-        except FileNotFoundError:
+        except (FileNotFoundError, UnsafeKey):
             return []
 
     def set_aside(self, key: str) -> None:
@@ -519,7 +595,7 @@ class LocalStore:
         server found no record of is kept a while, in case the record is what is missing. Renamed
         between directories opened through no link: a link in place of STRAY_DIR is refused (UnsafeKey),
         never a way to move the lake's files out of it."""
-        folders, name = _split(key)
+        folders, name = split_key(key)
         with self._directory(folders) as source, self._directory([STRAY_DIR, *folders], make=True) as target:
             os.replace(name, name, src_dir_fd=source, dst_dir_fd=target)
 
@@ -556,7 +632,7 @@ class LocalStore:
         FileNotFoundError for nothing there or anything else (a FIFO cannot hold the thread). Serve,
         hash or decode what this returns, never the path: a writer sharing the mount can swap a name
         for a link between a check of it and an open by it. Blocking (small)."""
-        folders, name = _split(key)
+        folders, name = split_key(key)
         with self._directory(folders) as folder:
             return os.fdopen(_open_regular(name, os.O_RDONLY, folder), "rb")
 
@@ -577,7 +653,7 @@ class LocalStore:
     def stage(self, key: str, *, prefix: str = STAGED_PREFIX, mode: int = 0o666) -> StagedFile:
         """A new file beside `key`'s place (its folders made), which StagedFile.store then puts there:
         what a signed PUT, a thumbnail or a version's content file is written into. Blocking (small)."""
-        folders, name = _split(key)
+        folders, name = split_key(key)
         return StagedFile(self._open_directory(folders, make=True), name, prefix, mode)
 
     async def write(self, key: str, path: Path | StagedFile) -> None:
@@ -609,7 +685,7 @@ class LocalStore:
         `expect`: the source as it was found (and judged) before. SourceChanged if what was opened
         is another file (a part of its path swapped for a link since: the caller's checks held for
         the file it found, not for this one), or if the bytes read are not of its size."""
-        folders, name = _split(key)
+        folders, name = split_key(key)
         # Written in place, not through a temporary name: the key is new (O_EXCL: it must not exist),
         # and nothing names it until the copy is done and its asset recorded. Its folders are opened
         # through no link, as everything the server writes in a mount (StagedFile says why).
@@ -625,11 +701,22 @@ class LocalStore:
         return sha256
 
     async def delete(self, key: str) -> None:
-        path = self._entry(key)
-        if path.is_dir() and not path.is_symlink():  # a direct writer's mistake; never a stored object
-            await asyncio.to_thread(shutil.rmtree, path, True)
-        else:
-            path.unlink(missing_ok=True)
+        """Remove `key`'s entry, whatever it is (a link a direct writer left is removed, never
+        followed), through the descriptor of its folder opened through no link: by path, a folder
+        swapped for a link meanwhile would have the server delete a file outside the mount. A link
+        among the folders is UnsafeKey; nothing there, nothing to do."""
+        await asyncio.to_thread(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        folders, name = split_key(key)
+        try:
+            with self._directory(folders) as folder:
+                try:
+                    os.unlink(name, dir_fd=folder)
+                except IsADirectoryError:  # a direct writer's mistake, never a stored object
+                    shutil.rmtree(name, ignore_errors=True, dir_fd=folder)  # by descriptors: no link followed
+        except FileNotFoundError:
+            pass
 
 
 class SourceChanged(Exception):
@@ -672,7 +759,7 @@ def sha256_of_source(source: Path, expect: os.stat_result) -> str:
         return stream_digest(reader)[1]
 
 
-def _split(key: str) -> tuple[list[str], str]:
+def split_key(key: str) -> tuple[list[str], str]:
     """The folders and the name of `key`'s file, once `key` is checked as text (_check_key)."""
     _check_key(key)
     *folders, name = key.split("/")

@@ -5,6 +5,10 @@ lstat-s the parts of a key and resolves only when it meets a link."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -63,3 +67,45 @@ def test_links_that_stay_inside_are_followed_and_chains_are_resolved_whole(store
     (store.root / "real" / "up").symlink_to("../../outside/secret")  # relative, through ..
     with pytest.raises(UnsafeKey):
         store.path("real/up")
+
+
+def test_stat_delete_and_listing_never_act_through_a_folder_swapped_for_a_link(store: LocalStore) -> None:
+    """A direct writer swaps a key's folder for a link out of the root, again and again, while the
+    server stats, deletes and lists: nothing outside is ever judged, listed or removed. The store acts
+    through the descriptors of folders opened through no link; checking the path first and acting by
+    it after let a swap land in between."""
+    store.root.mkdir()
+    outside = store.root.parent / "outside"
+    real, link = store.root / "real", store.root / "link"
+    real.mkdir()
+    link.symlink_to(outside)
+    (outside / "old").write_text("outside, long untouched")
+    os.utime(outside / "old", (0, 0))
+    stop = threading.Event()
+
+    def swap() -> None:  # `assets` is now the real folder, now the link
+        while not stop.is_set():
+            for current in (real, link):
+                with contextlib.suppress(OSError):
+                    os.rename(current, store.root / "assets")
+                    os.rename(store.root / "assets", current)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    seen: list = []
+
+    async def meanwhile() -> None:
+        for _ in range(2000):
+            with contextlib.suppress(OSError, UnsafeKey):
+                seen.append(await store.stat("assets/secret"))
+            with contextlib.suppress(OSError, UnsafeKey):
+                await store.delete("assets/secret")
+            seen.extend(store.files_older_than("assets", 60))
+
+    try:
+        asyncio.run(meanwhile())
+    finally:
+        stop.set()
+        swapper.join()
+    assert (outside / "secret").read_text() == "not the lake's"
+    assert not any(s is not None for s in seen if not isinstance(s, str)) and "assets/old" not in seen
