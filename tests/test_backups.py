@@ -519,6 +519,27 @@ async def test_a_backup_copies_only_the_mounts_regular_files_and_a_restore_follo
         await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "third"}, replace=True)
 
 
+async def test_a_restore_writes_through_no_folder_swapped_for_a_link(state: AppState, api: Api, contributor: str,
+                                                                     tmp_path: Path, scratch_db: AsyncDatabase) -> None:
+    """A direct writer sharing the mount puts a link where an object's folder would be: the restore
+    refuses, naming it, and writes nothing where the link points (it made folders and files by path,
+    so the object landed outside the mount, under the key's name)."""
+    await factories.value_asset(api, contributor)
+    root = tmp_path / "objects"
+    (root / "assets").mkdir(parents=True)
+    (root / "assets" / "a").write_bytes(os.urandom(5000))
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test", local_roots={"local": root})
+    target_root, outside = tmp_path / "restored", tmp_path / "outside"
+    target_root.mkdir()
+    outside.mkdir()
+    (target_root / "assets").symlink_to(outside)
+    with pytest.raises(BadUserInput, match="local:assets/a: a folder on its way in the mount is a symbolic link") as refused:
+        await restore_backup(scratch_db, backup, local_roots={"local": target_root})
+    assert refused.value.extensions["field"] == "mounts"
+    assert list(outside.iterdir()) == [] and await scratch_db.list_collection_names() == []
+
+
 async def test_a_restore_refuses_a_backup_or_a_lake_newer_than_this_code(state: AppState, api: Api, contributor: str,
                                                                          tmp_path: Path, scratch_db: AsyncDatabase,
                                                                          mongodb_url: str) -> None:

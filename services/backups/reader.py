@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import socket
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.registry import COLLECTION_NAMES
-from graphlake_client.direct import on_local_disk
+from graphlake_client.direct import copy_hashing, on_local_disk
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
 from migrations.runner import V1_COLLECTIONS
 from migrations.v006_datum_uses import VERSION as USES_SINCE
@@ -33,12 +32,12 @@ from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
 from services.backups.layout import Manifest, NotAFile, PayloadEntry, file_digest, open_regular, verify_backup
-from services.backups.writer import NOT_BACKED_UP, RAW, Progress, copy_synced, sync_directory
+from services.backups.writer import NOT_BACKED_UP, RAW, Progress, durable
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
 from services.lineage import write_links
 from storage import ObjectStore
-from storage.local import PUT_TEMP_PREFIX, LocalStore
+from storage.local import PUT_TEMP_PREFIX, LocalStore, SetDown, StagedFile, UnsafeKey, open_folder, split_key
 
 BATCH = 1000
 
@@ -140,34 +139,50 @@ async def _insert_all(db: AsyncDatabase, name: str, path: Path) -> None:
             await collection.insert_many(batch, ordered=False)
 
 
-Staged = list[tuple[Path, Path]]  # (temp file, its place)
+Staged = list[SetDown]
 
 
 def _stage(source: Path, payloads: list[PayloadEntry], roots: Mapping[str, Path]) -> Staged:
     """Copy each object (synced to disk) to a temp name beside its place in its mount, checking its
     size and SHA-256 against the manifest; on any difference remove them all and refuse. A temp name
-    the reconciler sweeps if a crash leaves it. Blocking: a thread's work."""
+    the reconciler sweeps if a crash leaves it. Blocking: a thread's work.
+
+    Written through the descriptor of the object's folder, opened (made where missing) through no
+    link, under a new name nobody can guess (StagedFile): a direct writer sharing the mount may put a
+    link anywhere in it, and a restore that made folders and files by path would write through it,
+    outside the mount. A key that is no object's (`..`, absolute) is refused before anything."""
     staged: Staged = []
     bypass_cache = {mount: on_local_disk(root) for mount, root in roots.items()}
     try:
         for payload in payloads:
-            target = roots[payload.mount] / payload.key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A name nobody can guess, made new (never one planted there first: a link a predictable
-            # name could be, which the copy would follow and write through, outside the mount).
-            temp = target.with_name(f"{PUT_TEMP_PREFIX}restore-{secrets.token_hex(8)}-{target.name}")
+            try:
+                folders, name = split_key(payload.key)
+            except UnsafeKey:
+                raise BadUserInput(f"{payload.file}: the manifest names it {payload.key!r}, which is no object's "
+                                   "key", field="source") from None
             try:
                 reader = open_regular(source / payload.file)
             except NotAFile as error:  # a backup writes only files: this one was put there since
                 raise BadUserInput(f"{payload.file} in the backup is {error.what}, not a regular file",
                                    field="source") from None
-            staged.append((temp, target))
+            root = roots[payload.mount]
             with reader:
-                size, actual = copy_synced(reader, temp, bypass_cache=bypass_cache[payload.mount])
+                try:
+                    folder = open_folder(root, folders, make=True)
+                except UnsafeKey:
+                    raise BadUserInput(f"{payload.mount}:{payload.key}: a folder on its way in the mount is a symbolic "
+                                       "link, which a restore never writes through", field="mounts") from None
+                target = StagedFile(folder, name, f"{PUT_TEMP_PREFIX}restore-", 0o600, write_only=True)
+                try:
+                    size, actual = copy_hashing(reader, target.file, bypass_cache=bypass_cache[payload.mount])
+                    durable(target.file)
+                    LocalStore.record_sha256(target.file.fileno(), actual)
+                    staged.append(target.set_down(root, folders))
+                finally:
+                    target.close()  # set down: nothing left to close; cut short: its temporary name goes
             if (size, actual) != (payload.size, payload.sha256):
                 raise BadUserInput(f"{payload.file}: {size} bytes, SHA-256 {actual}; the manifest says {payload.size} "
                                    f"bytes, {payload.sha256}", field="source")
-            LocalStore.record_sha256(temp, actual)
     except BaseException:
         _discard(staged)
         raise
@@ -175,16 +190,18 @@ def _stage(source: Path, payloads: list[PayloadEntry], roots: Mapping[str, Path]
 
 
 def _place(staged: Staged) -> None:
-    """Rename each staged object into place, and make the renames durable."""
-    for temp, target in staged:
-        os.replace(temp, target)
-    for directory in {target.parent for _temp, target in staged}:
-        sync_directory(directory)
+    """Rename each staged object into place, and make the renames durable (each folder once)."""
+    folders: dict[tuple[int, int], SetDown] = {}
+    for target in staged:
+        folders.setdefault(target.place(), target)
+    for target in folders.values():
+        target.sync_folder()
 
 
 def _discard(staged: Staged) -> None:
-    for temp, _target in staged:
-        temp.unlink(missing_ok=True)
+    """Remove what was staged and not placed (a failure on the way)."""
+    for target in staged:
+        target.discard()
 
 
 async def missing_local_files(db: AsyncDatabase, local_roots: Mapping[str, Path]) -> dict[str, int]:
