@@ -63,6 +63,9 @@ class BundleReader:
     def __init__(self, src: Path, *, confined: bool = False) -> None:
         self.src = src
         self.confined = confined
+        # Where its own files must lie, resolved once: resolved again at each read, a folder of the
+        # path swapped for a link meanwhile would move "inside" to wherever the link leads.
+        self._inside = src.resolve() if confined else src
         self._tar: tarfile.TarFile | None = None
         if is_tar(src) or src.is_file():
             try:
@@ -131,7 +134,7 @@ class BundleReader:
         stream = os.fdopen(fd, "rb")
         found = os.fstat(fd)
         where = Path(os.readlink(f"/proc/self/fd/{fd}")) if Path("/proc/self/fd").is_dir() else (self.src / path).resolve()
-        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or not where.is_relative_to(self.src.resolve()):
+        if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or not where.is_relative_to(self._inside):
             stream.close()
             raise GraphlakeClientError(f"{path}: a link, not a file of the bundle's own (a bundle on a mount holds its "
                                        "payloads themselves)", "BAD_USER_INPUT")
