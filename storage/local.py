@@ -552,10 +552,15 @@ class LocalStore:
         folder for a link between the look at it and the read of its digest."""
         folders, name = split_key(key)
         try:
-            with self._directory(folders) as folder:
-                fd = _open_regular(name, os.O_RDONLY, folder)
+            folder = self._open_directory(folders)  # a link among them: UnsafeKey
         except FileNotFoundError:
             return None
+        try:
+            fd = _open_regular(name, os.O_RDONLY, folder)
+        except (FileNotFoundError, UnsafeKey):  # nothing there, or the entry itself a link: no file stored
+            return None
+        finally:
+            os.close(folder)
         try:
             size = os.fstat(fd).st_size
             try:
