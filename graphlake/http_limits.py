@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphlake.logs import request_id_var
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 class RequestId:

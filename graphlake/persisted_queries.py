@@ -21,7 +21,7 @@ from collections import OrderedDict
 # default 1000 entries, the store holds at most about 32 MB of text. Our own operations are under 2 KB.
 MAX_STORED_CHARS = 32_768
 
-_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}\Z")
 
 
 class PersistedQueryError(Exception):

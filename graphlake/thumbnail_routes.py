@@ -19,7 +19,7 @@ from storage import LocalStore
 from storage.local import UnsafeKey
 from storage.signing import InvalidSignature
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -41,7 +41,7 @@ ASSET_KINDS = ("FILE", "VALUE", "TEXT", "EXTERNAL")
 SPLITS = ("TRAIN", "VALIDATION", "TEST", "UNASSIGNED")
 PURPOSES = ("GROUND_TRUTH", "PREDICTION", "REVIEW")
 GEOMETRIES = ("bbox", "rotatedBbox", "polygon", "polyline", "keypoints", "mask")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_KEY = 200  # a record key's length, as the server allows (services/record_keys.py)
 
 

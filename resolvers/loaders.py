@@ -25,6 +25,7 @@ from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
 from documents.common import Split
+from documents.dataset import VersionMember
 from documents.lean import lean
 from resolvers.loop_slices import validate_all
 from services import datasets, snapshots
@@ -228,6 +229,13 @@ class Loaders:
             return [grouped[d] for d in datum_ids]
 
         return self._get(_cache_key("version_copies", version_id, query), load, "version_copies")
+
+    def version_members(self, version_id: ObjectId) -> DataLoader[ObjectId, VersionMember | None]:
+        """The datums version `version_id` holds, as it holds them, by datum id: a batch in one read."""
+        async def load(datum_ids: Sequence[ObjectId]) -> list[VersionMember | None]:
+            return await snapshots.members_of(version_id, datum_ids)
+
+        return self._get(_cache_key("version_members", version_id), load, "version_members")
 
     def version_diffs(self) -> DataLoader[tuple[ObjectId, ObjectId], datasets.Diff]:
         """The diff of each (version, against): computed once per operation, however many of its

@@ -20,7 +20,7 @@ from services.events.log import EventSettings
 from services.node_ids import NodeType, encode_id, is_node_id, split_id
 
 BOOTSTRAP_TOKEN_NAME = "admin"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ MAX_LINEAGE = 100  # assets one asset derives from (`derivedFrom`)
 MAX_ROLES = 20  # roles of one datum
 MAX_VERSION_SETS = 100  # annotation sets one dataset version holds
 MAX_ALIASES = 100  # aliases naming one asset (`aliases`)
-_ALIAS = re.compile(r"^[^\s/][^\s]{0,199}$")
+_ALIAS = re.compile(r"^[^\s/][^\s]{0,199}\Z")
 
 
 # type/subtype, with parameters (`text/csv; charset=utf-8`): what a Content-Type header carries, and

@@ -45,7 +45,7 @@ from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, decode_object_id, encode_id
 from storage import ObjectStore
 
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
 # A BUILDING version older than this was abandoned by a crashed build and may be replaced.
 ABANDONED_AFTER = timedelta(minutes=10)
 # Collection items a build from a collection makes datums of at a time (_datums_from_collection).

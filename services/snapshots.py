@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +22,7 @@ from documents.clock import utcnow
 from documents.common import Split
 from documents.dataset import DatasetVersion, VersionContentFile, VersionMember, VersionStatus
 from documents.json_value import StoredJson
+from documents.lean import lean
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.record_pack import VersionRecordPack, pack, unpack_all
 from documents.sparse import sparse
@@ -277,6 +278,14 @@ async def _check_content(content: VersionContentFile, result: Verification, stor
     if actual != content.sha256:
         result.problem(f"its content file {content.key} hashes to {actual}; {content.sha256} was recorded "
                        "(exporters read its pages instead)")
+
+
+async def members_of(version_id: ObjectId, datum_ids: Sequence[ObjectId]) -> list[VersionMember | None]:
+    """The datums version `version_id` holds, as it holds them, in the order asked (None where it
+    holds no such datum): one query, by the unique (version, datum) index."""
+    found = {m["datum_id"]: lean(VersionMember).model_validate(m) for m in await VersionMember.get_pymongo_collection().find(
+        {"version_id": version_id, "datum_id": {"$in": list(datum_ids)}}).to_list()}
+    return [found.get(d) for d in datum_ids]
 
 
 async def copies_of(version_id: ObjectId, datum_ids: Iterable[ObjectId]) -> list[dict]:

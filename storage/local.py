@@ -48,7 +48,7 @@ from storage.signing import UrlSigner
 
 SHA256_ATTR = "user.graphlake.sha256"
 _XATTRS = hasattr(os, "setxattr")  # Linux; elsewhere (macOS) completion reads objects back
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}\Z")
 READ_CHUNK = 1024 * 1024
 _PART_DATA = "data"  # a multipart upload's file, in its folder under .multipart
 PUT_TEMP_PREFIX = ".upload-"  # a signed PUT's file until it is renamed into place

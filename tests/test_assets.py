@@ -229,6 +229,8 @@ async def test_aliases_are_unique_across_the_lake(api: Api, contributor: str) ->
     assert (await api.data("AssetByAlias", {"alias": "run-7/best"}, token=contributor))["assetByAlias"] is None
     moved = (await api.data("AddAliases", {"assetId": second["id"], "aliases": ["run-7/best"]}, token=contributor))
     assert moved["addAliases"]["aliases"] == ["run-7/best"]
+    error = await api.error("AddAliases", {"assetId": second["id"], "aliases": ["best\n"]}, token=contributor)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"  # no whitespace, a last newline neither
 
 
 async def test_an_asset_holds_at_most_100_aliases(api: Api, contributor: str) -> None:

@@ -114,6 +114,7 @@ async def test_version_errors_write_nothing(api: Api, contributor: str) -> None:
     cases = [
         ({"version": "v1"}, "CONFLICT", "version"),
         ({"version": "bad name"}, "BAD_USER_INPUT", "version"),
+        ({"version": "v2\n"}, "BAD_USER_INPUT", "version"),  # `$` matched before a last newline
         ({"version": "v2", "parentId": foreign["id"]}, "BAD_USER_INPUT", "parentId"),
         ({"version": "v2", "parentId": v1["id"], "removeDatums": [d[1]["id"]]}, "BAD_USER_INPUT", "removeDatums[0]"),
         ({"version": "v2", "removeDatums": [d[0]["id"]]}, "BAD_USER_INPUT", "removeDatums"),  # no parent to remove from
@@ -370,7 +371,8 @@ async def test_training_split_keeps_assigned_splits_and_counts_only_ground_truth
 
 FROZEN = """query Frozen($id: ID!) { datasetVersion(id: $id) { manifestSha256 datums(first: 50) { edges { node {
   id split metadata roles { role asset { id } }
-  annotations(first: 50) { totalCount edges { node { id label verified verifiedBy } } } } } } } }"""
+  annotations(first: 50) { totalCount edges { node { id label verified verifiedBy
+    datum { id split metadata annotations(first: 1) { totalCount } } } } } } } } } }"""
 
 
 async def test_a_ready_version_shows_what_it_was_built_from_whatever_changes_later(api: Api, contributor: str) -> None:
@@ -400,6 +402,10 @@ async def test_a_ready_version_shows_what_it_was_built_from_whatever_changes_lat
 
     built = await read(v1)
     assert [len(e["node"]["annotations"]["edges"]) for e in built["datums"]["edges"]] == [1, 0, 0]
+    # A record reached through the version leads back to the datum as the version holds it, not as it is now.
+    record = built["datums"]["edges"][0]["node"]["annotations"]["edges"][0]["node"]
+    assert record["datum"] == {"id": d[0]["id"], "split": "TRAIN", "metadata": built["datums"]["edges"][0]["node"]["metadata"],
+                               "annotations": {"totalCount": 1}}
     assert await verified_split(v1) == []
 
     # everything that can change afterwards changes

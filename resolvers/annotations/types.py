@@ -262,12 +262,17 @@ class AnnotationRecord(Node):
         found = await info.context.loaders.by_id(docs.AnnotationRecord).load(record_id)
         return AnnotationRecord.from_document(found) if found else None
 
-    @strawberry.field(description="The datum it was made for; null if it annotates the asset alone (or the datum is gone).")
+    @strawberry.field(description="The datum it was made for; null if it annotates the asset alone (or the datum is "
+                                  "gone). Reached through a dataset version, the datum as that version holds it.")
     async def datum(self, info: Info) -> Annotated[Datum, strawberry.lazy("resolvers.datums.types")] | None:
         from resolvers.datums.types import Datum
 
         if self.doc.datum_id is None:
             return None
+        version_id = getattr(self.doc, "version_id", None)
+        if version_id is not None:  # a version's copy: its datum as that version holds it, not as it is now
+            member = await info.context.loaders.version_members(version_id).load(self.doc.datum_id)
+            return Datum.from_member(member) if member else None
         found = await info.context.loaders.by_id(DatumDocument).load(self.doc.datum_id)
         return Datum.from_document(found) if found else None
 

@@ -13,7 +13,6 @@ from documents.common import Split as SplitValue
 from documents.dataset import Dataset as DatasetDocument
 from documents.dataset import DatasetVersion as VersionDocument
 from documents.dataset import VersionMember, VersionStatus
-from documents.lean import lean
 from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split, who_did
 from resolvers.context import Info
@@ -23,7 +22,7 @@ from resolvers.pagination import Page, child_connection, sorted_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import BigInt
 from services import datasets as service
-from services import version_content
+from services import snapshots, version_content
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.snapshots import Verification, verify
 
@@ -32,9 +31,7 @@ READY = {"status": VersionStatus.READY.value}
 
 async def load_members(version_id: ObjectId, datum_ids: list[ObjectId]) -> list[Datum]:
     """Datums as version `version_id` holds them, in the order asked (one query, by the unique index)."""
-    found = {m["datum_id"]: lean(VersionMember).model_validate(m) for m in await VersionMember.get_pymongo_collection().find(
-        {"version_id": version_id, "datum_id": {"$in": datum_ids}}).to_list()}
-    return [Datum.from_member(found[d]) for d in datum_ids]
+    return [Datum.from_member(m) for m in await snapshots.members_of(version_id, datum_ids) if m is not None]
 
 
 @strawberry.type(description="How many of a version's datums are in one split.")

@@ -15,7 +15,7 @@ from services.uploads.assembly import assemble
 from storage import ObjectStore
 from storage.protocol import ObjectInfo
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def check_sha256(sha256: str, field: str) -> str:
