@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -233,6 +233,8 @@ class Verification:
     files_read: int = 0
     external_checked: int = 0  # objects registered in place (S3) asked whether they changed
     problems: list[str] = field(default_factory=list)
+    splits: Counter[str] = field(default_factory=Counter)  # datums per split, as the members hold them
+    set_records: Counter[str] = field(default_factory=Counter)  # records per set (its id as text), as copied
 
     @property
     def ok(self) -> bool:
@@ -259,6 +261,15 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
         result.problem("the hash of what the version holds is not the one recorded when it was built")
     if result.datums != version.datum_count:
         result.problem(f"it holds {result.datums} datums; {version.datum_count} were recorded")
+    # What splitCounts and annotationCounts answer is kept on the version, apart from what it holds.
+    held_splits = {s.value: result.splits[s.value] for s in Split}
+    if held_splits != {s.value: version.split_counts.get(s.value, 0) for s in Split}:
+        result.problem(f"its datums are in splits {_counted(held_splits)}; {_counted(version.split_counts)} were recorded")
+    if version.record_counts is not None:  # counted by builds since they count (older ones are counted when asked)
+        held_records = {str(s): result.set_records[str(s)] for s in version.annotation_set_ids}
+        if held_records != {s: version.record_counts.get(s, 0) for s in held_records}:
+            result.problem(f"it holds {_counted(held_records, NodeType.ANNOTATION_SET)} records; "
+                           f"{_counted(version.record_counts, NodeType.ANNOTATION_SET)} were recorded")
     if stores is not None and version.content is not None:
         await _check_content(version.content, result, stores)
     return result
@@ -378,8 +389,20 @@ async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping
         if (copy.get("geometry") or {}).get("type") == "MASK":
             held[copy["geometry"]["asset_id"]] = copy.get("mask_digest", PENDING)
     await _check_assets(held, result, stores)
+    result.splits.update(m["split"] for m in members)
+    result.set_records.update(str(c["set_id"]) for c in copies)
     by_datum = _by_datum_of(copies)
-    return [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
+    entries = [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
+    for member, entry in zip(members, entries, strict=True):
+        if member.get("entry") and member["entry"] != entry.hex():  # what a diff compares (none on very old versions)
+            result.problem(f"datum {encode_id(NodeType.DATUM, member['datum_id'])}: the entry a diff compares is not "
+                           "that of what the version holds")
+    return entries
+
+
+def _counted(counts: Mapping[str, int], node: NodeType | None = None) -> str:
+    """Counts as a problem names them: `TRAIN 2, TEST 1`, or by the API's IDs of `node`."""
+    return ", ".join(f"{encode_id(node, ObjectId(k)) if node else k} {n}" for k, n in counts.items() if n) or "none"
 
 
 async def _check_assets(held: Mapping[ObjectId, str], result: Verification,

@@ -481,7 +481,10 @@ async def test_verify_recomputes_the_hash_and_checks_every_asset(api: Api, contr
     await members.update_one(target, {"$set": {"split": "TEST"}})  # what the version holds, changed behind its back
     checked = await verification()
     assert not checked["ok"] and checked["computedSha256"] != v["manifestSha256"]
-    assert checked["problems"] == ["the hash of what the version holds is not the one recorded when it was built"]
+    assert checked["problems"] == [  # the datum's entry, which diffs compare, and the split counts kept beside it too
+        f"datum {datums[0]['id']}: the entry a diff compares is not that of what the version holds",
+        "the hash of what the version holds is not the one recorded when it was built",
+        "its datums are in splits TEST 1, UNASSIGNED 2; UNASSIGNED 3 were recorded"]
     await members.update_one(target, {"$set": {"split": "UNASSIGNED"}})
     assert (await verification())["ok"]
 
@@ -491,6 +494,34 @@ async def test_verify_recomputes_the_hash_and_checks_every_asset(api: Api, contr
     shown = datums[1]["roles"][0]["asset"]["id"]  # the ID the API gives, not the database's
     assert not checked["ok"] and checked["problems"] == [f"asset {shown} now has sha256:{'0' * 64}; the version holds "
                                                          f"sha256:{hashlib.sha256(b'PNG').hexdigest()}"]
+
+
+async def test_verify_checks_the_counts_and_entries_kept_beside_what_a_version_holds(api: Api, contributor: str) -> None:
+    """splitCounts, annotationCounts and each datum's entry (what a diff compares) are kept on the
+    version apart from what it holds: verify checks each against what it holds."""
+    ds = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 3, roles=("image",), split="TRAIN")
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "dent"}
+        for d in datums]}, token=contributor)
+    v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
+                                addAnnotationSets=[labels["id"]])
+
+    async def problems() -> list[str]:
+        return (await api.data("VerifyVersion", {"id": v["id"]}, token=contributor))["datasetVersion"]["verification"]["problems"]
+
+    assert await problems() == []
+    versions, members = DatasetVersion.get_pymongo_collection(), VersionMember.get_pymongo_collection()
+    vid = object_id(v["id"])
+    await versions.update_one({"_id": vid}, {"$set": {"split_counts.TRAIN": 99}})
+    assert await problems() == ["its datums are in splits TRAIN 3; TRAIN 99 were recorded"]
+    await versions.update_one({"_id": vid}, {"$set": {"split_counts.TRAIN": 3, "record_counts": {str(object_id(labels["id"])): 42}}})
+    assert await problems() == [f"it holds {labels['id']} 3 records; {labels['id']} 42 were recorded"]
+    await versions.update_one({"_id": vid}, {"$set": {"record_counts": {str(object_id(labels["id"])): 3}}})
+    await members.update_one({"version_id": vid, "datum_id": object_id(datums[0]["id"])}, {"$set": {"entry": "00" * 32}})
+    assert await problems() == [f"datum {datums[0]['id']}: the entry a diff compares is not that of what the version holds"]
 
 
 async def test_a_deep_verify_reads_the_stored_bytes_again(api: Api, contributor: str, served: Served, settings: Settings,
