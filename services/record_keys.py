@@ -30,9 +30,11 @@ import random
 import time
 from typing import Any
 
+import orjson
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from documents.json_value.text import loads_json
 from services import batches
 from services.errors import Conflict, Unavailable
 from services.node_ids import NodeType, encode_id
@@ -49,7 +51,15 @@ CONTENT = ("datum_id", "asset_id", "kind", "label", "score", "value", "geometry"
 
 
 def _same(held: dict[str, Any], sent: dict[str, Any]) -> bool:
-    return all(held.get(name) == sent.get(name) for name in CONTENT)
+    return all(_content(held.get(name)) == _content(sent.get(name)) for name in CONTENT)
+
+
+def _content(field: Any) -> Any:
+    """A field as compared: JSON (attributes, stored as their text) by what it says, not by how it was
+    written: the same attributes sent again with their keys in another order are the same record."""
+    if isinstance(field, dict) and isinstance(field.get("json"), str):
+        return orjson.dumps(loads_json(field["json"]), option=orjson.OPT_SORT_KEYS)
+    return field
 
 
 async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:

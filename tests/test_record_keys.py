@@ -54,9 +54,19 @@ async def test_records_sent_again_under_their_keys_are_found_not_stored_twice(ap
     assert again["ids"][1:3] == [first["ids"][1], first["ids"][0]]
     assert again["records"][1]["geometry"]["x"] == 5 and again["records"][0]["key"] == "coco:0:bbox"
     assert await stored(lake) == 5
+    # Attributes are JSON: sent again with their keys in another order, the record is the same one.
+    ordered = await add(api, contributor, lake, [box(lake, "coco:4:bbox", attributes={"occluded": True, "pose": "left"})])
+    reordered = await add(api, contributor, lake, [box(lake, "coco:4:bbox", attributes={"pose": "left", "occluded": True})])
+    assert (reordered["count"], reordered["existing"], reordered["ids"]) == (0, 1, ordered["ids"])
+    assert await stored(lake) == 6
+    # ... but `true` is not `1`, nor `1` the text "1".
+    for other in ({"occluded": 1, "pose": "left"}, {"occluded": True, "pose": "left", "n": "1"}):
+        error = await api.error("AddAnnotations", {"setId": lake["set"], "records": [box(lake, "coco:4:bbox", attributes=other)]},
+                                token=contributor)
+        assert error["extensions"]["code"] == "CONFLICT", other
     # Records without keys are stored every time they are sent, as before keys.
     unkeyed = await add(api, contributor, lake, [box(lake, None)])
-    assert (unkeyed["count"], unkeyed["existing"]) == (1, 0) and await stored(lake) == 6
+    assert (unkeyed["count"], unkeyed["existing"]) == (1, 0) and await stored(lake) == 7
 
 
 async def test_a_key_held_with_other_content_is_a_conflict_and_stores_nothing(api: Api, contributor: str,
