@@ -414,6 +414,9 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     _refuse_missing(NodeType.DATUM, plan.add_datums, added, "addDatums")
     sets_found = {s.id for s in await AnnotationSet.find({"_id": {"$in": plan.add_sets}}).to_list()}
     _refuse_missing(NodeType.ANNOTATION_SET, plan.add_sets, sets_found, "addAnnotationSets")
+    if both_sets := set(plan.add_sets) & set(plan.remove_sets):  # as for datums: which one was meant?
+        raise BadUserInput(f"both added and removed: {', '.join(encode_id(NodeType.ANNOTATION_SET, s) for s in both_sets)}",
+                           field="removeAnnotationSets")
     for i, set_id in enumerate(plan.remove_sets):
         if set_id not in set_ids:
             raise BadUserInput(f"{encode_id(NodeType.ANNOTATION_SET, set_id)} is not in the parent version",

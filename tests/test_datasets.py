@@ -108,7 +108,8 @@ async def test_version_errors_write_nothing(api: Api, contributor: str) -> None:
     ds = await factories.dataset(api, contributor)
     other = await factories.dataset(api, contributor, "other")
     d = await factories.datums(api, contributor, 2, roles=("image",))
-    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d[0]["id"]])
+    labels = await factories.annotation_set(api, contributor, (await factories.schema(api, contributor))["id"])
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d[0]["id"]], addAnnotationSets=[labels["id"]])
     foreign = await factories.version(api, contributor, other["id"], "x")
     before = await DatasetVersion.count()
     cases = [
@@ -122,6 +123,8 @@ async def test_version_errors_write_nothing(api: Api, contributor: str) -> None:
          "removeDatums[1]"),  # named twice (the second removal failed INTERNAL)
         ({"version": "v2", "parentId": v1["id"], "addDatums": [d[0]["id"]], "removeDatums": [d[0]["id"]]},
          "BAD_USER_INPUT", "removeDatums"),
+        ({"version": "v2", "parentId": v1["id"], "addAnnotationSets": [labels["id"]], "removeAnnotationSets": [labels["id"]]},
+         "BAD_USER_INPUT", "removeAnnotationSets"),  # was taken silently as a removal
         ({"version": "v2", "addDatums": [d[1]["id"], "RGF0dW06NjRiMDAwMDAwMDAwMDAwMDAwMDAwMDAw"]}, "NOT_FOUND",
          "addDatums[1]"),
         ({"version": "v2", "addAnnotationSets": ["QW5ub3RhdGlvblNldDo2NGIwMDAwMDAwMDAwMDAwMDAwMDAwMDA"]}, "NOT_FOUND",
