@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from graphlake.settings import Settings
 
@@ -29,6 +30,40 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class BoundedHeadProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request whose line and headers exceed `max_head_bytes`
+    (431, and the connection closed). httptools sets no bound: a client with no token sending one
+    header of hundreds of MiB held the event loop for seconds at a time (the parser grows a header
+    value by concatenation, which costs more as it grows) and the process's memory by as much.
+    Why not uvicorn's h11 protocol, which takes a bound: it spends more of the server's CPU on every
+    request. Counted after each chunk is parsed: bytes of a chunk that completed the head (the
+    body's first bytes with it) never count."""
+
+    max_head_bytes = 65_536
+    _head_bytes = 0
+    _in_head = True
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_head, self._head_bytes = False, 0
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > self.max_head_bytes:
+            message = f"Request line and headers over {self.max_head_bytes} bytes (GRAPHLAKE_MAX_HEADER_BYTES)."
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; "
+                                 b"charset=utf-8\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+                                 % (len(message), message.encode()))
+            self.transport.close()
+
+
 def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | None = None,
           **options: Any) -> Server:
     """The server for `app` as `graphlake serve` runs it (host and port from the settings unless given)."""
@@ -38,8 +73,9 @@ def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for uvicorn.run / uvicorn.Config beside the app, host and port."""
+    head_bound = type("BoundedHeadProtocol", (BoundedHeadProtocol,), {"max_head_bytes": settings.max_header_bytes})
     return {
-        "log_config": None, "proxy_headers": True, "ws": WEBSOCKETS,
+        "log_config": None, "proxy_headers": True, "ws": WEBSOCKETS, "http": head_bound,
         "ws_max_size": settings.max_body_bytes, "ws_per_message_deflate": settings.websocket_compression,
     }
 

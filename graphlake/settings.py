@@ -200,6 +200,7 @@ class Settings(BaseSettings):
                                      "page size times those of the connections around it (resolvers/request_cost.py; "
                                      "the Python client's largest read weighs 50,100).")
     max_body_bytes: int = Field(default=16 * 1_048_576, description="Must exceed max_text_bytes: texts come in the body.")
+    max_header_bytes: int = Field(default=65_536, description="A request's line and headers, together (then 431).")
     default_page_size: int = 50
     max_page_size: int = 500
     max_subscriptions_per_connection: int = 20
@@ -316,7 +317,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("max_query_depth", "max_aliases", "max_tokens", "max_tokens_unauthenticated", "max_selections",
-                     "max_merge_cost", "max_request_nodes", "max_body_bytes", "max_page_size", "default_page_size",
+                     "max_merge_cost", "max_request_nodes", "max_body_bytes", "max_header_bytes", "max_page_size", "default_page_size",
                      "max_subscriptions_per_connection", "max_batch_items", "max_value_bytes", "max_metadata_bytes",
                      "max_event_data_bytes", "max_text_bytes", "upload_expiry_seconds", "multipart_threshold_bytes",
                      "max_upload_bytes", "max_download_url_seconds", "thumbnail_concurrency", "thumbnail_max_pixels",

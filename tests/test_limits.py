@@ -3,6 +3,9 @@ does with its limits, and the document memo, without a server: tests/unit/test_l
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import httpx
 import pytest
 
@@ -102,6 +105,34 @@ async def test_body_size(http: httpx.AsyncClient, api: Api, viewer: str, setting
     response = await http.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     await still_serving(api, viewer)
+
+
+async def test_an_oversized_head_is_refused_early_and_the_server_goes_on(served: Served, settings: Settings) -> None:
+    """A header of a MiB, sent by a client with no token a chunk at a time: 431 once the request's
+    line and headers pass GRAPHLAKE_MAX_HEADER_BYTES, long before the header ends, and the connection
+    closed; the server answers others meanwhile. A head under the bound, its body in the same chunk,
+    is served."""
+    host, port = served.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    sent, answer = 0, b""
+    try:
+        while sent < 1 << 20 and not answer:
+            writer.write(b"a" * 16384)
+            await writer.drain()
+            sent += 16384
+            with contextlib.suppress(TimeoutError):
+                answer = await asyncio.wait_for(reader.read(4096), 0.01)
+    except ConnectionError:  # closed under the writer, its answer waiting to be read
+        pass
+    answer += await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 ") and b"GRAPHLAKE_MAX_HEADER_BYTES" in answer, answer[:200]
+    assert sent < 4 * settings.max_header_bytes  # refused as it passed the bound, not once the header ended
+    async with httpx.AsyncClient(base_url=served.base_url) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        within = await client.post("/graphql", json={"query": "{ __typename }"}, headers={"X-Fill": "b" * 60_000})
+        assert within.status_code == 200
 
 
 @pytest.mark.parametrize("first", [0, -1, 501])
