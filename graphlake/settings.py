@@ -222,6 +222,9 @@ class Settings(BaseSettings):
     websocket_init_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long a new WebSocket may wait before connection_init (either protocol).")
     max_websockets: int = Field(default=1000, description="WebSockets open at once on one process; more are closed with 1013.")
+    max_websockets_awaiting_init: int = Field(
+        default=100, description="WebSockets of one process that have not sent connection_init yet, which hold no "
+                                 "slot of max_websockets: past it the one waiting longest is closed (4408).")
     websocket_compression: bool = Field(default=False, description=(
         "Offer permessage-deflate to WebSocket clients. Off by default, as in most GraphQL servers: every "
         "message is compressed for each socket, and a process fanning events out to 200 subscribers lagged "
@@ -323,7 +326,7 @@ class Settings(BaseSettings):
                      "max_upload_bytes", "max_download_url_seconds", "thumbnail_concurrency", "thumbnail_max_pixels",
                      "reconcile_interval_seconds", "max_events_per_batch",
                      "max_query_string_chars", "max_query_list_items", "event_feed_bytes", "subscriber_queue_size", "max_event_replay",
-                     "event_clock_skew_seconds", "max_websockets", "max_websockets_per_token",
+                     "event_clock_skew_seconds", "max_websockets", "max_websockets_awaiting_init", "max_websockets_per_token",
                      "max_concurrent_requests", "compression_min_bytes",
                      "metrics_max_operation_names")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -30,7 +32,7 @@ from graphlake.persisted_queries import PersistedQueries, PersistedQueryError
 from graphlake.request_json import UnreadableJSON, check_ws_message, kind, loads
 from graphlake.settings import Settings
 from graphlake.sse import event_stream_response, sse_transport
-from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization, refusal
+from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization
 from resolvers.context import Context
 from resolvers.internals import (
     CannotGetOperationTypeError,
@@ -41,7 +43,6 @@ from resolvers.internals import (
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated
-from services.socket_slots import SocketLimitReached
 
 log = logging.getLogger("graphlake.errors")
 
@@ -55,6 +56,23 @@ class _SubResponse(Response):
     carrying the media type the client asked for (graphlake/graphql_http.py)."""
 
     graphql_media_type: str
+
+
+# A socket closed to make room for a newer one still waiting for its connection_init: 4408, the code
+# graphql-transport-ws gives a socket whose init timed out, which is what it amounts to.
+EVICTED = (4408, "Closed before connection_init: too many sockets awaiting it (GRAPHLAKE_MAX_WEBSOCKETS_AWAITING_INIT)")
+_closing: set[asyncio.Task] = set()  # the eviction closes under way (a task nobody holds may be collected)
+
+
+def _close_later(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close `websocket` from outside its handler (which then ends as on any close)."""
+    async def close() -> None:
+        with contextlib.suppress(Exception):  # closed meanwhile, or never accepted: nothing left to close
+            await websocket.close(code, reason)
+
+    task = asyncio.get_running_loop().create_task(close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -122,7 +140,9 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "this needs an API token: send it in connection_init "
                                                        "as {\"Authorization\": \"Bearer <token>\"}",
                                             "code": "UNAUTHENTICATED"})
-        if context.principal is not None:  # SocketLimitReached: the handler closes the socket (4429)
+        # SocketLimitReached: the handler closes the socket (1013, or 4429 for the token's cap).
+        context.state.sockets.open(context.request, limit=self.settings.max_websockets)
+        if context.principal is not None:
             context.state.sockets.bind_token(context.request, context.principal.token_id,
                                              limit=self.settings.max_websockets_per_token)
         return None
@@ -277,16 +297,12 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
     async def _run_socket(self, websocket: WebSocket, context: Any, root_value: Any) -> Any:
-        """A socket holds one of the process's slots (GRAPHLAKE_MAX_WEBSOCKETS) while it is open."""
+        """A socket waits for its connection_init among GRAPHLAKE_MAX_WEBSOCKETS_AWAITING_INIT at most,
+        then holds one of the process's slots (GRAPHLAKE_MAX_WEBSOCKETS, taken in on_ws_connect)
+        while it is open (services/socket_slots.py)."""
         sockets = websocket.app.state.graphlake.sockets
-        try:
-            sockets.open(websocket, limit=self.settings.max_websockets)
-        except SocketLimitReached as full:
-            # Accepted only to be closed with a code and reason: a refused handshake reaches a
-            # browser as a bare 1006, saying nothing.
-            await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
-            await websocket.close(*refusal(full))
-            return websocket
+        sockets.await_init(websocket, limit=self.settings.max_websockets_awaiting_init,
+                           evict=lambda: _close_later(websocket, *EVICTED))
         metrics = websocket.app.state.graphlake.metrics
         if metrics is not None:
             metrics.websockets.inc()

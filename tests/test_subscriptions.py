@@ -262,6 +262,35 @@ async def test_websockets_over_the_process_cap_are_refused_with_try_again_later(
             assert (await again.connect(auth))["type"] == "connection_ack"
 
 
+async def test_sockets_that_never_initialise_hold_no_slot_and_the_oldest_make_room(
+        served: Served, state: AppState, settings: Settings, viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sockets opened by a client with no token that never send connection_init: they hold none of
+    the process's slots (1,000 of them had locked every subscriber out for their init timeout), and of
+    more than GRAPHLAKE_MAX_WEBSOCKETS_AWAITING_INIT the oldest are closed (4408) to make room."""
+    await wait_for(lambda: state.sockets.open_count == 0, what="the sockets of earlier tests to be let go")
+    monkeypatch.setattr(settings, "max_websockets", 2)
+    monkeypatch.setattr(settings, "max_websockets_awaiting_init", 3)
+    silent = []
+    try:
+        for _ in range(5):
+            silent.append(await websockets.connect(served.ws_url, subprotocols=[TRANSPORT_WS]))
+            await wait_for(lambda: state.sockets.open_count == min(len(silent), 3), what="the socket to be counted")
+        for evicted in silent[:2]:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(evicted.recv(), 10)
+            assert closed.value.rcvd.code == 4408 and "GRAPHLAKE_MAX_WEBSOCKETS_AWAITING_INIT" in closed.value.rcvd.reason
+        auth = {"Authorization": f"Bearer {viewer}"}
+        async with Subscriber(served.ws_url) as a, Subscriber(served.ws_url, LEGACY_WS) as b, Subscriber(served.ws_url) as over:
+            # Two initialised sockets fill the process's cap of 2, three silent ones waiting beside them.
+            assert (await a.connect(auth))["type"] == (await b.connect(auth))["type"] == "connection_ack"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await over.connect(auth)
+            assert closed.value.rcvd.code == 1013
+    finally:
+        for socket in silent:
+            await socket.close()
+
+
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_websockets_over_a_tokens_cap_are_refused(served: Served, state: AppState, settings: Settings,
                                                        make_token: MakeToken, protocol: str,
