@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from graphlake.object_files import ObjectFileResponse
+from graphlake.user_content import user_content
 from services.uploads.sessions import refuses_writes
 from storage.local import PUT_TEMP_PREFIX, FileSwapped, LocalStore, UnsafeKey
 from storage.signing import InvalidSignature
@@ -196,5 +197,5 @@ async def get_blob(request: Request) -> Response:
 def blob_routes(prefix: str = "/blobs") -> list[Route]:
     return [
         Route(prefix + "/{mount}/{key:path}", put_blob, methods=["PUT"]),
-        Route(prefix + "/{mount}/{key:path}", get_blob, methods=["GET", "HEAD"]),
+        Route(prefix + "/{mount}/{key:path}", get_blob, methods=["GET", "HEAD"], middleware=user_content()),
     ]

@@ -33,6 +33,7 @@ from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
 from graphlake.object_files import ObjectFileResponse
+from graphlake.user_content import user_content
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
 from services.availability import unavailable
@@ -147,4 +148,4 @@ async def get_content(request: Request) -> Response:
 
 
 def content_routes(prefix: str = "/assets") -> list[Route]:
-    return [Route(prefix + "/{ref:path}/content", get_content, methods=["GET", "HEAD"])]
+    return [Route(prefix + "/{ref:path}/content", get_content, methods=["GET", "HEAD"], middleware=user_content())]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from graphlake.user_content import user_content
 from services.thumbnails import CACHE_CONTROL, MEDIA_TYPE, SIGN_METHOD, SIZES, URL_SECONDS, ImageRefused
 from storage import LocalStore
 from storage.local import UnsafeKey
@@ -57,4 +58,4 @@ async def get_thumbnail(request: Request) -> Response:
 
 
 def thumbnail_routes(prefix: str = "/thumbnails") -> list[Route]:
-    return [Route(prefix + "/{mount}/{key:path}", get_thumbnail, methods=["GET", "HEAD"])]
+    return [Route(prefix + "/{mount}/{key:path}", get_thumbnail, methods=["GET", "HEAD"], middleware=user_content())]

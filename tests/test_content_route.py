@@ -326,3 +326,24 @@ async def test_a_local_file_is_sent_from_what_the_route_opened_never_through_a_l
             finally:
                 stored.unlink()
                 put_back()
+
+
+async def test_stored_bytes_are_never_run_on_the_apps_origin(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                             viewer: str) -> None:
+    """A CONTRIBUTOR's JavaScript, HTML or SVG, served from the web app's origin: a browser asking to
+    run it (`Sec-Fetch-Dest: script`, a style, a worker) is refused, and every answer says nosniff and
+    sandboxes any document shown from it. Before, `<script src>` of a signed /blobs URL ran under the
+    app's own `script-src 'self'`. Images and downloads are served as ever."""
+    script = b"alert(sessionStorage['graphlake.token'])"
+    stored = await uploaded(api, contributor, script, "local", "x.js")
+    url = (await api.data("DownloadUrl", {"id": stored["id"]}, token=viewer))["asset"]["downloadUrl"]
+    signed = url.removeprefix(str(http.base_url).rstrip("/"))
+    for path, headers in ((signed, {}), (f"/assets/{stored['id']}/content", auth(viewer))):
+        for destination in ("script", "style", "worker", "serviceworker"):
+            refused = await http.get(path, headers={**headers, "Sec-Fetch-Dest": destination})
+            assert refused.status_code == 403 and script not in refused.content, (path, destination)
+        for destination in (None, "document", "image", "empty"):
+            fetched = await http.get(path, headers={**headers, **({"Sec-Fetch-Dest": destination} if destination else {})})
+            assert fetched.status_code == 200 and fetched.content == script, (path, destination)
+            assert fetched.headers["x-content-type-options"] == "nosniff"
+            assert fetched.headers["content-security-policy"] == "sandbox; default-src 'none'"
