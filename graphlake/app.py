@@ -69,6 +69,12 @@ CORS_REQUEST_HEADERS = [
     "Authorization", "Content-Type", "X-Request-ID", "traceparent", "tracestate", "baggage",
     "apollo-require-preflight", "x-apollo-operation-name", "apollographql-client-name", "apollographql-client-version",
 ]
+# Response headers a page of another origin may read (beyond CORS's safelisted ones): what names a
+# download (its file name, and the content route's description of the asset), and why a request was refused.
+CORS_RESPONSE_HEADERS = [
+    "X-Request-ID", "Retry-After", "WWW-Authenticate", "Content-Disposition", "Content-Range", "ETag",
+    "X-Graphlake-Id", "X-Graphlake-Kind", "X-Graphlake-Name", "X-Graphlake-Size", "X-Graphlake-SHA256",
+]
 
 # Sweeping temp files lists every directory of each local mount: hourly, not every reconcile round.
 TEMP_SWEEP_SECONDS = 3600
@@ -143,14 +149,16 @@ def create_app(
 
     view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings, admission)
     middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
+    if settings.cors_origins:
+        # Outside the body limit, so a 413 reaches a page of another origin as a 413 (inside, it came
+        # without CORS headers, and the browser reported a network error instead).
+        middleware.insert(0, Middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+            allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_RESPONSE_HEADERS,
+        ))
     if tracing is not None:  # outermost: the server span covers everything below, and carries the client's trace
         instrumentation, options = tracing.asgi_middleware()
         middleware.insert(0, Middleware(instrumentation, **options))
-    if settings.cors_origins:
-        middleware.append(Middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PUT", "OPTIONS"],
-            allow_headers=CORS_REQUEST_HEADERS, expose_headers=["X-Request-ID", "Retry-After"],
-        ))
     compressed = [compression(settings.compression_min_bytes)] if settings.compression else []
     routes = [
         # Every method reaches the view, which answers the ones GraphQL over HTTP has no use for (HEAD,

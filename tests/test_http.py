@@ -34,6 +34,13 @@ async def test_cors_preflight_allows_configured_origins_only(settings: Settings)
         assert allowed.status_code == 200, allowed.text
         for header in ("traceparent", "tracestate", "baggage", "apollo-require-preflight", "x-apollo-operation-name"):
             assert header in allowed.headers["access-control-allow-headers"].lower()
+        # A body over the limit reaches the page as a 413 it may read, not as a network error.
+        origin = {"Origin": "https://lab.example", "Content-Type": "application/json"}
+        too_big = await http.post("/graphql", content=b" " * (settings.max_body_bytes + 1), headers=origin)
+        assert too_big.status_code == 413 and too_big.headers["access-control-allow-origin"] == "https://lab.example"
+        # What names a download is readable by the page too.
+        exposed = {h.strip().lower() for h in too_big.headers["access-control-expose-headers"].split(",")}
+        assert {"content-disposition", "x-graphlake-name", "x-graphlake-sha256", "www-authenticate"} <= exposed
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
