@@ -382,6 +382,9 @@ def _announce(settings: Settings, admin_secret: str | None) -> None:
         f"  Web app          : {_webapp_banner(settings)}",
         f"  Database         : {database}",
     ]
+    if settings.listens_everywhere and not settings.public_url:
+        lines += ["", f"  Listening on every address, but signed URLs and these links name {settings.base_url}:",
+                  "  set GRAPHLAKE_PUBLIC_URL to the address other machines reach this server by."]
     if admin_secret:
         lines += [
             "",

@@ -366,7 +366,18 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """Where clients reach this server: its signed URLs, the banner's links. Without a public URL,
+        a wildcard listening address (`0.0.0.0`, as in the Docker image) names no host a client can
+        reach: localhost does, on this machine (and through a container's published port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.listens_everywhere else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def listens_everywhere(self) -> bool:
+        """Whether the server listens on every address (a wildcard host)."""
+        return self.host in ("0.0.0.0", "::", "")
 
     @property
     def backups(self) -> Path:

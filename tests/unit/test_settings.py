@@ -16,6 +16,10 @@ def test_defaults_give_an_embedded_server(monkeypatch: pytest.MonkeyPatch) -> No
     local = settings.mounts["local"]
     assert isinstance(local, LocalMountSettings) and local.path == settings.data_dir / "objects" / "local"
     assert settings.base_url == "http://127.0.0.1:8000"
+    # A wildcard address (the Docker image's) names no host a client reaches: localhost does, here.
+    assert Settings(_env_file=None, host="0.0.0.0").base_url == "http://localhost:8000"
+    assert Settings(_env_file=None, host="::1", port=9).base_url == "http://[::1]:9"
+    assert Settings(_env_file=None, host="0.0.0.0", public_url="https://lake.example/x/").base_url == "https://lake.example/x"
 
 
 def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
