@@ -115,12 +115,12 @@ def _open_regular(name: str, flags: int, folder: int) -> int:
 
 def open_folder(root: Path, folders: Sequence[str], *, make: bool = False) -> int:
     """A descriptor of the directory `root/folders...` of a mount (the caller closes it), each part
-    opened relative to the one above it and never through a link (`root` is the operator's:
-    resolved when the mount was configured): a link a direct writer put (or swaps
-    in, at any moment) anywhere below the root is refused (UnsafeKey), and what is done through
-    the descriptor stays in that directory, wherever its names are moved meanwhile. A check of
-    the path first and an open by name after it let a writer swap a part between the two.
-    `make` creates the missing ones; FileNotFoundError for one missing (or a file)."""
+    opened relative to the one above it and never through a link (`root` is the operator's, resolved
+    when the mount was configured): a link a direct writer put (or swaps in, at any moment) anywhere
+    below the root is refused (UnsafeKey), and what is done through the descriptor stays in that
+    directory, wherever its names are moved meanwhile. A check of the path first and an open by name
+    after it let a writer swap a part between the two. `make` creates the missing ones;
+    FileNotFoundError for one missing (or a file)."""
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
@@ -246,7 +246,7 @@ class SetDown:
 
     def place(self) -> tuple[int, int]:
         """Rename it over whatever is at its place; the folder's (device, inode), to sync once
-        (sync_folders). FileSwapped, and nothing left there, if another file was at the temporary name."""
+        (sync_folder). FileSwapped, and nothing left there, if another file was at the temporary name."""
         folder = open_folder(self.root, self.folders)
         try:
             os.replace(self.temp, self.name, src_dir_fd=folder, dst_dir_fd=folder)
