@@ -146,10 +146,12 @@ def test_increments_sent_at_once_are_all_kept(things: Collection) -> None:
     assert things.find_one({"_id": 0})["n"] == THREADS * ROUNDS
 
 
-def test_of_conditional_updates_sent_at_once_one_wins(things: Collection) -> None:
+@pytest.mark.parametrize("named", [{"_id": 1}, {"code": "c1"}], ids=["by id", "by another field"])
+def test_of_conditional_updates_sent_at_once_one_wins(things: Collection, named: dict) -> None:
+    """Named by `_id`, the writers of one document take turns; named otherwise, the collection's."""
     for _ in range(ROUNDS):
         things.update_one({"_id": 1}, {"$unset": {"owner": ""}})
-        won = _at_once(lambda i: things.update_one({"_id": 1, "owner": None}, {"$set": {"owner": i}}).modified_count)
+        won = _at_once(lambda i: things.update_one({**named, "owner": None}, {"$set": {"owner": i}}).modified_count)
         assert sum(won) == 1
         assert things.find_one({"_id": 1})["owner"] == won.index(1)
 

@@ -58,12 +58,14 @@ upstream text it replaces and stops the build if that text is not there once.
    at most 32,766 variables a statement: deleting more documents at once failed ("too many SQL
    variables"), so a dataset version of 40,000 datums could not be deleted, nor a lake upgraded whose
    version held 40,000 copies of records (tests/test_ferretdb_deletes.py).
-13. An update, a findAndModify and a delete each hold their collection from reading what their filter
-   matches to writing it (graphlake_lock.go): upstream read a document, applied the update and wrote
-   it back with nothing holding other writers off, so two conditional updates sent at once both
-   matched one document (a claim taken twice), and one of two `$inc`s was lost. MongoDB makes each
-   document's match and write one step; here the collection's writers take turns (SQLite has one
-   writer anyway), and inserts do not wait (tests/test_ferretdb_updates.py).
+13. An update, a findAndModify and a delete each hold the documents they may touch from reading what
+   their filter matches to writing it (graphlake_lock.go): upstream read a document, applied the
+   update and wrote it back with nothing holding other writers off, so two conditional updates sent
+   at once both matched one document (a claim taken twice), and one of two `$inc`s was lost. MongoDB
+   makes each document's match and write one step; here writers of the same documents take turns:
+   a command whose filters all name their documents by `_id` holds those ids' stripes (and the
+   collection shared), any other the whole collection. Inserts do not wait
+   (tests/test_ferretdb_updates.py).
 build-services.sh runs the tests of the packages 4 to 8 and 10 change, upstream's and ours, before it builds
 (8 in tests/test_ferretdb_updates.py too); every reply the suite reads goes through 9.
 """
@@ -449,17 +451,18 @@ replace("internal/backends/sqlite/collection.go",
         "\t})\n"
         "\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n")
 
-# 13. an update, findAndModify or delete holds its collection from its read to its last write (graphlake_lock.go)
-HOLD = ("\t// Graphlake's build: no other update, findAndModify or delete of the collection meanwhile (step 13).\n"
-        "\trelease, err := graphlakeHold(connCtx, params.DB, params.Collection)\n"
-        "\tif err != nil {\n\t\treturn nil, lazyerrors.Error(err)\n\t}\n\n"
-        "\tdefer release()\n\n")
+# 13. an update, findAndModify or delete holds the documents it may touch from its read to its last write (graphlake_lock.go)
+def hold(filters: str) -> str:
+    return ("\t// Graphlake's build: no other update, findAndModify or delete of these documents meanwhile (step 13).\n"
+            f"\tdefer graphlakeHold(params.DB, params.Collection, {filters})()\n\n")
+
+
 replace("internal/handler/msg_update.go",
         "\tmatched, modified, upserted, err := h.updateDocument(connCtx, params)\n",
-        HOLD + "\tmatched, modified, upserted, err := h.updateDocument(connCtx, params)\n")
+        hold("graphlakeUpdateFilters(params.Updates)") + "\tmatched, modified, upserted, err := h.updateDocument(connCtx, params)\n")
 replace("internal/handler/msg_findandmodify.go",
         "\tres, err := h.findAndModifyDocument(connCtx, params)\n",
-        HOLD + "\tres, err := h.findAndModifyDocument(connCtx, params)\n")
+        hold("[]*types.Document{params.Query}") + "\tres, err := h.findAndModifyDocument(connCtx, params)\n")
 replace("internal/handler/msg_delete.go",
         "\tvar deleted int32\n\twriteErrors := types.MakeArray(0)\n",
-        HOLD + "\tvar deleted int32\n\twriteErrors := types.MakeArray(0)\n")
+        hold("graphlakeDeleteFilters(params.Deletes)") + "\tvar deleted int32\n\twriteErrors := types.MakeArray(0)\n")
