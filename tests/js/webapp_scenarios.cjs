@@ -197,6 +197,67 @@ const scenarios = {
     if (shown !== 50) throw new Error(`Back shows ${shown} rows, not the first page of 50 the search showed`);
   },
 
+  /** An upload cut off keeps its session for its token alone: another token signed in on the same
+   *  browser uploads the same file anew (the server shows it the first one's session without URLs),
+   *  the first then resumes its own, and a sign-out forgets what was kept. */
+  async keptUploadsAreTheirTokens() {
+    const name = require("path").basename(config.filePath);
+    const kept = (p) => p.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("graphlake.upload:")));
+    const created = (p) => {  // the CreateUpload mutations the page sends
+      const sent = [];
+      p.on("request", (r) => { if ((r.postData() ?? "").includes("mutation CreateUpload")) sent.push(r.url()); });
+      return sent;
+    };
+    const cutOff = (p) => p.route("**/blobs/**", (route) => (route.request().method() === "PUT" ? route.abort("connectionreset") : route.continue()));
+    const uploaded = async (p, what) => {
+      const row = p.getByTestId("upload-row").filter({ hasText: name }).last();
+      await row.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).or(row.getByRole("alert")).first().waitFor();
+      const problem = await row.getByRole("alert").count() ? await row.getByRole("alert").innerText() : null;
+      if (problem || (await row.getByTestId("upload-status").innerText()) !== "ACTIVE") {
+        throw new Error(`${what}: ${problem ?? await row.innerText()}`);
+      }
+      return decodeURIComponent((await row.getByRole("link").getAttribute("href")).split("/").pop());
+    };
+    progress.step = "the first token's upload is cut off: its session is kept";
+    const mine = created(page);
+    await page.getByRole("link", { name: "Upload" }).click();
+    await cutOff(page);
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    await page.getByTestId("upload-row").filter({ hasText: name }).getByRole("button", { name: "Retry" }).waitFor();
+    await page.unroute("**/blobs/**");
+    if ((await kept(page)).length !== 1 || mine.length !== 1) throw new Error(`kept ${await kept(page)} after ${mine.length} createUpload`);
+
+    progress.step = "another token, in another tab of the same browser, uploads the same file anew";
+    const other = await page.context().newPage();
+    other.on("pageerror", (error) => progress.errors.push(String(error)));
+    const theirs = created(other);
+    await other.goto(config.baseUrl + "/");
+    await other.locator("#token").fill(config.otherToken);
+    await other.getByRole("button", { name: "Sign in" }).click();
+    await other.getByRole("link", { name: "Upload" }).click();
+    await other.getByTestId("file-input").setInputFiles(config.filePath);
+    const otherAsset = await uploaded(other, "the other token's upload");
+    if (theirs.length !== 1) throw new Error(`the other token sent ${theirs.length} createUpload`);
+    await other.close();
+
+    progress.step = "the first token picks the file again: its own session resumes (no new upload)";
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    const myAsset = await uploaded(page, "the first token's upload, resumed");
+    if (mine.length !== 1) throw new Error(`the first token started ${mine.length - 1} new upload(s) rather than resume its own`);
+    if (myAsset === otherAsset) throw new Error("both tokens' uploads made one asset");
+    if ((await kept(page)).length) throw new Error(`still kept once both completed: ${await kept(page)}`);
+
+    progress.step = "an upload cut off again, then sign-out: nothing is kept";
+    await cutOff(page);
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    await page.getByTestId("upload-row").filter({ hasText: name }).last().getByRole("button", { name: "Retry" }).waitFor();
+    if ((await kept(page)).length !== 1) throw new Error("the upload cut off again was not kept");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.locator("#token").waitFor();
+    if ((await kept(page)).length) throw new Error(`kept after sign-out: ${await kept(page)}`);
+    console.log(`${myAsset} ${otherAsset}`);
+  },
+
   /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
   async utilizationBack() {
     progress.step = "the utilization of the last 7 days, scrolled past its first page of nodes";
