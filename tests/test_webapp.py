@@ -24,7 +24,8 @@ made so: see README, Web app).
 Beside the walk, short scenarios (tests/js/webapp_scenarios.cjs), a test each, for what needs data or
 services of its own: Back to the utilization page, a search typed again (its pages then start afresh),
 a large mask outlined while the page stays live, a mask on a bucket without CORS for the app, an
-upload kept for resuming by one of two tokens signed in on the same browser.
+upload kept for resuming by one of two tokens signed in on the same browser, a value's download
+refused when another page answers in place of the content route.
 """
 from __future__ import annotations
 
@@ -439,6 +440,17 @@ async def test_an_upload_kept_for_resuming_is_its_tokens_alone(served: Served, a
     assert await _sha256_of(api, first, mine) == digest and await _sha256_of(api, first, theirs) == digest
     creators = [(await api.data("Asset", {"id": i}, token=first))["asset"]["createdBy"] for i in (mine, theirs)]
     assert creators[0] != creators[1], creators
+
+
+async def test_a_value_downloads_only_from_the_content_route(served: Served, api: Api, make_token: MakeToken,
+                                                             tmp_path: Path) -> None:
+    """Whatever else answers 200 at /assets/ID/content (the dev server's own page did, `npm run dev`
+    passing only /graphql and /blobs on) is not saved as the value: the app checks that Graphlake's
+    content route answered, naming the asset (X-Graphlake-Id), and says so otherwise."""
+    token = await make_token(Role.CONTRIBUTOR)
+    name = f"reading-{uuid.uuid4().hex[:8]}"
+    asset = await factories.value_asset(api, token, name, {"temperature": 21.5})
+    await _scenario(served.base_url, token, tmp_path, "contentOnlyFromGraphlake", assetId=asset["id"], fileName=f"{name}.json")
 
 
 async def test_a_large_mask_is_outlined_while_the_page_stays_live(served: Served, api: Api, make_token: MakeToken,

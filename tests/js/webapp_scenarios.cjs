@@ -258,6 +258,27 @@ const scenarios = {
     console.log(`${myAsset} ${otherAsset}`);
   },
 
+  /** A value's download saves only what Graphlake's content route answered: a page answered there
+   *  instead (Vite's dev server answered its own index.html to /assets/ID/content) is not saved. */
+  async contentOnlyFromGraphlake() {
+    const saved = [];
+    page.on("download", (d) => saved.push(d.suggestedFilename()));
+    const content = "**/assets/*/content";
+    progress.step = "a page answered where the content route should be is not saved as the value";
+    await page.route(content, (route) => route.fulfill({
+      status: 200, contentType: "text/html", body: "<!doctype html><title>Graphlake</title><div id=root></div>" }));
+    await page.goto(`${config.baseUrl}/assets/${encodeURIComponent(config.assetId)}`);
+    await page.getByTestId("asset-value").waitFor();
+    await page.getByTestId("asset-download").click();
+    await page.getByRole("alert").filter({ hasText: "content route did not answer" }).waitFor();
+    progress.step = "the content route answering, the value is saved";
+    await page.unroute(content);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("asset-download").click()]);
+    const text = await require("fs").promises.readFile(await download.path(), "utf8");
+    if (JSON.stringify(saved) !== JSON.stringify([config.fileName])) throw new Error(`saved ${JSON.stringify(saved)}`);
+    if (JSON.parse(text).temperature !== 21.5) throw new Error(`the value saved is ${text}`);
+  },
+
   /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
   async utilizationBack() {
     progress.step = "the utilization of the last 7 days, scrolled past its first page of nodes";

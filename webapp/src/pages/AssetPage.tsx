@@ -139,6 +139,12 @@ function ContentDownload({ id, name, kind }: { id: string; name: string; kind: s
       setProblem(`could not download it (HTTP ${response.status})`);
       return;
     }
+    // Only what Graphlake's content route answered, which names the asset: anything else that answers
+    // 200 there (a dev server's or a proxy's page for unknown paths, index.html) is not the file.
+    if (response.headers.get("X-Graphlake-Id") !== id) {
+      setProblem("could not download it: Graphlake's content route did not answer (a proxy or dev server in between?)");
+      return;
+    }
     const base = name.split("/").pop() || "download";
     const link = document.createElement("a");
     link.href = URL.createObjectURL(await response.blob());
