@@ -25,7 +25,8 @@ Beside the walk, short scenarios (tests/js/webapp_scenarios.cjs), a test each, f
 services of its own: Back to the utilization page, a search typed again (its pages then start afresh),
 a large mask outlined while the page stays live, a mask on a bucket without CORS for the app, an
 upload kept for resuming by one of two tokens signed in on the same browser, a value's download
-refused when another page answers in place of the content route.
+refused when another page answers in place of the content route, the app and GraphiQL behind a proxy
+that serves them under a path.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ from graphlake.settings import S3MountSettings, Settings
 from tests import factories
 from tests.conftest import MakeToken, S3Service, Served
 from tests.operations import Api, object_id
-from tests.processes import serving
+from tests.processes import path_proxy, serving
 from tests.test_uploads import complete, put
 from tests.waiting import live_subscribers, wait_for
 
@@ -451,6 +452,28 @@ async def test_a_value_downloads_only_from_the_content_route(served: Served, api
     name = f"reading-{uuid.uuid4().hex[:8]}"
     asset = await factories.value_asset(api, token, name, {"temperature": 21.5})
     await _scenario(served.base_url, token, tmp_path, "contentOnlyFromGraphlake", assetId=asset["id"], fileName=f"{name}.json")
+
+
+async def test_the_app_works_behind_a_proxy_under_a_path(served: Served, settings: Settings, api: Api,
+                                                         make_token: MakeToken, tmp_path: Path) -> None:
+    """GRAPHLAKE_PUBLIC_URL=http://host:port/lake, with a proxy passing /lake/X on as /X: the page
+    names its files, and the app its routes, /graphql (and its WebSocket), the content route and
+    GraphiQL, under /lake; sign-in, the list, an asset (opened and reloaded), its download, an upload,
+    live events and GraphiQL all work there, and nothing is asked for outside it. Before, the page
+    asked for /app/assets/... at the proxy's root and stayed blank."""
+    token = await make_token(Role.CONTRIBUTOR)
+    name = f"reading-{uuid.uuid4().hex[:8]}"
+    asset = await factories.value_asset(api, token, name, {"temperature": 21.5})
+    upload = tmp_path / f"under-a-path-{uuid.uuid4().hex[:8]}.txt"
+    upload.write_text("uploaded through the proxy\n")
+    port = free_port()
+    async with path_proxy("/lake", port) as proxy_port:
+        base_url = f"http://127.0.0.1:{proxy_port}/lake"
+        # A second app on the same lake, reached through the proxy (the session's app has no public URL).
+        behind = create_app(settings.model_copy(update={"port": port, "public_url": base_url}))
+        async with serving(behind, port):
+            await _scenario(base_url, token, tmp_path, "underPrefix", assetId=asset["id"], assetName=name,
+                            filePath=str(upload))
 
 
 async def test_a_large_mask_is_outlined_while_the_page_stays_live(served: Served, api: Api, make_token: MakeToken,

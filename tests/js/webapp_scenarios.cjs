@@ -279,6 +279,53 @@ const scenarios = {
     if (JSON.parse(text).temperature !== 21.5) throw new Error(`the value saved is ${text}`);
   },
 
+  /** Behind a proxy serving Graphlake under a path (config.baseUrl ends with it): every request the
+   *  app and GraphiQL make goes under that path, and each part of the app works there. */
+  async underPrefix() {
+    const origin = new URL(config.baseUrl).origin;
+    const under = `${config.baseUrl}/`;
+    const strays = [];  // requests to the proxy outside the path, or for what is not there
+    const watch = (p) => {
+      p.on("request", (r) => { if (r.url().startsWith(origin) && !r.url().startsWith(under)) strays.push(r.url()); });
+      p.on("response", (r) => { if (r.url().startsWith(origin) && r.status() === 404) strays.push(`404 ${r.url()}`); });
+    };
+    const noStrays = (when) => { if (strays.length) throw new Error(`${when}: ${strays.join(", ")}`); };
+    watch(page);
+    progress.step = "the app loads again, signed in, from under the path";
+    await page.reload();
+    await page.getByTestId("asset-count").waitFor();
+    noStrays("loading the app");
+    progress.step = "an asset opens at its path under the proxy's, and loads there again";
+    await page.getByLabel("Name contains").fill(config.assetName);
+    await page.getByTestId("asset-row").filter({ hasText: config.assetName }).click();
+    await page.getByTestId("asset-value").waitFor();
+    const path = new URL(page.url()).pathname;
+    if (path !== `${new URL(under).pathname}assets/${encodeURIComponent(config.assetId)}`) throw new Error(`the asset opened at ${path}`);
+    await page.reload();
+    await page.getByTestId("asset-value").waitFor();
+    progress.step = "its value downloads from the content route under the path";
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("asset-download").click()]);
+    const value = JSON.parse(await require("fs").promises.readFile(await download.path(), "utf8"));
+    if (value.temperature !== 21.5) throw new Error(`the value downloaded is ${JSON.stringify(value)}`);
+    progress.step = "a file uploads through the URLs signed under the path";
+    await page.getByRole("link", { name: "Upload" }).click();
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    await page.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    progress.step = "the events stream goes live over a WebSocket under the path";
+    await page.getByRole("link", { name: "Events" }).click();
+    await page.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();
+    noStrays("using the app");
+    progress.step = "GraphiQL, from the app's link, loads its files and asks its endpoint under the path";
+    const [graphiql] = await Promise.all([page.context().waitForEvent("page"), page.getByRole("link", { name: "GraphiQL" }).click()]);
+    watch(graphiql);
+    const asked = graphiql.waitForResponse((r) => r.url() === `${config.baseUrl}/graphql` && r.request().method() === "POST");
+    await graphiql.locator(".graphiql-container").waitFor();
+    await asked;
+    if (new URL(graphiql.url()).pathname !== `${new URL(under).pathname}graphql`) throw new Error(`GraphiQL opened at ${graphiql.url()}`);
+    await graphiql.close();
+    noStrays("GraphiQL");
+  },
+
   /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
   async utilizationBack() {
     progress.step = "the utilization of the last 7 days, scrolled past its first page of nodes";

@@ -16,6 +16,7 @@ import {
 } from "../generated/graphql";
 import { bytes, counted, when } from "../format";
 import { useListMemory, useScrollMemory } from "../listMemory";
+import { lakePath } from "../root";
 import { canWrite, useSession } from "../session";
 
 
@@ -134,7 +135,7 @@ function ContentDownload({ id, name, kind }: { id: string; name: string; kind: s
   const [problem, setProblem] = useState<string | null>(null);
   const save = async () => {
     setProblem(null);
-    const response = await fetch(`/assets/${encodeURIComponent(id)}/content`, { headers: { Authorization: `Bearer ${token}` } });
+    const response = await fetch(lakePath(`/assets/${encodeURIComponent(id)}/content`), { headers: { Authorization: `Bearer ${token}` } });
     if (!response.ok) {
       setProblem(`could not download it (HTTP ${response.status})`);
       return;
