@@ -133,11 +133,14 @@ def _js(value: str) -> str:
     return json.dumps(value).replace("</", "<\\/")
 
 
-def graphiql_html(endpoint_path: str, nonce: str) -> str:
+def graphiql_html(endpoint_path: str, nonce: str, root: str = "") -> str:
+    """The page for the endpoint at `endpoint_path`; `root` is the path a proxy serves Graphlake under
+    ("/lake" for GRAPHLAKE_PUBLIC_URL=https://host/lake, stripped before requests reach it), which the
+    browser must ask for the assets and the endpoint under."""
     return _PAGE.substitute(
         nonce=html.escape(nonce),
-        prefix=html.escape(ASSET_PREFIX),
-        endpoint=_js(endpoint_path),
+        prefix=html.escape(root + ASSET_PREFIX),
+        endpoint=_js(root + endpoint_path),
         default_query=_js(DEFAULT_QUERY),
         default_headers=_js(DEFAULT_HEADERS),
     )

@@ -380,6 +380,13 @@ class Settings(BaseSettings):
         return self.host in ("0.0.0.0", "::", "")
 
     @property
+    def base_path(self) -> str:
+        """The path the browser reaches Graphlake under: "" or, for a public URL with a path
+        (https://host/lake), that path ("/lake"), which a proxy in front strips from each request:
+        the web app's and GraphiQL's pages name their files and endpoints under it."""
+        return urlsplit(self.base_url).path.rstrip("/")
+
+    @property
     def backups(self) -> Path:
         return self.backup_dir or self.data_dir / "backups"
 

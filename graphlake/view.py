@@ -175,7 +175,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
-        return HTMLResponse(graphiql_html(request.url.path, nonce), headers=graphiql_headers(nonce))
+        return HTMLResponse(graphiql_html(request.url.path, nonce, self.settings.base_path), headers=graphiql_headers(nonce))
 
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """Strawberry answers a body it cannot read (bad JSON, no query, a wrong method) in plain text;

@@ -87,3 +87,65 @@ async def serving(app, port: int | None = None, log_level: str = "warning") -> A
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def path_proxy(prefix: str, upstream: int) -> AsyncIterator[int]:
+    """A reverse proxy on a port of its own that serves what listens on `upstream` under `prefix`
+    ("/lake"), stripping it from each request as nginx's `location /lake/ { proxy_pass http://up/; }`
+    does (the Host header kept); anything outside it is 404. One request per connection (Connection:
+    close, so each request line is read and rewritten), a WebSocket's upgrade piped through as it
+    goes. Yields its port."""
+    mark = prefix.encode()
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.close()  # either side done: so is the exchange (one request, or the socket closed)
+
+    open_ = set[asyncio.StreamWriter]()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        open_.add(writer)
+        try:
+            await exchange(reader, writer)
+        finally:
+            open_.discard(writer)
+            writer.close()
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        line, _, fields = head[:-4].partition(b"\r\n")
+        method, target, version = line.split(b" ", 2)
+        if target != mark and not target.startswith((mark + b"/", mark + b"?")):
+            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 14\r\nConnection: close\r\n\r\nnot under it.\n")
+            await writer.drain()
+            writer.close()
+            return
+        target = target[len(mark):]
+        target = target if target.startswith(b"/") else b"/" + target
+        headers = [h for h in fields.split(b"\r\n") if h]
+        if not any(h.lower().startswith(b"upgrade:") for h in headers):
+            headers = [h for h in headers if not h.lower().startswith(b"connection:")] + [b"Connection: close"]
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
+        open_.add(up_writer)
+        up_writer.write(b"\r\n".join([b" ".join([method, target, version]), *headers]) + b"\r\n\r\n")
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            open_.discard(up_writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in list(open_):  # a WebSocket still open, say
+            writer.close()
+        await server.wait_closed()

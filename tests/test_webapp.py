@@ -23,7 +23,10 @@ made so: see README, Web app).
 
 Beside the walk, short scenarios (tests/js/webapp_scenarios.cjs), a test each, for what needs data or
 services of its own: Back to the utilization page, a search typed again (its pages then start afresh),
-a large mask outlined while the page stays live, a mask on a bucket without CORS for the app.
+a large mask outlined while the page stays live, a mask on a bucket without CORS for the app, an
+upload kept for resuming by one of two tokens signed in on the same browser, a value's download
+refused when another page answers in place of the content route, the app and GraphiQL behind a proxy
+that serves them under a path.
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ from graphlake.settings import S3MountSettings, Settings
 from tests import factories
 from tests.conftest import MakeToken, S3Service, Served
 from tests.operations import Api, object_id
-from tests.processes import serving
+from tests.processes import path_proxy, serving
 from tests.test_uploads import complete, put
 from tests.waiting import live_subscribers, wait_for
 
@@ -264,21 +267,22 @@ def _node() -> str:
     return node
 
 
-async def _scenario(base_url: str, token: str, tmp_path: Path, scenario: str, **config: object) -> None:
+async def _scenario(base_url: str, token: str, tmp_path: Path, scenario: str, **config: object) -> str:
     """Runs one scenario of tests/js/webapp_scenarios.cjs, signed in with `token`; fails with the step it
-    failed at (its screenshot and page text in tmp_path)."""
+    failed at (its screenshot and page text in tmp_path). Returns what the scenario printed."""
     process = await asyncio.create_subprocess_exec(
         _node(), str(SCENARIOS), json.dumps({"baseUrl": base_url, "chromium": str(CHROMIUM), "token": token,
                                               "scenario": scenario, "artifacts": str(tmp_path), **config}),
         env={**os.environ, "WEBAPP_NODE_MODULES": str(WEBAPP / "node_modules")},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        _, stderr = await asyncio.wait_for(process.communicate(), 3 * STEP_SECONDS)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 3 * STEP_SECONDS)
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
     assert process.returncode == 0, stderr.decode()
+    return stdout.decode()
 
 
 async def test_webapp_in_chromium(served: Served, settings: Settings, api: Api, make_token: MakeToken, tmp_path: Path) -> None:
@@ -417,6 +421,59 @@ async def test_a_search_typed_again_starts_at_its_first_page(served: Served, api
         await factories.collection(api, token, f"shelf-{i:02d}")
     await _scenario(served.base_url, token, tmp_path, "searchTypedAgain", search="shelf", rows=60,
                     narrower="shelf-0", narrowerRows=10)
+
+
+async def test_an_upload_kept_for_resuming_is_its_tokens_alone(served: Served, api: Api, make_token: MakeToken,
+                                                                tmp_path: Path) -> None:
+    """Two tokens on one browser (a shared lab machine), the same file: the first's upload is cut off
+    and kept; the second's is a new upload, not a failure (the server shows it the first's session,
+    but without URLs to send to), and leaves the first's kept; the first then resumes its own; and a
+    sign-out forgets every upload kept. Before, the second failed for good ("the upload session has
+    neither a URL nor parts"), whatever it tried."""
+    first = await make_token(Role.CONTRIBUTOR, name=f"first-{uuid.uuid4().hex[:6]}")
+    second = await make_token(Role.CONTRIBUTOR, name=f"second-{uuid.uuid4().hex[:6]}")
+    shared = tmp_path / f"plate-{uuid.uuid4().hex[:8]}.csv"
+    shared.write_text("well,value\n" + "".join(f"A{i},{i * 7}\n" for i in range(100)))
+    printed = await _scenario(served.base_url, first, tmp_path, "keptUploadsAreTheirTokens",
+                              otherToken=second, filePath=str(shared))
+    mine, theirs = printed.split()
+    digest = hashlib.sha256(shared.read_bytes()).hexdigest()
+    assert await _sha256_of(api, first, mine) == digest and await _sha256_of(api, first, theirs) == digest
+    creators = [(await api.data("Asset", {"id": i}, token=first))["asset"]["createdBy"] for i in (mine, theirs)]
+    assert creators[0] != creators[1], creators
+
+
+async def test_a_value_downloads_only_from_the_content_route(served: Served, api: Api, make_token: MakeToken,
+                                                             tmp_path: Path) -> None:
+    """Whatever else answers 200 at /assets/ID/content (the dev server's own page did, `npm run dev`
+    passing only /graphql and /blobs on) is not saved as the value: the app checks that Graphlake's
+    content route answered, naming the asset (X-Graphlake-Id), and says so otherwise."""
+    token = await make_token(Role.CONTRIBUTOR)
+    name = f"reading-{uuid.uuid4().hex[:8]}"
+    asset = await factories.value_asset(api, token, name, {"temperature": 21.5})
+    await _scenario(served.base_url, token, tmp_path, "contentOnlyFromGraphlake", assetId=asset["id"], fileName=f"{name}.json")
+
+
+async def test_the_app_works_behind_a_proxy_under_a_path(served: Served, settings: Settings, api: Api,
+                                                         make_token: MakeToken, tmp_path: Path) -> None:
+    """GRAPHLAKE_PUBLIC_URL=http://host:port/lake, with a proxy passing /lake/X on as /X: the page
+    names its files, and the app its routes, /graphql (and its WebSocket), the content route and
+    GraphiQL, under /lake; sign-in, the list, an asset (opened and reloaded), its download, an upload,
+    live events and GraphiQL all work there, and nothing is asked for outside it. Before, the page
+    asked for /app/assets/... at the proxy's root and stayed blank."""
+    token = await make_token(Role.CONTRIBUTOR)
+    name = f"reading-{uuid.uuid4().hex[:8]}"
+    asset = await factories.value_asset(api, token, name, {"temperature": 21.5})
+    upload = tmp_path / f"under-a-path-{uuid.uuid4().hex[:8]}.txt"
+    upload.write_text("uploaded through the proxy\n")
+    port = free_port()
+    async with path_proxy("/lake", port) as proxy_port:
+        base_url = f"http://127.0.0.1:{proxy_port}/lake"
+        # A second app on the same lake, reached through the proxy (the session's app has no public URL).
+        behind = create_app(settings.model_copy(update={"port": port, "public_url": base_url}))
+        async with serving(behind, port):
+            await _scenario(base_url, token, tmp_path, "underPrefix", assetId=asset["id"], assetName=name,
+                            filePath=str(upload))
 
 
 async def test_a_large_mask_is_outlined_while_the_page_stays_live(served: Served, api: Api, make_token: MakeToken,

@@ -13,6 +13,7 @@ import pytest
 
 from graphlake import PROJECT_ROOT
 from graphlake.app import _announce
+from graphlake.graphiql import graphiql_html
 from graphlake.settings import Settings
 from graphlake.webapp import ASSET_PREFIX, IMMUTABLE
 
@@ -39,14 +40,43 @@ async def test_page_at_root_names_hashed_assets_cached_for_a_year(http: httpx.As
         if name.endswith(".js"):
             assert answer.headers.get("content-encoding") == "gzip"  # compressed like GraphiQL's assets
             assert answer.headers["content-type"].startswith(("text/javascript", "application/javascript"))
-    # A browser that has a file asks with its ETag and gets 304.
+    # A browser that has a file asks with its ETag and gets 304; the page too, revalidated on each load.
     etag = (await http.get(files[0])).headers["etag"]
     assert (await http.get(files[0], headers={"If-None-Match": etag})).status_code == 304
+    again = await http.get("/", headers={**HTML, "If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache" and not again.content
+    head = await http.head("/", headers=HTML)
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(page.content)) and not head.content
+    assert '<meta name="graphlake-root" content="/" />' in page.text
+
+
+async def test_behind_a_proxy_under_a_path_the_pages_name_everything_under_it(settings: Settings) -> None:
+    """GRAPHLAKE_PUBLIC_URL with a path, which a proxy in front strips: the app's page names its files
+    and its root under that path, and GraphiQL its files and endpoint (the requests themselves reach
+    Graphlake without it). In Chromium, through such a proxy: tests/test_webapp.py."""
+    built()
+    from graphlake.app import create_app
+
+    app = create_app(settings.model_copy(update={"public_url": "https://lake.example.org/lab/lake/"}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lake.test") as http:
+        for path in ("/", "/assets/QXNzZXQ6MQ"):
+            page = await http.get(path, headers=HTML)
+            assert page.status_code == 200
+            files = re.findall(r'(?:src|href)="([^"]+/assets/[^"]+)"', page.text)
+            assert files and all(f.startswith("/lab/lake/app/assets/") for f in files), files
+            assert '<meta name="graphlake-root" content="/lab/lake/" />' in page.text
+            assert (await http.get(files[0].removeprefix("/lab/lake"))).status_code == 200
+    # GraphiQL's page as the view renders it under that path (the view needs a started app: the
+    # Chromium test opens it through the proxy).
+    graphiql = graphiql_html("/graphql", "nonce", app.state.settings.base_path)
+    sources = re.findall(r'(?:src|href)="([^"]+)"', graphiql)
+    assert sources and all(s.startswith("/lab/lake/graphiql-assets/") for s in sources), sources
+    assert 'const endpoint = "/lab/lake/graphql";' in graphiql
 
 
 async def test_app_paths_load_the_page_and_other_misses_stay_404(http: httpx.AsyncClient) -> None:
     built()
-    index = (WEBAPP / "dist" / "index.html").read_text()
+    index = (await http.get("/", headers=HTML)).text
     for path in ("/events", "/assets/QXNzZXQ6MQ", "/upload?x=1"):
         answer = await http.get(path, headers=HTML)
         assert answer.status_code == 200 and answer.text == index, path
@@ -93,7 +123,7 @@ def test_the_apps_javascript_stays_under_500_kb_gzipped() -> None:
     """The budget issue #21 sets (GraphiQL apart): every script the page loads, compressed as served."""
     built()
     page = (WEBAPP / "dist" / "index.html").read_text()
-    scripts = [WEBAPP / "dist" / "assets" / name for name in re.findall(r'/app/assets/([^"]+\.js)"', page)]
+    scripts = [WEBAPP / "dist" / "assets" / name for name in re.findall(r'"\./assets/([^"]+\.js)"', page)]
     # Chunks the entry imports load too: count every script in the build, not only those the page names.
     scripts = sorted(set(scripts) | set((WEBAPP / "dist" / "assets").glob("*.js")))
     size = sum(len(gzip.compress(path.read_bytes(), compresslevel=6)) for path in scripts)

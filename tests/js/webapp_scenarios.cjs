@@ -197,6 +197,135 @@ const scenarios = {
     if (shown !== 50) throw new Error(`Back shows ${shown} rows, not the first page of 50 the search showed`);
   },
 
+  /** An upload cut off keeps its session for its token alone: another token signed in on the same
+   *  browser uploads the same file anew (the server shows it the first one's session without URLs),
+   *  the first then resumes its own, and a sign-out forgets what was kept. */
+  async keptUploadsAreTheirTokens() {
+    const name = require("path").basename(config.filePath);
+    const kept = (p) => p.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("graphlake.upload:")));
+    const created = (p) => {  // the CreateUpload mutations the page sends
+      const sent = [];
+      p.on("request", (r) => { if ((r.postData() ?? "").includes("mutation CreateUpload")) sent.push(r.url()); });
+      return sent;
+    };
+    const cutOff = (p) => p.route("**/blobs/**", (route) => (route.request().method() === "PUT" ? route.abort("connectionreset") : route.continue()));
+    const uploaded = async (p, what) => {
+      const row = p.getByTestId("upload-row").filter({ hasText: name }).last();
+      await row.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).or(row.getByRole("alert")).first().waitFor();
+      const problem = await row.getByRole("alert").count() ? await row.getByRole("alert").innerText() : null;
+      if (problem || (await row.getByTestId("upload-status").innerText()) !== "ACTIVE") {
+        throw new Error(`${what}: ${problem ?? await row.innerText()}`);
+      }
+      return decodeURIComponent((await row.getByRole("link").getAttribute("href")).split("/").pop());
+    };
+    progress.step = "the first token's upload is cut off: its session is kept";
+    const mine = created(page);
+    await page.getByRole("link", { name: "Upload" }).click();
+    await cutOff(page);
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    await page.getByTestId("upload-row").filter({ hasText: name }).getByRole("button", { name: "Retry" }).waitFor();
+    await page.unroute("**/blobs/**");
+    if ((await kept(page)).length !== 1 || mine.length !== 1) throw new Error(`kept ${await kept(page)} after ${mine.length} createUpload`);
+
+    progress.step = "another token, in another tab of the same browser, uploads the same file anew";
+    const other = await page.context().newPage();
+    other.on("pageerror", (error) => progress.errors.push(String(error)));
+    const theirs = created(other);
+    await other.goto(config.baseUrl + "/");
+    await other.locator("#token").fill(config.otherToken);
+    await other.getByRole("button", { name: "Sign in" }).click();
+    await other.getByRole("link", { name: "Upload" }).click();
+    await other.getByTestId("file-input").setInputFiles(config.filePath);
+    const otherAsset = await uploaded(other, "the other token's upload");
+    if (theirs.length !== 1) throw new Error(`the other token sent ${theirs.length} createUpload`);
+    await other.close();
+
+    progress.step = "the first token picks the file again: its own session resumes (no new upload)";
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    const myAsset = await uploaded(page, "the first token's upload, resumed");
+    if (mine.length !== 1) throw new Error(`the first token started ${mine.length - 1} new upload(s) rather than resume its own`);
+    if (myAsset === otherAsset) throw new Error("both tokens' uploads made one asset");
+    if ((await kept(page)).length) throw new Error(`still kept once both completed: ${await kept(page)}`);
+
+    progress.step = "an upload cut off again, then sign-out: nothing is kept";
+    await cutOff(page);
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    await page.getByTestId("upload-row").filter({ hasText: name }).last().getByRole("button", { name: "Retry" }).waitFor();
+    if ((await kept(page)).length !== 1) throw new Error("the upload cut off again was not kept");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.locator("#token").waitFor();
+    if ((await kept(page)).length) throw new Error(`kept after sign-out: ${await kept(page)}`);
+    console.log(`${myAsset} ${otherAsset}`);
+  },
+
+  /** A value's download saves only what Graphlake's content route answered: a page answered there
+   *  instead (Vite's dev server answered its own index.html to /assets/ID/content) is not saved. */
+  async contentOnlyFromGraphlake() {
+    const saved = [];
+    page.on("download", (d) => saved.push(d.suggestedFilename()));
+    const content = "**/assets/*/content";
+    progress.step = "a page answered where the content route should be is not saved as the value";
+    await page.route(content, (route) => route.fulfill({
+      status: 200, contentType: "text/html", body: "<!doctype html><title>Graphlake</title><div id=root></div>" }));
+    await page.goto(`${config.baseUrl}/assets/${encodeURIComponent(config.assetId)}`);
+    await page.getByTestId("asset-value").waitFor();
+    await page.getByTestId("asset-download").click();
+    await page.getByRole("alert").filter({ hasText: "content route did not answer" }).waitFor();
+    progress.step = "the content route answering, the value is saved";
+    await page.unroute(content);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("asset-download").click()]);
+    const text = await require("fs").promises.readFile(await download.path(), "utf8");
+    if (JSON.stringify(saved) !== JSON.stringify([config.fileName])) throw new Error(`saved ${JSON.stringify(saved)}`);
+    if (JSON.parse(text).temperature !== 21.5) throw new Error(`the value saved is ${text}`);
+  },
+
+  /** Behind a proxy serving Graphlake under a path (config.baseUrl ends with it): every request the
+   *  app and GraphiQL make goes under that path, and each part of the app works there. */
+  async underPrefix() {
+    const origin = new URL(config.baseUrl).origin;
+    const under = `${config.baseUrl}/`;
+    const strays = [];  // requests to the proxy outside the path, or for what is not there
+    const watch = (p) => {
+      p.on("request", (r) => { if (r.url().startsWith(origin) && !r.url().startsWith(under)) strays.push(r.url()); });
+      p.on("response", (r) => { if (r.url().startsWith(origin) && r.status() === 404) strays.push(`404 ${r.url()}`); });
+    };
+    const noStrays = (when) => { if (strays.length) throw new Error(`${when}: ${strays.join(", ")}`); };
+    watch(page);
+    progress.step = "the app loads again, signed in, from under the path";
+    await page.reload();
+    await page.getByTestId("asset-count").waitFor();
+    noStrays("loading the app");
+    progress.step = "an asset opens at its path under the proxy's, and loads there again";
+    await page.getByLabel("Name contains").fill(config.assetName);
+    await page.getByTestId("asset-row").filter({ hasText: config.assetName }).click();
+    await page.getByTestId("asset-value").waitFor();
+    const path = new URL(page.url()).pathname;
+    if (path !== `${new URL(under).pathname}assets/${encodeURIComponent(config.assetId)}`) throw new Error(`the asset opened at ${path}`);
+    await page.reload();
+    await page.getByTestId("asset-value").waitFor();
+    progress.step = "its value downloads from the content route under the path";
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("asset-download").click()]);
+    const value = JSON.parse(await require("fs").promises.readFile(await download.path(), "utf8"));
+    if (value.temperature !== 21.5) throw new Error(`the value downloaded is ${JSON.stringify(value)}`);
+    progress.step = "a file uploads through the URLs signed under the path";
+    await page.getByRole("link", { name: "Upload" }).click();
+    await page.getByTestId("file-input").setInputFiles(config.filePath);
+    await page.getByTestId("upload-status").filter({ hasText: "ACTIVE" }).waitFor();
+    progress.step = "the events stream goes live over a WebSocket under the path";
+    await page.getByRole("link", { name: "Events" }).click();
+    await page.getByTestId("stream-status").filter({ hasText: "live" }).waitFor();
+    noStrays("using the app");
+    progress.step = "GraphiQL, from the app's link, loads its files and asks its endpoint under the path";
+    const [graphiql] = await Promise.all([page.context().waitForEvent("page"), page.getByRole("link", { name: "GraphiQL" }).click()]);
+    watch(graphiql);
+    const asked = graphiql.waitForResponse((r) => r.url() === `${config.baseUrl}/graphql` && r.request().method() === "POST");
+    await graphiql.locator(".graphiql-container").waitFor();
+    await asked;
+    if (new URL(graphiql.url()).pathname !== `${new URL(under).pathname}graphql`) throw new Error(`GraphiQL opened at ${graphiql.url()}`);
+    await graphiql.close();
+    noStrays("GraphiQL");
+  },
+
   /** Back to the utilization page: the window chosen, the groups loaded, where it was scrolled. */
   async utilizationBack() {
     progress.step = "the utilization of the last 7 days, scrolled past its first page of nodes";

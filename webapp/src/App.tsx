@@ -7,6 +7,7 @@ import { MeDocument, type MeQuery } from "./generated/graphql";
 import { Layout } from "./Layout";
 import { SignIn } from "./pages/SignIn";
 import { SessionContext, TOKEN_KEY } from "./session";
+import { forgetKeptUploads } from "./upload";
 
 export function App() {
   const [token, setToken] = useState<string | null>(() => sessionStorage.getItem(TOKEN_KEY));
@@ -49,6 +50,8 @@ export function App() {
   if (!me?.me) return <p className="center">Signing in…</p>;
   const signOut = () => {
     sessionStorage.removeItem(TOKEN_KEY);
+    // The uploads kept for resuming name their sessions, which the next person here has no use for.
+    forgetKeptUploads();
     setMe(null);
     setToken(null);
   };

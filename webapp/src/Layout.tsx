@@ -8,6 +8,7 @@ import { DatasetList, DatasetPage } from "./pages/Datasets";
 import { Events } from "./pages/Events";
 import { Upload } from "./pages/Upload";
 import { Utilization } from "./pages/Utilization";
+import { lakePath } from "./root";
 import { canWrite, useSession } from "./session";
 
 // The page's name, for the window's title and for a screen reader arriving at its content.
@@ -53,7 +54,7 @@ export function Layout() {
           <Link href="/events">Events</Link>
           <Link href="/utilization">Utilization</Link>
           {writer && <Link href="/upload">Upload</Link>}
-          <a href="/graphql" target="_blank" rel="noreferrer">GraphiQL</a>
+          <a href={lakePath("/graphql")} target="_blank" rel="noreferrer">GraphiQL</a>
         </nav>
         <span className="who">
           <span data-testid="token-name">{session.tokenName}</span>{" "}

@@ -3,7 +3,9 @@
 import { Client, cacheExchange, fetchExchange, mapExchange, subscriptionExchange } from "@urql/core";
 import { createClient as createWsClient } from "graphql-ws/client";
 
-export const GRAPHQL_PATH = "/graphql";
+import { lakePath } from "./root";
+
+export const GRAPHQL_PATH = lakePath("/graphql");  // under the path a proxy serves Graphlake under (root.ts)
 // Graphlake closes a socket whose token is refused at connection_init with 4403, and one whose token
 // is revoked or expires while it is open with 4401 (graphlake/websocket_handlers.py): both final here.
 const TOKEN_CLOSE_CODES = [4401, 4403];

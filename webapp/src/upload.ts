@@ -18,20 +18,25 @@ export type Progress = { sent: number; total: number; status: string; assetId?: 
 /** Where an upload goes: into a collection (at a path, a folder's relative path) or nowhere in particular. */
 export type Target = { collectionId: string | null; path: string | null };
 
-export async function uploadFile(client: Client, file: File, target: Target, report: (p: Partial<Progress>) => void): Promise<void> {
+/** `token` is the signed-in one: the sessions kept for resuming are this token's alone (keyed by its digest). */
+export async function uploadFile(client: Client, token: string, file: File, target: Target,
+  report: (p: Partial<Progress>) => void): Promise<void> {
   const total = file.size;
   report({ sent: 0, total, status: "starting" });
   // The same file again (same name, size and modification time) resumes its open session: only the
-  // parts not stored yet are sent. The session's ID is kept in localStorage until it completes.
-  const resumeKey = `graphlake.upload:${target.collectionId ?? ""}:${target.path ?? file.name}:${total}:${file.lastModified}`;
+  // parts not stored yet are sent. The session's ID is kept in localStorage until it completes, under
+  // a key naming who started it: another token signed in on this browser (a shared lab machine) never
+  // finds it, nor writes over it.
+  const resumeKey = `${KEPT_PREFIX}${await uploaderKey(token)}:${target.collectionId ?? ""}:${target.path ?? file.name}:${total}:${file.lastModified}`;
   const kept = await keptSession(client, localStorage.getItem(resumeKey));
-  if (kept?.status === "COMPLETED") {
+  if (kept === "gone") localStorage.removeItem(resumeKey);
+  else if (kept?.status === "COMPLETED") {
     // Completed by an earlier attempt whose answer was lost: its asset is the result, nothing to send.
     localStorage.removeItem(resumeKey);
     report({ sent: total, status: "done", assetId: kept.asset.id, assetStatus: kept.asset.status });
     return;
   }
-  let session: Session | null = kept?.status === "OPEN" ? kept : null;
+  let session: Session | null = kept !== "gone" && kept?.status === "OPEN" ? kept : null;
   if (!session) {
     report({ status: "hashing" });
     const sha256 = await digest(file);
@@ -85,12 +90,43 @@ export async function uploadFile(client: Client, file: File, target: Target, rep
 
 type Session = CreateUploadMutation["createUpload"];
 
-/** The session an earlier attempt at this file kept, as the server has it now (null when it is
- * gone or not this token's: a new upload starts then). */
-async function keptSession(client: Client, id: string | null) {
+/** The session an earlier attempt at this file kept, as the server has it now; null when there is
+ * none (or the server could not say), "gone" when there is no resuming it: deleted, or open without
+ * URLs to send its bytes to (the server shows an open session to any reader, its URLs only to whoever
+ * created it while they may write, or an ADMIN). A new upload starts then; the key is dropped. */
+async function keptSession(client: Client, id: string | null): Promise<Session | "gone" | null> {
   if (!id) return null;
   const found = await client.query(UploadSessionDocument, { id }, { requestPolicy: "network-only" }).toPromise();
-  return found.data?.uploadSession ?? null;
+  if (!found.data) return null;
+  const session = found.data.uploadSession;
+  if (!session) return "gone";
+  if (session.status === "OPEN" && !session.url && !(session.parts?.length && session.partSizeBytes)) return "gone";
+  return session;
+}
+
+// This app's keys in localStorage for the uploads kept for resuming: `${KEPT_PREFIX}${uploader}:...`.
+const KEPT_PREFIX = "graphlake.upload:";
+
+/** Who a kept upload belongs to, in its key: a digest of the token (never the token itself, which
+ *  must not outlive the tab in localStorage). SHA-256 where the browser offers it (https, localhost);
+ *  elsewhere 64-bit FNV-1a: the key only tells tokens apart, and a token's random bytes cannot be
+ *  read back from either. */
+async function uploaderKey(token: string): Promise<string> {
+  const bytes = new TextEncoder().encode(token);
+  if (globalThis.crypto?.subtle) {
+    const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    return [...hash.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  let hash = 0xcbf29ce484222325n;
+  for (const b of bytes) hash = BigInt.asUintN(64, (hash ^ BigInt(b)) * 0x100000001b3n);
+  return hash.toString(16).padStart(16, "0");
+}
+
+/** Sign-out: every upload this app kept for resuming in this browser is forgotten, whoever kept it
+ *  (the next person at a shared machine finds none; their sessions expire on the server). */
+export function forgetKeptUploads(): void {
+  const keys = Array.from({ length: localStorage.length }, (_, i) => localStorage.key(i));
+  for (const key of keys) if (key?.startsWith(KEPT_PREFIX)) localStorage.removeItem(key);
 }
 
 async function digest(file: File): Promise<string | null> {

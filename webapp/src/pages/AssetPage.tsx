@@ -16,6 +16,7 @@ import {
 } from "../generated/graphql";
 import { bytes, counted, when } from "../format";
 import { useListMemory, useScrollMemory } from "../listMemory";
+import { lakePath } from "../root";
 import { canWrite, useSession } from "../session";
 
 
@@ -134,9 +135,15 @@ function ContentDownload({ id, name, kind }: { id: string; name: string; kind: s
   const [problem, setProblem] = useState<string | null>(null);
   const save = async () => {
     setProblem(null);
-    const response = await fetch(`/assets/${encodeURIComponent(id)}/content`, { headers: { Authorization: `Bearer ${token}` } });
+    const response = await fetch(lakePath(`/assets/${encodeURIComponent(id)}/content`), { headers: { Authorization: `Bearer ${token}` } });
     if (!response.ok) {
       setProblem(`could not download it (HTTP ${response.status})`);
+      return;
+    }
+    // Only what Graphlake's content route answered, which names the asset: anything else that answers
+    // 200 there (a dev server's or a proxy's page for unknown paths, index.html) is not the file.
+    if (response.headers.get("X-Graphlake-Id") !== id) {
+      setProblem("could not download it: Graphlake's content route did not answer (a proxy or dev server in between?)");
       return;
     }
     const base = name.split("/").pop() || "download";

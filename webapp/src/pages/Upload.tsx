@@ -7,6 +7,7 @@ import { Link } from "wouter";
 import { assetHref } from "../components/AssetRow";
 import { bytes } from "../format";
 import { CollectionByNameDocument, CollectionListDocument } from "../generated/graphql";
+import { useSession } from "../session";
 import { droppedFiles, uploadFile, type Progress } from "../upload";
 
 type Row = Progress & { key: string; name: string; retry?: () => void };
@@ -15,6 +16,7 @@ const PARALLEL = 3;
 
 export function Upload() {
   const client = useClient();
+  const { token } = useSession();
   const [rows, setRows] = useState<Row[]>([]);
   const [over, setOver] = useState(false);
   const [collectionId, setCollectionId] = useState("");
@@ -25,7 +27,7 @@ export function Upload() {
       setRows((list) => [...list, { key, name: path, sent: 0, total: file.size, status: "queued" }]);
       const report = (p: Partial<Row>) => setRows((list) => list.map((r) => (r.key === key ? { ...r, ...p } : r)));
       // A failed upload keeps its session: Retry resumes it (only the parts not stored yet go).
-      const run = (): Promise<void> => uploadFile(client, file, { collectionId: collectionId || null, path }, report)
+      const run = (): Promise<void> => uploadFile(client, token, file, { collectionId: collectionId || null, path }, report)
         .catch((e: Error) => report({ status: "failed", error: e.message, retry: () => { report({ error: undefined, retry: undefined }); void run(); } }));
       return run;
     });
