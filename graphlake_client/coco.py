@@ -24,7 +24,6 @@ stage comes. To import corrected annotations, give another set name (`set_name`)
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from graphlake_client.coco_checks import check_annotation, check_entries
 from graphlake_client.coco_shapes import left_out_of, mask_of, png_of, records_of
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
@@ -83,7 +83,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
                                    "BAD_USER_INPUT", "split")
     coco = _read_json(annotations)
     results = _read_json(predictions) if predictions else None
-    _check_keys(coco, results, annotations.name)
+    check_entries(coco, results, annotations.name, predictions.name if predictions else "")
     images_by_id = {image["id"]: image for image in coco["images"]}
     for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
         # File names as the path they are stored at (store below): ./a.jpg is a.jpg's.
@@ -107,7 +107,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     for items, where in ((coco.get("annotations", []), f"annotation {{}} of {annotations.name}"),
                          (results or [], f"entry {{}} of {predictions.name if predictions else ''}")):
         for n, annotation in enumerate(items):
-            _check_annotation(annotation, where.format(n), categories, images_by_id, annotations.name)
+            check_annotation(annotation, where.format(n), categories, images_by_id, annotations.name)
     for items, where in ((coco.get("annotations", []), annotations.name), (results or [], "the results file")):
         # An annotation's id names its records (their keys): two of one id would be one annotation to the set.
         twice = next((value for value, n in Counter(_ids(items)).items() if n > 1), None)
@@ -189,69 +189,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as error:
         raise GraphlakeClientError(f"{path.name} is not JSON ({error})", "BAD_USER_INPUT") from None
-
-
-def _finite(values: Any) -> bool:
-    return isinstance(values, list) and all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-
-
-def _check_annotation(annotation: dict[str, Any], where: str, categories: dict[Any, Any], images: dict[Any, Any],
-                      name: str) -> None:
-    """BAD_USER_INPUT naming the entry (by its place in its file) and what is wrong with it, before
-    anything is written: an unknown category or image, or a bbox, polygon, keypoints or score that
-    is not what COCO's format says (they failed deep in the import, after sets were made)."""
-    def bad(what: str) -> GraphlakeClientError:
-        return GraphlakeClientError(f"{where}: {what}", "BAD_USER_INPUT")
-
-    if annotation["category_id"] not in categories:
-        raise bad(f"category_id {annotation['category_id']!r} is not a category of {name}")
-    if annotation["image_id"] not in images:
-        raise bad(f"image_id {annotation['image_id']!r} is not an image of {name}")
-    box = annotation.get("bbox")
-    if box is not None and not (_finite(box) and len(box) == 4):
-        raise bad(f"bbox is [x, y, width, height], four numbers, not {box!r}")
-    if box is not None and (box[2] < 0 or box[3] < 0):
-        raise bad(f"bbox is [x, y, width, height], the width and height not negative, not {box!r}")
-    segmentation = annotation.get("segmentation")
-    if isinstance(segmentation, list):
-        for part, flat in enumerate(segmentation):
-            if not (_finite(flat) and len(flat) % 2 == 0):
-                raise bad(f"segmentation[{part}] is a polygon, an even count of numbers (x, y, x, y, ...)")
-    elif segmentation is not None and not (isinstance(segmentation, dict) and "counts" in segmentation):
-        raise bad("segmentation is a list of polygons or an RLE ({counts, size})")
-    elif isinstance(segmentation, dict):  # pycocotools needs the mask's size: checked before anything is written
-        size = segmentation.get("size")
-        if size is not None and not (_finite(size) and len(size) == 2 and all(v == int(v) > 0 for v in size)):
-            raise bad(f"segmentation.size is [height, width], two positive whole numbers, not {size!r}")
-        if size is None and not isinstance(segmentation["counts"], list):
-            raise bad("segmentation is a compressed RLE without its size ([height, width])")
-        image = images[annotation["image_id"]]
-        if size is None and not (image.get("height") and image.get("width")):
-            raise bad("segmentation is an uncompressed RLE without its size, and its image has no height and width")
-    keypoints = annotation.get("keypoints")
-    if keypoints is not None and not (_finite(keypoints) and len(keypoints) % 3 == 0):
-        raise bad("keypoints are x, y, visibility for each point: a count of numbers divisible by 3")
-    score = annotation.get("score")
-    if score is not None and not (_finite([score]) and 0 <= score <= 1):
-        raise bad(f"score must be between 0 and 1, not {score!r}")
-
-
-def _check_keys(coco: Any, results: Any, name: str) -> None:
-    """BAD_USER_INPUT naming the first entry without what the import reads of it (a KeyError deep in
-    the import said nothing a user could act on)."""
-    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
-        raise GraphlakeClientError(f"{name} is not a COCO file: it has no list of images", "BAD_USER_INPUT")
-    if results is not None and not isinstance(results, list):
-        raise GraphlakeClientError("a COCO results file is a list of annotations", "BAD_USER_INPUT")
-    wanted = [(f"image {{}} of {name}", coco["images"], ("id", "file_name")),
-              (f"category {{}} of {name}", coco.get("categories", []), ("id", "name")),
-              (f"annotation {{}} of {name}", coco.get("annotations", []), ("image_id", "category_id")),
-              ("entry {} of the results file", results or [], ("image_id", "category_id"))]
-    for where, entries, keys in wanted:
-        for n, entry in enumerate(entries):
-            lacking = [k for k in keys if not isinstance(entry, dict) or entry.get(k) is None]
-            if lacking:
-                raise GraphlakeClientError(f"{where.format(n)} has no {lacking[0]}", "BAD_USER_INPUT")
 
 
 async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categories: dict[Any, dict[str, Any]],

@@ -267,6 +267,49 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
     assert await counts() == (0, 0, 0)
 
 
+async def test_entries_of_the_wrong_type_are_refused_naming_them(served: Served, make_token: MakeToken,
+                                                                 tmp_path: Path) -> None:
+    """A key of the wrong type (a number for a file name, null for the annotations, a list for an id,
+    "no" for iscrowd) was a TypeError's traceback, some after the images were stored: now
+    BAD_USER_INPUT naming the entry and the key, before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    cases = [(lambda c: c["images"][0].update(file_name=5), "image 0 of annotations.json: file_name is a path"),
+             (lambda c: c.update(annotations=None), "annotations.json: annotations is a list, not None"),
+             (lambda c: c.update(categories={"1": "scratch"}), "annotations.json: categories is a list"),
+             (lambda c: c["images"].append("d.png"), "image 3 of annotations.json: an entry is a JSON object"),
+             (lambda c: c["images"][1].update(width="80"), "image 1 of annotations.json: width is a positive whole"),
+             (lambda c: c["categories"][2].update(keypoints="nose"), "category 2 of annotations.json: keypoints is a list"),
+             (lambda c: c["annotations"][0].update(iscrowd="no"), "annotation 0 of annotations.json: iscrowd is 0 or 1"),
+             (lambda c: c["annotations"][3].update(category_id=[1]), "annotation 3 of annotations.json: category_id is a"),
+             (lambda c: c["annotations"][4].update(image_id=[9]), "annotation 4 of annotations.json: image_id is a")]
+    async with Client(served.base_url, token) as lake:
+        for change, named in cases:
+            broken = json.loads(coco_files(tmp_path)[0].read_text())
+            change(broken)
+            annotations.write_text(json.dumps(broken))
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_coco(annotations, tmp_path / "images", "parts")
+            assert refused.value.code == "BAD_USER_INPUT" and named in str(refused.value), (named, refused.value)
+        annotations.write_text(json.dumps(json.loads(coco_files(tmp_path)[0].read_text())))
+        found = json.loads(results.read_text())
+        found[1]["score"] = [0.5]
+        results.write_text(json.dumps(found))
+        with pytest.raises(GraphlakeClientError, match=r"entry 1 of results\.json: score must be between 0 and 1"):
+            await lake.import_coco(annotations, tmp_path / "images", "parts", predictions=results)
+    broken = json.loads(annotations.read_text())
+    broken["images"][0]["file_name"] = 5
+    annotations.write_text(json.dumps(broken))
+    said = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert said.returncode == 1 and "Traceback" not in said.stderr and said.stderr.count("error:") == 1
+    assert "file_name is a path relative to --images (a string), not 5 (BAD_USER_INPUT)" in " ".join(said.stderr.split())
+    assert await counts() == (0, 0, 0)
+
+
 async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
                                                                     tmp_path: Path) -> None:
     """COCO's crowd files may leave `size` out of an uncompressed RLE: its image's height and width
