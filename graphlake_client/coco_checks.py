@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from graphlake_client.coco_shapes import mask_of
 from graphlake_client.errors import GraphlakeClientError
 
 
@@ -113,7 +114,9 @@ def check_annotation(annotation: dict[str, Any], where: str, categories: dict[An
 
 
 def _check_rle(segmentation: dict[str, Any], image: dict[str, Any], where: str) -> None:
-    """An RLE's size and counts, of the types pycocotools takes."""
+    """An RLE's size, and its runs decoded by pycocotools as the import will (coco_shapes.mask_of):
+    runs that do not cover the mask exactly were refused only once the images were stored (too
+    many), or stored as a mask of whatever memory held (too few)."""
     size = segmentation.get("size")
     if size is not None and not (_finite(size) and len(size) == 2 and all(v == int(v) > 0 for v in size)):
         raise _bad(where, f"segmentation.size is [height, width], two positive whole numbers, not {_shown(size)}")
@@ -124,3 +127,7 @@ def _check_rle(segmentation: dict[str, Any], image: dict[str, Any], where: str) 
         raise _bad(where, "segmentation is a compressed RLE without its size ([height, width])")
     if size is None and not (image.get("height") and image.get("width")):
         raise _bad(where, "segmentation is an uncompressed RLE without its size, and its image has no height and width")
+    try:
+        mask_of(segmentation, image.get("height"), image.get("width"))
+    except ValueError as error:  # pycocotools' own refusals are ValueErrors too
+        raise _bad(where, f"segmentation is not a valid RLE: {error}") from None

@@ -485,6 +485,33 @@ def one_image_a_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dataset_import, "CHUNKS_PER_STEP", 1)
 
 
+async def test_an_rle_that_does_not_cover_its_mask_is_refused_before_anything_is_written(
+        served: Served, make_token: MakeToken, tmp_path: Path, one_image_a_stage: None) -> None:
+    """Garbage compressed counts, or uncompressed runs past the mask's end, were refused by
+    pycocotools only when their image's stage came, after the stages before it were stored; runs
+    that stop short were stored as a mask of whatever pycocotools' buffer held. Every RLE is decoded,
+    and its runs must cover height x width exactly, before anything is written."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    for runs, said in (("!!!garbage~~~", "'!' is no character of a compressed RLE"),
+                         ("", "its runs cover 0 pixels, its size [60, 80] is 4800"),
+                         ([4000, 900], "its runs cover 4900 pixels"),
+                         ([100, 50, 10], "its runs cover 160 pixels"),
+                         ([100, -50, 4750], "whole numbers, not negative")):
+        coco = json.loads(coco_files(tmp_path)[0].read_text())
+        coco["annotations"][2 if isinstance(runs, str) else 3]["segmentation"]["counts"] = runs  # image 8's crowds
+        annotations.write_text(json.dumps(coco))
+        async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_coco(annotations, tmp_path / "images", "masks")
+        where = f"annotation {2 if isinstance(runs, str) else 3} of annotations.json: segmentation is not a valid RLE"
+        assert refused.value.code == "BAD_USER_INPUT" and where in str(refused.value) and said in str(refused.value), \
+            refused.value
+    assert await counts() == (0, 0, 0)
+
+
 async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token: MakeToken, tmp_path: Path,
                                                       one_image_a_stage: None) -> None:
     """An import that died part-way (here: its connection lost at the second image's records) left
