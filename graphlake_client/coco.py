@@ -28,10 +28,10 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from graphlake_client.coco_checks import check_annotation, check_entries
+from graphlake_client.coco_checks import check_annotation, check_entries, plain_file_names
 from graphlake_client.coco_shapes import left_out_of, mask_of, png_of, records_of
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
@@ -84,18 +84,13 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     coco = _read_json(annotations)
     results = _read_json(predictions) if predictions else None
     check_entries(coco, results, annotations.name, predictions.name if predictions else "")
+    plain_file_names(coco["images"], images, annotations.name)
     images_by_id = {image["id"]: image for image in coco["images"]}
     for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
-        # File names as the path they are stored at (store below): ./a.jpg is a.jpg's.
-        named = Counter(str(PurePosixPath(i[key])) if key == "file_name" else i[key] for i in coco["images"])
-        twice = next((value for value, n in named.items() if n > 1), None)
+        # File names as the plain paths they are stored at: ./a.jpg is a.jpg's, x/../a.jpg too.
+        twice = next((value for value, n in Counter(i[key] for i in coco["images"]).items() if n > 1), None)
         if twice is not None:
             raise GraphlakeClientError(f"image {key} {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
-    root = images.resolve()
-    outside = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).resolve().is_relative_to(root)]
-    if outside:  # a file_name like ../../.ssh/id_rsa must not upload what lies outside --images
-        raise GraphlakeClientError(f"{len(outside)} image file names lead outside {images}, e.g. {outside[0]!r}",
-                                   "BAD_USER_INPUT")
     missing = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).is_file()]
     if missing:  # before anything is written
         raise GraphlakeClientError(f"{len(missing)} images are not under {images}, e.g. {missing[0]}", "BAD_USER_INPUT")
@@ -153,10 +148,9 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     stages = ImageStages(lake, "coco", dataset, known, done, split.upper())
 
     async def store(chunk: list[dict[str, Any]]) -> None:
-        # At the file name as a path in the collection takes it: `./a.jpg` and `sub//b.jpg` (some tools
-        # write them) are a.jpg and sub/b.jpg, which the server's paths must be.
+        # At the file name as plain_file_names made it: the plain path the server's paths must be.
         await stages.store(chunk, [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,
-                                                              "path": str(PurePosixPath(i["file_name"])), "mount": mount})
+                                                              "path": i["file_name"], "mount": mount})
                                    for i in chunk])
 
     async def add(chunk: list[dict[str, Any]]) -> None:

@@ -9,6 +9,8 @@ Kept apart from coco.py so these rules read in one place.
 from __future__ import annotations
 
 import math
+import posixpath
+from pathlib import Path
 from typing import Any
 
 from graphlake_client.coco_shapes import mask_of
@@ -131,3 +133,22 @@ def _check_rle(segmentation: dict[str, Any], image: dict[str, Any], where: str) 
         mask_of(segmentation, image.get("height"), image.get("width"))
     except ValueError as error:  # pycocotools' own refusals are ValueErrors too
         raise _bad(where, f"segmentation is not a valid RLE: {error}") from None
+
+
+def plain_file_names(images: list[dict[str, Any]], root: Path, name: str) -> None:
+    """Put each image's file_name as the plain relative path it names under `root` (--images):
+    `./a.jpg`, `sub//b.jpg` and `sub/../sub/c.jpg`, as some tools write them, are a.jpg, sub/b.jpg
+    and sub/c.jpg, the path the image is stored at and the name its datum keeps (the server refuses
+    the others as paths, which it said only once stages before were stored), so two ways of naming
+    one file are one name. BAD_USER_INPUT for a name that leads outside `root` (absolute, or up
+    through `..`): judged on the name alone, so an images folder of links into a cache (DVC,
+    git-annex) is read through them as an upload reads any file the user gives it."""
+    outside = []
+    for image in images:
+        plain = posixpath.normpath(image["file_name"])
+        if plain.startswith("/") or plain in (".", "..") or plain.startswith("../"):
+            outside.append(image["file_name"])
+        image["file_name"] = plain
+    if outside:  # a file_name like ../../.ssh/id_rsa must not upload what lies outside --images
+        raise GraphlakeClientError(f"{len(outside)} image file names of {name} lead outside {root}, e.g. "
+                                   f"{outside[0]!r}", "BAD_USER_INPUT")

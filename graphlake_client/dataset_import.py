@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import posixpath
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -117,7 +118,13 @@ async def known_datums(lake: Client, key: str, dataset: str) -> Known:
                            {"metadata": [{"path": f"{key}.dataset", "op": "EQ", "value": dataset}]})
     named = {d["id"]: d["metadata"].get(key) or {} for d in existing}
     return Known({r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"},
-                 {datum: (meta.get("id"), meta.get("file_name")) for datum, meta in named.items()})
+                 {datum: (meta.get("id"), _plain(meta.get("file_name"))) for datum, meta in named.items()})
+
+
+def _plain(file_name: Any) -> Any:
+    """A file name as an import now records it (coco_checks.plain_file_names): an earlier import
+    kept `./a.jpg` as written, and its datum is still a.jpg's."""
+    return posixpath.normpath(file_name) if isinstance(file_name, str) and file_name else file_name
 
 
 async def held_records(lake: Client, set_id: str) -> Counter[str | None]:

@@ -435,6 +435,39 @@ async def test_a_file_name_with_dot_or_doubled_slashes_is_stored_at_its_plain_pa
         assert (tmp_path / "out" / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
 
 
+async def test_a_file_name_through_dot_dot_inside_the_images_is_its_plain_path(served: Served, make_token: MakeToken,
+                                                                               tmp_path: Path, one_image_a_stage: None) -> None:
+    """`sub/../sub/c.png` names a file under --images, but the server refuses it as a path: the import
+    stopped there, after the stages before it were stored. It is stored at sub/c.png (and exported
+    there); `x/../a.png` beside `a.png` is one file named twice, refused before anything is written.
+    An images folder of links into a cache (DVC, git-annex) is read through them: the names are
+    judged, not where the user's links lead (that was refused as leading outside --images)."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "store")
+    annotations, _ = coco_files(tmp_path)
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    for name in SIZES:
+        os.symlink(tmp_path / "store" / name, images / name)
+    coco = json.loads(annotations.read_text())
+    coco["images"][1]["file_name"] = "x/../a.png"
+    annotations.write_text(json.dumps(coco))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        with pytest.raises(GraphlakeClientError, match=r"image file_name 'a\.png' appears twice") as refused:
+            await lake.import_coco(annotations, images, "parts", version="v1")
+        assert refused.value.code == "BAD_USER_INPUT" and await counts() == (0, 0, 0)
+        coco["images"][1]["file_name"], coco["images"][2]["file_name"] = "b.png", "sub/../sub/c.png"
+        annotations.write_text(json.dumps(coco))
+        done = await lake.import_coco(annotations, images, "parts", version="v1")
+        await lake.export_coco("parts/v1", tmp_path / "out")
+    assert done.images_uploaded == 3 and done.records_added["GROUND_TRUTH"] == 10
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in back["images"]) == ["a.png", "b.png", "sub/c.png"]
+    for name in SIZES:
+        assert (tmp_path / "out" / "images" / name).read_bytes() == (tmp_path / "store" / name).read_bytes()
+
+
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
     from documents.roles import Role
