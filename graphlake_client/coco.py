@@ -13,8 +13,9 @@ MASK record points at an image asset.
 The images go in stages of STAGE_IMAGES (dataset_import.in_stages): while some stages' records are
 added, the next ones' datums are made and the images of those after are stored.
 
-A rerun does not duplicate annotations: a set that already holds as many records as the file makes
-is left as it is (the result says `kept`). One an interrupted import left part-way holds whole
+A rerun does not duplicate annotations: a set that already holds the records the file makes (by
+key and content, image by image: dataset_import.records_held) is left as it is (the result says
+`kept`); a set of the same name with another source (another model's predictions) is a CONFLICT. One an interrupted import left part-way holds whole
 images' records (no batch splits an image's): a rerun adds those of the other images (`resumed`).
 A set holding anything else (records of another file, or changed annotations) stops the import with
 CONFLICT before it adds anything; records on an image whose bytes changed since, when that image's
@@ -36,6 +37,7 @@ from graphlake_client.coco_shapes import left_out_of, mask_of, png_of, records_o
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
     ImageStages,
+    Records,
     add_records,
     check_held,
     chunks,
@@ -135,8 +137,10 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         on_image: dict[Any, list[dict[str, Any]]] = {}
         for annotation, annotation_id in zip(items, _ids(items), strict=True):
             on_image.setdefault(annotation["image_id"], []).append({**annotation, "id": annotation_id})
-        made = {image: (images_by_id[image]["file_name"], n) for image, on in on_image.items()
-                if (n := sum(len(records_of(a, categories[a["category_id"]], "mask")) for a in on))}
+        # What this import makes on each image ("mask": its PNG is uploaded only when its records go in).
+        made = {image: making for image, on in on_image.items()
+                if (making := Records.of(images_by_id[image]["file_name"],
+                                       [r for a in on for r in records_of(a, categories[a["category_id"]], "mask")]))}
         held = await records_held(lake, found, made, known)
         if held is None:
             done.kept.append(purpose)  # imported before: adding again would duplicate every record

@@ -47,6 +47,7 @@ from PIL import Image
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
     ImageStages,
+    Records,
     add_records,
     annotation_set,
     check_held,
@@ -213,10 +214,6 @@ def _png(mask: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def _record_count(image: _Image) -> int:
-    return len(image.objects) + sum(len(o["parts"]) for o in image.objects) + len(image.object_numbers) + len(image.class_indices)
-
-
 async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, version: str | None = None,
                      mount: str | None = None, set_name: str | None = None,
                      say: Callable[[str], None] = lambda _: None) -> VocImport:
@@ -247,8 +244,9 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
     found = await annotation_set(lake, name, "GROUND_TRUTH", done.schema_id, {"kind": "HUMAN", "name": "voc"})
     done.set_id = found["id"]
     known = await known_datums(lake, "voc", dataset)
-    held = await records_held(lake, found, {image.id: (image.file.name, n) for image in images
-                                            if (n := _record_count(image))}, known, "split")
+    # What this import makes on each image ("mask": its PNGs are uploaded only when its records go in).
+    made = {image.id: making for image in images if (making := Records.of(image.file.name, _records_of(image, _unsent)))}
+    held = await records_held(lake, found, made, known, "split")
     done.kept = held is None  # imported before: adding again would duplicate every record
     done.resumed = bool(held is not None and found["recordCount"])
     stages = ImageStages(lake, "voc", dataset, known, done, SPLITS.get(split, "UNASSIGNED"))
@@ -270,7 +268,7 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
                                stages.asset_of, stages.datum_of, collection, mount)
             done.records_added += added  # after the await: another stage adds meanwhile
 
-    adding = 0 if held is None else sum(1 for image in images if image.id not in held and _record_count(image))
+    adding = 0 if held is None else sum(1 for image in images if image.id not in held and image.id in made)
     say(f"storing {len(images)} images, their datums and the records of {adding} of them, {STAGE_IMAGES} images a stage")
     await in_stages(chunks(images, STAGE_IMAGES), store, make_datums, add)
     done.datum_ids = [stages.datum_of[image.id] for image in images]
@@ -302,20 +300,34 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
     records = []
     for image in images:
         on = {"assetId": asset_of[image.id], "datumId": datum_of[image.id]}
-        key = f"voc:{image.id}"  # each record's name in the dataset (services/record_keys.py): a rerun adds none twice
-        for n, obj in enumerate(image.objects, start=1):
-            records.append({**on, "kind": "BBOX", "label": obj["name"], "geometry": {"bbox": obj["box"]},
-                            "attributes": obj["attributes"], "key": f"{key}:object:{n}"})
-            records += [{**on, "kind": "BBOX", "label": part["name"], "geometry": {"bbox": part["box"]},
-                         "attributes": {"voc_part_of": n}, "key": f"{key}:object:{n}:part:{p}"}
-                        for p, part in enumerate(obj["parts"], start=1)]
-        for number in image.object_numbers:
-            records.append({**on, "kind": "MASK", "label": image.objects[number - 1]["name"],
-                            "geometry": {"mask": {"assetId": masks[(image.id, "object", number)]}},
-                            "attributes": {"voc_object": number, "voc_segmentation": "object"},
-                            "key": f"{key}:object:{number}:mask"})
-        for index in image.class_indices:
-            records.append({**on, "kind": "MASK", "label": CLASSES[index - 1],
-                            "geometry": {"mask": {"assetId": masks[(image.id, "class", index)]}},
-                            "attributes": {"voc_segmentation": "class"}, "key": f"{key}:class:{index}:mask"})
+        records += [{**on, **record} for record in _records_of(image, lambda kind, number, image=image:
+                                                                  masks[(image.id, kind, number)])]
     return await add_records(lake, set_id, records)
+
+
+def _unsent(kind: str, number: int) -> str:
+    """A mask's asset before it is uploaded, as records_held compares records (without it)."""
+    return "mask"
+
+
+def _records_of(image: _Image, mask: Callable[[str, int], str]) -> list[dict[str, Any]]:
+    """The records of one image (without its asset and datum), `mask(kind, number)` giving the
+    asset of its "object" or "class" mask of that number."""
+    key = f"voc:{image.id}"  # each record's name in the dataset (services/record_keys.py): a rerun adds none twice
+    records = []
+    for n, obj in enumerate(image.objects, start=1):
+        records.append({"kind": "BBOX", "label": obj["name"], "geometry": {"bbox": obj["box"]},
+                        "attributes": obj["attributes"], "key": f"{key}:object:{n}"})
+        records += [{"kind": "BBOX", "label": part["name"], "geometry": {"bbox": part["box"]},
+                     "attributes": {"voc_part_of": n}, "key": f"{key}:object:{n}:part:{p}"}
+                    for p, part in enumerate(obj["parts"], start=1)]
+    for number in image.object_numbers:
+        records.append({"kind": "MASK", "label": image.objects[number - 1]["name"],
+                        "geometry": {"mask": {"assetId": mask("object", number)}},
+                        "attributes": {"voc_object": number, "voc_segmentation": "object"},
+                        "key": f"{key}:object:{number}:mask"})
+    for index in image.class_indices:
+        records.append({"kind": "MASK", "label": CLASSES[index - 1],
+                        "geometry": {"mask": {"assetId": mask("class", index)}},
+                        "attributes": {"voc_segmentation": "class"}, "key": f"{key}:class:{index}:mask"})
+    return records

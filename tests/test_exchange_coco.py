@@ -310,6 +310,45 @@ async def test_entries_of_the_wrong_type_are_refused_naming_them(served: Served,
     assert await counts() == (0, 0, 0)
 
 
+async def test_another_models_predictions_or_changed_ones_are_not_kept_as_imported(served: Served, make_token: MakeToken,
+                                                                                 tmp_path: Path) -> None:
+    """A set was kept when it held as many records on each image as the file makes: a second model's
+    predictions, or corrected ones, of the same counts were reported `kept` and dropped. The set is
+    found by its source too (another --model's set is a CONFLICT naming both), and its records are
+    compared with the file's by key and content."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    other = json.loads(results.read_text())
+    for entry in other:  # the same number of detections on each image, other boxes and scores
+        entry["bbox"] = [v + 1 for v in entry["bbox"]]
+        entry["score"] = 0.5
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        first = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=results, model="model-a")
+        before = await counts()
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
+                                   model="model-b")
+        assert refused.value.code == "CONFLICT" and await counts() == before
+        assert "'d predictions' is MODEL 'model-a''s, not MODEL 'model-b''s" in str(refused.value), refused.value
+        with pytest.raises(GraphlakeClientError, match="3 of them not as this file makes them") as refused:
+            await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
+                                   model="model-a")
+        assert refused.value.code == "CONFLICT" and await counts() == before
+        moved = json.loads(annotations.read_text())
+        moved["annotations"][0]["bbox"] = [11, 12, 20, 8.5]  # a corrected box: the same records, one elsewhere
+        (tmp_path / "moved.json").write_text(json.dumps(moved))
+        with pytest.raises(GraphlakeClientError, match="4 of them not as this file makes them"):
+            await lake.import_coco(tmp_path / "moved.json", tmp_path / "images", "d")
+        b = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
+                                   model="model-b", set_name="d model-b")
+        again = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=results, model="model-a")
+    assert b.set_ids["PREDICTION"] != first.set_ids["PREDICTION"] and b.records_added["PREDICTION"] == 3
+    assert again.kept == ["GROUND_TRUTH", "PREDICTION"] and again.set_ids == first.set_ids
+
+
 async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
                                                                     tmp_path: Path) -> None:
     """COCO's crowd files may leave `size` out of an uncompressed RLE: its image's height and width
