@@ -167,16 +167,30 @@ def _objects(xml: Path) -> tuple[str | None, list[dict[str, Any]]]:
     return (root.findtext("filename") or "").strip() or None, objects
 
 
-def _palette_indices(png: Path, size: tuple[int, int]) -> np.ndarray:
+# What Pillow raises for a file it cannot read: not an image (UnidentifiedImageError, an OSError), cut
+# short or damaged (OSError, SyntaxError, ValueError from a decoder), or too large to be one.
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _unreadable(path: Path, voc_id: str, error: Exception) -> GraphlakeClientError:
+    """BAD_USER_INPUT naming the file and its image: Pillow's own error named neither, as a traceback."""
+    return GraphlakeClientError(f"image {voc_id}: {path.parent.name}/{path.name} is not an image Pillow can read "
+                                f"({error})", "BAD_USER_INPUT")
+
+
+def _palette_indices(png: Path, size: tuple[int, int], voc_id: str) -> np.ndarray:
     """A VOC segmentation PNG's pixel values (palette indices), checked against the image's size."""
-    with Image.open(png) as image:
-        if image.mode not in ("P", "L"):
-            raise GraphlakeClientError(f"{png.name}: a VOC segmentation is a palette PNG, this one is {image.mode}",
-                                       "BAD_USER_INPUT")
-        if image.size != size:
-            raise GraphlakeClientError(f"{png.name} is {image.size[0]}x{image.size[1]}, its image "
-                                       f"{size[0]}x{size[1]}", "BAD_USER_INPUT")
-        return np.asarray(image)
+    try:
+        with Image.open(png) as image:
+            if image.mode not in ("P", "L"):
+                raise GraphlakeClientError(f"{png.name}: a VOC segmentation is a palette PNG, this one is {image.mode}",
+                                           "BAD_USER_INPUT")
+            if image.size != size:
+                raise GraphlakeClientError(f"{png.name} is {image.size[0]}x{image.size[1]}, its image "
+                                           f"{size[0]}x{size[1]}", "BAD_USER_INPUT")
+            return np.asarray(image)  # decodes the pixels: a PNG damaged past its header fails here
+    except UNREADABLE as error:
+        raise _unreadable(png, voc_id, error) from None
 
 
 def _read(root: Path, voc_id: str) -> _Image:
@@ -187,24 +201,27 @@ def _read(root: Path, voc_id: str) -> _Image:
     file = root / "JPEGImages" / Path(file_name or f"{voc_id}.jpg").name
     if not file.is_file():
         raise GraphlakeClientError(f"image {voc_id}: {file.relative_to(root)} is missing", "BAD_USER_INPUT")
-    with Image.open(file) as image:
-        size = image.size
+    try:
+        with Image.open(file) as image:  # the header: the size, and that it is an image at all
+            size = image.size
+    except UNREADABLE as error:
+        raise _unreadable(file, voc_id, error) from None
     found = _Image(voc_id, file, size[0], size[1], objects, has_xml=xml.is_file())
     if (png := root / "SegmentationObject" / f"{voc_id}.png").is_file():
-        found.object_png, found.object_numbers = png, _values(png, size)
+        found.object_png, found.object_numbers = png, _values(png, size, voc_id)
         if found.object_numbers and found.object_numbers[-1] > len(objects):
             raise GraphlakeClientError(f"{png.name} has object {found.object_numbers[-1]}, {voc_id}.xml only "
                                        f"{len(objects)}", "BAD_USER_INPUT")
     if (png := root / "SegmentationClass" / f"{voc_id}.png").is_file():
-        found.class_png, found.class_indices = png, _values(png, size)
+        found.class_png, found.class_indices = png, _values(png, size, voc_id)
         if found.class_indices and found.class_indices[-1] > len(CLASSES):
             raise GraphlakeClientError(f"{png.name} has class {found.class_indices[-1]}: VOC has 20", "BAD_USER_INPUT")
     return found
 
 
-def _values(png: Path, size: tuple[int, int]) -> list[int]:
+def _values(png: Path, size: tuple[int, int], voc_id: str) -> list[int]:
     """The object numbers or class indices a segmentation PNG holds, ascending (background and void aside)."""
-    return [int(v) for v in np.unique(_palette_indices(png, size)) if v not in (0, VOID)]
+    return [int(v) for v in np.unique(_palette_indices(png, size, voc_id)) if v not in (0, VOID)]
 
 
 def _png(mask: np.ndarray) -> bytes:
@@ -291,7 +308,7 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
             files = []
             for n, (image, kind, source, number) in enumerate(wanted):
                 png = Path(scratch) / f"{n}.png"
-                png.write_bytes(_png(_palette_indices(source, (image.width, image.height)) == number))
+                png.write_bytes(_png(_palette_indices(source, (image.width, image.height), image.id) == number))
                 files.append((png, {"name": f"{image.id}-{kind}-{number}.png", "mediaType": "image/png",
                                     "collectionId": collection, "mount": mount,
                                     "path": f"masks/{set_id}/{image.id}/{kind}-{number}.png"}))

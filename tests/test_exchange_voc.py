@@ -307,3 +307,24 @@ async def test_flags_other_tools_write_and_a_missing_xml_are_said(served: Served
         read = await read_version(lake, "VOC2012/v1")
     cat = next(r for _, records in read for r in records if r["label"] == "cat")
     assert cat["attributes"]["truncated"] is True and cat["attributes"]["difficult"] is False
+
+
+async def test_a_file_pillow_cannot_read_is_refused_naming_it_before_anything_is_written(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """An empty or damaged JPEG, or a segmentation PNG that is not one, was PIL's
+    UnidentifiedImageError as a traceback: now BAD_USER_INPUT naming the file and its image, from
+    the reading that comes before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    for broken, contents, said in (("JPEGImages/2008_000002.jpg", b"", "image 2008_000002: JPEGImages/2008_000002.jpg"),
+                                   ("JPEGImages/2008_000002.jpg", b"not a jpeg", "image 2008_000002: JPEGImages/2008_000002.jpg"),
+                                   ("SegmentationObject/2008_000001.png", b"\x89PNG garbage",
+                                    "image 2008_000001: SegmentationObject/2008_000001.png")):
+        root = voc_tree(tmp_path / broken.replace("/", "-"))
+        (root / broken).write_bytes(contents)
+        refused = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train")
+        text = " ".join(refused.stderr.split())
+        assert refused.returncode == 1 and "Traceback" not in text and text.count("error:") == 1, text
+        assert f"{said} is not an image Pillow can read" in text and "(BAD_USER_INPUT)" in text, text
+    assert await counts() == (0, 0, 0)
