@@ -216,6 +216,39 @@ async def test_the_export_is_the_frozen_version(served: Served, make_token: Make
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+async def test_an_export_into_an_earlier_exports_dest_is_refused_unless_it_replaces(served: Served, make_token: MakeToken,
+                                                                                   tmp_path: Path) -> None:
+    """A second export into one DEST left the first's results.json beside its own annotations.json
+    (one without predictions writes none): evaluated together, they were two versions'. DEST holding
+    an earlier export's images/, annotations.json or results.json is refused (CONFLICT, one line
+    from the command), and --replace removes them first, as the YOLO and Hugging Face exports do.
+    The JSON files go in through a temporary name: none is ever half written under its own."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    out = tmp_path / "out"
+    async with Client(served.base_url, token) as lake:
+        await lake.import_coco(annotations, tmp_path / "images", "withpred", version="v1", predictions=results)
+        await lake.import_coco(annotations, tmp_path / "images", "nopred", version="v1")
+        await lake.export_coco("withpred/v1", out)
+        assert (out / "results.json").is_file()
+        with pytest.raises(GraphlakeClientError, match="holds an earlier export") as refused:
+            await lake.export_coco("nopred/v1", out)
+        assert refused.value.code == "CONFLICT"
+    again = await asyncio.to_thread(graphlake, served, token, "export", "coco", "nopred/v1", str(out))
+    said = " ".join(again.stderr.split())
+    assert again.returncode == 1 and said.count("error:") == 1 and "Traceback" not in said, said
+    assert "holds an earlier export (images/, annotations.json, results.json)" in said and "--replace" in said, said
+    assert json.loads((out / "annotations.json").read_text())["info"]["description"] == "withpred/v1"
+    replaced = await asyncio.to_thread(graphlake, served, token, "export", "coco", "nopred/v1", str(out), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads((out / "annotations.json").read_text())["info"]["description"] == "nopred/v1"
+    assert not (out / "results.json").exists()  # the earlier version's predictions are gone with it
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "images"]  # no temporary left
+
+
 async def test_a_missing_image_or_category_stops_the_import_before_it_writes(served: Served, make_token: MakeToken,
                                                                              tmp_path: Path) -> None:
     from documents.roles import Role
