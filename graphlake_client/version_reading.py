@@ -128,6 +128,24 @@ def _remove(dest: Path, folders: Iterable[str], files: Iterable[str]) -> None:
         (dest / name).unlink(missing_ok=True)
 
 
+# What Pillow raises for a file it cannot read: not an image (UnidentifiedImageError, an OSError),
+# cut short or damaged (OSError, SyntaxError, ValueError from a decoder), or too large to be one.
+UNREADABLE = (OSError, SyntaxError, ValueError)
+
+
+def pixel_size(image: Path) -> tuple[int, int] | None:
+    """An exported image's width and height from its header, as Pillow reads it; None when Pillow
+    cannot (a file in an image role that is no image Pillow knows: a training format cannot take it,
+    and the export leaves it out rather than fail half-written)."""
+    from PIL import Image  # the yolo and hf extras have Pillow; version_reading itself needs none
+
+    try:
+        with Image.open(image) as opened:
+            return opened.size
+    except (*UNREADABLE, Image.DecompressionBombError):
+        return None
+
+
 def image_path(file_name: str | None, fallback: str) -> str:
     """Where an image goes under an export's image folder: its file_name when that is a plain
     relative path (subdirectories kept), else a base name, so no name can place a file outside DEST."""
