@@ -167,6 +167,24 @@ def left_out_of(annotation: dict[str, Any], category: dict[str, Any]) -> list[st
     return reasons
 
 
+# A VOC object's flags, as the VOC import keeps them on its box record: written into its COCO annotation
+# as keys of their own (0 or 1, as VOC's XML has them; `pose` a word), which COCO's readers ignore and
+# a VOC-minded trainer or evaluation reads. Not as `ignore`: Detectron2's COCO loader refuses an
+# annotation with it, and pycocotools' COCOeval overwrites it with `iscrowd`.
+VOC_FLAGS = ("difficult", "truncated", "occluded")
+
+
+def _voc_keys(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The VOC flags and pose of the object `records` are, and `voc_part_of` for a person's layout
+    part (head, hand, foot: the VOC object number of its person); none for anything else."""
+    out: dict[str, Any] = {}
+    for record in records:
+        attributes = record.get("attributes") or {}
+        out |= {flag: int(bool(attributes[flag])) for flag in VOC_FLAGS if flag in attributes}
+        out |= {key: attributes[key] for key in ("pose", "voc_part_of") if key in attributes}
+    return out
+
+
 def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]], *, derive_area: bool = True) -> dict[str, Any]:
     """One COCO annotation (without id, image_id, category_id) from the records that share a COCO id.
     `masks` maps a mask asset id to its RLE. A ground-truth annotation needs an `area` (derived from
@@ -200,6 +218,8 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
         elif labelled := [(x, y) for x, y, v in zip(*(iter(out.get("keypoints") or []),) * 3, strict=True) if v]:
             out["bbox"] = _bounds([x for x, _ in labelled], [y for _, y in labelled])
     for key, value in (attributes.get("coco_extra") or {}).items():
+        out.setdefault(key, value)
+    for key, value in _voc_keys(records).items():
         out.setdefault(key, value)
     if "area" in attributes:
         out["area"] = attributes["area"]

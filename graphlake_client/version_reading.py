@@ -71,19 +71,33 @@ class GroundTruth:
         record is counted in `left_out` (predictions as PREDICTION, a crowd region's as CROWD, the rest
         by kind). A COCO crowd (`iscrowd` 1) is a region of many objects, not one: Ultralytics' own
         COCO converter, Detectron2 and MMDetection leave it out of training, and a box around it taught
-        as an object would be wrong; COCO's export keeps it, as COCO does."""
+        as an object would be wrong; COCO's export keeps it, as COCO does. A VOC object marked
+        `difficult` is left out whole (DIFFICULT), as Ultralytics' VOC converter leaves it out (VOC's
+        evaluation ignores it: taught as an ordinary object, it is a box the evaluation never asks
+        for). A VOC person's layout part (head, hand, foot: `voc_part_of`) is left out (PART): parts
+        are labelled on a few persons only, so a class of them would teach every unlabelled head as
+        background; the COCO export keeps them."""
         objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
         for n, record in enumerate(records):
             kind = (record["geometry"] or {}).get("__typename")
+            attributes = record.get("attributes") or {}
             if record["set"]["id"] not in self.sets:
                 left_out["PREDICTION"] += 1
-            elif (record.get("attributes") or {}).get("iscrowd"):
+            elif attributes.get("iscrowd"):
                 left_out["CROWD"] += 1
+            elif attributes.get("voc_part_of") is not None:
+                left_out["PART"] += 1
             elif kind in kinds and record["label"] in self.index:
                 objects[(record["set"]["id"], *group_of(record, n))].append(record)
             else:
                 left_out[record["kind"]] += 1
-        return list(objects.values())
+        kept = []
+        for obj in objects.values():  # VOC marks `difficult` on an object's box record alone
+            if any((r.get("attributes") or {}).get("difficult") for r in obj):
+                left_out["DIFFICULT"] += len(obj)
+            else:
+                kept.append(obj)
+        return kept
 
 
 def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str, *, files: Iterable[str] = (),
