@@ -37,6 +37,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -317,9 +318,13 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
     records = []
     for image in images:
         on = {"assetId": asset_of[image.id], "datumId": datum_of[image.id]}
-        records += [{**on, **record} for record in _records_of(image, lambda kind, number, image=image:
-                                                                  masks[(image.id, kind, number)])]
+        records += [{**on, **record} for record in _records_of(image, partial(_uploaded, masks, image.id))]
     return await add_records(lake, set_id, records)
+
+
+def _uploaded(masks: dict[tuple[str, str, int], str], image_id: str, kind: str, number: int) -> str:
+    """The asset of an image's mask, once uploaded."""
+    return masks[(image_id, kind, number)]
 
 
 def _unsent(kind: str, number: int) -> str:
