@@ -18,8 +18,9 @@ the `datasets` features) in the file.
 
 What maps: ground-truth BBOX and POLYGON records, one object per COCO annotation or VOC object
 (the records they became share `coco_id` / `voc_object`), its box the BBOX record's or else the
-polygon's bounds. Prediction sets, COCO crowds (CROWD), MASK and KEYPOINTS records do not; the
-result counts them.
+polygon's bounds. Prediction sets, COCO crowds (CROWD), VOC difficult objects (DIFFICULT) and
+layout parts (PART), MASK and KEYPOINTS records do not; the result counts them, and an image
+Pillow cannot read (the builder decodes every image) as IMAGE, named under `unreadable`.
 """
 
 from __future__ import annotations

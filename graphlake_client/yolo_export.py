@@ -27,8 +27,10 @@ What maps: ground-truth BBOX, POLYGON and (in a pose export) KEYPOINTS records, 
 annotation or VOC object (the records they became share `coco_id` / `voc_object`; each polygon part
 of a COCO annotation is its own segmentation line). What does not: prediction sets, MASK records (a
 mask would need contour tracing to become a polygon), keypoints outside a pose export, a COCO crowd
-(`iscrowd`: counted as CROWD, see GroundTruth.objects) and a box wholly outside its image; the
-result counts what was left out, by record kind.
+(`iscrowd`: counted as CROWD), a VOC difficult object (DIFFICULT) or layout part (PART; see
+GroundTruth.objects) and a box wholly outside its image; the result counts what was left out, by
+record kind, and an image Pillow cannot read (no size to normalise by) as IMAGE, named under
+`unreadable`.
 
 Sources: a label line has no place for who made it (Ultralytics reads every number on it; a sixth
 column is a segment's point, or an error), and Ultralytics finds labels only where an image's path
