@@ -72,6 +72,9 @@ def import_coco(
 def export_coco(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
     dest: Annotated[Path, typer.Argument(help="Directory to write images/, annotations.json (and results.json) into.")],
+    replace: Annotated[bool, typer.Option("--replace", help="DEST holds an earlier export: remove its images/, "
+                                                            "annotations.json and results.json first; without it, "
+                                                            "refused.")] = False,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -80,7 +83,7 @@ def export_coco(
 
     async def run() -> Any:
         async with Client(server_url(url), token) as lake:
-            return await lake.export_coco(version, dest)
+            return await lake.export_coco(version, dest, replace=replace)
 
     typer.echo(json.dumps(client_run(_needs_coco(run), token=token), indent=2))
 

@@ -153,12 +153,14 @@ class Client(Vault):
             async for datum, records in pairs:  # the readers' plain dicts, in the shapes results.py names
                 yield cast(VersionDatum, datum), cast(list[VersionRecord], records)
 
-    async def export_coco(self, version: str, dest: Path) -> CocoExport:
+    async def export_coco(self, version: str, dest: Path, *, replace: bool = False) -> CocoExport:
         """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,
-        annotations.json, and results.json when it holds predictions (graphlake_client.coco_export)."""
+        annotations.json, and results.json when it holds predictions (graphlake_client.coco_export).
+        A `dest` holding an earlier export's images/, annotations.json or results.json is refused
+        (CONFLICT) unless `replace`, which removes those first."""
         from graphlake_client.coco_export import export_coco
 
-        return await export_coco(self, version, dest)
+        return await export_coco(self, version, dest, replace=replace)
 
     async def export_yolo(self, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
                           seed: int = 0, replace: bool = False) -> YoloExport:

@@ -13,8 +13,9 @@ MASK record points at an image asset.
 The images go in stages of STAGE_IMAGES (dataset_import.in_stages): while some stages' records are
 added, the next ones' datums are made and the images of those after are stored.
 
-A rerun does not duplicate annotations: a set that already holds as many records as the file makes
-is left as it is (the result says `kept`). One an interrupted import left part-way holds whole
+A rerun does not duplicate annotations: a set that already holds the records the file makes (by
+key and content, image by image: dataset_import.records_held) is left as it is (the result says
+`kept`); a set of the same name with another source (another model's predictions) is a CONFLICT. One an interrupted import left part-way holds whole
 images' records (no batch splits an image's): a rerun adds those of the other images (`resumed`).
 A set holding anything else (records of another file, or changed annotations) stops the import with
 CONFLICT before it adds anything; records on an image whose bytes changed since, when that image's
@@ -24,18 +25,19 @@ stage comes. To import corrected annotations, give another set name (`set_name`)
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graphlake_client.coco_checks import check_annotation, check_entries, plain_file_names
 from graphlake_client.coco_shapes import left_out_of, mask_of, png_of, records_of
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
     ImageStages,
+    Records,
     add_records,
     check_held,
     chunks,
@@ -83,19 +85,14 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
                                    "BAD_USER_INPUT", "split")
     coco = _read_json(annotations)
     results = _read_json(predictions) if predictions else None
-    _check_keys(coco, results, annotations.name)
+    check_entries(coco, results, annotations.name, predictions.name if predictions else "")
+    plain_file_names(coco["images"], images, annotations.name)
     images_by_id = {image["id"]: image for image in coco["images"]}
     for key in ("id", "file_name"):  # a second entry would get the image's records again, or share its asset
-        # File names as the path they are stored at (store below): ./a.jpg is a.jpg's.
-        named = Counter(str(PurePosixPath(i[key])) if key == "file_name" else i[key] for i in coco["images"])
-        twice = next((value for value, n in named.items() if n > 1), None)
+        # File names as the plain paths they are stored at: ./a.jpg is a.jpg's, x/../a.jpg too.
+        twice = next((value for value, n in Counter(i[key] for i in coco["images"]).items() if n > 1), None)
         if twice is not None:
             raise GraphlakeClientError(f"image {key} {twice!r} appears twice in {annotations.name}", "BAD_USER_INPUT")
-    root = images.resolve()
-    outside = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).resolve().is_relative_to(root)]
-    if outside:  # a file_name like ../../.ssh/id_rsa must not upload what lies outside --images
-        raise GraphlakeClientError(f"{len(outside)} image file names lead outside {images}, e.g. {outside[0]!r}",
-                                   "BAD_USER_INPUT")
     missing = [i["file_name"] for i in coco["images"] if not (images / i["file_name"]).is_file()]
     if missing:  # before anything is written
         raise GraphlakeClientError(f"{len(missing)} images are not under {images}, e.g. {missing[0]}", "BAD_USER_INPUT")
@@ -107,7 +104,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     for items, where in ((coco.get("annotations", []), f"annotation {{}} of {annotations.name}"),
                          (results or [], f"entry {{}} of {predictions.name if predictions else ''}")):
         for n, annotation in enumerate(items):
-            _check_annotation(annotation, where.format(n), categories, images_by_id, annotations.name)
+            check_annotation(annotation, where.format(n), categories, images_by_id, annotations.name)
     for items, where in ((coco.get("annotations", []), annotations.name), (results or [], "the results file")):
         # An annotation's id names its records (their keys): two of one id would be one annotation to the set.
         twice = next((value for value, n in Counter(_ids(items)).items() if n > 1), None)
@@ -140,8 +137,10 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         on_image: dict[Any, list[dict[str, Any]]] = {}
         for annotation, annotation_id in zip(items, _ids(items), strict=True):
             on_image.setdefault(annotation["image_id"], []).append({**annotation, "id": annotation_id})
-        made = {image: (images_by_id[image]["file_name"], n) for image, on in on_image.items()
-                if (n := sum(len(records_of(a, categories[a["category_id"]], "mask")) for a in on))}
+        # What this import makes on each image ("mask": its PNG is uploaded only when its records go in).
+        made = {image: making for image, on in on_image.items()
+                if (making := Records.of(images_by_id[image]["file_name"],
+                                       [r for a in on for r in records_of(a, categories[a["category_id"]], "mask")]))}
         held = await records_held(lake, found, made, known)
         if held is None:
             done.kept.append(purpose)  # imported before: adding again would duplicate every record
@@ -153,10 +152,9 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     stages = ImageStages(lake, "coco", dataset, known, done, split.upper())
 
     async def store(chunk: list[dict[str, Any]]) -> None:
-        # At the file name as a path in the collection takes it: `./a.jpg` and `sub//b.jpg` (some tools
-        # write them) are a.jpg and sub/b.jpg, which the server's paths must be.
+        # At the file name as plain_file_names made it: the plain path the server's paths must be.
         await stages.store(chunk, [(images / i["file_name"], {"name": Path(i["file_name"]).name, "collectionId": collection,
-                                                              "path": str(PurePosixPath(i["file_name"])), "mount": mount})
+                                                              "path": i["file_name"], "mount": mount})
                                    for i in chunk])
 
     async def add(chunk: list[dict[str, Any]]) -> None:
@@ -189,69 +187,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as error:
         raise GraphlakeClientError(f"{path.name} is not JSON ({error})", "BAD_USER_INPUT") from None
-
-
-def _finite(values: Any) -> bool:
-    return isinstance(values, list) and all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-
-
-def _check_annotation(annotation: dict[str, Any], where: str, categories: dict[Any, Any], images: dict[Any, Any],
-                      name: str) -> None:
-    """BAD_USER_INPUT naming the entry (by its place in its file) and what is wrong with it, before
-    anything is written: an unknown category or image, or a bbox, polygon, keypoints or score that
-    is not what COCO's format says (they failed deep in the import, after sets were made)."""
-    def bad(what: str) -> GraphlakeClientError:
-        return GraphlakeClientError(f"{where}: {what}", "BAD_USER_INPUT")
-
-    if annotation["category_id"] not in categories:
-        raise bad(f"category_id {annotation['category_id']!r} is not a category of {name}")
-    if annotation["image_id"] not in images:
-        raise bad(f"image_id {annotation['image_id']!r} is not an image of {name}")
-    box = annotation.get("bbox")
-    if box is not None and not (_finite(box) and len(box) == 4):
-        raise bad(f"bbox is [x, y, width, height], four numbers, not {box!r}")
-    if box is not None and (box[2] < 0 or box[3] < 0):
-        raise bad(f"bbox is [x, y, width, height], the width and height not negative, not {box!r}")
-    segmentation = annotation.get("segmentation")
-    if isinstance(segmentation, list):
-        for part, flat in enumerate(segmentation):
-            if not (_finite(flat) and len(flat) % 2 == 0):
-                raise bad(f"segmentation[{part}] is a polygon, an even count of numbers (x, y, x, y, ...)")
-    elif segmentation is not None and not (isinstance(segmentation, dict) and "counts" in segmentation):
-        raise bad("segmentation is a list of polygons or an RLE ({counts, size})")
-    elif isinstance(segmentation, dict):  # pycocotools needs the mask's size: checked before anything is written
-        size = segmentation.get("size")
-        if size is not None and not (_finite(size) and len(size) == 2 and all(v == int(v) > 0 for v in size)):
-            raise bad(f"segmentation.size is [height, width], two positive whole numbers, not {size!r}")
-        if size is None and not isinstance(segmentation["counts"], list):
-            raise bad("segmentation is a compressed RLE without its size ([height, width])")
-        image = images[annotation["image_id"]]
-        if size is None and not (image.get("height") and image.get("width")):
-            raise bad("segmentation is an uncompressed RLE without its size, and its image has no height and width")
-    keypoints = annotation.get("keypoints")
-    if keypoints is not None and not (_finite(keypoints) and len(keypoints) % 3 == 0):
-        raise bad("keypoints are x, y, visibility for each point: a count of numbers divisible by 3")
-    score = annotation.get("score")
-    if score is not None and not (_finite([score]) and 0 <= score <= 1):
-        raise bad(f"score must be between 0 and 1, not {score!r}")
-
-
-def _check_keys(coco: Any, results: Any, name: str) -> None:
-    """BAD_USER_INPUT naming the first entry without what the import reads of it (a KeyError deep in
-    the import said nothing a user could act on)."""
-    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
-        raise GraphlakeClientError(f"{name} is not a COCO file: it has no list of images", "BAD_USER_INPUT")
-    if results is not None and not isinstance(results, list):
-        raise GraphlakeClientError("a COCO results file is a list of annotations", "BAD_USER_INPUT")
-    wanted = [(f"image {{}} of {name}", coco["images"], ("id", "file_name")),
-              (f"category {{}} of {name}", coco.get("categories", []), ("id", "name")),
-              (f"annotation {{}} of {name}", coco.get("annotations", []), ("image_id", "category_id")),
-              ("entry {} of the results file", results or [], ("image_id", "category_id"))]
-    for where, entries, keys in wanted:
-        for n, entry in enumerate(entries):
-            lacking = [k for k in keys if not isinstance(entry, dict) or entry.get(k) is None]
-            if lacking:
-                raise GraphlakeClientError(f"{where.format(n)} has no {lacking[0]}", "BAD_USER_INPUT")
 
 
 async def _add(lake: Client, set_id: str, items: list[dict[str, Any]], categories: dict[Any, dict[str, Any]],

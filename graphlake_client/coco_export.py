@@ -29,7 +29,16 @@ from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import CocoExport
 from graphlake_client.retries import store_failures
-from graphlake_client.version_reading import find_version, group_of, image_path, source_of, summary, version_datums
+from graphlake_client.version_reading import (
+    find_version,
+    group_of,
+    image_path,
+    refuse_earlier_export,
+    source_of,
+    summary,
+    version_datums,
+    whole_or_none,
+)
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -38,14 +47,28 @@ DATUMS_PER_PAGE = 100  # the tests make these small to read on across pages
 RECORDS_PER_PAGE = 500
 
 
-async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
-    """Write the version's images and COCO files under `dest`; what was written, by count."""
+FILES = ("annotations.json", "results.json")
+
+
+async def export_coco(lake: Client, version: str, dest: Path, *, replace: bool = False) -> CocoExport:
+    """Write the version's images and COCO files under `dest`; what was written, by count. A `dest`
+    holding an earlier export's images/, annotations.json or results.json is refused (CONFLICT)
+    unless `replace`, which removes them first: a results.json of another version, left beside this
+    one's annotations.json when this one has no predictions, would be evaluated against it."""
     found = await find_version(lake, version)
+    # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
+    await asyncio.to_thread(debris.sweep_export, dest, ["images"])
+    refuse_earlier_export(dest, ["images"], "COCO", files=FILES, replace=replace)
+    with whole_or_none(dest, ["images"], FILES):
+        return await _write(lake, found, dest)
+
+
+async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
+    """The export itself, into a `dest` that holds none of its files."""
     sets = {s["id"]: s for s in found["annotationSets"]}
     labels = list(dict.fromkeys(label["name"] for s in sets.values() for label in s["schema"]["labels"]))
     category_id = {name: n + 1 for n, name in enumerate(labels)}
     (dest / "images").mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(debris.sweep_export, dest, ["images"])  # what an export killed here left half-downloaded
     images: list[dict[str, Any]] = []
     grouped: dict[tuple[str, str, str, Any], list[dict[str, Any]]] = defaultdict(list)  # (purpose, set, image, coco id)
     image_of: dict[str, int] = {}
@@ -114,13 +137,19 @@ async def export_coco(lake: Client, version: str, dest: Path) -> CocoExport:
             results.append(annotation)
     _number(truth)
     version_info = summary(found)
-    (dest / "annotations.json").write_text(json.dumps(
-        {"info": {"description": f"{version_info['dataset']}/{version_info['version']}", "graphlake": version_info},
-         "images": images, "categories": categories, "annotations": [a for _, a in truth]}))
+    await asyncio.to_thread(_write_json, dest / "annotations.json", {
+        "info": {"description": f"{version_info['dataset']}/{version_info['version']}", "graphlake": version_info},
+        "images": images, "categories": categories, "annotations": [a for _, a in truth]})
     if results:
-        (dest / "results.json").write_text(json.dumps(results))
+        await asyncio.to_thread(_write_json, dest / "results.json", results)
     return {"images": len(images), "annotations": len(truth), "results": len(results), "left_out": dict(left_out),
             "version": version_info}
+
+
+def _write_json(target: Path, content: Any) -> None:
+    """`content` as JSON at `target`, through a temporary file renamed when whole: a reader (or a
+    killed run) never finds half a file under the name (debris.py removes a killed run's temporary)."""
+    debris.write_held(debris.partial_temp(target), json.dumps(content).encode(), target)
 
 
 def _measure(unsized: list[tuple[dict[str, Any], Path]]) -> None:

@@ -3,7 +3,9 @@ records (a BBOX, a POLYGON per polygon part, a MASK, a KEYPOINTS), which share i
 attributes (`coco_id`) so an export joins them back into one annotation.
 
 RLE goes through pycocotools (decode, encode, area), never hand-written run-length code: the
-format's column-major order and its compressed string are easy to get subtly wrong.
+format's column-major order and its compressed string are easy to get subtly wrong. The one
+exception reads a compressed string's runs only to add them up (`_compressed_runs`), since
+pycocotools decodes runs that stop short of the mask's size into whatever its buffer held.
 """
 
 from __future__ import annotations
@@ -27,16 +29,54 @@ READ = frozenset({"id", "image_id", "category_id", "bbox", "segmentation", "area
 
 def mask_of(segmentation: dict[str, Any], height: int | None, width: int | None) -> np.ndarray:
     """The binary mask (height x width, uint8) of a compressed or uncompressed RLE segmentation: its
-    own `size`, else its image's height and width. ValueError if neither says how large it is."""
+    own `size`, else its image's height and width. ValueError if neither says how large it is, or if
+    its runs do not cover exactly height x width pixels: pycocotools refuses runs past the end, but
+    fills the pixels after runs that stop short with whatever its buffer held."""
     if isinstance(segmentation["counts"], list):  # uncompressed: pycocotools compresses it first
         size = segmentation.get("size") or (height, width)
         if None in size:
             raise ValueError("an uncompressed RLE without `size` needs its image's height and width")
-        encoded = rle.frPyObjects({"counts": segmentation["counts"], "size": list(size)}, *size)
+        runs = segmentation["counts"]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in runs):
+            raise ValueError("an uncompressed RLE's counts are runs of pixels: whole numbers, not negative")
+        _check_total(sum(runs), size)
+        encoded = rle.frPyObjects({"counts": runs, "size": list(size)}, *size)
     else:
         counts = segmentation["counts"]
+        _check_total(sum(_compressed_runs(counts if isinstance(counts, str) else counts.decode())),
+                     segmentation["size"])
         encoded = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
     return rle.decode(encoded)
+
+
+def _check_total(pixels: int, size: Any) -> None:
+    height, width = (int(v) for v in size)
+    if pixels != height * width:
+        raise ValueError(f"its runs cover {pixels} pixels, its size [{height}, {width}] is {height * width}")
+
+
+def _compressed_runs(counts: str) -> list[int]:
+    """The runs of a compressed RLE string, read as pycocotools' rleFrString reads them (5 bits a
+    character from '0', a continuation bit, a sign bit, each run after the second a difference from
+    the one two before), only to check they cover the mask: pycocotools itself does the decoding."""
+    runs: list[int] = []
+    place = 0
+    while place < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if place == len(counts):
+                raise ValueError("its counts end in the middle of a run")
+            char = ord(counts[place]) - 48
+            if not 0 <= char < 64:
+                raise ValueError(f"{counts[place]!r} is no character of a compressed RLE")
+            value |= (char & 0x1F) << shift
+            more, place, shift = bool(char & 0x20), place + 1, shift + 5
+            if not more and char & 0x10:
+                value |= -1 << shift
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    if any(run < 0 for run in runs):
+        raise ValueError("its counts hold a negative run")
+    return runs
 
 
 def png_of(mask: np.ndarray) -> bytes:
@@ -127,6 +167,24 @@ def left_out_of(annotation: dict[str, Any], category: dict[str, Any]) -> list[st
     return reasons
 
 
+# A VOC object's flags, as the VOC import keeps them on its box record: written into its COCO annotation
+# as keys of their own (0 or 1, as VOC's XML has them; `pose` a word), which COCO's readers ignore and
+# a VOC-minded trainer or evaluation reads. Not as `ignore`: Detectron2's COCO loader refuses an
+# annotation with it, and pycocotools' COCOeval overwrites it with `iscrowd`.
+VOC_FLAGS = ("difficult", "truncated", "occluded")
+
+
+def _voc_keys(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The VOC flags and pose of the object `records` are, and `voc_part_of` for a person's layout
+    part (head, hand, foot: the VOC object number of its person); none for anything else."""
+    out: dict[str, Any] = {}
+    for record in records:
+        attributes = record.get("attributes") or {}
+        out |= {flag: int(bool(attributes[flag])) for flag in VOC_FLAGS if flag in attributes}
+        out |= {key: attributes[key] for key in ("pose", "voc_part_of") if key in attributes}
+    return out
+
+
 def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]], *, derive_area: bool = True) -> dict[str, Any]:
     """One COCO annotation (without id, image_id, category_id) from the records that share a COCO id.
     `masks` maps a mask asset id to its RLE. A ground-truth annotation needs an `area` (derived from
@@ -160,6 +218,8 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
         elif labelled := [(x, y) for x, y, v in zip(*(iter(out.get("keypoints") or []),) * 3, strict=True) if v]:
             out["bbox"] = _bounds([x for x, _ in labelled], [y for _, y in labelled])
     for key, value in (attributes.get("coco_extra") or {}).items():
+        out.setdefault(key, value)
+    for key, value in _voc_keys(records).items():
         out.setdefault(key, value)
     if "area" in attributes:
         out["area"] = attributes["area"]

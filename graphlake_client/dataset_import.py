@@ -9,10 +9,13 @@ Kept apart from coco.py so an importer that needs no pycocotools does not import
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import json
+import posixpath
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -117,16 +120,86 @@ async def known_datums(lake: Client, key: str, dataset: str) -> Known:
                            {"metadata": [{"path": f"{key}.dataset", "op": "EQ", "value": dataset}]})
     named = {d["id"]: d["metadata"].get(key) or {} for d in existing}
     return Known({r["asset"]["id"]: d["id"] for d in existing for r in d["roles"] if r["role"] == "image"},
-                 {datum: (meta.get("id"), meta.get("file_name")) for datum, meta in named.items()})
+                 {datum: (meta.get("id"), _plain(meta.get("file_name"))) for datum, meta in named.items()})
 
 
-async def held_records(lake: Client, set_id: str) -> Counter[str | None]:
-    """How many records the set holds on each datum, superseded ones too (as recordCount counts them)."""
-    held: Counter[str | None] = Counter()
+def _plain(file_name: Any) -> Any:
+    """A file name as an import now records it (coco_checks.plain_file_names): an earlier import
+    kept `./a.jpg` as written, and its datum is still a.jpg's."""
+    return posixpath.normpath(file_name) if isinstance(file_name, str) and file_name else file_name
+
+
+@dataclass
+class Records:
+    """Records on one image, as an import compares them (records_held): each by what tells an
+    import's own from anything else (`signature`), counted; `file_name` the image's, for those an
+    import makes."""
+
+    file_name: str | None = None
+    keyed: Counter[str] = field(default_factory=Counter)
+    keyless: Counter[str] = field(default_factory=Counter)  # the same without their keys
+    unkeyed: int = 0  # how many have no key (an import before records had keys made them)
+
+    @classmethod
+    def of(cls, file_name: str | None, records: list[dict[str, Any]]) -> Records:
+        made = cls(file_name)
+        for record in records:
+            made.add(record)
+        return made
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.keyed[signature(record)] += 1
+        self.keyless[signature(record, keyed=False)] += 1
+        self.unkeyed += record.get("key") is None
+
+    def __len__(self) -> int:
+        return self.keyed.total()
+
+    def same_as(self, made: Records) -> bool:
+        """Whether these held records are those `made`: by key and content, or by content alone
+        where some have no key."""
+        return self.keyless == made.keyless if self.unkeyed else self.keyed == made.keyed
+
+
+def signature(record: dict[str, Any], *, keyed: bool = True) -> str:
+    """A digest of what tells a record an import makes from another: its key, label, score,
+    attributes and shape (a mask's asset aside: it is uploaded only when the records are added), the
+    same for an AnnotationRecordInput this import would send and a record the set holds
+    (SET_RECORD_CONTENT). Numbers count as floats, as the server gives them back."""
+    geometry = record.get("geometry") or {}
+    if "__typename" in geometry:  # a record the set holds
+        shape = {k: v for k, v in geometry.items() if k != "__typename"}
+        kind = geometry["__typename"]
+    elif geometry:  # an input: {"bbox": {...}}, {"polygon": {"points": ...}}, {"keypoints": ...}, {"mask": ...}
+        name, shape = next(iter(geometry.items()))
+        kind = {"bbox": "BBox", "polygon": "Polygon", "keypoints": "Keypoints", "mask": "Mask"}.get(name, name)
+        shape = {} if kind == "Mask" else shape
+    else:
+        kind, shape = None, {}
+    content = [record.get("key") if keyed else None, record.get("label"), record.get("score"),
+               record.get("attributes") or {}, kind, shape]
+    return hashlib.blake2b(json.dumps(_floats(content), sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def _floats(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_floats(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+async def held_records(lake: Client, set_id: str) -> dict[str | None, Records]:
+    """The records the set holds on each datum (None: on no datum), superseded ones too (as
+    recordCount counts them)."""
+    held: dict[str | None, Records] = {}
     after = None
     while True:
-        page = (await lake.execute(ops.SET_RECORD_DATUMS, {"id": set_id, "after": after}))["node"]["records"]
-        held.update((edge["node"]["datum"] or {}).get("id") for edge in page["edges"])
+        page = (await lake.execute(ops.SET_RECORD_CONTENT, {"id": set_id, "after": after}))["node"]["records"]
+        for edge in page["edges"]:
+            held.setdefault((edge["node"]["datum"] or {}).get("id"), Records()).add(edge["node"])
         if not page["pageInfo"]["hasNextPage"]:
             return held
         after = page["pageInfo"]["endCursor"]
@@ -139,33 +212,34 @@ def _conflict(found: dict[str, Any], what: str, detail: str) -> GraphlakeClientE
         "name", "CONFLICT")
 
 
-async def records_held(lake: Client, found: dict[str, Any], made: dict[Any, tuple[str, int]], known: Known,
+async def records_held(lake: Client, found: dict[str, Any], made: dict[Any, Records], known: Known,
                        what: str = "file") -> dict[Any, str] | None:
     """Which images of this import the set `found` (id, name, recordCount) holds the records of
     already, each with the datum they are on; None if it holds this import's records already (it is
-    kept as it is). `made`: image id -> its file name and how many records this import makes on it
+    kept as it is). `made`: image id -> the records this import makes on it, with its file name
     (images it makes none on left out).
 
-    A set an interrupted import of the same file left part-way holds whole images' records
-    (image_batches): a rerun adds those of the other images. Any other content, records on an
-    image the `what` does not have (by id and file name) or another number of them, stops the
-    import with CONFLICT before anything is added; an image whose datum turns out to be another
-    one in this import (its file changed) stops it when its stage comes (check_held)."""
-    count, expected = found["recordCount"], sum(n for _, n in made.values())
-    if count == expected and expected:
-        return None
-    if not count:
+    The set's records are compared with those this import makes, image by image, by key and
+    content: as many records of other content (another model's predictions, a corrected file) were
+    taken for this import's and kept. A set an interrupted import of the same file left part-way
+    holds whole images' records (image_batches): a rerun adds those of the other images. Any other
+    content, records on an image the `what` does not have (by id and file name) or other records
+    than it makes there, stops the import with CONFLICT before anything is added; an image whose
+    datum turns out to be another one in this import (its file changed) stops it when its stage
+    comes (check_held)."""
+    if not found["recordCount"]:
         return {}
     held = await held_records(lake, found["id"])
     image_of = {datum: image for datum, (image, name) in known.image_of_datum.items()
-                if image in made and made[image][0] == name}
-    other = sum(n for datum, n in held.items() if datum not in image_of or made[image_of[datum]][1] != n)
+                if image in made and made[image].file_name == name}
+    other = sum(len(records) for datum, records in held.items()
+                if datum not in image_of or not records.same_as(made[image_of[datum]]))
     if other:
         raise _conflict(found, what, f"{other} of them not as this {what} makes them")
     datum_of = {image_of[datum]: datum for datum in held if datum is not None}  # (one without raised above)
     if len(datum_of) < len(held):
         raise _conflict(found, what, f"on {len(held) - len(datum_of)} more datums than images of this {what}")
-    return datum_of
+    return None if len(datum_of) == len(made) else datum_of
 
 
 def check_held(found: dict[str, Any], held: dict[Any, str], datum_of: dict[Any, str], images: list[Any],
@@ -267,9 +341,17 @@ async def labelled_schema(lake: Client, name: str, categories: list[dict[str, An
 
 
 async def annotation_set(lake: Client, name: str, purpose: str, schema: str, source: dict[str, Any]) -> dict[str, Any]:
-    """The set of that name, purpose and schema; a new one when there is none."""
+    """The set of that name, purpose and schema; a new one when there is none. CONFLICT when it has
+    another source: another model's predictions (or another importer's records) are not this
+    import's to keep or finish, and a set of them taken for this import's was reported `kept`."""
     for found in await pages(lake, ops.SETS, "annotationSets"):
         if found["name"] == name and found["purpose"] == purpose and found["schema"]["id"] == schema:
+            held = {k: (found.get("source") or {}).get(k) for k in ("kind", "name")}
+            if held != {"kind": source["kind"], "name": source["name"]}:
+                raise GraphlakeClientError(
+                    f"annotation set {name!r} is {held['kind']} {held['name']!r}'s, not {source['kind']} "
+                    f"{source['name']!r}'s: import under another set name (--set-name), or delete that set "
+                    "(deleteAnnotationSet) and run again", "CONFLICT")
             counted = (await lake.execute(ops.SET_RECORD_COUNT, {"id": found["id"]}))["node"]
             return {**found, "recordCount": counted["recordCount"]}
     return (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,

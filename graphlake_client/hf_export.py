@@ -18,8 +18,9 @@ the `datasets` features) in the file.
 
 What maps: ground-truth BBOX and POLYGON records, one object per COCO annotation or VOC object
 (the records they became share `coco_id` / `voc_object`), its box the BBOX record's or else the
-polygon's bounds. Prediction sets, COCO crowds (CROWD), MASK and KEYPOINTS records do not; the
-result counts them.
+polygon's bounds. Prediction sets, COCO crowds (CROWD), VOC difficult objects (DIFFICULT) and
+layout parts (PART), MASK and KEYPOINTS records do not; the result counts them, and an image
+Pillow cannot read (the builder decodes every image) as IMAGE, named under `unreadable`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 
 from graphlake_client import debris, splits
 from graphlake_client.export_fetches import ExportFetches
@@ -44,10 +44,12 @@ from graphlake_client.version_reading import (
     file_name_of,
     find_version,
     image_path,
+    pixel_size,
     refuse_earlier_export,
     source_of,
     summary,
     version_datums,
+    whole_or_none,
 )
 
 if TYPE_CHECKING:
@@ -70,9 +72,8 @@ def features(names: list[str]) -> datasets.Features:
 
 
 def sized(row: dict[str, Any], image: Path) -> None:
-    """Put the pixels' size into `row`."""
-    with Image.open(image) as opened:
-        row["width"], row["height"] = opened.size
+    """Put the pixels' size into `row` (None, None for a file Pillow cannot read)."""
+    row["width"], row["height"] = pixel_size(image) or (None, None)
 
 
 async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
@@ -85,11 +86,17 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
     await asyncio.to_thread(debris.sweep_export, dest, SPLITS.values())
     refuse_earlier_export(dest, SPLITS.values(), "Hugging Face", replace=replace)  # its README globs each split's folder
+    with whole_or_none(dest, SPLITS.values()):
+        return await _write(lake, found, dest, ratios, seed)
+
+
+async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[float, float, float] | None,
+                 seed: int) -> HfExport:
+    """The export itself, into a `dest` whose split folders hold nothing."""
     truth = GroundTruth.of(found)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: set[tuple[str, str]] = set()
     left_out: Counter[str] = Counter()
-    count = 0
     async with ExportFetches(lake) as fetches:
         async for datum, records in version_datums(lake, found["id"], from_file=True):
             asset = datum["asset"]
@@ -111,7 +118,7 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
                                "source": [source for _, _, source in boxes]}}
             rows[split].append(row)
             await fetches.add(asset, target, then=partial(sized, row, target))
-            count += len(boxes)
+    unreadable = _leave_out_unreadable(rows, dest, left_out)
     schema = features(truth.names).arrow_schema
     for split, split_rows in rows.items():
         pq.write_table(pa.Table.from_pylist(split_rows, schema=schema), dest / split / "metadata.parquet")
@@ -122,6 +129,23 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
         f"---\nconfigs:\n- config_name: default\n  data_files:\n{config}---\n\n"
         f"# {name}\n\nExported from Graphlake: dataset version {found['id']}, manifest SHA-256 "
         f"{found['manifestSha256']}. Load it with `datasets.load_dataset(\"<this folder>\")`.\n")
-    return {"images": sum(len(r) for r in rows.values()), "objects": count,
+    return {"images": sum(len(r) for r in rows.values()),
+            "objects": sum(len(row["objects"]["bbox"]) for r in rows.values() for row in r),
             "splits": {split: len(r) for split, r in rows.items()}, "left_out": dict(left_out),
-            "version": summary(found)}
+            "unreadable": unreadable, "version": summary(found)}
+
+
+def _leave_out_unreadable(rows: dict[str, list[dict[str, Any]]], dest: Path, left_out: Counter[str]) -> list[str]:
+    """Take the images Pillow could not read out of `rows` (their files removed, counted under
+    `left_out` as IMAGE: the imagefolder builder decodes every image); their paths."""
+    unreadable = []
+    for split, split_rows in list(rows.items()):
+        for row in [row for row in split_rows if row["width"] is None]:
+            (dest / split / row["file_name"]).unlink(missing_ok=True)
+            unreadable.append(f"{split}/{row['file_name']}")
+            split_rows.remove(row)
+        if not split_rows:  # a split of unreadable images alone: no folder for the README to name
+            del rows[split]
+    if unreadable:
+        left_out["IMAGE"] += len(unreadable)
+    return unreadable

@@ -84,15 +84,20 @@ SCHEMAS = """query ($after: String) {
 CREATE_SCHEMA = """mutation ($input: CreateAnnotationSchemaInput!) { createAnnotationSchema(input: $input) { id name version } }"""
 # Without recordCount: counting every set's records reads the whole records collection, a cost that
 # grows with the lake; the importer asks the count of the one set it matched (SET_RECORD_COUNT).
+# With its source: another model's predictions set of the same name is not the one an import fills.
 SETS = """query ($after: String) {
   annotationSets(first: 500, after: $after) {
-    edges { node { id name purpose schema { id } } } pageInfo { hasNextPage endCursor }
+    edges { node { id name purpose source { kind name } schema { id } } } pageInfo { hasNextPage endCursor }
   }
 }"""
-# Where an interrupted import left off: the datum of each record the set holds (dataset_import.records_held).
-SET_RECORD_DATUMS = """query ($id: ID!, $after: String) {
+# What a set holds, record by record, as an import compares it with what it makes (dataset_import.records_held):
+# a mask's asset aside, which an import uploads only with its records.
+SET_RECORD_CONTENT = """query ($id: ID!, $after: String) {
   node(id: $id) { ... on AnnotationSet { records(first: 500, after: $after, filter: {includeSuperseded: true}) {
-    edges { node { datum { id } } } pageInfo { hasNextPage endCursor } } } }
+    edges { node { key label score attributes datum { id }
+      geometry { __typename ... on BBox { x y width height } ... on Polygon { points { x y } }
+        ... on Keypoints { points { name x y visible } } } } }
+    pageInfo { hasNextPage endCursor } } } }
 }"""
 SET_RECORD_COUNT = """query ($id: ID!) { node(id: $id) { ... on AnnotationSet { recordCount } } }"""
 CREATE_SET = """mutation ($input: CreateAnnotationSetInput!) { createAnnotationSet(input: $input) { id name purpose recordCount } }"""

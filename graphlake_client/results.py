@@ -139,12 +139,14 @@ class CocoExport(TypedDict):
 
 
 class HfExport(TypedDict):
-    """What `export_hf` wrote: `splits` counts images per split."""
+    """What `export_hf` wrote: `splits` counts images per split; `unreadable` names (`<split>/<path>`)
+    the images Pillow could not read, left out (counted under `left_out` as IMAGE)."""
 
     images: int
     objects: int
     splits: dict[str, int]
     left_out: dict[str, int]
+    unreadable: list[str]
     version: VersionRef
 
 

@@ -8,10 +8,11 @@ Kept apart from coco_export.py so an exporter that needs no pycocotools does not
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncGenerator, Collection, Iterable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Collection, Iterable, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -70,34 +71,93 @@ class GroundTruth:
         record is counted in `left_out` (predictions as PREDICTION, a crowd region's as CROWD, the rest
         by kind). A COCO crowd (`iscrowd` 1) is a region of many objects, not one: Ultralytics' own
         COCO converter, Detectron2 and MMDetection leave it out of training, and a box around it taught
-        as an object would be wrong; COCO's export keeps it, as COCO does."""
+        as an object would be wrong; COCO's export keeps it, as COCO does. A VOC object marked
+        `difficult` is left out whole (DIFFICULT), as Ultralytics' VOC converter leaves it out (VOC's
+        evaluation ignores it: taught as an ordinary object, it is a box the evaluation never asks
+        for). A VOC person's layout part (head, hand, foot: `voc_part_of`) is left out (PART): parts
+        are labelled on a few persons only, so a class of them would teach every unlabelled head as
+        background; the COCO export keeps them."""
         objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
         for n, record in enumerate(records):
             kind = (record["geometry"] or {}).get("__typename")
+            attributes = record.get("attributes") or {}
             if record["set"]["id"] not in self.sets:
                 left_out["PREDICTION"] += 1
-            elif (record.get("attributes") or {}).get("iscrowd"):
+            elif attributes.get("iscrowd"):
                 left_out["CROWD"] += 1
+            elif attributes.get("voc_part_of") is not None:
+                left_out["PART"] += 1
             elif kind in kinds and record["label"] in self.index:
                 objects[(record["set"]["id"], *group_of(record, n))].append(record)
             else:
                 left_out[record["kind"]] += 1
-        return list(objects.values())
+        kept = []
+        for obj in objects.values():  # VOC marks `difficult` on an object's box record alone
+            if any((r.get("attributes") or {}).get("difficult") for r in obj):
+                left_out["DIFFICULT"] += len(obj)
+            else:
+                kept.append(obj)
+        return kept
 
 
-def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str, *, replace: bool = False) -> None:
-    """CONFLICT naming `dest` when any of its `folders` holds files: a YOLO or Hugging Face dataset is
-    what its folders hold, so an earlier export's files left there (another seed's split put an image
-    in two splits) would train too. Removing them is the user's call: with `replace` (--replace),
-    those folders are removed first, and nothing else of `dest`."""
-    held = [f for f in folders if (dest / f).is_dir() and any((dest / f).iterdir())]
+def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str, *, files: Iterable[str] = (),
+                          replace: bool = False) -> None:
+    """CONFLICT naming `dest` when any of its `folders` holds files, or any of its `files` is there:
+    a YOLO or Hugging Face dataset is what its folders hold, so an earlier export's files left there
+    (another seed's split put an image in two splits) would train too, and a COCO export's
+    results.json of another version would be read with this one's annotations. Removing them is the
+    user's call: with `replace` (--replace), those folders and files are removed first, and nothing
+    else of `dest`."""
+    held = [f"{f}/" for f in folders if _holds_files(dest / f)] + [f for f in files if (dest / f).is_file()]
     if held and replace:
-        for folder in held:
-            shutil.rmtree(dest / folder)
+        _remove(dest, folders, files)
     elif held:
-        raise GraphlakeClientError(f"{dest} holds an earlier export ({', '.join(f'{f}/' for f in held)}): a {fmt} "
-                                   "dataset is what its folders hold, so export into an empty directory, or pass "
-                                   "--replace (replace=True) to remove those folders first", "CONFLICT", "dest")
+        raise GraphlakeClientError(f"{dest} holds an earlier export ({', '.join(held)}), or one that stopped part-way: "
+                                   f"a {fmt} export is what those hold, so export into an empty directory, or pass "
+                                   "--replace (replace=True) to remove them first", "CONFLICT", "dest")
+
+
+@contextmanager
+def whole_or_none(dest: Path, folders: Iterable[str], files: Iterable[str] = ()) -> Iterator[None]:
+    """Remove what an export wrote into `folders` and `files` of `dest` when it fails (a download, an
+    image, the disk, Ctrl-C): they held nothing when it began (refuse_earlier_export), and what a
+    failed run left made the rerun refuse DEST as an earlier export's."""
+    try:
+        yield
+    except BaseException:
+        _remove(dest, folders, files)
+        raise
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether `folder` holds a file anywhere below it (not counting folders an export made empty)."""
+    return folder.is_dir() and any(names for _, _, names in os.walk(folder))
+
+
+def _remove(dest: Path, folders: Iterable[str], files: Iterable[str]) -> None:
+    for folder in folders:
+        if (dest / folder).is_dir() and not (dest / folder).is_symlink():
+            shutil.rmtree(dest / folder)
+    for name in files:
+        (dest / name).unlink(missing_ok=True)
+
+
+# What Pillow raises for a file it cannot read: not an image (UnidentifiedImageError, an OSError),
+# cut short or damaged (OSError, SyntaxError, ValueError from a decoder), or too large to be one.
+UNREADABLE = (OSError, SyntaxError, ValueError)
+
+
+def pixel_size(image: Path) -> tuple[int, int] | None:
+    """An exported image's width and height from its header, as Pillow reads it; None when Pillow
+    cannot (a file in an image role that is no image Pillow knows: a training format cannot take it,
+    and the export leaves it out rather than fail half-written)."""
+    from PIL import Image  # the yolo and hf extras have Pillow; version_reading itself needs none
+
+    try:
+        with Image.open(image) as opened:
+            return opened.size
+    except (*UNREADABLE, Image.DecompressionBombError):
+        return None
 
 
 def image_path(file_name: str | None, fallback: str) -> str:

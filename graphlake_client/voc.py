@@ -37,6 +37,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ from PIL import Image
 from graphlake_client.dataset_import import (
     STAGE_IMAGES,
     ImageStages,
+    Records,
     add_records,
     annotation_set,
     check_held,
@@ -166,16 +168,30 @@ def _objects(xml: Path) -> tuple[str | None, list[dict[str, Any]]]:
     return (root.findtext("filename") or "").strip() or None, objects
 
 
-def _palette_indices(png: Path, size: tuple[int, int]) -> np.ndarray:
+# What Pillow raises for a file it cannot read: not an image (UnidentifiedImageError, an OSError), cut
+# short or damaged (OSError, SyntaxError, ValueError from a decoder), or too large to be one.
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _unreadable(path: Path, voc_id: str, error: Exception) -> GraphlakeClientError:
+    """BAD_USER_INPUT naming the file and its image: Pillow's own error named neither, as a traceback."""
+    return GraphlakeClientError(f"image {voc_id}: {path.parent.name}/{path.name} is not an image Pillow can read "
+                                f"({error})", "BAD_USER_INPUT")
+
+
+def _palette_indices(png: Path, size: tuple[int, int], voc_id: str) -> np.ndarray:
     """A VOC segmentation PNG's pixel values (palette indices), checked against the image's size."""
-    with Image.open(png) as image:
-        if image.mode not in ("P", "L"):
-            raise GraphlakeClientError(f"{png.name}: a VOC segmentation is a palette PNG, this one is {image.mode}",
-                                       "BAD_USER_INPUT")
-        if image.size != size:
-            raise GraphlakeClientError(f"{png.name} is {image.size[0]}x{image.size[1]}, its image "
-                                       f"{size[0]}x{size[1]}", "BAD_USER_INPUT")
-        return np.asarray(image)
+    try:
+        with Image.open(png) as image:
+            if image.mode not in ("P", "L"):
+                raise GraphlakeClientError(f"{png.name}: a VOC segmentation is a palette PNG, this one is {image.mode}",
+                                           "BAD_USER_INPUT")
+            if image.size != size:
+                raise GraphlakeClientError(f"{png.name} is {image.size[0]}x{image.size[1]}, its image "
+                                           f"{size[0]}x{size[1]}", "BAD_USER_INPUT")
+            return np.asarray(image)  # decodes the pixels: a PNG damaged past its header fails here
+    except UNREADABLE as error:
+        raise _unreadable(png, voc_id, error) from None
 
 
 def _read(root: Path, voc_id: str) -> _Image:
@@ -186,24 +202,27 @@ def _read(root: Path, voc_id: str) -> _Image:
     file = root / "JPEGImages" / Path(file_name or f"{voc_id}.jpg").name
     if not file.is_file():
         raise GraphlakeClientError(f"image {voc_id}: {file.relative_to(root)} is missing", "BAD_USER_INPUT")
-    with Image.open(file) as image:
-        size = image.size
+    try:
+        with Image.open(file) as image:  # the header: the size, and that it is an image at all
+            size = image.size
+    except UNREADABLE as error:
+        raise _unreadable(file, voc_id, error) from None
     found = _Image(voc_id, file, size[0], size[1], objects, has_xml=xml.is_file())
     if (png := root / "SegmentationObject" / f"{voc_id}.png").is_file():
-        found.object_png, found.object_numbers = png, _values(png, size)
+        found.object_png, found.object_numbers = png, _values(png, size, voc_id)
         if found.object_numbers and found.object_numbers[-1] > len(objects):
             raise GraphlakeClientError(f"{png.name} has object {found.object_numbers[-1]}, {voc_id}.xml only "
                                        f"{len(objects)}", "BAD_USER_INPUT")
     if (png := root / "SegmentationClass" / f"{voc_id}.png").is_file():
-        found.class_png, found.class_indices = png, _values(png, size)
+        found.class_png, found.class_indices = png, _values(png, size, voc_id)
         if found.class_indices and found.class_indices[-1] > len(CLASSES):
             raise GraphlakeClientError(f"{png.name} has class {found.class_indices[-1]}: VOC has 20", "BAD_USER_INPUT")
     return found
 
 
-def _values(png: Path, size: tuple[int, int]) -> list[int]:
+def _values(png: Path, size: tuple[int, int], voc_id: str) -> list[int]:
     """The object numbers or class indices a segmentation PNG holds, ascending (background and void aside)."""
-    return [int(v) for v in np.unique(_palette_indices(png, size)) if v not in (0, VOID)]
+    return [int(v) for v in np.unique(_palette_indices(png, size, voc_id)) if v not in (0, VOID)]
 
 
 def _png(mask: np.ndarray) -> bytes:
@@ -211,10 +230,6 @@ def _png(mask: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(out, format="PNG")
     return out.getvalue()
-
-
-def _record_count(image: _Image) -> int:
-    return len(image.objects) + sum(len(o["parts"]) for o in image.objects) + len(image.object_numbers) + len(image.class_indices)
 
 
 async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, version: str | None = None,
@@ -247,8 +262,9 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
     found = await annotation_set(lake, name, "GROUND_TRUTH", done.schema_id, {"kind": "HUMAN", "name": "voc"})
     done.set_id = found["id"]
     known = await known_datums(lake, "voc", dataset)
-    held = await records_held(lake, found, {image.id: (image.file.name, n) for image in images
-                                            if (n := _record_count(image))}, known, "split")
+    # What this import makes on each image ("mask": its PNGs are uploaded only when its records go in).
+    made = {image.id: making for image in images if (making := Records.of(image.file.name, _records_of(image, _unsent)))}
+    held = await records_held(lake, found, made, known, "split")
     done.kept = held is None  # imported before: adding again would duplicate every record
     done.resumed = bool(held is not None and found["recordCount"])
     stages = ImageStages(lake, "voc", dataset, known, done, SPLITS.get(split, "UNASSIGNED"))
@@ -270,7 +286,7 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
                                stages.asset_of, stages.datum_of, collection, mount)
             done.records_added += added  # after the await: another stage adds meanwhile
 
-    adding = 0 if held is None else sum(1 for image in images if image.id not in held and _record_count(image))
+    adding = 0 if held is None else sum(1 for image in images if image.id not in held and image.id in made)
     say(f"storing {len(images)} images, their datums and the records of {adding} of them, {STAGE_IMAGES} images a stage")
     await in_stages(chunks(images, STAGE_IMAGES), store, make_datums, add)
     done.datum_ids = [stages.datum_of[image.id] for image in images]
@@ -293,7 +309,7 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
             files = []
             for n, (image, kind, source, number) in enumerate(wanted):
                 png = Path(scratch) / f"{n}.png"
-                png.write_bytes(_png(_palette_indices(source, (image.width, image.height)) == number))
+                png.write_bytes(_png(_palette_indices(source, (image.width, image.height), image.id) == number))
                 files.append((png, {"name": f"{image.id}-{kind}-{number}.png", "mediaType": "image/png",
                                     "collectionId": collection, "mount": mount,
                                     "path": f"masks/{set_id}/{image.id}/{kind}-{number}.png"}))
@@ -302,20 +318,38 @@ async def _add(lake: Client, set_id: str, images: list[_Image], asset_of: dict[s
     records = []
     for image in images:
         on = {"assetId": asset_of[image.id], "datumId": datum_of[image.id]}
-        key = f"voc:{image.id}"  # each record's name in the dataset (services/record_keys.py): a rerun adds none twice
-        for n, obj in enumerate(image.objects, start=1):
-            records.append({**on, "kind": "BBOX", "label": obj["name"], "geometry": {"bbox": obj["box"]},
-                            "attributes": obj["attributes"], "key": f"{key}:object:{n}"})
-            records += [{**on, "kind": "BBOX", "label": part["name"], "geometry": {"bbox": part["box"]},
-                         "attributes": {"voc_part_of": n}, "key": f"{key}:object:{n}:part:{p}"}
-                        for p, part in enumerate(obj["parts"], start=1)]
-        for number in image.object_numbers:
-            records.append({**on, "kind": "MASK", "label": image.objects[number - 1]["name"],
-                            "geometry": {"mask": {"assetId": masks[(image.id, "object", number)]}},
-                            "attributes": {"voc_object": number, "voc_segmentation": "object"},
-                            "key": f"{key}:object:{number}:mask"})
-        for index in image.class_indices:
-            records.append({**on, "kind": "MASK", "label": CLASSES[index - 1],
-                            "geometry": {"mask": {"assetId": masks[(image.id, "class", index)]}},
-                            "attributes": {"voc_segmentation": "class"}, "key": f"{key}:class:{index}:mask"})
+        records += [{**on, **record} for record in _records_of(image, partial(_uploaded, masks, image.id))]
     return await add_records(lake, set_id, records)
+
+
+def _uploaded(masks: dict[tuple[str, str, int], str], image_id: str, kind: str, number: int) -> str:
+    """The asset of an image's mask, once uploaded."""
+    return masks[(image_id, kind, number)]
+
+
+def _unsent(kind: str, number: int) -> str:
+    """A mask's asset before it is uploaded, as records_held compares records (without it)."""
+    return "mask"
+
+
+def _records_of(image: _Image, mask: Callable[[str, int], str]) -> list[dict[str, Any]]:
+    """The records of one image (without its asset and datum), `mask(kind, number)` giving the
+    asset of its "object" or "class" mask of that number."""
+    key = f"voc:{image.id}"  # each record's name in the dataset (services/record_keys.py): a rerun adds none twice
+    records = []
+    for n, obj in enumerate(image.objects, start=1):
+        records.append({"kind": "BBOX", "label": obj["name"], "geometry": {"bbox": obj["box"]},
+                        "attributes": obj["attributes"], "key": f"{key}:object:{n}"})
+        records += [{"kind": "BBOX", "label": part["name"], "geometry": {"bbox": part["box"]},
+                     "attributes": {"voc_part_of": n}, "key": f"{key}:object:{n}:part:{p}"}
+                    for p, part in enumerate(obj["parts"], start=1)]
+    for number in image.object_numbers:
+        records.append({"kind": "MASK", "label": image.objects[number - 1]["name"],
+                        "geometry": {"mask": {"assetId": mask("object", number)}},
+                        "attributes": {"voc_object": number, "voc_segmentation": "object"},
+                        "key": f"{key}:object:{number}:mask"})
+    for index in image.class_indices:
+        records.append({"kind": "MASK", "label": CLASSES[index - 1],
+                        "geometry": {"mask": {"assetId": mask("class", index)}},
+                        "attributes": {"voc_segmentation": "class"}, "key": f"{key}:class:{index}:mask"})
+    return records

@@ -27,8 +27,10 @@ What maps: ground-truth BBOX, POLYGON and (in a pose export) KEYPOINTS records, 
 annotation or VOC object (the records they became share `coco_id` / `voc_object`; each polygon part
 of a COCO annotation is its own segmentation line). What does not: prediction sets, MASK records (a
 mask would need contour tracing to become a polygon), keypoints outside a pose export, a COCO crowd
-(`iscrowd`: counted as CROWD, see GroundTruth.objects) and a box wholly outside its image; the
-result counts what was left out, by record kind.
+(`iscrowd`: counted as CROWD), a VOC difficult object (DIFFICULT) or layout part (PART; see
+GroundTruth.objects) and a box wholly outside its image; the result counts what was left out, by
+record kind, and an image Pillow cannot read (no size to normalise by) as IMAGE, named under
+`unreadable`.
 
 Sources: a label line has no place for who made it (Ultralytics reads every number on it; a sixth
 column is a segment's point, or an error), and Ultralytics finds labels only where an image's path
@@ -49,7 +51,6 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from PIL import Image
 
 from graphlake_client import debris, splits
 from graphlake_client.export_fetches import ExportFetches
@@ -60,16 +61,21 @@ from graphlake_client.version_reading import (
     file_name_of,
     find_version,
     image_path,
+    pixel_size,
     refuse_earlier_export,
     source_of,
     summary,
     version_datums,
+    whole_or_none,
 )
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
 
 SPLITS = {"TRAIN": "train", "VALIDATION": "val", "TEST": "test", "UNASSIGNED": "unassigned"}
+# What an export writes, and so what an earlier one left (sources/ too: an earlier export's sidecars
+# would no longer line up with the labels).
+FOLDERS = ("images", "labels", "sources")
 
 
 def _clip(value: float) -> float:
@@ -124,9 +130,9 @@ def _pose_shape(objects: list[list[dict[str, Any]]]) -> int | None:
 
 
 def sized(entry: list[Any], image: Path) -> None:
-    """Put the pixels' size, whatever the metadata says, into `entry`'s width and height."""
-    with Image.open(image) as opened:
-        entry[2], entry[3] = opened.size
+    """Put the pixels' size, whatever the metadata says, into `entry`'s width and height (None, None
+    for a file Pillow cannot read)."""
+    entry[2], entry[3] = pixel_size(image) or (None, None)
 
 
 async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: tuple[float, float, float] | None = None,
@@ -136,9 +142,15 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
-    await asyncio.to_thread(debris.sweep_export, dest, ["images", "labels", "sources"])
-    # sources/ too: an earlier export's sidecars would no longer line up with the labels.
-    refuse_earlier_export(dest, ("images", "labels", "sources"), "YOLO", replace=replace)
+    await asyncio.to_thread(debris.sweep_export, dest, FOLDERS)
+    refuse_earlier_export(dest, FOLDERS, "YOLO", replace=replace)
+    with whole_or_none(dest, FOLDERS):
+        return await _write(lake, found, dest, ratios, seed)
+
+
+async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[float, float, float] | None,
+                 seed: int) -> YoloExport:
+    """The export itself, into a `dest` whose folders hold nothing."""
     truth = GroundTruth.of(found)
     left_out: Counter[str] = Counter()
     images: list[list[Any]] = []  # [split, path, width, height, objects]; the size once the image is in
@@ -160,6 +172,7 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
             entry = [split, path, 0, 0, truth.objects(records, ("BBox", "Polygon", "Keypoints"), left_out)]
             images.append(entry)
             await fetches.add(asset, target, then=partial(sized, entry, target))
+    images, unreadable = _readable(images, dest, left_out)
     every_object = [obj for *_, objs in images for obj in objs]
     shape = _pose_shape(every_object)
     segment = shape is None and bool(every_object) and all(_has(obj, "Polygon") for obj in every_object)
@@ -199,4 +212,15 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return {"images": len(images), "objects": lines_written, "format": "pose" if shape is not None else "segment" if segment else "detect",
             "splits": dict(Counter(split for split, *_ in images)), "left_out": dict(left_out),
-            "version": summary(found)}
+            "unreadable": unreadable, "version": summary(found)}
+
+
+def _readable(images: list[list[Any]], dest: Path, left_out: Counter[str]) -> tuple[list[list[Any]], list[str]]:
+    """The images Pillow read (their size known), and the paths of those it could not, which are
+    removed and counted under `left_out` as IMAGE: a label line is relative to an image's size."""
+    unreadable = [entry for entry in images if entry[2] is None]
+    for split, path, *_ in unreadable:
+        (dest / "images" / split / path).unlink(missing_ok=True)
+    if unreadable:
+        left_out["IMAGE"] += len(unreadable)
+    return [entry for entry in images if entry[2] is not None], [f"{split}/{path}" for split, path, *_ in unreadable]

@@ -216,6 +216,39 @@ async def test_the_export_is_the_frozen_version(served: Served, make_token: Make
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+async def test_an_export_into_an_earlier_exports_dest_is_refused_unless_it_replaces(served: Served, make_token: MakeToken,
+                                                                                   tmp_path: Path) -> None:
+    """A second export into one DEST left the first's results.json beside its own annotations.json
+    (one without predictions writes none): evaluated together, they were two versions'. DEST holding
+    an earlier export's images/, annotations.json or results.json is refused (CONFLICT, one line
+    from the command), and --replace removes them first, as the YOLO and Hugging Face exports do.
+    The JSON files go in through a temporary name: none is ever half written under its own."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    out = tmp_path / "out"
+    async with Client(served.base_url, token) as lake:
+        await lake.import_coco(annotations, tmp_path / "images", "withpred", version="v1", predictions=results)
+        await lake.import_coco(annotations, tmp_path / "images", "nopred", version="v1")
+        await lake.export_coco("withpred/v1", out)
+        assert (out / "results.json").is_file()
+        with pytest.raises(GraphlakeClientError, match="holds an earlier export") as refused:
+            await lake.export_coco("nopred/v1", out)
+        assert refused.value.code == "CONFLICT"
+    again = await asyncio.to_thread(graphlake, served, token, "export", "coco", "nopred/v1", str(out))
+    said = " ".join(again.stderr.split())
+    assert again.returncode == 1 and said.count("error:") == 1 and "Traceback" not in said, said
+    assert "holds an earlier export (images/, annotations.json, results.json)" in said and "--replace" in said, said
+    assert json.loads((out / "annotations.json").read_text())["info"]["description"] == "withpred/v1"
+    replaced = await asyncio.to_thread(graphlake, served, token, "export", "coco", "nopred/v1", str(out), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads((out / "annotations.json").read_text())["info"]["description"] == "nopred/v1"
+    assert not (out / "results.json").exists()  # the earlier version's predictions are gone with it
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "images"]  # no temporary left
+
+
 async def test_a_missing_image_or_category_stops_the_import_before_it_writes(served: Served, make_token: MakeToken,
                                                                              tmp_path: Path) -> None:
     from documents.roles import Role
@@ -265,6 +298,88 @@ async def test_a_missing_image_or_category_stops_the_import_before_it_writes(ser
                                     "--images", str(tmp_path / "images"), "--dataset", "parts")
     assert twice.returncode == 1 and "annotation id 100 appears twice in annotations.json" in twice.stderr, twice.stderr
     assert await counts() == (0, 0, 0)
+
+
+async def test_entries_of_the_wrong_type_are_refused_naming_them(served: Served, make_token: MakeToken,
+                                                                 tmp_path: Path) -> None:
+    """A key of the wrong type (a number for a file name, null for the annotations, a list for an id,
+    "no" for iscrowd) was a TypeError's traceback, some after the images were stored: now
+    BAD_USER_INPUT naming the entry and the key, before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    cases = [(lambda c: c["images"][0].update(file_name=5), "image 0 of annotations.json: file_name is a path"),
+             (lambda c: c.update(annotations=None), "annotations.json: annotations is a list, not None"),
+             (lambda c: c.update(categories={"1": "scratch"}), "annotations.json: categories is a list"),
+             (lambda c: c["images"].append("d.png"), "image 3 of annotations.json: an entry is a JSON object"),
+             (lambda c: c["images"][1].update(width="80"), "image 1 of annotations.json: width is a positive whole"),
+             (lambda c: c["categories"][2].update(keypoints="nose"), "category 2 of annotations.json: keypoints is a list"),
+             (lambda c: c["annotations"][0].update(iscrowd="no"), "annotation 0 of annotations.json: iscrowd is 0 or 1"),
+             (lambda c: c["annotations"][3].update(category_id=[1]), "annotation 3 of annotations.json: category_id is a"),
+             (lambda c: c["annotations"][4].update(image_id=[9]), "annotation 4 of annotations.json: image_id is a")]
+    async with Client(served.base_url, token) as lake:
+        for change, named in cases:
+            broken = json.loads(coco_files(tmp_path)[0].read_text())
+            change(broken)
+            annotations.write_text(json.dumps(broken))
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_coco(annotations, tmp_path / "images", "parts")
+            assert refused.value.code == "BAD_USER_INPUT" and named in str(refused.value), (named, refused.value)
+        annotations.write_text(json.dumps(json.loads(coco_files(tmp_path)[0].read_text())))
+        found = json.loads(results.read_text())
+        found[1]["score"] = [0.5]
+        results.write_text(json.dumps(found))
+        with pytest.raises(GraphlakeClientError, match=r"entry 1 of results\.json: score must be between 0 and 1"):
+            await lake.import_coco(annotations, tmp_path / "images", "parts", predictions=results)
+    broken = json.loads(annotations.read_text())
+    broken["images"][0]["file_name"] = 5
+    annotations.write_text(json.dumps(broken))
+    said = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(annotations),
+                                   "--images", str(tmp_path / "images"), "--dataset", "parts")
+    assert said.returncode == 1 and "Traceback" not in said.stderr and said.stderr.count("error:") == 1
+    assert "file_name is a path relative to --images (a string), not 5 (BAD_USER_INPUT)" in " ".join(said.stderr.split())
+    assert await counts() == (0, 0, 0)
+
+
+async def test_another_models_predictions_or_changed_ones_are_not_kept_as_imported(served: Served, make_token: MakeToken,
+                                                                                 tmp_path: Path) -> None:
+    """A set was kept when it held as many records on each image as the file makes: a second model's
+    predictions, or corrected ones, of the same counts were reported `kept` and dropped. The set is
+    found by its source too (another --model's set is a CONFLICT naming both), and its records are
+    compared with the file's by key and content."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    other = json.loads(results.read_text())
+    for entry in other:  # the same number of detections on each image, other boxes and scores
+        entry["bbox"] = [v + 1 for v in entry["bbox"]]
+        entry["score"] = 0.5
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        first = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=results, model="model-a")
+        before = await counts()
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
+                                   model="model-b")
+        assert refused.value.code == "CONFLICT" and await counts() == before
+        assert "'d predictions' is MODEL 'model-a''s, not MODEL 'model-b''s" in str(refused.value), refused.value
+        with pytest.raises(GraphlakeClientError, match="3 of them not as this file makes them") as refused:
+            await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
+                                   model="model-a")
+        assert refused.value.code == "CONFLICT" and await counts() == before
+        moved = json.loads(annotations.read_text())
+        moved["annotations"][0]["bbox"] = [11, 12, 20, 8.5]  # a corrected box: the same records, one elsewhere
+        (tmp_path / "moved.json").write_text(json.dumps(moved))
+        with pytest.raises(GraphlakeClientError, match="4 of them not as this file makes them"):
+            await lake.import_coco(tmp_path / "moved.json", tmp_path / "images", "d")
+        b = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
+                                   model="model-b", set_name="d model-b")
+        again = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=results, model="model-a")
+    assert b.set_ids["PREDICTION"] != first.set_ids["PREDICTION"] and b.records_added["PREDICTION"] == 3
+    assert again.kept == ["GROUND_TRUTH", "PREDICTION"] and again.set_ids == first.set_ids
 
 
 async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
@@ -392,6 +507,39 @@ async def test_a_file_name_with_dot_or_doubled_slashes_is_stored_at_its_plain_pa
         assert (tmp_path / "out" / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
 
 
+async def test_a_file_name_through_dot_dot_inside_the_images_is_its_plain_path(served: Served, make_token: MakeToken,
+                                                                               tmp_path: Path, one_image_a_stage: None) -> None:
+    """`sub/../sub/c.png` names a file under --images, but the server refuses it as a path: the import
+    stopped there, after the stages before it were stored. It is stored at sub/c.png (and exported
+    there); `x/../a.png` beside `a.png` is one file named twice, refused before anything is written.
+    An images folder of links into a cache (DVC, git-annex) is read through them: the names are
+    judged, not where the user's links lead (that was refused as leading outside --images)."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "store")
+    annotations, _ = coco_files(tmp_path)
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    for name in SIZES:
+        os.symlink(tmp_path / "store" / name, images / name)
+    coco = json.loads(annotations.read_text())
+    coco["images"][1]["file_name"] = "x/../a.png"
+    annotations.write_text(json.dumps(coco))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        with pytest.raises(GraphlakeClientError, match=r"image file_name 'a\.png' appears twice") as refused:
+            await lake.import_coco(annotations, images, "parts", version="v1")
+        assert refused.value.code == "BAD_USER_INPUT" and await counts() == (0, 0, 0)
+        coco["images"][1]["file_name"], coco["images"][2]["file_name"] = "b.png", "sub/../sub/c.png"
+        annotations.write_text(json.dumps(coco))
+        done = await lake.import_coco(annotations, images, "parts", version="v1")
+        await lake.export_coco("parts/v1", tmp_path / "out")
+    assert done.images_uploaded == 3 and done.records_added["GROUND_TRUTH"] == 10
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in back["images"]) == ["a.png", "b.png", "sub/c.png"]
+    for name in SIZES:
+        assert (tmp_path / "out" / "images" / name).read_bytes() == (tmp_path / "store" / name).read_bytes()
+
+
 async def test_an_image_file_name_cannot_reach_outside_the_images_directory(served: Served, make_token: MakeToken,
                                                                            tmp_path: Path) -> None:
     from documents.roles import Role
@@ -440,6 +588,33 @@ def one_image_a_stage(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(coco, "STAGE_IMAGES", 1)
     monkeypatch.setattr(dataset_import, "CHUNKS_PER_STEP", 1)
+
+
+async def test_an_rle_that_does_not_cover_its_mask_is_refused_before_anything_is_written(
+        served: Served, make_token: MakeToken, tmp_path: Path, one_image_a_stage: None) -> None:
+    """Garbage compressed counts, or uncompressed runs past the mask's end, were refused by
+    pycocotools only when their image's stage came, after the stages before it were stored; runs
+    that stop short were stored as a mask of whatever pycocotools' buffer held. Every RLE is decoded,
+    and its runs must cover height x width exactly, before anything is written."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    for runs, said in (("!!!garbage~~~", "'!' is no character of a compressed RLE"),
+                         ("", "its runs cover 0 pixels, its size [60, 80] is 4800"),
+                         ([4000, 900], "its runs cover 4900 pixels"),
+                         ([100, 50, 10], "its runs cover 160 pixels"),
+                         ([100, -50, 4750], "whole numbers, not negative")):
+        coco = json.loads(coco_files(tmp_path)[0].read_text())
+        coco["annotations"][2 if isinstance(runs, str) else 3]["segmentation"]["counts"] = runs  # image 8's crowds
+        annotations.write_text(json.dumps(coco))
+        async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_coco(annotations, tmp_path / "images", "masks")
+        where = f"annotation {2 if isinstance(runs, str) else 3} of annotations.json: segmentation is not a valid RLE"
+        assert refused.value.code == "BAD_USER_INPUT" and where in str(refused.value) and said in str(refused.value), \
+            refused.value
+    assert await counts() == (0, 0, 0)
 
 
 async def test_a_rerun_finishes_an_interrupted_import(served: Served, make_token: MakeToken, tmp_path: Path,

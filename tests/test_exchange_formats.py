@@ -413,3 +413,47 @@ async def test_a_coco_import_puts_its_images_in_the_split_it_is_given(served: Se
         with pytest.raises(GraphlakeClientError) as refused:
             await lake.import_coco(tmp_path / "val" / "instances.json", tmp_path / "val", "other", split="holdout")
         assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "split"
+
+
+async def test_an_image_pillow_cannot_read_is_left_out_and_a_failed_export_leaves_nothing(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """A datum whose image role is a file Pillow cannot read (a scan format it does not know, here
+    text) crashed the YOLO and Hugging Face exports while reading its size, leaving a half-written
+    DEST the rerun refused as an earlier export's. It is left out, named under `unreadable` and
+    counted under `left_out` as IMAGE; an export that fails anyway removes what it wrote, so the
+    rerun needs no --replace."""
+    import datasets
+
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    (tmp_path / "scan.png").write_bytes(b"not an image at all")
+    async with Client(served.base_url, token) as lake:
+        done = await lake.import_coco(annotations, tmp_path / "images", "data")
+        [scan] = await lake.upload_batch([(tmp_path / "scan.png", {"name": "scan.png"})])
+        [datum] = (await lake.execute(ops.CREATE_DATUMS, {"inputs": [{
+            "roles": [{"role": "image", "assetId": scan["id"]}], "split": "TRAIN"}]}))["createDatums"]
+        await dataset_version(lake, "data", "v1", [*done.datum_ids, datum["id"]], list(done.set_ids.values()))
+        for export in ("export_yolo", "export_hf"):
+            fetch, fetched = lake._fetch, []
+
+            async def failing(*args: Any, fetch: Any = fetch, fetched: list[Any] = fetched) -> None:
+                fetched.append(args)
+                if len(fetched) == 3:
+                    raise GraphlakeClientError("the store went away", "UNAVAILABLE")
+                await fetch(*args)
+
+            lake._fetch = failing  # type: ignore[method-assign]
+            with pytest.raises(GraphlakeClientError, match="the store went away"):
+                await getattr(lake, export)("data/v1", tmp_path / export)
+            lake._fetch = fetch  # type: ignore[method-assign]
+            assert not [p for p in (tmp_path / export).rglob("*") if p.is_file()]  # nothing a rerun would refuse
+            written = await getattr(lake, export)("data/v1", tmp_path / export)  # no --replace needed
+            assert written["images"] == 3 and written["left_out"]["IMAGE"] == 1, written
+            assert [Path(p).name for p in written["unreadable"]] == ["scan.png"]
+            assert not list((tmp_path / export).rglob("scan.png"))
+    loaded = await asyncio.to_thread(datasets.load_dataset, str(tmp_path / "export_hf"), cache_dir=str(tmp_path / "cache"))
+    assert sum(len(split) for split in loaded.values()) == 3

@@ -181,8 +181,9 @@ async def test_voc_import_gives_the_expected_records(served: Served, make_token:
         assert [(d["split"], [r["label"] for r in rs]) for d, rs in await read_version(lake, "VOC2012/v2")] == \
             [("VALIDATION", ["car"])]
 
-        # Out again as YOLO: one line per object and part; an object's mask joins its box (voc_object)
-        # and is left out with the class masks, which are no objects.
+        # Out again as YOLO: one line per object; an object's mask joins its box (voc_object) and is left
+        # out with the class masks, which are no objects; the difficult person and its layout parts are
+        # left out (test_voc_flags_and_parts_in_each_export).
         exported = await lake.export_yolo("VOC2012/v1", tmp_path / "yolo")
         # ... and as COCO, which COCO's own tools read: each image's size, one annotation per object
         # (its box, and its object mask as its segmentation), every one with a bbox; the class masks left out.
@@ -200,10 +201,11 @@ async def test_voc_import_gives_the_expected_records(served: Served, make_token:
     evaluation = COCOeval(truth, found, "bbox")
     evaluation.evaluate()
     evaluation.accumulate()  # the file is whole to COCO's evaluator (a missing bbox was a KeyError)
-    assert exported["objects"] == 5 and exported["left_out"] == {"MASK": 4} and exported["format"] == "detect"
+    assert exported["objects"] == 2 and exported["format"] == "detect"
+    assert exported["left_out"] == {"MASK": 4, "DIFFICULT": 1, "PART": 2}, exported
     data_yaml = (tmp_path / "yolo" / "data.yaml").read_text()
     assert "dog" in data_yaml and "head" in data_yaml
-    assert len((tmp_path / "yolo" / "labels" / "train" / "2008_000001.txt").read_text().splitlines()) == 4
+    assert len((tmp_path / "yolo" / "labels" / "train" / "2008_000001.txt").read_text().splitlines()) == 1
 
 
 async def test_hostile_voc_files_are_refused_before_anything_is_written(served: Served, make_token: MakeToken,
@@ -307,3 +309,54 @@ async def test_flags_other_tools_write_and_a_missing_xml_are_said(served: Served
         read = await read_version(lake, "VOC2012/v1")
     cat = next(r for _, records in read for r in records if r["label"] == "cat")
     assert cat["attributes"]["truncated"] is True and cat["attributes"]["difficult"] is False
+
+
+async def test_a_file_pillow_cannot_read_is_refused_naming_it_before_anything_is_written(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """An empty or damaged JPEG, or a segmentation PNG that is not one, was PIL's
+    UnidentifiedImageError as a traceback: now BAD_USER_INPUT naming the file and its image, from
+    the reading that comes before anything is written."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    for broken, contents, said in (("JPEGImages/2008_000002.jpg", b"", "image 2008_000002: JPEGImages/2008_000002.jpg"),
+                                   ("JPEGImages/2008_000002.jpg", b"not a jpeg", "image 2008_000002: JPEGImages/2008_000002.jpg"),
+                                   ("SegmentationObject/2008_000001.png", b"\x89PNG garbage",
+                                    "image 2008_000001: SegmentationObject/2008_000001.png")):
+        root = voc_tree(tmp_path / broken.replace("/", "-"))
+        (root / broken).write_bytes(contents)
+        refused = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train")
+        text = " ".join(refused.stderr.split())
+        assert refused.returncode == 1 and "Traceback" not in text and text.count("error:") == 1, text
+        assert f"{said} is not an image Pillow can read" in text and "(BAD_USER_INPUT)" in text, text
+    assert await counts() == (0, 0, 0)
+
+
+async def test_voc_flags_and_parts_in_each_export(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """Every export dropped VOC's flags: a difficult object (one VOC's evaluation ignores) became an
+    ordinary ground truth in COCO and YOLO. The COCO export carries difficult, truncated, occluded
+    (0 or 1) and pose as keys of each annotation, and a layout part's `voc_part_of`; YOLO and
+    Hugging Face leave difficult objects out, as Ultralytics' VOC converter does, and layout parts
+    (labelled on a few persons only) too."""
+    from documents.roles import Role
+
+    root = voc_tree(tmp_path / "VOC2012")  # 2008_000001: a truncated, occluded dog (Left), a difficult person
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        await lake.import_voc(root, "train", "voc", version="v1")
+        await lake.export_coco("voc/v1", tmp_path / "coco")
+        yolo = await lake.export_yolo("voc/v1", tmp_path / "yolo")
+        hf = await lake.export_hf("voc/v1", tmp_path / "hf")
+    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    named = {c["id"]: c["name"] for c in coco["categories"]}
+    flags = sorted((named[a["category_id"]], {k: a[k] for k in ("difficult", "truncated", "occluded", "pose",
+                                                                 "voc_part_of", "iscrowd") if k in a})
+                   for a in coco["annotations"])
+    assert flags == [("cat", {"difficult": 0, "truncated": 0, "iscrowd": 0}),
+                     ("dog", {"difficult": 0, "truncated": 1, "occluded": 1, "pose": "Left", "iscrowd": 0}),
+                     ("hand", {"voc_part_of": 2, "iscrowd": 0}),
+                     ("head", {"voc_part_of": 2, "iscrowd": 0}),
+                     ("person", {"difficult": 1, "truncated": 0, "iscrowd": 0})]
+    lines = tmp_path / "yolo" / "labels" / "train" / "2008_000001.txt"
+    assert [line.split()[0] for line in lines.read_text().splitlines()] == ["11"]  # the dog alone (VOC's class 12)
+    for summary in (yolo, hf):
+        assert summary["objects"] == 2 and summary["left_out"]["DIFFICULT"] == 1 and summary["left_out"]["PART"] == 2
