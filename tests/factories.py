@@ -59,6 +59,15 @@ async def annotation_set(api: Api, token: str, schema_id: str, purpose: str = "G
     return data["createAnnotationSet"]
 
 
+async def labelled_set(api: Api, token: str, datums_made: list[dict], label: str = "dent") -> dict:
+    """A ground-truth set holding one CLASSIFICATION record on each datum's first role asset."""
+    labels = await annotation_set(api, token, (await schema(api, token))["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": label}
+        for d in datums_made]}, token=token)
+    return labels
+
+
 async def version_copies(version_id: str) -> list[dict]:
     """The copies of records a version froze, as stored (packed a datum's to a document:
     documents/record_pack.py) and unpacked, in (datum, `_id`) order."""

@@ -504,11 +504,7 @@ async def test_verify_checks_the_counts_and_entries_kept_beside_what_a_version_h
     version apart from what it holds: verify checks each against what it holds."""
     ds = await factories.dataset(api, contributor)
     datums = await factories.datums(api, contributor, 3, roles=("image",), split="TRAIN")
-    schema = await factories.schema(api, contributor)
-    labels = await factories.annotation_set(api, contributor, schema["id"])
-    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
-        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "dent"}
-        for d in datums]}, token=contributor)
+    labels = await factories.labelled_set(api, contributor, datums)
     v = await factories.version(api, contributor, ds["id"], "v1", addDatums=[d["id"] for d in datums],
                                 addAnnotationSets=[labels["id"]])
 
@@ -951,11 +947,7 @@ async def test_a_version_of_many_datums_is_deleted_a_round_at_a_time_releasing_o
     monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 7)
     ds = await factories.dataset(api, contributor)
     d = await factories.datums(api, contributor, 20)  # 40 role assets: six full rounds of pins and a part
-    schema = await factories.schema(api, contributor)
-    labels = await factories.annotation_set(api, contributor, schema["id"])
-    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
-        {"assetId": x["roles"][0]["asset"]["id"], "datumId": x["id"], "kind": "CLASSIFICATION", "label": "dent"}
-        for x in d]}, token=contributor)
+    labels = await factories.labelled_set(api, contributor, d)
     v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d],
                                  addAnnotationSets=[labels["id"]])
     v2 = await factories.version(api, contributor, ds["id"], "v2", addDatums=[x["id"] for x in d[:6]])
