@@ -200,6 +200,22 @@ class Loaders:
 
         return self._get(_cache_key("newest", model.__name__, field, query), load, f"newest:{model.__name__}")
 
+    def only_child(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
+        """The document of `model` whose `field` is each parent id and that matches `query`, where a
+        unique index allows one at most (a dataset's version by name), or None: every parent's in
+        one `$in` query. Should several match after all, the oldest (lowest `_id`) is given."""
+
+        async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
+            found: dict[ObjectId, dict] = {}
+            for doc in await model.get_pymongo_collection().find({field: {"$in": list(parent_ids)}, **query}).to_list():
+                held = found.get(doc[field])
+                if held is None or doc["_id"] < held["_id"]:
+                    found[doc[field]] = doc
+            docs = iter(await validate_all(lean(model), [found[p] for p in parent_ids if p in found]))
+            return [next(docs) if p in found else None for p in parent_ids]
+
+        return self._get(_cache_key("only_child", model.__name__, field, query), load, f"only_child:{model.__name__}")
+
     def counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
         """How many documents of `model` have `field` equal to each parent id: one aggregation."""
 
