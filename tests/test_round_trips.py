@@ -13,6 +13,7 @@ from graphlake.app import in_background
 from resolvers import loaders as loaders_module
 from resolvers.context import AppState
 from resolvers.loaders import Loaders
+from services.field_pages import pair_pages
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
@@ -180,6 +181,31 @@ async def test_child_pages_are_complete_wherever_the_budget_ends(
     assert got == [[f"{i}-{j}" for j in range(min(size, 2))] for i, size in enumerate(sizes)]
     assert [page.has_next for page in reversed(pages)] == [size > 2 for size in sizes]
     assert served.commands.commands.count("find") == finds, served.commands.commands
+
+
+@pytest.mark.parametrize(("counts", "asked", "reads"), [
+    # (first, second) -> documents held; pairs asked; finds, at 2 documents a read (a full read asks again).
+    ({(0, 0): 1, (0, 1): 1, (1, 0): 1, (1, 1): 1}, [(0, 0), (1, 1)], 2),  # (0, 1), (1, 0): found, left out
+    ({(0, 0): 5, (1, 1): 1}, [(0, 0), (1, 1)], 4),  # the first read stops inside (0, 0): its rest, then the next first
+    ({(0, 0): 7, (0, 2): 3, (1, 0): 1}, [(0, 2), (1, 0)], 4),  # pairs not asked fill the first read: (0, 2) apart
+    ({(0, 0): 2, (0, 1): 2, (0, 2): 2, (1, 0): 2}, [(0, 1), (1, 0)], 5),
+    ({(0, 0): 1}, [(2, 2), (3, 3)], 1),
+    ({}, [], 0),
+])
+async def test_pair_pages_give_each_pair_asked_in_order(served: Served, state: AppState, counts: dict, asked: list,
+                                                        reads: int) -> None:
+    """services/field_pages.pair_pages: every document of the pairs asked, none of the others its reads
+    meet (every first asked with every second asked), in (first, second, `_id`) order, wherever a read stops."""
+    firsts, seconds = [ObjectId() for _ in range(4)], [ObjectId() for _ in range(4)]
+    docs = [{"_id": ObjectId(), "a": firsts[f], "b": seconds[s]} for (f, s), n in counts.items() for _ in range(n)]
+    if docs:
+        await state.db["pairs"].insert_many(docs)
+    pairs = [(firsts[f], seconds[s]) for f, s in asked]
+    served.commands.clear()
+    got = [doc["_id"] for page in [page async for page in pair_pages(state.db["pairs"], ("a", "b"), pairs, 2)]
+           for doc in page]
+    assert got == [d["_id"] for d in sorted(docs, key=lambda d: (d["a"], d["b"], d["_id"])) if (d["a"], d["b"]) in pairs]
+    assert served.commands.commands.count("find") == reads, served.commands.commands
 
 
 async def test_the_count_leaves_out_the_servers_background_work(served: Served, state: AppState) -> None:
