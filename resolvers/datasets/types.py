@@ -22,16 +22,18 @@ from resolvers.pagination import Page, child_connection, sorted_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import BigInt
 from services import datasets as service
-from services import snapshots, version_content
+from services import version_content
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.snapshots import Verification, verify
 
 READY = {"status": VersionStatus.READY.value}
 
 
-async def load_members(version_id: ObjectId, datum_ids: list[ObjectId]) -> list[Datum]:
-    """Datums as version `version_id` holds them, in the order asked (one query, by the unique index)."""
-    return [Datum.from_member(m) for m in await snapshots.members_of(version_id, datum_ids) if m is not None]
+async def load_members(info: Info, version_id: ObjectId, datum_ids: list[ObjectId]) -> list[Datum]:
+    """Datums as version `version_id` holds them, in the order asked: through the request's loader,
+    so the pages of every diff (or split) in a list of versions are one query."""
+    members = await info.context.loaders.version_members().load_many([(version_id, d) for d in datum_ids])
+    return [Datum.from_member(m) for m in members if m is not None]
 
 
 @strawberry.type(description="How many of a version's datums are in one split.")
@@ -65,17 +67,17 @@ class DatasetDiff:
                                   "this version holds them (read the other's through `against`).")
     async def changed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.changed_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids))
 
     @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
     async def added(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.added_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids))
 
     @strawberry.field(description="Datums in the other version and not in this one, as the other holds them.")
     async def removed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.removed_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(self.against_id, ids))
+                                            lambda ids: load_members(info, self.against_id, ids))
 
 
 @strawberry.type(description="A deterministic partition of a version's datums for a seed and ratios.")
@@ -85,7 +87,7 @@ class TrainingSplit:
 
     async def _part(self, info: Info, split: SplitValue, page: Page) -> Connection[Datum]:
         return await sorted_list_connection(self.parts[split], page,
-                                            lambda ids: load_members(self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids))
 
     @strawberry.field(description="The datums to fit a model on, in ID order.")
     async def train(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
