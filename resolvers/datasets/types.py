@@ -17,8 +17,8 @@ from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split, who_did
 from resolvers.context import Info
 from resolvers.datums.types import Datum
-from resolvers.lookahead import node_selections
-from resolvers.pagination import Page, child_connection, sorted_list_connection
+from resolvers.lookahead import node_selections, selected
+from resolvers.pagination import Page, child_connection, child_count, sorted_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import BigInt
 from services import datasets as service
@@ -195,10 +195,13 @@ class DatasetVersion(Node):
                      split: Annotated[Split | None, strawberry.argument(description=(
                          "Only datums that were in this split when the version was built; null for all."))] = None,
                      ) -> Connection[Datum]:
-        datums = await child_connection(
-            info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
-            query={"split": split.value} if split else {}, page=info.context.page(first, after, last, before), to_node=Datum.from_member,
-        )
+        page, query = info.context.page(first, after, last, before), {"split": split.value} if split else {}
+        datums = await child_connection(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
+                                        query=query, page=page, to_node=Datum.from_member)
+        if not (page.after or page.backward) and selected([s for f in info.selected_fields for s in f.selections], "totalCount"):
+            # Counted now, while every version of a list is at this point: after the look-ahead (whose reads
+            # end at different times for each) their counts went in batches of one or a few.
+            child_count(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id, query=query)
         await Datum.look_ahead(info.context, [edge.node for edge in datums.edges], node_selections(info.selected_fields))
         return datums
 
