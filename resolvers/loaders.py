@@ -42,6 +42,8 @@ K = TypeVar("K")
 T = TypeVar("T")
 # A training split's arguments: its version, normalised ratios, seed, and whether verified datums only.
 SplitKey = tuple[ObjectId, tuple[float, float, float], int, bool]
+# A datum as one version holds it: (version, datum).
+VersionDatum = tuple[ObjectId, ObjectId]
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,22 @@ class Loaders:
 
         return self._get(_cache_key("newest", model.__name__, field, query), load, f"newest:{model.__name__}")
 
+    def only_child(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
+        """The document of `model` whose `field` is each parent id and that matches `query`, where a
+        unique index allows one at most (a dataset's version by name), or None: every parent's in
+        one `$in` query. Should several match after all, the oldest (lowest `_id`) is given."""
+
+        async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
+            found: dict[ObjectId, dict] = {}
+            for doc in await model.get_pymongo_collection().find({field: {"$in": list(parent_ids)}, **query}).to_list():
+                held = found.get(doc[field])
+                if held is None or doc["_id"] < held["_id"]:
+                    found[doc[field]] = doc
+            docs = iter(await validate_all(lean(model), [found[p] for p in parent_ids if p in found]))
+            return [next(docs) if p in found else None for p in parent_ids]
+
+        return self._get(_cache_key("only_child", model.__name__, field, query), load, f"only_child:{model.__name__}")
+
     def counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
         """How many documents of `model` have `field` equal to each parent id: one aggregation."""
 
@@ -213,29 +231,31 @@ class Loaders:
 
         return self._get(_cache_key("counts", model.__name__, field, query), load, f"counts:{model.__name__}")
 
-    def version_copies(self, version_id: ObjectId, query: dict[str, Any]) -> DataLoader[ObjectId, list[dict]]:
-        """The copies a dataset version froze of each datum's records that match `query` (a record
-        filter's: services/query_match.py), in `_id` order, as stored: its packs of a batch of datums in
-        one read. A page validates only the copies it shows (a datum may hold thousands)."""
+    def version_copies(self, query: dict[str, Any]) -> DataLoader[VersionDatum, list[dict]]:
+        """The copies a dataset version froze of a datum's records that match `query` (a record
+        filter's: services/query_match.py), by (version, datum), in `_id` order, as stored: the packs
+        of a batch of datums in one read, whichever versions hold them (a list of versions, each with
+        a page of datums). A page validates only the copies it shows (a datum may hold thousands)."""
 
-        async def load(datum_ids: Sequence[ObjectId]) -> list[list[dict]]:
+        async def load(keys: Sequence[VersionDatum]) -> list[list[dict]]:
             keep = matcher(query)
-            grouped: dict[ObjectId, list[dict]] = defaultdict(list)
-            for copy in await snapshots.copies_of(version_id, datum_ids):
+            grouped: dict[VersionDatum, list[dict]] = defaultdict(list)
+            for copy in await snapshots.copies_held(keys):
                 if keep(copy):
-                    grouped[copy["datum_id"]].append(copy)
+                    grouped[copy["version_id"], copy["datum_id"]].append(copy)
             for copies in grouped.values():  # in `_id` order already (a pack keeps its build's), unless
                 copies.sort(key=itemgetter("_id"))  # ObjectId's counter wrapped within one second of it: cursors bisect
-            return [grouped[d] for d in datum_ids]
+            return [grouped[key] for key in keys]
 
-        return self._get(_cache_key("version_copies", version_id, query), load, "version_copies")
+        return self._get(_cache_key("version_copies", query), load, "version_copies")
 
-    def version_members(self, version_id: ObjectId) -> DataLoader[ObjectId, VersionMember | None]:
-        """The datums version `version_id` holds, as it holds them, by datum id: a batch in one read."""
-        async def load(datum_ids: Sequence[ObjectId]) -> list[VersionMember | None]:
-            return await snapshots.members_of(version_id, datum_ids)
+    def version_members(self) -> DataLoader[VersionDatum, VersionMember | None]:
+        """Datums as a version holds them, by (version, datum): a batch in one read, whichever versions
+        hold them (the records of several versions' pages naming their datums, several diffs' pages)."""
+        async def load(keys: Sequence[VersionDatum]) -> list[VersionMember | None]:
+            return await snapshots.members_held(keys)
 
-        return self._get(_cache_key("version_members", version_id), load, "version_members")
+        return self._get(_cache_key("version_members"), load, "version_members")
 
     def version_diffs(self) -> DataLoader[tuple[ObjectId, ObjectId], datasets.Diff]:
         """The diff of each (version, against): computed once per operation, however many of its

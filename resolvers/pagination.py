@@ -213,6 +213,14 @@ def first_children(loaders: Loaders, model: type[D], *, field: str, query: dict[
     return loaders.children(model, field, query, first)
 
 
+def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: ObjectId,
+                query: dict[str, Any]) -> Awaitable[int]:
+    """How many children a parent has: the `totalCount` of its first page, one aggregation for every
+    parent asked before the loader's batch goes. A resolver that awaits more before its connection's
+    count is asked (a look-ahead) may ask for it first, while its siblings are there too."""
+    return loaders.counts(model, field, query).load(parent_id)
+
+
 def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPage[D], *, field: str, parent_id: ObjectId,
                           query: dict[str, Any], to_node: Callable[[D], T]) -> Connection[T]:
     """The connection of a parent's first page of children, as its loader gave it."""
@@ -220,7 +228,7 @@ def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPag
     edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
 
     async def count() -> int:
-        return await loaders.counts(model, field, query).load(parent_id)
+        return await child_count(loaders, model, field=field, parent_id=parent_id, query=query)
 
     return Connection(
         edges=edges,

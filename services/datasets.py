@@ -17,7 +17,7 @@ import asyncio
 import math
 import re
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +40,7 @@ from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, chec
 from services.collections import get_collection
 from services.datums import insert_datums, remove_datums_by_id
 from services.errors import BadUserInput, Conflict, NotFound
-from services.field_pages import key_pages
+from services.field_pages import field_pages, key_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, decode_object_id, encode_id
 from storage import ObjectStore
@@ -132,9 +132,14 @@ async def diffs(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Diff | NotFo
     found: dict[tuple[ObjectId, ObjectId], Diff] = {}
     for theirs in dict.fromkeys(t for _, t in pairs):
         b = await _entries(theirs)
-        for mine in dict.fromkeys(m for m, t in pairs if t == theirs):
-            a = b if mine == theirs else await _entries(mine)
+        mines = list(dict.fromkeys(m for m, t in pairs if t == theirs))
+        if theirs in mines:
+            found[theirs, theirs] = await asyncio.to_thread(_compare, b, b)
+        async for mine, a in _entries_of([m for m in mines if m != theirs]):
             found[mine, theirs] = await asyncio.to_thread(_compare, a, b)
+        for mine in mines:  # a version without members, which the read never met
+            if (mine, theirs) not in found:
+                found[mine, theirs] = await asyncio.to_thread(_compare, {}, b)
     # A version whose delete began while it was read may have lost members before they were read.
     kept = await _still_ready({v for pair in pairs for v in pair})
     return [found[pair] if pair[0] in kept and pair[1] in kept
@@ -171,6 +176,24 @@ async def _entries(version_id: ObjectId) -> dict[ObjectId, str]:
                                 MEMBERS_PER_READ, projection={"datum_id": 1, "entry": 1}):
         entries.update((m["datum_id"], m.get("entry", "")) for m in page)
     return entries
+
+
+async def _entries_of(version_ids: Sequence[ObjectId]) -> AsyncIterator[tuple[ObjectId, dict[ObjectId, str]]]:
+    """Each of these versions' entry hashes by datum (as _entries), one version after the other: their
+    members read together, a page at a time in (version, `_id`) order, so a list of versions diffed
+    against one costs a read per page of members, not one per version. One version is held at a time."""
+    current: ObjectId | None = None
+    entries: dict[ObjectId, str] = {}
+    async for page in field_pages(VersionMember.get_pymongo_collection(), {}, "version_id", MEMBERS_PER_READ,
+                                  values=version_ids, projection={"version_id": 1, "datum_id": 1, "entry": 1}):
+        for member in page:
+            if member["version_id"] != current:
+                if current is not None:
+                    yield current, entries
+                current, entries = member["version_id"], {}
+            entries[member["datum_id"]] = member.get("entry", "")
+    if current is not None:
+        yield current, entries
 
 
 def _compare(a: dict[ObjectId, str], b: dict[ObjectId, str]) -> Diff:

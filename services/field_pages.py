@@ -63,6 +63,45 @@ async def field_pages(collection: AsyncCollection, query: dict[str, Any], field:
             held = {field: {"$gt": last}}
 
 
+async def pair_pages(collection: AsyncCollection, fields: tuple[str, str], pairs: Iterable[tuple[Any, Any]],
+                     size: int) -> AsyncIterator[list[dict]]:
+    """The documents whose two `fields` hold one of `pairs`, in order of both fields then `_id`, at
+    most `size` per read: several parents' children in one read (the copies a page of datums holds
+    in each of several versions), where field_pages reads one parent's.
+
+    Served by an index on (both fields, `_id`). A read asks for the first field among the pairs'
+    firsts and the second among their seconds, which the index searches value by value and gives in
+    its order; so it may find documents of pairs not asked for (a version holding another's datum),
+    which are left out here. A read that stops inside a first value finishes that value apart (its
+    own rest, then field_pages of it), and the next read starts after it: each read moves past at
+    least one first value, whatever pairs not asked for lie before the next one asked."""
+    by_fields = [(fields[0], 1), (fields[1], 1), ("_id", 1)]
+    pending = sorted(set(pairs))
+    while pending:
+        wanted = set(pending)
+        query = {fields[0]: {"$in": sorted({p[0] for p in pending})}, fields[1]: {"$in": sorted({p[1] for p in pending})}}
+        page = await collection.find(query, sort=by_fields, limit=size, batch_size=size).to_list()
+        kept = [doc for doc in page if (doc[fields[0]], doc[fields[1]]) in wanted]
+        if kept:
+            yield kept
+        if len(page) < size:
+            return
+        first, second, after = page[-1][fields[0]], page[-1][fields[1]], page[-1]["_id"]
+        while (first, second) in wanted:  # the page may have stopped inside its last pair: the rest of that one
+            rest = await collection.find({fields[0]: first, fields[1]: second, "_id": {"$gt": after}}, sort=_BY_ID,
+                                         limit=size, batch_size=size).to_list()
+            if rest:
+                yield rest
+            if len(rest) < size:
+                break
+            after = rest[-1]["_id"]
+        later = [p[1] for p in pending if p[0] == first and p[1] > second]
+        if later:  # the rest of this first value's pairs
+            async for rest in field_pages(collection, {fields[0]: first}, fields[1], size, values=later):
+                yield rest
+        pending = [p for p in pending if p[0] > first]
+
+
 async def key_pages(collection: AsyncCollection, query: dict[str, Any], key: str, size: int, *,
                     projection: dict[str, int] | None = None) -> AsyncIterator[list[dict]]:
     """The documents matching `query` in order of `key` (unique among them), `size` per read: each

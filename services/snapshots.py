@@ -28,7 +28,7 @@ from documents.record_pack import VersionRecordPack, pack, unpack_all
 from documents.sparse import sparse
 from services import external_s3
 from services.availability import no_time_limit
-from services.field_pages import field_pages, key_pages, merged_pages, read_ahead
+from services.field_pages import field_pages, key_pages, merged_pages, pair_pages, read_ahead
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.version_content import ContentWriter
@@ -305,6 +305,36 @@ async def copies_of(version_id: ObjectId, datum_ids: Iterable[ObjectId]) -> list
     copies: list[dict] = []
     async for page in field_pages(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id}, "datum_id",
                                   BATCH, values=datum_ids):
+        copies += await _unpacked(page)
+    return copies
+
+
+async def members_held(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[VersionMember | None]:
+    """The datum of each (version, datum) pair as that version holds it, in the order asked (None
+    where it holds no such datum): the pages of several versions (a list of versions' datums, their
+    diffs) in one query. It asks for every asked version and asked datum together (the index on
+    (datum, version) searches each pair of them), keeping the pairs asked for: a version may hold a
+    datum that only another version was asked for."""
+    if len({version_id for version_id, _ in pairs}) <= 1:  # one version: its own query, as it always was
+        return await members_of(pairs[0][0], [datum_id for _, datum_id in pairs]) if pairs else []
+    wanted = set(pairs)
+    raw = await VersionMember.get_pymongo_collection().find(
+        {"version_id": {"$in": sorted({v for v, _ in wanted})}, "datum_id": {"$in": sorted({d for _, d in wanted})}}).to_list()
+    member = lean(VersionMember)
+    found = {(m["version_id"], m["datum_id"]): member.model_validate(m) for m in raw
+             if (m["version_id"], m["datum_id"]) in wanted}
+    return [found.get(pair) for pair in pairs]
+
+
+async def copies_held(pairs: Iterable[tuple[ObjectId, ObjectId]]) -> list[dict]:
+    """The copies of the records each (version, datum) pair holds, in (version, datum, `_id`) order:
+    several versions' in one read of their packs (services/field_pages.pair_pages says which it reads
+    and leaves out)."""
+    pairs = list(pairs)
+    if len({version_id for version_id, _ in pairs}) <= 1:  # one version: its own read, as it always was
+        return await copies_of(pairs[0][0], [datum_id for _, datum_id in pairs]) if pairs else []
+    copies: list[dict] = []
+    async for page in pair_pages(VersionRecordPack.get_pymongo_collection(), ("version_id", "datum_id"), pairs, BATCH):
         copies += await _unpacked(page)
     return copies
 

@@ -475,3 +475,34 @@ async def test_verifying_a_version_reads_its_pages_through_an_index(api: Api, se
     reads = [f for f in served.commands.finds if f["find"] in ("version_members", "version_record_packs")]
     assert {f["find"] for f in reads} == {"version_members", "version_record_packs"}, served.commands.finds
     await assert_paged_through_indexes(state, reads)
+
+
+async def test_pages_of_several_versions_read_through_indexes(api: Api, served: Served, state: AppState,
+                                                              contributor: str, lake: dict[str, Any]) -> None:
+    """A list of versions reads its pages for all of them at once (resolvers/loaders.py): their datums'
+    record packs, the members their records and diffs name, their diffs' members, a version by name.
+    Each such read searches an index for every version and datum asked (and, paged, walks it in order),
+    never a scan of every version's members or packs."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    datums = await factories.datums(api, contributor, 2)
+    await api.data("AddAnnotations", {"setId": lake["sets"][0], "records": [
+        {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": "dent"}
+        for d in datums]}, token=contributor)
+    dataset = await factories.dataset(api, contributor, "more")
+    v1 = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datums[0]["id"]],
+                                 addAnnotationSets=lake["sets"][:1])
+    await factories.version(api, contributor, dataset["id"], "v2", parentId=v1["id"], addDatums=[datums[1]["id"]])
+    served.commands.clear()
+    await api.data("DatasetsVersionNamed", {"version": "v1", "first": 10}, token=contributor)
+    await api.data("DatasetsLatestDatums", {"first": 10}, token=contributor)
+    await api.data("DatasetsVersionsDatums", {"first": 10}, token=contributor)
+    await api.data("DatasetsLatestDiff", {"first": 10, "against": lake["version"]}, token=contributor)
+    several = [f for f in served.commands.finds if f["find"] in ("version_record_packs", "version_members")
+               and isinstance(f["filter"].get("version_id"), dict) and len(f["filter"]["version_id"]["$in"]) > 1]
+    # The packs of several versions' datums, and the members several versions' records and diffs name.
+    assert {(f["find"], "datum_id" in f["filter"]) for f in several} >= {
+        ("version_record_packs", True), ("version_members", True)}, served.commands.finds
+    named = [f for f in served.commands.finds if f["find"] == "dataset_versions" and "version" in f["filter"]]
+    assert named, served.commands.finds
+    await assert_paged_through_indexes(state, several + named)

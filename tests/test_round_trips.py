@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 from bson import ObjectId
@@ -12,10 +13,11 @@ from graphlake.app import in_background
 from resolvers import loaders as loaders_module
 from resolvers.context import AppState
 from resolvers.loaders import Loaders
+from services.field_pages import pair_pages
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
-from tests.operations import Api
+from tests.operations import Api, object_id
 from tests.seed import seed_version
 
 
@@ -42,6 +44,103 @@ async def test_nested_query_costs_constant_round_trips(api: Api, served: Served,
     assert len(large_commands) == len(small_commands), (small_commands, large_commands)
     # version, members, datums, assets, annotations, sets: one command per level
     assert len(large_commands) <= 7, large_commands
+
+
+async def seed_datasets(api: Api, token: str, set_id: str, count: int, prefix: str) -> dict[str, dict]:
+    """`count` datasets, each with v1 (two datums, their records in the set) and v2 built on it with a
+    third datum; by name, what each version holds (datum ids in order, each one's record ids)."""
+    seeded = {}
+    for i in range(count):
+        datums = await factories.datums(api, token, 3, roles=("image",))
+        records = (await api.data("AddAnnotations", {"setId": set_id, "records": [
+            {"assetId": d["roles"][0]["asset"]["id"], "datumId": d["id"], "kind": "CLASSIFICATION", "label": label}
+            for d in datums for label in ("dent", "scratch", "dent")]}, token=token))["addAnnotations"]["records"]
+        ds = await factories.dataset(api, token, f"{prefix}{i:02}")
+        v1 = await factories.version(api, token, ds["id"], "v1", addDatums=[d["id"] for d in datums[:2]], addAnnotationSets=[set_id])
+        await factories.version(api, token, ds["id"], "v2", parentId=v1["id"], addDatums=[datums[2]["id"]])
+        ids = [d["id"] for d in datums]
+        seeded[ds["name"]] = {"v1": v1["id"], "datums": ids,
+                              "records": {d: [r["id"] for r in records[3 * n:3 * n + 3]] for n, d in enumerate(ids)}}
+    return seeded
+
+
+async def commands_of(api: Api, served: Served, token: str, operation: str, variables: dict) -> tuple[Counter[str], dict]:
+    await api.data("Me", token=token)  # the token's lookup, as in commands_for
+    served.commands.clear()
+    data = await api.data(operation, variables, token=token)
+    return Counter(f"{c} {t}" for c, t in zip(served.commands.commands, served.commands.collections, strict=True)), data
+
+
+def check_answers(operation: str, data: dict, seeded: dict[str, dict], base: dict) -> None:
+    """What each operation answers of the seeded datasets (the base dataset aside)."""
+    nodes = {e["node"]["name"]: e["node"] for e in data["datasets"]["edges"] if e["node"]["name"] in seeded}
+    assert sorted(nodes) == sorted(seeded)
+    for name, node in nodes.items():
+        held = seeded[name]
+        datums, records = held["datums"], held["records"]
+        if operation == "DatasetsVersionNamed":
+            assert node["version"] == {"id": held["v1"], "version": "v1", "datumCount": 2}
+        elif operation == "DatasetsLatestDatums":
+            page = node["latest"]["datums"]
+            assert node["latest"]["version"] == "v2" and page["totalCount"] == 3
+            assert [e["node"]["id"] for e in page["edges"]] == datums[:2]
+            for edge in page["edges"]:
+                shown = [e["node"] for e in edge["node"]["annotations"]["edges"]]
+                assert [r["id"] for r in shown] == records[edge["node"]["id"]][:2]
+                assert [r["label"] for r in shown] == ["dent", "scratch"]
+                assert all(r["datum"] == {"id": edge["node"]["id"], "split": "UNASSIGNED"} for r in shown)
+        elif operation == "DatasetsVersionsDatums":
+            versions = [e["node"] for e in node["versions"]["edges"]]
+            assert [(v["version"], v["datums"]["totalCount"]) for v in versions] == [("v1", 2), ("v2", 3)]
+            for version in versions:
+                for edge in version["datums"]["edges"]:
+                    assert [e["node"]["id"] for e in edge["node"]["annotations"]["edges"]] == records[edge["node"]["id"]][:2]
+        else:
+            diff = node["latest"]["diff"]
+            added = [e["node"] for e in diff["added"]["edges"]]
+            assert sorted(datums, key=object_id)[:2] == [d["id"] for d in added]  # in datum order
+            assert all([e["node"]["id"] for e in d["annotations"]["edges"]] == records[d["id"]][:2] for d in added)
+            assert [e["node"] for e in diff["removed"]["edges"]] == [{"id": base["datum"], "split": "UNASSIGNED"}]
+
+
+async def test_a_version_by_name_under_a_list_of_datasets_costs_constant_round_trips(
+        api: Api, served: Served, contributor: str, viewer: str) -> None:
+    """`datasets { version(version:) }` asks each dataset for its version of that name: one query for the page."""
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    seeded = await seed_datasets(api, contributor, labels["id"], 3, "a")
+    small, data = await commands_of(api, served, viewer, "DatasetsVersionNamed", {"version": "v1", "first": 50})
+    check_answers("DatasetsVersionNamed", data, seeded, {})
+    seeded.update(await seed_datasets(api, contributor, labels["id"], 9, "b"))
+    large, data = await commands_of(api, served, viewer, "DatasetsVersionNamed", {"version": "v1", "first": 50})
+    check_answers("DatasetsVersionNamed", data, seeded, {})
+    assert small == large, (small, large)
+    assert large == Counter({"find datasets": 1, "find dataset_versions": 1}), large
+
+
+async def test_pages_of_several_versions_cost_constant_round_trips(api: Api, served: Served, contributor: str,
+                                                                   viewer: str) -> None:
+    """Datums, their frozen records, the datums those name and the counts of many versions' pages (a list
+    of datasets' latest versions, of each dataset's versions, of their diffs' pages) are read for all
+    of the versions at once: as many commands at 12 datasets as at 3."""
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    [only] = await factories.datums(api, contributor, 1, roles=("image",))
+    base_set = await factories.dataset(api, contributor, "base")
+    against = await factories.version(api, contributor, base_set["id"], "v0", addDatums=[only["id"]])
+    base = {"datum": only["id"]}
+    operations = {"DatasetsLatestDatums": {}, "DatasetsVersionsDatums": {}, "DatasetsLatestDiff": {"against": against["id"]}}
+    seeded = await seed_datasets(api, contributor, labels["id"], 3, "a")
+    small = {}
+    for operation, variables in operations.items():
+        small[operation], data = await commands_of(api, served, viewer, operation, {"first": 50, **variables})
+        check_answers(operation, data, seeded, base)
+    seeded.update(await seed_datasets(api, contributor, labels["id"], 9, "b"))
+    large = {}
+    for operation, variables in operations.items():
+        large[operation], data = await commands_of(api, served, viewer, operation, {"first": 50, **variables})
+        check_answers(operation, data, seeded, base)
+    assert small == large, "\n".join(f"{op}: {small[op]} -> {large[op]}" for op in operations if small[op] != large[op])
 
 
 async def test_a_page_of_one_parents_children_reads_only_that_page(api: Api, served: Served, contributor: str) -> None:
@@ -107,6 +206,31 @@ async def test_child_pages_are_complete_wherever_the_budget_ends(
     assert got == [[f"{i}-{j}" for j in range(min(size, 2))] for i, size in enumerate(sizes)]
     assert [page.has_next for page in reversed(pages)] == [size > 2 for size in sizes]
     assert served.commands.commands.count("find") == finds, served.commands.commands
+
+
+@pytest.mark.parametrize(("counts", "asked", "reads"), [
+    # (first, second) -> documents held; pairs asked; finds, at 2 documents a read (a full read asks again).
+    ({(0, 0): 1, (0, 1): 1, (1, 0): 1, (1, 1): 1}, [(0, 0), (1, 1)], 2),  # (0, 1), (1, 0): found, left out
+    ({(0, 0): 5, (1, 1): 1}, [(0, 0), (1, 1)], 4),  # the first read stops inside (0, 0): its rest, then the next first
+    ({(0, 0): 7, (0, 2): 3, (1, 0): 1}, [(0, 2), (1, 0)], 4),  # pairs not asked fill the first read: (0, 2) apart
+    ({(0, 0): 2, (0, 1): 2, (0, 2): 2, (1, 0): 2}, [(0, 1), (1, 0)], 5),
+    ({(0, 0): 1}, [(2, 2), (3, 3)], 1),
+    ({}, [], 0),
+])
+async def test_pair_pages_give_each_pair_asked_in_order(served: Served, state: AppState, counts: dict, asked: list,
+                                                        reads: int) -> None:
+    """services/field_pages.pair_pages: every document of the pairs asked, none of the others its reads
+    meet (every first asked with every second asked), in (first, second, `_id`) order, wherever a read stops."""
+    firsts, seconds = [ObjectId() for _ in range(4)], [ObjectId() for _ in range(4)]
+    docs = [{"_id": ObjectId(), "a": firsts[f], "b": seconds[s]} for (f, s), n in counts.items() for _ in range(n)]
+    if docs:
+        await state.db["pairs"].insert_many(docs)
+    pairs = [(firsts[f], seconds[s]) for f, s in asked]
+    served.commands.clear()
+    got = [doc["_id"] for page in [page async for page in pair_pages(state.db["pairs"], ("a", "b"), pairs, 2)]
+           for doc in page]
+    assert got == [d["_id"] for d in sorted(docs, key=lambda d: (d["a"], d["b"], d["_id"])) if (d["a"], d["b"]) in pairs]
+    assert served.commands.commands.count("find") == reads, served.commands.commands
 
 
 async def test_the_count_leaves_out_the_servers_background_work(served: Served, state: AppState) -> None:

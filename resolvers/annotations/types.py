@@ -17,7 +17,7 @@ from resolvers.assets.types import Asset
 from resolvers.common import who_did
 from resolvers.context import Context, Info
 from resolvers.enums import described_enum
-from resolvers.lookahead import node_now_or_later, selected
+from resolvers.lookahead import node_now_or_later, now_or_later, selected
 from resolvers.pagination import child_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
@@ -264,22 +264,23 @@ class AnnotationRecord(Node):
 
     @strawberry.field(description="The datum it was made for; null if it annotates the asset alone (or the datum is "
                                   "gone). Reached through a dataset version, the datum as that version holds it.")
-    async def datum(self, info: Info) -> Annotated[Datum, strawberry.lazy("resolvers.datums.types")] | None:
+    def datum(self, info: Info) -> Annotated[Datum, strawberry.lazy("resolvers.datums.types")] | None:
+        # or an awaitable of it (resolvers/lookahead.py)
         from resolvers.datums.types import Datum
 
         if self.doc.datum_id is None:
             return None
         version_id = getattr(self.doc, "version_id", None)
         if version_id is not None:  # a version's copy: its datum as that version holds it, not as it is now
-            member = await info.context.loaders.version_members(version_id).load(self.doc.datum_id)
-            return Datum.from_member(member) if member else None
-        found = await info.context.loaders.by_id(DatumDocument).load(self.doc.datum_id)
-        return Datum.from_document(found) if found else None
+            return now_or_later(info.context.loaders.version_members(), (version_id, self.doc.datum_id),
+                                lambda member: Datum.from_member(member) if member else None)
+        return node_now_or_later(info.context.loaders.by_id(DatumDocument), self.doc.datum_id,
+                                 lambda found: Datum.from_document(found) if found else None)
 
     @classmethod
     async def look_ahead(cls, context: Context, records: Sequence[docs.AnnotationRecord], selections: list[Selection]) -> None:
-        """Load the sets, assets and mask assets `selections` ask of these records for all of them at
-        once (resolvers/lookahead.py)."""
+        """Load the sets, assets, mask assets and datums `selections` ask of these records for all of
+        them at once (resolvers/lookahead.py)."""
         loads: list[Awaitable[Any]] = []
         if selected(selections, "set"):
             loads.append(context.loaders.by_id(docs.AnnotationSet).load_many(list(dict.fromkeys(r.set_id for r in records))))
@@ -288,6 +289,13 @@ class AnnotationRecord(Node):
             asset_ids += [r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)]
         if asset_ids:
             loads.append(context.loaders.by_id(AssetDocument).load_many(list(dict.fromkeys(asset_ids))))
+        if selected(selections, "datum"):  # a version's copies name their datums as it holds them
+            held = [(r.version_id, r.datum_id) for r in records if r.datum_id is not None and getattr(r, "version_id", None)]
+            current = [r.datum_id for r in records if r.datum_id is not None and not getattr(r, "version_id", None)]
+            if held:
+                loads.append(context.loaders.version_members().load_many(list(dict.fromkeys(held))))
+            if current:
+                loads.append(context.loaders.by_id(DatumDocument).load_many(list(dict.fromkeys(current))))
         await asyncio.gather(*loads)
 
     @classmethod

@@ -17,21 +17,23 @@ from resolvers.annotations.types import AnnotationSet
 from resolvers.common import Split, who_did
 from resolvers.context import Info
 from resolvers.datums.types import Datum
-from resolvers.lookahead import node_selections
-from resolvers.pagination import Page, child_connection, sorted_list_connection
+from resolvers.lookahead import node_selections, selected
+from resolvers.pagination import Page, child_connection, child_count, sorted_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import BigInt
 from services import datasets as service
-from services import snapshots, version_content
+from services import version_content
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.snapshots import Verification, verify
 
 READY = {"status": VersionStatus.READY.value}
 
 
-async def load_members(version_id: ObjectId, datum_ids: list[ObjectId]) -> list[Datum]:
-    """Datums as version `version_id` holds them, in the order asked (one query, by the unique index)."""
-    return [Datum.from_member(m) for m in await snapshots.members_of(version_id, datum_ids) if m is not None]
+async def load_members(info: Info, version_id: ObjectId, datum_ids: list[ObjectId]) -> list[Datum]:
+    """Datums as version `version_id` holds them, in the order asked: through the request's loader,
+    so the pages of every diff (or split) in a list of versions are one query."""
+    members = await info.context.loaders.version_members().load_many([(version_id, d) for d in datum_ids])
+    return [Datum.from_member(m) for m in members if m is not None]
 
 
 @strawberry.type(description="How many of a version's datums are in one split.")
@@ -65,17 +67,17 @@ class DatasetDiff:
                                   "this version holds them (read the other's through `against`).")
     async def changed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.changed_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids))
 
     @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
     async def added(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.added_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids))
 
     @strawberry.field(description="Datums in the other version and not in this one, as the other holds them.")
     async def removed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.removed_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(self.against_id, ids))
+                                            lambda ids: load_members(info, self.against_id, ids))
 
 
 @strawberry.type(description="A deterministic partition of a version's datums for a seed and ratios.")
@@ -85,7 +87,7 @@ class TrainingSplit:
 
     async def _part(self, info: Info, split: SplitValue, page: Page) -> Connection[Datum]:
         return await sorted_list_connection(self.parts[split], page,
-                                            lambda ids: load_members(self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids))
 
     @strawberry.field(description="The datums to fit a model on, in ID order.")
     async def train(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
@@ -193,10 +195,13 @@ class DatasetVersion(Node):
                      split: Annotated[Split | None, strawberry.argument(description=(
                          "Only datums that were in this split when the version was built; null for all."))] = None,
                      ) -> Connection[Datum]:
-        datums = await child_connection(
-            info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
-            query={"split": split.value} if split else {}, page=info.context.page(first, after, last, before), to_node=Datum.from_member,
-        )
+        page, query = info.context.page(first, after, last, before), {"split": split.value} if split else {}
+        datums = await child_connection(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
+                                        query=query, page=page, to_node=Datum.from_member)
+        if not (page.after or page.backward) and selected([s for f in info.selected_fields for s in f.selections], "totalCount"):
+            # Counted now, while every version of a list is at this point: after the look-ahead (whose reads
+            # end at different times for each) their counts went in batches of one or a few.
+            child_count(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id, query=query)
         await Datum.look_ahead(info.context, [edge.node for edge in datums.edges], node_selections(info.selected_fields))
         return datums
 
@@ -260,7 +265,8 @@ class Dataset(Node):
     async def version(
         self, info: Info, version: Annotated[str, strawberry.argument(description="The version's name, e.g. `v3`.")],
     ) -> DatasetVersion | None:
-        found = await VersionDocument.find_one({"dataset_id": self.doc.id, "version": version, **READY})
+        # Through a loader, as `latest`: a page of datasets asking each for its `v1` is one query, not one each.
+        found = await info.context.loaders.only_child(VersionDocument, "dataset_id", {"version": version, **READY}).load(self.doc.id)
         return DatasetVersion.from_document(found) if found else None
 
     @classmethod

@@ -84,7 +84,7 @@ class Datum(Node):
 
         page, query = info.context.page(first, after, last, before), annotation_query(filter)
         if self.version_id is not None:  # the version's copies, packed a datum's to a document: read whole
-            return now_or_later(info.context.loaders.version_copies(self.version_id, query), self.doc.id,
+            return now_or_later(info.context.loaders.version_copies(query), (self.version_id, self.doc.id),
                                 lambda copies: held_list_connection(copies, page, _frozen))
         return child_connection_now_or_later(info.context.loaders, RecordDocument, field="datum_id", parent_id=self.doc.id,
                                              query=query, page=page, to_node=AnnotationRecord.from_document)
@@ -119,7 +119,8 @@ class Datum(Node):
         async def records(group: list[Datum]) -> None:
             datum_ids, version_id = [datum.doc.id for datum in group], group[0].version_id
             if version_id is not None:
-                held = await context.loaders.version_copies(version_id, annotation_query(None)).load_many(datum_ids)
+                held = await context.loaders.version_copies(annotation_query(None)).load_many(
+                    [(version_id, datum_id) for datum_id in datum_ids])
                 docs = await validate_all(lean(VersionRecord), [copy for copies in held for copy in copies[:first]])
             else:
                 pages = await first_children(context.loaders, RecordDocument, field="datum_id",
