@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.api_token import ApiToken, hash_secret, new_secret
 from documents.clock import to_millis, utcnow
+from documents.common import Ownership
 from documents.roles import Role
 from services.errors import BadUserInput, Conflict, NotFound, Unauthenticated
 from services.events import audit
@@ -35,7 +36,23 @@ class Principal:
     @property
     def actor(self) -> str:
         """How audit fields (createdBy, addedBy, ...) name this caller."""
-        return self.user_id or f"token:{self.token_name}"
+        return self.user_id or f"{TOKEN_ACTOR}{self.token_name}"
+
+
+TOKEN_ACTOR = "token:"  # how an audit field names a caller whose token carries no userId
+
+
+def person_of(actor: str | None) -> str | None:
+    """The user an audit field (createdBy, ...) names; None for a token that carries no userId."""
+    return actor if actor and not actor.startswith(TOKEN_ACTOR) else None
+
+
+def with_person(source: Ownership, actor: str | None) -> Ownership:
+    """`source` with its userId, when it names none, the person `actor` is: what privacy requests
+    find an event by (README, Privacy requests). Left out, the events a person logged, and their
+    uploads' ASSET_STATUS events, were in no export and kept their text through an erase."""
+    person = person_of(actor)
+    return source.model_copy(update={"user_id": person}) if person and not source.user_id else source
 
 
 def bearer_secret(header: str | None) -> str | None:

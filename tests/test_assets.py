@@ -440,3 +440,29 @@ async def test_the_garbage_collector_costs_the_same_commands_for_3_or_30_assets(
     # 6, and one per kind of use (datums, annotated assets, masks: asset_users.py) before the flip and again
     # after it (with the pins), the look again that catches a datum or pin made meanwhile
     assert len(many) <= 13, many
+
+
+async def test_a_delete_the_store_fails_still_answers_and_is_audited(api: Api, contributor: str, served: Served,
+                                                                     state: AppState, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The asset is DELETED before its bytes go: a store that fails then leaves the bytes to the
+    reconciler's sweep, and the delete answers as done, audited. It answered INTERNAL, unaudited,
+    and a retry found the asset already gone."""
+    from graphlake_client import Client, ResumeState
+
+    data = tmp_path / "f.bin"
+    data.write_bytes(os.urandom(1000))
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        uploaded = await lake.upload_file(data, mount="local")
+
+    async def broken(key: str) -> None:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(state.stores["local"], "delete", broken)
+    deleted = await api.data("DeleteAsset", {"id": uploaded["id"]}, token=contributor)
+    assert deleted["deleteAsset"]["deleted"] is True
+    await state.feed.settled()
+    audits = [json.loads(e["data"]["json"]).get("mutation") async for e in state.db.events.find({"event_type": "AUDIT"})]
+    assert "deleteAsset" in audits
+    swept = await state.db.upload_sessions.find_one({"asset_id": object_id(uploaded["id"])})
+    assert swept["sweep_due"] is True  # the reconciler deletes the bytes later

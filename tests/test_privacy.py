@@ -305,3 +305,47 @@ async def test_old_personal_fields_are_anonymized_and_recent_ones_kept(api: Api,
     assert (await state.db.assets.find_one({"_id": object_id(new["id"])}))["created_by"] == ALICE
     assert await state.db.api_tokens.find_one({"user_id": ALICE})  # credentials are not aged
     assert await anonymize_older_than(state.db, utcnow() - timedelta(days=30), key) == {}
+
+
+async def test_what_a_person_logged_or_uploaded_is_in_their_export_and_their_erase(
+        api: Api, make_token: MakeToken, served: Served, state: AppState, tmp_path: Path) -> None:
+    """An event a person logs, and their upload's ASSET_STATUS event, name them (`source.userId`, as
+    Graphlake writes it when the client names nobody), so an export holds them and an erase rewrites
+    them. They named nobody: the export left both out, an erase left her id in her event's text, and
+    the ASSET_STATUS message kept the erased file's name, readable by any VIEWER."""
+    from services.privacy.requests import erase_user, export_places
+
+    alice = await make_token(Role.CONTRIBUTOR, "alice-laptop", user_id=ALICE)
+    logged = await api.data("LogEvent", {"input": {"eventType": "PLATE_READ", "message": f"plate 7 read by {ALICE}",
+                                                   "data": {"operator": ALICE}, "source": {"nodeId": "reader-1"}}},
+                            token=alice)
+    other = await api.data("LogEvent", {"input": {"eventType": "PLATE_READ", "source": {"userId": "robot-3"}}}, token=alice)
+    scan = tmp_path / "alice_smith_result.bin"
+    scan.write_bytes(os.urandom(1000))
+    async with Client(served.base_url, alice, resume=ResumeState(tmp_path / "resume.json")) as lake:
+        uploaded = await lake.upload_file(scan, mount="local")
+    await served.app.state.graphlake.feed.settled()
+    exported = {str(d["_id"]): d async for collection, d in export_places(state.db, ALICE) if collection == "events"}
+    status = next(e for e in exported.values() if e["event_type"] == "ASSET_STATUS")
+    assert str(object_id(logged["logEvent"]["id"])) in exported and status["source"] == {"user_id": ALICE}
+    assert str(object_id(other["logEvent"]["id"])) not in exported  # a userId the client gave is the one kept
+    assert "alice_smith" not in status["message"]  # the asset by its ID
+    await erase_user(state.db, ALICE, await pseudonym_key(state.db), state.stores)
+    left = [e async for e in state.db.events.find({})]
+    assert not [e for e in left if ALICE in json.dumps(e, default=str) or "alice_smith" in json.dumps(e, default=str)]
+    assert (await state.db.assets.find_one({"_id": object_id(uploaded["id"])}))["name"] == "(erased)"
+
+
+async def test_an_erase_clears_a_deleted_asset_whatever_its_name(api: Api, make_token: MakeToken, state: AppState) -> None:
+    """What an erase clears is judged by what is left, not by the name `(erased)`, which a user may
+    have given: such a deleted asset kept its value and description through an erase."""
+    from services.privacy.requests import erase_user, erasure_plan
+
+    alice = await make_token(Role.CONTRIBUTOR, "alice-laptop", user_id=ALICE)
+    named = await factories.value_asset(api, alice, "(erased)", {"diagnosis": "private"}, description="alice's notes")
+    await api.data("DeleteAsset", {"id": named["id"]}, token=alice)
+    assert (await erasure_plan(state.db, ALICE)).contents_cleared == 1
+    await erase_user(state.db, ALICE, await pseudonym_key(state.db), state.stores)
+    cleared = await state.db.assets.find_one({"_id": object_id(named["id"])})
+    assert not {"value", "description"} & cleared.keys()
+    assert (await erasure_plan(state.db, ALICE)).contents_cleared == 0  # nothing left: a rerun clears nothing

@@ -89,9 +89,10 @@ async def complete(api: Api, token: str, session_id: str) -> dict:
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_a_delete_cut_short_after_the_flip_still_loses_the_bytes(api: Api, contributor: str, state: AppState,
                                                                        monkeypatch: pytest.MonkeyPatch, mount: str) -> None:
-    """A delete (deleteAsset, a privacy erase, the collector) that dies between marking the asset
-    DELETED and deleting its bytes left them for good: its upload is marked first, and the
-    reconciler's sweep deletes them. A file stored without an upload (ingested) alike."""
+    """A delete (deleteAsset, a privacy erase, the collector) that dies, or whose store fails, between
+    marking the asset DELETED and deleting its bytes left them for good: its upload is marked first,
+    and the reconciler's sweep deletes them. A file stored without an upload (ingested) alike. (A
+    store that fails no longer fails the delete, which took effect: it answers, audited.)"""
     made = []
     for seed in (21, 22):
         data = payload(20_000, seed=seed)
@@ -107,8 +108,7 @@ async def test_a_delete_cut_short_after_the_flip_still_loses_the_bytes(api: Api,
 
     monkeypatch.setattr(store, "delete", dies)
     for asset in made:
-        error = await api.error("DeleteAsset", {"id": asset["id"]}, token=contributor)
-        assert error["extensions"]["code"] == "INTERNAL", error
+        assert (await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor))["deleteAsset"]["deleted"]
     monkeypatch.undo()
     left = [await state.db.assets.find_one({"_id": object_id(a["id"])}) for a in made]
     assert all(a["status"] == "DELETED" for a in left)
@@ -1130,7 +1130,8 @@ async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_repo
     items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
     assert [i["node"]["path"] for i in items] == ["f1"]
     logged = (await api.data("Events", {"filter": {"eventTypes": ["ASSET_STATUS"]}}, token=contributor))["events"]["edges"]
-    assert [e["node"]["message"] for e in logged] == ["f1 is ACTIVE"]
+    [status] = [e["node"] for e in logged]  # the filed one's (named by its ID: a file's name may be personal)
+    assert status["message"] == f"asset {status['data']['assetId']} is ACTIVE" and status["data"]["assetId"] != fetched["asset"]["id"]
     assert await state.stores["local"].stat(f"assets/{victim}") is None
     # The sweep never takes the object of an asset in use, whatever its session says (a delete undone).
     long_ago = utcnow() - timedelta(hours=1)

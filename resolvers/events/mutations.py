@@ -13,20 +13,22 @@ from resolvers.common import encode_json
 from resolvers.context import AppState, Info, ServerSettings
 from resolvers.events.types import Event, EventInput, LogEventsPayload
 from resolvers.permissions import CanWrite, IsAdmin
+from services.auth import with_person
 from services.errors import BadUserInput
 from services.events import log as service
 from services.node_ids import NodeType, decode_object_ids, encode_id
 
 
-def _new_event(where: str, event: EventInput, settings: ServerSettings) -> service.NewEvent:
-    """`event`, named `where` in its errors (`inputs[3]` of logEvents, `input` of logEvent)."""
+def _new_event(where: str, event: EventInput, settings: ServerSettings, actor: str | None) -> service.NewEvent:
+    """`event`, named `where` in its errors (`inputs[3]` of logEvents, `input` of logEvent), its
+    source's userId the caller's when it names none (`actor`: services/auth.with_person)."""
     if event.event_type.strip().upper() in RESERVED_TYPES:  # in any case: "audit" must not pass for AUDIT
         raise BadUserInput(f"{event.event_type.strip()} events are written by Graphlake itself", field=f"{where}.eventType")
     return service.NewEvent(
         event_type=event.event_type, level=event.level.value if event.level else LEVELS["INFO"], message=event.message,
         data=encode_json(event.data if event.data is not None else {}, field=f"{where}.data",
                          max_bytes=settings.max_event_data_bytes),
-        source=event.source.to_value() if event.source else Ownership(), timestamp=event.timestamp,
+        source=with_person(event.source.to_value() if event.source else Ownership(), actor), timestamp=event.timestamp,
         alert=bool(event.alert), trace_id=event.trace_id, span_id=event.span_id, key=event.key,
     )
 
@@ -44,8 +46,9 @@ class EventMutations:
         self, info: Info, input: Annotated[EventInput, strawberry.argument(description="The event.")],
     ) -> Event:
         state = info.context.state
-        logged = await service.log_events(state.feed, [_new_event("input", input, state.settings)], state.settings,
-                                          state.background, one=True, count=_counter(state))
+        new = _new_event("input", input, state.settings, info.context.actor)
+        logged = await service.log_events(state.feed, [new], state.settings, state.background, one=True,
+                                          count=_counter(state))
         return Event.from_document(logged.events[0])
 
     @strawberry.mutation(permission_classes=[CanWrite], description=(
@@ -57,7 +60,7 @@ class EventMutations:
             "The events: 1 to GRAPHLAKE_MAX_EVENTS_PER_BATCH (10,000 by default)."))],
     ) -> LogEventsPayload:
         state = info.context.state
-        logged = await service.log_events(state.feed, [_new_event(f"inputs[{i}]", e, state.settings)
+        logged = await service.log_events(state.feed, [_new_event(f"inputs[{i}]", e, state.settings, info.context.actor)
                                                        for i, e in enumerate(inputs)],
                                           state.settings, state.background, count=_counter(state))
         return LogEventsPayload(count=len(logged.events), stored=len(logged.stored),

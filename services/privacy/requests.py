@@ -98,8 +98,13 @@ HOLDERS_DESCRIBED = 200  # kept assets an erase plan names the holders of (a few
 
 
 def _erasable(who: Any) -> dict[str, Any]:
-    """The user's DELETED assets whose content an erase has not cleared yet."""
-    return {**_own(who), "status": AssetStatus.DELETED.value, "name": {"$ne": ERASED}}
+    """The user's DELETED assets whose content an erase has not cleared yet: any of it is left. Not
+    judged by the name alone, which a user may have chosen: a deleted asset they had named `(erased)`
+    kept its value, text, description, labels and metadata through an erase."""
+    left = [{"name": {"$ne": ERASED}}, {"labels": {"$exists": True, "$ne": []}},
+            {"metadata.json": {"$exists": True, "$ne": "{}"}},
+            *({field: {"$exists": True}} for field in ("description", "value", "text"))]
+    return {"$and": [_own(who), {"$or": left}], "status": AssetStatus.DELETED.value}
 
 
 async def anonymize_user(db: AsyncDatabase, user_id: str, key: bytes) -> tuple[str, dict[str, int]]:

@@ -18,6 +18,7 @@ from documents.json_value import StoredJson
 from documents.sparse import cleared
 from documents.upload import UploadSession, UploadStatus
 from services import collections
+from services.auth import with_person
 from services.errors import GraphlakeError, NotFound
 from services.events.feed import FeedWriter
 from services.id_reads import docs_by_ids, fields_by_ids
@@ -109,7 +110,10 @@ def status_event(asset: Asset, at: datetime) -> Event:
     """The ASSET_STATUS event of an asset that just turned ACTIVE or FAILED."""
     return Event(
         id=new_event_id(), event_type=ASSET_STATUS, level=LEVELS["INFO" if asset.status is AssetStatus.ACTIVE else "WARNING"],
-        message=f"{asset.name} is {asset.status.value}", source=asset.owner, timestamp=at,
+        # The asset by its ID, not its name: a person's file names are theirs, and an erase renames the
+        # asset but would not reach the name written into text here.
+        message=f"asset {encode_id(NodeType.ASSET, asset.id)} is {asset.status.value}",
+        source=with_person(asset.owner, asset.created_by), timestamp=at,
         data=StoredJson.encode({"assetId": encode_id(NodeType.ASSET, asset.id), "status": asset.status.value,
                                 "sizeBytes": asset.size_bytes, "mount": asset.storage.mount if asset.storage else None}),
     )
