@@ -49,18 +49,26 @@ async def field_pages(collection: AsyncCollection, query: dict[str, Any], field:
         if len(page) < size:
             return
         last, after = page[-1][field], page[-1]["_id"]
-        while True:  # the page may have stopped inside its last value: the rest of that one
-            rest = await collection.find({**query, field: last, "_id": {"$gt": after}}, projection, sort=_BY_ID,
-                                         limit=size, batch_size=size).to_list()
-            if rest:
-                yield rest
-            if len(rest) < size:
-                break
-            after = rest[-1]["_id"]
+        async for rest in _rest(collection, {**query, field: last}, after, size, projection):  # the page may
+            yield rest  # have stopped inside its last value: the rest of that one
         if pending is not None:
             pending = pending[bisect_right(pending, last):]
         else:
             held = {field: {"$gt": last}}
+
+
+async def _rest(collection: AsyncCollection, query: dict[str, Any], after: Any, size: int,
+                projection: dict[str, int] | None = None) -> AsyncIterator[list[dict]]:
+    """The documents matching `query` past `_id` `after`, in `_id` order, `size` per read: the rest of
+    the value (or pair) a page stopped inside."""
+    while True:
+        rest = await collection.find({**query, "_id": {"$gt": after}}, projection, sort=_BY_ID,
+                                     limit=size, batch_size=size).to_list()
+        if rest:
+            yield rest
+        if len(rest) < size:
+            return
+        after = rest[-1]["_id"]
 
 
 async def pair_pages(collection: AsyncCollection, fields: tuple[str, str], pairs: Iterable[tuple[Any, Any]],
@@ -87,14 +95,9 @@ async def pair_pages(collection: AsyncCollection, fields: tuple[str, str], pairs
         if len(page) < size:
             return
         first, second, after = page[-1][fields[0]], page[-1][fields[1]], page[-1]["_id"]
-        while (first, second) in wanted:  # the page may have stopped inside its last pair: the rest of that one
-            rest = await collection.find({fields[0]: first, fields[1]: second, "_id": {"$gt": after}}, sort=_BY_ID,
-                                         limit=size, batch_size=size).to_list()
-            if rest:
+        if (first, second) in wanted:  # the page may have stopped inside its last pair: the rest of that one
+            async for rest in _rest(collection, {fields[0]: first, fields[1]: second}, after, size):
                 yield rest
-            if len(rest) < size:
-                break
-            after = rest[-1]["_id"]
         later = [p[1] for p in pending if p[0] == first and p[1] > second]
         if later:  # the rest of this first value's pairs
             async for rest in field_pages(collection, {fields[0]: first}, fields[1], size, values=later):
