@@ -19,6 +19,7 @@ from services.events import audit
 from services.events.feed import FeedWriter
 from services.events.log import EventSettings
 from services.node_ids import NodeType, encode_id, is_node_id, split_id
+from services.privacy.places import PSEUDONYM_PREFIX
 
 BOOTSTRAP_TOKEN_NAME = "admin"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
@@ -40,6 +41,7 @@ class Principal:
 
 
 TOKEN_ACTOR = "token:"  # how an audit field names a caller whose token carries no userId
+MAX_USER_ID_CHARS = 200
 
 
 def person_of(actor: str | None) -> str | None:
@@ -75,6 +77,19 @@ async def authenticate(secret: str) -> tuple[Principal, datetime | None]:
     return principal, token.expires_at
 
 
+def _check_user_id(user_id: str) -> None:
+    """BAD_USER_INPUT on `userId` unless it can name a person everywhere it is written: privacy
+    requests find a person by it (trimmed: an id with spaces around it, or none at all, was never
+    found), an audit field names a token without one `token:NAME`, and a pseudonym begins `anon-`."""
+    if not user_id.strip() or user_id != user_id.strip() or not user_id.isprintable():
+        raise BadUserInput("must be a user's id: not empty, no spaces around it, no control characters", field="userId")
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise BadUserInput(f"must be at most {MAX_USER_ID_CHARS} characters", field="userId")
+    if user_id.startswith((TOKEN_ACTOR, PSEUDONYM_PREFIX)):
+        raise BadUserInput(f"must not begin with {TOKEN_ACTOR!r} (a token without a user) or {PSEUDONYM_PREFIX!r} "
+                           "(a pseudonym)", field="userId")
+
+
 async def create_token(
     name: str,
     role: Role,
@@ -86,6 +101,8 @@ async def create_token(
     """A new token and its secret. The secret is returned here once and never stored."""
     if not _NAME.match(name):
         raise BadUserInput("must be 1-64 letters, digits or ._@- and start with a letter or digit", field="name")
+    if user_id is not None:
+        _check_user_id(user_id)
     if expires_at is not None:
         expires_at = to_millis(expires_at)
         if expires_at <= utcnow():

@@ -55,10 +55,15 @@ async def test_token_names_are_unique_and_validated(api: Api, admin: str) -> Non
     for name in ("no spaces please", "ci-job-2\n"):
         error = await api.error("CreateApiToken", {"input": {"name": name, "role": "VIEWER"}}, token=admin)
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == "name"
+    # A userId privacy requests could not find (trimmed), or that reads as a token or a pseudonym.
+    for user_id in ("", " ", " alice", "alice\n", "token:ci", "anon-3f2a", "a" * 201):
+        error = await api.error("CreateApiToken", {"input": {"name": "u-test", "role": "VIEWER", "userId": user_id}},
+                                token=admin)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "userId"}, user_id
     error = await api.error("CreateApiToken", {"input": {"name": "late", "role": "VIEWER",
                                                          "expiresAt": "2001-01-01T00:00:00Z"}}, token=admin)
     assert error["extensions"]["field"] == "expiresAt"
-    assert await ApiToken.find({"name": {"$in": ["no spaces please", "late"]}}).count() == 0
+    assert await ApiToken.find({"name": {"$in": ["no spaces please", "late", "u-test"]}}).count() == 0
 
 
 async def test_revoked_token_stops_working_at_once(api: Api, admin: str, make_token: MakeToken) -> None:
