@@ -291,14 +291,6 @@ async def _check_content(content: VersionContentFile, result: Verification, stor
                        "(exporters read its pages instead)")
 
 
-async def members_of(version_id: ObjectId, datum_ids: Sequence[ObjectId]) -> list[VersionMember | None]:
-    """The datums version `version_id` holds, as it holds them, in the order asked (None where it
-    holds no such datum): one query, by the unique (version, datum) index."""
-    found = {m["datum_id"]: lean(VersionMember).model_validate(m) for m in await VersionMember.get_pymongo_collection().find(
-        {"version_id": version_id, "datum_id": {"$in": list(datum_ids)}}).to_list()}
-    return [found.get(d) for d in datum_ids]
-
-
 async def copies_of(version_id: ObjectId, datum_ids: Iterable[ObjectId]) -> list[dict]:
     """The version's copies of the records on these datums, in (datum, `_id`) order: each datum's in
     the order the version lists them."""
@@ -315,8 +307,8 @@ async def members_held(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> list[Versi
     diffs) in one query. It asks for every asked version and asked datum together (the index on
     (datum, version) searches each pair of them), keeping the pairs asked for: a version may hold a
     datum that only another version was asked for."""
-    if len({version_id for version_id, _ in pairs}) <= 1:  # one version: its own query, as it always was
-        return await members_of(pairs[0][0], [datum_id for _, datum_id in pairs]) if pairs else []
+    if not pairs:
+        return []
     wanted = set(pairs)
     raw = await VersionMember.get_pymongo_collection().find(
         {"version_id": {"$in": sorted({v for v, _ in wanted})}, "datum_id": {"$in": sorted({d for _, d in wanted})}}).to_list()

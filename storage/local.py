@@ -305,8 +305,9 @@ class LocalStore:
         return self.root / key
 
     def _entry(self, key: str) -> Path:
-        """The directory entry of `key` inside the root, whatever it is: `stat` and `delete` act on
-        the entry itself, so a symlink a direct writer left is refused and removed, never followed."""
+        """The directory entry of `key` inside the root, whatever it is: the path a direct writer is
+        told to write (direct_path), never one the server opens (stat, delete and reads go through
+        folder descriptors)."""
         _check_key(key)
         if not self._stays_inside(key, entry_too=False):
             raise UnsafeKey(f"unsafe object key {key!r}")
