@@ -8,6 +8,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export GRAPHLAKE_BIN_CACHE ?= $(HOME)/.cache/graphlake/bin
+# Graphlake's own Python packages (pyproject.toml's setuptools list).
+PACKAGES := graphlake graphlake_client resolvers services documents storage migrations
 
 # The Python packages, pinned: see the lock target below.
 LOCK        := requirements.lock
@@ -54,7 +56,13 @@ bench: setup ferretdb minio browser
 
 setup: python assets webapp
 
+# Every module compiled ahead (about half a second when nothing changed): where PYTHONDONTWRITEBYTECODE
+# is set, as on this project's CI machines, nothing writes __pycache__ on import, and every process
+# (the server, each CLI command, each test's subprocess) compiled all it imports again: 3.5 s of CPU
+# to import the server against 1.4 s compiled (`python -c "import graphlake.app"`, 3 pairs).
 python: $(VENV)/.installed
+	@$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
+	  $(PACKAGES) > /dev/null
 
 # Python packages come from $(LOCK) only, exactly (a package it lacks is removed), checked by hash;
 # Graphlake itself is then installed editable, without dependencies of its own: in compat mode (a path
