@@ -37,12 +37,15 @@ def import_coco(
                                          file_okay=False)],
     dataset: Annotated[str, typer.Option(help="The dataset (and the collection and schema named after it).")],
     version: Annotated[str | None, typer.Option(help="Finish with this dataset version of what was imported.")] = None,
-    predictions: Annotated[Path | None, typer.Option(help="A COCO results file (annotations with score): a PREDICTION "
-                                                          "set.", exists=True, dir_okay=False)] = None,
-    model: Annotated[str, typer.Option(help="The predictions' MODEL source name.")] = "coco-results",
+    predictions: Annotated[Path | None, typer.Option(help="A COCO results file (annotations with score): the "
+                                                          "PREDICTION set '<dataset> <model> predictions'.",
+                                                     exists=True, dir_okay=False)] = None,
+    model: Annotated[str, typer.Option(help="The predictions' MODEL source name, and their set's: import another "
+                                            "model's results for the same images with their own --model, beside "
+                                            "the ground truth imported already.")] = "coco-results",
     mount: Annotated[str | None, typer.Option(help="Store the images on this mount (default: the server's).")] = None,
-    set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> predictions' "
-                                                      "(default: the dataset's name).")] = None,
+    set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> <model> "
+                                                      "predictions' (default: the dataset's name).")] = None,
     split: Annotated[str, typer.Option(help="The images' split: TRAIN, VALIDATION, TEST or UNASSIGNED (a COCO file "
                                             "is usually one split, e.g. instances_train2017.json).")] = "UNASSIGNED",
     url: ServerUrl = None,
@@ -50,7 +53,9 @@ def import_coco(
 ) -> None:
     """Import COCO annotations and their images. A rerun uploads no image twice, makes no datum twice,
     and leaves an annotation set that already holds this file's records as it is (`kept`), or
-    finishes one an interrupted import began (`resumed`)."""
+    finishes one an interrupted import began (`resumed`). Each --model's predictions are a set of
+    their own: a second model's, imported with the same annotations file, go in beside the ground
+    truth, which is kept."""
     from graphlake_client import Client
 
     async def run() -> Any:

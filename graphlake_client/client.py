@@ -132,7 +132,9 @@ class Client(Vault):
                           set_name: str | None = None, split: str = "UNASSIGNED",
                           say: Callable[[str], None] = _silent) -> CocoImport:
         """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco), the
-        images in `split`, finishing with dataset version `version` if given. Returns a CocoImport."""
+        images in `split`, finishing with dataset version `version` if given; `predictions` into the
+        set `<set_name or dataset> <model> predictions`, so each model's are a set of their own beside
+        one ground truth. Returns a CocoImport."""
         from graphlake_client.coco import import_coco
 
         return await import_coco(self, annotations, images, dataset, version=version, predictions=predictions,
