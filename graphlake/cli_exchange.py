@@ -76,14 +76,19 @@ def import_coco(
 @export_app.command("coco")
 def export_coco(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
-    dest: Annotated[Path, typer.Argument(help="Directory to write images/, annotations.json (and results.json) into.")],
+    dest: Annotated[Path, typer.Argument(help="Directory to write images/, annotations.json and the results files "
+                                              "into.")],
     replace: Annotated[bool, typer.Option("--replace", help="DEST holds an earlier export: remove its images/, "
-                                                            "annotations.json and results.json first; without it, "
-                                                            "refused.")] = False,
+                                                            "annotations.json, results.json and results-*.json "
+                                                            "first; without it, refused.")] = False,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
-    """Export a dataset version, as it was frozen, in COCO format."""
+    """Export a dataset version, as it was frozen, in COCO format: images/, annotations.json (the
+    ground truth) and a COCO results list per prediction set, as pycocotools' COCO.loadRes reads one
+    model's: results.json when the version holds one, results-<model>.json each when it holds
+    several (results-<set name>.json for sets of one model). The summary's results_files says which
+    file holds which set, and how many results."""
     from graphlake_client import Client
 
     async def run() -> Any:

@@ -157,9 +157,10 @@ class Client(Vault):
 
     async def export_coco(self, version: str, dest: Path, *, replace: bool = False) -> CocoExport:
         """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,
-        annotations.json, and results.json when it holds predictions (graphlake_client.coco_export).
-        A `dest` holding an earlier export's images/, annotations.json or results.json is refused
-        (CONFLICT) unless `replace`, which removes those first."""
+        annotations.json, and a results file per prediction set: results.json when it holds one,
+        results-<model>.json each when several (graphlake_client.coco_export; `results_files` says
+        which holds which). A `dest` holding an earlier export's images/, annotations.json or results
+        files is refused (CONFLICT) unless `replace`, which removes those first."""
         from graphlake_client.coco_export import export_coco
 
         return await export_coco(self, version, dest, replace=replace)

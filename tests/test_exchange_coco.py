@@ -443,6 +443,55 @@ async def test_a_second_models_predictions_go_in_beside_the_ground_truth_already
         assert await sets_made() == {**{k: v for k, v in made.items() if v != "detr"}, ("PREDICTION", "d predictions"): "detr"}
 
 
+async def test_each_models_predictions_are_a_results_file_of_their_own(served: Served, make_token: MakeToken,
+                                                                       tmp_path: Path) -> None:
+    """A version holding two models' predictions wrote both into one results.json, which pycocotools'
+    loadRes (and every evaluator after it) reads as one model's detections: scored as one, and not
+    to be told apart. Each prediction set goes to a results file of its own, named after its model,
+    holding that model's detections only and loading with COCO.loadRes against annotations.json; the
+    summary counts each file's. They are an earlier export's files as much as results.json is: they
+    refuse DEST, and --replace removes them (a one-model export there is results.json alone)."""
+    from pycocotools.coco import COCO
+
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    yolo = another_models(tmp_path)
+    out = tmp_path / "out"
+    async with Client(served.base_url, token) as lake:
+        first = await lake.import_coco(annotations, tmp_path / "images", "two", version="v1", predictions=results,
+                                       model="detr")
+        second = await lake.import_coco(annotations, tmp_path / "images", "two", predictions=yolo, model="yolo")
+        await lake.create_dataset_version("two", "v2", parent="v1", add_annotation_sets=[second.set_ids["PREDICTION"]])
+        written = await lake.export_coco("two/v2", out)
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "images", "results-detr.json", "results-yolo.json"]
+    assert written["results"] == 5 and written["results_files"] == {
+        "results-detr.json": {"set": "two detr predictions", "set_id": first.set_ids["PREDICTION"], "source": "detr",
+                              "results": 2},
+        "results-yolo.json": {"set": "two yolo predictions", "set_id": second.set_ids["PREDICTION"], "source": "yolo",
+                              "results": 3}}
+    source, back = json.loads(annotations.read_text()), json.loads((out / "annotations.json").read_text())
+    ground = COCO(str(out / "annotations.json"))
+    for name, predictions in (("results-detr.json", results), ("results-yolo.json", yolo)):
+        exported = json.loads((out / name).read_text())
+        assert comparable(exported, back["images"], back["categories"]) == \
+            comparable(json.loads(predictions.read_text()), source["images"], source["categories"]), name
+        loaded = ground.loadRes(str(out / name))
+        assert sorted(a["score"] for a in loaded.loadAnns(loaded.getAnnIds())) == \
+            sorted(p["score"] for p in json.loads(predictions.read_text())), name
+
+    refused = await asyncio.to_thread(graphlake, served, token, "export", "coco", "two/v1", str(out))
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "(images/, annotations.json, results-detr.json, results-yolo.json)" in said, said
+    replaced = await asyncio.to_thread(graphlake, served, token, "export", "coco", "two/v1", str(out), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "images", "results.json"]
+    assert json.loads(replaced.stdout)["results_files"] == {"results.json": {
+        "set": "two detr predictions", "set_id": first.set_ids["PREDICTION"], "source": "detr", "results": 2}}
+
+
 async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
                                                                     tmp_path: Path) -> None:
     """COCO's crowd files may leave `size` out of an uncompressed RLE: its image's height and width
