@@ -37,12 +37,15 @@ def import_coco(
                                          file_okay=False)],
     dataset: Annotated[str, typer.Option(help="The dataset (and the collection and schema named after it).")],
     version: Annotated[str | None, typer.Option(help="Finish with this dataset version of what was imported.")] = None,
-    predictions: Annotated[Path | None, typer.Option(help="A COCO results file (annotations with score): a PREDICTION "
-                                                          "set.", exists=True, dir_okay=False)] = None,
-    model: Annotated[str, typer.Option(help="The predictions' MODEL source name.")] = "coco-results",
+    predictions: Annotated[Path | None, typer.Option(help="A COCO results file (annotations with score): the "
+                                                          "PREDICTION set '<dataset> <model> predictions'.",
+                                                     exists=True, dir_okay=False)] = None,
+    model: Annotated[str, typer.Option(help="The predictions' MODEL source name, and their set's: import another "
+                                            "model's results for the same images with their own --model, beside "
+                                            "the ground truth imported already.")] = "coco-results",
     mount: Annotated[str | None, typer.Option(help="Store the images on this mount (default: the server's).")] = None,
-    set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> predictions' "
-                                                      "(default: the dataset's name).")] = None,
+    set_name: Annotated[str | None, typer.Option(help="Name the sets '<this> ground truth' / '<this> <model> "
+                                                      "predictions' (default: the dataset's name).")] = None,
     split: Annotated[str, typer.Option(help="The images' split: TRAIN, VALIDATION, TEST or UNASSIGNED (a COCO file "
                                             "is usually one split, e.g. instances_train2017.json).")] = "UNASSIGNED",
     url: ServerUrl = None,
@@ -50,7 +53,9 @@ def import_coco(
 ) -> None:
     """Import COCO annotations and their images. A rerun uploads no image twice, makes no datum twice,
     and leaves an annotation set that already holds this file's records as it is (`kept`), or
-    finishes one an interrupted import began (`resumed`)."""
+    finishes one an interrupted import began (`resumed`). Each --model's predictions are a set of
+    their own: a second model's, imported with the same annotations file, go in beside the ground
+    truth, which is kept."""
     from graphlake_client import Client
 
     async def run() -> Any:
@@ -71,14 +76,19 @@ def import_coco(
 @export_app.command("coco")
 def export_coco(
     version: Annotated[str, typer.Argument(help="DATASET/VERSION or a version id.")],
-    dest: Annotated[Path, typer.Argument(help="Directory to write images/, annotations.json (and results.json) into.")],
+    dest: Annotated[Path, typer.Argument(help="Directory to write images/, annotations.json and the results files "
+                                              "into.")],
     replace: Annotated[bool, typer.Option("--replace", help="DEST holds an earlier export: remove its images/, "
-                                                            "annotations.json and results.json first; without it, "
-                                                            "refused.")] = False,
+                                                            "annotations.json, results.json and results-*.json "
+                                                            "first; without it, refused.")] = False,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
-    """Export a dataset version, as it was frozen, in COCO format."""
+    """Export a dataset version, as it was frozen, in COCO format: images/, annotations.json (the
+    ground truth) and a COCO results list per prediction set, as pycocotools' COCO.loadRes reads one
+    model's: results.json when the version holds one, results-<model>.json each when it holds
+    several (results-<set name>.json for sets of one model). The summary's results_files says which
+    file holds which set, and how many results."""
     from graphlake_client import Client
 
     async def run() -> Any:

@@ -132,7 +132,9 @@ class Client(Vault):
                           set_name: str | None = None, split: str = "UNASSIGNED",
                           say: Callable[[str], None] = _silent) -> CocoImport:
         """Import a COCO annotations file and its images into `dataset` (graphlake_client.coco), the
-        images in `split`, finishing with dataset version `version` if given. Returns a CocoImport."""
+        images in `split`, finishing with dataset version `version` if given; `predictions` into the
+        set `<set_name or dataset> <model> predictions`, so each model's are a set of their own beside
+        one ground truth. Returns a CocoImport."""
         from graphlake_client.coco import import_coco
 
         return await import_coco(self, annotations, images, dataset, version=version, predictions=predictions,
@@ -155,9 +157,10 @@ class Client(Vault):
 
     async def export_coco(self, version: str, dest: Path, *, replace: bool = False) -> CocoExport:
         """Write a dataset version (an id, or DATASET/VERSION) as COCO under `dest`: images/,
-        annotations.json, and results.json when it holds predictions (graphlake_client.coco_export).
-        A `dest` holding an earlier export's images/, annotations.json or results.json is refused
-        (CONFLICT) unless `replace`, which removes those first."""
+        annotations.json, and a results file per prediction set: results.json when it holds one,
+        results-<model>.json each when several (graphlake_client.coco_export; `results_files` says
+        which holds which). A `dest` holding an earlier export's images/, annotations.json or results
+        files is refused (CONFLICT) unless `replace`, which removes those first."""
         from graphlake_client.coco_export import export_coco
 
         return await export_coco(self, version, dest, replace=replace)

@@ -7,19 +7,22 @@ image id, file_name, width and height, and the dataset's name, by which a rerun 
 `split` (a COCO file is usually one split: `instances_train2017.json`; a datum found again keeps its own).
 Categories become the labels of an annotation schema named after the dataset; annotations become
 records of a GROUND_TRUTH set (`<dataset> ground truth`, or `<dataset> ground truth (<split>)` for
-a file given a split), a results file those of a PREDICTION set with a MODEL source. RLE masks are decoded by pycocotools and stored as PNG image assets, because a
-MASK record points at an image asset.
+a file given a split), a results file those of a PREDICTION set named after its model, with a MODEL
+source (`<dataset> <model> predictions`, dataset_import.imported_set_name): a second model's results for
+the same images are a set of their own beside the one ground truth. RLE masks are decoded by
+pycocotools and stored as PNG image assets, because a MASK record points at an image asset.
 
 The images go in stages of STAGE_IMAGES (dataset_import.in_stages): while some stages' records are
 added, the next ones' datums are made and the images of those after are stored.
 
 A rerun does not duplicate annotations: a set that already holds the records the file makes (by
 key and content, image by image: dataset_import.records_held) is left as it is (the result says
-`kept`); a set of the same name with another source (another model's predictions) is a CONFLICT. One an interrupted import left part-way holds whole
-images' records (no batch splits an image's): a rerun adds those of the other images (`resumed`).
-A set holding anything else (records of another file, or changed annotations) stops the import with
-CONFLICT before it adds anything; records on an image whose bytes changed since, when that image's
-stage comes. To import corrected annotations, give another set name (`set_name`).
+`kept`); each model's predictions are a set of their own, and a set of this one's name with another
+source is a CONFLICT. One an interrupted import left part-way holds whole images' records (no
+batch splits an image's): a rerun adds those of the other images (`resumed`). A set holding
+anything else (records of another file, or changed annotations) stops the import with CONFLICT
+before it adds anything; records on an image whose bytes changed since, when that image's stage
+comes. To import corrected annotations, give another set name (`set_name`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from graphlake_client.dataset_import import (
     add_records,
     check_held,
     chunks,
+    imported_set_name,
     in_stages,
     known_datums,
     records_held,
@@ -120,7 +124,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
             + ", ".join(f"{n} {reason}" for reason, n in left_out.items()))
     # A file of one split gets sets of its own (as VOC's do): the train and val files of one dataset
     # are two imports, and one set holding both would refuse the second (records on images it lacks).
-    in_split = f" ({split.lower()})" if split.upper() != "UNASSIGNED" else ""
+    in_split = split.lower() if split.upper() != "UNASSIGNED" else None
     collection = await lake.collection_id(dataset)
     schema = await _schema(lake, dataset, list(categories.values()))
     done.schema_id = schema
@@ -131,8 +135,11 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     # The set, the images whose records it holds already (with their datums), annotations to add by image.
     adding: list[tuple[dict[str, Any], dict[Any, str], dict[Any, list[dict[str, Any]]]]] = []
     for purpose, items, source in wanted:
-        name = f"{set_name or dataset} {'ground truth' if purpose == 'GROUND_TRUTH' else 'predictions'}{in_split}"
-        found = await _set(lake, name, purpose, schema, source)
+        name = imported_set_name(set_name or dataset, purpose, in_split, model)
+        # Predictions were once `<prefix> predictions`, whatever their model: a rerun of such an import
+        # finds the set it made then.
+        formerly = imported_set_name(set_name or dataset, purpose, in_split) if purpose == "PREDICTION" else None
+        found = await _set(lake, name, purpose, schema, source, formerly=formerly)
         done.set_ids[purpose] = found["id"]
         on_image: dict[Any, list[dict[str, Any]]] = {}
         for annotation, annotation_id in zip(items, _ids(items), strict=True):

@@ -1,6 +1,6 @@
 """COCO export: a dataset version, as it was frozen, into DEST/images/ and DEST/annotations.json
-(ground-truth sets), plus DEST/results.json (a COCO results list) when the version holds
-prediction sets.
+(ground-truth sets), plus a COCO results list per prediction set: DEST/results.json when the
+version holds one, DEST/results-<model>.json each when it holds several (results_files).
 
 Everything is read through GraphQL from the version itself: its datums with the split, roles and
 metadata it froze and its copies of their records, a page at a time. Images and mask PNGs come
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
+import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,7 @@ from PIL import Image
 from graphlake_client import debris
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.export_fetches import ExportFetches
-from graphlake_client.results import CocoExport
+from graphlake_client.results import CocoExport, ResultsFile
 from graphlake_client.retries import store_failures
 from graphlake_client.version_reading import (
     find_version,
@@ -47,12 +49,14 @@ DATUMS_PER_PAGE = 100  # the tests make these small to read on across pages
 RECORDS_PER_PAGE = 500
 
 
-FILES = ("annotations.json", "results.json")
+# What an export writes beside images/ (names or glob patterns): refused in DEST, or removed by --replace.
+FILES = ("annotations.json", "results.json", "results-*.json")
+STEM_CHARACTERS = 80  # of a results file's name from its model's or set's (file systems take 255 bytes)
 
 
 async def export_coco(lake: Client, version: str, dest: Path, *, replace: bool = False) -> CocoExport:
     """Write the version's images and COCO files under `dest`; what was written, by count. A `dest`
-    holding an earlier export's images/, annotations.json or results.json is refused (CONFLICT)
+    holding an earlier export's images/, annotations.json or results files is refused (CONFLICT)
     unless `replace`, which removes them first: a results.json of another version, left beside this
     one's annotations.json when this one has no predictions, would be evaluated against it."""
     found = await find_version(lake, version)
@@ -126,24 +130,64 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                                        if image["width"] is None or image["height"] is None])
     categories = _categories(labels, category_id, grouped)
     truth: list[tuple[Any, dict[str, Any]]] = []  # (its records' coco_id, the annotation)
-    results = []
-    for (purpose, _, datum_id, group), records in grouped.items():
+    results: dict[str, list[dict[str, Any]]] = defaultdict(list)  # by set
+    for (purpose, set_id, datum_id, group), records in grouped.items():
         annotation = {"image_id": image_of[datum_id], "category_id": category_id[records[0]["label"]],
                       **annotation_of(records, masks, derive_area=purpose == "GROUND_TRUTH"),
                       "graphlake_source": source_of(records)}
         if purpose == "GROUND_TRUTH":
             truth.append((group, annotation))
         else:
-            results.append(annotation)
+            results[set_id].append(annotation)
     _number(truth)
     version_info = summary(found)
     await asyncio.to_thread(_write_json, dest / "annotations.json", {
         "info": {"description": f"{version_info['dataset']}/{version_info['version']}", "graphlake": version_info},
         "images": images, "categories": categories, "annotations": [a for _, a in truth]})
-    if results:
-        await asyncio.to_thread(_write_json, dest / "results.json", results)
-    return {"images": len(images), "annotations": len(truth), "results": len(results), "left_out": dict(left_out),
-            "version": version_info}
+    files = results_files([s for s in found["annotationSets"] if s["id"] in results])  # in the version's order
+    written: dict[str, ResultsFile] = {}
+    for set_id, name in files.items():
+        await asyncio.to_thread(_write_json, dest / name, results[set_id])
+        written[name] = {"set": sets[set_id]["name"], "set_id": set_id, "source": _source_name(sets[set_id]),
+                         "results": len(results[set_id])}
+    return {"images": len(images), "annotations": len(truth), "results": sum(map(len, results.values())),
+            "results_files": written, "left_out": dict(left_out), "version": version_info}
+
+
+def results_files(sets: list[dict[str, Any]]) -> dict[str, str]:
+    """The file each set's results go to, by set id: `results.json` for the only one; for several,
+    `results-<its source>.json` (`results-detr.json`), or `results-<its set's name>.json` for sets
+    of one source (a model's train and val sets). pycocotools' loadRes, and every evaluator after
+    it, takes one results list as one model's detections: two models' in one file were scored as
+    one model's, and could not be told apart. A name is made file-system safe (`_stem`), lower case
+    since two names of one spelling in other cases are one file on macOS and Windows, and numbered
+    (`-2`) where two would still be one."""
+    if len(sets) == 1:
+        return {sets[0]["id"]: "results.json"}
+    sources = Counter(_stem(source) for s in sets if (source := _source_name(s)))
+    names: dict[str, str] = {}
+    for found in sets:
+        source = _source_name(found)
+        stem = _stem(source) if source and sources[_stem(source)] == 1 else _stem(found["name"])
+        name, n = f"results-{stem}.json", 1
+        while name in names.values():
+            n += 1
+            name = f"results-{stem}-{n}.json"
+        names[found["id"]] = name
+    return names
+
+
+def _source_name(found: dict[str, Any]) -> str | None:
+    """The set's source as a name: the model's, with its version when it has one (`detr-v2`)."""
+    source = found.get("source") or {}
+    return "-".join(filter(None, (source.get("name"), source.get("version")))) or None
+
+
+def _stem(text: str) -> str:
+    """`text` as a part of a file name on any file system: ASCII letters (lower case), digits, `.`,
+    `_` and `-` (anything else a `-`), at most STEM_CHARACTERS."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9._]+", "-", plain).strip("-.")[:STEM_CHARACTERS].strip("-.") or "set"
 
 
 def _write_json(target: Path, content: Any) -> None:

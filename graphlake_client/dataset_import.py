@@ -350,20 +350,44 @@ async def labelled_schema(lake: Client, name: str, categories: list[dict[str, An
     return created["id"]
 
 
-async def annotation_set(lake: Client, name: str, purpose: str, schema: str, source: dict[str, Any]) -> dict[str, Any]:
+def imported_set_name(prefix: str, purpose: str, split: str | None = None, model: str | None = None) -> str:
+    """The name an import gives a set: `<prefix> ground truth`, or `<prefix> <model> predictions`,
+    with ` (<split>)` after it for a file of one split. Each model's predictions are a set of their
+    own beside the one ground truth, so a second model's results for images already imported go in
+    without their ground truth made again (as a name of both, `--set-name`, made it)."""
+    made_by = f" {model}" if purpose == "PREDICTION" and model else ""
+    what = "ground truth" if purpose == "GROUND_TRUTH" else "predictions"
+    return f"{prefix}{made_by} {what}" + (f" ({split})" if split else "")
+
+
+def _source_of(found: dict[str, Any]) -> dict[str, Any]:
+    return {k: (found.get("source") or {}).get(k) for k in ("kind", "name")}
+
+
+async def annotation_set(lake: Client, name: str, purpose: str, schema: str, source: dict[str, Any], *,
+                         formerly: str | None = None) -> dict[str, Any]:
     """The set of that name, purpose and schema; a new one when there is none. CONFLICT when it has
     another source: another model's predictions (or another importer's records) are not this
-    import's to keep or finish, and a set of them taken for this import's was reported `kept`."""
-    for found in await pages(lake, ops.SETS, "annotationSets"):
-        if found["name"] == name and found["purpose"] == purpose and found["schema"]["id"] == schema:
-            held = {k: (found.get("source") or {}).get(k) for k in ("kind", "name")}
-            if held != {"kind": source["kind"], "name": source["name"]}:
-                raise GraphlakeClientError(
-                    f"annotation set {name!r} is {held['kind']} {held['name']!r}'s, not {source['kind']} "
-                    f"{source['name']!r}'s: import under another set name (--set-name), or delete that set "
-                    "(deleteAnnotationSet) and run again", "CONFLICT")
-            counted = (await lake.execute(ops.SET_RECORD_COUNT, {"id": found["id"]}))["node"]
-            return {**found, "recordCount": counted["recordCount"]}
+    import's to keep or finish, and a set of them taken for this import's was reported `kept`.
+    `formerly`: the name earlier imports gave this set (before each model's predictions were named
+    after it). With no set named `name`, one of that name and this very source is the set an earlier
+    run of this import made, found so that the rerun adds nothing; one of another source is another
+    model's, and this import makes its own."""
+    wanted = {"kind": source["kind"], "name": source["name"]}
+    sets = [found for found in await pages(lake, ops.SETS, "annotationSets")
+            if found["purpose"] == purpose and found["schema"]["id"] == schema]
+    named = next((found for found in sets if found["name"] == name), None)
+    if named is not None and _source_of(named) != wanted:
+        held = _source_of(named)
+        raise GraphlakeClientError(
+            f"annotation set {name!r} is {held['kind']} {held['name']!r}'s, not {source['kind']} "
+            f"{source['name']!r}'s: import under another set name (--set-name), or delete that set "
+            "(deleteAnnotationSet) and run again", "CONFLICT")
+    if named is None and formerly is not None:
+        named = next((found for found in sets if found["name"] == formerly and _source_of(found) == wanted), None)
+    if named is not None:
+        counted = (await lake.execute(ops.SET_RECORD_COUNT, {"id": named["id"]}))["node"]
+        return {**named, "recordCount": counted["recordCount"]}
     return (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
                                                           "source": source}}))["createAnnotationSet"]
 

@@ -127,13 +127,26 @@ class VersionRef(TypedDict):
     manifest_sha256: str
 
 
+class ResultsFile(TypedDict):
+    """One COCO results file of an export: the prediction set it holds (its name and id), that set's
+    source (its model's name, `-<version>` when it has one; null without a source), and how many
+    results it holds."""
+
+    set: str
+    set_id: str
+    source: str | None
+    results: int
+
+
 class CocoExport(TypedDict):
-    """What `export_coco` wrote: images, ground-truth annotations, results (predictions), and what
-    COCO cannot hold, counted by kind (`left_out`)."""
+    """What `export_coco` wrote: images, ground-truth annotations, results (predictions: all of
+    them, and each results file's by its name under DEST, `results_files`), and what COCO cannot
+    hold, counted by kind (`left_out`)."""
 
     images: int
     annotations: int
     results: int
+    results_files: dict[str, ResultsFile]
     left_out: dict[str, int]
     version: VersionRef
 

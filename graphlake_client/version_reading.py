@@ -107,8 +107,8 @@ def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str, *, files
     (another seed's split put an image in two splits) would train too, and a COCO export's
     results.json of another version would be read with this one's annotations. Removing them is the
     user's call: with `replace` (--replace), those folders and files are removed first, and nothing
-    else of `dest`."""
-    held = [f"{f}/" for f in folders if _holds_files(dest / f)] + [f for f in files if (dest / f).is_file()]
+    else of `dest`. `files` are names or glob patterns (`results-*.json`: a file per prediction set)."""
+    held = [f"{f}/" for f in folders if _holds_files(dest / f)] + [p.name for p in _files(dest, files)]
     if held and replace:
         _remove(dest, folders, files)
     elif held:
@@ -134,12 +134,17 @@ def _holds_files(folder: Path) -> bool:
     return folder.is_dir() and any(names for _, _, names in os.walk(folder))
 
 
+def _files(dest: Path, patterns: Iterable[str]) -> list[Path]:
+    """The files directly in `dest` that these names or glob patterns match, in order."""
+    return [path for pattern in patterns for path in sorted(dest.glob(pattern)) if path.is_file()]
+
+
 def _remove(dest: Path, folders: Iterable[str], files: Iterable[str]) -> None:
     for folder in folders:
         if (dest / folder).is_dir() and not (dest / folder).is_symlink():
             shutil.rmtree(dest / folder)
-    for name in files:
-        (dest / name).unlink(missing_ok=True)
+    for path in _files(dest, files):
+        path.unlink(missing_ok=True)
 
 
 # What Pillow raises for a file it cannot read: not an image (UnidentifiedImageError, an OSError),

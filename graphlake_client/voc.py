@@ -54,6 +54,7 @@ from graphlake_client.dataset_import import (
     check_held,
     chunks,
     dataset_version,
+    imported_set_name,
     in_stages,
     known_datums,
     labelled_schema,
@@ -258,7 +259,7 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
             "imported without objects")
     collection = await lake.collection_id(dataset)
     done.schema_id = await labelled_schema(lake, dataset, [{"name": label} for label in labels])
-    name = f"{set_name or dataset} ground truth ({split})"
+    name = imported_set_name(set_name or dataset, "GROUND_TRUTH", split)
     found = await annotation_set(lake, name, "GROUND_TRUTH", done.schema_id, {"kind": "HUMAN", "name": "voc"})
     done.set_id = found["id"]
     known = await known_datums(lake, "voc", dataset)

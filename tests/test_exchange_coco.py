@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as rle
 
-from documents.annotation import AnnotationRecord
+from documents.annotation import AnnotationRecord, AnnotationSet
 from documents.asset import Asset
 from documents.dataset import Datum
 from documents.upload import UploadSession
@@ -25,6 +25,7 @@ from graphlake_client import Client, GraphlakeClientError, ResumeState, coco_exp
 from graphlake_client import operations as ops
 from graphlake_client.coco_shapes import mask_of
 from tests.conftest import MakeToken, Served
+from tests.operations import object_id
 
 # pycocotools 2.0.11 asks numpy 2 for an array with copy=False while decoding, which numpy warns about.
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
@@ -347,8 +348,8 @@ async def test_another_models_predictions_or_changed_ones_are_not_kept_as_import
                                                                                  tmp_path: Path) -> None:
     """A set was kept when it held as many records on each image as the file makes: a second model's
     predictions, or corrected ones, of the same counts were reported `kept` and dropped. The set is
-    found by its source too (another --model's set is a CONFLICT naming both), and its records are
-    compared with the file's by key and content."""
+    found by its source too (a set of the name holding another source's records is a CONFLICT naming
+    both), and its records are compared with the file's by key and content."""
     from documents.roles import Role
 
     write_images(tmp_path / "images")
@@ -360,12 +361,16 @@ async def test_another_models_predictions_or_changed_ones_are_not_kept_as_import
     (tmp_path / "other.json").write_text(json.dumps(other))
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
         first = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=results, model="model-a")
+        # A set of model-b's name that model-a's records fill (made by hand, or by another tool).
+        await lake.execute(ops.CREATE_SET, {"input": {"name": "d model-b predictions", "purpose": "PREDICTION",
+                                                      "schemaId": first.schema_id,
+                                                      "source": {"kind": "MODEL", "name": "model-a"}}})
         before = await counts()
         with pytest.raises(GraphlakeClientError) as refused:
             await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
                                    model="model-b")
         assert refused.value.code == "CONFLICT" and await counts() == before
-        assert "'d predictions' is MODEL 'model-a''s, not MODEL 'model-b''s" in str(refused.value), refused.value
+        assert "'d model-b predictions' is MODEL 'model-a''s, not MODEL 'model-b''s" in str(refused.value), refused.value
         with pytest.raises(GraphlakeClientError, match="3 of them not as this file makes them") as refused:
             await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
                                    model="model-a")
@@ -376,10 +381,115 @@ async def test_another_models_predictions_or_changed_ones_are_not_kept_as_import
         with pytest.raises(GraphlakeClientError, match="4 of them not as this file makes them"):
             await lake.import_coco(tmp_path / "moved.json", tmp_path / "images", "d")
         b = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=tmp_path / "other.json",
-                                   model="model-b", set_name="d model-b")
+                                   model="model-b", set_name="d2")
         again = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=results, model="model-a")
     assert b.set_ids["PREDICTION"] != first.set_ids["PREDICTION"] and b.records_added["PREDICTION"] == 3
     assert again.kept == ["GROUND_TRUTH", "PREDICTION"] and again.set_ids == first.set_ids
+
+
+def another_models(root: Path) -> Path:
+    """A second model's results for coco_files' images: other detections, and not as many."""
+    other = [{"image_id": 9, "category_id": 5, "bbox": [5, 5, 10, 12], "score": 0.7},
+             {"image_id": 7, "category_id": 3, "bbox": [1, 2, 5, 6], "score": 0.4},
+             {"image_id": 7, "category_id": 1, "bbox": [12, 11, 18, 9], "score": 0.8}]
+    (root / "yolo.json").write_text(json.dumps(other))
+    return root / "yolo.json"
+
+
+async def sets_made() -> dict[tuple[str, str], str]:
+    """Every annotation set, by purpose and name, with its source's name."""
+    found = await AnnotationSet.get_pymongo_collection().find({}).to_list()
+    return {(s["purpose"], s["name"]): s["source"]["name"] for s in found}
+
+
+async def test_a_second_models_predictions_go_in_beside_the_ground_truth_already_imported(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """Both sets were named after the dataset (or --set-name): a second model's results for images
+    imported already, with the same annotations file, met the first model's predictions set
+    (CONFLICT), or under another --set-name made a second ground-truth set with every annotation
+    copied again. The predictions set is named after its model: the ground truth is found and kept,
+    and each model's predictions are a set of their own. A rerun of either import makes nothing, and
+    so does a rerun of an import from before, whose set is `<dataset> predictions`."""
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    yolo = another_models(tmp_path)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        first = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=results, model="detr")
+        second = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=yolo, model="yolo")
+        assert second.kept == ["GROUND_TRUTH"] and second.records_added == {"PREDICTION": 3}
+        assert second.set_ids["GROUND_TRUTH"] == first.set_ids["GROUND_TRUTH"]
+        assert second.images_uploaded == second.datums_created == 0
+        made = {("GROUND_TRUTH", "d ground truth"): "coco", ("PREDICTION", "d detr predictions"): "detr",
+                ("PREDICTION", "d yolo predictions"): "yolo"}
+        assert await sets_made() == made
+        truth = {"set_id": object_id(first.set_ids["GROUND_TRUTH"])}
+        assert await AnnotationRecord.get_pymongo_collection().count_documents(truth) == 10  # not one more
+        before = await counts()
+        for predictions, model, done in ((results, "detr", first), (yolo, "yolo", second)):
+            again = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=predictions, model=model)
+            assert again.kept == ["GROUND_TRUTH", "PREDICTION"] and again.set_ids == done.set_ids, model
+            assert again.records_added == {} and again.datums_created == 0, model
+        assert await counts() == before and await sets_made() == made
+
+        # The detr set as an import named it before predictions were named after their model.
+        await AnnotationSet.get_pymongo_collection().update_one({"_id": object_id(first.set_ids["PREDICTION"])},
+                                                                {"$set": {"name": "d predictions"}})
+        for predictions, model, done in ((results, "detr", first), (yolo, "yolo", second)):
+            again = await lake.import_coco(annotations, tmp_path / "images", "d", predictions=predictions, model=model)
+            assert again.kept == ["GROUND_TRUTH", "PREDICTION"] and again.set_ids == done.set_ids, model
+        assert await counts() == before
+        assert await sets_made() == {**{k: v for k, v in made.items() if v != "detr"}, ("PREDICTION", "d predictions"): "detr"}
+
+
+async def test_each_models_predictions_are_a_results_file_of_their_own(served: Served, make_token: MakeToken,
+                                                                       tmp_path: Path) -> None:
+    """A version holding two models' predictions wrote both into one results.json, which pycocotools'
+    loadRes (and every evaluator after it) reads as one model's detections: scored as one, and not
+    to be told apart. Each prediction set goes to a results file of its own, named after its model,
+    holding that model's detections only and loading with COCO.loadRes against annotations.json; the
+    summary counts each file's. They are an earlier export's files as much as results.json is: they
+    refuse DEST, and --replace removes them (a one-model export there is results.json alone)."""
+    from pycocotools.coco import COCO
+
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    annotations, results = coco_files(tmp_path)
+    yolo = another_models(tmp_path)
+    out = tmp_path / "out"
+    async with Client(served.base_url, token) as lake:
+        first = await lake.import_coco(annotations, tmp_path / "images", "two", version="v1", predictions=results,
+                                       model="detr")
+        second = await lake.import_coco(annotations, tmp_path / "images", "two", predictions=yolo, model="yolo")
+        await lake.create_dataset_version("two", "v2", parent="v1", add_annotation_sets=[second.set_ids["PREDICTION"]])
+        written = await lake.export_coco("two/v2", out)
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "images", "results-detr.json", "results-yolo.json"]
+    assert written["results"] == 5 and written["results_files"] == {
+        "results-detr.json": {"set": "two detr predictions", "set_id": first.set_ids["PREDICTION"], "source": "detr",
+                              "results": 2},
+        "results-yolo.json": {"set": "two yolo predictions", "set_id": second.set_ids["PREDICTION"], "source": "yolo",
+                              "results": 3}}
+    source, back = json.loads(annotations.read_text()), json.loads((out / "annotations.json").read_text())
+    ground = COCO(str(out / "annotations.json"))
+    for name, predictions in (("results-detr.json", results), ("results-yolo.json", yolo)):
+        exported = json.loads((out / name).read_text())
+        assert comparable(exported, back["images"], back["categories"]) == \
+            comparable(json.loads(predictions.read_text()), source["images"], source["categories"]), name
+        loaded = ground.loadRes(str(out / name))
+        assert sorted(a["score"] for a in loaded.loadAnns(loaded.getAnnIds())) == \
+            sorted(p["score"] for p in json.loads(predictions.read_text())), name
+
+    refused = await asyncio.to_thread(graphlake, served, token, "export", "coco", "two/v1", str(out))
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "(images/, annotations.json, results-detr.json, results-yolo.json)" in said, said
+    replaced = await asyncio.to_thread(graphlake, served, token, "export", "coco", "two/v1", str(out), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "images", "results.json"]
+    assert json.loads(replaced.stdout)["results_files"] == {"results.json": {
+        "set": "two detr predictions", "set_id": first.set_ids["PREDICTION"], "source": "detr", "results": 2}}
 
 
 async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
