@@ -353,3 +353,52 @@ async def test_a_keyed_batch_stored_without_its_audit_entry_gets_one_from_its_re
     [entry] = await audits()
     assert entry["ids"] == again["ids"] and "failed" not in entry
 
+
+async def test_a_keyed_call_that_fails_after_it_stored_events_audits_them(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyed batch refused at a key another call stored meanwhile keeps what its write stored (a
+    sender may hold those IDs), and then ends in CONFLICT (that key held with other content) or
+    UNAVAILABLE (refused for WAIT_SECONDS); a write whose answer was lost after the database stored
+    it is found stored, and the call fails. AuditTrail audits only calls that succeed: those events
+    had no AUDIT event saying who logged them, unless a resend succeeded later. The failed call's
+    own entry names them now (`failed`: its code), and only them, once."""
+    first, second = keyed(message="one"), keyed(message="two")
+    await log(api, contributor, [{**second, "message": "two, as the other call has it"}])
+    first_lookup_empty(monkeypatch)
+    error = await api.error("LogEvents", {"inputs": [first, second]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT"
+    kept = error["extensions"]["stored"]
+
+    third, fourth = keyed(message="three"), keyed(message="four")
+    await log(api, contributor, [fourth])
+    first_lookup_empty(monkeypatch)
+    monkeypatch.setattr(keys, "WAIT_SECONDS", 0.0)
+    error = await api.error("LogEvents", {"inputs": [third, fourth]}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    monkeypatch.undo()
+    [doc] = [d async for d in Event.get_pymongo_collection().find({"key": third["key"]})]
+
+    collection_class = type(Event.get_pymongo_collection())
+    real_insert = collection_class.insert_many
+
+    async def insert_then_time_out(self, docs, *args, **kwargs):
+        result = await real_insert(self, docs, *args, **kwargs)
+        if self.name == "events" and any(d.get("key") for d in docs):
+            raise NetworkTimeout("timed out after the server stored it", 50)
+        return result
+
+    monkeypatch.setattr(collection_class, "insert_many", insert_then_time_out)
+    lost = keyed(message="lost")
+    error = await api.error("LogEvent", {"input": lost}, token=contributor, status=503)
+    monkeypatch.undo()
+    [lost_doc] = [d async for d in Event.get_pymongo_collection().find({"key": lost["key"]})]
+
+    await state.feed.settled()
+    failed = [(e["failed"], e["ids"]) for mutation in ("logEvents", "logEvent") for e in await audits(mutation)
+              if "failed" in e]
+    assert failed == [("CONFLICT", kept), ("UNAVAILABLE", [encode_id(NodeType.EVENT, doc["_id"])]),
+                      ("UNAVAILABLE", [encode_id(NodeType.EVENT, lost_doc["_id"])])]
+    # A resend that finds them is audited as any call that succeeds.
+    again = await log(api, contributor, [first])
+    await state.feed.settled()
+    assert again["ids"] == kept and (await audits())[-1]["ids"] == kept
