@@ -87,6 +87,8 @@ def anonymize(user: User) -> None:
 def _report(erasure: Erasure) -> None:
     errors.print(f"deleted {len(erasure.deleted_assets)} asset(s) and {erasure.tokens_deleted} token(s); "
                  f"the user is now {erasure.pseudonym}")
+    if erasure.uploads_cleared:
+        errors.print(f"cleared what {erasure.uploads_cleared} upload session(s) recorded of their deleted files")
     for asset, why in erasure.kept_assets.items():
         errors.print(f"[yellow]kept[/yellow] asset {asset}: {escape(why)}")
     for version in erasure.versions_holding:
@@ -135,6 +137,9 @@ def _plan(plan: ErasurePlan) -> None:
         errors.print(f"[yellow]  keep[/yellow] asset {asset}: {escape(why)}")
     if plan.contents_cleared:
         errors.print(f"  clear the name, description and content of {plan.contents_cleared} asset(s) of theirs deleted before")
+    if plan.uploads_cleared:
+        errors.print(f"  clear what {plan.uploads_cleared} upload session(s) recorded of their deleted files (size, "
+                     "SHA-256, path), closing those still open")
     for collection, count in plan.anonymized.items():
         errors.print(f"  replace the user's id with their pseudonym in {count} {collection} document(s)")
     for version in plan.versions_holding:

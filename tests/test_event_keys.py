@@ -4,6 +4,7 @@ Through GraphQL on the suite's real database, and through the served app for wha
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 
@@ -11,9 +12,12 @@ import httpx
 import pytest
 from pymongo.errors import NetworkTimeout
 
+from documents.common import Ownership
 from documents.event import Event
 from resolvers.context import AppState
 from services.events import alerts, keys
+from services.events import log as log_service
+from services.node_ids import NodeType, encode_id
 from tests.conftest import Served
 from tests.operations import Api, document, object_id
 from tests.waiting import wait_for
@@ -299,3 +303,102 @@ async def test_a_keyed_write_whose_answer_was_lost_after_it_stored_is_news_all_t
     task.cancel()
     assert again["stored"] == 0 and [e.message for e in got if e.event_type == "PLATE_READ"] == ["critical"]
     assert sent == ["critical"]
+
+
+async def audits(mutation: str = "logEvents") -> list[dict]:
+    """The data of the AUDIT events of `mutation` (once the audit journal has stored them)."""
+    return [json.loads(d["data"]["json"]) async for d in Event.get_pymongo_collection().find(
+        {"event_type": "AUDIT"}, sort=[("_id", 1)]) if json.loads(d["data"]["json"]).get("mutation") == mutation]
+
+
+async def test_every_sender_of_a_keyed_batch_is_audited_once_naming_every_event(app, state: AppState,
+                                                                               contributor: str) -> None:
+    """Senders of the same keys at once (a retry while the first attempt is still in flight): one
+    stores the batch, the others find it. Each call is audited once, naming every event it answered
+    with, stored or found (AuditTrail audits every call that succeeds, by the IDs it answers with),
+    so none of the events is without an AUDIT event naming who logged it."""
+    events = [keyed(message=f"m{i}") for i in range(5)]
+
+    async def send() -> dict:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://graphlake.test",
+                                     headers={"Authorization": f"Bearer {contributor}"}) as http:
+            response = await http.post("/graphql", json={"query": document("LogEvents"), "operationName": "LogEvents",
+                                                          "variables": {"inputs": events}})
+            body = response.json()
+            assert not body.get("errors"), body
+            return body["data"]["logEvents"]
+
+    answers = await asyncio.gather(*(send() for _ in range(8)))
+    assert sum(a["stored"] for a in answers) == 5 and all(a["ids"] == answers[0]["ids"] for a in answers)
+    await state.feed.settled()
+    entries = await audits()
+    assert len(entries) == 8 and len({e["requestId"] for e in entries}) == 8  # one per call, none twice
+    assert all(e["ids"] == answers[0]["ids"] and "failed" not in e for e in entries)
+
+
+async def test_a_keyed_batch_stored_without_its_audit_entry_gets_one_from_its_resend(api: Api, contributor: str,
+                                                                                   state: AppState) -> None:
+    """The server stopped between storing a keyed batch (before the answer) and writing the call's
+    AUDIT event (as the mutation ends): written here as the mutation's first half writes them,
+    outside any mutation. The resend finds them, and its own AUDIT event names each of them once."""
+    events = [keyed(message=f"m{i}", source={"userId": "robot-3"}) for i in range(3)]
+    first_half = await log_service.log_events(state.feed, [log_service.NewEvent(
+        event_type=e["eventType"], message=e["message"], key=e["key"], source=Ownership(user_id="robot-3"))
+        for e in events], state.settings)
+    await state.feed.settled()
+    assert await audits() == []
+    again = await log(api, contributor, events)
+    assert again["stored"] == 0 and again["ids"] == [encode_id(NodeType.EVENT, e.id) for e in first_half.events]
+    await state.feed.settled()
+    [entry] = await audits()
+    assert entry["ids"] == again["ids"] and "failed" not in entry
+
+
+async def test_a_keyed_call_that_fails_after_it_stored_events_audits_them(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyed batch refused at a key another call stored meanwhile keeps what its write stored (a
+    sender may hold those IDs), and then ends in CONFLICT (that key held with other content) or
+    UNAVAILABLE (refused for WAIT_SECONDS); a write whose answer was lost after the database stored
+    it is found stored, and the call fails. AuditTrail audits only calls that succeed: those events
+    had no AUDIT event saying who logged them, unless a resend succeeded later. The failed call's
+    own entry names them now (`failed`: its code), and only them, once."""
+    first, second = keyed(message="one"), keyed(message="two")
+    await log(api, contributor, [{**second, "message": "two, as the other call has it"}])
+    first_lookup_empty(monkeypatch)
+    error = await api.error("LogEvents", {"inputs": [first, second]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT"
+    kept = error["extensions"]["stored"]
+
+    third, fourth = keyed(message="three"), keyed(message="four")
+    await log(api, contributor, [fourth])
+    first_lookup_empty(monkeypatch)
+    monkeypatch.setattr(keys, "WAIT_SECONDS", 0.0)
+    error = await api.error("LogEvents", {"inputs": [third, fourth]}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    monkeypatch.undo()
+    [doc] = [d async for d in Event.get_pymongo_collection().find({"key": third["key"]})]
+
+    collection_class = type(Event.get_pymongo_collection())
+    real_insert = collection_class.insert_many
+
+    async def insert_then_time_out(self, docs, *args, **kwargs):
+        result = await real_insert(self, docs, *args, **kwargs)
+        if self.name == "events" and any(d.get("key") for d in docs):
+            raise NetworkTimeout("timed out after the server stored it", 50)
+        return result
+
+    monkeypatch.setattr(collection_class, "insert_many", insert_then_time_out)
+    lost = keyed(message="lost")
+    error = await api.error("LogEvent", {"input": lost}, token=contributor, status=503)
+    monkeypatch.undo()
+    [lost_doc] = [d async for d in Event.get_pymongo_collection().find({"key": lost["key"]})]
+
+    await state.feed.settled()
+    failed = [(e["failed"], e["ids"]) for mutation in ("logEvents", "logEvent") for e in await audits(mutation)
+              if "failed" in e]
+    assert failed == [("CONFLICT", kept), ("UNAVAILABLE", [encode_id(NodeType.EVENT, doc["_id"])]),
+                      ("UNAVAILABLE", [encode_id(NodeType.EVENT, lost_doc["_id"])])]
+    # A resend that finds them is audited as any call that succeeds.
+    again = await log(api, contributor, [first])
+    await state.feed.settled()
+    assert again["ids"] == kept and (await audits())[-1]["ids"] == kept

@@ -4,6 +4,7 @@ field of any collection names them."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import stat
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from documents.clock import utcnow
@@ -27,7 +29,9 @@ from services.privacy.export import write_export
 from services.privacy.places import IDENTITY_FIELDS, pseudonym, pseudonym_key
 from services.privacy.requests import anonymize_user
 from services.schedules import SCHEDULES
+from services.uploads.reconciler import reconcile, sweep_closed
 from tests import factories
+from tests import test_uploads as uploads
 from tests.conftest import MakeToken, Served
 from tests.operations import Api, object_id
 
@@ -349,3 +353,60 @@ async def test_an_erase_clears_a_deleted_asset_whatever_its_name(api: Api, make_
     cleared = await state.db.assets.find_one({"_id": object_id(named["id"])})
     assert not {"value", "description"} & cleared.keys()
     assert (await erasure_plan(state.db, ALICE)).contents_cleared == 0  # nothing left: a rerun clears nothing
+
+
+async def test_an_erase_leaves_nothing_of_the_persons_files_in_their_upload_sessions(
+        api: Api, make_token: MakeToken, state: AppState, settings: Settings) -> None:
+    """A session outlives its asset's delete (the reconciler sweeps its key once more by it), and it
+    recorded the file: its size, its declared and computed SHA-256, the path it was to be filed at.
+    An erase deleted the person's files and left all that in their sessions, and an upload of
+    theirs still open kept its parts (their bytes) in the store until it expired. Their export
+    lists the sessions that name them."""
+    from services.privacy.requests import erase_user, erasure_plan, export_places
+
+    alice = await make_token(Role.CONTRIBUTOR, "alice-laptop", user_id=ALICE)
+    bob = await make_token(Role.CONTRIBUTOR, "bob", user_id="bob")
+    raw = await factories.collection(api, alice, "alice-raw")
+    sent: list[bytes] = []
+
+    async def start(token: str, data: bytes, **fields: object) -> dict:
+        sent.append(data)
+        return await uploads.start(api, token, data, "local", **fields)
+
+    async def finish(token: str, session: dict, data: bytes) -> None:
+        assert (await uploads.put(session["url"], data, session["headers"])).status_code == 200
+        await uploads.complete(api, token, session["id"])
+
+    done = await start(alice, os.urandom(12_345), collectionId=raw["id"], path="alice_smith/scan-1.bin")
+    await finish(alice, done, sent[-1])
+    # Filed, it would be kept (its collection holds it): taken out again, nothing holds it.
+    await api.data("RemoveFromCollection", {"collectionId": raw["id"], "assetIds": [done["asset"]["id"]]}, token=alice)
+    for_her = await start(bob, os.urandom(23_456), owner={"userId": ALICE})  # Bob's session, her file
+    await finish(bob, for_her, sent[-1])
+    with uploads.multipart_from_one_mib(settings):
+        unfinished = await start(alice, os.urandom(uploads.MIB + 34_567), collectionId=raw["id"],
+                                 path="alice_smith/scan-2.bin")
+    assert (await uploads.put(unfinished["parts"][0]["url"], sent[-1][:unfinished["partSizeBytes"]])).status_code == 200
+    parts = state.stores["local"].upload_dir(httpx.URL(unfinished["parts"][0]["url"]).params["upload"])
+    assert parts.is_dir()
+
+    exported = {d["_id"] async for collection, d in export_places(state.db, ALICE) if collection == "upload_sessions"}
+    assert exported == {str(object_id(s["id"])) for s in (done, unfinished)}  # Bob's names Bob
+    assert (await erasure_plan(state.db, ALICE)).uploads_cleared == 3
+
+    erased = await erase_user(state.db, ALICE, await pseudonym_key(state.db), state.stores)
+    assert erased.uploads_cleared == 3
+    sessions = [s async for s in state.db.upload_sessions.find({})]
+    assert {s["asset_id"] for s in sessions} >= {object_id(s["asset"]["id"]) for s in (done, for_her, unfinished)}
+    held = json.dumps(sessions, default=str)
+    for needle in (ALICE, "alice_smith", *(hashlib.sha256(data).hexdigest() for data in sent)):
+        assert needle not in held, needle
+    assert not {s["size_bytes"] for s in sessions} & {len(data) for data in sent}
+    closed = next(s for s in sessions if s["_id"] == object_id(unfinished["id"]))
+    assert (closed["status"], closed["sweep_due"]) == ("ABORTED", True) and not parts.exists()
+    assert (await erasure_plan(state.db, ALICE)).uploads_cleared == 0  # nothing left: a rerun clears nothing
+    # What the reconciler needs of them is kept: the last sweep of each key, once its URLs are dead.
+    long_ago = utcnow() - timedelta(hours=1)
+    await state.db.upload_sessions.update_many({}, {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
+    assert await sweep_closed(state.stores) == 3
+    assert await reconcile(state.stores, state.feed) == 0  # and nothing else of theirs is left for it to settle

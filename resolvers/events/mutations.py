@@ -11,6 +11,7 @@ from documents.common import Ownership
 from documents.event import LEVELS, RESERVED_TYPES
 from resolvers.common import encode_json
 from resolvers.context import AppState, Info, ServerSettings
+from resolvers.events.audit import StoredEvents
 from resolvers.events.types import Event, EventInput, LogEventsPayload
 from resolvers.permissions import CanWrite, IsAdmin
 from services.auth import with_person
@@ -39,16 +40,25 @@ def _counter(state: AppState) -> Callable[[list[int]], None] | None:
     return state.metrics.count_events if state.metrics is not None else None
 
 
+async def _logged(info: Info, events: list[service.NewEvent], **how: bool) -> service.Logged:
+    """log_events for a mutation: what it stores is counted, and audited should the call then fail
+    (StoredEvents; AuditTrail audits it when it succeeds)."""
+    state = info.context.state
+    stored = StoredEvents(info.context, info.field_name, _counter(state))
+    try:
+        return await service.log_events(state.feed, events, state.settings, state.background, on_stored=stored, **how)
+    except BaseException as error:
+        await stored.failed(error)
+        raise
+
+
 @strawberry.type
 class EventMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description="Log one event.")
     async def log_event(
         self, info: Info, input: Annotated[EventInput, strawberry.argument(description="The event.")],
     ) -> Event:
-        state = info.context.state
-        new = _new_event("input", input, state.settings, info.context.actor)
-        logged = await service.log_events(state.feed, [new], state.settings, state.background, one=True,
-                                          count=_counter(state))
+        logged = await _logged(info, [_new_event("input", input, info.context.settings, info.context.actor)], one=True)
         return Event.from_document(logged.events[0])
 
     @strawberry.mutation(permission_classes=[CanWrite], description=(
@@ -59,10 +69,9 @@ class EventMutations:
         inputs: Annotated[list[EventInput], strawberry.argument(description=(
             "The events: 1 to GRAPHLAKE_MAX_EVENTS_PER_BATCH (10,000 by default)."))],
     ) -> LogEventsPayload:
-        state = info.context.state
-        logged = await service.log_events(state.feed, [_new_event(f"inputs[{i}]", e, state.settings, info.context.actor)
-                                                       for i, e in enumerate(inputs)],
-                                          state.settings, state.background, count=_counter(state))
+        settings = info.context.settings
+        logged = await _logged(info, [_new_event(f"inputs[{i}]", e, settings, info.context.actor)
+                                      for i, e in enumerate(inputs)])
         return LogEventsPayload(count=len(logged.events), stored=len(logged.stored),
                                 ids=[encode_id(NodeType.EVENT, e.id) for e in logged.events])
 

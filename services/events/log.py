@@ -86,13 +86,14 @@ def _check(where: str, event: NewEvent) -> None:
 
 async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: EventSettings,
                      tasks: set[asyncio.Task] | None = None, *, one: bool = False,
-                     count: Callable[[list[int]], None] | None = None, held: bool = False) -> Logged:
+                     on_stored: Callable[[list[Event]], None] | None = None, held: bool = False) -> Logged:
     """Store a batch (all checked first), publish it live, and fire alerts in the background. An
     error names the event as `inputs[i]`, or with `one` (logEvent's single event) as `input`.
-    `count` is given the levels of the events this call stored, once they are stored, whatever the
-    call ends in: a keyed batch refused on one key keeps the events an earlier round stored, which
-    counting from its answer missed (services/events/keys.py). `held`: no one reads their IDs before
-    the mutation around the call ends (its AUDIT event), so they may wait and go in with it."""
+    `on_stored` is given the events this call stored, once they are stored, whatever the call ends
+    in (the metrics count them, and a call that fails audits them): a keyed batch refused on one key
+    keeps the events an earlier round stored, which its answer does not list (services/events/keys.py),
+    and a request cancelled meanwhile still has its events stored. `held`: no one reads their IDs
+    before the mutation around the call ends (its AUDIT event), so they may wait and go in with it."""
     if not events:
         raise BadUserInput("give at least one event", field="inputs")
     if len(events) > settings.max_events_per_batch:
@@ -122,7 +123,7 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
     ]
 
     def alerting(new: list[Event]) -> list[Callable[[], None]]:
-        """What runs once `new` are stored: their count, and their alerts in the background."""
+        """What runs once `new` are stored: `on_stored`, and their alerts in the background."""
         due = [e for e in new if e.alert or e.level >= LEVELS[settings.alert_level]]
 
         def fire() -> None:
@@ -131,8 +132,8 @@ async def log_events(writer: FeedWriter, events: Sequence[NewEvent], settings: E
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
-        counted = [partial(count, [e.level for e in new])] if count is not None and new else []
-        return [*counted, fire] if due else counted
+        told = [partial(on_stored, new)] if on_stored is not None and new else []
+        return [*told, fire] if due else told
 
     if keyed:  # stored before the answer: it is the first event stored under a key, or the batch fails whole
         answered, new = await keys.write_keyed(writer, stored, [e.timestamp is not None for e in events], where,

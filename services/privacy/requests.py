@@ -34,6 +34,7 @@ from services.privacy.places import (
     pseudonymized,
     rewrite,
 )
+from services.uploads import erased as erased_uploads
 from storage import ObjectStore
 
 PACKS = VersionRecordPack.Settings.name
@@ -128,6 +129,7 @@ class Erasure:
     tokens_deleted: int = 0
     anonymized: dict[str, int] = field(default_factory=dict)
     versions_holding: list[str] = field(default_factory=list)  # dataset versions with the user's data, untouched
+    uploads_cleared: int = 0  # upload sessions of their deleted assets, of which what they recorded of the files went
 
 
 async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
@@ -154,6 +156,7 @@ class ErasurePlan:
     assets_deleted: list[str] = field(default_factory=list)  # the user's own assets nothing holds
     assets_kept: dict[str, str] = field(default_factory=dict)  # the user's own assets something holds -> its holders
     contents_cleared: int = 0  # the user's assets deleted before, whose name, description and content go
+    uploads_cleared: int = 0  # upload sessions of those and of the assets deleted, whose record of the files goes
     tokens: int = 0
     anonymized: dict[str, int] = field(default_factory=dict)  # documents naming the user, by collection
     versions_holding: list[str] = field(default_factory=list)
@@ -177,6 +180,8 @@ async def erasure_plan(db: AsyncDatabase, user_id: str) -> ErasurePlan:
         plan.assets_kept[encode_id(NodeType.ASSET, asset_id)] = why or "a pin, datum or annotation record holds it"
     plan.assets_deleted = [encode_id(NodeType.ASSET, a) for a in own if a not in held]
     plan.contents_cleared = await db.assets.count_documents(_erasable(who))
+    deleted = [a["_id"] async for a in db.assets.find({**_own(who), "status": AssetStatus.DELETED.value}, {"_id": 1})]
+    plan.uploads_cleared = await erased_uploads.to_clear([*deleted, *(a for a in own if a not in held)])
     plan.tokens = await db.api_tokens.count_documents({"user_id": who})
     for collection in IDENTITY_FIELDS:
         query = identity_filter(collection, user_id)
@@ -189,7 +194,8 @@ async def erasure_plan(db: AsyncDatabase, user_id: str) -> ErasurePlan:
 
 async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mapping[str, ObjectStore]) -> Erasure:
     """Delete the user's own assets (as deleteAsset without force does: one something still holds
-    is kept, and the reason listed) and their tokens; then replace their identity everywhere else.
+    is kept, and the reason listed), clear the content of every deleted one and what its uploads
+    recorded of its file, and delete their tokens; then replace their identity everywhere else.
     Dataset versions that hold their data are listed and left whole."""
     user_id = check_user(user_id)
     erasure = Erasure(pseudonym=pseudonym(user_id, key), versions_holding=await versions_holding(db, user_id))
@@ -210,6 +216,9 @@ async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mappin
     await db.assets.update_many(_erasable(who), {
         "$set": {"name": ERASED, "labels": [], "metadata": StoredJson.encode({}).model_dump()},
         "$unset": {"description": "", "value": "", "text": ""}})
+    # And what their uploads recorded of those files (services/uploads/erased.py).
+    erasure.uploads_cleared = await erased_uploads.clear_erased(
+        [a["_id"] async for a in db.assets.find({**_own(who), "status": AssetStatus.DELETED.value}, {"_id": 1})], stores)
     erasure.tokens_deleted = (await db.api_tokens.delete_many({"user_id": who})).deleted_count
     _, erasure.anonymized = await anonymize_user(db, user_id, key)
     return erasure

@@ -1,0 +1,84 @@
+"""The upload sessions of erased assets (a privacy erase: services/privacy/requests.py).
+
+A session outlives its asset's delete, and is kept: the reconciler deletes its key one last time
+once its URLs are dead (`sweep_due`: a presigned S3 URL can create the object again until it
+expires, and a thumbnail's mark is such a session too), by its mount, key, multipart id and times
+(reconciler.sweep_closed). What it recorded of the file, though, is the erased person's: its size,
+its declared or computed SHA-256, and the collection and path it was to be filed at (a file name).
+Nothing needs those once the asset is DELETED: a completion of a deleted asset's upload aborts it
+whatever it finds (completion._complete_claimed), and an upload that is not `to_file` is never
+filed. So they are cleared, and the session kept. (Its `created_by` is an identity field: the
+erase rewrites it to the pseudonym, as everywhere.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bson import ObjectId
+
+from documents.clock import utcnow
+from documents.upload import UploadSession, UploadStatus
+from services.uploads.claims import claim, release
+from services.uploads.finishing import discard_payload
+from storage import ObjectStore
+
+log = logging.getLogger("graphlake.uploads")
+
+BATCH = 1000  # assets whose sessions one query reads
+
+CLEARED: dict[str, Any] = {"size_bytes": 0, "sha256": None, "collection_id": None, "path": None, "to_file": False}
+# A session that still holds any of it (a rerun of an erase finds nothing left).
+_HOLDING: dict[str, Any] = {"$or": [{"size_bytes": {"$ne": 0}}, {"sha256": {"$ne": None}},
+                                    {"collection_id": {"$ne": None}}, {"path": {"$ne": None}}]}
+
+
+def _batches(asset_ids: Iterable[ObjectId]) -> Iterable[list[ObjectId]]:
+    ids = list(asset_ids)
+    return (ids[start:start + BATCH] for start in range(0, len(ids), BATCH))
+
+
+async def to_clear(asset_ids: Iterable[ObjectId]) -> int:
+    """How many sessions of these assets still hold something of their files (an erase's plan)."""
+    sessions = UploadSession.get_pymongo_collection()
+    return sum([await sessions.count_documents({"asset_id": {"$in": batch}, **_HOLDING}) for batch in _batches(asset_ids)])
+
+
+async def clear_erased(asset_ids: Iterable[ObjectId], stores: Mapping[str, ObjectStore]) -> int:
+    """Close the open uploads of these DELETED assets, and clear what their sessions recorded of
+    the files (see the module's docstring); how many sessions were cleared."""
+    sessions = UploadSession.get_pymongo_collection()
+    cleared = 0
+    for batch in _batches(asset_ids):
+        await _close_open(batch, stores)
+        cleared += (await sessions.update_many({"asset_id": {"$in": batch}, **_HOLDING}, {"$set": CLEARED})).modified_count
+    return cleared
+
+
+async def _close_open(asset_ids: list[ObjectId], stores: Mapping[str, ObjectStore]) -> None:
+    """Abort the uploads of these assets still open, and remove what they stored: a multipart
+    upload's parts (the person's bytes) stayed in the store until the upload expired, since a
+    delete removes only the object at the key. Those a completion holds right now are left to it:
+    it closes them without bringing their DELETED asset back. Closed, each is swept once more after
+    its URLs expire (`sweep_due`, which the delete set), which also removes what a store that fails
+    here kept."""
+    found = await UploadSession.find({"asset_id": {"$in": asset_ids}, "status": UploadStatus.OPEN.value}).to_list()
+    if not found:
+        return
+    claimed = await claim([s.id for s in found if s.id is not None])
+    try:
+        for session in (s for s in found if s.id in claimed):
+            closed = await UploadSession.get_pymongo_collection().update_one(  # still open: the reconciler may expire it
+                {"_id": session.id, "status": UploadStatus.OPEN.value},
+                {"$set": {"status": UploadStatus.ABORTED.value, "finished_at": utcnow(), "sweep_due": True}})
+            if not closed.modified_count:
+                continue
+            try:
+                await discard_payload(session, dict(stores))
+            except Exception:  # the store may be down: the sweep removes them later
+                log.warning("the parts of erased upload %s stay until the reconciler's sweep: the store failed",
+                            session.id, exc_info=True)
+    finally:
+        await release(list(claimed))
