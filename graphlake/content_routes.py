@@ -42,6 +42,7 @@ from services.errors import Conflict, Forbidden, GraphlakeError, NotFound, Unaut
 from services.node_ids import NodeType, decode_object_id, encode_id
 from services.uploads.downloads import download_url
 from storage import LocalStore
+from storage.disposition import disposition
 from storage.local import UnsafeKey
 
 log = logging.getLogger("graphlake.content")
@@ -92,13 +93,6 @@ def _value_file_name(name: str) -> str:
     return name if PurePosixPath(name).suffix else f"{name}.json"
 
 
-def _attachment(name: str) -> str:
-    """Content-Disposition naming the file as Starlette's FileResponse does for a local file: plain
-    when the name needs no escaping, else RFC 5987's `filename*` (a quote or newline cannot break out)."""
-    escaped = quote(name, safe="")
-    return f'attachment; filename="{name}"' if escaped == name else f"attachment; filename*=utf-8''{escaped}"
-
-
 def _described(asset: Asset, response: Response) -> Response:
     response.headers["X-Graphlake-Id"] = encode_id(NodeType.ASSET, asset.id)
     response.headers["X-Graphlake-Kind"] = asset.kind.value
@@ -118,12 +112,12 @@ async def get_content(request: Request) -> Response:
         if asset.kind is AssetKind.VALUE:
             body = asset.value.json.encode() if asset.value is not None else b"null"
             return _described(asset, Response(body, media_type="application/json",
-                                              headers={"Content-Disposition": _attachment(_value_file_name(asset.name))}))
+                                              headers={"Content-Disposition": disposition(_value_file_name(asset.name))}))
         if asset.kind is AssetKind.TEXT:
             # One stored before media types were checked may not go into a header as it is.
             media_type = asset.media_type if asset.media_type and valid_media_type(asset.media_type) else "text/plain"
             return _described(asset, Response((asset.text or "").encode(), media_type=media_type,
-                                              headers={"Content-Disposition": _attachment(asset.name)}))
+                                              headers={"Content-Disposition": disposition(asset.name)}))
         storage = asset.storage
         store = state.stores.get(storage.mount) if storage is not None else None
         if storage is not None and isinstance(store, LocalStore) and not storage.external:

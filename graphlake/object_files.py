@@ -8,6 +8,8 @@ from typing import BinaryIO
 from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
+from storage.disposition import disposition
+
 
 class ObjectFileResponse(FileResponse):
     """Starlette's FileResponse (Range, ETag, Last-Modified, HEAD) of a file the route has opened
@@ -39,6 +41,8 @@ class ObjectFileResponse(FileResponse):
         fd = file.fileno()
         super().__init__(f"/dev/fd/{fd}", filename=filename, media_type=media_type, stat_result=os.fstat(fd),
                          content_disposition_type=content_disposition_type)
+        # Starlette's names an escaped file by `filename*` alone, which curl -OJ does not read.
+        self.headers["content-disposition"] = disposition(filename, content_disposition_type)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         large = ObjectFileResponse._large_sending < self.LARGE_SENDS

@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import aioboto3
 import aiohttp
@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from storage import retries
+from storage.disposition import disposition
 from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreRefused, StoreUnavailable
 from storage.retries import Retryable
 from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
@@ -231,7 +232,7 @@ class S3Store:
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
                        bucket: str | None = None) -> str:
         # `key` is the full object key for external objects (another bucket), else ours.
-        params = {"response-content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}"}
+        params = {"response-content-disposition": disposition(filename)}
         if content_type:
             params["response-content-type"] = content_type
         return await self._presign(key if bucket else self.object_key(key), method="GET", expires_in=expires_in,

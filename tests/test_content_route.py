@@ -102,7 +102,11 @@ async def test_values_and_texts_by_id_or_alias(http: httpx.AsyncClient, api: Api
     # with a quote or a line break is escaped, never breaking the header.
     for name, disposition in (("reading", 'attachment; filename="reading.json"'),
                               ("plate.v2", 'attachment; filename="plate.v2"'),
-                              ('a "b"\nc', "attachment; filename*=utf-8''a%20%22b%22%0Ac.json")):
+                              ('a "b"\nc', "attachment; filename=\"a _b_c.json\"; filename*=utf-8''a%20%22b%22%0Ac.json"),
+                              # curl -OJ reads `filename` alone: an escaped name has a plain one too.
+                              ("résumé 7.json", "attachment; filename=\"resume 7.json\"; "
+                                                "filename*=utf-8''r%C3%A9sum%C3%A9%207.json"),
+                              ("日本", "attachment; filename=\"download.json\"; filename*=utf-8''%E6%97%A5%E6%9C%AC.json")):
         named = await factories.value_asset(api, contributor, name)
         response = await http.get(f"/assets/{named['id']}/content", headers=auth(viewer))
         assert response.headers["content-disposition"] == disposition
