@@ -7,7 +7,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-export GRAPHLAKE_BIN_CACHE ?= $(HOME)/.cache/graphlake/bin
+# Where built binaries are kept, as graphlake itself looks for them (XDG_CACHE_HOME when set).
+export GRAPHLAKE_BIN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/graphlake/bin
 # Graphlake's own Python packages (pyproject.toml's setuptools list).
 PACKAGES := graphlake graphlake_client resolvers services documents storage migrations
 
