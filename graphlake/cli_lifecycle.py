@@ -165,6 +165,11 @@ def backup(
     from services.events.journal import store_left
 
     settings = load_settings(existing_lake=True)
+    if destination is not None and not destination.parent.is_dir():
+        # Made, a backup aimed at a disk that is not mounted (/mnt/backups/monday) filled the root file system.
+        errors.print(f"[red]error:[/red] no folder {escape(str(destination.parent))} to back up into (is its disk "
+                     "mounted?): make it first")
+        raise typer.Exit(1)
     destination = destination or settings.backups / f"graphlake-{_stamp()}"
     roots = local_roots(settings) if with_payloads else {}
     remote = [m for m in settings.mounts if m not in local_roots(settings)] if with_s3_payloads else []

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one line a message, however long its paths: the terminal wraps it
 
 
 def load_settings(*, existing_lake: bool = False) -> Settings:

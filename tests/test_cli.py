@@ -159,6 +159,18 @@ def test_serve_on_a_taken_port_says_so_before_anything_starts(cli_env: dict[str,
     assert "is up" not in served.stdout + served.stderr
 
 
+def test_a_backup_into_a_folder_that_is_not_there_is_refused_and_makes_nothing(cli_env: dict[str, str],
+                                                                                tmp_path: Path) -> None:
+    """A backup aimed at a disk that is not mounted must not fill the root file system."""
+    assert graphlake(cli_env, "token", "create", "ci-bot").returncode == 0
+    gone = tmp_path / "mnt" / "backups"
+    said = graphlake(cli_env, "backup", str(gone / "monday"))
+    assert said.returncode == 1, said.stderr
+    (line,) = said.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(gone) in " ".join(said.stderr.split()), line
+    assert not (tmp_path / "mnt").exists()
+
+
 def test_a_path_the_command_cannot_write_is_one_line_not_a_traceback(cli_env: dict[str, str]) -> None:
     assert graphlake(cli_env, "token", "create", "ci-bot").returncode == 0  # a lake, with its schema recorded
     for args, path in ((("backup", "/proc/nope/x"), "/proc/nope"),
