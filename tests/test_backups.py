@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import bson
 import httpx
 import pytest
 from bson import CodecOptions, ObjectId, decode_file_iter
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
@@ -29,6 +32,7 @@ from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from migrations import SCHEMA_VERSION, read_state
 from resolvers.context import AppState
+from services import batches
 from services.backups.layout import Manifest, verify_backup
 from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
 from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, prune, scheduled_backup
@@ -644,3 +648,69 @@ async def test_s3_objects_deleted_while_a_backup_runs_are_named_not_fatal(contri
     assert [(m.id, m.mount, m.key) for m in manifest.missing_payloads] == [(gone, "lab", gone_key)]
     assert [p.key for p in manifest.payloads] == [kept_key]
     assert await verify_backup(backup) == (Manifest.read(backup), [])  # no file of it left behind either
+
+
+class _HeldBatch:
+    """A collection whose batch write (services/batches.py) stops after its `after`-th chunk until
+    `go_on` is set: the batch half written (or written and not yet finished) for as long as a test needs."""
+
+    def __init__(self, inner: AsyncCollection, after: int, held: threading.Event, go_on: threading.Event) -> None:
+        self.inner, self.name, self.database = inner, inner.name, inner.database
+        self.after, self.held, self.go_on, self.chunks = after, held, go_on, 0
+
+    async def insert_many(self, documents: list[dict], **options: object) -> object:
+        result = await self.inner.insert_many(documents, **options)
+        self.chunks += 1
+        if self.chunks == self.after:
+            self.held.set()
+            assert await asyncio.to_thread(self.go_on.wait, 60)
+        return result
+
+    async def delete_many(self, query: dict) -> object:
+        return await self.inner.delete_many(query)
+
+
+@pytest.mark.parametrize(("held_after", "restored"), [(1, 0), (3, 30)])
+async def test_a_batch_written_while_a_backup_reads_it_is_restored_whole_or_not_at_all(
+        held_after: int, restored: int, state: AppState, mongodb_url: str, scratch_db: AsyncDatabase, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of three chunks is held after its first (or its last) while the backup reads its
+    collection, and finishes before the backup reads anything else. Held after its first, the backup
+    holds a third of it, and read the journal after it had finished: restored, that third stayed for
+    good, a batch in part. Now the backup notes the batches under way, and the restore keeps one it
+    holds whole and removes one it holds in part."""
+    monkeypatch.setattr(batches, "CHUNK", 10)
+    await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
+    held, go_on, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> None:  # in a thread and a client of its own: the backup holds this event loop below
+        async def batch() -> None:
+            client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+            try:
+                items = _HeldBatch(client[state.db.name].items, held_after, held, go_on)
+                await batches.insert_all(items, [{"n": n} for n in range(30)])  # type: ignore[arg-type]
+            finally:
+                await client.close()
+        asyncio.run(batch())
+        finished.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        await wait_for(held.is_set, timeout=30, what="the batch to be held part-way")
+
+        def finish_after_items(line: str) -> None:
+            if line.startswith("items: "):  # read while the batch was under way: it finishes before the next read
+                go_on.set()
+                assert finished.wait(60), "the batch did not finish"
+
+        backup = tmp_path / "backup"
+        manifest = await write_backup(state.db, backup, graphlake_version="test", progress=finish_after_items)
+    finally:
+        go_on.set()
+        await asyncio.to_thread(writer.join, 60)
+    assert finished.is_set() and await state.db.items.count_documents({}) == 30  # the batch was stored
+    await restore_backup(scratch_db, backup, local_roots={})
+    assert await scratch_db.items.count_documents({}) == restored
+    assert await scratch_db[batches.JOURNAL].count_documents({}) == 0  # nothing left for a server to take back later
+    assert [(b.collections, b.documents) for b in manifest.open_batches] == [(["items"], {"items": 30})]

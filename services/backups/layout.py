@@ -71,11 +71,13 @@ class MissingPayload:
 
 @dataclass
 class OpenBatch:
-    """A batch write (services/batches.py) under way at some moment while the backup ran: its
-    documents may be in the backup in part. `documents` says how many it writes into each
-    collection (None: its writer, an earlier Graphlake, did not say)."""
+    """A batch write (services/batches.py) seen under way while the backup ran: its documents may be
+    in the backup in part. `documents` says how many it writes into each of its `collections`; None
+    when that cannot be counted on (its writer, an earlier Graphlake, did not say, or a reaper took
+    the batch back), so that a restore keeps none of it."""
 
     id: str
+    collections: list[str]
     documents: dict[str, int] | None
 
 
@@ -137,7 +139,8 @@ class Manifest:
                              and isinstance(p.size, int) for p in manifest.payloads)
                      and all(isinstance(m.collection, str) and isinstance(m.id, str) and isinstance(m.mount, str)
                              and isinstance(m.key, str) for m in manifest.missing_payloads)
-                     and all(isinstance(b.id, str) and (b.documents is None or (
+                     and all(isinstance(b.id, str) and isinstance(b.collections, list)
+                             and all(isinstance(n, str) for n in b.collections) and (b.documents is None or (
                          isinstance(b.documents, dict) and all(isinstance(n, str) and isinstance(c, int)
                                                                for n, c in b.documents.items())))
                              for b in manifest.open_batches))
@@ -149,6 +152,11 @@ class Manifest:
             if (not COLLECTION_NAME.fullmatch(entry.name) or entry.name.startswith("system.")
                     or entry.file != f"collections/{entry.name}.bson"):
                 raise BadUserInput(f"{path} names collection {entry.name!r} ({entry.file!r}), which no backup holds",
+                                   field="source")
+        for batch in manifest.open_batches:  # a restore removes documents from these collections
+            named = [*batch.collections, *(batch.documents or {})]
+            if not all(COLLECTION_NAME.fullmatch(n) and not n.startswith("system.") for n in named):
+                raise BadUserInput(f"{path} names a batch's collection among {named!r}, which no batch writes",
                                    field="source")
         for payload in manifest.payloads:
             if not (COLLECTION_NAME.fullmatch(payload.mount) and all(map(KEY_PART.fullmatch, payload.key.split("/")))):

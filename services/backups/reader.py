@@ -32,6 +32,7 @@ from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
 from services.backups.layout import Manifest, NotAFile, PayloadEntry, file_digest, open_regular, verify_backup
+from services.backups.open_batches import keep_whole_or_none
 from services.backups.writer import NOT_BACKED_UP, RAW, Progress, durable
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
@@ -116,6 +117,9 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
             await _insert_all(db, entry.name, source / entry.file)
             if progress:
                 progress(f"{entry.name}: {entry.documents} documents")
+        # Before the derived collections are made: from the documents that stay.
+        if (parts := await keep_whole_or_none(db, manifest, NOT_BACKED_UP)) and progress:
+            progress(f"removed the part the backup held of {parts} batch write(s) under way while it ran")
         if manifest.schema_version >= USES_SINCE:  # older ones get them from their migrations
             await write_uses(db)
         if manifest.schema_version >= LINKS_SINCE:

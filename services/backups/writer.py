@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +38,10 @@ from documents.dataset import USES_COLLECTION
 from documents.event import FEED_COLLECTION
 from graphlake_client.direct import copy_hashing, on_local_disk
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, SchemaState, read_state
-from services.backups.layout import CHUNK, CollectionEntry, Manifest, NotAFile, PayloadEntry, open_regular
+from services import batches
+from services.backups.layout import CHUNK, CollectionEntry, Manifest, NotAFile, OpenBatch, PayloadEntry, open_regular
 from services.backups.missing import missing_payloads
+from services.backups.open_batches import note_open, settle
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
 from services.schedules import SCHEDULES
@@ -50,9 +52,10 @@ from storage.local import is_stored_object_name
 # schema record travels in the manifest instead (a restore writes its own). Datums' uses of assets and
 # assets' lineage links are made again from the datums and assets by a restore: copied while the
 # server writes, they could miss a datum made between the two collections' copies (and its asset then
-# look unused).
+# look unused). The batch journal travels in the manifest too, as the batches seen under way
+# (open_batches.py), which a restore settles.
 NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION, SCHEDULES, USES_COLLECTION,
-                           LINKS_COLLECTION})
+                           LINKS_COLLECTION, batches.JOURNAL})
 RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
 COPIES_AT_ONCE = 4
 log = logging.getLogger("graphlake.backups")
@@ -212,10 +215,14 @@ async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, g
                         referenced_mounts=sorted(referenced_mounts))
     names = sorted(n for n in await db.list_collection_names()
                    if n not in NOT_BACKED_UP and not n.startswith("system."))
+    under_way: dict[object, OpenBatch] = {}
     for name in names:
-        manifest.collections.append(await _write_collection(db, name, partial))
+        await note_open(db, under_way)  # before any of a batch's documents may be read (open_batches.py)
+        manifest.collections.append(await _write_collection(db, name, partial,
+                                                            reading=lambda: note_open(db, under_way)))
         if progress:
             progress(f"{name}: {manifest.collections[-1].documents} documents")
+    manifest.open_batches = await settle(db, under_way)
     for mount, root in (local_roots or {}).items():
         keys, skipped = await asyncio.to_thread(_list_mount, root, mount)
         if progress:
@@ -239,7 +246,10 @@ async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, g
     return manifest
 
 
-async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> CollectionEntry:
+async def _write_collection(db: AsyncDatabase, name: str, directory: Path, *,
+                            reading: Callable[[], Awaitable[None]]) -> CollectionEntry:
+    """Stream the collection `name` into the backup; `reading` is awaited once its first documents
+    have come, when the database has begun the read (on the embedded default, a snapshot taken then)."""
     entry = CollectionEntry(name=name, file=f"collections/{name}.bson")
     digest = hashlib.sha256()
     buffer = bytearray()
@@ -249,6 +259,8 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> Co
             out.write(data)
 
         async for document in db.get_collection(name, codec_options=RAW).find({}, batch_size=1000):
+            if not entry.documents:
+                await reading()
             buffer += document.raw
             entry.documents += 1
             if len(buffer) >= CHUNK:
