@@ -9,7 +9,8 @@ What a backup taken while writers run holds: every document written (acknowledge
 started, as it was then or as a later write left it. Writes during the backup may or may not be in
 it, and collections are read one after another, not at one instant; so an upload or a dataset
 version that was under way restores as under way, which the reconciler and the version builder
-finish or expire as they would after a crash.
+finish or expire as they would after a crash. A batch write under way is noted, and restored whole
+or not at all (open_batches.py); an object deleted before it was copied is named (missing.py).
 """
 
 from __future__ import annotations
