@@ -201,8 +201,19 @@ def backup_verify(source: Annotated[Path, typer.Argument(help="The backup direct
         raise typer.Exit(1)
     print_rows(("collection", "documents", "bytes"),
                [(c.name, str(c.documents), str(c.bytes)) for c in manifest.collections])
+    _warn_missing_payloads(manifest)
     errors.print(f"backup ok: schema version {manifest.schema_version}, {manifest.documents} documents, "
                  f"{len(manifest.payloads)} objects, taken {manifest.started_at} by Graphlake {manifest.graphlake_version}")
+
+
+def _warn_missing_payloads(manifest: Manifest) -> None:
+    """The stored files the backup names and lacks (services/backups/missing.py): whole all the same."""
+    for missing in manifest.missing_payloads:
+        errors.print(f"[yellow]warning:[/yellow] {escape(missing.describe())}")
+    if manifest.missing_payloads:
+        errors.print(f"[yellow]warning:[/yellow] {len(manifest.missing_payloads)} stored file(s) the backup names are "
+                     "not in it: deleted from the lake while the backup ran, or missing from their mount already (which "
+                     "of the two cannot be told from the backup). Restored, they have no bytes behind them.")
 
 
 def restore(
@@ -258,6 +269,7 @@ def restore(
     manifest = run(go())
     errors.print(f"restored {manifest.documents} documents and {len(manifest.payloads)} objects "
                  f"from {source}")
+    _warn_missing_payloads(manifest)
     for mount, count in missing.items():
         # A backup holds a local mount's files only with --with-payloads: without them, say so now
         # rather than at each download that fails.

@@ -68,9 +68,14 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
     batch_id = ObjectId()
     journal = writes[-1][0].database[JOURNAL]
     names = [c.name for c, _ in writes]
-    # `collection` is the one an entry of an older Graphlake names; `collections` all of this batch's.
-    await journal.insert_one({"_id": batch_id, "collection": names[-1], "collections": names, **this_process(),
-                              "expires_at": utcnow() + LEASE})
+    # `collection` is the one an entry of an older Graphlake names; `collections` all of this batch's;
+    # `documents` how many it writes into each, so that a backup taken while it was written can tell
+    # whether it holds all of them (services/backups/open_batches.py).
+    counts: dict[str, int] = {}
+    for collection, documents in writes:
+        counts[collection.name] = counts.get(collection.name, 0) + len(documents)
+    await journal.insert_one({"_id": batch_id, "collection": names[-1], "collections": names, "documents": counts,
+                              **this_process(), "expires_at": utcnow() + LEASE})
     leased = time.monotonic()
     try:
         for collection, documents in writes:

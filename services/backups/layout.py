@@ -16,7 +16,10 @@ from graphlake_client.direct import stream_digest
 from services.errors import BadUserInput
 
 FORMAT = "graphlake-backup"
-FORMAT_VERSION = 1
+# 2 added what the backup lacks (missing_payloads) and the batches under way while it ran
+# (open_batches): an earlier Graphlake would not read those, and says so by the number.
+FORMAT_VERSION = 2
+READS_FORMATS = frozenset({1, 2})
 MANIFEST = "manifest.json"
 CHUNK = 1024 * 1024
 # A backup is input: its manifest may have been edited. Names and keys it gives must stay inside the
@@ -51,6 +54,34 @@ class PayloadEntry:
 
 
 @dataclass
+class MissingPayload:
+    """A stored file the backup's documents name (an ACTIVE FILE asset, a READY dataset version's
+    content file) on a mount whose objects it copied, and whose object it does not hold: deleted
+    from the live lake while the backup ran, or missing from the mount already."""
+
+    collection: str  # "assets" or "dataset_versions"
+    id: str
+    mount: str
+    key: str
+
+    def describe(self) -> str:
+        what = "asset" if self.collection == "assets" else "dataset version"
+        return f"{what} {self.id}: its object {self.mount}/{self.key} is not in the backup"
+
+
+@dataclass
+class OpenBatch:
+    """A batch write (services/batches.py) seen under way while the backup ran: its documents may be
+    in the backup in part. `documents` says how many it writes into each of its `collections`; None
+    when that cannot be counted on (its writer, an earlier Graphlake, did not say, or a reaper took
+    the batch back), so that a restore keeps none of it."""
+
+    id: str
+    collections: list[str]
+    documents: dict[str, int] | None
+
+
+@dataclass
 class Manifest:
     """What a backup holds and how to check it."""
 
@@ -63,6 +94,8 @@ class Manifest:
     payloads: list[PayloadEntry] = field(default_factory=list)
     referenced_mounts: list[str] = field(default_factory=list)  # objects left where they are (not copied)
     schema_history: list[dict[str, Any]] = field(default_factory=list)
+    missing_payloads: list[MissingPayload] = field(default_factory=list)
+    open_batches: list[OpenBatch] = field(default_factory=list)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -91,17 +124,26 @@ class Manifest:
             raise BadUserInput(f"{path} cannot be read: {error}", field="source") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise BadUserInput(f"{path} is not a Graphlake backup manifest", field="source")
-        if raw.get("format_version") != FORMAT_VERSION:
+        if raw.get("format_version") not in READS_FORMATS:
             raise BadUserInput(f"{path} has backup format {raw.get('format_version')}; this Graphlake reads "
-                               f"format {FORMAT_VERSION}", field="source")
+                               f"formats {', '.join(map(str, sorted(READS_FORMATS)))}", field="source")
         try:
             manifest = cls(**{**raw, "collections": [CollectionEntry(**c) for c in raw["collections"]],
-                              "payloads": [PayloadEntry(**p) for p in raw["payloads"]]})
+                              "payloads": [PayloadEntry(**p) for p in raw["payloads"]],
+                              "missing_payloads": [MissingPayload(**m) for m in raw.get("missing_payloads", [])],
+                              "open_batches": [OpenBatch(**b) for b in raw.get("open_batches", [])]})
             typed = (isinstance(manifest.schema_version, int) and manifest.schema_version >= 1
                      and all(isinstance(c.name, str) and isinstance(c.file, str) and isinstance(c.sha256, str)
                              and isinstance(c.bytes, int) for c in manifest.collections)
                      and all(isinstance(p.mount, str) and isinstance(p.key, str) and isinstance(p.sha256, str)
-                             and isinstance(p.size, int) for p in manifest.payloads))
+                             and isinstance(p.size, int) for p in manifest.payloads)
+                     and all(isinstance(m.collection, str) and isinstance(m.id, str) and isinstance(m.mount, str)
+                             and isinstance(m.key, str) for m in manifest.missing_payloads)
+                     and all(isinstance(b.id, str) and isinstance(b.collections, list)
+                             and all(isinstance(n, str) for n in b.collections) and (b.documents is None or (
+                         isinstance(b.documents, dict) and all(isinstance(n, str) and isinstance(c, int)
+                                                               for n, c in b.documents.items())))
+                             for b in manifest.open_batches))
         except (KeyError, TypeError, AttributeError) as error:
             raise BadUserInput(f"{path} is malformed: {error}", field="source") from None
         if not typed:
@@ -110,6 +152,11 @@ class Manifest:
             if (not COLLECTION_NAME.fullmatch(entry.name) or entry.name.startswith("system.")
                     or entry.file != f"collections/{entry.name}.bson"):
                 raise BadUserInput(f"{path} names collection {entry.name!r} ({entry.file!r}), which no backup holds",
+                                   field="source")
+        for batch in manifest.open_batches:  # a restore removes documents from these collections
+            named = [*batch.collections, *(batch.documents or {})]
+            if not all(COLLECTION_NAME.fullmatch(n) and not n.startswith("system.") for n in named):
+                raise BadUserInput(f"{path} names a batch's collection among {named!r}, which no batch writes",
                                    field="source")
         for payload in manifest.payloads:
             if not (COLLECTION_NAME.fullmatch(payload.mount) and all(map(KEY_PART.fullmatch, payload.key.split("/")))):

@@ -32,6 +32,7 @@ from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
 from migrations.v011_record_packs import COPIES as UNPACKED_COPIES
 from services import batches
 from services.backups.layout import Manifest, NotAFile, PayloadEntry, file_digest, open_regular, verify_backup
+from services.backups.open_batches import keep_whole_or_none
 from services.backups.writer import NOT_BACKED_UP, RAW, Progress, durable
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict
@@ -116,6 +117,9 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
             await _insert_all(db, entry.name, source / entry.file)
             if progress:
                 progress(f"{entry.name}: {entry.documents} documents")
+        # Before the derived collections are made: from the documents that stay.
+        if (parts := await keep_whole_or_none(db, manifest, NOT_BACKED_UP)) and progress:
+            progress(f"removed the part the backup held of {parts} batch write(s) under way while it ran")
         if manifest.schema_version >= USES_SINCE:  # older ones get them from their migrations
             await write_uses(db)
         if manifest.schema_version >= LINKS_SINCE:
@@ -211,14 +215,25 @@ async def missing_local_files(db: AsyncDatabase, local_roots: Mapping[str, Path]
     the operator to copy over, said after the restore rather than at each download that fails."""
     missing: dict[str, int] = {}
     for mount, root in local_roots.items():
-        keys = [a["storage"]["key"] async for a in db["assets"].find(
-            {"kind": "FILE", "status": "ACTIVE", "storage.mount": mount}, {"storage.key": 1})]
-        keys += [v["content"]["key"] async for v in db["dataset_versions"].find(
-            {"status": "READY", "content.mount": mount}, {"content.key": 1})]
-        gone = await asyncio.to_thread(lambda root=root, keys=keys: sum(not (root / key).is_file() for key in keys))
+        gone = 0
+        for collection, field, query in (("assets", "storage", {"kind": "FILE", "status": "ACTIVE", "storage.mount": mount}),
+                                         ("dataset_versions", "content", {"status": "READY", "content.mount": mount})):
+            # A page of keys at a time, never every key of the lake at once.
+            page: list[str] = []
+            async for document in db[collection].find(query, {f"{field}.key": 1}, batch_size=BATCH):
+                page.append(document[field]["key"])
+                if len(page) == BATCH:
+                    gone += await asyncio.to_thread(_absent, root, page)
+                    page = []
+            gone += await asyncio.to_thread(_absent, root, page)
         if gone:
             missing[mount] = gone
     return missing
+
+
+def _absent(root: Path, keys: list[str]) -> int:
+    """How many of `keys` have no file under `root`. Blocking: a thread's work."""
+    return sum(not (root / key).is_file() for key in keys)
 
 
 async def files_on_unknown_mounts(db: AsyncDatabase, mounts: Collection[str]) -> dict[str, int]:

@@ -9,7 +9,8 @@ What a backup taken while writers run holds: every document written (acknowledge
 started, as it was then or as a later write left it. Writes during the backup may or may not be in
 it, and collections are read one after another, not at one instant; so an upload or a dataset
 version that was under way restores as under way, which the reconciler and the version builder
-finish or expire as they would after a crash.
+finish or expire as they would after a crash. A batch write under way is noted, and restored whole
+or not at all (open_batches.py); an object deleted before it was copied is named (missing.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,10 @@ from documents.dataset import USES_COLLECTION
 from documents.event import FEED_COLLECTION
 from graphlake_client.direct import copy_hashing, on_local_disk
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, SchemaState, read_state
-from services.backups.layout import CHUNK, CollectionEntry, Manifest, NotAFile, PayloadEntry, open_regular
+from services import batches
+from services.backups.layout import CHUNK, CollectionEntry, Manifest, NotAFile, OpenBatch, PayloadEntry, open_regular
+from services.backups.missing import missing_payloads
+from services.backups.open_batches import note_open, settle
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
 from services.schedules import SCHEDULES
@@ -49,9 +53,10 @@ from storage.local import is_stored_object_name
 # schema record travels in the manifest instead (a restore writes its own). Datums' uses of assets and
 # assets' lineage links are made again from the datums and assets by a restore: copied while the
 # server writes, they could miss a datum made between the two collections' copies (and its asset then
-# look unused).
+# look unused). The batch journal travels in the manifest too, as the batches seen under way
+# (open_batches.py), which a restore settles.
 NOT_BACKED_UP = frozenset({FEED_COLLECTION, WRITERS_COLLECTION, STATE_COLLECTION, SCHEDULES, USES_COLLECTION,
-                           LINKS_COLLECTION})
+                           LINKS_COLLECTION, batches.JOURNAL})
 RAW = CodecOptions(document_class=RawBSONDocument, tz_aware=True)
 COPIES_AT_ONCE = 4
 log = logging.getLogger("graphlake.backups")
@@ -211,31 +216,41 @@ async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, g
                         referenced_mounts=sorted(referenced_mounts))
     names = sorted(n for n in await db.list_collection_names()
                    if n not in NOT_BACKED_UP and not n.startswith("system."))
+    under_way: dict[object, OpenBatch] = {}
     for name in names:
-        manifest.collections.append(await _write_collection(db, name, partial))
+        await note_open(db, under_way)  # before any of a batch's documents may be read (open_batches.py)
+        manifest.collections.append(await _write_collection(db, name, partial,
+                                                            reading=lambda: note_open(db, under_way)))
         if progress:
             progress(f"{name}: {manifest.collections[-1].documents} documents")
+    manifest.open_batches = await settle(db, under_way)
     for mount, root in (local_roots or {}).items():
-        copied, skipped = await asyncio.to_thread(_copy_mount, root, partial / "payloads" / mount, mount)
-        manifest.payloads.extend(copied)
-        for what in skipped:  # in the server's log (a scheduled backup) and on the command's output
-            log.warning("backup: %s", what)
-            if progress:
-                progress(f"warning: {what}")
+        keys, skipped = await asyncio.to_thread(_list_mount, root, mount)
         if progress:
-            progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
+            progress(f"mount {mount}: copying {len(keys)} objects")
+        copied, more_skipped, gone = await asyncio.to_thread(_copy_mount, root, partial / "payloads" / mount, mount, keys)
+        manifest.payloads.extend(copied)
+        _say_copied(mount, copied, skipped + more_skipped, gone, progress)
     for mount, store in (stores or {}).items():
-        copied = await _download_mount(db, mount, store, partial / "payloads" / mount)
+        copied, gone = await _download_mount(db, mount, store, partial / "payloads" / mount)
         manifest.payloads.extend(copied)
+        _say_copied(mount, copied, [], gone, progress)
+    copied_mounts = [*(local_roots or {}), *(stores or {})]
+    manifest.missing_payloads = await asyncio.to_thread(missing_payloads, partial, copied_mounts, manifest.payloads)
+    for missing in manifest.missing_payloads:
+        log.warning("backup: %s", missing.describe())
         if progress:
-            progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes")
+            progress(f"warning: {missing.describe()}")
     manifest.finished_at = datetime.now(UTC).isoformat()
     await asyncio.to_thread(manifest.write, partial)
     await asyncio.to_thread(_sync_directories, partial)  # every file was synced as it was written
     return manifest
 
 
-async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> CollectionEntry:
+async def _write_collection(db: AsyncDatabase, name: str, directory: Path, *,
+                            reading: Callable[[], Awaitable[None]]) -> CollectionEntry:
+    """Stream the collection `name` into the backup; `reading` is awaited once its first documents
+    have come, when the database has begun the read (on the embedded default, a snapshot taken then)."""
     entry = CollectionEntry(name=name, file=f"collections/{name}.bson")
     digest = hashlib.sha256()
     buffer = bytearray()
@@ -245,6 +260,8 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> Co
             out.write(data)
 
         async for document in db.get_collection(name, codec_options=RAW).find({}, batch_size=1000):
+            if not entry.documents:
+                await reading()
             buffer += document.raw
             entry.documents += 1
             if len(buffer) >= CHUNK:
@@ -258,23 +275,48 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path) -> Co
     return entry
 
 
-async def _download_mount(db: AsyncDatabase, mount: str, store: ObjectStore, target: Path) -> list[PayloadEntry]:
+def _say_copied(mount: str, copied: list[PayloadEntry], skipped: list[str], gone: list[str],
+                progress: Progress | None) -> None:
+    """What a mount's copy did, in the server's log (a scheduled backup) and on the command's output."""
+    for what in skipped:
+        log.warning("backup: %s", what)
+        if progress:
+            progress(f"warning: {what}")
+    for key in gone:  # deleted while the backup ran (an asset deleted, the GC): usual, so not a warning
+        log.info("backup: %s/%s was deleted before it was copied", mount, key)
+    if progress:
+        progress(f"mount {mount}: {len(copied)} objects, {sum(p.size for p in copied)} bytes"
+                 + (f" ({len(gone)} deleted before they were copied)" if gone else ""))
+
+
+async def _download_mount(db: AsyncDatabase, mount: str, store: ObjectStore,
+                          target: Path) -> tuple[list[PayloadEntry], list[str]]:
     """Read the object of every stored (ACTIVE, not external) file on `mount` into the backup, and the
     content file of every READY dataset version there (its exporters and `verify --deep` read it; a
-    local mount's copy takes them with the rest of its tree)."""
-    copied = []
+    local mount's copy takes them with the rest of its tree). Also the keys of those deleted between
+    the listing and their read (a backup takes hours on a large lake, and the lake goes on)."""
+    copied, gone = [], []
     async for key in _stored_keys(db, mount):
         destination = target / key
         await asyncio.to_thread(destination.parent.mkdir, parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0
-        with destination.open("wb") as out:
-            async for chunk in store.read(key):
-                digest.update(chunk)
-                size += len(chunk)
-                await asyncio.to_thread(out.write, chunk)
-            await asyncio.to_thread(durable, out)
+        try:
+            with destination.open("wb") as out:
+                async for chunk in store.read(key):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    await asyncio.to_thread(out.write, chunk)
+                await asyncio.to_thread(durable, out)
+        except Exception:
+            # Asked of the store rather than told by the error: each store says "no such key" its own
+            # way, and any other failure (the store unreachable) must still fail the backup.
+            if await store.stat(key) is not None:
+                raise
+            await asyncio.to_thread(destination.unlink)  # a backup holds no file its manifest does not list
+            gone.append(key)
+            continue
         copied.append(PayloadEntry(mount=mount, key=key, size=size, sha256=digest.hexdigest()))
-    return copied
+    return copied, gone
 
 
 async def _stored_keys(db: AsyncDatabase, mount: str) -> AsyncIterator[str]:
@@ -288,16 +330,9 @@ async def _stored_keys(db: AsyncDatabase, mount: str) -> AsyncIterator[str]:
         yield version["content"]["key"]
 
 
-def _copy_mount(root: Path, target: Path, mount: str) -> tuple[list[PayloadEntry], list[str]]:
-    """Copy every stored object under `root` (not uploads in progress or temp files), hashing it as
-    it is read; and say what was left out. A few files at a time, so one file's reads, another's
-    hashing and a third's sync to disk overlap (hashlib and file I/O release the GIL). Blocking: a
-    thread's work.
-
-    Only regular files: the server stores nothing else, so anything else was put there by someone
-    else, and is skipped with a warning naming it. A link (`assets/<id>` pointing outside) would put
-    the file it points to into the backup, and a restore would write that back as the asset; a FIFO
-    would hold the backup forever."""
+def _list_mount(root: Path, mount: str) -> tuple[list[str], list[str]]:
+    """The keys of every stored object under `root` (not uploads in progress or temp files), and what
+    was left out: a folder that is a link (os.walk does not enter one). Blocking: a thread's work."""
     keys, skipped = [], []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .multipart: uploads in progress
@@ -305,14 +340,30 @@ def _copy_mount(root: Path, target: Path, mount: str) -> tuple[list[PayloadEntry
             if os.path.islink(os.path.join(folder, name)):
                 skipped.append(f"skipped {mount}/{Path(folder, name).relative_to(root).as_posix()}: a symbolic link")
         keys += [Path(folder, name).relative_to(root).as_posix() for name in sorted(filter(is_stored_object_name, files))]
+    return keys, skipped
 
+
+def _copy_mount(root: Path, target: Path, mount: str,
+                keys: list[str]) -> tuple[list[PayloadEntry], list[str], list[str]]:
+    """Copy the objects `keys` under `root` (_list_mount's), hashing each as it is read: the copies,
+    what was left out, and the keys of the files deleted since they were listed (the lake goes on
+    while a backup runs, for hours on a large one: an asset deleted, the GC, a thumbnail replaced).
+    A few files at a time, so one file's reads, another's hashing and a third's sync to disk overlap
+    (hashlib and file I/O release the GIL). Blocking: a thread's work.
+
+    Only regular files: the server stores nothing else, so anything else was put there by someone
+    else, and is skipped with a warning naming it. A link (`assets/<id>` pointing outside) would put
+    the file it points to into the backup, and a restore would write that back as the asset; a FIFO
+    would hold the backup forever."""
     bypass_cache = on_local_disk(target)
 
-    def copy(key: str) -> PayloadEntry | str:
+    def copy(key: str) -> PayloadEntry | str | None:
         try:
             source = open_regular(root / key)
         except NotAFile as error:
             return f"skipped {mount}/{key}: {error.what}"
+        except FileNotFoundError:  # deleted since it was listed (an open file stays readable to the end)
+            return None
         destination = target / key
         destination.parent.mkdir(parents=True, exist_ok=True)
         with source:
@@ -321,7 +372,8 @@ def _copy_mount(root: Path, target: Path, mount: str) -> tuple[list[PayloadEntry
 
     with ThreadPoolExecutor(COPIES_AT_ONCE) as pool:
         done = list(pool.map(copy, keys))
-    return [d for d in done if isinstance(d, PayloadEntry)], skipped + [d for d in done if isinstance(d, str)]
+    return ([d for d in done if isinstance(d, PayloadEntry)], [d for d in done if isinstance(d, str)],
+            [key for key, d in zip(keys, done, strict=True) if d is None])
 
 
 def create_new(path: Path) -> BinaryIO:
