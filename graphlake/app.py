@@ -46,7 +46,7 @@ from services.auth import ensure_bootstrap_admin
 from services.availability import no_time_limit
 from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
-from services.events.feed import FeedTail, ensure_feed
+from services.events.feed import ALIVE_FOR, FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.metrics import task_outcome
 from services.privacy.aging import scheduled_anonymization
@@ -129,6 +129,11 @@ def create_app(
                 for worker in workers:
                     worker.cancel()
                 await _finish(workers, state.background)
+                try:  # so a migration run next (`make run` again) need not wait for this server's heartbeat to age
+                    await state.feed.stopped()
+                except Exception:
+                    log.warning("could not mark this server stopped; a migration waits %s for it", ALIVE_FOR,
+                                exc_info=True)
                 if tracing is not None:
                     tracing.close()
 

@@ -1,0 +1,80 @@
+"""A migration (either way) and a restore refuse while a server uses the database, on any host,
+unless forced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from migrations import SCHEMA_VERSION, InUse, migrate, read_state
+from resolvers.context import AppState
+from services.backups.reader import restore_backup
+from services.backups.writer import write_backup
+from services.events.feed import WRITERS_COLLECTION
+from tests import factories
+from tests.operations import Api
+from tests.processes import start_server_process
+
+
+async def test_a_migration_or_restore_is_refused_while_a_server_serves_the_database(
+        state: AppState, api: Api, contributor: str, tmp_path: Path) -> None:
+    """The served app of this session beats in `feed_writers`: taking its database to version 10
+    would leave it writing version 11's packs, which version 10 never reads. Refused, naming the
+    server; a migration with nothing to do, and a dry run, go through all the same."""
+    await factories.value_asset(api, contributor)
+    backup = tmp_path / "backup"
+    await write_backup(state.db, backup, graphlake_version="test")
+    before = await read_state(state.db)
+
+    with pytest.raises(InUse, match=rf"a server \(pid {os.getpid()} on {socket.gethostname()}\), seen \d+\.\d s ago"
+                                    r".*--force"):
+        await migrate(state.db, writer="test", to=10)
+    with pytest.raises(InUse, match=r"a restore would change database"):
+        await restore_backup(state.db, backup, local_roots={}, replace=True)
+    assert await read_state(state.db) == before  # nothing was touched
+
+    assert await migrate(state.db, writer="test") == []  # at its version already: nothing to do, no refusal
+    assert len(await migrate(state.db, writer="test", to=10, dry_run=True)) == SCHEMA_VERSION - 10
+    await factories.value_asset(api, contributor)  # still serving, on the shapes it started on
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=env["GRAPHLAKE_DATA_DIR"],
+                          capture_output=True, text=True, timeout=120)
+
+
+async def test_the_commands_refuse_while_a_server_on_another_host_runs_and_go_through_once_it_stopped(
+        scratch_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
+    """`graphlake db downgrade` (and `migrate`) run where the server's audit journal is not (another
+    host) see it by its heartbeat in the database; a server that stopped says so as it stops, so
+    the migration `make run` runs before its next start goes through at once."""
+    server_dir, cli_dir = tmp_path / "server", tmp_path / "elsewhere"
+    server_dir.mkdir()
+    cli_dir.mkdir()
+    process, _ = await start_server_process(mongodb_url, scratch_db.name, server_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, GRAPHLAKE_DATA_DIR=str(cli_dir),
+               COLUMNS="2000")
+    try:
+        (beat,) = [row async for row in scratch_db[WRITERS_COLLECTION].find()]
+        refused = await asyncio.to_thread(cli, env, "db", "downgrade", "--to", "10", "--no-backup")
+        said = " ".join(refused.stderr.split())
+        assert refused.returncode == 1 and "Traceback" not in said, said
+        assert f"a server (pid {beat['pid']} on {beat['host']}), seen" in said and "--force" in said
+        assert (await read_state(scratch_db)).version == SCHEMA_VERSION
+        nothing_to_do = await asyncio.to_thread(cli, env, "db", "migrate")  # as `make run` starts a second server
+        assert nothing_to_do.returncode == 0, nothing_to_do.stderr
+    finally:
+        process.terminate()
+        await process.wait()
+    assert (await scratch_db[WRITERS_COLLECTION].find_one())["alive_at"] is None
+    downgraded = await asyncio.to_thread(cli, env, "db", "downgrade", "--to", "10", "--no-backup")
+    assert downgraded.returncode == 0, downgraded.stderr
+    assert (await read_state(scratch_db)).version == 10
