@@ -1,5 +1,5 @@
-"""A migration (either way) and a restore refuse while a server uses the database, on any host,
-unless forced."""
+"""A migration (either way) and a restore refuse while a server or a backup uses the database, on any
+host, unless forced; and a backup that a forced migration overtook is not kept under a wrong label."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from migrations import SCHEMA_VERSION, InUse, migrate, read_state
+from migrations import SCHEMA_VERSION, InUse, check_schema, migrate, read_state
 from resolvers.context import AppState
 from services.backups.reader import restore_backup
 from services.backups.writer import write_backup
@@ -78,3 +78,64 @@ async def test_the_commands_refuse_while_a_server_on_another_host_runs_and_go_th
     downgraded = await asyncio.to_thread(cli, env, "db", "downgrade", "--to", "10", "--no-backup")
     assert downgraded.returncode == 0, downgraded.stderr
     assert (await read_state(scratch_db)).version == 10
+
+
+HELD_BACKUP = """
+import asyncio, sys
+from pathlib import Path
+from pymongo import AsyncMongoClient
+from services.backups.writer import write_backup
+
+def wait_for_a_line(line):  # after each collection: held open until the test says go on
+    print(line, flush=True)
+    sys.stdin.readline()
+
+client = AsyncMongoClient(sys.argv[1], tz_aware=True)
+try:
+    asyncio.run(write_backup(client[sys.argv[2]], Path(sys.argv[3]), graphlake_version="test", progress=wait_for_a_line))
+except Exception as error:
+    print(f"failed: {error}", flush=True)
+    sys.exit(1)
+print("done", flush=True)
+"""
+
+
+async def test_a_migration_waits_for_a_running_backup_and_one_forced_under_it_fails_the_backup(
+        scratch_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
+    """A backup reads the schema record and the list of collections as it starts: a downgrade
+    under it moved version 11's packs into a collection it never copied, under a manifest still
+    saying 11. Its lease keeps migrations and restores off while it runs; a migration forced past
+    it fails the backup at its end, leaving nothing behind."""
+    await check_schema(scratch_db, "test")
+    for name in ("assets", "events"):
+        await scratch_db[name].insert_one({"name": f"one of {name}"})
+    earlier = tmp_path / "earlier"
+    await write_backup(scratch_db, earlier, graphlake_version="test")
+    destination = tmp_path / "backup"
+    backup = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HELD_BACKUP, mongodb_url, scratch_db.name, str(destination),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    assert backup.stdin is not None and backup.stdout is not None
+    try:
+        assert (await asyncio.wait_for(backup.stdout.readline(), 60)).startswith(b"assets:")
+        with pytest.raises(InUse, match=rf"a backup into {destination} \(pid {backup.pid} on {socket.gethostname()}\), "
+                                        r"running for \d+ s"):
+            await migrate(scratch_db, writer="test", to=10)
+        with pytest.raises(InUse, match=rf"a restore would change .* a backup into {destination}"):
+            await restore_backup(scratch_db, earlier, local_roots={}, replace=True)
+        assert (await read_state(scratch_db)).version == SCHEMA_VERSION
+
+        await migrate(scratch_db, writer="test", to=10, force=True)  # what a migration did before it looked
+        for _ in range(2):
+            backup.stdin.write(b"\n")
+        await backup.stdin.drain()
+        lines = (await asyncio.wait_for(backup.stdout.read(), 60)).decode()
+        assert await backup.wait() == 1, lines
+        assert f"database {scratch_db.name!r} changed while it was backed up (schema version " \
+               f"{SCHEMA_VERSION} when it started, 10 now)" in lines
+        assert [p.name for p in tmp_path.iterdir()] == ["earlier"]  # neither the backup nor its partial
+        assert await scratch_db.graphlake_schema.count_documents({"_id": {"$regex": "^lease: "}}) == 0
+    finally:
+        if backup.returncode is None:
+            backup.kill()
+            await backup.wait()
