@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -21,6 +22,7 @@ from services.events.feed import WRITERS_COLLECTION
 from tests import factories
 from tests.operations import Api
 from tests.processes import start_server_process
+from tests.waiting import wait_for
 
 
 async def test_a_migration_or_restore_is_refused_while_a_server_serves_the_database(
@@ -50,18 +52,21 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-async def test_the_commands_refuse_while_a_server_on_another_host_runs_and_go_through_once_it_stopped(
+async def test_the_commands_refuse_while_a_server_on_another_host_runs_and_one_forced_past_it_stops_its_writes(
         scratch_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
     """`graphlake db downgrade` (and `migrate`) run where the server's audit journal is not (another
-    host) see it by its heartbeat in the database; a server that stopped says so as it stops, so
-    the migration `make run` runs before its next start goes through at once."""
+    host) see it by its heartbeat in the database. Forced past it, the server notices the schema
+    changed under it: not ready, and mutations UNAVAILABLE rather than written in the shapes it
+    started on. A server that stopped says so as it stops, so the migration `make run` runs before
+    its next start goes through at once."""
     server_dir, cli_dir = tmp_path / "server", tmp_path / "elsewhere"
     server_dir.mkdir()
     cli_dir.mkdir()
-    process, _ = await start_server_process(mongodb_url, scratch_db.name, server_dir)
+    process, url = await start_server_process(mongodb_url, scratch_db.name, server_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
     env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, GRAPHLAKE_DATA_DIR=str(cli_dir),
                COLUMNS="2000")
+    create = ("CreateCollection", {"input": {"name": "plates"}})
     try:
         (beat,) = [row async for row in scratch_db[WRITERS_COLLECTION].find()]
         refused = await asyncio.to_thread(cli, env, "db", "downgrade", "--to", "10", "--no-backup")
@@ -71,13 +76,33 @@ async def test_the_commands_refuse_while_a_server_on_another_host_runs_and_go_th
         assert (await read_state(scratch_db)).version == SCHEMA_VERSION
         nothing_to_do = await asyncio.to_thread(cli, env, "db", "migrate")  # as `make run` starts a second server
         assert nothing_to_do.returncode == 0, nothing_to_do.stderr
+
+        made = await asyncio.to_thread(cli, env, "token", "create", "writer", "--role", "contributor")
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()
+        async with httpx.AsyncClient(base_url=url) as http:
+            api = Api(http)
+            await api.data(*create, token=token)  # served as ever
+            forced = await asyncio.to_thread(cli, env, "db", "downgrade", "--to", "10", "--no-backup", "--force")
+            assert forced.returncode == 0, forced.stderr
+
+            async def not_ready() -> dict | None:
+                response = await http.get("/readyz")
+                return response.json() if response.status_code == 503 else None
+
+            assert (await wait_for(not_ready, what="the server to see its schema changed"))["failing"] == ["schema"]
+            refused_write = await api.error(*create, token=token, status=503)
+            assert refused_write["extensions"]["code"] == "UNAVAILABLE"
+            assert "schema changed under it (it holds schema version 10 now)" in refused_write["message"]
+            assert "Restart it" in refused_write["message"]
+            assert (await http.get("/healthz")).status_code == 200  # alive, only not taking writes
     finally:
         process.terminate()
         await process.wait()
     assert (await scratch_db[WRITERS_COLLECTION].find_one())["alive_at"] is None
-    downgraded = await asyncio.to_thread(cli, env, "db", "downgrade", "--to", "10", "--no-backup")
-    assert downgraded.returncode == 0, downgraded.stderr
-    assert (await read_state(scratch_db)).version == 10
+    upgraded = await asyncio.to_thread(cli, env, "db", "migrate", "--no-backup")  # `make run` once more
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (await read_state(scratch_db)).current
 
 
 HELD_BACKUP = """

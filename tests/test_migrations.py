@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from migrations.liveness import this_process
 from resolvers.context import AppState
 from services.backups.writer import write_backup
 from services.errors import Conflict
+from services.schema_watch import SchemaWatch
 from tests import factories
 from tests.operations import Api
 
@@ -532,8 +534,18 @@ async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, co
     assert checked["ok"] and checked["records"] == 6, checked
 
 
+@pytest.fixture
+def forced_past_the_server(state: AppState) -> Iterator[None]:
+    """For a test that forces migrations past the served app: the app sees its schema change and
+    would refuse writes for the rest of the session (services/schema_watch.py); afterwards it looks
+    afresh, as a restart would."""
+    yield
+    state.schema_watch = SchemaWatch()
+
+
 async def test_v011_cut_short_in_one_direction_then_run_the_other_loses_no_copy(
-        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch,
+        forced_past_the_server: None) -> None:
     """A run of version 11 that died while writing a version's new side (its packs going forward, its
     copies going back: some written, the rest not) and is then run the other way, through the runner,
     keeps every copy: the side it rebuilds from is the one still whole, not the one half written."""
