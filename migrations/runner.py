@@ -127,6 +127,12 @@ class SchemaState:
     def current(self) -> bool:
         return self.version == SCHEMA_VERSION and self.interrupted is None and self.restoring is None
 
+    def changed_since(self, earlier: SchemaState) -> bool:
+        """Whether the shapes may differ from `earlier`'s: another version, a step or restore under way,
+        or any step taken between (one there and back drops and makes collections on the way)."""
+        return (self.version, self.interrupted, self.restoring, self.history) != (
+            earlier.version, earlier.interrupted, earlier.restoring, earlier.history)
+
 
 class SchemaMismatch(RuntimeError):
     """The database's shapes are not the ones this code reads: it must be migrated (or the code changed) first."""

@@ -36,7 +36,7 @@ class SchemaWatch:
             now = await read_state(db)
             if self._started is None and now.current:
                 self._started = now  # the start's gate just passed: this is what it passed on
-            elif self._started is None or _identity(now) != _identity(self._started):
+            elif self._started is None or now.changed_since(self._started):
                 self.changed = _what_changed(self._started, now)
                 log.error("%s", self.changed)
         return self.changed is None
@@ -45,10 +45,6 @@ class SchemaWatch:
         """Unavailable, saying why, once the schema changed under this server."""
         if self.changed is not None:
             raise Unavailable(self.changed)
-
-
-def _identity(state: SchemaState) -> tuple[object, ...]:
-    return state.version, state.interrupted, state.restoring, state.history
 
 
 def _what_changed(started: SchemaState | None, now: SchemaState) -> str:

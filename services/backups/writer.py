@@ -132,8 +132,7 @@ async def _refuse_if_schema_changed(db: AsyncDatabase, before: SchemaState) -> N
     """Conflict if the schema record changed since the backup read it (a migration forced past its
     lease, a restore): what it copied is then of two versions, and the manifest names one of them."""
     after = await read_state(db)
-    if (after.version, after.interrupted, after.restoring, after.history) != (
-            before.version, before.interrupted, before.restoring, before.history):
+    if after.changed_since(before):
         what = (f"a restore from {after.restoring.get('source')}" if after.restoring
                 else "a migration step" if after.interrupted
                 else f"schema version {before.version} when it started, {after.version} now")
