@@ -46,7 +46,7 @@ from services.auth import ensure_bootstrap_admin
 from services.availability import no_time_limit
 from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
-from services.events.feed import FeedTail, ensure_feed
+from services.events.feed import ALIVE_FOR, FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.metrics import task_outcome
 from services.privacy.aging import scheduled_anonymization
@@ -89,6 +89,7 @@ CONTENT_FILES_SECONDS = 60  # none begun after this long
 STALE_LINKS_EVERY = timedelta(days=1)
 UNFINISHED_DELETES_EVERY = timedelta(hours=1)  # a version a dead delete hid stays hidden at most this (and 30 min)
 LINKS_SETTLED = timedelta(hours=1)
+SCHEMA_CHECK_SECONDS = 2.0  # how soon a schema changed under the server (a forced migration) stops its writes
 SHUTDOWN_WAIT_SECONDS = 10  # for the workers and event writes still running when the server stops
 
 
@@ -118,7 +119,7 @@ def create_app(
                 secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
                 await ensure_feed(state.db, settings.event_feed_bytes)
             workers = [asyncio.create_task(FeedTail(state.db, state.events, state.feed).run()),
-                       asyncio.create_task(_maintain(state))]
+                       asyncio.create_task(_maintain(state)), asyncio.create_task(_watch_schema(state))]
             if settings.backup_every_hours is not None:
                 workers.append(asyncio.create_task(_scheduled_backups(state)))
             if announce:
@@ -129,6 +130,11 @@ def create_app(
                 for worker in workers:
                     worker.cancel()
                 await _finish(workers, state.background)
+                try:  # so a migration run next (`make run` again) need not wait for this server's heartbeat to age
+                    await state.feed.stopped()
+                except Exception:
+                    log.warning("could not mark this server stopped; a migration waits %s for it", ALIVE_FOR,
+                                exc_info=True)
                 if tracing is not None:
                     tracing.close()
 
@@ -142,10 +148,12 @@ def create_app(
         # errors name endpoints and buckets, so they go to the server log (and `graphlake health`).
         failing = ["database"] if report.database_error else []
         failing += [f"mount {name}" for name, error in report.mount_errors.items() if error]
-        for error in filter(None, [report.database_error, *report.mount_errors.values()]):
+        failing += ["schema"] if state.schema_watch.changed else []  # it takes no writes: send them elsewhere
+        for error in filter(None, [report.database_error, *report.mount_errors.values(), state.schema_watch.changed]):
             log.warning("not ready: %s", error)
-        body = {"ok": report.ok, "database": report.database, "storage": report.storage, "failing": failing}
-        return JSONResponse(body, status_code=200 if report.ok else 503)
+        ok = report.ok and not failing
+        body = {"ok": ok, "database": report.database, "storage": report.storage, "failing": failing}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings, admission)
     middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
@@ -222,7 +230,10 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
 
     Each step runs on its own: one that fails is logged and the others still run, where a step that
     kept failing (a daily job is due again an hour after it fails: services/schedules.py) would keep
-    those after it from ever running. One process of a cluster runs each daily job."""
+    those after it from ever running. One process of a cluster runs each daily job. None runs once
+    the schema changed under this server: they write in the shapes it started on."""
+    if not await state.schema_watch.check(state.db):
+        return swept_at
     settings = state.settings
 
     async def abandoned_batches() -> None:
@@ -263,6 +274,19 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
     if failed:
         raise StepsFailed(f"{', '.join(failed)} failed (logged above); the round's other steps ran", swept_at)
     return swept_at
+
+
+async def _watch_schema(state: AppState) -> None:
+    """Read the schema record every SCHEMA_CHECK_SECONDS (one read by `_id`; none once it changed under
+    this server, services/schema_watch.py): a migration forced past the server is noticed within that."""
+    in_background.set(True)  # not a request's reads
+    with no_time_limit():
+        while True:
+            try:
+                await state.schema_watch.check(state.db)  # once changed, it stays so without reading again
+            except Exception:  # the database away for a moment: readyz says so already; look again next time
+                log.debug("schema check failed", exc_info=True)
+            await asyncio.sleep(SCHEMA_CHECK_SECONDS)
 
 
 class StepsFailed(Exception):

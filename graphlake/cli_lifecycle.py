@@ -82,10 +82,12 @@ def status() -> None:
         raise typer.Exit(3)
 
 
-def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) -> None:
+def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool, force: bool) -> None:
     from graphlake.database_access import raw_database
     from migrations import SCHEMA_VERSION, migrate, read_state
+    from migrations.occupancy import refuse_if_in_use
     from services.backups.writer import write_backup
+    from services.events import journal
 
     settings = load_settings()
     to = SCHEMA_VERSION if to is None else to
@@ -96,6 +98,9 @@ def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) ->
             state = await read_state(db)
             if dry_run or not steps:
                 return steps, state
+            if not force:  # before the backup: refused, it would only have cost the time it takes
+                journal.refuse_if_live(settings.audit_journal_dir)  # a server here that has not beaten yet
+                await refuse_if_in_use(db, f"migrating to schema version {to}")
             if state.interrupted:  # its data is half-migrated: the backup taken before that step is the one to keep
                 errors.print("a step did not finish: finishing it without a new backup (the one taken before it stays)")
             elif not no_backup:
@@ -103,7 +108,7 @@ def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool) ->
                 manifest = await write_backup(db, destination, graphlake_version=__version__,
                                               referenced_mounts=list(settings.mounts))
                 errors.print(f"backed up {manifest.documents} documents to {destination}")
-            return await migrate(db, writer=__version__, to=to, take_over=take_over,
+            return await migrate(db, writer=__version__, to=to, take_over=take_over, force=force,
                                  on_step=lambda step: errors.print(f"done: {step}")), state
 
     try:
@@ -130,10 +135,14 @@ def db_migrate(
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the backup taken first.")] = False,
     take_over: Annotated[bool, typer.Option("--take-over", help="Finish a step another host started and left "
                                             "(only when that runner is surely gone).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even while servers or backups use the database (a "
+                                        "server left running writes shapes the new version may not read; a backup "
+                                        "under way fails).")] = False,
 ) -> None:
     """Bring the database to this Graphlake's schema version (backing it up first into GRAPHLAKE_BACKUP_DIR).
-    Run it again after an interruption: it finishes the step that was under way."""
-    _migrate(to, dry_run, no_backup, take_over)
+    Run it again after an interruption: it finishes the step that was under way. Refused while a server
+    or a backup uses the database, when there is anything to do."""
+    _migrate(to, dry_run, no_backup, take_over, force)
 
 
 @db_app.command("downgrade")
@@ -142,10 +151,13 @@ def db_downgrade(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the steps.")] = False,
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the backup taken first.")] = False,
     take_over: Annotated[bool, typer.Option("--take-over", help="Finish a step another host started and left.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even while servers or backups use the database (a "
+                                        "server left running writes shapes the new version may not read; a backup "
+                                        "under way fails).")] = False,
 ) -> None:
     """Take the database back to an earlier schema version, so an earlier Graphlake can serve it. Run it
-    with the newer Graphlake, which knows the way back."""
-    _migrate(to, dry_run, no_backup, take_over)
+    with the newer Graphlake, which knows the way back. Refused while a server or a backup uses the database."""
+    _migrate(to, dry_run, no_backup, take_over, force)
 
 
 @backup_app.command("create")
@@ -223,9 +235,12 @@ def restore(
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Leave an older backup at its schema version.")] = False,
     replace_newer: Annotated[bool, typer.Option("--replace-newer", help="With --replace: also over a lake a newer "
                                                 "Graphlake wrote (the collections this one does not know stay).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Restore even while servers or backups use the database "
+                                        "(they go on with what they read before; a server journaling on this "
+                                        "machine is refused all the same).")] = False,
 ) -> None:
     """Restore a backup into an empty lake (or, with --replace, over one), then migrate it if it is older.
-    Stop the server first."""
+    Stop the servers first: refused while one (or a backup) uses the database."""
     from graphlake.database_access import raw_database
     from graphlake.mounts import local_roots, opened_stores
     from migrations import SCHEMA_VERSION, migrate
@@ -252,7 +267,7 @@ def restore(
         async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
             try:
                 manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores,
-                                                replace=replace, replace_newer=replace_newer,
+                                                replace=replace, replace_newer=replace_newer, force=force,
                                                 progress=lambda line: errors.print(f"  {line}"), replacing=set_journal_aside)
             except Conflict as refused:  # the service names its `replace`; the command's user needs the flag
                 field = refused.extensions.get("field")
@@ -261,7 +276,8 @@ def restore(
                     raise
                 raise Conflict(f"{str(refused).removeprefix(f'{field}: ')} ({flag})") from None
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
-                await migrate(db, writer=__version__, on_step=lambda step: errors.print(f"migrated: {step}"))
+                await migrate(db, writer=__version__, force=force,
+                              on_step=lambda step: errors.print(f"migrated: {step}"))
             missing.update(await missing_local_files(db, local_roots(settings)))
             unknown.update(await files_on_unknown_mounts(db, settings.mounts))
             return manifest

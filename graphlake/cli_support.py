@@ -66,12 +66,12 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
     from graphlake.database_access import SchemaNotCurrent
     from graphlake.local_services import ServiceError
-    from migrations import MigrationInProgress, SchemaMismatch
+    from migrations import InUse, MigrationInProgress, SchemaMismatch
     from services.errors import GraphlakeError
 
     try:
         return asyncio.run(coroutine)
-    except (ServiceError, GraphlakeError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress) as error:
+    except (ServiceError, GraphlakeError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress, InUse) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     except PyMongoError as error:

@@ -11,6 +11,7 @@ Indexes are not migrated: each document declares its own and every start reconci
 Version 1 is the shape of the first wave, before the database recorded any version.
 """
 
+from migrations.occupancy import InUse
 from migrations.runner import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -26,5 +27,5 @@ from migrations.runner import (
     read_state,
 )
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STATE_COLLECTION", "Migration", "MigrationInProgress", "SchemaMismatch", "SchemaState", "Step",
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STATE_COLLECTION", "InUse", "Migration", "MigrationInProgress", "SchemaMismatch", "SchemaState", "Step",
            "check_schema", "migrate", "plan", "read_state"]

@@ -127,6 +127,12 @@ class SchemaState:
     def current(self) -> bool:
         return self.version == SCHEMA_VERSION and self.interrupted is None and self.restoring is None
 
+    def changed_since(self, earlier: SchemaState) -> bool:
+        """Whether the shapes may differ from `earlier`'s: another version, a step or restore under way,
+        or any step taken between (one there and back drops and makes collections on the way)."""
+        return (self.version, self.interrupted, self.restoring, self.history) != (
+            earlier.version, earlier.interrupted, earlier.restoring, earlier.history)
+
 
 class SchemaMismatch(RuntimeError):
     """The database's shapes are not the ones this code reads: it must be migrated (or the code changed) first."""
@@ -188,12 +194,17 @@ async def check_schema(db: AsyncDatabase, writer: str) -> SchemaState:
 
 
 async def migrate(db: AsyncDatabase, *, writer: str, to: int = SCHEMA_VERSION, dry_run: bool = False,
-                  take_over: bool = False, on_step: Callable[[Step], None] | None = None) -> list[Step]:
+                  take_over: bool = False, force: bool = False,
+                  on_step: Callable[[Step], None] | None = None) -> list[Step]:
     """Move the database to version `to` (forward or back), one recorded step at a time; the steps
     taken (with `dry_run`, the steps it would take, touching nothing). An empty database is just
     recorded at `to`. A marker left by a runner that is alive elsewhere raises MigrationInProgress
-    unless `take_over` (the caller knows that runner is gone). A version this code does not know,
-    as `to` or stored, raises ValueError, with `dry_run` too."""
+    unless `take_over` (the caller knows that runner is gone). While a server or a backup uses the
+    database, a migration with steps to take raises occupancy.InUse unless `force`; one with nothing
+    to do succeeds all the same (`make run` migrates before each start, servers running or not).
+    A version this code does not know, as `to` or stored, raises ValueError, with `dry_run` too."""
+    from migrations.occupancy import refuse_if_in_use  # it reads this module's record collection
+
     _known(to)  # before anything: a dry run on an empty database would otherwise promise any version
     record, state = await _read(db)
     if state.version is None:
@@ -206,8 +217,10 @@ async def migrate(db: AsyncDatabase, *, writer: str, to: int = SCHEMA_VERSION, d
     left = state.interrupted
     if left and not take_over and not _ended_here(left) and not gone(left):
         raise MigrationInProgress(f"another runner holds the migration marker ({_marker_text(left)})")
-    if dry_run:
+    if dry_run or not steps:
         return steps
+    if not force:
+        await refuse_if_in_use(db, f"migrating to schema version {to}")
     seen = record  # the record as this runner last read or wrote it: each step's claim names it
     for step in steps:
         token = str(ObjectId())

@@ -23,6 +23,7 @@ from resolvers.pagination import Page
 from services.broadcast import Broadcast
 from services.events.log import EventSettings
 from services.health import SharedProbe
+from services.schema_watch import SchemaWatch
 from services.socket_slots import SocketSlots
 from services.uploads.sessions import UploadSettings
 from storage import ObjectStore
@@ -94,6 +95,8 @@ class AppState:
     # Set as the server begins to shut down (graphlake/http_server.Server): live SSE streams end then,
     # as uvicorn closes WebSockets (1012), rather than hold the shutdown open for as long as a client stays.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Whether the database still holds the schema this server started on; writes stop once it does not.
+    schema_watch: SchemaWatch = field(default_factory=SchemaWatch)
 
 
 _operation_loaders: ContextVar[Loaders | None] = ContextVar("graphlake_operation_loaders", default=None)

@@ -47,6 +47,7 @@ from resolvers.named_operation import NamedOperation
 from resolvers.node import NodeQueries
 from resolvers.operation_metrics import OperationMetrics
 from resolvers.scalars import SCALAR_MAP
+from resolvers.schema_gate import SchemaGate
 from resolvers.summary.queries import SummaryQueries
 from resolvers.system.queries import SystemQueries, SystemSubscriptions
 from resolvers.uploads.mutations import UploadMutations
@@ -73,9 +74,11 @@ Subscription.__strawberry_definition__.description = (
     "Live streams over WebSocket (the graphql-transport-ws protocol), VIEWER at least; the token goes in the "
     "connection_init payload.")
 
-# Every successful mutation leaves an AUDIT event (who, which mutation, which ids).
+# Every successful mutation leaves an AUDIT event (who, which mutation, which ids); none runs once the
+# schema changed under this server (services/schema_watch.py).
 for _field in Mutation.__strawberry_definition__.fields:
     _field.extensions.append(AuditTrail())
+    _field.extensions.append(SchemaGate())
 
 # Node types no root field returns directly still belong in the schema, for node(id:).
 NODE_TYPES: list[type] = [ApiToken]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from migrations.liveness import this_process
 from resolvers.context import AppState
 from services.backups.writer import write_backup
 from services.errors import Conflict
+from services.schema_watch import SchemaWatch
 from tests import factories
 from tests.operations import Api
 
@@ -532,13 +534,23 @@ async def test_v011_run_again_after_dying_in_a_delete_loses_no_copy(api: Api, co
     assert checked["ok"] and checked["records"] == 6, checked
 
 
+@pytest.fixture
+def forced_past_the_server(state: AppState) -> Iterator[None]:
+    """For a test that forces migrations past the served app: the app sees its schema change and
+    would refuse writes for the rest of the session (services/schema_watch.py); afterwards it looks
+    afresh, as a restart would."""
+    yield
+    state.schema_watch = SchemaWatch()
+
+
 async def test_v011_cut_short_in_one_direction_then_run_the_other_loses_no_copy(
-        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch,
+        forced_past_the_server: None) -> None:
     """A run of version 11 that died while writing a version's new side (its packs going forward, its
     copies going back: some written, the rest not) and is then run the other way, through the runner,
     keeps every copy: the side it rebuilds from is the one still whole, not the one half written."""
     built = await _labelled_version(api, contributor)
-    db = state.db
+    db = state.db  # the served app's, alive: each migration is forced past it
     monkeypatch.setattr(v011, "BATCH", 1)  # a write per pack (per copy): the first datum's lands, then the crash
 
     def dies_after_the_first(name: str) -> None:
@@ -554,30 +566,30 @@ async def test_v011_cut_short_in_one_direction_then_run_the_other_loses_no_copy(
     async def verified() -> dict:
         return (await api.data("VerifyVersion", {"id": built["id"]}, token=contributor))["datasetVersion"]["verification"]
 
-    await migrate(db, writer="new", to=10)
+    await migrate(db, writer="new", to=10, force=True)
     assert await db.version_records.count_documents({}) == 6
 
     # Forward dies in the version's packs (one datum's written), then the lake is taken back to 10.
     dies_after_the_first("pack")
     with pytest.raises(RuntimeError, match="killed"):
-        await migrate(db, writer="new")
+        await migrate(db, writer="new", force=True)
     assert await db.version_record_packs.count_documents({}) == 1
     monkeypatch.undo()
     monkeypatch.setattr(v011, "BATCH", 1)
-    await migrate(db, writer="new", to=10)
+    await migrate(db, writer="new", to=10, force=True)
     assert await db.version_records.count_documents({}) == 6
     assert "version_record_packs" not in await db.list_collection_names()
-    await migrate(db, writer="new")
+    await migrate(db, writer="new", force=True)
     checked = await verified()
     assert checked["ok"] and checked["records"] == 6, checked
 
     # Backward dies in the version's copies (one datum's written), then the lake is migrated again.
     dies_after_the_first("unpack")
     with pytest.raises(RuntimeError, match="killed"):
-        await migrate(db, writer="new", to=10)
+        await migrate(db, writer="new", to=10, force=True)
     assert await db.version_records.count_documents({}) == 2
     monkeypatch.undo()
-    await migrate(db, writer="new")
+    await migrate(db, writer="new", force=True)
     assert (await read_state(db)).current
     checked = await verified()
     assert checked["ok"] and checked["records"] == 6, checked

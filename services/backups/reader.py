@@ -26,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.registry import COLLECTION_NAMES
 from graphlake_client.direct import copy_hashing, on_local_disk
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, read_state
+from migrations.occupancy import refuse_if_in_use
 from migrations.runner import V1_COLLECTIONS
 from migrations.v006_datum_uses import VERSION as USES_SINCE
 from migrations.v007_asset_lineage import VERSION as LINKS_SINCE
@@ -45,7 +46,7 @@ BATCH = 1000
 
 async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mapping[str, Path],
                          stores: Mapping[str, ObjectStore] | None = None, replace: bool = False,
-                         replace_newer: bool = False, progress: Progress | None = None,
+                         replace_newer: bool = False, force: bool = False, progress: Progress | None = None,
                          replacing: Callable[[], object] | None = None) -> Manifest:
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
     `replace`, which drops them first) and its payloads into the local mounts of `local_roots`.
@@ -55,7 +56,8 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     The database is left at the backup's schema version: migrating it is the caller's next step.
     `replacing` is called once the database is marked as being restored (no server starts on it
     from then on) and before anything of it is dropped: what else belongs to the lake being
-    replaced goes then (its audit journal); an error it raises stops the restore there."""
+    replaced goes then (its audit journal); an error it raises stops the restore there. While a
+    server or a backup uses `db`, occupancy.InUse unless `force`."""
     manifest, problems = await verify_backup(source, payloads=False, unlisted=False)  # objects: as they are copied
     if problems:
         raise BadUserInput("the backup does not match its manifest: " + "; ".join(problems[:5]), field="source")
@@ -86,6 +88,8 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     if holding and not replace:
         raise Conflict(f"database {db.name!r} holds Graphlake data ({', '.join(sorted(holding))}); restore into an "
                        "empty lake, or replace what it holds", field="replace")
+    if not force:
+        await refuse_if_in_use(db, "a restore")
     # Objects first, each checked as it is copied to a temp name beside its place: a damaged one
     # stops the restore before anything is written.
     staged = await asyncio.to_thread(_stage, source, local, local_roots)

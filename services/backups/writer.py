@@ -39,6 +39,7 @@ from documents.dataset import USES_COLLECTION
 from documents.event import FEED_COLLECTION
 from graphlake_client.direct import copy_hashing, on_local_disk
 from migrations import SCHEMA_VERSION, STATE_COLLECTION, SchemaState, read_state
+from migrations.occupancy import lease
 from services import batches
 from services.backups.layout import CHUNK, CollectionEntry, Manifest, NotAFile, OpenBatch, PayloadEntry, open_regular
 from services.backups.missing import missing_payloads
@@ -114,8 +115,10 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
     try:
         held = await asyncio.to_thread(_hold, partial)
         (partial / "collections").mkdir()
-        manifest = await _write_into(db, partial, state, graphlake_version=graphlake_version, local_roots=local_roots,
-                                     stores=stores, referenced_mounts=referenced_mounts, progress=progress)
+        async with lease(db, f"a backup into {destination}"):  # a migration or a restore refuses meanwhile
+            manifest = await _write_into(db, partial, state, graphlake_version=graphlake_version, local_roots=local_roots,
+                                         stores=stores, referenced_mounts=referenced_mounts, progress=progress)
+            await _refuse_if_schema_changed(db, state)
         await asyncio.to_thread(_owner_only, partial)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, partial, True)  # a failed backup leaves nothing behind
@@ -128,6 +131,18 @@ async def write_backup(db: AsyncDatabase, destination: Path, *, graphlake_versio
     finally:
         os.close(held)
     return manifest
+
+
+async def _refuse_if_schema_changed(db: AsyncDatabase, before: SchemaState) -> None:
+    """Conflict if the schema record changed since the backup read it (a migration forced past its
+    lease, a restore): what it copied is then of two versions, and the manifest names one of them."""
+    after = await read_state(db)
+    if after.changed_since(before):
+        what = (f"a restore from {after.restoring.get('source')}" if after.restoring
+                else "a migration step" if after.interrupted
+                else f"schema version {before.version} when it started, {after.version} now")
+        raise Conflict(f"database {db.name!r} changed while it was backed up ({what}): the copy would mix two schema "
+                       "versions under one label, so it is not kept; back up again", field="database")
 
 
 def _hold(partial: Path) -> int:

@@ -34,7 +34,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
@@ -45,6 +44,8 @@ from documents.clock import utcnow
 from documents.event import AUDIT, FEED_COLLECTION, lake_mark, new_event_id
 from documents.event import Event as EventDocument
 from documents.sparse import stored
+from migrations.liveness import this_process
+from migrations.occupancy import ALIVE_FOR, SERVERS_COLLECTION
 from services.availability import no_time_limit
 from services.broadcast import Broadcast
 from services.pauses import event_within
@@ -54,7 +55,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("graphlake.events.feed")
 
-WRITERS_COLLECTION = "feed_writers"
+# The heartbeats double as the record of which servers are alive, which a migration or a restore
+# reads before it changes the database under them (migrations/occupancy.py): that module owns both.
+WRITERS_COLLECTION = SERVERS_COLLECTION
 CHUNK_EVENTS = 1000  # events per feed document
 POLL_SECONDS = 0.05  # between rounds when there was nothing new
 WRITERS_REFRESH_SECONDS = 1.0
@@ -64,8 +67,8 @@ GROUP_EVENTS = 1000  # events of waiting writes inserted together at most (one w
 # storing values one at a time) shares each question instead of asking once per write. The tail reads
 # at POLL_SECONDS, so a copy published sooner would mostly wait there anyway.
 ASK_EVERY_SECONDS = POLL_SECONDS
-# A writer whose process has not said it is alive for this long is polled only while it has unread numbers.
-ALIVE_FOR = timedelta(seconds=10)
+# A writer whose process has not said it is alive for this long is polled only while it has unread
+# numbers (ALIVE_FOR, from migrations/occupancy.py).
 
 
 async def ensure_feed(db: AsyncDatabase, size_bytes: int) -> None:
@@ -392,7 +395,12 @@ class FeedWriter:
         listening = self.broadcast is not None and self.broadcast.has_subscribers
         await self.db[WRITERS_COLLECTION].update_one(
             {"_id": self.writer}, {"$set": {"alive_at": utcnow(), "seq": self._seq, "listening": listening},
-                                   "$setOnInsert": {"started_at": utcnow()}}, upsert=True)
+                                   "$setOnInsert": {"started_at": utcnow(), **this_process()}}, upsert=True)
+
+    async def stopped(self) -> None:
+        """Say this process no longer serves (as it stops, once its heartbeats have ended): a
+        migration need not wait ALIVE_FOR for it. Its row stays, for the numbers it published."""
+        await self.db[WRITERS_COLLECTION].update_one({"_id": self.writer}, {"$set": {"alive_at": None, "listening": False}})
 
 
 class FeedTail:
