@@ -425,6 +425,27 @@ async def test_a_purge_reads_each_round_of_old_events_through_an_index(api: Api,
     assert await state.db.events.count_documents({"event_type": "AUDIT", "archived": True}) > 0
 
 
+async def test_archiving_reads_each_round_of_old_events_through_an_index(api: Api, served: Served, state: AppState,
+                                                                        contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archiving old events goes a round at a time too (services/bulk_deletes.update_all): each
+    round's read walks the timeline index from the oldest not-archived event and stops after the round."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    for days in (45, 44, 43, 42, 41):
+        at = (utcnow() - timedelta(days=days)).isoformat()
+        await api.data("LogEvents", {"inputs": [{"eventType": "OLD", "timestamp": at}]}, token=contributor)
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 2)
+    served.commands.clear()
+    assert await events_log.archive(timedelta(days=30)) == 5
+    reads = [f for f in served.commands.finds if f["find"] == "events"]
+    assert len(reads) == 4 and all(f["limit"] == 2 for f in reads), reads  # 2, 2, 1, then none left
+    for find in reads:
+        plan = await state.db.command("explain", {"find": "events", "filter": find["filter"], "sort": find["sort"]})
+        assert not plan_problems(plan) and plan["sortPushdown"], plan["queryPlanner"]["Plan"]
+        assert any("USING INDEX" in step for step in plan["queryPlanner"]["Plan"]), plan["queryPlanner"]["Plan"]
+    assert await state.db.events.count_documents({"event_type": "OLD", "archived": False}) == 0
+
+
 def _connections(data: Any) -> list[dict]:
     """Every connection (a dict with pageInfo) in a GraphQL answer."""
     found = []
