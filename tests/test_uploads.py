@@ -536,6 +536,32 @@ async def test_a_reconcile_round_reads_what_it_can_settle_not_every_upload_in_fl
     assert [statuses[i] for i in aborted + orphans] == ["FAILED"] * 25
 
 
+async def test_a_backlog_of_expiries_and_filings_goes_a_bounded_number_a_round(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day of abandoned uploads, or of uploads a crash left unfiled, was read whole by one round
+    (and every one's asset with it): a round takes a bounded number, the rest the next ones."""
+    from services.uploads import reconciler
+
+    monkeypatch.setattr(reconciler, "EXPIRE_PER_ROUND", 2)
+    monkeypatch.setattr(reconciler, "FILE_PER_ROUND", 2)
+    coll = await factories.collection(api, contributor, "backlog")
+    inputs = [{"name": f"f{i}", "sizeBytes": 3, "mount": "local", "sha256": hashlib.sha256(b"abc").hexdigest(),
+               **({"collectionId": coll["id"], "path": f"f{i}.bin"} if i < 5 else {})} for i in range(10)]
+    created = (await api.data("CreateUploads", {"inputs": inputs}, token=contributor))["createUploads"]
+    unfiled, abandoned = [object_id(s["asset"]["id"]) for s in created[:5]], [object_id(s["id"]) for s in created[5:]]
+    long_ago = utcnow() - timedelta(hours=1)
+    sessions = UploadSession.get_pymongo_collection()
+    await sessions.update_many({"asset_id": {"$in": unfiled}}, {"$set": {
+        "status": "COMPLETED", "finished_at": long_ago, "to_file": True}})
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": unfiled}}, {"$set": {"status": "ACTIVE"}})
+    await sessions.update_many({"_id": {"$in": abandoned}}, {"$set": {"expires_at": long_ago}})
+    assert [await reconciler.file_unfiled() for _ in range(4)] == [2, 2, 1, 0]
+    assert [await reconcile(state.stores, state.feed) for _ in range(4)] == [2, 2, 1, 0]
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert sorted(e["node"]["path"] for e in items) == [f"f{i}.bin" for i in range(5)]
+    assert await sessions.count_documents({"_id": {"$in": abandoned}, "status": "EXPIRED"}) == 5
+
+
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_completion_asks_the_store_while_it_reads_the_session(
         api: Api, served: Served, contributor: str, state: AppState, mount: str, monkeypatch: pytest.MonkeyPatch) -> None:
