@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +36,7 @@ from services.uploads.finishing import (
 )
 from services.uploads.interrupted import finish_interrupted
 from services.uploads.sessions import MIN_URL_SECONDS
-from storage import LocalStore, ObjectStore, StoreUnavailable
+from storage import LocalStore, ObjectStore, StoreUnavailable, as_s3
 from storage.concurrency import bounded_gather
 from storage.protocol import STRAY_DIR
 
@@ -55,7 +56,8 @@ SWEEP_MARGIN_SECONDS = 60
 # Stray copies (sweep_stray_copies): judged once this old, kept this long after being set aside.
 STRAY_AFTER = timedelta(days=1)
 STRAY_KEPT = timedelta(days=7)
-STRAY_BATCH = 1000  # ids asked of the database at once
+STRAY_BATCH = 1000  # keys listed, and ids asked of the database, at once
+STRAY_HELD = 10_000  # strays a sweep keeps in memory to move; past that, it lists the folder again to move them
 STRAY_MOST = 100  # more strays than this, and more than half the files: the database, not the files, is wrong
 # settle_stranded's walks: where they stopped (their record in SCHEDULES); how old a closing or a
 # PENDING file must be before they read it: far past what a completion takes (CLAIM_SECONDS), and
@@ -353,7 +355,7 @@ class StrayMountsFailed(Exception):
 
 
 async def _stray_call(store: ObjectStore, method: str, *args: Any) -> Any:
-    """A stray-file call (files_older_than, set_aside, remove_set_aside) of either backend: a
+    """A stray-file call (set_aside, remove_set_aside; files_older_than is _listing's) of either backend: a
     LocalStore's block on the file system (a thread), an S3Store's are requests (awaited). Both take
     the same arguments and give the same answers; they are no part of ObjectStore, as only this
     sweep uses them."""
@@ -373,32 +375,74 @@ async def _named_by_versions(by_id: dict[ObjectId, str]) -> set[ObjectId]:
 
 async def _set_aside_stray(store: ObjectStore, folder: str, suffix: str,
                            named: Callable[[dict[ObjectId, str]], Awaitable[set[ObjectId]]], after: timedelta) -> int:
-    """sweep_stray_copies for one folder of a mount: its files `<id><suffix>` of ids `named` does not return."""
-    cutoff = utcnow() - after
-    keys = await _stray_call(store, "files_older_than", folder, after.total_seconds())
-    by_id = {ObjectId(stem): key for key in keys
-             if (name := key.rsplit("/", 1)[1]).endswith(suffix) and ObjectId.is_valid(stem := name.removesuffix(suffix))
-             and ObjectId(stem).generation_time < cutoff}
-    stray: list[str] = []
-    ids = list(by_id)
-    for start in range(0, len(ids), STRAY_BATCH):
-        batch = {i: by_id[i] for i in ids[start:start + STRAY_BATCH]}
-        known = await named(batch)
-        stray += [key for i, key in batch.items() if i not in known]
-    if len(stray) > STRAY_MOST and len(stray) * 2 > len(by_id):
+    """sweep_stray_copies for one folder of a mount: its files `<id><suffix>` of ids `named` does not return.
+
+    The folder is listed a page at a time (a mount of millions of files was held whole, twice), each
+    page checked against the database as it comes; the guard against another database than the
+    mount's needs only the counts. The strays found are kept to move once the whole folder has
+    been counted, unless more than STRAY_HELD: then a second listing finds them again to move them."""
+    stray, old = 0, 0
+    held: list[str] | None = []
+    async for keys, checked in _strays(store, folder, suffix, named, after):
+        stray, old = stray + len(keys), old + checked
+        held = held + keys if held is not None and stray <= STRAY_HELD else None
+    if stray > STRAY_MOST and stray * 2 > old:
         log.error("mount %r: %d of the %d older files under %s/ are named by nothing of this database; is it the "
-                  "lake's database? Nothing was set aside", store.name, len(stray), len(by_id), folder)
+                  "lake's database? Nothing was set aside", store.name, stray, old, folder)
         return 0
+    if not stray:
+        return 0
+
+    async def again() -> AsyncIterator[list[str]]:
+        async for keys, _ in _strays(store, folder, suffix, named, after):
+            yield keys
+
     moved = 0
-    for key in stray:
-        try:
-            await _stray_call(store, "set_aside", key)
-            moved += 1
-        except (OSError, StoreUnavailable) as error:  # gone meanwhile, say: the others still go (the next run is a day away)
-            log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
-    if stray:
-        log.warning("mount %r: set aside %d file(s) nothing names, under %s", store.name, len(stray), STRAY_DIR)
+    async for keys in (_as_pages(held) if held is not None else again()):
+        for key in keys:
+            try:
+                await _stray_call(store, "set_aside", key)
+                moved += 1
+            except (OSError, StoreUnavailable) as error:  # gone meanwhile, say: the others still go (the next run is a day away)
+                log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
+    if moved:
+        log.warning("mount %r: set aside %d file(s) nothing names, under %s", store.name, moved, STRAY_DIR)
     return moved
+
+
+async def _as_pages(keys: list[str]) -> AsyncIterator[list[str]]:
+    yield keys
+
+
+async def _strays(store: ObjectStore, folder: str, suffix: str, named: Callable[[dict[ObjectId, str]], Awaitable[set[ObjectId]]],
+                  after: timedelta) -> AsyncIterator[tuple[list[str], int]]:
+    """Per page of the folder's listing: the keys of its old files `named` does not return, and how
+    many old files `<id><suffix>` it held (named or not)."""
+    cutoff = utcnow() - after
+    async with aclosing(_listing(store, folder, after.total_seconds())) as pages:
+        async for page in pages:
+            by_id = {ObjectId(stem): key for key in page
+                     if (name := key.rsplit("/", 1)[1]).endswith(suffix) and ObjectId.is_valid(stem := name.removesuffix(suffix))
+                     and ObjectId(stem).generation_time < cutoff}
+            if by_id:
+                known = await named(by_id)
+                yield [key for i, key in by_id.items() if i not in known], len(by_id)
+
+
+async def _listing(store: ObjectStore, folder: str, seconds: float) -> AsyncIterator[list[str]]:
+    """files_older_than of either backend (see _stray_call), a page of STRAY_BATCH keys at a time:
+    a LocalStore's pages are each listed in a thread, an S3Store's are its list requests."""
+    if isinstance(store, LocalStore):
+        pages = store.files_older_than(folder, seconds, STRAY_BATCH)
+        try:
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                yield page
+        finally:
+            pages.close()  # the directory it holds open
+    elif (s3 := as_s3(store)) is not None:
+        async with aclosing(s3.files_older_than(folder, seconds, STRAY_BATCH)) as listed:
+            async for page in listed:
+                yield page
 
 
 async def sweep_temp_files(stores: dict[str, ObjectStore], older_than: timedelta) -> int:
