@@ -32,6 +32,7 @@ from storage import retries
 from storage.protocol import (
     LIST_PAGE,
     STRAY_DIR,
+    WRITE_PROBE_KEY,
     ObjectInfo,
     SignedRequest,
     StoredPart,
@@ -210,17 +211,25 @@ class S3Store:
         return presign(endpoint, key, credentials, method=method, expires_in=expires_in, params=params, headers=headers)
 
     async def check(self) -> None:
-        """StoreUnavailable unless the bucket answers within the timeout, retries included: uploads
-        fail over to a fallback mount on it, which a hung store must not delay by minutes."""
+        """StoreUnavailable unless the bucket answers, and takes and deletes a small object (WRITE_PROBE_KEY),
+        within the timeout, retries included: uploads fail over to a fallback mount on it, which a
+        hung store must not delay by minutes. The write, as /readyz promises a mount can be written:
+        with read-only credentials the bucket answered, and every upload failed."""
+        probe = self.object_key(WRITE_PROBE_KEY)
+        doing = "answered"
         try:
             async with asyncio.timeout(self._timeout):
                 await self.client.head_bucket(Bucket=self.bucket)
+                doing = "refused a write"
+                await self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
+                doing = "refused a delete"
+                await self.client.delete_object(Bucket=self.bucket, Key=probe)
         except TimeoutError:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
                                    f"{self._timeout:g} s") from None
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "?")
-            raise StoreUnavailable(f"s3 mount {self.name!r}: bucket {self.bucket!r} answered {code}") from error
+            raise StoreUnavailable(f"s3 mount {self.name!r}: bucket {self.bucket!r} {doing} {code}") from error
         except (BotoCoreError, OSError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {error}") from error
 
