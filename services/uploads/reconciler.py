@@ -383,9 +383,10 @@ async def _set_aside_stray(store: ObjectStore, folder: str, suffix: str,
     been counted, unless more than STRAY_HELD: then a second listing finds them again to move them."""
     stray, old = 0, 0
     held: list[str] | None = []
-    async for keys, checked in _strays(store, folder, suffix, named, after):
-        stray, old = stray + len(keys), old + checked
-        held = held + keys if held is not None and stray <= STRAY_HELD else None
+    async with aclosing(_strays(store, folder, suffix, named, after)) as found:
+        async for keys, checked in found:
+            stray, old = stray + len(keys), old + checked
+            held = held + keys if held is not None and stray <= STRAY_HELD else None
     if stray > STRAY_MOST and stray * 2 > old:
         log.error("mount %r: %d of the %d older files under %s/ are named by nothing of this database; is it the "
                   "lake's database? Nothing was set aside", store.name, stray, old, folder)
@@ -394,17 +395,19 @@ async def _set_aside_stray(store: ObjectStore, folder: str, suffix: str,
         return 0
 
     async def again() -> AsyncIterator[list[str]]:
-        async for keys, _ in _strays(store, folder, suffix, named, after):
-            yield keys
+        async with aclosing(_strays(store, folder, suffix, named, after)) as found:
+            async for keys, _ in found:
+                yield keys
 
     moved = 0
-    async for keys in (_as_pages(held) if held is not None else again()):
-        for key in keys:
-            try:
-                await _stray_call(store, "set_aside", key)
-                moved += 1
-            except (OSError, StoreUnavailable) as error:  # gone meanwhile, say: the others still go (the next run is a day away)
-                log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
+    async with aclosing(_as_pages(held) if held is not None else again()) as pages:  # a listing open till the end
+        async for keys in pages:
+            for key in keys:
+                try:
+                    await _stray_call(store, "set_aside", key)
+                    moved += 1
+                except (OSError, StoreUnavailable) as error:  # gone meanwhile, say: the others still go (the next run is a day away)
+                    log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
     if moved:
         log.warning("mount %r: set aside %d file(s) nothing names, under %s", store.name, moved, STRAY_DIR)
     return moved
