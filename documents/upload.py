@@ -67,6 +67,10 @@ class UploadSession(Document):
             Index([("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expiry"),
             Index("asset_id", name="asset"),
             Index([("sweep_due", ASCENDING), ("expires_at", ASCENDING)], name="sweep"),
+            # What the reconciler reads on from where it stopped: the sessions closed since (settle_stranded),
+            # and those a crash left unfiled (few hold the mark, among every completed one).
+            Index([("finished_at", ASCENDING), ("_id", ASCENDING)], name="finished"),
+            Index([("to_file", ASCENDING), ("_id", ASCENDING)], name="to_file"),
         ]
 
     @classmethod

@@ -266,7 +266,7 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         "content-files": lambda: run_due(state.db, "content-files", CONTENT_FILES_EVERY, lambda: _write_content_files(state)),
         "unfinished-deletes": lambda: run_due(state.db, "unfinished-deletes", UNFINISHED_DELETES_EVERY,
                                               lambda: _finish_deletes(state)),
-        "event archive": lambda: _archive_events(settings),
+        "event archive": lambda: _archive_events(state),
         "anonymization": lambda: _anonymize(state),
         "asset collection": lambda: _collect_assets(state),
     }
@@ -313,9 +313,12 @@ async def _remove_stale_links() -> None:
         log.warning("removed %d datum use(s) and mended %d lineage link(s) a crash had left behind", uses, links)
 
 
-async def _archive_events(settings: Settings) -> None:
+async def _archive_events(state: AppState) -> None:
+    settings = state.settings
     if settings.event_archive_after_days is not None:
-        archived = await archive_events(timedelta(days=settings.event_archive_after_days))
+        # One process of a cluster per round: each would walk the same backlog and write the same events.
+        archived = await run_due(state.db, "event-archive", timedelta(seconds=settings.reconcile_interval_seconds),
+                                 lambda: archive_events(timedelta(days=settings.event_archive_after_days)))
         if archived:
             log.info("archived %d event(s)", archived)
 

@@ -11,11 +11,15 @@ milliseconds, and other writes get their turn between them.
 Each round deletes what it read, so the next one reads the next documents from the index's start;
 one written meanwhile is met too. A delete cut short has removed whole rounds, and what it left is
 found the same way by its retry (each caller deletes the record that names what it removes last).
+
+An update of all a query matches, where it grows with the lake too (archiving a backlog of old
+events: 60,000 in one command held the writer 12.7 s), goes by the same rounds (update_all): the
+update takes each round's documents out of the query, as a delete does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -41,14 +45,40 @@ async def delete_all(collection: AsyncCollection, query: dict[str, Any], order: 
     event un-archived) stays. `onwards`: each round reads from where the last one ended, by the first
     field of `order`, not from the index's start: where the index walked also holds documents the
     query passes over (the AUDIT events a purge keeps, at the oldest end), every round read them all."""
+    async def delete(ids: list[Any]) -> int:
+        return (await collection.delete_many({**query, "_id": {"$in": ids}})).deleted_count
+
+    return await _in_rounds(collection, query, order, delete, onwards=onwards)
+
+
+async def update_all(collection: AsyncCollection, query: dict[str, Any], update: dict[str, Any],
+                     order: Sequence[str] = ("_id",)) -> int:
+    """Apply `update` to every document matching `query`, a round at a time (see the module); how
+    many changed. The update must take a document out of `query` (the next round reads from the
+    index's start again), and each round's repeats `query`, as delete_all's does."""
+    async def change(ids: list[Any]) -> int:
+        return (await collection.update_many({**query, "_id": {"$in": ids}}, update)).modified_count
+
+    return await _in_rounds(collection, query, order, change, stop_when_unchanged=True)
+
+
+async def _in_rounds(collection: AsyncCollection, query: dict[str, Any], order: Sequence[str],
+                     act: Callable[[list[Any]], Awaitable[int]], *, onwards: bool = False,
+                     stop_when_unchanged: bool = False) -> int:
+    """`act` on the ids of each round of documents matching `query` until none is left; the sum of
+    what it answered. `stop_when_unchanged`: a round `act` changed nothing of ends it (an update that
+    left its documents in the query would otherwise read them again for ever)."""
     assert "_id" not in query, "a round's ids are its own condition on _id"
-    deleted, since = 0, None
+    done, since = 0, None
     while True:
         # The bound beside the query's own on that field, where the index's range is read from.
         reading = query if since is None else {**query, order[0]: {**query.get(order[0], {}), "$gte": since}}
         found = await first_left(collection, reading, fields=order[:1] if onwards else (), order=order)
         if not found:
-            return deleted
-        deleted += (await collection.delete_many({**query, "_id": {"$in": [doc["_id"] for doc in found]}})).deleted_count
+            return done
+        acted = await act([doc["_id"] for doc in found])
+        done += acted
+        if stop_when_unchanged and not acted:
+            return done
         if onwards:  # from the last one's value on: others of that value, which sort after it, are read again
             since = found[-1][order[0]]

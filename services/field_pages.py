@@ -71,6 +71,32 @@ async def _rest(collection: AsyncCollection, query: dict[str, Any], after: Any, 
         after = rest[-1]["_id"]
 
 
+async def pages_between(collection: AsyncCollection, query: dict[str, Any], field: str, size: int, *,
+                        after: tuple[Any, Any] | None, before: Any,
+                        projection: dict[str, int] | None = None) -> AsyncIterator[list[dict]]:
+    """The documents matching `query` whose `field` is below `before`, in order of `field` then
+    `_id`, at most `size` per read, from past the position `after` ((field, _id) of the last one read
+    before, or None for the start): a walk that resumes where an earlier one stopped, however many
+    documents share its last value. Served as field_pages (an index on what `query` pins, then
+    `field`, `_id`); `query` must not hold `field`, and `projection` must keep it."""
+    lower: dict[str, Any] = {}
+    if after is not None:
+        async for rest in _rest(collection, {**query, field: after[0]}, after[1], size, projection):
+            yield rest
+        lower = {"$gt": after[0]}
+    while True:
+        page = await collection.find({**query, field: {**lower, "$lt": before}}, projection,
+                                     sort=[(field, 1), ("_id", 1)], limit=size, batch_size=size).to_list()
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last = page[-1][field]
+        async for rest in _rest(collection, {**query, field: last}, page[-1]["_id"], size, projection):
+            yield rest  # the page may have stopped inside its last value: the rest of that one
+        lower = {"$gt": last}
+
+
 async def pair_pages(collection: AsyncCollection, fields: tuple[str, str], pairs: Iterable[tuple[Any, Any]],
                      size: int) -> AsyncIterator[list[dict]]:
     """The documents whose two `fields` hold one of `pairs`, in order of both fields then `_id`, at

@@ -43,7 +43,7 @@ from typing import BinaryIO
 
 from graphlake_client.direct import MARKER, copy_hashing, is_direct_temp_name, on_local_disk, stream_digest
 from storage.concurrency import in_file_thread
-from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
+from storage.protocol import LIST_PAGE, STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
 
 SHA256_ATTR = "user.graphlake.sha256"
@@ -584,17 +584,29 @@ class LocalStore:
                 removed += _remove_older(folder, filter(is_temp_name, files), cutoff, "st_mtime")
         return removed
 
-    def files_older_than(self, prefix: str, seconds: float) -> list[str]:
-        """Keys of the regular files directly under `prefix/` nobody has written to for `seconds`.
-        Blocking (lists the directory, opened through no link: a link in `prefix`'s place lists
+    def files_older_than(self, prefix: str, seconds: float, size: int = LIST_PAGE) -> Iterator[list[str]]:
+        """Keys of the regular files directly under `prefix/` nobody has written to for `seconds`, a
+        page of at most `size` at a time. Blocking: each page is a thread's work (the directory is
+        listed as the pages are taken, opened through no link: a link in `prefix`'s place lists
         nothing, never the folder it points to)."""
         cutoff = time.time() - seconds
         try:
             with self._directory(prefix.split("/")) as folder, os.scandir(folder) as entries:
-                return [f"{prefix}/{e.name}" for e in entries
-                        if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < cutoff]
+                page: list[str] = []
+                for entry in entries:
+                    try:
+                        if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                            continue
+                    except FileNotFoundError:  # gone since the listing read its name
+                        continue
+                    page.append(f"{prefix}/{entry.name}")
+                    if len(page) == size:
+                        yield page
+                        page = []
+                if page:
+                    yield page
         except (FileNotFoundError, UnsafeKey):
-            return []
+            return
 
     def set_aside(self, key: str) -> None:
         """Move `key`'s file under STRAY_DIR, where remove_set_aside deletes it later: a file the

@@ -19,11 +19,16 @@ if TYPE_CHECKING:
 # Where a store keeps the objects no record names, set aside by the reconciler's daily sweep
 # (services/uploads/reconciler.sweep_stray_copies) and deleted a while later.
 STRAY_DIR = ".stray"
+# Keys a listing of a mount's folder gives at a time (files_older_than), what one S3 list request
+# answers at most: a folder of millions of files is never held whole.
+LIST_PAGE = 1000
+# The object a readiness check of an S3 mount writes and deletes again (S3Store.check).
+WRITE_PROBE_KEY = ".probe/writable"
 # The folders of a mount where the lake keeps its own objects: uploads' and ingests' (assets/<id>,
 # services/uploads/sessions.py), versions' content files (services/version_content.py), thumbnails
-# (services/thumbnails.py) and what the sweep set aside. Registering one as EXTERNAL is refused
+# (services/thumbnails.py), what the sweep set aside and the readiness probe. Registering one as EXTERNAL is refused
 # (services/uploads/external.py): the lake deletes and sets aside what it keeps there.
-LAKE_FOLDERS = ("assets/", "versions/", "thumbnails/", STRAY_DIR + "/")
+LAKE_FOLDERS = ("assets/", "versions/", "thumbnails/", STRAY_DIR + "/", WRITE_PROBE_KEY.partition("/")[0] + "/")
 
 
 class StoreUnavailable(Exception):

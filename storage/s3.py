@@ -30,7 +30,16 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from storage import retries
 from storage.disposition import disposition
-from storage.protocol import STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreRefused, StoreUnavailable
+from storage.protocol import (
+    LIST_PAGE,
+    STRAY_DIR,
+    WRITE_PROBE_KEY,
+    ObjectInfo,
+    SignedRequest,
+    StoredPart,
+    StoreRefused,
+    StoreUnavailable,
+)
 from storage.retries import Retryable
 from storage.sigv4 import PROBE_KEY, Credentials, Endpoint, presign
 
@@ -203,17 +212,25 @@ class S3Store:
         return presign(endpoint, key, credentials, method=method, expires_in=expires_in, params=params, headers=headers)
 
     async def check(self) -> None:
-        """StoreUnavailable unless the bucket answers within the timeout, retries included: uploads
-        fail over to a fallback mount on it, which a hung store must not delay by minutes."""
+        """StoreUnavailable unless the bucket answers, and takes and deletes a small object (WRITE_PROBE_KEY),
+        within the timeout, retries included: uploads fail over to a fallback mount on it, which a
+        hung store must not delay by minutes. The write, as /readyz promises a mount can be written:
+        with read-only credentials the bucket answered, and every upload failed."""
+        probe = self.object_key(WRITE_PROBE_KEY)
+        doing = "answered"
         try:
             async with asyncio.timeout(self._timeout):
                 await self.client.head_bucket(Bucket=self.bucket)
+                doing = "refused a write"
+                await self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
+                doing = "refused a delete"
+                await self.client.delete_object(Bucket=self.bucket, Key=probe)
         except TimeoutError:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
                                    f"{self._timeout:g} s") from None
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "?")
-            raise StoreUnavailable(f"s3 mount {self.name!r}: bucket {self.bucket!r} answered {code}") from error
+            raise StoreUnavailable(f"s3 mount {self.name!r}: bucket {self.bucket!r} {doing} {code}") from error
         except (BotoCoreError, OSError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {error}") from error
 
@@ -350,9 +367,11 @@ class S3Store:
 
     # --- objects no record names (services/uploads/reconciler.sweep_stray_copies), as LocalStore's
     # Each raises StoreUnavailable when the store fails it (the sweep goes on with the other mounts).
-    async def files_older_than(self, prefix: str, seconds: float) -> list[str]:
-        """Keys of the objects directly under `prefix/` last written more than `seconds` ago."""
-        return [key for key, _ in await self._listed(prefix + "/", seconds, nested=False)]
+    async def files_older_than(self, prefix: str, seconds: float, size: int = LIST_PAGE) -> AsyncIterator[list[str]]:
+        """Keys of the objects directly under `prefix/` last written more than `seconds` ago, a page
+        of at most `size` at a time (a list request each)."""
+        async for page in self._listed(prefix + "/", seconds, nested=False, size=size):
+            yield [key for key, _ in page]
 
     async def set_aside(self, key: str) -> None:
         """Move `key`'s object under STRAY_DIR (a copy, then a delete: S3 has no move), where
@@ -374,35 +393,44 @@ class S3Store:
 
     async def remove_set_aside(self, seconds: float) -> int:
         """Delete what was set aside more than `seconds` ago; returns how many objects went."""
-        old = [self.object_key(key) for key, _ in await self._listed(STRAY_DIR + "/", seconds, nested=True)]
         refused: list[dict[str, Any]] = []
-        try:
-            for start in range(0, len(old), 1000):  # DeleteObjects takes at most 1,000 keys
+        old = 0
+        # A listed page at a time (DeleteObjects takes at most 1,000 keys, a page's most).
+        async for page in self._listed(STRAY_DIR + "/", seconds, nested=True, size=LIST_PAGE):
+            try:
                 answer = await self.client.delete_objects(Bucket=self.bucket, Delete={
-                    "Objects": [{"Key": key} for key in old[start:start + 1000]], "Quiet": True})
-                refused += answer.get("Errors", [])  # quiet: only the keys it did not delete are named
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"s3 mount {self.name!r}: deleting what was set aside: {error}") from None
+                    "Objects": [{"Key": self.object_key(key)} for key, _ in page], "Quiet": True})
+            except (ClientError, BotoCoreError) as error:
+                raise StoreUnavailable(f"s3 mount {self.name!r}: deleting what was set aside: {error}") from None
+            refused += answer.get("Errors", [])  # quiet: only the keys it did not delete are named
+            old += len(page)
         if refused:
             first = refused[0]
-            raise StoreUnavailable(f"s3 mount {self.name!r}: {len(refused)} of {len(old)} objects set aside were not "
+            raise StoreUnavailable(f"s3 mount {self.name!r}: {len(refused)} of {old} objects set aside were not "
                                    f"deleted, e.g. {first.get('Key')!r}: {first.get('Code')} {first.get('Message')}")
-        return len(old)
+        return old
 
-    async def _listed(self, folder: str, seconds: float, *, nested: bool) -> list[tuple[str, datetime]]:
+    async def _listed(self, folder: str, seconds: float, *, nested: bool,
+                      size: int) -> AsyncIterator[list[tuple[str, datetime]]]:
         """(key, last written) of the objects under `folder` (a key prefix ending in /) written more
-        than `seconds` ago: those directly in it, or with `nested` those at any depth."""
+        than `seconds` ago: those directly in it, or with `nested` those at any depth. A list
+        request's page (at most `size`) at a time, those of it old enough: none is empty."""
         cutoff = datetime.now(UTC) - timedelta(seconds=seconds)
         start = self.object_key(folder)
-        listed: list[tuple[str, datetime]] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=start, **({} if nested else {"Delimiter": "/"})):
-                listed += [(folder + o["Key"][len(start):], o["LastModified"]) for o in page.get("Contents", [])
-                           if o["LastModified"] < cutoff and not o["Key"].endswith("/")]
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"s3 mount {self.name!r}: listing {folder}: {error}") from None
-        return listed
+        pages = aiter(paginator.paginate(Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": size},
+                                         **({} if nested else {"Delimiter": "/"})))
+        while True:
+            try:
+                page = await anext(pages, None)
+            except (ClientError, BotoCoreError) as error:
+                raise StoreUnavailable(f"s3 mount {self.name!r}: listing {folder}: {error}") from None
+            if page is None:
+                return
+            listed = [(folder + o["Key"][len(start):], o["LastModified"]) for o in page.get("Contents", [])
+                      if o["LastModified"] < cutoff and not o["Key"].endswith("/")]
+            if listed:
+                yield listed
 
     async def list_objects(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
         """The objects under `prefix` in `bucket` (for registering external data in place), at most

@@ -555,6 +555,30 @@ async def test_archived_events_leave_default_queries(api: Api, contributor: str,
     assert archived == ["FRESH_ONE", "OLD_ONE"]
 
 
+async def test_a_backlog_of_old_events_is_archived_a_round_at_a_time(api: Api, contributor: str, served: Served,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archiving is first turned on over the whole history: one update of every old event held the
+    lake's one writer for seconds (60,000 took 12.7 s, and a write beside it waited past a request's
+    time limit). Each update names at most a round of events by id, and all old ones are archived."""
+    from documents.event import new_event_id
+    from services import bulk_deletes
+    from services.events import log as events_log
+
+    now = datetime.now(UTC)
+    await Event.get_pymongo_collection().insert_many([
+        Event(id=new_event_id(), event_type="OLD", level=20, timestamp=now - timedelta(days=40, minutes=i)).model_dump(by_alias=True, exclude_none=True)
+        for i in range(1_050)])
+    await log(api, contributor, ev("FRESH_ONE"))
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 100)
+    served.commands.clear()
+    assert await events_log.archive(timedelta(days=30)) == 1_050
+    updates = [q for collection, q in served.commands.updates if collection == "events"]
+    assert len(updates) == 11 and all(len(q["_id"]["$in"]) <= 100 for q in updates), [
+        {k: v for k, v in q.items() if k != "_id"} for q in updates]
+    assert await Event.find({"event_type": "OLD", "archived": False}).count() == 0
+    assert await types(api, contributor, {"eventTypes": ["OLD", "FRESH_ONE"]}) == ["FRESH_ONE"]
+
+
 async def test_events_are_archived_by_id_and_archived_ones_purged(api: Api, admin: str, contributor: str,
                                                                  settings: Settings, tmp_path: Path) -> None:
     """As MADSci's archive_events and purge_events: an ADMIN archives events by ID (and back); an

@@ -425,6 +425,55 @@ async def test_a_purge_reads_each_round_of_old_events_through_an_index(api: Api,
     assert await state.db.events.count_documents({"event_type": "AUDIT", "archived": True}) > 0
 
 
+async def test_archiving_reads_each_round_of_old_events_through_an_index(api: Api, served: Served, state: AppState,
+                                                                        contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archiving old events goes a round at a time too (services/bulk_deletes.update_all): each
+    round's read walks the timeline index from the oldest not-archived event and stops after the round."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    for days in (45, 44, 43, 42, 41):
+        at = (utcnow() - timedelta(days=days)).isoformat()
+        await api.data("LogEvents", {"inputs": [{"eventType": "OLD", "timestamp": at}]}, token=contributor)
+    monkeypatch.setattr(bulk_deletes, "DELETE_ROUND", 2)
+    served.commands.clear()
+    assert await events_log.archive(timedelta(days=30)) == 5
+    reads = [f for f in served.commands.finds if f["find"] == "events"]
+    assert len(reads) == 4 and all(f["limit"] == 2 for f in reads), reads  # 2, 2, 1, then none left
+    for find in reads:
+        plan = await state.db.command("explain", {"find": "events", "filter": find["filter"], "sort": find["sort"]})
+        assert not plan_problems(plan) and plan["sortPushdown"], plan["queryPlanner"]["Plan"]
+        assert any("USING INDEX" in step for step in plan["queryPlanner"]["Plan"]), plan["queryPlanner"]["Plan"]
+    assert await state.db.events.count_documents({"event_type": "OLD", "archived": False}) == 0
+
+
+async def test_the_reconciler_reads_on_through_indexes(api: Api, served: Served, state: AppState, contributor: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reconcile round reads what it can settle, not every upload in flight: the sessions closed and
+    the PENDING files created since its last round (each read a page at a time, on from the last
+    one's position), the sessions past their time, those left unfiled. Each through an index that
+    stops after its page."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    from services.uploads import reconciler
+
+    monkeypatch.setattr(reconciler, "STRANDED_PAGE", 2)
+    inputs = [{"name": f"f{i}", "sizeBytes": 3, "mount": "local", "sha256": "ab" * 32} for i in range(5)]
+    await api.data("CreateUploads", {"inputs": inputs}, token=contributor)
+    long_ago = utcnow() - timedelta(hours=1)
+    await state.db.assets.update_many({}, {"$set": {"created_at": long_ago}})
+    await state.db.upload_sessions.update_many({}, {"$set": {"status": "ABORTED", "finished_at": long_ago}})
+    served.commands.clear()
+    await reconciler.reconcile(state.stores, state.feed)
+    reads = [f for f in served.commands.finds
+             if (f["find"] == "upload_sessions" and ({"finished_at", "to_file"} & set(f["filter"])
+                                                     or f["filter"].get("status") == "OPEN"))
+             or (f["find"] == "assets" and "created_at" in f["filter"])]
+    walked = [f for f in reads if "finished_at" in f["filter"] and "to_file" not in f["filter"]]
+    assert len(walked) >= 3 and any("$gt" in f["filter"]["_id"] for f in walked if "_id" in f["filter"]), walked
+    assert {f["find"] for f in reads} == {"upload_sessions", "assets"}, served.commands.finds
+    await assert_paged_through_indexes(state, reads)
+
+
 def _connections(data: Any) -> list[dict]:
     """Every connection (a dict with pageInfo) in a GraphQL answer."""
     found = []

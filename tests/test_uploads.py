@@ -489,6 +489,79 @@ async def test_reconciler_fails_an_asset_whose_session_a_crash_never_stored(
     assert [e["node"]["data"]["status"] for e in events["events"]["edges"]] == ["FAILED"]
 
 
+async def test_a_reconcile_round_reads_what_it_can_settle_not_every_upload_in_flight(
+        api: Api, contributor: str, served: Served, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads stay open up to their expiry (a day by default), and every round read the PENDING asset
+    and the session of each one older than 30 s, to settle none of them (2,000 in flight: 2,000 of
+    each, every round, in every process). A round reads on from where the last one stopped: uploads in
+    flight once, a bounded number a round, then only what closed or was created since; what a crash
+    left half-finished is still settled, over several rounds when it is more than a round reads."""
+    from services.uploads import reconciler
+
+    monkeypatch.setattr(reconciler, "STRANDED_PAGE", 10)
+    monkeypatch.setattr(reconciler, "STRANDED_PER_ROUND", 20)
+
+    async def create(n: int, prefix: str) -> list[ObjectId]:
+        inputs = [{"name": f"{prefix}{i}", "sizeBytes": 3, "mount": "local", "sha256": hashlib.sha256(b"abc").hexdigest()}
+                  for i in range(n)]
+        created = (await api.data("CreateUploads", {"inputs": inputs}, token=contributor))["createUploads"]
+        return [object_id(s["asset"]["id"]) for s in created]
+
+    async def round_reads() -> tuple[int, int]:
+        served.commands.clear()
+        await reconcile(state.stores, state.feed)
+        return served.commands.returned["assets"], served.commands.returned["upload_sessions"]
+
+    assets, sessions = Asset.get_pymongo_collection(), UploadSession.get_pymongo_collection()
+    in_flight = await create(100, "open")
+    await assets.update_many({}, {"$set": {"created_at": utcnow() - timedelta(hours=1)}})
+    # Read once, 20 a round (and each one's session, to tell it from one a crash left without any).
+    catching_up = [await round_reads() for _ in range(6)]
+    assert all(a <= 20 and s <= 20 for a, s in catching_up) and catching_up[-1] == (0, 0), catching_up
+
+    # A crash left 25 sessions closed over PENDING assets (5 completed, 20 aborted) and 5 assets without one.
+    completed, aborted, orphans = await create(5, "done"), await create(20, "gone"), await create(5, "lone")
+    a_while_ago = utcnow() - timedelta(minutes=6)
+    for ids, status in ((completed, "COMPLETED"), (aborted, "ABORTED")):
+        await sessions.update_many({"asset_id": {"$in": ids}}, {"$set": {"status": status, "finished_at": a_while_ago}})
+    await sessions.delete_many({"asset_id": {"$in": orphans}})
+    await assets.update_many({"_id": {"$in": completed + aborted + orphans}}, {"$set": {"created_at": a_while_ago}})
+    settling = [await round_reads() for _ in range(3)]
+    # Each round reads at most a round of the closed sessions and of the new PENDING files, and those
+    # of the first read it settles (a finish reads its assets, a filing its collection's): never the 100 in flight.
+    assert all(a <= 3 * 20 and s <= 3 * 20 for a, s in settling) and settling[-1] == (0, 0), settling
+    statuses = {a["_id"]: a["status"] for a in await assets.find({}, {"status": 1}).to_list()}
+    assert [statuses[i] for i in in_flight] == ["PENDING"] * 100
+    assert [statuses[i] for i in completed] == ["ACTIVE"] * 5
+    assert [statuses[i] for i in aborted + orphans] == ["FAILED"] * 25
+
+
+async def test_a_backlog_of_expiries_and_filings_goes_a_bounded_number_a_round(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day of abandoned uploads, or of uploads a crash left unfiled, was read whole by one round
+    (and every one's asset with it): a round takes a bounded number, the rest the next ones."""
+    from services.uploads import reconciler
+
+    monkeypatch.setattr(reconciler, "EXPIRE_PER_ROUND", 2)
+    monkeypatch.setattr(reconciler, "FILE_PER_ROUND", 2)
+    coll = await factories.collection(api, contributor, "backlog")
+    inputs = [{"name": f"f{i}", "sizeBytes": 3, "mount": "local", "sha256": hashlib.sha256(b"abc").hexdigest(),
+               **({"collectionId": coll["id"], "path": f"f{i}.bin"} if i < 5 else {})} for i in range(10)]
+    created = (await api.data("CreateUploads", {"inputs": inputs}, token=contributor))["createUploads"]
+    unfiled, abandoned = [object_id(s["asset"]["id"]) for s in created[:5]], [object_id(s["id"]) for s in created[5:]]
+    long_ago = utcnow() - timedelta(hours=1)
+    sessions = UploadSession.get_pymongo_collection()
+    await sessions.update_many({"asset_id": {"$in": unfiled}}, {"$set": {
+        "status": "COMPLETED", "finished_at": long_ago, "to_file": True}})
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": unfiled}}, {"$set": {"status": "ACTIVE"}})
+    await sessions.update_many({"_id": {"$in": abandoned}}, {"$set": {"expires_at": long_ago}})
+    assert [await reconciler.file_unfiled() for _ in range(4)] == [2, 2, 1, 0]
+    assert [await reconcile(state.stores, state.feed) for _ in range(4)] == [2, 2, 1, 0]
+    items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert sorted(e["node"]["path"] for e in items) == [f"f{i}.bin" for i in range(5)]
+    assert await sessions.count_documents({"_id": {"$in": abandoned}, "status": "EXPIRED"}) == 5
+
+
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_completion_asks_the_store_while_it_reads_the_session(
         api: Api, served: Served, contributor: str, state: AppState, mount: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,9 +34,10 @@ from resolvers.context import AppState
 from services import version_content as services_version_content
 from services.snapshots import CONTENT_RETRY_AFTER, verify, write_missing_contents
 from services.uploads.reconciler import STRAY_AFTER, STRAY_KEPT, StrayMountsFailed, sweep_stray_copies
-from storage.local import STAGED_PREFIX
+from storage.local import STAGED_PREFIX, LocalStore
 from storage.protocol import STRAY_DIR, ObjectInfo
 from storage.s3 import S3Store
+from storage.signing import UrlSigner
 from tests.conftest import MakeToken, S3Service, Served
 from tests.operations import object_id
 from tests.test_exchange_bundle import make_version
@@ -496,8 +497,94 @@ async def test_on_an_s3_mount_a_file_no_version_names_is_set_aside_too(s3: S3Ser
         await broken.close()
 
 
+@pytest.mark.parametrize("held", [1000, 1], ids=["strays-held", "listed-again"])
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_the_stray_sweep_lists_and_checks_a_mount_a_page_at_a_time(
+        backend: str, held: int, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount's folder was listed whole into memory (every key of assets/, then a map of them all),
+    daily. It is listed a page at a time, each page checked against the database as it comes; the
+    guard against a wrong database still counts the whole folder before anything moves; and the
+    strays are moved from memory, or (more than STRAY_HELD) found again by a second listing."""
+    from services.uploads import reconciler
+
+    monkeypatch.setattr(reconciler, "STRAY_BATCH", 2)
+    monkeypatch.setattr(reconciler, "STRAY_HELD", held)
+    monkeypatch.setattr(reconciler, "STRAY_MOST", 3)
+    events: list[tuple[str, int]] = []  # pages listed and checked against the database, in order
+    named_by_versions = reconciler._named_by_versions
+
+    async def named(by_id: dict[ObjectId, str]) -> set[ObjectId]:
+        events.append(("checked", len(by_id)))
+        return await named_by_versions(by_id)
+
+    monkeypatch.setattr(reconciler, "_named_by_versions", named)
+    if backend == "s3":
+        s3: S3Service = request.getfixturevalue("s3")
+        store: Any = S3Store("sweep", bucket=s3.bucket, prefix=f"sweep-{ObjectId()}", endpoint_url=s3.endpoint,
+                             access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    else:
+        store = LocalStore("sweep", tmp_path / "mount", UrlSigner(b"k", "http://x"))
+    await store.open()
+    listing = store.files_older_than
+    if backend == "local":
+        def listed(*args: Any) -> Any:
+            for page in listing(*args):
+                events.append(("listed", len(page)))
+                yield page
+    else:
+        async def listed(*args: Any) -> Any:
+            async for page in listing(*args):
+                events.append(("listed", len(page)))
+                yield page
+    monkeypatch.setattr(store, "files_older_than", listed)
+    old = utcnow() - timedelta(days=3)
+    (tmp_path / "file").write_bytes(b"{}")
+    written: list[ObjectId] = []
+
+    async def versions(n: int, *, name: bool) -> list[str]:
+        """`n` old content files, each named by its version or not."""
+        ids = [ObjectId.from_datetime(old - timedelta(minutes=len(written) + i)) for i in range(n)]
+        written.extend(ids)
+        keys = [services_version_content.content_key(v) for v in ids]
+        if name:
+            await DatasetVersion.get_pymongo_collection().insert_many([
+                {"_id": v, "dataset_id": ObjectId(), "version": str(v), "status": "READY",
+                 "content": {"format": "graphlake-version-content-1", "mount": "sweep", "key": key, "size_bytes": 2,
+                             "sha256": "0" * 64}} for v, key in zip(ids, keys, strict=True)])
+        for key in keys:
+            await store.write(key, tmp_path / "file")
+            if backend == "local":
+                os.utime(store.path(key), (old.timestamp(), old.timestamp()))
+        if backend == "s3":  # judged by when they were written too (LastModified, whole seconds)
+            await wait_for(lambda: _both_listed(store, keys), what="the objects AFTER old")
+        return keys
+
+    async def kept(keys: list[str]) -> list[bool]:
+        return [await store.stat(key) is not None for key in keys]
+
+    try:
+        named_keys, stray_keys = await versions(5, name=True), await versions(3, name=False)
+        events.clear()
+        assert await sweep_stray_copies({"sweep": store}, after=AFTER) == 3
+        assert await kept(named_keys) == [True] * 5 and await kept(stray_keys) == [False] * 3
+        # Each page checked as it is listed, before the next is: 8 files in pages of 2 (twice: listed again).
+        assert events == [("listed", 2), ("checked", 2)] * 4 * (1 if held > 3 else 2), events
+
+        # More strays than STRAY_MOST, and more than half the old files: counted over every page, nothing moves.
+        many = await versions(6, name=False)
+        assert await sweep_stray_copies({"sweep": store}, after=AFTER) == 0
+        assert await kept(named_keys + many) == [True] * 11
+    finally:
+        if backend == "s3":
+            await store.remove_set_aside(0)
+            for page in [p async for p in store.files_older_than("versions", 0)]:
+                for key in page:
+                    await store.delete(key)
+        await store.close()
+
+
 async def _both_listed(store: S3Store, keys: list[str]) -> bool:
-    return set(keys) <= set(await store.files_older_than("versions", AFTER.total_seconds()))
+    return set(keys) <= {key async for page in store.files_older_than("versions", AFTER.total_seconds()) for key in page}
 
 
 # Old enough for the S3 sweep test: an object written just before the sweep must be younger when it

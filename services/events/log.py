@@ -27,7 +27,7 @@ from documents.clock import to_millis, utcnow
 from documents.common import Ownership
 from documents.event import AUDIT, LEVELS, Event, new_event_id
 from documents.json_value import StoredJson
-from services.bulk_deletes import delete_all
+from services.bulk_deletes import delete_all, update_all
 from services.checks import check_at_most, check_client_keys, time_bounds
 from services.errors import BadUserInput, NotFound
 from services.events import alerts, keys
@@ -153,9 +153,12 @@ async def archive(older_than: timedelta) -> int:
     """Move events older than that out of default queries (they stay retrievable)."""
     if older_than <= timedelta(0):
         raise BadUserInput("must be more than 0 days", field="olderThan")
-    result = await Event.get_pymongo_collection().update_many(
-        {"archived": False, "timestamp": {"$lt": utcnow() - older_than}}, {"$set": {"archived": True}})
-    return result.modified_count
+    # A round at a time (services/bulk_deletes.py), oldest first along the timeline index: archiving
+    # is first turned on over the whole history, and 60,000 events in one update held the lake's one
+    # writer 12.7 s (a write beside it waited past a request's time limit). Each round's events leave
+    # the query, so every round reads from the timeline's oldest not-archived event.
+    return await update_all(Event.get_pymongo_collection(), {"archived": False, "timestamp": {"$lt": utcnow() - older_than}},
+                            {"$set": {"archived": True}}, order=("timestamp", "_id"))
 
 
 async def set_archived(event_ids: list[ObjectId], archived: bool, max_items: int) -> int:

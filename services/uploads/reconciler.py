@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 
 from documents.asset import Asset
 from documents.clock import utcnow
@@ -20,7 +22,9 @@ from documents.dataset import DatasetVersion
 from documents.sparse import cleared
 from documents.upload import UploadClaim, UploadSession, UploadStatus
 from services.events.feed import FeedWriter
-from services.id_reads import fields_by_ids
+from services.field_pages import pages_between
+from services.id_reads import docs_by_ids, fields_by_ids
+from services.schedules import SCHEDULES
 from services.uploads.claims import CLAIM_SECONDS, take_over
 from services.uploads.finishing import (
     assets_by_id,
@@ -32,7 +36,7 @@ from services.uploads.finishing import (
 )
 from services.uploads.interrupted import finish_interrupted
 from services.uploads.sessions import MIN_URL_SECONDS
-from storage import LocalStore, ObjectStore, StoreUnavailable
+from storage import LocalStore, ObjectStore, StoreUnavailable, as_s3
 from storage.concurrency import bounded_gather
 from storage.protocol import STRAY_DIR
 
@@ -45,13 +49,24 @@ DIGEST_BYTES_PER_ROUND = 8 * 1024**3
 # not every round, so that a few broken files never hold up the digests of new ones.
 DIGEST_RETRY = timedelta(days=1)
 SWEEP_PER_ROUND = 500  # closed uploads whose keys one round deletes once more
+EXPIRE_PER_ROUND = 500  # sessions past their time one round expires
+FILE_PER_ROUND = 500  # completed uploads a crash left unfiled one round files
 # Past a closed upload's last URL: server clocks differ a little, and a URL signed as it closed lives on.
 SWEEP_MARGIN_SECONDS = 60
 # Stray copies (sweep_stray_copies): judged once this old, kept this long after being set aside.
 STRAY_AFTER = timedelta(days=1)
 STRAY_KEPT = timedelta(days=7)
-STRAY_BATCH = 1000  # ids asked of the database at once
+STRAY_BATCH = 1000  # keys listed, and ids asked of the database, at once
+STRAY_HELD = 10_000  # strays a sweep keeps in memory to move; past that, it lists the folder again to move them
 STRAY_MOST = 100  # more strays than this, and more than half the files: the database, not the files, is wrong
+# settle_stranded's walks: where they stopped (their record in SCHEDULES); how old a closing or a
+# PENDING file must be before they read it: far past what a completion takes (CLAIM_SECONDS), and
+# past a few minutes of difference between the servers' clocks, or of a server paused between taking
+# the time and writing it, which would otherwise land behind the position and never be read.
+STRANDED_POSITION = "stranded uploads position"
+STRANDED_LAG = timedelta(minutes=5)
+STRANDED_PAGE = 500
+STRANDED_PER_ROUND = 5_000  # documents each walk reads in a round at most: a backlog goes over several
 
 
 async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
@@ -67,8 +82,9 @@ async def reconcile(stores: dict[str, ObjectStore], feed: FeedWriter) -> int:
     await fill_digests(stores)
     await sweep_closed(stores)
     # A session marked completing is finish_interrupted's: its completion began before the expiry.
+    # The first EXPIRE_PER_ROUND along the expiry index; a backlog (a day of abandoned uploads) over several rounds.
     due = await UploadSession.find({"status": UploadStatus.OPEN.value, "expires_at": {"$lte": utcnow()},
-                                    "completing_at": None}).to_list()
+                                    "completing_at": None}).sort("expires_at").limit(EXPIRE_PER_ROUND).to_list()
     if not due:
         return 0
     # A session still claimed is being completed right now (it was verified before it expired):
@@ -109,17 +125,55 @@ async def settle_stranded(feed: FeedWriter) -> int:
     two updates), a completed session's asset turns ACTIVE (its object was verified before the
     session closed) and is filed into its collection; an aborted or expired one's turns FAILED.
     An asset whose session was never written (a crash within createUpload) turns FAILED.
-    Only what is older than a completion can take, so nothing in flight. Returns how many."""
-    cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
-    stranded = [a["_id"] for a in await Asset.get_pymongo_collection().find(
-        {"status": AssetStatus.PENDING.value, "kind": AssetKind.FILE.value, "created_at": {"$lt": cutoff}}, {"_id": 1}
-    ).to_list()]
-    if not stranded:
-        return 0
-    sessions = await UploadSession.find({"asset_id": {"$in": stranded}}).to_list()
+
+    Each round reads on from where the last one stopped (a position kept in the database): the
+    sessions closed since, and the PENDING files created since, each only once it is STRANDED_LAG
+    old, and at most STRANDED_PER_ROUND of each (the rest next round). Every round had read every
+    PENDING file older than 30 s and its session: uploads in flight stay open up to a day, and 2,000
+    of them were read every round to settle none. Returns how many it settled."""
+    positions = UploadSession.get_pymongo_collection().database[SCHEDULES]
+    record = await positions.find_one({"_id": STRANDED_POSITION}) or {}
+    before = utcnow() - STRANDED_LAG
+    settled = 0
+    closed_at = record.get("closed")
+    async for page in _read_on(UploadSession.get_pymongo_collection(), {}, "finished_at", closed_at, before,
+                               {"asset_id": 1, "finished_at": 1}):
+        statuses = await fields_by_ids(Asset, [s["asset_id"] for s in page], ["status"])
+        settled += await _settle_closed([s["_id"] for s in page
+                                         if statuses.get(s["asset_id"], {}).get("status") == AssetStatus.PENDING.value], feed)
+        closed_at = (page[-1]["finished_at"], page[-1]["_id"])
+    created_at = record.get("created")
+    async for page in _read_on(Asset.get_pymongo_collection(), {"status": AssetStatus.PENDING.value, "kind": AssetKind.FILE.value},
+                               "created_at", created_at, before, {"created_at": 1}):
+        # A session closed over one of them is the sessions' walk's, now or when it closes.
+        with_session = {s["asset_id"] for s in await UploadSession.get_pymongo_collection().find(
+            {"asset_id": {"$in": [a["_id"] for a in page]}}, {"asset_id": 1}).to_list()}
+        settled += await _fail_sessionless([a["_id"] for a in page if a["_id"] not in with_session], feed)
+        created_at = (page[-1]["created_at"], page[-1]["_id"])
+    await positions.update_one({"_id": STRANDED_POSITION}, {"$set": {"closed": closed_at, "created": created_at}},
+                               upsert=True)
+    if settled:
+        log.warning("settled %d upload(s) a crash had left half-finished", settled)
+    return settled
+
+
+async def _read_on(collection: AsyncCollection, query: dict[str, Any], field: str, after: Sequence[Any] | None,
+                   before: datetime, projection: dict[str, int]) -> AsyncIterator[list[dict]]:
+    """settle_stranded's pages of one walk: on from `after`, up to STRANDED_PER_ROUND documents."""
+    read = 0
+    async for page in pages_between(collection, query, field, STRANDED_PAGE, after=tuple(after) if after else None,
+                                    before=before, projection=projection):
+        yield page
+        read += len(page)
+        if read >= STRANDED_PER_ROUND:
+            return
+
+
+async def _settle_closed(session_ids: list[ObjectId], feed: FeedWriter) -> int:
+    """Settle the PENDING assets of these closed sessions as their sessions ended; how many."""
     by_status: dict[UploadStatus, list[UploadSession]] = {}
-    for session in sessions:
-        if session.status is not UploadStatus.OPEN and session.finished_at and session.finished_at < cutoff:
+    for session in await docs_by_ids(UploadSession, session_ids):
+        if session.status is not UploadStatus.OPEN:
             by_status.setdefault(session.status, []).append(session)
     for status, closed in by_status.items():
         if status is UploadStatus.COMPLETED:
@@ -128,12 +182,7 @@ async def settle_stranded(feed: FeedWriter) -> int:
             await _file_settled([s for s in closed if s.asset_id in settled])  # not one deleted meanwhile
         else:
             await finish_many([(s, {}) for s in closed], status, AssetStatus.FAILED, feed)
-    with_session = {s.asset_id for s in sessions}
-    orphans = await _fail_sessionless([a for a in stranded if a not in with_session], feed)
-    settled = sum(map(len, by_status.values())) + orphans
-    if settled:
-        log.warning("settled %d upload(s) a crash had left half-finished", settled)
-    return settled
+    return sum(map(len, by_status.values()))
 
 
 async def _fail_sessionless(asset_ids: list[ObjectId], feed: FeedWriter) -> int:
@@ -163,9 +212,11 @@ async def file_unfiled() -> int:
     within CLAIM_SECONDS: a big batch can take longer to file, and it removes what it stored if
     its filing fails); returns how many."""
     cutoff = utcnow() - timedelta(seconds=CLAIM_SECONDS)
-    unfiled = await UploadSession.find({"status": UploadStatus.COMPLETED.value, "to_file": True,
+    # The first FILE_PER_ROUND through the index on the mark (few sessions hold it), the rest next round.
+    unfiled = await UploadSession.find({"to_file": True, "status": UploadStatus.COMPLETED.value,
                                         "finished_at": {"$lt": cutoff},
-                                        "$or": [{"filing_at": None}, {"filing_at": {"$lt": cutoff}}]}).to_list()
+                                        "$or": [{"filing_at": None}, {"filing_at": {"$lt": cutoff}}]}
+                                       ).sort("_id").limit(FILE_PER_ROUND).to_list()
     # An ingest writes its sessions before its assets (services/uploads/ingest.py): a server stopping
     # between the two left sessions that name no asset. Filed with the others, they would fail their
     # whole collection's group (NOT_FOUND); removed, their copies are the stray sweep's.
@@ -304,7 +355,7 @@ class StrayMountsFailed(Exception):
 
 
 async def _stray_call(store: ObjectStore, method: str, *args: Any) -> Any:
-    """A stray-file call (files_older_than, set_aside, remove_set_aside) of either backend: a
+    """A stray-file call (set_aside, remove_set_aside; files_older_than is _listing's) of either backend: a
     LocalStore's block on the file system (a thread), an S3Store's are requests (awaited). Both take
     the same arguments and give the same answers; they are no part of ObjectStore, as only this
     sweep uses them."""
@@ -324,32 +375,77 @@ async def _named_by_versions(by_id: dict[ObjectId, str]) -> set[ObjectId]:
 
 async def _set_aside_stray(store: ObjectStore, folder: str, suffix: str,
                            named: Callable[[dict[ObjectId, str]], Awaitable[set[ObjectId]]], after: timedelta) -> int:
-    """sweep_stray_copies for one folder of a mount: its files `<id><suffix>` of ids `named` does not return."""
-    cutoff = utcnow() - after
-    keys = await _stray_call(store, "files_older_than", folder, after.total_seconds())
-    by_id = {ObjectId(stem): key for key in keys
-             if (name := key.rsplit("/", 1)[1]).endswith(suffix) and ObjectId.is_valid(stem := name.removesuffix(suffix))
-             and ObjectId(stem).generation_time < cutoff}
-    stray: list[str] = []
-    ids = list(by_id)
-    for start in range(0, len(ids), STRAY_BATCH):
-        batch = {i: by_id[i] for i in ids[start:start + STRAY_BATCH]}
-        known = await named(batch)
-        stray += [key for i, key in batch.items() if i not in known]
-    if len(stray) > STRAY_MOST and len(stray) * 2 > len(by_id):
+    """sweep_stray_copies for one folder of a mount: its files `<id><suffix>` of ids `named` does not return.
+
+    The folder is listed a page at a time (a mount of millions of files was held whole, twice), each
+    page checked against the database as it comes; the guard against another database than the
+    mount's needs only the counts. The strays found are kept to move once the whole folder has
+    been counted, unless more than STRAY_HELD: then a second listing finds them again to move them."""
+    stray, old = 0, 0
+    held: list[str] | None = []
+    async with aclosing(_strays(store, folder, suffix, named, after)) as found:
+        async for keys, checked in found:
+            stray, old = stray + len(keys), old + checked
+            held = held + keys if held is not None and stray <= STRAY_HELD else None
+    if stray > STRAY_MOST and stray * 2 > old:
         log.error("mount %r: %d of the %d older files under %s/ are named by nothing of this database; is it the "
-                  "lake's database? Nothing was set aside", store.name, len(stray), len(by_id), folder)
+                  "lake's database? Nothing was set aside", store.name, stray, old, folder)
         return 0
+    if not stray:
+        return 0
+
+    async def again() -> AsyncIterator[list[str]]:
+        async with aclosing(_strays(store, folder, suffix, named, after)) as found:
+            async for keys, _ in found:
+                yield keys
+
     moved = 0
-    for key in stray:
-        try:
-            await _stray_call(store, "set_aside", key)
-            moved += 1
-        except (OSError, StoreUnavailable) as error:  # gone meanwhile, say: the others still go (the next run is a day away)
-            log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
-    if stray:
-        log.warning("mount %r: set aside %d file(s) nothing names, under %s", store.name, len(stray), STRAY_DIR)
+    async with aclosing(_as_pages(held) if held is not None else again()) as pages:  # a listing open till the end
+        async for keys in pages:
+            for key in keys:
+                try:
+                    await _stray_call(store, "set_aside", key)
+                    moved += 1
+                except (OSError, StoreUnavailable) as error:  # gone meanwhile, say: the others still go (the next run is a day away)
+                    log.warning("could not set aside %s of mount %r: %s", key, store.name, error)
+    if moved:
+        log.warning("mount %r: set aside %d file(s) nothing names, under %s", store.name, moved, STRAY_DIR)
     return moved
+
+
+async def _as_pages(keys: list[str]) -> AsyncIterator[list[str]]:
+    yield keys
+
+
+async def _strays(store: ObjectStore, folder: str, suffix: str, named: Callable[[dict[ObjectId, str]], Awaitable[set[ObjectId]]],
+                  after: timedelta) -> AsyncIterator[tuple[list[str], int]]:
+    """Per page of the folder's listing: the keys of its old files `named` does not return, and how
+    many old files `<id><suffix>` it held (named or not)."""
+    cutoff = utcnow() - after
+    async with aclosing(_listing(store, folder, after.total_seconds())) as pages:
+        async for page in pages:
+            by_id = {ObjectId(stem): key for key in page
+                     if (name := key.rsplit("/", 1)[1]).endswith(suffix) and ObjectId.is_valid(stem := name.removesuffix(suffix))
+                     and ObjectId(stem).generation_time < cutoff}
+            if by_id:
+                known = await named(by_id)
+                yield [key for i, key in by_id.items() if i not in known], len(by_id)
+
+
+async def _listing(store: ObjectStore, folder: str, seconds: float) -> AsyncIterator[list[str]]:
+    """files_older_than of either backend (see _stray_call), a page of STRAY_BATCH keys at a time:
+    a LocalStore's pages are each listed in a thread, an S3Store's are its list requests."""
+    if isinstance(store, LocalStore):
+        pages = store.files_older_than(folder, seconds, STRAY_BATCH)
+        try:
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                yield page
+        finally:
+            pages.close()  # the directory it holds open
+    elif (s3 := as_s3(store)) is not None:
+        async with aclosing(s3.files_older_than(folder, seconds, STRAY_BATCH)) as listed:
+            async for page in listed:
+                yield page
 
 
 async def sweep_temp_files(stores: dict[str, ObjectStore], older_than: timedelta) -> int:
