@@ -13,6 +13,7 @@ reads the mount and changes nothing on it, until an operator adopts it for this 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -30,6 +31,7 @@ log = logging.getLogger("graphlake.storage")
 
 LAKE_ID = "lake"  # the `_id` of the lake's identity in STATE_COLLECTION
 UNREADABLE = "unknown (its owner file is unreadable)"  # an owner file no lake wrote: owned by none of them
+ASK_SECONDS = 10.0  # for a mount's owner, each time it is settled
 
 
 async def lake_id(db: AsyncDatabase) -> str:
@@ -78,24 +80,29 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
     keeps what it knew (at the start: nothing, so it changes nothing until it is asked again).
     Returns each mount's owner as now known."""
     lake = await lake_id(db)
-    for store in stores.values():
+
+    async def settle(store: ObjectStore) -> None:
         store.ownership.lake = lake
         try:
-            owner = await read_owner(store)
-            if owner is None:
-                if await store.write_owner_file(_owner_record(lake, db), replace=False):
-                    log.info("mount %r had no owner: it is this lake's (%s) now", store.name, lake)
-                owner = await read_owner(store)  # ours, or a lake that claimed it a moment before
-        except (StoreUnavailable, OSError, ValueError) as error:
+            # Bounded: an S3 store that does not answer held the server's start for botocore's retries.
+            async with asyncio.timeout(ASK_SECONDS):
+                owner = await read_owner(store)
+                if owner is None:
+                    if await store.write_owner_file(_owner_record(lake, db), replace=False):
+                        log.info("mount %r had no owner: it is this lake's (%s) now", store.name, lake)
+                    owner = await read_owner(store)  # ours, or a lake's that claimed it a moment before
+        except (StoreUnavailable, OSError, ValueError, TimeoutError) as error:
             log.warning("the owner of mount %r is unknown for now (%s): this lake changes nothing there until it is "
-                        "known", store.name, error)
-            continue
+                        "known", store.name, str(error) or f"no answer within {ASK_SECONDS:g} s")
+            return
         if owner != lake and store.ownership.owner != owner:  # said once, not every round
             log.warning("mount %r belongs to lake %s, not to this one (%s): this lake reads it and never writes, "
                         "deletes or sets aside anything there. A restored copy of that lake? If it replaces that "
                         "lake for good, take the mount over: graphlake mounts adopt %s", store.name, owner, lake,
                         store.name)
         store.ownership.owner = owner
+
+    await asyncio.gather(*(settle(store) for store in stores.values()))
     return {name: store.ownership.owner for name, store in stores.items()}
 
 

@@ -190,3 +190,23 @@ async def test_a_fresh_lake_claims_unowned_mounts_and_a_copy_sweeps_nothing_unti
         bucket = s3.client()
         for found in bucket.list_objects_v2(Bucket=s3.bucket, Prefix=prefix + "/").get("Contents", []):
             bucket.delete_object(Bucket=s3.bucket, Key=found["Key"])
+
+
+async def test_a_mount_whose_owner_cannot_be_asked_is_left_alone_until_it_can(
+        state: AppState, s3: S3Service, caplog: pytest.LogCaptureFixture) -> None:
+    """A store that does not answer as the lake opens (no such bucket here) might be another lake's:
+    this lake deletes nothing there and takes no upload, saying the owner is not known yet."""
+    broken = S3Store("broken", bucket="no-such-bucket", endpoint_url=s3.endpoint, access_key_id=s3.access_key,
+                     secret_access_key=s3.secret_key)
+    await broken.open()
+    try:
+        with caplog.at_level(logging.WARNING, logger="graphlake.storage"):
+            assert await settle_owners(state.db, {"broken": broken}) == {"broken": None}
+        assert "the owner of mount 'broken' is unknown for now" in caplog.text
+        assert not broken.ownership.owned
+        await broken.delete("assets/x")  # skipped: sent, it would fail on the missing bucket
+        with pytest.raises(Exception, match="which lake owns it is not known yet") as refused:
+            await broken.sign_put("assets/x", size=1, content_type="text/plain", sha256=None, expires_in=60)
+        assert type(refused.value).__name__ == "StoreUnavailable"  # passing: tried again next round, not CONFLICT
+    finally:
+        await broken.close()
