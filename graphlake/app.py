@@ -49,6 +49,7 @@ from services.batches import remove_abandoned
 from services.events.feed import ALIVE_FOR, FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.metrics import task_outcome
+from services.mount_owners import settle_owners
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.schedules import run_due
@@ -152,7 +153,10 @@ def create_app(
         for error in filter(None, [report.database_error, *report.mount_errors.values(), state.schema_watch.changed]):
             log.warning("not ready: %s", error)
         ok = report.ok and not failing
-        body = {"ok": ok, "database": report.database, "storage": report.storage, "failing": failing}
+        # Ready all the same: a lake reads a mount another lake owns (a restored copy's), and says so here.
+        foreign = [name for name, store in state.stores.items() if not store.ownership.owned]
+        body = {"ok": ok, "database": report.database, "storage": report.storage, "failing": failing,
+                "notOwned": foreign}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings, admission)
@@ -258,6 +262,8 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
                 log.info("removed %d temp file(s) of uploads that died", swept)
 
     steps = {
+        # First: a mount another lake adopted since the last round is left alone by the steps after this.
+        "mount owners": lambda: settle_owners(state.db, state.stores),
         "abandoned batches": abandoned_batches,
         "reconcile": uploads,
         "temp files": temp_files,

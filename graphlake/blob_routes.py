@@ -25,6 +25,8 @@ from graphlake.object_files import ObjectFileResponse
 from graphlake.user_content import user_content
 from services.uploads.sessions import refuses_writes
 from storage.local import PUT_TEMP_PREFIX, FileSwapped, LocalStore, UnsafeKey
+from storage.ownership import MountNotOwned
+from storage.protocol import StoreUnavailable
 from storage.signing import InvalidSignature
 
 WRITE_BLOCK = 4 * 1024 * 1024
@@ -126,6 +128,8 @@ async def put_blob(request: Request) -> Response:
         staged = store.stage(key, prefix=PUT_TEMP_PREFIX, mode=0o600)
     except UnsafeKey as error:
         return _error(400, str(error))
+    except StoreUnavailable as error:  # a URL signed before another lake adopted the mount (storage/ownership.py)
+        return _error(409 if isinstance(error, MountNotOwned) else 503, str(error))
     try:
         if staged.taken():  # said before the body is read; the link below decides a race
             return _error(412, "an object is already stored for this upload; a URL cannot replace it")
@@ -162,6 +166,8 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
         return _error(400, str(error))
     except FileNotFoundError:
         return _error(404, "the multipart upload is no longer open")
+    except StoreUnavailable as error:
+        return _error(409 if isinstance(error, MountNotOwned) else 503, str(error))
     try:
         received = await _write_body(request, fd, offset, size)
     except _TooLarge:

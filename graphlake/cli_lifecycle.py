@@ -1,4 +1,5 @@
-"""Commands that keep a lake over the years: schema versions and migrations, backups, restores.
+"""Commands that keep a lake over the years: schema versions and migrations, backups, restores, and
+which lake owns each mount (services/mount_owners.py).
 
 They work below the documents (graphlake.database_access.raw_database): a database that needs a migration
 cannot be opened by the server, and a backup or restore moves raw BSON.
@@ -18,6 +19,9 @@ from graphlake import __version__
 from graphlake.cli_support import console, errors, load_settings, print_rows, run
 
 if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from graphlake.settings import Settings
     from migrations import SchemaState, Step
     from services.backups.layout import Manifest
 
@@ -37,10 +41,14 @@ class _DefaultsToCreate(TyperGroup):
 backup_app = typer.Typer(cls=_DefaultsToCreate, help="Back up the lake (`graphlake backup [DEST]`) or check a backup.")
 
 
+mounts_app = typer.Typer(help="Which lake owns each mount; taking a mount over after a restore.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(backup_app, name="backup")
     app.command("restore")(restore)
+    app.add_typer(mounts_app, name="mounts")
 
 
 def _stamp() -> str:
@@ -261,6 +269,7 @@ def restore(
 
     missing: dict[str, int] = {}
     unknown: dict[str, int] = {}
+    foreign: dict[str, str] = {}
 
     async def go() -> Manifest:
         journal.refuse_if_live(settings.audit_journal_dir)  # a server journaling here would mix its events in
@@ -280,6 +289,7 @@ def restore(
                               on_step=lambda step: errors.print(f"migrated: {step}"))
             missing.update(await missing_local_files(db, local_roots(settings)))
             unknown.update(await files_on_unknown_mounts(db, settings.mounts))
+            foreign.update(await others_mounts(db, settings))
             return manifest
 
     manifest = run(go())
@@ -297,3 +307,93 @@ def restore(
                      f"does not have: configure it (GRAPHLAKE_MOUNTS__{mount.upper()}__...), or they have no download URL.")
     if aside[0]:
         errors.print(f"the replaced lake's unstored audit journal was moved to {aside[0]}")
+    for mount, owner in foreign.items():
+        errors.print(f"[yellow]note:[/yellow] mount {mount} belongs to lake {owner}, not to this restored one: it reads "
+                     "the files there and never writes, deletes or sets aside any (a copy, say, beside that lake). If "
+                     f"this restore replaces that lake for good, take the mount over: graphlake mounts adopt {mount}")
+
+
+async def others_mounts(db: AsyncDatabase, settings: Settings) -> dict[str, str]:
+    """The mounts another lake owns, by name, with its id (those that cannot be asked now left out)."""
+    from graphlake.mounts import opened_stores
+    from services.mount_owners import lake_id, read_owner
+    from storage import StoreUnavailable
+
+    lake = await lake_id(db)
+    foreign: dict[str, str] = {}
+    async with opened_stores(settings, settings.mounts) as stores:
+        for name, store in stores.items():
+            try:
+                owner = await read_owner(store)
+            except StoreUnavailable:
+                continue
+            if owner not in (None, lake):
+                foreign[name] = owner
+    return foreign
+
+
+@mounts_app.command("list")
+def mounts_list() -> None:
+    """Each mount, the lake that owns it, and whether that is this lake."""
+    from graphlake.database_access import raw_database
+    from graphlake.mounts import opened_stores
+    from services.mount_owners import lake_id, read_owner
+    from storage import StoreUnavailable
+
+    settings = load_settings(existing_lake=True)
+
+    async def go() -> tuple[str, list[tuple[str, str, str, str]]]:
+        async with raw_database(settings) as db, opened_stores(settings, settings.mounts) as stores:
+            lake = await lake_id(db)
+            rows = []
+            for name, store in stores.items():
+                try:
+                    owner = await read_owner(store)
+                except StoreUnavailable as error:
+                    rows.append((name, store.backend, "?", f"cannot be asked: {error}"))
+                    continue
+                said = "this lake" if owner == lake else ("none yet (the next server start claims it)" if owner is None
+                                                          else "another lake: read only here")
+                rows.append((name, store.backend, owner or "-", said))
+            return lake, rows
+
+    lake, rows = run(go())
+    errors.print(f"this lake: {lake} (database {settings.database})")
+    print_rows(("mount", "backend", "owner", "which is"), rows)
+
+
+@mounts_app.command("adopt")
+def mounts_adopt(
+    name: Annotated[str, typer.Argument(help="The mount to take over, as GRAPHLAKE_MOUNTS names it.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Take it over without asking.")] = False,
+) -> None:
+    """Make this lake the owner of a mount another lake owns: after restoring a lake that is lost
+    for good, so the restored one deletes, sweeps and uploads there again. Never on a copy whose
+    original still runs: this lake would then delete the files the original wrote after the backup.
+    Restart the servers after it, or wait for their next maintenance round."""
+    from graphlake.database_access import raw_database
+    from graphlake.mounts import opened_stores
+    from services.errors import Unavailable
+    from services.mount_owners import adopt, lake_id, read_owner
+    from storage import StoreUnavailable
+
+    settings = load_settings(existing_lake=True)
+    if name not in settings.mounts:
+        errors.print(f"[red]error:[/red] NAME: no mount named {escape(repr(name))} (have: {', '.join(sorted(settings.mounts))})")
+        raise typer.Exit(2)
+
+    async def go() -> tuple[str, str | None]:
+        async with raw_database(settings) as db, opened_stores(settings, [name]) as stores:
+            try:
+                lake, owner = await lake_id(db), await read_owner(stores[name])
+            except StoreUnavailable as error:
+                raise Unavailable(str(error)) from None
+            if owner not in (None, lake) and not yes and not typer.confirm(
+                    f"mount {name} belongs to lake {owner}. Make it this lake's ({lake})? Only if that lake is gone "
+                    "for good: this one will delete there what it does not know of."):
+                raise typer.Exit(1)
+            return lake, await adopt(db, stores[name])
+
+    lake, previous = run(go())
+    errors.print(f"mount {name} belongs to this lake ({lake}) now"
+                 + (f"; it belonged to lake {previous}" if previous not in (None, lake) else ""))

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pymongo.monitoring import CommandListener
@@ -27,6 +28,7 @@ from services.events.feed import FeedWriter
 from services.events.journal import AuditJournal
 from services.health import SharedProbe
 from services.metrics import Metrics
+from services.mount_owners import settle_owners
 from services.thumbnails import Thumbnailer
 from services.token_cache import TokenCache
 from storage.signing import UrlSigner
@@ -69,6 +71,10 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
             await store.open()
             stack.push_async_callback(store.close)
         db = client[settings.database]
+        await settle_owners(db, stores)  # before anything may write or delete on a mount
+        if metrics is not None:
+            for name, store in stores.items():
+                store.ownership.on_refused = partial(_count_refused, metrics, name)
         events = Broadcast(settings.subscriber_queue_size, present=Event.from_document)
         feed = FeedWriter(db, events)
         stack.push_async_callback(feed.close)  # before the client closes: its last copies go out
@@ -111,6 +117,10 @@ async def _cancelled(task: asyncio.Task) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _count_refused(metrics: Metrics, mount: str, action: str) -> None:
+    metrics.mount_changes_refused.labels(mount, action).inc()
 
 
 def _s3_observers(observers: Sequence[Metrics | Tracing]) -> Callable[[str], Observer]:

@@ -111,6 +111,9 @@ class Metrics:
             "(made, refused: no image, or too many pixels).", ["mount", "outcome"], registry=registry)
         self.backups = Counter("graphlake_scheduled_backups", "Scheduled backups this process attempted, by "
                                "outcome (written, failed).", ["outcome"], registry=registry)
+        self.mount_changes_refused = Counter(
+            "graphlake_mount_changes_refused", "Writes and deletes this process left undone on a mount another lake "
+            "owns (storage/ownership.py), by mount and action.", ["mount", "action"], registry=registry)
 
     def operation_label(self, name: str | None) -> str:
         """The label of an operation's name: names are the client's choice, so at most

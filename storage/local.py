@@ -43,6 +43,7 @@ from typing import BinaryIO
 
 from graphlake_client.direct import MARKER, copy_hashing, is_direct_temp_name, on_local_disk, stream_digest
 from storage.concurrency import in_file_thread
+from storage.ownership import OWNER_FILE, Ownership
 from storage.protocol import LIST_PAGE, STRAY_DIR, ObjectInfo, SignedRequest, StoredPart, StoreUnavailable
 from storage.signing import UrlSigner
 
@@ -291,6 +292,7 @@ class LocalStore:
         self.fallback = fallback
         self.direct_writes = direct_writes
         self.mount_id: str | None = None  # read from MARKER as the store opens, when direct writes are on
+        self.ownership = Ownership(name)  # every write and delete below asks it first (storage/ownership.py)
         # Copies in skip the page cache only on a local disk's file system (LOCAL_DISK_FILE_SYSTEMS says
         # why), as the root's is when the store opens (a mount made there later is not seen).
         self.bypass_cache = on_local_disk(self.root)
@@ -388,10 +390,40 @@ class LocalStore:
             with self._directory([]) as root, os.fdopen(_open_regular(MARKER, os.O_RDONLY, root), "rb") as file:
                 self.mount_id = file.read(256).decode().strip()
 
+    async def read_owner_file(self) -> bytes | None:
+        """What the mount's OWNER_FILE holds (storage/ownership.py), None while it has none. Read
+        through no link, as MARKER: a writer sharing the mount could put one in its place."""
+        return await asyncio.to_thread(self._read_owner_file)
+
+    def _read_owner_file(self) -> bytes | None:
+        try:
+            with self._directory([]) as root, os.fdopen(_open_regular(OWNER_FILE, os.O_RDONLY, root), "rb") as file:
+                return file.read(64 * 1024)
+        except FileNotFoundError:
+            return None
+
+    async def write_owner_file(self, data: bytes, *, replace: bool) -> bool:
+        """Write the mount's OWNER_FILE, whole or not at all; unless `replace`, only where there is
+        none (False then: another lake, or another process of this one, was first)."""
+        return await asyncio.to_thread(self._write_owner_file, data, replace)
+
+    def _write_owner_file(self, data: bytes, replace: bool) -> bool:
+        staged = StagedFile(self._open_directory([], make=True), OWNER_FILE, f"{OWNER_FILE}-", 0o644)
+        try:
+            staged.file.write(data)
+            try:
+                staged.store(replace=replace, sync=True)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            staged.close()
+
     def direct_path(self, key: str) -> Path:
         """Where a direct writer puts `key`'s file (its directory made here, so the writer need
         not create anything but the file). The entry itself: whatever a writer left there so far
         is for completion to judge, not a reason to refuse the session."""
+        self.ownership.require("upload", key)
         path = self._entry(key)
         with self._directory(split_key(key)[0], make=True):  # made through no link
             pass
@@ -416,6 +448,7 @@ class LocalStore:
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
                        expires_in: int) -> SignedRequest:
         self.path(key)
+        self.ownership.require("upload", key)
         url = self.signer.sign("PUT", self.name, key, expires_in, size=str(size))
         return SignedRequest(url=url, headers={"Content-Type": content_type})
 
@@ -437,6 +470,7 @@ class LocalStore:
     # _open_regular), by name only inside a directory it holds open.
     async def start_multipart(self, key: str, *, content_type: str) -> str:
         self.path(key)
+        self.ownership.require("upload", key)
         upload_id = uuid.uuid4().hex
         with self._directory(self._upload_folders(upload_id), make=True) as folder:
             os.close(_open_at(_PART_DATA, _NEW_FILE, folder))
@@ -445,6 +479,7 @@ class LocalStore:
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
                         expires_in: int) -> SignedRequest:
         self.part_name(number)
+        self.ownership.require("upload", key)
         url = self.signer.sign("PUT", self.name, key, expires_in, upload=upload_id, part=str(number), size=str(size),
                                offset=str(offset))
         return SignedRequest(url=url)
@@ -489,6 +524,7 @@ class LocalStore:
         so a completed object never changes after it was verified. Opened through no link, and only
         a regular file with no other name (a hard link a writer made to another file): a part URL
         writes into the upload's own file or nowhere."""
+        self.ownership.require("write a part of", upload_id)
         folder = self._open_directory(self._upload_folders(upload_id))
         try:
             fd = _open_regular(_PART_DATA, os.O_WRONLY, folder)
@@ -523,6 +559,7 @@ class LocalStore:
         copy), then remove what is left of the upload. A crash leaves either the parts or the whole
         object at `key` (and maybe the part markers), never a part of it: the object's presence with
         the parts gone tells a later completion this one got that far."""
+        self.ownership.require("complete", key)
         folders, name = split_key(key)
         with self._directory(self._upload_folders(upload_id)) as upload, self._directory(folders, make=True) as target:
             fd = _open_regular(_PART_DATA, os.O_RDONLY, upload)
@@ -534,7 +571,8 @@ class LocalStore:
         await self.abort_multipart(key, upload_id)  # the part markers; safe to repeat
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        await asyncio.to_thread(self._remove_upload, upload_id)
+        if self.ownership.allows("abort the multipart upload", key):
+            await asyncio.to_thread(self._remove_upload, upload_id)
 
     def _remove_upload(self, upload_id: str) -> None:
         self._upload_folders(upload_id)
@@ -576,6 +614,8 @@ class LocalStore:
         """Delete upload temp files (`is_temp_name`) nobody has written to for `older_than` seconds:
         what a PUT or a direct writer that died left behind. With `older_than` at least the upload
         expiry, no open session can still own one. Blocking (a thread's work); returns how many went."""
+        if not self.ownership.allows("sweep the temp files", ""):
+            return 0
         cutoff = time.time() - older_than
         removed = 0
         with self._directory([]) as root:
@@ -613,6 +653,8 @@ class LocalStore:
         server found no record of is kept a while, in case the record is what is missing. Renamed
         between directories opened through no link: a link in place of STRAY_DIR is refused (UnsafeKey),
         never a way to move the lake's files out of it."""
+        if not self.ownership.allows("set aside", key):
+            return
         folders, name = split_key(key)
         with self._directory(folders) as source, self._directory([STRAY_DIR, *folders], make=True) as target:
             os.replace(name, name, src_dir_fd=source, dst_dir_fd=target)
@@ -621,6 +663,8 @@ class LocalStore:
         """Delete what was set aside more than `seconds` ago (a move sets a file's ctime); returns how
         many files went. Blocking. Walked by descriptors from STRAY_DIR opened through no link: a link
         in its place (or below) must not have the server delete old files wherever it points."""
+        if not self.ownership.allows("delete what was set aside", STRAY_DIR):
+            return 0
         cutoff = time.time() - seconds
         removed = 0
         try:
@@ -671,6 +715,7 @@ class LocalStore:
     def stage(self, key: str, *, prefix: str = STAGED_PREFIX, mode: int = 0o666) -> StagedFile:
         """A new file beside `key`'s place (its folders made), which StagedFile.store then puts there:
         what a signed PUT, a thumbnail or a version's content file is written into. Blocking (small)."""
+        self.ownership.require("write", key)
         folders, name = split_key(key)
         return StagedFile(self._open_directory(folders, make=True), name, prefix, mode)
 
@@ -678,6 +723,7 @@ class LocalStore:
         await asyncio.to_thread(self._write, key, path)
 
     def _write(self, key: str, source: Path | StagedFile) -> None:
+        self.ownership.require("write", key)
         if isinstance(source, StagedFile):  # stage's, for this key: renamed into place, not copied
             if source.name != key.rpartition("/")[2]:
                 raise ValueError(f"a file staged for {source.name!r} cannot be stored as {key!r}")
@@ -703,6 +749,7 @@ class LocalStore:
         `expect`: the source as it was found (and judged) before. SourceChanged if what was opened
         is another file (a part of its path swapped for a link since: the caller's checks held for
         the file it found, not for this one), or if the bytes read are not of its size."""
+        self.ownership.require("write", key)
         folders, name = split_key(key)
         # Written in place, not through a temporary name: the key is new (O_EXCL: it must not exist),
         # and nothing names it until the copy is done and its asset recorded. Its folders are opened
@@ -726,6 +773,8 @@ class LocalStore:
         await asyncio.to_thread(self._delete, key)
 
     def _delete(self, key: str) -> None:
+        if not self.ownership.allows("delete", key):
+            return
         folders, name = split_key(key)
         try:
             with self._directory(folders) as folder:
@@ -787,6 +836,6 @@ def split_key(key: str) -> tuple[list[str], str]:
 def _check_key(key: str) -> None:
     """UnsafeKey unless `key`, as text, names an object under the root (no absolute path, no `..`,
     no empty or `.` part, nothing of the store's own): `path` also checks where links lead."""
-    if not key or "\x00" in key or key.startswith(("/", ".multipart", STRAY_DIR, MARKER)) \
+    if not key or "\x00" in key or key.startswith(("/", ".multipart", STRAY_DIR, MARKER, OWNER_FILE)) \
             or any(p in ("", ".", "..") for p in key.split("/")):
         raise UnsafeKey(f"unsafe object key {key!r}")

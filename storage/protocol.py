@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from storage.local import StagedFile
+    from storage.ownership import Ownership
     from storage.s3 import S3Store
 
 
@@ -71,6 +72,9 @@ class ObjectStore(Protocol):
     name: str
     backend: str  # "local" or "s3"
     fallback: str | None  # mount that takes new uploads while this one is unreachable
+    # Whether the lake using the store owns the mount: each method that writes or deletes asks it
+    # first, refusing or skipping the change on a mount another lake owns (storage/ownership.py).
+    ownership: Ownership
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -120,6 +124,14 @@ class ObjectStore(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def read_owner_file(self) -> bytes | None:
+        """What the mount's OWNER_FILE holds (storage/ownership.py); None while there is none."""
+        ...
+
+    async def write_owner_file(self, data: bytes, *, replace: bool) -> bool:
+        """Store the mount's OWNER_FILE whole; unless `replace`, only where there is none (False then)."""
+        ...
 
 
 def as_s3(store: ObjectStore | None) -> S3Store | None:

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from storage import retries
 from storage.disposition import disposition
+from storage.ownership import OWNER_FILE, Ownership
 from storage.protocol import (
     LIST_PAGE,
     STRAY_DIR,
@@ -111,6 +112,7 @@ class S3Store:
         if self._public is not None and addressing_style != "path":
             raise ValueError("public_endpoint_url needs addressing_style path")
         self.fallback = fallback
+        self.ownership = Ownership(name)  # every write and delete below asks it first (storage/ownership.py)
         self._session = aioboto3.Session(
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
@@ -239,6 +241,7 @@ class S3Store:
                        expires_in: int) -> SignedRequest:
         # Create-only (a signed conditional write): once the object is there, no URL of its upload
         # can replace it, so what completion verified is what downloads return. S3 and MinIO answer 412.
+        self.ownership.require("upload", key)
         headers = {"Content-Type": content_type, "If-None-Match": "*"}
         if sha256:
             headers["x-amz-checksum-sha256"] = _b64_sha256(sha256)
@@ -261,12 +264,14 @@ class S3Store:
 
     # --- multipart
     async def start_multipart(self, key: str, *, content_type: str) -> str:
+        self.ownership.require("upload", key)
         answer = await self.client.create_multipart_upload(Bucket=self.bucket, Key=self.object_key(key),
                                                            ContentType=content_type)
         return answer["UploadId"]
 
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
                         expires_in: int) -> SignedRequest:
+        self.ownership.require("upload", key)
         url = await self._presign(self.object_key(key), method="PUT", expires_in=expires_in, headers=_length(size),
                                   params={"uploadId": upload_id, "partNumber": str(number)}, for_client=True)
         return SignedRequest(url=url)
@@ -288,6 +293,7 @@ class S3Store:
             marker = answer["NextPartNumberMarker"]
 
     async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        self.ownership.require("complete", key)
         try:
             await self._completion_client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id,
@@ -301,6 +307,8 @@ class S3Store:
                 raise
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
+        if not self.ownership.allows("abort the multipart upload", key):
+            return
         try:
             await self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id)
         except ClientError as error:
@@ -357,13 +365,48 @@ class S3Store:
 
     async def write(self, key: str, path: Path | StagedFile) -> None:
         assert isinstance(path, Path)  # stage makes none here
+        self.ownership.require("write", key)
         await self.client.upload_file(str(path), self.bucket, self.object_key(key))  # multipart when large
 
     def stage(self, key: str) -> None:
         return None  # the bytes are sent anyway: staged in a temporary directory (ObjectStore.stage)
 
     async def delete(self, key: str) -> None:
+        if not self.ownership.allows("delete", key):
+            return
         await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    # --- the mount's owner (storage/ownership.py)
+    async def read_owner_file(self) -> bytes | None:
+        """What the mount's OWNER_FILE object holds, None while there is none."""
+        try:
+            answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise StoreUnavailable(f"s3 mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"s3 mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
+        body = answer["Body"]
+        try:
+            return await body.read()
+        finally:
+            body.close()
+
+    async def write_owner_file(self, data: bytes, *, replace: bool) -> bool:
+        """Write the mount's OWNER_FILE object; unless `replace`, only where there is none (a
+        conditional create, as sign_put's: False when another lake, or another process of this one,
+        was first)."""
+        try:
+            await self.client.put_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE), Body=data,
+                                         ContentType="application/json", **({} if replace else {"IfNoneMatch": "*"}))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise StoreUnavailable(f"s3 mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"s3 mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
+        return True
 
     # --- objects no record names (services/uploads/reconciler.sweep_stray_copies), as LocalStore's
     # Each raises StoreUnavailable when the store fails it (the sweep goes on with the other mounts).
@@ -376,6 +419,8 @@ class S3Store:
     async def set_aside(self, key: str) -> None:
         """Move `key`'s object under STRAY_DIR (a copy, then a delete: S3 has no move), where
         remove_set_aside deletes it later. The copy's time is the set-aside time."""
+        if not self.ownership.allows("set aside", key):
+            return
         source = {"Bucket": self.bucket, "Key": self.object_key(key)}
         target = self.object_key(f"{STRAY_DIR}/{key}")
         try:
@@ -393,6 +438,8 @@ class S3Store:
 
     async def remove_set_aside(self, seconds: float) -> int:
         """Delete what was set aside more than `seconds` ago; returns how many objects went."""
+        if not self.ownership.allows("delete what was set aside", STRAY_DIR):
+            return 0
         refused: list[dict[str, Any]] = []
         old = 0
         # A listed page at a time (DeleteObjects takes at most 1,000 keys, a page's most).

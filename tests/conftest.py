@@ -33,6 +33,7 @@ from services.auth import create_token
 from services.events.feed import WRITERS_COLLECTION
 from services.schedules import SCHEDULES
 from services.uploads.reconciler import STRANDED_POSITION
+from storage.ownership import OWNER_FILE
 from tests import watchdog
 from tests.operations import Api
 from tests.processes import serving
@@ -84,6 +85,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
     client = s3.client()
     if s3.bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=s3.bucket)
+    elif service is None:
+        # A bucket kept between sessions names the lake of an earlier one as its owner: this session's
+        # lake (a new database) would then only read it (storage/ownership.py). Claimed afresh instead.
+        client.delete_object(Bucket=s3.bucket, Key=OWNER_FILE)
     yield s3
     if service:
         service.stop()

@@ -37,7 +37,7 @@ async def test_liveness_and_readiness(http: httpx.AsyncClient) -> None:
     assert live.status_code == 200 and live.json()["ok"] is True
     ready = await http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ok": True, "database": True, "storage": True, "failing": []}
+    assert ready.json() == {"ok": True, "database": True, "storage": True, "failing": [], "notOwned": []}
 
 
 async def test_readiness_names_an_unreachable_mount(

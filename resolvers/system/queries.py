@@ -31,7 +31,8 @@ class SystemQueries:
         default = info.context.settings.default_mount
         stores = sorted(info.context.stores.values(), key=lambda s: (s.name != default, s.name))
         writer = has_role(info.context, Role.CONTRIBUTOR)
-        return [Mount(name=s.name, backend=s.backend, is_default=s.name == default,
+        return [Mount(name=s.name, backend=s.backend, is_default=s.name == default, owned=s.ownership.owned,
+                      owner_lake=s.ownership.owner,
                       **({"local_root": str(s.root), "local_id": s.mount_id}
                          if writer and isinstance(s, LocalStore) and s.direct_writes else {}))
                 for s in stores]

@@ -25,6 +25,13 @@ class Mount:
         "Local mounts that take direct writes: their directory on the server. A client sharing that filesystem "
         "sees `localId` in its `.graphlake-mount` file, and may then upload with createUpload(direct: true)."))
     local_id: str | None = strawberry.field(default=None, description="What that directory's `.graphlake-mount` file holds.")
+    owned: bool = strawberry.field(default=True, description=(
+        "Whether this lake owns the mount. False on a mount another lake owns (a restored copy of a lake, given "
+        "its mounts): this lake then reads the mount's files and never writes, deletes or sets aside anything "
+        "there, and uploads to it are refused. `graphlake mounts adopt NAME` takes the mount over."))
+    owner_lake: str | None = strawberry.field(default=None, description=(
+        "The id of the lake that owns the mount, as the mount's `.graphlake-owner` file names it (null while "
+        "unknown: the mount could not be asked yet)."))
 
 
 @strawberry.type(description="A tick of the `heartbeat` subscription.")

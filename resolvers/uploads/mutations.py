@@ -24,6 +24,7 @@ from services.uploads import completion, external, ingest, sessions, verificatio
 from services.uploads.finishing import Unfiled
 from storage.concurrency import bounded_gather
 from storage.local import MARKER, LocalStore
+from storage.ownership import OWNER_FILE
 from storage.protocol import LAKE_FOLDERS
 
 
@@ -140,7 +141,7 @@ class UploadMutations:
         # asset already). The rest of a mount (a bundle put there, say) is the users'.
         private = [settings.data_dir, settings.backups,
                    *(store.root / place for store in info.context.stores.values() if isinstance(store, LocalStore)
-                     for place in (*(folder.rstrip("/") for folder in LAKE_FOLDERS), ".multipart", MARKER))]
+                     for place in (*(folder.rstrip("/") for folder in LAKE_FOLDERS), ".multipart", MARKER, OWNER_FILE))]
         done = await ingest.ingest_files(requests, settings.ingest_roots, mount, info.context.stores, settings,
                                          info.context.state.feed, info.context.actor, private=private)
         fresh = [d.asset for d in done if not d.unchanged]

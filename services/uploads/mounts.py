@@ -6,8 +6,9 @@ import logging
 import time
 import weakref
 
-from services.errors import BadUserInput, Unavailable
+from services.errors import BadUserInput, Conflict, Unavailable
 from storage import ObjectStore, StoreUnavailable
+from storage.ownership import MountNotOwned
 
 log = logging.getLogger("graphlake.uploads")
 
@@ -41,18 +42,23 @@ class MountUnavailable(Unavailable):
 
 async def choose_store(stores: dict[str, ObjectStore], requested: str | None, default: str,
                        field: str = "mount") -> ObjectStore:
-    """The requested (or default) mount, or its fallback while it is unreachable (MADSci's behaviour)."""
+    """The requested (or default) mount, or its fallback while it is unreachable (MADSci's behaviour) or
+    owned by another lake (storage/ownership.py: this lake writes nothing there)."""
     name = requested or default
     store = stores.get(name)
     if store is None:
         raise BadUserInput(f"no mount named {name!r} (have: {', '.join(sorted(stores))})", field=field)
     try:
+        if not store.ownership.owned:  # another lake's (a restored copy's view of its original's mount)
+            raise store.ownership.refused()
         await check_reachable(store)
         return store
     except StoreUnavailable as error:
-        if store.fallback and store.fallback in stores:
-            log.warning("mount %s unreachable (%s); uploading to fallback %s", name, error, store.fallback)
+        if store.fallback and store.fallback in stores and stores[store.fallback].ownership.owned:
+            log.warning("mount %s cannot take uploads (%s); uploading to fallback %s", name, error, store.fallback)
             fallback = stores[store.fallback]
             await check_reachable(fallback)
             return fallback
+        if isinstance(error, MountNotOwned):  # not a passing state: nothing to retry
+            raise Conflict(f"mount {name!r} takes no uploads: {error}", field=field) from None
         raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field=field) from None

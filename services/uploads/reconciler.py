@@ -337,6 +337,10 @@ async def sweep_stray_copies(stores: dict[str, ObjectStore], *, after: timedelta
     moved = 0
     failed: list[str] = []
     for store in stores.values():
+        if not store.ownership.owned:  # its files are another lake's, which this database does not name
+            log.info("mount %r was not swept for stray files: it belongs to lake %s, not to this one",
+                     store.name, store.ownership.owner)
+            continue
         try:
             moved += await _set_aside_stray(store, "assets", "", _named_by_assets, after)
             moved += await _set_aside_stray(store, "versions", ".jsonl", _named_by_versions, after)

@@ -1,0 +1,117 @@
+"""A lake's identity, and which lake owns each of its mounts (storage/ownership.py says why it matters).
+
+The lake id is made the first time a lake's database is opened, and kept beside its schema record
+(STATE_COLLECTION, `_id: "lake"`). Backups leave STATE_COLLECTION out and a restore writes only the
+schema record there, so a restore into another database (a drill, a copy, or a lake rebuilt after
+its database was lost) is a lake of a new id, owning none of the mounts of the lake backed up; a
+restore over a lake (`--replace`) keeps that lake's id, and with it its mounts.
+
+The first lake to open a mount that names no owner claims it. A lake that finds another's id there
+reads the mount and changes nothing on it, until an operator adopts it for this lake
+(`graphlake mounts adopt NAME`, after a disaster restore: the lake backed up is gone for good).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from migrations import STATE_COLLECTION
+from storage import ObjectStore, StoreUnavailable
+
+log = logging.getLogger("graphlake.storage")
+
+LAKE_ID = "lake"  # the `_id` of the lake's identity in STATE_COLLECTION
+UNREADABLE = "unknown (its owner file is unreadable)"  # an owner file no lake wrote: owned by none of them
+ASK_SECONDS = 10.0  # for a mount's owner, each time it is settled
+
+
+async def lake_id(db: AsyncDatabase) -> str:
+    """This lake's id, made now if its database has none yet (every process of the lake reads the same)."""
+    state = db[STATE_COLLECTION]
+    record = await state.find_one({"_id": LAKE_ID})
+    if record is None:
+        try:  # an insert, not an upsert: of processes starting together, the unique `_id` lets one win
+            await state.insert_one({"_id": LAKE_ID, "lake_id": uuid.uuid4().hex, "made_at": datetime.now(UTC)})
+        except DuplicateKeyError:
+            pass
+        record = await state.find_one({"_id": LAKE_ID})
+    assert record is not None
+    return str(record["lake_id"])
+
+
+def _owner_record(lake: str, db: AsyncDatabase, **more: str | None) -> bytes:
+    """What a mount's owner file holds: the lake's id, and for the operator who reads it, where it was claimed."""
+    return json.dumps({"lake": lake, "database": db.name, "host": socket.gethostname(),
+                       "claimed_at": datetime.now(UTC).isoformat(), **more}, indent=1).encode()
+
+
+def owner_of(data: bytes) -> str:
+    """The lake id an owner file names (UNREADABLE for one no lake wrote: nobody's, so not ours)."""
+    try:
+        lake = json.loads(data).get("lake")
+    except (ValueError, AttributeError):
+        return UNREADABLE
+    return lake if isinstance(lake, str) and lake else UNREADABLE
+
+
+async def read_owner(store: ObjectStore) -> str | None:
+    """The id of the lake that owns the mount of `store`; None while none does. StoreUnavailable
+    when the store cannot say now."""
+    try:
+        data = await store.read_owner_file()
+    except (OSError, ValueError) as error:  # a local mount's disk, or a link in the file's place (UnsafeKey)
+        raise StoreUnavailable(f"mount {store.name!r}: its owner file cannot be read: {error}") from None
+    return None if data is None else owner_of(data)
+
+
+async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[str, str | None]:
+    """Tell each store this lake's id and its mount's owner, claiming each mount that has none.
+    Run as the lake opens and again each maintenance round: a mount adopted by another lake meanwhile
+    (or by this one, from the command line) is seen within a round. A store that cannot be asked
+    keeps what it knew (at the start: nothing, so it changes nothing until it is asked again).
+    Returns each mount's owner as now known."""
+    lake = await lake_id(db)
+
+    async def settle(store: ObjectStore) -> None:
+        store.ownership.lake = lake
+        try:
+            # Bounded: an S3 store that does not answer held the server's start for botocore's retries.
+            async with asyncio.timeout(ASK_SECONDS):
+                owner = await read_owner(store)
+                if owner is None:
+                    if await store.write_owner_file(_owner_record(lake, db), replace=False):
+                        log.info("mount %r had no owner: it is this lake's (%s) now", store.name, lake)
+                    owner = await read_owner(store)  # ours, or a lake's that claimed it a moment before
+        except (StoreUnavailable, OSError, ValueError, TimeoutError) as error:
+            log.warning("the owner of mount %r is unknown for now (%s): this lake changes nothing there until it is "
+                        "known", store.name, str(error) or f"no answer within {ASK_SECONDS:g} s")
+            return
+        if owner != lake and store.ownership.owner != owner:  # said once, not every round
+            log.warning("mount %r belongs to lake %s, not to this one (%s): this lake reads it and never writes, "
+                        "deletes or sets aside anything there. A restored copy of that lake? If it replaces that "
+                        "lake for good, take the mount over: graphlake mounts adopt %s", store.name, owner, lake,
+                        store.name)
+        store.ownership.owner = owner
+
+    await asyncio.gather(*(settle(store) for store in stores.values()))
+    return {name: store.ownership.owner for name, store in stores.items()}
+
+
+async def adopt(db: AsyncDatabase, store: ObjectStore) -> str | None:
+    """Make this lake the owner of the mount of `store` (whoever owned it: the lake a disaster
+    restore replaces); returns the previous owner's id (None: it had none)."""
+    lake = await lake_id(db)
+    previous = await read_owner(store)
+    if previous != lake:
+        await store.write_owner_file(_owner_record(lake, db, adopted_from=previous), replace=True)
+    store.ownership.lake = store.ownership.owner = lake
+    return previous
