@@ -173,14 +173,7 @@ async def paginate(
     One `find` per page; the total is counted only if a client asks for `totalCount`.
     """
     sort = with_tiebreaker(sort)
-    # Paging backward reads the reversed order from `before` (the same index, walked the other way),
-    # then turns the page around: cursors are always of the list's own order.
-    read_sort = [(field, -direction) for field, direction in sort] if page.backward else sort
-    cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
-    page_query = query
-    if cursor:
-        position = keyset_filter(read_sort, decode_cursor(cursor, sort, cursor_field))
-        page_query = {"$and": [query, position]} if query else position
+    page_query, read_sort = page_read(query, sort, page)
     docs = await collection.find(page_query, projection, sort=read_sort, limit=page.first + 1).to_list()
     more = len(docs) > page.first
     docs = docs[: page.first]
@@ -192,6 +185,30 @@ async def paginate(
         return await collection.count_documents(query)
 
     return Connection(edges=edges, page_info=_page_info(page, edges, more), count=count)
+
+
+def page_read(query: dict[str, Any], sort: SortSpec, page: Page) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """The filter and the order a page of `query` in `sort` order (an `_id` tiebreaker is added) is
+    read with: from its cursor on, in the list's order. Paging backward reads the reversed order from
+    `before` (the same index, walked the other way); paginate then turns the page around, since
+    cursors are always of the list's own order."""
+    sort = with_tiebreaker(sort)
+    read_sort = [(field, -direction) for field, direction in sort] if page.backward else sort
+    cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
+    if not cursor:
+        return query, read_sort
+    return _beside(query, keyset_filter(read_sort, decode_cursor(cursor, sort, cursor_field))), read_sort
+
+
+def _beside(query: dict[str, Any], position: dict[str, Any]) -> dict[str, Any]:
+    """`query` and the page's `position`. Ids the query pins stay at its top, where the embedded
+    default reads them through their index (inside an `$and`, it walks the sort's index instead)."""
+    if not query:
+        return position
+    if "_id" not in query:
+        return {"$and": [query, position]}
+    rest = {field: value for field, value in query.items() if field != "_id"}
+    return {"_id": query["_id"], "$and": [rest, position] if rest else [position]}
 
 
 def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
