@@ -224,10 +224,10 @@ def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
 
 
 def first_children(loaders: Loaders, model: type[D], *, field: str, query: dict[str, Any],
-                   first: int) -> DataLoader[ObjectId, ChildPage[D]]:
+                   first: int, order: Sequence[str] = ("_id",)) -> DataLoader[ObjectId, ChildPage[D]]:
     """The loader of each parent's first `first` children (see child_connection): one for the
     resolver and for a look-ahead (resolvers/lookahead.py), so both name the same batch."""
-    return loaders.children(model, field, query, first)
+    return loaders.children(model, field, query, first, order)
 
 
 def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: ObjectId,
@@ -239,10 +239,11 @@ def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: Obje
 
 
 def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPage[D], *, field: str, parent_id: ObjectId,
-                          query: dict[str, Any], to_node: Callable[[D], T]) -> Connection[T]:
+                          query: dict[str, Any], to_node: Callable[[D], T], order: Sequence[str] = ("_id",)) -> Connection[T]:
     """The connection of a parent's first page of children, as its loader gave it."""
-    sort = [("_id", ASCENDING)]
-    edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
+    sort = [(key, ASCENDING) for key in order]
+    edges = [Edge(cursor=encode_cursor({key: getattr(doc, "id" if key == "_id" else key) for key in order}, sort),
+                  node=to_node(doc)) for doc in child_page.docs]
 
     async def count() -> int:
         return await child_count(loaders, model, field=field, parent_id=parent_id, query=query)
@@ -265,8 +266,10 @@ def child_connection_now_or_later(
     query: dict[str, Any],
     page: Page,
     to_node: Callable[[D], T],
+    order: Sequence[str] = ("_id",),
 ) -> Connection[T] | Awaitable[Connection[T]]:
-    """A parent's children (`model` documents whose `field` is `parent_id`) in `_id` order.
+    """A parent's children (`model` documents whose `field` is `parent_id`) in ascending `order`
+    (fields ending in `_id`; by default `_id` alone).
 
     A first page comes from a DataLoader, so a list of parents costs one query for all their
     children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
@@ -277,12 +280,12 @@ def child_connection_now_or_later(
     """
     if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
         return paginate(
-            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[("_id", ASCENDING)], page=page,
-            to_node=lambda raw: to_node(lean(model).model_validate(raw)),
+            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[(key, ASCENDING) for key in order],
+            page=page, to_node=lambda raw: to_node(lean(model).model_validate(raw)),
         )
-    loaded = first_children(loaders, model, field=field, query=query, first=page.first)
+    loaded = first_children(loaders, model, field=field, query=query, first=page.first, order=order)
     return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(
-        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node))
+        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node, order=order))
 
 
 async def child_connection(loaders: Loaders, model: type[D], **where: Any) -> Connection[Any]:

@@ -78,7 +78,7 @@ async def lake(api: Api, contributor: str) -> dict[str, Any]:
     logged = await api.data("LogEvents", {"inputs": [{"eventType": f"T{i % 3}", "level": "ERROR" if i % 3 else "INFO"}
                                                      for i in range(6)]}, token=contributor)
     return {"collection": coll["id"], "version": version["id"], "event": logged["logEvents"]["ids"][1],
-            "asset": assets[0]["id"], "dataset": ds["name"], "datum": datums[0]["id"],
+            "asset": assets[0]["id"], "dataset": ds["name"], "dataset_id": ds["id"], "datum": datums[0]["id"],
             "sets": [labels["id"], more_labels["id"]]}
 
 
@@ -128,6 +128,10 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("datasets", "Datasets", {"first": 1}),
         ("datasets", "Datasets", {"first": 1, "nameContains": "WIDG"}),
         ("dataset_versions", "DatasetVersion", {"dataset": lake["dataset"], "version": "v1", "first": 2}),
+        # A dataset's versions in the order they became READY, and several datasets' first pages of them.
+        ("dataset_versions", "DatasetVersions", {"id": lake["dataset_id"], "first": 1}),
+        ("dataset_versions", "DatasetVersions", {"id": lake["dataset_id"], "last": 1}),
+        ("dataset_versions", "DatasetsVersionsDatums", {"first": 2}),
         # The datums using an asset (through their uses of it: `roles.asset_id` is an array, which the
         # embedded default does not index). The page's datums (and derived assets) are then read by id.
         ("datum_assets", "AssetReferrers", {"id": lake["asset"], "first": 1}),
