@@ -14,6 +14,7 @@ from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
 from resolvers.assets.types import Asset
 from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
+from resolvers.list_filters import refuse_empty_lists
 from resolvers.pagination import Page, SortSpec, page_read, paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
@@ -28,6 +29,7 @@ MAX_SHA256_IN = 500  # digests in one `sha256In`: the embedded default searches 
 def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     """The MongoDB filter for an AssetFilter; each part is served by one of the asset indexes."""
     f = filter or AssetFilter()
+    refuse_empty_lists(f, "filter")
     clauses: list[dict[str, Any]] = [status_clause(f)]
     if f.kinds:
         clauses.append({"kind": {"$in": [k.value for k in f.kinds]}})
@@ -53,8 +55,6 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
         clauses.append({"collection_ids": collection_of(f)})
     clauses += json_filters("metadata", f.metadata, input_field="filter.metadata")
     clauses += json_filters("value", f.value, input_field="filter.value")
-    if f.sha256_in == []:  # nothing can match: read nothing (an empty `_id` list, alone at the top), walk no list
-        return {"_id": {"$in": []}}
     return {"$and": clauses}
 
 
@@ -75,7 +75,7 @@ async def asset_list_query(filter: AssetFilter | None, sort: SortSpec, page: Pag
     where the embedded default reads ids through their index: those assets alone are read and
     sorted. A digest filter keeps its own index, narrower still."""
     query = asset_query(filter)
-    if filter is None or not filter.collection_id or filter.sha256 or filter.sha256_in is not None:
+    if filter is None or not filter.collection_id or filter.sha256 or filter.sha256_in:
         return query
     # The walk as far as the collection goes: the list's statuses, from the page's cursor on.
     walk, read_sort = page_read(status_clause(filter), sort, page)
