@@ -76,6 +76,9 @@ class Dataset(Document):
     created_by: str | None = None
     # Set as a delete starts (services/datasets.delete_dataset): a version build refuses the dataset from then on.
     deleting_at: datetime | None = None
+    # The highest `ready_seq` of a version deleted from it: no later version takes that place again
+    # (services/version_order.py).
+    deleted_ready_seq: int | None = None
 
     class Settings:
         name = "datasets"
@@ -125,6 +128,10 @@ class DatasetVersion(Document):
     content_tried_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # Its place in its dataset's list of versions, taken as it became READY: after every version
+    # listed before (services/version_order.py). None while BUILDING, and for a version that became
+    # READY before versions were placed so (those come first, in the order they were made).
+    ready_seq: int | None = None
 
     class Settings:
         name = "dataset_versions"
@@ -132,8 +139,11 @@ class DatasetVersion(Document):
             IndexModel([("dataset_id", ASCENDING), ("version", ASCENDING)], name="dataset_version_unique", unique=True),
             Index([("dataset_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                   name="dataset_created"),
-            # A dataset's versions page, and its newest READY version, in `_id` order.
+            # A dataset's newest READY version, in `_id` order.
             Index([("dataset_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="dataset_status"),
+            # A dataset's versions page, in the order they became READY.
+            Index([("dataset_id", ASCENDING), ("status", ASCENDING), ("ready_seq", ASCENDING), ("_id", ASCENDING)],
+                  name="dataset_ready"),
         ]
 
 

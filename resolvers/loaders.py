@@ -86,8 +86,9 @@ CHILD_BUDGET = 1000
 
 
 async def _first_children(model: type[Document], field: str, query: dict[str, Any], parent_ids: Sequence[ObjectId],
-                          n: int, order: int) -> dict[ObjectId, list[dict]]:
-    """Up to `n` raw children of each parent (documents whose `field` is its id), in `_id` `order`.
+                          n: int, order: Sequence[tuple[str, int]]) -> dict[ObjectId, list[dict]]:
+    """Up to `n` raw children of each parent (documents whose `field` is its id), in `order` (sort keys
+    ending in `_id`).
 
     FerretDB has no per-group limit ($lookup with a pipeline, $firstN), so this takes two steps. One
     `$in` query, sorted by parent, reads at most max(CHILD_BUDGET, n per parent) documents. Every
@@ -99,7 +100,7 @@ async def _first_children(model: type[Document], field: str, query: dict[str, An
     collection = model.get_pymongo_collection()
     ids = list(parent_ids)
     budget = n if len(ids) == 1 else max(CHILD_BUDGET, n * len(ids))
-    raw = await collection.find({field: {"$in": ids}, **query}, sort=[(field, ASCENDING), ("_id", order)],
+    raw = await collection.find({field: {"$in": ids}, **query}, sort=[(field, ASCENDING), *order],
                                 limit=budget).to_list()
     grouped: dict[ObjectId, list[dict]] = defaultdict(list)
     for doc in raw:
@@ -109,7 +110,7 @@ async def _first_children(model: type[Document], field: str, query: dict[str, An
         unreached = [p for p in ids if p > last or (p == last and len(grouped[p]) < n)]
 
         async def own_page(parent: ObjectId) -> list[dict]:
-            return await collection.find({field: parent, **query}, sort=[("_id", order)], limit=n).to_list()
+            return await collection.find({field: parent, **query}, sort=list(order), limit=n).to_list()
 
         for parent, docs in zip(unreached, await asyncio.gather(*(own_page(p) for p in unreached)), strict=True):
             grouped[parent] = docs
@@ -183,20 +184,24 @@ class Loaders:
         for doc in docs:
             self.by_id(getattr(type(doc), "document_class", type(doc))).prime(doc.id, doc)
 
-    def children(self, model: type[D], field: str, query: dict[str, Any], first: int) -> DataLoader[ObjectId, ChildPage[D]]:
-        """The first `first` documents of `model` whose `field` is each parent id, in `_id` order."""
+    def children(self, model: type[D], field: str, query: dict[str, Any], first: int,
+                 order: Sequence[str] = ("_id",)) -> DataLoader[ObjectId, ChildPage[D]]:
+        """The first `first` documents of `model` whose `field` is each parent id, in ascending `order`
+        (fields ending in `_id`)."""
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
-            grouped = await _first_children(model, field, query, parent_ids, first + 1, ASCENDING)  # one more: a next page?
+            grouped = await _first_children(model, field, query, parent_ids, first + 1,  # one more: a next page?
+                                            [(key, ASCENDING) for key in order])
             return await _child_pages(model, grouped, parent_ids, first)
 
-        return self._get(_cache_key("children", model.__name__, field, query, first), load, f"children:{model.__name__}")
+        return self._get(_cache_key("children", model.__name__, field, query, first, order), load,
+                         f"children:{model.__name__}")
 
     def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
         """The newest (highest `_id`) document of `model` for each parent id."""
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
-            grouped = await _first_children(model, field, query, parent_ids, 1, DESCENDING)
+            grouped = await _first_children(model, field, query, parent_ids, 1, [("_id", DESCENDING)])
             found = iter(await validate_all(lean(model), [grouped[p][0] for p in parent_ids if grouped[p]]))  # in slices
             return [next(found) if grouped[p] else None for p in parent_ids]
 

@@ -173,14 +173,7 @@ async def paginate(
     One `find` per page; the total is counted only if a client asks for `totalCount`.
     """
     sort = with_tiebreaker(sort)
-    # Paging backward reads the reversed order from `before` (the same index, walked the other way),
-    # then turns the page around: cursors are always of the list's own order.
-    read_sort = [(field, -direction) for field, direction in sort] if page.backward else sort
-    cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
-    page_query = query
-    if cursor:
-        position = keyset_filter(read_sort, decode_cursor(cursor, sort, cursor_field))
-        page_query = {"$and": [query, position]} if query else position
+    page_query, read_sort = page_read(query, sort, page)
     docs = await collection.find(page_query, projection, sort=read_sort, limit=page.first + 1).to_list()
     more = len(docs) > page.first
     docs = docs[: page.first]
@@ -192,6 +185,30 @@ async def paginate(
         return await collection.count_documents(query)
 
     return Connection(edges=edges, page_info=_page_info(page, edges, more), count=count)
+
+
+def page_read(query: dict[str, Any], sort: SortSpec, page: Page) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """The filter and the order a page of `query` in `sort` order (an `_id` tiebreaker is added) is
+    read with: from its cursor on, in the list's order. Paging backward reads the reversed order from
+    `before` (the same index, walked the other way); paginate then turns the page around, since
+    cursors are always of the list's own order."""
+    sort = with_tiebreaker(sort)
+    read_sort = [(field, -direction) for field, direction in sort] if page.backward else sort
+    cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
+    if not cursor:
+        return query, read_sort
+    return _beside(query, keyset_filter(read_sort, decode_cursor(cursor, sort, cursor_field))), read_sort
+
+
+def _beside(query: dict[str, Any], position: dict[str, Any]) -> dict[str, Any]:
+    """`query` and the page's `position`. Ids the query pins stay at its top, where the embedded
+    default reads them through their index (inside an `$and`, it walks the sort's index instead)."""
+    if not query:
+        return position
+    if "_id" not in query:
+        return {"$and": [query, position]}
+    rest = {field: value for field, value in query.items() if field != "_id"}
+    return {"_id": query["_id"], "$and": [rest, position] if rest else [position]}
 
 
 def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
@@ -207,10 +224,10 @@ def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
 
 
 def first_children(loaders: Loaders, model: type[D], *, field: str, query: dict[str, Any],
-                   first: int) -> DataLoader[ObjectId, ChildPage[D]]:
+                   first: int, order: Sequence[str] = ("_id",)) -> DataLoader[ObjectId, ChildPage[D]]:
     """The loader of each parent's first `first` children (see child_connection): one for the
     resolver and for a look-ahead (resolvers/lookahead.py), so both name the same batch."""
-    return loaders.children(model, field, query, first)
+    return loaders.children(model, field, query, first, order)
 
 
 def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: ObjectId,
@@ -222,10 +239,11 @@ def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: Obje
 
 
 def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPage[D], *, field: str, parent_id: ObjectId,
-                          query: dict[str, Any], to_node: Callable[[D], T]) -> Connection[T]:
+                          query: dict[str, Any], to_node: Callable[[D], T], order: Sequence[str] = ("_id",)) -> Connection[T]:
     """The connection of a parent's first page of children, as its loader gave it."""
-    sort = [("_id", ASCENDING)]
-    edges = [Edge(cursor=encode_cursor({"_id": doc.id}, sort), node=to_node(doc)) for doc in child_page.docs]
+    sort = [(key, ASCENDING) for key in order]
+    edges = [Edge(cursor=encode_cursor({key: getattr(doc, "id" if key == "_id" else key) for key in order}, sort),
+                  node=to_node(doc)) for doc in child_page.docs]
 
     async def count() -> int:
         return await child_count(loaders, model, field=field, parent_id=parent_id, query=query)
@@ -248,8 +266,10 @@ def child_connection_now_or_later(
     query: dict[str, Any],
     page: Page,
     to_node: Callable[[D], T],
+    order: Sequence[str] = ("_id",),
 ) -> Connection[T] | Awaitable[Connection[T]]:
-    """A parent's children (`model` documents whose `field` is `parent_id`) in `_id` order.
+    """A parent's children (`model` documents whose `field` is `parent_id`) in ascending `order`
+    (fields ending in `_id`; by default `_id` alone).
 
     A first page comes from a DataLoader, so a list of parents costs one query for all their
     children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
@@ -260,12 +280,12 @@ def child_connection_now_or_later(
     """
     if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
         return paginate(
-            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[("_id", ASCENDING)], page=page,
-            to_node=lambda raw: to_node(lean(model).model_validate(raw)),
+            model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[(key, ASCENDING) for key in order],
+            page=page, to_node=lambda raw: to_node(lean(model).model_validate(raw)),
         )
-    loaded = first_children(loaders, model, field=field, query=query, first=page.first)
+    loaded = first_children(loaders, model, field=field, query=query, first=page.first, order=order)
     return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(
-        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node))
+        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node, order=order))
 
 
 async def child_connection(loaders: Loaders, model: type[D], **where: Any) -> Connection[Any]:

@@ -34,7 +34,7 @@ from documents.json_value import StoredJson
 from documents.manifest import manifest_hash
 from documents.record_pack import VersionRecordPack
 from graphlake_client import splits
-from services import bulk_deletes, delete_marks, retention, snapshots, version_build, version_content
+from services import bulk_deletes, delete_marks, retention, snapshots, version_build, version_content, version_order
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_VERSION_SETS, check_at_most, check_name, refuse_if_held, text_contains
 from services.collections import get_collection
@@ -324,6 +324,7 @@ async def delete_version(version_id: ObjectId, stores: Mapping[str, ObjectStore]
         await delete_marks.commit(versions, version_id, token, "this version")
     except BaseException:
         await delete_marks.take_back(versions, version_id, token, {"$set": {"status": VersionStatus.READY.value}})
+        await version_order.place_again(version_id)  # hidden meanwhile: a client may have paged past its place
         raise
     await _discard(version_id, stores)
 
@@ -387,12 +388,15 @@ async def _discard(version_id: ObjectId, stores: Mapping[str, ObjectStore] | Non
 
 
 async def _remove_copies(version_id: ObjectId, stores: Mapping[str, ObjectStore] | None) -> None:
-    named = await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id}, {"content": 1})
+    named = await DatasetVersion.get_pymongo_collection().find_one({"_id": version_id},
+                                                                   {"content": 1, "dataset_id": 1, "ready_seq": 1})
     await version_content.remove((named or {}).get("content"), stores)
     await bulk_deletes.delete_all(VersionMember.get_pymongo_collection(), {"version_id": version_id})
     await bulk_deletes.delete_all(VersionRecordPack.get_pymongo_collection(), {"version_id": version_id},
                                   order=("datum_id", "_id"))
     await retention.release(RetentionOwnerType.DATASET_VERSION, version_id)
+    if named is not None:
+        await version_order.forget(named)
     await DatasetVersion.get_pymongo_collection().delete_one(
         {"_id": version_id, "status": {"$in": [VersionStatus.BUILDING.value, VersionStatus.DELETING.value]}})
 
@@ -553,15 +557,17 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
         counts[split.value] += 1
+    place = await version_order.next_place(version.dataset_id)
     flipped = await DatasetVersion.get_pymongo_collection().update_one(
         {"_id": version.id, "status": VersionStatus.BUILDING.value}, {"$set": {
             "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts, "record_counts": records,
-            "manifest_sha256": manifest_hash(entries, sets.values()),
+            "manifest_sha256": manifest_hash(entries, sets.values()), "ready_seq": place,
             # Its content file is being written now: the maintenance leaves it to this build (snapshots.write_missing_contents).
             "content_tried_at": utcnow()}})
     if flipped.matched_count == 0:  # taken for abandoned (a build that outlived ABANDONED_AFTER) or deleted meanwhile
         raise Conflict("the build was discarded while it ran (its dataset or name was deleted or taken over); "
                        "build it again", field="version")
+    await version_order.settle(version.id, version.dataset_id, place)
 
 
 def assign_split(seed: int, datum_id: ObjectId, ratios: tuple[float, float, float]) -> Split:

@@ -290,3 +290,68 @@ async def test_a_release_flags_its_orphans_beside_the_update_it_carries(api: Api
     await retention.release(RetentionOwnerType.MANUAL_PIN, owner, also={"$set": {"description": "released"}})
     stored = await state.db.assets.find_one({"_id": object_id(asset["id"])})
     assert stored["description"] == "released" and stored["unpinned_at"] is not None
+
+
+async def _pages(api: Api, token: str, variables: dict[str, Any]) -> list[str]:
+    """The names of every asset the list gives, one page of two at a time, forward or (with `last`) backward."""
+    seen: list[str] = []
+    backward = "last" in variables
+    while True:
+        page = (await api.data("Assets", variables, token=token))["assets"]
+        names = [e["node"]["name"] for e in page["edges"]]
+        seen = names + seen if backward else seen + names
+        more, key, cursor = (("hasPreviousPage", "before", "startCursor") if backward
+                             else ("hasNextPage", "after", "endCursor"))
+        if not page["pageInfo"][more]:
+            return seen
+        variables = {**variables, key: page["pageInfo"][cursor]}
+
+
+@pytest.mark.parametrize(("bounds", "held_read"), [
+    # Items cheap to read, and a look at the walk too short to find a page there: the items are read ...
+    ({"WALK_PROBE": 1, "ITEM_COST": 0}, True),
+    ({"WALK_PROBE": 1, "ITEM_COST": 0, "MAX_HELD_READ": 2}, False),  # ... unless there are more than that
+    ({}, False),  # the look at the walk (here the whole little lake) finds a page of them
+], ids=["through-items", "big-collection", "walk-meets-them"])
+async def test_a_collections_assets_filter_order_and_page_as_the_list_does(
+        api: Api, contributor: str, admin: str, served: Served, monkeypatch: pytest.MonkeyPatch,
+        bounds: dict[str, int], held_read: bool) -> None:
+    """`assets(filter: {collectionId})` is read through the collection's items when the list's walk
+    would not meet them soon (services/collections.assets_to_read), else by walking the list: either
+    way the same assets as every other filter of the list gives, in its order, across pages in both
+    directions, DELETED ones left out."""
+    for name, value in bounds.items():
+        monkeypatch.setattr(collections, name, value)
+    coll = await factories.collection(api, contributor, "plates")
+    inside = [await factories.value_asset(api, contributor, name=f"in{i}", labels=["even" if i % 2 == 0 else "odd"],
+                                          dataTimestamp=f"2026-01-0{i % 3 + 1}T00:00:00Z") for i in range(7)]
+    for i in range(3):
+        await factories.value_asset(api, contributor, name=f"out{i}", labels=["even"])
+    text = (await api.data("StoreText", {"input": {"name": "in-text", "text": "t"}}, token=contributor))["storeText"]
+    await add(api, contributor, coll["id"], [{"assetId": a["id"]} for a in [*inside, text]])
+    await api.data("DeleteAsset", {"id": inside[3]["id"], "force": True}, token=admin)  # pinned by the collection
+    names = [f"in{i}" for i in range(7) if i != 3]
+    newest_first = ["in-text", *reversed(names)]
+    expectations = [
+        ({}, None, newest_first),
+        ({}, {"field": "CREATED_AT", "direction": "ASC"}, list(reversed(newest_first))),
+        ({}, {"field": "NAME", "direction": "DESC"}, sorted(newest_first, reverse=True)),
+        ({"kinds": ["VALUE"]}, None, list(reversed(names))),
+        ({"labelsAny": ["even"]}, None, ["in6", "in4", "in2", "in0"]),
+        ({"labelsAll": ["odd"], "nameContains": "IN"}, {"field": "NAME", "direction": "ASC"}, ["in1", "in5"]),
+        ({"dataTimestampAfter": "2026-01-01T12:00:00Z"}, {"field": "DATA_TIMESTAMP", "direction": "ASC"},
+         ["in1", "in4", "in2", "in5"]),
+        ({"createdAfter": "2000-01-01T00:00:00Z", "kinds": ["TEXT"]}, None, ["in-text"]),
+        ({"statuses": ["DELETED"]}, None, []),  # a deleted asset leaves its collections
+    ]
+    served.commands.clear()
+    for filter, order, expected in expectations:
+        variables = {"filter": {**filter, "collectionId": coll["id"]}, "orderBy": order}
+        assert await _pages(api, contributor, {**variables, "first": 2}) == expected, (filter, order)
+        assert await _pages(api, contributor, {**variables, "last": 2}) == expected, (filter, order)
+        counted = await api.data("Assets", {**variables, "first": 1}, token=contributor)
+        assert counted["assets"]["totalCount"] == len(expected), (filter, order)
+    read_items = [f for f in served.commands.finds if f["find"] == "collection_items"]
+    assert bool(read_items) == held_read, served.commands.finds
+    empty = await factories.collection(api, contributor, "empty")
+    assert await _pages(api, contributor, {"filter": {"collectionId": empty["id"]}, "first": 2}) == []

@@ -25,7 +25,7 @@ from documents.roles import Role
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
 from resolvers.context import AppState
-from services import bulk_deletes, datasets, retention, snapshots, version_build
+from services import bulk_deletes, datasets, delete_marks, retention, snapshots, version_build, version_order
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import MakeToken, S3Service, Served
@@ -1038,3 +1038,105 @@ async def test_datasets_are_searched_by_name_in_any_case_page_by_page(api: Api, 
     assert first == ["PLATES-2025", "platesXold", "Plates.old"] and page["hasNextPage"]
     rest, _, page = await names(nameContains="PLATES", first=3, after=page["endCursor"])
     assert rest == ["plates-2024"] and not page["hasNextPage"]
+
+
+async def _listed(api: Api, token: str, dataset_id: str, after: str | None = None) -> tuple[list[str], str | None]:
+    """The names of a dataset's versions from `after` on, as a client following the list reads them
+    (a page of one at a time), and the cursor it would go on from."""
+    names: list[str] = []
+    while True:
+        page = (await api.data("DatasetVersions", {"id": dataset_id, "first": 1, "after": after},
+                               token=token))["dataset"]["versions"]
+        names += [e["node"]["version"] for e in page["edges"]]
+        after = page["pageInfo"]["endCursor"] or after
+        if not page["pageInfo"]["hasNextPage"]:
+            return names, after
+
+
+async def test_a_client_following_the_versions_sees_one_whose_build_began_before_those_it_saw(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Versions are listed in the order they became READY. In the order they were made, a version
+    whose build ran while a later one finished (so it was not listed yet) became READY behind the
+    cursor of a client that had read on past the later one: following the list, it never saw it."""
+    dataset = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    first = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datums[0]["id"]])
+    copy_in, copying, go_on = version_build.copy_in, asyncio.Event(), asyncio.Event()
+
+    async def held_open(*args: Any, **kwargs: Any) -> Any:  # v2's build, until v3 is listed
+        if not copying.is_set():
+            copying.set()
+            await asyncio.wait_for(go_on.wait(), 30)
+        return await copy_in(*args, **kwargs)
+
+    monkeypatch.setattr(version_build, "copy_in", held_open)
+    building = asyncio.ensure_future(factories.version(api, contributor, dataset["id"], "v2", parentId=first["id"],
+                                                       addDatums=[datums[1]["id"]]))
+    await asyncio.wait_for(copying.wait(), 30)
+    await factories.version(api, contributor, dataset["id"], "v3", addDatums=[datums[1]["id"]])
+    seen, cursor = await _listed(api, contributor, dataset["id"])
+    assert seen == ["v1", "v3"]
+    go_on.set()
+    assert (await building)["version"] == "v2"
+    assert (await _listed(api, contributor, dataset["id"], cursor))[0] == ["v2"]
+    assert (await _listed(api, contributor, dataset["id"]))[0] == ["v1", "v3", "v2"]
+    whole = (await api.data("DatasetVersions", {"id": dataset["id"], "last": 3}, token=contributor))["dataset"]["versions"]
+    assert [e["node"]["version"] for e in whole["edges"]] == ["v1", "v3", "v2"] and whole["totalCount"] == 3
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["listed-after-it", "deleted-since"])
+async def test_a_version_placed_where_another_was_listed_moves_after_it(
+        api: Api, contributor: str, admin: str, monkeypatch: pytest.MonkeyPatch, deleted: bool) -> None:
+    """Taking a place is a read of the highest and a write, nothing holding other builds off between:
+    a build that read its place just before another one took it, and wrote it after a client had
+    listed the other (which may be deleted by then), checks after its write and moves after it."""
+    dataset = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    next_place, read, go_on = version_order.next_place, asyncio.Event(), asyncio.Event()
+
+    async def read_then_held(*args: Any, **kwargs: Any) -> Any:  # v1's read of its place, until v2 is listed
+        place = await next_place(*args, **kwargs)
+        if not read.is_set():
+            read.set()
+            await asyncio.wait_for(go_on.wait(), 30)
+        return place
+
+    monkeypatch.setattr(version_order, "next_place", read_then_held)
+    building = asyncio.ensure_future(factories.version(api, contributor, dataset["id"], "v1", addDatums=[datums[0]["id"]]))
+    await asyncio.wait_for(read.wait(), 30)
+    v2 = await factories.version(api, contributor, dataset["id"], "v2", addDatums=[datums[1]["id"]])
+    seen, cursor = await _listed(api, contributor, dataset["id"])
+    assert seen == ["v2"]
+    if deleted:
+        await api.data("DeleteDatasetVersion", {"id": v2["id"]}, token=admin)
+    go_on.set()
+    await building
+    assert (await _listed(api, contributor, dataset["id"], cursor))[0] == ["v1"]
+    assert (await _listed(api, contributor, dataset["id"]))[0] == (["v1"] if deleted else ["v2", "v1"])
+
+
+async def test_a_version_a_refused_delete_hid_comes_again_after_those_listed_meanwhile(
+        api: Api, contributor: str, admin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delete hides its version (DELETING) before it looks for what holds it; refused, it shows the
+    version again. A client that read on past its place meanwhile would never see it at that place."""
+    dataset = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 1, roles=("image",))
+    v1 = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datums[0]["id"]])
+    await factories.version(api, contributor, dataset["id"], "v2", parentId=v1["id"])  # holds v1
+    mark, marked, go_on = delete_marks.mark, asyncio.Event(), asyncio.Event()
+
+    async def marked_then_held(*args: Any, **kwargs: Any) -> Any:  # the delete, once it has hidden v1
+        token = await mark(*args, **kwargs)
+        marked.set()
+        await asyncio.wait_for(go_on.wait(), 30)
+        return token
+
+    monkeypatch.setattr(delete_marks, "mark", marked_then_held)
+    deleting = asyncio.ensure_future(api.error("DeleteDatasetVersion", {"id": v1["id"]}, token=admin))
+    await asyncio.wait_for(marked.wait(), 30)
+    seen, cursor = await _listed(api, contributor, dataset["id"])
+    assert seen == ["v2"]  # v1 hidden while its delete looks
+    go_on.set()
+    assert (await deleting)["extensions"]["code"] == "CONFLICT"
+    assert (await _listed(api, contributor, dataset["id"], cursor))[0] == ["v1"]
+    assert (await _listed(api, contributor, dataset["id"]))[0] == ["v2", "v1"]

@@ -78,7 +78,6 @@ async def test_a_versions_datum_filters_its_records_as_the_database_filters_the_
         {"minScore": 0.5}, {"maxScore": 0.5}, {"minScore": 0.2, "maxScore": 0.7}, {"minScore": 0},
         {"verified": True}, {"verified": False}, {"superseded": False}, {"includeSuperseded": True},
         {"labels": ["scratch"], "kinds": ["CLASSIFICATION"], "verified": False, "sourceKinds": ["HUMAN"]},
-        {"labels": []},
     ]
     for chosen in filters:
         live, frozen = await _page(api, contributor, lake["version"], lake["datum"], filter=chosen, first=50)

@@ -8,19 +8,18 @@ import strawberry
 
 from resolvers.annotations.types import AnnotationKind, AnnotationPurpose, SourceKind
 from resolvers.inputs import batch_input
+from resolvers.list_filters import list_filter, refuse_empty_lists
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, decode_object_ids
 
 
 @strawberry.input(description="Which annotation records to list; every given field must match.")
 class AnnotationFilter:
-    kinds: list[AnnotationKind] | None = strawberry.field(default=None, description="Only records of one of these kinds.")
-    labels: list[str] | None = strawberry.field(default=None, description="Only records with one of these labels (exact).")
-    set_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Only records in one of these sets.")
-    purposes: list[AnnotationPurpose] | None = strawberry.field(default=None, description=(
-        "Only records whose set has one of these purposes."))
-    source_kinds: list[SourceKind] | None = strawberry.field(default=None, description=(
-        "Only records made by one of these kinds of source."))
+    kinds: list[AnnotationKind] | None = list_filter("Only records of one of these kinds.")
+    labels: list[str] | None = list_filter("Only records with one of these labels (exact).")
+    set_ids: list[strawberry.ID] | None = list_filter("Only records in one of these sets.")
+    purposes: list[AnnotationPurpose] | None = list_filter("Only records whose set has one of these purposes.")
+    source_kinds: list[SourceKind] | None = list_filter("Only records made by one of these kinds of source.")
     min_score: float | None = strawberry.field(default=None, description=(
         "Only records with a score at least this (records without a score never match)."))
     max_score: float | None = strawberry.field(default=None, description=(
@@ -39,6 +38,7 @@ def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
     """The MongoDB filter for an AnnotationFilter (purpose and source are copied onto each record)."""
     if filter is None:
         return {"superseded_by": None}
+    refuse_empty_lists(filter, "filter")
     query: dict[str, Any] = {} if filter.include_superseded else {"superseded_by": None}
     if filter.superseded is not None:
         query["superseded_by"] = {"$ne": None} if filter.superseded else None

@@ -9,6 +9,7 @@ import strawberry
 
 from resolvers.assets.types import AssetKind, AssetStatus
 from resolvers.common import METADATA_LIMIT, JsonPredicate, OrderDirection, OwnershipInput
+from resolvers.list_filters import list_filter
 from resolvers.scalars import JSON
 
 # What storeValue, storeText and createUpload take alike, described once.
@@ -75,18 +76,17 @@ class UpdateAssetInput:
 
 @strawberry.input(description="Which assets to list; every given field must match. DELETED assets appear only when `statuses` asks.")
 class AssetFilter:
-    kinds: list[AssetKind] | None = strawberry.field(default=None, description="Only assets of one of these kinds.")
-    statuses: list[AssetStatus] | None = strawberry.field(default=None, description=(
-        "Only assets in one of these statuses; null means every status but DELETED."))
-    labels_all: list[str] | None = strawberry.field(default=None, description="Only assets carrying every one of these labels.")
-    labels_any: list[str] | None = strawberry.field(default=None, description="Only assets carrying at least one of these labels.")
+    kinds: list[AssetKind] | None = list_filter("Only assets of one of these kinds.")
+    statuses: list[AssetStatus] | None = list_filter("Only assets in one of these statuses; null means every status but DELETED.")
+    labels_all: list[str] | None = list_filter("Only assets carrying every one of these labels.")
+    labels_any: list[str] | None = list_filter("Only assets carrying at least one of these labels.")
     media_type_prefix: str | None = strawberry.field(default=None, description=(
         'Only assets whose media type starts with this, e.g. "image/" (case-sensitive).'))
     name_contains: str | None = strawberry.field(default=None, description="Case-insensitive substring.")
     sha256: str | None = strawberry.field(default=None, description="Only assets with this payload SHA-256 (hex, any case).")
-    sha256_in: list[str] | None = strawberry.field(default=None, description=(
+    sha256_in: list[str] | None = list_filter(
         "Only assets whose payload SHA-256 is one of these (hex, any case; at most 500 distinct): what a lake "
-        "holds of a batch of files, in one query. An empty list matches nothing."))
+        "holds of a batch of files, in one query.")
     created_after: datetime | None = strawberry.field(default=None, description="Only assets created at or after this time.")
     created_before: datetime | None = strawberry.field(default=None, description="Only assets created before this time.")
     data_timestamp_after: datetime | None = strawberry.field(default=None, description=(
@@ -96,10 +96,9 @@ class AssetFilter:
     owner: OwnershipInput | None = strawberry.field(default=None, description=(
         "Only assets whose owner has every given field equal."))
     collection_id: strawberry.ID | None = strawberry.field(default=None, description="Only assets in this collection.")
-    metadata: list[JsonPredicate] | None = strawberry.field(default=None, description=(
-        "Predicates on `metadata`, all of which must hold."))
-    value: list[JsonPredicate] | None = strawberry.field(default=None, description=(
-        "Predicates on a VALUE asset's `value`, all of which must hold (other kinds never match)."))
+    metadata: list[JsonPredicate] | None = list_filter("Predicates on `metadata`, all of which must hold.")
+    value: list[JsonPredicate] | None = list_filter(
+        "Predicates on a VALUE asset's `value`, all of which must hold (other kinds never match).")
 
 
 @strawberry.enum(description="What to sort assets by.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
+from bson import ObjectId
 
 from documents.asset import Asset as AssetDocument
 from documents.common import AssetStatus as AssetStatusValue
@@ -13,10 +14,12 @@ from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
 from resolvers.assets.types import Asset
 from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
-from resolvers.pagination import paginate
+from resolvers.list_filters import refuse_empty_lists
+from resolvers.pagination import Page, SortSpec, page_read, paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
 from services import assets as service
+from services import collections
 from services.checks import check_at_most, text_contains, text_starts_with, time_bounds
 from services.node_ids import NodeType, decode_object_id
 
@@ -26,9 +29,8 @@ MAX_SHA256_IN = 500  # digests in one `sha256In`: the embedded default searches 
 def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     """The MongoDB filter for an AssetFilter; each part is served by one of the asset indexes."""
     f = filter or AssetFilter()
-    clauses: list[dict[str, Any]] = []
-    statuses = [s.value for s in f.statuses] if f.statuses else [s.value for s in AssetStatusValue if s is not AssetStatusValue.DELETED]
-    clauses.append({"status": {"$in": statuses}})
+    refuse_empty_lists(f, "filter")
+    clauses: list[dict[str, Any]] = [status_clause(f)]
     if f.kinds:
         clauses.append({"kind": {"$in": [k.value for k in f.kinds]}})
     if f.labels_all:
@@ -50,12 +52,35 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     if f.owner:
         clauses.extend({k: v} for k, v in f.owner.to_filter("owner").items())
     if f.collection_id:
-        clauses.append({"collection_ids": decode_object_id(f.collection_id, NodeType.COLLECTION, field="filter.collectionId")})
+        clauses.append({"collection_ids": collection_of(f)})
     clauses += json_filters("metadata", f.metadata, input_field="filter.metadata")
     clauses += json_filters("value", f.value, input_field="filter.value")
-    if f.sha256_in == []:  # nothing can match: read nothing (an empty `_id` list, alone at the top), walk no list
-        return {"_id": {"$in": []}}
     return {"$and": clauses}
+
+
+def status_clause(f: AssetFilter) -> dict[str, Any]:
+    """The statuses a filter lists: every one but DELETED unless it says which."""
+    statuses = [s.value for s in f.statuses] if f.statuses else [s.value for s in AssetStatusValue if s is not AssetStatusValue.DELETED]
+    return {"status": {"$in": statuses}}
+
+
+def collection_of(f: AssetFilter) -> ObjectId:
+    """The collection a filter's `collectionId` names (it must name one)."""
+    return decode_object_id(f.collection_id, NodeType.COLLECTION, field="filter.collectionId")
+
+
+async def asset_list_query(filter: AssetFilter | None, sort: SortSpec, page: Page) -> dict[str, Any]:
+    """asset_query; for a collection's assets, with the ids of its items beside it when the list's
+    walk would not meet them soon (services/collections.assets_to_read), at the top of the filter,
+    where the embedded default reads ids through their index: those assets alone are read and
+    sorted. A digest filter keeps its own index, narrower still."""
+    query = asset_query(filter)
+    if filter is None or not filter.collection_id or filter.sha256 or filter.sha256_in:
+        return query
+    # The walk as far as the collection goes: the list's statuses, from the page's cursor on.
+    walk, read_sort = page_read(status_clause(filter), sort, page)
+    held = await collections.assets_to_read(collection_of(filter), walk, read_sort, wanted=page.first + 1)
+    return query if held is None else {"_id": {"$in": held}, **query}
 
 
 @strawberry.type
@@ -82,8 +107,8 @@ class AssetQueries:
         first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> Connection[Asset]:
         order = order_by or AssetOrder(field=AssetOrderField.CREATED_AT, direction=OrderDirection.DESC)
+        sort, page = [(order.field.value, order.direction.value)], info.context.page(first, after, last, before)
         return await paginate(
-            AssetDocument.get_pymongo_collection(), query=asset_query(filter),
-            sort=[(order.field.value, order.direction.value)], page=info.context.page(first, after, last, before),
+            AssetDocument.get_pymongo_collection(), query=await asset_list_query(filter, sort, page), sort=sort, page=page,
             to_node=lambda raw: Asset.from_document(lean(AssetDocument).model_validate(raw)),
         )

@@ -249,11 +249,17 @@ class Dataset(Node):
     created_at: datetime = strawberry.field(description="When it was created (UTC).")
     doc: strawberry.Private[DatasetDocument]
 
-    @strawberry.field(description="Its versions, oldest first.")
+    @strawberry.field(description=(
+        "Its versions in the order they became READY (a version being built is not listed). Each takes its place as it "
+        "becomes READY, after every version listed before, so a client following the list forward (`after` its last "
+        "`endCursor`) sees every version once it is READY, also one whose build began before versions it has seen; at "
+        "worst (two builds finishing at once, or a version a refused delete hid and showed again) it sees one twice, "
+        "never none. Versions that became READY before versions were placed so come first, in the order they were made."))
     async def versions(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[DatasetVersion]:
         return await child_connection(
             info.context.loaders, VersionDocument, field="dataset_id", parent_id=self.doc.id, query=READY,
             page=info.context.page(first, after, last, before), to_node=DatasetVersion.from_document,
+            order=("ready_seq", "_id"),
         )
 
     @strawberry.field(description="The newest version; null while it has none.")

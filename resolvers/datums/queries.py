@@ -11,6 +11,7 @@ from documents.lean import lean
 from resolvers.common import JsonPredicate, Split, json_filters
 from resolvers.context import Info
 from resolvers.datums.types import Datum
+from resolvers.list_filters import EMPTY_LIST, refuse_empty
 from resolvers.lookahead import node_selections
 from resolvers.pagination import DESCENDING, paginate
 from resolvers.permissions import CanRead
@@ -34,9 +35,10 @@ class DatumQueries:
         role: Annotated[str | None, strawberry.argument(description=(
             "Only datums that have an asset in this role (exact name, e.g. mask); null for all."))] = None,
         metadata: Annotated[list[JsonPredicate] | None, strawberry.argument(description=(
-            "Predicates on the datum's metadata, all of which must hold; null for none."))] = None,
+            f"Predicates on the datum's metadata, all of which must hold; null for none. {EMPTY_LIST}"))] = None,
         first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> Connection[Datum]:
+        refuse_empty(metadata, "metadata")
         clauses: list[dict] = []
         if split:
             clauses.append({"split": split.value})

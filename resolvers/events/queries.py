@@ -27,6 +27,7 @@ from resolvers.events.types import (
     UtilizationRow,
     UtilizationSession,
 )
+from resolvers.list_filters import refuse_empty_lists
 from resolvers.loaders import Loaders
 from resolvers.pagination import decode_cursor, keyset_filter, paginate, sorted_list_connection, with_tiebreaker
 from resolvers.permissions import CanRead
@@ -39,6 +40,7 @@ from services.node_ids import NodeType, decode_object_id, is_node_id
 
 def events_query(filter: EventFilter | None, *, include_archived: bool | None = None) -> dict:
     f = filter or EventFilter()
+    refuse_empty_lists(f, "filter")
     return service.event_query(
         min_level=f.min_level.value if f.min_level else None, event_types=f.event_types,
         source=f.source.to_filter("source") if f.source else None, after=f.after, before=f.before,

@@ -15,6 +15,7 @@ from documents.json_value import compile_predicate
 from resolvers.common import JsonPredicate, Ownership, OwnershipInput
 from resolvers.fanout import SharedResults
 from resolvers.inputs import batch_input
+from resolvers.list_filters import list_filter
 from resolvers.pagination import sorted_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
@@ -87,12 +88,12 @@ class Event(Node):
 @strawberry.input(description="Which events; every given field must match.")
 class EventFilter:
     min_level: LogLevel | None = strawberry.field(default=None, description="Only events at this level or above.")
-    event_types: list[str] | None = strawberry.field(default=None, description="Only events of one of these types (exact).")
+    event_types: list[str] | None = list_filter("Only events of one of these types (exact).")
     source: OwnershipInput | None = strawberry.field(default=None, description="Only events whose source has every given field equal.")
     after: datetime | None = strawberry.field(default=None, description="At or after (inclusive).")
     before: datetime | None = strawberry.field(default=None, description="Strictly before.")
     alert_only: bool | None = strawberry.field(default=None, description="True: only events sent with `alert: true`.")
-    data: list[JsonPredicate] | None = strawberry.field(default=None, description="Predicates on `data`, all of which must hold.")
+    data: list[JsonPredicate] | None = list_filter("Predicates on `data`, all of which must hold.")
     include_archived: bool = strawberry.field(default=False, description="Also archived events (queries only).")
     origin: EventOrigin | None = strawberry.field(default=None, description=(
         "Only the events clients logged (CLIENT), or only Graphlake's own (LAKE: the audit trail, asset status, ...); "

@@ -14,6 +14,7 @@ from documents.upload import UploadSession as SessionDocument
 from resolvers.assets.types import Asset
 from resolvers.context import Context, Info
 from resolvers.events.types import Event
+from resolvers.list_filters import EMPTY_LIST, refuse_empty
 from resolvers.loaders import Loaders
 from resolvers.permissions import CanRead, has_role
 from resolvers.uploads.types import Signing, UploadSession
@@ -56,8 +57,9 @@ class UploadSubscriptions:
     async def asset_status_changed(
         self, info: Info,
         ids: Annotated[list[strawberry.ID] | None, strawberry.argument(description=(
-            "The assets to watch; null watches every asset."))] = None,
+            f"The assets to watch; null watches every asset. {EMPTY_LIST}"))] = None,
     ) -> AsyncGenerator[Asset, None]:
+        refuse_empty(ids, "ids")
         wanted = {encode_id(NodeType.ASSET, i) for i in decode_object_ids(ids, NodeType.ASSET, field="ids")} if ids else None
 
         def accept(event: Event) -> bool:
