@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -115,8 +116,12 @@ async def _call(store: ObjectStore, method: str, *args: object) -> object:
 
 
 async def _listed_old(store: ObjectStore, key: str) -> bool:
-    """Whether the stray sweep (after=0) sees `key` as written before now: S3 times are whole seconds."""
-    return key in await _call(store, "files_older_than", "assets", 0)  # type: ignore[operator]
+    """Whether the stray sweep (after=0) sees `key` as written before now: S3 times are whole seconds.
+    Listed as the sweep lists, a page at a time (a LocalStore's pages blocking, an S3Store's awaited)."""
+    pages = store.files_older_than("assets", 0)
+    if isinstance(pages, AsyncIterator):
+        return any([key in page async for page in pages])
+    return any(key in page for page in pages)
 
 
 async def test_a_fresh_lake_claims_unowned_mounts_and_a_copy_sweeps_nothing_until_it_adopts_them(
