@@ -25,20 +25,36 @@ from graphlake_client.retries import store_failures
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 HAS_BYTES = ("FILE", "EXTERNAL")  # the kinds whose content is behind a downloadUrl
+# The longest file name ext4, XFS, Btrfs and APFS take, in UTF-8 bytes; the server allows names of
+# 500 characters, and a longer one failed with a bare OSError (File name too long).
+NAME_MAX_BYTES = 255
+EXTENSION_MAX_BYTES = 32  # a longer "extension" is part of the name (`notes.<a sentence>`), trimmed with it
 
 
 def safe_name(name: str) -> str:
     """The base name of a server-given file name, so a download lands under its destination only:
-    directories, absolute paths and `..` are dropped (a name of only those becomes "download")."""
+    directories, absolute paths and `..` are dropped (a name of only those becomes "download");
+    trimmed to a length a file system takes (`fit_name`)."""
     base = name.replace("\x00", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return base if base not in ("", ".", "..") else "download"
+    return fit_name(base if base not in ("", ".", "..") else "download")
+
+
+def fit_name(name: str) -> str:
+    """`name` within NAME_MAX_BYTES of UTF-8: its end cut, its extension kept, never a character split."""
+    if len(name.encode()) <= NAME_MAX_BYTES:
+        return name
+    suffix = PurePosixPath(name).suffix
+    if len(suffix.encode()) > EXTENSION_MAX_BYTES:
+        suffix = ""
+    stem = name[:len(name) - len(suffix)].encode()[:NAME_MAX_BYTES - len(suffix.encode())]
+    return stem.decode(errors="ignore") + suffix  # "ignore" drops only the character the cut split
 
 
 def file_name(found: Mapping[str, Any]) -> str:
     """The file an asset is saved as under its own name: a value's JSON gets `.json` when its name has
     no extension (`plate-7` -> `plate-7.json`), as the server's content route names it for curl -OJ."""
     name = safe_name(found["name"])
-    return f"{name}.json" if found["kind"] == "VALUE" and not PurePosixPath(name).suffix else name
+    return fit_name(f"{name}.json") if found["kind"] == "VALUE" and not PurePosixPath(name).suffix else name
 
 
 def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
