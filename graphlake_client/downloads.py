@@ -1,11 +1,17 @@
 """Getting content out: `download` streams a file's bytes from the server's content route (a local
 mount's file) or a store's signed URL (never through the API process in memory) and checks them;
 `read_bytes` does the same into memory; `save_to` writes any asset to a path, values as JSON, texts
-as they are."""
+as they are.
+
+Where a download lands: a file the caller names is replaced, as `cp` and `curl -o` do; a file named
+by the server (the asset's name, in a directory or the cwd) never replaces what is there unless the
+caller says so (`overwrite`): a name is the asset owner's choice, and `.bashrc` downloaded into a home
+directory must not become the user's."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import io
 import json
@@ -29,6 +35,8 @@ HAS_BYTES = ("FILE", "EXTERNAL")  # the kinds whose content is behind a download
 # 500 characters, and a longer one failed with a bare OSError (File name too long).
 NAME_MAX_BYTES = 255
 EXTENSION_MAX_BYTES = 32  # a longer "extension" is part of the name (`notes.<a sentence>`), trimmed with it
+# link(2) where a file system has no hard links (FAT, some SMB and FUSE mounts).
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK}
 
 
 def safe_name(name: str) -> str:
@@ -57,34 +65,70 @@ def file_name(found: Mapping[str, Any]) -> str:
     return fit_name(f"{name}.json") if found["kind"] == "VALUE" and not PurePosixPath(name).suffix else name
 
 
-def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
-    """Where an asset goes: `dest`, or its file name inside `dest` when that is a directory (or the
-    cwd). A `dest` given as text ending in a slash names a directory, made if missing: a Path drops
-    the slash, and `newdir/` became a file named newdir. A file's missing directories are made."""
+def _target(found: Mapping[str, Any], dest: Path | str | None) -> tuple[Path, bool]:
+    """Where an asset goes, and whether the caller named that file: `dest`, or its file name inside
+    `dest` when that is a directory (or the cwd). A `dest` given as text ending in a slash names a
+    directory, made if missing: a Path drops the slash, and `newdir/` became a file named newdir. A
+    file's missing directories are made."""
     name = file_name(found)
     if dest is None:
-        return Path(name)
+        return Path(name), False
     target = Path(dest)
     if isinstance(dest, str) and dest.endswith(("/", os.sep)):
         if target.exists() and not target.is_dir():
             raise GraphlakeClientError(f"{dest} names a directory, but {target} is a file", "BAD_USER_INPUT", "dest")
         target.mkdir(parents=True, exist_ok=True)
     if target.is_dir():
-        return target / name
+        return target / name, False
     # A file in a directory not made yet (`results/run-1/best.json`): made, as the target's would be.
     target.parent.mkdir(parents=True, exist_ok=True)
-    return target
+    return target, True
 
 
-async def _swept_target(found: Mapping[str, Any], dest: Path | str | None, swept: set[Path]) -> Path:
-    """_target, where the temporaries an earlier download killed there left are removed first
-    (debris.py): one look at the target's directory (not its tree), the first time this client
-    writes there (`swept`)."""
-    target = _target(found, dest)
+def _taken(target: Path) -> GraphlakeClientError:
+    return GraphlakeClientError(f"{target} exists, and the asset's own name would replace it: pass overwrite=True "
+                                "(graphlake download --force) to replace it, or name the file to write",
+                                "CONFLICT", "dest")
+
+
+async def _swept_target(found: Mapping[str, Any], dest: Path | str | None, swept: set[Path],
+                        overwrite: bool) -> tuple[Path, bool]:
+    """_target, and whether the file may replace one there (the caller named it, or `overwrite`);
+    CONFLICT, before any byte is fetched, when a server-named file would replace one. The
+    temporaries an earlier download killed there left are removed first (debris.py): one look at the
+    target's directory (not its tree), the first time this client writes there (`swept`)."""
+    target, named = _target(found, dest)
+    replace = named or overwrite
+    if target.is_dir() or (not replace and os.path.lexists(target)):
+        raise _taken(target)
     if target.parent not in swept:
         swept.add(target.parent)
         await asyncio.to_thread(debris.sweep, target.parent, recursive=False)
-    return target
+    return target, replace
+
+
+def _place(temp: Path, target: Path, replace: bool) -> None:
+    """Rename the finished temporary file to `target`; without `replace`, only while no file has that
+    name, checked and placed in one step (a hard link, then the temporary's name removed), so a file
+    made there meanwhile is not clobbered either: CONFLICT then."""
+    if replace:
+        os.replace(temp, target)
+        return
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise _taken(target) from None
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        # No hard links here: the name is claimed (created only if free), then the file renamed over the claim.
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise _taken(target) from None
+        os.replace(temp, target)
+        return
+    temp.unlink()
 
 
 def _no_file(found: Mapping[str, Any]) -> GraphlakeClientError:
@@ -121,44 +165,51 @@ async def _described_or_refused(response: httpx.Response) -> dict[str, Any] | No
     return described
 
 
-def _write_new(target: Path, data: bytes) -> None:
-    """Write beside the target under a temporary name, then rename: a reader never sees half a file.
-    The file is created new, with the user's umask."""
-    debris.write_held(debris.download_temp(target), data, target)
+def _write_new(target: Path, data: bytes, replace: bool) -> None:
+    """Write beside the target under a temporary name, then rename (`_place`): a reader never sees
+    half a file. The file is created new, with the user's umask, held until renamed (debris.py)."""
+    temp = debris.download_temp(target)
+    with debris.writing(temp) as out:
+        out.write(data)
+        out.flush()
+        _place(temp, target, replace)
 
 
 class Downloads(Assets):
     """Downloads and saving assets to paths, on top of the asset verbs."""
 
-    async def download(self, asset: str, dest: Path | str | None = None) -> Path:
+    async def download(self, asset: str, dest: Path | str | None = None, *, overwrite: bool = False) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name: one that
         exists, or text ending in a slash, made if missing): a file's bytes, a value's JSON or a text
-        as stored, checked against the asset's size and SHA-256.
+        as stored, checked against the asset's size and SHA-256. A file `dest` names is replaced; one
+        named by the asset (`dest` a directory, or None: the cwd) is not, unless `overwrite`:
+        CONFLICT naming it, before any byte is fetched.
 
         One request to the server's content route (GET /assets/{id or alias}/content), which streams a
         local mount's file or redirects to a store's signed GET; from a server without that route,
         `asset(id)` for the signed URL, then the URL."""
-        fetched = await store_failures(self.retries, self.backoff_seconds)(self._fetch_content, asset, dest)
+        fetched = await store_failures(self.retries, self.backoff_seconds)(self._fetch_content, asset, dest, overwrite)
         if fetched is not None:
             return fetched
         found = await self.get_asset(asset)
         if not found.get("downloadUrl"):
             raise _no_file(found)
-        target = await _swept_target(found, dest, self.swept_folders)
-        await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
+        target, replace = await _swept_target(found, dest, self.swept_folders, overwrite)
+        await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target, None, replace=replace)
         return target
 
-    async def save_to(self, asset: str | Asset, path: Path | str) -> Path:
-        """Write an asset (ID, alias or asset) to `path`: a value as JSON, a text as UTF-8, a file's bytes streamed."""
+    async def save_to(self, asset: str | Asset, path: Path | str, *, overwrite: bool = False) -> Path:
+        """Write an asset (ID, alias or asset) to `path`: a value as JSON, a text as UTF-8, a file's bytes
+        streamed. `path` and `overwrite` as for download: a file named by the asset replaces none unless `overwrite`."""
         found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if found["kind"] in HAS_BYTES:
-            return await self.download(found["id"], path)  # as given: text ending in a slash names a directory
-        target = await _swept_target(found, path, self.swept_folders)
+            return await self.download(found["id"], path, overwrite=overwrite)  # as given: text ending in a slash names a directory
+        target, replace = await _swept_target(found, path, self.swept_folders, overwrite)
         if found["kind"] == "VALUE":
             data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()
         else:
             data = (found["text"] or "").encode()
-        await asyncio.to_thread(_write_new, target, data)
+        await asyncio.to_thread(_write_new, target, data, replace)
         return target
 
     async def read_bytes(self, asset: str | Asset) -> bytes:
@@ -181,18 +232,19 @@ class Downloads(Assets):
 
         return await store_failures(self.retries, self.backoff_seconds)(attempt)
 
-    async def _fetch_content(self, ref: str, dest: Path | str | None) -> Path | None:
+    async def _fetch_content(self, ref: str, dest: Path | str | None, overwrite: bool) -> Path | None:
         """One attempt through the content route; None when the server has no such route (an older
         one answers without the X-Graphlake-* headers, or with its web app's page)."""
         async with self.http.stream("GET", self._content_url(ref)) as response:
             described = await _described_or_refused(response)
             if described is None:
                 return None
-            target = await _swept_target(described, dest, self.swept_folders)  # a value's JSON or a text as stored, checked as a file is
+            # A value's JSON or a text as stored, checked as a file is.
+            target, replace = await _swept_target(described, dest, self.swept_folders, overwrite)
             if response.status_code in REDIRECTS:  # a store's signed GET: fetched without our token
-                await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)
+                await self._fetch({**described, "downloadUrl": response.headers["location"]}, target, replace=replace)
             else:
-                await self._fetch(described, target, response)
+                await self._fetch(described, target, response, replace=replace)
             return target
 
     async def _read_content(self, ref: str) -> tuple[dict[str, Any], bytes] | None:
@@ -216,10 +268,12 @@ class Downloads(Assets):
     def _content_url(self, ref: str) -> str:
         return f"{self.url}/assets/{quote(ref, safe='')}/content"
 
-    async def _fetch(self, found: Mapping[str, Any], target: Path, response: httpx.Response | None = None) -> None:
+    async def _fetch(self, found: Mapping[str, Any], target: Path, response: httpx.Response | None = None, *,
+                     replace: bool = True) -> None:
         """One attempt: stream the bytes (from `response`, or from the signed URL) beside the target under
-        a temporary name, checked (`_copy`), then rename. An interrupted or wrong download never leaves
-        a file under the asset's name. The file gets the user's usual permissions (umask)."""
+        a temporary name, checked (`_copy`), then rename (`_place`: over a file there only if `replace`).
+        An interrupted or wrong download never leaves a file under the asset's name. The file gets the
+        user's usual permissions (umask)."""
         temp = debris.download_temp(target)
         # Created new, binary, with the user's umask; readable, so copy_hashing can check a copy; held
         # until renamed (debris.py), removed on any failure.
@@ -229,7 +283,7 @@ class Downloads(Assets):
             elif not await self._read_directly(found, out):
                 await self._receive(found, out)
             out.flush()
-            os.replace(temp, target)
+            _place(temp, target, replace)
 
     async def _receive(self, found: Mapping[str, Any], out: BinaryIO) -> None:
         """Stream the bytes from the signed URL into `out`, checked (`_copy`)."""

@@ -1,12 +1,69 @@
-"""Downloads against the running test server: a name too long for a file system."""
+"""Downloads against the running test server: a file name the server chose meeting a file already
+there, a name too long for a file system."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
+from graphlake_client import GraphlakeClientError
 from graphlake_client.downloads import NAME_MAX_BYTES
 from tests.conftest import Served
-from tests.test_client import client
+from tests.test_client import client, graphlake
+
+
+async def test_a_file_named_by_the_server_never_replaces_one(served: Served, contributor: str,
+                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`download(id, DIR)` names the file after the asset: a file of that name in DIR is the user's,
+    kept unless they say `overwrite`; a file the caller names is replaced, as `cp` replaces it."""
+    out = tmp_path / "dl"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    async with client(served, contributor, tmp_path) as lake:
+        text = await lake.store_text("theirs", name="../../x/notes.txt")
+        with pytest.raises(GraphlakeClientError) as taken:
+            await lake.download(text["id"], out)
+        assert taken.value.code == "CONFLICT" and taken.value.field == "dest" and str(out / "notes.txt") in str(taken.value)
+        assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+        with pytest.raises(GraphlakeClientError, match="exists"):
+            await lake.save_to(text, f"{out}/")
+        assert await lake.download(text["id"], out, overwrite=True) == out / "notes.txt"
+        assert (out / "notes.txt").read_text() == "theirs"
+        (out / "notes.txt").write_text("mine again")
+        assert await lake.download(text["id"], out / "notes.txt") == out / "notes.txt"  # named: replaced
+        assert (out / "notes.txt").read_text() == "theirs"
+        # No DEST: the cwd, where `.bashrc` is the user's own.
+        monkeypatch.chdir(out)
+        Path(".bashrc").write_text("alias ll='ls -l'")
+        dotfile = await lake.store_text("rm -rf ~", name=".bashrc")
+        with pytest.raises(GraphlakeClientError, match=r"\.bashrc exists") as dotted:
+            await lake.download(dotfile["id"])
+        assert dotted.value.code == "CONFLICT"
+        assert Path(".bashrc").read_text() == "alias ll='ls -l'"
+        value = await lake.store_value({"a": 1}, name="plate-7")
+        (out / "plate-7.json").write_text("{}")
+        with pytest.raises(GraphlakeClientError, match="exists"):
+            await lake.load(value["id"], to=out)
+        assert (out / "plate-7.json").read_text() == "{}"
+    assert not list(out.glob(".download-*"))
+
+
+async def test_the_cli_keeps_a_file_unless_forced(served: Served, contributor: str, tmp_path: Path) -> None:
+    out = tmp_path / "dl"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    async with client(served, contributor, tmp_path) as lake:
+        text = await lake.store_text("theirs", name="notes.txt")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
+           "GRAPHLAKE_URL": served.base_url, "GRAPHLAKE_TOKEN": contributor, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code, _, err = await graphlake(env, "download", text["id"], str(out))
+    assert code == 1 and "CONFLICT" in err and "--force" in " ".join(err.split()), err
+    assert (out / "notes.txt").read_text() == "mine"
+    code, _, err = await graphlake(env, "download", text["id"], str(out), "--force")
+    assert code == 0, err
+    assert (out / "notes.txt").read_text() == "theirs"
 
 
 async def test_a_name_too_long_for_the_file_system_is_trimmed(served: Served, contributor: str, tmp_path: Path) -> None:
