@@ -6,7 +6,8 @@ as they are.
 Where a download lands: a file the caller names is replaced, as `cp` and `curl -o` do; a file named
 by the server (the asset's name, in a directory or the cwd) never replaces what is there unless the
 caller says so (`overwrite`): a name is the asset owner's choice, and `.bashrc` downloaded into a home
-directory must not become the user's."""
+directory must not become the user's. Signed URLs expire (15 minutes by default): one refused is asked
+for again, once, by the asset's id. What stops a download is a GraphlakeClientError, never httpx's."""
 
 from __future__ import annotations
 
@@ -16,18 +17,19 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
-from urllib.parse import quote, unquote
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from graphlake_client import debris
 from graphlake_client.assets import Asset, Assets
 from graphlake_client.direct import copy_hashing
-from graphlake_client.errors import GraphlakeClientError
-from graphlake_client.retries import store_failures
+from graphlake_client.errors import GraphlakeClientError, ServerUnreachable
+from graphlake_client.results import FileRef, Ref
+from graphlake_client.retries import never_sent, store_failures
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 HAS_BYTES = ("FILE", "EXTERNAL")  # the kinds whose content is behind a downloadUrl
@@ -35,8 +37,10 @@ HAS_BYTES = ("FILE", "EXTERNAL")  # the kinds whose content is behind a download
 # 500 characters, and a longer one failed with a bare OSError (File name too long).
 NAME_MAX_BYTES = 255
 EXTENSION_MAX_BYTES = 32  # a longer "extension" is part of the name (`notes.<a sentence>`), trimmed with it
+REFUSED = (401, 403)  # what a store (S3, MinIO, the server's /blobs route) answers an expired signed URL
 # link(2) where a file system has no hard links (FAT, some SMB and FUSE mounts).
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK}
+T = TypeVar("T")
 
 
 def safe_name(name: str) -> str:
@@ -188,14 +192,14 @@ class Downloads(Assets):
         One request to the server's content route (GET /assets/{id or alias}/content), which streams a
         local mount's file or redirects to a store's signed GET; from a server without that route,
         `asset(id)` for the signed URL, then the URL."""
-        fetched = await store_failures(self.retries, self.backoff_seconds)(self._fetch_content, asset, dest, overwrite)
+        fetched = await self._retried(self._fetch_content, asset, dest, overwrite)
         if fetched is not None:
             return fetched
         found = await self.get_asset(asset)
         if not found.get("downloadUrl"):
             raise _no_file(found)
         target, replace = await _swept_target(found, dest, self.swept_folders, overwrite)
-        await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target, None, replace=replace)
+        await self._retried(self._fetch, found, target, None, replace=replace)
         return target
 
     async def save_to(self, asset: str | Asset, path: Path | str, *, overwrite: bool = False) -> Path:
@@ -212,15 +216,16 @@ class Downloads(Assets):
         await asyncio.to_thread(_write_new, target, data, replace)
         return target
 
-    async def read_bytes(self, asset: str | Asset) -> bytes:
+    async def read_bytes(self, asset: str | Asset | FileRef | Ref) -> bytes:
         """A FILE or EXTERNAL asset's bytes, in memory, checked: by ID or alias in one request (the
-        content route), or from an asset's signed URL."""
+        content route), or from an asset's signed URL (`get_asset`'s, or `read_version`'s
+        `datum["asset"]`). A URL that has expired since is asked for again by the asset's id."""
         if isinstance(asset, str) and (got := await self._read_content(asset)) is not None:
             described, data = got
             if described["kind"] not in HAS_BYTES:
                 raise _no_file(described)
             return data
-        found = asset if not isinstance(asset, str) and asset.get("downloadUrl") else \
+        found: Mapping[str, Any] = asset if not isinstance(asset, str) and asset.get("downloadUrl") else \
             await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if not found.get("downloadUrl"):
             raise _no_file(found)
@@ -230,7 +235,38 @@ class Downloads(Assets):
             await self._receive(found, out)
             return out.getvalue()
 
-        return await store_failures(self.retries, self.backoff_seconds)(attempt)
+        return await self._retried(attempt)
+
+    async def _retried(self, attempt: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """`attempt` retried while the network or a store fails (retries.store_failures), then what
+        still stops it as the GraphQL calls say it (Transport._attempts): ServerUnreachable when no
+        answer came, else GraphlakeClientError with a code; `field` "downloadUrl" when a signed URL failed."""
+        try:
+            return await store_failures(self.retries, self.backoff_seconds)(attempt, *args, **kwargs)
+        except httpx.TransportError as error:
+            where, field = self._failed_at(error)
+            unreachable = ServerUnreachable(where, error, sent=not never_sent(error))
+            unreachable.field = field
+            raise unreachable from error
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            code = "FORBIDDEN" if status in REFUSED else "NOT_FOUND" if status in (404, 410) else \
+                "UNAVAILABLE" if status >= 500 else "INTERNAL"
+            where, field = self._failed_at(error)
+            raise GraphlakeClientError(f"{where} answered HTTP {status} to the download", code, field) from error
+
+    def _failed_at(self, error: httpx.RequestError | httpx.HTTPStatusError) -> tuple[str, str | None]:
+        """Who failed a GET, and the field that names it: the server (its content route, no field of
+        the caller's), or the place a signed URL points at (a store, or the server's /blobs route), by
+        its origin alone: the URL's signature is not for error messages and logs."""
+        try:
+            url = str(error.request.url)
+        except RuntimeError:  # an error raised without its request
+            return self.url, None
+        if url.startswith(f"{self.url}/assets/"):
+            return self.url, None
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}", "downloadUrl"
 
     async def _fetch_content(self, ref: str, dest: Path | str | None, overwrite: bool) -> Path | None:
         """One attempt through the content route; None when the server has no such route (an older
@@ -263,7 +299,7 @@ class Downloads(Assets):
                     await self._copy(response, described, out)
                 return described, out.getvalue()
 
-        return await store_failures(self.retries, self.backoff_seconds)(attempt)
+        return await self._retried(attempt)
 
     def _content_url(self, ref: str) -> str:
         return f"{self.url}/assets/{quote(ref, safe='')}/content"
@@ -285,11 +321,19 @@ class Downloads(Assets):
             out.flush()
             _place(temp, target, replace)
 
-    async def _receive(self, found: Mapping[str, Any], out: BinaryIO) -> None:
-        """Stream the bytes from the signed URL into `out`, checked (`_copy`)."""
+    async def _receive(self, found: Mapping[str, Any], out: BinaryIO, *, renewed: bool = False) -> None:
+        """Stream the bytes from the signed URL into `out`, checked (`_copy`). A URL the store refuses
+        has most often expired (training code keeps `read_version`'s datums or `get_asset`'s answers
+        for longer than a URL's 15 minutes): a new one is asked for by the asset's id, once."""
         async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
-            response.raise_for_status()
-            await self._copy(response, found, out)
+            if response.status_code not in REFUSED or renewed or not found.get("id"):
+                response.raise_for_status()
+                await self._copy(response, found, out)
+                return
+        fresh = await self.get_asset(found["id"])
+        if not fresh.get("downloadUrl"):
+            raise _no_file(fresh)
+        await self._receive({**found, "downloadUrl": fresh["downloadUrl"]}, out, renewed=True)
 
     async def _read_directly(self, found: Mapping[str, Any], out: BinaryIO) -> bool:
         """Copy a local mount's file into `out` straight from the mount's directory, when this machine
