@@ -202,7 +202,7 @@ class Downloads(Assets):
         await self._retried(self._fetch, found, target, None, replace=replace)
         return target
 
-    async def save_to(self, asset: str | Asset, path: Path | str, *, overwrite: bool = False) -> Path:
+    async def save_to(self, asset: str | Asset | FileRef | Ref, path: Path | str, *, overwrite: bool = False) -> Path:
         """Write an asset (ID, alias or asset) to `path`: a value as JSON, a text as UTF-8, a file's bytes
         streamed. `path` and `overwrite` as for download: a file named by the asset replaces none unless `overwrite`."""
         found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
