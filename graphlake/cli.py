@@ -249,7 +249,9 @@ def download(
     asset: Annotated[str, typer.Argument(help="Asset ID or alias.")],
     # Text, not a Path: a Path drops the trailing slash that says `newdir/` is a directory to make.
     dest: Annotated[str | None, typer.Argument(help="File or directory (made if missing when it ends in /); "
-                                                    "default: the asset's name here.")] = None,
+                                                    "default: the asset's name here. A file named here is "
+                                                    "replaced; one under the asset's name is not, unless --force.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a file of the asset's name in the directory.")] = False,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -258,7 +260,7 @@ def download(
 
     async def run() -> Path:
         async with Client(server_url(url), token) as lake:
-            return await lake.download(asset, dest)
+            return await lake.download(asset, dest, overwrite=force)
 
     errors.print(f"saved {client_run(run(), token=token)}")
 

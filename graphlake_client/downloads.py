@@ -1,74 +1,138 @@
 """Getting content out: `download` streams a file's bytes from the server's content route (a local
 mount's file) or a store's signed URL (never through the API process in memory) and checks them;
 `read_bytes` does the same into memory; `save_to` writes any asset to a path, values as JSON, texts
-as they are."""
+as they are.
+
+Where a download lands: a file the caller names is replaced, as `cp` and `curl -o` do; a file named
+by the server (the asset's name, in a directory or the cwd) never replaces what is there unless the
+caller says so (`overwrite`): a name is the asset owner's choice, and `.bashrc` downloaded into a home
+directory must not become the user's. Signed URLs expire (15 minutes by default): one refused is asked
+for again, once, by the asset's id. What stops a download is a GraphlakeClientError, never httpx's."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
-from urllib.parse import quote, unquote
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from graphlake_client import debris
 from graphlake_client.assets import Asset, Assets
 from graphlake_client.direct import copy_hashing
-from graphlake_client.errors import GraphlakeClientError
-from graphlake_client.retries import store_failures
+from graphlake_client.errors import GraphlakeClientError, ServerUnreachable
+from graphlake_client.results import FileRef, Ref
+from graphlake_client.retries import never_sent, store_failures
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 HAS_BYTES = ("FILE", "EXTERNAL")  # the kinds whose content is behind a downloadUrl
+# The longest file name ext4, XFS, Btrfs and APFS take, in UTF-8 bytes; the server allows names of
+# 500 characters, and a longer one failed with a bare OSError (File name too long).
+NAME_MAX_BYTES = 255
+EXTENSION_MAX_BYTES = 32  # a longer "extension" is part of the name (`notes.<a sentence>`), trimmed with it
+REFUSED = (401, 403)  # what a store (S3, MinIO, the server's /blobs route) answers an expired signed URL
+# link(2) where a file system has no hard links (FAT, some SMB and FUSE mounts).
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK}
+T = TypeVar("T")
 
 
 def safe_name(name: str) -> str:
     """The base name of a server-given file name, so a download lands under its destination only:
-    directories, absolute paths and `..` are dropped (a name of only those becomes "download")."""
+    directories, absolute paths and `..` are dropped (a name of only those becomes "download");
+    trimmed to a length a file system takes (`fit_name`)."""
     base = name.replace("\x00", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return base if base not in ("", ".", "..") else "download"
+    return fit_name(base if base not in ("", ".", "..") else "download")
+
+
+def fit_name(name: str) -> str:
+    """`name` within NAME_MAX_BYTES of UTF-8: its end cut, its extension kept, never a character split."""
+    if len(name.encode()) <= NAME_MAX_BYTES:
+        return name
+    suffix = PurePosixPath(name).suffix
+    if len(suffix.encode()) > EXTENSION_MAX_BYTES:
+        suffix = ""
+    stem = name[:len(name) - len(suffix)].encode()[:NAME_MAX_BYTES - len(suffix.encode())]
+    return stem.decode(errors="ignore") + suffix  # "ignore" drops only the character the cut split
 
 
 def file_name(found: Mapping[str, Any]) -> str:
     """The file an asset is saved as under its own name: a value's JSON gets `.json` when its name has
     no extension (`plate-7` -> `plate-7.json`), as the server's content route names it for curl -OJ."""
     name = safe_name(found["name"])
-    return f"{name}.json" if found["kind"] == "VALUE" and not PurePosixPath(name).suffix else name
+    return fit_name(f"{name}.json") if found["kind"] == "VALUE" and not PurePosixPath(name).suffix else name
 
 
-def _target(found: Mapping[str, Any], dest: Path | str | None) -> Path:
-    """Where an asset goes: `dest`, or its file name inside `dest` when that is a directory (or the
-    cwd). A `dest` given as text ending in a slash names a directory, made if missing: a Path drops
-    the slash, and `newdir/` became a file named newdir. A file's missing directories are made."""
+def _target(found: Mapping[str, Any], dest: Path | str | None) -> tuple[Path, bool]:
+    """Where an asset goes, and whether the caller named that file: `dest`, or its file name inside
+    `dest` when that is a directory (or the cwd). A `dest` given as text ending in a slash names a
+    directory, made if missing: a Path drops the slash, and `newdir/` became a file named newdir. A
+    file's missing directories are made."""
     name = file_name(found)
     if dest is None:
-        return Path(name)
+        return Path(name), False
     target = Path(dest)
     if isinstance(dest, str) and dest.endswith(("/", os.sep)):
         if target.exists() and not target.is_dir():
             raise GraphlakeClientError(f"{dest} names a directory, but {target} is a file", "BAD_USER_INPUT", "dest")
         target.mkdir(parents=True, exist_ok=True)
     if target.is_dir():
-        return target / name
+        return target / name, False
     # A file in a directory not made yet (`results/run-1/best.json`): made, as the target's would be.
     target.parent.mkdir(parents=True, exist_ok=True)
-    return target
+    return target, True
 
 
-async def _swept_target(found: Mapping[str, Any], dest: Path | str | None, swept: set[Path]) -> Path:
-    """_target, where the temporaries an earlier download killed there left are removed first
-    (debris.py): one look at the target's directory (not its tree), the first time this client
-    writes there (`swept`)."""
-    target = _target(found, dest)
+def _taken(target: Path) -> GraphlakeClientError:
+    return GraphlakeClientError(f"{target} exists, and the asset's own name would replace it: pass overwrite=True "
+                                "(graphlake download --force) to replace it, or name the file to write",
+                                "CONFLICT", "dest")
+
+
+async def _swept_target(found: Mapping[str, Any], dest: Path | str | None, swept: set[Path],
+                        overwrite: bool) -> tuple[Path, bool]:
+    """_target, and whether the file may replace one there (the caller named it, or `overwrite`);
+    CONFLICT, before any byte is fetched, when a server-named file would replace one. The
+    temporaries an earlier download killed there left are removed first (debris.py): one look at the
+    target's directory (not its tree), the first time this client writes there (`swept`)."""
+    target, named = _target(found, dest)
+    replace = named or overwrite
+    if target.is_dir() or (not replace and os.path.lexists(target)):
+        raise _taken(target)
     if target.parent not in swept:
         swept.add(target.parent)
         await asyncio.to_thread(debris.sweep, target.parent, recursive=False)
-    return target
+    return target, replace
+
+
+def _place(temp: Path, target: Path, replace: bool) -> None:
+    """Rename the finished temporary file to `target`; without `replace`, only while no file has that
+    name, checked and placed in one step (a hard link, then the temporary's name removed), so a file
+    made there meanwhile is not clobbered either: CONFLICT then."""
+    if replace:
+        os.replace(temp, target)
+        return
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise _taken(target) from None
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        # No hard links here: the name is claimed (created only if free), then the file renamed over the claim.
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise _taken(target) from None
+        os.replace(temp, target)
+        return
+    temp.unlink()
 
 
 def _no_file(found: Mapping[str, Any]) -> GraphlakeClientError:
@@ -105,55 +169,63 @@ async def _described_or_refused(response: httpx.Response) -> dict[str, Any] | No
     return described
 
 
-def _write_new(target: Path, data: bytes) -> None:
-    """Write beside the target under a temporary name, then rename: a reader never sees half a file.
-    The file is created new, with the user's umask."""
-    debris.write_held(debris.download_temp(target), data, target)
+def _write_new(target: Path, data: bytes, replace: bool) -> None:
+    """Write beside the target under a temporary name, then rename (`_place`): a reader never sees
+    half a file. The file is created new, with the user's umask, held until renamed (debris.py)."""
+    temp = debris.download_temp(target)
+    with debris.writing(temp) as out:
+        out.write(data)
+        out.flush()
+        _place(temp, target, replace)
 
 
 class Downloads(Assets):
     """Downloads and saving assets to paths, on top of the asset verbs."""
 
-    async def download(self, asset: str, dest: Path | str | None = None) -> Path:
+    async def download(self, asset: str, dest: Path | str | None = None, *, overwrite: bool = False) -> Path:
         """Save an asset (by ID or alias) to `dest` (a file, or a directory to keep its name: one that
         exists, or text ending in a slash, made if missing): a file's bytes, a value's JSON or a text
-        as stored, checked against the asset's size and SHA-256.
+        as stored, checked against the asset's size and SHA-256. A file `dest` names is replaced; one
+        named by the asset (`dest` a directory, or None: the cwd) is not, unless `overwrite`:
+        CONFLICT naming it, before any byte is fetched.
 
         One request to the server's content route (GET /assets/{id or alias}/content), which streams a
         local mount's file or redirects to a store's signed GET; from a server without that route,
         `asset(id)` for the signed URL, then the URL."""
-        fetched = await store_failures(self.retries, self.backoff_seconds)(self._fetch_content, asset, dest)
+        fetched = await self._retried(self._fetch_content, asset, dest, overwrite)
         if fetched is not None:
             return fetched
         found = await self.get_asset(asset)
         if not found.get("downloadUrl"):
             raise _no_file(found)
-        target = await _swept_target(found, dest, self.swept_folders)
-        await store_failures(self.retries, self.backoff_seconds)(self._fetch, found, target)
+        target, replace = await _swept_target(found, dest, self.swept_folders, overwrite)
+        await self._retried(self._fetch, found, target, None, replace=replace)
         return target
 
-    async def save_to(self, asset: str | Asset, path: Path | str) -> Path:
-        """Write an asset (ID, alias or asset) to `path`: a value as JSON, a text as UTF-8, a file's bytes streamed."""
+    async def save_to(self, asset: str | Asset | FileRef | Ref, path: Path | str, *, overwrite: bool = False) -> Path:
+        """Write an asset (ID, alias or asset) to `path`: a value as JSON, a text as UTF-8, a file's bytes
+        streamed. `path` and `overwrite` as for download: a file named by the asset replaces none unless `overwrite`."""
         found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if found["kind"] in HAS_BYTES:
-            return await self.download(found["id"], path)  # as given: text ending in a slash names a directory
-        target = await _swept_target(found, path, self.swept_folders)
+            return await self.download(found["id"], path, overwrite=overwrite)  # as given: text ending in a slash names a directory
+        target, replace = await _swept_target(found, path, self.swept_folders, overwrite)
         if found["kind"] == "VALUE":
             data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()
         else:
             data = (found["text"] or "").encode()
-        await asyncio.to_thread(_write_new, target, data)
+        await asyncio.to_thread(_write_new, target, data, replace)
         return target
 
-    async def read_bytes(self, asset: str | Asset) -> bytes:
+    async def read_bytes(self, asset: str | Asset | FileRef | Ref) -> bytes:
         """A FILE or EXTERNAL asset's bytes, in memory, checked: by ID or alias in one request (the
-        content route), or from an asset's signed URL."""
+        content route), or from an asset's signed URL (`get_asset`'s, or `read_version`'s
+        `datum["asset"]`). A URL that has expired since is asked for again by the asset's id."""
         if isinstance(asset, str) and (got := await self._read_content(asset)) is not None:
             described, data = got
             if described["kind"] not in HAS_BYTES:
                 raise _no_file(described)
             return data
-        found = asset if not isinstance(asset, str) and asset.get("downloadUrl") else \
+        found: Mapping[str, Any] = asset if not isinstance(asset, str) and asset.get("downloadUrl") else \
             await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if not found.get("downloadUrl"):
             raise _no_file(found)
@@ -163,20 +235,52 @@ class Downloads(Assets):
             await self._receive(found, out)
             return out.getvalue()
 
-        return await store_failures(self.retries, self.backoff_seconds)(attempt)
+        return await self._retried(attempt)
 
-    async def _fetch_content(self, ref: str, dest: Path | str | None) -> Path | None:
+    async def _retried(self, attempt: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """`attempt` retried while the network or a store fails (retries.store_failures), then what
+        still stops it as the GraphQL calls say it (Transport._attempts): ServerUnreachable when no
+        answer came, else GraphlakeClientError with a code; `field` "downloadUrl" when a signed URL failed."""
+        try:
+            return await store_failures(self.retries, self.backoff_seconds)(attempt, *args, **kwargs)
+        except httpx.TransportError as error:
+            where, field = self._failed_at(error)
+            unreachable = ServerUnreachable(where, error, sent=not never_sent(error))
+            unreachable.field = field
+            raise unreachable from error
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            code = "FORBIDDEN" if status in REFUSED else "NOT_FOUND" if status in (404, 410) else \
+                "UNAVAILABLE" if status >= 500 else "INTERNAL"
+            where, field = self._failed_at(error)
+            raise GraphlakeClientError(f"{where} answered HTTP {status} to the download", code, field) from error
+
+    def _failed_at(self, error: httpx.RequestError | httpx.HTTPStatusError) -> tuple[str, str | None]:
+        """Who failed a GET, and the field that names it: the server (its content route, no field of
+        the caller's), or the place a signed URL points at (a store, or the server's /blobs route), by
+        its origin alone: the URL's signature is not for error messages and logs."""
+        try:
+            url = str(error.request.url)
+        except RuntimeError:  # an error raised without its request
+            return self.url, None
+        if url.startswith(f"{self.url}/assets/"):
+            return self.url, None
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}", "downloadUrl"
+
+    async def _fetch_content(self, ref: str, dest: Path | str | None, overwrite: bool) -> Path | None:
         """One attempt through the content route; None when the server has no such route (an older
         one answers without the X-Graphlake-* headers, or with its web app's page)."""
         async with self.http.stream("GET", self._content_url(ref)) as response:
             described = await _described_or_refused(response)
             if described is None:
                 return None
-            target = await _swept_target(described, dest, self.swept_folders)  # a value's JSON or a text as stored, checked as a file is
+            # A value's JSON or a text as stored, checked as a file is.
+            target, replace = await _swept_target(described, dest, self.swept_folders, overwrite)
             if response.status_code in REDIRECTS:  # a store's signed GET: fetched without our token
-                await self._fetch({**described, "downloadUrl": response.headers["location"]}, target)
+                await self._fetch({**described, "downloadUrl": response.headers["location"]}, target, replace=replace)
             else:
-                await self._fetch(described, target, response)
+                await self._fetch(described, target, response, replace=replace)
             return target
 
     async def _read_content(self, ref: str) -> tuple[dict[str, Any], bytes] | None:
@@ -195,15 +299,17 @@ class Downloads(Assets):
                     await self._copy(response, described, out)
                 return described, out.getvalue()
 
-        return await store_failures(self.retries, self.backoff_seconds)(attempt)
+        return await self._retried(attempt)
 
     def _content_url(self, ref: str) -> str:
         return f"{self.url}/assets/{quote(ref, safe='')}/content"
 
-    async def _fetch(self, found: Mapping[str, Any], target: Path, response: httpx.Response | None = None) -> None:
+    async def _fetch(self, found: Mapping[str, Any], target: Path, response: httpx.Response | None = None, *,
+                     replace: bool = True) -> None:
         """One attempt: stream the bytes (from `response`, or from the signed URL) beside the target under
-        a temporary name, checked (`_copy`), then rename. An interrupted or wrong download never leaves
-        a file under the asset's name. The file gets the user's usual permissions (umask)."""
+        a temporary name, checked (`_copy`), then rename (`_place`: over a file there only if `replace`).
+        An interrupted or wrong download never leaves a file under the asset's name. The file gets the
+        user's usual permissions (umask)."""
         temp = debris.download_temp(target)
         # Created new, binary, with the user's umask; readable, so copy_hashing can check a copy; held
         # until renamed (debris.py), removed on any failure.
@@ -213,13 +319,21 @@ class Downloads(Assets):
             elif not await self._read_directly(found, out):
                 await self._receive(found, out)
             out.flush()
-            os.replace(temp, target)
+            _place(temp, target, replace)
 
-    async def _receive(self, found: Mapping[str, Any], out: BinaryIO) -> None:
-        """Stream the bytes from the signed URL into `out`, checked (`_copy`)."""
+    async def _receive(self, found: Mapping[str, Any], out: BinaryIO, *, renewed: bool = False) -> None:
+        """Stream the bytes from the signed URL into `out`, checked (`_copy`). A URL the store refuses
+        has most often expired (training code keeps `read_version`'s datums or `get_asset`'s answers
+        for longer than a URL's 15 minutes): a new one is asked for by the asset's id, once."""
         async with self.storage_http.stream("GET", found["downloadUrl"]) as response:
-            response.raise_for_status()
-            await self._copy(response, found, out)
+            if response.status_code not in REFUSED or renewed or not found.get("id"):
+                response.raise_for_status()
+                await self._copy(response, found, out)
+                return
+        fresh = await self.get_asset(found["id"])
+        if not fresh.get("downloadUrl"):
+            raise _no_file(fresh)
+        await self._receive({**found, "downloadUrl": fresh["downloadUrl"]}, out, renewed=True)
 
     async def _read_directly(self, found: Mapping[str, Any], out: BinaryIO) -> bool:
         """Copy a local mount's file into `out` straight from the mount's directory, when this machine

@@ -89,9 +89,10 @@ class Vault(Downloads):
             return await self.store_text(obj, name=name or alias, labels=labels, metadata=metadata)
         return await self.store_value(obj, name=name or alias, labels=labels, metadata=metadata)
 
-    async def load(self, alias: str, *, to: Path | str | None = None) -> Any:
+    async def load(self, alias: str, *, to: Path | str | None = None, overwrite: bool = False) -> Any:
         """The object under `alias`: a value's Python object, a text's str, a file's bytes; with `to`,
-        the Path it was written to instead (as save_to writes it: a value as JSON, a text as UTF-8)."""
+        the Path it was written to instead (as save_to writes it: a value as JSON, a text as UTF-8;
+        `overwrite` as save_to's)."""
         if to is None and (got := await self._read_content(alias)) is not None:
             # One request, whatever the kind: the server's content route (ID or alias) answers a value's
             # JSON and a text as stored, a file's bytes from its mount or a store's signed GET.
@@ -102,7 +103,7 @@ class Vault(Downloads):
         # An alias is what load is usually given: asked for first, so that takes one request, not two.
         found = (await self.execute(ops.ASSET_BY_ALIAS, {"alias": alias}))["assetByAlias"] or await self.get_asset(alias)
         if to is not None and found["kind"] in ("VALUE", "TEXT"):
-            return await self.save_to(found, to)
+            return await self.save_to(found, to, overwrite=overwrite)
         if found["kind"] == "VALUE":
             return found["value"]
         if found["kind"] == "TEXT":
@@ -110,5 +111,5 @@ class Vault(Downloads):
         if found["kind"] not in HAS_BYTES:
             raise GraphlakeClientError(f"asset {found['id']} is a {found['kind']}, which load cannot read", "BAD_USER_INPUT", "alias")
         if to is not None:
-            return await self.download(found["id"], to)
+            return await self.download(found["id"], to, overwrite=overwrite)
         return await self.read_bytes(found)

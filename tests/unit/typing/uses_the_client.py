@@ -36,6 +36,9 @@ async def pipeline(lake: Client) -> None:
         image = datum["asset"]
         print(datum["id"], datum["split"], image["downloadUrl"] if image else None,
               [(r["label"], r["score"], (r["geometry"] or {}).get("__typename")) for r in records])
+        if image:  # read later, by training code: the datum's image as read_version gave it
+            pixels: bytes = await lake.read_bytes(image)
+            print(len(pixels), await lake.save_to(image, "images/"))
 
 
 def script(url: str, token: str) -> None:
