@@ -83,6 +83,24 @@ def _body(query: str, variables: dict[str, Any]) -> bytes:
         raise GraphlakeClientError(f"the variables cannot be sent as JSON: {error}", "BAD_USER_INPUT") from None
 
 
+def server_url(url: str) -> str:
+    """The server's root from the URL given (its `/graphql` endpoint works too), checked before
+    anything is sent: "127.0.0.1:8000" (no scheme) was retried for 17 s and then reported as a
+    server that did not answer, and a port that is no number raised a bare httpx.InvalidURL."""
+    def refuse(why: str) -> GraphlakeClientError:
+        return GraphlakeClientError(f"url: {url!r} {why}", "BAD_USER_INPUT", "url")
+
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise refuse(f"is not a URL ({error})") from None
+    if parsed.scheme not in ("http", "https"):
+        raise refuse("needs http:// or https:// before the host (http://127.0.0.1:8000)")
+    if not parsed.host:
+        raise refuse("names no host")
+    return url.rstrip("/").removesuffix("/graphql")
+
+
 @dataclass
 class LoopState:
     """What a client holds on one event loop: its two connection pools, and the answers it asks for
@@ -127,7 +145,7 @@ class Transport:
     def __init__(self, url: str, token: str | None, *, retries: int = RETRIES, timeout: float = 300,
                  storage_transport: TransportOption = None, graphql_transport: TransportOption = None) -> None:
         # The server prints its endpoint (`.../graphql`); that URL works too, not only the server's root.
-        self.url = url.rstrip("/").removesuffix("/graphql")
+        self.url = server_url(url)
         self.retries = retries
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         # `timeout` is for an answer (a completion may read a big object back for minutes); a connection
