@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pathspec
 
+from graphlake_client.errors import GraphlakeClientError
+
 _GLOB_CHARS = re.compile(r"([\[\]*?!#\\])")
 
 
@@ -35,11 +37,12 @@ def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = Fals
     files of the tree exclude (each for its own directory and below, as git reads them), and never
     `.git`. A symbolic link is followed only with `follow_symlinks`: else a link to a file or a
     directory, inside the tree or out of it, is skipped, so an upload never reads outside its tree
-    by accident."""
+    by accident. A directory that cannot be listed is an error (GraphlakeClientError naming it),
+    never skipped."""
     patterns = list(ignore)
     spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     files = []
-    for directory, subdirs, names in os.walk(root, followlinks=follow_symlinks):
+    for directory, subdirs, names in os.walk(root, onerror=_unreadable, followlinks=follow_symlinks):
         here = Path(directory).relative_to(root).as_posix()
         here = "" if here == "." else here
         if ".gitignore" in names:  # compiled again only when a .gitignore adds patterns
@@ -56,6 +59,16 @@ def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = Fals
                     and not spec.match_file(relative):  # a submodule's or worktree's .git is a file
                 files.append(relative)
     return sorted(files)
+
+
+def _unreadable(error: OSError) -> None:
+    """os.walk's onerror: a directory it cannot list. os.walk skips it by default, and an upload
+    then reported success with its files missing; the whole upload is refused instead, before
+    anything is made, naming the directory (as a path under what was given)."""
+    where = str(error.filename)
+    code = "FORBIDDEN" if isinstance(error, PermissionError) else "BAD_USER_INPUT"
+    raise GraphlakeClientError(f"{where}: cannot list this directory ({error.strerror or error}); nothing was "
+                               "uploaded: make it readable, or leave it out with an ignore pattern", code, where) from error
 
 
 def make_archive(root: Path, files: list[str]) -> Path:
