@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,12 +28,27 @@ class ResumeState:
     """Open upload sessions by file (path, size, mtime), so a rerun resumes instead of restarting."""
 
     path: Path = field(default_factory=_default_path)
+    # Said once per state: a cache that cannot be read or written does not stop an upload.
+    _warned: bool = field(default=False, init=False, repr=False, compare=False)
 
     def _load(self) -> dict[str, str]:
         try:
             return json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+        except OSError as error:  # a directory in the way, no permission: resume nothing
+            self._cannot(error)
+            return {}
+
+    def _cannot(self, error: OSError) -> None:
+        """The sessions cannot be kept (XDG_CACHE_HOME read-only, a home that is no directory: a
+        container, the user nobody). Every upload failed there with a bare FileNotFoundError after
+        its session was created, leaving it open; uploads now go on without resuming, said once."""
+        if not self._warned:
+            self._warned = True
+            sys.stderr.write(f"graphlake_client: cannot keep upload sessions in {self.path} ({error}): uploads go "
+                             "on, but one interrupted will start over; set XDG_CACHE_HOME to a writable directory, "
+                             "or pass resume=ResumeState(path)\n")
 
     @staticmethod
     def key_and_size(server: str, file: Path) -> tuple[str, int]:
@@ -60,9 +76,16 @@ class ResumeState:
         wrote the whole file: one wrote over the other's entries, and a read of a file half written
         was taken for none at all (600 entries written by two processes, 51 kept). So the change is
         made under an exclusive lock on a file beside it (where the system has flock), and the file
-        replaced whole (a reader sees the old one or the new one)."""
+        replaced whole (a reader sees the old one or the new one). A file that cannot be written
+        is said once on stderr, and the upload goes on without it (`_cannot`)."""
         if not sessions:
             return
+        try:
+            self._put_many(sessions)
+        except OSError as error:
+            self._cannot(error)
+
+    def _put_many(self, sessions: dict[str, str | None]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             state = self._load()

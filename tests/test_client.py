@@ -316,6 +316,27 @@ async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
     assert json.loads((tmp_path / "resume.json").read_text()) == {}
 
 
+async def test_uploads_go_on_when_the_resume_state_cannot_be_kept(
+        served: Served, api: Api, contributor: str, tree: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """XDG_CACHE_HOME under a file (a read-only or missing home, as in a container): no directory
+    can be made there, even by root. Every upload failed with a bare FileNotFoundError after its
+    session was created; now they complete, and the state's trouble is said once on stderr."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))
+    single = tmp_path / "alone.csv"
+    single.write_text("a\n1\n")
+    async with Client(served.base_url, contributor) as lake:  # the default state, under XDG_CACHE_HOME
+        asset = await lake.upload_file(single)
+        batch = await lake.upload_paths([tree], ignore=["cache/"])
+    assert asset["status"] == "ACTIVE" and len(batch) == 4 and all(a["status"] == "ACTIVE" for a in batch)
+    err = capfd.readouterr().err
+    assert err.count("cannot keep upload sessions in") == 1 and str(blocker / "cache") in err, err
+    assert not (await api.data("Assets", {"filter": {"statuses": ["PENDING"]}, "first": 10},
+                               token=contributor))["assets"]["edges"]  # no session left open
+
+
 async def test_a_refused_file_in_a_directory_is_named(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:
     async with client(served, contributor, tmp_path) as lake:
         with pytest.raises(GraphlakeClientError, match=r"notes\.txt: inputs\[\d+\]\.labels\[0\]") as refused:
