@@ -3,14 +3,16 @@ interruption resumes them (only the missing parts or files go) instead of starti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -23,9 +25,23 @@ def _default_path() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "graphlake" / "uploads.json"
 
 
+def request_digest(request: Mapping[str, Any]) -> str:
+    """A short digest of what an upload asks for (name, metadata, labels, collection, path, mount,
+    owner, time...): equal requests give equal digests, in whatever order their keys came."""
+    def canonical(item: Any) -> Any:  # keys as the request sends them, text: sort_keys fails on str and int keys mixed
+        if isinstance(item, Mapping):
+            return {json.dumps(k) if not isinstance(k, str) else k: canonical(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [canonical(v) for v in item]
+        return item
+
+    text = json.dumps(canonical(request), default=str, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 @dataclass
 class ResumeState:
-    """Open upload sessions by file (path, size, mtime), so a rerun resumes instead of restarting."""
+    """Open upload sessions by file (path, size, mtime) and request, so a rerun resumes instead of restarting."""
 
     path: Path = field(default_factory=_default_path)
     # Said once per state: a cache that cannot be read or written does not stop an upload.
@@ -51,11 +67,15 @@ class ResumeState:
                              "or pass resume=ResumeState(path)\n")
 
     @staticmethod
-    def key_and_size(server: str, file: Path) -> tuple[str, int]:
-        """The entry of `file` uploaded to `server` (a file changed since, in size or mtime, is a new
-        upload), and the file's size from the same stat."""
+    def key_and_size(server: str, file: Path, request: Mapping[str, Any]) -> tuple[str, int]:
+        """The entry of `file` uploaded to `server` as `request` asks (its createUpload fields but
+        those taken from the bytes), and the file's size from the same stat. A file changed since,
+        in size or mtime, is a new upload; so is the same file asked for otherwise: keyed by the file
+        alone, a rerun named "for-project-B" resumed the session an interrupted "for-project-A" had
+        left, and came back with A's name, metadata and collection. That session is left to expire
+        (the server's reconciler removes it): another run may still be sending it."""
         stat = file.stat()
-        return f"{server}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}", stat.st_size
+        return f"{server}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{request_digest(request)}", stat.st_size
 
     def get(self, key: str) -> str | None:
         return self._load().get(key)

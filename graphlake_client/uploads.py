@@ -219,16 +219,28 @@ class Uploader(Transport):
         raise GraphlakeClientError(f"the upload is {status.lower()}", "CONFLICT")
 
     @staticmethod
-    async def _upload_input(file: Path, size: int, **fields: Any) -> dict[str, Any]:
+    def _asked(file: Path, fields: dict[str, Any]) -> dict[str, Any]:
+        """What a createUpload of `file` asks for but its bytes: the given fields, its name and media
+        type taken from the file's name where not given, None left out. The resume key holds it
+        (without `direct`: how the bytes go, not what is stored), so a rerun asking otherwise starts anew."""
+        asked = {**fields, "name": fields.get("name") or file.name,
+                 "mediaType": fields.get("mediaType") or mimetypes.guess_type(file.name)[0] or "application/octet-stream"}
+        return {k: v for k, v in asked.items() if v is not None}
+
+    def _resume_key(self, file: Path, fields: dict[str, Any]) -> tuple[str, int]:
+        """`file`'s entry in the resume state for this request, and its size (ResumeState.key_and_size)."""
+        request = {k: v for k, v in self._asked(file, fields).items() if k != "direct"}
+        return ResumeState.key_and_size(self.url, file, request)
+
+    @classmethod
+    async def _upload_input(cls, file: Path, size: int, **fields: Any) -> dict[str, Any]:
         """createUpload's input for a file of `size` bytes: its size, media type, SHA-256 (unless it
         is big enough to be hashed while it uploads, see `_deliver`), and the given fields. A `sha256`
         among them (one the caller checked already: a bundle's manifest) is declared as it is, not
         computed again; the server checks the stored bytes against it all the same."""
         sha256 = fields.pop("sha256", None) or (await asyncio.to_thread(file_sha256, file) if size < LATE_HASH_BYTES
                                                  else None)
-        fields = {"name": fields.pop("name", None) or file.name, "sizeBytes": size, "sha256": sha256, **fields}
-        fields["mediaType"] = fields.get("mediaType") or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        return {k: v for k, v in fields.items() if v is not None}
+        return {k: v for k, v in {**cls._asked(file, fields), "sizeBytes": size, "sha256": sha256}.items() if v is not None}
 
     # --- public
     async def upload_file(self, path: Path, *, name: str | None = None, media_type: str | None = None,
@@ -242,13 +254,13 @@ class Uploader(Transport):
         (an aware datetime: when its data was taken) as for store_value."""
         check_json(metadata, "metadata")
         taken = wire_time(data_timestamp, "data_timestamp")
-        resume_key, size = await asyncio.to_thread(ResumeState.key_and_size, self.url, path)
+        fields = {"name": name, "mediaType": media_type, "collectionId": collection_id, "path": collection_path,
+                  "description": description, "metadata": metadata, "labels": labels, "mount": mount,
+                  "owner": owner, "dataTimestamp": taken}
+        resume_key, size = await asyncio.to_thread(self._resume_key, path, fields)
         session = await self._resumed(self.resume.get(resume_key))
         if session is None:
-            upload = await self._upload_input(path, size, name=name, mediaType=media_type, collectionId=collection_id,
-                                              path=collection_path, description=description, metadata=metadata,
-                                              labels=labels, mount=mount, owner=owner, dataTimestamp=taken,
-                                              direct=await self._writes_directly(mount) or None)
+            upload = await self._upload_input(path, size, **fields, direct=await self._writes_directly(mount) or None)
             session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
         sha256 = await self._deliver(session, path, size, progress)
@@ -301,7 +313,7 @@ class Uploader(Transport):
         # Each file's resume key and size from one stat, all in one thread: each file-system call
         # on this thread waits for the GIL again, behind the threads hashing and copying files (a
         # stat and a resolve per file, three times over, were a fifth of an import's client CPU).
-        keys, sizes = zip(*await asyncio.to_thread(lambda: [ResumeState.key_and_size(self.url, path) for path, _ in files]),
+        keys, sizes = zip(*await asyncio.to_thread(lambda: [self._resume_key(path, fields) for path, fields in files]),
                           strict=True)
         sessions: list[dict[str, Any] | None] = list(await asyncio.gather(
             *(self._resumed(session_id) for session_id in self.resume.get_many(list(keys)))))

@@ -193,6 +193,36 @@ async def test_interrupted_multipart_upload_resumes(served: Served, contributor:
     assert json.loads((tmp_path / "resume.json").read_text()) == {}  # forgotten once complete
 
 
+async def test_a_rerun_asking_for_something_else_starts_a_new_upload(
+        served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    """The resume key was the file alone: after an interrupted upload named for project A, one of
+    the same file named for project B, into B's collection, resumed A's session and came back as
+    A's asset (A's name and metadata, in no collection). Now it starts anew; and asking for A
+    again still resumes A's session."""
+    data = tmp_path / "scan.bin"
+    data.write_bytes(os.urandom(3000))
+    interrupted = FlakyStore(fail_when="/blobs/", failures=99)
+    with pytest.raises(httpx.ConnectError):
+        async with client(served, contributor, tmp_path, retries=0, storage_transport=interrupted) as lake:
+            await lake.store_file(data, name="for-project-A", metadata={"project": "A"})
+    [left] = json.loads((tmp_path / "resume.json").read_text()).values()  # A's session, open
+
+    async with client(served, contributor, tmp_path, storage_transport=FlakyStore()) as lake:
+        b = await lake.store_file(data, name="for-project-B", metadata={"project": "B"}, collection="proj-B")
+        assert (b["name"], b["metadata"]) == ("for-project-B", {"project": "B"})
+        [collection] = (await api.data("Collections", {"nameContains": "proj-B"}, token=contributor))["collections"]["edges"]
+        items = (await api.data("Collection", {"id": collection["node"]["id"]}, token=contributor))["collection"]["items"]
+        assert [e["node"]["path"] for e in items["edges"]] == ["for-project-B"]
+        assert list(json.loads((tmp_path / "resume.json").read_text()).values()) == [left]  # A's kept for A
+
+        a = await lake.store_file(data, name="for-project-A", metadata={"project": "A"})
+    assert (a["name"], a["metadata"]) == ("for-project-A", {"project": "A"}) and a["id"] != b["id"]
+    assert a["status"] == b["status"] == "ACTIVE"
+    assert json.loads((tmp_path / "resume.json").read_text()) == {}
+    session = (await api.data("UploadSession", {"id": left}, token=contributor))["uploadSession"]
+    assert session["status"] == "COMPLETED"  # A's own session resumed, not a third one
+
+
 async def stored_named(api: Api, token: str, name: str) -> list[dict]:
     edges = (await api.data("Assets", {"filter": {"nameContains": name}, "first": 10}, token=token))["assets"]["edges"]
     return [e["node"] for e in edges]
