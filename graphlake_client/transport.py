@@ -308,6 +308,7 @@ class Transport:
             if error.response.status_code < 500:
                 raise
             status = error.response.status_code
-            raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({status})") from error
+            raise GraphlakeClientError(f"the store kept failing the upload of {path} (HTTP {status})", "UNAVAILABLE",
+                                       str(path)) from error
         if progress:
             progress(size)

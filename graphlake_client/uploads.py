@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import make_archive, walk
-from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, check_json, wire_time
+from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, UploadsFailed, check_json, wire_time
 from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
 from graphlake_client.retries import RETRIES, completion_waits
@@ -59,6 +61,22 @@ def within_part_urls(sizes: list[int]) -> list[range]:
     if sizes:
         runs.append(range(start, len(sizes)))
     return runs
+
+
+def sending_error(error: BaseException) -> GraphlakeClientError:
+    """What stopped a file's bytes, with a code: the store's refusal or failure, the network, or
+    the file itself (unreadable, gone or changed since it was listed)."""
+    if isinstance(error, GraphlakeClientError):
+        return error
+    if isinstance(error, httpx.HTTPStatusError):
+        status = error.response.status_code
+        code = "UNAVAILABLE" if status >= 500 else "FORBIDDEN" if status in (401, 403) else "INTERNAL"
+        return GraphlakeClientError(f"the store answered HTTP {status}", code)
+    if isinstance(error, httpx.TransportError):
+        return GraphlakeClientError(f"the store could not be reached: {str(error) or type(error).__name__}", "UNAVAILABLE")
+    if isinstance(error, OSError):
+        return GraphlakeClientError(f"cannot read the file: {error.strerror or error}", "BAD_USER_INPUT")
+    return GraphlakeClientError(f"{type(error).__name__}: {error}", "INTERNAL")
 
 
 class Uploader(Transport):
@@ -293,8 +311,11 @@ class Uploader(Transport):
         # Every batch runs to its end before a failure is reported: what made it stays completed.
         done = await asyncio.gather(*(batch(start) for start in range(0, len(files), BATCH_FILES)),
                                     return_exceptions=True)
-        if failed := next((d for d in done if isinstance(d, BaseException)), None):
-            raise failed
+        if failed := [d for d in done if isinstance(d, BaseException)]:
+            if len(failed) > 1 and all(isinstance(f, UploadsFailed) for f in failed):  # one account of the whole upload
+                raise UploadsFailed({path: error for f in failed for path, error in f.failures.items()},  # type: ignore[attr-defined]
+                                    len(files))
+            raise failed[0]
         return [asset for assets in done for asset in assets]  # type: ignore[union-attr]
 
     async def _ingestible(self, files: list[tuple[Path, dict[str, Any]]]) -> ingest.Found | None:
@@ -376,18 +397,21 @@ class Uploader(Transport):
         settled = await asyncio.gather(*(self._complete(*c, look_first=True) for c in conflicts), return_exceptions=True)
         for (session_id, _), outcome in zip(conflicts, settled, strict=True):
             if isinstance(outcome, GraphlakeClientError):
-                failed[session_id] = {"message": str(outcome)}
+                failed[session_id] = {"message": str(outcome), "code": outcome.code, "field": outcome.field}
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
                 assets[outcome["id"]] = outcome
                 del failed[session_id]
         self.resume.put_many({key: None for _, key, session, _ in ready if session["id"] not in failed})
-        problems = [f"{path.name}: {error}" for (path, *_), error in zip(files, sent, strict=True)
-                    if isinstance(error, BaseException)]
-        problems += [f"{path.name}: {failed[s['id']]['message']}" for path, _, s, _ in ready if s["id"] in failed]
+        # By the path as given, not its name alone: a/x.csv and b/x.csv were both "x.csv".
+        problems = {str(path): sending_error(error) for (path, *_), error in zip(files, sent, strict=True)
+                    if isinstance(error, BaseException)}
+        problems |= {str(path): GraphlakeClientError(failed[s["id"]]["message"], failed[s["id"]].get("code"),
+                                                     failed[s["id"]].get("field"))
+                     for path, _, s, _ in ready if s["id"] in failed}
         if problems:
-            raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
+            raise UploadsFailed(dict(sorted(problems.items())), len(files))
         return [assets[session["asset"]["id"]] for _, _, session, _ in ready]
 
     async def find_collection(self, name: str) -> str | None:
@@ -420,18 +444,18 @@ class Uploader(Transport):
         manifest = manifest or {}
         # First what goes, and whether the manifest fits it: nothing is made (a collection, a zip) before.
         walked: list[tuple[Path, list[str] | None]] = []  # a directory with its files, or a file
-        for root in paths:
+        for n, root in enumerate(paths):
             if root.is_dir():
                 walked.append((root, walk(root, ignore, follow_symlinks=follow_symlinks)))
             elif root.is_file():
                 walked.append((root, None))
             else:
-                raise GraphlakeClientError(f"{root}: no such file or directory")
+                raise GraphlakeClientError(f"{root}: no such file or directory", "BAD_USER_INPUT", f"paths[{n}]")
         sent = {name for root, files in walked
                 for name in ([root.name] if files is None else [f"{root.resolve().name}.zip"] if as_archive else files)}
         if unknown := sorted(set(manifest) - sent):
             raise GraphlakeClientError(f"the manifest names files this upload does not send: {', '.join(unknown[:10])}"
-                                       + (" ..." if len(unknown) > 10 else ""))
+                                       + (" ..." if len(unknown) > 10 else ""), "BAD_USER_INPUT", "manifest")
         collection_id = await self.collection_id(collection) if collection else None
         jobs: list[tuple[Path, str]] = []  # file, its path relative to the upload root
         archives: list[Path] = []

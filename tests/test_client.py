@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 import zipfile
@@ -331,9 +332,11 @@ async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
     failing = FlakyStore(fail_body=b"hello", failures=99)  # every PUT of notes.txt
     first = Recording(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json"), retries=0,
                       storage_transport=failing, direct_writes=False)
-    with pytest.raises(GraphlakeClientError, match=r"1 of 6 files did not upload: notes.txt"):
+    with pytest.raises(GraphlakeClientError, match=rf"1 of 6 files did not upload: {re.escape(str(tree / 'notes.txt'))}: "
+                                                   "the store could not be reached") as refused:
         async with first:
             await first.upload_paths(files)
+    assert refused.value.code == "UNAVAILABLE" and refused.value.field == str(tree / "notes.txt")
     # One createUploads and one completeUploads for the whole directory, not three calls per file (and,
     # once per client, where the server's mounts are and whether it could read the files itself).
     assert calls == [ops.STORAGE_FACTS, "$inputs", "$ids"], calls
@@ -365,6 +368,41 @@ async def test_uploads_go_on_when_the_resume_state_cannot_be_kept(
     assert err.count("cannot keep upload sessions in") == 1 and str(blocker / "cache") in err, err
     assert not (await api.data("Assets", {"filter": {"statuses": ["PENDING"]}, "first": 10},
                                token=contributor))["assets"]["edges"]  # no session left open
+
+
+async def test_files_that_did_not_upload_are_named_by_their_path_as_given(
+        served: Served, contributor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named by path.name, a/x.csv and b/x.csv were both "x.csv", and the error had no code. One
+    account of the whole upload, whichever batches the failures came in."""
+    from graphlake_client import uploads as uploads_module
+
+    monkeypatch.setattr(uploads_module, "BATCH_FILES", 1)
+    for directory in ("a", "b"):
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "x.csv").write_bytes(b"refused")
+    (tmp_path / "b" / "y.csv").write_bytes(b"kept")
+    monkeypatch.chdir(tmp_path)
+    failing = FlakyStore(fail_body=b"refused", failures=99, status=403)  # an expired URL, say
+    with pytest.raises(GraphlakeClientError) as refused:
+        async with client(served, contributor, tmp_path, retries=0, storage_transport=failing) as lake:
+            await lake.upload_paths([Path("a"), Path("b")])
+    assert str(refused.value) == ("2 of 3 files did not upload: a/x.csv: the store answered HTTP 403; "
+                                  "b/x.csv: the store answered HTTP 403")
+    assert (refused.value.code, refused.value.field) == ("FORBIDDEN", "a/x.csv")
+    assert {path: error.code for path, error in refused.value.failures.items()} == {  # type: ignore[attr-defined]
+        "a/x.csv": "FORBIDDEN", "b/x.csv": "FORBIDDEN"}
+
+
+async def test_a_store_that_keeps_failing_is_unavailable_naming_the_file(
+        served: Served, contributor: str, tmp_path: Path) -> None:
+    data = tmp_path / "scan.csv"
+    data.write_text("a\n")
+    failing = FlakyStore(fail_when="/blobs/", failures=99, status=503)
+    with pytest.raises(GraphlakeClientError, match=r"the store kept failing the upload of .*scan\.csv") as refused:
+        async with client(served, contributor, tmp_path, retries=1, storage_transport=failing) as lake:
+            lake.backoff_seconds = 0.01
+            await lake.upload_file(data)
+    assert (refused.value.code, refused.value.field) == ("UNAVAILABLE", str(data))
 
 
 async def test_a_refused_file_in_a_directory_is_named(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:
