@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 import ssl
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import httpx
 import stamina
@@ -51,6 +52,7 @@ Progress = Callable[[int], None]  # called with the bytes just sent
 # A transport for the client's pools: an instance (serves one event loop), or a factory called once per loop.
 TransportOption = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
 CONNECT_SECONDS = 10.0
+PUT_CHUNK_BYTES = 1024 * 1024  # what a PUT holds of its file at a time
 # A document holding a mutation is not sent twice unless it never left, or the verb says it is
 # safe to (`_repeatable`). Told by its definitions' keywords, outside strings and comments: a
 # fragment, a comma or a BOM may come first. (graphql-core is not a dependency of the client alone.)
@@ -288,14 +290,31 @@ class Transport:
                    progress: Progress | None, *, create_only: bool = False) -> None:
         """PUT one byte range of `path`, retried (store_failures) while the network or the store fails."""
 
+        def shorter(found: int) -> GraphlakeClientError:
+            return GraphlakeClientError(f"{path} changed since its upload began: {found} bytes where at least "
+                                        f"{offset + size} were declared; upload it again", "BAD_USER_INPUT", str(path))
+
+        async def body(source: BinaryIO) -> AsyncIterator[bytes]:
+            left = size
+            while left:
+                chunk = await asyncio.to_thread(source.read, min(PUT_CHUNK_BYTES, left))
+                if not chunk:  # cut short while it was sent
+                    raise shorter(offset + size - left)
+                left -= len(chunk)
+                yield chunk
+
         async def put() -> None:
             with path.open("rb") as source:
+                # Shorter now: an S3 URL is signed for its length (403), the local one refuses it. Said before sending.
+                if (found := os.fstat(source.fileno()).st_size) < offset + size:
+                    raise shorter(found)
                 source.seek(offset)
-                body = source.read(size)
-            if len(body) != size:  # shorter now: an S3 URL is signed for its length (403), the local one refuses it
-                raise GraphlakeClientError(f"{path} changed since its upload began: {offset + len(body)} bytes where "
-                                           f"at least {offset + size} were declared; upload it again", "BAD_USER_INPUT")
-            response = await self.storage_http.put(url, content=body, headers=headers)
+                # Streamed from the file, not read whole: a part may be as large as the server's
+                # threshold makes it (64 MiB by default, GiBs if an operator raises it), four at a
+                # time. The length is given, so httpx sends it rather than chunked encoding, which a
+                # signed S3 PUT refuses.
+                response = await self.storage_http.put(url, content=body(source),
+                                                       headers={**headers, "Content-Length": str(size)})
             if create_only and response.status_code == 412:
                 # Single-object URLs are create-only: the object is stored already (an earlier run, or
                 # an attempt whose answer was lost). Completion checks its size and digest.
