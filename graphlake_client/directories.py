@@ -9,6 +9,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import pathspec
 
@@ -46,7 +47,10 @@ def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = Fals
         here = Path(directory).relative_to(root).as_posix()
         here = "" if here == "." else here
         if ".gitignore" in names:  # compiled again only when a .gitignore adds patterns
-            lines = (Path(directory) / ".gitignore").read_text().splitlines()
+            try:
+                lines = (Path(directory) / ".gitignore").read_text().splitlines()
+            except OSError as error:  # its rules unknown, what it excludes would be sent
+                _unreadable(error)
             patterns += [p for p in (_rooted(here, line) for line in lines) if p is not None]
             spec = pathspec.GitIgnoreSpec.from_lines(patterns)
         # Pruned in place: os.walk does not descend into what is ignored, .git, or (unless asked) a link.
@@ -61,13 +65,14 @@ def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = Fals
     return sorted(files)
 
 
-def _unreadable(error: OSError) -> None:
-    """os.walk's onerror: a directory it cannot list. os.walk skips it by default, and an upload
-    then reported success with its files missing; the whole upload is refused instead, before
-    anything is made, naming the directory (as a path under what was given)."""
+def _unreadable(error: OSError) -> NoReturn:
+    """os.walk's onerror: a directory it cannot list (or a .gitignore it cannot read). os.walk skips
+    such a directory by default, and an upload then reported success with its files missing; the
+    whole upload is refused instead, before anything is made, naming it (as a path under what was given)."""
     where = str(error.filename)
+    what = "read this .gitignore" if where.endswith(".gitignore") else "list this directory"
     code = "FORBIDDEN" if isinstance(error, PermissionError) else "BAD_USER_INPUT"
-    raise GraphlakeClientError(f"{where}: cannot list this directory ({error.strerror or error}); nothing was "
+    raise GraphlakeClientError(f"{where}: cannot {what} ({error.strerror or error}); nothing was "
                                "uploaded: make it readable, or leave it out with an ignore pattern", code, where) from error
 
 

@@ -107,5 +107,10 @@ def test_a_directory_that_cannot_be_listed_is_an_error_naming_it(shared_tmp: Pat
             as_nobody(lambda: walk(root))
         assert refused.value.code == "FORBIDDEN" and refused.value.field == str(root / "locked")
         assert as_nobody(lambda: walk(root, ["locked/"])) == ["a.csv", "open/c.csv"]  # left out on purpose: fine
+        (root / "open" / ".gitignore").write_text("c.csv\n")
+        (root / "open" / ".gitignore").chmod(0o000)  # its rules unknown: what it excludes would go
+        with pytest.raises(GraphlakeClientError, match=r"open/\.gitignore: cannot read this \.gitignore") as unread:
+            as_nobody(lambda: walk(root, ["locked/"]))
+        assert unread.value.code == "FORBIDDEN" and unread.value.field == str(root / "open" / ".gitignore")
     finally:
         (root / "locked").chmod(0o755)
