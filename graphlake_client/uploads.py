@@ -312,8 +312,9 @@ class Uploader(Transport):
         done = await asyncio.gather(*(batch(start) for start in range(0, len(files), BATCH_FILES)),
                                     return_exceptions=True)
         if failed := [d for d in done if isinstance(d, BaseException)]:
-            if len(failed) > 1 and all(isinstance(f, UploadsFailed) for f in failed):  # one account of the whole upload
-                raise UploadsFailed({path: error for f in failed for path, error in f.failures.items()},  # type: ignore[attr-defined]
+            batches_failed = [f for f in failed if isinstance(f, UploadsFailed)]
+            if len(batches_failed) == len(failed):  # one account of the whole upload, counted in all its files
+                raise UploadsFailed({path: error for f in batches_failed for path, error in f.failures.items()},
                                     len(files))
             raise failed[0]
         return [asset for assets in done for asset in assets]  # type: ignore[union-attr]
