@@ -9,8 +9,11 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import pathspec
+
+from graphlake_client.errors import GraphlakeClientError
 
 _GLOB_CHARS = re.compile(r"([\[\]*?!#\\])")
 
@@ -35,15 +38,19 @@ def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = Fals
     files of the tree exclude (each for its own directory and below, as git reads them), and never
     `.git`. A symbolic link is followed only with `follow_symlinks`: else a link to a file or a
     directory, inside the tree or out of it, is skipped, so an upload never reads outside its tree
-    by accident."""
+    by accident. A directory that cannot be listed is an error (GraphlakeClientError naming it),
+    never skipped."""
     patterns = list(ignore)
     spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     files = []
-    for directory, subdirs, names in os.walk(root, followlinks=follow_symlinks):
+    for directory, subdirs, names in os.walk(root, onerror=_unreadable, followlinks=follow_symlinks):
         here = Path(directory).relative_to(root).as_posix()
         here = "" if here == "." else here
         if ".gitignore" in names:  # compiled again only when a .gitignore adds patterns
-            lines = (Path(directory) / ".gitignore").read_text().splitlines()
+            try:
+                lines = (Path(directory) / ".gitignore").read_text().splitlines()
+            except OSError as error:  # its rules unknown, what it excludes would be sent
+                _unreadable(error)
             patterns += [p for p in (_rooted(here, line) for line in lines) if p is not None]
             spec = pathspec.GitIgnoreSpec.from_lines(patterns)
         # Pruned in place: os.walk does not descend into what is ignored, .git, or (unless asked) a link.
@@ -56,6 +63,17 @@ def walk(root: Path, ignore: Iterable[str] = (), *, follow_symlinks: bool = Fals
                     and not spec.match_file(relative):  # a submodule's or worktree's .git is a file
                 files.append(relative)
     return sorted(files)
+
+
+def _unreadable(error: OSError) -> NoReturn:
+    """os.walk's onerror: a directory it cannot list (or a .gitignore it cannot read). os.walk skips
+    such a directory by default, and an upload then reported success with its files missing; the
+    whole upload is refused instead, before anything is made, naming it (as a path under what was given)."""
+    where = str(error.filename)
+    what = "read this .gitignore" if where.endswith(".gitignore") else "list this directory"
+    code = "FORBIDDEN" if isinstance(error, PermissionError) else "BAD_USER_INPUT"
+    raise GraphlakeClientError(f"{where}: cannot {what} ({error.strerror or error}); nothing was "
+                               "uploaded: make it readable, or leave it out with an ignore pattern", code, where) from error
 
 
 def make_archive(root: Path, files: list[str]) -> Path:

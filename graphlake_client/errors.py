@@ -28,6 +28,20 @@ class ServerUnreachable(GraphlakeClientError):
         self.url = url
 
 
+class UploadsFailed(GraphlakeClientError):
+    """Files of an upload that did not make it; the others were completed (a rerun sends only these).
+    `failures` holds each one's error by its path as the caller gave it (root/relative for a
+    directory: `a/x.csv` and `b/x.csv` are told apart). `code` and `field` are the first failure's
+    code and path; the message names the first few."""
+
+    def __init__(self, failures: dict[str, GraphlakeClientError], total: int) -> None:
+        first, error = next(iter(failures.items()))
+        named = "; ".join(f"{path}: {error}" for path, error in list(failures.items())[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"{len(failures)} of {total} files did not upload: {named}{more}", error.code or "INTERNAL", first)
+        self.failures = failures
+
+
 class CompletionUnderWay(GraphlakeClientError):
     """CONFLICT while the upload is still open: another request is completing it. The client waits
     for it (retries.completion_waits); this escapes only where that wait is cut short (stamina's

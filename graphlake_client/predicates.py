@@ -12,17 +12,22 @@ and the methods is_in, not_in, exists, contains, matches (an RE2 pattern).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from graphlake_client.errors import NaiveTime
+from graphlake_client.errors import GraphlakeClientError, NaiveTime
 
 JsonOp = Literal["EQ", "NE", "GT", "GTE", "LT", "LTE", "IN", "NIN", "EXISTS", "CONTAINS", "REGEX"]
 Target = Literal["metadata", "value", "data"]  # the filter field a predicate goes into (data: EventFilter's)
 Scalar = str | int | float | bool | None
 Ordered = str | float | datetime | date  # what >, >=, <, <= compare with
+# What is_in / not_in take. Not Iterable[Scalar]: a str is one, and is_in("A1") type-checked and then
+# asked for "A" or "1". A type checker cannot exclude str from Sequence[str], so these are the
+# containers named one by one; at run time any iterable but a str, bytes or mapping goes (`_options`).
+Options = list[Scalar] | tuple[Scalar, ...] | AbstractSet[Scalar]
 
 
 @dataclass(frozen=True)
@@ -81,13 +86,23 @@ class JsonPath:
     def __le__(self, other: Ordered) -> Predicate:
         return self._make("LTE", other)
 
-    def is_in(self, options: Iterable[Scalar]) -> Predicate:
-        """Equal to one of `options` (a non-empty list of scalars)."""
-        return self._make("IN", list(options))
+    def _options(self, method: str, options: object) -> list[Scalar]:
+        """`options` as a list, refused (BAD_USER_INPUT naming the predicate) where list() would
+        mean something else than was meant: a str or bytes is split into its characters (IN ['A', '1']
+        for "A1", silently other results), a mapping gives its keys, a number raises a bare TypeError."""
+        where = f"{self!r}.{method}"
+        if isinstance(options, str | bytes | bytearray | Mapping) or not isinstance(options, Iterable):
+            raise GraphlakeClientError(f"{where}: takes a list of options, not a {type(options).__name__} "
+                                       f"({options!r}); for one option write [{options!r}]", "BAD_USER_INPUT", where)
+        return list(options)
 
-    def not_in(self, options: Iterable[Scalar]) -> Predicate:
-        """Equal to none of `options`; assets without the path match too."""
-        return self._make("NIN", list(options))
+    def is_in(self, options: Options) -> Predicate:
+        """Equal to one of `options` (a non-empty list, tuple or set of scalars; not a str)."""
+        return self._make("IN", self._options("is_in", options))
+
+    def not_in(self, options: Options) -> Predicate:
+        """Equal to none of `options` (as for is_in); assets without the path match too."""
+        return self._make("NIN", self._options("not_in", options))
 
     def exists(self, present: bool = True) -> Predicate:
         """The path is there (or, with False, is not)."""

@@ -15,6 +15,8 @@ What is retried:
   a moment, or another call was storing the same keys).
 - `store_failures`: a PUT to or GET from a signed URL, on a transport error or the store's 5xx. A 4xx (an
   expired or refused URL) is never retried: sending the same bytes again cannot fix it.
+- Never: a URL no attempt can reach (httpx's UnsupportedProtocol: no http:// or https://), which
+  is a transport error but fails the same way every time.
 - `completion_waits`: a completion another request is still at (CONFLICT while the session is
   open, `CompletionUnderWay`), asked again until the server settles it.
 
@@ -51,7 +53,7 @@ def answer_lost(error: Exception) -> bool:
     """Whether a GraphQL request failed on the way (so sending it again may succeed), not at the server."""
     if isinstance(error, httpx.HTTPStatusError):
         return error.response.status_code in GATEWAY_ERRORS
-    return isinstance(error, httpx.TransportError)
+    return isinstance(error, httpx.TransportError) and not isinstance(error, httpx.UnsupportedProtocol)
 
 
 def never_sent(error: Exception) -> bool:
@@ -68,7 +70,7 @@ def store_failed(error: Exception) -> bool:
     """Whether a PUT to or GET from a store failed in a way another attempt may fix: the network, or the store's 5xx."""
     if isinstance(error, httpx.HTTPStatusError):
         return error.response.status_code >= 500
-    return isinstance(error, httpx.TransportError)
+    return isinstance(error, httpx.TransportError) and not isinstance(error, httpx.UnsupportedProtocol)
 
 
 def _waits(retries: int | None, backoff_seconds: float) -> dict[str, Any]:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 import ssl
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import httpx
 import stamina
@@ -51,6 +52,7 @@ Progress = Callable[[int], None]  # called with the bytes just sent
 # A transport for the client's pools: an instance (serves one event loop), or a factory called once per loop.
 TransportOption = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
 CONNECT_SECONDS = 10.0
+PUT_CHUNK_BYTES = 1024 * 1024  # what a PUT holds of its file at a time
 # A document holding a mutation is not sent twice unless it never left, or the verb says it is
 # safe to (`_repeatable`). Told by its definitions' keywords, outside strings and comments: a
 # fragment, a comma or a BOM may come first. (graphql-core is not a dependency of the client alone.)
@@ -81,6 +83,24 @@ def _body(query: str, variables: dict[str, Any]) -> bytes:
         for name, value in variables.items():
             check_json(value, name, times=True)
         raise GraphlakeClientError(f"the variables cannot be sent as JSON: {error}", "BAD_USER_INPUT") from None
+
+
+def server_url(url: str) -> str:
+    """The server's root from the URL given (its `/graphql` endpoint works too), checked before
+    anything is sent: "127.0.0.1:8000" (no scheme) was retried for 17 s and then reported as a
+    server that did not answer, and a port that is no number raised a bare httpx.InvalidURL."""
+    def refuse(why: str) -> GraphlakeClientError:
+        return GraphlakeClientError(f"url: {url!r} {why}", "BAD_USER_INPUT", "url")
+
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise refuse(f"is not a URL ({error})") from None
+    if parsed.scheme not in ("http", "https"):
+        raise refuse("needs http:// or https:// before the host (http://127.0.0.1:8000)")
+    if not parsed.host:
+        raise refuse("names no host")
+    return url.rstrip("/").removesuffix("/graphql")
 
 
 @dataclass
@@ -127,7 +147,7 @@ class Transport:
     def __init__(self, url: str, token: str | None, *, retries: int = RETRIES, timeout: float = 300,
                  storage_transport: TransportOption = None, graphql_transport: TransportOption = None) -> None:
         # The server prints its endpoint (`.../graphql`); that URL works too, not only the server's root.
-        self.url = url.rstrip("/").removesuffix("/graphql")
+        self.url = server_url(url)
         self.retries = retries
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         # `timeout` is for an answer (a completion may read a big object back for minutes); a connection
@@ -270,14 +290,31 @@ class Transport:
                    progress: Progress | None, *, create_only: bool = False) -> None:
         """PUT one byte range of `path`, retried (store_failures) while the network or the store fails."""
 
+        def shorter(found: int) -> GraphlakeClientError:
+            return GraphlakeClientError(f"{path} changed since its upload began: {found} bytes where at least "
+                                        f"{offset + size} were declared; upload it again", "BAD_USER_INPUT", str(path))
+
+        async def body(source: BinaryIO) -> AsyncIterator[bytes]:
+            left = size
+            while left:
+                chunk = await asyncio.to_thread(source.read, min(PUT_CHUNK_BYTES, left))
+                if not chunk:  # cut short while it was sent
+                    raise shorter(offset + size - left)
+                left -= len(chunk)
+                yield chunk
+
         async def put() -> None:
             with path.open("rb") as source:
+                # Shorter now: an S3 URL is signed for its length (403), the local one refuses it. Said before sending.
+                if (found := os.fstat(source.fileno()).st_size) < offset + size:
+                    raise shorter(found)
                 source.seek(offset)
-                body = source.read(size)
-            if len(body) != size:  # shorter now: an S3 URL is signed for its length (403), the local one refuses it
-                raise GraphlakeClientError(f"{path} changed since its upload began: {offset + len(body)} bytes where "
-                                           f"at least {offset + size} were declared; upload it again", "BAD_USER_INPUT")
-            response = await self.storage_http.put(url, content=body, headers=headers)
+                # Streamed from the file, not read whole: a part may be as large as the server's
+                # threshold makes it (64 MiB by default, GiBs if an operator raises it), four at a
+                # time. The length is given, so httpx sends it rather than chunked encoding, which a
+                # signed S3 PUT refuses.
+                response = await self.storage_http.put(url, content=body(source),
+                                                       headers={**headers, "Content-Length": str(size)})
             if create_only and response.status_code == 412:
                 # Single-object URLs are create-only: the object is stored already (an earlier run, or
                 # an attempt whose answer was lost). Completion checks its size and digest.
@@ -290,6 +327,7 @@ class Transport:
             if error.response.status_code < 500:
                 raise
             status = error.response.status_code
-            raise GraphlakeClientError(f"the store kept failing the upload of {path.name} ({status})") from error
+            raise GraphlakeClientError(f"the store kept failing the upload of {path} (HTTP {status})", "UNAVAILABLE",
+                                       str(path)) from error
         if progress:
             progress(size)

@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import make_archive, walk
-from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, check_json, wire_time
+from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, UploadsFailed, check_json, wire_time
 from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
 from graphlake_client.retries import RETRIES, completion_waits
@@ -59,6 +61,22 @@ def within_part_urls(sizes: list[int]) -> list[range]:
     if sizes:
         runs.append(range(start, len(sizes)))
     return runs
+
+
+def sending_error(error: BaseException) -> GraphlakeClientError:
+    """What stopped a file's bytes, with a code: the store's refusal or failure, the network, or
+    the file itself (unreadable, gone or changed since it was listed)."""
+    if isinstance(error, GraphlakeClientError):
+        return error
+    if isinstance(error, httpx.HTTPStatusError):
+        status = error.response.status_code
+        code = "UNAVAILABLE" if status >= 500 else "FORBIDDEN" if status in (401, 403) else "INTERNAL"
+        return GraphlakeClientError(f"the store answered HTTP {status}", code)
+    if isinstance(error, httpx.TransportError):
+        return GraphlakeClientError(f"the store could not be reached: {str(error) or type(error).__name__}", "UNAVAILABLE")
+    if isinstance(error, OSError):
+        return GraphlakeClientError(f"cannot read the file: {error.strerror or error}", "BAD_USER_INPUT")
+    return GraphlakeClientError(f"{type(error).__name__}: {error}", "INTERNAL")
 
 
 class Uploader(Transport):
@@ -219,16 +237,28 @@ class Uploader(Transport):
         raise GraphlakeClientError(f"the upload is {status.lower()}", "CONFLICT")
 
     @staticmethod
-    async def _upload_input(file: Path, size: int, **fields: Any) -> dict[str, Any]:
+    def _asked(file: Path, fields: dict[str, Any]) -> dict[str, Any]:
+        """What a createUpload of `file` asks for but its bytes: the given fields, its name and media
+        type taken from the file's name where not given, None left out. The resume key holds it
+        (without `direct`: how the bytes go, not what is stored), so a rerun asking otherwise starts anew."""
+        asked = {**fields, "name": fields.get("name") or file.name,
+                 "mediaType": fields.get("mediaType") or mimetypes.guess_type(file.name)[0] or "application/octet-stream"}
+        return {k: v for k, v in asked.items() if v is not None}
+
+    def _resume_key(self, file: Path, fields: dict[str, Any]) -> tuple[str, int]:
+        """`file`'s entry in the resume state for this request, and its size (ResumeState.key_and_size)."""
+        request = {k: v for k, v in self._asked(file, fields).items() if k != "direct"}
+        return ResumeState.key_and_size(self.url, file, request)
+
+    @classmethod
+    async def _upload_input(cls, file: Path, size: int, **fields: Any) -> dict[str, Any]:
         """createUpload's input for a file of `size` bytes: its size, media type, SHA-256 (unless it
         is big enough to be hashed while it uploads, see `_deliver`), and the given fields. A `sha256`
         among them (one the caller checked already: a bundle's manifest) is declared as it is, not
         computed again; the server checks the stored bytes against it all the same."""
         sha256 = fields.pop("sha256", None) or (await asyncio.to_thread(file_sha256, file) if size < LATE_HASH_BYTES
                                                  else None)
-        fields = {"name": fields.pop("name", None) or file.name, "sizeBytes": size, "sha256": sha256, **fields}
-        fields["mediaType"] = fields.get("mediaType") or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        return {k: v for k, v in fields.items() if v is not None}
+        return {k: v for k, v in {**cls._asked(file, fields), "sizeBytes": size, "sha256": sha256}.items() if v is not None}
 
     # --- public
     async def upload_file(self, path: Path, *, name: str | None = None, media_type: str | None = None,
@@ -242,13 +272,13 @@ class Uploader(Transport):
         (an aware datetime: when its data was taken) as for store_value."""
         check_json(metadata, "metadata")
         taken = wire_time(data_timestamp, "data_timestamp")
-        resume_key, size = await asyncio.to_thread(ResumeState.key_and_size, self.url, path)
+        fields = {"name": name, "mediaType": media_type, "collectionId": collection_id, "path": collection_path,
+                  "description": description, "metadata": metadata, "labels": labels, "mount": mount,
+                  "owner": owner, "dataTimestamp": taken}
+        resume_key, size = await asyncio.to_thread(self._resume_key, path, fields)
         session = await self._resumed(self.resume.get(resume_key))
         if session is None:
-            upload = await self._upload_input(path, size, name=name, mediaType=media_type, collectionId=collection_id,
-                                              path=collection_path, description=description, metadata=metadata,
-                                              labels=labels, mount=mount, owner=owner, dataTimestamp=taken,
-                                              direct=await self._writes_directly(mount) or None)
+            upload = await self._upload_input(path, size, **fields, direct=await self._writes_directly(mount) or None)
             session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
             self.resume.put(resume_key, session["id"])
         sha256 = await self._deliver(session, path, size, progress)
@@ -281,8 +311,12 @@ class Uploader(Transport):
         # Every batch runs to its end before a failure is reported: what made it stays completed.
         done = await asyncio.gather(*(batch(start) for start in range(0, len(files), BATCH_FILES)),
                                     return_exceptions=True)
-        if failed := next((d for d in done if isinstance(d, BaseException)), None):
-            raise failed
+        if failed := [d for d in done if isinstance(d, BaseException)]:
+            batches_failed = [f for f in failed if isinstance(f, UploadsFailed)]
+            if len(batches_failed) == len(failed):  # one account of the whole upload, counted in all its files
+                raise UploadsFailed({path: error for f in batches_failed for path, error in f.failures.items()},
+                                    len(files))
+            raise failed[0]
         return [asset for assets in done for asset in assets]  # type: ignore[union-attr]
 
     async def _ingestible(self, files: list[tuple[Path, dict[str, Any]]]) -> ingest.Found | None:
@@ -301,7 +335,7 @@ class Uploader(Transport):
         # Each file's resume key and size from one stat, all in one thread: each file-system call
         # on this thread waits for the GIL again, behind the threads hashing and copying files (a
         # stat and a resolve per file, three times over, were a fifth of an import's client CPU).
-        keys, sizes = zip(*await asyncio.to_thread(lambda: [ResumeState.key_and_size(self.url, path) for path, _ in files]),
+        keys, sizes = zip(*await asyncio.to_thread(lambda: [self._resume_key(path, fields) for path, fields in files]),
                           strict=True)
         sessions: list[dict[str, Any] | None] = list(await asyncio.gather(
             *(self._resumed(session_id) for session_id in self.resume.get_many(list(keys)))))
@@ -364,18 +398,21 @@ class Uploader(Transport):
         settled = await asyncio.gather(*(self._complete(*c, look_first=True) for c in conflicts), return_exceptions=True)
         for (session_id, _), outcome in zip(conflicts, settled, strict=True):
             if isinstance(outcome, GraphlakeClientError):
-                failed[session_id] = {"message": str(outcome)}
+                failed[session_id] = {"message": str(outcome), "code": outcome.code, "field": outcome.field}
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
                 assets[outcome["id"]] = outcome
                 del failed[session_id]
         self.resume.put_many({key: None for _, key, session, _ in ready if session["id"] not in failed})
-        problems = [f"{path.name}: {error}" for (path, *_), error in zip(files, sent, strict=True)
-                    if isinstance(error, BaseException)]
-        problems += [f"{path.name}: {failed[s['id']]['message']}" for path, _, s, _ in ready if s["id"] in failed]
+        # By the path as given, not its name alone: a/x.csv and b/x.csv were both "x.csv".
+        problems = {str(path): sending_error(error) for (path, *_), error in zip(files, sent, strict=True)
+                    if isinstance(error, BaseException)}
+        problems |= {str(path): GraphlakeClientError(failed[s["id"]]["message"], failed[s["id"]].get("code"),
+                                                     failed[s["id"]].get("field"))
+                     for path, _, s, _ in ready if s["id"] in failed}
         if problems:
-            raise GraphlakeClientError(f"{len(problems)} of {len(files)} files did not upload: " + "; ".join(problems[:5]))
+            raise UploadsFailed(dict(sorted(problems.items())), len(files))
         return [assets[session["asset"]["id"]] for _, _, session, _ in ready]
 
     async def find_collection(self, name: str) -> str | None:
@@ -408,18 +445,18 @@ class Uploader(Transport):
         manifest = manifest or {}
         # First what goes, and whether the manifest fits it: nothing is made (a collection, a zip) before.
         walked: list[tuple[Path, list[str] | None]] = []  # a directory with its files, or a file
-        for root in paths:
+        for n, root in enumerate(paths):
             if root.is_dir():
                 walked.append((root, walk(root, ignore, follow_symlinks=follow_symlinks)))
             elif root.is_file():
                 walked.append((root, None))
             else:
-                raise GraphlakeClientError(f"{root}: no such file or directory")
+                raise GraphlakeClientError(f"{root}: no such file or directory", "BAD_USER_INPUT", f"paths[{n}]")
         sent = {name for root, files in walked
                 for name in ([root.name] if files is None else [f"{root.resolve().name}.zip"] if as_archive else files)}
         if unknown := sorted(set(manifest) - sent):
             raise GraphlakeClientError(f"the manifest names files this upload does not send: {', '.join(unknown[:10])}"
-                                       + (" ..." if len(unknown) > 10 else ""))
+                                       + (" ..." if len(unknown) > 10 else ""), "BAD_USER_INPUT", "manifest")
         collection_id = await self.collection_id(collection) if collection else None
         jobs: list[tuple[Path, str]] = []  # file, its path relative to the upload root
         archives: list[Path] = []

@@ -6,8 +6,10 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -38,7 +40,9 @@ class FlakyStore(httpx.AsyncHTTPTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "PUT":
             self.puts.append(str(request.url))
-            matches = self.fail_when in str(request.url) and self.fail_body in (None, request.content)
+            # The client streams its bodies: read here (and kept for the send) only when the body decides.
+            body = await request.aread() if self.fail_body is not None else None
+            matches = self.fail_when in str(request.url) and self.fail_body in (None, body)
             if matches and self.failures > 0:
                 self.failures -= 1
                 if self.status:
@@ -193,6 +197,60 @@ async def test_interrupted_multipart_upload_resumes(served: Served, contributor:
     assert json.loads((tmp_path / "resume.json").read_text()) == {}  # forgotten once complete
 
 
+async def test_a_rerun_asking_for_something_else_starts_a_new_upload(
+        served: Served, api: Api, contributor: str, tmp_path: Path) -> None:
+    """The resume key was the file alone: after an interrupted upload named for project A, one of
+    the same file named for project B, into B's collection, resumed A's session and came back as
+    A's asset (A's name and metadata, in no collection). Now it starts anew; and asking for A
+    again still resumes A's session."""
+    data = tmp_path / "scan.bin"
+    data.write_bytes(os.urandom(3000))
+    interrupted = FlakyStore(fail_when="/blobs/", failures=99)
+    with pytest.raises(httpx.ConnectError):
+        async with client(served, contributor, tmp_path, retries=0, storage_transport=interrupted) as lake:
+            await lake.store_file(data, name="for-project-A", metadata={"project": "A"})
+    [left] = json.loads((tmp_path / "resume.json").read_text()).values()  # A's session, open
+
+    async with client(served, contributor, tmp_path, storage_transport=FlakyStore()) as lake:
+        b = await lake.store_file(data, name="for-project-B", metadata={"project": "B"}, collection="proj-B")
+        assert (b["name"], b["metadata"]) == ("for-project-B", {"project": "B"})
+        [collection] = (await api.data("Collections", {"nameContains": "proj-B"}, token=contributor))["collections"]["edges"]
+        items = (await api.data("Collection", {"id": collection["node"]["id"]}, token=contributor))["collection"]["items"]
+        assert [e["node"]["path"] for e in items["edges"]] == ["for-project-B"]
+        assert list(json.loads((tmp_path / "resume.json").read_text()).values()) == [left]  # A's kept for A
+
+        a = await lake.store_file(data, name="for-project-A", metadata={"project": "A"})
+    assert (a["name"], a["metadata"]) == ("for-project-A", {"project": "A"}) and a["id"] != b["id"]
+    assert a["status"] == b["status"] == "ACTIVE"
+    assert json.loads((tmp_path / "resume.json").read_text()) == {}
+    session = (await api.data("UploadSession", {"id": left}, token=contributor))["uploadSession"]
+    assert session["status"] == "COMPLETED"  # A's own session resumed, not a third one
+
+
+@pytest.mark.parametrize("mount", [None, "lab"])  # the local mount's /blobs route, and MinIO's signed PUT
+async def test_a_put_streams_its_file_instead_of_holding_it(served: Served, contributor: str, tmp_path: Path,
+                                                             mount: str | None) -> None:
+    """Each PUT read its whole byte range into memory: 4 x 64 MiB at once by default, 4 x whatever
+    an operator raises the multipart threshold to. Now it holds a chunk at a time (the client's, and
+    the in-process server's, allocations together stay far under the one PUT's size), with the
+    exact Content-Length a signed S3 PUT needs, and the stored bytes are the file's."""
+    size = 60 * MIB  # under the 64 MiB threshold: one PUT of it all (the server holds some 10 MiB meanwhile)
+    big = tmp_path / "big.bin"
+    with big.open("wb") as out:
+        for _ in range(size // MIB):
+            out.write(os.urandom(MIB))
+    digest = hashlib.sha256(big.read_bytes()).hexdigest()
+    async with client(served, contributor, tmp_path, storage_transport=FlakyStore()) as lake:  # over HTTP
+        tracemalloc.start()
+        try:
+            asset = await lake.upload_file(big, mount=mount)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == size and asset["sha256"] == digest
+    assert peak < size // 4, f"{peak / MIB:.1f} MiB held at once for a PUT of {size // MIB} MiB"
+
+
 async def stored_named(api: Api, token: str, name: str) -> list[dict]:
     edges = (await api.data("Assets", {"filter": {"nameContains": name}, "first": 10}, token=token))["assets"]["edges"]
     return [e["node"] for e in edges]
@@ -301,9 +359,11 @@ async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
     failing = FlakyStore(fail_body=b"hello", failures=99)  # every PUT of notes.txt
     first = Recording(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json"), retries=0,
                       storage_transport=failing, direct_writes=False)
-    with pytest.raises(GraphlakeClientError, match=r"1 of 6 files did not upload: notes.txt"):
+    with pytest.raises(GraphlakeClientError, match=rf"1 of 6 files did not upload: {re.escape(str(tree / 'notes.txt'))}: "
+                                                   "the store could not be reached") as refused:
         async with first:
             await first.upload_paths(files)
+    assert refused.value.code == "UNAVAILABLE" and refused.value.field == str(tree / "notes.txt")
     # One createUploads and one completeUploads for the whole directory, not three calls per file (and,
     # once per client, where the server's mounts are and whether it could read the files itself).
     assert calls == [ops.STORAGE_FACTS, "$inputs", "$ids"], calls
@@ -314,6 +374,62 @@ async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
         [asset] = await lake.upload_paths([tree / "notes.txt"])
     assert len(counting.puts) == 1 and asset["status"] == "ACTIVE"  # resumed: its session was still open
     assert json.loads((tmp_path / "resume.json").read_text()) == {}
+
+
+async def test_uploads_go_on_when_the_resume_state_cannot_be_kept(
+        served: Served, api: Api, contributor: str, tree: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """XDG_CACHE_HOME under a file (a read-only or missing home, as in a container): no directory
+    can be made there, even by root. Every upload failed with a bare FileNotFoundError after its
+    session was created; now they complete, and the state's trouble is said once on stderr."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))
+    single = tmp_path / "alone.csv"
+    single.write_text("a\n1\n")
+    async with Client(served.base_url, contributor) as lake:  # the default state, under XDG_CACHE_HOME
+        asset = await lake.upload_file(single)
+        batch = await lake.upload_paths([tree], ignore=["cache/"])
+    assert asset["status"] == "ACTIVE" and len(batch) == 4 and all(a["status"] == "ACTIVE" for a in batch)
+    err = capfd.readouterr().err
+    assert err.count("cannot keep upload sessions in") == 1 and str(blocker / "cache") in err, err
+    assert not (await api.data("Assets", {"filter": {"statuses": ["PENDING"]}, "first": 10},
+                               token=contributor))["assets"]["edges"]  # no session left open
+
+
+async def test_files_that_did_not_upload_are_named_by_their_path_as_given(
+        served: Served, contributor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named by path.name, a/x.csv and b/x.csv were both "x.csv", and the error had no code. One
+    account of the whole upload, whichever batches the failures came in."""
+    from graphlake_client import uploads as uploads_module
+
+    monkeypatch.setattr(uploads_module, "BATCH_FILES", 1)
+    for directory in ("a", "b"):
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "x.csv").write_bytes(b"refused")
+    (tmp_path / "b" / "y.csv").write_bytes(b"kept")
+    monkeypatch.chdir(tmp_path)
+    failing = FlakyStore(fail_body=b"refused", failures=99, status=403)  # an expired URL, say
+    with pytest.raises(GraphlakeClientError) as refused:
+        async with client(served, contributor, tmp_path, retries=0, storage_transport=failing) as lake:
+            await lake.upload_paths([Path("a"), Path("b")])
+    assert str(refused.value) == ("2 of 3 files did not upload: a/x.csv: the store answered HTTP 403; "
+                                  "b/x.csv: the store answered HTTP 403")
+    assert (refused.value.code, refused.value.field) == ("FORBIDDEN", "a/x.csv")
+    assert {path: error.code for path, error in refused.value.failures.items()} == {  # type: ignore[attr-defined]
+        "a/x.csv": "FORBIDDEN", "b/x.csv": "FORBIDDEN"}
+
+
+async def test_a_store_that_keeps_failing_is_unavailable_naming_the_file(
+        served: Served, contributor: str, tmp_path: Path) -> None:
+    data = tmp_path / "scan.csv"
+    data.write_text("a\n")
+    failing = FlakyStore(fail_when="/blobs/", failures=99, status=503)
+    with pytest.raises(GraphlakeClientError, match=r"the store kept failing the upload of .*scan\.csv") as refused:
+        async with client(served, contributor, tmp_path, retries=1, storage_transport=failing) as lake:
+            lake.backoff_seconds = 0.01
+            await lake.upload_file(data)
+    assert (refused.value.code, refused.value.field) == ("UNAVAILABLE", str(data))
 
 
 async def test_a_refused_file_in_a_directory_is_named(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphlake_client import Client, SyncClient
+from graphlake_client import Client, SyncClient, metadata
 
 
 async def mistakes(lake: Client) -> None:
@@ -20,6 +20,7 @@ async def mistakes(lake: Client) -> None:
     async for datum, records in lake.read_version("parts/v2"):
         print(datum["asset"]["name"])  # error: the datum may have no image (None)
         print([r["labels"] for r in records])  # error: labels
+    print(metadata("well").is_in("A1"))  # error: one option, not a list of them
 
 
 def sync_mistakes(url: str, token: str) -> None:
