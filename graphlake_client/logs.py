@@ -52,6 +52,7 @@ from typing import Any
 
 from graphlake_client.client import Client
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import ExitSafeLoop
 from graphlake_client.results import EventInput, Level, Source
 
 # Attempts after the first: waits of 0.5, 1, 2 ... s, at most 30 s each, about two minutes in all. A
@@ -298,7 +299,7 @@ class GraphlakeLogHandler(logging.Handler):
 
     # --- the sender's side: its own thread and event loop
     def _work(self, url: str, token: str | None, timeout: float) -> None:
-        with asyncio.Runner() as runner:
+        with asyncio.Runner(loop_factory=ExitSafeLoop) as runner:  # it sends at exit too (logging.shutdown)
             # Its retries are the handler's: every event it sends is keyed, so lost answers are sent again.
             lake = Client(url, token, retries=self.retries, timeout=timeout, direct_writes=False)
             lake.backoff_seconds = self.backoff_seconds

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from graphlake_client.client import Client
+from graphlake_client.exit_loop import ExitSafeLoop
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,7 +108,7 @@ class SyncClient:
 
     def __init__(self, url: str, token: str | None, **options: Any) -> None:
         self.client = Client(url, token, **options)  # used only on self._loop, through run()
-        self._loop = asyncio.new_event_loop()
+        self._loop = ExitSafeLoop()  # it serves calls from atexit hooks too
         self._thread = threading.Thread(target=_serve, args=(self._loop,), name="graphlake-client", daemon=True)
         self._thread.start()
         self._closer = weakref.finalize(self, _shut, self._loop, self._thread, self.client)

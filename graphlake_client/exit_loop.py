@@ -1,0 +1,40 @@
+"""`ExitSafeLoop`: the event loop of the client's background threads (the log handler's sender, a
+SyncClient's loop), which keeps working while the interpreter exits.
+
+At exit, Python shuts its thread-pool executors down (threading's own atexit step) before it runs
+atexit callbacks: logging.shutdown, which flushes a GraphlakeLogHandler, and any hook of the user's
+that calls a SyncClient. From then on the default executor refuses work with RuntimeError ("cannot
+schedule new futures after interpreter shutdown", or "can't register atexit after shutdown" when
+none had been made). asyncio sends two things there: every name lookup of a new connection
+(`http://localhost:8000`: an IP address needs none) and `asyncio.to_thread` (the client hashes and
+reads files that way). Both failed, and the handler's last records were lost.
+
+This loop does such work inline instead, once the default executor refuses it: it holds the loop
+for its length (a lookup, a file's hash), which at exit, with nothing else left to run, costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any
+
+
+class ExitSafeLoop(asyncio.SelectorEventLoop):
+    """A selector event loop whose default executor, once it refuses work (the interpreter is
+    exiting), is replaced by running that work inline."""
+
+    def run_in_executor(self, executor: concurrent.futures.Executor | None, func: Callable[..., Any],
+                        *args: Any) -> asyncio.Future[Any]:
+        try:
+            return super().run_in_executor(executor, func, *args)
+        except RuntimeError:
+            if executor is not None or self.is_closed():
+                raise  # an executor of the caller's own, or a loop closed: not ours to stand in for
+        done: asyncio.Future[Any] = self.create_future()
+        try:
+            done.set_result(func(*args))
+        except Exception as error:  # the future carries it, as an executor's would
+            done.set_exception(error)
+        return done

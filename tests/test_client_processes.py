@@ -1,0 +1,76 @@
+"""The client's background threads at a process's edges (graphlake_client: logs.py, sync.py, exit_loop.py):
+the end of a script, forked children (multiprocessing's fork pools, PyTorch's DataLoader workers, a
+plain os.fork) and a handler closed before the logging stops. Each script runs in a real process
+against the served lake; what the lake stored is read back through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from tests.conftest import Served
+from tests.operations import Api
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def run_script(script: str, *args: str, within: float = 120) -> tuple[str, str]:
+    """Run `script` with `args` in a new interpreter (the checkout's client), off this loop, which
+    serves the lake; fail with its stderr unless it ends with 0."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", script, *args, cwd=ROOT,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), within)
+    assert process.returncode == 0, err.decode()
+    return out.decode(), err.decode()
+
+
+async def stored_messages(api: Api, token: str) -> list[str]:
+    found = await api.data("Events", {"filter": {"eventTypes": ["PYTHON_LOG"]}, "first": 500}, token=token)
+    return sorted(edge["node"]["message"] for edge in found["events"]["edges"])
+
+
+LAST_WORDS_SCRIPT = r"""
+import logging, sys
+from graphlake_client import GraphlakeLogHandler
+
+url, token = sys.argv[1:3]
+logging.getLogger().addHandler(GraphlakeLogHandler(url, token))
+logging.getLogger("run").warning("first")
+logging.getLogger("run").warning("last")
+# The script ends here: its executors shut down, then logging.shutdown flushes the handler.
+"""
+
+
+async def test_what_a_script_logs_last_reaches_a_lake_named_by_host(served: Served, api: Api, contributor: str) -> None:
+    """Through `localhost`, both records were lost at exit: Python had shut its thread-pool executors
+    down before logging.shutdown flushed the handler, and the sender's connection looked its name up
+    through asyncio's default executor, which refused ("cannot schedule new futures after interpreter
+    shutdown"). An IP address needs no lookup: the same script through 127.0.0.1 lost nothing."""
+    url = served.base_url.replace("127.0.0.1", "localhost")
+    _, err = await run_script(LAST_WORDS_SCRIPT, url, contributor)
+    assert "not confirmed stored" not in err and "not sent" not in err, err
+    assert await stored_messages(api, contributor) == ["first", "last"]
+
+
+SYNC_AT_EXIT_SCRIPT = r"""
+import atexit, sys
+from graphlake_client import SyncClient
+
+url, token, path = sys.argv[1:4]
+lake = SyncClient(url, token)
+
+@atexit.register
+def last_upload():  # a user's own exit hook: the executors have shut down, the client still works
+    print(lake.store_file(path, name="at-exit")["name"])
+"""
+
+
+async def test_a_sync_client_works_from_an_exit_hook(served: Served, contributor: str, tmp_path: Path) -> None:
+    """From an atexit hook, both the name lookup of a new connection and the file's hashing
+    (asyncio.to_thread) went to executors shut down by then: RuntimeError, "cannot schedule new
+    futures after interpreter shutdown"."""
+    (tmp_path / "notes.txt").write_text("the run's last words")
+    url = served.base_url.replace("127.0.0.1", "localhost")
+    out, err = await run_script(SYNC_AT_EXIT_SCRIPT, url, contributor, str(tmp_path / "notes.txt"))
+    assert out.split() == ["at-exit"], err
