@@ -9,6 +9,11 @@
 The async client runs on an event loop of its own, in a background thread, and each call waits
 for its result there. So a call works the same from a plain script (no loop) and from a notebook
 or any code whose thread already runs a loop, where `asyncio.run` would refuse to start.
+
+A forked child (multiprocessing's fork pools, PyTorch's DataLoader workers, os.fork) has a copy of
+the client but not its loop's thread, and its connections are the parent's: a call there waited
+forever. The client makes itself anew in the child, on its first call there, and leaves the
+parent's loop and connections alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 import sys
 import threading
 import weakref
@@ -35,7 +41,7 @@ def _blocking(method: Callable[Concatenate[Client, P], Coroutine[Any, Any, R]]) 
 
     @functools.wraps(method)
     def call(self: SyncClient, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.run(method(self.client, *args, **kwargs))
+        return self.run(method(self._own(), *args, **kwargs))
 
     return call
 
@@ -45,7 +51,7 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
 
     @functools.wraps(method)
     def call(self: SyncClient, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
-        pages = method(self.client, *args, **kwargs)
+        pages = method(self._own(), *args, **kwargs)
         try:
             while True:
                 try:
@@ -74,11 +80,26 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
             loop.close()
 
 
-def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Client) -> None:
+# Taken while a forked child makes its client anew, so two of its threads do not both. A lock some
+# thread of the parent held at a fork would be held for good in the child: each child starts free.
+_adopting = threading.Lock()
+
+
+def _free_adopting() -> None:
+    global _adopting
+    _adopting = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_free_adopting)
+
+
+def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Client, pid: int) -> None:
     """Close `client`'s connections on `loop`, then stop the loop (which then closes). What close()
     does, and what a SyncClient never closed gets when it is collected, or at exit at the latest
     (weakref.finalize): its connections and loop were left open, and Python warned of each."""
-    if loop.is_closed():
+    if loop.is_closed() or os.getpid() != pid:
+        # In a forked child, the loop's thread is the parent's: nothing runs the loop here, and waiting
+        # for it held the child's exit 10 s. Its connections are the parent's to close.
         return
     if threading.current_thread() is thread:  # collected on its own loop, which cannot wait for itself
 
@@ -107,14 +128,30 @@ class SyncClient:
     Use it as a context manager, or call `close()`; `options` go to Client (retries, timeout, ...)."""
 
     def __init__(self, url: str, token: str | None, **options: Any) -> None:
+        self._options = (url, token, options)  # to make it anew in a forked child
+        self._start()
+
+    def _start(self) -> None:
+        url, token, options = self._options
         self.client = Client(url, token, **options)  # used only on self._loop, through run()
         self._loop = ExitSafeLoop()  # it serves calls from atexit hooks too
         self._thread = threading.Thread(target=_serve, args=(self._loop,), name="graphlake-client", daemon=True)
         self._thread.start()
-        self._closer = weakref.finalize(self, _shut, self._loop, self._thread, self.client)
+        self._pid = os.getpid()
+        self._closer = weakref.finalize(self, _shut, self._loop, self._thread, self.client, self._pid)
+
+    def _own(self) -> Client:
+        """`client`, made anew first when this is a forked child's first call (see the module's docstring)."""
+        if self._pid != os.getpid():
+            with _adopting:
+                if self._pid != os.getpid() and not self._loop.is_closed():  # closed before the fork: stays closed
+                    self._closer.detach()  # the parent's, which the parent closes
+                    self._start()
+        return self.client
 
     def run(self, work: Coroutine[Any, Any, R]) -> R:
         """Run a coroutine on the client's loop and wait for its result (Ctrl-C cancels it there too)."""
+        self._own()  # a forked child's first call: its own loop to run on
         if threading.current_thread() is self._thread:
             work.close()
             raise RuntimeError("a SyncClient call from inside its own loop would wait forever: await the async Client")

@@ -74,3 +74,33 @@ async def test_a_sync_client_works_from_an_exit_hook(served: Served, contributor
     url = served.base_url.replace("127.0.0.1", "localhost")
     out, err = await run_script(SYNC_AT_EXIT_SCRIPT, url, contributor, str(tmp_path / "notes.txt"))
     assert out.split() == ["at-exit"], err
+
+
+SYNC_FORK_SCRIPT = r"""
+import os, sys
+from graphlake_client import SyncClient
+
+url, token = sys.argv[1:3]
+lake = SyncClient(url, token)
+lake.save("fork/parent", {"by": "parent"})
+child = os.fork()
+if child == 0:
+    lake.save("fork/child", {"by": "child"})  # its own loop and connections, made here
+    sys.exit(0)
+_, status = os.waitpid(child, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+idle = os.fork()
+if idle == 0:
+    sys.exit(0)  # never used it: nothing of the parent's to close
+_, status = os.waitpid(idle, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+print(lake.load("fork/child")["by"])
+"""
+
+
+async def test_a_sync_client_serves_a_forked_child(served: Served, contributor: str) -> None:
+    """In a forked child, a call waited forever for the parent's loop thread, which the child does
+    not have; a child that never used the client took 10 s to exit ("connections did not close")."""
+    out, err = await run_script(SYNC_FORK_SCRIPT, served.base_url, contributor, within=60)
+    assert out.split() == ["child"], err
+    assert "did not close" not in err, err
