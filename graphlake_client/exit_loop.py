@@ -18,21 +18,24 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar, TypeVarTuple
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class ExitSafeLoop(asyncio.SelectorEventLoop):
     """A selector event loop whose default executor, once it refuses work (the interpreter is
     exiting), is replaced by running that work inline."""
 
-    def run_in_executor(self, executor: concurrent.futures.Executor | None, func: Callable[..., Any],
-                        *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(self, executor: concurrent.futures.Executor | None, func: Callable[[*Ts], T],
+                        *args: *Ts) -> asyncio.Future[T]:
         try:
             return super().run_in_executor(executor, func, *args)
         except RuntimeError:
             if executor is not None or self.is_closed():
                 raise  # an executor of the caller's own, or a loop closed: not ours to stand in for
-        done: asyncio.Future[Any] = self.create_future()
+        done: asyncio.Future[T] = self.create_future()
         try:
             done.set_result(func(*args))
         except Exception as error:  # the future carries it, as an executor's would
