@@ -28,7 +28,15 @@ traceback of megabytes) goes shortened: tracebacks cut to their last MAX_TRACE_C
 then the largest `extra` fields left out, named under `log.truncated` with the size it had; and a
 batch stops short of `max_batch_bytes`, under the server's request body limit. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
 in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck);
-a batch still being tried then is given up (counted lost), its retries cancelled.
+a batch still being tried then is given up (counted lost), its retries cancelled. A record logged
+after close() is dropped, counted in `dropped` and said once on stderr.
+
+The sender starts with the first record. A forked child (a `fork` multiprocessing pool's worker, a
+PyTorch DataLoader's, os.fork) starts the handler over: an empty queue, counts at zero, a sender of
+its own at its first record (the parent's records stay the parent's to send). A multiprocessing
+child, which ends with os._exit and so without logging.shutdown, closes the handler as it ends
+(multiprocessing.util.Finalize): a pool's workers must end that way, `pool.close(); pool.join()`,
+not `pool.terminate()` (which leaving `with Pool() as pool:` does), which kills them at once.
 
 Each event: `level` from the record's level, `message` its message, `timestamp` when it was made,
 `data` its `extra` fields (JSON-safe: anything else as its repr) plus a reserved key `log` with the
@@ -41,12 +49,16 @@ import asyncio
 import json
 import logging
 import math
+import multiprocessing
+import multiprocessing.util
+import os
 import queue
 import re
 import sys
 import threading
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +88,28 @@ _REFUSED_TIME = re.compile(r"inputs\[\d+\]\.timestamp\b")
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _FLUSH = object()  # on the queue: send what is gathered now
 _STOP = object()  # on the queue: send what is gathered, then end the thread
+
+
+# Every handler made in this process, for _after_fork.
+_HANDLERS: weakref.WeakSet[GraphlakeLogHandler] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """A forked child (a fork pool's worker, a DataLoader's, os.fork) has a copy of each handler, but
+    not its sender thread: what it logged was queued, never sent, never counted. And another thread
+    of the parent may have held the handler's lock or its queue's at the fork, held for good in the
+    child, whose first record then hung. Each handler starts over in the child, with locks of its own."""
+    for handler in list(_HANDLERS):
+        handler._start_over()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _close(handler: weakref.ref[GraphlakeLogHandler]) -> None:
+    """Close the handler if it is still there (multiprocessing.util.Finalize's callback: see _start_sender)."""
+    if (alive := handler()) is not None:
+        alive.close()
 
 
 def level_name(levelno: int) -> Level:
@@ -175,44 +209,73 @@ class GraphlakeLogHandler(logging.Handler):
         self.retries, self.backoff_seconds = retries, backoff_seconds
         self.event_type, self.source = event_type, source
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
-        self.dropped = 0  # records not queued: the queue was full
+        self._lake = (url, token, timeout)
+        self.capacity = capacity
+        self._closed = False
+        # This clock is ahead of the lake's (a record's time refused): records go timed by the lake's
+        # clock from then on, their own time kept in their data (`log.created`).
+        self._untimed = False
+        self._start_over()
+        _HANDLERS.add(self)
+
+    def _start_over(self) -> None:
+        """An empty queue, counts at zero, and no sender yet: the first record starts one. Also what a
+        forked child gets (_after_fork): the parent's queue, counts and sender stay the parent's."""
+        self.dropped = 0  # records not queued: the queue was full, or the handler closed
         self.lost = 0  # records queued whose storing the lake never confirmed: their batch failed
         self._unreported = 0  # dropped records the lake has not been told about
+        self._said_closed = False  # a record came after close: said once on stderr
         self._notice: EventInput | None = None  # the drop notice being sent, with its key, until confirmed
         self._accepted = 0  # records queued so far
         self._settled = 0  # of those, sent or lost
         self._progress = threading.Condition()
-        self._queue: queue.Queue[Any] = queue.Queue(capacity)
-        self._closed = False
+        self._queue: queue.Queue[Any] = queue.Queue(self.capacity)
         self._stalled_at: int | None = None  # _settled when a flush last ran out of time
         self._abandoned = False  # close gave up on the sender: what it still settles was counted lost
         self._failing = False  # the last batch failed: say so once per run of failures
-        # This clock is ahead of the lake's (a record's time refused): records go timed by the lake's
-        # clock from then on, their own time kept in their data (`log.created`).
-        self._untimed = False
         self._sending: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None  # the batch being sent, for close
-        self._thread = threading.Thread(target=self._work, args=(url, token, timeout), daemon=True,
-                                        name="graphlake-log-handler")
+        self._thread: threading.Thread | None = None
+
+    def _start_sender(self) -> None:
+        """Start the sender thread (under _progress, at the first record). In a multiprocessing child (a
+        pool's worker, a DataLoader's), close the handler as the child ends: it ends with os._exit,
+        without logging.shutdown, and what it logged last was lost."""
+        self._thread = threading.Thread(target=self._work, args=self._lake, daemon=True, name="graphlake-log-handler")
         self._thread.start()
+        if multiprocessing.parent_process() is not None:
+            multiprocessing.util.Finalize(self, _close, args=(weakref.ref(self),), exitpriority=0)
+
+    def _from_sender(self, record: logging.LogRecord) -> bool:
+        sender = self._thread
+        return sender is not None and record.thread == sender.ident
+
+    def _sender_alive(self) -> bool:
+        sender = self._thread
+        return sender is not None and sender.is_alive()
 
     # --- the caller's side: never waits
     def handle(self, record: logging.LogRecord) -> bool:
         # The sender's own records (httpx logs each request at INFO) are refused here, before the
         # handler's lock: logging.shutdown holds that lock while it flushes and closes this handler, so
         # a sender waiting for it stalled until close gave up, and the records still queued were lost.
-        if record.thread == self._thread.ident:
+        if self._from_sender(record):
             return False
         return bool(super().handle(record))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._closed or record.thread == self._thread.ident:
+        if self._from_sender(record):
             return  # the sender's own records (httpx's, say) would feed themselves forever
+        if self._closed:
+            self._dropped_after_close()
+            return
         try:
             event = self._event(record)
         except Exception:
             self.handleError(record)
             return
         with self._progress:
+            if self._thread is None:
+                self._start_sender()
             try:
                 self._queue.put_nowait(event)
                 self._accepted += 1
@@ -224,6 +287,14 @@ class GraphlakeLogHandler(logging.Handler):
         if first:
             sys.stderr.write(f"GraphlakeLogHandler: queue full ({self._queue.maxsize} records): dropping log records "
                              "until it drains (the count goes to the lake as a WARNING event)\n")
+
+    def _dropped_after_close(self) -> None:
+        with self._progress:
+            self.dropped += 1
+            first, self._said_closed = not self._said_closed, True
+        if first:
+            sys.stderr.write("GraphlakeLogHandler: a log record came after the handler closed: dropped, as every "
+                             "later one (counted in `dropped`)\n")
 
     def _event(self, record: logging.LogRecord) -> EventInput:
         # The record's own level too: a custom one (25, say) goes as the named level below it.
@@ -248,13 +319,13 @@ class GraphlakeLogHandler(logging.Handler):
         """Wait until what was logged before this call is sent (or lost), at most `timeout` (close_timeout) seconds."""
         with self._progress:
             target = self._accepted
-        if self._thread.is_alive():
+        if self._sender_alive():
             try:
                 self._queue.put_nowait(_FLUSH)  # the sender stops gathering and sends now
             except queue.Full:
                 pass  # full: it sends full batches anyway
         with self._progress:
-            if not self._progress.wait_for(lambda: self._settled >= target or not self._thread.is_alive(),
+            if not self._progress.wait_for(lambda: self._settled >= target or not self._sender_alive(),
                                            self.close_timeout if timeout is None else timeout) and timeout is None:
                 self._stalled_at = self._settled  # a whole close_timeout with nothing settled: stuck
 
@@ -278,14 +349,17 @@ class GraphlakeLogHandler(logging.Handler):
                     break
                 if item is not _FLUSH:
                     self._settle(1, lost=True)
-            try:  # emptied now; only an emit already past its closed check can still add a record
-                self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Full:
-                pass  # the sender is a daemon thread: it ends with the process
-            self._thread.join(max(0.0, deadline - time.monotonic()))
+            with self._progress:
+                sender = self._thread
+            if sender is not None:
+                try:  # emptied now; only an emit already past its closed check can still add a record
+                    self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Full:
+                    pass  # the sender is a daemon thread: it ends with the process
+                sender.join(max(0.0, deadline - time.monotonic()))
             sending = None
             with self._progress:
-                if self._thread.is_alive():  # still at a batch: it will not be waited for
+                if self._sender_alive():  # still at a batch: it will not be waited for
                     self.lost += self._accepted - self._settled
                     self._settled, self._abandoned = self._accepted, True
                     sending = self._sending
