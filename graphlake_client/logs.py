@@ -25,8 +25,11 @@ it: that record alone is lost. One refused for a record's time (this machine's c
 lake's) is sent again untimed, as every record after it: the lake times them as they arrive, and
 their own time goes in their data as `log.created`. A record whose `data` passes `max_data_bytes` of JSON (a huge `extra` field, a
 traceback of megabytes) goes shortened: tracebacks cut to their last MAX_TRACE_CHARS characters,
-then the largest `extra` fields left out, named under `log.truncated` with the size it had; and a
-batch stops short of `max_batch_bytes`, under the server's request body limit. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
+then the largest `extra` fields left out, named under `log.truncated` with the size it had (in emit
+already, so a queue waiting on a lake that is down does not hold megabytes per record); and a
+batch stops short of `max_batch_bytes`, under the server's request body limit. The queue holds at
+most `capacity` records and about `max_queue_bytes` (64 MiB) of them; records past either are dropped
+and counted as above. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
 in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck);
 a batch still being tried then is given up (counted lost), its retries cancelled. A record logged
 after close() is dropped, counted in `dropped` and said once on stderr.
@@ -77,6 +80,9 @@ MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
 # 1 MiB; GRAPHLAKE_MAX_BODY_BYTES, 16 MiB), which refuse a whole batch over them.
 MAX_DATA_BYTES = 256 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
+# What the queue may hold, its records' sizes as rough_size counts them: while a lake is down, records
+# queue up to `capacity`, and 10,000 records of 256 KiB each would be 2.5 GiB.
+MAX_QUEUE_BYTES = 64 * 1024 * 1024
 MAX_TRACE_CHARS = 32 * 1024  # of a traceback or stack in an event shortened to fit: its end, where the error is
 # The event a BAD_USER_INPUT names for what it alone carries (services/events/log.py): its data or its
 # message. Refusals of what every record shares (the event type, the source) fail the batch whole.
@@ -142,6 +148,19 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
+def rough_size(value: Any) -> int:
+    """About the size of `value` (jsonable's output) as JSON, without serialising it: its strings'
+    lengths, a few bytes for anything else. emit's measure, which must stay cheap; what is sent is
+    measured exactly (_json_size)."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, dict):
+        return 2 + sum(len(k) + 3 + rough_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(rough_size(v) + 1 for v in value)
+    return 5
+
+
 def shortened(data: dict[str, Any], size: int, most: int) -> dict[str, Any]:
     """A record's `data` (its `extra` fields and `log`) within `most` bytes of JSON: its traceback
     and stack cut to their last MAX_TRACE_CHARS characters, then its largest `extra` fields left
@@ -203,9 +222,10 @@ class GraphlakeLogHandler(logging.Handler):
                  source: Source | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 10.0,
                  close_timeout: float = 5.0, retries: int = HANDLER_RETRIES, backoff_seconds: float = 0.5,
-                 max_data_bytes: int = MAX_DATA_BYTES, max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
+                 max_data_bytes: int = MAX_DATA_BYTES, max_batch_bytes: int = MAX_BATCH_BYTES,
+                 max_queue_bytes: int = MAX_QUEUE_BYTES) -> None:
         super().__init__(level)
-        self.max_data_bytes, self.max_batch_bytes = max_data_bytes, max_batch_bytes
+        self.max_data_bytes, self.max_batch_bytes, self.max_queue_bytes = max_data_bytes, max_batch_bytes, max_queue_bytes
         self.retries, self.backoff_seconds = retries, backoff_seconds
         self.event_type, self.source = event_type, source
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
@@ -227,6 +247,7 @@ class GraphlakeLogHandler(logging.Handler):
         self._said_closed = False  # a record came after close: said once on stderr
         self._notice: EventInput | None = None  # the drop notice being sent, with its key, until confirmed
         self._accepted = 0  # records queued so far
+        self._queued_bytes = 0  # the rough_size of the records on the queue now
         self._settled = 0  # of those, sent or lost
         self._progress = threading.Condition()
         self._queue: queue.Queue[Any] = queue.Queue(self.capacity)
@@ -270,6 +291,7 @@ class GraphlakeLogHandler(logging.Handler):
             return
         try:
             event = self._event(record)
+            size = rough_size(event)
         except Exception:
             self.handleError(record)
             return
@@ -277,16 +299,19 @@ class GraphlakeLogHandler(logging.Handler):
             if self._thread is None:
                 self._start_sender()
             try:
+                if self._queued_bytes and self._queued_bytes + size > self.max_queue_bytes:
+                    raise queue.Full
                 self._queue.put_nowait(event)
                 self._accepted += 1
+                self._queued_bytes += size
                 return
             except queue.Full:
                 self.dropped += 1
                 self._unreported += 1
                 first = self._unreported == 1
         if first:
-            sys.stderr.write(f"GraphlakeLogHandler: queue full ({self._queue.maxsize} records): dropping log records "
-                             "until it drains (the count goes to the lake as a WARNING event)\n")
+            sys.stderr.write(f"GraphlakeLogHandler: queue full ({self.capacity} records or {self.max_queue_bytes} bytes): "
+                             "dropping log records until it drains (the count goes to the lake as a WARNING event)\n")
 
     def _dropped_after_close(self) -> None:
         with self._progress:
@@ -306,10 +331,15 @@ class GraphlakeLogHandler(logging.Handler):
         if record.stack_info:
             log["stack"] = record.stack_info
         extra = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
+        data = jsonable({**extra, "log": log})
+        if rough_size(data) > self.max_data_bytes:
+            # Shortened now, not only as it is sent: while the lake is down, each queued record held
+            # its extra whole (150 records of 2 MiB took 300 MiB). The sender still measures it exactly.
+            data = shortened(data, _json_size(data), self.max_data_bytes)
         created = datetime.fromtimestamp(record.created, UTC)
         # Keyed, and timed by the record: a batch sent again (its answer lost) is found, not stored twice.
         event: EventInput = {"eventType": self.event_type, "level": level_name(record.levelno),
-                             "message": text(record.getMessage()[:MAX_MESSAGE]), "data": jsonable({**extra, "log": log}),
+                             "message": text(record.getMessage()[:MAX_MESSAGE]), "data": data,
                              "timestamp": created.isoformat(timespec="milliseconds"), "key": str(uuid.uuid4())}
         if self.source:
             event["source"] = self.source
@@ -349,6 +379,7 @@ class GraphlakeLogHandler(logging.Handler):
                     break
                 if item is not _FLUSH:
                     self._settle(1, lost=True)
+                    self._taken(rough_size(item))
             with self._progress:
                 sender = self._thread
             if sender is not None:
@@ -390,7 +421,18 @@ class GraphlakeLogHandler(logging.Handler):
             finally:
                 runner.run(lake.aclose())
 
+    def _taken(self, size: int) -> None:
+        with self._progress:
+            self._queued_bytes -= size
+
     def _gather(self) -> tuple[list[EventInput], bool]:
+        """The next batch, its records' room on the queue given back (max_queue_bytes). Measured again
+        as taken: a queued event is never changed in place, so it measures what it did in emit."""
+        batch, stop = self._take()
+        self._taken(sum(rough_size(event) for event in batch))
+        return batch, stop
+
+    def _take(self) -> tuple[list[EventInput], bool]:
         """The next batch: from the first record on, until it is full (_room), flush_interval, a flush or the stop."""
         batch: list[EventInput] = []
         item = self._queue.get()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,55 @@ async def test_records_after_close_are_counted_dropped(served: Served, contribut
     logger.warning("later")
     assert handler.dropped == 2
     assert capfd.readouterr().err.count("after the handler closed") == 1
+
+
+def blackhole() -> socket.socket:
+    """A server that takes connections and never answers: a sender stays on its first batch."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(50)
+    return listening
+
+
+def quiet_logger(handler: GraphlakeLogHandler) -> logging.Logger:
+    logger = logging.getLogger(f"processes-{id(handler)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    return logger
+
+
+async def test_a_record_too_large_is_shortened_before_it_waits_in_the_queue(capfd: pytest.CaptureFixture[str]) -> None:
+    """While the sender waited on a lake that did not answer, each queued record held its `extra`
+    whole: 150 records with 2 MiB each took 300 MiB, though each was to be cut to 256 KiB as sent."""
+    with blackhole() as lake:
+        handler = GraphlakeLogHandler(f"http://127.0.0.1:{lake.getsockname()[1]}", "glk_none", timeout=60,
+                                      close_timeout=0.1)
+        logger = quiet_logger(handler)
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            for i in range(50):
+                logger.warning("blob %d", i, extra={"blob": "x" * (2 << 20), "small": i})
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+            await asyncio.to_thread(handler.close)
+        assert held < 50 * (2 << 20) // 4, f"{held} bytes held for 50 records of 2 MiB"
+        assert handler.dropped == 0
+    capfd.readouterr()
+
+
+async def test_the_queue_holds_at_most_max_queue_bytes(capfd: pytest.CaptureFixture[str]) -> None:
+    """Records under max_data_bytes each, more of them than max_queue_bytes holds: the rest are dropped
+    and counted, as when the queue is full of records."""
+    with blackhole() as lake:
+        handler = GraphlakeLogHandler(f"http://127.0.0.1:{lake.getsockname()[1]}", "glk_none", timeout=60,
+                                      close_timeout=0.1, max_queue_bytes=1 << 20)
+        logger = quiet_logger(handler)
+        try:
+            for i in range(20):
+                logger.warning("part %d", i, extra={"part": "y" * 200_000})
+        finally:
+            await asyncio.to_thread(handler.close)
+        assert handler.dropped >= 14  # 5 fit in 1 MiB, a 6th if the sender took the first one already
+    assert "queue full (10000 records or 1048576 bytes)" in capfd.readouterr().err
