@@ -215,8 +215,9 @@ def text(value: str) -> str:
 
 class GraphlakeLogHandler(logging.Handler):
     """Ships log records as events of `event_type`, batched in the background; never blocks `emit`.
-    `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` bounds the queue; a
-    failed batch is sent again `retries` times, the first wait `backoff_seconds`, doubling."""
+    `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` (records) and
+    `max_queue_bytes` bound the queue; a failed batch is sent again `retries` times, the first wait
+    `backoff_seconds`, doubling."""
 
     def __init__(self, url: str, token: str | None, *, event_type: str = "PYTHON_LOG",
                  source: Source | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
