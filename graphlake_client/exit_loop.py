@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple
 
@@ -24,9 +25,17 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
-class ExitSafeLoop(asyncio.SelectorEventLoop):
-    """A selector event loop whose default executor, once it refuses work (the interpreter is
-    exiting), is replaced by running that work inline."""
+# The platform's own default loop (asyncio.new_event_loop's), which the client ran on before: the
+# proactor on Windows, where a selector loop takes at most 512 sockets.
+if sys.platform == "win32":
+    _PlatformLoop = asyncio.ProactorEventLoop
+else:
+    _PlatformLoop = asyncio.SelectorEventLoop
+
+
+class ExitSafeLoop(_PlatformLoop):
+    """The platform's default event loop, whose default executor, once it refuses work (the
+    interpreter is exiting), is replaced by running that work inline."""
 
     def run_in_executor(self, executor: concurrent.futures.Executor | None, func: Callable[[*Ts], T],
                         *args: *Ts) -> asyncio.Future[T]:

@@ -109,7 +109,8 @@ def _after_fork() -> None:
         handler._start_over()
 
 
-os.register_at_fork(after_in_child=_after_fork)
+if sys.platform != "win32":  # which has no fork
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _close(handler: weakref.ref[GraphlakeLogHandler]) -> None:

@@ -90,7 +90,8 @@ def _free_adopting() -> None:
     _adopting = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_free_adopting)
+if sys.platform != "win32":  # which has no fork
+    os.register_at_fork(after_in_child=_free_adopting)
 
 
 def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Client, pid: int) -> None:
