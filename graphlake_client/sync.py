@@ -59,7 +59,7 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
                 except StopAsyncIteration:
                     return
         finally:
-            if not self._loop.is_closed():  # an iterator kept past close(): nothing left to close on that loop
+            if self._closer.alive:  # an iterator kept past close(): nothing left to close on that loop
                 self.run(pages.aclose())  # type: ignore[attr-defined]
 
     return call
@@ -143,9 +143,9 @@ class SyncClient:
 
     def _own(self) -> Client:
         """`client`, made anew first when this is a forked child's first call (see the module's docstring)."""
-        if self._pid != os.getpid():
+        if self._pid != os.getpid() and self._closer.alive:  # one closed (before the fork, or here) stays closed
             with _adopting:
-                if self._pid != os.getpid() and not self._loop.is_closed():  # closed before the fork: stays closed
+                if self._pid != os.getpid():
                     self._closer.detach()  # the parent's, which the parent closes
                     self._start()
         return self.client
@@ -156,7 +156,9 @@ class SyncClient:
         if threading.current_thread() is self._thread:
             work.close()
             raise RuntimeError("a SyncClient call from inside its own loop would wait forever: await the async Client")
-        if self._loop.is_closed():  # said plainly, where the loop said "Event loop is closed" and warned of a coroutine
+        # Said plainly, where the loop said "Event loop is closed" and warned of a coroutine. Closed in
+        # a forked child, its loop is the parent's copy, never closed here: a call waited on it for good.
+        if not self._closer.alive:
             work.close()
             raise RuntimeError("this SyncClient is closed: make a new one (or use it as a context manager around its calls)")
         future: Future[R] = asyncio.run_coroutine_threadsafe(work, self._loop)

@@ -145,6 +145,16 @@ if idle == 0:
     sys.exit(0)  # never used it: nothing of the parent's to close
 _, status = os.waitpid(idle, 0)
 assert os.waitstatus_to_exitcode(status) == 0
+closing = os.fork()
+if closing == 0:
+    lake.close()
+    try:
+        lake.load("fork/child")
+    except RuntimeError as error:  # closed is closed, in a child too: not made anew, nor waited on for good
+        sys.exit(0 if "is closed" in str(error) else 1)
+    sys.exit(2)
+_, status = os.waitpid(closing, 0)
+assert os.waitstatus_to_exitcode(status) == 0
 print(lake.load("fork/child")["by"])
 """
 
