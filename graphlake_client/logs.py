@@ -25,10 +25,21 @@ it: that record alone is lost. One refused for a record's time (this machine's c
 lake's) is sent again untimed, as every record after it: the lake times them as they arrive, and
 their own time goes in their data as `log.created`. A record whose `data` passes `max_data_bytes` of JSON (a huge `extra` field, a
 traceback of megabytes) goes shortened: tracebacks cut to their last MAX_TRACE_CHARS characters,
-then the largest `extra` fields left out, named under `log.truncated` with the size it had; and a
-batch stops short of `max_batch_bytes`, under the server's request body limit. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
+then the largest `extra` fields left out, named under `log.truncated` with the size it had (in emit
+already, so a queue waiting on a lake that is down does not hold megabytes per record); and a
+batch stops short of `max_batch_bytes`, under the server's request body limit. The queue holds at
+most `capacity` records and about `max_queue_bytes` (64 MiB) of them; records past either are dropped
+and counted as above. `flush()` waits (bounded) for what was queued; `close()` flushes, then stops,
 in `close_timeout` in all (logging.shutdown's flush before it included, when the sender is stuck);
-a batch still being tried then is given up (counted lost), its retries cancelled.
+a batch still being tried then is given up (counted lost), its retries cancelled. A record logged
+after close() is dropped, counted in `dropped` and said once on stderr.
+
+The sender starts with the first record. A forked child (a `fork` multiprocessing pool's worker, a
+PyTorch DataLoader's, os.fork) starts the handler over: an empty queue, counts at zero, a sender of
+its own at its first record (the parent's records stay the parent's to send). A multiprocessing
+child, which ends with os._exit and so without logging.shutdown, closes the handler as it ends
+(multiprocessing.util.Finalize): a pool's workers must end that way, `pool.close(); pool.join()`,
+not `pool.terminate()` (which leaving `with Pool() as pool:` does), which kills them at once.
 
 Each event: `level` from the record's level, `message` its message, `timestamp` when it was made,
 `data` its `extra` fields (JSON-safe: anything else as its repr) plus a reserved key `log` with the
@@ -41,17 +52,22 @@ import asyncio
 import json
 import logging
 import math
+import multiprocessing
+import multiprocessing.util
+import os
 import queue
 import re
 import sys
 import threading
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
 from graphlake_client.client import Client
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import ExitSafeLoop
 from graphlake_client.results import EventInput, Level, Source
 
 # Attempts after the first: waits of 0.5, 1, 2 ... s, at most 30 s each, about two minutes in all. A
@@ -64,6 +80,9 @@ MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
 # 1 MiB; GRAPHLAKE_MAX_BODY_BYTES, 16 MiB), which refuse a whole batch over them.
 MAX_DATA_BYTES = 256 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
+# What the queue may hold, its records' sizes as rough_size counts them: while a lake is down, records
+# queue up to `capacity`, and 10,000 records of 256 KiB each would be 2.5 GiB.
+MAX_QUEUE_BYTES = 64 * 1024 * 1024
 MAX_TRACE_CHARS = 32 * 1024  # of a traceback or stack in an event shortened to fit: its end, where the error is
 # The event a BAD_USER_INPUT names for what it alone carries (services/events/log.py): its data or its
 # message. Refusals of what every record shares (the event type, the source) fail the batch whole.
@@ -75,6 +94,29 @@ _REFUSED_TIME = re.compile(r"inputs\[\d+\]\.timestamp\b")
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _FLUSH = object()  # on the queue: send what is gathered now
 _STOP = object()  # on the queue: send what is gathered, then end the thread
+
+
+# Every handler made in this process, for _after_fork.
+_HANDLERS: weakref.WeakSet[GraphlakeLogHandler] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """A forked child (a fork pool's worker, a DataLoader's, os.fork) has a copy of each handler, but
+    not its sender thread: what it logged was queued, never sent, never counted. And another thread
+    of the parent may have held the handler's lock or its queue's at the fork, held for good in the
+    child, whose first record then hung. Each handler starts over in the child, with locks of its own."""
+    for handler in list(_HANDLERS):
+        handler._start_over()
+
+
+if sys.platform != "win32":  # which has no fork
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _close(handler: weakref.ref[GraphlakeLogHandler]) -> None:
+    """Close the handler if it is still there (multiprocessing.util.Finalize's callback: see _start_sender)."""
+    if (alive := handler()) is not None:
+        alive.close()
 
 
 def level_name(levelno: int) -> Level:
@@ -105,6 +147,19 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def rough_size(value: Any) -> int:
+    """About the size of `value` (jsonable's output) as JSON, without serialising it: its strings'
+    lengths, a few bytes for anything else. emit's measure, which must stay cheap; what is sent is
+    measured exactly (_json_size)."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, dict):
+        return 2 + sum(len(k) + 3 + rough_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(rough_size(v) + 1 for v in value)
+    return 5
 
 
 def shortened(data: dict[str, Any], size: int, most: int) -> dict[str, Any]:
@@ -161,68 +216,112 @@ def text(value: str) -> str:
 
 class GraphlakeLogHandler(logging.Handler):
     """Ships log records as events of `event_type`, batched in the background; never blocks `emit`.
-    `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` bounds the queue; a
-    failed batch is sent again `retries` times, the first wait `backoff_seconds`, doubling."""
+    `source` is an OwnershipInput dict (nodeId, workflowId, ...); `capacity` (records) and
+    `max_queue_bytes` bound the queue; a failed batch is sent again `retries` times, the first wait
+    `backoff_seconds`, doubling."""
 
     def __init__(self, url: str, token: str | None, *, event_type: str = "PYTHON_LOG",
                  source: Source | None = None, level: int = logging.NOTSET, capacity: int = 10_000,
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 10.0,
                  close_timeout: float = 5.0, retries: int = HANDLER_RETRIES, backoff_seconds: float = 0.5,
-                 max_data_bytes: int = MAX_DATA_BYTES, max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
+                 max_data_bytes: int = MAX_DATA_BYTES, max_batch_bytes: int = MAX_BATCH_BYTES,
+                 max_queue_bytes: int = MAX_QUEUE_BYTES) -> None:
         super().__init__(level)
-        self.max_data_bytes, self.max_batch_bytes = max_data_bytes, max_batch_bytes
+        self.max_data_bytes, self.max_batch_bytes, self.max_queue_bytes = max_data_bytes, max_batch_bytes, max_queue_bytes
         self.retries, self.backoff_seconds = retries, backoff_seconds
         self.event_type, self.source = event_type, source
         self.batch_size, self.flush_interval, self.close_timeout = batch_size, flush_interval, close_timeout
-        self.dropped = 0  # records not queued: the queue was full
-        self.lost = 0  # records queued whose storing the lake never confirmed: their batch failed
-        self._unreported = 0  # dropped records the lake has not been told about
-        self._notice: EventInput | None = None  # the drop notice being sent, with its key, until confirmed
-        self._accepted = 0  # records queued so far
-        self._settled = 0  # of those, sent or lost
-        self._progress = threading.Condition()
-        self._queue: queue.Queue[Any] = queue.Queue(capacity)
+        self._lake = (url, token, timeout)
+        self.capacity = capacity
         self._closed = False
-        self._stalled_at: int | None = None  # _settled when a flush last ran out of time
-        self._abandoned = False  # close gave up on the sender: what it still settles was counted lost
-        self._failing = False  # the last batch failed: say so once per run of failures
         # This clock is ahead of the lake's (a record's time refused): records go timed by the lake's
         # clock from then on, their own time kept in their data (`log.created`).
         self._untimed = False
+        self._start_over()
+        _HANDLERS.add(self)
+
+    def _start_over(self) -> None:
+        """An empty queue, counts at zero, and no sender yet: the first record starts one. Also what a
+        forked child gets (_after_fork): the parent's queue, counts and sender stay the parent's."""
+        self.dropped = 0  # records not queued: the queue was full, or the handler closed
+        self.lost = 0  # records queued whose storing the lake never confirmed: their batch failed
+        self._unreported = 0  # dropped records the lake has not been told about
+        self._said_closed = False  # a record came after close: said once on stderr
+        self._notice: EventInput | None = None  # the drop notice being sent, with its key, until confirmed
+        self._accepted = 0  # records queued so far
+        self._queued_bytes = 0  # the rough_size of the records on the queue now
+        self._settled = 0  # of those, sent or lost
+        self._progress = threading.Condition()
+        self._queue: queue.Queue[Any] = queue.Queue(self.capacity)
+        self._stalled_at: int | None = None  # _settled when a flush last ran out of time
+        self._abandoned = False  # close gave up on the sender: what it still settles was counted lost
+        self._failing = False  # the last batch failed: say so once per run of failures
         self._sending: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None  # the batch being sent, for close
-        self._thread = threading.Thread(target=self._work, args=(url, token, timeout), daemon=True,
-                                        name="graphlake-log-handler")
+        self._thread: threading.Thread | None = None
+
+    def _start_sender(self) -> None:
+        """Start the sender thread (under _progress, at the first record). In a multiprocessing child (a
+        pool's worker, a DataLoader's), close the handler as the child ends: it ends with os._exit,
+        without logging.shutdown, and what it logged last was lost."""
+        self._thread = threading.Thread(target=self._work, args=self._lake, daemon=True, name="graphlake-log-handler")
         self._thread.start()
+        if multiprocessing.parent_process() is not None:
+            multiprocessing.util.Finalize(self, _close, args=(weakref.ref(self),), exitpriority=0)
+
+    def _from_sender(self, record: logging.LogRecord) -> bool:
+        sender = self._thread
+        return sender is not None and record.thread == sender.ident
+
+    def _sender_alive(self) -> bool:
+        sender = self._thread
+        return sender is not None and sender.is_alive()
 
     # --- the caller's side: never waits
     def handle(self, record: logging.LogRecord) -> bool:
         # The sender's own records (httpx logs each request at INFO) are refused here, before the
         # handler's lock: logging.shutdown holds that lock while it flushes and closes this handler, so
         # a sender waiting for it stalled until close gave up, and the records still queued were lost.
-        if record.thread == self._thread.ident:
+        if self._from_sender(record):
             return False
         return bool(super().handle(record))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._closed or record.thread == self._thread.ident:
+        if self._from_sender(record):
             return  # the sender's own records (httpx's, say) would feed themselves forever
+        if self._closed:
+            self._dropped_after_close()
+            return
         try:
             event = self._event(record)
+            size = rough_size(event)
         except Exception:
             self.handleError(record)
             return
         with self._progress:
+            if self._thread is None:
+                self._start_sender()
             try:
+                if self._queued_bytes and self._queued_bytes + size > self.max_queue_bytes:
+                    raise queue.Full
                 self._queue.put_nowait(event)
                 self._accepted += 1
+                self._queued_bytes += size
                 return
             except queue.Full:
                 self.dropped += 1
                 self._unreported += 1
                 first = self._unreported == 1
         if first:
-            sys.stderr.write(f"GraphlakeLogHandler: queue full ({self._queue.maxsize} records): dropping log records "
-                             "until it drains (the count goes to the lake as a WARNING event)\n")
+            sys.stderr.write(f"GraphlakeLogHandler: queue full ({self.capacity} records or {self.max_queue_bytes} bytes): "
+                             "dropping log records until it drains (the count goes to the lake as a WARNING event)\n")
+
+    def _dropped_after_close(self) -> None:
+        with self._progress:
+            self.dropped += 1
+            first, self._said_closed = not self._said_closed, True
+        if first:
+            sys.stderr.write("GraphlakeLogHandler: a log record came after the handler closed: dropped, as every "
+                             "later one (counted in `dropped`)\n")
 
     def _event(self, record: logging.LogRecord) -> EventInput:
         # The record's own level too: a custom one (25, say) goes as the named level below it.
@@ -234,10 +333,15 @@ class GraphlakeLogHandler(logging.Handler):
         if record.stack_info:
             log["stack"] = record.stack_info
         extra = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
+        data = jsonable({**extra, "log": log})
+        if rough_size(data) > self.max_data_bytes:
+            # Shortened now, not only as it is sent: while the lake is down, each queued record held
+            # its extra whole (150 records of 2 MiB took 300 MiB). The sender still measures it exactly.
+            data = shortened(data, _json_size(data), self.max_data_bytes)
         created = datetime.fromtimestamp(record.created, UTC)
         # Keyed, and timed by the record: a batch sent again (its answer lost) is found, not stored twice.
         event: EventInput = {"eventType": self.event_type, "level": level_name(record.levelno),
-                             "message": text(record.getMessage()[:MAX_MESSAGE]), "data": jsonable({**extra, "log": log}),
+                             "message": text(record.getMessage()[:MAX_MESSAGE]), "data": data,
                              "timestamp": created.isoformat(timespec="milliseconds"), "key": str(uuid.uuid4())}
         if self.source:
             event["source"] = self.source
@@ -247,13 +351,13 @@ class GraphlakeLogHandler(logging.Handler):
         """Wait until what was logged before this call is sent (or lost), at most `timeout` (close_timeout) seconds."""
         with self._progress:
             target = self._accepted
-        if self._thread.is_alive():
+        if self._sender_alive():
             try:
                 self._queue.put_nowait(_FLUSH)  # the sender stops gathering and sends now
             except queue.Full:
                 pass  # full: it sends full batches anyway
         with self._progress:
-            if not self._progress.wait_for(lambda: self._settled >= target or not self._thread.is_alive(),
+            if not self._progress.wait_for(lambda: self._settled >= target or not self._sender_alive(),
                                            self.close_timeout if timeout is None else timeout) and timeout is None:
                 self._stalled_at = self._settled  # a whole close_timeout with nothing settled: stuck
 
@@ -277,14 +381,18 @@ class GraphlakeLogHandler(logging.Handler):
                     break
                 if item is not _FLUSH:
                     self._settle(1, lost=True)
-            try:  # emptied now; only an emit already past its closed check can still add a record
-                self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Full:
-                pass  # the sender is a daemon thread: it ends with the process
-            self._thread.join(max(0.0, deadline - time.monotonic()))
+                    self._taken(rough_size(item))
+            with self._progress:
+                sender = self._thread
+            if sender is not None:
+                try:  # emptied now; only an emit already past its closed check can still add a record
+                    self._queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Full:
+                    pass  # the sender is a daemon thread: it ends with the process
+                sender.join(max(0.0, deadline - time.monotonic()))
             sending = None
             with self._progress:
-                if self._thread.is_alive():  # still at a batch: it will not be waited for
+                if self._sender_alive():  # still at a batch: it will not be waited for
                     self.lost += self._accepted - self._settled
                     self._settled, self._abandoned = self._accepted, True
                     sending = self._sending
@@ -298,7 +406,7 @@ class GraphlakeLogHandler(logging.Handler):
 
     # --- the sender's side: its own thread and event loop
     def _work(self, url: str, token: str | None, timeout: float) -> None:
-        with asyncio.Runner() as runner:
+        with asyncio.Runner(loop_factory=ExitSafeLoop) as runner:  # it sends at exit too (logging.shutdown)
             # Its retries are the handler's: every event it sends is keyed, so lost answers are sent again.
             lake = Client(url, token, retries=self.retries, timeout=timeout, direct_writes=False)
             lake.backoff_seconds = self.backoff_seconds
@@ -315,7 +423,18 @@ class GraphlakeLogHandler(logging.Handler):
             finally:
                 runner.run(lake.aclose())
 
+    def _taken(self, size: int) -> None:
+        with self._progress:
+            self._queued_bytes -= size
+
     def _gather(self) -> tuple[list[EventInput], bool]:
+        """The next batch, its records' room on the queue given back (max_queue_bytes). Measured again
+        as taken: a queued event is never changed in place, so it measures what it did in emit."""
+        batch, stop = self._take()
+        self._taken(sum(rough_size(event) for event in batch))
+        return batch, stop
+
+    def _take(self) -> tuple[list[EventInput], bool]:
         """The next batch: from the first record on, until it is full (_room), flush_interval, a flush or the stop."""
         batch: list[EventInput] = []
         item = self._queue.get()

@@ -9,6 +9,11 @@
 The async client runs on an event loop of its own, in a background thread, and each call waits
 for its result there. So a call works the same from a plain script (no loop) and from a notebook
 or any code whose thread already runs a loop, where `asyncio.run` would refuse to start.
+
+A forked child (multiprocessing's fork pools, PyTorch's DataLoader workers, os.fork) has a copy of
+the client but not its loop's thread, and its connections are the parent's: a call there waited
+forever. The client makes itself anew in the child, on its first call there, and leaves the
+parent's loop and connections alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 import sys
 import threading
 import weakref
@@ -24,6 +30,7 @@ from concurrent.futures import Future
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from graphlake_client.client import Client
+from graphlake_client.exit_loop import ExitSafeLoop
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,7 +41,7 @@ def _blocking(method: Callable[Concatenate[Client, P], Coroutine[Any, Any, R]]) 
 
     @functools.wraps(method)
     def call(self: SyncClient, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.run(method(self.client, *args, **kwargs))
+        return self.run(method(self._own(), *args, **kwargs))
 
     return call
 
@@ -44,7 +51,7 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
 
     @functools.wraps(method)
     def call(self: SyncClient, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
-        pages = method(self.client, *args, **kwargs)
+        pages = method(self._own(), *args, **kwargs)
         try:
             while True:
                 try:
@@ -52,7 +59,7 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
                 except StopAsyncIteration:
                     return
         finally:
-            if not self._loop.is_closed():  # an iterator kept past close(): nothing left to close on that loop
+            if self._closer.alive:  # an iterator kept past close(): nothing left to close on that loop
                 self.run(pages.aclose())  # type: ignore[attr-defined]
 
     return call
@@ -73,11 +80,27 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
             loop.close()
 
 
-def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Client) -> None:
+# Taken while a forked child makes its client anew, so two of its threads do not both. A lock some
+# thread of the parent held at a fork would be held for good in the child: each child starts free.
+_adopting = threading.Lock()
+
+
+def _free_adopting() -> None:
+    global _adopting
+    _adopting = threading.Lock()
+
+
+if sys.platform != "win32":  # which has no fork
+    os.register_at_fork(after_in_child=_free_adopting)
+
+
+def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Client, pid: int) -> None:
     """Close `client`'s connections on `loop`, then stop the loop (which then closes). What close()
     does, and what a SyncClient never closed gets when it is collected, or at exit at the latest
     (weakref.finalize): its connections and loop were left open, and Python warned of each."""
-    if loop.is_closed():
+    if loop.is_closed() or os.getpid() != pid:
+        # In a forked child, the loop's thread is the parent's: nothing runs the loop here, and waiting
+        # for it held the child's exit 10 s. Its connections are the parent's to close.
         return
     if threading.current_thread() is thread:  # collected on its own loop, which cannot wait for itself
 
@@ -106,18 +129,36 @@ class SyncClient:
     Use it as a context manager, or call `close()`; `options` go to Client (retries, timeout, ...)."""
 
     def __init__(self, url: str, token: str | None, **options: Any) -> None:
+        self._options = (url, token, options)  # to make it anew in a forked child
+        self._start()
+
+    def _start(self) -> None:
+        url, token, options = self._options
         self.client = Client(url, token, **options)  # used only on self._loop, through run()
-        self._loop = asyncio.new_event_loop()
+        self._loop = ExitSafeLoop()  # it serves calls from atexit hooks too
         self._thread = threading.Thread(target=_serve, args=(self._loop,), name="graphlake-client", daemon=True)
         self._thread.start()
-        self._closer = weakref.finalize(self, _shut, self._loop, self._thread, self.client)
+        self._pid = os.getpid()
+        self._closer = weakref.finalize(self, _shut, self._loop, self._thread, self.client, self._pid)
+
+    def _own(self) -> Client:
+        """`client`, made anew first when this is a forked child's first call (see the module's docstring)."""
+        if self._pid != os.getpid() and self._closer.alive:  # one closed (before the fork, or here) stays closed
+            with _adopting:
+                if self._pid != os.getpid():
+                    self._closer.detach()  # the parent's, which the parent closes
+                    self._start()
+        return self.client
 
     def run(self, work: Coroutine[Any, Any, R]) -> R:
         """Run a coroutine on the client's loop and wait for its result (Ctrl-C cancels it there too)."""
+        self._own()  # a forked child's first call: its own loop to run on
         if threading.current_thread() is self._thread:
             work.close()
             raise RuntimeError("a SyncClient call from inside its own loop would wait forever: await the async Client")
-        if self._loop.is_closed():  # said plainly, where the loop said "Event loop is closed" and warned of a coroutine
+        # Said plainly, where the loop said "Event loop is closed" and warned of a coroutine. Closed in
+        # a forked child, its loop is the parent's copy, never closed here: a call waited on it for good.
+        if not self._closer.alive:
             work.close()
             raise RuntimeError("this SyncClient is closed: make a new one (or use it as a context manager around its calls)")
         future: Future[R] = asyncio.run_coroutine_threadsafe(work, self._loop)
