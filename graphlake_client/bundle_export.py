@@ -26,7 +26,6 @@ from graphlake_client.bundle_files import open_writer
 from graphlake_client.bundle_format import FORMAT, FORMAT_VERSION, payload_path
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.results import BundleExport
-from graphlake_client.retries import store_failures
 from graphlake_client.version_reading import summary, version_datums
 
 if TYPE_CHECKING:
@@ -127,7 +126,6 @@ async def _write_assets(lake: Client, writer: Any, refs: list[str],
     entries: dict[str, dict[str, Any]] = {}
     written: set[str] = set()
     done, total = 0, 0
-    fetch = store_failures(lake.retries, lake.backoff_seconds)
     gate = asyncio.Semaphore(lake.concurrency)
     lock = asyncio.Lock() if writer.one_at_a_time else nullcontext()  # a tar takes one member at a time
 
@@ -140,7 +138,7 @@ async def _write_assets(lake: Client, writer: Any, refs: list[str],
     async def download(asset: dict[str, Any], path: str) -> None:
         if not await asyncio.to_thread(writer.has, path, asset["sizeBytes"]):
             async with gate:
-                await fetch(lake._fetch, asset, writer.download_target(path))
+                await lake._retried(lake._fetch, asset, writer.download_target(path))
             async with lock:
                 await asyncio.to_thread(writer.add_downloaded, path)
         advance(asset["sizeBytes"])

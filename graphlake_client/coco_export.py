@@ -30,7 +30,6 @@ from graphlake_client import debris
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import CocoExport, ResultsFile
-from graphlake_client.retries import store_failures
 from graphlake_client.version_reading import (
     find_version,
     group_of,
@@ -78,7 +77,6 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
     image_of: dict[str, int] = {}
     used: set[int] = set()
     taken: set[str] = set()  # file names under images/: two datums may carry the same one
-    fetch = store_failures(lake.retries, lake.backoff_seconds)
     masks: dict[str, dict[str, Any]] = {}
     left_out: Counter[str] = Counter()  # records without a category, by kind
     with tempfile.TemporaryDirectory(prefix="graphlake-coco-") as scratch:
@@ -117,7 +115,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                     geometry = record["geometry"] or {}
                     if geometry.get("__typename") == "Mask" and geometry["asset"]["id"] not in masks:
                         png = Path(scratch) / "mask.png"
-                        await fetch(lake._fetch, geometry["asset"], png)
+                        await lake._retried(lake._fetch, geometry["asset"], png)
                         masks[geometry["asset"]["id"]] = rle_of_png(png.read_bytes())
                     # The records of one COCO annotation or one VOC object are one annotation (version_reading).
                     origin, number = group_of(record, n)

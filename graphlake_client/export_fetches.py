@@ -2,7 +2,8 @@
 
 One at a time, each image waited for the one before it: at 500 images a COCO export spent most
 of its time in that queue (bench/exchange.py). Each download keeps its retries on store failures
-(retries.store_failures) and its size and SHA-256 checks (Client._fetch).
+(Client._retried, which also says a failure as the GraphQL calls do) and its size and SHA-256
+checks (Client._fetch).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
-
-from graphlake_client.retries import store_failures
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -26,7 +25,6 @@ class ExportFetches:
 
     def __init__(self, lake: Client) -> None:
         self._lake = lake
-        self._retrying = store_failures(lake.retries, lake.backoff_seconds)
         self._gate = asyncio.Semaphore(lake.concurrency)
         self._backlog = BACKLOG_PER_SLOT * lake.concurrency
         self._pending: set[asyncio.Task[None]] = set()
@@ -42,7 +40,7 @@ class ExportFetches:
 
     async def _one(self, asset: Mapping[str, Any], target: Path, then: Callable[[], None] | None) -> None:
         async with self._gate:
-            await self._retrying(self._lake._fetch, asset, target)
+            await self._lake._retried(self._lake._fetch, asset, target)
         if then is not None:
             await asyncio.to_thread(then)
 

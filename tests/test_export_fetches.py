@@ -14,7 +14,10 @@ from graphlake_client import Client, ResumeState, version_reading
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.version_reading import version_datums
+from resolvers.context import AppState
+from services.uploads.sessions import asset_key
 from tests.conftest import MakeToken, Served
+from tests.operations import object_id
 from tests.test_exchange_coco import coco_files, write_images
 from tests.waiting import wait_for
 
@@ -133,3 +136,18 @@ async def test_a_client_that_shares_the_local_mount_reads_the_images_from_it(ser
     with pytest.raises(GraphlakeClientError, match="is not the stored file") as refused:
         await export(contributor, tmp_path / "tampered")
     assert refused.value.code == "INTEGRITY" and not list((tmp_path / "tampered").rglob(".download-*"))
+
+
+@pytest.mark.parametrize("export", ["export_coco", "export_bundle"])
+async def test_an_image_the_store_lost_fails_the_export_with_a_coded_error(served: Served, make_token: MakeToken,
+                                                                           state: AppState, tmp_path: Path,
+                                                                           export: str) -> None:
+    """A store that answers 404 for an image (its file lost from the mount) ends the export as any
+    download does (Client._retried): a GraphlakeClientError naming downloadUrl, not httpx's own error."""
+    version = await imported(served, await make_token(Role.CONTRIBUTOR), tmp_path)
+    async with Client(served.base_url, await make_token(Role.VIEWER), direct_writes=False) as reader:
+        datums = [datum async for datum, _ in version_datums(reader, version, 10, 10)]
+        (state.stores["local"].root / asset_key(object_id(datums[0]["asset"]["id"]))).unlink()
+        with pytest.raises(GraphlakeClientError) as lost:
+            await getattr(reader, export)(version, tmp_path / "out")
+    assert lost.value.code == "NOT_FOUND" and lost.value.field == "downloadUrl", (lost.value.code, lost.value.field)
