@@ -16,11 +16,11 @@ from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
+from services.uploads.closing import discard_payload
 from services.uploads.finishing import (
     Unfiled,
     assets_by_id,
     assets_of,
-    discard_payload,
     file_completed,
     finish,
     finish_many,
