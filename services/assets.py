@@ -43,6 +43,7 @@ from services.field_pages import key_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.thumbnails import remove_thumbnails, thumbnail_keys
+from services.uploads.closing import close_open_upload
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
 
@@ -314,11 +315,17 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
 
 
 async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:
-    """What goes once an asset is DELETED: its aliases, lineage links, uploaded bytes and their
-    thumbnails (each idempotent: run again by a retry of the delete). Should the store fail, the
+    """What goes once an asset is DELETED: its aliases, lineage links, its upload if still open,
+    uploaded bytes and their thumbnails (each idempotent: run again by a retry of the delete). Should the store fail, the
     marks _sweep_later made have the reconciler delete the bytes and thumbnails later."""
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset.id})
     await lineage.unlink([asset.id])
+    if _stored_bytes(asset) and asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
+        # Still uploading (or a delete cut short, asked again): its upload is aborted and its parts
+        # removed now, not when it expires. Here, once the delete can no longer be undone
+        # (_still_unused): undone, the asset would be PENDING with no upload left to finish it. An
+        # ACTIVE or FAILED asset's upload is closed already: no read for it.
+        await close_open_upload(asset.id, stores)
     if _stored_bytes(asset) and asset.storage and asset.storage.mount in stores:
         try:
             await stores[asset.storage.mount].delete(asset.storage.key)

@@ -77,6 +77,17 @@ def deleted_once_read(monkeypatch: pytest.MonkeyPatch, module: object, reader: s
     monkeypatch.setattr(module, reader, read_then_deleted)
 
 
+def deletes_leave_uploads_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deletes stop before they close their asset's open upload: one cut short there, or one whose
+    upload a completion held at the time (services/uploads/closing.py)."""
+    import services.assets
+
+    async def stops_first(asset_id: ObjectId, stores: object) -> None:
+        pass
+
+    monkeypatch.setattr(services.assets, "close_open_upload", stops_first)
+
+
 async def put(url: str, data: bytes | AsyncIterator[bytes], headers: dict | None = None) -> httpx.Response:
     async with httpx.AsyncClient(timeout=60) as http:
         return await http.put(url, content=data, headers=headers or {})
@@ -1319,8 +1330,10 @@ async def test_register_external_tells_a_wrong_bucket_from_an_unreachable_store(
 
 @pytest.mark.parametrize("mount", MOUNTS)
 async def test_an_asset_deleted_while_it_uploads_stays_deleted(api: Api, contributor: str, state: AppState,
-                                                               mount: str) -> None:
-    """Completing, aborting or expiring the upload of an asset deleted meanwhile never brings it back."""
+                                                               mount: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Completing, aborting or expiring the upload of an asset deleted meanwhile never brings it back.
+    (A delete closes the upload itself; here it died before it did, or a completion held it.)"""
+    deletes_leave_uploads_open(monkeypatch)
     data = payload(50_000, seed=7)
     completed, aborted, expired = [await start(api, contributor, data, mount) for _ in range(3)]
     for session in (completed, aborted, expired):
@@ -1328,7 +1341,8 @@ async def test_an_asset_deleted_while_it_uploads_stays_deleted(api: Api, contrib
         assert (await put(session["url"], data, session["headers"])).status_code == 200
 
     error = await api.error("CompleteUpload", {"input": {"id": completed["id"]}}, token=contributor)
-    assert error["extensions"]["code"] == "CONFLICT" and "deleted" in error["message"], error
+    assert error["extensions"]["code"] == "CONFLICT" and completed["asset"]["id"] in error["message"], error
+    assert await state.stores[mount].stat(completed["asset"]["storage"]["key"]) is None  # removed as it is refused
     await api.data("AbortUpload", {"id": aborted["id"]}, token=contributor)
     await UploadSession.get_pymongo_collection().update_one(
         {"_id": object_id(expired["id"])}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
@@ -1391,3 +1405,83 @@ async def test_a_request_is_handed_at_most_10000_part_urls(api: Api, contributor
     body = await api.run("Status", {"ids": [fits[1]["id"], fits[2]["id"], largest["id"]], "one": largest["id"]},
                          token=contributor, query=status)
     assert not body.get("errors") and [n["status"] for n in body["data"]["nodes"]] == ["OPEN"] * 3, body
+
+
+async def _parts_left(state: AppState, mount: str, session: dict) -> bool:
+    """Whether the store still holds parts of this multipart upload (local: its folder under
+    .multipart; S3: an incomplete multipart upload of its key, which S3 bills for)."""
+    stored = await UploadSession.get_pymongo_collection().find_one({"_id": object_id(session["id"])})
+    store = state.stores[mount]
+    if isinstance(store, S3Store):
+        listed = await store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=store.object_key(stored["key"]))
+        return any(u["UploadId"] == stored["multipart_id"] for u in listed.get("Uploads", []))
+    return store.upload_dir(stored["multipart_id"]).exists()
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_deleting_a_pending_upload_aborts_it_and_removes_its_parts(api: Api, contributor: str, state: AppState,
+                                                                        settings: Settings, mount: str) -> None:
+    """deleteAsset on a PENDING file left its upload OPEN and the parts already sent in the store
+    until the session expired (up to a day; on S3 an incomplete multipart upload, billed), and
+    its client could go on sending parts. Now the delete aborts the upload and removes its parts at
+    once, as a privacy erase does; a completion after it is refused, naming the asset, and stores nothing."""
+    with multipart_from_one_mib(settings):
+        data = payload(8 * MIB + 1000, seed=31)
+        session = await start(api, contributor, data, mount)
+    size = session["partSizeBytes"]
+    assert (await put(session["parts"][0]["url"], data[:size])).status_code == 200
+    assert await _parts_left(state, mount, session)
+
+    await api.data("DeleteAsset", {"id": session["asset"]["id"]}, token=contributor)
+    fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
+    assert (fetched["status"], fetched["asset"]["status"]) == ("ABORTED", "DELETED")
+    assert not await _parts_left(state, mount, session)
+    assert (await put(session["parts"][1]["url"], data[size:])).status_code != 200  # its URLs write nothing
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and session["asset"]["id"] in error["message"], error
+    assert not await _parts_left(state, mount, session)
+    assert await state.stores[mount].stat(session["asset"]["storage"]["key"]) is None
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_put_sent_after_its_pending_asset_was_deleted_leaves_nothing(api: Api, contributor: str,
+                                                                             state: AppState, mount: str) -> None:
+    """A single-PUT upload deleted before its PUT: the local mount refuses the PUT (its upload is
+    aborted); a presigned S3 URL cannot be revoked and stores it, and the completion that follows
+    is refused, naming the asset, and removes it (the reconciler's sweep would, once the URL is dead)."""
+    data = payload(30_000, seed=32)
+    session = await start(api, contributor, data, mount)
+    await api.data("DeleteAsset", {"id": session["asset"]["id"]}, token=contributor)
+    sent = await put(session["url"], data, session["headers"])
+    assert sent.status_code == (200 if mount == "lab" else 409), sent.text
+    key = session["asset"]["storage"]["key"]
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and session["asset"]["id"] in error["message"], error
+    assert await state.stores[mount].stat(key) is None
+    closed = await UploadSession.get_pymongo_collection().find_one({"_id": object_id(session["id"])})
+    assert (closed["status"], closed["sweep_due"]) == ("ABORTED", True)  # and swept once its URL is dead
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_completion_of_an_upload_its_delete_left_open_joins_nothing(
+        api: Api, contributor: str, state: AppState, settings: Settings, mount: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delete that left its asset's multipart upload open (cut short before it closed it, or a
+    completion held it then and failed): a completion then joined the parts into an object that
+    no one could want, and left it to the sweep a day later. Now it aborts the upload unjoined,
+    removes its parts, and answers CONFLICT naming the asset."""
+    deletes_leave_uploads_open(monkeypatch)
+    with multipart_from_one_mib(settings):
+        data = payload(8 * MIB + 1000, seed=33)
+        session = await start(api, contributor, data, mount)
+    size = session["partSizeBytes"]
+    await api.data("DeleteAsset", {"id": session["asset"]["id"]}, token=contributor)
+    for number, chunk in ((1, data[:size]), (2, data[size:])):  # the session is open: its parts are taken
+        assert (await put(session["parts"][number - 1]["url"], chunk)).status_code == 200
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT", error
+    assert await state.stores[mount].stat(session["asset"]["storage"]["key"]) is None  # not joined, or removed
+    assert not await _parts_left(state, mount, session)
+    assert session["asset"]["id"] in error["message"], error
+    fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
+    assert (fetched["status"], fetched["asset"]["status"]) == ("ABORTED", "DELETED")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 
 from bson import ObjectId
@@ -16,11 +17,11 @@ from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
+from services.uploads.closing import discard_payload
 from services.uploads.finishing import (
     Unfiled,
     assets_by_id,
     assets_of,
-    discard_payload,
     file_completed,
     finish,
     finish_many,
@@ -30,6 +31,8 @@ from services.uploads.stat_hints import Early
 from services.uploads.verification import Verified, mismatch, verify
 from storage import ObjectStore
 from storage.concurrency import bounded_gather
+
+log = logging.getLogger("graphlake.uploads")
 
 
 async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, ObjectStore], feed: FeedWriter,
@@ -72,14 +75,26 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
                             feed: FeedWriter, actor: str | None, max_items: int,
                             late_sha256: Mapping[ObjectId, str]) -> list[Asset | Unfiled | GraphlakeError]:
 
+    def of_deleted(session: UploadSession) -> bool:  # as read with the claims (older sessions' assets: below)
+        asset = assets.get(session.asset_id)
+        return asset is not None and asset.status is AssetStatus.DELETED
+
     async def check_one(session_id: ObjectId) -> Verified | GraphlakeError:
         session = found.get(session_id)
         if session is None:
             return NotFound(f"no upload session {encode_id(NodeType.UPLOAD_SESSION, session_id)}", field="id")
         if session.status is not UploadStatus.OPEN:  # said first: a finished session keeps its claim a while
+            if session.status is not UploadStatus.COMPLETED and of_deleted(session):
+                # Closed by the delete (services/uploads/closing.py). A presigned S3 PUT may have
+                # stored the object since: removed now rather than at the sweep, as nothing can
+                # want it (an upload that did not complete never gives its asset these bytes).
+                await _discard_quietly(session, stores)
+                return _deleted(session)
             return Conflict(f"the upload is {session.status.value.lower()}", field="id")
         if session_id not in claimed:
             return Conflict("another request is completing this upload right now", field="id")
+        if of_deleted(session):  # its bytes are not checked, nor its parts joined: aborted below
+            return _deleted(session)
         started = early.get(session_id)
         try:
             return await verify(session, stores[session.mount], "id",
@@ -94,14 +109,16 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
                                         assets_of(older))
     assets = {**assets, **more}  # finish_many changes them as it writes
     verified = dict(zip(session_ids, checks, strict=True))
-    # An asset deleted while it was uploading is not brought back: its upload is aborted (the object
-    # is swept), the asset stays DELETED (finish_many leaves it so), and the caller is told.
-    deleted = [found[i] for i, v in verified.items() if isinstance(v, Verified)
-               and (asset := assets.get(found[i].asset_id)) is not None and asset.status is AssetStatus.DELETED]
+    # An asset deleted while it was uploading (its delete left the upload to this claim, or was cut
+    # short before it closed it) is not brought back: its upload is aborted and what it stored
+    # removed, the asset stays DELETED (finish_many leaves it so), and the caller is told.
+    deleted = [found[i] for i, v in verified.items() if found.get(i) is not None and found[i].status is UploadStatus.OPEN
+               and i in claimed and (asset := assets.get(found[i].asset_id)) is not None
+               and asset.status is AssetStatus.DELETED]
     for session in deleted:
-        verified[session.id] = Conflict("the asset was deleted while it was uploading; the upload is aborted",
-                                        field="id")
+        verified[session.id] = _deleted(session)
     await finish_many([(session, {}) for session in deleted], UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
+    await bounded_gather([lambda s=s: _discard_quietly(s, stores) for s in deleted])  # closed first: else the sweep's
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
@@ -116,6 +133,22 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
             else completed[found[i].asset_id] if isinstance(v, Verified) and not v.problems
             else mismatch(v.problems) if isinstance(v, Verified) else v
             for i, v in verified.items()]
+
+
+def _deleted(session: UploadSession) -> Conflict:
+    return Conflict(f"asset {encode_id(NodeType.ASSET, session.asset_id)} was deleted while it was uploading; "
+                    "the upload is aborted", field="id")
+
+
+async def _discard_quietly(session: UploadSession, stores: dict[str, ObjectStore]) -> None:
+    """discard_payload for an upload closed over a DELETED asset; a store that fails leaves it to
+    the reconciler's sweep (the session is marked `sweep_due`), and the caller is still told why
+    its upload was refused."""
+    try:
+        await discard_payload(session, stores)
+    except Exception:
+        log.warning("what upload %s of deleted asset %s stored stays until the reconciler's sweep: the store failed",
+                    session.id, session.asset_id, exc_info=True)
 
 
 async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter,

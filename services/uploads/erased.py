@@ -13,19 +13,14 @@ erase rewrites it to the pseudonym, as everywhere.)
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bson import ObjectId
 
-from documents.clock import utcnow
-from documents.upload import UploadSession, UploadStatus
-from services.uploads.claims import claim, release
-from services.uploads.finishing import discard_payload
+from documents.upload import UploadSession
+from services.uploads.closing import close_open
 from storage import ObjectStore
-
-log = logging.getLogger("graphlake.uploads")
 
 BATCH = 1000  # assets whose sessions one query reads
 
@@ -52,33 +47,6 @@ async def clear_erased(asset_ids: Iterable[ObjectId], stores: Mapping[str, Objec
     sessions = UploadSession.get_pymongo_collection()
     cleared = 0
     for batch in _batches(asset_ids):
-        await _close_open(batch, stores)
+        await close_open(batch, stores)  # as deleteAsset does; here also for assets deleted before it did
         cleared += (await sessions.update_many({"asset_id": {"$in": batch}, **_HOLDING}, {"$set": CLEARED})).modified_count
     return cleared
-
-
-async def _close_open(asset_ids: list[ObjectId], stores: Mapping[str, ObjectStore]) -> None:
-    """Abort the uploads of these assets still open, and remove what they stored: a multipart
-    upload's parts (the person's bytes) stayed in the store until the upload expired, since a
-    delete removes only the object at the key. Those a completion holds right now are left to it:
-    it closes them without bringing their DELETED asset back. Closed, each is swept once more after
-    its URLs expire (`sweep_due`, which the delete set), which also removes what a store that fails
-    here kept."""
-    found = await UploadSession.find({"asset_id": {"$in": asset_ids}, "status": UploadStatus.OPEN.value}).to_list()
-    if not found:
-        return
-    claimed = await claim([s.id for s in found if s.id is not None])
-    try:
-        for session in (s for s in found if s.id in claimed):
-            closed = await UploadSession.get_pymongo_collection().update_one(  # still open: the reconciler may expire it
-                {"_id": session.id, "status": UploadStatus.OPEN.value},
-                {"$set": {"status": UploadStatus.ABORTED.value, "finished_at": utcnow(), "sweep_due": True}})
-            if not closed.modified_count:
-                continue
-            try:
-                await discard_payload(session, dict(stores))
-            except Exception:  # the store may be down: the sweep removes them later
-                log.warning("the parts of erased upload %s stay until the reconciler's sweep: the store failed",
-                            session.id, exc_info=True)
-    finally:
-        await release(list(claimed))

@@ -1,4 +1,4 @@
-"""Settling finished sessions: close them, flip their assets, log ASSET_STATUS events, file uploads into the collections they named, discard payloads."""
+"""Settling finished sessions: close them, flip their assets, log ASSET_STATUS events, file uploads into the collections they named."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from services.errors import GraphlakeError, NotFound
 from services.events.feed import FeedWriter
 from services.id_reads import docs_by_ids, fields_by_ids
 from services.node_ids import NodeType, encode_id
-from storage import ObjectStore
 
 
 async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
@@ -179,12 +178,3 @@ def _unfiled(error: GraphlakeError) -> GraphlakeError:
     # The collection is the upload's input at fault, whatever the filing's own error named.
     return type(error)(f"the upload completed, but it could not be filed: {text}",
                        field="collectionId", **details)
-
-
-async def discard_payload(session: UploadSession, stores: dict[str, ObjectStore]) -> None:
-    store = stores.get(session.mount)
-    if store is None:
-        return
-    if session.multipart_id:
-        await store.abort_multipart(session.key, session.multipart_id)
-    await store.delete(session.key)

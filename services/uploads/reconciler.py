@@ -26,10 +26,10 @@ from services.field_pages import pages_between
 from services.id_reads import docs_by_ids, fields_by_ids
 from services.schedules import SCHEDULES
 from services.uploads.claims import CLAIM_SECONDS, take_over
+from services.uploads.closing import discard_payload
 from services.uploads.finishing import (
     assets_by_id,
     assets_of,
-    discard_payload,
     file_completed,
     finish_many,
     status_event,
