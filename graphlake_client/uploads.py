@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
@@ -64,16 +62,11 @@ def within_part_urls(sizes: list[int]) -> list[range]:
 
 
 def sending_error(error: BaseException) -> GraphlakeClientError:
-    """What stopped a file's bytes, with a code: the store's refusal or failure, the network, or
-    the file itself (unreadable, gone or changed since it was listed)."""
+    """What stopped a file's bytes, with a code: the store's refusal or the network's (coded where
+    they happen: Transport._store_call), or the file itself (unreadable, gone or changed since it
+    was listed)."""
     if isinstance(error, GraphlakeClientError):
         return error
-    if isinstance(error, httpx.HTTPStatusError):
-        status = error.response.status_code
-        code = "UNAVAILABLE" if status >= 500 else "FORBIDDEN" if status in (401, 403) else "INTERNAL"
-        return GraphlakeClientError(f"the store answered HTTP {status}", code)
-    if isinstance(error, httpx.TransportError):
-        return GraphlakeClientError(f"the store could not be reached: {str(error) or type(error).__name__}", "UNAVAILABLE")
     if isinstance(error, OSError):
         return GraphlakeClientError(f"cannot read the file: {error.strerror or error}", "BAD_USER_INPUT")
     return GraphlakeClientError(f"{type(error).__name__}: {error}", "INTERNAL")
