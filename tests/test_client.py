@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -483,6 +484,58 @@ async def test_a_signed_url_that_is_no_url_is_a_coded_error(served: Served, sett
     assert (alone.value.code, alone.value.field) == ("INTERNAL", "uploadUrl")
     [(path, error)] = batch.value.failures.items()
     assert (path, error.code, error.field) == (str(other), "INTERNAL", "uploadUrl")
+
+
+ROOT_CANNOT_READ = Path("/proc/sys/vm/drop_caches")  # write-only, for root too: procfs checks its mode itself
+
+
+def link_to_a_file_no_one_reads(at: Path) -> Path:
+    """A link at `at` to a file that refuses to be read, root included: the tests run as root, who
+    reads a mode-000 file all the same."""
+    try:
+        ROOT_CANNOT_READ.open("rb").close()
+    except PermissionError:
+        at.symlink_to(ROOT_CANNOT_READ)
+        return at
+    except OSError:
+        pass
+    pytest.skip(f"{ROOT_CANNOT_READ} is not here, or can be read")
+
+
+async def test_a_file_that_cannot_be_read_fails_alone_named_by_its_path(
+        served: Served, api: Api, contributor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that cannot be read, in a directory being uploaded, ended the whole upload in a bare
+    PermissionError while it was hashed (and upload_file of it alone too). Now it is FORBIDDEN naming
+    the file by its path as given: alone, the error; in a batch, its entry of UploadsFailed, the
+    others uploaded (unlike a directory that cannot be listed, the file missing is known); as one
+    zip, a refusal before anything is made (no collection, no zip left behind). The file is reached
+    through a link (so the walk follows links), since root reads any file of a tree it made."""
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / "a.csv").write_text("a\n")
+    (root / "b.csv").write_text("b\n")
+    locked = link_to_a_file_no_one_reads(root / "locked.bin")
+    temporaries = tmp_path / "tmp"
+    temporaries.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporaries))  # where an archive is made
+    async with client(served, contributor, tmp_path) as lake:
+        with pytest.raises(GraphlakeClientError) as alone:
+            await lake.upload_file(locked)
+        with pytest.raises(UploadsFailed) as batch:
+            await lake.upload_paths([root], collection="run", follow_symlinks=True)
+        with pytest.raises(GraphlakeClientError) as archived:
+            await lake.upload_paths([root], collection="run-zip", follow_symlinks=True, as_archive=True)
+    assert str(alone.value) == f"{locked}: cannot read this file (Permission denied)"
+    assert (alone.value.code, alone.value.field) == ("FORBIDDEN", str(locked))
+    assert str(batch.value) == f"1 of 3 files did not upload: {locked}: cannot read this file (Permission denied)"
+    assert {path: (error.code, error.field) for path, error in batch.value.failures.items()} == {
+        str(locked): ("FORBIDDEN", str(locked))}
+    [run] = (await api.data("Collections", {"nameContains": "run"}, token=contributor))["collections"]["edges"]
+    assert run["node"]["name"] == "run"  # and no run-zip: the archive was refused before it was made
+    items = (await api.data("Collection", {"id": run["node"]["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert sorted(e["node"]["path"] for e in items) == ["a.csv", "b.csv"]
+    assert (archived.value.code, archived.value.field) == ("FORBIDDEN", str(locked))
+    assert list(temporaries.iterdir()) == []
 
 
 async def test_a_refused_file_in_a_directory_is_named(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:
