@@ -71,16 +71,46 @@ def _unreadable(error: OSError) -> NoReturn:
     whole upload is refused instead, before anything is made, naming it (as a path under what was given)."""
     where = str(error.filename)
     what = "read this .gitignore" if where.endswith(".gitignore") else "list this directory"
-    code = "FORBIDDEN" if isinstance(error, PermissionError) else "BAD_USER_INPUT"
     raise GraphlakeClientError(f"{where}: cannot {what} ({error.strerror or error}); nothing was "
-                               "uploaded: make it readable, or leave it out with an ignore pattern", code, where) from error
+                               "uploaded: make it readable, or leave it out with an ignore pattern",
+                               refusal_code(error), where) from error
+
+
+def refusal_code(error: OSError) -> str:
+    """The code of a file or directory an upload cannot read: FORBIDDEN when permission is refused,
+    BAD_USER_INPUT otherwise (gone, not a file), for a directory the walk cannot list and a file
+    that cannot be read alike."""
+    return "FORBIDDEN" if isinstance(error, PermissionError) else "BAD_USER_INPUT"
+
+
+def file_error(path: Path, error: OSError) -> GraphlakeClientError:
+    """What the file system refused while an upload read `path` (or, for a direct write, wrote into
+    the mount), coded (refusal_code) and named by the file at fault: `path` as the caller gave it, or
+    the other file the error names. A file no one may read was a bare PermissionError from its
+    hashing; it fails alone (an entry of UploadsFailed), since unlike a directory that cannot be
+    listed it is known which file is missing."""
+    why, code = error.strerror or str(error), refusal_code(error)
+    if error.filename is None or str(error.filename) == str(path):
+        return GraphlakeClientError(f"{path}: cannot read this file ({why})", code, str(path))
+    return GraphlakeClientError(f"{error.filename}: {why} (uploading {path})", code, str(error.filename))
 
 
 def make_archive(root: Path, files: list[str]) -> Path:
-    """A temporary zip of `files` (relative to `root`), named after the directory; the caller removes it."""
+    """A temporary zip of `files` (relative to `root`), named after the directory; the caller removes
+    it. A file that cannot be read refuses the archive (file_error), its temporary removed."""
     fd, temp = tempfile.mkstemp(prefix=f"{root.resolve().name}-", suffix=".zip")
     os.close(fd)
-    with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for relative in files:
-            archive.write(root / relative, relative)
+    try:
+        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for relative in files:
+                source = root / relative
+                try:
+                    archive.write(source, relative)
+                except OSError as error:
+                    if str(error.filename) != str(source):  # the zip's own trouble (a full disk)
+                        raise
+                    raise file_error(source, error) from error
+    except BaseException:
+        os.unlink(temp)
+        raise
     return Path(temp)

@@ -20,16 +20,15 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import httpx
 
 from graphlake_client import debris
 from graphlake_client.assets import Asset, Assets
 from graphlake_client.direct import copy_hashing
-from graphlake_client.errors import GraphlakeClientError, ServerUnreachable
+from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.results import FileRef, Ref
-from graphlake_client.retries import never_sent, store_failures
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
 HAS_BYTES = ("FILE", "EXTERNAL")  # the kinds whose content is behind a downloadUrl
@@ -238,35 +237,10 @@ class Downloads(Assets):
         return await self._retried(attempt)
 
     async def _retried(self, attempt: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """`attempt` retried while the network or a store fails (retries.store_failures), then what
-        still stops it as the GraphQL calls say it (Transport._attempts): ServerUnreachable when no
+        """`attempt` (a download's GETs) retried while the network or a store fails, then what still
+        stops it coded, as an upload's PUT is (Transport._store_call): ServerUnreachable when no
         answer came, else GraphlakeClientError with a code; `field` "downloadUrl" when a signed URL failed."""
-        try:
-            return await store_failures(self.retries, self.backoff_seconds)(attempt, *args, **kwargs)
-        except httpx.TransportError as error:
-            where, field = self._failed_at(error)
-            unreachable = ServerUnreachable(where, error, sent=not never_sent(error))
-            unreachable.field = field
-            raise unreachable from error
-        except httpx.HTTPStatusError as error:
-            status = error.response.status_code
-            code = "FORBIDDEN" if status in REFUSED else "NOT_FOUND" if status in (404, 410) else \
-                "UNAVAILABLE" if status >= 500 else "INTERNAL"
-            where, field = self._failed_at(error)
-            raise GraphlakeClientError(f"{where} answered HTTP {status} to the download", code, field) from error
-
-    def _failed_at(self, error: httpx.RequestError | httpx.HTTPStatusError) -> tuple[str, str | None]:
-        """Who failed a GET, and the field that names it: the server (its content route, no field of
-        the caller's), or the place a signed URL points at (a store, or the server's /blobs route), by
-        its origin alone: the URL's signature is not for error messages and logs."""
-        try:
-            url = str(error.request.url)
-        except RuntimeError:  # an error raised without its request
-            return self.url, None
-        if url.startswith(f"{self.url}/assets/"):
-            return self.url, None
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}", "downloadUrl"
+        return await self._store_call("downloadUrl", "the download", attempt, *args, **kwargs)
 
     async def _fetch_content(self, ref: str, dest: Path | str | None, overwrite: bool) -> Path | None:
         """One attempt through the content route; None when the server has no such route (an older

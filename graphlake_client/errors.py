@@ -20,11 +20,15 @@ class GraphlakeClientError(Exception):
 class ServerUnreachable(GraphlakeClientError):
     """The server never answered (refused, timed out, the connection broke), after the retries the
     request was safe for (retries.py). UNAVAILABLE, as the server's own outages are, so one
-    `except GraphlakeClientError` catches whatever stopped a call; the network's error is its cause."""
+    `except GraphlakeClientError` catches whatever stopped a call; the network's error is its cause.
+    `url` is the server's, or a signed URL's origin (never its signature); `field` names that
+    URL (`uploadUrl`, `downloadUrl`), and `doing` what the request was for."""
 
-    def __init__(self, url: str, cause: Exception, *, sent: bool) -> None:
-        what = f"no answer from {url}/ (the request may have run)" if sent else f"cannot reach {url}/"
-        super().__init__(f"{what}: {str(cause) or type(cause).__name__}", "UNAVAILABLE")
+    def __init__(self, url: str, cause: Exception, *, sent: bool, field: str | None = None,
+                 doing: str | None = None) -> None:
+        purpose = f" for {doing}" if doing else ""  # an upload's or a download's: which file
+        what = f"no answer from {url}/{purpose} (the request may have run)" if sent else f"cannot reach {url}/{purpose}"
+        super().__init__(f"{what}: {str(cause) or type(cause).__name__}", "UNAVAILABLE", field)
         self.url = url
 
 
@@ -32,11 +36,12 @@ class UploadsFailed(GraphlakeClientError):
     """Files of an upload that did not make it; the others were completed (a rerun sends only these).
     `failures` holds each one's error by its path as the caller gave it (root/relative for a
     directory: `a/x.csv` and `b/x.csv` are told apart). `code` and `field` are the first failure's
-    code and path; the message names the first few."""
+    code and path; the message names the first few, each by its path."""
 
     def __init__(self, failures: dict[str, GraphlakeClientError], total: int) -> None:
         first, error = next(iter(failures.items()))
-        named = "; ".join(f"{path}: {error}" for path, error in list(failures.items())[:5])
+        # Each by its path, unless its message names it already (a file it could not read, a store's refusal of its PUT).
+        named = "; ".join(str(error) if path in str(error) else f"{path}: {error}" for path, error in list(failures.items())[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
         super().__init__(f"{len(failures)} of {total} files did not upload: {named}{more}", error.code or "INTERNAL", first)
         self.failures = failures

@@ -269,8 +269,15 @@ class GraphlakeLogHandler(logging.Handler):
             multiprocessing.util.Finalize(self, _close, args=(weakref.ref(self),), exitpriority=0)
 
     def _from_sender(self, record: logging.LogRecord) -> bool:
+        """Whether the sender made `record` (httpx's and stamina's records of its requests). Asked of the
+        thread handling it, which is the one that logged it, since record.thread is None wherever an
+        app sets `logging.logThreads = False`: the sender's request logs were then shipped, and logged
+        more requests, without end. record.thread still catches them when another thread handles
+        them (a QueueListener's)."""
         sender = self._thread
-        return sender is not None and record.thread == sender.ident
+        if sender is None:
+            return False
+        return threading.get_ident() == sender.ident or (record.thread is not None and record.thread == sender.ident)
 
     def _sender_alive(self) -> bool:
         sender = self._thread

@@ -27,10 +27,11 @@ import json
 import os
 import re
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import stamina
@@ -48,6 +49,8 @@ from graphlake_client.retries import (
     unsent_requests,
 )
 
+T = TypeVar("T")
+
 Progress = Callable[[int], None]  # called with the bytes just sent
 # A transport for the client's pools: an instance (serves one event loop), or a factory called once per loop.
 TransportOption = httpx.AsyncBaseTransport | Callable[[], httpx.AsyncBaseTransport] | None
@@ -58,6 +61,22 @@ PUT_CHUNK_BYTES = 1024 * 1024  # what a PUT holds of its file at a time
 # fragment, a comma or a BOM may come first. (graphql-core is not a dependency of the client alone.)
 _NOT_TOKENS = re.compile(r'"""(?:\\"""|.)*?"""|"(?:\\.|[^"\\\n])*"|#[^\n\r]*', re.S)
 _TOKENS = re.compile(r"[{}]|[_A-Za-z][_0-9A-Za-z]*")
+
+
+def store_refusal(status: int) -> str:
+    """The code of a store's (or the server's /blobs or content route's) answer `status` to a signed
+    PUT or GET that failed, as GraphQL errors carry them: a refused or expired signature FORBIDDEN,
+    an object not there NOT_FOUND, one there already CONFLICT, a store down (after the retries) or
+    asking to slow down UNAVAILABLE, any other refusal of the request BAD_USER_INPUT."""
+    if status in (401, 403):
+        return "FORBIDDEN"
+    if status in (404, 410):
+        return "NOT_FOUND"
+    if status in (409, 412):
+        return "CONFLICT"
+    if status >= 500 or status == 429:
+        return "UNAVAILABLE"
+    return "BAD_USER_INPUT" if status >= 400 else "INTERNAL"  # INTERNAL: a redirect not followed, say
 
 
 def holds_mutation(document: str) -> bool:
@@ -321,13 +340,43 @@ class Transport:
                 return
             response.raise_for_status()
 
-        try:
-            await store_failures(self.retries, self.backoff_seconds)(put)
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code < 500:
-                raise
-            status = error.response.status_code
-            raise GraphlakeClientError(f"the store kept failing the upload of {path} (HTTP {status})", "UNAVAILABLE",
-                                       str(path)) from error
+        await self._store_call("uploadUrl", f"the upload of {path}", put)
         if progress:
             progress(size)
+
+    async def _store_call(self, field: str, doing: str, attempt: Callable[..., Awaitable[T]], *args: Any,
+                          **kwargs: Any) -> T:
+        """`attempt` (a PUT to or a GET from a signed URL, or the server's content route) retried while
+        the network or a store fails (retries.store_failures), then what still stops it said as the
+        GraphQL calls say it (_attempts), for uploads and downloads alike: ServerUnreachable when no
+        answer came, else GraphlakeClientError with the code its status says (store_refusal). `field`
+        names the signed URL (`uploadUrl`, `downloadUrl`) when one failed, `doing` what it was for.
+        httpx's own errors carried the whole URL, its signature too, into messages and logs."""
+        try:
+            return await store_failures(self.retries, self.backoff_seconds)(attempt, *args, **kwargs)
+        except httpx.TransportError as error:
+            where, at = self._failed_at(error, field)
+            # A URL no attempt can reach (no http://) never left either: "may have run" would mislead.
+            sent = not never_sent(error) and not isinstance(error, httpx.UnsupportedProtocol)
+            raise ServerUnreachable(where, error, sent=sent, field=at, doing=doing) from error
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            where, at = self._failed_at(error, field)
+            raise GraphlakeClientError(f"{where} answered HTTP {status} to {doing}", store_refusal(status), at) from error
+        except httpx.InvalidURL as error:  # raised before any request is made: there is none to name
+            raise GraphlakeClientError(
+                f"the server handed out a {field} that is not a URL ({error}), for {doing}: its GRAPHLAKE_PUBLIC_URL, "
+                "or the public endpoint of the mount, may be wrong", "INTERNAL", field) from error
+
+    def _failed_at(self, error: httpx.RequestError | httpx.HTTPStatusError, field: str) -> tuple[str, str | None]:
+        """Who failed a request, and the field that names it: the server (its content route, no field
+        of the caller's), or the place a signed URL points at (a store, or the server's /blobs route),
+        `field`, by its origin alone: the URL's signature is not for error messages and logs."""
+        try:
+            url = str(error.request.url)
+        except RuntimeError:  # an error raised without its request
+            return self.url, None
+        if url.startswith(f"{self.url}/assets/"):
+            return self.url, None
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}", field

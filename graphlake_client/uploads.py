@@ -17,12 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
-from graphlake_client.directories import make_archive, walk
+from graphlake_client.directories import file_error, make_archive, walk
 from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, UploadsFailed, check_json, wire_time
 from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
@@ -63,19 +61,14 @@ def within_part_urls(sizes: list[int]) -> list[range]:
     return runs
 
 
-def sending_error(error: BaseException) -> GraphlakeClientError:
-    """What stopped a file's bytes, with a code: the store's refusal or failure, the network, or
-    the file itself (unreadable, gone or changed since it was listed)."""
+def sending_error(path: Path, error: BaseException) -> GraphlakeClientError:
+    """What stopped a file's bytes, with a code: the store's refusal or the network's (coded where
+    they happen: Transport._store_call), or the file itself (unreadable, gone or changed since it
+    was listed)."""
     if isinstance(error, GraphlakeClientError):
         return error
-    if isinstance(error, httpx.HTTPStatusError):
-        status = error.response.status_code
-        code = "UNAVAILABLE" if status >= 500 else "FORBIDDEN" if status in (401, 403) else "INTERNAL"
-        return GraphlakeClientError(f"the store answered HTTP {status}", code)
-    if isinstance(error, httpx.TransportError):
-        return GraphlakeClientError(f"the store could not be reached: {str(error) or type(error).__name__}", "UNAVAILABLE")
     if isinstance(error, OSError):
-        return GraphlakeClientError(f"cannot read the file: {error.strerror or error}", "BAD_USER_INPUT")
+        return file_error(path, error)
     return GraphlakeClientError(f"{type(error).__name__}: {error}", "INTERNAL")
 
 
@@ -275,13 +268,16 @@ class Uploader(Transport):
         fields = {"name": name, "mediaType": media_type, "collectionId": collection_id, "path": collection_path,
                   "description": description, "metadata": metadata, "labels": labels, "mount": mount,
                   "owner": owner, "dataTimestamp": taken}
-        resume_key, size = await asyncio.to_thread(self._resume_key, path, fields)
-        session = await self._resumed(self.resume.get(resume_key))
-        if session is None:
-            upload = await self._upload_input(path, size, **fields, direct=await self._writes_directly(mount) or None)
-            session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
-            self.resume.put(resume_key, session["id"])
-        sha256 = await self._deliver(session, path, size, progress)
+        try:
+            resume_key, size = await asyncio.to_thread(self._resume_key, path, fields)
+            session = await self._resumed(self.resume.get(resume_key))
+            if session is None:
+                upload = await self._upload_input(path, size, **fields, direct=await self._writes_directly(mount) or None)
+                session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
+                self.resume.put(resume_key, session["id"])
+            sha256 = await self._deliver(session, path, size, progress)
+        except OSError as error:  # the file's own trouble (no permission, gone), as a batch names it
+            raise file_error(path, error) from error
         asset = await self._complete(session["id"], sha256, look_first=session["status"] == "COMPLETED")
         self.resume.put(resume_key, None)
         return asset
@@ -340,13 +336,22 @@ class Uploader(Transport):
         sessions: list[dict[str, Any] | None] = list(await asyncio.gather(
             *(self._resumed(session_id) for session_id in self.resume.get_many(list(keys)))))
         fresh = [i for i, session in enumerate(sessions) if session is None]
+        unread: dict[int, GraphlakeClientError] = {}  # files that could not be read, by position
         if fresh:
             async def upload_input(i: int) -> dict[str, Any]:
                 direct = await self._writes_directly(files[i][1].get("mount")) or None
                 async with gate:  # hashing reads the files: a few at a time
                     return await self._upload_input(files[i][0], sizes[i], **files[i][1], direct=direct)
 
-            inputs = await asyncio.gather(*(upload_input(i) for i in fresh))
+            hashed = await asyncio.gather(*(upload_input(i) for i in fresh), return_exceptions=True)
+            if other := next((e for e in hashed if isinstance(e, BaseException) and not isinstance(e, OSError)), None):
+                raise other
+            # A file that cannot be read (no permission) fails alone, as one the store refuses: the
+            # others are created, sent and completed, and UploadsFailed names it among theirs.
+            unread = {i: file_error(files[i][0], error) for i, error in zip(fresh, hashed, strict=True)
+                      if isinstance(error, OSError)}
+            fresh = [i for i in fresh if i not in unread]
+            inputs = [upload for upload in hashed if not isinstance(upload, BaseException)]
             # In runs whose part URLs fit in a request, each remembered as it is created: a later run
             # refused leaves the earlier ones to resume.
             for run in within_part_urls([sizes[i] for i in fresh]):
@@ -368,10 +373,16 @@ class Uploader(Transport):
         for i in kept:
             if progress:
                 progress(sizes[i])
-        rest = [i for i in range(len(files)) if i not in kept]
+        rest = [i for i in range(len(files)) if i not in kept and i not in unread]
         opened = [session for i in rest if (session := sessions[i]) is not None]  # every one by now
-        done = iter(await self._send_and_complete([(*files[i], keys[i], sizes[i]) for i in rest], opened,
-                                                  progress, gate) if rest else ())
+        failures = {str(files[i][0]): error for i, error in unread.items()}
+        try:
+            done = iter(await self._send_and_complete([(*files[i], keys[i], sizes[i]) for i in rest], opened,
+                                                      progress, gate) if rest else ())
+        except UploadsFailed as failed:
+            raise UploadsFailed(dict(sorted({**failed.failures, **failures}.items())), len(files)) from None
+        if failures:
+            raise UploadsFailed(dict(sorted(failures.items())), len(files))
         return [kept[i] if i in kept else next(done) for i in range(len(files))]
 
     async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any], str, int]],
@@ -406,7 +417,7 @@ class Uploader(Transport):
                 del failed[session_id]
         self.resume.put_many({key: None for _, key, session, _ in ready if session["id"] not in failed})
         # By the path as given, not its name alone: a/x.csv and b/x.csv were both "x.csv".
-        problems = {str(path): sending_error(error) for (path, *_), error in zip(files, sent, strict=True)
+        problems = {str(path): sending_error(path, error) for (path, *_), error in zip(files, sent, strict=True)
                     if isinstance(error, BaseException)}
         problems |= {str(path): GraphlakeClientError(failed[s["id"]]["message"], failed[s["id"]].get("code"),
                                                      failed[s["id"]].get("field"))
@@ -457,19 +468,19 @@ class Uploader(Transport):
         if unknown := sorted(set(manifest) - sent):
             raise GraphlakeClientError(f"the manifest names files this upload does not send: {', '.join(unknown[:10])}"
                                        + (" ..." if len(unknown) > 10 else ""), "BAD_USER_INPUT", "manifest")
-        collection_id = await self.collection_id(collection) if collection else None
         jobs: list[tuple[Path, str]] = []  # file, its path relative to the upload root
         archives: list[Path] = []
         try:
             for root, files in walked:
                 if files is None:
                     jobs.append((root, root.name))
-                elif as_archive:
+                elif as_archive:  # made before the collection: a file it cannot read refuses it first
                     archive = await asyncio.to_thread(make_archive, root, files)
                     archives.append(archive)
                     jobs.append((archive, f"{root.resolve().name}.zip"))
                 else:
                     jobs += [(root / rel, rel) for rel in files]
+            collection_id = await self.collection_id(collection) if collection else None
             return await self._upload_jobs(jobs, archives, collection_id, manifest, progress,
                                            {"owner": owner, "dataTimestamp": taken})
         finally:

@@ -9,20 +9,24 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import tracemalloc
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from documents.asset import Asset as AssetDocument
+from graphlake.app import create_app
 from graphlake.settings import Settings
-from graphlake_client import Client, GraphlakeClientError, ResumeState, ServerUnreachable
+from graphlake_client import Client, GraphlakeClientError, ResumeState, ServerUnreachable, UploadsFailed
 from graphlake_client import operations as ops
 from resolvers.context import AppState
 from tests.conftest import Served
 from tests.operations import Api, object_id
+from tests.processes import serving
 from tests.waiting import wait_for
 
 MIB = 1024 * 1024
@@ -182,10 +186,11 @@ async def test_interrupted_multipart_upload_resumes(served: Served, contributor:
     settings.multipart_threshold_bytes = MIB
     try:
         failing = FlakyStore(fail_when="part=2", failures=99)
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(ServerUnreachable) as unreachable:  # was httpx's own ConnectError
             async with client(served, contributor, tmp_path, retries=0, storage_transport=failing) as lake:
                 await lake.upload_file(big)
         assert len(failing.puts) == 3  # parts 1 and 3 went through, 2 failed
+        assert (unreachable.value.code, unreachable.value.field) == ("UNAVAILABLE", "uploadUrl")
 
         counting = FlakyStore()
         async with client(served, contributor, tmp_path, storage_transport=counting) as lake:
@@ -206,7 +211,7 @@ async def test_a_rerun_asking_for_something_else_starts_a_new_upload(
     data = tmp_path / "scan.bin"
     data.write_bytes(os.urandom(3000))
     interrupted = FlakyStore(fail_when="/blobs/", failures=99)
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(ServerUnreachable):
         async with client(served, contributor, tmp_path, retries=0, storage_transport=interrupted) as lake:
             await lake.store_file(data, name="for-project-A", metadata={"project": "A"})
     [left] = json.loads((tmp_path / "resume.json").read_text()).values()  # A's session, open
@@ -359,8 +364,8 @@ async def test_directory_upload_finishes_what_it_can_and_a_rerun_sends_the_rest(
     failing = FlakyStore(fail_body=b"hello", failures=99)  # every PUT of notes.txt
     first = Recording(served.base_url, contributor, resume=ResumeState(tmp_path / "resume.json"), retries=0,
                       storage_transport=failing, direct_writes=False)
-    with pytest.raises(GraphlakeClientError, match=rf"1 of 6 files did not upload: {re.escape(str(tree / 'notes.txt'))}: "
-                                                   "the store could not be reached") as refused:
+    with pytest.raises(GraphlakeClientError, match=r"1 of 6 files did not upload: cannot reach http://127\.0\.0\.1:\d+/ "
+                                                   rf"for the upload of {re.escape(str(tree / 'notes.txt'))}: ") as refused:
         async with first:
             await first.upload_paths(files)
     assert refused.value.code == "UNAVAILABLE" and refused.value.field == str(tree / "notes.txt")
@@ -413,8 +418,8 @@ async def test_files_that_did_not_upload_are_named_by_their_path_as_given(
     with pytest.raises(GraphlakeClientError) as refused:
         async with client(served, contributor, tmp_path, retries=0, storage_transport=failing) as lake:
             await lake.upload_paths([Path("a"), Path("b")])
-    assert str(refused.value) == ("2 of 3 files did not upload: a/x.csv: the store answered HTTP 403; "
-                                  "b/x.csv: the store answered HTTP 403")
+    assert str(refused.value) == (f"2 of 3 files did not upload: {served.base_url} answered HTTP 403 to the upload of "
+                                  f"a/x.csv; {served.base_url} answered HTTP 403 to the upload of b/x.csv")
     assert (refused.value.code, refused.value.field) == ("FORBIDDEN", "a/x.csv")
     assert {path: error.code for path, error in refused.value.failures.items()} == {  # type: ignore[attr-defined]
         "a/x.csv": "FORBIDDEN", "b/x.csv": "FORBIDDEN"}
@@ -425,11 +430,112 @@ async def test_a_store_that_keeps_failing_is_unavailable_naming_the_file(
     data = tmp_path / "scan.csv"
     data.write_text("a\n")
     failing = FlakyStore(fail_when="/blobs/", failures=99, status=503)
-    with pytest.raises(GraphlakeClientError, match=r"the store kept failing the upload of .*scan\.csv") as refused:
+    with pytest.raises(GraphlakeClientError, match=r"answered HTTP 503 to the upload of .*scan\.csv$") as refused:
         async with client(served, contributor, tmp_path, retries=1, storage_transport=failing) as lake:
             lake.backoff_seconds = 0.01
             await lake.upload_file(data)
-    assert (refused.value.code, refused.value.field) == ("UNAVAILABLE", str(data))
+    # The file is named in the message; the field names what failed, the URL, as a download's does.
+    assert (refused.value.code, refused.value.field) == ("UNAVAILABLE", "uploadUrl")
+    assert len(failing.puts) == 2  # retried once
+
+
+@pytest.mark.parametrize(("mount", "status", "code"), [
+    (None, None, "UNAVAILABLE"), (None, 403, "FORBIDDEN"), (None, 404, "NOT_FOUND"),  # the server's /blobs route
+    ("lab", None, "UNAVAILABLE"), ("lab", 409, "CONFLICT"), ("lab", 400, "BAD_USER_INPUT"),  # MinIO's signed PUT
+])
+async def test_a_single_upload_the_store_stops_ends_in_a_coded_error_without_the_signature(
+        served: Served, contributor: str, tmp_path: Path, mount: str | None, status: int | None, code: str) -> None:
+    """upload_file (and store_file) raised httpx's own errors from its PUT, where a batch's files and
+    downloads had coded ones: ConnectError when the store could not be reached, HTTPStatusError for a
+    4xx, whose message is the whole signed URL, signature included. Now ServerUnreachable (no answer)
+    or the code the status says, on `uploadUrl`, naming the file and the store by its origin alone."""
+    data = tmp_path / "scan.bin"
+    data.write_bytes(os.urandom(3000))
+    failing = FlakyStore(failures=99, status=status)  # every PUT
+    with pytest.raises(GraphlakeClientError) as stopped:
+        async with client(served, contributor, tmp_path, retries=0, storage_transport=failing) as lake:
+            await lake.store_file(data, mount=mount)
+    assert type(stopped.value) is (ServerUnreachable if status is None else GraphlakeClientError)
+    assert (stopped.value.code, stopped.value.field) == (code, "uploadUrl")
+    signed = urlsplit(failing.puts[0])
+    origin = f"{signed.scheme}://{signed.netloc}"
+    assert str(stopped.value) == (f"cannot reach {origin}/ for the upload of {data}: simulated network failure"
+                                  if status is None else f"{origin} answered HTTP {status} to the upload of {data}")
+    assert signed.query not in str(stopped.value) and not re.search(r"sig=|Signature", str(stopped.value))
+
+
+async def test_a_signed_url_that_is_no_url_is_a_coded_error(served: Served, settings: Settings, contributor: str,
+                                                             tmp_path: Path) -> None:
+    """A server whose public URL has a port that is no number (GRAPHLAKE_PUBLIC_URL=http://127.0.0.1:12a,
+    which its settings take) signs upload URLs httpx cannot parse: upload_file raised a bare
+    httpx.InvalidURL, and a batch an INTERNAL error on no field. Now both say it is the server's URL
+    (INTERNAL, on uploadUrl), and where to look."""
+    single, other = tmp_path / "one.csv", tmp_path / "two.csv"
+    single.write_text("a\n")
+    other.write_text("b\n")
+    misconfigured = create_app(settings.model_copy(update={"public_url": "http://127.0.0.1:12a"}))
+    async with serving(misconfigured) as port, Client(f"http://127.0.0.1:{port}", contributor, retries=0,
+                                                       resume=ResumeState(tmp_path / "resume.json"),
+                                                       direct_writes=False) as lake:
+        with pytest.raises(GraphlakeClientError, match=r"not a URL .*GRAPHLAKE_PUBLIC_URL") as alone:
+            await lake.upload_file(single)
+        with pytest.raises(UploadsFailed) as batch:
+            await lake.upload_paths([other])
+    assert (alone.value.code, alone.value.field) == ("INTERNAL", "uploadUrl")
+    [(path, error)] = batch.value.failures.items()
+    assert (path, error.code, error.field) == (str(other), "INTERNAL", "uploadUrl")
+
+
+ROOT_CANNOT_READ = Path("/proc/sys/vm/drop_caches")  # write-only, for root too: procfs checks its mode itself
+
+
+def link_to_a_file_no_one_reads(at: Path) -> Path:
+    """A link at `at` to a file that refuses to be read, root included: the tests run as root, who
+    reads a mode-000 file all the same."""
+    try:
+        ROOT_CANNOT_READ.open("rb").close()
+    except PermissionError:
+        at.symlink_to(ROOT_CANNOT_READ)
+        return at
+    except OSError:
+        pass
+    pytest.skip(f"{ROOT_CANNOT_READ} is not here, or can be read")
+
+
+async def test_a_file_that_cannot_be_read_fails_alone_named_by_its_path(
+        served: Served, api: Api, contributor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that cannot be read, in a directory being uploaded, ended the whole upload in a bare
+    PermissionError while it was hashed (and upload_file of it alone too). Now it is FORBIDDEN naming
+    the file by its path as given: alone, the error; in a batch, its entry of UploadsFailed, the
+    others uploaded (unlike a directory that cannot be listed, the file missing is known); as one
+    zip, a refusal before anything is made (no collection, no zip left behind). The file is reached
+    through a link (so the walk follows links), since root reads any file of a tree it made."""
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / "a.csv").write_text("a\n")
+    (root / "b.csv").write_text("b\n")
+    locked = link_to_a_file_no_one_reads(root / "locked.bin")
+    temporaries = tmp_path / "tmp"
+    temporaries.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporaries))  # where an archive is made
+    async with client(served, contributor, tmp_path) as lake:
+        with pytest.raises(GraphlakeClientError) as alone:
+            await lake.upload_file(locked)
+        with pytest.raises(UploadsFailed) as batch:
+            await lake.upload_paths([root], collection="run", follow_symlinks=True)
+        with pytest.raises(GraphlakeClientError) as archived:
+            await lake.upload_paths([root], collection="run-zip", follow_symlinks=True, as_archive=True)
+    assert str(alone.value) == f"{locked}: cannot read this file (Permission denied)"
+    assert (alone.value.code, alone.value.field) == ("FORBIDDEN", str(locked))
+    assert str(batch.value) == f"1 of 3 files did not upload: {locked}: cannot read this file (Permission denied)"
+    assert {path: (error.code, error.field) for path, error in batch.value.failures.items()} == {
+        str(locked): ("FORBIDDEN", str(locked))}
+    [run] = (await api.data("Collections", {"nameContains": "run"}, token=contributor))["collections"]["edges"]
+    assert run["node"]["name"] == "run"  # and no run-zip: the archive was refused before it was made
+    items = (await api.data("Collection", {"id": run["node"]["id"]}, token=contributor))["collection"]["items"]["edges"]
+    assert sorted(e["node"]["path"] for e in items) == ["a.csv", "b.csv"]
+    assert (archived.value.code, archived.value.field) == ("FORBIDDEN", str(locked))
+    assert list(temporaries.iterdir()) == []
 
 
 async def test_a_refused_file_in_a_directory_is_named(served: Served, contributor: str, tree: Path, tmp_path: Path) -> None:

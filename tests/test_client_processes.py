@@ -318,3 +318,41 @@ async def test_the_queue_holds_at_most_max_queue_bytes(capfd: pytest.CaptureFixt
             await asyncio.to_thread(handler.close)
         assert handler.dropped >= 14  # 5 fit in 1 MiB, a 6th if the sender took the first one already
     assert "queue full (10000 records or 1048576 bytes)" in capfd.readouterr().err
+
+
+THREADLESS_RECORDS_SCRIPT = r"""
+import logging, sys, threading
+from graphlake_client import GraphlakeLogHandler
+
+url, token = sys.argv[1:3]
+logging.logThreads = False  # as some apps set it, for speed: no record carries its thread
+on_sender = []  # records emit was given in the sender's own thread: the requests it makes, feeding themselves
+
+
+class Watched(GraphlakeLogHandler):
+    def emit(self, record):
+        if threading.current_thread() is self._thread:
+            on_sender.append(record.name)
+        super().emit(record)
+
+
+handler = Watched(url, token, flush_interval=0.05)
+logging.getLogger().setLevel(logging.DEBUG)  # httpx's and httpcore's records of each request too
+logging.getLogger().addHandler(handler)
+for n in range(3):
+    logging.getLogger("plates").info("plate %d read", n)
+handler.flush()  # sent: the records of that request, were they taken, are queued by now
+handler.close()  # and sent by this
+print(len(on_sender), sorted(set(on_sender)))
+"""
+
+
+async def test_the_sender_ships_none_of_its_own_records_when_records_carry_no_thread(
+        served: Served, api: Api, contributor: str) -> None:
+    """The handler told the sender's own records (httpx's, httpcore's, stamina's, of the requests
+    that send the batches) by record.thread, which is None under `logging.logThreads = False`: they
+    were shipped as events, whose sending logged more, without end. Now what is stored is exactly
+    what the script logged, and emit is never entered from the sender."""
+    out, err = await run_script(THREADLESS_RECORDS_SCRIPT, served.base_url, contributor)
+    assert out.split("\n")[0] == "0 []", out + err
+    assert await stored_messages(api, contributor) == ["plate 0 read", "plate 1 read", "plate 2 read"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphlake_client import Client, GraphlakeClientError
+from graphlake_client import Client, GraphlakeClientError, ServerUnreachable
 
 
 @pytest.mark.parametrize(("url", "why"), [
@@ -40,12 +40,15 @@ class Counting(httpx.AsyncHTTPTransport):
 
 
 async def test_a_signed_url_no_attempt_can_reach_is_not_retried(tmp_path: Path) -> None:
-    """UnsupportedProtocol is a transport error, but every attempt fails the same way."""
+    """UnsupportedProtocol is a transport error, but every attempt fails the same way. It ends, as any
+    store failure does, in a coded error (it was httpx's own), which does not say it may have run."""
     source = tmp_path / "part.bin"
     source.write_bytes(b"x" * 10)
     counting = Counting()
     async with Client("http://127.0.0.1:9", None, retries=3, storage_transport=counting) as lake:
         lake.backoff_seconds = 0.001
-        with pytest.raises(httpx.UnsupportedProtocol):
-            await lake._put("ftp://store.example/bucket/key", source, 0, 10, {}, None)
+        with pytest.raises(ServerUnreachable, match=r"^cannot reach ftp://store\.example/ for the upload of") as stopped:
+            await lake._put("ftp://store.example/bucket/key?sig=secret", source, 0, 10, {}, None)
     assert counting.requests == 1
+    assert (stopped.value.field, type(stopped.value.__cause__)) == ("uploadUrl", httpx.UnsupportedProtocol)
+    assert "secret" not in str(stopped.value)
