@@ -298,6 +298,10 @@ class Settings(BaseSettings):
         # Every signed URL, the banner and the web app's links begin with it: "notaurl" made them all wrong.
         if value is not None:
             parsed = urlsplit(value)
+            try:
+                parsed.port  # noqa: B018 (read for its check: "host:12a" or a port past 65535 raises)
+            except ValueError:
+                raise ValueError(f"{value!r} has no valid port: an http(s)://host[:port][/path] URL") from None
             if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
                 raise ValueError(f"{value!r} is not an http(s)://host[:port][/path] URL")
         return value

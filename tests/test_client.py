@@ -466,8 +466,9 @@ async def test_a_single_upload_the_store_stops_ends_in_a_coded_error_without_the
 
 async def test_a_signed_url_that_is_no_url_is_a_coded_error(served: Served, settings: Settings, contributor: str,
                                                              tmp_path: Path) -> None:
-    """A server whose public URL has a port that is no number (GRAPHLAKE_PUBLIC_URL=http://127.0.0.1:12a,
-    which its settings take) signs upload URLs httpx cannot parse: upload_file raised a bare
+    """A server whose public URL has a port that is no number (http://127.0.0.1:12a: its settings now
+    refuse it, but a client may meet such a server, an older one or one behind a proxy that rewrites
+    it; made here past the check) signs upload URLs httpx cannot parse: upload_file raised a bare
     httpx.InvalidURL, and a batch an INTERNAL error on no field. Now both say it is the server's URL
     (INTERNAL, on uploadUrl), and where to look."""
     single, other = tmp_path / "one.csv", tmp_path / "two.csv"

@@ -57,6 +57,9 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_PORT": "0"}, "port\n  Input should be greater than or equal to 1"),
     ({"GRAPHLAKE_PUBLIC_URL": "notaurl"}, "'notaurl' is not an http(s)://host[:port][/path] URL"),
     ({"GRAPHLAKE_PUBLIC_URL": "https://lab.example/?x=1"}, "public_url"),
+    # Accepted, every signed URL the server handed out was one no client could send.
+    ({"GRAPHLAKE_PUBLIC_URL": "http://127.0.0.1:12a"}, "'http://127.0.0.1:12a' has no valid port"),
+    ({"GRAPHLAKE_PUBLIC_URL": "https://lab.example:70000"}, "has no valid port"),
     ({"GRAPHLAKE_ALERT_SMTP_PORT": "-5"}, "alert_smtp_port"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
