@@ -410,3 +410,79 @@ async def test_an_erase_leaves_nothing_of_the_persons_files_in_their_upload_sess
     await state.db.upload_sessions.update_many({}, {"$set": {"expires_at": long_ago, "finished_at": long_ago}})
     assert await sweep_closed(state.stores) == 3
     assert await reconcile(state.stores, state.feed) == 0  # and nothing else of theirs is left for it to settle
+
+
+async def test_an_erase_leaves_no_digest_or_size_of_an_erased_file_and_a_version_it_froze_still_verifies(
+        api: Api, make_token: MakeToken, state: AppState) -> None:
+    """A file's SHA-256 lets anyone holding a copy confirm the person had it: personal data. An erase
+    left an erased asset's `sha256`, `size_bytes` and `media_type`, and its ASSET_STATUS event's
+    `sizeBytes`. An asset a READY version holds is pinned by it: the erase keeps it whole, and the
+    version, whose copies froze its digest, still verifies."""
+    from documents.dataset import DatasetVersion
+    from services.privacy.requests import erase_user, erasure_plan
+    from services.snapshots import verify
+
+    alice = await make_token(Role.CONTRIBUTOR, "alice-laptop", user_id=ALICE)
+    data = os.urandom(31_337)
+    session = await uploads.start(api, alice, data, "local")
+    assert (await uploads.put(session["url"], data, session["headers"])).status_code == 200
+    await uploads.complete(api, alice, session["id"])
+    note = await factories.value_asset(api, alice, "note", {"diagnosis": "private " + os.urandom(8).hex()})
+    [datum] = await factories.datums(api, alice, 1, roles=("image",))
+    frozen = datum["roles"][0]["asset"]["id"]
+    version = await factories.version(api, alice, (await factories.dataset(api, alice, "alice-set"))["id"], "v1",
+                                      addDatums=[datum["id"]])
+    await state.feed.settled()
+    erased = {a["_id"]: a async for a in state.db.assets.find(
+        {"_id": {"$in": [object_id(session["asset"]["id"]), object_id(note["id"])]}})}
+    assert all(a["sha256"] and a["size_bytes"] and a["media_type"] for a in erased.values())
+
+    key = await pseudonym_key(state.db)
+    result = await erase_user(state.db, ALICE, key, state.stores)
+    assert set(result.deleted_assets) == {session["asset"]["id"], note["id"]} and frozen in result.kept_assets
+    for asset in erased.values():
+        assert await places_naming(state.db, asset["sha256"]) == [], asset["name"]
+        assert await places_holding_number(state.db, asset["size_bytes"]) == [], asset["name"]
+        left = await state.db.assets.find_one({"_id": asset["_id"]})
+        assert left["status"] == "DELETED" and not {"sha256", "size_bytes", "media_type"} & left.keys()
+    status = await state.db.events.find_one({"event_type": "ASSET_STATUS"})
+    assert json.loads(status["data"]["json"]) == {"assetId": session["asset"]["id"], "status": "ACTIVE",
+                                                  "sizeBytes": None, "mount": "local"}  # the event stays
+    # Kept whole: the READY version pins it, and names it by the digest it froze (README, Privacy requests).
+    kept = await state.db.assets.find_one({"_id": object_id(frozen)})
+    assert kept["status"] == "ACTIVE" and kept["sha256"] and kept["size_bytes"]
+
+    before = await every_document(state.db)
+    again = await erase_user(state.db, ALICE, key, state.stores)
+    assert (again.deleted_assets, again.uploads_cleared, again.anonymized) == ([], 0, {})
+    assert await every_document(state.db) == before  # a rerun changes nothing
+    assert (await erasure_plan(state.db, ALICE)).contents_cleared == 0
+    checked = await verify(await DatasetVersion.get(object_id(version["id"])), state.stores)
+    assert checked.ok, checked.problems  # deep: its content file read again too
+
+
+async def places_holding_number(db, number: int) -> list[str]:
+    """Every collection.field path whose value is the integer `number` (places_naming's, for sizes)."""
+    found = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, int) and not isinstance(value, bool) and value == number:
+            found.append(path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, f"{path}[]")
+
+    for name in await db.list_collection_names():
+        if name not in NOT_SEARCHED:
+            async for document in db[name].find():
+                walk(document, name)
+    return sorted(set(found))
+
+
+async def every_document(db) -> dict[str, list[dict]]:
+    """Every stored document, by collection, in `_id` order (but the live feed's ring)."""
+    return {name: await db[name].find().sort("_id", 1).to_list() for name in sorted(await db.list_collection_names())
+            if name not in NOT_SEARCHED}

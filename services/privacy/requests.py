@@ -95,6 +95,12 @@ def _own(who: Any) -> dict[str, Any]:
 
 
 ERASED = "(erased)"  # the name an erased asset keeps
+# What a deleted asset's record says of its content: its SHA-256 (anyone holding a copy of the file
+# could confirm the person had it), size and media type, and why its digest could not be read (which
+# may name a digest). Nothing reads them once the asset is DELETED: `verify` reports a version's
+# DELETED asset as such before it compares digests, and the version keeps the digest it froze in its
+# own copies (its members' and records' digests), which its hash covers.
+ERASED_FACTS = ("sha256", "size_bytes", "media_type", "digest_error", "digest_failed_at")
 HOLDERS_DESCRIBED = 200  # kept assets an erase plan names the holders of (a few reads each); the rest in short
 
 
@@ -104,7 +110,8 @@ def _erasable(who: Any) -> dict[str, Any]:
     kept its value, text, description, labels and metadata through an erase."""
     left = [{"name": {"$ne": ERASED}}, {"labels": {"$exists": True, "$ne": []}},
             {"metadata.json": {"$exists": True, "$ne": "{}"}},
-            *({field: {"$exists": True}} for field in ("description", "value", "text"))]
+            *({field: {"$exists": True}} for field in ("description", "value", "text")),
+            *({field: {"$ne": None}} for field in ERASED_FACTS)]
     return {"$and": [_own(who), {"$or": left}], "status": AssetStatus.DELETED.value}
 
 
@@ -215,10 +222,14 @@ async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mappin
     # before, and those a crashed erase deleted): only the record that they existed stays.
     await db.assets.update_many(_erasable(who), {
         "$set": {"name": ERASED, "labels": [], "metadata": StoredJson.encode({}).model_dump()},
-        "$unset": {"description": "", "value": "", "text": ""}})
+        "$unset": {"description": "", "value": "", "text": "", **dict.fromkeys(ERASED_FACTS, "")}})
+    # An external S3 object's ETag is, for most objects, the MD5 of its bytes: a fingerprint as the SHA-256 is.
+    await db.assets.update_many({**_own(who), "status": AssetStatus.DELETED.value, "storage.etag": {"$ne": None}},
+                                {"$unset": {"storage.etag": ""}})
     # And what their uploads recorded of those files (services/uploads/erased.py).
-    erasure.uploads_cleared = await erased_uploads.clear_erased(
-        [a["_id"] async for a in db.assets.find({**_own(who), "status": AssetStatus.DELETED.value}, {"_id": 1})], stores)
+    gone = [a["_id"] async for a in db.assets.find({**_own(who), "status": AssetStatus.DELETED.value}, {"_id": 1})]
+    erasure.uploads_cleared = await erased_uploads.clear_erased(gone, stores)
+    await erased_uploads.clear_status_events(gone)
     erasure.tokens_deleted = (await db.api_tokens.delete_many({"user_id": who})).deleted_count
     _, erasure.anonymized = await anonymize_user(db, user_id, key)
     return erasure

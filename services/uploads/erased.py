@@ -9,6 +9,9 @@ Nothing needs those once the asset is DELETED: a completion of a deleted asset's
 whatever it finds (completion._complete_claimed), and an upload that is not `to_file` is never
 filed. So they are cleared, and the session kept. (Its `created_by` is an identity field: the
 erase rewrites it to the pseudonym, as everywhere.)
+
+The ASSET_STATUS event an upload's end logged (finishing.status_event) recorded the file's size:
+it is cleared too, and the event kept (what happened, and when, is the lake's history).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from typing import Any
 
 from bson import ObjectId
 
+from documents.event import ASSET_STATUS, Event
+from documents.json_value import StoredJson
+from documents.json_value.query import JsonOp, predicate_filter
 from documents.upload import UploadSession
+from services.node_ids import NodeType, encode_id
 from services.uploads.closing import close_open
 from storage import ObjectStore
 
@@ -49,4 +56,21 @@ async def clear_erased(asset_ids: Iterable[ObjectId], stores: Mapping[str, Objec
     for batch in _batches(asset_ids):
         await close_open(batch, stores)  # as deleteAsset does; here also for assets deleted before it did
         cleared += (await sessions.update_many({"asset_id": {"$in": batch}, **_HOLDING}, {"$set": CLEARED})).modified_count
+    return cleared
+
+
+async def clear_status_events(asset_ids: Iterable[ObjectId]) -> int:
+    """Clear the size the ASSET_STATUS events of these DELETED assets recorded (see the module's
+    docstring); how many events changed (none on a rerun)."""
+    events = Event.get_pymongo_collection()
+    cleared = 0
+    for batch in _batches(asset_ids):
+        about = predicate_filter("data", "assetId", JsonOp.IN, [encode_id(NodeType.ASSET, a) for a in batch])
+        async for event in events.find({"event_type": ASSET_STATUS, **about}, {"data": 1}):
+            data = StoredJson.model_validate(event["data"]).decode()
+            if isinstance(data, dict) and data.get("sizeBytes") is not None:
+                # Written back without a client's limits, as every erasure writes stored JSON (places.replaced).
+                data["sizeBytes"] = None
+                new = StoredJson.encode(data, budget_paths=False).model_dump()
+                cleared += (await events.update_one({"_id": event["_id"]}, {"$set": {"data": new}})).modified_count
     return cleared
