@@ -78,17 +78,20 @@ def _unreadable(error: OSError) -> NoReturn:
 
 def refusal_code(error: OSError) -> str:
     """The code of a file or directory an upload cannot read: FORBIDDEN when permission is refused,
-    BAD_USER_INPUT otherwise (gone, not a file), for a directory the walk cannot list and a file
-    that cannot be read alike."""
-    return "FORBIDDEN" if isinstance(error, PermissionError) else "BAD_USER_INPUT"
+    NOT_FOUND when it is gone (removed since the walk listed it), BAD_USER_INPUT otherwise (not a
+    file), for a directory the walk cannot list and a file that cannot be read alike."""
+    if isinstance(error, PermissionError):
+        return "FORBIDDEN"
+    return "NOT_FOUND" if isinstance(error, FileNotFoundError) else "BAD_USER_INPUT"
 
 
 def file_error(path: Path, error: OSError) -> GraphlakeClientError:
     """What the file system refused while an upload read `path` (or, for a direct write, wrote into
     the mount), coded (refusal_code) and named by the file at fault: `path` as the caller gave it, or
     the other file the error names. A file no one may read was a bare PermissionError from its
-    hashing; it fails alone (an entry of UploadsFailed), since unlike a directory that cannot be
-    listed it is known which file is missing."""
+    hashing, and one removed after the walk a bare FileNotFoundError from its stat; each fails alone
+    (an entry of UploadsFailed), since unlike a directory that cannot be listed it is known which
+    file is missing."""
     why, code = error.strerror or str(error), refusal_code(error)
     if error.filename is None or str(error.filename) == str(path):
         return GraphlakeClientError(f"{path}: cannot read this file ({why})", code, str(path))

@@ -66,15 +66,25 @@ class Found:
 
     files: list[tuple[Path, dict[str, Any]]]
     paths: list[Path]
-    stats: list[Any]  # os.stat_result
+    stats: list[Any]  # os.stat_result; None for a file this machine cannot stat (gone since the walk)
 
     def part(self, indices: range | list[int]) -> Found:
         return Found([self.files[i] for i in indices], [self.paths[i] for i in indices], [self.stats[i] for i in indices])
 
 
-def _found(files: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Path], list[os.stat_result]]:
+def _found(files: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Path], list[os.stat_result | None]]:
     paths = [path.resolve() for path, _ in files]
-    return paths, [path.stat() for path in paths]
+    return paths, [_stat(path) for path in paths]
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """None for a file gone since the walk listed it (or that cannot be stat'ed): it goes the upload
+    way instead, which reports it as that file's failure, coded (Uploader._upload_chunk), and the
+    rest of the upload goes on."""
+    try:
+        return path.stat()
+    except OSError:
+        return None
 
 
 async def find(files: list[tuple[Path, dict[str, Any]]]) -> Found:
@@ -84,22 +94,26 @@ async def find(files: list[tuple[Path, dict[str, Any]]]) -> Found:
 def batches(found: Found) -> list[Found]:
     """The files in ingestFiles calls of at most BATCH_BYTES (a file bigger than that alone): the
     server copies a call's files before it answers, and a call must end well within the client's
-    timeout however big the files are."""
+    timeout however big the files are. Files that could not be stat'ed go in groups of their own
+    (ingest_chunk turns them away), so the files around them are ingested all the same."""
     groups: list[list[int]] = [[]]
     size = 0
     for i, seen in enumerate(found.stats):
-        if groups[-1] and size + seen.st_size > BATCH_BYTES:
+        bytes_ = seen.st_size if seen is not None else 0
+        if groups[-1] and ((seen is None) != (found.stats[groups[-1][0]] is None) or size + bytes_ > BATCH_BYTES):
             groups.append([])
             size = 0
         groups[-1].append(i)
-        size += seen.st_size
+        size += bytes_
     return [found.part(group) for group in groups]
 
 
 async def ingest_chunk(lake: Uploader, found: Found, progress: Progress | None) -> list[dict[str, Any]] | None:
     """One ingestFiles for these files: their assets, each marked `unchanged` if it was filed
-    already; or None if the server sees other files there."""
+    already; or None if the server sees other files there, or this machine none (gone since the walk)."""
     files = found.files
+    if any(seen is None for seen in found.stats):
+        return None
     inputs = [{"source": str(path), "sizeBytes": seen.st_size, "modifiedNs": seen.st_mtime_ns,
                **{k: fields[k] for k in FIELDS if fields.get(k) is not None}}
               for path, seen, (_, fields) in zip(found.paths, found.stats, files, strict=True)]

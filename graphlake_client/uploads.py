@@ -72,6 +72,16 @@ def sending_error(path: Path, error: BaseException) -> GraphlakeClientError:
     return GraphlakeClientError(f"{type(error).__name__}: {error}", "INTERNAL")
 
 
+def size_or_zero(path: Path) -> int:
+    """`path`'s size for a batch's progress total, 0 for a file gone since the walk listed it (or that
+    cannot be stat'ed): it fails alone when its turn comes, coded (Uploader._upload_chunk), and the
+    rest of the batch still goes."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 class Uploader(Transport):
     """Uploads of files, batches and directories, on top of the transport."""
 
@@ -243,6 +253,13 @@ class Uploader(Transport):
         request = {k: v for k, v in self._asked(file, fields).items() if k != "direct"}
         return ResumeState.key_and_size(self.url, file, request)
 
+    def _stat_key(self, file: Path, fields: dict[str, Any]) -> tuple[str, int] | OSError:
+        """_resume_key, or what the file system said of `file` (a batch reports it as that file's failure)."""
+        try:
+            return self._resume_key(file, fields)
+        except OSError as error:
+            return error
+
     @classmethod
     async def _upload_input(cls, file: Path, size: int, **fields: Any) -> dict[str, Any]:
         """createUpload's input for a file of `size` bytes: its size, media type, SHA-256 (unless it
@@ -299,9 +316,15 @@ class Uploader(Transport):
                 if found is None:
                     return await self._upload_chunk(chunk, progress, gate)
                 done: list[dict[str, Any]] = []
+                failures: dict[str, GraphlakeClientError] = {}
                 for part in ingest.batches(found.part(range(start, start + len(chunk)))):
-                    ingested = await ingest.ingest_chunk(self, part, progress)
-                    done += ingested if ingested is not None else await self._upload_chunk(part.files, progress, gate)
+                    try:
+                        ingested = await ingest.ingest_chunk(self, part, progress)
+                        done += ingested if ingested is not None else await self._upload_chunk(part.files, progress, gate)
+                    except UploadsFailed as failed:  # a file gone since the walk, say: the parts after it still go
+                        failures |= failed.failures
+                if failures:
+                    raise UploadsFailed(failures, len(chunk))
                 return done
 
         # Every batch runs to its end before a failure is reported: what made it stays completed.
@@ -331,12 +354,17 @@ class Uploader(Transport):
         # Each file's resume key and size from one stat, all in one thread: each file-system call
         # on this thread waits for the GIL again, behind the threads hashing and copying files (a
         # stat and a resolve per file, three times over, were a fifth of an import's client CPU).
-        keys, sizes = zip(*await asyncio.to_thread(lambda: [self._resume_key(path, fields) for path, fields in files]),
-                          strict=True)
-        sessions: list[dict[str, Any] | None] = list(await asyncio.gather(
-            *(self._resumed(session_id) for session_id in self.resume.get_many(list(keys)))))
-        fresh = [i for i, session in enumerate(sessions) if session is None]
-        unread: dict[int, GraphlakeClientError] = {}  # files that could not be read, by position
+        stats = await asyncio.to_thread(lambda: [self._stat_key(path, fields) for path, fields in files])
+        # Files that could not be read, by position. One gone since it was listed fails alone, coded,
+        # as one that cannot be read: its stat here was a bare FileNotFoundError ending the whole upload.
+        unread = {i: file_error(files[i][0], seen) for i, seen in enumerate(stats) if isinstance(seen, OSError)}
+        keys = [seen[0] if isinstance(seen, tuple) else "" for seen in stats]
+        sizes = [seen[1] if isinstance(seen, tuple) else 0 for seen in stats]
+        read = [i for i in range(len(files)) if i not in unread]
+        resumed = iter(await asyncio.gather(*(self._resumed(session_id)
+                                              for session_id in self.resume.get_many([keys[i] for i in read]))))
+        sessions: list[dict[str, Any] | None] = [None if i in unread else next(resumed) for i in range(len(files))]
+        fresh = [i for i in read if sessions[i] is None]
         if fresh:
             async def upload_input(i: int) -> dict[str, Any]:
                 direct = await self._writes_directly(files[i][1].get("mount")) or None
@@ -348,8 +376,8 @@ class Uploader(Transport):
                 raise other
             # A file that cannot be read (no permission) fails alone, as one the store refuses: the
             # others are created, sent and completed, and UploadsFailed names it among theirs.
-            unread = {i: file_error(files[i][0], error) for i, error in zip(fresh, hashed, strict=True)
-                      if isinstance(error, OSError)}
+            unread |= {i: file_error(files[i][0], error) for i, error in zip(fresh, hashed, strict=True)
+                       if isinstance(error, OSError)}
             fresh = [i for i in fresh if i not in unread]
             inputs = [upload for upload in hashed if not isinstance(upload, BaseException)]
             # In runs whose part URLs fit in a request, each remembered as it is created: a later run
@@ -490,7 +518,7 @@ class Uploader(Transport):
     async def _upload_jobs(self, jobs: list[tuple[Path, str]], archives: list[Path], collection_id: str | None,
                            manifest: dict[str, dict[str, Any]],
                            progress: Callable[[int, int], None] | None, shared: dict[str, Any]) -> list[dict[str, Any]]:
-        total = sum(path.stat().st_size for path, _ in jobs)
+        total = sum(map(size_or_zero, (path for path, _ in jobs)))
         done = 0
 
         def advance(n: int) -> None:

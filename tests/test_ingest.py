@@ -25,7 +25,7 @@ from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.upload import UploadSession
 from graphlake.settings import Settings
-from graphlake_client import Client, ResumeState
+from graphlake_client import Client, GraphlakeClientError, ResumeState, UploadsFailed
 from resolvers.context import AppState
 from services.node_ids import NodeType, encode_id
 from storage import LocalStore
@@ -289,6 +289,48 @@ async def test_a_batch_the_server_sees_otherwise_is_uploaded(served: Served, con
         [asset] = await lake.upload_paths([root / "a.bin"])
     assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(b"mine, not the server's").hexdigest()
     assert await UploadSession.get_pymongo_collection().count_documents({}) == 1  # uploaded, not ingested
+
+
+@pytest.mark.parametrize("server_ingest", [True, False])
+async def test_a_file_gone_since_the_walk_fails_alone_named_by_its_path(
+        served: Served, contributor: str, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        server_ingest: bool) -> None:
+    """A file removed after the directory walk listed it (a run still writing and pruning its
+    folder) ended the whole batch in a bare FileNotFoundError, from the progress total's stat, the
+    resume key's, or the ingest's. Now it is NOT_FOUND naming it by its path as given, its entry of
+    UploadsFailed, as one that cannot be read, and the files before and after it go, ingested by
+    the server or uploaded; upload_file of it alone says the same."""
+    from graphlake_client import uploads as uploads_module
+
+    run = root / "run"
+    run.mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (run / name).write_text(f"{name}\n")
+    gone = run / "b.csv"
+    walk = uploads_module.walk
+
+    def then_removed(*args: Any, **kwargs: Any) -> list[str]:
+        listed = walk(*args, **kwargs)
+        gone.unlink()  # listed, and removed before anything of the upload reads it
+        return listed
+
+    monkeypatch.setattr(uploads_module, "walk", then_removed)
+    seen: list[tuple[int, int]] = []
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "r.json"),
+                      server_ingest=server_ingest) as lake:
+        with pytest.raises(UploadsFailed) as batch:
+            await lake.upload_paths([run], progress=lambda done, total: seen.append((done, total)))
+        with pytest.raises(GraphlakeClientError) as alone:
+            await lake.upload_file(gone)
+    assert str(batch.value) == f"1 of 3 files did not upload: {gone}: cannot read this file (No such file or directory)"
+    assert {path: (error.code, error.field) for path, error in batch.value.failures.items()} == {
+        str(gone): ("NOT_FOUND", str(gone))}
+    assert (alone.value.code, alone.value.field) == ("NOT_FOUND", str(gone))
+    assert seen[-1] == (12, 12)  # a.csv and c.csv: the file that is gone counts for nothing
+    assets = (await Asset.get_pymongo_collection().find({}, {"name": 1, "status": 1}).to_list())
+    assert sorted((a["name"], a["status"]) for a in assets) == [("a.csv", "ACTIVE"), ("c.csv", "ACTIVE")]
+    sessions = await UploadSession.get_pymongo_collection().count_documents({})
+    assert sessions == (0 if server_ingest else 2)  # copied by the server, or sent
 
 
 async def test_copies_no_record_names_are_set_aside_then_removed(api: Api, contributor: str, root: Path,
