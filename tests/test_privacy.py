@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -77,11 +78,23 @@ async def seed_alice(api: Api, make_token: MakeToken, served: Served, tmp_path: 
 
 
 async def places_naming(db, needle: str) -> list[str]:
-    """Every collection.field path, in every document of every collection, whose value holds `needle`."""
+    """Every collection.field path, in every document of every collection, whose value (or a key on
+    the way to it) holds `needle`."""
+    return await places_where(db, lambda value: isinstance(value, str) and needle in value)
+
+
+async def places_holding_number(db, number: int) -> list[str]:
+    """Every collection.field path whose value is the integer `number` (for sizes)."""
+    return await places_where(db, lambda value: isinstance(value, int) and not isinstance(value, bool) and value == number)
+
+
+async def places_where(db, matches: Callable[[Any], bool]) -> list[str]:
+    """Every collection.field path, in every document of every collection searched, whose value or
+    key `matches` (a key's path ends in `.<key>`)."""
     found = []
 
     def walk(value: Any, path: str) -> None:
-        if isinstance(value, str) and needle in value:
+        if matches(value):
             found.append(path)
         elif isinstance(value, dict):
             for key, item in value.items():
@@ -461,25 +474,6 @@ async def test_an_erase_leaves_no_digest_or_size_of_an_erased_file_and_a_version
     assert checked.ok, checked.problems  # deep: its content file read again too
 
 
-async def places_holding_number(db, number: int) -> list[str]:
-    """Every collection.field path whose value is the integer `number` (places_naming's, for sizes)."""
-    found = []
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, int) and not isinstance(value, bool) and value == number:
-            found.append(path)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{path}.{key}")
-        elif isinstance(value, list):
-            for item in value:
-                walk(item, f"{path}[]")
-
-    for name in await db.list_collection_names():
-        if name not in NOT_SEARCHED:
-            async for document in db[name].find():
-                walk(document, name)
-    return sorted(set(found))
 
 
 async def every_document(db) -> dict[str, list[dict]]:
