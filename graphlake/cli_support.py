@@ -21,7 +21,6 @@ from rich.table import Table
 from graphlake.logs import redact
 
 if TYPE_CHECKING:
-    import httpx
     import stamina.instrumentation
 
     from graphlake.settings import Settings
@@ -136,8 +135,10 @@ def client_run(coroutine: object, *, token: str | None) -> object:
     stamina.instrumentation.set_on_retry_hooks([say_retry])
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
-    except ServerUnreachable as error:  # the server never answered, retried: say where it was asked
-        errors.print(f"[red]error:[/red] {escape(str(error))} (is it running? set GRAPHLAKE_URL or --url)")
+    except ServerUnreachable as error:  # it never answered, retried: say where it was asked
+        # A store behind a signed URL (field uploadUrl/downloadUrl) is no server GRAPHLAKE_URL names.
+        hint = " (is it running? set GRAPHLAKE_URL or --url)" if error.field is None else ""
+        errors.print(f"[red]error:[/red] {escape(str(error))}{hint}")
         raise typer.Exit(1) from None
     except GraphlakeClientError as error:
         if error.code == "UNAUTHENTICATED" and not token:  # the server's words are for HTTP clients: no header to send here
@@ -146,18 +147,8 @@ def client_run(coroutine: object, *, token: str | None) -> object:
             raise typer.Exit(1) from None
         errors.print(f"[red]error:[/red] {escape(str(error))}" + (f" ({error.code})" if error.code else ""))
         raise typer.Exit(1) from None
-    except httpx.TransportError as error:  # a download or a store that never answered: say where it was asked
-        where = error.request.url.copy_with(path="/", query=None) if _has_request(error) else "the server"
-        errors.print(f"[red]error:[/red] cannot reach {where}: {escape(str(error)) or type(error).__name__} "
-                     "(is it running? set GRAPHLAKE_URL or --url)")
-        raise typer.Exit(1) from None
-    except httpx.HTTPError as error:
+    except httpx.HTTPError as error:  # the client turns network failures into the errors above; a body it cannot decode, say
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
 
 
-def _has_request(error: httpx.RequestError) -> bool:
-    try:
-        return error.request is not None
-    except RuntimeError:  # httpx raises when the error was made without one
-        return False

@@ -25,7 +25,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -80,12 +80,14 @@ def hold(stream: IO[bytes]) -> None:
             raise
 
 
-def write_held(temp: Path, data: bytes, target: Path) -> None:
-    """Write `data` to `target` through the temporary file `temp`, held until renamed."""
+def write_held(temp: Path, data: bytes, target: Path,
+               place: Callable[[Path, Path], None] = os.replace) -> None:
+    """Write `data` to `target` through the temporary file `temp`, held until `place` puts it there
+    (renames it, by default)."""
     with writing(temp) as out:
         out.write(data)
         out.flush()
-        os.replace(temp, target)
+        place(temp, target)
 
 
 def sweep(directory: Path, *, recursive: bool = True) -> int:

@@ -102,7 +102,9 @@ async def _swept_target(found: Mapping[str, Any], dest: Path | str | None, swept
     target's directory (not its tree), the first time this client writes there (`swept`)."""
     target, named = _target(found, dest)
     replace = named or overwrite
-    if target.is_dir() or (not replace and os.path.lexists(target)):
+    if target.is_dir():  # nothing replaces a folder, --force or not
+        raise GraphlakeClientError(f"{target} is a folder: name the file to write", "CONFLICT", "dest")
+    if not replace and os.path.lexists(target):
         raise _taken(target)
     if target.parent not in swept:
         swept.add(target.parent)
@@ -171,11 +173,8 @@ async def _described_or_refused(response: httpx.Response) -> dict[str, Any] | No
 def _write_new(target: Path, data: bytes, replace: bool) -> None:
     """Write beside the target under a temporary name, then rename (`_place`): a reader never sees
     half a file. The file is created new, with the user's umask, held until renamed (debris.py)."""
-    temp = debris.download_temp(target)
-    with debris.writing(temp) as out:
-        out.write(data)
-        out.flush()
-        _place(temp, target, replace)
+    debris.write_held(debris.download_temp(target), data, target,
+                      place=lambda temp, at: _place(temp, at, replace))
 
 
 class Downloads(Assets):

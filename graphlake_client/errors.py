@@ -35,10 +35,11 @@ class ServerUnreachable(GraphlakeClientError):
 class UploadsFailed(GraphlakeClientError):
     """Files of an upload that did not make it; the others were completed (a rerun sends only these).
     `failures` holds each one's error by its path as the caller gave it (root/relative for a
-    directory: `a/x.csv` and `b/x.csv` are told apart). `code` and `field` are the first failure's
-    code and path; the message names the first few, each by its path."""
+    directory: `a/x.csv` and `b/x.csv` are told apart), in path order. `code` and `field` are the
+    first failure's code and path; the message names the first few, each by its path."""
 
     def __init__(self, failures: dict[str, GraphlakeClientError], total: int) -> None:
+        failures = dict(sorted(failures.items()))  # by path, whichever batch or thread failed first
         first, error = next(iter(failures.items()))
         # Each by its path, unless its message names it already (a file it could not read, a store's refusal of its PUT).
         named = "; ".join(str(error) if path in str(error) else f"{path}: {error}" for path, error in list(failures.items())[:5])

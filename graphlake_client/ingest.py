@@ -74,13 +74,13 @@ class Found:
 
 def _found(files: list[tuple[Path, dict[str, Any]]]) -> tuple[list[Path], list[os.stat_result | None]]:
     paths = [path.resolve() for path, _ in files]
-    return paths, [_stat(path) for path in paths]
+    return paths, [stat_or_none(path) for path in paths]
 
 
-def _stat(path: Path) -> os.stat_result | None:
-    """None for a file gone since the walk listed it (or that cannot be stat'ed): it goes the upload
-    way instead, which reports it as that file's failure, coded (Uploader._upload_chunk), and the
-    rest of the upload goes on."""
+def stat_or_none(path: Path) -> os.stat_result | None:
+    """None for a file gone since the walk listed it (or that cannot be stat'ed): here it goes the
+    upload way instead, and counts 0 in a batch's progress total (uploads.py); either way it fails
+    alone when its turn comes, coded (Uploader._upload_chunk), and the rest of the upload goes on."""
     try:
         return path.stat()
     except OSError:

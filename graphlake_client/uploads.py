@@ -72,16 +72,6 @@ def sending_error(path: Path, error: BaseException) -> GraphlakeClientError:
     return GraphlakeClientError(f"{type(error).__name__}: {error}", "INTERNAL")
 
 
-def size_or_zero(path: Path) -> int:
-    """`path`'s size for a batch's progress total, 0 for a file gone since the walk listed it (or that
-    cannot be stat'ed): it fails alone when its turn comes, coded (Uploader._upload_chunk), and the
-    rest of the batch still goes."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 class Uploader(Transport):
     """Uploads of files, batches and directories, on top of the transport."""
 
@@ -408,9 +398,9 @@ class Uploader(Transport):
             done = iter(await self._send_and_complete([(*files[i], keys[i], sizes[i]) for i in rest], opened,
                                                       progress, gate) if rest else ())
         except UploadsFailed as failed:
-            raise UploadsFailed(dict(sorted({**failed.failures, **failures}.items())), len(files)) from None
+            raise UploadsFailed({**failed.failures, **failures}, len(files)) from None
         if failures:
-            raise UploadsFailed(dict(sorted(failures.items())), len(files))
+            raise UploadsFailed(failures, len(files))
         return [kept[i] if i in kept else next(done) for i in range(len(files))]
 
     async def _send_and_complete(self, files: list[tuple[Path, dict[str, Any], str, int]],
@@ -451,7 +441,7 @@ class Uploader(Transport):
                                                      failed[s["id"]].get("field"))
                      for path, _, s, _ in ready if s["id"] in failed}
         if problems:
-            raise UploadsFailed(dict(sorted(problems.items())), len(files))
+            raise UploadsFailed(problems, len(files))
         return [assets[session["asset"]["id"]] for _, _, session, _ in ready]
 
     async def find_collection(self, name: str) -> str | None:
@@ -518,7 +508,7 @@ class Uploader(Transport):
     async def _upload_jobs(self, jobs: list[tuple[Path, str]], archives: list[Path], collection_id: str | None,
                            manifest: dict[str, dict[str, Any]],
                            progress: Callable[[int, int], None] | None, shared: dict[str, Any]) -> list[dict[str, Any]]:
-        total = sum(map(size_or_zero, (path for path, _ in jobs)))
+        total = sum(found.st_size for path, _ in jobs if (found := ingest.stat_or_none(path)))
         done = 0
 
         def advance(n: int) -> None:

@@ -436,6 +436,10 @@ class LocalStore:
         await asyncio.to_thread(self._check)
 
     def _check(self) -> None:
+        if not self.ownership.owned:  # another lake's (a restored copy's): read, never written, even a probe
+            if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
+                raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: not a folder this server can read")
+            return
         # Writing a probe file catches a read-only or full disk, which `exists()` would not.
         try:
             fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root)

@@ -223,6 +223,8 @@ class S3Store:
         try:
             async with asyncio.timeout(self._timeout):
                 await self.client.head_bucket(Bucket=self.bucket)
+                if not self.ownership.owned:  # another lake's (a restored copy's): read, never written, even a probe
+                    return
                 doing = "refused a write"
                 await self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
                 doing = "refused a delete"

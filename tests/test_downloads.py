@@ -100,6 +100,12 @@ async def test_a_file_named_by_the_server_never_replaces_one(served: Served, api
         with pytest.raises(GraphlakeClientError, match="exists"):
             await lake.load(value["id"], to=out)
         assert (out / "plate-7.json").read_text() == "{}"
+        # A folder of the asset's name: no overwrite replaces it, so the error does not offer one.
+        (out / "results").mkdir()
+        folder_named = await lake.store_text("x", name="results")
+        with pytest.raises(GraphlakeClientError, match="is a folder: name the file to write") as folder:
+            await lake.download(folder_named["id"], out, overwrite=True)
+        assert folder.value.code == "CONFLICT" and "overwrite" not in str(folder.value)
     assert not list(out.glob(".download-*"))
 
 

@@ -119,20 +119,26 @@ async def test_a_mixed_batch_stores_the_new_and_finds_the_old(api: Api, contribu
     assert await Event.get_pymongo_collection().count_documents({"message": "unkeyed"}) == 2
 
 
+async def log_events_over_http(app, token: str, inputs: list[dict]) -> dict:
+    """logEvents sent as a client of its own would (its own connection, through the whole app): its answer."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://graphlake.test",
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        response = await http.post("/graphql", json={"query": document("LogEvents"), "operationName": "LogEvents",
+                                                      "variables": {"inputs": inputs}})
+    body = response.json()
+    assert not body.get("errors"), body
+    return body["data"]["logEvents"]
+
+
 async def test_concurrent_senders_of_the_same_keys_store_each_once(app, contributor: str) -> None:
     """Clients retrying while their first attempt is still in flight: every call answers with the same
     ids, each event is stored once, whatever order the calls send the keys in."""
     events = [keyed(message=f"m{i}") for i in range(20)]
 
     async def send(order: list[dict]) -> list[str]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://graphlake.test",
-                                     headers={"Authorization": f"Bearer {contributor}"}) as http:
-            response = await http.post("/graphql", json={"query": document("LogEvents"), "operationName": "LogEvents",
-                                                          "variables": {"inputs": order}})
-            body = response.json()
-            assert not body.get("errors"), body
-            by_key = dict(zip([e["key"] for e in order], body["data"]["logEvents"]["ids"], strict=True))
-            return [by_key[e["key"]] for e in events]
+        answer = await log_events_over_http(app, contributor, order)
+        by_key = dict(zip([e["key"] for e in order], answer["ids"], strict=True))
+        return [by_key[e["key"]] for e in events]
 
     for _ in range(3):
         orders = [events, events[::-1], events[5:] + events[:5], events[::2] + events[1::2]] * 2
@@ -319,16 +325,7 @@ async def test_every_sender_of_a_keyed_batch_is_audited_once_naming_every_event(
     so none of the events is without an AUDIT event naming who logged it."""
     events = [keyed(message=f"m{i}") for i in range(5)]
 
-    async def send() -> dict:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://graphlake.test",
-                                     headers={"Authorization": f"Bearer {contributor}"}) as http:
-            response = await http.post("/graphql", json={"query": document("LogEvents"), "operationName": "LogEvents",
-                                                          "variables": {"inputs": events}})
-            body = response.json()
-            assert not body.get("errors"), body
-            return body["data"]["logEvents"]
-
-    answers = await asyncio.gather(*(send() for _ in range(8)))
+    answers = await asyncio.gather(*(log_events_over_http(app, contributor, events) for _ in range(8)))
     assert sum(a["stored"] for a in answers) == 5 and all(a["ids"] == answers[0]["ids"] for a in answers)
     await state.feed.settled()
     entries = await audits()

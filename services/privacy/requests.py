@@ -111,7 +111,7 @@ def _erasable(who: Any) -> dict[str, Any]:
     left = [{"name": {"$ne": ERASED}}, {"labels": {"$exists": True, "$ne": []}},
             {"metadata.json": {"$exists": True, "$ne": "{}"}},
             *({field: {"$exists": True}} for field in ("description", "value", "text")),
-            *({field: {"$ne": None}} for field in ERASED_FACTS)]
+            *({field: {"$ne": None}} for field in ERASED_FACTS), {"storage.etag": {"$ne": None}}]
     return {"$and": [_own(who), {"$or": left}], "status": AssetStatus.DELETED.value}
 
 
@@ -222,10 +222,8 @@ async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mappin
     # before, and those a crashed erase deleted): only the record that they existed stays.
     await db.assets.update_many(_erasable(who), {
         "$set": {"name": ERASED, "labels": [], "metadata": StoredJson.encode({}).model_dump()},
-        "$unset": {"description": "", "value": "", "text": "", **dict.fromkeys(ERASED_FACTS, "")}})
-    # An external S3 object's ETag is, for most objects, the MD5 of its bytes: a fingerprint as the SHA-256 is.
-    await db.assets.update_many({**_own(who), "status": AssetStatus.DELETED.value, "storage.etag": {"$ne": None}},
-                                {"$unset": {"storage.etag": ""}})
+        # An external S3 object's ETag is, for most objects, the MD5 of its bytes: a fingerprint as the SHA-256 is.
+        "$unset": {"description": "", "value": "", "text": "", "storage.etag": "", **dict.fromkeys(ERASED_FACTS, "")}})
     # And what their uploads recorded of those files (services/uploads/erased.py).
     gone = [a["_id"] async for a in db.assets.find({**_own(who), "status": AssetStatus.DELETED.value}, {"_id": 1})]
     erasure.uploads_cleared = await erased_uploads.clear_erased(gone, stores)

@@ -63,12 +63,17 @@ async def _close(found: list[UploadSession], stores: Mapping[str, ObjectStore]) 
             closed = await UploadSession.get_pymongo_collection().update_one(  # still open: the reconciler may expire it
                 {"_id": session.id, "status": UploadStatus.OPEN.value},
                 {"$set": {"status": UploadStatus.ABORTED.value, "finished_at": utcnow(), "sweep_due": True}})
-            if not closed.modified_count:
-                continue
-            try:
-                await discard_payload(session, stores)
-            except Exception:  # the store may be down: the sweep removes them later
-                log.warning("what upload %s of deleted asset %s stored stays until the reconciler's sweep: the store failed",
-                            session.id, session.asset_id, exc_info=True)
+            if closed.modified_count:
+                await discard_quietly(session, stores)
     finally:
         await release(list(claimed))
+
+
+async def discard_quietly(session: UploadSession, stores: Mapping[str, ObjectStore]) -> None:
+    """discard_payload for an upload closed over a DELETED asset; a store that fails leaves it to
+    the reconciler's sweep (the session is marked `sweep_due`)."""
+    try:
+        await discard_payload(session, stores)
+    except Exception:  # the store may be down: the sweep removes it later
+        log.warning("what upload %s of deleted asset %s stored stays until the reconciler's sweep: the store failed",
+                    session.id, session.asset_id, exc_info=True)

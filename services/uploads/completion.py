@@ -17,7 +17,7 @@ from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
-from services.uploads.closing import discard_payload
+from services.uploads.closing import discard_payload, discard_quietly
 from services.uploads.finishing import (
     Unfiled,
     assets_by_id,
@@ -88,7 +88,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
                 # Closed by the delete (services/uploads/closing.py). A presigned S3 PUT may have
                 # stored the object since: removed now rather than at the sweep, as nothing can
                 # want it (an upload that did not complete never gives its asset these bytes).
-                await _discard_quietly(session, stores)
+                await discard_quietly(session, stores)
                 return _deleted(session)
             return Conflict(f"the upload is {session.status.value.lower()}", field="id")
         if session_id not in claimed:
@@ -118,7 +118,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     for session in deleted:
         verified[session.id] = _deleted(session)
     await finish_many([(session, {}) for session in deleted], UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)
-    await bounded_gather([lambda s=s: _discard_quietly(s, stores) for s in deleted])  # closed first: else the sweep's
+    await bounded_gather([lambda s=s: discard_quietly(s, stores) for s in deleted])  # closed first: else the sweep's
     good = [(found[i], {"sha256": v.sha256}) for i, v in verified.items() if isinstance(v, Verified) and not v.problems]
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
@@ -138,17 +138,6 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
 def _deleted(session: UploadSession) -> Conflict:
     return Conflict(f"asset {encode_id(NodeType.ASSET, session.asset_id)} was deleted while it was uploading; "
                     "the upload is aborted", field="id")
-
-
-async def _discard_quietly(session: UploadSession, stores: dict[str, ObjectStore]) -> None:
-    """discard_payload for an upload closed over a DELETED asset; a store that fails leaves it to
-    the reconciler's sweep (the session is marked `sweep_due`), and the caller is still told why
-    its upload was refused."""
-    try:
-        await discard_payload(session, stores)
-    except Exception:
-        log.warning("what upload %s of deleted asset %s stored stays until the reconciler's sweep: the store failed",
-                    session.id, session.asset_id, exc_info=True)
 
 
 async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter,

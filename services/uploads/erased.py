@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bson import ObjectId
+from pymongo import UpdateOne
 
 from documents.event import ASSET_STATUS, Event
 from documents.json_value import StoredJson
@@ -66,11 +67,14 @@ async def clear_status_events(asset_ids: Iterable[ObjectId]) -> int:
     cleared = 0
     for batch in _batches(asset_ids):
         about = predicate_filter("data", "assetId", JsonOp.IN, [encode_id(NodeType.ASSET, a) for a in batch])
+        writes = []
         async for event in events.find({"event_type": ASSET_STATUS, **about}, {"data": 1}):
             data = StoredJson.model_validate(event["data"]).decode()
             if isinstance(data, dict) and data.get("sizeBytes") is not None:
                 # Written back without a client's limits, as every erasure writes stored JSON (places.replaced).
                 data["sizeBytes"] = None
-                new = StoredJson.encode(data, budget_paths=False).model_dump()
-                cleared += (await events.update_one({"_id": event["_id"]}, {"$set": {"data": new}})).modified_count
+                writes.append(UpdateOne({"_id": event["_id"]},
+                                        {"$set": {"data": StoredJson.encode(data, budget_paths=False).model_dump()}}))
+        if writes:  # one round trip a batch, not one an event
+            cleared += (await events.bulk_write(writes, ordered=False)).modified_count
     return cleared

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from graphlake_client import Client, GraphlakeClientError, ServerUnreachable
+from tests.transports import Counting
 
 
 @pytest.mark.parametrize(("url", "why"), [
@@ -29,16 +30,6 @@ def test_the_servers_endpoint_and_root_are_both_taken() -> None:
         == "http://127.0.0.1:8000"
 
 
-class Counting(httpx.AsyncHTTPTransport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
-        return await super().handle_async_request(request)
-
-
 async def test_a_signed_url_no_attempt_can_reach_is_not_retried(tmp_path: Path) -> None:
     """UnsupportedProtocol is a transport error, but every attempt fails the same way. It ends, as any
     store failure does, in a coded error (it was httpx's own), which does not say it may have run."""
@@ -49,6 +40,6 @@ async def test_a_signed_url_no_attempt_can_reach_is_not_retried(tmp_path: Path) 
         lake.backoff_seconds = 0.001
         with pytest.raises(ServerUnreachable, match=r"^cannot reach ftp://store\.example/ for the upload of") as stopped:
             await lake._put("ftp://store.example/bucket/key?sig=secret", source, 0, 10, {}, None)
-    assert counting.requests == 1
+    assert counting.sent == 1
     assert (stopped.value.field, type(stopped.value.__cause__)) == ("uploadUrl", httpx.UnsupportedProtocol)
     assert "secret" not in str(stopped.value)
