@@ -39,6 +39,7 @@ from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, prune, sc
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
 from services.schedules import SCHEDULES
+from storage import S3Store
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
@@ -378,10 +379,19 @@ async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contribut
     assert (backup / payload.file).read_bytes() == data.read_bytes()
     assert version_file.key == f"versions/{version_id}.jsonl" and (backup / version_file.file).read_bytes() == content.read_bytes()
 
-    key = state.stores["lab"].object_key(payload.key)  # type: ignore[attr-defined]
-    s3.client().delete_object(Bucket=s3.bucket, Key=key)  # the bucket lost it
-    await restore_backup(scratch_db, backup, local_roots={}, stores={"lab": state.stores["lab"]})
-    assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data.read_bytes()
+    # Restored into another lake (scratch_db), the objects go to a mount of its own under that name: the
+    # served lake's is that lake's (tests/test_mount_owners.py). A prefix of its own, the bucket's.
+    own = S3Store("lab", bucket=s3.bucket, prefix=f"restored-{ObjectId()}", endpoint_url=s3.endpoint,
+                  access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    await own.open()
+    try:
+        await restore_backup(scratch_db, backup, local_roots={}, stores={"lab": own})
+        key = own.object_key(payload.key)
+        assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data.read_bytes()
+    finally:
+        await own.close()
+        s3.client().delete_object(Bucket=s3.bucket, Key=own.object_key(payload.key))
+        s3.client().delete_object(Bucket=s3.bucket, Key=own.object_key(version_file.key))
     # A lake restored without the mount serves these files with no URL: `graphlake restore` says so.
     assert await files_on_unknown_mounts(scratch_db, {"local"}) == {"lab": 2}  # the file, the version's content
     assert await files_on_unknown_mounts(scratch_db, {"local", "lab"}) == {}
