@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import bson
 import httpx
@@ -724,6 +725,67 @@ async def test_a_batch_written_while_a_backup_reads_it_is_restored_whole_or_not_
     assert await scratch_db.items.count_documents({}) == restored
     assert await scratch_db[batches.JOURNAL].count_documents({}) == 0  # nothing left for a server to take back later
     assert [(b.collections, b.documents) for b in manifest.open_batches] == [(["items"], {"items": 30})]
+
+
+@pytest.mark.parametrize(("held_after", "restored"), [(1, 0), (3, 30)])
+async def test_a_batch_that_begins_and_ends_between_two_journal_reads_is_restored_whole_or_not_at_all(
+        held_after: int, restored: int, state: AppState, mongodb_url: str, scratch_db: AsyncDatabase, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that begins after the journal read before its collection's read, has a chunk written
+    as the read begins, and ends before the journal read after the first documents came: no journal
+    read saw it under way, and the backup held a third of it, which a restore kept for good. Now the
+    backup compares what it holds of each batch begun about then with what the lake holds once it has
+    ended: the third is removed, and a batch held whole (written wholly before the read) is kept.
+    The batch is moved on at those two points of the backup, never by timing."""
+    from services.backups import writer
+
+    monkeypatch.setattr(batches, "CHUNK", 10)
+    await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
+    held, go_on, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> None:  # in a thread and a client of its own, as the batch of the test above
+        async def batch() -> None:
+            client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+            try:
+                items = _HeldBatch(client[state.db.name].items, held_after, held, go_on)
+                await batches.insert_all(items, [{"n": n} for n in range(30)])  # type: ignore[arg-type]
+            finally:
+                await client.close()
+        asyncio.run(batch())
+        finished.set()
+
+    await state.db.items.insert_one({"n": -1})  # there before the backup: read and kept, whatever the batch
+    copy = writer._write_collection
+    writer_thread = threading.Thread(target=write)
+
+    async def begun_after_the_journal_read(db: AsyncDatabase, name: str, directory: Path, **options: Any) -> object:
+        if name != "items":
+            return await copy(db, name, directory, **options)
+        writer_thread.start()  # the journal was read just before: the batch begins after it
+        assert await asyncio.to_thread(held.wait, 30), "the batch was not held"
+        reading = options.pop("reading")
+
+        async def first_documents_came() -> None:  # and it ends before the journal is read again
+            go_on.set()
+            assert await asyncio.to_thread(finished.wait, 60), "the batch did not finish"
+            await reading()
+
+        return await copy(db, name, directory, reading=first_documents_came, **options)
+
+    monkeypatch.setattr(writer, "_write_collection", begun_after_the_journal_read)
+    backup = tmp_path / "backup"
+    try:
+        manifest = await write_backup(state.db, backup, graphlake_version="test")
+    finally:
+        go_on.set()
+        if writer_thread.is_alive():
+            await asyncio.to_thread(writer_thread.join, 60)
+    assert finished.is_set() and await state.db.items.count_documents({}) == 31  # the batch was stored
+    held_in_backup = sum(1 for _ in decode_file_iter((backup / "collections" / "items.bson").open("rb")))
+    assert held_in_backup == 1 + (10 if held_after == 1 else 30)
+    await restore_backup(scratch_db, backup, local_roots={})
+    assert await scratch_db.items.count_documents({}) == 1 + restored
+    assert [(b.collections, b.documents) for b in manifest.open_batches] == ([(["items"], None)] if not restored else [])
 
 
 async def test_counting_the_missing_local_files_holds_a_page_of_keys_not_all(state: AppState, tmp_path: Path,
