@@ -788,6 +788,30 @@ async def test_a_batch_that_begins_and_ends_between_two_journal_reads_is_restore
     assert [(b.collections, b.documents) for b in manifest.open_batches] == ([(["items"], None)] if not restored else [])
 
 
+async def test_a_batch_written_before_the_backup_is_kept_whole_though_a_document_of_it_goes_meanwhile(
+        state: AppState, scratch_db: AsyncDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch stored just before the backup began is one the backup looks at (begun about then); a
+    document of it deleted after the backup read its collection leaves the lake holding fewer than the
+    backup. That is no part of a batch: what was stored before the backup began is in it, and restored."""
+    from services.backups import writer
+
+    await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
+    await batches.insert_all(state.db.items, [{"n": n} for n in range(30)])
+    copy = writer._write_collection
+
+    async def deleted_once_read(db: AsyncDatabase, name: str, directory: Path, **options: Any) -> object:
+        entry = await copy(db, name, directory, **options)
+        if name == "items":
+            await state.db.items.delete_one({"n": 7})
+        return entry
+
+    monkeypatch.setattr(writer, "_write_collection", deleted_once_read)
+    manifest = await write_backup(state.db, tmp_path / "backup", graphlake_version="test")
+    assert manifest.open_batches == []
+    await restore_backup(scratch_db, tmp_path / "backup", local_roots={})
+    assert await scratch_db.items.count_documents({}) == 30
+
+
 async def test_counting_the_missing_local_files_holds_a_page_of_keys_not_all(state: AppState, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """After a restore without payloads, the stored files a mount lacks are counted. Every key of the

@@ -18,8 +18,9 @@ first documents came (or, on MongoDB, after the last). So the backup also notes,
 document, the batch of every document that names one begun shortly before the backup or during it
 (RecentBatches: its id, an ObjectId, holds the time its writer made it), and once it has read
 everything, compares how many of each such batch's documents it holds with how many the lake holds
-now that the batch has ended: one it holds in part (or of which a document was deleted meanwhile,
-or which was taken back) is noted as one to keep none of.
+now that the batch has ended: one of which the lake holds more (the backup holds a part), or none
+(it was taken back), is noted as one to keep none of. One of which the lake holds fewer had documents
+deleted since the backup read them, and is kept: it may have been written before the backup began.
 """
 
 from __future__ import annotations
@@ -112,10 +113,10 @@ class RecentBatches:
 
 
 async def held_in_part(db: AsyncDatabase, recent: RecentBatches, seen: _Seen) -> list[OpenBatch]:
-    """The recent batches never seen under way (not in `seen`: settle's) of which the backup holds
-    other than the lake holds now, each to be kept none of. Each has ended (the last journal read did
-    not find it), so what the lake holds of it now is all it wrote, less what was deleted since. One
-    count per collection they are in, on this path only."""
+    """The recent batches never seen under way (not in `seen`: settle's) of which the backup holds a
+    part (the lake holds more of it now) or that were taken back (the lake holds none), each to be kept
+    none of. Each has ended (the last journal read did not find it), so what the lake holds of it now
+    is all it wrote, less what was deleted since. One count per collection they are in."""
     ended = {batch_id: counts for batch_id, counts in recent.held.items() if batch_id not in seen}
     by_collection: dict[str, list[ObjectId]] = {}
     for batch_id, counts in ended.items():
@@ -126,5 +127,9 @@ async def held_in_part(db: AsyncDatabase, recent: RecentBatches, seen: _Seen) ->
         groups = await db[name].aggregate([{"$match": {"batch": {"$in": ids}}}, {"$group": {"_id": "$batch", "n": {"$sum": 1}}}])
         async for group in groups:
             now[(group["_id"], name)] = group["n"]
+
+    def in_part(batch_id: ObjectId, counts: Counter[str]) -> bool:
+        return any(not (lake := now.get((batch_id, name), 0)) or lake > held for name, held in counts.items())
+
     return [OpenBatch(id=str(batch_id), collections=sorted(counts), documents=None)
-            for batch_id, counts in ended.items() if any(now.get((batch_id, name), 0) != n for name, n in counts.items())]
+            for batch_id, counts in ended.items() if in_part(batch_id, counts)]
