@@ -681,6 +681,27 @@ class _HeldBatch:
         return await self.inner.delete_many(query)
 
 
+def _held_batch_writer(mongodb_url: str, database: str,
+                       held_after: int) -> tuple[threading.Thread, threading.Event, threading.Event, threading.Event]:
+    """A batch of 30 `items` written by a thread (not started yet) with a client of its own (the
+    backup holds the test's event loop), held after its `held_after`-th chunk (_HeldBatch) until
+    `go_on` is set: the thread, and the events `held`, `go_on` and `finished`."""
+    held, go_on, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> None:
+        async def batch() -> None:
+            client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+            try:
+                items = _HeldBatch(client[database].items, held_after, held, go_on)
+                await batches.insert_all(items, [{"n": n} for n in range(30)])  # type: ignore[arg-type]
+            finally:
+                await client.close()
+        asyncio.run(batch())
+        finished.set()
+
+    return threading.Thread(target=write), held, go_on, finished
+
+
 @pytest.mark.parametrize(("held_after", "restored"), [(1, 0), (3, 30)])
 async def test_a_batch_written_while_a_backup_reads_it_is_restored_whole_or_not_at_all(
         held_after: int, restored: int, state: AppState, mongodb_url: str, scratch_db: AsyncDatabase, tmp_path: Path,
@@ -692,20 +713,7 @@ async def test_a_batch_written_while_a_backup_reads_it_is_restored_whole_or_not_
     holds whole and removes one it holds in part."""
     monkeypatch.setattr(batches, "CHUNK", 10)
     await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
-    held, go_on, finished = threading.Event(), threading.Event(), threading.Event()
-
-    def write() -> None:  # in a thread and a client of its own: the backup holds this event loop below
-        async def batch() -> None:
-            client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
-            try:
-                items = _HeldBatch(client[state.db.name].items, held_after, held, go_on)
-                await batches.insert_all(items, [{"n": n} for n in range(30)])  # type: ignore[arg-type]
-            finally:
-                await client.close()
-        asyncio.run(batch())
-        finished.set()
-
-    writer = threading.Thread(target=write)
+    writer, held, go_on, finished = _held_batch_writer(mongodb_url, state.db.name, held_after)
     writer.start()
     try:
         await wait_for(held.is_set, timeout=30, what="the batch to be held part-way")
@@ -741,22 +749,9 @@ async def test_a_batch_that_begins_and_ends_between_two_journal_reads_is_restore
 
     monkeypatch.setattr(batches, "CHUNK", 10)
     await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
-    held, go_on, finished = threading.Event(), threading.Event(), threading.Event()
-
-    def write() -> None:  # in a thread and a client of its own, as the batch of the test above
-        async def batch() -> None:
-            client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
-            try:
-                items = _HeldBatch(client[state.db.name].items, held_after, held, go_on)
-                await batches.insert_all(items, [{"n": n} for n in range(30)])  # type: ignore[arg-type]
-            finally:
-                await client.close()
-        asyncio.run(batch())
-        finished.set()
-
+    writer_thread, held, go_on, finished = _held_batch_writer(mongodb_url, state.db.name, held_after)
     await state.db.items.insert_one({"n": -1})  # there before the backup: read and kept, whatever the batch
     copy = writer._write_collection
-    writer_thread = threading.Thread(target=write)
 
     async def begun_after_the_journal_read(db: AsyncDatabase, name: str, directory: Path, **options: Any) -> object:
         if name != "items":
