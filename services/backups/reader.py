@@ -160,9 +160,9 @@ async def _refuse_others_mounts(db: AsyncDatabase, stores: Mapping[str, ObjectSt
         owned = ", ".join(f"{name} (lake {owner})" for name, owner in sorted(foreign.items()))
         raise Conflict(f"the backup holds objects of mount(s) another lake owns: {owned}, not the one it is "
                        f"restored into; a restore writes nothing there. If this lake replaces that one for "
-                       f"good, take the mount over first (graphlake mounts adopt {min(foreign)}), then restore again; "
-                       "for a copy beside it, configure mounts of its own under those names (another directory, "
-                       "bucket or prefix)", field="mounts")
+                       f"good, take them over first ({'; '.join(f'graphlake mounts adopt {name}' for name in sorted(foreign))}), "
+                       "then restore again; for a copy beside it, configure mounts of its own under those names "
+                       "(another directory, bucket or prefix)", field="mounts")
 
 
 async def _insert_all(db: AsyncDatabase, name: str, path: Path) -> None:
