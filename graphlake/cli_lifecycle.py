@@ -19,9 +19,6 @@ from graphlake import __version__
 from graphlake.cli_support import console, errors, load_settings, print_rows, run
 
 if TYPE_CHECKING:
-    from pymongo.asynchronous.database import AsyncDatabase
-
-    from graphlake.settings import Settings
     from migrations import SchemaState, Step
     from services.backups.layout import Manifest
 
@@ -255,10 +252,9 @@ def restore(
     from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
     from services.errors import Conflict
     from services.events import journal
+    from services.mount_owners import others
 
     settings = load_settings()
-
-    remote = [m for m in settings.mounts if m not in local_roots(settings)]
 
     aside: list[Path | None] = [None]
 
@@ -273,7 +269,9 @@ def restore(
 
     async def go() -> Manifest:
         journal.refuse_if_live(settings.audit_journal_dir)  # a server journaling here would mix its events in
-        async with raw_database(settings) as db, opened_stores(settings, remote) as stores:
+        # Every mount's: the restore writes a backup's objects into the remote ones through them, and
+        # asks each mount it writes into which lake owns it (a local one's objects it writes itself).
+        async with raw_database(settings) as db, opened_stores(settings, settings.mounts) as stores:
             try:
                 manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores,
                                                 replace=replace, replace_newer=replace_newer, force=force,
@@ -289,7 +287,7 @@ def restore(
                               on_step=lambda step: errors.print(f"migrated: {step}"))
             missing.update(await missing_local_files(db, local_roots(settings)))
             unknown.update(await files_on_unknown_mounts(db, settings.mounts))
-            foreign.update(await others_mounts(db, settings))
+            foreign.update({name: owner for name, owner in (await others(db, stores)).items() if isinstance(owner, str)})
             return manifest
 
     manifest = run(go())
@@ -313,31 +311,12 @@ def restore(
                      f"this restore replaces that lake for good, take the mount over: graphlake mounts adopt {mount}")
 
 
-async def others_mounts(db: AsyncDatabase, settings: Settings) -> dict[str, str]:
-    """The mounts another lake owns, by name, with its id (those that cannot be asked now left out)."""
-    from graphlake.mounts import opened_stores
-    from services.mount_owners import lake_id, read_owner
-    from storage import StoreUnavailable
-
-    lake = await lake_id(db)
-    foreign: dict[str, str] = {}
-    async with opened_stores(settings, settings.mounts) as stores:
-        for name, store in stores.items():
-            try:
-                owner = await read_owner(store)
-            except StoreUnavailable:
-                continue
-            if owner not in (None, lake):
-                foreign[name] = owner
-    return foreign
-
-
 @mounts_app.command("list")
 def mounts_list() -> None:
     """Each mount, the lake that owns it, and whether that is this lake."""
     from graphlake.database_access import raw_database
     from graphlake.mounts import opened_stores
-    from services.mount_owners import lake_id, read_owner
+    from services.mount_owners import lake_id, owners
     from storage import StoreUnavailable
 
     settings = load_settings(existing_lake=True)
@@ -346,15 +325,13 @@ def mounts_list() -> None:
         async with raw_database(settings) as db, opened_stores(settings, settings.mounts) as stores:
             lake = await lake_id(db)
             rows = []
-            for name, store in stores.items():
-                try:
-                    owner = await read_owner(store)
-                except StoreUnavailable as error:
-                    rows.append((name, store.backend, "?", f"cannot be asked: {error}"))
+            for name, owner in (await owners(stores)).items():
+                if isinstance(owner, StoreUnavailable):
+                    rows.append((name, stores[name].backend, "?", f"cannot be asked: {owner}"))
                     continue
                 said = "this lake" if owner == lake else ("none yet (the next server start claims it)" if owner is None
                                                           else "another lake: read only here")
-                rows.append((name, store.backend, owner or "-", said))
+                rows.append((name, stores[name].backend, owner or "-", said))
             return lake, rows
 
     lake, rows = run(go())

@@ -89,6 +89,8 @@ def _report(erasure: Erasure) -> None:
                  f"the user is now {erasure.pseudonym}")
     if erasure.uploads_cleared:
         errors.print(f"cleared what {erasure.uploads_cleared} upload session(s) recorded of their deleted files")
+    if erasure.events_cleared:
+        errors.print(f"cleared the file size {erasure.events_cleared} ASSET_STATUS event(s) recorded")
     for asset, why in erasure.kept_assets.items():
         errors.print(f"[yellow]kept[/yellow] asset {asset}: {escape(why)}")
     for version in erasure.versions_holding:
@@ -140,6 +142,8 @@ def _plan(plan: ErasurePlan) -> None:
     if plan.uploads_cleared:
         errors.print(f"  clear what {plan.uploads_cleared} upload session(s) recorded of their deleted files (size, "
                      "SHA-256, path), closing those still open")
+    if plan.events_cleared:
+        errors.print(f"  clear the file size {plan.events_cleared} ASSET_STATUS event(s) of their deleted files recorded")
     for collection, count in plan.anonymized.items():
         errors.print(f"  replace the user's id with their pseudonym in {count} {collection} document(s)")
     for version in plan.versions_holding:

@@ -73,6 +73,31 @@ async def read_owner(store: ObjectStore) -> str | None:
     return None if data is None else owner_of(data)
 
 
+async def owners(stores: Mapping[str, ObjectStore]) -> dict[str, str | StoreUnavailable | None]:
+    """Each mount's owner (None: it has none yet), or the StoreUnavailable saying why its store cannot
+    tell now; every store asked at once, each for at most ASK_SECONDS. What `graphlake mounts list`
+    shows, and what a restore checks before it writes into a mount (others)."""
+    async def ask(store: ObjectStore) -> str | StoreUnavailable | None:
+        try:
+            async with asyncio.timeout(ASK_SECONDS):
+                return await read_owner(store)
+        except StoreUnavailable as error:
+            return error
+        except TimeoutError:
+            return StoreUnavailable(f"mount {store.name!r}: no answer within {ASK_SECONDS:g} s")
+
+    return dict(zip(stores, await asyncio.gather(*(ask(store) for store in stores.values())), strict=True))
+
+
+async def others(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[str, str | StoreUnavailable]:
+    """The mounts of `stores` this lake may not write into now: by name, the id of the other lake that
+    owns it, or why its owner cannot be known now. One that has no owner yet is not among them. Writes
+    nothing: a database with no lake id yet (a restore's, before it writes) owns no mount."""
+    record = await db[STATE_COLLECTION].find_one({"_id": LAKE_ID}) if stores else None
+    lake = record["lake_id"] if record else None
+    return {name: owner for name, owner in (await owners(stores)).items() if owner is not None and owner != lake}
+
+
 async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[str, str | None]:
     """Tell each store this lake's id and its mount's owner, claiming each mount that has none.
     Run as the lake opens and again each maintenance round: a mount adopted by another lake meanwhile

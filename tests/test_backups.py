@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import bson
 import httpx
@@ -39,6 +40,7 @@ from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, prune, sc
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
 from services.schedules import SCHEDULES
+from storage import S3Store
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
@@ -378,10 +380,19 @@ async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contribut
     assert (backup / payload.file).read_bytes() == data.read_bytes()
     assert version_file.key == f"versions/{version_id}.jsonl" and (backup / version_file.file).read_bytes() == content.read_bytes()
 
-    key = state.stores["lab"].object_key(payload.key)  # type: ignore[attr-defined]
-    s3.client().delete_object(Bucket=s3.bucket, Key=key)  # the bucket lost it
-    await restore_backup(scratch_db, backup, local_roots={}, stores={"lab": state.stores["lab"]})
-    assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data.read_bytes()
+    # Restored into another lake (scratch_db), the objects go to a mount of its own under that name: the
+    # served lake's is that lake's (tests/test_mount_owners.py). A prefix of its own, the bucket's.
+    own = S3Store("lab", bucket=s3.bucket, prefix=f"restored-{ObjectId()}", endpoint_url=s3.endpoint,
+                  access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    await own.open()
+    try:
+        await restore_backup(scratch_db, backup, local_roots={}, stores={"lab": own})
+        key = own.object_key(payload.key)
+        assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == data.read_bytes()
+    finally:
+        await own.close()
+        s3.client().delete_object(Bucket=s3.bucket, Key=own.object_key(payload.key))
+        s3.client().delete_object(Bucket=s3.bucket, Key=own.object_key(version_file.key))
     # A lake restored without the mount serves these files with no URL: `graphlake restore` says so.
     assert await files_on_unknown_mounts(scratch_db, {"local"}) == {"lab": 2}  # the file, the version's content
     assert await files_on_unknown_mounts(scratch_db, {"local", "lab"}) == {}
@@ -670,6 +681,27 @@ class _HeldBatch:
         return await self.inner.delete_many(query)
 
 
+def _held_batch_writer(mongodb_url: str, database: str,
+                       held_after: int) -> tuple[threading.Thread, threading.Event, threading.Event, threading.Event]:
+    """A batch of 30 `items` written by a thread (not started yet) with a client of its own (the
+    backup holds the test's event loop), held after its `held_after`-th chunk (_HeldBatch) until
+    `go_on` is set: the thread, and the events `held`, `go_on` and `finished`."""
+    held, go_on, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> None:
+        async def batch() -> None:
+            client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+            try:
+                items = _HeldBatch(client[database].items, held_after, held, go_on)
+                await batches.insert_all(items, [{"n": n} for n in range(30)])  # type: ignore[arg-type]
+            finally:
+                await client.close()
+        asyncio.run(batch())
+        finished.set()
+
+    return threading.Thread(target=write), held, go_on, finished
+
+
 @pytest.mark.parametrize(("held_after", "restored"), [(1, 0), (3, 30)])
 async def test_a_batch_written_while_a_backup_reads_it_is_restored_whole_or_not_at_all(
         held_after: int, restored: int, state: AppState, mongodb_url: str, scratch_db: AsyncDatabase, tmp_path: Path,
@@ -681,20 +713,7 @@ async def test_a_batch_written_while_a_backup_reads_it_is_restored_whole_or_not_
     holds whole and removes one it holds in part."""
     monkeypatch.setattr(batches, "CHUNK", 10)
     await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
-    held, go_on, finished = threading.Event(), threading.Event(), threading.Event()
-
-    def write() -> None:  # in a thread and a client of its own: the backup holds this event loop below
-        async def batch() -> None:
-            client: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
-            try:
-                items = _HeldBatch(client[state.db.name].items, held_after, held, go_on)
-                await batches.insert_all(items, [{"n": n} for n in range(30)])  # type: ignore[arg-type]
-            finally:
-                await client.close()
-        asyncio.run(batch())
-        finished.set()
-
-    writer = threading.Thread(target=write)
+    writer, held, go_on, finished = _held_batch_writer(mongodb_url, state.db.name, held_after)
     writer.start()
     try:
         await wait_for(held.is_set, timeout=30, what="the batch to be held part-way")
@@ -714,6 +733,78 @@ async def test_a_batch_written_while_a_backup_reads_it_is_restored_whole_or_not_
     assert await scratch_db.items.count_documents({}) == restored
     assert await scratch_db[batches.JOURNAL].count_documents({}) == 0  # nothing left for a server to take back later
     assert [(b.collections, b.documents) for b in manifest.open_batches] == [(["items"], {"items": 30})]
+
+
+@pytest.mark.parametrize(("held_after", "restored"), [(1, 0), (3, 30)])
+async def test_a_batch_that_begins_and_ends_between_two_journal_reads_is_restored_whole_or_not_at_all(
+        held_after: int, restored: int, state: AppState, mongodb_url: str, scratch_db: AsyncDatabase, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that begins after the journal read before its collection's read, has a chunk written
+    as the read begins, and ends before the journal read after the first documents came: no journal
+    read saw it under way, and the backup held a third of it, which a restore kept for good. Now the
+    backup compares what it holds of each batch begun about then with what the lake holds once it has
+    ended: the third is removed, and a batch held whole (written wholly before the read) is kept.
+    The batch is moved on at those two points of the backup, never by timing."""
+    from services.backups import writer
+
+    monkeypatch.setattr(batches, "CHUNK", 10)
+    await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
+    writer_thread, held, go_on, finished = _held_batch_writer(mongodb_url, state.db.name, held_after)
+    await state.db.items.insert_one({"n": -1})  # there before the backup: read and kept, whatever the batch
+    copy = writer._write_collection
+
+    async def begun_after_the_journal_read(db: AsyncDatabase, name: str, directory: Path, **options: Any) -> object:
+        if name != "items":
+            return await copy(db, name, directory, **options)
+        writer_thread.start()  # the journal was read just before: the batch begins after it
+        assert await asyncio.to_thread(held.wait, 30), "the batch was not held"
+        reading = options.pop("reading")
+
+        async def first_documents_came() -> None:  # and it ends before the journal is read again
+            go_on.set()
+            assert await asyncio.to_thread(finished.wait, 60), "the batch did not finish"
+            await reading()
+
+        return await copy(db, name, directory, reading=first_documents_came, **options)
+
+    monkeypatch.setattr(writer, "_write_collection", begun_after_the_journal_read)
+    backup = tmp_path / "backup"
+    try:
+        manifest = await write_backup(state.db, backup, graphlake_version="test")
+    finally:
+        go_on.set()
+        if writer_thread.is_alive():
+            await asyncio.to_thread(writer_thread.join, 60)
+    assert finished.is_set() and await state.db.items.count_documents({}) == 31  # the batch was stored
+    held_in_backup = sum(1 for _ in decode_file_iter((backup / "collections" / "items.bson").open("rb")))
+    assert held_in_backup == 1 + (10 if held_after == 1 else 30)
+    await restore_backup(scratch_db, backup, local_roots={})
+    assert await scratch_db.items.count_documents({}) == 1 + restored
+    assert [(b.collections, b.documents) for b in manifest.open_batches] == ([(["items"], None)] if not restored else [])
+
+
+async def test_a_batch_written_before_the_backup_is_kept_whole_though_a_document_of_it_goes_meanwhile(
+        state: AppState, scratch_db: AsyncDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch stored just before the backup began is one the backup looks at (begun about then); a
+    document of it deleted after the backup read its collection leaves the lake holding fewer than the
+    backup. That is no part of a batch: what was stored before the backup began is in it, and restored."""
+    from services.backups import writer
+
+    await state.db.drop_collection("items")  # no collection of the app's: not cleared between tests
+    await batches.insert_all(state.db.items, [{"n": n} for n in range(30)])
+    copy = writer._write_collection
+
+    async def deleted_once_read(db: AsyncDatabase, name: str, directory: Path, **options: Any) -> object:
+        entry = await copy(db, name, directory, **options)
+        if name == "items":
+            await state.db.items.delete_one({"n": 7})
+        return entry
+
+    monkeypatch.setattr(writer, "_write_collection", deleted_once_read)
+    manifest = await write_backup(state.db, tmp_path / "backup", graphlake_version="test")
+    assert manifest.open_batches == []
+    await restore_backup(scratch_db, tmp_path / "backup", local_roots={})
+    assert await scratch_db.items.count_documents({}) == 30
 
 
 async def test_counting_the_missing_local_files_holds_a_page_of_keys_not_all(state: AppState, tmp_path: Path,

@@ -27,6 +27,7 @@ from graphlake.settings import Settings
 from resolvers.context import AppState
 from services.backups.reader import restore_backup
 from services.backups.writer import write_backup
+from services.errors import Conflict
 from services.mount_owners import adopt, lake_id, read_owner, settle_owners
 from services.uploads.reconciler import sweep_stray_copies
 from storage import LocalStore, ObjectStore, S3Store
@@ -215,3 +216,56 @@ async def test_a_mount_whose_owner_cannot_be_asked_is_left_alone_until_it_can(
         assert type(refused.value).__name__ == "StoreUnavailable"  # passing: tried again next round, not CONFLICT
     finally:
         await broken.close()
+
+
+async def test_a_restore_writes_no_object_into_a_mount_another_lake_owns(
+        api: Api, contributor: str, state: AppState, s3: S3Service, scratch_db: AsyncDatabase, tmp_path: Path) -> None:
+    """A backup taken with its mounts' objects (--with-payloads, --with-s3-payloads), restored into
+    another database (a lake of its own: a drill, a copy) configured with the original's mounts,
+    wrote its objects into the original's mounts, which that lake alone writes in. Now the restore
+    refuses before it writes anything, naming each mount, its owner and what to do; given mounts of
+    its own under those names, it puts the objects there."""
+    files = {mount: payload(40_000 + n, seed=60 + n) for n, mount in enumerate(("local", "lab"))}
+    keys = {}
+    for mount, data in files.items():
+        session = await start(api, contributor, data, mount)
+        assert (await put(session["url"], data, session["headers"])).status_code == 200
+        assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+        keys[mount] = session["asset"]["storage"]["key"]
+    local_root = state.stores["local"].root  # type: ignore[attr-defined]
+    backup = tmp_path / "backup"
+    manifest = await write_backup(state.db, backup, graphlake_version="test", local_roots={"local": local_root},
+                                  stores={"lab": state.stores["lab"]})
+    assert {p.key for p in manifest.payloads} >= set(keys.values())
+    for mount, key in keys.items():  # the original lost them since: a restore that wrote there would put them back
+        await state.stores[mount].delete(key)
+    ours = await lake_id(state.db)
+
+    # What `graphlake restore` hands it: the configured mounts' stores, opened by the command.
+    theirs = await _stores(s3, local_root, "")
+    try:
+        with pytest.raises(Conflict) as refused:
+            await restore_backup(scratch_db, backup, local_roots={"local": local_root}, stores=theirs)
+    finally:
+        for store in theirs.values():
+            await store.close()
+    said = " ".join(str(refused.value).split())
+    assert refused.value.extensions["field"] == "mounts"
+    assert f"local (lake {ours})" in said and f"lab (lake {ours})" in said
+    assert "graphlake mounts adopt lab; graphlake mounts adopt local" in said
+    for mount, key in keys.items():
+        assert await state.stores[mount].stat(key) is None, f"the restore wrote into the original's {mount}"
+    assert await scratch_db.assets.count_documents({}) == 0  # refused before anything was written
+
+    prefix = f"own-{ObjectId()}"
+    own = await _stores(s3, tmp_path / "own-root", prefix)  # the copy's own, under the same names
+    try:
+        await restore_backup(scratch_db, backup, local_roots={"local": tmp_path / "own-root"}, stores=own)
+        for mount, key in keys.items():
+            assert await own[mount].stat(key) is not None, mount
+    finally:
+        for store in own.values():
+            await store.close()
+        bucket = s3.client()
+        for found in bucket.list_objects_v2(Bucket=s3.bucket, Prefix=prefix + "/").get("Contents", []):
+            bucket.delete_object(Bucket=s3.bucket, Key=found["Key"])

@@ -451,8 +451,11 @@ async def test_an_erase_leaves_no_digest_or_size_of_an_erased_file_and_a_version
     assert all(a["sha256"] and a["size_bytes"] and a["media_type"] for a in erased.values())
 
     key = await pseudonym_key(state.db)
+    # The plan says what the erase does: the upload's event is one whose size it clears (it said none).
+    assert (await erasure_plan(state.db, ALICE)).events_cleared == 1
     result = await erase_user(state.db, ALICE, key, state.stores)
     assert set(result.deleted_assets) == {session["asset"]["id"], note["id"]} and frozen in result.kept_assets
+    assert result.events_cleared == 1
     for asset in erased.values():
         assert await places_naming(state.db, asset["sha256"]) == [], asset["name"]
         if asset["size_bytes"] == len(data):  # a size of its own (31,337); the note's few dozen bytes are any small number
@@ -468,9 +471,10 @@ async def test_an_erase_leaves_no_digest_or_size_of_an_erased_file_and_a_version
 
     before = await every_document(state.db)
     again = await erase_user(state.db, ALICE, key, state.stores)
-    assert (again.deleted_assets, again.uploads_cleared, again.anonymized) == ([], 0, {})
+    assert (again.deleted_assets, again.uploads_cleared, again.events_cleared, again.anonymized) == ([], 0, 0, {})
     assert await every_document(state.db) == before  # a rerun changes nothing
-    assert (await erasure_plan(state.db, ALICE)).contents_cleared == 0
+    plan = await erasure_plan(state.db, ALICE)
+    assert (plan.contents_cleared, plan.events_cleared) == (0, 0)
     checked = await verify(await DatasetVersion.get(object_id(version["id"])), state.stores)
     assert checked.ok, checked.problems  # deep: its content file read again too
 

@@ -1226,6 +1226,34 @@ async def test_an_asset_deleted_between_a_completions_read_and_write_is_not_repo
     assert not await UploadSession.get_pymongo_collection().count_documents({"sweep_due": True})
 
 
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_completion_that_fails_while_its_asset_is_deleted_leaves_the_upload_closed(
+        api: Api, contributor: str, state: AppState, mount: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delete leaves the upload a completion holds right then to that completion (closing._close).
+    A completion that then failed (here: nothing uploaded yet) released its claim and left the upload
+    OPEN under its DELETED asset until it expired, up to a day, its URLs still taking bytes. Now it
+    closes it as the delete would have, and says the asset was deleted. The delete lands at a set
+    point, inside the completion's claim (as it checks the bytes), never by timing."""
+    data = payload(20_000, seed=41)
+    session = await start(api, contributor, data, mount)
+    checked = completion.verify
+
+    async def deleted_as_it_checks(*args: object) -> object:
+        await delete_asset(object_id(session["asset"]["id"]), False, state.stores)
+        return await checked(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(completion, "verify", deleted_as_it_checks)
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT" and session["asset"]["id"] in error["message"], error
+    fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
+    assert (fetched["status"], fetched["asset"]["status"]) == ("ABORTED", "DELETED")
+    closed = await UploadSession.get_pymongo_collection().find_one({"_id": object_id(session["id"])})
+    assert closed["sweep_due"]  # what a presigned PUT stores after this goes at the sweep
+    sent = await put(session["url"], data, session["headers"])
+    assert sent.status_code == (200 if mount == "lab" else 409), sent.text  # a presigned S3 URL cannot be revoked
+
+
 async def test_a_completion_that_can_be_retried_releases_its_claim(api: Api, contributor: str) -> None:
     data = payload(2000, seed=6)
     session = await start(api, contributor, data, "local")

@@ -71,10 +71,11 @@ class MissingPayload:
 
 @dataclass
 class OpenBatch:
-    """A batch write (services/batches.py) seen under way while the backup ran: its documents may be
-    in the backup in part. `documents` says how many it writes into each of its `collections`; None
-    when that cannot be counted on (its writer, an earlier Graphlake, did not say, or a reaper took
-    the batch back), so that a restore keeps none of it."""
+    """A batch write (services/batches.py) seen under way while the backup ran, or held in part by it
+    (services/backups/open_batches.py): its documents may be in the backup in part. `documents` says
+    how many it writes into each of its `collections`; None when that cannot be counted on (its
+    writer, an earlier Graphlake, did not say, a reaper took the batch back, or the backup holds
+    a part of a batch it never saw under way), so that a restore keeps none of it."""
 
     id: str
     collections: list[str]

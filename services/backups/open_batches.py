@@ -10,19 +10,23 @@ the last, and notes every batch it saw under way with how many documents the bat
 collection (its entry says). A restore counts, for each such batch, the documents the backup holds:
 it keeps the batch if it holds them all, and removes the part otherwise.
 
-What this cannot see is a batch that began after one of those journal reads and ended before the
-next, of which the backup still holds a part:
-- FerretDB reads a collection from a snapshot taken when the read begins, so such a batch would have
-  to begin and end in the milliseconds between the journal read before the read and the one after
-  its first documents, and have one of its chunks written at the snapshot and another not (a chunk,
-  a thousand documents, is one insert, written in one transaction there);
-- MongoDB's read is no snapshot, but it returns a collection's documents in the order they were
-  written (new ones at the end): a batch that began and ended during the rest of the read is held
-  whole, unless its inserts committed out of order with other writers' (a document it skipped).
+A batch that began after one of those journal reads and ended before the next is never seen under
+way, and the backup may hold a part of it: it began after the read before a collection's, had a chunk
+written when the read began (FerretDB reads from a snapshot taken then; MongoDB's read, no snapshot,
+may reach the end of the collection between two of its chunks) and ended before the read after the
+first documents came (or, on MongoDB, after the last). So the backup also notes, as it copies each
+document, the batch of every document that names one begun shortly before the backup or during it
+(RecentBatches: its id, an ObjectId, holds the time its writer made it), and once it has read
+everything, compares how many of each such batch's documents it holds with how many the lake holds
+now that the batch has ended: one of which the lake holds more (the backup holds a part), or none
+(it was taken back), is noted as one to keep none of. One of which the lake holds fewer had documents
+deleted since the backup read them, and is kept: it may have been written before the backup began.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -78,3 +82,54 @@ async def keep_whole_or_none(db: AsyncDatabase, manifest: Manifest, derived: fro
                     await db[name].delete_many({"batch": batch_id})
             removed += 1
     return removed
+
+
+BATCH_MARK = b"\x07batch\x00"  # an ObjectId element named `batch`, as services/batches.py marks each document
+# How far a writer's clock may lag the backup's: a batch whose id says it began earlier than this
+# before the backup started, and that the backup's first journal read did not find under way, had
+# ended before the backup read anything, and is held whole.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class RecentBatches:
+    """The batches begun since shortly before `started` (by their ids) of which the backup copies
+    documents: how many of each it holds, by collection. Looked for in each document's BSON as it
+    goes to the backup file, never decoded (a search of its bytes, as cheap as hashing them)."""
+
+    def __init__(self, started: datetime) -> None:
+        # An ObjectId starts with its time, big-endian: one begun since compares greater, as bytes.
+        self.since = ObjectId.from_datetime(started - CLOCK_SKEW).binary
+        self.held: dict[ObjectId, Counter[str]] = {}
+
+    def look(self, collection: str, document: bytes) -> None:
+        """Note `document`'s batch, if it names a recent one (a nested `batch` first, rarely: then
+        the lake holds no batch of that id, and it is noted as held in part, which removes nothing)."""
+        at = document.find(BATCH_MARK)
+        if at < 0:
+            return
+        batch_id = document[at + len(BATCH_MARK):at + len(BATCH_MARK) + 12]
+        if len(batch_id) == 12 and batch_id >= self.since:
+            self.held.setdefault(ObjectId(batch_id), Counter())[collection] += 1
+
+
+async def held_in_part(db: AsyncDatabase, recent: RecentBatches, seen: _Seen) -> list[OpenBatch]:
+    """The recent batches never seen under way (not in `seen`: settle's) of which the backup holds a
+    part (the lake holds more of it now) or that were taken back (the lake holds none), each to be kept
+    none of. Each has ended (the last journal read did not find it), so what the lake holds of it now
+    is all it wrote, less what was deleted since. One count per collection they are in."""
+    ended = {batch_id: counts for batch_id, counts in recent.held.items() if batch_id not in seen}
+    by_collection: dict[str, list[ObjectId]] = {}
+    for batch_id, counts in ended.items():
+        for name in counts:
+            by_collection.setdefault(name, []).append(batch_id)
+    now: dict[tuple[ObjectId, str], int] = {}
+    for name, ids in by_collection.items():
+        groups = await db[name].aggregate([{"$match": {"batch": {"$in": ids}}}, {"$group": {"_id": "$batch", "n": {"$sum": 1}}}])
+        async for group in groups:
+            now[(group["_id"], name)] = group["n"]
+
+    def in_part(batch_id: ObjectId, counts: Counter[str]) -> bool:
+        return any(not (lake := now.get((batch_id, name), 0)) or lake > held for name, held in counts.items())
+
+    return [OpenBatch(id=str(batch_id), collections=sorted(counts), documents=None)
+            for batch_id, counts in ended.items() if in_part(batch_id, counts)]

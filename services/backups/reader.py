@@ -36,8 +36,9 @@ from services.backups.layout import Manifest, NotAFile, PayloadEntry, file_diges
 from services.backups.open_batches import keep_whole_or_none
 from services.backups.writer import NOT_BACKED_UP, RAW, Progress, durable
 from services.datums import write_uses
-from services.errors import BadUserInput, Conflict
+from services.errors import BadUserInput, Conflict, Unavailable
 from services.lineage import write_links
+from services.mount_owners import others
 from storage import ObjectStore
 from storage.local import PUT_TEMP_PREFIX, LocalStore, SetDown, StagedFile, UnsafeKey, open_folder, split_key
 
@@ -49,7 +50,10 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
                          replace_newer: bool = False, force: bool = False, progress: Progress | None = None,
                          replacing: Callable[[], object] | None = None) -> Manifest:
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
-    `replace`, which drops them first) and its payloads into the local mounts of `local_roots`.
+    `replace`, which drops them first) and its payloads into the local mounts of `local_roots` and
+    the other mounts' `stores`. A mount another lake owns is written into by none: the restore is
+    refused, before anything is written, if the backup holds objects of one (`stores` names each
+    mount's store, local ones too, to ask them; a local mount given no store is not asked).
     A lake at a schema newer than this code's is refused unless `replace_newer`: only the
     collections this code knows would be dropped, and the newer release's others would stay beside
     the backup's, a database no release reads.
@@ -65,12 +69,13 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
         raise BadUserInput(f"the backup holds schema version {manifest.schema_version}, newer than this Graphlake "
                            f"reads ({SCHEMA_VERSION}); restore it with Graphlake {manifest.graphlake_version}",
                            field="source")
-    stores = {name: store for name, store in (stores or {}).items() if name not in local_roots}
-    missing = sorted({p.mount for p in manifest.payloads} - set(local_roots) - set(stores))
+    stores = stores or {}
+    remote = {name: store for name, store in stores.items() if name not in local_roots}
+    missing = sorted({p.mount for p in manifest.payloads} - set(local_roots) - set(remote))
     if missing:
         raise BadUserInput(f"the backup holds objects of mount(s) {', '.join(missing)}, which this configuration "
                            "does not have", field="mounts")
-    uploads = [p for p in manifest.payloads if p.mount in stores]
+    uploads = [p for p in manifest.payloads if p.mount in remote]
     local = [p for p in manifest.payloads if p.mount in local_roots]
     # With the collections of an older schema since retired (a lake not migrated yet holds them).
     ours = ({c.name for c in manifest.collections} | V1_COLLECTIONS | NOT_BACKED_UP | COLLECTION_NAMES | {batches.JOURNAL}
@@ -90,6 +95,7 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
                        "empty lake, or replace what it holds", field="replace")
     if not force:
         await refuse_if_in_use(db, "a restore")
+    await _refuse_others_mounts(db, {name: stores[name] for name in {p.mount for p in manifest.payloads} if name in stores})
     # Objects first, each checked as it is copied to a temp name beside its place: a damaged one
     # stops the restore before anything is written.
     staged = await asyncio.to_thread(_stage, source, local, local_roots)
@@ -130,13 +136,33 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
             await write_links(db)
         await asyncio.to_thread(_place, staged)
         for payload in uploads:
-            await stores[payload.mount].write(payload.key, source / payload.file)
+            await remote[payload.mount].write(payload.key, source / payload.file)
         if manifest.payloads and progress:
             progress(f"{len(manifest.payloads)} objects, {manifest.payload_bytes} bytes")
     finally:
         await asyncio.to_thread(_discard, staged)  # what was not placed (a failure on the way)
     await db[STATE_COLLECTION].update_one({"_id": "schema"}, {"$set": {"restoring": None}})
     return manifest
+
+
+async def _refuse_others_mounts(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> None:
+    """Refuse the restore if a mount it would write objects into is another lake's, or its owner
+    cannot be known now (storage/ownership.py: a lake writes only into its own mounts). A restore
+    into another database makes a lake of its own (services/mount_owners.py): configured with the
+    mounts of the lake backed up, a drill or a copy would write into that lake's mounts."""
+    foreign = await others(db, stores)
+    unknown = {name: str(why) for name, why in foreign.items() if not isinstance(why, str)}
+    if unknown:
+        raise Unavailable(f"which lake owns mount(s) {', '.join(sorted(unknown))}, which the backup holds objects of, "
+                          f"cannot be known now ({'; '.join(unknown.values())}): restore when they answer",
+                          field="mounts")
+    if foreign:
+        owned = ", ".join(f"{name} (lake {owner})" for name, owner in sorted(foreign.items()))
+        raise Conflict(f"the backup holds objects of mount(s) another lake owns: {owned}, not the one it is "
+                       f"restored into; a restore writes nothing there. If this lake replaces that one for "
+                       f"good, take them over first ({'; '.join(f'graphlake mounts adopt {name}' for name in sorted(foreign))}), "
+                       "then restore again; for a copy beside it, configure mounts of its own under those names "
+                       "(another directory, bucket or prefix)", field="mounts")
 
 
 async def _insert_all(db: AsyncDatabase, name: str, path: Path) -> None:

@@ -43,7 +43,7 @@ from migrations.occupancy import lease
 from services import batches
 from services.backups.layout import CHUNK, CollectionEntry, Manifest, NotAFile, OpenBatch, PayloadEntry, open_regular
 from services.backups.missing import missing_payloads
-from services.backups.open_batches import note_open, settle
+from services.backups.open_batches import RecentBatches, held_in_part, note_open, settle
 from services.errors import BadUserInput, Conflict
 from services.events.feed import WRITERS_COLLECTION
 from services.schedules import SCHEDULES
@@ -226,19 +226,23 @@ def _owner_only(root: Path) -> None:
 async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, graphlake_version: str,
                       local_roots: Mapping[str, Path] | None, stores: Mapping[str, ObjectStore] | None,
                       referenced_mounts: Sequence[str], progress: Progress | None) -> Manifest:
+    started = datetime.now(UTC)
     manifest = Manifest(graphlake_version=graphlake_version, schema_version=state.version, database=db.name,
-                        started_at=datetime.now(UTC).isoformat(), schema_history=state.history,
+                        started_at=started.isoformat(), schema_history=state.history,
                         referenced_mounts=sorted(referenced_mounts))
     names = sorted(n for n in await db.list_collection_names()
                    if n not in NOT_BACKED_UP and not n.startswith("system."))
     under_way: dict[object, OpenBatch] = {}
+    recent = RecentBatches(started)
     for name in names:
         await note_open(db, under_way)  # before any of a batch's documents may be read (open_batches.py)
         manifest.collections.append(await _write_collection(db, name, partial,
-                                                            reading=lambda: note_open(db, under_way)))
+                                                            reading=lambda: note_open(db, under_way), recent=recent))
         if progress:
             progress(f"{name}: {manifest.collections[-1].documents} documents")
     manifest.open_batches = await settle(db, under_way)
+    manifest.open_batches = sorted([*manifest.open_batches, *await held_in_part(db, recent, under_way)],
+                                   key=lambda batch: batch.id)
     for mount, root in (local_roots or {}).items():
         keys, skipped = await asyncio.to_thread(_list_mount, root, mount)
         if progress:
@@ -263,9 +267,10 @@ async def _write_into(db: AsyncDatabase, partial: Path, state: SchemaState, *, g
 
 
 async def _write_collection(db: AsyncDatabase, name: str, directory: Path, *,
-                            reading: Callable[[], Awaitable[None]]) -> CollectionEntry:
+                            reading: Callable[[], Awaitable[None]], recent: RecentBatches) -> CollectionEntry:
     """Stream the collection `name` into the backup; `reading` is awaited once its first documents
-    have come, when the database has begun the read (on the embedded default, a snapshot taken then)."""
+    have come, when the database has begun the read (on the embedded default, a snapshot taken then);
+    `recent` is shown each document."""
     entry = CollectionEntry(name=name, file=f"collections/{name}.bson")
     digest = hashlib.sha256()
     buffer = bytearray()
@@ -278,6 +283,7 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path, *,
             if not entry.documents:
                 await reading()
             buffer += document.raw
+            recent.look(name, document.raw)
             entry.documents += 1
             if len(buffer) >= CHUNK:
                 await asyncio.to_thread(flush, bytes(buffer))

@@ -137,6 +137,7 @@ class Erasure:
     anonymized: dict[str, int] = field(default_factory=dict)
     versions_holding: list[str] = field(default_factory=list)  # dataset versions with the user's data, untouched
     uploads_cleared: int = 0  # upload sessions of their deleted assets, of which what they recorded of the files went
+    events_cleared: int = 0  # ASSET_STATUS events of their deleted assets, of which the file's size went
 
 
 async def versions_holding(db: AsyncDatabase, user_id: str) -> list[str]:
@@ -164,6 +165,7 @@ class ErasurePlan:
     assets_kept: dict[str, str] = field(default_factory=dict)  # the user's own assets something holds -> its holders
     contents_cleared: int = 0  # the user's assets deleted before, whose name, description and content go
     uploads_cleared: int = 0  # upload sessions of those and of the assets deleted, whose record of the files goes
+    events_cleared: int = 0  # ASSET_STATUS events of those and of the assets deleted, whose file's size goes
     tokens: int = 0
     anonymized: dict[str, int] = field(default_factory=dict)  # documents naming the user, by collection
     versions_holding: list[str] = field(default_factory=list)
@@ -188,7 +190,9 @@ async def erasure_plan(db: AsyncDatabase, user_id: str) -> ErasurePlan:
     plan.assets_deleted = [encode_id(NodeType.ASSET, a) for a in own if a not in held]
     plan.contents_cleared = await db.assets.count_documents(_erasable(who))
     deleted = [a["_id"] async for a in db.assets.find({**_own(who), "status": AssetStatus.DELETED.value}, {"_id": 1})]
-    plan.uploads_cleared = await erased_uploads.to_clear([*deleted, *(a for a in own if a not in held)])
+    gone = [*deleted, *(a for a in own if a not in held)]  # what the erase's clearing reaches
+    plan.uploads_cleared = await erased_uploads.to_clear(gone)
+    plan.events_cleared = await erased_uploads.status_events_to_clear(gone)
     plan.tokens = await db.api_tokens.count_documents({"user_id": who})
     for collection in IDENTITY_FIELDS:
         query = identity_filter(collection, user_id)
@@ -227,7 +231,7 @@ async def erase_user(db: AsyncDatabase, user_id: str, key: bytes, stores: Mappin
     # And what their uploads recorded of those files (services/uploads/erased.py).
     gone = [a["_id"] async for a in db.assets.find({**_own(who), "status": AssetStatus.DELETED.value}, {"_id": 1})]
     erasure.uploads_cleared = await erased_uploads.clear_erased(gone, stores)
-    await erased_uploads.clear_status_events(gone)
+    erasure.events_cleared = await erased_uploads.clear_status_events(gone)
     erasure.tokens_deleted = (await db.api_tokens.delete_many({"user_id": who})).deleted_count
     _, erasure.anonymized = await anonymize_user(db, user_id, key)
     return erasure

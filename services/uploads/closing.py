@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 
 from bson import ObjectId
 
+from documents.asset import Asset
 from documents.clock import utcnow
+from documents.common import AssetStatus
 from documents.upload import UploadSession, UploadStatus
-from services.id_reads import docs_by_ids
+from services.id_reads import docs_by_ids, fields_by_ids
 from services.uploads.claims import claim, release
 from storage import ObjectStore
 
@@ -46,27 +48,43 @@ async def close_open_upload(asset_id: ObjectId, stores: Mapping[str, ObjectStore
     await _close([s for s in await docs_by_ids(UploadSession, [asset_id]) if s.status is UploadStatus.OPEN], stores)
 
 
-async def _close(found: list[UploadSession], stores: Mapping[str, ObjectStore]) -> None:
+async def close_if_deleted(sessions: Sequence[UploadSession], stores: Mapping[str, ObjectStore]) -> set[ObjectId]:
+    """Close (see _close) those of these uploads, read OPEN, whose asset is DELETED now; the ids of
+    those closed here. A completion's that failed: a delete that came while it held their claims left
+    them to it, and they would stay open under a DELETED asset until they expired. Called once it
+    released them: a delete after this read finds them free and closes them itself."""
+    if not sessions:
+        return set()
+    found = await fields_by_ids(Asset, {s.asset_id for s in sessions}, ["status"])
+    return await _close([s for s in sessions if found.get(s.asset_id, {}).get("status") == AssetStatus.DELETED.value],
+                        stores)
+
+
+async def _close(found: list[UploadSession], stores: Mapping[str, ObjectStore]) -> set[ObjectId]:
     """Abort these open uploads of DELETED assets and remove what they stored: a multipart
     upload's parts stayed in the store (on S3 an incomplete multipart upload, billed) until the
     upload expired, up to a day, since a delete removes only the object at the key, and its client
     could go on sending parts meanwhile. Each is claimed as a completion claims it, so the two never
     both end it; those a completion holds right now are left to it: it closes them without bringing
-    their DELETED asset back (completion._complete_claimed). Closed first, each is swept once more
+    their DELETED asset back (completion._complete_claimed), and those it fails, once it lets
+    them go (close_if_deleted). Closed first, each is swept once more
     after its URLs expire (`sweep_due`), which also removes what a store that fails here kept, and
-    what a presigned S3 PUT stores after it."""
+    what a presigned S3 PUT stores after it. Returns the ids of those it closed."""
     if not found:
-        return
+        return set()
     claimed = await claim([s.id for s in found if s.id is not None])
+    closed_here: set[ObjectId] = set()
     try:
         for session in (s for s in found if s.id in claimed):
             closed = await UploadSession.get_pymongo_collection().update_one(  # still open: the reconciler may expire it
                 {"_id": session.id, "status": UploadStatus.OPEN.value},
                 {"$set": {"status": UploadStatus.ABORTED.value, "finished_at": utcnow(), "sweep_due": True}})
             if closed.modified_count:
+                closed_here.add(session.id)
                 await discard_quietly(session, stores)
     finally:
         await release(list(claimed))
+    return closed_here
 
 
 async def discard_quietly(session: UploadSession, stores: Mapping[str, ObjectStore]) -> None:

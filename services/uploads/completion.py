@@ -17,7 +17,7 @@ from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import stat_hints
 from services.uploads.claims import claim, release, renew
-from services.uploads.closing import discard_payload, discard_quietly
+from services.uploads.closing import close_if_deleted, discard_payload, discard_quietly
 from services.uploads.finishing import (
     Unfiled,
     assets_by_id,
@@ -56,10 +56,10 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         assets_by_id(session_ids))
     renewing = asyncio.create_task(renew(list(claimed)))
     outcomes: list[Asset | Unfiled | GraphlakeError] = []
+    found = {s.id: s for s in sessions}
     try:
-        outcomes = await _complete_claimed(session_ids, claimed, {s.id: s for s in sessions}, assets, early, stores,
+        outcomes = await _complete_claimed(session_ids, claimed, found, assets, early, stores,
                                            feed, actor, max_items, late_sha256 or {})
-        return outcomes
     finally:
         renewing.cancel()
         for started in early.values():
@@ -67,7 +67,13 @@ async def complete_uploads(session_ids: Sequence[ObjectId], stores: dict[str, Ob
         # A completed session is closed for good, so its claim can wait for the reconciler to
         # drop it; the others (not uploaded yet, a store error) must be free for a retry now.
         done = {id for id, o in zip(session_ids, outcomes, strict=False) if not isinstance(o, GraphlakeError)}
-        await release([id for id in claimed if id not in done])
+        failed = [id for id in claimed if id not in done]
+        await release(failed)
+    # A delete that came while this held the claims left those uploads to it: the failed ones are
+    # closed now, not left open under a DELETED asset. (Those whose asset was read DELETED are closed.)
+    closed = await close_if_deleted([found[id] for id in failed if id in found and found[id].status is UploadStatus.OPEN
+                                     and not _read_deleted(assets.get(found[id].asset_id))], stores)
+    return [_deleted(found[id]) if id in closed else outcome for id, outcome in zip(session_ids, outcomes, strict=True)]
 
 
 async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[ObjectId], found: dict[ObjectId, UploadSession],
@@ -76,8 +82,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
                             late_sha256: Mapping[ObjectId, str]) -> list[Asset | Unfiled | GraphlakeError]:
 
     def of_deleted(session: UploadSession) -> bool:  # as read with the claims (older sessions' assets: below)
-        asset = assets.get(session.asset_id)
-        return asset is not None and asset.status is AssetStatus.DELETED
+        return _read_deleted(assets.get(session.asset_id))
 
     async def check_one(session_id: ObjectId) -> Verified | GraphlakeError:
         session = found.get(session_id)
@@ -138,6 +143,10 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
 def _deleted(session: UploadSession) -> Conflict:
     return Conflict(f"asset {encode_id(NodeType.ASSET, session.asset_id)} was deleted while it was uploading; "
                     "the upload is aborted", field="id")
+
+
+def _read_deleted(asset: Asset | None) -> bool:
+    return asset is not None and asset.status is AssetStatus.DELETED
 
 
 async def complete_upload(session_id: ObjectId, stores: dict[str, ObjectStore], feed: FeedWriter,

@@ -16,7 +16,7 @@ it is cleared too, and the event kept (what happened, and when, is the lake's hi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from bson import ObjectId
@@ -60,21 +60,32 @@ async def clear_erased(asset_ids: Iterable[ObjectId], stores: Mapping[str, Objec
     return cleared
 
 
+async def status_events_to_clear(asset_ids: Iterable[ObjectId]) -> int:
+    """How many ASSET_STATUS events of these assets still record a size (an erase's plan)."""
+    return sum([len([event async for event in _sized_status_events(batch)]) for batch in _batches(asset_ids)])
+
+
 async def clear_status_events(asset_ids: Iterable[ObjectId]) -> int:
     """Clear the size the ASSET_STATUS events of these DELETED assets recorded (see the module's
     docstring); how many events changed (none on a rerun)."""
     events = Event.get_pymongo_collection()
     cleared = 0
     for batch in _batches(asset_ids):
-        about = predicate_filter("data", "assetId", JsonOp.IN, [encode_id(NodeType.ASSET, a) for a in batch])
         writes = []
-        async for event in events.find({"event_type": ASSET_STATUS, **about}, {"data": 1}):
-            data = StoredJson.model_validate(event["data"]).decode()
-            if isinstance(data, dict) and data.get("sizeBytes") is not None:
-                # Written back without a client's limits, as every erasure writes stored JSON (places.replaced).
-                data["sizeBytes"] = None
-                writes.append(UpdateOne({"_id": event["_id"]},
-                                        {"$set": {"data": StoredJson.encode(data, budget_paths=False).model_dump()}}))
+        async for event_id, data in _sized_status_events(batch):
+            data["sizeBytes"] = None
+            # Written back without a client's limits, as every erasure writes stored JSON (places.replaced).
+            writes.append(UpdateOne({"_id": event_id},
+                                    {"$set": {"data": StoredJson.encode(data, budget_paths=False).model_dump()}}))
         if writes:  # one round trip a batch, not one an event
             cleared += (await events.bulk_write(writes, ordered=False)).modified_count
     return cleared
+
+
+async def _sized_status_events(asset_ids: list[ObjectId]) -> AsyncIterator[tuple[ObjectId, dict[str, Any]]]:
+    """The ASSET_STATUS events of these assets that still record a size: each one's id and data."""
+    about = predicate_filter("data", "assetId", JsonOp.IN, [encode_id(NodeType.ASSET, a) for a in asset_ids])
+    async for event in Event.get_pymongo_collection().find({"event_type": ASSET_STATUS, **about}, {"data": 1}):
+        data = StoredJson.model_validate(event["data"]).decode()
+        if isinstance(data, dict) and data.get("sizeBytes") is not None:
+            yield event["_id"], data
