@@ -82,6 +82,37 @@ async def test_a_sync_client_works_from_an_exit_hook(served: Served, contributor
     assert out.split() == ["at-exit"], err
 
 
+ASYNC_AT_EXIT_SCRIPT = r"""
+import asyncio, atexit, sys
+from graphlake_client import Client
+
+url, token, path = sys.argv[1:4]
+lake = Client(url, token)
+asyncio.run(lake.store_value({"step": 1}, name="before-exit"))  # its loop closed since
+
+
+@atexit.register
+def last_upload():  # a user's own exit hook, with a run of its own, as a script's steps have
+    async def main():
+        print((await lake.store_file(path, name="at-exit"))["name"])  # hashes the file in a thread
+        async with Client(url, token) as fresh:  # a new connection: its host's name looked up
+            print((await fresh.store_value({"step": 2}, name="fresh-at-exit"))["name"])
+
+    asyncio.run(main())
+"""
+
+
+async def test_an_async_client_works_from_an_exit_hook(served: Served, contributor: str, tmp_path: Path) -> None:
+    """The async Client under asyncio.run in an atexit hook failed where the SyncClient works: the
+    file's hashing and the host's lookup went to asyncio's default executor, which refuses work by
+    then (RuntimeError, "cannot schedule new futures after interpreter shutdown", or "can't register
+    atexit after shutdown" when no executor had been made)."""
+    (tmp_path / "notes.txt").write_text("the run's last words")
+    url = served.base_url.replace("127.0.0.1", "localhost")
+    out, err = await run_script(ASYNC_AT_EXIT_SCRIPT, url, contributor, str(tmp_path / "notes.txt"))
+    assert out.split() == ["at-exit", "fresh-at-exit"], err
+
+
 HELD_AT_FORK_SCRIPT = r"""
 import logging, os, signal, sys, threading, time
 from graphlake_client import GraphlakeLogHandler
