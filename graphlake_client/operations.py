@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 ASSET_FIELDS = "id kind name status sizeBytes sha256 mediaType"  # what an upload answers with (assets.Asset, in part)
-SESSION_FIELDS = ("id status url headers partSizeBytes parts { partNumber url uploaded } directPath unchanged "
+SESSION_FIELDS = ("id status expiresAt url headers partSizeBytes parts { partNumber url uploaded } directPath unchanged "
                   f"asset {{ {ASSET_FIELDS} }}")
 
 CREATE_UPLOAD = f"""mutation ($input: CreateUploadInput!) {{ createUpload(input: $input) {{ {SESSION_FIELDS} }} }}"""

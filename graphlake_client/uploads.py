@@ -282,7 +282,7 @@ class Uploader(Transport):
             if session is None:
                 upload = await self._upload_input(path, size, **fields, direct=await self._writes_directly(mount) or None)
                 session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
-                self.resume.put(resume_key, session["id"])
+                self.resume.put(resume_key, session, path)
             sha256 = await self._deliver(session, path, size, progress)
         except OSError as error:  # the file's own trouble (no permission, gone), as a batch names it
             raise file_error(path, error) from error
@@ -384,8 +384,9 @@ class Uploader(Transport):
                     raise
                 for i, session in zip(fresh[run.start:run.stop], created, strict=True):
                     sessions[i] = session
-                self.resume.put_many({keys[i]: None if session["unchanged"] else session["id"]
-                                      for i, session in zip(fresh[run.start:run.stop], created, strict=True)})
+                made = list(zip(fresh[run.start:run.stop], created, strict=True))
+                self.resume.put_many({keys[i]: None if session["unchanged"] else session for i, session in made},
+                                     {keys[i]: files[i][0] for i, _ in made})
         # Filed already with the same content (a directory uploaded again): nothing to send or complete.
         kept = {i: {**session["asset"], "unchanged": True} for i, session in enumerate(sessions)
                 if session and session.get("unchanged")}
