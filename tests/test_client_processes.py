@@ -335,16 +335,20 @@ async def test_a_record_too_large_is_shortened_before_it_waits_in_the_queue(capf
     capfd.readouterr()
 
 
-async def test_the_queue_holds_at_most_max_queue_bytes(capfd: pytest.CaptureFixture[str]) -> None:
-    """Records under max_data_bytes each, more of them than max_queue_bytes holds: the rest are dropped
-    and counted, as when the queue is full of records."""
+@pytest.mark.parametrize("part", ["y" * 200_000, "é" * 100_000, [0.1234567890123 * n for n in range(10_000)]],
+                         ids=["ascii", "two-byte text", "floats"])
+async def test_the_queue_holds_at_most_max_queue_bytes(capfd: pytest.CaptureFixture[str], part: object) -> None:
+    """Records under max_data_bytes each (about 200,000 bytes of JSON), more of them than
+    max_queue_bytes holds: the rest are dropped and counted, as when the queue is full of records.
+    Text was measured in characters and numbers at 5 bytes: 100,000 "é" (200,000 bytes) counted
+    100,000, 10,000 floats (190,000 bytes) 60,000, and the queue held two and three times its bound."""
     with blackhole() as lake:
         handler = GraphlakeLogHandler(f"http://127.0.0.1:{lake.getsockname()[1]}", "glk_none", timeout=60,
                                       close_timeout=0.1, max_queue_bytes=1 << 20)
         logger = quiet_logger(handler)
         try:
             for i in range(20):
-                logger.warning("part %d", i, extra={"part": "y" * 200_000})
+                logger.warning("part %d", i, extra={"part": part})
         finally:
             await asyncio.to_thread(handler.close)
         assert handler.dropped >= 14  # 5 fit in 1 MiB, a 6th if the sender took the first one already
