@@ -63,12 +63,14 @@ def _file_unchanged(key: str, file: str | None) -> bool:
     of the earlier format, which names no file, is left to expire."""
     if file is None:
         return True
+    parts = key.rsplit("|", 3)
+    if len(parts) != 4:  # no key key_and_size makes (a file edited by hand): never asked for
+        return False
     try:
         stat = os.stat(file)
     except OSError:
         return False
-    _, size, mtime_ns, _ = key.rsplit("|", 3)
-    return f"{stat.st_size}|{stat.st_mtime_ns}" == f"{size}|{mtime_ns}"
+    return f"{stat.st_size}|{stat.st_mtime_ns}" == f"{parts[1]}|{parts[2]}"
 
 
 def _default_path() -> Path:

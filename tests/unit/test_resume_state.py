@@ -70,6 +70,15 @@ def test_a_corrupt_state_is_read_as_empty_and_written_anew(tmp_path: Path, corru
         assert "started anew" in capfd.readouterr().err
 
 
+def test_an_entry_under_a_key_no_client_makes_is_dropped(tmp_path: Path) -> None:
+    """A key edited by hand: checking its file must not raise out of the upload that writes next."""
+    state = ResumeState(tmp_path / "uploads.json")
+    state.path.write_text(json.dumps({"no key": {"id": "s", "expires": time.time() + 3600, "file": str(tmp_path)}}))
+    key, path = a_file(tmp_path, "a.bin")
+    state.put(key, session("s1", 3600), path)
+    assert list(json.loads(state.path.read_text())) == [key]
+
+
 def test_entries_of_expired_sessions_are_dropped(tmp_path: Path) -> None:
     """Every upload ever interrupted and never rerun stayed in the file for good."""
     state = ResumeState(tmp_path / "uploads.json")
