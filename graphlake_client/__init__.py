@@ -18,7 +18,7 @@
 Uploads never send bytes through GraphQL: the client asks for an upload session, PUTs the file
 (or its parts, in parallel) to the signed URLs, and completes. Each PUT is retried with
 exponential backoff, and an interrupted upload resumes from the parts already stored (the
-session is remembered in a small state file next to the user's cache). A completion whose
+session is remembered in a small state file in the user's cache, until it expires: resume.py). A completion whose
 answer is lost (a timeout, a proxy giving up while the server reads a big object back) is asked
 again, so an upload the server finished is never reported failed or sent twice. When the client
 shares a local mount's filesystem with the server (the same machine, a cluster's shared disk),

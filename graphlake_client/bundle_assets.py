@@ -8,7 +8,6 @@ earlier uploads on a rerun: the server answers `unchanged` for a file filed ther
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -19,6 +18,7 @@ from graphlake_client import operations as ops
 from graphlake_client.bundle_lookup import assets_by_sha, collection_named
 from graphlake_client.dataset_import import chunks
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import to_thread
 
 if TYPE_CHECKING:
     from graphlake_client.bundle_import import Pass
@@ -125,14 +125,14 @@ async def _in_threads(files: AbstractContextManager[dict[str, Path]]) -> AsyncIt
     """A reader's `files` entered and left in threads: a tar's members are extracted (and then removed)
     there, and an S3 bundle's downloaded, which on the server's event loop (commitBundleImport) held
     every other request for as long as a batch of files took to copy."""
-    local = await asyncio.to_thread(files.__enter__)
+    local = await to_thread(files.__enter__)
     try:
         yield local
     except BaseException as error:
-        if not await asyncio.to_thread(files.__exit__, type(error), error, error.__traceback__):
+        if not await to_thread(files.__exit__, type(error), error, error.__traceback__):
             raise
     else:
-        await asyncio.to_thread(files.__exit__, None, None, None)
+        await to_thread(files.__exit__, None, None, None)
 
 
 async def _store(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str, str], list[str]],
@@ -140,7 +140,7 @@ async def _store(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str,
     made: dict[tuple[str, str], str] = {}
     for key in keys:
         entry = job.manifest["assets"][groups[key][0]]
-        data = await asyncio.to_thread(job.reader.read_bytes, entry["payload"]["path"])
+        data = await to_thread(job.reader.read_bytes, entry["payload"]["path"])
         if key[0] == "VALUE":
             asset = (await job.lake.execute(ops.STORE_VALUE, {"input": {**_fields(entry), "value": json.loads(data)}}))["storeValue"]
         else:

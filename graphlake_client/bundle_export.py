@@ -25,6 +25,7 @@ from graphlake_client import operations as ops
 from graphlake_client.bundle_files import open_writer
 from graphlake_client.bundle_format import FORMAT, FORMAT_VERSION, payload_path
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.results import BundleExport
 from graphlake_client.version_reading import summary, version_datums
 
@@ -136,11 +137,11 @@ async def _write_assets(lake: Client, writer: Any, refs: list[str],
             progress(done, total)
 
     async def download(asset: dict[str, Any], path: str) -> None:
-        if not await asyncio.to_thread(writer.has, path, asset["sizeBytes"]):
+        if not await to_thread(writer.has, path, asset["sizeBytes"]):
             async with gate:
                 await lake._retried(lake._fetch, asset, writer.download_target(path))
             async with lock:
-                await asyncio.to_thread(writer.add_downloaded, path)
+                await to_thread(writer.add_downloaded, path)
         advance(asset["sizeBytes"])
 
     for start in range(0, len(refs), ASSETS_PER_PAGE):
@@ -176,7 +177,7 @@ async def _write_assets(lake: Client, writer: Any, refs: list[str],
                 downloads.append(download(asset, path))
             else:
                 async with lock:
-                    await asyncio.to_thread(writer.add_bytes, path, data)
+                    await to_thread(writer.add_bytes, path, data)
                 advance(size)
         await asyncio.gather(*downloads)
     return entries

@@ -35,6 +35,7 @@ from graphlake_client.bundle_files import BundleReader, open_reader
 from graphlake_client.bundle_records import place_records
 from graphlake_client.dataset_import import chunks
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.results import BundleImport, Policy, VersionState
 
 if TYPE_CHECKING:
@@ -141,9 +142,9 @@ async def _opened(src: Path | str, confined: bool) -> tuple[Any, dict[str, Any]]
     member, found by reading the whole tar (decompressing a .tar.gz), and an S3 bundle's is a request.
     The server runs this for prepareBundleImport and commitBundleImport (resolvers/bundles/runner.py):
     on its event loop, a 1 MB gzip of 1 GiB of zeros held every other request for 2.6 s."""
-    reader = await asyncio.to_thread(open_reader, src, confined=confined)
+    reader = await to_thread(open_reader, src, confined=confined)
     try:
-        return reader, await asyncio.to_thread(reader.manifest)
+        return reader, await to_thread(reader.manifest)
     except BaseException:
         reader.__exit__(None, None, None)
         raise
@@ -208,7 +209,7 @@ async def _check_payloads(reader: Any, manifest: dict[str, Any], to_read: set[st
 
     async def problem(payload: dict[str, Any]) -> str | None:
         async with gate:
-            return await asyncio.to_thread(reader.payload_problem, payload)
+            return await to_thread(reader.payload_problem, payload)
 
     problems = [p for p in await asyncio.gather(*(problem(payload) for payload in payloads.values())) if p]
     if problems:

@@ -15,7 +15,6 @@ export's sources/ files and the Hugging Face export's `objects.source`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import tempfile
@@ -28,6 +27,7 @@ from PIL import Image
 
 from graphlake_client import debris
 from graphlake_client.coco_shapes import annotation_of, rle_of_png
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import CocoExport, ResultsFile
 from graphlake_client.version_reading import (
@@ -60,7 +60,7 @@ async def export_coco(lake: Client, version: str, dest: Path, *, replace: bool =
     one's annotations.json when this one has no predictions, would be evaluated against it."""
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
-    await asyncio.to_thread(debris.sweep_export, dest, ["images"])
+    await to_thread(debris.sweep_export, dest, ["images"])
     refuse_earlier_export(dest, ["images"], "COCO", files=FILES, replace=replace)
     with whole_or_none(dest, ["images"], FILES):
         return await _write(lake, found, dest)
@@ -124,7 +124,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                     grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
     # COCO's readers (detectron2, mmdetection) need each image's size: one not imported from COCO or
     # VOC has it in no metadata, so it is read from its pixels (the header only), as YOLO's export does.
-    await asyncio.to_thread(_measure, [(image, dest / "images" / image["file_name"]) for image in images
+    await to_thread(_measure, [(image, dest / "images" / image["file_name"]) for image in images
                                        if image["width"] is None or image["height"] is None])
     categories = _categories(labels, category_id, grouped)
     truth: list[tuple[Any, dict[str, Any]]] = []  # (its records' coco_id, the annotation)
@@ -139,13 +139,13 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
             results[set_id].append(annotation)
     _number(truth)
     version_info = summary(found)
-    await asyncio.to_thread(_write_json, dest / "annotations.json", {
+    await to_thread(_write_json, dest / "annotations.json", {
         "info": {"description": f"{version_info['dataset']}/{version_info['version']}", "graphlake": version_info},
         "images": images, "categories": categories, "annotations": [a for _, a in truth]})
     files = results_files([s for s in found["annotationSets"] if s["id"] in results])  # in the version's order
     written: dict[str, ResultsFile] = {}
     for set_id, name in files.items():
-        await asyncio.to_thread(_write_json, dest / name, results[set_id])
+        await to_thread(_write_json, dest / name, results[set_id])
         written[name] = {"set": sets[set_id]["name"], "set_id": set_id, "source": _source_name(sets[set_id]),
                          "results": len(results[set_id])}
     return {"images": len(images), "annotations": len(truth), "results": sum(map(len, results.values())),

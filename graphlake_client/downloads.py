@@ -11,7 +11,6 @@ for again, once, by the asset's id. What stops a download is a GraphlakeClientEr
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import hashlib
 import io
@@ -28,6 +27,7 @@ from graphlake_client import debris
 from graphlake_client.assets import Asset, Assets
 from graphlake_client.direct import copy_hashing
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.results import FileRef, Ref
 
 CHUNK = 1024 * 1024  # bytes written at a time while downloading
@@ -108,7 +108,7 @@ async def _swept_target(found: Mapping[str, Any], dest: Path | str | None, swept
         raise _taken(target)
     if target.parent not in swept:
         swept.add(target.parent)
-        await asyncio.to_thread(debris.sweep, target.parent, recursive=False)
+        await to_thread(debris.sweep, target.parent, recursive=False)
     return target, replace
 
 
@@ -211,7 +211,7 @@ class Downloads(Assets):
             data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()
         else:
             data = (found["text"] or "").encode()
-        await asyncio.to_thread(_write_new, target, data, replace)
+        await to_thread(_write_new, target, data, replace)
         return target
 
     async def read_bytes(self, asset: str | Asset | FileRef | Ref) -> bytes:
@@ -325,7 +325,7 @@ class Downloads(Assets):
         if root is None:
             return False
         try:
-            size, digest = await asyncio.to_thread(_copy_file, root / key, out)
+            size, digest = await to_thread(_copy_file, root / key, out)
         except OSError:
             out.seek(0)
             out.truncate()

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from graphlake_client.exit_loop import to_thread
+
 if TYPE_CHECKING:
     from graphlake_client.client import Client
 
@@ -42,7 +44,7 @@ class ExportFetches:
         async with self._gate:
             await self._lake._retried(self._lake._fetch, asset, target)
         if then is not None:
-            await asyncio.to_thread(then)
+            await to_thread(then)
 
     async def __aenter__(self) -> Self:
         return self

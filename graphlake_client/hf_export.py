@@ -25,7 +25,6 @@ Pillow cannot read (the builder decodes every image) as IMAGE, named under `unre
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict
 from functools import partial
 from pathlib import Path
@@ -36,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from graphlake_client import debris, splits
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import HfExport
 from graphlake_client.version_reading import (
@@ -84,7 +84,7 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
-    await asyncio.to_thread(debris.sweep_export, dest, SPLITS.values())
+    await to_thread(debris.sweep_export, dest, SPLITS.values())
     refuse_earlier_export(dest, SPLITS.values(), "Hugging Face", replace=replace)  # its README globs each split's folder
     with whole_or_none(dest, SPLITS.values()):
         return await _write(lake, found, dest, ratios, seed)

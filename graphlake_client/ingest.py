@@ -9,7 +9,6 @@ same path) as before.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.transport import Progress
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def stat_or_none(path: Path) -> os.stat_result | None:
 
 
 async def find(files: list[tuple[Path, dict[str, Any]]]) -> Found:
-    return Found(files, *await asyncio.to_thread(_found, files))  # one thread for every file-system call
+    return Found(files, *await to_thread(_found, files))  # one thread for every file-system call
 
 
 def batches(found: Found) -> list[Found]:

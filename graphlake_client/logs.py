@@ -62,6 +62,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +81,7 @@ MAX_MESSAGE = 10_000  # the server's limit on an event message, in characters
 # 1 MiB; GRAPHLAKE_MAX_BODY_BYTES, 16 MiB), which refuse a whole batch over them.
 MAX_DATA_BYTES = 256 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-# What the queue may hold, its records' sizes as rough_size counts them: while a lake is down, records
+# What the queue may hold, its records' sizes as JSON (rough_size): while a lake is down, records
 # queue up to `capacity`, and 10,000 records of 256 KiB each would be 2.5 GiB.
 MAX_QUEUE_BYTES = 64 * 1024 * 1024
 MAX_TRACE_CHARS = 32 * 1024  # of a traceback or stack in an event shortened to fit: its end, where the error is
@@ -150,22 +151,41 @@ def _json_size(value: Any) -> int:
 
 
 def rough_size(value: Any) -> int:
-    """About the size of `value` (jsonable's output) as JSON, without serialising it: its strings'
-    lengths, a few bytes for anything else. emit's measure, which must stay cheap; what is sent is
-    measured exactly (_json_size)."""
-    if isinstance(value, str):
-        return len(value) + 2
-    if isinstance(value, dict):
-        return 2 + sum(len(k) + 3 + rough_size(v) for k, v in value.items())
-    if isinstance(value, list):
-        return 2 + sum(rough_size(v) + 1 for v in value)
-    return 5
+    """The size of `value` (jsonable's output) as JSON, found by one walk without serialising it:
+    exact but for escapes (a quote, a backslash, a newline or another control character takes a
+    byte or five more as JSON). emit's measure, taken once per record in the caller's thread; what
+    is sent is measured exactly (_json_size). It counted characters, not bytes, and 5 bytes a
+    number: the queue's byte bound held two or three times its bytes of such records. (Written
+    out, not by recursion on keys too: a walk costs what the rougher one did.)"""
+    kind = type(value)
+    if kind is str:
+        return (len(value) if value.isascii() else len(value.encode())) + 2  # isascii: a flag, not a scan
+    if kind is dict:
+        if not value:
+            return 2
+        size = 1 + 4 * len(value)  # braces, commas, and each member's quotes around its key and colon
+        for key, item in value.items():
+            size += (len(key) if key.isascii() else len(key.encode())) + rough_size(item)
+        return size
+    if kind is list:
+        if not value:
+            return 2
+        size = 1 + len(value)  # brackets and commas
+        for item in value:
+            size += rough_size(item)
+        return size
+    if value is None or value is True:
+        return 4
+    if value is False:
+        return 5
+    return len(repr(value))  # int, or a finite float (jsonable's): its repr is its JSON
 
 
-def shortened(data: dict[str, Any], size: int, most: int) -> dict[str, Any]:
-    """A record's `data` (its `extra` fields and `log`) within `most` bytes of JSON: its traceback
-    and stack cut to their last MAX_TRACE_CHARS characters, then its largest `extra` fields left
-    out until it fits; `log.truncated` says what it was and what went."""
+def shortened(data: dict[str, Any], size: int, most: int, measure: Callable[[Any], int] = _json_size) -> dict[str, Any]:
+    """A record's `data` (its `extra` fields and `log`, `size` bytes of JSON) within `most` bytes as
+    `measure` counts them: its traceback and stack cut to their last MAX_TRACE_CHARS characters,
+    then its largest `extra` fields left out until it fits; `log.truncated` says what it was and
+    what went. Each field is measured once (emit's measure is rough_size: no serialising there)."""
     log = dict(data.get("log") or {})
     for name in ("exception", "stack"):
         if isinstance(log.get(name), str) and len(log[name]) > MAX_TRACE_CHARS:
@@ -173,12 +193,17 @@ def shortened(data: dict[str, Any], size: int, most: int) -> dict[str, Any]:
     extra = {k: v for k, v in data.items() if k != "log"}
     dropped: list[str] = []
     log["truncated"] = {"bytes": size, "dropped": dropped}
-    by_size = sorted(extra, key=lambda k: _json_size(extra[k]), reverse=True)
-    while _json_size({**extra, "log": log}) > most and by_size:
-        name = by_size.pop(0)
+    # A dict's JSON: its braces, and each member's key, colon and value, commas between them.
+    members = {k: measure(k) + 1 + measure(v) for k, v in extra.items()}
+    left = 1 + len(members) + 1 + sum(members.values()) + measure("log") + 1 + measure(log)
+    for name in sorted(members, key=members.__getitem__, reverse=True):
+        if left <= most:
+            break
+        left -= members[name] + 1
         del extra[name]
         dropped.append(name)
-    if _json_size({**extra, "log": log}) > most:  # the log itself: a logger or path of megabytes
+        left += measure(name) + 1  # its name in `dropped`, and a comma
+    if left > most:  # the log itself: a logger or path of megabytes
         return {"log": {"truncated": log["truncated"]}}
     return {**extra, "log": log}
 
@@ -207,6 +232,8 @@ def _untimed(event: EventInput) -> EventInput:
 def text(value: str) -> str:
     """`value` as UTF-8 can carry it: a lone surrogate (a file name of another encoding read through
     os.fsdecode, say) written as its escape, where it made the server refuse the record's whole batch."""
+    if value.isascii():  # a flag, not a scan: most text needs no encoding to know
+        return value
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -299,8 +326,7 @@ class GraphlakeLogHandler(logging.Handler):
             self._dropped_after_close()
             return
         try:
-            event = self._event(record)
-            size = rough_size(event)
+            event, size = self._event(record)
         except Exception:
             self.handleError(record)
             return
@@ -310,7 +336,7 @@ class GraphlakeLogHandler(logging.Handler):
             try:
                 if self._queued_bytes and self._queued_bytes + size > self.max_queue_bytes:
                     raise queue.Full
-                self._queue.put_nowait(event)
+                self._queue.put_nowait((event, size))  # its size with it: the sender gives back what was counted
                 self._accepted += 1
                 self._queued_bytes += size
                 return
@@ -330,7 +356,8 @@ class GraphlakeLogHandler(logging.Handler):
             sys.stderr.write("GraphlakeLogHandler: a log record came after the handler closed: dropped, as every "
                              "later one (counted in `dropped`)\n")
 
-    def _event(self, record: logging.LogRecord) -> EventInput:
+    def _event(self, record: logging.LogRecord) -> tuple[EventInput, int]:
+        """The record as an event, and its size as JSON (rough_size), its data walked once."""
         # The record's own level too: a custom one (25, say) goes as the named level below it.
         log: dict[str, Any] = {"logger": record.name, "module": record.module, "function": record.funcName,
                                "line": record.lineno, "path": record.pathname, "thread": record.threadName,
@@ -341,10 +368,12 @@ class GraphlakeLogHandler(logging.Handler):
             log["stack"] = record.stack_info
         extra = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
         data = jsonable({**extra, "log": log})
-        if rough_size(data) > self.max_data_bytes:
+        size = rough_size(data)
+        if size > self.max_data_bytes:
             # Shortened now, not only as it is sent: while the lake is down, each queued record held
             # its extra whole (150 records of 2 MiB took 300 MiB). The sender still measures it exactly.
-            data = shortened(data, _json_size(data), self.max_data_bytes)
+            data = shortened(data, size, self.max_data_bytes, rough_size)
+            size = rough_size(data)  # at most max_data_bytes to walk again, only for a record this large
         created = datetime.fromtimestamp(record.created, UTC)
         # Keyed, and timed by the record: a batch sent again (its answer lost) is found, not stored twice.
         event: EventInput = {"eventType": self.event_type, "level": level_name(record.levelno),
@@ -352,7 +381,11 @@ class GraphlakeLogHandler(logging.Handler):
                              "timestamp": created.isoformat(timespec="milliseconds"), "key": str(uuid.uuid4())}
         if self.source:
             event["source"] = self.source
-        return _untimed(event) if self._untimed else event
+        if self._untimed:
+            event = _untimed(event)
+            size += rough_size({"created": event["data"]["log"]["created"]}) - 1  # a member more in `log`
+        # The event's other members are a few short strings: walked, but not its data again.
+        return event, rough_size({**event, "data": None}) - rough_size(None) + size
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until what was logged before this call is sent (or lost), at most `timeout` (close_timeout) seconds."""
@@ -388,7 +421,7 @@ class GraphlakeLogHandler(logging.Handler):
                     break
                 if item is not _FLUSH:
                     self._settle(1, lost=True)
-                    self._taken(rough_size(item))
+                    self._taken(item[1])
             with self._progress:
                 sender = self._thread
             if sender is not None:
@@ -435,15 +468,16 @@ class GraphlakeLogHandler(logging.Handler):
             self._queued_bytes -= size
 
     def _gather(self) -> tuple[list[EventInput], bool]:
-        """The next batch, its records' room on the queue given back (max_queue_bytes). Measured again
-        as taken: a queued event is never changed in place, so it measures what it did in emit."""
+        """The next batch, its records' room on the queue given back (max_queue_bytes): the sizes
+        emit measured, queued with them (measured again here, they held up emit's callers too)."""
         batch, stop = self._take()
-        self._taken(sum(rough_size(event) for event in batch))
-        return batch, stop
+        self._taken(sum(size for _, size in batch))
+        return [event for event, _ in batch], stop
 
-    def _take(self) -> tuple[list[EventInput], bool]:
-        """The next batch: from the first record on, until it is full (_room), flush_interval, a flush or the stop."""
-        batch: list[EventInput] = []
+    def _take(self) -> tuple[list[tuple[EventInput, int]], bool]:
+        """The next batch (each record with its size): from the first record on, until it is full
+        (_room), flush_interval, a flush or the stop."""
+        batch: list[tuple[EventInput, int]] = []
         item = self._queue.get()
         deadline = time.monotonic() + self.flush_interval
         while True:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 ASSET_FIELDS = "id kind name status sizeBytes sha256 mediaType"  # what an upload answers with (assets.Asset, in part)
-SESSION_FIELDS = ("id status url headers partSizeBytes parts { partNumber url uploaded } directPath unchanged "
+SESSION_FIELDS = ("id status expiresAt url headers partSizeBytes parts { partNumber url uploaded } directPath unchanged "
                   f"asset {{ {ASSET_FIELDS} }}")
 
 CREATE_UPLOAD = f"""mutation ($input: CreateUploadInput!) {{ createUpload(input: $input) {{ {SESSION_FIELDS} }} }}"""
@@ -197,9 +197,6 @@ ADD_BUNDLE_RECORDS = """mutation ($setId: ID!, $records: [AnnotationRecordInput!
 }"""
 VERIFY_RECORDS = """mutation ($ids: [ID!]!) { verifyAnnotations(ids: $ids, verified: true) { id } }"""
 CREATE_DATASET_DESCRIBED = """mutation ($input: CreateDatasetInput!) { createDataset(input: $input) { id } }"""
-VERSION_VERIFICATION = """query ($id: ID!) {
-  datasetVersion(id: $id) { verification { ok storedSha256 computedSha256 datums records problems } }
-}"""
 BUNDLE_REPORT_FIELDS = """dataset versionName manifestSha256 policy assets { new present } newBytes datums { new present }
   schemas { new present } sets { new present } records { new present } toVerify versionState conflicts committed sameHash
   version { id version manifestSha256 }"""

@@ -37,6 +37,7 @@ import httpx
 import stamina
 
 from graphlake_client.errors import GraphlakeClientError, ServerUnreachable, check_json, encode_times
+from graphlake_client.exit_loop import exit_safe, to_thread
 from graphlake_client.retries import (
     BACKOFF_SECONDS,
     GATEWAY_ERRORS,
@@ -181,6 +182,7 @@ class Transport:
         closing them (not run by asyncio.run, which does) are dropped: they cannot be closed without
         it (httpcore would call on it), and their sockets are closed when they are collected."""
         loop = asyncio.get_running_loop()
+        exit_safe(loop)  # in an atexit hook: a new connection's name lookup, inline
         state = self._loops.get(loop)
         if state is None:
             self._loops = {other: kept for other, kept in self._loops.items() if not other.is_closed()}
@@ -316,7 +318,7 @@ class Transport:
         async def body(source: BinaryIO) -> AsyncIterator[bytes]:
             left = size
             while left:
-                chunk = await asyncio.to_thread(source.read, min(PUT_CHUNK_BYTES, left))
+                chunk = await to_thread(source.read, min(PUT_CHUNK_BYTES, left))
                 if not chunk:  # cut short while it was sent
                     raise shorter(offset + size - left)
                 left -= len(chunk)

@@ -22,6 +22,7 @@ from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import file_error, make_archive, walk
 from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, UploadsFailed, check_json, wire_time
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
 from graphlake_client.retries import RETRIES, completion_waits
@@ -144,12 +145,12 @@ class Uploader(Transport):
         if declared or size < LATE_HASH_BYTES:
             await self._send(session, path, size, progress)
             return None
-        digest, _ = await asyncio.gather(asyncio.to_thread(file_sha256, path), self._send(session, path, size, progress))
+        digest, _ = await asyncio.gather(to_thread(file_sha256, path), self._send(session, path, size, progress))
         return digest
 
     async def _send(self, session: dict[str, Any], path: Path, total: int, progress: Progress | None) -> None:
         if session.get("directPath"):
-            await asyncio.to_thread(write_in_place, path, Path(session["directPath"]))
+            await to_thread(write_in_place, path, Path(session["directPath"]))
             if progress:
                 progress(total)
             return
@@ -256,7 +257,7 @@ class Uploader(Transport):
         is big enough to be hashed while it uploads, see `_deliver`), and the given fields. A `sha256`
         among them (one the caller checked already: a bundle's manifest) is declared as it is, not
         computed again; the server checks the stored bytes against it all the same."""
-        sha256 = fields.pop("sha256", None) or (await asyncio.to_thread(file_sha256, file) if size < LATE_HASH_BYTES
+        sha256 = fields.pop("sha256", None) or (await to_thread(file_sha256, file) if size < LATE_HASH_BYTES
                                                  else None)
         return {k: v for k, v in {**cls._asked(file, fields), "sizeBytes": size, "sha256": sha256}.items() if v is not None}
 
@@ -276,12 +277,12 @@ class Uploader(Transport):
                   "description": description, "metadata": metadata, "labels": labels, "mount": mount,
                   "owner": owner, "dataTimestamp": taken}
         try:
-            resume_key, size = await asyncio.to_thread(self._resume_key, path, fields)
+            resume_key, size = await to_thread(self._resume_key, path, fields)
             session = await self._resumed(self.resume.get(resume_key))
             if session is None:
                 upload = await self._upload_input(path, size, **fields, direct=await self._writes_directly(mount) or None)
                 session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
-                self.resume.put(resume_key, session["id"])
+                self.resume.put(resume_key, session, path)
             sha256 = await self._deliver(session, path, size, progress)
         except OSError as error:  # the file's own trouble (no permission, gone), as a batch names it
             raise file_error(path, error) from error
@@ -344,7 +345,7 @@ class Uploader(Transport):
         # Each file's resume key and size from one stat, all in one thread: each file-system call
         # on this thread waits for the GIL again, behind the threads hashing and copying files (a
         # stat and a resolve per file, three times over, were a fifth of an import's client CPU).
-        stats = await asyncio.to_thread(lambda: [self._stat_key(path, fields) for path, fields in files])
+        stats = await to_thread(lambda: [self._stat_key(path, fields) for path, fields in files])
         # Files that could not be read, by position. One gone since it was listed fails alone, coded,
         # as one that cannot be read: its stat here was a bare FileNotFoundError ending the whole upload.
         unread = {i: file_error(files[i][0], seen) for i, seen in enumerate(stats) if isinstance(seen, OSError)}
@@ -383,8 +384,9 @@ class Uploader(Transport):
                     raise
                 for i, session in zip(fresh[run.start:run.stop], created, strict=True):
                     sessions[i] = session
-                self.resume.put_many({keys[i]: None if session["unchanged"] else session["id"]
-                                      for i, session in zip(fresh[run.start:run.stop], created, strict=True)})
+                made = list(zip(fresh[run.start:run.stop], created, strict=True))
+                self.resume.put_many({keys[i]: None if session["unchanged"] else session for i, session in made},
+                                     {keys[i]: files[i][0] for i, _ in made})
         # Filed already with the same content (a directory uploaded again): nothing to send or complete.
         kept = {i: {**session["asset"], "unchanged": True} for i, session in enumerate(sessions)
                 if session and session.get("unchanged")}
@@ -493,7 +495,7 @@ class Uploader(Transport):
                 if files is None:
                     jobs.append((root, root.name))
                 elif as_archive:  # made before the collection: a file it cannot read refuses it first
-                    archive = await asyncio.to_thread(make_archive, root, files)
+                    archive = await to_thread(make_archive, root, files)
                     archives.append(archive)
                     jobs.append((archive, f"{root.resolve().name}.zip"))
                 else:

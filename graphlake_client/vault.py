@@ -10,7 +10,6 @@ none. Earlier objects stay stored as assets (the alias's history); a saver that 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import tempfile
@@ -21,6 +20,7 @@ from graphlake_client import operations as ops
 from graphlake_client.assets import Asset
 from graphlake_client.downloads import HAS_BYTES, Downloads
 from graphlake_client.errors import GraphlakeClientError, SaveConflict
+from graphlake_client.exit_loop import to_thread
 
 
 class _Current:
@@ -80,7 +80,7 @@ class Vault(Downloads):
         if isinstance(obj, Path):
             return await self.store_file(obj, name=name, labels=labels, metadata=metadata)
         if isinstance(obj, bytes | bytearray | memoryview):
-            temp = await asyncio.to_thread(_temp_file, bytes(obj))
+            temp = await to_thread(_temp_file, bytes(obj))
             try:
                 return await self.store_file(temp, name=name or alias, labels=labels, metadata=metadata)
             finally:

@@ -31,6 +31,7 @@ import httpx
 from graphlake_client import operations as ops
 from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import to_thread
 
 if TYPE_CHECKING:
     from graphlake_client.client import Client
@@ -64,7 +65,7 @@ async def checked_content(lake: Client, version_id: str) -> AsyncIterator[Binary
         try:
             file = await _shared(lake, content, opened) or await _download(lake, content, scratch)
             if file is not None:
-                size, digest = await asyncio.to_thread(_digest, file)
+                size, digest = await to_thread(_digest, file)
         except OSError as error:  # a file that cannot be read, no room for a copy of it
             log.warning("the content file of version %s could not be read (%s); reading its pages instead",
                         version_id, error)
@@ -83,7 +84,7 @@ async def _shared(lake: Client, content: dict[str, Any], opened: contextlib.Exit
     if root is None or ".." in key.parts or key.is_absolute():
         return None
     try:
-        return opened.enter_context(await asyncio.to_thread((root / key).open, "rb"))
+        return opened.enter_context(await to_thread((root / key).open, "rb"))
     except FileNotFoundError:  # not there (a restored lake's, say): the server may still serve it
         return None
 
@@ -144,7 +145,7 @@ async def datums_of(lake: Client, file: BinaryIO) -> AsyncGenerator[tuple[dict[s
 
 async def _step(lake: Client, lines: list[bytes]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """These lines' datums, and the assets they name (by id) as FILE_FIELDS."""
-    datums = await asyncio.to_thread(lambda: [json.loads(line) for line in lines])
+    datums = await to_thread(lambda: [json.loads(line) for line in lines])
     ids = list(dict.fromkeys(
         [r["asset"]["id"] for d in datums for r in d["roles"] if r["role"] == "image"]
         + [a["geometry"]["asset"]["id"] for d in datums for a in d["annotations"]

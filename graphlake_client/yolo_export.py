@@ -44,7 +44,6 @@ annotation (`graphlake_source`), the Hugging Face one per object (`objects.sourc
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -53,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from graphlake_client import debris, splits
+from graphlake_client.exit_loop import to_thread
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import YoloExport
 from graphlake_client.version_reading import (
@@ -142,7 +142,7 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     ratios = splits.normalised(split_ratios) if split_ratios is not None else None
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
-    await asyncio.to_thread(debris.sweep_export, dest, FOLDERS)
+    await to_thread(debris.sweep_export, dest, FOLDERS)
     refuse_earlier_export(dest, FOLDERS, "YOLO", replace=replace)
     with whole_or_none(dest, FOLDERS):
         return await _write(lake, found, dest, ratios, seed)

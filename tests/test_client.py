@@ -10,6 +10,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -214,7 +215,10 @@ async def test_a_rerun_asking_for_something_else_starts_a_new_upload(
     with pytest.raises(ServerUnreachable):
         async with client(served, contributor, tmp_path, retries=0, storage_transport=interrupted) as lake:
             await lake.store_file(data, name="for-project-A", metadata={"project": "A"})
-    [left] = json.loads((tmp_path / "resume.json").read_text()).values()  # A's session, open
+    [entry] = json.loads((tmp_path / "resume.json").read_text()).values()  # A's session, open
+    left = entry["id"]
+    # Kept while the session can be resumed (its expiresAt: the server's default lifetime here), for its file.
+    assert entry["file"] == str(data) and abs(entry["expires"] - time.time() - 86_400) < 60
 
     async with client(served, contributor, tmp_path, storage_transport=FlakyStore()) as lake:
         b = await lake.store_file(data, name="for-project-B", metadata={"project": "B"}, collection="proj-B")
@@ -222,7 +226,7 @@ async def test_a_rerun_asking_for_something_else_starts_a_new_upload(
         [collection] = (await api.data("Collections", {"nameContains": "proj-B"}, token=contributor))["collections"]["edges"]
         items = (await api.data("Collection", {"id": collection["node"]["id"]}, token=contributor))["collection"]["items"]
         assert [e["node"]["path"] for e in items["edges"]] == ["for-project-B"]
-        assert list(json.loads((tmp_path / "resume.json").read_text()).values()) == [left]  # A's kept for A
+        assert [entry["id"] for entry in json.loads((tmp_path / "resume.json").read_text()).values()] == [left]  # A's kept for A
 
         a = await lake.store_file(data, name="for-project-A", metadata={"project": "A"})
     assert (a["name"], a["metadata"]) == ("for-project-A", {"project": "A"}) and a["id"] != b["id"]

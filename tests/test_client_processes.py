@@ -82,6 +82,37 @@ async def test_a_sync_client_works_from_an_exit_hook(served: Served, contributor
     assert out.split() == ["at-exit"], err
 
 
+ASYNC_AT_EXIT_SCRIPT = r"""
+import asyncio, atexit, sys
+from graphlake_client import Client
+
+url, token, path = sys.argv[1:4]
+lake = Client(url, token)
+asyncio.run(lake.store_value({"step": 1}, name="before-exit"))  # its loop closed since
+
+
+@atexit.register
+def last_upload():  # a user's own exit hook, with a run of its own, as a script's steps have
+    async def main():
+        print((await lake.store_file(path, name="at-exit"))["name"])  # hashes the file in a thread
+        async with Client(url, token) as fresh:  # a new connection: its host's name looked up
+            print((await fresh.store_value({"step": 2}, name="fresh-at-exit"))["name"])
+
+    asyncio.run(main())
+"""
+
+
+async def test_an_async_client_works_from_an_exit_hook(served: Served, contributor: str, tmp_path: Path) -> None:
+    """The async Client under asyncio.run in an atexit hook failed where the SyncClient works: the
+    file's hashing and the host's lookup went to asyncio's default executor, which refuses work by
+    then (RuntimeError, "cannot schedule new futures after interpreter shutdown", or "can't register
+    atexit after shutdown" when no executor had been made)."""
+    (tmp_path / "notes.txt").write_text("the run's last words")
+    url = served.base_url.replace("127.0.0.1", "localhost")
+    out, err = await run_script(ASYNC_AT_EXIT_SCRIPT, url, contributor, str(tmp_path / "notes.txt"))
+    assert out.split() == ["at-exit", "fresh-at-exit"], err
+
+
 HELD_AT_FORK_SCRIPT = r"""
 import logging, os, signal, sys, threading, time
 from graphlake_client import GraphlakeLogHandler
@@ -304,16 +335,20 @@ async def test_a_record_too_large_is_shortened_before_it_waits_in_the_queue(capf
     capfd.readouterr()
 
 
-async def test_the_queue_holds_at_most_max_queue_bytes(capfd: pytest.CaptureFixture[str]) -> None:
-    """Records under max_data_bytes each, more of them than max_queue_bytes holds: the rest are dropped
-    and counted, as when the queue is full of records."""
+@pytest.mark.parametrize("part", ["y" * 200_000, "é" * 100_000, [0.1234567890123 * n for n in range(10_000)]],
+                         ids=["ascii", "two-byte text", "floats"])
+async def test_the_queue_holds_at_most_max_queue_bytes(capfd: pytest.CaptureFixture[str], part: object) -> None:
+    """Records under max_data_bytes each (about 200,000 bytes of JSON), more of them than
+    max_queue_bytes holds: the rest are dropped and counted, as when the queue is full of records.
+    Text was measured in characters and numbers at 5 bytes: 100,000 "é" (200,000 bytes) counted
+    100,000, 10,000 floats (190,000 bytes) 60,000, and the queue held two and three times its bound."""
     with blackhole() as lake:
         handler = GraphlakeLogHandler(f"http://127.0.0.1:{lake.getsockname()[1]}", "glk_none", timeout=60,
                                       close_timeout=0.1, max_queue_bytes=1 << 20)
         logger = quiet_logger(handler)
         try:
             for i in range(20):
-                logger.warning("part %d", i, extra={"part": "y" * 200_000})
+                logger.warning("part %d", i, extra={"part": part})
         finally:
             await asyncio.to_thread(handler.close)
         assert handler.dropped >= 14  # 5 fit in 1 MiB, a 6th if the sender took the first one already

@@ -21,3 +21,18 @@ def test_webapp_operations_are_valid() -> None:
     assert not errors, [e.message for e in errors]
     names = [d.name.value for d in document.definitions if getattr(d, "name", None)]
     assert len(names) == len(set(names)), "an operation or fragment name is defined twice"
+
+
+def test_every_webapp_operation_is_used() -> None:
+    """An operation the app never sends is checked and generated for nothing, and reads as a feature
+    it has: AbortUpload was kept, though the app has no way to abort an upload (a failed one resumes)."""
+    import re
+
+    code = "\n".join(path.read_text() for path in (PROJECT_ROOT / "webapp" / "src").rglob("*.ts*")
+                     if "generated" not in path.parts)
+    documents = "\n".join(path.read_text() for path in sorted(OPERATIONS.glob("*.graphql")))
+    unused = [name for kind, name in re.findall(r"^(query|mutation|subscription)\s+(\w+)", documents, re.M)
+              if not re.search(rf"\b{name}Document\b", code)]
+    unused += [name for name in re.findall(r"^fragment\s+(\w+)", documents, re.M)
+               if not re.search(rf"\.\.\.\s*{name}\b", documents)]
+    assert unused == []
