@@ -21,7 +21,14 @@ from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
 from services import batches, bulk_deletes, delete_marks, record_keys
 from services.assets import in_use_despite_delete
-from services.checks import HOLDERS_NAMED, check_client_keys, check_name, get_or_not_found, refuse_if_held
+from services.checks import (
+    HOLDERS_NAMED,
+    MAX_LABEL_LENGTH,
+    check_client_keys,
+    check_name,
+    get_or_not_found,
+    refuse_if_held,
+)
 from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
@@ -67,6 +74,29 @@ _CSS_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|[
                          r"|(?:rgba?|hsla?)\([0-9.,%\s/a-z]{1,60}\)")
 
 
+MAX_SOURCE_TEXT = 500  # characters of a source's name or version, as of any name (check_name)
+
+
+def _check_word(text: str, field: str) -> None:
+    """A label or an attribute's name: what records are grouped, filtered and exported by (a COCO
+    category), so never blank (a CLASSIFICATION record labelled "" says nothing), and short, as an
+    asset's labels are."""
+    if not text.strip() or len(text) > MAX_LABEL_LENGTH:
+        raise BadUserInput(f"must be 1 to {MAX_LABEL_LENGTH} characters, not all blank", field=field)
+
+
+def _check_source(source: docs.AnnotationSource | None, field: str) -> None:
+    """A set's or a record's source: a name (1 to MAX_SOURCE_TEXT characters), and a version if any."""
+    if source is None:
+        return
+    if not source.name.strip() or len(source.name) > MAX_SOURCE_TEXT:
+        raise BadUserInput(f"a source needs a name of 1 to {MAX_SOURCE_TEXT} characters, not all blank",
+                           field=f"{field}.name")
+    if source.version is not None and (not source.version.strip() or len(source.version) > MAX_SOURCE_TEXT):
+        raise BadUserInput(f"a version has 1 to {MAX_SOURCE_TEXT} characters, not all blank (null for none)",
+                           field=f"{field}.version")
+
+
 async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.LabelClass], version: int | None,
                         allow_scores: bool, required_attributes: Sequence[str], actor: str | None) -> docs.AnnotationSchema:
     name = check_name(name)
@@ -74,16 +104,17 @@ async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.
         raise BadUserInput("give at least one kind", field="kinds")
     seen: set[str] = set()
     for i, label in enumerate(labels):
-        if not label.name.strip():
-            raise BadUserInput("a label needs a name", field=f"labels[{i}].name")
+        _check_word(label.name, f"labels[{i}].name")
+        if label.display_name is not None and len(label.display_name) > MAX_SOURCE_TEXT:
+            raise BadUserInput(f"at most {MAX_SOURCE_TEXT} characters", field=f"labels[{i}].displayName")
         if label.name in seen:
             raise BadUserInput(f"label {label.name!r} appears twice", field=f"labels[{i}].name")
         if label.color is not None and not _CSS_COLOUR.fullmatch(label.color):
             raise BadUserInput("a CSS colour: #rgb, #rrggbb (with alpha: #rgba, #rrggbbaa), a name such as teal, or "
                                "rgb(), rgba(), hsl(), hsla()", field=f"labels[{i}].color")
         seen.add(label.name)
-    if any(not a.strip() for a in required_attributes):
-        raise BadUserInput("attribute names must not be empty", field="requiredAttributes")
+    for i, attribute in enumerate(required_attributes):
+        _check_word(attribute, f"requiredAttributes[{i}]")
     if version is None:
         newest = await docs.AnnotationSchema.find({"name": name}).sort([("version", -1)]).first_or_none()
         version = newest.version + 1 if newest else 1
@@ -108,8 +139,7 @@ async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: Obje
     name = check_name(name)
     if await docs.AnnotationSchema.get(schema_id) is None:
         raise NotFound(f"no annotation schema {encode_id(NodeType.ANNOTATION_SCHEMA, schema_id)}", field="schemaId")
-    if source is not None and not source.name.strip():
-        raise BadUserInput("a source needs a name", field="source.name")
+    _check_source(source, "source")
     annotation_set = docs.AnnotationSet(name=name, purpose=purpose, schema_id=schema_id, source=source, created_by=actor)
     await annotation_set.insert()
     return annotation_set
@@ -148,6 +178,8 @@ def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict
                 raise BadUserInput(f"{side} must be positive", field=f"{at}.{side}")
     if expected in MIN_POINTS and len(points) < MIN_POINTS[expected]:
         raise BadUserInput(f"needs at least {MIN_POINTS[expected]} points, got {len(points)}", field=f"{at}.points")
+    if isinstance(shape, docs.KeypointsShape):
+        _check_keypoint_names(shape.points, at)
     if isinstance(shape, docs.MaskShape):
         mask = masks.get(shape.asset_id)
         if mask is None:
@@ -155,6 +187,20 @@ def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict
         if not (mask.get("media_type") or "").startswith("image/"):
             raise BadUserInput(f"the mask asset must be an image, it is {mask.get('media_type') or 'untyped'}",
                                field=f"{field}.geometry.mask.assetId")
+
+
+def _check_keypoint_names(points: Sequence[docs.Keypoint], at: str) -> None:
+    """A pose's points are told apart by their names (an export's keypoint list and skeleton name
+    them): a name is a label's kind of word, once per record; null leaves a point unnamed."""
+    seen: dict[str, int] = {}
+    for i, point in enumerate(points):
+        if point.name is None:
+            continue
+        _check_word(point.name, f"{at}.points[{i}].name")
+        if point.name in seen:
+            raise BadUserInput(f"{point.name!r} names two points of this record (also points[{seen[point.name]}])",
+                               field=f"{at}.points[{i}].name")
+        seen[point.name] = i
 
 
 @dataclass(frozen=True)
@@ -193,6 +239,8 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
     elif record.value is not None:
         raise BadUserInput(f"a {record.kind.value} record has a label, not a value (REGRESSION records have one): "
                            "leave value out", field=f"{field}.value")
+    if record.label is not None and not rules.labels:  # any label: but a label, not blank nor a page of text
+        _check_word(record.label, f"{field}.label")
     if record.label is not None and rules.labels and record.label not in rules.labels:
         raise BadUserInput(f"{record.label!r} is not a label of schema {rules.schema}", field=f"{field}.label")
     if record.score is not None:
@@ -205,8 +253,7 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
         raise BadUserInput(f"missing required attribute(s): {', '.join(missing)}", field=f"{field}.attributes")
     if record.source is None and rules.set_source is None:
         raise BadUserInput("the set has no source, so each record needs one", field=f"{field}.source")
-    if record.source is not None and not record.source.name.strip():
-        raise BadUserInput("a source needs a name", field=f"{field}.source.name")
+    _check_source(record.source, f"{field}.source")
     if record.datum_id is not None:
         assets = rules.datum_assets.get(record.datum_id)
         if assets is None:

@@ -320,3 +320,63 @@ async def test_a_set_of_many_records_is_deleted_a_round_at_a_time_and_a_delete_c
     assert await AnnotationRecord.find({"set_id": truth}).count() == 0
     assert await AnnotationSet.get(truth) is None
     assert await AnnotationRecord.find({"set_id": model}).count() == 4
+
+
+async def test_labels_names_and_sources_are_words_not_blanks_or_pages(api: Api, contributor: str, setup: dict) -> None:
+    """A schema that lists no labels takes any label, but a label all the same: a CLASSIFICATION
+    record labelled "" or "  " said nothing and passed as labelled, and one of 100,000 characters was
+    stored. A schema's label names and required attributes, and a source's name and version, are
+    bounded too. Each refusal names the field; nothing is stored."""
+    s = setup
+    free = await factories.schema(api, contributor, "free", labels=[])
+    free_set = await factories.annotation_set(api, contributor, free["id"], name="free")
+    base = {"assetId": s["image"]["id"], "kind": "CLASSIFICATION"}
+    for label in ("", "   ", "x" * 201):
+        error = await api.error("AddAnnotations", {"setId": free_set["id"], "records": [
+            {**base, "label": "fine"}, {**base, "label": label}]}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "records[1].label"}, (label, error)
+    for source, field in (({"kind": "MODEL", "name": "m" * 501}, "records[0].source.name"),
+                          ({"kind": "MODEL", "name": "m", "version": " "}, "records[0].source.version")):
+        error = await api.error("AddAnnotations", {"setId": free_set["id"], "records": [
+            {**base, "label": "fine", "source": source}]}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+    assert await AnnotationRecord.count() == 0
+    added = (await api.data("AddAnnotations", {"setId": free_set["id"], "records": [
+        {**base, "label": "y" * 200, "source": {"kind": "MODEL", "name": "m", "version": "1"}}]},
+        token=contributor))["addAnnotations"]
+    assert added["count"] == 1
+
+    for fields, field in (({"labels": [{"name": "z" * 201}]}, "labels[0].name"),
+                          ({"labels": [{"name": "a", "displayName": "d" * 501}]}, "labels[0].displayName"),
+                          ({"labels": [], "requiredAttributes": ["ok", "q" * 201]}, "requiredAttributes[1]"),
+                          ({"labels": [], "requiredAttributes": [" "]}, "requiredAttributes[0]")):
+        error = await api.error("CreateAnnotationSchema", {"input": {"name": "long", "kinds": ["BBOX"], **fields}},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (fields, error)
+    error = await api.error("CreateAnnotationSet", {"input": {
+        "name": "s", "purpose": "PREDICTION", "schemaId": free["id"], "source": {"kind": "MODEL", "name": "m" * 501}}},
+        token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "source.name"}, error
+
+
+async def test_a_keypoint_name_is_given_once_per_record_and_is_not_blank(api: Api, contributor: str, setup: dict) -> None:
+    """A pose's points are told apart by name (a COCO export lists the category's keypoints by the
+    names of its records' points): two points of one record named alike, or a name "", are refused,
+    naming the point. Unnamed points (null) may be many."""
+    s = setup
+    keypoints = record(s, "KEYPOINTS", label="dent")
+
+    def points(*names: str | None) -> dict:
+        return {**keypoints, "geometry": {"keypoints": {"points": [
+            {"name": name, "x": i, "y": i} for i, name in enumerate(names)]}}}
+
+    for names, at in ((("nose", "eye", "nose"), "points[2].name"), (("nose", ""), "points[1].name"),
+                      (("nose", " "), "points[1].name")):
+        error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [points(*names)]},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": f"records[0].geometry.keypoints.{at}"}, error
+        assert "also points[0]" in error["message"] or "blank" in error["message"], error
+    assert await AnnotationRecord.count() == 0
+    added = await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [points("nose", None, None, "eye")]},
+                           token=contributor)
+    assert added["addAnnotations"]["count"] == 1
