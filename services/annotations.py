@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from documents import annotation as docs
 from documents.asset import Asset
@@ -21,6 +21,7 @@ from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
 from services import batches, bulk_deletes, delete_marks, record_keys
 from services.assets import in_use_despite_delete
+from services.availability import no_time_limit
 from services.checks import (
     HOLDERS_NAMED,
     MAX_LABEL_LENGTH,
@@ -29,7 +30,7 @@ from services.checks import (
     get_or_not_found,
     refuse_if_held,
 )
-from services.errors import BadUserInput, Conflict, NotFound
+from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 
@@ -413,15 +414,64 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
         # prediction is being corrected) would credit the fix to that model. A token without a user
         # may be a pipeline's: its corrections keep the set's source, as its records do.
         replacement = replace(replacement, source=docs.AnnotationSource(kind=docs.SourceKind.HUMAN, name=author))
+    stray = await _correction_out_of_place(old)
+    if stray is not None:
+        return await _finish(old, stray, replacement, reason, actor)
     (stored,) = (await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)).documents
     new = lean(docs.AnnotationRecord).model_validate(stored)
     # Marked after the new record exists, and only if no other correction got there first.
-    marked = await docs.AnnotationRecord.get_pymongo_collection().update_one(
-        {"_id": old.id, "superseded_by": None}, {"$set": {"superseded_by": new.id, "superseded_at": new.created_at}})
-    if marked.modified_count == 0:
+    if not await _take_place(old.id, new.id, new.created_at):
         await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": new.id})
         raise Conflict("another correction superseded this record meanwhile: supersede that one", field="id")
     return new
+
+
+async def _take_place(old_id: ObjectId, new_id: ObjectId, at: Any) -> bool:
+    """Mark the record `old_id` superseded by `new_id`, unless another correction did first; whether
+    `new_id` holds its place. Left unmarked, a correction would stand beside the record it corrects,
+    both current (in lists, and in every version built), and a retry would add a third: so the mark
+    has no time limit, is made again if its write failed on this side (it may have landed or not),
+    and is read back."""
+    records = docs.AnnotationRecord.get_pymongo_collection()
+    unmarked, mark = {"_id": old_id, "superseded_by": None}, {"$set": {"superseded_by": new_id, "superseded_at": at}}
+    with no_time_limit():
+        try:
+            if (await records.update_one(unmarked, mark)).modified_count:
+                return True
+        except PyMongoError:
+            await records.update_one(unmarked, mark)  # failing again, the call fails: a retry finishes it (_finish)
+        now = await records.find_one({"_id": old_id}, {"superseded_by": 1})
+    return now is not None and now.get("superseded_by") == new_id
+
+
+async def _correction_out_of_place(old: docs.AnnotationRecord) -> dict[str, Any] | None:
+    """A correction of `old` (a current record) that is not marked as its successor: one whose call
+    was cut short between its two writes (a crash, the database lost), or is between them now. Looked
+    for among the records on its datum (or asset), where a correction stays: through their index."""
+    where = {"datum_id": old.datum_id} if old.datum_id is not None else {"asset_id": old.asset_id}
+    return await docs.AnnotationRecord.get_pymongo_collection().find_one({**where, "supersedes": old.id})
+
+
+async def _finish(old: docs.AnnotationRecord, stray: dict[str, Any], replacement: NewRecord, reason: str,
+                  actor: str | None) -> docs.AnnotationRecord:
+    """A correction sent again, whose first call stored it but did not mark `old` (_correction_out_of_place):
+    the same record for the same reason takes its place now, as the first call would have; another is
+    CONFLICT naming it, since two corrections of one record cannot both stand. One whose batch is
+    still open may yet be rolled back (services/batches.py): UNAVAILABLE until it is settled."""
+    records = docs.AnnotationRecord.get_pymongo_collection()
+    if (await batches.still_written(records.database, [stray.get("batch")])
+            or await records.find_one({"_id": stray["_id"]}, {"_id": 1}) is None):
+        raise Unavailable("another correction of this record is being written; try again shortly", field="id")
+    annotation_set = await docs.AnnotationSet.get(old.set_id)
+    sent = record_document(replacement, record_fields(annotation_set, actor, old.id, reason)) if annotation_set else {}
+    held = encode_id(NodeType.ANNOTATION_RECORD, stray["_id"])
+    if not (sent and record_keys.same_content(stray, sent) and stray.get("supersede_reason") == reason):
+        raise Conflict(f"correction {held} of this record was stored but has not taken its place (its call was cut "
+                       "short, or is still running): send that same correction again to finish it, or delete "
+                       f"{held} first", field="id", record=held)
+    if not await _take_place(old.id, stray["_id"], stray["created_at"]):
+        raise Conflict("another correction superseded this record meanwhile: supersede that one", field="id")
+    return lean(docs.AnnotationRecord).model_validate(stray)
 
 
 async def delete_record(record_id: ObjectId) -> None:

@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import AutoReconnect
 
 from documents.annotation import AnnotationRecord, AnnotationSet
 from documents.asset import Asset
@@ -13,6 +15,7 @@ from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
 from services import bulk_deletes
 from services.assets import collect_unpinned
+from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -380,3 +383,68 @@ async def test_a_keypoint_name_is_given_once_per_record_and_is_not_blank(api: Ap
     added = await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [points("nose", None, None, "eye")]},
                            token=contributor)
     assert added["addAnnotations"]["count"] == 1
+
+
+def failing_marks(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make the next `times` writes marking a record superseded fail on this side, as a lost
+    connection or a timeout would (the write itself not made); returns the count of those made."""
+    update_one, failed = AsyncCollection.update_one, [0]
+
+    async def flaky(self: AsyncCollection, query: dict, change: Any, *args: Any, **kwargs: Any) -> Any:
+        if "superseded_by" in (change.get("$set") or {}) and failed[0] < times:
+            failed[0] += 1
+            raise AutoReconnect("connection lost")
+        return await update_one(self, query, change, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "update_one", flaky)
+    return failed
+
+
+async def current_on(api: Api, token: str, s: dict) -> list[str]:
+    edges = (await api.data("Annotations", {"filter": {"setIds": [s["truth"]["id"]]}}, token=token))["annotations"]["edges"]
+    return sorted(e["node"]["label"] for e in edges)
+
+
+async def test_a_correction_whose_mark_failed_once_still_takes_its_place(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The correction is stored, then the record it corrects is marked. A mark that failed on this
+    side (a timeout, a lost connection) left both current, and the client's retry added a third
+    record: two corrections of one record, both listed and both copied into every version."""
+    s = setup
+    (wrong,) = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "CLASSIFICATION", label="dent")]}, token=contributor))["addAnnotations"]["records"]
+    fix = {"id": wrong["id"], "reason": "a scratch", "record": record(s, "CLASSIFICATION", label="scratch")}
+    failed = failing_marks(monkeypatch, 1)
+    answer = await api.run("SupersedeAnnotation", {"input": fix}, token=contributor, status=200)  # 503 before
+    assert failed[0] == 1 and not answer.get("errors"), answer
+    assert await current_on(api, contributor, s) == ["scratch"]
+    assert answer["data"]["supersedeAnnotation"]["supersedes"]["supersededBy"]["id"] == answer["data"]["supersedeAnnotation"]["id"]
+
+
+async def test_a_correction_cut_short_is_finished_by_the_same_one_sent_again_and_refuses_another(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A correction stored but never marked as its record's successor (its call cut short between
+    the two writes) is found by the next correction of that record: the same one sent again takes its
+    place, without a second copy; another is CONFLICT naming it (delete it to send another)."""
+    s = setup
+    (wrong,) = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "CLASSIFICATION", label="dent")]}, token=contributor))["addAnnotations"]["records"]
+    fix = {"id": wrong["id"], "reason": "a scratch", "record": record(s, "CLASSIFICATION", label="scratch")}
+    failing_marks(monkeypatch, 10**6)
+    error = await api.error("SupersedeAnnotation", {"input": fix}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE", error
+    monkeypatch.undo()
+    (stray,) = [r async for r in AnnotationRecord.get_pymongo_collection().find({"supersedes": object_id(wrong["id"])})]
+    stray_id = encode_id(NodeType.ANNOTATION_RECORD, stray["_id"])
+
+    other = {**fix, "record": record(s, "CLASSIFICATION", label="dent", attributes={"occluded": True})}
+    error = await api.error("SupersedeAnnotation", {"input": other}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "id", "record": stray_id}, error
+    # The same record for another reason is another correction.
+    error = await api.error("SupersedeAnnotation", {"input": {**fix, "reason": "another reason"}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT", error
+
+    finished = (await api.data("SupersedeAnnotation", {"input": fix}, token=contributor))["supersedeAnnotation"]
+    assert finished["id"] == stray_id and finished["supersedes"]["supersededBy"]["id"] == stray_id
+    assert await current_on(api, contributor, s) == ["scratch"]
+    assert await AnnotationRecord.find({"set_id": object_id(s["truth"]["id"])}).count() == 2  # no second copy
