@@ -448,3 +448,30 @@ async def test_a_correction_cut_short_is_finished_by_the_same_one_sent_again_and
     assert finished["id"] == stray_id and finished["supersedes"]["supersededBy"]["id"] == stray_id
     assert await current_on(api, contributor, s) == ["scratch"]
     assert await AnnotationRecord.find({"set_id": object_id(s["truth"]["id"])}).count() == 2  # no second copy
+
+
+async def test_a_version_pins_its_records_masks_and_holds_finished_ones_only(
+        api: Api, contributor: str, setup: dict) -> None:
+    """A version's copy of a MASK record names its mask asset. Pinned with the role assets, it stays
+    while the version does: once the record was deleted (the version keeps its copy) nothing held the
+    mask, a contributor's deleteAsset took it and the version no longer verified. A mask not ACTIVE
+    (an upload not finished) is refused, as a role asset is, naming the record."""
+    s = setup
+    (masked,) = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": s["mask"]["id"]}})]},
+        token=contributor))["addAnnotations"]["records"]
+    ds = await factories.dataset(api, contributor)
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(s["mask"]["id"])}, {"$set": {"status": "PENDING"}})
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "early", "addDatums": [
+        s["datum"]["id"]], "addAnnotationSets": [s["truth"]["id"]]}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "addAnnotationSets"}, error
+    assert s["mask"]["id"] in error["message"] and masked["id"] in error["message"] and "PENDING" in error["message"]
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(s["mask"]["id"])}, {"$set": {"status": "ACTIVE"}})
+
+    version = await factories.version(api, contributor, ds["id"], "v1", addDatums=[s["datum"]["id"]],
+                                      addAnnotationSets=[s["truth"]["id"]])
+    await api.data("DeleteAnnotationRecord", {"id": masked["id"]}, token=contributor)
+    error = await api.error("DeleteAsset", {"id": s["mask"]["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and version["id"] in error["extensions"]["holders"], error
+    checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert checked["ok"] and checked["records"] == 1, checked
