@@ -143,6 +143,13 @@ async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: Obje
     _check_source(source, "source")
     annotation_set = docs.AnnotationSet(name=name, purpose=purpose, schema_id=schema_id, source=source, created_by=actor)
     await annotation_set.insert()
+    # Looked for again once the set exists: a delete of the schema that saw no set before this one
+    # was written deleted it meanwhile, or sees this set (delete_schema): whichever comes second sees
+    # the other. A set whose schema is gone broke every list of sets asking for it.
+    if await docs.AnnotationSchema.get_pymongo_collection().count_documents({"_id": schema_id}) == 0:
+        await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": annotation_set.id})
+        raise NotFound(f"no annotation schema {encode_id(NodeType.ANNOTATION_SCHEMA, schema_id)} (deleted meanwhile)",
+                       field="schemaId")
     return annotation_set
 
 
@@ -525,10 +532,27 @@ async def delete_set(set_id: ObjectId) -> int:
 
 
 async def delete_schema(schema_id: ObjectId) -> None:
-    """Delete a schema no annotation set uses (one gone already is done)."""
-    if await docs.AnnotationSchema.get(schema_id) is None:
+    """Delete a schema no annotation set uses (one gone already is done). The sets are looked for
+    again once it is gone: a set created meanwhile (create_set, which looks for the schema after
+    it wrote the set) brings it back, as it was (a schema never changes), and the delete is refused."""
+    schemas = docs.AnnotationSchema.get_pymongo_collection()
+    schema = await schemas.find_one({"_id": schema_id})
+    if schema is None:
         return
+    await _refuse_if_used(schema_id)
+    await schemas.delete_one({"_id": schema_id})
+    try:
+        await _refuse_if_used(schema_id)
+    except Conflict:
+        with no_time_limit():
+            try:
+                await schemas.insert_one(schema)
+            except DuplicateKeyError:  # brought back by another delete of it
+                pass
+        raise
+
+
+async def _refuse_if_used(schema_id: ObjectId) -> None:
     sets = docs.AnnotationSet.get_pymongo_collection().find({"schema_id": schema_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this annotation schema", {
         "annotation sets": [encode_id(NodeType.ANNOTATION_SET, s["_id"]) async for s in sets]}, "delete those sets first")
-    await docs.AnnotationSchema.get_pymongo_collection().delete_one({"_id": schema_id})

@@ -9,7 +9,7 @@ import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import AutoReconnect
 
-from documents.annotation import AnnotationRecord, AnnotationSet
+from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
@@ -475,3 +475,43 @@ async def test_a_version_pins_its_records_masks_and_holds_finished_ones_only(
     assert error["extensions"]["code"] == "CONFLICT" and version["id"] in error["extensions"]["holders"], error
     checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
     assert checked["ok"] and checked["records"] == 1, checked
+
+
+async def test_a_schema_deleted_while_a_set_is_created_on_it_leaves_neither_a_set_without_one(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """createAnnotationSet read the schema, then wrote the set; deleteAnnotationSchema looked for sets,
+    then deleted the schema. Interleaved, a set named a schema that was gone: every list of sets
+    asking for `schema` failed, and the set took no records. Each side now looks again after its
+    write: the set goes (NOT_FOUND), or the schema comes back (CONFLICT naming the set)."""
+    schema = await factories.schema(api, contributor, "raced")
+    schema_id = object_id(schema["id"])
+    insert = AnnotationSet.insert
+
+    async def schema_deleted_first(self: AnnotationSet, *args: Any, **kwargs: Any) -> Any:
+        await AnnotationSchema.get_pymongo_collection().delete_one({"_id": schema_id})  # a delete that saw no set
+        return await insert(self, *args, **kwargs)
+
+    monkeypatch.setattr(AnnotationSet, "insert", schema_deleted_first)
+    error = await api.error("CreateAnnotationSet", {"input": {"name": "s", "purpose": "GROUND_TRUTH",
+                                                              "schemaId": schema["id"]}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "schemaId"}, error
+    assert await AnnotationSet.count() == 0
+    monkeypatch.undo()
+
+    schema = await factories.schema(api, contributor, "raced again")
+    schema_id, delete_one = object_id(schema["id"]), AsyncCollection.delete_one
+
+    async def a_set_written_after_the_look(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "annotation_schemas":  # a create that read the schema before this delete looked for sets
+            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
+        return await delete_one(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "delete_one", a_set_written_after_the_look)
+    error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    (late,) = await AnnotationSet.find_all().to_list()
+    assert encode_id(NodeType.ANNOTATION_SET, late.id) in error["message"]
+    sets = (await api.data("AnnotationSets", {"first": 10}, token=contributor))["annotationSets"]["edges"]
+    assert [e["node"]["name"] for e in sets] == ["late"]
+    assert await AnnotationSchema.get(schema_id) is not None  # as it was
