@@ -38,6 +38,7 @@ async def copy_in(version_id: ObjectId, chosen: Mapping[ObjectId, Split], sets: 
     digests: dict[ObjectId, str] = {}
     entries: list[bytes] = []
     records = {str(set_id): 0 for set_id in sets}  # a set with none on the version's datums counts 0
+    unsettled: set[ObjectId] = set()  # write batches left out (snapshots._settled)
     writing: asyncio.Task[list[ObjectId]] | None = None
     try:
         for start in range(0, len(ids), BUILD_BATCH):
@@ -49,7 +50,7 @@ async def copy_in(version_id: ObjectId, chosen: Mapping[ObjectId, Split], sets: 
                 raise Conflict("datum(s) deleted while the version was built: "
                                f"{', '.join(encode_id(NodeType.DATUM, d) for d in gone)}", field="addDatums")
             await _check_role_assets(batch, digests)
-            copied = await snapshots.copy_batch(version_id, batch, chosen, sets, digests, records)
+            copied = await snapshots.copy_batch(version_id, batch, chosen, sets, digests, records, unsettled)
             masks = await _mask_assets(copied)
             entries += copied.entries
             if writing is not None:  # shielded: a cancelled build still waits for its writes (below)

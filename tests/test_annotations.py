@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
-from services import bulk_deletes
+from services import batches, bulk_deletes
 from services.assets import collect_unpinned
 from services.node_ids import NodeType, encode_id
 from tests import factories
@@ -515,3 +516,58 @@ async def test_a_schema_deleted_while_a_set_is_created_on_it_leaves_neither_a_se
     sets = (await api.data("AnnotationSets", {"first": 10}, token=contributor))["annotationSets"]["edges"]
     assert [e["node"]["name"] for e in sets] == ["late"]
     assert await AnnotationSchema.get(schema_id) is not None  # as it was
+
+
+async def test_a_version_built_while_records_are_written_holds_none_of_their_batch(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of records is written a chunk at a time, then its journal entry dropped (or, on a
+    failure, its records removed first). A version built in between froze the part written: records
+    never answered for, and kept after a rollback (a keyed batch meeting a held key is rolled back
+    and written again: the version then held both the record and its twin). The build leaves out
+    every record of a batch still open, and those of one rolled back since they were read."""
+    s = setup
+    await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]},
+                   token=contributor)
+    ds = await factories.dataset(api, contributor)
+    monkeypatch.setattr(batches, "CHUNK", 1)
+    insert_many, paused, go = AsyncCollection.insert_many, asyncio.Event(), asyncio.Event()
+
+    async def pausing(self: AsyncCollection, documents: list[dict], *args: Any, **kwargs: Any) -> Any:
+        result = await insert_many(self, documents, *args, **kwargs)
+        if self.name == "annotation_records" and documents[0].get("label") == "scratch":
+            paused.set()  # the first chunk written, the batch still open
+            await go.wait()
+        return result
+
+    monkeypatch.setattr(AsyncCollection, "insert_many", pausing)
+    scratches = [record(s, "CLASSIFICATION", label="scratch")] * 2
+    adding = asyncio.create_task(api.run("AddAnnotations", {"setId": s["truth"]["id"], "records": scratches},
+                                         token=contributor))
+    await paused.wait()
+    during = await factories.version(api, contributor, ds["id"], "during", addDatums=[s["datum"]["id"]],
+                                     addAnnotationSets=[s["truth"]["id"]])
+    go.set()
+    assert not (await adding).get("errors")
+    assert [c["label"] for c in await factories.version_copies(during["id"])] == ["dent"]
+
+    # Rolled back between the build's read of its records and its look at the journal.
+    paused.clear()
+    go.clear()
+    still_written = batches.still_written
+
+    async def rolled_back_first(db: Any, batch_ids: Any) -> set:
+        open_ids = await still_written(db, batch_ids)
+        for batch_id in open_ids:  # as a rollback does: the records, then the entry
+            await AnnotationRecord.get_pymongo_collection().delete_many({"batch": batch_id})
+            await db[batches.JOURNAL].delete_one({"_id": batch_id})
+        return await still_written(db, batch_ids)
+
+    monkeypatch.setattr(batches, "still_written", rolled_back_first)
+    adding = asyncio.create_task(api.run("AddAnnotations", {"setId": s["truth"]["id"], "records": scratches},
+                                         token=contributor))
+    await paused.wait()
+    after = await factories.version(api, contributor, ds["id"], "after", addDatums=[s["datum"]["id"]],
+                                    addAnnotationSets=[s["truth"]["id"]])
+    go.set()
+    assert (await adding).get("errors")  # its batch was taken from it: nothing of it stays
+    assert sorted(c["label"] for c in await factories.version_copies(after["id"])) == ["dent", "scratch", "scratch"]
