@@ -324,6 +324,12 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
             await collection.delete_many({"_id": {"$in": made}})
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
                        field="records")
+    # So did a datum's delete, unless it sees these records when it looks again (services/datums.delete_datum).
+    if datum_ids and (gone := datum_ids - set(await fields_by_ids(Datum, datum_ids, ["_id"]))):
+        if made:
+            await collection.delete_many({"_id": {"$in": made}})
+        raise Conflict(f"datum(s) deleted meanwhile: {', '.join(encode_id(NodeType.DATUM, d) for d in gone)}",
+                       field="records")
     return Added(stored, len(stored) - len(made))
 
 

@@ -15,6 +15,7 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
 from services import batches, bulk_deletes
+from services import datums as datums_service
 from services.assets import collect_unpinned
 from services.node_ids import NodeType, encode_id
 from tests import factories
@@ -571,3 +572,45 @@ async def test_a_version_built_while_records_are_written_holds_none_of_their_bat
     go.set()
     assert (await adding).get("errors")  # its batch was taken from it: nothing of it stays
     assert sorted(c["label"] for c in await factories.version_copies(after["id"])) == ["dent", "scratch", "scratch"]
+
+
+async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_pointing_at_nothing(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """addAnnotations read the datum, then wrote its records; deleteDatum looked for records, then
+    removed the datum. Interleaved, records named a datum that was gone (no version takes them, no
+    correction can stay on it). Each side looks again after its write: the records go (CONFLICT),
+    or the datum comes back as it was, its asset's use of it too (CONFLICT naming the records)."""
+    s = setup
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    insert_all = batches.insert_all
+
+    async def datum_deleted_first(*args: Any, **kwargs: Any) -> Any:
+        assert (await api.data("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor))["deleteDatum"]["deleted"]
+        return await insert_all(*args, **kwargs)
+
+    monkeypatch.setattr(batches, "insert_all", datum_deleted_first)
+    error = await api.error("AddAnnotations", labelled, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"] == {"code": "CONFLICT", "field": "records"} and s["datum"]["id"] in error["message"], error
+    assert await AnnotationRecord.count() == 0
+
+    image = await factories.image_asset(api, contributor, "again.png")
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": image["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    s = {**s, "datum": datum, "image": image}
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    remove_datums, added = datums_service.remove_datums, []
+
+    async def records_added_first(*args: Any, **kwargs: Any) -> Any:
+        added.append(await api.data("AddAnnotations", labelled, token=contributor))  # read the datum, still there
+        return await remove_datums(*args, **kwargs)
+
+    monkeypatch.setattr(datums_service, "remove_datums", records_added_first)
+    error = await api.error("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    monkeypatch.undo()
+    (made,) = added[0]["addAnnotations"]["ids"]
+    assert error["extensions"]["code"] == "CONFLICT" and made in error["extensions"]["holders"], error
+    kept = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    assert kept["annotations"]["totalCount"] == 1 and kept["asset"]["id"] == image["id"]
+    error = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)  # its use of the asset is back
+    assert datum["id"] in error["extensions"]["holders"], error
