@@ -46,8 +46,9 @@ _IMAGE = (("id", True, _is_id, "a number or a string"),
           ("height", False, _is_size, "a positive whole number"))
 _CATEGORY = (("id", True, _is_id, "a number or a string"),
              ("name", True, lambda v: isinstance(v, str) and v != "", "a string"),
-             ("keypoints", False, lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
-              "a list of the points' names"),
+             # Names the server takes (services/annotations.py): each once, none blank.
+             ("keypoints", False, lambda v: isinstance(v, list) and all(isinstance(n, str) and n.strip() for n in v)
+              and len(set(v)) == len(v), "a list of the points' names, each once, none blank"),
              ("skeleton", False, lambda v: isinstance(v, list) and all(_finite(p) and len(p) == 2 for p in v),
               "a list of [point, point] pairs"))
 _ANNOTATION = (("image_id", True, _is_id, "a number or a string"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from documents import annotation as docs
 from documents.asset import Asset
@@ -21,8 +21,16 @@ from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
 from services import batches, bulk_deletes, delete_marks, record_keys
 from services.assets import in_use_despite_delete
-from services.checks import HOLDERS_NAMED, check_client_keys, check_name, get_or_not_found, refuse_if_held
-from services.errors import BadUserInput, Conflict, NotFound
+from services.availability import no_time_limit
+from services.checks import (
+    HOLDERS_NAMED,
+    MAX_LABEL_LENGTH,
+    check_client_keys,
+    check_name,
+    get_or_not_found,
+    refuse_if_held,
+)
+from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 
@@ -67,6 +75,29 @@ _CSS_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|[
                          r"|(?:rgba?|hsla?)\([0-9.,%\s/a-z]{1,60}\)")
 
 
+MAX_SOURCE_TEXT = 500  # characters of a source's name or version, as of any name (check_name)
+
+
+def _check_word(text: str, field: str) -> None:
+    """A label or an attribute's name: what records are grouped, filtered and exported by (a COCO
+    category), so never blank (a CLASSIFICATION record labelled "" says nothing), and short, as an
+    asset's labels are."""
+    if not text.strip() or len(text) > MAX_LABEL_LENGTH:
+        raise BadUserInput(f"must be 1 to {MAX_LABEL_LENGTH} characters, not all blank", field=field)
+
+
+def _check_source(source: docs.AnnotationSource | None, field: str) -> None:
+    """A set's or a record's source: a name (1 to MAX_SOURCE_TEXT characters), and a version if any."""
+    if source is None:
+        return
+    if not source.name.strip() or len(source.name) > MAX_SOURCE_TEXT:
+        raise BadUserInput(f"a source needs a name of 1 to {MAX_SOURCE_TEXT} characters, not all blank",
+                           field=f"{field}.name")
+    if source.version is not None and (not source.version.strip() or len(source.version) > MAX_SOURCE_TEXT):
+        raise BadUserInput(f"a version has 1 to {MAX_SOURCE_TEXT} characters, not all blank (null for none)",
+                           field=f"{field}.version")
+
+
 async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.LabelClass], version: int | None,
                         allow_scores: bool, required_attributes: Sequence[str], actor: str | None) -> docs.AnnotationSchema:
     name = check_name(name)
@@ -74,16 +105,17 @@ async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.
         raise BadUserInput("give at least one kind", field="kinds")
     seen: set[str] = set()
     for i, label in enumerate(labels):
-        if not label.name.strip():
-            raise BadUserInput("a label needs a name", field=f"labels[{i}].name")
+        _check_word(label.name, f"labels[{i}].name")
+        if label.display_name is not None and len(label.display_name) > MAX_SOURCE_TEXT:
+            raise BadUserInput(f"at most {MAX_SOURCE_TEXT} characters", field=f"labels[{i}].displayName")
         if label.name in seen:
             raise BadUserInput(f"label {label.name!r} appears twice", field=f"labels[{i}].name")
         if label.color is not None and not _CSS_COLOUR.fullmatch(label.color):
             raise BadUserInput("a CSS colour: #rgb, #rrggbb (with alpha: #rgba, #rrggbbaa), a name such as teal, or "
                                "rgb(), rgba(), hsl(), hsla()", field=f"labels[{i}].color")
         seen.add(label.name)
-    if any(not a.strip() for a in required_attributes):
-        raise BadUserInput("attribute names must not be empty", field="requiredAttributes")
+    for i, attribute in enumerate(required_attributes):
+        _check_word(attribute, f"requiredAttributes[{i}]")
     if version is None:
         newest = await docs.AnnotationSchema.find({"name": name}).sort([("version", -1)]).first_or_none()
         version = newest.version + 1 if newest else 1
@@ -108,10 +140,16 @@ async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: Obje
     name = check_name(name)
     if await docs.AnnotationSchema.get(schema_id) is None:
         raise NotFound(f"no annotation schema {encode_id(NodeType.ANNOTATION_SCHEMA, schema_id)}", field="schemaId")
-    if source is not None and not source.name.strip():
-        raise BadUserInput("a source needs a name", field="source.name")
+    _check_source(source, "source")
     annotation_set = docs.AnnotationSet(name=name, purpose=purpose, schema_id=schema_id, source=source, created_by=actor)
     await annotation_set.insert()
+    # Looked for again once the set exists: a delete of the schema that saw no set before this one
+    # was written deleted it meanwhile, or sees this set (delete_schema): whichever comes second sees
+    # the other. A set whose schema is gone broke every list of sets asking for it.
+    if await docs.AnnotationSchema.get_pymongo_collection().count_documents({"_id": schema_id}) == 0:
+        await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": annotation_set.id})
+        raise NotFound(f"no annotation schema {encode_id(NodeType.ANNOTATION_SCHEMA, schema_id)} (deleted meanwhile)",
+                       field="schemaId")
     return annotation_set
 
 
@@ -148,6 +186,8 @@ def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict
                 raise BadUserInput(f"{side} must be positive", field=f"{at}.{side}")
     if expected in MIN_POINTS and len(points) < MIN_POINTS[expected]:
         raise BadUserInput(f"needs at least {MIN_POINTS[expected]} points, got {len(points)}", field=f"{at}.points")
+    if isinstance(shape, docs.KeypointsShape):
+        _check_keypoint_names(shape.points, at)
     if isinstance(shape, docs.MaskShape):
         mask = masks.get(shape.asset_id)
         if mask is None:
@@ -155,6 +195,20 @@ def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict
         if not (mask.get("media_type") or "").startswith("image/"):
             raise BadUserInput(f"the mask asset must be an image, it is {mask.get('media_type') or 'untyped'}",
                                field=f"{field}.geometry.mask.assetId")
+
+
+def _check_keypoint_names(points: Sequence[docs.Keypoint], at: str) -> None:
+    """A pose's points are told apart by their names (an export's keypoint list and skeleton name
+    them): a name is a label's kind of word, once per record; null leaves a point unnamed."""
+    seen: dict[str, int] = {}
+    for i, point in enumerate(points):
+        if point.name is None:
+            continue
+        _check_word(point.name, f"{at}.points[{i}].name")
+        if point.name in seen:
+            raise BadUserInput(f"{point.name!r} names two points of this record (also points[{seen[point.name]}])",
+                               field=f"{at}.points[{i}].name")
+        seen[point.name] = i
 
 
 @dataclass(frozen=True)
@@ -193,6 +247,8 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
     elif record.value is not None:
         raise BadUserInput(f"a {record.kind.value} record has a label, not a value (REGRESSION records have one): "
                            "leave value out", field=f"{field}.value")
+    if record.label is not None and not rules.labels:  # any label: but a label, not blank nor a page of text
+        _check_word(record.label, f"{field}.label")
     if record.label is not None and rules.labels and record.label not in rules.labels:
         raise BadUserInput(f"{record.label!r} is not a label of schema {rules.schema}", field=f"{field}.label")
     if record.score is not None:
@@ -205,8 +261,7 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
         raise BadUserInput(f"missing required attribute(s): {', '.join(missing)}", field=f"{field}.attributes")
     if record.source is None and rules.set_source is None:
         raise BadUserInput("the set has no source, so each record needs one", field=f"{field}.source")
-    if record.source is not None and not record.source.name.strip():
-        raise BadUserInput("a source needs a name", field=f"{field}.source.name")
+    _check_source(record.source, f"{field}.source")
     if record.datum_id is not None:
         assets = rules.datum_assets.get(record.datum_id)
         if assets is None:
@@ -268,6 +323,12 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         if made:
             await collection.delete_many({"_id": {"$in": made}})
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
+                       field="records")
+    # So did a datum's delete, unless it sees these records when it looks again (services/datums.delete_datum).
+    if datum_ids and (gone := datum_ids - set(await fields_by_ids(Datum, datum_ids, ["_id"]))):
+        if made:
+            await collection.delete_many({"_id": {"$in": made}})
+        raise Conflict(f"datum(s) deleted meanwhile: {', '.join(encode_id(NodeType.DATUM, d) for d in gone)}",
                        field="records")
     return Added(stored, len(stored) - len(made))
 
@@ -366,15 +427,64 @@ async def supersede(record_id: ObjectId, replacement: NewRecord, reason: str, ac
         # prediction is being corrected) would credit the fix to that model. A token without a user
         # may be a pipeline's: its corrections keep the set's source, as its records do.
         replacement = replace(replacement, source=docs.AnnotationSource(kind=docs.SourceKind.HUMAN, name=author))
+    stray = await _correction_out_of_place(old)
+    if stray is not None:
+        return await _finish(old, stray, replacement, reason, actor)
     (stored,) = (await add_records(old.set_id, [replacement], actor, 1, supersedes=old, reason=reason)).documents
     new = lean(docs.AnnotationRecord).model_validate(stored)
     # Marked after the new record exists, and only if no other correction got there first.
-    marked = await docs.AnnotationRecord.get_pymongo_collection().update_one(
-        {"_id": old.id, "superseded_by": None}, {"$set": {"superseded_by": new.id, "superseded_at": new.created_at}})
-    if marked.modified_count == 0:
+    if not await _take_place(old.id, new.id, new.created_at):
         await docs.AnnotationRecord.get_pymongo_collection().delete_one({"_id": new.id})
         raise Conflict("another correction superseded this record meanwhile: supersede that one", field="id")
     return new
+
+
+async def _take_place(old_id: ObjectId, new_id: ObjectId, at: Any) -> bool:
+    """Mark the record `old_id` superseded by `new_id`, unless another correction did first; whether
+    `new_id` holds its place. Left unmarked, a correction would stand beside the record it corrects,
+    both current (in lists, and in every version built), and a retry would add a third: so the mark
+    has no time limit, is made again if its write failed on this side (it may have landed or not),
+    and is read back."""
+    records = docs.AnnotationRecord.get_pymongo_collection()
+    unmarked, mark = {"_id": old_id, "superseded_by": None}, {"$set": {"superseded_by": new_id, "superseded_at": at}}
+    with no_time_limit():
+        try:
+            if (await records.update_one(unmarked, mark)).modified_count:
+                return True
+        except PyMongoError:
+            await records.update_one(unmarked, mark)  # failing again, the call fails: a retry finishes it (_finish)
+        now = await records.find_one({"_id": old_id}, {"superseded_by": 1})
+    return now is not None and now.get("superseded_by") == new_id
+
+
+async def _correction_out_of_place(old: docs.AnnotationRecord) -> dict[str, Any] | None:
+    """A correction of `old` (a current record) that is not marked as its successor: one whose call
+    was cut short between its two writes (a crash, the database lost), or is between them now. Looked
+    for among the records on its datum (or asset), where a correction stays: through their index."""
+    where = {"datum_id": old.datum_id} if old.datum_id is not None else {"asset_id": old.asset_id}
+    return await docs.AnnotationRecord.get_pymongo_collection().find_one({**where, "supersedes": old.id})
+
+
+async def _finish(old: docs.AnnotationRecord, stray: dict[str, Any], replacement: NewRecord, reason: str,
+                  actor: str | None) -> docs.AnnotationRecord:
+    """A correction sent again, whose first call stored it but did not mark `old` (_correction_out_of_place):
+    the same record for the same reason takes its place now, as the first call would have; another is
+    CONFLICT naming it, since two corrections of one record cannot both stand. One whose batch is
+    still open may yet be rolled back (services/batches.py): UNAVAILABLE until it is settled."""
+    records = docs.AnnotationRecord.get_pymongo_collection()
+    if (await batches.still_written(records.database, [stray.get("batch")])
+            or await records.find_one({"_id": stray["_id"]}, {"_id": 1}) is None):
+        raise Unavailable("another correction of this record is being written; try again shortly", field="id")
+    annotation_set = await docs.AnnotationSet.get(old.set_id)
+    sent = record_document(replacement, record_fields(annotation_set, actor, old.id, reason)) if annotation_set else {}
+    held = encode_id(NodeType.ANNOTATION_RECORD, stray["_id"])
+    if not (sent and record_keys.same_content(stray, sent) and stray.get("supersede_reason") == reason):
+        raise Conflict(f"correction {held} of this record was stored but has not taken its place (its call was cut "
+                       "short, or is still running): send that same correction again to finish it, or delete "
+                       f"{held} first", field="id", record=held)
+    if not await _take_place(old.id, stray["_id"], stray["created_at"]):
+        raise Conflict("another correction superseded this record meanwhile: supersede that one", field="id")
+    return lean(docs.AnnotationRecord).model_validate(stray)
 
 
 async def delete_record(record_id: ObjectId) -> None:
@@ -428,10 +538,27 @@ async def delete_set(set_id: ObjectId) -> int:
 
 
 async def delete_schema(schema_id: ObjectId) -> None:
-    """Delete a schema no annotation set uses (one gone already is done)."""
-    if await docs.AnnotationSchema.get(schema_id) is None:
+    """Delete a schema no annotation set uses (one gone already is done). The sets are looked for
+    again once it is gone: a set created meanwhile (create_set, which looks for the schema after
+    it wrote the set) brings it back, as it was (a schema never changes), and the delete is refused."""
+    schemas = docs.AnnotationSchema.get_pymongo_collection()
+    schema = await schemas.find_one({"_id": schema_id})
+    if schema is None:
         return
+    await _refuse_if_used(schema_id)
+    await schemas.delete_one({"_id": schema_id})
+    try:
+        await _refuse_if_used(schema_id)
+    except Conflict:
+        with no_time_limit():
+            try:
+                await schemas.insert_one(schema)
+            except DuplicateKeyError:  # brought back by another delete of it
+                pass
+        raise
+
+
+async def _refuse_if_used(schema_id: ObjectId) -> None:
     sets = docs.AnnotationSet.get_pymongo_collection().find({"schema_id": schema_id}, {"_id": 1}).limit(HOLDERS_NAMED + 1)
     refuse_if_held("this annotation schema", {
         "annotation sets": [encode_id(NodeType.ANNOTATION_SET, s["_id"]) async for s in sets]}, "delete those sets first")
-    await docs.AnnotationSchema.get_pymongo_collection().delete_one({"_id": schema_id})

@@ -8,13 +8,16 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from documents.annotation import AnnotationRecord
 from documents.clock import utcnow
 from documents.dataset import USES_COLLECTION, Datum, DatumAsset, RoleRef, VersionMember
+from documents.duplicates import duplicates_only
 from documents.sparse import setting, stored
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
+from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, refuse_if_held
 from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import fields_by_ids
@@ -130,15 +133,38 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
 
 async def delete_datum(datum_id: ObjectId) -> None:
     """Delete a datum that no dataset version and no annotation record holds (those would point at
-    nothing). Its assets stay; the garbage collector takes those nothing else holds."""
-    datum = await Datum.get(datum_id)
-    if datum is None:  # gone already: deleting it again is done
+    nothing). Its assets stay; the garbage collector takes those nothing else holds.
+
+    The records are looked for again once it is gone: an addAnnotations that read the datum before
+    this delete looked, and wrote after, left records on a datum that was no more. It looks for the
+    datum after its write (services/annotations.add_records), so whichever comes second sees the
+    other: here, the datum comes back as it was, with its uses, and the delete is refused."""
+    raw = await Datum.get_pymongo_collection().find_one({"_id": datum_id})
+    if raw is None:  # gone already: deleting it again is done
         return
+    datum = Datum.model_validate(raw)
     limit = HOLDERS_NAMED + 1
     versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
-    records = AnnotationRecord.get_pymongo_collection().find({"datum_id": datum_id}, {"_id": 1}).limit(limit)
     refuse_if_held("this datum", {
         "dataset versions": [encode_id(NodeType.DATASET_VERSION, m["version_id"]) async for m in versions],
-        "annotation records": [encode_id(NodeType.ANNOTATION_RECORD, r["_id"]) async for r in records],
+        "annotation records": await _records_on(datum_id, limit),
     }, "delete those first")
+    uses = await DatumAsset.get_pymongo_collection().find(
+        {"asset_id": {"$in": [r.asset_id for r in datum.roles]}, "datum_id": datum_id}).to_list()
     await remove_datums([datum])
+    late = await _records_on(datum_id, limit)
+    if late:
+        with no_time_limit():  # its uses first, as any datum's (remove_datums)
+            for collection, documents in ((DatumAsset.get_pymongo_collection(), uses), (Datum.get_pymongo_collection(), [raw])):
+                try:
+                    if documents:
+                        await collection.insert_many(documents, ordered=False)
+                except BulkWriteError as error:  # brought back by another delete of it
+                    duplicates_only(error)
+        refuse_if_held("this datum", {"annotation records": late}, "delete those first")
+
+
+async def _records_on(datum_id: ObjectId, limit: int) -> list[str]:
+    """The IDs of the first `limit` annotation records on a datum."""
+    records = AnnotationRecord.get_pymongo_collection().find({"datum_id": datum_id}, {"_id": 1}).limit(limit)
+    return [encode_id(NodeType.ANNOTATION_RECORD, r["_id"]) async for r in records]

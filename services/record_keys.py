@@ -50,7 +50,8 @@ UNEXPLAINED_ROUNDS = 4
 CONTENT = ("datum_id", "asset_id", "kind", "label", "score", "value", "geometry", "attributes", "source")
 
 
-def _same(held: dict[str, Any], sent: dict[str, Any]) -> bool:
+def same_content(held: dict[str, Any], sent: dict[str, Any]) -> bool:
+    """Whether two records say the same (CONTENT): a record sent again is the one held."""
     return all(_content(held.get(name)) == _content(sent.get(name)) for name in CONTENT)
 
 
@@ -97,7 +98,7 @@ async def insert_keyed(collection: AsyncCollection, documents: list[dict[str, An
             if found.get("batch") in open_batches:
                 waiting = True
             elif found["_id"] in committed:
-                if not _same(found, documents[i]):
+                if not same_content(found, documents[i]):
                     held = encode_id(NodeType.ANNOTATION_RECORD, found["_id"])
                     raise Conflict(f"the set holds record {held} under this key, with other content",
                                    field=f"records[{i}].key", record=held)

@@ -26,7 +26,7 @@ from documents.lean import lean
 from documents.manifest import PENDING, asset_digest, datum_entry, manifest_hash
 from documents.record_pack import VersionRecordPack, pack, unpack_all
 from documents.sparse import sparse
-from services import external_s3
+from services import batches, external_s3
 from services.availability import no_time_limit
 from services.field_pages import field_pages, key_pages, merged_pages, pair_pages, read_ahead
 from services.id_reads import fields_by_ids
@@ -95,10 +95,11 @@ class CopiedBatch:
 
 async def copy_batch(version_id: ObjectId, datums: list[DatumRead], splits: Mapping[ObjectId, Split],
                      sets: Mapping[ObjectId, dict], digests: dict[ObjectId, str],
-                     counts: dict[str, int] | None = None) -> CopiedBatch:
+                     counts: dict[str, int] | None = None, unsettled: set[Any] | None = None) -> CopiedBatch:
     """The version's copies of these datums and of their records (those in `sets`), read but not
     written (write_batch writes them), so a build reads the next batch while this one is written.
-    With `counts`, the records copied are added to it per set (its id as text).
+    With `counts`, the records copied are added to it per set (its id as text). `unsettled`: the
+    write batches the build has left out so far (_settled), kept across its calls.
 
     The records are read a page at a time, the next while this one's copies are made; their copies
     are packed a datum's to a document (documents/record_pack.py says why), beside the members,
@@ -108,7 +109,7 @@ async def copy_batch(version_id: ObjectId, datums: list[DatumRead], splits: Mapp
     if sets and datums:
         async with aclosing(_records_of(datums, sets)) as records:  # its reads end with it (it closes them)
             async for page in records:
-                copies += await _copies(version_id, page, digests)
+                copies += await _copies(version_id, await _settled(page, set() if unsettled is None else unsettled), digests)
 
     # In a thread, as each page's copies: some 20 ms of a batch's Python work (its members, their
     # hashes, encoding and compressing its packs) that held the event loop.
@@ -185,6 +186,31 @@ async def _records_of(datums: list[DatumRead], sets: Mapping[ObjectId, dict]) ->
     async with aclosing(merged_pages(reads, _by_datum, RECORDS_PER_READ)) as pages:
         async for page in pages:
             yield page
+
+
+async def _settled(records: list[dict], unsettled: set[Any]) -> list[dict]:
+    """These records less those of write batches not settled (services/batches.py), and less those
+    rolled back since they were read. A batch still being written has not been answered and may yet
+    be rolled back: a keyed one that meets a key the set holds is, then written again, and a version
+    built meanwhile froze both the held record and its rolled-back twin. A batch left out once is
+    left out of the whole build (`unsettled`), so the version holds none of it rather than the part
+    read after it settled.
+
+    A batch's entry is dropped after its documents are written, or after a rollback removed them:
+    one record of each batch, looked for again, tells which. Counted, not read: the build reads
+    each record once (tests/test_version_build_limits.py); only if one is missing (a rollback, or
+    a record deleted since) are the page's records read again to find which."""
+    batch_ids = {r.get("batch") for r in records} - {None}
+    if not batch_ids:
+        return records
+    collection = AnnotationRecord.get_pymongo_collection()
+    unsettled |= await batches.still_written(collection.database, batch_ids - unsettled)
+    kept = [r for r in records if r.get("batch") not in unsettled]
+    one_each = list({r["batch"]: r["_id"] for r in kept if r.get("batch") is not None}.values())
+    if not one_each or await collection.count_documents({"_id": {"$in": one_each}}) == len(one_each):
+        return kept
+    there = {d["_id"] async for d in collection.find({"_id": {"$in": [r["_id"] for r in kept]}}, {"_id": 1})}
+    return [r for r in kept if r["_id"] in there]
 
 
 def _by_datum(record: dict) -> bytes:

@@ -38,6 +38,7 @@ async def copy_in(version_id: ObjectId, chosen: Mapping[ObjectId, Split], sets: 
     digests: dict[ObjectId, str] = {}
     entries: list[bytes] = []
     records = {str(set_id): 0 for set_id in sets}  # a set with none on the version's datums counts 0
+    unsettled: set[ObjectId] = set()  # write batches left out (snapshots._settled)
     writing: asyncio.Task[list[ObjectId]] | None = None
     try:
         for start in range(0, len(ids), BUILD_BATCH):
@@ -49,12 +50,13 @@ async def copy_in(version_id: ObjectId, chosen: Mapping[ObjectId, Split], sets: 
                 raise Conflict("datum(s) deleted while the version was built: "
                                f"{', '.join(encode_id(NodeType.DATUM, d) for d in gone)}", field="addDatums")
             await _check_role_assets(batch, digests)
-            copied = await snapshots.copy_batch(version_id, batch, chosen, sets, digests, records)
+            copied = await snapshots.copy_batch(version_id, batch, chosen, sets, digests, records, unsettled)
+            masks = await _mask_assets(copied)
             entries += copied.entries
             if writing is not None:  # shielded: a cancelled build still waits for its writes (below)
                 await _pinned_assets_kept(await asyncio.shield(writing))
             with no_time_limit():  # undone by the build's discard if it fails; the task takes the block's context
-                writing = asyncio.create_task(_write_batch(version_id, copied, batch, content, actor))
+                writing = asyncio.create_task(_write_batch(version_id, copied, batch, content, actor, masks))
         if writing is not None:
             await _pinned_assets_kept(await asyncio.shield(writing))
     finally:  # a failure: the discard runs once no write of the build is under way
@@ -82,17 +84,41 @@ async def _check_role_assets(datums: list[snapshots.DatumRead], digests: dict[Ob
     digests.update({a: asset_digest(found.get(a)) for a in role_assets})
 
 
+async def _mask_assets(copied: snapshots.CopiedBatch) -> list[ObjectId]:
+    """The mask assets of a batch's records, which the version pins with its role assets: its copies
+    name them, and once a record is deleted (the version keeps its copy) nothing else held its mask,
+    which any contributor could then delete under the version. ACTIVE ones only, as role assets."""
+    masks: dict[ObjectId, tuple[ObjectId, dict]] = {}
+    for datum_id, copies in copied.by_datum.items():
+        for copy in copies:
+            if (copy.get("geometry") or {}).get("type") == "MASK":
+                masks.setdefault(copy["geometry"]["asset_id"], (datum_id, copy))
+    if not masks:
+        return []
+    found = await fields_by_ids(Asset, list(masks), ["status"])
+    for asset_id, (datum_id, copy) in masks.items():
+        status = (found.get(asset_id) or {}).get("status") or "gone"
+        if status != AssetStatus.ACTIVE.value:
+            raise BadUserInput(f"datum {encode_id(NodeType.DATUM, datum_id)}: the mask asset "
+                               f"{encode_id(NodeType.ASSET, asset_id)} of record "
+                               f"{encode_id(NodeType.ANNOTATION_RECORD, copy['record_id'])} is {status}; a version "
+                               "holds ACTIVE assets only", field="addAnnotationSets")
+    return list(masks)
+
+
 async def _write_batch(version_id: ObjectId, copied: snapshots.CopiedBatch, datums: list[snapshots.DatumRead],
-                       content: version_content.ContentWriter | None, actor: str | None) -> list[ObjectId]:
+                       content: version_content.ContentWriter | None, actor: str | None,
+                       masks: list[ObjectId]) -> list[ObjectId]:
     """Write a batch of the version (its copies and members, and its lines into `content`) and pin its
-    datums' role assets, at once; returns those assets. Ends only when none of its writes is under way."""
-    role_assets: list[ObjectId] = [r["asset_id"] for d in datums for r in d.roles]
+    datums' role assets and its records' masks, at once; returns those assets. Ends only when none of
+    its writes is under way."""
+    pinned: list[ObjectId] = [r["asset_id"] for d in datums for r in d.roles] + masks
     done = await asyncio.gather(snapshots.write_batch(copied, content),
-                                retention.pin(role_assets, RetentionOwnerType.DATASET_VERSION, version_id, actor),
+                                retention.pin(pinned, RetentionOwnerType.DATASET_VERSION, version_id, actor),
                                 return_exceptions=True)
     if failed := next((d for d in done if isinstance(d, BaseException)), None):
         raise failed
-    return role_assets
+    return pinned
 
 
 async def _pinned_assets_kept(role_assets: list[ObjectId]) -> None:

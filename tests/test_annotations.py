@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import AutoReconnect
 
-from documents.annotation import AnnotationRecord, AnnotationSet
+from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
-from services import bulk_deletes
+from services import batches, bulk_deletes
+from services import datums as datums_service
 from services.assets import collect_unpinned
+from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -320,3 +325,292 @@ async def test_a_set_of_many_records_is_deleted_a_round_at_a_time_and_a_delete_c
     assert await AnnotationRecord.find({"set_id": truth}).count() == 0
     assert await AnnotationSet.get(truth) is None
     assert await AnnotationRecord.find({"set_id": model}).count() == 4
+
+
+async def test_labels_names_and_sources_are_words_not_blanks_or_pages(api: Api, contributor: str, setup: dict) -> None:
+    """A schema that lists no labels takes any label, but a label all the same: a CLASSIFICATION
+    record labelled "" or "  " said nothing and passed as labelled, and one of 100,000 characters was
+    stored. A schema's label names and required attributes, and a source's name and version, are
+    bounded too. Each refusal names the field; nothing is stored."""
+    s = setup
+    free = await factories.schema(api, contributor, "free", labels=[])
+    free_set = await factories.annotation_set(api, contributor, free["id"], name="free")
+    base = {"assetId": s["image"]["id"], "kind": "CLASSIFICATION"}
+    for label in ("", "   ", "x" * 201):
+        error = await api.error("AddAnnotations", {"setId": free_set["id"], "records": [
+            {**base, "label": "fine"}, {**base, "label": label}]}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "records[1].label"}, (label, error)
+    for source, field in (({"kind": "MODEL", "name": "m" * 501}, "records[0].source.name"),
+                          ({"kind": "MODEL", "name": "m", "version": " "}, "records[0].source.version")):
+        error = await api.error("AddAnnotations", {"setId": free_set["id"], "records": [
+            {**base, "label": "fine", "source": source}]}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+    assert await AnnotationRecord.count() == 0
+    added = (await api.data("AddAnnotations", {"setId": free_set["id"], "records": [
+        {**base, "label": "y" * 200, "source": {"kind": "MODEL", "name": "m", "version": "1"}}]},
+        token=contributor))["addAnnotations"]
+    assert added["count"] == 1
+
+    for fields, field in (({"labels": [{"name": "z" * 201}]}, "labels[0].name"),
+                          ({"labels": [{"name": "a", "displayName": "d" * 501}]}, "labels[0].displayName"),
+                          ({"labels": [], "requiredAttributes": ["ok", "q" * 201]}, "requiredAttributes[1]"),
+                          ({"labels": [], "requiredAttributes": [" "]}, "requiredAttributes[0]")):
+        error = await api.error("CreateAnnotationSchema", {"input": {"name": "long", "kinds": ["BBOX"], **fields}},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (fields, error)
+    error = await api.error("CreateAnnotationSet", {"input": {
+        "name": "s", "purpose": "PREDICTION", "schemaId": free["id"], "source": {"kind": "MODEL", "name": "m" * 501}}},
+        token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "source.name"}, error
+
+
+async def test_a_keypoint_name_is_given_once_per_record_and_is_not_blank(api: Api, contributor: str, setup: dict) -> None:
+    """A pose's points are told apart by name (a COCO export lists the category's keypoints by the
+    names of its records' points): two points of one record named alike, or a name "", are refused,
+    naming the point. Unnamed points (null) may be many."""
+    s = setup
+    keypoints = record(s, "KEYPOINTS", label="dent")
+
+    def points(*names: str | None) -> dict:
+        return {**keypoints, "geometry": {"keypoints": {"points": [
+            {"name": name, "x": i, "y": i} for i, name in enumerate(names)]}}}
+
+    for names, at in ((("nose", "eye", "nose"), "points[2].name"), (("nose", ""), "points[1].name"),
+                      (("nose", " "), "points[1].name")):
+        error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [points(*names)]},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": f"records[0].geometry.keypoints.{at}"}, error
+        assert "also points[0]" in error["message"] or "blank" in error["message"], error
+    assert await AnnotationRecord.count() == 0
+    added = await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [points("nose", None, None, "eye")]},
+                           token=contributor)
+    assert added["addAnnotations"]["count"] == 1
+
+
+def failing_marks(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make the next `times` writes marking a record superseded fail on this side, as a lost
+    connection or a timeout would (the write itself not made); returns the count of those made."""
+    update_one, failed = AsyncCollection.update_one, [0]
+
+    async def flaky(self: AsyncCollection, query: dict, change: Any, *args: Any, **kwargs: Any) -> Any:
+        if "superseded_by" in (change.get("$set") or {}) and failed[0] < times:
+            failed[0] += 1
+            raise AutoReconnect("connection lost")
+        return await update_one(self, query, change, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "update_one", flaky)
+    return failed
+
+
+async def current_on(api: Api, token: str, s: dict) -> list[str]:
+    edges = (await api.data("Annotations", {"filter": {"setIds": [s["truth"]["id"]]}}, token=token))["annotations"]["edges"]
+    return sorted(e["node"]["label"] for e in edges)
+
+
+async def test_a_correction_whose_mark_failed_once_still_takes_its_place(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The correction is stored, then the record it corrects is marked. A mark that failed on this
+    side (a timeout, a lost connection) left both current, and the client's retry added a third
+    record: two corrections of one record, both listed and both copied into every version."""
+    s = setup
+    (wrong,) = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "CLASSIFICATION", label="dent")]}, token=contributor))["addAnnotations"]["records"]
+    fix = {"id": wrong["id"], "reason": "a scratch", "record": record(s, "CLASSIFICATION", label="scratch")}
+    failed = failing_marks(monkeypatch, 1)
+    answer = await api.run("SupersedeAnnotation", {"input": fix}, token=contributor, status=200)  # 503 before
+    assert failed[0] == 1 and not answer.get("errors"), answer
+    assert await current_on(api, contributor, s) == ["scratch"]
+    assert answer["data"]["supersedeAnnotation"]["supersedes"]["supersededBy"]["id"] == answer["data"]["supersedeAnnotation"]["id"]
+
+
+async def test_a_correction_cut_short_is_finished_by_the_same_one_sent_again_and_refuses_another(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A correction stored but never marked as its record's successor (its call cut short between
+    the two writes) is found by the next correction of that record: the same one sent again takes its
+    place, without a second copy; another is CONFLICT naming it (delete it to send another)."""
+    s = setup
+    (wrong,) = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "CLASSIFICATION", label="dent")]}, token=contributor))["addAnnotations"]["records"]
+    fix = {"id": wrong["id"], "reason": "a scratch", "record": record(s, "CLASSIFICATION", label="scratch")}
+    failing_marks(monkeypatch, 10**6)
+    error = await api.error("SupersedeAnnotation", {"input": fix}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE", error
+    monkeypatch.undo()
+    (stray,) = [r async for r in AnnotationRecord.get_pymongo_collection().find({"supersedes": object_id(wrong["id"])})]
+    stray_id = encode_id(NodeType.ANNOTATION_RECORD, stray["_id"])
+
+    other = {**fix, "record": record(s, "CLASSIFICATION", label="dent", attributes={"occluded": True})}
+    error = await api.error("SupersedeAnnotation", {"input": other}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "id", "record": stray_id}, error
+    # The same record for another reason is another correction.
+    error = await api.error("SupersedeAnnotation", {"input": {**fix, "reason": "another reason"}}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT", error
+
+    finished = (await api.data("SupersedeAnnotation", {"input": fix}, token=contributor))["supersedeAnnotation"]
+    assert finished["id"] == stray_id and finished["supersedes"]["supersededBy"]["id"] == stray_id
+    assert await current_on(api, contributor, s) == ["scratch"]
+    assert await AnnotationRecord.find({"set_id": object_id(s["truth"]["id"])}).count() == 2  # no second copy
+
+
+async def test_a_version_pins_its_records_masks_and_holds_finished_ones_only(
+        api: Api, contributor: str, setup: dict) -> None:
+    """A version's copy of a MASK record names its mask asset. Pinned with the role assets, it stays
+    while the version does: once the record was deleted (the version keeps its copy) nothing held the
+    mask, a contributor's deleteAsset took it and the version no longer verified. A mask not ACTIVE
+    (an upload not finished) is refused, as a role asset is, naming the record."""
+    s = setup
+    (masked,) = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": s["mask"]["id"]}})]},
+        token=contributor))["addAnnotations"]["records"]
+    ds = await factories.dataset(api, contributor)
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(s["mask"]["id"])}, {"$set": {"status": "PENDING"}})
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "early", "addDatums": [
+        s["datum"]["id"]], "addAnnotationSets": [s["truth"]["id"]]}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "addAnnotationSets"}, error
+    assert s["mask"]["id"] in error["message"] and masked["id"] in error["message"] and "PENDING" in error["message"]
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(s["mask"]["id"])}, {"$set": {"status": "ACTIVE"}})
+
+    version = await factories.version(api, contributor, ds["id"], "v1", addDatums=[s["datum"]["id"]],
+                                      addAnnotationSets=[s["truth"]["id"]])
+    await api.data("DeleteAnnotationRecord", {"id": masked["id"]}, token=contributor)
+    error = await api.error("DeleteAsset", {"id": s["mask"]["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and version["id"] in error["extensions"]["holders"], error
+    checked = (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert checked["ok"] and checked["records"] == 1, checked
+
+
+async def test_a_schema_deleted_while_a_set_is_created_on_it_leaves_neither_a_set_without_one(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """createAnnotationSet read the schema, then wrote the set; deleteAnnotationSchema looked for sets,
+    then deleted the schema. Interleaved, a set named a schema that was gone: every list of sets
+    asking for `schema` failed, and the set took no records. Each side now looks again after its
+    write: the set goes (NOT_FOUND), or the schema comes back (CONFLICT naming the set)."""
+    schema = await factories.schema(api, contributor, "raced")
+    schema_id = object_id(schema["id"])
+    insert = AnnotationSet.insert
+
+    async def schema_deleted_first(self: AnnotationSet, *args: Any, **kwargs: Any) -> Any:
+        await AnnotationSchema.get_pymongo_collection().delete_one({"_id": schema_id})  # a delete that saw no set
+        return await insert(self, *args, **kwargs)
+
+    monkeypatch.setattr(AnnotationSet, "insert", schema_deleted_first)
+    error = await api.error("CreateAnnotationSet", {"input": {"name": "s", "purpose": "GROUND_TRUTH",
+                                                              "schemaId": schema["id"]}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "schemaId"}, error
+    assert await AnnotationSet.count() == 0
+    monkeypatch.undo()
+
+    schema = await factories.schema(api, contributor, "raced again")
+    schema_id, delete_one = object_id(schema["id"]), AsyncCollection.delete_one
+
+    async def a_set_written_after_the_look(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "annotation_schemas":  # a create that read the schema before this delete looked for sets
+            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
+        return await delete_one(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "delete_one", a_set_written_after_the_look)
+    error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    (late,) = await AnnotationSet.find_all().to_list()
+    assert encode_id(NodeType.ANNOTATION_SET, late.id) in error["message"]
+    sets = (await api.data("AnnotationSets", {"first": 10}, token=contributor))["annotationSets"]["edges"]
+    assert [e["node"]["name"] for e in sets] == ["late"]
+    assert await AnnotationSchema.get(schema_id) is not None  # as it was
+
+
+async def test_a_version_built_while_records_are_written_holds_none_of_their_batch(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of records is written a chunk at a time, then its journal entry dropped (or, on a
+    failure, its records removed first). A version built in between froze the part written: records
+    never answered for, and kept after a rollback (a keyed batch meeting a held key is rolled back
+    and written again: the version then held both the record and its twin). The build leaves out
+    every record of a batch still open, and those of one rolled back since they were read."""
+    s = setup
+    await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]},
+                   token=contributor)
+    ds = await factories.dataset(api, contributor)
+    monkeypatch.setattr(batches, "CHUNK", 1)
+    insert_many, paused, go = AsyncCollection.insert_many, asyncio.Event(), asyncio.Event()
+
+    async def pausing(self: AsyncCollection, documents: list[dict], *args: Any, **kwargs: Any) -> Any:
+        result = await insert_many(self, documents, *args, **kwargs)
+        if self.name == "annotation_records" and documents[0].get("label") == "scratch":
+            paused.set()  # the first chunk written, the batch still open
+            await go.wait()
+        return result
+
+    monkeypatch.setattr(AsyncCollection, "insert_many", pausing)
+    scratches = [record(s, "CLASSIFICATION", label="scratch")] * 2
+    adding = asyncio.create_task(api.run("AddAnnotations", {"setId": s["truth"]["id"], "records": scratches},
+                                         token=contributor))
+    await paused.wait()
+    during = await factories.version(api, contributor, ds["id"], "during", addDatums=[s["datum"]["id"]],
+                                     addAnnotationSets=[s["truth"]["id"]])
+    go.set()
+    assert not (await adding).get("errors")
+    assert [c["label"] for c in await factories.version_copies(during["id"])] == ["dent"]
+
+    # Rolled back between the build's read of its records and its look at the journal.
+    paused.clear()
+    go.clear()
+    still_written = batches.still_written
+
+    async def rolled_back_first(db: Any, batch_ids: Any) -> set:
+        open_ids = await still_written(db, batch_ids)
+        for batch_id in open_ids:  # as a rollback does: the records, then the entry
+            await AnnotationRecord.get_pymongo_collection().delete_many({"batch": batch_id})
+            await db[batches.JOURNAL].delete_one({"_id": batch_id})
+        return await still_written(db, batch_ids)
+
+    monkeypatch.setattr(batches, "still_written", rolled_back_first)
+    adding = asyncio.create_task(api.run("AddAnnotations", {"setId": s["truth"]["id"], "records": scratches},
+                                         token=contributor))
+    await paused.wait()
+    after = await factories.version(api, contributor, ds["id"], "after", addDatums=[s["datum"]["id"]],
+                                    addAnnotationSets=[s["truth"]["id"]])
+    go.set()
+    assert (await adding).get("errors")  # its batch was taken from it: nothing of it stays
+    assert sorted(c["label"] for c in await factories.version_copies(after["id"])) == ["dent", "scratch", "scratch"]
+
+
+async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_pointing_at_nothing(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """addAnnotations read the datum, then wrote its records; deleteDatum looked for records, then
+    removed the datum. Interleaved, records named a datum that was gone (no version takes them, no
+    correction can stay on it). Each side looks again after its write: the records go (CONFLICT),
+    or the datum comes back as it was, its asset's use of it too (CONFLICT naming the records)."""
+    s = setup
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    insert_all = batches.insert_all
+
+    async def datum_deleted_first(*args: Any, **kwargs: Any) -> Any:
+        assert (await api.data("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor))["deleteDatum"]["deleted"]
+        return await insert_all(*args, **kwargs)
+
+    monkeypatch.setattr(batches, "insert_all", datum_deleted_first)
+    error = await api.error("AddAnnotations", labelled, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"] == {"code": "CONFLICT", "field": "records"} and s["datum"]["id"] in error["message"], error
+    assert await AnnotationRecord.count() == 0
+
+    image = await factories.image_asset(api, contributor, "again.png")
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": image["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    s = {**s, "datum": datum, "image": image}
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    remove_datums, added = datums_service.remove_datums, []
+
+    async def records_added_first(*args: Any, **kwargs: Any) -> Any:
+        added.append(await api.data("AddAnnotations", labelled, token=contributor))  # read the datum, still there
+        return await remove_datums(*args, **kwargs)
+
+    monkeypatch.setattr(datums_service, "remove_datums", records_added_first)
+    error = await api.error("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    monkeypatch.undo()
+    (made,) = added[0]["addAnnotations"]["ids"]
+    assert error["extensions"]["code"] == "CONFLICT" and made in error["extensions"]["holders"], error
+    kept = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    assert kept["annotations"]["totalCount"] == 1 and kept["asset"]["id"] == image["id"]
+    error = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)  # its use of the asset is back
+    assert datum["id"] in error["extensions"]["holders"], error

@@ -25,7 +25,8 @@ class CreateDatasetVersionInput:
     remove_datums: list[strawberry.ID] | None = strawberry.field(default=None, description=(
         "Datums of the parent to leave out (each must be in the parent)."))
     add_annotation_sets: list[strawberry.ID] | None = strawberry.field(default=None, description=(
-        "Annotation sets to add: their records on the version's datums are frozen with it. A version holds at most 100."))
+        "Annotation sets to add: their records on the version's datums are frozen with it (a MASK record's mask must be "
+        "ACTIVE, and the version pins it). A version holds at most 100."))
     remove_annotation_sets: list[strawberry.ID] | None = strawberry.field(default=None, description=(
         "Annotation sets of the parent to leave out (each must be in the parent)."))
     from_collection: strawberry.ID | None = strawberry.field(default=None, description=(
