@@ -244,6 +244,10 @@ async def test_a_restore_writes_no_object_into_a_mount_another_lake_owns(
     # What `graphlake restore` hands it: the configured mounts' stores, opened by the command.
     theirs = await _stores(s3, local_root, "")
     try:
+        # A library caller giving the local mount's root and not its store: the mount was not asked.
+        with pytest.raises(Conflict) as unasked:
+            await restore_backup(scratch_db, backup, local_roots={"local": local_root}, stores={"lab": theirs["lab"]})
+        assert f"local (lake {ours})" in " ".join(str(unasked.value).split())
         with pytest.raises(Conflict) as refused:
             await restore_backup(scratch_db, backup, local_roots={"local": local_root}, stores=theirs)
     finally:
