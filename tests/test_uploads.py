@@ -1073,6 +1073,24 @@ async def test_a_digest_given_at_completion_must_match_the_declared_one(api: Api
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (sha256s, error)
 
 
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_digest_in_uppercase_hex_is_taken_at_completion_as_at_creation(api: Api, contributor: str,
+                                                                               mount: str) -> None:
+    """createUpload took an uppercase SHA-256 (PowerShell's Get-FileHash writes one); completeUpload
+    and completeUploads refused the same digest as not lowercase."""
+    data = payload(2000, seed=8)
+    digest = hashlib.sha256(data).hexdigest()
+    sessions = [await start(api, contributor, data, mount, sha256=None) for _ in range(2)]
+    for session in sessions:
+        assert (await put(session["url"], data, session["headers"])).status_code == 200
+    asset = (await api.data("CompleteUpload", {"input": {"id": sessions[0]["id"], "sha256": digest.upper()}},
+                            token=contributor))["completeUpload"]
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == digest
+    done = (await api.data("CompleteUploads", {"ids": [sessions[1]["id"]], "sha256s": [digest.upper()]},
+                           token=contributor))["completeUploads"]
+    assert not done["failures"] and done["assets"][0]["sha256"] == digest
+
+
 async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, settings: Settings) -> None:
     cases = [
         ({"name": "x", "sizeBytes": -1}, "sizeBytes"),
