@@ -1091,6 +1091,21 @@ async def test_a_digest_in_uppercase_hex_is_taken_at_completion_as_at_creation(a
     assert not done["failures"] and done["assets"][0]["sha256"] == digest
 
 
+async def test_register_external_checks_the_name_it_is_given(api: Api, contributor: str, s3: S3Service) -> None:
+    """An upload's name is 1 to 500 characters, trimmed; registerExternal stored any it was given
+    (blank, 100 kB), and took one with a bucket, whose objects are named by their keys, and ignored it."""
+    for name in ("   ", "n" * 501):
+        error = await api.error("RegisterExternal", {"input": {"url": "https://example.org/a.bin", "name": name}},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "name"}, error
+    error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/none/",
+                                                           "name": "run.csv"}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "name"}, error
+    named = (await api.data("RegisterExternal", {"input": {"url": "https://example.org/a.bin", "name": " plate 7.bin "}},
+                            token=contributor))["registerExternal"]
+    assert named["assets"][0]["name"] == "plate 7.bin"
+
+
 async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, settings: Settings) -> None:
     cases = [
         ({"name": "x", "sizeBytes": -1}, "sizeBytes"),
