@@ -7,7 +7,10 @@
 Bodies stream to disk in chunks; nothing is held in memory whole. A bad, changed or expired
 signature gets 403; a key outside the mount or a malformed number, 400. A PUT writes only while its
 upload session is open (409 after), and creates only (412 once the object exists): no URL can
-replace what a completion verified.
+replace what a completion verified. A single PUT of another size than the URL was signed for, or
+of another SHA-256 than the one declared, stores nothing (400), as a signed S3 PUT refuses it: the
+right bytes can be sent again, where a stored object would have been found wrong only at completion,
+and no URL could have replaced it.
 """
 
 from __future__ import annotations
@@ -135,9 +138,14 @@ async def put_blob(request: Request) -> Response:
             return _error(412, "an object is already stored for this upload; a URL cannot replace it")
         digest = hashlib.sha256()  # on the way in, so completion need not read the object back
         try:
-            await _write_body(request, staged.file.fileno(), 0, limit, digest)
+            received = await _write_body(request, staged.file.fileno(), 0, limit, digest)
         except _TooLarge:
             return _error(413, f"the body is larger than the {limit} bytes this URL was signed for")
+        if received != limit:
+            return _error(400, f"the body must be the {limit} bytes declared, got {received}; nothing was stored")
+        if (declared := params.get("sha256")) is not None and digest.hexdigest() != declared:
+            return _error(400, f"the body's SHA-256 is {digest.hexdigest()}, not the {declared} declared; nothing was "
+                               "stored")
         store.record_sha256(staged.file.fileno(), digest.hexdigest())
         if (refusal := await refuses_writes(key)) is not None:  # closed while the body was on its way
             return _error(409, refusal)

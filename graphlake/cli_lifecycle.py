@@ -363,13 +363,13 @@ def mounts_adopt(
         async with raw_database(settings) as db, opened_stores(settings, [name]) as stores:
             try:
                 lake, owner = await lake_id(db), await read_owner(stores[name])
-            except StoreUnavailable as error:
+                if owner not in (None, lake) and not yes and not typer.confirm(
+                        f"mount {name} belongs to lake {owner}. Make it this lake's ({lake})? Only if that lake is "
+                        "gone for good: this one will delete there what it does not know of."):
+                    raise typer.Exit(1)
+                return lake, await adopt(db, stores[name])
+            except StoreUnavailable as error:  # either backend's, reading or writing the owner file
                 raise Unavailable(str(error)) from None
-            if owner not in (None, lake) and not yes and not typer.confirm(
-                    f"mount {name} belongs to lake {owner}. Make it this lake's ({lake})? Only if that lake is gone "
-                    "for good: this one will delete there what it does not know of."):
-                raise typer.Exit(1)
-            return lake, await adopt(db, stores[name])
 
     lake, previous = run(go())
     errors.print(f"mount {name} belongs to this lake ({lake}) now"

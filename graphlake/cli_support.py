@@ -70,7 +70,10 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
     try:
         return asyncio.run(coroutine)
-    except (ServiceError, GraphlakeError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress, InUse) as error:
+    except GraphlakeError as error:  # with its code, as client_run says a remote command's
+        errors.print(f"[red]error:[/red] {escape(str(error))} ({error.code})")
+        raise typer.Exit(1) from None
+    except (ServiceError, SchemaNotCurrent, SchemaMismatch, MigrationInProgress, InUse) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     except PyMongoError as error:

@@ -66,10 +66,7 @@ def owner_of(data: bytes) -> str:
 async def read_owner(store: ObjectStore) -> str | None:
     """The id of the lake that owns the mount of `store`; None while none does. StoreUnavailable
     when the store cannot say now."""
-    try:
-        data = await store.read_owner_file()
-    except (OSError, ValueError) as error:  # a local mount's disk, or a link in the file's place (UnsafeKey)
-        raise StoreUnavailable(f"mount {store.name!r}: its owner file cannot be read: {error}") from None
+    data = await store.read_owner_file()
     return None if data is None else owner_of(data)
 
 
@@ -116,7 +113,7 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
                     if await store.write_owner_file(_owner_record(lake, db), replace=False):
                         log.info("mount %r had no owner: it is this lake's (%s) now", store.name, lake)
                     owner = await read_owner(store)  # ours, or a lake's that claimed it a moment before
-        except (StoreUnavailable, OSError, ValueError, TimeoutError) as error:
+        except (StoreUnavailable, TimeoutError) as error:
             log.warning("the owner of mount %r is unknown for now (%s): this lake changes nothing there until it is "
                         "known", store.name, str(error) or f"no answer within {ASK_SECONDS:g} s")
             return
@@ -133,7 +130,8 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
 
 async def adopt(db: AsyncDatabase, store: ObjectStore) -> str | None:
     """Make this lake the owner of the mount of `store` (whoever owned it: the lake a disaster
-    restore replaces); returns the previous owner's id (None: it had none)."""
+    restore replaces); returns the previous owner's id (None: it had none). StoreUnavailable when
+    the owner file cannot be read or written, whatever the mount's backend."""
     lake = await lake_id(db)
     previous = await read_owner(store)
     if previous != lake:

@@ -392,8 +392,12 @@ class LocalStore:
 
     async def read_owner_file(self) -> bytes | None:
         """What the mount's OWNER_FILE holds (storage/ownership.py), None while it has none. Read
-        through no link, as MARKER: a writer sharing the mount could put one in its place."""
-        return await asyncio.to_thread(self._read_owner_file)
+        through no link, as MARKER: a writer sharing the mount could put one in its place.
+        StoreUnavailable when it cannot be read, as an S3 store's: callers catch one error for both."""
+        try:
+            return await asyncio.to_thread(self._read_owner_file)
+        except (OSError, ValueError) as error:  # the disk, or a link in the file's place (UnsafeKey)
+            raise StoreUnavailable(f"local mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
 
     def _read_owner_file(self) -> bytes | None:
         try:
@@ -404,8 +408,12 @@ class LocalStore:
 
     async def write_owner_file(self, data: bytes, *, replace: bool) -> bool:
         """Write the mount's OWNER_FILE, whole or not at all; unless `replace`, only where there is
-        none (False then: another lake, or another process of this one, was first)."""
-        return await asyncio.to_thread(self._write_owner_file, data, replace)
+        none (False then: another lake, or another process of this one, was first). StoreUnavailable
+        when it cannot be written (a read-only or full disk), as an S3 store's."""
+        try:
+            return await asyncio.to_thread(self._write_owner_file, data, replace)
+        except (OSError, ValueError, FileSwapped) as error:  # ValueError: a link in the root's way (UnsafeKey)
+            raise StoreUnavailable(f"local mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
 
     def _write_owner_file(self, data: bytes, replace: bool) -> bool:
         staged = StagedFile(self._open_directory([], make=True), OWNER_FILE, f"{OWNER_FILE}-", 0o644)
@@ -453,7 +461,8 @@ class LocalStore:
                        expires_in: int) -> SignedRequest:
         self.path(key)
         self.ownership.require("upload", key)
-        url = self.signer.sign("PUT", self.name, key, expires_in, size=str(size))
+        # The declared digest signed in, so the route refuses other bytes as S3 does (x-amz-checksum-sha256).
+        url = self.signer.sign("PUT", self.name, key, expires_in, size=str(size), **({"sha256": sha256} if sha256 else {}))
         return SignedRequest(url=url, headers={"Content-Type": content_type})
 
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,

@@ -126,11 +126,13 @@ class ObjectStore(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def read_owner_file(self) -> bytes | None:
-        """What the mount's OWNER_FILE holds (storage/ownership.py); None while there is none."""
+        """What the mount's OWNER_FILE holds (storage/ownership.py); None while there is none.
+        StoreUnavailable, on every backend, when it cannot be read."""
         ...
 
     async def write_owner_file(self, data: bytes, *, replace: bool) -> bool:
-        """Store the mount's OWNER_FILE whole; unless `replace`, only where there is none (False then)."""
+        """Store the mount's OWNER_FILE whole; unless `replace`, only where there is none (False then).
+        StoreUnavailable, on every backend, when it cannot be written (a disk's OSError, S3's AccessDenied)."""
         ...
 
 

@@ -7,6 +7,7 @@ Give running services instead with GRAPHLAKE_TEST_MONGODB_URL and GRAPHLAKE_TEST
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections import Counter
@@ -17,6 +18,7 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
@@ -54,6 +56,22 @@ class S3Service:
             aws_secret_access_key=self.secret_key, region_name="us-east-1",
             config=Config(s3={"addressing_style": "path"}),
         )
+
+    def read_only_credentials(self) -> dict[str, str]:
+        """AWS_* variables of credentials that may read the bucket and write nothing there: MinIO gives
+        its root user temporary ones narrowed by a session policy. Skips the test where the store gives none."""
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"]}]}
+        sts = boto3.client("sts", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                           aws_secret_access_key=self.secret_key, region_name="us-east-1")
+        try:
+            credentials = sts.assume_role(RoleArn="arn:minio:iam:::role/read-only", RoleSessionName="read-only",
+                                          Policy=json.dumps(policy), DurationSeconds=900)["Credentials"]
+        except ClientError as error:
+            pytest.skip(f"this S3 store gives no read-only session credentials: {error}")
+        return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": credentials["SessionToken"]}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
-import boto3
 import httpx
 import pytest
-from botocore.exceptions import ClientError
 
 from graphlake import __version__
 from migrations import SCHEMA_VERSION
@@ -72,20 +69,8 @@ async def test_readiness_names_a_mount_its_credentials_cannot_write(
     """/readyz promises every mount can be written: with read-only credentials the bucket answered
     its HEAD, the mount was reported ready, and every upload to it failed. The write probe it takes
     instead leaves nothing behind where the credentials can write."""
-    read_only_policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
-        "Resource": [f"arn:aws:s3:::{s3.bucket}", f"arn:aws:s3:::{s3.bucket}/*"]}]}
-    sts = boto3.client("sts", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
-                       aws_secret_access_key=s3.secret_key, region_name="us-east-1")
-    try:  # MinIO gives its root user temporary credentials narrowed by a session policy
-        credentials = sts.assume_role(RoleArn="arn:minio:iam:::role/read-only", RoleSessionName="read-only",
-                                      Policy=json.dumps(read_only_policy), DurationSeconds=900)["Credentials"]
-    except ClientError as error:
-        pytest.skip(f"this S3 store gives no read-only session credentials: {error}")
-    # Through the default credential chain, which takes a session token.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
-    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
+    for variable, value in s3.read_only_credentials().items():  # through the default credential chain
+        monkeypatch.setenv(variable, value)
     prefix = f"probe-{uuid.uuid4().hex[:8]}"
     read_only = S3Store("read-only", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint)
     writable = S3Store("writable", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint,

@@ -30,7 +30,7 @@ from services.backups.writer import write_backup
 from services.errors import Conflict
 from services.mount_owners import adopt, lake_id, read_owner, settle_owners
 from services.uploads.reconciler import sweep_stray_copies
-from storage import LocalStore, ObjectStore, S3Store
+from storage import LocalStore, ObjectStore, S3Store, StoreUnavailable
 from storage.ownership import OWNER_FILE
 from storage.protocol import STRAY_DIR
 from storage.signing import UrlSigner
@@ -244,6 +244,10 @@ async def test_a_restore_writes_no_object_into_a_mount_another_lake_owns(
     # What `graphlake restore` hands it: the configured mounts' stores, opened by the command.
     theirs = await _stores(s3, local_root, "")
     try:
+        # A library caller giving the local mount's root and not its store: the mount was not asked.
+        with pytest.raises(Conflict) as unasked:
+            await restore_backup(scratch_db, backup, local_roots={"local": local_root}, stores={"lab": theirs["lab"]})
+        assert f"local (lake {ours})" in " ".join(str(unasked.value).split())
         with pytest.raises(Conflict) as refused:
             await restore_backup(scratch_db, backup, local_roots={"local": local_root}, stores=theirs)
     finally:
@@ -266,6 +270,47 @@ async def test_a_restore_writes_no_object_into_a_mount_another_lake_owns(
     finally:
         for store in own.values():
             await store.close()
+        bucket = s3.client()
+        for found in bucket.list_objects_v2(Bucket=s3.bucket, Prefix=prefix + "/").get("Contents", []):
+            bucket.delete_object(Bucket=s3.bucket, Key=found["Key"])
+
+
+async def test_an_owner_file_that_cannot_be_written_is_one_coded_error_on_either_backend(
+        s3: S3Service, scratch_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
+    """`graphlake mounts adopt` on an S3 mount whose owner file its credentials cannot write printed a
+    traceback: the S3 store raised StoreUnavailable there, which the command did not catch, while a
+    local mount raised an OSError. Both backends raise StoreUnavailable now, and the command says so
+    in one line with its code, leaving the owner file as it was."""
+    prefix = f"unwritable-{ObjectId()}"
+    writable = S3Store("lab", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint,
+                       access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    await writable.open()
+    try:
+        assert await writable.write_owner_file(b'{"lake": "the-original"}', replace=False)
+        # A local mount whose owner file cannot be replaced (a directory stands at its name: root may
+        # write anywhere, so no mode would refuse it); read, it is no file, so the mount has no owner.
+        local = LocalStore("local", tmp_path / "root", UrlSigner(b"k" * 32, "http://127.0.0.1:1"))
+        await local.open()
+        (tmp_path / "root" / OWNER_FILE).mkdir()
+        with pytest.raises(StoreUnavailable, match=f"local mount 'local': writing {OWNER_FILE}"):
+            await adopt(scratch_db, local)
+        await local.close()
+
+        env = {k: v for k, v in os.environ.items() if not (k.startswith("GRAPHLAKE_") or k.startswith("AWS_"))}
+        env.update(s3.read_only_credentials(), GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name,
+                   GRAPHLAKE_DATA_DIR=str(tmp_path / "data"), GRAPHLAKE_MOUNTS=json.dumps({"lab": {
+                       "backend": "s3", "bucket": s3.bucket, "prefix": prefix, "endpoint_url": s3.endpoint}}))
+        (tmp_path / "data").mkdir(mode=0o700)
+        adopted = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "mounts", "adopt", "lab",
+                                                           "--yes"], env=env, cwd=tmp_path, capture_output=True,
+                                          text=True, timeout=60)
+        assert adopted.returncode == 1, adopted.stderr
+        said = adopted.stderr.strip()
+        assert "Traceback" not in said and len(said.splitlines()) == 1, said
+        assert said.startswith(f"error: s3 mount 'lab': writing {OWNER_FILE}") and said.endswith("(UNAVAILABLE)"), said
+        assert await read_owner(writable) == "the-original"
+    finally:
+        await writable.close()
         bucket = s3.client()
         for found in bucket.list_objects_v2(Bucket=s3.bucket, Prefix=prefix + "/").get("Contents", []):
             bucket.delete_object(Bucket=s3.bucket, Key=found["Key"])

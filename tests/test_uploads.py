@@ -186,13 +186,11 @@ async def test_size_mismatch_fails_the_asset_and_removes_the_object(api: Api, co
     data = payload(5000)
     session = await start(api, contributor, data, mount, sha256=None)
     short = await put(session["url"], data[:4000], session["headers"])
-    if mount == "local":
-        assert short.status_code == 200  # the local route takes a shorter body (never a longer one): completion finds it
-    else:
-        assert short.status_code == 403, short.text  # S3 checks the Content-Length signed into the URL
-        # A store that took it all the same (one that does not check a signed length): completion still finds it.
-        (tmp_path / "short").write_bytes(data[:4000])
-        await state.stores[mount].write(session["asset"]["storage"]["key"], tmp_path / "short")
+    # S3 checks the Content-Length signed into the URL; the local route the size signed into its own.
+    assert short.status_code == (400 if mount == "local" else 403), short.text
+    # A store that took it all the same (one that does not check a signed length): completion still finds it.
+    (tmp_path / "short").write_bytes(data[:4000])
+    await state.stores[mount].write(session["asset"]["storage"]["key"], tmp_path / "short")
     error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "declared 5000 bytes, stored 4000" in error["message"]
@@ -223,18 +221,42 @@ async def test_local_upload_is_hashed_on_the_way_in(api: Api, contributor: str, 
     assert (await put(session["url"], data, session["headers"])).status_code == 200
     asset = await complete(api, contributor, session["id"])
     assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(data).hexdigest()
-    tampered = await start(api, contributor, data, "local")
+    tampered = await start(api, contributor, data, "local", sha256=None)  # its digest given at completion
     assert (await put(tampered["url"], data[:-1] + b"!", tampered["headers"])).status_code == 200
-    error = await api.error("CompleteUpload", {"input": {"id": tampered["id"]}}, token=contributor)
+    error = await api.error("CompleteUpload", {"input": {"id": tampered["id"], "sha256": hashlib.sha256(data).hexdigest()}},
+                            token=contributor)
     assert error["extensions"]["field"] == "sha256"  # the recorded digest is of the bytes received
 
 
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_put_of_other_bytes_than_declared_stores_nothing_and_can_be_sent_again(
+        api: Api, contributor: str, state: AppState, mount: str) -> None:
+    """A single PUT of fewer bytes than declared, or of another SHA-256, was stored by the local
+    route (create-only): the right file sent again got 412, and completion could only turn the asset
+    FAILED. S3 refuses both at the PUT; the local route now does too, and the upload goes on."""
+    data = payload(5000, seed=4)
+    session = await start(api, contributor, data, mount)
+    key = session["asset"]["storage"]["key"]
+    short = await put(session["url"], data[:4000], session["headers"])
+    assert short.status_code in (400, 403), short.text  # S3: the signed Content-Length; local: the signed size
+    tampered = await put(session["url"], bytes([data[0] ^ 1]) + data[1:], session["headers"])
+    assert tampered.status_code == 400, tampered.text
+    if mount == "local":
+        assert "nothing was stored" in short.text and hashlib.sha256(data).hexdigest() in tampered.text
+    assert await state.stores[mount].stat(key) is None
+    assert (await put(session["url"], data, session["headers"])).status_code == 200
+    asset = await complete(api, contributor, session["id"])
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 async def test_checksum_mismatch_local(api: Api, contributor: str) -> None:
+    """A digest given at completion is checked against what the PUT stored (no URL carried it)."""
     data = payload(4096)
-    session = await start(api, contributor, data, "local")
+    session = await start(api, contributor, data, "local", sha256=None)
     tampered = bytes([data[0] ^ 1]) + data[1:]
     assert (await put(session["url"], tampered, session["headers"])).status_code == 200
-    error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor)
+    error = await api.error("CompleteUpload", {"input": {"id": session["id"], "sha256": hashlib.sha256(data).hexdigest()}},
+                            token=contributor)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "sha256"}
     assert hashlib.sha256(tampered).hexdigest() in error["message"]
 
@@ -1051,6 +1073,39 @@ async def test_a_digest_given_at_completion_must_match_the_declared_one(api: Api
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (sha256s, error)
 
 
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_a_digest_in_uppercase_hex_is_taken_at_completion_as_at_creation(api: Api, contributor: str,
+                                                                               mount: str) -> None:
+    """createUpload took an uppercase SHA-256 (PowerShell's Get-FileHash writes one); completeUpload
+    and completeUploads refused the same digest as not lowercase."""
+    data = payload(2000, seed=8)
+    digest = hashlib.sha256(data).hexdigest()
+    sessions = [await start(api, contributor, data, mount, sha256=None) for _ in range(2)]
+    for session in sessions:
+        assert (await put(session["url"], data, session["headers"])).status_code == 200
+    asset = (await api.data("CompleteUpload", {"input": {"id": sessions[0]["id"], "sha256": digest.upper()}},
+                            token=contributor))["completeUpload"]
+    assert asset["status"] == "ACTIVE" and asset["sha256"] == digest
+    done = (await api.data("CompleteUploads", {"ids": [sessions[1]["id"]], "sha256s": [digest.upper()]},
+                           token=contributor))["completeUploads"]
+    assert not done["failures"] and done["assets"][0]["sha256"] == digest
+
+
+async def test_register_external_checks_the_name_it_is_given(api: Api, contributor: str, s3: S3Service) -> None:
+    """An upload's name is 1 to 500 characters, trimmed; registerExternal stored any it was given
+    (blank, 100 kB), and took one with a bucket, whose objects are named by their keys, and ignored it."""
+    for name in ("   ", "n" * 501):
+        error = await api.error("RegisterExternal", {"input": {"url": "https://example.org/a.bin", "name": name}},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "name"}, error
+    error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/none/",
+                                                           "name": "run.csv"}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "name"}, error
+    named = (await api.data("RegisterExternal", {"input": {"url": "https://example.org/a.bin", "name": " plate 7.bin "}},
+                            token=contributor))["registerExternal"]
+    assert named["assets"][0]["name"] == "plate 7.bin"
+
+
 async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, settings: Settings) -> None:
     cases = [
         ({"name": "x", "sizeBytes": -1}, "sizeBytes"),
@@ -1124,15 +1179,16 @@ async def test_a_single_upload_costs_few_database_commands(api: Api, served: Ser
 
 
 async def test_batch_completion_reports_each_failure_and_keeps_the_rest(api: Api, served: Served, contributor: str,
-                                                                        state: AppState) -> None:
+                                                                        state: AppState, tmp_path: Path) -> None:
     files = [payload(5000, seed=i) for i in range(4)]
-    # The local mount: it takes any bytes and leaves the check to completion (MinIO refuses a PUT
-    # whose bytes differ from the signed checksum; test_checksum_mismatch_s3 covers that).
     inputs = [{"name": f"f{i}", "sizeBytes": len(d), "mount": "local", "sha256": hashlib.sha256(d).hexdigest()}
               for i, d in enumerate(files)]
     sessions = (await api.data("CreateUploads", {"inputs": inputs}, token=contributor))["createUploads"]
     await put(sessions[0]["url"], files[0], sessions[0]["headers"])
-    await put(sessions[1]["url"], files[1][:-1] + b"?", sessions[1]["headers"])  # same size, other bytes
+    # Same size, other bytes, put there as by a store that does not check a PUT (the local route and
+    # MinIO refuse a body whose digest differs from the declared one: test_a_put_of_other_bytes_than_...).
+    (tmp_path / "other").write_bytes(files[1][:-1] + b"?")
+    await state.stores["local"].write(f"assets/{object_id(sessions[1]['asset']['id'])}", tmp_path / "other")
     # sessions[2]: nothing uploaded
     await put(sessions[3]["url"], files[3], sessions[3]["headers"])
     await api.data("AbortUpload", {"id": sessions[3]["id"]}, token=contributor)

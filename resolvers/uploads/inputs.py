@@ -53,7 +53,8 @@ class RegisterExternalInput:
         "With `bucket`: register the objects whose keys start with this (at most GRAPHLAKE_MAX_BATCH_ITEMS of them); "
         "null for the whole bucket."))
     url: str | None = strawberry.field(default=None, description="An https (or http) URL to register as one asset (or give `bucket`).")
-    name: str | None = strawberry.field(default=None, description="For a url; objects are named by their key.")
+    name: str | None = strawberry.field(default=None, description=(
+        "For a url only, 1 to 500 characters (default: the last part of its path); objects are named by their key."))
     labels: list[str] | None = strawberry.field(default=None, description=LABELS)
     metadata: JSON | None = strawberry.field(default=None, description=METADATA)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description=(

@@ -41,6 +41,7 @@ from services.lineage import write_links
 from services.mount_owners import others
 from storage import ObjectStore
 from storage.local import PUT_TEMP_PREFIX, LocalStore, SetDown, StagedFile, UnsafeKey, open_folder, split_key
+from storage.signing import UrlSigner
 
 BATCH = 1000
 
@@ -52,8 +53,8 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     """Restore the backup at `source` into `db` (which must hold no Graphlake documents unless
     `replace`, which drops them first) and its payloads into the local mounts of `local_roots` and
     the other mounts' `stores`. A mount another lake owns is written into by none: the restore is
-    refused, before anything is written, if the backup holds objects of one (`stores` names each
-    mount's store, local ones too, to ask them; a local mount given no store is not asked).
+    refused, before anything is written, if the backup holds objects of one (a local mount given no
+    store in `stores` is asked through its root).
     A lake at a schema newer than this code's is refused unless `replace_newer`: only the
     collections this code knows would be dropped, and the newer release's others would stay beside
     the backup's, a database no release reads.
@@ -95,7 +96,9 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
                        "empty lake, or replace what it holds", field="replace")
     if not force:
         await refuse_if_in_use(db, "a restore")
-    await _refuse_others_mounts(db, {name: stores[name] for name in {p.mount for p in manifest.payloads} if name in stores})
+    written = {p.mount for p in manifest.payloads}
+    await _refuse_others_mounts(db, {**{name: _owner_reader(name, root) for name, root in local_roots.items()
+                                        if name in written}, **{name: stores[name] for name in written if name in stores}})
     # Objects first, each checked as it is copied to a temp name beside its place: a damaged one
     # stops the restore before anything is written.
     staged = await asyncio.to_thread(_stage, source, local, local_roots)
@@ -143,6 +146,12 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
         await asyncio.to_thread(_discard, staged)  # what was not placed (a failure on the way)
     await db[STATE_COLLECTION].update_one({"_id": "schema"}, {"$set": {"restoring": None}})
     return manifest
+
+
+def _owner_reader(name: str, root: Path) -> LocalStore:
+    """A store of the local mount at `root` that is asked for its owner file only (it signs no URL):
+    a caller giving a local mount's root and not its store is checked all the same."""
+    return LocalStore(name, root, UrlSigner(os.urandom(32), "http://127.0.0.1"))
 
 
 async def _refuse_others_mounts(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> None:

@@ -19,7 +19,7 @@ from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
 from documents.sparse import stored
 from services import collections
-from services.checks import check_labels, check_metadata
+from services.checks import check_labels, check_metadata, check_name
 from services.errors import BadUserInput, Unavailable
 from storage import ObjectStore, StoreRefused, as_s3
 from storage.protocol import LAKE_FOLDERS
@@ -47,6 +47,10 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
     check_metadata(metadata)
     if (url is None) == (bucket is None):
         raise BadUserInput("give either an s3 bucket (with mount and prefix) or a url", field="input")
+    if name is not None:  # as an upload's name: an asset named blank, or 100 kB long, was stored as given
+        if url is None:
+            raise BadUserInput("names a url's asset only: the objects of a bucket are named by their keys", field="name")
+        name = check_name(name)
     if collection_id:
         await collections.get_collection(collection_id, field="collectionId")
     now = utcnow()

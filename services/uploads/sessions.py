@@ -139,7 +139,7 @@ def check_request(request: UploadRequest, settings: UploadSettings, where: str =
     if not 0 <= request.size_bytes <= settings.max_upload_bytes:
         raise BadUserInput(f"must be between 0 and {settings.max_upload_bytes}", field=f"{where}sizeBytes")
     if request.sha256 is not None:
-        check_sha256(request.sha256, f"{where}sha256")
+        request.sha256 = check_sha256(request.sha256, f"{where}sha256")
     check_media_type(request.media_type, f"{where}mediaType")
     request.labels = check_labels(request.labels, field=f"{where}labels")
     check_metadata(request.metadata or StoredJson.encode({}), field=f"{where}metadata")

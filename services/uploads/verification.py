@@ -15,13 +15,15 @@ from services.uploads.assembly import assemble
 from storage import ObjectStore
 from storage.protocol import ObjectInfo
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 
 
 def check_sha256(sha256: str, field: str) -> str:
+    """`sha256` in lowercase, as stored and compared: hex of either case, as createUpload takes it
+    (PowerShell's Get-FileHash writes uppercase); BAD_USER_INPUT naming `field` otherwise."""
     if not _SHA256.match(sha256):
-        raise BadUserInput("must be 64 lowercase hex digits", field=field)
-    return sha256
+        raise BadUserInput("must be 64 hex digits", field=field)
+    return sha256.lower()
 
 
 def late_digests(session_ids: Sequence[ObjectId], sha256s: Sequence[str | None] | None) -> dict[ObjectId, str]:
