@@ -179,3 +179,41 @@ def test_a_path_the_command_cannot_write_is_one_line_not_a_traceback(cli_env: di
         assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
         (line,) = said.stderr.strip().splitlines()
         assert line.startswith("error: ") and path in line, line
+
+
+def test_bad_arguments_are_refused_before_anything_runs(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Each of these once printed a traceback (a manifest not there or not JSON, a check's 0 or NaN
+    seconds, a token that expires in `inf` days), waited forever (`upload --concurrency 0`), or served
+    on another port than the banner said (`serve --port 70000` listened on 70000 % 65536)."""
+    data, garbled, listed = tmp_path / "data.txt", tmp_path / "garbled.json", tmp_path / "listed.json"
+    data.write_text("plate 7")
+    garbled.write_text("{not json")
+    listed.write_text("[1]")
+    upload = ("upload", str(data), "--url", f"http://127.0.0.1:{free_port()}")  # nothing listens: never reached
+    cases = [
+        ((*upload, "--manifest", str(tmp_path / "missing.json")), "--manifest", "No such file or directory"),
+        ((*upload, "--manifest", str(garbled)), "--manifest", "is not JSON"),
+        ((*upload, "--manifest", str(listed)), "--manifest", "is not a JSON object"),
+        ((*upload, "--concurrency", "0"), "--concurrency", ""),
+        (("check", "--seconds", "0"), "--seconds", "must be 0 < seconds"),
+        (("check", "--seconds", "nan"), "--seconds", "must be 0 < seconds"),
+        (("token", "create", "ci-bot", "--expires-in-days", "inf"), "--expires-in-days", "at most 36500"),
+        (("token", "create", "ci-bot", "--expires-in-days", "1e9"), "--expires-in-days", "at most 36500"),
+        (("serve", "--port", "70000"), "--port", "65535"),
+        (("serve", "--port", "0"), "--port", ""),
+    ]
+    for args, option, why in cases:
+        said = graphlake(cli_env, *args)
+        text = " ".join(said.stderr.replace("│", " ").split())  # as the terminal wraps it, unwrapped
+        assert said.returncode == 2 and "Traceback" not in said.stderr, (args, said.stderr)
+        assert f"Invalid value for {option}" in text.replace("'", "") and why in text, (args, text)
+    with MongoClient(cli_env["GRAPHLAKE_MONGODB_URL"], serverSelectionTimeoutMS=5000) as client:
+        assert client[cli_env["GRAPHLAKE_DATABASE"]].api_tokens.count_documents({}) == 0  # no token was made
+
+
+def test_the_client_refuses_no_concurrency() -> None:
+    from graphlake_client import Client
+
+    for concurrency in (0, -1):  # a gate of no slots: every transfer waited on it forever
+        with pytest.raises(ValueError, match="concurrency must be at least 1"):
+            Client("http://127.0.0.1:1", None, concurrency=concurrency)
