@@ -91,3 +91,8 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         logging.getLogger(name).propagate = True
     # The driver logs every heartbeat at DEBUG; keep it quiet unless asked.
     logging.getLogger("pymongo").setLevel(max(logging.getLevelName(level), logging.INFO))
+    # httpx logs each request's whole URL at INFO: an alert webhook's URL is its credential (Slack's,
+    # Teams' and Discord's carry their token in the path, others a `?key=`), which the redaction of
+    # signed URLs above does not know. Its failures reach the log through our own lines, without the URL.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
