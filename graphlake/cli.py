@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape  # a message's [brackets] are text, not styles
 
+from documents.clock import MAX_DAYS
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.cli_exchange import register as register_exchange
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 # Each command imports what it uses in its body (graphlake/cli_support.py says why).
 
-MAX_DAYS = 36_500  # a century: older than any lake, and within what a date can go back from today
 MAX_CHECK_SECONDS = 3600  # PyMongo takes a server selection timeout below a billion milliseconds
 
 app = typer.Typer(

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from documents.clock import MAX_DAYS
 from graphlake import PROJECT_ROOT
+
+MAX_HOURS = MAX_DAYS * 24
 
 
 class LocalMountSettings(BaseModel):
@@ -29,6 +32,8 @@ class LocalMountSettings(BaseModel):
 
 class S3MountSettings(BaseModel):
     """A mount in an S3-compatible store (AWS S3, MinIO, GCS with HMAC keys)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # as Settings: `inf` is no timeout
 
     backend: Literal["s3"] = "s3"
     bucket: str
@@ -74,6 +79,9 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
         extra="ignore",
+        # `inf` passed every `gt=0` and then broke what used it: timedelta(seconds=inf) failed every
+        # WebSocket, timedelta(days=inf) every maintenance round. Unbounded means unset, where it may be.
+        allow_inf_nan=False,
     )
 
     # --- where things live
@@ -98,13 +106,13 @@ class Settings(BaseSettings):
     # --- backups
     backup_dir: Path | None = Field(default=None, description="Where backups go; default: <data_dir>/backups.")
     backup_every_hours: float | None = Field(
-        default=None, gt=0, description="Take a backup this often (one process of a cluster takes each); unset: never.")
+        default=None, gt=0, le=MAX_HOURS, description="Take a backup this often (one process of a cluster takes each); unset: never.")
     backup_keep: int = Field(default=7, ge=1, description="Scheduled backups kept; older ones are removed.")
     backup_with_payloads: bool = Field(default=False, description="Scheduled backups copy the local mounts' objects too.")
 
     # --- privacy
     anonymize_after_days: float | None = Field(
-        default=None, gt=0, description="Replace people's ids by pseudonyms in what is older than this (daily).")
+        default=None, gt=0, le=MAX_DAYS, description="Replace people's ids by pseudonyms in what is older than this (daily).")
 
     # --- object storage
     mounts: dict[str, MountSettings] = Field(default_factory=dict)
@@ -147,9 +155,10 @@ class Settings(BaseSettings):
     max_event_replay: int = Field(
         default=10_000, description="Events a resuming `events(after:)` subscription replays; past them it ends with "
                                     "an error and the client resumes from the last it received.")
-    event_archive_after_days: float | None = Field(default=None, gt=0, description="Archive older events automatically.")
+    event_archive_after_days: float | None = Field(default=None, gt=0, le=MAX_DAYS, description="Archive older events automatically.")
     asset_gc_after_days: float | None = Field(
-        default=None, gt=0, description="Delete assets nothing has pinned for this long, automatically (off: only `graphlake assets gc`).")
+        default=None, gt=0, le=MAX_DAYS,
+        description="Delete assets nothing has pinned for this long, automatically (off: only `graphlake assets gc`).")
     alert_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="ERROR", description="Events at or above it (or with alert: true) fire the notifiers.")
     alert_smtp_host: str | None = None

@@ -61,6 +61,18 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_PUBLIC_URL": "http://127.0.0.1:12a"}, "'http://127.0.0.1:12a' has no valid port"),
     ({"GRAPHLAKE_PUBLIC_URL": "https://lab.example:70000"}, "has no valid port"),
     ({"GRAPHLAKE_ALERT_SMTP_PORT": "-5"}, "alert_smtp_port"),
+    # `inf` passed `gt=0`, then timedelta(seconds=inf) failed every WebSocket's connection_init wait.
+    ({"GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS": "inf"}, "websocket_init_timeout_seconds\n  Input should be a finite number"),
+    ({"GRAPHLAKE_DATABASE_TIMEOUT_SECONDS": "inf"}, "database_timeout_seconds"),
+    ({"GRAPHLAKE_TOKEN_CACHE_SECONDS": "inf"}, "token_cache_seconds"),  # a revoked token worked forever
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "timeout_seconds": "inf"}}'}, "timeout_seconds"),
+    # Every maintenance round's step failed on them: the date went back past year 1 (or timedelta overflowed).
+    ({"GRAPHLAKE_ASSET_GC_AFTER_DAYS": "inf"}, "asset_gc_after_days"),
+    ({"GRAPHLAKE_ASSET_GC_AFTER_DAYS": "1000000"}, "asset_gc_after_days\n  Input should be less than or equal to 36500"),
+    ({"GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS": "1e6"}, "event_archive_after_days"),
+    ({"GRAPHLAKE_ANONYMIZE_AFTER_DAYS": "1e9"}, "anonymize_after_days"),
+    ({"GRAPHLAKE_BACKUP_EVERY_HOURS": "inf"}, "backup_every_hours"),
+    ({"GRAPHLAKE_BACKUP_EVERY_HOURS": "1e12"}, "backup_every_hours\n  Input should be less than or equal to 876000"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
     for key, value in env.items():
