@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo.monitoring import CommandListener
 
 from graphlake import __version__
+from graphlake.logs import redact
 from graphlake.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ class Tracing:
 
         # Without exclude_spans every body chunk sent or received becomes a span of its own.
         return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": UNTRACED_PATHS,
-                                         "exclude_spans": ["receive", "send"]}
+                                         "exclude_spans": ["receive", "send"], "server_request_hook": _redact_query,
+                                         "http_capture_headers_sanitize_fields": _sanitized_headers()}
 
     def schema_extension(self) -> Callable[[], Any]:
         from strawberry.extensions.tracing import OpenTelemetryExtension
@@ -98,6 +100,28 @@ class Tracing:
             span.end(end_time=end)
 
         return observe
+
+
+def _redact_query(span: Any, scope: dict[str, Any]) -> None:
+    """The server span's `url.query` with its signatures REDACTED, as the log writes them. The
+    instrumentation redacts `sig` in `http.url` only; with OTEL_SEMCONV_STABILITY_OPT_IN=http (or
+    http/dup) it copied the query as sent into `url.query`: every signed download URL's signature,
+    a bearer capability for days, went to the tracing backend."""
+    query = (getattr(span, "attributes", None) or {}).get("url.query")
+    if query:
+        redacted = redact("?" + query)[1:]
+        if redacted != query:
+            span.set_attribute("url.query", redacted)
+
+
+def _sanitized_headers() -> list[str]:
+    """Headers whose values a span never carries, should OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST
+    capture them (`.*`, say): the API token, besides those OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS names."""
+    from opentelemetry.instrumentation.asgi import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS
+    from opentelemetry.util.http import get_custom_headers
+
+    return [*get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
+            "authorization", "proxy-authorization", "cookie", "set-cookie"]
 
 
 class _InTraces(CommandListener):
