@@ -123,7 +123,10 @@ class Settings(BaseSettings):
 
     # --- uploads and downloads
     upload_expiry_seconds: int = Field(default=86_400, description="How long an upload session stays open.")
-    multipart_threshold_bytes: int = Field(default=64 * 1_048_576, description="Uploads this big or bigger use multipart.")
+    # A smaller upload is one PUT, which S3 refuses past 5 GiB (EntityTooLarge): a higher threshold
+    # let sessions be made whose every upload failed at the store.
+    multipart_threshold_bytes: int = Field(default=64 * 1_048_576, le=5 * 1024**3,
+                                           description="Uploads this big or bigger use multipart (at most 5 GiB).")
     max_upload_bytes: int = Field(default=5 * 1024**4, description="Largest upload (S3's limit is 5 TiB).")
     max_download_url_seconds: int = Field(default=7 * 86_400, description="Longest lifetime of a signed download URL.")
     # Thumbnails (services/thumbnails.py): each generation holds an image decoded in memory and a CPU.

@@ -72,6 +72,8 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS": "1e6"}, "event_archive_after_days"),
     ({"GRAPHLAKE_ANONYMIZE_AFTER_DAYS": "1e9"}, "anonymize_after_days"),
     ({"GRAPHLAKE_BACKUP_EVERY_HOURS": "inf"}, "backup_every_hours"),
+    # Uploads under the threshold are one PUT, which S3 refuses past 5 GiB.
+    ({"GRAPHLAKE_MULTIPART_THRESHOLD_BYTES": str(6 * 1024**3)}, "multipart_threshold_bytes\n  Input should be less than"),
     ({"GRAPHLAKE_BACKUP_EVERY_HOURS": "1e12"}, "backup_every_hours\n  Input should be less than or equal to 876000"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
