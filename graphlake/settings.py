@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from documents.clock import MAX_DAYS
@@ -33,7 +33,7 @@ class LocalMountSettings(BaseModel):
 class S3MountSettings(BaseModel):
     """A mount in an S3-compatible store (AWS S3, MinIO, GCS with HMAC keys)."""
 
-    model_config = ConfigDict(allow_inf_nan=False)  # as Settings: `inf` is no timeout
+    model_config = ConfigDict(allow_inf_nan=False, hide_input_in_errors=True)  # as Settings says why
 
     backend: Literal["s3"] = "s3"
     bucket: str
@@ -70,6 +70,19 @@ class S3MountSettings(BaseModel):
 MountSettings = Annotated[LocalMountSettings | S3MountSettings, Field(discriminator="backend")]
 
 
+def describe_errors(error: ValidationError) -> list[str]:
+    """A ValidationError of Settings as one line per error, each naming the variable that sets it
+    (`GRAPHLAKE_MOUNTS__LAB__BUCKET: Field required`), without the values given (secrets among them)."""
+    lines = []
+    for item in error.errors(include_url=False, include_context=False, include_input=False):
+        where = [str(part) for part in item["loc"]]
+        if len(where) > 2 and where[0] == "mounts" and where[2] in ("local", "s3"):
+            del where[2]  # the discriminator pydantic adds: the mount's `backend`, not a level of the variable
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"GRAPHLAKE_{'__'.join(where).upper()}: {message}" if where else message)
+    return lines
+
+
 class Settings(BaseSettings):
     """Graphlake's configuration. Read from ``GRAPHLAKE_*`` environment variables and ``.env``."""
 
@@ -82,6 +95,10 @@ class Settings(BaseSettings):
         # `inf` passed every `gt=0` and then broke what used it: timedelta(seconds=inf) failed every
         # WebSocket, timedelta(days=inf) every maintenance round. Unbounded means unset, where it may be.
         allow_inf_nan=False,
+        # An error's input is the value refused, or for a rule across settings (or a mount missing its
+        # bucket) every value given: pydantic's message quoted the S3 secret key, the signing secret
+        # and the MongoDB URL's password to stderr, which a container's log keeps.
+        hide_input_in_errors=True,
     )
 
     # --- where things live

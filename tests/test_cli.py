@@ -124,6 +124,13 @@ def test_invalid_configuration_is_reported_by_field(cli_env: dict[str, str]) -> 
     said = " ".join(undecodable.stderr.split())
     assert undecodable.returncode == 2 and 'error parsing value for field "mounts"' in said, undecodable.stderr
     assert "Expecting property name" in said and "Traceback" not in said
+    # One line per error, naming its variable, and never the values given: they hold the secrets.
+    secret = {**cli_env, "GRAPHLAKE_MOUNTS__LAB__BACKEND": "s3", "GRAPHLAKE_MOUNTS__LAB__SECRET_ACCESS_KEY": "SECRET-VALUE",
+              "GRAPHLAKE_SIGNING_SECRET": "SECRET-VALUE", "GRAPHLAKE_PORT": "70000"}
+    both = graphlake(secret, "check")
+    assert both.returncode == 2 and "SECRET-VALUE" not in both.stderr, both.stderr
+    assert both.stderr.splitlines()[1:] == ["  GRAPHLAKE_MOUNTS__LAB__BUCKET: Field required",
+                                            "  GRAPHLAKE_PORT: Input should be less than or equal to 65535"], both.stderr
 
 
 def test_export_schema_matches_the_committed_file(cli_env: dict[str, str]) -> None:
@@ -142,7 +149,7 @@ def test_ages_must_be_more_than_zero_days(cli_env: dict[str, str]) -> None:
                 command, days, refused.stderr)
             assert "Traceback" not in refused.stderr
     bad_setting = graphlake({**cli_env, "GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS": "-1"}, "events", "archive", "--older-than", "1")
-    assert bad_setting.returncode != 0 and "event_archive_after_days" in bad_setting.stderr
+    assert bad_setting.returncode != 0 and "GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS" in bad_setting.stderr
 
 
 def test_serve_on_a_taken_port_says_so_before_anything_starts(cli_env: dict[str, str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from graphlake.settings import LocalMountSettings, S3MountSettings, Settings
+from graphlake.settings import LocalMountSettings, S3MountSettings, Settings, describe_errors
 
 
 def test_defaults_give_an_embedded_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,3 +82,34 @@ def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[
     with pytest.raises(ValidationError) as error:
         Settings(_env_file=None)
     assert field in str(error.value)
+
+
+@pytest.mark.parametrize("env", [
+    # A mount missing its bucket: the error's input was the mount, its secret key with it.
+    {"GRAPHLAKE_MOUNTS__LAB__BACKEND": "s3", "GRAPHLAKE_MOUNTS__LAB__SECRET_ACCESS_KEY": "SECRET-VALUE"},
+    # A rule across settings: its input was every setting given.
+    {"GRAPHLAKE_DEFAULT_MOUNT": "nowhere", "GRAPHLAKE_SIGNING_SECRET": "SECRET-VALUE",
+     "GRAPHLAKE_MONGODB_URL": "mongodb://lab:SECRET-VALUE@db:27017", "GRAPHLAKE_METRICS_TOKEN": "SECRET-VALUE"},
+    {"GRAPHLAKE_MONGODB_URL": "mongodb://lab:SECRET-VALUE@db:27017", "GRAPHLAKE_MAX_BODY_BYTES": "2000"},
+])
+def test_a_settings_error_never_quotes_what_it_was_given(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("GRAPHLAKE_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)
+    assert "SECRET-VALUE" not in str(error.value)  # what a traceback or a log line shows
+    assert not any("SECRET-VALUE" in line for line in describe_errors(error.value))
+
+
+def test_settings_errors_are_told_by_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAPHLAKE_PORT", "70000")
+    monkeypatch.setenv("GRAPHLAKE_MOUNTS", '{"lab": {"backend": "s3", "timeout_seconds": "inf"}}')
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)
+    assert sorted(describe_errors(error.value)) == [
+        "GRAPHLAKE_MOUNTS__LAB__BUCKET: Field required",
+        "GRAPHLAKE_MOUNTS__LAB__TIMEOUT_SECONDS: Input should be a finite number",
+        "GRAPHLAKE_PORT: Input should be less than or equal to 65535",
+    ]
