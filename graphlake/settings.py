@@ -378,6 +378,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _email_alerts_complete(self) -> Settings:
+        # Alerts are emailed only with both: either alone was accepted, and every alert went unsent
+        # without a word (a server to send through and no one to send to, or the reverse).
+        if self.alert_email_to and not self.alert_smtp_host:
+            raise ValueError("alert_email_to: no alert_smtp_host to send the alerts through (set GRAPHLAKE_ALERT_SMTP_HOST)")
+        if self.alert_smtp_host and not self.alert_email_to:
+            raise ValueError("alert_smtp_host: no alert_email_to to send the alerts to (set GRAPHLAKE_ALERT_EMAIL_TO)")
+        return self
+
+    @model_validator(mode="after")
     def _complete_mounts(self) -> Settings:
         # The local mount always exists, so a fresh install stores files with no configuration.
         mounts = dict(self.mounts)

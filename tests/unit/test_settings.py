@@ -61,6 +61,9 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_PUBLIC_URL": "http://127.0.0.1:12a"}, "'http://127.0.0.1:12a' has no valid port"),
     ({"GRAPHLAKE_PUBLIC_URL": "https://lab.example:70000"}, "has no valid port"),
     ({"GRAPHLAKE_ALERT_SMTP_PORT": "-5"}, "alert_smtp_port"),
+    # Either alone was accepted, and every alert email went unsent without a word.
+    ({"GRAPHLAKE_ALERT_EMAIL_TO": "oncall@lab.example"}, "alert_email_to: no alert_smtp_host"),
+    ({"GRAPHLAKE_ALERT_SMTP_HOST": "smtp.lab.example"}, "alert_smtp_host: no alert_email_to"),
     # `inf` passed `gt=0`, then timedelta(seconds=inf) failed every WebSocket's connection_init wait.
     ({"GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS": "inf"}, "websocket_init_timeout_seconds\n  Input should be a finite number"),
     ({"GRAPHLAKE_DATABASE_TIMEOUT_SECONDS": "inf"}, "database_timeout_seconds"),
