@@ -224,3 +224,17 @@ def test_the_client_refuses_no_concurrency() -> None:
     for concurrency in (0, -1):  # a gate of no slots: every transfer waited on it forever
         with pytest.raises(ValueError, match="concurrency must be at least 1"):
             Client("http://127.0.0.1:1", None, concurrency=concurrency)
+
+
+def test_a_configured_ferretdb_binary_is_the_one_used_or_none(tmp_path: Path) -> None:
+    """GRAPHLAKE_FERRETDB_BIN naming no executable was passed over for the build cache's binary:
+    the lake ran on another FerretDB than the one configured, and nothing said so."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    (tmp_path / "ferretdb").write_text("not a program")  # a file, but not executable
+    (tmp_path / "lake").mkdir()
+    for binary in (tmp_path / "missing", tmp_path / "ferretdb"):
+        env.update(GRAPHLAKE_DATA_DIR=str(tmp_path / "lake"), GRAPHLAKE_FERRETDB_BIN=str(binary))
+        said = graphlake(env, "check")
+        assert said.returncode == 1, said.stdout + said.stderr
+        database = said.stdout.splitlines()[0]
+        assert database == f"database (embedded FerretDB): GRAPHLAKE_FERRETDB_BIN: {binary} is not an executable file"
