@@ -62,6 +62,7 @@ def serve(
     from graphlake.http_server import port_taken, serve
     from graphlake.local_services import ServiceError
     from graphlake.logs import configure_logging
+    from graphlake.tracing import TracingNotStarted
 
     settings = load_settings()
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -84,7 +85,7 @@ def serve(
         server.run()
         if not server.started:  # the app's startup failed (said in the log): as uvicorn.run exits
             raise typer.Exit(3)
-    except ServiceError as error:
+    except (ServiceError, TracingNotStarted) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
 

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 UNTRACED_PATHS = "/healthz,/readyz,/metrics"
 
 
+class TracingNotStarted(RuntimeError):
+    """Tracing is asked for but cannot start (an exporter unknown, the packages missing): the
+    message says what to change, and `graphlake serve` prints it as one line."""
+
+
 def tracing_wanted(settings: Settings) -> bool:
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     return settings.tracing or exporter not in ("", "none")
@@ -157,7 +162,7 @@ def start_tracing(settings: Settings, provider: TracerProvider | None = None) ->
         import opentelemetry.instrumentation.pymongo
         import opentelemetry.sdk  # noqa: F401
     except ImportError as missing:
-        raise RuntimeError(f"tracing is on (GRAPHLAKE_TRACING or OTEL_TRACES_EXPORTER) but {missing.name} is not "
+        raise TracingNotStarted(f"tracing is on (GRAPHLAKE_TRACING or OTEL_TRACES_EXPORTER) but {missing.name} is not "
                            "installed: install Graphlake with its tracing extra (pip install 'graphlake[tracing]')") from None
     if provider is not None:
         return Tracing(provider)
@@ -183,6 +188,6 @@ def _provider_from_environment() -> TracerProvider:
         elif name == "console":
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         elif name != "none":
-            raise RuntimeError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (Graphlake knows otlp, console, none)")
+            raise TracingNotStarted(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (Graphlake knows otlp, console, none)")
     trace.set_tracer_provider(provider)  # for any other instrumented library in the process
     return provider

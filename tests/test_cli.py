@@ -166,6 +166,15 @@ def test_serve_on_a_taken_port_says_so_before_anything_starts(cli_env: dict[str,
     assert "is up" not in served.stdout + served.stderr
 
 
+def test_serve_with_tracing_it_cannot_start_says_why_in_one_line(cli_env: dict[str, str]) -> None:
+    """An exporter Graphlake does not know was a traceback."""
+    said = graphlake({**cli_env, "OTEL_TRACES_EXPORTER": "jaeger"}, "serve", "--port", str(free_port()))
+    assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
+    assert said.stderr.strip().splitlines()[-1] == \
+        "error: OTEL_TRACES_EXPORTER: unknown exporter 'jaeger' (Graphlake knows otlp, console, none)"
+    assert "is up" not in said.stdout + said.stderr
+
+
 def test_a_backup_into_a_folder_that_is_not_there_is_refused_and_makes_nothing(cli_env: dict[str, str],
                                                                                 tmp_path: Path) -> None:
     """A backup aimed at a disk that is not mounted must not fill the root file system."""
