@@ -44,6 +44,10 @@ class _RedactSignatures(logging.Filter):
         redacted = redact(message)
         if redacted is not message:
             record.msg, record.args = redacted, ()
+        # An exception's text too (an HTTP error quotes the URL it was for): formatted once here, as
+        # the formatters would, and kept on the record, where both formatters read it.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -61,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             **getattr(record, "fields", {}),
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
 
