@@ -16,6 +16,7 @@ from documents.clock import MAX_DAYS
 from graphlake import PROJECT_ROOT
 
 MAX_HOURS = MAX_DAYS * 24
+S3_MAX_URL_SECONDS = 7 * 86_400  # X-Amz-Expires: "must be less than a week", 604800 included
 
 
 class LocalMountSettings(BaseModel):
@@ -385,6 +386,18 @@ class Settings(BaseSettings):
             raise ValueError("alert_email_to: no alert_smtp_host to send the alerts through (set GRAPHLAKE_ALERT_SMTP_HOST)")
         if self.alert_smtp_host and not self.alert_email_to:
             raise ValueError("alert_smtp_host: no alert_email_to to send the alerts to (set GRAPHLAKE_ALERT_EMAIL_TO)")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_url_lifetimes(self) -> Settings:
+        # S3 (and MinIO) refuse a presigned URL valid for longer than a week (X-Amz-Expires): with a
+        # longer upload expiry every PUT to an S3 mount was refused (an upload's URLs last as long as
+        # its session), and a download URL asked for longer was one no client could use.
+        s3 = sorted(name for name, mount in self.mounts.items() if isinstance(mount, S3MountSettings))
+        for name in ("upload_expiry_seconds", "max_download_url_seconds"):
+            if s3 and getattr(self, name) > S3_MAX_URL_SECONDS:
+                raise ValueError(f"{name}: at most {S3_MAX_URL_SECONDS} (7 days) with an S3 mount ({', '.join(s3)}), "
+                                 "which refuses presigned URLs valid for longer")
         return self
 
     @model_validator(mode="after")

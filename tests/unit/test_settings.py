@@ -22,6 +22,13 @@ def test_defaults_give_an_embedded_server(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings(_env_file=None, host="0.0.0.0", public_url="https://lake.example/x/").base_url == "https://lake.example/x"
 
 
+def test_local_mounts_alone_take_url_lifetimes_past_a_week(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("GRAPHLAKE_")]:
+        monkeypatch.delenv(key)
+    settings = Settings(_env_file=None, upload_expiry_seconds=30 * 86_400, max_download_url_seconds=30 * 86_400)
+    assert settings.upload_expiry_seconds == settings.max_download_url_seconds == 30 * 86_400
+
+
 def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRAPHLAKE_MOUNTS", '{"lab": {"backend": "s3", "bucket": "raw", "endpoint_url": "http://minio:9000"}}')
     monkeypatch.setenv("GRAPHLAKE_MOUNTS__LAB__REGION", "eu-central-1")
@@ -75,6 +82,11 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS": "1e6"}, "event_archive_after_days"),
     ({"GRAPHLAKE_ANONYMIZE_AFTER_DAYS": "1e9"}, "anonymize_after_days"),
     ({"GRAPHLAKE_BACKUP_EVERY_HOURS": "inf"}, "backup_every_hours"),
+    # S3 refuses presigned URLs valid for more than a week: every PUT of a longer upload session was refused.
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b"}}', "GRAPHLAKE_UPLOAD_EXPIRY_SECONDS": "604801"},
+     "upload_expiry_seconds: at most 604800 (7 days) with an S3 mount (lab)"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b"}}', "GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS": "2592000"},
+     "max_download_url_seconds: at most 604800"),
     # Uploads under the threshold are one PUT, which S3 refuses past 5 GiB.
     ({"GRAPHLAKE_MULTIPART_THRESHOLD_BYTES": str(6 * 1024**3)}, "multipart_threshold_bytes\n  Input should be less than"),
     ({"GRAPHLAKE_BACKUP_EVERY_HOURS": "1e12"}, "backup_every_hours\n  Input should be less than or equal to 876000"),
