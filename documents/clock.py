@@ -2,6 +2,10 @@
 
 from datetime import UTC, datetime
 
+# The oldest an age (`--older-than`, an `*_after_days` setting, a token's lifetime) may be: a century,
+# older than any lake and within what a date can go back from today (`inf` or 1e6 days overflowed it).
+MAX_DAYS = 36_500
+
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC, truncated to milliseconds.

@@ -48,6 +48,7 @@ from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
 from services.events.feed import ALIVE_FOR, FeedTail, ensure_feed
 from services.events.log import archive as archive_events
+from services.health import FailureLog
 from services.metrics import task_outcome
 from services.mount_owners import settle_owners
 from services.privacy.aging import scheduled_anonymization
@@ -142,6 +143,8 @@ def create_app(
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
 
+    said = FailureLog(log)
+
     async def readyz(request: Request) -> JSONResponse:
         state: AppState = request.app.state.graphlake
         report = await state.health.report()
@@ -150,8 +153,7 @@ def create_app(
         failing = ["database"] if report.database_error else []
         failing += [f"mount {name}" for name, error in report.mount_errors.items() if error]
         failing += ["schema"] if state.schema_watch.changed else []  # it takes no writes: send them elsewhere
-        for error in filter(None, [report.database_error, *report.mount_errors.values(), state.schema_watch.changed]):
-            log.warning("not ready: %s", error)
+        said.say(list(filter(None, [report.database_error, *report.mount_errors.values(), state.schema_watch.changed])))
         ok = report.ok and not failing
         # Ready all the same: a lake reads a mount another lake owns (a restored copy's), and says so here.
         foreign = [name for name, store in state.stores.items() if not store.ownership.owned]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape  # a message's [brackets] are text, not styles
 
+from documents.clock import MAX_DAYS
 from documents.roles import Role
 from graphlake import PROJECT_ROOT
 from graphlake.cli_exchange import register as register_exchange
@@ -21,13 +22,25 @@ from graphlake.cli_lake import Node, Owner, owner_of
 from graphlake.cli_lake import register as register_lake
 from graphlake.cli_lifecycle import register as register_lifecycle
 from graphlake.cli_privacy import register as register_privacy
-from graphlake.cli_support import ServerUrl, Token, client_run, console, errors, load_settings, print_rows, server_url
+from graphlake.cli_support import (
+    ServerUrl,
+    Token,
+    client_run,
+    console,
+    describe_os_error,
+    errors,
+    load_settings,
+    print_rows,
+    server_url,
+)
 from graphlake.cli_support import run as run_command
 
 if TYPE_CHECKING:
     from documents.api_token import ApiToken
 
 # Each command imports what it uses in its body (graphlake/cli_support.py says why).
+
+MAX_CHECK_SECONDS = 3600  # PyMongo takes a server selection timeout below a billion milliseconds
 
 app = typer.Typer(
     help="Graphlake: a GraphQL data lake server.", no_args_is_help=True, add_completion=False,
@@ -38,7 +51,9 @@ app.add_typer(token_app, name="token")
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (GRAPHLAKE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (GRAPHLAKE_PORT).")] = None,
+    # Bounded here as GRAPHLAKE_PORT is in the settings: the override skips their validation, and
+    # `--port 70000` listened on 70000 % 65536 while the banner and signed URLs named :70000.
+    port: Annotated[int | None, typer.Option(help="Port to listen on (GRAPHLAKE_PORT).", min=1, max=65535)] = None,
 ) -> None:
     """Start the server (the embedded FerretDB too, unless GRAPHLAKE_MONGODB_URL is set)."""
     from graphlake.app import create_app
@@ -47,6 +62,7 @@ def serve(
     from graphlake.http_server import port_taken, serve
     from graphlake.local_services import ServiceError
     from graphlake.logs import configure_logging
+    from graphlake.tracing import TracingNotStarted
 
     settings = load_settings()
     settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
@@ -69,7 +85,7 @@ def serve(
         server.run()
         if not server.started:  # the app's startup failed (said in the log): as uvicorn.run exits
             raise typer.Exit(3)
-    except ServiceError as error:
+    except (ServiceError, TracingNotStarted) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
 
@@ -95,6 +111,8 @@ def check(
     seconds: Annotated[float, typer.Option(help="How long to wait for each part before calling it unreachable.")] = 3.0,
 ) -> None:
     """Check that the database and every storage mount are reachable: one line each, naming what is not."""
+    if not 0 < seconds <= MAX_CHECK_SECONDS:  # also NaN; 0 or less reached PyMongo, which raised a traceback
+        raise typer.BadParameter(f"must be 0 < seconds <= {MAX_CHECK_SECONDS}, not {seconds}", param_hint="--seconds")
     from graphlake.database_access import for_checking
     from services.health import HealthReport, probe
 
@@ -132,8 +150,10 @@ def token_create(
     from services.events import audit
     from services.node_ids import NodeType, encode_id
 
-    if expires_in_days is not None and not expires_in_days > 0:  # 0 made a token that never expired
-        raise typer.BadParameter(f"must be more than 0 days, not {expires_in_days}", param_hint="--expires-in-days")
+    # 0 made a token that never expired; `inf` (or past a century) overflowed the date into a traceback.
+    if expires_in_days is not None and not 0 < expires_in_days <= MAX_DAYS:
+        raise typer.BadParameter(f"must be more than 0 days, and at most {MAX_DAYS}, not {expires_in_days}",
+                                 param_hint="--expires-in-days")
     settings = load_settings(existing_lake=True)
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days is not None else None
 
@@ -209,7 +229,7 @@ def upload(
     as_archive: Annotated[bool, typer.Option("--as-archive", help="Upload each directory as one zip.")] = False,
     ignore: Annotated[list[str] | None, typer.Option(help="gitignore-style pattern to skip (repeatable).")] = None,
     manifest: Annotated[Path | None, typer.Option(help='JSON {"rel/path": {"description", "metadata", "labels"}}.')] = None,
-    concurrency: Annotated[int, typer.Option(help="Parts uploaded at once.")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Parts uploaded at once.", min=1)] = 4,  # 0 waited forever
     direct: Annotated[bool, typer.Option(help="Write files into a local mount this machine shares with the server "
                                               "itself (a disk copy); --no-direct: always over HTTP.")] = True,
     ingest: Annotated[bool, typer.Option(help="Let the server copy files it reads itself (under its ingest roots, "
@@ -225,7 +245,7 @@ def upload(
 
     from graphlake_client import Client
 
-    entries = json.loads(manifest.read_text()) if manifest else None
+    entries = _read_manifest(manifest) if manifest else None
     produced_by = owner_of(owner, node)
 
     async def run() -> list[dict]:
@@ -242,6 +262,19 @@ def upload(
     print_rows(("id", "name", "status", "bytes", "sha256"),
                 [(a["id"], a["name"], "UNCHANGED" if a.get("unchanged") else a["status"], str(a["sizeBytes"]), a["sha256"] or "")
                  for a in assets])  # type: ignore[union-attr]
+
+
+def _read_manifest(path: Path) -> dict:
+    """The --manifest file's entries, or exit 2 saying in one line why they cannot be read."""
+    try:
+        entries = json.loads(path.read_text())
+    except OSError as error:
+        raise typer.BadParameter(describe_os_error(error), param_hint="--manifest") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise typer.BadParameter(f"{path} is not JSON: {error}", param_hint="--manifest") from None
+    if not isinstance(entries, dict):
+        raise typer.BadParameter(f'{path} is not a JSON object {{"rel/path": {{...}}}}', param_hint="--manifest")
+    return entries
 
 
 @app.command()
@@ -263,9 +296,6 @@ def download(
             return await lake.download(asset, dest, overwrite=force)
 
     errors.print(f"saved {client_run(run(), token=token)}")
-
-
-MAX_DAYS = 36_500  # a century: older than any lake, and within what a date can go back from today
 
 
 def _positive_days(days: float) -> float:

@@ -40,12 +40,14 @@ def load_settings(*, existing_lake: bool = False) -> Settings:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
-    from graphlake.settings import Settings
+    from graphlake.settings import Settings, describe_errors
 
     try:
         settings = Settings()
     except ValidationError as error:
-        errors.print(f"[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):\n{escape(str(error))}")
+        errors.print("[red]invalid configuration[/red] (GRAPHLAKE_* variables or .env):")
+        for line in describe_errors(error):
+            errors.print(f"  {escape(line)}")
         raise typer.Exit(2) from None
     except SettingsError as error:  # a value pydantic-settings could not even decode (GRAPHLAKE_MOUNTS='{bad json')
         cause = f": {error.__cause__}" if error.__cause__ else ""

@@ -48,9 +48,15 @@ def ferretdb_build() -> str:
 
 
 def find_binary(kind: str, configured: Path | None = None) -> Path:
-    """The ferretdb or minio binary: the configured path, the build cache, or the PATH."""
+    """The ferretdb or minio binary: the configured path, else the build cache, else the PATH."""
+    if configured is not None:
+        # Only it: one missing (a typo, an unmounted volume) or not executable was passed over for
+        # the build cache's, and the lake ran on another FerretDB than the one configured, unsaid.
+        if configured.is_file() and os.access(configured, os.X_OK):
+            return configured
+        raise ServiceError(f"GRAPHLAKE_{kind.upper()}_BIN: {configured} is not an executable file")
     version = ferretdb_build() if kind == "ferretdb" else MINIO_VERSION
-    candidates = [configured, binary_cache() / f"{kind}-{version}"]
+    candidates = [binary_cache() / f"{kind}-{version}"]
     on_path = shutil.which(kind)
     candidates.append(Path(on_path) if on_path else None)
     for candidate in candidates:

@@ -44,6 +44,10 @@ class _RedactSignatures(logging.Filter):
         redacted = redact(message)
         if redacted is not message:
             record.msg, record.args = redacted, ()
+        # An exception's text too (an HTTP error quotes the URL it was for): formatted once here, as
+        # the formatters would, and kept on the record, where both formatters read it.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -61,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             **getattr(record, "fields", {}),
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
 
@@ -91,3 +95,8 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         logging.getLogger(name).propagate = True
     # The driver logs every heartbeat at DEBUG; keep it quiet unless asked.
     logging.getLogger("pymongo").setLevel(max(logging.getLevelName(level), logging.INFO))
+    # httpx logs each request's whole URL at INFO: an alert webhook's URL is its credential (Slack's,
+    # Teams' and Discord's carry their token in the path, others a `?key=`), which the redaction of
+    # signed URLs above does not know. Its failures reach the log through our own lines, without the URL.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from documents.clock import MAX_DAYS
 from graphlake import PROJECT_ROOT
+
+MAX_HOURS = MAX_DAYS * 24
+S3_MAX_URL_SECONDS = 7 * 86_400  # X-Amz-Expires: "must be less than a week", 604800 included
 
 
 class LocalMountSettings(BaseModel):
@@ -29,6 +33,8 @@ class LocalMountSettings(BaseModel):
 
 class S3MountSettings(BaseModel):
     """A mount in an S3-compatible store (AWS S3, MinIO, GCS with HMAC keys)."""
+
+    model_config = ConfigDict(allow_inf_nan=False, hide_input_in_errors=True)  # as Settings says why
 
     backend: Literal["s3"] = "s3"
     bucket: str
@@ -65,6 +71,19 @@ class S3MountSettings(BaseModel):
 MountSettings = Annotated[LocalMountSettings | S3MountSettings, Field(discriminator="backend")]
 
 
+def describe_errors(error: ValidationError) -> list[str]:
+    """A ValidationError of Settings as one line per error, each naming the variable that sets it
+    (`GRAPHLAKE_MOUNTS__LAB__BUCKET: Field required`), without the values given (secrets among them)."""
+    lines = []
+    for item in error.errors(include_url=False, include_context=False, include_input=False):
+        where = [str(part) for part in item["loc"]]
+        if len(where) > 2 and where[0] == "mounts" and where[2] in ("local", "s3"):
+            del where[2]  # the discriminator pydantic adds: the mount's `backend`, not a level of the variable
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"GRAPHLAKE_{'__'.join(where).upper()}: {message}" if where else message)
+    return lines
+
+
 class Settings(BaseSettings):
     """Graphlake's configuration. Read from ``GRAPHLAKE_*`` environment variables and ``.env``."""
 
@@ -74,6 +93,13 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
         extra="ignore",
+        # `inf` passed every `gt=0` and then broke what used it: timedelta(seconds=inf) failed every
+        # WebSocket, timedelta(days=inf) every maintenance round. Unbounded means unset, where it may be.
+        allow_inf_nan=False,
+        # An error's input is the value refused, or for a rule across settings (or a mount missing its
+        # bucket) every value given: pydantic's message quoted the S3 secret key, the signing secret
+        # and the MongoDB URL's password to stderr, which a container's log keeps.
+        hide_input_in_errors=True,
     )
 
     # --- where things live
@@ -98,13 +124,13 @@ class Settings(BaseSettings):
     # --- backups
     backup_dir: Path | None = Field(default=None, description="Where backups go; default: <data_dir>/backups.")
     backup_every_hours: float | None = Field(
-        default=None, gt=0, description="Take a backup this often (one process of a cluster takes each); unset: never.")
+        default=None, gt=0, le=MAX_HOURS, description="Take a backup this often (one process of a cluster takes each); unset: never.")
     backup_keep: int = Field(default=7, ge=1, description="Scheduled backups kept; older ones are removed.")
     backup_with_payloads: bool = Field(default=False, description="Scheduled backups copy the local mounts' objects too.")
 
     # --- privacy
     anonymize_after_days: float | None = Field(
-        default=None, gt=0, description="Replace people's ids by pseudonyms in what is older than this (daily).")
+        default=None, gt=0, le=MAX_DAYS, description="Replace people's ids by pseudonyms in what is older than this (daily).")
 
     # --- object storage
     mounts: dict[str, MountSettings] = Field(default_factory=dict)
@@ -115,7 +141,10 @@ class Settings(BaseSettings):
 
     # --- uploads and downloads
     upload_expiry_seconds: int = Field(default=86_400, description="How long an upload session stays open.")
-    multipart_threshold_bytes: int = Field(default=64 * 1_048_576, description="Uploads this big or bigger use multipart.")
+    # A smaller upload is one PUT, which S3 refuses past 5 GiB (EntityTooLarge): a higher threshold
+    # let sessions be made whose every upload failed at the store.
+    multipart_threshold_bytes: int = Field(default=64 * 1_048_576, le=5 * 1024**3,
+                                           description="Uploads this big or bigger use multipart (at most 5 GiB).")
     max_upload_bytes: int = Field(default=5 * 1024**4, description="Largest upload (S3's limit is 5 TiB).")
     max_download_url_seconds: int = Field(default=7 * 86_400, description="Longest lifetime of a signed download URL.")
     # Thumbnails (services/thumbnails.py): each generation holds an image decoded in memory and a CPU.
@@ -147,9 +176,10 @@ class Settings(BaseSettings):
     max_event_replay: int = Field(
         default=10_000, description="Events a resuming `events(after:)` subscription replays; past them it ends with "
                                     "an error and the client resumes from the last it received.")
-    event_archive_after_days: float | None = Field(default=None, gt=0, description="Archive older events automatically.")
+    event_archive_after_days: float | None = Field(default=None, gt=0, le=MAX_DAYS, description="Archive older events automatically.")
     asset_gc_after_days: float | None = Field(
-        default=None, gt=0, description="Delete assets nothing has pinned for this long, automatically (off: only `graphlake assets gc`).")
+        default=None, gt=0, le=MAX_DAYS,
+        description="Delete assets nothing has pinned for this long, automatically (off: only `graphlake assets gc`).")
     alert_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="ERROR", description="Events at or above it (or with alert: true) fire the notifiers.")
     alert_smtp_host: str | None = None
@@ -346,6 +376,28 @@ class Settings(BaseSettings):
         if self.max_body_bytes <= self.max_text_bytes:
             raise ValueError(f"max_body_bytes ({self.max_body_bytes}) must exceed max_text_bytes ({self.max_text_bytes}): "
                              "a text comes in the request body")
+        return self
+
+    @model_validator(mode="after")
+    def _email_alerts_complete(self) -> Settings:
+        # Alerts are emailed only with both: either alone was accepted, and every alert went unsent
+        # without a word (a server to send through and no one to send to, or the reverse).
+        if self.alert_email_to and not self.alert_smtp_host:
+            raise ValueError("alert_email_to: no alert_smtp_host to send the alerts through (set GRAPHLAKE_ALERT_SMTP_HOST)")
+        if self.alert_smtp_host and not self.alert_email_to:
+            raise ValueError("alert_smtp_host: no alert_email_to to send the alerts to (set GRAPHLAKE_ALERT_EMAIL_TO)")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_url_lifetimes(self) -> Settings:
+        # S3 (and MinIO) refuse a presigned URL valid for longer than a week (X-Amz-Expires): with a
+        # longer upload expiry every PUT to an S3 mount was refused (an upload's URLs last as long as
+        # its session), and a download URL asked for longer was one no client could use.
+        s3 = sorted(name for name, mount in self.mounts.items() if isinstance(mount, S3MountSettings))
+        for name in ("upload_expiry_seconds", "max_download_url_seconds"):
+            if s3 and getattr(self, name) > S3_MAX_URL_SECONDS:
+                raise ValueError(f"{name}: at most {S3_MAX_URL_SECONDS} (7 days) with an S3 mount ({', '.join(s3)}), "
+                                 "which refuses presigned URLs valid for longer")
         return self
 
     @model_validator(mode="after")

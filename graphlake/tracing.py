@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo.monitoring import CommandListener
 
 from graphlake import __version__
+from graphlake.logs import redact
 from graphlake.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 
 # Not traced: probes and scrapes come every few seconds and say nothing about a request's path.
 UNTRACED_PATHS = "/healthz,/readyz,/metrics"
+
+
+class TracingNotStarted(RuntimeError):
+    """Tracing is asked for but cannot start (an exporter unknown, the packages missing): the
+    message says what to change, and `graphlake serve` prints it as one line."""
 
 
 def tracing_wanted(settings: Settings) -> bool:
@@ -55,7 +61,8 @@ class Tracing:
 
         # Without exclude_spans every body chunk sent or received becomes a span of its own.
         return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": UNTRACED_PATHS,
-                                         "exclude_spans": ["receive", "send"]}
+                                         "exclude_spans": ["receive", "send"], "server_request_hook": _redact_query,
+                                         "http_capture_headers_sanitize_fields": _sanitized_headers()}
 
     def schema_extension(self) -> Callable[[], Any]:
         from strawberry.extensions.tracing import OpenTelemetryExtension
@@ -100,6 +107,28 @@ class Tracing:
         return observe
 
 
+def _redact_query(span: Any, scope: dict[str, Any]) -> None:
+    """The server span's `url.query` with its signatures REDACTED, as the log writes them. The
+    instrumentation redacts `sig` in `http.url` only; with OTEL_SEMCONV_STABILITY_OPT_IN=http (or
+    http/dup) it copied the query as sent into `url.query`: every signed download URL's signature,
+    a bearer capability for days, went to the tracing backend."""
+    query = (getattr(span, "attributes", None) or {}).get("url.query")
+    if query:
+        redacted = redact("?" + query)[1:]
+        if redacted != query:
+            span.set_attribute("url.query", redacted)
+
+
+def _sanitized_headers() -> list[str]:
+    """Headers whose values a span never carries, should OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST
+    capture them (`.*`, say): the API token, besides those OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS names."""
+    from opentelemetry.instrumentation.asgi import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS
+    from opentelemetry.util.http import get_custom_headers
+
+    return [*get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
+            "authorization", "proxy-authorization", "cookie", "set-cookie"]
+
+
 class _InTraces(CommandListener):
     """The instrumentor's command tracer, for commands made inside a traced operation only. The
     event feed's tail, the maintenance and the health probes run outside any request, and each of
@@ -133,7 +162,7 @@ def start_tracing(settings: Settings, provider: TracerProvider | None = None) ->
         import opentelemetry.instrumentation.pymongo
         import opentelemetry.sdk  # noqa: F401
     except ImportError as missing:
-        raise RuntimeError(f"tracing is on (GRAPHLAKE_TRACING or OTEL_TRACES_EXPORTER) but {missing.name} is not "
+        raise TracingNotStarted(f"tracing is on (GRAPHLAKE_TRACING or OTEL_TRACES_EXPORTER) but {missing.name} is not "
                            "installed: install Graphlake with its tracing extra (pip install 'graphlake[tracing]')") from None
     if provider is not None:
         return Tracing(provider)
@@ -159,6 +188,6 @@ def _provider_from_environment() -> TracerProvider:
         elif name == "console":
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         elif name != "none":
-            raise RuntimeError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (Graphlake knows otlp, console, none)")
+            raise TracingNotStarted(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (Graphlake knows otlp, console, none)")
     trace.set_tracer_provider(provider)  # for any other instrumented library in the process
     return provider

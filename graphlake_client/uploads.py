@@ -82,6 +82,8 @@ class Uploader(Transport):
                  graphql_transport: TransportOption = None, server_ingest: bool = True) -> None:
         super().__init__(url, token, retries=retries, timeout=timeout, storage_transport=storage_transport,
                          graphql_transport=graphql_transport)
+        if concurrency < 1:  # every transfer waits on a gate of this many slots: 0 waited forever
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self.concurrency = concurrency
         self.resume = resume or ResumeState()
         # Where this machine shares a local mount's directory, files are written there and read from

@@ -46,8 +46,10 @@ class OperationMetrics(SchemaExtension):
             kind = context.operation_type.value if context.graphql_document is not None else "unknown"
         except Exception:  # no operation of the name asked for
             kind = "unknown"
-        # A name is counted only when the document has an operation of that name.
-        name = metrics.operation_label(context.operation_name) if kind != "unknown" else metrics.operation_label(None)
+        # A name is counted only when the document has an operation of that name, and kept as a new
+        # label only for a caller with a token (services/metrics.py says why).
+        caller = getattr(context.context, "principal", None)
+        name = metrics.operation_label(context.operation_name if kind != "unknown" else None, may_add=caller is not None)
         errors = context.result.errors if context.result is not None else self._last_errors
         metrics.operations.labels(kind, name, error_code(errors)).inc()
         if kind != OperationType.SUBSCRIPTION.value:

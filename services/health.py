@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
+import time
 from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -109,3 +111,25 @@ class SharedProbe:
             return report
         finally:
             self._running = None
+
+
+class FailureLog:
+    """Says each failure in the log when it starts and again every `every` seconds while it lasts.
+
+    /readyz needs no token and wrote a line per failing part on every call: a load balancer asking
+    every second, or anyone asking in a loop, wrote as many lines as requests while a mount was down.
+    """
+
+    def __init__(self, log: logging.Logger, every: float = 60.0) -> None:
+        self._log = log
+        self.every = every
+        self._said: dict[str, float] = {}  # each failure still going on, and when it was last said
+
+    def say(self, failures: list[str]) -> None:
+        now = time.monotonic()
+        # A failure that ended is forgotten: said again at once should it come back.
+        self._said = {failure: at for failure, at in self._said.items() if failure in failures}
+        for failure in failures:
+            if now - self._said.get(failure, -math.inf) >= self.every:
+                self._log.warning("not ready: %s", failure)
+                self._said[failure] = now

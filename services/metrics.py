@@ -115,15 +115,17 @@ class Metrics:
             "graphlake_mount_changes_refused", "Writes and deletes this process left undone on a mount another lake "
             "owns (storage/ownership.py), by mount and action.", ["mount", "action"], registry=registry)
 
-    def operation_label(self, name: str | None) -> str:
+    def operation_label(self, name: str | None, *, may_add: bool = True) -> str:
         """The label of an operation's name: names are the client's choice, so at most
         `max_operation_names` distinct ones are kept per process; later ones (and anything that is
-        not a GraphQL name of at most 100 characters) count as "other"."""
+        not a GraphQL name of at most 100 characters) count as "other". A caller without a token
+        names no new one (`may_add` false): a guest sending a hundred names took every slot, and
+        the names of the lake's own clients counted as "other" until the process restarted."""
         if name is None:
             return ANONYMOUS
         if name in self._names:
             return name
-        if not _NAME.fullmatch(name) or name in (ANONYMOUS, OTHER):
+        if not may_add or not _NAME.fullmatch(name) or name in (ANONYMOUS, OTHER):
             return OTHER
         with self._names_lock:
             if len(self._names) >= self.max_operation_names:

@@ -124,6 +124,13 @@ def test_invalid_configuration_is_reported_by_field(cli_env: dict[str, str]) -> 
     said = " ".join(undecodable.stderr.split())
     assert undecodable.returncode == 2 and 'error parsing value for field "mounts"' in said, undecodable.stderr
     assert "Expecting property name" in said and "Traceback" not in said
+    # One line per error, naming its variable, and never the values given: they hold the secrets.
+    secret = {**cli_env, "GRAPHLAKE_MOUNTS__LAB__BACKEND": "s3", "GRAPHLAKE_MOUNTS__LAB__SECRET_ACCESS_KEY": "SECRET-VALUE",
+              "GRAPHLAKE_SIGNING_SECRET": "SECRET-VALUE", "GRAPHLAKE_PORT": "70000"}
+    both = graphlake(secret, "check")
+    assert both.returncode == 2 and "SECRET-VALUE" not in both.stderr, both.stderr
+    assert both.stderr.splitlines()[1:] == ["  GRAPHLAKE_MOUNTS__LAB__BUCKET: Field required",
+                                            "  GRAPHLAKE_PORT: Input should be less than or equal to 65535"], both.stderr
 
 
 def test_export_schema_matches_the_committed_file(cli_env: dict[str, str]) -> None:
@@ -142,7 +149,7 @@ def test_ages_must_be_more_than_zero_days(cli_env: dict[str, str]) -> None:
                 command, days, refused.stderr)
             assert "Traceback" not in refused.stderr
     bad_setting = graphlake({**cli_env, "GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS": "-1"}, "events", "archive", "--older-than", "1")
-    assert bad_setting.returncode != 0 and "event_archive_after_days" in bad_setting.stderr
+    assert bad_setting.returncode != 0 and "GRAPHLAKE_EVENT_ARCHIVE_AFTER_DAYS" in bad_setting.stderr
 
 
 def test_serve_on_a_taken_port_says_so_before_anything_starts(cli_env: dict[str, str]) -> None:
@@ -157,6 +164,15 @@ def test_serve_on_a_taken_port_says_so_before_anything_starts(cli_env: dict[str,
     said = " ".join(served.stderr.split())
     assert f"cannot listen on 127.0.0.1:{port}" in said and "GRAPHLAKE_PORT" in said
     assert "is up" not in served.stdout + served.stderr
+
+
+def test_serve_with_tracing_it_cannot_start_says_why_in_one_line(cli_env: dict[str, str]) -> None:
+    """An exporter Graphlake does not know was a traceback."""
+    said = graphlake({**cli_env, "OTEL_TRACES_EXPORTER": "jaeger"}, "serve", "--port", str(free_port()))
+    assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
+    assert said.stderr.strip().splitlines()[-1] == \
+        "error: OTEL_TRACES_EXPORTER: unknown exporter 'jaeger' (Graphlake knows otlp, console, none)"
+    assert "is up" not in said.stdout + said.stderr
 
 
 def test_a_backup_into_a_folder_that_is_not_there_is_refused_and_makes_nothing(cli_env: dict[str, str],
@@ -179,3 +195,55 @@ def test_a_path_the_command_cannot_write_is_one_line_not_a_traceback(cli_env: di
         assert said.returncode == 1 and "Traceback" not in said.stderr, said.stderr
         (line,) = said.stderr.strip().splitlines()
         assert line.startswith("error: ") and path in line, line
+
+
+def test_bad_arguments_are_refused_before_anything_runs(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Each of these once printed a traceback (a manifest not there or not JSON, a check's 0 or NaN
+    seconds, a token that expires in `inf` days), waited forever (`upload --concurrency 0`), or served
+    on another port than the banner said (`serve --port 70000` listened on 70000 % 65536)."""
+    data, garbled, listed = tmp_path / "data.txt", tmp_path / "garbled.json", tmp_path / "listed.json"
+    data.write_text("plate 7")
+    garbled.write_text("{not json")
+    listed.write_text("[1]")
+    upload = ("upload", str(data), "--url", f"http://127.0.0.1:{free_port()}")  # nothing listens: never reached
+    cases = [
+        ((*upload, "--manifest", str(tmp_path / "missing.json")), "--manifest", "No such file or directory"),
+        ((*upload, "--manifest", str(garbled)), "--manifest", "is not JSON"),
+        ((*upload, "--manifest", str(listed)), "--manifest", "is not a JSON object"),
+        ((*upload, "--concurrency", "0"), "--concurrency", ""),
+        (("check", "--seconds", "0"), "--seconds", "must be 0 < seconds"),
+        (("check", "--seconds", "nan"), "--seconds", "must be 0 < seconds"),
+        (("token", "create", "ci-bot", "--expires-in-days", "inf"), "--expires-in-days", "at most 36500"),
+        (("token", "create", "ci-bot", "--expires-in-days", "1e9"), "--expires-in-days", "at most 36500"),
+        (("serve", "--port", "70000"), "--port", "65535"),
+        (("serve", "--port", "0"), "--port", ""),
+    ]
+    for args, option, why in cases:
+        said = graphlake(cli_env, *args)
+        text = " ".join(said.stderr.replace("│", " ").split())  # as the terminal wraps it, unwrapped
+        assert said.returncode == 2 and "Traceback" not in said.stderr, (args, said.stderr)
+        assert f"Invalid value for {option}" in text.replace("'", "") and why in text, (args, text)
+    with MongoClient(cli_env["GRAPHLAKE_MONGODB_URL"], serverSelectionTimeoutMS=5000) as client:
+        assert client[cli_env["GRAPHLAKE_DATABASE"]].api_tokens.count_documents({}) == 0  # no token was made
+
+
+def test_the_client_refuses_no_concurrency() -> None:
+    from graphlake_client import Client
+
+    for concurrency in (0, -1):  # a gate of no slots: every transfer waited on it forever
+        with pytest.raises(ValueError, match="concurrency must be at least 1"):
+            Client("http://127.0.0.1:1", None, concurrency=concurrency)
+
+
+def test_a_configured_ferretdb_binary_is_the_one_used_or_none(tmp_path: Path) -> None:
+    """GRAPHLAKE_FERRETDB_BIN naming no executable was passed over for the build cache's binary:
+    the lake ran on another FerretDB than the one configured, and nothing said so."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    (tmp_path / "ferretdb").write_text("not a program")  # a file, but not executable
+    (tmp_path / "lake").mkdir()
+    for binary in (tmp_path / "missing", tmp_path / "ferretdb"):
+        env.update(GRAPHLAKE_DATA_DIR=str(tmp_path / "lake"), GRAPHLAKE_FERRETDB_BIN=str(binary))
+        said = graphlake(env, "check")
+        assert said.returncode == 1, said.stdout + said.stderr
+        database = said.stdout.splitlines()[0]
+        assert database == f"database (embedded FerretDB): GRAPHLAKE_FERRETDB_BIN: {binary} is not an executable file"

@@ -370,6 +370,41 @@ async def test_alert_delivery_never_blocks_and_failures_are_logged(api: Api, con
         assert event.data.decode()["events"] == ids  # the ids logEvents answered, which the API takes
 
 
+async def test_webhook_urls_stay_out_of_the_server_log(api: Api, contributor: str, alert_sinks: dict, settings: Settings,
+                                                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A webhook's URL is its credential: httpx wrote each one whole in an INFO line of the server's log."""
+    import logging
+
+    from graphlake.logs import configure_logging
+    from storage import retries
+
+    monkeypatch.setattr(retries, "ALERT_FIRST_WAIT", 0.01)
+    port = alert_sinks["port"]
+    settings.alert_webhooks = [f"http://127.0.0.1:{port}/hook?key=hunter2",  # delivered
+                               f"http://127.0.0.1:{port}/services/T0/B0/SECRET-PATH"]  # answers 404
+    settings.alert_smtp_host = None
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "pymongo")}
+    configure_logging("INFO")  # as `graphlake serve` does
+    try:
+        await log(api, contributor, ev("FAULT", level="ERROR"))
+        await wait_for(lambda: len(alert_sinks["hooks"]) == 1, what="the webhook")
+
+        async def failure_logged() -> bool:
+            return await Event.find({"event_type": "ALERT_DELIVERY_FAILED"}).count() == 1
+
+        await wait_for(failure_logged, what="the failed webhook's event")
+    finally:
+        root.handlers[:], _, levels = saved
+        root.setLevel(saved[1])
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    # The receiver runs in this process too: its own access lines are the receiver's log, not the server's.
+    logged = "\n".join(line for line in capsys.readouterr().err.splitlines() if "uvicorn.access" not in line)
+    assert "alert delivery to webhook 2" in logged  # the failure is said, by the webhook's place and host
+    assert "hunter2" not in logged and "SECRET-PATH" not in logged, logged
+
+
 async def test_a_mutations_events_and_its_audit_are_one_insert(api: Api, served: Served, contributor: str,
                                                                  viewer: str) -> None:
     await api.data("Me", token=contributor)  # the token lookup, remembered from here on

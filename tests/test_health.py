@@ -53,6 +53,11 @@ async def test_readiness_names_an_unreachable_mount(
         assert body["failing"] == ["mount broken"]  # by name: no endpoint or bucket to a caller without a token
         assert "no-such-bucket" not in ready.text and s3.endpoint not in ready.text
         assert any("no-such-bucket" in r.getMessage() for r in caplog.records)  # the operator's log has it
+        # Once while it lasts (again a minute on), not a line per call: anyone may ask, as often as they like.
+        for _ in range(5):
+            state.health.forget()
+            assert (await http.get("/readyz")).status_code == 503
+        assert sum("not ready" in r.getMessage() for r in caplog.records) == 1, caplog.text
         health = (await api.data("Status", token=admin))["health"]
         assert health["ok"] is False and health["storage"] is False and health["database"] is True
     finally:

@@ -86,10 +86,30 @@ def test_logs_never_hold_a_signature() -> None:
     try:
         logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "PUT",
                                                  "/blobs/local/assets/x?size=1&exp=2&sig=c2VjcmV0LXNpZw", "1.1", 200)
-        logging.getLogger("httpx").info("HTTP Request: PUT http://minio/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-                                        "&X-Amz-Credential=AKIA%2F20261130&X-Amz-Signature=deadbeef42 \"HTTP/1.1 200 OK\"")
+        logging.getLogger("graphlake.test").warning("PUT http://minio/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                                                    "&X-Amz-Credential=AKIA%2F20261130&X-Amz-Signature=deadbeef42 failed")
+        # httpx's own request lines are not written at all (they quote a webhook's URL whole).
+        logging.getLogger("httpx").info("HTTP Request: POST https://hooks.example/services/T0/B0/hunter2")
     finally:
         configure_logging("INFO", json=False)
     logged = stream.getvalue()
     assert "c2VjcmV0LXNpZw" not in logged and "deadbeef42" not in logged and "AKIA" not in logged
     assert "sig=REDACTED" in logged and "X-Amz-Signature=REDACTED" in logged and "size=1&exp=2" in logged
+    assert "hunter2" not in logged
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_an_exceptions_text_holds_no_signature(json_lines: bool) -> None:
+    """An HTTP error quotes the URL it was for: the traceback under a log line kept its signature."""
+    configure_logging("INFO", json=json_lines)
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    try:
+        try:
+            raise RuntimeError("403 for url 'http://127.0.0.1:8000/blobs/local/k?exp=2&sig=c2VjcmV0LXNpZw'")
+        except RuntimeError:
+            logging.getLogger("graphlake.test").exception("a download failed")
+    finally:
+        configure_logging("INFO", json=False)
+    logged = stream.getvalue()
+    assert "c2VjcmV0LXNpZw" not in logged and "sig=REDACTED" in logged and "RuntimeError" in logged, logged

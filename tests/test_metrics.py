@@ -166,6 +166,18 @@ async def test_operation_names_are_capped(settings: Settings, viewer: str) -> No
     assert names == {"First": 2, "Second": 1, "other": 2}
 
 
+async def test_callers_without_a_token_add_no_operation_name(settings: Settings, viewer: str) -> None:
+    """A guest's names once took the slots first: the lake's own clients then all counted as `other`."""
+    async with app_with(settings, metrics_max_operation_names=2) as (_, http):
+        for name, token in (("Junk1", None), ("Junk2", None), ("First", viewer), ("Second", viewer), ("First", None)):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            response = await http.post("/graphql", json={"query": f"query {name} {{ me {{ role }} }}"}, headers=headers)
+            assert "errors" not in response.json(), response.text
+        samples = await scrape(http)
+    names = {dict(labels)["name"]: v for (name, labels), v in samples.items() if name == "graphlake_operations_total"}
+    assert names == {"other": 2, "First": 2, "Second": 1}  # a known name is counted as itself, whoever sends it
+
+
 async def test_loopback_mode_refuses_other_hosts(app: Starlette) -> None:
     async with client(app, host="203.0.113.9") as remote:
         response = await remote.get("/metrics")

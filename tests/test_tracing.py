@@ -93,3 +93,29 @@ async def test_a_traceparent_is_continued_down_to_the_database_and_s3(settings: 
     # Probes are not traced.
     assert not any("/healthz" in (span.attributes.get("http.target") or span.attributes.get("url.path") or span.name)
                    for span in exporter.get_finished_spans())
+
+
+async def test_spans_carry_no_signature_and_no_token(settings: Settings, viewer: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the stable HTTP conventions (OTEL_SEMCONV_STABILITY_OPT_IN=http) the server span copied the
+    query as sent into `url.query`, signature and all; a header capture of `.*` took the API token."""
+    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as Stability
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", ".*")
+    monkeypatch.setattr(Stability, "_initialized", False)  # read once per process: read again with these
+    monkeypatch.setattr(Stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        # Refused (a wrong signature), and traced all the same, as a valid one would be.
+        await http.get("/blobs/local/some/key?exp=9999999999&sig=SIGNATURE-VALUE")
+        await post(http, "Me", {}, viewer)
+    provider.shutdown()
+    spans = [dict(span.attributes or {}) for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER]
+    said = repr(spans)
+    assert any("url.query" in span for span in spans), said  # the stable conventions were on
+    assert "SIGNATURE-VALUE" not in said and "sig=REDACTED" in said, said
+    assert viewer not in said, said
