@@ -77,7 +77,7 @@ async def assets_by_items(collection_id: ObjectId, query: dict[str, Any], direct
     items, assets = CollectionItem.get_pymongo_collection(), Asset.get_pymongo_collection()
     order = [("asset_created_at", direction), ("asset_id", direction)]
     found: list[dict[str, Any]] = []
-    size = wanted
+    size = min(wanted, ITEM_ROUND)
     while True:
         round_ = await items.find({"collection_id": collection_id, **_past(start, direction)},
                                   {"asset_id": 1, "asset_created_at": 1, "_id": 0}, sort=order, limit=size,

@@ -84,10 +84,11 @@ async def asset_list_query(filter: AssetFilter | None, sort: SortSpec, page: Pag
     return query if held is None else {"_id": {"$in": held}, **query}
 
 
-def through_items(filter: AssetFilter | None, order: AssetOrder) -> bool:
+def through_items(filter: AssetFilter, order: AssetOrder) -> bool:
     """Whether the page is a collection's assets in the order its items keep (creation time, either
-    way), read through them (services/collections.assets_by_items). A digest filter keeps its own index."""
-    return (filter is not None and bool(filter.collection_id) and not filter.sha256 and not filter.sha256_in
+    way), read through them (services/collections.assets_by_items). A digest filter keeps its own
+    index; the other orders, asset_list_query's reads."""
+    return (bool(filter.collection_id) and not filter.sha256 and not filter.sha256_in
             and order.field is AssetOrderField.CREATED_AT)
 
 
