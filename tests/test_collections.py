@@ -308,7 +308,8 @@ async def _pages(api: Api, token: str, variables: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize(("bounds", "held_read"), [
-    # Items cheap to read, and a look at the walk too short to find a page there: the items are read ...
+    # In the orders the items keep no key of: items cheap to read, and a look at the walk too short
+    # to find a page there: the items are read ...
     ({"WALK_PROBE": 1, "ITEM_COST": 0}, True),
     ({"WALK_PROBE": 1, "ITEM_COST": 0, "MAX_HELD_READ": 2}, False),  # ... unless there are more than that
     ({}, False),  # the look at the walk (here the whole little lake) finds a page of them
@@ -316,10 +317,11 @@ async def _pages(api: Api, token: str, variables: dict[str, Any]) -> list[str]:
 async def test_a_collections_assets_filter_order_and_page_as_the_list_does(
         api: Api, contributor: str, admin: str, served: Served, monkeypatch: pytest.MonkeyPatch,
         bounds: dict[str, int], held_read: bool) -> None:
-    """`assets(filter: {collectionId})` is read through the collection's items when the list's walk
-    would not meet them soon (services/collections.assets_to_read), else by walking the list: either
-    way the same assets as every other filter of the list gives, in its order, across pages in both
-    directions, DELETED ones left out."""
+    """`assets(filter: {collectionId})` by creation time pages through the collection's items in
+    that order, whatever the bounds; in another order it is read through all the items when the
+    list's walk would not meet them soon (services/collections.assets_to_read), else by walking the
+    list (the bounds decide): every way the same assets as every other filter of the list gives, in
+    its order, across pages in both directions, DELETED ones left out."""
     for name, value in bounds.items():
         monkeypatch.setattr(collections, name, value)
     coll = await factories.collection(api, contributor, "plates")
