@@ -14,6 +14,9 @@ rounds, and prints its median:
   assets value 1%        a value EQ predicate, 1%
   assets totalCount      the count of every asset (what a client asking `totalCount` waits for)
   collection items       a collection's first page of items (it holds a tenth of the assets)
+  collection assets      `assets(filter: {collectionId})` of that collection, newest first
+  collection old assets  the same of a collection of the lake's first 1,000 assets (the oldest: the
+                         list's walk, newest first, meets them last)
   version datums         a dataset version's first page of datums (a tenth of the assets)
   asset datums           the datums using one asset (of the newest datum: its uses, then the datums)
   asset derived          the assets derived from that asset (three, made through the service)
@@ -69,6 +72,7 @@ from tests.seed import seed_version
 PAGE = 20
 BATCH = 2000
 SPREAD = 100  # every filtered read matches one document in SPREAD
+OLD = 1000  # assets in the collection of the oldest
 
 ASSETS = """query ($filter: AssetFilter, $first: Int) {
   assets(filter: $filter, first: $first) { pageInfo { hasNextPage endCursor } edges { node { id name kind status labels } } }
@@ -102,6 +106,7 @@ class Lake:
         self.events = 0
         self.start = utcnow() - timedelta(days=365)
         self.collection_id = ObjectId()
+        self.old_collection_id = ObjectId()  # the lake's first OLD assets: at the end of its newest-first walk
         self.metadata = [StoredJson.encode({"camera": k, "site": f"s{k % 7}"}).model_dump() for k in range(SPREAD)]
         self.values = [StoredJson.encode({"reading": k, "unit": "C"}).model_dump() for k in range(SPREAD)]
         self.asset = Asset(kind=AssetKind.VALUE, status=AssetStatus.ACTIVE, name="x", media_type="application/json",
@@ -109,6 +114,7 @@ class Lake:
         self.asset.pop("_id", None)
         self.event = Event(event_type="T", level=20).model_dump(by_alias=True)
         self.event.pop("_id", None)
+        self.event.pop("key", None)  # as the lake stores an event without one: keys are unique where present
         self.item = CollectionItem(collection_id=self.collection_id, asset_id=ObjectId()).model_dump(by_alias=True)
         self.item.pop("_id", None)
 
@@ -129,9 +135,16 @@ class Lake:
         while self.assets < assets:
             n = min(BATCH, assets - self.assets)
             docs = [self.asset_doc(i) for i in range(self.assets, self.assets + n)]
-            await db.assets.insert_many(docs, ordered=False)
             # a tenth of the assets go into the collection, in order
-            items = [{**self.item, "_id": ObjectId(), "asset_id": d["_id"], "path": d["name"]} for d in docs[::10]]
+            for d in docs[::10]:
+                d["collection_ids"] = [self.collection_id]
+            old = docs[:max(0, OLD - self.assets)]
+            for d in old:
+                d["collection_ids"] = [*d["collection_ids"], self.old_collection_id]
+            await db.assets.insert_many(docs, ordered=False)
+            items = [{**self.item, "_id": ObjectId(), "collection_id": held, "asset_id": d["_id"], "path": d["name"],
+                      "asset_created_at": d["created_at"]}
+                     for held, some in ((self.collection_id, docs[::10]), (self.old_collection_id, old)) for d in some]
             await db.collection_items.insert_many(items, ordered=False)
             self.assets += n
         while self.events < events:
@@ -141,7 +154,7 @@ class Lake:
         return time.perf_counter() - began
 
 
-def reads(collection_id: str, version_id: str, asset_id: str) -> dict[str, tuple[str, dict]]:
+def reads(collection_id: str, old_collection_id: str, version_id: str, asset_id: str) -> dict[str, tuple[str, dict]]:
     def predicate(path: str, value: int) -> list[dict]:
         return [{"path": path, "op": "EQ", "value": value}]
     return {
@@ -152,6 +165,8 @@ def reads(collection_id: str, version_id: str, asset_id: str) -> dict[str, tuple
         "assets value 1%": (ASSETS, {"filter": {"value": predicate("reading", 7)}}),
         "assets totalCount": (COUNT, {}),
         "collection items": (ITEMS, {"id": collection_id}),
+        "collection assets": (ASSETS, {"filter": {"collectionId": collection_id}}),
+        "collection old assets": (ASSETS, {"filter": {"collectionId": old_collection_id}}),
         "version datums": (DATUMS, {"id": version_id}),
         "asset datums": (ASSET_DATUMS, {"id": asset_id}),
         "asset derived": (ASSET_DERIVED, {"id": asset_id}),
@@ -230,7 +245,8 @@ async def main() -> None:
         db = client[database]
         results: dict[int, dict[str, float]] = {}
         lake = Lake()
-        await db.collections.insert_one({**Collection(name="scale").model_dump(by_alias=True), "_id": lake.collection_id})
+        for name, held in (("scale", lake.collection_id), ("scale-old", lake.old_collection_id)):
+            await db.collections.insert_one({**Collection(name=name).model_dump(by_alias=True), "_id": held})
         _, secret = await create_token("bench", Role.VIEWER)
         _, builder = await create_token("bench-builder", Role.CONTRIBUTOR)
         server, base = await start_server_process(url, database, data_dir)
@@ -252,7 +268,8 @@ async def main() -> None:
                     for i in range(3):
                         await create_asset(kind=AssetKind.VALUE, name=f"derived-{size}-{i}", actor="bench",
                                            value=StoredJson.encode({"i": i}), derived_from=[newest["roles"][0]["asset_id"]])
-                    named = reads(encode_id(NodeType.COLLECTION, lake.collection_id), encode_id(NodeType.DATASET_VERSION, version_id),
+                    named = reads(encode_id(NodeType.COLLECTION, lake.collection_id),
+                                  encode_id(NodeType.COLLECTION, lake.old_collection_id), encode_id(NodeType.DATASET_VERSION, version_id),
                                   encode_id(NodeType.ASSET, newest["roles"][0]["asset_id"]))
                     results[size] = await time_reads(http, named, args.runs)
                     seeded = await db.version_members.find({"version_id": version_id}, {"datum_id": 1},

@@ -42,6 +42,10 @@ class CollectionItem(Document):
     split: Split | None = None
     added_at: datetime = Field(default_factory=utcnow)
     added_by: str | None = None
+    # The asset's `created_at`, which never changes: the key `assets(filter: {collectionId})` pages a
+    # collection's assets by, newest first, through the items (services/collections.assets_by_items).
+    # None only on an item whose asset was gone when schema version 12 gave the items theirs.
+    asset_created_at: datetime | None = None
 
     class Settings:
         name = "collection_items"
@@ -51,4 +55,7 @@ class CollectionItem(Document):
             # A page of a collection's items in the order they were added (the loaders, keyset pages).
             Index([("collection_id", ASCENDING), ("_id", ASCENDING)], name="collection_added"),
             Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
+            # A collection's assets in the assets list's default order (created_at, then `_id`), either way.
+            Index([("collection_id", ASCENDING), ("asset_created_at", DESCENDING), ("asset_id", DESCENDING)],
+                  name="collection_created"),
         ]

@@ -41,6 +41,7 @@ from migrations import (
     v009_event_keys,
     v010_full_json_views,
     v011_record_packs,
+    v012_item_sort_keys,
 )
 from migrations.liveness import gone, this_process
 
@@ -80,7 +81,8 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (
     v002_upload_sweeps, v003_frozen_versions, v004_content_manifests, v005_corrections_and_batches, v006_datum_uses,
-    v007_asset_lineage, v008_event_origin, v009_event_keys, v010_full_json_views, v011_record_packs))
+    v007_asset_lineage, v008_event_origin, v009_event_keys, v010_full_json_views, v011_record_packs,
+    v012_item_sort_keys))
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
 assert [m.version for m in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1)), "migrations are numbered 2, 3, ... in order"
 _BY_VERSION = {m.version: m for m in MIGRATIONS}

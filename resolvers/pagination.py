@@ -175,15 +175,40 @@ async def paginate(
     sort = with_tiebreaker(sort)
     page_query, read_sort = page_read(query, sort, page)
     docs = await collection.find(page_query, projection, sort=read_sort, limit=page.first + 1).to_list()
+
+    async def count() -> int:
+        return await collection.count_documents(query)
+
+    return _connection(docs, sort, page, to_node, count)
+
+
+async def paginate_by(
+    read: Callable[[list[tuple[str, int]], list[Any] | None, int], Awaitable[list[dict[str, Any]]]],
+    *,
+    sort: SortSpec,
+    page: Page,
+    to_node: Callable[[dict[str, Any]], T],
+    count: Callable[[], Awaitable[int]],
+) -> Connection[T]:
+    """paginate, for a list another read gives: `read(read_sort, start, limit)` returns at most
+    `limit` raw documents in `read_sort` order (the list's, or reversed for a backward page), strictly
+    past the sort-key values `start` (the cursor's; None from the start). The cursors are paginate's,
+    so a page of one may follow a page of the other."""
+    sort = with_tiebreaker(sort)
+    _, read_sort = page_read({}, sort, page)
+    cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
+    start = decode_cursor(cursor, sort, cursor_field) if cursor else None
+    return _connection(await read(read_sort, start, page.first + 1), sort, page, to_node, count)
+
+
+def _connection(docs: list[dict[str, Any]], sort: SortSpec, page: Page, to_node: Callable[[dict[str, Any]], T],
+                count: Callable[[], Awaitable[int]]) -> Connection[T]:
+    """The page of `docs` (read in the page's order, one more than the page if there are more)."""
     more = len(docs) > page.first
     docs = docs[: page.first]
     if page.backward:
         docs.reverse()
     edges = [Edge(cursor=encode_cursor(doc, sort), node=to_node(doc)) for doc in docs]
-
-    async def count() -> int:
-        return await collection.count_documents(query)
-
     return Connection(edges=edges, page_info=_page_info(page, edges, more), count=count)
 
 

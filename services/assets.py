@@ -57,16 +57,19 @@ async def get_asset(asset_id: ObjectId, field: str = "id") -> Asset:
 
 
 async def existing_assets(asset_ids: Sequence[ObjectId], field: str | Sequence[str], *, allow_deleted: bool = False,
-                          known: Mapping[ObjectId, Asset] | None = None) -> None:
+                          known: Mapping[ObjectId, Asset] | None = None) -> dict[ObjectId, datetime]:
     """NOT_FOUND naming every id (as the API gives it) that names no asset, else CONFLICT naming
     every DELETED one (unless `allow_deleted`); `field` is the input holding them all, or one per
-    id, of which the first at fault is named. Only their status is read, in one round trip: a
-    createDatums of 1,000 datums built a Beanie document for each asset. `known`: assets the caller
-    has just read or written (a completion filing its uploads), not read again."""
+    id, of which the first at fault is named. Only their status and creation time are read, in one
+    round trip: a createDatums of 1,000 datums built a Beanie document for each asset. `known`:
+    assets the caller has just read or written (a completion filing its uploads), not read again.
+    Returns each asset's `created_at` (the key a collection's items keep: documents/collection.py)."""
     known = known or {}
     status = {a: doc.status.value for a, doc in known.items()}
-    read = await fields_by_ids(Asset, [a for a in asset_ids if a not in known], ["status"])
+    created = {a: doc.created_at for a, doc in known.items()}
+    read = await fields_by_ids(Asset, [a for a in asset_ids if a not in known], ["status", "created_at"])
     status.update({a: doc.get("status") for a, doc in read.items()})
+    created.update({a: doc.get("created_at") for a, doc in read.items()})
     fields = [field] * len(asset_ids) if isinstance(field, str) else list(field)
     missing = {a: f for a, f in zip(asset_ids, fields, strict=True) if a not in status}
     if missing:
@@ -77,6 +80,7 @@ async def existing_assets(asset_ids: Sequence[ObjectId], field: str | Sequence[s
     if deleted:
         named = list(dict.fromkeys(encode_id(NodeType.ASSET, a) for a in deleted))
         raise Conflict(f"asset(s) DELETED: {', '.join(named)}", field=next(iter(deleted.values())), deleted=named)
+    return created
 
 
 async def _check_aliases_free(aliases: list[str], asset_id: ObjectId | None, field: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -42,16 +42,86 @@ def check_path(path: str | None, field: str) -> str | None:
     return path
 
 
-# How `assets(filter: {collectionId})` reads a collection's assets (assets_to_read). The embedded
-# default indexes no array, so the assets' `collection_ids` lead to no index there: the list walks
-# the lake's assets in its order and tests each (about 5 us an asset), and a page of a collection of
-# old assets, newest first, read the whole lake (0.6 s at 100,000). Read through the collection's
-# items instead (the items, then those assets by id, sorted), a page costs about 60 us an item the
-# collection holds, ITEM_COST assets walked (about 50 ms for 1,000 items). Which costs less is
-# told by the first WALK_PROBE assets of the walk (a few ms): how often the collection's come there.
+# How `assets(filter: {collectionId})` reads a collection's assets. The embedded default indexes no
+# array, so the assets' `collection_ids` lead to no index there: a list walking the lake's assets in
+# its order and testing each (about 5 us an asset) read the whole lake for a page of a collection of
+# old assets, newest first (0.6 s at 100,000).
+#
+# In the list's default order (created_at, then `_id`, either way) each item keeps its asset's
+# `created_at`, and a page walks the collection's items in that order from its cursor, through their
+# index, reading their assets by id a round at a time and testing the rest of the filter on them,
+# until the page is full (assets_by_items). Its cost grows with the items it reads, not the lake: a
+# page and a little more where most of the collection's assets pass the filter; where few do (a
+# status or kind that one asset in a hundred of the collection has), it reads on through the
+# collection's items, at worst all of them (about 60 us an item), and never an asset outside it.
+ITEM_ROUND = 1_000  # items read at most in one round (a round's assets are one read by `_id`)
+#
+# In the other orders (name, size, data timestamp) the items hold no key: the first WALK_PROBE
+# assets of the list's walk (a few ms) tell how often the collection's assets come there. Where the
+# walk costs less it walks; else the page reads the collection's items (the items, then those assets
+# by id, sorted), about 60 us an item the collection holds, ITEM_COST assets walked (about 50 ms for
+# 1,000 items); a collection of more than MAX_HELD_READ items is walked (assets_to_read).
 WALK_PROBE = 64
 ITEM_COST = 12
 MAX_HELD_READ = 10_000  # items read at most (0.45 s): a bigger collection is walked
+
+
+async def assets_by_items(collection_id: ObjectId, query: dict[str, Any], direction: int,
+                          start: tuple[datetime, ObjectId] | None, wanted: int) -> list[dict[str, Any]]:
+    """Up to `wanted` raw assets the collection holds that `query` matches, in order of `created_at`
+    then `_id` (`direction`: 1 oldest first, -1 newest first), strictly past `start` (such a pair, an
+    asset's; None: from the start). Read through the items' (collection, asset_created_at, asset_id)
+    index: a round of items from the position reached, then their assets by id with `query` beside
+    the ids, until `wanted` are found or the items run out. The first round reads `wanted` items
+    (where the filter lets most through, the page); each further one four times the last, up to ITEM_ROUND."""
+    items, assets = CollectionItem.get_pymongo_collection(), Asset.get_pymongo_collection()
+    order = [("asset_created_at", direction), ("asset_id", direction)]
+    found: list[dict[str, Any]] = []
+    size = min(wanted, ITEM_ROUND)
+    while True:
+        round_ = await items.find({"collection_id": collection_id, **_past(start, direction)},
+                                  {"asset_id": 1, "asset_created_at": 1, "_id": 0}, sort=order, limit=size,
+                                  batch_size=size + 1).to_list()
+        ids = [item["asset_id"] for item in round_]
+        if ids:
+            by_id = {doc["_id"]: doc async for doc in assets.find({"_id": {"$in": ids}, **query}, batch_size=len(ids) + 1)}
+            found += [by_id[a] for a in ids if a in by_id]
+        if len(found) >= wanted or len(round_) < size:
+            return found[:wanted]
+        start = (round_[-1]["asset_created_at"], round_[-1]["asset_id"])
+        size = min(size * 4, ITEM_ROUND)
+
+
+def _past(start: tuple[datetime, ObjectId] | None, direction: int) -> dict[str, Any]:
+    """The items strictly past `start` in `direction`, of those with a key (an item without one, its
+    asset gone, lists nothing). The bound on `asset_created_at` alone beside the keyset's `$or` is
+    implied by it; it lets the embedded default start its walk of the index at the position (only the
+    items created in the same millisecond are read and passed over) instead of at the collection's
+    first item."""
+    if start is None:
+        return {"asset_created_at": {"$gte": _EARLIEST}}
+    created, asset_id = start
+    beyond, reached = ("$gt", "$gte") if direction > 0 else ("$lt", "$lte")
+    return {"asset_created_at": {reached: created},
+            "$or": [{"asset_created_at": {beyond: created}}, {"asset_created_at": created, "asset_id": {beyond: asset_id}}]}
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # before any `created_at` (the server's clock): leaves out items without one
+
+
+async def held_asset_ids(collection_id: ObjectId, held: int | None = None) -> list[ObjectId] | None:
+    """The ids of the assets the collection holds (its items'), or None if it holds more than
+    MAX_HELD_READ (`held`: how many, when the caller counted them)."""
+    items = CollectionItem.get_pymongo_collection()
+    if held is None:
+        # Counted whole: on the embedded default a count with a limit reads every document it counts,
+        # and one without counts entries of the items' index (10 ms for 50,000).
+        held = await items.count_documents({"collection_id": collection_id})
+    if held > MAX_HELD_READ:
+        return None
+    # In the order of the (collection, `_id`) index, which the query walks; the order itself does not matter.
+    return [item["asset_id"] async for item in items.find(
+        {"collection_id": collection_id}, {"asset_id": 1, "_id": 0}, sort=[("_id", 1)], batch_size=held + 1)]
 
 
 async def assets_to_read(collection_id: ObjectId, walk: dict[str, Any], sort: list[tuple[str, int]],
@@ -59,21 +129,16 @@ async def assets_to_read(collection_id: ObjectId, walk: dict[str, Any], sort: li
     """The ids of the assets the collection holds (its items'), to read a page of them by; or None
     when walking the list for `wanted` of them (`walk`, in `sort` order, without the collection's
     condition) costs less by what its first WALK_PROBE assets hold, or the collection holds more than
-    MAX_HELD_READ."""
+    MAX_HELD_READ. For the orders the items keep no key of (see above)."""
     probed = await Asset.get_pymongo_collection().find(walk, {"collection_ids": 1}, sort=sort, limit=WALK_PROBE,
                                                        batch_size=WALK_PROBE + 1).to_list()
     met = sum(collection_id in doc.get("collection_ids", ()) for doc in probed)
     if len(probed) < WALK_PROBE or met >= wanted:  # the walk's page lies within what was probed
         return None
-    items = CollectionItem.get_pymongo_collection()
-    # Counted whole: on the embedded default a count with a limit reads every document it counts,
-    # and one without counts entries of the items' index (10 ms for 50,000).
-    held = await items.count_documents({"collection_id": collection_id})
+    held = await CollectionItem.get_pymongo_collection().count_documents({"collection_id": collection_id})
     if held > MAX_HELD_READ or (met and wanted * WALK_PROBE / met <= held * ITEM_COST):
         return None
-    # In the order of the (collection, `_id`) index, which the query walks; the order itself does not matter.
-    return [item["asset_id"] async for item in items.find(
-        {"collection_id": collection_id}, {"asset_id": 1, "_id": 0}, sort=[("_id", 1)], batch_size=held + 1)]
+    return await held_asset_ids(collection_id, held)
 
 
 async def get_collection(collection_id: ObjectId, field: str = "id") -> Collection:
@@ -132,10 +197,10 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
             raise BadUserInput("the same asset appears twice", field=f"items[{i}].assetId")
         seen.add(item.asset_id)
     asset_ids = [item.asset_id for item in items]
-    await existing_assets(asset_ids, [f"items[{i}].assetId" for i in range(len(items))], known=read)
+    created = await existing_assets(asset_ids, [f"items[{i}].assetId" for i in range(len(items))], known=read)
     await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor, never_unpinned=made_here)
     now = utcnow()
-    await _write_items(collection_id, items, actor, now)
+    await _write_items(collection_id, items, created, actor, now)
     if not (joined or made_here):
         await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
                                                          {"$addToSet": {"collection_ids": collection_id}})
@@ -156,8 +221,10 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     return collection
 
 
-async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, now: datetime) -> None:
-    """Each item added, or moved (to its path and split) if the collection holds its asset already.
+async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], created: Mapping[ObjectId, datetime],
+                       actor: str | None, now: datetime) -> None:
+    """Each item added, or moved (to its path and split) if the collection holds its asset already,
+    with its asset's `created_at` (`created`), which it is listed by (assets_by_items).
     New items, the usual case (uploads filed, an import), go in one insert; the unique index on
     (collection, asset) turns away those present, which are then updated. An upsert per item would
     say the same, but FerretDB answers each upsert with a query, an insert and a commit of its own."""
@@ -165,7 +232,8 @@ async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor:
         return item.split.value if item.split else None
 
     docs = [{"_id": ObjectId(), "collection_id": collection_id, "asset_id": item.asset_id, "path": item.path,
-             "split": split(item), "added_at": now, "added_by": actor} for item in items]
+             "split": split(item), "added_at": now, "added_by": actor, "asset_created_at": created[item.asset_id]}
+            for item in items]
     try:
         await CollectionItem.get_pymongo_collection().insert_many(docs, ordered=False)
         return
@@ -174,7 +242,8 @@ async def _write_items(collection_id: ObjectId, items: Sequence[NewItem], actor:
     # An upsert still: the item may have been removed since the insert turned it away.
     await CollectionItem.get_pymongo_collection().bulk_write([
         UpdateOne({"collection_id": collection_id, "asset_id": item.asset_id},
-                  {"$set": {"path": item.path, "split": split(item)}, "$setOnInsert": {"added_at": now, "added_by": actor}},
+                  {"$set": {"path": item.path, "split": split(item), "asset_created_at": created[item.asset_id]},
+                   "$setOnInsert": {"added_at": now, "added_by": actor}},
                   upsert=True)
         for item in present
     ], ordered=False)

@@ -308,7 +308,8 @@ async def _pages(api: Api, token: str, variables: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize(("bounds", "held_read"), [
-    # Items cheap to read, and a look at the walk too short to find a page there: the items are read ...
+    # In the orders the items keep no key of: items cheap to read, and a look at the walk too short
+    # to find a page there: the items are read ...
     ({"WALK_PROBE": 1, "ITEM_COST": 0}, True),
     ({"WALK_PROBE": 1, "ITEM_COST": 0, "MAX_HELD_READ": 2}, False),  # ... unless there are more than that
     ({}, False),  # the look at the walk (here the whole little lake) finds a page of them
@@ -316,10 +317,11 @@ async def _pages(api: Api, token: str, variables: dict[str, Any]) -> list[str]:
 async def test_a_collections_assets_filter_order_and_page_as_the_list_does(
         api: Api, contributor: str, admin: str, served: Served, monkeypatch: pytest.MonkeyPatch,
         bounds: dict[str, int], held_read: bool) -> None:
-    """`assets(filter: {collectionId})` is read through the collection's items when the list's walk
-    would not meet them soon (services/collections.assets_to_read), else by walking the list: either
-    way the same assets as every other filter of the list gives, in its order, across pages in both
-    directions, DELETED ones left out."""
+    """`assets(filter: {collectionId})` by creation time pages through the collection's items in
+    that order, whatever the bounds; in another order it is read through all the items when the
+    list's walk would not meet them soon (services/collections.assets_to_read), else by walking the
+    list (the bounds decide): every way the same assets as every other filter of the list gives, in
+    its order, across pages in both directions, DELETED ones left out."""
     for name, value in bounds.items():
         monkeypatch.setattr(collections, name, value)
     coll = await factories.collection(api, contributor, "plates")
@@ -344,14 +346,76 @@ async def test_a_collections_assets_filter_order_and_page_as_the_list_does(
         ({"createdAfter": "2000-01-01T00:00:00Z", "kinds": ["TEXT"]}, None, ["in-text"]),
         ({"statuses": ["DELETED"]}, None, []),  # a deleted asset leaves its collections
     ]
-    served.commands.clear()
+    held_reads = []
     for filter, order, expected in expectations:
+        served.commands.clear()
         variables = {"filter": {**filter, "collectionId": coll["id"]}, "orderBy": order}
         assert await _pages(api, contributor, {**variables, "first": 2}) == expected, (filter, order)
         assert await _pages(api, contributor, {**variables, "last": 2}) == expected, (filter, order)
+        read_items = [f for f in served.commands.finds if f["find"] == "collection_items"]
+        if order is None or order["field"] == "CREATED_AT":  # through the items, in their order, whatever the bounds
+            assert any("asset_created_at" in f.get("sort", {}) for f in read_items), (filter, order)
+            assert all("_id" in f["filter"] for f in served.commands.finds if f["find"] == "assets"), (filter, order)
+        else:
+            held_reads += read_items
         counted = await api.data("Assets", {**variables, "first": 1}, token=contributor)
         assert counted["assets"]["totalCount"] == len(expected), (filter, order)
-    read_items = [f for f in served.commands.finds if f["find"] == "collection_items"]
-    assert bool(read_items) == held_read, served.commands.finds
+    assert bool(held_reads) == held_read, held_reads
     empty = await factories.collection(api, contributor, "empty")
     assert await _pages(api, contributor, {"filter": {"collectionId": empty["id"]}, "first": 2}) == []
+
+
+@pytest.mark.parametrize("bounds", [{}, {"MAX_HELD_READ": 2}], ids=["small", "bigger-than-held-read"])
+async def test_a_collections_assets_by_creation_time_are_the_lists_through_its_items(
+        api: Api, contributor: str, admin: str, served: Served, monkeypatch: pytest.MonkeyPatch,
+        bounds: dict[str, int]) -> None:
+    """`assets(filter: {collectionId})` newest (or oldest) first pages through the collection's
+    items in their asset's creation order: the same assets, in the same order, as the whole list
+    gives of those the collection holds (what the walk of the list read before), whatever the
+    collection's size, its assets' statuses, a filter most of them fail, or an asset deleted; pages
+    forward and backward meet, and a cursor of the whole list goes on in the collection's. Its items
+    are read a round at a time (three here), never an asset outside the collection."""
+    for name, value in {"ITEM_ROUND": 3, **bounds}.items():
+        monkeypatch.setattr(collections, name, value)
+    coll = await factories.collection(api, contributor, "plates")
+    inside: list[dict] = []
+    for i in range(9):
+        inside.append(await factories.value_asset(api, contributor, name=f"in{i}", labels=["rare"] if i in (1, 7) else []))
+        await factories.value_asset(api, contributor, name=f"out{i}", labels=["rare"])  # between them, never listed
+    for name in ("pending", "failed"):
+        session = (await api.data("CreateUpload", {"input": {"name": name, "sizeBytes": 3}}, token=contributor))["createUpload"]
+        if name == "failed":
+            await api.data("AbortUpload", {"id": session["id"]}, token=contributor)
+        inside.append(session["asset"])
+    await add(api, contributor, coll["id"], [{"assetId": a["id"]} for a in reversed(inside)])
+    await api.data("DeleteAsset", {"id": inside[4]["id"], "force": True}, token=admin)
+    held = {a["name"] for a in inside} - {"in4"}
+
+    async def whole_list(filter: dict[str, Any], direction: str) -> list[str]:
+        """The list without the collection's condition, of the assets the collection holds."""
+        return [n for n in await _pages(api, contributor, {"filter": filter, "first": 50, "orderBy": {
+            "field": "CREATED_AT", "direction": direction}}) if n in held]
+
+    for filter in ({}, {"statuses": ["PENDING", "FAILED"]}, {"statuses": ["FAILED"]}, {"kinds": ["VALUE"]},
+                   {"labelsAll": ["rare"]}, {"statuses": ["DELETED"]}):
+        for direction in ("DESC", "ASC"):
+            expected = await whole_list(filter, direction)
+            variables = {"filter": {**filter, "collectionId": coll["id"]}, "orderBy": {"field": "CREATED_AT", "direction": direction}}
+            served.commands.clear()
+            assert await _pages(api, contributor, {**variables, "first": 2}) == expected, (filter, direction)
+            assert await _pages(api, contributor, {**variables, "last": 2}) == expected, (filter, direction)
+            page_reads = [f for f in served.commands.finds if f["find"] == "collection_items" and "asset_created_at" in f["sort"]]
+            assert page_reads and all(f["limit"] <= 3 for f in page_reads), (filter, direction)
+            assert all(f["find"] != "assets" or "_id" in f["filter"] for f in served.commands.finds), (filter, direction)
+            counted = await api.data("Assets", {**variables, "first": 1}, token=contributor)
+            assert counted["assets"]["totalCount"] == len(expected), (filter, direction)
+    assert await whole_list({}, "DESC") == ["failed", "pending", *(f"in{i}" for i in (8, 7, 6, 5, 3, 2, 1, 0))]
+    # A cursor of the whole list (at in6) goes on in the collection's list, both ways.
+    whole = (await api.data("Assets", {"first": 50}, token=contributor))["assets"]["edges"]
+    at = next(e["cursor"] for e in whole if e["node"]["name"] == "in6")
+    variables = {"filter": {"collectionId": coll["id"]}}
+    after = (await api.data("Assets", {**variables, "first": 3, "after": at}, token=contributor))["assets"]
+    assert [e["node"]["name"] for e in after["edges"]] == ["in5", "in3", "in2"] and after["pageInfo"]["hasNextPage"]
+    before = (await api.data("Assets", {**variables, "last": 5, "before": at}, token=contributor))["assets"]
+    assert [e["node"]["name"] for e in before["edges"]] == ["failed", "pending", "in8", "in7"]
+    assert not before["pageInfo"]["hasPreviousPage"]

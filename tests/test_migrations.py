@@ -39,13 +39,14 @@ from migrations import v008_event_origin as v008
 from migrations import v009_event_keys as v009
 from migrations import v010_full_json_views as v010
 from migrations import v011_record_packs as v011
+from migrations import v012_item_sort_keys as v012
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from services.backups.writer import write_backup
 from services.errors import Conflict
 from services.schema_watch import SchemaWatch
 from tests import factories
-from tests.operations import Api
+from tests.operations import Api, object_id
 
 
 async def fill_v1(db: AsyncDatabase) -> None:
@@ -113,7 +114,7 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
                                        f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}",
                                        f"6 -> 7: {v007.SUMMARY}", f"7 -> 8: {v008.SUMMARY}",
                                        f"8 -> 9: {v009.SUMMARY}", f"9 -> 10: {v010.SUMMARY}",
-                                       f"10 -> 11: {v011.SUMMARY}"]
+                                       f"10 -> 11: {v011.SUMMARY}", f"11 -> 12: {v012.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -594,3 +595,38 @@ async def test_v011_cut_short_in_one_direction_then_run_the_other_loses_no_copy(
     checked = await verified()
     assert checked["ok"] and checked["records"] == 6, checked
     assert {v011.PACKED, v011.UNPACKED}.isdisjoint(await db.dataset_versions.find_one())
+
+
+async def test_v012_gives_each_item_its_assets_creation_time(api: Api, contributor: str, state: AppState,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items stored before version 12 hold no key to list a collection's assets by: forward gives
+    each its asset's `created_at` (in batches, and again harmlessly), after which the collection's
+    assets list as before, newest first and oldest first. An item whose asset is gone keeps none.
+    Backward takes the keys and their index away."""
+    db = state.db
+    coll = await factories.collection(api, contributor)
+    assets = [await factories.value_asset(api, contributor, f"a{i}") for i in range(5)]
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+        {"assetId": a["id"]} for a in reversed(assets)]}}, token=contributor)
+
+    async def listed(direction: str) -> list[str]:
+        page = await api.data("Assets", {"first": 10, "filter": {"collectionId": coll["id"]},
+                                         "orderBy": {"field": "CREATED_AT", "direction": direction}}, token=contributor)
+        return [e["node"]["name"] for e in page["assets"]["edges"]]
+
+    assert await listed("DESC") == [f"a{i}" for i in reversed(range(5))]
+    for _ in range(2):
+        await v012.backward(db)
+        assert await db.collection_items.count_documents({v012.KEY: {"$exists": True}}) == 0
+        assert v012.INDEX not in await db.collection_items.index_information()
+    assert await listed("DESC") == []  # what a server of version 12 would list before the migration
+    gone = ObjectId()
+    await db.collection_items.insert_one({"_id": ObjectId(), "collection_id": object_id(coll["id"]), "asset_id": gone})
+    monkeypatch.setattr(v012, "BATCH", 2)
+    for _ in range(2):  # idempotent
+        await v012.forward(db)
+        created = {a["_id"]: a["created_at"] async for a in db.assets.find({}, {"created_at": 1})}
+        keys = {i["asset_id"]: i.get(v012.KEY) async for i in db.collection_items.find()}
+        assert keys == {**{a: created[a] for a in keys if a != gone}, gone: None} and len(keys) == 6
+    assert await listed("DESC") == [f"a{i}" for i in reversed(range(5))]
+    assert await listed("ASC") == [f"a{i}" for i in range(5)]

@@ -562,17 +562,22 @@ async def test_pages_of_several_versions_read_through_indexes(api: Api, served: 
 
 
 @pytest.mark.parametrize("variables", [
-    {"first": 2}, {"last": 2}, {"first": 2, "orderBy": {"field": "NAME", "direction": "ASC"}},
+    {"first": 2}, {"last": 2}, {"first": 2, "orderBy": {"field": "CREATED_AT", "direction": "ASC"}},
     {"first": 2, "filter": {"labelsAny": ["l1", "l2"], "kinds": ["VALUE"]}},
-], ids=["newest", "backward", "by-name", "with-other-filters"])
+    {"first": 2, "orderBy": {"field": "NAME", "direction": "ASC"}},
+], ids=["newest", "backward", "oldest", "with-other-filters", "by-name"])
 async def test_a_collections_assets_are_read_through_its_items(api: Api, served: Served, state: AppState, contributor: str,
                                                                lake: dict[str, Any], variables: dict[str, Any],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """`assets(filter: {collectionId})` reads the collection's items through their index, then its
-    assets by id (only those are tested and sorted), after a look at the start of the list's walk
-    (an index walked in order, stopping soon). The embedded default indexes no array, so the assets'
+    assets by id (only those are tested). The embedded default indexes no array, so the assets'
     `collection_ids` led to no index: the list walked every asset in its order and tested each one,
-    and a first page of a collection of old assets read the whole lake."""
+    and a first page of a collection of old assets read the whole lake. In the list's own order
+    (creation time, either way) the items keep their asset's key, and a page walks them in that order
+    from its cursor (the `collection_created` index searched from the cursor's position, no scan, no
+    sort), whatever the collection's size; in another order (by name) a look at the start of the
+    list's walk comes first (an index walked in order, stopping soon), then all the items are read and
+    only their assets sorted."""
     if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
         pytest.skip("the plans checked are the embedded default's")
     # The fixture's lake is small: a look at its walk finds the collection's page there, and the
@@ -580,6 +585,7 @@ async def test_a_collections_assets_are_read_through_its_items(api: Api, served:
     # cheap, read the items. (Not raising: code without these bounds fails on how it reads instead.)
     monkeypatch.setattr(collections, "WALK_PROBE", 1, raising=False)
     monkeypatch.setattr(collections, "ITEM_COST", 0, raising=False)
+    by_key = variables.get("orderBy", {}).get("field", "CREATED_AT") == "CREATED_AT"
     variables = {**variables, "filter": {**variables.get("filter", {}), "collectionId": lake["collection"]}}
     problems = {}
     for page in range(2):
@@ -589,7 +595,10 @@ async def test_a_collections_assets_are_read_through_its_items(api: Api, served:
         items = [f for f in served.commands.finds if f["find"] == "collection_items"]
         by_id = [f for f in served.commands.finds if f["find"] == "assets" and "_id" in f["filter"]]
         walked = [f for f in served.commands.finds if f["find"] == "assets" and "_id" not in f["filter"]]
-        assert items and by_id and walked, served.commands.finds
+        assert items and by_id and bool(walked) != by_key, served.commands.finds
+        if by_key:  # the page's items in their order (the totalCount's read of every item's asset id aside)
+            items = [f for f in items if "asset_created_at" in f.get("sort", {})]
+            assert items and (page == 0 or all("$or" in f["filter"] for f in items)), items
         for find in items + by_id + walked:
             plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"],
                                                       "sort": find.get("sort", {})})
@@ -598,6 +607,10 @@ async def test_a_collections_assets_are_read_through_its_items(api: Api, served:
             if find in by_id:  # only the assets found are sorted: no walk of the list's order, no scan
                 wrong = [p for p in plan_problems(plan) if p.startswith("full scan")] or not used or any(
                     not name.endswith("_id_") for name in used)
+            elif by_key:  # searched from the cursor's position: the collection pinned, its creation time bounded
+                wrong = (plan_problems(plan) or not plan["sortPushdown"] or len(used) != 1
+                         or not used[0].endswith("_collection_created")
+                         or not any(re.search(r"\(<expr>=\? AND <expr>[<>]=?\?\)", step) for step in steps))
             else:
                 wrong = plan_problems(plan) or not used or not plan["sortPushdown"]
             if wrong:

@@ -15,7 +15,7 @@ from resolvers.assets.types import Asset
 from resolvers.common import OrderDirection, json_filters
 from resolvers.context import Info
 from resolvers.list_filters import refuse_empty_lists
-from resolvers.pagination import Page, SortSpec, page_read, paginate
+from resolvers.pagination import Page, SortSpec, page_read, paginate, paginate_by
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
 from services import assets as service
@@ -70,10 +70,11 @@ def collection_of(f: AssetFilter) -> ObjectId:
 
 
 async def asset_list_query(filter: AssetFilter | None, sort: SortSpec, page: Page) -> dict[str, Any]:
-    """asset_query; for a collection's assets, with the ids of its items beside it when the list's
-    walk would not meet them soon (services/collections.assets_to_read), at the top of the filter,
-    where the embedded default reads ids through their index: those assets alone are read and
-    sorted. A digest filter keeps its own index, narrower still."""
+    """asset_query; for a collection's assets in an order its items keep no key of (name, size, data
+    timestamp), with the ids of its items beside it when the list's walk would not meet them soon
+    (services/collections.assets_to_read), at the top of the filter, where the embedded default
+    reads ids through their index: those assets alone are read and sorted. A digest filter keeps its
+    own index, narrower still."""
     query = asset_query(filter)
     if filter is None or not filter.collection_id or filter.sha256 or filter.sha256_in:
         return query
@@ -81,6 +82,32 @@ async def asset_list_query(filter: AssetFilter | None, sort: SortSpec, page: Pag
     walk, read_sort = page_read(status_clause(filter), sort, page)
     held = await collections.assets_to_read(collection_of(filter), walk, read_sort, wanted=page.first + 1)
     return query if held is None else {"_id": {"$in": held}, **query}
+
+
+def through_items(filter: AssetFilter, order: AssetOrder) -> bool:
+    """Whether the page is a collection's assets in the order its items keep (creation time, either
+    way), read through them (services/collections.assets_by_items). A digest filter keeps its own
+    index; the other orders, asset_list_query's reads."""
+    return (bool(filter.collection_id) and not filter.sha256 and not filter.sha256_in
+            and order.field is AssetOrderField.CREATED_AT)
+
+
+async def collection_page(filter: AssetFilter, sort: SortSpec, page: Page) -> Connection[Asset]:
+    """A page of a collection's assets newest (or oldest) first, through its items: its cost grows
+    with the items read, not with the lake. Cursors and `totalCount` are the list's."""
+    collection_id, query = collection_of(filter), asset_query(filter)
+
+    async def read(read_sort: list[tuple[str, int]], start: list[Any] | None, limit: int) -> list[dict[str, Any]]:
+        return await collections.assets_by_items(collection_id, query, read_sort[0][1],
+                                                 (start[0], start[1]) if start else None, limit)
+
+    async def count() -> int:  # as the list counts it (asset_list_query)
+        held = await collections.held_asset_ids(collection_id)
+        return await AssetDocument.get_pymongo_collection().count_documents(
+            query if held is None else {"_id": {"$in": held}, **query})
+
+    return await paginate_by(read, sort=sort, page=page, count=count,
+                             to_node=lambda raw: Asset.from_document(lean(AssetDocument).model_validate(raw)))
 
 
 @strawberry.type
@@ -108,6 +135,8 @@ class AssetQueries:
     ) -> Connection[Asset]:
         order = order_by or AssetOrder(field=AssetOrderField.CREATED_AT, direction=OrderDirection.DESC)
         sort, page = [(order.field.value, order.direction.value)], info.context.page(first, after, last, before)
+        if filter is not None and through_items(filter, order):
+            return await collection_page(filter, sort, page)
         return await paginate(
             AssetDocument.get_pymongo_collection(), query=await asset_list_query(filter, sort, page), sort=sort, page=page,
             to_node=lambda raw: Asset.from_document(lean(AssetDocument).model_validate(raw)),
