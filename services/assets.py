@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.asset import Alias, Asset
@@ -188,6 +188,9 @@ async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
     await _check_aliases_free(alias_list, asset_id, "aliases")
     await _room_for_aliases(asset_id, alias_list, "aliases")
     await _insert_aliases(alias_list, asset_id, "aliases")
+    if await in_use_despite_delete([asset_id]):  # a delete ran between the check and the write: the names go
+        await Alias.get_pymongo_collection().delete_many({"_id": {"$in": alias_list}, "asset_id": asset_id})
+        raise Conflict("the asset was deleted meanwhile", field="assetId")
     return asset
 
 
@@ -219,14 +222,38 @@ async def move_alias(alias: str, asset_id: ObjectId, expected: ObjectId | None =
     (alias,) = check_aliases([alias])
     await _room_for_aliases(asset_id, [alias], "assetId")
     query: dict[str, Any] = {"_id": alias} if expected is None else {"_id": alias, "asset_id": expected}
-    try:
-        moved = await Alias.get_pymongo_collection().update_one(
-            query, {"$set": {"asset_id": asset_id}, "$setOnInsert": {"created_at": utcnow()}}, upsert=expected is None)
+    try:  # what the alias named before, to give it back should the asset turn out deleted meanwhile
+        before = await Alias.get_pymongo_collection().find_one_and_update(
+            query, {"$set": {"asset_id": asset_id}, "$setOnInsert": {"created_at": utcnow()}}, upsert=expected is None,
+            return_document=ReturnDocument.BEFORE)
     except DuplicateKeyError:  # only with upsert: another writer created the alias first
         raise Conflict(f"alias {alias!r} was created by another writer meanwhile; try again", field="alias") from None
-    if expected is not None and moved.matched_count == 0:
+    if expected is not None and before is None:
         raise Conflict(f"alias {alias!r} no longer names the expected asset", field="expectedAssetId")
+    if await in_use_despite_delete([asset_id]):
+        await _alias_back(alias, asset_id, before)
+        raise Conflict(f"the asset was deleted meanwhile; alias {alias!r} names what it named before", field="assetId")
     return asset
+
+
+async def _alias_back(alias: str, asset_id: ObjectId, before: Mapping[str, Any] | None) -> None:
+    """Undo a move of `alias` to `asset_id`, which a delete reached between move_alias's check and its
+    write: left so, the alias named a DELETED asset for good (the delete had removed that asset's
+    aliases before the move came), and the asset it named before, under no name, was lost to a
+    save. The alias names its former asset again (none: it goes), unless a writer has moved it
+    since, or that asset is DELETED too. The delete may have removed the alias meanwhile (it frees a
+    deleted asset's names after its flip): then it is made again, as it was."""
+    aliases = Alias.get_pymongo_collection()
+    previous = before["asset_id"] if before is not None else None
+    if previous is None or previous == asset_id or await in_use_despite_delete([previous]):
+        await aliases.delete_one({"_id": alias, "asset_id": asset_id})
+        return
+    back = await aliases.update_one({"_id": alias, "asset_id": asset_id}, {"$set": {"asset_id": previous}})
+    if back.matched_count == 0:
+        try:
+            await aliases.insert_one({**before, "_id": alias, "asset_id": previous})
+        except DuplicateKeyError:  # taken by another writer since: theirs stands
+            pass
 
 
 async def asset_by_alias(alias: str) -> Asset | None:

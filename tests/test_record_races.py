@@ -1,0 +1,69 @@
+"""Edits of a lake's records that race a delete: an alias moved or added while its asset is deleted,
+an asset put into a collection while an ADMIN force-deletes it, an update landing on what a delete
+has just taken. Each test puts the delete in the gap a real race would, through the function that
+runs there, and checks that no name, item, pin or write is left on what is gone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from documents.asset import Alias
+from resolvers.context import AppState
+from services import assets as assets_service
+from tests import factories
+from tests.operations import Api, object_id
+
+
+def _delete_first(monkeypatch: pytest.MonkeyPatch, name: str, asset_id: str, state: AppState) -> None:
+    """Have services.assets.`name` delete the asset (once) before it runs: the delete lands there."""
+    original, done = getattr(assets_service, name), []
+
+    async def deleting(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            await assets_service.delete_asset(object_id(asset_id), False, state.stores)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(assets_service, name, deleting)
+
+
+async def _named(api: Api, token: str, alias: str) -> str | None:
+    found = (await api.data("AssetByAlias", {"alias": alias}, token=token))["assetByAlias"]
+    return found and found["id"]
+
+
+@pytest.mark.parametrize("gap", ["_room_for_aliases", "in_use_despite_delete"])
+async def test_an_alias_moved_to_an_asset_being_deleted_stays_where_it_was(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch, gap: str) -> None:
+    # A save under a name: the alias names the old model; the new one is deleted as the alias moves to it
+    # (before the move's write, or after it and before it looks again, the delete then freeing the name).
+    old = await factories.value_asset(api, contributor, name="model-v1", aliases=["models/best"])
+    new = await factories.value_asset(api, contributor, name="model-v2")
+    _delete_first(monkeypatch, gap, new["id"], state)
+    error = await api.error("MoveAlias", {"alias": "models/best", "assetId": new["id"], "expectedAssetId": old["id"]},
+                            token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "assetId"}, error
+    assert await _named(api, contributor, "models/best") == old["id"]  # not the deleted asset, nor nothing
+    assert await Alias.find({"asset_id": object_id(new["id"])}).count() == 0
+
+
+async def test_a_new_alias_moved_to_an_asset_being_deleted_is_not_left_naming_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="model")
+    _delete_first(monkeypatch, "_room_for_aliases", asset["id"], state)
+    error = await api.error("MoveAlias", {"alias": "models/fresh", "assetId": asset["id"]}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "assetId"}, error
+    assert await Alias.find({"_id": "models/fresh"}).count() == 0  # the name is free for the next save
+
+
+async def test_aliases_added_to_an_asset_being_deleted_are_taken_back(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="model")
+    _delete_first(monkeypatch, "_room_for_aliases", asset["id"], state)
+    error = await api.error("AddAliases", {"assetId": asset["id"], "aliases": ["runs/7", "runs/latest"]}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "assetId"}, error
+    assert await Alias.find({"asset_id": object_id(asset["id"])}).count() == 0
+    other = await factories.value_asset(api, contributor, name="other")  # the names are free again
+    await api.data("AddAliases", {"assetId": other["id"], "aliases": ["runs/latest"]}, token=contributor)
