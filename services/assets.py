@@ -317,11 +317,8 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
                        pins=holding.pins, holders=holding.named)
     holders = holding.holders
     # Order: leave collections and pins first, then flip the status, then free the names.
-    collection_ids = list(asset.collection_ids)
-    if collection_ids:
-        await CollectionItem.get_pymongo_collection().delete_many({"asset_id": asset_id})
-        for collection_id in collection_ids:
-            await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
+    if force or asset.collection_ids:
+        await _leave_collections(asset_id)
     if force:  # without force there were none: a pin now is one made meanwhile, which keeps the asset
         await AssetRetention.get_pymongo_collection().delete_many(
             {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
@@ -337,8 +334,25 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         await _still_unused(asset)
     else:  # and who holds it now: a version build that pinned it meanwhile is broken too, and named
         holders = list(dict.fromkeys(holders + (await _holding(asset_id)).holders))
+        # An addToCollection that wrote since the first pass looked for the delete before the flip,
+        # saw none and kept its item: it goes now, as the delete promised.
+        await _leave_collections(asset_id)
     await _remove_what_it_left(asset, stores)
     return await get_asset(asset_id), holders
+
+
+async def _leave_collections(asset_id: ObjectId) -> None:
+    """Take the asset out of every collection that holds it, as its items and its collections' pins
+    say now: the asset's own `collection_ids`, read as the delete began, missed a collection an add
+    put it in since, whose item and pin then stayed on the DELETED asset."""
+    items = CollectionItem.get_pymongo_collection()
+    held_in = {i["collection_id"] async for i in items.find({"asset_id": asset_id}, {"collection_id": 1})}
+    held_in |= {p["owner_id"] async for p in AssetRetention.get_pymongo_collection().find(
+        {"asset_id": asset_id, "owner_type": RetentionOwnerType.COLLECTION.value}, {"owner_id": 1})}
+    if held_in:
+        await items.delete_many({"asset_id": asset_id})
+    for collection_id in held_in:
+        await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
 
 
 async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from documents.asset import Alias
 from resolvers.context import AppState
 from services import assets as assets_service
+from services import collections as collections_service
 from tests import factories
 from tests.operations import Api, object_id
 
@@ -67,3 +68,38 @@ async def test_aliases_added_to_an_asset_being_deleted_are_taken_back(
     assert await Alias.find({"asset_id": object_id(asset["id"])}).count() == 0
     other = await factories.value_asset(api, contributor, name="other")  # the names are free again
     await api.data("AddAliases", {"assetId": other["id"], "aliases": ["runs/latest"]}, token=contributor)
+
+
+def _add_after(monkeypatch: pytest.MonkeyPatch, name: str, collection_id: str, asset_id: str) -> None:
+    """Have services.assets.`name` put the asset into the collection (once) after it has run: the add lands there."""
+    original, done = getattr(assets_service, name), []
+
+    async def adding(*args: Any, **kwargs: Any) -> Any:
+        answer = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await collections_service.add_items(object_id(collection_id), [collections_service.NewItem(
+                object_id(asset_id), "late.json", None)], None, 100)
+        return answer
+
+    monkeypatch.setattr(assets_service, name, adding)
+
+
+@pytest.mark.parametrize("gap", ["_holding", "_leave_collections"])
+async def test_a_forced_delete_takes_its_asset_out_of_a_collection_it_was_added_to_meanwhile(
+        api: Api, contributor: str, admin: str, state: AppState, monkeypatch: pytest.MonkeyPatch, gap: str) -> None:
+    # The add lands once the delete has looked at the asset's holders (or has taken it out of its
+    # collections), and looks for the delete before the status flips: it sees none and keeps its item.
+    kept = await factories.collection(api, contributor, name="kept")
+    late = await factories.collection(api, contributor, name="late")
+    asset = await factories.value_asset(api, contributor, name="doomed")
+    await api.data("AddToCollection", {"input": {"collectionId": kept["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    _add_after(monkeypatch, gap, late["id"], asset["id"])
+    forced = (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=admin))["deleteAsset"]
+    assert forced["deleted"] is True and kept["id"] in forced["broken"]
+    db = state.db
+    assert await db.collection_items.count_documents({"asset_id": object_id(asset["id"])}) == 0
+    assert await db.retentions.count_documents({"asset_id": object_id(asset["id"])}) == 0
+    raw = await db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "DELETED" and raw.get("collection_ids", []) == []
