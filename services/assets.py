@@ -174,7 +174,13 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
     if "derived_from" in changes:
         await lineage.add(asset_id, changes["derived_from"])
-    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, setting(stored))
+    # Not on an asset a delete reached since the check: the change landed on it, answered as made.
+    written = await Asset.get_pymongo_collection().update_one(
+        {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}}, setting(stored))
+    if written.matched_count == 0:
+        await lineage.unlink([asset_id])  # the links `add` wrote, which nothing backs
+        await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
+        raise Conflict("the asset was deleted meanwhile", field="id")
     if "derived_from" in changes:
         await lineage.relink([asset_id])
     return await get_asset(asset_id)

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from documents.asset import Alias
+from documents.asset import Alias, AssetLink
+from documents.dataset import Datum
 from resolvers.context import AppState
 from services import assets as assets_service
 from services import collections as collections_service
+from services import datums as datums_service
 from tests import factories
 from tests.operations import Api, object_id
 
@@ -103,3 +105,33 @@ async def test_a_forced_delete_takes_its_asset_out_of_a_collection_it_was_added_
     assert await db.retentions.count_documents({"asset_id": object_id(asset["id"])}) == 0
     raw = await db.assets.find_one({"_id": object_id(asset["id"])})
     assert raw["status"] == "DELETED" and raw.get("collection_ids", []) == []
+
+
+async def test_an_update_landing_on_an_asset_deleted_meanwhile_is_refused(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = await factories.value_asset(api, contributor, name="raw")
+    asset = await factories.value_asset(api, contributor, name="clean")
+    _delete_first(monkeypatch, "existing_assets", asset["id"], state)  # as the update checks its lineage
+    error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "name": "renamed", "derivedFrom": [source["id"]]}},
+                            token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "id"}, error
+    raw = await state.db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "DELETED" and raw["name"] == "clean" and not raw.get("derived_from")
+    assert await AssetLink.get_pymongo_collection().count_documents({"asset_id": object_id(asset["id"])}) == 0
+
+
+async def test_an_update_of_a_datum_deleted_meanwhile_is_not_found(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    (datum,) = await factories.datums(api, contributor, 1)
+    original, done = Datum.get, []
+
+    async def deleted_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        found = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await datums_service.delete_datum(object_id(datum["id"]))
+        return found
+
+    monkeypatch.setattr(Datum, "get", deleted_after_the_look)
+    error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "split": "TRAIN"}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "id"}, error  # was INTERNAL
