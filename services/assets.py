@@ -144,11 +144,16 @@ async def create_asset(
     return asset
 
 
-async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
-    """Apply validated `changes` (only keys present are changed)."""
+async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_updated_at: datetime | None = None) -> Asset:
+    """Apply validated `changes` (only keys present are changed). With `expected_updated_at`, only
+    while the asset's `updated_at` is that (CONFLICT otherwise): `metadata` and `labels` are replaced
+    whole, so two writers each changing one key of what they read lost one change unnoticed."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         raise Conflict("the asset is deleted", field="id")
+    expected = to_millis(expected_updated_at) if expected_updated_at is not None else None
+    if expected is not None and to_millis(asset.updated_at) != expected:
+        raise _changed_since(asset)
     if "name" in changes:
         changes["name"] = check_name(changes["name"] or "")
     if "labels" in changes:
@@ -170,20 +175,33 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
         changes["derived_from"] = derived
     if not changes:
         return asset
-    changes["updated_at"] = utcnow()
+    # Moved on by at least a millisecond: two writes within one would leave `updated_at` as it was,
+    # and a writer expecting it would not see the first.
+    changes["updated_at"] = max(utcnow(), expected + timedelta(milliseconds=1)) if expected is not None else utcnow()
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
     if "derived_from" in changes:
         await lineage.add(asset_id, changes["derived_from"])
     # Not on an asset a delete reached since the check: the change landed on it, answered as made.
-    written = await Asset.get_pymongo_collection().update_one(
-        {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}}, setting(stored))
+    query: dict[str, Any] = {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}}
+    if expected is not None:  # and, asked, not on one another writer changed since (the check above raced it)
+        query["updated_at"] = expected
+    written = await Asset.get_pymongo_collection().update_one(query, setting(stored))
     if written.matched_count == 0:
-        await lineage.unlink([asset_id])  # the links `add` wrote, which nothing backs
-        await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
-        raise Conflict("the asset was deleted meanwhile", field="id")
+        now = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
+        if now.status is AssetStatus.DELETED:
+            await lineage.unlink([asset_id])  # the links `add` wrote, which nothing backs
+            raise Conflict("the asset was deleted meanwhile", field="id")
+        if "derived_from" in changes:
+            await lineage.relink([asset_id])  # back to what the asset names
+        raise _changed_since(now)
     if "derived_from" in changes:
         await lineage.relink([asset_id])
     return await get_asset(asset_id)
+
+
+def _changed_since(asset: Asset) -> Conflict:
+    return Conflict(f"the asset was changed since (its updatedAt is now {to_millis(asset.updated_at).isoformat()}); "
+                    "read it again and apply your change to what it holds", field="expectedUpdatedAt")
 
 
 async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:

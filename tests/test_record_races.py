@@ -135,3 +135,36 @@ async def test_an_update_of_a_datum_deleted_meanwhile_is_not_found(
     monkeypatch.setattr(Datum, "get", deleted_after_the_look)
     error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "split": "TRAIN"}}, token=contributor)
     assert error["extensions"] == {"code": "NOT_FOUND", "field": "id"}, error  # was INTERNAL
+
+
+async def test_two_writers_changing_metadata_they_read_never_lose_a_change_unnoticed(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="run", metadata={"lr": 0.1})
+    read_at = asset["updatedAt"]  # both writers read this, and change one key each of what they read
+    first = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.1, "epochs": 5},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor))["updateAsset"]
+    assert first["updatedAt"] > read_at
+    error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.2},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    again = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert again["metadata"] == {"lr": 0.1, "epochs": 5}
+    # The other writer's change landing between the check and the write (as the lineage is checked).
+    source = await factories.value_asset(api, contributor, name="raw")
+    original, done = assets_service.existing_assets, []
+
+    async def other_writer_first(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            await assets_service.update_asset(object_id(asset["id"]), {"labels": ["checked"]})
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(assets_service, "existing_assets", other_writer_first)
+    error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "metadata": {}, "derivedFrom": [source["id"]],
+                                                      "expectedUpdatedAt": again["updatedAt"]}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    now = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert now["metadata"] == {"lr": 0.1, "epochs": 5} and now["labels"] == ["checked"] and now["derivedFrom"] == []
+    assert await AssetLink.get_pymongo_collection().count_documents({"asset_id": object_id(asset["id"])}) == 0
+    # Without it, as before: the change is made whatever the asset holds.
+    await api.data("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.3}}}, token=contributor)
