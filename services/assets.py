@@ -453,7 +453,7 @@ async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore],
         batch = [Asset.model_validate(raw) for raw in page]
         if dry_run:  # what _collect would keep, left out: one pinned again (or whose release was cut short), one in use
             ids = [a.id for a in batch]
-            kept = await retention.pinned(ids) | await asset_users.used(ids)
+            kept = await retention.pinned(ids) | await asset_users.used(ids) | await _in_collections(ids, repin=False)
             yield [a for a in batch if a.id not in kept]
         else:
             yield await _collect(batch, due, stores)
@@ -465,6 +465,8 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [a.id for a in batch]
     pinned = await retention.pinned(ids)
     ids = [i for i in ids if i not in pinned]  # pinned again since it was listed (or still: a release cut short)
+    held = await _in_collections(ids, repin=True)  # in a collection all the same: pinned again, kept
+    ids = [i for i in ids if i not in held]
     in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
     if in_use:  # and no longer a candidate: later rounds need not load and check it again
         await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, cleared("unpinned_at"))
@@ -497,6 +499,22 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     await bounded_gather([lambda a=a: remove_thumbnails(a, stores) for a in gone])
     await _thumbnails_removed([a for a in gone if a.storage and a.storage.mount in stores])
     return gone
+
+
+async def _in_collections(asset_ids: list[ObjectId], *, repin: bool) -> set[ObjectId]:
+    """Those of these unpinned assets that a collection item holds all the same, pinned again for
+    their collections (`repin`), which clears their flag. A removal racing an add of the same asset
+    leaves that: the add pinned (its pin there already), the removal took the item and released the
+    pin, the add wrote the item anew. Collected, the asset was gone from under its collection."""
+    found = await CollectionItem.get_pymongo_collection().find(
+        {"asset_id": {"$in": asset_ids}}, {"asset_id": 1, "collection_id": 1}).to_list()
+    if repin:
+        by_collection: dict[ObjectId, list[ObjectId]] = {}
+        for item in found:
+            by_collection.setdefault(item["collection_id"], []).append(item["asset_id"])
+        for collection_id, held in by_collection.items():
+            await retention.pin(held, RetentionOwnerType.COLLECTION, collection_id, None)
+    return {item["asset_id"] for item in found}
 
 
 async def _sweep_later(assets: list[Asset]) -> None:

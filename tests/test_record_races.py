@@ -5,16 +5,19 @@ runs there, and checks that no name, item, pin or write is left on what is gone.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from documents.asset import Alias, AssetLink
+from documents.clock import utcnow
 from documents.dataset import Datum
 from resolvers.context import AppState
 from services import assets as assets_service
 from services import collections as collections_service
 from services import datums as datums_service
+from services import retention
 from tests import factories
 from tests.operations import Api, object_id
 
@@ -168,3 +171,36 @@ async def test_two_writers_changing_metadata_they_read_never_lose_a_change_unnot
     assert await AssetLink.get_pymongo_collection().count_documents({"asset_id": object_id(asset["id"])}) == 0
     # Without it, as before: the change is made whatever the asset holds.
     await api.data("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.3}}}, token=contributor)
+
+
+async def test_an_asset_readded_while_another_writer_removes_it_is_never_collected_from_its_collection(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One writer moves an item to TRAIN while another takes it out: the removal lands once the add has
+    # pinned (its pin there already) and before it writes the item, which it then writes anew. The
+    # item stayed without its pin, flagged unpinned, and the garbage collector deleted the asset.
+    collection = await factories.collection(api, contributor, name="held")
+    asset = await factories.value_asset(api, contributor, name="kept")
+    item = {"collectionId": collection["id"], "items": [{"assetId": asset["id"]}]}
+    await api.data("AddToCollection", {"input": item}, token=contributor)
+    original, done = retention.pin, []
+
+    async def removed_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        answer = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await collections_service.remove_items(object_id(collection["id"]), [object_id(asset["id"])])
+        return answer
+
+    monkeypatch.setattr(retention, "pin", removed_meanwhile)
+    await api.data("AddToCollection", {"input": {**item, "items": [{"assetId": asset["id"], "split": "TRAIN"}]}},
+                   token=contributor)
+    monkeypatch.undo()
+    db = state.db
+    assert await db.collection_items.count_documents({"asset_id": object_id(asset["id"])}) == 1
+    await db.assets.update_one({"_id": object_id(asset["id"])}, {"$set": {"unpinned_at": utcnow() - timedelta(days=2)}})
+    assert await assets_service.collect_unpinned(timedelta(days=1), state.stores, dry_run=True) == []
+    assert await assets_service.collect_unpinned(timedelta(days=1), state.stores) == []
+    raw = await db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "ACTIVE" and "unpinned_at" not in raw
+    pins = await db.retentions.find({"asset_id": object_id(asset["id"])}).to_list()
+    assert [(p["owner_type"], p["owner_id"]) for p in pins] == [("COLLECTION", object_id(collection["id"]))]
