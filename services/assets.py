@@ -30,6 +30,7 @@ from services.checks import (
     HOLDERS_NAMED,
     MAX_ALIASES,
     MAX_LINEAGE,
+    check_alias,
     check_aliases,
     check_at_most,
     check_labels,
@@ -243,7 +244,7 @@ async def move_alias(alias: str, asset_id: ObjectId, expected: ObjectId | None =
     asset = await get_asset(asset_id, field="assetId")
     if asset.status is AssetStatus.DELETED:
         raise Conflict("the asset is deleted", field="assetId")
-    (alias,) = check_aliases([alias])
+    alias = check_alias(alias, "alias")  # the argument's name, not `aliases[0]`
     await _room_for_aliases(asset_id, [alias], "assetId")
     query: dict[str, Any] = {"_id": alias} if expected is None else {"_id": alias, "asset_id": expected}
     try:  # what the alias named before, to give it back should the asset turn out deleted meanwhile

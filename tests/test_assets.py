@@ -466,3 +466,13 @@ async def test_a_delete_the_store_fails_still_answers_and_is_audited(api: Api, c
     assert "deleteAsset" in audits
     swept = await state.db.upload_sessions.find_one({"asset_id": object_id(uploaded["id"])})
     assert swept["sweep_due"] is True  # the reconciler deletes the bytes later
+
+
+async def test_a_malformed_alias_is_named_where_the_client_sent_it(api: Api, contributor: str) -> None:
+    asset = await factories.value_asset(api, contributor, name="model")
+    # A repeat before it used to shift the index (repeats were dropped first): the bad one is the third.
+    error = await api.error("AddAliases", {"assetId": asset["id"], "aliases": ["ok", "ok", "no spaces"]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "aliases[2]"}, error
+    error = await api.error("MoveAlias", {"alias": "/rooted", "assetId": asset["id"]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "alias"}, error  # the argument, not aliases[0]
+    assert await Alias.find({"asset_id": object_id(asset["id"])}).count() == 0
