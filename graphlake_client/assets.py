@@ -203,16 +203,19 @@ class Assets(Uploader):
     # --- change
     async def update_asset(self, asset: str | Asset, *, name: str | None = None, description: str | None = None,
                            labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
-                           data_timestamp: datetime | None = None, owner: Source | None = None) -> Asset:
+                           data_timestamp: datetime | None = None, owner: Source | None = None,
+                           expected_updated_at: str | None = None) -> Asset:
         """Change an asset (by ID, alias or as returned): each field given replaces its value (`labels`
         the whole list, `metadata` the whole object, `owner` every ownership field); the rest stay.
+        `expected_updated_at`: the `updatedAt` you read; the change is made only while the asset still
+        has it (CONFLICT otherwise), so a read-modify-write never undoes another writer's change.
         Returns the asset as get_asset does."""
         check_json(metadata, "metadata")
         taken = wire_time(data_timestamp, "data_timestamp")
         asset_id = await self._asset_id(asset)
         await self.execute(ops.UPDATE_ASSET, {"input": {"id": asset_id, **_present({
             "name": name, "description": description, "labels": labels, "metadata": metadata,
-            "dataTimestamp": taken, "owner": owner})}})
+            "dataTimestamp": taken, "owner": owner, "expectedUpdatedAt": expected_updated_at})}})
         return await self.get_asset(asset_id)
 
     async def delete_asset(self, asset: str | Asset) -> bool:

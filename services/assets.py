@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.asset import Alias, Asset
@@ -30,6 +30,7 @@ from services.checks import (
     HOLDERS_NAMED,
     MAX_ALIASES,
     MAX_LINEAGE,
+    check_alias,
     check_aliases,
     check_at_most,
     check_labels,
@@ -148,11 +149,16 @@ async def create_asset(
     return asset
 
 
-async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
-    """Apply validated `changes` (only keys present are changed)."""
+async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_updated_at: datetime | None = None) -> Asset:
+    """Apply validated `changes` (only keys present are changed). With `expected_updated_at`, only
+    while the asset's `updated_at` is that (CONFLICT otherwise): `metadata` and `labels` are replaced
+    whole, so two writers each changing one key of what they read lost one change unnoticed."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         raise Conflict("the asset is deleted", field="id")
+    expected = to_millis(expected_updated_at) if expected_updated_at is not None else None
+    if expected is not None and to_millis(asset.updated_at) != expected:
+        raise _changed_since(asset)
     if "name" in changes:
         changes["name"] = check_name(changes["name"] or "")
     if "labels" in changes:
@@ -174,14 +180,33 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any]) -> Asset:
         changes["derived_from"] = derived
     if not changes:
         return asset
-    changes["updated_at"] = utcnow()
+    # Moved on by at least a millisecond: two writes within one would leave `updated_at` as it was,
+    # and a writer expecting it would not see the first.
+    changes["updated_at"] = max(utcnow(), expected + timedelta(milliseconds=1)) if expected is not None else utcnow()
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
     if "derived_from" in changes:
         await lineage.add(asset_id, changes["derived_from"])
-    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, setting(stored))
+    # Not on an asset a delete reached since the check: the change landed on it, answered as made.
+    query: dict[str, Any] = {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}}
+    if expected is not None:  # and, asked, not on one another writer changed since (the check above raced it)
+        query["updated_at"] = expected
+    written = await Asset.get_pymongo_collection().update_one(query, setting(stored))
+    if written.matched_count == 0:
+        now = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
+        if now.status is AssetStatus.DELETED:
+            await lineage.unlink([asset_id])  # the links `add` wrote, which nothing backs
+            raise Conflict("the asset was deleted meanwhile", field="id")
+        if "derived_from" in changes:
+            await lineage.relink([asset_id])  # back to what the asset names
+        raise _changed_since(now)
     if "derived_from" in changes:
         await lineage.relink([asset_id])
     return await get_asset(asset_id)
+
+
+def _changed_since(asset: Asset) -> Conflict:
+    return Conflict(f"the asset was changed since (its updatedAt is now {to_millis(asset.updated_at).isoformat()}); "
+                    "read it again and apply your change to what it holds", field="expectedUpdatedAt")
 
 
 async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
@@ -192,6 +217,9 @@ async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:
     await _check_aliases_free(alias_list, asset_id, "aliases")
     await _room_for_aliases(asset_id, alias_list, "aliases")
     await _insert_aliases(alias_list, asset_id, "aliases")
+    if await in_use_despite_delete([asset_id]):  # a delete ran between the check and the write: the names go
+        await Alias.get_pymongo_collection().delete_many({"_id": {"$in": alias_list}, "asset_id": asset_id})
+        raise Conflict("the asset was deleted meanwhile", field="assetId")
     return asset
 
 
@@ -220,17 +248,41 @@ async def move_alias(alias: str, asset_id: ObjectId, expected: ObjectId | None =
     asset = await get_asset(asset_id, field="assetId")
     if asset.status is AssetStatus.DELETED:
         raise Conflict("the asset is deleted", field="assetId")
-    (alias,) = check_aliases([alias])
+    alias = check_alias(alias, "alias")  # the argument's name, not `aliases[0]`
     await _room_for_aliases(asset_id, [alias], "assetId")
     query: dict[str, Any] = {"_id": alias} if expected is None else {"_id": alias, "asset_id": expected}
-    try:
-        moved = await Alias.get_pymongo_collection().update_one(
-            query, {"$set": {"asset_id": asset_id}, "$setOnInsert": {"created_at": utcnow()}}, upsert=expected is None)
+    try:  # what the alias named before, to give it back should the asset turn out deleted meanwhile
+        before = await Alias.get_pymongo_collection().find_one_and_update(
+            query, {"$set": {"asset_id": asset_id}, "$setOnInsert": {"created_at": utcnow()}}, upsert=expected is None,
+            return_document=ReturnDocument.BEFORE)
     except DuplicateKeyError:  # only with upsert: another writer created the alias first
         raise Conflict(f"alias {alias!r} was created by another writer meanwhile; try again", field="alias") from None
-    if expected is not None and moved.matched_count == 0:
+    if expected is not None and before is None:
         raise Conflict(f"alias {alias!r} no longer names the expected asset", field="expectedAssetId")
+    if await in_use_despite_delete([asset_id]):
+        await _alias_back(alias, asset_id, before)
+        raise Conflict(f"the asset was deleted meanwhile; alias {alias!r} names what it named before", field="assetId")
     return asset
+
+
+async def _alias_back(alias: str, asset_id: ObjectId, before: Mapping[str, Any] | None) -> None:
+    """Undo a move of `alias` to `asset_id`, which a delete reached between move_alias's check and its
+    write: left so, the alias named a DELETED asset for good (the delete had removed that asset's
+    aliases before the move came), and the asset it named before, under no name, was lost to a
+    save. The alias names its former asset again (none: it goes), unless a writer has moved it
+    since, or that asset is DELETED too. The delete may have removed the alias meanwhile (it frees a
+    deleted asset's names after its flip): then it is made again, as it was."""
+    aliases = Alias.get_pymongo_collection()
+    previous = before["asset_id"] if before is not None else None
+    if previous is None or previous == asset_id or await in_use_despite_delete([previous]):
+        await aliases.delete_one({"_id": alias, "asset_id": asset_id})
+        return
+    back = await aliases.update_one({"_id": alias, "asset_id": asset_id}, {"$set": {"asset_id": previous}})
+    if back.matched_count == 0:
+        try:
+            await aliases.insert_one({**before, "_id": alias, "asset_id": previous})
+        except DuplicateKeyError:  # taken by another writer since: theirs stands
+            pass
 
 
 async def asset_by_alias(alias: str) -> Asset | None:
@@ -294,11 +346,8 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
                        pins=holding.pins, holders=holding.named)
     holders = holding.holders
     # Order: leave collections and pins first, then flip the status, then free the names.
-    collection_ids = list(asset.collection_ids)
-    if collection_ids:
-        await CollectionItem.get_pymongo_collection().delete_many({"asset_id": asset_id})
-        for collection_id in collection_ids:
-            await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
+    if force or asset.collection_ids:
+        await _leave_collections(asset_id)
     if force:  # without force there were none: a pin now is one made meanwhile, which keeps the asset
         await AssetRetention.get_pymongo_collection().delete_many(
             {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
@@ -314,8 +363,25 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         await _still_unused(asset)
     else:  # and who holds it now: a version build that pinned it meanwhile is broken too, and named
         holders = list(dict.fromkeys(holders + (await _holding(asset_id)).holders))
+        # An addToCollection that wrote since the first pass looked for the delete before the flip,
+        # saw none and kept its item: it goes now, as the delete promised.
+        await _leave_collections(asset_id)
     await _remove_what_it_left(asset, stores)
     return await get_asset(asset_id), holders
+
+
+async def _leave_collections(asset_id: ObjectId) -> None:
+    """Take the asset out of every collection that holds it, as its items and its collections' pins
+    say now: the asset's own `collection_ids`, read as the delete began, missed a collection an add
+    put it in since, whose item and pin then stayed on the DELETED asset."""
+    items = CollectionItem.get_pymongo_collection()
+    held_in = {i["collection_id"] async for i in items.find({"asset_id": asset_id}, {"collection_id": 1})}
+    held_in |= {p["owner_id"] async for p in AssetRetention.get_pymongo_collection().find(
+        {"asset_id": asset_id, "owner_type": RetentionOwnerType.COLLECTION.value}, {"owner_id": 1})}
+    if held_in:
+        await items.delete_many({"asset_id": asset_id})
+    for collection_id in held_in:
+        await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
 
 
 async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:
@@ -392,7 +458,7 @@ async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore],
         batch = [Asset.model_validate(raw) for raw in page]
         if dry_run:  # what _collect would keep, left out: one pinned again (or whose release was cut short), one in use
             ids = [a.id for a in batch]
-            kept = await retention.pinned(ids) | await asset_users.used(ids)
+            kept = await retention.pinned(ids) | await asset_users.used(ids) | await _in_collections(ids, repin=False)
             yield [a for a in batch if a.id not in kept]
         else:
             yield await _collect(batch, due, stores)
@@ -404,6 +470,8 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [a.id for a in batch]
     pinned = await retention.pinned(ids)
     ids = [i for i in ids if i not in pinned]  # pinned again since it was listed (or still: a release cut short)
+    held = await _in_collections(ids, repin=True)  # in a collection all the same: pinned again, kept
+    ids = [i for i in ids if i not in held]
     in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
     if in_use:  # and no longer a candidate: later rounds need not load and check it again
         await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, cleared("unpinned_at"))
@@ -436,6 +504,22 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     await bounded_gather([lambda a=a: remove_thumbnails(a, stores) for a in gone])
     await _thumbnails_removed([a for a in gone if a.storage and a.storage.mount in stores])
     return gone
+
+
+async def _in_collections(asset_ids: list[ObjectId], *, repin: bool) -> set[ObjectId]:
+    """Those of these unpinned assets that a collection item holds all the same, pinned again for
+    their collections (`repin`), which clears their flag. A removal racing an add of the same asset
+    leaves that: the add pinned (its pin there already), the removal took the item and released the
+    pin, the add wrote the item anew. Collected, the asset was gone from under its collection."""
+    found = await CollectionItem.get_pymongo_collection().find(
+        {"asset_id": {"$in": asset_ids}}, {"asset_id": 1, "collection_id": 1}).to_list()
+    if repin:
+        by_collection: dict[ObjectId, list[ObjectId]] = {}
+        for item in found:
+            by_collection.setdefault(item["collection_id"], []).append(item["asset_id"])
+        for collection_id, held in by_collection.items():
+            await retention.pin(held, RetentionOwnerType.COLLECTION, collection_id, None)
+    return {item["asset_id"] for item in found}
 
 
 async def _sweep_later(assets: list[Asset]) -> None:

@@ -68,13 +68,19 @@ def check_at_most(items: Sequence[Any], limit: int, what: str, field: str) -> No
         raise BadUserInput(f"at most {limit} {what}, got {count}", field=field)
 
 
+def check_alias(alias: str, field: str) -> str:
+    if not _ALIAS.match(alias):
+        raise BadUserInput("an alias is 1 to 200 characters, no spaces, not starting with '/'", field=field)
+    return alias
+
+
 def check_aliases(aliases: Sequence[str] | None, field: str = "aliases") -> list[str]:
-    aliases = list(dict.fromkeys(aliases or []))
-    check_at_most(aliases, MAX_ALIASES, "aliases of one asset", field)
-    for i, alias in enumerate(aliases):
-        if not _ALIAS.match(alias):
-            raise BadUserInput("an alias is 1 to 200 characters, no spaces, not starting with '/'", field=f"{field}[{i}]")
-    return aliases
+    given = list(aliases or [])
+    for i, alias in enumerate(given):  # before dropping repeats: the index is the one the client sent
+        check_alias(alias, f"{field}[{i}]")
+    distinct = list(dict.fromkeys(given))
+    check_at_most(distinct, MAX_ALIASES, "aliases of one asset", field)
+    return distinct
 
 
 def check_metadata(metadata: StoredJson, field: str = "metadata") -> StoredJson:

@@ -126,9 +126,14 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
         if changes["split"] is None:
             raise BadUserInput("a datum always has a split (UNASSIGNED at least)", field="split")
         changes["split"] = changes["split"].value
-    if changes:
-        await Datum.get_pymongo_collection().update_one({"_id": datum_id}, setting(changes))
-    return await Datum.get(datum_id)  # type: ignore[return-value]
+    # A delete may land between the look above and the write, or after it: NOT_FOUND either way, not
+    # the INTERNAL error a datum read back as nothing gave.
+    if changes and (await Datum.get_pymongo_collection().update_one({"_id": datum_id}, setting(changes))).matched_count == 0:
+        raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)} (deleted meanwhile)", field="id")
+    datum = await Datum.get(datum_id)
+    if datum is None:
+        raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)} (deleted meanwhile)", field="id")
+    return datum
 
 
 async def delete_datum(datum_id: ObjectId) -> None:

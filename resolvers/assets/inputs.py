@@ -72,6 +72,10 @@ class UpdateAssetInput:
         "Who or what produced the data, replacing every ownership field (those left out become null); null clears it."))
     derived_from: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET, description=(
         "The new lineage, replacing the old: IDs of existing assets (at most 100), not this one; null clears it."))
+    expected_updated_at: datetime | None = strawberry.field(default=None, description=(
+        "The asset's `updatedAt` as you read it: the change is made only while it still is (CONFLICT on "
+        "expectedUpdatedAt otherwise, nothing changed), so that a read-modify-write of `metadata` or `labels` "
+        "never silently undoes another writer's change. Null: change it whatever it holds now."))
 
 
 @strawberry.input(description="Which assets to list; every given field must match. DELETED assets appear only when `statuses` asks.")

@@ -68,7 +68,8 @@ class AssetMutations:
             changes["metadata"] = encode_metadata(changes["metadata"], info.context.settings, field="metadata")
         if "derived_from" in changes:
             changes["derived_from"] = decode_object_ids(changes["derived_from"] or [], NodeType.ASSET, field="derivedFrom")
-        return Asset.from_document(await service.update_asset(decode_object_id(input.id, NodeType.ASSET), changes))
+        return Asset.from_document(await service.update_asset(decode_object_id(input.id, NodeType.ASSET), changes,
+                                                              expected_updated_at=input.expected_updated_at))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Mark an asset DELETED. Refused (CONFLICT, naming the holders) while something pins it, unless `force`, which needs ADMIN.")
     async def delete_asset(

@@ -1,0 +1,206 @@
+"""Edits of a lake's records that race a delete: an alias moved or added while its asset is deleted,
+an asset put into a collection while an ADMIN force-deletes it, an update landing on what a delete
+has just taken. Each test puts the delete in the gap a real race would, through the function that
+runs there, and checks that no name, item, pin or write is left on what is gone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from documents.asset import Alias, AssetLink
+from documents.clock import utcnow
+from documents.dataset import Datum
+from resolvers.context import AppState
+from services import assets as assets_service
+from services import collections as collections_service
+from services import datums as datums_service
+from services import retention
+from tests import factories
+from tests.operations import Api, object_id
+
+
+def _delete_first(monkeypatch: pytest.MonkeyPatch, name: str, asset_id: str, state: AppState) -> None:
+    """Have services.assets.`name` delete the asset (once) before it runs: the delete lands there."""
+    original, done = getattr(assets_service, name), []
+
+    async def deleting(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            await assets_service.delete_asset(object_id(asset_id), False, state.stores)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(assets_service, name, deleting)
+
+
+async def _named(api: Api, token: str, alias: str) -> str | None:
+    found = (await api.data("AssetByAlias", {"alias": alias}, token=token))["assetByAlias"]
+    return found and found["id"]
+
+
+@pytest.mark.parametrize("gap", ["_room_for_aliases", "in_use_despite_delete"])
+async def test_an_alias_moved_to_an_asset_being_deleted_stays_where_it_was(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch, gap: str) -> None:
+    # A save under a name: the alias names the old model; the new one is deleted as the alias moves to it
+    # (before the move's write, or after it and before it looks again, the delete then freeing the name).
+    old = await factories.value_asset(api, contributor, name="model-v1", aliases=["models/best"])
+    new = await factories.value_asset(api, contributor, name="model-v2")
+    _delete_first(monkeypatch, gap, new["id"], state)
+    error = await api.error("MoveAlias", {"alias": "models/best", "assetId": new["id"], "expectedAssetId": old["id"]},
+                            token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "assetId"}, error
+    assert await _named(api, contributor, "models/best") == old["id"]  # not the deleted asset, nor nothing
+    assert await Alias.find({"asset_id": object_id(new["id"])}).count() == 0
+
+
+async def test_a_new_alias_moved_to_an_asset_being_deleted_is_not_left_naming_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="model")
+    _delete_first(monkeypatch, "_room_for_aliases", asset["id"], state)
+    error = await api.error("MoveAlias", {"alias": "models/fresh", "assetId": asset["id"]}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "assetId"}, error
+    assert await Alias.find({"_id": "models/fresh"}).count() == 0  # the name is free for the next save
+
+
+async def test_aliases_added_to_an_asset_being_deleted_are_taken_back(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="model")
+    _delete_first(monkeypatch, "_room_for_aliases", asset["id"], state)
+    error = await api.error("AddAliases", {"assetId": asset["id"], "aliases": ["runs/7", "runs/latest"]}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "assetId"}, error
+    assert await Alias.find({"asset_id": object_id(asset["id"])}).count() == 0
+    other = await factories.value_asset(api, contributor, name="other")  # the names are free again
+    await api.data("AddAliases", {"assetId": other["id"], "aliases": ["runs/latest"]}, token=contributor)
+
+
+def _add_after(monkeypatch: pytest.MonkeyPatch, name: str, collection_id: str, asset_id: str) -> None:
+    """Have services.assets.`name` put the asset into the collection (once) after it has run: the add lands there."""
+    original, done = getattr(assets_service, name), []
+
+    async def adding(*args: Any, **kwargs: Any) -> Any:
+        answer = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await collections_service.add_items(object_id(collection_id), [collections_service.NewItem(
+                object_id(asset_id), "late.json", None)], None, 100)
+        return answer
+
+    monkeypatch.setattr(assets_service, name, adding)
+
+
+@pytest.mark.parametrize("gap", ["_holding", "_leave_collections"])
+async def test_a_forced_delete_takes_its_asset_out_of_a_collection_it_was_added_to_meanwhile(
+        api: Api, contributor: str, admin: str, state: AppState, monkeypatch: pytest.MonkeyPatch, gap: str) -> None:
+    # The add lands once the delete has looked at the asset's holders (or has taken it out of its
+    # collections), and looks for the delete before the status flips: it sees none and keeps its item.
+    kept = await factories.collection(api, contributor, name="kept")
+    late = await factories.collection(api, contributor, name="late")
+    asset = await factories.value_asset(api, contributor, name="doomed")
+    await api.data("AddToCollection", {"input": {"collectionId": kept["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    _add_after(monkeypatch, gap, late["id"], asset["id"])
+    forced = (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=admin))["deleteAsset"]
+    assert forced["deleted"] is True and kept["id"] in forced["broken"]
+    db = state.db
+    assert await db.collection_items.count_documents({"asset_id": object_id(asset["id"])}) == 0
+    assert await db.retentions.count_documents({"asset_id": object_id(asset["id"])}) == 0
+    raw = await db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "DELETED" and raw.get("collection_ids", []) == []
+
+
+async def test_an_update_landing_on_an_asset_deleted_meanwhile_is_refused(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = await factories.value_asset(api, contributor, name="raw")
+    asset = await factories.value_asset(api, contributor, name="clean")
+    _delete_first(monkeypatch, "existing_assets", asset["id"], state)  # as the update checks its lineage
+    error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "name": "renamed", "derivedFrom": [source["id"]]}},
+                            token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "id"}, error
+    raw = await state.db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "DELETED" and raw["name"] == "clean" and not raw.get("derived_from")
+    assert await AssetLink.get_pymongo_collection().count_documents({"asset_id": object_id(asset["id"])}) == 0
+
+
+async def test_an_update_of_a_datum_deleted_meanwhile_is_not_found(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    (datum,) = await factories.datums(api, contributor, 1)
+    original, done = Datum.get, []
+
+    async def deleted_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        found = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await datums_service.delete_datum(object_id(datum["id"]))
+        return found
+
+    monkeypatch.setattr(Datum, "get", deleted_after_the_look)
+    error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "split": "TRAIN"}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "id"}, error  # was INTERNAL
+
+
+async def test_two_writers_changing_metadata_they_read_never_lose_a_change_unnoticed(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="run", metadata={"lr": 0.1})
+    read_at = asset["updatedAt"]  # both writers read this, and change one key each of what they read
+    first = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.1, "epochs": 5},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor))["updateAsset"]
+    assert first["updatedAt"] > read_at
+    error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.2},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    again = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert again["metadata"] == {"lr": 0.1, "epochs": 5}
+    # The other writer's change landing between the check and the write (as the lineage is checked).
+    source = await factories.value_asset(api, contributor, name="raw")
+    original, done = assets_service.existing_assets, []
+
+    async def other_writer_first(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            await assets_service.update_asset(object_id(asset["id"]), {"labels": ["checked"]})
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(assets_service, "existing_assets", other_writer_first)
+    error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "metadata": {}, "derivedFrom": [source["id"]],
+                                                      "expectedUpdatedAt": again["updatedAt"]}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    now = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert now["metadata"] == {"lr": 0.1, "epochs": 5} and now["labels"] == ["checked"] and now["derivedFrom"] == []
+    assert await AssetLink.get_pymongo_collection().count_documents({"asset_id": object_id(asset["id"])}) == 0
+    # Without it, as before: the change is made whatever the asset holds.
+    await api.data("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.3}}}, token=contributor)
+
+
+async def test_an_asset_readded_while_another_writer_removes_it_is_never_collected_from_its_collection(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One writer moves an item to TRAIN while another takes it out: the removal lands once the add has
+    # pinned (its pin there already) and before it writes the item, which it then writes anew. The
+    # item stayed without its pin, flagged unpinned, and the garbage collector deleted the asset.
+    collection = await factories.collection(api, contributor, name="held")
+    asset = await factories.value_asset(api, contributor, name="kept")
+    item = {"collectionId": collection["id"], "items": [{"assetId": asset["id"]}]}
+    await api.data("AddToCollection", {"input": item}, token=contributor)
+    original, done = retention.pin, []
+
+    async def removed_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        answer = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await collections_service.remove_items(object_id(collection["id"]), [object_id(asset["id"])])
+        return answer
+
+    monkeypatch.setattr(retention, "pin", removed_meanwhile)
+    await api.data("AddToCollection", {"input": {**item, "items": [{"assetId": asset["id"], "split": "TRAIN"}]}},
+                   token=contributor)
+    monkeypatch.undo()
+    db = state.db
+    assert await db.collection_items.count_documents({"asset_id": object_id(asset["id"])}) == 1
+    await db.assets.update_one({"_id": object_id(asset["id"])}, {"$set": {"unpinned_at": utcnow() - timedelta(days=2)}})
+    assert await assets_service.collect_unpinned(timedelta(days=1), state.stores, dry_run=True) == []
+    assert await assets_service.collect_unpinned(timedelta(days=1), state.stores) == []
+    raw = await db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "ACTIVE" and "unpinned_at" not in raw
+    pins = await db.retentions.find({"asset_id": object_id(asset["id"])}).to_list()
+    assert [(p["owner_type"], p["owner_id"]) for p in pins] == [("COLLECTION", object_id(collection["id"]))]
