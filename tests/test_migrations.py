@@ -265,6 +265,7 @@ async def test_the_db_commands_upgrade_a_version_1_lake(scratch_db: AsyncDatabas
 
     migrated = await cli(env, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr
+    assert "schema 13: 0 mask pin(s) added to 0 of the 0 dataset version(s)" in migrated.stderr  # steps log there
     assert (await read_state(scratch_db)).current
     backups = list((tmp_path / "backups").iterdir())  # taken before the first step
     assert [b.name.startswith(f"pre-migrate-1-to-{SCHEMA_VERSION}-") for b in backups] == [True]
