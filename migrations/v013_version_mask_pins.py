@@ -17,10 +17,11 @@ version still BUILDING is a dead build whose leftovers are discarded, never show
 code pins its masks itself.
 
 Every mask a copy names is pinned, whatever its status, as a version built now keeps its pins on
-an asset force-deleted under it. A mask already DELETED cannot be restored: they are counted and
-logged (`verifyVersion` reports them); one with no asset document left is counted with them, and
-not pinned. Idempotent: pins that exist are kept as they are, so a run that died half way is run
-again. A version at a time, its masks a batch at a time.
+an asset force-deleted under it (and a mask still PENDING, which builds of that time froze, may yet
+finish). A mask already DELETED cannot be restored (`verifyVersion` reports it), nor one whose
+upload FAILED since: they are counted by status and logged; one with no asset document left is
+counted with them, as gone, and not pinned. Idempotent: pins that exist are kept as they are, so a
+run that died half way is run again. A version at a time, its masks a batch at a time.
 
 Backward leaves the pins: the code of version 12 writes the same ones itself since the build change
 (which came before this migration), so they cannot be told from its own; and no code of version 12
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,7 +54,8 @@ VERSIONS, PACKS, PINS, ASSETS = "dataset_versions", "version_record_packs", "ret
 OWNER_TYPE = "DATASET_VERSION"  # documents/common.RetentionOwnerType
 READY, DELETING = "READY", "DELETING"  # documents/dataset.VersionStatus
 TOKEN, COMMITTED = "delete_token", "delete_committed"  # services/delete_marks.py
-DELETED = "DELETED"  # documents/common.AssetStatus
+DELETED, FAILED = "DELETED", "FAILED"  # documents/common.AssetStatus: lost for good
+GONE = "gone"  # no asset document
 DUPLICATE_KEY = 11000
 BATCH = 500  # masks looked up and pinned at once
 NAMED = 10  # lost masks named in the log
@@ -61,9 +64,11 @@ NAMED = 10  # lost masks named in the log
 FORMAT = 1
 IDENTITY = ("created_by", "verified_by")
 CODEC = CodecOptions(tz_aware=True)
+PACK_FIELDS = {"version_id": 1, "datum_id": 1, "format": 1, "records": 1, "people": 1}
 
 
 def unpack(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The copies a pack document holds, each naming its people again."""
     if document.get("format", FORMAT) != FORMAT:
         raise ValueError(f"a record pack of format {document.get('format')}: version {VERSION} reads format {FORMAT}")
     people = document.get("people") or []
@@ -86,7 +91,7 @@ class Tally:
     versions: int = 0  # versions looked at
     pinned_versions: int = 0  # of them, those given at least one pin
     pins: int = 0  # pins added
-    lost: set[ObjectId] = field(default_factory=set)  # masks DELETED (or with no document), across versions
+    lost: dict[ObjectId, str] = field(default_factory=dict)  # masks DELETED, FAILED or gone, across versions: their status
     lost_versions: int = 0  # versions naming at least one of them
 
 
@@ -95,10 +100,11 @@ async def forward(db: AsyncDatabase) -> None:
     log.info("schema %d: %d mask pin(s) added to %d of the %d dataset version(s) looked at",
              VERSION, tally.pins, tally.pinned_versions, tally.versions)
     if tally.lost:
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(tally.lost.values()).items()))
         named = ", ".join(str(a) for a in sorted(tally.lost)[:NAMED])
-        log.warning("schema %d: %d mask asset(s) named by %d dataset version(s) were DELETED already and cannot be "
-                    "restored (verifyVersion reports them): %s%s", VERSION, len(tally.lost), tally.lost_versions,
-                    named, ", ..." if len(tally.lost) > NAMED else "")
+        log.warning("schema %d: %d mask asset(s) named by %d dataset version(s) were lost already and cannot be "
+                    "restored (%s; verifyVersion reports the DELETED ones): %s%s", VERSION, len(tally.lost), tally.lost_versions,
+                    statuses, named, ", ..." if len(tally.lost) > NAMED else "")
 
 
 async def pin_masks(db: AsyncDatabase) -> Tally:
@@ -106,7 +112,9 @@ async def pin_masks(db: AsyncDatabase) -> Tally:
     tally = Tally()
     wanted = {"$or": [{"status": READY},
                       {"status": DELETING, TOKEN: {"$exists": True}, COMMITTED: {"$exists": False}}]}
-    async for version in db[VERSIONS].find(wanted, {"_id": 1, "created_by": 1}):
+    # Listed first (an id and a name each): pinning a big version's masks may take long enough for
+    # MongoDB to drop a cursor left waiting meanwhile (10 minutes idle).
+    for version in await db[VERSIONS].find(wanted, {"_id": 1, "created_by": 1}).to_list():
         tally.versions += 1
         added, lost = await _pin_version(db, version, tally.lost)
         tally.pins += added
@@ -115,12 +123,12 @@ async def pin_masks(db: AsyncDatabase) -> Tally:
     return tally
 
 
-async def _pin_version(db: AsyncDatabase, version: dict[str, Any], lost: set[ObjectId]) -> tuple[int, bool]:
+async def _pin_version(db: AsyncDatabase, version: dict[str, Any], lost: dict[ObjectId, str]) -> tuple[int, bool]:
     """Pin the masks the version's copies name, a batch at a time; the pins added, and whether it names a lost mask."""
     seen: set[ObjectId] = set()
     batch: list[ObjectId] = []
     added, names_lost = 0, False
-    async for document in db[PACKS].find({"version_id": version["_id"]}, sort=[("datum_id", 1), ("_id", 1)]):
+    async for document in db[PACKS].find({"version_id": version["_id"]}, PACK_FIELDS, sort=[("datum_id", 1), ("_id", 1)]):
         for copy in unpack(document):
             geometry = copy.get("geometry") or {}
             if geometry.get("type") == "MASK" and geometry.get("asset_id") not in seen:
@@ -135,15 +143,16 @@ async def _pin_version(db: AsyncDatabase, version: dict[str, Any], lost: set[Obj
     return added, names_lost
 
 
-async def _pin(db: AsyncDatabase, version: dict[str, Any], masks: list[ObjectId], lost: set[ObjectId]) -> tuple[int, bool]:
+async def _pin(db: AsyncDatabase, version: dict[str, Any], masks: list[ObjectId],
+               lost: dict[ObjectId, str]) -> tuple[int, bool]:
     """Pin these masks for the version as retention.pin does (those pinned already are left as they
-    are), counting into `lost` those DELETED or gone; the pins added, and whether any mask was lost."""
+    are), noting in `lost` those DELETED, FAILED or gone; the pins added, and whether any mask was lost."""
     owner = {"owner_type": OWNER_TYPE, "owner_id": version["_id"]}
     # Assets by id alone: beside another condition FerretDB reads the whole collection (services/id_reads.py).
     status = {a["_id"]: a.get("status") async for a in db[ASSETS].find(
         {"_id": {"$in": masks}}, {"status": 1}, batch_size=len(masks) + 1)}
-    gone = {m for m in masks if status.get(m, DELETED) == DELETED}
-    lost |= gone
+    gone = {m: status.get(m, GONE) for m in masks if status.get(m, GONE) in (DELETED, FAILED, GONE)}
+    lost.update(gone)
     held = {p["asset_id"] async for p in db[PINS].find(
         {**owner, "asset_id": {"$in": masks}}, {"asset_id": 1}, batch_size=len(masks) + 1)}
     now = datetime.now(UTC)
@@ -153,7 +162,7 @@ async def _pin(db: AsyncDatabase, version: dict[str, Any], masks: list[ObjectId]
     if pins:
         try:
             await db[PINS].insert_many(pins, ordered=False)
-        except BulkWriteError as error:  # pinned meanwhile (a run beside this one): kept as it is
+        except BulkWriteError as error:  # a duplicate is a pin made since the read above: kept as it is
             errors = error.details.get("writeErrors", [])
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise

@@ -641,12 +641,12 @@ async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_los
     """A version built before its masks were pinned (its mask pins taken away) let a contributor
     delete a mask once its record was gone. Forward pins each mask its copies name (a batch at a
     time) as a build does now, and clears the mask's flag for the collector; run again it adds
-    nothing. A mask deleted already is pinned too and counted as lost. A dead build is left alone, and
+    nothing. A mask deleted already (or whose upload failed) is pinned too and counted as lost. A dead build is left alone, and
     so is a version whose delete committed; one whose delete died before is not."""
     db = state.db
     ds = await factories.dataset(api, contributor)
     datums = await factories.datums(api, contributor, 2, roles=("image",))
-    masks = [await factories.image_asset(api, contributor, f"mask-{i}.png") for i in range(2)]
+    masks = [await factories.image_asset(api, contributor, f"mask-{i}.png") for i in range(3)]
     schema = await factories.schema(api, contributor)
     labels = await factories.annotation_set(api, contributor, schema["id"])
 
@@ -654,7 +654,7 @@ async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_los
         return {"assetId": datum["roles"][0]["asset"]["id"], "datumId": datum["id"], "kind": "MASK", "label": "dent",
                 "geometry": {"mask": {"assetId": mask["id"]}}}
     records = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
-        masked(datums[0], masks[0]), masked(datums[1], masks[1]), masked(datums[1], masks[0]),
+        masked(datums[0], masks[0]), masked(datums[1], masks[1]), masked(datums[1], masks[0]), masked(datums[0], masks[2]),
         {"assetId": datums[0]["roles"][0]["asset"]["id"], "datumId": datums[0]["id"], "kind": "CLASSIFICATION",
          "label": "dent"}]}, token=contributor))["addAnnotations"]["records"]
     built, dead = [await factories.version(api, contributor, ds["id"], name, addDatums=[d["id"] for d in datums],
@@ -669,14 +669,16 @@ async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_los
     for r in records[:3]:
         await api.data("DeleteAnnotationRecord", {"id": r["id"]}, token=contributor)
     assert (await api.data("DeleteAsset", {"id": masks[1]["id"]}, token=contributor))["deleteAsset"]["deleted"]
+    await db.assets.update_one({"_id": mask_ids[2]}, {"$set": {"status": "FAILED"}})  # frozen PENDING, then expired
     await db.assets.update_one({"_id": mask_ids[0]}, {"$set": {"unpinned_at": datetime.now(UTC)}})
 
     monkeypatch.setattr(v013, "BATCH", 1)
     with caplog.at_level("INFO", logger="graphlake.migrations"):
         await v013.forward(db)
-    assert "2 mask pin(s) added to 1 of the 1 dataset version(s)" in caplog.text, caplog.text
-    assert "1 mask asset(s) named by 1 dataset version(s) were DELETED already" in caplog.text
-    assert str(mask_ids[1]) in caplog.text
+    assert "3 mask pin(s) added to 1 of the 1 dataset version(s)" in caplog.text, caplog.text
+    assert "2 mask asset(s) named by 1 dataset version(s) were lost already and cannot be restored " \
+           "(1 DELETED, 1 FAILED; verifyVersion reports the DELETED ones)" in caplog.text, caplog.text
+    assert str(mask_ids[1]) in caplog.text and str(mask_ids[2]) in caplog.text
     pins = await db.retentions.find({"asset_id": {"$in": mask_ids}}, {"_id": 0}).to_list()
     assert sorted(p["asset_id"] for p in pins) == mask_ids  # once each, though the first is named twice
     for p in pins:  # as the build writes a pin
@@ -687,8 +689,8 @@ async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_los
 
     again = await v013.pin_masks(db)  # idempotent
     assert (again.versions, again.pins, again.pinned_versions) == (1, 0, 0)
-    assert again.lost == {mask_ids[1]} and again.lost_versions == 1
-    assert await db.retentions.count_documents({"asset_id": {"$in": mask_ids}}) == 2
+    assert again.lost == {mask_ids[1]: "DELETED", mask_ids[2]: "FAILED"} and again.lost_versions == 1
+    assert await db.retentions.count_documents({"asset_id": {"$in": mask_ids}}) == 3
 
     error = await api.error("DeleteAsset", {"id": masks[0]["id"]}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT" and built["id"] in error["extensions"]["holders"], error
@@ -700,6 +702,6 @@ async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_los
                                          {"$set": {"status": "DELETING", "delete_token": ObjectId(), "delete_committed": True}})
     assert (await v013.pin_masks(db)).pins == 0  # committed: its retry releases its pins
     await db.dataset_versions.update_one({"_id": object_id(dead["id"])}, {"$unset": {"delete_committed": ""}})
-    assert (await v013.pin_masks(db)).pins == 2
+    assert (await v013.pin_masks(db)).pins == 3
     await v013.backward(db)  # the pins stay: version 12 writes the same ones
-    assert await db.retentions.count_documents({"asset_id": {"$in": mask_ids}}) == 4
+    assert await db.retentions.count_documents({"asset_id": {"$in": mask_ids}}) == 6
