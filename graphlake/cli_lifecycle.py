@@ -19,6 +19,7 @@ from graphlake import __version__
 from graphlake.cli_support import console, errors, load_settings, print_rows, run
 
 if TYPE_CHECKING:
+    from graphlake.settings import Settings
     from migrations import SchemaState, Step
     from services.backups.layout import Manifest
 
@@ -50,6 +51,14 @@ def register(app: typer.Typer) -> None:
 
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _log_steps(settings: Settings) -> None:
+    """Route the log to stderr, as `serve` does: a migration step reports there what it found (schema
+    13: the masks of older versions it pinned, and those lost already), which was dropped otherwise."""
+    from graphlake.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
 
 
 @db_app.command("status")
@@ -95,6 +104,7 @@ def _migrate(to: int | None, dry_run: bool, no_backup: bool, take_over: bool, fo
     from services.events import journal
 
     settings = load_settings()
+    _log_steps(settings)
     to = SCHEMA_VERSION if to is None else to
 
     async def go() -> tuple[list[Step], SchemaState]:
@@ -255,6 +265,7 @@ def restore(
     from services.mount_owners import others
 
     settings = load_settings()
+    _log_steps(settings)
 
     aside: list[Path | None] = [None]
 

@@ -42,6 +42,7 @@ from migrations import (
     v010_full_json_views,
     v011_record_packs,
     v012_item_sort_keys,
+    v013_version_mask_pins,
 )
 from migrations.liveness import gone, this_process
 
@@ -82,7 +83,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = tuple(Migration.of(module) for module in (
     v002_upload_sweeps, v003_frozen_versions, v004_content_manifests, v005_corrections_and_batches, v006_datum_uses,
     v007_asset_lineage, v008_event_origin, v009_event_keys, v010_full_json_views, v011_record_packs,
-    v012_item_sort_keys))
+    v012_item_sort_keys, v013_version_mask_pins))
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
 assert [m.version for m in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1)), "migrations are numbered 2, 3, ... in order"
 _BY_VERSION = {m.version: m for m in MIGRATIONS}

@@ -40,6 +40,7 @@ from migrations import v009_event_keys as v009
 from migrations import v010_full_json_views as v010
 from migrations import v011_record_packs as v011
 from migrations import v012_item_sort_keys as v012
+from migrations import v013_version_mask_pins as v013
 from migrations.liveness import this_process
 from resolvers.context import AppState
 from services.backups.writer import write_backup
@@ -114,7 +115,8 @@ async def test_a_dry_run_touches_nothing(scratch_db: AsyncDatabase) -> None:
                                        f"4 -> 5: {v005.SUMMARY}", f"5 -> 6: {v006.SUMMARY}",
                                        f"6 -> 7: {v007.SUMMARY}", f"7 -> 8: {v008.SUMMARY}",
                                        f"8 -> 9: {v009.SUMMARY}", f"9 -> 10: {v010.SUMMARY}",
-                                       f"10 -> 11: {v011.SUMMARY}", f"11 -> 12: {v012.SUMMARY}"]
+                                       f"10 -> 11: {v011.SUMMARY}", f"11 -> 12: {v012.SUMMARY}",
+                                       f"12 -> 13: {v013.SUMMARY}"]
     assert (await read_state(scratch_db)).version == 1 and set((await sweep_marks(scratch_db)).values()) == {"absent"}
 
 
@@ -263,6 +265,7 @@ async def test_the_db_commands_upgrade_a_version_1_lake(scratch_db: AsyncDatabas
 
     migrated = await cli(env, "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr
+    assert "schema 13: 0 mask pin(s) added to 0 of the 0 dataset version(s)" in migrated.stderr  # steps log there
     assert (await read_state(scratch_db)).current
     backups = list((tmp_path / "backups").iterdir())  # taken before the first step
     assert [b.name.startswith(f"pre-migrate-1-to-{SCHEMA_VERSION}-") for b in backups] == [True]
@@ -630,3 +633,75 @@ async def test_v012_gives_each_item_its_assets_creation_time(api: Api, contribut
         assert keys == {**{a: created[a] for a in keys if a != gone}, gone: None} and len(keys) == 6
     assert await listed("DESC") == [f"a{i}" for i in reversed(range(5))]
     assert await listed("ASC") == [f"a{i}" for i in range(5)]
+
+
+async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_lost(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A version built before its masks were pinned (its mask pins taken away) let a contributor
+    delete a mask once its record was gone. Forward pins each mask its copies name (a batch at a
+    time) as a build does now, and clears the mask's flag for the collector; run again it adds
+    nothing. A mask deleted already (or whose upload failed) is pinned too and counted as lost. A dead build is left alone, and
+    so is a version whose delete committed; one whose delete died before is not."""
+    db = state.db
+    ds = await factories.dataset(api, contributor)
+    datums = await factories.datums(api, contributor, 2, roles=("image",))
+    masks = [await factories.image_asset(api, contributor, f"mask-{i}.png") for i in range(3)]
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+
+    def masked(datum: dict, mask: dict) -> dict:
+        return {"assetId": datum["roles"][0]["asset"]["id"], "datumId": datum["id"], "kind": "MASK", "label": "dent",
+                "geometry": {"mask": {"assetId": mask["id"]}}}
+    records = (await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        masked(datums[0], masks[0]), masked(datums[1], masks[1]), masked(datums[1], masks[0]), masked(datums[0], masks[2]),
+        {"assetId": datums[0]["roles"][0]["asset"]["id"], "datumId": datums[0]["id"], "kind": "CLASSIFICATION",
+         "label": "dent"}]}, token=contributor))["addAnnotations"]["records"]
+    built, dead = [await factories.version(api, contributor, ds["id"], name, addDatums=[d["id"] for d in datums],
+                                           addAnnotationSets=[labels["id"]]) for name in ("v1", "dead")]
+    mask_ids = [object_id(m["id"]) for m in masks]
+    version_id = object_id(built["id"])
+    role_pin = await db.retentions.find_one({"owner_id": version_id, "asset_id": object_id(datums[0]["roles"][0]["asset"]["id"])})
+
+    # As a version built before the build pinned masks: none of its masks pinned. The second build died.
+    await db.retentions.delete_many({"asset_id": {"$in": mask_ids}})
+    await db.dataset_versions.update_one({"_id": object_id(dead["id"])}, {"$set": {"status": "BUILDING"}})
+    for r in records[:3]:
+        await api.data("DeleteAnnotationRecord", {"id": r["id"]}, token=contributor)
+    assert (await api.data("DeleteAsset", {"id": masks[1]["id"]}, token=contributor))["deleteAsset"]["deleted"]
+    await db.assets.update_one({"_id": mask_ids[2]}, {"$set": {"status": "FAILED"}})  # frozen PENDING, then expired
+    await db.assets.update_one({"_id": mask_ids[0]}, {"$set": {"unpinned_at": datetime.now(UTC)}})
+
+    monkeypatch.setattr(v013, "BATCH", 1)
+    with caplog.at_level("INFO", logger="graphlake.migrations"):
+        await v013.forward(db)
+    assert "3 mask pin(s) added to 1 of the 1 dataset version(s)" in caplog.text, caplog.text
+    assert "2 mask asset(s) named by 1 dataset version(s) were lost already and cannot be restored " \
+           "(1 DELETED, 1 FAILED; verifyVersion reports the DELETED ones)" in caplog.text, caplog.text
+    assert str(mask_ids[1]) in caplog.text and str(mask_ids[2]) in caplog.text
+    pins = await db.retentions.find({"asset_id": {"$in": mask_ids}}, {"_id": 0}).to_list()
+    assert sorted(p["asset_id"] for p in pins) == mask_ids  # once each, though the first is named twice
+    for p in pins:  # as the build writes a pin
+        assert p.keys() == role_pin.keys() - {"_id"}
+        assert (p["owner_type"], p["owner_id"], p["created_by"]) == (
+            role_pin["owner_type"], version_id, role_pin["created_by"])
+    assert "unpinned_at" not in await db.assets.find_one({"_id": mask_ids[0]})
+
+    again = await v013.pin_masks(db)  # idempotent
+    assert (again.versions, again.pins, again.pinned_versions) == (1, 0, 0)
+    assert again.lost == {mask_ids[1]: "DELETED", mask_ids[2]: "FAILED"} and again.lost_versions == 1
+    assert await db.retentions.count_documents({"asset_id": {"$in": mask_ids}}) == 3
+
+    error = await api.error("DeleteAsset", {"id": masks[0]["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT" and built["id"] in error["extensions"]["holders"], error
+    checked = (await api.data("VerifyVersion", {"id": built["id"]}, token=contributor))["datasetVersion"]["verification"]
+    assert not checked["ok"] and any(masks[1]["id"] in p for p in checked["problems"]), checked  # lost for good
+
+    # A delete that died before it committed: refused by a holder, it shows the version READY again, whole.
+    await db.dataset_versions.update_one({"_id": object_id(dead["id"])},
+                                         {"$set": {"status": "DELETING", "delete_token": ObjectId(), "delete_committed": True}})
+    assert (await v013.pin_masks(db)).pins == 0  # committed: its retry releases its pins
+    await db.dataset_versions.update_one({"_id": object_id(dead["id"])}, {"$unset": {"delete_committed": ""}})
+    assert (await v013.pin_masks(db)).pins == 3
+    await v013.backward(db)  # the pins stay: version 12 writes the same ones
+    assert await db.retentions.count_documents({"asset_id": {"$in": mask_ids}}) == 6
