@@ -39,7 +39,7 @@ from services.checks import (
     check_name,
     get_or_not_found,
 )
-from services.errors import BadUserInput, Conflict, NotFound
+from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.field_pages import key_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
@@ -149,6 +149,9 @@ async def create_asset(
     return asset
 
 
+UPDATE_TRIES = 20  # writes of one update without `expectedUpdatedAt` that met another writer's, at most
+
+
 async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_updated_at: datetime | None = None) -> Asset:
     """Apply validated `changes` (only keys present are changed). With `expected_updated_at`, only
     while the asset's `updated_at` is that (CONFLICT otherwise): `metadata` and `labels` are replaced
@@ -180,25 +183,33 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
         changes["derived_from"] = derived
     if not changes:
         return asset
-    # Moved on by at least a millisecond: two writes within one would leave `updated_at` as it was,
-    # and a writer expecting it would not see the first.
-    changes["updated_at"] = max(utcnow(), expected + timedelta(milliseconds=1)) if expected is not None else utcnow()
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
     if "derived_from" in changes:
         await lineage.add(asset_id, changes["derived_from"])
-    # Not on an asset a delete reached since the check: the change landed on it, answered as made.
-    query: dict[str, Any] = {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}}
-    if expected is not None:  # and, asked, not on one another writer changed since (the check above raced it)
-        query["updated_at"] = expected
-    written = await Asset.get_pymongo_collection().update_one(query, setting(stored))
-    if written.matched_count == 0:
-        now = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
-        if now.status is AssetStatus.DELETED:
+    # Every write is made only on the `updated_at` it read, and moves it on by at least a millisecond:
+    # a write without `expected` that took `utcnow()` in the millisecond of the last one left it as
+    # it was, and a writer expecting that value then overwrote the change unnoticed. Without
+    # `expected`, a write that meets another is made again on what the asset holds then.
+    for _ in range(UPDATE_TRIES):
+        base = expected if expected is not None else to_millis(asset.updated_at)
+        stored["updated_at"] = max(utcnow(), base + timedelta(milliseconds=1))
+        # Not on an asset a delete reached since the check: the change landed on it, answered as made.
+        written = await Asset.get_pymongo_collection().update_one(
+            {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}, "updated_at": base}, setting(stored))
+        if written.matched_count:
+            break
+        asset = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
+        if asset.status is AssetStatus.DELETED:
             await lineage.unlink([asset_id])  # the links `add` wrote, which nothing backs
             raise Conflict("the asset was deleted meanwhile", field="id")
+        if expected is not None:  # asked: not on one another writer changed since (the check above raced it)
+            if "derived_from" in changes:
+                await lineage.relink([asset_id])  # back to what the asset names
+            raise _changed_since(asset)
+    else:
         if "derived_from" in changes:
-            await lineage.relink([asset_id])  # back to what the asset names
-        raise _changed_since(now)
+            await lineage.relink([asset_id])
+        raise Unavailable("other writers kept changing the asset; try again", field="id")
     if "derived_from" in changes:
         await lineage.relink([asset_id])
     return await get_asset(asset_id)
