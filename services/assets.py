@@ -522,14 +522,23 @@ async def _in_collections(asset_ids: list[ObjectId], *, repin: bool) -> set[Obje
     their collections (`repin`), which clears their flag. A removal racing an add of the same asset
     leaves that: the add pinned (its pin there already), the removal took the item and released the
     pin, the add wrote the item anew. Collected, the asset was gone from under its collection."""
-    found = await CollectionItem.get_pymongo_collection().find(
-        {"asset_id": {"$in": asset_ids}}, {"asset_id": 1, "collection_id": 1}).to_list()
-    if repin:
+    items = CollectionItem.get_pymongo_collection()
+    found = await items.find({"asset_id": {"$in": asset_ids}}, {"asset_id": 1, "collection_id": 1}).to_list()
+    if repin and found:
         by_collection: dict[ObjectId, list[ObjectId]] = {}
         for item in found:
             by_collection.setdefault(item["collection_id"], []).append(item["asset_id"])
         for collection_id, held in by_collection.items():
             await retention.pin(held, RetentionOwnerType.COLLECTION, collection_id, None)
+        # Looked for again once pinned: a removal of an item (or its collection's delete) after the
+        # read above released its pins before this pin was made, which then kept the asset for good.
+        # Either takes the item out before its pins, so an item gone now has its pin released here,
+        # and one still there is taken out, pin and all, by that removal's release.
+        still = {(i["collection_id"], i["asset_id"]) async for i in items.find(
+            {"asset_id": {"$in": [i["asset_id"] for i in found]}}, {"asset_id": 1, "collection_id": 1})}
+        for collection_id, held in by_collection.items():
+            if left := [a for a in held if (collection_id, a) not in still]:
+                await retention.release(RetentionOwnerType.COLLECTION, collection_id, left)
     return {item["asset_id"] for item in found}
 
 

@@ -238,3 +238,32 @@ async def test_a_write_without_expected_updated_at_meeting_another_is_made_on_wh
     updated = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["x"]}}, token=contributor))["updateAsset"]
     assert updated["labels"] == ["x"] and updated["name"] == "renamed"
     assert updated["updatedAt"] > asset["updatedAt"]
+
+
+async def test_an_item_removed_while_the_collector_pins_it_again_leaves_no_pin_behind(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The collector found an item holding an unpinned asset; the item was removed (its pins released)
+    # before the collector pinned the asset again for its collection: that pin, on an item no more,
+    # kept the asset from every later collection.
+    collection = await factories.collection(api, contributor, name="held")
+    asset = await factories.value_asset(api, contributor, name="kept")
+    await api.data("AddToCollection", {"input": {"collectionId": collection["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    db = state.db
+    await db.retentions.delete_many({"asset_id": object_id(asset["id"])})  # as a removal racing an add leaves it
+    await db.assets.update_one({"_id": object_id(asset["id"])}, {"$set": {"unpinned_at": utcnow() - timedelta(days=2)}})
+    original, done = retention.pin, []
+
+    async def removed_first(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            await collections_service.remove_items(object_id(collection["id"]), [object_id(asset["id"])])
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "pin", removed_first)
+    assert await assets_service.collect_unpinned(timedelta(days=1), state.stores) == []  # held when read: kept
+    monkeypatch.undo()
+    assert done
+    assert await db.retentions.count_documents({"asset_id": object_id(asset["id"])}) == 0
+    raw = await db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "ACTIVE" and raw.get("unpinned_at") is not None  # flagged, for a later round
