@@ -194,8 +194,10 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
         base = expected if expected is not None else to_millis(asset.updated_at)
         stored["updated_at"] = max(utcnow(), base + timedelta(milliseconds=1))
         # Not on an asset a delete reached since the check: the change landed on it, answered as made.
+        # (Without `expected`, also on an asset stored with no `updated_at` at all, which reads as now.)
+        on = base if expected is not None else {"$in": [base, None]}
         written = await Asset.get_pymongo_collection().update_one(
-            {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}, "updated_at": base}, setting(stored))
+            {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}, "updated_at": on}, setting(stored))
         if written.matched_count:
             break
         asset = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether

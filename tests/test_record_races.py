@@ -267,3 +267,11 @@ async def test_an_item_removed_while_the_collector_pins_it_again_leaves_no_pin_b
     assert await db.retentions.count_documents({"asset_id": object_id(asset["id"])}) == 0
     raw = await db.assets.find_one({"_id": object_id(asset["id"])})
     assert raw["status"] == "ACTIVE" and raw.get("unpinned_at") is not None  # flagged, for a later round
+
+
+async def test_an_asset_stored_without_updated_at_is_still_updated(api: Api, contributor: str, state: AppState) -> None:
+    asset = await factories.value_asset(api, contributor, name="old")
+    await state.db.assets.update_one({"_id": object_id(asset["id"])}, {"$unset": {"updated_at": ""}})
+    updated = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["x"]}}, token=contributor))["updateAsset"]
+    assert updated["labels"] == ["x"]
+    assert (await state.db.assets.find_one({"_id": object_id(asset["id"])}))["updated_at"] is not None
