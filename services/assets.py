@@ -39,7 +39,7 @@ from services.checks import (
     check_name,
     get_or_not_found,
 )
-from services.errors import BadUserInput, Conflict, NotFound
+from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.field_pages import key_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
@@ -149,6 +149,9 @@ async def create_asset(
     return asset
 
 
+UPDATE_TRIES = 20  # writes of one update without `expectedUpdatedAt` that met another writer's, at most
+
+
 async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_updated_at: datetime | None = None) -> Asset:
     """Apply validated `changes` (only keys present are changed). With `expected_updated_at`, only
     while the asset's `updated_at` is that (CONFLICT otherwise): `metadata` and `labels` are replaced
@@ -180,25 +183,35 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
         changes["derived_from"] = derived
     if not changes:
         return asset
-    # Moved on by at least a millisecond: two writes within one would leave `updated_at` as it was,
-    # and a writer expecting it would not see the first.
-    changes["updated_at"] = max(utcnow(), expected + timedelta(milliseconds=1)) if expected is not None else utcnow()
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
     if "derived_from" in changes:
         await lineage.add(asset_id, changes["derived_from"])
-    # Not on an asset a delete reached since the check: the change landed on it, answered as made.
-    query: dict[str, Any] = {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}}
-    if expected is not None:  # and, asked, not on one another writer changed since (the check above raced it)
-        query["updated_at"] = expected
-    written = await Asset.get_pymongo_collection().update_one(query, setting(stored))
-    if written.matched_count == 0:
-        now = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
-        if now.status is AssetStatus.DELETED:
+    # Every write is made only on the `updated_at` it read, and moves it on by at least a millisecond:
+    # a write without `expected` that took `utcnow()` in the millisecond of the last one left it as
+    # it was, and a writer expecting that value then overwrote the change unnoticed. Without
+    # `expected`, a write that meets another is made again on what the asset holds then.
+    for _ in range(UPDATE_TRIES):
+        base = expected if expected is not None else to_millis(asset.updated_at)
+        stored["updated_at"] = max(utcnow(), base + timedelta(milliseconds=1))
+        # Not on an asset a delete reached since the check: the change landed on it, answered as made.
+        # (Without `expected`, also on an asset stored with no `updated_at` at all, which reads as now.)
+        on = base if expected is not None else {"$in": [base, None]}
+        written = await Asset.get_pymongo_collection().update_one(
+            {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}, "updated_at": on}, setting(stored))
+        if written.matched_count:
+            break
+        asset = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
+        if asset.status is AssetStatus.DELETED:
             await lineage.unlink([asset_id])  # the links `add` wrote, which nothing backs
             raise Conflict("the asset was deleted meanwhile", field="id")
+        if expected is not None:  # asked: not on one another writer changed since (the check above raced it)
+            if "derived_from" in changes:
+                await lineage.relink([asset_id])  # back to what the asset names
+            raise _changed_since(asset)
+    else:
         if "derived_from" in changes:
-            await lineage.relink([asset_id])  # back to what the asset names
-        raise _changed_since(now)
+            await lineage.relink([asset_id])
+        raise Unavailable("other writers kept changing the asset; try again", field="id")
     if "derived_from" in changes:
         await lineage.relink([asset_id])
     return await get_asset(asset_id)
@@ -511,14 +524,23 @@ async def _in_collections(asset_ids: list[ObjectId], *, repin: bool) -> set[Obje
     their collections (`repin`), which clears their flag. A removal racing an add of the same asset
     leaves that: the add pinned (its pin there already), the removal took the item and released the
     pin, the add wrote the item anew. Collected, the asset was gone from under its collection."""
-    found = await CollectionItem.get_pymongo_collection().find(
-        {"asset_id": {"$in": asset_ids}}, {"asset_id": 1, "collection_id": 1}).to_list()
-    if repin:
+    items = CollectionItem.get_pymongo_collection()
+    found = await items.find({"asset_id": {"$in": asset_ids}}, {"asset_id": 1, "collection_id": 1}).to_list()
+    if repin and found:
         by_collection: dict[ObjectId, list[ObjectId]] = {}
         for item in found:
             by_collection.setdefault(item["collection_id"], []).append(item["asset_id"])
         for collection_id, held in by_collection.items():
             await retention.pin(held, RetentionOwnerType.COLLECTION, collection_id, None)
+        # Looked for again once pinned: a removal of an item (or its collection's delete) after the
+        # read above released its pins before this pin was made, which then kept the asset for good.
+        # Either takes the item out before its pins, so an item gone now has its pin released here,
+        # and one still there is taken out, pin and all, by that removal's release.
+        still = {(i["collection_id"], i["asset_id"]) async for i in items.find(
+            {"asset_id": {"$in": [i["asset_id"] for i in found]}}, {"asset_id": 1, "collection_id": 1})}
+        for collection_id, held in by_collection.items():
+            if left := [a for a in held if (collection_id, a) not in still]:
+                await retention.release(RetentionOwnerType.COLLECTION, collection_id, left)
     return {item["asset_id"] for item in found}
 
 

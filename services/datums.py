@@ -156,17 +156,28 @@ async def delete_datum(datum_id: ObjectId) -> None:
     }, "delete those first")
     uses = await DatumAsset.get_pymongo_collection().find(
         {"asset_id": {"$in": [r.asset_id for r in datum.roles]}, "datum_id": datum_id}).to_list()
-    await remove_datums([datum])
+    removed = await remove_datum(datum)  # None: another delete took it meanwhile, and brings it back if it must
     late = await _records_on(datum_id, limit)
-    if late:
+    if late and removed is not None:
         with no_time_limit():  # its uses first, as any datum's (remove_datums)
-            for collection, documents in ((DatumAsset.get_pymongo_collection(), uses), (Datum.get_pymongo_collection(), [raw])):
+            for collection, documents in ((DatumAsset.get_pymongo_collection(), uses),
+                                          (Datum.get_pymongo_collection(), [removed])):
                 try:
                     if documents:
                         await collection.insert_many(documents, ordered=False)
                 except BulkWriteError as error:  # brought back by another delete of it
                     duplicates_only(error)
-        refuse_if_held("this datum", {"annotation records": late}, "delete those first")
+    refuse_if_held("this datum", {"annotation records": late}, "delete those first")
+
+
+async def remove_datum(datum: Datum) -> dict[str, Any] | None:
+    """remove_datums of one datum; returns it as it was when deleted (None if gone already). That
+    copy, not one read before, is what a refused delete brings back: an updateDatum that landed
+    between the read and the delete was answered as made, and would have been undone."""
+    removed = await Datum.get_pymongo_collection().find_one_and_delete({"_id": datum.id})
+    await DatumAsset.get_pymongo_collection().delete_many({"asset_id": {"$in": [r.asset_id for r in datum.roles]},
+                                                           "datum_id": datum.id})
+    return removed
 
 
 async def _records_on(datum_id: ObjectId, limit: int) -> list[str]:

@@ -599,13 +599,13 @@ async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_po
                             token=contributor))["createDatums"][0]
     s = {**s, "datum": datum, "image": image}
     labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
-    remove_datums, added = datums_service.remove_datums, []
+    remove_datum, added = datums_service.remove_datum, []
 
     async def records_added_first(*args: Any, **kwargs: Any) -> Any:
         added.append(await api.data("AddAnnotations", labelled, token=contributor))  # read the datum, still there
-        return await remove_datums(*args, **kwargs)
+        return await remove_datum(*args, **kwargs)
 
-    monkeypatch.setattr(datums_service, "remove_datums", records_added_first)
+    monkeypatch.setattr(datums_service, "remove_datum", records_added_first)
     error = await api.error("DeleteDatum", {"id": datum["id"]}, token=contributor)
     monkeypatch.undo()
     (made,) = added[0]["addAnnotations"]["ids"]
@@ -614,3 +614,30 @@ async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_po
     assert kept["annotations"]["totalCount"] == 1 and kept["asset"]["id"] == image["id"]
     error = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)  # its use of the asset is back
     assert datum["id"] in error["extensions"]["holders"], error
+
+
+async def test_a_datum_brought_back_by_a_refused_delete_keeps_an_update_made_meanwhile(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deleteDatum read the datum, then an updateDatum (answered as made) and an addAnnotations on it
+    landed before its delete: the delete is refused and the datum comes back as the update left it,
+    not as the delete had read it."""
+    s = setup
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    records_on, calls = datums_service._records_on, []
+
+    async def updated_and_labelled_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        found = await records_on(*args, **kwargs)
+        if not calls:
+            calls.append(True)
+            await api.data("UpdateDatum", {"input": {"id": s["datum"]["id"], "split": "TRAIN",
+                                                     "metadata": {"checked": True}}}, token=contributor)
+            await api.data("AddAnnotations", labelled, token=contributor)
+        return found
+
+    monkeypatch.setattr(datums_service, "_records_on", updated_and_labelled_after_the_look)
+    error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    kept = (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"]
+    assert kept["split"] == "TRAIN" and kept["metadata"] == {"checked": True}, kept
+    assert kept["annotations"]["totalCount"] == 1

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from documents.asset import Alias, AssetLink
-from documents.clock import utcnow
+from documents.clock import to_millis, utcnow
 from documents.dataset import Datum
 from resolvers.context import AppState
 from services import assets as assets_service
@@ -204,3 +204,74 @@ async def test_an_asset_readded_while_another_writer_removes_it_is_never_collect
     assert raw["status"] == "ACTIVE" and "unpinned_at" not in raw
     pins = await db.retentions.find({"asset_id": object_id(asset["id"])}).to_list()
     assert [(p["owner_type"], p["owner_id"]) for p in pins] == [("COLLECTION", object_id(collection["id"]))]
+
+
+async def test_a_write_without_expected_updated_at_in_the_same_millisecond_still_moves_it_on(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="run", metadata={"lr": 0.1})
+    frozen = to_millis(utcnow() + timedelta(hours=1))  # every write lands in this one millisecond
+    monkeypatch.setattr(assets_service, "utcnow", lambda: frozen)
+    await api.data("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.2}}}, token=contributor)
+    read = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]  # a writer reads this
+    # Another writer, not asking, changes it in the same millisecond: the value read must no longer hold.
+    await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["checked"]}}, token=contributor)
+    error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "metadata": {"lr": 0.3},
+                                                      "expectedUpdatedAt": read["updatedAt"]}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    now = (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]
+    assert now["labels"] == ["checked"] and now["metadata"] == {"lr": 0.2}
+
+
+async def test_a_write_without_expected_updated_at_meeting_another_is_made_on_what_the_asset_holds(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = await factories.value_asset(api, contributor, name="run")
+    real_get, done = assets_service.get_asset, []
+
+    async def get_then_other_write(*args: Any, **kwargs: Any) -> Any:  # another write lands after the read
+        found = await real_get(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await assets_service.update_asset(object_id(asset["id"]), {"name": "renamed"})
+        return found
+
+    monkeypatch.setattr(assets_service, "get_asset", get_then_other_write)
+    updated = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["x"]}}, token=contributor))["updateAsset"]
+    assert updated["labels"] == ["x"] and updated["name"] == "renamed"
+    assert updated["updatedAt"] > asset["updatedAt"]
+
+
+async def test_an_item_removed_while_the_collector_pins_it_again_leaves_no_pin_behind(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The collector found an item holding an unpinned asset; the item was removed (its pins released)
+    # before the collector pinned the asset again for its collection: that pin, on an item no more,
+    # kept the asset from every later collection.
+    collection = await factories.collection(api, contributor, name="held")
+    asset = await factories.value_asset(api, contributor, name="kept")
+    await api.data("AddToCollection", {"input": {"collectionId": collection["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    db = state.db
+    await db.retentions.delete_many({"asset_id": object_id(asset["id"])})  # as a removal racing an add leaves it
+    await db.assets.update_one({"_id": object_id(asset["id"])}, {"$set": {"unpinned_at": utcnow() - timedelta(days=2)}})
+    original, done = retention.pin, []
+
+    async def removed_first(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(True)
+            await collections_service.remove_items(object_id(collection["id"]), [object_id(asset["id"])])
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "pin", removed_first)
+    assert await assets_service.collect_unpinned(timedelta(days=1), state.stores) == []  # held when read: kept
+    monkeypatch.undo()
+    assert done
+    assert await db.retentions.count_documents({"asset_id": object_id(asset["id"])}) == 0
+    raw = await db.assets.find_one({"_id": object_id(asset["id"])})
+    assert raw["status"] == "ACTIVE" and raw.get("unpinned_at") is not None  # flagged, for a later round
+
+
+async def test_an_asset_stored_without_updated_at_is_still_updated(api: Api, contributor: str, state: AppState) -> None:
+    asset = await factories.value_asset(api, contributor, name="old")
+    await state.db.assets.update_one({"_id": object_id(asset["id"])}, {"$unset": {"updated_at": ""}})
+    updated = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["x"]}}, token=contributor))["updateAsset"]
+    assert updated["labels"] == ["x"]
+    assert (await state.db.assets.find_one({"_id": object_id(asset["id"])}))["updated_at"] is not None
