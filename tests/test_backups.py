@@ -807,6 +807,27 @@ async def test_a_batch_written_before_the_backup_is_kept_whole_though_a_document
     assert await scratch_db.items.count_documents({}) == 30
 
 
+async def test_a_value_holding_a_batch_marks_bytes_takes_no_batch_out_of_a_restore(
+        state: AppState, scratch_db: AsyncDatabase, tmp_path: Path) -> None:
+    """The backup found each document's batch as the first bytes of an ObjectId element named
+    `batch`; those bytes can be inside a value that comes before it (a name, a binary field). Then
+    the document's own batch was counted short, as held in part, and the batch the value named was
+    counted in a collection where the lake holds none of it: a restore removed both, each held whole."""
+    for name in ("items", "items2"):  # no collections of the app's: not cleared between tests
+        await state.db.drop_collection(name)
+    await batches.insert_all(state.db.items2, [{"n": 0}])
+    other = (await state.db.items2.find_one({}))["batch"]
+    mark = b"\x07batch\x00"
+    await batches.insert_all(state.db.items, [
+        {"name": mark.decode() + "\x7f" * 12},  # a name anyone may give, naming a batch "begun" in 2037
+        {"blob": mark + other.binary},  # bytes naming another writer's batch
+        {"n": 2}])
+    manifest = await write_backup(state.db, tmp_path / "backup", graphlake_version="test")
+    assert manifest.open_batches == []
+    await restore_backup(scratch_db, tmp_path / "backup", local_roots={})
+    assert (await scratch_db.items.count_documents({}), await scratch_db.items2.count_documents({})) == (3, 1)
+
+
 async def test_counting_the_missing_local_files_holds_a_page_of_keys_not_all(state: AppState, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """After a restore without payloads, the stored files a mount lacks are counted. Every key of the

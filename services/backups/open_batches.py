@@ -31,6 +31,7 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services import batches
@@ -94,7 +95,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 class RecentBatches:
     """The batches begun since shortly before `started` (by their ids) of which the backup copies
     documents: how many of each it holds, by collection. Looked for in each document's BSON as it
-    goes to the backup file, never decoded (a search of its bytes, as cheap as hashing them)."""
+    goes to the backup file: a search of its bytes, as cheap as hashing them, and only a document
+    whose bytes may name a recent batch decoded (its top level, in C)."""
 
     def __init__(self, started: datetime) -> None:
         # An ObjectId starts with its time, big-endian: one begun since compares greater, as bytes.
@@ -102,14 +104,23 @@ class RecentBatches:
         self.held: dict[ObjectId, Counter[str]] = {}
 
     def look(self, collection: str, document: bytes) -> None:
-        """Note `document`'s batch, if it names a recent one (a nested `batch` first, rarely: then
-        the lake holds no batch of that id, and it is noted as held in part, which removes nothing)."""
+        """Note `document`'s batch, if it names a recent one. The mark's bytes say only that it may:
+        they can be inside a value before the `batch` element (a name or label holding "\x07batch\x00"
+        and twelve more characters, a binary field). Taken for the batch, the first of them counted
+        the real batch short (a restore removed it, held whole) and counted the batch the value named
+        (removed, where the lake held none of it). So a document whose bytes may name a recent batch
+        is read, its top level only, for the batch it is of."""
         at = document.find(BATCH_MARK)
-        if at < 0:
-            return
-        batch_id = document[at + len(BATCH_MARK):at + len(BATCH_MARK) + 12]
-        if len(batch_id) == 12 and batch_id >= self.since:
-            self.held.setdefault(ObjectId(batch_id), Counter())[collection] += 1
+        while at >= 0:
+            start = at + len(BATCH_MARK)
+            if document[start:start + 12] >= self.since:
+                break
+            at = document.find(BATCH_MARK, start)
+        else:
+            return  # names no recent batch: most documents, told by the search alone
+        batch_id = RawBSONDocument(document).get("batch")
+        if isinstance(batch_id, ObjectId) and batch_id.binary >= self.since:
+            self.held.setdefault(batch_id, Counter())[collection] += 1
 
 
 async def held_in_part(db: AsyncDatabase, recent: RecentBatches, seen: _Seen) -> list[OpenBatch]:
