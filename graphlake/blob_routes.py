@@ -16,6 +16,7 @@ and no URL could have replaced it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from typing import Any
 
@@ -143,9 +144,9 @@ async def put_blob(request: Request) -> Response:
             return _error(413, f"the body is larger than the {limit} bytes this URL was signed for")
         if received != limit:
             return _error(400, f"the body must be the {limit} bytes declared, got {received}; nothing was stored")
-        if (declared := params.get("sha256")) is not None and digest.hexdigest() != declared:
-            return _error(400, f"the body's SHA-256 is {digest.hexdigest()}, not the {declared} declared; nothing was "
-                               "stored")
+        if (declared := params.get("digest")) is not None and not hmac.compare_digest(
+                store.signer.digest_tag(digest.hexdigest()).encode(), declared.encode()):
+            return _error(400, f"the body's SHA-256 is {digest.hexdigest()}, not the one declared; nothing was stored")
         store.record_sha256(staged.file.fileno(), digest.hexdigest())
         if (refusal := await refuses_writes(key)) is not None:  # closed while the body was on its way
             return _error(409, refusal)

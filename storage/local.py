@@ -461,8 +461,10 @@ class LocalStore:
                        expires_in: int) -> SignedRequest:
         self.path(key)
         self.ownership.require("upload", key)
-        # The declared digest signed in, so the route refuses other bytes as S3 does (x-amz-checksum-sha256).
-        url = self.signer.sign("PUT", self.name, key, expires_in, size=str(size), **({"sha256": sha256} if sha256 else {}))
+        # The declared digest's tag signed in (UrlSigner.digest_tag), so the route refuses other bytes as
+        # S3 does (x-amz-checksum-sha256).
+        url = self.signer.sign("PUT", self.name, key, expires_in, size=str(size),
+                               **({"digest": self.signer.digest_tag(sha256)} if sha256 else {}))
         return SignedRequest(url=url, headers={"Content-Type": content_type})
 
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,

@@ -41,6 +41,13 @@ class UrlSigner:
         signed["sig"] = self._signature(method, mount, key, signed)
         return f"{self.base_url}{self.route}/{quote(mount, safe='')}/{quote(key)}?{urlencode(signed)}"
 
+    def digest_tag(self, sha256: str) -> str:
+        """A keyed tag of a declared SHA-256, which a URL carries in its place: the route compares the
+        tag of what it received with it, and the URL (in access logs, a proxy's, a shell's history)
+        holds nothing of the file's digest, which a privacy erase could not reach there."""
+        tag = hmac.new(self._secret, b"declared sha256\0" + sha256.lower().encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(tag[:16]).decode().rstrip("=")
+
     def verify(self, method: str, mount: str, key: str, query: Mapping[str, str]) -> dict[str, str]:
         """The signed parameters (without `sig`) if the URL is genuine and unexpired."""
         params = {k: v for k, v in query.items() if k != "sig"}
