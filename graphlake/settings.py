@@ -319,6 +319,15 @@ class Settings(BaseSettings):
     webapp: bool = Field(default=True, description="Serve the web app at / (built by make into webapp_dir).")
     webapp_dir: Path = Field(default=PROJECT_ROOT / "webapp" / "dist", description="The web app's built files (Vite's dist/).")
 
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_directory(cls, value: Path) -> Path:
+        # Said here, before anything is made or changed: a file there was made owner-only (chmod) and
+        # the command then failed on "File exists" without naming the setting.
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{str(value)!r} exists and is not a directory: the data dir must be one (or not exist yet)")
+        return value
+
     @field_validator("log_level", "alert_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
