@@ -134,6 +134,9 @@ async def test_only_files_under_a_root_of_the_size_given_are_read(api: Api, cont
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "mount"} and "local mounts only" in error["message"]
     error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin", name="")]}, token=contributor)
     assert error["extensions"]["field"] == "inputs[0].name"
+    error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin", path="good.bin")]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[0].path"}, error  # no collection to place it in
+    assert "give collectionId too" in error["message"]
     scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
     twice = ingest_input(root / "good.bin", collectionId=scans["id"], path="good.bin")
     error = await api.error("IngestFiles", {"inputs": [twice, twice]}, token=contributor)  # one path of a collection twice

@@ -1118,6 +1118,13 @@ async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, se
     for fields, field in cases:
         error = await api.error("CreateUpload", {"input": fields}, token=contributor)
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (fields, error)
+    # A path without a collection was accepted and dropped: the asset went nowhere, and nothing said so.
+    error = await api.error("CreateUpload", {"input": {"name": "x", "sizeBytes": 1, "path": "day1/x.bin"}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "path"}, error
+    assert error["message"].endswith("a path places the file in a collection: give collectionId too"), error
+    error = await api.error("CreateUploads", {"inputs": [{"name": "a", "sizeBytes": 1},
+                                                         {"name": "b", "sizeBytes": 1, "path": "b.bin"}]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].path"}, error
     assert await UploadSession.count() == 0
 
 

@@ -29,7 +29,8 @@ class CreateUploadInput:
     owner: OwnershipInput | None = strawberry.field(default=None, description=OWNER)
     data_timestamp: datetime | None = strawberry.field(default=None, description=DATA_TIMESTAMP)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description="Put the asset into this collection when complete.")
-    path: str | None = strawberry.field(default=None, description="Its path in that collection.")
+    path: str | None = strawberry.field(default=None, description=(
+        "Its path in that collection; only with collectionId (without it, BAD_USER_INPUT)."))
     direct: bool = strawberry.field(default=False, description=(
         "Write the file into the local mount yourself instead of PUTting it: for clients that share the mount's "
         "filesystem (see Mount.localRoot). The session then has `directPath` and no URL or parts."))
@@ -89,4 +90,5 @@ class IngestFileInput:
     data_timestamp: datetime | None = strawberry.field(default=None, description=DATA_TIMESTAMP)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description="File the asset into this collection.")
     path: str | None = strawberry.field(default=None, description=(
-        "Its path in that collection; a file filed there already with the same SHA-256 is not copied again."))
+        "Its path in that collection (only with collectionId: without it, BAD_USER_INPUT); a file filed there "
+        "already with the same SHA-256 is not copied again."))
