@@ -90,8 +90,8 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
         _refuse_the_lakes_own(objects, bucket, store, stores)
         for obj in objects:  # each asset is named by its key: held to a name's rule, before any is stored
             if found := control_in(obj["Key"]):
-                raise BadUserInput(f"the key of s3://{bucket}/{obj['Key']!r} holds a control character ({found}), which no "
-                                   "asset's name may: register the objects beside it by narrower prefixes", field="prefix")
+                raise BadUserInput(f"object key {obj['Key']!r} holds a control character ({found}), which no asset's name "
+                                   "may: register the objects beside it by narrower prefixes", field="prefix")
         for obj in objects:
             filename = posixpath.basename(obj["Key"])
             assets.append(Asset(
