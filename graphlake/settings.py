@@ -36,6 +36,9 @@ DURATION_LIMITS = {
     "upload_expiry_seconds": (YEAR_SECONDS, "a year"),
     "max_download_url_seconds": (YEAR_SECONDS, "a year"),
     "event_clock_skew_seconds": (86_400, "a day: a clock further ahead is set wrong, not drifting"),
+    "reconcile_interval_seconds": (7 * 86_400, "a week: each round's next is set that far ahead"),
+    # A timedelta (strawberry's wait for connection_init) of ~1e15 s overflowed on every WebSocket.
+    "websocket_init_timeout_seconds": (3_600, "an hour"),
 }
 
 
@@ -71,8 +74,9 @@ class S3MountSettings(BaseModel):
         default=None, description="Mount to use for new uploads while this one is unreachable."
     )
     timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Longest wait for a connection or for any answer from the store; "
-                                        "a store that accepts connections but never answers fails within it.")
+        default=5.0, gt=0, le=3_600, description="Longest wait for a connection or for any answer from the store "
+                                                  "(at most an hour: a socket's timeout of ~1e15 s overflowed); a store "
+                                                  "that accepts connections but never answers fails within it.")
 
     @model_validator(mode="after")
     def _public_endpoint(self) -> S3MountSettings:

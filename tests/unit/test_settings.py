@@ -111,6 +111,10 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_UPLOAD_EXPIRY_SECONDS": "300000000000"}, "upload_expiry_seconds\n  Value error, at most 31536000 (a year)"),
     ({"GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS": "300000000000"}, "max_download_url_seconds\n  Value error, at most 31536000"),
     ({"GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS": "300000000000"}, "event_clock_skew_seconds\n  Value error, at most 86400 (a day"),
+    ({"GRAPHLAKE_RECONCILE_INTERVAL_SECONDS": "300000000000"}, "reconcile_interval_seconds\n  Value error, at most 604800"),
+    ({"GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS": "1e15"}, "websocket_init_timeout_seconds\n  Value error, at most 3600"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "timeout_seconds": 1e15}}'},
+     "timeout_seconds\n  Input should be less than or equal to 3600"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
     for key, value in env.items():
